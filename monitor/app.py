@@ -1,0 +1,177 @@
+"""The composition root: builds every concrete object, owns start-up, reload and shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+import uvicorn
+from prometheus_client import CollectorRegistry
+from starlette.routing import Route
+
+from monitor.config.loader import Config, load_config
+from monitor.config.secrets import resolve_api_key
+from monitor.domain import utcnow
+from monitor.errors import MonitorError
+from monitor.http import build_http_app
+from monitor.providers import build_provider
+from monitor.providers.base import Provider
+from monitor.runner import Annotator, Listener, Runner
+from monitor.scheduler import Scheduler, drain
+from monitor.store import Store
+from monitor.telemetry.metrics import Metrics
+from monitor.telemetry.tracing import get_tracer, make_tracer_provider
+
+log = logging.getLogger("monitor.app")
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:  # the app owns signal handling
+        yield
+
+
+def build_providers(config: Config, environ: Mapping[str, str]) -> dict[str, Provider]:
+    """Build one provider per target; raises SecretError when a named key is missing."""
+    return {t.id: build_provider(t, resolve_api_key(t, environ)) for t in config.targets}
+
+
+def listen_socket(host: str, port: int) -> socket.socket:
+    """Bind the HTTP socket ourselves so a busy port is a clear error, and port 0 works in tests."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        raise MonitorError(f"cannot listen on {host}:{port}: {e.strerror or e}") from e
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+class App:
+    """A running llm-monitor: store, providers, runner, scheduler, HTTP server; reloadable."""
+
+    def __init__(self, config: Config, *, registry: CollectorRegistry | None = None,
+                 environ: Mapping[str, str] | None = None, store: Store | None = None,
+                 annotate: Annotator | None = None, listeners: list[Listener] | None = None,
+                 extra_routes: list[Route] | None = None, now: Callable[[], datetime] = utcnow,
+                 tracer_provider: Any = None, serve_http: bool = True):
+        self.config = config
+        self.environ = os.environ if environ is None else environ
+        self.registry = registry or CollectorRegistry()
+        self.metrics = Metrics(self.registry)
+        self.store = store or Store(config.storage.url)
+        self.tracer_provider = tracer_provider if tracer_provider is not None else make_tracer_provider(self.environ)
+        self.runner = Runner(store=self.store, metrics=self.metrics, tracer=get_tracer(self.tracer_provider),
+                             providers={}, now=now, annotate=annotate, listeners=list(listeners or []))
+        self.scheduler = Scheduler(self._run_job, now=now)
+        self._serve_http = serve_http
+        self._extra_routes = extra_routes or []
+        self._server: _Server | None = None
+        self._server_task: asyncio.Task[None] | None = None
+        self._housekeeping: asyncio.Task[None] | None = None
+        self._stale: list[Provider] = []
+        self._reload_lock = asyncio.Lock()
+        self.port: int | None = None
+        self.now = now
+
+    async def _run_job(self, canary: Any, target: Any) -> None:
+        try:
+            await self.runner.run(canary, target)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("run of %s@%s failed", canary.id, target.id)
+
+    def _declare(self) -> None:
+        self.metrics.declare(((c.id, t.id, c.schedule.interval_s) for c, t in self.config.pairs()),
+                             {t.id: t.daily_spend_cap_usd for t in self.config.targets})
+        self.metrics.reload_ok.set(1)
+        self.metrics.reload_ts.set(time.time())
+
+    async def start(self, *, schedule: bool = True) -> None:
+        """Migrate the store, build providers, start the scheduler and the HTTP server."""
+        revision = await asyncio.to_thread(self.store.migrate)
+        self.runner.set_providers(build_providers(self.config, self.environ), list(self.config.targets))
+        self._declare()
+        if self._serve_http:
+            sock = listen_socket(self.config.http.host, self.config.http.port)
+            self.port = sock.getsockname()[1]
+            app = build_http_app(self, environ=self.environ, extra_routes=self._extra_routes)
+            self._server = _Server(uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False))
+            self._server_task = asyncio.create_task(self._server.serve(sockets=[sock]))
+        if schedule:
+            jobs = self.scheduler.apply(self.config)
+            self.scheduler.start()
+            self._housekeeping = asyncio.create_task(self._housekeep())
+            log.info("started", extra={"jobs": jobs, "store": self.store.safe_url, "schema": revision,
+                                       "listen": f"{self.config.http.host}:{self.port}"})
+
+    def ready(self) -> tuple[bool, dict[str, bool]]:
+        parts = {"store": self.store.ping(), "scheduler": self.scheduler.running}
+        return all(parts.values()), parts
+
+    async def reload(self) -> tuple[bool, str]:
+        """Load the config file again; on any error keep the running config and say why."""
+        async with self._reload_lock:
+            try:
+                config = await asyncio.to_thread(load_config, self.config.path, self.environ)
+                providers = build_providers(config, self.environ)
+            except MonitorError as e:
+                self.metrics.reload_ok.set(0)
+                log.error("reload failed, keeping the running config: %s", e)
+                return False, str(e)
+            self._stale += list(self.runner.providers.values())
+            self.config = config
+            self.runner.set_providers(providers, list(config.targets))
+            self.metrics.forget_pairs({(c.id, t.id) for c, t in config.pairs()})
+            self._declare()
+            jobs = self.scheduler.apply(config, run_now=False) if self.scheduler.running else 0
+            log.info("config reloaded", extra={"jobs": jobs, "canaries": len(config.canaries),
+                                               "targets": len(config.targets)})
+            return True, f"reloaded: {len(config.canaries)} canaries, {len(config.targets)} targets, {jobs} jobs"
+
+    async def _housekeep(self) -> None:
+        """Prune past retention hourly; close providers replaced by a reload once their calls are done."""
+        while True:
+            try:
+                cutoff = self.now() - timedelta(days=self.config.storage.retention_days)
+                removed = await asyncio.to_thread(self.store.prune, cutoff)
+                if removed:
+                    log.info("pruned observations past retention", extra={"removed": removed})
+            except MonitorError as e:
+                log.error("%s", e)
+            if self._stale and not self.runner.in_flight:
+                stale, self._stale = self._stale, []
+                for p in stale:
+                    await p.aclose()
+            await asyncio.sleep(3600)
+
+    async def stop(self) -> tuple[int, int]:
+        """Stop scheduling, give in-flight probes the grace period, then close everything."""
+        self.scheduler.shutdown()
+        finished, cancelled = await drain(self.runner.in_flight, self.config.daemon.grace_period)
+        if self._housekeeping:
+            self._housekeeping.cancel()
+        if self._server is not None:
+            self._server.should_exit = True
+            if self._server_task:
+                await asyncio.wait([self._server_task], timeout=5)
+        for p in [*self.runner.providers.values(), *self._stale]:
+            with contextlib.suppress(Exception):
+                await p.aclose()
+        if self.tracer_provider is not None:
+            self.tracer_provider.shutdown()
+        await asyncio.to_thread(self.store.close)
+        log.info("stopped", extra={"in_flight_finished": finished, "in_flight_cancelled": cancelled})
+        return finished, cancelled

@@ -1,0 +1,85 @@
+"""The `llm-monitor` command line: parses arguments and dispatches to monitor.commands."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from monitor import __version__
+from monitor.logs import setup_logging
+
+DEFAULT_CONFIG = os.environ.get("LLM_MONITOR_CONFIG", "monitor.yaml")
+
+
+def _config_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-c", "--config", default=DEFAULT_CONFIG, help="monitor.yaml (default: %(default)s)")
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="llm-monitor", description="Watch the LLM APIs you depend on.")
+    ap.add_argument("--version", action="version", version=f"llm-monitor {__version__}")
+    ap.add_argument("--log-level", default=os.environ.get("LLM_MONITOR_LOG_LEVEL", "info"),
+                    choices=["debug", "info", "warning", "error"])
+    ap.add_argument("--log-format", default=os.environ.get("LLM_MONITOR_LOG_FORMAT", "json"),
+                    choices=["json", "text"])
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    _config_arg(sub.add_parser("run", help="run the daemon in the foreground"))
+    p = sub.add_parser("probe", help="run canaries once now and print the observations")
+    _config_arg(p)
+    p.add_argument("--canary", help="only this canary")
+    p.add_argument("--target", help="only this target")
+    p.add_argument("--json", action="store_true", help="one JSON object per observation")
+    _config_arg(sub.add_parser("check-config", help="validate the config and every probe file"))
+    p = sub.add_parser("sim", help="run the simulated upstream (OpenAI and Anthropic wire formats)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8900)
+    p.add_argument("--scenario", help="scenario YAML (default: the built-in demo scenario)")
+    p = sub.add_parser("demo", help="zero set-up: simulator + daemon + SQLite in a temp folder")
+    p.add_argument("--port", type=int, default=0, help="port for /metrics (default: a free one)")
+    p.add_argument("--interval", default="10s", help="how often each demo canary runs (default: %(default)s)")
+    p.add_argument("--duration", default=None, help="stop after this long (e.g. 3m); default: until Ctrl-C")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    quiet = args.command in {"probe", "check-config", "demo"}
+    setup_logging("warning" if quiet and args.log_level == "info" else args.log_level,
+                  "text" if quiet else args.log_format)
+    if args.command == "run":
+        from monitor.commands import run
+
+        return run.main(args.config)
+    if args.command == "probe":
+        from monitor.commands import probe
+
+        return probe.main(args.config, args.canary, args.target, args.json)
+    if args.command == "check-config":
+        from monitor.commands import check_config
+
+        return check_config.main(args.config)
+    if args.command == "sim":
+        from monitor.commands import sim
+
+        return sim.main(args.host, args.port, args.scenario)
+    if args.command == "demo":
+        from monitor.commands import demo
+
+        return demo.main(args.port, args.interval, args.duration)
+    raise AssertionError(args.command)
+
+
+def entry() -> None:
+    """Console-script entry: exit with main()'s code; a closed stdout pipe (| head) is not an error."""
+    try:
+        code = main()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 0
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    entry()

@@ -1,0 +1,43 @@
+"""`llm-monitor check-config`: validate monitor.yaml and every probe file; exit 2 on bad input."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from rich.console import Console
+from rich.table import Table
+
+from monitor.commands.common import EXIT_OK, load_or_exit
+from monitor.config.secrets import resolve_api_key
+from monitor.errors import SecretError
+
+
+def main(config_path: str) -> int:
+    config = load_or_exit(config_path)
+    out = Console(highlight=False)
+    targets = Table(title="targets", header_style="bold")
+    for col in ("id", "provider", "model", "base_url", "stream", "key"):
+        targets.add_column(col)
+    warnings: list[str] = []
+    for t in config.targets:
+        try:
+            key = "set" if resolve_api_key(t) else "none needed"
+        except SecretError as e:
+            key = "[yellow]missing[/]"
+            warnings.append(str(e))
+        targets.add_row(t.id, t.provider, t.model, t.base_url, str(t.stream), key)
+    out.print(targets)
+    per_file = Counter(c.source for c in config.canaries)
+    files = Table(title="probe files", header_style="bold")
+    files.add_column("file")
+    files.add_column("canaries", justify="right")
+    for f in config.probe_files:
+        files.add_row(f, str(per_file.get(f, 0)))
+    out.print(files)
+    n_checks = sum(len(c.checks) for c in config.canaries)
+    out.print(f"{len(config.canaries)} canaries, {n_checks} checks, {len(config.pairs())} canary x target pairs, "
+              f"store {config.storage.url}, listen {config.http.listen}")
+    for w in warnings:
+        out.print(f"[yellow]warning:[/] {w} (the daemon will refuse to start without it)")
+    out.print("[green]configuration OK[/]")
+    return EXIT_OK

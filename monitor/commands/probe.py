@@ -1,0 +1,74 @@
+"""`llm-monitor probe`: run canaries once now, print a table or JSON lines, exit 1 if any call failed."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+
+from prometheus_client import CollectorRegistry
+from rich.console import Console
+from rich.table import Table
+
+from monitor.app import App
+from monitor.commands.common import EXIT_CONFIG, EXIT_FAIL, EXIT_OK, err_console, load_or_exit
+from monitor.domain import Observation
+from monitor.errors import MonitorError
+from monitor.features import daemon_features
+
+
+def observation_table(observations: list[Observation]) -> Table:
+    table = Table(show_lines=False, header_style="bold")
+    for col in ("canary", "target", "#", "result", "model", "latency", "ttft", "tok in/out", "tok/s", "cost $",
+                "refusal", "checks"):
+        table.add_column(col, no_wrap=col in {"canary", "target", "result", "model"})
+    for o in observations:
+        c = o.call
+        result = f"[red]{c.error_type.value}[/]" if c.error_type else (c.finish_reason.value if c.finish_reason else "?")
+        checks = ", ".join(f"{r.name}:{'✓' if r.passed else ('✗' if r.passed is False else '?')}" for r in o.checks)
+        table.add_row(
+            o.canary, o.target, str(o.sample_index), result, c.response_model or "",
+            f"{c.latency_s:.3f}s" if c.latency_s is not None else "",
+            f"{c.ttft_s:.3f}s" if c.ttft_s is not None else "",
+            f"{_n(c.usage.input_tokens)}/{_n(c.usage.output_tokens)}",
+            f"{o.output_tokens_per_s:.0f}" if o.output_tokens_per_s else "",
+            f"{o.cost_usd:.6f}" if o.cost_usd is not None else "", o.refusal or "", checks,
+        )
+    return table
+
+
+def _n(v: int | None) -> str:
+    return "?" if v is None else str(v)
+
+
+def main(config_path: str, canary: str | None, target: str | None, as_json: bool) -> int:
+    config = load_or_exit(config_path)
+    pairs = [(c, t) for c, t in config.pairs()
+             if (canary is None or c.id == canary) and (target is None or t.id == target)]
+    if not pairs:
+        err_console.print(f"no canary x target pair matches --canary {canary} --target {target}")
+        return EXIT_CONFIG
+
+    async def _main() -> int:
+        app = App(config, registry=CollectorRegistry(), serve_http=False, **daemon_features(config))
+        try:
+            await app.start(schedule=False)
+        except MonitorError as e:
+            err_console.print(f"[red]cannot start:[/] {e}")
+            return EXIT_CONFIG
+        try:
+            results = await asyncio.gather(*(app.runner.run(c, t, trigger="manual") for c, t in pairs))
+        finally:
+            await app.stop()
+        observations = [o for batch in results for o in batch]
+        if as_json:
+            for o in observations:
+                sys.stdout.write(json.dumps(o.as_json(), ensure_ascii=False) + "\n")
+        else:
+            console = Console()
+            if not console.is_terminal:
+                console = Console(width=200)
+            console.print(observation_table(observations))
+        return EXIT_FAIL if any(not o.ok for o in observations) or not observations else EXIT_OK
+
+    return asyncio.run(_main())

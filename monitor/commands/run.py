@@ -1,0 +1,45 @@
+"""`llm-monitor run`: the daemon in the foreground, stopped by SIGTERM/SIGINT, reloaded by SIGHUP."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from monitor.app import App
+from monitor.commands.common import EXIT_CONFIG, EXIT_OK, load_or_exit
+from monitor.errors import MonitorError, SecretError
+from monitor.features import daemon_features
+
+log = logging.getLogger("monitor.run")
+
+
+async def serve(app: App, stop: asyncio.Event) -> int:
+    """Start `app`, run until `stop` is set (or a signal sets it), then shut down cleanly."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(app.reload()))
+    try:
+        await app.start()
+    except SecretError as e:
+        log.error("%s", e)
+        return EXIT_CONFIG
+    except MonitorError as e:
+        log.error("cannot start: %s", e)
+        return EXIT_CONFIG
+    await stop.wait()
+    log.info("shutting down", extra={"grace_period_s": app.config.daemon.grace_period,
+                                     "in_flight": len(app.runner.in_flight)})
+    await app.stop()
+    return EXIT_OK
+
+
+def main(config_path: str) -> int:
+    config = load_or_exit(config_path)
+
+    async def _main() -> int:
+        app = App(config, **daemon_features(config))
+        return await serve(app, asyncio.Event())
+
+    return asyncio.run(_main())

@@ -1,0 +1,158 @@
+"""Load monitor.yaml and the probe files it names into one validated :class:`Config`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from monitor.config.models import Canary, Daemon, Http, MonitorFile, ProbeFile, Storage, Target
+from monitor.config.yamlsrc import Located, dotted, load_yaml
+from monitor.errors import ConfigError, ConfigIssue
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the daemon runs from: targets, canaries (with their source files) and settings."""
+
+    path: str
+    targets: tuple[Target, ...]
+    canaries: tuple[Canary, ...]
+    storage: Storage
+    http: Http
+    daemon: Daemon
+    drift: Mapping[str, Any]
+    alerts: Mapping[str, Any]
+    probe_files: tuple[str, ...]
+
+    def target(self, target_id: str) -> Target:
+        return next(t for t in self.targets if t.id == target_id)
+
+    def canary(self, canary_id: str) -> Canary:
+        return next(c for c in self.canaries if c.id == canary_id)
+
+    def targets_of(self, canary: Canary) -> list[Target]:
+        """Return the targets a canary runs against (all of them unless it names some)."""
+        if canary.targets is None:
+            return list(self.targets)
+        return [t for t in self.targets if t.id in canary.targets]
+
+    def pairs(self) -> list[tuple[Canary, Target]]:
+        return [(c, t) for c in self.canaries for t in self.targets_of(c)]
+
+
+M = TypeVar("M", bound=BaseModel)
+_SECRETISH = re.compile(r"key|secret|token|password", re.I)
+
+
+def _validate(model: type[M], src: Located, issues: list[ConfigIssue]) -> M | None:
+    try:
+        return model.model_validate(src.data if src.data is not None else {})
+    except ValidationError as e:
+        for err in e.errors():
+            loc = _strip_union_tags(tuple(err["loc"]))
+            reason = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                reason = "unknown key"
+            value = err.get("input") if err["type"] != "missing" else None
+            if isinstance(value, dict | list):
+                value = None
+            elif value is not None and _SECRETISH.search(str(loc[-1]) if loc else ""):
+                value = "<redacted>"  # never echo something that may be a secret
+            issues.append(ConfigIssue(src.path, dotted(loc), reason, src.line_of(loc), value))
+        return None
+
+
+def _strip_union_tags(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Drop pydantic's discriminator/union tags (e.g. 'contains', 'function-after[...]') from an error path."""
+    known = {"function-after", "function-before", "function-wrap"}
+    return tuple(p for p in loc if not (isinstance(p, str) and any(p.startswith(k) for k in known)))
+
+
+def probe_paths(entries: list[str], base: Path) -> tuple[list[Path], list[str]]:
+    """Expand probe entries (files, folders, globs) relative to `base`; return files and missing entries."""
+    files: list[Path] = []
+    missing: list[str] = []
+    for entry in entries:
+        p = (base / entry) if not Path(entry).is_absolute() else Path(entry)
+        if p.is_dir():
+            files += sorted(q for q in p.iterdir() if q.suffix in {".yaml", ".yml"} and q.is_file())
+        elif p.is_file():
+            files.append(p)
+        elif any(ch in entry for ch in "*?["):
+            found = sorted(base.glob(entry))
+            files += found
+            if not found:
+                missing.append(entry)
+        else:
+            missing.append(entry)
+    return files, missing
+
+
+def load_probe_files(paths: list[Path], environ: Mapping[str, str] | None = None) -> list[Canary]:
+    """Load and validate canaries from probe files; ids must be unique across files."""
+    issues: list[ConfigIssue] = []
+    canaries = _load_probes(paths, environ, issues)
+    if issues:
+        raise ConfigError(issues)
+    return canaries
+
+
+def _load_probes(paths: list[Path], environ: Mapping[str, str] | None, issues: list[ConfigIssue]) -> list[Canary]:
+    seen: dict[str, str] = {}
+    canaries: list[Canary] = []
+    for path in paths:
+        try:
+            src = load_yaml(path, environ=dict(environ) if environ is not None else None)
+        except ConfigError as e:
+            issues += e.issues
+            continue
+        pf = _validate(ProbeFile, src, issues)
+        if pf is None:
+            continue
+        for i, c in enumerate(pf.canaries):
+            if c.id in seen:
+                issues.append(ConfigIssue(str(path), f"canaries[{i}].id",
+                                          f"duplicate canary id (also defined in {seen[c.id]})",
+                                          src.line_of(("canaries", i, "id")), c.id))
+                continue
+            seen[c.id] = str(path)
+            canaries.append(c.model_copy(update={"source": str(path)}))
+    return canaries
+
+
+def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
+    """Load monitor.yaml and its probe files; raise ConfigError listing every problem found."""
+    path = Path(path)
+    issues: list[ConfigIssue] = []
+    src = load_yaml(path, environ=dict(environ) if environ is not None else None)
+    mf = _validate(MonitorFile, src, issues)
+    if mf is None:
+        raise ConfigError(issues)
+    ids = [t.id for t in mf.targets]
+    for i, t in enumerate(mf.targets):
+        if ids.index(t.id) != i:
+            issues.append(ConfigIssue(str(path), f"targets[{i}].id", "duplicate target id",
+                                      src.line_of(("targets", i, "id")), t.id))
+    files, missing = probe_paths(mf.probes, path.parent)
+    for m in missing:
+        j = mf.probes.index(m)
+        issues.append(ConfigIssue(str(path), f"probes[{j}]", "no such probe file or folder",
+                                  src.line_of(("probes", j)), m))
+    canaries = _load_probes(files, environ, issues)
+    for c in canaries:
+        for name in c.targets or []:
+            if name not in ids:
+                issues.append(ConfigIssue(c.source, f"canary {c.id}: targets", "unknown target "
+                                          f"(known: {', '.join(ids)})", None, name))
+    if issues:
+        raise ConfigError(issues)
+    return Config(
+        path=str(path), targets=tuple(mf.targets), canaries=tuple(canaries), storage=mf.storage,
+        http=mf.http, daemon=mf.daemon, drift=mf.drift, alerts=mf.alerts,
+        probe_files=tuple(str(f) for f in files),
+    )

@@ -1,0 +1,238 @@
+"""The configuration schema: targets (upstream model APIs), canaries (probe prompts) and daemon settings.
+
+Every model rejects unknown keys, carries its defaults, and checks what it can on its own; cross-file checks
+(unique ids, canaries naming known targets) live in :mod:`monitor.config.loader`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from apscheduler.triggers.cron import CronTrigger
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+from monitor.config.durations import parse_duration
+
+_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,79}$")
+# Things that look like a key rather than the name of a variable holding one.
+_KEYLIKE = re.compile(r"^(sk-|sk_|sk-ant-|whsec_|xox[bp]-)|[a-z].*[0-9].*[A-Z]|^[A-Za-z0-9+/_-]{32,}$")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_id(v: str) -> str:
+    if not _ID.match(v):
+        raise ValueError("must be lowercase letters, digits, '.', '_' or '-', starting with a letter or digit")
+    return v
+
+
+Id = Annotated[str, Field(min_length=1)]
+
+
+class RequestParams(Strict):
+    """Sampling parameters sent with every call; canary params override the target's."""
+
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    max_tokens: int | None = Field(default=None, ge=1)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    seed: int | None = None
+
+    def merged(self, override: RequestParams | None) -> RequestParams:
+        """Return these params with every field set in `override` replacing ours."""
+        if override is None:
+            return self
+        return self.model_copy(update=override.model_dump(exclude_none=True))
+
+
+class Prices(Strict):
+    """USD per million tokens. Reasoning tokens are billed as output tokens (they are counted in them)."""
+
+    input: float = Field(ge=0)
+    cached_input: float | None = Field(default=None, ge=0)
+    output: float = Field(ge=0)
+
+
+class Target(Strict):
+    """One upstream model API to watch."""
+
+    id: Id
+    provider: Literal["openai", "anthropic"]
+    base_url: str
+    model: str = Field(min_length=1)
+    api_key_env: str | None = None
+    api_key_file: str | None = None
+    params: RequestParams = RequestParams()
+    stream: bool = True
+    stream_usage: bool = True  # send stream_options.include_usage (OpenAI-compatible servers)
+    timeout: float = Field(default=60.0, gt=0)
+    max_concurrency: int = Field(default=4, ge=1, le=1024)
+    headers: dict[str, str] = {}
+    prices: Prices | None = None
+    daily_spend_cap_usd: float | None = Field(default=None, gt=0)
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        return _check_id(v)
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", v):
+            raise ValueError("must be an http:// or https:// URL")
+        return v.rstrip("/")
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _env_name(cls, v: str | None) -> str | None:
+        if v is not None and (not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", v) or _KEYLIKE.search(v)):
+            raise ValueError(
+                "must be the NAME of an environment variable that holds the key (e.g. OPENAI_API_KEY), "
+                "not the key itself: keys are never read from the config text")
+        return v
+
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, v: dict[str, str]) -> dict[str, str]:
+        for name in v:
+            if name.lower() in {"authorization", "x-api-key", "api-key"}:
+                raise ValueError(f"header {name!r} carries a secret: use api_key_env or api_key_file instead")
+        return v
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_literal_key(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "api_key" in data:
+            raise ValueError("api_key is not accepted in the config text: put the key in an environment "
+                             "variable and name it with api_key_env (or point api_key_file at a file)")
+        return data
+
+
+class Schedule(Strict):
+    """When a canary runs: a fixed period (`every: 5m`) or a cron expression, with optional jitter."""
+
+    every: str | None = None
+    cron: str | None = None
+    jitter: str | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> Schedule:
+        if (self.every is None) == (self.cron is None):
+            raise ValueError("set exactly one of `every` or `cron`")
+        if self.every is not None and parse_duration(self.every) < 1:
+            raise ValueError(f"`every` must be at least 1s (value: {self.every!r})")
+        if self.cron is not None:
+            try:
+                CronTrigger.from_crontab(self.cron, timezone="UTC")
+            except ValueError as e:
+                raise ValueError(f"invalid cron expression {self.cron!r}: {e}") from e
+        if self.jitter is not None:
+            parse_duration(self.jitter)
+        return self
+
+    @property
+    def interval_s(self) -> float:
+        """The period in seconds (for cron, the gap between its next two fire times)."""
+        if self.every is not None:
+            return parse_duration(self.every)
+        from datetime import UTC, datetime
+
+        trig = CronTrigger.from_crontab(self.cron or "", timezone="UTC")
+        now = datetime.now(UTC)
+        a = trig.get_next_fire_time(None, now)
+        b = trig.get_next_fire_time(a, a) if a else None
+        if a and b and b == a:
+            from datetime import timedelta
+
+            b = trig.get_next_fire_time(a, a + timedelta(seconds=1))
+        return (b - a).total_seconds() if a and b else 3600.0
+
+    @property
+    def jitter_s(self) -> float:
+        return parse_duration(self.jitter) if self.jitter else 0.0
+
+
+class Message(Strict):
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class Canary(Strict):
+    """A probe prompt, run `samples` times per scheduled run against each of its targets."""
+
+    id: Id
+    description: str = ""
+    messages: list[Message] = Field(min_length=1)
+    params: RequestParams | None = None
+    tools: list[dict[str, Any]] | None = None
+    samples: int = Field(default=1, ge=1, le=100)
+    schedule: Schedule = Schedule(every="5m")
+    targets: list[str] | None = None
+    checks: list[dict[str, Any]] = []  # TODO(lead): list[CheckSpec] once monitor.checks lands
+    tags: list[str] = []
+    source: str = Field(default="", exclude=True)  # the probe file it came from
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        return _check_id(v)
+
+
+class Storage(Strict):
+    url: str = "sqlite:///llm-monitor.db"
+    retention_days: float = Field(default=90, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if not re.match(r"^(sqlite|postgresql(\+psycopg)?)://", v):
+            raise ValueError("must start with sqlite:// or postgresql+psycopg://")
+        if re.match(r"^postgresql(\+psycopg)?://[^/@]*:[^/@]+@", v):
+            raise ValueError("must not contain a password: use PGPASSWORD / a .pgpass file, or ${ENV} interpolation")
+        return v
+
+
+class Http(Strict):
+    listen: str = "127.0.0.1:9464"
+    reload_token_env: str = "LLM_MONITOR_RELOAD_TOKEN"
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, v: str) -> str:
+        host, _, port = v.rpartition(":")
+        if not host or not port.isdigit() or not 0 <= int(port) < 65536:
+            raise ValueError("must be HOST:PORT, e.g. 127.0.0.1:9464 or 0.0.0.0:9464")
+        return v
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+
+class Daemon(Strict):
+    grace_period: float = Field(default=30.0, ge=0)  # seconds in-flight probes get on shutdown
+    max_start_delay: float = Field(default=30.0, ge=0)  # first runs are spread over this many seconds
+
+
+class MonitorFile(Strict):
+    """The top-level monitor.yaml as written by the user."""
+
+    targets: list[Target] = Field(min_length=1)
+    probes: list[str] = ["./probes"]
+    storage: Storage = Storage()
+    http: Http = Http()
+    daemon: Daemon = Daemon()
+    drift: dict[str, Any] = {}
+    alerts: dict[str, Any] = {}
+
+
+class ProbeFile(Strict):
+    canaries: list[Canary] = []

@@ -1,0 +1,31 @@
+"""Read API keys from the environment or a file, the only places secrets come from."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from monitor.config.models import Target
+from monitor.errors import SecretError
+
+
+def resolve_api_key(target: Target, environ: Mapping[str, str] | None = None) -> str | None:
+    """Return the target's API key, or None if it names no source; raise SecretError if the source is empty."""
+    env = os.environ if environ is None else environ
+    if target.api_key_env:
+        value = env.get(target.api_key_env, "").strip()
+        if not value:
+            raise SecretError(f"target {target.id}: environment variable {target.api_key_env} "
+                              "(named by api_key_env) is not set or empty")
+        return value
+    if target.api_key_file:
+        try:
+            value = Path(target.api_key_file).read_text(encoding="utf-8").strip()
+        except OSError as e:
+            raise SecretError(f"target {target.id}: cannot read api_key_file {target.api_key_file}: "
+                              f"{e.strerror or e}") from e
+        if not value:
+            raise SecretError(f"target {target.id}: api_key_file {target.api_key_file} is empty")
+        return value
+    return None

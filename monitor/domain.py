@@ -1,0 +1,164 @@
+"""Plain values shared by every layer: what one probe call produced, and what was learned from it.
+
+These are the domain objects; the store keeps its own table models and converts at its boundary.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+
+class ErrorType(StrEnum):
+    """Why a call failed: one low-cardinality taxonomy for metrics, storage and alerts."""
+
+    TIMEOUT = "timeout"
+    CONNECT = "connect"
+    RATE_LIMITED = "rate_limited"
+    SERVER_ERROR = "server_error"
+    AUTH = "auth"
+    BAD_REQUEST = "bad_request"
+    CONTENT_FILTER = "content_filter"
+    BAD_RESPONSE = "bad_response"
+    CANCELLED = "cancelled"
+
+
+class FinishReason(StrEnum):
+    """Finish reasons normalised across providers (the raw value is kept beside)."""
+
+    STOP = "stop"
+    LENGTH = "length"
+    TOOL_CALLS = "tool_calls"
+    CONTENT_FILTER = "content_filter"
+    REFUSAL = "refusal"
+    OTHER = "other"
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token counts as reported by the server. ``None`` means unknown, never zero-by-default."""
+
+    input_tokens: int | None = None
+    cached_input_tokens: int | None = None
+    output_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    estimated: bool = False  # True when counts were estimated locally because the server reported none
+
+
+@dataclass(slots=True)
+class CallResult:
+    """What a provider returns for one chat call: the wire-level facts, success or failure.
+
+    Timings come from the client's own monotonic clock: ``ttft_s`` is request start to the first chunk with
+    content (or refusal text); ``latency_s`` is request start to the end of the response.
+    """
+
+    text: str = ""
+    finish_reason: FinishReason | None = None
+    raw_finish_reason: str | None = None
+    response_model: str | None = None
+    system_fingerprint: str | None = None
+    request_id: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    latency_s: float | None = None
+    ttft_s: float | None = None
+    http_status: int | None = None
+    ratelimit: dict[str, str] = field(default_factory=dict)
+    retry_after_s: float | None = None
+    error_type: ErrorType | None = None
+    error_message: str | None = None
+    refusal_text: str | None = None  # OpenAI's `refusal` field, Anthropic's stop_reason=refusal text
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)  # [{"name": str, "arguments": str}]
+    stream: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.error_type is None
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    """The outcome of one check on one completion. ``passed`` is None when the check could not be applied."""
+
+    name: str
+    type: str
+    passed: bool | None
+    detail: str = ""
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(slots=True)
+class Observation:
+    """One probe call of one canary against one target: the unit llm-monitor stores, measures and diffs."""
+
+    canary: str
+    target: str
+    provider: str
+    request_model: str
+    started_at: datetime
+    call: CallResult
+    run_id: str = ""
+    sample_index: int = 0
+    cost_usd: float | None = None
+    output_tokens_per_s: float | None = None
+    checks: list[CheckResult] = field(default_factory=list)
+    refusal: str | None = None  # none | partial | full
+    refusal_score: float | None = None
+    id: str = field(default_factory=new_id)
+
+    @property
+    def ok(self) -> bool:
+        return self.call.ok
+
+    @property
+    def text(self) -> str:
+        return self.call.text
+
+    def as_json(self) -> dict[str, Any]:
+        """The public JSON shape (``probe --json``, the HTTP API, dumps for ``replay``)."""
+        c = self.call
+        return {
+            "id": self.id,
+            "run_id": self.run_id,
+            "canary": self.canary,
+            "target": self.target,
+            "provider": self.provider,
+            "request_model": self.request_model,
+            "sample_index": self.sample_index,
+            "started_at": self.started_at.isoformat(),
+            "text": c.text,
+            "finish_reason": c.finish_reason.value if c.finish_reason else None,
+            "raw_finish_reason": c.raw_finish_reason,
+            "response_model": c.response_model,
+            "system_fingerprint": c.system_fingerprint,
+            "request_id": c.request_id,
+            "input_tokens": c.usage.input_tokens,
+            "cached_input_tokens": c.usage.cached_input_tokens,
+            "output_tokens": c.usage.output_tokens,
+            "reasoning_tokens": c.usage.reasoning_tokens,
+            "tokens_estimated": c.usage.estimated,
+            "cost_usd": self.cost_usd,
+            "latency_s": c.latency_s,
+            "ttft_s": c.ttft_s,
+            "output_tokens_per_s": self.output_tokens_per_s,
+            "http_status": c.http_status,
+            "retry_after_s": c.retry_after_s,
+            "error_type": c.error_type.value if c.error_type else None,
+            "error_message": c.error_message,
+            "refusal_text": c.refusal_text,
+            "tool_calls": c.tool_calls,
+            "stream": c.stream,
+            "checks": {r.name: r.passed for r in self.checks},
+            "refusal": self.refusal,
+            "refusal_score": self.refusal_score,
+        }

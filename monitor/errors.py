@@ -1,0 +1,55 @@
+"""The exception tree of llm-monitor, drawn in one place.
+
+Exceptions mean llm-monitor itself (or its input) is broken. A failing upstream is never an exception that
+escapes: it becomes an :class:`monitor.domain.Observation` with an ``error_type``.
+
+    MonitorError
+    ├── ConfigError        bad config or probe file (file, line, field, value, reason)
+    ├── SecretError        a secret is missing, or was written into the config text
+    ├── StoreError         the store is unreachable or its schema is newer than this build
+    └── ReplayError        a replay dump cannot be read
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class MonitorError(Exception):
+    """Base class of every error llm-monitor raises on purpose."""
+
+
+@dataclass
+class ConfigIssue:
+    """One problem found in a config or probe file."""
+
+    file: str
+    field: str
+    reason: str
+    line: int | None = None
+    value: object = None
+
+    def __str__(self) -> str:
+        where = self.file + (f":{self.line}" if self.line else "")
+        shown = "" if self.value is None else f" (value: {self.value!r})"
+        return f"{where}: {self.field}: {self.reason}{shown}"
+
+
+class ConfigError(MonitorError):
+    """A config or probe file is invalid; carries every issue found, each naming file, line, field and value."""
+
+    def __init__(self, issues: list[ConfigIssue]):
+        self.issues = issues
+        super().__init__("\n".join(str(i) for i in issues))
+
+
+class SecretError(MonitorError):
+    """A secret is missing from the environment, or was written literally into the config."""
+
+
+class StoreError(MonitorError):
+    """The store cannot be reached or has a schema this build does not know."""
+
+
+class ReplayError(MonitorError):
+    """A replay dump is malformed; the message names the file, line and field."""

@@ -1,0 +1,104 @@
+"""The daemon's HTTP face: /metrics, health, a small read-only JSON API and an authenticated reload."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import os
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Protocol
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from monitor.config.loader import Config
+from monitor.store import Store
+
+
+class Daemon(Protocol):
+    """What the HTTP layer needs from the running app."""
+
+    config: Config
+    store: Store
+    registry: CollectorRegistry
+
+    def ready(self) -> tuple[bool, dict[str, bool]]: ...
+
+    async def reload(self) -> tuple[bool, str]: ...
+
+
+Extra = Callable[[Request], Awaitable[Response]]
+
+
+def _int(value: str | None, default: int, lo: int, hi: int) -> int:
+    try:
+        return max(lo, min(hi, int(value))) if value is not None else default
+    except ValueError:
+        return default
+
+
+def build_http_app(daemon: Daemon, *, environ: Mapping[str, str] | None = None,
+                   extra_routes: list[Route] | None = None) -> Starlette:
+    """Build the ASGI app; `extra_routes` lets later features (drift, alerts) add their read-only views."""
+    env = os.environ if environ is None else environ
+
+    async def metrics(_: Request) -> Response:
+        body = await asyncio.to_thread(generate_latest, daemon.registry)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+    async def healthz(_: Request) -> Response:
+        return PlainTextResponse("ok\n")
+
+    async def readyz(_: Request) -> Response:
+        ok, parts = await asyncio.to_thread(daemon.ready)
+        return JSONResponse({"ready": ok, **parts}, status_code=200 if ok else 503)
+
+    async def canaries(_: Request) -> Response:
+        cfg = daemon.config
+        return JSONResponse([{
+            "id": c.id, "description": c.description, "samples": c.samples, "tags": c.tags,
+            "schedule": c.schedule.model_dump(exclude_none=True), "interval_s": c.schedule.interval_s,
+            "targets": [t.id for t in cfg.targets_of(c)], "checks": [_check_dict(x) for x in c.checks],
+            "source": c.source,
+        } for c in cfg.canaries])
+
+    async def targets(_: Request) -> Response:
+        return JSONResponse([{
+            "id": t.id, "provider": t.provider, "base_url": t.base_url, "model": t.model, "stream": t.stream,
+            "params": t.params.model_dump(exclude_none=True), "max_concurrency": t.max_concurrency,
+            "daily_spend_cap_usd": t.daily_spend_cap_usd,
+        } for t in daemon.config.targets])
+
+    async def observations(request: Request) -> Response:
+        q = request.query_params
+        limit = _int(q.get("limit"), 50, 1, 1000)
+        rows = await asyncio.to_thread(daemon.store.observations, canary=q.get("canary") or None,
+                                       target=q.get("target") or None, limit=limit)
+        return JSONResponse([o.as_json() for o in rows])
+
+    async def reload(request: Request) -> Response:
+        token = env.get(daemon.config.http.reload_token_env, "")
+        if not token:
+            return JSONResponse({"error": f"reload over HTTP is disabled: set {daemon.config.http.reload_token_env}"},
+                                status_code=403)
+        given = request.headers.get("authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            return JSONResponse({"error": "missing or wrong bearer token"}, status_code=401,
+                                headers={"www-authenticate": "Bearer"})
+        ok, message = await daemon.reload()
+        return JSONResponse({"reloaded": ok, "message": message}, status_code=200 if ok else 400)
+
+    routes = [
+        Route("/metrics", metrics), Route("/healthz", healthz), Route("/readyz", readyz),
+        Route("/api/canaries", canaries), Route("/api/targets", targets),
+        Route("/api/observations", observations), Route("/-/reload", reload, methods=["POST"]),
+        *(extra_routes or []),
+    ]
+    return Starlette(routes=routes)
+
+
+def _check_dict(check: Any) -> Any:
+    return check.model_dump(exclude_none=True) if hasattr(check, "model_dump") else check

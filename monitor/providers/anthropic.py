@@ -1,0 +1,237 @@
+"""Anthropic's Messages API over httpx, with server-sent-event streaming."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+from urllib.parse import urlparse
+
+import httpx
+from httpx_sse import aconnect_sse
+
+from monitor.domain import CallResult, ErrorType, FinishReason, Usage
+from monitor.providers.base import (
+    ChatRequest,
+    Clock,
+    monotonic,
+    ratelimit_headers,
+    retry_after_seconds,
+    short,
+    status_error_type,
+)
+
+API_VERSION = "2023-06-01"
+DEFAULT_MAX_TOKENS = 1024  # the Messages API requires max_tokens
+_STOP = {
+    "end_turn": FinishReason.STOP, "stop_sequence": FinishReason.STOP, "max_tokens": FinishReason.LENGTH,
+    "tool_use": FinishReason.TOOL_CALLS, "refusal": FinishReason.REFUSAL,
+}
+_STREAM_ERRORS = {
+    "overloaded_error": ErrorType.SERVER_ERROR, "api_error": ErrorType.SERVER_ERROR,
+    "rate_limit_error": ErrorType.RATE_LIMITED, "authentication_error": ErrorType.AUTH,
+    "permission_error": ErrorType.AUTH, "invalid_request_error": ErrorType.BAD_REQUEST,
+    "timeout_error": ErrorType.TIMEOUT,
+}
+
+
+class AnthropicError(Exception):
+    """An `error` event inside an otherwise successful stream."""
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
+
+
+class AnthropicProvider:
+    """Messages API client: converts OpenAI-style messages and tools, reads both JSON and SSE answers."""
+
+    name = "anthropic"
+
+    def __init__(self, base_url: str, api_key: str | None, *, headers: dict[str, str] | None = None,
+                 http_client: httpx.AsyncClient | None = None, clock: Clock = monotonic):
+        base = base_url.rstrip("/")
+        self._url = (base if base.endswith("/v1") else base + "/v1") + "/messages"
+        self.server_address = urlparse(base_url).hostname or ""
+        self._headers = {"anthropic-version": API_VERSION, "content-type": "application/json",
+                         **(headers or {})}
+        if api_key:
+            self._headers["x-api-key"] = api_key
+        self._client = http_client or httpx.AsyncClient()
+        self._clock = clock
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    def body(self, req: ChatRequest) -> dict[str, Any]:
+        """Translate an OpenAI-style request into a Messages API body."""
+        system = "\n\n".join(m["content"] for m in req.messages if m["role"] == "system")
+        body: dict[str, Any] = {
+            "model": req.model,
+            "max_tokens": req.max_tokens or DEFAULT_MAX_TOKENS,
+            "messages": [{"role": m["role"], "content": m["content"]} for m in req.messages
+                         if m["role"] != "system"],
+        }
+        if system:
+            body["system"] = system
+        if req.temperature is not None:
+            body["temperature"] = min(req.temperature, 1.0)  # Anthropic's range is 0..1
+        if req.top_p is not None:
+            body["top_p"] = req.top_p
+        if req.tools:
+            body["tools"] = [{"name": t["function"]["name"],
+                              "description": t["function"].get("description", ""),
+                              "input_schema": t["function"].get("parameters", {"type": "object"})}
+                             for t in req.tools if t.get("type", "function") == "function"]
+        if req.stream:
+            body["stream"] = True
+        return body
+
+    async def complete(self, request: ChatRequest) -> CallResult:
+        result = CallResult(stream=request.stream)
+        start = self._clock()
+        headers = {**self._headers, **request.extra_headers}
+        timeout = httpx.Timeout(request.timeout_s)
+        try:
+            async with asyncio.timeout(request.timeout_s):
+                if request.stream:
+                    await self._stream(request, headers, timeout, result, start)
+                else:
+                    resp = await self._client.post(self._url, json=self.body(request), headers=headers,
+                                                   timeout=timeout)
+                    self._meta(resp, result)
+                    if resp.status_code >= 400:
+                        self._status_error(resp, resp.text, result)
+                    else:
+                        self._message(resp.json(), result)
+        except TimeoutError:
+            result.error_type, result.error_message = ErrorType.TIMEOUT, f"no complete answer in {request.timeout_s}s"
+        except httpx.TimeoutException as e:
+            result.error_type, result.error_message = ErrorType.TIMEOUT, short(f"timed out: {type(e).__name__}")
+        except (httpx.ConnectError, httpx.ConnectTimeout) as e:
+            result.error_type, result.error_message = ErrorType.CONNECT, short(f"connection failed: {e}")
+        except AnthropicError as e:
+            result.error_type = _STREAM_ERRORS.get(e.kind, ErrorType.SERVER_ERROR)
+            result.error_message = short(f"{e.kind}: {e}")
+        except (httpx.TransportError, httpx.StreamError) as e:
+            kind = ErrorType.CONNECT if result.http_status is None else ErrorType.BAD_RESPONSE
+            result.error_type, result.error_message = kind, short(f"response broken off: {type(e).__name__}: {e}")
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            result.error_type, result.error_message = ErrorType.BAD_RESPONSE, short(f"malformed response: {e}")
+        result.latency_s = self._clock() - start
+        return result
+
+    async def _stream(self, req: ChatRequest, headers: dict[str, str], timeout: httpx.Timeout,
+                      result: CallResult, start: float) -> None:
+        async with aconnect_sse(self._client, "POST", self._url, json=self.body(req), headers=headers,
+                                timeout=timeout) as source:
+            resp = source.response
+            self._meta(resp, result)
+            if resp.status_code >= 400:
+                await resp.aread()
+                self._status_error(resp, resp.text, result)
+                return
+            if "text/event-stream" not in resp.headers.get("content-type", ""):
+                await resp.aread()
+                self._message(resp.json(), result)  # a server that ignored stream=true
+                return
+            parts: list[str] = []
+            tools: dict[int, dict[str, str]] = {}
+            usage: dict[str, int] = {}
+            stopped = False
+            try:
+                async for sse in source.aiter_sse():
+                    if sse.event == "ping" or not sse.data:
+                        continue
+                    data = json.loads(sse.data)
+                    kind = data.get("type", sse.event)
+                    if kind == "message_start":
+                        msg = data["message"]
+                        result.response_model = msg.get("model")
+                        result.request_id = result.request_id or msg.get("id")
+                        usage.update({k: v for k, v in (msg.get("usage") or {}).items() if isinstance(v, int)})
+                    elif kind == "content_block_start":
+                        block = data.get("content_block") or {}
+                        if block.get("type") == "tool_use":
+                            tools[data["index"]] = {"name": block.get("name", ""), "arguments": ""}
+                    elif kind == "content_block_delta":
+                        delta = data["delta"]
+                        text = delta.get("text") if delta.get("type") == "text_delta" else None
+                        if delta.get("type") == "input_json_delta":
+                            tools.setdefault(data["index"], {"name": "", "arguments": ""})["arguments"] += \
+                                delta.get("partial_json", "")
+                            text = delta.get("partial_json")
+                        if text:
+                            if delta.get("type") == "text_delta":
+                                parts.append(text)
+                            if result.ttft_s is None:
+                                result.ttft_s = self._clock() - start
+                    elif kind == "message_delta":
+                        stop = (data.get("delta") or {}).get("stop_reason")
+                        if stop:
+                            result.raw_finish_reason = stop
+                            result.finish_reason = _STOP.get(stop, FinishReason.OTHER)
+                        usage.update({k: v for k, v in (data.get("usage") or {}).items() if isinstance(v, int)})
+                    elif kind == "message_stop":
+                        stopped = True
+                    elif kind == "error":
+                        err = data.get("error") or {}
+                        raise AnthropicError(err.get("type", "api_error"), err.get("message", ""))
+            finally:
+                result.text = "".join(parts)
+                result.tool_calls = [tools[i] for i in sorted(tools)]
+                result.usage = _usage(usage)
+                if result.finish_reason == FinishReason.REFUSAL:
+                    result.refusal_text = result.text or "refusal"
+            if not stopped:
+                raise httpx.RemoteProtocolError("stream ended without message_stop")
+
+    @staticmethod
+    def _meta(resp: httpx.Response, result: CallResult) -> None:
+        result.http_status = resp.status_code
+        result.request_id = resp.headers.get("request-id")
+        result.ratelimit = ratelimit_headers(resp.headers)
+        result.retry_after_s = retry_after_seconds(resp.headers)
+
+    @staticmethod
+    def _status_error(resp: httpx.Response, text: str, result: CallResult) -> None:
+        kind = ""
+        message = text
+        try:
+            err = json.loads(text).get("error") or {}
+            kind, message = err.get("type", ""), err.get("message", text)
+        except (ValueError, AttributeError):
+            pass
+        result.error_type = _STREAM_ERRORS.get(kind) if resp.status_code == 529 else None
+        result.error_type = result.error_type or status_error_type(resp.status_code, text)
+        result.error_message = short(f"HTTP {resp.status_code}: {kind + ': ' if kind else ''}{message}")
+
+    @staticmethod
+    def _message(msg: dict[str, Any], result: CallResult) -> None:
+        if msg.get("type") == "error":
+            err = msg.get("error") or {}
+            raise AnthropicError(err.get("type", "api_error"), err.get("message", ""))
+        blocks = msg["content"]
+        result.text = "".join(b.get("text", "") for b in blocks if b.get("type") == "text")
+        result.tool_calls = [{"name": b.get("name", ""), "arguments": json.dumps(b.get("input", {}))}
+                             for b in blocks if b.get("type") == "tool_use"]
+        result.response_model = msg.get("model")
+        result.request_id = result.request_id or msg.get("id")
+        stop = msg.get("stop_reason")
+        result.raw_finish_reason = stop
+        result.finish_reason = _STOP.get(stop, FinishReason.OTHER) if stop else None
+        if result.finish_reason == FinishReason.REFUSAL:
+            result.refusal_text = result.text or "refusal"
+        result.usage = _usage(msg.get("usage") or {})
+
+
+def _usage(u: dict[str, Any]) -> Usage:
+    """Convert Anthropic usage; input_tokens here include cache reads and writes (the OTel convention)."""
+    if not u or ("input_tokens" not in u and "output_tokens" not in u):
+        return Usage()
+    base = u.get("input_tokens")
+    read = u.get("cache_read_input_tokens") or 0
+    write = u.get("cache_creation_input_tokens") or 0
+    return Usage(input_tokens=None if base is None else base + read + write,
+                 cached_input_tokens=read if "cache_read_input_tokens" in u else None,
+                 output_tokens=u.get("output_tokens"))

@@ -1,0 +1,105 @@
+"""The provider protocol: one chat call in, one :class:`CallResult` out, never an exception for upstream faults.
+
+A provider owns its HTTP client and speaks one wire format. It measures timings with the injected monotonic
+clock: `ttft_s` from just before the request is sent to the first chunk that carries content (text, refusal
+text or tool-call arguments), `latency_s` to the end of the response.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from monitor.domain import CallResult, ErrorType
+
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """One chat call: OpenAI-style messages plus sampling parameters (None means "server default")."""
+
+    model: str
+    messages: list[dict[str, Any]]
+    stream: bool = True
+    temperature: float | None = None
+    max_tokens: int | None = None
+    top_p: float | None = None
+    seed: int | None = None
+    tools: list[dict[str, Any]] | None = None
+    timeout_s: float = 60.0
+    extra_headers: dict[str, str] = field(default_factory=dict)
+
+
+class Provider(Protocol):
+    """Sends chat requests to one upstream API and reports what happened as data."""
+
+    name: str  # the OTel gen_ai.provider.name
+    server_address: str
+
+    async def complete(self, request: ChatRequest) -> CallResult:
+        """Make one call; return a CallResult whose error_type is set when the call failed."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections."""
+        ...
+
+
+def monotonic() -> float:
+    return time.perf_counter()
+
+
+def status_error_type(status: int, body_text: str = "") -> ErrorType:
+    """Map an HTTP error status (and the error body) to the error taxonomy."""
+    low = body_text.lower()
+    if status == 429:
+        return ErrorType.RATE_LIMITED
+    if status in (401, 403):
+        return ErrorType.AUTH
+    if status == 408:
+        return ErrorType.TIMEOUT
+    if status >= 500:
+        return ErrorType.SERVER_ERROR
+    if status == 400 and ("content_policy" in low or "content_filter" in low or "content management" in low):
+        return ErrorType.CONTENT_FILTER
+    return ErrorType.BAD_REQUEST
+
+
+def retry_after_seconds(headers: Any) -> float | None:
+    """Parse Retry-After (seconds, or retry-after-ms) from response headers."""
+    if headers is None:
+        return None
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return float(ms) / 1000.0
+        except ValueError:
+            pass
+    ra = headers.get("retry-after")
+    if not ra:
+        return None
+    try:
+        return float(ra)
+    except ValueError:
+        from email.utils import parsedate_to_datetime
+
+        try:
+            return max(parsedate_to_datetime(ra).timestamp() - time.time(), 0.0)
+        except (TypeError, ValueError):
+            return None
+
+
+def ratelimit_headers(headers: Any) -> dict[str, str]:
+    """Keep the rate-limit headers of a response (they are data, never metric labels)."""
+    if headers is None:
+        return {}
+    keep = ("x-ratelimit-", "anthropic-ratelimit-", "retry-after", "openai-processing-ms")
+    return {k.lower(): v for k, v in headers.items() if k.lower().startswith(keep)}
+
+
+def short(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

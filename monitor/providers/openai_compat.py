@@ -1,0 +1,179 @@
+"""OpenAI and every OpenAI-compatible server (Azure OpenAI, vLLM, Ollama, LiteLLM, ...) via the official SDK."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+from urllib.parse import urlparse
+
+import httpx
+import openai
+
+from monitor.domain import CallResult, ErrorType, FinishReason, Usage
+from monitor.providers.base import (
+    ChatRequest,
+    Clock,
+    monotonic,
+    ratelimit_headers,
+    retry_after_seconds,
+    short,
+    status_error_type,
+)
+
+_FINISH = {
+    "stop": FinishReason.STOP, "length": FinishReason.LENGTH, "tool_calls": FinishReason.TOOL_CALLS,
+    "function_call": FinishReason.TOOL_CALLS, "content_filter": FinishReason.CONTENT_FILTER,
+}
+
+
+def normalise_finish(raw: str | None) -> FinishReason | None:
+    if raw is None:
+        return None
+    return _FINISH.get(raw, FinishReason.OTHER)
+
+
+class OpenAIProvider:
+    """Chat completions through `openai.AsyncOpenAI`, streaming with usage in the last chunk, or not."""
+
+    name = "openai"
+
+    def __init__(self, base_url: str, api_key: str | None, *, headers: dict[str, str] | None = None,
+                 stream_usage: bool = True, http_client: httpx.AsyncClient | None = None,
+                 clock: Clock = monotonic, provider_name: str | None = None):
+        self.server_address = urlparse(base_url).hostname or ""
+        if provider_name:
+            self.name = provider_name
+        elif "azure" in self.server_address:
+            self.name = "azure.ai.openai"
+        self._stream_usage = stream_usage
+        self._clock = clock
+        # max_retries=0: a canary must see every failure; retries would hide them and skew latency.
+        self._client = openai.AsyncOpenAI(
+            base_url=base_url, api_key=api_key or "not-needed", max_retries=0,
+            default_headers=headers or None, http_client=http_client)
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+    def _body(self, req: ChatRequest) -> dict[str, Any]:
+        body: dict[str, Any] = {"model": req.model, "messages": req.messages}
+        for key in ("temperature", "max_tokens", "top_p", "seed"):
+            value = getattr(req, key)
+            if value is not None:
+                body[key] = value
+        if req.tools:
+            body["tools"] = req.tools
+        return body
+
+    async def complete(self, request: ChatRequest) -> CallResult:
+        result = CallResult(stream=request.stream)
+        start = self._clock()
+        try:
+            async with asyncio.timeout(request.timeout_s):
+                if request.stream:
+                    await self._stream(request, result, start)
+                else:
+                    await self._once(request, result)
+        except TimeoutError:
+            result.error_type, result.error_message = ErrorType.TIMEOUT, f"no complete answer in {request.timeout_s}s"
+        except openai.APIStatusError as e:
+            result.http_status = e.status_code
+            result.request_id = e.request_id
+            result.ratelimit = ratelimit_headers(e.response.headers)
+            result.retry_after_s = retry_after_seconds(e.response.headers)
+            body = json.dumps(e.body) if e.body is not None else e.response.text
+            result.error_type = status_error_type(e.status_code, body)
+            result.error_message = short(f"HTTP {e.status_code}: {e.message}")
+        except openai.APITimeoutError:
+            result.error_type, result.error_message = ErrorType.TIMEOUT, "request timed out"
+        except openai.APIConnectionError as e:
+            result.error_type, result.error_message = ErrorType.CONNECT, short(f"connection failed: {e.__cause__ or e}")
+        except httpx.TimeoutException as e:
+            result.error_type, result.error_message = ErrorType.TIMEOUT, short(f"stream stalled: {type(e).__name__}")
+        except (httpx.TransportError, httpx.StreamError) as e:
+            result.error_type = ErrorType.BAD_RESPONSE
+            result.error_message = short(f"response broken off: {type(e).__name__}: {e}")
+        except (openai.APIResponseValidationError, ValueError, KeyError, TypeError, AttributeError) as e:
+            result.error_type, result.error_message = ErrorType.BAD_RESPONSE, short(f"malformed response: {e}")
+        result.latency_s = self._clock() - start
+        return result
+
+    async def _once(self, req: ChatRequest, result: CallResult) -> None:
+        raw = await self._client.chat.completions.with_raw_response.create(
+            **self._body(req), stream=False, timeout=req.timeout_s, extra_headers=req.extra_headers or None)
+        self._headers(raw, result)
+        completion = raw.parse()
+        if not completion.choices:
+            raise ValueError("response has no choices")
+        choice = completion.choices[0]
+        result.text = choice.message.content or ""
+        result.refusal_text = getattr(choice.message, "refusal", None) or None
+        result.tool_calls = [{"name": t.function.name, "arguments": t.function.arguments}
+                             for t in (choice.message.tool_calls or []) if getattr(t, "function", None)]
+        result.raw_finish_reason = choice.finish_reason
+        result.finish_reason = normalise_finish(choice.finish_reason)
+        result.response_model = completion.model
+        result.system_fingerprint = completion.system_fingerprint
+        result.usage = _usage(completion.usage)
+
+    async def _stream(self, req: ChatRequest, result: CallResult, start: float) -> None:
+        extra = {"stream_options": {"include_usage": True}} if self._stream_usage else {}
+        raw = await self._client.chat.completions.with_raw_response.create(
+            **self._body(req), stream=True, timeout=req.timeout_s, extra_headers=req.extra_headers or None,
+            **extra)
+        self._headers(raw, result)
+        stream = raw.parse()  # with_raw_response is the legacy (sync-parse) wrapper
+        parts: list[str] = []
+        refusal: list[str] = []
+        tools: dict[int, dict[str, str]] = {}
+        saw_finish = False
+        try:
+            async for chunk in stream:
+                result.response_model = chunk.model or result.response_model
+                result.system_fingerprint = chunk.system_fingerprint or result.system_fingerprint
+                if chunk.usage is not None:
+                    result.usage = _usage(chunk.usage)
+                for choice in chunk.choices[:1]:
+                    d = choice.delta
+                    got = False
+                    if d is not None and d.content:
+                        parts.append(d.content)
+                        got = True
+                    if d is not None and getattr(d, "refusal", None):
+                        refusal.append(d.refusal or "")
+                        got = True
+                    for tc in (d.tool_calls or []) if d is not None else []:
+                        slot = tools.setdefault(tc.index, {"name": "", "arguments": ""})
+                        if tc.function is not None:
+                            slot["name"] += tc.function.name or ""
+                            slot["arguments"] += tc.function.arguments or ""
+                            got = got or bool(tc.function.arguments or tc.function.name)
+                    if got and result.ttft_s is None:
+                        result.ttft_s = self._clock() - start
+                    if choice.finish_reason:
+                        saw_finish = True
+                        result.raw_finish_reason = choice.finish_reason
+                        result.finish_reason = normalise_finish(choice.finish_reason)
+        finally:
+            result.text = "".join(parts)
+            result.refusal_text = "".join(refusal) or None
+            result.tool_calls = [tools[i] for i in sorted(tools)]
+            await stream.close()
+        if not saw_finish:
+            raise httpx.RemoteProtocolError("stream ended without a finish_reason")
+
+    @staticmethod
+    def _headers(raw: Any, result: CallResult) -> None:
+        result.http_status = raw.status_code
+        result.request_id = raw.headers.get("x-request-id")
+        result.ratelimit = ratelimit_headers(raw.headers)
+
+
+def _usage(u: Any) -> Usage:
+    if u is None:
+        return Usage()
+    cached = getattr(getattr(u, "prompt_tokens_details", None), "cached_tokens", None)
+    reasoning = getattr(getattr(u, "completion_tokens_details", None), "reasoning_tokens", None)
+    return Usage(input_tokens=u.prompt_tokens, cached_input_tokens=cached, output_tokens=u.completion_tokens,
+                 reasoning_tokens=reasoning)

@@ -1,0 +1,174 @@
+"""One probe run: a canary's samples against one target, each call turned into a stored observation.
+
+Upstream failures never raise out of here: they are observations with an ``error_type``. Work that may block
+(checks that run code, the database) runs in worker threads so the event loop keeps timing other calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from opentelemetry.trace import Tracer
+
+from monitor.config.models import Canary, Prices, Target
+from monitor.domain import CallResult, ErrorType, Observation, new_id, utcnow
+from monitor.pricing import cost_usd, default_prices, prices_for
+from monitor.providers.base import ChatRequest, Provider
+from monitor.store import Run, Store
+from monitor.telemetry.metrics import Metrics
+from monitor.telemetry.tracing import end_call_span, start_call_span
+
+log = logging.getLogger("monitor.runner")
+
+Annotator = Callable[[Observation, Canary], None]
+Listener = Callable[[Observation], Awaitable[None] | None]
+
+
+def build_request(canary: Canary, target: Target) -> ChatRequest:
+    """Merge target defaults and canary overrides into one chat request."""
+    p = target.params.merged(canary.params)
+    return ChatRequest(
+        model=target.model, messages=[m.model_dump() for m in canary.messages], stream=target.stream,
+        temperature=p.temperature, max_tokens=p.max_tokens, top_p=p.top_p, seed=p.seed, tools=canary.tools,
+        timeout_s=target.timeout,
+    )
+
+
+def output_rate(call: CallResult) -> float | None:
+    """Server-reported output tokens over the time after the first chunk (a chunk is not a token)."""
+    tokens = call.usage.output_tokens
+    if not call.ok or tokens is None or call.usage.estimated or call.ttft_s is None or call.latency_s is None:
+        return None
+    span = call.latency_s - call.ttft_s
+    if span <= 0 or tokens < 2:
+        return None
+    return tokens / span
+
+
+@dataclass
+class Runner:
+    """Runs canaries against targets; owns the per-target concurrency limits and the spend cap."""
+
+    store: Store
+    metrics: Metrics
+    tracer: Tracer
+    providers: dict[str, Provider]
+    now: Callable[[], datetime] = utcnow
+    annotate: Annotator | None = None
+    listeners: list[Listener] = field(default_factory=list)
+    replica: str = field(default_factory=lambda: f"{socket.gethostname()}")
+    _limits: dict[str, asyncio.Semaphore] = field(default_factory=dict)
+    _tasks: set[asyncio.Task[object]] = field(default_factory=set)
+    _paused: set[str] = field(default_factory=set)
+
+    def set_providers(self, providers: dict[str, Provider], targets: list[Target]) -> None:
+        """Swap in the providers of a (re)loaded config; limits follow each target's max_concurrency."""
+        self.providers = providers
+        self._limits = {t.id: asyncio.Semaphore(t.max_concurrency) for t in targets}
+
+    @property
+    def in_flight(self) -> set[asyncio.Task[object]]:
+        return {t for t in self._tasks if not t.done()}
+
+    async def run(self, canary: Canary, target: Target, *, trigger: str = "schedule") -> list[Observation]:
+        """Run all samples of `canary` against `target`; return the observations (stored already)."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        if await self._over_cap(target):
+            return []
+        run = Run(id=new_id(), canary=canary.id, target=target.id, started_at=self.now(), trigger=trigger,
+                  replica=self.replica, samples=canary.samples)
+        await asyncio.to_thread(self.store.save_run, run)
+        results = await asyncio.gather(*(self._sample(canary, target, run, i) for i in range(canary.samples)),
+                                       return_exceptions=True)
+        observations = [r for r in results if isinstance(r, Observation)]
+        for r in results:
+            if isinstance(r, BaseException) and not isinstance(r, asyncio.CancelledError):
+                log.error("probe %s@%s crashed: %r", canary.id, target.id, r, exc_info=r)
+        run.finished_at = self.now()
+        run.failures = sum(not o.ok for o in observations)
+        cancelled = any(isinstance(r, asyncio.CancelledError) for r in results)
+        run.status = "cancelled" if cancelled else "done"
+        await asyncio.to_thread(self.store.save_run, run)
+        self.metrics.run_summary(canary.id, target.id, observations)
+        if cancelled:
+            raise asyncio.CancelledError
+        return observations
+
+    async def _over_cap(self, target: Target) -> bool:
+        if target.daily_spend_cap_usd is None:
+            return False
+        now = self.now()
+        midnight = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        spent = await asyncio.to_thread(self.store.spend_since, target.id, midnight)
+        self.metrics.spend_today.labels(target.id).set(spent)
+        over = spent >= target.daily_spend_cap_usd
+        self.metrics.paused.labels(target.id).set(1 if over else 0)
+        if over and target.id not in self._paused:
+            resume = midnight + timedelta(days=1)
+            log.warning("target %s paused: spent $%.4f today, daily cap $%.4f; resumes at %s", target.id, spent,
+                        target.daily_spend_cap_usd, resume.isoformat())
+        elif not over and target.id in self._paused:
+            log.info("target %s resumed: under its daily spend cap", target.id)
+        (self._paused.add if over else self._paused.discard)(target.id)
+        return over
+
+    async def _sample(self, canary: Canary, target: Target, run: Run, index: int) -> Observation:
+        provider = self.providers[target.id]
+        request = build_request(canary, target)
+        async with self._limits.setdefault(target.id, asyncio.Semaphore(target.max_concurrency)):
+            started = self.now()
+            gauge = self.metrics.in_flight.labels(target.id)
+            gauge.inc()
+            span = start_call_span(self.tracer, provider.name, provider.server_address, request, canary.id,
+                                   target.id)
+            try:
+                call = await provider.complete(request)
+            except asyncio.CancelledError:
+                call = CallResult(error_type=ErrorType.CANCELLED, error_message="shut down before the answer came",
+                                  stream=request.stream)
+                obs = self._observation(canary, target, run, index, started, call, provider.name)
+                end_call_span(span, call)
+                self.store.save_observation(obs)  # synchronous on purpose: we are being cancelled
+                self.metrics.observe(obs, provider.name, provider.server_address)
+                raise
+            except Exception as e:  # a bug in a provider must not kill the daemon
+                log.exception("provider %s raised instead of returning an observation", target.provider)
+                call = CallResult(error_type=ErrorType.BAD_RESPONSE, error_message=f"internal: {e!r}"[:300],
+                                  stream=request.stream)
+            finally:
+                gauge.dec()
+            end_call_span(span, call)
+        obs = self._observation(canary, target, run, index, started, call, provider.name)
+        if self.annotate is not None and obs.ok:
+            try:
+                await asyncio.to_thread(self.annotate, obs, canary)
+            except Exception:
+                log.exception("quality checks failed on %s@%s", canary.id, target.id)
+        await asyncio.to_thread(self.store.save_observation, obs)
+        self.metrics.observe(obs, provider.name, provider.server_address)
+        for listener in self.listeners:
+            try:
+                maybe = listener(obs)
+                if maybe is not None:
+                    await maybe
+            except Exception:
+                log.exception("observation listener failed")
+        return obs
+
+    def _observation(self, canary: Canary, target: Target, run: Run, index: int, started: datetime,
+                     call: CallResult, provider: str) -> Observation:
+        prices: Prices | None = target.prices or prices_for(call.response_model, default_prices()) or prices_for(
+            target.model, default_prices())
+        return Observation(
+            canary=canary.id, target=target.id, provider=provider, request_model=target.model, started_at=started,
+            call=call, run_id=run.id, sample_index=index, cost_usd=cost_usd(call.usage, prices),
+            output_tokens_per_s=output_rate(call),
+        )

@@ -1,0 +1,101 @@
+"""When canaries run: one APScheduler 3 job per canary x target, coalesced, with jitter and a spread start."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import zlib
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.executors.asyncio import AsyncIOExecutor
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from monitor.config.loader import Config
+from monitor.config.models import Canary, Target
+
+log = logging.getLogger("monitor.scheduler")
+
+RunFn = Callable[[Canary, Target], Awaitable[object]]
+
+
+def job_id(canary: str, target: str) -> str:
+    return f"{canary}@{target}"
+
+
+def first_delay(jid: str, interval: float, max_delay: float) -> float:
+    """Spread first runs deterministically over min(interval, max_delay) so a start is not a burst."""
+    window = min(interval, max_delay)
+    return (zlib.crc32(jid.encode()) % 1000) / 1000.0 * window if window > 0 else 0.0
+
+
+def make_trigger(canary: Canary, start: datetime) -> BaseTrigger:
+    s = canary.schedule
+    jitter = int(s.jitter_s) or None
+    if s.cron is not None:
+        return CronTrigger.from_crontab(s.cron, timezone=UTC) if jitter is None else CronTrigger(
+            **_cron_fields(s.cron), timezone=UTC, jitter=jitter)
+    return IntervalTrigger(seconds=s.interval_s, start_date=start, timezone=UTC, jitter=jitter)
+
+
+def _cron_fields(expr: str) -> dict[str, str]:
+    minute, hour, day, month, dow = expr.split()
+    return {"minute": minute, "hour": hour, "day": day, "month": month, "day_of_week": dow}
+
+
+class Scheduler:
+    """Owns the APScheduler instance; (re)builds the job set from a config."""
+
+    def __init__(self, run: RunFn, *, now: Callable[[], datetime] = lambda: datetime.now(UTC)):
+        self._run = run
+        self._now = now
+        self._sched = AsyncIOScheduler(executors={"default": AsyncIOExecutor()}, timezone=UTC,
+                                       job_defaults={"coalesce": True, "max_instances": 1})
+
+    @property
+    def running(self) -> bool:
+        return bool(self._sched.running)
+
+    def start(self) -> None:
+        self._sched.start()
+
+    def apply(self, config: Config, *, run_now: bool = True) -> int:
+        """Replace every job with the pairs of `config`; return the number of jobs."""
+        now = self._now()
+        wanted = {job_id(c.id, t.id): (c, t) for c, t in config.pairs()}
+        for job in self._sched.get_jobs():
+            if job.id not in wanted:
+                job.remove()
+        for jid, (canary, target) in wanted.items():
+            interval = canary.schedule.interval_s
+            delay = first_delay(jid, interval, config.daemon.max_start_delay) if run_now else interval
+            start = now + timedelta(seconds=delay)
+            trigger = make_trigger(canary, start)
+            # Misfires: a late run still happens once (coalesced), never a burst after a pause.
+            self._sched.add_job(self._run, trigger, args=(canary, target), id=jid, name=jid,
+                                replace_existing=True, misfire_grace_time=max(int(interval), 1),
+                                next_run_time=start if canary.schedule.cron is None or run_now else None)
+        return len(wanted)
+
+    def shutdown(self) -> None:
+        """Stop scheduling new runs; runs in flight go on (the app waits for them)."""
+        if self._sched.running:
+            self._sched.shutdown(wait=False)
+
+    def next_runs(self) -> dict[str, datetime | None]:
+        return {j.id: j.next_run_time for j in self._sched.get_jobs()}
+
+
+async def drain(tasks: set[asyncio.Task[object]], grace: float) -> tuple[int, int]:
+    """Wait up to `grace` seconds for `tasks`, then cancel the rest; return (finished, cancelled)."""
+    if not tasks:
+        return 0, 0
+    done, pending = await asyncio.wait(tasks, timeout=grace)
+    for t in pending:
+        t.cancel()
+    if pending:
+        await asyncio.wait(pending, timeout=10)
+    return len(done), len(pending)

@@ -1,0 +1,5 @@
+"""The store: table models, engines, migrations and the repository. SQL lives only here."""
+
+from monitor.store.repository import Run, Store
+
+__all__ = ["Run", "Store"]

@@ -1,0 +1,57 @@
+"""Convert between domain values and table rows at the store's boundary."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from monitor.domain import CallResult, CheckResult, ErrorType, FinishReason, Observation, Usage
+from monitor.store.tables import ObservationRow
+
+
+def aware(ts: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; everything stored is UTC."""
+    if ts is None:
+        return None
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+
+
+def to_row(obs: Observation) -> ObservationRow:
+    c = obs.call
+    return ObservationRow(
+        id=obs.id, run_id=obs.run_id, canary=obs.canary, target=obs.target, provider=obs.provider,
+        request_model=obs.request_model, sample_index=obs.sample_index, started_at=obs.started_at,
+        text=c.text, finish_reason=c.finish_reason.value if c.finish_reason else None,
+        raw_finish_reason=c.raw_finish_reason, response_model=c.response_model,
+        system_fingerprint=c.system_fingerprint, request_id=c.request_id,
+        input_tokens=c.usage.input_tokens, cached_input_tokens=c.usage.cached_input_tokens,
+        output_tokens=c.usage.output_tokens, reasoning_tokens=c.usage.reasoning_tokens,
+        tokens_estimated=c.usage.estimated, cost_usd=obs.cost_usd, latency_s=c.latency_s, ttft_s=c.ttft_s,
+        output_tokens_per_s=obs.output_tokens_per_s, http_status=c.http_status, retry_after_s=c.retry_after_s,
+        error_type=c.error_type.value if c.error_type else None, error_message=c.error_message,
+        refusal_text=c.refusal_text, stream=c.stream, tool_calls=list(c.tool_calls), ratelimit=dict(c.ratelimit),
+        checks=[{"name": r.name, "type": r.type, "passed": r.passed, "detail": r.detail} for r in obs.checks],
+        refusal=obs.refusal, refusal_score=obs.refusal_score,
+    )
+
+
+def from_row(row: ObservationRow) -> Observation:
+    call = CallResult(
+        text=row.text, finish_reason=FinishReason(row.finish_reason) if row.finish_reason else None,
+        raw_finish_reason=row.raw_finish_reason, response_model=row.response_model,
+        system_fingerprint=row.system_fingerprint, request_id=row.request_id,
+        usage=Usage(row.input_tokens, row.cached_input_tokens, row.output_tokens, row.reasoning_tokens,
+                    row.tokens_estimated),
+        latency_s=row.latency_s, ttft_s=row.ttft_s, http_status=row.http_status, ratelimit=dict(row.ratelimit or {}),
+        retry_after_s=row.retry_after_s, error_type=ErrorType(row.error_type) if row.error_type else None,
+        error_message=row.error_message, refusal_text=row.refusal_text, tool_calls=list(row.tool_calls or []),
+        stream=row.stream,
+    )
+    started = aware(row.started_at)
+    assert started is not None
+    return Observation(
+        canary=row.canary, target=row.target, provider=row.provider, request_model=row.request_model,
+        started_at=started, call=call, run_id=row.run_id, sample_index=row.sample_index, cost_usd=row.cost_usd,
+        output_tokens_per_s=row.output_tokens_per_s,
+        checks=[CheckResult(c["name"], c["type"], c.get("passed"), c.get("detail", "")) for c in row.checks or []],
+        refusal=row.refusal, refusal_score=row.refusal_score, id=row.id,
+    )

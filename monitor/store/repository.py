@@ -1,0 +1,157 @@
+"""The store: every completion and run, kept durably in SQLite or PostgreSQL.
+
+All methods are synchronous and short; the daemon calls them from worker threads so the event loop (and so
+the probes' latency measurements) never waits on the database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, delete, func, text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session, col, select
+
+from monitor.domain import Observation
+from monitor.errors import StoreError
+from monitor.store.convert import aware, from_row, to_row
+from monitor.store.engine import make_engine
+from monitor.store.schema import migrate
+from monitor.store.tables import ObservationRow, RunRow
+
+
+@dataclass
+class Run:
+    """A run of one canary against one target (domain-side view of RunRow)."""
+
+    id: str
+    canary: str
+    target: str
+    started_at: datetime
+    trigger: str = "schedule"
+    replica: str = ""
+    finished_at: datetime | None = None
+    samples: int = 0
+    failures: int = 0
+    status: str = "running"
+
+
+class Store:
+    """Repository over one database URL: observations, runs, and (later) drift events and the outbox."""
+
+    def __init__(self, url: str, *, engine: Engine | None = None):
+        self.url = url
+        self.engine = engine or make_engine(url)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def migrate(self) -> str:
+        """Create or upgrade the schema; return the revision now in force."""
+        try:
+            return migrate(self.engine)
+        except SQLAlchemyError as e:
+            raise StoreError(f"cannot prepare the store at {self.safe_url}: {e.__class__.__name__}: {e}") from e
+
+    @property
+    def safe_url(self) -> str:
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def ping(self) -> bool:
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            return True
+        except SQLAlchemyError:
+            return False
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # runs
+    def save_run(self, run: Run) -> None:
+        with Session(self.engine) as s:
+            s.merge(RunRow(**run.__dict__))
+            s.commit()
+
+    def runs(self, canary: str | None = None, target: str | None = None, limit: int = 50) -> list[Run]:
+        with Session(self.engine) as s:
+            q = select(RunRow)
+            if canary:
+                q = q.where(RunRow.canary == canary)
+            if target:
+                q = q.where(RunRow.target == target)
+            rows = s.exec(q.order_by(col(RunRow.started_at).desc()).limit(limit)).all()
+            return [Run(**{k: getattr(r, k) for k in Run.__dataclass_fields__}) for r in rows]
+
+    # observations
+    def save_observation(self, obs: Observation) -> None:
+        """Store one observation durably (its own transaction: nothing finished is lost on a crash)."""
+        with Session(self.engine) as s:
+            s.add(to_row(obs))
+            s.commit()
+
+    def save_signals(self, obs_id: str, signals: dict[str, Any]) -> None:
+        with Session(self.engine) as s:
+            row = s.get(ObservationRow, obs_id)
+            if row is not None:
+                row.signals = signals
+                s.add(row)
+                s.commit()
+
+    def observations(self, *, canary: str | None = None, target: str | None = None, limit: int = 100,
+                     since: datetime | None = None, before: datetime | None = None,
+                     ok_only: bool = False, oldest_first: bool = False) -> list[Observation]:
+        """Return observations, newest first unless `oldest_first`."""
+        with Session(self.engine) as s:
+            q = select(ObservationRow)
+            if canary:
+                q = q.where(ObservationRow.canary == canary)
+            if target:
+                q = q.where(ObservationRow.target == target)
+            if since:
+                q = q.where(ObservationRow.started_at >= since)
+            if before:
+                q = q.where(ObservationRow.started_at < before)
+            if ok_only:
+                q = q.where(col(ObservationRow.error_type).is_(None))
+            order = col(ObservationRow.started_at)
+            q = q.order_by(order.asc() if oldest_first else order.desc(), col(ObservationRow.sample_index))
+            return [from_row(r) for r in s.exec(q.limit(limit)).all()]
+
+    def count_observations(self, canary: str | None = None, target: str | None = None) -> int:
+        with Session(self.engine) as s:
+            q = select(func.count()).select_from(ObservationRow)
+            if canary:
+                q = q.where(ObservationRow.canary == canary)
+            if target:
+                q = q.where(ObservationRow.target == target)
+            return int(s.exec(q).one())
+
+    def spend_since(self, target: str, since: datetime) -> float:
+        """Return the USD spent on a target since `since` (known costs only)."""
+        with Session(self.engine) as s:
+            q = select(func.coalesce(func.sum(ObservationRow.cost_usd), 0.0)).where(
+                ObservationRow.target == target, ObservationRow.started_at >= since)
+            return float(s.exec(q).one())
+
+    def last_success(self) -> dict[tuple[str, str], datetime]:
+        """Return the time of the last successful observation per (canary, target)."""
+        with Session(self.engine) as s:
+            q = select(ObservationRow.canary, ObservationRow.target, func.max(ObservationRow.started_at)).where(
+                col(ObservationRow.error_type).is_(None)).group_by(ObservationRow.canary, ObservationRow.target)
+            return {(c, t): aware(ts) for c, t, ts in s.exec(q).all() if ts is not None}  # type: ignore[misc]
+
+    def prune(self, before: datetime) -> int:
+        """Delete observations and runs older than `before`; return how many observations went."""
+        try:
+            with Session(self.engine) as s:
+                n = s.exec(delete(ObservationRow).where(col(ObservationRow.started_at) < before)).rowcount  # type: ignore[call-overload]
+                s.exec(delete(RunRow).where(col(RunRow.started_at) < before))  # type: ignore[call-overload]
+                s.commit()
+                return int(n or 0)
+        except SQLAlchemyError as e:
+            raise StoreError(f"pruning failed: {e}") from e

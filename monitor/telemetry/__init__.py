@@ -1,0 +1,1 @@
+"""Telemetry: Prometheus metrics (injected registry) and OpenTelemetry tracing (the only SDK user)."""
