@@ -23,6 +23,7 @@ from monitor.errors import MonitorError
 from monitor.http import build_http_app
 from monitor.providers import build_provider
 from monitor.providers.base import Provider
+from monitor.quality import Quality
 from monitor.runner import Annotator, Listener, Runner
 from monitor.scheduler import Scheduler, drain
 from monitor.store import Store
@@ -72,8 +73,10 @@ class App:
         self.metrics = Metrics(self.registry)
         self.store = store or Store(config.storage.url)
         self.tracer_provider = tracer_provider if tracer_provider is not None else make_tracer_provider(self.environ)
+        self.quality = Quality(lambda: self.runner.providers, lambda: {t.id: t.model for t in self.config.targets})
         self.runner = Runner(store=self.store, metrics=self.metrics, tracer=get_tracer(self.tracer_provider),
-                             providers={}, now=now, annotate=annotate, listeners=list(listeners or []))
+                             providers={}, now=now, annotate=annotate or self.quality,
+                             listeners=list(listeners or []))
         self.scheduler = Scheduler(self._run_job, now=now)
         self._serve_http = serve_http
         self._extra_routes = extra_routes or []
@@ -86,10 +89,12 @@ class App:
         self.now = now
 
     async def _run_job(self, canary: Any, target: Any) -> None:
+        self.runner.track(asyncio.current_task())
         try:
             await self.runner.run(canary, target)
         except asyncio.CancelledError:
-            raise
+            # Shutdown ran out of grace: the runner stored the cancelled calls; end the job quietly.
+            log.info("run of %s@%s cancelled at shutdown", canary.id, target.id)
         except Exception:
             log.exception("run of %s@%s failed", canary.id, target.id)
 
@@ -101,6 +106,7 @@ class App:
 
     async def start(self, *, schedule: bool = True) -> None:
         """Migrate the store, build providers, start the scheduler and the HTTP server."""
+        self.quality.bind(asyncio.get_running_loop())
         revision = await asyncio.to_thread(self.store.migrate)
         self.runner.set_providers(build_providers(self.config, self.environ), list(self.config.targets))
         self._declare()

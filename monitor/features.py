@@ -7,6 +7,6 @@ from typing import Any
 from monitor.config.loader import Config
 
 
-def daemon_features(config: Config) -> dict[str, Any]:
+def daemon_features(config: Config, *, console: Any = None) -> dict[str, Any]:
     """Return App keyword arguments that plug in the quality and analysis layers for `config`."""
     return {}

@@ -73,14 +73,17 @@ class Runner:
 
     @property
     def in_flight(self) -> set[asyncio.Task[object]]:
+        """Scheduled runs still going (registered with `track`)."""
         return {t for t in self._tasks if not t.done()}
 
-    async def run(self, canary: Canary, target: Target, *, trigger: str = "schedule") -> list[Observation]:
-        """Run all samples of `canary` against `target`; return the observations (stored already)."""
-        task = asyncio.current_task()
+    def track(self, task: asyncio.Task[object] | None) -> None:
+        """Remember a scheduled run's task so shutdown can wait for it."""
         if task is not None:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+
+    async def run(self, canary: Canary, target: Target, *, trigger: str = "schedule") -> list[Observation]:
+        """Run all samples of `canary` against `target`; return the observations (stored already)."""
         if await self._over_cap(target):
             return []
         run = Run(id=new_id(), canary=canary.id, target=target.id, started_at=self.now(), trigger=trigger,
@@ -113,7 +116,7 @@ class Runner:
         self.metrics.paused.labels(target.id).set(1 if over else 0)
         if over and target.id not in self._paused:
             resume = midnight + timedelta(days=1)
-            log.warning("target %s paused: spent $%.4f today, daily cap $%.4f; resumes at %s", target.id, spent,
+            log.warning("target %s paused: spent $%g today, daily cap $%g; resumes at %s", target.id, spent,
                         target.daily_spend_cap_usd, resume.isoformat())
         elif not over and target.id in self._paused:
             log.info("target %s resumed: under its daily spend cap", target.id)
@@ -147,7 +150,7 @@ class Runner:
                 gauge.dec()
             end_call_span(span, call)
         obs = self._observation(canary, target, run, index, started, call, provider.name)
-        if self.annotate is not None and obs.ok:
+        if self.annotate is not None:  # failed calls too: a content-policy 400 is a refusal
             try:
                 await asyncio.to_thread(self.annotate, obs, canary)
             except Exception:

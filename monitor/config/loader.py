@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from monitor.checks import canary_issues
 from monitor.config.models import Canary, Daemon, Http, MonitorFile, ProbeFile, Storage, Target
 from monitor.config.yamlsrc import Located, dotted, load_yaml
 from monitor.errors import ConfigError, ConfigIssue
@@ -145,6 +146,13 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> C
                                   src.line_of(("probes", j)), m))
     canaries = _load_probes(files, environ, issues)
     for c in canaries:
+        for i, reason in canary_issues(c.checks, tools=c.tools or []):
+            issues.append(ConfigIssue(c.source, f"canary {c.id}: checks[{i}]", reason))
+        for i, check in enumerate(c.checks):
+            judge = getattr(check, "judge_target", None)
+            if judge is not None and judge not in ids:
+                issues.append(ConfigIssue(c.source, f"canary {c.id}: checks[{i}].judge_target",
+                                          f"unknown target (known: {', '.join(ids)})", None, judge))
         for name in c.targets or []:
             if name not in ids:
                 issues.append(ConfigIssue(c.source, f"canary {c.id}: targets", "unknown target "

@@ -13,6 +13,7 @@ from apscheduler.triggers.cron import CronTrigger
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
+from monitor.checks import CheckSpec
 from monitor.config.durations import parse_duration
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,79}$")
@@ -172,7 +173,7 @@ class Canary(Strict):
     samples: int = Field(default=1, ge=1, le=100)
     schedule: Schedule = Schedule(every="5m")
     targets: list[str] | None = None
-    checks: list[dict[str, Any]] = []  # TODO(lead): list[CheckSpec] once monitor.checks lands
+    checks: list[CheckSpec] = []
     tags: list[str] = []
     source: str = Field(default="", exclude=True)  # the probe file it came from
 

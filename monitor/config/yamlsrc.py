@@ -44,6 +44,9 @@ def load_yaml(path: Path, *, environ: dict[str, str] | None = None) -> Located:
         mark = getattr(e, "problem_mark", None)
         line = mark.line + 1 if mark else None
         reason = getattr(e, "problem", None) or str(e)
+        context = getattr(e, "context_mark", None)
+        if context is not None and mark is not None and context.line != mark.line:
+            reason += f" (in the block starting at line {context.line + 1})"
         raise ConfigError([ConfigIssue(str(path), "(syntax)", f"invalid YAML: {reason}", line)]) from e
     located = Located(str(path), None)
     issues: list[ConfigIssue] = []

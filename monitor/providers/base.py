@@ -7,6 +7,7 @@ text or tool-call arguments), `latency_s` to the end of the response.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,6 +16,9 @@ from typing import Any, Protocol
 from monitor.domain import CallResult, ErrorType
 
 Clock = Callable[[], float]
+# OpenAI: code content_policy_violation / content_filter (Azure: "content management policy");
+# Anthropic: "Output blocked by content filtering policy".
+_CONTENT_POLICY = re.compile(r"content[ _-]?(policy|filter|management)")
 
 
 @dataclass(frozen=True)
@@ -63,7 +67,7 @@ def status_error_type(status: int, body_text: str = "") -> ErrorType:
         return ErrorType.TIMEOUT
     if status >= 500:
         return ErrorType.SERVER_ERROR
-    if status == 400 and ("content_policy" in low or "content_filter" in low or "content management" in low):
+    if status == 400 and _CONTENT_POLICY.search(low):
         return ErrorType.CONTENT_FILTER
     return ErrorType.BAD_REQUEST
 

@@ -88,7 +88,15 @@ class OpenAIProvider:
         except openai.APITimeoutError:
             result.error_type, result.error_message = ErrorType.TIMEOUT, "request timed out"
         except openai.APIConnectionError as e:
-            result.error_type, result.error_message = ErrorType.CONNECT, short(f"connection failed: {e.__cause__ or e}")
+            if result.http_status is None:
+                result.error_type, result.error_message = ErrorType.CONNECT, short(f"connection failed: {e.__cause__ or e}")
+            else:  # the answer had started: the response broke off, the connection was fine
+                result.error_type = ErrorType.BAD_RESPONSE
+                result.error_message = short(f"response broken off: {e.__cause__ or e}")
+        except openai.APIError as e:  # an error event inside a 200 stream
+            body = json.dumps(e.body) if e.body is not None else ""
+            result.error_type = ErrorType.RATE_LIMITED if "rate_limit" in body else ErrorType.SERVER_ERROR
+            result.error_message = short(f"error in stream: {e.message}")
         except httpx.TimeoutException as e:
             result.error_type, result.error_message = ErrorType.TIMEOUT, short(f"stream stalled: {type(e).__name__}")
         except (httpx.TransportError, httpx.StreamError) as e:

@@ -85,7 +85,11 @@ class Store:
             if target:
                 q = q.where(RunRow.target == target)
             rows = s.exec(q.order_by(col(RunRow.started_at).desc()).limit(limit)).all()
-            return [Run(**{k: getattr(r, k) for k in Run.__dataclass_fields__}) for r in rows]
+            runs = [Run(**{k: getattr(r, k) for k in Run.__dataclass_fields__}) for r in rows]
+            for run in runs:
+                run.started_at = aware(run.started_at) or run.started_at
+                run.finished_at = aware(run.finished_at)
+            return runs
 
     # observations
     def save_observation(self, obs: Observation) -> None:

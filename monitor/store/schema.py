@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
+from alembic.util.exc import CommandError
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, text
@@ -31,6 +32,13 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
+def _known(script: ScriptDirectory, revision: str) -> bool:
+    try:
+        return script.get_revision(revision) is not None
+    except CommandError:
+        return False
+
+
 def migrate(engine: Engine) -> str:
     """Bring the schema to this build's head; refuse a database whose schema is newer."""
     cfg = _alembic()
@@ -39,7 +47,7 @@ def migrate(engine: Engine) -> str:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_ID})
         current = MigrationContext.configure(conn).get_current_revision()
-        if current is not None and script.get_revision(current) is None:
+        if current is not None and not _known(script, current):
             raise StoreError(f"the database schema is at revision {current}, newer than this llm-monitor "
                              f"knows (head {script.get_current_head()}): upgrade llm-monitor")
         cfg.attributes["connection"] = conn

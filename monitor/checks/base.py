@@ -1,0 +1,65 @@
+"""What every check shares: the spec base model, the evaluation context and the verdict shape."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+Judge = Callable[[str], str]
+Verdict = tuple[bool | None, str]  # (passed, detail); passed is None when the check cannot be applied
+
+
+class BaseCheck(BaseModel):
+    """Base of every check spec: strict (unknown keys rejected), immutable, with an optional result name.
+
+    Subclasses add a ``type`` literal (the discriminator) and their own options; the result is reported under
+    ``name`` when given, else under the type.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What a check may need beyond the observation: the canary's prompt and tools, and the judge."""
+
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    tools: list[dict[str, Any]] = field(default_factory=list)
+    judge: Judge | Mapping[str, Judge] | None = None
+
+
+def plain(value: Any) -> Any:
+    """Turn pydantic models (and lists/dicts of them) into plain JSON-like data."""
+    if hasattr(value, "model_dump"):
+        return value.model_dump(by_alias=True, exclude_none=True)
+    if isinstance(value, Mapping):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value
+
+
+def ordered(low: float | None, high: float | None, low_name: str, high_name: str) -> None:
+    """Raise ValueError when both bounds are set and low > high (used by field validators on the upper bound)."""
+    if low is not None and high is not None and low > high:
+        raise ValueError(f"{low_name} ({low}) must be <= {high_name} ({high})")
+
+
+def within(value: float, low: float | None, high: float | None, what: str) -> Verdict:
+    """Compare a measured value with optional inclusive bounds."""
+    if low is not None and value < low:
+        return False, f"{what} {value:g} < min {low:g}"
+    if high is not None and value > high:
+        return False, f"{what} {value:g} > max {high:g}"
+    return True, f"{what} {value:g} within [{'-' if low is None else f'{low:g}'}, {'-' if high is None else f'{high:g}'}]"
+
+
+def clip(text: str, limit: int = 80) -> str:
+    """Shorten text for a detail message, keeping it on one line."""
+    one = " ".join(text.split())
+    return one if len(one) <= limit else one[: limit - 1] + "…"

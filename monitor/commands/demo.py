@@ -1,0 +1,106 @@
+"""`llm-monitor demo`: zero set-up. Simulator + daemon + SQLite in a temporary folder, results as they arrive."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import socket
+import tempfile
+from pathlib import Path
+
+from rich.console import Console
+
+from monitor.app import App
+from monitor.commands.run import serve
+from monitor.config.durations import parse_duration
+from monitor.config.loader import Config, load_config
+from monitor.config.models import Schedule
+from monitor.domain import Observation
+from monitor.features import daemon_features
+
+DEMO_KEY_ENV = "LLM_MONITOR_DEMO_KEY"
+
+
+def shipped_probes() -> Path:
+    """The canary library: probes/ beside the package (source checkout), else the copy inside it."""
+    here = Path(__file__).resolve().parent.parent
+    for candidate in (here.parent / "probes", here / "probes"):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError("no probes/ folder found beside or inside the monitor package")
+
+
+def free_port(preferred: int) -> int:
+    for port in (preferred, 0):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+                return int(s.getsockname()[1])
+            except OSError:
+                continue
+    raise OSError("no free port")
+
+
+def demo_config(folder: Path, openai_url: str, anthropic_url: str, port: int, interval: str) -> Config:
+    """Write monitor.yaml for the demo targets and load it with the shipped probes on a fast schedule."""
+    (folder / "monitor.yaml").write_text(f"""\
+targets:
+  - {{id: sim-gpt, provider: openai, base_url: "{openai_url}", model: sim-gpt, api_key_env: {DEMO_KEY_ENV}}}
+  - {{id: sim-claude, provider: anthropic, base_url: "{anthropic_url}", model: sim-claude,
+      api_key_env: {DEMO_KEY_ENV}}}
+probes: ["{shipped_probes()}"]
+storage: {{url: "sqlite:///{folder / 'demo.db'}"}}
+http: {{listen: "127.0.0.1:{port}"}}
+daemon: {{grace_period: 5, max_start_delay: 5}}
+""", encoding="utf-8")
+    config = load_config(folder / "monitor.yaml", environ={DEMO_KEY_ENV: "demo"})
+    demo = [c for c in config.canaries if "demo" in c.tags] or list(config.canaries)
+    fast = Schedule(every=interval)
+    canaries = tuple(c.model_copy(update={"schedule": fast, "samples": min(c.samples, 3)}) for c in demo)
+    return dataclasses.replace(config, canaries=canaries)
+
+
+def printer(console: Console):  # type: ignore[no-untyped-def]
+    def show(obs: Observation) -> None:
+        c = obs.call
+        when = obs.started_at.strftime("%H:%M:%S")
+        if c.error_type:
+            console.print(f"{when} [red]✗[/] {obs.canary} @ {obs.target}: {c.error_type.value} {c.error_message or ''}")
+            return
+        ttft = f" ttft {c.ttft_s * 1000:.0f}ms" if c.ttft_s is not None else ""
+        refusal = f" [yellow]refusal={obs.refusal}[/]" if obs.refusal in ("partial", "full") else ""
+        failed = [r.name for r in obs.checks if r.passed is False]
+        checks = f" [red]failed: {', '.join(failed)}[/]" if failed else ""
+        text = " ".join(c.text.split())[:60]
+        console.print(f"{when} [green]✓[/] {obs.canary} @ {obs.target} [dim]{c.response_model} "
+                      f"{c.system_fingerprint or ''}[/] {c.latency_s or 0:.2f}s{ttft} "
+                      f"{c.usage.output_tokens or '?'} tok{refusal}{checks} [dim]{text!r}[/]", markup=True,
+                      highlight=False)
+    return show
+
+
+def main(port: int, interval: str, duration: str | None) -> int:
+    from monitor.sim import SimServer, builtin_scenario
+
+    parse_duration(interval)
+    console = Console(highlight=False)
+    with tempfile.TemporaryDirectory(prefix="llm-monitor-demo-") as tmp, \
+            SimServer(builtin_scenario("demo")) as sim:
+        http_port = free_port(port or 9464)
+        config = demo_config(Path(tmp), sim.openai_base_url, sim.url, http_port, interval)
+        console.print(f"[bold]llm-monitor demo[/]: simulated upstream at {sim.url}, store {tmp}/demo.db")
+        console.print(f"  metrics:      http://127.0.0.1:{http_port}/metrics")
+        console.print(f"  observations: http://127.0.0.1:{http_port}/api/observations")
+        console.print(f"  {len(config.canaries)} canaries x {len(config.targets)} targets every {interval}; "
+                      "the scenario changes behaviour after about a minute. Ctrl-C to stop.")
+        features = daemon_features(config, console=console)
+
+        async def _main() -> int:
+            app = App(config, environ={DEMO_KEY_ENV: "demo"}, **features)
+            app.runner.listeners.append(printer(console))
+            stop = asyncio.Event()
+            if duration:
+                asyncio.get_running_loop().call_later(parse_duration(duration), stop.set)
+            return await serve(app, stop)
+
+        return asyncio.run(_main())

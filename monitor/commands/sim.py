@@ -1,0 +1,22 @@
+"""`llm-monitor sim`: the simulated upstream on its own, for dry-running a config."""
+
+from __future__ import annotations
+
+from monitor.commands.common import EXIT_OK, err_console
+from monitor.errors import ConfigError
+
+
+def main(host: str, port: int, scenario_path: str | None) -> int:
+    from monitor.sim import builtin_scenario, load_scenario, serve
+
+    try:
+        scenario = load_scenario(scenario_path) if scenario_path else builtin_scenario("demo")
+    except ConfigError as e:
+        err_console.print("[bold red]invalid scenario:[/]")
+        for issue in e.issues:
+            err_console.print(f"  {issue}", markup=False)
+        return 2
+    err_console.print(f"simulated upstream on http://{host}:{port}  (OpenAI: http://{host}:{port}/v1, "
+                      f"Anthropic: http://{host}:{port})", markup=False)
+    serve(scenario, host, port)
+    return EXIT_OK

@@ -1,0 +1,57 @@
+"""The quality layer: refusal verdict and check results for each observation, before it is stored."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import Future
+
+from monitor.checks import evaluate_all
+from monitor.config.models import Canary
+from monitor.domain import Observation
+from monitor.providers.base import ChatRequest, Provider
+from monitor.refusal import detect_observation
+
+JUDGE_TIMEOUT_S = 60.0
+
+
+def last_user_prompt(canary: Canary) -> str | None:
+    return next((m.content for m in reversed(canary.messages) if m.role == "user"), None)
+
+
+class Quality:
+    """Annotates observations in a worker thread; llm_judge checks call their pinned judge target."""
+
+    def __init__(self, providers: Callable[[], dict[str, Provider]], models: Callable[[], dict[str, str]],
+                 loop: asyncio.AbstractEventLoop | None = None):
+        self._providers = providers
+        self._models = models
+        self._loop = loop
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+
+    def judge(self, target_id: str) -> Callable[[str], str]:
+        """Return a blocking `ask(prompt) -> answer` bound to a judge target (called from worker threads)."""
+
+        def ask(prompt: str) -> str:
+            provider = self._providers().get(target_id)
+            if provider is None or self._loop is None:
+                raise RuntimeError(f"judge target {target_id} is not configured")
+            request = ChatRequest(model=self._models()[target_id], messages=[{"role": "user", "content": prompt}],
+                                  stream=False, temperature=0.0, timeout_s=JUDGE_TIMEOUT_S)
+            future: Future = asyncio.run_coroutine_threadsafe(provider.complete(request), self._loop)
+            result = future.result(timeout=JUDGE_TIMEOUT_S + 5)
+            if not result.ok:
+                raise RuntimeError(f"judge {target_id} failed: {result.error_type}: {result.error_message}")
+            return result.text
+
+        return ask
+
+    def __call__(self, obs: Observation, canary: Canary) -> None:
+        verdict = detect_observation(obs, last_user_prompt(canary))
+        if verdict is not None:
+            obs.refusal, obs.refusal_score = verdict.label, verdict.score
+        if canary.checks:
+            judges = {t: self.judge(t) for t in {getattr(c, "judge_target", None) for c in canary.checks} if t}
+            obs.checks = evaluate_all(canary.checks, obs, judge=judges or None, canary=canary)

@@ -1,0 +1,186 @@
+"""The Anthropic Messages face of the simulator: POST /v1/messages, streaming and not."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from starlette.requests import Request
+
+from monitor.sim import faults, textgen
+from monitor.sim.engine import Engine, Plan, SimRequest
+from monitor.sim.faults import Stream
+from monitor.sim.playback import Script
+
+_STOP = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use"}
+
+
+def _error(status: int, type_: str, message: str, headers: dict[str, str] | None = None,
+           delay_s: float = 0.0) -> Script:
+    return Script().json(status, {"type": "error", "error": {"type": type_, "message": message}}, headers or {},
+                         delay_s)
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(str(b.get("text", "")) for b in content if isinstance(b, dict))
+    return ""
+
+
+def parse(body: Any) -> SimRequest | str:
+    """Turn a Messages API body into a SimRequest, or return the reason it is invalid."""
+    if not isinstance(body, dict):
+        return "The request body is not valid JSON."
+    model, messages, max_tokens = body.get("model"), body.get("messages"), body.get("max_tokens")
+    if not isinstance(model, str) or not model:
+        return "model: Field required"
+    if not isinstance(max_tokens, int) or isinstance(max_tokens, bool):
+        return "max_tokens: Field required"
+    if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
+        return "messages: Field required"
+    texts = [_text(m.get("content")) for m in messages]
+    users = [t for m, t in zip(messages, texts, strict=True) if m.get("role") == "user"]
+    tool = None
+    tools = body.get("tools")
+    if isinstance(tools, list) and tools and isinstance(tools[0], dict):
+        tool = {"name": str(tools[0].get("name", "tool")), "schema": tools[0].get("input_schema") or {}}
+    system = _text(body.get("system"))
+    return SimRequest(
+        api="anthropic", model=model, prompt=users[-1] if users else texts[-1],
+        input_tokens=sum(textgen.count_tokens(t) for t in texts) + textgen.count_tokens(system) + 3 * len(texts),
+        stream=bool(body.get("stream")), max_tokens=max_tokens, temperature=body.get("temperature"), tool=tool,
+    )
+
+
+def _headers(plan: Plan) -> dict[str, str]:
+    rl = plan.ratelimit
+    reset = (datetime.now(UTC) + timedelta(seconds=rl["reset_s"])).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "request-id": "req_" + plan.request_id,
+        "anthropic-ratelimit-requests-limit": str(rl["limit_requests"]),
+        "anthropic-ratelimit-requests-remaining": str(rl["remaining_requests"]),
+        "anthropic-ratelimit-requests-reset": reset,
+        "anthropic-ratelimit-tokens-limit": str(rl["limit_tokens"]),
+        "anthropic-ratelimit-tokens-remaining": str(rl["remaining_tokens"]),
+        "anthropic-ratelimit-tokens-reset": reset,
+    }
+
+
+def _stop_reason(plan: Plan) -> str:
+    if plan.refusal is not None and plan.refusal.style in ("field", "content_filter"):
+        return "refusal"
+    return _STOP[plan.finish]
+
+
+def _text_tokens(plan: Plan) -> list[str]:
+    if plan.refusal is not None and plan.refusal.style == "content_filter":
+        return plan.tokens[: plan.refusal_split]
+    return plan.tokens
+
+
+def _usage(plan: Plan) -> dict[str, Any]:
+    return {"input_tokens": plan.input_tokens - plan.cached_tokens, "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": plan.cached_tokens, "output_tokens": plan.output_tokens,
+            "service_tier": "standard"}
+
+
+def _message(plan: Plan, content: list[dict[str, Any]], stop: str | None, usage: dict[str, Any]) -> dict[str, Any]:
+    return {"id": "msg_" + plan.response_id, "type": "message", "role": "assistant", "model": plan.response_model,
+            "content": content, "stop_reason": stop, "stop_sequence": None, "usage": usage}
+
+
+def _event(name: str, data: dict[str, Any]) -> bytes:
+    return f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
+
+
+def _stream(plan: Plan) -> Stream:
+    start_usage = {**_usage(plan), "output_tokens": 1}
+    call = plan.tool_call
+    if call is not None:
+        block = {"type": "tool_use", "id": "toolu_" + call["id"], "name": call["name"], "input": {}}
+        pieces, delta_type, key = textgen.tokens(call["arguments"]), "input_json_delta", "partial_json"
+    else:
+        block = {"type": "text", "text": ""}
+        pieces, delta_type, key = _text_tokens(plan), "text_delta", "text"
+    preamble = [
+        _event("message_start", {"type": "message_start", "message": _message(plan, [], None, start_usage)}),
+        _event("content_block_start", {"type": "content_block_start", "index": 0, "content_block": block}),
+        _event("ping", {"type": "ping"}),
+    ]
+    step = plan.chunk_tokens
+    events = [
+        (plan.ttft_s + i / plan.tps,
+         _event("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                        "delta": {"type": delta_type, key: "".join(pieces[i: i + step])}}))
+        for i in range(0, len(pieces), step)
+    ]
+    tail = [
+        _event("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        _event("message_delta", {"type": "message_delta",
+                                 "delta": {"stop_reason": _stop_reason(plan), "stop_sequence": None},
+                                 "usage": {"output_tokens": plan.output_tokens}}),
+        _event("message_stop", {"type": "message_stop"}),
+    ]
+    error = _event("error", {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})
+    malformed = b'event: content_block_delta\ndata: {"type": "content_block_delta", "index": 0, "delta": {"ty\n\n'
+    return Stream(preamble, events, plan.ttft_s + len(pieces) / plan.tps, tail, error, malformed)
+
+
+def _content(plan: Plan) -> list[dict[str, Any]]:
+    call = plan.tool_call
+    if call is None:
+        return [{"type": "text", "text": "".join(_text_tokens(plan))}]
+    try:
+        args = json.loads(call["arguments"])
+    except ValueError:
+        args = {}
+    return [{"type": "tool_use", "id": "toolu_" + call["id"], "name": call["name"], "input": args}]
+
+
+def _fault_response(plan: Plan, headers: dict[str, str]) -> Script | None:
+    retry = faults.retry_after(plan)
+    if plan.fault == "rate_limit":
+        hdrs = {**headers, **retry, "anthropic-ratelimit-requests-remaining": "0"}
+        return _error(429, "rate_limit_error", "Number of requests has exceeded your rate limit.", hdrs)
+    if plan.fault == "server_error":
+        return _error(500, "api_error", "Internal server error", headers)
+    if plan.fault == "unavailable":
+        return _error(503, "api_error", "Service temporarily unavailable", {**headers, **retry})
+    if plan.fault == "overloaded" and not plan.stream:
+        return _error(529, "overloaded_error", "Overloaded", headers)
+    if plan.refusal is not None and plan.refusal.style == "http_400":
+        return _error(400, "invalid_request_error", "Output blocked by content filtering policy", headers,
+                      plan.ttft_s + faults.hold(plan))
+    return None
+
+
+async def messages(request: Request) -> Script:
+    """Handle POST /v1/messages."""
+    engine: Engine = request.app.state.sim_engine
+    key = engine.scenario.api_key
+    if key is not None and request.headers.get("x-api-key") != key:
+        return _error(401, "authentication_error", "invalid x-api-key")
+    if not request.headers.get("anthropic-version"):
+        return _error(400, "invalid_request_error", "anthropic-version: header is required")
+    try:
+        body = json.loads(await request.body())
+    except ValueError:
+        body = None
+    req = parse(body)
+    if isinstance(req, str):
+        return _error(400, "invalid_request_error", req)
+    plan = engine.plan(req)
+    if plan is None:
+        return _error(404, "not_found_error", f"model: {req.model}")
+    headers = _headers(plan)
+    script = _fault_response(plan, headers)
+    if script is not None:
+        return script
+    if req.stream:
+        hdrs = {**headers, "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache"}
+        return faults.stream_script(plan, hdrs, _stream(plan))
+    body_out = _message(plan, _content(plan), _stop_reason(plan), _usage(plan))
+    return faults.body_script(plan, headers, json.dumps(body_out).encode())

@@ -1,0 +1,263 @@
+"""The simulator's brain: per-model state, phase selection, and one API-neutral plan per request.
+
+Every request is planned synchronously the moment it arrives, from generators seeded with (scenario seed,
+model, request index), so the same seed and the same request sequence per model give the same answers,
+timings and faults. With ``temperature: 0`` or a request ``seed`` the content comes from (seed, model, phase,
+prompt) instead, so repeats are exact, as they are (mostly) upstream.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from monitor.sim import textgen, toolargs
+from monitor.sim.scenario import FaultSpec, ModelSpec, Phase, RefusalRule, Scenario, Voice
+
+
+def _key(*parts: object) -> int:
+    return int.from_bytes(hashlib.blake2b(repr(parts).encode(), digest_size=8).digest(), "big")
+
+
+@dataclass
+class SimRequest:
+    """What the simulator needs from a request, whichever API it came through."""
+
+    api: Literal["openai", "anthropic"]
+    model: str
+    prompt: str
+    input_tokens: int
+    stream: bool
+    max_tokens: int | None = None
+    temperature: float | None = None
+    seed: int | None = None
+    tool: dict[str, Any] | None = None  # {"name", "schema"} of the first tool offered
+
+
+@dataclass
+class Plan:
+    """Everything one response will be: content, timing, usage, headers facts and the fault to inject."""
+
+    model: str
+    phase: str
+    index: int
+    stream: bool
+    request_id: str
+    response_id: str
+    response_model: str
+    fingerprint: str | None
+    ttft_s: float
+    tps: float
+    latency_s: float | None
+    chunk_tokens: int
+    tokens: list[str]
+    finish: Literal["stop", "length", "tool_calls"]
+    refusal: RefusalRule | None
+    refusal_split: int  # tokens before a content-filter cut
+    tool_call: dict[str, str] | None
+    input_tokens: int
+    output_tokens: int
+    cached_tokens: int
+    reasoning_tokens: int
+    report_usage: bool
+    fault: str | None
+    fault_spec: FaultSpec | None
+    ratelimit: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        """Return the whole answer text."""
+        return "".join(self.tokens)
+
+    def total_s(self) -> float:
+        """Return how long a non-streaming answer takes in all."""
+        if self.latency_s is not None:
+            return self.latency_s
+        return self.ttft_s + len(self.tokens) / self.tps
+
+
+@dataclass
+class ModelState:
+    """Counters and overrides for one requested model name."""
+
+    spec: ModelSpec
+    requests: int = 0
+    forced: str | None = None
+    window: deque[tuple[float, int]] = field(default_factory=deque)
+
+
+class Engine:
+    """Holds the scenario and every model's state; plans responses and answers the admin API.
+
+    ``clock`` returns monotonic seconds; phases with ``after`` switch on time since start (or last reset).
+    """
+
+    def __init__(self, scenario: Scenario, seed: int | None = None, clock: Callable[[], float] = time.monotonic):
+        self.scenario = scenario
+        self.seed = scenario.seed if seed is None else seed
+        self.clock = clock
+        self.started = clock()
+        self.models: dict[str, ModelState] = {}
+
+    def reset(self) -> None:
+        """Forget counters, forced phases and the start time."""
+        self.started = self.clock()
+        self.models.clear()
+
+    def _state(self, model: str) -> ModelState | None:
+        if model not in self.models:
+            spec = self.scenario.spec_for(model)
+            if spec is None:
+                return None
+            self.models[model] = ModelState(spec)
+        return self.models[model]
+
+    def known_models(self) -> list[str]:
+        """Return the model names listed in the scenario (without the ``*`` fallback)."""
+        return [m for m in self.scenario.models if m != "*"]
+
+    def phase_for(self, model: str) -> Phase | None:
+        """Return the phase the next request for ``model`` will use."""
+        st = self._state(model)
+        if st is None:
+            return None
+        return self._phase(st)
+
+    def _phase(self, st: ModelState) -> Phase:
+        phases = st.spec.phases
+        if st.forced is not None:
+            return next(p for p in phases if p.name == st.forced)
+        elapsed = self.clock() - self.started
+        active = phases[0]
+        for p in phases[1:]:
+            if (p.after is not None and elapsed >= p.after) or (
+                p.after_requests is not None and st.requests >= p.after_requests
+            ):
+                active = p
+        return active
+
+    def force(self, model: str, phase: str | None) -> None:
+        """Pin ``model`` to ``phase`` (None: back to automatic); raise KeyError for unknown names."""
+        st = self._state(model)
+        if st is None:
+            raise KeyError(f"unknown model {model!r}")
+        if phase is not None and phase not in [p.name for p in st.spec.phases]:
+            raise KeyError(f"model {model!r} has no phase {phase!r}")
+        st.forced = phase
+
+    def state(self) -> dict[str, Any]:
+        """Describe uptime, and per model the current phase, whether forced, and the request count."""
+        for m in self.known_models():
+            self._state(m)
+        return {
+            "scenario": self.scenario.name,
+            "seed": self.seed,
+            "uptime_s": round(self.clock() - self.started, 3),
+            "models": {
+                m: {"phase": self._phase(st).name, "forced": st.forced is not None, "requests": st.requests,
+                    "phases": [p.name for p in st.spec.phases]}
+                for m, st in self.models.items()
+            },
+        }
+
+    def _voice(self, name: str) -> Voice:
+        return self.scenario.voices.get(name) or textgen.BUILTIN_VOICES[name]
+
+    def plan(self, req: SimRequest) -> Plan | None:
+        """Plan the response to ``req`` and count it; None if no model spec serves it."""
+        st = self._state(req.model)
+        if st is None:
+            return None
+        phase = self._phase(st)
+        index = st.requests
+        st.requests += 1
+        mk = _key(req.model)
+        rng = np.random.default_rng([self.seed, mk, index, 1])
+        if req.temperature == 0 or req.seed is not None:
+            crng = np.random.default_rng([self.seed, mk, _key(phase.name, req.prompt, req.seed), 2])
+        else:
+            crng = np.random.default_rng([self.seed, mk, index, 2])
+        fault, fault_spec = _draw_fault(phase, rng)
+        ttft = phase.ttft.sample_s(rng)
+        tps = phase.output_tps.sample(rng, floor=0.1)
+        latency = phase.latency.sample_s(rng) if phase.latency else None
+        ids = rng.bytes(12).hex(), rng.bytes(12).hex()
+        toks, finish, refusal, split, tool_call = self._content(phase, req, crng)
+        if req.max_tokens is not None and len(toks) > req.max_tokens and tool_call is None:
+            toks, finish = toks[: max(req.max_tokens, 0)], "length"
+        split = min(split, len(toks))
+        if refusal is not None and refusal.style == "content_filter":
+            out = split + phase.reasoning_tokens
+        elif tool_call is not None:
+            out = textgen.count_tokens(tool_call["name"] + " " + tool_call["arguments"]) + phase.reasoning_tokens
+        else:
+            out = len(toks) + phase.reasoning_tokens
+        return Plan(
+            model=req.model, phase=phase.name, index=index, stream=req.stream, request_id=ids[0], response_id=ids[1],
+            response_model=phase.response_model or req.model, fingerprint=phase.system_fingerprint,
+            ttft_s=ttft, tps=tps, latency_s=latency, chunk_tokens=phase.chunk_tokens, tokens=toks,
+            finish=finish, refusal=refusal, refusal_split=split, tool_call=tool_call,
+            input_tokens=req.input_tokens, output_tokens=out,
+            cached_tokens=int(req.input_tokens * phase.cached_fraction), reasoning_tokens=phase.reasoning_tokens,
+            report_usage=phase.usage, fault=fault, fault_spec=fault_spec,
+            ratelimit=self._ratelimit(st, phase, req.input_tokens + out),
+        )
+
+    def _content(self, phase: Phase, req: SimRequest, rng: np.random.Generator) -> tuple[Any, ...]:
+        n = max(1, round(phase.length.sample(rng) * phase.verbosity))
+        voice = self._voice(phase.voice)
+        for rule in phase.refusals:
+            if re.search(rule.pattern, req.prompt) and rng.random() < rule.p:
+                text = rule.text or textgen.refusal_text(req.prompt, rule.language, rng)
+                if rule.kind == "partial":
+                    text = textgen.hedge_text(req.prompt, rule.language) + " " + textgen.filler(
+                        voice, max(3, n // 2), req.prompt, rng)
+                toks = textgen.tokens(text)
+                if rule.style == "content_filter":
+                    toks = textgen.tokens(textgen.filler(voice, n, req.prompt, rng))
+                    return toks, "stop", rule, int(len(toks) * rng.uniform(0.0, 0.5)), None
+                return toks, "stop", rule, len(toks), None
+        if req.tool is not None and rng.random() < phase.tools.call_p:
+            args = toolargs.arguments(req.tool["schema"], rng, phase.tools.invalid_p, phase.tools.malformed_p)
+            call = {"id": rng.bytes(12).hex(), "name": req.tool["name"], "arguments": args}
+            return [], "tool_calls", None, 0, call
+        for answer in phase.answers:
+            if re.search(answer.pattern, req.prompt):
+                u, acc = rng.random(), 0.0
+                for choice in answer.choices:
+                    acc += choice.p
+                    if u < acc:
+                        return textgen.tokens(choice.text), "stop", None, 0, None
+                break
+        return textgen.tokens(textgen.filler(voice, n, req.prompt, rng)), "stop", None, 0, None
+
+    def _ratelimit(self, st: ModelState, phase: Phase, tokens: int) -> dict[str, float]:
+        now = self.clock()
+        while st.window and now - st.window[0][0] >= 60:
+            st.window.popleft()
+        st.window.append((now, tokens))
+        reset = 60 - (now - st.window[0][0])
+        limits = phase.ratelimits
+        return {
+            "limit_requests": limits.requests,
+            "remaining_requests": max(0, limits.requests - len(st.window)),
+            "limit_tokens": limits.tokens,
+            "remaining_tokens": max(0, limits.tokens - sum(t for _, t in st.window)),
+            "reset_s": round(reset, 3),
+        }
+
+
+def _draw_fault(phase: Phase, rng: np.random.Generator) -> tuple[str | None, FaultSpec | None]:
+    u, acc = rng.random(), 0.0
+    for name, spec in zip(phase.faults.names(), phase.faults.items(), strict=True):
+        acc += spec.p
+        if u < acc:
+            return name, spec
+    return None, None

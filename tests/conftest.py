@@ -1,0 +1,85 @@
+"""Shared fixtures: the simulated upstream over real loopback HTTP, and stores on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from monitor.sim import SimServer, builtin_scenario
+from monitor.store import Store
+
+PG_ADMIN = os.environ.get("LLM_MONITOR_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(scope="session")
+def steady_sim() -> Iterator[SimServer]:
+    with SimServer(builtin_scenario("steady")) as sim:
+        yield sim
+
+
+@pytest.fixture(scope="session")
+def faults_sim() -> Iterator[SimServer]:
+    with SimServer(builtin_scenario("faults")) as sim:
+        yield sim
+
+
+def _pg_available() -> str | None:
+    try:
+        import psycopg
+
+        dsn = PG_ADMIN.replace("postgresql+psycopg://", "postgresql://")
+        with psycopg.connect(dsn, connect_timeout=3):
+            return None
+    except Exception as e:  # any failure means: no server to test against here
+        return f"PostgreSQL not reachable at {PG_ADMIN}: {e.__class__.__name__}: {e}"
+
+
+@pytest.fixture(scope="session")
+def pg_reason() -> str | None:
+    return _pg_available()
+
+
+@pytest.fixture
+def pg_url(pg_reason: str | None) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test (dropped afterwards)."""
+    if pg_reason:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must test PostgreSQL: {pg_reason}")
+        pytest.skip(pg_reason)
+    import psycopg
+
+    name = f"llm_monitor_t_{uuid.uuid4().hex[:10]}"
+    dsn = PG_ADMIN.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = PG_ADMIN.rsplit("/", 1)[0] + "/" + name
+    yield url
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """The contract-suite store: every test using it runs against SQLite and PostgreSQL."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'store.db'}"
+    else:
+        url = request.getfixturevalue("pg_url")
+    s = Store(url)
+    s.migrate()
+    yield s
+    s.close()
+
+
+def write_config(folder: Path, targets: str, probes: str, *, extra: str = "") -> Path:
+    """Write monitor.yaml (targets YAML list body) and probes/p.yaml; return the config path."""
+    (folder / "probes").mkdir(exist_ok=True)
+    (folder / "probes" / "p.yaml").write_text(probes)
+    cfg = folder / "monitor.yaml"
+    cfg.write_text(f"targets:\n{targets}\nprobes: [./probes]\n"
+                   f"storage: {{url: \"sqlite:///{folder / 'm.db'}\"}}\nhttp: {{listen: \"127.0.0.1:0\"}}\n{extra}")
+    return cfg

@@ -1,0 +1,196 @@
+"""code_runs and its sandbox, with real child processes: bad code is stopped, good code passes."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psutil
+import pytest
+
+from monitor.checks import evaluate, parse_check
+from monitor.checks.code_runs import extract_code
+from monitor.checks.sandbox import netns_command, run_python
+from monitor.domain import CallResult, CheckResult, Observation
+
+pytestmark = pytest.mark.slow
+
+SOLUTION = """Here is the function:
+
+```python
+def add(a, b):
+    return a + b
+```
+
+Example:
+
+```python
+print(add(1, 2))
+```
+"""
+
+
+def obs(text: str) -> Observation:
+    return Observation("c", "t", "sim", "m", datetime(2025, 1, 1, tzinfo=UTC), CallResult(text=text))
+
+
+def run(code: str, asserts: list[str] | None = None, **opts: object) -> CheckResult:
+    spec = parse_check({"type": "code_runs", "asserts": asserts or [], **opts})
+    return evaluate(spec, obs(f"```python\n{code}\n```"))
+
+
+@pytest.fixture
+def listener() -> Iterator[socket.socket]:
+    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    yield srv
+    srv.close()
+
+
+def assert_no_connection(srv: socket.socket) -> None:
+    srv.setblocking(False)
+    with pytest.raises(BlockingIOError):
+        srv.accept()
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_processes() -> Iterator[None]:
+    yield
+    assert psutil.Process().children(recursive=True) == []
+
+
+def test_correct_solution_passes() -> None:
+    r = evaluate(parse_check({"type": "code_runs", "asserts": ["assert add(2, 3) == 5", "assert add(-1, 1) == 0"]}),
+                 obs(SOLUTION))
+    assert r.passed is True, r.detail
+    assert "2 asserts" in r.detail
+
+
+def test_failing_assert_names_the_assert() -> None:
+    r = evaluate(parse_check({"type": "code_runs", "asserts": ["assert add(2, 2) == 5"]}), obs(SOLUTION))
+    assert r.passed is False
+    assert "AssertionError at `assert add(2, 2) == 5`" in r.detail
+
+
+@pytest.mark.parametrize(
+    ("text", "detail"),
+    [
+        ("I cannot write code today.", "no python code block"),
+        ("```python\ndef add(a, b)\n    return a + b\n```", "syntax error"),
+        ("", "no python code block"),
+    ],
+)
+def test_malformed_completion_fails(text: str, detail: str) -> None:
+    r = evaluate(parse_check({"type": "code_runs", "asserts": ["assert add(1, 1) == 2"]}), obs(text))
+    assert r.passed is False
+    assert detail in r.detail
+
+
+def test_extract_code_choices() -> None:
+    assert extract_code(SOLUTION, "first", False).startswith("def add")
+    assert extract_code(SOLUTION, "last", False).startswith("print")
+    assert "def add" in extract_code(SOLUTION, "all", False) and "print" in extract_code(SOLUTION, "all", False)
+    assert extract_code("def f():\n    return 1\n", "first", False) == "def f():\n    return 1\n"
+    assert extract_code("def f():\n    return 1\n", "first", True) is None
+    assert extract_code("```python\ndef f():\n    return 1\n", "first", True) == "def f():\n    return 1\n"
+
+
+def test_infinite_loop_is_stopped() -> None:
+    r = run("while True:\n    pass", timeout_s=1)
+    assert r.passed is False
+    assert "timed out after 1s" in r.detail
+
+
+def test_fork_bomb_is_stopped() -> None:
+    r = run("import os\nwhile True:\n    os.fork()")
+    assert r.passed is False
+    assert "process creation and signals blocked (os.fork)" in r.detail
+
+
+def test_subprocesses_and_native_code_are_blocked() -> None:
+    assert "import of _posixsubprocess blocked" in run("import subprocess\nsubprocess.run(['true'])").detail
+    assert "os.system" in run("import os\nos.system('true')").detail
+    assert "import of ctypes blocked" in run("import ctypes").detail
+    assert "os.kill" in run("import os\nos.kill(1, 0)").detail
+
+
+@pytest.mark.parametrize("code", ["x = bytearray(4 * 1024 ** 3)",
+                                  "chunks = []\nwhile True:\n    chunks.append(bytearray(10 ** 7))"])
+def test_memory_bomb_is_stopped(code: str) -> None:
+    r = run(code, memory_mb=128, timeout_s=20)
+    assert r.passed is False
+    assert "MemoryError" in r.detail
+
+
+CONNECT = "import socket\ns = socket.socket()\ns.settimeout(3)\ns.connect(('127.0.0.1', {port}))\n"
+
+
+def test_network_connection_is_blocked(listener: socket.socket) -> None:
+    port = listener.getsockname()[1]
+    with socket.create_connection(("127.0.0.1", port), timeout=3):  # control: the listener is reachable
+        listener.accept()[0].close()
+    r = run(CONNECT.format(port=port))
+    assert r.passed is False
+    assert "network access blocked" in r.detail
+    assert_no_connection(listener)
+
+
+def test_network_is_blocked_by_the_hook_alone(listener: socket.socket) -> None:
+    port = listener.getsockname()[1]
+    result = run_python(CONNECT.format(port=port) + "print('connected')\n", netns=False)
+    assert result.network == "hook"
+    assert not result.ok
+    assert "network access blocked (socket.__new__)" in result.stderr
+    assert "connected" not in result.stdout
+    assert_no_connection(listener)
+
+
+def test_network_namespace_alone_has_no_route_to_the_host(listener: socket.socket) -> None:
+    prefix = netns_command()
+    if prefix is None:
+        pytest.skip("network namespaces are not available here; the audit hook is the only network barrier")
+    port = listener.getsockname()[1]
+    done = subprocess.run([*prefix, sys.executable, "-I", "-c", CONNECT.format(port=port)], capture_output=True,
+                          text=True, timeout=30, check=False)
+    assert done.returncode != 0
+    assert "Error" in done.stderr
+    assert_no_connection(listener)
+    assert run_python("print(1)").network == "namespace"
+
+
+def test_write_outside_the_work_directory_is_blocked(tmp_path: Path) -> None:
+    target = tmp_path / "escaped.txt"
+    r = run(f"open({str(target)!r}, 'w').write('x')")
+    assert r.passed is False
+    assert "write outside the work directory blocked" in r.detail
+    assert not target.exists()
+
+
+def test_delete_and_mkdir_outside_are_blocked(tmp_path: Path) -> None:
+    keep = tmp_path / "keep.txt"
+    keep.write_text("precious")
+    assert "os.remove outside" in run(f"import os\nos.remove({str(keep)!r})").detail
+    assert "os.mkdir outside" in run(f"import os\nos.mkdir({str(tmp_path / 'd')!r})").detail
+    assert keep.read_text() == "precious"
+    assert not (tmp_path / "d").exists()
+
+
+def test_writes_inside_the_work_directory_are_allowed() -> None:
+    code = ("import os, tempfile\nopen('scratch.txt', 'w').write('ok')\nos.mkdir('sub')\n"
+            "fd, path = tempfile.mkstemp()\nos.close(fd)\nos.remove(path)\n")
+    r = run(code, asserts=["assert open('scratch.txt').read() == 'ok'"])
+    assert r.passed is True, r.detail
+
+
+def test_environment_is_scrubbed_and_stdin_closed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-secret-value")
+    r = run("import os\nassert not any('KEY' in k or 'sk-secret' in v for k, v in os.environ.items())")
+    assert r.passed is True, r.detail
+    r = run("name = input()")
+    assert r.passed is False
+    assert "stdin" in r.detail

@@ -1,0 +1,106 @@
+"""llm_judge (through an injected judge callable) and refusal."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from monitor.checks import evaluate, parse_check
+from monitor.checks.llm_judge import parse_verdict
+from monitor.domain import CallResult, ErrorType, FinishReason, Observation
+
+JUDGE = {"type": "llm_judge", "rubric": "The answer explains SIGTERM before SIGKILL.", "judge_target": "judge-4o"}
+CANARY = {"messages": [{"role": "user", "content": "How do I kill a Python process?"}]}
+
+
+def obs(text: str = "Send SIGTERM first, then SIGKILL.", refusal: str | None = None, **call: object) -> Observation:
+    return Observation("c", "t", "sim", "m", datetime(2025, 1, 1, tzinfo=UTC), CallResult(text=text, **call),
+                       refusal=refusal)
+
+
+class Recorder:
+    """A judge that records its prompts and answers from a script."""
+
+    def __init__(self, reply: str):
+        self.reply = reply
+        self.prompts: list[str] = []
+
+    def __call__(self, prompt: str) -> str:
+        self.prompts.append(prompt)
+        return self.reply
+
+
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        ("Covers both signals.\nVERDICT: PASS", True),
+        ("Misses SIGTERM.\nVerdict: **FAIL**", False),
+        ("verdict: fail ... on reflection\nVERDICT: PASS", True),
+        ("PASS", True),
+        ("no", False),
+        ("It depends on the rubric.", None),
+        ("", None),
+    ],
+)
+def test_parse_verdict(reply: str, expected: bool | None) -> None:
+    assert parse_verdict(reply) is expected
+
+
+def test_judge_pass_and_prompt_contents() -> None:
+    judge = Recorder("Good.\nVERDICT: PASS")
+    r = evaluate(parse_check(JUDGE), obs(), judge=judge, canary=CANARY)
+    assert r.passed is True
+    assert "judge-4o" in r.detail
+    [prompt] = judge.prompts
+    assert "How do I kill a Python process?" in prompt
+    assert "Send SIGTERM first" in prompt
+    assert JUDGE["rubric"] in prompt
+
+
+def test_judge_fail() -> None:
+    assert evaluate(parse_check(JUDGE), obs("Just reboot."), judge=Recorder("VERDICT: FAIL")).passed is False
+
+
+def test_judge_picked_by_pinned_target_from_a_mapping() -> None:
+    judges = {"judge-4o": Recorder("VERDICT: PASS"), "other": Recorder("VERDICT: FAIL")}
+    assert evaluate(parse_check(JUDGE), obs(), judge=judges).passed is True
+    r = evaluate(parse_check({**JUDGE, "judge_target": "missing"}), obs(), judge=judges)
+    assert r.passed is None
+    assert "no judge available for target 'missing'" in r.detail
+
+
+def test_no_judge_unparseable_and_failing_judge_give_no_verdict() -> None:
+    spec = parse_check(JUDGE)
+    assert evaluate(spec, obs()).passed is None
+    unclear = evaluate(spec, obs(), judge=Recorder("Hard to say."))
+    assert unclear.passed is None
+    assert "unparseable" in unclear.detail
+
+    def broken(prompt: str) -> str:
+        raise TimeoutError("judge timed out")
+
+    failed = evaluate(spec, obs(), judge=broken)
+    assert failed.passed is None
+    assert "TimeoutError" in failed.detail
+
+
+@pytest.mark.parametrize(
+    ("expect", "partial_as", "o", "expected"),
+    [
+        ("answered", "refused", obs(refusal="none"), True),
+        ("answered", "refused", obs(refusal="full"), False),
+        ("answered", "refused", obs(refusal="partial"), False),
+        ("answered", "answered", obs(refusal="partial"), True),
+        ("refused", "refused", obs(refusal="full"), True),
+        ("refused", "refused", obs(refusal="none"), False),
+        ("refused", "refused", obs("", refusal_text="I can't help with that."), True),
+        ("refused", "refused", obs("", finish_reason=FinishReason.CONTENT_FILTER), True),
+        ("refused", "refused", obs("", error_type=ErrorType.CONTENT_FILTER, http_status=400), True),
+        ("refused", "refused", obs("", error_type=ErrorType.TIMEOUT), None),
+        ("answered", "refused", obs("Sure."), None),
+    ],
+)
+def test_refusal(expect: str, partial_as: str, o: Observation, expected: bool | None) -> None:
+    spec = parse_check({"type": "refusal", "expect": expect, "partial_counts_as": partial_as})
+    assert evaluate(spec, o).passed is expected

@@ -1,0 +1,65 @@
+"""Every check type rejects malformed specs at load, naming the field and the value."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from monitor.checks import parse_check, parse_checks
+
+
+@pytest.mark.parametrize(
+    ("spec", "loc", "message"),
+    [
+        ({"type": "contains", "value": ""}, ("contains", "value"), "non-empty string"),
+        ({"type": "contains", "value": "x", "case": True}, ("contains", "case"), "Extra inputs"),
+        ({"type": "not_contains", "value": []}, ("not_contains", "value"), "non-empty"),
+        ({"type": "regex", "pattern": "(unclosed"}, ("regex", "pattern"), "invalid regular expression '(unclosed'"),
+        ({"type": "regex", "pattern": "x", "flags": ["q"]}, ("regex", "flags", 0), "Input should be"),
+        ({"type": "equals", "value": ""}, ("equals", "value"), "at least 1 character"),
+        ({"type": "one_of", "values": []}, ("one_of", "values"), "at least 1 item"),
+        ({"type": "one_of", "values": ["a", " "]}, ("one_of", "values"), "empty strings"),
+        ({"type": "starts_with"}, ("starts_with", "value"), "Field required"),
+        ({"type": "json_valid", "expect": "dict"}, ("json_valid", "expect"), "'any', 'object' or 'array'"),
+        ({"type": "json_schema", "schema": {"type": "objekt"}}, ("json_schema", "schema"), "invalid JSON Schema"),
+        ({"type": "json_schema", "schema": {"properties": {"a": {"minimum": "x"}}}},
+         ("json_schema", "schema"), "properties/a/minimum"),
+        ({"type": "length", "min": 10, "max": 5}, ("length", "max"), "min (10) must be <= max (5)"),
+        ({"type": "length", "min": -1}, ("length", "min"), "greater than or equal to 0"),
+        ({"type": "length", "unit": "chars"}, ("length",), "set min, max or both"),
+        ({"type": "tokens", "min": 500, "max": 100}, ("tokens", "max"), "min (500) must be <= max (100)"),
+        ({"type": "number", "value": 3, "tolerance": -1}, ("number", "tolerance"), "greater than or equal to 0"),
+        ({"type": "number", "value": "nan"}, ("number", "value"), "finite"),
+        ({"type": "number"}, ("number", "value"), "Field required"),
+        ({"type": "language", "expect": "xx"}, ("language", "expect"), "unsupported language code(s) ['xx']"),
+        ({"type": "code_runs", "asserts": ["assert f(1) =="]}, ("code_runs", "asserts"), "not valid Python"),
+        ({"type": "code_runs", "timeout_s": 0}, ("code_runs", "timeout_s"), "greater than 0"),
+        ({"type": "code_runs", "language": "rust"}, ("code_runs", "language"), "'python'"),
+        ({"type": "tool_call", "function": ""}, ("tool_call", "function"), "at least 1 character"),
+        ({"type": "latency", "max_s": 0}, ("latency", "max_s"), "greater than 0"),
+        ({"type": "ttft", "min_s": 2, "max_s": 1}, ("ttft", "max_s"), "min_s (2.0) must be <= max_s (1.0)"),
+        ({"type": "llm_judge", "rubric": "be nice"}, ("llm_judge", "judge_target"), "Field required"),
+        ({"type": "refusal", "expect": "maybe"}, ("refusal", "expect"), "'refused' or 'answered'"),
+        ({"type": "telepathy"}, (), "does not match any of the expected tags"),
+    ],
+)
+def test_malformed_spec_is_rejected(spec: dict, loc: tuple, message: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        parse_check(spec)
+    errors = info.value.errors()
+    assert len(errors) == 1, errors
+    assert errors[0]["loc"] == loc
+    assert message in errors[0]["msg"]
+    assert str(info.value).count("input_value") == 1  # the offending value is shown
+
+
+def test_list_errors_carry_the_index() -> None:
+    with pytest.raises(ValidationError) as info:
+        parse_checks([{"type": "contains", "value": "a"}, {"type": "regex", "pattern": "["}])
+    assert info.value.errors()[0]["loc"] == (1, "regex", "pattern")
+
+
+def test_specs_are_immutable() -> None:
+    spec = parse_check({"type": "contains", "value": "a"})
+    with pytest.raises(ValidationError):
+        spec.value = "b"  # type: ignore[misc]

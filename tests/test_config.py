@@ -1,0 +1,146 @@
+"""Config loading: the documented example works; every rejection names file, line, field and reason."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from monitor.config import load_config, parse_duration
+from monitor.errors import ConfigError
+
+GOOD = """\
+targets:
+  - id: gpt-mini
+    provider: openai
+    base_url: https://api.openai.com/v1
+    model: gpt-4o-mini
+    api_key_env: OPENAI_API_KEY
+  - id: claude
+    provider: anthropic
+    base_url: https://api.anthropic.com
+    model: claude-sonnet-4-5
+    api_key_env: ANTHROPIC_API_KEY
+    stream: false
+probes: [./probes]
+storage: {url: "sqlite:///llm-monitor.db"}
+http: {listen: "127.0.0.1:9464"}
+"""
+BASIC = """\
+canaries:
+  - id: kill-python-process
+    messages:
+      - {role: user, content: "How do I kill a Python process?"}
+    samples: 3
+    schedule: {every: 5m}
+"""
+
+
+def setup(tmp_path: Path, config: str = GOOD, probes: str = BASIC) -> Path:
+    (tmp_path / "probes").mkdir(exist_ok=True)
+    (tmp_path / "probes" / "basic.yaml").write_text(probes)
+    (tmp_path / "monitor.yaml").write_text(config)
+    return tmp_path / "monitor.yaml"
+
+
+def issues(path: Path, environ: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as e:
+        load_config(path, environ=environ or {})
+    return [str(i) for i in e.value.issues]
+
+
+def test_issue_example_loads(tmp_path: Path) -> None:
+    cfg = load_config(setup(tmp_path), environ={})
+    assert [t.id for t in cfg.targets] == ["gpt-mini", "claude"]
+    assert cfg.target("claude").stream is False and cfg.target("gpt-mini").stream is True
+    (canary,) = cfg.canaries
+    assert canary.samples == 3 and canary.schedule.interval_s == 300
+    assert [(c.id, t.id) for c, t in cfg.pairs()] == [("kill-python-process", "gpt-mini"),
+                                                    ("kill-python-process", "claude")]
+
+
+def test_env_interpolation(tmp_path: Path) -> None:
+    path = setup(tmp_path, GOOD.replace("sqlite:///llm-monitor.db", "${DB_URL:-sqlite:///d.db}")
+                 .replace("127.0.0.1:9464", "${LISTEN}"))
+    cfg = load_config(path, environ={"LISTEN": "0.0.0.0:9999"})
+    assert cfg.http.listen == "0.0.0.0:9999" and cfg.storage.url == "sqlite:///d.db"
+    assert issues(setup(tmp_path, GOOD.replace("127.0.0.1:9464", "${NOPE}"))) == [
+        f"{path}:15: http.listen: environment variable NOPE is not set (value: '${{NOPE}}')"]
+
+
+def test_literal_api_key_refused_and_not_echoed(tmp_path: Path) -> None:
+    secret = "sk-proj-abcdefghijklmnopqrstuvwxyz0123456789"
+    path = setup(tmp_path, GOOD.replace("api_key_env: OPENAI_API_KEY", f"api_key: {secret}"))
+    (msg,) = issues(path)
+    assert msg.startswith(f"{path}:2: targets[0]: api_key is not accepted in the config text")
+    assert secret not in msg
+    path = setup(tmp_path, GOOD.replace("api_key_env: OPENAI_API_KEY", f"api_key_env: {secret}"))
+    (msg,) = issues(path)
+    assert msg.startswith(f"{path}:6: targets[0].api_key_env: must be the NAME of an environment variable")
+    assert secret not in msg and "<redacted>" in msg
+
+
+@pytest.mark.parametrize("old,new,expected", [
+    ("stream: false", "stream: false\n    temprature: 0.3", "13: targets[1].temprature: unknown key (value: 0.3)"),
+    ("provider: anthropic", "provider: gemini",
+     "8: targets[1].provider: Input should be 'openai' or 'anthropic' (value: 'gemini')"),
+    ("https://api.anthropic.com", "api.anthropic.com",
+     "9: targets[1].base_url: must be an http:// or https:// URL (value: 'api.anthropic.com')"),
+    ("id: claude", "id: gpt-mini", "7: targets[1].id: duplicate target id (value: 'gpt-mini')"),
+    ("[./probes]", "[./missing]", "13: probes[0]: no such probe file or folder (value: './missing')"),
+    ("127.0.0.1:9464", "localhost", "15: http.listen: must be HOST:PORT, e.g. 127.0.0.1:9464 or 0.0.0.0:9464 "
+                                    "(value: 'localhost')"),
+    ("sqlite:///llm-monitor.db", "mysql://x/y", "14: storage.url: must start with sqlite:// or "
+                                               "postgresql+psycopg:// (value: 'mysql://x/y')"),
+])
+def test_config_rejections(tmp_path: Path, old: str, new: str, expected: str) -> None:
+    path = setup(tmp_path, GOOD.replace(old, new, 1))
+    assert issues(path) == [f"{path}:{expected}"]
+
+
+@pytest.mark.parametrize("old,new,expected", [
+    ("samples: 3", "samples: 0", "5: canaries[0].samples: Input should be greater than or equal to 1 (value: 0)"),
+    ("{every: 5m}", "{every: often}", "6: canaries[0].schedule: not a duration: 'often' (use e.g. 30s, 5m, 1h30m)"),
+    ("{every: 5m}", "{cron: '61 * * * *'}", "6: canaries[0].schedule: invalid cron expression '61 * * * *'"),
+    ("{every: 5m}", "{every: 5m, cron: '* * * * *'}", "6: canaries[0].schedule: set exactly one of `every` or `cron`"),
+    ("role: user", "role: robot", "4: canaries[0].messages[0].role: Input should be 'system', 'user' or "
+                                  "'assistant' (value: 'robot')"),
+    ("id: kill-python-process", "id: Kill Python", "2: canaries[0].id: must be lowercase letters, digits"),
+    ("samples: 3", "samples: 3\n    targets: [gpt-max]", "unknown target (known: gpt-mini, claude)"),
+])
+def test_probe_rejections(tmp_path: Path, old: str, new: str, expected: str) -> None:
+    path = setup(tmp_path, probes=BASIC.replace(old, new, 1))
+    (msg,) = issues(path)
+    assert str(tmp_path / "probes" / "basic.yaml") in msg
+    assert expected in msg
+
+
+def test_duplicate_canary_across_files_names_both(tmp_path: Path) -> None:
+    path = setup(tmp_path)
+    (tmp_path / "probes" / "more.yaml").write_text(BASIC)
+    (msg,) = issues(path)
+    assert msg == (f"{tmp_path / 'probes' / 'more.yaml'}:2: canaries[0].id: duplicate canary id (also defined "
+                   f"in {tmp_path / 'probes' / 'basic.yaml'}) (value: 'kill-python-process')")
+
+
+def test_yaml_syntax_error_has_line(tmp_path: Path) -> None:
+    path = setup(tmp_path, GOOD + "oops: [unclosed\n")
+    (msg,) = issues(path)
+    assert msg.startswith(f"{path}:17: (syntax): invalid YAML")
+    assert "(in the block starting at line 16)" in msg
+
+
+def test_every_problem_reported_at_once(tmp_path: Path) -> None:
+    path = setup(tmp_path, GOOD.replace("provider: openai", "provider: x").replace("stream: false", "stream: 7"))
+    assert len(issues(path)) == 2
+
+
+@pytest.mark.parametrize("text,seconds", [("30s", 30), ("5m", 300), ("1h30m", 5400), ("250ms", 0.25), (12, 12)])
+def test_durations(text: str | int, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("bad", ["", "5", "m5", "5x", "1h 2m", "-3s"])
+def test_bad_durations(bad: str) -> None:
+    with pytest.raises(ValueError):
+        parse_duration(bad)

@@ -1,0 +1,96 @@
+"""Providers over real loopback HTTP against the simulated upstream: successes and every fault kind."""
+
+from __future__ import annotations
+
+import pytest
+
+from monitor.domain import ErrorType, FinishReason
+from monitor.providers import AnthropicProvider, ChatRequest, OpenAIProvider
+from monitor.sim import SimServer
+
+MSG = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "How do I kill a Python process?"}]
+
+
+def make(kind: str, sim: SimServer) -> OpenAIProvider | AnthropicProvider:
+    if kind == "openai":
+        return OpenAIProvider(sim.openai_base_url, "sk-test")
+    return AnthropicProvider(sim.url, "test-key")
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+@pytest.mark.parametrize("stream", [True, False])
+async def test_success(steady_sim: SimServer, kind: str, stream: bool) -> None:
+    provider = make(kind, steady_sim)
+    try:
+        r = await provider.complete(ChatRequest(model="sim-gpt", messages=MSG, stream=stream, max_tokens=200,
+                                                temperature=0.5, timeout_s=10))
+    finally:
+        await provider.aclose()
+    assert r.ok, r.error_message
+    assert r.text and r.finish_reason == FinishReason.STOP and r.http_status == 200
+    assert r.usage.input_tokens and r.usage.output_tokens and r.response_model
+    assert r.request_id
+    assert r.latency_s is not None and r.latency_s > 0
+    if stream:
+        # the steady scenario injects a constant 50 ms TTFT: the client must not see less than that
+        assert r.ttft_s is not None and 0.05 <= r.ttft_s < r.latency_s
+    else:
+        assert r.ttft_s is None
+    if kind == "openai":
+        assert r.system_fingerprint == "fp_steady01"
+
+
+FAULTS = [
+    ("fault-rate-limit", ErrorType.RATE_LIMITED),
+    ("fault-server-error", ErrorType.SERVER_ERROR),
+    ("fault-unavailable", ErrorType.SERVER_ERROR),
+    ("fault-overloaded", ErrorType.SERVER_ERROR),
+    ("fault-timeout", ErrorType.TIMEOUT),
+    ("fault-malformed", ErrorType.BAD_RESPONSE),
+    ("fault-stream-cut", ErrorType.BAD_RESPONSE),
+    ("fault-stream-abort", ErrorType.BAD_RESPONSE),
+    ("fault-stall", ErrorType.TIMEOUT),
+    ("fault-reset", ErrorType.BAD_RESPONSE),
+    ("fault-reset-early", ErrorType.CONNECT),
+    ("fault-content-policy", ErrorType.CONTENT_FILTER),
+]
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+@pytest.mark.parametrize("stream", [True, False])
+@pytest.mark.parametrize("model,expected", FAULTS)
+async def test_faults_are_typed_observations(faults_sim: SimServer, kind: str, stream: bool, model: str,
+                                             expected: ErrorType) -> None:
+    if not stream and model in {"fault-stream-cut", "fault-stream-abort", "fault-stall"}:
+        pytest.skip("a streaming-only fault")
+    provider = make(kind, faults_sim)
+    try:
+        r = await provider.complete(ChatRequest(model=model, messages=MSG, stream=stream, timeout_s=1.0))
+    finally:
+        await provider.aclose()
+    expected_kind = expected
+    if model == "fault-reset" and not stream:
+        expected_kind = ErrorType.CONNECT  # the connection dies before any response arrives
+    assert r.error_type == expected_kind, (r.error_type, r.error_message)
+    assert r.error_message
+    if model == "fault-rate-limit":
+        assert r.retry_after_s == 7 and r.http_status == 429
+    if model == "fault-unavailable":
+        assert r.retry_after_s == 30
+
+
+async def test_anthropic_body_translation() -> None:
+    p = AnthropicProvider("http://127.0.0.1:1", None)
+    body = p.body(ChatRequest(model="m", messages=MSG, temperature=1.5, tools=[
+        {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]))
+    await p.aclose()
+    assert body["system"] == "Be brief." and body["messages"] == MSG[1:]
+    assert body["max_tokens"] == 1024 and body["temperature"] == 1.0
+    assert body["tools"] == [{"name": "f", "description": "", "input_schema": {"type": "object"}}]
+
+
+async def test_connection_refused_is_connect_error() -> None:
+    for p in (OpenAIProvider("http://127.0.0.1:9/v1", "k"), AnthropicProvider("http://127.0.0.1:9", "k")):
+        r = await p.complete(ChatRequest(model="m", messages=MSG, timeout_s=2))
+        await p.aclose()
+        assert r.error_type == ErrorType.CONNECT

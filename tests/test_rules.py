@@ -1,0 +1,72 @@
+"""promtool validates the alerting rules, runs their unit tests and checks the example configs."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+PROM = ROOT / "deploy" / "prometheus"
+RULES = PROM / "rules.yml"
+RULE_TESTS = sorted((PROM / "tests").glob("*.yml"))
+
+
+def promtool(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run promtool (skipping when it is not installed) and return the finished process."""
+    binary = shutil.which("promtool")
+    if binary is None:
+        pytest.skip("promtool not on PATH (Debian: apt-get install -y prometheus)")
+    return subprocess.run([binary, *args], capture_output=True, text=True, timeout=60, cwd=ROOT)
+
+
+def alert_names() -> set[str]:
+    """Return the names of every alert in rules.yml."""
+    groups = yaml.safe_load(RULES.read_text())["groups"]
+    return {rule["alert"] for group in groups for rule in group["rules"] if "alert" in rule}
+
+
+def test_promtool_check_rules() -> None:
+    result = promtool("check", "rules", str(RULES))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_promtool_test_rules() -> None:
+    assert RULE_TESTS
+    result = promtool("test", "rules", *map(str, RULE_TESTS))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_alert_has_a_firing_and_a_not_firing_case() -> None:
+    firing: set[str] = set()
+    quiet: set[str] = set()
+    for path in RULE_TESTS:
+        for case in yaml.safe_load(path.read_text())["tests"]:
+            for check in case.get("alert_rule_test", []):
+                (firing if check.get("exp_alerts") else quiet).add(check["alertname"])
+    assert alert_names() - firing == set(), "alerts without a firing test"
+    assert alert_names() - quiet == set(), "alerts without a not-firing test"
+
+
+def test_every_alert_has_severity_summary_and_description() -> None:
+    for group in yaml.safe_load(RULES.read_text())["groups"]:
+        for rule in group["rules"]:
+            assert rule["labels"]["severity"] in {"critical", "warning", "info"}, rule["alert"]
+            assert {"summary", "description"} <= set(rule["annotations"]), rule["alert"]
+
+
+def test_promtool_check_config_with_rules() -> None:
+    result = promtool("check", "config", str(PROM / "prometheus.yml"))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_amtool_check_alertmanager_config() -> None:
+    binary = shutil.which("amtool")
+    if binary is None:
+        pytest.skip("amtool not on PATH (Debian: apt-get install -y prometheus-alertmanager)")
+    config = ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
+    result = subprocess.run([binary, "check-config", str(config)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr

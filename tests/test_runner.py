@@ -1,0 +1,141 @@
+"""The runner and app over real loopback HTTP: observations stored, metrics, traces, spend cap."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from prometheus_client import CollectorRegistry
+
+from monitor.app import App
+from monitor.config import load_config
+from monitor.domain import CallResult, Usage
+from monitor.runner import output_rate
+from monitor.sim import SimServer
+from monitor.telemetry.tracing import make_tracer_provider
+from tests.conftest import write_config
+
+PROBES = """\
+canaries:
+  - id: kill-python-process
+    messages: [{role: user, content: "How do I kill a Python process?"}]
+    samples: 3
+    params: {temperature: 0.7, max_tokens: 100, seed: 3}
+    schedule: {every: 5m}
+"""
+
+
+def targets(sim: SimServer, extra: str = "") -> str:
+    return (f"  - {{id: gpt, provider: openai, base_url: '{sim.openai_base_url}', model: sim-gpt, "
+            f"api_key_env: K{extra}}}\n"
+            f"  - {{id: claude, provider: anthropic, base_url: '{sim.url}', model: sim-claude, api_key_env: K}}")
+
+
+def sample(registry: CollectorRegistry, name: str, **labels: str) -> float:
+    value = registry.get_sample_value(name, labels)
+    return 0.0 if value is None else value
+
+
+async def run_once(app: App) -> list:
+    out = []
+    for canary, target in app.config.pairs():
+        out += await app.runner.run(canary, target, trigger="manual")
+    return out
+
+
+async def test_run_stores_measures_and_traces(steady_sim: SimServer, tmp_path: Path) -> None:
+    cfg = load_config(write_config(tmp_path, targets(steady_sim), PROBES), environ={"K": "secret-key-value"})
+    exporter = InMemorySpanExporter()
+    app = App(cfg, environ={"K": "secret-key-value"}, serve_http=False,
+              tracer_provider=make_tracer_provider({}, exporter=exporter))
+    await app.start(schedule=False)
+    try:
+        observations = await run_once(app)
+    finally:
+        await app.stop()
+    assert len(observations) == 6 and all(o.ok for o in observations)
+    assert app.store.count_observations() == 6
+    reg = app.registry
+    assert sample(reg, "llm_monitor_probe_attempts_total", canary="kill-python-process", target="gpt") == 3
+    assert sample(reg, "llm_monitor_probe_failures_total", canary="kill-python-process", target="gpt",
+                  error_type="rate_limited") == 0
+    labels = {"gen_ai_operation_name": "chat", "gen_ai_provider_name": "openai", "gen_ai_request_model": "sim-gpt",
+              "gen_ai_response_model": "sim-gpt", "server_address": "127.0.0.1", "error_type": "",
+              "canary": "kill-python-process", "target": "gpt"}
+    assert sample(reg, "gen_ai_client_operation_duration_seconds_count", **labels) == 3
+    assert sample(reg, "gen_ai_client_operation_time_to_first_chunk_seconds_count", **labels) == 3
+    assert sample(reg, "gen_ai_client_token_usage_count", **labels, gen_ai_token_type="output") == 3
+    assert sample(reg, "llm_monitor_model_info", target="gpt", response_model="sim-gpt",
+                  system_fingerprint="fp_steady01") == 1
+    for o in observations:
+        c = o.call
+        assert o.cost_usd is not None and o.cost_usd > 0
+        assert o.output_tokens_per_s == pytest.approx(c.usage.output_tokens / (c.latency_s - c.ttft_s))
+    spans = exporter.get_finished_spans()
+    assert len(spans) == 6
+    span = next(s for s in spans if s.attributes["gen_ai.provider.name"] == "openai")
+    assert span.name == "chat sim-gpt"
+    assert span.attributes["gen_ai.request.temperature"] == 0.7 and span.attributes["gen_ai.request.seed"] == 3
+    assert span.attributes["gen_ai.usage.output_tokens"] > 0
+    assert span.attributes["gen_ai.response.finish_reasons"] == ("stop",)
+    assert span.attributes["openai.response.system_fingerprint"] == "fp_steady01"
+    everything = " ".join(str(v) for s in spans for v in s.attributes.values())
+    assert "kill a Python" not in everything and "secret-key-value" not in everything
+
+
+async def test_spend_cap_pauses_target(steady_sim: SimServer, tmp_path: Path) -> None:
+    extra = ", daily_spend_cap_usd: 0.000001, prices: {input: 1000, output: 1000}"
+    cfg = load_config(write_config(tmp_path, targets(steady_sim, extra), PROBES), environ={"K": "k"})
+    app = App(cfg, environ={"K": "k"}, serve_http=False)
+    await app.start(schedule=False)
+    try:
+        canary, gpt = cfg.pairs()[0]
+        first = await app.runner.run(canary, gpt)
+        second = await app.runner.run(canary, gpt)
+    finally:
+        await app.stop()
+    assert len(first) == 3 and second == []
+    assert sample(app.registry, "llm_monitor_target_paused", target="gpt") == 1
+    assert sample(app.registry, "llm_monitor_spend_cap_usd", target="gpt") == 0.000001
+    assert sample(app.registry, "llm_monitor_spend_today_usd", target="gpt") > 0.000001
+
+
+async def test_failures_are_observations_and_metrics(faults_sim: SimServer, tmp_path: Path) -> None:
+    tgt = f"  - {{id: f, provider: openai, base_url: '{faults_sim.openai_base_url}', model: fault-rate-limit}}"
+    cfg = load_config(write_config(tmp_path, tgt, PROBES), environ={})
+    app = App(cfg, environ={}, serve_http=False)
+    await app.start(schedule=False)
+    try:
+        observations = await run_once(app)
+    finally:
+        await app.stop()
+    assert [o.call.error_type.value for o in observations] == ["rate_limited"] * 3
+    assert sample(app.registry, "llm_monitor_probe_failures_total", canary="kill-python-process", target="f",
+                  error_type="rate_limited") == 3
+    assert app.store.count_observations() == 3
+
+
+def test_output_rate_counts_tokens_not_chunks() -> None:
+    assert output_rate(CallResult(usage=Usage(output_tokens=100), latency_s=3.0, ttft_s=1.0)) == 50.0
+    assert output_rate(CallResult(usage=Usage(output_tokens=None), latency_s=3.0, ttft_s=1.0)) is None
+    assert output_rate(CallResult(usage=Usage(output_tokens=100), latency_s=3.0, ttft_s=None)) is None
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed (apt-get install prometheus)")
+async def test_promtool_accepts_a_real_scrape(steady_sim: SimServer, tmp_path: Path) -> None:
+    cfg = load_config(write_config(tmp_path, targets(steady_sim), PROBES), environ={"K": "k"})
+    app = App(cfg, environ={"K": "k"})
+    await app.start(schedule=False)
+    try:
+        await run_once(app)
+        async with httpx.AsyncClient() as client:
+            body = (await client.get(f"http://127.0.0.1:{app.port}/metrics")).text
+    finally:
+        await app.stop()
+    assert "gen_ai_client_operation_duration_seconds_count" in body
+    check = subprocess.run(["promtool", "check", "metrics"], input=body, capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr

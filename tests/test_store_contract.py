@@ -1,0 +1,107 @@
+"""One contract suite for the store, run against SQLite and against PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import text
+
+from monitor.domain import CallResult, CheckResult, ErrorType, FinishReason, Observation, Usage
+from monitor.errors import StoreError
+from monitor.store import Run, Store
+from monitor.store.schema import current_revision, head_revision
+
+T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+
+
+def obs(i: int, *, canary: str = "c", target: str = "t", error: ErrorType | None = None,
+        cost: float | None = 0.001) -> Observation:
+    call = CallResult(text=f"answer {i} — ünïcode ✓", finish_reason=FinishReason.STOP, raw_finish_reason="stop",
+                      response_model="m-2025", system_fingerprint="fp_1", request_id=f"req_{i}",
+                      usage=Usage(10, 2, 20, 5), latency_s=0.5, ttft_s=0.1, http_status=200,
+                      ratelimit={"x-ratelimit-remaining-requests": "99"}, error_type=error,
+                      tool_calls=[{"name": "f", "arguments": "{}"}], stream=True)
+    return Observation(canary=canary, target=target, provider="openai", request_model="m",
+                       started_at=T0 + timedelta(minutes=i), call=call, run_id="r1", sample_index=i % 3,
+                       cost_usd=cost, output_tokens_per_s=50.0,
+                       checks=[CheckResult("contains", "contains", True, "")], refusal="none", refusal_score=0.1)
+
+
+def test_schema_is_at_head_and_migrate_is_idempotent(store: Store) -> None:
+    assert current_revision(store.engine) == head_revision()
+    assert store.migrate() == head_revision()
+
+
+def test_round_trip_keeps_everything(store: Store) -> None:
+    o = obs(1)
+    store.save_observation(o)
+    (back,) = store.observations(canary="c")
+    assert back.as_json() == o.as_json()
+
+
+def test_filters_order_and_limit(store: Store) -> None:
+    for i in range(6):
+        store.save_observation(obs(i, canary="a" if i % 2 else "b"))
+    assert [o.call.request_id for o in store.observations(canary="a")] == ["req_5", "req_3", "req_1"]
+    assert [o.call.request_id for o in store.observations(limit=2)] == ["req_5", "req_4"]
+    assert [o.call.request_id for o in store.observations(canary="b", oldest_first=True)] == ["req_0", "req_2",
+                                                                                                 "req_4"]
+    assert len(store.observations(since=T0 + timedelta(minutes=4))) == 2
+    assert store.count_observations(canary="a") == 3
+
+
+def test_errors_and_ok_only(store: Store) -> None:
+    store.save_observation(obs(1))
+    store.save_observation(obs(2, error=ErrorType.RATE_LIMITED))
+    assert [o.call.error_type for o in store.observations()] == [ErrorType.RATE_LIMITED, None]
+    assert len(store.observations(ok_only=True)) == 1
+    assert store.last_success() == {("c", "t"): T0 + timedelta(minutes=1)}
+
+
+def test_spend(store: Store) -> None:
+    for i in range(4):
+        store.save_observation(obs(i, cost=0.25 if i else None))
+    store.save_observation(obs(9, target="other", cost=5.0))
+    assert store.spend_since("t", T0) == pytest.approx(0.75)
+    assert store.spend_since("t", T0 + timedelta(minutes=3)) == pytest.approx(0.25)
+    assert store.spend_since("nobody", T0) == 0.0
+
+
+def test_runs(store: Store) -> None:
+    run = Run(id="r1", canary="c", target="t", started_at=T0, samples=3)
+    store.save_run(run)
+    run.finished_at, run.status, run.failures = T0 + timedelta(seconds=2), "done", 1
+    store.save_run(run)
+    (back,) = store.runs(canary="c")
+    assert back.status == "done" and back.failures == 1 and back.finished_at == T0 + timedelta(seconds=2)
+
+
+def test_prune(store: Store) -> None:
+    for i in range(5):
+        store.save_observation(obs(i))
+    store.save_run(Run(id="old", canary="c", target="t", started_at=T0))
+    assert store.prune(T0 + timedelta(minutes=3)) == 3
+    assert [o.call.request_id for o in store.observations()] == ["req_4", "req_3"]
+    assert store.runs() == []
+
+
+def test_signals_saved(store: Store) -> None:
+    o = obs(1)
+    store.save_observation(o)
+    store.save_signals(o.id, {"length_chars": 12, "refused": False})
+    with store.engine.connect() as conn:
+        raw = conn.execute(text("SELECT signals FROM observations")).scalar_one()
+    assert "length_chars" in str(raw)
+
+
+def test_newer_schema_is_refused(store: Store) -> None:
+    with store.engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    with pytest.raises(StoreError, match="newer than this llm-monitor knows"):
+        store.migrate()
+
+
+def test_ping(store: Store) -> None:
+    assert store.ping()
+    assert not Store("postgresql+psycopg://nobody@127.0.0.1:1/none").ping()
