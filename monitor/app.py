@@ -165,8 +165,9 @@ class App:
 
     async def stop(self) -> tuple[int, int]:
         """Stop scheduling, give in-flight probes the grace period, then close everything."""
-        self.scheduler.shutdown()
+        self.scheduler.pause()
         finished, cancelled = await drain(self.runner.in_flight, self.config.daemon.grace_period)
+        self.scheduler.shutdown()
         if self._housekeeping:
             self._housekeeping.cancel()
         if self._server is not None:

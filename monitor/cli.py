@@ -40,12 +40,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=0, help="port for /metrics (default: a free one)")
     p.add_argument("--interval", default="10s", help="how often each demo canary runs (default: %(default)s)")
     p.add_argument("--duration", default=None, help="stop after this long (e.g. 3m); default: until Ctrl-C")
+    p = sub.add_parser("refusal", help="label completions in a JSONL file as refusals (none|partial|full)")
+    p.add_argument("--jsonl", required=True, help="lines with `prompt` and `completion`; '-' for stdin")
     return ap
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    quiet = args.command in {"probe", "check-config", "demo"}
+    quiet = args.command in {"probe", "check-config", "demo", "refusal"}
     setup_logging("warning" if quiet and args.log_level == "info" else args.log_level,
                   "text" if quiet else args.log_format)
     if args.command == "run":
@@ -68,6 +70,10 @@ def main(argv: list[str] | None = None) -> int:
         from monitor.commands import demo
 
         return demo.main(args.port, args.interval, args.duration)
+    if args.command == "refusal":
+        from monitor.commands import refusal
+
+        return refusal.main(args.jsonl)
     raise AssertionError(args.command)
 
 

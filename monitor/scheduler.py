@@ -80,8 +80,13 @@ class Scheduler:
                                 next_run_time=start if canary.schedule.cron is None or run_now else None)
         return len(wanted)
 
+    def pause(self) -> None:
+        """Stop starting new runs; runs in flight go on."""
+        if self._sched.running:
+            self._sched.pause()
+
     def shutdown(self) -> None:
-        """Stop scheduling new runs; runs in flight go on (the app waits for them)."""
+        """Stop the scheduler (APScheduler cancels job tasks still running: drain them first)."""
         if self._sched.running:
             self._sched.shutdown(wait=False)
 

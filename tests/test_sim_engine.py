@@ -134,7 +134,7 @@ def test_demo_drift_shows_in_refusal_rate_verbosity_and_fingerprint() -> None:
     rate = [sum(p.refusal is not None for p in plans) / 200 for plans in (before, after)]
     assert rate[0] < 0.1 < 0.65 < rate[1] < 0.95
     assert {p.fingerprint for p in before} != {p.fingerprint for p in after}
-    yes = [sum(engine.plan(_request("Is 17077 prime?")).text == "[Yes]" for _ in range(300)) / 300]
+    yes = [sum(engine.plan(_request("Is 19417 prime?")).text == "[Yes]" for _ in range(300)) / 300]
     assert 0.75 < yes[0] < 0.92
     claude = [engine.plan(_request("Explain TCP", "sim-claude")).output_tokens for _ in range(100)]
     engine.force("sim-claude", "wordier")

@@ -1,0 +1,103 @@
+"""CLI commands for alerts: send a test message through a sink, list the outbox."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+import httpx
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from monitor.alerts.config import AlertsConfig
+from monitor.alerts.events import WAITING, AlertEvent
+from monitor.alerts.outbox import Outbox
+from monitor.alerts.policy import plan
+from monitor.alerts.sender import Sender
+from monitor.alerts.sinks import build_sinks
+from monitor.domain import utcnow
+from monitor.errors import MonitorError
+
+EXIT_OK, EXIT_FAIL, EXIT_CONFIG = 0, 1, 2
+
+
+def alerts_config(config: Any) -> AlertsConfig:
+    """Return the AlertsConfig of a loaded Config (validating a raw `alerts:` mapping if need be)."""
+    raw = getattr(config, "alerts", config)
+    return raw if isinstance(raw, AlertsConfig) else AlertsConfig.model_validate(dict(raw or {}))
+
+
+def alerts_test(config: Any, sink_name: str, *, environ: Mapping[str, str] | None = None,
+                transport: httpx.AsyncBaseTransport | None = None, now: Callable[[], datetime] = utcnow,
+                console: Console | None = None) -> int:
+    """Send a test notification through one sink now and print the outcome; return the exit code."""
+    out = console or Console(highlight=False)
+    try:
+        cfg = alerts_config(config)
+    except ValidationError as e:
+        out.print(f"[red]invalid alerts configuration:[/] {e}")
+        return EXIT_CONFIG
+    names = [s.name for s in cfg.sinks]
+    if sink_name not in names:
+        out.print(f"[red]no sink named {sink_name!r}[/] (configured: {', '.join(names) or 'none'})")
+        return EXIT_CONFIG
+    try:
+        sinks = build_sinks(cfg, os.environ if environ is None else environ)
+    except MonitorError as e:
+        out.print(f"[red]{e}[/]")
+        return EXIT_CONFIG
+    event = AlertEvent(kind="test", canary="llm-monitor", target="test", signal="test", severity="info",
+                       summary="llm-monitor test notification: if you can read this, the sink works",
+                       evidence={"note": "sent by `llm-monitor alerts test`"})
+    notification = plan(event, cfg, now(), {}, sinks=[sink_name]).notifications[0]
+
+    async def _send() -> Any:
+        sender = Sender(Outbox(None), sinks, cfg, transport=transport, now=now)  # type: ignore[arg-type]
+        try:
+            return await sender.send_now(sink_name, notification)
+        finally:
+            await sender.stop()
+
+    result = asyncio.run(_send())
+    kind = sinks[sink_name].type
+    if result.ok:
+        out.print(f"[green]delivered[/] test message {notification.message_id} to {sink_name} ({kind}): "
+                  f"HTTP {result.status} in {result.elapsed_s:.2f}s")
+        return EXIT_OK
+    out.print(f"[red]failed[/] to deliver to {sink_name} ({kind}): {result.error}")
+    return EXIT_FAIL
+
+
+def alerts_pending(config: Any, *, limit: int = 100, console: Console | None = None,
+                   store: Any = None) -> int:
+    """Print the notifications waiting in the outbox as a table; return the exit code."""
+    from monitor.store import Store
+
+    out = console or Console(highlight=False)
+    own = store is None
+    st = store or Store(config.storage.url)
+    try:
+        st.migrate()
+        outbox = Outbox(st.engine)
+        rows = outbox.list(statuses=WAITING, limit=limit)
+        total = outbox.pending_count()
+    except MonitorError as e:
+        out.print(f"[red]{e}[/]")
+        return EXIT_FAIL
+    finally:
+        if own:
+            st.close()
+    table = Table(title=f"outbox: {total} pending" + (f" (showing {len(rows)})" if total > len(rows) else ""))
+    for col in ("message id", "sink", "kind", "group", "signal", "status", "attempts", "next attempt",
+                "created", "last error"):
+        table.add_column(col, overflow="fold")
+    for n in rows:
+        table.add_row(n.message_id, n.sink, n.kind, n.group_key, n.signal, n.status, str(n.attempts),
+                      n.next_attempt_at.isoformat(timespec="seconds"), n.created_at.isoformat(timespec="seconds"),
+                      (n.last_error or "")[:120])
+    out.print(table)
+    return EXIT_OK

@@ -1,0 +1,251 @@
+"""The `alerts:` section of monitor.yaml: sinks, routes, cooldown and delivery settings.
+
+Secrets (webhook signing secrets, Slack URLs, PagerDuty routing keys) are never accepted in the config
+text: a sink names the environment variable (`*_env`) or file (`*_file`) that holds them.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+from monitor.alerts.events import KINDS, SEVERITIES
+from monitor.config.durations import parse_duration
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,79}$")
+_ENV = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_SECRETLIKE = re.compile(r"^(whsec_|xox[abp]-|sk-|sk_)|^[A-Za-z0-9+/_=-]{32,}$")
+
+
+def _seconds(v: Any) -> float:
+    return parse_duration(v)
+
+
+Seconds = Annotated[float, BeforeValidator(_seconds), Field(ge=0)]
+
+
+def _env_name(v: str | None) -> str | None:
+    if v is not None and (not _ENV.match(v) or _SECRETLIKE.search(v)):
+        raise ValueError("must be the NAME of an environment variable holding the secret (e.g. "
+                         "SLACK_WEBHOOK_URL), not the secret itself: secrets are never read from the config text")
+    return v
+
+
+def _http_url(v: str | None) -> str | None:
+    if v is not None and not re.match(r"^https?://[^/\s]+", v):
+        raise ValueError("must be an http:// or https:// URL")
+    return v.rstrip("/") if v else v
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _SinkBase(_Strict):
+    name: str
+    timeout: Seconds = 10.0
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _NAME.match(v):
+            raise ValueError("must be lowercase letters, digits, '.', '_' or '-', starting with a letter or digit")
+        return v
+
+    @field_validator("url_env", "secret_env", "routing_key_env", mode="after", check_fields=False)
+    @classmethod
+    def _envs(cls, v: str | None) -> str | None:
+        return _env_name(v)
+
+    @field_validator("url", mode="after", check_fields=False)
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        return _http_url(v)
+
+
+def _one_url(m: Any, *, literal_ok: bool, what: str) -> None:
+    given = [k for k in ("url", "url_env", "url_file") if getattr(m, k, None)]
+    if len(given) != 1:
+        options = "url, url_env or url_file" if literal_ok else "url_env or url_file"
+        raise ValueError(f"{what} sink {m.name!r}: set exactly one of {options}")
+
+
+class WebhookSink(_SinkBase):
+    """A generic JSON webhook signed per Standard Webhooks v1 (when a secret is named)."""
+
+    type: Literal["webhook"]
+    url: str | None = None
+    url_env: str | None = None
+    url_file: str | None = None
+    secret_env: str | None = None
+    secret_file: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> WebhookSink:
+        _one_url(self, literal_ok=True, what="webhook")
+        if self.secret_env and self.secret_file:
+            raise ValueError(f"webhook sink {self.name!r}: set at most one of secret_env or secret_file")
+        return self
+
+
+class SlackSink(_SinkBase):
+    """A Slack incoming webhook; its URL is the secret, so it comes from the environment or a file."""
+
+    type: Literal["slack"]
+    url_env: str | None = None
+    url_file: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_literal(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "url" in data:
+            raise ValueError("a Slack webhook URL is a secret: put it in an environment variable and name it "
+                             "with url_env (or point url_file at a file)")
+        return data
+
+    @model_validator(mode="after")
+    def _check(self) -> SlackSink:
+        _one_url(self, literal_ok=False, what="slack")
+        return self
+
+
+class AlertmanagerSink(_SinkBase):
+    """Alertmanager's v2 API: alerts are pushed, re-sent while firing and resolved with `endsAt`."""
+
+    type: Literal["alertmanager"]
+    url: str | None = None
+    url_env: str | None = None
+    url_file: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> AlertmanagerSink:
+        _one_url(self, literal_ok=True, what="alertmanager")
+        return self
+
+
+class PagerDutySink(_SinkBase):
+    """PagerDuty Events API v2: trigger and resolve with a dedup key per canary x target x signal."""
+
+    type: Literal["pagerduty"]
+    url: str = "https://events.pagerduty.com/v2/enqueue"
+    routing_key_env: str | None = None
+    routing_key_file: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_literal(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "routing_key" in data:
+            raise ValueError("routing_key is not accepted in the config text: name an environment variable "
+                             "with routing_key_env (or point routing_key_file at a file)")
+        return data
+
+    @model_validator(mode="after")
+    def _check(self) -> PagerDutySink:
+        if (self.routing_key_env is None) == (self.routing_key_file is None):
+            raise ValueError(f"pagerduty sink {self.name!r}: set exactly one of routing_key_env or routing_key_file")
+        return self
+
+
+SinkConfig = Annotated[WebhookSink | SlackSink | AlertmanagerSink | PagerDutySink, Field(discriminator="type")]
+
+
+def _listify(v: Any) -> Any:
+    return [v] if isinstance(v, str) else v
+
+
+StrList = Annotated[list[str] | None, BeforeValidator(_listify)]
+
+
+class Match(_Strict):
+    """What a route matches; every field given must match (any of its values; shell-style globs allowed)."""
+
+    kind: StrList = None
+    severity: StrList = None
+    target: StrList = None
+    canary: StrList = None
+    tags: StrList = None  # matches when the event carries any of these tags
+
+    @field_validator("severity")
+    @classmethod
+    def _sev(cls, v: list[str] | None) -> list[str] | None:
+        for s in v or []:
+            if s not in SEVERITIES:
+                raise ValueError(f"unknown severity {s!r} (use {', '.join(SEVERITIES)})")
+        return v
+
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, v: list[str] | None) -> list[str] | None:
+        import fnmatch
+
+        for k in v or []:
+            if not any(fnmatch.fnmatchcase(known, k) for known in KINDS):
+                raise ValueError(f"{k!r} matches no event kind (kinds: {', '.join(KINDS)})")
+        return v
+
+
+class Route(_Strict):
+    """Send events matching `match` to `sinks`; every matching route adds its sinks."""
+
+    match: Match = Match()
+    sinks: list[str] = Field(min_length=1)
+
+
+class Retry(_Strict):
+    """Delivery retries: exponential backoff with full jitter from `initial` up to `max`, then give up."""
+
+    initial: Seconds = 5.0
+    max: Seconds = 3600.0
+    give_up_after: Seconds = 86400.0
+    max_retry_after: Seconds = 3600.0  # cap on a receiver's Retry-After
+
+
+class AlertsConfig(_Strict):
+    """The `alerts:` section: where notifications go and how often.
+
+    With no routes, every event goes to every sink. A firing message for the same canary x target x signal
+    is not repeated within `cooldown` (webhook and Slack sinks; Alertmanager and PagerDuty de-duplicate
+    themselves and get every state change). Firing alerts are re-sent to Alertmanager every
+    `resend_interval`.
+    """
+
+    external_url: str = "http://127.0.0.1:9464"
+    cooldown: Seconds = 1800.0
+    resend_interval: Seconds = 60.0
+    retry: Retry = Retry()
+    sinks: list[SinkConfig] = []
+    routes: list[Route] = []
+
+    @field_validator("external_url")
+    @classmethod
+    def _ext(cls, v: str) -> str:
+        return _http_url(v) or v
+
+    @field_validator("resend_interval")
+    @classmethod
+    def _resend(cls, v: float) -> float:
+        if v < 1:
+            raise ValueError("must be at least 1s")
+        return v
+
+    @model_validator(mode="after")
+    def _refs(self) -> AlertsConfig:
+        names = [s.name for s in self.sinks]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate sink names: {', '.join(dupes)}")
+        for i, route in enumerate(self.routes):
+            unknown = [n for n in route.sinks if n not in names]
+            if unknown:
+                raise ValueError(f"routes[{i}] names unknown sinks: {', '.join(unknown)} "
+                                 f"(defined: {', '.join(names) or 'none'})")
+        return self
+
+    def sink(self, name: str) -> WebhookSink | SlackSink | AlertmanagerSink | PagerDutySink:
+        """Return the sink config called `name` (KeyError if none)."""
+        for s in self.sinks:
+            if s.name == name:
+                return s
+        raise KeyError(name)

@@ -1,0 +1,80 @@
+"""Alert inputs and outputs as plain values: the domain events alerts react to, and outbox notifications."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+Kind = Literal["drift.opened", "drift.resolved", "drift.accepted", "model.changed", "budget.exceeded",
+               "canary.down", "canary.recovered", "test"]
+KINDS: tuple[str, ...] = ("drift.opened", "drift.resolved", "drift.accepted", "model.changed", "budget.exceeded",
+                          "canary.down", "canary.recovered", "test")
+FIRING: frozenset[str] = frozenset({"drift.opened", "canary.down"})  # start a condition that later resolves
+RESOLVING: frozenset[str] = frozenset({"drift.resolved", "drift.accepted", "canary.recovered"})
+ONE_SHOT: frozenset[str] = frozenset({"model.changed", "budget.exceeded", "test"})  # nothing resolves them
+SEVERITIES: tuple[str, ...] = ("info", "warning", "critical")
+
+PENDING, FAILED, DELIVERED, DEAD = "pending", "failed", "delivered", "dead"
+WAITING: tuple[str, ...] = (PENDING, FAILED)  # not yet delivered, still to be tried
+
+
+def status_of(kind: str) -> str:
+    """Return "firing", "resolved" or "info" for an event kind."""
+    if kind in FIRING:
+        return "firing"
+    if kind in RESOLVING:
+        return "resolved"
+    return "info"
+
+
+@dataclass(frozen=True, slots=True)
+class AlertEvent:
+    """Something that happened and may be worth telling people about.
+
+    The drift layer maps its events onto this (``drift.opened`` when a signal of a canary x target changed,
+    ``drift.resolved``/``drift.accepted`` when that ends), and so do the model-change, budget and canary-health
+    watchers. ``evidence`` carries what a human needs to judge it: ``signal``, ``baseline_value``,
+    ``current_value``, ``p_value``, ``baseline_n``/``current_n`` and a short ``diff`` excerpt. Times are
+    timezone-aware UTC datetimes.
+    """
+
+    kind: str
+    canary: str
+    target: str
+    signal: str = ""
+    severity: str = "warning"
+    tags: tuple[str, ...] = ()
+    event_id: str = ""
+    opened_at: datetime | None = None
+    resolved_at: datetime | None = None
+    summary: str = ""
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def group_key(self) -> str:
+        """Return the grouping key: one alert group per canary x target."""
+        return f"{self.canary}/{self.target}"
+
+
+@dataclass(slots=True)
+class Notification:
+    """One message for one sink, as kept in the outbox.
+
+    ``payload`` is sink-independent (the event, its evidence, a link to the JSON API) and never holds a
+    secret; sinks render and sign it when they send. ``message_id`` stays the same across retries.
+    """
+
+    id: str
+    message_id: str
+    sink: str
+    kind: str
+    group_key: str
+    signal: str
+    payload: dict[str, Any]
+    created_at: datetime
+    next_attempt_at: datetime
+    status: str = PENDING
+    attempts: int = 0
+    last_error: str | None = None
+    delivered_at: datetime | None = None

@@ -1,0 +1,215 @@
+"""The outbox repository: notifications are rows, written with the event that causes them, sent later.
+
+:func:`enqueue` adds rows to the caller's open session, so a notification commits (or rolls back) together
+with the drift event that caused it. :class:`Outbox` is what the sender uses: it claims due rows with a
+lease (``SELECT ... FOR UPDATE SKIP LOCKED`` on PostgreSQL plus a compare-and-set on ``next_attempt_at``),
+so several replicas never send the same row at the same time, and a crash only delays a row by its lease.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, and_, delete, func, update
+from sqlmodel import Session, col, select
+
+from monitor.alerts.events import (
+    DEAD,
+    DELIVERED,
+    FAILED,
+    FIRING,
+    ONE_SHOT,
+    RESOLVING,
+    WAITING,
+    Notification,
+)
+from monitor.store.convert import aware
+from monitor.store.outbox_table import NotificationRow
+
+_STATE_KINDS = tuple(FIRING | RESOLVING)
+_TERMINAL = (DELIVERED, DEAD)
+Key = tuple[str, str, str]
+
+
+def _to_row(n: Notification) -> NotificationRow:
+    return NotificationRow(
+        id=n.id, message_id=n.message_id, sink=n.sink, kind=n.kind, group_key=n.group_key, signal=n.signal,
+        payload=n.payload, status=n.status, attempts=n.attempts, next_attempt_at=n.next_attempt_at,
+        last_error=n.last_error, created_at=n.created_at, delivered_at=n.delivered_at)
+
+
+def _from_row(r: NotificationRow) -> Notification:
+    return Notification(
+        id=r.id, message_id=r.message_id, sink=r.sink, kind=r.kind, group_key=r.group_key, signal=r.signal,
+        payload=dict(r.payload or {}), created_at=aware(r.created_at) or r.created_at,
+        next_attempt_at=aware(r.next_attempt_at) or r.next_attempt_at, status=r.status, attempts=r.attempts,
+        last_error=r.last_error, delivered_at=aware(r.delivered_at))
+
+
+def enqueue(session: Any, notifications: Iterable[Notification]) -> list[str]:
+    """Add notifications to an open session (no commit: they land with the caller's transaction)."""
+    ids = []
+    for n in notifications:
+        session.add(_to_row(n))
+        ids.append(n.id)
+    return ids
+
+
+def _key(r: Any) -> Key:
+    return (r.sink, r.group_key, r.signal)
+
+
+class Outbox:
+    """Repository over the notifications table (SQLite or PostgreSQL); every method is one short transaction."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    def add(self, notifications: Iterable[Notification]) -> list[str]:
+        """Enqueue notifications in a transaction of their own."""
+        with Session(self.engine) as s:
+            ids = enqueue(s, notifications)
+            s.commit()
+            return ids
+
+    def due(self, now: datetime, limit: int = 50, *, lease: float = 60.0) -> list[Notification]:
+        """Claim up to `limit` notifications due at `now`, leasing them for `lease` seconds.
+
+        Per sink x group x signal only the oldest waiting notification is handed out, so a resolve never
+        overtakes the firing message it ends.
+        """
+        until = now + timedelta(seconds=lease)
+        with Session(self.engine) as s:
+            q = (select(NotificationRow)
+                 .where(col(NotificationRow.status).in_(WAITING), col(NotificationRow.next_attempt_at) <= now)
+                 .order_by(col(NotificationRow.next_attempt_at), col(NotificationRow.created_at))
+                 .limit(limit))
+            if self.engine.dialect.name == "postgresql":
+                q = q.with_for_update(skip_locked=True)
+            rows = list(s.exec(q).all())
+            if not rows:
+                return []
+            oldest = self._oldest_waiting(s, rows)
+            claimed: list[Notification] = []
+            for r in rows:
+                if oldest.get(_key(r)) != r.id:
+                    continue
+                res = s.exec(update(NotificationRow).where(  # type: ignore[call-overload]
+                    and_(col(NotificationRow.id) == r.id, col(NotificationRow.status).in_(WAITING),
+                         col(NotificationRow.next_attempt_at) == r.next_attempt_at))
+                    .values(next_attempt_at=until))
+                if res.rowcount == 1:
+                    n = _from_row(r)
+                    n.next_attempt_at = until
+                    claimed.append(n)
+            s.commit()
+            return claimed
+
+    @staticmethod
+    def _oldest_waiting(s: Session, rows: list[NotificationRow]) -> dict[Key, str]:
+        sinks = {r.sink for r in rows}
+        groups = {r.group_key for r in rows}
+        q = (select(NotificationRow.id, NotificationRow.sink, NotificationRow.group_key, NotificationRow.signal)
+             .where(col(NotificationRow.status).in_(WAITING), col(NotificationRow.sink).in_(sinks),
+                    col(NotificationRow.group_key).in_(groups))
+             .order_by(col(NotificationRow.created_at), col(NotificationRow.id)))
+        oldest: dict[Key, str] = {}
+        for rid, sink, group, signal in s.exec(q).all():
+            oldest.setdefault((sink, group, signal), rid)
+        return oldest
+
+    def _set(self, nid: str, **values: Any) -> None:
+        with Session(self.engine) as s:
+            s.exec(update(NotificationRow).where(col(NotificationRow.id) == nid)  # type: ignore[call-overload]
+                   .values(attempts=NotificationRow.attempts + 1, **values))
+            s.commit()
+
+    def mark_delivered(self, nid: str, now: datetime) -> None:
+        """Record a successful delivery."""
+        self._set(nid, status=DELIVERED, delivered_at=now, last_error=None)
+
+    def mark_retry(self, nid: str, next_at: datetime, error: str) -> None:
+        """Record a failed attempt and when to try again."""
+        self._set(nid, status=FAILED, next_attempt_at=next_at, last_error=error[:2000])
+
+    def mark_dead(self, nid: str, error: str) -> None:
+        """Give up on a notification (endpoint gone, too old, sink no longer configured)."""
+        self._set(nid, status=DEAD, last_error=error[:2000])
+
+    def get(self, nid: str) -> Notification | None:
+        with Session(self.engine) as s:
+            row = s.get(NotificationRow, nid)
+            return _from_row(row) if row else None
+
+    def pending_count(self) -> int:
+        """Return how many notifications still wait for delivery."""
+        with Session(self.engine) as s:
+            q = select(func.count()).select_from(NotificationRow).where(col(NotificationRow.status).in_(WAITING))
+            return int(s.exec(q).one())
+
+    def list_pending(self, limit: int = 100) -> list[Notification]:
+        """Return waiting notifications, next due first."""
+        return self.list(statuses=WAITING, limit=limit)
+
+    def list(self, *, statuses: Iterable[str] | None = None, sink: str | None = None,
+             limit: int = 100) -> list[Notification]:
+        """Return notifications, filtered by status and sink, oldest attempt time first."""
+        with Session(self.engine) as s:
+            q = select(NotificationRow)
+            if statuses is not None:
+                q = q.where(col(NotificationRow.status).in_(tuple(statuses)))
+            if sink is not None:
+                q = q.where(NotificationRow.sink == sink)
+            q = q.order_by(col(NotificationRow.next_attempt_at), col(NotificationRow.created_at)).limit(limit)
+            return [_from_row(r) for r in s.exec(q).all()]
+
+    def firing(self, sink: str) -> list[Notification]:
+        """Return the alerts a sink was told are firing and not yet told are resolved (latest per key)."""
+        with Session(self.engine) as s:
+            q = (select(NotificationRow)
+                 .where(NotificationRow.sink == sink, col(NotificationRow.kind).in_(_STATE_KINDS))
+                 .order_by(col(NotificationRow.created_at), col(NotificationRow.id)))
+            latest: dict[Key, NotificationRow] = {}
+            for r in s.exec(q).all():
+                if r.status != DEAD:
+                    latest[_key(r)] = r
+            return [_from_row(r) for r in latest.values() if r.kind in FIRING and r.status == DELIVERED]
+
+    def last_firing(self, since: datetime) -> dict[Key, tuple[datetime, bool]]:
+        """Return (sink, group, signal) -> (last firing message time, still open) since `since`."""
+        kinds = tuple((FIRING | ONE_SHOT | RESOLVING) - {"test"})
+        out: dict[Key, tuple[datetime, bool]] = {}
+        with Session(self.engine) as s:
+            q = (select(NotificationRow.sink, NotificationRow.group_key, NotificationRow.signal,
+                        NotificationRow.kind, NotificationRow.created_at)
+                 .where(col(NotificationRow.kind).in_(kinds), col(NotificationRow.created_at) >= since)
+                 .order_by(col(NotificationRow.created_at)))
+            for sink, group, signal, kind, ts in s.exec(q).all():
+                key = (sink, group, signal)
+                if kind in RESOLVING:
+                    if key in out:
+                        out[key] = (out[key][0], False)
+                else:
+                    out[key] = (aware(ts) or ts, kind in FIRING)
+        return out
+
+    def prune(self, before: datetime) -> int:
+        """Delete delivered and dead rows older than `before`, keeping each alert's latest state row."""
+        with Session(self.engine) as s:
+            latest = {(a, b, c): m for a, b, c, m in s.exec(
+                select(NotificationRow.sink, NotificationRow.group_key, NotificationRow.signal,
+                       func.max(NotificationRow.created_at))
+                .where(col(NotificationRow.kind).in_(_STATE_KINDS))
+                .group_by(NotificationRow.sink, NotificationRow.group_key, NotificationRow.signal)).all()}
+            old = s.exec(select(NotificationRow.id, NotificationRow.sink, NotificationRow.group_key,
+                                NotificationRow.signal, NotificationRow.kind, NotificationRow.created_at)
+                         .where(col(NotificationRow.status).in_(_TERMINAL),
+                                col(NotificationRow.created_at) < before)).all()
+            doomed = [rid for rid, sink, group, signal, kind, ts in old
+                      if kind not in _STATE_KINDS or ts != latest.get((sink, group, signal))]
+            for i in range(0, len(doomed), 500):
+                s.exec(delete(NotificationRow).where(col(NotificationRow.id).in_(doomed[i:i + 500])))  # type: ignore[call-overload]
+            s.commit()
+            return len(doomed)

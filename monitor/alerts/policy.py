@@ -1,0 +1,150 @@
+"""Turn domain events into notifications: routing, grouping, cooldown, firing and resolved messages.
+
+Everything here is pure: the time is passed in and the cooldown memory is a plain dict the caller keeps
+(:class:`Policy` does that for the daemon).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from monitor.alerts.config import AlertsConfig, Match
+from monitor.alerts.events import FIRING, ONE_SHOT, RESOLVING, AlertEvent, Notification, status_of
+
+STATEFUL_SINKS = frozenset({"alertmanager", "pagerduty"})  # they de-duplicate and group themselves
+
+# Cooldown memory: (sink, group_key, signal) -> (time of the last firing message sent, whether the receiver
+# was told it is firing). Resolved messages go only where the firing one went.
+CooldownKey = tuple[str, str, str]
+
+
+@dataclass(frozen=True)
+class CooldownEntry:
+    fired_at: datetime
+    open: bool
+
+
+@dataclass
+class Plan:
+    """What one event produces: the notifications to enqueue and the cooldown entries to remember."""
+
+    notifications: list[Notification] = field(default_factory=list)
+    remember: dict[CooldownKey, CooldownEntry] = field(default_factory=dict)
+    suppressed: list[str] = field(default_factory=list)  # sinks skipped by cooldown
+
+
+def _any(patterns: list[str] | None, value: str) -> bool:
+    return patterns is None or any(fnmatch.fnmatchcase(value, p) for p in patterns)
+
+
+def matches(match: Match, event: AlertEvent) -> bool:
+    """Return whether an event satisfies every field a route's match sets."""
+    if match.tags is not None and not any(fnmatch.fnmatchcase(t, p) for t in event.tags for p in match.tags):
+        return False
+    return (_any(match.kind, event.kind) and _any(match.severity, event.severity)
+            and _any(match.target, event.target) and _any(match.canary, event.canary))
+
+
+def route(event: AlertEvent, cfg: AlertsConfig) -> list[str]:
+    """Return the sinks an event goes to, in config order (no routes: every sink)."""
+    if not cfg.routes:
+        return [s.name for s in cfg.sinks]
+    wanted = {name for r in cfg.routes if matches(r.match, event) for name in r.sinks}
+    return [s.name for s in cfg.sinks if s.name in wanted]
+
+
+def _iso(ts: datetime | None) -> str | None:
+    return ts.isoformat() if ts else None
+
+
+def payload(event: AlertEvent, cfg: AlertsConfig, now: datetime) -> dict[str, Any]:
+    """Return the sink-independent payload of an event: facts, evidence and a link to the JSON API."""
+    link = f"{cfg.external_url}/api/drift/{event.event_id}" if event.event_id else cfg.external_url
+    return {
+        "kind": event.kind, "status": status_of(event.kind), "event_id": event.event_id,
+        "canary": event.canary, "target": event.target, "signal": event.signal, "severity": event.severity,
+        "tags": list(event.tags), "group_key": event.group_key, "summary": event.summary or summarize(event),
+        "opened_at": _iso(event.opened_at or now), "resolved_at": _iso(event.resolved_at),
+        "evidence": dict(event.evidence), "link": link,
+    }
+
+
+def summarize(event: AlertEvent) -> str:
+    """Return a one-line human summary of an event."""
+    what = {"drift.opened": "drift detected", "drift.resolved": "drift resolved",
+            "drift.accepted": "drift accepted as the new baseline", "model.changed": "served model changed",
+            "budget.exceeded": "daily spend cap reached", "canary.down": "canary failing",
+            "canary.recovered": "canary recovered", "test": "test notification"}.get(event.kind, event.kind)
+    signal = f" in {event.signal}" if event.signal else ""
+    ev = event.evidence
+    values = ""
+    if "baseline_value" in ev or "current_value" in ev:
+        values = f": {ev.get('baseline_value')} -> {ev.get('current_value')}"
+    return f"{event.canary}@{event.target}: {what}{signal}{values}"
+
+
+def message_id(sink: str, event: AlertEvent) -> str:
+    """Return a message id: derived from the event (re-enqueueing it yields the same id), else random."""
+    if not event.event_id:
+        return f"msg_{uuid.uuid4().hex}"
+    key = f"{sink}\x00{event.kind}\x00{event.event_id}"
+    return "msg_" + hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def plan(event: AlertEvent, cfg: AlertsConfig, now: datetime, memory: Mapping[CooldownKey, CooldownEntry],
+         sinks: list[str] | None = None) -> Plan:
+    """Decide which notifications an event produces at `now`, given the cooldown memory."""
+    out = Plan()
+    types = {s.name: s.type for s in cfg.sinks}
+    body = payload(event, cfg, now)
+    for sink in sinks if sinks is not None else route(event, cfg):
+        key = (sink, event.group_key, event.signal)
+        last = memory.get(key)
+        cooled = types.get(sink) not in STATEFUL_SINKS and event.kind != "test"
+        if event.kind in FIRING or event.kind in ONE_SHOT:
+            if cooled and last is not None and (now - last.fired_at).total_seconds() < cfg.cooldown:
+                out.suppressed.append(sink)
+                if event.kind in FIRING:
+                    out.remember[key] = CooldownEntry(last.fired_at, open=last.open)
+                continue
+            if event.kind != "test":
+                out.remember[key] = CooldownEntry(now, open=event.kind in FIRING)
+        elif event.kind in RESOLVING:
+            if cooled and last is not None and not last.open:
+                out.suppressed.append(sink)  # its firing message was suppressed: nothing to resolve there
+                continue
+            if last is not None:
+                out.remember[key] = CooldownEntry(last.fired_at, open=False)
+        out.notifications.append(Notification(
+            id=uuid.uuid4().hex, message_id=message_id(sink, event), sink=sink, kind=event.kind,
+            group_key=event.group_key, signal=event.signal, payload=body, created_at=now, next_attempt_at=now))
+    return out
+
+
+class Policy:
+    """Keeps the cooldown memory between events and applies :func:`plan`.
+
+    Seed it from the outbox at start-up (:meth:`seed`) so a restart does not re-page a group that was paged
+    minutes ago. Not thread-safe; call it from one place (the drift listener).
+    """
+
+    def __init__(self, cfg: AlertsConfig):
+        self.cfg = cfg
+        self.memory: dict[CooldownKey, CooldownEntry] = {}
+
+    def seed(self, last_firing: Mapping[CooldownKey, tuple[datetime, bool]]) -> None:
+        """Load (sink, group, signal) -> (last firing time, still open) from the outbox."""
+        for key, (ts, is_open) in last_firing.items():
+            self.memory[key] = CooldownEntry(ts, is_open)
+
+    def notifications(self, event: AlertEvent, now: datetime) -> list[Notification]:
+        """Return the notifications for an event and remember what was sent."""
+        p = plan(event, self.cfg, now, self.memory)
+        self.memory.update(p.remember)
+        return p.notifications

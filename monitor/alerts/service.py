@@ -1,0 +1,81 @@
+"""Alerting as the daemon uses it: policy, outbox and sender built from one config, started and stopped."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+
+from monitor.alerts.config import AlertsConfig
+from monitor.alerts.events import AlertEvent, Notification
+from monitor.alerts.outbox import Outbox, enqueue
+from monitor.alerts.policy import Policy
+from monitor.alerts.sender import Sender
+from monitor.alerts.sinks import build_sinks
+from monitor.domain import utcnow
+
+
+class Alerting:
+    """The alerting layer of a running daemon.
+
+    Call :meth:`enqueue` inside the transaction that records an event (drift persistence does), or
+    :meth:`publish` for events that have no transaction of their own. :meth:`start` seeds the cooldown memory
+    from the outbox and starts the sender task; :meth:`stop` ends it. Build it with :func:`build_alerting`.
+    """
+
+    def __init__(self, cfg: AlertsConfig, outbox: Outbox, sender: Sender, now: Callable[[], datetime]):
+        self.cfg = cfg
+        self.outbox = outbox
+        self.sender = sender
+        self.policy = Policy(cfg)
+        self.now = now
+
+    def notifications(self, event: AlertEvent) -> list[Notification]:
+        """Return the notifications an event produces now (routing and cooldown applied)."""
+        return self.policy.notifications(event, self.now())
+
+    def enqueue(self, session: Any, events: Iterable[AlertEvent]) -> list[Notification]:
+        """Add the notifications for `events` to the caller's open session (committed with it)."""
+        out = [n for e in events for n in self.notifications(e)]
+        enqueue(session, out)
+        return out
+
+    async def publish(self, events: Iterable[AlertEvent]) -> list[Notification]:
+        """Enqueue notifications for events in a transaction of their own and wake the sender."""
+        out = [n for e in events for n in self.notifications(e)]
+        if out:
+            await asyncio.to_thread(self.outbox.add, out)
+            self.sender.wake()
+        return out
+
+    async def start(self) -> None:
+        """Seed the cooldown memory from the outbox and start delivering."""
+        since = self.now() - timedelta(seconds=max(self.cfg.cooldown, 1.0))
+        self.policy.seed(await asyncio.to_thread(self.outbox.last_firing, since))
+        self.sender.start()
+
+    async def stop(self) -> None:
+        """Stop the sender task; undelivered rows stay in the outbox for the next start."""
+        await self.sender.stop()
+
+    def reload(self, cfg: AlertsConfig, environ: Mapping[str, str] | None = None) -> None:
+        """Apply a new alerts config (raises SecretError before changing anything if a secret is missing)."""
+        sinks = build_sinks(cfg, environ)
+        memory = self.policy.memory
+        self.cfg = cfg
+        self.policy = Policy(cfg)
+        self.policy.memory = memory
+        self.sender.set_sinks(sinks, cfg)
+
+
+def build_alerting(cfg: AlertsConfig, store: Any, *, environ: Mapping[str, str] | None = None,
+                   metrics: Any = None, transport: httpx.AsyncBaseTransport | None = None,
+                   now: Callable[[], datetime] = utcnow, **sender_options: Any) -> Alerting:
+    """Build the alerting layer over a migrated Store; raises SecretError when a sink's secret is missing."""
+    outbox = Outbox(store.engine)
+    sender = Sender(outbox, build_sinks(cfg, environ), cfg, metrics=metrics, transport=transport, now=now,
+                    **sender_options)
+    return Alerting(cfg, outbox, sender, now)

@@ -1,0 +1,23 @@
+"""Sinks, one module per type, and the one literal mapping from config `type` to implementation."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from monitor.alerts.config import AlertsConfig
+from monitor.alerts.sinks.alertmanager import Alertmanager
+from monitor.alerts.sinks.base import Rendered, Sink
+from monitor.alerts.sinks.pagerduty import PagerDuty
+from monitor.alerts.sinks.slack import Slack
+from monitor.alerts.sinks.webhook import Webhook
+
+SINKS: dict[str, Any] = {"webhook": Webhook, "slack": Slack, "alertmanager": Alertmanager, "pagerduty": PagerDuty}
+
+
+def build_sinks(cfg: AlertsConfig, environ: Mapping[str, str] | None = None) -> dict[str, Sink]:
+    """Build every configured sink, reading its secrets; raise SecretError naming what is missing."""
+    return {s.name: SINKS[s.type].build(s, cfg, environ) for s in cfg.sinks}
+
+
+__all__ = ["SINKS", "Rendered", "Sink", "build_sinks"]

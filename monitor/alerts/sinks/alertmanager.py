@@ -1,0 +1,74 @@
+"""Alertmanager v2 API: push alerts, re-send them while firing, resolve them with `endsAt`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from monitor.alerts.config import AlertmanagerSink, AlertsConfig
+from monitor.alerts.events import FIRING, RESOLVING, Notification
+from monitor.alerts.sinks.base import USER_AGENT, Rendered, Sink, read_secret, to_json
+
+ALERTNAMES = {"drift": "LLMMonitorDrift", "canary": "LLMMonitorCanaryDown", "model": "LLMMonitorModelChanged",
+              "budget": "LLMMonitorBudgetExceeded", "test": "LLMMonitorTest"}
+ONE_SHOT_TTL = timedelta(hours=1)  # how long a one-off notice (model changed, budget) stays visible
+
+
+def labels(n: Notification) -> dict[str, str]:
+    """Return the labels that identify the alert (same for its firing and resolved messages)."""
+    p = n.payload
+    out = {"alertname": ALERTNAMES.get(n.kind.split(".")[0], "LLMMonitor"), "canary": p.get("canary", ""),
+           "target": p.get("target", ""), "signal": n.signal, "severity": p.get("severity", "")}
+    return {k: str(v) for k, v in out.items() if v}  # Alertmanager treats an empty label as absent
+
+
+def _parse(ts: str | None, default: datetime) -> datetime:
+    return datetime.fromisoformat(ts) if ts else default
+
+
+def alert(n: Notification, now: datetime, valid_for: timedelta) -> dict[str, Any]:
+    """Return one alert of the v2 API for a notification, as of `now`."""
+    p = n.payload
+    starts = _parse(p.get("opened_at"), n.created_at)
+    if n.kind in RESOLVING:
+        ends = max(_parse(p.get("resolved_at"), n.created_at), starts)
+    elif n.kind in FIRING:
+        ends = now + valid_for  # like Prometheus: valid until a few re-send intervals from now
+    else:
+        ends = starts + ONE_SHOT_TTL
+    ev = p.get("evidence") or {}
+    annotations = {"summary": p.get("summary", ""), "event_id": p.get("event_id", ""), "link": p.get("link", "")}
+    details = [f"{k}={ev[k]}" for k in ("baseline_value", "current_value", "p_value", "baseline_n", "current_n")
+               if ev.get(k) is not None]
+    if details:
+        annotations["description"] = ", ".join(details)
+    return {"labels": labels(n), "annotations": {k: str(v) for k, v in annotations.items() if v},
+            "startsAt": starts.isoformat(), "endsAt": ends.isoformat(), "generatorURL": p.get("link", "")}
+
+
+class Alertmanager(Sink):
+    """POST `[{labels, annotations, startsAt, endsAt, generatorURL}]` to `{url}/api/v2/alerts`."""
+
+    type = "alertmanager"
+
+    def __init__(self, name: str, url: str, timeout: float, resend_interval: float):
+        super().__init__(name, url, timeout)
+        self.valid_for = timedelta(seconds=4 * resend_interval)
+
+    @classmethod
+    def build(cls, cfg: AlertmanagerSink, alerts: AlertsConfig,
+              environ: Mapping[str, str] | None) -> Alertmanager:
+        url = cfg.url or read_secret(cfg.name, "url", cfg.url_env, cfg.url_file, environ)
+        assert url is not None
+        return cls(cfg.name, url.rstrip("/"), cfg.timeout, alerts.resend_interval)
+
+    def _post(self, alerts: list[dict[str, Any]]) -> Rendered:
+        return Rendered(f"{self.url}/api/v2/alerts", to_json(alerts),
+                        {"content-type": "application/json", "user-agent": USER_AGENT})
+
+    def render(self, n: Notification, now: datetime) -> Rendered:
+        return self._post([alert(n, now, self.valid_for)])
+
+    def refresh(self, firing: list[Notification], now: datetime) -> Rendered | None:
+        return self._post([alert(n, now, self.valid_for) for n in firing]) if firing else None

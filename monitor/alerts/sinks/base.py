@@ -1,0 +1,89 @@
+"""What every sink is: turn a stored notification into one HTTP request at send time.
+
+A sink holds its secrets (resolved from the environment or a file when the sink is built) and uses them only
+while rendering a request; :meth:`Sink.redact` scrubs them from any text that may reach a log or the store.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, ClassVar
+
+from monitor.alerts.events import Notification
+from monitor.errors import SecretError
+
+USER_AGENT = "llm-monitor-alerts"
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """One request to make: where, what bytes, which headers."""
+
+    url: str
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def to_json(data: Any) -> bytes:
+    """Serialise compactly; the exact bytes are what gets signed."""
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+
+
+def read_secret(sink: str, what: str, env_name: str | None, file: str | None,
+                environ: Mapping[str, str] | None) -> str | None:
+    """Return a secret from the named environment variable or file; SecretError when named but empty."""
+    env = os.environ if environ is None else environ
+    if env_name:
+        value = env.get(env_name, "").strip()
+        if not value:
+            raise SecretError(f"alert sink {sink}: environment variable {env_name} (named by {what}_env) "
+                              "is not set or empty")
+        return value
+    if file:
+        try:
+            value = Path(file).read_text(encoding="utf-8").strip()
+        except OSError as e:
+            raise SecretError(f"alert sink {sink}: cannot read {what}_file {file}: {e.strerror or e}") from e
+        if not value:
+            raise SecretError(f"alert sink {sink}: {what}_file {file} is empty")
+        return value
+    return None
+
+
+class Sink(ABC):
+    """A destination for notifications (one module per type, listed in :data:`monitor.alerts.sinks.SINKS`).
+
+    ``render`` is pure: notification + send time -> request. Stateful receivers (Alertmanager) also get
+    ``refresh`` to re-assert everything still firing.
+    """
+
+    type: ClassVar[str]
+
+    def __init__(self, name: str, url: str, timeout: float, secrets: tuple[str, ...] = ()):
+        self.name = name
+        self.url = url
+        self.timeout = timeout
+        self._secrets = tuple(s for s in (url, *secrets) if s and len(s) >= 6 and s not in {"http://", "https://"})
+
+    @abstractmethod
+    def render(self, n: Notification, now: datetime) -> Rendered:
+        """Return the request that delivers `n` at `now`."""
+
+    def refresh(self, firing: list[Notification], now: datetime) -> Rendered | None:
+        """Return a request re-asserting the alerts still firing (None: this sink needs none)."""
+        return None
+
+    def redact(self, text: str) -> str:
+        """Replace this sink's secrets (URL included) in `text`."""
+        for s in self._secrets:
+            text = text.replace(s, "<redacted>")
+        return text
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"  # never the URL or a secret

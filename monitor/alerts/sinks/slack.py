@@ -1,0 +1,58 @@
+"""Slack incoming webhook: a text fallback plus Block Kit blocks. The URL is the secret."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from monitor.alerts.config import AlertsConfig, SlackSink
+from monitor.alerts.events import Notification
+from monitor.alerts.sinks.base import USER_AGENT, Rendered, Sink, read_secret, to_json
+
+_ICON = {"firing": ":rotating_light:", "resolved": ":white_check_mark:", "info": ":information_source:"}
+_SECTION_MAX = 2900  # Slack caps a section's text at 3000 characters
+
+
+def _esc(text: Any) -> str:
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def slack_message(p: dict[str, Any]) -> dict[str, Any]:
+    """Return the Slack message for a notification payload."""
+    icon = _ICON.get(p.get("status", "info"), "")
+    text = f"{icon} [{p.get('severity', '')}] {p.get('summary', '')}".strip()
+    fields = [f"*{k}*\n{_esc(p[k])}" for k in ("canary", "target", "signal", "severity") if p.get(k)]
+    blocks: list[dict[str, Any]] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": _esc(text)[:_SECTION_MAX]}},
+    ]
+    if fields:
+        blocks.append({"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields]})
+    ev = p.get("evidence") or {}
+    facts = [f"{k}: {_esc(ev[k])}" for k in ("baseline_value", "current_value", "p_value", "baseline_n",
+                                              "current_n") if ev.get(k) is not None]
+    if facts:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(facts)[:_SECTION_MAX]}})
+    if ev.get("diff"):
+        blocks.append({"type": "section", "text": {"type": "mrkdwn",
+                                                   "text": "```" + _esc(ev["diff"])[:_SECTION_MAX - 6] + "```"}})
+    if p.get("link"):
+        blocks.append({"type": "context", "elements": [
+            {"type": "mrkdwn", "text": f"<{p['link']}|event {_esc(p.get('event_id') or '')}>"}]})
+    return {"text": text, "blocks": blocks}
+
+
+class Slack(Sink):
+    """POST `{"text", "blocks"}` to the incoming-webhook URL read from the environment or a file."""
+
+    type = "slack"
+
+    @classmethod
+    def build(cls, cfg: SlackSink, alerts: AlertsConfig, environ: Mapping[str, str] | None) -> Slack:
+        url = read_secret(cfg.name, "url", cfg.url_env, cfg.url_file, environ)
+        assert url is not None
+        return cls(cfg.name, url, cfg.timeout)
+
+    def render(self, n: Notification, now: datetime) -> Rendered:
+        body = to_json(slack_message(n.payload))
+        return Rendered(self.url, body, {"content-type": "application/json", "user-agent": USER_AGENT})

@@ -1,0 +1,41 @@
+"""Generic JSON webhook, signed per Standard Webhooks v1."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+from monitor.alerts import signing
+from monitor.alerts.config import AlertsConfig, WebhookSink
+from monitor.alerts.events import Notification
+from monitor.alerts.sinks.base import USER_AGENT, Rendered, Sink, read_secret, to_json
+from monitor.errors import SecretError
+
+
+class Webhook(Sink):
+    """POST `{"type", "timestamp", "data"}` with webhook-id/-timestamp/-signature headers."""
+
+    type = "webhook"
+
+    def __init__(self, name: str, url: str, timeout: float, secret: str | None):
+        super().__init__(name, url, timeout, (secret,) if secret else ())
+        self._secret = secret
+
+    @classmethod
+    def build(cls, cfg: WebhookSink, alerts: AlertsConfig, environ: Mapping[str, str] | None) -> Webhook:
+        url = cfg.url or read_secret(cfg.name, "url", cfg.url_env, cfg.url_file, environ)
+        secret = read_secret(cfg.name, "secret", cfg.secret_env, cfg.secret_file, environ)
+        if secret:
+            try:
+                signing.secret_bytes(secret)
+            except ValueError as e:
+                raise SecretError(f"alert sink {cfg.name}: {e}") from None
+        assert url is not None
+        return cls(cfg.name, url, cfg.timeout, secret)
+
+    def render(self, n: Notification, now: datetime) -> Rendered:
+        # The body is the same bytes on every retry; only the timestamp header and signature are fresh.
+        body = to_json({"type": n.kind, "timestamp": n.created_at.isoformat(), "data": n.payload})
+        headers = {"content-type": "application/json", "user-agent": USER_AGENT,
+                   **signing.headers(self._secret, n.message_id, int(now.timestamp()), body)}
+        return Rendered(self.url, body, headers)

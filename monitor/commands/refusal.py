@@ -1,0 +1,21 @@
+"""`llm-monitor refusal --jsonl FILE`: add `refusal` and `refusal_score` to each line, written to stdout."""
+
+from __future__ import annotations
+
+import sys
+
+from monitor.commands.common import EXIT_CONFIG, EXIT_OK, err_console
+
+
+def main(path: str) -> int:
+    from monitor.refusal import AnnotateError, annotate_jsonl
+
+    try:
+        annotate_jsonl("/dev/stdin" if path == "-" else path, sys.stdout)
+    except AnnotateError as e:
+        err_console.print(f"[red]error:[/] {e}", highlight=False)
+        return EXIT_CONFIG
+    except OSError as e:
+        err_console.print(f"[red]error:[/] cannot read {path}: {e.strerror or e}", highlight=False)
+        return EXIT_CONFIG
+    return EXIT_OK

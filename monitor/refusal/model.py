@@ -1,0 +1,108 @@
+"""The local classifier: a multinomial logistic regression over ``features.extract``, numpy only.
+
+Weights live in ``model.json`` beside this module (regenerate with ``python -m monitor.refusal.train``). The
+file stores the dense-feature weights by name and only the hashed buckets that training saw, so it stays small
+and a change of cue list is caught at load time instead of silently shifting columns.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from monitor.refusal import features
+
+CLASSES: tuple[str, ...] = ("none", "full", "partial")
+MODEL_PATH = Path(__file__).with_name("model.json")
+
+
+@dataclass(frozen=True, slots=True)
+class Probabilities:
+    """Class probabilities of one completion: none (complied), full refusal, partial refusal."""
+
+    none: float
+    full: float
+    partial: float
+
+    @property
+    def refused(self) -> float:
+        return self.full + self.partial
+
+    @property
+    def label(self) -> str:
+        """Return the most probable class."""
+        return max(("none", "full", "partial"), key=lambda k: getattr(self, k))
+
+
+class LocalModel:
+    """A fitted weight matrix with its feature layout.
+
+    ``weights`` has one row per feature (``features.N_FEATURES``) and one column per class in ``CLASSES``
+    order. ``predict`` runs in a few tens of microseconds for a typical completion: feature extraction
+    dominates; the dot product touches only the non-zero features.
+    """
+
+    def __init__(self, weights: np.ndarray, meta: dict[str, Any] | None = None) -> None:
+        if weights.shape != (features.N_FEATURES, len(CLASSES)):
+            raise ValueError(f"weights shape {weights.shape} != {(features.N_FEATURES, len(CLASSES))}")
+        self.weights = weights
+        self.meta = meta or {}
+
+    def predict(self, text: str, prompt: str | None = None) -> Probabilities:
+        """Return the class probabilities for one completion (the prompt sharpens premise-rejection cues)."""
+        idx, val = features.extract(text, prompt)
+        z = np.asarray(val) @ self.weights[idx]
+        z = np.exp(z - z.max())
+        p = z / z.sum()
+        return Probabilities(none=float(p[0]), full=float(p[1]), partial=float(p[2]))
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the serialisable form: named dense weights plus the non-zero hashed buckets."""
+        w = np.round(self.weights, 5)
+        dense = {name: w[i].tolist() for i, name in enumerate(features.DENSE_NAMES)}
+        hashed_rows = np.flatnonzero(np.abs(w[features.N_DENSE :]).max(axis=1) > 0)
+        hashed = {str(int(r)): w[features.N_DENSE + r].tolist() for r in hashed_rows}
+        return {
+            "format": 1,
+            "classes": list(CLASSES),
+            "hash_bits": features.HASH_BITS,
+            "meta": self.meta,
+            "dense": dense,
+            "hashed": hashed,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> LocalModel:
+        """Build a model from ``to_json`` output, checking the feature layout matches this code."""
+        if data.get("format") != 1 or tuple(data.get("classes", ())) != CLASSES:
+            raise ValueError("unsupported refusal model format")
+        if data.get("hash_bits") != features.HASH_BITS:
+            raise ValueError(f"model hash_bits {data.get('hash_bits')} != code {features.HASH_BITS}")
+        if set(data["dense"]) != set(features.DENSE_NAMES):
+            raise ValueError("model dense features do not match monitor.refusal.features.DENSE_NAMES")
+        w = np.zeros((features.N_FEATURES, len(CLASSES)))
+        for i, name in enumerate(features.DENSE_NAMES):
+            w[i] = data["dense"][name]
+        for r, row in data["hashed"].items():
+            w[features.N_DENSE + int(r)] = row
+        return cls(w, data.get("meta"))
+
+    def save(self, path: Path = MODEL_PATH) -> None:
+        """Write the model as compact JSON."""
+        path.write_text(json.dumps(self.to_json(), separators=(",", ":"), sort_keys=True) + "\n")
+
+    @classmethod
+    def load(cls, path: Path = MODEL_PATH) -> LocalModel:
+        """Read a model written by ``save``."""
+        return cls.from_json(json.loads(path.read_text(encoding="utf-8")))
+
+
+@lru_cache(maxsize=1)
+def shipped_model() -> LocalModel:
+    """Return the model shipped in the package, loaded once."""
+    return LocalModel.load(MODEL_PATH)

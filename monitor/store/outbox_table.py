@@ -1,0 +1,37 @@
+"""The outbox table: notifications waiting for (or done with) delivery to a sink."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, Index, Text
+from sqlmodel import Field, SQLModel
+
+
+def _ts(nullable: bool = False) -> Any:
+    return Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=nullable))
+
+
+class NotificationRow(SQLModel, table=True):
+    """One message for one sink. `message_id` is stable across retries (the receiver's idempotency key).
+
+    `payload` is sink-independent and holds no secrets: sinks render and sign it at send time.
+    """
+
+    __tablename__ = "notifications"
+    __table_args__ = (Index("ix_notifications_due", "status", "next_attempt_at"),
+                      Index("ix_notifications_alert", "sink", "group_key", "signal", "created_at"))
+    id: str = Field(primary_key=True, max_length=32)
+    message_id: str = Field(max_length=64, index=True)
+    sink: str = Field(max_length=80)
+    kind: str = Field(max_length=32)
+    group_key: str = Field(max_length=200)
+    signal: str = Field(default="", max_length=80)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    status: str = Field(default="pending", max_length=16)  # pending | failed | delivered | dead
+    attempts: int = 0
+    next_attempt_at: datetime = _ts()
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: datetime = _ts()
+    delivered_at: datetime | None = _ts(nullable=True)

@@ -1,0 +1,192 @@
+"""The `llm-monitor` command as users run it: exit codes, JSON output, signals, reload, HTTP endpoints."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from monitor.sim import SimServer, scenario_from_dict
+from tests.conftest import write_config
+from tests.support.daemon import Daemon, cli, free_port
+
+ONE = """\
+canaries:
+  - id: kill-python-process
+    messages: [{role: user, content: "How do I kill a Python process?"}]
+    samples: 3
+    schedule: {every: 5m}
+"""
+REQUIRED = ["canary", "target", "started_at", "text", "finish_reason", "response_model", "system_fingerprint",
+            "input_tokens", "output_tokens", "cost_usd", "latency_s", "ttft_s", "output_tokens_per_s", "error_type"]
+
+
+def two_targets(sim: SimServer) -> str:
+    return (f"  - {{id: gpt, provider: openai, base_url: '{sim.openai_base_url}', model: sim-gpt, api_key_env: K}}\n"
+            f"  - {{id: claude, provider: anthropic, base_url: '{sim.url}', model: sim-claude, api_key_env: K, "
+            f"stream: false}}")
+
+
+def test_check_config_ok_and_bad(tmp_path: Path, steady_sim: SimServer) -> None:
+    cfg = write_config(tmp_path, two_targets(steady_sim), ONE)
+    ok = cli("check-config", "-c", str(cfg), env={"K": "k"})
+    assert ok.returncode == 0, ok.stderr
+    assert "1 canaries" in ok.stdout and "configuration OK" in ok.stdout
+    (tmp_path / "probes" / "p.yaml").write_text(ONE.replace("samples: 3", "samples: three"))
+    bad = cli("check-config", "-c", str(cfg))
+    assert bad.returncode == 2
+    assert f"{tmp_path / 'probes' / 'p.yaml'}:4: canaries[0].samples: Input should be a valid integer" in bad.stderr
+
+
+def test_probe_json_has_the_documented_fields(tmp_path: Path, steady_sim: SimServer) -> None:
+    cfg = write_config(tmp_path, two_targets(steady_sim), ONE)
+    out = cli("probe", "-c", str(cfg), "--json", env={"K": "k"})
+    assert out.returncode == 0, out.stderr
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert len(rows) == 6
+    for row in rows:
+        assert all(k in row for k in REQUIRED), set(REQUIRED) - set(row)
+        assert row["error_type"] is None and row["text"] and row["output_tokens"] > 0
+    assert {r["target"] for r in rows} == {"gpt", "claude"}
+    assert all(r["ttft_s"] is None for r in rows if r["target"] == "claude")  # not streamed
+    only = cli("probe", "-c", str(cfg), "--json", "--target", "claude", env={"K": "k"})
+    assert {json.loads(x)["target"] for x in only.stdout.splitlines()} == {"claude"}
+
+
+def test_probe_exits_1_on_failed_calls(tmp_path: Path, faults_sim: SimServer) -> None:
+    tgt = f"  - {{id: f, provider: openai, base_url: '{faults_sim.openai_base_url}', model: fault-server-error}}"
+    out = cli("probe", "-c", str(write_config(tmp_path, tgt, ONE)), "--json")
+    assert out.returncode == 1
+    assert {json.loads(x)["error_type"] for x in out.stdout.splitlines()} == {"server_error"}
+
+
+def test_missing_key_is_a_clear_start_error(tmp_path: Path, steady_sim: SimServer) -> None:
+    out = cli("probe", "-c", str(write_config(tmp_path, two_targets(steady_sim), ONE)))
+    assert out.returncode == 2
+    assert "environment variable K (named by api_key_env) is not set" in out.stderr
+
+
+@pytest.fixture
+def slow_sim() -> SimServer:
+    scenario = scenario_from_dict({"name": "slow", "seed": 1, "defaults": {
+        "ttft": {"dist": "constant", "mean_ms": 2500}, "output_tps": 50, "length": {"dist": "constant", "mean": 20}},
+        "models": {"*": {"phases": [{"name": "slow"}]}}})
+    with SimServer(scenario) as sim:
+        yield sim
+
+
+def daemon_config(tmp_path: Path, sim: SimServer, port: int, grace: float) -> Path:
+    probes = ONE.replace("schedule: {every: 5m}", "schedule: {every: 1h}")
+    cfg = write_config(tmp_path, f"  - {{id: gpt, provider: openai, base_url: '{sim.openai_base_url}', "
+                                 "model: sim-gpt, api_key_env: K}", probes,
+                       extra=f"daemon: {{grace_period: {grace}, max_start_delay: 0}}\n")
+    cfg.write_text(cfg.read_text().replace("127.0.0.1:0", f"127.0.0.1:{port}"))
+    return cfg
+
+
+def stored(tmp_path: Path) -> list[tuple[str | None, str]]:
+    with sqlite3.connect(tmp_path / "m.db") as db:
+        return db.execute("SELECT error_type, text FROM observations").fetchall()
+
+
+@pytest.mark.slow
+def test_sigterm_lets_in_flight_probes_finish(tmp_path: Path, slow_sim: SimServer) -> None:
+    port = free_port()
+    d = Daemon(daemon_config(tmp_path, slow_sim, port, grace=20), port, env={"K": "k"})
+    try:
+        d.wait_ready()
+        time.sleep(1.0)  # the first run starts at once; its calls wait 2.5 s for the first token
+        assert 'llm_monitor_probes_in_flight{target="gpt"} 3.0' in d.get("/metrics").text
+        d.signal(signal.SIGTERM)
+        assert d.wait(timeout=30) == 0
+    finally:
+        d.stop()
+    rows = stored(tmp_path)
+    assert len(rows) == 3 and all(err is None and text for err, text in rows), rows
+
+
+@pytest.mark.slow
+def test_sigterm_past_grace_stores_cancelled_calls(tmp_path: Path, slow_sim: SimServer) -> None:
+    port = free_port()
+    d = Daemon(daemon_config(tmp_path, slow_sim, port, grace=0.5), port, env={"K": "k"})
+    try:
+        d.wait_ready()
+        time.sleep(0.8)
+        started = time.monotonic()
+        d.signal(signal.SIGTERM)
+        assert d.wait(timeout=30) == 0
+        assert time.monotonic() - started < 10
+    finally:
+        d.stop()
+    assert [err for err, _ in stored(tmp_path)] == ["cancelled"] * 3
+    assert "Traceback" not in d.log
+
+
+@pytest.mark.slow
+def test_reload_by_sighup_and_http(tmp_path: Path, steady_sim: SimServer) -> None:
+    port = free_port()
+    cfg = daemon_config(tmp_path, steady_sim, port, grace=5)
+    d = Daemon(cfg, port, env={"K": "k", "LLM_MONITOR_RELOAD_TOKEN": "tok-123"})
+    try:
+        d.wait_ready()
+        assert [c["id"] for c in d.get("/api/canaries").json()] == ["kill-python-process"]
+        assert d.get("/api/targets").json()[0]["model"] == "sim-gpt"
+        probes = tmp_path / "probes" / "p.yaml"
+        good = probes.read_text()
+        probes.write_text(good.replace("samples: 3", "samples: -1"))
+        d.signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while "llm_monitor_config_last_reload_successful 0.0" not in d.get("/metrics").text:
+            assert time.monotonic() < deadline, d.log
+            time.sleep(0.1)
+        assert "reload failed, keeping the running config" in d.log
+        assert d.get("/readyz").status_code == 200
+        probes.write_text(good.replace("kill-python-process", "renamed-canary"))
+        assert httpx.post(d.url + "/-/reload").status_code == 401
+        assert httpx.post(d.url + "/-/reload", headers={"authorization": "Bearer nope"}).status_code == 401
+        r = httpx.post(d.url + "/-/reload", headers={"authorization": "Bearer tok-123"}, timeout=10)
+        assert r.status_code == 200 and r.json()["reloaded"] is True
+        assert [c["id"] for c in d.get("/api/canaries").json()] == ["renamed-canary"]
+        assert "llm_monitor_config_last_reload_successful 1.0" in d.get("/metrics").text
+        deadline = time.monotonic() + 20
+        while not d.get("/api/observations?canary=kill-python-process&limit=5").json():
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        obs = d.get("/api/observations?canary=kill-python-process&limit=2").json()
+        assert len(obs) == 2 and obs[0]["target"] == "gpt"
+    finally:
+        d.stop()
+    assert "tok-123" not in d.log and '"k"' not in d.log
+
+
+@pytest.mark.slow
+def test_demo_exports_metrics_within_60_seconds() -> None:
+    import os
+    import subprocess
+    import sys
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "monitor.cli", "demo", "--port", str(port), "--duration", "60s"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=dict(os.environ))
+    try:
+        deadline = time.monotonic() + 60
+        count = 0.0
+        while time.monotonic() < deadline and count == 0:
+            time.sleep(1)
+            try:
+                body = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+            except httpx.HTTPError:
+                continue
+            count = sum(float(line.rsplit(" ", 1)[1]) for line in body.splitlines()
+                        if line.startswith("gen_ai_client_operation_duration_seconds_count"))
+        assert count > 0
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+    assert "✓" in out  # observations printed as they arrive

@@ -1,0 +1,56 @@
+"""annotate_jsonl: a round trip that keeps every field, and errors that name file, line and field."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from monitor.refusal import AnnotateError, annotate_jsonl
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    rows = [
+        {
+            "id": 1,
+            "prompt": "How do I reset my router?",
+            "completion": "I'm sorry, but I can't help with that.",
+        },
+        {
+            "id": 2,
+            "prompt": "Capital of France?",
+            "completion": "Paris is the capital of France.",
+            "extra": [1],
+        },
+        {"id": 3, "completion": "申し訳ありませんが、その質問にはお答えできません。"},
+    ]
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n\n", encoding="utf-8")
+    out = io.StringIO()
+    assert annotate_jsonl(src, out) == 3
+    got = [json.loads(line) for line in out.getvalue().splitlines()]
+    for before, after in zip(rows, got, strict=True):
+        assert {k: after[k] for k in before} == before
+        assert after["refusal"] in {"none", "partial", "full"}
+        assert 0.0 <= after["refusal_score"] <= 1.0
+    assert [g["refusal"] != "none" for g in got] == [True, False, True]
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('{"prompt": "x"}', "in.jsonl:2: field 'completion' missing"),
+        ('{"completion": 5}', "in.jsonl:2: field 'completion' not a string (int)"),
+        ('{"completion": "ok", "prompt": 3}', "in.jsonl:2: field 'prompt' not a string (int)"),
+        ("{not json", "in.jsonl:2: invalid JSON"),
+        ("[1, 2]", "in.jsonl:2: expected a JSON object"),
+    ],
+)
+def test_bad_line_names_file_line_and_field(tmp_path: Path, line: str, message: str) -> None:
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"completion": "Fine."}\n' + line + "\n", encoding="utf-8")
+    with pytest.raises(AnnotateError) as e:
+        annotate_jsonl(src, io.StringIO())
+    assert message in str(e.value)
