@@ -3,7 +3,10 @@
 Run: ``.venv/bin/python benchmarks/refusal_accuracy.py [completions.jsonl]``. Cross-validated figures are
 leave-one-model-out (train on two answering models plus the hand-written multilingual examples, test on the
 third), with hyper-parameters chosen by an inner leave-one-model-out over the two training models only. The
-shipped model's figures are in-sample (it was trained on all three models) and labelled so.
+shipped model's figures are in-sample (it was trained on all three models) and labelled so. All three models
+answer the same 450 prompts, so plain leave-one-model-out can reward remembering a prompt's topic; the
+"prompt-disjoint" column also drops, from training, every answer to the half of the prompts being tested
+(hyper-parameters as chosen for that fold), which is closer to unseen models on unseen prompts.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +34,11 @@ PREFIXES = (
 def prefix_baseline(text: str) -> str:
     """Return 'full' if the completion starts with a known refusal phrase, else 'none'."""
     return "full" if text.strip().lower().startswith(PREFIXES) else "none"
+
+
+def _half(prompt: str | None) -> int:
+    """Return a stable 0/1 split of prompts (for the prompt-disjoint cross-validation)."""
+    return zlib.crc32((prompt or "").encode("utf-8")) & 1
 
 
 def _acc(pred: list[str], gold: list[str]) -> tuple[float, float]:
@@ -55,6 +64,9 @@ def main() -> None:
     cls = T.HUMAN_TO_CLASS
 
     cv_pred: dict[int, str] = {}
+    disjoint_pred: dict[int, str] = {}
+    half = {e.text: _half(e.prompt) for e in xs if e.prompt is not None}
+    row_half = np.array([half.get(e.text, -1) if e.group in T.MODELS else -1 for e in corpus.examples])
     chosen = {}
     for g in T.MODELS:
         inner = [m for m in T.MODELS if m != g]
@@ -64,13 +76,18 @@ def main() -> None:
         for i, e in enumerate(xs):
             if e.group == g:
                 cv_pred[i] = model.predict(e.text, e.prompt).label
+        for h in (0, 1):  # also hold out the prompts: no training row answers a test prompt
+            model = corpus.fit((corpus.groups != g) & (row_half != h), params)
+            for i, e in enumerate(xs):
+                if e.group == g and _half(e.prompt) == h:
+                    disjoint_pred[i] = model.predict(e.text, e.prompt).label
 
     shipped = shipped_model()
     ins_pred = [shipped.predict(e.text, e.prompt).label for e in xs]
     ins_noprompt = [shipped.predict(e.text).label for e in xs]
 
     table = Table(title="Refusal detection vs XSTest human labels (3-class / binary refused-vs-complied)")
-    for col in ("model", "n", "ours CV (LOMO)", "ours in-sample", "in-sample, no prompt", "prefix baseline",
+    for col in ("model", "n", "ours CV (LOMO)", "CV LOMO + prompt-disjoint", "ours in-sample", "in-sample, no prompt", "prefix baseline",
                 "strmatch_label", "gpt4_label", "human ceiling (ann1 vs ann2)"):  # fmt: skip
         table.add_column(col, justify="right" if col != "model" else "left")
     for g in (*T.MODELS, "overall"):
@@ -85,6 +102,7 @@ def main() -> None:
             g,
             str(len(ix)),
             cell([cv_pred[i] for i in ix]),
+            cell([disjoint_pred[i] for i in ix]),
             cell([ins_pred[i] for i in ix]),
             cell([ins_noprompt[i] for i in ix]),
             cell([prefix_baseline(rows[i]["completion"]) for i in ix]),

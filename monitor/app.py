@@ -16,11 +16,14 @@ import uvicorn
 from prometheus_client import CollectorRegistry
 from starlette.routing import Route
 
+from monitor.alerts import Alerting, build_alerting
+from monitor.analysis import Analysis
 from monitor.config.loader import Config, load_config
 from monitor.config.secrets import resolve_api_key
 from monitor.domain import utcnow
 from monitor.errors import MonitorError
-from monitor.http import build_http_app
+from monitor.health import HealthWatch
+from monitor.http import build_http_app, drift_routes
 from monitor.providers import build_provider
 from monitor.providers.base import Provider
 from monitor.quality import Quality
@@ -31,6 +34,7 @@ from monitor.telemetry.metrics import Metrics
 from monitor.telemetry.tracing import get_tracer, make_tracer_provider
 
 log = logging.getLogger("monitor.app")
+BASELINE_POLL_S = 30.0
 
 
 class _Server(uvicorn.Server):
@@ -66,7 +70,7 @@ class App:
                  environ: Mapping[str, str] | None = None, store: Store | None = None,
                  annotate: Annotator | None = None, listeners: list[Listener] | None = None,
                  extra_routes: list[Route] | None = None, now: Callable[[], datetime] = utcnow,
-                 tracer_provider: Any = None, serve_http: bool = True):
+                 tracer_provider: Any = None, serve_http: bool = True, analyse: bool = True):
         self.config = config
         self.environ = os.environ if environ is None else environ
         self.registry = registry or CollectorRegistry()
@@ -78,11 +82,20 @@ class App:
                              providers={}, now=now, annotate=annotate or self.quality,
                              listeners=list(listeners or []))
         self.scheduler = Scheduler(self._run_job, now=now)
+        self.analysis = Analysis(self.store, self.metrics, config.drift.settings(),
+                                 tags=lambda canary: self._tags.get(canary, ())) if analyse and config.drift.enabled \
+            else None
+        self.alerting: Alerting | None = None
+        self._analyse = analyse
+        self._tags = {c.id: tuple(c.tags) for c in config.canaries}
+        self.health = HealthWatch()
+        self.runner.cap_listeners.append(self._on_cap)
         self._serve_http = serve_http
         self._extra_routes = extra_routes or []
         self._server: _Server | None = None
         self._server_task: asyncio.Task[None] | None = None
         self._housekeeping: asyncio.Task[None] | None = None
+        self._baselines_task: asyncio.Task[None] | None = None
         self._stale: list[Provider] = []
         self._reload_lock = asyncio.Lock()
         self.port: int | None = None
@@ -91,12 +104,21 @@ class App:
     async def _run_job(self, canary: Any, target: Any) -> None:
         self.runner.track(asyncio.current_task())
         try:
-            await self.runner.run(canary, target)
+            observations = await self.runner.run(canary, target)
+            if self.alerting is not None:
+                events = self.health.run_finished(canary.id, target.id, observations, self._tags.get(canary.id, ()))
+                if events:
+                    await self.alerting.publish(events)
         except asyncio.CancelledError:
             # Shutdown ran out of grace: the runner stored the cancelled calls; end the job quietly.
             log.info("run of %s@%s cancelled at shutdown", canary.id, target.id)
         except Exception:
             log.exception("run of %s@%s failed", canary.id, target.id)
+
+    def _on_cap(self, target: str, paused: bool, spent: float, cap: float | None) -> None:
+        events = self.health.paused(target, paused, spent, cap)
+        if events and self.alerting is not None:
+            asyncio.ensure_future(self.alerting.publish(events))
 
     def _declare(self) -> None:
         self.metrics.declare(((c.id, t.id, c.schedule.interval_s) for c, t in self.config.pairs()),
@@ -108,18 +130,32 @@ class App:
         """Migrate the store, build providers, start the scheduler and the HTTP server."""
         self.quality.bind(asyncio.get_running_loop())
         revision = await asyncio.to_thread(self.store.migrate)
+        await asyncio.to_thread(self.quality.warm_up)
         self.runner.set_providers(build_providers(self.config, self.environ), list(self.config.targets))
         self._declare()
+        if self._analyse:
+            self.alerting = build_alerting(self.config.alerts, self.store, environ=self.environ, metrics=self.metrics,
+                                           now=self.now)
+            await self.alerting.start()
+        if self.analysis is not None:
+            self.analysis.alerting = self.alerting
+            pairs = [(c.id, t.id) for c, t in self.config.pairs()]
+            await asyncio.to_thread(self.analysis.restore, pairs)
+            self.analysis.declare(pairs)
+            self.runner.listeners.append(self.analysis.on_observation)
         if self._serve_http:
             sock = listen_socket(self.config.http.host, self.config.http.port)
             self.port = sock.getsockname()[1]
-            app = build_http_app(self, environ=self.environ, extra_routes=self._extra_routes)
+            routes = [*self._extra_routes, *(drift_routes(self.analysis) if self.analysis else [])]
+            app = build_http_app(self, environ=self.environ, extra_routes=routes)
             self._server = _Server(uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False))
             self._server_task = asyncio.create_task(self._server.serve(sockets=[sock]))
         if schedule:
             jobs = self.scheduler.apply(self.config)
             self.scheduler.start()
             self._housekeeping = asyncio.create_task(self._housekeep())
+            if self.analysis is not None:
+                self._baselines_task = asyncio.create_task(self._watch_baselines())
             log.info("started", extra={"jobs": jobs, "store": self.store.safe_url, "schema": revision,
                                        "listen": f"{self.config.http.host}:{self.port}"})
 
@@ -133,6 +169,8 @@ class App:
             try:
                 config = await asyncio.to_thread(load_config, self.config.path, self.environ)
                 providers = build_providers(config, self.environ)
+                if self.alerting is not None:
+                    self.alerting.reload(config.alerts, self.environ)
             except MonitorError as e:
                 self.metrics.reload_ok.set(0)
                 log.error("reload failed, keeping the running config: %s", e)
@@ -142,10 +180,26 @@ class App:
             self.runner.set_providers(providers, list(config.targets))
             self.metrics.forget_pairs({(c.id, t.id) for c, t in config.pairs()})
             self._declare()
+            self._tags = {c.id: tuple(c.tags) for c in config.canaries}
+            if self.analysis is not None:
+                self.analysis.declare([(c.id, t.id) for c, t in config.pairs()])
+                await self.analysis.in_worker(self.analysis.refresh_baselines)
             jobs = self.scheduler.apply(config, run_now=False) if self.scheduler.running else 0
             log.info("config reloaded", extra={"jobs": jobs, "canaries": len(config.canaries),
                                                "targets": len(config.targets)})
             return True, f"reloaded: {len(config.canaries)} canaries, {len(config.targets)} targets, {jobs} jobs"
+
+    async def _watch_baselines(self) -> None:
+        """Pick up baselines accepted or reset from the CLI (or by a replica) within a minute."""
+        assert self.analysis is not None
+        while True:
+            await asyncio.sleep(BASELINE_POLL_S)
+            try:
+                changed = await self.analysis.in_worker(self.analysis.refresh_baselines)
+                if changed:
+                    log.info("baselines refreshed from the store", extra={"changed": changed})
+            except Exception:
+                log.exception("refreshing baselines failed")
 
     async def _housekeep(self) -> None:
         """Prune past retention hourly; close providers replaced by a reload once their calls are done."""
@@ -153,11 +207,13 @@ class App:
             try:
                 cutoff = self.now() - timedelta(days=self.config.storage.retention_days)
                 removed = await asyncio.to_thread(self.store.prune, cutoff)
+                if self.alerting is not None:
+                    await asyncio.to_thread(self.alerting.outbox.prune, cutoff)
                 if removed:
                     log.info("pruned observations past retention", extra={"removed": removed})
             except MonitorError as e:
                 log.error("%s", e)
-            if self._stale and not self.runner.in_flight:
+            if self._stale and not self.runner.in_flight:  # providers replaced by a reload
                 stale, self._stale = self._stale, []
                 for p in stale:
                     await p.aclose()
@@ -168,8 +224,13 @@ class App:
         self.scheduler.pause()
         finished, cancelled = await drain(self.runner.in_flight, self.config.daemon.grace_period)
         self.scheduler.shutdown()
-        if self._housekeeping:
-            self._housekeeping.cancel()
+        for task in (self._housekeeping, self._baselines_task):
+            if task is not None:
+                task.cancel()
+        if self.analysis is not None:
+            await asyncio.to_thread(self.analysis.close)  # finish analyses of the calls that completed
+        if self.alerting is not None:
+            await self.alerting.stop()
         if self._server is not None:
             self._server.should_exit = True
             if self._server_task:

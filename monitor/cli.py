@@ -40,6 +40,29 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=0, help="port for /metrics (default: a free one)")
     p.add_argument("--interval", default="10s", help="how often each demo canary runs (default: %(default)s)")
     p.add_argument("--duration", default=None, help="stop after this long (e.g. 3m); default: until Ctrl-C")
+    p = sub.add_parser("drift", help="list drift events")
+    _config_arg(p)
+    p.add_argument("--open", action="store_true", help="only open events")
+    p.add_argument("--json", action="store_true", help="one JSON object per event")
+    p = sub.add_parser("diff", help="baseline versus latest completions, as a coloured word diff")
+    _config_arg(p)
+    p.add_argument("canary")
+    p.add_argument("--target")
+    p.add_argument("-n", "--count", type=int, default=3, help="latest completions to show (default: %(default)s)")
+    p = sub.add_parser("baseline", help="show, accept or reset a canary's baseline")
+    p.add_argument("action", choices=["show", "accept", "reset"])
+    p.add_argument("canary")
+    _config_arg(p)
+    p.add_argument("--target")
+    p.add_argument("--note", default="", help="why (recorded with the baseline)")
+    p = sub.add_parser("replay", help="run two JSONL dumps through the drift engine and print the events")
+    p.add_argument("--baseline", required=True)
+    p.add_argument("--current", required=True)
+    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("alerts", help="alert outbox: send a test message, list pending notifications")
+    p.add_argument("action", choices=["test", "pending"])
+    _config_arg(p)
+    p.add_argument("--sink", help="sink name (for test)")
     p = sub.add_parser("refusal", help="label completions in a JSONL file as refusals (none|partial|full)")
     p.add_argument("--jsonl", required=True, help="lines with `prompt` and `completion`; '-' for stdin")
     return ap
@@ -47,7 +70,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    quiet = args.command in {"probe", "check-config", "demo", "refusal"}
+    quiet = args.command not in {"run", "sim"}
     setup_logging("warning" if quiet and args.log_level == "info" else args.log_level,
                   "text" if quiet else args.log_format)
     if args.command == "run":
@@ -70,6 +93,27 @@ def main(argv: list[str] | None = None) -> int:
         from monitor.commands import demo
 
         return demo.main(args.port, args.interval, args.duration)
+    if args.command in {"drift", "diff", "baseline", "replay"}:
+        from monitor.commands import drift
+
+        if args.command == "drift":
+            return drift.drift_list(args.config, args.open, args.json)
+        if args.command == "diff":
+            return drift.diff(args.config, args.canary, args.target, args.count)
+        if args.command == "baseline":
+            return drift.baseline(args.config, args.action, args.canary, args.target, args.note)
+        return drift.replay(args.baseline, args.current, args.json)
+    if args.command == "alerts":
+        from monitor.alerts.commands import alerts_pending, alerts_test
+        from monitor.commands.common import load_or_exit
+
+        config = load_or_exit(args.config)
+        if args.action == "pending":
+            return alerts_pending(config)
+        if not args.sink:
+            print("alerts test needs --sink NAME", file=sys.stderr)
+            return 2
+        return alerts_test(config, args.sink)
     if args.command == "refusal":
         from monitor.commands import refusal
 

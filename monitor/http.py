@@ -102,3 +102,29 @@ def build_http_app(daemon: Daemon, *, environ: Mapping[str, str] | None = None,
 
 def _check_dict(check: Any) -> Any:
     return check.model_dump(exclude_none=True) if hasattr(check, "model_dump") else check
+
+
+def drift_routes(analysis: Any) -> list[Route]:
+    """Read-only views of drift events: /api/drift?canary=&target=&state= and /api/drift/{id}."""
+
+    async def events(request: Request) -> Response:
+        q = request.query_params
+        rows = await asyncio.to_thread(analysis.repo.events, canary=q.get("canary") or None,
+                                       target=q.get("target") or None, state=q.get("state") or None,
+                                       limit=_int(q.get("limit"), 100, 1, 1000))
+        return JSONResponse(rows)
+
+    async def event(request: Request) -> Response:
+        row = await asyncio.to_thread(analysis.repo.event, request.path_params["event_id"])
+        if row is None:
+            return JSONResponse({"error": "no such drift event"}, status_code=404)
+        return JSONResponse(row)
+
+    async def baselines(request: Request) -> Response:
+        q = request.query_params
+        rows = await asyncio.to_thread(analysis.repo.baselines, canary=q.get("canary") or None,
+                                       target=q.get("target") or None)
+        return JSONResponse([{**{k: v for k, v in r.items() if k != "data"}, "created_at": r["created_at"].isoformat()}
+                             for r in rows])
+
+    return [Route("/api/drift", events), Route("/api/drift/{event_id}", event), Route("/api/baselines", baselines)]

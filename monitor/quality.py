@@ -10,7 +10,7 @@ from monitor.checks import evaluate_all
 from monitor.config.models import Canary
 from monitor.domain import Observation
 from monitor.providers.base import ChatRequest, Provider
-from monitor.refusal import detect_observation
+from monitor.refusal import detect, detect_observation
 
 JUDGE_TIMEOUT_S = 60.0
 
@@ -30,6 +30,11 @@ class Quality:
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
+
+    @staticmethod
+    def warm_up() -> None:
+        """Load the refusal model now (start-up), not on the first probe; a broken install fails here."""
+        detect("I can't help with that.")
 
     def judge(self, target_id: str) -> Callable[[str], str]:
         """Return a blocking `ask(prompt) -> answer` bound to a judge target (called from worker threads)."""

@@ -61,6 +61,7 @@ class Runner:
     now: Callable[[], datetime] = utcnow
     annotate: Annotator | None = None
     listeners: list[Listener] = field(default_factory=list)
+    cap_listeners: list[Callable[[str, bool, float, float | None], None]] = field(default_factory=list)
     replica: str = field(default_factory=lambda: f"{socket.gethostname()}")
     _limits: dict[str, asyncio.Semaphore] = field(default_factory=dict)
     _tasks: set[asyncio.Task[object]] = field(default_factory=set)
@@ -88,9 +89,13 @@ class Runner:
             return []
         run = Run(id=new_id(), canary=canary.id, target=target.id, started_at=self.now(), trigger=trigger,
                   replica=self.replica, samples=canary.samples)
-        await asyncio.to_thread(self.store.save_run, run)
-        results = await asyncio.gather(*(self._sample(canary, target, run, i) for i in range(canary.samples)),
-                                       return_exceptions=True)
+        try:
+            results = await asyncio.gather(*(self._sample(canary, target, run, i) for i in range(canary.samples)),
+                                           return_exceptions=True)
+        except asyncio.CancelledError:
+            run.finished_at, run.status = self.now(), "cancelled"
+            self.store.save_run(run)  # synchronous on purpose: we are being cancelled
+            raise
         observations = [r for r in results if isinstance(r, Observation)]
         for r in results:
             if isinstance(r, BaseException) and not isinstance(r, asyncio.CancelledError):
@@ -99,7 +104,7 @@ class Runner:
         run.failures = sum(not o.ok for o in observations)
         cancelled = any(isinstance(r, asyncio.CancelledError) for r in results)
         run.status = "cancelled" if cancelled else "done"
-        await asyncio.to_thread(self.store.save_run, run)
+        await asyncio.to_thread(self.store.save_run, run)  # once, at the end: each observation is already stored
         self.metrics.run_summary(canary.id, target.id, observations)
         if cancelled:
             raise asyncio.CancelledError
@@ -121,6 +126,8 @@ class Runner:
         elif not over and target.id in self._paused:
             log.info("target %s resumed: under its daily spend cap", target.id)
         (self._paused.add if over else self._paused.discard)(target.id)
+        for hook in self.cap_listeners:
+            hook(target.id, over, spent, target.daily_spend_cap_usd)
         return over
 
     async def _sample(self, canary: Canary, target: Target, run: Run, index: int) -> Observation:

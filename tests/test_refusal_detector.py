@@ -8,7 +8,8 @@ import pytest
 
 from monitor.domain import CallResult, ErrorType, FinishReason, Observation
 from monitor.refusal import RefusalVerdict, detect, detect_observation
-from monitor.refusal.model import CLASSES, LocalModel, shipped_model
+from monitor.refusal.model import CLASSES, LocalModel, Probabilities, shipped_model
+from monitor.refusal.phrases import PhraseSet, tokenize
 
 # Written for these tests; none of them is in the training data.
 REFUSALS = {
@@ -127,3 +128,24 @@ def test_shipped_model_loads_and_round_trips() -> None:
     p = m.predict(text)
     assert p.label in CLASSES
     assert abs(p.none + p.full + p.partial - 1.0) < 1e-9
+
+
+def test_long_completion_is_judged_on_opening_and_tail() -> None:
+    filler = "The weather was mild and the market was busy that day. " * 2000
+    v = detect(REFUSALS["en"] + " " + filler)
+    assert v.refused, v
+    assert detect(filler).label == "none"
+
+
+def test_label_uses_the_refusal_threshold() -> None:
+    p = Probabilities(none=0.55, full=0.15, partial=0.30, threshold=0.4)
+    assert p.label == "partial"
+    assert Probabilities(none=0.55, full=0.15, partial=0.30).label == "none"
+    assert shipped_model().predict(REFUSALS["en"]).threshold == shipped_model().threshold
+
+
+def test_phrase_matcher_handles_optional_prefix_and_cjk_slots() -> None:
+    ps = PhraseSet({"a": ["i am|was very? sorry", "discriminat~ against", "不能|无法 帮助"], "b": ["sure"]})
+    toks = tokenize("i am sorry, i was very sorry. discrimination against! 我不能帮助. sure")
+    assert ps.find(toks) == [[0, 3, 7, 10], [14]]
+    assert ps.find(tokenize("i am not sorry")) == [[], []]

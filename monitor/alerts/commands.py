@@ -83,7 +83,7 @@ def alerts_pending(config: Any, *, limit: int = 100, console: Console | None = N
     try:
         st.migrate()
         outbox = Outbox(st.engine)
-        rows = outbox.list(statuses=WAITING, limit=limit)
+        rows = outbox.query(statuses=WAITING, limit=limit)
         total = outbox.pending_count()
     except MonitorError as e:
         out.print(f"[red]{e}[/]")

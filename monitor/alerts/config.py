@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from monitor.alerts.events import KINDS, SEVERITIES
-from monitor.config.durations import parse_duration
+from monitor.durations import parse_duration
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,79}$")
 _ENV = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

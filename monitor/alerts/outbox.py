@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, and_, delete, func, update
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from monitor.alerts.events import (
@@ -151,9 +152,9 @@ class Outbox:
 
     def list_pending(self, limit: int = 100) -> list[Notification]:
         """Return waiting notifications, next due first."""
-        return self.list(statuses=WAITING, limit=limit)
+        return self.query(statuses=WAITING, limit=limit)
 
-    def list(self, *, statuses: Iterable[str] | None = None, sink: str | None = None,
+    def query(self, *, statuses: Iterable[str] | None = None, sink: str | None = None,
              limit: int = 100) -> list[Notification]:
         """Return notifications, filtered by status and sink, oldest attempt time first."""
         with Session(self.engine) as s:
@@ -182,11 +183,12 @@ class Outbox:
         kinds = tuple((FIRING | ONE_SHOT | RESOLVING) - {"test"})
         out: dict[Key, tuple[datetime, bool]] = {}
         with Session(self.engine) as s:
-            q = (select(NotificationRow.sink, NotificationRow.group_key, NotificationRow.signal,
-                        NotificationRow.kind, NotificationRow.created_at)
+            cols = (NotificationRow.sink, NotificationRow.group_key, NotificationRow.signal, NotificationRow.kind,
+                    NotificationRow.created_at)
+            q = (sa_select(*(col(c) for c in cols))
                  .where(col(NotificationRow.kind).in_(kinds), col(NotificationRow.created_at) >= since)
                  .order_by(col(NotificationRow.created_at)))
-            for sink, group, signal, kind, ts in s.exec(q).all():
+            for sink, group, signal, kind, ts in s.execute(q).all():
                 key = (sink, group, signal)
                 if kind in RESOLVING:
                     if key in out:
@@ -203,10 +205,11 @@ class Outbox:
                        func.max(NotificationRow.created_at))
                 .where(col(NotificationRow.kind).in_(_STATE_KINDS))
                 .group_by(NotificationRow.sink, NotificationRow.group_key, NotificationRow.signal)).all()}
-            old = s.exec(select(NotificationRow.id, NotificationRow.sink, NotificationRow.group_key,
-                                NotificationRow.signal, NotificationRow.kind, NotificationRow.created_at)
-                         .where(col(NotificationRow.status).in_(_TERMINAL),
-                                col(NotificationRow.created_at) < before)).all()
+            cols = (NotificationRow.id, NotificationRow.sink, NotificationRow.group_key, NotificationRow.signal,
+                    NotificationRow.kind, NotificationRow.created_at)
+            old = s.execute(sa_select(*(col(c) for c in cols))
+                            .where(col(NotificationRow.status).in_(_TERMINAL),
+                                   col(NotificationRow.created_at) < before)).all()
             doomed = [rid for rid, sink, group, signal, kind, ts in old
                       if kind not in _STATE_KINDS or ts != latest.get((sink, group, signal))]
             for i in range(0, len(doomed), 500):

@@ -125,7 +125,14 @@ class Sender:
             res.dead += 1
             return
         now = self.now()
-        a = await self.attempt(sink, sink.render(n, now))
+        try:
+            req = sink.render(n, now)
+        except Exception as e:  # a row this build cannot render would otherwise block its sink forever
+            log.exception("cannot render a notification", extra={"sink": n.sink, "message_id": n.message_id})
+            await asyncio.to_thread(self.outbox.mark_dead, n.id, sink.redact(f"cannot render: {e!r}"))
+            res.dead += 1
+            return
+        a = await self.attempt(sink, req)
         if a.ok:
             await asyncio.to_thread(self.outbox.mark_delivered, n.id, self.now())
             res.delivered += 1
@@ -204,6 +211,7 @@ class Sender:
     async def run(self) -> None:
         """Deliver due rows and re-send firing alerts until cancelled or stopped."""
         while not self._stopping:
+            self._wake.clear()  # before looking, so a wake() during the flush is not lost
             try:
                 await self.flush()
                 now = self.now()
@@ -212,7 +220,6 @@ class Sender:
                     await self.refresh()
             except Exception:  # the store may be briefly unreachable: log, keep going, rows stay put
                 log.exception("alert delivery loop failed; retrying")
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_interval)
 

@@ -12,11 +12,10 @@ from rich.console import Console
 
 from monitor.app import App
 from monitor.commands.run import serve
-from monitor.config.durations import parse_duration
 from monitor.config.loader import Config, load_config
 from monitor.config.models import Schedule
 from monitor.domain import Observation
-from monitor.features import daemon_features
+from monitor.durations import parse_duration
 
 DEMO_KEY_ENV = "LLM_MONITOR_DEMO_KEY"
 
@@ -93,10 +92,9 @@ def main(port: int, interval: str, duration: str | None) -> int:
         console.print(f"  observations: http://127.0.0.1:{http_port}/api/observations")
         console.print(f"  {len(config.canaries)} canaries x {len(config.targets)} targets every {interval}; "
                       "the scenario changes behaviour after about a minute. Ctrl-C to stop.")
-        features = daemon_features(config, console=console)
 
         async def _main() -> int:
-            app = App(config, environ={DEMO_KEY_ENV: "demo"}, **features)
+            app = App(config, environ={DEMO_KEY_ENV: "demo"})
             app.runner.listeners.append(printer(console))
             stop = asyncio.Event()
             if duration:

@@ -14,7 +14,6 @@ from monitor.app import App
 from monitor.commands.common import EXIT_CONFIG, EXIT_FAIL, EXIT_OK, err_console, load_or_exit
 from monitor.domain import Observation
 from monitor.errors import MonitorError
-from monitor.features import daemon_features
 
 
 def observation_table(observations: list[Observation]) -> Table:
@@ -50,7 +49,7 @@ def main(config_path: str, canary: str | None, target: str | None, as_json: bool
         return EXIT_CONFIG
 
     async def _main() -> int:
-        app = App(config, registry=CollectorRegistry(), serve_http=False, **daemon_features(config))
+        app = App(config, registry=CollectorRegistry(), serve_http=False, analyse=False)
         try:
             await app.start(schedule=False)
         except MonitorError as e:

@@ -9,7 +9,6 @@ import signal
 from monitor.app import App
 from monitor.commands.common import EXIT_CONFIG, EXIT_OK, load_or_exit
 from monitor.errors import MonitorError, SecretError
-from monitor.features import daemon_features
 
 log = logging.getLogger("monitor.run")
 
@@ -39,7 +38,7 @@ def main(config_path: str) -> int:
     config = load_or_exit(config_path)
 
     async def _main() -> int:
-        app = App(config, **daemon_features(config))
+        app = App(config)
         return await serve(app, asyncio.Event())
 
     return asyncio.run(_main())

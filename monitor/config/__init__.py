@@ -1,9 +1,9 @@
 """Configuration: the schema (models), YAML with line numbers, and loading with precise errors."""
 
-from monitor.config.durations import parse_duration
 from monitor.config.loader import Config, load_config, load_probe_files, probe_paths
 from monitor.config.models import Canary, Daemon, Http, Prices, RequestParams, Schedule, Storage, Target
 from monitor.config.secrets import resolve_api_key
+from monitor.durations import parse_duration
 
 __all__ = [
     "Canary", "Config", "Daemon", "Http", "Prices", "RequestParams", "Schedule", "Storage", "Target",

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from monitor.alerts.config import AlertsConfig
 from monitor.checks import canary_issues
-from monitor.config.models import Canary, Daemon, Http, MonitorFile, ProbeFile, Storage, Target
+from monitor.config.models import Canary, Daemon, DriftConfig, Http, MonitorFile, ProbeFile, Storage, Target
 from monitor.config.yamlsrc import Located, dotted, load_yaml
 from monitor.errors import ConfigError, ConfigIssue
 
@@ -26,8 +27,8 @@ class Config:
     storage: Storage
     http: Http
     daemon: Daemon
-    drift: Mapping[str, Any]
-    alerts: Mapping[str, Any]
+    drift: DriftConfig
+    alerts: AlertsConfig
     probe_files: tuple[str, ...]
 
     def target(self, target_id: str) -> Target:

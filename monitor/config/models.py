@@ -12,9 +12,10 @@ from typing import Annotated, Any, Literal
 from apscheduler.triggers.cron import CronTrigger
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-
+from monitor.alerts.config import AlertsConfig
 from monitor.checks import CheckSpec
-from monitor.config.durations import parse_duration
+from monitor.drift.settings import DriftSettings
+from monitor.durations import parse_duration
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,79}$")
 # Things that look like a key rather than the name of a variable holding one.
@@ -223,6 +224,26 @@ class Daemon(Strict):
     max_start_delay: float = Field(default=30.0, ge=0)  # first runs are spread over this many seconds
 
 
+class DriftConfig(Strict):
+    """The drift engine's knobs (see monitor.drift.settings.DriftSettings for what each does)."""
+
+    enabled: bool = True
+    baseline_size: int = Field(default=30, ge=5, le=10_000)
+    window: int = Field(default=30, ge=5, le=10_000)
+    eval_every: int = Field(default=10, ge=1)
+    false_alarms_per_10k: float = Field(default=0.5, gt=0, le=100)
+    mmd_permutations: int = Field(default=200, ge=20, le=10_000)
+    mmd_every: int = Field(default=30, ge=1)
+    disabled_signals: list[str] = []
+
+    def settings(self) -> DriftSettings:
+        """Return the engine settings: the defaults with every field set here replacing them."""
+        values = self.model_dump(exclude={"enabled"}, exclude_defaults=True)
+        if "disabled_signals" in values:
+            values["disabled_signals"] = tuple(values["disabled_signals"])
+        return DriftSettings(**values)
+
+
 class MonitorFile(Strict):
     """The top-level monitor.yaml as written by the user."""
 
@@ -231,8 +252,8 @@ class MonitorFile(Strict):
     storage: Storage = Storage()
     http: Http = Http()
     daemon: Daemon = Daemon()
-    drift: dict[str, Any] = {}
-    alerts: dict[str, Any] = {}
+    drift: DriftConfig = DriftConfig()
+    alerts: AlertsConfig = AlertsConfig()
 
 
 class ProbeFile(Strict):

@@ -23,11 +23,16 @@ MODEL_PATH = Path(__file__).with_name("model.json")
 
 @dataclass(frozen=True, slots=True)
 class Probabilities:
-    """Class probabilities of one completion: none (complied), full refusal, partial refusal."""
+    """Class probabilities of one completion: none (complied), full refusal, partial refusal.
+
+    ``label`` calls the completion a refusal when ``refused`` (full + partial) reaches ``threshold`` (chosen by
+    cross-validation at training time), then picks the likelier of full and partial.
+    """
 
     none: float
     full: float
     partial: float
+    threshold: float = 0.5
 
     @property
     def refused(self) -> float:
@@ -35,15 +40,17 @@ class Probabilities:
 
     @property
     def label(self) -> str:
-        """Return the most probable class."""
-        return max(("none", "full", "partial"), key=lambda k: getattr(self, k))
+        """Return none, or the likelier refusal class once the refusal probability reaches the threshold."""
+        if self.refused < self.threshold:
+            return "none"
+        return "full" if self.full >= self.partial else "partial"
 
 
 class LocalModel:
     """A fitted weight matrix with its feature layout.
 
     ``weights`` has one row per feature (``features.N_FEATURES``) and one column per class in ``CLASSES``
-    order. ``predict`` runs in a few tens of microseconds for a typical completion: feature extraction
+    order. ``predict`` takes a few hundred microseconds at most (text is capped): feature extraction
     dominates; the dot product touches only the non-zero features.
     """
 
@@ -52,6 +59,7 @@ class LocalModel:
             raise ValueError(f"weights shape {weights.shape} != {(features.N_FEATURES, len(CLASSES))}")
         self.weights = weights
         self.meta = meta or {}
+        self.threshold = float(self.meta.get("params", {}).get("threshold", 0.5))
 
     def predict(self, text: str, prompt: str | None = None) -> Probabilities:
         """Return the class probabilities for one completion (the prompt sharpens premise-rejection cues)."""
@@ -59,7 +67,7 @@ class LocalModel:
         z = np.asarray(val) @ self.weights[idx]
         z = np.exp(z - z.max())
         p = z / z.sum()
-        return Probabilities(none=float(p[0]), full=float(p[1]), partial=float(p[2]))
+        return Probabilities(float(p[0]), float(p[1]), float(p[2]), self.threshold)
 
     def to_json(self) -> dict[str, Any]:
         """Return the serialisable form: named dense weights plus the non-zero hashed buckets."""

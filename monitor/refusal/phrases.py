@@ -19,6 +19,7 @@ TOKEN = re.compile(rf"[{_CJK}]|[^\W_{_CJK}]+(?:'[^\W_{_CJK}]+)?")
 # An alternative: a tuple of token tests; a test is ("=", tok), ("~", prefix) or ("*", "").
 _Alt = tuple[tuple[str, str], ...]
 _Slot = tuple[tuple[_Alt, ...], bool]  # (alternatives, optional)
+_CACHE_MAX = 50_000  # distinct tokens whose candidate phrases are memoised
 
 
 def tokenize(text: str) -> list[str]:
@@ -46,6 +47,22 @@ def _compile(phrase: str) -> tuple[_Slot, ...]:
     if slots[0][1] or any(t[0] == "*" for a in slots[0][0] for t in a[:1]):
         raise ValueError(f"phrase must start with a required literal or prefix: {phrase!r}")
     return tuple(slots)
+
+
+def _second_tokens(first: _Alt, slots: tuple[_Slot, ...]) -> frozenset[str] | None:
+    """Return the exact tokens that must follow the first one for a match, or None if any may."""
+    if len(first) > 1:
+        kind, val = first[1]
+        return frozenset([val]) if kind == "=" else None
+    if len(slots) < 2 or slots[1][1]:
+        return None
+    out = set()
+    for alt in slots[1][0]:
+        kind, val = alt[0]
+        if kind != "=":
+            return None
+        out.add(val)
+    return frozenset(out)
 
 
 def _test(test: tuple[str, str], tok: str) -> bool:
@@ -76,30 +93,49 @@ class PhraseSet:
 
     def __init__(self, groups: dict[str, Iterable[str]]) -> None:
         self.names = list(groups)
-        self._by_first: dict[str, list[tuple[int, tuple[_Slot, ...]]]] = defaultdict(list)
-        self._by_prefix: list[tuple[str, int, tuple[_Slot, ...]]] = []
+        by_first: dict[str, list[tuple[int, tuple[_Slot, ...], frozenset[str] | None]]] = defaultdict(list)
+        self._by_prefix: list[tuple[str, int, tuple[_Slot, ...], frozenset[str] | None]] = []
         for gi, name in enumerate(self.names):
             for phrase in groups[name]:
                 slots = _compile(phrase)
                 for alt in slots[0][0]:
                     kind, val = alt[0]
+                    entry = (gi, slots, _second_tokens(alt, slots))
                     if kind == "=":
-                        self._by_first[val].append((gi, slots))
+                        by_first[val].append(entry)
                     else:
-                        self._by_prefix.append((val, gi, slots))
-        self._prefix_re = re.compile("|".join(re.escape(v) for v, _, _ in self._by_prefix) or "(?!)")
+                        self._by_prefix.append((val, *entry))
+        self._by_first = dict(by_first)
+        self._prefix_re = re.compile("|".join(re.escape(v) for v, *_ in self._by_prefix) or "(?!)")
+        self._cands: dict[str, list[tuple[int, tuple[_Slot, ...], frozenset[str] | None]]] = {}
+
+    def _candidates(self, tok: str) -> list[tuple[int, tuple[_Slot, ...], frozenset[str] | None]]:
+        """Return the phrases that may start at ``tok`` (memoised; the cache is bounded)."""
+        cands = self._cands.get(tok)
+        if cands is None:
+            cands = list(self._by_first.get(tok, ()))
+            if self._prefix_re.match(tok):
+                cands += [(gi, sl, nx) for v, gi, sl, nx in self._by_prefix if tok.startswith(v)]
+            if len(self._cands) >= _CACHE_MAX:
+                self._cands.clear()
+            self._cands[tok] = cands
+        return cands
 
     def find(self, toks: Sequence[str]) -> list[list[int]]:
         """Return, per group (in ``names`` order), the start positions of its matches."""
         hits: list[list[int]] = [[] for _ in self.names]
-        by_first = self._by_first
+        n = len(toks)
+        cache = self._cands
         for i, tok in enumerate(toks):
-            cands = by_first.get(tok)
-            if self._prefix_re.match(tok):
-                cands = (cands or []) + [(gi, sl) for v, gi, sl in self._by_prefix if tok.startswith(v)]
+            cands = cache.get(tok)
+            if cands is None:
+                cands = self._candidates(tok)
             if not cands:
                 continue
-            for gi, slots in cands:
+            nxt = toks[i + 1] if i + 1 < n else None
+            for gi, slots, second in cands:
+                if second is not None and nxt not in second:
+                    continue
                 if (not hits[gi] or hits[gi][-1] != i) and _match(slots, toks, i) >= 0:
                     hits[gi].append(i)
         return hits

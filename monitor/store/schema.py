@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from alembic.util.exc import CommandError
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
 from sqlalchemy import Engine, text
 
 from monitor.errors import StoreError

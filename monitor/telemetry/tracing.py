@@ -11,7 +11,12 @@ from collections.abc import Mapping
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanProcessor, SimpleSpanProcessor
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    SimpleSpanProcessor,
+    SpanExporter,
+    SpanProcessor,
+)
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
 from monitor import __version__

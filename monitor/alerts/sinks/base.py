@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
+from monitor.alerts import redact
 from monitor.alerts.events import Notification
 from monitor.errors import SecretError
 
@@ -70,6 +71,7 @@ class Sink(ABC):
         self.url = url
         self.timeout = timeout
         self._secrets = tuple(s for s in (url, *secrets) if s and len(s) >= 6 and s not in {"http://", "https://"})
+        redact.register(*self._secrets)
 
     @abstractmethod
     def render(self, n: Notification, now: datetime) -> Rendered:

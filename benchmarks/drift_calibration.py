@@ -1,0 +1,154 @@
+"""False alarms of each drift detector on stationary data, measured, next to the budget it was given.
+
+Run: .venv/bin/python benchmarks/drift_calibration.py [--quick]
+A stationary stream at the default budget raises about one false event per 20,000 evaluations, too rare to
+measure each detector by running the engine; so each detector is measured on its own:
+- Bernoulli CUSUM on a rate: exact expected false alarms per 10,000 (Markov chain at the true rate), averaged
+  over the reference the engine would have estimated (k ~ Binomial(n, p)), at the engine's own ARL0.
+- normal-score CUSUM on a continuous value: simulated false alarms per 10,000 (many streams, each with its
+  own random reference of n values), at ARL0 small enough to count, with the engine's threshold rule.
+- window test (Mann-Whitney + KS) and whole-completion MMD: rejection rate of null samples at a level.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from drift_power import VOCAB, completion_tokens, zipf  # noqa: E402
+from scipy.special import ndtri  # noqa: E402
+from scipy.stats import binom  # noqa: E402
+
+from monitor.drift import DriftSettings  # noqa: E402
+from monitor.drift import cusum as cs  # noqa: E402
+from monitor.drift import rankcusum as rk  # noqa: E402
+from monitor.drift.mmd import features, mmd_test  # noqa: E402
+from monitor.drift.twosample import continuous_test  # noqa: E402
+
+
+def rate_cusum(arl0: float) -> None:
+    """Exact expected false alarms per 10k of the engine's rate chart over estimated references."""
+    s = DriftSettings()
+    print(f"Rate CUSUM, false alarms per 10,000 observations (exact, averaged over the estimated reference); "
+          f"budget per one-sided detector 1e4/ARL0 = {1e4 / arl0:.3f}")
+    sizes = (30, 100, 300, 1000, 3000)
+    print(f"{'true rate':<10}" + "".join(f"{'n=' + str(n):>10}" for n in sizes))
+    for p in (0.01, 0.02, 0.05, 0.2, 0.5):
+        row = []
+        for n in sizes:
+            ks = np.arange(n + 1)
+            w = binom.pmf(ks, n, p)
+            keep = w > 1e-7
+            fa = 0.0
+            for k, wk in zip(ks[keep], w[keep], strict=True):
+                ch = cs.rate_chart(int(k), n, s.rate_credibility, s.rate_odds_ratio, s.rate_min_shift, arl0)
+                fa += 0.0 if ch is None else wk / ch.arl(p)
+            row.append(fa / w[keep].sum() * 1e4)
+        verdict = "ok" if max(row) <= 1e4 / arl0 * 1.25 else "OVER"
+        print(f"{p:<10}" + "".join(f"{v:>10.3f}" for v in row) + f"   {verdict}")
+
+
+def rank_cusum(arl0: float, sizes: tuple[int, ...], streams: int, steps: int, seed: int = 1) -> None:
+    """Simulated two-sided false alarms per 10k of the normal-score CUSUM, each stream with its own reference."""
+    s = DriftSettings()
+    rng = np.random.default_rng(seed)
+    row = []
+    for n in sizes:
+        ref = np.sort(rng.random((streams, n)), axis=1)  # reference in probability scale (any continuous law)
+        flat = (ref + np.arange(streams)[:, None]).ravel()
+        h = rk.threshold(s.rank_k, rk.ref_bucket(n), s.rate_credibility, arl0)
+        up = np.zeros(streams)
+        down = np.zeros(streams)
+        alarms = 0
+        off = np.arange(streams)
+        for _ in range(steps):
+            u = rng.random(streams)
+            j = np.searchsorted(flat, u + off) - off * n  # references below the new value
+            z = ndtri((j + 0.5) / (n + 1))
+            up = np.maximum(0, up + z - s.rank_k)
+            down = np.maximum(0, down - z - s.rank_k)
+            hit = (up >= h) | (down >= h)
+            alarms += int(hit.sum())
+            up[hit] = 0
+            down[hit] = 0
+        row.append(alarms / (streams * steps) * 1e4)
+    budget = 2e4 / arl0  # two one-sided detectors
+    print(f"  ARL0 per side {arl0:>7.0f} (budget {budget:.2f}/10k for both sides): "
+          + "  ".join(f"n={n}: {v:.2f}" for n, v in zip(sizes, row, strict=True))
+          + f"   {'ok' if max(row) <= budget * 1.25 else 'OVER'}")
+
+
+def window_test(trials: int, alpha: float) -> None:
+    """Rejection rate of the continuous window test on null samples (window 30 vs reference 30 and 300)."""
+    rng = np.random.default_rng(2)
+    for nref in (30, 300):
+        hits = 0
+        for _ in range(trials):
+            r = continuous_test(rng.lognormal(4, 0.3, nref).round(), rng.lognormal(4, 0.3, 30).round())
+            hits += r is not None and r.p_value <= alpha
+        print(f"  reference {nref:>3}: {hits}/{trials} = {hits / trials:.4f} at level {alpha} "
+              f"({'ok' if hits <= _upper(trials, alpha) else 'OVER'})")
+
+
+def mmd(trials: int, alphas: tuple[float, ...]) -> None:
+    """Rejection rate of the engine's MMD on null samples: Gamma tail alone vs the engine's decision."""
+    rng = np.random.default_rng(3)
+    words = [f"w{i}" for i in range(VOCAB)]
+    gamma = dict.fromkeys(alphas, 0)
+    engine = dict.fromkeys(alphas, 0)
+    for t in range(trials):
+        a = [features(" ".join(words[i] for i in completion_tokens(rng, zipf(), 30))) for _ in range(30)]
+        b = [features(" ".join(words[i] for i in completion_tokens(rng, zipf(), 30))) for _ in range(30)]
+        g = mmd_test(a, b, permutations=200, seed=t)
+        for al in alphas:
+            gamma[al] += g.p_value <= al
+            e = g if g.p_value >= 20 * al else mmd_test(a, b, permutations=200, seed=t, alpha=al)
+            engine[al] += e.p_value <= al
+    for al in alphas:
+        print(f"  level {al:<6}: Gamma tail {gamma[al] / trials:.4f}  engine (permutation-confirmed) "
+              f"{engine[al] / trials:.4f}  ({'ok' if engine[al] <= _upper(trials, al) else 'OVER'})")
+
+
+def _upper(trials: int, alpha: float) -> float:
+    """Largest count still consistent with the level (one-sided 99% binomial bound)."""
+    return float(binom.ppf(0.99, trials, alpha))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    q = ap.parse_args().quick
+    t0 = time.time()
+    from drift_power import Sim
+
+    from monitor.drift import DriftEngine
+
+    eng = DriftEngine()
+    sim = Sim(0)
+    for _ in range(100):
+        eng.observe(sim.next())
+    st = eng.stream("c", "t")
+    arl0 = st.arl0
+    print(f"Default settings, simulated stream: {len(st.params)} rate CUSUMs + {2 * len(st._rank_signals())} "
+          f"normal-score CUSUMs, each with ARL0 {arl0:.0f}\n")
+    rate_cusum(arl0)
+    print("\nNormal-score CUSUM, simulated false alarms per 10,000 observations (own reference per stream):")
+    streams, steps = (500, 10_000) if q else (2000, 20_000)
+    for a in (2000.0, 20000.0):
+        rank_cusum(a, (30, 100, 400), streams, steps)
+    print("\nWindow test (Mann-Whitney + KS, Bonferroni-combined), null rejection rate:")
+    window_test(2000 if q else 10000, 0.001)
+    print("\nWhole-completion MMD (spectrum kernel, 30 vs 30 completions), null rejection rate:")
+    mmd(300 if q else 1500, (0.05, 0.01, 0.002))
+    print(f"\ntotal {time.time() - t0:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

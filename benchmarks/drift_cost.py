@@ -1,0 +1,60 @@
+"""Cost of analysing one new observation with 1,000 active canary x target streams.
+
+Run: .venv/bin/python benchmarks/drift_cost.py [--streams 1000] [--rounds 60]
+Prints the mean time per observation of DriftEngine.observe (signals included) next to computing the
+signals only, after every stream has a ready baseline and full windows (steady state).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from drift_power import Sim  # noqa: E402
+
+from monitor.drift import DriftEngine, compute_signals  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--streams", type=int, default=1000)
+    ap.add_argument("--warmup", type=int, default=130, help="observations per stream before timing")
+    ap.add_argument("--rounds", type=int, default=60, help="timed observations per stream")
+    args = ap.parse_args()
+    eng = DriftEngine()
+    sims = [Sim(i) for i in range(args.streams)]
+    names = [f"canary-{i}" for i in range(args.streams)]
+    t0 = time.perf_counter()
+    for _ in range(args.warmup):
+        for name, sim in zip(names, sims, strict=True):
+            eng.observe(sim.next(name, "target"))
+    print(f"warm-up: {args.streams} streams x {args.warmup} observations in {time.perf_counter() - t0:.0f} s")
+    obs = [[sim.next(name, "target") for name, sim in zip(names, sims, strict=True)] for _ in range(args.rounds)]
+    t0 = time.perf_counter()
+    for batch in obs:
+        for o in batch:
+            compute_signals(o, eng.baseline(o.canary, o.target))
+    signals_only = (time.perf_counter() - t0) / (args.rounds * args.streams)
+    t0 = time.perf_counter()
+    worst = 0.0
+    for batch in obs:
+        for o in batch:
+            t1 = time.perf_counter()
+            eng.observe(o)
+            worst = max(worst, time.perf_counter() - t1)
+    full = (time.perf_counter() - t0) / (args.rounds * args.streams)
+    print(f"{'what':<44}{'mean ms/observation':>22}")
+    print(f"{'baseline: compute_signals only':<44}{signals_only * 1e3:>22.3f}")
+    print(f"{'DriftEngine.observe (signals + all tests)':<44}{full * 1e3:>22.3f}")
+    print(f"{'  of which tests (difference)':<44}{(full - signals_only) * 1e3:>22.3f}")
+    print(f"worst single observation: {worst * 1e3:.1f} ms (a window round with MMD)")
+    print(f"target < 5 ms: {'MET' if full < 0.005 else 'MISSED'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,408 @@
+# ruff: noqa: B007, B023
+"""Power and false alarms of the drift engine on simulated streams, next to an oracle and peer tools.
+
+Run: .venv/bin/python benchmarks/drift_power.py [--quick] [--compare-python /path/to/python]
+The comparison tools (alibi-detect, model-equality-testing) are run in a subprocess with --compare-python
+(default: this interpreter) because their pinned dependencies (numpy<2, CUDA torch) do not fit the project venv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+VOCAB = 400
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# -- simulation (numpy only: also used by the comparison worker) -------------------------------------------
+def zipf(shift: int = 0, a: float = 1.1) -> np.ndarray:
+    """Word probabilities of a model: Zipf over the vocabulary, ranks rotated by shift (a model swap)."""
+    p = 1.0 / np.arange(1, VOCAB + 1) ** a
+    return np.roll(p / p.sum(), shift)
+
+
+def completion_tokens(rng: np.random.Generator, probs: np.ndarray, mean_len: float) -> np.ndarray:
+    """Sample one completion as word ids with a log-normal length."""
+    n = max(3, int(rng.lognormal(math.log(mean_len), 0.3)))
+    return rng.choice(VOCAB, size=n, p=probs)
+
+
+def oracle_bernoulli_delay(rng: np.random.Generator, p0: float, p1: float, arl0: float, cap: int) -> int:
+    """Delay of the CUSUM that knows p0 and p1 (h from the same Markov-chain calibration)."""
+    if p0 <= 0:
+        return int(rng.geometric(p1))  # LLR of a single event is infinite: alarm at the first one
+    from monitor.drift.cusum import known_chart
+
+    ch = known_chart(p0, p1, arl0)
+    s = 0
+    for t in range(1, cap + 1):
+        s = max(0, s + (ch.m if rng.random() < p1 else -ch.r))
+        if s >= ch.h:
+            return t
+    return cap
+
+
+def reference_limited_delay(rng: np.random.Generator, p0: float, p1: float, arl0: float, n: int, cap: int) -> int:
+    """Delay of the engine's chart family given an ideal reference: all n pre-change observations, no lag."""
+    from monitor.drift import DriftSettings
+    from monitor.drift.cusum import rate_chart
+
+    s = DriftSettings()
+    ch = rate_chart(int((rng.random(n) < p0).sum()), n, s.rate_credibility, s.rate_odds_ratio, s.rate_min_shift, arl0)
+    lvl = 0
+    for t in range(1, cap + 1):
+        lvl = max(0, lvl + (ch.m if rng.random() < p1 else -ch.r))
+        if lvl >= ch.h:
+            return t
+    return cap
+
+
+def oracle_gauss_delay(rng: np.random.Generator, shift: float, sd: float, arl0: float, cap: int) -> int:
+    """Delay of the Gaussian CUSUM on log length that knows the shift; h from Siegmund's approximation."""
+    k = shift / 2 / sd
+    h = _siegmund_h(k, arl0)
+    s = 0.0
+    for t in range(1, cap + 1):
+        z = rng.normal(shift, sd) / sd
+        s = max(0.0, s + z - k)
+        if s >= h:
+            return t
+    return cap
+
+
+def _siegmund_h(k: float, arl0: float) -> float:
+    lo, hi = 0.1, 50.0
+    for _ in range(60):
+        h = (lo + hi) / 2
+        b = h + 1.166
+        arl = (math.exp(2 * k * b) - 2 * k * b - 1) / (2 * k * k)
+        lo, hi = (h, hi) if arl < arl0 else (lo, h)
+    return hi
+
+
+# -- the engine on simulated streams -----------------------------------------------------------------------
+class Sim:
+    """A simulated canary x target stream: refusals, lengths, latency, model name, vocabulary."""
+
+    def __init__(self, seed: int, refusal: float = 0.05, mean_len: float = 60, shift: int = 0, model: str = "m-1"):
+        self.rng = np.random.default_rng(seed)
+        self.refusal, self.mean_len, self.probs, self.model = refusal, mean_len, zipf(shift), model
+        self.words = [f"w{i}" for i in range(VOCAB)]
+        self.t = 0
+
+    def next(self, canary: str = "c", target: str = "t"):  # noqa: ANN201
+        """Return the next Observation."""
+        from datetime import UTC, datetime, timedelta
+
+        from monitor.domain import CallResult, ErrorType, FinishReason, Observation, Usage
+
+        self.t += 1
+        at = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=5 * self.t)
+        rng = self.rng
+        if rng.random() < 0.01:
+            call = CallResult(error_type=ErrorType.TIMEOUT, latency_s=30.0)
+            return Observation(canary, target, "sim", "m", at, call, id=f"{canary}-{self.t}")
+        refused = rng.random() < self.refusal
+        if refused:
+            text = "I'm sorry, but I can't help with that request."
+        else:
+            text = " ".join(self.words[i] for i in completion_tokens(rng, self.probs, self.mean_len))
+        fr = FinishReason.LENGTH if rng.random() < 0.02 else FinishReason.STOP
+        call = CallResult(text=text, finish_reason=fr, response_model=self.model, system_fingerprint="fp-1",
+                          usage=Usage(output_tokens=len(text.split())), latency_s=float(rng.lognormal(0, 0.3)),
+                          ttft_s=float(rng.lognormal(-1, 0.3)))
+        return Observation(canary, target, "sim", "m", at, call, refusal="full" if refused else "none",
+                           id=f"{canary}-{self.t}")
+
+
+def false_alarms(streams: int, length: int) -> tuple[int, int, dict[str, int]]:
+    """Run stationary streams at default settings; return (events, evaluations, events by signal)."""
+    from monitor.drift import DriftEngine
+
+    events, evals, by = 0, 0, {}
+    for i in range(streams):
+        eng = DriftEngine()
+        sim = Sim(1000 + i)
+        for _ in range(length):
+            for u in eng.observe(sim.next()):
+                if u.action == "opened":
+                    events += 1
+                    by[u.event.signal] = by.get(u.event.signal, 0) + 1
+            evals += 1
+        evals -= eng.settings.baseline_size  # baseline-building observations are not evaluations
+    return events, evals, by
+
+
+def delay(scenario: str, runs: int, pre: int, cap: int) -> tuple[list[int], int, float]:
+    """Detection delay (observations after the change) of the engine; return delays, misses, arl0 used."""
+    from monitor.drift import DriftEngine
+
+    watched = {"refusal": {"refused"}, "length": {"output_chars", "output_tokens", "completion", "similarity"},
+               "swap": None}
+    out, misses, arl0 = [], 0, 0.0
+    for r in range(runs):
+        eng = DriftEngine()
+        p_before, p_after = SCEN[scenario][:2] if scenario.startswith("refusal") else (0.05, 0.05)
+        sim = Sim(5000 + r, refusal=p_before)
+        for _ in range(pre):
+            eng.observe(sim.next())
+        st = eng.stream("c", "t")
+        arl0 = st.arl0  # in-control ARL0 the engine grants each one-sided CUSUM of this stream
+        sim.refusal = p_after
+        if scenario == "length":
+            sim.mean_len *= 1.3
+        if scenario == "swap":
+            sim.probs = zipf(shift=7)
+        kind = "refusal" if scenario.startswith("refusal") else scenario
+        found = None
+        for t in range(1, cap + 1):
+            for u in eng.observe(sim.next()):
+                if u.action == "opened" and (watched[kind] is None or u.event.signal in watched[kind]):
+                    found = t
+            if found:
+                break
+        if found is None:
+            misses += 1
+            found = cap
+        out.append(found)
+    return out, misses, arl0
+
+
+SCEN = {"refusal 2%->10%": (0.02, 0.10), "refusal 5%->20%": (0.05, 0.20), "refusal 0%->5%": (0.0, 0.05)}
+
+
+def mmd_power(trials: int, n: int) -> dict[str, float]:
+    """Rejection rate at 5% of the engine's MMD (both kernels) for 10 samples per prompt."""
+    from monitor.drift.mmd import features, mmd_test
+
+    rng = np.random.default_rng(7)
+    words = [f"w{i}" for i in range(VOCAB)]
+    cases = {"same model": zipf(), "quantised (a=1.2)": zipf(a=1.2), "swapped": zipf(shift=7)}
+    out = {}
+    for kernel in ("spectrum", "hamming"):
+        for name, probs in cases.items():
+            hits = 0
+            for t in range(trials):
+                a = [" ".join(words[i] for i in completion_tokens(rng, zipf(), 30)) for _ in range(n)]
+                b = [" ".join(words[i] for i in completion_tokens(rng, probs, 30)) for _ in range(n)]
+                r = mmd_test([features(x) for x in a], [features(x) for x in b], kernel=kernel, permutations=200, seed=t)
+                hits += r is not None and r.p_value < 0.05
+            out[f"{kernel}: {name}"] = hits / trials
+    return out
+
+
+# -- comparison worker (runs under --compare-python; imports only numpy and the peer tools) ------------------
+def worker(cfg: dict) -> dict:
+    """Measure alibi-detect and model-equality-testing on the same simulated data."""
+    res: dict = {}
+    try:
+        from alibi_detect.cd import CVMDriftOnline, FETDriftOnline
+    except Exception as exc:  # noqa: BLE001 - report why the peer is missing
+        res["alibi"] = f"not installed: {type(exc).__name__}: {exc}"
+    else:
+        res["alibi"] = _alibi(cfg, FETDriftOnline, CVMDriftOnline)
+    try:
+        import torch  # noqa: F401
+        from model_equality_testing.distribution import CompletionSample
+        from model_equality_testing.tests import mmd_hamming
+    except Exception as exc:  # noqa: BLE001
+        res["met"] = f"not installed: {type(exc).__name__}: {exc}"
+    else:
+        res["met"] = _met(cfg, CompletionSample, mmd_hamming)
+    return res
+
+
+def _alibi(cfg: dict, fet_cls, cvm_cls) -> dict:  # noqa: ANN001
+    ert, runs, cap, nref = cfg["ert"], cfg["runs"], cfg["cap"], cfg["nref"]
+    out = {}
+    for name, (p0, p1) in SCEN.items():
+        rng = np.random.default_rng(11)
+        ref = (rng.random(nref) < p0).astype(float)
+        if ref.sum() == 0 and p0 == 0:
+            ref[0] = 0.0
+        t0 = time.time()
+        try:
+            det = fet_cls(ref, ert=ert, window_sizes=[10, 30], n_bootstraps=cfg["boot"], verbose=False)
+        except ValueError as exc:
+            out[name] = {"error": str(exc)}
+            continue
+        delays, fa = [], []
+        for r in range(runs):
+            det.reset_state()
+            for t in range(1, cap + 1):
+                if det.predict(np.array([float(rng.random() < p1)]))["data"]["is_drift"]:
+                    break
+            delays.append(t)
+            det.reset_state()
+            for t in range(1, cfg["fa_cap"] + 1):
+                if det.predict(np.array([float(rng.random() < p0)]))["data"]["is_drift"]:
+                    break
+            fa.append(t)
+        out[name] = {"delay": float(np.mean(delays)), "run_length_null": float(np.mean(fa)), "s": time.time() - t0}
+    rng = np.random.default_rng(12)
+    ref = rng.normal(math.log(60), 0.3, nref)
+    det = cvm_cls(ref, ert=ert, window_sizes=[10, 30], n_bootstraps=cfg["boot"], verbose=False)
+    delays = []
+    for _ in range(runs):
+        det.reset_state()
+        for t in range(1, cap + 1):
+            if det.predict(np.array([rng.normal(math.log(60 * 1.3), 0.3)]))["data"]["is_drift"]:
+                break
+        delays.append(t)
+    out["length +30%"] = {"delay": float(np.mean(delays))}
+    return out
+
+
+def _met(cfg: dict, sample_cls, stat) -> dict:  # noqa: ANN001
+    out = {}
+    rng = np.random.default_rng(7)
+    n, trials, L = cfg["n"], cfg["trials"], 30
+    cases = {"same model": zipf(), "quantised (a=1.2)": zipf(a=1.2), "swapped": zipf(shift=7)}
+    for name, probs in cases.items():
+        hits = 0
+        for _ in range(trials):
+            xs = [completion_tokens(rng, zipf(), 30) for _ in range(n)] + [completion_tokens(rng, probs, 30) for _ in range(n)]
+            arr = np.full((2 * n, L), VOCAB, dtype=np.int64)
+            for i, x in enumerate(xs):
+                arr[i, : min(L, len(x))] = x[:L]
+            prompts = np.zeros(2 * n, dtype=np.int64)
+
+            def s(idx: np.ndarray) -> float:
+                return float(stat(sample_cls(prompts[idx[:n]], arr[idx[:n]], 1), sample_cls(prompts[idx[n:]], arr[idx[n:]], 1)))
+
+            obs = s(np.arange(2 * n))
+            null = [s(rng.permutation(2 * n)) for _ in range(100)]
+            hits += (1 + sum(v >= obs for v in null)) / 101 < 0.05
+        out[name] = hits / trials
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--compare-python", default="/tmp/cmpvenv/bin/python")
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        print(json.dumps(worker(json.loads(args.worker))))
+        return
+    sys.path.insert(0, str(ROOT))
+    q = args.quick
+    t0 = time.time()
+    streams, length = (10, 1500) if q else (40, 2000)
+    ev, evals, by = false_alarms(streams, length)
+    rate = ev / evals * 1e4
+    from scipy.stats import chi2
+
+    hi = chi2.ppf(0.975, 2 * ev + 2) / 2 / evals * 1e4
+    from monitor.drift import DriftSettings
+
+    print(f"False alarms on stationary streams (default settings, budget {DriftSettings().false_alarms_per_10k} "
+          f"per 10,000): {ev} in {evals} evaluations = {rate:.2f} per 10,000, 95% upper bound {hi:.2f} "
+          f"(target <= 1: {'MET' if rate <= 1 else 'MISSED'}) {by}")
+    print("  (per-detector run lengths to false alarm: benchmarks/drift_calibration.py)")
+    runs, pre, cap = (8, 300, 1500) if q else (20, 300, 2000)
+    print(f"\nDetection delay after the change (mean over {runs} runs, {pre} observations before it):")
+    print("oracle = CUSUM that knows both rates (or the length shift) at the ARL0 the engine grants each one-sided")
+    print("detector; ref-limited = the engine's own chart given an ideal reference (all pre-change observations).")
+    print(f"{'scenario':<18}{'engine':>10}{'misses':>8}{'oracle':>10}{'ratio':>8}{'ARL0':>9}{'ref-limited':>13}"
+          "  target <=1.5x oracle")
+    rng = np.random.default_rng(3)
+    for name in [*SCEN, "length +30%", "model swap"]:
+        key = "length" if name.startswith("length") else "swap" if name == "model swap" else name
+        d, miss, arl0 = delay(key, runs, pre, cap)
+        lim = float("nan")
+        if name in SCEN:
+            p0, p1 = SCEN[name]
+            orc = float(np.mean([oracle_bernoulli_delay(rng, p0, p1, arl0, cap) for _ in range(400)]))
+            lim = float(np.mean([reference_limited_delay(rng, p0, p1, arl0, pre, cap) for _ in range(400)]))
+        elif key == "length":
+            orc = float(np.mean([oracle_gauss_delay(rng, math.log(1.3), 0.3, arl0, cap) for _ in range(400)]))
+        else:
+            orc = float("nan")
+        ratio = np.mean(d) / orc if orc == orc else float("nan")
+        verdict = "" if ratio != ratio else ("MET" if ratio <= 1.5 else "MISSED")
+        lim_s = "" if lim != lim else f"{lim:.1f}"
+        print(f"{name:<18}{np.mean(d):>10.1f}{miss:>8}{orc:>10.1f}{ratio:>8.2f}{arl0:>9.0f}{lim_s:>13}  {verdict}")
+    print("\nWhole-completion MMD, 10 samples per prompt, rejection rate at 5% (same model = size):")
+    trials = 40 if q else 100
+    for k, v in mmd_power(trials, 10).items():
+        print(f"  engine {k:<32}{v:>6.2f}")
+    cfg = {"ert": 1000, "runs": 10 if q else 30, "cap": 2000, "fa_cap": 4000, "nref": 300, "boot": 20000 if q else 50000,
+           "n": 10, "trials": 20 if q else 50}
+    try:
+        proc = subprocess.run([args.compare_python, __file__, "--worker", json.dumps(cfg)], capture_output=True,
+                              text=True, timeout=900)
+        peer = json.loads(proc.stdout.strip().splitlines()[-1]) if proc.returncode == 0 else {
+            "alibi": f"not installed: worker failed: {proc.stderr.strip()[-300:]}", "met": "not installed: worker failed"}
+    except (OSError, subprocess.TimeoutExpired, ValueError, IndexError) as exc:
+        peer = {"alibi": f"not installed: {exc}", "met": f"not installed: {exc}"}
+    print(f"\nPeers at ERT/ARL0 = {cfg['ert']} (reference 300 samples), run in {args.compare_python}:")
+    print(_ours_at_ert(cfg))
+    if isinstance(peer["alibi"], str):
+        print("  alibi-detect", peer["alibi"])
+    else:
+        for k, v in peer["alibi"].items():
+            if "error" in v:
+                print(f"  alibi-detect {k:<18} cannot run: {v['error']}")
+                continue
+            print(f"  alibi-detect {k:<18} delay {v['delay']:>7.1f}"
+                  + (f"  mean run length to false alarm {v['run_length_null']:.0f} (nominal {cfg['ert']})" if "run_length_null" in v else ""))
+    if isinstance(peer["met"], str):
+        print("  model-equality-testing", peer["met"])
+    else:
+        for k, v in peer["met"].items():
+            print(f"  model-equality-testing MMD-Hamming {k:<20}{v:>6.2f}")
+    print(f"\ntotal {time.time() - t0:.0f} s")
+
+
+def _ours_at_ert(cfg: dict) -> str:
+    """Our Bernoulli CUSUM and normal-score CUSUM (reference of nref samples) at the peers' ERT."""
+    from monitor.drift import DriftSettings
+    from monitor.drift import cusum as cs
+    from monitor.drift import rankcusum as rk
+
+    st = DriftSettings()
+    lines = []
+    rng = np.random.default_rng(11)
+    for name, (p0, p1) in SCEN.items():
+        delays, fa = [], []
+        for _ in range(cfg["runs"]):
+            k = int((rng.random(cfg["nref"]) < p0).sum())
+            ch = cs.rate_chart(k, cfg["nref"], st.rate_credibility, st.rate_odds_ratio, st.rate_min_shift, cfg["ert"])
+            for p, store, lim in ((p1, delays, cfg["cap"]), (p0, fa, cfg["fa_cap"])):
+                c = cs.BernoulliCusum()
+                t = lim
+                for t in range(1, lim + 1):
+                    if c.step(rng.random() < p, ch.m, ch.r) >= ch.h:
+                        break
+                store.append(t)
+        lines.append(f"  engine CUSUM {name:<18} delay {np.mean(delays):>7.1f}  mean run length to false alarm "
+                     f"{np.mean(fa):.0f} (nominal {cfg['ert']}, capped at {cfg['fa_cap']})")
+    delays, fa = [], []
+    for _ in range(cfg["runs"]):
+        ref = sorted(rng.normal(math.log(60), 0.3, cfg["nref"]).tolist())
+        h = rk.threshold(st.rank_k, cfg["nref"], st.rate_credibility, 2 * cfg["ert"])  # two sides share the ERT
+        for shift, store, lim in ((math.log(1.3), delays, cfg["cap"]), (0.0, fa, cfg["fa_cap"])):
+            c = rk.RankCusum()
+            t = lim
+            for t in range(1, lim + 1):
+                c.update(rk.normal_score(ref, rng.normal(math.log(60) + shift, 0.3)), st.rank_k)
+                if c.level() >= h:
+                    break
+            store.append(t)
+    lines.append(f"  engine rank CUSUM {'length +30%':<13} delay {np.mean(delays):>7.1f}  mean run length to false "
+                 f"alarm {np.mean(fa):.0f} (nominal {cfg['ert']}, capped at {cfg['fa_cap']})")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+"""Keep sink secrets out of logs written by the HTTP library (httpx logs each request's full URL at INFO)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+_LOGGERS = ("httpx", "httpcore")
+_lock = threading.Lock()
+_secrets: set[str] = set()
+
+
+class RedactSecrets(logging.Filter):
+    """Replace every registered secret in a record's rendered message with <redacted>."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not _secrets:
+            return True
+        msg = record.getMessage()
+        clean = msg
+        for s in tuple(_secrets):
+            clean = clean.replace(s, "<redacted>")
+        if clean != msg:
+            record.msg, record.args = clean, ()
+        return True
+
+
+_FILTER = RedactSecrets()
+
+
+def register(*secrets: str) -> None:
+    """Remember secrets to scrub from HTTP library logs; installs the filter once."""
+    with _lock:
+        _secrets.update(s for s in secrets if s)
+        for name in _LOGGERS:
+            lg = logging.getLogger(name)
+            if _FILTER not in lg.filters:
+                lg.addFilter(_FILTER)

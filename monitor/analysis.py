@@ -1,0 +1,216 @@
+"""Drift analysis inside the daemon: signals, drift events, baselines and their notifications.
+
+Analysis runs on one dedicated worker thread, in the order observations finish, so it never delays the event
+loop (and so never skews the latency of calls in flight). Each batch of event updates is written in one
+transaction together with the notifications it causes (the outbox), so an event is never stored without its
+alert, nor an alert sent for an event that was not stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import Any
+
+from monitor.alerts import AlertEvent, Alerting
+from monitor.domain import Observation, utcnow
+from monitor.drift import Baseline, DriftEngine, DriftEvent, DriftSettings, EventUpdate
+from monitor.store import Store
+from monitor.store.drift_repo import DriftRepository
+from monitor.telemetry.metrics import Metrics
+
+log = logging.getLogger("monitor.analysis")
+WATCHED = ("refused", "error", "output_chars", "completion", "response_model", "system_fingerprint")
+
+
+def _dt(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def alert_event(update: EventUpdate, tags: tuple[str, ...] = ()) -> AlertEvent:
+    """Map a drift event update onto the alerting layer's event."""
+    e = update.event
+    if update.action in ("resolved", "accepted"):
+        kind = f"drift.{update.action}"
+    elif e.kind == "model":
+        kind = "model.changed"
+    else:
+        kind = "drift.opened"
+    ev = e.evidence or {}
+    evidence = {"signal": e.signal, "test": e.test, "baseline_value": e.baseline_value,
+                "current_value": e.current_value, "effect_size": e.effect_size, "p_value": e.p_value,
+                "statistic": e.statistic, "threshold": e.threshold, "baseline_n": e.baseline_n,
+                "current_n": e.current_n, "first_obs_at": e.first_obs_at, "diff": (ev.get("diff") or "")[:500]}
+    return AlertEvent(kind=kind, canary=e.canary, target=e.target, signal=e.signal,
+                      severity="critical" if e.kind == "model" else "warning", tags=tags, event_id=e.id,
+                      opened_at=_dt(e.opened_at), resolved_at=_dt(e.resolved_at or e.accepted_at),
+                      summary=f"{e.canary} @ {e.target}: {e.signal} {e.baseline_value} -> {e.current_value}",
+                      evidence=evidence)
+
+
+class Analysis:
+    """Feeds finished observations to the drift engine and persists what it learns."""
+
+    def __init__(self, store: Store, metrics: Metrics, settings: DriftSettings, *, alerting: Alerting | None = None,
+                 tags: Callable[[str], tuple[str, ...]] = lambda canary: (),
+                 listeners: list[Callable[[EventUpdate], None]] | None = None):
+        self.store = store
+        self.repo = DriftRepository(store.engine)
+        self.metrics = metrics
+        self.engine = DriftEngine(settings)
+        self.alerting = alerting
+        self.tags = tags
+        self.listeners = listeners or []
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="drift")
+        self._ready: set[tuple[str, str]] = set()
+        self._installed: dict[tuple[str, str], tuple[str, str]] = {}
+
+    # -- start-up ----------------------------------------------------------------------------------------
+    def restore(self, pairs: list[tuple[str, str]]) -> int:
+        """Rebuild engine state from the store: baselines and open events; finish incomplete baselines.
+
+        Sequential statistics and windows start afresh after a restart (no replay of old history: its cost
+        would grow with history, and re-analysing it could reopen settled events).
+        """
+        for row in self.repo.baselines():
+            self.engine.set_baseline(Baseline.from_json(row["data"]))
+            self._installed[(row["canary"], row["target"])] = row["id"]
+            if self.engine.baseline(row["canary"], row["target"]).ready:
+                self._ready.add((row["canary"], row["target"]))
+        self.engine.restore_events(DriftEvent.from_json(d) for d in self.repo.events(state="open"))
+        fed = 0
+        limit = self.engine.settings.baseline_size * 3
+        for canary, target in pairs:
+            if (canary, target) in self._ready:
+                continue
+            for obs in self.store.observations(canary=canary, target=target, limit=limit, oldest_first=True):
+                self.engine.observe(obs)
+                fed += 1
+                if self.engine.baseline(canary, target).ready:
+                    self._baseline_progress(canary, target)
+                    break
+        for e in self.engine.events(state="open"):
+            self.metrics.drift_active.labels(e.canary, e.target, e.signal).set(1)
+        return fed
+
+    def declare(self, pairs: list[tuple[str, str]]) -> None:
+        """Pre-initialise drift series for the commonly watched signals so dashboards have data."""
+        for canary, target in pairs:
+            for signal in WATCHED:
+                self.metrics.drift_active.labels(canary, target, signal)
+                self.metrics.drift_events.labels(canary, target, signal, "model" if signal in (
+                    "response_model", "system_fingerprint") else "behaviour")
+
+    # -- the hot path (off the event loop) --------------------------------------------------------------
+    async def in_worker(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run `fn` on the analysis thread (serialised with the analyses)."""
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    async def on_observation(self, obs: Observation) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._pool, self._analyse, obs)
+        if self.alerting is not None:
+            self.alerting.sender.wake()
+
+    def _analyse(self, obs: Observation) -> list[EventUpdate]:
+        try:
+            signals = self.engine.compute_signals(obs)
+            updates = self.engine.observe(obs, signals)
+            self.store.save_signals(obs.id, signals)
+            self._persist(updates)
+            self._baseline_progress(obs.canary, obs.target)
+            return updates
+        except Exception:
+            log.exception("drift analysis failed for %s@%s", obs.canary, obs.target)
+            return []
+
+    def _persist(self, updates: list[EventUpdate]) -> None:
+        if not updates:
+            return
+        hook = None
+        if self.alerting is not None:
+            alerting = self.alerting
+            events = [alert_event(u, self.tags(u.event.canary)) for u in updates if u.action != "updated"]
+
+            def hook(session: Any) -> None:
+                alerting.enqueue(session, events)
+
+        self.repo.save_events([u.event.to_json() for u in updates], hook)
+        for u in updates:
+            e = u.event
+            if u.action == "opened":
+                self.metrics.drift_active.labels(e.canary, e.target, e.signal).set(1)
+                self.metrics.drift_events.labels(e.canary, e.target, e.signal, e.kind).inc()
+                log.warning("drift opened", extra={"canary": e.canary, "target": e.target, "signal": e.signal,
+                                                   "kind": e.kind, "baseline": e.baseline_value,
+                                                   "current": e.current_value, "p_value": e.p_value})
+            elif u.action in ("resolved", "accepted"):
+                self.metrics.drift_active.labels(e.canary, e.target, e.signal).set(0)
+                log.info("drift %s", u.action, extra={"canary": e.canary, "target": e.target, "signal": e.signal})
+            for listener in self.listeners:
+                listener(u)
+
+    def _baseline_progress(self, canary: str, target: str) -> None:
+        """Store the baseline once it is complete (and each time a new one completes)."""
+        b = self.engine.baseline(canary, target)
+        if b.ready and (canary, target) not in self._ready:
+            self._ready.add((canary, target))
+            self._installed[(canary, target)] = self.repo.save_baseline(canary, target, b.to_json(),
+                                                                        source=b.source, note=b.note)
+
+    # -- operator actions (CLI) -------------------------------------------------------------------------
+    def accept(self, canary: str, target: str, note: str) -> list[EventUpdate]:
+        updates = self.engine.accept(canary, target, note)
+        self._persist(updates)
+        b = self.engine.baseline(canary, target)
+        self._installed[(canary, target)] = self.repo.save_baseline(canary, target, b.to_json(), source="accepted",
+                                                                    note=note)
+        self._ready.discard((canary, target))
+        if b.ready:
+            self._ready.add((canary, target))
+        return updates
+
+    def accept_observations(self, canary: str, target: str, observations: list[Observation],
+                            note: str) -> list[EventUpdate]:
+        """Accept current behaviour from stored observations (the CLI has no live stream to take it from)."""
+        now = utcnow()
+        updates = []
+        for e in self.engine.events(canary=canary, target=target, state="open"):
+            e.state, e.accepted_at, e.note = "accepted", now.isoformat(), note
+            updates.append(EventUpdate("accepted", e))
+        b = self.engine.pin_baseline(canary, target, observations, note=note, now=now)
+        b.source = "accepted"
+        self._persist(updates)
+        self.repo.save_baseline(canary, target, b.to_json(), source="accepted", note=note)
+        return updates
+
+    def refresh_baselines(self) -> int:
+        """Install baselines another process (the CLI, a replica) stored since; return how many changed."""
+        changed = 0
+        for row in self.repo.baselines():
+            key = (row["canary"], row["target"])
+            if self._installed.get(key) == row["id"]:
+                continue
+            self._installed[key] = row["id"]
+            self.engine.set_baseline(Baseline.from_json(row["data"]))
+            stream = self.engine.stream(*key)
+            for signal, entry in list(stream.open.items()):
+                stored = self.repo.event(entry.event.id)
+                if stored is not None and stored["state"] != "open":
+                    del stream.open[signal]  # accepted or resolved elsewhere
+                    self.metrics.drift_active.labels(key[0], key[1], signal).set(0)
+            changed += 1
+        return changed
+
+    def reset(self, canary: str, target: str, note: str) -> list[EventUpdate]:
+        updates = self.engine.reset(canary, target, note=note)
+        self._persist(updates)
+        self.repo.save_baseline(canary, target, self.engine.baseline(canary, target).to_json(), source="reset",
+                                note=note)
+        self._ready.discard((canary, target))
+        return updates
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)

@@ -1,0 +1,189 @@
+"""Drift commands: `drift` (events), `diff` (baseline vs latest), `baseline show|accept|reset`, `replay`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from monitor.commands.common import EXIT_CONFIG, EXIT_OK, err_console, load_or_exit
+from monitor.domain import Observation
+
+JSON_KEYS = ("id", "canary", "target", "signal", "kind", "state", "test", "baseline_value", "current_value",
+             "effect_size", "statistic", "p_value", "threshold", "baseline_n", "current_n", "first_obs_id",
+             "first_obs_at", "opened_at", "resolved_at", "accepted_at", "note", "evidence")
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.3g}"
+    return "" if v is None else str(v)
+
+
+def events_table(events: list[dict[str, Any]], title: str) -> Table:
+    table = Table(title=title, header_style="bold")
+    for col in ("opened", "canary", "target", "signal", "kind", "state", "baseline", "current", "p / level", "n"):
+        table.add_column(col, no_wrap=col in {"canary", "signal"})
+    for e in events:
+        stat = e.get("p_value") if e.get("p_value") is not None else e.get("statistic")
+        table.add_row((e.get("opened_at") or "")[:19], e["canary"], e["target"], e["signal"], e["kind"], e["state"],
+                      _fmt(e.get("baseline_value")), _fmt(e.get("current_value")), _fmt(stat),
+                      f"{e.get('baseline_n', '')}/{e.get('current_n', '')}")
+    return table
+
+
+def _console() -> Console:
+    c = Console(highlight=False)
+    return c if c.is_terminal else Console(highlight=False, width=200)
+
+
+def _analysis(config_path: str) -> Any:
+    from prometheus_client import CollectorRegistry
+
+    from monitor.alerts.outbox import Outbox
+    from monitor.alerts.service import Alerting
+    from monitor.analysis import Analysis
+    from monitor.domain import utcnow
+    from monitor.store import Store
+    from monitor.telemetry.metrics import Metrics
+
+    config = load_or_exit(config_path)
+    store = Store(config.storage.url)
+    store.migrate()
+    # Notifications are only enqueued here (in the event's transaction); the running daemon delivers them.
+    alerting = Alerting(config.alerts, Outbox(store.engine), None, utcnow)  # type: ignore[arg-type]
+    tags = {c.id: tuple(c.tags) for c in config.canaries}
+    return config, Analysis(store, Metrics(CollectorRegistry()), config.drift.settings(), alerting=alerting,
+                            tags=lambda canary: tags.get(canary, ()))
+
+
+def drift_list(config_path: str, open_only: bool, as_json: bool) -> int:
+    _, analysis = _analysis(config_path)
+    events = analysis.repo.events(state="open" if open_only else None, limit=1000)
+    if as_json:
+        for e in events:
+            sys.stdout.write(json.dumps({k: e.get(k) for k in JSON_KEYS}, ensure_ascii=False) + "\n")
+    else:
+        _console().print(events_table(events, "open drift events" if open_only else "drift events"))
+    return EXIT_OK
+
+
+def colour_diff(diff: str) -> Text:
+    """Render a word diff ([-removed-] {+added+}) in colour."""
+    out = Text()
+    i = 0
+    while i < len(diff):
+        for opener, closer, style in (("[-", "-]", "red strike"), ("{+", "+}", "green")):
+            if diff.startswith(opener, i):
+                j = diff.find(closer, i + 2)
+                if j != -1:
+                    out.append(diff[i + 2:j], style=style)
+                    i = j + 2
+                    break
+        else:
+            out.append(diff[i])
+            i += 1
+    return out
+
+
+def diff(config_path: str, canary: str, target: str | None, count: int) -> int:
+    from monitor.drift.baseline import Baseline
+    from monitor.drift.events import word_diff
+
+    config, analysis = _analysis(config_path)
+    targets = [target] if target else [t.id for c, t in config.pairs() if c.id == canary]
+    if not targets:
+        err_console.print(f"no canary {canary!r} in the configuration")
+        return EXIT_CONFIG
+    console = _console()
+    for tid in targets:
+        rows = analysis.repo.baselines(canary=canary, target=tid)
+        latest = [o for o in analysis.store.observations(canary=canary, target=tid, limit=count * 3) if o.ok][:count]
+        if not rows:
+            console.print(f"[yellow]{canary} @ {tid}: no baseline yet[/] (it forms from the first "
+                          f"{config.drift.baseline_size} successful observations)")
+            continue
+        base = Baseline.from_json(rows[0]["data"])
+        reference = base.representative_text()
+        console.rule(f"{canary} @ {tid}: baseline ({rows[0]['source']}, {rows[0]['created_at']:%Y-%m-%d %H:%M}) "
+                     f"vs latest {len(latest)}")
+        console.print(Text("baseline: ", style="bold") + Text(reference[:1500]))
+        for obs in latest:
+            console.print(Text(f"\n{obs.started_at:%Y-%m-%d %H:%M:%S} #{obs.sample_index} "
+                               f"{obs.call.response_model or ''}: ", style="bold") + colour_diff(word_diff(reference, obs.text)))
+    return EXIT_OK
+
+
+def _pair_targets(config: Any, canary: str, target: str | None) -> list[str]:
+    return [target] if target else [t.id for c, t in config.pairs() if c.id == canary]
+
+
+def baseline(config_path: str, action: str, canary: str, target: str | None, note: str) -> int:
+    config, analysis = _analysis(config_path)
+    targets = _pair_targets(config, canary, target)
+    if not targets:
+        err_console.print(f"no canary {canary!r} (with target {target!r}) in the configuration")
+        return EXIT_CONFIG
+    console = _console()
+    if action == "show":
+        table = Table(title=f"baselines of {canary}", header_style="bold")
+        for col in ("target", "since", "source", "note", "ready", "samples", "model / fingerprint", "active"):
+            table.add_column(col)
+        for tid in targets:
+            for row in analysis.repo.baselines(canary=canary, target=tid, active_only=False):
+                d = row["data"]
+                ident = ", ".join(v for vals in (d.get("identity") or {}).values() for v in vals)
+                table.add_row(tid, f"{row['created_at']:%Y-%m-%d %H:%M}", row["source"], row["note"],
+                              str(d.get("ready")), str(d.get("count")), ident, "yes" if row["active"] else "")
+        console.print(table)
+        return EXIT_OK
+    analysis.restore([(canary, t) for t in targets])
+    for tid in targets:
+        if action == "accept":
+            recent = [o for o in analysis.store.observations(canary=canary, target=tid,
+                                                             limit=config.drift.baseline_size * 2) if o.ok]
+            updates = analysis.accept_observations(canary, tid, list(reversed(recent))[-config.drift.baseline_size:],
+                                                   note)
+            console.print(f"{canary} @ {tid}: current behaviour accepted as the baseline "
+                          f"({len(recent[:config.drift.baseline_size])} observations); "
+                          f"{len(updates)} open event(s) marked accepted")
+        else:
+            updates = analysis.reset(canary, tid, note)
+            console.print(f"{canary} @ {tid}: baseline reset; the next {config.drift.baseline_size} successful "
+                          f"observations form a new one; {len(updates)} open event(s) resolved")
+    console.print("A running daemon applies this within a minute (or at once on SIGHUP / POST /-/reload).")
+    return EXIT_OK
+
+
+def replay(baseline_path: str, current_path: str, as_json: bool) -> int:
+    from monitor.drift import DumpError, load_dump, replay_observations
+    from monitor.drift.dump import row_to_observation
+    from monitor.refusal import detect
+
+    try:
+        base_rows, cur_rows = load_dump(baseline_path), load_dump(current_path)
+    except (DumpError, OSError) as e:
+        err_console.print(f"[red]error:[/] {e}")
+        return EXIT_CONFIG
+    base = [row_to_observation(r, baseline_path, i + 1) for i, r in enumerate(base_rows)]
+    cur = [row_to_observation(r, current_path, i + 1) for i, r in enumerate(cur_rows)]
+
+    def refused(obs: Observation) -> bool | None:
+        if obs.refusal is not None:
+            return obs.refusal in ("partial", "full")
+        return detect(obs.text).label in ("partial", "full") if obs.ok else None
+
+    events = replay_observations(base, cur, refusal=refused)
+    if as_json:
+        for e in events:
+            d = e.to_json()
+            sys.stdout.write(json.dumps({k: d.get(k) for k in JSON_KEYS}, ensure_ascii=False) + "\n")
+    else:
+        _console().print(events_table([e.to_json() for e in events],
+                                      f"replay: {len(base)} baseline vs {len(cur)} current rows"))
+    return EXIT_OK
+

@@ -1,0 +1,117 @@
+"""Read replay dumps: JSON lines of canary, target, text and optional facts, with errors naming file/line/field."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from monitor.domain import CallResult, CheckResult, ErrorType, FinishReason, Observation, Usage
+
+_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+_OPTIONAL: dict[str, tuple[type, ...]] = {
+    "id": (str,),
+    "started_at": (str,),
+    "finish_reason": (str,),
+    "response_model": (str,),
+    "system_fingerprint": (str,),
+    "checks": (dict,),
+    "refusal": (str,),
+    "output_tokens": (int,),
+    "latency_s": (int, float),
+    "ttft_s": (int, float),
+    "error_type": (str,),
+}
+
+
+class DumpError(ValueError):
+    """A replay dump line is malformed; the message names the file, the line and the field."""
+
+
+def load_dump(path: str | Path) -> list[dict[str, Any]]:
+    """Read and validate a JSONL dump; raise DumpError naming file, line and field on the first problem."""
+    p = Path(path)
+    try:
+        lines = p.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise DumpError(f"{p}: cannot read: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise DumpError(f"{p}: not UTF-8: {exc.reason}") from exc
+    rows = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DumpError(f"{p}:{n}: invalid JSON: {exc.msg} (column {exc.colno})") from exc
+        if not isinstance(row, dict):
+            raise DumpError(f"{p}:{n}: expected a JSON object, got {type(row).__name__}")
+        validate_row(row, f"{p}:{n}")
+        rows.append(row)
+    if not rows:
+        raise DumpError(f"{p}: no rows")
+    return rows
+
+
+def validate_row(row: Mapping[str, Any], where: str) -> None:
+    """Check one dump row; raise DumpError naming the field."""
+    for key in ("canary", "target", "text"):
+        if key not in row:
+            raise DumpError(f"{where}: field {key!r}: missing")
+        if not isinstance(row[key], str):
+            raise DumpError(f"{where}: field {key!r}: expected a string, got {type(row[key]).__name__}")
+    for key, types in _OPTIONAL.items():
+        v = row.get(key)
+        if v is None:
+            continue
+        if not isinstance(v, types) or isinstance(v, bool):
+            want = " or ".join(t.__name__ for t in types)
+            raise DumpError(f"{where}: field {key!r}: expected {want}, got {type(v).__name__}")
+    if row.get("started_at") is not None:
+        try:
+            datetime.fromisoformat(row["started_at"])
+        except ValueError as exc:
+            raise DumpError(f"{where}: field 'started_at': not an ISO-8601 time: {row['started_at']!r}") from exc
+    if row.get("finish_reason") is not None and row["finish_reason"] not in FinishReason._value2member_map_:
+        raise DumpError(f"{where}: field 'finish_reason': unknown value {row['finish_reason']!r}")
+    if row.get("error_type") is not None and row["error_type"] not in ErrorType._value2member_map_:
+        raise DumpError(f"{where}: field 'error_type': unknown value {row['error_type']!r}")
+    if row.get("refusal") is not None and row["refusal"] not in ("none", "partial", "full"):
+        raise DumpError(f"{where}: field 'refusal': expected none, partial or full")
+    for name, passed in (row.get("checks") or {}).items():
+        if passed is not None and not isinstance(passed, bool):
+            raise DumpError(f"{where}: field 'checks.{name}': expected true, false or null")
+
+
+def row_to_observation(row: Mapping[str, Any], source: str = "row", line: int = 0) -> Observation:
+    """Turn one dump row into an Observation (rows without started_at get 1-second spaced times)."""
+    validate_row(row, f"{source}:{line}")
+    started = row.get("started_at")
+    at = datetime.fromisoformat(started) if started else _EPOCH + timedelta(seconds=line)
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    fr = row.get("finish_reason")
+    err = row.get("error_type")
+    call = CallResult(
+        text=row["text"],
+        finish_reason=FinishReason(fr) if fr else None,
+        response_model=row.get("response_model"),
+        system_fingerprint=row.get("system_fingerprint"),
+        usage=Usage(output_tokens=row.get("output_tokens")),
+        latency_s=row.get("latency_s"),
+        ttft_s=row.get("ttft_s"),
+        error_type=ErrorType(err) if err else None,
+    )
+    checks = [CheckResult(name, "replay", passed) for name, passed in (row.get("checks") or {}).items()]
+    obs = Observation(
+        canary=row["canary"], target=row["target"], provider="replay", request_model=row.get("response_model") or "",
+        started_at=at, call=call, checks=checks, refusal=row.get("refusal"),
+    )
+    if row.get("id"):
+        obs.id = row["id"]
+    else:
+        obs.id = f"{source}:{line}"
+    return obs

@@ -1,0 +1,186 @@
+"""The drift engine: one entry point that turns a stream of observations into drift event updates."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any
+
+from monitor.domain import Observation, utcnow
+from monitor.drift import cusum as cs
+from monitor.drift.baseline import Baseline
+from monitor.drift.events import ACCEPTED, OPEN, RESOLVED, DriftEvent, EventUpdate
+from monitor.drift.settings import DriftSettings
+from monitor.drift.signals import RATE, EmbedFn, RefusalFn, SignalValue, compute_signals, signal_type
+from monitor.drift.stream import Stream, _Open
+
+
+class DriftEngine:
+    """Detects provider-side behaviour changes per canary x target, in bounded time per observation.
+
+    Feed every observation (successes and failures) in time order with ``observe``; it returns the events
+    opened, updated or resolved. The engine holds no database: persist ``compute_signals`` output, events
+    (``DriftEvent.to_json``) and baselines (``Baseline.to_json``) outside, and rebuild after a restart by
+    feeding stored observations in order again (re-applying ``accept``/``reset`` at their times), or by
+    ``set_baseline`` + ``restore_events`` and feeding the observations after the baseline. Event ids are
+    derived from canary, target, signal, first observation and opening time, so a rebuild yields the same
+    ids. ``refusal`` labels an observation refused (default: ``obs.refusal`` in partial/full); ``embed``
+    (texts -> vectors) adds an optional semantic-similarity signal.
+    """
+
+    def __init__(
+        self,
+        settings: DriftSettings | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        *,
+        refusal: RefusalFn | None = None,
+        embed: EmbedFn | None = None,
+    ) -> None:
+        self.settings = settings or DriftSettings()
+        self.clock = clock
+        self.refusal = refusal
+        self.embed = embed
+        self._streams: dict[tuple[str, str], Stream] = {}
+        self._events: dict[str, DriftEvent] = {}
+
+    # -- observing ---------------------------------------------------------------------------------------
+    def stream(self, canary: str, target: str) -> Stream:
+        """Return (creating if needed) the state of one canary x target."""
+        key = (canary, target)
+        st = self._streams.get(key)
+        if st is None:
+            b = Baseline.new(canary, target, self.settings, created_at=self.clock())
+            st = self._streams[key] = Stream(canary, target, self.settings, b)
+        return st
+
+    def compute_signals(self, obs: Observation) -> dict[str, SignalValue]:
+        """Compute the signals of one observation against its stream's current baseline."""
+        b = self.stream(obs.canary, obs.target).baseline
+        return compute_signals(obs, b, refusal=self.refusal, embed=self.embed if b.embeddings else None)
+
+    def observe(self, obs: Observation, signals: dict[str, SignalValue] | None = None) -> list[EventUpdate]:
+        """Analyse one observation (signals computed here unless given) and return event updates."""
+        st = self.stream(obs.canary, obs.target)
+        sig = signals if signals is not None else self.compute_signals(obs)
+        was_ready = st.baseline.ready
+        updates = st.observe(obs.id, obs.started_at.isoformat(), obs.ok, obs.text, sig)
+        if not was_ready and st.baseline.ready and self.embed is not None and st.baseline.texts:
+            st.baseline.embeddings = [list(map(float, v)) for v in self.embed(st.baseline.texts)]
+        for u in updates:
+            self._events[u.event.id] = u.event
+        return updates
+
+    # -- operator actions ---------------------------------------------------------------------------------
+    def accept(self, canary: str, target: str, note: str = "", now: datetime | None = None) -> list[EventUpdate]:
+        """Accept current behaviour: open events become accepted and recent behaviour the new baseline."""
+        now = now or self.clock()
+        st = self.stream(canary, target)
+        out = []
+        firsts = []
+        for name, op in list(st.open.items()):
+            op.event.state, op.event.accepted_at, op.event.note = ACCEPTED, now.isoformat(), note
+            firsts.append(op.event.first_obs_at or "")
+            out.append(EventUpdate("accepted", op.event))
+            del st.open[name]
+        since = min(firsts) if firsts else ""
+        b = Baseline.new(canary, target, self.settings, source="accepted", note=note, created_at=now)
+        for e in st.entries:
+            if e.ok and e.text is not None and e.at >= since:
+                b.add_raw(e.obs_id, e.at, e.text, e.signals, self.settings)
+        self._replace(st, b)
+        return out
+
+    def reset(self, canary: str, target: str, now: datetime | None = None, note: str = "") -> list[EventUpdate]:
+        """Drop the baseline: the next successful observations build a new one; open events resolve."""
+        now = now or self.clock()
+        st = self.stream(canary, target)
+        out = []
+        for name in list(st.open):
+            op = st.open.pop(name)
+            op.event.state, op.event.resolved_at, op.event.note = RESOLVED, now.isoformat(), note or "reset"
+            out.append(EventUpdate("resolved", op.event))
+        self._replace(st, Baseline.new(canary, target, self.settings, note=note, created_at=now))
+        return out
+
+    def set_baseline(self, baseline: Baseline) -> None:
+        """Install a baseline (restored from storage, or built from a pinned time range)."""
+        st = self.stream(baseline.canary, baseline.target)
+        self._replace(st, baseline)
+
+    def pin_baseline(
+        self,
+        canary: str,
+        target: str,
+        observations: Iterable[Observation],
+        note: str = "",
+        now: datetime | None = None,
+    ) -> Baseline:
+        """Build and install a baseline from stored observations of a pinned time range."""
+        obs = [o for o in observations if o.canary == canary and o.target == target]
+        pairs = [(o, compute_signals(o, None, refusal=self.refusal)) for o in obs]
+        b = Baseline.build(
+            canary, target, pairs, self.settings, note=note, created_at=now or self.clock(), embed=self.embed
+        )
+        self.set_baseline(b)
+        return b
+
+    def restore_events(self, events: Iterable[DriftEvent]) -> None:
+        """Register stored events; open ones block duplicates and resume their resolution tracking."""
+        for ev in events:
+            self._events[ev.id] = ev
+            if ev.state != OPEN:
+                continue
+            st = self.stream(ev.canary, ev.target)
+            op = _Open(ev, st.n_ok)
+            if signal_type_safe(ev.signal) == RATE and "p0" in ev.detail:
+                up = ev.detail.get("direction", "up") == "up"
+                p0, p1 = float(ev.detail["p0"]), float(ev.detail["p1"])
+                if {"m", "r", "h"} <= set(ev.detail):
+                    d = ev.detail
+                    chart = cs.Chart(p0, p1, int(d["m"]), int(d["r"]), int(d["h"]), (ev.threshold or 0.0) / int(d["h"]))
+                else:  # stored before the integer charts: rebuild from the LLR threshold
+                    chart = cs.chart_from(p0, p1, float(ev.threshold or 0.0))
+                op = _Open(ev, st.n_ok, cs.BernoulliCusum(), chart, up)
+            st.open[ev.signal] = op
+
+    def _replace(self, st: Stream, b: Baseline) -> None:
+        st.baseline = b
+        st.cusums.clear()
+        st.params.clear()
+        st.ranks.clear()
+        st._sorted.clear()
+        st._merged.clear()
+        st._ref_feats = None
+        st.n_ok = st.n_all = 0
+
+    # -- reading -----------------------------------------------------------------------------------------
+    def state(self, canary: str, target: str) -> dict[str, Any]:
+        """Return a JSON-ready view of one stream: baseline status, CUSUM levels, open events."""
+        return self.stream(canary, target).snapshot()
+
+    def baseline(self, canary: str, target: str) -> Baseline:
+        """Return the current baseline of one canary x target (persist it with ``to_json``)."""
+        return self.stream(canary, target).baseline
+
+    def baselines(self) -> list[Baseline]:
+        """Return every baseline."""
+        return [s.baseline for s in self._streams.values()]
+
+    def events(self, canary: str | None = None, target: str | None = None, state: str | None = None) -> list[DriftEvent]:
+        """List events, optionally filtered, oldest first."""
+        out = [
+            e
+            for e in self._events.values()
+            if (canary is None or e.canary == canary)
+            and (target is None or e.target == target)
+            and (state is None or e.state == state)
+        ]
+        return sorted(out, key=lambda e: e.opened_at)
+
+
+def signal_type_safe(name: str) -> str | None:
+    """Return the signal family, or None for pseudo-signals such as "completion"."""
+    try:
+        return signal_type(name)
+    except KeyError:
+        return None

@@ -1,0 +1,99 @@
+"""Drift events: what changed, by how much, since when, with evidence. Plain values, JSON round-trip."""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+BEHAVIOUR = "behaviour"
+MODEL = "model"
+OPEN, RESOLVED, ACCEPTED = "open", "resolved", "accepted"
+_WORDS = re.compile(r"\S+\s*")
+_EVIDENCE_CHARS = 2000
+
+
+@dataclass(slots=True)
+class DriftEvent:
+    """One detected change of one signal of one canary x target.
+
+    ``kind`` is "behaviour" for completions and rates, "model" for a change of served model or fingerprint.
+    ``statistic`` is the test statistic (for sequential tests the CUSUM level, with ``threshold`` beside);
+    ``p_value`` is set for window tests. ``first_obs_id``/``first_obs_at`` name the first observation after
+    the estimated change point. There is at most one open event per canary x target x signal; its ``id`` is
+    derived from those and the first observation, so rebuilding the engine from stored observations yields
+    the same ids.
+    """
+
+    canary: str
+    target: str
+    signal: str
+    kind: str
+    test: str
+    baseline_value: float | str | None
+    current_value: float | str | None
+    effect_size: float | None
+    statistic: float | None
+    p_value: float | None
+    threshold: float | None
+    baseline_n: int
+    current_n: int
+    first_obs_id: str | None
+    first_obs_at: str | None
+    opened_at: str
+    state: str = OPEN
+    resolved_at: str | None = None
+    accepted_at: str | None = None
+    note: str = ""
+    evidence: dict[str, Any] = field(default_factory=dict)
+    detail: dict[str, Any] = field(default_factory=dict)
+    id: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.id:
+            key = f"{self.canary}\x00{self.target}\x00{self.signal}\x00{self.first_obs_id}\x00{self.opened_at}"
+            self.id = hashlib.sha256(key.encode()).hexdigest()[:24]
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the event as a JSON-ready dict."""
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> DriftEvent:
+        """Rebuild an event stored with ``to_json``."""
+        return cls(**data)
+
+
+@dataclass(frozen=True, slots=True)
+class EventUpdate:
+    """A change of one event: "opened", "updated" or "resolved" (accepting is done by the caller)."""
+
+    action: str
+    event: DriftEvent
+
+
+def word_diff(before: str, after: str) -> str:
+    """Word-level diff: unchanged words as is, removals as [-...-], insertions as {+...+}."""
+    a = _WORDS.findall(before[:_EVIDENCE_CHARS])
+    b = _WORDS.findall(after[:_EVIDENCE_CHARS])
+    out: list[str] = []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        if op == "equal":
+            out.append("".join(a[i1:i2]))
+            continue
+        if op in ("replace", "delete"):
+            out.append("[-" + "".join(a[i1:i2]).rstrip() + "-] ")
+        if op in ("replace", "insert"):
+            out.append("{+" + "".join(b[j1:j2]).rstrip() + "+} ")
+    return "".join(out).rstrip()
+
+
+def evidence(baseline_text: str, current_text: str) -> dict[str, Any]:
+    """Build the evidence block: representative completions and their word-level diff."""
+    return {
+        "baseline_completion": baseline_text[:_EVIDENCE_CHARS],
+        "current_completion": current_text[:_EVIDENCE_CHARS],
+        "diff": word_diff(baseline_text, current_text),
+    }

@@ -1,0 +1,119 @@
+"""Per-observation signals: the numbers, flags and labels the drift tests watch, computed once per observation.
+
+Failed calls (error_type set) only feed ``error`` and ``error_type``: an outage is not a behaviour change.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from rapidfuzz import fuzz, process
+
+from monitor.domain import Observation
+
+if TYPE_CHECKING:
+    from monitor.drift.baseline import Baseline
+
+RATE = "rate"
+CONTINUOUS = "continuous"
+CATEGORY = "category"
+IDENTITY = "identity"
+
+SignalValue = float | str | bool | None
+RefusalFn = Callable[[Observation], bool | None]
+EmbedFn = Callable[[Sequence[str]], Any]  # texts -> array-like (n, d)
+
+_CONTINUOUS = ("output_tokens", "output_chars", "similarity", "latency_s", "ttft_s")
+_CATEGORY = ("finish_reason", "error_type")
+_IDENTITY = ("response_model", "system_fingerprint")
+_RATE = ("refused", "exact_match", "error")
+MAX_TEXT_CHARS = 4000  # similarity and kernels look at a bounded prefix: cost does not grow with length
+_WS = re.compile(r"\s+")
+
+
+def signal_type(name: str) -> str:
+    """Return the test family of a signal name (rate, continuous, category, identity)."""
+    if name.startswith("check:") or name in _RATE:
+        return RATE
+    if name in _CONTINUOUS or name == "semantic_similarity":
+        return CONTINUOUS
+    if name in _CATEGORY:
+        return CATEGORY
+    if name in _IDENTITY:
+        return IDENTITY
+    raise KeyError(f"unknown signal {name!r}")
+
+
+def default_refusal(obs: Observation) -> bool | None:
+    """Label an observation refused when the refusal detector said partial or full."""
+    if obs.refusal is None:
+        return None
+    return obs.refusal in ("partial", "full")
+
+
+def normalise(text: str) -> str:
+    """Normalise a completion for comparison: lower case, collapsed whitespace, bounded length."""
+    return _WS.sub(" ", text.strip().lower())[:MAX_TEXT_CHARS]
+
+
+def text_similarity(text: str, others: Sequence[str]) -> float | None:
+    """Mean normalised Indel similarity (0..1) of one normalised text to others."""
+    if not others:
+        return None
+    scores = process.cdist([text], list(others), scorer=fuzz.ratio, dtype=np.float32)
+    return float(scores.mean()) / 100.0
+
+
+def cosine_mean(vec: np.ndarray, others: np.ndarray) -> float:
+    """Mean cosine similarity of one vector to the rows of a matrix."""
+    v = vec / (np.linalg.norm(vec) or 1.0)
+    o = others / np.maximum(np.linalg.norm(others, axis=1, keepdims=True), 1e-12)
+    return float((o @ v).mean())
+
+
+def compute_signals(
+    obs: Observation,
+    baseline: Baseline | None = None,
+    *,
+    refusal: RefusalFn | None = None,
+    embed: EmbedFn | None = None,
+) -> dict[str, SignalValue]:
+    """Compute every signal of one observation against a (possibly unfinished or absent) baseline."""
+    c = obs.call
+    out: dict[str, SignalValue] = {"error": c.error_type is not None}
+    if c.error_type is not None:
+        out["error_type"] = str(c.error_type)
+        return out
+    refused = (refusal or default_refusal)(obs)
+    out["refused"] = None if refused is None else bool(refused)
+    for check in obs.checks:
+        out[f"check:{check.name}"] = check.passed
+    out["output_tokens"] = None if c.usage.output_tokens is None else float(c.usage.output_tokens)
+    out["output_chars"] = float(len(c.text))
+    out["latency_s"] = c.latency_s
+    out["ttft_s"] = c.ttft_s
+    out["finish_reason"] = str(c.finish_reason) if c.finish_reason is not None else None
+    out["response_model"] = c.response_model
+    out["system_fingerprint"] = c.system_fingerprint
+    out["similarity"] = None
+    out["exact_match"] = None
+    if baseline is not None and baseline.ready:
+        norm = normalise(c.text)
+        out["similarity"] = text_similarity(norm, baseline.similarity_texts())
+        if baseline.mode_text is not None:
+            out["exact_match"] = norm == baseline.mode_text
+        if embed is not None and baseline.embeddings is not None:
+            vec = np.asarray(embed([c.text]), dtype=float)[0]
+            out["semantic_similarity"] = cosine_mean(vec, np.asarray(baseline.embeddings, dtype=float))
+    return out
+
+
+def finite(value: SignalValue) -> float | None:
+    """Return a numeric signal value as a finite float, or None."""
+    if value is None or isinstance(value, str):
+        return None
+    x = float(value)
+    return x if np.isfinite(x) else None

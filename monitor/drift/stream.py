@@ -1,0 +1,485 @@
+"""The drift state of one canary x target: baseline, bounded windows, CUSUMs and open events."""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from rapidfuzz import fuzz, process
+
+from monitor.drift import budget
+from monitor.drift import cusum as cs
+from monitor.drift import rankcusum as rk
+from monitor.drift.baseline import Baseline
+from monitor.drift.events import BEHAVIOUR, MODEL, OPEN, RESOLVED, DriftEvent, EventUpdate, evidence
+from monitor.drift.mmd import TextFeature, features, mmd_test
+from monitor.drift.settings import DriftSettings
+from monitor.drift.signals import CATEGORY, CONTINUOUS, RATE, SignalValue, finite, normalise, signal_type
+from monitor.drift.twosample import MIN_SAMPLES, TestResult, category_test, continuous_test
+
+COMPLETION = budget.COMPLETION  # the pseudo-signal of the whole-completion MMD test
+
+
+@dataclass(slots=True)
+class Entry:
+    """One observation as the stream remembers it (text only while inside the window)."""
+
+    obs_id: str
+    at: str
+    ok: bool
+    signals: dict[str, SignalValue]
+    text: str | None
+    feat: TextFeature | None = None
+
+
+@dataclass(slots=True)
+class _Open:
+    """Engine-side state of an open event: what it needs to decide the signal is back at baseline."""
+
+    event: DriftEvent
+    since: int  # stream observation count when opened
+    reverse: cs.BernoulliCusum | None = None
+    chart: cs.Chart | None = None  # the opening chart; the reverse CUSUM runs it backwards
+    flip: bool = False
+    sample: Any = None  # opening window (values, counts or features) for window-test resolution
+
+
+@dataclass(slots=True)
+class Stream:
+    """Drift state of one canary x target; ``observe`` analyses one observation in bounded time."""
+
+    canary: str
+    target: str
+    settings: DriftSettings
+    baseline: Baseline
+    entries: deque[Entry] = field(default_factory=deque)
+    cusums: dict[tuple[str, bool], cs.BernoulliCusum] = field(default_factory=dict)
+    params: dict[tuple[str, bool], cs.Chart] = field(default_factory=dict)
+    open: dict[str, _Open] = field(default_factory=dict)
+    ranks: dict[str, rk.RankCusum] = field(default_factory=dict)
+    arl0: float = 0.0  # in-control ARL0 of each one-sided sequential detector (set by _calibrate)
+    _sorted: dict[str, list[float]] = field(default_factory=dict)  # sorted reference values per signal
+    _merged: dict[str, int] = field(default_factory=dict)  # how many reference values _sorted holds
+    n_ok: int = 0
+    n_all: int = 0
+    _ref_feats: list[TextFeature] | None = None
+
+    # -- entry point --------------------------------------------------------------------------------------
+    def observe(self, obs_id: str, at: str, ok: bool, text: str, sig: dict[str, SignalValue]) -> list[EventUpdate]:
+        """Analyse one observation and return the event changes it caused."""
+        s = self.settings
+        b = self.baseline
+        if not b.ready:
+            if ok:
+                b.add_raw(obs_id, at, text, sig, s)
+            else:
+                b.add_error(sig)
+            if b.full:
+                b.finalize(s)
+                self.params.clear()
+            return []
+        self.n_all += 1
+        self.n_ok += ok
+        entry = Entry(obs_id, at, ok, sig, text if ok else None)
+        self._push(entry)
+        out: list[EventUpdate] = []
+        if ok:
+            out += self._identity(entry)
+        if not self.params or self.n_all % s.eval_every == 0:
+            self._calibrate()
+        out += self._rates(entry)
+        if ok:
+            out += self._ranks(entry)
+        if ok and self.n_ok % s.eval_every == 0:
+            out += self._window_round()
+        return out
+
+    # -- bookkeeping ---------------------------------------------------------------------------------------
+    def _push(self, entry: Entry) -> None:
+        s = self.settings
+        self.entries.append(entry)
+        w = s.window
+        if len(self.entries) > w:
+            old = self.entries[-w - 1]
+            old.text, old.feat = None, None
+        if len(self.entries) > max(s.reference_lag, w):
+            gone = self.entries.popleft()
+            if s.grow_reference and not any(o.event.kind == MODEL for o in self.open.values()):
+                skip = set(self.open) | {COMPLETION}
+                # A signal learns only while every CUSUM on it is low (below ``absorb_below`` of its
+                # threshold): an excursion may be the start of a change, and post-change data absorbed into
+                # the reference would mask it. The decision depends on recent data only, not on the leaving
+                # observation, so a stationary reference is not biased.
+                # A reference smaller than ``reference_learn`` is gated at half the threshold only: one too
+                # small to be right would otherwise keep its own CUSUMs busy and never learn.
+                b = self.baseline
+
+                def gate(n: int) -> float:
+                    return s.absorb_below if n >= s.reference_learn else max(s.absorb_below, 0.5)
+
+                skip |= {k[0] for k, c in self.cusums.items()
+                         if (ch := self.params.get(k)) is not None and c.level > gate(b.rate(k[0])[1]) * ch.h}
+                skip |= {name for name, rc in self.ranks.items()
+                         if rc.level() > gate(len(b.values.get(name, ()))) * self._rank_h(name)}
+                self.baseline.absorb(gone.signals, s, skip)
+
+    def _window(self, pred: Any = None, ok_only: bool = True) -> list[Entry]:
+        out: list[Entry] = []
+        for e in reversed(self.entries):
+            if len(out) >= self.settings.window:
+                break
+            if (e.ok or not ok_only) and (pred is None or pred(e)):
+                out.append(e)
+        out.reverse()
+        return out
+
+    def _event(self, signal: str, kind: str, test: str, first: Entry | None, now: str, **kw: Any) -> DriftEvent:
+        return DriftEvent(
+            canary=self.canary,
+            target=self.target,
+            signal=signal,
+            kind=kind,
+            test=test,
+            first_obs_id=first.obs_id if first else None,
+            first_obs_at=first.at if first else None,
+            opened_at=now,
+            **kw,
+        )
+
+    def _evidence(self, pick: Any = None) -> dict[str, Any]:
+        texts = [e.text for e in self._window() if e.text is not None and (pick is None or pick(e))]
+        if not texts:
+            texts = [e.text for e in self._window() if e.text is not None]
+        if not texts:
+            return {}
+        scores = process.cdist(texts, texts, scorer=fuzz.ratio, dtype=np.float32).mean(axis=1)
+        return evidence(self.baseline.representative_text(), texts[int(np.argmax(scores))])
+
+    # -- identity ------------------------------------------------------------------------------------------
+    def _identity(self, entry: Entry) -> list[EventUpdate]:
+        out: list[EventUpdate] = []
+        for name in self.settings.identity_signals:
+            if not self.settings.enabled(name):
+                continue
+            value = entry.signals.get(name)
+            known = self.baseline.identity.get(name, [])
+            op = self.open.get(name)
+            if op is not None:
+                seen = op.event.detail.setdefault("values", [])
+                if value is not None and str(value) not in known and str(value) not in seen:
+                    seen.append(str(value))
+                    op.event.current_value = str(value)
+                    out.append(EventUpdate("updated", op.event))
+                recent = self._window(lambda e, n=name: e.signals.get(n) is not None)
+                if (
+                    self.n_ok - op.since >= self.settings.window
+                    and len(recent) >= self.settings.window
+                    and all(str(e.signals[name]) in known for e in recent)
+                ):
+                    out.append(self._resolve(name, entry.at))
+                continue
+            if value is None or str(value) in known or not known:
+                continue
+            ev = self._event(
+                name, MODEL, "first_seen", entry, entry.at,
+                baseline_value=", ".join(known), current_value=str(value), effect_size=None, statistic=None,
+                p_value=None, threshold=None, baseline_n=self.baseline.count, current_n=1,
+                detail={"values": [str(value)]},
+            )
+            self.open[name] = _Open(ev, self.n_ok)
+            out.append(EventUpdate("opened", ev))
+        return out
+
+    # -- rates (sequential) --------------------------------------------------------------------------------
+    def _rate_directions(self) -> list[tuple[str, bool]]:
+        dirs: list[tuple[str, bool]] = []
+        for name, (_, n) in self.baseline.rates.items():
+            if n < 5 or not self.settings.enabled(name):
+                continue
+            if name == "error":
+                dirs.append((name, True))
+            elif name == "exact_match":
+                dirs.append((name, False))
+            else:
+                dirs += [(name, True), (name, False)]
+        return dirs
+
+    def _calibrate(self) -> None:
+        s = self.settings
+        dirs = self._rate_directions()
+        arl0 = self.arl0 = budget.rate_arl0(s, len(dirs) + 2 * len(self._rank_signals()))
+        for name, up in dirs:
+            k, n = self.baseline.rate(name)
+            if not up:
+                k = n - k
+            # None: e.g. a fall of a 1% refusal rate; nothing meaningful to detect in this direction
+            chart = cs.rate_chart(k, n, s.rate_credibility, s.rate_odds_ratio, s.rate_min_shift, arl0)
+            old = self.params.get((name, up))
+            if chart is None:
+                self.params.pop((name, up), None)
+                continue
+            self.params[(name, up)] = chart
+            c = self.cusums.get((name, up))
+            if c is not None and old is not None and old != chart and c.level > 0:
+                # a new chart has a new integer unit: carry the evidence over on the LLR scale, short of an alarm
+                c.level = max(0, min(round(c.level * old.unit / chart.unit), chart.h - 1))
+
+    def _rates(self, entry: Entry) -> list[EventUpdate]:
+        out: list[EventUpdate] = []
+        for (name, up), ch in self.params.items():
+            value = entry.signals.get(name)
+            if value is None or (name != "error" and not entry.ok):
+                continue
+            x = bool(value) == up
+            op = self.open.get(name)
+            if op is not None:
+                # the opening chart run backwards (+r on a 0, -m on a 1, same threshold) resolves it
+                back = op.reverse is not None and op.chart is not None and op.flip == up
+                if back and op.reverse.step(not x, op.chart.r, op.chart.m) >= op.chart.h:
+                    out.append(self._resolve(name, entry.at))
+                continue
+            c = self.cusums.setdefault((name, up), cs.BernoulliCusum())
+            if c.step(x, ch.m, ch.r) >= ch.h:
+                out.append(self._open_rate(name, up, c, ch, entry))
+                c.reset()
+        return out
+
+    # -- continuous values (sequential, on normal scores) -----------------------------------------------------
+    def _rank_signals(self) -> list[str]:
+        return [n for n in self.baseline.values if self.settings.enabled(n)]
+
+    def _sorted_ref(self, name: str) -> list[float]:
+        vals = self.baseline.values.get(name, [])
+        ref = self._sorted.setdefault(name, [])
+        done = self._merged.get(name, 0)
+        for v in vals[done:]:
+            bisect.insort(ref, v)
+        self._merged[name] = len(vals)
+        return ref
+
+    def _rank_h(self, name: str) -> float:
+        s = self.settings
+        n = len(self.baseline.values.get(name, ()))
+        return rk.threshold(s.rank_k, rk.ref_bucket(n), s.rate_credibility, self.arl0 or 1e6)
+
+    def _ranks(self, entry: Entry) -> list[EventUpdate]:
+        out: list[EventUpdate] = []
+        for name in self._rank_signals():
+            x = finite(entry.signals.get(name))
+            if x is None:
+                continue
+            ref = self._sorted_ref(name)
+            if len(ref) < MIN_SAMPLES:
+                continue
+            rc = self.ranks.setdefault(name, rk.RankCusum())
+            if name in self.open:
+                rc.reset()
+                continue
+            rc.update(rk.normal_score(ref, x), self.settings.rank_k)
+            h = self._rank_h(name)
+            if rc.level() >= h:
+                out.append(self._open_rank(name, rc, h, entry))
+                rc.reset()
+        return out
+
+    def _open_rank(self, name: str, rc: rk.RankCusum, h: float, entry: Entry) -> EventUpdate:
+        up = rc.up >= rc.down
+        run, total = (rc.run_up, rc.sum_up) if up else (rc.run_down, rc.sum_down)
+        vals: list[float] = []
+        for e in reversed(self.entries):
+            if len(vals) >= run:
+                break
+            if e.ok and (v := finite(e.signals.get(name))) is not None:
+                vals.append(v)
+        ref = self.baseline.values[name]
+        first = self._nth_back(name, run)
+        win = [v for e in self._window() if (v := finite(e.signals.get(name))) is not None]
+        ev = self._event(
+            name, BEHAVIOUR, "rank_cusum", first, entry.at,
+            baseline_value=float(np.mean(ref)), current_value=float(np.mean(vals)) if vals else None,
+            effect_size=total / max(run, 1), statistic=rc.level(), p_value=None, threshold=h,
+            baseline_n=len(ref), current_n=run, evidence=self._evidence(),
+            detail={"direction": "up" if up else "down", "k": self.settings.rank_k,
+                    "baseline_median": float(np.median(ref)),
+                    "current_median": float(np.median(vals)) if vals else None},
+        )
+        self.open[name] = _Open(ev, self.n_ok, sample=win)
+        return EventUpdate("opened", ev)
+
+    def _open_rate(self, name: str, up: bool, c: cs.BernoulliCusum, ch: cs.Chart, entry: Entry) -> EventUpdate:
+        k, n = self.baseline.rate(name)
+        base = k / n
+        hits = c.run_events if up else c.run - c.run_events
+        cur = hits / max(c.run, 1)
+        first = self._nth_back(name, c.run)
+        eff = 2 * math.asin(math.sqrt(cur)) - 2 * math.asin(math.sqrt(base))
+        ev = self._event(
+            name, BEHAVIOUR, "bernoulli_cusum", first, entry.at,
+            baseline_value=base, current_value=cur, effect_size=eff, statistic=c.level * ch.unit, p_value=None,
+            threshold=ch.threshold, baseline_n=n, current_n=c.run,
+            evidence=self._evidence(lambda e: e.signals.get(name) is not None and bool(e.signals[name]) == up),
+            detail={"direction": "up" if up else "down", "p0": ch.p0, "p1": ch.p1, "m": ch.m, "r": ch.r, "h": ch.h},
+        )
+        # Back at baseline = the same CUSUM run in reverse (design rate p1 -> reference p0) crosses the same
+        # threshold: as much evidence to resolve as to open, so events do not flap.
+        self.open[name] = _Open(ev, self.n_ok, cs.BernoulliCusum(), ch, up)
+        return EventUpdate("opened", ev)
+
+    def _nth_back(self, name: str, run: int) -> Entry | None:
+        seen = 0
+        first = None
+        for e in reversed(self.entries):
+            if e.signals.get(name) is not None:
+                first = e
+                seen += 1
+                if seen >= run:
+                    break
+        return first
+
+    # -- window tests --------------------------------------------------------------------------------------
+    def _window_round(self) -> list[EventUpdate]:
+        tests: dict[str, TestResult] = {}
+        for name in self._window_signals():
+            res = self._window_test(name)
+            if res is not None:
+                tests[name] = res
+        fresh = {n: r for n, r in tests.items() if n not in self.open}
+        out: list[EventUpdate] = []
+        now = self.entries[-1].at
+        for name, res in fresh.items():
+            if res.p_value <= self._alpha(name):
+                out.append(self._open_window(name, res, now))
+        for name, res in tests.items():
+            op = self.open.get(name)
+            if op is None or op.reverse is not None or op.event.kind == MODEL or name in fresh:
+                continue
+            out += self._maybe_resolve_window(name, op, res, now)
+        return out
+
+    def _alpha(self, name: str) -> float:
+        """Level of one window test in one round (Bonferroni: expected false events stay in budget)."""
+        s = self.settings
+        if name == COMPLETION:
+            return budget.mmd_alpha(s)
+        return budget.window_alpha(s, len(self._window_signals(with_mmd=False)))
+
+    def _window_signals(self, with_mmd: bool = True) -> list[str]:
+        names = [n for n in self.baseline.values if self.settings.enabled(n)]
+        names += [n for n in self.baseline.categories if self.settings.enabled(n)]
+        if with_mmd and self.settings.enabled(COMPLETION) and self.n_ok % self.settings.mmd_every == 0:
+            names.append(COMPLETION)
+        return names
+
+    def _window_test(self, name: str) -> Any:
+        if name == COMPLETION:
+            return self._mmd(self._texts(), alpha=budget.mmd_alpha(self.settings))
+        kind = signal_type(name)
+        if kind == CONTINUOUS:
+            vals = [v for e in self._window() if (v := finite(e.signals.get(name))) is not None]
+            return continuous_test(self.baseline.values[name], vals)
+        if kind == CATEGORY:
+            err = name == "error_type"
+            win = self._window(lambda e: e.signals.get(name) is not None, ok_only=not err)
+            counts: dict[str, int] = {}
+            for e in win:
+                counts[str(e.signals[name])] = counts.get(str(e.signals[name]), 0) + 1
+            return category_test(self.baseline.categories[name], counts)
+        return None
+
+    def _texts(self) -> list[TextFeature]:
+        feats = []
+        for e in self._window():
+            if e.text is None:
+                continue
+            if e.feat is None:
+                e.feat = features(normalise(e.text), self.settings.mmd_ngram)
+            feats.append(e.feat)
+        return feats
+
+    def _mmd(
+        self, cur: list[TextFeature], ref: list[TextFeature] | None = None, alpha: float | None = None
+    ) -> TestResult | None:
+        s = self.settings
+        if ref is None:
+            if self._ref_feats is None:
+                self._ref_feats = [features(t, s.mmd_ngram) for t in self.baseline.normalised_texts()]
+            ref = self._ref_feats
+        r = mmd_test(ref, cur, kernel=s.mmd_kernel, permutations=s.mmd_permutations, seed=s.seed + self.n_ok,
+                     alpha=alpha)
+        if r is None:
+            return None
+        return TestResult(r.p_value, r.mmd2, r.mmd2, None, None, f"mmd_{s.mmd_kernel}", {"p_permutation": r.p_permutation})
+
+    def _open_window(self, name: str, res: TestResult, now: str) -> EventUpdate:
+        win = self._window()
+        ev = self._event(
+            name, BEHAVIOUR, res.test, win[0] if win else None, now,
+            baseline_value=res.baseline_value, current_value=res.current_value, effect_size=res.effect,
+            statistic=res.statistic, p_value=res.p_value, threshold=None,
+            baseline_n=self.baseline.count if name == COMPLETION else self._ref_n(name), current_n=len(win),
+            evidence=self._evidence(), detail=dict(res.detail),
+        )
+        sample: Any
+        if name == COMPLETION:
+            sample = self._texts()
+        elif signal_type(name) == CONTINUOUS:
+            sample = [v for e in win if (v := finite(e.signals.get(name))) is not None]
+        else:
+            sample = res.detail.get("current")
+        self.open[name] = _Open(ev, self.n_ok, sample=sample)
+        return EventUpdate("opened", ev)
+
+    def _ref_n(self, name: str) -> int:
+        if name in self.baseline.values:
+            return len(self.baseline.values[name])
+        return sum(self.baseline.categories.get(name, {}).values())
+
+    def _maybe_resolve_window(self, name: str, op: _Open, res: TestResult, now: str) -> list[EventUpdate]:
+        if self.n_ok - op.since < self.settings.window:
+            op.event.current_value, op.event.p_value = res.current_value, res.p_value
+            return [EventUpdate("updated", op.event)]
+        if name == COMPLETION:
+            back = self._mmd(self._texts(), op.sample, alpha=self.settings.resolve_alpha)
+        elif signal_type(name) == CONTINUOUS:
+            vals = [v for e in self._window() if (v := finite(e.signals.get(name))) is not None]
+            back = continuous_test(op.sample, vals)
+        else:
+            back = category_test(op.sample or {}, res.detail.get("current") or {})
+        if back is not None and back.p_value < self.settings.resolve_alpha and res.p_value > 0.1:
+            return [self._resolve(name, now)]
+        op.event.current_value, op.event.p_value = res.current_value, res.p_value
+        return [EventUpdate("updated", op.event)]
+
+    # -- closing ------------------------------------------------------------------------------------------
+    def _resolve(self, name: str, now: str) -> EventUpdate:
+        op = self.open.pop(name)
+        op.event.state = RESOLVED
+        op.event.resolved_at = now
+        for key in [k for k in self.cusums if k[0] == name]:
+            self.cusums[key].reset()
+        return EventUpdate("resolved", op.event)
+
+    def open_events(self) -> list[DriftEvent]:
+        """Return the open events of this stream."""
+        return [o.event for o in self.open.values() if o.event.state == OPEN]
+
+    def snapshot(self) -> dict[str, Any]:
+        """Return a JSON-ready view of the stream state (for ``state``)."""
+        return {
+            "canary": self.canary,
+            "target": self.target,
+            "baseline": {"ready": self.baseline.ready, "count": self.baseline.count, "source": self.baseline.source,
+                         "note": self.baseline.note, "size": self.baseline.size},
+            "observations": self.n_all,
+            "cusums": {f"{n}:{'up' if up else 'down'}": {"level": c.level * ch.unit if ch else None,
+                                                          "threshold": ch.threshold if ch else None}
+                       for (n, up), c in self.cusums.items() for ch in [self.params.get((n, up))]},
+            "ranks": {n: {"up": r.up, "down": r.down, "threshold": self._rank_h(n)} for n, r in self.ranks.items()},
+            "open": [e.signal for e in self.open_events()],
+            "identity": self.baseline.identity,
+            "rates": {n: {"k": k, "n": m} for n, (k, m) in self.baseline.rates.items() if signal_type(n) == RATE},
+        }

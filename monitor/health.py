@@ -1,0 +1,60 @@
+"""Canary health: turn runs into canary.down / canary.recovered and budget.exceeded alert events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from monitor.alerts import AlertEvent
+from monitor.domain import Observation, utcnow
+
+DOWN_AFTER_RUNS = 3  # consecutive runs in which every call failed
+
+
+@dataclass
+class HealthWatch:
+    """Remembers consecutive failed runs per canary x target and which targets are paused by their cap."""
+
+    down_after: int = DOWN_AFTER_RUNS
+    _failed_runs: dict[tuple[str, str], int] = field(default_factory=dict)
+    _down: set[tuple[str, str]] = field(default_factory=set)
+    _paused: set[str] = field(default_factory=set)
+
+    def run_finished(self, canary: str, target: str, observations: list[Observation],
+                     tags: tuple[str, ...] = ()) -> list[AlertEvent]:
+        """Return the events one finished run causes (none for most runs)."""
+        if not observations:
+            return []
+        key = (canary, target)
+        if all(not o.ok for o in observations):
+            self._failed_runs[key] = self._failed_runs.get(key, 0) + 1
+            if self._failed_runs[key] >= self.down_after and key not in self._down:
+                self._down.add(key)
+                errors = sorted({o.call.error_type.value for o in observations if o.call.error_type})
+                return [AlertEvent(kind="canary.down", canary=canary, target=target, signal="error",
+                                   severity="critical", tags=tags, opened_at=utcnow(),
+                                   summary=f"{canary}@{target}: every call failed in {self._failed_runs[key]} "
+                                           f"consecutive runs ({', '.join(errors)})",
+                                   evidence={"signal": "error", "error_types": errors,
+                                             "consecutive_failed_runs": self._failed_runs[key],
+                                             "last_error": observations[-1].call.error_message})]
+            return []
+        self._failed_runs[key] = 0
+        if key in self._down:
+            self._down.discard(key)
+            return [AlertEvent(kind="canary.recovered", canary=canary, target=target, signal="error",
+                               severity="critical", tags=tags, resolved_at=utcnow(),
+                               summary=f"{canary}@{target}: calls succeed again")]
+        return []
+
+    def paused(self, target: str, is_paused: bool, spent: float, cap: float | None) -> list[AlertEvent]:
+        """Return a budget.exceeded event when a target newly hits its daily spend cap."""
+        if is_paused and target not in self._paused:
+            self._paused.add(target)
+            return [AlertEvent(kind="budget.exceeded", canary="*", target=target, signal="spend",
+                               severity="warning", opened_at=utcnow(),
+                               summary=f"{target}: daily spend cap ${cap} reached (spent ${spent:.4f}); "
+                                       "paused until 00:00 UTC",
+                               evidence={"signal": "spend", "current_value": spent, "baseline_value": cap})]
+        if not is_paused:
+            self._paused.discard(target)
+        return []

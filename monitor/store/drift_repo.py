@@ -1,0 +1,105 @@
+"""Drift events and baselines in the store; events and their notifications are written in one transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, update
+from sqlmodel import Session, col, select
+
+from monitor.domain import new_id, utcnow
+from monitor.store.convert import aware
+from monitor.store.drift_tables import BaselineRow, DriftEventRow
+
+SessionHook = Callable[[Session], None]
+
+
+def _dt(value: str | None) -> datetime | None:
+    return aware(datetime.fromisoformat(value)) if value else None
+
+
+class DriftRepository:
+    """Stores drift events (as the engine's JSON plus indexed keys) and the baseline history."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    def save_events(self, events: Sequence[dict[str, Any]], hook: SessionHook | None = None) -> None:
+        """Upsert events (DriftEvent.to_json() dicts); `hook` adds rows (e.g. notifications) in the same transaction."""
+        with Session(self.engine) as s:
+            for data in events:
+                row = s.get(DriftEventRow, data["id"])
+                values = {"canary": data["canary"], "target": data["target"], "signal": data["signal"],
+                          "kind": data["kind"], "state": data["state"], "opened_at": _dt(data["opened_at"]),
+                          "resolved_at": _dt(data.get("resolved_at")), "accepted_at": _dt(data.get("accepted_at")),
+                          "data": data}
+                if row is None:
+                    s.add(DriftEventRow(id=data["id"], **values))
+                else:
+                    for k, v in values.items():
+                        setattr(row, k, v)
+                    s.add(row)
+            if hook is not None:
+                hook(s)
+            s.commit()
+
+    def events(self, *, canary: str | None = None, target: str | None = None, state: str | None = None,
+               limit: int = 500) -> list[dict[str, Any]]:
+        """Return stored events, newest first."""
+        with Session(self.engine) as s:
+            q = select(DriftEventRow)
+            if canary:
+                q = q.where(DriftEventRow.canary == canary)
+            if target:
+                q = q.where(DriftEventRow.target == target)
+            if state:
+                q = q.where(DriftEventRow.state == state)
+            rows = s.exec(q.order_by(col(DriftEventRow.opened_at).desc()).limit(limit)).all()
+            return [dict(r.data) for r in rows]
+
+    def event(self, event_id: str) -> dict[str, Any] | None:
+        with Session(self.engine) as s:
+            row = s.get(DriftEventRow, event_id)
+            return dict(row.data) if row else None
+
+    def save_baseline(self, canary: str, target: str, data: dict[str, Any], *, source: str, note: str = "",
+                      now: datetime | None = None) -> str:
+        """Record a new active baseline for the pair (older ones stay as history)."""
+        bid = new_id()
+        with Session(self.engine) as s:
+            s.exec(update(BaselineRow).where(col(BaselineRow.canary) == canary, col(BaselineRow.target) == target)  # type: ignore[call-overload]
+                   .values(active=False))
+            s.add(BaselineRow(id=bid, canary=canary, target=target, created_at=now or utcnow(), source=source,
+                              note=note, active=True, data=data))
+            s.commit()
+        return bid
+
+    def update_baseline(self, canary: str, target: str, data: dict[str, Any]) -> None:
+        """Replace the active baseline's data (it grows until full), or create it."""
+        with Session(self.engine) as s:
+            row = s.exec(select(BaselineRow).where(BaselineRow.canary == canary, BaselineRow.target == target,
+                                                   col(BaselineRow.active).is_(True))).first()
+            if row is None:
+                s.add(BaselineRow(id=new_id(), canary=canary, target=target, created_at=utcnow(), source="first_n",
+                                  note="", active=True, data=data))
+            else:
+                row.data = data
+                s.add(row)
+            s.commit()
+
+    def baselines(self, *, canary: str | None = None, target: str | None = None,
+                  active_only: bool = True) -> list[dict[str, Any]]:
+        """Return baselines with their metadata: {canary, target, created_at, source, note, active, data}."""
+        with Session(self.engine) as s:
+            q = select(BaselineRow)
+            if canary:
+                q = q.where(BaselineRow.canary == canary)
+            if target:
+                q = q.where(BaselineRow.target == target)
+            if active_only:
+                q = q.where(col(BaselineRow.active).is_(True))
+            rows = s.exec(q.order_by(col(BaselineRow.created_at).desc())).all()
+            return [{"id": r.id, "canary": r.canary, "target": r.target, "created_at": aware(r.created_at), "source": r.source,
+                     "note": r.note, "active": r.active, "data": dict(r.data)} for r in rows]

@@ -1,0 +1,93 @@
+"""Alertmanager: pushed alerts, periodic re-send while firing, resolve with endsAt (also against a real one)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from monitor.alerts import AlertEvent, AlertsConfig, build_alerting
+from monitor.domain import utcnow
+from monitor.store import Store
+from tests.support.prom import start_alertmanager
+from tests.support.receiver import Receiver
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    s = Store(f"sqlite:///{tmp_path / 'a.db'}")
+    s.migrate()
+    yield s
+    s.close()
+
+
+def cfg(url: str) -> AlertsConfig:
+    return AlertsConfig.model_validate({"resend_interval": "1m",
+                                        "sinks": [{"name": "am", "type": "alertmanager", "url": url}]})
+
+
+def drift(kind: str, signal: str, at: datetime, resolved: datetime | None = None) -> AlertEvent:
+    return AlertEvent(kind=kind, canary="kill-python", target="gpt-mini", signal=signal, severity="warning",
+                      event_id=f"ev-{signal}", opened_at=at, resolved_at=resolved,
+                      evidence={"baseline_value": 0.02, "current_value": 0.4, "p_value": 0.0001})
+
+
+async def test_firing_alerts_are_re_sent_and_resolved_ones_are_not(store: Store) -> None:
+    t0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+    now = [t0]
+    with Receiver() as rx:
+        al = build_alerting(cfg(rx.url), store, environ={}, now=lambda: now[0])
+        await al.publish([drift("drift.opened", "refusal_rate", t0), drift("drift.opened", "length", t0)])
+        await al.sender.flush()
+        now[0] = t0 + timedelta(minutes=3)
+        await al.publish([drift("drift.resolved", "length", t0, resolved=now[0])])
+        await al.sender.flush()
+        assert [r.path for r in rx.requests] == ["/api/v2/alerts"] * 3
+        [resolved] = rx.requests[2].json
+        assert resolved["labels"]["signal"] == "length" and resolved["endsAt"] == now[0].isoformat()
+        now[0] = t0 + timedelta(minutes=4)
+        assert await al.sender.refresh() == 1
+        [still] = rx.requests[3].json
+        assert still["labels"] == {"alertname": "LLMMonitorDrift", "canary": "kill-python", "target": "gpt-mini",
+                                   "signal": "refusal_rate", "severity": "warning"}
+        assert still["startsAt"] == t0.isoformat()
+        assert datetime.fromisoformat(still["endsAt"]) == now[0] + timedelta(minutes=4)
+        await al.stop()
+
+
+def _active(am_url: str) -> list[dict]:
+    return httpx.get(am_url + "/api/v2/alerts", params={"active": "true"}, timeout=5).json()
+
+
+def _wait(pred, timeout: float = 15.0):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = pred()
+        if got:
+            return got
+        time.sleep(0.1)
+    raise TimeoutError("condition not met")
+
+
+@pytest.mark.slow
+async def test_against_a_real_alertmanager(tmp_path: Path, store: Store) -> None:
+    conf = "route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n"
+    with start_alertmanager(tmp_path, conf) as am:
+        al = build_alerting(cfg(am.url), store, environ={})
+        opened = utcnow() - timedelta(seconds=30)
+        await al.publish([drift("drift.opened", "refusal_rate", opened)])
+        assert (await al.sender.flush()).delivered == 1
+        [a] = _wait(lambda: _active(am.url))
+        assert a["labels"]["alertname"] == "LLMMonitorDrift" and a["labels"]["signal"] == "refusal_rate"
+        assert a["status"]["state"] == "active" and a["generatorURL"].endswith("/api/drift/ev-refusal_rate")
+        assert await al.sender.refresh() == 1
+        assert len(_active(am.url)) == 1  # re-sending the same labels keeps one alert
+        await al.publish([drift("drift.resolved", "refusal_rate", opened, resolved=utcnow())])
+        assert (await al.sender.flush()).delivered == 1
+        _wait(lambda: _active(am.url) == [])
+        assert await al.sender.refresh() == 0
+        await al.stop()

@@ -1,0 +1,242 @@
+"""The sender against a real receiver on loopback: retries, Retry-After, outages, 410, metrics, secrets."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from sqlalchemy import text
+
+from monitor.alerts import AlertEvent, AlertsConfig, build_alerting
+from monitor.alerts.events import DEAD, DELIVERED, FAILED
+from monitor.store import Store
+from monitor.telemetry.metrics import Metrics
+from tests.support.receiver import Receiver
+
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = datetime.now(UTC).replace(microsecond=0)
+
+    def __call__(self) -> datetime:
+        return self.t
+
+    def advance(self, seconds: float) -> None:
+        self.t += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def rx(clock: Clock) -> Iterator[Receiver]:
+    with Receiver(secret=SECRET, now=lambda: clock().timestamp()) as r:
+        yield r
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    s = Store(f"sqlite:///{tmp_path / 'a.db'}")
+    s.migrate()
+    yield s
+    s.close()
+
+
+def config(url: str, **extra: object) -> AlertsConfig:
+    return AlertsConfig.model_validate({
+        "retry": {"initial": "10s", "max": "10m", "give_up_after": "1h"},
+        "sinks": [{"name": "hook", "type": "webhook", "url": url + "/hook", "secret_env": "HOOK_SECRET"}],
+        **extra})
+
+
+def event(i: int = 0, kind: str = "drift.opened") -> AlertEvent:
+    return AlertEvent(kind=kind, canary=f"c{i}", target="t", signal="refusal_rate", event_id=f"e{i}",
+                      evidence={"baseline_value": 0.1, "current_value": 0.5})
+
+
+def build(store: Store, cfg: AlertsConfig, clock: Clock, env: dict | None = None, registry=None):  # type: ignore[no-untyped-def]
+    metrics = Metrics(registry) if registry is not None else None
+    return build_alerting(cfg, store, environ=env or {"HOOK_SECRET": SECRET}, metrics=metrics, now=clock,
+                          rand=lambda: 1.0)
+
+
+async def test_signed_delivery_round_trip(store: Store, clock: Clock, rx: Receiver) -> None:
+    al = build(store, config(rx.url), clock)
+    [n] = await al.publish([event()])
+    res = await al.sender.flush()
+    assert res.delivered == 1
+    [got] = rx.delivered
+    assert got.verify_error == "" and got.message_id == n.message_id and got.path == "/hook"
+    assert got.json["type"] == "drift.opened" and got.json["data"]["evidence"]["current_value"] == 0.5
+    stored = al.outbox.get(n.id)
+    assert stored and stored.status == DELIVERED
+    await al.stop()
+
+
+async def test_a_wrong_secret_is_rejected_and_retried(store: Store, clock: Clock, rx: Receiver) -> None:
+    al = build(store, config(rx.url), clock, env={"HOOK_SECRET": "whsec_" + "QUJD" * 8})
+    await al.publish([event()])
+    res = await al.sender.flush()
+    assert res.retried == 1 and rx.requests[0].status == 401
+    assert rx.requests[0].verify_error == "no matching signature"
+    await al.stop()
+
+
+async def test_retries_with_exponential_backoff_until_the_receiver_recovers(
+        store: Store, clock: Clock, rx: Receiver) -> None:
+    al = build(store, config(rx.url), clock)
+    [n] = await al.publish([event()])
+    rx.fail(503, times=3)
+    delays = []
+    for _ in range(3):
+        start = clock()
+        assert (await al.sender.flush()).retried == 1
+        row = al.outbox.get(n.id)
+        assert row and row.status == FAILED and row.last_error.startswith("HTTP 503")
+        delays.append((row.next_attempt_at - start).total_seconds())
+        assert (await al.sender.flush()).retried == 0  # not due yet
+        clock.t = row.next_attempt_at
+    assert delays == [10, 20, 40]  # full jitter with rand()=1.0 hits the ceiling: initial * 2**attempt
+    assert (await al.sender.flush()).delivered == 1
+    assert [r.status for r in rx.requests] == [503, 503, 503, 200]
+    assert {r.message_id for r in rx.requests} == {n.message_id}
+    await al.stop()
+
+
+async def test_retry_after_is_honoured_on_429_and_503(store: Store, clock: Clock, rx: Receiver) -> None:
+    al = build(store, config(rx.url), clock)
+    [n] = await al.publish([event()])
+    rx.fail(429, times=1, retry_after="120")
+    await al.sender.flush()
+    row = al.outbox.get(n.id)
+    assert row and (row.next_attempt_at - clock()).total_seconds() == 120
+    clock.advance(120)
+    http_date = (clock() + timedelta(seconds=300)).strftime("%a, %d %b %Y %H:%M:%S GMT")
+    rx.fail(503, times=1, retry_after=http_date)
+    await al.sender.flush()
+    row = al.outbox.get(n.id)
+    assert row and (row.next_attempt_at - clock()).total_seconds() == 300
+    await al.stop()
+
+
+async def test_receiver_down_then_back_loses_nothing(store: Store, clock: Clock, rx: Receiver) -> None:
+    registry = CollectorRegistry()
+    al = build(store, config(rx.url), clock, registry=registry)
+    rx.stop()
+    sent = await al.publish([event(i) for i in range(6)])
+    for _ in range(3):  # down for three rounds of retries
+        res = await al.sender.flush()
+        assert res.retried == 6
+        clock.advance(600)
+    assert registry.get_sample_value("llm_monitor_notifications_pending") == 6
+    assert registry.get_sample_value("llm_monitor_notification_failures_total", {"sink": "hook"}) == 18
+    rx.start()
+    rx.fail(500, times=2)  # the first two are processed but the answer is lost: they will come again
+    await al.sender.flush()
+    clock.advance(600)
+    await al.sender.flush()
+    assert {r.message_id for r in rx.delivered} == {n.message_id for n in sent}
+    ids = [r.message_id for r in rx.requests]
+    assert len(ids) == 8 and len(set(ids)) == 6  # duplicates carry the same message id
+    assert registry.get_sample_value("llm_monitor_notifications_pending") == 0
+    assert registry.get_sample_value("llm_monitor_notifications_sent_total", {"sink": "hook"}) == 6
+    await al.stop()
+
+
+async def test_410_disables_the_endpoint(store: Store, clock: Clock, rx: Receiver,
+                                         caplog: pytest.LogCaptureFixture) -> None:
+    al = build(store, config(rx.url), clock)
+    [first] = await al.publish([event(1)])
+    rx.fail(410, times=1)
+    assert (await al.sender.flush()).dead == 1
+    assert "410 Gone" in caplog.text
+    [second] = await al.publish([event(2)])
+    assert (await al.sender.flush()).dead == 1
+    assert len(rx.requests) == 1  # nothing more was sent to the gone endpoint
+    s1, s2 = al.outbox.get(first.id), al.outbox.get(second.id)
+    assert s1 and s1.status == DEAD and s2 and s2.status == DEAD and "410" in (s2.last_error or "")
+    await al.stop()
+
+
+async def test_gives_up_after_the_configured_age(store: Store, clock: Clock, rx: Receiver) -> None:
+    al = build(store, config(rx.url), clock)
+    [n] = await al.publish([event()])
+    rx.fail(500)
+    for _ in range(20):
+        await al.sender.flush()
+        clock.advance(600)
+    row = al.outbox.get(n.id)
+    assert row and row.status == DEAD and row.last_error.startswith("gave up after")
+    await al.stop()
+
+
+async def test_background_task_delivers_and_stops(store: Store, clock: Clock, rx: Receiver) -> None:
+    al = build(store, config(rx.url), clock)
+    await al.start()
+    await al.publish([event(i) for i in range(3)])
+    import asyncio
+
+    for _ in range(200):
+        if len(rx.delivered) == 3:
+            break
+        await asyncio.sleep(0.02)
+    assert len(rx.delivered) == 3
+    await al.stop()
+
+
+async def test_enqueue_inside_the_callers_transaction(store: Store, clock: Clock, rx: Receiver) -> None:
+    from sqlmodel import Session
+
+    al = build(store, config(rx.url), clock)
+    with Session(store.engine) as s:
+        al.enqueue(s, [event(1)])
+        s.rollback()  # the drift event's transaction failed: no notification either
+    with Session(store.engine) as s:
+        al.enqueue(s, [event(2)])
+        s.commit()
+    assert (await al.sender.flush()).delivered == 1
+    assert rx.delivered[0].json["data"]["canary"] == "c2"
+    await al.stop()
+
+
+async def test_secrets_never_reach_the_store_logs_or_metrics(
+        store: Store, clock: Clock, rx: Receiver, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    slack_path = "/services/T0000/B0000/XXsekretXXtokenXX"
+    plain = Receiver().start()  # Slack and PagerDuty requests are not Standard-Webhooks signed
+    cfg = AlertsConfig.model_validate({"sinks": [
+        {"name": "hook", "type": "webhook", "url": rx.url + "/hook", "secret_env": "HOOK_SECRET"},
+        {"name": "chat", "type": "slack", "url_env": "SLACK_URL"},
+        {"name": "pd", "type": "pagerduty", "routing_key_env": "PD_KEY", "url": plain.url + "/pd"}]})
+    env = {"HOOK_SECRET": SECRET, "SLACK_URL": plain.url + slack_path, "PD_KEY": "PDKEYsekret0123"}
+    registry = CollectorRegistry()
+    al = build(store, cfg, clock, env=env, registry=registry)
+    await al.publish([event(1)])
+    rx.fail(500, times=1)
+    plain.fail(500, times=2)
+    await al.sender.flush()
+    plain.stop()  # connection errors too
+    clock.advance(3600)
+    await al.sender.flush()
+    plain.start()
+    clock.advance(3600)
+    await al.sender.flush()
+    plain.stop()
+    assert {r.path for r in rx.delivered + plain.delivered} == {"/hook", slack_path, "/pd"}
+    [pd] = [r for r in plain.delivered if r.path == "/pd"]
+    assert pd.json["routing_key"] == "PDKEYsekret0123"  # it is used on the wire, and only there
+    with store.engine.connect() as conn:
+        dump = json.dumps([list(r) for r in conn.execute(text("SELECT * FROM notifications"))], default=str)
+    exposed = dump + caplog.text + generate_latest(registry).decode()
+    for secret in (SECRET, SECRET.removeprefix("whsec_"), "XXsekretXXtokenXX", "PDKEYsekret0123"):
+        assert secret not in exposed
+    await al.stop()

@@ -1,0 +1,142 @@
+"""Contract tests for the outbox repository, run against SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from sqlmodel import Session
+
+from monitor.alerts.events import DEAD, DELIVERED, FAILED, PENDING, Notification
+from monitor.alerts.outbox import Outbox, enqueue
+from monitor.store import Store
+
+T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def note(sink: str = "hook", kind: str = "drift.opened", group: str = "c/t", signal: str = "refusal",
+         at: datetime = T0, **payload: object) -> Notification:
+    return Notification(id=uuid.uuid4().hex, message_id=f"msg_{uuid.uuid4().hex}", sink=sink, kind=kind,
+                        group_key=group, signal=signal, payload={"summary": "s", **payload}, created_at=at,
+                        next_attempt_at=at)
+
+
+def test_enqueue_joins_the_callers_transaction(store: Store) -> None:
+    ob = Outbox(store.engine)
+    with Session(store.engine) as s:
+        enqueue(s, [note()])
+        s.rollback()
+    assert ob.pending_count() == 0
+    with Session(store.engine) as s:
+        ids = enqueue(s, [note(), note(sink="slack")])
+        s.commit()
+    assert ob.pending_count() == 2
+    assert {n.id for n in ob.list_pending()} == set(ids)
+
+
+def test_round_trip_keeps_payload_and_times(store: Store) -> None:
+    ob = Outbox(store.engine)
+    n = note(evidence={"p_value": 0.001, "diff": "- a\n+ b"})
+    ob.add([n])
+    got = ob.get(n.id)
+    assert got is not None
+    assert got.payload == n.payload and got.message_id == n.message_id
+    assert got.created_at == T0 and got.status == PENDING and got.attempts == 0
+
+
+def test_due_claims_with_a_lease(store: Store) -> None:
+    ob = Outbox(store.engine)
+    ob.add([note(group=f"c/t{i}") for i in range(3)])
+    assert ob.due(T0 - timedelta(seconds=1)) == []
+    first = ob.due(T0, limit=2, lease=60)
+    assert len(first) == 2
+    rest = ob.due(T0, lease=60)
+    assert len(rest) == 1 and rest[0].id not in {n.id for n in first}
+    assert ob.due(T0 + timedelta(seconds=30)) == []
+    again = ob.due(T0 + timedelta(seconds=61))  # the lease ran out (a crashed sender): due again
+    assert len(again) == 3
+
+
+def test_marks_and_counts(store: Store) -> None:
+    ob = Outbox(store.engine)
+    a, b, c = note(group="g/a"), note(group="g/b"), note(group="g/c")
+    ob.add([a, b, c])
+    ob.mark_delivered(a.id, T0)
+    ob.mark_retry(b.id, T0 + timedelta(minutes=5), "HTTP 503")
+    ob.mark_dead(c.id, "HTTP 410")
+    ga, gb, gc = ob.get(a.id), ob.get(b.id), ob.get(c.id)
+    assert ga and ga.status == DELIVERED and ga.delivered_at == T0 and ga.attempts == 1
+    assert gb and gb.status == FAILED and gb.last_error == "HTTP 503" and gb.attempts == 1
+    assert gb.next_attempt_at == T0 + timedelta(minutes=5)
+    assert gc and gc.status == DEAD
+    assert ob.pending_count() == 1
+    assert [n.id for n in ob.list_pending()] == [b.id]
+    assert ob.due(T0 + timedelta(minutes=4)) == []
+    assert [n.id for n in ob.due(T0 + timedelta(minutes=5))] == [b.id]
+
+
+def test_a_resolve_never_overtakes_its_firing_message(store: Store) -> None:
+    ob = Outbox(store.engine)
+    opened = note(kind="drift.opened", at=T0)
+    resolved = note(kind="drift.resolved", at=T0 + timedelta(seconds=1))
+    other = note(group="c/other", at=T0 + timedelta(seconds=1))
+    ob.add([opened, resolved, other])
+    now = T0 + timedelta(seconds=2)
+    assert {n.id for n in ob.due(now)} == {opened.id, other.id}
+    ob.mark_retry(opened.id, now + timedelta(seconds=10), "HTTP 503")
+    assert ob.due(now + timedelta(seconds=5)) == []  # the resolve waits behind the backing-off firing message
+    assert [n.id for n in ob.due(now + timedelta(seconds=10))] == [opened.id]
+    ob.mark_delivered(opened.id, now)
+    assert [n.id for n in ob.due(now + timedelta(seconds=10))] == [resolved.id]
+
+
+def test_concurrent_claims_never_hand_out_a_row_twice(store: Store) -> None:
+    ob = Outbox(store.engine)
+    ob.add([note(group=f"c/t{i}") for i in range(40)])
+    barrier = threading.Barrier(4)
+    got: list[list[str]] = []
+
+    def claim() -> None:
+        barrier.wait()
+        got.append([n.id for n in ob.due(T0, limit=15)])
+
+    threads = [threading.Thread(target=claim) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    ids = [i for batch in got for i in batch]
+    assert len(ids) == len(set(ids))
+    assert len(ids) + len(ob.due(T0, limit=100)) == 40
+
+
+def test_firing_state_per_sink(store: Store) -> None:
+    ob = Outbox(store.engine)
+    a_open = note(sink="am", signal="refusal", at=T0)
+    a_done = note(sink="am", kind="drift.resolved", signal="refusal", at=T0 + timedelta(minutes=1))
+    b_open = note(sink="am", signal="length", at=T0)
+    c_open = note(sink="am", signal="tone", at=T0)  # not delivered yet: the sender will send it anyway
+    ob.add([a_open, a_done, b_open, c_open])
+    for n in (a_open, a_done, b_open):
+        ob.mark_delivered(n.id, T0)
+    assert [n.id for n in ob.firing("am")] == [b_open.id]
+    assert ob.firing("other") == []
+    last = ob.last_firing(T0 - timedelta(hours=1))
+    assert last[("am", "c/t", "refusal")] == (T0, False)
+    assert last[("am", "c/t", "length")] == (T0, True)
+
+
+def test_prune_keeps_the_latest_state_of_each_alert(store: Store) -> None:
+    ob = Outbox(store.engine)
+    old_open = note(sink="am", signal="refusal", at=T0)
+    old_info = note(sink="am", kind="model.changed", signal="model", at=T0)
+    long_open = note(sink="am", signal="length", at=T0)
+    newer = note(sink="am", kind="drift.resolved", signal="refusal", at=T0 + timedelta(days=2))
+    waiting = note(sink="am", kind="test", signal="x", at=T0)
+    ob.add([old_open, old_info, long_open, newer, waiting])
+    for n in (old_open, old_info, long_open, newer):
+        ob.mark_delivered(n.id, T0)
+    assert ob.prune(T0 + timedelta(days=1)) == 2
+    left = {n.id for n in ob.query(limit=100)}
+    assert left == {long_open.id, newer.id, waiting.id}

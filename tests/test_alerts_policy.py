@@ -1,0 +1,101 @@
+"""Routing, grouping, cooldown and resolve rules (pure: time passed in)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from monitor.alerts.config import AlertsConfig
+from monitor.alerts.events import AlertEvent
+from monitor.alerts.policy import Policy, plan, route
+
+T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def cfg(**extra: object) -> AlertsConfig:
+    return AlertsConfig.model_validate({
+        "cooldown": "30m", "external_url": "https://monitor.example.com",
+        "sinks": [{"name": "hook", "type": "webhook", "url": "http://127.0.0.1:1/h"},
+                  {"name": "chat", "type": "slack", "url_env": "SLACK_URL"},
+                  {"name": "am", "type": "alertmanager", "url": "http://127.0.0.1:2"}],
+        **extra})
+
+
+def ev(kind: str = "drift.opened", **kw: object) -> AlertEvent:
+    base: dict = {"canary": "kill-python", "target": "gpt-mini", "signal": "refusal_rate", "severity": "warning",
+                  "event_id": "e1", "opened_at": T0, "tags": ("over-refusal",),
+                  "evidence": {"baseline_value": 0.02, "current_value": 0.4, "p_value": 1e-5}}
+    base.update(kw)
+    return AlertEvent(kind=kind, **base)
+
+
+def test_no_routes_sends_everything_everywhere() -> None:
+    assert route(ev(), cfg()) == ["hook", "chat", "am"]
+
+
+def test_routes_match_severity_kind_target_tags_and_add_up() -> None:
+    c = cfg(routes=[
+        {"match": {"severity": "critical"}, "sinks": ["am"]},
+        {"match": {"kind": "drift.*", "tags": ["over-refusal"]}, "sinks": ["chat"]},
+        {"match": {"target": "claude-*", "canary": ["x", "y"]}, "sinks": ["hook"]},
+    ])
+    assert route(ev(), c) == ["chat"]
+    assert route(ev(severity="critical"), c) == ["chat", "am"]
+    assert route(ev(kind="model.changed", tags=()), c) == []
+    assert route(ev(target="claude-haiku", canary="y", tags=()), c) == ["hook"]
+
+
+def test_payload_carries_evidence_and_api_link() -> None:
+    [n, *_] = plan(ev(), cfg(), T0, {}).notifications
+    p = n.payload
+    assert p["link"] == "https://monitor.example.com/api/drift/e1"
+    assert p["evidence"]["p_value"] == 1e-5 and p["status"] == "firing"
+    assert n.group_key == "kill-python/gpt-mini" and n.signal == "refusal_rate"
+    assert "0.02 -> 0.4" in p["summary"]
+
+
+def test_message_ids_are_stable_per_event_and_sink() -> None:
+    a = plan(ev(), cfg(), T0, {}).notifications
+    b = plan(ev(), cfg(), T0, {}).notifications
+    assert [n.message_id for n in a] == [n.message_id for n in b]
+    assert len({n.message_id for n in a}) == 3
+
+
+def test_cooldown_suppresses_repeat_firing_for_push_sinks_only() -> None:
+    pol = Policy(cfg())
+    first = pol.notifications(ev(event_id="e1"), T0)
+    assert {n.sink for n in first} == {"hook", "chat", "am"}
+    pol.notifications(ev("drift.resolved", event_id="e1"), T0 + timedelta(minutes=5))
+    again = pol.notifications(ev(event_id="e2"), T0 + timedelta(minutes=10))
+    assert {n.sink for n in again} == {"am"}  # Alertmanager de-duplicates itself and needs every state change
+    # the resolve of a suppressed firing message is suppressed too: those receivers already saw "resolved"
+    resolved = pol.notifications(ev("drift.resolved", event_id="e2"), T0 + timedelta(minutes=15))
+    assert {n.sink for n in resolved} == {"am"}
+    later = pol.notifications(ev(event_id="e3"), T0 + timedelta(minutes=31))
+    assert {n.sink for n in later} == {"hook", "chat", "am"}
+
+
+def test_cooldown_is_per_group_and_signal() -> None:
+    pol = Policy(cfg())
+    pol.notifications(ev(), T0)
+    assert len(pol.notifications(ev(signal="length", event_id="e9"), T0)) == 3
+    assert len(pol.notifications(ev(target="claude", event_id="e8"), T0)) == 3
+
+
+def test_resolve_follows_a_sent_firing_message() -> None:
+    pol = Policy(cfg())
+    pol.notifications(ev(), T0)
+    out = pol.notifications(ev("drift.resolved", resolved_at=T0 + timedelta(minutes=3)), T0 + timedelta(minutes=3))
+    assert {n.sink for n in out} == {"hook", "chat", "am"}
+    assert out[0].payload["status"] == "resolved"
+
+
+def test_seeded_memory_survives_a_restart() -> None:
+    pol = Policy(cfg())
+    pol.seed({("hook", "kill-python/gpt-mini", "refusal_rate"): (T0, True)})
+    assert {n.sink for n in pol.notifications(ev(event_id="e5"), T0 + timedelta(minutes=1))} == {"chat", "am"}
+
+
+def test_test_events_ignore_cooldown() -> None:
+    pol = Policy(cfg())
+    for _ in range(3):
+        assert len(pol.notifications(ev("test", event_id=""), T0)) == 3

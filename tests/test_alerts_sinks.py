@@ -1,0 +1,101 @@
+"""What each sink puts on the wire (rendering is pure), and the Standard Webhooks signature."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from monitor.alerts.config import AlertsConfig
+from monitor.alerts.events import AlertEvent
+from monitor.alerts.policy import plan
+from monitor.alerts.signing import sign
+from monitor.alerts.sinks import build_sinks
+from monitor.errors import SecretError
+from tests.support.receiver import verify
+
+T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+ENV = {"HOOK_SECRET": SECRET, "SLACK_URL": "https://hooks.slack.com/services/T0/B0/sekret", "PD_KEY": "R0UTINGKEY0"}
+CFG = AlertsConfig.model_validate({
+    "resend_interval": "1m",
+    "sinks": [{"name": "hook", "type": "webhook", "url": "http://127.0.0.1:9/h", "secret_env": "HOOK_SECRET"},
+              {"name": "chat", "type": "slack", "url_env": "SLACK_URL"},
+              {"name": "am", "type": "alertmanager", "url": "http://127.0.0.1:9/"},
+              {"name": "pd", "type": "pagerduty", "routing_key_env": "PD_KEY", "url": "http://127.0.0.1:9/pd"}]})
+
+
+def notes(kind: str = "drift.opened", **kw: object) -> dict:
+    e = AlertEvent(kind=kind, canary="c1", target="t1", signal="refusal_rate", severity="critical", event_id="e1",
+                   opened_at=T0, evidence={"baseline_value": 0.02, "current_value": 0.4, "p_value": 1e-5,
+                                           "baseline_n": 200, "current_n": 40, "diff": "- ok <b>\n+ sorry"}, **kw)
+    return {n.sink: n for n in plan(e, CFG, T0, {}).notifications}
+
+
+def test_standard_webhooks_test_vector() -> None:
+    assert sign(SECRET, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, b'{"test": 2432232314}') == \
+        "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+
+
+def test_webhook_body_and_headers_verify() -> None:
+    n = notes()["hook"]
+    req = build_sinks(CFG, ENV)["hook"].render(n, T0)
+    body = json.loads(req.body)
+    assert body == {"type": "drift.opened", "timestamp": T0.isoformat(), "data": n.payload}
+    assert req.headers["webhook-id"] == n.message_id
+    assert req.headers["webhook-timestamp"] == str(int(T0.timestamp()))
+    assert verify(SECRET, req.headers, req.body, T0.timestamp()) == ""
+    assert verify(SECRET, req.headers, req.body + b" ", T0.timestamp()) == "no matching signature"
+    assert verify(SECRET, req.headers, req.body, T0.timestamp() + 301) == "timestamp outside tolerance"
+    later = build_sinks(CFG, ENV)["hook"].render(n, T0 + timedelta(minutes=7))
+    assert later.body == req.body and later.headers["webhook-id"] == n.message_id  # a retry: same id, same bytes
+
+
+def test_slack_message() -> None:
+    body = json.loads(build_sinks(CFG, ENV)["chat"].render(notes()["chat"], T0).body)
+    assert body["text"].startswith(":rotating_light: [critical] c1@t1: drift detected in refusal_rate")
+    kinds = [b["type"] for b in body["blocks"]]
+    assert kinds == ["section", "section", "section", "section", "context"]
+    assert "&lt;b&gt;" in body["blocks"][3]["text"]["text"]  # Slack mrkdwn escaped
+    assert "/api/drift/e1" in body["blocks"][4]["elements"][0]["text"]
+
+
+def test_alertmanager_alert_shape_and_resolve() -> None:
+    am = build_sinks(CFG, ENV)["am"]
+    fire = am.render(notes()["am"], T0 + timedelta(seconds=5))
+    assert fire.url == "http://127.0.0.1:9/api/v2/alerts"
+    [a] = json.loads(fire.body)
+    assert a["labels"] == {"alertname": "LLMMonitorDrift", "canary": "c1", "target": "t1",
+                           "signal": "refusal_rate", "severity": "critical"}
+    assert a["startsAt"] == T0.isoformat()
+    assert datetime.fromisoformat(a["endsAt"]) == T0 + timedelta(seconds=5, minutes=4)  # valid 4 resend intervals
+    assert a["generatorURL"] == "http://127.0.0.1:9464/api/drift/e1"
+    assert a["annotations"]["description"].startswith("baseline_value=0.02, current_value=0.4")
+    end = T0 + timedelta(minutes=9)
+    [r] = json.loads(am.render(notes("drift.resolved", resolved_at=end)["am"], T0 + timedelta(minutes=10)).body)
+    assert r["labels"] == a["labels"] and r["endsAt"] == end.isoformat()
+
+
+def test_pagerduty_trigger_and_resolve_share_a_dedup_key() -> None:
+    pd = build_sinks(CFG, ENV)["pd"]
+    t = json.loads(pd.render(notes()["pd"], T0).body)
+    r = json.loads(pd.render(notes("drift.resolved")["pd"], T0).body)
+    assert t["event_action"] == "trigger" and r["event_action"] == "resolve"
+    assert t["dedup_key"] == r["dedup_key"] == "llm-monitor/c1/t1/refusal_rate"
+    assert t["routing_key"] == "R0UTINGKEY0" and t["payload"]["severity"] == "critical"
+    assert "R0UTINGKEY0" not in json.dumps(notes()["pd"].payload)
+
+
+def test_missing_secrets_are_named() -> None:
+    with pytest.raises(SecretError, match="environment variable SLACK_URL .named by url_env. is not set"):
+        build_sinks(CFG, {k: v for k, v in ENV.items() if k != "SLACK_URL"})
+    with pytest.raises(SecretError, match="signing secret must be base64"):
+        build_sinks(CFG, {**ENV, "HOOK_SECRET": "whsec_not base64!"})
+
+
+def test_sinks_do_not_show_secrets() -> None:
+    sinks = build_sinks(CFG, ENV)
+    assert "sekret" not in repr(sinks) and "R0UTINGKEY0" not in repr(sinks)
+    assert sinks["chat"].redact("POST https://hooks.slack.com/services/T0/B0/sekret failed") == \
+        "POST <redacted> failed"

@@ -1,0 +1,162 @@
+"""Unit tests of the streaming drift engine on simulated streams (deterministic seeds)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from drift_power import Sim  # noqa: E402
+
+from monitor.drift import Baseline, DriftEngine, DriftEvent, DumpError, compute_signals, load_dump  # noqa: E402
+from monitor.drift.cusum import arl_int, known_chart, llr_steps, threshold  # noqa: E402
+
+
+def _feed(eng: DriftEngine, sim: Sim, n: int) -> list:
+    out = []
+    for _ in range(n):
+        out += eng.observe(sim.next())
+    return out
+
+
+def test_cusum_threshold_is_the_smallest_meeting_its_arl() -> None:
+    ch = known_chart(0.05, 0.17, 1000.0)
+    assert ch.arl(0.05) >= 1000.0 > arl_int(0.05, ch.m, ch.r, ch.h - 1)
+    up, down = llr_steps(0.05, 0.17)
+    assert ch.m / ch.r == pytest.approx(up / abs(down), rel=0.015)
+    assert threshold(0.05, 0.17, 1000.0) == pytest.approx(ch.h * ch.unit)
+
+
+def test_banded_arl_agrees_with_a_dense_markov_solve() -> None:
+    p, m, r, h = 0.07, 5, 2, 40
+    q = np.zeros((h, h))
+    for i in range(h):
+        if i + m < h:
+            q[i, i + m] += p
+        q[i, max(i - r, 0)] += 1 - p
+    dense = np.linalg.solve(np.eye(h) - q, np.ones(h))[0]
+    assert arl_int(p, m, r, h) == pytest.approx(dense, rel=1e-9)
+
+
+def test_refusal_rise_opens_one_event_with_change_point_and_evidence() -> None:
+    eng = DriftEngine()
+    sim = Sim(1, refusal=0.05)
+    assert not [u for u in _feed(eng, sim, 300) if u.action == "opened"]
+    sim.refusal = 0.5
+    opened = [u.event for u in _feed(eng, sim, 150) if u.action == "opened" and u.event.signal == "refused"]
+    assert len(opened) == 1
+    ev = opened[0]
+    assert ev.kind == "behaviour" and ev.test == "bernoulli_cusum" and ev.current_value > ev.baseline_value
+    assert int(ev.first_obs_id.split("-")[1]) >= 280  # change point estimated near observation 300
+    assert "I'm sorry" in ev.evidence["current_completion"]
+    assert DriftEvent.from_json(json.loads(json.dumps(ev.to_json()))) == ev
+
+
+def test_model_change_is_its_own_kind_and_accept_makes_it_the_baseline() -> None:
+    eng = DriftEngine()
+    sim = Sim(2)
+    _feed(eng, sim, 60)
+    sim.model = "m-2"
+    ups = _feed(eng, sim, 1)
+    assert [(u.action, u.event.kind, u.event.signal) for u in ups] == [("opened", "model", "response_model")]
+    acc = eng.accept("c", "t", note="planned upgrade")
+    assert [u.event.state for u in acc] == ["accepted"]
+    assert not [u for u in _feed(eng, sim, 80) if u.event.signal == "response_model"]
+    assert eng.baseline("c", "t").source == "accepted" and "m-2" in eng.baseline("c", "t").identity["response_model"]
+
+
+def test_failed_calls_feed_only_error_signals() -> None:
+    from monitor.domain import CallResult, ErrorType, Observation
+
+    obs = Observation("c", "t", "p", "m", Sim(0).next().started_at, CallResult(error_type=ErrorType.RATE_LIMITED))
+    assert compute_signals(obs) == {"error": True, "error_type": "rate_limited"}
+
+
+def test_rebuild_gives_same_events_and_baseline_round_trips() -> None:
+    def run() -> tuple[DriftEngine, list[str]]:
+        eng, sim = DriftEngine(), Sim(3, refusal=0.05)
+        _feed(eng, sim, 200)
+        sim.refusal = 0.6
+        return eng, [u.event.id for u in _feed(eng, sim, 100)]
+
+    (eng, a), (_, b) = run(), run()
+    assert a == b and a
+    base = eng.baseline("c", "t")
+    again = Baseline.from_json(json.loads(json.dumps(base.to_json())))
+    assert again.to_json() == base.to_json() and again.similarity_texts() == base.similarity_texts()
+    assert eng.state("c", "t")["open"]
+    eng.reset("c", "t")
+    assert not eng.state("c", "t")["baseline"]["ready"] and not eng.events(state="open")
+
+
+def test_load_dump_names_file_line_and_field(tmp_path: Path) -> None:
+    p = tmp_path / "a.jsonl"
+    p.write_text('{"canary": "c", "target": "t", "text": "hi"}\n{"canary": "c", "target": "t", "text": 3}\n')
+    with pytest.raises(DumpError, match=r"a\.jsonl:2: field 'text': expected a string"):
+        load_dump(p)
+    p.write_text('{"canary": "c", "target": "t", "text": "x", "checks": {"ok": "yes"}}\n')
+    with pytest.raises(DumpError, match=r"a\.jsonl:1: field 'checks.ok'"):
+        load_dump(p)
+    p.write_text("{not json\n")
+    with pytest.raises(DumpError, match=r"a\.jsonl:1: invalid JSON"):
+        load_dump(p)
+
+
+def test_rate_chart_keeps_its_false_alarm_share_with_an_estimated_reference() -> None:
+    from scipy.stats import binom
+
+    from monitor.drift.cusum import rate_chart
+
+    arl0, n, p = 4e5, 100, 0.05
+    fa = 0.0
+    for k in range(n + 1):
+        ch = rate_chart(k, n, 0.9, 4.0, 0.02, arl0)
+        fa += 0.0 if ch is None else binom.pmf(k, n, p) / ch.arl(p)  # exact, averaged over the estimate
+    assert fa <= 1 / arl0
+
+
+def test_length_shift_opens_a_rank_cusum_event() -> None:
+    eng, sim = DriftEngine(), Sim(4)
+    assert not [u for u in _feed(eng, sim, 300) if u.action == "opened"]
+    sim.mean_len *= 1.6
+    opened = [u.event for u in _feed(eng, sim, 150) if u.action == "opened"]
+    ev = next(e for e in opened if e.signal in ("output_chars", "output_tokens"))
+    assert ev.test in ("rank_cusum", "mann_whitney+ks") and ev.current_value > ev.baseline_value
+
+
+def test_reference_does_not_absorb_a_change_before_it_is_detected() -> None:
+    eng, sim = DriftEngine(), Sim(5, refusal=0.05)
+    _feed(eng, sim, 500)
+    sim.refusal = 0.15
+    for _ in range(400):
+        if [u for u in eng.observe(sim.next()) if u.action == "opened" and u.event.signal == "refused"]:
+            break
+    k, n = eng.baseline("c", "t").rate("refused")
+    assert k / n < 0.08  # the reference is still the pre-change rate
+
+
+def test_restored_rate_event_resolves_with_its_stored_chart() -> None:
+    eng, sim = DriftEngine(), Sim(6, refusal=0.05)
+    _feed(eng, sim, 300)
+    sim.refusal = 0.6
+    ev = next(u.event for u in _feed(eng, sim, 100) if u.action == "opened" and u.event.signal == "refused")
+    again = DriftEngine()
+    again.set_baseline(Baseline.from_json(eng.baseline("c", "t").to_json()))
+    again.restore_events([DriftEvent.from_json(ev.to_json())])
+    sim.refusal = 0.05
+    assert [u for u in _feed(again, sim, 600) if u.action == "resolved" and u.event.id == ev.id]
+
+
+def test_mmd_decision_near_its_level_is_an_exact_permutation_test() -> None:
+    from monitor.drift.mmd import features, mmd_test
+
+    a = [features(f"the answer is {i % 3}") for i in range(20)]
+    b = [features(f"a different reply number {i % 4}") for i in range(20)]
+    r = mmd_test(a, b, permutations=100, alpha=1e-3)
+    assert r.p_value == r.p_permutation and r.p_value <= 1e-3  # confirmed by 2,000 relabellings
+    same = mmd_test(a[:10], a[10:], permutations=100, alpha=1e-3)
+    assert same.p_value > 0.05
