@@ -38,7 +38,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--scenario", help="scenario YAML (default: the built-in demo scenario)")
     p = sub.add_parser("demo", help="zero set-up: simulator + daemon + SQLite in a temp folder")
     p.add_argument("--port", type=int, default=0, help="port for /metrics (default: a free one)")
-    p.add_argument("--interval", default="10s", help="how often each demo canary runs (default: %(default)s)")
+    p.add_argument("--interval", default="5s", help="how often each demo canary runs (default: %(default)s)")
     p.add_argument("--duration", default=None, help="stop after this long (e.g. 3m); default: until Ctrl-C")
     p = sub.add_parser("drift", help="list drift events")
     _config_arg(p)

@@ -50,24 +50,15 @@ PROBES = {
 
 
 def llm_monitor_command() -> Path:
-    """Return the llm-monitor console script of this venv, or skip when it does not exist yet."""
-    script = Path(sys.executable).parent / "llm-monitor"
-    if not script.exists():
-        pytest.skip(f"{script} does not exist yet (the daemon is not installed in .venv)")
-    return script
+    """Return the llm-monitor console script of this venv."""
+    return Path(sys.executable).parent / "llm-monitor"
 
 
 def sim_server():  # type: ignore[no-untyped-def]
-    """Return a SimServer running the demo scenario, or skip when monitor.sim is not there yet."""
-    try:
-        from monitor.sim import SimServer, builtin_scenario
-    except ImportError as exc:
-        pytest.skip(f"monitor.sim.SimServer/builtin_scenario not available yet: {exc}")
-    try:
-        scenario = builtin_scenario("demo")
-    except (FileNotFoundError, KeyError, ValueError) as exc:
-        pytest.skip(f"the builtin 'demo' scenario is not available yet: {exc}")
-    return SimServer(scenario)
+    """Return a SimServer running the demo scenario."""
+    from monitor.sim import SimServer, builtin_scenario
+
+    return SimServer(builtin_scenario("demo"))
 
 
 def write_config(tmp_path: Path, openai_base_url: str, anthropic_url: str, port: int) -> Path:

@@ -162,3 +162,50 @@ receivers:
                     for a in m.json["alerts"])], 120, "the resolved notification from Alertmanager", d)
         finally:
             d.stop()
+
+
+def test_pending_notifications_survive_sigkill(tmp_path: Path, changing_sim: SimServer) -> None:
+    import signal
+    import sqlite3
+
+    port, hook_port = free_port(), free_port()
+    alerts = f"""alerts:
+  cooldown: 0s
+  retry: {{initial: 0.2s, max: 1s}}
+  sinks: [{{name: hook, type: webhook, url: "http://127.0.0.1:{hook_port}/hook", secret_env: WHSEC}}]"""
+    cfg = write(tmp_path, changing_sim, port, alerts)
+    env = {"K": "k", "WHSEC": SECRET}
+    d = Daemon(cfg, port, env=env)
+    try:
+        d.wait_ready()
+        wait(lambda: d.get("/api/baselines").json(), 60, "a ready baseline", d)
+        set_phase(changing_sim, "stricter")
+        wait(lambda: [e for e in d.get("/api/drift?state=open").json() if e["signal"] == "refused"], 90,
+             "a refusal drift event", d)
+
+        def pending() -> float:
+            line = next(x for x in d.get("/metrics").text.splitlines()
+                        if x.startswith("llm_monitor_notifications_pending "))
+            return float(line.split()[1])
+
+        wait(lambda: pending() > 0, 30, "pending notifications (the receiver is down)", d)
+        d.proc.send_signal(signal.SIGKILL)  # no chance to flush anything
+        d.wait(timeout=10)
+    finally:
+        d.stop()
+    with sqlite3.connect(tmp_path / "m.db") as db:
+        waiting = dict(db.execute("SELECT message_id, status FROM notifications WHERE status != 'delivered'"))
+    assert waiting, "the outbox should hold the undelivered notifications"
+    with Receiver(secret=SECRET, port=hook_port) as receiver:
+        d2 = Daemon(cfg, port, env=env)
+        try:
+            d2.wait_ready()
+            wait(lambda: set(waiting) <= {m.message_id for m in receiver.delivered}, 60,
+                 "every pending notification delivered after the restart", d2)
+        finally:
+            d2.stop()
+        assert all(m.verify_error == "" for m in receiver.delivered)
+        by_id: dict[str, set[bytes]] = {}
+        for m in receiver.delivered:
+            by_id.setdefault(m.message_id or "", set()).add(m.body)
+        assert all(len(bodies) == 1 for bodies in by_id.values())  # a duplicate is the same message, same id

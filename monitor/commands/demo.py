@@ -7,6 +7,7 @@ import dataclasses
 import socket
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
@@ -51,6 +52,7 @@ probes: ["{shipped_probes()}"]
 storage: {{url: "sqlite:///{folder / 'demo.db'}"}}
 http: {{listen: "127.0.0.1:{port}"}}
 daemon: {{grace_period: 5, max_start_delay: 5}}
+drift: {{baseline_size: 12}}
 """, encoding="utf-8")
     config = load_config(folder / "monitor.yaml", environ={DEMO_KEY_ENV: "demo"})
     demo = [c for c in config.canaries if "demo" in c.tags] or list(config.canaries)
@@ -78,6 +80,24 @@ def printer(console: Console):  # type: ignore[no-untyped-def]
     return show
 
 
+def drift_printer(console: Console):  # type: ignore[no-untyped-def]
+    def show(update: Any) -> None:
+        e = update.event
+        if update.action == "updated":
+            return
+        colour = "bold red" if update.action == "opened" else "bold green"
+        stat = f"p={e.p_value:.2g}" if e.p_value is not None else (
+            f"cusum={e.statistic:.3g}" if e.statistic is not None else "")
+        console.print(f"[{colour}]DRIFT {update.action.upper()}[/] {e.kind} change in [bold]{e.signal}[/] of "
+                      f"{e.canary} @ {e.target}: {_v(e.baseline_value)} -> {_v(e.current_value)} {stat} "
+                      f"(baseline n={e.baseline_n}, current n={e.current_n})", highlight=False)
+    return show
+
+
+def _v(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
 def main(port: int, interval: str, duration: str | None) -> int:
     from monitor.sim import SimServer, builtin_scenario
 
@@ -96,6 +116,8 @@ def main(port: int, interval: str, duration: str | None) -> int:
         async def _main() -> int:
             app = App(config, environ={DEMO_KEY_ENV: "demo"})
             app.runner.listeners.append(printer(console))
+            if app.analysis is not None:
+                app.analysis.listeners.append(drift_printer(console))
             stop = asyncio.Event()
             if duration:
                 asyncio.get_running_loop().call_later(parse_duration(duration), stop.set)

@@ -148,6 +148,8 @@ class DriftEngine:
         st.cusums.clear()
         st.params.clear()
         st.ranks.clear()
+        st.sentinels.clear()
+        st._steps.clear()
         st._sorted.clear()
         st._merged.clear()
         st._ref_feats = None

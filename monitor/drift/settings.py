@@ -23,8 +23,9 @@ class DriftSettings:
     similarity_sample: int = 15  # baseline completions used by the similarity signal (bounded)
     grow_reference: bool = True  # in-control observations older than reference_lag join the reference
     reference_lag: int = 50
-    reference_learn: int = 300  # references smaller than this learn every in-control observation...
-    absorb_below: float = 0.1  # ...larger ones only while every CUSUM of the signal is below this share of h
+    sentinel_gate: float = 3.0  # rates learn only while point-estimate CUSUMs are below this LLR (+ one event)
+    reference_learn: int = 300  # continuous references smaller than this are gated at half the threshold...
+    absorb_below: float = 0.1  # ...larger ones only while both rank CUSUMs are below this share of it
     reference_cap: int = 400  # bounded reference sample for continuous values / categories
     rate_reference_cap: int = 5000  # rate counts stop growing here
     window: int = 30  # sliding window of the latest observations for window tests

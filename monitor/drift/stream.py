@@ -16,40 +16,18 @@ from monitor.drift import cusum as cs
 from monitor.drift import rankcusum as rk
 from monitor.drift.baseline import Baseline
 from monitor.drift.events import BEHAVIOUR, MODEL, OPEN, RESOLVED, DriftEvent, EventUpdate, evidence
-from monitor.drift.mmd import TextFeature, features, mmd_test
+from monitor.drift.mmd import TextFeature
 from monitor.drift.settings import DriftSettings
-from monitor.drift.signals import CATEGORY, CONTINUOUS, RATE, SignalValue, finite, normalise, signal_type
-from monitor.drift.twosample import MIN_SAMPLES, TestResult, category_test, continuous_test
+from monitor.drift.signals import RATE, SignalValue, finite, signal_type
+from monitor.drift.state import Entry, _Open
+from monitor.drift.twosample import MIN_SAMPLES
+from monitor.drift.windows import COMPLETION, WindowTests
 
-COMPLETION = budget.COMPLETION  # the pseudo-signal of the whole-completion MMD test
-
-
-@dataclass(slots=True)
-class Entry:
-    """One observation as the stream remembers it (text only while inside the window)."""
-
-    obs_id: str
-    at: str
-    ok: bool
-    signals: dict[str, SignalValue]
-    text: str | None
-    feat: TextFeature | None = None
+__all__ = ["COMPLETION", "Entry", "Stream", "_Open"]
 
 
 @dataclass(slots=True)
-class _Open:
-    """Engine-side state of an open event: what it needs to decide the signal is back at baseline."""
-
-    event: DriftEvent
-    since: int  # stream observation count when opened
-    reverse: cs.BernoulliCusum | None = None
-    chart: cs.Chart | None = None  # the opening chart; the reverse CUSUM runs it backwards
-    flip: bool = False
-    sample: Any = None  # opening window (values, counts or features) for window-test resolution
-
-
-@dataclass(slots=True)
-class Stream:
+class Stream(WindowTests):
     """Drift state of one canary x target; ``observe`` analyses one observation in bounded time."""
 
     canary: str
@@ -61,6 +39,8 @@ class Stream:
     params: dict[tuple[str, bool], cs.Chart] = field(default_factory=dict)
     open: dict[str, _Open] = field(default_factory=dict)
     ranks: dict[str, rk.RankCusum] = field(default_factory=dict)
+    sentinels: dict[tuple[str, bool], float] = field(default_factory=dict)  # LLR level, point-estimate design
+    _steps: dict[tuple[str, bool], tuple[float, float]] = field(default_factory=dict)  # sentinel increments
     arl0: float = 0.0  # in-control ARL0 of each one-sided sequential detector (set by _calibrate)
     _sorted: dict[str, list[float]] = field(default_factory=dict)  # sorted reference values per signal
     _merged: dict[str, int] = field(default_factory=dict)  # how many reference values _sorted holds
@@ -114,15 +94,19 @@ class Stream:
                 # threshold): an excursion may be the start of a change, and post-change data absorbed into
                 # the reference would mask it. The decision depends on recent data only, not on the leaving
                 # observation, so a stationary reference is not biased.
-                # A reference smaller than ``reference_learn`` is gated at half the threshold only: one too
-                # small to be right would otherwise keep its own CUSUMs busy and never learn.
+                # A continuous reference smaller than ``reference_learn`` is gated at half the threshold only:
+                # one too small to be right would otherwise keep its own CUSUMs busy and never learn.
                 b = self.baseline
 
                 def gate(n: int) -> float:
                     return s.absorb_below if n >= s.reference_learn else max(s.absorb_below, 0.5)
 
-                skip |= {k[0] for k, c in self.cusums.items()
-                         if (ch := self.params.get(k)) is not None and c.level > gate(b.rate(k[0])[1]) * ch.h}
+                # Rates are gated by sentinels: CUSUMs tuned at the point estimate (not the conservative
+                # bound the alarm chart uses), which climb at once under a change the alarm chart is still
+                # slowly accumulating evidence for.
+                # One event's jump alone does not gate (a rare rate would otherwise stall its reference).
+                skip |= {k[0] for k, v in self.sentinels.items()
+                         if v > s.sentinel_gate + self._steps.get(k, (0.0, 0.0))[0]}
                 skip |= {name for name, rc in self.ranks.items()
                          if rc.level() > gate(len(b.values.get(name, ()))) * self._rank_h(name)}
                 self.baseline.absorb(gone.signals, s, skip)
@@ -223,6 +207,8 @@ class Stream:
                 self.params.pop((name, up), None)
                 continue
             self.params[(name, up)] = chart
+            p_hat = min(max((k + 0.5) / (n + 1.0), 1e-3), 0.95)
+            self._steps[(name, up)] = cs.llr_steps(p_hat, cs.design_rate(p_hat, s.rate_odds_ratio, s.rate_min_shift))
             c = self.cusums.get((name, up))
             if c is not None and old is not None and old != chart and c.level > 0:
                 # a new chart has a new integer unit: carry the evidence over on the LLR scale, short of an alarm
@@ -242,6 +228,8 @@ class Stream:
                 if back and op.reverse.step(not x, op.chart.r, op.chart.m) >= op.chart.h:
                     out.append(self._resolve(name, entry.at))
                 continue
+            inc = self._steps.get((name, up), (0.0, 0.0))
+            self.sentinels[(name, up)] = max(0.0, self.sentinels.get((name, up), 0.0) + (inc[0] if x else inc[1]))
             c = self.cusums.setdefault((name, up), cs.BernoulliCusum())
             if c.step(x, ch.m, ch.r) >= ch.h:
                 out.append(self._open_rate(name, up, c, ch, entry))
@@ -339,120 +327,6 @@ class Stream:
                 if seen >= run:
                     break
         return first
-
-    # -- window tests --------------------------------------------------------------------------------------
-    def _window_round(self) -> list[EventUpdate]:
-        tests: dict[str, TestResult] = {}
-        for name in self._window_signals():
-            res = self._window_test(name)
-            if res is not None:
-                tests[name] = res
-        fresh = {n: r for n, r in tests.items() if n not in self.open}
-        out: list[EventUpdate] = []
-        now = self.entries[-1].at
-        for name, res in fresh.items():
-            if res.p_value <= self._alpha(name):
-                out.append(self._open_window(name, res, now))
-        for name, res in tests.items():
-            op = self.open.get(name)
-            if op is None or op.reverse is not None or op.event.kind == MODEL or name in fresh:
-                continue
-            out += self._maybe_resolve_window(name, op, res, now)
-        return out
-
-    def _alpha(self, name: str) -> float:
-        """Level of one window test in one round (Bonferroni: expected false events stay in budget)."""
-        s = self.settings
-        if name == COMPLETION:
-            return budget.mmd_alpha(s)
-        return budget.window_alpha(s, len(self._window_signals(with_mmd=False)))
-
-    def _window_signals(self, with_mmd: bool = True) -> list[str]:
-        names = [n for n in self.baseline.values if self.settings.enabled(n)]
-        names += [n for n in self.baseline.categories if self.settings.enabled(n)]
-        if with_mmd and self.settings.enabled(COMPLETION) and self.n_ok % self.settings.mmd_every == 0:
-            names.append(COMPLETION)
-        return names
-
-    def _window_test(self, name: str) -> Any:
-        if name == COMPLETION:
-            return self._mmd(self._texts(), alpha=budget.mmd_alpha(self.settings))
-        kind = signal_type(name)
-        if kind == CONTINUOUS:
-            vals = [v for e in self._window() if (v := finite(e.signals.get(name))) is not None]
-            return continuous_test(self.baseline.values[name], vals)
-        if kind == CATEGORY:
-            err = name == "error_type"
-            win = self._window(lambda e: e.signals.get(name) is not None, ok_only=not err)
-            counts: dict[str, int] = {}
-            for e in win:
-                counts[str(e.signals[name])] = counts.get(str(e.signals[name]), 0) + 1
-            return category_test(self.baseline.categories[name], counts)
-        return None
-
-    def _texts(self) -> list[TextFeature]:
-        feats = []
-        for e in self._window():
-            if e.text is None:
-                continue
-            if e.feat is None:
-                e.feat = features(normalise(e.text), self.settings.mmd_ngram)
-            feats.append(e.feat)
-        return feats
-
-    def _mmd(
-        self, cur: list[TextFeature], ref: list[TextFeature] | None = None, alpha: float | None = None
-    ) -> TestResult | None:
-        s = self.settings
-        if ref is None:
-            if self._ref_feats is None:
-                self._ref_feats = [features(t, s.mmd_ngram) for t in self.baseline.normalised_texts()]
-            ref = self._ref_feats
-        r = mmd_test(ref, cur, kernel=s.mmd_kernel, permutations=s.mmd_permutations, seed=s.seed + self.n_ok,
-                     alpha=alpha)
-        if r is None:
-            return None
-        return TestResult(r.p_value, r.mmd2, r.mmd2, None, None, f"mmd_{s.mmd_kernel}", {"p_permutation": r.p_permutation})
-
-    def _open_window(self, name: str, res: TestResult, now: str) -> EventUpdate:
-        win = self._window()
-        ev = self._event(
-            name, BEHAVIOUR, res.test, win[0] if win else None, now,
-            baseline_value=res.baseline_value, current_value=res.current_value, effect_size=res.effect,
-            statistic=res.statistic, p_value=res.p_value, threshold=None,
-            baseline_n=self.baseline.count if name == COMPLETION else self._ref_n(name), current_n=len(win),
-            evidence=self._evidence(), detail=dict(res.detail),
-        )
-        sample: Any
-        if name == COMPLETION:
-            sample = self._texts()
-        elif signal_type(name) == CONTINUOUS:
-            sample = [v for e in win if (v := finite(e.signals.get(name))) is not None]
-        else:
-            sample = res.detail.get("current")
-        self.open[name] = _Open(ev, self.n_ok, sample=sample)
-        return EventUpdate("opened", ev)
-
-    def _ref_n(self, name: str) -> int:
-        if name in self.baseline.values:
-            return len(self.baseline.values[name])
-        return sum(self.baseline.categories.get(name, {}).values())
-
-    def _maybe_resolve_window(self, name: str, op: _Open, res: TestResult, now: str) -> list[EventUpdate]:
-        if self.n_ok - op.since < self.settings.window:
-            op.event.current_value, op.event.p_value = res.current_value, res.p_value
-            return [EventUpdate("updated", op.event)]
-        if name == COMPLETION:
-            back = self._mmd(self._texts(), op.sample, alpha=self.settings.resolve_alpha)
-        elif signal_type(name) == CONTINUOUS:
-            vals = [v for e in self._window() if (v := finite(e.signals.get(name))) is not None]
-            back = continuous_test(op.sample, vals)
-        else:
-            back = category_test(op.sample or {}, res.detail.get("current") or {})
-        if back is not None and back.p_value < self.settings.resolve_alpha and res.p_value > 0.1:
-            return [self._resolve(name, now)]
-        op.event.current_value, op.event.p_value = res.current_value, res.p_value
-        return [EventUpdate("updated", op.event)]
 
     # -- closing ------------------------------------------------------------------------------------------
     def _resolve(self, name: str, now: str) -> EventUpdate:

@@ -1,0 +1,143 @@
+"""Window tests of a stream: the latest observations against the reference, every few observations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from monitor.drift import budget
+from monitor.drift.events import BEHAVIOUR, MODEL, EventUpdate
+from monitor.drift.mmd import TextFeature, features, mmd_test
+from monitor.drift.signals import CATEGORY, CONTINUOUS, finite, normalise, signal_type
+from monitor.drift.state import _Open
+from monitor.drift.twosample import TestResult, category_test, continuous_test
+
+COMPLETION = budget.COMPLETION  # the pseudo-signal of the whole-completion MMD test
+
+
+class WindowTests:
+    """Mixin of ``Stream``: per-signal two-sample tests of the window and the whole-completion MMD.
+
+    Each test of a round runs at its Bonferroni share of the window budget (``monitor.drift.budget``); an
+    event it opens resolves when the window differs from the opening sample and no longer from the reference.
+    """
+
+    __slots__ = ()
+    settings: Any
+    baseline: Any
+    open: Any
+    n_ok: int
+    _ref_feats: Any
+
+    # -- window tests --------------------------------------------------------------------------------------
+    def _window_round(self) -> list[EventUpdate]:
+        tests: dict[str, TestResult] = {}
+        for name in self._window_signals():
+            res = self._window_test(name)
+            if res is not None:
+                tests[name] = res
+        fresh = {n: r for n, r in tests.items() if n not in self.open}
+        out: list[EventUpdate] = []
+        now = self.entries[-1].at
+        for name, res in fresh.items():
+            if res.p_value <= self._alpha(name):
+                out.append(self._open_window(name, res, now))
+        for name, res in tests.items():
+            op = self.open.get(name)
+            if op is None or op.reverse is not None or op.event.kind == MODEL or name in fresh:
+                continue
+            out += self._maybe_resolve_window(name, op, res, now)
+        return out
+
+    def _alpha(self, name: str) -> float:
+        """Level of one window test in one round (Bonferroni: expected false events stay in budget)."""
+        s = self.settings
+        if name == COMPLETION:
+            return budget.mmd_alpha(s)
+        return budget.window_alpha(s, len(self._window_signals(with_mmd=False)))
+
+    def _window_signals(self, with_mmd: bool = True) -> list[str]:
+        names = [n for n in self.baseline.values if self.settings.enabled(n)]
+        names += [n for n in self.baseline.categories if self.settings.enabled(n)]
+        if with_mmd and self.settings.enabled(COMPLETION) and self.n_ok % self.settings.mmd_every == 0:
+            names.append(COMPLETION)
+        return names
+
+    def _window_test(self, name: str) -> Any:
+        if name == COMPLETION:
+            return self._mmd(self._texts(), alpha=budget.mmd_alpha(self.settings))
+        kind = signal_type(name)
+        if kind == CONTINUOUS:
+            vals = [v for e in self._window() if (v := finite(e.signals.get(name))) is not None]
+            return continuous_test(self.baseline.values[name], vals)
+        if kind == CATEGORY:
+            err = name == "error_type"
+            win = self._window(lambda e: e.signals.get(name) is not None, ok_only=not err)
+            counts: dict[str, int] = {}
+            for e in win:
+                counts[str(e.signals[name])] = counts.get(str(e.signals[name]), 0) + 1
+            return category_test(self.baseline.categories[name], counts)
+        return None
+
+    def _texts(self) -> list[TextFeature]:
+        feats = []
+        for e in self._window():
+            if e.text is None:
+                continue
+            if e.feat is None:
+                e.feat = features(normalise(e.text), self.settings.mmd_ngram)
+            feats.append(e.feat)
+        return feats
+
+    def _mmd(
+        self, cur: list[TextFeature], ref: list[TextFeature] | None = None, alpha: float | None = None
+    ) -> TestResult | None:
+        s = self.settings
+        if ref is None:
+            if self._ref_feats is None:
+                self._ref_feats = [features(t, s.mmd_ngram) for t in self.baseline.normalised_texts()]
+            ref = self._ref_feats
+        r = mmd_test(ref, cur, kernel=s.mmd_kernel, permutations=s.mmd_permutations, seed=s.seed + self.n_ok,
+                     alpha=alpha)
+        if r is None:
+            return None
+        return TestResult(r.p_value, r.mmd2, r.mmd2, None, None, f"mmd_{s.mmd_kernel}", {"p_permutation": r.p_permutation})
+
+    def _open_window(self, name: str, res: TestResult, now: str) -> EventUpdate:
+        win = self._window()
+        ev = self._event(
+            name, BEHAVIOUR, res.test, win[0] if win else None, now,
+            baseline_value=res.baseline_value, current_value=res.current_value, effect_size=res.effect,
+            statistic=res.statistic, p_value=res.p_value, threshold=None,
+            baseline_n=self.baseline.count if name == COMPLETION else self._ref_n(name), current_n=len(win),
+            evidence=self._evidence(), detail=dict(res.detail),
+        )
+        sample: Any
+        if name == COMPLETION:
+            sample = self._texts()
+        elif signal_type(name) == CONTINUOUS:
+            sample = [v for e in win if (v := finite(e.signals.get(name))) is not None]
+        else:
+            sample = res.detail.get("current")
+        self.open[name] = _Open(ev, self.n_ok, sample=sample)
+        return EventUpdate("opened", ev)
+
+    def _ref_n(self, name: str) -> int:
+        if name in self.baseline.values:
+            return len(self.baseline.values[name])
+        return sum(self.baseline.categories.get(name, {}).values())
+
+    def _maybe_resolve_window(self, name: str, op: _Open, res: TestResult, now: str) -> list[EventUpdate]:
+        if self.n_ok - op.since < self.settings.window:
+            op.event.current_value, op.event.p_value = res.current_value, res.p_value
+            return [EventUpdate("updated", op.event)]
+        if name == COMPLETION:
+            back = self._mmd(self._texts(), op.sample, alpha=self.settings.resolve_alpha)
+        elif signal_type(name) == CONTINUOUS:
+            vals = [v for e in self._window() if (v := finite(e.signals.get(name))) is not None]
+            back = continuous_test(op.sample, vals)
+        else:
+            back = category_test(op.sample or {}, res.detail.get("current") or {})
+        if back is not None and back.p_value < self.settings.resolve_alpha and res.p_value > 0.1:
+            return [self._resolve(name, now)]
+        op.event.current_value, op.event.p_value = res.current_value, res.p_value
+        return [EventUpdate("updated", op.event)]
