@@ -186,6 +186,13 @@ class Analysis:
         self.repo.save_baseline(canary, target, b.to_json(), source="accepted", note=note)
         return updates
 
+    def pin(self, canary: str, target: str, observations: list[Observation], note: str) -> Any:
+        """Make a pinned time range (its stored observations) the baseline."""
+        b = self.engine.pin_baseline(canary, target, observations, note=note)
+        self._installed[(canary, target)] = self.repo.save_baseline(canary, target, b.to_json(), source="pinned",
+                                                                    note=note)
+        return b
+
     def refresh_baselines(self) -> int:
         """Install baselines another process (the CLI, a replica) stored since; return how many changed."""
         changed = 0

@@ -115,6 +115,18 @@ class App:
         except Exception:
             log.exception("run of %s@%s failed", canary.id, target.id)
 
+    async def _calibrate_judge(self, config: Config) -> None:
+        """Pin the refusal judge to its target and run the frozen calibration set; log whether it is trusted."""
+        target = config.refusal.judge_target
+        judge = self.quality.use_judge(config.refusal, config.target(target).model if target else "")
+        if judge is None:
+            return
+        report = await asyncio.to_thread(judge.calibrate)
+        level = logging.INFO if report.passed else logging.WARNING
+        log.log(level, "refusal judge %s on %s: agreement %.0f%% on %d calibration items (need %.0f%%): %s",
+                target, judge.model, 100 * report.agreement, report.n, 100 * config.refusal.min_agreement,
+                "trusted" if report.passed else "NOT trusted, local verdicts stand")
+
     def _on_cap(self, target: str, paused: bool, spent: float, cap: float | None) -> None:
         events = self.health.paused(target, paused, spent, cap)
         if events and self.alerting is not None:
@@ -133,6 +145,7 @@ class App:
         await asyncio.to_thread(self.quality.warm_up)
         self.runner.set_providers(build_providers(self.config, self.environ), list(self.config.targets))
         self._declare()
+        await self._calibrate_judge(self.config)
         if self._analyse:
             self.alerting = build_alerting(self.config.alerts, self.store, environ=self.environ, metrics=self.metrics,
                                            now=self.now)
@@ -178,6 +191,7 @@ class App:
             self._stale += list(self.runner.providers.values())
             self.config = config
             self.runner.set_providers(providers, list(config.targets))
+            await self._calibrate_judge(config)
             self.metrics.forget_pairs({(c.id, t.id) for c, t in config.pairs()})
             self._declare()
             self._tags = {c.id: tuple(c.tags) for c in config.canaries}

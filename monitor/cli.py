@@ -49,12 +49,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("canary")
     p.add_argument("--target")
     p.add_argument("-n", "--count", type=int, default=3, help="latest completions to show (default: %(default)s)")
-    p = sub.add_parser("baseline", help="show, accept or reset a canary's baseline")
-    p.add_argument("action", choices=["show", "accept", "reset"])
+    p = sub.add_parser("baseline", help="show, accept, reset or pin (to a time range) a canary's baseline")
+    p.add_argument("action", choices=["show", "accept", "reset", "pin"])
     p.add_argument("canary")
     _config_arg(p)
     p.add_argument("--target")
     p.add_argument("--note", default="", help="why (recorded with the baseline)")
+    p.add_argument("--since", help="pin: start of the time range (ISO-8601)")
+    p.add_argument("--until", help="pin: end of the time range (ISO-8601)")
     p = sub.add_parser("replay", help="run two JSONL dumps through the drift engine and print the events")
     p.add_argument("--baseline", required=True)
     p.add_argument("--current", required=True)
@@ -101,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "diff":
             return drift.diff(args.config, args.canary, args.target, args.count)
         if args.command == "baseline":
-            return drift.baseline(args.config, args.action, args.canary, args.target, args.note)
+            return drift.baseline(args.config, args.action, args.canary, args.target, args.note, args.since,
+                                  args.until)
         return drift.replay(args.baseline, args.current, args.json)
     if args.command == "alerts":
         from monitor.alerts.commands import alerts_pending, alerts_test

@@ -7,10 +7,10 @@ from collections.abc import Callable
 from concurrent.futures import Future
 
 from monitor.checks import evaluate_all
-from monitor.config.models import Canary
+from monitor.config.models import Canary, RefusalConfig
 from monitor.domain import Observation
 from monitor.providers.base import ChatRequest, Provider
-from monitor.refusal import detect, detect_observation
+from monitor.refusal import LLMJudge, RefusalDetector, detect
 
 JUDGE_TIMEOUT_S = 60.0
 
@@ -27,6 +27,7 @@ class Quality:
         self._providers = providers
         self._models = models
         self._loop = loop
+        self.detector = RefusalDetector()
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -53,8 +54,18 @@ class Quality:
 
         return ask
 
+    def use_judge(self, cfg: RefusalConfig, model: str) -> LLMJudge | None:
+        """Consult an LLM judge where the local classifier is unsure (only once it passes calibration)."""
+        if cfg.judge_target is None:
+            self.detector = RefusalDetector()
+            return None
+        judge = LLMJudge(self.judge(cfg.judge_target), target=cfg.judge_target, model=model,
+                         min_agreement=cfg.min_agreement)
+        self.detector = RefusalDetector(judge=judge, band=cfg.band)
+        return judge
+
     def __call__(self, obs: Observation, canary: Canary) -> None:
-        verdict = detect_observation(obs, last_user_prompt(canary))
+        verdict = self.detector.detect_observation(obs, last_user_prompt(canary))
         if verdict is not None:
             obs.refusal, obs.refusal_score = verdict.label, verdict.score
         if canary.checks:

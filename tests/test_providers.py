@@ -56,13 +56,14 @@ FAULTS = [
 ]
 
 
+STREAM_ONLY = {"fault-stream-cut", "fault-stream-abort", "fault-stall"}
+CASES = [(m, e, s) for m, e in FAULTS for s in (True, False) if s or m not in STREAM_ONLY]
+
+
 @pytest.mark.parametrize("kind", ["openai", "anthropic"])
-@pytest.mark.parametrize("stream", [True, False])
-@pytest.mark.parametrize("model,expected", FAULTS)
+@pytest.mark.parametrize("model,expected,stream", CASES)
 async def test_faults_are_typed_observations(faults_sim: SimServer, kind: str, stream: bool, model: str,
                                              expected: ErrorType) -> None:
-    if not stream and model in {"fault-stream-cut", "fault-stream-abort", "fault-stall"}:
-        pytest.skip("a streaming-only fault")
     provider = make(kind, faults_sim)
     try:
         r = await provider.complete(ChatRequest(model=model, messages=MSG, stream=stream, timeout_s=1.0))
@@ -94,3 +95,21 @@ async def test_connection_refused_is_connect_error() -> None:
         r = await p.complete(ChatRequest(model="m", messages=MSG, timeout_s=2))
         await p.aclose()
         assert r.error_type == ErrorType.CONNECT
+
+
+async def test_server_rejecting_stream_options_gets_streams_without_it() -> None:
+    from monitor.sim import scenario_from_dict
+
+    scenario = scenario_from_dict({"name": "old-server", "defaults": {"ttft": 10, "output_tps": 1000},
+                                   "models": {"*": {"phases": [{"name": "old", "stream_options": "reject",
+                                                                 "usage": False}]}}})
+    with SimServer(scenario) as sim:
+        provider = OpenAIProvider(sim.openai_base_url, None)
+        try:
+            first = await provider.complete(ChatRequest(model="m", messages=MSG, timeout_s=5))
+            second = await provider.complete(ChatRequest(model="m", messages=MSG, timeout_s=5))
+        finally:
+            await provider.aclose()
+    for r in (first, second):
+        assert r.ok, r.error_message
+        assert r.text and r.usage.output_tokens is None  # unknown, never 0

@@ -139,3 +139,22 @@ async def test_promtool_accepts_a_real_scrape(steady_sim: SimServer, tmp_path: P
     assert "gen_ai_client_operation_duration_seconds_count" in body
     check = subprocess.run(["promtool", "check", "metrics"], input=body, capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+async def test_refusal_judge_is_calibrated_before_it_counts(steady_sim: SimServer, tmp_path: Path,
+                                                            caplog: pytest.LogCaptureFixture) -> None:
+    extra = "refusal: {judge_target: claude}\n"
+    cfg = load_config(write_config(tmp_path, targets(steady_sim), PROBES, extra=extra), environ={"K": "k"})
+    app = App(cfg, environ={"K": "k"}, serve_http=False, analyse=False)
+    with caplog.at_level("INFO", logger="monitor.app"):
+        await app.start(schedule=False)
+    try:
+        judge = app.quality.detector.judge
+        assert judge is not None and judge.target == "claude" and judge.model == "sim-claude"
+        # The simulator answers the calibration set with filler text: the judge must not be trusted.
+        assert judge.report is not None and judge.report.n > 0 and not judge.trusted
+        assert "NOT trusted, local verdicts stand" in caplog.text
+        observations = await run_once(app)
+        assert all(o.refusal in ("none", "partial", "full") for o in observations)
+    finally:
+        await app.stop()

@@ -122,7 +122,8 @@ def _pair_targets(config: Any, canary: str, target: str | None) -> list[str]:
     return [target] if target else [t.id for c, t in config.pairs() if c.id == canary]
 
 
-def baseline(config_path: str, action: str, canary: str, target: str | None, note: str) -> int:
+def baseline(config_path: str, action: str, canary: str, target: str | None, note: str,
+             since: str | None = None, until: str | None = None) -> int:
     config, analysis = _analysis(config_path)
     targets = _pair_targets(config, canary, target)
     if not targets:
@@ -143,7 +144,21 @@ def baseline(config_path: str, action: str, canary: str, target: str | None, not
         return EXIT_OK
     analysis.restore([(canary, t) for t in targets])
     for tid in targets:
-        if action == "accept":
+        if action == "pin":
+            try:
+                start, end = _when(since, "--since"), _when(until, "--until")
+            except ValueError as e:
+                err_console.print(f"[red]error:[/] {e}")
+                return EXIT_CONFIG
+            rows = [o for o in analysis.store.observations(canary=canary, target=tid, since=start, before=end,
+                                                           limit=100_000, oldest_first=True) if o.ok]
+            if len(rows) < 5:
+                err_console.print(f"{canary} @ {tid}: only {len(rows)} successful observations in that range")
+                return EXIT_CONFIG
+            analysis.pin(canary, tid, rows, note)
+            console.print(f"{canary} @ {tid}: baseline pinned to {len(rows)} observations "
+                          f"from {rows[0].started_at:%Y-%m-%d %H:%M} to {rows[-1].started_at:%Y-%m-%d %H:%M}")
+        elif action == "accept":
             recent = [o for o in analysis.store.observations(canary=canary, target=tid,
                                                              limit=config.drift.baseline_size * 2) if o.ok]
             updates = analysis.accept_observations(canary, tid, list(reversed(recent))[-config.drift.baseline_size:],
@@ -157,6 +172,18 @@ def baseline(config_path: str, action: str, canary: str, target: str | None, not
                           f"observations form a new one; {len(updates)} open event(s) resolved")
     console.print("A running daemon applies this within a minute (or at once on SIGHUP / POST /-/reload).")
     return EXIT_OK
+
+
+def _when(text: str | None, flag: str) -> Any:
+    from datetime import UTC, datetime
+
+    if text is None:
+        return None
+    try:
+        ts = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{flag}: not an ISO-8601 time: {text!r} (e.g. 2026-11-01T00:00:00Z)") from None
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
 
 
 def replay(baseline_path: str, current_path: str, as_json: bool) -> int:

@@ -12,7 +12,17 @@ from pydantic import BaseModel, ValidationError
 
 from monitor.alerts.config import AlertsConfig
 from monitor.checks import canary_issues
-from monitor.config.models import Canary, Daemon, DriftConfig, Http, MonitorFile, ProbeFile, Storage, Target
+from monitor.config.models import (
+    Canary,
+    Daemon,
+    DriftConfig,
+    Http,
+    MonitorFile,
+    ProbeFile,
+    RefusalConfig,
+    Storage,
+    Target,
+)
 from monitor.config.yamlsrc import Located, dotted, load_yaml
 from monitor.errors import ConfigError, ConfigIssue
 
@@ -29,6 +39,7 @@ class Config:
     daemon: Daemon
     drift: DriftConfig
     alerts: AlertsConfig
+    refusal: RefusalConfig
     probe_files: tuple[str, ...]
 
     def target(self, target_id: str) -> Target:
@@ -140,6 +151,10 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> C
         if ids.index(t.id) != i:
             issues.append(ConfigIssue(str(path), f"targets[{i}].id", "duplicate target id",
                                       src.line_of(("targets", i, "id")), t.id))
+    judge = mf.refusal.judge_target
+    if judge is not None and judge not in ids:
+        issues.append(ConfigIssue(str(path), "refusal.judge_target", f"unknown target (known: {', '.join(ids)})",
+                                  src.line_of(("refusal", "judge_target")), judge))
     files, missing = probe_paths(mf.probes, path.parent)
     for m in missing:
         j = mf.probes.index(m)
@@ -162,6 +177,6 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> C
         raise ConfigError(issues)
     return Config(
         path=str(path), targets=tuple(mf.targets), canaries=tuple(canaries), storage=mf.storage,
-        http=mf.http, daemon=mf.daemon, drift=mf.drift, alerts=mf.alerts,
+        http=mf.http, daemon=mf.daemon, drift=mf.drift, alerts=mf.alerts, refusal=mf.refusal,
         probe_files=tuple(str(f) for f in files),
     )

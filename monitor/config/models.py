@@ -244,6 +244,14 @@ class DriftConfig(Strict):
         return DriftSettings(**values)
 
 
+class RefusalConfig(Strict):
+    """The optional LLM judge consulted where the local refusal classifier is unsure."""
+
+    judge_target: str | None = None  # a configured target with a pinned model
+    min_agreement: float = Field(default=0.9, gt=0, le=1)  # on the frozen calibration set, or no verdicts count
+    band: tuple[float, float] = (0.3, 0.7)  # local refusal scores that count as unsure
+
+
 class MonitorFile(Strict):
     """The top-level monitor.yaml as written by the user."""
 
@@ -254,6 +262,7 @@ class MonitorFile(Strict):
     daemon: Daemon = Daemon()
     drift: DriftConfig = DriftConfig()
     alerts: AlertsConfig = AlertsConfig()
+    refusal: RefusalConfig = RefusalConfig()
 
 
 class ProbeFile(Strict):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from typing import Any
 from urllib.parse import urlparse
 
@@ -21,6 +22,7 @@ from monitor.providers.base import (
     status_error_type,
 )
 
+log = logging.getLogger("monitor.providers.openai")
 _FINISH = {
     "stop": FinishReason.STOP, "length": FinishReason.LENGTH, "tool_calls": FinishReason.TOOL_CALLS,
     "function_call": FinishReason.TOOL_CALLS, "content_filter": FinishReason.CONTENT_FILTER,
@@ -127,9 +129,19 @@ class OpenAIProvider:
 
     async def _stream(self, req: ChatRequest, result: CallResult, start: float) -> None:
         extra = {"stream_options": {"include_usage": True}} if self._stream_usage else {}
-        raw = await self._client.chat.completions.with_raw_response.create(
-            **self._body(req), stream=True, timeout=req.timeout_s, extra_headers=req.extra_headers or None,
-            **extra)
+        try:
+            raw = await self._client.chat.completions.with_raw_response.create(
+                **self._body(req), stream=True, timeout=req.timeout_s, extra_headers=req.extra_headers or None,
+                **extra)
+        except openai.BadRequestError as e:
+            if not extra or "stream_options" not in str(e.message):
+                raise
+            # An older OpenAI-compatible server that rejects stream_options: stream without it from now on
+            # (tokens are then unknown unless the server reports them anyway).
+            log.warning("%s rejects stream_options; streaming without usage from now on", self.server_address)
+            self._stream_usage = False
+            raw = await self._client.chat.completions.with_raw_response.create(
+                **self._body(req), stream=True, timeout=req.timeout_s, extra_headers=req.extra_headers or None)
         self._headers(raw, result)
         stream = raw.parse()  # with_raw_response is the legacy (sync-parse) wrapper
         parts: list[str] = []

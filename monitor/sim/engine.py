@@ -70,6 +70,7 @@ class Plan:
     fault: str | None
     fault_spec: FaultSpec | None
     ratelimit: dict[str, float] = field(default_factory=dict)
+    reject_stream_options: bool = False
 
     @property
     def text(self) -> str:
@@ -208,6 +209,7 @@ class Engine:
             cached_tokens=int(req.input_tokens * phase.cached_fraction), reasoning_tokens=phase.reasoning_tokens,
             report_usage=phase.usage, fault=fault, fault_spec=fault_spec,
             ratelimit=self._ratelimit(st, phase, req.input_tokens + out),
+            reject_stream_options=phase.stream_options == "reject",
         )
 
     def _content(self, phase: Phase, req: SimRequest, rng: np.random.Generator) -> tuple[Any, ...]:

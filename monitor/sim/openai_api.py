@@ -199,6 +199,8 @@ async def chat_completions(request: Request) -> Script:
     script = _fault_response(plan, _headers(plan, 0.001))
     if script is not None:
         return script
+    if req.stream and plan.reject_stream_options and "stream_options" in body:
+        return _error(400, "Unrecognized request argument supplied: stream_options", "invalid_request_error", None)
     if req.stream:
         opts = body.get("stream_options") or {}
         headers = {**_headers(plan, 0.001), "content-type": "text/event-stream; charset=utf-8",

@@ -14,24 +14,15 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+from monitor.durations import parse_duration as _parse_duration
 
 
 def parse_duration(value: Any) -> float:
     """Turn ``90s``, ``1.5m``, ``250ms`` or a number of seconds into seconds."""
-    if isinstance(value, bool):
-        raise ValueError("expected a duration like 90s, 2m or 500ms")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    else:
-        match = _DURATION.match(str(value))
-        if not match:
-            raise ValueError("expected a duration like 90s, 2m or 500ms")
-        seconds = float(match.group(1)) * _UNITS[match.group(2)]
-    if seconds < 0:
-        raise ValueError("must not be negative")
-    return seconds
+    try:
+        return _parse_duration(value)
+    except ValueError:
+        raise ValueError("expected a duration like 90s, 2m or 500ms") from None
 
 
 class _Strict(BaseModel):
@@ -253,6 +244,7 @@ class Phase(_Strict):
     response_model: str | None = None
     system_fingerprint: str | None = "fp_sim0001"
     usage: bool = True
+    stream_options: Literal["accept", "reject"] = "accept"  # reject: an older server answering 400 to it
     cached_fraction: float = Field(default=0.0, ge=0, le=1)
     reasoning_tokens: int = Field(default=0, ge=0)
     refusals: list[RefusalRule] = []

@@ -1,0 +1,109 @@
+"""The drift commands as users run them: replay on real recorded data, and drift/diff/baseline on a live store."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client import CollectorRegistry
+
+from monitor.app import App
+from monitor.config import load_config
+from monitor.sim import SimServer, scenario_from_dict
+from tests.conftest import write_config
+from tests.support.daemon import cli
+
+DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets" / "llmdrift"
+
+
+def dump(path: Path, version: str) -> Path:
+    out = path / f"{version}.jsonl"
+    with out.open("w") as f:
+        for line in (DATA / "sensitive_questions.jsonl").open():
+            row = json.loads(line)
+            if row["model_version"] == version:
+                f.write(json.dumps({"canary": "sensitive", "target": "gpt-4", "text": row["response"],
+                                    "checks": {"answered": bool(row["labels"]["answered"])}}) + "\n")
+    return out
+
+
+@pytest.mark.skipif(not DATA.is_dir(), reason=f"the LLMDrift recordings are not at {DATA}")
+def test_replay_on_recorded_gpt4_march_vs_june(tmp_path: Path) -> None:
+    out = cli("replay", "--baseline", str(dump(tmp_path, "gpt-4-0314")),
+              "--current", str(dump(tmp_path, "gpt-4-0613")), "--json")
+    assert out.returncode == 0, out.stderr
+    events = {e["signal"]: e for e in map(json.loads, out.stdout.splitlines())}
+    assert {"check:answered", "output_chars"} <= set(events)
+    assert events["check:answered"]["baseline_value"] > events["check:answered"]["current_value"]
+    assert events["output_chars"]["baseline_value"] > 3 * events["output_chars"]["current_value"]
+    for e in events.values():
+        assert e["canary"] == "sensitive" and e["kind"] == "behaviour" and e["state"] == "open"
+    table = cli("replay", "--baseline", str(dump(tmp_path, "gpt-4-0314")), "--current",
+                str(dump(tmp_path, "gpt-4-0613")))
+    assert "check:answered" in table.stdout
+
+
+def test_replay_bad_dump_names_file_line_and_field(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"canary": "c", "target": "t", "text": "ok"}\n{"canary": "c", "target": "t", "text": 7}\n')
+    out = cli("replay", "--baseline", str(bad), "--current", str(bad))
+    assert out.returncode == 2
+    assert f"{bad}:2" in out.stderr and "text" in out.stderr
+
+
+async def test_drift_diff_and_baseline_commands(tmp_path: Path) -> None:
+    scenario = scenario_from_dict({"name": "cli", "seed": 2, "defaults": {"ttft": 5, "output_tps": 5000,
+                                                                          "length": {"dist": "normal", "mean": 40,
+                                                                                     "sd": 5}},
+                                   "models": {"m": {"phases": [{"name": "a"}, {"name": "b", "after_requests": 10**6,
+                                                                              "verbosity": 4.0,
+                                                                              "system_fingerprint": "fp_new"}]}}})
+    probes = ("canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n    samples: 5\n"
+              "    params: {temperature: 0.7}\n")
+    with SimServer(scenario) as sim:
+        cfg_path = write_config(tmp_path, f"  - {{id: t, provider: openai, base_url: '{sim.openai_base_url}', "
+                                          "model: m}", probes, extra="drift: {baseline_size: 10}\n")
+        config = load_config(cfg_path, environ={})
+        app = App(config, registry=CollectorRegistry(), environ={}, serve_http=False)
+        await app.start(schedule=False)
+        canary, target = config.pairs()[0]
+        try:
+            for _ in range(3):
+                await app.runner.run(canary, target)
+            await asyncio.sleep(0.5)
+            httpx.post(sim.url + "/_sim/phase", json={"model": "m", "phase": "b"}).raise_for_status()
+            for _ in range(8):
+                await app.runner.run(canary, target)
+        finally:
+            await app.stop()
+    out = cli("drift", "-c", str(cfg_path), "--open", "--json")
+    events = {e["signal"]: e for e in map(json.loads, out.stdout.splitlines())}
+    assert events["system_fingerprint"]["kind"] == "model"
+    assert events["system_fingerprint"]["current_value"] == "fp_new"
+    assert "output_chars" in events and events["output_chars"]["kind"] == "behaviour"
+    assert all(k in e for e in events.values() for k in ("canary", "target", "signal", "kind", "state",
+                                                          "baseline_value", "current_value", "p_value",
+                                                          "opened_at"))
+    table = cli("drift", "-c", str(cfg_path))
+    assert "system_fingerprint" in table.stdout
+    diff = cli("diff", "c1", "--target", "t", "-c", str(cfg_path))
+    assert diff.returncode == 0 and "baseline:" in diff.stdout
+    show = cli("baseline", "show", "c1", "-c", str(cfg_path))
+    assert "first_n" in show.stdout
+    accept = cli("baseline", "accept", "c1", "-c", str(cfg_path), "--note", "intended")
+    assert accept.returncode == 0, accept.stderr
+    assert cli("drift", "-c", str(cfg_path), "--open", "--json").stdout == ""
+    states = {json.loads(x)["state"] for x in cli("drift", "-c", str(cfg_path), "--json").stdout.splitlines()}
+    assert states == {"accepted"}
+    show = cli("baseline", "show", "c1", "-c", str(cfg_path))
+    assert "accepted" in show.stdout and "intended" in show.stdout
+    pin = cli("baseline", "pin", "c1", "-c", str(cfg_path), "--since", "2000-01-01", "--note", "golden")
+    assert pin.returncode == 0, pin.stderr
+    assert "pinned" in cli("baseline", "show", "c1", "-c", str(cfg_path)).stdout
+    reset = cli("baseline", "reset", "c1", "-c", str(cfg_path))
+    assert reset.returncode == 0 and "baseline reset" in reset.stdout
+    bad = cli("baseline", "accept", "nope", "-c", str(cfg_path))
+    assert bad.returncode == 2
