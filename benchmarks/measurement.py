@@ -95,7 +95,8 @@ async def bare_loop(base_url: str, calls: int, concurrency: int) -> tuple[list[t
     return out, calls / elapsed
 
 
-async def daemon_pipeline(base_url: str, calls: int, concurrency: int, folder: Path) -> tuple[list[tuple[float, float, int]], float]:
+async def daemon_pipeline(base_url: str, calls: int, concurrency: int, folder: Path,
+                          drift: bool = True) -> tuple[list[tuple[float, float, int]], float]:
     """The daemon's own path: runner -> provider -> quality -> store -> metrics, `concurrency` runs at once."""
     from prometheus_client import CollectorRegistry
 
@@ -108,7 +109,8 @@ async def daemon_pipeline(base_url: str, calls: int, concurrency: int, folder: P
         "    checks: [{type: length, unit: words, min: 5}]\n")
     (folder / "monitor.yaml").write_text(
         f"targets:\n  - {{id: sim, provider: openai, base_url: '{base_url}/v1', model: bench, api_key_env: K, "
-        f"max_concurrency: {concurrency}}}\nprobes: [./probes]\nstorage: {{url: 'sqlite:///{folder}/bench.db'}}\n")
+        f"max_concurrency: {concurrency}}}\nprobes: [./probes]\nstorage: {{url: 'sqlite:///{folder}/bench.db'}}\n"
+        f"drift: {{enabled: {str(drift).lower()}}}\n")
     config = load_config(folder / "monitor.yaml", environ={"K": "sk-bench"})
     app = App(config, registry=CollectorRegistry(), environ={"K": "sk-bench"}, serve_http=False)
     await app.start(schedule=False)
@@ -186,14 +188,17 @@ def main() -> None:
         sim, url = start_sim(folder)
         try:
             # interleave: bare, daemon, bare, daemon (machines are noisy)
-            results: dict[str, list] = {"bare SDK loop": [[], []], "daemon pipeline": [[], []]}
+            results: dict[str, list] = {"bare SDK loop": [[], []], "daemon pipeline": [[], []],
+                                        "daemon pipeline, drift off": [[], []]}
             for _ in range(2):
-                rows, rate = asyncio.run(bare_loop(url, args.calls // 2, args.concurrency))
-                results["bare SDK loop"][0] += rows
-                results["bare SDK loop"][1].append(rate)
-                rows, rate = asyncio.run(daemon_pipeline(url, args.calls // 2, args.concurrency, folder))
-                results["daemon pipeline"][0] += rows
-                results["daemon pipeline"][1].append(rate)
+                for name in results:
+                    if name == "bare SDK loop":
+                        rows, rate = asyncio.run(bare_loop(url, args.calls // 2, args.concurrency))
+                    else:
+                        rows, rate = asyncio.run(daemon_pipeline(url, args.calls // 2, args.concurrency, folder,
+                                                                 drift=name == "daemon pipeline"))
+                    results[name][0] += rows
+                    results[name][1].append(rate)
         finally:
             sim.terminate()
             sim.wait()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from monitor.domain import CallResult, CheckResult, ErrorType, FinishReason, Observation, Usage
 from monitor.store.tables import ObservationRow
@@ -13,6 +14,14 @@ def aware(ts: datetime | None) -> datetime | None:
     if ts is None:
         return None
     return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+
+
+def where_equal(query: Any, model: Any, **values: Any) -> Any:
+    """Add `model.name == value` to a query for every given value that is set (None or "" means any)."""
+    for name, value in values.items():
+        if value is not None and value != "":
+            query = query.where(getattr(model, name) == value)
+    return query
 
 
 def to_row(obs: Observation) -> ObservationRow:

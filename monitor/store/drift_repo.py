@@ -10,7 +10,7 @@ from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
 
 from monitor.domain import new_id, utcnow
-from monitor.store.convert import aware
+from monitor.store.convert import aware, where_equal
 from monitor.store.drift_tables import BaselineRow, DriftEventRow
 
 SessionHook = Callable[[Session], None]
@@ -49,13 +49,7 @@ class DriftRepository:
                limit: int = 500) -> list[dict[str, Any]]:
         """Return stored events, newest first."""
         with Session(self.engine) as s:
-            q = select(DriftEventRow)
-            if canary:
-                q = q.where(DriftEventRow.canary == canary)
-            if target:
-                q = q.where(DriftEventRow.target == target)
-            if state:
-                q = q.where(DriftEventRow.state == state)
+            q = where_equal(select(DriftEventRow), DriftEventRow, canary=canary, target=target, state=state)
             rows = s.exec(q.order_by(col(DriftEventRow.opened_at).desc()).limit(limit)).all()
             return [dict(r.data) for r in rows]
 
@@ -93,11 +87,7 @@ class DriftRepository:
                   active_only: bool = True) -> list[dict[str, Any]]:
         """Return baselines with their metadata: {canary, target, created_at, source, note, active, data}."""
         with Session(self.engine) as s:
-            q = select(BaselineRow)
-            if canary:
-                q = q.where(BaselineRow.canary == canary)
-            if target:
-                q = q.where(BaselineRow.target == target)
+            q = where_equal(select(BaselineRow), BaselineRow, canary=canary, target=target)
             if active_only:
                 q = q.where(col(BaselineRow.active).is_(True))
             rows = s.exec(q.order_by(col(BaselineRow.created_at).desc())).all()
