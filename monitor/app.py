@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import socket
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timedelta
@@ -35,6 +37,7 @@ from monitor.telemetry.tracing import get_tracer, make_tracer_provider
 
 log = logging.getLogger("monitor.app")
 BASELINE_POLL_S = 30.0
+SWITCH_INTERVAL_S = 0.001
 
 
 class _Server(uvicorn.Server):
@@ -163,6 +166,12 @@ class App:
             app = build_http_app(self, environ=self.environ, extra_routes=routes)
             self._server = _Server(uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False))
             self._server_task = asyncio.create_task(self._server.serve(sockets=[sock]))
+        # Everything built so far (modules, the refusal model, config) lives as long as the process: move it out
+        # of the collector's way so a full collection never stalls the event loop (and skews TTFT) for long.
+        gc.collect()
+        gc.freeze()
+        # Analysis threads hold the GIL in slices; shorter slices let the event loop read chunks on time.
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
         if schedule:
             jobs = self.scheduler.apply(self.config)
             self.scheduler.start()

@@ -160,3 +160,26 @@ def test_mmd_decision_near_its_level_is_an_exact_permutation_test() -> None:
     assert r.p_value == r.p_permutation and r.p_value <= 1e-3  # confirmed by 2,000 relabellings
     same = mmd_test(a[:10], a[10:], permutations=100, alpha=1e-3)
     assert same.p_value > 0.05
+
+
+def test_event_opened_by_a_chart_resolves_through_windows_without_crashing() -> None:
+    """A continuous signal whose event the rank CUSUM opened has no opening sample until a window forms."""
+    import numpy as np
+
+    from monitor.domain import CallResult, FinishReason, Observation, Usage
+    from monitor.drift import DriftEngine, DriftSettings
+
+    rng = np.random.default_rng(4)
+    engine = DriftEngine(DriftSettings(baseline_size=30, window=30, eval_every=5))
+    t0 = __import__("datetime").datetime(2026, 1, 1, tzinfo=__import__("datetime").UTC)
+    updates = []
+    for i in range(400):
+        words = int(rng.normal(40 if i < 150 or i >= 260 else 80, 4))
+        text = " ".join(["word"] * max(words, 1))
+        obs = Observation(canary="c", target="t", provider="openai", request_model="m",
+                          started_at=t0 + __import__("datetime").timedelta(seconds=i),
+                          call=CallResult(text=text, finish_reason=FinishReason.STOP, usage=Usage(5, 0, words),
+                                          latency_s=1.0, ttft_s=0.1), refusal="none")
+        updates += engine.observe(obs)
+    opened = [u for u in updates if u.action == "opened" and u.event.signal == "output_chars"]
+    assert opened

@@ -134,6 +134,9 @@ class WindowTests:
             back = self._mmd(self._texts(), op.sample, alpha=self.settings.resolve_alpha)
         elif signal_type(name) == CONTINUOUS:
             vals = [v for e in self._window() if (v := finite(e.signals.get(name))) is not None]
+            if op.sample is None:  # opened by a sequential chart: the first full window is its opening sample
+                op.sample = vals
+                return [EventUpdate("updated", op.event)]
             back = continuous_test(op.sample, vals)
         else:
             back = category_test(op.sample or {}, res.detail.get("current") or {})

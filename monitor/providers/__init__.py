@@ -19,11 +19,19 @@ PROVIDERS: dict[str, Callable[..., Provider]] = {
 
 def build_provider(target: Target, api_key: str | None, *, transport: httpx.AsyncBaseTransport | None = None) -> Provider:
     """Build the provider for a target; `transport` lets tests inject an httpx transport."""
-    limits = httpx.Limits(max_connections=target.max_concurrency * 2, max_keepalive_connections=target.max_concurrency)
-    client = httpx.AsyncClient(transport=transport, limits=limits, timeout=httpx.Timeout(target.timeout))
-    kwargs = {"headers": dict(target.headers), "http_client": client}
+    kwargs: dict[str, object] = {"headers": dict(target.headers)}
     if target.provider == "openai":
+        # The SDK's own client class (its HTTP stack may differ from the httpx this project uses elsewhere).
+        import openai
+
         kwargs["stream_usage"] = target.stream_usage
+        kwargs["http_client"] = openai.DefaultAsyncHttpxClient(timeout=target.timeout, transport=transport) \
+            if transport is not None else openai.DefaultAsyncHttpxClient(timeout=target.timeout)
+    else:
+        limits = httpx.Limits(max_connections=target.max_concurrency * 2,
+                              max_keepalive_connections=target.max_concurrency)
+        kwargs["http_client"] = httpx.AsyncClient(transport=transport, limits=limits,
+                                                  timeout=httpx.Timeout(target.timeout))
     return PROVIDERS[target.provider](target.base_url, api_key, **kwargs)
 
 
