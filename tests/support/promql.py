@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-CONTRACTS = ROOT / "docs" / "internal" / "CONTRACTS.md"
 DASHBOARD_DIR = ROOT / "dashboards"
 
 KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or", "unless",
@@ -25,10 +24,15 @@ _RANGE_CALL = re.compile(r"\b([a-z_]+)\(\s*([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(\{[^}]*
 
 
 def contract_metrics() -> set[str]:
-    """Return the metric names CONTRACTS.md fixes (its '## Metrics' section)."""
-    text = CONTRACTS.read_text()
-    section = text.split("## Metrics", 1)[1].split("\n## ", 1)[0]
-    return set(re.findall(r"`((?:gen_ai|llm_monitor)_[a-z0-9_]+)", section))
+    """Return the metric names the daemon exports (read from monitor.telemetry.metrics on a fresh registry)."""
+    from prometheus_client import CollectorRegistry
+
+    from monitor.telemetry.metrics import Metrics
+
+    names: set[str] = set()
+    for family in Metrics(CollectorRegistry()).registry.collect():
+        names.add(family.name + ("_total" if family.type == "counter" else ""))
+    return names
 
 
 def metric_names(expr: str) -> set[str]:
