@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 Judge = Callable[[str], str]
 Verdict = tuple[bool | None, str]  # (passed, detail); passed is None when the check cannot be applied
@@ -63,3 +63,22 @@ def clip(text: str, limit: int = 80) -> str:
     """Shorten text for a detail message, keeping it on one line."""
     one = " ".join(text.split())
     return one if len(one) <= limit else one[: limit - 1] + "…"
+
+
+class CountBounds(BaseCheck):
+    """A check with inclusive integer bounds ``min``/``max``: at least one set, and min <= max."""
+
+    min: int | None = Field(default=None, ge=0)
+    max: int | None = Field(default=None, ge=0)
+
+    @field_validator("max")
+    @classmethod
+    def _order(cls, v: int | None, info: ValidationInfo) -> int | None:
+        ordered(info.data.get("min"), v, "min", "max")
+        return v
+
+    @model_validator(mode="after")
+    def _some_bound(self) -> CountBounds:
+        if self.min is None and self.max is None:
+            raise ValueError("set min, max or both")
+        return self

@@ -4,31 +4,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
-
-from monitor.checks.base import BaseCheck, Context, Verdict, ordered, within
+from monitor.checks.base import Context, CountBounds, Verdict, within
 from monitor.domain import Observation
 
 
-class LengthCheck(BaseCheck):
+class LengthCheck(CountBounds):
     """Pass when the stripped completion has between ``min`` and ``max`` characters or words (inclusive)."""
 
     type: Literal["length"]
     unit: Literal["chars", "words"] = "chars"
-    min: int | None = Field(default=None, ge=0)
-    max: int | None = Field(default=None, ge=0)
-
-    @field_validator("max")
-    @classmethod
-    def _order(cls, v: int | None, info: ValidationInfo) -> int | None:
-        ordered(info.data.get("min"), v, "min", "max")
-        return v
-
-    @model_validator(mode="after")
-    def _some_bound(self) -> LengthCheck:
-        if self.min is None and self.max is None:
-            raise ValueError("set min, max or both")
-        return self
 
 
 def measure(text: str, unit: str) -> int:

@@ -9,7 +9,7 @@ from typing import Any
 from starlette.requests import Request
 
 from monitor.sim import faults, textgen
-from monitor.sim.engine import Engine, Plan, SimRequest
+from monitor.sim.engine import Engine, Plan, SimRequest, content_text
 from monitor.sim.faults import Stream
 from monitor.sim.playback import Script
 
@@ -20,14 +20,6 @@ def _error(status: int, type_: str, message: str, headers: dict[str, str] | None
            delay_s: float = 0.0) -> Script:
     return Script().json(status, {"type": "error", "error": {"type": type_, "message": message}}, headers or {},
                          delay_s)
-
-
-def _text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return " ".join(str(b.get("text", "")) for b in content if isinstance(b, dict))
-    return ""
 
 
 def parse(body: Any) -> SimRequest | str:
@@ -41,13 +33,13 @@ def parse(body: Any) -> SimRequest | str:
         return "max_tokens: Field required"
     if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
         return "messages: Field required"
-    texts = [_text(m.get("content")) for m in messages]
+    texts = [content_text(m.get("content")) for m in messages]
     users = [t for m, t in zip(messages, texts, strict=True) if m.get("role") == "user"]
     tool = None
     tools = body.get("tools")
     if isinstance(tools, list) and tools and isinstance(tools[0], dict):
         tool = {"name": str(tools[0].get("name", "tool")), "schema": tools[0].get("input_schema") or {}}
-    system = _text(body.get("system"))
+    system = content_text(body.get("system"))
     return SimRequest(
         api="anthropic", model=model, prompt=users[-1] if users else texts[-1],
         input_tokens=sum(textgen.count_tokens(t) for t in texts) + textgen.count_tokens(system) + 3 * len(texts),

@@ -26,6 +26,15 @@ def _key(*parts: object) -> int:
     return int.from_bytes(hashlib.blake2b(repr(parts).encode(), digest_size=8).digest(), "big")
 
 
+def content_text(content: Any) -> str:
+    """Return the text of a message's content: a string, or a list of parts with `text` (both APIs)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
+    return ""
+
+
 @dataclass
 class SimRequest:
     """What the simulator needs from a request, whichever API it came through."""

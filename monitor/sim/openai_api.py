@@ -9,7 +9,7 @@ from typing import Any
 from starlette.requests import Request
 
 from monitor.sim import faults, textgen
-from monitor.sim.engine import Engine, Plan, SimRequest
+from monitor.sim.engine import Engine, Plan, SimRequest, content_text
 from monitor.sim.faults import Stream
 from monitor.sim.playback import Script
 
@@ -18,14 +18,6 @@ def _error(status: int, message: str, type_: str, code: str | None, headers: dic
            delay_s: float = 0.0) -> Script:
     body = {"error": {"message": message, "type": type_, "param": None, "code": code}}
     return Script().json(status, body, headers or {}, delay_s)
-
-
-def _text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
-    return ""
 
 
 def parse(body: Any) -> SimRequest | str:
@@ -37,7 +29,7 @@ def parse(body: Any) -> SimRequest | str:
         return "you must provide a model parameter"
     if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
         return "'messages' must be a non-empty array of message objects"
-    texts = [_text(m.get("content")) for m in messages]
+    texts = [content_text(m.get("content")) for m in messages]
     users = [t for m, t in zip(messages, texts, strict=True) if m.get("role") == "user"]
     tool = None
     tools = body.get("tools")
