@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import httpx
-import pytest
 from prometheus_client import CollectorRegistry
 
 from monitor.app import App
@@ -15,8 +14,9 @@ from monitor.config import load_config
 from monitor.sim import SimServer, scenario_from_dict
 from tests.conftest import write_config
 from tests.support.daemon import cli
+from tests.support.data import LLMDRIFT, require
 
-DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets" / "llmdrift"
+DATA = LLMDRIFT
 
 
 def dump(path: Path, version: str) -> Path:
@@ -30,8 +30,8 @@ def dump(path: Path, version: str) -> Path:
     return out
 
 
-@pytest.mark.skipif(not DATA.is_dir(), reason=f"the LLMDrift recordings are not at {DATA}")
 def test_replay_on_recorded_gpt4_march_vs_june(tmp_path: Path) -> None:
+    require(DATA)
     out = cli("replay", "--baseline", str(dump(tmp_path, "gpt-4-0314")),
               "--current", str(dump(tmp_path, "gpt-4-0613")), "--json")
     assert out.returncode == 0, out.stderr

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import json
 import random
-from pathlib import Path
 
 import pytest
 
 from monitor.domain import Observation
 from monitor.drift import DriftSettings, replay
+from tests.support.data import LLMDRIFT, require
 
-DATA = Path("/work/shared/datasets/llmdrift")
+DATA = LLMDRIFT
 LABELS = {"sensitive_questions": "answered", "prime_composite": "correct", "leetcode_easy": "directly_executable"}
 FAST = DriftSettings(mmd_permutations=100, replay_max_texts=60)
 
-pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason="LLMDrift recordings not present")
+
+
+@pytest.fixture(autouse=True)
+def _data() -> None:
+    require(DATA)
 
 
 def _rows(task: str, version: str, limit: int | None = None) -> list[dict]:

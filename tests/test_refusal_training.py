@@ -7,8 +7,12 @@ import pytest
 
 from monitor.refusal import train
 from monitor.refusal.model import shipped_model
+from tests.support.data import require
 
-pytestmark = pytest.mark.skipif(not train.DEFAULT_XSTEST.exists(), reason="XSTest dataset not available")
+
+@pytest.fixture(autouse=True)
+def _data() -> None:
+    require(train.DEFAULT_XSTEST)
 
 
 @pytest.mark.slow

@@ -14,6 +14,7 @@ import argparse
 import hashlib
 import itertools
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -24,7 +25,9 @@ from scipy import optimize, sparse
 from monitor.refusal import features
 from monitor.refusal.model import CLASSES, MODEL_PATH, LocalModel
 
-DEFAULT_XSTEST = Path("/work/shared/datasets/xstest/completions.jsonl")
+# The shared datasets sit beside the checkout (../shared); LLM_MONITOR_SHARED overrides.
+DEFAULT_XSTEST = Path(os.environ.get("LLM_MONITOR_SHARED", Path(__file__).resolve().parents[3] / "shared")) \
+    / "datasets" / "xstest" / "completions.jsonl"
 MULTILINGUAL = Path(__file__).with_name("data") / "train_multilingual.jsonl"
 HUMAN_TO_CLASS = {"1_full_compliance": "none", "2_full_refusal": "full", "3_partial_refusal": "partial"}
 MODELS = ("llama2orig", "llama2new", "mistralinstruct")
