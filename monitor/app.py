@@ -100,6 +100,7 @@ class App:
         self._housekeeping: asyncio.Task[None] | None = None
         self._baselines_task: asyncio.Task[None] | None = None
         self._stale: list[Provider] = []
+        self._background: set[asyncio.Task[Any]] = set()
         self._reload_lock = asyncio.Lock()
         self.port: int | None = None
         self.now = now
@@ -133,7 +134,19 @@ class App:
     def _on_cap(self, target: str, paused: bool, spent: float, cap: float | None) -> None:
         events = self.health.paused(target, paused, spent, cap)
         if events and self.alerting is not None:
-            asyncio.ensure_future(self.alerting.publish(events))
+            self.spawn(self.alerting.publish(events))
+
+    def spawn(self, coro: Any) -> None:
+        """Run a coroutine in the background, keeping a reference until it is done (and logging failures)."""
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+
+        def done(t: asyncio.Task[Any]) -> None:
+            self._background.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                log.error("background task failed: %r", t.exception())
+
+        task.add_done_callback(done)
 
     def _declare(self) -> None:
         self.metrics.declare(((c.id, t.id, c.schedule.interval_s) for c, t in self.config.pairs()),

@@ -18,7 +18,7 @@ async def serve(app: App, stop: asyncio.Event) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(app.reload()))
+    loop.add_signal_handler(signal.SIGHUP, lambda: app.spawn(app.reload()))
     try:
         await app.start()
     except SecretError as e:
