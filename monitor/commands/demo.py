@@ -24,10 +24,12 @@ DEMO_KEY_ENV = "LLM_MONITOR_DEMO_KEY"
 def shipped_probes() -> Path:
     """The canary library: probes/ beside the package (source checkout), else the copy inside it."""
     here = Path(__file__).resolve().parent.parent
-    for candidate in (here.parent / "probes", here / "probes"):
+    candidates = [here.parent / "probes", Path.cwd() / "probes", Path("/etc/llm-monitor/probes")]
+    for candidate in candidates:
         if candidate.is_dir():
             return candidate
-    raise FileNotFoundError("no probes/ folder found beside or inside the monitor package")
+    raise FileNotFoundError("the canary library was not found (looked in "
+                            f"{', '.join(str(c) for c in candidates)}): run the demo from a checkout")
 
 
 def free_port(preferred: int) -> int:
