@@ -23,6 +23,7 @@ from monitor.analysis import Analysis
 from monitor.config.loader import Config, load_config
 from monitor.config.secrets import resolve_api_key
 from monitor.domain import utcnow
+from monitor.embeddings import Embedder
 from monitor.errors import MonitorError
 from monitor.health import HealthWatch
 from monitor.http import build_http_app, drift_routes
@@ -86,8 +87,8 @@ class App:
                              listeners=list(listeners or []))
         self.scheduler = Scheduler(self._run_job, now=now)
         self.analysis = Analysis(self.store, self.metrics, config.drift.settings(),
-                                 tags=lambda canary: self._tags.get(canary, ())) if analyse and config.drift.enabled \
-            else None
+                                 tags=lambda canary: self._tags.get(canary, ())) \
+            if analyse and config.drift.enabled else None
         self.alerting: Alerting | None = None
         self._analyse = analyse
         self._tags = {c.id: tuple(c.tags) for c in config.canaries}
@@ -104,6 +105,13 @@ class App:
         self._reload_lock = asyncio.Lock()
         self.port: int | None = None
         self.now = now
+
+    def _embedder(self, config: Config) -> Embedder | None:
+        emb = config.drift.embeddings
+        if emb is None:
+            return None
+        target = config.target(emb.target)
+        return Embedder(target.base_url, resolve_api_key(target, self.environ), emb.model, timeout=target.timeout)
 
     async def _run_job(self, canary: Any, target: Any) -> None:
         self.runner.track(asyncio.current_task())
@@ -168,6 +176,7 @@ class App:
             await self.alerting.start()
         if self.analysis is not None:
             self.analysis.alerting = self.alerting
+            self.analysis.engine.embed = self._embedder(self.config)  # SecretError here: a clear start error
             pairs = [(c.id, t.id) for c, t in self.config.pairs()]
             await asyncio.to_thread(self.analysis.restore, pairs)
             self.analysis.declare(pairs)

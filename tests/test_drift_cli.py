@@ -107,3 +107,37 @@ async def test_drift_diff_and_baseline_commands(tmp_path: Path) -> None:
     assert reset.returncode == 0 and "baseline reset" in reset.stdout
     bad = cli("baseline", "accept", "nope", "-c", str(cfg_path))
     assert bad.returncode == 2
+
+
+async def test_semantic_similarity_through_an_embeddings_endpoint(tmp_path: Path) -> None:
+    scenario = scenario_from_dict({"name": "emb", "seed": 3, "defaults": {"ttft": 5, "output_tps": 5000},
+                                   "models": {"*": {"phases": [{"name": "a"}]}}})
+    probes = "canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n    samples: 5\n"
+    with SimServer(scenario) as sim:
+        cfg_path = write_config(tmp_path, f"  - {{id: t, provider: openai, base_url: '{sim.openai_base_url}', "
+                                          "model: m}", probes,
+                                extra="drift: {baseline_size: 10, embeddings: {target: t, model: sim-embed}}\n")
+        config = load_config(cfg_path, environ={})
+        app = App(config, registry=CollectorRegistry(), environ={}, serve_http=False)
+        await app.start(schedule=False)
+        canary, target = config.pairs()[0]
+        try:
+            for _ in range(4):
+                for obs in await app.runner.run(canary, target):
+                    assert obs.ok
+            await asyncio.sleep(0.5)
+        finally:
+            await app.stop()
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "m.db") as db:
+        signals = [json.loads(s) for (s,) in db.execute("SELECT signals FROM observations WHERE signals IS NOT NULL")]
+    scored = [s["semantic_similarity"] for s in signals if s.get("semantic_similarity") is not None]
+    assert len(scored) >= 5 and all(-1.0 <= v <= 1.0 for v in scored)
+
+
+def test_embeddings_target_must_be_openai_compatible(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, "  - {id: a, provider: anthropic, base_url: 'http://127.0.0.1:9', model: m}",
+                       "canaries: []\n", extra="drift: {embeddings: {target: a, model: e}}\n")
+    out = cli("check-config", "-c", str(cfg))
+    assert out.returncode == 2 and "embeddings need an OpenAI-compatible target" in out.stderr

@@ -151,6 +151,14 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> C
         if ids.index(t.id) != i:
             issues.append(ConfigIssue(str(path), f"targets[{i}].id", "duplicate target id",
                                       src.line_of(("targets", i, "id")), t.id))
+    emb = mf.drift.embeddings
+    if emb is not None and emb.target not in ids:
+        issues.append(ConfigIssue(str(path), "drift.embeddings.target", f"unknown target (known: {', '.join(ids)})",
+                                  src.line_of(("drift", "embeddings", "target")), emb.target))
+    elif emb is not None and next(t for t in mf.targets if t.id == emb.target).provider != "openai":
+        issues.append(ConfigIssue(str(path), "drift.embeddings.target",
+                                  "embeddings need an OpenAI-compatible target (provider: openai)",
+                                  src.line_of(("drift", "embeddings", "target")), emb.target))
     judge = mf.refusal.judge_target
     if judge is not None and judge not in ids:
         issues.append(ConfigIssue(str(path), "refusal.judge_target", f"unknown target (known: {', '.join(ids)})",

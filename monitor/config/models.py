@@ -224,10 +224,18 @@ class Daemon(Strict):
     max_start_delay: float = Field(default=30.0, ge=0)  # first runs are spread over this many seconds
 
 
+class EmbeddingsConfig(Strict):
+    """Where the optional semantic-similarity signal gets its vectors: a target's OpenAI-compatible API."""
+
+    target: str  # a configured target (its base_url and key are used)
+    model: str = Field(min_length=1)  # e.g. text-embedding-3-small, nomic-embed-text
+
+
 class DriftConfig(Strict):
     """The drift engine's knobs (see monitor.drift.settings.DriftSettings for what each does)."""
 
     enabled: bool = True
+    embeddings: EmbeddingsConfig | None = None
     baseline_size: int = Field(default=30, ge=5, le=10_000)
     window: int = Field(default=30, ge=5, le=10_000)
     eval_every: int = Field(default=10, ge=1)
@@ -238,7 +246,7 @@ class DriftConfig(Strict):
 
     def settings(self) -> DriftSettings:
         """Return the engine settings: the defaults with every field set here replacing them."""
-        values = self.model_dump(exclude={"enabled"}, exclude_defaults=True)
+        values = self.model_dump(exclude={"enabled", "embeddings"}, exclude_defaults=True)
         if "disabled_signals" in values:
             values["disabled_signals"] = tuple(values["disabled_signals"])
         return DriftSettings(**values)

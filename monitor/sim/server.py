@@ -16,7 +16,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from monitor.sim import admin, anthropic_api, openai_api
+from monitor.sim import admin, anthropic_api, embeddings, openai_api
 from monitor.sim.engine import Engine
 from monitor.sim.playback import T0_KEY, Transports, protocol_class
 from monitor.sim.scenario import Scenario
@@ -39,6 +39,7 @@ def build_app(scenario: Scenario, *, seed: int | None = None,
     routes = [
         Route("/v1/chat/completions", openai_api.chat_completions, methods=["POST"]),
         Route("/v1/models", openai_api.list_models, methods=["GET"]),
+        Route("/v1/embeddings", embeddings.embeddings, methods=["POST"]),
         Route("/v1/messages", anthropic_api.messages, methods=["POST"]),
         Route("/_sim/state", admin.state, methods=["GET"]),
         Route("/_sim/phase", admin.force_phase, methods=["POST"]),
