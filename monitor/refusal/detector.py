@@ -33,6 +33,15 @@ class RefusalDetector:
     def _unsure(self, v: RefusalVerdict) -> bool:
         return self.judge is not None and v.layer == "classifier" and self.band[0] <= v.score <= self.band[1]
 
+    def _without_judge(self, text: str, prompt: str | None, finish_reason: FinishReason | str | None,
+                       refusal_text: str | None, error_type: ErrorType | str | None) -> tuple[RefusalVerdict, bool]:
+        """Return the provider-signal or local verdict, and whether the judge should be asked."""
+        signal = provider_verdict(text, finish_reason=finish_reason, refusal_text=refusal_text, error_type=error_type)
+        if signal is not None:
+            return signal, False
+        local = self._local(text, prompt)
+        return local, self._unsure(local)
+
     def detect(
         self,
         text: str,
@@ -43,16 +52,11 @@ class RefusalDetector:
         error_type: ErrorType | str | None = None,
     ) -> RefusalVerdict:
         """Return the verdict for one completion (a sync judge is asked if the classifier is unsure)."""
-        signal = provider_verdict(
-            text, finish_reason=finish_reason, refusal_text=refusal_text, error_type=error_type
-        )
-        if signal is not None:
-            return signal
-        local = self._local(text, prompt)
-        if self._unsure(local):
+        verdict, ask = self._without_judge(text, prompt, finish_reason, refusal_text, error_type)
+        if ask:
             assert self.judge is not None
-            return self.judge.judge(text, prompt) or local
-        return local
+            return self.judge.judge(text, prompt) or verdict
+        return verdict
 
     async def adetect(
         self,
@@ -64,16 +68,11 @@ class RefusalDetector:
         error_type: ErrorType | str | None = None,
     ) -> RefusalVerdict:
         """Async ``detect``: the judge (sync or async ``ask``) is awaited when the classifier is unsure."""
-        signal = provider_verdict(
-            text, finish_reason=finish_reason, refusal_text=refusal_text, error_type=error_type
-        )
-        if signal is not None:
-            return signal
-        local = self._local(text, prompt)
-        if self._unsure(local):
+        verdict, ask = self._without_judge(text, prompt, finish_reason, refusal_text, error_type)
+        if ask:
             assert self.judge is not None
-            return await self.judge.ajudge(text, prompt) or local
-        return local
+            return await self.judge.ajudge(text, prompt) or verdict
+        return verdict
 
     def detect_observation(self, obs: Observation, prompt: str | None = None) -> RefusalVerdict | None:
         """Return the verdict for an observation, or None for a failed call that is not a content refusal."""
