@@ -39,6 +39,7 @@ from monitor.telemetry.tracing import get_tracer, make_tracer_provider
 log = logging.getLogger("monitor.app")
 BASELINE_POLL_S = 30.0
 SWITCH_INTERVAL_S = 0.001
+ALERT_BATCH = 3
 
 
 class _Server(uvicorn.Server):
@@ -171,8 +172,11 @@ class App:
         self._declare()
         await self._calibrate_judge(self.config)
         if self._analyse:
+            # A row claimed by a process that then dies waits out its lease: keep batches small and the lease
+            # just long enough for one batch to time out, so a crashed daemon's rows go out soon after restart.
+            slowest = max((sink.timeout for sink in self.config.alerts.sinks), default=10.0)
             self.alerting = build_alerting(self.config.alerts, self.store, environ=self.environ, metrics=self.metrics,
-                                           now=self.now)
+                                           now=self.now, batch=ALERT_BATCH, lease=ALERT_BATCH * slowest + 5.0)
             await self.alerting.start()
         if self.analysis is not None:
             self.analysis.alerting = self.alerting

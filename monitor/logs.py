@@ -34,5 +34,5 @@ def setup_logging(level: str = "info", fmt: str = "json") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("httpx", "httpcore", "openai", "apscheduler", "alembic", "uvicorn.access"):
+    for noisy in ("httpx", "httpcore", "httpx2", "httpcore2", "openai", "apscheduler", "alembic", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

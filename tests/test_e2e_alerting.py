@@ -200,7 +200,8 @@ def test_pending_notifications_survive_sigkill(tmp_path: Path, changing_sim: Sim
         d2 = Daemon(cfg, port, env=env)
         try:
             d2.wait_ready()
-            wait(lambda: set(waiting) <= {m.message_id for m in receiver.delivered}, 60,
+            # A row the killed daemon had just claimed waits out its lease (3 x 10 s timeout + 5 s) first.
+            wait(lambda: set(waiting) <= {m.message_id for m in receiver.delivered}, 90,
                  "every pending notification delivered after the restart", d2)
         finally:
             d2.stop()
