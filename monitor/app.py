@@ -128,6 +128,13 @@ class App:
         except Exception:
             log.exception("run of %s@%s failed", canary.id, target.id)
 
+    async def _restore_last_success(self) -> None:
+        """Seed the last-success gauges from the store, so staleness alerts survive a restart."""
+        pairs = {(c.id, t.id) for c, t in self.config.pairs()}
+        for (canary, target), ts in (await asyncio.to_thread(self.store.last_success)).items():
+            if (canary, target) in pairs:
+                self.metrics.last_success.labels(canary, target).set(ts.timestamp())
+
     async def _calibrate_judge(self, config: Config) -> None:
         """Pin the refusal judge to its target and run the frozen calibration set; log whether it is trusted."""
         target = config.refusal.judge_target
@@ -170,6 +177,7 @@ class App:
         await asyncio.to_thread(self.quality.warm_up)
         self.runner.set_providers(build_providers(self.config, self.environ), list(self.config.targets))
         self._declare()
+        await self._restore_last_success()
         await self._calibrate_judge(self.config)
         if self._analyse:
             # A row claimed by a process that then dies waits out its lease: keep batches small and the lease

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import os
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -28,9 +28,6 @@ class Daemon(Protocol):
     def ready(self) -> tuple[bool, dict[str, bool]]: ...
 
     async def reload(self) -> tuple[bool, str]: ...
-
-
-Extra = Callable[[Request], Awaitable[Response]]
 
 
 def _int(value: str | None, default: int, lo: int, hi: int) -> int:

@@ -158,3 +158,19 @@ async def test_refusal_judge_is_calibrated_before_it_counts(steady_sim: SimServe
         assert all(o.refusal in ("none", "partial", "full") for o in observations)
     finally:
         await app.stop()
+
+
+async def test_last_success_survives_a_restart(steady_sim: SimServer, tmp_path: Path) -> None:
+    cfg = load_config(write_config(tmp_path, targets(steady_sim), PROBES), environ={"K": "k"})
+    first = App(cfg, environ={"K": "k"}, serve_http=False, analyse=False)
+    await first.start(schedule=False)
+    try:
+        observations = await run_once(first)
+    finally:
+        await first.stop()
+    second = App(cfg, environ={"K": "k"}, serve_http=False, analyse=False)
+    await second.start(schedule=False)
+    await second.stop()
+    latest = max(o.started_at for o in observations if o.target == "gpt").timestamp()
+    assert sample(second.registry, "llm_monitor_last_success_timestamp_seconds", canary="kill-python-process",
+                  target="gpt") == pytest.approx(latest)

@@ -172,20 +172,9 @@ def start_prometheus(
     config = prometheus_config(scrape_targets, job=job, rule_files=rule_files, alertmanagers=alertmanagers,
                                scrape_interval=scrape_interval, evaluation_interval=evaluation_interval)
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-    port = free_port()
-    log_path = home / "prometheus.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [binary, f"--config.file={config_path}", f"--storage.tsdb.path={home / 'data'}",
-             f"--web.listen-address=127.0.0.1:{port}", "--web.enable-lifecycle", "--log.level=warn"],
-            stdout=log, stderr=subprocess.STDOUT,
-        )
-    server = PrometheusProcess(proc, port, config_path, log_path)
-    try:
-        server.wait_ready()
+    with _serve(PrometheusProcess, binary, home, config_path,
+                [f"--storage.tsdb.path={home / 'data'}", "--web.enable-lifecycle"]) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @contextlib.contextmanager
@@ -196,15 +185,20 @@ def start_alertmanager(tmp_path: Path, config_text: str) -> Iterator[ServerProce
     home.mkdir(parents=True, exist_ok=True)
     config_path = home / "alertmanager.yml"
     config_path.write_text(config_text)
+    with _serve(ServerProcess, binary, home, config_path,
+                [f"--storage.path={home / 'data'}", "--cluster.listen-address="]) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def _serve(kind: Any, binary: str, home: Path, config_path: Path, args: list[str]) -> Iterator[Any]:
+    """Start `binary` on a free loopback port with its log in `home`, wait until ready, stop it on exit."""
     port = free_port()
-    log_path = home / "alertmanager.log"
+    log_path = home / f"{home.name}.log"
     with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [binary, f"--config.file={config_path}", f"--storage.path={home / 'data'}",
-             f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=", "--log.level=warn"],
-            stdout=log, stderr=subprocess.STDOUT,
-        )
-    server = ServerProcess(proc, port, config_path, log_path)
+        proc = subprocess.Popen([binary, f"--config.file={config_path}", f"--web.listen-address=127.0.0.1:{port}",
+                                 "--log.level=warn", *args], stdout=log, stderr=subprocess.STDOUT)
+    server = kind(proc, port, config_path, log_path)
     try:
         server.wait_ready()
         yield server
