@@ -23,9 +23,6 @@ from monitor.store.drift_repo import DriftRepository
 from monitor.telemetry.metrics import Metrics
 
 log = logging.getLogger("monitor.analysis")
-WATCHED = ("refused", "error", "output_chars", "completion", "response_model", "system_fingerprint")
-
-
 def _dt(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
@@ -93,16 +90,12 @@ class Analysis:
                     self._baseline_progress(canary, target)
                     break
         for e in self.engine.events(state="open"):
-            self.metrics.drift_active.labels(e.canary, e.target, e.signal).set(1)
+            self.metrics.drift_active.set(e.canary, e.target, e.signal, value=1)
         return fed
 
     def declare(self, pairs: list[tuple[str, str]]) -> None:
         """Pre-initialise drift series for the commonly watched signals so dashboards have data."""
-        for canary, target in pairs:
-            for signal in WATCHED:
-                self.metrics.drift_active.labels(canary, target, signal)
-                self.metrics.drift_events.labels(canary, target, signal, "model" if signal in (
-                    "response_model", "system_fingerprint") else "behaviour")
+        self.metrics.declare_drift(pairs)
 
     # -- the hot path (off the event loop) --------------------------------------------------------------
     async def in_worker(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -141,13 +134,13 @@ class Analysis:
         for u in updates:
             e = u.event
             if u.action == "opened":
-                self.metrics.drift_active.labels(e.canary, e.target, e.signal).set(1)
-                self.metrics.drift_events.labels(e.canary, e.target, e.signal, e.kind).inc()
+                self.metrics.drift_active.set(e.canary, e.target, e.signal, value=1)
+                self.metrics.drift_events.inc(e.canary, e.target, e.signal, e.kind)
                 log.warning("drift opened", extra={"canary": e.canary, "target": e.target, "signal": e.signal,
                                                    "kind": e.kind, "baseline": e.baseline_value,
                                                    "current": e.current_value, "p_value": e.p_value})
             elif u.action in ("resolved", "accepted"):
-                self.metrics.drift_active.labels(e.canary, e.target, e.signal).set(0)
+                self.metrics.drift_active.set(e.canary, e.target, e.signal, value=0)
                 log.info("drift %s", u.action, extra={"canary": e.canary, "target": e.target, "signal": e.signal})
             for listener in self.listeners:
                 listener(u)
@@ -207,7 +200,7 @@ class Analysis:
                 stored = self.repo.event(entry.event.id)
                 if stored is not None and stored["state"] != "open":
                     del stream.open[signal]  # accepted or resolved elsewhere
-                    self.metrics.drift_active.labels(key[0], key[1], signal).set(0)
+                    self.metrics.drift_active.set(key[0], key[1], signal, value=0)
             changed += 1
         return changed
 

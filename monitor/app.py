@@ -133,7 +133,7 @@ class App:
         pairs = {(c.id, t.id) for c, t in self.config.pairs()}
         for (canary, target), ts in (await asyncio.to_thread(self.store.last_success)).items():
             if (canary, target) in pairs:
-                self.metrics.last_success.labels(canary, target).set(ts.timestamp())
+                self.metrics.last_success.set(canary, target, value=ts.timestamp())
 
     async def _calibrate_judge(self, config: Config) -> None:
         """Pin the refusal judge to its target and run the frozen calibration set; log whether it is trusted."""

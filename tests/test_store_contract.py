@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,7 +12,7 @@ from sqlalchemy import text
 from monitor.domain import CallResult, CheckResult, ErrorType, FinishReason, Observation, Usage
 from monitor.errors import StoreError
 from monitor.store import Run, Store
-from monitor.store.schema import current_revision, head_revision
+from monitor.store.schema import HEAD, current_revision, head_revision
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
@@ -29,8 +31,18 @@ def obs(i: int, *, canary: str = "c", target: str = "t", error: ErrorType | None
 
 
 def test_schema_is_at_head_and_migrate_is_idempotent(store: Store) -> None:
-    assert current_revision(store.engine) == head_revision()
+    assert current_revision(store.engine) == head_revision() == HEAD
     assert store.migrate() == head_revision()
+
+
+def test_restart_on_an_up_to_date_schema_does_not_load_alembic(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path}/s.db"
+    code = ("import sys; from monitor.store import Store; s = Store(sys.argv[1]); print(s.migrate()); "
+            "print('alembic' in sys.modules)")
+    first = subprocess.run([sys.executable, "-c", code, url], capture_output=True, text=True, check=True)
+    again = subprocess.run([sys.executable, "-c", code, url], capture_output=True, text=True, check=True)
+    assert first.stdout.split() == [HEAD, "True"]  # a new database is built by Alembic
+    assert again.stdout.split() == [HEAD, "False"]
 
 
 def test_round_trip_keeps_everything(store: Store) -> None:

@@ -15,8 +15,7 @@ from functools import lru_cache
 
 import numpy as np
 from scipy.linalg import solve_banded
-from scipy.special import expit, logit
-from scipy.stats import beta
+from scipy.special import betaincinv, expit, logit
 
 _GRID_STEP = 0.05  # design rates are rounded on the logit scale, so calibrations can be cached and reused
 _MIN_RATE = 1e-3
@@ -132,7 +131,7 @@ def quantise_up(p: float) -> float:
 
 def reference_rate(k: int, n: int, credibility: float) -> float:
     """Jeffreys posterior quantile of a baseline rate from k events in n trials."""
-    return float(beta.ppf(credibility, k + 0.5, n - k + 0.5))
+    return float(betaincinv(k + 0.5, n - k + 0.5, credibility))
 
 
 def design_rate(p0: float, odds_ratio: float, min_shift: float) -> float:

@@ -152,7 +152,6 @@ class DriftEngine:
         st._steps.clear()
         st._sorted.clear()
         st._merged.clear()
-        st._ref_feats = None
         st.n_ok = st.n_all = 0
 
     # -- reading -----------------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ from typing import Any
 
 from monitor.drift import cusum as cs
 from monitor.drift.events import DriftEvent
-from monitor.drift.mmd import TextFeature
 from monitor.drift.signals import SignalValue
 
 
@@ -20,7 +19,6 @@ class Entry:
     ok: bool
     signals: dict[str, SignalValue]
     text: str | None
-    feat: TextFeature | None = None
 
 
 @dataclass(slots=True)

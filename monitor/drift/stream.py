@@ -16,7 +16,6 @@ from monitor.drift import cusum as cs
 from monitor.drift import rankcusum as rk
 from monitor.drift.baseline import Baseline
 from monitor.drift.events import BEHAVIOUR, MODEL, OPEN, RESOLVED, DriftEvent, EventUpdate, evidence
-from monitor.drift.mmd import TextFeature
 from monitor.drift.settings import DriftSettings
 from monitor.drift.signals import RATE, SignalValue, finite, signal_type
 from monitor.drift.state import Entry, _Open
@@ -46,7 +45,6 @@ class Stream(WindowTests):
     _merged: dict[str, int] = field(default_factory=dict)  # how many reference values _sorted holds
     n_ok: int = 0
     n_all: int = 0
-    _ref_feats: list[TextFeature] | None = None
 
     # -- entry point --------------------------------------------------------------------------------------
     def observe(self, obs_id: str, at: str, ok: bool, text: str, sig: dict[str, SignalValue]) -> list[EventUpdate]:
@@ -85,7 +83,7 @@ class Stream(WindowTests):
         w = s.window
         if len(self.entries) > w:
             old = self.entries[-w - 1]
-            old.text, old.feat = None, None
+            old.text = None
         if len(self.entries) > max(s.reference_lag, w):
             gone = self.entries.popleft()
             if s.grow_reference and not any(o.event.kind == MODEL for o in self.open.values()):

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy import stats
+
+from monitor.drift import pvalues
 
 MIN_SAMPLES = 5
 
@@ -32,7 +33,7 @@ def rate_test(k0: int, n0: int, k1: int, n1: int) -> TestResult | None:
     if n0 < MIN_SAMPLES or n1 < MIN_SAMPLES:
         return None
     table = [[k1, n1 - k1], [k0, n0 - k0]]
-    _, p = stats.fisher_exact(table)
+    p = pvalues.fisher_exact(table)
     p0, p1 = k0 / n0, k1 / n1
     h = 2 * math.asin(math.sqrt(p1)) - 2 * math.asin(math.sqrt(p0))
     return TestResult(float(p), float(k1), h, p0, p1, "fisher_exact")
@@ -48,8 +49,8 @@ def continuous_test(ref: Sequence[float], cur: Sequence[float]) -> TestResult | 
         return TestResult(1.0, 0.0, 0.0, float(np.median(b)), float(np.median(a)), "mann_whitney+ks")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        mw = stats.mannwhitneyu(a, b, alternative="two-sided", method="asymptotic")
-        ks = stats.ks_2samp(a, b)
+        mw = pvalues.mannwhitneyu(a, b)
+        ks = pvalues.ks_2samp(a, b)
     delta = 2.0 * float(mw.statistic) / (len(a) * len(b)) - 1.0
     p = min(1.0, 2.0 * min(float(mw.pvalue), float(ks.pvalue)))
     return TestResult(
@@ -80,12 +81,12 @@ def category_test(ref: dict[str, int], cur: dict[str, int]) -> TestResult | None
     chi2 = float(((table - expected) ** 2 / np.maximum(expected, 1e-12)).sum())
     v = math.sqrt(chi2 / table.sum() / 1.0)
     if expected.min() >= 1 and (expected >= 5).mean() >= 0.8:
-        p = float(stats.chi2.sf(chi2, len(cats) - 1))
+        p = pvalues.chi2_sf(chi2, len(cats) - 1)
         return TestResult(p, chi2, v, mode0, mode1, "chi_square", detail)
     ps = []
     for c in cats:
         k0, k1 = ref.get(c, 0), cur.get(c, 0)
-        ps.append(float(stats.fisher_exact([[k1, n1 - k1], [k0, n0 - k0]])[1]))
+        ps.append(pvalues.fisher_exact([[k1, n1 - k1], [k0, n0 - k0]]))
     p = min(1.0, min(ps) * len(cats))
     return TestResult(p, chi2, v, mode0, mode1, "fisher_exact_per_category", detail)
 

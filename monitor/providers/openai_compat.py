@@ -21,6 +21,7 @@ from monitor.providers.base import (
     short,
     status_error_type,
 )
+from monitor.providers.sse import sse_json
 
 log = logging.getLogger("monitor.providers.openai")
 _FINISH = {
@@ -143,43 +144,44 @@ class OpenAIProvider:
             raw = await self._client.chat.completions.with_raw_response.create(
                 **self._body(req), stream=True, timeout=req.timeout_s, extra_headers=req.extra_headers or None)
         self._headers(raw, result)
-        stream = raw.parse()  # with_raw_response is the legacy (sync-parse) wrapper
+        response = raw.http_response  # the SDK made the request and raised on an error status; we read the events
         parts: list[str] = []
         refusal: list[str] = []
         tools: dict[int, dict[str, str]] = {}
         saw_finish = False
         try:
-            async for chunk in stream:
-                result.response_model = chunk.model or result.response_model
-                result.system_fingerprint = chunk.system_fingerprint or result.system_fingerprint
-                if chunk.usage is not None:
-                    result.usage = _usage(chunk.usage)
-                for choice in chunk.choices[:1]:
-                    d = choice.delta
+            async for chunk in sse_json(response):
+                result.response_model = chunk.get("model") or result.response_model
+                result.system_fingerprint = chunk.get("system_fingerprint") or result.system_fingerprint
+                if chunk.get("usage") is not None:
+                    result.usage = _usage(chunk["usage"])
+                for choice in (chunk.get("choices") or [])[:1]:
+                    d = choice.get("delta") or {}
                     got = False
-                    if d is not None and d.content:
-                        parts.append(d.content)
+                    if d.get("content"):
+                        parts.append(d["content"])
                         got = True
-                    if d is not None and getattr(d, "refusal", None):
-                        refusal.append(d.refusal or "")
+                    if d.get("refusal"):
+                        refusal.append(d["refusal"])
                         got = True
-                    for tc in (d.tool_calls or []) if d is not None else []:
-                        slot = tools.setdefault(tc.index, {"name": "", "arguments": ""})
-                        if tc.function is not None:
-                            slot["name"] += tc.function.name or ""
-                            slot["arguments"] += tc.function.arguments or ""
-                            got = got or bool(tc.function.arguments or tc.function.name)
+                    for tc in d.get("tool_calls") or []:
+                        slot = tools.setdefault(tc.get("index", 0), {"name": "", "arguments": ""})
+                        fn = tc.get("function")
+                        if fn is not None:
+                            slot["name"] += fn.get("name") or ""
+                            slot["arguments"] += fn.get("arguments") or ""
+                            got = got or bool(fn.get("arguments") or fn.get("name"))
                     if got and result.ttft_s is None:
                         result.ttft_s = self._clock() - start
-                    if choice.finish_reason:
+                    if choice.get("finish_reason"):
                         saw_finish = True
-                        result.raw_finish_reason = choice.finish_reason
-                        result.finish_reason = normalise_finish(choice.finish_reason)
+                        result.raw_finish_reason = choice["finish_reason"]
+                        result.finish_reason = normalise_finish(choice["finish_reason"])
         finally:
             result.text = "".join(parts)
             result.refusal_text = "".join(refusal) or None
             result.tool_calls = [tools[i] for i in sorted(tools)]
-            await stream.close()
+            await response.aclose()
         if not saw_finish:
             raise httpx.RemoteProtocolError("stream ended without a finish_reason")
 
@@ -191,9 +193,14 @@ class OpenAIProvider:
 
 
 def _usage(u: Any) -> Usage:
+    """Usage from the SDK's model (non-streaming) or from a chunk's JSON (streaming)."""
     if u is None:
         return Usage()
-    cached = getattr(getattr(u, "prompt_tokens_details", None), "cached_tokens", None)
-    reasoning = getattr(getattr(u, "completion_tokens_details", None), "reasoning_tokens", None)
-    return Usage(input_tokens=u.prompt_tokens, cached_input_tokens=cached, output_tokens=u.completion_tokens,
-                 reasoning_tokens=reasoning)
+    cached = _field(_field(u, "prompt_tokens_details"), "cached_tokens")
+    reasoning = _field(_field(u, "completion_tokens_details"), "reasoning_tokens")
+    return Usage(input_tokens=_field(u, "prompt_tokens"), cached_input_tokens=cached,
+                 output_tokens=_field(u, "completion_tokens"), reasoning_tokens=reasoning)
+
+
+def _field(obj: Any, name: str) -> Any:
+    return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)

@@ -43,3 +43,13 @@ async def reset(request: Request) -> JSONResponse:
     engine = _engine(request)
     engine.reset()
     return JSONResponse(engine.state())
+
+
+async def pacing(request: Request) -> JSONResponse:
+    """Handle GET /_sim/pacing: for recent streamed answers, when the request arrived, when the first content
+    event was due and when it was really written (the simulator's own monotonic clock, seconds).
+
+    ``sent - scheduled`` is the simulator's own lateness. A client that timestamps with the same clock (CLOCK_MONOTONIC
+    on Linux: Python's ``time.monotonic``/``perf_counter``) can tell its measurement error apart from it.
+    """
+    return JSONResponse(list(request.app.state.sim_pacing))

@@ -43,7 +43,7 @@ class Stream:
 
 def stream_script(plan: Plan, headers: dict[str, str], stream: Stream) -> Script:
     """Build the script for a streamed answer with the plan's fault applied."""
-    script = Script()
+    script = Script(plan.request_id)
     fault, spec = plan.fault, plan.fault_spec
     if fault == "reset" and isinstance(spec, MidFault) and spec.at == 0:
         return script.reset()
@@ -70,6 +70,8 @@ def stream_script(plan: Plan, headers: dict[str, str], stream: Stream) -> Script
             elif fault == "stream_cut":
                 return _cut(script, spec)
         script.at(offset + shift).send(event)
+        if i == 0:
+            script.mark("first_content")
     if cut == len(stream.events):  # the fault point is past the last content event
         if fault == "reset":
             return script.reset()

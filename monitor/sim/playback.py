@@ -12,6 +12,7 @@ import asyncio
 import json
 import socket
 import struct
+from collections import deque
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -20,6 +21,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 Transports = MutableMapping[tuple[Any, Any], asyncio.Transport]
 T0_KEY = "sim.t0"
+PACING_LOG = 10_000  # how many streamed responses /_sim/pacing remembers
 
 
 def protocol_class(registry: Transports) -> type[H11Protocol]:
@@ -50,11 +52,13 @@ class Script:
     """A response as a list of timed steps; call it as an ASGI app to play it.
 
     Steps: ``start`` (status, headers), ``at`` (wait until this many seconds after arrival), ``sleep``,
-    ``send`` (a body part), ``end`` (finish the body), ``close`` (FIN mid-body) and ``reset`` (RST).
+    ``send`` (a body part), ``end`` (finish the body), ``close`` (FIN mid-body), ``reset`` (RST) and ``mark``
+    (note when the previous step really happened, for /_sim/pacing).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, request_id: str | None = None) -> None:
         self.steps: list[tuple[str, Any]] = []
+        self.request_id = request_id  # the id the response carries in its request-id header, minus "req_"
 
     def start(self, status: int, headers: dict[str, str]) -> Script:
         """Send the status line and headers."""
@@ -91,6 +95,11 @@ class Script:
         self.steps.append(("reset", None))
         return self
 
+    def mark(self, name: str) -> Script:
+        """Record when the step before this one was played (loop time), next to when it was scheduled."""
+        self.steps.append(("mark", name))
+        return self
+
     def json(self, status: int, body: Any, headers: dict[str, str], delay_s: float = 0.0) -> Script:
         """Send a whole JSON response after ``delay_s`` seconds from arrival."""
         data = json.dumps(body).encode()
@@ -111,11 +120,16 @@ class Script:
     async def _play(self, scope: Scope, send: Send) -> None:
         loop = asyncio.get_running_loop()
         t0 = arrival(scope)
+        due = t0
         for kind, arg in self.steps:
             if kind == "at":
-                delay = t0 + arg - loop.time()
+                due = t0 + arg
+                delay = due - loop.time()
                 if delay > 0:
                     await asyncio.sleep(delay)
+            elif kind == "mark":
+                _pacing_log(scope).append({"request_id": self.request_id, "mark": arg, "arrived": t0,
+                                           "scheduled": due, "sent": loop.time()})
             elif kind == "sleep":
                 await asyncio.sleep(arg)
             elif kind == "start":
@@ -129,6 +143,14 @@ class Script:
             else:
                 await _drop(scope, hard=kind == "reset")
                 return
+
+
+def _pacing_log(scope: Scope) -> deque[dict[str, Any]]:
+    state = getattr(scope.get("app"), "state", None)
+    log = getattr(state, "sim_pacing", None)
+    if log is None:  # an app built without build_app: keep the log on the script's scope only
+        log = scope.setdefault("sim.pacing", deque(maxlen=PACING_LOG))
+    return log
 
 
 async def _until_disconnect(receive: Receive) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any
@@ -18,7 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from monitor.sim import admin, anthropic_api, embeddings, openai_api
 from monitor.sim.engine import Engine
-from monitor.sim.playback import T0_KEY, Transports, protocol_class
+from monitor.sim.playback import PACING_LOG, T0_KEY, Transports, protocol_class
 from monitor.sim.scenario import Scenario
 
 
@@ -44,10 +45,12 @@ def build_app(scenario: Scenario, *, seed: int | None = None,
         Route("/_sim/state", admin.state, methods=["GET"]),
         Route("/_sim/phase", admin.force_phase, methods=["POST"]),
         Route("/_sim/reset", admin.reset, methods=["POST"]),
+        Route("/_sim/pacing", admin.pacing, methods=["GET"]),
     ]
     app = Starlette(routes=routes, middleware=[Middleware(_StampArrival)])
     app.state.sim_engine = Engine(scenario, seed, clock)
     app.state.sim_transports = {}  # filled by the uvicorn protocol from protocol_class()
+    app.state.sim_pacing = deque(maxlen=PACING_LOG)  # filled by Script.mark
     return app
 
 

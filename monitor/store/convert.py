@@ -5,6 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
 from monitor.domain import CallResult, CheckResult, ErrorType, FinishReason, Observation, Usage
 from monitor.store.tables import ObservationRow
 
@@ -16,6 +19,13 @@ def aware(ts: datetime | None) -> datetime | None:
     return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
 
 
+def upsert(dialect: str, table: Any) -> Any:
+    """An INSERT that can take ``.on_conflict_do_update``: both stores speak ``INSERT ... ON CONFLICT``."""
+    if dialect == "postgresql":
+        return pg_insert(table)
+    return sqlite_insert(table)
+
+
 def where_equal(query: Any, model: Any, **values: Any) -> Any:
     """Add `model.name == value` to a query for every given value that is set (None or "" means any)."""
     for name, value in values.items():
@@ -25,8 +35,13 @@ def where_equal(query: Any, model: Any, **values: Any) -> Any:
 
 
 def to_row(obs: Observation) -> ObservationRow:
+    return ObservationRow(**to_values(obs))
+
+
+def to_values(obs: Observation) -> dict[str, Any]:
+    """The observation as the column values of its row (no ORM object: the hot path inserts these directly)."""
     c = obs.call
-    return ObservationRow(
+    return dict(
         id=obs.id, run_id=obs.run_id, canary=obs.canary, target=obs.target, provider=obs.provider,
         request_model=obs.request_model, sample_index=obs.sample_index, started_at=obs.started_at,
         text=c.text, finish_reason=c.finish_reason.value if c.finish_reason else None,

@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 
 from monitor.domain import Observation
 from monitor.errors import StoreError
-from monitor.store.convert import aware, from_row, to_row, where_equal
+from monitor.store.convert import aware, from_row, to_values, upsert, where_equal
 from monitor.store.engine import make_engine
 from monitor.store.schema import migrate
 from monitor.store.tables import ObservationRow, RunRow
@@ -73,9 +73,12 @@ class Store:
 
     # runs
     def save_run(self, run: Run) -> None:
-        with Session(self.engine) as s:
-            s.merge(RunRow(**run.__dict__))
-            s.commit()
+        table = RunRow.__table__  # type: ignore[attr-defined]
+        values = dict(run.__dict__)
+        with self.engine.begin() as conn:  # an upsert in Core: the ORM's merge cost a read and a flush per run
+            stmt = upsert(conn.dialect.name, table).values(values)
+            conn.execute(stmt.on_conflict_do_update(index_elements=[table.c.id],
+                                                    set_={k: stmt.excluded[k] for k in values if k != "id"}))
 
     def runs(self, canary: str | None = None, target: str | None = None, limit: int = 50) -> list[Run]:
         with Session(self.engine) as s:
@@ -90,10 +93,8 @@ class Store:
     # observations
     def save_observation(self, obs: Observation) -> None:
         """Store one observation durably (its own transaction: nothing finished is lost on a crash)."""
-        row = to_row(obs)
-        values = {c.name: getattr(row, c.name) for c in ObservationRow.__table__.columns}  # type: ignore[attr-defined]
         with self.engine.begin() as conn:  # Core insert: a fraction of the ORM's CPU on the hot path
-            conn.execute(insert(ObservationRow.__table__), values)  # type: ignore[attr-defined]
+            conn.execute(insert(ObservationRow.__table__), to_values(obs))  # type: ignore[attr-defined]
 
     def save_signals(self, obs_id: str, signals: dict[str, Any]) -> None:
         with self.engine.begin() as conn:

@@ -34,3 +34,12 @@ ATTR_ERROR_TYPE = "error.type"
 ATTR_SERVER_ADDRESS = "server.address"
 ATTR_CANARY = "llm_monitor.canary"
 ATTR_TARGET = "llm_monitor.target"
+
+# Drift signals whose series exist for every pair from start-up (any other signal appears with its first event).
+WATCHED_SIGNALS = ("refused", "error", "output_chars", "completion", "response_model", "system_fingerprint")
+MODEL_SIGNALS = ("response_model", "system_fingerprint")
+
+
+def signal_kind(signal: str) -> str:
+    """The `kind` label of a drift signal: a change of served model, or of behaviour."""
+    return "model" if signal in MODEL_SIGNALS else "behaviour"

@@ -1,0 +1,82 @@
+"""The compact per-pair collectors expose what prometheus_client's own metrics would, and forget pairs."""
+
+from __future__ import annotations
+
+import pytest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from monitor.telemetry.grid import PairGrid, PairHistogram
+
+
+def _samples(registry: CollectorRegistry, name: str) -> dict[tuple, float]:
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for m in registry.collect() for s in m.samples if m.name == name and not s.name.endswith("_created")}
+
+
+def test_histogram_matches_prometheus_client() -> None:
+    ours, ref = CollectorRegistry(), CollectorRegistry()
+    buckets = (0.01, 0.1, 1.0, 10.0)
+    h = PairHistogram("lat_seconds", "d", ("op", "canary", "target"), buckets, registry=ours)
+    r = Histogram("lat_seconds", "d", ("op", "canary", "target"), buckets=buckets, registry=ref)
+    for v in (0.0, 0.01, 0.05, 0.1, 0.5, 3.0, 10.0, 11.0, 1e9):  # bounds are inclusive (le)
+        h.observe("chat", "c1", "t", value=v)
+        r.labels("chat", "c1", "t").observe(v)
+    h.observe("chat", "c2", "t", value=0.2)
+    r.labels("chat", "c2", "t").observe(0.2)
+    assert _samples(ours, "lat_seconds") == _samples(ref, "lat_seconds")
+
+
+def test_grid_declares_zeros_and_keeps_extra_label_sets() -> None:
+    ours, ref = CollectorRegistry(), CollectorRegistry()
+    g = PairGrid("fails", "d", "counter", ("error_type",), [("timeout",), ("rate_limited",)], registry=ours)
+    c = Counter("fails", "d", ("canary", "target", "error_type"), registry=ref)
+    g.declare([("a", "x"), ("b", "x")])
+    for canary in ("a", "b"):
+        for et in ("timeout", "rate_limited"):
+            c.labels(canary, "x", et)
+    g.inc("a", "x", "timeout")
+    c.labels("a", "x", "timeout").inc()
+    g.inc("a", "x", "weird", amount=2)  # outside the declared grid: still exported
+    c.labels("a", "x", "weird").inc(2)
+    assert _samples(ours, "fails") == _samples(ref, "fails")
+    assert g.get("a", "x", "timeout") == 1.0
+    with pytest.raises(ValueError):
+        g.inc("a", "x", "timeout", amount=-1)
+    with pytest.raises(ValueError):
+        g.inc("a", "x")  # wrong label count
+
+
+def test_gauge_grid_without_declared_pairs_exports_only_what_was_set() -> None:
+    ours, ref = CollectorRegistry(), CollectorRegistry()
+    g = PairGrid("last_ts", "d", "gauge", (), (), registry=ours)
+    r = Gauge("last_ts", "d", ("canary", "target"), registry=ref)
+    g.declare([("a", "x")])  # no extras: declaring a pair exports nothing by itself
+    g.set("a", "x", value=5.0)
+    r.labels("a", "x").set(5.0)
+    assert _samples(ours, "last_ts") == _samples(ref, "last_ts")
+    with pytest.raises(TypeError):
+        PairGrid("n", "d", "counter", (), registry=CollectorRegistry()).set("a", "x", value=1)
+
+
+def test_forget_drops_every_series_of_removed_pairs() -> None:
+    reg = CollectorRegistry()
+    g = PairGrid("active", "d", "gauge", ("signal",), [("refused",)], registry=reg)
+    h = PairHistogram("h", "d", ("canary", "target"), (1.0,), registry=reg)
+    g.declare([("a", "x"), ("b", "x")])
+    g.set("b", "x", "other", value=1)
+    h.observe("a", "x", value=0.5)
+    h.observe("b", "x", value=0.5)
+    g.forget({("a", "x")})
+    h.forget({("a", "x")})
+    text = generate_latest(reg).decode()
+    assert 'canary="b"' not in text and 'canary="a"' in text
+
+
+def test_exposition_passes_the_text_parser() -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    reg = CollectorRegistry()
+    PairGrid("c", "d", "counter", (), registry=reg).declare([("a", "x")])
+    PairHistogram("h_seconds", "d", ("canary", "target"), (0.5,), registry=reg).observe("a", "x", value=1)
+    names = {f.name for f in text_string_to_metric_families(generate_latest(reg).decode())}
+    assert names == {"c", "h_seconds"}
