@@ -289,6 +289,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--compare-python", default="/tmp/cmpvenv/bin/python")
+    ap.add_argument("--peers-only", action="store_true", help="only the comparison with peer tools")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -297,6 +298,44 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     q = args.quick
     t0 = time.time()
+    if not args.peers_only:
+        _engine_sections(q)
+    cfg = {"ert": 1000, "runs": 10 if q else 30, "cap": 2000, "fa_cap": 4000, "nref": 300, "boot": 20000 if q else 50000,
+           "n": 10, "trials": 20 if q else 50}
+    try:
+        proc = subprocess.run([args.compare_python, __file__, "--worker", json.dumps(cfg)], capture_output=True,
+                              text=True, timeout=900)
+        peer = json.loads(proc.stdout.strip().splitlines()[-1]) if proc.returncode == 0 else {
+            "alibi": f"not installed: worker failed: {proc.stderr.strip()[-300:]}", "met": "not installed: worker failed"}
+    except (OSError, subprocess.TimeoutExpired, ValueError, IndexError) as exc:
+        peer = {"alibi": f"not installed: {exc}", "met": f"not installed: {exc}"}
+    print(f"\nPeers at ERT/ARL0 = {cfg['ert']} (reference 300 samples), run in {args.compare_python}:")
+    print(_ours_at_ert(cfg))
+    if isinstance(peer["alibi"], str):
+        print("  alibi-detect", peer["alibi"])
+    else:
+        for k, v in peer["alibi"].items():
+            if "error" in v:
+                print(f"  alibi-detect {k:<18} cannot run: {v['error']}")
+                continue
+            print(f"  alibi-detect {k:<18} delay {v['delay']:>7.1f}"
+                  + (f"  mean run length to false alarm {v['run_length_null']:.0f} (nominal {cfg['ert']})" if "run_length_null" in v else ""))
+        print("  the same real run time: the engine's chart at ARL0 = alibi-detect's measured run length to false alarm")
+        for k, v in peer["alibi"].items():
+            if "run_length_null" in v:
+                d, fa = _ours_rate(cfg, k, v["run_length_null"], np.random.default_rng(13))
+                print(f"  engine CUSUM {k:<18} delay {d:>7.1f}  at ARL0 {v['run_length_null']:.0f}: mean run length "
+                      f"to false alarm {fa:.0f} (alibi-detect delay {v['delay']:.1f})")
+    if isinstance(peer["met"], str):
+        print("  model-equality-testing", peer["met"])
+    else:
+        for k, v in peer["met"].items():
+            print(f"  model-equality-testing MMD-Hamming {k:<20}{v:>6.2f}")
+    print(f"\ntotal {time.time() - t0:.0f} s")
+
+
+def _engine_sections(q: bool) -> None:
+    """False alarms, detection delays and MMD power of the engine."""
     streams, length = (10, 1500) if q else (40, 2000)
     ev, evals, by = false_alarms(streams, length)
     rate = ev / evals * 1e4
@@ -339,58 +378,42 @@ def main() -> None:
     trials = 40 if q else 100
     for k, v in mmd_power(trials, 10).items():
         print(f"  engine {k:<32}{v:>6.2f}")
-    cfg = {"ert": 1000, "runs": 10 if q else 30, "cap": 2000, "fa_cap": 4000, "nref": 300, "boot": 20000 if q else 50000,
-           "n": 10, "trials": 20 if q else 50}
-    try:
-        proc = subprocess.run([args.compare_python, __file__, "--worker", json.dumps(cfg)], capture_output=True,
-                              text=True, timeout=900)
-        peer = json.loads(proc.stdout.strip().splitlines()[-1]) if proc.returncode == 0 else {
-            "alibi": f"not installed: worker failed: {proc.stderr.strip()[-300:]}", "met": "not installed: worker failed"}
-    except (OSError, subprocess.TimeoutExpired, ValueError, IndexError) as exc:
-        peer = {"alibi": f"not installed: {exc}", "met": f"not installed: {exc}"}
-    print(f"\nPeers at ERT/ARL0 = {cfg['ert']} (reference 300 samples), run in {args.compare_python}:")
-    print(_ours_at_ert(cfg))
-    if isinstance(peer["alibi"], str):
-        print("  alibi-detect", peer["alibi"])
-    else:
-        for k, v in peer["alibi"].items():
-            if "error" in v:
-                print(f"  alibi-detect {k:<18} cannot run: {v['error']}")
-                continue
-            print(f"  alibi-detect {k:<18} delay {v['delay']:>7.1f}"
-                  + (f"  mean run length to false alarm {v['run_length_null']:.0f} (nominal {cfg['ert']})" if "run_length_null" in v else ""))
-    if isinstance(peer["met"], str):
-        print("  model-equality-testing", peer["met"])
-    else:
-        for k, v in peer["met"].items():
-            print(f"  model-equality-testing MMD-Hamming {k:<20}{v:>6.2f}")
-    print(f"\ntotal {time.time() - t0:.0f} s")
+
+
+def _ours_rate(cfg: dict, name: str, ert: float, rng: np.random.Generator) -> tuple[float, float]:
+    """Mean delay and mean run length to false alarm of our rate chart at ARL0 ert, own reference per run."""
+    from monitor.drift import DriftSettings
+    from monitor.drift import cusum as cs
+    from monitor.drift import ratechart as rc
+
+    st = DriftSettings()
+    p0, p1 = SCEN[name]
+    delays, fa = [], []
+    for _ in range(cfg["runs"]):
+        k = int((rng.random(cfg["nref"]) < p0).sum())
+        ch = rc.rate_chart(k, cfg["nref"], st.rate_quantiles, st.rate_odds_ratio, st.rate_min_shift, ert)
+        for p, store, lim in ((p1, delays, cfg["cap"]), (p0, fa, cfg["fa_cap"])):
+            c = cs.BernoulliCusum()
+            t = lim
+            for t in range(1, lim + 1):
+                if c.step(rng.random() < p, ch.m, ch.r) >= ch.h:
+                    break
+            store.append(t)
+    return float(np.mean(delays)), float(np.mean(fa))
 
 
 def _ours_at_ert(cfg: dict) -> str:
     """Our Bernoulli CUSUM and normal-score CUSUM (reference of nref samples) at the peers' ERT."""
     from monitor.drift import DriftSettings
-    from monitor.drift import cusum as cs
     from monitor.drift import rankcusum as rk
-    from monitor.drift import ratechart as rc
 
     st = DriftSettings()
     lines = []
     rng = np.random.default_rng(11)
     for name, (p0, p1) in SCEN.items():
-        delays, fa = [], []
-        for _ in range(cfg["runs"]):
-            k = int((rng.random(cfg["nref"]) < p0).sum())
-            ch = rc.rate_chart(k, cfg["nref"], st.rate_quantiles, st.rate_odds_ratio, st.rate_min_shift, cfg["ert"])
-            for p, store, lim in ((p1, delays, cfg["cap"]), (p0, fa, cfg["fa_cap"])):
-                c = cs.BernoulliCusum()
-                t = lim
-                for t in range(1, lim + 1):
-                    if c.step(rng.random() < p, ch.m, ch.r) >= ch.h:
-                        break
-                store.append(t)
-        lines.append(f"  engine CUSUM {name:<18} delay {np.mean(delays):>7.1f}  mean run length to false alarm "
-                     f"{np.mean(fa):.0f} (nominal {cfg['ert']}, capped at {cfg['fa_cap']})")
+        d, fa = _ours_rate(cfg, name, cfg["ert"], rng)
+        lines.append(f"  engine CUSUM {name:<18} delay {d:>7.1f}  mean run length to false alarm "
+                     f"{fa:.0f} (nominal {cfg['ert']}, capped at {cfg['fa_cap']})")
         orc = np.mean([oracle_bernoulli_delay(rng, p0, p1, cfg["ert"], cfg["cap"]) for _ in range(400)])
         lines.append(f"  oracle CUSUM {name:<18} delay {orc:>7.1f}  (knows both rates; ARL0 {cfg['ert']} exactly)")
     delays, fa = [], []

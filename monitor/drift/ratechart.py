@@ -63,19 +63,32 @@ def posterior_false_alarms(k: int, n: int, m: int, r: int, h: int) -> float:
 
 @lru_cache(maxsize=4096)
 def _best(k: int, n: int, quantiles: tuple[float, ...], odds_ratio: float, min_shift: float, arl0: float) -> Chart | None:
-    # the candidate fastest at the design shift of the estimate and at a second such step (geometric mean);
-    # the highest quantile always gets a chart, the others give up past _GIVE_UP times the known-rate threshold
+    # The candidate fastest at the design shift of the estimate and at a second such step (geometric mean).
+    # The highest quantile always gets a chart; the others give up past _GIVE_UP times the known-rate threshold
+    # or as soon as they are slower than the best so far even at the threshold reached (ARLs grow with it).
     near = design_rate(min(max((k + 0.5) / (n + 1.0), 1e-3), _MAX_P0), odds_ratio, min_shift)
     far = design_rate(near, odds_ratio, min_shift)
-    qs = sorted(quantiles, reverse=True)
-    charts = [_chart(k, n, q, odds_ratio, min_shift, arl0, q != qs[0]) for q in qs]
-    return min((c for c in charts if c is not None), key=lambda c: math.log(c.arl(near)) + math.log(c.arl(far)),
-               default=None)
+
+    def cost(c: Chart) -> float:
+        return math.log(c.arl(near)) + math.log(c.arl(far))
+
+    best, best_cost = None, math.inf
+    top = max(quantiles)
+    for q in sorted(quantiles, reverse=True):  # high quantiles first: cheap, and a good bound for the rest
+        c = _candidate(k, n, q, odds_ratio, min_shift, arl0, q != top, lambda c, b=best_cost: cost(c) >= b)
+        if c is not None and (v := cost(c)) < best_cost:
+            best, best_cost = c, v
+    return best
 
 
-@lru_cache(maxsize=16384)
-def _chart(k: int, n: int, quantile: float, odds_ratio: float, min_shift: float, arl0: float,
-           give_up: bool = False) -> Chart | None:
+@lru_cache(maxsize=1024)
+def _chart(k: int, n: int, quantile: float, odds_ratio: float, min_shift: float, arl0: float) -> Chart | None:
+    """Return the candidate chart at one posterior quantile (no giving up)."""
+    return _candidate(k, n, quantile, odds_ratio, min_shift, arl0, False, lambda c: False)
+
+
+def _candidate(k: int, n: int, quantile: float, odds_ratio: float, min_shift: float, arl0: float,
+               give_up: bool, beaten: Callable[[Chart], bool]) -> Chart | None:
     p0 = quantise_up(float(betaincinv(k + 0.5, n - k + 0.5, quantile)))
     if p0 > _MAX_P0:
         return None
@@ -83,13 +96,25 @@ def _chart(k: int, n: int, quantile: float, odds_ratio: float, min_shift: float,
     if p1 - p0 < 1e-3:
         return None
     base = known_chart(p0, p1, arl0)  # the known-rate threshold is a floor
+    if give_up and beaten(base):
+        return None
+
+    def stop(h: int) -> bool:
+        return give_up and beaten(Chart(base.p0, base.p1, base.m, base.r, h, base.unit))
+
     limit = _GIVE_UP * base.h if give_up else 1_000_000
-    h = smallest_h(lambda h: posterior_false_alarms(k, n, base.m, base.r, h), 1.0 / (arl0 * _SAFETY), base.h, limit)
+    h = smallest_h(lambda h: posterior_false_alarms(k, n, base.m, base.r, h), 1.0 / (arl0 * _SAFETY), base.h,
+                   limit, stop)
     return None if h is None else Chart(base.p0, base.p1, base.m, base.r, h, base.unit)
 
 
-def smallest_h(rate: Callable[[int], float], target: float, start: int, limit: int = 1_000_000) -> int | None:
+def smallest_h(
+    rate: Callable[[int], float], target: float, start: int, limit: int = 1_000_000,
+    stop: Callable[[int], bool] = lambda h: False,
+) -> int | None:
     """Return the smallest h >= start with rate(h) <= target, for rate decreasing in h, or None past limit.
+
+    ``stop(h)`` is asked whenever h is known to be too low; True abandons the search (None).
 
     The log of a CUSUM's false-alarm rate is close to linear in its threshold, so the search extrapolates to
     a bracket and then interpolates inside it (a handful of evaluations), bisecting when that stalls.
@@ -102,7 +127,7 @@ def smallest_h(rate: Callable[[int], float], target: float, start: int, limit: i
         slope = (math.log(f_lo) - math.log(f_hi)) / (hi - lo) if 0 < f_hi < f_lo else 0.0
         step = math.ceil((math.log(f_hi) - math.log(target)) / slope) + 1 if slope > 0 else hi - start
         lo, f_lo, hi = hi, f_hi, hi + min(max(step, 1), 4 * (hi - start) + 4)
-        if hi > limit:
+        if hi > limit or stop(lo):
             return None
     while hi - lo > 1:
         width = hi - lo
@@ -111,6 +136,8 @@ def smallest_h(rate: Callable[[int], float], target: float, start: int, limit: i
         f_mid = rate(mid)
         if f_mid > target:
             lo, f_lo = mid, f_mid
+            if stop(lo):
+                return None
         else:
             hi, f_hi = mid, f_mid
         if hi - lo > width // 2 and hi - lo > 1:  # interpolation stalled on one side: bisect once
