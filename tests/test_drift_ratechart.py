@@ -67,3 +67,10 @@ def test_a_clear_change_is_detected(k: int, n: int, p1: float, within: int) -> N
     ch = _chart(k, n, 4e5)
     assert ch.arl(p1) <= within
     assert ch.arl(k / n if k else 0.002) >= 4e5
+
+
+def test_candidate_quantiles_round_trip_through_settings_json() -> None:
+    import json
+
+    s = DriftSettings(rate_quantiles=(0.9, 0.99))
+    assert DriftSettings.from_json(json.loads(json.dumps(s.to_json()))) == s
