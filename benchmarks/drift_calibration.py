@@ -27,8 +27,8 @@ from scipy.special import ndtri  # noqa: E402
 from scipy.stats import binom  # noqa: E402
 
 from monitor.drift import DriftSettings  # noqa: E402
-from monitor.drift import cusum as cs  # noqa: E402
 from monitor.drift import rankcusum as rk  # noqa: E402
+from monitor.drift import ratechart as rc  # noqa: E402
 from monitor.drift.mmd import features, mmd_test  # noqa: E402
 from monitor.drift.twosample import continuous_test  # noqa: E402
 
@@ -40,7 +40,7 @@ def rate_cusum(arl0: float) -> None:
           f"budget per one-sided detector 1e4/ARL0 = {1e4 / arl0:.3f}")
     sizes = (30, 100, 300, 1000, 3000)
     print(f"{'true rate':<10}" + "".join(f"{'n=' + str(n):>10}" for n in sizes))
-    for p in (0.01, 0.02, 0.05, 0.2, 0.5):
+    for p in (0.002, 0.005, 0.01, 0.02, 0.05, 0.2, 0.5):
         row = []
         for n in sizes:
             ks = np.arange(n + 1)
@@ -48,7 +48,7 @@ def rate_cusum(arl0: float) -> None:
             keep = w > 1e-7
             fa = 0.0
             for k, wk in zip(ks[keep], w[keep], strict=True):
-                ch = cs.rate_chart(int(k), n, s.rate_credibility, s.rate_odds_ratio, s.rate_min_shift, arl0)
+                ch = rc.rate_chart(int(k), n, s.rate_quantiles, s.rate_odds_ratio, s.rate_min_shift, arl0)
                 fa += 0.0 if ch is None else wk / ch.arl(p)
             row.append(fa / w[keep].sum() * 1e4)
         verdict = "ok" if max(row) <= 1e4 / arl0 * 1.25 else "OVER"

@@ -53,10 +53,10 @@ def oracle_bernoulli_delay(rng: np.random.Generator, p0: float, p1: float, arl0:
 def reference_limited_delay(rng: np.random.Generator, p0: float, p1: float, arl0: float, n: int, cap: int) -> int:
     """Delay of the engine's chart family given an ideal reference: all n pre-change observations, no lag."""
     from monitor.drift import DriftSettings
-    from monitor.drift.cusum import rate_chart
+    from monitor.drift.ratechart import rate_chart
 
     s = DriftSettings()
-    ch = rate_chart(int((rng.random(n) < p0).sum()), n, s.rate_credibility, s.rate_odds_ratio, s.rate_min_shift, arl0)
+    ch = rate_chart(int((rng.random(n) < p0).sum()), n, s.rate_quantiles, s.rate_odds_ratio, s.rate_min_shift, arl0)
     lvl = 0
     for t in range(1, cap + 1):
         lvl = max(0, lvl + (ch.m if rng.random() < p1 else -ch.r))
@@ -289,6 +289,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--compare-python", default="/tmp/cmpvenv/bin/python")
+    ap.add_argument("--peers-only", action="store_true", help="only the comparison with peer tools")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -297,45 +298,8 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     q = args.quick
     t0 = time.time()
-    streams, length = (10, 1500) if q else (40, 2000)
-    ev, evals, by = false_alarms(streams, length)
-    rate = ev / evals * 1e4
-    from scipy.stats import chi2
-
-    hi = chi2.ppf(0.975, 2 * ev + 2) / 2 / evals * 1e4
-    from monitor.drift import DriftSettings
-
-    print(f"False alarms on stationary streams (default settings, budget {DriftSettings().false_alarms_per_10k} "
-          f"per 10,000): {ev} in {evals} evaluations = {rate:.2f} per 10,000, 95% upper bound {hi:.2f} "
-          f"(target <= 1: {'MET' if rate <= 1 else 'MISSED'}) {by}")
-    print("  (per-detector run lengths to false alarm: benchmarks/drift_calibration.py)")
-    runs, pre, cap = (8, 300, 1500) if q else (20, 300, 2000)
-    print(f"\nDetection delay after the change (mean over {runs} runs, {pre} observations before it):")
-    print("oracle = CUSUM that knows both rates (or the length shift) at the ARL0 the engine grants each one-sided")
-    print("detector; ref-limited = the engine's own chart given an ideal reference (all pre-change observations).")
-    print(f"{'scenario':<18}{'engine':>10}{'misses':>8}{'oracle':>10}{'ratio':>8}{'ARL0':>9}{'ref-limited':>13}"
-          "  target <=1.5x oracle")
-    rng = np.random.default_rng(3)
-    for name in [*SCEN, "length +30%", "model swap"]:
-        key = "length" if name.startswith("length") else "swap" if name == "model swap" else name
-        d, miss, arl0 = delay(key, runs, pre, cap)
-        lim = float("nan")
-        if name in SCEN:
-            p0, p1 = SCEN[name]
-            orc = float(np.mean([oracle_bernoulli_delay(rng, p0, p1, arl0, cap) for _ in range(400)]))
-            lim = float(np.mean([reference_limited_delay(rng, p0, p1, arl0, pre, cap) for _ in range(400)]))
-        elif key == "length":
-            orc = float(np.mean([oracle_gauss_delay(rng, math.log(1.3), 0.3, arl0, cap) for _ in range(400)]))
-        else:
-            orc = float("nan")
-        ratio = np.mean(d) / orc if orc == orc else float("nan")
-        verdict = "" if ratio != ratio else ("MET" if ratio <= 1.5 else "MISSED")
-        lim_s = "" if lim != lim else f"{lim:.1f}"
-        print(f"{name:<18}{np.mean(d):>10.1f}{miss:>8}{orc:>10.1f}{ratio:>8.2f}{arl0:>9.0f}{lim_s:>13}  {verdict}")
-    print("\nWhole-completion MMD, 10 samples per prompt, rejection rate at 5% (same model = size):")
-    trials = 40 if q else 100
-    for k, v in mmd_power(trials, 10).items():
-        print(f"  engine {k:<32}{v:>6.2f}")
+    if not args.peers_only:
+        _engine_sections(q)
     cfg = {"ert": 1000, "runs": 10 if q else 30, "cap": 2000, "fa_cap": 4000, "nref": 300, "boot": 20000 if q else 50000,
            "n": 10, "trials": 20 if q else 50}
     try:
@@ -356,6 +320,12 @@ def main() -> None:
                 continue
             print(f"  alibi-detect {k:<18} delay {v['delay']:>7.1f}"
                   + (f"  mean run length to false alarm {v['run_length_null']:.0f} (nominal {cfg['ert']})" if "run_length_null" in v else ""))
+        print("  the same real run time: the engine's chart at ARL0 = alibi-detect's measured run length to false alarm")
+        for k, v in peer["alibi"].items():
+            if "run_length_null" in v:
+                d, fa = _ours_rate(cfg, k, v["run_length_null"], np.random.default_rng(13))
+                print(f"  engine CUSUM {k:<18} delay {d:>7.1f}  at ARL0 {v['run_length_null']:.0f}: mean run length "
+                      f"to false alarm {fa:.0f} (alibi-detect delay {v['delay']:.1f})")
     if isinstance(peer["met"], str):
         print("  model-equality-testing", peer["met"])
     else:
@@ -364,29 +334,88 @@ def main() -> None:
     print(f"\ntotal {time.time() - t0:.0f} s")
 
 
+def _engine_sections(q: bool) -> None:
+    """False alarms, detection delays and MMD power of the engine."""
+    streams, length = (10, 1500) if q else (40, 2000)
+    ev, evals, by = false_alarms(streams, length)
+    rate = ev / evals * 1e4
+    from scipy.stats import chi2
+
+    hi = chi2.ppf(0.975, 2 * ev + 2) / 2 / evals * 1e4
+    from monitor.drift import DriftSettings
+
+    print(f"False alarms on stationary streams (default settings, budget {DriftSettings().false_alarms_per_10k} "
+          f"per 10,000): {ev} in {evals} evaluations = {rate:.2f} per 10,000, 95% upper bound {hi:.2f} "
+          f"(target <= 1: {'MET' if rate <= 1 else 'MISSED'}) {by}")
+    print("  (per-detector run lengths to false alarm: benchmarks/drift_calibration.py)")
+    runs, pre, cap = (8, 300, 1500) if q else (20, 300, 2000)
+    print(f"\nDetection delay after the change (mean over {runs} runs, {pre} observations before it):")
+    print("oracle = CUSUM that knows both rates (or the length shift) at the ARL0 the engine grants each one-sided")
+    print("detector; ref-limited = the engine's own chart given an ideal reference (all pre-change observations).")
+    print("ref-limited n=1000/3000: the same chart given a longer history (how much of the gap is the reference).")
+    print(f"{'scenario':<18}{'engine':>10}{'misses':>8}{'oracle':>10}{'ratio':>8}{'ARL0':>9}{'ref-limited':>13}"
+          f"{'n=1000':>9}{'n=3000':>9}  target <=1.5x oracle")
+    rng = np.random.default_rng(3)
+    for name in [*SCEN, "length +30%", "model swap"]:
+        key = "length" if name.startswith("length") else "swap" if name == "model swap" else name
+        d, miss, arl0 = delay(key, runs, pre, cap)
+        lim = lim1k = lim3k = float("nan")
+        if name in SCEN:
+            p0, p1 = SCEN[name]
+            orc = float(np.mean([oracle_bernoulli_delay(rng, p0, p1, arl0, cap) for _ in range(400)]))
+            lim, lim1k, lim3k = (float(np.mean([reference_limited_delay(rng, p0, p1, arl0, n, cap) for _ in range(400)]))
+                                 for n in (pre, 1000, 3000))
+        elif key == "length":
+            orc = float(np.mean([oracle_gauss_delay(rng, math.log(1.3), 0.3, arl0, cap) for _ in range(400)]))
+        else:
+            orc = float("nan")
+        ratio = np.mean(d) / orc if orc == orc else float("nan")
+        verdict = "" if ratio != ratio else ("MET" if ratio <= 1.5 else "MISSED")
+        lim_s = "" if lim != lim else f"{lim:.1f}"
+        more = "".join(f"{'' if v != v else f'{v:.1f}':>9}" for v in (lim1k, lim3k))
+        print(f"{name:<18}{np.mean(d):>10.1f}{miss:>8}{orc:>10.1f}{ratio:>8.2f}{arl0:>9.0f}{lim_s:>13}{more}  {verdict}")
+    print("\nWhole-completion MMD, 10 samples per prompt, rejection rate at 5% (same model = size):")
+    trials = 40 if q else 100
+    for k, v in mmd_power(trials, 10).items():
+        print(f"  engine {k:<32}{v:>6.2f}")
+
+
+def _ours_rate(cfg: dict, name: str, ert: float, rng: np.random.Generator) -> tuple[float, float]:
+    """Mean delay and mean run length to false alarm of our rate chart at ARL0 ert, own reference per run."""
+    from monitor.drift import DriftSettings
+    from monitor.drift import cusum as cs
+    from monitor.drift import ratechart as rc
+
+    st = DriftSettings()
+    p0, p1 = SCEN[name]
+    delays, fa = [], []
+    for _ in range(cfg["runs"]):
+        k = int((rng.random(cfg["nref"]) < p0).sum())
+        ch = rc.rate_chart(k, cfg["nref"], st.rate_quantiles, st.rate_odds_ratio, st.rate_min_shift, ert)
+        for p, store, lim in ((p1, delays, cfg["cap"]), (p0, fa, cfg["fa_cap"])):
+            c = cs.BernoulliCusum()
+            t = lim
+            for t in range(1, lim + 1):
+                if c.step(rng.random() < p, ch.m, ch.r) >= ch.h:
+                    break
+            store.append(t)
+    return float(np.mean(delays)), float(np.mean(fa))
+
+
 def _ours_at_ert(cfg: dict) -> str:
     """Our Bernoulli CUSUM and normal-score CUSUM (reference of nref samples) at the peers' ERT."""
     from monitor.drift import DriftSettings
-    from monitor.drift import cusum as cs
     from monitor.drift import rankcusum as rk
 
     st = DriftSettings()
     lines = []
     rng = np.random.default_rng(11)
     for name, (p0, p1) in SCEN.items():
-        delays, fa = [], []
-        for _ in range(cfg["runs"]):
-            k = int((rng.random(cfg["nref"]) < p0).sum())
-            ch = cs.rate_chart(k, cfg["nref"], st.rate_credibility, st.rate_odds_ratio, st.rate_min_shift, cfg["ert"])
-            for p, store, lim in ((p1, delays, cfg["cap"]), (p0, fa, cfg["fa_cap"])):
-                c = cs.BernoulliCusum()
-                t = lim
-                for t in range(1, lim + 1):
-                    if c.step(rng.random() < p, ch.m, ch.r) >= ch.h:
-                        break
-                store.append(t)
-        lines.append(f"  engine CUSUM {name:<18} delay {np.mean(delays):>7.1f}  mean run length to false alarm "
-                     f"{np.mean(fa):.0f} (nominal {cfg['ert']}, capped at {cfg['fa_cap']})")
+        d, fa = _ours_rate(cfg, name, cfg["ert"], rng)
+        lines.append(f"  engine CUSUM {name:<18} delay {d:>7.1f}  mean run length to false alarm "
+                     f"{fa:.0f} (nominal {cfg['ert']}, capped at {cfg['fa_cap']})")
+        orc = np.mean([oracle_bernoulli_delay(rng, p0, p1, cfg["ert"], cfg["cap"]) for _ in range(400)])
+        lines.append(f"  oracle CUSUM {name:<18} delay {orc:>7.1f}  (knows both rates; ARL0 {cfg['ert']} exactly)")
     delays, fa = [], []
     for _ in range(cfg["runs"]):
         ref = sorted(rng.normal(math.log(60), 0.3, cfg["nref"]).tolist())

@@ -109,12 +109,14 @@ def test_load_dump_names_file_line_and_field(tmp_path: Path) -> None:
 def test_rate_chart_keeps_its_false_alarm_share_with_an_estimated_reference() -> None:
     from scipy.stats import binom
 
-    from monitor.drift.cusum import rate_chart
+    from monitor.drift import DriftSettings
+    from monitor.drift.ratechart import rate_chart
 
+    s = DriftSettings()
     arl0, n, p = 4e5, 100, 0.05
     fa = 0.0
     for k in range(n + 1):
-        ch = rate_chart(k, n, 0.9, 4.0, 0.02, arl0)
+        ch = rate_chart(k, n, s.rate_quantiles, s.rate_odds_ratio, s.rate_min_shift, arl0)
         fa += 0.0 if ch is None else binom.pmf(k, n, p) / ch.arl(p)  # exact, averaged over the estimate
     assert fa <= 1 / arl0
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-from scipy.linalg import solve_banded
-from scipy.special import betaincinv, expit, logit
+from scipy.linalg.lapack import dgbsv
+from scipy.special import expit, logit
 
 _GRID_STEP = 0.05  # design rates are rounded on the logit scale, so calibrations can be cached and reused
 _MIN_RATE = 1e-3
@@ -46,19 +46,19 @@ def arl_int(p: float, m: int, r: int, h: int) -> float:
     if p <= 0:
         return math.inf
     n = h
-    # (I - Q) x = 1 with Q[i, i+m] = p (i+m < h) and Q[i, max(i-r, 0)] = 1-p; lower bandwidth r, upper m.
-    ab = np.zeros((r + m + 1, n))
-    ab[m, :] = 1.0
-    idx = np.arange(n)
-    lo = np.maximum(idx - r, 0)
-    np.subtract.at(ab, (m + idx - lo, lo), 1 - p)
-    ok = idx + m < n
-    ab[0, (idx + m)[ok]] -= p  # row i, column i+m sits at ab[m + i - (i+m)] = ab[0]
-    try:
-        x = solve_banded((r, m), ab, np.ones(n), check_finite=False)
-    except (np.linalg.LinAlgError, ValueError):
-        return math.inf
-    v = float(x[0])
+    # (I - Q) x = 1 with Q[i, i+m] = p (i+m < h) and Q[i, max(i-r, 0)] = 1-p: lower bandwidth r, upper m.
+    # LAPACK band storage with r extra rows for the LU fill-in: entry (i, j) sits at ab[r + m + i - j, j].
+    d = r + m
+    ab = np.zeros((2 * r + m + 1, n))
+    ab[d, :] = 1.0
+    if n > r:
+        ab[d + r, : n - r] -= 1 - p  # (i, i-r) for i >= r
+    for i in range(min(r, n)):
+        ab[d + i, 0] -= 1 - p  # (i, 0) for i < r: a fall below zero resets to zero
+    if n > m:
+        ab[r, m:] -= p  # (i, i+m)
+    _, _, x, info = dgbsv(r, m, ab, np.ones(n), overwrite_ab=1, overwrite_b=1)
+    v = float(x[0]) if info == 0 else math.inf
     return v if math.isfinite(v) and v > 0 else math.inf
 
 
@@ -129,46 +129,10 @@ def quantise_up(p: float) -> float:
     return float(expit(math.ceil(logit(p) / _GRID_STEP) * _GRID_STEP))
 
 
-def reference_rate(k: int, n: int, credibility: float) -> float:
-    """Jeffreys posterior quantile of a baseline rate from k events in n trials."""
-    return float(betaincinv(k + 0.5, n - k + 0.5, credibility))
-
-
 def design_rate(p0: float, odds_ratio: float, min_shift: float) -> float:
     """Return the alternative rate a CUSUM is tuned for: an odds-ratio shift, at least min_shift up."""
     p1 = float(expit(logit(p0) + math.log(odds_ratio)))
     return min(max(p1, p0 + min_shift), 1 - 1e-4)
-
-
-# Credibility of the reference bound by reference size. With an estimated rate the in-control run length is
-# far shorter than nominal whenever the estimate is low, and more so the higher the threshold; these levels
-# keep the exact expected false alarms, averaged over the estimate, within each detector's share at the
-# default budget (ARL0 ~ 4e5) for true rates 1-50% (benchmarks/drift_calibration.py measures it).
-_CREDIBILITY = ((60, 0.995), (200, 0.99), (800, 0.97))
-
-
-def credibility_for(n: int, floor: float) -> float:
-    """Return the credibility of the reference bound for a reference of n trials (at least ``floor``)."""
-    for limit, c in _CREDIBILITY:
-        if n < limit:
-            return max(c, floor)
-    return floor
-
-
-def rate_chart(k: int, n: int, credibility: float, odds_ratio: float, min_shift: float, arl0: float) -> Chart | None:
-    """Return the chart for a rate estimated as k in n, or None when no upward change can be designed.
-
-    The reference is the Jeffreys upper bound (rounded up on the logit grid) at ``credibility_for(n,
-    credibility)``: small references get a high bound, so that the false alarms an unlucky low estimate causes
-    are paid for.
-    """
-    p0 = quantise_up(reference_rate(k, n, credibility_for(n, credibility)))
-    if p0 > 0.95:
-        return None
-    p1 = design_rate(p0, odds_ratio, min_shift)
-    if p1 - p0 < 1e-3:
-        return None
-    return known_chart(p0, p1, arl0)
 
 
 def threshold(p0: float, p1: float, arl0: float) -> float:

@@ -35,7 +35,8 @@ class DriftSettings:
     mmd_share: float = 0.5  # share of the window-test budget spent by the whole-completion MMD
     rate_odds_ratio: float = 4.0  # CUSUM design shift on the odds scale
     rate_min_shift: float = 0.02  # ...and at least this much on the probability scale
-    rate_credibility: float = 0.9  # Jeffreys bound on p0 used by the CUSUM (baseline uncertainty)
+    rate_quantiles: tuple[float, ...] = (0.7, 0.85, 0.93, 0.97, 0.99, 0.999)  # candidate chart references (posterior quantiles)
+    rate_credibility: float = 0.9  # normal-score CUSUM: allowance for the reference's uncertainty
     rank_k: float = 0.5  # normal-score CUSUM reference value: tuned to a shift of 2k standard deviations
     exact_match_min_share: float = 0.5  # watch exact repeats only if the baseline mode is this common
     mmd_kernel: str = "spectrum"  # spectrum (character n-grams) | hamming (token positions)
@@ -55,6 +56,7 @@ class DriftSettings:
         d = asdict(self)
         d["identity_signals"] = list(self.identity_signals)
         d["disabled_signals"] = list(self.disabled_signals)
+        d["rate_quantiles"] = list(self.rate_quantiles)
         return d
 
     @classmethod
@@ -65,7 +67,7 @@ class DriftSettings:
         if unknown:
             raise ValueError(f"unknown drift settings: {', '.join(unknown)}")
         d = dict(data)
-        for key in ("identity_signals", "disabled_signals"):
+        for key in ("identity_signals", "disabled_signals", "rate_quantiles"):
             if key in d:
                 d[key] = tuple(d[key])
         return cls(**d)

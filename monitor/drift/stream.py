@@ -14,6 +14,7 @@ from rapidfuzz import fuzz, process
 from monitor.drift import budget
 from monitor.drift import cusum as cs
 from monitor.drift import rankcusum as rk
+from monitor.drift import ratechart as rc
 from monitor.drift.baseline import Baseline
 from monitor.drift.events import BEHAVIOUR, MODEL, OPEN, RESOLVED, DriftEvent, EventUpdate, evidence
 from monitor.drift.settings import DriftSettings
@@ -199,14 +200,13 @@ class Stream(WindowTests):
             if not up:
                 k = n - k
             # None: e.g. a fall of a 1% refusal rate; nothing meaningful to detect in this direction
-            chart = cs.rate_chart(k, n, s.rate_credibility, s.rate_odds_ratio, s.rate_min_shift, arl0)
+            chart = rc.rate_chart(k, n, s.rate_quantiles, s.rate_odds_ratio, s.rate_min_shift, arl0)
             old = self.params.get((name, up))
             if chart is None:
                 self.params.pop((name, up), None)
                 continue
             self.params[(name, up)] = chart
-            p_hat = min(max((k + 0.5) / (n + 1.0), 1e-3), 0.95)
-            self._steps[(name, up)] = cs.llr_steps(p_hat, cs.design_rate(p_hat, s.rate_odds_ratio, s.rate_min_shift))
+            self._steps[(name, up)] = rc.sentinel_steps(k, n, s.rate_odds_ratio, s.rate_min_shift)
             c = self.cusums.get((name, up))
             if c is not None and old is not None and old != chart and c.level > 0:
                 # a new chart has a new integer unit: carry the evidence over on the LLR scale, short of an alarm
