@@ -6,6 +6,7 @@ the probes' latency measurements) never waits on the database.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -73,12 +74,9 @@ class Store:
 
     # runs
     def save_run(self, run: Run) -> None:
-        table = RunRow.__table__  # type: ignore[attr-defined]
-        values = dict(run.__dict__)
         with self.engine.begin() as conn:  # an upsert in Core: the ORM's merge cost a read and a flush per run
-            stmt = upsert(conn.dialect.name, table).values(values)
-            conn.execute(stmt.on_conflict_do_update(index_elements=[table.c.id],
-                                                    set_={k: stmt.excluded[k] for k in values if k != "id"}))
+            conn.execute(_run_upsert(conn.dialect.name), dict(run.__dict__))
+
 
     def runs(self, canary: str | None = None, target: str | None = None, limit: int = 50) -> list[Run]:
         with Session(self.engine) as s:
@@ -146,3 +144,12 @@ class Store:
                 return int(n or 0)
         except SQLAlchemyError as e:
             raise StoreError(f"pruning failed: {e}") from e
+
+
+@functools.cache
+def _run_upsert(dialect: str) -> Any:
+    """INSERT ... ON CONFLICT (id) DO UPDATE for runs: built once per dialect, so SQLAlchemy compiles it once."""
+    table = RunRow.__table__  # type: ignore[attr-defined]
+    stmt = upsert(dialect, table)
+    return stmt.on_conflict_do_update(index_elements=[table.c.id],
+                                      set_={c.name: stmt.excluded[c.name] for c in table.c if c.name != "id"})
