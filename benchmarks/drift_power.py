@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -41,11 +42,15 @@ def oracle_bernoulli_delay(rng: np.random.Generator, p0: float, p1: float, arl0:
         return int(rng.geometric(p1))  # LLR of a single event is infinite: alarm at the first one
     from monitor.drift.cusum import known_chart
 
-    ch = known_chart(p0, p1, arl0)
-    s = 0
+    return run_chart(rng, known_chart(p0, p1, arl0), p1, cap)
+
+
+def run_chart(rng: np.random.Generator, ch: Any, p1: float, cap: int) -> int:
+    """Steps until an integer Bernoulli CUSUM (steps m up, r down, threshold h) alarms on rate p1 (cap if never)."""
+    level = 0
     for t in range(1, cap + 1):
-        s = max(0, s + (ch.m if rng.random() < p1 else -ch.r))
-        if s >= ch.h:
+        level = max(0, level + (ch.m if rng.random() < p1 else -ch.r))
+        if level >= ch.h:
             return t
     return cap
 
@@ -57,12 +62,7 @@ def reference_limited_delay(rng: np.random.Generator, p0: float, p1: float, arl0
 
     s = DriftSettings()
     ch = rate_chart(int((rng.random(n) < p0).sum()), n, s.rate_quantiles, s.rate_odds_ratio, s.rate_min_shift, arl0)
-    lvl = 0
-    for t in range(1, cap + 1):
-        lvl = max(0, lvl + (ch.m if rng.random() < p1 else -ch.r))
-        if lvl >= ch.h:
-            return t
-    return cap
+    return run_chart(rng, ch, p1, cap)
 
 
 def oracle_gauss_delay(rng: np.random.Generator, shift: float, sd: float, arl0: float, cap: int) -> int:

@@ -75,6 +75,15 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     s.close()
 
 
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[Store]:
+    """A migrated SQLite store, for tests that are not about the store itself."""
+    s = Store(f"sqlite:///{tmp_path / 'a.db'}")
+    s.migrate()
+    yield s
+    s.close()
+
+
 def write_config(folder: Path, targets: str, probes: str, *, extra: str = "") -> Path:
     """Write monitor.yaml (targets YAML list body) and probes/p.yaml; return the config path."""
     (folder / "probes").mkdir(exist_ok=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,14 +16,6 @@ from tests.support.prom import start_alertmanager
 from tests.support.receiver import Receiver
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(f"sqlite:///{tmp_path / 'a.db'}")
-    s.migrate()
-    yield s
-    s.close()
-
-
 def cfg(url: str) -> AlertsConfig:
     return AlertsConfig.model_validate({"resend_interval": "1m",
                                         "sinks": [{"name": "am", "type": "alertmanager", "url": url}]})
@@ -36,11 +27,11 @@ def drift(kind: str, signal: str, at: datetime, resolved: datetime | None = None
                       evidence={"baseline_value": 0.02, "current_value": 0.4, "p_value": 0.0001})
 
 
-async def test_firing_alerts_are_re_sent_and_resolved_ones_are_not(store: Store) -> None:
+async def test_firing_alerts_are_re_sent_and_resolved_ones_are_not(sqlite_store: Store) -> None:
     t0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
     now = [t0]
     with Receiver() as rx:
-        al = build_alerting(cfg(rx.url), store, environ={}, now=lambda: now[0])
+        al = build_alerting(cfg(rx.url), sqlite_store, environ={}, now=lambda: now[0])
         await al.publish([drift("drift.opened", "refusal_rate", t0), drift("drift.opened", "length", t0)])
         await al.sender.flush()
         now[0] = t0 + timedelta(minutes=3)
@@ -74,10 +65,10 @@ def _wait(pred, timeout: float = 15.0):  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.slow
-async def test_against_a_real_alertmanager(tmp_path: Path, store: Store) -> None:
+async def test_against_a_real_alertmanager(tmp_path: Path, sqlite_store: Store) -> None:
     conf = "route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n"
     with start_alertmanager(tmp_path, conf) as am:
-        al = build_alerting(cfg(am.url), store, environ={})
+        al = build_alerting(cfg(am.url), sqlite_store, environ={})
         opened = utcnow() - timedelta(seconds=30)
         await al.publish([drift("drift.opened", "refusal_rate", opened)])
         assert (await al.sender.flush()).delivered == 1

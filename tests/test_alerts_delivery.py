@@ -6,7 +6,6 @@ import json
 import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
@@ -43,14 +42,6 @@ def rx(clock: Clock) -> Iterator[Receiver]:
         yield r
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(f"sqlite:///{tmp_path / 'a.db'}")
-    s.migrate()
-    yield s
-    s.close()
-
-
 def config(url: str, **extra: object) -> AlertsConfig:
     return AlertsConfig.model_validate({
         "retry": {"initial": "10s", "max": "10m", "give_up_after": "1h"},
@@ -69,8 +60,8 @@ def build(store: Store, cfg: AlertsConfig, clock: Clock, env: dict | None = None
                           rand=lambda: 1.0)
 
 
-async def test_signed_delivery_round_trip(store: Store, clock: Clock, rx: Receiver) -> None:
-    al = build(store, config(rx.url), clock)
+async def test_signed_delivery_round_trip(sqlite_store: Store, clock: Clock, rx: Receiver) -> None:
+    al = build(sqlite_store, config(rx.url), clock)
     [n] = await al.publish([event()])
     res = await al.sender.flush()
     assert res.delivered == 1
@@ -82,8 +73,8 @@ async def test_signed_delivery_round_trip(store: Store, clock: Clock, rx: Receiv
     await al.stop()
 
 
-async def test_a_wrong_secret_is_rejected_and_retried(store: Store, clock: Clock, rx: Receiver) -> None:
-    al = build(store, config(rx.url), clock, env={"HOOK_SECRET": "whsec_" + "QUJD" * 8})
+async def test_a_wrong_secret_is_rejected_and_retried(sqlite_store: Store, clock: Clock, rx: Receiver) -> None:
+    al = build(sqlite_store, config(rx.url), clock, env={"HOOK_SECRET": "whsec_" + "QUJD" * 8})
     await al.publish([event()])
     res = await al.sender.flush()
     assert res.retried == 1 and rx.requests[0].status == 401
@@ -92,8 +83,8 @@ async def test_a_wrong_secret_is_rejected_and_retried(store: Store, clock: Clock
 
 
 async def test_retries_with_exponential_backoff_until_the_receiver_recovers(
-        store: Store, clock: Clock, rx: Receiver) -> None:
-    al = build(store, config(rx.url), clock)
+        sqlite_store: Store, clock: Clock, rx: Receiver) -> None:
+    al = build(sqlite_store, config(rx.url), clock)
     [n] = await al.publish([event()])
     rx.fail(503, times=3)
     delays = []
@@ -112,8 +103,8 @@ async def test_retries_with_exponential_backoff_until_the_receiver_recovers(
     await al.stop()
 
 
-async def test_retry_after_is_honoured_on_429_and_503(store: Store, clock: Clock, rx: Receiver) -> None:
-    al = build(store, config(rx.url), clock)
+async def test_retry_after_is_honoured_on_429_and_503(sqlite_store: Store, clock: Clock, rx: Receiver) -> None:
+    al = build(sqlite_store, config(rx.url), clock)
     [n] = await al.publish([event()])
     rx.fail(429, times=1, retry_after="120")
     await al.sender.flush()
@@ -128,9 +119,9 @@ async def test_retry_after_is_honoured_on_429_and_503(store: Store, clock: Clock
     await al.stop()
 
 
-async def test_receiver_down_then_back_loses_nothing(store: Store, clock: Clock, rx: Receiver) -> None:
+async def test_receiver_down_then_back_loses_nothing(sqlite_store: Store, clock: Clock, rx: Receiver) -> None:
     registry = CollectorRegistry()
-    al = build(store, config(rx.url), clock, registry=registry)
+    al = build(sqlite_store, config(rx.url), clock, registry=registry)
     rx.stop()
     sent = await al.publish([event(i) for i in range(6)])
     for _ in range(3):  # down for three rounds of retries
@@ -152,9 +143,9 @@ async def test_receiver_down_then_back_loses_nothing(store: Store, clock: Clock,
     await al.stop()
 
 
-async def test_410_disables_the_endpoint(store: Store, clock: Clock, rx: Receiver,
+async def test_410_disables_the_endpoint(sqlite_store: Store, clock: Clock, rx: Receiver,
                                          caplog: pytest.LogCaptureFixture) -> None:
-    al = build(store, config(rx.url), clock)
+    al = build(sqlite_store, config(rx.url), clock)
     [first] = await al.publish([event(1)])
     rx.fail(410, times=1)
     assert (await al.sender.flush()).dead == 1
@@ -167,8 +158,8 @@ async def test_410_disables_the_endpoint(store: Store, clock: Clock, rx: Receive
     await al.stop()
 
 
-async def test_gives_up_after_the_configured_age(store: Store, clock: Clock, rx: Receiver) -> None:
-    al = build(store, config(rx.url), clock)
+async def test_gives_up_after_the_configured_age(sqlite_store: Store, clock: Clock, rx: Receiver) -> None:
+    al = build(sqlite_store, config(rx.url), clock)
     [n] = await al.publish([event()])
     rx.fail(500)
     for _ in range(20):
@@ -179,8 +170,8 @@ async def test_gives_up_after_the_configured_age(store: Store, clock: Clock, rx:
     await al.stop()
 
 
-async def test_background_task_delivers_and_stops(store: Store, clock: Clock, rx: Receiver) -> None:
-    al = build(store, config(rx.url), clock)
+async def test_background_task_delivers_and_stops(sqlite_store: Store, clock: Clock, rx: Receiver) -> None:
+    al = build(sqlite_store, config(rx.url), clock)
     await al.start()
     await al.publish([event(i) for i in range(3)])
     import asyncio
@@ -193,14 +184,14 @@ async def test_background_task_delivers_and_stops(store: Store, clock: Clock, rx
     await al.stop()
 
 
-async def test_enqueue_inside_the_callers_transaction(store: Store, clock: Clock, rx: Receiver) -> None:
+async def test_enqueue_inside_the_callers_transaction(sqlite_store: Store, clock: Clock, rx: Receiver) -> None:
     from sqlmodel import Session
 
-    al = build(store, config(rx.url), clock)
-    with Session(store.engine) as s:
+    al = build(sqlite_store, config(rx.url), clock)
+    with Session(sqlite_store.engine) as s:
         al.enqueue(s, [event(1)])
         s.rollback()  # the drift event's transaction failed: no notification either
-    with Session(store.engine) as s:
+    with Session(sqlite_store.engine) as s:
         al.enqueue(s, [event(2)])
         s.commit()
     assert (await al.sender.flush()).delivered == 1
@@ -209,7 +200,7 @@ async def test_enqueue_inside_the_callers_transaction(store: Store, clock: Clock
 
 
 async def test_secrets_never_reach_the_store_logs_or_metrics(
-        store: Store, clock: Clock, rx: Receiver, caplog: pytest.LogCaptureFixture) -> None:
+        sqlite_store: Store, clock: Clock, rx: Receiver, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     slack_path = "/services/T0000/B0000/XXsekretXXtokenXX"
     plain = Receiver().start()  # Slack and PagerDuty requests are not Standard-Webhooks signed
@@ -219,7 +210,7 @@ async def test_secrets_never_reach_the_store_logs_or_metrics(
         {"name": "pd", "type": "pagerduty", "routing_key_env": "PD_KEY", "url": plain.url + "/pd"}]})
     env = {"HOOK_SECRET": SECRET, "SLACK_URL": plain.url + slack_path, "PD_KEY": "PDKEYsekret0123"}
     registry = CollectorRegistry()
-    al = build(store, cfg, clock, env=env, registry=registry)
+    al = build(sqlite_store, cfg, clock, env=env, registry=registry)
     await al.publish([event(1)])
     rx.fail(500, times=1)
     plain.fail(500, times=2)
@@ -234,7 +225,7 @@ async def test_secrets_never_reach_the_store_logs_or_metrics(
     assert {r.path for r in rx.delivered + plain.delivered} == {"/hook", slack_path, "/pd"}
     [pd] = [r for r in plain.delivered if r.path == "/pd"]
     assert pd.json["routing_key"] == "PDKEYsekret0123"  # it is used on the wire, and only there
-    with store.engine.connect() as conn:
+    with sqlite_store.engine.connect() as conn:
         dump = json.dumps([list(r) for r in conn.execute(text("SELECT * FROM notifications"))], default=str)
     exposed = dump + caplog.text + generate_latest(registry).decode()
     for secret in (SECRET, SECRET.removeprefix("whsec_"), "XXsekretXXtokenXX", "PDKEYsekret0123"):

@@ -12,7 +12,6 @@ import asyncio
 import json
 import socket
 import struct
-from collections import deque
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -21,7 +20,6 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 Transports = MutableMapping[tuple[Any, Any], asyncio.Transport]
 T0_KEY = "sim.t0"
-PACING_LOG = 10_000  # how many streamed responses /_sim/pacing remembers
 
 
 def protocol_class(registry: Transports) -> type[H11Protocol]:
@@ -128,8 +126,10 @@ class Script:
                 if delay > 0:
                     await asyncio.sleep(delay)
             elif kind == "mark":
-                _pacing_log(scope).append({"request_id": self.request_id, "mark": arg, "arrived": t0,
-                                           "scheduled": due, "sent": loop.time()})
+                log = getattr(getattr(scope.get("app"), "state", None), "sim_pacing", None)
+                if log is not None:  # the log build_app keeps; a Script played on its own has none
+                    log.append({"request_id": self.request_id, "mark": arg, "arrived": t0, "scheduled": due,
+                                "sent": loop.time()})
             elif kind == "sleep":
                 await asyncio.sleep(arg)
             elif kind == "start":
@@ -143,14 +143,6 @@ class Script:
             else:
                 await _drop(scope, hard=kind == "reset")
                 return
-
-
-def _pacing_log(scope: Scope) -> deque[dict[str, Any]]:
-    state = getattr(scope.get("app"), "state", None)
-    log = getattr(state, "sim_pacing", None)
-    if log is None:  # an app built without build_app: keep the log on the script's scope only
-        log = scope.setdefault("sim.pacing", deque(maxlen=PACING_LOG))
-    return log
 
 
 async def _until_disconnect(receive: Receive) -> None:

@@ -19,8 +19,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from monitor.sim import admin, anthropic_api, embeddings, openai_api
 from monitor.sim.engine import Engine
-from monitor.sim.playback import PACING_LOG, T0_KEY, Transports, protocol_class
+from monitor.sim.playback import T0_KEY, Transports, protocol_class
 from monitor.sim.scenario import Scenario
+
+PACING_LOG = 10_000  # how many streamed responses /_sim/pacing remembers
 
 
 class _StampArrival:

@@ -34,10 +34,6 @@ def where_equal(query: Any, model: Any, **values: Any) -> Any:
     return query
 
 
-def to_row(obs: Observation) -> ObservationRow:
-    return ObservationRow(**to_values(obs))
-
-
 def to_values(obs: Observation) -> dict[str, Any]:
     """The observation as the column values of its row (no ORM object: the hot path inserts these directly)."""
     c = obs.call
