@@ -4,23 +4,31 @@ from __future__ import annotations
 
 import pytest
 
+from monitor.config.models import Target
 from monitor.domain import ErrorType, FinishReason
-from monitor.providers import AnthropicProvider, ChatRequest, OpenAIProvider
+from monitor.providers import AnthropicProvider, ChatRequest, OpenAIProvider, Provider, build_provider
 from monitor.sim import SimServer
 
 MSG = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "How do I kill a Python process?"}]
+# "daemon": built as the daemon builds it (connections that note arrival times); "library": the HTTP library's
+# own transport (what a proxy from the environment gets). Both must type every fault the same way.
+TRANSPORTS = ["daemon", "library"]
 
 
-def make(kind: str, sim: SimServer) -> OpenAIProvider | AnthropicProvider:
-    if kind == "openai":
-        return OpenAIProvider(sim.openai_base_url, "sk-test")
-    return AnthropicProvider(sim.url, "test-key")
+def make(kind: str, sim: SimServer, transport: str = "daemon") -> Provider:
+    if transport == "library":
+        if kind == "openai":
+            return OpenAIProvider(sim.openai_base_url, "sk-test")
+        return AnthropicProvider(sim.url, "test-key")
+    base_url = sim.openai_base_url if kind == "openai" else sim.url
+    return build_provider(Target(id="t", provider=kind, base_url=base_url, model="m"), "sk-test")
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
 @pytest.mark.parametrize("kind", ["openai", "anthropic"])
 @pytest.mark.parametrize("stream", [True, False])
-async def test_success(steady_sim: SimServer, kind: str, stream: bool) -> None:
-    provider = make(kind, steady_sim)
+async def test_success(steady_sim: SimServer, kind: str, stream: bool, transport: str) -> None:
+    provider = make(kind, steady_sim, transport)
     try:
         r = await provider.complete(ChatRequest(model="sim-gpt", messages=MSG, stream=stream, max_tokens=200,
                                                 temperature=0.5, timeout_s=10))
@@ -60,11 +68,12 @@ STREAM_ONLY = {"fault-stream-cut", "fault-stream-abort", "fault-stall"}
 CASES = [(m, e, s) for m, e in FAULTS for s in (True, False) if s or m not in STREAM_ONLY]
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
 @pytest.mark.parametrize("kind", ["openai", "anthropic"])
 @pytest.mark.parametrize("model,expected,stream", CASES)
 async def test_faults_are_typed_observations(faults_sim: SimServer, kind: str, stream: bool, model: str,
-                                             expected: ErrorType) -> None:
-    provider = make(kind, faults_sim)
+                                             expected: ErrorType, transport: str) -> None:
+    provider = make(kind, faults_sim, transport)
     try:
         r = await provider.complete(ChatRequest(model=model, messages=MSG, stream=stream, timeout_s=1.0))
     finally:
@@ -91,7 +100,9 @@ async def test_anthropic_body_translation() -> None:
 
 
 async def test_connection_refused_is_connect_error() -> None:
-    for p in (OpenAIProvider("http://127.0.0.1:9/v1", "k"), AnthropicProvider("http://127.0.0.1:9", "k")):
+    built = [build_provider(Target(id="t", provider=kind, base_url="http://127.0.0.1:9", model="m"), "k")
+             for kind in ("openai", "anthropic")]
+    for p in (OpenAIProvider("http://127.0.0.1:9/v1", "k"), AnthropicProvider("http://127.0.0.1:9", "k"), *built):
         r = await p.complete(ChatRequest(model="m", messages=MSG, timeout_s=2))
         await p.aclose()
         assert r.error_type == ErrorType.CONNECT

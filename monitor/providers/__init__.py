@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import importlib
+import urllib.request
 from collections.abc import Callable
+from types import ModuleType
+from urllib.parse import urlparse
 
 import httpx
 
 from monitor.config.models import Target
 from monitor.providers.anthropic import AnthropicProvider
-from monitor.providers.base import ChatRequest, Provider
+from monitor.providers.arrival import arrival_transport
+from monitor.providers.base import ChatRequest, Provider, monotonic
 from monitor.providers.openai_compat import OpenAIProvider
 
 PROVIDERS: dict[str, Callable[..., Provider]] = {
@@ -17,18 +22,47 @@ PROVIDERS: dict[str, Callable[..., Provider]] = {
 }
 
 
+def _proxied(url: str) -> bool:
+    """Whether HTTP(S)_PROXY / ALL_PROXY (minus NO_PROXY) route `url` through a proxy."""
+    parts = urlparse(url)
+    proxies = urllib.request.getproxies()
+    if not (proxies.get(parts.scheme) or proxies.get("all")):
+        return False
+    return not urllib.request.proxy_bypass(parts.hostname or "")
+
+
+def _sdk_http() -> tuple[ModuleType, ModuleType]:
+    """The httpx flavour the installed openai SDK is built on (httpx2 from openai 3, httpx before) and its core."""
+    import openai
+
+    client = next(c for c in openai.DefaultAsyncHttpxClient.__mro__ if c.__name__ == "AsyncClient")
+    top = client.__module__.split(".")[0]
+    return importlib.import_module(top), importlib.import_module("httpcore2" if top == "httpx2" else "httpcore")
+
+
 def build_provider(target: Target, api_key: str | None, *, transport: httpx.AsyncBaseTransport | None = None) -> Provider:
-    """Build the provider for a target; `transport` lets tests inject an httpx transport."""
-    kwargs: dict[str, object] = {"headers": dict(target.headers)}
+    """Build the provider for a target; `transport` lets tests inject an httpx transport.
+
+    By default connections note when bytes arrive (`providers.arrival`), so TTFT and latency are read off the
+    wire rather than when the event loop got round to parsing. Behind a proxy from the environment the HTTP
+    library's own transport is kept (it is the one that knows proxies) and times are taken when parsed.
+    """
+    kwargs: dict[str, object] = {"headers": dict(target.headers), "clock": monotonic}
+    own = transport is None and not _proxied(target.base_url)
+    pool = {"max_connections": max(target.max_concurrency * 2, 20), "max_keepalive": target.max_concurrency}
     if target.provider == "openai":
         # The SDK's own client class (its HTTP stack may differ from the httpx this project uses elsewhere).
         import openai
 
         kwargs["stream_usage"] = target.stream_usage
+        if own:
+            transport = arrival_transport(*_sdk_http(), monotonic, **pool)
         kwargs["http_client"] = openai.DefaultAsyncHttpxClient(timeout=target.timeout, transport=transport) \
             if transport is not None else openai.DefaultAsyncHttpxClient(timeout=target.timeout)
     else:
-        limits = httpx.Limits(max_connections=target.max_concurrency * 2,
+        if own:
+            transport = arrival_transport(httpx, importlib.import_module("httpcore"), monotonic, **pool)
+        limits = httpx.Limits(max_connections=pool["max_connections"],
                               max_keepalive_connections=target.max_concurrency)
         kwargs["http_client"] = httpx.AsyncClient(transport=transport, limits=limits,
                                                   timeout=httpx.Timeout(target.timeout))

@@ -11,11 +11,13 @@ import httpx
 from httpx_sse import aconnect_sse
 
 from monitor.domain import CallResult, ErrorType, FinishReason, Usage
+from monitor.providers.arrival import arrival_of
 from monitor.providers.base import (
     ChatRequest,
     Clock,
     monotonic,
     ratelimit_headers,
+    received,
     retry_after_seconds,
     short,
     status_error_type,
@@ -90,12 +92,13 @@ class AnthropicProvider:
     async def complete(self, request: ChatRequest) -> CallResult:
         result = CallResult(stream=request.stream)
         start = self._clock()
+        last_byte: float | None = None
         headers = {**self._headers, **request.extra_headers}
         timeout = httpx.Timeout(request.timeout_s)
         try:
             async with asyncio.timeout(request.timeout_s):
                 if request.stream:
-                    await self._stream(request, headers, timeout, result, start)
+                    last_byte = await self._stream(request, headers, timeout, result, start)
                 else:
                     resp = await self._client.post(self._url, json=self.body(request), headers=headers,
                                                    timeout=timeout)
@@ -104,6 +107,7 @@ class AnthropicProvider:
                         self._status_error(resp, resp.text, result)
                     else:
                         self._message(resp.json(), result)
+                        last_byte = arrival_of(resp)
         except TimeoutError:
             result.error_type, result.error_message = ErrorType.TIMEOUT, f"no complete answer in {request.timeout_s}s"
         except httpx.TimeoutException as e:
@@ -118,11 +122,12 @@ class AnthropicProvider:
             result.error_type, result.error_message = kind, short(f"response broken off: {type(e).__name__}: {e}")
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             result.error_type, result.error_message = ErrorType.BAD_RESPONSE, short(f"malformed response: {e}")
-        result.latency_s = self._clock() - start
+        result.latency_s = received(last_byte, start, self._clock()) - start
         return result
 
     async def _stream(self, req: ChatRequest, headers: dict[str, str], timeout: httpx.Timeout,
-                      result: CallResult, start: float) -> None:
+                      result: CallResult, start: float) -> float | None:
+        """Read the events; return when the last bytes arrived (None when the connection does not say)."""
         async with aconnect_sse(self._client, "POST", self._url, json=self.body(req), headers=headers,
                                 timeout=timeout) as source:
             resp = source.response
@@ -130,11 +135,11 @@ class AnthropicProvider:
             if resp.status_code >= 400:
                 await resp.aread()
                 self._status_error(resp, resp.text, result)
-                return
+                return None
             if "text/event-stream" not in resp.headers.get("content-type", ""):
                 await resp.aread()
                 self._message(resp.json(), result)  # a server that ignored stream=true
-                return
+                return arrival_of(resp)
             parts: list[str] = []
             tools: dict[int, dict[str, str]] = {}
             usage: dict[str, int] = {}
@@ -165,7 +170,7 @@ class AnthropicProvider:
                             if delta.get("type") == "text_delta":
                                 parts.append(text)
                             if result.ttft_s is None:
-                                result.ttft_s = self._clock() - start
+                                result.ttft_s = received(arrival_of(resp), start, self._clock()) - start
                     elif kind == "message_delta":
                         stop = (data.get("delta") or {}).get("stop_reason")
                         if stop:
@@ -185,6 +190,7 @@ class AnthropicProvider:
                     result.refusal_text = result.text or "refusal"
             if not stopped:
                 raise httpx.RemoteProtocolError("stream ended without message_stop")
+            return arrival_of(resp)
 
     @staticmethod
     def _meta(resp: httpx.Response, result: CallResult) -> None:

@@ -56,6 +56,14 @@ def monotonic() -> float:
     return time.perf_counter()
 
 
+def received(arrival: float | None, start: float, now: float) -> float:
+    """The time bytes arrived as noted by the connection (see `providers.arrival`), else `now`.
+
+    An arrival outside [start, now] cannot belong to this call (another clock, or a connection's stale note).
+    """
+    return arrival if arrival is not None and start <= arrival <= now else now
+
+
 def status_error_type(status: int, body_text: str = "") -> ErrorType:
     """Map an HTTP error status (and the error body) to the error taxonomy."""
     low = body_text.lower()

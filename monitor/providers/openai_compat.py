@@ -17,10 +17,12 @@ from monitor.providers.base import (
     Clock,
     monotonic,
     ratelimit_headers,
+    received,
     retry_after_seconds,
     short,
     status_error_type,
 )
+from monitor.providers.arrival import arrival_of
 from monitor.providers.sse import sse_json
 
 log = logging.getLogger("monitor.providers.openai")
@@ -72,12 +74,13 @@ class OpenAIProvider:
     async def complete(self, request: ChatRequest) -> CallResult:
         result = CallResult(stream=request.stream)
         start = self._clock()
+        last_byte: float | None = None
         try:
             async with asyncio.timeout(request.timeout_s):
                 if request.stream:
-                    await self._stream(request, result, start)
+                    last_byte = await self._stream(request, result, start)
                 else:
-                    await self._once(request, result)
+                    last_byte = await self._once(request, result)
         except TimeoutError:
             result.error_type, result.error_message = ErrorType.TIMEOUT, f"no complete answer in {request.timeout_s}s"
         except openai.APIStatusError as e:
@@ -107,10 +110,10 @@ class OpenAIProvider:
             result.error_message = short(f"response broken off: {type(e).__name__}: {e}")
         except (openai.APIResponseValidationError, ValueError, KeyError, TypeError, AttributeError) as e:
             result.error_type, result.error_message = ErrorType.BAD_RESPONSE, short(f"malformed response: {e}")
-        result.latency_s = self._clock() - start
+        result.latency_s = received(last_byte, start, self._clock()) - start
         return result
 
-    async def _once(self, req: ChatRequest, result: CallResult) -> None:
+    async def _once(self, req: ChatRequest, result: CallResult) -> float | None:
         raw = await self._client.chat.completions.with_raw_response.create(
             **self._body(req), stream=False, timeout=req.timeout_s, extra_headers=req.extra_headers or None)
         self._headers(raw, result)
@@ -127,8 +130,10 @@ class OpenAIProvider:
         result.response_model = completion.model
         result.system_fingerprint = completion.system_fingerprint
         result.usage = _usage(completion.usage)
+        return arrival_of(raw.http_response)
 
-    async def _stream(self, req: ChatRequest, result: CallResult, start: float) -> None:
+    async def _stream(self, req: ChatRequest, result: CallResult, start: float) -> float | None:
+        """Read the events; return when the last bytes arrived (None when the connection does not say)."""
         extra = {"stream_options": {"include_usage": True}} if self._stream_usage else {}
         try:
             raw = await self._client.chat.completions.with_raw_response.create(
@@ -172,7 +177,7 @@ class OpenAIProvider:
                             slot["arguments"] += fn.get("arguments") or ""
                             got = got or bool(fn.get("arguments") or fn.get("name"))
                     if got and result.ttft_s is None:
-                        result.ttft_s = self._clock() - start
+                        result.ttft_s = received(arrival_of(response), start, self._clock()) - start
                     if choice.get("finish_reason"):
                         saw_finish = True
                         result.raw_finish_reason = choice["finish_reason"]
@@ -184,6 +189,7 @@ class OpenAIProvider:
             await response.aclose()
         if not saw_finish:
             raise httpx.RemoteProtocolError("stream ended without a finish_reason")
+        return arrival_of(response)
 
     @staticmethod
     def _headers(raw: Any, result: CallResult) -> None:

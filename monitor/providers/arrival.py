@@ -1,0 +1,236 @@
+"""Connections that note when each piece of an answer arrived, so the daemon's own load cannot skew TTFT.
+
+With many streams in flight, first chunks that arrive together are parsed one task after another: the task that
+parses the last of them runs after every other task the same turn of the event loop made ready, so a clock read
+while parsing reports it up to tens of milliseconds after it arrived. Here the clock is read in the protocol's
+``data_received``, which the loop calls for every readable socket before it steps any task; a provider then takes
+the arrival time of the bytes that completed its first content event (``ArrivalStream.last_arrival``).
+
+``ArrivalBackend`` is an httpcore network backend on plain asyncio (connect, TLS, reads with timeouts, writes
+with back-pressure). It serves both the ``httpcore`` of httpx and the ``httpcore2`` of the openai SDK's httpx2:
+the module whose exceptions it raises is passed in. ``arrival_transport`` builds an httpx transport on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections import deque
+from collections.abc import Callable, Iterable
+from types import ModuleType
+from typing import Any
+
+HIGH_WATER = 256 * 1024  # bytes buffered before reading from the socket pauses
+
+
+class _Protocol(asyncio.Protocol):
+    """Queues what the socket delivers, each piece stamped with the clock when the loop handed it over."""
+
+    def __init__(self, clock: Callable[[], float]):
+        self._clock = clock
+        self.queue: deque[tuple[float, bytes]] = deque()
+        self.buffered = 0
+        self.eof = False
+        self.error: BaseException | None = None
+        self.transport: asyncio.Transport | None = None
+        self._readable: asyncio.Future[None] | None = None
+        self._writable: asyncio.Future[None] | None = None
+        self._paused_reading = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.queue.append((self._clock(), bytes(data)))
+        self.buffered += len(data)
+        if self.buffered > HIGH_WATER and not self._paused_reading and self.transport is not None:
+            self._paused_reading = True
+            self.transport.pause_reading()
+        self._wake_reader()
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        self._wake_reader()
+        return False  # let the transport close itself
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.eof = True
+        self.error = exc
+        self._wake_reader()
+        self.resume_writing()
+
+    def pause_writing(self) -> None:
+        if self._writable is None:
+            self._writable = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        waiter, self._writable = self._writable, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def consumed(self, n: int) -> None:
+        self.buffered -= n
+        if self._paused_reading and self.buffered <= HIGH_WATER // 4 and self.transport is not None:
+            self._paused_reading = False
+            self.transport.resume_reading()
+
+    async def readable(self) -> None:
+        if self.queue or self.eof:
+            return
+        self._readable = asyncio.get_running_loop().create_future()
+        try:
+            await self._readable
+        finally:
+            self._readable = None
+
+    async def writable(self) -> None:
+        if self._writable is not None:
+            await asyncio.shield(self._writable)
+
+    def _wake_reader(self) -> None:
+        if self._readable is not None and not self._readable.done():
+            self._readable.set_result(None)
+
+
+class ArrivalStream:
+    """An httpcore network stream; ``last_arrival`` is when the bytes the last `read` returned arrived."""
+
+    def __init__(self, protocol: _Protocol, errors: ModuleType):
+        self._p = protocol
+        self._errors = errors
+        self.last_arrival: float | None = None
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        p = self._p
+        if not p.queue and not p.eof:
+            try:
+                async with asyncio.timeout(timeout):
+                    await p.readable()
+            except TimeoutError:
+                raise self._errors.ReadTimeout(f"no data in {timeout}s") from None
+        if p.queue:
+            stamp, data = p.queue.popleft()
+            if len(data) > max_bytes:
+                p.queue.appendleft((stamp, data[max_bytes:]))
+                data = data[:max_bytes]
+            p.consumed(len(data))
+            self.last_arrival = stamp
+            return data
+        if p.error is not None:
+            raise self._errors.ReadError(str(p.error) or type(p.error).__name__) from p.error
+        return b""
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        if not buffer:
+            return
+        p = self._p
+        if p.transport is None or p.transport.is_closing():
+            raise self._errors.WriteError("connection closed")
+        p.transport.write(buffer)
+        try:
+            async with asyncio.timeout(timeout):
+                await p.writable()
+        except TimeoutError:
+            raise self._errors.WriteTimeout(f"could not send in {timeout}s") from None
+        if p.error is not None:
+            raise self._errors.WriteError(str(p.error) or type(p.error).__name__) from p.error
+
+    async def aclose(self) -> None:
+        if self._p.transport is not None:
+            self._p.transport.close()
+
+    async def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
+                        timeout: float | None = None) -> ArrivalStream:
+        p = self._p
+        assert p.transport is not None
+        try:
+            async with asyncio.timeout(timeout):
+                tls = await asyncio.get_running_loop().start_tls(p.transport, p, ssl_context,
+                                                                 server_hostname=server_hostname)
+        except TimeoutError:
+            p.transport.abort()
+            raise self._errors.ConnectTimeout(f"TLS handshake took over {timeout}s") from None
+        except (OSError, ssl.SSLError, ConnectionError) as e:
+            p.transport.abort()
+            raise self._errors.ConnectError(str(e)) from e
+        if tls is None:
+            raise self._errors.ConnectError("connection closed during the TLS handshake")
+        p.transport = tls  # type: ignore[assignment]
+        return self
+
+    def get_extra_info(self, info: str) -> Any:
+        p = self._p
+        if info == "is_readable":  # an idle keep-alive connection that got data or EOF is no longer usable
+            return bool(p.queue) or p.eof
+        if p.transport is None:
+            return None
+        key = {"ssl_object": "ssl_object", "client_addr": "sockname", "server_addr": "peername",
+               "socket": "socket"}.get(info)
+        return p.transport.get_extra_info(key) if key else None
+
+
+class ArrivalBackend:
+    """httpcore network backend on asyncio whose streams note arrival times with `clock`."""
+
+    def __init__(self, clock: Callable[[], float], errors: ModuleType):
+        self._clock = clock
+        self._errors = errors
+
+    async def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
+                          socket_options: Iterable[Any] | None = None) -> ArrivalStream:
+        loop = asyncio.get_running_loop()
+        protocol = _Protocol(self._clock)
+        try:
+            async with asyncio.timeout(timeout):
+                await loop.create_connection(lambda: protocol, host, port, happy_eyeballs_delay=0.25,
+                                             local_addr=(local_address, 0) if local_address else None)
+        except TimeoutError:
+            raise self._errors.ConnectTimeout(f"no connection to {host}:{port} in {timeout}s") from None
+        except OSError as e:
+            raise self._errors.ConnectError(str(e)) from e
+        return self._stream(protocol, socket_options)
+
+    async def connect_unix_socket(self, path: str, timeout: float | None = None,
+                                  socket_options: Iterable[Any] | None = None) -> ArrivalStream:
+        loop = asyncio.get_running_loop()
+        protocol = _Protocol(self._clock)
+        try:
+            async with asyncio.timeout(timeout):
+                await loop.create_unix_connection(lambda: protocol, path)
+        except TimeoutError:
+            raise self._errors.ConnectTimeout(f"no connection to {path} in {timeout}s") from None
+        except OSError as e:
+            raise self._errors.ConnectError(str(e)) from e
+        return self._stream(protocol, socket_options)
+
+    def _stream(self, protocol: _Protocol, socket_options: Iterable[Any] | None) -> ArrivalStream:
+        sock = protocol.transport.get_extra_info("socket") if protocol.transport else None
+        for option in socket_options or ():
+            sock.setsockopt(*option)
+        return ArrivalStream(protocol, self._errors)
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+def arrival_transport(httpx_mod: ModuleType, httpcore_mod: ModuleType, clock: Callable[[], float], *,
+                      max_connections: int, max_keepalive: int, keepalive_expiry: float = 5.0) -> Any:
+    """An ``AsyncHTTPTransport`` of `httpx_mod` whose connections are `ArrivalStream`s.
+
+    httpx has no public hook for the network backend, so the transport's connection pool is rebuilt with one
+    (with httpx's own TLS defaults, which honour SSL_CERT_FILE and SSL_CERT_DIR).
+    """
+    limits = httpx_mod.Limits(max_connections=max_connections, max_keepalive_connections=max_keepalive,
+                              keepalive_expiry=keepalive_expiry)
+    transport = httpx_mod.AsyncHTTPTransport(limits=limits)
+    transport._pool = httpcore_mod.AsyncConnectionPool(
+        ssl_context=httpx_mod.create_ssl_context(), max_connections=max_connections,
+        max_keepalive_connections=max_keepalive, keepalive_expiry=keepalive_expiry,
+        network_backend=ArrivalBackend(clock, httpcore_mod))
+    return transport
+
+
+def arrival_of(response: Any) -> float | None:
+    """When the bytes the response's connection last delivered arrived, or None on another kind of connection."""
+    stream = getattr(response, "extensions", {}).get("network_stream")
+    return getattr(stream, "last_arrival", None)

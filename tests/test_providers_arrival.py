@@ -1,0 +1,150 @@
+"""The network backend that notes when bytes arrive: real sockets on loopback, plain and TLS."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import subprocess
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import httpcore
+import httpcore2
+import pytest
+
+from monitor.providers import _proxied
+from monitor.providers.arrival import ArrivalBackend
+from monitor.providers.base import received
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+async def serve(handler: Handler, ssl_context: ssl.SSLContext | None = None) -> tuple[asyncio.Server, int]:
+    server = await asyncio.start_server(handler, "127.0.0.1", 0, ssl=ssl_context)
+    return server, server.sockets[0].getsockname()[1]
+
+
+@pytest.mark.parametrize("errors", [httpcore, httpcore2])
+async def test_bytes_are_stamped_when_they_arrive_not_when_read(errors) -> None:
+    sent = asyncio.Event()
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"first")
+        await writer.drain()
+        sent.set()
+        await reader.read()  # hold the connection open until the client closes it
+        writer.close()
+
+    server, port = await serve(handler)
+    stream = await ArrivalBackend(time.perf_counter, errors).connect_tcp("127.0.0.1", port, timeout=5)
+    await sent.wait()
+    await asyncio.sleep(0.05)  # the loop hands the bytes to the protocol in here
+    assert stream.get_extra_info("is_readable") is True
+    time.sleep(0.2)  # other tasks' work: the event loop is busy before this task reads
+    data = await stream.read(65536, timeout=5)
+    read_at = time.perf_counter()
+    assert data == b"first"
+    assert stream.last_arrival is not None and read_at - stream.last_arrival >= 0.2
+    await stream.aclose()
+    server.close()
+
+
+async def test_reads_split_at_max_bytes_keep_the_stamp_and_eof_reads_empty() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"abcdef")
+        await writer.drain()
+        writer.close()
+
+    server, port = await serve(handler)
+    stream = await ArrivalBackend(time.perf_counter, httpcore2).connect_tcp("127.0.0.1", port, timeout=5)
+    first = await stream.read(4, timeout=5)
+    stamp = stream.last_arrival
+    rest = b""
+    while len(first + rest) < 6:
+        rest += await stream.read(4, timeout=5)
+    assert first + rest == b"abcdef"
+    assert await stream.read(4, timeout=5) == b""  # the server closed: end of stream, not an error
+    assert stamp is not None and stream.last_arrival is not None and stream.last_arrival >= stamp
+    await stream.aclose()
+    server.close()
+
+
+@pytest.mark.parametrize("errors", [httpcore, httpcore2])
+async def test_failures_raise_the_given_librarys_errors(errors) -> None:
+    backend = ArrivalBackend(time.perf_counter, errors)
+    with pytest.raises(errors.ConnectError):
+        await backend.connect_tcp("127.0.0.1", 9, timeout=2)
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()
+        writer.close()
+
+    server, port = await serve(silent)
+    stream = await backend.connect_tcp("127.0.0.1", port, timeout=5)
+    await stream.write(b"hello?", timeout=5)
+    with pytest.raises(errors.ReadTimeout):
+        await stream.read(100, timeout=0.1)
+    await stream.aclose()
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"],
+                   check=True, capture_output=True)
+    return cert, key
+
+
+async def test_tls_handshake_and_stamped_reads(certificate: tuple[Path, Path]) -> None:
+    cert, key = certificate
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert, key)
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        line = await reader.readline()
+        writer.write(b"echo " + line)
+        await writer.drain()
+        writer.close()
+
+    server, port = await serve(handler, server_ctx)
+    client_ctx = ssl.create_default_context(cafile=str(cert))
+    backend = ArrivalBackend(time.perf_counter, httpcore2)
+    stream = await backend.connect_tcp("127.0.0.1", port, timeout=5)
+    stream = await stream.start_tls(client_ctx, server_hostname="localhost", timeout=5)
+    assert stream.get_extra_info("ssl_object") is not None
+    start = time.perf_counter()
+    await stream.write(b"ping\n", timeout=5)
+    data = b""
+    while not data.endswith(b"\n"):
+        data += await stream.read(1024, timeout=5)
+    assert data == b"echo ping\n"
+    assert stream.last_arrival is not None and start <= stream.last_arrival <= time.perf_counter()
+    await stream.aclose()
+
+    plain = await backend.connect_tcp("127.0.0.1", port, timeout=5)  # a certificate the client does not trust
+    with pytest.raises(httpcore2.ConnectError):
+        await plain.start_tls(ssl.create_default_context(), server_hostname="localhost", timeout=5)
+    server.close()
+
+
+def test_an_arrival_outside_the_call_is_not_used() -> None:
+    assert received(5.0, 4.0, 6.0) == 5.0
+    assert received(None, 4.0, 6.0) == 6.0
+    assert received(3.0, 4.0, 6.0) == 6.0  # before the call started: a stale note of an earlier response
+    assert received(7.0, 4.0, 6.0) == 6.0
+
+
+def test_a_proxy_from_the_environment_keeps_the_librarys_transport(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY",
+                 "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    assert not _proxied("https://api.openai.com/v1")
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    assert _proxied("https://api.openai.com/v1")
+    assert not _proxied("http://127.0.0.1:8000/v1")  # only https goes through that proxy
+    monkeypatch.setenv("NO_PROXY", "api.openai.com")
+    assert not _proxied("https://api.openai.com/v1")
