@@ -14,6 +14,7 @@ the module whose exceptions it raises is passed in. ``arrival_transport`` builds
 from __future__ import annotations
 
 import asyncio
+import functools
 import ssl
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -213,18 +214,24 @@ class ArrivalBackend:
         await asyncio.sleep(seconds)
 
 
+@functools.cache
+def _tls(httpx_mod: ModuleType) -> ssl.SSLContext:
+    """httpx's default TLS context (honours SSL_CERT_FILE and SSL_CERT_DIR), one per process: each loads the
+    CA bundle, about 1 MB."""
+    return httpx_mod.create_ssl_context()
+
+
 def arrival_transport(httpx_mod: ModuleType, httpcore_mod: ModuleType, clock: Callable[[], float], *,
                       max_connections: int, max_keepalive: int, keepalive_expiry: float = 5.0) -> Any:
     """An ``AsyncHTTPTransport`` of `httpx_mod` whose connections are `ArrivalStream`s.
 
-    httpx has no public hook for the network backend, so the transport's connection pool is rebuilt with one
-    (with httpx's own TLS defaults, which honour SSL_CERT_FILE and SSL_CERT_DIR).
+    httpx has no public hook for the network backend, so the transport's connection pool is rebuilt with one.
     """
     limits = httpx_mod.Limits(max_connections=max_connections, max_keepalive_connections=max_keepalive,
                               keepalive_expiry=keepalive_expiry)
-    transport = httpx_mod.AsyncHTTPTransport(limits=limits)
+    transport = httpx_mod.AsyncHTTPTransport(verify=_tls(httpx_mod), limits=limits)
     transport._pool = httpcore_mod.AsyncConnectionPool(
-        ssl_context=httpx_mod.create_ssl_context(), max_connections=max_connections,
+        ssl_context=_tls(httpx_mod), max_connections=max_connections,
         max_keepalive_connections=max_keepalive, keepalive_expiry=keepalive_expiry,
         network_backend=ArrivalBackend(clock, httpcore_mod))
     return transport
