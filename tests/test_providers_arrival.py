@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 import subprocess
+import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -14,7 +17,7 @@ import httpcore2
 import pytest
 
 from monitor.providers import _proxied
-from monitor.providers.arrival import ArrivalBackend
+from monitor.providers.arrival import ArrivalBackend, StampedSocket
 from monitor.providers.base import received
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -48,6 +51,48 @@ async def test_bytes_are_stamped_when_they_arrive_not_when_read(errors) -> None:
     assert stream.last_arrival is not None and read_at - stream.last_arrival >= 0.2
     await stream.aclose()
     server.close()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="kernel receive timestamps are read on Linux only")
+async def test_bytes_that_arrive_while_the_loop_is_blocked_get_the_kernels_arrival_time() -> None:
+    """The event loop cannot even see the socket while it is blocked; the kernel's timestamp still tells."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    sent_at: list[float] = []
+
+    def serve_one() -> None:  # a server on its own thread: it sends while the client's loop is blocked
+        conn, _ = listener.accept()
+        time.sleep(0.1)
+        sent_at.append(time.perf_counter())
+        conn.sendall(b"first")
+        conn.recv(1)  # until the client closes
+        conn.close()
+
+    thread = threading.Thread(target=serve_one, daemon=True)
+    thread.start()
+    stream = await ArrivalBackend(time.perf_counter, httpcore2).connect_tcp("127.0.0.1", port, timeout=5)
+    time.sleep(0.4)  # blocked from before the bytes come until well after
+    data = await stream.read(65536, timeout=5)
+    read_at = time.perf_counter()
+    assert data == b"first" and sent_at
+    assert stream.last_arrival is not None
+    assert read_at - sent_at[0] >= 0.25  # the read really was late ...
+    assert abs(stream.last_arrival - sent_at[0]) < 0.05  # ... and the arrival time is still when it was sent
+    await stream.aclose()
+    thread.join(5)
+    listener.close()
+
+
+def test_a_stamped_socket_reads_like_a_socket() -> None:
+    a, b = socket.socketpair()
+    s = StampedSocket(a.family, a.type, fileno=a.detach())
+    b.sendall(b"abcdef")
+    buf = bytearray(4)
+    assert s.recv_into(buf) == 4 and bytes(buf) == b"abcd"
+    assert s.recv(10) == b"ef"
+    b.close()
+    assert s.recv(10) == b""
+    s.close()
 
 
 async def test_reads_split_at_max_bytes_keep_the_stamp_and_eof_reads_empty() -> None:

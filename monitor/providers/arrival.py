@@ -2,9 +2,13 @@
 
 With many streams in flight, first chunks that arrive together are parsed one task after another: the task that
 parses the last of them runs after every other task the same turn of the event loop made ready, so a clock read
-while parsing reports it up to tens of milliseconds after it arrived. Here the clock is read in the protocol's
-``data_received``, which the loop calls for every readable socket before it steps any task; a provider then takes
-the arrival time of the bytes that completed its first content event (``ArrivalStream.last_arrival``).
+while parsing reports it up to tens of milliseconds after it arrived; and a loop busy with other work (or waiting
+for the GIL) reads the socket late. Here every read of a TCP socket also fetches the kernel's receive timestamp
+of the data (``SO_TIMESTAMPNS``, Linux), so an arrival time is when the bytes reached this host, whatever the
+process was doing then; where the kernel gives none, the clock is read in the protocol's ``data_received``, which
+the loop calls for every readable socket before it steps any task. A provider takes the arrival time of the bytes
+that completed its first content event (``ArrivalStream.last_arrival``). With TLS the raw reads carry the
+timestamps and the decrypted data takes the stamp of the read that completed it.
 
 ``ArrivalBackend`` is an httpcore network backend on plain asyncio (connect, TLS, reads with timeouts, writes
 with back-pressure). It serves both the ``httpcore`` of httpx and the ``httpcore2`` of the openai SDK's httpx2:
@@ -15,20 +19,66 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import socket
 import ssl
+import struct
+import sys
+import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from types import ModuleType
 from typing import Any
 
 HIGH_WATER = 256 * 1024  # bytes buffered before reading from the socket pauses
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux's value (asm-generic); Python does not name it
+KERNEL_STAMPS = sys.platform == "linux"
+_ANCILLARY = socket.CMSG_SPACE(16) if hasattr(socket, "CMSG_SPACE") else 0
+_MAX_LAG_S = 60.0  # a kernel stamp older than this is a wall-clock step, not a delay: ignore it
+
+
+class StampedSocket(socket.socket):
+    """A TCP socket whose reads also fetch the kernel's receive timestamp (wall clock) of what they return.
+
+    asyncio's transports call ``recv`` (plain protocols) and ``recv_into`` (buffered ones, such as TLS); both
+    go through ``recvmsg`` here. ``kernel_time`` is the timestamp of the last read, or None without one.
+    """
+
+    __slots__ = ("kernel_time",)
+
+    def enable_stamps(self) -> bool:
+        self.kernel_time: float | None = None
+        try:
+            self.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        except OSError:
+            return False
+        return True
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        data, ancillary, _, _ = self.recvmsg(bufsize, _ANCILLARY, flags)
+        self._note(ancillary)
+        return data
+
+    def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
+        view = memoryview(buffer)
+        n, ancillary, _, _ = self.recvmsg_into([view[:nbytes] if nbytes else view], _ANCILLARY, flags)
+        self._note(ancillary)
+        return n
+
+    def _note(self, ancillary: list[tuple[int, int, bytes]]) -> None:
+        for level, kind, data in ancillary:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= 16:
+                sec, nsec = struct.unpack_from("qq", data)
+                self.kernel_time = sec + nsec * 1e-9
+                return
+        self.kernel_time = None
 
 
 class _Protocol(asyncio.Protocol):
-    """Queues what the socket delivers, each piece stamped with the clock when the loop handed it over."""
+    """Queues what the socket delivers, each piece stamped with its arrival time on `clock`."""
 
-    def __init__(self, clock: Callable[[], float]):
+    def __init__(self, clock: Callable[[], float], sock: StampedSocket | None = None):
         self._clock = clock
+        self._sock = sock
         self.queue: deque[tuple[float, bytes]] = deque()
         self.buffered = 0
         self.eof = False
@@ -41,8 +91,18 @@ class _Protocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
+    def stamp(self) -> float:
+        """The arrival time of the data being delivered: the kernel's, moved onto `clock`, else now."""
+        now = self._clock()
+        kernel = self._sock.kernel_time if self._sock is not None else None
+        if kernel is not None:
+            lag = time.time() - kernel
+            if 0.0 <= lag <= _MAX_LAG_S:
+                return now - lag
+        return now
+
     def data_received(self, data: bytes) -> None:
-        self.queue.append((self._clock(), bytes(data)))
+        self.queue.append((self.stamp(), bytes(data)))
         self.buffered += len(data)
         if self.buffered > HIGH_WATER and not self._paused_reading and self.transport is not None:
             self._paused_reading = True
@@ -180,16 +240,47 @@ class ArrivalBackend:
     async def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
                           socket_options: Iterable[Any] | None = None) -> ArrivalStream:
         loop = asyncio.get_running_loop()
-        protocol = _Protocol(self._clock)
         try:
             async with asyncio.timeout(timeout):
-                await loop.create_connection(lambda: protocol, host, port, happy_eyeballs_delay=0.25,
-                                             local_addr=(local_address, 0) if local_address else None)
+                if KERNEL_STAMPS:
+                    sock = await self._connect_stamped(host, port, local_address)
+                    protocol = _Protocol(self._clock, sock)
+                    await loop.create_connection(lambda: protocol, sock=sock)
+                else:
+                    protocol = _Protocol(self._clock)
+                    await loop.create_connection(lambda: protocol, host, port, happy_eyeballs_delay=0.25,
+                                                 local_addr=(local_address, 0) if local_address else None)
         except TimeoutError:
             raise self._errors.ConnectTimeout(f"no connection to {host}:{port} in {timeout}s") from None
         except OSError as e:
             raise self._errors.ConnectError(str(e)) from e
         return self._stream(protocol, socket_options)
+
+    @staticmethod
+    async def _connect_stamped(host: str, port: int, local_address: str | None) -> StampedSocket:
+        """Connect a `StampedSocket` to the first address of `host` that answers (in resolver order)."""
+        loop = asyncio.get_running_loop()
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        errors: list[OSError] = []
+        for family, kind, proto, _, address in infos:
+            sock = StampedSocket(family, kind, proto)
+            try:
+                sock.setblocking(False)
+                sock.enable_stamps()
+                if local_address:
+                    sock.bind((local_address, 0))
+                await loop.sock_connect(sock, address)
+                return sock
+            except OSError as e:
+                sock.close()
+                errors.append(e)
+            except BaseException:
+                sock.close()
+                raise
+        if len(errors) == 1:
+            raise errors[0]
+        raise OSError(f"cannot connect to {host}:{port}: " + "; ".join(str(e) for e in errors) if errors else
+                      f"{host} resolves to no address")
 
     async def connect_unix_socket(self, path: str, timeout: float | None = None,
                                   socket_options: Iterable[Any] | None = None) -> ArrivalStream:
