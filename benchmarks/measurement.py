@@ -159,7 +159,7 @@ async def daemon_pipeline(base_url: str, calls: int, concurrency: int, folder: P
 
 
 RSS_CHILD = r"""
-import asyncio, os, sys, psutil
+import asyncio, gc, os, sys, psutil
 from pathlib import Path
 folder = Path(sys.argv[1])
 import monitor.app, monitor.config  # imports first: the baseline
@@ -181,7 +181,9 @@ async def main():
             return await app.runner.run(canary, target)
     runs = await asyncio.gather(*(one(c, t) for c, t in cfg.pairs()))
     failed = sum(not o.ok for r in runs for o in r)
+    del runs  # a daemon keeps no observations once they are stored and analysed
     await asyncio.sleep(2)  # let the analysis thread catch up
+    gc.collect()
     series = sum(len(m.samples) for m in app.registry.collect())
     ran = rss()
     await app.stop()
