@@ -82,7 +82,6 @@ class Baseline:
         self.last_obs_at = at
         if len(self.texts) < settings.text_sample:
             self.texts.append(text)
-            self._norm.append(normalise(text))
         self._record(signals, caps=None, identity=True)
 
     def add_error(self, signals: dict[str, SignalValue]) -> None:
@@ -91,8 +90,8 @@ class Baseline:
             self._record(signals, caps=None, identity=False)
 
     def normalised_texts(self) -> list[str]:
-        """Return the normalised baseline completions."""
-        return list(self._norm)
+        """Return the normalised baseline completions (built on demand: only the MMD reads them all)."""
+        return [normalise(t) for t in self.texts]
 
     @property
     def full(self) -> bool:
@@ -101,15 +100,16 @@ class Baseline:
 
     def finalize(self, settings: DriftSettings, embed: EmbedFn | None = None) -> None:
         """Derive the text statistics and mark the baseline ready."""
-        self._norm = [normalise(t) for t in self.texts]
-        n = len(self._norm)
+        norm = self.normalised_texts()
+        self._norm = norm[: self.similarity_k]  # kept: every observation's similarity is measured against them
+        n = len(norm)
         if n:
-            mode, hits = Counter(self._norm).most_common(1)[0]
+            mode, hits = Counter(norm).most_common(1)[0]
             self.mode_share = hits / n
             self.mode_text = mode if hits >= 2 and self.mode_share >= settings.exact_match_min_share else None
             if self.mode_text is not None:
                 self.rates["exact_match"] = [hits, n]
-            sims = self._loo_similarity(self.similarity_k)
+            sims = self._loo_similarity(norm)
             if sims:
                 self.values["similarity"] = sims
                 self.representative = int(np.argmax(sims))
@@ -117,10 +117,10 @@ class Baseline:
                 self.embeddings = np.asarray(embed(self.texts), dtype=float).tolist()
         self.ready = True
 
-    def _loo_similarity(self, k: int) -> list[float]:
-        sample = self._norm[:k]
+    def _loo_similarity(self, norm: list[str]) -> list[float]:
+        sample = self._norm
         out = []
-        for i, t in enumerate(self._norm):
+        for i, t in enumerate(norm):
             others = [s for j, s in enumerate(sample) if j != i]
             sim = text_similarity(t, others)
             if sim is not None:
@@ -129,7 +129,7 @@ class Baseline:
 
     def similarity_texts(self) -> list[str]:
         """Return the bounded sample of normalised baseline texts used for similarity."""
-        return self._norm[: self.similarity_k]
+        return self._norm
 
     # -- growth ----------------------------------------------------------------------------------------
     def absorb(self, signals: dict[str, SignalValue], settings: DriftSettings, skip: set[str]) -> None:
@@ -213,7 +213,7 @@ class Baseline:
         if data.get("version") != 1:
             raise ValueError(f"unsupported baseline version {data.get('version')!r}")
         b = cls(**{k: v for k, v in data.items() if k != "version"})
-        b._norm = [normalise(t) for t in b.texts]
+        b._norm = [normalise(t) for t in b.texts[: b.similarity_k]]
         return b
 
     @classmethod

@@ -2,12 +2,50 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from monitor.drift import cusum as cs
 from monitor.drift.events import DriftEvent
 from monitor.drift.signals import SignalValue
+
+
+class Signals(Mapping[str, SignalValue]):
+    """One observation's signals as a stream keeps them: the values in a tuple, the names shared by every
+    observation with the same signals, category values (finish reason, model, fingerprint) interned.
+
+    A dict per observation cost about 400 bytes plus its own copies of the strings; with a window and a
+    reference lag of observations per stream, that was a third of the drift state.
+    """
+
+    __slots__ = ("_index", "_values")
+    _layouts: ClassVar[dict[tuple[str, ...], dict[str, int]]] = {}  # one per distinct set of signal names
+
+    def __init__(self, values: Mapping[str, SignalValue]) -> None:
+        names = tuple(values)
+        index = self._layouts.get(names)
+        if index is None:
+            index = self._layouts.setdefault(names, {name: i for i, name in enumerate(names)})
+        self._index = index
+        self._values = tuple(sys.intern(v) if isinstance(v, str) else v for v in values.values())
+
+    def __getitem__(self, name: str) -> SignalValue:
+        return self._values[self._index[name]]
+
+    def get(self, name: str, default: Any = None) -> Any:  # the hot path: no KeyError round trip
+        i = self._index.get(name)
+        return default if i is None else self._values[i]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._index)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"Signals({dict(self)!r})"
 
 
 @dataclass(slots=True)
@@ -17,7 +55,7 @@ class Entry:
     obs_id: str
     at: str
     ok: bool
-    signals: dict[str, SignalValue]
+    signals: Signals
     text: str | None
 
 

@@ -19,7 +19,7 @@ from monitor.drift.baseline import Baseline
 from monitor.drift.events import BEHAVIOUR, MODEL, OPEN, RESOLVED, DriftEvent, EventUpdate, evidence
 from monitor.drift.settings import DriftSettings
 from monitor.drift.signals import RATE, SignalValue, finite, signal_type
-from monitor.drift.state import Entry, _Open
+from monitor.drift.state import Entry, Signals, _Open
 from monitor.drift.twosample import MIN_SAMPLES
 from monitor.drift.windows import COMPLETION, WindowTests
 
@@ -63,7 +63,7 @@ class Stream(WindowTests):
             return []
         self.n_all += 1
         self.n_ok += ok
-        entry = Entry(obs_id, at, ok, sig, text if ok else None)
+        entry = Entry(obs_id, at, ok, Signals(sig), text if ok else None)
         self._push(entry)
         out: list[EventUpdate] = []
         if ok:
