@@ -116,9 +116,9 @@ async def daemon_pipeline(base_url: str, calls: int, concurrency: int, folder: P
     `wire=False` gives the providers the HTTP library's own transport (as behind a proxy), so times are taken
     when chunks are parsed instead of when their bytes arrived: what `providers/arrival.py` buys.
     """
-    import monitor.providers
     from prometheus_client import CollectorRegistry
 
+    import monitor.providers
     from monitor.app import App
     from monitor.config import load_config
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -71,7 +71,7 @@ class Baseline:
         self.add_raw(obs.id, obs.started_at.isoformat(), obs.text, signals, settings)
 
     def add_raw(
-        self, obs_id: str, at: str, text: str, signals: dict[str, SignalValue], settings: DriftSettings
+        self, obs_id: str, at: str, text: str, signals: Mapping[str, SignalValue], settings: DriftSettings
     ) -> None:
         """Add one successful observation given by id, time, text and signals."""
         if self.ready:
@@ -84,7 +84,7 @@ class Baseline:
             self.texts.append(text)
         self._record(signals, caps=None, identity=True)
 
-    def add_error(self, signals: dict[str, SignalValue]) -> None:
+    def add_error(self, signals: Mapping[str, SignalValue]) -> None:
         """Count a failed call in the error rate and error types while building."""
         if not self.ready:
             self._record(signals, caps=None, identity=False)
@@ -132,13 +132,13 @@ class Baseline:
         return self._norm
 
     # -- growth ----------------------------------------------------------------------------------------
-    def absorb(self, signals: dict[str, SignalValue], settings: DriftSettings, skip: set[str]) -> None:
+    def absorb(self, signals: Mapping[str, SignalValue], settings: DriftSettings, skip: set[str]) -> None:
         """Extend the reference with one in-control observation (bounded by the caps)."""
         self._record(signals, caps=settings, identity=False, skip=skip)
 
     def _record(
         self,
-        signals: dict[str, SignalValue],
+        signals: Mapping[str, SignalValue],
         caps: DriftSettings | None,
         identity: bool,
         skip: set[str] | None = None,

@@ -6,6 +6,7 @@ import importlib
 import urllib.request
 from collections.abc import Callable
 from types import ModuleType
+from typing import Any
 from urllib.parse import urlparse
 
 import httpx
@@ -49,22 +50,25 @@ def build_provider(target: Target, api_key: str | None, *, transport: httpx.Asyn
     """
     kwargs: dict[str, object] = {"headers": dict(target.headers), "clock": monotonic}
     own = transport is None and not _proxied(target.base_url)
-    pool = {"max_connections": max(target.max_concurrency * 2, 20), "max_keepalive": target.max_concurrency}
+    max_connections = max(target.max_concurrency * 2, 20)
+    chosen: Any = transport  # an httpx transport, or one of the SDK's own httpx flavour
     if target.provider == "openai":
         # The SDK's own client class (its HTTP stack may differ from the httpx this project uses elsewhere).
         import openai
 
         kwargs["stream_usage"] = target.stream_usage
         if own:
-            transport = arrival_transport(*_sdk_http(), monotonic, **pool)
-        kwargs["http_client"] = openai.DefaultAsyncHttpxClient(timeout=target.timeout, transport=transport) \
-            if transport is not None else openai.DefaultAsyncHttpxClient(timeout=target.timeout)
+            sdk_httpx, sdk_core = _sdk_http()
+            chosen = arrival_transport(sdk_httpx, sdk_core, monotonic, max_connections=max_connections,
+                                       max_keepalive=target.max_concurrency)
+        kwargs["http_client"] = openai.DefaultAsyncHttpxClient(timeout=target.timeout, transport=chosen) \
+            if chosen is not None else openai.DefaultAsyncHttpxClient(timeout=target.timeout)
     else:
         if own:
-            transport = arrival_transport(httpx, importlib.import_module("httpcore"), monotonic, **pool)
-        limits = httpx.Limits(max_connections=pool["max_connections"],
-                              max_keepalive_connections=target.max_concurrency)
-        kwargs["http_client"] = httpx.AsyncClient(transport=transport, limits=limits,
+            chosen = arrival_transport(httpx, importlib.import_module("httpcore"), monotonic,
+                                       max_connections=max_connections, max_keepalive=target.max_concurrency)
+        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=target.max_concurrency)
+        kwargs["http_client"] = httpx.AsyncClient(transport=chosen, limits=limits,
                                                   timeout=httpx.Timeout(target.timeout))
     return PROVIDERS[target.provider](target.base_url, api_key, **kwargs)
 

@@ -298,7 +298,8 @@ class ArrivalBackend:
     def _stream(self, protocol: _Protocol, socket_options: Iterable[Any] | None) -> ArrivalStream:
         sock = protocol.transport.get_extra_info("socket") if protocol.transport else None
         for option in socket_options or ():
-            sock.setsockopt(*option)
+            if sock is not None:
+                sock.setsockopt(*option)
         return ArrivalStream(protocol, self._errors)
 
     async def sleep(self, seconds: float) -> None:

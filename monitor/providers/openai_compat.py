@@ -12,6 +12,7 @@ import httpx
 import openai
 
 from monitor.domain import CallResult, ErrorType, FinishReason, Usage
+from monitor.providers.arrival import arrival_of
 from monitor.providers.base import (
     ChatRequest,
     Clock,
@@ -22,7 +23,6 @@ from monitor.providers.base import (
     short,
     status_error_type,
 )
-from monitor.providers.arrival import arrival_of
 from monitor.providers.sse import sse_json
 
 log = logging.getLogger("monitor.providers.openai")
