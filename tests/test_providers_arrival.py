@@ -17,7 +17,8 @@ import httpcore2
 import pytest
 
 from monitor.providers import _proxied
-from monitor.providers.arrival import ArrivalBackend, StampedSocket
+from monitor.providers import arrival
+from monitor.providers.arrival import ArrivalBackend, StampedSocket, _interleave
 from monitor.providers.base import received
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -193,3 +194,52 @@ def test_a_proxy_from_the_environment_keeps_the_librarys_transport(monkeypatch: 
     assert not _proxied("http://127.0.0.1:8000/v1")  # only https goes through that proxy
     monkeypatch.setenv("NO_PROXY", "api.openai.com")
     assert not _proxied("https://api.openai.com/v1")
+
+
+def test_addresses_alternate_between_families_in_resolver_order() -> None:
+    v6 = [(socket.AF_INET6, socket.SOCK_STREAM, 6, "", (f"::{i}", 443, 0, 0)) for i in (1, 2)]
+    v4 = [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (f"10.0.0.{i}", 443)) for i in (1, 2, 3)]
+    order = [info[4][0] for info in _interleave([*v6, *v4])]
+    assert order == ["::1", "10.0.0.1", "::2", "10.0.0.2", "10.0.0.3"]
+
+
+@pytest.mark.skipif(not arrival.KERNEL_STAMPS, reason="the racing connect serves the kernel-stamped sockets")
+async def test_an_address_that_never_answers_does_not_stop_the_next(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Happy Eyeballs: a silent first address (a broken IPv6 route, say) yields to the next within 250 ms."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    good = (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))
+    silent = (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.2", port))  # the test makes it hang
+    refused = (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", 9))
+    real_attempt = arrival._attempt
+
+    async def attempt(info, local_address):  # type: ignore[no-untyped-def]
+        if info is silent:
+            await asyncio.sleep(3600)
+        return await real_attempt(info, local_address)
+
+    async def resolve(host, port, **kwargs):  # type: ignore[no-untyped-def]
+        return [refused, silent, good]
+
+    monkeypatch.setattr(arrival, "_attempt", attempt)
+    monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", resolve)
+    stream = await ArrivalBackend(time.perf_counter, httpcore2).connect_tcp("example.test", port, timeout=5)
+    assert stream.get_extra_info("server_addr") == ("127.0.0.1", port)
+    await stream.aclose()
+
+    async def only_bad(host, port, **kwargs):  # type: ignore[no-untyped-def]
+        return [refused]
+
+    monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", only_bad)
+    with pytest.raises(httpcore2.ConnectError):
+        await ArrivalBackend(time.perf_counter, httpcore2).connect_tcp("example.test", 9, timeout=5)
+    listener.close()
+
+
+async def test_localhost_connects_over_whichever_family_listens() -> None:
+    listener = socket.create_server(("127.0.0.1", 0))  # IPv4 only; "localhost" may resolve to ::1 first
+    port = listener.getsockname()[1]
+    stream = await ArrivalBackend(time.perf_counter, httpcore2).connect_tcp("localhost", port, timeout=5)
+    assert stream.get_extra_info("server_addr")[0] == "127.0.0.1"
+    await stream.aclose()
+    listener.close()

@@ -230,6 +230,60 @@ class ArrivalStream:
         return p.transport.get_extra_info(key) if key else None
 
 
+HAPPY_EYEBALLS_S = 0.25  # asyncio's and RFC 8305's recommended delay before racing the next address
+
+AddrInfo = tuple[Any, Any, int, str, Any]
+
+
+def _interleave(infos: list[AddrInfo]) -> list[AddrInfo]:
+    """Resolver order, families alternating (the first family first), as RFC 8305 section 4 asks."""
+    by_family: dict[Any, list[AddrInfo]] = {}
+    for info in infos:
+        by_family.setdefault(info[0], []).append(info)
+    queues = list(by_family.values())
+    out: list[AddrInfo] = []
+    while any(queues):
+        for q in queues:
+            if q:
+                out.append(q.pop(0))
+    return out
+
+
+async def _attempt(info: AddrInfo, local_address: str | None) -> StampedSocket:
+    family, kind, proto, _, address = info
+    sock = StampedSocket(family, kind, proto)
+    try:
+        sock.setblocking(False)
+        sock.enable_stamps()
+        if local_address:
+            sock.bind((local_address, 0))
+        await asyncio.get_running_loop().sock_connect(sock, address)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _first_connected(done: set[asyncio.Task[StampedSocket]], errors: list[BaseException]) -> StampedSocket | None:
+    """The first attempt of `done` that connected (others that also did are closed); failures into `errors`."""
+    won = None
+    for task in done:
+        if task.cancelled():
+            continue
+        if task.exception() is not None:
+            errors.append(task.exception())  # type: ignore[arg-type]
+        elif won is None:
+            won = task.result()
+        else:
+            task.result().close()
+    return won
+
+
+def _close_connected(task: asyncio.Task[StampedSocket]) -> None:
+    if not task.cancelled() and task.exception() is None:
+        task.result().close()
+
+
 class ArrivalBackend:
     """httpcore network backend on asyncio whose streams note arrival times with `clock`."""
 
@@ -258,29 +312,39 @@ class ArrivalBackend:
 
     @staticmethod
     async def _connect_stamped(host: str, port: int, local_address: str | None) -> StampedSocket:
-        """Connect a `StampedSocket` to the first address of `host` that answers (in resolver order)."""
+        """Connect a `StampedSocket` to `host`, Happy Eyeballs style (RFC 8305), as asyncio does for its own.
+
+        Addresses are tried in resolver order with the families interleaved; each attempt gets
+        `HAPPY_EYEBALLS_S` before the next one starts beside it, and the first to connect wins. A host whose
+        IPv6 route is broken still connects over IPv4 in a quarter of a second instead of timing out.
+        """
         loop = asyncio.get_running_loop()
-        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        errors: list[OSError] = []
-        for family, kind, proto, _, address in infos:
-            sock = StampedSocket(family, kind, proto)
-            try:
-                sock.setblocking(False)
-                sock.enable_stamps()
-                if local_address:
-                    sock.bind((local_address, 0))
-                await loop.sock_connect(sock, address)
-                return sock
-            except OSError as e:
-                sock.close()
-                errors.append(e)
-            except BaseException:
-                sock.close()
-                raise
-        if len(errors) == 1:
+        infos = _interleave(await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+        if not infos:
+            raise OSError(f"{host} resolves to no address")
+        errors: list[BaseException] = []
+        pending: set[asyncio.Task[StampedSocket]] = set()
+        won: StampedSocket | None = None
+        try:
+            for info in infos:
+                pending.add(asyncio.ensure_future(_attempt(info, local_address)))
+                done, pending = await asyncio.wait(pending, timeout=HAPPY_EYEBALLS_S,
+                                                   return_when=asyncio.FIRST_COMPLETED)
+                won = _first_connected(done, errors)
+                if won is not None:
+                    return won
+            while pending:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                won = _first_connected(done, errors)
+                if won is not None:
+                    return won
+        finally:
+            for task in pending:  # the losers: an attempt closes its socket when cancelled or after it connects
+                task.cancel()
+                task.add_done_callback(_close_connected)
+        if len(errors) == 1 and isinstance(errors[0], OSError):
             raise errors[0]
-        raise OSError(f"cannot connect to {host}:{port}: " + "; ".join(str(e) for e in errors) if errors else
-                      f"{host} resolves to no address")
+        raise OSError(f"cannot connect to {host}:{port}: " + "; ".join(str(e) for e in errors))
 
     async def connect_unix_socket(self, path: str, timeout: float | None = None,
                                   socket_options: Iterable[Any] | None = None) -> ArrivalStream:
