@@ -16,8 +16,7 @@ import httpcore
 import httpcore2
 import pytest
 
-from monitor.providers import _proxied
-from monitor.providers import arrival
+from monitor.providers import _proxied, arrival
 from monitor.providers.arrival import ArrivalBackend, StampedSocket, _interleave
 from monitor.providers.base import received
 
