@@ -26,6 +26,7 @@ from monitor.alerts.events import Notification
 from monitor.alerts.outbox import Outbox
 from monitor.alerts.sinks import Rendered, Sink
 from monitor.domain import utcnow
+from monitor.tls import default_context
 
 log = logging.getLogger("monitor.alerts")
 _BODY_SNIPPET = 200
@@ -71,7 +72,7 @@ class Sender:
         self.lease = lease
         self.poll_interval = poll_interval
         self.disabled: dict[str, str] = {}  # sink -> why (a 410 Gone)
-        self._client = httpx.AsyncClient(transport=transport, follow_redirects=False)
+        self._client = httpx.AsyncClient(transport=transport, follow_redirects=False, verify=default_context())
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False

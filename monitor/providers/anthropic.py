@@ -22,6 +22,7 @@ from monitor.providers.base import (
     short,
     status_error_type,
 )
+from monitor.tls import default_context
 
 API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 1024  # the Messages API requires max_tokens
@@ -59,7 +60,7 @@ class AnthropicProvider:
                          **(headers or {})}
         if api_key:
             self._headers["x-api-key"] = api_key
-        self._client = http_client or httpx.AsyncClient()
+        self._client = http_client or httpx.AsyncClient(verify=default_context())
         self._clock = clock
 
     async def aclose(self) -> None:

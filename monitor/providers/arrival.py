@@ -18,7 +18,6 @@ the module whose exceptions it raises is passed in. ``arrival_transport`` builds
 from __future__ import annotations
 
 import asyncio
-import functools
 import socket
 import ssl
 import struct
@@ -28,6 +27,8 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from types import ModuleType
 from typing import Any
+
+from monitor.tls import default_context
 
 HIGH_WATER = 256 * 1024  # bytes buffered before reading from the socket pauses
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux's value (asm-generic); Python does not name it
@@ -370,13 +371,6 @@ class ArrivalBackend:
         await asyncio.sleep(seconds)
 
 
-@functools.cache
-def _tls(httpx_mod: ModuleType) -> ssl.SSLContext:
-    """httpx's default TLS context (honours SSL_CERT_FILE and SSL_CERT_DIR), one per process: each loads the
-    CA bundle, about 1 MB."""
-    return httpx_mod.create_ssl_context()
-
-
 def arrival_transport(httpx_mod: ModuleType, httpcore_mod: ModuleType, clock: Callable[[], float], *,
                       max_connections: int, max_keepalive: int, keepalive_expiry: float = 5.0) -> Any:
     """An ``AsyncHTTPTransport`` of `httpx_mod` whose connections are `ArrivalStream`s.
@@ -385,9 +379,9 @@ def arrival_transport(httpx_mod: ModuleType, httpcore_mod: ModuleType, clock: Ca
     """
     limits = httpx_mod.Limits(max_connections=max_connections, max_keepalive_connections=max_keepalive,
                               keepalive_expiry=keepalive_expiry)
-    transport = httpx_mod.AsyncHTTPTransport(verify=_tls(httpx_mod), limits=limits)
+    transport = httpx_mod.AsyncHTTPTransport(verify=default_context(httpx_mod), limits=limits)
     transport._pool = httpcore_mod.AsyncConnectionPool(
-        ssl_context=_tls(httpx_mod), max_connections=max_connections,
+        ssl_context=default_context(httpx_mod), max_connections=max_connections,
         max_keepalive_connections=max_keepalive, keepalive_expiry=keepalive_expiry,
         network_backend=ArrivalBackend(clock, httpcore_mod))
     return transport
