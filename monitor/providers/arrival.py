@@ -45,9 +45,11 @@ class StampedSocket(socket.socket):
     """
 
     __slots__ = ("kernel_time",)
+    kernel_time: float | None
 
     def enable_stamps(self) -> bool:
-        self.kernel_time: float | None = None
+        """Ask the kernel to timestamp what this socket receives; False where it cannot."""
+        self.kernel_time = None
         try:
             self.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         except OSError:
@@ -95,7 +97,7 @@ class _Protocol(asyncio.Protocol):
     def stamp(self) -> float:
         """The arrival time of the data being delivered: the kernel's, moved onto `clock`, else now."""
         now = self._clock()
-        kernel = self._sock.kernel_time if self._sock is not None else None
+        kernel = getattr(self._sock, "kernel_time", None)  # unset until the first read
         if kernel is not None:
             lag = time.time() - kernel
             if 0.0 <= lag <= _MAX_LAG_S:
