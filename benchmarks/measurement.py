@@ -165,7 +165,7 @@ folder = Path(sys.argv[1])
 import monitor.app, monitor.config  # imports first: the baseline
 rss = lambda: psutil.Process().memory_info().rss
 before = rss()
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 from monitor.app import App
 from monitor.config import load_config
 cfg = load_config(folder / "monitor.yaml", environ={"K": "k"})

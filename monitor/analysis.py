@@ -23,6 +23,8 @@ from monitor.store.drift_repo import DriftRepository
 from monitor.telemetry.metrics import Metrics
 
 log = logging.getLogger("monitor.analysis")
+
+
 def _dt(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 

@@ -109,23 +109,13 @@ class Baseline:
             self.mode_text = mode if hits >= 2 and self.mode_share >= settings.exact_match_min_share else None
             if self.mode_text is not None:
                 self.rates["exact_match"] = [hits, n]
-            sims = self._loo_similarity(norm)
+            sims = _loo_similarity(norm, self._norm)
             if sims:
                 self.values["similarity"] = sims
                 self.representative = int(np.argmax(sims))
             if embed is not None:
                 self.embeddings = np.asarray(embed(self.texts), dtype=float).tolist()
         self.ready = True
-
-    def _loo_similarity(self, norm: list[str]) -> list[float]:
-        sample = self._norm
-        out = []
-        for i, t in enumerate(norm):
-            others = [s for j, s in enumerate(sample) if j != i]
-            sim = text_similarity(t, others)
-            if sim is not None:
-                out.append(sim)
-        return out
 
     def similarity_texts(self) -> list[str]:
         """Return the bounded sample of normalised baseline texts used for similarity."""
@@ -255,3 +245,13 @@ class Baseline:
         b.created_at = created_at.isoformat() if created_at else None
         b.similarity_k = settings.similarity_sample
         return b
+
+
+def _loo_similarity(texts: list[str], sample: list[str]) -> list[float]:
+    """Each text's similarity to the sample, leaving itself out (the sample is the first texts)."""
+    out = []
+    for i, t in enumerate(texts):
+        sim = text_similarity(t, [s for j, s in enumerate(sample) if j != i])
+        if sim is not None:
+            out.append(sim)
+    return out

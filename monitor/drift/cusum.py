@@ -10,6 +10,7 @@ that runs, not for an approximation of it. A calibration takes a few millisecond
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -19,6 +20,7 @@ from scipy.special import expit, logit
 
 _GRID_STEP = 0.05  # design rates are rounded on the logit scale, so calibrations can be cached and reused
 _MIN_RATE = 1e-3
+_MAX_H = 10_000_000  # thresholds past this are not searched (no design reaches it)
 
 
 def llr_steps(p0: float, p1: float) -> tuple[float, float]:
@@ -90,19 +92,45 @@ class Chart:
         return arl_int(p, self.m, self.r, self.h)
 
 
-def _smallest_h(rate_fn, target: float, start: int) -> int:  # noqa: ANN001
-    """Smallest integer h whose false-alarm rate rate_fn(h) is at most target (rate_fn decreasing in h)."""
-    lo, hi = 0, max(start, 2)
-    while rate_fn(hi) > target:
-        lo, hi = hi, hi * 2
-        if hi > 10_000_000:
-            return hi
+def smallest_h(
+    rate: Callable[[int], float], target: float, start: int, limit: int = 1_000_000,
+    stop: Callable[[int], bool] = lambda h: False,
+) -> int | None:
+    """Return the smallest h >= start with rate(h) <= target, for rate decreasing in h, or None past limit.
+
+    ``stop(h)`` is asked whenever h is known to be too low; True abandons the search (None).
+
+    The log of a CUSUM's false-alarm rate is close to linear in its threshold, so the search extrapolates to
+    a bracket and then interpolates inside it (a handful of evaluations), bisecting when that stalls.
+    """
+    lo, f_lo = start, rate(start)
+    if f_lo <= target:
+        return start
+    hi, f_hi = start + max(1, start // 4), 0.0
+    while (f_hi := rate(hi)) > target:
+        slope = (math.log(f_lo) - math.log(f_hi)) / (hi - lo) if 0 < f_hi < f_lo else 0.0
+        step = math.ceil((math.log(f_hi) - math.log(target)) / slope) + 1 if slope > 0 else hi - start
+        lo, f_lo, hi = hi, f_hi, hi + min(max(step, 1), 4 * (hi - start) + 4)
+        if hi > limit or stop(lo):
+            return None
     while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if rate_fn(mid) > target:
-            lo = mid
+        width = hi - lo
+        frac = (math.log(f_lo) - math.log(target)) / (math.log(f_lo) - math.log(f_hi)) if 0 < f_hi < f_lo else 0.5
+        mid = min(max(lo + math.ceil(frac * width), lo + 1), hi - 1)
+        f_mid = rate(mid)
+        if f_mid > target:
+            lo, f_lo = mid, f_mid
+            if stop(lo):
+                return None
         else:
-            hi = mid
+            hi, f_hi = mid, f_mid
+        if hi - lo > width // 2 and hi - lo > 1:  # interpolation stalled on one side: bisect once
+            mid = (lo + hi) // 2
+            f_mid = rate(mid)
+            if f_mid > target:
+                lo, f_lo = mid, f_mid
+            else:
+                hi, f_hi = mid, f_mid
     return hi
 
 
@@ -112,8 +140,7 @@ def known_chart(p0: float, p1: float, arl0: float) -> Chart:
     up, down = llr_steps(p0, p1)
     m, r = integer_steps(up, down)
     unit = abs(down) / r
-    guess = max(2, int(math.log(arl0) / unit))
-    h = _smallest_h(lambda h: 1.0 / arl_int(p0, m, r, h), 1.0 / arl0, guess)
+    h = smallest_h(lambda h: 1.0 / arl_int(p0, m, r, h), 1.0 / arl0, 1, limit=_MAX_H) or _MAX_H
     return Chart(p0, p1, m, r, h, unit)
 
 

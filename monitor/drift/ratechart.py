@@ -29,7 +29,7 @@ from functools import lru_cache
 import numpy as np
 from scipy.special import betaincinv
 
-from monitor.drift.cusum import Chart, arl_int, design_rate, known_chart, llr_steps, quantise_up
+from monitor.drift.cusum import Chart, arl_int, design_rate, known_chart, llr_steps, quantise_up, smallest_h
 
 # quantile nodes of the posterior: coarse in the bulk, down to 1e-6 in the upper tail
 _EDGES = np.concatenate([np.linspace(0.0, 0.9, 7), 1 - 10 ** -np.linspace(1, 6, 16)[1:], [1.0]])
@@ -49,6 +49,11 @@ def ref_bucket(k: int, n: int) -> tuple[int, int]:
     return min(nb, math.ceil(k * nb / n)), nb
 
 
+def point_estimate(k: int, n: int) -> float:
+    """The rate a reference of k in n suggests (Jeffreys posterior mean), kept inside the designable range."""
+    return min(max((k + 0.5) / (n + 1.0), 1e-3), _MAX_P0)
+
+
 def posterior_false_alarms(k: int, n: int, m: int, r: int, h: int) -> float:
     """Return the false-alarm rate per observation of an integer chart, averaged over the rate's posterior."""
     ps = betaincinv(k + 0.5, n - k + 0.5, _NODES)
@@ -66,7 +71,7 @@ def _best(k: int, n: int, quantiles: tuple[float, ...], odds_ratio: float, min_s
     # The candidate fastest at the design shift of the estimate and at a second such step (geometric mean).
     # The highest quantile always gets a chart; the others give up past _GIVE_UP times the known-rate threshold
     # or as soon as they are slower than the best so far even at the threshold reached (ARLs grow with it).
-    near = design_rate(min(max((k + 0.5) / (n + 1.0), 1e-3), _MAX_P0), odds_ratio, min_shift)
+    near = design_rate(point_estimate(k, n), odds_ratio, min_shift)
     far = design_rate(near, odds_ratio, min_shift)
 
     def cost(c: Chart) -> float:
@@ -108,48 +113,6 @@ def _candidate(k: int, n: int, quantile: float, odds_ratio: float, min_shift: fl
     return None if h is None else Chart(base.p0, base.p1, base.m, base.r, h, base.unit)
 
 
-def smallest_h(
-    rate: Callable[[int], float], target: float, start: int, limit: int = 1_000_000,
-    stop: Callable[[int], bool] = lambda h: False,
-) -> int | None:
-    """Return the smallest h >= start with rate(h) <= target, for rate decreasing in h, or None past limit.
-
-    ``stop(h)`` is asked whenever h is known to be too low; True abandons the search (None).
-
-    The log of a CUSUM's false-alarm rate is close to linear in its threshold, so the search extrapolates to
-    a bracket and then interpolates inside it (a handful of evaluations), bisecting when that stalls.
-    """
-    lo, f_lo = start, rate(start)
-    if f_lo <= target:
-        return start
-    hi, f_hi = start + max(1, start // 4), 0.0
-    while (f_hi := rate(hi)) > target:
-        slope = (math.log(f_lo) - math.log(f_hi)) / (hi - lo) if 0 < f_hi < f_lo else 0.0
-        step = math.ceil((math.log(f_hi) - math.log(target)) / slope) + 1 if slope > 0 else hi - start
-        lo, f_lo, hi = hi, f_hi, hi + min(max(step, 1), 4 * (hi - start) + 4)
-        if hi > limit or stop(lo):
-            return None
-    while hi - lo > 1:
-        width = hi - lo
-        frac = (math.log(f_lo) - math.log(target)) / (math.log(f_lo) - math.log(f_hi)) if 0 < f_hi < f_lo else 0.5
-        mid = min(max(lo + math.ceil(frac * width), lo + 1), hi - 1)
-        f_mid = rate(mid)
-        if f_mid > target:
-            lo, f_lo = mid, f_mid
-            if stop(lo):
-                return None
-        else:
-            hi, f_hi = mid, f_mid
-        if hi - lo > width // 2 and hi - lo > 1:  # interpolation stalled on one side: bisect once
-            mid = (lo + hi) // 2
-            f_mid = rate(mid)
-            if f_mid > target:
-                lo, f_lo = mid, f_mid
-            else:
-                hi, f_hi = mid, f_mid
-    return hi
-
-
 def rate_chart(
     k: int, n: int, quantiles: tuple[float, ...], odds_ratio: float, min_shift: float, arl0: float
 ) -> Chart | None:
@@ -166,5 +129,5 @@ def rate_chart(
 
 def sentinel_steps(k: int, n: int, odds_ratio: float, min_shift: float) -> tuple[float, float]:
     """Return the LLR increments of a CUSUM tuned at the point estimate (the reference-growth gate)."""
-    p_hat = min(max((k + 0.5) / (n + 1.0), 1e-3), _MAX_P0)
+    p_hat = point_estimate(k, n)
     return llr_steps(p_hat, design_rate(p_hat, odds_ratio, min_shift))

@@ -16,6 +16,7 @@ from monitor.providers.anthropic import AnthropicProvider
 from monitor.providers.arrival import arrival_transport
 from monitor.providers.base import ChatRequest, Provider, monotonic
 from monitor.providers.openai_compat import OpenAIProvider
+from monitor.tls import default_context
 
 PROVIDERS: dict[str, Callable[..., Provider]] = {
     "openai": OpenAIProvider,
@@ -57,18 +58,19 @@ def build_provider(target: Target, api_key: str | None, *, transport: httpx.Asyn
         import openai
 
         kwargs["stream_usage"] = target.stream_usage
+        sdk_httpx, sdk_core = _sdk_http()
         if own:
-            sdk_httpx, sdk_core = _sdk_http()
             chosen = arrival_transport(sdk_httpx, sdk_core, monotonic, max_connections=max_connections,
                                        max_keepalive=target.max_concurrency)
         kwargs["http_client"] = openai.DefaultAsyncHttpxClient(timeout=target.timeout, transport=chosen) \
-            if chosen is not None else openai.DefaultAsyncHttpxClient(timeout=target.timeout)
+            if chosen is not None else openai.DefaultAsyncHttpxClient(timeout=target.timeout,
+                                                                     verify=default_context(sdk_httpx))
     else:
         if own:
             chosen = arrival_transport(httpx, importlib.import_module("httpcore"), monotonic,
                                        max_connections=max_connections, max_keepalive=target.max_concurrency)
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=target.max_concurrency)
-        kwargs["http_client"] = httpx.AsyncClient(transport=chosen, limits=limits,
+        kwargs["http_client"] = httpx.AsyncClient(transport=chosen, limits=limits, verify=default_context(),
                                                   timeout=httpx.Timeout(target.timeout))
     return PROVIDERS[target.provider](target.base_url, api_key, **kwargs)
 

@@ -305,7 +305,7 @@ class ArrivalBackend:
                     await loop.create_connection(lambda: protocol, sock=sock)
                 else:
                     protocol = _Protocol(self._clock)
-                    await loop.create_connection(lambda: protocol, host, port, happy_eyeballs_delay=0.25,
+                    await loop.create_connection(lambda: protocol, host, port, happy_eyeballs_delay=HAPPY_EYEBALLS_S,
                                                  local_addr=(local_address, 0) if local_address else None)
         except TimeoutError:
             raise self._errors.ConnectTimeout(f"no connection to {host}:{port} in {timeout}s") from None
@@ -377,11 +377,10 @@ def arrival_transport(httpx_mod: ModuleType, httpcore_mod: ModuleType, clock: Ca
                       max_connections: int, max_keepalive: int, keepalive_expiry: float = 5.0) -> Any:
     """An ``AsyncHTTPTransport`` of `httpx_mod` whose connections are `ArrivalStream`s.
 
-    httpx has no public hook for the network backend, so the transport's connection pool is rebuilt with one.
+    httpx has no public hook for the network backend, so the transport's connection pool is replaced by one
+    built on it (the limits are the pool's).
     """
-    limits = httpx_mod.Limits(max_connections=max_connections, max_keepalive_connections=max_keepalive,
-                              keepalive_expiry=keepalive_expiry)
-    transport = httpx_mod.AsyncHTTPTransport(verify=default_context(httpx_mod), limits=limits)
+    transport = httpx_mod.AsyncHTTPTransport(verify=default_context(httpx_mod))
     transport._pool = httpcore_mod.AsyncConnectionPool(
         ssl_context=default_context(httpx_mod), max_connections=max_connections,
         max_keepalive_connections=max_keepalive, keepalive_expiry=keepalive_expiry,

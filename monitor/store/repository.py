@@ -77,7 +77,6 @@ class Store:
         with self.engine.begin() as conn:  # an upsert in Core: the ORM's merge cost a read and a flush per run
             conn.execute(_run_upsert(conn.dialect.name), dict(run.__dict__))
 
-
     def runs(self, canary: str | None = None, target: str | None = None, limit: int = 50) -> list[Run]:
         with Session(self.engine) as s:
             q = where_equal(select(RunRow), RunRow, canary=canary, target=target)
