@@ -1,7 +1,8 @@
 """How honest and how cheap are the daemon's measurements?
 
 Runs the real pipeline (providers, runner, quality checks, SQLite store, metrics) against the simulated upstream
-in a separate process with a known injected TTFT and output rate, 64 calls in flight, and, in the same run, a
+in a separate process (at a higher scheduling priority where allowed: it stands for a remote provider with CPUs
+of its own) with a known injected TTFT and output rate, 64 calls in flight, and, in the same run, a
 bare `openai` SDK loop making the same calls. Prints:
   - measured minus injected TTFT and total latency (p50, p99), daemon next to the bare loop;
   - calls per second of the daemon versus the bare loop (ratio);
@@ -54,6 +55,22 @@ models:
 MESSAGES = [{"role": "user", "content": "Explain how a refrigerator works."}]
 
 
+SIM_NICE = -10  # the simulator stands for a remote provider, which has CPUs of its own
+
+
+def _sim_priority() -> None:
+    """Run the simulator ahead of the daemon on this machine's few cores, where allowed (root)."""
+    try:
+        os.nice(SIM_NICE)
+    except OSError:
+        pass
+
+
+def sim_priority_note() -> str:
+    allowed = os.geteuid() == 0 if hasattr(os, "geteuid") else False
+    return f"simulator at nice {SIM_NICE}" if allowed else "simulator at normal priority (nice needs root)"
+
+
 def start_sim(folder: Path, scenario: str = SCENARIO) -> tuple[subprocess.Popen[bytes], str]:
     (folder / "scenario.yaml").write_text(scenario)
     import socket
@@ -62,7 +79,8 @@ def start_sim(folder: Path, scenario: str = SCENARIO) -> tuple[subprocess.Popen[
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = subprocess.Popen([sys.executable, "-m", "monitor.cli", "sim", "--port", str(port), "--scenario",
-                             str(folder / "scenario.yaml")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             str(folder / "scenario.yaml")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            preexec_fn=_sim_priority if os.name == "posix" else None)
     url = f"http://127.0.0.1:{port}"
     for _ in range(200):
         try:
@@ -77,7 +95,9 @@ def injected_latency(output_tokens: int) -> float:
     return TTFT_MS / 1000 + output_tokens / TPS
 
 
-Row = tuple[float, float, int, str]  # measured TTFT, measured latency, output tokens, request id
+# measured TTFT, measured latency, output tokens, request id, and the time between the call's start and the
+# request's first bytes leaving (the daemon's `send_wait_s`; 0 where the path cannot tell, as in the bare loop)
+Row = tuple[float, float, int, str, float]
 
 
 async def bare_loop(base_url: str, calls: int, concurrency: int) -> tuple[list[Row], float]:
@@ -98,7 +118,8 @@ async def bare_loop(base_url: str, calls: int, concurrency: int) -> tuple[list[R
                     ttft = time.perf_counter() - t0
                 if chunk.usage:
                     tokens = chunk.usage.completion_tokens
-            out.append((ttft or 0.0, time.perf_counter() - t0, tokens, stream.response.headers.get("x-request-id", "")))
+            out.append((ttft or 0.0, time.perf_counter() - t0, tokens, stream.response.headers.get("x-request-id", ""),
+                        0.0))
 
     await asyncio.gather(*(one() for _ in range(concurrency)))  # warm the connection pool: one per slot
     out.clear()
@@ -154,8 +175,8 @@ async def daemon_pipeline(base_url: str, calls: int, concurrency: int, folder: P
     bad = [o for o in obs if not o.ok]
     if bad:
         print(f"warning: {len(bad)} failed calls: {bad[0].call.error_type} {bad[0].call.error_message}")
-    return [(o.call.ttft_s or 0.0, o.call.latency_s or 0.0, o.call.usage.output_tokens or 0, o.call.request_id or "")
-            for o in obs if o.ok], calls / elapsed
+    return [(o.call.ttft_s or 0.0, o.call.latency_s or 0.0, o.call.usage.output_tokens or 0, o.call.request_id or "",
+             o.call.send_wait_s or 0.0) for o in obs if o.ok], calls / elapsed
 
 
 RSS_CHILD = r"""
@@ -280,21 +301,27 @@ def timing(args: argparse.Namespace, console: Console) -> None:
             sim.wait()
     table = Table(title=f"TTFT {TTFT_MS} ms and {TPS:.0f} tok/s injected ({TOKENS} tokens), {args.concurrency} in flight, "
                         f"{args.calls} calls per path; error = measured minus injected, and measured minus what the "
-                        f"simulator really did (its first content write minus the request's arrival, same clock)")
+                        f"simulator really did (its first content write minus the request's arrival, same clock); "
+                        f"{sim_priority_note()}")
     for col in ("path", "TTFT err p50", "TTFT err p99", "TTFT err vs actual p50", "TTFT err vs actual p99",
-                "simulator late p99", "latency err p50", "latency err p99", "calls/s"):
+                "simulator late p99", "latency err p50", "latency err p99", "send wait p99",
+                "TTFT err from call start p99", "calls/s"):
         table.add_column(col, justify="right")
     rates = {}
     for name, (rows, rate_list) in results.items():
-        ttft_err = [t - TTFT_MS / 1000 for t, _, _, _ in rows]
-        lat_err = [lat - injected_latency(n) for _, lat, n, _ in rows]
-        paced = [(t, pacing[rid.removeprefix("req_")]) for t, _, _, rid in rows if rid.removeprefix("req_") in pacing]
+        ttft_err = [t - TTFT_MS / 1000 for t, _, _, _, _ in rows]
+        lat_err = [lat - injected_latency(n) for _, lat, n, _, _ in rows]
+        waits = [w for *_, w in rows]
+        from_call = [t + w - TTFT_MS / 1000 for t, _, _, _, w in rows]
+        paced = [(t, pacing[rid.removeprefix("req_")]) for t, _, _, rid, _ in rows
+                 if rid.removeprefix("req_") in pacing]
         vs_actual = [t - (p["sent"] - p["arrived"]) for t, p in paced]
         late = [p["sent"] - p["scheduled"] for _, p in paced]
         rates[name] = float(np.mean(rate_list))
         table.add_row(name, f"{pct(ttft_err, 50):.1f} ms", f"{pct(ttft_err, 99):.1f} ms",
                       f"{pct(vs_actual, 50):.1f} ms", f"{pct(vs_actual, 99):.1f} ms", f"{pct(late, 99):.1f} ms",
-                      f"{pct(lat_err, 50):.1f} ms", f"{pct(lat_err, 99):.1f} ms", f"{rates[name]:.1f}")
+                      f"{pct(lat_err, 50):.1f} ms", f"{pct(lat_err, 99):.1f} ms", f"{pct(waits, 99):.1f} ms",
+                      f"{pct(from_call, 99):.1f} ms", f"{rates[name]:.1f}")
         if len(paced) < len(rows):
             console.print(f"[yellow]{name}: {len(rows) - len(paced)} calls had no pacing record[/]")
     console.print(table)
@@ -334,7 +361,7 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=64)
     ap.add_argument("--rss-only", action="store_true", help="only the resident-memory part")
     args = ap.parse_args()
-    console = Console(width=140)
+    console = Console(width=170)
     if not args.rss_only:
         timing(args, console)
     memory(console)

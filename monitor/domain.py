@@ -52,8 +52,11 @@ class Usage:
 class CallResult:
     """What a provider returns for one chat call: the wire-level facts, success or failure.
 
-    Timings come from the client's own monotonic clock: ``ttft_s`` is request start to the first chunk with
-    content (or refusal text); ``latency_s`` is request start to the end of the response.
+    Timings come from the client's own monotonic clock: ``ttft_s`` is request start to the arrival of the first
+    chunk with content (or refusal text); ``latency_s`` is request start to the arrival of the end of the
+    response. Request start is when the request began on the wire (see `providers.arrival`); ``send_wait_s`` is
+    the time before that, from the provider call's start (the client building and queueing the request; kept in
+    memory only, not stored).
     """
 
     text: str = ""
@@ -73,6 +76,7 @@ class CallResult:
     refusal_text: str | None = None  # OpenAI's `refusal` field, Anthropic's stop_reason=refusal text
     tool_calls: list[dict[str, Any]] = field(default_factory=list)  # [{"name": str, "arguments": str}]
     stream: bool = False
+    send_wait_s: float | None = None
 
     @property
     def ok(self) -> bool:

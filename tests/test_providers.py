@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from monitor.config.models import Target
@@ -46,6 +48,49 @@ async def test_success(steady_sim: SimServer, kind: str, stream: bool, transport
         assert r.ttft_s is None
     if kind == "openai":
         assert r.system_fingerprint == "fp_steady01"
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+@pytest.mark.parametrize("stream", [True, False])
+async def test_time_the_client_spends_before_sending_is_not_charged_to_the_provider(
+        steady_sim: SimServer, kind: str, stream: bool) -> None:
+    """A request hook that takes 300 ms stands for a busy client: building, queueing, waiting for its turn."""
+    import asyncio
+
+    import httpx
+
+    from monitor.providers import _sdk_http
+    from monitor.providers.arrival import arrival_transport
+
+    async def slow(request: object) -> None:
+        await asyncio.sleep(0.3)
+
+    def provider(own_transport: bool) -> Provider:
+        mod, core = _sdk_http() if kind == "openai" else (httpx, __import__("httpcore"))
+        transport = arrival_transport(mod, core, time.perf_counter, max_connections=4, max_keepalive=4) \
+            if own_transport else None
+        client = mod.AsyncClient(transport=transport, event_hooks={"request": [slow]})
+        if kind == "openai":
+            return OpenAIProvider(steady_sim.openai_base_url, "sk-test", http_client=client)
+        return AnthropicProvider(steady_sim.url, "test-key", http_client=client)
+
+    req = ChatRequest(model="sim-gpt", messages=MSG, stream=stream, max_tokens=50, timeout_s=10)
+    results = {}
+    for own in (True, False):
+        p = provider(own)
+        try:
+            results[own] = await p.complete(req)
+        finally:
+            await p.aclose()
+    wire, parsed = results[True], results[False]
+    assert wire.ok and parsed.ok
+    assert wire.send_wait_s is not None and wire.send_wait_s >= 0.3
+    assert parsed.send_wait_s == 0.0  # the library's transport cannot say when bytes left
+    assert parsed.latency_s is not None and wire.latency_s is not None
+    assert parsed.latency_s >= 0.3 + 0.05 and wire.latency_s < parsed.latency_s - 0.2
+    if stream:  # the steady scenario injects a constant 50 ms TTFT
+        assert wire.ttft_s is not None and 0.05 <= wire.ttft_s < 0.3
+        assert parsed.ttft_s is not None and parsed.ttft_s >= 0.35
 
 
 FAULTS = [

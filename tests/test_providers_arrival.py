@@ -17,8 +17,9 @@ import httpcore2
 import pytest
 
 from monitor.providers import _proxied, arrival
-from monitor.providers.arrival import ArrivalBackend, StampedSocket, _interleave
-from monitor.providers.base import received
+from monitor.providers.arrival import ArrivalBackend, _interleave
+from monitor.stamps import KERNEL_STAMPS, StampedSocket
+from monitor.providers.base import began, received
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -176,6 +177,46 @@ async def test_tls_handshake_and_stamped_reads(certificate: tuple[Path, Path]) -
     server.close()
 
 
+@pytest.mark.parametrize("errors", [httpcore, httpcore2])
+async def test_a_request_starts_when_connecting_began_then_when_its_first_bytes_left(errors) -> None:
+    """One request at a time on a connection: a write after a read begins the next request."""
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while await reader.read(65536):
+            writer.write(b"answer")
+            await writer.drain()
+        writer.close()
+
+    server, port = await serve(handler)
+    before = time.perf_counter()
+    stream = await ArrivalBackend(time.perf_counter, errors).connect_tcp("127.0.0.1", port, timeout=5)
+    assert stream.requests == 0 and stream.sent_at is None
+    assert stream.connecting_at is not None and before <= stream.connecting_at <= time.perf_counter()
+    response = type("Response", (), {"extensions": {"network_stream": stream}})()
+    assert arrival.sent_of(response) is None  # nothing sent yet
+
+    await stream.write(b"GET / HTTP/1.1\r\n", timeout=5)
+    first_write = stream.sent_at
+    await stream.write(b"Host: x\r\n\r\n", timeout=5)  # same request: the stamp stays
+    assert stream.requests == 1 and stream.sent_at == first_write
+    assert arrival.sent_of(response) == stream.connecting_at  # set-up counts for the request it was opened for
+    assert await stream.read(65536, timeout=5) == b"answer"
+
+    await asyncio.sleep(0.1)  # the connection idles in the pool
+    await stream.write(b"GET / HTTP/1.1\r\n\r\n", timeout=5)
+    assert stream.requests == 2 and stream.sent_at is not None and stream.sent_at - first_write >= 0.1
+    assert arrival.sent_of(response) == stream.sent_at
+    assert arrival.sent_of(type("Response", (), {"extensions": {}})()) is None  # another kind of connection
+    await stream.aclose()
+    server.close()
+
+
+def test_request_start_outside_the_call_falls_back_to_the_calls_start() -> None:
+    assert began(4.5, 4.0, 6.0) == 4.5
+    assert began(None, 4.0, 6.0) == 4.0
+    assert began(3.0, 4.0, 6.0) == 4.0  # a connection opened before this call, for a request that never went
+    assert began(7.0, 4.0, 6.0) == 4.0
+
+
 def test_an_arrival_outside_the_call_is_not_used() -> None:
     assert received(5.0, 4.0, 6.0) == 5.0
     assert received(None, 4.0, 6.0) == 6.0
@@ -202,7 +243,7 @@ def test_addresses_alternate_between_families_in_resolver_order() -> None:
     assert order == ["::1", "10.0.0.1", "::2", "10.0.0.2", "10.0.0.3"]
 
 
-@pytest.mark.skipif(not arrival.KERNEL_STAMPS, reason="the racing connect serves the kernel-stamped sockets")
+@pytest.mark.skipif(not KERNEL_STAMPS, reason="the racing connect serves the kernel-stamped sockets")
 async def test_an_address_that_never_answers_does_not_stop_the_next(monkeypatch: pytest.MonkeyPatch) -> None:
     """Happy Eyeballs: a silent first address (a broken IPv6 route, say) yields to the next within 250 ms."""
     listener = socket.create_server(("127.0.0.1", 0))

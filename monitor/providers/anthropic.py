@@ -11,13 +11,15 @@ import httpx
 from httpx_sse import aconnect_sse
 
 from monitor.domain import CallResult, ErrorType, FinishReason, Usage
-from monitor.providers.arrival import arrival_of
+from monitor.providers.arrival import arrival_of, sent_of
 from monitor.providers.base import (
     ChatRequest,
     Clock,
     monotonic,
     ratelimit_headers,
+    mark_sent,
     received,
+    request_start,
     retry_after_seconds,
     short,
     status_error_type,
@@ -103,6 +105,7 @@ class AnthropicProvider:
                 else:
                     resp = await self._client.post(self._url, json=self.body(request), headers=headers,
                                                    timeout=timeout)
+                    mark_sent(result, sent_of(resp), start, self._clock())
                     self._meta(resp, result)
                     if resp.status_code >= 400:
                         self._status_error(resp, resp.text, result)
@@ -123,7 +126,8 @@ class AnthropicProvider:
             result.error_type, result.error_message = kind, short(f"response broken off: {type(e).__name__}: {e}")
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             result.error_type, result.error_message = ErrorType.BAD_RESPONSE, short(f"malformed response: {e}")
-        result.latency_s = received(last_byte, start, self._clock()) - start
+        origin = request_start(result, start)
+        result.latency_s = received(last_byte, origin, self._clock()) - origin
         return result
 
     async def _stream(self, req: ChatRequest, headers: dict[str, str], timeout: httpx.Timeout,
@@ -132,6 +136,7 @@ class AnthropicProvider:
         async with aconnect_sse(self._client, "POST", self._url, json=self.body(req), headers=headers,
                                 timeout=timeout) as source:
             resp = source.response
+            origin = mark_sent(result, sent_of(resp), start, self._clock())
             self._meta(resp, result)
             if resp.status_code >= 400:
                 await resp.aread()
@@ -171,7 +176,7 @@ class AnthropicProvider:
                             if delta.get("type") == "text_delta":
                                 parts.append(text)
                             if result.ttft_s is None:
-                                result.ttft_s = received(arrival_of(resp), start, self._clock()) - start
+                                result.ttft_s = received(arrival_of(resp), origin, self._clock()) - origin
                     elif kind == "message_delta":
                         stop = (data.get("delta") or {}).get("stop_reason")
                         if stop:

@@ -20,67 +20,22 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
-import struct
-import sys
-import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from types import ModuleType
 from typing import Any
 
+from monitor.stamps import KERNEL_STAMPS, StampedSocket, on_clock
 from monitor.tls import default_context
 
 HIGH_WATER = 256 * 1024  # bytes buffered before reading from the socket pauses
-SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux's value (asm-generic); Python does not name it
-KERNEL_STAMPS = sys.platform == "linux"
-_ANCILLARY = socket.CMSG_SPACE(16) if hasattr(socket, "CMSG_SPACE") else 0
-_MAX_LAG_S = 60.0  # a kernel stamp older than this is a wall-clock step, not a delay: ignore it
-
-
-class StampedSocket(socket.socket):
-    """A TCP socket whose reads also fetch the kernel's receive timestamp (wall clock) of what they return.
-
-    asyncio's transports call ``recv`` (plain protocols) and ``recv_into`` (buffered ones, such as TLS); both
-    go through ``recvmsg`` here. ``kernel_time`` is the timestamp of the last read, or None without one.
-    """
-
-    __slots__ = ("kernel_time",)
-    kernel_time: float | None
-
-    def enable_stamps(self) -> bool:
-        """Ask the kernel to timestamp what this socket receives; False where it cannot."""
-        self.kernel_time = None
-        try:
-            self.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
-        except OSError:
-            return False
-        return True
-
-    def recv(self, bufsize: int, flags: int = 0) -> bytes:
-        data, ancillary, _, _ = self.recvmsg(bufsize, _ANCILLARY, flags)
-        self._note(ancillary)
-        return data
-
-    def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
-        view = memoryview(buffer)
-        n, ancillary, _, _ = self.recvmsg_into([view[:nbytes] if nbytes else view], _ANCILLARY, flags)
-        self._note(ancillary)
-        return n
-
-    def _note(self, ancillary: list[tuple[int, int, bytes]]) -> None:
-        for level, kind, data in ancillary:
-            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= 16:
-                sec, nsec = struct.unpack_from("qq", data)
-                self.kernel_time = sec + nsec * 1e-9
-                return
-        self.kernel_time = None
 
 
 class _Protocol(asyncio.Protocol):
     """Queues what the socket delivers, each piece stamped with its arrival time on `clock`."""
 
     def __init__(self, clock: Callable[[], float], sock: StampedSocket | None = None):
-        self._clock = clock
+        self.clock = clock
         self._sock = sock
         self.queue: deque[tuple[float, bytes]] = deque()
         self.buffered = 0
@@ -96,13 +51,7 @@ class _Protocol(asyncio.Protocol):
 
     def stamp(self) -> float:
         """The arrival time of the data being delivered: the kernel's, moved onto `clock`, else now."""
-        now = self._clock()
-        kernel = getattr(self._sock, "kernel_time", None)  # unset until the first read
-        if kernel is not None:
-            lag = time.time() - kernel
-            if 0.0 <= lag <= _MAX_LAG_S:
-                return now - lag
-        return now
+        return on_clock(getattr(self._sock, "kernel_time", None), self.clock())  # unset until the first read
 
     def data_received(self, data: bytes) -> None:
         self.queue.append((self.stamp(), bytes(data)))
@@ -157,12 +106,21 @@ class _Protocol(asyncio.Protocol):
 
 
 class ArrivalStream:
-    """An httpcore network stream; ``last_arrival`` is when the bytes the last `read` returned arrived."""
+    """An httpcore network stream that notes when requests left and answers arrived.
 
-    def __init__(self, protocol: _Protocol, errors: ModuleType):
+    ``last_arrival`` is when the bytes the last `read` returned arrived. ``sent_at`` is when the current request's
+    first bytes were handed to the kernel: HTTP/1.1 sends one request at a time on a connection, so a write after
+    a read begins the next request. ``requests`` counts them; ``connecting_at`` is when connecting began.
+    """
+
+    def __init__(self, protocol: _Protocol, errors: ModuleType, connecting_at: float | None = None):
         self._p = protocol
         self._errors = errors
         self.last_arrival: float | None = None
+        self.connecting_at = connecting_at
+        self.sent_at: float | None = None
+        self.requests = 0
+        self._between_requests = True
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         p = self._p
@@ -179,6 +137,7 @@ class ArrivalStream:
                 data = data[:max_bytes]
             p.consumed(len(data))
             self.last_arrival = stamp
+            self._between_requests = True
             return data
         if p.error is not None:
             raise self._errors.ReadError(str(p.error) or type(p.error).__name__) from p.error
@@ -190,6 +149,10 @@ class ArrivalStream:
         p = self._p
         if p.transport is None or p.transport.is_closing():
             raise self._errors.WriteError("connection closed")
+        if self._between_requests:
+            self._between_requests = False
+            self.requests += 1
+            self.sent_at = p.clock()
         p.transport.write(buffer)
         try:
             async with asyncio.timeout(timeout):
@@ -297,6 +260,7 @@ class ArrivalBackend:
     async def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
                           socket_options: Iterable[Any] | None = None) -> ArrivalStream:
         loop = asyncio.get_running_loop()
+        connecting_at = self._clock()
         try:
             async with asyncio.timeout(timeout):
                 if KERNEL_STAMPS:
@@ -311,7 +275,7 @@ class ArrivalBackend:
             raise self._errors.ConnectTimeout(f"no connection to {host}:{port} in {timeout}s") from None
         except OSError as e:
             raise self._errors.ConnectError(str(e)) from e
-        return self._stream(protocol, socket_options)
+        return self._stream(protocol, socket_options, connecting_at)
 
     @staticmethod
     async def _connect_stamped(host: str, port: int, local_address: str | None) -> StampedSocket:
@@ -353,6 +317,7 @@ class ArrivalBackend:
                                   socket_options: Iterable[Any] | None = None) -> ArrivalStream:
         loop = asyncio.get_running_loop()
         protocol = _Protocol(self._clock)
+        connecting_at = self._clock()
         try:
             async with asyncio.timeout(timeout):
                 await loop.create_unix_connection(lambda: protocol, path)
@@ -360,14 +325,14 @@ class ArrivalBackend:
             raise self._errors.ConnectTimeout(f"no connection to {path} in {timeout}s") from None
         except OSError as e:
             raise self._errors.ConnectError(str(e)) from e
-        return self._stream(protocol, socket_options)
+        return self._stream(protocol, socket_options, connecting_at)
 
-    def _stream(self, protocol: _Protocol, socket_options: Iterable[Any] | None) -> ArrivalStream:
+    def _stream(self, protocol: _Protocol, socket_options: Iterable[Any] | None, connecting_at: float) -> ArrivalStream:
         sock = protocol.transport.get_extra_info("socket") if protocol.transport else None
         for option in socket_options or ():
             if sock is not None:
                 sock.setsockopt(*option)
-        return ArrivalStream(protocol, self._errors)
+        return ArrivalStream(protocol, self._errors, connecting_at)
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
@@ -388,7 +353,24 @@ def arrival_transport(httpx_mod: ModuleType, httpcore_mod: ModuleType, clock: Ca
     return transport
 
 
+def _stream_of(response: Any) -> Any:
+    return getattr(response, "extensions", {}).get("network_stream")
+
+
 def arrival_of(response: Any) -> float | None:
     """When the bytes the response's connection last delivered arrived, or None on another kind of connection."""
-    stream = getattr(response, "extensions", {}).get("network_stream")
-    return getattr(stream, "last_arrival", None)
+    return getattr(_stream_of(response), "last_arrival", None)
+
+
+def sent_of(response: Any) -> float | None:
+    """When the response's request began on the wire, or None on another kind of connection.
+
+    That is when its first bytes were handed to the kernel, or, on a connection opened for it, when connecting
+    began (a new connection's set-up is part of what the caller waits for).
+    """
+    stream = _stream_of(response)
+    if stream is None or getattr(stream, "sent_at", None) is None:
+        return None
+    if stream.requests == 1 and stream.connecting_at is not None:
+        return stream.connecting_at
+    return stream.sent_at

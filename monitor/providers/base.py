@@ -1,8 +1,8 @@
 """The provider protocol: one chat call in, one :class:`CallResult` out, never an exception for upstream faults.
 
 A provider owns its HTTP client and speaks one wire format. It measures timings with the injected monotonic
-clock: `ttft_s` from just before the request is sent to the first chunk that carries content (text, refusal
-text or tool-call arguments), `latency_s` to the end of the response.
+clock: `ttft_s` from when the request began on the wire (`began`) to the arrival of the first chunk that carries
+content (text, refusal text or tool-call arguments), `latency_s` to the arrival of the end of the response.
 """
 
 from __future__ import annotations
@@ -54,6 +54,28 @@ class Provider(Protocol):
 
 def monotonic() -> float:
     return time.perf_counter()
+
+
+def began(sent: float | None, start: float, now: float) -> float:
+    """Request start: when the request began on the wire as noted by the connection, else the call's `start`.
+
+    The time the client spends building the request and waiting for its turn on the event loop is the daemon's,
+    not the provider's, so it is left out where the connection can say when the bytes left. A time outside
+    [start, now] cannot belong to this call.
+    """
+    return sent if sent is not None and start <= sent <= now else start
+
+
+def mark_sent(result: CallResult, sent: float | None, start: float, now: float) -> float:
+    """Note on `result` how long the request waited before it began on the wire; return request start."""
+    origin = began(sent, start, now)
+    result.send_wait_s = origin - start
+    return origin
+
+
+def request_start(result: CallResult, start: float) -> float:
+    """The request start noted by `mark_sent`, else the call's `start` (no response came back)."""
+    return start + (result.send_wait_s or 0.0)
 
 
 def received(arrival: float | None, start: float, now: float) -> float:

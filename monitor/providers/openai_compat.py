@@ -12,13 +12,15 @@ import httpx
 import openai
 
 from monitor.domain import CallResult, ErrorType, FinishReason, Usage
-from monitor.providers.arrival import arrival_of
+from monitor.providers.arrival import arrival_of, sent_of
 from monitor.providers.base import (
     ChatRequest,
     Clock,
     monotonic,
     ratelimit_headers,
+    mark_sent,
     received,
+    request_start,
     retry_after_seconds,
     short,
     status_error_type,
@@ -80,10 +82,11 @@ class OpenAIProvider:
                 if request.stream:
                     last_byte = await self._stream(request, result, start)
                 else:
-                    last_byte = await self._once(request, result)
+                    last_byte = await self._once(request, result, start)
         except TimeoutError:
             result.error_type, result.error_message = ErrorType.TIMEOUT, f"no complete answer in {request.timeout_s}s"
         except openai.APIStatusError as e:
+            mark_sent(result, sent_of(e.response), start, self._clock())
             result.http_status = e.status_code
             result.request_id = e.request_id
             result.ratelimit = ratelimit_headers(e.response.headers)
@@ -110,12 +113,14 @@ class OpenAIProvider:
             result.error_message = short(f"response broken off: {type(e).__name__}: {e}")
         except (openai.APIResponseValidationError, ValueError, KeyError, TypeError, AttributeError) as e:
             result.error_type, result.error_message = ErrorType.BAD_RESPONSE, short(f"malformed response: {e}")
-        result.latency_s = received(last_byte, start, self._clock()) - start
+        origin = request_start(result, start)
+        result.latency_s = received(last_byte, origin, self._clock()) - origin
         return result
 
-    async def _once(self, req: ChatRequest, result: CallResult) -> float | None:
+    async def _once(self, req: ChatRequest, result: CallResult, start: float) -> float | None:
         raw = await self._client.chat.completions.with_raw_response.create(
             **self._body(req), stream=False, timeout=req.timeout_s, extra_headers=req.extra_headers or None)
+        mark_sent(result, sent_of(raw.http_response), start, self._clock())
         self._headers(raw, result)
         completion = raw.parse()
         if not completion.choices:
@@ -150,6 +155,7 @@ class OpenAIProvider:
                 **self._body(req), stream=True, timeout=req.timeout_s, extra_headers=req.extra_headers or None)
         self._headers(raw, result)
         response = raw.http_response  # the SDK made the request and raised on an error status; we read the events
+        origin = mark_sent(result, sent_of(response), start, self._clock())
         parts: list[str] = []
         refusal: list[str] = []
         tools: dict[int, dict[str, str]] = {}
@@ -177,7 +183,7 @@ class OpenAIProvider:
                             slot["arguments"] += fn.get("arguments") or ""
                             got = got or bool(fn.get("arguments") or fn.get("name"))
                     if got and result.ttft_s is None:
-                        result.ttft_s = received(arrival_of(response), start, self._clock()) - start
+                        result.ttft_s = received(arrival_of(response), origin, self._clock()) - origin
                     if choice.get("finish_reason"):
                         saw_finish = True
                         result.raw_finish_reason = choice["finish_reason"]

@@ -18,18 +18,42 @@ from typing import Any
 from starlette.types import Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from monitor.stamps import StampedSocket, StampingListener, on_clock
+
 Transports = MutableMapping[tuple[Any, Any], asyncio.Transport]
 T0_KEY = "sim.t0"
 
 
-def protocol_class(registry: Transports) -> type[H11Protocol]:
-    """Return an h11 protocol class that records open transports in ``registry``."""
+def protocol_class(registry: Transports, listener: StampingListener | None = None) -> type[H11Protocol]:
+    """Return an h11 protocol class that records open transports in ``registry``.
+
+    Each request's arrival time (``scope[T0_KEY]``) is when its first bytes reached the host: the kernel's
+    receive timestamp where `listener` gives the connection one, else when the bytes were handed to the
+    protocol. A burst of requests parsed one after another, or a process waiting for the CPU, then does not
+    delay the answers' schedule.
+    """
 
     class SimProtocol(H11Protocol):
+        _t0: float | None = None  # when the first bytes of the request being received arrived
+        _stamped: StampedSocket | None = None
+
+        def data_received(self, data: bytes) -> None:
+            cycle = getattr(self, "cycle", None)
+            if self._t0 is None and (cycle is None or cycle.response_complete):
+                kernel = self._stamped.kernel_time if self._stamped is not None else None
+                self._t0 = on_clock(kernel, self.loop.time())
+            scope = getattr(self, "scope", None)
+            super().data_received(data)
+            if getattr(self, "scope", None) is not scope and self._t0 is not None:
+                self.scope[T0_KEY] = self._t0  # type: ignore[index]  # the app's task has not run yet
+                self._t0 = None
+
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
             registry[(self.client, self.server)] = transport
             sock = transport.get_extra_info("socket")
+            if sock is not None and listener is not None:
+                self._stamped = listener.claim(sock.fileno())
             if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
                 # No Nagle: each event must leave when scheduled, not wait for the client's delayed ACK.
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

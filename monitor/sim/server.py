@@ -21,18 +21,19 @@ from monitor.sim import admin, anthropic_api, embeddings, openai_api
 from monitor.sim.engine import Engine
 from monitor.sim.playback import T0_KEY, Transports, protocol_class
 from monitor.sim.scenario import Scenario
+from monitor.stamps import StampingListener
 
 PACING_LOG = 10_000  # how many streamed responses /_sim/pacing remembers
 
 
 class _StampArrival:
-    """Record when each request arrived, so TTFT is scheduled from arrival, not from handler start."""
+    """Record when each request arrived where the protocol did not (TTFT is scheduled from arrival)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        scope[T0_KEY] = asyncio.get_running_loop().time()
+        scope.setdefault(T0_KEY, asyncio.get_running_loop().time())  # the protocol notes it earlier
         await self.app(scope, receive, send)
 
 
@@ -56,16 +57,25 @@ def build_app(scenario: Scenario, *, seed: int | None = None,
     return app
 
 
-def _config(app: Starlette, log_level: str, **kwargs: Any) -> uvicorn.Config:
+def _config(app: Starlette, log_level: str, listener: StampingListener) -> uvicorn.Config:
     transports: Transports = app.state.sim_transports
-    return uvicorn.Config(app, http=protocol_class(transports), ws="none", lifespan="off",
-                          log_level=log_level, timeout_graceful_shutdown=1, **kwargs)
+    return uvicorn.Config(app, http=protocol_class(transports, listener), ws="none", lifespan="off",
+                          log_level=log_level, timeout_graceful_shutdown=1)
+
+
+def _listen(host: str, port: int) -> StampingListener:
+    """A socket bound to (host, port) whose connections note when requests reach the host."""
+    sock = StampingListener(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    return sock
 
 
 def serve(scenario: Scenario, host: str = "127.0.0.1", port: int = 8400, *, seed: int | None = None,
           log_level: str = "info") -> None:
     """Serve the simulator until interrupted (the ``llm-monitor sim`` command)."""
-    uvicorn.Server(_config(build_app(scenario, seed=seed), log_level, host=host, port=port)).run()
+    listener = _listen(host, port)
+    uvicorn.Server(_config(build_app(scenario, seed=seed), log_level, listener)).run(sockets=[listener])
 
 
 class SimServer:
@@ -79,11 +89,9 @@ class SimServer:
                  log_level: str = "warning") -> None:
         self.host = host
         self.app = build_app(scenario, seed=seed)
-        self._sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind((host, port))
+        self._sock = _listen(host, port)
         self.port: int = self._sock.getsockname()[1]
-        self._server = uvicorn.Server(_config(self.app, log_level))
+        self._server = uvicorn.Server(_config(self.app, log_level, self._sock))
         self._thread: threading.Thread | None = None
 
     @property
