@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
@@ -60,10 +61,8 @@ SIM_NICE = -10  # the simulator stands for a remote provider, which has CPUs of 
 
 def _sim_priority() -> None:
     """Run the simulator ahead of the daemon on this machine's few cores, where allowed (root)."""
-    try:
+    with contextlib.suppress(OSError):
         os.nice(SIM_NICE)
-    except OSError:
-        pass
 
 
 def sim_priority_note() -> str:

@@ -18,8 +18,8 @@ import pytest
 
 from monitor.providers import _proxied, arrival
 from monitor.providers.arrival import ArrivalBackend, _interleave
-from monitor.stamps import KERNEL_STAMPS, StampedSocket
 from monitor.providers.base import began, received
+from monitor.stamps import KERNEL_STAMPS, StampedSocket
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 

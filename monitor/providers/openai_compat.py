@@ -16,9 +16,9 @@ from monitor.providers.arrival import arrival_of, sent_of
 from monitor.providers.base import (
     ChatRequest,
     Clock,
+    mark_sent,
     monotonic,
     ratelimit_headers,
-    mark_sent,
     received,
     request_start,
     retry_after_seconds,

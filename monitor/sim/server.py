@@ -9,7 +9,6 @@ import time
 from collections import deque
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
