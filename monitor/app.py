@@ -173,7 +173,7 @@ class App:
     async def start(self, *, schedule: bool = True) -> None:
         """Migrate the store, build providers, start the scheduler and the HTTP server."""
         self.quality.bind(asyncio.get_running_loop())
-        revision = await asyncio.to_thread(self.store.migrate)
+        revision = await asyncio.to_thread(self.store.migrate, in_child=True)
         await asyncio.to_thread(self.quality.warm_up)
         self.runner.set_providers(build_providers(self.config, self.environ), list(self.config.targets))
         self._declare()

@@ -66,3 +66,14 @@ def test_the_daemon_does_not_import_scipy_stats() -> None:
     code = "import sys, monitor.app, monitor.cli; print('scipy.stats' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_the_daemon_imports_nothing_it_does_not_use_by_default() -> None:
+    """What the default daemon never uses stays unloaded (memory), and NumPy's namespace is whole afterwards."""
+    unused = ["numpy.f2py", "numpy.testing", "numpy.ma", "numpy.polynomial", "jsonschema", "opentelemetry.sdk",
+              "sqlalchemy.dialects.postgresql", "alembic"]
+    code = ("import sys, monitor.app, monitor.cli, monitor.drift; import numpy; "
+            f"print([m for m in {unused!r} if m in sys.modules]); "
+            "print(all(n in dir(numpy) for n in ('ma', 'testing', 'polynomial'))); print(numpy.ma.masked_array([1]).sum())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split("\n")[:3] == ["[]", "True", "1"]

@@ -45,6 +45,40 @@ def test_restart_on_an_up_to_date_schema_does_not_load_alembic(tmp_path) -> None
     assert again.stdout.split() == [HEAD, "False"]
 
 
+def test_a_daemon_migrates_in_a_child_and_keeps_none_of_alembic(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path}/s.db"
+    code = ("import sys; from monitor.store import Store; s = Store(sys.argv[1]); print(s.migrate(in_child=True)); "
+            "print('alembic' in sys.modules)")
+    first = subprocess.run([sys.executable, "-c", code, url], capture_output=True, text=True, check=True)
+    assert first.stdout.split() == [HEAD, "False"]  # built by a child process
+    assert current_revision(Store(url).engine) == HEAD
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_the_child_builds_both_stores_and_refuses_a_newer_schema(kind: str, tmp_path, request) -> None:
+    url = f"sqlite:///{tmp_path / 'c.db'}" if kind == "sqlite" else request.getfixturevalue("pg_url")
+    store = Store(url)
+    try:
+        assert store.migrate(in_child=True) == HEAD  # an empty database: the child builds it
+        assert current_revision(store.engine) == HEAD
+        store.save_observation(obs(1))
+        assert len(store.observations(canary="c")) == 1
+        assert store.migrate(in_child=True) == HEAD  # at head: nothing to do
+        with store.engine.begin() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+        with pytest.raises(StoreError, match="newer than this llm-monitor knows"):
+            store.migrate(in_child=True)
+    finally:
+        store.close()
+
+
+def test_a_child_migration_that_cannot_connect_is_a_store_error_without_the_password() -> None:
+    store = Store("postgresql+psycopg://nobody:s3cret@127.0.0.1:1/none")
+    with pytest.raises(StoreError, match="cannot prepare the store") as err:
+        store.migrate(in_child=True)
+    assert "s3cret" not in str(err.value)
+
+
 def test_round_trip_keeps_everything(store: Store) -> None:
     o = obs(1)
     store.save_observation(o)

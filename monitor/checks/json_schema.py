@@ -1,11 +1,12 @@
-"""json_schema: the completion is JSON that validates against a JSON Schema."""
+"""json_schema: the completion is JSON that validates against a JSON Schema.
+
+`jsonschema` (with referencing, rpds and attrs: ~2.6 MB resident) is imported when a canary uses this check.
+"""
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-import jsonschema
-from jsonschema.exceptions import SchemaError
 from pydantic import Field, field_validator
 
 from monitor.checks.base import BaseCheck, Context, Verdict
@@ -28,6 +29,9 @@ class JsonSchemaCheck(BaseCheck):
 
 def check_schema(schema: dict[str, Any]) -> dict[str, Any]:
     """Raise ValueError naming the problem when ``schema`` is not a valid JSON Schema."""
+    import jsonschema
+    from jsonschema.exceptions import SchemaError
+
     try:
         jsonschema.validators.validator_for(schema).check_schema(schema)
     except SchemaError as e:
@@ -38,6 +42,8 @@ def check_schema(schema: dict[str, Any]) -> dict[str, Any]:
 
 def schema_errors(instance: Any, schema: dict[str, Any]) -> str | None:
     """Validate ``instance``; return the most relevant error as one line, or None."""
+    import jsonschema
+
     validator = jsonschema.validators.validator_for(schema)(schema)
     error = jsonschema.exceptions.best_match(validator.iter_errors(instance))
     if error is None:

@@ -1,5 +1,6 @@
 """Drift detection: per-observation signals, baselines, sequential and window tests, events, replay."""
 
+from monitor.drift import _lean_scipy  # noqa: F401  (first: SciPy without NumPy's unused submodules)
 from monitor.drift.baseline import Baseline
 from monitor.drift.dump import DumpError, load_dump
 from monitor.drift.engine import DriftEngine

@@ -5,9 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
 from monitor.domain import CallResult, CheckResult, ErrorType, FinishReason, Observation, Usage
 from monitor.store.tables import ObservationRow
 
@@ -21,8 +18,13 @@ def aware(ts: datetime | None) -> datetime | None:
 
 def upsert(dialect: str, table: Any) -> Any:
     """An INSERT that can take ``.on_conflict_do_update``: both stores speak ``INSERT ... ON CONFLICT``."""
+    # Imported here: each dialect's module is ~2 MB resident, and a daemon only ever talks to one of them.
     if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
         return pg_insert(table)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
     return sqlite_insert(table)
 
 

@@ -19,7 +19,7 @@ from monitor.domain import Observation
 from monitor.errors import StoreError
 from monitor.store.convert import aware, from_row, to_values, upsert, where_equal
 from monitor.store.engine import make_engine
-from monitor.store.schema import migrate
+from monitor.store.schema import migrate, migrate_in_child
 from monitor.store.tables import ObservationRow, RunRow
 
 
@@ -50,10 +50,13 @@ class Store:
     def dialect(self) -> str:
         return self.engine.dialect.name
 
-    def migrate(self) -> str:
-        """Create or upgrade the schema; return the revision now in force."""
+    def migrate(self, *, in_child: bool = False) -> str:
+        """Create or upgrade the schema; return the revision now in force.
+
+        `in_child`: migrate in a child process (a long-running daemon keeps none of Alembic's memory).
+        """
         try:
-            return migrate(self.engine)
+            return migrate_in_child(self.engine) if in_child else migrate(self.engine)
         except SQLAlchemyError as e:
             raise StoreError(f"cannot prepare the store at {self.safe_url}: {e.__class__.__name__}: {e}") from e
 

@@ -1,11 +1,15 @@
 """Schema versions: Alembic migrations shipped in the package, applied on start-up under a lock.
 
 Alembic is imported only when the database is not already at this build's head: a restart on an up-to-date
-schema reads one row and spares the daemon Alembic's ~11 MB of resident memory.
+schema reads one row and spares the daemon Alembic's ~11 MB of resident memory. A daemon that does have to
+migrate does it in a child process (`migrate_in_child`), so the memory Alembic takes goes back when it exits.
+Run as ``python -m monitor.store.schema`` with the database URL on stdin, this module is that child.
 """
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Engine, inspect, text
@@ -80,3 +84,49 @@ def migrate(engine: Engine) -> str:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
     return head_revision()
+
+
+def in_memory(engine: Engine) -> bool:
+    """True for a SQLite database that lives in this process only (another process would see another one)."""
+    return engine.dialect.name == "sqlite" and engine.url.database in (None, "", ":memory:")
+
+
+def migrate_in_child(engine: Engine) -> str:
+    """`migrate` in a child process (Alembic's memory is returned when it exits); in-process where it must be.
+
+    The URL goes through stdin, not the command line, where other users could read a password.
+    """
+    if in_memory(engine):
+        return migrate(engine)
+    with engine.connect() as conn:
+        if _stamped(conn) == HEAD:
+            return HEAD
+    url = engine.url.render_as_string(hide_password=False)
+    done = subprocess.run([sys.executable, "-m", "monitor.store.schema"], input=url, capture_output=True, text=True)
+    if done.returncode == 0:
+        return done.stdout.strip()
+    reason = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
+    if done.returncode == 2:  # the child's own StoreError, already worded for the user
+        raise StoreError(reason)
+    raise StoreError(f"cannot prepare the store at {engine.url.render_as_string(hide_password=True)}: {reason}")
+
+
+def _child() -> int:
+    from monitor.store.engine import make_engine
+
+    engine = make_engine(sys.stdin.read().strip())
+    try:
+        print(migrate(engine))
+    except StoreError as e:
+        print(e, file=sys.stderr)
+        return 2
+    except Exception as e:  # noqa: BLE001  # reported to the parent, which raises it as a StoreError
+        print(f"{e.__class__.__name__}: {e}", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_child())

@@ -1,28 +1,26 @@
 """OpenTelemetry tracing: one CLIENT span per call with the GenAI attributes; off unless OTEL_* asks for it.
 
-This is the only module that touches the OpenTelemetry SDK; everything else uses the API's Tracer.
+This is the only module that touches the OpenTelemetry SDK; everything else uses the API's Tracer. The SDK (and
+psutil, which its resources pull in: ~1.4 MB resident) is imported only when tracing is asked for.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from opentelemetry import trace
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import (
-    BatchSpanProcessor,
-    SimpleSpanProcessor,
-    SpanExporter,
-    SpanProcessor,
-)
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
 from monitor import __version__
 from monitor.domain import CallResult
 from monitor.providers.base import ChatRequest
 from monitor.telemetry import names as n
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExporter, SpanProcessor
 
 
 def tracing_requested(environ: Mapping[str, str]) -> bool:
@@ -42,6 +40,10 @@ def make_tracer_provider(environ: Mapping[str, str] | None = None, *,
     env = os.environ if environ is None else environ
     if exporter is None and not tracing_requested(env):
         return None
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+
     resource = Resource.create({"service.name": env.get("OTEL_SERVICE_NAME", "llm-monitor"),
                                 "service.version": __version__})
     provider = TracerProvider(resource=resource)
