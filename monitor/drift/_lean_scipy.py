@@ -25,14 +25,14 @@ def _load() -> None:
     saved_dir = numpy.__dict__.get("__dir__")
     numpy.__all__ = [n for n in saved_all if n not in hidden]
     if saved_dir is not None:
-        numpy.__dir__ = lambda: [n for n in saved_dir() if n not in hidden]  # type: ignore[attr-defined]
+        numpy.__dir__ = lambda: [n for n in saved_dir() if n not in hidden]  # type: ignore[method-assign]
     try:
         import scipy.linalg.lapack  # noqa: F401
         import scipy.special  # noqa: F401
     finally:
         numpy.__all__ = saved_all
         if saved_dir is not None:
-            numpy.__dir__ = saved_dir  # type: ignore[attr-defined]
+            numpy.__dir__ = saved_dir  # type: ignore[method-assign]
 
 
 _load()

@@ -45,7 +45,7 @@ def protocol_class(registry: Transports, listener: StampingListener | None = Non
             scope = getattr(self, "scope", None)
             super().data_received(data)
             if getattr(self, "scope", None) is not scope and self._t0 is not None:
-                self.scope[T0_KEY] = self._t0  # type: ignore[index]  # the app's task has not run yet
+                self.scope[T0_KEY] = self._t0  # type: ignore[literal-required]  # the app's task has not run yet
                 self._t0 = None
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
