@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import jsonschema
@@ -197,3 +198,42 @@ async def test_async_client_streams(server: SimServer) -> None:
         stream = await c.chat.completions.create(model="plain", messages=_ask("hi"), stream=True)
         parts = [ch.choices[0].delta.content or "" async for ch in stream]
     assert len("".join(parts).split()) == 30
+
+
+def _chat_request() -> bytes:
+    body = json.dumps({"model": "sim-gpt", "stream": True, "max_tokens": 5,
+                       "messages": [{"role": "user", "content": "hi"}]}).encode()
+    return (b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(body)) + body
+
+
+def _read_until(sock: Any, marker: bytes) -> bytes:
+    buf = b""
+    while marker not in buf:
+        part = sock.recv(65536)
+        assert part, f"connection closed before {marker!r}"
+        buf += part
+    return buf
+
+
+def test_a_request_arrives_when_its_first_bytes_do_even_after_an_early_answer_on_the_connection() -> None:
+    """The answer's schedule runs from the request's arrival, on a keep-alive connection whose previous request
+    was answered before its body had arrived (a 404 here): the late body must not start the next clock."""
+    import socket
+    import time
+
+    from monitor.sim import builtin_scenario
+
+    with SimServer(builtin_scenario("steady")) as sim, \
+            socket.create_connection(("127.0.0.1", sim.port)) as sock:
+        sock.settimeout(10)
+        sock.sendall(b"POST /nope HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n")
+        assert _read_until(sock, b"\r\n\r\n").startswith(b"HTTP/1.1 404")
+        sock.sendall(b"0123456789")  # the rest of the body, after its answer
+        time.sleep(0.3)
+        sent = time.monotonic()  # the simulator's clock (loop.time() is monotonic)
+        sock.sendall(_chat_request())
+        _read_until(sock, b"[DONE]")
+        (pacing,) = [p for p in httpx.get(sim.url + "/_sim/pacing").json()]
+    assert sent - 0.01 <= pacing["arrived"] <= sent + 0.1
+    assert pacing["sent"] - pacing["arrived"] >= 0.05  # the steady scenario's TTFT, from the real arrival

@@ -72,6 +72,30 @@ def test_the_child_builds_both_stores_and_refuses_a_newer_schema(kind: str, tmp_
         store.close()
 
 
+@pytest.mark.parametrize("python", ["/nonexistent/python", "/bin/true", "/bin/false"])
+def test_where_no_child_can_migrate_the_daemon_migrates_in_its_own_process(python: str, tmp_path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """No such interpreter, one that exits 0 having done nothing, one that fails: the schema is built anyway."""
+    store = Store(f"sqlite:///{tmp_path / 'f.db'}")
+    monkeypatch.setattr(sys, "executable", python)
+    try:
+        assert store.migrate(in_child=True) == HEAD
+        assert current_revision(store.engine) == HEAD
+    finally:
+        store.close()
+
+
+def test_the_child_does_not_import_from_the_working_directory(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "monitor").mkdir()
+    (tmp_path / "monitor" / "__init__.py").write_text("raise SystemExit('planted')\n")
+    monkeypatch.chdir(tmp_path)
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    code = ("import sys; sys.path.remove('') if '' in sys.path else None; import monitor.store as m; "
+            "s = m.Store(sys.argv[1]); print(s.migrate(in_child=True)); print('alembic' in sys.modules)")
+    out = subprocess.run([sys.executable, "-P", "-c", code, url], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == [HEAD, "False"]  # the child ran the installed package, not the planted one
+
+
 def test_a_child_migration_that_cannot_connect_is_a_store_error_without_the_password() -> None:
     store = Store("postgresql+psycopg://nobody:s3cret@127.0.0.1:1/none")
     with pytest.raises(StoreError, match="cannot prepare the store") as err:

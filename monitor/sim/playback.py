@@ -15,6 +15,7 @@ import struct
 from collections.abc import MutableMapping
 from typing import Any
 
+import h11
 from starlette.types import Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
@@ -38,8 +39,9 @@ def protocol_class(registry: Transports, listener: StampingListener | None = Non
         _stamped: StampedSocket | None = None
 
         def data_received(self, data: bytes) -> None:
-            cycle = getattr(self, "cycle", None)
-            if self._t0 is None and (cycle is None or cycle.response_complete):
+            # Only bytes that begin a request start the clock: not the rest of a body whose early answer (a 401,
+            # a 404) is already complete.
+            if self._t0 is None and self.conn.their_state is h11.IDLE:
                 kernel = self._stamped.kernel_time if self._stamped is not None else None
                 self._t0 = on_clock(kernel, self.loop.time())
             scope = getattr(self, "scope", None)

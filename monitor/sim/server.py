@@ -58,7 +58,8 @@ def build_app(scenario: Scenario, *, seed: int | None = None,
 
 def _config(app: Starlette, log_level: str, listener: StampingListener) -> uvicorn.Config:
     transports: Transports = app.state.sim_transports
-    return uvicorn.Config(app, http=protocol_class(transports, listener), ws="none", lifespan="off",
+    # loop="asyncio": uvloop would neither accept through the listener nor read through its stamped sockets.
+    return uvicorn.Config(app, http=protocol_class(transports, listener), ws="none", lifespan="off", loop="asyncio",
                           log_level=log_level, timeout_graceful_shutdown=1)
 
 

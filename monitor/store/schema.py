@@ -8,6 +8,7 @@ Run as ``python -m monitor.store.schema`` with the database URL on stdin, this m
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 from typing import TYPE_CHECKING
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 HEAD = "0003"  # the newest file in migrations/versions; a test checks it against Alembic's own head
 _LOCK_ID = 7_166_001  # pg_advisory_lock key: replicas starting together migrate one at a time
 _VERSION_TABLE = "alembic_version"
+log = logging.getLogger(__name__)
 
 
 def _alembic() -> AlembicConfig:
@@ -94,7 +96,9 @@ def in_memory(engine: Engine) -> bool:
 def migrate_in_child(engine: Engine) -> str:
     """`migrate` in a child process (Alembic's memory is returned when it exits); in-process where it must be.
 
-    The URL goes through stdin, not the command line, where other users could read a password.
+    The URL goes through stdin, not the command line, where other users could read a password. The child is
+    only a way to save memory: where it cannot run (no usable interpreter, the package not importable by it),
+    the migration runs here instead. A refusal (a schema newer than this build) is final either way.
     """
     if in_memory(engine):
         return migrate(engine)
@@ -102,13 +106,22 @@ def migrate_in_child(engine: Engine) -> str:
         if _stamped(conn) == HEAD:
             return HEAD
     url = engine.url.render_as_string(hide_password=False)
-    done = subprocess.run([sys.executable, "-m", "monitor.store.schema"], input=url, capture_output=True, text=True)
-    if done.returncode == 0:
-        return done.stdout.strip()
-    reason = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
-    if done.returncode == 2:  # the child's own StoreError, already worded for the user
-        raise StoreError(reason)
-    raise StoreError(f"cannot prepare the store at {engine.url.render_as_string(hide_password=True)}: {reason}")
+    try:  # -P: the child imports monitor from where the parent did, never from the working directory
+        done = subprocess.run([sys.executable, "-P", "-m", "monitor.store.schema"], input=url, capture_output=True,
+                              text=True)
+    except OSError as e:
+        log.warning("cannot start a process to migrate the schema (%s); migrating in this one", e)
+        return migrate(engine)
+    if done.returncode == _REFUSED:  # the child's own StoreError, already worded for the user
+        raise StoreError((done.stderr.strip().splitlines() or ["the schema migration was refused"])[-1])
+    if done.returncode == 0 and current_revision(engine) == HEAD:
+        return HEAD
+    log.warning("the schema migration in a child process ended with exit status %s; migrating in this one",
+                done.returncode)
+    return migrate(engine)
+
+
+_REFUSED = 3  # the child's exit status for a StoreError (1 and 2 are Python's own failures)
 
 
 def _child() -> int:
@@ -119,8 +132,8 @@ def _child() -> int:
         print(migrate(engine))
     except StoreError as e:
         print(e, file=sys.stderr)
-        return 2
-    except Exception as e:  # noqa: BLE001  # reported to the parent, which raises it as a StoreError
+        return _REFUSED
+    except Exception as e:  # noqa: BLE001  # the parent then migrates in its own process, which reports it
         print(f"{e.__class__.__name__}: {e}", file=sys.stderr)
         return 1
     finally:
