@@ -154,7 +154,7 @@ def test_reload_by_sighup_and_http(tmp_path: Path, steady_sim: SimServer) -> Non
         assert [c["id"] for c in d.get("/api/canaries").json()] == ["renamed-canary"]
         assert "llm_monitor_config_last_reload_successful 1.0" in d.get("/metrics").text
         deadline = time.monotonic() + 20
-        while not d.get("/api/observations?canary=kill-python-process&limit=5").json():
+        while len(d.get("/api/observations?canary=kill-python-process&limit=5").json()) < 2:  # stored one by one
             assert time.monotonic() < deadline
             time.sleep(0.2)
         obs = d.get("/api/observations?canary=kill-python-process&limit=2").json()
