@@ -65,9 +65,9 @@ def _sim_priority() -> None:
         os.nice(SIM_NICE)
 
 
-def sim_priority_note() -> str:
-    allowed = os.geteuid() == 0 if hasattr(os, "geteuid") else False
-    return f"simulator at nice {SIM_NICE}" if allowed else "simulator at normal priority (nice needs root)"
+def sim_priority_note(pid: int) -> str:
+    """The simulator's priority as the system reports it (raising it needs root or CAP_SYS_NICE)."""
+    return f"simulator at nice {os.getpriority(os.PRIO_PROCESS, pid)}" if hasattr(os, "getpriority") else ""
 
 
 def start_sim(folder: Path, scenario: str = SCENARIO) -> tuple[subprocess.Popen[bytes], str]:
@@ -293,13 +293,14 @@ def timing(args: argparse.Namespace, console: Console) -> None:
                     results[name][0] += rows
                     results[name][1].append(rate)
             pacing = {p["request_id"]: p for p in httpx.get(url + "/_sim/pacing", timeout=10).json()}
+            priority = sim_priority_note(sim.pid)
         finally:
             sim.terminate()
             sim.wait()
     table = Table(title=f"TTFT {TTFT_MS} ms and {TPS:.0f} tok/s injected ({TOKENS} tokens), {args.concurrency} in flight, "
                         f"{args.calls} calls per path; error = measured minus injected, and measured minus what the "
                         f"simulator really did (its first content write minus the request's arrival, same clock); "
-                        f"{sim_priority_note()}")
+                        f"{priority}")
     for col in ("path", "TTFT err p50", "TTFT err p99", "TTFT err vs actual p50", "TTFT err vs actual p99",
                 "simulator late p99", "latency err p50", "latency err p99", "send wait p99",
                 "TTFT err from call start p99", "calls/s"):

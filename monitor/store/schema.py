@@ -93,6 +93,9 @@ def in_memory(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite" and engine.url.database in (None, "", ":memory:")
 
 
+_REFUSED = 3  # the child's exit status for a StoreError (1 and 2 are Python's own failures)
+
+
 def migrate_in_child(engine: Engine) -> str:
     """`migrate` in a child process (Alembic's memory is returned when it exits); in-process where it must be.
 
@@ -121,9 +124,6 @@ def migrate_in_child(engine: Engine) -> str:
     return migrate(engine)
 
 
-_REFUSED = 3  # the child's exit status for a StoreError (1 and 2 are Python's own failures)
-
-
 def _child() -> int:
     from monitor.store.engine import make_engine
 
@@ -132,10 +132,7 @@ def _child() -> int:
         print(migrate(engine))
     except StoreError as e:
         print(e, file=sys.stderr)
-        return _REFUSED
-    except Exception as e:  # noqa: BLE001  # the parent then migrates in its own process, which reports it
-        print(f"{e.__class__.__name__}: {e}", file=sys.stderr)
-        return 1
+        return _REFUSED  # anything else exits 1, and the parent migrates in its own process, which reports it
     finally:
         engine.dispose()
     return 0
