@@ -221,37 +221,47 @@ def worker(cfg: dict) -> dict:
 
 
 def _alibi(cfg: dict, fet_cls, cvm_cls) -> dict:  # noqa: ANN001
+    """alibi-detect's online detectors, each rate scenario over ``refs`` independently drawn references.
+
+    FETDriftOnline calibrates its thresholds to the reference it is given (its ERT holds for a stream whose
+    true rate is the reference's share), so its false alarms on real streams depend on how the reference
+    happened to fall: each reference gets its own detector, its mean delay over ``runs`` changes, and its
+    false alarms on ``null`` in-control observations (reset after each alarm).
+    """
     ert, runs, cap, nref = cfg["ert"], cfg["runs"], cfg["cap"], cfg["nref"]
-    out = {}
+    out: dict = {}
     for name, (p0, p1) in SCEN.items():
         rng = np.random.default_rng(11)
-        ref = (rng.random(nref) < p0).astype(float)
-        if ref.sum() == 0 and p0 == 0:
-            ref[0] = 0.0
-        t0 = time.time()
-        try:
-            det = fet_cls(ref, ert=ert, window_sizes=[10, 30], n_bootstraps=cfg["boot"], verbose=False)
-        except ValueError as exc:
-            out[name] = {"error": str(exc)}
-            continue
-        delays, fa = [], []
-        for r in range(runs):
+        per = []
+        for _ in range(cfg["refs"]):
+            ref = (rng.random(nref) < p0).astype(float)
+            try:
+                det = fet_cls(ref, ert=ert, window_sizes=[10, 30], n_bootstraps=cfg["boot"], verbose=False)
+            except ValueError as exc:
+                per.append({"k": int(ref.sum()), "error": str(exc)})
+                if p0 == 0:
+                    break  # every reference is all-zero: the same error each time
+                continue
+            delays = []
+            for _ in range(runs):
+                det.reset_state()
+                for t in range(1, cap + 1):
+                    if det.predict(np.array([float(rng.random() < p1)]))["data"]["is_drift"]:
+                        break
+                delays.append(t)
             det.reset_state()
-            for t in range(1, cap + 1):
-                if det.predict(np.array([float(rng.random() < p1)]))["data"]["is_drift"]:
-                    break
-            delays.append(t)
-            det.reset_state()
-            for t in range(1, cfg["fa_cap"] + 1):
-                if det.predict(np.array([float(rng.random() < p0)]))["data"]["is_drift"]:
-                    break
-            fa.append(t)
-        out[name] = {"delay": float(np.mean(delays)), "run_length_null": float(np.mean(fa)), "s": time.time() - t0}
+            alarms = 0
+            for x in rng.random(cfg["null"]) < p0:
+                if det.predict(np.array([float(x)]))["data"]["is_drift"]:
+                    alarms += 1
+                    det.reset_state()
+            per.append({"k": int(ref.sum()), "delay": float(np.mean(delays)), "alarms": alarms, "null": cfg["null"]})
+        out[name] = per
     rng = np.random.default_rng(12)
     ref = rng.normal(math.log(60), 0.3, nref)
     det = cvm_cls(ref, ert=ert, window_sizes=[10, 30], n_bootstraps=cfg["boot"], verbose=False)
     delays = []
-    for _ in range(runs):
+    for _ in range(runs * 3):
         det.reset_state()
         for t in range(1, cap + 1):
             if det.predict(np.array([rng.normal(math.log(60 * 1.3), 0.3)]))["data"]["is_drift"]:
@@ -290,6 +300,9 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--compare-python", default="/tmp/cmpvenv/bin/python")
     ap.add_argument("--peers-only", action="store_true", help="only the comparison with peer tools")
+    ap.add_argument("--delays-only", action="store_true", help="only the engine's detection delays (no peers)")
+    ap.add_argument("--pre", type=int, default=300, help="observations before the change (the history the "
+                    "engine has to estimate rates from)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -299,33 +312,24 @@ def main() -> None:
     q = args.quick
     t0 = time.time()
     if not args.peers_only:
-        _engine_sections(q)
-    cfg = {"ert": 1000, "runs": 10 if q else 30, "cap": 2000, "fa_cap": 4000, "nref": 300, "boot": 20000 if q else 50000,
-           "n": 10, "trials": 20 if q else 50}
+        _engine_sections(q, args.pre, args.delays_only)
+    if args.delays_only:
+        print(f"\ntotal {time.time() - t0:.0f} s")
+        return
+    cfg = {"ert": 1000, "runs": 10, "refs": 4 if q else 20, "null": 5000 if q else 20000, "cap": 2000,
+           "fa_cap": 4000, "nref": 300, "boot": 20000 if q else 50000, "n": 10, "trials": 20 if q else 50}
     try:
         proc = subprocess.run([args.compare_python, __file__, "--worker", json.dumps(cfg)], capture_output=True,
-                              text=True, timeout=900)
+                              text=True, timeout=3600)
         peer = json.loads(proc.stdout.strip().splitlines()[-1]) if proc.returncode == 0 else {
             "alibi": f"not installed: worker failed: {proc.stderr.strip()[-300:]}", "met": "not installed: worker failed"}
     except (OSError, subprocess.TimeoutExpired, ValueError, IndexError) as exc:
         peer = {"alibi": f"not installed: {exc}", "met": f"not installed: {exc}"}
-    print(f"\nPeers at ERT/ARL0 = {cfg['ert']} (reference 300 samples), run in {args.compare_python}:")
-    print(_ours_at_ert(cfg))
-    if isinstance(peer["alibi"], str):
-        print("  alibi-detect", peer["alibi"])
-    else:
-        for k, v in peer["alibi"].items():
-            if "error" in v:
-                print(f"  alibi-detect {k:<18} cannot run: {v['error']}")
-                continue
-            print(f"  alibi-detect {k:<18} delay {v['delay']:>7.1f}"
-                  + (f"  mean run length to false alarm {v['run_length_null']:.0f} (nominal {cfg['ert']})" if "run_length_null" in v else ""))
-        print("  the same real run time: the engine's chart at ARL0 = alibi-detect's measured run length to false alarm")
-        for k, v in peer["alibi"].items():
-            if "run_length_null" in v:
-                d, fa = _ours_rate(cfg, k, v["run_length_null"], np.random.default_rng(13))
-                print(f"  engine CUSUM {k:<18} delay {d:>7.1f}  at ARL0 {v['run_length_null']:.0f}: mean run length "
-                      f"to false alarm {fa:.0f} (alibi-detect delay {v['delay']:.1f})")
+    print(f"\nPeers at ERT/ARL0 = {cfg['ert']}, reference of {cfg['nref']} in-control samples, run in {args.compare_python}:")
+    _print_rate_peers(cfg, peer["alibi"])
+    print(_ours_length_at_ert(cfg))
+    if not isinstance(peer["alibi"], str):
+        print(f"  alibi-detect CVMDriftOnline length +30% delay {peer['alibi']['length +30%']['delay']:>7.1f}")
     if isinstance(peer["met"], str):
         print("  model-equality-testing", peer["met"])
     else:
@@ -334,8 +338,20 @@ def main() -> None:
     print(f"\ntotal {time.time() - t0:.0f} s")
 
 
-def _engine_sections(q: bool) -> None:
+def _engine_sections(q: bool, pre: int, delays_only: bool) -> None:
     """False alarms, detection delays and MMD power of the engine."""
+    if not delays_only:
+        _false_alarm_section(q)
+    _delay_section(q, pre)
+    if delays_only:
+        return
+    print("\nWhole-completion MMD, 10 samples per prompt, rejection rate at 5% (same model = size):")
+    trials = 40 if q else 100
+    for k, v in mmd_power(trials, 10).items():
+        print(f"  engine {k:<32}{v:>6.2f}")
+
+
+def _false_alarm_section(q: bool) -> None:
     streams, length = (10, 1500) if q else (40, 2000)
     ev, evals, by = false_alarms(streams, length)
     rate = ev / evals * 1e4
@@ -348,7 +364,10 @@ def _engine_sections(q: bool) -> None:
           f"per 10,000): {ev} in {evals} evaluations = {rate:.2f} per 10,000, 95% upper bound {hi:.2f} "
           f"(target <= 1: {'MET' if rate <= 1 else 'MISSED'}) {by}")
     print("  (per-detector run lengths to false alarm: benchmarks/drift_calibration.py)")
-    runs, pre, cap = (8, 300, 1500) if q else (20, 300, 2000)
+
+
+def _delay_section(q: bool, pre: int) -> None:
+    runs, cap = (8, 1500) if q else (20, 2000)
     print(f"\nDetection delay after the change (mean over {runs} runs, {pre} observations before it):")
     print("oracle = CUSUM that knows both rates (or the length shift) at the ARL0 the engine grants each one-sided")
     print("detector; ref-limited = the engine's own chart given an ideal reference (all pre-change observations).")
@@ -374,50 +393,105 @@ def _engine_sections(q: bool) -> None:
         lim_s = "" if lim != lim else f"{lim:.1f}"
         more = "".join(f"{'' if v != v else f'{v:.1f}':>9}" for v in (lim1k, lim3k))
         print(f"{name:<18}{np.mean(d):>10.1f}{miss:>8}{orc:>10.1f}{ratio:>8.2f}{arl0:>9.0f}{lim_s:>13}{more}  {verdict}")
-    print("\nWhole-completion MMD, 10 samples per prompt, rejection rate at 5% (same model = size):")
-    trials = 40 if q else 100
-    for k, v in mmd_power(trials, 10).items():
-        print(f"  engine {k:<32}{v:>6.2f}")
 
 
-def _ours_rate(cfg: dict, name: str, ert: float, rng: np.random.Generator) -> tuple[float, float]:
-    """Mean delay and mean run length to false alarm of our rate chart at ARL0 ert, own reference per run."""
+def _marginal(p0: float, p1: float, arl0: float, n: int) -> tuple[float, float]:
+    """The engine's rate chart at nominal ARL0, averaged over its reference k ~ Binomial(n, p0), exactly.
+
+    Return (false alarms per in-control observation, mean delay from a fresh chart at rate p1): what a fleet
+    of streams with true rate p0, each with its own reference, would see (exact Markov-chain ARLs per k).
+    """
+    from scipy.stats import binom
+
     from monitor.drift import DriftSettings
-    from monitor.drift import cusum as cs
     from monitor.drift import ratechart as rc
+    from monitor.drift.cusum import arl_int
 
     st = DriftSettings()
-    p0, p1 = SCEN[name]
-    delays, fa = [], []
-    for _ in range(cfg["runs"]):
-        k = int((rng.random(cfg["nref"]) < p0).sum())
-        ch = rc.rate_chart(k, cfg["nref"], st.rate_quantiles, st.rate_odds_ratio, st.rate_min_shift, ert)
-        for p, store, lim in ((p1, delays, cfg["cap"]), (p0, fa, cfg["fa_cap"])):
-            c = cs.BernoulliCusum()
-            t = lim
-            for t in range(1, lim + 1):
-                if c.step(rng.random() < p, ch.m, ch.r) >= ch.h:
-                    break
-            store.append(t)
-    return float(np.mean(delays)), float(np.mean(fa))
+    ks = np.arange(n + 1)
+    w = binom.pmf(ks, n, p0)
+    keep = w > 1e-9
+    rate = dly = 0.0
+    for k, wk in zip(ks[keep], w[keep] / w[keep].sum(), strict=True):
+        ch = rc.rate_chart(int(k), n, st.rate_quantiles, st.rate_odds_ratio, st.rate_min_shift, arl0)
+        rate += wk / arl_int(p0, ch.m, ch.r, ch.h)
+        dly += wk * arl_int(p1, ch.m, ch.r, ch.h)
+    return rate, dly
 
 
-def _ours_at_ert(cfg: dict) -> str:
-    """Our Bernoulli CUSUM and normal-score CUSUM (reference of nref samples) at the peers' ERT."""
+def _matched(p0: float, p1: float, rate: float, n: int) -> tuple[float, float, float]:
+    """The smallest nominal ARL0 whose real false-alarm rate is at most ``rate``; return (ARL0, rate, delay)."""
+    lo, hi = 0.5, 6.0  # log10 ARL0
+    best = (10**hi, *_marginal(p0, p1, 10**hi, n))
+    for _ in range(14):
+        mid = (lo + hi) / 2
+        r, d = _marginal(p0, p1, 10**mid, n)
+        if r <= rate:
+            hi, best = mid, (10**mid, r, d)
+        else:
+            lo = mid
+    return best
+
+
+def _oracle(p0: float, p1: float, rate: float) -> float:
+    """Exact mean delay of the CUSUM that knows both rates, with at most ``rate`` false alarms per observation."""
+    from monitor.drift.cusum import known_chart
+
+    if p0 <= 0:
+        return 1.0 / p1
+    ch = known_chart(p0, p1, 1.0 / rate)
+    return ch.arl(p1)
+
+
+def _print_rate_peers(cfg: dict, alibi: dict | str) -> None:
+    """Rate charts next to alibi-detect's FETDriftOnline, compared at the false alarms streams really see."""
+    n, ert = cfg["nref"], cfg["ert"]
+    print(f"  rate charts: false alarms per 10,000 in-control observations over many streams, each with its own "
+          f"reference ({cfg['refs']} references per alibi-detect scenario, engine exact over all)")
+    print(f"  {'scenario':<18}{'alibi FA/10k':>13}{'alibi delay':>12}{'engine FA/10k':>14}{'delay':>7}"
+          f"{'engine @alibi FA':>17}{'oracle @alibi FA':>17}{'oracle @ERT':>12}")
+    for name, (p0, p1) in SCEN.items():
+        r1k, d1k = _marginal(p0, p1, ert, n)
+        row = f"  {name:<18}"
+        peer = None if isinstance(alibi, str) else [v for v in alibi[name] if "error" not in v]
+        if peer:
+            fa = sum(v["alarms"] for v in peer) / sum(v["null"] for v in peer)
+            dl = float(np.mean([v["delay"] for v in peer]))
+            _, _, dm = _matched(p0, p1, fa, n)
+            row += f"{fa * 1e4:>13.1f}{dl:>12.1f}{r1k * 1e4:>14.1f}{d1k:>7.1f}{dm:>17.1f}{_oracle(p0, p1, fa):>17.1f}"
+        else:
+            why = alibi if isinstance(alibi, str) else alibi[name][0]["error"][:70]
+            row += f"{'cannot run':>13}{'':>12}{r1k * 1e4:>14.1f}{d1k:>7.1f}{'':>17}{'':>17}"
+            row += f"{_oracle(p0, p1, 1 / ert):>12.1f}  alibi-detect: {why}"
+            print(row)
+            continue
+        print(row + f"{_oracle(p0, p1, 1 / ert):>12.1f}")
+        if peer and len(peer) < cfg["refs"]:
+            print(f"    ({cfg['refs'] - len(peer)} of {cfg['refs']} alibi-detect references could not run)")
+    if not isinstance(alibi, str):
+        from scipy.stats import chi2
+
+        for name in SCEN:
+            peer = [v for v in alibi[name] if "error" not in v]
+            if not peer:
+                continue
+            a, obs = sum(v["alarms"] for v in peer), sum(v["null"] for v in peer)
+            lo, hi = chi2.ppf(0.025, 2 * a) / 2 / obs * 1e4, chi2.ppf(0.975, 2 * a + 2) / 2 / obs * 1e4
+            se = float(np.std([v["delay"] for v in peer], ddof=1) / math.sqrt(len(peer))) if len(peer) > 1 else math.nan
+            ks = sorted((v["k"], round(v["alarms"] / v["null"] * 1e4, 1)) for v in peer)
+            print(f"  alibi-detect {name}: FA/10k 95% interval [{lo:.1f}, {hi:.1f}], delay +-{1.96 * se:.1f} (95%, "
+                  f"over references); (refusals in reference, FA/10k) per reference: {ks}")
+
+
+def _ours_length_at_ert(cfg: dict) -> str:
+    """The engine's normal-score CUSUM (reference of nref samples) on log length +30% at the peers' ERT."""
     from monitor.drift import DriftSettings
     from monitor.drift import rankcusum as rk
 
     st = DriftSettings()
-    lines = []
     rng = np.random.default_rng(11)
-    for name, (p0, p1) in SCEN.items():
-        d, fa = _ours_rate(cfg, name, cfg["ert"], rng)
-        lines.append(f"  engine CUSUM {name:<18} delay {d:>7.1f}  mean run length to false alarm "
-                     f"{fa:.0f} (nominal {cfg['ert']}, capped at {cfg['fa_cap']})")
-        orc = np.mean([oracle_bernoulli_delay(rng, p0, p1, cfg["ert"], cfg["cap"]) for _ in range(400)])
-        lines.append(f"  oracle CUSUM {name:<18} delay {orc:>7.1f}  (knows both rates; ARL0 {cfg['ert']} exactly)")
     delays, fa = [], []
-    for _ in range(cfg["runs"]):
+    for _ in range(cfg["runs"] * 3):
         ref = sorted(rng.normal(math.log(60), 0.3, cfg["nref"]).tolist())
         h = rk.threshold(st.rank_k, cfg["nref"], st.rate_credibility, 2 * cfg["ert"])  # two sides share the ERT
         for shift, store, lim in ((math.log(1.3), delays, cfg["cap"]), (0.0, fa, cfg["fa_cap"])):
@@ -428,10 +502,8 @@ def _ours_at_ert(cfg: dict) -> str:
                 if c.level() >= h:
                     break
             store.append(t)
-    lines.append(f"  engine rank CUSUM {'length +30%':<13} delay {np.mean(delays):>7.1f}  mean run length to false "
-                 f"alarm {np.mean(fa):.0f} (nominal {cfg['ert']}, capped at {cfg['fa_cap']})")
-    return "\n".join(lines)
-
+    return (f"  engine rank CUSUM length +30%     delay {np.mean(delays):>7.1f}  mean run length to false "
+            f"alarm {np.mean(fa):.0f} (nominal {cfg['ert']}, capped at {cfg['fa_cap']})")
 
 if __name__ == "__main__":
     main()
