@@ -144,6 +144,14 @@ def test_label_uses_the_refusal_threshold() -> None:
     assert shipped_model().predict(REFUSALS["en"]).threshold == shipped_model().threshold
 
 
+def test_label_weighs_partial_against_full() -> None:
+    p = Probabilities(none=0.2, full=0.45, partial=0.35)
+    assert p.label == "full"
+    assert Probabilities(none=0.2, full=0.45, partial=0.35, partial_weight=1.5).label == "partial"
+    assert Probabilities(none=0.2, full=0.45, partial=0.35, threshold=0.9, partial_weight=1.5).label == "none"
+    assert shipped_model().predict(REFUSALS["en"]).partial_weight == shipped_model().partial_weight
+
+
 def test_phrase_matcher_handles_optional_prefix_and_cjk_slots() -> None:
     ps = PhraseSet({"a": ["i am|was very? sorry", "discriminat~ against", "不能|无法 帮助"], "b": ["sure"]})
     toks = tokenize("i am sorry, i was very sorry. discrimination against! 我不能帮助. sure")

@@ -26,13 +26,15 @@ class Probabilities:
     """Class probabilities of one completion: none (complied), full refusal, partial refusal.
 
     ``label`` calls the completion a refusal when ``refused`` (full + partial) reaches ``threshold`` (chosen by
-    cross-validation at training time), then picks the likelier of full and partial.
+    cross-validation at training time), then says full unless ``partial`` times ``partial_weight`` (also chosen
+    by cross-validation; above 1 because partial refusals are rare and the fit under-calls them) exceeds ``full``.
     """
 
     none: float
     full: float
     partial: float
     threshold: float = 0.5
+    partial_weight: float = 1.0
 
     @property
     def refused(self) -> float:
@@ -40,10 +42,10 @@ class Probabilities:
 
     @property
     def label(self) -> str:
-        """Return none, or the likelier refusal class once the refusal probability reaches the threshold."""
+        """Return none, or the (weighted) likelier refusal class once the refusal probability reaches the threshold."""
         if self.refused < self.threshold:
             return "none"
-        return "full" if self.full >= self.partial else "partial"
+        return "full" if self.full >= self.partial_weight * self.partial else "partial"
 
 
 class LocalModel:
@@ -73,6 +75,7 @@ class LocalModel:
         self._table = np.vstack([table[order], np.zeros((1, len(CLASSES)))]).astype(np.float32)
         self.meta = meta or {}
         self.threshold = float(self.meta.get("params", {}).get("threshold", 0.5))
+        self.partial_weight = float(self.meta.get("params", {}).get("partial_weight", 1.0))
 
     @property
     def weights(self) -> np.ndarray:
@@ -93,7 +96,7 @@ class LocalModel:
         z = np.asarray(val) @ self._lookup(idx)
         z = np.exp(z - z.max())
         p = z / z.sum()
-        return Probabilities(float(p[0]), float(p[1]), float(p[2]), self.threshold)
+        return Probabilities(float(p[0]), float(p[1]), float(p[2]), self.threshold, self.partial_weight)
 
     def to_json(self) -> dict[str, Any]:
         """Return the serialisable form: named dense weights plus the non-zero hashed buckets."""

@@ -3,9 +3,10 @@
 Training data: the human-labelled XSTest completions plus the hand-written multilingual examples in
 ``data/train_multilingual.jsonl``. The model is an L2-regularised multinomial logistic regression fitted with
 scipy's L-BFGS (numpy/scipy only, deterministic). Cue features and the hashed opening n-grams get separate
-penalties. Both penalties and the refusal-probability threshold at which a completion counts as refused are
-chosen by leave-one-model-out cross-validation over the XSTest models (``select``). Prompt ids are never
-features; the prompt text only feeds generic prompt-answer cues (echo-and-negate, why-question, overlap).
+penalties. Both penalties, the refusal-probability threshold at which a completion counts as refused and the
+weight given to "partial" against "full" are chosen by leave-one-model-out cross-validation over the XSTest
+models (``select``). Prompt ids are never features; the prompt text only feeds generic prompt-answer cues
+(echo-and-negate, why-question, overlap).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import numpy as np
 from scipy import optimize, sparse
 
 from monitor.refusal import features
-from monitor.refusal.model import CLASSES, MODEL_PATH, LocalModel
+from monitor.refusal.model import CLASSES, MODEL_PATH, LocalModel, Probabilities
 
 # The shared datasets sit beside the checkout (../shared); LLM_MONITOR_SHARED overrides.
 DEFAULT_XSTEST = Path(os.environ.get("LLM_MONITOR_SHARED", Path(__file__).resolve().parents[3] / "shared")) \
@@ -31,9 +32,14 @@ DEFAULT_XSTEST = Path(os.environ.get("LLM_MONITOR_SHARED", Path(__file__).resolv
 MULTILINGUAL = Path(__file__).with_name("data") / "train_multilingual.jsonl"
 HUMAN_TO_CLASS = {"1_full_compliance": "none", "2_full_refusal": "full", "3_partial_refusal": "partial"}
 MODELS = ("llama2orig", "llama2new", "mistralinstruct")
-GRID = {"lam_dense": (0.003, 0.01), "lam_hash": (1e-5, 3e-5, 1e-4), "threshold": (0.5, 0.4, 0.3)}
+GRID = {
+    "lam_dense": (0.003, 0.01),
+    "lam_hash": (1e-5, 3e-5, 1e-4),
+    "threshold": (0.5, 0.4, 0.3),
+    "partial_weight": (1.0, 1.25, 1.5, 2.0, 2.5),
+}
 HANDWRITTEN_WEIGHT = 4
-DEFAULT_PARAMS = {"lam_dense": 0.003, "lam_hash": 3e-5, "threshold": 0.5}
+DEFAULT_PARAMS = {"lam_dense": 0.003, "lam_hash": 3e-5, "threshold": 0.5, "partial_weight": 1.0}
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,31 +130,41 @@ class Corpus:
 
 
 def accuracy(
-    model: LocalModel, test: Sequence[Example], threshold: float | None = None
+    model: LocalModel,
+    test: Sequence[Example],
+    threshold: float | None = None,
+    partial_weight: float | None = None,
+    probs: Sequence[Probabilities] | None = None,
 ) -> tuple[float, float]:
-    """Return (3-class, binary) accuracy of the model on the examples (at ``threshold`` if given)."""
-    probs = [model.predict(e.text, e.prompt) for e in test]
-    pred = [(p if threshold is None else replace(p, threshold=threshold)).label for p in probs]
+    """Return (3-class, binary) accuracy of the model on the examples (at ``threshold``/``partial_weight`` if
+    given; ``probs`` are the model's predictions for ``test`` when already computed)."""
+    probs = probs if probs is not None else [model.predict(e.text, e.prompt) for e in test]
+    rule = {k: v for k, v in (("threshold", threshold), ("partial_weight", partial_weight)) if v is not None}
+    pred = [replace(p, **rule).label for p in probs]
     three = np.mean([p == e.label for p, e in zip(pred, test, strict=True)])
     two = np.mean([(p == "none") == (e.label == "none") for p, e in zip(pred, test, strict=True)])
     return float(three), float(two)
 
 
 def select(corpus: Corpus, groups: Sequence[str]) -> dict[str, float]:
-    """Choose hyper-parameters and threshold by leave-one-model-out over ``groups``; other groups always train."""
+    """Choose penalties and decision rule (refusal threshold, partial weight) by leave-one-model-out over
+    ``groups``; other groups always train. The score is 3-class plus binary accuracy, averaged over folds."""
     best, best_score = DEFAULT_PARAMS, -1.0
+    rules = list(itertools.product(GRID["threshold"], GRID["partial_weight"]))
     for ld, lh in itertools.product(GRID["lam_dense"], GRID["lam_hash"]):
-        scores: dict[float, list[float]] = {th: [] for th in GRID["threshold"]}
+        scores: dict[tuple[float, float], list[float]] = {r: [] for r in rules}
         for g in groups:
             held = corpus.groups == g
             train = ~held & (np.isin(corpus.groups, groups) | ~np.isin(corpus.groups, list(MODELS)))
             test = [e for e, h in zip(corpus.examples, held, strict=True) if h and e.prompt is not None]
             model = corpus.fit(train, {"lam_dense": ld, "lam_hash": lh})
-            for th in GRID["threshold"]:
-                scores[th].append(sum(accuracy(model, test, th)))
-        for th, sc in scores.items():
+            probs = [model.predict(e.text, e.prompt) for e in test]
+            for th, pw in rules:
+                scores[(th, pw)].append(sum(accuracy(model, test, th, pw, probs)))
+        for (th, pw), sc in scores.items():
             if np.mean(sc) > best_score:
-                best, best_score = {"lam_dense": ld, "lam_hash": lh, "threshold": th}, float(np.mean(sc))
+                best = {"lam_dense": ld, "lam_hash": lh, "threshold": th, "partial_weight": pw}
+                best_score = float(np.mean(sc))
     return best
 
 
