@@ -220,6 +220,31 @@ def worker(cfg: dict) -> dict:
     return res
 
 
+def _measure(alarm: Any, reset: Any, changed: Any, nulls: Any, runs: int, cap: int) -> dict:
+    """One detector on one reference: mean delay over ``runs`` changes, then alarms over the in-control ``nulls``.
+
+    ``alarm(x)`` feeds one observation and says whether the detector alarms; ``reset()`` restarts it (before each
+    change and after each false alarm); ``changed()`` draws one observation after the change; ``nulls()`` draws
+    the in-control observations.
+    """
+    delays = []
+    for _ in range(runs):
+        reset()
+        t = cap
+        for t in range(1, cap + 1):
+            if alarm(changed()):
+                break
+        delays.append(t)
+    reset()
+    alarms = 0
+    xs = nulls()
+    for x in xs:
+        if alarm(x):
+            alarms += 1
+            reset()
+    return {"delay": float(np.mean(delays)), "alarms": alarms, "null": len(xs)}
+
+
 def _alibi(cfg: dict, fet_cls, cvm_cls) -> dict:  # noqa: ANN001
     """alibi-detect's online detectors, each rate scenario over ``refs`` independently drawn references.
 
@@ -242,42 +267,24 @@ def _alibi(cfg: dict, fet_cls, cvm_cls) -> dict:  # noqa: ANN001
                 if p0 == 0:
                     break  # every reference is all-zero: the same error each time
                 continue
-            delays = []
-            for _ in range(runs):
-                det.reset_state()
-                for t in range(1, cap + 1):
-                    if det.predict(np.array([float(rng.random() < p1)]))["data"]["is_drift"]:
-                        break
-                delays.append(t)
-            det.reset_state()
-            alarms = 0
-            for x in rng.random(cfg["null"]) < p0:
-                if det.predict(np.array([float(x)]))["data"]["is_drift"]:
-                    alarms += 1
-                    det.reset_state()
-            per.append({"k": int(ref.sum()), "delay": float(np.mean(delays)), "alarms": alarms, "null": cfg["null"]})
+            res = _measure(lambda x: _drift(det, x), det.reset_state, lambda: float(rng.random() < p1),
+                           lambda: (rng.random(cfg["null"]) < p0).astype(float), runs, cap)
+            per.append({"k": int(ref.sum()), **res})
         out[name] = per
     rng = np.random.default_rng(12)
     per = []
     for _ in range(cfg["refs_cvm"]):
         det = cvm_cls(rng.normal(math.log(60), 0.3, nref), ert=ert, window_sizes=[10, 30],
                       n_bootstraps=cfg["boot"], verbose=False)
-        delays = []
-        for _ in range(runs):
-            det.reset_state()
-            for t in range(1, cap + 1):
-                if det.predict(np.array([rng.normal(math.log(60 * 1.3), 0.3)]))["data"]["is_drift"]:
-                    break
-            delays.append(t)
-        det.reset_state()
-        alarms = 0
-        for x in rng.normal(math.log(60), 0.3, cfg["null"]):
-            if det.predict(np.array([x]))["data"]["is_drift"]:
-                alarms += 1
-                det.reset_state()
-        per.append({"delay": float(np.mean(delays)), "alarms": alarms, "null": cfg["null"]})
+        per.append(_measure(lambda x: _drift(det, x), det.reset_state, lambda: rng.normal(math.log(60 * 1.3), 0.3),
+                            lambda: rng.normal(math.log(60), 0.3, cfg["null"]), runs, cap))
     out["length +30%"] = per
     return out
+
+
+def _drift(det: Any, x: float) -> bool:
+    """Feed one observation to an alibi-detect online detector; True when it flags drift."""
+    return bool(det.predict(np.array([x]))["data"]["is_drift"])
 
 
 def _met(cfg: dict, sample_cls, stat) -> dict:  # noqa: ANN001
@@ -462,10 +469,10 @@ def _print_rate_peers(cfg: dict, alibi: dict | str) -> None:
         row = f"  {name:<18}"
         peer = None if isinstance(alibi, str) else [v for v in alibi[name] if "error" not in v]
         if peer:
-            fa = sum(v["alarms"] for v in peer) / sum(v["null"] for v in peer)
-            dl = float(np.mean([v["delay"] for v in peer]))
+            fa10k, _, _, dl, _ = _pooled(peer)
+            fa = fa10k / 1e4
             _, _, dm = _matched(p0, p1, fa, n)
-            row += f"{fa * 1e4:>13.1f}{dl:>12.1f}{r1k * 1e4:>14.1f}{d1k:>7.1f}{dm:>17.1f}{_oracle(p0, p1, fa):>17.1f}"
+            row += f"{fa10k:>13.1f}{dl:>12.1f}{r1k * 1e4:>14.1f}{d1k:>7.1f}{dm:>17.1f}{_oracle(p0, p1, fa):>17.1f}"
         else:
             why = alibi if isinstance(alibi, str) else alibi[name][0]["error"][:70]
             row += f"{'cannot run':>13}{'':>12}{r1k * 1e4:>14.1f}{d1k:>7.1f}{'':>17}{'':>17}"
@@ -476,29 +483,29 @@ def _print_rate_peers(cfg: dict, alibi: dict | str) -> None:
         if peer and len(peer) < cfg["refs"]:
             print(f"    ({cfg['refs'] - len(peer)} of {cfg['refs']} alibi-detect references could not run)")
     if not isinstance(alibi, str):
-        from scipy.stats import chi2
-
         for name in SCEN:
             peer = [v for v in alibi[name] if "error" not in v]
-            if not peer:
-                continue
-            a, obs = sum(v["alarms"] for v in peer), sum(v["null"] for v in peer)
-            lo, hi = chi2.ppf(0.025, 2 * a) / 2 / obs * 1e4, chi2.ppf(0.975, 2 * a + 2) / 2 / obs * 1e4
-            se = float(np.std([v["delay"] for v in peer], ddof=1) / math.sqrt(len(peer))) if len(peer) > 1 else math.nan
-            ks = sorted((v["k"], round(v["alarms"] / v["null"] * 1e4, 1)) for v in peer)
-            print(f"  alibi-detect {name}: FA/10k 95% interval [{lo:.1f}, {hi:.1f}], delay +-{1.96 * se:.1f} (95%, "
-                  f"over references); (refusals in reference, FA/10k) per reference: {ks}")
+            if peer:
+                ks = sorted((v["k"], round(v["alarms"] / v["null"] * 1e4, 1)) for v in peer)
+                print(f"  alibi-detect {name}: {_fa_and_delay(peer)} (95%, over references); "
+                      f"(refusals in reference, FA/10k) per reference: {ks}")
 
 
-def _fa_and_delay(per: list[dict]) -> str:
-    """Pooled false alarms per 10,000 (95% interval) and mean delay (+- 95%) over references."""
+def _pooled(per: list[dict]) -> tuple[float, float, float, float, float]:
+    """Over references: false alarms per 10,000 pooled (with its 95% interval), mean delay and its 95% half-width."""
     from scipy.stats import chi2
 
     a, obs = sum(v["alarms"] for v in per), sum(v["null"] for v in per)
     lo, hi = chi2.ppf(0.025, 2 * a) / 2 / obs * 1e4 if a else 0.0, chi2.ppf(0.975, 2 * a + 2) / 2 / obs * 1e4
     d = [v["delay"] for v in per]
     se = float(np.std(d, ddof=1) / math.sqrt(len(d))) if len(d) > 1 else math.nan
-    return f"false alarms/10k {a / obs * 1e4:5.1f} [{lo:.1f}, {hi:.1f}]  delay {np.mean(d):5.1f} +-{1.96 * se:.1f}"
+    return a / obs * 1e4, lo, hi, float(np.mean(d)), 1.96 * se
+
+
+def _fa_and_delay(per: list[dict]) -> str:
+    """The pooled false alarms and mean delay over references, as one line."""
+    fa, lo, hi, d, half = _pooled(per)
+    return f"false alarms/10k {fa:5.1f} [{lo:.1f}, {hi:.1f}]  delay {d:5.1f} +-{half:.1f}"
 
 
 def _length_ours(cfg: dict, ert: float, refs: int) -> list[dict]:
@@ -512,22 +519,14 @@ def _length_ours(cfg: dict, ert: float, refs: int) -> list[dict]:
     h = rk.threshold(st.rank_k, cfg["nref"], st.rate_credibility, 2 * ert)  # two sides share the ERT
     for _ in range(refs):
         ref = sorted(rng.normal(math.log(60), 0.3, cfg["nref"]).tolist())
-        delays = []
-        for _ in range(cfg["runs"]):
-            c = rk.RankCusum()
-            t = cfg["cap"]
-            for t in range(1, cfg["cap"] + 1):
-                c.update(rk.normal_score(ref, rng.normal(math.log(60 * 1.3), 0.3)), st.rank_k)
-                if c.level() >= h:
-                    break
-            delays.append(t)
-        c, alarms = rk.RankCusum(), 0
-        for x in rng.normal(math.log(60), 0.3, cfg["null"]):
+        c = rk.RankCusum()
+
+        def alarm(x: float, ref: list[float] = ref, c: rk.RankCusum = c) -> bool:
             c.update(rk.normal_score(ref, x), st.rank_k)
-            if c.level() >= h:
-                alarms += 1
-                c.reset()
-        per.append({"delay": float(np.mean(delays)), "alarms": alarms, "null": cfg["null"]})
+            return c.level() >= h
+
+        per.append(_measure(alarm, c.reset, lambda: rng.normal(math.log(60 * 1.3), 0.3),
+                            lambda: rng.normal(math.log(60), 0.3, cfg["null"]), cfg["runs"], cfg["cap"]))
     return per
 
 

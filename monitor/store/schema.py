@@ -68,9 +68,8 @@ def _known(script: ScriptDirectory, revision: str) -> bool:
 
 def migrate(engine: Engine) -> str:
     """Bring the schema to this build's head; refuse a database whose schema is newer."""
-    with engine.connect() as conn:
-        if _stamped(conn) == HEAD:
-            return HEAD
+    if current_revision(engine) == HEAD:
+        return HEAD
     from alembic import command
     from alembic.script import ScriptDirectory
 
@@ -105,9 +104,8 @@ def migrate_in_child(engine: Engine) -> str:
     """
     if in_memory(engine):
         return migrate(engine)
-    with engine.connect() as conn:
-        if _stamped(conn) == HEAD:
-            return HEAD
+    if current_revision(engine) == HEAD:
+        return HEAD
     url = engine.url.render_as_string(hide_password=False)
     try:  # -P: the child imports monitor from where the parent did, never from the working directory
         done = subprocess.run([sys.executable, "-P", "-m", "monitor.store.schema"], input=url, capture_output=True,
