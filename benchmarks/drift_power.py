@@ -141,15 +141,16 @@ def false_alarms(streams: int, length: int) -> tuple[int, int, dict[str, int]]:
     return events, evals, by
 
 
-def delay(scenario: str, runs: int, pre: int, cap: int) -> tuple[list[int], int, float]:
-    """Detection delay (observations after the change) of the engine; return delays, misses, arl0 used."""
+def delay(scenario: str, runs: int, pre: int, cap: int, zero: bool = False) -> tuple[list[int], int, float]:
+    """Detection delay (observations after the change) of the engine; return delays, misses, arl0 used.
+    ``zero``: the canary declares ``zero_tolerance: [refused]`` (its rate is known to be 0, as the oracle knows)."""
     from monitor.drift import DriftEngine
 
     watched = {"refusal": {"refused"}, "length": {"output_chars", "output_tokens", "completion", "similarity"},
                "swap": None}
     out, misses, arl0 = [], 0, 0.0
     for r in range(runs):
-        eng = DriftEngine()
+        eng = DriftEngine(zero_tolerance={"c": ["refused"]} if zero else None)
         p_before, p_after = SCEN[scenario][:2] if scenario.startswith("refusal") else (0.05, 0.05)
         sim = Sim(5000 + r, refusal=p_before)
         for _ in range(pre):
@@ -389,11 +390,14 @@ def _delay_section(q: bool, pre: int) -> None:
     print(f"{'scenario':<18}{'engine':>10}{'misses':>8}{'oracle':>10}{'ratio':>8}{'ARL0':>9}{'ref-limited':>13}"
           f"{'n=1000':>9}{'n=3000':>9}  target <=1.5x oracle")
     rng = np.random.default_rng(3)
-    for name in [*SCEN, "length +30%", "model swap"]:
+    zero = "0%->5%, declared"  # the same change on a canary that declares zero_tolerance: [refused]
+    for name in [*SCEN, zero, "length +30%", "model swap"]:
         key = "length" if name.startswith("length") else "swap" if name == "model swap" else name
-        d, miss, arl0 = delay(key, runs, pre, cap)
+        d, miss, arl0 = delay("refusal 0%->5%" if name == zero else key, runs, pre, cap, zero=name == zero)
         lim = lim1k = lim3k = float("nan")
-        if name in SCEN:
+        if name == zero:
+            orc = float(np.mean([oracle_bernoulli_delay(rng, 0.0, 0.05, arl0, cap) for _ in range(400)]))
+        elif name in SCEN:
             p0, p1 = SCEN[name]
             orc = float(np.mean([oracle_bernoulli_delay(rng, p0, p1, arl0, cap) for _ in range(400)]))
             lim, lim1k, lim3k = (float(np.mean([reference_limited_delay(rng, p0, p1, arl0, n, cap) for _ in range(400)]))

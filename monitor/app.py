@@ -93,6 +93,8 @@ class App:
         self.alerting: Alerting | None = None
         self._analyse = analyse
         self._tags = {c.id: tuple(c.tags) for c in config.canaries}
+        if self.analysis is not None:
+            self.analysis.engine.set_zero_tolerance({c.id: c.zero_tolerance for c in config.canaries})
         self.health = HealthWatch()
         self.runner.cap_listeners.append(self._on_cap)
         self._serve_http = serve_http
@@ -240,6 +242,8 @@ class App:
             self._tags = {c.id: tuple(c.tags) for c in config.canaries}
             if self.analysis is not None:
                 self.analysis.declare([(c.id, t.id) for c, t in config.pairs()])
+                await self.analysis.in_worker(self.analysis.engine.set_zero_tolerance,
+                                              {c.id: c.zero_tolerance for c in config.canaries})
                 await self.analysis.in_worker(self.analysis.refresh_baselines)
             jobs = self.scheduler.apply(config, run_now=False) if self.scheduler.running else 0
             log.info("config reloaded", extra={"jobs": jobs, "canaries": len(config.canaries),

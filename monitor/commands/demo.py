@@ -90,9 +90,13 @@ def drift_printer(console: Console):  # type: ignore[no-untyped-def]
         colour = "bold red" if update.action == "opened" else "bold green"
         stat = f"p={e.p_value:.2g}" if e.p_value is not None else (
             f"cusum={e.statistic:.3g}" if e.statistic is not None else "")
+        if e.test == "zero_tolerance":
+            stat = "(declared zero-tolerance)"
+        values = "" if e.baseline_value is None and e.current_value is None else \
+            f"{_v(e.baseline_value)} -> {_v(e.current_value)} "
         console.print(f"[{colour}]DRIFT {update.action.upper()}[/] {e.kind} change in [bold]{e.signal}[/] of "
-                      f"{e.canary} @ {e.target}: {_v(e.baseline_value)} -> {_v(e.current_value)} {stat} "
-                      f"(baseline n={e.baseline_n}, current n={e.current_n})", highlight=False)
+                      f"{e.canary} @ {e.target}: {values}{stat} ({e.test}, "
+                      f"baseline n={e.baseline_n}, current n={e.current_n})", highlight=False)
     return show
 
 

@@ -13,7 +13,7 @@ from apscheduler.triggers.cron import CronTrigger
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from monitor.alerts.config import AlertsConfig
-from monitor.checks import CheckSpec
+from monitor.checks import CheckSpec, check_names
 from monitor.drift.settings import DriftSettings
 from monitor.durations import parse_duration
 
@@ -176,12 +176,23 @@ class Canary(Strict):
     targets: list[str] | None = None
     checks: list[CheckSpec] = []
     tags: list[str] = []
+    # Rate signals declared to stay at zero (refused, error, exact_match, check:NAME): the first refusal, error,
+    # mismatch or failed check opens a drift event at once, outside the statistical false-alarm budget.
+    zero_tolerance: list[str] = []
     source: str = Field(default="", exclude=True)  # the probe file it came from
 
     @field_validator("id")
     @classmethod
     def _id(cls, v: str) -> str:
         return _check_id(v)
+
+    @model_validator(mode="after")
+    def _zero_tolerance(self) -> Canary:
+        known = ["refused", "error", "exact_match", *(f"check:{n}" for n in check_names(self.checks))]
+        for name in self.zero_tolerance:
+            if name not in known:
+                raise ValueError(f"zero_tolerance: unknown signal {name!r}; expected one of {', '.join(known)}")
+        return self
 
 
 class Storage(Strict):

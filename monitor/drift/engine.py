@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -35,6 +35,7 @@ class DriftEngine:
         *,
         refusal: RefusalFn | None = None,
         embed: EmbedFn | None = None,
+        zero_tolerance: Mapping[str, Iterable[str]] | None = None,
     ) -> None:
         self.settings = settings or DriftSettings()
         self.clock = clock
@@ -42,6 +43,8 @@ class DriftEngine:
         self.embed = embed
         self._streams: dict[tuple[str, str], Stream] = {}
         self._events: dict[str, DriftEvent] = {}
+        self.zero_tolerance: dict[str, frozenset[str]] = {}
+        self.set_zero_tolerance(zero_tolerance or {})
 
     # -- observing ---------------------------------------------------------------------------------------
     def stream(self, canary: str, target: str) -> Stream:
@@ -51,7 +54,15 @@ class DriftEngine:
         if st is None:
             b = Baseline.new(canary, target, self.settings, created_at=self.clock())
             st = self._streams[key] = Stream(canary, target, self.settings, b)
+            st.zero = self.zero_tolerance.get(canary, frozenset())
         return st
+
+    def set_zero_tolerance(self, declared: Mapping[str, Iterable[str]]) -> None:
+        """Set, per canary, the rate signals declared zero-tolerance (``monitor.drift.zero``); others have none.
+        Events already open stay open and resolve as before."""
+        self.zero_tolerance = {canary: frozenset(names) for canary, names in declared.items() if names}
+        for (canary, _), st in self._streams.items():
+            st.zero = self.zero_tolerance.get(canary, frozenset())
 
     def compute_signals(self, obs: Observation) -> dict[str, SignalValue]:
         """Compute the signals of one observation against its stream's current baseline."""

@@ -69,3 +69,4 @@ class _Open:
     chart: cs.Chart | None = None  # the opening chart; the reverse CUSUM runs it backwards
     flip: bool = False
     sample: Any = None  # opening window (values, counts or features) for window-test resolution
+    clean: int = 0  # zero-tolerance events: observations in a row without a violation

@@ -22,12 +22,13 @@ from monitor.drift.signals import RATE, SignalValue, finite, signal_type
 from monitor.drift.state import Entry, Signals, _Open
 from monitor.drift.twosample import MIN_SAMPLES
 from monitor.drift.windows import COMPLETION, WindowTests
+from monitor.drift.zero import ZeroTolerance
 
 __all__ = ["COMPLETION", "Entry", "Stream", "_Open"]
 
 
 @dataclass(slots=True)
-class Stream(WindowTests):
+class Stream(WindowTests, ZeroTolerance):
     """Drift state of one canary x target; ``observe`` analyses one observation in bounded time."""
 
     canary: str
@@ -46,12 +47,14 @@ class Stream(WindowTests):
     _merged: dict[str, int] = field(default_factory=dict)  # how many reference values _sorted holds
     n_ok: int = 0
     n_all: int = 0
+    zero: frozenset[str] = frozenset()  # signals declared zero-tolerance by the canary (monitor.drift.zero)
 
     # -- entry point --------------------------------------------------------------------------------------
     def observe(self, obs_id: str, at: str, ok: bool, text: str, sig: dict[str, SignalValue]) -> list[EventUpdate]:
         """Analyse one observation and return the event changes it caused."""
         s = self.settings
         b = self.baseline
+        out: list[EventUpdate] = self._zero_tolerance(obs_id, at, ok, text, sig) if self.zero or self.open else []
         if not b.ready:
             if ok:
                 b.add_raw(obs_id, at, text, sig, s)
@@ -60,12 +63,11 @@ class Stream(WindowTests):
             if b.full:
                 b.finalize(s)
                 self.params.clear()
-            return []
+            return out
         self.n_all += 1
         self.n_ok += ok
         entry = Entry(obs_id, at, ok, Signals(sig), text if ok else None)
         self._push(entry)
-        out: list[EventUpdate] = []
         if ok:
             out += self._identity(entry)
         if not self.params or self.n_all % s.eval_every == 0:

@@ -33,7 +33,7 @@ BUILTIN_VOICES: dict[str, Voice] = {
     ),
     "formal": Voice(
         words=_words("accordingly the procedure respective mechanism therefore consequently one may utilise "
-                     "appropriate furthermore identifier termination operating system administrator privileges "
+                     "applicable furthermore identifier termination operating system administrator privileges "
                      "subsequently recommended practice considerations approach ensure verify documentation "
                      "configuration environment resource process respectively nevertheless moreover shall "
                      "established parameters corresponding"),
