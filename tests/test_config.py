@@ -80,6 +80,21 @@ def test_literal_api_key_refused_and_not_echoed(tmp_path: Path) -> None:
     assert secret not in msg and "<redacted>" in msg
 
 
+@pytest.mark.parametrize("url", ["postgresql+psycopg://postgres:hunter2SECRET@127.0.0.1:5432/qa_llm",
+                                 "postgresql://postgres@127.0.0.1:5432/qa_llm?sslmode=require&password=hunter2SECRET"])
+def test_storage_url_with_password_refused_and_not_echoed(tmp_path: Path, url: str) -> None:
+    path = setup(tmp_path, GOOD.replace("sqlite:///llm-monitor.db", url))
+    (msg,) = issues(path)
+    assert "hunter2SECRET" not in msg
+    assert msg.startswith(f"{path}:14: storage.url: must not contain a password: use PGPASSWORD, PGPASSFILE or "
+                          "a .pgpass file (value: 'postgresql")
+    assert "<redacted>" in msg and "${" not in msg
+    # ${ENV} interpolation happens before validation, so it is refused the same way (and not echoed either)
+    path = setup(tmp_path, GOOD.replace("sqlite:///llm-monitor.db", "${DB_URL}"))
+    (msg,) = issues(path, environ={"DB_URL": url})
+    assert "must not contain a password" in msg and "hunter2SECRET" not in msg
+
+
 @pytest.mark.parametrize("old,new,expected", [
     ("stream: false", "stream: false\n    temprature: 0.3", "13: targets[1].temprature: unknown key (value: 0.3)"),
     ("provider: anthropic", "provider: gemini",

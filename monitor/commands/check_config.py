@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from monitor.commands.common import EXIT_OK, load_or_exit
+from monitor.config.loader import redact_url
 from monitor.config.secrets import resolve_api_key
 from monitor.errors import SecretError
 
@@ -36,7 +37,7 @@ def main(config_path: str) -> int:
     out.print(files)
     n_checks = sum(len(c.checks) for c in config.canaries)
     out.print(f"{len(config.canaries)} canaries, {n_checks} checks, {len(config.pairs())} canary x target pairs, "
-              f"store {config.storage.url}, listen {config.http.listen}")
+              f"store {redact_url(config.storage.url)}, listen {config.http.listen}")
     for w in warnings:
         out.print(f"[yellow]warning:[/] {w} (the daemon will refuse to start without it)")
     out.print("[green]configuration OK[/]")

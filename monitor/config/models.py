@@ -193,8 +193,9 @@ class Storage(Strict):
     def _url(cls, v: str) -> str:
         if not re.match(r"^(sqlite|postgresql(\+psycopg)?)://", v):
             raise ValueError("must start with sqlite:// or postgresql+psycopg://")
-        if re.match(r"^postgresql(\+psycopg)?://[^/@]*:[^/@]+@", v):
-            raise ValueError("must not contain a password: use PGPASSWORD / a .pgpass file, or ${ENV} interpolation")
+        # ${ENV} is interpolated before this check, so the password has to reach libpq another way
+        if re.match(r"^postgresql(\+psycopg)?://[^/@]*:[^/@]+@", v) or re.search(r"[?&]password=", v):
+            raise ValueError("must not contain a password: use PGPASSWORD, PGPASSFILE or a .pgpass file")
         return v
 
 

@@ -62,7 +62,7 @@ class Store:
 
     @property
     def safe_url(self) -> str:
-        return self.engine.url.render_as_string(hide_password=True)
+        return self.engine.url.difference_update_query(["password"]).render_as_string(hide_password=True)
 
     def ping(self) -> bool:
         try:
