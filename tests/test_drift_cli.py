@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import httpx
+import pytest
 from prometheus_client import CollectorRegistry
 
 from monitor.app import App
@@ -144,6 +145,24 @@ async def test_accept_refuses_a_window_without_enough_successes_and_unknown_targ
     out = cli("baseline", "show", "c9", "-c", str(cfg_path))
     assert out.returncode == 2 and "no canary 'c9'" in out.stderr and "known: c1" in out.stderr
     assert cli("baseline", "show", "c1", "-c", str(cfg_path)).stdout == before.stdout
+
+
+@pytest.mark.parametrize("url", ["postgresql+psycopg://postgres@127.0.0.1:5999/nope",
+                                 "sqlite:////nonexistent_dir/x.db", "sqlite:///{folder}/typo.db"])
+def test_read_commands_on_a_missing_store_are_clean_errors_that_create_nothing(tmp_path: Path, url: str) -> None:
+    cfg = write_config(tmp_path, "  - {id: t, provider: openai, base_url: 'http://127.0.0.1:9/v1', model: m}",
+                       "canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n")
+    cfg.write_text(cfg.read_text().replace(f"sqlite:///{tmp_path / 'm.db'}", url.format(folder=tmp_path)))
+    for args in (["drift"], ["drift", "--open", "--json"], ["diff", "c1"], ["baseline", "show", "c1"],
+                 ["alerts", "pending"]):
+        out = cli(*args, "-c", str(cfg))
+        assert out.returncode == 2, (args, out.stderr)
+        assert "Traceback" not in out.stderr and out.stderr.count("\n") <= 5, out.stderr
+        if url.startswith("sqlite"):
+            assert f"no store at {url.format(folder=tmp_path).removeprefix('sqlite:///')}" in out.stderr
+        else:
+            assert "cannot prepare the store at postgresql+psycopg://postgres@127.0.0.1:5999/nope" in out.stderr
+    assert not (tmp_path / "typo.db").exists()
 
 
 async def test_semantic_similarity_through_an_embeddings_endpoint(tmp_path: Path) -> None:

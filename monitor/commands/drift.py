@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from monitor.commands.common import EXIT_CONFIG, EXIT_OK, err_console, load_or_exit
+from monitor.commands.common import EXIT_CONFIG, EXIT_OK, err_console, load_or_exit, open_store_or_exit
 from monitor.domain import Observation
 
 JSON_KEYS = ("id", "canary", "target", "signal", "kind", "state", "test", "baseline_value", "current_value",
@@ -48,12 +48,10 @@ def _analysis(config_path: str) -> Any:
     from monitor.alerts.service import Alerting
     from monitor.analysis import Analysis
     from monitor.domain import utcnow
-    from monitor.store import Store
     from monitor.telemetry.metrics import Metrics
 
     config = load_or_exit(config_path)
-    store = Store(config.storage.url)
-    store.migrate()
+    store = open_store_or_exit(config, create=False)  # these commands work on stored data: never start a store
     # Notifications are only enqueued here (in the event's transaction); the running daemon delivers them.
     alerting = Alerting(config.alerts, Outbox(store.engine), None, utcnow)  # type: ignore[arg-type]
     tags = {c.id: tuple(c.tags) for c in config.canaries}
