@@ -182,6 +182,32 @@ def test_reload_by_sighup_and_http(tmp_path: Path, steady_sim: SimServer) -> Non
     assert "tok-123" not in d.log and '"k"' not in d.log
 
 
+@pytest.mark.parametrize("args,expected", [
+    (["demo", "--interval", "5x"], "argument --interval: not a duration: '5x' (use e.g. 30s, 5m, 1h30m)"),
+    (["demo", "--duration", "abc"], "argument --duration: not a duration: 'abc' (use e.g. 30s, 5m, 1h30m)"),
+    (["demo", "--interval", "0s"], "argument --interval: must be more than 0 (e.g. 5s)"),
+])
+def test_bad_demo_durations_are_argument_errors(args: list[str], expected: str) -> None:
+    out = cli(*args, timeout=30)
+    assert out.returncode == 2 and expected in out.stderr and "Traceback" not in out.stderr
+    assert out.stdout == ""  # refused before anything started
+
+
+def test_busy_ports_are_clean_errors() -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        sim = cli("sim", "--port", str(port), timeout=30)
+        assert sim.returncode == 2 and "Traceback" not in sim.stderr
+        assert f"cannot listen on 127.0.0.1:{port}" in sim.stderr and "http://" not in sim.stderr
+        demo = cli("demo", "--port", str(port), "--duration", "1s", timeout=60)
+        assert demo.returncode == 2 and "Traceback" not in demo.stderr
+        assert f"port {port} on 127.0.0.1 is in use" in demo.stderr and demo.stdout == ""
+
+
 @pytest.mark.slow
 def test_demo_exports_metrics_within_60_seconds() -> None:
     import os
