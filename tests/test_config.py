@@ -118,6 +118,8 @@ def test_config_rejections(tmp_path: Path, old: str, new: str, expected: str) ->
     ("{every: 5m}", "{every: often}", "6: canaries[0].schedule: not a duration: 'often' (use e.g. 30s, 5m, 1h30m)"),
     ("{every: 5m}", "{cron: '61 * * * *'}", "6: canaries[0].schedule: invalid cron expression '61 * * * *'"),
     ("{every: 5m}", "{every: 5m, cron: '* * * * *'}", "6: canaries[0].schedule: set exactly one of `every` or `cron`"),
+    ("{every: 5m}", "{every: 5s, jitter: 2m}", "6: canaries[0].schedule: `jitter` must be shorter than `every` "
+                                               "(jitter: '2m', every: '5s')"),
     ("role: user", "role: robot", "4: canaries[0].messages[0].role: Input should be 'system', 'user' or "
                                   "'assistant' (value: 'robot')"),
     ("id: kill-python-process", "id: Kill Python", "2: canaries[0].id: must be lowercase letters, digits"),

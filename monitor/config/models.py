@@ -133,7 +133,10 @@ class Schedule(Strict):
             except ValueError as e:
                 raise ValueError(f"invalid cron expression {self.cron!r}: {e}") from e
         if self.jitter is not None:
-            parse_duration(self.jitter)
+            jitter = parse_duration(self.jitter)
+            if self.every is not None and jitter >= parse_duration(self.every):
+                raise ValueError(f"`jitter` must be shorter than `every` (jitter: {self.jitter!r}, "
+                                 f"every: {self.every!r})")
         return self
 
     @property
