@@ -24,6 +24,8 @@ from monitor.telemetry.metrics import Metrics
 
 log = logging.getLogger("monitor.analysis")
 
+MIN_BASELINE_OBSERVATIONS = 5  # successful observations an operator-chosen baseline (pin, accept) needs at least
+
 
 def _dt(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
@@ -48,6 +50,12 @@ def alert_event(update: EventUpdate, tags: tuple[str, ...] = ()) -> AlertEvent:
                       opened_at=_dt(e.opened_at), resolved_at=_dt(e.resolved_at or e.accepted_at),
                       summary=f"{e.canary} @ {e.target}: {e.signal} {e.baseline_value} -> {e.current_value}",
                       evidence=evidence)
+
+
+def _enough(observations: list[Observation]) -> None:
+    ok = sum(1 for o in observations if o.ok)
+    if ok < MIN_BASELINE_OBSERVATIONS:
+        raise ValueError(f"a baseline needs at least {MIN_BASELINE_OBSERVATIONS} successful observations, got {ok}")
 
 
 class Analysis:
@@ -170,6 +178,7 @@ class Analysis:
     def accept_observations(self, canary: str, target: str, observations: list[Observation],
                             note: str) -> list[EventUpdate]:
         """Accept current behaviour from stored observations (the CLI has no live stream to take it from)."""
+        _enough(observations)
         now = utcnow()
         updates = []
         for e in self.engine.events(canary=canary, target=target, state="open"):
@@ -183,6 +192,7 @@ class Analysis:
 
     def pin(self, canary: str, target: str, observations: list[Observation], note: str) -> Any:
         """Make a pinned time range (its stored observations) the baseline."""
+        _enough(observations)
         b = self.engine.pin_baseline(canary, target, observations, note=note)
         self._installed[(canary, target)] = self.repo.save_baseline(canary, target, b.to_json(), source="pinned",
                                                                     note=note)

@@ -16,6 +16,19 @@ def _config_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("-c", "--config", default=DEFAULT_CONFIG, help="monitor.yaml (default: %(default)s)")
 
 
+def _duration(text: str) -> str:
+    """An argparse type: a positive duration (30s, 5m, 1h30m), kept as written."""
+    from monitor.durations import parse_duration
+
+    try:
+        seconds = parse_duration(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError("must be more than 0 (e.g. 5s)")
+    return text
+
+
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="llm-monitor", description="Watch the LLM APIs you depend on.")
     ap.add_argument("--version", action="version", version=f"llm-monitor {__version__}")
@@ -37,9 +50,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8900)
     p.add_argument("--scenario", help="scenario YAML (default: the built-in demo scenario)")
     p = sub.add_parser("demo", help="zero set-up: simulator + daemon + SQLite in a temp folder")
-    p.add_argument("--port", type=int, default=0, help="port for /metrics (default: a free one)")
-    p.add_argument("--interval", default="5s", help="how often each demo canary runs (default: %(default)s)")
-    p.add_argument("--duration", default=None, help="stop after this long (e.g. 3m); default: until Ctrl-C")
+    p.add_argument("--port", type=int, default=0,
+                   help="port for /metrics (default: 9464 if free, else a free one; a port given must be free)")
+    p.add_argument("--interval", type=_duration, default="5s",
+                   help="how often each demo canary runs (default: %(default)s)")
+    p.add_argument("--duration", type=_duration, default=None,
+                   help="stop after this long (e.g. 3m); default: until Ctrl-C")
     p = sub.add_parser("drift", help="list drift events")
     _config_arg(p)
     p.add_argument("--open", action="store_true", help="only open events")

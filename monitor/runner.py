@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -50,6 +51,11 @@ def output_rate(call: CallResult) -> float | None:
     return tokens / span
 
 
+def _midnight(t: datetime) -> datetime:
+    """Return 00:00 UTC of `t`'s UTC day: spend and its cap count per UTC day."""
+    return t.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
 @dataclass
 class Runner:
     """Runs canaries against targets; owns the per-target concurrency limits and the spend cap."""
@@ -66,6 +72,11 @@ class Runner:
     _limits: dict[str, asyncio.Semaphore] = field(default_factory=dict)
     _tasks: set[asyncio.Task[object]] = field(default_factory=set)
     _paused: set[str] = field(default_factory=set)
+    # Today's spend per target: (00:00 UTC of the day, USD since). Read from the store on a target's first run
+    # (so it survives restarts) and at each day's first; then counted up as each call's cost is stored. A
+    # target's lock keeps a store read and a save + count from interleaving (no cost counted twice or lost).
+    _spend: dict[str, tuple[datetime, float]] = field(default_factory=dict)
+    _spend_locks: dict[str, threading.Lock] = field(default_factory=dict)
 
     def set_providers(self, providers: dict[str, Provider], targets: list[Target]) -> None:
         """Swap in the providers of a (re)loaded config; limits follow each target's max_concurrency."""
@@ -111,12 +122,12 @@ class Runner:
         return observations
 
     async def _over_cap(self, target: Target) -> bool:
+        midnight = _midnight(self.now())
         if target.daily_spend_cap_usd is None:
+            if self._spend.get(target.id, (None, 0.0))[0] != midnight:  # first run since start or since 00:00
+                await asyncio.to_thread(self._read_spend, target.id, midnight)
             return False
-        now = self.now()
-        midnight = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-        spent = await asyncio.to_thread(self.store.spend_since, target.id, midnight)
-        self.metrics.spend_today.labels(target.id).set(spent)
+        spent = await asyncio.to_thread(self._read_spend, target.id, midnight)  # other replicas spend too
         over = spent >= target.daily_spend_cap_usd
         self.metrics.paused.labels(target.id).set(1 if over else 0)
         if over and target.id not in self._paused:
@@ -129,6 +140,31 @@ class Runner:
         for hook in self.cap_listeners:
             hook(target.id, over, spent, target.daily_spend_cap_usd)
         return over
+
+    def _read_spend(self, target_id: str, midnight: datetime) -> float:
+        """Read a target's spend since `midnight` from the store and show it (in a worker thread)."""
+        with self._spend_locks.setdefault(target_id, threading.Lock()):
+            spent = self.store.spend_since(target_id, midnight)
+            self._spend[target_id] = (midnight, spent)
+            self.metrics.spend_today.labels(target_id).set(spent)
+        return spent
+
+    def _save(self, obs: Observation) -> None:
+        """Store an observation and count its cost in its target's spend today (in a worker thread)."""
+        if not obs.cost_usd:
+            self.store.save_observation(obs)
+            return
+        midnight = _midnight(obs.started_at)
+        with self._spend_locks.setdefault(obs.target, threading.Lock()):
+            self.store.save_observation(obs)
+            day, spent = self._spend.get(obs.target, (None, 0.0))
+            if day == midnight:
+                self._spend[obs.target] = (day, spent + obs.cost_usd)
+                self.metrics.spend_today.labels(obs.target).set(spent + obs.cost_usd)
+                return
+        if day is None or day < midnight:  # the first cost of a new day: the store has all of it, this one too
+            self._read_spend(obs.target, midnight)
+        # else: a call started yesterday, finished today; it counts for yesterday (as the cap counts it)
 
     async def _sample(self, canary: Canary, target: Target, run: Run, index: int) -> Observation:
         provider = self.providers[target.id]
@@ -146,7 +182,7 @@ class Runner:
                                   stream=request.stream)
                 obs = self._observation(canary, target, run, index, started, call, provider.name)
                 end_call_span(span, call)
-                self.store.save_observation(obs)  # synchronous on purpose: we are being cancelled
+                self._save(obs)  # synchronous on purpose: we are being cancelled
                 self.metrics.observe(obs, provider.name, provider.server_address)
                 raise
             except Exception as e:  # a bug in a provider must not kill the daemon
@@ -162,7 +198,7 @@ class Runner:
                 await asyncio.to_thread(self.annotate, obs, canary)
             except Exception:
                 log.exception("quality checks failed on %s@%s", canary.id, target.id)
-        await asyncio.to_thread(self.store.save_observation, obs)
+        await asyncio.to_thread(self._save, obs)
         self.metrics.observe(obs, provider.name, provider.server_address)
         for listener in self.listeners:
             try:

@@ -43,6 +43,24 @@ def test_check_config_ok_and_bad(tmp_path: Path, steady_sim: SimServer) -> None:
     assert f"{tmp_path / 'probes' / 'p.yaml'}:4: canaries[0].samples: Input should be a valid integer" in bad.stderr
 
 
+def test_check_config_resolves_alert_sink_secrets_as_run_does(tmp_path: Path, steady_sim: SimServer) -> None:
+    sinks = ("alerts:\n  sinks:\n"
+             "    - {name: hook, type: webhook, url: 'http://127.0.0.1:9/h', secret_env: HOOK_SECRET}\n"
+             "    - {name: chat, type: slack, url_env: SLACK_URL}\n")
+    cfg = write_config(tmp_path, two_targets(steady_sim), ONE, extra=sinks)
+    secret = "not-base64!!hunter2"
+    bad = cli("check-config", "-c", str(cfg), env={"K": "k", "HOOK_SECRET": secret, "SLACK_URL": ""})
+    assert bad.returncode == 2 and "configuration OK" not in bad.stdout
+    assert "alert sink hook: secret_env HOOK_SECRET: a webhook signing secret must be base64" in bad.stderr
+    assert "alert sink chat: environment variable SLACK_URL (named by url_env) is not set or empty" in bad.stderr
+    assert secret not in bad.stdout + bad.stderr and "Traceback" not in bad.stderr
+    run = cli("run", "-c", str(cfg), env={"K": "k", "HOOK_SECRET": secret, "SLACK_URL": ""})
+    assert run.returncode == 2  # the daemon refuses the same config
+    ok = cli("check-config", "-c", str(cfg),
+             env={"K": "k", "HOOK_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "SLACK_URL": "http://127.0.0.1:9/s"})
+    assert ok.returncode == 0 and "configuration OK" in ok.stdout, ok.stderr
+
+
 def test_probe_json_has_the_documented_fields(tmp_path: Path, steady_sim: SimServer) -> None:
     cfg = write_config(tmp_path, two_targets(steady_sim), ONE)
     out = cli("probe", "-c", str(cfg), "--json", env={"K": "k"})
@@ -162,6 +180,32 @@ def test_reload_by_sighup_and_http(tmp_path: Path, steady_sim: SimServer) -> Non
     finally:
         d.stop()
     assert "tok-123" not in d.log and '"k"' not in d.log
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["demo", "--interval", "5x"], "argument --interval: not a duration: '5x' (use e.g. 30s, 5m, 1h30m)"),
+    (["demo", "--duration", "abc"], "argument --duration: not a duration: 'abc' (use e.g. 30s, 5m, 1h30m)"),
+    (["demo", "--interval", "0s"], "argument --interval: must be more than 0 (e.g. 5s)"),
+])
+def test_bad_demo_durations_are_argument_errors(args: list[str], expected: str) -> None:
+    out = cli(*args, timeout=30)
+    assert out.returncode == 2 and expected in out.stderr and "Traceback" not in out.stderr
+    assert out.stdout == ""  # refused before anything started
+
+
+def test_busy_ports_are_clean_errors() -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        sim = cli("sim", "--port", str(port), timeout=30)
+        assert sim.returncode == 2 and "Traceback" not in sim.stderr
+        assert f"cannot listen on 127.0.0.1:{port}" in sim.stderr and "http://" not in sim.stderr
+        demo = cli("demo", "--port", str(port), "--duration", "1s", timeout=60)
+        assert demo.returncode == 2 and "Traceback" not in demo.stderr
+        assert f"port {port} on 127.0.0.1 is in use" in demo.stderr and demo.stdout == ""
 
 
 @pytest.mark.slow

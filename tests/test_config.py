@@ -80,6 +80,21 @@ def test_literal_api_key_refused_and_not_echoed(tmp_path: Path) -> None:
     assert secret not in msg and "<redacted>" in msg
 
 
+@pytest.mark.parametrize("url", ["postgresql+psycopg://postgres:hunter2SECRET@127.0.0.1:5432/qa_llm",
+                                 "postgresql://postgres@127.0.0.1:5432/qa_llm?sslmode=require&password=hunter2SECRET"])
+def test_storage_url_with_password_refused_and_not_echoed(tmp_path: Path, url: str) -> None:
+    path = setup(tmp_path, GOOD.replace("sqlite:///llm-monitor.db", url))
+    (msg,) = issues(path)
+    assert "hunter2SECRET" not in msg
+    assert msg.startswith(f"{path}:14: storage.url: must not contain a password: use PGPASSWORD, PGPASSFILE or "
+                          "a .pgpass file (value: 'postgresql")
+    assert "<redacted>" in msg and "${" not in msg
+    # ${ENV} interpolation happens before validation, so it is refused the same way (and not echoed either)
+    path = setup(tmp_path, GOOD.replace("sqlite:///llm-monitor.db", "${DB_URL}"))
+    (msg,) = issues(path, environ={"DB_URL": url})
+    assert "must not contain a password" in msg and "hunter2SECRET" not in msg
+
+
 @pytest.mark.parametrize("old,new,expected", [
     ("stream: false", "stream: false\n    temprature: 0.3", "13: targets[1].temprature: unknown key (value: 0.3)"),
     ("provider: anthropic", "provider: gemini",
@@ -103,6 +118,8 @@ def test_config_rejections(tmp_path: Path, old: str, new: str, expected: str) ->
     ("{every: 5m}", "{every: often}", "6: canaries[0].schedule: not a duration: 'often' (use e.g. 30s, 5m, 1h30m)"),
     ("{every: 5m}", "{cron: '61 * * * *'}", "6: canaries[0].schedule: invalid cron expression '61 * * * *'"),
     ("{every: 5m}", "{every: 5m, cron: '* * * * *'}", "6: canaries[0].schedule: set exactly one of `every` or `cron`"),
+    ("{every: 5m}", "{every: 5s, jitter: 2m}", "6: canaries[0].schedule: `jitter` must be shorter than `every` "
+                                               "(jitter: '2m', every: '5s')"),
     ("role: user", "role: robot", "4: canaries[0].messages[0].role: Input should be 'system', 'user' or "
                                   "'assistant' (value: 'robot')"),
     ("id: kill-python-process", "id: Kill Python", "2: canaries[0].id: must be lowercase letters, digits"),

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import httpx
+import pytest
 from prometheus_client import CollectorRegistry
 
 from monitor.app import App
@@ -107,6 +108,61 @@ async def test_drift_diff_and_baseline_commands(tmp_path: Path) -> None:
     assert reset.returncode == 0 and "baseline reset" in reset.stdout
     bad = cli("baseline", "accept", "nope", "-c", str(cfg_path))
     assert bad.returncode == 2
+
+
+async def test_accept_refuses_a_window_without_enough_successes_and_unknown_targets(tmp_path: Path) -> None:
+    scenario = scenario_from_dict({"name": "down", "seed": 4, "defaults": {"ttft": 5, "output_tps": 5000},
+                                   "models": {"*": {"phases": [{"name": "a"}]}}})
+    probes = "canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n    samples: 4\n"
+    with SimServer(scenario) as sim:
+        cfg_path = write_config(tmp_path, f"  - {{id: t, provider: openai, base_url: '{sim.openai_base_url}', "
+                                          "model: m}", probes, extra="drift: {baseline_size: 12}\n")
+        config = load_config(cfg_path, environ={})
+        app = App(config, registry=CollectorRegistry(), environ={}, serve_http=False)
+        await app.start(schedule=False)
+        canary, target = config.pairs()[0]
+        try:
+            for _ in range(3):
+                await app.runner.run(canary, target)
+            await asyncio.sleep(0.5)
+            sim.stop()  # the upstream goes away: every later call fails
+            for _ in range(6):
+                assert not any(o.ok for o in await app.runner.run(canary, target))
+        finally:
+            await app.stop()
+    before = cli("baseline", "show", "c1", "-c", str(cfg_path))
+    assert before.returncode == 0 and "first_n" in before.stdout
+    accept = cli("baseline", "accept", "c1", "--target", "t", "-c", str(cfg_path))
+    assert accept.returncode == 2
+    assert "only 0 successful observations" in accept.stderr and "at least 5" in accept.stderr
+    assert "Traceback" not in accept.stderr
+    assert cli("baseline", "show", "c1", "-c", str(cfg_path)).stdout == before.stdout  # nothing changed
+    for args in (["baseline", "accept", "c1"], ["baseline", "show", "c1"], ["baseline", "reset", "c1"],
+                 ["diff", "c1"]):
+        out = cli(*args, "--target", "nope", "-c", str(cfg_path))
+        assert out.returncode == 2, args
+        assert "no target 'nope'" in out.stderr and "known: t" in out.stderr, out.stderr
+    out = cli("baseline", "show", "c9", "-c", str(cfg_path))
+    assert out.returncode == 2 and "no canary 'c9'" in out.stderr and "known: c1" in out.stderr
+    assert cli("baseline", "show", "c1", "-c", str(cfg_path)).stdout == before.stdout
+
+
+@pytest.mark.parametrize("url", ["postgresql+psycopg://postgres@127.0.0.1:5999/nope",
+                                 "sqlite:////nonexistent_dir/x.db", "sqlite:///{folder}/typo.db"])
+def test_read_commands_on_a_missing_store_are_clean_errors_that_create_nothing(tmp_path: Path, url: str) -> None:
+    cfg = write_config(tmp_path, "  - {id: t, provider: openai, base_url: 'http://127.0.0.1:9/v1', model: m}",
+                       "canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n")
+    cfg.write_text(cfg.read_text().replace(f"sqlite:///{tmp_path / 'm.db'}", url.format(folder=tmp_path)))
+    for args in (["drift"], ["drift", "--open", "--json"], ["diff", "c1"], ["baseline", "show", "c1"],
+                 ["alerts", "pending"]):
+        out = cli(*args, "-c", str(cfg))
+        assert out.returncode == 2, (args, out.stderr)
+        assert "Traceback" not in out.stderr and out.stderr.count("\n") <= 5, out.stderr
+        if url.startswith("sqlite"):
+            assert f"no store at {url.format(folder=tmp_path).removeprefix('sqlite:///')}" in out.stderr
+        else:
+            assert "cannot prepare the store at postgresql+psycopg://postgres@127.0.0.1:5999/nope" in out.stderr
+    assert not (tmp_path / "typo.db").exists()
 
 
 async def test_semantic_similarity_through_an_embeddings_endpoint(tmp_path: Path) -> None:

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from monitor.telemetry.grid import PairGrid, PairHistogram
+from monitor.telemetry.metrics import Metrics
+
+README = Path(__file__).resolve().parent.parent / "README.md"
 
 
 def _samples(registry: CollectorRegistry, name: str) -> dict[tuple, float]:
@@ -80,3 +86,24 @@ def test_exposition_passes_the_text_parser() -> None:
     PairHistogram("h_seconds", "d", ("canary", "target"), (0.5,), registry=reg).observe("a", "x", value=1)
     names = {f.name for f in text_string_to_metric_families(generate_latest(reg).decode())}
     assert names == {"c", "h_seconds"}
+
+
+def test_readme_metrics_reference_names_what_is_exported() -> None:
+    """Every metric in the README's table is exported under that exact name, with the labels listed."""
+    metrics = Metrics(CollectorRegistry())
+    exported = {m.name + ("_total" if m.type == "counter" else "") for m in metrics.registry.collect()}
+    plain = {(v._name + ("_total" if isinstance(v, Counter) else "")): set(v._labelnames)
+             for v in vars(metrics).values() if isinstance(v, Gauge | Counter)}
+    section = README.read_text().split("## Metrics reference", 1)[1].split("\n## ", 1)[0]
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in section.splitlines()
+            if line.startswith("| `")]
+    listed = set()
+    for names_cell, _kind, labels_cell, _meaning in rows:
+        names = re.findall(r"`([a-z_]+)`", names_cell)
+        listed.update(names)
+        assert names and set(names) <= exported, (names_cell, set(names) - exported)
+        if all(name in plain for name in names):  # prometheus_client metrics: their label names are known here
+            labels = {x.strip() for x in labels_cell.split(",") if x.strip()}
+            for name in names:
+                assert plain[name] == labels, (name, plain[name], labels_cell)
+    assert set(plain) <= listed, set(plain) - listed

@@ -104,6 +104,27 @@ async def test_spend_cap_pauses_target(steady_sim: SimServer, tmp_path: Path) ->
     assert sample(app.registry, "llm_monitor_spend_today_usd", target="gpt") > 0.000001
 
 
+async def test_spend_today_follows_every_recorded_cost_and_survives_a_restart(steady_sim: SimServer,
+                                                                             tmp_path: Path) -> None:
+    prices = ", prices: {input: 1000, output: 1000}"
+    cfg = load_config(write_config(tmp_path, targets(steady_sim, prices + ", daily_spend_cap_usd: 1000"), PROBES),
+                      environ={"K": "k"})
+    spent: dict[str, float] = {"gpt": 0.0, "claude": 0.0}
+    for _restart in range(2):
+        app = App(cfg, environ={"K": "k"}, serve_http=False)
+        await app.start(schedule=False)
+        try:
+            for canary, target in cfg.pairs():  # gpt has a cap, claude none
+                for o in await app.runner.run(canary, target):
+                    spent[o.target] += o.cost_usd or 0.0
+                # right after the run, not only at the next run's start
+                assert sample(app.registry, "llm_monitor_spend_today_usd", target=target.id) == pytest.approx(
+                    spent[target.id])
+        finally:
+            await app.stop()
+    assert spent["gpt"] > 0 and spent["claude"] > 0
+
+
 async def test_failures_are_observations_and_metrics(faults_sim: SimServer, tmp_path: Path) -> None:
     tgt = f"  - {{id: f, provider: openai, base_url: '{faults_sim.openai_base_url}', model: fault-rate-limit}}"
     cfg = load_config(write_config(tmp_path, tgt, PROBES), environ={})

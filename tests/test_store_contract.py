@@ -103,6 +103,13 @@ def test_a_child_migration_that_cannot_connect_is_a_store_error_without_the_pass
     assert "s3cret" not in str(err.value)
 
 
+def test_safe_url_hides_a_password_in_userinfo_or_query() -> None:
+    store = Store("postgresql+psycopg://nobody:s3cret@127.0.0.1:1/none?password=s3cret2&sslmode=disable")
+    assert "s3cret" not in store.safe_url and store.safe_url.startswith("postgresql+psycopg://nobody:***@127.0.0.1:1")
+    assert "sslmode=disable" in store.safe_url
+    store.close()
+
+
 def test_round_trip_keeps_everything(store: Store) -> None:
     o = obs(1)
     store.save_observation(o)

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from monitor.alerts.config import AlertsConfig
@@ -81,13 +82,13 @@ def alerts_pending(config: Any, *, limit: int = 100, console: Console | None = N
     own = store is None
     st = store or Store(config.storage.url)
     try:
-        st.migrate()
+        st.migrate(create=False)  # listing never starts a store (a mistyped path is an error, not a new file)
         outbox = Outbox(st.engine)
         rows = outbox.query(statuses=WAITING, limit=limit)
         total = outbox.pending_count()
     except MonitorError as e:
-        out.print(f"[red]{e}[/]")
-        return EXIT_FAIL
+        Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]error:[/] {escape(str(e))}")
+        return EXIT_CONFIG
     finally:
         if own:
             st.close()

@@ -7,7 +7,9 @@ from collections import Counter
 from rich.console import Console
 from rich.table import Table
 
-from monitor.commands.common import EXIT_OK, load_or_exit
+from monitor.alerts.sinks import sink_problems
+from monitor.commands.common import EXIT_CONFIG, EXIT_OK, err_console, load_or_exit
+from monitor.config.loader import redact_url
 from monitor.config.secrets import resolve_api_key
 from monitor.errors import SecretError
 
@@ -36,8 +38,14 @@ def main(config_path: str) -> int:
     out.print(files)
     n_checks = sum(len(c.checks) for c in config.canaries)
     out.print(f"{len(config.canaries)} canaries, {n_checks} checks, {len(config.pairs())} canary x target pairs, "
-              f"store {config.storage.url}, listen {config.http.listen}")
+              f"store {redact_url(config.storage.url)}, listen {config.http.listen}")
     for w in warnings:
         out.print(f"[yellow]warning:[/] {w} (the daemon will refuse to start without it)")
+    errors = sink_problems(config.alerts)  # what `run` refuses to start with, checked the same way
+    if errors:
+        err_console.print(f"[bold red]invalid configuration[/] ({len(errors)} problem{'s' if len(errors) != 1 else ''}):")
+        for e in errors:
+            err_console.print(f"  {e}", markup=False)
+        return EXIT_CONFIG
     out.print("[green]configuration OK[/]")
     return EXIT_OK

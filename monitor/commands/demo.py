@@ -12,6 +12,7 @@ from typing import Any
 from rich.console import Console
 
 from monitor.app import App
+from monitor.commands.common import EXIT_CONFIG, err_console
 from monitor.commands.run import serve
 from monitor.config.loader import Config, load_config
 from monitor.config.models import Schedule
@@ -32,15 +33,16 @@ def shipped_probes() -> Path:
                             f"{', '.join(str(c) for c in candidates)}): run the demo from a checkout")
 
 
-def free_port(preferred: int) -> int:
-    for port in (preferred, 0):
+def free_port(preferred: int, *, fallback: bool = True) -> int:
+    """Return `preferred` if it is free on 127.0.0.1, else (with `fallback`) any free port; OSError otherwise."""
+    for port in (preferred, 0) if fallback else (preferred,):
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))
                 return int(s.getsockname()[1])
             except OSError:
                 continue
-    raise OSError("no free port")
+    raise OSError(f"port {preferred} on 127.0.0.1 is in use" if not fallback else "no free port")
 
 
 def demo_config(folder: Path, openai_url: str, anthropic_url: str, port: int, interval: str) -> Config:
@@ -107,11 +109,14 @@ def _v(value: Any) -> str:
 def main(port: int, interval: str, duration: str | None) -> int:
     from monitor.sim import SimServer, builtin_scenario
 
-    parse_duration(interval)
     console = Console(highlight=False)
+    try:  # a port the user asked for must be free; only the default falls back to any free one
+        http_port = free_port(port or 9464, fallback=not port)
+    except OSError as e:
+        err_console.print(f"[bold red]error:[/] {e} (choose another with --port, or leave it out)")
+        return EXIT_CONFIG
     with tempfile.TemporaryDirectory(prefix="llm-monitor-demo-") as tmp, \
             SimServer(builtin_scenario("demo")) as sim:
-        http_port = free_port(port or 9464)
         config = demo_config(Path(tmp), sim.openai_base_url, sim.url, http_port, interval)
         console.print(f"[bold]llm-monitor demo[/]: simulated upstream at {sim.url}, store {tmp}/demo.db")
         console.print(f"  metrics:      http://127.0.0.1:{http_port}/metrics")

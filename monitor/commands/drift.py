@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from monitor.commands.common import EXIT_CONFIG, EXIT_OK, err_console, load_or_exit
+from monitor.commands.common import EXIT_CONFIG, EXIT_OK, err_console, load_or_exit, open_store_or_exit
 from monitor.domain import Observation
 
 JSON_KEYS = ("id", "canary", "target", "signal", "kind", "state", "test", "baseline_value", "current_value",
@@ -48,12 +48,10 @@ def _analysis(config_path: str) -> Any:
     from monitor.alerts.service import Alerting
     from monitor.analysis import Analysis
     from monitor.domain import utcnow
-    from monitor.store import Store
     from monitor.telemetry.metrics import Metrics
 
     config = load_or_exit(config_path)
-    store = Store(config.storage.url)
-    store.migrate()
+    store = open_store_or_exit(config, create=False)  # these commands work on stored data: never start a store
     # Notifications are only enqueued here (in the event's transaction); the running daemon delivers them.
     alerting = Alerting(config.alerts, Outbox(store.engine), None, utcnow)  # type: ignore[arg-type]
     tags = {c.id: tuple(c.tags) for c in config.canaries}
@@ -95,9 +93,10 @@ def diff(config_path: str, canary: str, target: str | None, count: int) -> int:
     from monitor.drift.events import word_diff
 
     config, analysis = _analysis(config_path)
-    targets = [target] if target else [t.id for c, t in config.pairs() if c.id == canary]
-    if not targets:
-        err_console.print(f"no canary {canary!r} in the configuration")
+    try:
+        targets = _pair_targets(config, canary, target)
+    except ValueError as e:
+        err_console.print(f"[red]error:[/] {e}")
         return EXIT_CONFIG
     console = _console()
     for tid in targets:
@@ -119,15 +118,28 @@ def diff(config_path: str, canary: str, target: str | None, count: int) -> int:
 
 
 def _pair_targets(config: Any, canary: str, target: str | None) -> list[str]:
-    return [target] if target else [t.id for c, t in config.pairs() if c.id == canary]
+    """Return the configured targets of `canary` (only `target` if given); ValueError names the known ones."""
+    canaries = [c.id for c in config.canaries]
+    if canary not in canaries:
+        raise ValueError(f"no canary {canary!r} in the configuration (known: {', '.join(canaries) or 'none'})")
+    targets = [t.id for c, t in config.pairs() if c.id == canary]
+    if not targets:
+        raise ValueError(f"canary {canary!r} runs against no configured target")
+    if target is not None and target not in targets:
+        raise ValueError(f"no target {target!r} for canary {canary!r} in the configuration "
+                         f"(known: {', '.join(targets)})")
+    return [target] if target is not None else targets
 
 
 def baseline(config_path: str, action: str, canary: str, target: str | None, note: str,
              since: str | None = None, until: str | None = None) -> int:
+    from monitor.analysis import MIN_BASELINE_OBSERVATIONS
+
     config, analysis = _analysis(config_path)
-    targets = _pair_targets(config, canary, target)
-    if not targets:
-        err_console.print(f"no canary {canary!r} (with target {target!r}) in the configuration")
+    try:
+        targets = _pair_targets(config, canary, target)
+    except ValueError as e:
+        err_console.print(f"[red]error:[/] {e}")
         return EXIT_CONFIG
     console = _console()
     if action == "show":
@@ -142,30 +154,40 @@ def baseline(config_path: str, action: str, canary: str, target: str | None, not
                               str(d.get("ready")), str(d.get("count")), ident, "yes" if row["active"] else "")
         console.print(table)
         return EXIT_OK
+    # Every target's observations are chosen and checked before anything changes, so a refusal changes nothing.
+    chosen: dict[str, list[Observation]] = {}
+    if action in ("pin", "accept"):
+        try:
+            start, end = _when(since, "--since"), _when(until, "--until")
+        except ValueError as e:
+            err_console.print(f"[red]error:[/] {e}")
+            return EXIT_CONFIG
+        size = config.drift.baseline_size
+        for tid in targets:
+            if action == "pin":
+                rows = [o for o in analysis.store.observations(canary=canary, target=tid, since=start, before=end,
+                                                               limit=100_000, oldest_first=True) if o.ok]
+                where = "in that range"
+            else:
+                recent = analysis.store.observations(canary=canary, target=tid, limit=size * 2)
+                rows = list(reversed([o for o in recent if o.ok]))[-size:]
+                where = f"among the latest {len(recent)} calls"
+            if len(rows) < MIN_BASELINE_OBSERVATIONS:
+                err_console.print(f"[red]error:[/] {canary} @ {tid}: only {len(rows)} successful observations "
+                                  f"{where}; a baseline needs at least {MIN_BASELINE_OBSERVATIONS} (nothing changed)")
+                return EXIT_CONFIG
+            chosen[tid] = rows
     analysis.restore([(canary, t) for t in targets])
     for tid in targets:
         if action == "pin":
-            try:
-                start, end = _when(since, "--since"), _when(until, "--until")
-            except ValueError as e:
-                err_console.print(f"[red]error:[/] {e}")
-                return EXIT_CONFIG
-            rows = [o for o in analysis.store.observations(canary=canary, target=tid, since=start, before=end,
-                                                           limit=100_000, oldest_first=True) if o.ok]
-            if len(rows) < 5:
-                err_console.print(f"{canary} @ {tid}: only {len(rows)} successful observations in that range")
-                return EXIT_CONFIG
+            rows = chosen[tid]
             analysis.pin(canary, tid, rows, note)
             console.print(f"{canary} @ {tid}: baseline pinned to {len(rows)} observations "
                           f"from {rows[0].started_at:%Y-%m-%d %H:%M} to {rows[-1].started_at:%Y-%m-%d %H:%M}")
         elif action == "accept":
-            recent = [o for o in analysis.store.observations(canary=canary, target=tid,
-                                                             limit=config.drift.baseline_size * 2) if o.ok]
-            updates = analysis.accept_observations(canary, tid, list(reversed(recent))[-config.drift.baseline_size:],
-                                                   note)
+            updates = analysis.accept_observations(canary, tid, chosen[tid], note)
             console.print(f"{canary} @ {tid}: current behaviour accepted as the baseline "
-                          f"({len(recent[:config.drift.baseline_size])} observations); "
-                          f"{len(updates)} open event(s) marked accepted")
+                          f"({len(chosen[tid])} observations); {len(updates)} open event(s) marked accepted")
         else:
             updates = analysis.reset(canary, tid, note)
             console.print(f"{canary} @ {tid}: baseline reset; the next {config.drift.baseline_size} successful "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from monitor.commands.common import EXIT_OK, err_console
+from monitor.commands.common import EXIT_CONFIG, EXIT_OK, err_console
 from monitor.errors import ConfigError
 
 
@@ -16,7 +16,19 @@ def main(host: str, port: int, scenario_path: str | None) -> int:
         for issue in e.issues:
             err_console.print(f"  {issue}", markup=False)
         return 2
-    err_console.print(f"simulated upstream on http://{host}:{port}  (OpenAI: http://{host}:{port}/v1, "
-                      f"Anthropic: http://{host}:{port})", markup=False)
-    serve(scenario, host, port)
+    bound: list[bool] = []
+
+    def listening() -> None:
+        bound.append(True)
+        err_console.print(f"simulated upstream on http://{host}:{port}  (OpenAI: http://{host}:{port}/v1, "
+                          f"Anthropic: http://{host}:{port})", markup=False)
+
+    try:
+        serve(scenario, host, port, on_listening=listening)
+    except OSError as e:
+        if bound:  # not the bind: a failure while serving is a bug, shown as such
+            raise
+        err_console.print(f"[bold red]error:[/] cannot listen on {host}:{port}: {e.strerror or e} "
+                          "(choose another with --port)")
+        return EXIT_CONFIG
     return EXIT_OK

@@ -60,6 +60,8 @@ class Config:
 
 M = TypeVar("M", bound=BaseModel)
 _SECRETISH = re.compile(r"key|secret|token|password", re.I)
+_URL_PASSWORD = re.compile(r"(://[^/@:\s]*:)[^/@\s]+@")
+_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&#\s]*", re.I)
 
 
 def _validate(model: type[M], src: Located, issues: list[ConfigIssue]) -> M | None:
@@ -76,8 +78,16 @@ def _validate(model: type[M], src: Located, issues: list[ConfigIssue]) -> M | No
                 value = None
             elif value is not None and _SECRETISH.search(str(loc[-1]) if loc else ""):
                 value = "<redacted>"  # never echo something that may be a secret
+            elif isinstance(value, str):
+                value = redact_url(value)
             issues.append(ConfigIssue(src.path, dotted(loc), reason, src.line_of(loc), value))
         return None
+
+
+def redact_url(text: str) -> str:
+    """Replace the password of a URL (user:PASSWORD@ or ?password=) with <redacted>."""
+    text = _URL_PASSWORD.sub(r"\1<redacted>@", text)
+    return _QUERY_PASSWORD.sub(r"\1<redacted>", text)
 
 
 def _strip_union_tags(loc: tuple[Any, ...]) -> tuple[Any, ...]:

@@ -133,7 +133,10 @@ class Schedule(Strict):
             except ValueError as e:
                 raise ValueError(f"invalid cron expression {self.cron!r}: {e}") from e
         if self.jitter is not None:
-            parse_duration(self.jitter)
+            jitter = parse_duration(self.jitter)
+            if self.every is not None and jitter >= parse_duration(self.every):
+                raise ValueError(f"`jitter` must be shorter than `every` (jitter: {self.jitter!r}, "
+                                 f"every: {self.every!r})")
         return self
 
     @property
@@ -204,8 +207,9 @@ class Storage(Strict):
     def _url(cls, v: str) -> str:
         if not re.match(r"^(sqlite|postgresql(\+psycopg)?)://", v):
             raise ValueError("must start with sqlite:// or postgresql+psycopg://")
-        if re.match(r"^postgresql(\+psycopg)?://[^/@]*:[^/@]+@", v):
-            raise ValueError("must not contain a password: use PGPASSWORD / a .pgpass file, or ${ENV} interpolation")
+        # ${ENV} is interpolated before this check, so the password has to reach libpq another way
+        if re.match(r"^postgresql(\+psycopg)?://[^/@]*:[^/@]+@", v) or re.search(r"[?&]password=", v):
+            raise ValueError("must not contain a password: use PGPASSWORD, PGPASSFILE or a .pgpass file")
         return v
 
 

@@ -67,14 +67,23 @@ def _listen(host: str, port: int) -> StampingListener:
     """A socket bound to (host, port) whose connections note when requests reach the host."""
     sock = StampingListener(socket.AF_INET6 if ":" in host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
     return sock
 
 
 def serve(scenario: Scenario, host: str = "127.0.0.1", port: int = 8400, *, seed: int | None = None,
-          log_level: str = "info") -> None:
-    """Serve the simulator until interrupted (the ``llm-monitor sim`` command)."""
+          log_level: str = "info", on_listening: Callable[[], None] | None = None) -> None:
+    """Serve the simulator until interrupted (the ``llm-monitor sim`` command).
+
+    OSError when (host, port) cannot be bound; ``on_listening`` runs once the port is this server's.
+    """
     listener = _listen(host, port)
+    if on_listening is not None:
+        on_listening()
     uvicorn.Server(_config(build_app(scenario, seed=seed), log_level, listener)).run(sockets=[listener])
 
 

@@ -7,6 +7,7 @@ the probes' latency measurements) never waits on the database.
 from __future__ import annotations
 
 import functools
+import os
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -19,7 +20,7 @@ from monitor.domain import Observation
 from monitor.errors import StoreError
 from monitor.store.convert import aware, from_row, to_values, upsert, where_equal
 from monitor.store.engine import make_engine
-from monitor.store.schema import migrate, migrate_in_child
+from monitor.store.schema import in_memory, migrate, migrate_in_child
 from monitor.store.tables import ObservationRow, RunRow
 
 
@@ -50,11 +51,16 @@ class Store:
     def dialect(self) -> str:
         return self.engine.dialect.name
 
-    def migrate(self, *, in_child: bool = False) -> str:
+    def migrate(self, *, in_child: bool = False, create: bool = True) -> str:
         """Create or upgrade the schema; return the revision now in force.
 
         `in_child`: migrate in a child process (a long-running daemon keeps none of Alembic's memory).
+        `create=False`: a SQLite database file that does not exist yet is a StoreError, not a new database
+        (commands that only read must not leave an empty store behind a mistyped path).
         """
+        path = self.engine.url.database
+        if not create and self.dialect == "sqlite" and not in_memory(self.engine) and not os.path.exists(path or ""):
+            raise StoreError(f"no store at {path} (llm-monitor run or probe creates it)")
         try:
             return migrate_in_child(self.engine) if in_child else migrate(self.engine)
         except SQLAlchemyError as e:
@@ -62,7 +68,7 @@ class Store:
 
     @property
     def safe_url(self) -> str:
-        return self.engine.url.render_as_string(hide_password=True)
+        return self.engine.url.difference_update_query(["password"]).render_as_string(hide_password=True)
 
     def ping(self) -> bool:
         try:

@@ -11,6 +11,7 @@ from monitor.alerts.sinks.base import Rendered, Sink
 from monitor.alerts.sinks.pagerduty import PagerDuty
 from monitor.alerts.sinks.slack import Slack
 from monitor.alerts.sinks.webhook import Webhook
+from monitor.errors import SecretError
 
 SINKS: dict[str, Any] = {"webhook": Webhook, "slack": Slack, "alertmanager": Alertmanager, "pagerduty": PagerDuty}
 
@@ -20,4 +21,15 @@ def build_sinks(cfg: AlertsConfig, environ: Mapping[str, str] | None = None) -> 
     return {s.name: SINKS[s.type].build(s, cfg, environ) for s in cfg.sinks}
 
 
-__all__ = ["SINKS", "Rendered", "Sink", "build_sinks"]
+def sink_problems(cfg: AlertsConfig, environ: Mapping[str, str] | None = None) -> list[str]:
+    """Return why each sink that `build_sinks` would refuse cannot be built (never a secret's value)."""
+    problems = []
+    for s in cfg.sinks:
+        try:
+            SINKS[s.type].build(s, cfg, environ)
+        except SecretError as e:
+            problems.append(str(e))
+    return problems
+
+
+__all__ = ["SINKS", "Rendered", "Sink", "build_sinks", "sink_problems"]

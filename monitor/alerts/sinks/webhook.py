@@ -29,7 +29,8 @@ class Webhook(Sink):
             try:
                 signing.secret_bytes(secret)
             except ValueError as e:
-                raise SecretError(f"alert sink {cfg.name}: {e}") from None
+                source = f"secret_env {cfg.secret_env}" if cfg.secret_env else f"secret_file {cfg.secret_file}"
+                raise SecretError(f"alert sink {cfg.name}: {source}: {e}") from None
         assert url is not None
         return cls(cfg.name, url, cfg.timeout, secret)
 
