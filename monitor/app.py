@@ -180,6 +180,7 @@ class App:
         self.runner.set_providers(build_providers(self.config, self.environ), list(self.config.targets))
         self._declare()
         await self._restore_last_success()
+        await asyncio.to_thread(self.runner.read_spend_today, [t.id for t in self.config.targets])
         await self._calibrate_judge(self.config)
         if self._analyse:
             # A row claimed by a process that then dies waits out its lease: keep batches small and the lease

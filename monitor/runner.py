@@ -141,6 +141,12 @@ class Runner:
             hook(target.id, over, spent, target.daily_spend_cap_usd)
         return over
 
+    def read_spend_today(self, target_ids: list[str]) -> None:
+        """Show every target's spend today from the store at once (at start-up, before its first run)."""
+        midnight = _midnight(self.now())
+        for target_id in target_ids:
+            self._read_spend(target_id, midnight)
+
     def _read_spend(self, target_id: str, midnight: datetime) -> float:
         """Read a target's spend since `midnight` from the store and show it (in a worker thread)."""
         with self._spend_locks.setdefault(target_id, threading.Lock()):

@@ -114,6 +114,8 @@ async def test_spend_today_follows_every_recorded_cost_and_survives_a_restart(st
         app = App(cfg, environ={"K": "k"}, serve_http=False)
         await app.start(schedule=False)
         try:
+            for t in ("gpt", "claude"):  # read from the store at start, before any run
+                assert sample(app.registry, "llm_monitor_spend_today_usd", target=t) == pytest.approx(spent[t])
             for canary, target in cfg.pairs():  # gpt has a cap, claude none
                 for o in await app.runner.run(canary, target):
                     spent[o.target] += o.cost_usd or 0.0
