@@ -252,7 +252,7 @@ class App:
             return True, f"reloaded: {len(config.canaries)} canaries, {len(config.targets)} targets, {jobs} jobs"
 
     async def _watch_baselines(self) -> None:
-        """Pick up baselines accepted or reset from the CLI (or by a replica) within a minute."""
+        """Pick up baselines accepted or reset from the CLI (or by a replica) within BASELINE_POLL_S (30 s)."""
         assert self.analysis is not None
         while True:
             await asyncio.sleep(BASELINE_POLL_S)

@@ -192,7 +192,7 @@ def baseline(config_path: str, action: str, canary: str, target: str | None, not
             updates = analysis.reset(canary, tid, note)
             console.print(f"{canary} @ {tid}: baseline reset; the next {config.drift.baseline_size} successful "
                           f"observations form a new one; {len(updates)} open event(s) resolved")
-    console.print("A running daemon applies this within a minute (or at once on SIGHUP / POST /-/reload).")
+    console.print("A running daemon applies this within 30 s (or at once on SIGHUP / POST /-/reload).")
     return EXIT_OK
 
 
