@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -29,6 +30,18 @@ def dump(path: Path, version: str) -> Path:
                 f.write(json.dumps({"canary": "sensitive", "target": "gpt-4", "text": row["response"],
                                     "checks": {"answered": bool(row["labels"]["answered"])}}) + "\n")
     return out
+
+
+async def started_app(tmp_path: Path, sim: SimServer, probes: str, drift: str) -> tuple[App, Path, Any, Any]:
+    """Start an app (no schedule, no HTTP) on one target served by ``sim``; return it, its config path and
+    its one canary x target pair."""
+    cfg_path = write_config(tmp_path, f"  - {{id: t, provider: openai, base_url: '{sim.openai_base_url}', "
+                                      "model: m}", probes, extra=f"drift: {drift}\n")
+    config = load_config(cfg_path, environ={})
+    app = App(config, registry=CollectorRegistry(), environ={}, serve_http=False)
+    await app.start(schedule=False)
+    canary, target = config.pairs()[0]
+    return app, cfg_path, canary, target
 
 
 def test_replay_on_recorded_gpt4_march_vs_june(tmp_path: Path) -> None:
@@ -65,12 +78,7 @@ async def test_drift_diff_and_baseline_commands(tmp_path: Path) -> None:
     probes = ("canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n    samples: 5\n"
               "    params: {temperature: 0.7}\n")
     with SimServer(scenario) as sim:
-        cfg_path = write_config(tmp_path, f"  - {{id: t, provider: openai, base_url: '{sim.openai_base_url}', "
-                                          "model: m}", probes, extra="drift: {baseline_size: 10}\n")
-        config = load_config(cfg_path, environ={})
-        app = App(config, registry=CollectorRegistry(), environ={}, serve_http=False)
-        await app.start(schedule=False)
-        canary, target = config.pairs()[0]
+        app, cfg_path, canary, target = await started_app(tmp_path, sim, probes, "{baseline_size: 10}")
         try:
             for _ in range(3):
                 await app.runner.run(canary, target)
@@ -115,12 +123,7 @@ async def test_accept_refuses_a_window_without_enough_successes_and_unknown_targ
                                    "models": {"*": {"phases": [{"name": "a"}]}}})
     probes = "canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n    samples: 4\n"
     with SimServer(scenario) as sim:
-        cfg_path = write_config(tmp_path, f"  - {{id: t, provider: openai, base_url: '{sim.openai_base_url}', "
-                                          "model: m}", probes, extra="drift: {baseline_size: 12}\n")
-        config = load_config(cfg_path, environ={})
-        app = App(config, registry=CollectorRegistry(), environ={}, serve_http=False)
-        await app.start(schedule=False)
-        canary, target = config.pairs()[0]
+        app, cfg_path, canary, target = await started_app(tmp_path, sim, probes, "{baseline_size: 12}")
         try:
             for _ in range(3):
                 await app.runner.run(canary, target)
@@ -170,13 +173,8 @@ async def test_semantic_similarity_through_an_embeddings_endpoint(tmp_path: Path
                                    "models": {"*": {"phases": [{"name": "a"}]}}})
     probes = "canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n    samples: 5\n"
     with SimServer(scenario) as sim:
-        cfg_path = write_config(tmp_path, f"  - {{id: t, provider: openai, base_url: '{sim.openai_base_url}', "
-                                          "model: m}", probes,
-                                extra="drift: {baseline_size: 10, embeddings: {target: t, model: sim-embed}}\n")
-        config = load_config(cfg_path, environ={})
-        app = App(config, registry=CollectorRegistry(), environ={}, serve_http=False)
-        await app.start(schedule=False)
-        canary, target = config.pairs()[0]
+        app, cfg_path, canary, target = await started_app(
+            tmp_path, sim, probes, "{baseline_size: 10, embeddings: {target: t, model: sim-embed}}")
         try:
             for _ in range(4):
                 for obs in await app.runner.run(canary, target):

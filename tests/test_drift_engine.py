@@ -3,24 +3,15 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from drift_power import Sim  # noqa: E402
-
-from monitor.drift import Baseline, DriftEngine, DriftEvent, DumpError, compute_signals, load_dump  # noqa: E402
-from monitor.drift.cusum import arl_int, known_chart, llr_steps, threshold  # noqa: E402
-
-
-def _feed(eng: DriftEngine, sim: Sim, n: int) -> list:
-    out = []
-    for _ in range(n):
-        out += eng.observe(sim.next())
-    return out
+from monitor.drift import Baseline, DriftEngine, DriftEvent, DumpError, compute_signals, load_dump
+from monitor.drift.cusum import arl_int, known_chart, llr_steps, threshold
+from tests.support.streams import Sim
+from tests.support.streams import feed as _feed
 
 
 def test_cusum_threshold_is_the_smallest_meeting_its_arl() -> None:

@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from drift_power import Sim  # noqa: E402
-
-from monitor.config import load_config  # noqa: E402
-from monitor.domain import CallResult, CheckResult, Observation  # noqa: E402
-from monitor.drift import Baseline, DriftEngine, DriftEvent  # noqa: E402
-from monitor.errors import ConfigError  # noqa: E402
-
-
-def _feed(eng: DriftEngine, sim: Sim, n: int) -> list:
-    out = []
-    for _ in range(n):
-        out += eng.observe(sim.next())
-    return out
+from monitor.config import load_config
+from monitor.domain import CallResult, CheckResult, Observation
+from monitor.drift import Baseline, DriftEngine, DriftEvent
+from monitor.errors import ConfigError
+from tests.support.streams import Sim
+from tests.support.streams import feed as _feed
 
 
 def _opened(updates: list, signal: str = "refused") -> list[DriftEvent]:
