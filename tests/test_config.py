@@ -80,6 +80,12 @@ def test_literal_api_key_refused_and_not_echoed(tmp_path: Path) -> None:
     assert secret not in msg and "<redacted>" in msg
 
 
+def test_a_number_under_a_secret_sounding_key_is_shown(tmp_path: Path) -> None:
+    path = setup(tmp_path, probes=BASIC + "    params: {max_token: 5}\n")
+    (msg,) = issues(path)
+    assert "params.max_token: unknown key (value: 5)" in msg
+
+
 @pytest.mark.parametrize("url", ["postgresql+psycopg://postgres:hunter2SECRET@127.0.0.1:5432/qa_llm",
                                  "postgresql://postgres@127.0.0.1:5432/qa_llm?sslmode=require&password=hunter2SECRET"])
 def test_storage_url_with_password_refused_and_not_echoed(tmp_path: Path, url: str) -> None:

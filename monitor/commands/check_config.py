@@ -41,6 +41,10 @@ def main(config_path: str) -> int:
               f"store {redact_url(config.storage.url)}, listen {config.http.listen}")
     for w in warnings:
         out.print(f"[yellow]warning:[/] {w} (the daemon will refuse to start without it)")
+    for f in config.probe_files:
+        if not per_file.get(f):
+            out.print(f"[yellow]warning:[/] {f}: no canaries (an empty file, or one whose canaries list is empty)",
+                      highlight=False, soft_wrap=True)
     errors = sink_problems(config.alerts)  # what `run` refuses to start with, checked the same way
     if errors:
         err_console.print(f"[bold red]invalid configuration[/] ({len(errors)} problem{'s' if len(errors) != 1 else ''}):")
