@@ -72,9 +72,9 @@ class Runner:
     _limits: dict[str, asyncio.Semaphore] = field(default_factory=dict)
     _tasks: set[asyncio.Task[object]] = field(default_factory=set)
     _paused: set[str] = field(default_factory=set)
-    # Today's spend per target: (00:00 UTC of the day, USD since). Read from the store on a target's first run
-    # (so it survives restarts) and at each day's first; then counted up as each call's cost is stored. A
-    # target's lock keeps a store read and a save + count from interleaving (no cost counted twice or lost).
+    # Today's spend per target: (00:00 UTC of the day, USD since). Read from the store at start-up (so it
+    # survives restarts) and on a new UTC day; then counted up as each call's cost is stored. A target's lock
+    # keeps a store read and a save + count from interleaving (no cost counted twice or lost).
     _spend: dict[str, tuple[datetime, float]] = field(default_factory=dict)
     _spend_locks: dict[str, threading.Lock] = field(default_factory=dict)
 
@@ -124,7 +124,7 @@ class Runner:
     async def _over_cap(self, target: Target) -> bool:
         midnight = _midnight(self.now())
         if target.daily_spend_cap_usd is None:
-            if self._spend.get(target.id, (None, 0.0))[0] != midnight:  # first run since start or since 00:00
+            if self._spend.get(target.id, (None, 0.0))[0] != midnight:  # a new UTC day (or not read at start-up)
                 await asyncio.to_thread(self._read_spend, target.id, midnight)
             return False
         spent = await asyncio.to_thread(self._read_spend, target.id, midnight)  # other replicas spend too

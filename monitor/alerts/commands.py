@@ -20,6 +20,7 @@ from monitor.alerts.outbox import Outbox
 from monitor.alerts.policy import plan
 from monitor.alerts.sender import Sender
 from monitor.alerts.sinks import build_sinks
+from monitor.commands.common import err_console
 from monitor.domain import utcnow
 from monitor.errors import MonitorError
 
@@ -87,7 +88,7 @@ def alerts_pending(config: Any, *, limit: int = 100, console: Console | None = N
         rows = outbox.query(statuses=WAITING, limit=limit)
         total = outbox.pending_count()
     except MonitorError as e:
-        Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]error:[/] {escape(str(e))}")
+        err_console.print(f"[bold red]error:[/] {escape(str(e))}")
         return EXIT_CONFIG
     finally:
         if own:

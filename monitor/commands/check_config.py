@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from monitor.alerts.sinks import sink_problems
-from monitor.commands.common import EXIT_CONFIG, EXIT_OK, err_console, load_or_exit
+from monitor.commands.common import EXIT_CONFIG, EXIT_OK, load_or_exit, print_problems
 from monitor.config.loader import redact_url
 from monitor.config.secrets import resolve_api_key
 from monitor.errors import SecretError
@@ -47,9 +47,7 @@ def main(config_path: str) -> int:
                       highlight=False, soft_wrap=True)
     errors = sink_problems(config.alerts)  # what `run` refuses to start with, checked the same way
     if errors:
-        err_console.print(f"[bold red]invalid configuration[/] ({len(errors)} problem{'s' if len(errors) != 1 else ''}):")
-        for e in errors:
-            err_console.print(f"  {e}", markup=False)
+        print_problems("invalid configuration", errors)
         return EXIT_CONFIG
     out.print("[green]configuration OK[/]")
     return EXIT_OK

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from rich.console import Console
@@ -24,11 +25,15 @@ def load_or_exit(path: str) -> Config:
     try:
         return load_config(path)
     except ConfigError as e:
-        err_console.print(f"[bold red]invalid configuration[/] ({len(e.issues)} problem"
-                          f"{'s' if len(e.issues) != 1 else ''}):", markup=True)
-        for issue in e.issues:
-            print(f"  {issue}", file=sys.stderr)
+        print_problems("invalid configuration", e.issues)
         raise SystemExit(EXIT_CONFIG) from None
+
+
+def print_problems(title: str, problems: Sequence[object]) -> None:
+    """Print a counted title and one indented line per problem to stderr (problems as plain text, unwrapped)."""
+    err_console.print(f"[bold red]{title}[/] ({len(problems)} problem{'s' if len(problems) != 1 else ''}):")
+    for problem in problems:
+        print(f"  {problem}", file=sys.stderr)
 
 
 def open_store_or_exit(config: Config, *, create: bool = True) -> Store:

@@ -16,7 +16,7 @@ from typing import Any
 
 from scipy.special import betaln
 
-from monitor.drift.events import BEHAVIOUR, DriftEvent, EventUpdate, evidence
+from monitor.drift.events import BEHAVIOUR, EventUpdate, evidence
 from monitor.drift.signals import SignalValue
 from monitor.drift.state import Entry, Signals, _Open
 
@@ -38,6 +38,7 @@ class ZeroTolerance:
     open: dict[str, _Open]
     zero: frozenset[str]
     n_ok: int
+    _event: Any  # Stream's: builds an event of this stream
     _resolve: Any  # Stream's: closes an open event
 
     def _zero_tolerance(self, obs_id: str, at: str, ok: bool, text: str, sig: dict[str, SignalValue]) -> list[EventUpdate]:
@@ -87,11 +88,8 @@ class ZeroTolerance:
     def _open_zero(self, name: str, entry: Entry) -> EventUpdate:
         k, n = self.baseline.rate(name)
         bad_in_baseline = k if name in _TRUE_IS_BAD else n - k
-        ev = DriftEvent(
-            canary=self.canary,  # type: ignore[attr-defined]
-            target=self.target,  # type: ignore[attr-defined]
-            signal=name, kind=BEHAVIOUR, test=ZERO_TOLERANCE,
-            first_obs_id=entry.obs_id, first_obs_at=entry.at, opened_at=entry.at,
+        ev = self._event(
+            name, BEHAVIOUR, ZERO_TOLERANCE, entry, entry.at,
             baseline_value=bad_in_baseline / n if n else 0.0, current_value=1.0, effect_size=None,
             statistic=1.0, p_value=None, threshold=1.0, baseline_n=n, current_n=1,
             evidence=evidence(self.baseline.representative_text(), entry.text) if entry.ok else {},
