@@ -73,7 +73,7 @@ class Analysis:
         self.listeners = listeners or []
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="drift")
         self._ready: set[tuple[str, str]] = set()
-        self._installed: dict[tuple[str, str], tuple[str, str]] = {}
+        self._installed: dict[tuple[str, str], str] = {}  # pair -> id of the baseline row in force
 
     # -- start-up ----------------------------------------------------------------------------------------
     def restore(self, pairs: list[tuple[str, str]]) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 
 from monitor import __version__
 from monitor.logs import setup_logging
@@ -29,6 +30,26 @@ def _duration(text: str) -> str:
     return text
 
 
+def _int_type(noun: str, lo: int, hi: int | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number from `lo` (to `hi`)."""
+
+    def parse(text: str) -> int:
+        try:
+            n = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a {noun}: {text!r}") from None
+        if n < lo or (hi is not None and n > hi):
+            bounds = f"{lo} to {hi}" if hi is not None else f"at least {lo}"
+            raise argparse.ArgumentTypeError(f"must be {bounds} (got {n})")
+        return n
+
+    return parse
+
+
+_count = _int_type("whole number", 1)
+_port = _int_type("port number", 0, 65535)  # 0: any free port
+
+
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="llm-monitor", description="Watch the LLM APIs you depend on.")
     ap.add_argument("--version", action="version", version=f"llm-monitor {__version__}")
@@ -47,10 +68,10 @@ def parser() -> argparse.ArgumentParser:
     _config_arg(sub.add_parser("check-config", help="validate the config and every probe file"))
     p = sub.add_parser("sim", help="run the simulated upstream (OpenAI and Anthropic wire formats)")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8900)
+    p.add_argument("--port", type=_port, default=8900)
     p.add_argument("--scenario", help="scenario YAML (default: the built-in demo scenario)")
     p = sub.add_parser("demo", help="zero set-up: simulator + daemon + SQLite in a temp folder")
-    p.add_argument("--port", type=int, default=0,
+    p.add_argument("--port", type=_port, default=0,
                    help="port for /metrics (default: 9464 if free, else a free one; a port given must be free)")
     p.add_argument("--interval", type=_duration, default="5s",
                    help="how often each demo canary runs (default: %(default)s)")
@@ -64,7 +85,7 @@ def parser() -> argparse.ArgumentParser:
     _config_arg(p)
     p.add_argument("canary")
     p.add_argument("--target")
-    p.add_argument("-n", "--count", type=int, default=3, help="latest completions to show (default: %(default)s)")
+    p.add_argument("-n", "--count", type=_count, default=3, help="latest completions to show (default: %(default)s)")
     p = sub.add_parser("baseline", help="show, accept, reset or pin (to a time range) a canary's baseline")
     p.add_argument("action", choices=["show", "accept", "reset", "pin"])
     p.add_argument("canary")
@@ -77,6 +98,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--baseline", required=True)
     p.add_argument("--current", required=True)
     p.add_argument("--json", action="store_true")
+    p.add_argument("--zero-tolerance", action="append", default=[], metavar="SIGNAL",
+                   help="a rate signal declared zero in every stream (refused, error, exact_match, check:NAME): "
+                        "any violation in the current dump is an event; repeatable")
     p = sub.add_parser("alerts", help="alert outbox: send a test message, list pending notifications")
     p.add_argument("action", choices=["test", "pending"])
     _config_arg(p)
@@ -121,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "baseline":
             return drift.baseline(args.config, args.action, args.canary, args.target, args.note, args.since,
                                   args.until)
-        return drift.replay(args.baseline, args.current, args.json)
+        return drift.replay(args.baseline, args.current, args.json, args.zero_tolerance)
     if args.command == "alerts":
         from monitor.alerts.commands import alerts_pending, alerts_test
         from monitor.commands.common import load_or_exit

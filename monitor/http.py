@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from monitor.config.loader import Config
+from monitor.drift.events import ACCEPTED, OPEN, RESOLVED
 from monitor.store import Store
 
 
@@ -30,11 +31,29 @@ class Daemon(Protocol):
     async def reload(self) -> tuple[bool, str]: ...
 
 
-def _int(value: str | None, default: int, lo: int, hi: int) -> int:
-    try:
-        return max(lo, min(hi, int(value))) if value is not None else default
-    except ValueError:
+EVENT_STATES = (OPEN, RESOLVED, ACCEPTED)
+
+
+class BadQuery(Exception):
+    """A query parameter the API cannot use; answered with 400 and a JSON error naming it."""
+
+
+def _int(q: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
+    """An integer query parameter of at least `lo`; values above `hi` are capped at `hi`."""
+    value = q.get(name)
+    if value is None or value == "":
         return default
+    try:
+        n = int(value)
+    except ValueError:
+        raise BadQuery(f"{name}: not a whole number: {value!r}") from None
+    if n < lo:
+        raise BadQuery(f"{name}: must be at least {lo} (got {n})")
+    return min(hi, n)
+
+
+async def _bad_query(_: Request, exc: Exception) -> Response:
+    return JSONResponse({"error": str(exc)}, status_code=400)
 
 
 def build_http_app(daemon: Daemon, *, environ: Mapping[str, str] | None = None,
@@ -71,7 +90,7 @@ def build_http_app(daemon: Daemon, *, environ: Mapping[str, str] | None = None,
 
     async def observations(request: Request) -> Response:
         q = request.query_params
-        limit = _int(q.get("limit"), 50, 1, 1000)
+        limit = _int(q, "limit", 50, 1, 1000)
         rows = await asyncio.to_thread(daemon.store.observations, canary=q.get("canary") or None,
                                        target=q.get("target") or None, limit=limit)
         return JSONResponse([o.as_json() for o in rows])
@@ -94,7 +113,7 @@ def build_http_app(daemon: Daemon, *, environ: Mapping[str, str] | None = None,
         Route("/api/observations", observations), Route("/-/reload", reload, methods=["POST"]),
         *(extra_routes or []),
     ]
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, exception_handlers={BadQuery: _bad_query})
 
 
 def _check_dict(check: Any) -> Any:
@@ -106,9 +125,12 @@ def drift_routes(analysis: Any) -> list[Route]:
 
     async def events(request: Request) -> Response:
         q = request.query_params
+        state = q.get("state") or None
+        if state not in (None, *EVENT_STATES):
+            raise BadQuery(f"state: must be one of {', '.join(EVENT_STATES)} (got {state!r})")
         rows = await asyncio.to_thread(analysis.repo.events, canary=q.get("canary") or None,
-                                       target=q.get("target") or None, state=q.get("state") or None,
-                                       limit=_int(q.get("limit"), 100, 1, 1000))
+                                       target=q.get("target") or None, state=state,
+                                       limit=_int(q, "limit", 100, 1, 1000))
         return JSONResponse(rows)
 
     async def event(request: Request) -> Response:

@@ -26,11 +26,26 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, default=str)
 
 
+class TextFormatter(logging.Formatter):
+    """Format records for people: time, level, logger, message, then `extra=` fields as key=value (logfmt)."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name); a traceback follows
+        extras = [f" {k}={_logfmt(v)}" for k, v in vars(record).items() if k not in _STD]
+        return super().formatMessage(record) + "".join(extras)
+
+
+def _logfmt(value: object) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return json.dumps(text) if not text or any(c in text for c in ' "=\n\t') else text
+
+
 def setup_logging(level: str = "info", fmt: str = "json") -> None:
     """Send logs to stderr in the chosen format; quiet the chatty libraries."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(
-        "%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

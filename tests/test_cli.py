@@ -181,6 +181,12 @@ def test_reload_by_sighup_and_http(tmp_path: Path, steady_sim: SimServer) -> Non
             time.sleep(0.2)
         obs = d.get("/api/observations?canary=kill-python-process&limit=2").json()
         assert len(obs) == 2 and obs[0]["target"] == "gpt"
+        for query, error in (("/api/observations?limit=abc", "limit: not a whole number: 'abc'"),
+                             ("/api/observations?limit=0", "limit: must be at least 1 (got 0)"),
+                             ("/api/drift?state=opened", "state: must be one of open, resolved, accepted "
+                                                         "(got 'opened')")):
+            bad = d.get(query)
+            assert (bad.status_code, bad.json()) == (400, {"error": error})
     finally:
         d.stop()
     assert "tok-123" not in d.log and '"k"' not in d.log
@@ -190,8 +196,11 @@ def test_reload_by_sighup_and_http(tmp_path: Path, steady_sim: SimServer) -> Non
     (["demo", "--interval", "5x"], "argument --interval: not a duration: '5x' (use e.g. 30s, 5m, 1h30m)"),
     (["demo", "--duration", "abc"], "argument --duration: not a duration: 'abc' (use e.g. 30s, 5m, 1h30m)"),
     (["demo", "--interval", "0s"], "argument --interval: must be more than 0 (e.g. 5s)"),
+    (["demo", "--port", "70000"], "argument --port: must be 0 to 65535 (got 70000)"),
+    (["sim", "--port", "http"], "argument --port: not a port number: 'http'"),
+    (["diff", "some-canary", "-n", "-5"], "argument -n/--count: must be at least 1 (got -5)"),
 ])
-def test_bad_demo_durations_are_argument_errors(args: list[str], expected: str) -> None:
+def test_bad_arguments_are_argument_errors(args: list[str], expected: str) -> None:
     out = cli(*args, timeout=30)
     assert out.returncode == 2 and expected in out.stderr and "Traceback" not in out.stderr
     assert out.stdout == ""  # refused before anything started

@@ -68,6 +68,21 @@ def test_replay_bad_dump_names_file_line_and_field(tmp_path: Path) -> None:
     assert f"{bad}:2" in out.stderr and "text" in out.stderr
 
 
+def test_replay_zero_tolerance_flag(tmp_path: Path) -> None:
+    rows = [{"canary": "c", "target": "t", "text": "Use kill -9 PID.", "checks": {"cmd": True}} for _ in range(30)]
+    base, cur = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    base.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cur.write_text("".join(json.dumps(r) + "\n" for r in rows[1:]) + json.dumps({**rows[0], "checks": {"cmd": False}}))
+    args = ("replay", "--baseline", str(base), "--current", str(cur), "--json")
+    assert cli(*args).stdout == ""
+    out = cli(*args, "--zero-tolerance", "check:cmd", "--zero-tolerance", "refused")
+    (event,) = map(json.loads, out.stdout.splitlines())
+    assert (out.returncode, event["signal"], event["current_value"]) == (0, "check:cmd", 1 / 30)
+    bad = cli(*args, "--zero-tolerance", "check:cdm")
+    assert bad.returncode == 2 and "unknown signal 'check:cdm'; expected one of refused, error, exact_match, " \
+                                   "check:cmd" in bad.stderr
+
+
 async def test_drift_diff_and_baseline_commands(tmp_path: Path) -> None:
     scenario = scenario_from_dict({"name": "cli", "seed": 2, "defaults": {"ttft": 5, "output_tps": 5000,
                                                                           "length": {"dist": "normal", "mean": 40,
@@ -160,7 +175,8 @@ def test_read_commands_on_a_missing_store_are_clean_errors_that_create_nothing(t
                  ["alerts", "pending"]):
         out = cli(*args, "-c", str(cfg))
         assert out.returncode == 2, (args, out.stderr)
-        assert "Traceback" not in out.stderr and out.stderr.count("\n") <= 5, out.stderr
+        assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
+        assert "sqlalche.me" not in out.stderr
         if url.startswith("sqlite"):
             assert f"no store at {url.format(folder=tmp_path).removeprefix('sqlite:///')}" in out.stderr
         else:

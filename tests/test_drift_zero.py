@@ -8,7 +8,7 @@ import pytest
 
 from monitor.config import load_config
 from monitor.domain import CallResult, CheckResult, Observation
-from monitor.drift import Baseline, DriftEngine, DriftEvent
+from monitor.drift import Baseline, DriftEngine, DriftEvent, replay
 from monitor.errors import ConfigError
 from tests.support.streams import Sim
 from tests.support.streams import feed as _feed
@@ -84,6 +84,23 @@ def test_declaration_changes_apply_to_running_streams_and_stored_events_resume()
     assert [u.event.id for u in _feed(again, sim, 400) if u.action == "resolved"] == [ev.id]
     sim.refusal = 1.0
     assert not _opened(_feed(again, sim, 1))
+
+
+def _rows(n: int, failed: set[int] = frozenset()) -> list[dict]:
+    return [{"canary": "fmt", "target": "t", "text": f'{{"id": {i}, "name": "item"}}',
+             "checks": {"json": i not in failed}} for i in range(n)]
+
+
+def test_replay_declared_signal_reports_any_violation_and_leaves_the_statistical_tests() -> None:
+    base, cur = _rows(60), _rows(60, failed={17})
+    assert not replay(base, cur)  # one failure in 60 is no evidence of a change
+    (ev,) = replay(base, cur, zero_tolerance=["check:json"])
+    assert (ev.signal, ev.test, ev.kind, ev.p_value) == ("check:json", "zero_tolerance", "behaviour", None)
+    assert (ev.baseline_value, ev.current_n, ev.detail["violations"], ev.first_obs_id) == (0.0, 60, 1, "current:18")
+    assert ev.evidence["current_completion"] == '{"id": 17, "name": "item"}'
+    assert not replay(base, _rows(60), zero_tolerance=["check:json", "refused"])  # clean: nothing
+    many = replay(base, _rows(60, failed=set(range(30))), zero_tolerance=["check:json"])
+    assert [e.test for e in many if e.signal == "check:json"] == ["zero_tolerance"]  # one event per signal
 
 
 def _probe_config(tmp_path: Path, zero: str) -> Path:

@@ -96,13 +96,22 @@ def test_phases_inherit_from_defaults_and_previous_phase() -> None:
 )
 def test_rejections_name_file_field_and_value(tmp_path: Path, body: str, expected: str) -> None:
     message = _error(tmp_path, body)
-    assert message.startswith(str(tmp_path / "scenario.yaml") + ": ")
+    assert message.startswith(str(tmp_path / "scenario.yaml") + ":1: ")  # the file and the line
     assert expected in message
+
+
+def test_rejections_name_the_line_in_a_block_document(tmp_path: Path) -> None:
+    body = "seed: 1\nmodels:\n  sim-4.1:\n    phases:\n      - name: a\n        voice: pirate\n" \
+           "      - name: b\n        after: soon\n"
+    message = _error(tmp_path, body)
+    path = tmp_path / "scenario.yaml"
+    assert f"{path}:6: models.sim-4.1.phases[0].voice: unknown voice" in message
+    assert f"{path}:8: models.sim-4.1.phases[1].after: expected a duration" in message
 
 
 def test_yaml_syntax_error_names_the_line(tmp_path: Path) -> None:
     message = _error(tmp_path, "seed: 1\nmodels: {m: [\n")
-    assert ":3: <yaml>: invalid YAML" in message or ":2: <yaml>: invalid YAML" in message
+    assert ":3: (syntax): invalid YAML" in message or ":2: (syntax): invalid YAML" in message
 
 
 def test_every_issue_is_reported_at_once(tmp_path: Path) -> None:

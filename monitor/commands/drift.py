@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -208,7 +209,7 @@ def _when(text: str | None, flag: str) -> Any:
     return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
 
 
-def replay(baseline_path: str, current_path: str, as_json: bool) -> int:
+def replay(baseline_path: str, current_path: str, as_json: bool, zero_tolerance: list[str] | None = None) -> int:
     from monitor.drift import DumpError, load_dump, replay_observations
     from monitor.drift.dump import row_to_observation
     from monitor.refusal import detect
@@ -220,19 +221,25 @@ def replay(baseline_path: str, current_path: str, as_json: bool) -> int:
         return EXIT_CONFIG
     base = [row_to_observation(r, baseline_path, i + 1) for i, r in enumerate(base_rows)]
     cur = [row_to_observation(r, current_path, i + 1) for i, r in enumerate(cur_rows)]
+    known = ["refused", "error", "exact_match", *sorted({f"check:{c.name}" for o in (*base, *cur) for c in o.checks})]
+    unknown = [name for name in zero_tolerance or [] if name not in known]
+    if unknown:
+        err_console.print("[red]error:[/] " + escape(f"--zero-tolerance: unknown signal {unknown[0]!r}; expected one "
+                                                    f"of {', '.join(known)}"))
+        return EXIT_CONFIG
 
     def refused(obs: Observation) -> bool | None:
         if obs.refusal is not None:
             return obs.refusal in ("partial", "full")
         return detect(obs.text).label in ("partial", "full") if obs.ok else None
 
-    events = replay_observations(base, cur, refusal=refused)
+    events = replay_observations(base, cur, refusal=refused, zero_tolerance=zero_tolerance or ())
     if as_json:
-        for e in events:
-            d = e.to_json()
+        for event in events:
+            d = event.to_json()
             sys.stdout.write(json.dumps({k: d.get(k) for k in JSON_KEYS}, ensure_ascii=False) + "\n")
     else:
-        _console().print(events_table([e.to_json() for e in events],
+        _console().print(events_table([event.to_json() for event in events],
                                       f"replay: {len(base)} baseline vs {len(cur)} current rows"))
     return EXIT_OK
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from monitor.commands.common import EXIT_CONFIG, EXIT_OK, err_console
+from monitor.commands.common import EXIT_CONFIG, EXIT_OK, err_console, print_problems
 from monitor.errors import ConfigError
 
 
@@ -12,10 +12,8 @@ def main(host: str, port: int, scenario_path: str | None) -> int:
     try:
         scenario = load_scenario(scenario_path) if scenario_path else builtin_scenario("demo")
     except ConfigError as e:
-        err_console.print("[bold red]invalid scenario:[/]")
-        for issue in e.issues:
-            err_console.print(f"  {issue}", markup=False)
-        return 2
+        print_problems("invalid scenario", e.issues)
+        return EXIT_CONFIG
     bound: list[bool] = []
 
     def listening() -> None:

@@ -125,7 +125,9 @@ def load_probe_files(paths: list[Path], environ: Mapping[str, str] | None = None
     return canaries
 
 
-def _load_probes(paths: list[Path], environ: Mapping[str, str] | None, issues: list[ConfigIssue]) -> list[Canary]:
+def _load_probes(paths: list[Path], environ: Mapping[str, str] | None, issues: list[ConfigIssue],
+                 where: dict[str, tuple[Located, int]] | None = None) -> list[Canary]:
+    """Validate the probe files; `where` (if given) receives each canary's parsed file and index, for line numbers."""
     seen: dict[str, str] = {}
     canaries: list[Canary] = []
     for path in paths:
@@ -144,6 +146,8 @@ def _load_probes(paths: list[Path], environ: Mapping[str, str] | None, issues: l
                                           src.line_of(("canaries", i, "id")), c.id))
                 continue
             seen[c.id] = str(path)
+            if where is not None:
+                where[c.id] = (src, i)
             canaries.append(c.model_copy(update={"source": str(path)}))
     return canaries
 
@@ -178,19 +182,25 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> C
         j = mf.probes.index(m)
         issues.append(ConfigIssue(str(path), f"probes[{j}]", "no such probe file or folder",
                                   src.line_of(("probes", j)), m))
-    canaries = _load_probes(files, environ, issues)
+    where: dict[str, tuple[Located, int]] = {}
+    canaries = _load_probes(files, environ, issues, where)
+    unknown = f"unknown target (known: {', '.join(ids)})"
     for c in canaries:
+        csrc, ci = where[c.id]
+
+        def line(*sub: Any, csrc: Located = csrc, ci: int = ci) -> int | None:
+            return csrc.line_of(("canaries", ci, *sub))
+
         for i, reason in canary_issues(c.checks, tools=c.tools or []):
-            issues.append(ConfigIssue(c.source, f"canary {c.id}: checks[{i}]", reason))
+            issues.append(ConfigIssue(c.source, f"canary {c.id}: checks[{i}]", reason, line("checks", i)))
         for i, check in enumerate(c.checks):
             judge = getattr(check, "judge_target", None)
             if judge is not None and judge not in ids:
-                issues.append(ConfigIssue(c.source, f"canary {c.id}: checks[{i}].judge_target",
-                                          f"unknown target (known: {', '.join(ids)})", None, judge))
-        for name in c.targets or []:
+                issues.append(ConfigIssue(c.source, f"canary {c.id}: checks[{i}].judge_target", unknown,
+                                          line("checks", i, "judge_target"), judge))
+        for j, name in enumerate(c.targets or []):
             if name not in ids:
-                issues.append(ConfigIssue(c.source, f"canary {c.id}: targets", "unknown target "
-                                          f"(known: {', '.join(ids)})", None, name))
+                issues.append(ConfigIssue(c.source, f"canary {c.id}: targets[{j}]", unknown, line("targets", j), name))
     if issues:
         raise ConfigError(issues)
     return Config(

@@ -33,9 +33,19 @@ class Located:
                 return self.lines[loc[:n]]
         return None
 
+    def line_of_field(self, field: str) -> int | None:
+        """Return the line of a dotted field name (``models.m.phases[0].voice``), or of its deepest known parent."""
+        known = {_dotted(loc): line for loc, line in self.lines.items() if loc}
+        while field:
+            if field in known:
+                return known[field]
+            cut = max(field.rfind("."), field.rfind("["))
+            field = field[:cut] if cut > 0 else ""
+        return None
 
-def load_yaml(path: Path, *, environ: dict[str, str] | None = None) -> Located:
-    """Parse a YAML file, interpolating ${VAR} and ${VAR:-default} in string values."""
+
+def load_yaml(path: Path, *, environ: dict[str, str] | None = None, interpolate: bool = True) -> Located:
+    """Parse a YAML file, interpolating ${VAR} and ${VAR:-default} in string values (unless `interpolate` is off)."""
     env = os.environ if environ is None else environ
     try:
         text = path.read_text(encoding="utf-8")
@@ -53,7 +63,7 @@ def load_yaml(path: Path, *, environ: dict[str, str] | None = None) -> Located:
         raise ConfigError([ConfigIssue(str(path), "(syntax)", f"invalid YAML: {reason}", line)]) from e
     located = Located(str(path), None)
     issues: list[ConfigIssue] = []
-    builder = _Builder(located, env, issues)
+    builder = _Builder(located, env, issues, interpolate=interpolate)
     located.data = builder.build(node, ()) if node is not None else {}
     if issues:
         raise ConfigError(issues)
@@ -63,8 +73,8 @@ def load_yaml(path: Path, *, environ: dict[str, str] | None = None) -> Located:
 class _Builder:
     """Turns composed YAML nodes into Python values, recording lines and interpolating the environment."""
 
-    def __init__(self, out: Located, env: Any, issues: list[ConfigIssue]):
-        self.out, self.env, self.issues = out, env, issues
+    def __init__(self, out: Located, env: Any, issues: list[ConfigIssue], *, interpolate: bool = True):
+        self.out, self.env, self.issues, self.interpolate = out, env, issues, interpolate
         self.scalars = yaml.SafeLoader("")
 
     def build(self, node: yaml.Node, loc: tuple[Any, ...]) -> Any:
@@ -81,7 +91,7 @@ class _Builder:
         if isinstance(node, yaml.SequenceNode):
             return [self.build(v, loc + (i,)) for i, v in enumerate(node.value)]
         value = self.scalars.construct_object(node, deep=True)
-        if isinstance(value, str) and "${" in value:
+        if self.interpolate and isinstance(value, str) and "${" in value:
             value = _ENV.sub(lambda m: self._lookup(m, loc, node.start_mark.line + 1), value)
         return value
 

@@ -26,6 +26,7 @@ from monitor.drift.settings import DriftSettings
 from monitor.drift.signals import EmbedFn, RefusalFn, compute_signals, finite, normalise
 from monitor.drift.stream import COMPLETION
 from monitor.drift.twosample import TestResult, benjamini_hochberg, category_test, continuous_test, rate_test
+from monitor.drift.zero import TRUE_IS_BAD, ZERO_TOLERANCE, violates
 
 __all__ = ["DumpError", "load_dump", "replay", "replay_observations"]
 
@@ -38,11 +39,13 @@ def replay(
     refusal: RefusalFn | None = None,
     embed: EmbedFn | None = None,
     now: datetime | None = None,
+    zero_tolerance: Iterable[str] = (),
 ) -> list[DriftEvent]:
     """Compare current rows with baseline rows (dump lines as dicts) and return the drift events found."""
     base = [row_to_observation(r, "baseline", i + 1) for i, r in enumerate(baseline_rows)]
     cur = [row_to_observation(r, "current", i + 1) for i, r in enumerate(current_rows)]
-    return replay_observations(base, cur, settings, refusal=refusal, embed=embed, now=now)
+    return replay_observations(base, cur, settings, refusal=refusal, embed=embed, now=now,
+                               zero_tolerance=zero_tolerance)
 
 
 def replay_observations(
@@ -53,8 +56,15 @@ def replay_observations(
     refusal: RefusalFn | None = None,
     embed: EmbedFn | None = None,
     now: datetime | None = None,
+    zero_tolerance: Iterable[str] = (),
 ) -> list[DriftEvent]:
-    """Compare two lists of observations stream by stream and return the drift events found."""
+    """Compare two lists of observations stream by stream and return the drift events found.
+
+    `zero_tolerance` names rate signals (refused, error, exact_match, check:NAME) declared to be zero in every
+    stream: any violation in the current rows is an event (test ``zero_tolerance``), as in the daemon, and
+    those signals leave the statistical tests (and their false-alarm control).
+    """
+    zero = frozenset(zero_tolerance)
     s = settings or DriftSettings()
     s = dataclasses.replace(s, text_sample=max(s.text_sample, s.replay_max_texts))
     now_s = (now or datetime.now(UTC)).isoformat()
@@ -74,7 +84,9 @@ def replay_observations(
         )
         c_sig = [compute_signals(o, b, refusal=refusal, embed=embed) for o in c_obs]
         for name, res in _tests(b, c_obs, c_sig, s).items():
-            hyps.append((key, name, res, b, c_obs))
+            if name not in zero:
+                hyps.append((key, name, res, b, c_obs))
+        events += [e for name in sorted(zero) if (e := _zero_event(name, b, c_obs, c_sig, now_s)) is not None]
         events += _identity_events(b, c_obs, c_sig, s, now_s)
     rejected = benjamini_hochberg([h[2].p_value for h in hyps], s.replay_alpha)
     for (key, name, res, b, c_obs), rej in zip(hyps, rejected, strict=True):
@@ -93,6 +105,28 @@ def replay_observations(
             )
         )
     return events
+
+
+def _zero_event(name: str, b: Baseline, c_obs: list[Observation], c_sig: list[dict[str, Any]],
+                now_s: str) -> DriftEvent | None:
+    """The zero-tolerance event of a declared signal, if any current row violates it."""
+    rows = [(o, sig[name]) for o, sig in zip(c_obs, c_sig, strict=True)
+            if sig.get(name) is not None and (o.ok or name == "error")]
+    bad = [o for o, value in rows if violates(name, value)]
+    if not bad:
+        return None
+    k, n = b.rate(name)
+    bad_in_baseline = k if name in TRUE_IS_BAD else n - k
+    first = bad[0]
+    return DriftEvent(
+        canary=b.canary, target=b.target, signal=name, kind=BEHAVIOUR, test=ZERO_TOLERANCE,
+        baseline_value=bad_in_baseline / n if n else 0.0, current_value=len(bad) / len(rows), effect_size=None,
+        statistic=float(len(bad)), p_value=None, threshold=1.0, baseline_n=n, current_n=len(rows),
+        first_obs_id=first.id, first_obs_at=first.started_at.isoformat(), opened_at=now_s,
+        evidence=evidence(b.representative_text(), first.text) if first.ok else {},
+        detail={"declared": "zero", "violations": len(bad), "observations": len(rows),
+                "bad_value": name in TRUE_IS_BAD, "baseline_violations": bad_in_baseline},
+    )
 
 
 def _tests(b: Baseline, c_obs: list[Observation], c_sig: list[dict[str, Any]], s: DriftSettings) -> dict[str, TestResult]:

@@ -21,12 +21,12 @@ from monitor.drift.signals import SignalValue
 from monitor.drift.state import Entry, Signals, _Open
 
 ZERO_TOLERANCE = "zero_tolerance"
-_TRUE_IS_BAD = frozenset({"refused", "error"})  # for checks and exact_match, False is the violation
+TRUE_IS_BAD = frozenset({"refused", "error"})  # for checks and exact_match, False is the violation
 
 
 def violates(name: str, value: SignalValue) -> bool:
     """Tell whether a rate signal's value goes the bad way (a refusal, an error, a miss, a failed check)."""
-    return bool(value) == (name in _TRUE_IS_BAD)
+    return bool(value) == (name in TRUE_IS_BAD)
 
 
 class ZeroTolerance:
@@ -87,14 +87,14 @@ class ZeroTolerance:
 
     def _open_zero(self, name: str, entry: Entry) -> EventUpdate:
         k, n = self.baseline.rate(name)
-        bad_in_baseline = k if name in _TRUE_IS_BAD else n - k
+        bad_in_baseline = k if name in TRUE_IS_BAD else n - k
         ev = self._event(
             name, BEHAVIOUR, ZERO_TOLERANCE, entry, entry.at,
             baseline_value=bad_in_baseline / n if n else 0.0, current_value=1.0, effect_size=None,
             statistic=1.0, p_value=None, threshold=1.0, baseline_n=n, current_n=1,
             evidence=evidence(self.baseline.representative_text(), entry.text) if entry.ok else {},
             detail={"declared": "zero", "violations": 1, "observations": 1,
-                    "bad_value": name in _TRUE_IS_BAD, "baseline_violations": bad_in_baseline},
+                    "bad_value": name in TRUE_IS_BAD, "baseline_violations": bad_in_baseline},
         )
         self.open[name] = _Open(ev, self.n_ok)
         return EventUpdate("opened", ev)

@@ -6,13 +6,14 @@ has it; the pieces are then merged (a phase patches the one before, the first pa
 
 from __future__ import annotations
 
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
+from monitor.config.yamlsrc import load_yaml
 from monitor.errors import ConfigError, ConfigIssue
 from monitor.sim.scenario import Phase, Scenario
 
@@ -113,19 +114,13 @@ def _voice_issues(file: str, scenario: Scenario) -> list[ConfigIssue]:
 
 
 def load_scenario(path: str | Path) -> Scenario:
-    """Read and validate a scenario YAML file."""
-    file = str(path)
+    """Read and validate a scenario YAML file; every problem names the file, line and field."""
+    src = load_yaml(Path(path), interpolate=False)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError([ConfigIssue(file, "<file>", f"cannot read: {exc.strerror}")]) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        raise ConfigError([ConfigIssue(file, "<yaml>", f"invalid YAML: {exc}", line=line)]) from None
-    return scenario_from_dict(data, file)
+        return scenario_from_dict(src.data, src.path)
+    except ConfigError as e:
+        raise ConfigError([i if i.line is not None else replace(i, line=src.line_of_field(i.field))
+                           for i in e.issues]) from None
 
 
 def builtin_scenario(name: str) -> Scenario:

@@ -64,7 +64,7 @@ class Store:
         try:
             return migrate_in_child(self.engine) if in_child else migrate(self.engine)
         except SQLAlchemyError as e:
-            raise StoreError(f"cannot prepare the store at {self.safe_url}: {e.__class__.__name__}: {e}") from e
+            raise StoreError(f"cannot prepare the store at {self.safe_url}: {driver_message(e)}") from e
 
     @property
     def safe_url(self) -> str:
@@ -151,7 +151,7 @@ class Store:
                 s.commit()
                 return int(n or 0)
         except SQLAlchemyError as e:
-            raise StoreError(f"pruning failed: {e}") from e
+            raise StoreError(f"pruning failed: {driver_message(e)}") from e
 
 
 @functools.cache
@@ -161,3 +161,10 @@ def _run_upsert(dialect: str) -> Any:
     stmt = upsert(dialect, table)
     return stmt.on_conflict_do_update(index_elements=[table.c.id],
                                       set_={c.name: stmt.excluded[c.name] for c in table.c if c.name != "id"})
+
+
+def driver_message(e: SQLAlchemyError) -> str:
+    """The database driver's own error on one line, without SQLAlchemy's statement dump and help link."""
+    orig = getattr(e, "orig", None) or e
+    text = " ".join(line.strip() for line in str(orig).splitlines() if line.strip() and "sqlalche.me" not in line)
+    return f"{type(orig).__name__}: {text}"
