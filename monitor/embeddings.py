@@ -9,6 +9,8 @@ from collections.abc import Sequence
 import numpy as np
 import openai
 
+from monitor.providers.scrub import MIN_SECRET, scrub_text
+
 log = logging.getLogger("monitor.embeddings")
 WARN_EVERY_S = 300.0
 
@@ -26,6 +28,7 @@ class Embedder:
                                      timeout=timeout)
         self._dim: int | None = None
         self._warned = 0.0
+        self._secrets = tuple(k for k in (api_key,) if k and len(k) >= MIN_SECRET)
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
         try:
@@ -38,7 +41,7 @@ class Embedder:
             if now - self._warned > WARN_EVERY_S:
                 self._warned = now
                 log.warning("embeddings failed (%s: %s); the semantic signal is skipped meanwhile",
-                            type(e).__name__, str(e)[:200])
+                            type(e).__name__, scrub_text(str(e), self._secrets)[:200])
             return np.full((len(texts), self._dim or 1), np.nan)
 
     def close(self) -> None:

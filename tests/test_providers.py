@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -169,3 +172,38 @@ async def test_server_rejecting_stream_options_gets_streams_without_it() -> None
     for r in (first, second):
         assert r.ok, r.error_message
         assert r.text and r.usage.output_tokens is None  # unknown, never 0
+
+
+class _EchoKey(BaseHTTPRequestHandler):
+    """An upstream that echoes the key it was sent, as LiteLLM-style proxies do in a 401."""
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        key = self.headers.get("x-api-key") or self.headers.get("authorization", "").removeprefix("Bearer ")
+        body = json.dumps({"type": "error", "error": {"type": "authentication_error",
+                                                      "message": f"Authentication Error, Received API Key = {key}"}})
+        self.send_response(401)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body.encode())
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+async def test_an_echoed_api_key_never_leaves_the_provider(kind: str) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _EchoKey)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base_url = f"http://127.0.0.1:{server.server_port}" + ("/v1" if kind == "openai" else "")
+    key = "sk-live-0123456789abcdef"
+    provider = build_provider(Target(id="t", provider=kind, base_url=base_url, model="m"), key)
+    try:
+        r = await provider.complete(ChatRequest(model="m", messages=MSG, timeout_s=5))
+    finally:
+        await provider.aclose()
+        server.shutdown()
+    assert r.error_type == ErrorType.AUTH and r.http_status == 401
+    assert "Received API Key = <redacted>" in (r.error_message or "")
+    assert key not in repr(r)

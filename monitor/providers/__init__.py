@@ -16,6 +16,7 @@ from monitor.providers.anthropic import AnthropicProvider
 from monitor.providers.arrival import arrival_transport
 from monitor.providers.base import ChatRequest, Provider, monotonic
 from monitor.providers.openai_compat import OpenAIProvider
+from monitor.providers.scrub import Scrubbing
 from monitor.tls import default_context
 
 PROVIDERS: dict[str, Callable[..., Provider]] = {
@@ -45,6 +46,8 @@ def _sdk_http() -> tuple[ModuleType, ModuleType]:
 def build_provider(target: Target, api_key: str | None, *, transport: httpx.AsyncBaseTransport | None = None) -> Provider:
     """Build the provider for a target; `transport` lets tests inject an httpx transport.
 
+    The provider's results never carry its API key (`providers.scrub`): some upstreams echo it in errors.
+
     By default connections note when bytes arrive (`providers.arrival`), so TTFT and latency are read off the
     wire rather than when the event loop got round to parsing. Behind a proxy from the environment the HTTP
     library's own transport is kept (it is the one that knows proxies) and times are taken when parsed.
@@ -72,7 +75,7 @@ def build_provider(target: Target, api_key: str | None, *, transport: httpx.Asyn
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=target.max_concurrency)
         kwargs["http_client"] = httpx.AsyncClient(transport=chosen, limits=limits, verify=default_context(),
                                                   timeout=httpx.Timeout(target.timeout))
-    return PROVIDERS[target.provider](target.base_url, api_key, **kwargs)
+    return Scrubbing(PROVIDERS[target.provider](target.base_url, api_key, **kwargs), [api_key])
 
 
 __all__ = ["PROVIDERS", "AnthropicProvider", "ChatRequest", "OpenAIProvider", "Provider", "build_provider"]
