@@ -20,7 +20,7 @@ from starlette.routing import Route
 
 from monitor.alerts import Alerting, build_alerting
 from monitor.analysis import Analysis
-from monitor.config.loader import Config, load_config
+from monitor.config.loader import Config, load_config, restart_only
 from monitor.config.secrets import resolve_api_key
 from monitor.domain import utcnow
 from monitor.embeddings import Embedder
@@ -234,6 +234,7 @@ class App:
                 self.metrics.reload_ok.set(0)
                 log.error("reload failed, keeping the running config: %s", e)
                 return False, str(e)
+            config, needs_restart = restart_only(self.config, config)
             self._stale += list(self.runner.providers.values())
             self.config = config
             self.runner.set_providers(providers, list(config.targets))
@@ -249,7 +250,12 @@ class App:
             jobs = self.scheduler.apply(config, run_now=False) if self.scheduler.running else 0
             log.info("config reloaded", extra={"jobs": jobs, "canaries": len(config.canaries),
                                                "targets": len(config.targets)})
-            return True, f"reloaded: {len(config.canaries)} canaries, {len(config.targets)} targets, {jobs} jobs"
+            message = f"reloaded: {len(config.canaries)} canaries, {len(config.targets)} targets, {jobs} jobs"
+            if needs_restart:
+                message += f"; changed {', '.join(needs_restart)}: takes effect at the next restart"
+                log.warning("config reloaded, but %s changed: that takes effect at the next restart (the running "
+                            "values stay in force)", ", ".join(needs_restart))
+            return True, message
 
     async def _watch_baselines(self) -> None:
         """Pick up baselines accepted or reset from the CLI (or by a replica) within BASELINE_POLL_S (30 s)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -150,6 +150,19 @@ def _load_probes(paths: list[Path], environ: Mapping[str, str] | None, issues: l
                 where[c.id] = (src, i)
             canaries.append(c.model_copy(update={"source": str(path)}))
     return canaries
+
+
+def restart_only(running: Config, loaded: Config) -> tuple[Config, list[str]]:
+    """Split a reloaded config: return it with the settings only a restart can change kept as running, and
+    the names of those that differ (the store, the listen address and the drift engine's settings)."""
+    changed = [name for name, old, new in (
+        ("storage.url", running.storage.url, loaded.storage.url),
+        ("http.listen", running.http.listen, loaded.http.listen),
+        ("drift", running.drift, loaded.drift),
+    ) if old != new]
+    kept = replace(loaded, storage=loaded.storage.model_copy(update={"url": running.storage.url}),
+                   http=loaded.http.model_copy(update={"listen": running.http.listen}), drift=running.drift)
+    return kept, changed
 
 
 def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:

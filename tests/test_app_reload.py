@@ -1,0 +1,38 @@
+"""Reload in-process: what a reload can change at once, and what it keeps until the next restart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry
+
+from monitor.app import App
+from monitor.config import load_config
+from tests.conftest import write_config
+
+PROBES = "canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n"
+TARGET = "  - {id: t, provider: openai, base_url: 'http://127.0.0.1:9/v1', model: m}"
+
+
+async def test_reload_keeps_store_listen_and_drift_settings_until_restart_and_says_so(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, TARGET, PROBES, extra="drift: {baseline_size: 20}\n")
+    app = App(load_config(cfg, environ={}), registry=CollectorRegistry(), environ={}, serve_http=False)
+    await app.start(schedule=False)
+    try:
+        text = cfg.read_text()
+        probes = tmp_path / "probes" / "p.yaml"
+        cfg.write_text(text.replace("m.db", "other.db").replace("127.0.0.1:0", "127.0.0.1:9999")
+                       .replace("baseline_size: 20", "baseline_size: 40"))
+        probes.write_text(PROBES.replace("content: hi", "content: hello"))
+        ok, message = await app.reload()
+        assert ok and message.endswith("; changed storage.url, http.listen, drift: takes effect at the next restart")
+        assert app.config.canaries[0].messages[0].content == "hello"  # the rest is in force at once
+        assert (app.config.storage.url, app.config.http.listen, app.config.drift.baseline_size) == \
+            (f"sqlite:///{tmp_path / 'm.db'}", "127.0.0.1:0", 20)
+        assert not (tmp_path / "other.db").exists()
+        cfg.write_text(text)
+        probes.write_text(PROBES.replace("content: hi", "content: hey"))
+        ok, message = await app.reload()
+        assert ok and "restart" not in message and app.config.canaries[0].messages[0].content == "hey"
+    finally:
+        await app.stop()
