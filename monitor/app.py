@@ -33,6 +33,7 @@ from monitor.quality import Quality
 from monitor.runner import Annotator, Listener, Runner
 from monitor.scheduler import Scheduler, drain
 from monitor.store import Store
+from monitor.store.leader import Leadership
 from monitor.telemetry.metrics import Metrics
 from monitor.telemetry.tracing import get_tracer, make_tracer_provider
 
@@ -40,6 +41,7 @@ log = logging.getLogger("monitor.app")
 BASELINE_POLL_S = 30.0
 SWITCH_INTERVAL_S = 0.001
 ALERT_BATCH = 3
+LEADER_POLL_S = 5.0  # how often a standby tries for the leader lock, and the leader checks it still holds it
 
 
 class _Server(uvicorn.Server):
@@ -75,7 +77,8 @@ class App:
                  environ: Mapping[str, str] | None = None, store: Store | None = None,
                  annotate: Annotator | None = None, listeners: list[Listener] | None = None,
                  extra_routes: list[Route] | None = None, now: Callable[[], datetime] = utcnow,
-                 tracer_provider: Any = None, serve_http: bool = True, analyse: bool = True):
+                 tracer_provider: Any = None, serve_http: bool = True, analyse: bool = True,
+                 leader_poll_s: float = LEADER_POLL_S):
         self.config = config
         self.environ = os.environ if environ is None else environ
         self.registry = registry or CollectorRegistry()
@@ -108,6 +111,11 @@ class App:
         self._reload_lock = asyncio.Lock()
         self.port: int | None = None
         self.now = now
+        self.leadership = Leadership(self.store.engine)
+        self.leading = False
+        self.leadership_lost = asyncio.Event()  # the daemon exits 1 on it (its supervisor restarts it, as standby)
+        self.leader_poll_s = leader_poll_s
+        self._leader_task: asyncio.Task[None] | None = None
 
     def _embedder(self, config: Config) -> Embedder | None:
         emb = config.drift.embeddings
@@ -167,17 +175,54 @@ class App:
         task.add_done_callback(done)
 
     def _declare(self) -> None:
-        self.metrics.declare(((c.id, t.id, c.schedule.interval_s) for c, t in self.config.pairs()),
-                             {t.id: t.daily_spend_cap_usd for t in self.config.targets})
+        if self.leading:  # a standby exports no per-pair series (its last-success gauges would go stale)
+            self.metrics.declare(((c.id, t.id, c.schedule.interval_s) for c, t in self.config.pairs()),
+                                 {t.id: t.daily_spend_cap_usd for t in self.config.targets})
         self.metrics.reload_ok.set(1)
         self.metrics.reload_ts.set(time.time())
 
     async def start(self, *, schedule: bool = True) -> None:
-        """Migrate the store, build providers, start the scheduler and the HTTP server."""
+        """Migrate the store, build providers, start the HTTP server; then lead or stand by.
+
+        With `schedule` (the daemon) the replica that holds the store's leader lock probes, analyses and
+        alerts; another waits as a standby, serving /metrics and the API, and takes over when the lock frees.
+        Without it (``probe``, tests) the app leads without a lock and schedules nothing.
+        """
         self.quality.bind(asyncio.get_running_loop())
         revision = await asyncio.to_thread(self.store.migrate, in_child=True)
         await asyncio.to_thread(self.quality.warm_up)
         self.runner.set_providers(build_providers(self.config, self.environ), list(self.config.targets))
+        self._declare()
+        if self._serve_http:
+            sock = listen_socket(self.config.http.host, self.config.http.port)
+            self.port = sock.getsockname()[1]
+            routes = [*self._extra_routes, *(drift_routes(self.analysis) if self.analysis else [])]
+            app = build_http_app(self, environ=self.environ, extra_routes=routes)
+            self._server = _Server(uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False))
+            self._server_task = asyncio.create_task(self._server.serve(sockets=[sock]))
+        if not schedule:
+            await self._lead(schedule=False)
+        elif await asyncio.to_thread(self.leadership.try_acquire):
+            await self._lead(schedule=True)
+        else:
+            log.info("standby: another replica holds the leader lock; taking over when it frees",
+                     extra={"store": self.store.safe_url})
+            self._leader_task = asyncio.create_task(self._await_leadership())
+        # Everything built so far (modules, the refusal model, config) lives as long as the process: move it out
+        # of the collector's way so a full collection never stalls the event loop (and skews TTFT) for long.
+        gc.collect()
+        gc.freeze()
+        # Analysis threads hold the GIL in slices; shorter slices let the event loop read chunks on time.
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
+        if schedule:
+            log.info("started", extra={"jobs": len(self.scheduler.next_runs()), "store": self.store.safe_url,
+                                       "schema": revision, "listen": f"{self.config.http.host}:{self.port}",
+                                       "leader": self.leading})
+
+    async def _lead(self, *, schedule: bool) -> None:
+        """Become the acting replica: seed state from the store, start alerting, analysis and the schedule."""
+        self.leading = True
+        self.metrics.leader.set(1)
         self._declare()
         await self._restore_last_success()
         await asyncio.to_thread(self.runner.read_spend_today, [t.id for t in self.config.targets])
@@ -192,35 +237,46 @@ class App:
         if self.analysis is not None:
             self.analysis.alerting = self.alerting
             self.analysis.engine.embed = self._embedder(self.config)  # SecretError here: a clear start error
+            self.analysis.engine.set_zero_tolerance({c.id: c.zero_tolerance for c in self.config.canaries})
             pairs = [(c.id, t.id) for c, t in self.config.pairs()]
             await asyncio.to_thread(self.analysis.restore, pairs)
             self.analysis.declare(pairs)
             self.runner.listeners.append(self.analysis.on_observation)
-        if self._serve_http:
-            sock = listen_socket(self.config.http.host, self.config.http.port)
-            self.port = sock.getsockname()[1]
-            routes = [*self._extra_routes, *(drift_routes(self.analysis) if self.analysis else [])]
-            app = build_http_app(self, environ=self.environ, extra_routes=routes)
-            self._server = _Server(uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False))
-            self._server_task = asyncio.create_task(self._server.serve(sockets=[sock]))
-        # Everything built so far (modules, the refusal model, config) lives as long as the process: move it out
-        # of the collector's way so a full collection never stalls the event loop (and skews TTFT) for long.
-        gc.collect()
-        gc.freeze()
-        # Analysis threads hold the GIL in slices; shorter slices let the event loop read chunks on time.
-        sys.setswitchinterval(SWITCH_INTERVAL_S)
         if schedule:
-            jobs = self.scheduler.apply(self.config)
+            self.scheduler.apply(self.config)
             self.scheduler.start()
             self._housekeeping = asyncio.create_task(self._housekeep())
             if self.analysis is not None:
                 self._baselines_task = asyncio.create_task(self._watch_baselines())
-            log.info("started", extra={"jobs": jobs, "store": self.store.safe_url, "schema": revision,
-                                       "listen": f"{self.config.http.host}:{self.port}"})
+            if self.leadership.held:
+                self._leader_task = asyncio.create_task(self._watch_leadership())
+
+    async def _await_leadership(self) -> None:
+        """As a standby: try for the leader lock every `leader_poll_s`; lead once it is ours."""
+        while not await asyncio.to_thread(self.leadership.try_acquire):
+            await asyncio.sleep(self.leader_poll_s)
+        log.warning("this replica now leads (the previous leader stopped or lost the store)")
+        try:
+            await self._lead(schedule=True)
+        except MonitorError as e:
+            log.error("cannot take over as leader: %s", e)
+            self.leadership_lost.set()
+
+    async def _watch_leadership(self) -> None:
+        """As the leader: check every `leader_poll_s` that the lock is still ours; if not, stop acting at once."""
+        while await asyncio.to_thread(self.leadership.still_held):
+            await asyncio.sleep(self.leader_poll_s)
+        log.error("lost the leader lock (the store connection broke): stopping so a standby can take over")
+        self.scheduler.pause()
+        self.leading = False
+        self.metrics.leader.set(0)
+        self.leadership_lost.set()
 
     def ready(self) -> tuple[bool, dict[str, bool]]:
-        parts = {"store": self.store.ping(), "scheduler": self.scheduler.running}
-        return all(parts.values()), parts
+        """Ready: the store answers and, on the leader, the scheduler runs (a standby is ready to take over)."""
+        parts = {"store": self.store.ping(), "scheduler": self.scheduler.running or not self.leading,
+                 "leader": self.leading}
+        return parts["store"] and parts["scheduler"], parts
 
     async def reload(self) -> tuple[bool, str]:
         """Load the config file again; on any error keep the running config and say why."""
@@ -242,7 +298,7 @@ class App:
             self.metrics.forget_pairs({(c.id, t.id) for c, t in config.pairs()})
             self._declare()
             self._tags = {c.id: tuple(c.tags) for c in config.canaries}
-            if self.analysis is not None:
+            if self.analysis is not None and self.leading:
                 self.analysis.declare([(c.id, t.id) for c, t in config.pairs()])
                 await self.analysis.in_worker(self.analysis.engine.set_zero_tolerance,
                                               {c.id: c.zero_tolerance for c in config.canaries})
@@ -292,13 +348,14 @@ class App:
         self.scheduler.pause()
         finished, cancelled = await drain(self.runner.in_flight, self.config.daemon.grace_period)
         self.scheduler.shutdown()
-        for task in (self._housekeeping, self._baselines_task):
+        for task in (self._housekeeping, self._baselines_task, self._leader_task):
             if task is not None:
                 task.cancel()
         if self.analysis is not None:
             await asyncio.to_thread(self.analysis.close)  # finish analyses of the calls that completed
         if self.alerting is not None:
             await self.alerting.stop()
+        await asyncio.to_thread(self.leadership.release)  # a standby takes over at its next try
         if self._server is not None:
             self._server.should_exit = True
             if self._server_task:

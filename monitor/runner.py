@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 import threading
 from collections.abc import Awaitable, Callable
@@ -68,7 +69,7 @@ class Runner:
     annotate: Annotator | None = None
     listeners: list[Listener] = field(default_factory=list)
     cap_listeners: list[Callable[[str, bool, float, float | None], None]] = field(default_factory=list)
-    replica: str = field(default_factory=lambda: f"{socket.gethostname()}")
+    replica: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     _limits: dict[str, asyncio.Semaphore] = field(default_factory=dict)
     _tasks: set[asyncio.Task[object]] = field(default_factory=set)
     _paused: set[str] = field(default_factory=set)

@@ -7,7 +7,7 @@ import logging
 import signal
 
 from monitor.app import App
-from monitor.commands.common import EXIT_CONFIG, EXIT_OK, load_or_exit
+from monitor.commands.common import EXIT_CONFIG, EXIT_FAIL, EXIT_OK, load_or_exit
 from monitor.errors import MonitorError, SecretError
 
 log = logging.getLogger("monitor.run")
@@ -27,11 +27,15 @@ async def serve(app: App, stop: asyncio.Event) -> int:
     except MonitorError as e:
         log.error("cannot start: %s", e)
         return EXIT_CONFIG
-    await stop.wait()
+    stopped, lost = asyncio.ensure_future(stop.wait()), asyncio.ensure_future(app.leadership_lost.wait())
+    await asyncio.wait([stopped, lost], return_when=asyncio.FIRST_COMPLETED)
+    for waiter in (stopped, lost):
+        waiter.cancel()
     log.info("shutting down", extra={"grace_period_s": app.config.daemon.grace_period,
                                      "in_flight": len(app.runner.in_flight)})
     await app.stop()
-    return EXIT_OK
+    # A replica that lost the leader lock exits 1: its supervisor restarts it, and it comes back as a standby.
+    return EXIT_FAIL if app.leadership_lost.is_set() else EXIT_OK
 
 
 def main(config_path: str) -> int:

@@ -55,6 +55,8 @@ class Metrics:
                                 ("target", "response_model", "system_fingerprint"), registry=r)
         self.build_info = Gauge("llm_monitor_build_info", "Build information.", ("version", "python_version"),
                                 registry=r)
+        self.leader = Gauge("llm_monitor_leader",
+                            "1 on the replica that probes, analyses and alerts; 0 on a standby.", registry=r)
         self.reload_ok = Gauge("llm_monitor_config_last_reload_successful",
                                "1 if the last configuration (re)load succeeded.", registry=r)
         self.reload_ts = Gauge("llm_monitor_config_last_reload_success_timestamp_seconds",

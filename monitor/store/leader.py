@@ -1,0 +1,111 @@
+"""Leadership: of the replicas sharing a store, only one probes, analyses and alerts.
+
+Several replicas on one PostgreSQL store give a standby that takes over, not twice the calls, spend, baselines
+and pages. The leader is the replica holding a lock the store itself keeps, so a leader that dies (process,
+host or connection) frees it without anyone's clock deciding:
+
+- PostgreSQL: a session advisory lock on a dedicated connection. The server's TCP keepalives on that session
+  are set short, so a vanished host's lock is released in about half a minute, not hours.
+- SQLite: an exclusive ``flock`` on ``<database>.leader`` beside the database file (one host by nature).
+- In-memory SQLite: always the leader (nothing can share it).
+
+A replica that loses the lock (its PostgreSQL connection broke) must stop acting at once: the daemon then
+shuts down and exits 1 for its supervisor to restart it, as a standby (the way Kubernetes controllers treat a
+lost lease).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.pool import NullPool
+
+log = logging.getLogger("monitor.leader")
+LEADER_LOCK_ID = 7_166_002  # pg_advisory_lock key (7_166_001 serialises migrations)
+KEEPALIVE = ("SET tcp_keepalives_idle = 10", "SET tcp_keepalives_interval = 5", "SET tcp_keepalives_count = 3")
+
+
+class Leadership:
+    """Try, keep and release the store's leader lock (blocking calls: run them off the event loop)."""
+
+    def __init__(self, engine: Engine):
+        self.url = engine.url
+        self.dialect = engine.dialect.name
+        self.held = False
+        self._conn: Any = None
+        self._file: int | None = None
+
+    def try_acquire(self) -> bool:
+        """Take the lock if it is free; return whether this replica now leads."""
+        if self.held:
+            return True
+        try:
+            self.held = self._try_pg() if self.dialect == "postgresql" else self._try_file()
+        except Exception as e:  # a store that is down: not the leader, try again later
+            log.warning("cannot reach the store to try for leadership: %s", type(e).__name__)
+            self._close()
+            self.held = False
+        return self.held
+
+    def still_held(self) -> bool:
+        """Tell whether the lock is still ours (for PostgreSQL: whether its connection is alive)."""
+        if not self.held:
+            return False
+        if self._conn is None:
+            return True  # a file lock lasts as long as the process
+        try:
+            self._conn.execute(text("SELECT 1")).scalar_one()
+            return True
+        except Exception:
+            self.held = False
+            self._close()
+            return False
+
+    def release(self) -> None:
+        """Give the lock up (at shutdown, so a standby takes over at once)."""
+        if self.held and self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": LEADER_LOCK_ID})
+        self.held = False
+        self._close()
+
+    # -- backends --------------------------------------------------------------------------------------------
+    def _try_pg(self) -> bool:
+        if self._conn is None:
+            engine = create_engine(self.url, poolclass=NullPool)
+            self._conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            for statement in KEEPALIVE:
+                self._conn.execute(text(statement))
+        got = bool(self._conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": LEADER_LOCK_ID}).scalar_one())
+        if not got:
+            self._close()  # a standby holds no connection while it waits
+        return got
+
+    def _try_file(self) -> bool:
+        path = self.url.database
+        if not path or path == ":memory:":
+            return True
+        fd = os.open(f"{path}.leader", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._file = fd
+        return True
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.close()
+            self._conn = None
+        if self._file is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(self._file, fcntl.LOCK_UN)
+                os.close(self._file)
+            self._file = None

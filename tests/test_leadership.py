@@ -1,0 +1,132 @@
+"""Replicas on one store: one leads (probes, analyses, alerts), the others stand by and take over."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from monitor.app import App
+from monitor.commands.run import serve
+from monitor.config import load_config
+from monitor.sim import SimServer
+from monitor.store import Store
+from monitor.store.leader import Leadership
+from tests.conftest import PG_ADMIN, write_config
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    return str(request.getfixturevalue("pg_url"))
+
+
+def _terminate_lock_holder(url: str) -> None:
+    """Kill the PostgreSQL session holding the leader lock, as a broken connection would."""
+    import psycopg
+
+    dsn = PG_ADMIN.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        killed = conn.execute("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' "
+                              "AND objid = 7166002 AND granted AND database = "
+                              "(SELECT oid FROM pg_database WHERE datname = %s)", (url.rsplit("/", 1)[1],)).fetchall()
+    assert killed == [(True,)]
+
+
+def test_one_holder_at_a_time_and_release_hands_over(url: str) -> None:
+    stores = [Store(url), Store(url)]
+    stores[0].migrate()
+    first, second = (Leadership(s.engine) for s in stores)
+    try:
+        assert first.try_acquire() and first.still_held()
+        assert not second.try_acquire() and not second.still_held()
+        assert first.try_acquire()  # idempotent for the holder
+        first.release()
+        assert not first.held and second.try_acquire()
+        assert not first.try_acquire()
+    finally:
+        first.release()
+        second.release()
+        for s in stores:
+            s.close()
+
+
+def test_a_broken_postgresql_session_loses_the_lock_and_frees_it(pg_url: str) -> None:
+    stores = [Store(pg_url), Store(pg_url)]
+    stores[0].migrate()
+    leader, standby = (Leadership(s.engine) for s in stores)
+    try:
+        assert leader.try_acquire()
+        _terminate_lock_holder(pg_url)
+        assert not leader.still_held() and not leader.held
+        assert standby.try_acquire()
+    finally:
+        leader.release()
+        standby.release()
+        for s in stores:
+            s.close()
+
+
+def _app(tmp_path: Path, url: str, sim: SimServer, name: str) -> tuple[App, CollectorRegistry]:
+    folder = tmp_path / name
+    folder.mkdir()
+    cfg = write_config(folder, f"  - {{id: t, provider: openai, base_url: '{sim.openai_base_url}', model: m}}",
+                       "canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n    samples: 1\n"
+                       "    schedule: {every: 1s}\n", extra="daemon: {max_start_delay: 0}\n")
+    cfg.write_text(cfg.read_text().replace(f"sqlite:///{folder / 'm.db'}", url))
+    registry = CollectorRegistry()
+    app = App(load_config(cfg, environ={}), registry=registry, environ={}, serve_http=False, leader_poll_s=0.1)
+    return app, registry
+
+
+def _attempts(registry: CollectorRegistry) -> float:
+    return registry.get_sample_value("llm_monitor_probe_attempts_total", {"canary": "c1", "target": "t"}) or 0.0
+
+
+async def _until(condition, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
+async def test_two_daemons_on_one_store_probe_once_and_the_standby_takes_over(
+        tmp_path: Path, url: str, steady_sim: SimServer) -> None:
+    (a, reg_a), (b, reg_b) = _app(tmp_path, url, steady_sim, "a"), _app(tmp_path, url, steady_sim, "b")
+    await a.start()
+    await b.start()
+    try:
+        assert (a.leading, b.leading) == (True, False)
+        assert (reg_a.get_sample_value("llm_monitor_leader"), reg_b.get_sample_value("llm_monitor_leader")) == (1, 0)
+        assert b.ready() == (True, {"store": True, "scheduler": True, "leader": False})  # a standby is ready
+        await _until(lambda: _attempts(reg_a) >= 3)
+        assert _attempts(reg_b) == 0 and not b.scheduler.running
+        await a.stop()
+        await _until(lambda: b.leading and _attempts(reg_b) >= 2)
+        assert b.scheduler.running and reg_b.get_sample_value("llm_monitor_leader") == 1
+    finally:
+        await b.stop()
+        if a.scheduler.running:
+            await a.stop()
+
+
+async def test_a_leader_that_loses_the_lock_stops_acting_and_the_daemon_exits_1(
+        tmp_path: Path, pg_url: str, steady_sim: SimServer) -> None:
+    (a, reg_a), (b, reg_b) = _app(tmp_path, pg_url, steady_sim, "a"), _app(tmp_path, pg_url, steady_sim, "b")
+    stop_a = asyncio.Event()
+    daemon_a = asyncio.create_task(serve(a, stop_a))  # as `llm-monitor run` runs it
+    await _until(lambda: a.leading)
+    await b.start()
+    try:
+        await _until(lambda: _attempts(reg_a) >= 1)
+        _terminate_lock_holder(pg_url)
+        assert await asyncio.wait_for(daemon_a, 30) == 1  # its supervisor restarts it, as a standby
+        assert a.leadership_lost.is_set() and not a.leading and reg_a.get_sample_value("llm_monitor_leader") == 0
+        await _until(lambda: b.leading and _attempts(reg_b) >= 1)
+    finally:
+        stop_a.set()
+        await b.stop()
