@@ -78,6 +78,19 @@ def test_forget_drops_every_series_of_removed_pairs() -> None:
     assert 'canary="b"' not in text and 'canary="a"' in text
 
 
+def test_declared_pairs_export_zero_refusals_and_a_reload_forgets_removed_canaries_and_targets() -> None:
+    reg = CollectorRegistry()
+    m = Metrics(reg)
+    m.declare([("a", "x", 60.0), ("b", "y", 30.0)], {"x": None, "y": 5.0})
+    assert reg.get_sample_value("llm_monitor_refusals_total", {"canary": "a", "target": "x", "refusal": "full"}) == 0
+    assert reg.get_sample_value("llm_monitor_canary_interval_seconds", {"canary": "b"}) == 30.0
+    m.forget_pairs({("a", "x")})
+    text = generate_latest(reg).decode()
+    assert 'canary="b"' not in text and 'target="y"' not in text
+    assert 'llm_monitor_canary_interval_seconds{canary="a"} 60.0' in text
+    assert 'llm_monitor_spend_today_usd{target="x"}' in text
+
+
 def test_exposition_passes_the_text_parser() -> None:
     from prometheus_client.parser import text_string_to_metric_families
 

@@ -62,7 +62,7 @@ class Metrics:
         self.reload_ts = Gauge("llm_monitor_config_last_reload_success_timestamp_seconds",
                                "Unix time of the last successful configuration load.", registry=r)
         self.refusals = PairGrid("llm_monitor_refusals", "Completions judged refusals.", "counter", ("refusal",),
-                                 (), registry=r)
+                                 (("partial",), ("full",)), registry=r)
         self.refusal_ratio = PairGrid("llm_monitor_refusal_ratio",
                                       "Share of the last run's answered samples that were refusals (partial or full).",
                                       "gauge", (), (), registry=r)
@@ -86,7 +86,7 @@ class Metrics:
     def declare(self, pairs: Iterable[tuple[str, str, float]], caps: dict[str, float | None]) -> None:
         """Pre-initialise the series of every (canary, target, interval) and every target's cap."""
         pairs = list(pairs)
-        for grid in (self.attempts, self.failures, self.cost):
+        for grid in (self.attempts, self.failures, self.cost, self.refusals):
             grid.declare((canary, target) for canary, target, _ in pairs)
         for canary, _, interval in pairs:
             self.interval.labels(canary).set(interval)
@@ -115,6 +115,12 @@ class Metrics:
                        self.output_rate, self.duration, self.ttfc, self.tokens, self.refusals, self.refusal_ratio,
                        self.checks, self.check_ratio, self.drift_active, self.drift_events):
             metric.forget(keep)
+        canaries, targets = {c for c, _ in keep}, {t for _, t in keep}
+        for gauge, kept in ((self.interval, canaries), (self.spend_today, targets), (self.spend_cap, targets),
+                            (self.paused, targets), (self.in_flight, targets)):
+            for (value,) in self._label_keys(gauge):
+                if value not in kept:
+                    gauge.remove(value)
 
     def observe(self, obs: Observation, provider: str, server: str) -> None:
         """Record one finished call."""
