@@ -115,6 +115,7 @@ class App:
         self.leading = False
         self.leadership_lost = asyncio.Event()  # the daemon exits 1 on it (its supervisor restarts it, as standby)
         self.leader_poll_s = leader_poll_s
+        self._standing_by = False  # a started standby: ready, though it schedules nothing
         self._leader_task: asyncio.Task[None] | None = None
 
     def _embedder(self, config: Config) -> Embedder | None:
@@ -207,6 +208,7 @@ class App:
         else:
             log.info("standby: another replica holds the leader lock; taking over when it frees",
                      extra={"store": self.store.safe_url})
+            self._standing_by = True
             self._leader_task = asyncio.create_task(self._await_leadership())
         # Everything built so far (modules, the refusal model, config) lives as long as the process: move it out
         # of the collector's way so a full collection never stalls the event loop (and skews TTFT) for long.
@@ -221,6 +223,11 @@ class App:
 
     async def _lead(self, *, schedule: bool) -> None:
         """Become the acting replica: seed state from the store, start alerting, analysis and the schedule."""
+        async with self._reload_lock:  # a reload waits, so the schedule starts from the config in force
+            await self._take_over(schedule=schedule)
+        self._standing_by = False
+
+    async def _take_over(self, *, schedule: bool) -> None:
         self.leading = True
         self.metrics.leader.set(1)
         self._declare()
@@ -274,7 +281,8 @@ class App:
 
     def ready(self) -> tuple[bool, dict[str, bool]]:
         """Ready: the store answers and, on the leader, the scheduler runs (a standby is ready to take over)."""
-        parts = {"store": self.store.ping(), "scheduler": self.scheduler.running or not self.leading,
+        parts = {"store": self.store.ping(),
+                 "scheduler": self.scheduler.running if self.leading else self._standing_by,
                  "leader": self.leading}
         return parts["store"] and parts["scheduler"], parts
 
