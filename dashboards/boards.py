@@ -101,7 +101,10 @@ def overview() -> dict[str, Any]:
                               f" or vector(0)", "sent", "B")]),
         Panel("table", "Daemon versions", "Version and Python version of every scraped daemon.", "none",
               [query(f"max by (instance, version, python_version) (llm_monitor_build_info{{{JOB}}})",
-                     instant=True)], width=16, height=5),
+                     instant=True)], width=8, height=5),
+        Panel("stat", "Leader", "1 on the replica that probes, analyses and alerts; 0 on a standby. Exactly "
+              "one replica per store should read 1.", "none",
+              [query(f"max by (instance) (llm_monitor_leader{{{JOB}}})", "{{instance}}")], width=8, height=5),
         Panel("stat", "Since last good config load",
               "Time since each daemon last loaded its configuration successfully.", "s",
               [query(f"time() - max by (instance) "
