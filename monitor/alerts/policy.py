@@ -15,12 +15,21 @@ from datetime import datetime
 from typing import Any
 
 from monitor.alerts.config import AlertsConfig, Match
-from monitor.alerts.events import FIRING, ONE_SHOT, RESOLVING, AlertEvent, Notification, status_of
+from monitor.alerts.events import (
+    FIRING,
+    ONE_SHOT,
+    RESOLVING,
+    AlertEvent,
+    Notification,
+    condition_of,
+    status_of,
+)
 
 STATEFUL_SINKS = frozenset({"alertmanager", "pagerduty"})  # they de-duplicate and group themselves
 
 # Cooldown memory: (sink, group_key, signal) -> (time of the last firing message sent, whether the receiver
-# was told it is firing). Resolved messages go only where the firing one went.
+# was told it is firing, whether it was then told it is resolved). Resolved messages go only where the firing
+# one went; a firing message after a resolve is always sent (cooldown only de-duplicates repeated firings).
 CooldownKey = tuple[str, str, str]
 
 
@@ -28,6 +37,7 @@ CooldownKey = tuple[str, str, str]
 class CooldownEntry:
     fired_at: datetime
     open: bool
+    resolved: bool = False
 
 
 @dataclass
@@ -67,7 +77,8 @@ def payload(event: AlertEvent, cfg: AlertsConfig, now: datetime) -> dict[str, An
     """Return the sink-independent payload of an event: facts, evidence and a link to the JSON API."""
     link = f"{cfg.external_url}/api/drift/{event.event_id}" if event.event_id else cfg.external_url
     return {
-        "kind": event.kind, "status": status_of(event.kind), "event_id": event.event_id,
+        "kind": event.kind, "status": status_of(event.kind), "condition": condition_of(event.kind, event.evidence),
+        "event_id": event.event_id,
         "canary": event.canary, "target": event.target, "signal": event.signal, "severity": event.severity,
         "tags": list(event.tags), "group_key": event.group_key, "summary": event.summary or summarize(event),
         "opened_at": _iso(event.opened_at or now), "resolved_at": _iso(event.resolved_at),
@@ -108,7 +119,8 @@ def plan(event: AlertEvent, cfg: AlertsConfig, now: datetime, memory: Mapping[Co
         last = memory.get(key)
         cooled = types.get(sink) not in STATEFUL_SINKS and event.kind != "test"
         if event.kind in FIRING or event.kind in ONE_SHOT:
-            if cooled and last is not None and (now - last.fired_at).total_seconds() < cfg.cooldown:
+            if (cooled and last is not None and not last.resolved
+                    and (now - last.fired_at).total_seconds() < cfg.cooldown):
                 out.suppressed.append(sink)
                 if event.kind in FIRING:
                     out.remember[key] = CooldownEntry(last.fired_at, open=last.open)
@@ -120,7 +132,7 @@ def plan(event: AlertEvent, cfg: AlertsConfig, now: datetime, memory: Mapping[Co
                 out.suppressed.append(sink)  # its firing message was suppressed: nothing to resolve there
                 continue
             if last is not None:
-                out.remember[key] = CooldownEntry(last.fired_at, open=False)
+                out.remember[key] = CooldownEntry(last.fired_at, open=False, resolved=True)
         out.notifications.append(Notification(
             id=uuid.uuid4().hex, message_id=message_id(sink, event), sink=sink, kind=event.kind,
             group_key=event.group_key, signal=event.signal, payload=body, created_at=now, next_attempt_at=now))
@@ -138,10 +150,10 @@ class Policy:
         self.cfg = cfg
         self.memory: dict[CooldownKey, CooldownEntry] = {}
 
-    def seed(self, last_firing: Mapping[CooldownKey, tuple[datetime, bool]]) -> None:
-        """Load (sink, group, signal) -> (last firing time, still open) from the outbox."""
-        for key, (ts, is_open) in last_firing.items():
-            self.memory[key] = CooldownEntry(ts, is_open)
+    def seed(self, last_firing: Mapping[CooldownKey, tuple[Any, ...]]) -> None:
+        """Load (sink, group, signal) -> (last firing time, still open[, resolve sent]) from the outbox."""
+        for key, (ts, is_open, *rest) in last_firing.items():
+            self.memory[key] = CooldownEntry(ts, is_open, bool(rest and rest[0]))
 
     def notifications(self, event: AlertEvent, now: datetime) -> list[Notification]:
         """Return the notifications for an event and remember what was sent."""

@@ -18,7 +18,8 @@ ONE_SHOT_TTL = timedelta(hours=1)  # how long a one-off notice (model changed, b
 def labels(n: Notification) -> dict[str, str]:
     """Return the labels that identify the alert (same for its firing and resolved messages)."""
     p = n.payload
-    out = {"alertname": ALERTNAMES.get(n.kind.split(".")[0], "LLMMonitor"), "canary": p.get("canary", ""),
+    condition = p.get("condition") or n.kind.split(".")[0]  # rows queued before `condition` existed
+    out = {"alertname": ALERTNAMES.get(condition, "LLMMonitor"), "canary": p.get("canary", ""),
            "target": p.get("target", ""), "signal": n.signal, "severity": p.get("severity", "")}
     return {k: str(v) for k, v in out.items() if v}  # Alertmanager treats an empty label as absent
 
