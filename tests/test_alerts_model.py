@@ -85,3 +85,54 @@ async def test_a_model_change_resolves_in_a_real_alertmanager(tmp_path: Path, sq
             time.sleep(0.1)
         assert _active(am.url) == []
         await al.stop()
+
+
+async def test_one_rotation_is_one_notification_per_target(sqlite_store: Store) -> None:
+    from tests.support.receiver import Receiver
+
+    t0 = utcnow().replace(microsecond=0)
+    now = [t0]
+    with Receiver() as hook, Receiver() as chat, Receiver() as am:
+        cfg = AlertsConfig.model_validate({"group_wait": "30s", "cooldown": "30m", "sinks": [
+            {"name": "hook", "type": "webhook", "url": hook.url},
+            {"name": "chat", "type": "slack", "url_env": "SLACK_URL"},
+            {"name": "am", "type": "alertmanager", "url": am.url}]})
+        al = build_alerting(cfg, sqlite_store, environ={"SLACK_URL": chat.url + "/slack"}, now=lambda: now[0])
+
+        def rotation(canary: str) -> list[DriftEvent]:
+            return [model_event("response_model", canary),
+                    model_event("system_fingerprint", canary, baseline_value="fp_a", current_value="fp_b")]
+
+        events = rotation("hello")
+        await al.publish([alert_event(EventUpdate("opened", e)) for e in events])
+        await al.sender.flush()
+        now[0] = t0 + timedelta(seconds=20)  # the next canary on the target sees it at its next run
+        events += rotation("bye")
+        await al.publish([alert_event(EventUpdate("opened", e)) for e in events[2:]])
+        await al.sender.flush()
+        assert hook.requests == [] and chat.requests == []  # still collecting
+        assert len(am.requests) == 4  # Alertmanager groups by itself: one alert per canary x signal
+        now[0] = t0 + timedelta(seconds=31)
+        await al.sender.flush()
+        [one] = hook.delivered
+        data = one.json["data"]
+        assert one.json["type"] == "model.changed" and data["target"] == "gpt"
+        assert data["canaries"] == ["bye", "hello"] and data["signals"] == ["response_model", "system_fingerprint"]
+        assert len(data["changes"]) == 4 and data["canary"] == "*"
+        assert "gpt-4o-2024-08-06 -> gpt-4o-2024-11-20" in data["summary"] and "fp_a -> fp_b" in data["summary"]
+        assert "bye, hello" in data["summary"]
+        [slack] = chat.delivered
+        assert "bye, hello" in slack.json["text"]
+        assert al.outbox.pending_count() == 0
+        now[0] = t0 + timedelta(minutes=5)  # a third canary, after the group went out: the cooldown drops it
+        late = rotation("third")
+        await al.publish([alert_event(EventUpdate("opened", e)) for e in late])
+        # accepting the change: Alertmanager resolves its alerts, webhook and Slack got a notice, not an alert
+        for e in events:
+            e.state, e.accepted_at = "accepted", now[0].isoformat()
+        await al.publish([alert_event(EventUpdate("accepted", e)) for e in events])
+        now[0] = t0 + timedelta(minutes=6)
+        await al.sender.flush()
+        assert len(hook.requests) == 1 and len(chat.requests) == 1
+        assert len(am.requests) == 4 + 2 + 4
+        await al.stop()

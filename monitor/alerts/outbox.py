@@ -124,6 +124,16 @@ class Outbox:
             oldest.setdefault((sink, group, signal), rid)
         return oldest
 
+    def siblings(self, n: Notification) -> list[Notification]:
+        """Return the other waiting rows of `n`'s sink x group x signal and kind, oldest first (to merge)."""
+        with Session(self.engine) as s:
+            q = (select(NotificationRow)
+                 .where(NotificationRow.sink == n.sink, NotificationRow.group_key == n.group_key,
+                        NotificationRow.signal == n.signal, NotificationRow.kind == n.kind,
+                        NotificationRow.id != n.id, col(NotificationRow.status).in_(WAITING))
+                 .order_by(col(NotificationRow.created_at), col(NotificationRow.id)))
+            return [_from_row(r) for r in s.exec(q).all()]
+
     def _set(self, nid: str, *, attempted: bool = True, **values: Any) -> None:
         if attempted:
             values["attempts"] = NotificationRow.attempts + 1

@@ -17,7 +17,7 @@ import contextlib
 import logging
 import random
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,6 +27,7 @@ from monitor.alerts.backoff import full_jitter, retry_after
 from monitor.alerts.config import AlertsConfig
 from monitor.alerts.events import Notification
 from monitor.alerts.outbox import Outbox
+from monitor.alerts.policy import MODEL_GROUP, merge_model_changes
 from monitor.alerts.sinks import Rendered, Sink
 from monitor.domain import utcnow
 from monitor.tls import default_context
@@ -160,6 +161,10 @@ class Sender:
             log.warning("notification dropped: its sink is disabled", extra=extra)
             await self._drop(n, DISABLED, self.disabled[n.sink], res, attempted=False)
             return
+        merged: list[Notification] = []
+        if n.kind == "model.changed" and n.signal == MODEL_GROUP:  # one message per target (policy.plan)
+            merged = await asyncio.to_thread(self.outbox.siblings, n)
+            n = replace(n, payload=merge_model_changes([n.payload, *(m.payload for m in merged)]))
         now = self.now()
         try:
             req = sink.render(n, now)
@@ -169,7 +174,8 @@ class Sender:
             return
         a = await self.attempt(sink, req)
         if a.ok:
-            await asyncio.to_thread(self.outbox.mark_delivered, n.id, self.now())
+            for m in (n, *merged):
+                await asyncio.to_thread(self.outbox.mark_delivered, m.id, self.now())
             res.delivered += 1
             if self.metrics is not None:
                 self.metrics.sent.labels(n.sink).inc()
