@@ -94,11 +94,17 @@ def overview() -> dict[str, Any]:
               "Seconds since each canary last succeeded on each target; compare with its interval.", "s",
               [query(f"time() - max by (target, canary) (llm_monitor_last_success_timestamp_seconds{{{CANARY}}})",
                      instant=True)]),
-        Panel("timeseries", "Notification failures", "Failed deliveries to alert sinks per rate interval.",
+        Panel("timeseries", "Notification failures",
+              "Failed deliveries, deliveries and dropped (dead) notifications to alert sinks per rate interval, "
+              "and how many sinks a 410 Gone disabled.",
               "short", [query(f"sum(increase(llm_monitor_notification_failures_total{{{JOB}}}[{RATE}]))"
                               f" or vector(0)", "failures"),
                         query(f"sum(increase(llm_monitor_notifications_sent_total{{{JOB}}}[{RATE}]))"
-                              f" or vector(0)", "sent", "B")]),
+                              f" or vector(0)", "sent", "B"),
+                        query(f"sum(increase(llm_monitor_notifications_dropped_total{{{JOB}}}[{RATE}]))"
+                              f" or vector(0)", "dropped", "C"),
+                        query(f"sum(llm_monitor_notification_sink_disabled{{{JOB}}}) or vector(0)",
+                              "disabled sinks", "D")]),
         Panel("table", "Daemon versions", "Version and Python version of every scraped daemon.", "none",
               [query(f"max by (instance, version, python_version) (llm_monitor_build_info{{{JOB}}})",
                      instant=True)], width=8, height=5),

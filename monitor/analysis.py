@@ -46,7 +46,7 @@ def alert_event(update: EventUpdate, tags: tuple[str, ...] = ()) -> AlertEvent:
                 "statistic": e.statistic, "threshold": e.threshold, "baseline_n": e.baseline_n,
                 "current_n": e.current_n, "first_obs_at": e.first_obs_at, "diff": (ev.get("diff") or "")[:500]}
     return AlertEvent(kind=kind, canary=e.canary, target=e.target, signal=e.signal,
-                      severity="critical" if e.kind == "model" else "warning", tags=tags, event_id=e.id,
+                      severity="warning", tags=tags, event_id=e.id,
                       opened_at=_dt(e.opened_at), resolved_at=_dt(e.resolved_at or e.accepted_at),
                       summary=f"{e.canary} @ {e.target}: {e.signal} {e.baseline_value} -> {e.current_value}",
                       evidence=evidence)

@@ -240,7 +240,8 @@ class App:
             slowest = max((sink.timeout for sink in self.config.alerts.sinks), default=10.0)
             self.alerting = build_alerting(self.config.alerts, self.store, environ=self.environ, metrics=self.metrics,
                                            now=self.now, batch=ALERT_BATCH, lease=ALERT_BATCH * slowest + 5.0)
-            await self.alerting.start()
+            await self.alerting.start([(c.id, t.id) for c, t in self.config.pairs()])
+            self.health.seed_down(await asyncio.to_thread(self.alerting.open_pairs, "canary.down"))
         if self.analysis is not None:
             self.analysis.alerting = self.alerting
             self.analysis.engine.embed = self._embedder(self.config)  # SecretError here: a clear start error
@@ -306,6 +307,8 @@ class App:
             self.metrics.forget_pairs({(c.id, t.id) for c, t in config.pairs()})
             self._declare()
             self._tags = {c.id: tuple(c.tags) for c in config.canaries}
+            if self.alerting is not None:
+                await self.alerting.retire((c.id, t.id) for c, t in config.pairs())
             if self.analysis is not None and self.leading:
                 self.analysis.declare([(c.id, t.id) for c, t in config.pairs()])
                 await self.analysis.in_worker(self.analysis.engine.set_zero_tolerance,

@@ -101,10 +101,22 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--zero-tolerance", action="append", default=[], metavar="SIGNAL",
                    help="a rate signal declared zero in every stream (refused, error, exact_match, check:NAME): "
                         "any violation in the current dump is an event; repeatable")
-    p = sub.add_parser("alerts", help="alert outbox: send a test message, list pending notifications")
-    p.add_argument("action", choices=["test", "pending"])
-    _config_arg(p)
-    p.add_argument("--sink", help="sink name (for test)")
+    p = sub.add_parser("alerts", help="alert outbox: send a test message, list pending notifications",
+                       description="Send a test notification through a sink, or list the alert outbox.")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    a = actions.add_parser("test", help="send a test notification through one sink now",
+                           description="Send a test notification through one sink now, bypassing the outbox, and "
+                                       "print the outcome (exit 0 delivered, 1 failed, 2 configuration problem). "
+                                       "An Alertmanager test alert (LLMMonitorTest) ends by itself 5 minutes later.")
+    _config_arg(a)
+    a.add_argument("--sink", required=True, metavar="NAME", help="the sink to test (a name under alerts.sinks)")
+    a = actions.add_parser("pending", help="list the notifications waiting in the outbox",
+                           description="List the notifications waiting in the outbox (next attempt first); with "
+                                       "--all also the delivered and dead (given up) ones the outbox still keeps.")
+    _config_arg(a)
+    a.add_argument("--all", action="store_true", help="also delivered and dead notifications, with why they died")
+    a.add_argument("--json", action="store_true", help="one JSON object per notification, one per line")
+    a.add_argument("-n", "--limit", type=_count, default=100, help="show at most N (default: %(default)s)")
     p = sub.add_parser("refusal", help="label completions in a JSONL file as refusals (none|partial|full)")
     p.add_argument("--jsonl", required=True, help="lines with `prompt` and `completion`; '-' for stdin")
     return ap
@@ -152,10 +164,7 @@ def main(argv: list[str] | None = None) -> int:
 
         config = load_or_exit(args.config)
         if args.action == "pending":
-            return alerts_pending(config)
-        if not args.sink:
-            print("alerts test needs --sink NAME", file=sys.stderr)
-            return 2
+            return alerts_pending(config, limit=args.limit, every=args.all, as_json=args.json)
         return alerts_test(config, args.sink)
     if args.command == "refusal":
         from monitor.commands import refusal

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from monitor.alerts import AlertEvent
@@ -18,6 +19,13 @@ class HealthWatch:
     _failed_runs: dict[tuple[str, str], int] = field(default_factory=dict)
     _down: set[tuple[str, str]] = field(default_factory=set)
     _paused: set[str] = field(default_factory=set)
+
+    def seed_down(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """Remember canary x target pairs already reported down (read from the outbox at start-up).
+
+        Without this a restart forgets them, and the canary.recovered that ends their alert is never sent.
+        """
+        self._down.update(pairs)
 
     def run_finished(self, canary: str, target: str, observations: list[Observation],
                      tags: tuple[str, ...] = ()) -> list[AlertEvent]:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import io
-from datetime import UTC, datetime
+import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
+import httpx
+import pytest
 from rich.console import Console
 
 from monitor.alerts import AlertEvent, AlertsConfig, Outbox, Policy
@@ -60,3 +63,73 @@ def test_alerts_pending_lists_the_outbox(tmp_path: Path) -> None:
     assert alerts_pending(SimpleNamespace(storage=SimpleNamespace(url=url)), console=con) == 0
     out = buf.getvalue()
     assert "outbox: 1 pending" in out and "drift.opened" in out and "c1/t1" in out and "refusal_rate" in out
+
+
+def test_alerts_pending_all_and_json_show_dead_rows(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    store = Store(url)
+    store.migrate()
+    cfg = AlertsConfig.model_validate({"sinks": [{"name": "hook", "type": "webhook", "url": "http://x"}]})
+    t0 = datetime(2025, 3, 1, tzinfo=UTC)
+    ob = Outbox(store.engine)
+    [dead] = Policy(cfg).notifications(AlertEvent(kind="drift.opened", canary="c1", target="t1",
+                                                  signal="refusal_rate", event_id="e1"), t0)
+    [waiting] = Policy(cfg).notifications(AlertEvent(kind="canary.down", canary="c2", target="t1", signal="error"), t0)
+    ob.add([dead, waiting])
+    ob.mark_dead(dead.id, "HTTP 410: gone")
+    store.close()
+    config = SimpleNamespace(storage=SimpleNamespace(url=url))
+    con, buf = console()
+    assert alerts_pending(config, console=con) == 0
+    assert "outbox: 1 pending" in buf.getvalue() and "c1/t1" not in buf.getvalue()
+    con, buf = console()
+    assert alerts_pending(config, every=True, console=con) == 0
+    out = buf.getvalue()
+    assert "outbox: 1 pending, 1 dead, 0 delivered" in out and "c1/t1" in out and "HTTP 410: gone" in out
+    lines = io.StringIO()
+    assert alerts_pending(config, every=True, as_json=True, stdout=lines) == 0
+    records = [json.loads(line) for line in lines.getvalue().splitlines()]
+    assert {(r["group"], r["status"], r["last_error"]) for r in records} == {
+        ("c1/t1", "dead", "HTTP 410: gone"), ("c2/t1", "pending", None)}
+    assert set(records[0]) >= {"message_id", "sink", "kind", "signal", "attempts", "next_attempt_at", "created_at"}
+
+
+def test_alerts_subcommands_have_their_own_help(capsys: pytest.CaptureFixture[str]) -> None:
+    from monitor.cli import parser
+
+    with pytest.raises(SystemExit):
+        parser().parse_args(["alerts", "test", "--help"])
+    text = capsys.readouterr().out
+    assert "--sink NAME" in text and "the sink to test" in text and "5 minutes" in text
+    with pytest.raises(SystemExit):
+        parser().parse_args(["alerts", "pending", "--help"])
+    text = capsys.readouterr().out
+    assert "--all" in text and "--json" in text
+    with pytest.raises(SystemExit):
+        parser().parse_args(["alerts", "test"])  # --sink is required
+    assert "--sink" in capsys.readouterr().err
+    args = parser().parse_args(["alerts", "pending", "--all", "--json", "-c", "m.yaml"])
+    assert (args.all, args.json, args.config, args.limit) == (True, True, "m.yaml", 100)
+
+
+def test_alerts_test_to_alertmanager_ends_by_itself() -> None:
+    t0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+    with Receiver() as rx:
+        cfg = AlertsConfig.model_validate({"sinks": [{"name": "am", "type": "alertmanager", "url": rx.url}]})
+        assert alerts_test(cfg, "am", environ={}, now=lambda: t0, console=console()[0]) == 0
+        [a] = rx.delivered[0].json
+    assert a["labels"]["alertname"] == "LLMMonitorTest"
+    assert datetime.fromisoformat(a["endsAt"]) - datetime.fromisoformat(a["startsAt"]) == timedelta(minutes=5)
+
+
+@pytest.mark.slow
+def test_alerts_test_leaves_no_active_alert_in_a_real_alertmanager(tmp_path: Path) -> None:
+    from tests.support.prom import start_alertmanager
+
+    conf = "route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n"
+    with start_alertmanager(tmp_path, conf) as am:
+        cfg = AlertsConfig.model_validate({"sinks": [{"name": "am", "type": "alertmanager", "url": am.url}]})
+        six_minutes_ago = datetime.now(UTC) - timedelta(minutes=6)  # the test alert's 5 minutes are over
+        assert alerts_test(cfg, "am", environ={}, now=lambda: six_minutes_ago, console=console()[0]) == 0
+        active = httpx.get(am.url + "/api/v2/alerts", params={"active": "true"}, timeout=5).json()
+        assert active == []

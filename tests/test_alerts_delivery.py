@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Iterator
@@ -230,4 +231,89 @@ async def test_secrets_never_reach_the_store_logs_or_metrics(
     exposed = dump + caplog.text + generate_latest(registry).decode()
     for secret in (SECRET, SECRET.removeprefix("whsec_"), "XXsekretXXtokenXX", "PDKEYsekret0123"):
         assert secret not in exposed
+    await al.stop()
+
+
+async def _until(predicate, what: str, tries: int = 500) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(tries):
+        if predicate():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"never true: {what}")
+
+
+async def test_a_slow_sink_delays_only_itself(sqlite_store: Store, clock: Clock, rx: Receiver) -> None:
+    """Slack hangs: webhook retries that fall due and the Alertmanager re-send still go out, the gauge is right."""
+    slow, am = Receiver().start(), Receiver().start()
+    slow.hold()
+    cfg = AlertsConfig.model_validate({
+        "resend_interval": "1m", "retry": {"initial": "10s", "max": "10m", "give_up_after": "1h"},
+        "sinks": [{"name": "chat", "type": "slack", "url_env": "SLACK_URL", "timeout": "5m"},
+                  {"name": "hook", "type": "webhook", "url": rx.url + "/hook", "secret_env": "HOOK_SECRET"},
+                  {"name": "am", "type": "alertmanager", "url": am.url}]})
+    registry = CollectorRegistry()
+    al = build_alerting(cfg, sqlite_store, environ={"HOOK_SECRET": SECRET, "SLACK_URL": slow.url + "/slack"},
+                        metrics=Metrics(registry), now=clock, rand=lambda: 1.0, batch=3, poll_interval=0.05)
+    rx.fail(500, times=1)
+    await al.publish([event(i) for i in range(4)])
+    await al.start()
+    try:
+        await asyncio.to_thread(slow.wait_arrived, 1)  # Slack's loop is stuck in its first request
+        await asyncio.to_thread(am.wait_for, 5)  # four alerts, then the first re-send of the firing ones
+        await asyncio.to_thread(rx.wait_for, 3)  # the fourth webhook message failed once, retry in 10 s
+        clock.advance(61)  # the webhook retry falls due, and so does the next Alertmanager re-send
+        al.sender.wake()
+        await asyncio.to_thread(rx.wait_for, 4)
+        [*_, resend] = await asyncio.to_thread(am.wait_for, 6)
+        assert len(resend.json) == 4 and {a["endsAt"] for a in resend.json} == {
+            (clock() + timedelta(minutes=4)).isoformat()}
+        assert slow.arrived == 1 and slow.delivered == []  # all of this while Slack still hangs
+        pending = lambda: registry.get_sample_value("llm_monitor_notifications_pending")  # noqa: E731
+        await _until(lambda: pending() == 4, "the pending gauge counts Slack's four waiting rows")
+        assert al.outbox.pending_count() == 4
+    finally:
+        slow.release()
+    await asyncio.to_thread(slow.wait_for, 4)
+    await _until(lambda: registry.get_sample_value("llm_monitor_notifications_pending") == 0, "drained")
+    await al.stop()
+    slow.stop()
+    am.stop()
+
+
+async def test_dropped_notifications_are_counted_and_a_disabled_sink_shows(
+        sqlite_store: Store, clock: Clock, rx: Receiver) -> None:
+    registry = CollectorRegistry()
+    cfg = config(rx.url)
+    al = build(sqlite_store, cfg, clock, registry=registry)
+
+    def value(name: str, **labels: str) -> float | None:
+        return registry.get_sample_value(name, labels)
+
+    assert value("llm_monitor_notifications_dropped_total", sink="hook", reason="gone") == 0  # declared
+    assert value("llm_monitor_notification_sink_disabled", sink="hook") == 0
+    await al.publish([event(1)])
+    rx.fail(410, times=1)
+    await al.sender.flush()
+    assert value("llm_monitor_notification_sink_disabled", sink="hook") == 1
+    assert value("llm_monitor_notifications_dropped_total", sink="hook", reason="gone") == 1
+    await al.publish([event(2), event(3)])
+    await al.sender.flush()  # not attempted, but counted
+    assert value("llm_monitor_notifications_dropped_total", sink="hook", reason="disabled") == 2
+    assert len(rx.requests) == 1
+    al.reload(cfg, {"HOOK_SECRET": SECRET})  # a reload re-enables the sink
+    assert value("llm_monitor_notification_sink_disabled", sink="hook") == 0
+    await al.publish([event(4)])
+    rx.fail(500)
+    for _ in range(20):
+        await al.sender.flush()
+        clock.advance(600)
+    assert value("llm_monitor_notifications_dropped_total", sink="hook", reason="gave_up") == 1
+    rx.heal()
+    await al.publish([event(5)])
+    other = AlertsConfig.model_validate({"sinks": [{"name": "new", "type": "webhook", "url": rx.url}]})
+    al.reload(other, {})
+    await al.sender.flush()
+    assert value("llm_monitor_notifications_dropped_total", sink="hook", reason="unconfigured") == 1
+    assert value("llm_monitor_notification_sink_disabled", sink="hook") is None
+    assert al.outbox.counts() == {"dead": 5}
     await al.stop()

@@ -123,8 +123,8 @@ def test_firing_state_per_sink(store: Store) -> None:
     assert [n.id for n in ob.firing("am")] == [b_open.id]
     assert ob.firing("other") == []
     last = ob.last_firing(T0 - timedelta(hours=1))
-    assert last[("am", "c/t", "refusal")] == (T0, False)
-    assert last[("am", "c/t", "length")] == (T0, True)
+    assert last[("am", "c/t", "refusal")] == (T0, False, True)
+    assert last[("am", "c/t", "length")] == (T0, True, False)
 
 
 def test_prune_keeps_the_latest_state_of_each_alert(store: Store) -> None:

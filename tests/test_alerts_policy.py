@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from monitor.alerts.config import AlertsConfig
 from monitor.alerts.events import AlertEvent
 from monitor.alerts.policy import Policy, plan, route
@@ -64,14 +66,31 @@ def test_cooldown_suppresses_repeat_firing_for_push_sinks_only() -> None:
     pol = Policy(cfg())
     first = pol.notifications(ev(event_id="e1"), T0)
     assert {n.sink for n in first} == {"hook", "chat", "am"}
-    pol.notifications(ev("drift.resolved", event_id="e1"), T0 + timedelta(minutes=5))
     again = pol.notifications(ev(event_id="e2"), T0 + timedelta(minutes=10))
     assert {n.sink for n in again} == {"am"}  # Alertmanager de-duplicates itself and needs every state change
-    # the resolve of a suppressed firing message is suppressed too: those receivers already saw "resolved"
+    # the receivers were told "firing" and never "resolved": the resolve reaches them
     resolved = pol.notifications(ev("drift.resolved", event_id="e2"), T0 + timedelta(minutes=15))
-    assert {n.sink for n in resolved} == {"am"}
-    later = pol.notifications(ev(event_id="e3"), T0 + timedelta(minutes=31))
-    assert {n.sink for n in later} == {"hook", "chat", "am"}
+    assert {n.sink for n in resolved} == {"hook", "chat", "am"}
+    # a second resolve has nothing left to end there
+    assert {n.sink for n in pol.notifications(ev("drift.resolved", event_id="e2"), T0 + timedelta(minutes=16))} \
+        == {"am"}
+
+
+@pytest.mark.parametrize("ending", ["drift.resolved", "drift.accepted"])
+def test_a_firing_after_a_resolve_or_accept_is_always_sent(ending: str) -> None:
+    pol = Policy(cfg())
+    pol.notifications(ev(event_id="e1"), T0)
+    assert {n.sink for n in pol.notifications(ev(ending, event_id="e1"), T0 + timedelta(minutes=5))} \
+        == {"hook", "chat", "am"}
+    # within the cooldown, but the receivers' last word is "resolved": they must hear it is open again
+    reopened = pol.notifications(ev(event_id="e2"), T0 + timedelta(minutes=10))
+    assert {n.sink for n in reopened} == {"hook", "chat", "am"}
+    assert {n.sink for n in pol.notifications(ev(ending, event_id="e2"), T0 + timedelta(minutes=12))} \
+        == {"hook", "chat", "am"}
+    # the same after a restart, with the memory seeded from the outbox
+    seeded = Policy(cfg())
+    seeded.seed({("hook", "kill-python/gpt-mini", "refusal_rate"): (T0, False, True)})
+    assert "hook" in {n.sink for n in seeded.notifications(ev(event_id="e3"), T0 + timedelta(minutes=6))}
 
 
 def test_cooldown_is_per_group_and_signal() -> None:

@@ -1,12 +1,14 @@
-"""CLI commands for alerts: send a test message through a sink, list the outbox."""
+"""CLI commands for alerts: send a test message through a sink, list the outbox (table or JSON lines)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import sys
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, TextIO
 
 import httpx
 from pydantic import ValidationError
@@ -15,7 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from monitor.alerts.config import AlertsConfig
-from monitor.alerts.events import WAITING, AlertEvent
+from monitor.alerts.events import DEAD, DELIVERED, WAITING, AlertEvent, Notification
 from monitor.alerts.outbox import Outbox
 from monitor.alerts.policy import plan
 from monitor.alerts.sender import Sender
@@ -74,9 +76,18 @@ def alerts_test(config: Any, sink_name: str, *, environ: Mapping[str, str] | Non
     return EXIT_FAIL
 
 
-def alerts_pending(config: Any, *, limit: int = 100, console: Console | None = None,
-                   store: Any = None) -> int:
-    """Print the notifications waiting in the outbox as a table; return the exit code."""
+def _record(n: Notification) -> dict[str, Any]:
+    def iso(ts: datetime | None) -> str | None:
+        return ts.isoformat() if ts else None
+
+    return {"message_id": n.message_id, "sink": n.sink, "kind": n.kind, "group": n.group_key, "signal": n.signal,
+            "status": n.status, "attempts": n.attempts, "next_attempt_at": iso(n.next_attempt_at),
+            "created_at": iso(n.created_at), "delivered_at": iso(n.delivered_at), "last_error": n.last_error}
+
+
+def alerts_pending(config: Any, *, limit: int = 100, every: bool = False, as_json: bool = False,
+                   console: Console | None = None, stdout: TextIO | None = None, store: Any = None) -> int:
+    """Print the waiting notifications (`every`: delivered and dead ones too) as a table or JSON lines."""
     from monitor.store import Store
 
     out = console or Console(highlight=False)
@@ -85,15 +96,25 @@ def alerts_pending(config: Any, *, limit: int = 100, console: Console | None = N
     try:
         st.migrate(create=False)  # listing never starts a store (a mistyped path is an error, not a new file)
         outbox = Outbox(st.engine)
-        rows = outbox.query(statuses=WAITING, limit=limit)
-        total = outbox.pending_count()
+        rows = outbox.query(statuses=None if every else WAITING, limit=limit)
+        counts = outbox.counts()
     except MonitorError as e:
         err_console.print(f"[bold red]error:[/] {escape(str(e))}")
         return EXIT_CONFIG
     finally:
         if own:
             st.close()
-    table = Table(title=f"outbox: {total} pending" + (f" (showing {len(rows)})" if total > len(rows) else ""))
+    if as_json:
+        write = (stdout or sys.stdout).write
+        for n in rows:
+            write(json.dumps(_record(n), ensure_ascii=False) + "\n")
+        return EXIT_OK
+    waiting = sum(counts.get(s, 0) for s in WAITING)
+    total = sum(counts.values()) if every else waiting
+    title = f"outbox: {waiting} pending"
+    if every:
+        title += f", {counts.get(DEAD, 0)} dead, {counts.get(DELIVERED, 0)} delivered"
+    table = Table(title=title + (f" (showing {len(rows)})" if total > len(rows) else ""))
     for col in ("message id", "sink", "kind", "group", "signal", "status", "attempts", "next attempt",
                 "created", "last error"):
         table.add_column(col, overflow="fold")

@@ -15,6 +15,8 @@ RESOLVING: frozenset[str] = frozenset({"drift.resolved", "drift.accepted", "cana
 ONE_SHOT: frozenset[str] = frozenset({"model.changed", "budget.exceeded", "test"})  # nothing resolves them
 SEVERITIES: tuple[str, ...] = ("info", "warning", "critical")
 
+MODEL_CHANGE_TEST = "first_seen"  # the drift "test" of model/fingerprint events (monitor/drift/stream.py)
+
 PENDING, FAILED, DELIVERED, DEAD = "pending", "failed", "delivered", "dead"
 WAITING: tuple[str, ...] = (PENDING, FAILED)  # not yet delivered, still to be tried
 
@@ -26,6 +28,17 @@ def status_of(kind: str) -> str:
     if kind in RESOLVING:
         return "resolved"
     return "info"
+
+
+def condition_of(kind: str, evidence: dict[str, Any]) -> str:
+    """Return what an event is about (drift, model, canary, budget, test); a resolve is about what it ends.
+
+    A model change opens as ``model.changed`` but ends as ``drift.resolved``/``drift.accepted`` of the same
+    drift event: its evidence names the model-change test, so its resolve keeps the model condition.
+    """
+    if kind in RESOLVING and kind.startswith("drift.") and evidence.get("test") == MODEL_CHANGE_TEST:
+        return "model"
+    return kind.split(".")[0]
 
 
 @dataclass(frozen=True, slots=True)

@@ -75,8 +75,9 @@ class Outbox:
             s.commit()
             return ids
 
-    def due(self, now: datetime, limit: int = 50, *, lease: float = 60.0) -> list[Notification]:
-        """Claim up to `limit` notifications due at `now`, leasing them for `lease` seconds.
+    def due(self, now: datetime, limit: int = 50, *, lease: float = 60.0,
+            sink: str | None = None) -> list[Notification]:
+        """Claim up to `limit` notifications due at `now` (of one `sink` if given), leasing them for `lease` s.
 
         Per sink x group x signal only the oldest waiting notification is handed out, so a resolve never
         overtakes the firing message it ends.
@@ -84,8 +85,10 @@ class Outbox:
         until = now + timedelta(seconds=lease)
         with Session(self.engine) as s:
             q = (select(NotificationRow)
-                 .where(col(NotificationRow.status).in_(WAITING), col(NotificationRow.next_attempt_at) <= now)
-                 .order_by(col(NotificationRow.next_attempt_at), col(NotificationRow.created_at))
+                 .where(col(NotificationRow.status).in_(WAITING), col(NotificationRow.next_attempt_at) <= now))
+            if sink is not None:
+                q = q.where(NotificationRow.sink == sink)
+            q = (q.order_by(col(NotificationRow.next_attempt_at), col(NotificationRow.created_at))
                  .limit(limit))
             if self.engine.dialect.name == "postgresql":
                 q = q.with_for_update(skip_locked=True)
@@ -121,10 +124,22 @@ class Outbox:
             oldest.setdefault((sink, group, signal), rid)
         return oldest
 
-    def _set(self, nid: str, **values: Any) -> None:
+    def siblings(self, n: Notification) -> list[Notification]:
+        """Return the other waiting rows of `n`'s sink x group x signal and kind, oldest first (to merge)."""
+        with Session(self.engine) as s:
+            q = (select(NotificationRow)
+                 .where(NotificationRow.sink == n.sink, NotificationRow.group_key == n.group_key,
+                        NotificationRow.signal == n.signal, NotificationRow.kind == n.kind,
+                        NotificationRow.id != n.id, col(NotificationRow.status).in_(WAITING))
+                 .order_by(col(NotificationRow.created_at), col(NotificationRow.id)))
+            return [_from_row(r) for r in s.exec(q).all()]
+
+    def _set(self, nid: str, *, attempted: bool = True, **values: Any) -> None:
+        if attempted:
+            values["attempts"] = NotificationRow.attempts + 1
         with Session(self.engine) as s:
             s.exec(update(NotificationRow).where(col(NotificationRow.id) == nid)  # type: ignore[call-overload]
-                   .values(attempts=NotificationRow.attempts + 1, **values))
+                   .values(**values))
             s.commit()
 
     def mark_delivered(self, nid: str, now: datetime) -> None:
@@ -135,9 +150,26 @@ class Outbox:
         """Record a failed attempt and when to try again."""
         self._set(nid, status=FAILED, next_attempt_at=next_at, last_error=error[:2000])
 
-    def mark_dead(self, nid: str, error: str) -> None:
+    def mark_dead(self, nid: str, error: str, *, attempted: bool = True) -> None:
         """Give up on a notification (endpoint gone, too old, sink no longer configured)."""
-        self._set(nid, status=DEAD, last_error=error[:2000])
+        self._set(nid, attempted=attempted, status=DEAD, last_error=error[:2000])
+
+    def drop_unconfigured(self, configured: Iterable[str], error: str) -> dict[str, int]:
+        """Mark waiting rows of sinks not in `configured` dead; return how many per sink."""
+        names = tuple(configured)
+        with Session(self.engine) as s:
+            q = (sa_select(col(NotificationRow.id), col(NotificationRow.sink))
+                 .where(col(NotificationRow.status).in_(WAITING), col(NotificationRow.sink).not_in(names)))
+            rows = s.execute(q).all()
+            out: dict[str, int] = {}
+            for rid, sink in rows:
+                res = s.exec(update(NotificationRow).where(  # type: ignore[call-overload]
+                    and_(col(NotificationRow.id) == rid, col(NotificationRow.status).in_(WAITING)))
+                    .values(status=DEAD, last_error=error[:2000]))
+                if res.rowcount == 1:
+                    out[sink] = out.get(sink, 0) + 1
+            s.commit()
+            return out
 
     def get(self, nid: str) -> Notification | None:
         with Session(self.engine) as s:
@@ -149,6 +181,12 @@ class Outbox:
         with Session(self.engine) as s:
             q = select(func.count()).select_from(NotificationRow).where(col(NotificationRow.status).in_(WAITING))
             return int(s.exec(q).one())
+
+    def counts(self) -> dict[str, int]:
+        """Return how many notifications are in each status."""
+        with Session(self.engine) as s:
+            q = sa_select(col(NotificationRow.status), func.count()).group_by(col(NotificationRow.status))
+            return {status: int(n) for status, n in s.execute(q).all()}
 
     def list_pending(self, limit: int = 100) -> list[Notification]:
         """Return waiting notifications, next due first."""
@@ -166,22 +204,31 @@ class Outbox:
             q = q.order_by(col(NotificationRow.next_attempt_at), col(NotificationRow.created_at)).limit(limit)
             return [_from_row(r) for r in s.exec(q).all()]
 
-    def firing(self, sink: str) -> list[Notification]:
-        """Return the alerts a sink was told are firing and not yet told are resolved (latest per key)."""
+    def _latest_states(self, sink: str | None = None) -> list[NotificationRow]:
+        """Return the latest live (not dead) firing or resolving row per sink x group x signal."""
         with Session(self.engine) as s:
-            q = (select(NotificationRow)
-                 .where(NotificationRow.sink == sink, col(NotificationRow.kind).in_(_STATE_KINDS))
-                 .order_by(col(NotificationRow.created_at), col(NotificationRow.id)))
+            q = select(NotificationRow).where(col(NotificationRow.kind).in_(_STATE_KINDS))
+            if sink is not None:
+                q = q.where(NotificationRow.sink == sink)
+            q = q.order_by(col(NotificationRow.created_at), col(NotificationRow.id))
             latest: dict[Key, NotificationRow] = {}
             for r in s.exec(q).all():
                 if r.status != DEAD:
                     latest[_key(r)] = r
-            return [_from_row(r) for r in latest.values() if r.kind in FIRING and r.status == DELIVERED]
+            return list(latest.values())
 
-    def last_firing(self, since: datetime) -> dict[Key, tuple[datetime, bool]]:
-        """Return (sink, group, signal) -> (last firing message time, still open) since `since`."""
+    def firing(self, sink: str) -> list[Notification]:
+        """Return the alerts a sink was told are firing and not yet told are resolved (latest per key)."""
+        return [_from_row(r) for r in self._latest_states(sink) if r.kind in FIRING and r.status == DELIVERED]
+
+    def open_alerts(self) -> list[Notification]:
+        """Return, per sink x group x signal, the firing message not yet followed by a resolve (sent or not)."""
+        return [_from_row(r) for r in self._latest_states() if r.kind in FIRING]
+
+    def last_firing(self, since: datetime) -> dict[Key, tuple[datetime, bool, bool]]:
+        """Return (sink, group, signal) -> (last firing message time, still open, resolve sent) since `since`."""
         kinds = tuple((FIRING | ONE_SHOT | RESOLVING) - {"test"})
-        out: dict[Key, tuple[datetime, bool]] = {}
+        out: dict[Key, tuple[datetime, bool, bool]] = {}
         with Session(self.engine) as s:
             cols = (NotificationRow.sink, NotificationRow.group_key, NotificationRow.signal, NotificationRow.kind,
                     NotificationRow.created_at)
@@ -192,9 +239,9 @@ class Outbox:
                 key = (sink, group, signal)
                 if kind in RESOLVING:
                     if key in out:
-                        out[key] = (out[key][0], False)
+                        out[key] = (out[key][0], False, True)
                 else:
-                    out[key] = (aware(ts) or ts, kind in FIRING)
+                    out[key] = (aware(ts) or ts, kind in FIRING, False)
         return out
 
     def prune(self, before: datetime) -> int:

@@ -11,16 +11,26 @@ import hashlib
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from monitor.alerts.config import AlertsConfig, Match
-from monitor.alerts.events import FIRING, ONE_SHOT, RESOLVING, AlertEvent, Notification, status_of
+from monitor.alerts.events import (
+    FIRING,
+    ONE_SHOT,
+    RESOLVING,
+    AlertEvent,
+    Notification,
+    condition_of,
+    status_of,
+)
 
 STATEFUL_SINKS = frozenset({"alertmanager", "pagerduty"})  # they de-duplicate and group themselves
+MODEL_GROUP = "model"  # the signal of webhook/Slack model-change notifications, grouped per target
 
 # Cooldown memory: (sink, group_key, signal) -> (time of the last firing message sent, whether the receiver
-# was told it is firing). Resolved messages go only where the firing one went.
+# was told it is firing, whether it was then told it is resolved). Resolved messages go only where the firing
+# one went; a firing message after a resolve is always sent (cooldown only de-duplicates repeated firings).
 CooldownKey = tuple[str, str, str]
 
 
@@ -28,6 +38,7 @@ CooldownKey = tuple[str, str, str]
 class CooldownEntry:
     fired_at: datetime
     open: bool
+    resolved: bool = False
 
 
 @dataclass
@@ -67,7 +78,8 @@ def payload(event: AlertEvent, cfg: AlertsConfig, now: datetime) -> dict[str, An
     """Return the sink-independent payload of an event: facts, evidence and a link to the JSON API."""
     link = f"{cfg.external_url}/api/drift/{event.event_id}" if event.event_id else cfg.external_url
     return {
-        "kind": event.kind, "status": status_of(event.kind), "event_id": event.event_id,
+        "kind": event.kind, "status": status_of(event.kind), "condition": condition_of(event.kind, event.evidence),
+        "event_id": event.event_id,
         "canary": event.canary, "target": event.target, "signal": event.signal, "severity": event.severity,
         "tags": list(event.tags), "group_key": event.group_key, "summary": event.summary or summarize(event),
         "opened_at": _iso(event.opened_at or now), "resolved_at": _iso(event.resolved_at),
@@ -97,34 +109,70 @@ def message_id(sink: str, event: AlertEvent) -> str:
     return "msg_" + hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
+def _grouped_key(sink: str, event: AlertEvent) -> CooldownKey:
+    return (sink, f"*/{event.target}", MODEL_GROUP)
+
+
 def plan(event: AlertEvent, cfg: AlertsConfig, now: datetime, memory: Mapping[CooldownKey, CooldownEntry],
          sinks: list[str] | None = None) -> Plan:
-    """Decide which notifications an event produces at `now`, given the cooldown memory."""
+    """Decide which notifications an event produces at `now`, given the cooldown memory.
+
+    Webhook and Slack get one model-change notification per target: the first change of a target waits
+    `group_wait`, changes of other canaries and signals of that target arriving meanwhile join it (the sender
+    merges them into one message), later ones within the cooldown are dropped. The end of a model change is
+    not sent to them (they got a one-off notice, not an alert); Alertmanager and PagerDuty get every change.
+    """
     out = Plan()
     types = {s.name: s.type for s in cfg.sinks}
     body = payload(event, cfg, now)
     for sink in sinks if sinks is not None else route(event, cfg):
-        key = (sink, event.group_key, event.signal)
-        last = memory.get(key)
         cooled = types.get(sink) not in STATEFUL_SINKS and event.kind != "test"
+        grouped = cooled and event.kind == "model.changed"
+        key = _grouped_key(sink, event) if grouped else (sink, event.group_key, event.signal)
+        last = memory.get(key)
         if event.kind in FIRING or event.kind in ONE_SHOT:
-            if cooled and last is not None and (now - last.fired_at).total_seconds() < cfg.cooldown:
-                out.suppressed.append(sink)
-                if event.kind in FIRING:
-                    out.remember[key] = CooldownEntry(last.fired_at, open=last.open)
-                continue
-            if event.kind != "test":
+            age = (now - last.fired_at).total_seconds() if last is not None else None
+            if cooled and last is not None and age is not None and not last.resolved and age < cfg.cooldown:
+                if not (grouped and age < cfg.group_wait):
+                    out.suppressed.append(sink)
+                    if event.kind in FIRING:
+                        out.remember[key] = CooldownEntry(last.fired_at, open=last.open)
+                    continue
+                # else: joins the model-change notification of this target still collecting
+            elif event.kind != "test":
                 out.remember[key] = CooldownEntry(now, open=event.kind in FIRING)
         elif event.kind in RESOLVING:
-            if cooled and last is not None and not last.open:
+            if cooled and (condition_of(event.kind, event.evidence) == "model"
+                           or (last is not None and not last.open)):
                 out.suppressed.append(sink)  # its firing message was suppressed: nothing to resolve there
                 continue
             if last is not None:
-                out.remember[key] = CooldownEntry(last.fired_at, open=False)
+                out.remember[key] = CooldownEntry(last.fired_at, open=False, resolved=True)
+        wait = timedelta(seconds=cfg.group_wait) if grouped else timedelta(0)
         out.notifications.append(Notification(
             id=uuid.uuid4().hex, message_id=message_id(sink, event), sink=sink, kind=event.kind,
-            group_key=event.group_key, signal=event.signal, payload=body, created_at=now, next_attempt_at=now))
+            group_key=key[1], signal=key[2], payload=body, created_at=now, next_attempt_at=now + wait))
     return out
+
+
+def merge_model_changes(payloads: list[dict[str, Any]]) -> dict[str, Any]:
+    """Return one payload for the model changes of one target (oldest first): which canaries, which signals."""
+    first = payloads[0]
+    canaries = sorted({str(p.get("canary", "")) for p in payloads})
+    signals = sorted({str(p.get("signal", "")) for p in payloads})
+    changes, seen = [], set()
+    for p in payloads:
+        ev = p.get("evidence") or {}
+        change = {"canary": p.get("canary"), "signal": p.get("signal"), "from": ev.get("baseline_value"),
+                  "to": ev.get("current_value"), "event_id": p.get("event_id"), "link": p.get("link")}
+        changes.append(change)
+        seen.add((p.get("signal"), str(change["from"]), str(change["to"])))
+    what = ", ".join(f"{sig} {a} -> {b}" for sig, a, b in sorted(seen, key=lambda x: str(x[0])))
+    return {**first, "canary": canaries[0] if len(canaries) == 1 else "*",
+            "signal": signals[0] if len(signals) == 1 else MODEL_GROUP, "canaries": canaries, "signals": signals,
+            "changes": changes, "evidence": first.get("evidence") if len(payloads) == 1 else {},
+            "summary": f"{first.get('target')}: served model changed: {what} "
+                       f"(seen by {len(canaries)} canar{'y' if len(canaries) == 1 else 'ies'}: {', '.join(canaries)})"}
 
 
 class Policy:
@@ -138,10 +186,10 @@ class Policy:
         self.cfg = cfg
         self.memory: dict[CooldownKey, CooldownEntry] = {}
 
-    def seed(self, last_firing: Mapping[CooldownKey, tuple[datetime, bool]]) -> None:
-        """Load (sink, group, signal) -> (last firing time, still open) from the outbox."""
-        for key, (ts, is_open) in last_firing.items():
-            self.memory[key] = CooldownEntry(ts, is_open)
+    def seed(self, last_firing: Mapping[CooldownKey, tuple[Any, ...]]) -> None:
+        """Load (sink, group, signal) -> (last firing time, still open[, resolve sent]) from the outbox."""
+        for key, (ts, is_open, *rest) in last_firing.items():
+            self.memory[key] = CooldownEntry(ts, is_open, bool(rest and rest[0]))
 
     def notifications(self, event: AlertEvent, now: datetime) -> list[Notification]:
         """Return the notifications for an event and remember what was sent."""

@@ -4,6 +4,10 @@ The sender owns no state that matters across a crash: every notification is a ro
 before it is sent and marked after. A crash between sending and marking sends the row again after its lease
 (receivers de-duplicate on `webhook-id`). Time comes from the injected `now`, randomness from `rand`, HTTP
 from the injected transport, so tests drive it without sleeping.
+
+Each sink is delivered by a loop of its own that claims only that sink's rows and re-sends that sink's firing
+alerts, so a slow or unreachable receiver delays only itself; a supervisor starts and ends the loops as sinks
+come and go, drops rows of sinks no longer configured and keeps the pending gauge current.
 """
 
 from __future__ import annotations
@@ -12,9 +16,8 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections import defaultdict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,6 +27,7 @@ from monitor.alerts.backoff import full_jitter, retry_after
 from monitor.alerts.config import AlertsConfig
 from monitor.alerts.events import Notification
 from monitor.alerts.outbox import Outbox
+from monitor.alerts.policy import MODEL_GROUP, merge_model_changes
 from monitor.alerts.sinks import Rendered, Sink
 from monitor.domain import utcnow
 from monitor.tls import default_context
@@ -56,8 +60,13 @@ class FlushResult:
     dead: int = 0
 
 
+# Why a notification was given up on (the `reason` label of llm_monitor_notifications_dropped_total).
+GONE, DISABLED, GAVE_UP, UNCONFIGURED, UNRENDERABLE = "gone", "disabled", "gave_up", "unconfigured", "unrenderable"
+DROP_REASONS: tuple[str, ...] = (GONE, DISABLED, GAVE_UP, UNCONFIGURED, UNRENDERABLE)
+
+
 class Sender:
-    """Sends due outbox rows to their sinks; run it as a background task with :meth:`start`/:meth:`stop`."""
+    """Sends due outbox rows to their sinks; run it as background tasks with :meth:`start`/:meth:`stop`."""
 
     def __init__(self, outbox: Outbox, sinks: Mapping[str, Sink], cfg: AlertsConfig, *, metrics: Any = None,
                  transport: httpx.AsyncBaseTransport | None = None, now: Callable[[], datetime] = utcnow,
@@ -71,16 +80,20 @@ class Sender:
         self.batch = batch
         self.lease = lease
         self.poll_interval = poll_interval
+        self.sinks: dict[str, Sink] = {}
         self.disabled: dict[str, str] = {}  # sink -> why (a 410 Gone)
         self._client = httpx.AsyncClient(transport=transport, follow_redirects=False, verify=default_context())
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._wakes: dict[str, asyncio.Event] = {}
+        self._task: asyncio.Task[None] | None = None  # the supervisor
+        self._loops: dict[str, asyncio.Task[None]] = {}  # one per sink
         self._stopping = False
-        self._next_refresh: datetime | None = None
+        self._next_refresh: dict[str, datetime] = {}
         self.set_sinks(sinks, cfg)
 
     def set_sinks(self, sinks: Mapping[str, Sink], cfg: AlertsConfig | None = None) -> None:
         """Swap the sinks (and settings) after a config reload; a reload re-enables disabled sinks."""
+        removed = set(self.sinks) - set(sinks)
         self.sinks = dict(sinks)
         self.cfg = cfg or self.cfg
         self.disabled = {}
@@ -88,6 +101,13 @@ class Sender:
             for name in self.sinks:
                 self.metrics.sent.labels(name)
                 self.metrics.send_failures.labels(name)
+                for reason in DROP_REASONS:
+                    self.metrics.dropped.labels(name, reason)
+                self.metrics.sink_disabled.labels(name).set(0)
+            for name in removed:
+                with contextlib.suppress(KeyError):
+                    self.metrics.sink_disabled.remove(name)
+        self.wake()  # the supervisor starts loops for new sinks; loops of removed sinks end
 
     # one request
     async def attempt(self, sink: Sink, req: Rendered) -> Attempt:
@@ -118,66 +138,99 @@ class Sender:
             return min(a.retry_after_s, r.max_retry_after)
         return full_jitter(n.attempts, r.initial, r.max, self.rand)
 
+    async def _drop(self, n: Notification, reason: str, error: str, res: FlushResult, *,
+                    attempted: bool = True) -> None:
+        await asyncio.to_thread(self.outbox.mark_dead, n.id, error, attempted=attempted)
+        res.dead += 1
+        if self.metrics is not None:
+            self.metrics.dropped.labels(n.sink, reason).inc()
+
+    def _disable(self, name: str, why: str) -> None:
+        self.disabled[name] = why
+        if self.metrics is not None:
+            self.metrics.sink_disabled.labels(name).set(1)
+
     async def _deliver(self, n: Notification, res: FlushResult) -> None:
         sink = self.sinks.get(n.sink)
-        if sink is None or n.sink in self.disabled:
-            why = self.disabled.get(n.sink) or f"sink {n.sink!r} is no longer configured"
-            await asyncio.to_thread(self.outbox.mark_dead, n.id, why)
-            res.dead += 1
+        extra = {"sink": n.sink, "message_id": n.message_id, "kind": n.kind, "attempt": n.attempts + 1}
+        if sink is None:
+            log.warning("notification dropped: its sink is no longer configured", extra=extra)
+            await self._drop(n, UNCONFIGURED, f"sink {n.sink!r} is no longer configured", res, attempted=False)
             return
+        if n.sink in self.disabled:
+            log.warning("notification dropped: its sink is disabled", extra=extra)
+            await self._drop(n, DISABLED, self.disabled[n.sink], res, attempted=False)
+            return
+        merged: list[Notification] = []
+        if n.kind == "model.changed" and n.signal == MODEL_GROUP:  # one message per target (policy.plan)
+            merged = await asyncio.to_thread(self.outbox.siblings, n)
+            n = replace(n, payload=merge_model_changes([n.payload, *(m.payload for m in merged)]))
         now = self.now()
         try:
             req = sink.render(n, now)
         except Exception as e:  # a row this build cannot render would otherwise block its sink forever
-            log.exception("cannot render a notification", extra={"sink": n.sink, "message_id": n.message_id})
-            await asyncio.to_thread(self.outbox.mark_dead, n.id, sink.redact(f"cannot render: {e!r}"))
-            res.dead += 1
+            log.exception("cannot render a notification", extra=extra)
+            await self._drop(n, UNRENDERABLE, sink.redact(f"cannot render: {e!r}"), res, attempted=False)
             return
         a = await self.attempt(sink, req)
         if a.ok:
-            await asyncio.to_thread(self.outbox.mark_delivered, n.id, self.now())
+            for m in (n, *merged):
+                await asyncio.to_thread(self.outbox.mark_delivered, m.id, self.now())
             res.delivered += 1
             if self.metrics is not None:
                 self.metrics.sent.labels(n.sink).inc()
             return
         if self.metrics is not None:
             self.metrics.send_failures.labels(n.sink).inc()
-        extra = {"sink": n.sink, "message_id": n.message_id, "kind": n.kind, "attempt": n.attempts + 1,
-                 "error": a.error}
+        extra["error"] = a.error
         if a.gone:
-            self.disabled[n.sink] = f"sink disabled: the endpoint answered 410 Gone ({a.error})"
+            self._disable(n.sink, f"sink disabled: the endpoint answered 410 Gone ({a.error})")
             log.error("alert sink %s answered 410 Gone: disabled until the config is reloaded", n.sink,
                       extra=extra)
-            await asyncio.to_thread(self.outbox.mark_dead, n.id, a.error)
-            res.dead += 1
+            await self._drop(n, GONE, a.error, res)
             return
         delay = self._delay(n, a)
         next_at = now + timedelta(seconds=delay)
         if next_at > n.created_at + timedelta(seconds=self.cfg.retry.give_up_after):
             log.error("gave up delivering a notification", extra=extra)
-            await asyncio.to_thread(self.outbox.mark_dead, n.id, f"gave up after {n.attempts + 1} attempts: "
-                                                                 f"{a.error}")
-            res.dead += 1
+            await self._drop(n, GAVE_UP, f"gave up after {n.attempts + 1} attempts: {a.error}", res)
             return
         log.warning("notification delivery failed, will retry", extra={**extra, "retry_in_s": round(delay, 3)})
         await asyncio.to_thread(self.outbox.mark_retry, n.id, next_at, a.error)
         res.retried += 1
 
-    async def _deliver_sink(self, items: list[Notification], res: FlushResult) -> None:
-        for n in items:  # one sink's messages in order; sinks in parallel
-            await self._deliver(n, res)
-
-    async def flush(self, max_rounds: int = 100) -> FlushResult:
-        """Deliver everything due now (retries that fall due later stay for later); return the counts."""
-        res = FlushResult()
+    async def flush_sink(self, name: str, res: FlushResult | None = None, max_rounds: int = 100) -> FlushResult:
+        """Deliver one sink's rows due now, in order (retries that fall due later stay for later)."""
+        res = res if res is not None else FlushResult()
         for _ in range(max_rounds):
-            due = await asyncio.to_thread(self.outbox.due, self.now(), self.batch, lease=self.lease)
+            if name not in self.sinks:
+                break
+            due = await asyncio.to_thread(self.outbox.due, self.now(), self.batch, lease=self.lease, sink=name)
             if not due:
                 break
-            by_sink: dict[str, list[Notification]] = defaultdict(list)
             for n in due:
-                by_sink[n.sink].append(n)
-            await asyncio.gather(*(self._deliver_sink(items, res) for items in by_sink.values()))
+                await self._deliver(n, res)
+            await self._update_pending()
+        return res
+
+    async def drop_unconfigured(self, res: FlushResult | None = None) -> FlushResult:
+        """Give up on waiting rows whose sink is no longer configured (no loop would ever send them)."""
+        res = res if res is not None else FlushResult()
+        dropped = await asyncio.to_thread(self.outbox.drop_unconfigured, list(self.sinks),
+                                          "sink no longer configured")
+        for sink, count in dropped.items():
+            res.dead += count
+            if self.metrics is not None:
+                self.metrics.dropped.labels(sink, UNCONFIGURED).inc(count)
+            log.warning("notifications dropped: their sink is no longer configured",
+                        extra={"sink": sink, "count": count})
+        return res
+
+    async def flush(self, max_rounds: int = 100) -> FlushResult:
+        """Deliver everything due now, every sink independently; return the counts."""
+        res = FlushResult()
+        await self.drop_unconfigured(res)
+        await asyncio.gather(*(self.flush_sink(name, res, max_rounds) for name in list(self.sinks)))
         await self._update_pending()
         return res
 
@@ -185,61 +238,88 @@ class Sender:
         if self.metrics is not None:
             self.metrics.pending.set(await asyncio.to_thread(self.outbox.pending_count))
 
+    async def refresh_sink(self, name: str) -> int:
+        """Re-send the alerts still firing at one sink if it needs that (Alertmanager); return requests made."""
+        sink = self.sinks.get(name)
+        if sink is None or name in self.disabled:
+            return 0
+        firing = await asyncio.to_thread(self.outbox.firing, name)
+        req = sink.refresh(firing, self.now())
+        if req is None:
+            return 0
+        a = await self.attempt(sink, req)
+        if not a.ok:
+            if self.metrics is not None:
+                self.metrics.send_failures.labels(name).inc()
+            log.warning("re-sending firing alerts failed", extra={"sink": name, "alerts": len(firing),
+                                                                 "error": a.error})
+        return 1
+
     async def refresh(self) -> int:
         """Re-send every alert still firing to sinks that need it (Alertmanager); return requests made."""
-        sent = 0
-        for name, sink in self.sinks.items():
-            if name in self.disabled:
-                continue
-            firing = await asyncio.to_thread(self.outbox.firing, name)
-            req = sink.refresh(firing, self.now())
-            if req is None:
-                continue
-            a = await self.attempt(sink, req)
-            sent += 1
-            if not a.ok:
-                if self.metrics is not None:
-                    self.metrics.send_failures.labels(name).inc()
-                log.warning("re-sending firing alerts failed", extra={"sink": name, "alerts": len(firing),
-                                                                     "error": a.error})
-        return sent
+        return sum(await asyncio.gather(*(self.refresh_sink(name) for name in list(self.sinks))))
 
-    # the background task
+    # the background tasks
     def wake(self) -> None:
         """Look at the outbox now rather than at the next poll (call after committing new rows)."""
         self._wake.set()
+        for event in self._wakes.values():
+            event.set()
+
+    async def _sink_loop(self, name: str) -> None:
+        """Deliver one sink's rows and re-send its firing alerts until stopped or the sink is removed."""
+        wake = self._wakes.setdefault(name, asyncio.Event())
+        while not self._stopping and name in self.sinks:
+            wake.clear()  # before looking, so a wake() during the flush is not lost
+            try:
+                await self.flush_sink(name)
+                now = self.now()
+                due = self._next_refresh.get(name)
+                if not self._stopping and (due is None or now >= due):
+                    self._next_refresh[name] = now + timedelta(seconds=self.cfg.resend_interval)
+                    await self.refresh_sink(name)
+            except Exception:  # the store may be briefly unreachable: log, keep going, rows stay put
+                log.exception("alert delivery loop failed; retrying", extra={"sink": name})
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), self.poll_interval)
 
     async def run(self) -> None:
-        """Deliver due rows and re-send firing alerts until cancelled or stopped."""
+        """Supervise one delivery loop per sink, drop rows of removed sinks, keep the pending gauge current."""
         while not self._stopping:
-            self._wake.clear()  # before looking, so a wake() during the flush is not lost
+            self._wake.clear()
+            for name in self.sinks:
+                task = self._loops.get(name)
+                if task is None or task.done():
+                    self._loops[name] = asyncio.create_task(self._sink_loop(name), name=f"alerts-sink-{name}")
+            for name in [n for n, t in self._loops.items() if t.done()]:
+                del self._loops[name]
             try:
-                await self.flush()
-                now = self.now()
-                if self._next_refresh is None or now >= self._next_refresh:
-                    self._next_refresh = now + timedelta(seconds=self.cfg.resend_interval)
-                    await self.refresh()
-            except Exception:  # the store may be briefly unreachable: log, keep going, rows stay put
-                log.exception("alert delivery loop failed; retrying")
+                await self.drop_unconfigured()
+                await self._update_pending()
+            except Exception:
+                log.exception("alert outbox housekeeping failed; retrying")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_interval)
 
     def start(self) -> asyncio.Task[None]:
-        """Start the background delivery task on the running loop."""
+        """Start the background delivery tasks on the running loop."""
         self._stopping = False
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self.run(), name="alerts-sender")
         return self._task
 
     async def stop(self, grace: float = 5.0) -> None:
-        """Stop the task (sends in flight get `grace` seconds) and close the HTTP client."""
+        """Stop the tasks (sends in flight get `grace` seconds) and close the HTTP client."""
         self._stopping = True
-        self._wake.set()
-        if self._task is not None:
-            done, _ = await asyncio.wait([self._task], timeout=grace)
-            if not done:
-                self._task.cancel()  # leased rows are sent again after their lease: nothing is lost
+        self.wake()
+        tasks = [t for t in (self._task, *self._loops.values()) if t is not None]
+        if tasks:
+            _, late = await asyncio.wait(tasks, timeout=grace)
+            for t in late:
+                t.cancel()  # leased rows are sent again after their lease: nothing is lost
+            for t in late:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await self._task
-            self._task = None
+                    await t
+        self._task = None
+        self._loops.clear()
         await self._client.aclose()

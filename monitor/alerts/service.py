@@ -12,7 +12,7 @@ import httpx
 from monitor.alerts.config import AlertsConfig
 from monitor.alerts.events import AlertEvent, Notification
 from monitor.alerts.outbox import Outbox, enqueue
-from monitor.alerts.policy import Policy
+from monitor.alerts.policy import CooldownEntry, Policy, plan
 from monitor.alerts.sender import Sender
 from monitor.alerts.sinks import build_sinks
 from monitor.domain import utcnow
@@ -51,11 +51,50 @@ class Alerting:
             self.sender.wake()
         return out
 
-    async def start(self) -> None:
-        """Seed the cooldown memory from the outbox and start delivering."""
+    async def start(self, pairs: Iterable[tuple[str, str]] | None = None) -> None:
+        """Seed the cooldown memory from the outbox, resolve alerts of pairs not in `pairs`, start delivering."""
         since = self.now() - timedelta(seconds=max(self.cfg.cooldown, 1.0))
         self.policy.seed(await asyncio.to_thread(self.outbox.last_firing, since))
+        if pairs is not None:
+            await self.retire(pairs)
         self.sender.start()
+
+    def open_pairs(self, kind: str) -> set[tuple[str, str]]:
+        """Return the canary x target pairs with an alert of `kind` some sink was told (or will be) is firing."""
+        return {(n.payload.get("canary", ""), n.payload.get("target", ""))
+                for n in self.outbox.open_alerts() if n.kind == kind}
+
+    async def retire(self, pairs: Iterable[tuple[str, str]]) -> list[Notification]:
+        """Resolve the firing alerts of canary x target pairs no longer configured; return the notifications.
+
+        Nothing else would ever end them (no more runs, no drift analysis), so Alertmanager would get them
+        re-sent forever and push receivers would keep them open. Sinks no longer configured are left out.
+        """
+        keep = set(pairs)
+        now = self.now()
+        sinks = {s.name for s in self.cfg.sinks}
+        out: list[Notification] = []
+        for n in await asyncio.to_thread(self.outbox.open_alerts):
+            p = n.payload
+            canary, target = p.get("canary", ""), p.get("target", "")
+            if (canary, target) in keep or n.sink not in sinks or n.kind not in _ENDS:
+                continue
+            event = AlertEvent(
+                kind=_ENDS[n.kind], canary=canary, target=target, signal=n.signal,
+                severity=p.get("severity") or "warning", tags=tuple(p.get("tags") or ()),
+                event_id=p.get("event_id") or "", resolved_at=now,
+                opened_at=datetime.fromisoformat(p["opened_at"]) if p.get("opened_at") else None,
+                summary=f"{canary}@{target}: no longer monitored (removed from the configuration)",
+                evidence={"signal": n.signal, "reason": "no longer configured"})
+            # The receiver was told "firing" (the row is there): tell it "resolved", cooldown or not.
+            out += plan(event, self.cfg, now, {}, sinks=[n.sink]).notifications
+            key = (n.sink, n.group_key, n.signal)
+            last = self.policy.memory.get(key)
+            self.policy.memory[key] = CooldownEntry(last.fired_at if last else now, open=False, resolved=True)
+        if out:
+            await asyncio.to_thread(self.outbox.add, out)
+            self.sender.wake()
+        return out
 
     async def stop(self) -> None:
         """Stop the sender task; undelivered rows stay in the outbox for the next start."""
@@ -69,6 +108,9 @@ class Alerting:
         self.policy = Policy(cfg)
         self.policy.memory = memory
         self.sender.set_sinks(sinks, cfg)
+
+
+_ENDS = {"drift.opened": "drift.resolved", "canary.down": "canary.recovered"}  # what resolves a firing kind
 
 
 def build_alerting(cfg: AlertsConfig, store: Any, *, environ: Mapping[str, str] | None = None,

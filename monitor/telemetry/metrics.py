@@ -79,6 +79,12 @@ class Metrics:
         self.sent = Counter("llm_monitor_notifications_sent", "Notifications delivered.", ("sink",), registry=r)
         self.send_failures = Counter("llm_monitor_notification_failures", "Failed delivery attempts.", ("sink",),
                                      registry=r)
+        self.dropped = Counter("llm_monitor_notifications_dropped",
+                               "Notifications given up on (dead in the outbox), by reason.", ("sink", "reason"),
+                               registry=r)
+        self.sink_disabled = Gauge("llm_monitor_notification_sink_disabled",
+                                   "1 while a sink is disabled (its endpoint answered 410 Gone) until a reload.",
+                                   ("sink",), registry=r)
         self.in_flight = Gauge("llm_monitor_probes_in_flight", "Probe calls in flight.", ("target",), registry=r)
         self.build_info.labels(__version__, platform.python_version()).set(1)
         self._models: dict[str, tuple[str, str]] = {}

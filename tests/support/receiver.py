@@ -4,6 +4,7 @@
         rx.fail(503, times=2, retry_after="1")   # the next two requests get 503 + Retry-After
         rx.stop(); ...; rx.start()              # down for a while, back on the same port
         rx.wait_for(3)
+        rx.hold(); ...; rx.release()          # requests wait (a slow receiver) until released
 
 Signature checking is written here from the spec, independently of monitor.alerts.signing, so a round trip
 proves the sender right rather than agreeing with itself.
@@ -81,6 +82,9 @@ class Receiver:
         self._forever: tuple[int, dict[str, str]] | None = None
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
+        self._gate = threading.Event()
+        self._gate.set()
+        self.arrived = 0  # requests received, answered or still held
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -96,6 +100,20 @@ class Receiver:
                 self._forever = (status, headers)
             else:
                 self._script.extend([(status, headers)] * times)
+
+    def hold(self) -> None:
+        """Keep the next requests waiting for an answer until release() (a slow receiver, without sleeping)."""
+        self._gate.clear()
+
+    def release(self) -> None:
+        """Answer held requests and stop holding."""
+        self._gate.set()
+
+    def wait_arrived(self, n: int, timeout: float = 10.0) -> None:
+        """Block until `n` requests arrived (answered or held), or raise TimeoutError."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: self.arrived >= n, timeout):
+                raise TimeoutError(f"{self.arrived} of {n} requests arrived after {timeout}s")
 
     def heal(self) -> None:
         """Answer 200 again."""
@@ -124,6 +142,10 @@ class Receiver:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length") or 0))
                 headers = {k.lower(): v for k, v in self.headers.items()}
+                with rx._cond:
+                    rx.arrived += 1
+                    rx._cond.notify_all()
+                rx._gate.wait()
                 status, extra = rx._answer("POST", self.path, headers, body)
                 self.send_response(status)
                 for k, v in extra.items():
@@ -145,6 +167,7 @@ class Receiver:
 
     def stop(self) -> None:
         """Stop listening (connections are refused until start())."""
+        self._gate.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()

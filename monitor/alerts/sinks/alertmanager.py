@@ -13,12 +13,14 @@ from monitor.alerts.sinks.base import USER_AGENT, Rendered, Sink, read_secret, t
 ALERTNAMES = {"drift": "LLMMonitorDrift", "canary": "LLMMonitorCanaryDown", "model": "LLMMonitorModelChanged",
               "budget": "LLMMonitorBudgetExceeded", "test": "LLMMonitorTest"}
 ONE_SHOT_TTL = timedelta(hours=1)  # how long a one-off notice (model changed, budget) stays visible
+TEST_TTL = timedelta(minutes=5)  # `alerts test`: long enough to be routed and notified, then it resolves itself
 
 
 def labels(n: Notification) -> dict[str, str]:
     """Return the labels that identify the alert (same for its firing and resolved messages)."""
     p = n.payload
-    out = {"alertname": ALERTNAMES.get(n.kind.split(".")[0], "LLMMonitor"), "canary": p.get("canary", ""),
+    condition = p.get("condition") or n.kind.split(".")[0]  # rows queued before `condition` existed
+    out = {"alertname": ALERTNAMES.get(condition, "LLMMonitor"), "canary": p.get("canary", ""),
            "target": p.get("target", ""), "signal": n.signal, "severity": p.get("severity", "")}
     return {k: str(v) for k, v in out.items() if v}  # Alertmanager treats an empty label as absent
 
@@ -36,7 +38,7 @@ def alert(n: Notification, now: datetime, valid_for: timedelta) -> dict[str, Any
     elif n.kind in FIRING:
         ends = now + valid_for  # like Prometheus: valid until a few re-send intervals from now
     else:
-        ends = starts + ONE_SHOT_TTL
+        ends = starts + (TEST_TTL if n.kind == "test" else ONE_SHOT_TTL)
     ev = p.get("evidence") or {}
     annotations = {"summary": p.get("summary", ""), "event_id": p.get("event_id", ""), "link": p.get("link", "")}
     details = [f"{k}={ev[k]}" for k in ("baseline_value", "current_value", "p_value", "baseline_n", "current_n")

@@ -33,6 +33,10 @@ def slack_message(p: dict[str, Any]) -> dict[str, Any]:
                                               "current_n") if ev.get(k) is not None]
     if facts:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(facts)[:_SECTION_MAX]}})
+    changes = [f"{_esc(c.get('canary'))} {_esc(c.get('signal'))}: {_esc(c.get('from'))} -> {_esc(c.get('to'))}"
+               for c in p.get("changes") or []]
+    if changes:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(changes)[:_SECTION_MAX]}})
     if ev.get("diff"):
         blocks.append({"type": "section", "text": {"type": "mrkdwn",
                                                    "text": "```" + _esc(ev["diff"])[:_SECTION_MAX - 6] + "```"}})

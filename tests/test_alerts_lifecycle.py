@@ -1,0 +1,138 @@
+"""Alerts that must end: a canary down before a restart recovers after it; alerts of removed canaries resolve."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from monitor.alerts import AlertEvent, AlertsConfig, build_alerting
+from monitor.app import App
+from monitor.config import load_config
+from monitor.domain import utcnow
+from monitor.sim import SimServer
+from monitor.store import Store
+from tests.conftest import write_config
+from tests.support.daemon import free_port
+from tests.support.prom import start_alertmanager
+from tests.support.receiver import Receiver
+
+PROBES = """\
+canaries:
+  - id: hello
+    messages: [{role: user, content: "Say hello."}]
+    samples: 2
+    params: {temperature: 0, max_tokens: 20}
+    schedule: {every: 5m}
+"""
+SECOND = """\
+  - id: bye
+    messages: [{role: user, content: "Say goodbye."}]
+    samples: 2
+    params: {temperature: 0, max_tokens: 20}
+    schedule: {every: 5m}
+"""
+
+
+def alerts(url: str) -> str:
+    return f"alerts:\n  cooldown: 30m\n  sinks: [{{name: hook, type: webhook, url: \"{url}/hook\"}}]\n"
+
+
+def target(base_url: str) -> str:
+    return f"  - {{id: gpt, provider: openai, base_url: '{base_url}', model: sim-gpt, api_key_env: K}}"
+
+
+async def _job(app: App) -> None:
+    for canary, tgt in app.config.pairs():
+        # what the scheduler runs (the probe, then the health watch), in a task of its own as the scheduler does
+        await asyncio.create_task(app._run_job(canary, tgt))
+
+
+async def test_a_canary_down_before_a_restart_recovers_after_it(steady_sim: SimServer, tmp_path: Path) -> None:
+    with Receiver() as rx:
+        dead_end = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens: every call fails
+        cfg = load_config(write_config(tmp_path, target(dead_end), PROBES, extra=alerts(rx.url)), environ={"K": "k"})
+        app = App(cfg, environ={"K": "k"}, serve_http=False)
+        await app.start(schedule=False)
+        try:
+            for _ in range(3):
+                await _job(app)
+            [down] = await asyncio.to_thread(rx.wait_for, 1)
+        finally:
+            await app.stop()  # SIGTERM
+        assert down.json["type"] == "canary.down"
+        # the target is fixed, the daemon starts again
+        cfg = load_config(write_config(tmp_path, target(steady_sim.openai_base_url), PROBES, extra=alerts(rx.url)),
+                          environ={"K": "k"})
+        app = App(cfg, environ={"K": "k"}, serve_http=False)
+        await app.start(schedule=False)
+        try:
+            await _job(app)
+            _, recovered = await asyncio.to_thread(rx.wait_for, 2)
+            assert app.alerting is not None and app.alerting.outbox.open_alerts() == []
+        finally:
+            await app.stop()
+        assert recovered.json["type"] == "canary.recovered"
+        assert recovered.json["data"]["canary"] == "hello" and recovered.json["data"]["target"] == "gpt"
+
+
+async def test_removing_a_canary_by_reload_resolves_its_alerts(steady_sim: SimServer, tmp_path: Path) -> None:
+    with Receiver() as rx:
+        path = write_config(tmp_path, target(steady_sim.openai_base_url), PROBES + SECOND, extra=alerts(rx.url))
+        app = App(load_config(path, environ={"K": "k"}), environ={"K": "k"}, serve_http=False)
+        await app.start(schedule=False)
+        try:
+            assert app.alerting is not None
+            opened = [AlertEvent(kind="drift.opened", canary=c, target="gpt", signal="refusal_rate",
+                                 event_id=f"ev-{c}", opened_at=utcnow()) for c in ("hello", "bye")]
+            await app.alerting.publish(opened)
+            await asyncio.to_thread(rx.wait_for, 2)
+            (tmp_path / "probes" / "p.yaml").write_text(PROBES)  # `bye` is removed
+            ok, why = await app.reload()
+            assert ok, why
+            *_, resolved = await asyncio.to_thread(rx.wait_for, 3)
+            assert resolved.json["type"] == "drift.resolved" and resolved.json["data"]["canary"] == "bye"
+            assert "no longer monitored" in resolved.json["data"]["summary"]
+            assert {n.payload["canary"] for n in app.alerting.outbox.open_alerts()} == {"hello"}
+            ok, why = await app.reload()  # nothing more to resolve
+            assert ok, why
+            await app.alerting.sender.flush()
+            assert len(rx.requests) == 3
+        finally:
+            await app.stop()
+
+
+def _active(url: str) -> list[dict]:
+    return httpx.get(url + "/api/v2/alerts", params={"active": "true"}, timeout=5).json()
+
+
+@pytest.mark.slow
+async def test_alerts_of_removed_pairs_resolve_in_a_real_alertmanager(tmp_path: Path, sqlite_store: Store) -> None:
+    conf = "route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n"
+    with start_alertmanager(tmp_path, conf) as am:
+        cfg = AlertsConfig.model_validate({"sinks": [{"name": "am", "type": "alertmanager", "url": am.url}]})
+        al = build_alerting(cfg, sqlite_store, environ={})
+        at = utcnow() - timedelta(minutes=1)
+        await al.publish([AlertEvent(kind="drift.opened", canary=c, target="gpt", signal="length",
+                                     event_id=f"ev-{c}", opened_at=at) for c in ("hello", "bye")]
+                         + [AlertEvent(kind="canary.down", canary="bye", target="gpt", signal="error",
+                                       severity="critical", opened_at=at)])
+        assert (await al.sender.flush()).delivered == 3
+        deadline = time.monotonic() + 15
+        while len(_active(am.url)) < 3 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(_active(am.url)) == 3
+        assert len(await al.retire([("hello", "gpt")])) == 2
+        assert (await al.sender.flush()).delivered == 2
+        deadline = time.monotonic() + 15
+        while len(_active(am.url)) > 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        [left] = _active(am.url)
+        assert left["labels"]["canary"] == "hello"
+        assert await al.sender.refresh() == 1
+        assert [n.payload["canary"] for n in al.outbox.firing("am")] == ["hello"]  # bye is not re-asserted
+        await al.stop()

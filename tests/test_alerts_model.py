@@ -1,0 +1,138 @@
+"""Model-change notifications: severity agrees with the Prometheus rule, the Alertmanager alert resolves."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from monitor.alerts import AlertsConfig, build_alerting
+from monitor.alerts.policy import plan
+from monitor.alerts.sinks.alertmanager import alert
+from monitor.analysis import alert_event
+from monitor.domain import utcnow
+from monitor.drift.events import MODEL, DriftEvent, EventUpdate
+from monitor.store import Store
+from tests.support.prom import start_alertmanager
+
+RULES = Path(__file__).resolve().parents[1] / "deploy" / "prometheus" / "rules.yml"
+AM_CFG = AlertsConfig.model_validate({"sinks": [{"name": "am", "type": "alertmanager", "url": "http://127.0.0.1:1"}]})
+
+
+def model_event(signal: str = "response_model", canary: str = "hello", **kw: object) -> DriftEvent:
+    base: dict = dict(canary=canary, target="gpt", signal=signal, kind=MODEL, test="first_seen",
+                      baseline_value="gpt-4o-2024-08-06", current_value="gpt-4o-2024-11-20", effect_size=None,
+                      statistic=None, p_value=None, threshold=None, baseline_n=20, current_n=1, first_obs_id="o1",
+                      first_obs_at=utcnow().isoformat(), opened_at=(utcnow() - timedelta(minutes=1)).isoformat())
+    base.update(kw)
+    return DriftEvent(**base)
+
+
+def rule(name: str) -> dict:
+    return next(r for g in yaml.safe_load(RULES.read_text())["groups"] for r in g["rules"] if r.get("alert") == name)
+
+
+def test_model_change_severity_matches_the_prometheus_rule() -> None:
+    """A silent model swap is worth a warning, not a page: the push alert and the rule say the same."""
+    pushed = alert_event(EventUpdate("opened", model_event()))
+    assert pushed.kind == "model.changed"
+    assert pushed.severity == rule("LLMMonitorModelChanged")["labels"]["severity"] == "warning"
+
+
+@pytest.mark.parametrize("action", ["resolved", "accepted"])
+def test_the_end_of_a_model_change_keeps_its_alertname(action: str) -> None:
+    now = utcnow()
+    ev = model_event()
+    [opened] = plan(alert_event(EventUpdate("opened", ev)), AM_CFG, now, {}).notifications
+    ev.state, ev.resolved_at = action, now.isoformat()
+    [ended] = plan(alert_event(EventUpdate(action, ev)), AM_CFG, now, {}).notifications
+    assert ended.kind == f"drift.{action}"
+    a, b = alert(opened, now, timedelta(minutes=4)), alert(ended, now, timedelta(minutes=4))
+    assert a["labels"] == b["labels"] and a["labels"]["alertname"] == "LLMMonitorModelChanged"
+    # a behaviour drift event still resolves as LLMMonitorDrift
+    drift = model_event(signal="refusal_rate", kind="behaviour", test="cusum")
+    [d] = plan(alert_event(EventUpdate("resolved", drift)), AM_CFG, now, {}).notifications
+    assert alert(d, now, timedelta(minutes=4))["labels"]["alertname"] == "LLMMonitorDrift"
+
+
+def _active(url: str) -> list[dict]:
+    return httpx.get(url + "/api/v2/alerts", params={"active": "true"}, timeout=5).json()
+
+
+@pytest.mark.slow
+async def test_a_model_change_resolves_in_a_real_alertmanager(tmp_path: Path, sqlite_store: Store) -> None:
+    conf = "route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n"
+    with start_alertmanager(tmp_path, conf) as am:
+        cfg = AlertsConfig.model_validate({"sinks": [{"name": "am", "type": "alertmanager", "url": am.url}]})
+        al = build_alerting(cfg, sqlite_store, environ={})
+        ev = model_event()
+        await al.publish([alert_event(EventUpdate("opened", ev))])
+        assert (await al.sender.flush()).delivered == 1
+        deadline = time.monotonic() + 15
+        while not _active(am.url) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        [a] = _active(am.url)
+        assert a["labels"]["alertname"] == "LLMMonitorModelChanged"
+        ev.state, ev.accepted_at = "accepted", utcnow().isoformat()
+        await al.publish([alert_event(EventUpdate("accepted", ev))])
+        assert (await al.sender.flush()).delivered == 1
+        deadline = time.monotonic() + 15
+        while _active(am.url) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _active(am.url) == []
+        await al.stop()
+
+
+async def test_one_rotation_is_one_notification_per_target(sqlite_store: Store) -> None:
+    from tests.support.receiver import Receiver
+
+    t0 = utcnow().replace(microsecond=0)
+    now = [t0]
+    with Receiver() as hook, Receiver() as chat, Receiver() as am:
+        cfg = AlertsConfig.model_validate({"group_wait": "30s", "cooldown": "30m", "sinks": [
+            {"name": "hook", "type": "webhook", "url": hook.url},
+            {"name": "chat", "type": "slack", "url_env": "SLACK_URL"},
+            {"name": "am", "type": "alertmanager", "url": am.url}]})
+        al = build_alerting(cfg, sqlite_store, environ={"SLACK_URL": chat.url + "/slack"}, now=lambda: now[0])
+
+        def rotation(canary: str) -> list[DriftEvent]:
+            return [model_event("response_model", canary),
+                    model_event("system_fingerprint", canary, baseline_value="fp_a", current_value="fp_b")]
+
+        events = rotation("hello")
+        await al.publish([alert_event(EventUpdate("opened", e)) for e in events])
+        await al.sender.flush()
+        now[0] = t0 + timedelta(seconds=20)  # the next canary on the target sees it at its next run
+        events += rotation("bye")
+        await al.publish([alert_event(EventUpdate("opened", e)) for e in events[2:]])
+        await al.sender.flush()
+        assert hook.requests == [] and chat.requests == []  # still collecting
+        assert len(am.requests) == 4  # Alertmanager groups by itself: one alert per canary x signal
+        now[0] = t0 + timedelta(seconds=31)
+        await al.sender.flush()
+        [one] = hook.delivered
+        data = one.json["data"]
+        assert one.json["type"] == "model.changed" and data["target"] == "gpt"
+        assert data["canaries"] == ["bye", "hello"] and data["signals"] == ["response_model", "system_fingerprint"]
+        assert len(data["changes"]) == 4 and data["canary"] == "*"
+        assert "gpt-4o-2024-08-06 -> gpt-4o-2024-11-20" in data["summary"] and "fp_a -> fp_b" in data["summary"]
+        assert "bye, hello" in data["summary"]
+        [slack] = chat.delivered
+        assert "bye, hello" in slack.json["text"]
+        assert al.outbox.pending_count() == 0
+        now[0] = t0 + timedelta(minutes=5)  # a third canary, after the group went out: the cooldown drops it
+        late = rotation("third")
+        await al.publish([alert_event(EventUpdate("opened", e)) for e in late])
+        # accepting the change: Alertmanager resolves its alerts, webhook and Slack got a notice, not an alert
+        for e in events:
+            e.state, e.accepted_at = "accepted", now[0].isoformat()
+        await al.publish([alert_event(EventUpdate("accepted", e)) for e in events])
+        now[0] = t0 + timedelta(minutes=6)
+        await al.sender.flush()
+        assert len(hook.requests) == 1 and len(chat.requests) == 1
+        assert len(am.requests) == 4 + 2 + 4
+        await al.stop()
