@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
-import httpx
 import pytest
 from rich.console import Console
 
@@ -50,35 +49,35 @@ def test_alerts_test_names_the_problem() -> None:
     assert "environment variable SLACK_URL (named by url_env) is not set" in buf.getvalue()
 
 
-def test_alerts_pending_lists_the_outbox(tmp_path: Path) -> None:
+def _outbox(tmp_path: Path, sink: str, kind: str, *events: AlertEvent, dead: str = "") -> SimpleNamespace:
+    """Queue the notifications of `events` for one sink (the first one dead with reason `dead`, if given) in a
+    new SQLite store; return a config naming it."""
     url = f"sqlite:///{tmp_path / 'p.db'}"
     store = Store(url)
     store.migrate()
-    cfg = AlertsConfig.model_validate({"sinks": [{"name": "am", "type": "alertmanager", "url": "http://x"}]})
-    t0 = datetime(2025, 3, 1, tzinfo=UTC)
-    Outbox(store.engine).add(Policy(cfg).notifications(
-        AlertEvent(kind="drift.opened", canary="c1", target="t1", signal="refusal_rate", event_id="e1"), t0))
+    policy = Policy(AlertsConfig.model_validate({"sinks": [{"name": sink, "type": kind, "url": "http://x"}]}))
+    rows = [n for e in events for n in policy.notifications(e, datetime(2025, 3, 1, tzinfo=UTC))]
+    ob = Outbox(store.engine)
+    ob.add(rows)
+    if dead:
+        ob.mark_dead(rows[0].id, dead)
     store.close()
+    return SimpleNamespace(storage=SimpleNamespace(url=url))
+
+
+def test_alerts_pending_lists_the_outbox(tmp_path: Path) -> None:
+    config = _outbox(tmp_path, "am", "alertmanager", AlertEvent(kind="drift.opened", canary="c1", target="t1",
+                                                                signal="refusal_rate", event_id="e1"))
     con, buf = console()
-    assert alerts_pending(SimpleNamespace(storage=SimpleNamespace(url=url)), console=con) == 0
+    assert alerts_pending(config, console=con) == 0
     out = buf.getvalue()
     assert "outbox: 1 pending" in out and "drift.opened" in out and "c1/t1" in out and "refusal_rate" in out
 
 
 def test_alerts_pending_all_and_json_show_dead_rows(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'p.db'}"
-    store = Store(url)
-    store.migrate()
-    cfg = AlertsConfig.model_validate({"sinks": [{"name": "hook", "type": "webhook", "url": "http://x"}]})
-    t0 = datetime(2025, 3, 1, tzinfo=UTC)
-    ob = Outbox(store.engine)
-    [dead] = Policy(cfg).notifications(AlertEvent(kind="drift.opened", canary="c1", target="t1",
-                                                  signal="refusal_rate", event_id="e1"), t0)
-    [waiting] = Policy(cfg).notifications(AlertEvent(kind="canary.down", canary="c2", target="t1", signal="error"), t0)
-    ob.add([dead, waiting])
-    ob.mark_dead(dead.id, "HTTP 410: gone")
-    store.close()
-    config = SimpleNamespace(storage=SimpleNamespace(url=url))
+    config = _outbox(tmp_path, "hook", "webhook",
+                     AlertEvent(kind="drift.opened", canary="c1", target="t1", signal="refusal_rate", event_id="e1"),
+                     AlertEvent(kind="canary.down", canary="c2", target="t1", signal="error"), dead="HTTP 410: gone")
     con, buf = console()
     assert alerts_pending(config, console=con) == 0
     assert "outbox: 1 pending" in buf.getvalue() and "c1/t1" not in buf.getvalue()
@@ -124,12 +123,10 @@ def test_alerts_test_to_alertmanager_ends_by_itself() -> None:
 
 @pytest.mark.slow
 def test_alerts_test_leaves_no_active_alert_in_a_real_alertmanager(tmp_path: Path) -> None:
-    from tests.support.prom import start_alertmanager
+    from tests.support.prom import BLACKHOLE, active_alerts, start_alertmanager
 
-    conf = "route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n"
-    with start_alertmanager(tmp_path, conf) as am:
+    with start_alertmanager(tmp_path, BLACKHOLE) as am:
         cfg = AlertsConfig.model_validate({"sinks": [{"name": "am", "type": "alertmanager", "url": am.url}]})
         six_minutes_ago = datetime.now(UTC) - timedelta(minutes=6)  # the test alert's 5 minutes are over
         assert alerts_test(cfg, "am", environ={}, now=lambda: six_minutes_ago, console=console()[0]) == 0
-        active = httpx.get(am.url + "/api/v2/alerts", params={"active": "true"}, timeout=5).json()
-        assert active == []
+        assert active_alerts(am.url) == []

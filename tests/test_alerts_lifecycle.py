@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from datetime import timedelta
 from pathlib import Path
 
-import httpx
 import pytest
 
 from monitor.alerts import AlertEvent, AlertsConfig, build_alerting
@@ -18,7 +16,7 @@ from monitor.sim import SimServer
 from monitor.store import Store
 from tests.conftest import write_config
 from tests.support.daemon import free_port
-from tests.support.prom import start_alertmanager
+from tests.support.prom import BLACKHOLE, active_alerts, start_alertmanager
 from tests.support.receiver import Receiver
 
 PROBES = """\
@@ -106,14 +104,9 @@ async def test_removing_a_canary_by_reload_resolves_its_alerts(steady_sim: SimSe
             await app.stop()
 
 
-def _active(url: str) -> list[dict]:
-    return httpx.get(url + "/api/v2/alerts", params={"active": "true"}, timeout=5).json()
-
-
 @pytest.mark.slow
 async def test_alerts_of_removed_pairs_resolve_in_a_real_alertmanager(tmp_path: Path, sqlite_store: Store) -> None:
-    conf = "route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n"
-    with start_alertmanager(tmp_path, conf) as am:
+    with start_alertmanager(tmp_path, BLACKHOLE) as am:
         cfg = AlertsConfig.model_validate({"sinks": [{"name": "am", "type": "alertmanager", "url": am.url}]})
         al = build_alerting(cfg, sqlite_store, environ={})
         at = utcnow() - timedelta(minutes=1)
@@ -122,16 +115,10 @@ async def test_alerts_of_removed_pairs_resolve_in_a_real_alertmanager(tmp_path: 
                          + [AlertEvent(kind="canary.down", canary="bye", target="gpt", signal="error",
                                        severity="critical", opened_at=at)])
         assert (await al.sender.flush()).delivered == 3
-        deadline = time.monotonic() + 15
-        while len(_active(am.url)) < 3 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert len(_active(am.url)) == 3
+        assert len(active_alerts(am.url, until=lambda a: len(a) == 3)) == 3
         assert len(await al.retire([("hello", "gpt")])) == 2
         assert (await al.sender.flush()).delivered == 2
-        deadline = time.monotonic() + 15
-        while len(_active(am.url)) > 1 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        [left] = _active(am.url)
+        [left] = active_alerts(am.url, until=lambda a: len(a) <= 1)
         assert left["labels"]["canary"] == "hello"
         assert await al.sender.refresh() == 1
         assert [n.payload["canary"] for n in al.outbox.firing("am")] == ["hello"]  # bye is not re-asserted

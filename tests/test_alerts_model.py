@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 from pathlib import Path
 
-import httpx
 import pytest
 import yaml
 
@@ -17,7 +15,7 @@ from monitor.analysis import alert_event
 from monitor.domain import utcnow
 from monitor.drift.events import MODEL, DriftEvent, EventUpdate
 from monitor.store import Store
-from tests.support.prom import start_alertmanager
+from tests.support.prom import BLACKHOLE, active_alerts, start_alertmanager
 
 RULES = Path(__file__).resolve().parents[1] / "deploy" / "prometheus" / "rules.yml"
 AM_CFG = AlertsConfig.model_validate({"sinks": [{"name": "am", "type": "alertmanager", "url": "http://127.0.0.1:1"}]})
@@ -59,31 +57,20 @@ def test_the_end_of_a_model_change_keeps_its_alertname(action: str) -> None:
     assert alert(d, now, timedelta(minutes=4))["labels"]["alertname"] == "LLMMonitorDrift"
 
 
-def _active(url: str) -> list[dict]:
-    return httpx.get(url + "/api/v2/alerts", params={"active": "true"}, timeout=5).json()
-
-
 @pytest.mark.slow
 async def test_a_model_change_resolves_in_a_real_alertmanager(tmp_path: Path, sqlite_store: Store) -> None:
-    conf = "route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n"
-    with start_alertmanager(tmp_path, conf) as am:
+    with start_alertmanager(tmp_path, BLACKHOLE) as am:
         cfg = AlertsConfig.model_validate({"sinks": [{"name": "am", "type": "alertmanager", "url": am.url}]})
         al = build_alerting(cfg, sqlite_store, environ={})
         ev = model_event()
         await al.publish([alert_event(EventUpdate("opened", ev))])
         assert (await al.sender.flush()).delivered == 1
-        deadline = time.monotonic() + 15
-        while not _active(am.url) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        [a] = _active(am.url)
+        [a] = active_alerts(am.url, until=bool)
         assert a["labels"]["alertname"] == "LLMMonitorModelChanged"
         ev.state, ev.accepted_at = "accepted", utcnow().isoformat()
         await al.publish([alert_event(EventUpdate("accepted", ev))])
         assert (await al.sender.flush()).delivered == 1
-        deadline = time.monotonic() + 15
-        while _active(am.url) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert _active(am.url) == []
+        assert active_alerts(am.url, until=lambda a: not a) == []
         await al.stop()
 
 

@@ -19,7 +19,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -175,6 +175,19 @@ def start_prometheus(
     with _serve(PrometheusProcess, binary, home, config_path,
                 [f"--storage.tsdb.path={home / 'data'}", "--web.enable-lifecycle"]) as server:
         yield server
+
+
+BLACKHOLE = "route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n"  # an Alertmanager that notifies no one
+
+
+def active_alerts(url: str, until: Callable[[list[dict]], bool] = lambda _: True, timeout: float = 15) -> list[dict]:
+    """Return Alertmanager's active alerts once `until` holds of them (or when `timeout` runs out)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        active = httpx.get(url + "/api/v2/alerts", params={"active": "true"}, timeout=5).json()
+        if until(active) or time.monotonic() > deadline:
+            return active
+        time.sleep(0.1)
 
 
 @contextlib.contextmanager
