@@ -80,7 +80,12 @@ def _best(k: int, n: int, quantiles: tuple[float, ...], odds_ratio: float, min_s
     best, best_cost = None, math.inf
     top = max(quantiles)
     for q in sorted(quantiles, reverse=True):  # high quantiles first: cheap, and a good bound for the rest
-        c = _candidate(k, n, q, odds_ratio, min_shift, arl0, q != top, lambda c, b=best_cost: cost(c) >= b)
+        bound = best_cost
+
+        def slower(c: Chart, b: float = bound) -> bool:
+            return cost(c) >= b
+
+        c = _candidate(k, n, q, odds_ratio, min_shift, arl0, q != top, slower)
         if c is not None and (v := cost(c)) < best_cost:
             best, best_cost = c, v
     return best

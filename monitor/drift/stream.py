@@ -224,8 +224,9 @@ class Stream(WindowTests, ZeroTolerance):
             op = self.open.get(name)
             if op is not None:
                 # the opening chart run backwards (+r on a 0, -m on a 1, same threshold) resolves it
-                back = op.reverse is not None and op.chart is not None and op.flip == up
-                if back and op.reverse.step(not x, op.chart.r, op.chart.m) >= op.chart.h:
+                reverse, chart = op.reverse, op.chart
+                if reverse is not None and chart is not None and op.flip == up \
+                        and reverse.step(not x, chart.r, chart.m) >= chart.h:
                     out.append(self._resolve(name, entry.at))
                 continue
             inc = self._steps.get((name, up), (0.0, 0.0))

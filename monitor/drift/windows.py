@@ -27,6 +27,11 @@ class WindowTests:
     open: Any
     n_ok: int
     _ref_feats: Any
+    entries: Any  # Stream's: the sliding window of recent observations
+    _window: Any  # Stream's: the window's values of one signal
+    _event: Any  # Stream's: builds an event of this stream
+    _evidence: Any  # Stream's: representative completions and their diff
+    _resolve: Any  # Stream's: closes an open event
 
     # -- window tests --------------------------------------------------------------------------------------
     def _window_round(self) -> list[EventUpdate]:

@@ -92,7 +92,7 @@ class ZeroTolerance:
             name, BEHAVIOUR, ZERO_TOLERANCE, entry, entry.at,
             baseline_value=bad_in_baseline / n if n else 0.0, current_value=1.0, effect_size=None,
             statistic=1.0, p_value=None, threshold=1.0, baseline_n=n, current_n=1,
-            evidence=evidence(self.baseline.representative_text(), entry.text) if entry.ok else {},
+            evidence=evidence(self.baseline.representative_text(), entry.text or "") if entry.ok else {},
             detail={"declared": "zero", "violations": 1, "observations": 1,
                     "bad_value": name in TRUE_IS_BAD, "baseline_violations": bad_in_baseline},
         )

@@ -58,7 +58,8 @@ class OpenAIProvider:
         # max_retries=0: a canary must see every failure; retries would hide them and skew latency.
         self._client = openai.AsyncOpenAI(
             base_url=base_url, api_key=api_key or "not-needed", max_retries=0,
-            default_headers=headers or None, http_client=http_client)
+            default_headers=headers or None,
+            http_client=http_client)  # type: ignore[arg-type]  # the SDK's own httpx flavour (_sdk_http)
 
     async def aclose(self) -> None:
         await self._client.close()
@@ -143,7 +144,7 @@ class OpenAIProvider:
         try:
             raw = await self._client.chat.completions.with_raw_response.create(
                 **self._body(req), stream=True, timeout=req.timeout_s, extra_headers=req.extra_headers or None,
-                **extra)
+                **extra)  # type: ignore[call-overload]  # the body is built as a dict (_body)
         except openai.BadRequestError as e:
             if not extra or "stream_options" not in str(e.message):
                 raise

@@ -133,7 +133,7 @@ class Store:
         with Session(self.engine) as s:
             q = select(func.coalesce(func.sum(ObservationRow.cost_usd), 0.0)).where(
                 ObservationRow.target == target, ObservationRow.started_at >= since)
-            return float(s.exec(q).one())
+            return float(s.exec(q).one() or 0.0)
 
     def last_success(self) -> dict[tuple[str, str], datetime]:
         """Return the time of the last successful observation per (canary, target)."""

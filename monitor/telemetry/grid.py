@@ -76,9 +76,10 @@ class PairGrid(Collector):
             raise ValueError(f"{self.name}: expected labels {self.labelnames}, got {tuple(labels)}")
         return tuple(str(v) for v in labels)
 
-    def _family(self) -> Metric:
-        cls = CounterMetricFamily if self.kind == "counter" else GaugeMetricFamily
-        return cls(self.name, self.documentation, labels=self.labelnames)
+    def _family(self) -> CounterMetricFamily | GaugeMetricFamily:
+        if self.kind == "counter":
+            return CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        return GaugeMetricFamily(self.name, self.documentation, labels=self.labelnames)
 
     def describe(self) -> list[Metric]:
         return [self._family()]

@@ -113,7 +113,7 @@ class Metrics:
 
     @staticmethod
     def _label_keys(metric: Gauge) -> set[tuple[str, ...]]:
-        return set(metric._metrics.keys())  # prometheus_client keeps children here
+        return {tuple(k) for k in metric._metrics}  # prometheus_client keeps children here
 
     def forget_pairs(self, keep: set[tuple[str, str]]) -> None:
         """Drop per-pair series of canaries or targets removed by a reload."""
