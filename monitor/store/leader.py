@@ -11,7 +11,10 @@ host or connection) frees it without anyone's clock deciding:
 
 A replica that loses the lock (its PostgreSQL connection broke) must stop acting at once: the daemon then
 shuts down and exits 1 for its supervisor to restart it, as a standby (the way Kubernetes controllers treat a
-lost lease).
+lost lease). The leader notices at its next check (every few seconds) only if the broken connection fails
+fast; in a network partition its check can hang for the client's TCP timeouts while the server has already
+freed the lock (~25 s) to a standby, so the two may both probe for that window. Nothing is lost or corrupted
+by it (runs and observations are independent rows); the calls and their spend are doubled for that time.
 """
 
 from __future__ import annotations
