@@ -11,9 +11,9 @@ host or connection) frees it without anyone's clock deciding:
 
 A replica that loses the lock (its PostgreSQL connection broke) must stop acting at once: the daemon then
 shuts down and exits 1 for its supervisor to restart it, as a standby (the way Kubernetes controllers treat a
-lost lease). The leader notices at its next check (every few seconds) only if the broken connection fails
-fast; in a network partition its check can hang for the client's TCP timeouts while the server has already
-freed the lock (~25 s) to a standby, so the two may both probe for that window. Nothing is lost or corrupted
+lost lease). In a network partition both sides time the connection out with the same keepalives (libpq's
+and the server's, ~25 s), so the old leader's check fails about when the server frees the lock; until its
+check fails a standby that took over and the old leader may both probe for a few seconds. Nothing is lost
 by it (runs and observations are independent rows); the calls and their spend are doubled for that time.
 """
 
@@ -31,6 +31,9 @@ from sqlalchemy.pool import NullPool
 log = logging.getLogger("monitor.leader")
 LEADER_LOCK_ID = 7_166_002  # pg_advisory_lock key (7_166_001 serialises migrations)
 KEEPALIVE = ("SET tcp_keepalives_idle = 10", "SET tcp_keepalives_interval = 5", "SET tcp_keepalives_count = 3")
+# libpq's side of the same: the leader's own check of its connection fails within ~25 s of a partition too
+CLIENT_KEEPALIVE = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3,
+                    "tcp_user_timeout": 25_000}
 
 
 class Leadership:
@@ -80,7 +83,7 @@ class Leadership:
     # -- backends --------------------------------------------------------------------------------------------
     def _try_pg(self) -> bool:
         if self._conn is None:
-            engine = create_engine(self.url, poolclass=NullPool)
+            engine = create_engine(self.url, poolclass=NullPool, connect_args=CLIENT_KEEPALIVE)
             self._conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
             for statement in KEEPALIVE:
                 self._conn.execute(text(statement))
