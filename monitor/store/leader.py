@@ -45,6 +45,7 @@ class Leadership:
         self.held = False
         self._conn: Any = None
         self._file: int | None = None
+        self._unreachable = False
 
     def try_acquire(self) -> bool:
         """Take the lock if it is free; return whether this replica now leads."""
@@ -53,9 +54,15 @@ class Leadership:
         try:
             self.held = self._try_pg() if self.dialect == "postgresql" else self._try_file()
         except Exception as e:  # a store that is down: not the leader, try again later
-            log.warning("cannot reach the store to try for leadership: %s", type(e).__name__)
+            if not self._unreachable:  # once per outage, not at every try
+                log.warning("cannot reach the store to try for leadership (retrying): %s", type(e).__name__)
+            self._unreachable = True
             self._close()
             self.held = False
+            return False
+        if self._unreachable:
+            log.info("the store answers again")
+            self._unreachable = False
         return self.held
 
     def still_held(self) -> bool:
