@@ -96,8 +96,6 @@ class App:
         self.alerting: Alerting | None = None
         self._analyse = analyse
         self._tags = {c.id: tuple(c.tags) for c in config.canaries}
-        if self.analysis is not None:
-            self.analysis.engine.set_zero_tolerance({c.id: c.zero_tolerance for c in config.canaries})
         self.health = HealthWatch()
         self.runner.cap_listeners.append(self._on_cap)
         self._serve_http = serve_http

@@ -212,6 +212,7 @@ def _when(text: str | None, flag: str) -> Any:
 def replay(baseline_path: str, current_path: str, as_json: bool, zero_tolerance: list[str] | None = None) -> int:
     from monitor.drift import DumpError, load_dump, replay_observations
     from monitor.drift.dump import row_to_observation
+    from monitor.drift.zero import declarable
     from monitor.refusal import detect
 
     try:
@@ -221,7 +222,7 @@ def replay(baseline_path: str, current_path: str, as_json: bool, zero_tolerance:
         return EXIT_CONFIG
     base = [row_to_observation(r, baseline_path, i + 1) for i, r in enumerate(base_rows)]
     cur = [row_to_observation(r, current_path, i + 1) for i, r in enumerate(cur_rows)]
-    known = ["refused", "error", "exact_match", *sorted({f"check:{c.name}" for o in (*base, *cur) for c in o.checks})]
+    known = declarable(sorted({c.name for o in (*base, *cur) for c in o.checks}))
     unknown = [name for name in zero_tolerance or [] if name not in known]
     if unknown:
         err_console.print("[red]error:[/] " + escape(f"--zero-tolerance: unknown signal {unknown[0]!r}; expected one "

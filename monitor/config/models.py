@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from monitor.alerts.config import AlertsConfig
 from monitor.checks import CheckSpec, check_names
 from monitor.drift.settings import DriftSettings
+from monitor.drift.zero import declarable
 from monitor.durations import parse_duration
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,79}$")
@@ -191,7 +192,7 @@ class Canary(Strict):
 
     @model_validator(mode="after")
     def _zero_tolerance(self) -> Canary:
-        known = ["refused", "error", "exact_match", *(f"check:{n}" for n in check_names(self.checks))]
+        known = declarable(check_names(self.checks))
         for name in self.zero_tolerance:
             if name not in known:
                 raise ValueError(f"zero_tolerance: unknown signal {name!r}; expected one of {', '.join(known)}")

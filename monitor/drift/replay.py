@@ -26,7 +26,7 @@ from monitor.drift.settings import DriftSettings
 from monitor.drift.signals import EmbedFn, RefusalFn, compute_signals, finite, normalise
 from monitor.drift.stream import COMPLETION
 from monitor.drift.twosample import TestResult, benjamini_hochberg, category_test, continuous_test, rate_test
-from monitor.drift.zero import TRUE_IS_BAD, ZERO_TOLERANCE, violates
+from monitor.drift.zero import TRUE_IS_BAD, ZERO_TOLERANCE, baseline_violations, violates
 
 __all__ = ["DumpError", "load_dump", "replay", "replay_observations"]
 
@@ -115,8 +115,7 @@ def _zero_event(name: str, b: Baseline, c_obs: list[Observation], c_sig: list[di
     bad = [o for o, value in rows if violates(name, value)]
     if not bad:
         return None
-    k, n = b.rate(name)
-    bad_in_baseline = k if name in TRUE_IS_BAD else n - k
+    bad_in_baseline, n = baseline_violations(b, name)
     first = bad[0]
     return DriftEvent(
         canary=b.canary, target=b.target, signal=name, kind=BEHAVIOUR, test=ZERO_TOLERANCE,

@@ -12,6 +12,7 @@ run without violations long enough to show the signal back at zero (``_back_at_z
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import Any
 
 from scipy.special import betaln
@@ -24,9 +25,20 @@ ZERO_TOLERANCE = "zero_tolerance"
 TRUE_IS_BAD = frozenset({"refused", "error"})  # for checks and exact_match, False is the violation
 
 
+def declarable(check_names: Iterable[str]) -> list[str]:
+    """The signals a canary with these checks may declare zero-tolerance."""
+    return ["refused", "error", "exact_match", *(f"check:{n}" for n in check_names)]
+
+
 def violates(name: str, value: SignalValue) -> bool:
     """Tell whether a rate signal's value goes the bad way (a refusal, an error, a miss, a failed check)."""
     return bool(value) == (name in TRUE_IS_BAD)
+
+
+def baseline_violations(baseline: Any, name: str) -> tuple[int, int]:
+    """Return how many of the baseline's observations of a rate signal violate it, and how many it has."""
+    k, n = baseline.rate(name)
+    return (k if name in TRUE_IS_BAD else n - k), n
 
 
 class ZeroTolerance:
@@ -86,8 +98,7 @@ class ZeroTolerance:
         return float(betaln(a, b + clean) - betaln(a, b)) <= log_alpha
 
     def _open_zero(self, name: str, entry: Entry) -> EventUpdate:
-        k, n = self.baseline.rate(name)
-        bad_in_baseline = k if name in TRUE_IS_BAD else n - k
+        bad_in_baseline, n = baseline_violations(self.baseline, name)
         ev = self._event(
             name, BEHAVIOUR, ZERO_TOLERANCE, entry, entry.at,
             baseline_value=bad_in_baseline / n if n else 0.0, current_value=1.0, effect_size=None,

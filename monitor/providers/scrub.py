@@ -65,6 +65,3 @@ class Scrubbing:
 
     async def aclose(self) -> None:
         await self.inner.aclose()
-
-    def __getattr__(self, name: str) -> Any:  # the wrapped provider's own attributes (body(), base_url, ...)
-        return getattr(self.inner, name)
