@@ -107,7 +107,7 @@ FAULTS = [
     ("fault-stream-abort", ErrorType.BAD_RESPONSE),
     ("fault-stall", ErrorType.TIMEOUT),
     ("fault-reset", ErrorType.BAD_RESPONSE),
-    ("fault-reset-early", ErrorType.CONNECT),
+    ("fault-reset-early", ErrorType.SERVER_ERROR),  # the request was taken, then the connection reset
     ("fault-content-policy", ErrorType.CONTENT_FILTER),
 ]
 
@@ -128,7 +128,7 @@ async def test_faults_are_typed_observations(faults_sim: SimServer, kind: str, s
         await provider.aclose()
     expected_kind = expected
     if model == "fault-reset" and not stream:
-        expected_kind = ErrorType.CONNECT  # the connection dies before any response arrives
+        expected_kind = ErrorType.SERVER_ERROR  # the connection dies after the request, before any response
     assert r.error_type == expected_kind, (r.error_type, r.error_message)
     assert r.error_message
     if model == "fault-rate-limit":

@@ -15,6 +15,7 @@ from monitor.providers.arrival import arrival_of, sent_of
 from monitor.providers.base import (
     ChatRequest,
     Clock,
+    broken_connection,
     mark_sent,
     monotonic,
     ratelimit_headers,
@@ -122,8 +123,8 @@ class AnthropicProvider:
             result.error_type = _STREAM_ERRORS.get(e.kind, ErrorType.SERVER_ERROR)
             result.error_message = short(f"{e.kind}: {e}")
         except (httpx.TransportError, httpx.StreamError) as e:
-            kind = ErrorType.CONNECT if result.http_status is None else ErrorType.BAD_RESPONSE
-            result.error_type, result.error_message = kind, short(f"response broken off: {type(e).__name__}: {e}")
+            result.error_type, message = broken_connection(e, answered=result.http_status is not None)
+            result.error_message = short(message)
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             result.error_type, result.error_message = ErrorType.BAD_RESPONSE, short(f"malformed response: {e}")
         origin = request_start(result, start)

@@ -137,3 +137,26 @@ def ratelimit_headers(headers: Any) -> dict[str, str]:
 def short(text: str, limit: int = 300) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _names(exc: BaseException) -> set[str]:
+    return {c.__name__ for c in type(exc).__mro__}
+
+
+def broken_connection(exc: BaseException, answered: bool) -> tuple[ErrorType, str]:
+    """Type a call whose connection failed: `connect` when none could be made or the request could not be sent,
+    `bad_response` when the answer had started (`answered`) and broke off, else `server_error`: the server took
+    the request and closed the connection without answering (what a crashing upstream or a proxy does).
+
+    `exc` is the exception caught; an SDK's error wraps the HTTP library's as its cause. Classes are matched by
+    name because the openai SDK may be built on another httpx flavour (httpx2) than the one imported here.
+    """
+    seen: BaseException | None = exc
+    while seen is not None and "HTTPError" not in _names(seen):
+        seen = seen.__cause__ or seen.__context__
+    detail = f"{type(seen).__name__}: {seen}" if seen is not None else str(exc)
+    if answered:
+        return ErrorType.BAD_RESPONSE, f"response broken off: {detail}"
+    if seen is None or _names(seen) & {"ConnectError", "ConnectTimeout", "WriteError"}:
+        return ErrorType.CONNECT, f"connection failed: {detail}"
+    return ErrorType.SERVER_ERROR, f"connection closed before an answer: {detail}"

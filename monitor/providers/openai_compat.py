@@ -16,6 +16,7 @@ from monitor.providers.arrival import arrival_of, sent_of
 from monitor.providers.base import (
     ChatRequest,
     Clock,
+    broken_connection,
     mark_sent,
     monotonic,
     ratelimit_headers,
@@ -98,11 +99,8 @@ class OpenAIProvider:
         except openai.APITimeoutError:
             result.error_type, result.error_message = ErrorType.TIMEOUT, "request timed out"
         except openai.APIConnectionError as e:
-            if result.http_status is None:
-                result.error_type, result.error_message = ErrorType.CONNECT, short(f"connection failed: {e.__cause__ or e}")
-            else:  # the answer had started: the response broke off, the connection was fine
-                result.error_type = ErrorType.BAD_RESPONSE
-                result.error_message = short(f"response broken off: {e.__cause__ or e}")
+            result.error_type, message = broken_connection(e, answered=result.http_status is not None)
+            result.error_message = short(message)
         except openai.APIError as e:  # an error event inside a 200 stream
             body = json.dumps(e.body) if e.body is not None else ""
             result.error_type = ErrorType.RATE_LIMITED if "rate_limit" in body else ErrorType.SERVER_ERROR
@@ -110,8 +108,8 @@ class OpenAIProvider:
         except httpx.TimeoutException as e:
             result.error_type, result.error_message = ErrorType.TIMEOUT, short(f"stream stalled: {type(e).__name__}")
         except (httpx.TransportError, httpx.StreamError) as e:
-            result.error_type = ErrorType.BAD_RESPONSE
-            result.error_message = short(f"response broken off: {type(e).__name__}: {e}")
+            result.error_type, message = broken_connection(e, answered=result.http_status is not None)
+            result.error_message = short(message)
         except (openai.APIResponseValidationError, ValueError, KeyError, TypeError, AttributeError) as e:
             result.error_type, result.error_message = ErrorType.BAD_RESPONSE, short(f"malformed response: {e}")
         origin = request_start(result, start)
