@@ -129,7 +129,7 @@ async def test_receiver_down_then_back_loses_nothing(sqlite_store: Store, clock:
         res = await al.sender.flush()
         assert res.retried == 6
         clock.advance(600)
-    assert registry.get_sample_value("llm_monitor_notifications_pending") == 6
+    assert registry.get_sample_value("llm_monitor_notifications_pending", {"sink": "hook"}) == 6
     assert registry.get_sample_value("llm_monitor_notification_failures_total", {"sink": "hook"}) == 18
     rx.start()
     rx.fail(500, times=2)  # the first two are processed but the answer is lost: they will come again
@@ -139,7 +139,7 @@ async def test_receiver_down_then_back_loses_nothing(sqlite_store: Store, clock:
     assert {r.message_id for r in rx.delivered} == {n.message_id for n in sent}
     ids = [r.message_id for r in rx.requests]
     assert len(ids) == 8 and len(set(ids)) == 6  # duplicates carry the same message id
-    assert registry.get_sample_value("llm_monitor_notifications_pending") == 0
+    assert registry.get_sample_value("llm_monitor_notifications_pending", {"sink": "hook"}) == 0
     assert registry.get_sample_value("llm_monitor_notifications_sent_total", {"sink": "hook"}) == 6
     await al.stop()
 
@@ -268,13 +268,18 @@ async def test_a_slow_sink_delays_only_itself(sqlite_store: Store, clock: Clock,
         assert len(resend.json) == 4 and {a["endsAt"] for a in resend.json} == {
             (clock() + timedelta(minutes=4)).isoformat()}
         assert slow.arrived == 1 and slow.delivered == []  # all of this while Slack still hangs
-        pending = lambda: registry.get_sample_value("llm_monitor_notifications_pending")  # noqa: E731
-        await _until(lambda: pending() == 4, "the pending gauge counts Slack's four waiting rows")
+        def pending(sink: str) -> float | None:
+            return registry.get_sample_value("llm_monitor_notifications_pending", {"sink": sink})
+
+        await _until(lambda: (pending("chat"), pending("hook"), pending("am")) == (4, 0, 0),
+                     "the pending gauge counts Slack's four waiting rows, and no other sink's")
         assert al.outbox.pending_count() == 4
     finally:
         slow.release()
     await asyncio.to_thread(slow.wait_for, 4)
-    await _until(lambda: registry.get_sample_value("llm_monitor_notifications_pending") == 0, "drained")
+    await _until(lambda: pending("chat") == 0, "drained")
+    al.sender.set_sinks({k: v for k, v in al.sender.sinks.items() if k != "chat"})
+    assert pending("chat") is None and pending("hook") == 0  # a removed sink's series goes
     await al.stop()
     slow.stop()
     am.stop()

@@ -185,7 +185,7 @@ def test_pending_notifications_survive_sigkill(tmp_path: Path, changing_sim: Sim
 
         def pending() -> float:
             line = next(x for x in d.get("/metrics").text.splitlines()
-                        if x.startswith("llm_monitor_notifications_pending "))
+                        if x.startswith('llm_monitor_notifications_pending{sink="hook"} '))
             return float(line.split()[1])
 
         wait(lambda: pending() > 0, 30, "pending notifications (the receiver is down)", d)

@@ -182,6 +182,13 @@ class Outbox:
             q = select(func.count()).select_from(NotificationRow).where(col(NotificationRow.status).in_(WAITING))
             return int(s.exec(q).one())
 
+    def pending_by_sink(self) -> dict[str, int]:
+        """Return how many notifications still wait for delivery, per sink (sinks with none are left out)."""
+        with Session(self.engine) as s:
+            q = (sa_select(col(NotificationRow.sink), func.count()).where(col(NotificationRow.status).in_(WAITING))
+                 .group_by(col(NotificationRow.sink)))
+            return {sink: int(n) for sink, n in s.execute(q).all()}
+
     def counts(self) -> dict[str, int]:
         """Return how many notifications are in each status."""
         with Session(self.engine) as s:

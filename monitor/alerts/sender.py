@@ -105,8 +105,9 @@ class Sender:
                     self.metrics.dropped.labels(name, reason)
                 self.metrics.sink_disabled.labels(name).set(0)
             for name in removed:
-                with contextlib.suppress(KeyError):
-                    self.metrics.sink_disabled.remove(name)
+                for gauge in (self.metrics.sink_disabled, self.metrics.pending):
+                    with contextlib.suppress(KeyError):
+                        gauge.remove(name)
         self.wake()  # the supervisor starts loops for new sinks; loops of removed sinks end
 
     # one request
@@ -235,8 +236,12 @@ class Sender:
         return res
 
     async def _update_pending(self) -> None:
-        if self.metrics is not None:
-            self.metrics.pending.set(await asyncio.to_thread(self.outbox.pending_count))
+        """Set the pending gauge of every configured sink (0 when none wait; removed sinks' go in `set_sinks`)."""
+        if self.metrics is None:
+            return
+        waiting = await asyncio.to_thread(self.outbox.pending_by_sink)
+        for name in self.sinks:
+            self.metrics.pending.labels(name).set(waiting.get(name, 0))
 
     async def refresh_sink(self, name: str) -> int:
         """Re-send the alerts still firing at one sink if it needs that (Alertmanager); return requests made."""

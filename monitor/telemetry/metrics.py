@@ -74,8 +74,8 @@ class Metrics:
                                      ("signal",), [(s,) for s in WATCHED_SIGNALS], registry=r)
         self.drift_events = PairGrid("llm_monitor_drift_events", "Drift events opened.", "counter",
                                      ("signal", "kind"), [(s, signal_kind(s)) for s in WATCHED_SIGNALS], registry=r)
-        self.pending = Gauge("llm_monitor_notifications_pending", "Notifications waiting in the outbox.",
-                             registry=r)
+        self.pending = Gauge("llm_monitor_notifications_pending", "Notifications waiting in the outbox, per sink.",
+                             ("sink",), registry=r)
         self.sent = Counter("llm_monitor_notifications_sent", "Notifications delivered.", ("sink",), registry=r)
         self.send_failures = Counter("llm_monitor_notification_failures", "Failed delivery attempts.", ("sink",),
                                      registry=r)
