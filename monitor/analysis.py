@@ -107,6 +107,19 @@ class Analysis:
         """Pre-initialise drift series for the commonly watched signals so dashboards have data."""
         self.metrics.declare_drift(pairs)
 
+    def readded(self, pairs: set[tuple[str, str]]) -> list[AlertEvent]:
+        """Pairs back in the configuration after a reload had removed them: show their still-open events on
+        the gauge again and return alert events that fire their behaviour changes anew (the removal resolved
+        them at the sinks, `Alerting.retire`). Run on the analysis thread."""
+        out = []
+        for e in self.engine.events(state="open"):
+            if (e.canary, e.target) not in pairs:
+                continue
+            self.metrics.drift_active.set(e.canary, e.target, e.signal, value=1)
+            if e.kind != "model":  # a model change is told once, never resolved
+                out.append(alert_event(EventUpdate("opened", e), self.tags(e.canary)))
+        return out
+
     # -- the hot path (off the event loop) --------------------------------------------------------------
     async def in_worker(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run `fn` on the analysis thread (serialised with the analyses)."""

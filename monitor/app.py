@@ -298,6 +298,7 @@ class App:
                 log.error("reload failed, keeping the running config: %s", e)
                 return False, str(e)
             config, needs_restart = restart_only(self.config, config)
+            before = {(c.id, t.id) for c, t in self.config.pairs()}
             self._stale += list(self.runner.providers.values())
             self.config = config
             self.runner.set_providers(providers, list(config.targets))
@@ -305,13 +306,18 @@ class App:
             self.metrics.forget_pairs({(c.id, t.id) for c, t in config.pairs()})
             self._declare()
             self._tags = {c.id: tuple(c.tags) for c in config.canaries}
+            pairs = {(c.id, t.id) for c, t in config.pairs()}
             if self.alerting is not None:
-                await self.alerting.retire((c.id, t.id) for c, t in config.pairs())
+                await self.alerting.retire(pairs)
+                self.health.forget(pairs)
             if self.analysis is not None and self.leading:
-                self.analysis.declare([(c.id, t.id) for c, t in config.pairs()])
+                self.analysis.declare(sorted(pairs))
                 await self.analysis.in_worker(self.analysis.engine.set_zero_tolerance,
                                               {c.id: c.zero_tolerance for c in config.canaries})
                 await self.analysis.in_worker(self.analysis.refresh_baselines)
+                back = await self.analysis.in_worker(self.analysis.readded, pairs - before)
+                if back and self.alerting is not None:
+                    await self.alerting.publish(back)
             jobs = self.scheduler.apply(config, run_now=False) if self.scheduler.running else 0
             log.info("config reloaded", extra={"jobs": jobs, "canaries": len(config.canaries),
                                                "targets": len(config.targets)})

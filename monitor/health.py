@@ -27,6 +27,12 @@ class HealthWatch:
         """
         self._down.update(pairs)
 
+    def forget(self, keep: set[tuple[str, str]]) -> None:
+        """Forget pairs no longer configured (their down alerts were resolved when they went): if one comes
+        back and still fails, it is reported down again."""
+        self._down &= keep
+        self._failed_runs = {k: n for k, n in self._failed_runs.items() if k in keep}
+
     def run_finished(self, canary: str, target: str, observations: list[Observation],
                      tags: tuple[str, ...] = ()) -> list[AlertEvent]:
         """Return the events one finished run causes (none for most runs)."""

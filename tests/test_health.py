@@ -1,0 +1,43 @@
+"""The health watch: three failed runs make a canary down, one good run recovers it, removal forgets it."""
+
+from __future__ import annotations
+
+from monitor.domain import CallResult, ErrorType, Observation, utcnow
+from monitor.health import HealthWatch
+
+PAIR = ("hello", "gpt")
+
+
+def run(ok: bool) -> list[Observation]:
+    call = CallResult(text="hi") if ok else CallResult(error_type=ErrorType.CONNECT, error_message="refused")
+    return [Observation(canary="hello", target="gpt", provider="openai", request_model="m", started_at=utcnow(),
+                        call=call)]
+
+
+def kinds(watch: HealthWatch, ok: bool) -> list[str]:
+    return [e.kind for e in watch.run_finished(*PAIR, run(ok))]
+
+
+def test_down_after_three_failed_runs_and_recovered_after_one_good_run() -> None:
+    watch = HealthWatch()
+    assert [kinds(watch, False) for _ in range(4)] == [[], [], ["canary.down"], []]
+    assert kinds(watch, True) == ["canary.recovered"]
+    assert kinds(watch, True) == []
+
+
+def test_a_removed_pair_that_comes_back_failing_is_reported_down_again() -> None:
+    """The reload that removed it resolved its down alert; remembering it as down would keep the new outage
+    silent."""
+    watch = HealthWatch()
+    for _ in range(3):
+        kinds(watch, False)
+    watch.forget({("other", "gpt")})
+    assert [kinds(watch, False) for _ in range(3)] == [[], [], ["canary.down"]]
+
+
+def test_forget_keeps_pairs_still_configured() -> None:
+    watch = HealthWatch()
+    for _ in range(3):
+        kinds(watch, False)
+    watch.forget({PAIR})
+    assert kinds(watch, True) == ["canary.recovered"]
