@@ -120,3 +120,13 @@ def test_readme_metrics_reference_names_what_is_exported() -> None:
             for name in names:
                 assert plain[name] == labels, (name, plain[name], labels_cell)
     assert set(plain) <= listed, set(plain) - listed
+
+
+def test_no_created_series() -> None:
+    """prometheus_client adds `<name>_created` beside every counter and histogram unless told not to."""
+    reg = CollectorRegistry()
+    m = Metrics(reg)
+    m.declare([("a", "x", 60.0)], {"x": None})
+    m.sent.labels("hook").inc()
+    text = generate_latest(reg).decode()
+    assert "llm_monitor_notifications_sent_total" in text and "_created" not in text
