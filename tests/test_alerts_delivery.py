@@ -317,6 +317,10 @@ async def test_dropped_notifications_are_counted_and_a_disabled_sink_shows(
     await al.publish([event(5)])
     other = AlertsConfig.model_validate({"sinks": [{"name": "new", "type": "webhook", "url": rx.url}]})
     al.reload(other, {})
+    await al.sender.flush()  # kept for an hour: in a rolling update the next leader may still know the sink
+    assert value("llm_monitor_notifications_dropped_total", sink="hook", reason="unconfigured") == 0
+    assert al.outbox.pending_count() == 1
+    clock.advance(3601)
     await al.sender.flush()
     assert value("llm_monitor_notifications_dropped_total", sink="hook", reason="unconfigured") == 1
     assert value("llm_monitor_notification_sink_disabled", sink="hook") is None

@@ -154,12 +154,14 @@ class Outbox:
         """Give up on a notification (endpoint gone, too old, sink no longer configured)."""
         self._set(nid, attempted=attempted, status=DEAD, last_error=error[:2000])
 
-    def drop_unconfigured(self, configured: Iterable[str], error: str) -> dict[str, int]:
-        """Mark waiting rows of sinks not in `configured` dead; return how many per sink."""
+    def drop_unconfigured(self, configured: Iterable[str], error: str, created_before: datetime) -> dict[str, int]:
+        """Mark waiting rows of sinks not in `configured` made before `created_before` dead; return how many per
+        sink."""
         names = tuple(configured)
         with Session(self.engine) as s:
             q = (sa_select(col(NotificationRow.id), col(NotificationRow.sink))
-                 .where(col(NotificationRow.status).in_(WAITING), col(NotificationRow.sink).not_in(names)))
+                 .where(col(NotificationRow.status).in_(WAITING), col(NotificationRow.sink).not_in(names),
+                        col(NotificationRow.created_at) < created_before))
             rows = s.execute(q).all()
             out: dict[str, int] = {}
             for rid, sink in rows:

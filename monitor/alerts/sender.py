@@ -61,6 +61,9 @@ class FlushResult:
 
 
 # Why a notification was given up on (the `reason` label of llm_monitor_notifications_dropped_total).
+# Rows of a sink the running configuration does not name wait this long before they are given up on: during a
+# rolling update the leader may be a replica still on the old configuration, and the next one sends them.
+UNCONFIGURED_GRACE = timedelta(hours=1)
 GONE, DISABLED, GAVE_UP, UNCONFIGURED, UNRENDERABLE = "gone", "disabled", "gave_up", "unconfigured", "unrenderable"
 DROP_REASONS: tuple[str, ...] = (GONE, DISABLED, GAVE_UP, UNCONFIGURED, UNRENDERABLE)
 
@@ -215,10 +218,11 @@ class Sender:
         return res
 
     async def drop_unconfigured(self, res: FlushResult | None = None) -> FlushResult:
-        """Give up on waiting rows whose sink is no longer configured (no loop would ever send them)."""
+        """Give up on waiting rows whose sink has not been configured for `UNCONFIGURED_GRACE` (no loop would ever
+        send them)."""
         res = res if res is not None else FlushResult()
         dropped = await asyncio.to_thread(self.outbox.drop_unconfigured, list(self.sinks),
-                                          "sink no longer configured")
+                                          "sink no longer configured", self.now() - UNCONFIGURED_GRACE)
         for sink, count in dropped.items():
             res.dead += count
             if self.metrics is not None:
