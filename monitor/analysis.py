@@ -107,18 +107,18 @@ class Analysis:
         """Pre-initialise drift series for the commonly watched signals so dashboards have data."""
         self.metrics.declare_drift(pairs)
 
-    def readded(self, pairs: set[tuple[str, str]]) -> list[AlertEvent]:
-        """Pairs back in the configuration after a reload had removed them: show their still-open events on
-        the gauge again and return alert events that fire their behaviour changes anew (the removal resolved
-        them at the sinks, `Alerting.retire`). Run on the analysis thread."""
-        out = []
+    def show_open(self, pairs: set[tuple[str, str]]) -> None:
+        """Set the gauge of the open events of `pairs` (back in the configuration after a reload had removed
+        them and their series). Run on the analysis thread."""
         for e in self.engine.events(state="open"):
-            if (e.canary, e.target) not in pairs:
-                continue
-            self.metrics.drift_active.set(e.canary, e.target, e.signal, value=1)
-            if e.kind != "model":  # a model change is told once, never resolved
-                out.append(alert_event(EventUpdate("opened", e), self.tags(e.canary)))
-        return out
+            if (e.canary, e.target) in pairs:
+                self.metrics.drift_active.set(e.canary, e.target, e.signal, value=1)
+
+    def open_alert_events(self, pairs: set[tuple[str, str]]) -> list[AlertEvent]:
+        """Return the alert events of the open behaviour events of `pairs` (a model change is told once, never
+        resolved, so it is left out), for `Alerting.ensure_firing`. Run on the analysis thread."""
+        return [alert_event(EventUpdate("opened", e), self.tags(e.canary)) for e in self.engine.events(state="open")
+                if (e.canary, e.target) in pairs and e.kind != "model"]
 
     # -- the hot path (off the event loop) --------------------------------------------------------------
     async def in_worker(self, fn: Callable[..., Any], *args: Any) -> Any:

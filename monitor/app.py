@@ -247,6 +247,9 @@ class App:
             pairs = [(c.id, t.id) for c, t in self.config.pairs()]
             await asyncio.to_thread(self.analysis.restore, pairs)
             self.analysis.declare(pairs)
+            if self.alerting is not None:  # events left open while their canary was removed, or sinks added
+                await self.alerting.ensure_firing(
+                    await self.analysis.in_worker(self.analysis.open_alert_events, set(pairs)))
             self.runner.listeners.append(self.analysis.on_observation)
         if schedule:
             self.scheduler.apply(self.config)
@@ -315,9 +318,10 @@ class App:
                 await self.analysis.in_worker(self.analysis.engine.set_zero_tolerance,
                                               {c.id: c.zero_tolerance for c in config.canaries})
                 await self.analysis.in_worker(self.analysis.refresh_baselines)
-                back = await self.analysis.in_worker(self.analysis.readded, pairs - before)
-                if back and self.alerting is not None:
-                    await self.alerting.publish(back)
+                await self.analysis.in_worker(self.analysis.show_open, pairs - before)
+                if self.alerting is not None:
+                    await self.alerting.ensure_firing(
+                        await self.analysis.in_worker(self.analysis.open_alert_events, pairs))
             jobs = self.scheduler.apply(config, run_now=False) if self.scheduler.running else 0
             log.info("config reloaded", extra={"jobs": jobs, "canaries": len(config.canaries),
                                                "targets": len(config.targets)})

@@ -9,11 +9,10 @@ from pathlib import Path
 import pytest
 
 from monitor.alerts import AlertEvent, AlertsConfig, build_alerting
-from monitor.analysis import alert_event
 from monitor.app import App
 from monitor.config import load_config
 from monitor.domain import utcnow
-from monitor.drift.events import BEHAVIOUR, EventUpdate
+from monitor.drift.events import BEHAVIOUR
 from monitor.sim import SimServer
 from monitor.store import Store
 from monitor.store.drift_repo import DriftRepository
@@ -111,18 +110,21 @@ async def test_removing_a_canary_by_reload_resolves_its_alerts(steady_sim: SimSe
 
 async def test_a_canary_removed_and_added_back_fires_its_open_event_again(steady_sim: SimServer,
                                                                           tmp_path: Path) -> None:
-    """The removal resolved the alert at the sinks, but the drift event stayed open in the store: when the
-    canary comes back, the event shows on the gauge again and its alert fires anew."""
+    """Removing a canary resolves its alerts at the sinks, but its drift event stays open in the store: when the
+    canary comes back (by reload or restart), the event shows on the gauge again and its alert fires anew."""
     with Receiver() as rx:
         path = write_config(tmp_path, target(steady_sim.openai_base_url), PROBES + SECOND, extra=alerts(rx.url))
-        config = load_config(path, environ={"K": "k"})
-        store = Store(config.storage.url)
+        store = Store(load_config(path, environ={"K": "k"}).storage.url)
         store.migrate()
         event = model_event(canary="bye", signal="refused", kind=BEHAVIOUR, test="bernoulli_cusum",
                             baseline_value=0.0, current_value=0.4)
-        DriftRepository(store.engine).save_events([event.to_json()])
+        DriftRepository(store.engine).save_events([event.to_json()])  # open, and no sink was told yet
         store.close()
-        app = App(config, environ={"K": "k"}, serve_http=False)
+
+        def kinds() -> list[str]:
+            return [r.json["type"] for r in rx.requests]
+
+        app = App(load_config(path, environ={"K": "k"}), environ={"K": "k"}, serve_http=False)
         await app.start(schedule=False)
 
         def active() -> float | None:
@@ -131,20 +133,31 @@ async def test_a_canary_removed_and_added_back_fires_its_open_event_again(steady
 
         try:
             assert app.alerting is not None and active() == 1
-            await app.alerting.publish([alert_event(EventUpdate("opened", event))])  # as when it opened
-            await asyncio.to_thread(rx.wait_for, 1)
+            [opened] = await asyncio.to_thread(rx.wait_for, 1)  # an open event with no alert fires at start
+            assert opened.json["type"] == "drift.opened" and opened.json["data"]["event_id"] == event.id
+            assert (await app.reload())[0]  # nothing changed: nothing is sent again
             (tmp_path / "probes" / "p.yaml").write_text(PROBES)  # `bye` is removed
             assert (await app.reload())[0]
-            *_, resolved = await asyncio.to_thread(rx.wait_for, 2)
-            assert resolved.json["type"] == "drift.resolved" and active() is None
+            await asyncio.to_thread(rx.wait_for, 2)
+            assert active() is None
             (tmp_path / "probes" / "p.yaml").write_text(PROBES + SECOND)  # and comes back, still drifted
             assert (await app.reload())[0]
-            *_, again = await asyncio.to_thread(rx.wait_for, 3)
-            assert again.json["type"] == "drift.opened" and again.json["data"]["event_id"] == event.id
-            assert active() == 1
-            assert {n.payload["canary"] for n in app.alerting.outbox.open_alerts()} == {"bye"}
+            await asyncio.to_thread(rx.wait_for, 3)
+            assert active() == 1 and kinds() == ["drift.opened", "drift.resolved", "drift.opened"]
+            (tmp_path / "probes" / "p.yaml").write_text(PROBES)
         finally:
             await app.stop()
+        for probes, expect in ((PROBES, 4), (PROBES + SECOND, 5)):  # the same by restarts
+            (tmp_path / "probes" / "p.yaml").write_text(probes)
+            app = App(load_config(path, environ={"K": "k"}), environ={"K": "k"}, serve_http=False)
+            await app.start(schedule=False)
+            try:
+                await asyncio.to_thread(rx.wait_for, expect)
+            finally:
+                await app.stop()
+        assert kinds()[3:] == ["drift.resolved", "drift.opened"]
+        assert rx.requests[-1].json["data"]["event_id"] == event.id
+
 
 @pytest.mark.slow
 async def test_alerts_of_removed_pairs_resolve_in_a_real_alertmanager(tmp_path: Path, sqlite_store: Store) -> None:

@@ -12,7 +12,7 @@ import httpx
 from monitor.alerts.config import AlertsConfig
 from monitor.alerts.events import AlertEvent, Notification
 from monitor.alerts.outbox import Outbox, enqueue
-from monitor.alerts.policy import CooldownEntry, Policy, plan
+from monitor.alerts.policy import CooldownEntry, Policy, plan, route
 from monitor.alerts.sender import Sender
 from monitor.alerts.sinks import build_sinks
 from monitor.domain import utcnow
@@ -91,6 +91,28 @@ class Alerting:
             key = (n.sink, n.group_key, n.signal)
             last = self.policy.memory.get(key)
             self.policy.memory[key] = CooldownEntry(last.fired_at if last else now, open=False, resolved=True)
+        if out:
+            await asyncio.to_thread(self.outbox.add, out)
+            self.sender.wake()
+        return out
+
+    async def ensure_firing(self, events: Iterable[AlertEvent]) -> list[Notification]:
+        """Fire open drift events (``drift.opened``) at each routed sink that has no open alert for them; return
+        the notifications.
+
+        A reload or restart that removed the canary resolved its alerts (`retire`) while the event stayed open in
+        the store; when the canary is back, or a new sink is configured, the event is paged again.
+        """
+        firing = {(n.sink, n.payload.get("canary"), n.payload.get("target"), n.signal)
+                  for n in await asyncio.to_thread(self.outbox.open_alerts) if n.kind == "drift.opened"}
+        now = self.now()
+        out: list[Notification] = []
+        for event in events:
+            missing = [s for s in route(event, self.cfg) if (s, event.canary, event.target, event.signal) not in firing]
+            if missing:
+                p = plan(event, self.cfg, now, self.policy.memory, sinks=missing)
+                self.policy.memory.update(p.remember)
+                out += p.notifications
         if out:
             await asyncio.to_thread(self.outbox.add, out)
             self.sender.wake()
