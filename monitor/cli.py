@@ -101,6 +101,17 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--zero-tolerance", action="append", default=[], metavar="SIGNAL",
                    help="a rate signal declared zero in every stream (refused, error, exact_match, check:NAME): "
                         "any violation in the current dump is an event; repeatable")
+    p = sub.add_parser("export", help="write stored observations as JSONL dump lines (the format replay reads)",
+                       description="Write stored observations, oldest first, as JSON lines in the format `replay` "
+                                   "reads: canary, target, text, started_at and the recorded facts (finish reason, "
+                                   "served model, fingerprint, checks, refusal, tokens, latency, TTFT, error type).")
+    _config_arg(p)
+    p.add_argument("--canary", help="only this canary")
+    p.add_argument("--target", help="only this target")
+    p.add_argument("--since", help="from this time on: ISO-8601, or a duration meaning that long ago (7d, 24h)")
+    p.add_argument("--until", help="before this time: ISO-8601, or a duration meaning that long ago")
+    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE (replaced only once complete); "
+                                                         "default: standard output")
     p = sub.add_parser("alerts", help="alert outbox: send a test message, list pending notifications",
                        description="Send a test notification through a sink, or list the alert outbox.")
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -158,6 +169,10 @@ def main(argv: list[str] | None = None) -> int:
             return drift.baseline(args.config, args.action, args.canary, args.target, args.note, args.since,
                                   args.until)
         return drift.replay(args.baseline, args.current, args.json, args.zero_tolerance)
+    if args.command == "export":
+        from monitor.commands import export
+
+        return export.main(args.config, args.canary, args.target, args.since, args.until, args.output)
     if args.command == "alerts":
         from monitor.alerts.commands import alerts_pending, alerts_test
         from monitor.commands.common import load_or_exit

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -121,6 +122,20 @@ class Store:
             order = col(ObservationRow.started_at)
             q = q.order_by(order.asc() if oldest_first else order.desc(), col(ObservationRow.sample_index))
             return [from_row(r) for r in s.exec(q.limit(limit)).all()]
+
+    def iter_observations(self, *, canary: str | None = None, target: str | None = None,
+                          since: datetime | None = None, before: datetime | None = None,
+                          batch: int = 500) -> Iterator[Observation]:
+        """Yield observations oldest first, read `batch` rows at a time (an export of any size in bounded memory)."""
+        with Session(self.engine) as s:
+            q = where_equal(select(ObservationRow), ObservationRow, canary=canary, target=target)
+            if since:
+                q = q.where(ObservationRow.started_at >= since)
+            if before:
+                q = q.where(ObservationRow.started_at < before)
+            q = q.order_by(col(ObservationRow.started_at), col(ObservationRow.sample_index), col(ObservationRow.id))
+            for row in s.exec(q.execution_options(yield_per=batch)):
+                yield from_row(row)
 
     def count_observations(self, canary: str | None = None, target: str | None = None) -> int:
         with Session(self.engine) as s:

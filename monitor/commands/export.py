@@ -1,0 +1,105 @@
+"""`llm-monitor export`: stored observations as replay dump lines (JSONL), for `replay` or other tools.
+
+Lines are oldest first and hold what `replay` reads (`drift.dump`): canary, target, text, started_at and the
+facts that were recorded (finish reason, served model, fingerprint, checks, refusal, output tokens, latency,
+TTFT, error type). Rows are read in batches, so a large store exports in bounded memory. Completions are
+stored already scrubbed of API keys; nothing else secret is in an observation.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
+
+from monitor.commands.common import (
+    EXIT_CONFIG,
+    EXIT_FAIL,
+    EXIT_OK,
+    err_console,
+    load_or_exit,
+    open_store_or_exit,
+)
+from monitor.drift.dump import observation_row
+from monitor.durations import parse_duration
+from monitor.errors import MonitorError
+
+if TYPE_CHECKING:
+    from monitor.store import Store
+
+
+def when(text: str | None, flag: str, now: datetime) -> datetime | None:
+    """An ISO-8601 time, or a duration meaning that long before `now` (7d, 24h, 90m); raise ValueError naming
+    the flag."""
+    if text is None:
+        return None
+    try:
+        return now - timedelta(seconds=parse_duration(text))
+    except ValueError:
+        pass
+    try:
+        ts = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{flag}: not an ISO-8601 time or a duration: {text!r} "
+                         "(e.g. 2026-11-01T00:00:00Z, or 7d for seven days ago)") from None
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+
+
+def main(config_path: str, canary: str | None, target: str | None, since: str | None, until: str | None,
+         output: str | None) -> int:
+    config = load_or_exit(config_path)
+    now = datetime.now(UTC)
+    try:
+        start, end = when(since, "--since", now), when(until, "--until", now)
+    except ValueError as e:
+        err_console.print(f"[red]error:[/] {e}")
+        return EXIT_CONFIG
+    for flag, value, known in (("--canary", canary, [c.id for c in config.canaries]),
+                               ("--target", target, [t.id for t in config.targets])):
+        if value is not None and value not in known:  # stored data of a removed one is still exported, with a note
+            err_console.print(f"[yellow]note:[/] {flag} {value!r} is not in the configuration "
+                              f"(known: {', '.join(known)}); exporting what the store holds for it")
+    store = open_store_or_exit(config, create=False)
+    try:
+        if output is None:
+            count = _write(store, sys.stdout, canary, target, start, end)
+        else:
+            count = _write_file(store, Path(output), canary, target, start, end)
+    except MonitorError as e:
+        err_console.print(f"[red]error:[/] {e}")
+        return EXIT_FAIL
+    except OSError as e:
+        err_console.print(f"[red]error:[/] {output}: cannot write: {e.strerror or e}")
+        return EXIT_FAIL
+    finally:
+        store.close()
+    err_console.print(f"exported {count} observation{'s' if count != 1 else ''}"
+                      + (f" to {output}" if output else ""))
+    return EXIT_OK
+
+
+def _write(store: Store, out: IO[str], canary: str | None, target: str | None, start: datetime | None,
+           end: datetime | None) -> int:
+    count = 0
+    for obs in store.iter_observations(canary=canary, target=target, since=start, before=end):
+        out.write(json.dumps(observation_row(obs), ensure_ascii=False) + "\n")
+        count += 1
+    return count
+
+
+def _write_file(store: Store, path: Path, canary: str | None, target: str | None, start: datetime | None,
+                end: datetime | None) -> int:
+    """Write to a temporary file beside `path` and rename it over `path`: an export that fails leaves no half file."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            count = _write(store, f, canary, target, start, end)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return count

@@ -1,0 +1,96 @@
+"""`llm-monitor export`: stored observations as replay dumps, compared with `replay` as users would."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+
+from monitor.cli import main
+from monitor.sim import SimServer, scenario_from_dict
+from tests.test_drift_cli import started_app
+
+SCENARIO = {"name": "export", "seed": 5, "defaults": {"ttft": 5, "output_tps": 5000,
+                                                      "length": {"dist": "normal", "mean": 40, "sd": 5}},
+            "models": {"m": {"phases": [{"name": "a"}, {"name": "b", "after_requests": 10**6, "verbosity": 4.0,
+                                                       "system_fingerprint": "fp_new"}]}}}
+class Cli:
+    """Runs `llm-monitor ARGS` in this process (as the console script does) and returns (exit code, out, err)."""
+
+    def __init__(self, capsys: pytest.CaptureFixture[str]):
+        self.capsys = capsys
+
+    def __call__(self, *args: str) -> tuple[int, str, str]:
+        self.capsys.readouterr()
+        try:
+            code = main(list(args))
+        except SystemExit as e:
+            code = int(e.code or 0)
+        out, err = self.capsys.readouterr()
+        return code, out, err
+
+
+PROBES = ("canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n    samples: 5\n"
+          "    params: {temperature: 0.7}\n    checks: [{type: length, unit: words, max: 80, name: short}]\n")
+
+
+async def test_export_then_replay_finds_the_change(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cli = Cli(capsys)
+    with SimServer(scenario_from_dict(SCENARIO)) as sim:
+        app, cfg, canary, target = await started_app(tmp_path, sim, PROBES, "{baseline_size: 10}")
+        try:
+            for _ in range(4):
+                await app.runner.run(canary, target)
+            await asyncio.sleep(0.05)
+            change = datetime.now(UTC).isoformat()
+            httpx.post(sim.url + "/_sim/phase", json={"model": "m", "phase": "b"}).raise_for_status()
+            for _ in range(4):
+                await app.runner.run(canary, target)
+        finally:
+            await app.stop()
+    before, after = tmp_path / "before.jsonl", tmp_path / "after.jsonl"
+    code, _, err = cli("export", "-c", str(cfg), "--until", change, "-o", str(before))
+    assert code == 0 and "exported 20 observations" in err, err
+    assert cli("export", "-c", str(cfg), "--since", change, "--canary", "c1", "-o", str(after))[0] == 0
+    rows = [json.loads(x) for x in before.read_text().splitlines()]
+    assert len(rows) == 20 and all(r["started_at"] < change for r in rows)
+    assert rows == sorted(rows, key=lambda r: r["started_at"])
+    first = rows[0]
+    assert (first["canary"], first["target"], first["finish_reason"]) == ("c1", "t", "stop")
+    assert first["text"] and first["output_tokens"] > 0 and first["latency_s"] > 0
+    assert set(first["checks"]) == {"short"} and first["refusal"] == "none"
+    assert {json.loads(x)["system_fingerprint"] for x in after.read_text().splitlines()} == {"fp_new"}
+    _, everything, _ = cli("export", "-c", str(cfg))  # standard output: both halves, in order
+    assert everything == before.read_text() + after.read_text()
+
+    code, out, err = cli("replay", "--baseline", str(before), "--current", str(after), "--json")
+    assert code == 0, err
+    events = {e["signal"]: e for e in map(json.loads, out.splitlines())}
+    assert events["system_fingerprint"]["kind"] == "model"
+    assert events["output_chars"]["current_value"] > 2 * events["output_chars"]["baseline_value"]
+    assert events["check:short"]["current_value"] < events["check:short"]["baseline_value"]
+
+
+async def test_export_errors_name_the_flag_and_leave_no_half_file(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    cli = Cli(capsys)
+    with SimServer(scenario_from_dict(SCENARIO)) as sim:
+        app, cfg, canary, target = await started_app(tmp_path, sim, PROBES, "{baseline_size: 10}")
+        try:
+            await app.runner.run(canary, target)
+        finally:
+            await app.stop()
+    code, _, err = cli("export", "-c", str(cfg), "--since", "last tuesday")
+    assert code == 2 and "--since: not an ISO-8601 time or a duration: 'last tuesday'" in err
+    missing = tmp_path / "no-such-dir" / "x.jsonl"
+    code, _, err = cli("export", "-c", str(cfg), "-o", str(missing))
+    assert code == 1 and "cannot write" in err and not missing.parent.exists()
+    code, out, _ = cli("export", "-c", str(cfg), "--since", "1h", "--target", "t")
+    assert code == 0 and len(out.splitlines()) == 5
+    assert cli("export", "-c", str(cfg), "--since", "0s")[1] == ""  # from now on: nothing yet
+    code, out, err = cli("export", "-c", str(cfg), "--canary", "removed")
+    assert code == 0 and "not in the configuration" in err and out == ""
