@@ -128,6 +128,16 @@ def test_filters_order_and_limit(store: Store) -> None:
     assert store.count_observations(canary="a") == 3
 
 
+
+def test_iter_observations_reads_oldest_first_in_batches(store: Store) -> None:
+    for i in range(7):
+        store.save_observation(obs(i, canary="a" if i % 2 else "b"))
+    every = list(store.iter_observations(batch=2))  # more rows than a batch: later batches come from the cursor
+    assert [o.call.request_id for o in every] == [f"req_{i}" for i in range(7)]
+    assert every[0].as_json() == obs(0, canary="b").as_json() | {"id": every[0].id}
+    window = store.iter_observations(canary="a", since=T0 + timedelta(minutes=2), before=T0 + timedelta(minutes=5))
+    assert [o.call.request_id for o in window] == ["req_3"]
+
 def test_errors_and_ok_only(store: Store) -> None:
     store.save_observation(obs(1))
     store.save_observation(obs(2, error=ErrorType.RATE_LIMITED))
