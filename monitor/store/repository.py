@@ -107,18 +107,24 @@ class Store:
         with self.engine.begin() as conn:
             conn.execute(update(ObservationRow).where(col(ObservationRow.id) == obs_id).values(signals=signals))
 
+    @staticmethod
+    def _observations_query(canary: str | None, target: str | None, since: datetime | None,
+                            before: datetime | None, ok_only: bool = False) -> Any:
+        q = where_equal(select(ObservationRow), ObservationRow, canary=canary, target=target)
+        if since:
+            q = q.where(ObservationRow.started_at >= since)
+        if before:
+            q = q.where(ObservationRow.started_at < before)
+        if ok_only:
+            q = q.where(col(ObservationRow.error_type).is_(None))
+        return q
+
     def observations(self, *, canary: str | None = None, target: str | None = None, limit: int = 100,
                      since: datetime | None = None, before: datetime | None = None,
                      ok_only: bool = False, oldest_first: bool = False) -> list[Observation]:
         """Return observations, newest first unless `oldest_first`."""
         with Session(self.engine) as s:
-            q = where_equal(select(ObservationRow), ObservationRow, canary=canary, target=target)
-            if since:
-                q = q.where(ObservationRow.started_at >= since)
-            if before:
-                q = q.where(ObservationRow.started_at < before)
-            if ok_only:
-                q = q.where(col(ObservationRow.error_type).is_(None))
+            q = self._observations_query(canary, target, since, before, ok_only)
             order = col(ObservationRow.started_at)
             q = q.order_by(order.asc() if oldest_first else order.desc(), col(ObservationRow.sample_index))
             return [from_row(r) for r in s.exec(q.limit(limit)).all()]
@@ -128,11 +134,7 @@ class Store:
                           batch: int = 500) -> Iterator[Observation]:
         """Yield observations oldest first, read `batch` rows at a time (an export of any size in bounded memory)."""
         with Session(self.engine) as s:
-            q = where_equal(select(ObservationRow), ObservationRow, canary=canary, target=target)
-            if since:
-                q = q.where(ObservationRow.started_at >= since)
-            if before:
-                q = q.where(ObservationRow.started_at < before)
+            q = self._observations_query(canary, target, since, before)
             q = q.order_by(col(ObservationRow.started_at), col(ObservationRow.sample_index), col(ObservationRow.id))
             for row in s.exec(q.execution_options(yield_per=batch)):
                 yield from_row(row)
