@@ -42,6 +42,7 @@ BASELINE_POLL_S = 30.0
 SWITCH_INTERVAL_S = 0.001
 ALERT_BATCH = 3
 LEADER_POLL_S = 5.0  # how often a standby tries for the leader lock, and the leader checks it still holds it
+UNSAVED_GRACE_S = 10.0  # at shutdown, how long writes held while the store was down get to be stored
 
 
 class _Server(uvicorn.Server):
@@ -366,6 +367,7 @@ class App:
         """Stop scheduling, give in-flight probes the grace period, then close everything."""
         self.scheduler.pause()
         finished, cancelled = await drain(self.runner.in_flight, self.config.daemon.grace_period)
+        await self.runner.unsaved.close(UNSAVED_GRACE_S)  # writes held while the store was down: a last try
         self.scheduler.shutdown()
         for task in (self._housekeeping, self._baselines_task, self._leader_task):
             if task is not None:

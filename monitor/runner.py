@@ -7,6 +7,7 @@ Upstream failures never raise out of here: they are observations with an ``error
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from opentelemetry.trace import Tracer
+from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.config.models import Canary, Prices, Target
 from monitor.domain import CallResult, ErrorType, Observation, new_id, utcnow
@@ -24,6 +26,7 @@ from monitor.providers.base import ChatRequest, Provider
 from monitor.store import Run, Store
 from monitor.telemetry.metrics import Metrics
 from monitor.telemetry.tracing import end_call_span, start_call_span
+from monitor.unsaved import Unsaved
 
 log = logging.getLogger("monitor.runner")
 
@@ -78,6 +81,10 @@ class Runner:
     # keeps a store read and a save + count from interleaving (no cost counted twice or lost).
     _spend: dict[str, tuple[datetime, float]] = field(default_factory=dict)
     _spend_locks: dict[str, threading.Lock] = field(default_factory=dict)
+    unsaved: Unsaved = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.unsaved = Unsaved(self._save, self.store.save_run, self._notify, self.metrics)
 
     def set_providers(self, providers: dict[str, Provider], targets: list[Target]) -> None:
         """Swap in the providers of a (re)loaded config; limits follow each target's max_concurrency."""
@@ -106,7 +113,7 @@ class Runner:
                                            return_exceptions=True)
         except asyncio.CancelledError:
             run.finished_at, run.status = self.now(), "cancelled"
-            self.store.save_run(run)  # synchronous on purpose: we are being cancelled
+            self._save_now(run)  # synchronous on purpose: we are being cancelled
             raise
         observations = [r for r in results if isinstance(r, Observation)]
         for r in results:
@@ -116,7 +123,7 @@ class Runner:
         run.failures = sum(not o.ok for o in observations)
         cancelled = any(isinstance(r, asyncio.CancelledError) for r in results)
         run.status = "cancelled" if cancelled else "done"
-        await asyncio.to_thread(self.store.save_run, run)  # once, at the end: each observation is already stored
+        await self.unsaved.put(run)  # once, at the end: each observation is already stored (or waits)
         self.metrics.run_summary(canary.id, target.id, observations)
         if cancelled:
             raise asyncio.CancelledError
@@ -126,9 +133,14 @@ class Runner:
         midnight = _midnight(self.now())
         if target.daily_spend_cap_usd is None:
             if self._spend.get(target.id, (None, 0.0))[0] != midnight:  # a new UTC day (or not read at start-up)
-                await asyncio.to_thread(self._read_spend, target.id, midnight)
+                with contextlib.suppress(SQLAlchemyError):  # the store is down: read it on a later run
+                    await asyncio.to_thread(self._read_spend, target.id, midnight)
             return False
-        spent = await asyncio.to_thread(self._read_spend, target.id, midnight)  # other replicas spend too
+        try:
+            spent = await asyncio.to_thread(self._read_spend, target.id, midnight)  # other replicas spend too
+        except SQLAlchemyError:  # the store is down: go by what this replica counted today
+            day, counted = self._spend.get(target.id, (None, 0.0))
+            spent = counted if day == midnight else 0.0
         over = spent >= target.daily_spend_cap_usd
         self.metrics.paused.labels(target.id).set(1 if over else 0)
         if over and target.id not in self._paused:
@@ -189,7 +201,7 @@ class Runner:
                                   stream=request.stream)
                 obs = self._observation(canary, target, run, index, started, call, provider.name)
                 end_call_span(span, call)
-                self._save(obs)  # synchronous on purpose: we are being cancelled
+                self._save_now(obs)  # synchronous on purpose: we are being cancelled
                 self.metrics.observe(obs, provider.name, provider.server_address)
                 raise
             except Exception as e:  # a bug in a provider must not kill the daemon
@@ -205,8 +217,14 @@ class Runner:
                 await asyncio.to_thread(self.annotate, obs, canary)
             except Exception:
                 log.exception("quality checks failed on %s@%s", canary.id, target.id)
-        await asyncio.to_thread(self._save, obs)
+        stored = await self.unsaved.put(obs)  # or held until the store answers, then passed to the listeners
         self.metrics.observe(obs, provider.name, provider.server_address)
+        if stored:
+            await self._notify(obs)
+        return obs
+
+    async def _notify(self, obs: Observation) -> None:
+        """Pass a stored observation to the listeners (drift analysis)."""
         for listener in self.listeners:
             try:
                 maybe = listener(obs)
@@ -214,7 +232,19 @@ class Runner:
                     await maybe
             except Exception:
                 log.exception("observation listener failed")
-        return obs
+
+    def _save_now(self, item: Observation | Run) -> None:
+        """Store synchronously (a task being cancelled); if the store fails or writes wait, hold it with them."""
+        if len(self.unsaved):
+            self.unsaved.hold(item)
+            return
+        try:
+            if isinstance(item, Run):
+                self.store.save_run(item)
+            else:
+                self._save(item)
+        except SQLAlchemyError:
+            self.unsaved.hold(item)
 
     def _observation(self, canary: Canary, target: Target, run: Run, index: int, started: datetime,
                      call: CallResult, provider: str) -> Observation:

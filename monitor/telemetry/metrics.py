@@ -89,6 +89,14 @@ class Metrics:
         self.sink_disabled = Gauge("llm_monitor_notification_sink_disabled",
                                    "1 while a sink is disabled (its endpoint answered 410 Gone) until a reload.",
                                    ("sink",), registry=r)
+        self.store_pending = Gauge("llm_monitor_store_pending_writes",
+                                   "Observations and run records waiting in memory for the store to answer.",
+                                   registry=r)
+        self.store_write_failures = Counter("llm_monitor_store_write_failures",
+                                            "Failed attempts to write an observation or run record.", registry=r)
+        self.store_dropped = Counter("llm_monitor_store_dropped_writes",
+                                     "Observations and run records given up on (too many waiting, or the daemon "
+                                     "stopped with the store unavailable).", registry=r)
         self.in_flight = Gauge("llm_monitor_probes_in_flight", "Probe calls in flight.", ("target",), registry=r)
         self.build_info.labels(__version__, platform.python_version()).set(1)
         self._models: dict[str, tuple[str, str]] = {}

@@ -1,0 +1,139 @@
+"""Writes the store could not take: held in memory, in order, and retried until it answers.
+
+A store that is briefly unavailable (a PostgreSQL restart or fail-over, a full disk, a SQLite lock held past
+its busy timeout) must not lose calls already made and paid for. The runner hands each finished observation
+and each run record to :meth:`Unsaved.put`: stored at once while nothing waits, otherwise queued behind what
+waits, so the store and the listeners (drift analysis) see observations in the order they were made. A task
+retries the oldest with backoff and passes each observation it stores to the listeners. At most ``limit``
+writes wait; beyond that the oldest are given up on, and so is whatever still waits when the daemon stops
+(both counted in ``llm_monitor_store_dropped_writes_total`` and logged).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from monitor.domain import Observation
+from monitor.store import Run
+from monitor.store.repository import driver_message
+from monitor.telemetry.metrics import Metrics
+
+log = logging.getLogger("monitor.unsaved")
+
+Item = Observation | Run
+LIMIT = 10_000  # writes held at most (about 10-30 MB of completions)
+FIRST_DELAY_S, MAX_DELAY_S = 0.5, 30.0
+
+
+class Unsaved:
+    """The queue of writes waiting for the store, and the task that retries them."""
+
+    def __init__(self, save_observation: Callable[[Observation], None], save_run: Callable[[Run], None],
+                 on_stored: Callable[[Observation], Awaitable[None]], metrics: Metrics, *, limit: int = LIMIT,
+                 max_delay_s: float = MAX_DELAY_S):
+        self._save_observation = save_observation
+        self._save_run = save_run
+        self._on_stored = on_stored
+        self.metrics = metrics
+        self.limit = limit
+        self.max_delay_s = max_delay_s
+        self._queue: deque[Item] = deque()
+        self._task: asyncio.Task[None] | None = None
+        self._since: float | None = None  # monotonic start of the current outage
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    def _save(self, item: Item) -> None:
+        """Write one item (in a worker thread). An observation already there was stored by an earlier try whose
+        answer was lost with the connection: that is success, not a conflict."""
+        if isinstance(item, Run):
+            self._save_run(item)  # an upsert: a repeat is harmless
+            return
+        try:
+            self._save_observation(item)
+        except IntegrityError:
+            log.info("observation %s was already stored (an earlier try's answer was lost)", item.id)
+
+    async def put(self, item: Item) -> bool:
+        """Store `item` now if nothing waits and the store takes it (True); else queue it (False)."""
+        if not self._queue:
+            try:
+                await asyncio.to_thread(self._save, item)
+                return True
+            except SQLAlchemyError as e:
+                self._failed(e)
+        self.hold(item)
+        return False
+
+    def hold(self, item: Item) -> None:
+        """Queue `item` for the retry task (synchronous: also for a run being cancelled at shutdown)."""
+        self._queue.append(item)
+        while len(self._queue) > self.limit:
+            self._queue.popleft()
+            self.metrics.store_dropped.inc()
+            log.error("store unavailable and %d writes already wait: the oldest is given up on", self.limit)
+        self.metrics.store_pending.set(len(self._queue))
+        if self._task is None or self._task.done():
+            with contextlib.suppress(RuntimeError):  # no running loop: a shutdown path; close() counts it
+                self._task = asyncio.get_running_loop().create_task(self._retry(), name="store-retry")
+
+    def _failed(self, e: SQLAlchemyError) -> None:
+        self.metrics.store_write_failures.inc()
+        if self._since is None:
+            self._since = time.monotonic()
+            log.error("cannot write to the store: holding observations in memory and retrying until it answers "
+                      "(%s)", driver_message(e))
+
+    async def _retry(self) -> None:
+        delay = FIRST_DELAY_S
+        stored = 0
+        while self._queue:
+            item = self._queue[0]
+            try:
+                await asyncio.to_thread(self._save, item)
+            except SQLAlchemyError as e:
+                self._failed(e)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.max_delay_s)
+                continue
+            if self._queue and self._queue[0] is item:  # not given up on meanwhile
+                self._queue.popleft()
+            self.metrics.store_pending.set(len(self._queue))
+            stored += 1
+            delay = FIRST_DELAY_S
+            if isinstance(item, Observation):
+                try:
+                    await self._on_stored(item)
+                except Exception:
+                    log.exception("observation listener failed")
+        if self._since is not None:
+            log.warning("store writes resumed: %d held writes stored after %.0f s", stored,
+                        time.monotonic() - self._since)
+        self._since = None
+
+    async def close(self, timeout_s: float) -> int:
+        """At shutdown: let the retry task store what it can within `timeout_s`; give up on the rest (counted
+        and logged). Return how many writes were given up on."""
+        if self._task is not None and not self._task.done():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._task), timeout_s)
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        lost = len(self._queue)
+        if lost:
+            observations = sum(isinstance(i, Observation) for i in self._queue)
+            self.metrics.store_dropped.inc(lost)
+            log.error("stopping with the store unavailable: %d observations and %d run records were not stored",
+                      observations, lost - observations)
+            self._queue.clear()
+            self.metrics.store_pending.set(0)
+        return lost

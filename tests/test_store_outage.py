@@ -1,0 +1,137 @@
+"""A store that stops answering for a while loses nothing: observations wait in memory, in order, and reach the
+store and the drift analysis once it is back. PostgreSQL made unavailable for real (connections cut, new ones
+refused), and the retry queue's limits with injected writers."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+from prometheus_client import CollectorRegistry
+from sqlalchemy.exc import OperationalError
+
+from monitor.app import App
+from monitor.config import load_config
+from monitor.domain import CallResult, Observation, utcnow
+from monitor.sim import SimServer
+from monitor.store import Run
+from monitor.telemetry.metrics import Metrics
+from monitor.unsaved import Unsaved
+from tests.conftest import PG_ADMIN, write_config
+
+PROBES = """\
+canaries:
+  - id: hello
+    messages: [{role: user, content: "Say hello."}]
+    samples: 2
+    params: {temperature: 0.7, max_tokens: 20}
+"""
+ADMIN_DSN = PG_ADMIN.replace("postgresql+psycopg://", "postgresql://")
+
+
+def outage(database: str, on: bool) -> None:
+    """Refuse new connections to `database` and cut its open ones, except the leader lock's (a blip of the
+    store, not of leadership); or let connections in again."""
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS {"false" if on else "true"}')
+        if on:
+            conn.execute("SELECT pg_terminate_backend(a.pid) FROM pg_stat_activity a WHERE a.datname = %s AND "
+                         "a.pid NOT IN (SELECT pid FROM pg_locks WHERE locktype = 'advisory')", (database,))
+
+
+def value(registry: CollectorRegistry, name: str) -> float:
+    return registry.get_sample_value(name) or 0.0
+
+
+@pytest.mark.postgres
+async def test_observations_made_while_the_store_is_down_are_stored_and_analysed_later(
+        steady_sim: SimServer, tmp_path: Path, pg_url: str) -> None:
+    target = f"  - {{id: gpt, provider: openai, base_url: '{steady_sim.openai_base_url}', model: sim-gpt}}"
+    cfg = write_config(tmp_path, target, PROBES)
+    cfg.write_text(cfg.read_text().replace(f"sqlite:///{tmp_path / 'm.db'}", pg_url))
+    config = load_config(cfg, environ={})
+    registry = CollectorRegistry()
+    analysed: list[str] = []
+    app = App(config, registry=registry, environ={}, serve_http=False)
+    app.runner.listeners.append(lambda obs: analysed.append(obs.id))
+    await app.start(schedule=False)
+    database = pg_url.rsplit("/", 1)[1]
+    canary, tgt = config.pairs()[0]
+    try:
+        made = await app.runner.run(canary, tgt)
+        outage(database, True)
+        try:
+            for _ in range(2):
+                made += await app.runner.run(canary, tgt)  # no exception: the calls were made and are kept
+            assert all(o.ok for o in made) and len(made) == 6
+            assert value(registry, "llm_monitor_store_pending_writes") == 6  # 4 observations, 2 run records
+            assert sorted(analysed) == sorted(o.id for o in made[:2])  # analysis waits for the store
+        finally:
+            outage(database, False)
+        deadline = time.monotonic() + 30
+        while value(registry, "llm_monitor_store_pending_writes") and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        assert value(registry, "llm_monitor_store_pending_writes") == 0
+        ids = [o.id for o in made]
+        assert len(analysed) == 6 and [set(analysed[i:i + 2]) for i in (0, 2, 4)] == [set(ids[i:i + 2])
+                                                                                      for i in (0, 2, 4)]
+        assert {o.id for o in app.store.observations(limit=100)} == set(ids)  # each once, run by run
+        assert len(app.store.runs()) == 3
+        assert value(registry, "llm_monitor_store_write_failures_total") >= 1
+        assert value(registry, "llm_monitor_store_dropped_writes_total") == 0
+    finally:
+        await app.stop()
+
+
+def _obs(i: int) -> Observation:
+    return Observation(canary="c", target="t", provider="openai", request_model="m", started_at=utcnow(),
+                       call=CallResult(text=f"answer {i}"), id=f"o{i}")
+
+
+class FlakyStore:
+    """Writers that fail while `down` (as SQLAlchemy reports a lost database) and record what they stored."""
+
+    def __init__(self) -> None:
+        self.down = True
+        self.saved: list[str] = []
+
+    def save_observation(self, obs: Observation) -> None:
+        if self.down:
+            raise OperationalError("INSERT", {}, Exception("connection refused"))
+        self.saved.append(obs.id)
+
+    def save_run(self, run: Run) -> None:
+        if self.down:
+            raise OperationalError("INSERT", {}, Exception("connection refused"))
+        self.saved.append(run.id)
+
+
+async def test_the_oldest_writes_beyond_the_limit_and_those_left_at_shutdown_are_counted() -> None:
+    registry = CollectorRegistry()
+    store, told = FlakyStore(), []
+
+    async def on_stored(obs: Observation) -> None:
+        told.append(obs.id)
+
+    unsaved = Unsaved(store.save_observation, store.save_run, on_stored, Metrics(registry), limit=3,
+                      max_delay_s=0.05)
+    for i in range(2):
+        assert not await unsaved.put(_obs(i))
+    store.down = False
+    assert not await unsaved.put(_obs(2))  # queued behind the waiting ones, never ahead of them
+    deadline = time.monotonic() + 10
+    while len(unsaved) and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    assert store.saved == told == ["o0", "o1", "o2"]
+    assert await unsaved.put(_obs(3)) and store.saved[-1] == "o3"  # nothing waits: stored at once
+    store.down = True
+    for i in range(4, 9):
+        await unsaved.put(_obs(i))
+    assert len(unsaved) == 3 and value(registry, "llm_monitor_store_dropped_writes_total") == 2  # o4, o5
+    await unsaved.put(Run(id="r1", canary="c", target="t", started_at=utcnow()))  # o6 goes
+    assert await unsaved.close(timeout_s=0.2) == 3  # o7, o8, r1
+    assert value(registry, "llm_monitor_store_dropped_writes_total") == 6
+    assert value(registry, "llm_monitor_store_pending_writes") == 0 and store.saved[-1] == "o3"
