@@ -129,18 +129,21 @@ class Analysis:
             log.exception("drift analysis failed for %s@%s", obs.canary, obs.target)
             return []
 
-    def _persist(self, updates: list[EventUpdate]) -> None:
+    def _persist(self, updates: list[EventUpdate]) -> list[EventUpdate]:
+        """Store event updates (and their notifications); return those written (see DriftRepository.save_events)."""
         if not updates:
-            return
+            return []
         hook = None
         if self.alerting is not None:
             alerting = self.alerting
-            events = [alert_event(u, self.tags(u.event.canary)) for u in updates if u.action != "updated"]
+            tags = self.tags
 
-            def hook(session: Any) -> None:
-                alerting.enqueue(session, events)
+            def hook(session: Any, written: set[str]) -> None:
+                alerting.enqueue(session, [alert_event(u, tags(u.event.canary)) for u in updates
+                                           if u.action != "updated" and u.event.id in written])
 
-        self.repo.save_events([u.event.to_json() for u in updates], hook)
+        written = self.repo.save_events([u.event.to_json() for u in updates], hook)
+        updates = [u for u in updates if u.event.id in written]
         for u in updates:
             e = u.event
             if u.action == "opened":
@@ -154,6 +157,7 @@ class Analysis:
                 log.info("drift %s", u.action, extra={"canary": e.canary, "target": e.target, "signal": e.signal})
             for listener in self.listeners:
                 listener(u)
+        return updates
 
     def _baseline_progress(self, canary: str, target: str) -> None:
         """Store the baseline once it is complete (and each time a new one completes)."""
@@ -165,8 +169,7 @@ class Analysis:
 
     # -- operator actions (CLI) -------------------------------------------------------------------------
     def accept(self, canary: str, target: str, note: str) -> list[EventUpdate]:
-        updates = self.engine.accept(canary, target, note)
-        self._persist(updates)
+        updates = self._persist(self.engine.accept(canary, target, note))
         b = self.engine.baseline(canary, target)
         self._installed[(canary, target)] = self.repo.save_baseline(canary, target, b.to_json(), source="accepted",
                                                                     note=note)
@@ -186,7 +189,7 @@ class Analysis:
             updates.append(EventUpdate("accepted", e))
         b = self.engine.pin_baseline(canary, target, observations, note=note, now=now)
         b.source = "accepted"
-        self._persist(updates)
+        updates = self._persist(updates)
         self.repo.save_baseline(canary, target, b.to_json(), source="accepted", note=note)
         return updates
 
@@ -217,8 +220,7 @@ class Analysis:
         return changed
 
     def reset(self, canary: str, target: str, note: str) -> list[EventUpdate]:
-        updates = self.engine.reset(canary, target, note=note)
-        self._persist(updates)
+        updates = self._persist(self.engine.reset(canary, target, note=note))
         self.repo.save_baseline(canary, target, self.engine.baseline(canary, target).to_json(), source="reset",
                                 note=note)
         self._ready.discard((canary, target))

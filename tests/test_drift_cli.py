@@ -133,6 +133,40 @@ async def test_drift_diff_and_baseline_commands(tmp_path: Path) -> None:
     assert bad.returncode == 2
 
 
+async def test_accept_while_the_daemon_runs_is_not_undone_by_its_next_analysis(tmp_path: Path) -> None:
+    # The running daemon holds the events open until it picks up the accepted baseline (up to 30 s); the
+    # window tests it runs meanwhile update those events. The operator's accept must stand.
+    scenario = scenario_from_dict({"name": "race", "seed": 2, "defaults": {"ttft": 5, "output_tps": 5000,
+                                                                           "length": {"dist": "normal", "mean": 40,
+                                                                                      "sd": 5}},
+                                   "models": {"m": {"phases": [{"name": "a"}, {"name": "b", "after_requests": 10**6,
+                                                                              "verbosity": 4.0}]}}})
+    probes = ("canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n    samples: 5\n"
+              "    params: {temperature: 0.7}\n")
+    with SimServer(scenario) as sim:
+        app, cfg_path, canary, target = await started_app(tmp_path, sim, probes, "{baseline_size: 10}")
+        try:
+            for _ in range(3):
+                await app.runner.run(canary, target)
+            await asyncio.sleep(0.5)
+            httpx.post(sim.url + "/_sim/phase", json={"model": "m", "phase": "b"}).raise_for_status()
+            for _ in range(8):
+                await app.runner.run(canary, target)
+            opened = {json.loads(x)["id"] for x in cli("drift", "-c", str(cfg_path), "--open", "--json").stdout
+                      .splitlines()}
+            assert opened
+            accept = cli("baseline", "accept", "c1", "-c", str(cfg_path), "--note", "intended")
+            assert accept.returncode == 0, accept.stderr
+            assert f"{len(opened)} open event(s) marked accepted" in accept.stdout
+            for _ in range(4):  # two more window rounds, before the daemon refreshes its baselines
+                await app.runner.run(canary, target)
+            await asyncio.sleep(0.5)
+        finally:
+            await app.stop()
+    events = [json.loads(x) for x in cli("drift", "-c", str(cfg_path), "--json").stdout.splitlines()]
+    assert {e["id"]: e["state"] for e in events if e["id"] in opened} == dict.fromkeys(opened, "accepted")
+
+
 async def test_accept_refuses_a_window_without_enough_successes_and_unknown_targets(tmp_path: Path) -> None:
     scenario = scenario_from_dict({"name": "down", "seed": 4, "defaults": {"ttft": 5, "output_tps": 5000},
                                    "models": {"*": {"phases": [{"name": "a"}]}}})
