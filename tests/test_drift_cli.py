@@ -115,6 +115,7 @@ async def test_drift_diff_and_baseline_commands(tmp_path: Path) -> None:
     assert "system_fingerprint" in table.stdout
     diff = cli("diff", "c1", "--target", "t", "-c", str(cfg_path))
     assert diff.returncode == 0 and "baseline:" in diff.stdout
+    assert "{+" in diff.stdout  # not a terminal: the word diff keeps its markers (colour would be dropped)
     show = cli("baseline", "show", "c1", "-c", str(cfg_path))
     assert "first_n" in show.stdout
     accept = cli("baseline", "accept", "c1", "-c", str(cfg_path), "--note", "intended")
