@@ -82,18 +82,23 @@ class Analysis:
         Sequential statistics and windows start afresh after a restart (no replay of old history: its cost
         would grow with history, and re-analysing it could reopen settled events).
         """
+        collecting: dict[tuple[str, str], datetime] = {}  # pair -> when its baseline (being collected) began
         for row in self.repo.baselines():
             self.engine.set_baseline(Baseline.from_json(row["data"]))
             self._installed[(row["canary"], row["target"])] = row["id"]
             if self.engine.baseline(row["canary"], row["target"]).ready:
                 self._ready.add((row["canary"], row["target"]))
+            else:
+                collecting[(row["canary"], row["target"])] = row["created_at"]
         self.engine.restore_events(DriftEvent.from_json(d) for d in self.repo.events(state="open"))
         fed = 0
         limit = self.engine.settings.baseline_size * 3
         for canary, target in pairs:
             if (canary, target) in self._ready:
                 continue
-            for obs in self.store.observations(canary=canary, target=target, limit=limit, oldest_first=True):
+            # a reset baseline forms from what came after the reset, never from the history before it
+            for obs in self.store.observations(canary=canary, target=target, limit=limit, oldest_first=True,
+                                               since=collecting.get((canary, target))):
                 self.engine.observe(obs)
                 fed += 1
                 if self.engine.baseline(canary, target).ready:
@@ -210,6 +215,10 @@ class Analysis:
                 continue
             self._installed[key] = row["id"]
             self.engine.set_baseline(Baseline.from_json(row["data"]))
+            if self.engine.baseline(*key).ready:
+                self._ready.add(key)
+            else:  # a reset: the baseline that forms next is stored when complete
+                self._ready.discard(key)
             stream = self.engine.stream(*key)
             for signal, entry in list(stream.open.items()):
                 stored = self.repo.event(entry.event.id)

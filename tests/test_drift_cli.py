@@ -168,6 +168,43 @@ async def test_accept_while_the_daemon_runs_is_not_undone_by_its_next_analysis(t
     assert {e["id"]: e["state"] for e in events if e["id"] in opened} == dict.fromkeys(opened, "accepted")
 
 
+async def test_a_baseline_reset_while_the_daemon_runs_is_rebuilt_from_later_observations_and_stored(
+        tmp_path: Path) -> None:
+    scenario = scenario_from_dict({"name": "reset", "seed": 3, "defaults": {"ttft": 5, "output_tps": 5000},
+                                   "models": {"m": {"phases": [{"name": "a", "system_fingerprint": "fp_old"},
+                                                               {"name": "b", "after_requests": 10**6,
+                                                                "system_fingerprint": "fp_new"}]}}})
+    probes = "canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n    samples: 5\n"
+    with SimServer(scenario) as sim:
+        app, cfg_path, canary, target = await started_app(tmp_path, sim, probes, "{baseline_size: 10}")
+        try:
+            for _ in range(3):
+                await app.runner.run(canary, target)
+            httpx.post(sim.url + "/_sim/phase", json={"model": "m", "phase": "b"}).raise_for_status()
+            reset = cli("baseline", "reset", "c1", "-c", str(cfg_path), "--note", "new model")
+            assert reset.returncode == 0, reset.stderr
+            assert app.analysis is not None
+            assert await app.analysis.in_worker(app.analysis.refresh_baselines) == 1  # as the 30 s poll does
+            for _ in range(3):
+                await app.runner.run(canary, target)
+            await asyncio.sleep(0.5)
+        finally:
+            await app.stop()
+    show = cli("baseline", "show", "c1", "-c", str(cfg_path)).stdout
+    active = next(line for line in show.splitlines() if "yes" in line)
+    assert "True" in active and "fp_new" in active, show  # the new baseline is stored once complete
+    # A restart rebuilds a baseline still being collected from the observations since the reset only.
+    cli("baseline", "reset", "c1", "-c", str(cfg_path))
+    config = load_config(cfg_path, environ={})
+    app = App(config, registry=CollectorRegistry(), environ={}, serve_http=False)
+    await app.start(schedule=False)
+    try:
+        assert app.analysis is not None
+        assert not app.analysis.engine.baseline(canary.id, target.id).ready  # nothing observed since
+    finally:
+        await app.stop()
+
+
 async def test_accept_refuses_a_window_without_enough_successes_and_unknown_targets(tmp_path: Path) -> None:
     scenario = scenario_from_dict({"name": "down", "seed": 4, "defaults": {"ttft": 5, "output_tps": 5000},
                                    "models": {"*": {"phases": [{"name": "a"}]}}})
