@@ -82,18 +82,23 @@ class Analysis:
         Sequential statistics and windows start afresh after a restart (no replay of old history: its cost
         would grow with history, and re-analysing it could reopen settled events).
         """
+        collecting: dict[tuple[str, str], datetime] = {}  # pair -> when its baseline (being collected) began
         for row in self.repo.baselines():
             self.engine.set_baseline(Baseline.from_json(row["data"]))
             self._installed[(row["canary"], row["target"])] = row["id"]
             if self.engine.baseline(row["canary"], row["target"]).ready:
                 self._ready.add((row["canary"], row["target"]))
+            else:
+                collecting[(row["canary"], row["target"])] = row["created_at"]
         self.engine.restore_events(DriftEvent.from_json(d) for d in self.repo.events(state="open"))
         fed = 0
         limit = self.engine.settings.baseline_size * 3
         for canary, target in pairs:
             if (canary, target) in self._ready:
                 continue
-            for obs in self.store.observations(canary=canary, target=target, limit=limit, oldest_first=True):
+            # a reset baseline forms from what came after the reset, never from the history before it
+            for obs in self.store.observations(canary=canary, target=target, limit=limit, oldest_first=True,
+                                               since=collecting.get((canary, target))):
                 self.engine.observe(obs)
                 fed += 1
                 if self.engine.baseline(canary, target).ready:
@@ -142,18 +147,21 @@ class Analysis:
             log.exception("drift analysis failed for %s@%s", obs.canary, obs.target)
             return []
 
-    def _persist(self, updates: list[EventUpdate]) -> None:
+    def _persist(self, updates: list[EventUpdate]) -> list[EventUpdate]:
+        """Store event updates (and their notifications); return those written (see DriftRepository.save_events)."""
         if not updates:
-            return
+            return []
         hook = None
         if self.alerting is not None:
             alerting = self.alerting
-            events = [alert_event(u, self.tags(u.event.canary)) for u in updates if u.action != "updated"]
+            tags = self.tags
 
-            def hook(session: Any) -> None:
-                alerting.enqueue(session, events)
+            def hook(session: Any, written: set[str]) -> None:
+                alerting.enqueue(session, [alert_event(u, tags(u.event.canary)) for u in updates
+                                           if u.action != "updated" and u.event.id in written])
 
-        self.repo.save_events([u.event.to_json() for u in updates], hook)
+        written = self.repo.save_events([u.event.to_json() for u in updates], hook)
+        updates = [u for u in updates if u.event.id in written]
         for u in updates:
             e = u.event
             if u.action == "opened":
@@ -167,6 +175,7 @@ class Analysis:
                 log.info("drift %s", u.action, extra={"canary": e.canary, "target": e.target, "signal": e.signal})
             for listener in self.listeners:
                 listener(u)
+        return updates
 
     def _baseline_progress(self, canary: str, target: str) -> None:
         """Store the baseline once it is complete (and each time a new one completes)."""
@@ -178,8 +187,7 @@ class Analysis:
 
     # -- operator actions (CLI) -------------------------------------------------------------------------
     def accept(self, canary: str, target: str, note: str) -> list[EventUpdate]:
-        updates = self.engine.accept(canary, target, note)
-        self._persist(updates)
+        updates = self._persist(self.engine.accept(canary, target, note))
         b = self.engine.baseline(canary, target)
         self._installed[(canary, target)] = self.repo.save_baseline(canary, target, b.to_json(), source="accepted",
                                                                     note=note)
@@ -199,7 +207,7 @@ class Analysis:
             updates.append(EventUpdate("accepted", e))
         b = self.engine.pin_baseline(canary, target, observations, note=note, now=now)
         b.source = "accepted"
-        self._persist(updates)
+        updates = self._persist(updates)
         self.repo.save_baseline(canary, target, b.to_json(), source="accepted", note=note)
         return updates
 
@@ -220,6 +228,10 @@ class Analysis:
                 continue
             self._installed[key] = row["id"]
             self.engine.set_baseline(Baseline.from_json(row["data"]))
+            if self.engine.baseline(*key).ready:
+                self._ready.add(key)
+            else:  # a reset: the baseline that forms next is stored when complete
+                self._ready.discard(key)
             stream = self.engine.stream(*key)
             for signal, entry in list(stream.open.items()):
                 stored = self.repo.event(entry.event.id)
@@ -230,8 +242,7 @@ class Analysis:
         return changed
 
     def reset(self, canary: str, target: str, note: str) -> list[EventUpdate]:
-        updates = self.engine.reset(canary, target, note=note)
-        self._persist(updates)
+        updates = self._persist(self.engine.reset(canary, target, note=note))
         self.repo.save_baseline(canary, target, self.engine.baseline(canary, target).to_json(), source="reset",
                                 note=note)
         self._ready.discard((canary, target))

@@ -24,6 +24,8 @@ from monitor.checks import parse_check, parse_checks
         ({"type": "json_schema", "schema": {"type": "objekt"}}, ("json_schema", "schema"), "invalid JSON Schema"),
         ({"type": "json_schema", "schema": {"properties": {"a": {"minimum": "x"}}}},
          ("json_schema", "schema"), "properties/a/minimum"),
+        ({"type": "json_schema", "schema": {"properties": {"a": {"$ref": "#/definitions/nope"}}}},
+         ("json_schema", "schema"), "at properties/a: $ref '#/definitions/nope' does not resolve within the schema"),
         ({"type": "length", "min": 10, "max": 5}, ("length", "max"), "min (10) must be <= max (5)"),
         ({"type": "length", "min": -1}, ("length", "min"), "greater than or equal to 0"),
         ({"type": "length", "unit": "chars"}, ("length",), "set min, max or both"),
@@ -51,6 +53,13 @@ def test_malformed_spec_is_rejected(spec: dict, loc: tuple, message: str) -> Non
     assert errors[0]["loc"] == loc
     assert message in errors[0]["msg"]
     assert str(info.value).count("input_value") == 1  # the offending value is shown
+
+
+def test_local_refs_that_resolve_are_accepted() -> None:
+    spec = {"type": "json_schema", "schema": {"$defs": {"name": {"type": "string"}}, "type": "object",
+                                              "properties": {"a": {"$ref": "#/$defs/name"}, "b": {"$ref": "#"}},
+                                              "default": {"$ref": "data, not a reference"}}}
+    assert parse_check(spec).type == "json_schema"
 
 
 def test_list_errors_carry_the_index() -> None:

@@ -87,6 +87,13 @@ def test_probe_exits_1_on_failed_calls(tmp_path: Path, faults_sim: SimServer) ->
     assert {json.loads(x)["error_type"] for x in out.stdout.splitlines()} == {"server_error"}
 
 
+def test_probe_of_an_unknown_canary_names_the_known_ones(tmp_path: Path, steady_sim: SimServer) -> None:
+    out = cli("probe", "-c", str(write_config(tmp_path, two_targets(steady_sim), ONE)), "--canary", "kill-python")
+    assert out.returncode == 2
+    assert out.stderr.strip() == ("error: no canary x target pair matches --canary kill-python (canaries: "
+                                  "kill-python-process; targets: gpt, claude)")
+
+
 def test_missing_key_is_a_clear_start_error(tmp_path: Path, steady_sim: SimServer) -> None:
     out = cli("probe", "-c", str(write_config(tmp_path, two_targets(steady_sim), ONE)))
     assert out.returncode == 2

@@ -59,6 +59,12 @@ def test_issue_example_loads(tmp_path: Path) -> None:
                                                     ("kill-python-process", "claude")]
 
 
+def test_disabled_signals_take_signal_names_checks_and_the_completion_test(tmp_path: Path) -> None:
+    path = setup(tmp_path, GOOD + "drift: {disabled_signals: [latency_s, check, 'check:schema', completion]}\n")
+    settings = load_config(path, environ={}).drift.settings()
+    assert not settings.enabled("latency_s") and not settings.enabled("check:x") and settings.enabled("ttft_s")
+
+
 def test_env_interpolation(tmp_path: Path) -> None:
     path = setup(tmp_path, GOOD.replace("sqlite:///llm-monitor.db", "${DB_URL:-sqlite:///d.db}")
                  .replace("127.0.0.1:9464", "${LISTEN}"))
@@ -113,6 +119,10 @@ def test_storage_url_with_password_refused_and_not_echoed(tmp_path: Path, url: s
                                     "(value: 'localhost')"),
     ("sqlite:///llm-monitor.db", "mysql://x/y", "14: storage.url: must start with sqlite:// or "
                                                "postgresql+psycopg:// (value: 'mysql://x/y')"),
+    ('"127.0.0.1:9464"}\n', '"127.0.0.1:9464"}\ndrift: {disabled_signals: [latency_s, latency]}\n',
+     "16: drift.disabled_signals: unknown signal 'latency'; expected one of refused, exact_match, error, "
+     "output_tokens, output_chars, similarity, latency_s, ttft_s, semantic_similarity, finish_reason, error_type, "
+     "response_model, system_fingerprint, completion, check, check:NAME"),
 ])
 def test_config_rejections(tmp_path: Path, old: str, new: str, expected: str) -> None:
     path = setup(tmp_path, GOOD.replace(old, new, 1))

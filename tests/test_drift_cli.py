@@ -115,6 +115,7 @@ async def test_drift_diff_and_baseline_commands(tmp_path: Path) -> None:
     assert "system_fingerprint" in table.stdout
     diff = cli("diff", "c1", "--target", "t", "-c", str(cfg_path))
     assert diff.returncode == 0 and "baseline:" in diff.stdout
+    assert "{+" in diff.stdout  # not a terminal: the word diff keeps its markers (colour would be dropped)
     show = cli("baseline", "show", "c1", "-c", str(cfg_path))
     assert "first_n" in show.stdout
     accept = cli("baseline", "accept", "c1", "-c", str(cfg_path), "--note", "intended")
@@ -131,6 +132,77 @@ async def test_drift_diff_and_baseline_commands(tmp_path: Path) -> None:
     assert reset.returncode == 0 and "baseline reset" in reset.stdout
     bad = cli("baseline", "accept", "nope", "-c", str(cfg_path))
     assert bad.returncode == 2
+
+
+async def test_accept_while_the_daemon_runs_is_not_undone_by_its_next_analysis(tmp_path: Path) -> None:
+    # The running daemon holds the events open until it picks up the accepted baseline (up to 30 s); the
+    # window tests it runs meanwhile update those events. The operator's accept must stand.
+    scenario = scenario_from_dict({"name": "race", "seed": 2, "defaults": {"ttft": 5, "output_tps": 5000,
+                                                                           "length": {"dist": "normal", "mean": 40,
+                                                                                      "sd": 5}},
+                                   "models": {"m": {"phases": [{"name": "a"}, {"name": "b", "after_requests": 10**6,
+                                                                              "verbosity": 4.0}]}}})
+    probes = ("canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n    samples: 5\n"
+              "    params: {temperature: 0.7}\n")
+    with SimServer(scenario) as sim:
+        app, cfg_path, canary, target = await started_app(tmp_path, sim, probes, "{baseline_size: 10}")
+        try:
+            for _ in range(3):
+                await app.runner.run(canary, target)
+            await asyncio.sleep(0.5)
+            httpx.post(sim.url + "/_sim/phase", json={"model": "m", "phase": "b"}).raise_for_status()
+            for _ in range(8):
+                await app.runner.run(canary, target)
+            opened = {json.loads(x)["id"] for x in cli("drift", "-c", str(cfg_path), "--open", "--json").stdout
+                      .splitlines()}
+            assert opened
+            accept = cli("baseline", "accept", "c1", "-c", str(cfg_path), "--note", "intended")
+            assert accept.returncode == 0, accept.stderr
+            assert f"{len(opened)} open event(s) marked accepted" in accept.stdout
+            for _ in range(4):  # two more window rounds, before the daemon refreshes its baselines
+                await app.runner.run(canary, target)
+            await asyncio.sleep(0.5)
+        finally:
+            await app.stop()
+    events = [json.loads(x) for x in cli("drift", "-c", str(cfg_path), "--json").stdout.splitlines()]
+    assert {e["id"]: e["state"] for e in events if e["id"] in opened} == dict.fromkeys(opened, "accepted")
+
+
+async def test_a_baseline_reset_while_the_daemon_runs_is_rebuilt_from_later_observations_and_stored(
+        tmp_path: Path) -> None:
+    scenario = scenario_from_dict({"name": "reset", "seed": 3, "defaults": {"ttft": 5, "output_tps": 5000},
+                                   "models": {"m": {"phases": [{"name": "a", "system_fingerprint": "fp_old"},
+                                                               {"name": "b", "after_requests": 10**6,
+                                                                "system_fingerprint": "fp_new"}]}}})
+    probes = "canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n    samples: 5\n"
+    with SimServer(scenario) as sim:
+        app, cfg_path, canary, target = await started_app(tmp_path, sim, probes, "{baseline_size: 10}")
+        try:
+            for _ in range(3):
+                await app.runner.run(canary, target)
+            httpx.post(sim.url + "/_sim/phase", json={"model": "m", "phase": "b"}).raise_for_status()
+            reset = cli("baseline", "reset", "c1", "-c", str(cfg_path), "--note", "new model")
+            assert reset.returncode == 0, reset.stderr
+            assert app.analysis is not None
+            assert await app.analysis.in_worker(app.analysis.refresh_baselines) == 1  # as the 30 s poll does
+            for _ in range(3):
+                await app.runner.run(canary, target)
+            await asyncio.sleep(0.5)
+        finally:
+            await app.stop()
+    show = cli("baseline", "show", "c1", "-c", str(cfg_path)).stdout
+    active = next(line for line in show.splitlines() if "yes" in line)
+    assert "True" in active and "fp_new" in active, show  # the new baseline is stored once complete
+    # A restart rebuilds a baseline still being collected from the observations since the reset only.
+    cli("baseline", "reset", "c1", "-c", str(cfg_path))
+    config = load_config(cfg_path, environ={})
+    app = App(config, registry=CollectorRegistry(), environ={}, serve_http=False)
+    await app.start(schedule=False)
+    try:
+        assert app.analysis is not None
+        assert not app.analysis.engine.baseline(canary.id, target.id).ready  # nothing observed since
+    finally:
+        await app.stop()
 
 
 async def test_accept_refuses_a_window_without_enough_successes_and_unknown_targets(tmp_path: Path) -> None:

@@ -121,6 +121,25 @@ def test_length_shift_opens_a_rank_cusum_event() -> None:
     assert ev.test in ("rank_cusum", "mann_whitney+ks") and ev.current_value > ev.baseline_value
 
 
+def test_change_point_of_a_long_cusum_run_is_where_the_run_began() -> None:
+    # A modest rise takes the chart longer to prove than the stream keeps observations (50): the change point
+    # is still the first observation of the run, not the oldest one kept.
+    eng, sim = DriftEngine(), Sim(1, refusal=0.0)
+    _feed(eng, sim, 100)
+    sim.refusal = 0.12
+    seen = []
+    for _ in range(1500):
+        obs = sim.next()
+        seen.append(obs)
+        opened = [u.event for u in eng.observe(obs) if u.action == "opened" and u.event.signal == "refused"]
+        if opened:
+            break
+    ev = opened[0]
+    assert ev.current_n > 50
+    run = [o for o in seen if o.ok][-ev.current_n:]
+    assert (ev.first_obs_id, ev.first_obs_at) == (run[0].id, run[0].started_at.isoformat())
+
+
 def test_reference_does_not_absorb_a_change_before_it_is_detected() -> None:
     eng, sim = DriftEngine(), Sim(5, refusal=0.05)
     _feed(eng, sim, 500)

@@ -33,6 +33,9 @@ def test_events_upsert_filter_and_get(store: Store) -> None:
     got = repo.event("ev-refused")
     assert got is not None and got["state"] == "resolved" and got["evidence"]["diff"] == "[-a-] {+b+}"
     assert repo.event("nope") is None
+    # a closed event is final: a process that still holds it open does not reopen it
+    assert repo.save_events([event("refused"), event("output_chars", current_value=0.5)]) == {"ev-output_chars"}
+    assert repo.event("ev-refused")["state"] == "resolved"  # type: ignore[index]
 
 
 def test_baseline_history_keeps_one_active(store: Store) -> None:
@@ -49,10 +52,10 @@ def test_event_and_notification_commit_together(store: Store) -> None:
     cfg = AlertsConfig.model_validate({"sinks": [{"name": "hook", "type": "webhook", "url": "http://127.0.0.1:9/x"}]})
     alerting = Alerting(cfg, Outbox(store.engine), None, utcnow)  # type: ignore[arg-type]
     ev = AlertEvent(kind="drift.opened", canary="c", target="t", signal="refused", event_id="ev-refused")
-    repo.save_events([event()], lambda s: alerting.enqueue(s, [ev]))
+    repo.save_events([event()], lambda s, written: alerting.enqueue(s, [ev]))
     assert Outbox(store.engine).pending_count() == 1
 
-    def boom(session: Any) -> None:
+    def boom(session: Any, written: set[str]) -> None:
         alerting.enqueue(session, [AlertEvent(kind="drift.opened", canary="c", target="t", signal="x",
                                               event_id="ev-x")])
         raise RuntimeError("crash between the event and its commit")

@@ -37,7 +37,43 @@ def check_schema(schema: dict[str, Any]) -> dict[str, Any]:
     except SchemaError as e:
         where = "/".join(str(p) for p in e.path) or "(root)"
         raise ValueError(f"invalid JSON Schema at {where}: {e.message}") from None
+    _check_refs(schema)
     return schema
+
+
+_DATA_KEYWORDS = frozenset({"const", "enum", "default", "examples"})  # hold instances, not subschemas
+
+
+def _check_refs(schema: dict[str, Any]) -> None:
+    """Raise ValueError for a `$ref` that does not resolve within the schema (there is no network to fetch
+    one from); else it would fail every observation's check with a crash instead of naming the schema."""
+    import referencing
+    import referencing.jsonschema
+    from referencing.exceptions import Unresolvable
+
+    resource = referencing.jsonschema.DRAFT202012.create_resource(schema)
+    resolver = referencing.Registry().with_resource("", resource).resolver("")
+
+    def walk(node: Any, path: list[str]) -> None:
+        if isinstance(node, list):
+            for i, item in enumerate(node):
+                walk(item, [*path, str(i)])
+            return
+        if not isinstance(node, dict) or (path and "$id" in node):  # a nested $id moves the base: not checked
+            return
+        ref = node.get("$ref")
+        if isinstance(ref, str):
+            try:
+                resolver.lookup(ref)
+            except Unresolvable:
+                where = "/".join(path) or "(root)"
+                raise ValueError(f"invalid JSON Schema at {where}: $ref {ref!r} does not resolve within the "
+                                 "schema") from None
+        for key, value in node.items():
+            if key not in _DATA_KEYWORDS:
+                walk(value, [*path, key])
+
+    walk(schema, [])
 
 
 def schema_errors(instance: Any, schema: dict[str, Any]) -> str | None:

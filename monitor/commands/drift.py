@@ -100,6 +100,8 @@ def diff(config_path: str, canary: str, target: str | None, count: int) -> int:
         err_console.print(f"[red]error:[/] {e}")
         return EXIT_CONFIG
     console = _console()
+    # Without colour (a pipe, a file, NO_COLOR) the styles are dropped: keep the diff's own markers instead.
+    render = colour_diff if console.color_system is not None and not console.no_color else Text
     for tid in targets:
         rows = analysis.repo.baselines(canary=canary, target=tid)
         latest = [o for o in analysis.store.observations(canary=canary, target=tid, limit=count * 3) if o.ok][:count]
@@ -111,10 +113,11 @@ def diff(config_path: str, canary: str, target: str | None, count: int) -> int:
         reference = base.representative_text()
         console.rule(f"{canary} @ {tid}: baseline ({rows[0]['source']}, {rows[0]['created_at']:%Y-%m-%d %H:%M}) "
                      f"vs latest {len(latest)}")
-        console.print(Text("baseline: ", style="bold") + Text(reference[:1500]))
+        console.print(Text.assemble(("baseline: ", "bold"), reference[:1500]))
         for obs in latest:
-            console.print(Text(f"\n{obs.started_at:%Y-%m-%d %H:%M:%S} #{obs.sample_index} "
-                               f"{obs.call.response_model or ''}: ", style="bold") + colour_diff(word_diff(reference, obs.text)))
+            console.print(Text.assemble((f"\n{obs.started_at:%Y-%m-%d %H:%M:%S} #{obs.sample_index} "
+                                         f"{obs.call.response_model or ''}: ", "bold"),
+                                        render(word_diff(reference, obs.text))))
     return EXIT_OK
 
 

@@ -8,6 +8,7 @@ import sys
 
 from prometheus_client import CollectorRegistry
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from monitor.app import App
@@ -45,7 +46,10 @@ def main(config_path: str, canary: str | None, target: str | None, as_json: bool
     pairs = [(c, t) for c, t in config.pairs()
              if (canary is None or c.id == canary) and (target is None or t.id == target)]
     if not pairs:
-        err_console.print(f"no canary x target pair matches --canary {canary} --target {target}")
+        asked = " ".join(f"--{flag} {value}" for flag, value in (("canary", canary), ("target", target)) if value)
+        err_console.print(f"[red]error:[/] no canary x target pair matches {escape(asked)} (canaries: "
+                          f"{', '.join(c.id for c in config.canaries) or 'none'}; targets: "
+                          f"{', '.join(t.id for t in config.targets)})")
         return EXIT_CONFIG
 
     async def _main() -> int:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from monitor.alerts.config import AlertsConfig
 from monitor.checks import CheckSpec, check_names
 from monitor.drift.settings import DriftSettings
+from monitor.drift.signals import disableable
 from monitor.drift.zero import declarable
 from monitor.durations import parse_duration
 
@@ -259,6 +260,15 @@ class DriftConfig(Strict):
     mmd_permutations: int = Field(default=200, ge=20, le=10_000)
     mmd_every: int = Field(default=30, ge=1)
     disabled_signals: list[str] = []
+
+    @field_validator("disabled_signals")
+    @classmethod
+    def _known_signals(cls, v: list[str]) -> list[str]:
+        known = disableable()
+        for name in v:
+            if name not in known and not (name.startswith("check:") and len(name) > len("check:")):
+                raise ValueError(f"unknown signal {name!r}; expected one of {', '.join(known)}")
+        return v
 
     def settings(self) -> DriftSettings:
         """Return the engine settings: the defaults with every field set here replacing them."""

@@ -47,6 +47,13 @@ def signal_type(name: str) -> str:
     raise KeyError(f"unknown signal {name!r}")
 
 
+def disableable() -> list[str]:
+    """Return the names `drift.disabled_signals` may list: every signal, the whole-completion MMD
+    (``completion``), and ``check`` for every check (``check:NAME`` for one)."""
+    return [*_RATE, *_CONTINUOUS, "semantic_similarity", *_CATEGORY, *_IDENTITY, "completion", "check",
+            "check:NAME"]
+
+
 def default_refusal(obs: Observation) -> bool | None:
     """Label an observation refused when the refusal detector said partial or full."""
     if obs.refusal is None:

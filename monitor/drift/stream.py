@@ -42,6 +42,9 @@ class Stream(WindowTests, ZeroTolerance):
     ranks: dict[str, rk.RankCusum] = field(default_factory=dict)
     sentinels: dict[tuple[str, bool], float] = field(default_factory=dict)  # LLR level, point-estimate design
     _steps: dict[tuple[str, bool], tuple[float, float]] = field(default_factory=dict)  # sentinel increments
+    # where each CUSUM's current excursion began (rate: (name, up); rank: (name, up)): the change-point
+    # estimate, which may lie further back than the entries kept
+    _starts: dict[tuple[str, bool], Entry] = field(default_factory=dict)
     arl0: float = 0.0  # in-control ARL0 of each one-sided sequential detector (set by _calibrate)
     _sorted: dict[str, list[float]] = field(default_factory=dict)  # sorted reference values per signal
     _merged: dict[str, int] = field(default_factory=dict)  # how many reference values _sorted holds
@@ -232,6 +235,8 @@ class Stream(WindowTests, ZeroTolerance):
             inc = self._steps.get((name, up), (0.0, 0.0))
             self.sentinels[(name, up)] = max(0.0, self.sentinels.get((name, up), 0.0) + (inc[0] if x else inc[1]))
             c = self.cusums.setdefault((name, up), cs.BernoulliCusum())
+            if c.level == 0:
+                self._starts[(name, up)] = entry
             if c.step(x, ch.m, ch.r) >= ch.h:
                 out.append(self._open_rate(name, up, c, ch, entry))
                 c.reset()
@@ -268,6 +273,10 @@ class Stream(WindowTests, ZeroTolerance):
             if name in self.open:
                 rc.reset()
                 continue
+            if rc.up == 0:
+                self._starts[(name, True)] = entry
+            if rc.down == 0:
+                self._starts[(name, False)] = entry
             rc.update(rk.normal_score(ref, x), self.settings.rank_k)
             h = self._rank_h(name)
             if rc.level() >= h:
@@ -285,7 +294,7 @@ class Stream(WindowTests, ZeroTolerance):
             if e.ok and (v := finite(e.signals.get(name))) is not None:
                 vals.append(v)
         ref = self.baseline.values[name]
-        first = self._nth_back(name, run)
+        first = self._starts.get((name, up))
         win = [v for e in self._window() if (v := finite(e.signals.get(name))) is not None]
         ev = self._event(
             name, BEHAVIOUR, "rank_cusum", first, entry.at,
@@ -304,7 +313,7 @@ class Stream(WindowTests, ZeroTolerance):
         base = k / n
         hits = c.run_events if up else c.run - c.run_events
         cur = hits / max(c.run, 1)
-        first = self._nth_back(name, c.run)
+        first = self._starts.get((name, up))
         eff = 2 * math.asin(math.sqrt(cur)) - 2 * math.asin(math.sqrt(base))
         ev = self._event(
             name, BEHAVIOUR, "bernoulli_cusum", first, entry.at,
@@ -317,17 +326,6 @@ class Stream(WindowTests, ZeroTolerance):
         # threshold: as much evidence to resolve as to open, so events do not flap.
         self.open[name] = _Open(ev, self.n_ok, cs.BernoulliCusum(), ch, up)
         return EventUpdate("opened", ev)
-
-    def _nth_back(self, name: str, run: int) -> Entry | None:
-        seen = 0
-        first = None
-        for e in reversed(self.entries):
-            if e.signals.get(name) is not None:
-                first = e
-                seen += 1
-                if seen >= run:
-                    break
-        return first
 
     # -- closing ------------------------------------------------------------------------------------------
     def _resolve(self, name: str, now: str) -> EventUpdate:

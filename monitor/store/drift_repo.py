@@ -13,7 +13,7 @@ from monitor.domain import new_id, utcnow
 from monitor.store.convert import aware, where_equal
 from monitor.store.drift_tables import BaselineRow, DriftEventRow
 
-SessionHook = Callable[[Session], None]
+SessionHook = Callable[[Session, set[str]], None]  # the session and the ids of the events it writes
 
 
 def _dt(value: str | None) -> datetime | None:
@@ -26,8 +26,14 @@ class DriftRepository:
     def __init__(self, engine: Engine):
         self.engine = engine
 
-    def save_events(self, events: Sequence[dict[str, Any]], hook: SessionHook | None = None) -> None:
-        """Upsert events (DriftEvent.to_json() dicts); `hook` adds rows (e.g. notifications) in the same transaction."""
+    def save_events(self, events: Sequence[dict[str, Any]], hook: SessionHook | None = None) -> set[str]:
+        """Upsert events (DriftEvent.to_json() dicts) and return the ids written; `hook` adds rows (e.g.
+        notifications) in the same transaction.
+
+        An event stored as no longer open (accepted or resolved, e.g. by `baseline accept` in another process)
+        is final: a change to it from a process that still holds it open is not written.
+        """
+        written: set[str] = set()
         with Session(self.engine) as s:
             for data in events:
                 row = s.get(DriftEventRow, data["id"])
@@ -37,13 +43,17 @@ class DriftRepository:
                           "data": data}
                 if row is None:
                     s.add(DriftEventRow(id=data["id"], **values))
+                elif row.state != "open":
+                    continue
                 else:
                     for k, v in values.items():
                         setattr(row, k, v)
                     s.add(row)
+                written.add(data["id"])
             if hook is not None:
-                hook(s)
+                hook(s, written)
             s.commit()
+        return written
 
     def events(self, *, canary: str | None = None, target: str | None = None, state: str | None = None,
                limit: int = 500) -> list[dict[str, Any]]:
