@@ -283,3 +283,33 @@ def test_embeddings_target_must_be_openai_compatible(tmp_path: Path) -> None:
                        "canaries: []\n", extra="drift: {embeddings: {target: a, model: e}}\n")
     out = cli("check-config", "-c", str(cfg))
     assert out.returncode == 2 and "embeddings need an OpenAI-compatible target" in out.stderr
+
+
+async def test_accept_right_after_a_change_takes_only_observations_since_it(tmp_path: Path) -> None:
+    """The latest baseline_size observations would straddle the change: the accepted baseline must be the new
+    behaviour only (else it is a mix, and the next window test may open an event against it)."""
+    from monitor.store import Store
+    from monitor.store.drift_repo import DriftRepository
+
+    scenario = scenario_from_dict({"name": "mix", "seed": 6, "defaults": {"ttft": 5, "output_tps": 5000},
+                                   "models": {"m": {"phases": [{"name": "a", "system_fingerprint": "fp_old"},
+                                                               {"name": "b", "after_requests": 10**6,
+                                                                "system_fingerprint": "fp_new"}]}}})
+    probes = ("canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n    samples: 6\n"
+              "    params: {temperature: 0.7}\n")
+    with SimServer(scenario) as sim:
+        app, cfg_path, canary, target = await started_app(tmp_path, sim, probes, "{baseline_size: 10}")
+        try:
+            for _ in range(3):
+                await app.runner.run(canary, target)
+            await asyncio.sleep(0.05)
+            httpx.post(sim.url + "/_sim/phase", json={"model": "m", "phase": "b"}).raise_for_status()
+            await app.runner.run(canary, target)  # six new observations: the fingerprint event opens
+        finally:
+            await app.stop()
+    accept = cli("baseline", "accept", "c1", "-c", str(cfg_path), "--note", "new fingerprint")
+    assert accept.returncode == 0 and "(6 observations)" in accept.stdout, accept.stdout + accept.stderr
+    store = Store(load_config(cfg_path, environ={}).storage.url)
+    [row] = DriftRepository(store.engine).baselines(canary="c1", target="t")
+    store.close()
+    assert row["data"]["identity"]["system_fingerprint"] == ["fp_new"]

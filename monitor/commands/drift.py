@@ -173,9 +173,14 @@ def baseline(config_path: str, action: str, canary: str, target: str | None, not
                                                                limit=100_000, oldest_first=True) if o.ok]
                 where = "in that range"
             else:
-                recent = analysis.store.observations(canary=canary, target=tid, limit=size * 2)
+                # "Current behaviour" starts where the open events say the change did: observations from before
+                # it would make the new baseline a mix of old and new.
+                change = _change_point(analysis.repo.events(canary=canary, target=tid, state="open"))
+                recent = analysis.store.observations(canary=canary, target=tid, limit=size * 2, since=change)
                 rows = list(reversed([o for o in recent if o.ok]))[-size:]
-                where = f"among the latest {len(recent)} calls"
+                where = f"among the latest {len(recent)} calls" if change is None else \
+                    f"since the change at {change:%Y-%m-%d %H:%M:%S} (the open events' first observation; wait " \
+                    "for more runs, or choose a range with baseline pin --since)"
             if len(rows) < MIN_BASELINE_OBSERVATIONS:
                 err_console.print(f"[red]error:[/] {canary} @ {tid}: only {len(rows)} successful observations "
                                   f"{where}; a baseline needs at least {MIN_BASELINE_OBSERVATIONS} (nothing changed)")
@@ -198,6 +203,16 @@ def baseline(config_path: str, action: str, canary: str, target: str | None, not
                           f"observations form a new one; {len(updates)} open event(s) resolved")
     console.print("A running daemon applies this within 30 s (or at once on SIGHUP / POST /-/reload).")
     return EXIT_OK
+
+
+def _change_point(events: list[dict[str, Any]]) -> Any:
+    """The earliest first observation after the change among open events (None without any)."""
+    from datetime import UTC, datetime
+
+    firsts = [datetime.fromisoformat(e["first_obs_at"]) for e in events if e.get("first_obs_at")]
+    if not firsts:
+        return None
+    return min(f if f.tzinfo else f.replace(tzinfo=UTC) for f in firsts)
 
 
 def _when(text: str | None, flag: str) -> Any:
