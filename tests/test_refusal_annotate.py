@@ -54,3 +54,13 @@ def test_bad_line_names_file_line_and_field(tmp_path: Path, line: str, message: 
     with pytest.raises(AnnotateError) as e:
         annotate_jsonl(src, io.StringIO())
     assert message in str(e.value)
+
+
+def test_standard_input_is_named_as_such() -> None:
+    import subprocess
+
+    from tests.support.daemon import EXE
+
+    bad = subprocess.run([*EXE, "refusal", "--jsonl", "-"], input='{"completion": "Fine."}\n{"prompt": "x"}\n',
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "<stdin>:2: field 'completion' missing" in bad.stderr

@@ -14,9 +14,10 @@ from rich.text import Text
 from monitor.commands.common import EXIT_CONFIG, EXIT_OK, err_console, load_or_exit, open_store_or_exit
 from monitor.domain import Observation
 
+LIST_LIMIT = 1000
 JSON_KEYS = ("id", "canary", "target", "signal", "kind", "state", "test", "baseline_value", "current_value",
              "effect_size", "statistic", "p_value", "threshold", "baseline_n", "current_n", "first_obs_id",
-             "first_obs_at", "opened_at", "resolved_at", "accepted_at", "note", "evidence")
+             "first_obs_at", "opened_at", "resolved_at", "accepted_at", "note", "evidence", "detail")
 
 
 def _fmt(v: Any) -> str:
@@ -62,7 +63,10 @@ def _analysis(config_path: str) -> Any:
 
 def drift_list(config_path: str, open_only: bool, as_json: bool) -> int:
     _, analysis = _analysis(config_path)
-    events = analysis.repo.events(state="open" if open_only else None, limit=1000)
+    events = analysis.repo.events(state="open" if open_only else None, limit=LIST_LIMIT)
+    if len(events) == LIST_LIMIT:
+        err_console.print(f"[yellow]note:[/] showing the newest {LIST_LIMIT} events; older ones are in the store "
+                          "(GET /api/drift, or export the store)")
     if as_json:
         for e in events:
             sys.stdout.write(json.dumps({k: e.get(k) for k in JSON_KEYS}, ensure_ascii=False) + "\n")

@@ -11,7 +11,10 @@ def main(path: str) -> int:
     from monitor.refusal import AnnotateError, annotate_jsonl
 
     try:
-        annotate_jsonl("/dev/stdin" if path == "-" else path, sys.stdout)
+        if path == "-":
+            annotate_jsonl("/dev/stdin", sys.stdout, name="<stdin>")
+        else:
+            annotate_jsonl(path, sys.stdout)
     except AnnotateError as e:
         err_console.print(f"[red]error:[/] {e}", highlight=False)
         return EXIT_CONFIG

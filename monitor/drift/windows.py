@@ -84,7 +84,8 @@ class WindowTests:
         return None
 
     def _texts(self) -> list[TextFeature]:
-        # Features are built when the MMD runs (every eval_every x mmd_every observations) and then dropped:
+        # Features are built when the MMD runs (a window round on a multiple of mmd_every successful
+        # observations: every 30 at the defaults) and then dropped:
         # kept per stream they cost ~80 KB, 80 MB over 1,000 streams, to save a millisecond every few hundred.
         n = self.settings.mmd_ngram
         return [features(normalise(e.text), n) for e in self._window() if e.text is not None]

@@ -13,11 +13,13 @@ class AnnotateError(ValueError):
     """A line of the input file cannot be annotated; the message names file, line and field."""
 
 
-def annotate_jsonl(in_path: str | Path, out_stream: TextIO, detector: RefusalDetector | None = None) -> int:
+def annotate_jsonl(in_path: str | Path, out_stream: TextIO, detector: RefusalDetector | None = None,
+                   name: str | None = None) -> int:
     """Copy each JSON line of ``in_path`` to ``out_stream`` with ``refusal`` and ``refusal_score``; return the count.
 
     Lines need a string ``completion``; ``prompt`` (string or null) is optional but sharpens the verdict.
-    Blank lines are skipped. The first bad line raises ``AnnotateError`` naming file, line and field.
+    Blank lines are skipped. The first bad line raises ``AnnotateError`` naming file (``name`` if given, e.g.
+    ``<stdin>``), line and field.
     """
     det = detector or RefusalDetector()
     n = 0
@@ -25,7 +27,7 @@ def annotate_jsonl(in_path: str | Path, out_stream: TextIO, detector: RefusalDet
         for lineno, line in enumerate(f, 1):
             if not line.strip():
                 continue
-            where = f"{in_path}:{lineno}"
+            where = f"{name or in_path}:{lineno}"
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as e:
