@@ -141,6 +141,10 @@ def test_config_rejections(tmp_path: Path, old: str, new: str, expected: str) ->
     ("id: kill-python-process", "id: Kill Python", "2: canaries[0].id: must be lowercase letters, digits"),
     ("samples: 3", "samples: 3\n    targets: [claude, gpt-max]",
      "6: canary kill-python-process: targets[1]: unknown target (known: gpt-mini, claude) (value: 'gpt-max')"),
+    ("samples: 3", "samples: 3\n    zero_tolerance: [refusd, error, errr]",
+     "6: canaries[0].zero_tolerance: unknown signals 'refusd', 'errr'; expected one of refused, error, "
+     "exact_match"),
+    ("canaries:\n", "", "1: (top level): expected a mapping at the top level (keys canaries:), got a list"),
 ])
 def test_probe_rejections(tmp_path: Path, old: str, new: str, expected: str) -> None:
     path = setup(tmp_path, probes=BASIC.replace(old, new, 1))

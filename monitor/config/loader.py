@@ -73,6 +73,9 @@ def _validate(model: type[M], src: Located, issues: list[ConfigIssue]) -> M | No
             reason = err["msg"].removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":
                 reason = "unknown key"
+            elif not loc and err["type"] in ("model_type", "dict_type"):  # a list or a scalar as the whole file
+                keys = ", ".join(f"{k}:" for k in model.model_fields if k != "source")
+                reason = f"expected a mapping at the top level (keys {keys}), got a {type(err.get('input')).__name__}"
             value = err.get("input") if err["type"] != "missing" else None
             if isinstance(value, dict | list):
                 value = None

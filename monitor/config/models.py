@@ -10,7 +10,7 @@ import re
 from typing import Annotated, Any, Literal
 
 from apscheduler.triggers.cron import CronTrigger
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from monitor.alerts.config import AlertsConfig
 from monitor.checks import CheckSpec, check_names
@@ -191,13 +191,16 @@ class Canary(Strict):
     def _id(cls, v: str) -> str:
         return _check_id(v)
 
-    @model_validator(mode="after")
-    def _zero_tolerance(self) -> Canary:
-        known = declarable(check_names(self.checks))
-        for name in self.zero_tolerance:
-            if name not in known:
-                raise ValueError(f"zero_tolerance: unknown signal {name!r}; expected one of {', '.join(known)}")
-        return self
+    @field_validator("zero_tolerance")
+    @classmethod
+    def _zero_tolerance(cls, v: list[str], info: ValidationInfo) -> list[str]:
+        known = declarable(check_names(info.data.get("checks") or []))  # checks are validated first
+        unknown = [name for name in v if name not in known]
+        if unknown:
+            names = ", ".join(repr(n) for n in unknown)
+            raise ValueError(f"unknown signal{'s' if len(unknown) > 1 else ''} {names}; expected one of "
+                             f"{', '.join(known)}")
+        return v
 
 
 class Storage(Strict):
