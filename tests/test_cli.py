@@ -254,3 +254,5 @@ def test_demo_exports_metrics_within_60_seconds() -> None:
         out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, out
     assert "✓" in out  # observations printed as they arrive
+    # one line per observation, piped as well (not cut at 80 columns), the tokens and the text on the same line
+    assert all(" tok" in line for line in out.splitlines() if " ✓ " in line and " @ " in line)

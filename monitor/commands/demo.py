@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import socket
 import tempfile
 from pathlib import Path
@@ -109,7 +110,10 @@ def _v(value: Any) -> str:
 def main(port: int, interval: str, duration: str | None) -> int:
     from monitor.sim import SimServer, builtin_scenario
 
-    console = Console(highlight=False)
+    console = Console(highlight=False, soft_wrap=True)  # piped: whole lines, not cut at 80 columns
+    # The demo prints drift events itself (drift_printer): the analysis's "drift opened/resolved" log lines would
+    # say the same again on stderr.
+    logging.getLogger("monitor.analysis").setLevel(logging.ERROR)
     try:  # a port the user asked for must be free; only the default falls back to any free one
         http_port = free_port(port or 9464, fallback=not port)
     except OSError as e:
