@@ -248,8 +248,9 @@ class Runner:
 
     def _observation(self, canary: Canary, target: Target, run: Run, index: int, started: datetime,
                      call: CallResult, provider: str) -> Observation:
-        prices: Prices | None = target.prices or prices_for(call.response_model, default_prices()) or prices_for(
-            target.model, default_prices())
+        # priced by the model that answered; the requested one only stands in when the server names none (a
+        # model the table does not know answered: its cost is unknown, not the requested model's)
+        prices: Prices | None = target.prices or prices_for(call.response_model or target.model, default_prices())
         return Observation(
             canary=canary.id, target=target.id, provider=provider, request_model=target.model, started_at=started,
             call=call, run_id=run.id, sample_index=index, cost_usd=cost_usd(call.usage, prices),

@@ -180,6 +180,19 @@ def test_delete_and_mkdir_outside_are_blocked(tmp_path: Path) -> None:
     assert not (tmp_path / "d").exists()
 
 
+def test_the_daemons_environment_and_files_outside_cannot_be_read(tmp_path: Path) -> None:
+    """The daemon's environment holds the API keys: another process's /proc, a key file, the store are off limits."""
+    key_file = tmp_path / "openai.key"
+    key_file.write_text("sk-secret-from-a-file")
+    r = run("import os\nprint(open(f'/proc/{os.getppid()}/environ', 'rb').read())")
+    assert r.passed is False and "read outside the work directory and the standard library blocked" in r.detail
+    r = run(f"raise SystemExit(open({str(key_file)!r}).read())")
+    assert r.passed is False and "sk-secret" not in r.detail and "read outside" in r.detail
+    r = run("import json, os, textwrap, zoneinfo\nos.urandom(4)\nopen('own.txt', 'w').write('x')\n"
+            "assert open('own.txt').read() == 'x' and open(f'/proc/{os.getpid()}/status').read()")
+    assert r.passed is True, r.detail
+
+
 def test_writes_inside_the_work_directory_are_allowed() -> None:
     code = ("import os, tempfile\nopen('scratch.txt', 'w').write('ok')\nos.mkdir('sub')\n"
             "fd, path = tempfile.mkstemp()\nos.close(fd)\nos.remove(path)\n")

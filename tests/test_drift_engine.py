@@ -195,3 +195,57 @@ def test_event_opened_by_a_chart_resolves_through_windows_without_crashing() -> 
         updates += engine.observe(obs)
     opened = [u for u in updates if u.action == "opened" and u.event.signal == "output_chars"]
     assert opened
+
+
+def test_an_embeddings_outage_when_the_baseline_completes_costs_only_the_semantic_signal_meanwhile() -> None:
+    """The baseline is embedded once the endpoint answers again; the outage's NaN vectors never become it."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from monitor.embeddings import Embedder
+    from monitor.sim.embeddings import embed as sim_embed
+
+    up = threading.Event()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+            if not up.is_set():
+                self.send_response(503)
+                self.send_header("content-type", "application/json")
+                self.end_headers()
+                self.wfile.write(b'{"error": {"message": "down", "type": "server_error"}}')
+                return
+            data = [{"object": "embedding", "index": i, "embedding": sim_embed(t)} for i, t in enumerate(body["input"])]
+            out = json.dumps({"object": "list", "data": data, "model": body["model"],
+                              "usage": {"prompt_tokens": 1, "total_tokens": 1}}).encode()
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(out)))
+            self.end_headers()
+            self.wfile.write(out)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    embedder = Embedder(f"http://127.0.0.1:{server.server_port}/v1", None, "e", timeout=5)
+    embedder._client = embedder._client.with_options(max_retries=0)
+    try:
+        eng = DriftEngine(embed=embedder)
+        sim = Sim(1, refusal=0.05)
+        _feed(eng, sim, 40)  # the baseline (30) completes while the endpoint is down
+        baseline = eng.baseline(*next(iter(eng._streams)))
+        assert baseline.ready and baseline.embeddings is None
+        assert "semantic_similarity" not in eng.compute_signals(sim.next())
+        up.set()
+        _feed(eng, sim, 1)  # the next observation embeds the baseline
+        assert baseline.embeddings is not None and len(baseline.embeddings[0]) == 64
+        signals = eng.compute_signals(sim.next())
+        assert -1.0 <= signals["semantic_similarity"] <= 1.0  # type: ignore[operator]
+        assert "refused" in signals
+    finally:
+        embedder.close()
+        server.shutdown()
+        server.server_close()

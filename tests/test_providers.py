@@ -207,3 +207,16 @@ async def test_an_echoed_api_key_never_leaves_the_provider(kind: str) -> None:
     assert r.error_type == ErrorType.AUTH and r.http_status == 401
     assert "Received API Key = <redacted>" in (r.error_message or "")
     assert key not in repr(r)
+
+
+@pytest.mark.parametrize("model", ["fault-stream-cut", "fault-stream-abort", "fault-overloaded", "fault-reset"])
+async def test_anthropic_stream_broken_before_its_usage_has_unknown_output_tokens(faults_sim: SimServer,
+                                                                                   model: str) -> None:
+    """message_start's output_tokens is a placeholder (1): a stream that breaks before message_delta says nothing."""
+    provider = make("anthropic", faults_sim)
+    try:
+        r = await provider.complete(ChatRequest(model=model, messages=MSG, stream=True, timeout_s=5.0))
+    finally:
+        await provider.aclose()
+    assert not r.ok and r.text  # some content arrived before the break
+    assert r.usage.input_tokens is not None and r.usage.output_tokens is None

@@ -197,3 +197,33 @@ async def test_last_success_survives_a_restart(steady_sim: SimServer, tmp_path: 
     latest = max(o.started_at for o in observations if o.target == "gpt").timestamp()
     assert sample(second.registry, "llm_monitor_last_success_timestamp_seconds", canary="kill-python-process",
                   target="gpt") == pytest.approx(latest)
+
+
+async def test_cost_is_priced_by_the_model_that_answered(tmp_path: Path) -> None:
+    """gpt-4o requested; gpt-4o-mini answers (priced as such); then a model the price table does not know answers:
+    its cost is unknown, not the requested model's price."""
+    from monitor.sim import scenario_from_dict
+
+    scenario = scenario_from_dict({"name": "swap", "seed": 1, "defaults": {"ttft": 5, "output_tps": 5000},
+                                   "models": {"gpt-4o": {"phases": [
+                                       {"name": "mini", "response_model": "gpt-4o-mini-2024-07-18",
+                                        "cached_fraction": 0.5},
+                                       {"name": "unknown", "after_requests": 3, "response_model": "mystery-1"}]}}})
+    with SimServer(scenario) as sim:
+        tgt = f"  - {{id: t, provider: openai, base_url: '{sim.openai_base_url}', model: gpt-4o}}"
+        cfg = load_config(write_config(tmp_path, tgt, PROBES), environ={})
+        app = App(cfg, environ={}, serve_http=False, analyse=False)
+        await app.start(schedule=False)
+        try:
+            canary, target = cfg.pairs()[0]
+            first = await app.runner.run(canary, target)
+            second = await app.runner.run(canary, target)
+        finally:
+            await app.stop()
+    for o in first:  # gpt-4o-mini: input 0.15, cached input 0.075, output 0.60 USD per million tokens
+        u = o.call.usage
+        assert o.call.response_model == "gpt-4o-mini-2024-07-18" and u.cached_input_tokens
+        assert o.cost_usd == pytest.approx(((u.input_tokens - u.cached_input_tokens) * 0.15
+                                            + u.cached_input_tokens * 0.075 + u.output_tokens * 0.60) / 1e6)
+    assert [o.call.response_model for o in second] == ["mystery-1"] * 3
+    assert all(o.ok and o.call.usage.output_tokens and o.cost_usd is None for o in second)

@@ -21,6 +21,9 @@ _PATH_EVENTS = {"os.remove": (0,), "os.rmdir": (0,), "os.mkdir": (0,), "os.renam
                 "shutil.rmtree": (0,), "shutil.chown": (0,), "sqlite3.connect": (0,), "os.mkfifo": (0,),
                 "os.mknod": (0,)}
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+# Besides the work directory and the standard library, reads may only reach these: no other process's /proc
+# (the daemon's environment holds API keys), no config, key files or store.
+_READABLE = ("/dev/null", "/dev/zero", "/dev/urandom", "/dev/random", "/usr/share/zoneinfo", "/etc/localtime")
 
 
 def _limits(cfg):
@@ -34,14 +37,18 @@ def _limits(cfg):
     resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
 
 
-def _hook(workdir):
-    prefix = workdir + os.sep
+def _under(real, roots):
+    return any(real == root or real.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
 
-    def inside(path):
+
+def _hook(workdir):
+    readable = (workdir, os.path.realpath(f"/proc/{os.getpid()}"), *(os.path.realpath(p) for p in sys.path if p),
+                *_READABLE)
+
+    def inside(path, roots=(workdir,)):
         if isinstance(path, int):
             return True  # an already-open descriptor
-        real = os.path.realpath(os.fsdecode(path))
-        return real == workdir or real.startswith(prefix)
+        return _under(os.path.realpath(os.fsdecode(path)), roots)
 
     def hook(event, args):
         if event in _SPAWN:
@@ -56,6 +63,9 @@ def _hook(workdir):
                 isinstance(flags, int) and flags & _WRITE_FLAGS)
             if writing and path is not None and not inside(path):
                 raise PermissionError(f"sandbox: write outside the work directory blocked ({path!r})")
+            if path is not None and not inside(path, readable):
+                raise PermissionError(f"sandbox: read outside the work directory and the standard library "
+                                      f"blocked ({path!r})")
         elif event in _PATH_EVENTS:
             for i in _PATH_EVENTS[event]:
                 if i < len(args) and args[i] is not None and not inside(args[i]):

@@ -3,7 +3,8 @@
 Layers, outermost first: a new network namespace (``unshare -n``) when the host allows it; a new session so
 every descendant is killed with the process group; a wall-clock timeout; inside the child (see
 ``_sandbox_boot.py``) rlimits on address space, CPU time, processes, file size and descriptors, and audit hooks
-that block process creation, sockets, native-code imports and writes outside the work directory. The child runs
+that block process creation, sockets, native-code imports, writes outside the work directory and reads outside it
+and the standard library (another process's ``/proc`` holds its environment: the daemon's API keys). The child runs
 ``python -I -S -B`` with a scrubbed environment, stdin closed, and a fresh temporary directory as cwd.
 """
 

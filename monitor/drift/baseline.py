@@ -19,6 +19,7 @@ from monitor.drift.signals import (
     RATE,
     EmbedFn,
     SignalValue,
+    embed_texts,
     finite,
     normalise,
     signal_type,
@@ -114,7 +115,7 @@ class Baseline:
                 self.values["similarity"] = sims
                 self.representative = int(np.argmax(sims))
             if embed is not None:
-                self.embeddings = np.asarray(embed(self.texts), dtype=float).tolist()
+                self.embeddings = embed_texts(embed, self.texts)
         self.ready = True
 
     def similarity_texts(self) -> list[str]:

@@ -11,7 +11,16 @@ from monitor.drift import cusum as cs
 from monitor.drift.baseline import Baseline
 from monitor.drift.events import ACCEPTED, OPEN, RESOLVED, DriftEvent, EventUpdate
 from monitor.drift.settings import DriftSettings
-from monitor.drift.signals import RATE, EmbedFn, RefusalFn, SignalValue, compute_signals, signal_type
+from monitor.drift.signals import (
+    RATE,
+    EmbedFn,
+    RefusalFn,
+    SignalValue,
+    compute_signals,
+    embed_texts,
+    signal_type,
+    usable_embeddings,
+)
 from monitor.drift.stream import Stream, _Open
 
 
@@ -67,16 +76,17 @@ class DriftEngine:
     def compute_signals(self, obs: Observation) -> dict[str, SignalValue]:
         """Compute the signals of one observation against its stream's current baseline."""
         b = self.stream(obs.canary, obs.target).baseline
-        return compute_signals(obs, b, refusal=self.refusal, embed=self.embed if b.embeddings else None)
+        return compute_signals(obs, b, refusal=self.refusal, embed=self.embed)
 
     def observe(self, obs: Observation, signals: dict[str, SignalValue] | None = None) -> list[EventUpdate]:
         """Analyse one observation (signals computed here unless given) and return event updates."""
         st = self.stream(obs.canary, obs.target)
         sig = signals if signals is not None else self.compute_signals(obs)
-        was_ready = st.baseline.ready
         updates = st.observe(obs.id, obs.started_at.isoformat(), obs.ok, obs.text, sig)
-        if not was_ready and st.baseline.ready and self.embed is not None and st.baseline.texts:
-            st.baseline.embeddings = [list(map(float, v)) for v in self.embed(st.baseline.texts)]
+        b = st.baseline
+        # embedded once ready, and again on later observations while the endpoint was down when it tried
+        if b.ready and self.embed is not None and b.texts and not usable_embeddings(b.embeddings):
+            b.embeddings = embed_texts(self.embed, b.texts)
         for u in updates:
             self._events[u.event.id] = u.event
         return updates

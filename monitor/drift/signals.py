@@ -74,6 +74,19 @@ def text_similarity(text: str, others: Sequence[str]) -> float | None:
     return float(scores.mean()) / 100.0
 
 
+def embed_texts(embed: EmbedFn, texts: Sequence[str]) -> list[list[float]] | None:
+    """Embed texts as plain lists; None when the endpoint failed (its NaN vectors must not become a baseline)."""
+    vectors = np.asarray(embed(list(texts)), dtype=float)
+    if vectors.ndim != 2 or not vectors.size or not np.isfinite(vectors).all():
+        return None
+    return vectors.tolist()
+
+
+def usable_embeddings(rows: Sequence[Sequence[float]] | None) -> bool:
+    """True when a baseline's embeddings are real vectors (not missing, not an outage's NaN from before)."""
+    return bool(rows) and bool(np.isfinite(np.asarray(rows, dtype=float)).all())
+
+
 def cosine_mean(vec: np.ndarray, others: np.ndarray) -> float:
     """Mean cosine similarity of one vector to the rows of a matrix."""
     v = vec / (np.linalg.norm(vec) or 1.0)
@@ -112,9 +125,11 @@ def compute_signals(
         out["similarity"] = text_similarity(norm, baseline.similarity_texts())
         if baseline.mode_text is not None:
             out["exact_match"] = norm == baseline.mode_text
-        if embed is not None and baseline.embeddings is not None:
+        if embed is not None and usable_embeddings(baseline.embeddings):
             vec = np.asarray(embed([c.text]), dtype=float)[0]
-            out["semantic_similarity"] = cosine_mean(vec, np.asarray(baseline.embeddings, dtype=float))
+            others = np.asarray(baseline.embeddings, dtype=float)
+            if vec.shape == others.shape[1:] and np.isfinite(vec).all():  # else an outage, or another model
+                out["semantic_similarity"] = cosine_mean(vec, others)
     return out
 
 

@@ -161,7 +161,10 @@ class AnthropicProvider:
                         msg = data["message"]
                         result.response_model = msg.get("model")
                         result.request_id = result.request_id or msg.get("id")
-                        usage.update({k: v for k, v in (msg.get("usage") or {}).items() if isinstance(v, int)})
+                        # output_tokens here is a placeholder (1); the count comes with message_delta, and a
+                        # stream broken before it has an unknown output, not 1
+                        usage.update({k: v for k, v in (msg.get("usage") or {}).items()
+                                      if isinstance(v, int) and k != "output_tokens"})
                     elif kind == "content_block_start":
                         block = data.get("content_block") or {}
                         if block.get("type") == "tool_use":
