@@ -146,7 +146,9 @@ class App:
                 self.metrics.last_success.set(canary, target, value=ts.timestamp())
 
     async def _calibrate_judge(self, config: Config) -> None:
-        """Pin the refusal judge to its target and run the frozen calibration set; log whether it is trusted."""
+        """Pin the refusal judge to its target and run the frozen calibration set; log whether it is trusted.
+        The llm_judge checks' judges calibrate again before their next verdict (a reload may change a model)."""
+        self.quality.gates.clear()
         target = config.refusal.judge_target
         judge = self.quality.use_judge(config.refusal, config.target(target).model if target else "")
         if judge is None:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 
 from monitor.checks import evaluate_all
+from monitor.checks.llm_judge import JudgeGates
 from monitor.config.models import Canary, RefusalConfig
 from monitor.domain import Observation
 from monitor.providers.base import ChatRequest, Provider
@@ -28,6 +29,7 @@ class Quality:
         self._models = models
         self._loop = loop
         self.detector = RefusalDetector()
+        self.gates = JudgeGates()  # llm_judge checks' calibration standing
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -70,4 +72,4 @@ class Quality:
             obs.refusal, obs.refusal_score = verdict.label, verdict.score
         if canary.checks:
             judges = {t: self.judge(t) for t in {getattr(c, "judge_target", None) for c in canary.checks} if t}
-            obs.checks = evaluate_all(canary.checks, obs, judge=judges or None, canary=canary)
+            obs.checks = evaluate_all(canary.checks, obs, judge=judges or None, canary=canary, gates=self.gates)

@@ -104,3 +104,59 @@ def test_no_judge_unparseable_and_failing_judge_give_no_verdict() -> None:
 def test_refusal(expect: str, partial_as: str, o: Observation, expected: bool | None) -> None:
     spec = parse_check({"type": "refusal", "expect": expect, "partial_counts_as": partial_as})
     assert evaluate(spec, o).passed is expected
+
+
+CALIBRATED = {**JUDGE, "recheck_every": 3, "calibration": [
+    {"answer": "Send SIGTERM, wait, then SIGKILL.", "pass": True},
+    {"answer": "Reboot the machine.", "pass": False},
+    {"answer": "kill -9 right away.", "pass": False}]}
+
+
+class Grader:
+    """A judge that grades by reading the answer (PASS when it mentions SIGTERM), or answers `drifted` blindly."""
+
+    def __init__(self) -> None:
+        self.drifted: str | None = None
+        self.calls = 0
+
+    def __call__(self, prompt: str) -> str:
+        self.calls += 1
+        if self.drifted is not None:
+            return self.drifted
+        answer = prompt.split("[ANSWER]", 1)[1].split("[RUBRIC]", 1)[0]
+        return "VERDICT: PASS" if "SIGTERM" in answer else "VERDICT: FAIL"
+
+
+def test_a_calibrated_judge_counts_and_is_checked_again_every_recheck_every_uses() -> None:
+    from monitor.checks.llm_judge import JudgeGates
+
+    spec, judge, gates = parse_check(CALIBRATED), Grader(), JudgeGates()
+    results = [evaluate(spec, obs(text), judge=judge, canary=CANARY, gates=gates).passed
+               for text in ("Send SIGTERM first.", "Just reboot.", "SIGTERM then SIGKILL.")]
+    assert results == [True, False, True] and judge.calls == 3 + 3  # calibrated once, then three verdicts
+    evaluate(spec, obs(), judge=judge, canary=CANARY, gates=gates)
+    assert judge.calls == 3 + 3 + 3 + 1  # the fourth use re-ran the calibration first
+
+
+def test_a_drifted_judge_gives_no_verdict_until_it_agrees_again() -> None:
+    """A judge that starts failing everything would turn check:NAME into a false drift event on the watched
+    target: it fails its calibration instead, and the check gives no verdict."""
+    from monitor.checks.llm_judge import JudgeGates
+
+    spec, judge, gates = parse_check(CALIBRATED), Grader(), JudgeGates()
+    judge.drifted = "VERDICT: FAIL"
+    for _ in range(3):
+        r = evaluate(spec, obs(), judge=judge, canary=CANARY, gates=gates)
+        assert r.passed is None and "not trusted: it agreed on 2 of 3 calibration answers (needs 100%)" in r.detail
+    judge.drifted = None  # the provider fixed it: the next calibration trusts it again
+    assert evaluate(spec, obs(), judge=judge, canary=CANARY, gates=gates).passed is True
+    lenient = parse_check({**CALIBRATED, "min_agreement": 0.6})
+    judge.drifted = "VERDICT: FAIL"
+    assert evaluate(lenient, obs(), judge=judge, canary=CANARY, gates=JudgeGates()).passed is False
+
+
+def test_calibration_needs_both_verdicts() -> None:
+    with pytest.raises(Exception, match="at least one answer that passes and one that fails"):
+        parse_check({**JUDGE, "calibration": [{"answer": "Send SIGTERM.", "pass": True}]})
+    with pytest.raises(Exception, match="verdict"):
+        parse_check({**JUDGE, "calibration": [{"answer": "Send SIGTERM.", "verdict": True}]})  # `pass`, not verdict

@@ -91,7 +91,7 @@ def _canary_field(canary: Any, key: str) -> list[dict[str, Any]]:
 
 
 def evaluate(spec: Any, obs: Observation, *, judge: Judge | Mapping[str, Judge] | None = None,
-             canary: Any = None, name: str | None = None) -> CheckResult:
+             canary: Any = None, name: str | None = None, gates: Any = None) -> CheckResult:
     """Evaluate one check spec on one observation; never raises for bad completions or failed calls.
 
     ``canary`` (a dict or an object with ``.tools``/``.messages``) supplies tool schemas and the prompt;
@@ -100,7 +100,8 @@ def evaluate(spec: Any, obs: Observation, *, judge: Judge | Mapping[str, Judge] 
     result_name = name or spec.name or spec.type
     if not obs.call.ok and spec.type not in _SEES_FAILED_CALLS:
         return CheckResult(result_name, spec.type, None, f"call failed ({obs.call.error_type}); not checked")
-    ctx = Context(messages=_canary_field(canary, "messages"), tools=_canary_field(canary, "tools"), judge=judge)
+    ctx = Context(messages=_canary_field(canary, "messages"), tools=_canary_field(canary, "tools"), judge=judge,
+                  gates=gates)
     try:
         passed, detail = CHECKS[spec.type](spec, obs, ctx)
     except Exception as e:  # a bug in a check must not lose the observation; it is logged and reported
@@ -128,10 +129,10 @@ def check_names(specs: Iterable[Any]) -> list[str]:
 
 
 def evaluate_all(specs: Sequence[Any], obs: Observation, *, judge: Judge | Mapping[str, Judge] | None = None,
-                 canary: Any = None) -> list[CheckResult]:
+                 canary: Any = None, gates: Any = None) -> list[CheckResult]:
     """Evaluate every spec of a canary on one observation, under unique result names."""
-    return [evaluate(s, obs, judge=judge, canary=canary, name=n) for s, n in zip(specs, check_names(specs),
-                                                                                  strict=True)]
+    return [evaluate(s, obs, judge=judge, canary=canary, name=n, gates=gates)
+            for s, n in zip(specs, check_names(specs), strict=True)]
 
 
 def canary_issues(specs: Sequence[Any], *, tools: Sequence[Any] = ()) -> list[tuple[int, str]]:

@@ -31,6 +31,7 @@ class Context:
     messages: list[dict[str, Any]] = field(default_factory=list)
     tools: list[dict[str, Any]] = field(default_factory=list)
     judge: Judge | Mapping[str, Judge] | None = None
+    gates: Any = None  # llm_judge.JudgeGates: the judges' calibration standing, kept by the caller
 
 
 def plain(value: Any) -> Any:

@@ -1,16 +1,23 @@
 """llm_judge: a pinned judge model grades the completion against a rubric.
 
-The judge is injected (``judge(prompt) -> str``); this module only builds the prompt and parses the verdict.
-A judge drifts too: pin its target and calibrate it on a frozen set before trusting its verdicts.
+The judge is injected (``judge(prompt) -> str``); this module builds the prompt, parses the verdict and keeps
+the judge honest. A judge drifts too: with ``calibration`` (frozen answers whose verdict under the rubric is
+known, at least one passing and one failing) its verdicts count only while it agrees with at least
+``min_agreement`` of them, checked before its first verdict and again every ``recheck_every`` uses. An
+untrusted judge gives no verdict (``passed`` None), so its drift cannot open a drift event on the watched
+target. The trust state lives in a :class:`JudgeGates` the caller owns (one per daemon).
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
+import threading
 from collections.abc import Mapping
-from typing import Literal
+from dataclasses import dataclass
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from monitor.checks.base import BaseCheck, Context, Judge, Verdict, clip
 from monitor.domain import Observation
@@ -33,6 +40,15 @@ _VERDICT = re.compile(r"verdict\s*[:=]?\s*[*_`\"']*\s*(pass|fail)\b", re.I)
 _BARE = re.compile(r"^\W*(pass|fail|yes|no)\W*$", re.I)
 
 
+class JudgeExample(BaseModel):
+    """One calibration answer and whether it meets the rubric (``pass``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    answer: str = Field(min_length=1)
+    passes: bool = Field(alias="pass")
+
+
 class LlmJudgeCheck(BaseCheck):
     """Pass when the judge target answers ``VERDICT: PASS`` for the completion under ``rubric``.
 
@@ -43,6 +59,59 @@ class LlmJudgeCheck(BaseCheck):
     rubric: str = Field(min_length=1)
     judge_target: str = Field(min_length=1)
     include_prompt: bool = True
+    calibration: tuple[JudgeExample, ...] = ()
+    min_agreement: float = Field(default=1.0, gt=0, le=1)
+    recheck_every: int = Field(default=200, ge=1)
+
+    @model_validator(mode="after")
+    def _both_verdicts(self) -> LlmJudgeCheck:
+        if self.calibration and len({ex.passes for ex in self.calibration}) < 2:
+            raise ValueError("calibration needs at least one answer that passes and one that fails (a judge "
+                             "that always says the same would pass it)")
+        return self
+
+
+@dataclass(slots=True)
+class _Trust:
+    agreed: int
+    n: int
+    trusted: bool
+    uses: int = 0
+
+
+class JudgeGates:
+    """Whether each calibrated llm_judge check may trust its judge now (thread-safe; checks run in threads)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._state: dict[Any, _Trust] = {}
+
+    def clear(self) -> None:
+        """Forget every judge's standing (a reload may have changed the judge target's model)."""
+        with self._lock:
+            self._state.clear()
+
+    def check(self, spec: LlmJudgeCheck, judge: Judge, messages: list[dict]) -> str | None:
+        """Return None when the judge may be trusted for `spec` now, else why not (calibrating when due)."""
+        key = (spec.judge_target, spec.rubric, spec.include_prompt, spec.calibration)
+        with self._lock:  # one calibration at a time; others wait for its outcome rather than repeat it
+            trust = self._state.get(key)
+            if trust is None or trust.uses >= spec.recheck_every:
+                trust = self._state[key] = _calibrate(spec, judge, messages)
+            trust.uses += 1
+        if trust.trusted:
+            return None
+        return (f"judge {spec.judge_target} not trusted: it agreed on {trust.agreed} of {trust.n} calibration "
+                f"answers (needs {spec.min_agreement:.0%}); no verdict")
+
+
+def _calibrate(spec: LlmJudgeCheck, judge: Judge, messages: list[dict]) -> _Trust:
+    agreed = 0
+    for ex in spec.calibration:
+        with contextlib.suppress(Exception):  # an unreachable judge agrees with nothing
+            agreed += parse_verdict(judge(build_prompt(spec, ex.answer, messages)) or "") == ex.passes
+    n = len(spec.calibration)
+    return _Trust(agreed, n, agreed >= spec.min_agreement * n)
 
 
 def build_prompt(spec: LlmJudgeCheck, answer: str, messages: list[dict]) -> str:
@@ -76,6 +145,11 @@ def llm_judge(spec: LlmJudgeCheck, obs: Observation, ctx: Context) -> Verdict:
     judge = _pick(ctx.judge, spec.judge_target)
     if judge is None:
         return None, f"no judge available for target {spec.judge_target!r}"
+    if spec.calibration:
+        gates = ctx.gates if isinstance(ctx.gates, JudgeGates) else JudgeGates()  # none kept: calibrate now
+        why = gates.check(spec, judge, ctx.messages)
+        if why is not None:
+            return None, why
     try:
         reply = judge(build_prompt(spec, obs.call.text, ctx.messages))
     except Exception as e:  # the judge is an upstream call: its failure is data, not our crash
@@ -86,4 +160,5 @@ def llm_judge(spec: LlmJudgeCheck, obs: Observation, ctx: Context) -> Verdict:
     return verdict, f"judge {spec.judge_target} (prompt v{PROMPT_VERSION}): {'PASS' if verdict else 'FAIL'}"
 
 
-__all__ = ["PROMPT_VERSION", "LlmJudgeCheck", "build_prompt", "llm_judge", "parse_verdict"]
+__all__ = ["PROMPT_VERSION", "JudgeExample", "JudgeGates", "LlmJudgeCheck", "build_prompt", "llm_judge",
+           "parse_verdict"]
