@@ -141,6 +141,11 @@ class Runner:
         except SQLAlchemyError:  # the store is down: go by what this replica counted today
             day, counted = self._spend.get(target.id, (None, 0.0))
             spent = counted if day == midnight else 0.0
+        return self._cap_state(target, spent, midnight)
+
+    def _cap_state(self, target: Target, spent: float, midnight: datetime) -> bool:
+        """Show whether `spent` today reaches the target's cap (gauge, log, cap listeners); return it."""
+        assert target.daily_spend_cap_usd is not None
         over = spent >= target.daily_spend_cap_usd
         self.metrics.paused.labels(target.id).set(1 if over else 0)
         if over and target.id not in self._paused:
@@ -219,6 +224,10 @@ class Runner:
                 log.exception("quality checks failed on %s@%s", canary.id, target.id)
         stored = await self.unsaved.put(obs)  # or held until the store answers, then passed to the listeners
         self.metrics.observe(obs, provider.name, provider.server_address)
+        if obs.cost_usd and target.daily_spend_cap_usd is not None and target.id not in self._paused:
+            day, spent = self._spend.get(target.id, (None, 0.0))  # counted up by _save just now
+            if day == _midnight(self.now()) and spent >= target.daily_spend_cap_usd:
+                self._cap_state(target, spent, day)  # paused (and alerted) now, not at the next run
         if stored:
             await self._notify(obs)
         return obs

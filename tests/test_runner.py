@@ -95,6 +95,8 @@ async def test_spend_cap_pauses_target(steady_sim: SimServer, tmp_path: Path) ->
     try:
         canary, gpt = cfg.pairs()[0]
         first = await app.runner.run(canary, gpt)
+        # shown (and alerted) as soon as the costs that reached the cap are counted, not at the next run
+        assert sample(app.registry, "llm_monitor_target_paused", target="gpt") == 1
         second = await app.runner.run(canary, gpt)
     finally:
         await app.stop()
