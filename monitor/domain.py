@@ -65,6 +65,7 @@ class CallResult:
     response_model: str | None = None
     system_fingerprint: str | None = None
     request_id: str | None = None
+    response_id: str | None = None  # the completion's own id (chatcmpl-..., msg_...): for the trace span, not stored
     usage: Usage = field(default_factory=Usage)
     latency_s: float | None = None
     ttft_s: float | None = None

@@ -83,6 +83,9 @@ async def test_run_stores_measures_and_traces(steady_sim: SimServer, tmp_path: P
     assert span.attributes["gen_ai.usage.output_tokens"] > 0
     assert span.attributes["gen_ai.response.finish_reasons"] == ("stop",)
     assert span.attributes["openai.response.system_fingerprint"] == "fp_steady01"
+    # the completion's own id, not the x-request-id header (req_...)
+    ids = {s.attributes["gen_ai.provider.name"]: s.attributes["gen_ai.response.id"] for s in spans}
+    assert ids["openai"].startswith("chatcmpl-") and ids["anthropic"].startswith("msg_"), ids
     everything = " ".join(str(v) for s in spans for v in s.attributes.values())
     assert "kill a Python" not in everything and "secret-key-value" not in everything
 

@@ -160,6 +160,7 @@ class AnthropicProvider:
                     if kind == "message_start":
                         msg = data["message"]
                         result.response_model = msg.get("model")
+                        result.response_id = msg.get("id") or None
                         result.request_id = result.request_id or msg.get("id")
                         # output_tokens here is a placeholder (1); the count comes with message_delta, and a
                         # stream broken before it has an unknown output, not 1
@@ -232,6 +233,7 @@ class AnthropicProvider:
         result.tool_calls = [{"name": b.get("name", ""), "arguments": json.dumps(b.get("input", {}))}
                              for b in blocks if b.get("type") == "tool_use"]
         result.response_model = msg.get("model")
+        result.response_id = msg.get("id") or None
         result.request_id = result.request_id or msg.get("id")
         stop = msg.get("stop_reason")
         result.raw_finish_reason = stop

@@ -132,6 +132,7 @@ class OpenAIProvider:
         result.raw_finish_reason = choice.finish_reason
         result.finish_reason = normalise_finish(choice.finish_reason)
         result.response_model = completion.model
+        result.response_id = completion.id or None
         result.system_fingerprint = completion.system_fingerprint
         result.usage = _usage(completion.usage)
         return arrival_of(raw.http_response)
@@ -162,6 +163,7 @@ class OpenAIProvider:
         try:
             async for chunk in sse_json(response):
                 result.response_model = chunk.get("model") or result.response_model
+                result.response_id = result.response_id or chunk.get("id") or None
                 result.system_fingerprint = chunk.get("system_fingerprint") or result.system_fingerprint
                 if chunk.get("usage") is not None:
                     result.usage = _usage(chunk["usage"])

@@ -32,7 +32,7 @@ def scrub_call(result: CallResult, secrets: tuple[str, ...]) -> CallResult:
     if not secrets:
         return result
     result.text = scrub_text(result.text, secrets)
-    for name in ("error_message", "refusal_text", "response_model", "system_fingerprint", "request_id",
+    for name in ("error_message", "refusal_text", "response_model", "system_fingerprint", "request_id", "response_id",
                  "raw_finish_reason"):
         value = getattr(result, name)
         if value is not None:

@@ -79,7 +79,7 @@ def start_call_span(tracer: Tracer, provider_name: str, server: str, request: Ch
 def end_call_span(span: Span, result: CallResult) -> None:
     """Set the response attributes (never prompt or completion text) and end the span."""
     u = result.usage
-    for attr, value in ((n.ATTR_RESPONSE_MODEL, result.response_model), (n.ATTR_RESPONSE_ID, result.request_id),
+    for attr, value in ((n.ATTR_RESPONSE_MODEL, result.response_model), (n.ATTR_RESPONSE_ID, result.response_id),
                         (n.ATTR_INPUT_TOKENS, u.input_tokens), (n.ATTR_OUTPUT_TOKENS, u.output_tokens),
                         (n.ATTR_CACHED_TOKENS, u.cached_input_tokens),
                         (n.ATTR_REASONING_TOKENS, u.reasoning_tokens), (n.ATTR_TTFC, result.ttft_s),
