@@ -163,7 +163,8 @@ class Observation:
             "refusal_text": c.refusal_text,
             "tool_calls": c.tool_calls,
             "stream": c.stream,
-            "checks": {r.name: r.passed for r in self.checks},
+            "checks": {r.name: r.passed for r in self.checks},  # name -> true/false/null, as replay reads it
+            "check_details": {r.name: r.detail for r in self.checks},  # why (null: why it could not be applied)
             "refusal": self.refusal,
             "refusal_score": self.refusal_score,
         }

@@ -112,9 +112,11 @@ def test_safe_url_hides_a_password_in_userinfo_or_query() -> None:
 
 def test_round_trip_keeps_everything(store: Store) -> None:
     o = obs(1)
+    o.checks.append(CheckResult("fast-start", "ttft", None, "not streamed: no time to first chunk"))
     store.save_observation(o)
     (back,) = store.observations(canary="c")
     assert back.as_json() == o.as_json()
+    assert back.as_json()["check_details"]["fast-start"] == "not streamed: no time to first chunk"  # why no verdict
 
 
 def test_filters_order_and_limit(store: Store) -> None:
