@@ -122,7 +122,8 @@ class App:
         if emb is None:
             return None
         target = config.target(emb.target)
-        return Embedder(target.base_url, resolve_api_key(target, self.environ), emb.model, timeout=target.timeout)
+        return Embedder(target.base_url, resolve_api_key(target, self.environ), emb.model, timeout=target.timeout,
+                        headers=target.headers)
 
     async def _run_job(self, canary: Any, target: Any) -> None:
         self.runner.track(asyncio.current_task())

@@ -230,8 +230,7 @@ def test_an_embeddings_outage_when_the_baseline_completes_costs_only_the_semanti
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    embedder = Embedder(f"http://127.0.0.1:{server.server_port}/v1", None, "e", timeout=5)
-    embedder._client = embedder._client.with_options(max_retries=0)
+    embedder = Embedder(f"http://127.0.0.1:{server.server_port}/v1", None, "e", timeout=5, pause_s=0)
     try:
         eng = DriftEngine(embed=embedder)
         sim = Sim(1, refusal=0.05)
@@ -246,6 +245,43 @@ def test_an_embeddings_outage_when_the_baseline_completes_costs_only_the_semanti
         assert -1.0 <= signals["semantic_similarity"] <= 1.0  # type: ignore[operator]
         assert "refused" in signals
     finally:
+        embedder.close()
+        server.shutdown()
+        server.server_close()
+
+
+def test_an_embeddings_endpoint_that_hangs_is_not_called_again_for_a_while() -> None:
+    """The analysis thread would otherwise spend a whole timeout on every observation while the endpoint hangs."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from monitor.embeddings import Embedder
+
+    seen: list[str | None] = []
+    release = threading.Event()
+
+    class Hang(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            seen.append(self.headers.get("x-team"))
+            release.wait(10)  # never answers in time
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hang)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    now = [0.0]
+    embedder = Embedder(f"http://127.0.0.1:{server.server_port}/v1", None, "e", timeout=0.3,
+                        headers={"x-team": "sre"}, pause_s=60, clock=lambda: now[0])
+    try:
+        assert np.isnan(embedder(["a", "b"])).all() and seen == ["sre"]  # the target's headers are sent
+        now[0] = 59.0
+        assert np.isnan(embedder(["c"])).all() and len(seen) == 1  # paused: no call, no wait
+        now[0] = 61.0
+        embedder(["d"])
+        assert len(seen) == 2  # tried again after the pause
+    finally:
+        release.set()
         embedder.close()
         server.shutdown()
         server.server_close()
