@@ -44,6 +44,30 @@ async def started_app(tmp_path: Path, sim: SimServer, probes: str, drift: str) -
     return app, cfg_path, canary, target
 
 
+PROBES_C1 = ("canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n    samples: 5\n"
+             "    params: {temperature: 0.7}\n")
+
+
+def two_phases(name: str, seed: int, **phase_b: Any) -> Any:
+    """A scenario for model m: phase a as the defaults (answers of about 40 words), phase b changed by `phase_b`
+    (switched to with `/_sim/phase`)."""
+    return scenario_from_dict({"name": name, "seed": seed,
+                               "defaults": {"ttft": 5, "output_tps": 5000,
+                                            "length": {"dist": "normal", "mean": 40, "sd": 5}},
+                               "models": {"m": {"phases": [{"name": "a"},
+                                                           {"name": "b", "after_requests": 10**6, **phase_b}]}}})
+
+
+async def through_change(app: App, sim: SimServer, canary: Any, target: Any, before: int = 3, after: int = 8) -> None:
+    """Run the canary `before` times in phase a, switch the simulator to phase b, run it `after` times."""
+    for _ in range(before):
+        await app.runner.run(canary, target)
+    await asyncio.sleep(0.5)
+    httpx.post(sim.url + "/_sim/phase", json={"model": "m", "phase": "b"}).raise_for_status()
+    for _ in range(after):
+        await app.runner.run(canary, target)
+
+
 def test_replay_on_recorded_gpt4_march_vs_june(tmp_path: Path) -> None:
     require(DATA)
     out = cli("replay", "--baseline", str(dump(tmp_path, "gpt-4-0314")),
@@ -84,23 +108,10 @@ def test_replay_zero_tolerance_flag(tmp_path: Path) -> None:
 
 
 async def test_drift_diff_and_baseline_commands(tmp_path: Path) -> None:
-    scenario = scenario_from_dict({"name": "cli", "seed": 2, "defaults": {"ttft": 5, "output_tps": 5000,
-                                                                          "length": {"dist": "normal", "mean": 40,
-                                                                                     "sd": 5}},
-                                   "models": {"m": {"phases": [{"name": "a"}, {"name": "b", "after_requests": 10**6,
-                                                                              "verbosity": 4.0,
-                                                                              "system_fingerprint": "fp_new"}]}}})
-    probes = ("canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n    samples: 5\n"
-              "    params: {temperature: 0.7}\n")
-    with SimServer(scenario) as sim:
-        app, cfg_path, canary, target = await started_app(tmp_path, sim, probes, "{baseline_size: 10}")
+    with SimServer(two_phases("cli", 2, verbosity=4.0, system_fingerprint="fp_new")) as sim:
+        app, cfg_path, canary, target = await started_app(tmp_path, sim, PROBES_C1, "{baseline_size: 10}")
         try:
-            for _ in range(3):
-                await app.runner.run(canary, target)
-            await asyncio.sleep(0.5)
-            httpx.post(sim.url + "/_sim/phase", json={"model": "m", "phase": "b"}).raise_for_status()
-            for _ in range(8):
-                await app.runner.run(canary, target)
+            await through_change(app, sim, canary, target)
         finally:
             await app.stop()
     out = cli("drift", "-c", str(cfg_path), "--open", "--json")
@@ -137,22 +148,10 @@ async def test_drift_diff_and_baseline_commands(tmp_path: Path) -> None:
 async def test_accept_while_the_daemon_runs_is_not_undone_by_its_next_analysis(tmp_path: Path) -> None:
     # The running daemon holds the events open until it picks up the accepted baseline (up to 30 s); the
     # window tests it runs meanwhile update those events. The operator's accept must stand.
-    scenario = scenario_from_dict({"name": "race", "seed": 2, "defaults": {"ttft": 5, "output_tps": 5000,
-                                                                           "length": {"dist": "normal", "mean": 40,
-                                                                                      "sd": 5}},
-                                   "models": {"m": {"phases": [{"name": "a"}, {"name": "b", "after_requests": 10**6,
-                                                                              "verbosity": 4.0}]}}})
-    probes = ("canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n    samples: 5\n"
-              "    params: {temperature: 0.7}\n")
-    with SimServer(scenario) as sim:
-        app, cfg_path, canary, target = await started_app(tmp_path, sim, probes, "{baseline_size: 10}")
+    with SimServer(two_phases("race", 2, verbosity=4.0)) as sim:
+        app, cfg_path, canary, target = await started_app(tmp_path, sim, PROBES_C1, "{baseline_size: 10}")
         try:
-            for _ in range(3):
-                await app.runner.run(canary, target)
-            await asyncio.sleep(0.5)
-            httpx.post(sim.url + "/_sim/phase", json={"model": "m", "phase": "b"}).raise_for_status()
-            for _ in range(8):
-                await app.runner.run(canary, target)
+            await through_change(app, sim, canary, target)
             opened = {json.loads(x)["id"] for x in cli("drift", "-c", str(cfg_path), "--open", "--json").stdout
                       .splitlines()}
             assert opened
