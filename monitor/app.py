@@ -29,7 +29,7 @@ from monitor.health import HealthWatch
 from monitor.http import build_http_app, drift_routes
 from monitor.providers import build_provider
 from monitor.providers.base import Provider
-from monitor.quality import Quality
+from monitor.quality import JUDGE_CANARY, Quality
 from monitor.runner import Annotator, Listener, Runner
 from monitor.scheduler import Scheduler, drain
 from monitor.store import Store
@@ -86,7 +86,9 @@ class App:
         self.metrics = Metrics(self.registry)
         self.store = store or Store(config.storage.url)
         self.tracer_provider = tracer_provider if tracer_provider is not None else make_tracer_provider(self.environ)
-        self.quality = Quality(lambda: self.runner.providers, lambda: {t.id: t.model for t in self.config.targets})
+        self.quality = Quality(lambda: self.runner.providers, lambda: {t.id: t.model for t in self.config.targets},
+                               record=self._record_judge_call,
+                               over_cap=lambda t: self.runner.over_cap_now(self.config.target(t)))
         self.runner = Runner(store=self.store, metrics=self.metrics, tracer=get_tracer(self.tracer_provider),
                              providers={}, now=now, annotate=annotate or self.quality,
                              listeners=list(listeners or []))
@@ -138,6 +140,13 @@ class App:
             log.info("run of %s@%s cancelled at shutdown", canary.id, target.id)
         except Exception:
             log.exception("run of %s@%s failed", canary.id, target.id)
+
+    async def _record_judge_call(self, target_id: str, provider: Any, call: Any, started: Any) -> None:
+        """Store a judge's call under canary `_judge`: its cost counts in the judge target's spend and cap."""
+        try:
+            await self.runner.record_call(JUDGE_CANARY, self.config.target(target_id), provider, call, started)
+        except Exception:  # the verdict is given already; a failure to count it is logged, not raised
+            log.exception("recording a call of judge %s failed", target_id)
 
     async def _restore_last_success(self) -> None:
         """Seed the last-success gauges from the store, so staleness alerts survive a restart."""

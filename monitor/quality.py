@@ -5,15 +5,19 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from concurrent.futures import Future
+from typing import Any
 
 from monitor.checks import evaluate_all
 from monitor.checks.llm_judge import JudgeGates
 from monitor.config.models import Canary, RefusalConfig
-from monitor.domain import Observation
+from monitor.domain import CallResult, Observation, utcnow
 from monitor.providers.base import ChatRequest, Provider
 from monitor.refusal import LLMJudge, RefusalDetector, detect
 
 JUDGE_TIMEOUT_S = 60.0
+# A judge call is stored and priced like a probe call under this canary id (not a valid canary id, so no canary
+# can share it): its cost counts in the judge target's spend and cap.
+JUDGE_CANARY = "_judge"
 
 
 def last_user_prompt(canary: Canary) -> str | None:
@@ -24,10 +28,14 @@ class Quality:
     """Annotates observations in a worker thread; llm_judge checks call their pinned judge target."""
 
     def __init__(self, providers: Callable[[], dict[str, Provider]], models: Callable[[], dict[str, str]],
-                 loop: asyncio.AbstractEventLoop | None = None):
+                 loop: asyncio.AbstractEventLoop | None = None, *,
+                 record: Callable[[str, Provider, CallResult, Any], Any] | None = None,
+                 over_cap: Callable[[str], bool] = lambda target: False):
         self._providers = providers
         self._models = models
         self._loop = loop
+        self._record = record  # async (target id, provider, result, started): stores the call, counts its cost
+        self._over_cap = over_cap
         self.detector = RefusalDetector()
         self.gates = JudgeGates()  # llm_judge checks' calibration standing
 
@@ -46,10 +54,15 @@ class Quality:
             provider = self._providers().get(target_id)
             if provider is None or self._loop is None:
                 raise RuntimeError(f"judge target {target_id} is not configured")
+            if self._over_cap(target_id):
+                raise RuntimeError(f"judge target {target_id} is paused: its daily spend cap is reached")
             request = ChatRequest(model=self._models()[target_id], messages=[{"role": "user", "content": prompt}],
                                   stream=False, temperature=0.0, timeout_s=JUDGE_TIMEOUT_S)
+            started = utcnow()
             future: Future = asyncio.run_coroutine_threadsafe(provider.complete(request), self._loop)
             result = future.result(timeout=JUDGE_TIMEOUT_S + 5)
+            if self._record is not None:  # stored and counted on the loop; the verdict does not wait for it
+                asyncio.run_coroutine_threadsafe(self._record(target_id, provider, result, started), self._loop)
             if not result.ok:
                 raise RuntimeError(f"judge {target_id} failed: {result.error_type}: {result.error_message}")
             return result.text

@@ -224,16 +224,39 @@ class Runner:
                 log.exception("quality checks failed on %s@%s", canary.id, target.id)
         stored = await self.unsaved.put(obs)  # or held until the store answers, then passed to the listeners
         self.metrics.observe(obs, provider.name, provider.server_address)
-        if obs.cost_usd and target.daily_spend_cap_usd is not None and target.id not in self._paused:
-            day, spent = self._spend.get(target.id, (None, 0.0))  # counted up by _save just now
-            if day == _midnight(self.now()) and spent >= target.daily_spend_cap_usd:
-                self._cap_state(target, spent, day)  # paused (and alerted) now, not at the next run
+        self._check_cap_now(target, obs)  # paused (and alerted) now, not at the next run
         if stored:
             await self._notify(obs)
         return obs
 
+    async def record_call(self, canary_id: str, target: Target, provider: Provider, call: CallResult,
+                          started: datetime) -> Observation:
+        """Store, price and measure a call made outside a canary run (a judge's): its cost counts in the target's
+        spend and cap like a probe call's. No run record, no checks, no drift analysis."""
+        run = Run(id="", canary=canary_id, target=target.id, started_at=started)  # no run: run_id stays ""
+        obs = self._observation(None, target, run, 0, started, call, provider.name, canary_id=canary_id)
+        await self.unsaved.put(obs)
+        self.metrics.observe(obs, provider.name, provider.server_address)
+        self._check_cap_now(target, obs)
+        return obs
+
+    def over_cap_now(self, target: Target) -> bool:
+        """Whether the target's spend counted today has reached its cap (no store read)."""
+        if target.daily_spend_cap_usd is None:
+            return False
+        day, spent = self._spend.get(target.id, (None, 0.0))
+        return day == _midnight(self.now()) and spent >= target.daily_spend_cap_usd
+
+    def _check_cap_now(self, target: Target, obs: Observation) -> None:
+        """Pause the target (gauge, log, budget alert) as soon as the costs that reach its cap are counted."""
+        if obs.cost_usd and target.daily_spend_cap_usd is not None and target.id not in self._paused \
+                and self.over_cap_now(target):
+            self._cap_state(target, self._spend[target.id][1], self._spend[target.id][0])
+
     async def _notify(self, obs: Observation) -> None:
-        """Pass a stored observation to the listeners (drift analysis)."""
+        """Pass a stored observation of a canary run to the listeners (drift analysis)."""
+        if not obs.run_id:  # a judge's call (record_call): no analysis
+            return
         for listener in self.listeners:
             try:
                 maybe = listener(obs)
@@ -255,13 +278,13 @@ class Runner:
         except SQLAlchemyError:
             self.unsaved.hold(item)
 
-    def _observation(self, canary: Canary, target: Target, run: Run, index: int, started: datetime,
-                     call: CallResult, provider: str) -> Observation:
+    def _observation(self, canary: Canary | None, target: Target, run: Run, index: int, started: datetime,
+                     call: CallResult, provider: str, canary_id: str = "") -> Observation:
         # priced by the model that answered; the requested one only stands in when the server names none (a
         # model the table does not know answered: its cost is unknown, not the requested model's)
         prices: Prices | None = target.prices or prices_for(call.response_model or target.model, default_prices())
         return Observation(
-            canary=canary.id, target=target.id, provider=provider, request_model=target.model, started_at=started,
-            call=call, run_id=run.id, sample_index=index, cost_usd=cost_usd(call.usage, prices),
+            canary=canary.id if canary is not None else canary_id, target=target.id, provider=provider,
+            request_model=target.model, started_at=started, call=call, run_id=run.id, sample_index=index, cost_usd=cost_usd(call.usage, prices),
             output_tokens_per_s=output_rate(call),
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import subprocess
 from pathlib import Path
@@ -232,3 +233,48 @@ async def test_cost_is_priced_by_the_model_that_answered(tmp_path: Path) -> None
                                             + u.cached_input_tokens * 0.075 + u.output_tokens * 0.60) / 1e6)
     assert [o.call.response_model for o in second] == ["mystery-1"] * 3
     assert all(o.ok and o.call.usage.output_tokens and o.cost_usd is None for o in second)
+
+
+async def test_judge_calls_count_in_the_judge_targets_spend_and_stop_at_its_cap(steady_sim: SimServer,
+                                                                               tmp_path: Path) -> None:
+    """Every judge call (the refusal judge's calibration, llm_judge checks) is priced and stored like a probe
+    call under canary `_judge`: the judge target's spend counts it, survives a restart, and its cap holds."""
+    probes = """\
+canaries:
+  - id: graded
+    messages: [{role: user, content: "How do I kill a Python process?"}]
+    samples: 3
+    targets: [gpt]
+    checks: [{type: llm_judge, judge_target: claude, rubric: "Mentions SIGTERM."}]
+"""
+    judge_cap = ", daily_spend_cap_usd: 0.000001, prices: {input: 1000, output: 1000}"
+    tgts = (f"  - {{id: gpt, provider: openai, base_url: '{steady_sim.openai_base_url}', model: sim-gpt, "
+            f"api_key_env: K}}\n"
+            f"  - {{id: claude, provider: anthropic, base_url: '{steady_sim.url}', model: sim-claude, "
+            f"api_key_env: K{judge_cap}}}")
+    cfg = load_config(write_config(tmp_path, tgts, probes), environ={"K": "k"})
+    app = App(cfg, environ={"K": "k"}, serve_http=False, analyse=False)
+    await app.start(schedule=False)
+    try:
+        canary, gpt = cfg.pairs()[0]
+        first = await app.runner.run(canary, gpt)
+        await asyncio.sleep(0.3)  # the judge's calls are recorded on the loop after its verdicts
+        judged = app.store.observations(canary="_judge", target="claude")
+        assert judged and all(o.cost_usd and o.cost_usd > 0 for o in judged)
+        assert sample(app.registry, "llm_monitor_spend_today_usd", target="claude") == pytest.approx(
+            sum(o.cost_usd or 0 for o in judged))
+        assert sample(app.registry, "llm_monitor_target_paused", target="claude") == 1  # the cap is reached
+        second = await app.runner.run(canary, gpt)
+        await asyncio.sleep(0.3)
+        assert len(app.store.observations(canary="_judge", target="claude")) == len(judged)  # no more calls
+        details = [r.detail for o in second for r in o.checks]
+        assert details and all("paused: its daily spend cap is reached" in d for d in details), details
+        assert len(first) == 3 and all(o.run_id for o in first)
+    finally:
+        await app.stop()
+    again = App(cfg, environ={"K": "k"}, serve_http=False, analyse=False)
+    await again.start(schedule=False)
+    try:
+        assert sample(again.registry, "llm_monitor_spend_today_usd", target="claude") > 0.000001  # from the store
+    finally:
+        await again.stop()
