@@ -88,7 +88,8 @@ class App:
         self.tracer_provider = tracer_provider if tracer_provider is not None else make_tracer_provider(self.environ)
         self.quality = Quality(lambda: self.runner.providers, lambda: {t.id: t.model for t in self.config.targets},
                                record=self._record_judge_call,
-                               over_cap=lambda t: self.runner.over_cap_now(self.config.target(t)))
+                               over_cap=lambda t: self.runner.over_cap_now(self.config.target(t)),
+                               limit=lambda t: self.runner.limit(t))
         self.runner = Runner(store=self.store, metrics=self.metrics, tracer=get_tracer(self.tracer_provider),
                              providers={}, now=now, annotate=annotate or self.quality,
                              listeners=list(listeners or []))

@@ -30,12 +30,14 @@ class Quality:
     def __init__(self, providers: Callable[[], dict[str, Provider]], models: Callable[[], dict[str, str]],
                  loop: asyncio.AbstractEventLoop | None = None, *,
                  record: Callable[[str, Provider, CallResult, Any], Any] | None = None,
-                 over_cap: Callable[[str], bool] = lambda target: False):
+                 over_cap: Callable[[str], bool] = lambda target: False,
+                 limit: Callable[[str], asyncio.Semaphore] | None = None):
         self._providers = providers
         self._models = models
         self._loop = loop
         self._record = record  # async (target id, provider, result, started): stores the call, counts its cost
         self._over_cap = over_cap
+        self._limit = limit  # the judge target's max_concurrency, shared with its probe calls
         self.detector = RefusalDetector()
         self.gates = JudgeGates()  # llm_judge checks' calibration standing
 
@@ -59,7 +61,8 @@ class Quality:
             request = ChatRequest(model=self._models()[target_id], messages=[{"role": "user", "content": prompt}],
                                   stream=False, temperature=0.0, timeout_s=JUDGE_TIMEOUT_S)
             started = utcnow()
-            future: Future = asyncio.run_coroutine_threadsafe(provider.complete(request), self._loop)
+            future: Future = asyncio.run_coroutine_threadsafe(self._complete(target_id, provider, request),
+                                                              self._loop)
             result = future.result(timeout=JUDGE_TIMEOUT_S + 5)
             if self._record is not None:  # stored and counted on the loop; the verdict does not wait for it
                 asyncio.run_coroutine_threadsafe(self._record(target_id, provider, result, started), self._loop)
@@ -68,6 +71,12 @@ class Quality:
             return result.text
 
         return ask
+
+    async def _complete(self, target_id: str, provider: Provider, request: ChatRequest) -> CallResult:
+        if self._limit is None:
+            return await provider.complete(request)
+        async with self._limit(target_id):  # probe runs release it before their checks call a judge: no deadlock
+            return await provider.complete(request)
 
     def use_judge(self, cfg: RefusalConfig, model: str) -> LLMJudge | None:
         """Consult an LLM judge where the local classifier is unsure (only once it passes calibration)."""

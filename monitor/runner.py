@@ -91,6 +91,10 @@ class Runner:
         self.providers = providers
         self._limits = {t.id: asyncio.Semaphore(t.max_concurrency) for t in targets}
 
+    def limit(self, target_id: str) -> asyncio.Semaphore:
+        """The target's concurrency limit (max_concurrency), shared by its probe calls and its judge calls."""
+        return self._limits.setdefault(target_id, asyncio.Semaphore(1))
+
     @property
     def in_flight(self) -> set[asyncio.Task[object]]:
         """Scheduled runs still going (registered with `track`)."""

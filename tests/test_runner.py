@@ -278,3 +278,61 @@ canaries:
         assert sample(again.registry, "llm_monitor_spend_today_usd", target="claude") > 0.000001  # from the store
     finally:
         await again.stop()
+
+
+async def test_judge_calls_keep_to_the_judge_targets_max_concurrency(steady_sim: SimServer, tmp_path: Path) -> None:
+    import json
+    import threading
+    import time
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    lock, state = threading.Lock(), {"now": 0, "peak": 0, "calls": 0}
+
+    class Judge(BaseHTTPRequestHandler):  # an OpenAI-compatible judge that takes its time
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["content-length"]))
+            with lock:
+                state["now"] += 1
+                state["calls"] += 1
+                state["peak"] = max(state["peak"], state["now"])
+            time.sleep(0.2)
+            with lock:
+                state["now"] -= 1
+            body = json.dumps({"id": "chatcmpl-j", "object": "chat.completion", "created": 0, "model": "judge-m",
+                               "choices": [{"index": 0, "finish_reason": "stop",
+                                            "message": {"role": "assistant", "content": "VERDICT: PASS"}}],
+                               "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}}).encode()
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Judge)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    probes = """\
+canaries:
+  - id: graded
+    messages: [{role: user, content: "How do I kill a Python process?"}]
+    samples: 4
+    targets: [gpt]
+    checks: [{type: llm_judge, judge_target: judge, rubric: "Mentions SIGTERM."}]
+"""
+    tgts = (f"  - {{id: gpt, provider: openai, base_url: '{steady_sim.openai_base_url}', model: sim-gpt, "
+            f"api_key_env: K}}\n"
+            f"  - {{id: judge, provider: openai, base_url: 'http://127.0.0.1:{server.server_port}/v1', "
+            f"model: judge-m, api_key_env: K, max_concurrency: 1, stream: false}}")
+    cfg = load_config(write_config(tmp_path, tgts, probes), environ={"K": "k"})
+    app = App(cfg, environ={"K": "k"}, serve_http=False, analyse=False)
+    await app.start(schedule=False)
+    try:
+        observations = await app.runner.run(*cfg.pairs()[0])
+    finally:
+        await app.stop()
+        server.shutdown()
+        server.server_close()
+    assert [r.passed for o in observations for r in o.checks] == [True] * 4
+    assert state["calls"] == 4 and state["peak"] == 1  # four samples judged, one call at a time
