@@ -81,6 +81,9 @@ class Runner:
     # keeps a store read and a save + count from interleaving (no cost counted twice or lost).
     _spend: dict[str, tuple[datetime, float]] = field(default_factory=dict)
     _spend_locks: dict[str, threading.Lock] = field(default_factory=dict)
+    # Costs of finished calls not yet counted (their checks and storing still run): target -> obs id -> USD. The
+    # cap counts them too, so a sample waiting its turn is not sent once the calls before it reached the cap.
+    _uncounted: dict[str, dict[str, float]] = field(default_factory=dict)
     unsaved: Unsaved = field(init=False)
 
     def __post_init__(self) -> None:
@@ -185,6 +188,7 @@ class Runner:
         midnight = _midnight(obs.started_at)
         with self._spend_locks.setdefault(obs.target, threading.Lock()):
             self.store.save_observation(obs)
+            self._uncounted.get(obs.target, {}).pop(obs.id, None)  # counted below (or read from the store)
             day, spent = self._spend.get(obs.target, (None, 0.0))
             if day == midnight:
                 self._spend[obs.target] = (day, spent + obs.cost_usd)
@@ -194,10 +198,12 @@ class Runner:
             self._read_spend(obs.target, midnight)
         # else: a call started yesterday, finished today; it counts for yesterday (as the cap counts it)
 
-    async def _sample(self, canary: Canary, target: Target, run: Run, index: int) -> Observation:
+    async def _sample(self, canary: Canary, target: Target, run: Run, index: int) -> Observation | None:
         provider = self.providers[target.id]
         request = build_request(canary, target)
         async with self._limits.setdefault(target.id, asyncio.Semaphore(target.max_concurrency)):
+            if self.over_cap_now(target):  # earlier samples' costs reached the cap while this one waited its turn
+                return None
             started = self.now()
             gauge = self.metrics.in_flight.labels(target.id)
             gauge.inc()
@@ -221,6 +227,8 @@ class Runner:
                 gauge.dec()
             end_call_span(span, call)
         obs = self._observation(canary, target, run, index, started, call, provider.name)
+        if obs.cost_usd and target.daily_spend_cap_usd is not None:  # before the next await: the next sample
+            self._uncounted.setdefault(target.id, {})[obs.id] = obs.cost_usd  # checks the cap with this cost in
         if self.annotate is not None:  # failed calls too: a content-policy 400 is a refusal
             try:
                 await asyncio.to_thread(self.annotate, obs, canary)
@@ -249,7 +257,8 @@ class Runner:
         if target.daily_spend_cap_usd is None:
             return False
         day, spent = self._spend.get(target.id, (None, 0.0))
-        return day == _midnight(self.now()) and spent >= target.daily_spend_cap_usd
+        pending = sum(self._uncounted.get(target.id, {}).copy().values())  # a worker thread may pop meanwhile
+        return (spent if day == _midnight(self.now()) else 0.0) + pending >= target.daily_spend_cap_usd
 
     def _check_cap_now(self, target: Target, obs: Observation) -> None:
         """Pause the target (gauge, log, budget alert) as soon as the costs that reach its cap are counted."""

@@ -336,3 +336,18 @@ canaries:
         server.server_close()
     assert [r.passed for o in observations for r in o.checks] == [True] * 4
     assert state["calls"] == 4 and state["peak"] == 1  # four samples judged, one call at a time
+
+
+async def test_samples_waiting_their_turn_are_not_sent_once_the_cap_is_reached(steady_sim: SimServer,
+                                                                              tmp_path: Path) -> None:
+    extra = ", daily_spend_cap_usd: 0.000001, prices: {input: 1000, output: 1000}, max_concurrency: 1"
+    cfg = load_config(write_config(tmp_path, targets(steady_sim, extra), PROBES.replace("samples: 3", "samples: 5")),
+                      environ={"K": "k"})
+    app = App(cfg, environ={"K": "k"}, serve_http=False, analyse=False)
+    await app.start(schedule=False)
+    try:
+        made = await app.runner.run(*cfg.pairs()[0])
+    finally:
+        await app.stop()
+    assert len(made) == 1  # the first answer's cost reached the cap; the four queued behind it were not sent
+    assert sample(app.registry, "llm_monitor_probe_attempts_total", canary="kill-python-process", target="gpt") == 1
