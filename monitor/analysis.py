@@ -104,19 +104,18 @@ class Analysis:
                 if self.engine.baseline(canary, target).ready:
                     self._baseline_progress(canary, target)
                     break
-        for e in self.engine.events(state="open"):
-            self.metrics.drift_active.set(e.canary, e.target, e.signal, value=1)
+        self.show_open(None)
         return fed
 
     def declare(self, pairs: list[tuple[str, str]]) -> None:
         """Pre-initialise drift series for the commonly watched signals so dashboards have data."""
         self.metrics.declare_drift(pairs)
 
-    def show_open(self, pairs: set[tuple[str, str]]) -> None:
-        """Set the gauge of the open events of `pairs` (back in the configuration after a reload had removed
-        them and their series). Run on the analysis thread."""
+    def show_open(self, pairs: set[tuple[str, str]] | None) -> None:
+        """Set the gauge of the open events of `pairs` (all with None: at start-up; after a reload, the pairs back
+        in the configuration, whose series the removal dropped). Run on the analysis thread."""
         for e in self.engine.events(state="open"):
-            if (e.canary, e.target) in pairs:
+            if pairs is None or (e.canary, e.target) in pairs:
                 self.metrics.drift_active.set(e.canary, e.target, e.signal, value=1)
 
     def open_alert_events(self, pairs: set[tuple[str, str]]) -> list[AlertEvent]:

@@ -120,7 +120,7 @@ class Runner:
                                            return_exceptions=True)
         except asyncio.CancelledError:
             run.finished_at, run.status = self.now(), "cancelled"
-            self._save_now(run)  # synchronous on purpose: we are being cancelled
+            self.unsaved.put_now(run)  # synchronous on purpose: we are being cancelled
             raise
         observations = [r for r in results if isinstance(r, Observation)]
         for r in results:
@@ -214,9 +214,9 @@ class Runner:
             except asyncio.CancelledError:
                 call = CallResult(error_type=ErrorType.CANCELLED, error_message="shut down before the answer came",
                                   stream=request.stream)
-                obs = self._observation(canary, target, run, index, started, call, provider.name)
+                obs = self._observation(canary.id, target, run.id, index, started, call, provider.name)
                 end_call_span(span, call)
-                self._save_now(obs)  # synchronous on purpose: we are being cancelled
+                self.unsaved.put_now(obs)  # synchronous on purpose: we are being cancelled
                 self.metrics.observe(obs, provider.name, provider.server_address)
                 raise
             except Exception as e:  # a bug in a provider must not kill the daemon
@@ -226,7 +226,7 @@ class Runner:
             finally:
                 gauge.dec()
             end_call_span(span, call)
-        obs = self._observation(canary, target, run, index, started, call, provider.name)
+        obs = self._observation(canary.id, target, run.id, index, started, call, provider.name)
         if obs.cost_usd and target.daily_spend_cap_usd is not None:  # before the next await: the next sample
             self._uncounted.setdefault(target.id, {})[obs.id] = obs.cost_usd  # checks the cap with this cost in
         if self.annotate is not None:  # failed calls too: a content-policy 400 is a refusal
@@ -245,8 +245,7 @@ class Runner:
                           started: datetime) -> Observation:
         """Store, price and measure a call made outside a canary run (a judge's): its cost counts in the target's
         spend and cap like a probe call's. No run record, no checks, no drift analysis."""
-        run = Run(id="", canary=canary_id, target=target.id, started_at=started)  # no run: run_id stays ""
-        obs = self._observation(None, target, run, 0, started, call, provider.name, canary_id=canary_id)
+        obs = self._observation(canary_id, target, "", 0, started, call, provider.name)  # no run: run_id ""
         await self.unsaved.put(obs)
         self.metrics.observe(obs, provider.name, provider.server_address)
         self._check_cap_now(target, obs)
@@ -278,26 +277,13 @@ class Runner:
             except Exception:
                 log.exception("observation listener failed")
 
-    def _save_now(self, item: Observation | Run) -> None:
-        """Store synchronously (a task being cancelled); if the store fails or writes wait, hold it with them."""
-        if len(self.unsaved):
-            self.unsaved.hold(item)
-            return
-        try:
-            if isinstance(item, Run):
-                self.store.save_run(item)
-            else:
-                self._save(item)
-        except SQLAlchemyError:
-            self.unsaved.hold(item)
-
-    def _observation(self, canary: Canary | None, target: Target, run: Run, index: int, started: datetime,
-                     call: CallResult, provider: str, canary_id: str = "") -> Observation:
+    def _observation(self, canary_id: str, target: Target, run_id: str, index: int, started: datetime,
+                     call: CallResult, provider: str) -> Observation:
         # priced by the model that answered; the requested one only stands in when the server names none (a
         # model the table does not know answered: its cost is unknown, not the requested model's)
         prices: Prices | None = target.prices or prices_for(call.response_model or target.model, default_prices())
         return Observation(
-            canary=canary.id if canary is not None else canary_id, target=target.id, provider=provider,
-            request_model=target.model, started_at=started, call=call, run_id=run.id, sample_index=index, cost_usd=cost_usd(call.usage, prices),
+            canary=canary_id, target=target.id, provider=provider,
+            request_model=target.model, started_at=started, call=call, run_id=run_id, sample_index=index, cost_usd=cost_usd(call.usage, prices),
             output_tokens_per_s=output_rate(call),
         )

@@ -73,6 +73,16 @@ class Unsaved:
         self.hold(item)
         return False
 
+    def put_now(self, item: Item) -> None:
+        """`put` without awaiting (a task being cancelled): store at once if nothing waits, else queue it."""
+        if not self._queue:
+            try:
+                self._save(item)
+                return
+            except SQLAlchemyError as e:
+                self._failed(e)
+        self.hold(item)
+
     def hold(self, item: Item) -> None:
         """Queue `item` for the retry task (synchronous: also for a run being cancelled at shutdown)."""
         self._queue.append(item)

@@ -10,6 +10,7 @@ import pytest
 
 from monitor.drift import Baseline, DriftEngine, DriftEvent, DumpError, compute_signals, load_dump
 from monitor.drift.cusum import arl_int, known_chart, llr_steps, threshold
+from tests.support.jsonserver import json_server
 from tests.support.streams import Sim
 from tests.support.streams import feed as _feed
 
@@ -200,88 +201,63 @@ def test_event_opened_by_a_chart_resolves_through_windows_without_crashing() -> 
 def test_an_embeddings_outage_when_the_baseline_completes_costs_only_the_semantic_signal_meanwhile() -> None:
     """The baseline is embedded once the endpoint answers again; the outage's NaN vectors never become it."""
     import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     from monitor.embeddings import Embedder
     from monitor.sim.embeddings import embed as sim_embed
 
     up = threading.Event()
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = json.loads(self.rfile.read(int(self.headers["content-length"])))
-            if not up.is_set():
-                self.send_response(503)
-                self.send_header("content-type", "application/json")
-                self.end_headers()
-                self.wfile.write(b'{"error": {"message": "down", "type": "server_error"}}')
-                return
-            data = [{"object": "embedding", "index": i, "embedding": sim_embed(t)} for i, t in enumerate(body["input"])]
-            out = json.dumps({"object": "list", "data": data, "model": body["model"],
-                              "usage": {"prompt_tokens": 1, "total_tokens": 1}}).encode()
-            self.send_response(200)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(out)))
-            self.end_headers()
-            self.wfile.write(out)
+    def answer(body: dict, headers: dict) -> tuple[int, dict]:
+        if not up.is_set():
+            return 503, {"error": {"message": "down", "type": "server_error"}}
+        data = [{"object": "embedding", "index": i, "embedding": sim_embed(t)} for i, t in enumerate(body["input"])]
+        return 200, {"object": "list", "data": data, "model": body["model"],
+                     "usage": {"prompt_tokens": 1, "total_tokens": 1}}
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    embedder = Embedder(f"http://127.0.0.1:{server.server_port}/v1", None, "e", timeout=5, pause_s=0)
-    try:
-        eng = DriftEngine(embed=embedder)
-        sim = Sim(1, refusal=0.05)
-        _feed(eng, sim, 40)  # the baseline (30) completes while the endpoint is down
-        baseline = eng.baseline(*next(iter(eng._streams)))
-        assert baseline.ready and baseline.embeddings is None
-        assert "semantic_similarity" not in eng.compute_signals(sim.next())
-        up.set()
-        _feed(eng, sim, 1)  # the next observation embeds the baseline
-        assert baseline.embeddings is not None and len(baseline.embeddings[0]) == 64
-        signals = eng.compute_signals(sim.next())
-        assert -1.0 <= signals["semantic_similarity"] <= 1.0  # type: ignore[operator]
-        assert "refused" in signals
-    finally:
-        embedder.close()
-        server.shutdown()
-        server.server_close()
+    with json_server(answer) as url:
+        embedder = Embedder(f"{url}/v1", None, "e", timeout=5, pause_s=0)
+        try:
+            eng = DriftEngine(embed=embedder)
+            sim = Sim(1, refusal=0.05)
+            _feed(eng, sim, 40)  # the baseline (30) completes while the endpoint is down
+            baseline = eng.baseline(*next(iter(eng._streams)))
+            assert baseline.ready and baseline.embeddings is None
+            assert "semantic_similarity" not in eng.compute_signals(sim.next())
+            up.set()
+            _feed(eng, sim, 1)  # the next observation embeds the baseline
+            assert baseline.embeddings is not None and len(baseline.embeddings[0]) == 64
+            signals = eng.compute_signals(sim.next())
+            assert -1.0 <= signals["semantic_similarity"] <= 1.0  # type: ignore[operator]
+            assert "refused" in signals
+        finally:
+            embedder.close()
 
 
 def test_an_embeddings_endpoint_that_hangs_is_not_called_again_for_a_while() -> None:
     """The analysis thread would otherwise spend a whole timeout on every observation while the endpoint hangs."""
     import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     from monitor.embeddings import Embedder
 
     seen: list[str | None] = []
     release = threading.Event()
 
-    class Hang(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            seen.append(self.headers.get("x-team"))
-            release.wait(10)  # never answers in time
+    def hang(body: dict, headers: dict) -> tuple[int, dict]:
+        seen.append(headers.get("x-team"))
+        release.wait(10)  # never answers in time
+        return 500, {}
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Hang)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     now = [0.0]
-    embedder = Embedder(f"http://127.0.0.1:{server.server_port}/v1", None, "e", timeout=0.3,
-                        headers={"x-team": "sre"}, pause_s=60, clock=lambda: now[0])
-    try:
-        assert np.isnan(embedder(["a", "b"])).all() and seen == ["sre"]  # the target's headers are sent
-        now[0] = 59.0
-        assert np.isnan(embedder(["c"])).all() and len(seen) == 1  # paused: no call, no wait
-        now[0] = 61.0
-        embedder(["d"])
-        assert len(seen) == 2  # tried again after the pause
-    finally:
-        release.set()
-        embedder.close()
-        server.shutdown()
-        server.server_close()
+    with json_server(hang) as url:
+        embedder = Embedder(f"{url}/v1", None, "e", timeout=0.3, headers={"x-team": "sre"}, pause_s=60,
+                            clock=lambda: now[0])
+        try:
+            assert np.isnan(embedder(["a", "b"])).all() and seen == ["sre"]  # the target's headers are sent
+            now[0] = 59.0
+            assert np.isnan(embedder(["c"])).all() and len(seen) == 1  # paused: no call, no wait
+            now[0] = 61.0
+            embedder(["d"])
+            assert len(seen) == 2  # tried again after the pause
+        finally:
+            release.set()
+            embedder.close()

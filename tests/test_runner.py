@@ -6,6 +6,7 @@ import asyncio
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -19,6 +20,7 @@ from monitor.runner import output_rate
 from monitor.sim import SimServer
 from monitor.telemetry.tracing import make_tracer_provider
 from tests.conftest import write_config
+from tests.support.jsonserver import json_server
 
 PROBES = """\
 canaries:
@@ -235,24 +237,37 @@ async def test_cost_is_priced_by_the_model_that_answered(tmp_path: Path) -> None
     assert all(o.ok and o.call.usage.output_tokens and o.cost_usd is None for o in second)
 
 
+async def run_first_pair(cfg: Any) -> tuple[App, list]:
+    """Start an app (no schedule, no drift analysis), run its first canary x target pair once, stop it."""
+    app = App(cfg, environ={"K": "k"}, serve_http=False, analyse=False)
+    await app.start(schedule=False)
+    try:
+        return app, await app.runner.run(*cfg.pairs()[0])
+    finally:
+        await app.stop()
+
+def judge_config(tmp_path: Path, sim: SimServer, judge_id: str, judge: str, samples: int) -> Any:
+    """A config: canary `graded` (`samples` samples on gpt) with an llm_judge check whose judge is target
+    `judge_id`, the rest of its target entry given as YAML (`judge`)."""
+    probes = f"""\
+canaries:
+  - id: graded
+    messages: [{{role: user, content: "How do I kill a Python process?"}}]
+    samples: {samples}
+    targets: [gpt]
+    checks: [{{type: llm_judge, judge_target: {judge_id}, rubric: "Mentions SIGTERM."}}]
+"""
+    tgts = (f"  - {{id: gpt, provider: openai, base_url: '{sim.openai_base_url}', model: sim-gpt, api_key_env: K}}\n"
+            f"  - {{id: {judge_id}, api_key_env: K, {judge}}}")
+    return load_config(write_config(tmp_path, tgts, probes), environ={"K": "k"})
+
+
 async def test_judge_calls_count_in_the_judge_targets_spend_and_stop_at_its_cap(steady_sim: SimServer,
                                                                                tmp_path: Path) -> None:
     """Every judge call (the refusal judge's calibration, llm_judge checks) is priced and stored like a probe
     call under canary `_judge`: the judge target's spend counts it, survives a restart, and its cap holds."""
-    probes = """\
-canaries:
-  - id: graded
-    messages: [{role: user, content: "How do I kill a Python process?"}]
-    samples: 3
-    targets: [gpt]
-    checks: [{type: llm_judge, judge_target: claude, rubric: "Mentions SIGTERM."}]
-"""
-    judge_cap = ", daily_spend_cap_usd: 0.000001, prices: {input: 1000, output: 1000}"
-    tgts = (f"  - {{id: gpt, provider: openai, base_url: '{steady_sim.openai_base_url}', model: sim-gpt, "
-            f"api_key_env: K}}\n"
-            f"  - {{id: claude, provider: anthropic, base_url: '{steady_sim.url}', model: sim-claude, "
-            f"api_key_env: K{judge_cap}}}")
-    cfg = load_config(write_config(tmp_path, tgts, probes), environ={"K": "k"})
+    cfg = judge_config(tmp_path, steady_sim, "claude", f"provider: anthropic, base_url: '{steady_sim.url}', model: sim-claude, "
+                 "daily_spend_cap_usd: 0.000001, prices: {input: 1000, output: 1000}", samples=3)
     app = App(cfg, environ={"K": "k"}, serve_http=False, analyse=False)
     await app.start(schedule=False)
     try:
@@ -281,59 +296,28 @@ canaries:
 
 
 async def test_judge_calls_keep_to_the_judge_targets_max_concurrency(steady_sim: SimServer, tmp_path: Path) -> None:
-    import json
     import threading
     import time
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     lock, state = threading.Lock(), {"now": 0, "peak": 0, "calls": 0}
 
-    class Judge(BaseHTTPRequestHandler):  # an OpenAI-compatible judge that takes its time
-        def do_POST(self) -> None:
-            self.rfile.read(int(self.headers["content-length"]))
-            with lock:
-                state["now"] += 1
-                state["calls"] += 1
-                state["peak"] = max(state["peak"], state["now"])
-            time.sleep(0.2)
-            with lock:
-                state["now"] -= 1
-            body = json.dumps({"id": "chatcmpl-j", "object": "chat.completion", "created": 0, "model": "judge-m",
-                               "choices": [{"index": 0, "finish_reason": "stop",
-                                            "message": {"role": "assistant", "content": "VERDICT: PASS"}}],
-                               "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}}).encode()
-            self.send_response(200)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def answer(body: dict, headers: dict) -> tuple[int, dict]:  # an OpenAI-compatible judge that takes its time
+        with lock:
+            state["now"] += 1
+            state["calls"] += 1
+            state["peak"] = max(state["peak"], state["now"])
+        time.sleep(0.2)
+        with lock:
+            state["now"] -= 1
+        return 200, {"id": "chatcmpl-j", "object": "chat.completion", "created": 0, "model": "judge-m",
+                     "choices": [{"index": 0, "finish_reason": "stop",
+                                  "message": {"role": "assistant", "content": "VERDICT: PASS"}}],
+                     "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}}
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Judge)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    probes = """\
-canaries:
-  - id: graded
-    messages: [{role: user, content: "How do I kill a Python process?"}]
-    samples: 4
-    targets: [gpt]
-    checks: [{type: llm_judge, judge_target: judge, rubric: "Mentions SIGTERM."}]
-"""
-    tgts = (f"  - {{id: gpt, provider: openai, base_url: '{steady_sim.openai_base_url}', model: sim-gpt, "
-            f"api_key_env: K}}\n"
-            f"  - {{id: judge, provider: openai, base_url: 'http://127.0.0.1:{server.server_port}/v1', "
-            f"model: judge-m, api_key_env: K, max_concurrency: 1, stream: false}}")
-    cfg = load_config(write_config(tmp_path, tgts, probes), environ={"K": "k"})
-    app = App(cfg, environ={"K": "k"}, serve_http=False, analyse=False)
-    await app.start(schedule=False)
-    try:
-        observations = await app.runner.run(*cfg.pairs()[0])
-    finally:
-        await app.stop()
-        server.shutdown()
-        server.server_close()
+    with json_server(answer) as url:
+        cfg = judge_config(tmp_path, steady_sim, "judge", f"provider: openai, base_url: '{url}/v1', model: judge-m, "
+                     "max_concurrency: 1, stream: false", samples=4)
+        _, observations = await run_first_pair(cfg)
     assert [r.passed for o in observations for r in o.checks] == [True] * 4
     assert state["calls"] == 4 and state["peak"] == 1  # four samples judged, one call at a time
 
@@ -343,11 +327,6 @@ async def test_samples_waiting_their_turn_are_not_sent_once_the_cap_is_reached(s
     extra = ", daily_spend_cap_usd: 0.000001, prices: {input: 1000, output: 1000}, max_concurrency: 1"
     cfg = load_config(write_config(tmp_path, targets(steady_sim, extra), PROBES.replace("samples: 3", "samples: 5")),
                       environ={"K": "k"})
-    app = App(cfg, environ={"K": "k"}, serve_http=False, analyse=False)
-    await app.start(schedule=False)
-    try:
-        made = await app.runner.run(*cfg.pairs()[0])
-    finally:
-        await app.stop()
+    app, made = await run_first_pair(cfg)
     assert len(made) == 1  # the first answer's cost reached the cap; the four queued behind it were not sent
     assert sample(app.registry, "llm_monitor_probe_attempts_total", canary="kill-python-process", target="gpt") == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from rich.console import Console
@@ -18,6 +19,12 @@ if TYPE_CHECKING:
 EXIT_OK, EXIT_FAIL, EXIT_CONFIG = 0, 1, 2
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def iso_time(text: str) -> datetime:
+    """Parse an ISO-8601 time; one without a zone is UTC. Raise ValueError when it is none."""
+    ts = datetime.fromisoformat(text)
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
 
 
 def load_or_exit(path: str) -> Config:

@@ -11,7 +11,14 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from monitor.commands.common import EXIT_CONFIG, EXIT_OK, err_console, load_or_exit, open_store_or_exit
+from monitor.commands.common import (
+    EXIT_CONFIG,
+    EXIT_OK,
+    err_console,
+    iso_time,
+    load_or_exit,
+    open_store_or_exit,
+)
 from monitor.domain import Observation
 
 LIST_LIMIT = 1000
@@ -211,24 +218,16 @@ def baseline(config_path: str, action: str, canary: str, target: str | None, not
 
 def _change_point(events: list[dict[str, Any]]) -> Any:
     """The earliest first observation after the change among open events (None without any)."""
-    from datetime import UTC, datetime
-
-    firsts = [datetime.fromisoformat(e["first_obs_at"]) for e in events if e.get("first_obs_at")]
-    if not firsts:
-        return None
-    return min(f if f.tzinfo else f.replace(tzinfo=UTC) for f in firsts)
+    return min((iso_time(e["first_obs_at"]) for e in events if e.get("first_obs_at")), default=None)
 
 
 def _when(text: str | None, flag: str) -> Any:
-    from datetime import UTC, datetime
-
     if text is None:
         return None
     try:
-        ts = datetime.fromisoformat(text)
+        return iso_time(text)
     except ValueError:
         raise ValueError(f"{flag}: not an ISO-8601 time: {text!r} (e.g. 2026-11-01T00:00:00Z)") from None
-    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
 
 
 def replay(baseline_path: str, current_path: str, as_json: bool, zero_tolerance: list[str] | None = None) -> int:

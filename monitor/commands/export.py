@@ -21,6 +21,7 @@ from monitor.commands.common import (
     EXIT_FAIL,
     EXIT_OK,
     err_console,
+    iso_time,
     load_or_exit,
     open_store_or_exit,
 )
@@ -42,11 +43,10 @@ def when(text: str | None, flag: str, now: datetime) -> datetime | None:
     except ValueError:
         pass
     try:
-        ts = datetime.fromisoformat(text)
+        return iso_time(text)
     except ValueError:
         raise ValueError(f"{flag}: not an ISO-8601 time or a duration: {text!r} "
                          "(e.g. 2026-11-01T00:00:00Z, or 7d for seven days ago)") from None
-    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
 
 
 def main(config_path: str, canary: str | None, target: str | None, since: str | None, until: str | None,

@@ -87,17 +87,10 @@ def validate_row(row: Mapping[str, Any], where: str) -> None:
 
 
 def observation_row(obs: Observation) -> dict[str, Any]:
-    """Return the dump row of a stored observation (the inverse of `row_to_observation`; unset facts left out)."""
-    c = obs.call
-    row: dict[str, Any] = {
-        "id": obs.id, "canary": obs.canary, "target": obs.target, "started_at": obs.started_at.isoformat(),
-        "text": c.text, "finish_reason": c.finish_reason.value if c.finish_reason else None,
-        "response_model": c.response_model, "system_fingerprint": c.system_fingerprint,
-        "checks": {r.name: r.passed for r in obs.checks} or None, "refusal": obs.refusal,
-        "output_tokens": c.usage.output_tokens, "latency_s": c.latency_s, "ttft_s": c.ttft_s,
-        "error_type": c.error_type.value if c.error_type else None,
-    }
-    return {k: v for k, v in row.items() if v is not None}
+    """Return the dump row of a stored observation (the inverse of `row_to_observation`): the fields replay reads
+    from its public JSON shape, unset facts left out."""
+    data = obs.as_json()
+    return {k: data[k] for k in ("canary", "target", "text", *_OPTIONAL) if data.get(k) not in (None, {})}
 
 
 def row_to_observation(row: Mapping[str, Any], source: str = "row", line: int = 0) -> Observation:

@@ -1,0 +1,41 @@
+"""A local HTTP server whose POSTs a test answers with JSON: an upstream it scripts itself (a judge, embeddings)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+Answer = Callable[[dict[str, Any], dict[str, str]], tuple[int, Any]]
+
+
+@contextlib.contextmanager
+def json_server(answer: Answer) -> Iterator[str]:
+    """Serve `answer(body, headers) -> (status, payload)` for every POST (one thread per request); yield the
+    base URL. An answer may take its time; a client that gave up meanwhile is not an error."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers.get("content-length") or 0)) or b"{}")
+            status, payload = answer(body, {k.lower(): v for k, v in self.headers.items()})
+            out = json.dumps(payload).encode()
+            with contextlib.suppress(OSError):
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
