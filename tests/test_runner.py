@@ -262,6 +262,15 @@ canaries:
     return load_config(write_config(tmp_path, tgts, probes), environ={"K": "k"})
 
 
+async def recorded(app: App) -> None:
+    """Wait until the judge calls recorded so far are stored: none waiting in the event loop for 0.3 s."""
+    count, still, deadline = -1, 0.0, asyncio.get_running_loop().time() + 10
+    while still < 0.3 and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.05)
+        now = len(app.store.observations(canary="_judge", limit=1000))
+        still = still + 0.05 if now == count else 0.0
+        count = now
+
 async def test_judge_calls_count_in_the_judge_targets_spend_and_stop_at_its_cap(steady_sim: SimServer,
                                                                                tmp_path: Path) -> None:
     """Every judge call (the refusal judge's calibration, llm_judge checks) is priced and stored like a probe
@@ -273,14 +282,14 @@ async def test_judge_calls_count_in_the_judge_targets_spend_and_stop_at_its_cap(
     try:
         canary, gpt = cfg.pairs()[0]
         first = await app.runner.run(canary, gpt)
-        await asyncio.sleep(0.3)  # the judge's calls are recorded on the loop after its verdicts
+        await recorded(app)  # the judge's calls are recorded on the loop after its verdicts
         judged = app.store.observations(canary="_judge", target="claude")
         assert judged and all(o.cost_usd and o.cost_usd > 0 for o in judged)
         assert sample(app.registry, "llm_monitor_spend_today_usd", target="claude") == pytest.approx(
             sum(o.cost_usd or 0 for o in judged))
         assert sample(app.registry, "llm_monitor_target_paused", target="claude") == 1  # the cap is reached
         second = await app.runner.run(canary, gpt)
-        await asyncio.sleep(0.3)
+        await recorded(app)
         assert len(app.store.observations(canary="_judge", target="claude")) == len(judged)  # no more calls
         details = [r.detail for o in second for r in o.checks]
         assert details and all("paused: its daily spend cap is reached" in d for d in details), details
