@@ -21,15 +21,17 @@ from starlette.routing import Route
 from monitor.alerts import Alerting, build_alerting
 from monitor.analysis import Analysis
 from monitor.config.loader import Config, load_config, restart_only
+from monitor.config.models import Prices
 from monitor.config.secrets import resolve_api_key
-from monitor.domain import utcnow
+from monitor.domain import EMBEDDINGS_CANARY, JUDGE_CANARY, CallResult, utcnow
 from monitor.embeddings import Embedder
 from monitor.errors import MonitorError
 from monitor.health import HealthWatch
 from monitor.http import build_http_app, drift_routes
+from monitor.pricing import embeddings_prices
 from monitor.providers import build_provider
 from monitor.providers.base import Provider
-from monitor.quality import JUDGE_CANARY, Quality
+from monitor.quality import Quality
 from monitor.runner import Annotator, Listener, Runner
 from monitor.scheduler import Scheduler, drain
 from monitor.store import Store
@@ -124,9 +126,15 @@ class App:
         emb = config.drift.embeddings
         if emb is None:
             return None
-        target = config.target(emb.target)
+        target, loop, priced = config.target(emb.target), asyncio.get_running_loop(), embeddings_prices(emb)
+
+        def record(call: CallResult, started: datetime) -> None:  # from the analysis thread
+            asyncio.run_coroutine_threadsafe(self._record_call(EMBEDDINGS_CANARY, emb.target, call, started,
+                                                               operation="embeddings", prices=priced), loop)
+
         return Embedder(target.base_url, resolve_api_key(target, self.environ), emb.model, timeout=target.timeout,
-                        headers=target.headers)
+                        headers=target.headers, record=record,
+                        paused=lambda: self.runner.over_cap_now(self.config.target(emb.target)), now=self.now)
 
     async def _run_job(self, canary: Any, target: Any) -> None:
         self.runner.track(asyncio.current_task())
@@ -144,10 +152,18 @@ class App:
 
     async def _record_judge_call(self, target_id: str, provider: Any, call: Any, started: Any) -> None:
         """Store a judge's call under canary `_judge`: its cost counts in the judge target's spend and cap."""
+        await self._record_call(JUDGE_CANARY, target_id, call, started, provider=provider)
+
+    async def _record_call(self, canary_id: str, target_id: str, call: CallResult, started: datetime, *,
+                           provider: Provider | None = None, operation: str = "chat",
+                           prices: Callable[[CallResult], Prices | None] | None = None) -> None:
+        """Store, price and measure a call the daemon made for its own use (see `domain.JUDGE_CANARY`)."""
         try:
-            await self.runner.record_call(JUDGE_CANARY, self.config.target(target_id), provider, call, started)
-        except Exception:  # the verdict is given already; a failure to count it is logged, not raised
-            log.exception("recording a call of judge %s failed", target_id)
+            provider = provider or self.runner.providers[target_id]
+            await self.runner.record_call(canary_id, self.config.target(target_id), provider, call, started,
+                                          operation=operation, prices=prices)
+        except Exception:  # the call's result is used already; a failure to count it is logged, not raised
+            log.exception("recording a %s call to %s failed", canary_id, target_id)
 
     async def _restore_last_success(self) -> None:
         """Seed the last-success gauges from the store, so staleness alerts survive a restart."""
@@ -190,7 +206,7 @@ class App:
     def _declare(self) -> None:
         if self.leading:  # a standby exports no per-pair series (its last-success gauges would go stale)
             self.metrics.declare(((c.id, t.id, c.schedule.interval_s) for c, t in self.config.pairs()),
-                                 {t.id: t.daily_spend_cap_usd for t in self.config.targets})
+                                 {t.id: t.daily_spend_cap_usd for t in self.config.targets}, self.config.service_pairs())
         self.metrics.reload_ok.set(1)
         self.metrics.reload_ts.set(time.time())
 
@@ -320,7 +336,7 @@ class App:
             self.config = config
             self.runner.set_providers(providers, list(config.targets))
             await self._calibrate_judge(config)
-            self.metrics.forget_pairs({(c.id, t.id) for c, t in config.pairs()})
+            self.metrics.forget_pairs({(c.id, t.id) for c, t in config.pairs()} | config.service_pairs())
             self._declare()
             self._tags = {c.id: tuple(c.tags) for c in config.canaries}
             pairs = {(c.id, t.id) for c, t in config.pairs()}

@@ -11,6 +11,12 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+# Calls the daemon makes for its own use are stored, priced and measured like probe calls under these canary ids
+# (no configured canary can have them: canary ids start with a letter or a digit), so their cost counts in the
+# target's spend and cap. They have no run and are not analysed for drift.
+JUDGE_CANARY = "_judge"  # llm_judge checks, the refusal judge and their calibration
+EMBEDDINGS_CANARY = "_embeddings"  # the semantic-similarity signal's embeddings calls
+
 
 class ErrorType(StrEnum):
     """Why a call failed: one low-cardinality taxonomy for metrics, storage and alerts."""

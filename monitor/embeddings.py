@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 
 import numpy as np
 import openai
 
-from monitor.providers.scrub import MIN_SECRET, scrub_text
+from monitor.domain import CallResult, ErrorType, Usage, utcnow
+from monitor.providers.base import broken_connection, short, status_error_type
+from monitor.providers.scrub import MIN_SECRET, scrub_call, scrub_text
 
 log = logging.getLogger("monitor.embeddings")
 WARN_EVERY_S = 300.0
@@ -23,11 +27,16 @@ class Embedder:
     never the other signals of the observation. The calls run on the single analysis thread, so after a failure
     (an endpoint that drops packets costs a whole timeout) no call is made for `pause_s`: every other signal's
     analysis goes on meanwhile instead of queueing behind timeouts.
+
+    Every call made is passed to `record` (its `CallResult` and start time) so its cost counts in the target's
+    spend; while `paused()` says the target's spend cap is reached no call is made (NaN vectors).
     """
 
     def __init__(self, base_url: str, api_key: str | None, model: str, *, timeout: float = 30.0,
                  headers: Mapping[str, str] | None = None, pause_s: float = PAUSE_S,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic,
+                 record: Callable[[CallResult, datetime], None] | None = None,
+                 paused: Callable[[], bool] = lambda: False, now: Callable[[], datetime] = utcnow):
         self.model = model
         self._client = openai.OpenAI(base_url=base_url, api_key=api_key or "not-needed", max_retries=0,
                                      timeout=timeout, default_headers=dict(headers or {}))
@@ -37,24 +46,68 @@ class Embedder:
         self._pause_s = pause_s
         self._clock = clock
         self._paused_until = float("-inf")
+        self._record = record
+        self._capped = paused
+        self._now = now
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
         if self._clock() < self._paused_until:
-            return np.full((len(texts), self._dim or 1), np.nan)
+            return self._missing(len(texts))
+        if self._capped():
+            self._warn("the embeddings target's daily spend cap is reached; the semantic signal is skipped until "
+                       "00:00 UTC")
+            return self._missing(len(texts))
+        started, start = self._now(), self._clock()
         try:
             response = self._client.embeddings.create(model=self.model, input=list(texts))
             vectors = np.asarray([d.embedding for d in sorted(response.data, key=lambda d: d.index)], dtype=float)
-            self._dim = vectors.shape[1]
-            return vectors
-        except (openai.OpenAIError, ValueError, KeyError) as e:
+            if vectors.ndim != 2 or len(vectors) != len(texts):
+                raise ValueError(f"{len(vectors)} vectors for {len(texts)} texts")
+        except (openai.OpenAIError, ValueError, KeyError, TypeError) as e:
+            self._recorded(failed_call(e), started, start)
             now = self._clock()
             self._paused_until = now + self._pause_s
-            if now - self._warned > WARN_EVERY_S:
-                self._warned = now
-                log.warning("embeddings failed (%s: %s); the semantic signal is skipped meanwhile (no call for "
-                            f"{self._pause_s:g} s after a failure)",
-                            type(e).__name__, scrub_text(str(e), self._secrets)[:200])
-            return np.full((len(texts), self._dim or 1), np.nan)
+            self._warn(f"embeddings failed ({type(e).__name__}: {scrub_text(str(e), self._secrets)[:200]}); the "
+                       f"semantic signal is skipped meanwhile (no call for {self._pause_s:g} s after a failure)")
+            return self._missing(len(texts))
+        usage = getattr(response, "usage", None)
+        self._recorded(CallResult(response_model=response.model or None, http_status=200,
+                                  usage=Usage(input_tokens=getattr(usage, "prompt_tokens", None), output_tokens=0)),
+                       started, start)
+        self._dim = vectors.shape[1]
+        return vectors
+
+    def _missing(self, n: int) -> np.ndarray:
+        return np.full((n, self._dim or 1), np.nan)
+
+    def _warn(self, message: str) -> None:
+        now = self._clock()
+        if now - self._warned > WARN_EVERY_S:
+            self._warned = now
+            log.warning("%s", message)
+
+    def _recorded(self, call: CallResult, started: datetime, start: float) -> None:
+        call.latency_s = self._clock() - start
+        if self._record is None:
+            return
+        try:
+            self._record(scrub_call(call, self._secrets), started)  # some upstreams echo the key in errors
+        except Exception:  # counting a call must never cost the analysis
+            log.exception("recording an embeddings call failed")
 
     def close(self) -> None:
         self._client.close()
+
+
+def failed_call(e: BaseException) -> CallResult:
+    """Type a failed embeddings call with the probe calls' error taxonomy."""
+    if isinstance(e, openai.APIStatusError):
+        body = json.dumps(e.body) if e.body is not None else e.response.text
+        return CallResult(http_status=e.status_code, error_type=status_error_type(e.status_code, body),
+                          error_message=short(f"HTTP {e.status_code}: {e.message}"))
+    if isinstance(e, openai.APITimeoutError):
+        return CallResult(error_type=ErrorType.TIMEOUT, error_message="request timed out")
+    if isinstance(e, openai.APIConnectionError):
+        error_type, message = broken_connection(e, answered=False)
+        return CallResult(error_type=error_type, error_message=short(message))
+    return CallResult(error_type=ErrorType.BAD_RESPONSE, error_message=short(f"malformed response: {e}"))

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from functools import lru_cache
 from importlib import resources
 
 import yaml
 
-from monitor.config.models import Prices
-from monitor.domain import Usage
+from monitor.config.models import EmbeddingsConfig, Prices
+from monitor.domain import CallResult, Usage
 
 
 @lru_cache(maxsize=1)
@@ -18,13 +20,20 @@ def default_prices() -> dict[str, Prices]:
     return {name: Prices(**p) for name, p in raw["models"].items()}
 
 
+# What may follow a listed name and still be the same model: a dated or numbered snapshot, or `-latest`
+# (gpt-4o-mini-2024-07-18, claude-sonnet-4-5-20250929, gpt-3.5-turbo-0125). Anything else is another model:
+# gpt-5-pro is not gpt-5 at a tenth of its price.
+_SNAPSHOT = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{8}|\d{4}|latest)")
+
+
 def prices_for(model: str | None, table: dict[str, Prices]) -> Prices | None:
-    """Return the prices of `model`: an exact entry, else the longest entry that prefixes it."""
+    """Return the prices of `model`: an exact entry, else the longest entry it is a snapshot of; else None."""
     if not model:
         return None
     if model in table:
         return table[model]
-    best = max((k for k in table if model.startswith(k)), key=len, default=None)
+    best = max((k for k in table if model.startswith(k) and _SNAPSHOT.fullmatch(model[len(k):])), key=len,
+               default=None)
     return table[best] if best else None
 
 
@@ -36,3 +45,9 @@ def cost_usd(usage: Usage, prices: Prices | None) -> float | None:
     cached_price = prices.cached_input if prices.cached_input is not None else prices.input
     uncached = max(usage.input_tokens - cached, 0)
     return (uncached * prices.input + cached * cached_price + usage.output_tokens * prices.output) / 1e6
+
+
+def embeddings_prices(emb: EmbeddingsConfig) -> Callable[[CallResult], Prices | None]:
+    """The prices of an embeddings call: the configured ones, else the table's for the model that answered."""
+    own = Prices(input=emb.prices.input, output=0.0) if emb.prices is not None else None
+    return lambda call: own or prices_for(call.response_model or emb.model, default_prices())

@@ -15,9 +15,6 @@ from monitor.providers.base import ChatRequest, Provider
 from monitor.refusal import LLMJudge, RefusalDetector, detect
 
 JUDGE_TIMEOUT_S = 60.0
-# A judge call is stored and priced like a probe call under this canary id (not a valid canary id, so no canary
-# can share it): its cost counts in the judge target's spend and cap.
-JUDGE_CANARY = "_judge"
 
 
 def last_user_prompt(canary: Canary) -> str | None:

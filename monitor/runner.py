@@ -44,6 +44,14 @@ def build_request(canary: Canary, target: Target) -> ChatRequest:
     )
 
 
+def chat_prices(target: Target) -> Callable[[CallResult], Prices | None]:
+    """The prices of a chat call to `target`: its own `prices`, else the table's for the model that answered.
+
+    The requested model only stands in when the server names none: a model the table does not know answered,
+    so its cost is unknown, not the requested model's."""
+    return lambda call: target.prices or prices_for(call.response_model or target.model, default_prices())
+
+
 def output_rate(call: CallResult) -> float | None:
     """Server-reported output tokens over the time after the first chunk (a chunk is not a token)."""
     tokens = call.usage.output_tokens
@@ -214,7 +222,8 @@ class Runner:
             except asyncio.CancelledError:
                 call = CallResult(error_type=ErrorType.CANCELLED, error_message="shut down before the answer came",
                                   stream=request.stream)
-                obs = self._observation(canary.id, target, run.id, index, started, call, provider.name)
+                obs = self._observation(canary.id, target, run.id, index, started, call, provider.name,
+                                        chat_prices(target)(call))
                 end_call_span(span, call)
                 self.unsaved.put_now(obs)  # synchronous on purpose: we are being cancelled
                 self.metrics.observe(obs, provider.name, provider.server_address)
@@ -226,7 +235,8 @@ class Runner:
             finally:
                 gauge.dec()
             end_call_span(span, call)
-        obs = self._observation(canary.id, target, run.id, index, started, call, provider.name)
+        obs = self._observation(canary.id, target, run.id, index, started, call, provider.name,
+                                        chat_prices(target)(call))
         if obs.cost_usd and target.daily_spend_cap_usd is not None:  # before the next await: the next sample
             self._uncounted.setdefault(target.id, {})[obs.id] = obs.cost_usd  # checks the cap with this cost in
         if self.annotate is not None:  # failed calls too: a content-policy 400 is a refusal
@@ -242,12 +252,16 @@ class Runner:
         return obs
 
     async def record_call(self, canary_id: str, target: Target, provider: Provider, call: CallResult,
-                          started: datetime) -> Observation:
-        """Store, price and measure a call made outside a canary run (a judge's): its cost counts in the target's
-        spend and cap like a probe call's. No run record, no checks, no drift analysis."""
-        obs = self._observation(canary_id, target, "", 0, started, call, provider.name)  # no run: run_id ""
+                          started: datetime, *, operation: str = "chat",
+                          prices: Callable[[CallResult], Prices | None] | None = None) -> Observation:
+        """Store, price and measure a call made outside a canary run (a judge's, an embeddings call): its cost counts
+        in the target's spend and cap like a probe call's. No run record, no checks, no drift analysis.
+
+        `prices` gives the prices of a call not priced like the target's chat calls (an embeddings model's)."""
+        obs = self._observation(canary_id, target, "", 0, started, call, provider.name,  # no run: run_id ""
+                                (prices or chat_prices(target))(call))
         await self.unsaved.put(obs)
-        self.metrics.observe(obs, provider.name, provider.server_address)
+        self.metrics.observe(obs, provider.name, provider.server_address, operation)
         self._check_cap_now(target, obs)
         return obs
 
@@ -278,10 +292,7 @@ class Runner:
                 log.exception("observation listener failed")
 
     def _observation(self, canary_id: str, target: Target, run_id: str, index: int, started: datetime,
-                     call: CallResult, provider: str) -> Observation:
-        # priced by the model that answered; the requested one only stands in when the server names none (a
-        # model the table does not know answered: its cost is unknown, not the requested model's)
-        prices: Prices | None = target.prices or prices_for(call.response_model or target.model, default_prices())
+                     call: CallResult, provider: str, prices: Prices | None) -> Observation:
         return Observation(
             canary=canary_id, target=target.id, provider=provider,
             request_model=target.model, started_at=started, call=call, run_id=run_id, sample_index=index, cost_usd=cost_usd(call.usage, prices),

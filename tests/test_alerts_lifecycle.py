@@ -157,6 +157,8 @@ async def test_a_canary_removed_and_added_back_fires_its_open_event_again(steady
                 await app.stop()
         assert kinds()[3:] == ["drift.resolved", "drift.opened"]
         assert rx.requests[-1].json["data"]["event_id"] == event.id
+        # each is a new message to a receiver that deduplicates on webhook-id, not a retry of an earlier one
+        assert len({r.message_id for r in rx.requests}) == 5
 
 
 @pytest.mark.slow

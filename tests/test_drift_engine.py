@@ -68,6 +68,28 @@ def test_failed_calls_feed_only_error_signals() -> None:
     assert compute_signals(obs) == {"error": True, "error_type": "rate_limited"}
 
 
+def test_a_provider_that_starts_blocking_a_prompt_with_content_policy_errors_opens_a_refusal_event() -> None:
+    """A content-policy 400 is the provider refusing: it counts in the refusal rate (and the refusal check), not
+    only in the error rate."""
+    from monitor.domain import CallResult, CheckResult, ErrorType, Observation
+
+    def blocked(i: int) -> Observation:
+        obs = Observation("c", "t", "p", "m", Sim(0).next().started_at, refusal="full", id=f"c-x{i}",
+                          call=CallResult(error_type=ErrorType.CONTENT_FILTER, http_status=400))
+        obs.checks = [CheckResult("refusal", "refusal", False), CheckResult("short", "length", None)]
+        return obs
+
+    assert compute_signals(blocked(0)) == {"error": True, "error_type": "content_filter", "refused": True,
+                                           "check:refusal": False}
+    eng = DriftEngine()
+    sim = Sim(4, refusal=0.0)
+    assert not [u for u in _feed(eng, sim, 200) if u.action == "opened"]
+    signals = set()
+    for i in range(60):
+        signals |= {u.event.signal for u in eng.observe(blocked(i)) if u.action == "opened"}
+    assert {"refused", "error"} <= signals
+
+
 def test_rebuild_gives_same_events_and_baseline_round_trips() -> None:
     def run() -> tuple[DriftEngine, list[str]]:
         eng, sim = DriftEngine(), Sim(3, refusal=0.05)

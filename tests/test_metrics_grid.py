@@ -130,3 +130,52 @@ def test_no_created_series() -> None:
     m.sent.labels("hook").inc()
     text = generate_latest(reg).decode()
     assert "llm_monitor_notifications_sent_total" in text and "_created" not in text
+
+
+def test_a_check_without_verdicts_in_the_last_run_has_no_pass_ratio() -> None:
+    """A judge that stopped giving verdicts (untrusted, capped) must not leave the last known share standing."""
+    from datetime import UTC, datetime
+
+    from monitor.domain import CallResult, CheckResult, Observation
+
+    def run(*passed: bool | None) -> list[Observation]:
+        return [Observation("c1", "t", "openai", "m", datetime.now(UTC), CallResult(text="x"), run_id="r",
+                            checks=[CheckResult("judged", "llm_judge", p), CheckResult("short", "length", True)])
+                for p in passed]
+
+    metrics = Metrics(CollectorRegistry())
+    metrics.run_summary("c1", "t", run(True, False))
+    ratio = {"canary": "c1", "target": "t", "check": "judged"}
+    assert metrics.registry.get_sample_value("llm_monitor_check_pass_ratio", ratio) == 0.5
+    metrics.run_summary("c1", "t", run(None, None))
+    assert metrics.registry.get_sample_value("llm_monitor_check_pass_ratio", ratio) is None
+    assert metrics.registry.get_sample_value("llm_monitor_check_pass_ratio", {**ratio, "check": "short"}) == 1.0
+
+
+def test_a_content_policy_error_counts_as_a_refusal_and_an_outage_changes_no_ratio() -> None:
+    from datetime import UTC, datetime
+
+    from monitor.domain import CallResult, CheckResult, ErrorType, Observation
+
+    def obs(error: ErrorType, refusal: str | None, passed: bool | None) -> Observation:
+        return Observation("c1", "t", "openai", "m", datetime.now(UTC), CallResult(error_type=error), run_id="r",
+                           refusal=refusal, checks=[CheckResult("refusal", "refusal", passed)])
+
+    metrics = Metrics(CollectorRegistry())
+    blocked = [obs(ErrorType.CONTENT_FILTER, "full", False) for _ in range(2)]
+    for o in blocked:
+        metrics.observe(o, "openai", "127.0.0.1")
+    metrics.run_summary("c1", "t", blocked)
+    value = metrics.registry.get_sample_value
+    pair = {"canary": "c1", "target": "t"}
+    assert value("llm_monitor_refusals_total", {**pair, "refusal": "full"}) == 2
+    assert value("llm_monitor_refusal_ratio", pair) == 1.0
+    assert value("llm_monitor_check_results_total", {**pair, "check": "refusal", "result": "fail"}) == 2
+    assert value("llm_monitor_check_pass_ratio", {**pair, "check": "refusal"}) == 0.0
+    assert value("llm_monitor_probe_failures_total", {**pair, "error_type": "content_filter"}) == 2
+    outage = [obs(ErrorType.TIMEOUT, None, None)]
+    metrics.observe(outage[0], "openai", "127.0.0.1")
+    metrics.run_summary("c1", "t", outage)
+    assert value("llm_monitor_refusal_ratio", pair) == 1.0  # no verdict: the last one stands
+    assert value("llm_monitor_check_pass_ratio", {**pair, "check": "refusal"}) == 0.0
+    assert value("llm_monitor_check_results_total", {**pair, "check": "refusal", "result": "error"}) is None

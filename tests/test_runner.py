@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import subprocess
 from pathlib import Path
@@ -11,7 +10,6 @@ from typing import Any
 import httpx
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from prometheus_client import CollectorRegistry
 
 from monitor.app import App
 from monitor.config import load_config
@@ -20,6 +18,7 @@ from monitor.runner import output_rate
 from monitor.sim import SimServer
 from monitor.telemetry.tracing import make_tracer_provider
 from tests.conftest import write_config
+from tests.support.appstate import recorded, sample
 from tests.support.jsonserver import json_server
 
 PROBES = """\
@@ -36,11 +35,6 @@ def targets(sim: SimServer, extra: str = "") -> str:
     return (f"  - {{id: gpt, provider: openai, base_url: '{sim.openai_base_url}', model: sim-gpt, "
             f"api_key_env: K{extra}}}\n"
             f"  - {{id: claude, provider: anthropic, base_url: '{sim.url}', model: sim-claude, api_key_env: K}}")
-
-
-def sample(registry: CollectorRegistry, name: str, **labels: str) -> float:
-    value = registry.get_sample_value(name, labels)
-    return 0.0 if value is None else value
 
 
 async def run_once(app: App) -> list:
@@ -261,15 +255,6 @@ canaries:
             f"  - {{id: {judge_id}, api_key_env: K, {judge}}}")
     return load_config(write_config(tmp_path, tgts, probes), environ={"K": "k"})
 
-
-async def recorded(app: App) -> None:
-    """Wait until the judge calls recorded so far are stored: none waiting in the event loop for 0.3 s."""
-    count, still, deadline = -1, 0.0, asyncio.get_running_loop().time() + 10
-    while still < 0.3 and asyncio.get_running_loop().time() < deadline:
-        await asyncio.sleep(0.05)
-        now = len(app.store.observations(canary="_judge", limit=1000))
-        still = still + 0.05 if now == count else 0.0
-        count = now
 
 async def test_judge_calls_count_in_the_judge_targets_spend_and_stop_at_its_cap(steady_sim: SimServer,
                                                                                tmp_path: Path) -> None:

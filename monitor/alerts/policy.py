@@ -101,11 +101,15 @@ def summarize(event: AlertEvent) -> str:
     return f"{event.canary}@{event.target}: {what}{signal}{values}"
 
 
-def message_id(sink: str, event: AlertEvent) -> str:
-    """Return a message id: derived from the event (re-enqueueing it yields the same id), else random."""
+def message_id(sink: str, event: AlertEvent, round_: str = "") -> str:
+    """Return a message id: derived from the event (re-enqueueing it yields the same id), else random.
+
+    `round_` tells apart messages that say the same of the same event again on purpose (an alert fired anew after
+    its canary came back, resolved again when it left again): a receiver that deduplicates on the id must not
+    drop them as retries."""
     if not event.event_id:
         return f"msg_{uuid.uuid4().hex}"
-    key = f"{sink}\x00{event.kind}\x00{event.event_id}"
+    key = f"{sink}\x00{event.kind}\x00{event.event_id}" + (f"\x00{round_}" if round_ else "")
     return "msg_" + hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
@@ -114,7 +118,7 @@ def _grouped_key(sink: str, event: AlertEvent) -> CooldownKey:
 
 
 def plan(event: AlertEvent, cfg: AlertsConfig, now: datetime, memory: Mapping[CooldownKey, CooldownEntry],
-         sinks: list[str] | None = None) -> Plan:
+         sinks: list[str] | None = None, round_: str = "") -> Plan:
     """Decide which notifications an event produces at `now`, given the cooldown memory.
 
     Webhook and Slack get one model-change notification per target: the first change of a target waits
@@ -150,7 +154,7 @@ def plan(event: AlertEvent, cfg: AlertsConfig, now: datetime, memory: Mapping[Co
                 out.remember[key] = CooldownEntry(last.fired_at, open=False, resolved=True)
         wait = timedelta(seconds=cfg.group_wait) if grouped else timedelta(0)
         out.notifications.append(Notification(
-            id=uuid.uuid4().hex, message_id=message_id(sink, event), sink=sink, kind=event.kind,
+            id=uuid.uuid4().hex, message_id=message_id(sink, event, round_), sink=sink, kind=event.kind,
             group_key=key[1], signal=key[2], payload=body, created_at=now, next_attempt_at=now + wait))
     return out
 

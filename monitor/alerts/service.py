@@ -87,7 +87,7 @@ class Alerting:
                 summary=f"{canary}@{target}: no longer monitored (removed from the configuration)",
                 evidence={"signal": n.signal, "reason": "no longer configured"})
             # The receiver was told "firing" (the row is there): tell it "resolved", cooldown or not.
-            out += plan(event, self.cfg, now, {}, sinks=[n.sink]).notifications
+            out += plan(event, self.cfg, now, {}, sinks=[n.sink], round_=now.isoformat()).notifications
             key = (n.sink, n.group_key, n.signal)
             last = self.policy.memory.get(key)
             self.policy.memory[key] = CooldownEntry(last.fired_at if last else now, open=False, resolved=True)
@@ -110,7 +110,8 @@ class Alerting:
         for event in events:
             missing = [s for s in route(event, self.cfg) if (s, event.canary, event.target, event.signal) not in firing]
             if missing:
-                p = plan(event, self.cfg, now, self.policy.memory, sinks=missing)
+                # a new message, not a retry: the receiver may have been told "resolved" since the first one
+                p = plan(event, self.cfg, now, self.policy.memory, sinks=missing, round_=now.isoformat())
                 self.policy.memory.update(p.remember)
                 out += p.notifications
         if out:

@@ -24,6 +24,7 @@ from monitor.config.models import (
     Target,
 )
 from monitor.config.yamlsrc import Located, dotted, load_yaml
+from monitor.domain import EMBEDDINGS_CANARY, JUDGE_CANARY
 from monitor.errors import ConfigError, ConfigIssue
 
 
@@ -56,6 +57,14 @@ class Config:
 
     def pairs(self) -> list[tuple[Canary, Target]]:
         return [(c, t) for c in self.canaries for t in self.targets_of(c)]
+
+    def service_pairs(self) -> set[tuple[str, str]]:
+        """The (canary, target) ids the daemon's own calls are stored and measured under: judges', embeddings'."""
+        judges = {getattr(check, "judge_target", None) for c in self.canaries for check in c.checks}
+        pairs = {(JUDGE_CANARY, t) for t in judges | {self.refusal.judge_target} if t}
+        if self.drift.enabled and self.drift.embeddings is not None:
+            pairs.add((EMBEDDINGS_CANARY, self.drift.embeddings.target))
+        return pairs
 
 
 M = TypeVar("M", bound=BaseModel)

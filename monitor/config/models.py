@@ -244,11 +244,21 @@ class Daemon(Strict):
     max_start_delay: float = Field(default=30.0, ge=0)  # first runs are spread over this many seconds
 
 
+class InputPrices(Strict):
+    """USD per million input tokens (an embeddings model bills no output tokens)."""
+
+    input: float = Field(ge=0)
+
+
 class EmbeddingsConfig(Strict):
-    """Where the optional semantic-similarity signal gets its vectors: a target's OpenAI-compatible API."""
+    """Where the optional semantic-similarity signal gets its vectors: a target's OpenAI-compatible API.
+
+    Its calls count in the target's spend and cap (canary `_embeddings`), priced by `prices` or the shipped table;
+    the target's own `prices` are its chat model's and are not used for them."""
 
     target: str  # a configured target (its base_url and key are used)
     model: str = Field(min_length=1)  # e.g. text-embedding-3-small, nomic-embed-text
+    prices: InputPrices | None = None
 
 
 class DriftConfig(Strict):

@@ -111,7 +111,7 @@ def _zero_event(name: str, b: Baseline, c_obs: list[Observation], c_sig: list[di
                 now_s: str) -> DriftEvent | None:
     """The zero-tolerance event of a declared signal, if any current row violates it."""
     rows = [(o, sig[name]) for o, sig in zip(c_obs, c_sig, strict=True)
-            if sig.get(name) is not None and (o.ok or name == "error")]
+            if sig.get(name) is not None]  # a failed call carries only the signals that apply to it
     bad = [o for o, value in rows if violates(name, value)]
     if not bad:
         return None
@@ -134,8 +134,7 @@ def _tests(b: Baseline, c_obs: list[Observation], c_sig: list[dict[str, Any]], s
     for name, (k0, n0) in b.rates.items():
         if not s.enabled(name):
             continue
-        pool = c_sig if name == "error" else ok_sig
-        flags = [bool(sig[name]) for sig in pool if sig.get(name) is not None]
+        flags = [bool(sig[name]) for sig in c_sig if sig.get(name) is not None]  # failed calls: where they apply
         res = rate_test(k0, n0, sum(flags), len(flags))
         if res is not None:
             res.detail.update(n0=n0, n1=len(flags))

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from rapidfuzz import fuzz, process
 
-from monitor.domain import Observation
+from monitor.domain import ErrorType, Observation
 
 if TYPE_CHECKING:
     from monitor.drift.baseline import Baseline
@@ -104,10 +104,15 @@ def compute_signals(
     """Compute every signal of one observation against a (possibly unfinished or absent) baseline."""
     c = obs.call
     out: dict[str, SignalValue] = {"error": c.error_type is not None}
-    if c.error_type is not None:
-        out["error_type"] = str(c.error_type)
-        return out
     refused = (refusal or default_refusal)(obs)
+    if c.error_type is not None:
+        # A failed call carries only the signals that say something about it: the error, and for a
+        # content-policy error (a refusal by the provider) the refusal and the checks that still judge it.
+        out["error_type"] = str(c.error_type)
+        if c.error_type == ErrorType.CONTENT_FILTER:
+            out["refused"] = None if refused is None else bool(refused)
+            out.update({f"check:{r.name}": r.passed for r in obs.checks if r.passed is not None})
+        return out
     out["refused"] = None if refused is None else bool(refused)
     for check in obs.checks:
         out[f"check:{check.name}"] = check.passed

@@ -221,7 +221,7 @@ class Stream(WindowTests, ZeroTolerance):
         out: list[EventUpdate] = []
         for (name, up), ch in self.params.items():
             value = entry.signals.get(name)
-            if value is None or (name != "error" and not entry.ok):
+            if value is None:  # a failed call carries only the signals that apply to it
                 continue
             x = bool(value) == up
             op = self.open.get(name)

@@ -59,7 +59,7 @@ class ZeroTolerance:
         out: list[EventUpdate] = []
         for name in sorted(names):
             value = sig.get(name)
-            if value is None or (name != "error" and not ok):
+            if value is None:  # a failed call carries only the signals that apply to it
                 continue
             bad = violates(name, value)
             op = self.open.get(name)

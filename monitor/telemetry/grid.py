@@ -71,6 +71,11 @@ class PairGrid(Collector):
     def get(self, *labels: str) -> float:
         return self._values.get(self._key(labels), 0.0)
 
+    def remove(self, *labels: str) -> None:
+        """Stop exporting one label set that was set (a declared one goes back to zero)."""
+        with self._lock:
+            self._values.pop(self._key(labels), None)
+
     def _key(self, labels: Sequence[str]) -> Key:
         if len(labels) != len(self.labelnames):
             raise ValueError(f"{self.name}: expected labels {self.labelnames}, got {tuple(labels)}")

@@ -35,13 +35,14 @@ class Metrics:
                                   n.GENAI_LABELS, n.DURATION_BUCKETS, registry=r)
         self.tokens = PairHistogram(n.TOKEN_USAGE, "Tokens per call as reported by the server.",
                                     (*n.GENAI_LABELS, "gen_ai_token_type"), n.TOKEN_BUCKETS, registry=r)
-        self.attempts = PairGrid("llm_monitor_probe_attempts", "Probe calls made.", "counter", (), registry=r)
-        self.failures = PairGrid("llm_monitor_probe_failures", "Probe calls that failed, by error type.", "counter",
+        self.attempts = PairGrid("llm_monitor_probe_attempts", "Calls made (canaries _judge and _embeddings: the "
+                                 "daemon's own calls).", "counter", (), registry=r)
+        self.failures = PairGrid("llm_monitor_probe_failures", "Calls that failed, by error type.", "counter",
                                  ("error_type",), [(et.value,) for et in ErrorType], registry=r)
         self.output_rate = PairHistogram("llm_monitor_output_tokens_per_second",
                                          "Server-reported output tokens over the time after the first chunk.",
                                          ("canary", "target"), n.RATE_BUCKETS, registry=r)
-        self.cost = PairGrid("llm_monitor_cost_usd", "Spend on probe calls in USD (known prices only).", "counter",
+        self.cost = PairGrid("llm_monitor_cost_usd", "Spend on calls in USD (known prices only).", "counter",
                              (), registry=r)
         self.spend_today = Gauge("llm_monitor_spend_today_usd", "Spend since 00:00 UTC in USD.", ("target",),
                                  registry=r)
@@ -101,11 +102,16 @@ class Metrics:
         self.build_info.labels(__version__, platform.python_version()).set(1)
         self._models: dict[str, tuple[str, str]] = {}
 
-    def declare(self, pairs: Iterable[tuple[str, str, float]], caps: dict[str, float | None]) -> None:
-        """Pre-initialise the series of every (canary, target, interval) and every target's cap."""
+    def declare(self, pairs: Iterable[tuple[str, str, float]], caps: dict[str, float | None],
+                services: Iterable[tuple[str, str]] = ()) -> None:
+        """Pre-initialise the series of every (canary, target, interval), every target's cap, and the call and
+        cost series of the daemon's own calls (`services`: judges', embeddings')."""
         pairs = list(pairs)
         for grid in (self.attempts, self.failures, self.cost, self.refusals):
             grid.declare((canary, target) for canary, target, _ in pairs)
+        services = list(services)
+        for grid in (self.attempts, self.failures, self.cost):
+            grid.declare(services)
         for canary, _, interval in pairs:
             self.interval.labels(canary).set(interval)
         for target, cap in caps.items():
@@ -140,11 +146,11 @@ class Metrics:
                 if value not in kept:
                     gauge.remove(value)
 
-    def observe(self, obs: Observation, provider: str, server: str) -> None:
-        """Record one finished call."""
+    def observe(self, obs: Observation, provider: str, server: str, operation: str = "chat") -> None:
+        """Record one finished call (`operation`: the GenAI operation name, `chat` or `embeddings`)."""
         c = obs.call
         err = c.error_type.value if c.error_type else ""
-        labels = ("chat", provider, obs.request_model, c.response_model or "", server, err, obs.canary, obs.target)
+        labels = (operation, provider, obs.request_model, c.response_model or "", server, err, obs.canary, obs.target)
         ts = obs.started_at.timestamp()
         self.attempts.inc(obs.canary, obs.target)
         self.last_attempt.set(obs.canary, obs.target, value=ts)
@@ -158,18 +164,20 @@ class Metrics:
             self.tokens.observe(*labels, "output", value=c.usage.output_tokens)
         if obs.cost_usd:
             self.cost.inc(obs.canary, obs.target, amount=obs.cost_usd)
+        # a failed call counts its refusal (a content-policy error) and the checks that still judge it
+        if obs.refusal in ("partial", "full"):
+            self.refusals.inc(obs.canary, obs.target, obs.refusal)
+        for r in obs.checks:
+            if c.error_type is None or r.passed is not None:
+                result = "error" if r.passed is None else ("pass" if r.passed else "fail")
+                self.checks.inc(obs.canary, obs.target, r.name, result)
         if c.error_type is not None:
             self.failures.inc(obs.canary, obs.target, err)
             return
         self.last_success.set(obs.canary, obs.target, value=ts)
         if obs.output_tokens_per_s is not None:
             self.output_rate.observe(obs.canary, obs.target, value=obs.output_tokens_per_s)
-        if obs.refusal in ("partial", "full"):
-            self.refusals.inc(obs.canary, obs.target, obs.refusal)
-        for r in obs.checks:
-            result = "error" if r.passed is None else ("pass" if r.passed else "fail")
-            self.checks.inc(obs.canary, obs.target, r.name, result)
-        if c.response_model:
+        if c.response_model and operation == "chat":  # an embeddings model is not the model the target serves
             self._set_model(obs.target, c.response_model, c.system_fingerprint or "")
 
     def _set_model(self, target: str, model: str, fingerprint: str) -> None:
@@ -182,18 +190,23 @@ class Metrics:
         self.model_info.labels(target, model, fingerprint).set(1)
 
     def run_summary(self, canary: str, target: str, observations: list[Observation]) -> None:
-        """Set the last-run ratios (refusals, check passes) from one run's samples."""
-        ok = [o for o in observations if o.ok]
-        if not ok:
-            return
-        judged = [o for o in ok if o.refusal is not None]
+        """Set the last-run ratios (refusals, check passes) from one run's samples: the successful ones, and the
+        failed ones that still have a verdict (a content-policy error is a refusal). A run of outages only
+        changes nothing."""
+        judged = [o for o in observations if o.refusal is not None]
         if judged:
             self.refusal_ratio.set(canary, target,
                                    value=sum(o.refusal in ("partial", "full") for o in judged) / len(judged))
         by_check: dict[str, list[bool]] = {}
-        for o in ok:
+        for o in observations:
             for r in o.checks:
+                if not o.ok and r.passed is None:
+                    continue
+                verdicts = by_check.setdefault(r.name, [])
                 if r.passed is not None:
-                    by_check.setdefault(r.name, []).append(r.passed)
+                    verdicts.append(r.passed)
         for name, results in by_check.items():
-            self.check_ratio.set(canary, target, name, value=sum(results) / len(results))
+            if results:
+                self.check_ratio.set(canary, target, name, value=sum(results) / len(results))
+            else:  # no verdict in the last run (an untrusted judge, a capped judge target): no share to show
+                self.check_ratio.remove(canary, target, name)
