@@ -96,7 +96,7 @@ class App:
                              providers={}, now=now, annotate=annotate or self.quality,
                              listeners=list(listeners or []))
         self.scheduler = Scheduler(self._run_job, now=now)
-        self.analysis = Analysis(self.store, self.metrics, config.drift.settings(),
+        self.analysis = Analysis(self.store, self.metrics, config.drift_settings(),
                                  tags=lambda canary: self._tags.get(canary, ())) \
             if analyse and config.drift.enabled else None
         self.alerting: Alerting | None = None
@@ -247,7 +247,9 @@ class App:
         if schedule:
             log.info("started", extra={"jobs": len(self.scheduler.next_runs()), "store": self.store.safe_url,
                                        "schema": revision, "listen": f"{self.config.http.host}:{self.port}",
-                                       "leader": self.leading})
+                                       "leader": self.leading,
+                                       "drift_false_alarms_per_day": round(self.config.false_alarms_per_day(), 4)
+                                       if self.analysis is not None else None})
 
     async def _lead(self, *, schedule: bool) -> None:
         """Become the acting replica: seed state from the store, start alerting, analysis and the schedule."""

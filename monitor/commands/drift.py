@@ -64,7 +64,7 @@ def _analysis(config_path: str) -> Any:
     # Notifications are only enqueued here (in the event's transaction); the running daemon delivers them.
     alerting = Alerting(config.alerts, Outbox(store.engine), None, utcnow)  # type: ignore[arg-type]
     tags = {c.id: tuple(c.tags) for c in config.canaries}
-    return config, Analysis(store, Metrics(CollectorRegistry()), config.drift.settings(), alerting=alerting,
+    return config, Analysis(store, Metrics(CollectorRegistry()), config.drift_settings(), alerting=alerting,
                             tags=lambda canary: tags.get(canary, ()))
 
 

@@ -25,6 +25,7 @@ from monitor.config.models import (
 )
 from monitor.config.yamlsrc import Located, dotted, load_yaml
 from monitor.domain import EMBEDDINGS_CANARY, JUDGE_CANARY
+from monitor.drift.settings import DriftSettings
 from monitor.errors import ConfigError, ConfigIssue
 
 
@@ -57,6 +58,18 @@ class Config:
 
     def pairs(self) -> list[tuple[Canary, Target]]:
         return [(c, t) for c in self.canaries for t in self.targets_of(c)]
+
+    def observations_per_day(self) -> float:
+        """How many observations every canary x target stream together makes (and drift analyses) per day."""
+        return sum(c.samples * 86_400 / c.schedule.interval_s for c, _ in self.pairs())
+
+    def drift_settings(self) -> DriftSettings:
+        """The drift engine's settings, with a fleet budget (`false_alarms_per_day`) split over the streams."""
+        return self.drift.settings(self.observations_per_day())
+
+    def false_alarms_per_day(self) -> float:
+        """The false drift events per day the budget allows across every stream (the fleet's total)."""
+        return self.drift_settings().false_alarms_per_10k * self.observations_per_day() / 10_000
 
     def service_pairs(self) -> set[tuple[str, str]]:
         """The (canary, target) ids the daemon's own calls are stored and measured under: judges', embeddings'."""
@@ -170,7 +183,8 @@ def restart_only(running: Config, loaded: Config) -> tuple[Config, list[str]]:
     changed = [name for name, old, new in (
         ("storage.url", running.storage.url, loaded.storage.url),
         ("http.listen", running.http.listen, loaded.http.listen),
-        ("drift", running.drift, loaded.drift),
+        ("drift", (running.drift, running.drift_settings()), (loaded.drift, loaded.drift_settings())),  # the fleet
+        # budget's split per stream changes with the canaries and schedules
     ) if old != new]
     kept = replace(loaded, storage=loaded.storage.model_copy(update={"url": running.storage.url}),
                    http=loaded.http.model_copy(update={"listen": running.http.listen}), drift=running.drift)

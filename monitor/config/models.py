@@ -270,9 +270,19 @@ class DriftConfig(Strict):
     window: int = Field(default=30, ge=5, le=10_000)
     eval_every: int = Field(default=10, ge=1)
     false_alarms_per_10k: float = Field(default=0.5, gt=0, le=100)
+    # The fleet's budget instead: expected false events per day across every canary x target stream. Each
+    # stream then gets the per-10k budget that spends it, so adding canaries does not add false alarms.
+    false_alarms_per_day: float | None = Field(default=None, gt=0)
     mmd_permutations: int = Field(default=200, ge=20, le=10_000)
     mmd_every: int = Field(default=30, ge=1)
     disabled_signals: list[str] = []
+
+    @model_validator(mode="after")
+    def _one_budget(self) -> DriftConfig:
+        if self.false_alarms_per_day is not None and "false_alarms_per_10k" in self.model_fields_set:
+            raise ValueError("set one of `false_alarms_per_10k` (per stream) or `false_alarms_per_day` (the whole "
+                             "fleet), not both")
+        return self
 
     @field_validator("disabled_signals")
     @classmethod
@@ -283,11 +293,16 @@ class DriftConfig(Strict):
                 raise ValueError(f"unknown signal {name!r}; expected one of {', '.join(known)}")
         return v
 
-    def settings(self) -> DriftSettings:
-        """Return the engine settings: the defaults with every field set here replacing them."""
-        values = self.model_dump(exclude={"enabled", "embeddings"}, exclude_defaults=True)
+    def settings(self, observations_per_day: float = 0.0) -> DriftSettings:
+        """Return the engine settings: the defaults with every field set here replacing them.
+
+        With `false_alarms_per_day`, every stream's budget is that many events over the `observations_per_day`
+        all streams together analyse (each observation is one evaluation of its stream)."""
+        values = self.model_dump(exclude={"enabled", "embeddings", "false_alarms_per_day"}, exclude_defaults=True)
         if "disabled_signals" in values:
             values["disabled_signals"] = tuple(values["disabled_signals"])
+        if self.false_alarms_per_day is not None and observations_per_day > 0:
+            values["false_alarms_per_10k"] = min(self.false_alarms_per_day * 10_000 / observations_per_day, 100.0)
         return DriftSettings(**values)
 
 
