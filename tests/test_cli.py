@@ -65,6 +65,19 @@ def test_check_config_resolves_alert_sink_secrets_as_run_does(tmp_path: Path, st
     assert ok.returncode == 0 and "configuration OK" in ok.stdout, ok.stderr
 
 
+def test_check_config_warns_of_an_uncalibrated_judge_and_an_unsigned_webhook(tmp_path: Path,
+                                                                             steady_sim: SimServer) -> None:
+    probes = ONE + "    checks: [{type: llm_judge, judge_target: claude, rubric: 'Mentions SIGTERM.'}]\n"
+    sinks = "alerts:\n  sinks:\n    - {name: hook, type: webhook, url: 'http://127.0.0.1:9/h'}\n"
+    cfg = write_config(tmp_path, two_targets(steady_sim), probes, extra=sinks)
+    out = cli("check-config", "-c", str(cfg), env={"K": "k"})
+    assert out.returncode == 0 and "configuration OK" in out.stdout, out.stderr
+    text = " ".join(out.stdout.split())
+    assert "checks[0] (llm_judge, judge target claude) has no calibration" in text
+    assert "hook: a webhook without secret_env or secret_file: its messages go out unsigned" in text
+    assert "drift false-alarm budget: " in text and "more canaries, more false alarms" in text
+
+
 def test_probe_json_has_the_documented_fields(tmp_path: Path, steady_sim: SimServer) -> None:
     cfg = write_config(tmp_path, two_targets(steady_sim), ONE)
     out = cli("probe", "-c", str(cfg), "--json", env={"K": "k"})

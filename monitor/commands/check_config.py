@@ -9,7 +9,7 @@ from rich.table import Table
 
 from monitor.alerts.sinks import sink_problems
 from monitor.commands.common import EXIT_CONFIG, EXIT_OK, load_or_exit, print_problems
-from monitor.config.loader import redact_url
+from monitor.config.loader import Config, redact_url
 from monitor.config.secrets import resolve_api_key
 from monitor.errors import SecretError
 
@@ -49,6 +49,8 @@ def main(config_path: str) -> int:
                   f"{scope})", soft_wrap=True)
     for w in warnings:
         out.print(f"[yellow]warning:[/] {w} (the daemon will refuse to start without it)")
+    for w in _unchecked(config):
+        out.print(f"[yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
     for f in config.probe_files:
         if not per_file.get(f):
             out.print(f"[yellow]warning:[/] {f}: no canaries (an empty file, or one whose canaries list is empty)",
@@ -59,3 +61,16 @@ def main(config_path: str) -> int:
         return EXIT_CONFIG
     out.print("[green]configuration OK[/]")
     return EXIT_OK
+
+
+def _unchecked(config: Config) -> list[str]:
+    """What runs but cannot be trusted as configured: uncalibrated judges, unsigned webhooks."""
+    out = [f"{c.source}: canary {c.id}: checks[{i}] (llm_judge, judge target {check.judge_target}) has no "
+           "calibration: its verdicts count unchecked, so a judge its provider changes can open drift events "
+           "on its own (add `calibration:` answers with known verdicts)"
+           for c in config.canaries for i, check in enumerate(c.checks)
+           if check.type == "llm_judge" and not check.calibration]
+    out += [f"{config.path}: alerts.sinks: {sink.name}: a webhook without secret_env or secret_file: its messages "
+            "go out unsigned, and receivers cannot tell them from forgeries"
+            for sink in config.alerts.sinks if sink.type == "webhook" and not (sink.secret_env or sink.secret_file)]
+    return out
