@@ -20,6 +20,7 @@ from starlette.routing import Route
 
 from monitor.alerts import Alerting, build_alerting
 from monitor.analysis import Analysis
+from monitor.checks import check_names
 from monitor.config.loader import Config, load_config, restart_only
 from monitor.config.models import Prices
 from monitor.config.secrets import resolve_api_key
@@ -205,8 +206,10 @@ class App:
 
     def _declare(self) -> None:
         if self.leading:  # a standby exports no per-pair series (its last-success gauges would go stale)
-            self.metrics.declare(((c.id, t.id, c.schedule.interval_s) for c, t in self.config.pairs()),
-                                 {t.id: t.daily_spend_cap_usd for t in self.config.targets}, self.config.service_pairs())
+            pairs = self.config.pairs()
+            self.metrics.declare(((c.id, t.id, c.schedule.interval_s) for c, t in pairs),
+                                 {t.id: t.daily_spend_cap_usd for t in self.config.targets}, self.config.service_pairs(),
+                                 ((c.id, t.id, name) for c, t in pairs for name in check_names(c.checks)))
         self.metrics.reload_ok.set(1)
         self.metrics.reload_ts.set(time.time())
 

@@ -64,7 +64,7 @@ async def test_embeddings_calls_count_in_the_targets_spend_and_metrics_and_keep_
             await app.stop()
 
 
-async def test_judge_series_survive_a_reload(tmp_path, steady_sim: SimServer) -> None:
+async def test_judge_and_check_series_are_declared_and_survive_a_reload(tmp_path, steady_sim: SimServer) -> None:
     probes = ("canaries:\n  - id: graded\n    messages: [{role: user, content: hi}]\n    targets: [gpt]\n"
               "    checks: [{type: llm_judge, judge_target: judge, rubric: 'Says hello.'}]\n")
     cfg_path = write_config(tmp_path, f"  - {{id: gpt, provider: openai, base_url: '{steady_sim.openai_base_url}', "
@@ -75,6 +75,9 @@ async def test_judge_series_survive_a_reload(tmp_path, steady_sim: SimServer) ->
               analyse=False)
     await app.start(schedule=False)
     try:
+        # declared before any run, so that increase() sees a check's first failure
+        assert app.registry.get_sample_value("llm_monitor_check_results_total", {
+            "canary": "graded", "target": "gpt", "check": "llm_judge", "result": "fail"}) == 0
         await app.runner.run(*app.config.pairs()[0])
         await recorded(app)
         attempts = sample(app.registry, "llm_monitor_probe_attempts_total", canary="_judge", target="judge")

@@ -103,10 +103,14 @@ class Metrics:
         self._models: dict[str, tuple[str, str]] = {}
 
     def declare(self, pairs: Iterable[tuple[str, str, float]], caps: dict[str, float | None],
-                services: Iterable[tuple[str, str]] = ()) -> None:
-        """Pre-initialise the series of every (canary, target, interval), every target's cap, and the call and
-        cost series of the daemon's own calls (`services`: judges', embeddings')."""
+                services: Iterable[tuple[str, str]] = (), checks: Iterable[tuple[str, str, str]] = ()) -> None:
+        """Pre-initialise the series of every (canary, target, interval), every target's cap, the call and cost
+        series of the daemon's own calls (`services`: judges', embeddings'), and every (canary, target, check)'s
+        results, so that `increase()` sees a check's first failure."""
         pairs = list(pairs)
+        for canary, target, check in checks:
+            for result in ("pass", "fail", "error"):
+                self.checks.inc(canary, target, check, result, amount=0.0)
         for grid in (self.attempts, self.failures, self.cost, self.refusals):
             grid.declare((canary, target) for canary, target, _ in pairs)
         services = list(services)
