@@ -155,7 +155,7 @@ def latency() -> dict[str, Any]:
               [query(f"sum by (target) (llm_monitor_probes_in_flight{{{TARGET}}})", "{{target}}")]),
     ]
     return dashboard("llm-monitor-latency", "LLM Monitor / Latency",
-                     "Call duration, time to first chunk and output rate per target.", panels)
+                     "Call duration, time to first chunk and output rate per target.", panels, drift_annotations())
 
 
 def cost() -> dict[str, Any]:
@@ -187,7 +187,8 @@ def cost() -> dict[str, Any]:
               width=24, height=6),
     ]
     return dashboard("llm-monitor-cost", "LLM Monitor / Cost and tokens",
-                     "Spend against the daily cap, cost per target and canary, token usage.", panels)
+                     "Spend against the daily cap, cost per target and canary, token usage.", panels,
+                     drift_annotations())
 
 
 def quality() -> dict[str, Any]:

@@ -100,8 +100,10 @@ def test_annotations_are_on_the_datasource_variable(name: str) -> None:
         assert item.get("expr"), item["name"]
 
 
-def test_quality_dashboard_annotates_drift_and_model_changes() -> None:
-    exprs = [e for _, e in annotation_queries(DASHBOARDS["llm-monitor-quality.json"])]
+@pytest.mark.parametrize("name", sorted(DASHBOARDS))
+def test_every_dashboard_annotates_drift_and_model_changes(name: str) -> None:
+    """A model swap explains a latency or cost step as much as a quality one."""
+    exprs = [e for _, e in annotation_queries(DASHBOARDS[name])]
     assert any("llm_monitor_drift_events_total" in e for e in exprs)
     assert any("llm_monitor_drift_active" in e for e in exprs)
     assert any("llm_monitor_model_info" in e for e in exprs)
