@@ -53,8 +53,8 @@ def main(config_path: str, canary: str | None, target: str | None, as_json: bool
         return EXIT_CONFIG
 
     async def _main() -> int:
-        app = App(config, registry=CollectorRegistry(), serve_http=False, analyse=False)
         try:
+            app = App(config, registry=CollectorRegistry(), serve_http=False, analyse=False)
             await app.start(schedule=False)
         except MonitorError as e:
             err_console.print(f"[red]cannot start:[/] {e}")

@@ -42,7 +42,11 @@ def main(config_path: str) -> int:
     config = load_or_exit(config_path)
 
     async def _main() -> int:
-        app = App(config)
+        try:
+            app = App(config)
+        except MonitorError as e:  # e.g. an OTEL_* setting this build cannot follow
+            log.error("cannot start: %s", e)
+            return EXIT_CONFIG
         return await serve(app, asyncio.Event())
 
     return asyncio.run(_main())
