@@ -30,6 +30,7 @@ class ErrorType(StrEnum):
     CONTENT_FILTER = "content_filter"
     BAD_RESPONSE = "bad_response"
     CANCELLED = "cancelled"
+    INTERNAL = "internal"  # llm-monitor's own code failed, not the upstream: kept out of drift
 
 
 class FinishReason(StrEnum):

@@ -230,7 +230,7 @@ class Runner:
                 raise
             except Exception as e:  # a bug in a provider must not kill the daemon
                 log.exception("provider %s raised instead of returning an observation", target.provider)
-                call = CallResult(error_type=ErrorType.BAD_RESPONSE, error_message=f"internal: {e!r}"[:300],
+                call = CallResult(error_type=ErrorType.INTERNAL, error_message=f"internal: {e!r}"[:300],
                                   stream=request.stream)
             finally:
                 gauge.dec()

@@ -324,3 +324,32 @@ async def test_samples_waiting_their_turn_are_not_sent_once_the_cap_is_reached(s
     app, made = await run_first_pair(cfg)
     assert len(made) == 1  # the first answer's cost reached the cap; the four queued behind it were not sent
     assert sample(app.registry, "llm_monitor_probe_attempts_total", canary="kill-python-process", target="gpt") == 1
+
+
+async def test_a_provider_that_raises_is_an_internal_error_kept_out_of_drift(steady_sim: SimServer,
+                                                                          tmp_path: Path) -> None:
+    """A bug in llm-monitor's own provider code is not the upstream answering badly."""
+    from monitor.drift import compute_signals
+
+    class Broken:
+        name, server_address = "openai", "127.0.0.1"
+
+        async def complete(self, request: Any) -> CallResult:
+            raise KeyError("choices")
+
+        async def aclose(self) -> None:
+            pass
+
+    cfg = load_config(write_config(tmp_path, targets(steady_sim), PROBES), environ={"K": "k"})
+    app = App(cfg, environ={"K": "k"}, serve_http=False, analyse=False)
+    await app.start(schedule=False)
+    try:
+        app.runner.providers["gpt"] = Broken()
+        observations = await app.runner.run(*cfg.pairs()[0])
+    finally:
+        await app.stop()
+    assert [o.call.error_type.value if o.call.error_type else None for o in observations] == ["internal"] * 3
+    assert "internal: KeyError('choices')" in (observations[0].call.error_message or "")
+    assert compute_signals(observations[0]) == {}
+    assert sample(app.registry, "llm_monitor_probe_failures_total", canary="kill-python-process", target="gpt",
+                  error_type="internal") == 3

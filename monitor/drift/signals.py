@@ -103,6 +103,8 @@ def compute_signals(
 ) -> dict[str, SignalValue]:
     """Compute every signal of one observation against a (possibly unfinished or absent) baseline."""
     c = obs.call
+    if c.error_type == ErrorType.INTERNAL:
+        return {}  # llm-monitor's own failure says nothing about the upstream
     out: dict[str, SignalValue] = {"error": c.error_type is not None}
     refused = (refusal or default_refusal)(obs)
     if c.error_type is not None:
