@@ -63,8 +63,10 @@ class Analysis:
 
     def __init__(self, store: Store, metrics: Metrics, settings: DriftSettings, *, alerting: Alerting | None = None,
                  tags: Callable[[str], tuple[str, ...]] = lambda canary: (),
-                 listeners: list[Callable[[EventUpdate], None]] | None = None):
+                 listeners: list[Callable[[EventUpdate], None]] | None = None,
+                 now: Callable[[], datetime] = utcnow):
         self.store = store
+        self.now = now
         self.repo = DriftRepository(store.engine)
         self.metrics = metrics
         self.engine = DriftEngine(settings)
@@ -199,7 +201,7 @@ class Analysis:
                             note: str) -> list[EventUpdate]:
         """Accept current behaviour from stored observations (the CLI has no live stream to take it from)."""
         _enough(observations)
-        now = utcnow()
+        now = self.now()
         updates = []
         for e in self.engine.events(canary=canary, target=target, state="open"):
             e.state, e.accepted_at, e.note = "accepted", now.isoformat(), note

@@ -92,18 +92,18 @@ class App:
         self.quality = Quality(lambda: self.runner.providers, lambda: {t.id: t.model for t in self.config.targets},
                                record=self._record_judge_call,
                                over_cap=lambda t: self.runner.over_cap_now(self.config.target(t)),
-                               limit=lambda t: self.runner.limit(t))
+                               limit=lambda t: self.runner.limit(t), now=now)
         self.runner = Runner(store=self.store, metrics=self.metrics, tracer=get_tracer(self.tracer_provider),
                              providers={}, now=now, annotate=annotate or self.quality,
                              listeners=list(listeners or []))
         self.scheduler = Scheduler(self._run_job, now=now)
         self.analysis = Analysis(self.store, self.metrics, config.drift_settings(),
-                                 tags=lambda canary: self._tags.get(canary, ())) \
+                                 tags=lambda canary: self._tags.get(canary, ()), now=now) \
             if analyse and config.drift.enabled else None
         self.alerting: Alerting | None = None
         self._analyse = analyse
         self._tags = {c.id: tuple(c.tags) for c in config.canaries}
-        self.health = HealthWatch()
+        self.health = HealthWatch(now=now)
         self.runner.cap_listeners.append(self._on_cap)
         self._serve_http = serve_http
         self._extra_routes = extra_routes or []

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from monitor.alerts import AlertEvent
 from monitor.domain import Observation, utcnow
@@ -16,6 +17,7 @@ class HealthWatch:
     """Remembers consecutive failed runs per canary x target and which targets are paused by their cap."""
 
     down_after: int = DOWN_AFTER_RUNS
+    now: Callable[[], datetime] = utcnow
     _failed_runs: dict[tuple[str, str], int] = field(default_factory=dict)
     _down: set[tuple[str, str]] = field(default_factory=set)
     _paused: set[str] = field(default_factory=set)
@@ -45,7 +47,7 @@ class HealthWatch:
                 self._down.add(key)
                 errors = sorted({o.call.error_type.value for o in observations if o.call.error_type})
                 return [AlertEvent(kind="canary.down", canary=canary, target=target, signal="error",
-                                   severity="critical", tags=tags, opened_at=utcnow(),
+                                   severity="critical", tags=tags, opened_at=self.now(),
                                    summary=f"{canary}@{target}: every call failed in {self._failed_runs[key]} "
                                            f"consecutive runs ({', '.join(errors)})",
                                    evidence={"signal": "error", "error_types": errors,
@@ -56,7 +58,7 @@ class HealthWatch:
         if key in self._down:
             self._down.discard(key)
             return [AlertEvent(kind="canary.recovered", canary=canary, target=target, signal="error",
-                               severity="critical", tags=tags, resolved_at=utcnow(),
+                               severity="critical", tags=tags, resolved_at=self.now(),
                                summary=f"{canary}@{target}: calls succeed again")]
         return []
 
@@ -65,7 +67,7 @@ class HealthWatch:
         if is_paused and target not in self._paused:
             self._paused.add(target)
             return [AlertEvent(kind="budget.exceeded", canary="*", target=target, signal="spend",
-                               severity="warning", opened_at=utcnow(),
+                               severity="warning", opened_at=self.now(),
                                summary=f"{target}: daily spend cap ${cap} reached (spent ${spent:.4f}); "
                                        "paused until 00:00 UTC",
                                evidence={"signal": "spend", "current_value": spent, "baseline_value": cap})]

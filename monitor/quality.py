@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from concurrent.futures import Future
+from datetime import datetime
 from typing import Any
 
 from monitor.checks import evaluate_all
@@ -28,8 +29,10 @@ class Quality:
                  loop: asyncio.AbstractEventLoop | None = None, *,
                  record: Callable[[str, Provider, CallResult, Any], Any] | None = None,
                  over_cap: Callable[[str], bool] = lambda target: False,
-                 limit: Callable[[str], asyncio.Semaphore] | None = None):
+                 limit: Callable[[str], asyncio.Semaphore] | None = None,
+                 now: Callable[[], datetime] = utcnow):
         self._providers = providers
+        self._now = now
         self._models = models
         self._loop = loop
         self._record = record  # async (target id, provider, result, started): stores the call, counts its cost
@@ -57,7 +60,7 @@ class Quality:
                 raise RuntimeError(f"judge target {target_id} is paused: its daily spend cap is reached")
             request = ChatRequest(model=self._models()[target_id], messages=[{"role": "user", "content": prompt}],
                                   stream=False, temperature=0.0, timeout_s=JUDGE_TIMEOUT_S)
-            started = utcnow()
+            started = self._now()
             future: Future = asyncio.run_coroutine_threadsafe(self._complete(target_id, provider, request),
                                                               self._loop)
             result = future.result(timeout=JUDGE_TIMEOUT_S + 5)
