@@ -7,10 +7,9 @@ import contextlib
 import gc
 import logging
 import os
-import socket
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -28,9 +27,9 @@ from monitor.domain import EMBEDDINGS_CANARY, JUDGE_CANARY, CallResult, utcnow
 from monitor.embeddings import Embedder
 from monitor.errors import MonitorError
 from monitor.health import HealthWatch
-from monitor.http import build_http_app, drift_routes
+from monitor.http import Server, build_http_app, drift_routes, listen_socket
 from monitor.pricing import embeddings_prices
-from monitor.providers import build_provider
+from monitor.providers import build_providers
 from monitor.providers.base import Provider
 from monitor.quality import Quality
 from monitor.runner import Annotator, Listener, Runner
@@ -46,32 +45,6 @@ SWITCH_INTERVAL_S = 0.001
 ALERT_BATCH = 3
 LEADER_POLL_S = 5.0  # how often a standby tries for the leader lock, and the leader checks it still holds it
 UNSAVED_GRACE_S = 10.0  # at shutdown, how long writes held while the store was down get to be stored
-
-
-class _Server(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:  # the app owns signal handling
-        yield
-
-
-def build_providers(config: Config, environ: Mapping[str, str]) -> dict[str, Provider]:
-    """Build one provider per target; raises SecretError when a named key is missing."""
-    return {t.id: build_provider(t, resolve_api_key(t, environ)) for t in config.targets}
-
-
-def listen_socket(host: str, port: int) -> socket.socket:
-    """Bind the HTTP socket ourselves so a busy port is a clear error, and port 0 works in tests."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as e:
-        sock.close()
-        raise MonitorError(f"cannot listen on {host}:{port}: {e.strerror or e}") from e
-    sock.listen(128)
-    sock.setblocking(False)
-    return sock
 
 
 class App:
@@ -107,7 +80,7 @@ class App:
         self.runner.cap_listeners.append(self._on_cap)
         self._serve_http = serve_http
         self._extra_routes = extra_routes or []
-        self._server: _Server | None = None
+        self._server: Server | None = None
         self._server_task: asyncio.Task[None] | None = None
         self._housekeeping: asyncio.Task[None] | None = None
         self._baselines_task: asyncio.Task[None] | None = None
@@ -230,7 +203,7 @@ class App:
             self.port = sock.getsockname()[1]
             routes = [*self._extra_routes, *(drift_routes(self.analysis) if self.analysis else [])]
             app = build_http_app(self, environ=self.environ, extra_routes=routes)
-            self._server = _Server(uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False))
+            self._server = Server(uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False))
             self._server_task = asyncio.create_task(self._server.serve(sockets=[sock]))
         if not schedule:
             await self._lead(schedule=False)

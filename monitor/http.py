@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import os
-from collections.abc import Mapping
+import socket
+from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
 
+import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -16,6 +19,7 @@ from starlette.routing import Route
 
 from monitor.config.loader import Config
 from monitor.drift.events import ACCEPTED, OPEN, RESOLVED
+from monitor.errors import MonitorError
 from monitor.store import Store
 
 
@@ -147,3 +151,26 @@ def drift_routes(analysis: Any) -> list[Route]:
                              for r in rows])
 
     return [Route("/api/drift", events), Route("/api/drift/{event_id}", event), Route("/api/baselines", baselines)]
+
+
+class Server(uvicorn.Server):
+    """uvicorn without its own signal handlers: the app owns SIGTERM, SIGINT and SIGHUP."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:  # the app owns signal handling
+        yield
+
+
+def listen_socket(host: str, port: int) -> socket.socket:
+    """Bind the HTTP socket ourselves so a busy port is a clear error, and port 0 works in tests."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        raise MonitorError(f"cannot listen on {host}:{port}: {e.strerror or e}") from e
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock

@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import importlib
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 import httpx
 
 from monitor.config.models import Target
+from monitor.config.secrets import resolve_api_key
 from monitor.providers.anthropic import AnthropicProvider
 from monitor.providers.arrival import arrival_transport
 from monitor.providers.base import ChatRequest, Provider, monotonic
 from monitor.providers.openai_compat import OpenAIProvider
 from monitor.providers.scrub import Scrubbing
 from monitor.tls import default_context
+
+if TYPE_CHECKING:
+    from monitor.config.loader import Config
 
 PROVIDERS: dict[str, Callable[..., Provider]] = {
     "openai": OpenAIProvider,
@@ -78,4 +82,10 @@ def build_provider(target: Target, api_key: str | None, *, transport: httpx.Asyn
     return Scrubbing(PROVIDERS[target.provider](target.base_url, api_key, **kwargs), [api_key])
 
 
-__all__ = ["PROVIDERS", "AnthropicProvider", "ChatRequest", "OpenAIProvider", "Provider", "build_provider"]
+__all__ = ["PROVIDERS", "AnthropicProvider", "ChatRequest", "OpenAIProvider", "Provider", "build_provider",
+           "build_providers"]
+
+
+def build_providers(config: Config, environ: Mapping[str, str]) -> dict[str, Provider]:
+    """Build one provider per target; raises SecretError when a named key is missing."""
+    return {t.id: build_provider(t, resolve_api_key(t, environ)) for t in config.targets}
