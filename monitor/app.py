@@ -64,7 +64,7 @@ class App:
         self.tracer_provider = tracer_provider if tracer_provider is not None else make_tracer_provider(self.environ)
         self.quality = Quality(lambda: self.runner.providers, lambda: {t.id: t.model for t in self.config.targets},
                                record=self._record_judge_call,
-                               over_cap=lambda t: self.runner.over_cap_now(self.config.target(t)),
+                               over_cap=lambda t: self.runner.spend.over_cap_now(self.config.target(t)),
                                limit=lambda t: self.runner.limit(t), now=now)
         self.runner = Runner(store=self.store, metrics=self.metrics, tracer=get_tracer(self.tracer_provider),
                              providers={}, now=now, annotate=annotate or self.quality,
@@ -77,7 +77,7 @@ class App:
         self._analyse = analyse
         self._tags = {c.id: tuple(c.tags) for c in config.canaries}
         self.health = HealthWatch(now=now)
-        self.runner.cap_listeners.append(self._on_cap)
+        self.runner.spend.listeners.append(self._on_cap)
         self._serve_http = serve_http
         self._extra_routes = extra_routes or []
         self._server: Server | None = None
@@ -108,7 +108,7 @@ class App:
 
         return Embedder(target.base_url, resolve_api_key(target, self.environ), emb.model, timeout=target.timeout,
                         headers=target.headers, record=record,
-                        paused=lambda: self.runner.over_cap_now(self.config.target(emb.target)), now=self.now)
+                        paused=lambda: self.runner.spend.over_cap_now(self.config.target(emb.target)), now=self.now)
 
     async def _run_job(self, canary: Any, target: Any) -> None:
         self.runner.track(asyncio.current_task())
@@ -238,7 +238,7 @@ class App:
         self.metrics.leader.set(1)
         self._declare()
         await self._restore_last_success()
-        await asyncio.to_thread(self.runner.read_spend_today, [t.id for t in self.config.targets])
+        await asyncio.to_thread(self.runner.spend.read_today, [t.id for t in self.config.targets])
         await self._calibrate_judge(self.config)
         if self._analyse:
             # A row claimed by a process that then dies waits out its lease: keep batches small and the lease

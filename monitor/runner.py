@@ -7,22 +7,20 @@ Upstream failures never raise out of here: they are observations with an ``error
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
-import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 from opentelemetry.trace import Tracer
-from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.config.models import Canary, Prices, Target
 from monitor.domain import CallResult, ErrorType, Observation, new_id, utcnow
 from monitor.pricing import cost_usd, default_prices, prices_for
 from monitor.providers.base import ChatRequest, Provider
+from monitor.spend import Spend
 from monitor.store import Run, Store
 from monitor.telemetry.metrics import Metrics
 from monitor.telemetry.tracing import end_call_span, start_call_span
@@ -63,14 +61,9 @@ def output_rate(call: CallResult) -> float | None:
     return tokens / span
 
 
-def _midnight(t: datetime) -> datetime:
-    """Return 00:00 UTC of `t`'s UTC day: spend and its cap count per UTC day."""
-    return t.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-
-
 @dataclass
 class Runner:
-    """Runs canaries against targets; owns the per-target concurrency limits and the spend cap."""
+    """Runs canaries against targets; owns the per-target concurrency limits; counts spend (`Spend`)."""
 
     store: Store
     metrics: Metrics
@@ -79,23 +72,15 @@ class Runner:
     now: Callable[[], datetime] = utcnow
     annotate: Annotator | None = None
     listeners: list[Listener] = field(default_factory=list)
-    cap_listeners: list[Callable[[str, bool, float, float | None], None]] = field(default_factory=list)
     replica: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     _limits: dict[str, asyncio.Semaphore] = field(default_factory=dict)
     _tasks: set[asyncio.Task[object]] = field(default_factory=set)
-    _paused: set[str] = field(default_factory=set)
-    # Today's spend per target: (00:00 UTC of the day, USD since). Read from the store at start-up (so it
-    # survives restarts) and on a new UTC day; then counted up as each call's cost is stored. A target's lock
-    # keeps a store read and a save + count from interleaving (no cost counted twice or lost).
-    _spend: dict[str, tuple[datetime, float]] = field(default_factory=dict)
-    _spend_locks: dict[str, threading.Lock] = field(default_factory=dict)
-    # Costs of finished calls not yet counted (their checks and storing still run): target -> obs id -> USD. The
-    # cap counts them too, so a sample waiting its turn is not sent once the calls before it reached the cap.
-    _uncounted: dict[str, dict[str, float]] = field(default_factory=dict)
+    spend: Spend = field(init=False)  # today's spend per target and the daily cap
     unsaved: Unsaved = field(init=False)
 
     def __post_init__(self) -> None:
-        self.unsaved = Unsaved(self._save, self.store.save_run, self._notify, self.metrics)
+        self.spend = Spend(self.store, self.metrics, self.now)
+        self.unsaved = Unsaved(self.spend.save, self.store.save_run, self._notify, self.metrics)
 
     def set_providers(self, providers: dict[str, Provider], targets: list[Target]) -> None:
         """Swap in the providers of a (re)loaded config; limits follow each target's max_concurrency."""
@@ -119,7 +104,7 @@ class Runner:
 
     async def run(self, canary: Canary, target: Target, *, trigger: str = "schedule") -> list[Observation]:
         """Run all samples of `canary` against `target`; return the observations (stored already)."""
-        if await self._over_cap(target):
+        if await self.spend.over_cap(target):
             return []
         run = Run(id=new_id(), canary=canary.id, target=target.id, started_at=self.now(), trigger=trigger,
                   replica=self.replica, samples=canary.samples)
@@ -144,73 +129,11 @@ class Runner:
             raise asyncio.CancelledError
         return observations
 
-    async def _over_cap(self, target: Target) -> bool:
-        midnight = _midnight(self.now())
-        if target.daily_spend_cap_usd is None:
-            if self._spend.get(target.id, (None, 0.0))[0] != midnight:  # a new UTC day (or not read at start-up)
-                with contextlib.suppress(SQLAlchemyError):  # the store is down: read it on a later run
-                    await asyncio.to_thread(self._read_spend, target.id, midnight)
-            return False
-        try:
-            spent = await asyncio.to_thread(self._read_spend, target.id, midnight)  # other replicas spend too
-        except SQLAlchemyError:  # the store is down: go by what this replica counted today
-            day, counted = self._spend.get(target.id, (None, 0.0))
-            spent = counted if day == midnight else 0.0
-        return self._cap_state(target, spent, midnight)
-
-    def _cap_state(self, target: Target, spent: float, midnight: datetime) -> bool:
-        """Show whether `spent` today reaches the target's cap (gauge, log, cap listeners); return it."""
-        assert target.daily_spend_cap_usd is not None
-        over = spent >= target.daily_spend_cap_usd
-        self.metrics.paused.labels(target.id).set(1 if over else 0)
-        if over and target.id not in self._paused:
-            resume = midnight + timedelta(days=1)
-            log.warning("target %s paused: spent $%g today, daily cap $%g; resumes at %s", target.id, spent,
-                        target.daily_spend_cap_usd, resume.isoformat())
-        elif not over and target.id in self._paused:
-            log.info("target %s resumed: under its daily spend cap", target.id)
-        (self._paused.add if over else self._paused.discard)(target.id)
-        for hook in self.cap_listeners:
-            hook(target.id, over, spent, target.daily_spend_cap_usd)
-        return over
-
-    def read_spend_today(self, target_ids: list[str]) -> None:
-        """Show every target's spend today from the store at once (at start-up, before its first run)."""
-        midnight = _midnight(self.now())
-        for target_id in target_ids:
-            self._read_spend(target_id, midnight)
-
-    def _read_spend(self, target_id: str, midnight: datetime) -> float:
-        """Read a target's spend since `midnight` from the store and show it (in a worker thread)."""
-        with self._spend_locks.setdefault(target_id, threading.Lock()):
-            spent = self.store.spend_since(target_id, midnight)
-            self._spend[target_id] = (midnight, spent)
-            self.metrics.spend_today.labels(target_id).set(spent)
-        return spent
-
-    def _save(self, obs: Observation) -> None:
-        """Store an observation and count its cost in its target's spend today (in a worker thread)."""
-        if not obs.cost_usd:
-            self.store.save_observation(obs)
-            return
-        midnight = _midnight(obs.started_at)
-        with self._spend_locks.setdefault(obs.target, threading.Lock()):
-            self.store.save_observation(obs)
-            self._uncounted.get(obs.target, {}).pop(obs.id, None)  # counted below (or read from the store)
-            day, spent = self._spend.get(obs.target, (None, 0.0))
-            if day == midnight:
-                self._spend[obs.target] = (day, spent + obs.cost_usd)
-                self.metrics.spend_today.labels(obs.target).set(spent + obs.cost_usd)
-                return
-        if day is None or day < midnight:  # the first cost of a new day: the store has all of it, this one too
-            self._read_spend(obs.target, midnight)
-        # else: a call started yesterday, finished today; it counts for yesterday (as the cap counts it)
-
     async def _sample(self, canary: Canary, target: Target, run: Run, index: int) -> Observation | None:
         provider = self.providers[target.id]
         request = build_request(canary, target)
         async with self._limits.setdefault(target.id, asyncio.Semaphore(target.max_concurrency)):
-            if self.over_cap_now(target):  # earlier samples' costs reached the cap while this one waited its turn
+            if self.spend.over_cap_now(target):  # earlier samples' costs reached the cap while this one waited its turn
                 return None
             started = self.now()
             gauge = self.metrics.in_flight.labels(target.id)
@@ -237,8 +160,7 @@ class Runner:
             end_call_span(span, call)
         obs = self._observation(canary.id, target, run.id, index, started, call, provider.name,
                                         chat_prices(target)(call))
-        if obs.cost_usd and target.daily_spend_cap_usd is not None:  # before the next await: the next sample
-            self._uncounted.setdefault(target.id, {})[obs.id] = obs.cost_usd  # checks the cap with this cost in
+        self.spend.expect(target, obs)  # before the next await: the next sample checks the cap with this cost in
         if self.annotate is not None:  # failed calls too: a content-policy 400 is a refusal
             try:
                 await asyncio.to_thread(self.annotate, obs, canary)
@@ -246,7 +168,7 @@ class Runner:
                 log.exception("quality checks failed on %s@%s", canary.id, target.id)
         stored = await self.unsaved.put(obs)  # or held until the store answers, then passed to the listeners
         self.metrics.observe(obs, provider.name, provider.server_address)
-        self._check_cap_now(target, obs)  # paused (and alerted) now, not at the next run
+        self.spend.check_now(target, obs)  # paused (and alerted) now, not at the next run
         if stored:
             await self._notify(obs)
         return obs
@@ -262,22 +184,8 @@ class Runner:
                                 (prices or chat_prices(target))(call))
         await self.unsaved.put(obs)
         self.metrics.observe(obs, provider.name, provider.server_address, operation)
-        self._check_cap_now(target, obs)
+        self.spend.check_now(target, obs)
         return obs
-
-    def over_cap_now(self, target: Target) -> bool:
-        """Whether the target's spend counted today has reached its cap (no store read)."""
-        if target.daily_spend_cap_usd is None:
-            return False
-        day, spent = self._spend.get(target.id, (None, 0.0))
-        pending = sum(self._uncounted.get(target.id, {}).copy().values())  # a worker thread may pop meanwhile
-        return (spent if day == _midnight(self.now()) else 0.0) + pending >= target.daily_spend_cap_usd
-
-    def _check_cap_now(self, target: Target, obs: Observation) -> None:
-        """Pause the target (gauge, log, budget alert) as soon as the costs that reach its cap are counted."""
-        if obs.cost_usd and target.daily_spend_cap_usd is not None and target.id not in self._paused \
-                and self.over_cap_now(target):
-            self._cap_state(target, self._spend[target.id][1], self._spend[target.id][0])
 
     async def _notify(self, obs: Observation) -> None:
         """Pass a stored observation of a canary run to the listeners (drift analysis)."""
