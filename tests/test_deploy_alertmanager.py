@@ -45,3 +45,28 @@ def test_one_replica_down_does_not_silence_the_canary_alerts_of_the_others(tmp_p
         states = _states(am.url)
         assert states["on-b"] == "suppressed"
         assert states["on-a"] == "active" and states["failing"] == "active"
+
+
+@pytest.mark.slow
+def test_a_pushed_drift_alert_stands_for_the_rules_alert_of_the_same_signal(tmp_path: Path) -> None:
+    # Found by QA: with the alertmanager sink and the shipped rules both in use, every drift paged twice
+    # (LLMMonitorDrift pushed by the daemon, LLMMonitorDriftActive from the rule).
+    def rule(canary: str) -> dict:
+        a = _alert("LLMMonitorDriftActive", canary=canary, target="t", signal="refused", severity="warning")
+        del a["labels"]["job"]  # the rule aggregates by canary, target, signal
+        return a
+
+    with start_alertmanager(tmp_path, CONFIG.read_text()) as am:
+        pushed = _alert("LLMMonitorDrift", canary="both", target="t", signal="refused", severity="warning")
+        del pushed["labels"]["job"]
+        alerts = [pushed, rule("both"), rule("rule-only")]
+        assert httpx.post(am.url + "/api/v2/alerts", json=alerts, timeout=5).status_code == 200
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            alerts_now = httpx.get(am.url + "/api/v2/alerts", timeout=5).json()
+            if any(a["status"]["state"] == "suppressed" for a in alerts_now):
+                break
+            time.sleep(0.1)  # the inhibitor learns its source alerts asynchronously
+        states = {(a["labels"]["alertname"], a["labels"]["canary"]): a["status"]["state"] for a in alerts_now}
+        assert states == {("LLMMonitorDrift", "both"): "active", ("LLMMonitorDriftActive", "both"): "suppressed",
+                          ("LLMMonitorDriftActive", "rule-only"): "active"}
