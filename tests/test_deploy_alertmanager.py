@@ -70,3 +70,23 @@ def test_a_pushed_drift_alert_stands_for_the_rules_alert_of_the_same_signal(tmp_
         states = {(a["labels"]["alertname"], a["labels"]["canary"]): a["status"]["state"] for a in alerts_now}
         assert states == {("LLMMonitorDrift", "both"): "active", ("LLMMonitorDriftActive", "both"): "suppressed",
                           ("LLMMonitorDriftActive", "rule-only"): "active"}
+
+
+@pytest.mark.slow
+def test_a_pushed_model_change_stands_for_the_rules_alert_of_the_same_target(tmp_path: Path) -> None:
+    def changed(target: str, **labels: str) -> dict:
+        a = _alert("LLMMonitorModelChanged", target=target, severity="warning", **labels)
+        del a["labels"]["job"]
+        return a
+
+    with start_alertmanager(tmp_path, CONFIG.read_text()) as am:
+        alerts = [changed("gpt", canary="c", signal="response_model"), changed("gpt"), changed("claude")]
+        assert httpx.post(am.url + "/api/v2/alerts", json=alerts, timeout=5).status_code == 200
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            alerts_now = httpx.get(am.url + "/api/v2/alerts", timeout=5).json()
+            if any(a["status"]["state"] == "suppressed" for a in alerts_now):
+                break
+            time.sleep(0.1)  # the inhibitor learns its source alerts asynchronously
+        states = {(a["labels"]["target"], a["labels"].get("signal", "")): a["status"]["state"] for a in alerts_now}
+        assert states == {("gpt", "response_model"): "active", ("gpt", ""): "suppressed", ("claude", ""): "active"}
