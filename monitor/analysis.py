@@ -31,6 +31,18 @@ def _dt(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
+def _value(v: float | str | None) -> str:
+    return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+
+def summary(e: DriftEvent) -> str:
+    """Return the one-line summary receivers show: the change, or the test that saw it when it has no values."""
+    if e.baseline_value is None and e.current_value is None:  # whole-completion tests compare texts, not values
+        p = f", p={e.p_value:.2g}" if e.p_value is not None else ""
+        return f"{e.canary} @ {e.target}: {e.signal} changed ({e.test}{p})"
+    return f"{e.canary} @ {e.target}: {e.signal} {_value(e.baseline_value)} -> {_value(e.current_value)}"
+
+
 def alert_event(update: EventUpdate, tags: tuple[str, ...] = ()) -> AlertEvent:
     """Map a drift event update onto the alerting layer's event."""
     e = update.event
@@ -48,7 +60,7 @@ def alert_event(update: EventUpdate, tags: tuple[str, ...] = ()) -> AlertEvent:
     return AlertEvent(kind=kind, canary=e.canary, target=e.target, signal=e.signal,
                       severity="warning", tags=tags, event_id=e.id,
                       opened_at=_dt(e.opened_at), resolved_at=_dt(e.resolved_at or e.accepted_at),
-                      summary=f"{e.canary} @ {e.target}: {e.signal} {e.baseline_value} -> {e.current_value}",
+                      summary=summary(e),
                       evidence=evidence)
 
 

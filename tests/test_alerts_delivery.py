@@ -326,3 +326,27 @@ async def test_dropped_notifications_are_counted_and_a_disabled_sink_shows(
     assert value("llm_monitor_notification_sink_disabled", sink="hook") is None
     assert al.outbox.counts() == {"dead": 5}
     await al.stop()
+
+
+async def test_a_merged_model_change_that_failed_is_retried_with_the_daemons_batch(
+        sqlite_store: Store, clock: Clock, rx: Receiver) -> None:
+    # Found by QA: after one failed attempt of a model.changed group (the first row of 4, merged), the rows it
+    # merged were due before its retry and filled the daemon's batch of 3, so the sink sent nothing ever again.
+    cfg = config(rx.url, group_wait="30s")
+    al = build_alerting(cfg, sqlite_store, environ={"HOOK_SECRET": SECRET}, now=clock, rand=lambda: 1.0, batch=3)
+    changes = [AlertEvent(kind="model.changed", canary=f"c{i}", target="t", signal=signal, event_id=f"m{i}{signal}",
+                          evidence={"baseline_value": "a", "current_value": "b"})
+               for i in range(2) for signal in ("response_model", "system_fingerprint")]
+    assert len(await al.publish(changes)) == 4
+    clock.advance(30)
+    rx.fail(503, times=1)
+    assert (await al.sender.flush()).retried == 1
+    clock.advance(10)  # the retry falls due (initial 10s, rand 1.0)
+    assert (await al.sender.flush()).delivered == 1
+    later = await al.publish([event(7)])  # and the sink goes on delivering what comes after
+    assert (await al.sender.flush()).delivered == 1
+    assert [r.status for r in rx.requests] == [503, 200, 200]
+    assert rx.requests[1].json["type"] == "model.changed"
+    assert len(rx.requests[1].json["data"]["changes"]) == 4
+    assert rx.requests[2].message_id == later[0].message_id
+    await al.stop()

@@ -16,6 +16,7 @@ from monitor.domain import utcnow
 from monitor.drift.events import MODEL, DriftEvent, EventUpdate
 from monitor.store import Store
 from tests.support.prom import BLACKHOLE, active_alerts, start_alertmanager
+from tests.support.receiver import Receiver
 
 RULES = Path(__file__).resolve().parents[1] / "deploy" / "prometheus" / "rules.yml"
 AM_CFG = AlertsConfig.model_validate({"sinks": [{"name": "am", "type": "alertmanager", "url": "http://127.0.0.1:1"}]})
@@ -75,8 +76,6 @@ async def test_a_model_change_resolves_in_a_real_alertmanager(tmp_path: Path, sq
 
 
 async def test_one_rotation_is_one_notification_per_target(sqlite_store: Store) -> None:
-    from tests.support.receiver import Receiver
-
     t0 = utcnow().replace(microsecond=0)
     now = [t0]
     with Receiver() as hook, Receiver() as chat, Receiver() as am:
@@ -123,3 +122,21 @@ async def test_one_rotation_is_one_notification_per_target(sqlite_store: Store) 
         assert len(hook.requests) == 1 and len(chat.requests) == 1
         assert len(am.requests) == 4 + 2 + 4
         await al.stop()
+
+
+async def test_what_slack_is_told_reads_as_a_change(sqlite_store: Store) -> None:
+    # Found by QA: whole-completion (MMD) events read "completion None -> None" and rates
+    # "check:refusal 1.0 -> 0.17647058823529413" in Slack, PagerDuty and Alertmanager summaries.
+    mmd = model_event(signal="completion", kind="behaviour", test="mmd_spectrum", baseline_value=None,
+                      current_value=None, p_value=0.0002249718785151856, statistic=0.778)
+    rate = model_event(signal="check:refusal", kind="behaviour", test="bernoulli_cusum", canary="other",
+                       baseline_value=1.0, current_value=0.17647058823529413)
+    with Receiver() as rx:
+        cfg = AlertsConfig.model_validate({"sinks": [{"name": "slack", "type": "slack", "url_env": "SLACK_URL"}]})
+        al = build_alerting(cfg, sqlite_store, environ={"SLACK_URL": rx.url + "/s"})
+        await al.publish([alert_event(EventUpdate("opened", e)) for e in (mmd, rate)])
+        assert (await al.sender.flush()).delivered == 2
+        texts = sorted(r.json["text"] for r in rx.requests)
+        await al.stop()
+    assert texts == [":rotating_light: [warning] hello @ gpt: completion changed (mmd_spectrum, p=0.00022)",
+                     ":rotating_light: [warning] other @ gpt: check:refusal 1 -> 0.176"]

@@ -140,3 +140,16 @@ def test_prune_keeps_the_latest_state_of_each_alert(store: Store) -> None:
     assert ob.prune(T0 + timedelta(days=1)) == 2
     left = {n.id for n in ob.query(limit=100)}
     assert left == {long_open.id, newer.id, waiting.id}
+
+
+def test_a_backing_off_oldest_row_is_found_behind_a_full_batch_of_younger_ones(store: Store) -> None:
+    # Found by QA: the oldest row of a group backing off, and `limit` younger rows of the same group due before
+    # its retry, filled every batch with rows that may not go yet, so the sink never sent anything again.
+    ob = Outbox(store.engine)
+    oldest = note(kind="model.changed", signal="model", at=T0)
+    younger = [note(kind="model.changed", signal="model", at=T0 + timedelta(seconds=i)) for i in (1, 2, 3)]
+    ob.add([oldest, *younger])
+    assert [n.id for n in ob.due(T0, limit=3)] == [oldest.id]
+    ob.mark_retry(oldest.id, T0 + timedelta(seconds=60), "HTTP 503")
+    assert ob.due(T0 + timedelta(seconds=30), limit=3) == []  # the younger rows still wait behind it
+    assert [n.id for n in ob.due(T0 + timedelta(seconds=60), limit=3)] == [oldest.id]

@@ -12,8 +12,9 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, delete, func, update
+from sqlalchemy import Engine, and_, delete, func, or_, update
 from sqlalchemy import select as sa_select
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from monitor.alerts.events import (
@@ -83,23 +84,32 @@ class Outbox:
         overtakes the firing message it ends.
         """
         until = now + timedelta(seconds=lease)
+        # The oldest-waiting filter is in the query, before the limit: younger rows of a group whose oldest row
+        # is backing off may fall due first, and filtered afterwards they would fill every batch and block the sink.
+        older = aliased(NotificationRow)
+        has_older = (sa_select(col(older.id))
+                     .where(col(older.status).in_(WAITING), col(older.sink) == col(NotificationRow.sink),
+                            col(older.group_key) == col(NotificationRow.group_key),
+                            col(older.signal) == col(NotificationRow.signal),
+                            or_(col(older.created_at) < col(NotificationRow.created_at),
+                                and_(col(older.created_at) == col(NotificationRow.created_at),
+                                     col(older.id) < col(NotificationRow.id))))
+                     .exists())
         with Session(self.engine) as s:
             q = (select(NotificationRow)
-                 .where(col(NotificationRow.status).in_(WAITING), col(NotificationRow.next_attempt_at) <= now))
+                 .where(col(NotificationRow.status).in_(WAITING), col(NotificationRow.next_attempt_at) <= now,
+                        ~has_older))
             if sink is not None:
                 q = q.where(NotificationRow.sink == sink)
             q = (q.order_by(col(NotificationRow.next_attempt_at), col(NotificationRow.created_at))
                  .limit(limit))
             if self.engine.dialect.name == "postgresql":
-                q = q.with_for_update(skip_locked=True)
+                q = q.with_for_update(of=NotificationRow, skip_locked=True)
             rows = list(s.exec(q).all())
             if not rows:
                 return []
-            oldest = self._oldest_waiting(s, rows)
             claimed: list[Notification] = []
             for r in rows:
-                if oldest.get(_key(r)) != r.id:
-                    continue
                 res = s.exec(update(NotificationRow).where(  # type: ignore[call-overload]
                     and_(col(NotificationRow.id) == r.id, col(NotificationRow.status).in_(WAITING),
                          col(NotificationRow.next_attempt_at) == r.next_attempt_at))
@@ -110,19 +120,6 @@ class Outbox:
                     claimed.append(n)
             s.commit()
             return claimed
-
-    @staticmethod
-    def _oldest_waiting(s: Session, rows: list[NotificationRow]) -> dict[Key, str]:
-        sinks = {r.sink for r in rows}
-        groups = {r.group_key for r in rows}
-        q = (select(NotificationRow.id, NotificationRow.sink, NotificationRow.group_key, NotificationRow.signal)
-             .where(col(NotificationRow.status).in_(WAITING), col(NotificationRow.sink).in_(sinks),
-                    col(NotificationRow.group_key).in_(groups))
-             .order_by(col(NotificationRow.created_at), col(NotificationRow.id)))
-        oldest: dict[Key, str] = {}
-        for rid, sink, group, signal in s.exec(q).all():
-            oldest.setdefault((sink, group, signal), rid)
-        return oldest
 
     def siblings(self, n: Notification) -> list[Notification]:
         """Return the other waiting rows of `n`'s sink x group x signal and kind, oldest first (to merge)."""

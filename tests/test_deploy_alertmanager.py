@@ -1,0 +1,92 @@
+"""The shipped Alertmanager config (deploy/alertmanager/alertmanager.yml) against a real Alertmanager."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.prom import start_alertmanager
+
+CONFIG = Path(__file__).resolve().parents[1] / "deploy" / "alertmanager" / "alertmanager.yml"
+
+
+def _alert(name: str, **labels: str) -> dict:
+    start = datetime.now(UTC) - timedelta(minutes=1)
+    return {"labels": {"alertname": name, "job": "llm-monitor", **labels},
+            "startsAt": start.isoformat(), "endsAt": (start + timedelta(hours=1)).isoformat()}
+
+
+def _states(url: str) -> dict[str, str]:
+    alerts = httpx.get(url + "/api/v2/alerts", timeout=5).json()
+    return {a["labels"].get("canary", a["labels"]["alertname"]): a["status"]["state"] for a in alerts}
+
+
+@pytest.mark.slow
+def test_one_replica_down_does_not_silence_the_canary_alerts_of_the_others(tmp_path: Path) -> None:
+    # Found by QA: the inhibit rule had no `equal`, so with two replicas (or two deployments on one Alertmanager)
+    # a standby that was down silenced every LLMMonitorCanaryFailing / LLMMonitorCanaryStale page of the leader.
+    with start_alertmanager(tmp_path, CONFIG.read_text()) as am:
+        alerts = [
+            _alert("LLMMonitorDown", instance="b:9464", severity="critical"),
+            # what the down replica itself exported: that may be silenced
+            _alert("LLMMonitorCanaryStale", instance="b:9464", canary="on-b", target="t", severity="warning"),
+            # the leader's: they must still page
+            _alert("LLMMonitorCanaryStale", instance="a:9464", canary="on-a", target="t", severity="warning"),
+            _alert("LLMMonitorCanaryFailing", canary="failing", target="t", severity="critical"),
+        ]
+        assert httpx.post(am.url + "/api/v2/alerts", json=alerts, timeout=5).status_code == 200
+        deadline = time.monotonic() + 15
+        while _states(am.url).get("on-b") != "suppressed" and time.monotonic() < deadline:
+            time.sleep(0.1)  # the inhibitor learns its source alerts asynchronously
+        states = _states(am.url)
+        assert states["on-b"] == "suppressed"
+        assert states["on-a"] == "active" and states["failing"] == "active"
+
+
+@pytest.mark.slow
+def test_a_pushed_drift_alert_stands_for_the_rules_alert_of_the_same_signal(tmp_path: Path) -> None:
+    # Found by QA: with the alertmanager sink and the shipped rules both in use, every drift paged twice
+    # (LLMMonitorDrift pushed by the daemon, LLMMonitorDriftActive from the rule).
+    def rule(canary: str) -> dict:
+        a = _alert("LLMMonitorDriftActive", canary=canary, target="t", signal="refused", severity="warning")
+        del a["labels"]["job"]  # the rule aggregates by canary, target, signal
+        return a
+
+    with start_alertmanager(tmp_path, CONFIG.read_text()) as am:
+        pushed = _alert("LLMMonitorDrift", canary="both", target="t", signal="refused", severity="warning")
+        del pushed["labels"]["job"]
+        alerts = [pushed, rule("both"), rule("rule-only")]
+        assert httpx.post(am.url + "/api/v2/alerts", json=alerts, timeout=5).status_code == 200
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            alerts_now = httpx.get(am.url + "/api/v2/alerts", timeout=5).json()
+            if any(a["status"]["state"] == "suppressed" for a in alerts_now):
+                break
+            time.sleep(0.1)  # the inhibitor learns its source alerts asynchronously
+        states = {(a["labels"]["alertname"], a["labels"]["canary"]): a["status"]["state"] for a in alerts_now}
+        assert states == {("LLMMonitorDrift", "both"): "active", ("LLMMonitorDriftActive", "both"): "suppressed",
+                          ("LLMMonitorDriftActive", "rule-only"): "active"}
+
+
+@pytest.mark.slow
+def test_a_pushed_model_change_stands_for_the_rules_alert_of_the_same_target(tmp_path: Path) -> None:
+    def changed(target: str, **labels: str) -> dict:
+        a = _alert("LLMMonitorModelChanged", target=target, severity="warning", **labels)
+        del a["labels"]["job"]
+        return a
+
+    with start_alertmanager(tmp_path, CONFIG.read_text()) as am:
+        alerts = [changed("gpt", canary="c", signal="response_model"), changed("gpt"), changed("claude")]
+        assert httpx.post(am.url + "/api/v2/alerts", json=alerts, timeout=5).status_code == 200
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            alerts_now = httpx.get(am.url + "/api/v2/alerts", timeout=5).json()
+            if any(a["status"]["state"] == "suppressed" for a in alerts_now):
+                break
+            time.sleep(0.1)  # the inhibitor learns its source alerts asynchronously
+        states = {(a["labels"]["target"], a["labels"].get("signal", "")): a["status"]["state"] for a in alerts_now}
+        assert states == {("gpt", "response_model"): "active", ("gpt", ""): "suppressed", ("claude", ""): "active"}
