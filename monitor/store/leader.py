@@ -28,6 +28,8 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.pool import NullPool
 
+from monitor.config.loader import redact_url
+
 log = logging.getLogger("monitor.leader")
 LEADER_LOCK_ID = 7_166_002  # pg_advisory_lock key (7_166_001 serialises migrations)
 KEEPALIVE = ("SET tcp_keepalives_idle = 10", "SET tcp_keepalives_interval = 5", "SET tcp_keepalives_count = 3")
@@ -55,7 +57,9 @@ class Leadership:
             self.held = self._try_pg() if self.dialect == "postgresql" else self._try_file()
         except Exception as e:  # a store that is down: not the leader, try again later
             if not self._unreachable:  # once per outage, not at every try
-                log.warning("cannot reach the store to try for leadership (retrying): %s", type(e).__name__)
+                reason = redact_url(" ".join(str(e).split()))[:300]  # why, without a password the URL may carry
+                log.warning("cannot reach the store to try for leadership (retrying): %s%s", type(e).__name__,
+                            f": {reason}" if reason else "")
             self._unreachable = True
             self._close()
             self.held = False
