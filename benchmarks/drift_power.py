@@ -141,16 +141,19 @@ def false_alarms(streams: int, length: int) -> tuple[int, int, dict[str, int]]:
     return events, evals, by
 
 
-def delay(scenario: str, runs: int, pre: int, cap: int, zero: bool = False) -> tuple[list[int], int, float]:
+def delay(scenario: str, runs: int, pre: int, cap: int, zero: bool = False,
+          budget: float | None = None) -> tuple[list[int], int, float]:
     """Detection delay (observations after the change) of the engine; return delays, misses, arl0 used.
-    ``zero``: the canary declares ``zero_tolerance: [refused]`` (its rate is known to be 0, as the oracle knows)."""
-    from monitor.drift import DriftEngine
+    ``zero``: the canary declares ``zero_tolerance: [refused]`` (its rate is known to be 0, as the oracle knows).
+    ``budget``: the stream's false_alarms_per_10k (default: the engine's)."""
+    from monitor.drift import DriftEngine, DriftSettings
 
     watched = {"refusal": {"refused"}, "length": {"output_chars", "output_tokens", "completion", "similarity"},
                "swap": None}
     out, misses, arl0 = [], 0, 0.0
     for r in range(runs):
-        eng = DriftEngine(zero_tolerance={"c": ["refused"]} if zero else None)
+        eng = DriftEngine(DriftSettings(false_alarms_per_10k=budget) if budget else None,
+                          zero_tolerance={"c": ["refused"]} if zero else None)
         p_before, p_after = SCEN[scenario][:2] if scenario.startswith("refusal") else (0.05, 0.05)
         sim = Sim(5000 + r, refusal=p_before)
         for _ in range(pre):
@@ -320,6 +323,8 @@ def main() -> None:
     ap.add_argument("--delays-only", action="store_true", help="only the engine's detection delays (no peers)")
     ap.add_argument("--pre", type=int, default=300, help="observations before the change (the history the "
                     "engine has to estimate rates from)")
+    ap.add_argument("--budget", type=float, help="the stream's false_alarms_per_10k (default 0.5); e.g. 0.05 for a "
+                    "stream of a fleet whose drift.false_alarms_per_day cap shrinks each stream's budget tenfold")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -329,7 +334,7 @@ def main() -> None:
     q = args.quick
     t0 = time.time()
     if not args.peers_only:
-        _engine_sections(q, args.pre, args.delays_only)
+        _engine_sections(q, args.pre, args.delays_only, args.budget)
     if args.delays_only:
         print(f"\ntotal {time.time() - t0:.0f} s")
         return
@@ -353,11 +358,11 @@ def main() -> None:
     print(f"\ntotal {time.time() - t0:.0f} s")
 
 
-def _engine_sections(q: bool, pre: int, delays_only: bool) -> None:
+def _engine_sections(q: bool, pre: int, delays_only: bool, budget: float | None = None) -> None:
     """False alarms, detection delays and MMD power of the engine."""
     if not delays_only:
         _false_alarm_section(q)
-    _delay_section(q, pre)
+    _delay_section(q, pre, budget)
     if delays_only:
         return
     print("\nWhole-completion MMD, 10 samples per prompt, rejection rate at 5% (same model = size):")
@@ -381,9 +386,10 @@ def _false_alarm_section(q: bool) -> None:
     print("  (per-detector run lengths to false alarm: benchmarks/drift_calibration.py)")
 
 
-def _delay_section(q: bool, pre: int) -> None:
+def _delay_section(q: bool, pre: int, budget: float | None = None) -> None:
     runs, cap = (8, 1500) if q else (20, 2000)
-    print(f"\nDetection delay after the change (mean over {runs} runs, {pre} observations before it):")
+    print(f"\nDetection delay after the change (mean over {runs} runs, {pre} observations before it"
+          + (f", {budget:g} false alarms per 10,000 per stream" if budget else "") + "):")
     print("oracle = CUSUM that knows both rates (or the length shift) at the ARL0 the engine grants each one-sided")
     print("detector; ref-limited = the engine's own chart given an ideal reference (all pre-change observations).")
     print("ref-limited n=1000/3000: the same chart given a longer history (how much of the gap is the reference).")
@@ -393,7 +399,8 @@ def _delay_section(q: bool, pre: int) -> None:
     zero = "0%->5%, declared"  # the same change on a canary that declares zero_tolerance: [refused]
     for name in [*SCEN, zero, "length +30%", "model swap"]:
         key = "length" if name.startswith("length") else "swap" if name == "model swap" else name
-        d, miss, arl0 = delay("refusal 0%->5%" if name == zero else key, runs, pre, cap, zero=name == zero)
+        d, miss, arl0 = delay("refusal 0%->5%" if name == zero else key, runs, pre, cap, zero=name == zero,
+                              budget=budget)
         lim = lim1k = lim3k = float("nan")
         if name == zero:
             orc = float(np.mean([oracle_bernoulli_delay(rng, 0.0, 0.05, arl0, cap) for _ in range(400)]))

@@ -40,16 +40,17 @@ async def test_reload_keeps_store_listen_and_drift_settings_until_restart_and_sa
 
 
 async def test_a_fleet_budget_is_split_over_the_streams_and_a_new_split_waits_for_a_restart(tmp_path: Path) -> None:
-    cfg = write_config(tmp_path, TARGET, PROBES, extra="drift: {false_alarms_per_day: 0.2}\n")
+    fast = PROBES + "    schedule: {every: 1s}\n"  # 86,400 observations a day: over the cap
+    cfg = write_config(tmp_path, TARGET, fast, extra="drift: {false_alarms_per_day: 0.2}\n")
     config = load_config(cfg, environ={})
     app = App(config, registry=CollectorRegistry(), environ={}, serve_http=False)
     await app.start(schedule=False)
     try:
         assert app.analysis is not None
         per_stream = app.analysis.engine.settings.false_alarms_per_10k
-        assert per_stream == config.drift_settings().false_alarms_per_10k != 0.5
+        assert per_stream == config.drift_settings().false_alarms_per_10k < 0.5
         assert per_stream * config.observations_per_day() / 10_000 == pytest.approx(0.2)
-        (tmp_path / "probes" / "p.yaml").write_text(PROBES + PROBES.removeprefix("canaries:\n").replace("c1", "c2"))
+        (tmp_path / "probes" / "p.yaml").write_text(fast + fast.removeprefix("canaries:\n").replace("c1", "c2"))
         ok, message = await app.reload()  # twice the streams: half the budget each, from the next restart
         assert ok and message.endswith("; changed drift: takes effect at the next restart")
         assert app.analysis.engine.settings.false_alarms_per_10k == per_stream

@@ -59,19 +59,23 @@ def test_issue_example_loads(tmp_path: Path) -> None:
                                                     ("kill-python-process", "claude")]
 
 
-def test_a_fleet_budget_holds_the_fleets_false_alarms_per_day_as_canaries_are_added(tmp_path: Path) -> None:
-    """Per stream, each added canary adds its false alarms; `false_alarms_per_day` splits one total instead."""
-    more = BASIC + BASIC.replace("canaries:\n", "").replace("kill-python-process", "second").replace("5m", "1m")
+def test_the_fleet_cap_holds_the_fleets_false_alarms_per_day_as_canaries_are_added(tmp_path: Path) -> None:
+    """Each stream spends false_alarms_per_10k until all streams together would spend more than
+    false_alarms_per_day (default 1): then each stream's budget shrinks so that the fleet's stays at the cap."""
+    second = BASIC.replace("canaries:\n", "").replace("kill-python-process", "second")
 
     def fleet(drift: str, probes: str) -> tuple[float, float]:
         cfg = load_config(setup(tmp_path, GOOD + drift, probes), environ={})
         return cfg.false_alarms_per_day(), cfg.drift_settings().false_alarms_per_10k
 
-    # 2 targets x 3 samples every 5 minutes = 1,728 observations a day; adding one every minute makes 10,368
+    # 2 targets x 3 samples every 5 minutes = 1,728 observations a day: under the cap
     assert fleet("", BASIC) == pytest.approx((0.5 * 1_728 / 10_000, 0.5))
-    assert fleet("", more) == pytest.approx((0.5 * 10_368 / 10_000, 0.5))  # six times as many false alarms
-    assert fleet("drift: {false_alarms_per_day: 0.1}\n", BASIC) == pytest.approx((0.1, 0.1 * 10_000 / 1_728))
-    assert fleet("drift: {false_alarms_per_day: 0.1}\n", more) == pytest.approx((0.1, 0.1 * 10_000 / 10_368))
+    # one more canary every 10 s: 53,568 a day would spend 2.7 a day at 0.5 per 10,000; capped at 1
+    many = BASIC + second.replace("5m", "10s")
+    assert fleet("", many) == pytest.approx((1.0, 10_000 / 53_568))
+    assert fleet("drift: {false_alarms_per_day: 0.1}\n", many) == pytest.approx((0.1, 1_000 / 53_568))
+    assert fleet("drift: {false_alarms_per_day: null}\n", many) == pytest.approx((0.5 * 53_568 / 10_000, 0.5))
+    assert fleet("drift: {false_alarms_per_10k: 0.01}\n", many) == pytest.approx((0.01 * 53_568 / 10_000, 0.01))
 
 
 def test_disabled_signals_take_signal_names_checks_and_the_completion_test(tmp_path: Path) -> None:
@@ -134,8 +138,6 @@ def test_storage_url_with_password_refused_and_not_echoed(tmp_path: Path, url: s
                                     "(value: 'localhost')"),
     ("sqlite:///llm-monitor.db", "mysql://x/y", "14: storage.url: must start with sqlite:// or "
                                                "postgresql+psycopg:// (value: 'mysql://x/y')"),
-    ('"127.0.0.1:9464"}\n', '"127.0.0.1:9464"}\ndrift: {false_alarms_per_10k: 0.2, false_alarms_per_day: 1}\n',
-     "16: drift: set one of `false_alarms_per_10k` (per stream) or `false_alarms_per_day` (the whole fleet), not both"),
     ('"127.0.0.1:9464"}\n', '"127.0.0.1:9464"}\ndrift: {disabled_signals: [latency_s, latency]}\n',
      "16: drift.disabled_signals: unknown signal 'latency'; expected one of refused, exact_match, error, "
      "output_tokens, output_chars, similarity, latency_s, ttft_s, semantic_similarity, finish_reason, error_type, "

@@ -40,12 +40,12 @@ def main(config_path: str) -> int:
     out.print(f"{len(config.canaries)} canaries, {n_checks} checks, {len(config.pairs())} canary x target pairs, "
               f"store {redact_url(config.storage.url)}, listen {config.http.listen}")
     if config.drift.enabled and config.pairs():
-        per_stream = config.drift_settings().false_alarms_per_10k
-        scope = ("drift.false_alarms_per_day" if config.drift.false_alarms_per_day is not None else
-                 "drift.false_alarms_per_10k per stream: more canaries, more false alarms; "
-                 "drift.false_alarms_per_day fixes the total")
+        per_stream, cap = config.drift_settings().false_alarms_per_10k, config.drift.false_alarms_per_day
+        scope = ("capped by drift.false_alarms_per_day" if cap is not None and per_stream < config.drift.false_alarms_per_10k
+                 else "drift.false_alarms_per_10k" + ("" if cap is not None else
+                                                      "; no fleet cap: more canaries, more false alarms"))
         out.print(f"drift false-alarm budget: {config.false_alarms_per_day():.2g} events/day over "
-                  f"{config.observations_per_day():,.0f} observations/day ({per_stream:.2g} per 10,000 per stream; "
+                  f"{config.observations_per_day():,.0f} observations/day ({per_stream:.2g} per 10,000 per stream, "
                   f"{scope})", soft_wrap=True)
     for w in warnings:
         out.print(f"[yellow]warning:[/] {w} (the daemon will refuse to start without it)")

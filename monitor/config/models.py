@@ -269,20 +269,14 @@ class DriftConfig(Strict):
     baseline_size: int = Field(default=30, ge=5, le=10_000)
     window: int = Field(default=30, ge=5, le=10_000)
     eval_every: int = Field(default=10, ge=1)
-    false_alarms_per_10k: float = Field(default=0.5, gt=0, le=100)
-    # The fleet's budget instead: expected false events per day across every canary x target stream. Each
-    # stream then gets the per-10k budget that spends it, so adding canaries does not add false alarms.
-    false_alarms_per_day: float | None = Field(default=None, gt=0)
+    false_alarms_per_10k: float = Field(default=0.5, gt=0, le=100)  # per stream, per 10,000 observations
+    # ... and at most this many expected false events per day across every canary x target stream together:
+    # once the streams' observations add up to more, each stream's budget shrinks to share it, so adding canaries
+    # does not add false alarms. null: no fleet cap.
+    false_alarms_per_day: float | None = Field(default=1.0, gt=0)
     mmd_permutations: int = Field(default=200, ge=20, le=10_000)
     mmd_every: int = Field(default=30, ge=1)
     disabled_signals: list[str] = []
-
-    @model_validator(mode="after")
-    def _one_budget(self) -> DriftConfig:
-        if self.false_alarms_per_day is not None and "false_alarms_per_10k" in self.model_fields_set:
-            raise ValueError("set one of `false_alarms_per_10k` (per stream) or `false_alarms_per_day` (the whole "
-                             "fleet), not both")
-        return self
 
     @field_validator("disabled_signals")
     @classmethod
@@ -296,13 +290,15 @@ class DriftConfig(Strict):
     def settings(self, observations_per_day: float = 0.0) -> DriftSettings:
         """Return the engine settings: the defaults with every field set here replacing them.
 
-        With `false_alarms_per_day`, every stream's budget is that many events over the `observations_per_day`
-        all streams together analyse (each observation is one evaluation of its stream)."""
+        Each stream's budget is `false_alarms_per_10k`, or less when the `observations_per_day` all streams
+        together analyse (each observation is one evaluation of its stream) would spend more than
+        `false_alarms_per_day` at it."""
         values = self.model_dump(exclude={"enabled", "embeddings", "false_alarms_per_day"}, exclude_defaults=True)
         if "disabled_signals" in values:
             values["disabled_signals"] = tuple(values["disabled_signals"])
         if self.false_alarms_per_day is not None and observations_per_day > 0:
-            values["false_alarms_per_10k"] = min(self.false_alarms_per_day * 10_000 / observations_per_day, 100.0)
+            values["false_alarms_per_10k"] = min(self.false_alarms_per_10k,
+                                                 self.false_alarms_per_day * 10_000 / observations_per_day)
         return DriftSettings(**values)
 
 
