@@ -10,7 +10,7 @@ DURATION = "gen_ai_client_operation_duration_seconds"
 TTFC = "gen_ai_client_operation_time_to_first_chunk_seconds"
 TOKENS = "gen_ai_client_token_usage"
 RATE = "$__rate_interval"
-OK = f'{CANARY}, error_type=""'
+OK = f'{CANARY}, error_type="", gen_ai_operation_name="chat"'  # successful chat calls (not embeddings)
 
 
 def drift_annotations() -> list[dict[str, Any]]:

@@ -21,14 +21,11 @@ from monitor.alerts import Alerting, build_alerting
 from monitor.analysis import Analysis
 from monitor.checks import check_names
 from monitor.config.loader import Config, load_config, restart_only
-from monitor.config.models import Prices
-from monitor.config.secrets import resolve_api_key
-from monitor.domain import EMBEDDINGS_CANARY, JUDGE_CANARY, CallResult, utcnow
-from monitor.embeddings import Embedder
+from monitor.domain import utcnow
 from monitor.errors import MonitorError
 from monitor.health import HealthWatch
 from monitor.http import Server, build_http_app, drift_routes, listen_socket
-from monitor.pricing import embeddings_prices
+from monitor.own_calls import OwnCalls
 from monitor.providers import build_providers
 from monitor.providers.base import Provider
 from monitor.quality import Quality
@@ -62,8 +59,9 @@ class App:
         self.metrics = Metrics(self.registry)
         self.store = store or Store(config.storage.url)
         self.tracer_provider = tracer_provider if tracer_provider is not None else make_tracer_provider(self.environ)
+        self.own_calls = OwnCalls(lambda: self.runner, lambda: self.config, self.environ, now)
         self.quality = Quality(lambda: self.runner.providers, lambda: {t.id: t.model for t in self.config.targets},
-                               record=self._record_judge_call,
+                               record=self.own_calls.judge_call,
                                over_cap=lambda t: self.runner.spend.over_cap_now(self.config.target(t)),
                                limit=lambda t: self.runner.limit(t), now=now)
         self.runner = Runner(store=self.store, metrics=self.metrics, tracer=get_tracer(self.tracer_provider),
@@ -96,20 +94,6 @@ class App:
         self._standing_by = False  # a started standby: ready, though it schedules nothing
         self._leader_task: asyncio.Task[None] | None = None
 
-    def _embedder(self, config: Config) -> Embedder | None:
-        emb = config.drift.embeddings
-        if emb is None:
-            return None
-        target, loop, priced = config.target(emb.target), asyncio.get_running_loop(), embeddings_prices(emb)
-
-        def record(call: CallResult, started: datetime) -> None:  # from the analysis thread
-            asyncio.run_coroutine_threadsafe(self._record_call(EMBEDDINGS_CANARY, emb.target, call, started,
-                                                               operation="embeddings", prices=priced), loop)
-
-        return Embedder(target.base_url, resolve_api_key(target, self.environ), emb.model, timeout=target.timeout,
-                        headers=target.headers, record=record,
-                        paused=lambda: self.runner.spend.over_cap_now(self.config.target(emb.target)), now=self.now)
-
     async def _run_job(self, canary: Any, target: Any) -> None:
         self.runner.track(asyncio.current_task())
         try:
@@ -123,21 +107,6 @@ class App:
             log.info("run of %s@%s cancelled at shutdown", canary.id, target.id)
         except Exception:
             log.exception("run of %s@%s failed", canary.id, target.id)
-
-    async def _record_judge_call(self, target_id: str, provider: Any, call: Any, started: Any) -> None:
-        """Store a judge's call under canary `_judge`: its cost counts in the judge target's spend and cap."""
-        await self._record_call(JUDGE_CANARY, target_id, call, started, provider=provider)
-
-    async def _record_call(self, canary_id: str, target_id: str, call: CallResult, started: datetime, *,
-                           provider: Provider | None = None, operation: str = "chat",
-                           prices: Callable[[CallResult], Prices | None] | None = None) -> None:
-        """Store, price and measure a call the daemon made for its own use (see `domain.JUDGE_CANARY`)."""
-        try:
-            provider = provider or self.runner.providers[target_id]
-            await self.runner.record_call(canary_id, self.config.target(target_id), provider, call, started,
-                                          operation=operation, prices=prices)
-        except Exception:  # the call's result is used already; a failure to count it is logged, not raised
-            log.exception("recording a %s call to %s failed", canary_id, target_id)
 
     async def _restore_last_success(self) -> None:
         """Seed the last-success gauges from the store, so staleness alerts survive a restart."""
@@ -194,6 +163,7 @@ class App:
         Without it (``probe``, tests) the app leads without a lock and schedules nothing.
         """
         self.quality.bind(asyncio.get_running_loop())
+        self.own_calls.bind(asyncio.get_running_loop())
         revision = await asyncio.to_thread(self.store.migrate, in_child=True)
         await asyncio.to_thread(self.quality.warm_up)
         self.runner.set_providers(build_providers(self.config, self.environ), list(self.config.targets))
@@ -250,7 +220,7 @@ class App:
             self.health.seed_down(await asyncio.to_thread(self.alerting.open_pairs, "canary.down"))
         if self.analysis is not None:
             self.analysis.alerting = self.alerting
-            self.analysis.engine.embed = self._embedder(self.config)  # SecretError here: a clear start error
+            self.analysis.engine.embed = self.own_calls.embedder(self.config)  # SecretError: a clear start error
             self.analysis.engine.set_zero_tolerance({c.id: c.zero_tolerance for c in self.config.canaries})
             pairs = [(c.id, t.id) for c, t in self.config.pairs()]
             await asyncio.to_thread(self.analysis.restore, pairs)
@@ -374,13 +344,14 @@ class App:
         """Stop scheduling, give in-flight probes the grace period, then close everything."""
         self.scheduler.pause()
         finished, cancelled = await drain(self.runner.in_flight, self.config.daemon.grace_period)
-        await self.runner.unsaved.close(UNSAVED_GRACE_S)  # writes held while the store was down: a last try
         self.scheduler.shutdown()
         for task in (self._housekeeping, self._baselines_task, self._leader_task):
             if task is not None:
                 task.cancel()
         if self.analysis is not None:
             await asyncio.to_thread(self.analysis.close)  # finish analyses of the calls that completed
+        await self.own_calls.settled()  # the judges' and embeddings calls those made
+        await self.runner.unsaved.close(UNSAVED_GRACE_S)  # writes held while the store was down: a last try
         if self.alerting is not None:
             await self.alerting.stop()
         await asyncio.to_thread(self.leadership.release)  # a standby takes over at its next try

@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import Callable
 from concurrent.futures import Future
 from datetime import datetime
-from typing import Any
 
 from monitor.checks import evaluate_all
 from monitor.checks.llm_judge import JudgeGates
@@ -27,7 +26,7 @@ class Quality:
 
     def __init__(self, providers: Callable[[], dict[str, Provider]], models: Callable[[], dict[str, str]],
                  loop: asyncio.AbstractEventLoop | None = None, *,
-                 record: Callable[[str, Provider, CallResult, Any], Any] | None = None,
+                 record: Callable[[str, Provider, CallResult, datetime], None] | None = None,
                  over_cap: Callable[[str], bool] = lambda target: False,
                  limit: Callable[[str], asyncio.Semaphore] | None = None,
                  now: Callable[[], datetime] = utcnow):
@@ -35,7 +34,7 @@ class Quality:
         self._now = now
         self._models = models
         self._loop = loop
-        self._record = record  # async (target id, provider, result, started): stores the call, counts its cost
+        self._record = record  # (target id, provider, result, started), from the worker: stores it, counts its cost
         self._over_cap = over_cap
         self._limit = limit  # the judge target's max_concurrency, shared with its probe calls
         self.detector = RefusalDetector()
@@ -65,7 +64,7 @@ class Quality:
                                                               self._loop)
             result = future.result(timeout=JUDGE_TIMEOUT_S + 5)
             if self._record is not None:  # stored and counted on the loop; the verdict does not wait for it
-                asyncio.run_coroutine_threadsafe(self._record(target_id, provider, result, started), self._loop)
+                self._record(target_id, provider, result, started)
             if not result.ok:
                 raise RuntimeError(f"judge {target_id} failed: {result.error_type}: {result.error_message}")
             return result.text

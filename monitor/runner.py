@@ -175,13 +175,15 @@ class Runner:
 
     async def record_call(self, canary_id: str, target: Target, provider: Provider, call: CallResult,
                           started: datetime, *, operation: str = "chat",
-                          prices: Callable[[CallResult], Prices | None] | None = None) -> Observation:
+                          prices: Callable[[CallResult], Prices | None] | None = None,
+                          request_model: str | None = None) -> Observation:
         """Store, price and measure a call made outside a canary run (a judge's, an embeddings call): its cost counts
         in the target's spend and cap like a probe call's. No run record, no checks, no drift analysis.
 
-        `prices` gives the prices of a call not priced like the target's chat calls (an embeddings model's)."""
+        `prices` and `request_model` are for a call not to the target's chat model (an embeddings model)."""
         obs = self._observation(canary_id, target, "", 0, started, call, provider.name,  # no run: run_id ""
                                 (prices or chat_prices(target))(call))
+        obs.request_model = request_model or obs.request_model
         await self.unsaved.put(obs)
         self.metrics.observe(obs, provider.name, provider.server_address, operation)
         self.spend.check_now(target, obs)

@@ -18,8 +18,8 @@ from monitor.runner import output_rate
 from monitor.sim import SimServer
 from monitor.telemetry.tracing import make_tracer_provider
 from tests.conftest import write_config
-from tests.support.appstate import recorded, sample
 from tests.support.jsonserver import json_server
+from tests.support.metric import sample
 
 PROBES = """\
 canaries:
@@ -267,14 +267,14 @@ async def test_judge_calls_count_in_the_judge_targets_spend_and_stop_at_its_cap(
     try:
         canary, gpt = cfg.pairs()[0]
         first = await app.runner.run(canary, gpt)
-        await recorded(app)  # the judge's calls are recorded on the loop after its verdicts
+        await app.own_calls.settled()  # the judge's calls are recorded on the loop after its verdicts
         judged = app.store.observations(canary="_judge", target="claude")
         assert judged and all(o.cost_usd and o.cost_usd > 0 for o in judged)
         assert sample(app.registry, "llm_monitor_spend_today_usd", target="claude") == pytest.approx(
             sum(o.cost_usd or 0 for o in judged))
         assert sample(app.registry, "llm_monitor_target_paused", target="claude") == 1  # the cap is reached
         second = await app.runner.run(canary, gpt)
-        await recorded(app)
+        await app.own_calls.settled()
         assert len(app.store.observations(canary="_judge", target="claude")) == len(judged)  # no more calls
         details = [r.detail for o in second for r in o.checks]
         assert details and all("paused: its daily spend cap is reached" in d for d in details), details

@@ -3,6 +3,9 @@ probe calls, under canaries `_embeddings` and `_judge`, and their series survive
 
 from __future__ import annotations
 
+import json
+import sqlite3
+
 import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
@@ -13,8 +16,8 @@ from monitor.embeddings import Embedder
 from monitor.sim import SimServer, scenario_from_dict
 from monitor.sim.embeddings import embed as sim_embed
 from tests.conftest import write_config
-from tests.support.appstate import recorded, sample
 from tests.support.jsonserver import json_server
+from tests.support.metric import sample
 
 PROBES = "canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n    samples: 5\n"
 
@@ -37,9 +40,13 @@ async def test_embeddings_calls_count_in_the_targets_spend_and_metrics_and_keep_
                                                  {"canary": "_embeddings", "target": "t"}) == 0  # declared
             canary, target = app.config.pairs()[0]
             probes = [o for _ in range(3) for o in await app.runner.run(canary, target)]
-            await recorded(app, "_embeddings")
+            await app.own_calls.settled()  # the calls are recorded on the loop after the analyses used them
             calls = app.store.observations(canary="_embeddings", target="t")
-            assert len(calls) >= 2  # the baseline's texts, then each later observation's
+            with sqlite3.connect(tmp_path / "m.db") as db:
+                signals = [json.loads(s) for (s,) in db.execute("SELECT signals FROM observations WHERE canary = 'c1'")
+                           if s is not None]
+            scored = [s for s in signals if s.get("semantic_similarity") is not None]
+            assert scored and len(calls) == 1 + len(scored)  # the baseline's texts, then each later observation's
             for o in calls:
                 assert o.ok and not o.run_id and o.call.response_model == "sim-embed"
                 assert o.call.usage.input_tokens and o.call.latency_s is not None
@@ -50,9 +57,11 @@ async def test_embeddings_calls_count_in_the_targets_spend_and_metrics_and_keep_
             assert sample(app.registry, "llm_monitor_cost_usd_total", canary="_embeddings",
                           target="t") == pytest.approx(embedded)
             labels = {"gen_ai_operation_name": "embeddings", "gen_ai_provider_name": "openai",
-                      "gen_ai_request_model": "m", "gen_ai_response_model": "sim-embed",
+                      "gen_ai_request_model": "sim-embed", "gen_ai_response_model": "sim-embed",
                       "server_address": "127.0.0.1", "error_type": "", "canary": "_embeddings", "target": "t"}
             assert sample(app.registry, "gen_ai_client_operation_duration_seconds_count", **labels) == len(calls)
+            assert sample(app.registry, "gen_ai_client_token_usage_count", **labels, gen_ai_token_type="output") == 0
+            assert all(o.request_model == "sim-embed" for o in calls)
             # the embeddings model is not the model the target serves: no model change
             assert sample(app.registry, "llm_monitor_model_info", target="t", response_model="sim-embed",
                           system_fingerprint="") == 0
@@ -79,7 +88,7 @@ async def test_judge_and_check_series_are_declared_and_survive_a_reload(tmp_path
         assert app.registry.get_sample_value("llm_monitor_check_results_total", {
             "canary": "graded", "target": "gpt", "check": "llm_judge", "result": "fail"}) == 0
         await app.runner.run(*app.config.pairs()[0])
-        await recorded(app)
+        await app.own_calls.settled()
         attempts = sample(app.registry, "llm_monitor_probe_attempts_total", canary="_judge", target="judge")
         assert attempts >= 1
         ok, _ = await app.reload()

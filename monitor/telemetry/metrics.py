@@ -164,7 +164,7 @@ class Metrics:
             self.ttfc.observe(*labels, value=c.ttft_s)
         if c.usage.input_tokens is not None:
             self.tokens.observe(*labels, "input", value=c.usage.input_tokens)
-        if c.usage.output_tokens is not None:
+        if c.usage.output_tokens is not None and operation == "chat":  # an embeddings call has none
             self.tokens.observe(*labels, "output", value=c.usage.output_tokens)
         if obs.cost_usd:
             self.cost.inc(obs.canary, obs.target, amount=obs.cost_usd)
