@@ -127,3 +127,34 @@ def test_the_embedder_makes_no_call_while_the_cap_is_reached_and_records_each_ca
     assert calls[1].error_type is not None and calls[1].error_type.value == "server_error"
     assert calls[1].http_status == 500 and all(c.latency_s is not None for c in calls)
 
+
+
+async def test_a_reload_that_removes_the_embeddings_target_does_not_stop_the_analysis(tmp_path) -> None:
+    """The drift settings (embeddings included) change at the next restart; until then the embedder keeps its
+    target, even when the reloaded config no longer has it."""
+    scenario = scenario_from_dict({"name": "emb", "seed": 3, "defaults": {"ttft": 5, "output_tps": 5000},
+                                   "models": {"*": {"phases": [{"name": "a"}]}}})
+    with SimServer(scenario) as sim:
+        probes = PROBES + "    targets: [t]\n"
+        both = (f"  - {{id: t, provider: openai, base_url: '{sim.openai_base_url}', model: m}}\n"
+                f"  - {{id: e, provider: openai, base_url: '{sim.openai_base_url}', model: m, "
+                "daily_spend_cap_usd: 5}")
+        cfg_path = write_config(tmp_path, both, probes,
+                                extra="drift: {baseline_size: 5, embeddings: {target: e, model: sim-embed}}\n")
+        app = App(load_config(cfg_path, environ={}), registry=CollectorRegistry(), environ={}, serve_http=False)
+        await app.start(schedule=False)
+        try:
+            canary, target = app.config.pairs()[0]
+            await app.runner.run(canary, target)
+            text = cfg_path.read_text()
+            cfg_path.write_text(text.replace(both, both.split("\n")[0]).replace(
+                "drift: {baseline_size: 5, embeddings: {target: e, model: sim-embed}}", "drift: {baseline_size: 5}"))
+            ok, message = await app.reload()
+            assert ok and "drift" in message and [t.id for t in app.config.targets] == ["t"]
+            later = await app.runner.run(canary, target)
+        finally:
+            await app.stop()
+    with sqlite3.connect(tmp_path / "m.db") as db:
+        rows = dict(db.execute("SELECT id, signals FROM observations WHERE canary = 'c1'").fetchall())
+    assert all(rows[o.id] is not None for o in later)  # analysed
+    assert all("semantic_similarity" in json.loads(rows[o.id]) for o in later)  # with the embedder it started with
