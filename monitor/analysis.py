@@ -81,7 +81,7 @@ class Analysis:
         self.now = now
         self.repo = DriftRepository(store.engine)
         self.metrics = metrics
-        self.engine = DriftEngine(settings)
+        self.engine = DriftEngine(settings, clock=now)
         self.alerting = alerting
         self.tags = tags
         self.listeners = listeners or []

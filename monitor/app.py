@@ -279,6 +279,9 @@ class App:
                 log.error("reload failed, keeping the running config: %s", e)
                 return False, str(e)
             config, needs_restart = restart_only(self.config, config)
+            if self.analysis is not None and "drift" not in needs_restart \
+                    and config.drift_settings() != self.analysis.engine.settings:
+                needs_restart.append("drift")  # the fleet budget's split: other canaries or schedules
             before = {(c.id, t.id) for c, t in self.config.pairs()}
             self._stale += list(self.runner.providers.values())
             self.config = config

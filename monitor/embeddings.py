@@ -21,7 +21,8 @@ PAUSE_S = 60.0  # after a failed call, embeddings are skipped this long (the ana
 
 
 class Embedder:
-    """Calls `/embeddings` synchronously (from the analysis thread); on failure returns NaN vectors.
+    """Calls `/embeddings` synchronously (from the analysis thread, or a worker restoring baselines); on failure
+    returns NaN vectors.
 
     A NaN similarity is dropped by the drift tests, so an embeddings outage costs the semantic signal only,
     never the other signals of the observation. The calls run on the single analysis thread, so after a failure
@@ -41,7 +42,7 @@ class Embedder:
         self._client = openai.OpenAI(base_url=base_url, api_key=api_key or "not-needed", max_retries=0,
                                      timeout=timeout, default_headers=dict(headers or {}))
         self._dim: int | None = None
-        self._warned = 0.0
+        self._warned: dict[str, float] = {}
         self._secrets = tuple(k for k in (api_key,) if k and len(k) >= MIN_SECRET)
         self._pause_s = pause_s
         self._clock = clock
@@ -55,7 +56,7 @@ class Embedder:
             return self._missing(len(texts))
         if self._capped():
             self._warn("the embeddings target's daily spend cap is reached; the semantic signal is skipped until "
-                       "00:00 UTC")
+                       "00:00 UTC", kind="capped")
             return self._missing(len(texts))
         started, start = self._now(), self._clock()
         try:
@@ -80,10 +81,10 @@ class Embedder:
     def _missing(self, n: int) -> np.ndarray:
         return np.full((n, self._dim or 1), np.nan)
 
-    def _warn(self, message: str) -> None:
+    def _warn(self, message: str, kind: str = "failed") -> None:
         now = self._clock()
-        if now - self._warned > WARN_EVERY_S:
-            self._warned = now
+        if now - self._warned.get(kind, float("-inf")) > WARN_EVERY_S:  # each kind at most every WARN_EVERY_S
+            self._warned[kind] = now
             log.warning("%s", message)
 
     def _recorded(self, call: CallResult, started: datetime, start: float) -> None:

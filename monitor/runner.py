@@ -159,7 +159,7 @@ class Runner:
                 gauge.dec()
             end_call_span(span, call)
         obs = self._observation(canary.id, target, run.id, index, started, call, provider.name,
-                                        chat_prices(target)(call))
+                                chat_prices(target)(call))
         self.spend.expect(target, obs)  # before the next await: the next sample checks the cap with this cost in
         if self.annotate is not None:  # failed calls too: a content-policy 400 is a refusal
             try:
@@ -205,6 +205,6 @@ class Runner:
                      call: CallResult, provider: str, prices: Prices | None) -> Observation:
         return Observation(
             canary=canary_id, target=target.id, provider=provider,
-            request_model=target.model, started_at=started, call=call, run_id=run_id, sample_index=index, cost_usd=cost_usd(call.usage, prices),
-            output_tokens_per_s=output_rate(call),
+            request_model=target.model, started_at=started, call=call, run_id=run_id, sample_index=index,
+            cost_usd=cost_usd(call.usage, prices), output_tokens_per_s=output_rate(call),
         )

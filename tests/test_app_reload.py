@@ -54,5 +54,10 @@ async def test_a_fleet_budget_is_split_over_the_streams_and_a_new_split_waits_fo
         ok, message = await app.reload()  # twice the streams: half the budget each, from the next restart
         assert ok and message.endswith("; changed drift: takes effect at the next restart")
         assert app.analysis.engine.settings.false_alarms_per_10k == per_stream
+        ok, message = await app.reload()  # still not in force: still said
+        assert ok and message.endswith("; changed drift: takes effect at the next restart")
+        (tmp_path / "probes" / "p.yaml").write_text(fast)  # back to the split in force: nothing to say
+        ok, message = await app.reload()
+        assert ok and "restart" not in message
     finally:
         await app.stop()

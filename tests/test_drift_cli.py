@@ -102,6 +102,11 @@ def test_replay_zero_tolerance_flag(tmp_path: Path) -> None:
     out = cli(*args, "--zero-tolerance", "check:cmd", "--zero-tolerance", "refused")
     (event,) = map(json.loads, out.stdout.splitlines())
     assert (out.returncode, event["signal"], event["current_value"]) == (0, "check:cmd", 1 / 30)
+    blocked = tmp_path / "c.jsonl"  # a content-policy error is the provider refusing, as the daemon counts it
+    blocked.write_text("".join(json.dumps(r) + "\n" for r in rows[1:])
+                       + json.dumps({"canary": "c", "target": "t", "text": "", "error_type": "content_filter"}) + "\n")
+    out = cli("replay", "--baseline", str(base), "--current", str(blocked), "--json", "--zero-tolerance", "refused")
+    assert [json.loads(line)["signal"] for line in out.stdout.splitlines()] == ["refused"], out.stdout + out.stderr
     bad = cli(*args, "--zero-tolerance", "check:cdm")
     assert bad.returncode == 2 and "unknown signal 'check:cdm'; expected one of refused, error, exact_match, " \
                                    "check:cmd" in bad.stderr

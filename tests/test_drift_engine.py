@@ -84,10 +84,17 @@ def test_a_provider_that_starts_blocking_a_prompt_with_content_policy_errors_ope
     eng = DriftEngine()
     sim = Sim(4, refusal=0.0)
     assert not [u for u in _feed(eng, sim, 200) if u.action == "opened"]
-    signals = set()
-    for i in range(60):
-        signals |= {u.event.signal for u in eng.observe(blocked(i)) if u.action == "opened"}
-    assert {"refused", "error"} <= signals
+    opened = {}
+    for i in range(120):  # every other call is blocked from now on
+        obs = blocked(i) if i % 2 else sim.next()
+        opened |= {u.event.signal: u.event for u in eng.observe(obs) if u.action == "opened"}
+    assert {"refused", "error"} <= set(opened)
+    assert "content-policy error" in opened["refused"].evidence["current_completion"]  # not an ordinary answer
+    eng.accept("c", "t", note="the provider's new policy")  # the blocked calls are part of the new behaviour
+    refused, seen = eng.baseline("c", "t").rates["refused"]
+    assert 0.3 < refused / seen < 0.7, (refused, seen)
+    later = [u for i in range(200) for u in eng.observe(blocked(1000 + i) if i % 2 else sim.next())]
+    assert not [u for u in later if u.action == "opened" and u.event.signal in ("refused", "error")]
 
 
 def test_rebuild_gives_same_events_and_baseline_round_trips() -> None:

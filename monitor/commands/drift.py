@@ -234,7 +234,7 @@ def replay(baseline_path: str, current_path: str, as_json: bool, zero_tolerance:
     from monitor.drift import DumpError, load_dump, replay_observations
     from monitor.drift.dump import row_to_observation
     from monitor.drift.zero import declarable
-    from monitor.refusal import detect
+    from monitor.refusal import RefusalDetector
 
     try:
         base_rows, cur_rows = load_dump(baseline_path), load_dump(current_path)
@@ -250,10 +250,13 @@ def replay(baseline_path: str, current_path: str, as_json: bool, zero_tolerance:
                                                     f"of {', '.join(known)}"))
         return EXIT_CONFIG
 
-    def refused(obs: Observation) -> bool | None:
+    detector = RefusalDetector()
+
+    def refused(obs: Observation) -> bool | None:  # as the daemon labels it: a content-policy error is a refusal
         if obs.refusal is not None:
             return obs.refusal in ("partial", "full")
-        return detect(obs.text).label in ("partial", "full") if obs.ok else None
+        verdict = detector.detect_observation(obs)
+        return None if verdict is None else verdict.label in ("partial", "full")
 
     events = replay_observations(base, cur, refusal=refused, zero_tolerance=zero_tolerance or ())
     if as_json:

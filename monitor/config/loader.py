@@ -183,8 +183,7 @@ def restart_only(running: Config, loaded: Config) -> tuple[Config, list[str]]:
     changed = [name for name, old, new in (
         ("storage.url", running.storage.url, loaded.storage.url),
         ("http.listen", running.http.listen, loaded.http.listen),
-        ("drift", (running.drift, running.drift_settings()), (loaded.drift, loaded.drift_settings())),  # the fleet
-        # budget's split per stream changes with the canaries and schedules
+        ("drift", running.drift, loaded.drift),
     ) if old != new]
     kept = replace(loaded, storage=loaded.storage.model_copy(update={"url": running.storage.url}),
                    http=loaded.http.model_copy(update={"listen": running.http.listen}), drift=running.drift)

@@ -106,8 +106,12 @@ class DriftEngine:
         since = min(firsts) if firsts else ""
         b = Baseline.new(canary, target, self.settings, source="accepted", note=note, created_at=now)
         for e in st.entries:
-            if e.ok and e.text is not None and e.at >= since:
+            if e.at < since:
+                continue
+            if e.ok and e.text is not None:
                 b.add_raw(e.obs_id, e.at, e.text, e.signals, self.settings)
+            elif not e.ok:  # the error rate, and a content-policy refusal's signals (as `Baseline.add` counts them)
+                b.add_error(e.signals)
         self._replace(st, b)
         return out
 

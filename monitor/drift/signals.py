@@ -1,6 +1,8 @@
 """Per-observation signals: the numbers, flags and labels the drift tests watch, computed once per observation.
 
-Failed calls (error_type set) only feed ``error`` and ``error_type``: an outage is not a behaviour change.
+Failed calls (error_type set) only feed ``error`` and ``error_type``: an outage is not a behaviour change. A
+content-policy error also feeds ``refused`` and the checks that judge it (the provider refusing is behaviour);
+an ``internal`` error (llm-monitor's own failure) feeds nothing.
 """
 
 from __future__ import annotations

@@ -27,6 +27,11 @@ from monitor.drift.zero import ZeroTolerance
 __all__ = ["COMPLETION", "Entry", "Stream", "_Open"]
 
 
+# The current side of the evidence of an event that only failed calls show (a provider refusing with
+# content-policy errors): there is no completion to show.
+NO_ANSWER = "(no completion: the provider refused the request with a content-policy error)"
+
+
 @dataclass(slots=True)
 class Stream(WindowTests, ZeroTolerance):
     """Drift state of one canary x target; ``observe`` analyses one observation in bounded time."""
@@ -140,6 +145,8 @@ class Stream(WindowTests, ZeroTolerance):
 
     def _evidence(self, pick: Any = None) -> dict[str, Any]:
         texts = [e.text for e in self._window() if e.text is not None and (pick is None or pick(e))]
+        if not texts and pick is not None and self._window(pick, ok_only=False):  # only failed calls show it:
+            return evidence(self.baseline.representative_text(), NO_ANSWER)  # content-policy refusals
         if not texts:
             texts = [e.text for e in self._window() if e.text is not None]
         if not texts:

@@ -82,10 +82,10 @@ def build_provider(target: Target, api_key: str | None, *, transport: httpx.Asyn
     return Scrubbing(PROVIDERS[target.provider](target.base_url, api_key, **kwargs), [api_key])
 
 
-__all__ = ["PROVIDERS", "AnthropicProvider", "ChatRequest", "OpenAIProvider", "Provider", "build_provider",
-           "build_providers"]
-
-
 def build_providers(config: Config, environ: Mapping[str, str]) -> dict[str, Provider]:
     """Build one provider per target; raises SecretError when a named key is missing."""
     return {t.id: build_provider(t, resolve_api_key(t, environ)) for t in config.targets}
+
+
+__all__ = ["PROVIDERS", "AnthropicProvider", "ChatRequest", "OpenAIProvider", "Provider", "build_provider",
+           "build_providers"]
