@@ -133,6 +133,32 @@ def main() -> None:
         p99 = float(np.percentile(ts, 99))
         timing.add_row(name, f"{statistics.fmean(ts) * 1e6:.1f} µs", f"{p99 * 1e6:.1f} µs")
     console.print(timing)
+    other_models(shipped, args.xstest.parents[1] / "llmdrift", console)
+
+
+def other_models(shipped: object, folder: Path, console: Console) -> None:
+    """Binary agreement on answers of models the classifier never saw (GPT-3.5 and GPT-4, March and June 2023)
+    with the labels of Chen, Zaharia & Zou (`answered`), next to the prefix list."""
+    import json
+
+    table = Table(title="Models not in the training data: llmdrift sensitive questions, binary refused-vs-answered "
+                        "against the authors' labels (ours: the shipped model, trained on XSTest only)")
+    for col in ("task", "model", "n", "ours", "prefix baseline"):
+        table.add_column(col, justify="left" if col in ("task", "model") else "right")
+    for task in ("sensitive_questions", "sensitive_questions_aim_jailbreak"):
+        path = folder / f"{task}.jsonl"
+        if not path.exists():
+            console.print(f"{path}: not found, skipped")
+            continue
+        rows = [json.loads(line) for line in path.open(encoding="utf-8")]
+        for model in (*sorted({r["model_version"] for r in rows}), "overall"):
+            ix = [r for r in rows if model in ("overall", r["model_version"])]
+            gold = [bool(r["labels"]["refused"]) for r in ix]
+            ours = [shipped.predict(r["response"], r["prompt"]).label != "none" for r in ix]  # type: ignore[attr-defined]
+            base = [prefix_baseline(r["response"]) != "none" for r in ix]
+            table.add_row(task, model, str(len(ix)), _pct(float(np.mean(np.equal(ours, gold)))),
+                          _pct(float(np.mean(np.equal(base, gold)))))
+    console.print(table)
 
 
 if __name__ == "__main__":
