@@ -32,10 +32,13 @@ class DriftRepository:
 
         An event stored as no longer open (accepted or resolved, e.g. by `baseline accept` in another process)
         is final: a change to it from a process that still holds it open is not written.
+
+        Rows are written in the order of their ids: two processes writing the same events (the daemon and
+        `baseline accept`) then lock them in one order, and PostgreSQL never has to break a deadlock.
         """
         written: set[str] = set()
         with Session(self.engine) as s:
-            for data in events:
+            for data in sorted(events, key=lambda d: str(d["id"])):
                 row = s.get(DriftEventRow, data["id"])
                 values = {"canary": data["canary"], "target": data["target"], "signal": data["signal"],
                           "kind": data["kind"], "state": data["state"], "opened_at": _dt(data["opened_at"]),
