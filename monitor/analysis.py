@@ -31,6 +31,7 @@ from monitor.telemetry.metrics import Metrics
 log = logging.getLogger("monitor.analysis")
 
 MIN_BASELINE_OBSERVATIONS = 5  # successful observations an operator-chosen baseline (pin, accept) needs at least
+REFERENCE_SAVE_GROWTH = 0.1  # a reference that learned this share more than what is stored is stored again
 
 
 def _dt(value: str | None) -> datetime | None:
@@ -78,6 +79,12 @@ def _failed(e: Exception, message: str, *args: Any) -> None:
         log.exception(message, *args)
 
 
+def _reference_size(b: Baseline) -> int:
+    """How much a baseline's reference holds: its rate counts, continuous values and category counts."""
+    return (sum(r[1] for r in b.rates.values()) + sum(len(v) for v in b.values.values())
+            + sum(sum(c.values()) for c in b.categories.values()))
+
+
 def _compact(updates: list[EventUpdate]) -> list[EventUpdate]:
     """Updates still to write, without the repeated "updated" ones: an event's data is written as it is now
     anyway, so per event only its openings, resolutions and acceptances (for their notifications) must stay."""
@@ -118,6 +125,7 @@ class Analysis:
         self._ready: set[tuple[str, str]] = set()
         self._installed: dict[tuple[str, str], str] = {}  # pair -> id of the baseline row in force
         self._unwritten: list[EventUpdate] = []  # event updates the store did not take yet, oldest first
+        self._stored: dict[tuple[str, str], int] = {}  # pair -> size of its reference as stored
 
     # -- start-up ----------------------------------------------------------------------------------------
     def restore(self, pairs: list[tuple[str, str]]) -> int:
@@ -130,6 +138,7 @@ class Analysis:
         for row in self.repo.baselines():
             self.engine.set_baseline(Baseline.from_json(row["data"]))
             self._installed[(row["canary"], row["target"])] = row["id"]
+            self._mark_stored((row["canary"], row["target"]))
             if self.engine.baseline(row["canary"], row["target"]).ready:
                 self._ready.add((row["canary"], row["target"]))
             else:
@@ -259,7 +268,33 @@ class Analysis:
         if b.ready and (canary, target) not in self._ready:  # marked stored only once it is (else: tried again)
             self._installed[(canary, target)] = self.repo.save_baseline(canary, target, b.to_json(),
                                                                         source=b.source, note=b.note)
+            self._mark_stored((canary, target))
             self._ready.add((canary, target))
+        elif (canary, target) in self._ready:
+            self._save_learned((canary, target), REFERENCE_SAVE_GROWTH)
+
+    def _mark_stored(self, key: tuple[str, str]) -> None:
+        self._stored[key] = _reference_size(self.engine.baseline(*key))
+
+    def _save_learned(self, key: tuple[str, str], growth: float) -> None:
+        """Store the baseline's reference once it has learned more than `growth` of what is stored (the reference
+        grows with in-control observations, see `Baseline.absorb`): a restart or a fail-over starts from it, and
+        stores are geometrically spaced, so a stream's reference is stored a few dozen times on its way to the
+        caps. On a crash, at most that share of what was learned is lost."""
+        size = _reference_size(self.engine.baseline(*key))
+        bid = self._installed.get(key)
+        if bid is None or size <= self._stored.get(key, 0) * (1 + growth):
+            return
+        self.repo.update_baseline(bid, self.engine.baseline(*key).to_json())
+        self._stored[key] = size
+
+    def save_learned(self) -> None:
+        """Store every reference that learned anything since it was stored (at shutdown; on the analysis thread)."""
+        for key in list(self._ready):
+            try:
+                self._save_learned(key, 0.0)
+            except Exception as e:
+                _failed(e, "storing the learned reference of %s@%s failed", *key)
 
     # -- operator actions (CLI) -------------------------------------------------------------------------
     def accept(self, canary: str, target: str, note: str) -> list[EventUpdate]:
@@ -267,6 +302,7 @@ class Analysis:
         b = self.engine.baseline(canary, target)
         self._installed[(canary, target)] = self.repo.save_baseline(canary, target, b.to_json(), source="accepted",
                                                                     note=note)
+        self._mark_stored((canary, target))
         self._ready.discard((canary, target))
         if b.ready:
             self._ready.add((canary, target))
@@ -293,6 +329,7 @@ class Analysis:
         b = self.engine.pin_baseline(canary, target, observations, note=note)
         self._installed[(canary, target)] = self.repo.save_baseline(canary, target, b.to_json(), source="pinned",
                                                                     note=note)
+        self._mark_stored((canary, target))
         return b
 
     def refresh_baselines(self) -> int:
@@ -304,6 +341,7 @@ class Analysis:
                 continue
             self._installed[key] = row["id"]
             self.engine.set_baseline(Baseline.from_json(row["data"]))
+            self._mark_stored(key)
             if self.engine.baseline(*key).ready:
                 self._ready.add(key)
             else:  # a reset: the baseline that forms next is stored when complete
@@ -326,6 +364,7 @@ class Analysis:
 
     def close(self) -> None:
         self._pool.submit(self.retry_unwritten)  # a last try, after the analyses still queued
+        self._pool.submit(self.save_learned)
         self._pool.shutdown(wait=True)
         if self._unwritten:
             log.error("stopping with %d drift event updates the store did not take: not stored",

@@ -73,3 +73,33 @@ async def test_events_opened_while_the_store_refused_them_are_stored_and_notifie
     for eid in open_now & set(found):
         assert registry.get_sample_value("llm_monitor_drift_active", {"canary": "c1", "target": "t",
                                                                       "signal": found[eid]}) == 1
+
+
+def reference_size(app: App, canary: str, target: str) -> int:
+    assert app.analysis is not None
+    return app.analysis.engine.baseline(canary, target).rate("refused")[1]
+
+
+async def test_the_reference_learned_after_the_baseline_survives_a_restart(tmp_path: Path) -> None:
+    # The reference keeps learning from in-control observations (rate counts up to 5,000): what a daemon
+    # learned over days must not fall back to the first `baseline_size` at a restart or a fail-over.
+    with SimServer(two_phases("learned", 5)) as sim:
+        cfg = write_config(tmp_path, f"  - {{id: t, provider: openai, base_url: '{sim.openai_base_url}', model: m}}",
+                           PROBES_C1, extra="drift: {baseline_size: 10, window: 10, eval_every: 5}\n")
+        app = App(load_config(cfg, environ={}), registry=CollectorRegistry(), environ={}, serve_http=False)
+        await app.start(schedule=False)
+        canary, target = app.config.pairs()[0]
+        try:
+            for _ in range(30):  # 150 observations: the reference learns from all but the latest 50
+                await app.runner.run(canary, target)
+            await asyncio.sleep(0.5)
+        finally:
+            await app.stop()
+        learned = reference_size(app, canary.id, target.id)
+        assert learned > 10 * 5  # it did learn (well past the first 10)
+        again = App(load_config(cfg, environ={}), registry=CollectorRegistry(), environ={}, serve_http=False)
+        await again.start(schedule=False)
+        try:
+            assert reference_size(again, canary.id, target.id) == learned
+        finally:
+            await again.stop()
