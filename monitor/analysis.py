@@ -3,7 +3,10 @@
 Analysis runs on one dedicated worker thread, in the order observations finish, so it never delays the event
 loop (and so never skews the latency of calls in flight). Each batch of event updates is written in one
 transaction together with the notifications it causes (the outbox), so an event is never stored without its
-alert, nor an alert sent for an event that was not stored.
+alert, nor an alert sent for an event that was not stored. A batch the store does not take (a lock held past
+its timeout, a full disk, a deadlock, a fail-over) stays in memory and is written with the next batch, its
+opening and resolving notifications included: the engine has already moved on, and would otherwise only ever
+store the event's later updates, which notify no one.
 """
 
 from __future__ import annotations
@@ -15,16 +18,20 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from monitor.alerts import AlertEvent, Alerting
 from monitor.domain import Observation, utcnow
 from monitor.drift import Baseline, DriftEngine, DriftEvent, DriftSettings, EventUpdate
 from monitor.store import Store
 from monitor.store.drift_repo import DriftRepository
+from monitor.store.repository import driver_message
 from monitor.telemetry.metrics import Metrics
 
 log = logging.getLogger("monitor.analysis")
 
 MIN_BASELINE_OBSERVATIONS = 5  # successful observations an operator-chosen baseline (pin, accept) needs at least
+REFERENCE_SAVE_GROWTH = 0.1  # a reference that learned this share more than what is stored is stored again
 
 
 def _dt(value: str | None) -> datetime | None:
@@ -64,6 +71,35 @@ def alert_event(update: EventUpdate, tags: tuple[str, ...] = ()) -> AlertEvent:
                       evidence=evidence)
 
 
+def _failed(e: Exception, message: str, *args: Any) -> None:
+    """Log a failed write: a store error on one line (it is the store's, not a bug), anything else with its trace."""
+    if isinstance(e, SQLAlchemyError):
+        log.error(message + ": %s", *args, driver_message(e))
+    else:
+        log.exception(message, *args)
+
+
+def _reference_size(b: Baseline) -> int:
+    """How much a baseline's reference holds: its rate counts, continuous values and category counts."""
+    return (sum(r[1] for r in b.rates.values()) + sum(len(v) for v in b.values.values())
+            + sum(sum(c.values()) for c in b.categories.values()))
+
+
+def _compact(updates: list[EventUpdate]) -> list[EventUpdate]:
+    """Updates still to write, without the repeated "updated" ones: an event's data is written as it is now
+    anyway, so per event only its openings, resolutions and acceptances (for their notifications) must stay."""
+    told = {u.event.id for u in updates if u.action != "updated"}
+    seen: set[str] = set()
+    out = []
+    for u in updates:
+        if u.action != "updated":
+            out.append(u)
+        elif u.event.id not in told and u.event.id not in seen:
+            seen.add(u.event.id)
+            out.append(u)
+    return out
+
+
 def _enough(observations: list[Observation]) -> None:
     ok = sum(1 for o in observations if o.ok)
     if ok < MIN_BASELINE_OBSERVATIONS:
@@ -88,6 +124,8 @@ class Analysis:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="drift")
         self._ready: set[tuple[str, str]] = set()
         self._installed: dict[tuple[str, str], str] = {}  # pair -> id of the baseline row in force
+        self._unwritten: list[EventUpdate] = []  # event updates the store did not take yet, oldest first
+        self._stored: dict[tuple[str, str], int] = {}  # pair -> size of its reference as stored
 
     # -- start-up ----------------------------------------------------------------------------------------
     def restore(self, pairs: list[tuple[str, str]]) -> int:
@@ -100,6 +138,7 @@ class Analysis:
         for row in self.repo.baselines():
             self.engine.set_baseline(Baseline.from_json(row["data"]))
             self._installed[(row["canary"], row["target"])] = row["id"]
+            self._mark_stored((row["canary"], row["target"]))
             if self.engine.baseline(row["canary"], row["target"]).ready:
                 self._ready.add((row["canary"], row["target"]))
             else:
@@ -152,29 +191,62 @@ class Analysis:
         try:
             signals = self.engine.compute_signals(obs)
             updates = self.engine.observe(obs, signals)
-            self.store.save_signals(obs.id, signals)
-            self._persist(updates)
-            self._baseline_progress(obs.canary, obs.target)
-            return updates
         except Exception:
             log.exception("drift analysis failed for %s@%s", obs.canary, obs.target)
             return []
+        # Each write below is tried on its own: a failed one must not cost the others (the updates above are
+        # already the engine's state; dropped here they would never be stored or told).
+        try:
+            self.store.save_signals(obs.id, signals)
+        except Exception as e:
+            _failed(e, "storing the signals of observation %s failed", obs.id)
+        try:
+            updates = self._persist(updates)
+        except Exception as e:
+            _failed(e, "storing drift events failed; %d updates wait in memory and are written with the next "
+                    "analysis", len(self._unwritten))
+            updates = []
+        try:
+            self._baseline_progress(obs.canary, obs.target)
+        except Exception as e:
+            _failed(e, "storing the baseline of %s@%s failed; tried again with its next observation", obs.canary,
+                    obs.target)
+        return updates
+
+    def retry_unwritten(self) -> int:
+        """Write the event updates the store did not take (run on the analysis thread); return how many wait."""
+        if self._unwritten:
+            try:
+                self._persist([])
+            except Exception as e:
+                _failed(e, "storing drift events failed again; %d updates wait in memory", len(self._unwritten))
+        return len(self._unwritten)
 
     def _persist(self, updates: list[EventUpdate]) -> list[EventUpdate]:
-        """Store event updates (and their notifications); return those written (see DriftRepository.save_events)."""
-        if not updates:
+        """Store event updates (and their notifications) with any the store did not take before; return those
+        written (see DriftRepository.save_events). On a store error they all wait for the next call, and it raises."""
+        pending, self._unwritten = [*self._unwritten, *updates], []
+        if not pending:
             return []
         hook = None
+        undo: dict[Any, Any] = {}
         if self.alerting is not None:
             alerting = self.alerting
             tags = self.tags
 
             def hook(session: Any, written: set[str]) -> None:
-                alerting.enqueue(session, [alert_event(u, tags(u.event.canary)) for u in updates
-                                           if u.action != "updated" and u.event.id in written])
+                alerting.enqueue(session, [alert_event(u, tags(u.event.canary)) for u in pending
+                                           if u.action != "updated" and u.event.id in written], undo)
 
-        written = self.repo.save_events([u.event.to_json() for u in updates], hook)
-        updates = [u for u in updates if u.event.id in written]
+        latest = {u.event.id: u.event for u in pending}  # an event's data as it is now, once
+        try:
+            written = self.repo.save_events([e.to_json() for e in latest.values()], hook)
+        except Exception:
+            self._unwritten = _compact(pending)
+            if self.alerting is not None:
+                self.alerting.forget(undo)  # not sent: the next try's notifications must not count as repeats
+            raise
+        updates = [u for u in pending if u.event.id in written]
         for u in updates:
             e = u.event
             if u.action == "opened":
@@ -193,10 +265,36 @@ class Analysis:
     def _baseline_progress(self, canary: str, target: str) -> None:
         """Store the baseline once it is complete (and each time a new one completes)."""
         b = self.engine.baseline(canary, target)
-        if b.ready and (canary, target) not in self._ready:
-            self._ready.add((canary, target))
+        if b.ready and (canary, target) not in self._ready:  # marked stored only once it is (else: tried again)
             self._installed[(canary, target)] = self.repo.save_baseline(canary, target, b.to_json(),
                                                                         source=b.source, note=b.note)
+            self._mark_stored((canary, target))
+            self._ready.add((canary, target))
+        elif (canary, target) in self._ready:
+            self._save_learned((canary, target), REFERENCE_SAVE_GROWTH)
+
+    def _mark_stored(self, key: tuple[str, str]) -> None:
+        self._stored[key] = _reference_size(self.engine.baseline(*key))
+
+    def _save_learned(self, key: tuple[str, str], growth: float) -> None:
+        """Store the baseline's reference once it has learned more than `growth` of what is stored (the reference
+        grows with in-control observations, see `Baseline.absorb`): a restart or a fail-over starts from it, and
+        stores are geometrically spaced, so a stream's reference is stored a few dozen times on its way to the
+        caps. On a crash, at most that share of what was learned is lost."""
+        size = _reference_size(self.engine.baseline(*key))
+        bid = self._installed.get(key)
+        if bid is None or size <= self._stored.get(key, 0) * (1 + growth):
+            return
+        self.repo.update_baseline(bid, self.engine.baseline(*key).to_json())
+        self._stored[key] = size
+
+    def save_learned(self) -> None:
+        """Store every reference that learned anything since it was stored (at shutdown; on the analysis thread)."""
+        for key in list(self._ready):
+            try:
+                self._save_learned(key, 0.0)
+            except Exception as e:
+                _failed(e, "storing the learned reference of %s@%s failed", *key)
 
     # -- operator actions (CLI) -------------------------------------------------------------------------
     def accept(self, canary: str, target: str, note: str) -> list[EventUpdate]:
@@ -204,6 +302,7 @@ class Analysis:
         b = self.engine.baseline(canary, target)
         self._installed[(canary, target)] = self.repo.save_baseline(canary, target, b.to_json(), source="accepted",
                                                                     note=note)
+        self._mark_stored((canary, target))
         self._ready.discard((canary, target))
         if b.ready:
             self._ready.add((canary, target))
@@ -230,6 +329,7 @@ class Analysis:
         b = self.engine.pin_baseline(canary, target, observations, note=note)
         self._installed[(canary, target)] = self.repo.save_baseline(canary, target, b.to_json(), source="pinned",
                                                                     note=note)
+        self._mark_stored((canary, target))
         return b
 
     def refresh_baselines(self) -> int:
@@ -241,6 +341,7 @@ class Analysis:
                 continue
             self._installed[key] = row["id"]
             self.engine.set_baseline(Baseline.from_json(row["data"]))
+            self._mark_stored(key)
             if self.engine.baseline(*key).ready:
                 self._ready.add(key)
             else:  # a reset: the baseline that forms next is stored when complete
@@ -262,4 +363,9 @@ class Analysis:
         return updates
 
     def close(self) -> None:
+        self._pool.submit(self.retry_unwritten)  # a last try, after the analyses still queued
+        self._pool.submit(self.save_learned)
         self._pool.shutdown(wait=True)
+        if self._unwritten:
+            log.error("stopping with %d drift event updates the store did not take: not stored",
+                      len(self._unwritten))

@@ -314,11 +314,13 @@ class App:
             return True, message
 
     async def _watch_baselines(self) -> None:
-        """Pick up baselines accepted or reset from the CLI (or by a replica) within BASELINE_POLL_S (30 s)."""
+        """Pick up baselines accepted or reset from the CLI (or by a replica) within BASELINE_POLL_S (30 s); write
+        drift event updates a store error held back even when no observation comes to carry them."""
         assert self.analysis is not None
         while True:
             await asyncio.sleep(BASELINE_POLL_S)
             try:
+                await self.analysis.in_worker(self.analysis.retry_unwritten)  # events a store error held back
                 changed = await self.analysis.in_worker(self.analysis.refresh_baselines)
                 if changed:
                     log.info("baselines refreshed from the store", extra={"changed": changed})

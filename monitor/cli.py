@@ -195,7 +195,22 @@ def entry() -> None:
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         code = 0
+    except Exception as e:
+        code = _store_failed(e)
     sys.exit(code)
+
+
+def _store_failed(e: Exception) -> int:
+    """A store that fails in the middle of a command (a lock past its timeout, a full disk, a dropped
+    connection, a deadlock) is the store's error, told in one line with exit 1; anything else is a bug: raise."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    if not isinstance(e, SQLAlchemyError):
+        raise e
+    from monitor.store.repository import driver_message
+
+    print(f"error: the store failed: {driver_message(e)}", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

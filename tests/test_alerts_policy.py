@@ -118,3 +118,13 @@ def test_test_events_ignore_cooldown() -> None:
     pol = Policy(cfg())
     for _ in range(3):
         assert len(pol.notifications(ev("test", event_id=""), T0)) == 3
+
+
+def test_notifications_whose_transaction_rolled_back_are_forgotten_by_the_cooldown() -> None:
+    p = Policy(cfg())
+    p.notifications(ev(signal="other", event_id="e0"), T0 - timedelta(minutes=5))  # an earlier message stays
+    undo: dict = {}
+    assert len(p.notifications(ev(), T0, undo)) == 3
+    p.restore(undo)  # the drift event and these notifications were not stored: written again later
+    assert [n.sink for n in p.notifications(ev(), T0 + timedelta(seconds=1))] == ["hook", "chat", "am"]
+    assert [n.sink for n in p.notifications(ev(signal="other", event_id="e0"), T0)] == ["am"]

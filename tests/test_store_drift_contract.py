@@ -65,3 +65,36 @@ def test_event_and_notification_commit_together(store: Store) -> None:
     assert repo.event("ev-x") is None  # neither the event...
     with store.engine.connect() as conn:  # ...nor its notification was stored
         assert conn.execute(text("SELECT count(*) FROM notifications")).scalar_one() == 1
+
+
+@pytest.mark.postgres
+def test_events_are_locked_in_one_order_so_concurrent_writers_cannot_deadlock(pg_url: str) -> None:
+    # The daemon and `baseline accept` write the same events in whatever order each holds them; PostgreSQL
+    # broke the cycle by failing one of them (a lost batch, or a traceback). Written in id order, a writer that
+    # waits for the first row holds none of the others.
+    import threading
+    import time
+
+    import psycopg
+
+    store = Store(pg_url)
+    store.migrate()
+    repo = DriftRepository(store.engine)
+    repo.save_events([event("a"), event("b")])  # ids ev-a < ev-b
+    dsn = pg_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(dsn) as other:  # another writer holds ev-a
+        other.execute("SELECT id FROM drift_events WHERE id = 'ev-a' FOR UPDATE")
+        writer = threading.Thread(target=repo.save_events, args=([event("b", current_value=0.5),
+                                                                  event("a", current_value=0.5)],))
+        writer.start()
+        with psycopg.connect(dsn, autocommit=True) as watch:
+            while writer.is_alive() and not watch.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock'").fetchone()[0]:  # type: ignore[index]
+                time.sleep(0.01)
+        # the writer waits for ev-a holding nothing: the other writer can take ev-b (else: a deadlock)
+        other.execute("SELECT id FROM drift_events WHERE id = 'ev-b' FOR UPDATE NOWAIT")
+        other.rollback()
+    writer.join()
+    assert {e["signal"]: e["current_value"] for e in repo.events()} == {"a": 0.5, "b": 0.5}
+    store.close()

@@ -195,8 +195,21 @@ class Policy:
         for key, (ts, is_open, *rest) in last_firing.items():
             self.memory[key] = CooldownEntry(ts, is_open, bool(rest and rest[0]))
 
-    def notifications(self, event: AlertEvent, now: datetime) -> list[Notification]:
-        """Return the notifications for an event and remember what was sent."""
+    def notifications(self, event: AlertEvent, now: datetime,
+                      undo: dict[CooldownKey, CooldownEntry | None] | None = None) -> list[Notification]:
+        """Return the notifications for an event and remember what was sent; `undo` collects what the memory held
+        before, for :meth:`restore` when the notifications are not stored after all."""
         p = plan(event, self.cfg, now, self.memory)
+        if undo is not None:
+            for key in p.remember:
+                undo.setdefault(key, self.memory.get(key))
         self.memory.update(p.remember)
         return p.notifications
+
+    def restore(self, undo: Mapping[CooldownKey, CooldownEntry | None]) -> None:
+        """Forget what notifications never stored were remembered as (their transaction rolled back)."""
+        for key, entry in undo.items():
+            if entry is None:
+                self.memory.pop(key, None)
+            else:
+                self.memory[key] = entry

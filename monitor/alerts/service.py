@@ -12,7 +12,7 @@ import httpx
 from monitor.alerts.config import AlertsConfig
 from monitor.alerts.events import AlertEvent, Notification
 from monitor.alerts.outbox import Outbox, enqueue
-from monitor.alerts.policy import CooldownEntry, Policy, plan, route
+from monitor.alerts.policy import CooldownEntry, CooldownKey, Policy, plan, route
 from monitor.alerts.sender import Sender
 from monitor.alerts.sinks import build_sinks
 from monitor.domain import utcnow
@@ -37,11 +37,19 @@ class Alerting:
         """Return the notifications an event produces now (routing and cooldown applied)."""
         return self.policy.notifications(event, self.now())
 
-    def enqueue(self, session: Any, events: Iterable[AlertEvent]) -> list[Notification]:
-        """Add the notifications for `events` to the caller's open session (committed with it)."""
-        out = [n for e in events for n in self.notifications(e)]
+    def enqueue(self, session: Any, events: Iterable[AlertEvent],
+                undo: dict[CooldownKey, CooldownEntry | None] | None = None) -> list[Notification]:
+        """Add the notifications for `events` to the caller's open session (committed with it). A caller whose
+        transaction may fail passes `undo` and, if it does, :meth:`forget` s it: else the cooldown would drop
+        the same notifications when the events are written again."""
+        now = self.now()
+        out = [n for e in events for n in self.policy.notifications(e, now, undo)]
         enqueue(session, out)
         return out
+
+    def forget(self, undo: Mapping[CooldownKey, CooldownEntry | None]) -> None:
+        """Undo the cooldown memory of notifications whose transaction rolled back (see :meth:`enqueue`)."""
+        self.policy.restore(undo)
 
     async def publish(self, events: Iterable[AlertEvent]) -> list[Notification]:
         """Enqueue notifications for events in a transaction of their own and wake the sender."""

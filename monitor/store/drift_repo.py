@@ -32,10 +32,13 @@ class DriftRepository:
 
         An event stored as no longer open (accepted or resolved, e.g. by `baseline accept` in another process)
         is final: a change to it from a process that still holds it open is not written.
+
+        Rows are written in the order of their ids: two processes writing the same events (the daemon and
+        `baseline accept`) then lock them in one order, and PostgreSQL never has to break a deadlock.
         """
         written: set[str] = set()
         with Session(self.engine) as s:
-            for data in events:
+            for data in sorted(events, key=lambda d: str(d["id"])):
                 row = s.get(DriftEventRow, data["id"])
                 values = {"canary": data["canary"], "target": data["target"], "signal": data["signal"],
                           "kind": data["kind"], "state": data["state"], "opened_at": _dt(data["opened_at"]),
@@ -80,18 +83,14 @@ class DriftRepository:
             s.commit()
         return bid
 
-    def update_baseline(self, canary: str, target: str, data: dict[str, Any]) -> None:
-        """Replace the active baseline's data (it grows until full), or create it."""
+    def update_baseline(self, baseline_id: str, data: dict[str, Any]) -> bool:
+        """Replace one stored baseline's data (its reference grew); False if the row is gone. By id, never "the
+        active one": a baseline accepted meanwhile in another process is not overwritten."""
         with Session(self.engine) as s:
-            row = s.exec(select(BaselineRow).where(BaselineRow.canary == canary, BaselineRow.target == target,
-                                                   col(BaselineRow.active).is_(True))).first()
-            if row is None:
-                s.add(BaselineRow(id=new_id(), canary=canary, target=target, created_at=utcnow(), source="first_n",
-                                  note="", active=True, data=data))
-            else:
-                row.data = data
-                s.add(row)
+            n = s.exec(update(BaselineRow).where(col(BaselineRow.id) == baseline_id)  # type: ignore[call-overload]
+                       .values(data=data)).rowcount
             s.commit()
+            return bool(n)
 
     def baselines(self, *, canary: str | None = None, target: str | None = None,
                   active_only: bool = True) -> list[dict[str, Any]]:

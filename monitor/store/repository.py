@@ -21,7 +21,7 @@ from monitor.domain import Observation
 from monitor.errors import StoreError
 from monitor.store.convert import aware, from_row, to_values, upsert, where_equal
 from monitor.store.engine import make_engine
-from monitor.store.schema import in_memory, migrate, migrate_in_child
+from monitor.store.schema import in_memory, migrate, migrate_in_child, require_head
 from monitor.store.tables import ObservationRow, RunRow
 
 
@@ -56,13 +56,16 @@ class Store:
         """Create or upgrade the schema; return the revision now in force.
 
         `in_child`: migrate in a child process (a long-running daemon keeps none of Alembic's memory).
-        `create=False`: a SQLite database file that does not exist yet is a StoreError, not a new database
-        (commands that only read must not leave an empty store behind a mistyped path).
+        `create=False` (commands on the store a daemon runs): nothing is created or upgraded. A SQLite database
+        file that does not exist yet is a StoreError, not a new database (no empty store is left behind a
+        mistyped path), and so is a schema other than this build's (see `schema.require_head`).
         """
         path = self.engine.url.database
         if not create and self.dialect == "sqlite" and not in_memory(self.engine) and not os.path.exists(path or ""):
             raise StoreError(f"no store at {path} (llm-monitor run or probe creates it)")
         try:
+            if not create and not in_memory(self.engine):
+                return require_head(self.engine)
             return migrate_in_child(self.engine) if in_child else migrate(self.engine)
         except SQLAlchemyError as e:
             raise StoreError(f"cannot prepare the store at {self.safe_url}: {driver_message(e)}") from e

@@ -87,6 +87,25 @@ def migrate(engine: Engine) -> str:
     return head_revision()
 
 
+def require_head(engine: Engine) -> str:
+    """For commands that use a store another process runs (the CLI): the schema must be this build's, and is
+    never changed. Upgrading it under a running daemon of an older version would stop that version from
+    starting again (it refuses a newer schema); the daemon of this version upgrades it when it starts."""
+    current = current_revision(engine)
+    if current == HEAD:
+        return HEAD
+    if current is None:
+        raise StoreError("the database holds no llm-monitor store yet (llm-monitor run or probe creates it)")
+    from alembic.script import ScriptDirectory
+
+    if not _known(ScriptDirectory.from_config(_alembic()), current):
+        raise StoreError(f"the database schema is at revision {current}, newer than this llm-monitor "
+                         f"knows (head {HEAD}): upgrade llm-monitor")
+    raise StoreError(f"the database schema is at revision {current}, older than this llm-monitor's ({HEAD}): "
+                     "start this version's daemon (llm-monitor run) to upgrade it; this command does not change "
+                     "the schema")
+
+
 def in_memory(engine: Engine) -> bool:
     """True for a SQLite database that lives in this process only (another process would see another one)."""
     return engine.dialect.name == "sqlite" and engine.url.database in (None, "", ":memory:")
