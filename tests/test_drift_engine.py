@@ -290,3 +290,18 @@ def test_an_embeddings_endpoint_that_hangs_is_not_called_again_for_a_while() -> 
         finally:
             release.set()
             embedder.close()
+
+
+def test_a_model_change_starts_at_the_earliest_started_observation_showing_it() -> None:
+    """A run's samples are analysed as they finish: one that started earlier may come second."""
+    eng = DriftEngine()
+    sim = Sim(8)
+    _feed(eng, sim, 60)
+    sim.model = "m-2"
+    early, late = sim.next(), sim.next()  # `early` started first and finished last
+    [opened] = [u.event for u in eng.observe(late) if u.action == "opened"]
+    assert opened.first_obs_id == late.id
+    updates = eng.observe(early)
+    assert [(u.action, u.event.first_obs_id) for u in updates if u.event.signal == "response_model"] == \
+        [("updated", early.id)]
+    assert opened.first_obs_at == early.started_at.isoformat()

@@ -165,9 +165,18 @@ class Stream(WindowTests, ZeroTolerance):
             op = self.open.get(name)
             if op is not None:
                 seen = op.event.detail.setdefault("values", [])
+                changed = False
                 if value is not None and str(value) not in known and str(value) not in seen:
                     seen.append(str(value))
                     op.event.current_value = str(value)
+                    changed = True
+                if value is not None and str(value) not in known and op.event.first_obs_at \
+                        and entry.at < op.event.first_obs_at:
+                    # the samples of a run are analysed as they finish, not in the order they started: the change
+                    # began with the earliest started observation that shows a new value
+                    op.event.first_obs_id, op.event.first_obs_at = entry.obs_id, entry.at
+                    changed = True
+                if changed:
                     out.append(EventUpdate("updated", op.event))
                 recent = self._window(lambda e, n=name: e.signals.get(n) is not None)
                 if (
