@@ -194,3 +194,16 @@ def test_newer_schema_is_refused(store: Store) -> None:
 def test_ping(store: Store) -> None:
     assert store.ping()
     assert not Store("postgresql+psycopg://nobody@127.0.0.1:1/none").ping()
+
+
+def test_the_newest_calls_of_every_canary_are_read_through_the_time_index(store: Store) -> None:
+    """`/api/observations` without a filter, exports and retention read by time alone: an index, not a scan and a
+    sort of every row (1.1 s at 180,000 rows without it)."""
+    from sqlalchemy import inspect
+
+    assert "ix_obs_time" in {ix["name"] for ix in inspect(store.engine).get_indexes("observations")}
+    if store.engine.dialect.name == "sqlite":  # the planner's choice, on an empty table as on a full one
+        with store.engine.connect() as conn:
+            plan = " ".join(str(row[-1]) for row in conn.execute(text(
+                "EXPLAIN QUERY PLAN SELECT * FROM observations ORDER BY started_at DESC, sample_index LIMIT 50")))
+        assert "ix_obs_time" in plan, plan

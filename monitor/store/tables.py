@@ -34,7 +34,7 @@ class ObservationRow(SQLModel, table=True):
 
     __tablename__ = "observations"
     __table_args__ = (Index("ix_obs_pair_time", "canary", "target", "started_at"),
-                      Index("ix_obs_target_time", "target", "started_at"))
+                      Index("ix_obs_target_time", "target", "started_at"), Index("ix_obs_time", "started_at"))
     id: str = Field(primary_key=True, max_length=32)
     run_id: str = Field(default="", max_length=32, index=True)
     canary: str = Field(max_length=80)
