@@ -108,6 +108,7 @@ class Runner:
             return []
         run = Run(id=new_id(), canary=canary.id, target=target.id, started_at=self.now(), trigger=trigger,
                   replica=self.replica, samples=canary.samples)
+        await self.unsaved.put(run)  # stored as running first: a crash mid-run leaves it so, not missing
         try:
             results = await asyncio.gather(*(self._sample(canary, target, run, i) for i in range(canary.samples)),
                                            return_exceptions=True)
@@ -123,7 +124,7 @@ class Runner:
         run.failures = sum(not o.ok for o in observations)
         cancelled = any(isinstance(r, asyncio.CancelledError) for r in results)
         run.status = "cancelled" if cancelled else "done"
-        await self.unsaved.put(run)  # once, at the end: each observation is already stored (or waits)
+        await self.unsaved.put(run)  # finished: each observation is already stored (or waits)
         self.metrics.run_summary(canary.id, target.id, observations)
         if cancelled:
             raise asyncio.CancelledError

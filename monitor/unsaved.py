@@ -45,6 +45,7 @@ class Unsaved:
         self.limit = limit
         self.max_delay_s = max_delay_s
         self._queue: deque[Item] = deque()
+        self._runs: set[str] = set()  # ids of the runs waiting: a run held again waits once, in its latest state
         self._task: asyncio.Task[None] | None = None
         self._since: float | None = None  # monotonic start of the current outage
 
@@ -85,15 +86,24 @@ class Unsaved:
 
     def hold(self, item: Item) -> None:
         """Queue `item` for the retry task (synchronous: also for a run being cancelled at shutdown)."""
+        if isinstance(item, Run) and item.id in self._runs:
+            return  # the same object waits already: it is written as it is by then
         self._queue.append(item)
+        if isinstance(item, Run):
+            self._runs.add(item.id)
         while len(self._queue) > self.limit:
-            self._queue.popleft()
+            self._pop()
             self.metrics.store_dropped.inc()
             log.error("store unavailable and %d writes already wait: the oldest is given up on", self.limit)
         self.metrics.store_pending.set(len(self._queue))
         if self._task is None or self._task.done():
             with contextlib.suppress(RuntimeError):  # no running loop: a shutdown path; close() counts it
                 self._task = asyncio.get_running_loop().create_task(self._retry(), name="store-retry")
+
+    def _pop(self) -> None:
+        item = self._queue.popleft()
+        if isinstance(item, Run):
+            self._runs.discard(item.id)
 
     def _failed(self, e: SQLAlchemyError) -> None:
         self.metrics.store_write_failures.inc()
@@ -115,7 +125,7 @@ class Unsaved:
                 delay = min(delay * 2, self.max_delay_s)
                 continue
             if self._queue and self._queue[0] is item:  # not given up on meanwhile
-                self._queue.popleft()
+                self._pop()
             self.metrics.store_pending.set(len(self._queue))
             stored += 1
             delay = FIRST_DELAY_S
@@ -145,5 +155,6 @@ class Unsaved:
             log.error("stopping with the store unavailable: %d observations and %d run records were not stored",
                       observations, lost - observations)
             self._queue.clear()
+            self._runs.clear()
             self.metrics.store_pending.set(0)
         return lost

@@ -353,3 +353,38 @@ async def test_a_provider_that_raises_is_an_internal_error_kept_out_of_drift(ste
     assert compute_signals(observations[0]) == {}
     assert sample(app.registry, "llm_monitor_probe_failures_total", canary="kill-python-process", target="gpt",
                   error_type="internal") == 3
+
+
+async def test_a_run_is_stored_as_running_before_its_calls_end(steady_sim: SimServer, tmp_path: Path) -> None:
+    """A daemon killed mid-run leaves the run on record (running), not only its observations."""
+    import asyncio
+    import threading
+
+    release = threading.Event()
+
+    def answer(body: dict, headers: dict) -> tuple[int, dict]:
+        release.wait(10)
+        return 200, {"id": "chatcmpl-x", "object": "chat.completion", "created": 0, "model": "m",
+                     "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "ok"}}],
+                     "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
+
+    with json_server(answer) as url:
+        cfg = load_config(write_config(tmp_path, f"  - {{id: slow, provider: openai, base_url: '{url}/v1', model: m, "
+                                                 "stream: false}", PROBES), environ={})
+        app = App(cfg, environ={}, serve_http=False, analyse=False)
+        await app.start(schedule=False)
+        try:
+            running = asyncio.create_task(app.runner.run(*cfg.pairs()[0]))
+            for _ in range(200):
+                if app.store.runs():
+                    break
+                await asyncio.sleep(0.02)
+            [run] = app.store.runs()
+            assert run.status == "running" and run.finished_at is None
+            release.set()
+            await running
+            [run] = app.store.runs()
+            assert run.status == "done" and run.finished_at is not None and run.samples == 3
+        finally:
+            release.set()
+            await app.stop()
