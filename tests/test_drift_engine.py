@@ -305,3 +305,14 @@ def test_a_model_change_starts_at_the_earliest_started_observation_showing_it() 
     assert [(u.action, u.event.first_obs_id) for u in updates if u.event.signal == "response_model"] == \
         [("updated", early.id)]
     assert opened.first_obs_at == early.started_at.isoformat()
+
+
+def test_a_category_event_shows_the_share_that_moved() -> None:
+    """"stop -> stop" said nothing of a stop share falling from 97% to 60%."""
+    from monitor.drift.twosample import category_test
+
+    res = category_test({"stop": 97, "length": 3}, {"stop": 60, "length": 40})
+    assert res is not None and res.p_value < 1e-6
+    assert (res.baseline_value, res.current_value) == ("stop 97%", "stop 60%")
+    res = category_test({"stop": 40, "tool_calls": 10}, {"stop": 40, "tool_calls": 10, "content_filter": 10})
+    assert res is not None and (res.baseline_value, res.current_value) == ("content_filter 0%", "content_filter 17%")

@@ -68,8 +68,10 @@ def category_test(ref: dict[str, int], cur: dict[str, int]) -> TestResult | None
         return None
     cats = sorted(set(ref) | set(cur))
     first_seen = [c for c in cats if ref.get(c, 0) == 0 and cur.get(c, 0) > 0]
-    mode0 = max(ref, key=lambda c: ref[c])
-    mode1 = max(cur, key=lambda c: cur[c])
+    # the two summaries: the share of the category that moved most ("length 3%" -> "length 40%"); the modes
+    # alone would read "stop -> stop" for a stop share falling from 97% to 60%
+    moved = max(cats, key=lambda c: (abs(cur.get(c, 0) / n1 - ref.get(c, 0) / n0), c))
+    mode0, mode1 = f"{moved} {ref.get(moved, 0) / n0:.0%}", f"{moved} {cur.get(moved, 0) / n1:.0%}"
     detail: dict[str, Any] = {"first_seen": first_seen, "baseline": dict(ref), "current": dict(cur)}
     if len(cats) < 2:
         return TestResult(1.0, 0.0, 0.0, mode0, mode1, "chi_square", detail)
