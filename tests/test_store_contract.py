@@ -207,3 +207,11 @@ def test_the_newest_calls_of_every_canary_are_read_through_the_time_index(store:
             plan = " ".join(str(row[-1]) for row in conn.execute(text(
                 "EXPLAIN QUERY PLAN SELECT * FROM observations ORDER BY started_at DESC, sample_index LIMIT 50")))
         assert "ix_obs_time" in plan, plan
+
+
+def test_a_sqlite_file_that_cannot_be_created_says_what_sqlite_needs(tmp_path) -> None:
+    missing = tmp_path / "no-such-folder"
+    with pytest.raises(StoreError) as e:
+        Store(f"sqlite:///{missing / 'x.db'}").migrate()
+    assert "unable to open database file" in str(e.value)
+    assert f"does {missing} exist, and can this user write to it?" in str(e.value)

@@ -68,7 +68,16 @@ class Store:
                 return require_head(self.engine)
             return migrate_in_child(self.engine) if in_child else migrate(self.engine)
         except SQLAlchemyError as e:
-            raise StoreError(f"cannot prepare the store at {self.safe_url}: {driver_message(e)}") from e
+            raise StoreError(f"cannot prepare the store at {self.safe_url}: {driver_message(e)}{self._hint(e)}") from e
+
+    def _hint(self, e: SQLAlchemyError) -> str:
+        """What a SQLite file that cannot be opened or written usually means."""
+        message = str(getattr(e, "orig", e)).lower()
+        if self.dialect != "sqlite" or not ("unable to open" in message or "readonly" in message):
+            return ""
+        folder = os.path.dirname(os.path.abspath(self.engine.url.database or ".")) or "."
+        return (f" (SQLite must create and write the file, and its -wal and -journal files beside it: does {folder} "
+                "exist, and can this user write to it?)")
 
     @property
     def safe_url(self) -> str:
