@@ -60,13 +60,7 @@ def test_a_pushed_drift_alert_stands_for_the_rules_alert_of_the_same_signal(tmp_
         pushed = _alert("LLMMonitorDrift", canary="both", target="t", signal="refused", severity="warning")
         del pushed["labels"]["job"]
         alerts = [pushed, rule("both"), rule("rule-only")]
-        assert httpx.post(am.url + "/api/v2/alerts", json=alerts, timeout=5).status_code == 200
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            alerts_now = httpx.get(am.url + "/api/v2/alerts", timeout=5).json()
-            if any(a["status"]["state"] == "suppressed" for a in alerts_now):
-                break
-            time.sleep(0.1)  # the inhibitor learns its source alerts asynchronously
+        alerts_now = push_until_one_is_suppressed(am.url, alerts)
         states = {(a["labels"]["alertname"], a["labels"]["canary"]): a["status"]["state"] for a in alerts_now}
         assert states == {("LLMMonitorDrift", "both"): "active", ("LLMMonitorDriftActive", "both"): "suppressed",
                           ("LLMMonitorDriftActive", "rule-only"): "active"}
@@ -81,12 +75,17 @@ def test_a_pushed_model_change_stands_for_the_rules_alert_of_the_same_target(tmp
 
     with start_alertmanager(tmp_path, CONFIG.read_text()) as am:
         alerts = [changed("gpt", canary="c", signal="response_model"), changed("gpt"), changed("claude")]
-        assert httpx.post(am.url + "/api/v2/alerts", json=alerts, timeout=5).status_code == 200
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            alerts_now = httpx.get(am.url + "/api/v2/alerts", timeout=5).json()
-            if any(a["status"]["state"] == "suppressed" for a in alerts_now):
-                break
-            time.sleep(0.1)  # the inhibitor learns its source alerts asynchronously
+        alerts_now = push_until_one_is_suppressed(am.url, alerts)
         states = {(a["labels"]["target"], a["labels"].get("signal", "")): a["status"]["state"] for a in alerts_now}
         assert states == {("gpt", "response_model"): "active", ("gpt", ""): "suppressed", ("claude", ""): "active"}
+
+
+def push_until_one_is_suppressed(url: str, alerts: list[dict]) -> list[dict]:
+    """Push `alerts` to Alertmanager; return its alerts once one of them is suppressed (or after 15 s)."""
+    assert httpx.post(url + "/api/v2/alerts", json=alerts, timeout=5).status_code == 200
+    deadline = time.monotonic() + 15
+    while True:
+        alerts_now = httpx.get(url + "/api/v2/alerts", timeout=5).json()
+        if any(a["status"]["state"] == "suppressed" for a in alerts_now) or time.monotonic() > deadline:
+            return alerts_now
+        time.sleep(0.1)  # the inhibitor learns its source alerts asynchronously
