@@ -207,3 +207,90 @@ def test_environment_is_scrubbed_and_stdin_closed(monkeypatch: pytest.MonkeyPatc
     r = run("name = input()")
     assert r.passed is False
     assert "stdin" in r.detail
+
+
+# Python code can get past the audit hook (rebinding the boot module's globals, a descriptor relative to another
+# folder, the standard library's own ctypes loaded by path); what follows must still be stopped by the kernel.
+BYPASS = """
+import glob, importlib.machinery as m, importlib.util as u, os, sys, types
+import __main__
+for name in ("_SPAWN", "_NETWORK", "_NATIVE_IMPORTS"):
+    try:
+        getattr(__main__, name).clear()
+    except Exception:
+        pass
+def ctypes_by_path():
+    dyn = [p for p in sys.path if p.endswith("lib-dynload")][0]
+    so = glob.glob(dyn + "/_ctypes.*.so")[0]
+    spec = u.spec_from_file_location("_ctypes", so, loader=m.ExtensionFileLoader("_ctypes", so))
+    sys.modules["_ctypes"] = u.module_from_spec(spec)
+    sys.modules["ctypes._endian"] = types.SimpleNamespace(BigEndianStructure=None, LittleEndianStructure=None,
+                                                          BigEndianUnion=None, LittleEndianUnion=None)
+    init = os.path.join(os.path.dirname(os.__file__), "ctypes", "__init__.py")
+    spec = u.spec_from_file_location("ctypes", init, submodule_search_locations=[])
+    ct = u.module_from_spec(spec)
+    spec.loader.exec_module(ct)
+    return ct.CDLL(None, use_errno=True)
+def attempt(label, fn):
+    try:
+        print(label, fn(), flush=True)
+    except Exception as e:
+        print("blocked", label, type(e).__name__, e, flush=True)
+work = os.open(".", os.O_RDONLY)
+up = "../" * os.getcwd().count("/")  # from the work directory to /; from the cwd below, still inside it
+deep = "/".join("d" * (up.count("/") + 1))
+os.makedirs(deep)
+os.chdir(deep)
+"""
+
+
+def test_the_daemons_environment_stays_unreadable_past_the_audit_hook(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-secret-in-the-daemon-env")
+    code = BYPASS + ("attempt('ESCAPED', lambda: os.read(os.open(up + 'proc/%d/environ' % os.getppid(), os.O_RDONLY,"
+                     " dir_fd=work), 1 << 20))\n"
+                     "attempt('ESCAPED', lambda: os.read(ctypes_by_path().open(b'/proc/%d/environ' % os.getppid(),"
+                     " 0), 1 << 20))\n")
+    # The child's parent is a fresh interpreter started with the key in its environment, like the daemon.
+    parent = subprocess.run([sys.executable, "-c", "import sys; from monitor.checks.sandbox import run_python; "
+                             "r = run_python(sys.stdin.read()); print(r.stdout, r.stderr)"],
+                            input=code, capture_output=True, text=True, timeout=60, check=True)
+    assert "sk-secret-in-the-daemon-env" not in parent.stdout
+    assert "\nESCAPED" not in parent.stdout and "blocked ESCAPED" in parent.stdout, parent.stdout
+
+
+def test_writes_outside_stay_blocked_past_the_audit_hook(tmp_path: Path) -> None:
+    target = tmp_path / "escaped.txt"
+    tmp_path.chmod(0o777)
+    code = BYPASS + (f"attempt('ESCAPED', lambda: os.open(up + {str(target)[1:]!r}, os.O_WRONLY | os.O_CREAT, 0o666,"
+                     " dir_fd=work))\n"
+                     f"attempt('ESCAPED', lambda: ctypes_by_path().open({str(target).encode()!r}, 0o101, 0o666))\n")
+    r = run_python(code)
+    assert not target.exists(), r.stdout
+    assert "blocked ESCAPED" in r.stdout
+
+
+def test_no_connection_process_or_signal_past_the_audit_hook(listener: socket.socket) -> None:
+    port = listener.getsockname()[1]
+    code = BYPASS + (
+        "import socket\n"
+        f"attempt('ESCAPED', lambda: socket.create_connection(('127.0.0.1', {port}), timeout=3))\n"
+        "attempt('ESCAPED', lambda: os.kill(os.getppid(), 0) or 'signalled')\n"
+        "attempt('ESCAPED', lambda: ctypes_by_path().kill(os.getppid(), 0) == 0 or 'no')\n"
+        "attempt('ESCAPED', lambda: ctypes_by_path().socket(1, 1, 0) >= 0 or 'no')\n"
+        "def persist():\n"
+        "    if os.fork() == 0:\n"
+        "        os.setsid()\n"
+        "        import time\n"
+        "        time.sleep(60)\n"
+        "    return 'forked'\n"
+        "attempt('ESCAPED', persist)\n"
+        "attempt('ESCAPED', lambda: ctypes_by_path().fork() >= 0 or 'no')\n")
+    r = run_python(code, netns=False)
+    escaped = [line for line in r.stdout.splitlines() if line.startswith("ESCAPED") and not line.endswith(" no")]
+    for proc in psutil.process_iter(["cmdline"]):  # a forked child in its own session outlives the process group
+        if proc.info["cmdline"] and str(Path("_sandbox_boot.py")) in " ".join(proc.info["cmdline"]):
+            proc.kill()
+            escaped.append(f"left running: {proc.pid}")
+    assert escaped == [], r.stdout
+    assert_no_connection(listener)
+    assert "sandbox: network access blocked" in r.stdout or "Errno" in r.stdout

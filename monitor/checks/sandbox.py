@@ -2,10 +2,12 @@
 
 Layers, outermost first: a new network namespace (``unshare -n``) when the host allows it; a new session so
 every descendant is killed with the process group; a wall-clock timeout; inside the child (see
-``_sandbox_boot.py``) rlimits on address space, CPU time, processes, file size and descriptors, and audit hooks
-that block process creation, sockets, native-code imports, writes outside the work directory and reads outside it
-and the standard library (another process's ``/proc`` holds its environment: the daemon's API keys). The child runs
-``python -I -S -B`` with a scrubbed environment, stdin closed, and a fresh temporary directory as cwd.
+``_sandbox_boot.py``), before the untrusted code starts, the kernel layers the host has: Landlock (reads confined
+to the work directory and the standard library, writes to the work directory, no TCP, no signals out), a seccomp
+filter (no sockets, io_uring or ptrace) and, when the daemon runs as root, uid/gid 65534; then rlimits on address
+space, CPU time, processes, file size and descriptors, and an audit hook that turns the common attempts into
+readable errors (the only barrier left where the kernel has none of the layers: it can be bypassed). The child
+runs ``python -I -S -B`` with a scrubbed environment, stdin closed, and a fresh temporary directory as cwd.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import logging
 import math
 import os
 import shutil
@@ -22,9 +25,13 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 _BOOT = Path(__file__).with_name("_sandbox_boot.py")
 _TAIL = 2000
+_NOBODY = 65534  # the uid and gid the child drops to when the daemon runs as root
+_KERNEL_LAYERS = ("landlock", "seccomp")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +43,7 @@ class SandboxResult:
     stdout: str
     stderr: str
     network: str  # "namespace" (own network namespace + hook) or "hook" (audit hook only)
+    isolation: tuple[str, ...] = ()  # the child's kernel layers, e.g. ("landlock abi 7", "uid 65534", "seccomp")
 
     @property
     def ok(self) -> bool:
@@ -65,10 +73,27 @@ def _env(home: str) -> dict[str, str]:
             "PYTHONIOENCODING": "utf-8"}
 
 
-def _tail(path: Path) -> str:
-    with path.open("rb") as f:
-        f.seek(max(0, path.stat().st_size - _TAIL))
-        return f.read().decode("utf-8", "replace")
+def _tail(f: BinaryIO) -> str:
+    # Read through the descriptor the child wrote to, never the path: the child may have replaced the path.
+    size = f.seek(0, os.SEEK_END)
+    f.seek(max(0, size - _TAIL))
+    return f.read().decode("utf-8", "replace")
+
+
+def _read_report(fd: int) -> tuple[str, ...]:
+    with os.fdopen(fd, "rb") as f:
+        data = f.read(4096)
+    try:
+        layers = json.loads(data)
+    except ValueError:
+        return ()  # the child died before confining itself
+    return tuple(str(x) for x in layers) if isinstance(layers, list) else ()
+
+
+@functools.cache
+def _warn_missing(missing: tuple[str, ...]) -> None:
+    log.warning("code_runs sandbox: the kernel layers %s are not available on this host; the child runs with the "
+                "layers it has and the audit hook (which Python code can bypass)", ", ".join(missing))
 
 
 def run_python(source: str, *, timeout_s: float = 5.0, memory_mb: int = 256, file_mb: int = 16,
@@ -77,16 +102,24 @@ def run_python(source: str, *, timeout_s: float = 5.0, memory_mb: int = 256, fil
     prefix = netns_command() if netns in (None, True) else None
     if netns is True and prefix is None:
         raise RuntimeError("network namespaces are not available on this host")
+    as_root = os.geteuid() == 0
+    report_r, report_w = os.pipe()
     cfg = {"memory_bytes": memory_mb * 1024 * 1024, "cpu_s": math.ceil(timeout_s) + 1,
-           "file_bytes": file_mb * 1024 * 1024}
+           "file_bytes": file_mb * 1024 * 1024, "report_fd": report_w,
+           "run_as": [_NOBODY, _NOBODY] if as_root else None}
     with tempfile.TemporaryDirectory(prefix="llm-monitor-sandbox-") as root:
-        work, out, err = Path(root, "work"), Path(root, "stdout"), Path(root, "stderr")
+        work = Path(root, "work")
         work.mkdir()
         (work / "solution.py").write_text(source, encoding="utf-8")
+        if as_root:
+            os.chmod(root, 0o711)  # the child, as nobody, reaches its work directory but cannot list the root
         argv = [*(prefix or ()), sys.executable, "-I", "-S", "-B", str(_BOOT), json.dumps(cfg)]
-        with out.open("wb") as fo, err.open("wb") as fe:
-            proc = subprocess.Popen(argv, cwd=work, env=_env(str(work)), stdin=subprocess.DEVNULL, stdout=fo,
-                                    stderr=fe, start_new_session=True, close_fds=True)
+        with tempfile.TemporaryFile(dir=root) as fo, tempfile.TemporaryFile(dir=root) as fe:
+            try:
+                proc = subprocess.Popen(argv, cwd=work, env=_env(str(work)), stdin=subprocess.DEVNULL, stdout=fo,
+                                        stderr=fe, start_new_session=True, close_fds=True, pass_fds=(report_w,))
+            finally:
+                os.close(report_w)
             timed_out = False
             try:
                 proc.wait(timeout=timeout_s)
@@ -95,8 +128,14 @@ def run_python(source: str, *, timeout_s: float = 5.0, memory_mb: int = 256, fil
             finally:
                 _kill_group(proc.pid)
                 proc.wait()
-        return SandboxResult(None if timed_out else proc.returncode, timed_out, _tail(out), _tail(err),
-                             "namespace" if prefix else "hook")
+            layers = _read_report(report_r)
+            if layers:
+                missing = tuple(k for k in _KERNEL_LAYERS if not any(x.startswith(k) for x in layers))
+                if missing:
+                    _warn_missing(missing)
+            result = SandboxResult(None if timed_out else proc.returncode, timed_out, _tail(fo), _tail(fe),
+                                   "namespace" if prefix else "hook", layers)
+        return result
 
 
 def _kill_group(pgid: int) -> None:
