@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
 import subprocess
 import sys
@@ -191,6 +192,22 @@ def test_the_daemons_environment_and_files_outside_cannot_be_read(tmp_path: Path
     r = run("import json, os, textwrap, zoneinfo\nos.urandom(4)\nopen('own.txt', 'w').write('x')\n"
             "assert open('own.txt').read() == 'x' and open(f'/proc/{os.getpid()}/status').read()")
     assert r.passed is True, r.detail
+
+
+def test_many_files_cannot_fill_the_hosts_disk() -> None:
+    """Each file is capped (file_mb); in its own mount namespace the work directory is a tmpfs capping them all."""
+    unshare = shutil.which("unshare")
+    if unshare is None or not any(subprocess.run([unshare, *flags, "true"], capture_output=True).returncode == 0
+                                  for flags in (["-n", "-m"], ["-r", "-n", "-m"])):
+        pytest.skip("no mount namespace here: only each file's size is capped")
+    code = ("n = 0\ntry:\n    for i in range(20):\n        with open(f'f{i}', 'wb') as f:\n"
+            "            f.write(b'x' * (10 << 20))\n        n += 10\nexcept OSError as e:\n"
+            "    print('stopped', e.errno, n)\nprint(open(__file__).read()[:4])")
+    r = run_python(code, timeout_s=20, disk_mb=32)
+    assert r.ok and any(layer.startswith("tmpfs 32 MB") for layer in r.isolation), (r.stderr, r.isolation)
+    stopped, errno, written = r.stdout.split()[:3]
+    assert (stopped, int(errno)) == ("stopped", 28) and int(written) <= 32  # ENOSPC at the cap, not 200 MB
+    assert r.stdout.split()[3] == "n", r.stdout  # solution.py is in the tmpfs too
 
 
 def test_writes_inside_the_work_directory_are_allowed() -> None:

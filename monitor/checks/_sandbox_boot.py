@@ -144,7 +144,19 @@ def _seccomp(libc, ctypes):
     return "seccomp"
 
 
-def _confine(cfg, workdir):
+def _tmpfs(libc, workdir, size, source):
+    """In the child's own mount namespace, put a tmpfs of `size` bytes over the work directory (writes past it fail
+    with ENOSPC: a per-file limit alone lets the code fill the host's disk with many files), and solution.py in it."""
+    flags = 2 | 4 | 8  # MS_NOSUID | MS_NODEV | MS_NOEXEC
+    if libc.mount(b"tmpfs", workdir.encode(), b"tmpfs", flags, f"size={size},mode=0700".encode()) != 0:
+        return None
+    os.chdir(workdir)  # into the new file system (the old cwd is the directory beneath it)
+    with open(os.path.join(workdir, "solution.py"), "w", encoding="utf-8") as f:
+        f.write(source)
+    return f"tmpfs {size // (1024 * 1024)} MB"
+
+
+def _confine(cfg, workdir, source):
     """Apply the kernel layers this host has and return their names."""
     layers = []
     try:
@@ -152,6 +164,9 @@ def _confine(cfg, workdir):
     except ImportError:
         ctypes = None
     libc = ctypes.CDLL(None, use_errno=True) if ctypes else None
+    if libc is not None and cfg.get("disk_bytes"):  # the parent started us in our own mount namespace
+        disk = _tmpfs(libc, workdir, cfg["disk_bytes"], source)  # first: the other layers see the new directory
+        layers += [disk] if disk else []
     if libc is not None:
         libc.syscall.restype = ctypes.c_long
         libc.prctl(38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS: required for Landlock and seccomp without privileges
@@ -229,7 +244,7 @@ def main():
     finally:
         os.close(0)
     sys.stdin = None
-    layers = _confine(cfg, workdir)
+    layers = _confine(cfg, workdir, source)
     _limits(cfg)
     sys.addaudithook(_hook(workdir))
     report = cfg.get("report_fd")

@@ -1,6 +1,7 @@
 """Run untrusted Python in a throw-away, resource-limited child process (parent side).
 
-Layers, outermost first: a new network namespace (``unshare -n``) when the host allows it; a new session so
+Layers, outermost first: a new network namespace (``unshare -n``) when the host allows it, and a mount namespace
+in which the work directory is a size-limited tmpfs (``-m``); a new session so
 every descendant is killed with the process group; a wall-clock timeout; inside the child (see
 ``_sandbox_boot.py``), before the untrusted code starts, the kernel layers the host has: Landlock (reads confined
 to the work directory and the standard library, writes to the work directory, no TCP, no signals out), a seccomp
@@ -52,11 +53,12 @@ class SandboxResult:
 
 @functools.cache
 def netns_command() -> tuple[str, ...] | None:
-    """Return the unshare prefix that gives a child its own empty network namespace here, or None."""
+    """Return the unshare prefix that gives a child its own empty network namespace (and, where the host allows
+    it, its own mount namespace, for a size-limited tmpfs as its work directory) here, or None."""
     unshare = shutil.which("unshare")
     if unshare is None:
         return None
-    for prefix in ((unshare, "-n"), (unshare, "-r", "-n")):
+    for prefix in ((unshare, "-n", "-m"), (unshare, "-r", "-n", "-m"), (unshare, "-n"), (unshare, "-r", "-n")):
         try:
             done = subprocess.run([*prefix, "true"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                   stderr=subprocess.DEVNULL, timeout=10, check=False)
@@ -97,8 +99,10 @@ def _warn_missing(missing: tuple[str, ...]) -> None:
 
 
 def run_python(source: str, *, timeout_s: float = 5.0, memory_mb: int = 256, file_mb: int = 16,
-               netns: bool | None = None) -> SandboxResult:
-    """Run ``source`` in the sandbox and return how it ended; ``netns=None`` uses a namespace if available."""
+               disk_mb: int = 64, netns: bool | None = None) -> SandboxResult:
+    """Run ``source`` in the sandbox and return how it ended; ``netns=None`` uses a namespace if available.
+
+    ``file_mb`` caps each file, ``disk_mb`` all of them (where the child gets its own mount namespace)."""
     prefix = netns_command() if netns in (None, True) else None
     if netns is True and prefix is None:
         raise RuntimeError("network namespaces are not available on this host")
@@ -106,7 +110,8 @@ def run_python(source: str, *, timeout_s: float = 5.0, memory_mb: int = 256, fil
     report_r, report_w = os.pipe()
     cfg = {"memory_bytes": memory_mb * 1024 * 1024, "cpu_s": math.ceil(timeout_s) + 1,
            "file_bytes": file_mb * 1024 * 1024, "report_fd": report_w,
-           "run_as": [_NOBODY, _NOBODY] if as_root else None}
+           "run_as": [_NOBODY, _NOBODY] if as_root and "-r" not in (prefix or ()) else None,  # -r: a user namespace
+           "disk_bytes": disk_mb * 1024 * 1024 if prefix and "-m" in prefix else None}
     with tempfile.TemporaryDirectory(prefix="llm-monitor-sandbox-") as root:
         work = Path(root, "work")
         work.mkdir()
@@ -130,7 +135,8 @@ def run_python(source: str, *, timeout_s: float = 5.0, memory_mb: int = 256, fil
                 proc.wait()
             layers = _read_report(report_r)
             if layers:
-                missing = tuple(k for k in _KERNEL_LAYERS if not any(x.startswith(k) for x in layers))
+                wanted = (*_KERNEL_LAYERS, "tmpfs") if cfg["disk_bytes"] else _KERNEL_LAYERS
+                missing = tuple(k for k in wanted if not any(x.startswith(k) for x in layers))
                 if missing:
                     _warn_missing(missing)
             result = SandboxResult(None if timed_out else proc.returncode, timed_out, _tail(fo), _tail(fe),
