@@ -32,6 +32,11 @@ _BOOT = Path(__file__).with_name("_sandbox_boot.py")
 _TAIL = 2000
 _NOBODY = 65534  # the uid and gid the child drops to when the daemon runs as root
 _KERNEL_LAYERS = ("landlock", "seccomp")
+_MEANING = {"landlock": "without Landlock, reads and writes are confined only by the audit hook, which Python code "
+                        "can bypass",
+            "seccomp": "without seccomp, sockets and new processes are stopped only by the audit hook and the "
+                       "network namespace",
+            "tmpfs": "without its own mount namespace, each file is capped but not their total on disk"}
 log = logging.getLogger(__name__)
 
 
@@ -94,8 +99,8 @@ def _read_report(fd: int) -> tuple[str, ...]:
 
 @functools.cache
 def _warn_missing(missing: tuple[str, ...]) -> None:
-    log.warning("code_runs sandbox: the kernel layers %s are not available on this host; the child runs with the "
-                "layers it has and the audit hook (which Python code can bypass)", ", ".join(missing))
+    log.warning("code_runs sandbox: %s not available on this host; the child runs with the layers it has (%s)",
+                ", ".join(missing), "; ".join(_MEANING[k] for k in missing))
 
 
 def run_python(source: str, *, timeout_s: float = 5.0, memory_mb: int = 256, file_mb: int = 16,
@@ -135,8 +140,7 @@ def run_python(source: str, *, timeout_s: float = 5.0, memory_mb: int = 256, fil
                 proc.wait()
             layers = _read_report(report_r)
             if layers:
-                wanted = (*_KERNEL_LAYERS, "tmpfs") if cfg["disk_bytes"] else _KERNEL_LAYERS
-                missing = tuple(k for k in wanted if not any(x.startswith(k) for x in layers))
+                missing = tuple(k for k in (*_KERNEL_LAYERS, "tmpfs") if not any(x.startswith(k) for x in layers))
                 if missing:
                     _warn_missing(missing)
             result = SandboxResult(None if timed_out else proc.returncode, timed_out, _tail(fo), _tail(fe),
