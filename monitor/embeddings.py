@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -12,7 +11,8 @@ import numpy as np
 import openai
 
 from monitor.domain import CallResult, ErrorType, Usage, utcnow
-from monitor.providers.base import broken_connection, short, status_error_type
+from monitor.providers.base import broken_connection, short
+from monitor.providers.openai_compat import status_failure
 from monitor.providers.scrub import MIN_SECRET, scrub_call, scrub_text
 
 log = logging.getLogger("monitor.embeddings")
@@ -103,9 +103,8 @@ class Embedder:
 def failed_call(e: BaseException) -> CallResult:
     """Type a failed embeddings call with the probe calls' error taxonomy."""
     if isinstance(e, openai.APIStatusError):
-        body = json.dumps(e.body) if e.body is not None else e.response.text
-        return CallResult(http_status=e.status_code, error_type=status_error_type(e.status_code, body),
-                          error_message=short(f"HTTP {e.status_code}: {e.message}"))
+        error_type, message = status_failure(e)
+        return CallResult(http_status=e.status_code, error_type=error_type, error_message=message)
     if isinstance(e, openai.APITimeoutError):
         return CallResult(error_type=ErrorType.TIMEOUT, error_message="request timed out")
     if isinstance(e, openai.APIConnectionError):

@@ -183,8 +183,7 @@ class Runner:
 
         `prices` and `request_model` are for a call not to the target's chat model (an embeddings model)."""
         obs = self._observation(canary_id, target, "", 0, started, call, provider.name,  # no run: run_id ""
-                                (prices or chat_prices(target))(call))
-        obs.request_model = request_model or obs.request_model
+                                (prices or chat_prices(target))(call), request_model)
         await self.unsaved.put(obs)
         self.metrics.observe(obs, provider.name, provider.server_address, operation)
         self.spend.check_now(target, obs)
@@ -203,9 +202,10 @@ class Runner:
                 log.exception("observation listener failed")
 
     def _observation(self, canary_id: str, target: Target, run_id: str, index: int, started: datetime,
-                     call: CallResult, provider: str, prices: Prices | None) -> Observation:
+                     call: CallResult, provider: str, prices: Prices | None,
+                     request_model: str | None = None) -> Observation:
         return Observation(
             canary=canary_id, target=target.id, provider=provider,
-            request_model=target.model, started_at=started, call=call, run_id=run_id, sample_index=index,
+            request_model=request_model or target.model, started_at=started, call=call, run_id=run_id, sample_index=index,
             cost_usd=cost_usd(call.usage, prices), output_tokens_per_s=output_rate(call),
         )

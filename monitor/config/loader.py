@@ -69,7 +69,8 @@ class Config:
 
     def false_alarms_per_day(self) -> float:
         """The false drift events per day the budget allows across every stream (the fleet's total)."""
-        return self.drift_settings().false_alarms_per_10k * self.observations_per_day() / 10_000
+        observations = self.observations_per_day()
+        return self.drift.settings(observations).false_alarms_per_10k * observations / 10_000
 
     def service_pairs(self) -> set[tuple[str, str]]:
         """The (canary, target) ids the daemon's own calls are stored and measured under: judges', embeddings'."""

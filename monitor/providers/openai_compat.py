@@ -41,6 +41,12 @@ def normalise_finish(raw: str | None) -> FinishReason | None:
     return _FINISH.get(raw, FinishReason.OTHER)
 
 
+def status_failure(e: openai.APIStatusError) -> tuple[ErrorType, str]:
+    """The error type and message of an HTTP error answer the SDK raised (any OpenAI-compatible endpoint)."""
+    body = json.dumps(e.body) if e.body is not None else e.response.text
+    return status_error_type(e.status_code, body), short(f"HTTP {e.status_code}: {e.message}")
+
+
 class OpenAIProvider:
     """Chat completions through `openai.AsyncOpenAI`, streaming with usage in the last chunk, or not."""
 
@@ -93,9 +99,7 @@ class OpenAIProvider:
             result.request_id = e.request_id
             result.ratelimit = ratelimit_headers(e.response.headers)
             result.retry_after_s = retry_after_seconds(e.response.headers)
-            body = json.dumps(e.body) if e.body is not None else e.response.text
-            result.error_type = status_error_type(e.status_code, body)
-            result.error_message = short(f"HTTP {e.status_code}: {e.message}")
+            result.error_type, result.error_message = status_failure(e)
         except openai.APITimeoutError:
             result.error_type, result.error_message = ErrorType.TIMEOUT, "request timed out"
         except openai.APIConnectionError as e:
