@@ -223,12 +223,17 @@ def quality() -> dict[str, Any]:
 def canary() -> dict[str, Any]:
     """Return the per-canary dashboard."""
     panels = [
-        Panel("timeseries", "Attempts and failures", "Probe attempts and failures per rate interval.", "short",
+        Panel("timeseries", "Attempts, failures and skipped runs",
+              "Probe attempts and failures per rate interval, and scheduled runs that did not happen (overrun: "
+              "the previous run was still going; missed: the daemon was more than an interval late).", "short",
               [query(f"sum by (canary, target) (increase(llm_monitor_probe_attempts_total{{{CANARY}}}[{RATE}]))",
                      "{{canary}} {{target}} attempts"),
                query(f"sum by (canary, target, error_type) "
                      f"(increase(llm_monitor_probe_failures_total{{{CANARY}}}[{RATE}]))",
-                     "{{canary}} {{target}} {{error_type}}", "B")]),
+                     "{{canary}} {{target}} {{error_type}}", "B"),
+               query(f"sum by (canary, target, reason) "
+                     f"(increase(llm_monitor_runs_skipped_total{{{CANARY}}}[{RATE}]))",
+                     "{{canary}} {{target}} skipped ({{reason}})", "C")]),
         Panel("timeseries", "Time since last success and attempt",
               "Seconds since the last successful and the last attempted probe; the interval for reference.", "s",
               [query(f"time() - max by (canary, target) (llm_monitor_last_success_timestamp_seconds{{{CANARY}}})",

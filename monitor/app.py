@@ -67,7 +67,8 @@ class App:
         self.runner = Runner(store=self.store, metrics=self.metrics, tracer=get_tracer(self.tracer_provider),
                              providers={}, now=now, annotate=annotate or self.quality,
                              listeners=list(listeners or []))
-        self.scheduler = Scheduler(self._run_job, now=now)
+        self.scheduler = Scheduler(self._run_job, now=now,
+                                   on_skip=lambda c, t, why: self.metrics.runs_skipped.inc(c, t, why))
         self.analysis = Analysis(self.store, self.metrics, config.drift_settings(),
                                  tags=lambda canary: self._tags.get(canary, ()), now=now) \
             if analyse and config.drift.enabled else None

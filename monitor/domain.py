@@ -16,6 +16,9 @@ from typing import Any
 # target's spend and cap. They have no run and are not analysed for drift.
 JUDGE_CANARY = "_judge"  # llm_judge checks, the refusal judge and their calibration
 EMBEDDINGS_CANARY = "_embeddings"  # the semantic-similarity signal's embeddings calls
+# Why a scheduled run did not happen: the pair's previous run was still going, or the scheduler reached it more
+# than its grace (one interval) late.
+RUN_OVERRUN, RUN_MISSED = "overrun", "missed"
 
 
 class ErrorType(StrEnum):

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import zlib
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent
 from apscheduler.executors.asyncio import AsyncIOExecutor
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
@@ -16,10 +18,31 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor.config.loader import Config
 from monitor.config.models import Canary, Target
+from monitor.domain import RUN_MISSED, RUN_OVERRUN
 
 log = logging.getLogger("monitor.scheduler")
 
 RunFn = Callable[[Canary, Target], Awaitable[object]]
+SkipFn = Callable[[str, str, str], None]  # (canary, target, reason)
+
+_SKIP_HINT = {RUN_OVERRUN: "the previous run of this pair was still going: lengthen schedule.every, lower samples "
+                       "or timeouts, or raise the target's max_concurrency",
+              RUN_MISSED: "the scheduler reached it more than one interval late (the daemon was blocked or the host "
+                      "suspended)"}
+_SKIP_LOG_EVERY_S = 3600.0  # one warning per pair and reason an hour; the counter has every one
+
+
+class _QuietSkips(logging.Filter):
+    """Drop APScheduler's own lines for skipped and missed runs: the daemon logs them in its own format."""
+
+    _TEMPLATES = ('Execution of job "%s" skipped', 'Run time of job "%s" was missed')
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (isinstance(record.msg, str) and record.msg.startswith(self._TEMPLATES))
+
+
+for _name in ("apscheduler.scheduler", "apscheduler.executors.default"):
+    logging.getLogger(_name).addFilter(_QuietSkips())
 
 
 def job_id(canary: str, target: str) -> str:
@@ -49,11 +72,32 @@ def _cron_fields(expr: str) -> dict[str, str]:
 class Scheduler:
     """Owns the APScheduler instance; (re)builds the job set from a config."""
 
-    def __init__(self, run: RunFn, *, now: Callable[[], datetime] = lambda: datetime.now(UTC)):
+    def __init__(self, run: RunFn, *, now: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 on_skip: SkipFn | None = None):
         self._run = run
         self._now = now
+        self._on_skip = on_skip
+        self._pairs: dict[str, tuple[str, str]] = {}
+        self._last_warned: dict[tuple[str, str], float] = {}
         self._sched = AsyncIOScheduler(executors={"default": AsyncIOExecutor()}, timezone=UTC,
                                        job_defaults={"coalesce": True, "max_instances": 1})
+        self._sched.add_listener(self._skipped, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
+
+    def _skipped(self, event: JobEvent) -> None:
+        """Count and log a scheduled run that did not happen (APScheduler calls this on its own thread or loop)."""
+        pair = self._pairs.get(event.job_id)
+        if pair is None:
+            return
+        reason = RUN_OVERRUN if event.code == EVENT_JOB_MAX_INSTANCES else RUN_MISSED
+        if self._on_skip is not None:
+            self._on_skip(*pair, reason)
+        at = self._now().timestamp()
+        key = (event.job_id, reason)
+        if at - self._last_warned.get(key, -math.inf) >= _SKIP_LOG_EVERY_S:
+            self._last_warned[key] = at
+            log.warning("scheduled run skipped: %s (logged once an hour per pair; "
+                        "llm_monitor_runs_skipped_total counts each)", _SKIP_HINT[reason],
+                        extra={"canary": pair[0], "target": pair[1], "reason": reason})
 
     @property
     def running(self) -> bool:
@@ -66,6 +110,7 @@ class Scheduler:
         """Replace every job with the pairs of `config`; return the number of jobs."""
         now = self._now()
         wanted = {job_id(c.id, t.id): (c, t) for c, t in config.pairs()}
+        self._pairs = {jid: (c.id, t.id) for jid, (c, t) in wanted.items()}
         for job in self._sched.get_jobs():
             if job.id not in wanted:
                 job.remove()

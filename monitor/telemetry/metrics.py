@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from prometheus_client import CollectorRegistry, Counter, Gauge, disable_created_metrics
 
 from monitor import __version__
-from monitor.domain import ErrorType, Observation
+from monitor.domain import RUN_MISSED, RUN_OVERRUN, ErrorType, Observation
 from monitor.telemetry import names as n
 from monitor.telemetry.grid import PairGrid, PairHistogram
 from monitor.telemetry.names import WATCHED_SIGNALS, signal_kind
@@ -42,6 +42,10 @@ class Metrics:
         self.output_rate = PairHistogram("llm_monitor_output_tokens_per_second",
                                          "Server-reported output tokens over the time after the first chunk.",
                                          ("canary", "target"), n.RATE_BUCKETS, registry=r)
+        self.runs_skipped = PairGrid("llm_monitor_runs_skipped",
+                                     "Scheduled runs that did not happen: the previous run was still going "
+                                     "(overrun) or the scheduler reached it more than an interval late (missed).",
+                                     "counter", ("reason",), [(RUN_OVERRUN,), (RUN_MISSED,)], registry=r)
         self.cost = PairGrid("llm_monitor_cost_usd", "Spend on calls in USD (known prices only).", "counter",
                              (), registry=r)
         self.spend_today = Gauge("llm_monitor_spend_today_usd", "Spend since 00:00 UTC in USD.", ("target",),
@@ -111,7 +115,7 @@ class Metrics:
         for canary, target, check in checks:
             for result in ("pass", "fail", "error"):
                 self.checks.inc(canary, target, check, result, amount=0.0)
-        for grid in (self.attempts, self.failures, self.cost, self.refusals):
+        for grid in (self.attempts, self.failures, self.cost, self.refusals, self.runs_skipped):
             grid.declare((canary, target) for canary, target, _ in pairs)
         services = list(services)
         for grid in (self.attempts, self.failures, self.cost):
@@ -139,7 +143,7 @@ class Metrics:
 
     def forget_pairs(self, keep: set[tuple[str, str]]) -> None:
         """Drop per-pair series of canaries or targets removed by a reload."""
-        for metric in (self.attempts, self.failures, self.cost, self.last_success, self.last_attempt,
+        for metric in (self.attempts, self.failures, self.cost, self.runs_skipped, self.last_success, self.last_attempt,
                        self.output_rate, self.duration, self.ttfc, self.tokens, self.refusals, self.refusal_ratio,
                        self.checks, self.check_ratio, self.drift_active, self.drift_events):
             metric.forget(keep)
