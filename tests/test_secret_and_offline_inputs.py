@@ -1,0 +1,23 @@
+"""Secrets put where a name belongs, secret files that are not text, and JSONL input that is not UTF-8: clear
+errors naming file, line and field, never a traceback and never the secret."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.conftest import write_config
+from tests.support.daemon import cli
+
+TARGET = "  - {id: t, provider: openai, base_url: 'http://127.0.0.1:9/v1', model: m%s}"
+PROBES = "canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n"
+SLACK = "https://hooks.slack.com/services/T0000000/B0000000/XyZsecretTOKENvalue1234"
+
+
+def test_a_slack_url_given_where_its_variable_name_belongs_is_refused_without_echoing_it(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, TARGET % "", PROBES,
+                       extra=f"alerts:\n  sinks:\n    - {{name: s, type: slack, url_env: '{SLACK}'}}\n")
+    run = cli("check-config", "-c", str(cfg))
+    assert run.returncode == 2
+    assert "alerts.sinks[0].slack.url_env: must be the NAME of an environment variable" in run.stderr
+    assert "(value: '<redacted>')" in run.stderr
+    assert "XyZsecret" not in run.stderr + run.stdout
