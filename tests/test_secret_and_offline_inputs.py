@@ -21,3 +21,18 @@ def test_a_slack_url_given_where_its_variable_name_belongs_is_refused_without_ec
     assert "alerts.sinks[0].slack.url_env: must be the NAME of an environment variable" in run.stderr
     assert "(value: '<redacted>')" in run.stderr
     assert "XyZsecret" not in run.stderr + run.stdout
+
+
+def test_secret_files_that_are_not_utf8_are_named_without_their_bytes(tmp_path: Path) -> None:
+    key = tmp_path / "key"
+    key.write_bytes(b"\xffsk-\xfe-secret-bytes")
+    cfg = write_config(tmp_path, TARGET % f", api_key_file: '{key}'", PROBES,
+                       extra=f"alerts:\n  sinks:\n    - {{name: h, type: webhook, url: 'http://127.0.0.1:9/h', "
+                             f"secret_file: '{key}'}}\n")
+    run = cli("check-config", "-c", str(cfg))
+    assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr
+    assert f"target t: api_key_file {key} is not UTF-8 text" in run.stdout.replace("\n", "")
+    assert f"alert sink h: secret_file {key} is not UTF-8 text" in run.stderr
+    assert "secret-bytes" not in run.stdout + run.stderr
+    start = cli("run", "-c", str(cfg))
+    assert start.returncode == 2 and "Traceback" not in start.stderr and "is not UTF-8 text" in start.stderr
