@@ -36,3 +36,12 @@ def test_secret_files_that_are_not_utf8_are_named_without_their_bytes(tmp_path: 
     assert "secret-bytes" not in run.stdout + run.stderr
     start = cli("run", "-c", str(cfg))
     assert start.returncode == 2 and "Traceback" not in start.stderr and "is not UTF-8 text" in start.stderr
+
+
+def test_refusal_jsonl_that_is_not_utf8_names_the_line_and_a_byte_order_mark_is_tolerated(tmp_path: Path) -> None:
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(b'\xef\xbb\xbf{"completion": "Sure, here it is."}\n{"completion": "caf\xe9"}\n')
+    run = cli("refusal", "--jsonl", str(src))
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert f"{src}:2: not UTF-8 text (byte 0xe9 at column 20)" in run.stderr
+    assert run.stdout.count("refusal_score") == 1  # the first line, BOM and all
