@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+MAX_S = 100 * 365.25 * 86400.0
 _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 
 
@@ -15,7 +16,7 @@ def parse_duration(text: str | int | float) -> float:
     if isinstance(text, int | float):
         if text < 0:
             raise ValueError(f"duration must not be negative: {text!r}")
-        return float(text)
+        return _bounded(float(text), text)
     s = text.strip()
     pos, total = 0, 0.0
     for m in _PART.finditer(s):
@@ -25,4 +26,11 @@ def parse_duration(text: str | int | float) -> float:
         pos = m.end()
     if pos != len(s) or not s:
         raise ValueError(f"not a duration: {text!r} (use e.g. 30s, 5m, 1h30m)")
-    return total
+    return _bounded(total, text)
+
+
+def _bounded(seconds: float, text: object) -> float:
+    # Times a duration from now must stay representable (datetime ends in year 9999); nothing here needs a century.
+    if not seconds <= MAX_S:
+        raise ValueError(f"duration too long: {text!r} (at most 100 years)")
+    return seconds

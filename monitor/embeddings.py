@@ -14,6 +14,7 @@ from monitor.domain import CallResult, ErrorType, Usage, utcnow
 from monitor.providers.base import broken_connection, short
 from monitor.providers.openai_compat import status_failure
 from monitor.providers.scrub import MIN_SECRET, scrub_call, scrub_text
+from monitor.providers.vet import vet
 
 log = logging.getLogger("monitor.embeddings")
 WARN_EVERY_S = 300.0
@@ -72,8 +73,8 @@ class Embedder:
                        f"semantic signal is skipped meanwhile (no call for {self._pause_s:g} s after a failure)")
             return self._missing(len(texts))
         usage = getattr(response, "usage", None)
-        self._recorded(CallResult(response_model=response.model or None, http_status=200,
-                                  usage=Usage(input_tokens=getattr(usage, "prompt_tokens", None), output_tokens=0)),
+        self._recorded(vet(CallResult(response_model=response.model or None, http_status=200,
+                                      usage=Usage(input_tokens=getattr(usage, "prompt_tokens", None), output_tokens=0))),
                        started, start)
         self._dim = vectors.shape[1]
         return vectors

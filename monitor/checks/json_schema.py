@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
+from monitor.checks import patterns
 from monitor.checks.base import BaseCheck, Context, Verdict
 from monitor.checks.json_valid import parse_json
 from monitor.domain import Observation
@@ -77,10 +78,11 @@ def _check_refs(schema: dict[str, Any]) -> None:
 
 
 def schema_errors(instance: Any, schema: dict[str, Any]) -> str | None:
-    """Validate ``instance``; return the most relevant error as one line, or None."""
+    """Validate ``instance``; return the most relevant error as one line, or None. Raise
+    :class:`patterns.PatternTimeout` when a ``pattern`` of the schema backtracks past its time limit."""
     import jsonschema
 
-    validator = jsonschema.validators.validator_for(schema)(schema)
+    validator = _timed(jsonschema.validators.validator_for(schema))(schema)
     error = jsonschema.exceptions.best_match(validator.iter_errors(instance))
     if error is None:
         return None
@@ -88,12 +90,41 @@ def schema_errors(instance: Any, schema: dict[str, Any]) -> str | None:
     return f"at {where}: {error.message}"
 
 
+_TIMED: dict[type, type] = {}
+
+
+def _timed(cls: Any) -> Any:
+    """The validator class with `pattern` and `patternProperties` matched under a time limit (see patterns)."""
+    if cls not in _TIMED:
+        import jsonschema
+        from jsonschema.exceptions import ValidationError
+
+        def pattern(validator: Any, patrn: str, instance: Any, schema: Any) -> Any:
+            if validator.is_type(instance, "string") and not patterns.search(patterns.compile_pattern(patrn), instance):
+                yield ValidationError(f"{instance!r} does not match {patrn!r}")
+
+        def pattern_properties(validator: Any, properties: dict[str, Any], instance: Any, schema: Any) -> Any:
+            if not validator.is_type(instance, "object"):
+                return
+            for patrn, subschema in properties.items():
+                rx = patterns.compile_pattern(patrn)
+                for k, v in instance.items():
+                    if patterns.search(rx, k):
+                        yield from validator.descend(v, subschema, path=k, schema_path=patrn)
+
+        _TIMED[cls] = jsonschema.validators.extend(cls, {"pattern": pattern, "patternProperties": pattern_properties})
+    return _TIMED[cls]
+
+
 def json_schema(spec: JsonSchemaCheck, obs: Observation, ctx: Context) -> Verdict:
     """Check the completion against the JSON Schema."""
     value, error = parse_json(obs.call.text, spec.allow_fenced)
     if error:
         return False, error
-    problem = schema_errors(value, spec.json_schema)
+    try:
+        problem = schema_errors(value, spec.json_schema)
+    except patterns.PatternTimeout as e:
+        return None, f"no verdict: {e}"
     return (False, f"schema violation {problem}") if problem else (True, "matches schema")
 
 

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import re
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from monitor.checks import patterns
 from monitor.checks.base import BaseCheck, Context, Verdict, clip
 from monitor.domain import Observation
-
-_FLAGS = {"i": re.I, "m": re.M, "s": re.S, "x": re.X}
 
 
 class RegexCheck(BaseCheck):
     """Pass when ``pattern`` is found (``mode: search``) or matches the whole stripped text (``fullmatch``).
 
     ``min_count`` requires that many non-overlapping matches (e.g. bullet lines); ``negate`` inverts the result.
+    A match that runs past ``patterns.TIMEOUT_S`` (catastrophic backtracking) gives no verdict.
     """
 
     type: Literal["regex"]
@@ -30,10 +29,7 @@ class RegexCheck(BaseCheck):
     @field_validator("pattern")
     @classmethod
     def _compiles(cls, v: str) -> str:
-        try:
-            re.compile(v)
-        except re.error as e:
-            raise ValueError(f"invalid regular expression {v!r}: {e}") from None
+        patterns.compile_pattern(v)
         return v
 
     @model_validator(mode="after")
@@ -44,26 +40,29 @@ class RegexCheck(BaseCheck):
             raise ValueError(f"min_count ({self.min_count}) must be <= max_count ({self.max_count})")
         return self
 
-    def compiled(self) -> re.Pattern[str]:
+    def compiled(self) -> patterns.Pattern[str]:
         """Return the compiled pattern with the declared flags."""
         flags = 0
         for f in self.flags:
-            flags |= _FLAGS[f]
-        return re.compile(self.pattern, flags)
+            flags |= patterns.FLAGS[f]
+        return patterns.compile_pattern(self.pattern, flags)
 
 
 def regex(spec: RegexCheck, obs: Observation, ctx: Context) -> Verdict:
     """Check the completion against the regular expression."""
     rx, text = spec.compiled(), obs.call.text
-    if spec.mode == "fullmatch":
-        ok, what = rx.fullmatch(text.strip()) is not None, "whole text matches"
-    elif spec.min_count is not None or spec.max_count is not None:
-        n = sum(1 for _ in rx.finditer(text))
-        low, high = spec.min_count or 0, spec.max_count
-        ok, what = n >= low and (high is None or n <= high), f"{n} matches"
-    else:
-        m = rx.search(text)
-        ok, what = m is not None, (f"matched {clip(m.group(0), 40)!r}" if m else "no match")
+    try:
+        if spec.mode == "fullmatch":
+            ok, what = patterns.fullmatch(rx, text.strip()) is not None, "whole text matches"
+        elif spec.min_count is not None or spec.max_count is not None:
+            n = patterns.count(rx, text)
+            low, high = spec.min_count or 0, spec.max_count
+            ok, what = n >= low and (high is None or n <= high), f"{n} matches"
+        else:
+            m = patterns.search(rx, text)
+            ok, what = m is not None, (f"matched {clip(m.group(0), 40)!r}" if m else "no match")
+    except patterns.PatternTimeout as e:
+        return None, f"no verdict: {e}"
     if spec.negate:
         return (not ok), f"negated: {what}"
     return ok, what if ok else f"{what} for /{clip(spec.pattern, 60)}/ in {clip(text)!r}"

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from monitor.checks.base import BaseCheck, Context, Verdict, clip
 from monitor.checks.json_schema import schema_errors
+from monitor.checks.patterns import PatternTimeout
 from monitor.domain import Observation
 
 
@@ -67,7 +68,10 @@ def tool_call(spec: ToolCallCheck, obs: Observation, ctx: Context) -> Verdict:
     if not isinstance(args, dict):
         return False, f"arguments are a JSON {type(args).__name__}, not an object"
     if schema:
-        problem = schema_errors(args, schema)
+        try:
+            problem = schema_errors(args, schema)
+        except PatternTimeout as e:
+            return None, f"no verdict: {e}"
         if problem:
             return False, f"arguments violate the tool schema {problem}"
     for key, want in (spec.arguments or {}).items():

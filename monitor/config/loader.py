@@ -102,8 +102,10 @@ def _validate(model: type[M], src: Located, issues: list[ConfigIssue]) -> M | No
             value = err.get("input") if err["type"] != "missing" else None
             if isinstance(value, dict | list):
                 value = None
-            elif isinstance(value, str) and _SECRETISH.search(str(loc[-1]) if loc else ""):
-                value = "<redacted>"  # never echo something that may be a secret (a number, e.g. max_token: 5, is not)
+            elif isinstance(value, str) and loc and (_SECRETISH.search(str(loc[-1])) or str(loc[-1]).endswith("_env")):
+                # never echo something that may be a secret (a number, e.g. max_token: 5, is not); a *_env value
+                # refused is most often the secret itself (a Slack URL given to url_env)
+                value = "<redacted>"
             elif isinstance(value, str):
                 value = redact_url(value)
             issues.append(ConfigIssue(src.path, dotted(loc), reason, src.line_of(loc), value))

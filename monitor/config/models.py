@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from apscheduler.triggers.cron import CronTrigger
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
@@ -19,13 +20,15 @@ from monitor.drift.signals import disableable
 from monitor.drift.zero import declarable
 from monitor.durations import parse_duration
 
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 field name
+_HEADER_VALUE = re.compile(r"^[\x20-\x7e\t]*$")
 _ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,79}$")
 # Things that look like a key rather than the name of a variable holding one.
 _KEYLIKE = re.compile(r"^(sk-|sk_|sk-ant-|whsec_|xox[bp]-)|[a-z].*[0-9].*[A-Z]|^[A-Za-z0-9+/_-]{32,}$")
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 def _check_id(v: str) -> str:
@@ -66,7 +69,7 @@ class Target(Strict):
     id: Id
     provider: Literal["openai", "anthropic"]
     base_url: str
-    model: str = Field(min_length=1)
+    model: str = Field(min_length=1, max_length=200)  # the store's column
     api_key_env: str | None = None
     api_key_file: str | None = None
     params: RequestParams = RequestParams()
@@ -88,6 +91,10 @@ class Target(Strict):
     def _url(cls, v: str) -> str:
         if not re.match(r"^https?://[^/\s]+", v):
             raise ValueError("must be an http:// or https:// URL")
+        try:
+            urlsplit(v).port  # noqa: B018  # raises for a port that is not a number from 0 to 65535
+        except ValueError:
+            raise ValueError("the port must be a number from 0 to 65535") from None
         return v.rstrip("/")
 
     @field_validator("api_key_env")
@@ -102,9 +109,15 @@ class Target(Strict):
     @field_validator("headers")
     @classmethod
     def _headers(cls, v: dict[str, str]) -> dict[str, str]:
-        for name in v:
+        for name, value in v.items():
             if name.lower() in {"authorization", "x-api-key", "api-key"}:
                 raise ValueError(f"header {name!r} carries a secret: use api_key_env or api_key_file instead")
+            if not _TOKEN.match(name):
+                raise ValueError(f"header name {name!r} is not a valid HTTP header name (letters, digits and "
+                                 "!#$%&'*+-.^_`|~, no spaces)")
+            if not _HEADER_VALUE.match(value):
+                raise ValueError(f"header {name!r}: its value must be printable ASCII on one line (no line breaks, "
+                                 "no other control or non-ASCII characters)")
         return v
 
     @model_validator(mode="before")
@@ -205,7 +218,7 @@ class Canary(Strict):
 
 class Storage(Strict):
     url: str = "sqlite:///llm-monitor.db"
-    retention_days: float = Field(default=90, gt=0)
+    retention_days: float = Field(default=90, gt=0, le=36_500)
 
     @field_validator("url")
     @classmethod
@@ -257,7 +270,7 @@ class EmbeddingsConfig(Strict):
     the target's own `prices` are its chat model's and are not used for them."""
 
     target: str  # a configured target (its base_url and key are used)
-    model: str = Field(min_length=1)  # e.g. text-embedding-3-small, nomic-embed-text
+    model: str = Field(min_length=1, max_length=200)  # e.g. text-embedding-3-small, nomic-embed-text
     prices: InputPrices | None = None
 
 

@@ -25,6 +25,8 @@ def resolve_api_key(target: Target, environ: Mapping[str, str] | None = None) ->
         except OSError as e:
             raise SecretError(f"target {target.id}: cannot read api_key_file {target.api_key_file}: "
                               f"{e.strerror or e}") from e
+        except UnicodeDecodeError:  # the bytes are not echoed: they are the key
+            raise SecretError(f"target {target.id}: api_key_file {target.api_key_file} is not UTF-8 text") from None
         if not value:
             raise SecretError(f"target {target.id}: api_key_file {target.api_key_file} is empty")
         return value

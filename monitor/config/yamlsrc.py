@@ -16,6 +16,14 @@ from monitor.errors import ConfigError, ConfigIssue
 # and a 500-canary probe folder then grows the daemon's heap by ~10 MB that is never given back.
 _COMPOSER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_MERGE = "tag:yaml.org,2002:merge"
+# Values an alias may add by repeating what its anchor holds. Nested aliases multiply ("billion laughs"): a few
+# hundred bytes would otherwise expand into billions of values and take the daemon's memory with them.
+MAX_ALIAS_VALUES = 100_000
+
+
+class _TooBig(Exception):
+    """Aliases expanded past MAX_ALIAS_VALUES: stop building the file."""
 
 
 @dataclass
@@ -48,15 +56,23 @@ def load_yaml(path: Path, *, environ: dict[str, str] | None = None, interpolate:
     """Parse a YAML file, interpolating ${VAR} and ${VAR:-default} in string values (unless `interpolate` is off)."""
     env = os.environ if environ is None else environ
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as e:
         raise ConfigError([ConfigIssue(str(path), "(file)", f"cannot read: {e.strerror or e}")]) from e
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError([ConfigIssue(str(path), "(file)", f"not UTF-8 text: byte 0x{raw[e.start]:02x} at offset "
+                                       f"{e.start} (save the file as UTF-8)",
+                                       raw[:e.start].count(b"\n") + 1)]) from None
     try:
         node = yaml.compose(text, Loader=_COMPOSER)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = mark.line + 1 if mark else None
         reason = getattr(e, "problem", None) or str(e)
+        if mark is not None and _char_at(text, mark.line, mark.column) == "\t":
+            reason += " (a tab: YAML indents with spaces)"
         context = getattr(e, "context_mark", None)
         if context is not None and mark is not None and context.line != mark.line:
             reason += f" (in the block starting at line {context.line + 1})"
@@ -64,7 +80,12 @@ def load_yaml(path: Path, *, environ: dict[str, str] | None = None, interpolate:
     located = Located(str(path), None)
     issues: list[ConfigIssue] = []
     builder = _Builder(located, env, issues, interpolate=interpolate)
-    located.data = builder.build(node, ()) if node is not None else {}
+    try:
+        located.data = builder.build(node, ()) if node is not None else {}
+    except _TooBig:
+        raise ConfigError([ConfigIssue(str(path), "(file)", f"its aliases (*name) expand to more than "
+                                       f"{MAX_ALIAS_VALUES:,} values; write the values out or use fewer nested "
+                                       "aliases", builder.too_big_at)]) from None
     if issues:
         raise ConfigError(issues)
     return located
@@ -76,24 +97,105 @@ class _Builder:
     def __init__(self, out: Located, env: Any, issues: list[ConfigIssue], *, interpolate: bool = True):
         self.out, self.env, self.issues, self.interpolate = out, env, issues, interpolate
         self.scalars = yaml.SafeLoader("")
+        self._open: set[int] = set()  # nodes being built: meeting one again is an alias inside its own anchor
+        self._built: set[int] = set()
+        self._repeats = 0  # values built again through an alias
+        self.too_big_at: int | None = None
 
     def build(self, node: yaml.Node, loc: tuple[Any, ...]) -> Any:
-        self.out.lines[loc] = node.start_mark.line + 1
-        if isinstance(node, yaml.MappingNode):
-            result: dict[Any, Any] = {}
-            for key_node, value_node in node.value:
-                key = self.scalars.construct_object(key_node, deep=True)
-                if key in result:
-                    self.issues.append(ConfigIssue(self.out.path, _dotted(loc + (key,)), "duplicate key",
-                                                   key_node.start_mark.line + 1))
-                result[key] = self.build(value_node, loc + (key,))
-            return result
-        if isinstance(node, yaml.SequenceNode):
-            return [self.build(v, loc + (i,)) for i, v in enumerate(node.value)]
-        value = self.scalars.construct_object(node, deep=True)
+        line = node.start_mark.line + 1
+        if id(node) in self._open:
+            self.issues.append(ConfigIssue(self.out.path, _dotted(loc), "an alias refers to the anchor it is "
+                                           "inside (a value cannot contain itself)", line))
+            return None
+        if id(node) in self._built:
+            self._repeats += 1
+            if self._repeats > MAX_ALIAS_VALUES:
+                self.too_big_at = line
+                raise _TooBig
+        self._built.add(id(node))
+        self.out.lines[loc] = line
+        if isinstance(node, yaml.MappingNode | yaml.SequenceNode):
+            self._open.add(id(node))
+            try:
+                if isinstance(node, yaml.SequenceNode):
+                    return [self.build(v, loc + (i,)) for i, v in enumerate(node.value)]
+                return self._mapping(node, loc)
+            finally:
+                self._open.discard(id(node))
+        value = self._scalar(node, loc)
         if self.interpolate and isinstance(value, str) and "${" in value:
-            value = _ENV.sub(lambda m: self._lookup(m, loc, node.start_mark.line + 1), value)
+            value = _ENV.sub(lambda m: self._lookup(m, loc, line), value)
         return value
+
+    def _mapping(self, node: yaml.MappingNode, loc: tuple[Any, ...]) -> dict[Any, Any]:
+        """Build a mapping; `<<: *anchor` (or a list of them) merges mappings in, the keys written here winning."""
+        result: dict[Any, Any] = {}
+        merged: list[tuple[yaml.Node, yaml.Node]] = []
+        explicit: list[tuple[yaml.Node, yaml.Node]] = []
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE:
+                merged += self._merged(value_node, loc)
+            else:
+                explicit.append((key_node, value_node))
+        for key_node, value_node in merged:  # later ones win, and keys written here win over all of them
+            key = self._key(key_node, loc)
+            if key is not _BAD_KEY:
+                result[key] = (key_node, value_node)
+        written: set[Any] = set()
+        for key_node, value_node in explicit:
+            key = self._key(key_node, loc)
+            if key is _BAD_KEY:
+                continue
+            if key in written:
+                self.issues.append(ConfigIssue(self.out.path, _dotted(loc + (key,)), "duplicate key",
+                                               key_node.start_mark.line + 1))
+            written.add(key)
+            result[key] = (key_node, value_node)
+        return {key: self.build(value_node, loc + (key,)) for key, (_, value_node) in result.items()}
+
+    def _merged(self, value: yaml.Node, loc: tuple[Any, ...]) -> list[tuple[yaml.Node, yaml.Node]]:
+        """The key/value pairs a merge key brings in (earlier mappings of a list win, as YAML says)."""
+        maps = value.value if isinstance(value, yaml.SequenceNode) else [value]
+        pairs: list[tuple[yaml.Node, yaml.Node]] = []
+        for m in reversed(maps):
+            if not isinstance(m, yaml.MappingNode):
+                self.issues.append(ConfigIssue(self.out.path, _dotted(loc + ("<<",)), "a merge key (<<) takes a "
+                                               "mapping or a list of mappings (e.g. <<: *defaults)",
+                                               m.start_mark.line + 1))
+                continue
+            if id(m) in self._open:
+                self.issues.append(ConfigIssue(self.out.path, _dotted(loc + ("<<",)), "merges the mapping it is "
+                                               "inside (a value cannot contain itself)", m.start_mark.line + 1))
+                continue
+            self._open.add(id(m))
+            try:
+                for k, v in m.value:
+                    pairs += self._merged(v, loc) if k.tag == _MERGE else [(k, v)]
+            finally:
+                self._open.discard(id(m))
+        return pairs
+
+    def _key(self, node: yaml.Node, loc: tuple[Any, ...]) -> Any:
+        if not isinstance(node, yaml.ScalarNode):
+            self.issues.append(ConfigIssue(self.out.path, _dotted(loc), "a key must be a plain value, not a list "
+                                           "or a mapping", node.start_mark.line + 1))
+            return _BAD_KEY
+        try:
+            key = self.scalars.construct_object(node, deep=True)
+        except yaml.YAMLError as e:
+            self.issues.append(ConfigIssue(self.out.path, _dotted(loc), f"invalid key: {_problem(e)}",
+                                           node.start_mark.line + 1))
+            return _BAD_KEY
+        return key
+
+    def _scalar(self, node: yaml.Node, loc: tuple[Any, ...]) -> Any:
+        try:
+            return self.scalars.construct_object(node, deep=True)
+        except yaml.YAMLError as e:  # a tag safe YAML does not know (!!python/..., !custom), a bad !!binary
+            self.issues.append(ConfigIssue(self.out.path, _dotted(loc), f"invalid value: {_problem(e)}",
+                                           node.start_mark.line + 1))
+            return None
 
     def _lookup(self, m: re.Match[str], loc: tuple[Any, ...], line: int) -> str:
         name, default = m.group(1), m.group(2)
@@ -104,6 +206,18 @@ class _Builder:
         self.issues.append(ConfigIssue(self.out.path, _dotted(loc), f"environment variable {name} is not set",
                                        line, f"${{{name}}}"))
         return ""
+
+
+_BAD_KEY = object()
+
+
+def _char_at(text: str, line: int, column: int) -> str:
+    lines = text.splitlines()
+    return lines[line][column:column + 1] if 0 <= line < len(lines) else ""
+
+
+def _problem(e: yaml.YAMLError) -> str:
+    return getattr(e, "problem", None) or str(e)
 
 
 def _dotted(loc: tuple[Any, ...]) -> str:

@@ -25,6 +25,7 @@ from monitor.providers.base import (
     short,
     status_error_type,
 )
+from monitor.providers.vet import vet
 from monitor.tls import default_context
 
 API_VERSION = "2023-06-01"
@@ -129,7 +130,7 @@ class AnthropicProvider:
             result.error_type, result.error_message = ErrorType.BAD_RESPONSE, short(f"malformed response: {e}")
         origin = request_start(result, start)
         result.latency_s = received(last_byte, origin, self._clock()) - origin
-        return result
+        return vet(result)
 
     async def _stream(self, req: ChatRequest, headers: dict[str, str], timeout: httpx.Timeout,
                       result: CallResult, start: float) -> float | None:

@@ -27,6 +27,7 @@ from monitor.providers.base import (
     status_error_type,
 )
 from monitor.providers.sse import sse_json
+from monitor.providers.vet import vet
 
 log = logging.getLogger("monitor.providers.openai")
 _FINISH = {
@@ -118,7 +119,7 @@ class OpenAIProvider:
             result.error_type, result.error_message = ErrorType.BAD_RESPONSE, short(f"malformed response: {e}")
         origin = request_start(result, start)
         result.latency_s = received(last_byte, origin, self._clock()) - origin
-        return result
+        return vet(result)
 
     async def _once(self, req: ChatRequest, result: CallResult, start: float) -> float | None:
         raw = await self._client.chat.completions.with_raw_response.create(
@@ -126,6 +127,10 @@ class OpenAIProvider:
         mark_sent(result, sent_of(raw.http_response), start, self._clock())
         self._headers(raw, result)
         completion = raw.parse()
+        if not hasattr(completion, "choices"):  # the SDK hands back a body that is not a JSON object as it is
+            kind = raw.headers.get("content-type") or "no content-type"
+            raise ValueError(f"expected a chat completion (a JSON object), got {kind}: "
+                             f"{short(raw.http_response.text, 80)!r}")
         if not completion.choices:
             raise ValueError("response has no choices")
         choice = completion.choices[0]

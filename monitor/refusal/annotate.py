@@ -23,11 +23,16 @@ def annotate_jsonl(in_path: str | Path, out_stream: TextIO, detector: RefusalDet
     """
     det = detector or RefusalDetector()
     n = 0
-    with Path(in_path).open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
+    with Path(in_path).open("rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            where = f"{name or in_path}:{lineno}"
+            try:
+                line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")  # a byte-order mark is tolerated
+            except UnicodeDecodeError as e:
+                raise AnnotateError(f"{where}: not UTF-8 text (byte 0x{raw[e.start]:02x} at column {e.start + 1})") \
+                    from None
             if not line.strip():
                 continue
-            where = f"{name or in_path}:{lineno}"
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as e:

@@ -51,6 +51,8 @@ def read_secret(sink: str, what: str, env_name: str | None, file: str | None,
             value = Path(file).read_text(encoding="utf-8").strip()
         except OSError as e:
             raise SecretError(f"alert sink {sink}: cannot read {what}_file {file}: {e.strerror or e}") from e
+        except UnicodeDecodeError:  # the bytes are not echoed: they are the secret
+            raise SecretError(f"alert sink {sink}: {what}_file {file} is not UTF-8 text") from None
         if not value:
             raise SecretError(f"alert sink {sink}: {what}_file {file} is empty")
         return value

@@ -1,0 +1,71 @@
+"""Values the schema's types accept but the daemon cannot use: infinite or century-long durations, header names
+and values HTTP cannot carry, ports past 65535, model names longer than the store's column. Each is refused on
+load, naming file, line, field and value; before, they surfaced later as a dead housekeeping task (retention never
+ran), an overflow in the scheduler or the alert policy, or every call failing as if the upstream were at fault."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from monitor.config import load_config
+from monitor.errors import ConfigError
+from tests.conftest import write_config
+from tests.support.daemon import cli
+
+TARGET = "  - {id: t, provider: openai, base_url: 'http://127.0.0.1:9/v1', model: m%s}"
+PROBES = "canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n%s"
+
+
+@pytest.mark.parametrize(("target", "probe", "extra", "expected"), [
+    ("", "", "storage: {retention_days: .inf}\n",
+     "storage.retention_days: Input should be a finite number (value: inf)"),
+    ("", "", "storage: {retention_days: 1000000}\n", "storage.retention_days: Input should be less than or equal to"),
+    ("", "", "daemon: {max_start_delay: .inf}\n", "daemon.max_start_delay: Input should be a finite number"),
+    ("", "", "daemon: {grace_period: .inf}\n", "daemon.grace_period: Input should be a finite number"),
+    ("", "", "alerts: {cooldown: .inf}\n", "alerts.cooldown: duration too long: inf (at most 100 years)"),
+    ("", "", "alerts: {retry: {give_up_after: 999999999999d}}\n",
+     "alerts.retry.give_up_after: duration too long: '999999999999d'"),
+    ("", "    schedule: {every: 99999999999d}\n", "",
+     "canaries[0].schedule: duration too long: '99999999999d'"),
+    (", timeout: .inf", "", "", "targets[0].timeout: Input should be a finite number (value: inf)"),
+    (", prices: {input: .inf, output: 1}", "", "", "targets[0].prices.input: Input should be a finite number"),
+    (", headers: {'X Team': a}", "", "", "targets[0].headers: header name 'X Team' is not a valid HTTP header name"),
+    (", headers: {X-Team: \"a\\r\\nX-Injected: 1\"}", "", "",
+     "targets[0].headers: header 'X-Team': its value must be printable ASCII on one line"),
+    (", headers: {X-Team: café}", "", "", "targets[0].headers: header 'X-Team': its value must be printable ASCII"),
+    ("", "", "", None),
+])
+def test_values_the_daemon_cannot_use_are_refused_on_load(tmp_path: Path, target: str, probe: str, extra: str,
+                                                          expected: str | None) -> None:
+    cfg = write_config(tmp_path, TARGET % target, PROBES % probe, extra=extra)
+    if extra.startswith("storage:"):  # in place of the one written
+        cfg.write_text("".join(line for line in cfg.read_text().splitlines(keepends=True)
+                               if not line.startswith("storage: {url")))
+    if expected is None:
+        load_config(cfg, environ={})  # the fixture itself is fine
+        return
+    with pytest.raises(ConfigError) as e:
+        load_config(cfg, environ={})
+    assert any(expected in str(i) and str(i).startswith(str(tmp_path)) for i in e.value.issues), e.value.issues
+    run = cli("check-config", "-c", str(cfg))
+    assert run.returncode == 2 and expected in run.stderr and "Traceback" not in run.stderr
+
+
+def test_a_base_url_port_past_65535_is_refused_not_wrapped_round(tmp_path: Path) -> None:
+    # urllib would read :99999 as port 34463 and the calls would go to whatever listens there
+    cfg = write_config(tmp_path, TARGET.replace("9/v1", "99999/v1") % "", PROBES % "")
+    with pytest.raises(ConfigError) as e:
+        load_config(cfg, environ={})
+    (issue,) = e.value.issues
+    assert str(issue).endswith("targets[0].base_url: the port must be a number from 0 to 65535 "
+                               "(value: 'http://127.0.0.1:99999/v1')")
+
+
+def test_a_model_name_longer_than_the_store_column_is_refused(tmp_path: Path) -> None:
+    long = "m" * 201  # PostgreSQL would refuse every observation of the target, holding the writes behind them
+    cfg = write_config(tmp_path, TARGET.replace("model: m", f"model: {long}") % "", PROBES % "")
+    with pytest.raises(ConfigError) as e:
+        load_config(cfg, environ={})
+    assert "targets[0].model: String should have at most 200 characters" in str(e.value)

@@ -1,0 +1,98 @@
+"""Hostile YAML in monitor.yaml and probe files: every problem is an error naming file, line and field, never a
+traceback; `check-config` exits 2 and a reload keeps the running config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from monitor.app import App
+from monitor.config import load_config
+from monitor.errors import ConfigError
+from tests.conftest import write_config
+from tests.support.daemon import cli
+
+TARGET = "  - {id: t, provider: openai, base_url: 'http://127.0.0.1:9/v1', model: m}"
+PROBES = "canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n"
+
+
+def problems(cfg: Path) -> list[str]:
+    with pytest.raises(ConfigError) as e:
+        load_config(cfg, environ={})
+    return [str(i) for i in e.value.issues]
+
+
+def test_a_probe_file_that_is_not_utf8_names_the_file_line_and_byte(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, TARGET, PROBES)
+    (tmp_path / "probes" / "p.yaml").write_bytes(PROBES.encode().replace(b"hi}", b"h\xe9}"))  # Latin-1 'é'
+    (issue,) = problems(cfg)
+    assert issue.startswith(f"{tmp_path / 'probes' / 'p.yaml'}:3: (file): not UTF-8 text: byte 0xe9")
+    run = cli("check-config", "-c", str(cfg))
+    assert run.returncode == 2 and "Traceback" not in run.stderr and "not UTF-8 text: byte 0xe9" in run.stderr
+
+
+def test_merge_keys_merge_with_the_keys_written_beside_them_winning(tmp_path: Path) -> None:
+    probes = """\
+canaries:
+  - id: c1
+    messages: &msgs [{role: user, content: hi}]
+    params: &params {temperature: 0.5, max_tokens: 10}
+  - id: c2
+    messages: *msgs
+    params:
+      <<: *params
+      max_tokens: 20
+"""
+    cfg = load_config(write_config(tmp_path, TARGET, probes), environ={})
+    params = cfg.canary("c2").params
+    assert params is not None and (params.temperature, params.max_tokens) == (0.5, 20)
+
+
+@pytest.mark.parametrize(("probes", "expected"), [
+    # an alias inside its own anchor
+    ("canaries: &a\n  - *a\n", ":1: canaries[0]: an alias refers to the anchor it is inside"),
+    # tags safe YAML does not construct
+    (PROBES.replace("id: c1", "id: !!python/name:os.system c1"),
+     ":2: canaries[0].id: invalid value: could not determine a constructor for the tag"),
+    (PROBES.replace("id: c1", "id: !custom c1"), ":2: canaries[0].id: invalid value:"),
+    # a list as a key
+    ("canaries:\n  - ? [a, b]\n    : 1\n", ":2: canaries[0]: a key must be a plain value"),
+    # a merge key given a scalar
+    (PROBES + "    params: {<<: 5}\n", ":4: canaries[0].params.<<: a merge key (<<) takes a mapping"),
+    # tabs
+    ("canaries:\n\t- id: c1\n", ":2: (syntax): invalid YAML: found character that cannot start any token (a tab"),
+])
+def test_yaml_the_loader_cannot_build_is_an_error_naming_line_and_field(tmp_path: Path, probes: str,
+                                                                        expected: str) -> None:
+    cfg = write_config(tmp_path, TARGET, probes)
+    assert any(expected in p for p in problems(cfg)), problems(cfg)
+    run = cli("check-config", "-c", str(cfg))
+    assert run.returncode == 2 and "Traceback" not in run.stderr and expected in run.stderr
+
+
+def test_nested_aliases_that_would_expand_into_millions_of_values_are_refused(tmp_path: Path) -> None:
+    bomb = "x: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n"
+    for level in "bcdefghij":  # 10^10 values once expanded
+        bomb += f"{level}: &{level} [" + ", ".join([f"*{chr(ord(level) - 1)}"] * 10) + "]\n"
+    cfg = write_config(tmp_path, TARGET, bomb)
+    (issue,) = problems(cfg)
+    assert "p.yaml:" in issue and "(file): its aliases (*name) expand to more than 100,000 values" in issue
+
+
+async def test_a_reload_with_a_file_the_loader_cannot_build_keeps_the_running_config(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, TARGET, PROBES)
+    app = App(load_config(cfg, environ={}), registry=CollectorRegistry(), environ={}, serve_http=False)
+    await app.start(schedule=False)
+    try:
+        probes = tmp_path / "probes" / "p.yaml"
+        for bad in (PROBES.encode().replace(b"hi}", b"h\xe9}"), b"canaries: &a\n  - *a\n",
+                    PROBES.replace("id: c1", "id: !!python/object:os.system c1").encode()):
+            probes.write_bytes(bad)
+            ok, message = await app.reload()
+            assert not ok and str(probes) in message
+            assert [c.id for c in app.config.canaries] == ["c1"]
+            assert app.metrics.reload_ok._value.get() == 0
+    finally:
+        await app.stop()
