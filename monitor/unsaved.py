@@ -6,7 +6,9 @@ and each run record to :meth:`Unsaved.put`: stored at once while nothing waits, 
 waits, so the store and the listeners (drift analysis) see observations in the order they were made. A task
 retries the oldest with backoff and passes each observation it stores to the listeners. At most ``limit``
 writes wait; beyond that the oldest are given up on, and so is whatever still waits when the daemon stops
-(both counted in ``llm_monitor_store_dropped_writes_total`` and logged).
+(both counted in ``llm_monitor_store_dropped_writes_total`` and logged). A write the store refuses for its
+data rather than its availability (a ``DataError``: a value the column cannot hold) would fail on every retry
+and hold up everything behind it: it is given up on at once, counted and logged with its id and the reason.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
 from monitor.domain import Observation
 from monitor.store import Run
@@ -69,6 +71,9 @@ class Unsaved:
             try:
                 await asyncio.to_thread(self._save, item)
                 return True
+            except DataError as e:
+                self._refused(item, e)
+                return False
             except SQLAlchemyError as e:
                 self._failed(e)
         self.hold(item)
@@ -79,6 +84,9 @@ class Unsaved:
         if not self._queue:
             try:
                 self._save(item)
+                return
+            except DataError as e:
+                self._refused(item, e)
                 return
             except SQLAlchemyError as e:
                 self._failed(e)
@@ -105,6 +113,13 @@ class Unsaved:
         if isinstance(item, Run):
             self._runs.discard(item.id)
 
+    def _refused(self, item: Item, e: DataError) -> None:
+        """Give up on a write the store refuses for what it holds: retrying it would only block the others."""
+        self.metrics.store_dropped.inc()
+        what = "observation" if isinstance(item, Observation) else "run record"
+        log.error("the store refused %s %s for its data, not for being unavailable: given up on (%s)", what,
+                  item.id, driver_message(e), extra={"canary": item.canary, "target": item.target})
+
     def _failed(self, e: SQLAlchemyError) -> None:
         self.metrics.store_write_failures.inc()
         if self._since is None:
@@ -119,6 +134,12 @@ class Unsaved:
             item = self._queue[0]
             try:
                 await asyncio.to_thread(self._save, item)
+            except DataError as e:
+                self._refused(item, e)
+                if self._queue and self._queue[0] is item:
+                    self._pop()
+                self.metrics.store_pending.set(len(self._queue))
+                continue
             except SQLAlchemyError as e:
                 self._failed(e)
                 await asyncio.sleep(delay)

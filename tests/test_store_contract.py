@@ -215,3 +215,26 @@ def test_a_sqlite_file_that_cannot_be_created_says_what_sqlite_needs(tmp_path) -
         Store(f"sqlite:///{missing / 'x.db'}").migrate()
     assert "unable to open database file" in str(e.value)
     assert f"does {missing} exist, and can this user write to it?" in str(e.value)
+
+
+def test_nul_characters_from_an_upstream_are_stored_as_replacement_characters(store: Store) -> None:
+    """PostgreSQL text and JSON cannot hold NUL; an upstream can send it ("\\u0000" in JSON). The observation, its
+    signals, a drift event's evidence and a baseline holding that text are all stored, NUL shown as U+FFFD."""
+    from monitor.store.drift_repo import DriftRepository
+
+    o = obs(1)
+    o.call.text = "before\x00after"
+    o.call.tool_calls = [{"name": "f", "arguments": '{"a": "x\x00y"}'}]
+    o.call.error_message = "nul\x00here"
+    store.save_observation(o)
+    store.save_signals(o.id, {"response_model": "m\x00"})
+    (back,) = store.observations(canary="c")
+    assert back.text == "before\ufffdafter" and back.call.tool_calls[0]["arguments"] == '{"a": "x\ufffdy"}'
+    assert back.call.error_message == "nul\ufffdhere"
+    drift = DriftRepository(store.engine)
+    event = {"id": "e1", "canary": "c", "target": "t", "signal": "completion", "kind": "behaviour", "state": "open",
+             "opened_at": T0.isoformat(), "evidence": {"current": "before\x00after"}}
+    assert drift.save_events([event]) == {"e1"}
+    assert drift.event("e1")["evidence"]["current"] == "before\ufffdafter"  # type: ignore[index]
+    bid = drift.save_baseline("c", "t", {"texts": ["a\x00b"]}, source="auto")
+    assert drift.update_baseline(bid, {"texts": ["c\x00d"]})

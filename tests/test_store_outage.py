@@ -135,3 +135,39 @@ async def test_the_oldest_writes_beyond_the_limit_and_those_left_at_shutdown_are
     assert await unsaved.close(timeout_s=0.2) == 3  # o7, o8, r1
     assert value(registry, "llm_monitor_store_dropped_writes_total") == 6
     assert value(registry, "llm_monitor_store_pending_writes") == 0 and store.saved[-1] == "o3"
+
+
+@pytest.mark.postgres
+async def test_a_write_the_store_refuses_for_its_data_is_given_up_on_and_does_not_hold_up_the_rest(
+        pg_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    """A row PostgreSQL refuses for what it holds (a DataError: here a request model longer than its column)
+    fails on every retry: given up on at once, counted and logged; the writes after it are stored at once."""
+    from monitor.store import Store
+
+    store = Store(pg_url)
+    store.migrate()
+    registry, told = CollectorRegistry(), []
+
+    async def on_stored(obs: Observation) -> None:
+        told.append(obs.id)
+
+    unsaved = Unsaved(store.save_observation, store.save_run, on_stored, Metrics(registry), max_delay_s=0.05)
+    bad = _obs(0)
+    bad.request_model = "m" * 300
+    try:
+        assert not await unsaved.put(bad)
+        assert len(unsaved) == 0 and value(registry, "llm_monitor_store_dropped_writes_total") == 1
+        assert "refused observation o0 for its data" in caplog.text and "StringDataRightTruncation" in caplog.text
+        assert await unsaved.put(_obs(1))  # stored at once: nothing waits
+        bad2 = _obs(3)
+        bad2.request_model = "m" * 300
+        unsaved.hold(bad2)  # one held behind an outage: the retry task gives up on it, not on the others
+        unsaved.hold(_obs(4))
+        deadline = time.monotonic() + 10
+        while len(unsaved) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        assert [o.id for o in store.observations(oldest_first=True)] == ["o1", "o4"] and told == ["o4"]
+        assert value(registry, "llm_monitor_store_dropped_writes_total") == 2
+    finally:
+        await unsaved.close(timeout_s=1)
+        store.close()

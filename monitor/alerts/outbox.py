@@ -27,7 +27,7 @@ from monitor.alerts.events import (
     WAITING,
     Notification,
 )
-from monitor.store.convert import aware
+from monitor.store.convert import aware, storable
 from monitor.store.outbox_table import NotificationRow
 
 _STATE_KINDS = tuple(FIRING | RESOLVING)
@@ -38,7 +38,7 @@ Key = tuple[str, str, str]
 def _to_row(n: Notification) -> NotificationRow:
     return NotificationRow(
         id=n.id, message_id=n.message_id, sink=n.sink, kind=n.kind, group_key=n.group_key, signal=n.signal,
-        payload=n.payload, status=n.status, attempts=n.attempts, next_attempt_at=n.next_attempt_at,
+        payload=storable(n.payload), status=n.status, attempts=n.attempts, next_attempt_at=n.next_attempt_at,
         last_error=n.last_error, created_at=n.created_at, delivered_at=n.delivered_at)
 
 

@@ -36,8 +36,28 @@ def where_equal(query: Any, model: Any, **values: Any) -> Any:
     return query
 
 
+def storable(value: Any) -> Any:
+    """`value` with every NUL character in its strings (nested lists and dicts too) replaced by U+FFFD.
+
+    PostgreSQL text and JSON cannot hold NUL, which an upstream may well send (``"\\u0000"`` in a completion or
+    a tool call's arguments); refused, the whole observation would be lost. SQLite could keep it, but both stores
+    keep the same thing."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {storable(k): storable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [storable(v) for v in value]
+    return value
+
+
 def to_values(obs: Observation) -> dict[str, Any]:
     """The observation as the column values of its row (no ORM object: the hot path inserts these directly)."""
+    values = _values(obs)
+    return {k: storable(v) for k, v in values.items()}
+
+
+def _values(obs: Observation) -> dict[str, Any]:
     c = obs.call
     return dict(
         id=obs.id, run_id=obs.run_id, canary=obs.canary, target=obs.target, provider=obs.provider,

@@ -10,7 +10,7 @@ from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
 
 from monitor.domain import new_id, utcnow
-from monitor.store.convert import aware, where_equal
+from monitor.store.convert import aware, storable, where_equal
 from monitor.store.drift_tables import BaselineRow, DriftEventRow
 
 SessionHook = Callable[[Session, set[str]], None]  # the session and the ids of the events it writes
@@ -43,7 +43,7 @@ class DriftRepository:
                 values = {"canary": data["canary"], "target": data["target"], "signal": data["signal"],
                           "kind": data["kind"], "state": data["state"], "opened_at": _dt(data["opened_at"]),
                           "resolved_at": _dt(data.get("resolved_at")), "accepted_at": _dt(data.get("accepted_at")),
-                          "data": data}
+                          "data": storable(data)}
                 if row is None:
                     s.add(DriftEventRow(id=data["id"], **values))
                 elif row.state != "open":
@@ -79,7 +79,7 @@ class DriftRepository:
             s.exec(update(BaselineRow).where(col(BaselineRow.canary) == canary, col(BaselineRow.target) == target)  # type: ignore[call-overload]
                    .values(active=False))
             s.add(BaselineRow(id=bid, canary=canary, target=target, created_at=now or utcnow(), source=source,
-                              note=note, active=True, data=data))
+                              note=note, active=True, data=storable(data)))
             s.commit()
         return bid
 
@@ -88,7 +88,7 @@ class DriftRepository:
         active one": a baseline accepted meanwhile in another process is not overwritten."""
         with Session(self.engine) as s:
             n = s.exec(update(BaselineRow).where(col(BaselineRow.id) == baseline_id)  # type: ignore[call-overload]
-                       .values(data=data)).rowcount
+                       .values(data=storable(data))).rowcount
             s.commit()
             return bool(n)
 

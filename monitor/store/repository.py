@@ -19,7 +19,7 @@ from sqlmodel import Session, col, select
 
 from monitor.domain import Observation
 from monitor.errors import StoreError
-from monitor.store.convert import aware, from_row, to_values, upsert, where_equal
+from monitor.store.convert import aware, from_row, storable, to_values, upsert, where_equal
 from monitor.store.engine import make_engine
 from monitor.store.schema import in_memory, migrate, migrate_in_child, require_head
 from monitor.store.tables import ObservationRow, RunRow
@@ -117,7 +117,7 @@ class Store:
 
     def save_signals(self, obs_id: str, signals: dict[str, Any]) -> None:
         with self.engine.begin() as conn:
-            conn.execute(update(ObservationRow).where(col(ObservationRow.id) == obs_id).values(signals=signals))
+            conn.execute(update(ObservationRow).where(col(ObservationRow.id) == obs_id).values(signals=storable(signals)))
 
     @staticmethod
     def _observations_query(canary: str | None, target: str | None, since: datetime | None,
