@@ -34,6 +34,7 @@ from monitor.tls import default_context
 
 log = logging.getLogger("monitor.alerts")
 _BODY_SNIPPET = 200
+_REPLY_READ = 64 * 1024  # bytes of a reply read at most (a snippet of it goes into the error)
 
 
 @dataclass(frozen=True)
@@ -118,17 +119,33 @@ class Sender:
         """POST one rendered request; return what happened (never raises for receiver failures)."""
         started = asyncio.get_running_loop().time()
         try:
-            resp = await self._client.post(req.url, content=req.body, headers=req.headers, timeout=sink.timeout)
-        except httpx.HTTPError as e:
+            # The whole exchange within the sink's timeout (a receiver trickling its reply would otherwise hold
+            # the sink's loop for good), and only the start of the reply read (a huge error page is not kept).
+            async with asyncio.timeout(sink.timeout):
+                resp, head = await self._post(req, sink.timeout)
+        except (httpx.HTTPError, TimeoutError) as e:
+            if isinstance(e, TimeoutError):
+                e = httpx.ReadTimeout(f"no complete reply within {sink.timeout:g} s")
             err = sink.redact(f"{e.__class__.__name__}: {e}" if str(e) else e.__class__.__name__)
             return Attempt(False, None, err, None, asyncio.get_running_loop().time() - started)
         elapsed = asyncio.get_running_loop().time() - started
         if 200 <= resp.status_code < 300:
             return Attempt(True, resp.status_code, "", None, elapsed)
-        snippet = resp.text[:_BODY_SNIPPET].strip().replace("\n", " ")
+        snippet = head.decode(resp.encoding or "utf-8", "replace")[:_BODY_SNIPPET].strip().replace("\n", " ")
         err = sink.redact(f"HTTP {resp.status_code}" + (f": {snippet}" if snippet else ""))
         ra = retry_after(resp.headers.get("retry-after"), self.now()) if resp.status_code in (429, 503) else None
         return Attempt(False, resp.status_code, err, ra, elapsed)
+
+    async def _post(self, req: Rendered, timeout: float) -> tuple[httpx.Response, bytes]:
+        """POST and read at most the first _REPLY_READ bytes of the reply (the rest is not downloaded)."""
+        async with self._client.stream("POST", req.url, content=req.body, headers=req.headers,
+                                       timeout=timeout) as resp:
+            head = b""
+            async for chunk in resp.aiter_bytes():
+                head += chunk
+                if len(head) >= _REPLY_READ:
+                    break
+            return resp, head[:_REPLY_READ]
 
     async def send_now(self, sink_name: str, n: Notification) -> Attempt:
         """Send one notification through a sink right away, bypassing the outbox (alerts test)."""

@@ -1,0 +1,119 @@
+"""Receivers that answer badly: a reply trickled byte by byte, a huge error page. Real sockets on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+
+from monitor.alerts import AlertEvent, AlertsConfig, build_alerting
+from monitor.alerts.events import DELIVERED, FAILED
+from monitor.store import Store
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+async def _read_request(reader: asyncio.StreamReader) -> None:
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                   if line.lower().startswith(b"content-length:")), 0)
+    await reader.readexactly(length)
+
+
+class Raw:
+    """A loopback HTTP/1.1 server whose replies the test writes byte by byte."""
+
+    def __init__(self, handler: Handler):
+        self.handler = handler
+        self.sent = 0  # body bytes the handler got out before the client went away
+        self.server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> Raw:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        self.server.close()
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await _read_request(reader)
+            await self.handler(reader, writer)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+
+def _config(url: str) -> AlertsConfig:
+    return AlertsConfig.model_validate({"retry": {"initial": "10s", "max": "10m", "give_up_after": "1h"},
+                                        "sinks": [{"name": "hook", "type": "webhook", "url": url + "/hook",
+                                                   "timeout": "1s"}]})
+
+
+@pytest.fixture
+async def delivered(sqlite_store: Store) -> AsyncIterator[Callable[[str], Awaitable[tuple[str, str]]]]:
+    built = []
+
+    async def deliver(url: str) -> tuple[str, str]:
+        al = build_alerting(_config(url), sqlite_store, environ={})
+        built.append(al)
+        [n] = await al.publish([AlertEvent(kind="drift.opened", canary="c", target="t", signal="refused",
+                                           event_id="e1")])
+        await asyncio.wait_for(al.sender.flush(), 60)  # a hang guard, not a measurement
+        row = al.outbox.get(n.id)
+        assert row is not None
+        return row.status, row.last_error or ""
+
+    yield deliver
+    for al in built:
+        await al.stop()
+
+
+async def test_a_reply_trickled_slower_than_the_timeout_allows_fails_the_attempt(delivered) -> None:  # type: ignore[no-untyped-def]
+    async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 100000\r\n\r\n")
+        for _ in range(1000):  # a byte every 0.2 s: each read is within the timeout, the whole never is
+            writer.write(b"x")
+            await writer.drain()
+            await asyncio.sleep(0.2)
+
+    async with Raw(trickle) as rx:
+        status, error = await delivered(rx.url)
+    assert status == FAILED and "no complete reply within 1 s" in error
+
+
+async def test_a_huge_error_page_is_not_read_whole_and_its_start_is_the_error(delivered) -> None:  # type: ignore[no-untyped-def]
+    size = 256 * 1024 * 1024
+    raw: Raw
+
+    async def huge(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(f"HTTP/1.1 500 Internal Server Error\r\ncontent-length: {size}\r\n\r\n".encode())
+        chunk = b"<html>oops " + b"x" * (1024 * 1024 - 11)
+        for _ in range(size // len(chunk)):
+            writer.write(chunk)
+            await writer.drain()
+            raw.sent += len(chunk)
+
+    async with Raw(huge) as raw:
+        status, error = await delivered(raw.url)
+        await asyncio.sleep(0.2)
+    assert status == FAILED and error.startswith("HTTP 500: <html>oops xxx")
+    assert raw.sent < size // 4  # the client hung up after the start of the page
+
+
+async def test_a_plain_2xx_reply_still_delivers(delivered) -> None:  # type: ignore[no-untyped-def]
+    async def ok(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 202 Accepted\r\ncontent-length: 2\r\n\r\nok")
+        await writer.drain()
+
+    async with Raw(ok) as rx:
+        status, _ = await delivered(rx.url)
+    assert status == DELIVERED
