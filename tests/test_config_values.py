@@ -35,6 +35,8 @@ PROBES = "canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n%s"
     (", headers: {X-Team: \"a\\r\\nX-Injected: 1\"}", "", "",
      "targets[0].headers: header 'X-Team': its value must be printable ASCII on one line"),
     (", headers: {X-Team: café}", "", "", "targets[0].headers: header 'X-Team': its value must be printable ASCII"),
+    ("", "", "refusal: {band: [0.8, 0.2]}\n",
+     "refusal.band: must be [low, high] with 0 <= low <= high <= 1, got [0.8, 0.2]"),
     ("", "", "", None),
 ])
 def test_values_the_daemon_cannot_use_are_refused_on_load(tmp_path: Path, target: str, probe: str, extra: str,

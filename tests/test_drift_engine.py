@@ -125,6 +125,16 @@ def test_load_dump_names_file_line_and_field(tmp_path: Path) -> None:
     p.write_text("{not json\n")
     with pytest.raises(DumpError, match=r"a\.jsonl:1: invalid JSON"):
         load_dump(p)
+    row = b'{"canary": "c", "target": "t", "text": "x"}\n'
+    p.write_bytes(b"\xef\xbb\xbf" + row + row.replace(b'"x"', b'"caf\xe9"'))  # a BOM, then Latin-1 on line 2
+    with pytest.raises(DumpError, match=r"a\.jsonl:2: not UTF-8 text \(byte 0xe9 at column 44\)"):
+        load_dump(p)
+    p.write_bytes(b"\xef\xbb\xbf" + row)  # an editor's byte-order mark is not an error
+    assert load_dump(p)[0]["text"] == "x"
+    for field, value in (("output_tokens", -3), ("latency_s", -0.5), ("ttft_s", 1e999)):
+        p.write_text(f'{{"canary": "c", "target": "t", "text": "x", "{field}": {value}}}\n'.replace("inf", "1e999"))
+        with pytest.raises(DumpError, match=rf"a\.jsonl:1: field '{field}': expected a finite number of at least 0"):
+            load_dump(p)
 
 
 def test_rate_chart_keeps_its_false_alarm_share_with_an_estimated_reference() -> None:

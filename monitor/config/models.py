@@ -322,6 +322,13 @@ class RefusalConfig(Strict):
     min_agreement: float = Field(default=0.9, gt=0, le=1)  # on the frozen calibration set, or no verdicts count
     band: tuple[float, float] = (0.3, 0.7)  # local refusal scores that count as unsure
 
+    @field_validator("band")
+    @classmethod
+    def _band(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not 0 <= v[0] <= v[1] <= 1:
+            raise ValueError(f"must be [low, high] with 0 <= low <= high <= 1, got [{v[0]:g}, {v[1]:g}]")
+        return v
+
 
 class MonitorFile(Strict):
     """The top-level monitor.yaml as written by the user."""

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from monitor.domain import CallResult, CheckResult, ErrorType, FinishReason, Observation, Usage
+from monitor.jsonl import objects
 
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 _OPTIONAL: dict[str, tuple[type, ...]] = {
@@ -32,27 +32,12 @@ class DumpError(ValueError):
 
 def load_dump(path: str | Path) -> list[dict[str, Any]]:
     """Read and validate a JSONL dump; raise DumpError naming file, line and field on the first problem."""
-    p = Path(path)
-    try:
-        lines = p.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise DumpError(f"{p}: cannot read: {exc.strerror or exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise DumpError(f"{p}: not UTF-8: {exc.reason}") from exc
     rows = []
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DumpError(f"{p}:{n}: invalid JSON: {exc.msg} (column {exc.colno})") from exc
-        if not isinstance(row, dict):
-            raise DumpError(f"{p}:{n}: expected a JSON object, got {type(row).__name__}")
-        validate_row(row, f"{p}:{n}")
+    for n, row in objects(path, DumpError):
+        validate_row(row, f"{path}:{n}")
         rows.append(row)
     if not rows:
-        raise DumpError(f"{p}: no rows")
+        raise DumpError(f"{path}: no rows")
     return rows
 
 
@@ -79,6 +64,10 @@ def validate_row(row: Mapping[str, Any], where: str) -> None:
         raise DumpError(f"{where}: field 'finish_reason': unknown value {row['finish_reason']!r}")
     if row.get("error_type") is not None and row["error_type"] not in ErrorType._value2member_map_:
         raise DumpError(f"{where}: field 'error_type': unknown value {row['error_type']!r}")
+    for key in ("output_tokens", "latency_s", "ttft_s"):
+        v = row.get(key)
+        if v is not None and not (0 <= v < float("inf")):
+            raise DumpError(f"{where}: field {key!r}: expected a finite number of at least 0, got {v!r}")
     if row.get("refusal") is not None and row["refusal"] not in ("none", "partial", "full"):
         raise DumpError(f"{where}: field 'refusal': expected none, partial or full")
     for name, passed in (row.get("checks") or {}).items():
