@@ -85,3 +85,17 @@ canaries:
         assert daemon.wait() == 0
     finally:
         daemon.stop()
+
+
+def test_the_pattern_engine_loads_only_when_a_pattern_is_used() -> None:
+    """`regex` is 1.4 MB resident: a daemon whose canaries use no pattern does not load it."""
+    import subprocess
+    import sys
+
+    code = ("import sys, monitor.app, monitor.cli\n"
+            "from monitor.checks.regex import RegexCheck\n"
+            "print('regex' in sys.modules)\n"
+            "RegexCheck.model_validate({'type': 'regex', 'pattern': 'a+', 'flags': ['i']})\n"
+            "print('regex' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "True"]

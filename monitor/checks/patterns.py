@@ -3,18 +3,34 @@
 A pattern with nested quantifiers (``(a|aa)+$``) can backtrack for hours on an ordinary completion, and Python's
 ``re`` holds the GIL while it does: the whole daemon (scheduler, /metrics, signal handling) would stop. The
 ``regex`` module accepts the same syntax, releases the GIL while matching (``concurrent``) and gives up after
-``TIMEOUT_S``; the check then gives no verdict and says why.
+``TIMEOUT_S``; the check then gives no verdict and says why. It is imported on first use (1.4 MB resident that
+a daemon without patterns does not need).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
-import regex
+if TYPE_CHECKING:
+    import regex
 
 TIMEOUT_S = 1.0  # per match (a whole search or scan of one completion)
-Pattern = regex.Pattern
-FLAGS = {"i": regex.I, "m": regex.M, "s": regex.S, "x": regex.X}
+FLAG_NAMES = {"i": "IGNORECASE", "m": "MULTILINE", "s": "DOTALL", "x": "VERBOSE"}
+
+
+def _regex() -> Any:
+    import regex
+
+    return regex
+
+
+def flags(letters: Iterable[str]) -> int:
+    """The flags value of letters i, m, s, x."""
+    value = 0
+    for letter in letters:
+        value |= int(getattr(_regex(), FLAG_NAMES[letter]))
+    return value
 
 
 class PatternTimeout(Exception):
@@ -27,9 +43,10 @@ class PatternTimeout(Exception):
 
 def compile_pattern(pattern: str, flags: int = 0) -> regex.Pattern[str]:
     """Compile `pattern` with ``re``-compatible syntax; raise ValueError naming the problem."""
+    rx = _regex()
     try:
-        return regex.compile(pattern, flags)
-    except regex.error as e:
+        return rx.compile(pattern, flags)  # type: ignore[no-any-return]
+    except rx.error as e:
         raise ValueError(f"invalid regular expression {pattern!r}: {e}") from None
 
 

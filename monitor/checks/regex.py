@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from monitor.checks import patterns
 from monitor.checks.base import BaseCheck, Context, Verdict, clip
 from monitor.domain import Observation
+
+if TYPE_CHECKING:
+    from regex import Pattern
 
 
 class RegexCheck(BaseCheck):
@@ -40,12 +43,9 @@ class RegexCheck(BaseCheck):
             raise ValueError(f"min_count ({self.min_count}) must be <= max_count ({self.max_count})")
         return self
 
-    def compiled(self) -> patterns.Pattern[str]:
+    def compiled(self) -> Pattern[str]:
         """Return the compiled pattern with the declared flags."""
-        flags = 0
-        for f in self.flags:
-            flags |= patterns.FLAGS[f]
-        return patterns.compile_pattern(self.pattern, flags)
+        return patterns.compile_pattern(self.pattern, patterns.flags(self.flags))
 
 
 def regex(spec: RegexCheck, obs: Observation, ctx: Context) -> Verdict:
