@@ -49,14 +49,20 @@ def _int_type(noun: str, lo: int, hi: int | None = None) -> Callable[[str], int]
 _count = _int_type("whole number", 1)
 _port = _int_type("port number", 0, 65535)  # 0: any free port
 
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("json", "text")
+# argparse checks `choices` only for values given on the command line, never for a default: the variables
+# that set these defaults are checked in main(), so a bad one is an argument error rather than a traceback
+_LOG_ENV = {"log_level": ("LLM_MONITOR_LOG_LEVEL", LOG_LEVELS), "log_format": ("LLM_MONITOR_LOG_FORMAT", LOG_FORMATS)}
+
 
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="llm-monitor", description="Watch the LLM APIs you depend on.")
     ap.add_argument("--version", action="version", version=f"llm-monitor {__version__}")
-    ap.add_argument("--log-level", default=os.environ.get("LLM_MONITOR_LOG_LEVEL", "info"),
-                    choices=["debug", "info", "warning", "error"])
-    ap.add_argument("--log-format", default=os.environ.get("LLM_MONITOR_LOG_FORMAT", "json"),
-                    choices=["json", "text"])
+    ap.add_argument("--log-level", default=(os.environ.get("LLM_MONITOR_LOG_LEVEL") or "info").strip().lower(),
+                    choices=LOG_LEVELS, help="default: $LLM_MONITOR_LOG_LEVEL, else info")
+    ap.add_argument("--log-format", default=(os.environ.get("LLM_MONITOR_LOG_FORMAT") or "json").strip().lower(),
+                    choices=LOG_FORMATS, help="default: $LLM_MONITOR_LOG_FORMAT, else json")
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     _config_arg(sub.add_parser("run", help="run the daemon in the foreground"))
@@ -134,7 +140,12 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    ap = parser()
+    args = ap.parse_args(argv)
+    for dest, (variable, choices) in _LOG_ENV.items():
+        if getattr(args, dest) not in choices:  # only a default can be: argparse checked a value given
+            ap.error(f"{variable}={os.environ.get(variable, '')!r} is not one of {', '.join(choices)} (it sets the "
+                     f"default of --{dest.replace('_', '-')})")
     quiet = args.command not in {"run", "sim"}
     setup_logging("warning" if quiet and args.log_level == "info" else args.log_level,
                   "text" if quiet else args.log_format)

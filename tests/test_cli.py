@@ -226,6 +226,23 @@ def test_bad_arguments_are_argument_errors(args: list[str], expected: str) -> No
     assert out.stdout == ""  # refused before anything started
 
 
+@pytest.mark.parametrize("variable,value,expected", [
+    ("LLM_MONITOR_LOG_LEVEL", "verbose", "LLM_MONITOR_LOG_LEVEL='verbose' is not one of debug, info, warning, error"),
+    ("LLM_MONITOR_LOG_FORMAT", "xml", "LLM_MONITOR_LOG_FORMAT='xml' is not one of json, text"),
+])
+def test_bad_logging_variables_are_argument_errors(tmp_path: Path, steady_sim: SimServer, variable: str,
+                                                    value: str, expected: str) -> None:
+    cfg = write_config(tmp_path, two_targets(steady_sim), ONE)
+    bad = cli("check-config", "-c", str(cfg), env={"K": "k", variable: value}, timeout=30)
+    assert bad.returncode == 2 and expected in bad.stderr and "Traceback" not in bad.stderr and bad.stdout == ""
+    given = cli("--log-level", "warning", "--log-format", "text", "check-config", "-c", str(cfg),
+                env={"K": "k", variable: value}, timeout=30)  # the flag overrides the variable
+    assert given.returncode == 0 and "configuration OK" in given.stdout, given.stderr
+    for ok in ("DEBUG" if variable.endswith("LEVEL") else "Text", ""):  # any case; empty is unset
+        fine = cli("check-config", "-c", str(cfg), env={"K": "k", variable: ok}, timeout=30)
+        assert fine.returncode == 0 and "configuration OK" in fine.stdout, fine.stderr
+
+
 def test_busy_ports_are_clean_errors() -> None:
     import socket
 
