@@ -135,7 +135,7 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--json", action="store_true", help="one JSON object per notification, one per line")
     a.add_argument("-n", "--limit", type=_count, default=100, help="show at most N (default: %(default)s)")
     p = sub.add_parser("refusal", help="label completions in a JSONL file as refusals (none|partial|full)")
-    p.add_argument("--jsonl", required=True, help="lines with `prompt` and `completion`; '-' for stdin")
+    p.add_argument("--jsonl", required=True, help="lines with `completion` (and optionally `prompt`); '-' for stdin")
     return ap
 
 
