@@ -24,7 +24,7 @@ from monitor.config.loader import Config, load_config, restart_only
 from monitor.domain import utcnow
 from monitor.errors import MonitorError
 from monitor.health import HealthWatch
-from monitor.http import Server, build_http_app, drift_routes, listen_socket
+from monitor.http import Server, build_http_app, drift_disabled_routes, drift_routes, listen_socket
 from monitor.own_calls import OwnCalls
 from monitor.providers import build_providers
 from monitor.providers.base import Provider
@@ -172,7 +172,7 @@ class App:
         if self._serve_http:
             sock = listen_socket(self.config.http.host, self.config.http.port)
             self.port = sock.getsockname()[1]
-            routes = [*self._extra_routes, *(drift_routes(self.analysis) if self.analysis else [])]
+            routes = [*self._extra_routes, *(drift_routes(self.analysis) if self.analysis else drift_disabled_routes())]
             app = build_http_app(self, environ=self.environ, extra_routes=routes)
             self._server = Server(uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False))
             self._server_task = asyncio.create_task(self._server.serve(sockets=[sock]))

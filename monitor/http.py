@@ -153,6 +153,16 @@ def drift_routes(analysis: Any) -> list[Route]:
     return [Route("/api/drift", events), Route("/api/drift/{event_id}", event), Route("/api/baselines", baselines)]
 
 
+def drift_disabled_routes() -> list[Route]:
+    """With `drift.enabled: false` the drift views answer 404 with a JSON error saying why, not a bare Not Found."""
+
+    async def disabled(_: Request) -> Response:
+        return JSONResponse({"error": "drift analysis is disabled (drift.enabled: false); `llm-monitor drift` "
+                                      "and `baseline show` still read what the store holds"}, status_code=404)
+
+    return [Route("/api/drift", disabled), Route("/api/drift/{event_id}", disabled), Route("/api/baselines", disabled)]
+
+
 class Server(uvicorn.Server):
     """uvicorn without its own signal handlers: the app owns SIGTERM, SIGINT and SIGHUP."""
 

@@ -212,6 +212,21 @@ def test_reload_by_sighup_and_http(tmp_path: Path, steady_sim: SimServer) -> Non
     assert "tok-123" not in d.log and '"k"' not in d.log
 
 
+def test_drift_views_say_when_drift_is_disabled(tmp_path: Path, steady_sim: SimServer) -> None:
+    port = free_port()
+    cfg = daemon_config(tmp_path, steady_sim, port, grace=5)
+    cfg.write_text(cfg.read_text() + "drift: {enabled: false}\n")
+    d = Daemon(cfg, port, env={"K": "k"})
+    try:
+        d.wait_ready()
+        for path in ("/api/drift", "/api/drift?state=open", "/api/drift/abc", "/api/baselines"):
+            r = d.get(path)
+            assert r.status_code == 404 and "drift.enabled: false" in r.json()["error"], (path, r.text)
+        assert d.get("/api/observations").status_code == 200
+    finally:
+        d.stop()
+
+
 @pytest.mark.parametrize("args,expected", [
     (["demo", "--interval", "5x"], "argument --interval: not a duration: '5x' (use e.g. 30s, 5m, 1h30m)"),
     (["demo", "--duration", "abc"], "argument --duration: not a duration: 'abc' (use e.g. 30s, 5m, 1h30m)"),
