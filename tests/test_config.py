@@ -180,6 +180,17 @@ def test_duplicate_canary_across_files_names_both(tmp_path: Path) -> None:
                    f"in {tmp_path / 'probes' / 'basic.yaml'}) (value: 'kill-python-process')")
 
 
+def test_probe_globs_relative_and_absolute(tmp_path: Path) -> None:
+    path = setup(tmp_path)
+    (tmp_path / "probes" / "more.yaml").write_text(BASIC.replace("kill-python-process", "another"))
+    for entry in ("./probes/*.yaml", str(tmp_path / "probes" / "*.yaml"), str(tmp_path / "pro?es" / "[bm]*.yaml")):
+        path.write_text(GOOD.replace("probes: [./probes]", f"probes: [{entry!r}]"))
+        assert sorted(c.id for c in load_config(path, environ={}).canaries) == ["another", "kill-python-process"]
+    path.write_text(GOOD.replace("probes: [./probes]", f"probes: [{str(tmp_path / 'none' / '*.yaml')!r}]"))
+    (msg,) = issues(path)
+    assert msg.endswith(f"probes[0]: no such probe file or folder (value: '{tmp_path / 'none' / '*.yaml'}')")
+
+
 def test_yaml_syntax_error_has_line(tmp_path: Path) -> None:
     path = setup(tmp_path, GOOD + "oops: [unclosed\n")
     (msg,) = issues(path)

@@ -135,7 +135,9 @@ def probe_paths(entries: list[str], base: Path) -> tuple[list[Path], list[str]]:
         elif p.is_file():
             files.append(p)
         elif any(ch in entry for ch in "*?["):
-            found = sorted(base.glob(entry))
+            # Path.glob takes relative patterns only: an absolute one globs from its root
+            root = Path(p.anchor) if p.is_absolute() else base
+            found = sorted(root.glob(str(p.relative_to(p.anchor)) if p.is_absolute() else entry))
             files += found
             if not found:
                 missing.append(entry)
