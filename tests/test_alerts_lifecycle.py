@@ -194,7 +194,7 @@ async def test_alerts_of_removed_pairs_resolve_in_a_real_alertmanager(tmp_path: 
         at = utcnow() - timedelta(minutes=1)
         await al.publish([AlertEvent(kind="drift.opened", canary=c, target="gpt", signal="length",
                                      event_id=f"ev-{c}", opened_at=at) for c in ("hello", "bye")]
-                         + [AlertEvent(kind="canary.down", canary="bye", target="gpt", signal="error",
+                         + [AlertEvent(kind="canary.down", canary="bye", target="gpt", signal="health",
                                        severity="critical", opened_at=at)])
         assert (await al.sender.flush()).delivered == 3
         assert len(active_alerts(am.url, until=lambda a: len(a) == 3)) == 3
