@@ -278,7 +278,7 @@ class App:
                     self.alerting.reload(config.alerts, self.environ)
             except MonitorError as e:
                 self.metrics.reload_ok.set(0)
-                log.error("reload failed, keeping the running config: %s", e)
+                log.error("reload failed, keeping the running config: %s", "; ".join(str(e).splitlines()))
                 return False, str(e)
             config, needs_restart = restart_only(self.config, config)
             if self.analysis is not None and "drift" not in needs_restart \
