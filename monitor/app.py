@@ -99,10 +99,12 @@ class App:
         self.runner.track(asyncio.current_task())
         try:
             observations = await self.runner.run(canary, target)
-            if self.alerting is not None:
-                events = self.health.run_finished(canary.id, target.id, observations, self._tags.get(canary.id, ()))
-                if events:
-                    await self.alerting.publish(events)
+            events = self.health.run_finished(canary.id, target.id, observations, self._tags.get(canary.id, ()))
+            for e in events:  # one line each, with or without alert sinks
+                log.log(logging.WARNING if e.kind == "canary.down" else logging.INFO, e.kind.replace(".", " "),
+                        extra={"canary": e.canary, "target": e.target, "summary": e.summary})
+            if events and self.alerting is not None:
+                await self.alerting.publish(events)
         except asyncio.CancelledError:
             # Shutdown ran out of grace: the runner stored the cancelled calls; end the job quietly.
             log.info("run of %s@%s cancelled at shutdown", canary.id, target.id)
@@ -277,7 +279,7 @@ class App:
                     self.alerting.reload(config.alerts, self.environ)
             except MonitorError as e:
                 self.metrics.reload_ok.set(0)
-                log.error("reload failed, keeping the running config: %s", e)
+                log.error("reload failed, keeping the running config: %s", "; ".join(str(e).splitlines()))
                 return False, str(e)
             config, needs_restart = restart_only(self.config, config)
             if self.analysis is not None and "drift" not in needs_restart \
@@ -292,9 +294,9 @@ class App:
             self._declare()
             self._tags = {c.id: tuple(c.tags) for c in config.canaries}
             pairs = {(c.id, t.id) for c, t in config.pairs()}
+            self.health.forget(pairs)
             if self.alerting is not None:
                 await self.alerting.retire(pairs)
-                self.health.forget(pairs)
             if self.analysis is not None and self.leading:
                 self.analysis.declare(sorted(pairs))
                 await self.analysis.in_worker(self.analysis.engine.set_zero_tolerance,

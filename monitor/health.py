@@ -10,6 +10,10 @@ from monitor.alerts import AlertEvent
 from monitor.domain import Observation, utcnow
 
 DOWN_AFTER_RUNS = 3  # consecutive runs in which every call failed
+# The signal of canary.down / canary.recovered. Not "error": the drift engine's error-rate events of the same canary
+# x target are alerts of their own, and sharing (canary, target, signal) made the alert outbox and the cooldown take
+# one for the other (a canary.down dropped as a repeat of drift.opened, its recovery ending the drift alert).
+HEALTH_SIGNAL = "health"
 
 
 @dataclass
@@ -46,18 +50,18 @@ class HealthWatch:
             if self._failed_runs[key] >= self.down_after and key not in self._down:
                 self._down.add(key)
                 errors = sorted({o.call.error_type.value for o in observations if o.call.error_type})
-                return [AlertEvent(kind="canary.down", canary=canary, target=target, signal="error",
+                return [AlertEvent(kind="canary.down", canary=canary, target=target, signal=HEALTH_SIGNAL,
                                    severity="critical", tags=tags, opened_at=self.now(),
                                    summary=f"{canary}@{target}: every call failed in {self._failed_runs[key]} "
                                            f"consecutive runs ({', '.join(errors)})",
-                                   evidence={"signal": "error", "error_types": errors,
+                                   evidence={"signal": HEALTH_SIGNAL, "error_types": errors,
                                              "consecutive_failed_runs": self._failed_runs[key],
                                              "last_error": observations[-1].call.error_message})]
             return []
         self._failed_runs[key] = 0
         if key in self._down:
             self._down.discard(key)
-            return [AlertEvent(kind="canary.recovered", canary=canary, target=target, signal="error",
+            return [AlertEvent(kind="canary.recovered", canary=canary, target=target, signal=HEALTH_SIGNAL,
                                severity="critical", tags=tags, resolved_at=self.now(),
                                summary=f"{canary}@{target}: calls succeed again")]
         return []

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from monitor.config.loader import Config
+from monitor.config.loader import Config, redact_url
 from monitor.drift.events import ACCEPTED, OPEN, RESOLVED
 from monitor.errors import MonitorError
 from monitor.store import Store
@@ -87,7 +87,7 @@ def build_http_app(daemon: Daemon, *, environ: Mapping[str, str] | None = None,
 
     async def targets(_: Request) -> Response:
         return JSONResponse([{
-            "id": t.id, "provider": t.provider, "base_url": t.base_url, "model": t.model, "stream": t.stream,
+            "id": t.id, "provider": t.provider, "base_url": redact_url(t.base_url), "model": t.model, "stream": t.stream,
             "params": t.params.model_dump(exclude_none=True), "max_concurrency": t.max_concurrency,
             "daily_spend_cap_usd": t.daily_spend_cap_usd,
         } for t in daemon.config.targets])

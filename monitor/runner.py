@@ -165,6 +165,12 @@ class Runner:
         if self.annotate is not None:  # failed calls too: a content-policy 400 is a refusal
             try:
                 await asyncio.to_thread(self.annotate, obs, canary)
+            except asyncio.CancelledError:
+                # shutdown ran out of grace while the checks ran (code_runs takes seconds): the call was made and paid
+                # for, so it is stored and counted as it is, without the checks that had not finished
+                self.unsaved.put_now(obs)  # synchronous on purpose: we are being cancelled
+                self.metrics.observe(obs, provider.name, provider.server_address)
+                raise
             except Exception:
                 log.exception("quality checks failed on %s@%s", canary.id, target.id)
         stored = await self.unsaved.put(obs)  # or held until the store answers, then passed to the listeners

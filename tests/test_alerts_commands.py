@@ -77,7 +77,7 @@ def test_alerts_pending_lists_the_outbox(tmp_path: Path) -> None:
 def test_alerts_pending_all_and_json_show_dead_rows(tmp_path: Path) -> None:
     config = _outbox(tmp_path, "hook", "webhook",
                      AlertEvent(kind="drift.opened", canary="c1", target="t1", signal="refusal_rate", event_id="e1"),
-                     AlertEvent(kind="canary.down", canary="c2", target="t1", signal="error"), dead="HTTP 410: gone")
+                     AlertEvent(kind="canary.down", canary="c2", target="t1", signal="health"), dead="HTTP 410: gone")
     con, buf = console()
     assert alerts_pending(config, console=con) == 0
     assert "outbox: 1 pending" in buf.getvalue() and "c1/t1" not in buf.getvalue()

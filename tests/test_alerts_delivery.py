@@ -350,3 +350,38 @@ async def test_a_merged_model_change_that_failed_is_retried_with_the_daemons_bat
     assert len(rx.requests[1].json["data"]["changes"]) == 4
     assert rx.requests[2].message_id == later[0].message_id
     await al.stop()
+
+
+async def test_a_store_outage_is_logged_once_per_round_on_one_line_and_its_end_too(
+        sqlite_store: Store, clock: Clock, rx: Receiver, caplog: pytest.LogCaptureFixture) -> None:
+    # Found by QA: with the store gone (a PostgreSQL database dropped) every sink's delivery loop and the outbox
+    # housekeeping logged a full traceback at every poll, where other store errors are one line each.
+    al = build(sqlite_store, config(rx.url), clock)
+    al.sender.poll_interval = 0.01
+    [n] = await al.publish([event()])
+    with sqlite_store.engine.begin() as conn:
+        conn.execute(text("ALTER TABLE notifications RENAME TO notifications_away"))
+    caplog.set_level(logging.INFO, logger="monitor.alerts")
+    al.sender.start()
+
+    def failed(what: str) -> list[logging.LogRecord]:
+        return [r for r in caplog.records if r.getMessage().startswith(f"{what} failed")]
+
+    deadline = asyncio.get_running_loop().time() + 30
+    while sum(r.levelno >= logging.ERROR for r in caplog.records) < 2:  # both loops failed once
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.2)  # many more rounds fail meanwhile
+    with sqlite_store.engine.begin() as conn:
+        conn.execute(text("ALTER TABLE notifications_away RENAME TO notifications"))
+    while not rx.delivered:
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.01)
+    await al.stop()
+    for what in ("alert delivery to hook", "alert outbox housekeeping"):
+        [record] = failed(what)
+        assert record.exc_info is None and "no such table: notifications" in record.getMessage()
+        assert record.getMessage().endswith("retrying: OperationalError: no such table: notifications")
+    answered = [r.getMessage() for r in caplog.records if r.getMessage().endswith("the store answers again")]
+    assert "alert delivery to hook: the store answers again" in answered
+    assert rx.delivered[0].message_id == n.message_id

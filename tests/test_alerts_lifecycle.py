@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import timedelta
 from pathlib import Path
 
@@ -79,6 +80,30 @@ async def test_a_canary_down_before_a_restart_recovers_after_it(steady_sim: SimS
             await app.stop()
         assert recovered.json["type"] == "canary.recovered"
         assert recovered.json["data"]["canary"] == "hello" and recovered.json["data"]["target"] == "gpt"
+
+
+async def test_a_canary_going_down_and_recovering_is_one_log_line_each_without_alert_sinks(
+        steady_sim: SimServer, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # Found by QA: a canary whose every call failed for 3 runs was told to the sinks, but the log said nothing
+    # (and a daemon without sinks never noticed), while drift events and spend-cap pauses are logged.
+    dead_end = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens: every call fails
+    cfg = write_config(tmp_path, target(dead_end), PROBES)
+    app = App(load_config(cfg, environ={"K": "k"}), environ={"K": "k"}, serve_http=False)
+    await app.start(schedule=False)
+    caplog.set_level(logging.INFO, logger="monitor.app")
+    try:
+        for _ in range(4):
+            await _job(app)
+        write_config(tmp_path, target(steady_sim.openai_base_url), PROBES)
+        assert (await app.reload())[0]
+        await _job(app)
+    finally:
+        await app.stop()
+    lines = [(r.levelname, r.getMessage(), getattr(r, "canary", None), getattr(r, "target", None))
+             for r in caplog.records if r.getMessage() in ("canary down", "canary recovered")]
+    assert lines == [("WARNING", "canary down", "hello", "gpt"), ("INFO", "canary recovered", "hello", "gpt")]
+    down = next(r for r in caplog.records if r.getMessage() == "canary down")
+    assert "every call failed in 3 consecutive runs (connect)" in down.summary
 
 
 async def test_removing_a_canary_by_reload_resolves_its_alerts(steady_sim: SimServer, tmp_path: Path) -> None:
@@ -169,7 +194,7 @@ async def test_alerts_of_removed_pairs_resolve_in_a_real_alertmanager(tmp_path: 
         at = utcnow() - timedelta(minutes=1)
         await al.publish([AlertEvent(kind="drift.opened", canary=c, target="gpt", signal="length",
                                      event_id=f"ev-{c}", opened_at=at) for c in ("hello", "bye")]
-                         + [AlertEvent(kind="canary.down", canary="bye", target="gpt", signal="error",
+                         + [AlertEvent(kind="canary.down", canary="bye", target="gpt", signal="health",
                                        severity="critical", opened_at=at)])
         assert (await al.sender.flush()).delivered == 3
         assert len(active_alerts(am.url, until=lambda a: len(a) == 3)) == 3

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from sqlmodel import Session
 
@@ -153,3 +154,62 @@ def test_a_backing_off_oldest_row_is_found_behind_a_full_batch_of_younger_ones(s
     ob.mark_retry(oldest.id, T0 + timedelta(seconds=60), "HTTP 503")
     assert ob.due(T0 + timedelta(seconds=30), limit=3) == []  # the younger rows still wait behind it
     assert [n.id for n in ob.due(T0 + timedelta(seconds=60), limit=3)] == [oldest.id]
+
+
+def test_a_canary_down_and_a_drift_on_its_error_rate_are_two_alerts(store: Store) -> None:
+    # Found by QA: canary.down / canary.recovered carried signal "error", as does the drift engine's error-rate
+    # event of the same canary x target. The webhook's cooldown took the canary.down for a repeat of the
+    # drift.opened sent a moment before (the receiver later got a canary.recovered it was never told was down),
+    # and for Alertmanager the recovery became the latest state of the drift alert, which stopped being re-sent.
+    from monitor.alerts.config import AlertsConfig
+    from monitor.alerts.events import AlertEvent
+    from monitor.alerts.policy import Policy
+    from monitor.domain import CallResult, ErrorType, Observation
+    from monitor.health import HealthWatch
+
+    cfg = AlertsConfig.model_validate({"cooldown": "30m", "sinks": [
+        {"name": "hook", "type": "webhook", "url": "http://127.0.0.1:1/h"},
+        {"name": "am", "type": "alertmanager", "url": "http://127.0.0.1:2"}]})
+    policy, ob, watch = Policy(cfg), Outbox(store.engine), HealthWatch(now=lambda: T0)
+
+    def run(ok: bool) -> list[AlertEvent]:
+        call = CallResult(text="hi") if ok else CallResult(error_type=ErrorType.SERVER_ERROR, error_message="500")
+        return watch.run_finished("c", "t", [Observation("c", "t", "openai", "m", T0, call)])
+
+    drift = AlertEvent(kind="drift.opened", canary="c", target="t", signal="error", severity="warning",
+                       event_id="e1", opened_at=T0, evidence={"baseline_value": 0.0, "current_value": 1.0})
+    told = policy.notifications(drift, T0)
+    [down] = run(False) + run(False) + run(False)
+    told += policy.notifications(down, T0 + timedelta(seconds=1))
+    assert sorted((n.sink, n.kind) for n in told) == [("am", "canary.down"), ("am", "drift.opened"),
+                                                       ("hook", "canary.down"), ("hook", "drift.opened")]
+    [recovered] = run(True)
+    told += policy.notifications(recovered, T0 + timedelta(minutes=1))
+    ob.add(told)
+    for n in told:
+        ob.mark_delivered(n.id, n.created_at)
+    assert [(n.kind, n.signal) for n in ob.firing("am")] == [("drift.opened", "error")]  # still re-sent
+
+
+def test_the_upgrade_moves_health_alerts_written_before_it(tmp_path: Path) -> None:
+    # A canary down before the upgrade (its row under signal "error") is still ended by its recovery after it.
+    from alembic import command
+
+    from monitor.store.engine import make_engine
+    from monitor.store.schema import HEAD, _alembic
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'm.db'}")
+    alembic = _alembic()
+    with engine.begin() as conn:
+        alembic.attributes["connection"] = conn
+        command.upgrade(alembic, "0004")
+    ob = Outbox(engine)
+    rows = [note(sink="am", kind="canary.down", signal="error"), note(sink="am", kind="drift.opened", signal="error")]
+    ob.add(rows)
+    for n in rows:
+        ob.mark_delivered(n.id, T0)
+    with engine.begin() as conn:
+        alembic.attributes["connection"] = conn
+        command.upgrade(alembic, HEAD)
+    assert sorted((n.kind, n.signal) for n in ob.firing("am")) == [("canary.down", "health"), ("drift.opened", "error")]
+    engine.dispose()

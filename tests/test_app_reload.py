@@ -61,3 +61,20 @@ async def test_a_fleet_budget_is_split_over_the_streams_and_a_new_split_waits_fo
         assert ok and "restart" not in message
     finally:
         await app.stop()
+
+
+async def test_a_failed_reload_is_one_log_line_naming_every_problem(tmp_path: Path,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    # Found by QA: the reload error carried one problem per line, so the text log format (--log-format text)
+    # split one event over several lines.
+    cfg = write_config(tmp_path, TARGET, PROBES)
+    app = App(load_config(cfg, environ={}), registry=CollectorRegistry(), environ={}, serve_http=False)
+    await app.start(schedule=False)
+    try:
+        (tmp_path / "probes" / "p.yaml").write_text(PROBES + "  - {bogus: 1}\n")
+        ok, message = await app.reload()
+    finally:
+        await app.stop()
+    assert not ok and len(message.splitlines()) == 3  # the reply keeps one problem per line
+    [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("reload failed")]
+    assert "\n" not in line and line.count("canaries[1]") == 3, line

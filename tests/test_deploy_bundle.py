@@ -193,3 +193,21 @@ def test_example_configs_validate_against_the_config_models() -> None:
     for text in ((DEPLOY / "monitor.yaml").read_text(), configmap["monitor.yaml"]):
         models.MonitorFile.model_validate(yaml.safe_load(text))
     models.ProbeFile.model_validate(yaml.safe_load(configmap["probes-default.yaml"]))
+
+
+def test_every_bundle_gives_a_stopping_daemon_its_grace_period_and_the_store_retry() -> None:
+    # Found by QA: docker compose stops a container with SIGKILL 10 s after SIGTERM unless told otherwise, while
+    # the daemon lets in-flight probes finish for daemon.grace_period (30 s) and held writes 10 s more: a
+    # `docker compose down` or `restart` lost the calls in flight instead of storing them.
+    from monitor.app import UNSAVED_GRACE_S
+    from monitor.config.models import Daemon
+    from monitor.durations import parse_duration
+
+    needed = Daemon().grace_period + UNSAVED_GRACE_S
+    compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
+    unit = (DEPLOY / "systemd" / "llm-monitor.service").read_text()
+    [timeout_stop] = re.findall(r"^TimeoutStopSec=(\d+)$", unit, flags=re.M)
+    pod = k8s_objects()["Deployment"]["spec"]["template"]["spec"]
+    stops = {"compose": parse_duration(str(compose["services"]["llm-monitor"].get("stop_grace_period", "10s"))),
+             "systemd": float(timeout_stop), "kubernetes": float(pod["terminationGracePeriodSeconds"])}
+    assert all(seconds > needed for seconds in stops.values()), (needed, stops)

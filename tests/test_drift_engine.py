@@ -326,3 +326,35 @@ def test_a_category_event_shows_the_share_that_moved() -> None:
     assert (res.baseline_value, res.current_value) == ("stop 97%", "stop 60%")
     res = category_test({"stop": 40, "tool_calls": 10}, {"stop": 40, "tool_calls": 10, "content_filter": 10})
     assert res is not None and (res.baseline_value, res.current_value) == ("content_filter 0%", "content_filter 17%")
+
+
+def test_a_category_events_updates_name_one_category_on_both_sides() -> None:
+    # Found by QA: `drift` showed "refusal 0%" -> "stop 17%": an update replaced the current share with another
+    # category's (the one that moved most by then) and kept the baseline share of the category it opened with.
+    from datetime import UTC, datetime, timedelta
+
+    from monitor.domain import CallResult, FinishReason, Observation, Usage
+
+    rng = np.random.default_rng(5)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def obs(i: int, shares: dict[FinishReason, float]) -> Observation:
+        reason = FinishReason(rng.choice([r.value for r in shares], p=list(shares.values())))
+        call = CallResult(text=f"answer {i}", finish_reason=reason, response_model="m", usage=Usage(output_tokens=2),
+                          latency_s=1.0)
+        return Observation("c", "t", "p", "m", start + timedelta(minutes=i), call, refusal="none", id=f"c-{i}")
+
+    eng = DriftEngine()
+    phases = [(60, {FinishReason.STOP: 0.5, FinishReason.LENGTH: 0.5}),  # the baseline
+              (60, {FinishReason.STOP: 0.5, FinishReason.LENGTH: 0.1, FinishReason.CONTENT_FILTER: 0.4}),
+              (60, {FinishReason.STOP: 0.1, FinishReason.LENGTH: 0.5, FinishReason.CONTENT_FILTER: 0.4})]
+    seen, i = [], 0  # each update's values as it was told (the event object is updated in place)
+    for n, shares in phases:
+        for _ in range(n):
+            i += 1
+            seen += [(u.action, str(u.event.baseline_value), str(u.event.current_value))
+                     for u in eng.observe(obs(i, shares)) if u.event.signal == "finish_reason"]
+    assert seen and seen[0][0] == "opened"
+    named = [(base.split()[0], current.split()[0]) for _, base, current in seen]
+    assert len({current for _, current in named}) > 1, named  # the category that moved most changed
+    assert all(base == current for base, current in named), named

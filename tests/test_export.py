@@ -94,3 +94,48 @@ async def test_export_errors_name_the_flag_and_leave_no_half_file(tmp_path: Path
     assert cli("export", "-c", str(cfg), "--since", "0s")[1] == ""  # from now on: nothing yet
     code, out, err = cli("export", "-c", str(cfg), "--canary", "removed")
     assert code == 0 and "not in the configuration" in err and out == ""
+
+
+async def test_export_to_standard_output_names_it_and_a_closed_pipe_is_not_an_error(tmp_path: Path) -> None:
+    # Found by QA: `llm-monitor export | head -2` ended with "error: None: cannot write: Broken pipe" (exit 1),
+    # where the other commands treat a closed pipe as the end; a full disk also said "None".
+    import os
+    import subprocess
+
+    from tests.support.daemon import EXE
+
+    with SimServer(scenario_from_dict(SCENARIO)) as sim:
+        app, cfg, canary, target = await started_app(tmp_path, sim, PROBES, "{baseline_size: 10}")
+        try:
+            await app.runner.run(canary, target)
+        finally:
+            await app.stop()
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([*EXE, "export", "-c", str(cfg)], stdout=full, stderr=subprocess.PIPE, text=True,
+                              timeout=60)
+    assert done.returncode == 1 and "error: standard output: cannot write: No space left on device" in done.stderr
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the first line: as `| head` that has read enough
+    try:
+        done = subprocess.run([*EXE, "export", "-c", str(cfg)], stdout=write, stderr=subprocess.PIPE, text=True,
+                              timeout=60)
+    finally:
+        os.close(write)
+    assert done.returncode == 0 and done.stderr == ""
+
+
+async def test_a_range_that_ends_before_it_starts_is_refused_by_export_and_pin(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Found by QA: `export --since 04:05 --until 04:00` wrote nothing and said "exported 0 observations", and
+    # `baseline pin` with the same range blamed the store ("only 0 successful observations in that range").
+    cli = Cli(capsys)
+    with SimServer(scenario_from_dict(SCENARIO)) as sim:
+        app, cfg, canary, target = await started_app(tmp_path, sim, PROBES, "{baseline_size: 10}")
+        try:
+            await app.runner.run(canary, target)
+        finally:
+            await app.stop()
+    for args in (["export"], ["baseline", "pin", "c1"]):
+        code, out, err = cli(*args, "-c", str(cfg), "--since", "2026-11-29T04:05:00Z", "--until", "2026-11-29T04:00")
+        assert code == 2 and out == "", (args, err)
+        assert "--until (2026-11-29T04:00:00+00:00) is not after --since (2026-11-29T04:05:00+00:00)" in err, err

@@ -139,3 +139,6 @@ def test_an_unreachable_store_is_not_leadership_and_is_logged_once(caplog: pytes
     [message] = [r.getMessage() for r in caplog.records]  # once, saying why, without the password
     assert message.startswith("cannot reach the store to try for leadership (retrying): OperationalError: ")
     assert "5999" in message and "hunter2pw" not in message
+    # the driver's error on its own, as every other store error is logged (found by QA: SQLAlchemy's wrapper
+    # repeated the class name and ended with its help link)
+    assert "sqlalche.me" not in message and "(psycopg.OperationalError)" not in message

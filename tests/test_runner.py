@@ -388,3 +388,42 @@ async def test_a_run_is_stored_as_running_before_its_calls_end(steady_sim: SimSe
         finally:
             release.set()
             await app.stop()
+
+
+async def test_a_call_whose_checks_outlast_the_shutdown_grace_is_stored(tmp_path: Path) -> None:
+    # Found by QA: shutdown cancels the runs still going after `daemon.grace_period`; a call that had already
+    # answered (and been paid for) but whose checks were still running (code_runs takes seconds) was neither
+    # stored nor counted: only calls cancelled while waiting for the upstream were stored, as `cancelled`.
+    import asyncio
+
+    from prometheus_client import CollectorRegistry
+
+    from monitor.sim import scenario_from_dict
+
+    code = "```python\nimport time\ntime.sleep(5)\n```"
+    scenario = scenario_from_dict({"name": "slow-code", "seed": 1, "defaults": {
+        "ttft": {"dist": "constant", "mean_ms": 10}, "output_tps": 1000,
+        "answers": [{"pattern": "sleeps", "choices": [{"text": code, "p": 1.0}]}]},
+        "models": {"*": {"phases": [{"name": "p"}]}}})
+    probes = ("canaries:\n  - id: slow-check\n    messages: [{role: user, content: \"Write code that sleeps.\"}]\n"
+              "    samples: 1\n    checks: [{type: code_runs, timeout_s: 30}]\n")
+    with SimServer(scenario) as sim:
+        target = f"  - {{id: gpt, provider: openai, base_url: '{sim.openai_base_url}', model: sim-gpt}}"
+        cfg = write_config(tmp_path, target, probes, extra="daemon: {grace_period: 0.2}\n")
+        config = load_config(cfg, environ={})
+        registry = CollectorRegistry()
+        app = App(config, registry=registry, environ={}, serve_http=False)
+        await app.start(schedule=False)
+        canary, tgt = config.pairs()[0]
+        job = asyncio.create_task(app._run_job(canary, tgt))  # as the scheduler runs it
+        in_flight = 'llm_monitor_probes_in_flight'
+        while registry.get_sample_value(in_flight, {"target": "gpt"}) != 1:  # the call is made...
+            await asyncio.sleep(0.01)
+        while registry.get_sample_value(in_flight, {"target": "gpt"}) != 0:  # ...answered: its checks run
+            await asyncio.sleep(0.01)
+        await app.stop()
+        await asyncio.wait([job])
+        observations = app.store.observations(limit=10)
+    assert [(o.canary, o.call.error_type, "time.sleep" in (o.call.text or "")) for o in observations] == \
+        [("slow-check", None, True)]
+    assert sample(registry, "llm_monitor_probe_attempts_total", canary="slow-check", target="gpt") == 1

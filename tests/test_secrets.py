@@ -12,7 +12,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client import CollectorRegistry
 
+from monitor.app import App
+from monitor.config import load_config
+from monitor.sim import SimServer
 from tests.conftest import write_config
 from tests.support.daemon import Daemon, cli, free_port
 from tests.support.jsonserver import json_server
@@ -84,3 +88,26 @@ def test_no_secret_reaches_logs_store_metrics_api_exports_or_alerts(tmp_path: Pa
     assert "Hi! Your key is" in everything and "Incorrect API key provided" in everything  # the echoes were kept...
     for secret in (KEY, HOOK, HOOK.removeprefix("whsec_"), TOKEN):
         assert secret not in everything, secret  # ...without the secrets
+
+
+async def test_a_password_in_a_target_url_is_not_shown_by_the_api_or_check_config(steady_sim: SimServer,
+                                                                                   tmp_path: Path) -> None:
+    # Found by QA: a proxy password in base_url (`${VAR}` interpolation puts it there from the environment) was
+    # served as it is by the unauthenticated /api/targets and printed by check-config.
+    password = "proxyPW-LEAKCHECK-42"
+    base_url = steady_sim.openai_base_url.replace("http://", "http://monitor:${PROXY_PW}@")
+    cfg = write_config(tmp_path, f"  - {{id: gpt, provider: openai, base_url: '{base_url}', model: sim-gpt}}", PROBES)
+    env = {"PROXY_PW": password}
+    app = App(load_config(cfg, environ=env), registry=CollectorRegistry(), environ=env)
+    await app.start(schedule=False)
+    try:
+        [obs] = await app.runner.run(*app.config.pairs()[0])
+        async with httpx.AsyncClient() as client:
+            targets = (await client.get(f"http://127.0.0.1:{app.port}/api/targets")).json()
+    finally:
+        await app.stop()
+    assert obs.ok  # the URL with its password is the one called
+    assert targets[0]["base_url"] == steady_sim.openai_base_url.replace("http://", "http://monitor:<redacted>@")
+    checked = cli("check-config", "-c", str(cfg), env={**env, "COLUMNS": "200"})  # the URL on one line
+    assert checked.returncode == 0 and "monitor:<redacted>@" in checked.stdout
+    assert password not in checked.stdout + checked.stderr

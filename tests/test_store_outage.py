@@ -5,6 +5,8 @@ refused), and the retry queue's limits with injected writers."""
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
 import time
 from pathlib import Path
 
@@ -84,6 +86,50 @@ async def test_observations_made_while_the_store_is_down_are_stored_and_analysed
         assert value(registry, "llm_monitor_store_dropped_writes_total") == 0
     finally:
         await app.stop()
+
+
+def unwritable(path: Path, on: bool) -> None:
+    """Make a file unwritable for this process or writable again: its mode bits, or for root (whom modes do not
+    stop) the immutable attribute."""
+    if os.geteuid() != 0:
+        path.chmod(0o444 if on else 0o644)
+        return
+    done = subprocess.run(["chattr", "+i" if on else "-i", str(path)], capture_output=True, text=True)
+    if done.returncode and on:
+        pytest.skip(f"cannot make {path} unwritable as root: {done.stderr.strip()}")
+
+
+async def test_a_sqlite_file_unwritable_at_start_is_written_once_it_is_writable_again(
+        steady_sim: SimServer, tmp_path: Path) -> None:
+    # Found by QA: SQLite opens a file it cannot write read-only, and such a connection stays read-only after the
+    # file is writable again (a restore with the wrong owner, then fixed); kept in the pool, it failed every retry
+    # until the daemon stopped and gave the writes up.
+    target = f"  - {{id: gpt, provider: openai, base_url: '{steady_sim.openai_base_url}', model: sim-gpt}}"
+    config = load_config(write_config(tmp_path, target, PROBES), environ={})
+    canary, tgt = config.pairs()[0]
+    first = App(config, registry=CollectorRegistry(), environ={}, serve_http=False)
+    await first.start(schedule=False)
+    made = await first.runner.run(canary, tgt)
+    await first.stop()
+    db = tmp_path / "m.db"
+    registry = CollectorRegistry()
+    app = App(config, registry=registry, environ={}, serve_http=False)
+    unwritable(db, True)
+    try:
+        await app.start(schedule=False)  # reading works
+        made += await app.runner.run(canary, tgt)
+        assert value(registry, "llm_monitor_store_pending_writes") == 3  # 2 observations, 1 run record
+        unwritable(db, False)
+        deadline = time.monotonic() + 30
+        while value(registry, "llm_monitor_store_pending_writes") and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        assert value(registry, "llm_monitor_store_pending_writes") == 0
+        assert {o.id for o in app.store.observations(limit=100)} == {o.id for o in made}
+        assert len(app.store.runs()) == 2
+    finally:
+        unwritable(db, False)
+        await app.stop()
+    assert value(registry, "llm_monitor_store_dropped_writes_total") == 0
 
 
 def _obs(i: int) -> Observation:

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
+from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.alerts.backoff import full_jitter, retry_after
 from monitor.alerts.config import AlertsConfig
@@ -30,6 +31,7 @@ from monitor.alerts.outbox import Outbox
 from monitor.alerts.policy import MODEL_GROUP, merge_model_changes
 from monitor.alerts.sinks import Rendered, Sink
 from monitor.domain import utcnow
+from monitor.store.repository import driver_message
 from monitor.tls import default_context
 
 log = logging.getLogger("monitor.alerts")
@@ -89,6 +91,7 @@ class Sender:
         self._client = httpx.AsyncClient(transport=transport, follow_redirects=False, verify=default_context())
         self._wake = asyncio.Event()
         self._wakes: dict[str, asyncio.Event] = {}
+        self._store_failing: set[str] = set()  # rounds whose store error was logged (once per outage)
         self._task: asyncio.Task[None] | None = None  # the supervisor
         self._loops: dict[str, asyncio.Task[None]] = {}  # one per sink
         self._stopping = False
@@ -286,6 +289,20 @@ class Sender:
         return sum(await asyncio.gather(*(self.refresh_sink(name) for name in list(self.sinks))))
 
     # the background tasks
+    def _failed(self, what: str, e: Exception, extra: dict[str, Any]) -> None:
+        """Log a failed round: a store error once per outage, on one line (the store's, not a bug, and retried every
+        poll); anything else with its traceback."""
+        if not isinstance(e, SQLAlchemyError):
+            log.exception("%s failed; retrying", what, extra=extra)
+        elif what not in self._store_failing:
+            self._store_failing.add(what)
+            log.error("%s failed, the store did not answer; retrying: %s", what, driver_message(e), extra=extra)
+
+    def _answered(self, what: str) -> None:
+        if what in self._store_failing:
+            self._store_failing.discard(what)
+            log.info("%s: the store answers again", what)
+
     def wake(self) -> None:
         """Look at the outbox now rather than at the next poll (call after committing new rows)."""
         self._wake.set()
@@ -304,8 +321,10 @@ class Sender:
                 if not self._stopping and (due is None or now >= due):
                     self._next_refresh[name] = now + timedelta(seconds=self.cfg.resend_interval)
                     await self.refresh_sink(name)
-            except Exception:  # the store may be briefly unreachable: log, keep going, rows stay put
-                log.exception("alert delivery loop failed; retrying", extra={"sink": name})
+            except Exception as e:  # the store may be briefly unreachable: log, keep going, rows stay put
+                self._failed(f"alert delivery to {name}", e, {"sink": name})
+            else:
+                self._answered(f"alert delivery to {name}")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), self.poll_interval)
 
@@ -322,8 +341,10 @@ class Sender:
             try:
                 await self.drop_unconfigured()
                 await self._update_pending()
-            except Exception:
-                log.exception("alert outbox housekeeping failed; retrying")
+            except Exception as e:
+                self._failed("alert outbox housekeeping", e, {})
+            else:
+                self._answered("alert outbox housekeeping")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_interval)
 

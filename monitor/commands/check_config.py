@@ -27,7 +27,7 @@ def main(config_path: str) -> int:
         except SecretError as e:
             key = "[yellow]missing[/]"
             warnings.append(str(e))
-        targets.add_row(t.id, t.provider, t.model, t.base_url, str(t.stream), key)
+        targets.add_row(t.id, t.provider, t.model, redact_url(t.base_url), str(t.stream), key)
     out.print(targets)
     per_file = Counter(c.source for c in config.canaries)
     files = Table(title="probe files", header_style="bold")

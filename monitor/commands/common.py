@@ -58,3 +58,9 @@ def open_store_or_exit(config: Config, *, create: bool = True) -> Store:
         err_console.print(f"[bold red]error:[/] {escape(str(e))}")
         raise SystemExit(EXIT_CONFIG) from None
     return store
+
+
+def check_range(start: datetime | None, end: datetime | None) -> None:
+    """Raise ValueError when --until is not after --since (the range would hold nothing)."""
+    if start is not None and end is not None and end <= start:
+        raise ValueError(f"--until ({end.isoformat()}) is not after --since ({start.isoformat()}): the range is empty")

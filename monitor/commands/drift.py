@@ -14,6 +14,7 @@ from rich.text import Text
 from monitor.commands.common import (
     EXIT_CONFIG,
     EXIT_OK,
+    check_range,
     err_console,
     iso_time,
     load_or_exit,
@@ -174,6 +175,7 @@ def baseline(config_path: str, action: str, canary: str, target: str | None, not
     if action in ("pin", "accept"):
         try:
             start, end = _when(since, "--since"), _when(until, "--until")
+            check_range(start, end)
         except ValueError as e:
             err_console.print(f"[red]error:[/] {e}")
             return EXIT_CONFIG

@@ -20,6 +20,7 @@ from monitor.commands.common import (
     EXIT_CONFIG,
     EXIT_FAIL,
     EXIT_OK,
+    check_range,
     err_console,
     iso_time,
     load_or_exit,
@@ -55,6 +56,7 @@ def main(config_path: str, canary: str | None, target: str | None, since: str | 
     now = datetime.now(UTC)
     try:
         start, end = when(since, "--since", now), when(until, "--until", now)
+        check_range(start, end)
     except ValueError as e:
         err_console.print(f"[red]error:[/] {e}")
         return EXIT_CONFIG
@@ -72,8 +74,13 @@ def main(config_path: str, canary: str | None, target: str | None, since: str | 
     except MonitorError as e:
         err_console.print(f"[red]error:[/] {e}")
         return EXIT_FAIL
+    except BrokenPipeError:
+        if output is None:
+            raise  # a closed stdout pipe (| head) is not an error: the console-script entry ends quietly
+        err_console.print(f"[red]error:[/] {output}: cannot write: broken pipe")
+        return EXIT_FAIL
     except OSError as e:
-        err_console.print(f"[red]error:[/] {output}: cannot write: {e.strerror or e}")
+        err_console.print(f"[red]error:[/] {output or 'standard output'}: cannot write: {e.strerror or e}")
         return EXIT_FAIL
     finally:
         store.close()

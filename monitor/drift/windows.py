@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from monitor.drift import budget
-from monitor.drift.events import BEHAVIOUR, MODEL, EventUpdate
+from monitor.drift.events import BEHAVIOUR, MODEL, DriftEvent, EventUpdate
 from monitor.drift.mmd import TextFeature, features, mmd_test
 from monitor.drift.signals import CATEGORY, CONTINUOUS, finite, normalise, signal_type
 from monitor.drift.state import _Open
@@ -128,7 +128,7 @@ class WindowTests:
 
     def _maybe_resolve_window(self, name: str, op: _Open, res: TestResult, now: str) -> list[EventUpdate]:
         if self.n_ok - op.since < self.settings.window:
-            op.event.current_value, op.event.p_value = res.current_value, res.p_value
+            _update(op.event, res)
             return [EventUpdate("updated", op.event)]
         if name == COMPLETION:
             back = self._mmd(self._texts(), op.sample, alpha=self.settings.resolve_alpha)
@@ -142,5 +142,14 @@ class WindowTests:
             back = category_test(op.sample or {}, res.detail.get("current") or {})
         if back is not None and back.p_value < self.settings.resolve_alpha and res.p_value > 0.1:
             return [self._resolve(name, now)]
-        op.event.current_value, op.event.p_value = res.current_value, res.p_value
+        _update(op.event, res)
         return [EventUpdate("updated", op.event)]
+
+
+def _update(event: DriftEvent, res: TestResult) -> None:
+    """Give an open event the latest window test's current value and p-value. A category test's two values name
+    the category that moved most, which may change while the event is open: both sides then follow it, so an
+    event never reads "refusal 0%" -> "stop 17%"."""
+    if isinstance(res.baseline_value, str):  # "stop 97%": a category test's
+        event.baseline_value = res.baseline_value
+    event.current_value, event.p_value = res.current_value, res.p_value

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import ExceptionContext, make_url
 
 SQLITE_CACHE_KIB = 1024
+SQLITE_READONLY = 8  # primary result code; the extended ones (READONLY_DBMOVED, ...) share its low byte
+
+
+def read_only_connection(ctx: ExceptionContext) -> None:
+    """Treat SQLite's "attempt to write a readonly database" as a lost connection, so the pool replaces it.
+
+    SQLite opens a file it cannot write read-only, and that connection stays read-only for good: kept in the pool,
+    it would fail every write after the file is writable again (a restore with the wrong owner, then fixed)."""
+    orig = ctx.original_exception
+    if isinstance(orig, sqlite3.OperationalError) and getattr(orig, "sqlite_errorcode", 0) & 0xFF == SQLITE_READONLY:
+        ctx.is_disconnect = True
 
 
 def make_engine(url: str) -> Engine:
@@ -30,6 +42,7 @@ def make_engine(url: str) -> Engine:
             cur.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
             cur.close()
 
+        event.listen(engine, "handle_error", read_only_connection)
         return engine
     if u.drivername == "postgresql":
         u = u.set(drivername="postgresql+psycopg")

@@ -26,9 +26,11 @@ import os
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from monitor.config.loader import redact_url
+from monitor.store.repository import driver_message
 
 log = logging.getLogger("monitor.leader")
 LEADER_LOCK_ID = 7_166_002  # pg_advisory_lock key (7_166_001 serialises migrations)
@@ -57,9 +59,9 @@ class Leadership:
             self.held = self._try_pg() if self.dialect == "postgresql" else self._try_file()
         except Exception as e:  # a store that is down: not the leader, try again later
             if not self._unreachable:  # once per outage, not at every try
-                reason = redact_url(" ".join(str(e).split()))[:300]  # why, without a password the URL may carry
-                log.warning("cannot reach the store to try for leadership (retrying): %s%s", type(e).__name__,
-                            f": {reason}" if reason else "")
+                why = driver_message(e) if isinstance(e, SQLAlchemyError) else f"{type(e).__name__}: {e}"
+                log.warning("cannot reach the store to try for leadership (retrying): %s",
+                            redact_url(" ".join(why.split()))[:300].rstrip(": "))  # without a password the URL may carry
             self._unreachable = True
             self._close()
             self.held = False
