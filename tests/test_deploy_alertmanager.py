@@ -89,3 +89,36 @@ def push_until_one_is_suppressed(url: str, alerts: list[dict]) -> list[dict]:
         if any(a["status"]["state"] == "suppressed" for a in alerts_now) or time.monotonic() > deadline:
             return alerts_now
         time.sleep(0.1)  # the inhibitor learns its source alerts asynchronously
+
+
+@pytest.mark.slow
+def test_a_canary_down_is_one_page_and_its_behaviour_drift_still_pages(tmp_path: Path) -> None:
+    # Found by QA: one outage paged as canary down (pushed), CanaryFailing, CanaryStale and a drift on the
+    # canary's error rate and error types, all for the same thing.
+    def key(a: dict) -> tuple[str, str, str, str]:
+        labels = a["labels"]
+        return labels["alertname"], labels.get("canary", ""), labels["target"], labels.get("signal", "")
+
+    with start_alertmanager(tmp_path, CONFIG.read_text()) as am:
+        alerts = [
+            _alert("LLMMonitorCanaryDown", canary="down", target="t", signal="health", severity="critical"),
+            _alert("LLMMonitorCanaryFailing", canary="down", target="t", severity="critical"),
+            _alert("LLMMonitorCanaryStale", canary="down", target="t", severity="warning"),
+            _alert("LLMMonitorDriftActive", canary="down", target="t", signal="error", severity="warning"),
+            _alert("LLMMonitorDrift", canary="down", target="t", signal="error_type", severity="warning"),
+            # what still pages: behaviour drift of that canary, another canary, the same canary elsewhere
+            _alert("LLMMonitorDrift", canary="down", target="t", signal="refused", severity="warning"),
+            _alert("LLMMonitorCanaryStale", canary="other", target="t", severity="warning"),
+            _alert("LLMMonitorDriftActive", canary="down", target="u", signal="error", severity="warning"),
+        ]
+        assert httpx.post(am.url + "/api/v2/alerts", json=alerts, timeout=5).status_code == 200
+        silenced = {("LLMMonitorCanaryFailing", "down", "t", ""), ("LLMMonitorCanaryStale", "down", "t", ""),
+                    ("LLMMonitorDriftActive", "down", "t", "error"), ("LLMMonitorDrift", "down", "t", "error_type")}
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:  # the inhibitor learns its source alerts asynchronously
+            states = {key(a): a["status"]["state"] for a in httpx.get(am.url + "/api/v2/alerts", timeout=5).json()}
+            if all(states.get(k) == "suppressed" for k in silenced):
+                break
+            time.sleep(0.1)
+        assert {k for k, state in states.items() if state == "suppressed"} == silenced
+        assert len(states) == len(alerts)
