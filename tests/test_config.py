@@ -158,6 +158,8 @@ def test_config_rejections(tmp_path: Path, old: str, new: str, expected: str) ->
     ("role: user", "role: robot", "4: canaries[0].messages[0].role: Input should be 'system', 'user' or "
                                   "'assistant' (value: 'robot')"),
     ("id: kill-python-process", "id: Kill Python", "2: canaries[0].id: must be lowercase letters, digits"),
+    ("role: user", "role: assistant", "4: canaries[0].messages: needs a user message: the upstream answers a user "
+                                      "turn (roles given: assistant)"),
     ("samples: 3", "samples: 3\n    targets: [claude, gpt-max]",
      "6: canary kill-python-process: targets[1]: unknown target (known: gpt-mini, claude) (value: 'gpt-max')"),
     ("samples: 3", "samples: 3\n    zero_tolerance: [refusd, error, errr]",

@@ -204,6 +204,14 @@ class Canary(Strict):
     def _id(cls, v: str) -> str:
         return _check_id(v)
 
+    @field_validator("messages")
+    @classmethod
+    def _messages(cls, v: list[Message]) -> list[Message]:
+        if not any(m.role == "user" for m in v):
+            roles = ", ".join(m.role for m in v)
+            raise ValueError(f"needs a user message: the upstream answers a user turn (roles given: {roles})")
+        return v
+
     @field_validator("zero_tolerance")
     @classmethod
     def _zero_tolerance(cls, v: list[str], info: ValidationInfo) -> list[str]:
