@@ -1,0 +1,26 @@
+"""Drift as an operator meets it after a page: a daemon against the simulator, then the drift commands."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from monitor.sim import SimServer
+from tests.support.daemon import cli
+from tests.test_drift_cli import PROBES_C1, started_app, through_change, two_phases
+
+
+async def test_an_outage_s_error_event_says_the_calls_failed_not_that_the_provider_refused(tmp_path: Path) -> None:
+    # Only failed calls show an error-rate change: the evidence has no completion to show, and must say why there
+    # is none. A 500 is not a content-policy refusal.
+    with SimServer(two_phases("outage", 3, faults={"server_error": 1})) as sim:
+        app, cfg_path, canary, target = await started_app(tmp_path, sim, PROBES_C1, "{baseline_size: 10}")
+        try:
+            await through_change(app, sim, canary, target, after=12)
+        finally:
+            await app.stop()
+    events = [json.loads(x) for x in cli("drift", "-c", str(cfg_path), "--json").stdout.splitlines()]
+    assert {e["signal"] for e in events} == {"error"}  # an outage is not a behaviour change
+    current = events[0]["evidence"]["current_completion"]
+    assert "content-policy" not in current and "server_error" in current, current
+    assert events[0]["evidence"]["diff"] == ""  # no word diff of the baseline against a note
