@@ -24,3 +24,23 @@ async def test_an_outage_s_error_event_says_the_calls_failed_not_that_the_provid
     current = events[0]["evidence"]["current_completion"]
     assert "content-policy" not in current and "server_error" in current, current
     assert events[0]["evidence"]["diff"] == ""  # no word diff of the baseline against a note
+
+
+async def test_an_open_event_s_current_value_and_current_n_describe_the_same_observations(tmp_path: Path) -> None:
+    # A length change opens a sequential (rank CUSUM) event over its run; the window rounds after it replace the
+    # event's current value with the window's mean. The count beside it must be the window's too, not the run's.
+    with SimServer(two_phases("counts", 6, verbosity=2.0)) as sim:
+        app, cfg_path, canary, target = await started_app(tmp_path, sim, PROBES_C1, "{baseline_size: 10}")
+        try:
+            # 10 form the baseline, 90 more let its reference learn, then 40 of the change: a round every 10
+            await through_change(app, sim, canary, target, before=20, after=8)
+        finally:
+            await app.stop()
+    events = {e["signal"]: e for e in map(json.loads, cli("drift", "-c", str(cfg_path), "--json").stdout.splitlines())}
+    ev = events["output_chars"]
+    assert ev["test"] == "rank_cusum" and ev["state"] == "open"
+    obs = [o for o in app.store.observations(canary="c1", target="t", limit=1000, oldest_first=True) if o.ok]
+    assert (len(obs) - 10) % 10 == 0
+    window = [len(o.text) for o in obs[-30:]]  # the window of the last round: the latest 30
+    assert ev["current_n"] == len(window) == 30
+    assert abs(ev["current_value"] - sum(window) / len(window)) < 1e-6
