@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from monitor.sim import SimServer
 from tests.support.daemon import cli
 from tests.test_drift_cli import PROBES_C1, started_app, through_change, two_phases
@@ -44,3 +46,42 @@ async def test_an_open_event_s_current_value_and_current_n_describe_the_same_obs
     window = [len(o.text) for o in obs[-30:]]  # the window of the last round: the latest 30
     assert ev["current_n"] == len(window) == 30
     assert abs(ev["current_value"] - sum(window) / len(window)) < 1e-6
+
+
+def _stored_reference(cfg_path: Path, signal: str) -> list[float]:
+    """The active baseline's reference values of `signal`, as stored."""
+    from monitor.config import load_config
+    from monitor.store import Store
+    from monitor.store.drift_repo import DriftRepository
+
+    store = Store(load_config(cfg_path, environ={}).storage.url)
+    try:
+        return list(DriftRepository(store.engine).baselines(canary="c1", target="t")[0]["data"]["values"][signal])
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("action", ["accept", "reset"])
+async def test_a_baseline_taken_from_the_cli_never_learns_the_observations_from_before_it(tmp_path: Path,
+                                                                                         action: str) -> None:
+    # The daemon keeps its latest observations (analysed against the old baseline) after it installs the new
+    # one; as they age out they must not join the new reference: accepted answers 4x as long would learn the old
+    # short ones back (and open false events against the mix), a reset would learn the history it was to drop.
+    with SimServer(two_phases(action, 7, verbosity=4.0)) as sim:
+        app, cfg_path, canary, target = await started_app(tmp_path, sim, PROBES_C1, "{baseline_size: 10}")
+        try:
+            await through_change(app, sim, canary, target, before=12, after=8)
+            done = cli("baseline", action, "c1", "-c", str(cfg_path))
+            assert done.returncode == 0, done.stderr
+            assert app.analysis is not None
+            assert await app.analysis.in_worker(app.analysis.refresh_baselines) == 1  # as the 30 s poll does
+            for _ in range(24):  # the observations from before leave the window and the reference lag
+                await app.runner.run(canary, target)
+        finally:
+            await app.stop()  # stores what the reference learned
+    chars = _stored_reference(cfg_path, "output_chars")
+    assert len(chars) > 10  # it learned
+    assert min(chars) > 450, sorted(chars)[:12]  # answers of about 160 words (600+ chars), none of 40 (< 350)
+    after = [json.loads(x) for x in cli("drift", "-c", str(cfg_path), "--open", "--json").stdout.splitlines()]
+    assert not after, [(e["signal"], e["baseline_value"], e["current_value"]) for e in after]
+
