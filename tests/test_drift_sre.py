@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
+import httpx
 import pytest
+from prometheus_client import CollectorRegistry
 
-from monitor.sim import SimServer
+from monitor.app import App
+from monitor.config import load_config
+from monitor.sim import SimServer, scenario_from_dict
+from tests.conftest import write_config
 from tests.support.daemon import cli
+from tests.support.receiver import Receiver
 from tests.test_drift_cli import PROBES_C1, started_app, through_change, two_phases
 
 
@@ -85,3 +92,41 @@ async def test_a_baseline_taken_from_the_cli_never_learns_the_observations_from_
     after = [json.loads(x) for x in cli("drift", "-c", str(cfg_path), "--open", "--json").stdout.splitlines()]
     assert not after, [(e["signal"], e["baseline_value"], e["current_value"]) for e in after]
 
+
+async def test_a_change_after_a_cli_accept_is_told_to_the_receivers_the_accept_was_told_to(tmp_path: Path) -> None:
+    # `baseline accept` (another process) tells the webhook "drift.accepted"; the daemon, which had fired those
+    # signals minutes ago, must not then drop the next change on them as a repeat within its cooldown: the
+    # receiver's last word would stay "accepted" while a new event is open.
+    scenario = scenario_from_dict({
+        "name": "reaccept", "seed": 4, "defaults": {"ttft": 5, "output_tps": 5000,
+                                                    "length": {"dist": "normal", "mean": 40, "sd": 5}},
+        "models": {"m": {"phases": [{"name": "a"}, {"name": "b", "after_requests": 10**6, "verbosity": 4.0},
+                                    {"name": "c", "after_requests": 10**6 + 1, "verbosity": 1.0}]}}})
+    with Receiver() as rx, SimServer(scenario) as sim:
+        cfg_path = write_config(tmp_path, f"  - {{id: t, provider: openai, base_url: '{sim.openai_base_url}', "
+                                          "model: m}", PROBES_C1,
+                                extra=f"drift: {{baseline_size: 10}}\nalerts:\n  sinks:\n"
+                                      f"    - {{name: hook, type: webhook, url: '{rx.url}'}}\n")
+        config = load_config(cfg_path, environ={})
+        app = App(config, registry=CollectorRegistry(), environ={}, serve_http=False)
+        await app.start(schedule=False)
+        canary, target = config.pairs()[0]
+        try:
+            await through_change(app, sim, canary, target, before=12, after=8)
+            accept = cli("baseline", "accept", "c1", "-c", str(cfg_path), "--note", "intended")
+            assert accept.returncode == 0, accept.stderr
+            assert app.analysis is not None
+            assert await app.analysis.in_worker(app.analysis.refresh_baselines) == 1  # as the 30 s poll does
+            httpx.post(sim.url + "/_sim/phase", json={"model": "m", "phase": "c"}).raise_for_status()
+            for _ in range(12):
+                await app.runner.run(canary, target)
+        finally:
+            await app.stop()
+    events = [json.loads(x) for x in cli("drift", "-c", str(cfg_path), "--json").stdout.splitlines()]
+    accepted = {e["signal"] for e in events if e["state"] == "accepted"}
+    again = {e["id"]: e["signal"] for e in events if e["state"] == "open" and e["signal"] in accepted}
+    assert again, events  # the change back opened events on signals the accept had closed
+    with sqlite3.connect(tmp_path / "m.db") as db:  # the outbox: what the receivers are told
+        opened = {json.loads(p)["event_id"] for (p,) in
+                  db.execute("SELECT payload FROM notifications WHERE kind = 'drift.opened'")}
+    assert set(again) <= opened, {s: i in opened for i, s in again.items()}
