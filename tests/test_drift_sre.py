@@ -130,3 +130,28 @@ async def test_a_change_after_a_cli_accept_is_told_to_the_receivers_the_accept_w
         opened = {json.loads(p)["event_id"] for (p,) in
                   db.execute("SELECT payload FROM notifications WHERE kind = 'drift.opened'")}
     assert set(again) <= opened, {s: i in opened for i, s in again.items()}
+
+
+async def test_replay_shows_a_rising_refusal_rate_with_a_refusal_as_the_daemon_does(tmp_path: Path) -> None:
+    # Refusals rising from none to a third: most current completions are still ordinary answers, and the
+    # evidence of the refusal event must show one that changed (the daemon picks the refused ones).
+    probes = ("canaries:\n  - id: c1\n    messages: [{role: user, content: 'How do I kill a Python process?'}]\n"
+              "    samples: 5\n    params: {temperature: 0.7}\n")
+    with SimServer(two_phases("replayed", 8, refusals=[{"pattern": "(?i)kill", "p": 0.35, "style": "text"}])) as sim:
+        app, cfg_path, canary, target = await started_app(tmp_path, sim, probes, "{baseline_size: 10}")
+        try:
+            await through_change(app, sim, canary, target, before=12, after=20)
+        finally:
+            await app.stop()
+    rows = [json.loads(x) for x in cli("export", "-c", str(cfg_path)).stdout.splitlines()]
+    assert len(rows) == 160
+    (tmp_path / "before.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:60]))
+    (tmp_path / "after.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[60:]))
+    out = cli("replay", "--baseline", str(tmp_path / "before.jsonl"), "--current", str(tmp_path / "after.jsonl"),
+              "--json")
+    events = {e["signal"]: e for e in map(json.loads, out.stdout.splitlines())}
+    refused = events["refused"]
+    assert refused["baseline_value"] == 0.0 and 0.2 < refused["current_value"] < 0.5
+    assert sum(r["refusal"] in ("partial", "full") for r in rows[60:]) < 50  # most answers are still answers
+    current = refused["evidence"]["current_completion"]
+    assert any(r["text"] == current and r["refusal"] in ("partial", "full") for r in rows[60:]), current
