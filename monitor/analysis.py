@@ -351,7 +351,10 @@ class Analysis:
             for signal, entry in list(stream.open.items()):
                 stored = self.repo.event(entry.event.id)
                 if stored is not None and stored["state"] != "open":
-                    del stream.open[signal]  # accepted or resolved elsewhere
+                    del stream.open[signal]  # accepted or resolved elsewhere: this copy says so too, else a reload
+                    ev = entry.event        # would fire it again as still open (`open_alert_events`)
+                    ev.state, ev.note = stored["state"], stored.get("note") or ""
+                    ev.resolved_at, ev.accepted_at = stored.get("resolved_at"), stored.get("accepted_at")
                     self.metrics.drift_active.set(key[0], key[1], signal, value=0)
                     closed = True
             changed += 1

@@ -96,7 +96,7 @@ async def test_a_baseline_taken_from_the_cli_never_learns_the_observations_from_
 async def test_a_change_after_a_cli_accept_is_told_to_the_receivers_the_accept_was_told_to(tmp_path: Path) -> None:
     # `baseline accept` (another process) tells the webhook "drift.accepted"; the daemon, which had fired those
     # signals minutes ago, must not then drop the next change on them as a repeat within its cooldown: the
-    # receiver's last word would stay "accepted" while a new event is open.
+    # receiver's last word would stay "accepted" while a new event is open. Nor may it fire the accepted ones again.
     scenario = scenario_from_dict({
         "name": "reaccept", "seed": 4, "defaults": {"ttft": 5, "output_tps": 5000,
                                                     "length": {"dist": "normal", "mean": 40, "sd": 5}},
@@ -115,8 +115,7 @@ async def test_a_change_after_a_cli_accept_is_told_to_the_receivers_the_accept_w
             await through_change(app, sim, canary, target, before=12, after=8)
             accept = cli("baseline", "accept", "c1", "-c", str(cfg_path), "--note", "intended")
             assert accept.returncode == 0, accept.stderr
-            assert app.analysis is not None
-            assert await app.analysis.in_worker(app.analysis.refresh_baselines) == 1  # as the 30 s poll does
+            assert (await app.reload())[0]  # SIGHUP: the daemon applies the accept at once
             httpx.post(sim.url + "/_sim/phase", json={"model": "m", "phase": "c"}).raise_for_status()
             for _ in range(12):
                 await app.runner.run(canary, target)
@@ -130,6 +129,11 @@ async def test_a_change_after_a_cli_accept_is_told_to_the_receivers_the_accept_w
         opened = {json.loads(p)["event_id"] for (p,) in
                   db.execute("SELECT payload FROM notifications WHERE kind = 'drift.opened'")}
     assert set(again) <= opened, {s: i in opened for i, s in again.items()}
+    with sqlite3.connect(tmp_path / "m.db") as db:  # and the accepted ones were told once, not fired again
+        fired = [json.loads(p)["event_id"] for (p,) in db.execute("SELECT payload FROM notifications "
+                                                                   "WHERE kind = 'drift.opened'")]
+    accepted_ids = [e["id"] for e in events if e["state"] == "accepted"]
+    assert accepted_ids and all(fired.count(i) == 1 for i in accepted_ids), [fired.count(i) for i in accepted_ids]
 
 
 async def test_replay_shows_a_rising_refusal_rate_with_a_refusal_as_the_daemon_does(tmp_path: Path) -> None:
