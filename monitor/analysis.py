@@ -335,6 +335,7 @@ class Analysis:
     def refresh_baselines(self) -> int:
         """Install baselines another process (the CLI, a replica) stored since; return how many changed."""
         changed = 0
+        closed = False
         for row in self.repo.baselines():
             key = (row["canary"], row["target"])
             if self._installed.get(key) == row["id"]:
@@ -350,9 +351,16 @@ class Analysis:
             for signal, entry in list(stream.open.items()):
                 stored = self.repo.event(entry.event.id)
                 if stored is not None and stored["state"] != "open":
-                    del stream.open[signal]  # accepted or resolved elsewhere
+                    del stream.open[signal]  # accepted or resolved elsewhere: this copy says so too, else a reload
+                    ev = entry.event        # would fire it again as still open (`open_alert_events`)
+                    ev.state, ev.note = stored["state"], stored.get("note") or ""
+                    ev.resolved_at, ev.accepted_at = stored.get("resolved_at"), stored.get("accepted_at")
                     self.metrics.drift_active.set(key[0], key[1], signal, value=0)
+                    closed = True
             changed += 1
+        if closed and self.alerting is not None:
+            # the CLI told the receivers "accepted" / "resolved": a new event on these signals must reach them
+            self.alerting.resync()
         return changed
 
     def reset(self, canary: str, target: str, note: str) -> list[EventUpdate]:

@@ -47,6 +47,12 @@ class Alerting:
         enqueue(session, out)
         return out
 
+    def resync(self) -> None:
+        """Read the cooldown memory back from the outbox: another process (`baseline accept` or `reset`) resolved
+        alerts this one remembers as firing, and their next firing message is not a repeat to drop."""
+        since = self.now() - timedelta(seconds=max(self.cfg.cooldown, 1.0))
+        self.policy.seed(self.outbox.last_firing(since))
+
     def forget(self, undo: Mapping[CooldownKey, CooldownEntry | None]) -> None:
         """Undo the cooldown memory of notifications whose transaction rolled back (see :meth:`enqueue`)."""
         self.policy.restore(undo)

@@ -169,6 +169,12 @@ class DriftEngine:
             st.open[ev.signal] = op
 
     def _replace(self, st: Stream, b: Baseline) -> None:
+        # The observations kept so far were analysed against the old baseline (their similarity and exact match
+        # are relative to its texts) and show the behaviour it described: ageing out they would join the new
+        # reference (an accept would learn the old behaviour back, a reset the history it drops), and the window
+        # tests would compare them with it. The new baseline's window starts empty.
+        st.entries.clear()
+        st._starts.clear()
         st.baseline = b
         st.cusums.clear()
         st.params.clear()

@@ -23,7 +23,7 @@ from monitor.drift.dump import DumpError, load_dump, row_to_observation
 from monitor.drift.events import BEHAVIOUR, MODEL, DriftEvent, evidence
 from monitor.drift.mmd import features, mmd_test
 from monitor.drift.settings import DriftSettings
-from monitor.drift.signals import EmbedFn, RefusalFn, compute_signals, finite, normalise
+from monitor.drift.signals import RATE, EmbedFn, RefusalFn, compute_signals, finite, normalise, signal_type
 from monitor.drift.stream import COMPLETION
 from monitor.drift.twosample import TestResult, benjamini_hochberg, category_test, continuous_test, rate_test
 from monitor.drift.zero import TRUE_IS_BAD, ZERO_TOLERANCE, baseline_violations, violates
@@ -73,7 +73,7 @@ def replay_observations(
         groups.setdefault((o.canary, o.target), ([], []))[0].append(o)
     for o in current:
         groups.setdefault((o.canary, o.target), ([], []))[1].append(o)
-    hyps: list[tuple[tuple[str, str], str, TestResult, Baseline, list[Observation]]] = []
+    hyps: list[tuple[tuple[str, str], str, TestResult, Baseline, list[Observation], list[dict[str, Any]]]] = []
     events: list[DriftEvent] = []
     for key, (b_obs, c_obs) in sorted(groups.items()):
         if not b_obs or not c_obs:
@@ -85,11 +85,11 @@ def replay_observations(
         c_sig = [compute_signals(o, b, refusal=refusal, embed=embed) for o in c_obs]
         for name, res in _tests(b, c_obs, c_sig, s).items():
             if name not in zero:
-                hyps.append((key, name, res, b, c_obs))
+                hyps.append((key, name, res, b, c_obs, c_sig))
         events += [e for name in sorted(zero) if (e := _zero_event(name, b, c_obs, c_sig, now_s)) is not None]
         events += _identity_events(b, c_obs, c_sig, s, now_s)
     rejected = benjamini_hochberg([h[2].p_value for h in hyps], s.replay_alpha)
-    for (key, name, res, b, c_obs), rej in zip(hyps, rejected, strict=True):
+    for (key, name, res, b, c_obs, c_sig), rej in zip(hyps, rejected, strict=True):
         if not rej:
             continue
         first = c_obs[0]
@@ -100,7 +100,7 @@ def replay_observations(
                 statistic=res.statistic, p_value=res.p_value, threshold=s.replay_alpha,
                 baseline_n=int(res.detail.get("n0", b.count)), current_n=int(res.detail.get("n1", len(c_obs))),
                 first_obs_id=first.id, first_obs_at=first.started_at.isoformat(), opened_at=now_s,
-                evidence=evidence(b.representative_text(), _medoid([o.text for o in c_obs if o.ok])),
+                evidence=evidence(b.representative_text(), _medoid(_showing(name, res, c_obs, c_sig))),
                 detail={k: v for k, v in res.detail.items() if k not in ("n0", "n1")},
             )
         )
@@ -194,6 +194,20 @@ def _identity_events(
     return out
 
 
+def _showing(name: str, res: TestResult, c_obs: list[Observation], c_sig: list[dict[str, Any]]) -> list[str]:
+    """The current completions to pick the evidence from: for a rate, those that show the change (the refused
+    ones when the refusal rate rose), as the daemon picks them; a rise from 3% to 20% would else be shown by an
+    ordinary answer. Every successful completion otherwise, or when none shows it."""
+    texts = [o.text for o in c_obs if o.ok]
+    if _family(name) != RATE or not isinstance(res.current_value, float) \
+            or not isinstance(res.baseline_value, float):
+        return texts
+    up = res.current_value > res.baseline_value
+    showing = [o.text for o, sig in zip(c_obs, c_sig, strict=True)
+               if o.ok and sig.get(name) is not None and bool(sig[name]) == up]
+    return showing or texts
+
+
 def _medoid(texts: list[str], limit: int = 60) -> str:
     texts = texts[:limit]
     if not texts:
@@ -201,3 +215,10 @@ def _medoid(texts: list[str], limit: int = 60) -> str:
     norm = [normalise(t) for t in texts]
     scores = process.cdist(norm, norm, scorer=fuzz.ratio, dtype=np.float32).mean(axis=1)
     return texts[int(np.argmax(scores))]
+
+
+def _family(name: str) -> str | None:
+    try:
+        return signal_type(name)
+    except KeyError:  # "completion"
+        return None

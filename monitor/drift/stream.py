@@ -28,8 +28,20 @@ __all__ = ["COMPLETION", "Entry", "Stream", "_Open"]
 
 
 # The current side of the evidence of an event that only failed calls show (a provider refusing with
-# content-policy errors): there is no completion to show.
+# content-policy errors, an outage raising the error rate): there is no completion to show, only why.
 NO_ANSWER = "(no completion: the provider refused the request with a content-policy error)"
+
+
+def no_answer(error_types: list[str]) -> str:
+    """What the current side of the evidence says when only failed calls show the change: a content-policy
+    refusal, or the calls' failures by type, most frequent first (an outage is not a refusal)."""
+    counts: dict[str, int] = {}
+    for t in error_types:
+        counts[t] = counts.get(t, 0) + 1
+    if set(counts) <= {"content_filter"}:
+        return NO_ANSWER
+    kinds = ", ".join(f"{t} x{n}" for t, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+    return f"(no completion: the calls failed: {kinds})"
 
 
 @dataclass(slots=True)
@@ -145,8 +157,12 @@ class Stream(WindowTests, ZeroTolerance):
 
     def _evidence(self, pick: Any = None) -> dict[str, Any]:
         texts = [e.text for e in self._window() if e.text is not None and (pick is None or pick(e))]
-        if not texts and pick is not None and self._window(pick, ok_only=False):  # only failed calls show it:
-            return evidence(self.baseline.representative_text(), NO_ANSWER)  # content-policy refusals
+        failed = [] if texts or pick is None else self._window(pick, ok_only=False)
+        if failed:  # only failed calls show it: there is no completion to diff, only why they failed
+            out = evidence(self.baseline.representative_text(),
+                           no_answer([str(e.signals.get("error_type") or "unknown") for e in failed]))
+            out["diff"] = ""  # a word diff against the note would pair its words with the baseline's
+            return out
         if not texts:
             texts = [e.text for e in self._window() if e.text is not None]
         if not texts:

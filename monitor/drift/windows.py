@@ -126,10 +126,24 @@ class WindowTests:
             return len(self.baseline.values[name])
         return sum(self.baseline.categories.get(name, {}).values())
 
+    def _current_n(self, name: str, res: TestResult) -> int:
+        """How many observations the window test's current side held (what its current value summarises)."""
+        if name == COMPLETION:
+            return sum(1 for e in self._window() if e.text is not None)
+        if signal_type(name) == CONTINUOUS:
+            return sum(1 for e in self._window() if finite(e.signals.get(name)) is not None)
+        return sum((res.detail.get("current") or {}).values())
+
+    def _update_current(self, name: str, op: _Open, res: TestResult) -> list[EventUpdate]:
+        """An open event shows the latest window: its current value, p-value and the count behind them (an event
+        a sequential chart opened kept the chart's run length beside the window's value)."""
+        _update(op.event, res)
+        op.event.current_n = self._current_n(name, res)
+        return [EventUpdate("updated", op.event)]
+
     def _maybe_resolve_window(self, name: str, op: _Open, res: TestResult, now: str) -> list[EventUpdate]:
         if self.n_ok - op.since < self.settings.window:
-            _update(op.event, res)
-            return [EventUpdate("updated", op.event)]
+            return self._update_current(name, op, res)
         if name == COMPLETION:
             back = self._mmd(self._texts(), op.sample, alpha=self.settings.resolve_alpha)
         elif signal_type(name) == CONTINUOUS:
@@ -142,8 +156,7 @@ class WindowTests:
             back = category_test(op.sample or {}, res.detail.get("current") or {})
         if back is not None and back.p_value < self.settings.resolve_alpha and res.p_value > 0.1:
             return [self._resolve(name, now)]
-        _update(op.event, res)
-        return [EventUpdate("updated", op.event)]
+        return self._update_current(name, op, res)
 
 
 def _update(event: DriftEvent, res: TestResult) -> None:
