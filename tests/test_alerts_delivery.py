@@ -44,7 +44,9 @@ def rx(clock: Clock) -> Iterator[Receiver]:
 
 
 def config(url: str, **extra: object) -> AlertsConfig:
+    """Deliveries are the subject here, not grouping: drift messages go out without waiting for their group."""
     return AlertsConfig.model_validate({
+        "group_wait": "0s",
         "retry": {"initial": "10s", "max": "10m", "give_up_after": "1h"},
         "sinks": [{"name": "hook", "type": "webhook", "url": url + "/hook", "secret_env": "HOOK_SECRET"}],
         **extra})
@@ -205,7 +207,7 @@ async def test_secrets_never_reach_the_store_logs_or_metrics(
     caplog.set_level(logging.DEBUG)
     slack_path = "/services/T0000/B0000/XXsekretXXtokenXX"
     plain = Receiver().start()  # Slack and PagerDuty requests are not Standard-Webhooks signed
-    cfg = AlertsConfig.model_validate({"sinks": [
+    cfg = AlertsConfig.model_validate({"group_wait": "0s", "sinks": [
         {"name": "hook", "type": "webhook", "url": rx.url + "/hook", "secret_env": "HOOK_SECRET"},
         {"name": "chat", "type": "slack", "url_env": "SLACK_URL"},
         {"name": "pd", "type": "pagerduty", "routing_key_env": "PD_KEY", "url": plain.url + "/pd"}]})
@@ -247,6 +249,7 @@ async def test_a_slow_sink_delays_only_itself(sqlite_store: Store, clock: Clock,
     slow, am = Receiver().start(), Receiver().start()
     slow.hold()
     cfg = AlertsConfig.model_validate({
+        "group_wait": "0s",
         "resend_interval": "1m", "retry": {"initial": "10s", "max": "10m", "give_up_after": "1h"},
         "sinks": [{"name": "chat", "type": "slack", "url_env": "SLACK_URL", "timeout": "5m"},
                   {"name": "hook", "type": "webhook", "url": rx.url + "/hook", "secret_env": "HOOK_SECRET"},
@@ -315,7 +318,7 @@ async def test_dropped_notifications_are_counted_and_a_disabled_sink_shows(
     assert value("llm_monitor_notifications_dropped_total", sink="hook", reason="gave_up") == 1
     rx.heal()
     await al.publish([event(5)])
-    other = AlertsConfig.model_validate({"sinks": [{"name": "new", "type": "webhook", "url": rx.url}]})
+    other = AlertsConfig.model_validate({"group_wait": "0s", "sinks": [{"name": "new", "type": "webhook", "url": rx.url}]})
     al.reload(other, {})
     await al.sender.flush()  # kept for an hour: in a rolling update the next leader may still know the sink
     assert value("llm_monitor_notifications_dropped_total", sink="hook", reason="unconfigured") == 0
@@ -344,6 +347,7 @@ async def test_a_merged_model_change_that_failed_is_retried_with_the_daemons_bat
     clock.advance(10)  # the retry falls due (initial 10s, rand 1.0)
     assert (await al.sender.flush()).delivered == 1
     later = await al.publish([event(7)])  # and the sink goes on delivering what comes after
+    clock.advance(30)  # a drift message waits for its group too
     assert (await al.sender.flush()).delivered == 1
     assert [r.status for r in rx.requests] == [503, 200, 200]
     assert rx.requests[1].json["type"] == "model.changed"
@@ -385,3 +389,37 @@ async def test_a_store_outage_is_logged_once_per_round_on_one_line_and_its_end_t
     answered = [r.getMessage() for r in caplog.records if r.getMessage().endswith("the store answers again")]
     assert "alert delivery to hook: the store answers again" in answered
     assert rx.delivered[0].message_id == n.message_id
+
+
+async def test_the_drift_of_one_canary_and_target_within_group_wait_is_one_message(
+        sqlite_store: Store, clock: Clock, rx: Receiver) -> None:
+    # Found by QA: one refusal change opened 7 events (refused, check:refusal, length, similarity, completion...)
+    # and paged 7 times within 8 s. Webhook and Slack now get one message per canary x target and group_wait;
+    # each event keeps its own cooldown, resolve and accept.
+    al = build(sqlite_store, config(rx.url, group_wait="30s"), clock)
+
+    def opened(canary: str, signal: str, before: float, after: float) -> AlertEvent:
+        return AlertEvent(kind="drift.opened", canary=canary, target="t", signal=signal, event_id=f"{canary}-{signal}",
+                          summary=f"{canary} @ t: {signal} {before} -> {after}",
+                          evidence={"baseline_value": before, "current_value": after, "p_value": 0.001})
+
+    await al.publish([opened("c", "refused", 0.02, 0.3), opened("other", "refused", 0.0, 0.2)])
+    assert (await al.sender.flush()).delivered == 0  # the group is still collecting
+    clock.advance(10)
+    await al.publish([opened("c", "output_chars", 600, 140), opened("c", "check:refusal", 1.0, 0.7)])
+    clock.advance(20)
+    assert (await al.sender.flush()).delivered == 2  # c's three events in one message, other's one
+    by_canary = {r.json["data"]["canary"]: r.json["data"] for r in rx.requests}
+    c = by_canary["c"]
+    assert c["signals"] == ["refused", "output_chars", "check:refusal"] and c["signal"] == "refused"
+    assert [(e["event_id"], e["baseline_value"], e["current_value"]) for e in c["events"]] == [
+        ("c-refused", 0.02, 0.3), ("c-output_chars", 600, 140), ("c-check:refusal", 1.0, 0.7)]
+    assert c["summary"] == ("c @ t: 3 signals changed: refused 0.02 -> 0.3; output_chars 600 -> 140; "
+                            "check:refusal 1.0 -> 0.7")
+    assert by_canary["other"]["signals"] == ["refused"] and len(by_canary["other"]["events"]) == 1
+    assert al.outbox.counts() == {"delivered": 4}
+    clock.advance(60)  # a resolve is its own message, at once
+    await al.publish([AlertEvent(kind="drift.resolved", canary="c", target="t", signal="output_chars",
+                                 event_id="c-output_chars")])
+    assert (await al.sender.flush()).delivered == 1 and rx.requests[-1].json["type"] == "drift.resolved"
+    await al.stop()

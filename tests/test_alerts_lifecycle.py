@@ -41,7 +41,7 @@ SECOND = """\
 
 
 def alerts(url: str) -> str:
-    return f"alerts:\n  cooldown: 30m\n  sinks: [{{name: hook, type: webhook, url: \"{url}/hook\"}}]\n"
+    return f"alerts:\n  cooldown: 30m\n  group_wait: 0s\n  sinks: [{{name: hook, type: webhook, url: \"{url}/hook\"}}]\n"
 
 
 def target(base_url: str) -> str:

@@ -132,7 +132,8 @@ async def test_what_slack_is_told_reads_as_a_change(sqlite_store: Store) -> None
     rate = model_event(signal="check:refusal", kind="behaviour", test="bernoulli_cusum", canary="other",
                        baseline_value=1.0, current_value=0.17647058823529413)
     with Receiver() as rx:
-        cfg = AlertsConfig.model_validate({"sinks": [{"name": "slack", "type": "slack", "url_env": "SLACK_URL"}]})
+        cfg = AlertsConfig.model_validate({"group_wait": "0s",
+                                           "sinks": [{"name": "slack", "type": "slack", "url_env": "SLACK_URL"}]})
         al = build_alerting(cfg, sqlite_store, environ={"SLACK_URL": rx.url + "/s"})
         await al.publish([alert_event(EventUpdate("opened", e)) for e in (mmd, rate)])
         assert (await al.sender.flush()).delivered == 2

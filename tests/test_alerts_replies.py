@@ -53,7 +53,7 @@ class Raw:
 
 
 def _config(url: str) -> AlertsConfig:
-    return AlertsConfig.model_validate({"retry": {"initial": "10s", "max": "10m", "give_up_after": "1h"},
+    return AlertsConfig.model_validate({"group_wait": "0s", "retry": {"initial": "10s", "max": "10m", "give_up_after": "1h"},
                                         "sinks": [{"name": "hook", "type": "webhook", "url": url + "/hook",
                                                    "timeout": "1s"}]})
 

@@ -98,14 +98,17 @@ def test_drift_fires_a_signed_webhook_then_resolves_on_accept(tmp_path: Path, ch
             assert event["evidence"]["diff"]
             assert 'llm_monitor_drift_active{canary="kill-python-process",signal="refused",target="gpt"} 1.0' \
                 in d.get("/metrics").text
+            # the signals of kill-python-process@gpt that changed within group_wait (30 s) come as one message
             msgs = wait(lambda: [m for m in receiver.delivered if m.json["type"] == "drift.opened"
-                                 and m.json["data"].get("signal") == "refused"], 30, "a drift.opened webhook", d)
+                                 and "refused" in m.json["data"]["signals"]], 60, "a drift.opened webhook", d)
             msg = msgs[0]
             assert msg.verify_error == ""  # the Standard Webhooks signature checked out against the secret
             data = msg.json["data"]
             assert data["canary"] == "kill-python-process" and data["target"] == "gpt"
-            assert data["evidence"]["baseline_value"] == event["baseline_value"]
-            assert data["link"].endswith(f"/api/drift/{event['id']}")
+            (refused,) = [e for e in data["events"] if e["signal"] == "refused"]
+            assert refused["baseline_value"] == event["baseline_value"] and refused["event_id"] == event["id"]
+            assert refused["link"].endswith(f"/api/drift/{event['id']}")
+            assert [e["signal"] for e in data["events"]] == data["signals"]
             assert d.get(f"/api/drift/{event['id']}").json()["id"] == event["id"]
             # The change was intended: accept it from the CLI; the running daemon delivers the notification.
             out = cli("baseline", "accept", "kill-python-process", "--target", "gpt", "-c", str(cfg),
@@ -193,15 +196,28 @@ def test_pending_notifications_survive_sigkill(tmp_path: Path, changing_sim: Sim
         d.wait(timeout=10)
     finally:
         d.stop()
-    with sqlite3.connect(tmp_path / "m.db") as db:
-        waiting = dict(db.execute("SELECT message_id, status FROM notifications WHERE status != 'delivered'"))
+    def undelivered() -> dict[str, tuple[str, str]]:  # row id -> (kind, event id)
+        with sqlite3.connect(tmp_path / "m.db") as db:
+            rows = db.execute("SELECT id, kind, payload FROM notifications WHERE status != 'delivered'")
+            return {rid: (kind, json.loads(payload).get("event_id") or "") for rid, kind, payload in rows}
+
+    waiting = undelivered()
     assert waiting, "the outbox should hold the undelivered notifications"
+
+    def told(receiver: Receiver) -> set[tuple[str, str]]:  # (kind, event id) of every event a message carried
+        out = set()
+        for m in receiver.delivered:
+            data = m.json["data"]
+            out |= {(m.json["type"], e["event_id"]) for e in data.get("events") or data.get("changes") or [data]}
+        return out
+
     with Receiver(secret=SECRET, port=hook_port) as receiver:
         d2 = Daemon(cfg, port, env=env)
         try:
             d2.wait_ready()
-            # A row the killed daemon had just claimed waits out its lease (3 x 10 s timeout + 5 s) first.
-            wait(lambda: set(waiting) <= {m.message_id for m in receiver.delivered}, 90,
+            # A row the killed daemon had just claimed waits out its lease (3 x 10 s timeout + 5 s) first; rows
+            # of one canary x target's drift go out as one message.
+            wait(lambda: not set(waiting) & set(undelivered()) and set(waiting.values()) <= told(receiver), 120,
                  "every pending notification delivered after the restart", d2)
         finally:
             d2.stop()

@@ -27,6 +27,7 @@ from monitor.alerts.events import (
 
 STATEFUL_SINKS = frozenset({"alertmanager", "pagerduty"})  # they de-duplicate and group themselves
 MODEL_GROUP = "model"  # the signal of webhook/Slack model-change notifications, grouped per target
+DRIFT_OPENED = "drift.opened"
 
 # Cooldown memory: (sink, group_key, signal) -> (time of the last firing message sent, whether the receiver
 # was told it is firing, whether it was then told it is resolved). Resolved messages go only where the firing
@@ -152,7 +153,10 @@ def plan(event: AlertEvent, cfg: AlertsConfig, now: datetime, memory: Mapping[Co
                 continue
             if last is not None:
                 out.remember[key] = CooldownEntry(last.fired_at, open=False, resolved=True)
-        wait = timedelta(seconds=cfg.group_wait) if grouped else timedelta(0)
+        # A change seldom moves one signal: webhook and Slack get the drift of one canary x target seen within
+        # group_wait as one message (the sender merges the rows still waiting; each keeps its own cooldown).
+        collects = grouped or (cooled and event.kind == DRIFT_OPENED)
+        wait = timedelta(seconds=cfg.group_wait) if collects else timedelta(0)
         out.notifications.append(Notification(
             id=uuid.uuid4().hex, message_id=message_id(sink, event, round_), sink=sink, kind=event.kind,
             group_key=key[1], signal=key[2], payload=body, created_at=now, next_attempt_at=now + wait))
@@ -177,6 +181,29 @@ def merge_model_changes(payloads: list[dict[str, Any]]) -> dict[str, Any]:
             "changes": changes, "evidence": first.get("evidence") if len(payloads) == 1 else {},
             "summary": f"{first.get('target')}: served model changed: {what} "
                        f"(seen by {len(canaries)} canar{'y' if len(canaries) == 1 else 'ies'}: {', '.join(canaries)})"}
+
+
+def merge_drift(payloads: list[dict[str, Any]]) -> dict[str, Any]:
+    """Return one payload for the drift of one canary x target (oldest first): the first event's fields, as a
+    single event's message has them, plus ``signals`` and ``events`` naming every event of the message."""
+    first = payloads[0]
+    events, signals = [], []
+    for p in payloads:
+        ev = p.get("evidence") or {}
+        events.append({"signal": p.get("signal"), "event_id": p.get("event_id"), "kind": p.get("condition"),
+                       "baseline_value": ev.get("baseline_value"), "current_value": ev.get("current_value"),
+                       "p_value": ev.get("p_value"), "link": p.get("link")})
+        if p.get("signal") not in signals:
+            signals.append(p.get("signal"))
+    merged = {**first, "signals": signals, "events": events}
+    if len(payloads) > 1:
+        where = f"{first.get('canary')} @ {first.get('target')}"
+        what = "; ".join(str(p.get("summary") or "").removeprefix(f"{where}: ") for p in payloads)
+        merged["summary"] = f"{where}: {len(signals)} signals changed: {what}"
+        ranks = {"critical": 0, "warning": 1, "info": 2}
+        merged["severity"] = min((str(p.get("severity") or "warning") for p in payloads),
+                                 key=lambda s: ranks.get(s, 1))
+    return merged
 
 
 class Policy:

@@ -35,6 +35,10 @@ def slack_message(p: dict[str, Any]) -> dict[str, Any]:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(facts)[:_SECTION_MAX]}})
     changes = [f"{_esc(c.get('canary'))} {_esc(c.get('signal'))}: {_esc(c.get('from'))} -> {_esc(c.get('to'))}"
                for c in p.get("changes") or []]
+    events = p.get("events") or []
+    if len(events) > 1:  # several signals of one canary x target in one message
+        changes += [f"{_esc(e.get('signal'))}: {_esc(e.get('baseline_value'))} -> {_esc(e.get('current_value'))}"
+                    + (f" (<{e['link']}|event>)" if e.get("link") else "") for e in events]
     if changes:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(changes)[:_SECTION_MAX]}})
     if ev.get("diff"):
