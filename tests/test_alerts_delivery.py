@@ -411,11 +411,11 @@ async def test_the_drift_of_one_canary_and_target_within_group_wait_is_one_messa
     assert (await al.sender.flush()).delivered == 2  # c's three events in one message, other's one
     by_canary = {r.json["data"]["canary"]: r.json["data"] for r in rx.requests}
     c = by_canary["c"]
-    assert c["signals"] == ["refused", "output_chars", "check:refusal"] and c["signal"] == "refused"
-    assert [(e["event_id"], e["baseline_value"], e["current_value"]) for e in c["events"]] == [
-        ("c-refused", 0.02, 0.3), ("c-output_chars", 600, 140), ("c-check:refusal", 1.0, 0.7)]
-    assert c["summary"] == ("c @ t: 3 signals changed: refused 0.02 -> 0.3; output_chars 600 -> 140; "
-                            "check:refusal 1.0 -> 0.7")
+    assert c["signals"] == ["refused", "check:refusal", "output_chars"] and c["signal"] == "refused"  # by time,
+    assert [(e["event_id"], e["baseline_value"], e["current_value"]) for e in c["events"]] == [  # then signal
+        ("c-refused", 0.02, 0.3), ("c-check:refusal", 1.0, 0.7), ("c-output_chars", 600, 140)]
+    assert c["summary"] == ("c @ t: 3 signals changed: refused 0.02 -> 0.3; check:refusal 1.0 -> 0.7; "
+                            "output_chars 600 -> 140")
     assert by_canary["other"]["signals"] == ["refused"] and len(by_canary["other"]["events"]) == 1
     assert al.outbox.counts() == {"delivered": 4}
     clock.advance(60)  # a resolve is its own message, at once

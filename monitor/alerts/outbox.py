@@ -123,7 +123,7 @@ class Outbox:
 
     def siblings(self, n: Notification, *, any_signal: bool = False) -> list[Notification]:
         """Return the other waiting rows of `n`'s sink x group x signal (any signal of the group if `any_signal`)
-        and kind, oldest first (to merge)."""
+        and kind, oldest first, then by signal (to merge)."""
         with Session(self.engine) as s:
             q = (select(NotificationRow)
                  .where(NotificationRow.sink == n.sink, NotificationRow.group_key == n.group_key,
@@ -131,7 +131,7 @@ class Outbox:
                         NotificationRow.id != n.id, col(NotificationRow.status).in_(WAITING)))
             if not any_signal:
                 q = q.where(NotificationRow.signal == n.signal)
-            q = q.order_by(col(NotificationRow.created_at), col(NotificationRow.id))
+            q = q.order_by(col(NotificationRow.created_at), col(NotificationRow.signal), col(NotificationRow.id))
             return [_from_row(r) for r in s.exec(q).all()]
 
     def _set(self, nid: str, *, attempted: bool = True, **values: Any) -> None:
