@@ -38,6 +38,17 @@ PROBES = ("canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n   
           "    params: {temperature: 0.7}\n    checks: [{type: length, unit: words, max: 80, name: short}]\n")
 
 
+async def one_run_stored(tmp_path: Path) -> Path:
+    """Run the canary once against the simulator, store it, stop; return the config path."""
+    with SimServer(scenario_from_dict(SCENARIO)) as sim:
+        app, cfg, canary, target = await started_app(tmp_path, sim, PROBES, "{baseline_size: 10}")
+        try:
+            await app.runner.run(canary, target)
+        finally:
+            await app.stop()
+    return cfg
+
+
 async def test_export_then_replay_finds_the_change(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     cli = Cli(capsys)
     with SimServer(scenario_from_dict(SCENARIO)) as sim:
@@ -78,12 +89,7 @@ async def test_export_then_replay_finds_the_change(tmp_path: Path, capsys: pytes
 async def test_export_errors_name_the_flag_and_leave_no_half_file(tmp_path: Path,
                                                                  capsys: pytest.CaptureFixture[str]) -> None:
     cli = Cli(capsys)
-    with SimServer(scenario_from_dict(SCENARIO)) as sim:
-        app, cfg, canary, target = await started_app(tmp_path, sim, PROBES, "{baseline_size: 10}")
-        try:
-            await app.runner.run(canary, target)
-        finally:
-            await app.stop()
+    cfg = await one_run_stored(tmp_path)
     code, _, err = cli("export", "-c", str(cfg), "--since", "last tuesday")
     assert code == 2 and "--since: not an ISO-8601 time or a duration: 'last tuesday'" in err
     missing = tmp_path / "no-such-dir" / "x.jsonl"
@@ -104,12 +110,7 @@ async def test_export_to_standard_output_names_it_and_a_closed_pipe_is_not_an_er
 
     from tests.support.daemon import EXE
 
-    with SimServer(scenario_from_dict(SCENARIO)) as sim:
-        app, cfg, canary, target = await started_app(tmp_path, sim, PROBES, "{baseline_size: 10}")
-        try:
-            await app.runner.run(canary, target)
-        finally:
-            await app.stop()
+    cfg = await one_run_stored(tmp_path)
     with open("/dev/full", "w") as full:
         done = subprocess.run([*EXE, "export", "-c", str(cfg)], stdout=full, stderr=subprocess.PIPE, text=True,
                               timeout=60)
@@ -129,12 +130,7 @@ async def test_a_range_that_ends_before_it_starts_is_refused_by_export_and_pin(
     # Found by QA: `export --since 04:05 --until 04:00` wrote nothing and said "exported 0 observations", and
     # `baseline pin` with the same range blamed the store ("only 0 successful observations in that range").
     cli = Cli(capsys)
-    with SimServer(scenario_from_dict(SCENARIO)) as sim:
-        app, cfg, canary, target = await started_app(tmp_path, sim, PROBES, "{baseline_size: 10}")
-        try:
-            await app.runner.run(canary, target)
-        finally:
-            await app.stop()
+    cfg = await one_run_stored(tmp_path)
     for args in (["export"], ["baseline", "pin", "c1"]):
         code, out, err = cli(*args, "-c", str(cfg), "--since", "2026-11-29T04:05:00Z", "--until", "2026-11-29T04:00")
         assert code == 2 and out == "", (args, err)

@@ -7,9 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
-import threading
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +15,7 @@ import pytest
 
 from tests.conftest import write_config
 from tests.support.daemon import cli
+from tests.support.jsonserver import raw_server
 
 PROBES = """\
 canaries:
@@ -87,30 +86,9 @@ CASES: dict[str, tuple[str, bool, str, bytes, list[str]]] = {
 }
 
 
-@contextlib.contextmanager
-def upstream(answer: Callable[[str], tuple[str, bytes]]) -> Iterator[str]:
+def upstream(answer: Callable[[str], tuple[str, bytes]]) -> contextlib.AbstractContextManager[str]:
     """A local server answering each POST with `answer(model requested) -> (content type, body)`, status 200."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = json.loads(self.rfile.read(int(self.headers.get("content-length") or 0)))
-            ctype, out = answer(body["model"])
-            self.send_response(200)
-            self.send_header("content-type", ctype)
-            self.send_header("content-length", str(len(out)))
-            self.end_headers()
-            self.wfile.write(out)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    return raw_server(lambda body, headers: (200, *answer(body["model"])))
 
 
 @pytest.mark.parametrize("store", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

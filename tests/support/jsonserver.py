@@ -12,19 +12,34 @@ from typing import Any
 Answer = Callable[[dict[str, Any], dict[str, str]], tuple[int, Any]]
 
 
+RawAnswer = Callable[[dict[str, Any], dict[str, str]], tuple[int, str, bytes]]
+
+
 @contextlib.contextmanager
 def json_server(answer: Answer) -> Iterator[str]:
     """Serve `answer(body, headers) -> (status, payload)` for every POST (one thread per request); yield the
     base URL. An answer may take its time; a client that gave up meanwhile is not an error."""
 
+    def raw(body: dict[str, Any], headers: dict[str, str]) -> tuple[int, str, bytes]:
+        status, payload = answer(body, headers)
+        return status, "application/json", json.dumps(payload).encode()
+
+    with raw_server(raw) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def raw_server(answer: RawAnswer) -> Iterator[str]:
+    """`json_server` whose answers are (status, content type, body bytes): bodies that are not JSON, or not the
+    JSON the request deserved."""
+
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers.get("content-length") or 0)) or b"{}")
-            status, payload = answer(body, {k.lower(): v for k, v in self.headers.items()})
-            out = json.dumps(payload).encode()
+            status, ctype, out = answer(body, {k.lower(): v for k, v in self.headers.items()})
             with contextlib.suppress(OSError):
                 self.send_response(status)
-                self.send_header("content-type", "application/json")
+                self.send_header("content-type", ctype)
                 self.send_header("content-length", str(len(out)))
                 self.end_headers()
                 self.wfile.write(out)
