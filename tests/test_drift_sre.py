@@ -75,7 +75,10 @@ async def test_a_baseline_taken_from_the_cli_never_learns_the_observations_from_
     # one; as they age out they must not join the new reference: accepted answers 4x as long would learn the old
     # short ones back (and open false events against the mix), a reset would learn the history it was to drop.
     with SimServer(two_phases(action, 7, verbosity=4.0)) as sim:
-        app, cfg_path, canary, target = await started_app(tmp_path, sim, PROBES_C1, "{baseline_size: 10}")
+        # Loopback timings follow the machine's load (a CI run beside other tests moved ttft_s 7.6 -> 10 ms, a real
+        # change the engine rightly reported): the claim here is about what the reference learns, not timing.
+        app, cfg_path, canary, target = await started_app(
+            tmp_path, sim, PROBES_C1, "{baseline_size: 10, disabled_signals: [latency_s, ttft_s]}")
         try:
             await through_change(app, sim, canary, target, before=12, after=8)
             done = cli("baseline", action, "c1", "-c", str(cfg_path))
