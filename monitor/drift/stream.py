@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,9 +35,7 @@ NO_ANSWER = "(no completion: the provider refused the request with a content-pol
 def no_answer(error_types: list[str]) -> str:
     """What the current side of the evidence says when only failed calls show the change: a content-policy
     refusal, or the calls' failures by type, most frequent first (an outage is not a refusal)."""
-    counts: dict[str, int] = {}
-    for t in error_types:
-        counts[t] = counts.get(t, 0) + 1
+    counts = Counter(error_types)
     if set(counts) <= {"content_filter"}:
         return NO_ANSWER
     kinds = ", ".join(f"{t} x{n}" for t, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
