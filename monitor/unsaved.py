@@ -54,26 +54,28 @@ class Unsaved:
     def __len__(self) -> int:
         return len(self._queue)
 
-    def _save(self, item: Item) -> None:
-        """Write one item (in a worker thread). An observation already there was stored by an earlier try whose
-        answer was lost with the connection: that is success, not a conflict."""
-        if isinstance(item, Run):
-            self._save_run(item)  # an upsert: a repeat is harmless
-            return
+    def _save(self, item: Item) -> bool:
+        """Write one item (in a worker thread); return False if the store refused it for its data (given up on:
+        retrying would only hold up the rest). An observation already there was stored by an earlier try whose
+        answer was lost with the connection: that is success, not a conflict. Raises while the store is away."""
         try:
-            self._save_observation(item)
+            if isinstance(item, Run):
+                self._save_run(item)  # an upsert: a repeat is harmless
+            else:
+                self._save_observation(item)
         except IntegrityError:
             log.info("observation %s was already stored (an earlier try's answer was lost)", item.id)
+        except DataError as e:
+            self._refused(item, e)
+            return False
+        return True
 
     async def put(self, item: Item) -> bool:
-        """Store `item` now if nothing waits and the store takes it (True); else queue it (False)."""
+        """Store `item` now if nothing waits and the store takes it (True); else queue it, or give it up if the
+        store refuses its data (False)."""
         if not self._queue:
             try:
-                await asyncio.to_thread(self._save, item)
-                return True
-            except DataError as e:
-                self._refused(item, e)
-                return False
+                return await asyncio.to_thread(self._save, item)
             except SQLAlchemyError as e:
                 self._failed(e)
         self.hold(item)
@@ -84,9 +86,6 @@ class Unsaved:
         if not self._queue:
             try:
                 self._save(item)
-                return
-            except DataError as e:
-                self._refused(item, e)
                 return
             except SQLAlchemyError as e:
                 self._failed(e)
@@ -133,13 +132,7 @@ class Unsaved:
         while self._queue:
             item = self._queue[0]
             try:
-                await asyncio.to_thread(self._save, item)
-            except DataError as e:
-                self._refused(item, e)
-                if self._queue and self._queue[0] is item:
-                    self._pop()
-                self.metrics.store_pending.set(len(self._queue))
-                continue
+                saved = await asyncio.to_thread(self._save, item)
             except SQLAlchemyError as e:
                 self._failed(e)
                 await asyncio.sleep(delay)
@@ -148,8 +141,10 @@ class Unsaved:
             if self._queue and self._queue[0] is item:  # not given up on meanwhile
                 self._pop()
             self.metrics.store_pending.set(len(self._queue))
-            stored += 1
             delay = FIRST_DELAY_S
+            if not saved:
+                continue
+            stored += 1
             if isinstance(item, Observation):
                 try:
                     await self._on_stored(item)
