@@ -133,7 +133,7 @@ async def test_drift_diff_and_baseline_commands(tmp_path: Path) -> None:
     assert diff.returncode == 0 and "baseline:" in diff.stdout
     assert "{+" in diff.stdout  # not a terminal: the word diff keeps its markers (colour would be dropped)
     show = cli("baseline", "show", "c1", "-c", str(cfg_path))
-    assert "first_n" in show.stdout
+    assert "first_n" in show.stdout and "reference" in show.stdout
     accept = cli("baseline", "accept", "c1", "-c", str(cfg_path), "--note", "intended")
     assert accept.returncode == 0, accept.stderr
     assert cli("drift", "-c", str(cfg_path), "--open", "--json").stdout == ""
@@ -317,3 +317,21 @@ async def test_accept_right_after_a_change_takes_only_observations_since_it(tmp_
     [row] = DriftRepository(store.engine).baselines(canary="c1", target="t")
     store.close()
     assert row["data"]["identity"]["system_fingerprint"] == ["fp_new"]
+
+
+def test_the_events_table_says_which_test_decided_and_does_not_mix_p_values_with_chart_levels() -> None:
+    from monitor.commands.drift import decision
+
+    assert decision({"test": "mann_whitney", "p_value": 3.2e-6, "statistic": 410.0, "threshold": None}) == \
+        "mann_whitney p=3.2e-06"
+    assert decision({"test": "bernoulli_cusum", "p_value": None, "statistic": 7.14, "threshold": 5.2}) == \
+        "bernoulli_cusum 7.14/5.2"
+    assert decision({"test": "first_seen", "p_value": None, "statistic": None, "threshold": None}) == "first_seen"
+
+
+def test_baseline_show_counts_what_the_reference_learned_beside_what_it_was_built_from() -> None:
+    from monitor.commands.drift import reference_n
+
+    assert reference_n({"count": 30, "rates": {"refused": [2, 30], "error": [1, 31]}}) == 31
+    assert reference_n({"count": 30, "rates": {"refused": [9, 640], "error": [4, 655]}}) == 655  # learned
+    assert reference_n({"count": 30}) == 30

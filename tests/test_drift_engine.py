@@ -61,6 +61,18 @@ def test_model_change_is_its_own_kind_and_accept_makes_it_the_baseline() -> None
     assert eng.baseline("c", "t").source == "accepted" and "m-2" in eng.baseline("c", "t").identity["response_model"]
 
 
+def test_an_open_model_event_counts_the_observations_served_by_the_new_model() -> None:
+    eng = DriftEngine()
+    sim = Sim(2)
+    _feed(eng, sim, 60)
+    sim.model = "m-2"
+    [opened] = [u.event for u in _feed(eng, sim, 1) if u.action == "opened"]
+    _feed(eng, sim, 9)
+    sim.model = "m-1"  # the baseline's model again: not counted
+    _feed(eng, sim, 3)
+    assert (opened.current_value, opened.current_n) == ("m-2", 10)
+
+
 def test_failed_calls_feed_only_error_signals() -> None:
     from monitor.domain import CallResult, ErrorType, Observation
 

@@ -34,14 +34,23 @@ def _fmt(v: Any) -> str:
     return "" if v is None else str(v)
 
 
+def decision(e: dict[str, Any]) -> str:
+    """The test that decided and its figure: a p-value for window tests, level against threshold for charts."""
+    test, p, stat, limit = e.get("test") or "", e.get("p_value"), e.get("statistic"), e.get("threshold")
+    if p is not None:
+        return f"{test} p={p:.2g}"
+    if stat is not None and limit is not None:
+        return f"{test} {stat:.3g}/{limit:.3g}"
+    return test
+
+
 def events_table(events: list[dict[str, Any]], title: str) -> Table:
     table = Table(title=title, header_style="bold")
-    for col in ("opened", "canary", "target", "signal", "kind", "state", "baseline", "current", "p / level", "n"):
+    for col in ("opened", "canary", "target", "signal", "kind", "state", "baseline", "current", "test", "n"):
         table.add_column(col, no_wrap=col in {"canary", "signal"})
     for e in events:
-        stat = e.get("p_value") if e.get("p_value") is not None else e.get("statistic")
         table.add_row((e.get("opened_at") or "")[:19], e["canary"], e["target"], e["signal"], e["kind"], e["state"],
-                      _fmt(e.get("baseline_value")), _fmt(e.get("current_value")), _fmt(stat),
+                      _fmt(e.get("baseline_value")), _fmt(e.get("current_value")), decision(e),
                       f"{e.get('baseline_n', '')}/{e.get('current_n', '')}")
     return table
 
@@ -147,6 +156,13 @@ def _pair_targets(config: Any, canary: str, target: str | None) -> list[str]:
     return [target] if target is not None else targets
 
 
+def reference_n(data: dict[str, Any]) -> int:
+    """Observations behind a stored baseline's rate reference: the ones it was built from plus those it learned
+    while in control (``Baseline.absorb``), up to the caps."""
+    totals = [int(r[1]) for r in (data.get("rates") or {}).values() if isinstance(r, list) and len(r) == 2]
+    return max(totals, default=int(data.get("count") or 0))
+
+
 def baseline(config_path: str, action: str, canary: str, target: str | None, note: str,
              since: str | None = None, until: str | None = None) -> int:
     from monitor.analysis import MIN_BASELINE_OBSERVATIONS
@@ -160,14 +176,16 @@ def baseline(config_path: str, action: str, canary: str, target: str | None, not
     console = _console()
     if action == "show":
         table = Table(title=f"baselines of {canary}", header_style="bold")
-        for col in ("target", "since", "source", "note", "ready", "samples", "model / fingerprint", "active"):
+        for col in ("target", "since", "source", "note", "ready", "built from", "reference", "model / fingerprint",
+                    "active"):
             table.add_column(col)
         for tid in targets:
             for row in analysis.repo.baselines(canary=canary, target=tid, active_only=False):
                 d = row["data"]
                 ident = ", ".join(v for vals in (d.get("identity") or {}).values() for v in vals)
                 table.add_row(tid, f"{row['created_at']:%Y-%m-%d %H:%M}", row["source"], row["note"],
-                              str(d.get("ready")), str(d.get("count")), ident, "yes" if row["active"] else "")
+                              str(d.get("ready")), str(d.get("count")), str(reference_n(d)), ident,
+                              "yes" if row["active"] else "")
         console.print(table)
         return EXIT_OK
     # Every target's observations are chosen and checked before anything changes, so a refusal changes nothing.

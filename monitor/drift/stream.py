@@ -180,10 +180,12 @@ class Stream(WindowTests, ZeroTolerance):
             if op is not None:
                 seen = op.event.detail.setdefault("values", [])
                 changed = False
-                if value is not None and str(value) not in known and str(value) not in seen:
-                    seen.append(str(value))
-                    op.event.current_value = str(value)
+                if value is not None and str(value) not in known:
+                    op.event.current_n += 1  # observations showing a value the baseline never saw
                     changed = True
+                    if str(value) not in seen:
+                        seen.append(str(value))
+                        op.event.current_value = str(value)
                 if value is not None and str(value) not in known and op.event.first_obs_at \
                         and entry.at < op.event.first_obs_at:
                     # the samples of a run are analysed as they finish, not in the order they started: the change
