@@ -1,7 +1,7 @@
 """The configuration schema: targets (upstream model APIs), canaries (probe prompts) and daemon settings.
 
 Every model rejects unknown keys, carries its defaults, and checks what it can on its own; cross-file checks
-(unique ids, canaries naming known targets) live in :mod:`monitor.config.loader`.
+(unique ids, canaries naming known targets) live in :mod:`monitor.config.references`.
 """
 
 from __future__ import annotations
