@@ -174,6 +174,14 @@ def test_probe_rejections(tmp_path: Path, old: str, new: str, expected: str) -> 
     assert expected in msg
 
 
+def test_zero_tolerance_naming_a_check_that_failed_validation_is_not_called_unknown(tmp_path: Path) -> None:
+    path = setup(tmp_path, probes=BASIC + "    checks: [{type: contains, name: kw}]\n"
+                                          "    zero_tolerance: [refused, 'check:kw', 'check:nope']\n")
+    # without the checks their names are unknown: check:nope is judged once the check is fixed
+    assert issues(path) == [f"{tmp_path / 'probes' / 'basic.yaml'}:7: canaries[0].checks[0].contains.value: "
+                            "Field required"]
+
+
 def test_duplicate_canary_across_files_names_both(tmp_path: Path) -> None:
     path = setup(tmp_path)
     (tmp_path / "probes" / "more.yaml").write_text(BASIC)

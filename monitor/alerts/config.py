@@ -9,7 +9,15 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from monitor.alerts.events import KINDS, SEVERITIES
 from monitor.durations import parse_duration
@@ -17,6 +25,9 @@ from monitor.durations import parse_duration
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,79}$")
 _ENV = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SECRETLIKE = re.compile(r"^(whsec_|xox[abp]-|sk-|sk_)|^[A-Za-z0-9+/_=-]{32,}$")
+# Validation context under which AlertsConfig leaves sink names and routes unchecked: the config loader checks them
+# itself, one problem per sink and route, also when other parts of the section fail validation.
+REFERENCES_CHECKED = "references_checked"
 
 
 def _seconds(v: Any) -> float:
@@ -233,7 +244,9 @@ class AlertsConfig(_Strict):
         return v
 
     @model_validator(mode="after")
-    def _refs(self) -> AlertsConfig:
+    def _refs(self, info: ValidationInfo) -> AlertsConfig:
+        if info.context and info.context.get(REFERENCES_CHECKED):
+            return self
         names = [s.name for s in self.sinks]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:

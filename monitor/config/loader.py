@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from monitor.alerts.config import AlertsConfig
+from monitor.alerts.config import REFERENCES_CHECKED, AlertsConfig
 from monitor.checks import canary_issues
 from monitor.config.models import (
     Canary,
@@ -23,7 +23,8 @@ from monitor.config.models import (
     Storage,
     Target,
 )
-from monitor.config.yamlsrc import Located, dotted, load_yaml
+from monitor.config.references import canary_references, monitor_references, written_ids
+from monitor.config.yamlsrc import Located, at, dotted, load_yaml
 from monitor.domain import EMBEDDINGS_CANARY, JUDGE_CANARY
 from monitor.drift.settings import DriftSettings
 from monitor.errors import ConfigError, ConfigIssue
@@ -87,12 +88,17 @@ _URL_PASSWORD = re.compile(r"(://[^/@:\s]*:)[^/@\s]+@")
 _QUERY_PASSWORD = re.compile(r"([?&]password=)[^&#\s]*", re.I)
 
 
-def _validate(model: type[M], src: Located, issues: list[ConfigIssue]) -> M | None:
+def _validate(model: type[M], src: Located, issues: list[ConfigIssue],
+              context: dict[str, Any] | None = None) -> M | None:
+    """Validate a parsed file, adding an issue per error (none for errors its YAML problems explain)."""
     try:
-        return model.model_validate(src.data if src.data is not None else {})
+        return model.model_validate(src.data if src.data is not None else {}, context=context)
     except ValidationError as e:
         for err in e.errors():
             loc = _strip_union_tags(tuple(err["loc"]))
+            where = _in_document(src.data, loc)
+            if src.follows_from_problems(where, err["type"]):
+                continue  # e.g. "" given for an unset ${VAR}: the variable is the problem, already reported
             reason = err["msg"].removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":
                 reason = "unknown key"
@@ -108,8 +114,31 @@ def _validate(model: type[M], src: Located, issues: list[ConfigIssue]) -> M | No
                 value = "<redacted>"
             elif isinstance(value, str):
                 value = redact_url(value)
-            issues.append(ConfigIssue(src.path, dotted(loc), reason, src.line_of(loc), value))
+            issues.append(ConfigIssue(src.path, dotted(loc), reason, src.line_of(where), value))
         return None
+
+
+def _each(model: type[M], items: Any) -> list[M | None]:
+    """Validate each item of a list on its own (None for those that fail): the parts of a failed file that hold."""
+    out: list[M | None] = []
+    for item in items if isinstance(items, list) else []:
+        try:
+            out.append(model.model_validate(item))
+        except ValidationError:
+            out.append(None)
+    return out
+
+
+def _in_document(data: Any, loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Return an error's path in the document: its loc without the tags of tagged unions (the sink or check `type`
+    pydantic chose, e.g. alerts.sinks[0].slack.url_env -> alerts.sinks[0].url_env)."""
+    out: list[Any] = []
+    for part in loc:
+        if isinstance(data, dict) and part not in data and data.get("type") == part:
+            continue
+        out.append(part)
+        data = at(data, part)
+    return tuple(out)
 
 
 def redact_url(text: str) -> str:
@@ -149,37 +178,68 @@ def probe_paths(entries: list[str], base: Path) -> tuple[list[Path], list[str]]:
 def load_probe_files(paths: list[Path], environ: Mapping[str, str] | None = None) -> list[Canary]:
     """Load and validate canaries from probe files; ids must be unique across files."""
     issues: list[ConfigIssue] = []
-    canaries = _load_probes(paths, environ, issues)
+    canaries = _canaries(_load_probes(paths, environ, issues), issues)
     if issues:
-        raise ConfigError(issues)
+        raise ConfigError(_in_order(issues, [str(p) for p in paths]))
     return canaries
 
 
-def _load_probes(paths: list[Path], environ: Mapping[str, str] | None, issues: list[ConfigIssue],
-                 where: dict[str, tuple[Located, int]] | None = None) -> list[Canary]:
-    """Validate the probe files; `where` (if given) receives each canary's parsed file and index, for line numbers."""
-    seen: dict[str, str] = {}
-    canaries: list[Canary] = []
+@dataclass(frozen=True)
+class _ProbeFile:
+    """A parsed probe file and each canary it writes, validated (None: invalid, and reported)."""
+
+    src: Located
+    canaries: list[Canary | None]
+
+
+def _load_probes(paths: list[Path], environ: Mapping[str, str] | None, issues: list[ConfigIssue]) -> list[_ProbeFile]:
+    """Parse and validate the probe files, adding their issues; a file that fails keeps the canaries that hold."""
+    out: list[_ProbeFile] = []
     for path in paths:
         try:
-            src = load_yaml(path, environ=dict(environ) if environ is not None else None)
-        except ConfigError as e:
+            src = load_yaml(path, environ=dict(environ) if environ is not None else None, keep_going=True)
+        except ConfigError as e:  # unreadable, or not YAML: nothing in it to check
             issues += e.issues
             continue
+        issues += src.problems
         pf = _validate(ProbeFile, src, issues)
-        if pf is None:
-            continue
+        canaries = list(pf.canaries) if pf is not None else _each(Canary, at(src.data, "canaries"))
+        out.append(_ProbeFile(src, [c.model_copy(update={"source": str(path)}) if c else None for c in canaries]))
+    return out
+
+
+def _canaries(files: list[_ProbeFile], issues: list[ConfigIssue], target_ids: list[str] | None = None,
+              *, references: bool = False) -> list[Canary]:
+    """Return the valid canaries of the probe files; add an issue for each id written twice and, with
+    `references`, for each canary inconsistent in itself or naming a target not among `target_ids`."""
+    seen: dict[str, str] = {}
+    canaries: list[Canary] = []
+    for pf in files:
+        src = pf.src
         for i, c in enumerate(pf.canaries):
-            if c.id in seen:
-                issues.append(ConfigIssue(str(path), f"canaries[{i}].id",
-                                          f"duplicate canary id (also defined in {seen[c.id]})",
-                                          src.line_of(("canaries", i, "id")), c.id))
+            cid = c.id if c is not None else src.written("canaries", i, "id")
+            if not isinstance(cid, str):
                 continue
-            seen[c.id] = str(path)
-            if where is not None:
-                where[c.id] = (src, i)
-            canaries.append(c.model_copy(update={"source": str(path)}))
+            if cid in seen:
+                issues.append(ConfigIssue(src.path, f"canaries[{i}].id", f"duplicate canary id (also defined in "
+                                          f"{seen[cid]})", src.line_of(("canaries", i, "id")), cid))
+            elif c is not None:
+                canaries.append(c)
+            seen.setdefault(cid, src.path)
+            if references:
+                issues += canary_references(src, i, cid, target_ids)
+            for j, reason in canary_issues(c.checks, tools=c.tools or []) if references and c is not None else []:
+                issues.append(ConfigIssue(src.path, f"canary {cid}: checks[{j}]", reason,
+                                          src.line_of(("canaries", i, "checks", j))))
     return canaries
+
+
+def _in_order(issues: list[ConfigIssue], files: list[str]) -> list[ConfigIssue]:
+    """Sort issues by file (in the order given) and line, keeping the order they were found in within a line."""
+    rank: dict[str, int] = {}
+    for n, f in enumerate(files):
+        rank.setdefault(f, n)
+    return sorted(issues, key=lambda i: (rank.get(i.file, len(files)), i.line or 0))
 
 
 def restart_only(running: Config, loaded: Config) -> tuple[Config, list[str]]:
@@ -196,58 +256,46 @@ def restart_only(running: Config, loaded: Config) -> tuple[Config, list[str]]:
 
 
 def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
-    """Load monitor.yaml and its probe files; raise ConfigError listing every problem found."""
+    """Load monitor.yaml and its probe files; raise ConfigError listing every problem found.
+
+    One pass finds them all: the fields of monitor.yaml and of every probe file, and the references between them,
+    checked over every part written (a canary that fails validation does not hide another's unknown target).
+    Nothing is returned unless everything holds."""
     path = Path(path)
-    issues: list[ConfigIssue] = []
-    src = load_yaml(path, environ=dict(environ) if environ is not None else None)
-    mf = _validate(MonitorFile, src, issues)
-    if mf is None:
-        raise ConfigError(issues)
-    ids = [t.id for t in mf.targets]
-    for i, t in enumerate(mf.targets):
-        if ids.index(t.id) != i:
-            issues.append(ConfigIssue(str(path), f"targets[{i}].id", "duplicate target id",
-                                      src.line_of(("targets", i, "id")), t.id))
-    emb = mf.drift.embeddings
-    if emb is not None and emb.target not in ids:
-        issues.append(ConfigIssue(str(path), "drift.embeddings.target", f"unknown target (known: {', '.join(ids)})",
-                                  src.line_of(("drift", "embeddings", "target")), emb.target))
-    elif emb is not None and next(t for t in mf.targets if t.id == emb.target).provider != "openai":
-        issues.append(ConfigIssue(str(path), "drift.embeddings.target",
-                                  "embeddings need an OpenAI-compatible target (provider: openai)",
-                                  src.line_of(("drift", "embeddings", "target")), emb.target))
-    judge = mf.refusal.judge_target
-    if judge is not None and judge not in ids:
-        issues.append(ConfigIssue(str(path), "refusal.judge_target", f"unknown target (known: {', '.join(ids)})",
-                                  src.line_of(("refusal", "judge_target")), judge))
-    files, missing = probe_paths(mf.probes, path.parent)
+    src = load_yaml(path, environ=dict(environ) if environ is not None else None, keep_going=True)
+    issues = list(src.problems)
+    mf = _validate(MonitorFile, src, issues, context={REFERENCES_CHECKED: True})
+    valid: dict[str, Target] = {}
+    for t in mf.targets if mf is not None else _each(Target, at(src.data, "targets")):
+        if t is not None:
+            valid.setdefault(t.id, t)
+    issues += monitor_references(src, valid)
+    listed = _probe_entries(src)
+    files, missing = probe_paths([e for e in listed if e is not None], path.parent)
     for m in missing:
-        j = mf.probes.index(m)
+        j = listed.index(m)
         issues.append(ConfigIssue(str(path), f"probes[{j}]", "no such probe file or folder",
                                   src.line_of(("probes", j)), m))
-    where: dict[str, tuple[Located, int]] = {}
-    canaries = _load_probes(files, environ, issues, where)
-    unknown = f"unknown target (known: {', '.join(ids)})"
-    for c in canaries:
-        csrc, ci = where[c.id]
-
-        def line(*sub: Any, csrc: Located = csrc, ci: int = ci) -> int | None:
-            return csrc.line_of(("canaries", ci, *sub))
-
-        for i, reason in canary_issues(c.checks, tools=c.tools or []):
-            issues.append(ConfigIssue(c.source, f"canary {c.id}: checks[{i}]", reason, line("checks", i)))
-        for i, check in enumerate(c.checks):
-            judge = getattr(check, "judge_target", None)
-            if judge is not None and judge not in ids:
-                issues.append(ConfigIssue(c.source, f"canary {c.id}: checks[{i}].judge_target", unknown,
-                                          line("checks", i, "judge_target"), judge))
-        for j, name in enumerate(c.targets or []):
-            if name not in ids:
-                issues.append(ConfigIssue(c.source, f"canary {c.id}: targets[{j}]", unknown, line("targets", j), name))
+    canaries = _canaries(_load_probes(files, environ, issues), issues, written_ids(src, ("targets",), "id"),
+                         references=True)
     if issues:
-        raise ConfigError(issues)
+        raise ConfigError(_in_order(issues, [str(path), *(str(f) for f in files)]))
+    assert mf is not None  # it failed only with an issue
     return Config(
         path=str(path), targets=tuple(mf.targets), canaries=tuple(canaries), storage=mf.storage,
         http=mf.http, daemon=mf.daemon, drift=mf.drift, alerts=mf.alerts, refusal=mf.refusal,
         probe_files=tuple(str(f) for f in files),
     )
+
+
+def _probe_entries(src: Located) -> list[str | None]:
+    """The probe entries monitor.yaml writes, or the default; None for one that is not a string or stands in for
+    a value the YAML could not give (an unset ${VAR} must not turn into monitor.yaml's own folder)."""
+    if not isinstance(src.data, dict):
+        return []
+    if "probes" not in src.data:
+        return list(MonitorFile.model_fields["probes"].default)
+    entries = src.written("probes")
+    if not isinstance(entries, list):
+        return []
+    return [e if isinstance(e, str) else None for e in (src.written("probes", j) for j in range(len(entries)))]

@@ -1,7 +1,7 @@
 """The configuration schema: targets (upstream model APIs), canaries (probe prompts) and daemon settings.
 
 Every model rejects unknown keys, carries its defaults, and checks what it can on its own; cross-file checks
-(unique ids, canaries naming known targets) live in :mod:`monitor.config.loader`.
+(unique ids, canaries naming known targets) live in :mod:`monitor.config.references`.
 """
 
 from __future__ import annotations
@@ -215,8 +215,10 @@ class Canary(Strict):
     @field_validator("zero_tolerance")
     @classmethod
     def _zero_tolerance(cls, v: list[str], info: ValidationInfo) -> list[str]:
-        known = declarable(check_names(info.data.get("checks") or []))  # checks are validated first
-        unknown = [name for name in v if name not in known]
+        checks = info.data.get("checks")  # checks are validated first; absent here when they failed (reported)
+        known = declarable(check_names(checks or []))
+        # without the checks their names are unknown: a check:NAME is not judged, rather than called unknown
+        unknown = [name for name in v if name not in known and (checks is not None or not name.startswith("check:"))]
         if unknown:
             names = ", ".join(repr(n) for n in unknown)
             raise ValueError(f"unknown signal{'s' if len(unknown) > 1 else ''} {names}; expected one of "

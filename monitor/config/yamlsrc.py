@@ -33,6 +33,11 @@ class Located:
     path: str
     data: Any
     lines: dict[tuple[Any, ...], int] = field(default_factory=dict)
+    # With load_yaml(keep_going=True): the problems of values it built around, where a value stands in for one it
+    # could not build (None, or "" for an unset variable), and mappings that lost a key it could not build
+    problems: list[ConfigIssue] = field(default_factory=list)
+    stand_ins: set[tuple[Any, ...]] = field(default_factory=set)
+    lost_keys: set[tuple[Any, ...]] = field(default_factory=set)
 
     def line_of(self, loc: tuple[Any, ...]) -> int | None:
         """Return the line of the deepest known prefix of `loc`."""
@@ -40,6 +45,26 @@ class Located:
             if loc[:n] in self.lines:
                 return self.lines[loc[:n]]
         return None
+
+    def written(self, *loc: Any) -> Any:
+        """Return the value at `loc` as written: None where there is none, or where a stand-in holds its place."""
+        if any(loc[:len(bad)] == bad for bad in self.stand_ins):
+            return None
+        return at(self.data, *loc)
+
+    def follows_from_problems(self, loc: tuple[Any, ...], error_type: str) -> bool:
+        """Tell whether a validation error at `loc` may come from a value this file's problems left out or replaced
+        (it is at or under a stand-in, a missing key of a mapping that lost one, or a check of what encloses them)."""
+        for bad in self.stand_ins:
+            if loc[:len(bad)] == bad:
+                return True
+        for bad in self.lost_keys:
+            if loc == bad or (loc[:-1] == bad and error_type == "missing"):
+                return True
+        for bad in self.stand_ins | self.lost_keys:
+            if loc and len(loc) < len(bad) and bad[:len(loc)] == loc and error_type != "extra_forbidden":
+                return True  # e.g. a schedule's `every`, replaced by "", failing the schedule's own check
+        return False
 
     def line_of_field(self, field: str) -> int | None:
         """Return the line of a dotted field name (``models.m.phases[0].voice``), or of its deepest known parent."""
@@ -52,8 +77,25 @@ class Located:
         return None
 
 
-def load_yaml(path: Path, *, environ: dict[str, str] | None = None, interpolate: bool = True) -> Located:
-    """Parse a YAML file, interpolating ${VAR} and ${VAR:-default} in string values (unless `interpolate` is off)."""
+def at(data: Any, *loc: Any) -> Any:
+    """Return the value at `loc` (keys and list indexes) in plain YAML data, or None where there is none."""
+    for p in loc:
+        if isinstance(data, dict):
+            data = data.get(p)
+        elif isinstance(data, list) and isinstance(p, int) and 0 <= p < len(data):
+            data = data[p]
+        else:
+            return None
+    return data
+
+
+def load_yaml(path: Path, *, environ: dict[str, str] | None = None, interpolate: bool = True,
+              keep_going: bool = False) -> Located:
+    """Parse a YAML file, interpolating ${VAR} and ${VAR:-default} in string values (unless `interpolate` is off).
+
+    A file that cannot be read or parsed raises ConfigError. So do values it cannot build (an unset variable, a
+    tag, an alias inside its anchor), unless `keep_going`: then they are in `problems`, and the document holds a
+    stand-in for each (see `stand_ins` and `lost_keys`), so that the rest of the file can still be checked."""
     env = os.environ if environ is None else environ
     try:
         raw = path.read_bytes()
@@ -86,8 +128,9 @@ def load_yaml(path: Path, *, environ: dict[str, str] | None = None, interpolate:
         raise ConfigError([ConfigIssue(str(path), "(file)", f"its aliases (*name) expand to more than "
                                        f"{MAX_ALIAS_VALUES:,} values; write the values out or use fewer nested "
                                        "aliases", builder.too_big_at)]) from None
-    if issues:
+    if issues and not keep_going:
         raise ConfigError(issues)
+    located.problems = issues
     return located
 
 
@@ -107,6 +150,7 @@ class _Builder:
         if id(node) in self._open:
             self.issues.append(ConfigIssue(self.out.path, _dotted(loc), "an alias refers to the anchor it is "
                                            "inside (a value cannot contain itself)", line))
+            self.out.stand_ins.add(loc)
             return None
         if id(node) in self._built:
             self._repeats += 1
@@ -163,10 +207,12 @@ class _Builder:
                 self.issues.append(ConfigIssue(self.out.path, _dotted(loc + ("<<",)), "a merge key (<<) takes a "
                                                "mapping or a list of mappings (e.g. <<: *defaults)",
                                                m.start_mark.line + 1))
+                self.out.lost_keys.add(loc)
                 continue
             if id(m) in self._open:
                 self.issues.append(ConfigIssue(self.out.path, _dotted(loc + ("<<",)), "merges the mapping it is "
                                                "inside (a value cannot contain itself)", m.start_mark.line + 1))
+                self.out.lost_keys.add(loc)
                 continue
             self._open.add(id(m))
             try:
@@ -180,12 +226,14 @@ class _Builder:
         if not isinstance(node, yaml.ScalarNode):
             self.issues.append(ConfigIssue(self.out.path, _dotted(loc), "a key must be a plain value, not a list "
                                            "or a mapping", node.start_mark.line + 1))
+            self.out.lost_keys.add(loc)
             return _BAD_KEY
         try:
             key = self.scalars.construct_object(node, deep=True)
         except yaml.YAMLError as e:
             self.issues.append(ConfigIssue(self.out.path, _dotted(loc), f"invalid key: {_problem(e)}",
                                            node.start_mark.line + 1))
+            self.out.lost_keys.add(loc)
             return _BAD_KEY
         return key
 
@@ -195,6 +243,7 @@ class _Builder:
         except yaml.YAMLError as e:  # a tag safe YAML does not know (!!python/..., !custom), a bad !!binary
             self.issues.append(ConfigIssue(self.out.path, _dotted(loc), f"invalid value: {_problem(e)}",
                                            node.start_mark.line + 1))
+            self.out.stand_ins.add(loc)
             return None
 
     def _lookup(self, m: re.Match[str], loc: tuple[Any, ...], line: int) -> str:
@@ -205,6 +254,7 @@ class _Builder:
             return default
         self.issues.append(ConfigIssue(self.out.path, _dotted(loc), f"environment variable {name} is not set",
                                        line, f"${{{name}}}"))
+        self.out.stand_ins.add(loc)
         return ""
 
 
