@@ -8,6 +8,7 @@ import pytest
 
 from monitor.config import load_config, parse_duration
 from monitor.errors import ConfigError
+from tests.conftest import write_config
 
 GOOD = """\
 targets:
@@ -222,3 +223,30 @@ def test_durations(text: str | int, seconds: float) -> None:
 def test_bad_durations(bad: str) -> None:
     with pytest.raises(ValueError):
         parse_duration(bad)
+
+
+def test_relative_secret_files_are_read_from_the_config_folder_wherever_the_daemon_starts(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As Prometheus reads the files its config names: `api_key_file: keys/openai` next to /etc/llm-monitor/
+    monitor.yaml is /etc/llm-monitor/keys/openai, not a file in whatever folder systemd started the daemon in."""
+    from monitor.alerts.sinks.base import read_secret
+    from monitor.config.secrets import resolve_api_key
+
+    etc, elsewhere = tmp_path / "etc", tmp_path / "elsewhere"
+    (etc / "keys").mkdir(parents=True)
+    elsewhere.mkdir()
+    (etc / "keys" / "openai").write_text("sk-from-the-config-folder\n")
+    (etc / "keys" / "hook").write_text("whsec-from-the-config-folder\n")
+    (etc / "abs").write_text("sk-absolute\n")
+    cfg = write_config(etc, f"  - {{id: t, provider: openai, base_url: 'http://127.0.0.1:9/v1', model: m, "
+                            f"api_key_file: keys/openai}}\n  - {{id: u, provider: openai, base_url: 'http://127.0.0.1:9/v1', "
+                            f"model: m, api_key_file: '{etc / 'abs'}'}}",
+                       "canaries:\n  - id: c\n    messages: [{role: user, content: hi}]\n",
+                       extra="alerts:\n  sinks:\n    - {name: hook, type: webhook, url: 'http://127.0.0.1:9/h', "
+                             "secret_file: keys/hook}\n")
+    monkeypatch.chdir(elsewhere)
+    config = load_config(cfg)
+    assert resolve_api_key(config.target("t")) == "sk-from-the-config-folder"
+    assert resolve_api_key(config.target("u")) == "sk-absolute"
+    [sink] = config.alerts.sinks
+    assert read_secret("hook", "secret", None, sink.secret_file, {}) == "whsec-from-the-config-folder"

@@ -281,11 +281,30 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> C
     if issues:
         raise ConfigError(_in_order(issues, [str(path), *(str(f) for f in files)]))
     assert mf is not None  # it failed only with an issue
+    mf = anchor_files(mf, path.parent)
     return Config(
         path=str(path), targets=tuple(mf.targets), canaries=tuple(canaries), storage=mf.storage,
         http=mf.http, daemon=mf.daemon, drift=mf.drift, alerts=mf.alerts, refusal=mf.refusal,
         probe_files=tuple(str(f) for f in files),
     )
+
+
+_FILE_FIELDS = ("api_key_file", "url_file", "secret_file", "routing_key_file")
+
+
+def anchor_files(mf: MonitorFile, base: Path) -> MonitorFile:
+    """Return `mf` with every relative ``*_file`` (targets' keys, sinks' secrets) taken from `base`, the folder
+    of monitor.yaml, as Prometheus reads the files its config names: where the daemon is started from does not
+    change which secret it reads."""
+
+    def anchored(model: M) -> M:
+        update = {f: str(base / v) for f in _FILE_FIELDS
+                  if isinstance(v := getattr(model, f, None), str) and not Path(v).is_absolute()}
+        return model.model_copy(update=update) if update else model
+
+    sinks = [anchored(s) for s in mf.alerts.sinks]
+    return mf.model_copy(update={"targets": [anchored(t) for t in mf.targets],
+                                 "alerts": mf.alerts.model_copy(update={"sinks": sinks})})
 
 
 def _probe_entries(src: Located) -> list[str | None]:
