@@ -134,6 +134,17 @@ def ratelimit_headers(headers: Any) -> dict[str, str]:
     return {k.lower(): v for k, v in headers.items() if k.lower().startswith(keep)}
 
 
+def timed_out(result: CallResult, timeout_s: float) -> str:
+    """The message of a call with no complete answer in `timeout_s`: whether the answer had begun.
+
+    A body still short of its Content-Length on a connection the server keeps open is a timeout too: nothing on
+    the wire says the rest will not come (a server that closes the connection instead makes it a `bad_response`).
+    """
+    if result.http_status is None:
+        return f"no complete answer in {timeout_s:g}s: no response yet"
+    return f"no complete answer in {timeout_s:g}s: HTTP {result.http_status} came, its body did not end"
+
+
 def short(text: str, limit: int = 300) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
