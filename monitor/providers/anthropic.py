@@ -25,7 +25,9 @@ from monitor.providers.base import (
     short,
     status_error_type,
     timed_out,
+    too_large,
 )
+from monitor.providers.capped import ReplyTooLarge
 from monitor.providers.vet import vet
 from monitor.tls import default_context
 
@@ -109,6 +111,8 @@ class AnthropicProvider:
                     last_byte = await self._once(request, headers, timeout, result, start)
         except TimeoutError:
             result.error_type, result.error_message = ErrorType.TIMEOUT, timed_out(result, request.timeout_s)
+        except ReplyTooLarge as e:
+            too_large(result, e)
         except httpx.TimeoutException as e:
             result.error_type, result.error_message = ErrorType.TIMEOUT, short(f"timed out: {type(e).__name__}")
         except (httpx.ConnectError, httpx.ConnectTimeout) as e:

@@ -26,7 +26,9 @@ from monitor.providers.base import (
     short,
     status_error_type,
     timed_out,
+    too_large,
 )
+from monitor.providers.capped import ReplyTooLarge
 from monitor.providers.sse import BROKEN, TIMEOUTS, sse_json
 from monitor.providers.vet import vet
 
@@ -95,6 +97,8 @@ class OpenAIProvider:
                     last_byte = await self._once(request, result, start)
         except TimeoutError:
             result.error_type, result.error_message = ErrorType.TIMEOUT, timed_out(result, request.timeout_s)
+        except ReplyTooLarge as e:
+            too_large(result, e)
         except openai.APIStatusError as e:
             mark_sent(result, sent_of(e.response), start, self._clock())
             result.http_status = e.status_code
