@@ -295,3 +295,30 @@ def test_the_daemon_stores_a_reply_past_a_targets_max_reply_bytes_as_a_bad_respo
         stored = dict(db.execute("select target, error_type from observations").fetchall())
     assert stored == {"small": "bad_response", "default": None}
 
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("stream", [True, False])
+@pytest.mark.parametrize(("header", "expected"), [
+    ("retry-after: 120", 120.0),
+    ("retry-after-ms: 1500", 1.5),
+    ("retry-after: Thu, 01 Jan 1970 00:00:00 GMT", 0.0),  # a date gone by: retry now
+    ("retry-after: Wed, 21 Oct 2099 07:28:00 GMT", None),  # 2.3e9 s away: nothing a client can act on
+    ("retry-after: 1e12", None),
+    ("retry-after: soon", None),
+])
+async def test_retry_after_is_stored_in_seconds_up_to_a_day(kind: str, stream: bool, header: str,
+                                                            expected: float | None,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 429's Retry-After (seconds, an HTTP date or retry-after-ms) becomes `retry_after_s`; further off than a
+    day it is null, and the header itself is kept with the rate-limit headers."""
+    error = json.dumps({"type": "error", "error": {"type": "rate_limit_error", "message": "slow down"}}).encode()
+
+    def answer(body: dict[str, Any], send: Send) -> None:
+        send(head(False, len(error), header + "\r\n", status="429 Too Many Requests") + error)
+
+    with wire_server(answer) as url:
+        r = await call(build(kind, url, "daemon", monkeypatch), stream)
+    assert r.error_type == ErrorType.RATE_LIMITED and r.http_status == 429
+    assert r.retry_after_s == expected
+    name, value = header.split(": ", 1)
+    assert r.ratelimit[name] == value
