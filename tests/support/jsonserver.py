@@ -72,9 +72,15 @@ def wire_server(answer: WireAnswer) -> Iterator[str]:
         yield url
 
 
+class _Server(ThreadingHTTPServer):
+    # socketserver listens with a backlog of 5: a burst of calls (the daemon makes one per target at once) overflows
+    # it, and the kernel drops, or now and then resets, the connections past it
+    request_queue_size = 128
+
+
 @contextlib.contextmanager
 def _serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = _Server(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         yield f"http://127.0.0.1:{server.server_port}"
