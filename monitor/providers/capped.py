@@ -56,14 +56,14 @@ def _stream_class(base: Any) -> Any:
     class CappedStream(base):  # type: ignore[misc]  # httpx's or httpx2's AsyncByteStream
         def __init__(self, inner: Any, limit: int, status: int):
             self._inner, self._limit, self._status = inner, limit, status
-            self.read = 0
+            self.received = 0
 
         async def __aiter__(self) -> AsyncIterator[bytes]:
             chunks = self._inner.__aiter__()
             try:
                 async for chunk in chunks:
-                    self.read += len(chunk)
-                    if self.read > self._limit:
+                    self.received += len(chunk)
+                    if self.received > self._limit:
                         raise ReplyTooLarge(self._limit, self._status)
                     yield chunk
             finally:
