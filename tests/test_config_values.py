@@ -30,6 +30,8 @@ PROBES = "canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n%s"
     ("", "    schedule: {every: 99999999999d}\n", "",
      "canaries[0].schedule: duration too long: '99999999999d'"),
     (", timeout: .inf", "", "", "targets[0].timeout: Input should be a finite number (value: inf)"),
+    (", max_reply_bytes: 100", "", "",
+     "targets[0].max_reply_bytes: Input should be greater than or equal to 1024 (value: 100)"),
     (", prices: {input: .inf, output: 1}", "", "", "targets[0].prices.input: Input should be a finite number"),
     (", headers: {'X Team': a}", "", "", "targets[0].headers: header name 'X Team' is not a valid HTTP header name"),
     (", headers: {X-Team: \"a\\r\\nX-Injected: 1\"}", "", "",

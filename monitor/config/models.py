@@ -77,6 +77,10 @@ class Target(Strict):
     stream_usage: bool = True  # send stream_options.include_usage (OpenAI-compatible servers)
     timeout: float = Field(default=60.0, gt=0)
     max_concurrency: int = Field(default=4, ge=1, le=1024)
+    # Bytes read from one reply at most (after decompression too): the longest completions models write today
+    # (128k tokens) take about 40 MB streamed in OpenAI's format, about 300 bytes of framing each, and well under
+    # 1 MB as one JSON answer. A hostile or broken upstream can hold this much per call in flight to it.
+    max_reply_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     headers: dict[str, str] = {}
     prices: Prices | None = None
     daily_spend_cap_usd: float | None = Field(default=None, gt=0)

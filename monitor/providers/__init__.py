@@ -16,6 +16,7 @@ from monitor.config.secrets import resolve_api_key
 from monitor.providers.anthropic import AnthropicProvider
 from monitor.providers.arrival import arrival_transport
 from monitor.providers.base import ChatRequest, Provider, monotonic
+from monitor.providers.capped import reply_cap
 from monitor.providers.openai_compat import OpenAIProvider
 from monitor.providers.scrub import Scrubbing
 from monitor.tls import default_context
@@ -55,6 +56,7 @@ def build_provider(target: Target, api_key: str | None, *, transport: httpx.Asyn
     By default connections note when bytes arrive (`providers.arrival`), so TTFT and latency are read off the
     wire rather than when the event loop got round to parsing. Behind a proxy from the environment the HTTP
     library's own transport is kept (it is the one that knows proxies) and times are taken when parsed.
+    Whatever the transport, no reply is read past the target's `max_reply_bytes` (`providers.capped`).
     """
     kwargs: dict[str, object] = {"headers": dict(target.headers), "clock": monotonic}
     own = transport is None and not _proxied(target.base_url)
@@ -69,8 +71,10 @@ def build_provider(target: Target, api_key: str | None, *, transport: httpx.Asyn
         if own:
             chosen = arrival_transport(sdk_httpx, sdk_core, monotonic, max_connections=max_connections,
                                        max_keepalive=target.max_concurrency)
-        kwargs["http_client"] = openai.DefaultAsyncHttpxClient(timeout=target.timeout, transport=chosen) \
-            if chosen is not None else openai.DefaultAsyncHttpxClient(timeout=target.timeout,
+        hooks = {"response": [reply_cap(sdk_httpx, target.max_reply_bytes)]}
+        kwargs["http_client"] = openai.DefaultAsyncHttpxClient(timeout=target.timeout, transport=chosen,
+                                                               event_hooks=hooks) \
+            if chosen is not None else openai.DefaultAsyncHttpxClient(timeout=target.timeout, event_hooks=hooks,
                                                                      verify=default_context(sdk_httpx))
     else:
         if own:
@@ -78,7 +82,8 @@ def build_provider(target: Target, api_key: str | None, *, transport: httpx.Asyn
                                        max_connections=max_connections, max_keepalive=target.max_concurrency)
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=target.max_concurrency)
         kwargs["http_client"] = httpx.AsyncClient(transport=chosen, limits=limits, verify=default_context(),
-                                                  timeout=httpx.Timeout(target.timeout))
+                                                  timeout=httpx.Timeout(target.timeout),
+                                                  event_hooks={"response": [reply_cap(httpx, target.max_reply_bytes)]})
     return Scrubbing(PROVIDERS[target.provider](target.base_url, api_key, **kwargs), [api_key])
 
 

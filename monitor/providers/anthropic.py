@@ -24,7 +24,10 @@ from monitor.providers.base import (
     retry_after_seconds,
     short,
     status_error_type,
+    timed_out,
+    too_large,
 )
+from monitor.providers.capped import ReplyTooLarge
 from monitor.providers.vet import vet
 from monitor.tls import default_context
 
@@ -105,17 +108,11 @@ class AnthropicProvider:
                 if request.stream:
                     last_byte = await self._stream(request, headers, timeout, result, start)
                 else:
-                    resp = await self._client.post(self._url, json=self.body(request), headers=headers,
-                                                   timeout=timeout)
-                    mark_sent(result, sent_of(resp), start, self._clock())
-                    self._meta(resp, result)
-                    if resp.status_code >= 400:
-                        self._status_error(resp, resp.text, result)
-                    else:
-                        self._message(resp.json(), result)
-                        last_byte = arrival_of(resp)
+                    last_byte = await self._once(request, headers, timeout, result, start)
         except TimeoutError:
-            result.error_type, result.error_message = ErrorType.TIMEOUT, f"no complete answer in {request.timeout_s}s"
+            result.error_type, result.error_message = ErrorType.TIMEOUT, timed_out(result, request.timeout_s)
+        except ReplyTooLarge as e:
+            too_large(result, e)
         except httpx.TimeoutException as e:
             result.error_type, result.error_message = ErrorType.TIMEOUT, short(f"timed out: {type(e).__name__}")
         except (httpx.ConnectError, httpx.ConnectTimeout) as e:
@@ -131,6 +128,23 @@ class AnthropicProvider:
         origin = request_start(result, start)
         result.latency_s = received(last_byte, origin, self._clock()) - origin
         return vet(result)
+
+    async def _once(self, req: ChatRequest, headers: dict[str, str], timeout: httpx.Timeout, result: CallResult,
+                    start: float) -> float | None:
+        """Read a whole answer; return when its last bytes arrived (None when the connection does not say).
+
+        The body is read after the headers (as a stream is): a body that breaks off is an answer broken off.
+        """
+        async with self._client.stream("POST", self._url, json=self.body(req), headers=headers,
+                                       timeout=timeout) as resp:
+            mark_sent(result, sent_of(resp), start, self._clock())
+            self._meta(resp, result)
+            await resp.aread()
+        if resp.status_code >= 400:
+            self._status_error(resp, resp.text, result)
+            return None
+        self._message(resp.json(), result)
+        return arrival_of(resp)
 
     async def _stream(self, req: ChatRequest, headers: dict[str, str], timeout: httpx.Timeout,
                       result: CallResult, start: float) -> float | None:

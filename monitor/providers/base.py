@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from monitor.domain import CallResult, ErrorType
+from monitor.providers.capped import ReplyTooLarge
 
 Clock = Callable[[], float]
 # OpenAI: code content_policy_violation / content_filter (Azure: "content management policy");
@@ -134,6 +135,23 @@ def ratelimit_headers(headers: Any) -> dict[str, str]:
     return {k.lower(): v for k, v in headers.items() if k.lower().startswith(keep)}
 
 
+def too_large(result: CallResult, e: ReplyTooLarge) -> None:
+    """Note on `result` a reply that went past the byte cap: a `bad_response` naming the limit."""
+    result.http_status = result.http_status or e.status
+    result.error_type, result.error_message = ErrorType.BAD_RESPONSE, str(e)
+
+
+def timed_out(result: CallResult, timeout_s: float) -> str:
+    """The message of a call with no complete answer in `timeout_s`: whether the answer had begun.
+
+    A body still short of its Content-Length on a connection the server keeps open is a timeout too: nothing on
+    the wire says the rest will not come (a server that closes the connection instead makes it a `bad_response`).
+    """
+    if result.http_status is None:
+        return f"no complete answer in {timeout_s:g}s: no response yet"
+    return f"no complete answer in {timeout_s:g}s: HTTP {result.http_status} came, its body did not end"
+
+
 def short(text: str, limit: int = 300) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -153,6 +171,8 @@ def broken_connection(exc: BaseException, answered: bool) -> tuple[ErrorType, st
     """
     seen: BaseException | None = exc
     while seen is not None and "HTTPError" not in _names(seen):
+        if isinstance(seen, ReplyTooLarge):  # wrapped by an SDK (openai 1.x wraps what its client raises)
+            return ErrorType.BAD_RESPONSE, str(seen)
         seen = seen.__cause__ or seen.__context__
     detail = f"{type(seen).__name__}: {seen}" if seen is not None else str(exc)
     if answered:

@@ -25,8 +25,11 @@ from monitor.providers.base import (
     retry_after_seconds,
     short,
     status_error_type,
+    timed_out,
+    too_large,
 )
-from monitor.providers.sse import sse_json
+from monitor.providers.capped import ReplyTooLarge
+from monitor.providers.sse import BROKEN, TIMEOUTS, sse_json
 from monitor.providers.vet import vet
 
 log = logging.getLogger("monitor.providers.openai")
@@ -93,7 +96,9 @@ class OpenAIProvider:
                 else:
                     last_byte = await self._once(request, result, start)
         except TimeoutError:
-            result.error_type, result.error_message = ErrorType.TIMEOUT, f"no complete answer in {request.timeout_s}s"
+            result.error_type, result.error_message = ErrorType.TIMEOUT, timed_out(result, request.timeout_s)
+        except ReplyTooLarge as e:
+            too_large(result, e)
         except openai.APIStatusError as e:
             mark_sent(result, sent_of(e.response), start, self._clock())
             result.http_status = e.status_code
@@ -110,9 +115,9 @@ class OpenAIProvider:
             body = json.dumps(e.body) if e.body is not None else ""
             result.error_type = ErrorType.RATE_LIMITED if "rate_limit" in body else ErrorType.SERVER_ERROR
             result.error_message = short(f"error in stream: {e.message}")
-        except httpx.TimeoutException as e:
+        except TIMEOUTS as e:  # the HTTP library's own, from reading a body (either httpx flavour)
             result.error_type, result.error_message = ErrorType.TIMEOUT, short(f"stream stalled: {type(e).__name__}")
-        except (httpx.TransportError, httpx.StreamError) as e:
+        except BROKEN as e:
             result.error_type, message = broken_connection(e, answered=result.http_status is not None)
             result.error_message = short(message)
         except (openai.APIResponseValidationError, ValueError, KeyError, TypeError, AttributeError) as e:
@@ -122,11 +127,13 @@ class OpenAIProvider:
         return vet(result)
 
     async def _once(self, req: ChatRequest, result: CallResult, start: float) -> float | None:
-        raw = await self._client.chat.completions.with_raw_response.create(
-            **self._body(req), stream=False, timeout=req.timeout_s, extra_headers=req.extra_headers or None)
-        mark_sent(result, sent_of(raw.http_response), start, self._clock())
-        self._headers(raw, result)
-        completion = raw.parse()
+        # Read the body after the headers (as a stream is): a body that breaks off is then an answer broken off,
+        # typed like a broken stream, not a connection closed before any answer.
+        async with self._client.chat.completions.with_streaming_response.create(
+                **self._body(req), stream=False, timeout=req.timeout_s, extra_headers=req.extra_headers or None) as raw:
+            mark_sent(result, sent_of(raw.http_response), start, self._clock())
+            self._headers(raw, result)
+            completion = await raw.parse()
         if not hasattr(completion, "choices"):  # the SDK hands back a body that is not a JSON object as it is
             kind = raw.headers.get("content-type") or "no content-type"
             raise ValueError(f"expected a chat completion (a JSON object), got {kind}: "

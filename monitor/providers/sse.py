@@ -19,11 +19,11 @@ import openai
 try:  # openai >= 3 runs on httpx2, earlier releases on httpx: catch the transport errors of whichever it uses
     import httpx2
 
-    _TIMEOUTS: tuple[type[Exception], ...] = (httpx.TimeoutException, httpx2.TimeoutException)
-    _BROKEN: tuple[type[Exception], ...] = (httpx.TransportError, httpx.StreamError, httpx2.TransportError,
-                                           httpx2.StreamError)
+    TIMEOUTS: tuple[type[Exception], ...] = (httpx.TimeoutException, httpx2.TimeoutException)
+    BROKEN: tuple[type[Exception], ...] = (httpx.TransportError, httpx.StreamError, httpx2.TransportError,
+                                          httpx2.StreamError)
 except ImportError:  # pragma: no cover - depends on the installed SDK
-    _TIMEOUTS, _BROKEN = (httpx.TimeoutException,), (httpx.TransportError, httpx.StreamError)
+    TIMEOUTS, BROKEN = (httpx.TimeoutException,), (httpx.TransportError, httpx.StreamError)
 
 
 async def sse_json(response: Any) -> AsyncIterator[Any]:
@@ -48,9 +48,9 @@ async def sse_json(response: Any) -> AsyncIterator[Any]:
             payload = "\n".join(data)
             if not payload.startswith("[DONE]"):
                 yield _checked(json.loads(payload), response)
-    except _TIMEOUTS as e:
+    except TIMEOUTS as e:
         raise openai.APITimeoutError(request=response.request) from e
-    except _BROKEN as e:
+    except BROKEN as e:
         raise openai.APIConnectionError(request=response.request) from e
 
 

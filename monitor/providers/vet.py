@@ -17,6 +17,9 @@ from monitor.domain import CallResult, ErrorType, Usage
 from monitor.providers.base import short
 
 MAX_TOKENS = 100_000_000  # per call: more than any model reads or writes, and within a 32-bit integer column
+# Seconds a Retry-After may ask for: rate limits reset within a day, and a date further off (2099: 2.3e9 s) says
+# nothing a client can act on. The header itself stays in `CallResult.ratelimit`.
+MAX_RETRY_AFTER_S = 86_400.0
 # Names the answer gives, by the attribute they are kept in: what the answer calls it, and the most characters
 # its store column (and a metric label) takes.
 _NAMES = {"response_model": ("model", 200), "system_fingerprint": ("system_fingerprint", 200),
@@ -46,7 +49,8 @@ def vet(result: CallResult) -> CallResult:
     if len(calls) != len(result.tool_calls):
         problems.append("a tool call without a text name and arguments")
         result.tool_calls = calls
-    if result.retry_after_s is not None and not (math.isfinite(result.retry_after_s) and result.retry_after_s >= 0):
+    wait = result.retry_after_s
+    if wait is not None and not (math.isfinite(wait) and 0 <= wait <= MAX_RETRY_AFTER_S):
         result.retry_after_s = None  # a header, not the answer: not worth failing the call for
     if problems and result.error_type is None:
         result.error_type = ErrorType.BAD_RESPONSE

@@ -13,6 +13,7 @@ Answer = Callable[[dict[str, Any], dict[str, str]], tuple[int, Any]]
 
 
 RawAnswer = Callable[[dict[str, Any], dict[str, str]], tuple[int, str, bytes]]
+WireAnswer = Callable[[dict[str, Any], Callable[[bytes], object]], None]
 
 
 @contextlib.contextmanager
@@ -47,7 +48,39 @@ def raw_server(answer: RawAnswer) -> Iterator[str]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    with _serving(Handler) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def wire_server(answer: WireAnswer) -> Iterator[str]:
+    """A server whose answers are written byte for byte: `answer(body, send)` sends the status line, headers and
+    body itself, and the connection closes when it returns. For answers whose body does not match their headers:
+    shorter than their Content-Length, endless, compressed. `send` raises OSError once the client has gone (the
+    server stops there). Requests in absolute form are answered too: the server can stand for a proxy."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers.get("content-length") or 0)) or b"{}")
+            with contextlib.suppress(OSError):
+                answer(body, self.wfile.write)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    with _serving(Handler) as url:
+        yield url
+
+
+class _Server(ThreadingHTTPServer):
+    # socketserver listens with a backlog of 5: a burst of calls (the daemon makes one per target at once) overflows
+    # it, and the kernel drops, or now and then resets, the connections past it
+    request_queue_size = 128
+
+
+@contextlib.contextmanager
+def _serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    server = _Server(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         yield f"http://127.0.0.1:{server.server_port}"
