@@ -355,6 +355,7 @@ class Analysis:
                     ev = entry.event        # would fire it again as still open (`open_alert_events`)
                     ev.state, ev.note = stored["state"], stored.get("note") or ""
                     ev.resolved_at, ev.accepted_at = stored.get("resolved_at"), stored.get("accepted_at")
+                    self.engine.drop_event(ev.id)
                     self.metrics.drift_active.set(key[0], key[1], signal, value=0)
                     closed = True
             changed += 1

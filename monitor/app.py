@@ -286,7 +286,9 @@ class App:
                     and config.drift_settings() != self.analysis.engine.settings:
                 needs_restart.append("drift")  # the fleet budget's split: other canaries or schedules
             before = {(c.id, t.id) for c, t in self.config.pairs()}
-            self._stale += list(self.runner.providers.values())
+            replaced = list(self.runner.providers.values())
+            self._stale += replaced
+            self.spawn(self._close_when_done(replaced, self.runner.in_flight))
             self.config = config
             self.runner.set_providers(providers, list(config.targets))
             await self._calibrate_judge(config)
@@ -330,8 +332,22 @@ class App:
             except Exception:
                 log.exception("refreshing baselines failed")
 
+    async def _close_when_done(self, providers: list[Provider], runs: set[asyncio.Task[object]]) -> None:
+        """Close providers a reload replaced once the runs in flight at the reload, which may still be using them,
+        have ended (the runs started since use the new ones; each provider holds an HTTP client and its pool of
+        keep-alive connections). `stop` closes those still waiting."""
+        if runs:
+            await asyncio.wait(runs)
+        for p in providers:
+            if p in self._stale:
+                self._stale.remove(p)
+                try:
+                    await p.aclose()
+                except Exception as e:
+                    log.warning("closing a provider replaced by a reload failed: %r", e)
+
     async def _housekeep(self) -> None:
-        """Prune past retention hourly; close providers replaced by a reload once their calls are done."""
+        """Prune past retention hourly."""
         while True:
             try:
                 cutoff = self.now() - timedelta(days=self.config.storage.retention_days)
@@ -342,10 +358,6 @@ class App:
                     log.info("pruned observations past retention", extra={"removed": removed})
             except MonitorError as e:
                 log.error("%s", e)
-            if self._stale and not self.runner.in_flight:  # providers replaced by a reload
-                stale, self._stale = self._stale, []
-                for p in stale:
-                    await p.aclose()
             await asyncio.sleep(3600)
 
     async def stop(self) -> tuple[int, int]:
@@ -367,7 +379,8 @@ class App:
             self._server.should_exit = True
             if self._server_task:
                 await asyncio.wait([self._server_task], timeout=5)
-        for p in [*self.runner.providers.values(), *self._stale]:
+        stale, self._stale = self._stale, []  # replaced by a reload and not closed yet
+        for p in [*self.runner.providers.values(), *stale]:
             with contextlib.suppress(Exception):
                 await p.aclose()
         if self.tracer_provider is not None:

@@ -17,7 +17,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor.config.loader import Config
-from monitor.config.models import Canary, Target
+from monitor.config.models import Canary, Schedule, Target
 from monitor.domain import RUN_MISSED, RUN_OVERRUN
 
 log = logging.getLogger("monitor.scheduler")
@@ -78,6 +78,7 @@ class Scheduler:
         self._now = now
         self._on_skip = on_skip
         self._pairs: dict[str, tuple[str, str]] = {}
+        self._schedules: dict[str, Schedule] = {}  # job id -> the schedule its job was made from
         self._last_warned: dict[tuple[str, str], float] = {}
         self._sched = AsyncIOScheduler(executors={"default": AsyncIOExecutor()}, timezone=UTC,
                                        job_defaults={"coalesce": True, "max_instances": 1})
@@ -107,22 +108,36 @@ class Scheduler:
         self._sched.start()
 
     def apply(self, config: Config, *, run_now: bool = True) -> int:
-        """Replace every job with the pairs of `config`; return the number of jobs."""
+        """Make the jobs those of `config`; return the number of jobs.
+
+        A new pair's first run is spread over min(interval, `daemon.max_start_delay`) so a start is not a burst
+        (a cron canary's, with `run_now`, comes then too; on a reload it waits for its cron time). On a reload
+        (`run_now` false) a pair whose schedule did not change keeps its next run and only takes the new canary and
+        target: restarting every job from the reload's instant would line all their runs up on it (every pair
+        with the same interval in one burst, for good) and would park cron jobs.
+        """
         now = self._now()
         wanted = {job_id(c.id, t.id): (c, t) for c, t in config.pairs()}
         self._pairs = {jid: (c.id, t.id) for jid, (c, t) in wanted.items()}
         for job in self._sched.get_jobs():
             if job.id not in wanted:
                 job.remove()
+        schedules = {}
         for jid, (canary, target) in wanted.items():
+            schedules[jid] = canary.schedule
+            job = self._sched.get_job(jid)
+            if not run_now and job is not None and self._schedules.get(jid) == canary.schedule:
+                job.modify(args=(canary, target))
+                continue
             interval = canary.schedule.interval_s
-            delay = first_delay(jid, interval, config.daemon.max_start_delay) if run_now else interval
-            start = now + timedelta(seconds=delay)
+            start = now + timedelta(seconds=first_delay(jid, interval, config.daemon.max_start_delay))
             trigger = make_trigger(canary, start)
+            # a cron job added by a reload: its next fire time, from the trigger
+            first = {"next_run_time": start} if canary.schedule.cron is None or run_now else {}
             # Misfires: a late run still happens once (coalesced), never a burst after a pause.
             self._sched.add_job(self._run, trigger, args=(canary, target), id=jid, name=jid,
-                                replace_existing=True, misfire_grace_time=max(int(interval), 1),
-                                next_run_time=start if canary.schedule.cron is None or run_now else None)
+                                replace_existing=True, misfire_grace_time=max(int(interval), 1), **first)
+        self._schedules = schedules
         return len(wanted)
 
     def pause(self) -> None:

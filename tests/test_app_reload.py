@@ -78,3 +78,62 @@ async def test_a_failed_reload_is_one_log_line_naming_every_problem(tmp_path: Pa
     assert not ok and len(message.splitlines()) == 3  # the reply keeps one problem per line
     [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("reload failed")]
     assert "\n" not in line and line.count("canaries[1]") == 3, line
+
+
+async def test_providers_a_reload_replaced_are_closed_once_the_runs_using_them_end_though_others_run(
+        tmp_path: Path) -> None:
+    # Found by the soak test: the providers a reload replaced (each an HTTP client with its pool of keep-alive
+    # connections) were closed only by the hourly housekeeping, and only if at that moment no run at all was in
+    # flight, which a busy daemon never is: every reload kept another set of clients and sockets open for good.
+    import asyncio
+
+    from monitor.domain import CallResult
+
+    class Held:
+        """A provider whose calls wait for `release`; remembers whether it was closed."""
+
+        name, server_address = "openai", "127.0.0.1"
+
+        def __init__(self) -> None:
+            self.release = asyncio.Event()
+            self.calls = 0
+            self.closed = False
+
+        async def complete(self, request: object) -> CallResult:
+            self.calls += 1
+            await self.release.wait()
+            return CallResult(text="hello there", stream=False)
+
+        async def aclose(self) -> None:
+            self.closed = True
+
+    cfg = write_config(tmp_path, TARGET, PROBES)
+    config = load_config(cfg, environ={})
+    app = App(config, registry=CollectorRegistry(), environ={}, serve_http=False, analyse=False)
+    await app.start(schedule=False)
+    old, new = Held(), Held()
+    try:
+        app.runner.providers["t"] = old
+        before = asyncio.create_task(app._run_job(*config.pairs()[0]))  # as the scheduler runs it
+        while not old.calls:
+            await asyncio.sleep(0)
+        ok, _ = await app.reload()
+        assert ok and app.runner.providers["t"] is not old
+        await app.runner.providers["t"].aclose()  # the one the reload built: this test's stands in for it
+        app.runner.providers["t"] = new
+        after = asyncio.create_task(app._run_job(*app.config.pairs()[0]))  # a run started since: the new provider
+        while not new.calls:
+            await asyncio.sleep(0)
+        for _ in range(20):  # the closing waits for the runs in flight at the reload
+            await asyncio.sleep(0)
+        assert not old.closed  # its call is still going
+        old.release.set()
+        await before
+        await asyncio.gather(*app._background)
+        assert old.closed and not new.closed  # closed, though a run (on the new provider) is still in flight
+        assert app.runner.in_flight == {after}
+    finally:
+        old.release.set()
+        new.release.set()
+        await app.stop()
+    assert new.closed

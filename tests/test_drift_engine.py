@@ -370,3 +370,22 @@ def test_a_category_events_updates_name_one_category_on_both_sides() -> None:
     named = [(base.split()[0], current.split()[0]) for _, base, current in seen]
     assert len({current for _, current in named}) > 1, named  # the category that moved most changed
     assert all(base == current for base, current in named), named
+
+
+def test_the_engine_lets_go_of_events_once_they_are_resolved_or_accepted() -> None:
+    # Found by the soak test: the engine kept every event it had ever opened, resolved and accepted ones too (their
+    # evidence with them), though the daemon only ever asks it for the open ones and the store keeps the history: a
+    # daemon running for months grew with every event.
+    eng, sim = DriftEngine(), Sim(6, refusal=0.05)
+    _feed(eng, sim, 300)
+    sim.refusal = 0.6
+    ev = next(u.event for u in _feed(eng, sim, 100) if u.action == "opened" and u.event.signal == "refused")
+    assert ev in eng.events()
+    sim.refusal = 0.05
+    assert [u for u in _feed(eng, sim, 600) if u.action == "resolved" and u.event.id == ev.id]
+    assert ev not in eng.events() and all(e.state == "open" for e in eng.events())
+    sim.model = "m-2"
+    [model] = [u.event for u in _feed(eng, sim, 1) if u.event.kind == "model"]
+    assert model in eng.events()
+    accepted = {u.event.id for u in eng.accept("c", "t", note="planned upgrade")}
+    assert model.id in accepted and eng.events() == []

@@ -87,9 +87,17 @@ class DriftEngine:
         # embedded once ready, and again on later observations while the endpoint was down when it tried
         if b.ready and self.embed is not None and b.texts and not usable_embeddings(b.embeddings):
             b.embeddings = embed_texts(self.embed, b.texts)
-        for u in updates:
-            self._events[u.event.id] = u.event
+        self._keep(updates)
         return updates
+
+    def _keep(self, updates: list[EventUpdate]) -> None:
+        """Hold the events still open; let go of those just resolved or accepted (the caller stores them: a daemon
+        running for months would otherwise keep every event it ever opened, evidence and all)."""
+        for u in updates:
+            if u.event.state == OPEN:
+                self._events[u.event.id] = u.event
+            else:
+                self._events.pop(u.event.id, None)
 
     # -- operator actions ---------------------------------------------------------------------------------
     def accept(self, canary: str, target: str, note: str = "", now: datetime | None = None) -> list[EventUpdate]:
@@ -113,6 +121,7 @@ class DriftEngine:
             elif not e.ok:  # the error rate, and a content-policy refusal's signals (as `Baseline.add` counts them)
                 b.add_error(e.signals)
         self._replace(st, b)
+        self._keep(out)
         return out
 
     def reset(self, canary: str, target: str, now: datetime | None = None, note: str = "") -> list[EventUpdate]:
@@ -125,6 +134,7 @@ class DriftEngine:
             op.event.state, op.event.resolved_at, op.event.note = RESOLVED, now.isoformat(), note or "reset"
             out.append(EventUpdate("resolved", op.event))
         self._replace(st, Baseline.new(canary, target, self.settings, note=note, created_at=now))
+        self._keep(out)
         return out
 
     def set_baseline(self, baseline: Baseline) -> None:
@@ -150,11 +160,12 @@ class DriftEngine:
         return b
 
     def restore_events(self, events: Iterable[DriftEvent]) -> None:
-        """Register stored events; open ones block duplicates and resume their resolution tracking."""
+        """Register stored open events: they block duplicates and resume their resolution tracking (closed ones are
+        ignored: the engine holds open events only)."""
         for ev in events:
-            self._events[ev.id] = ev
             if ev.state != OPEN:
                 continue
+            self._events[ev.id] = ev
             st = self.stream(ev.canary, ev.target)
             op = _Open(ev, st.n_ok)
             if signal_type_safe(ev.signal) == RATE and "p0" in ev.detail:
@@ -185,6 +196,10 @@ class DriftEngine:
         st._merged.clear()
         st.n_ok = st.n_all = 0
 
+    def drop_event(self, event_id: str) -> None:
+        """Let go of an event closed outside the engine (accepted or resolved by another process)."""
+        self._events.pop(event_id, None)
+
     # -- reading -----------------------------------------------------------------------------------------
     def state(self, canary: str, target: str) -> dict[str, Any]:
         """Return a JSON-ready view of one stream: baseline status, CUSUM levels, open events."""
@@ -199,7 +214,8 @@ class DriftEngine:
         return [s.baseline for s in self._streams.values()]
 
     def events(self, canary: str | None = None, target: str | None = None, state: str | None = None) -> list[DriftEvent]:
-        """List events, optionally filtered, oldest first."""
+        """List the events the engine holds, optionally filtered, oldest first: the open ones (an event resolved or
+        accepted is let go once its update is returned; the store keeps the history)."""
         out = [
             e
             for e in self._events.values()
