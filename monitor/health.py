@@ -10,6 +10,9 @@ from monitor.alerts import AlertEvent
 from monitor.domain import Observation, utcnow
 
 DOWN_AFTER_RUNS = 3  # consecutive runs in which every call failed
+# consecutive runs with an answer before a down canary is recovered: with one, a canary failing most (not all) of
+# its calls flapped down / recovered every few runs (a 40-minute soak with error bursts sent 256 of each in 6 min)
+UP_AFTER_RUNS = 3
 # The signal of canary.down / canary.recovered. Not "error": the drift engine's error-rate events of the same canary
 # x target are alerts of their own, and sharing (canary, target, signal) made the alert outbox and the cooldown take
 # one for the other (a canary.down dropped as a repeat of drift.opened, its recovery ending the drift alert).
@@ -18,11 +21,16 @@ HEALTH_SIGNAL = "health"
 
 @dataclass
 class HealthWatch:
-    """Remembers consecutive failed runs per canary x target and which targets are paused by their cap."""
+    """Remembers consecutive failed runs per canary x target and which targets are paused by their cap.
+
+    A canary is down after `down_after` runs in a row in which every call failed, and recovered after `up_after`
+    runs in a row with an answer."""
 
     down_after: int = DOWN_AFTER_RUNS
+    up_after: int = UP_AFTER_RUNS
     now: Callable[[], datetime] = utcnow
     _failed_runs: dict[tuple[str, str], int] = field(default_factory=dict)
+    _good_runs: dict[tuple[str, str], int] = field(default_factory=dict)
     _down: set[tuple[str, str]] = field(default_factory=set)
     _paused: set[str] = field(default_factory=set)
 
@@ -38,6 +46,7 @@ class HealthWatch:
         back and still fails, it is reported down again."""
         self._down &= keep
         self._failed_runs = {k: n for k, n in self._failed_runs.items() if k in keep}
+        self._good_runs = {k: n for k, n in self._good_runs.items() if k in keep}
 
     def run_finished(self, canary: str, target: str, observations: list[Observation],
                      tags: tuple[str, ...] = ()) -> list[AlertEvent]:
@@ -46,6 +55,7 @@ class HealthWatch:
             return []
         key = (canary, target)
         if all(not o.ok for o in observations):
+            self._good_runs[key] = 0
             self._failed_runs[key] = self._failed_runs.get(key, 0) + 1
             if self._failed_runs[key] >= self.down_after and key not in self._down:
                 self._down.add(key)
@@ -59,12 +69,16 @@ class HealthWatch:
                                              "last_error": observations[-1].call.error_message})]
             return []
         self._failed_runs[key] = 0
-        if key in self._down:
-            self._down.discard(key)
-            return [AlertEvent(kind="canary.recovered", canary=canary, target=target, signal=HEALTH_SIGNAL,
-                               severity="critical", tags=tags, resolved_at=self.now(),
-                               summary=f"{canary}@{target}: calls succeed again")]
-        return []
+        if key not in self._down:
+            return []
+        self._good_runs[key] = good = self._good_runs.get(key, 0) + 1
+        if good < self.up_after:
+            return []
+        self._down.discard(key)
+        del self._good_runs[key]
+        return [AlertEvent(kind="canary.recovered", canary=canary, target=target, signal=HEALTH_SIGNAL,
+                           severity="critical", tags=tags, resolved_at=self.now(),
+                           summary=f"{canary}@{target}: calls succeed again ({good} runs in a row)")]
 
     def paused(self, target: str, is_paused: bool, spent: float, cap: float | None) -> list[AlertEvent]:
         """Return a budget.exceeded event when a target newly hits its daily spend cap."""
