@@ -423,3 +423,25 @@ async def test_the_drift_of_one_canary_and_target_within_group_wait_is_one_messa
                                  event_id="c-output_chars")])
     assert (await al.sender.flush()).delivered == 1 and rx.requests[-1].json["type"] == "drift.resolved"
     await al.stop()
+
+
+async def test_a_sink_outage_is_one_warning_and_its_end_one_line_however_many_notifications_wait(
+        sqlite_store: Store, clock: Clock, rx: Receiver, caplog: pytest.LogCaptureFixture) -> None:
+    # Found by a soak: every attempt of every waiting notification was a warning (533 lines in a 90 s outage).
+    caplog.set_level(logging.INFO, logger="monitor.alerts")
+    al = build(sqlite_store, config(rx.url), clock)
+    rx.stop()
+    await al.publish([event(i) for i in range(6)])
+    for _ in range(3):
+        assert (await al.sender.flush()).retried == 6
+        clock.advance(600)
+    rx.start()
+    await al.sender.flush()
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records if r.name.startswith("monitor.alerts")]
+    assert lines == [("WARNING", "notification delivery failed, will retry (logged once until the sink delivers "
+                                 "again)"), ("INFO", "alert sink hook delivers again")]
+    rx.stop()  # a new outage is told again
+    await al.publish([event(9)])
+    await al.sender.flush()
+    assert [r.levelname for r in caplog.records if r.name.startswith("monitor.alerts")][-1] == "WARNING"
+    await al.stop()

@@ -92,6 +92,7 @@ class Sender:
         self._wake = asyncio.Event()
         self._wakes: dict[str, asyncio.Event] = {}
         self._store_failing: set[str] = set()  # rounds whose store error was logged (once per outage)
+        self._sink_failing: set[str] = set()  # sinks whose failing deliveries were logged (once per outage)
         self._task: asyncio.Task[None] | None = None  # the supervisor
         self._loops: dict[str, asyncio.Task[None]] = {}  # one per sink
         self._stopping = False
@@ -204,6 +205,9 @@ class Sender:
             for m in (n, *merged):
                 await asyncio.to_thread(self.outbox.mark_delivered, m.id, self.now())
             res.delivered += 1
+            if n.sink in self._sink_failing:
+                self._sink_failing.discard(n.sink)
+                log.info("alert sink %s delivers again", n.sink, extra={"sink": n.sink})
             if self.metrics is not None:
                 self.metrics.sent.labels(n.sink).inc()
             return
@@ -222,7 +226,13 @@ class Sender:
             log.error("gave up delivering a notification", extra=extra)
             await self._drop(n, GAVE_UP, f"gave up after {n.attempts + 1} attempts: {a.error}", res)
             return
-        log.warning("notification delivery failed, will retry", extra={**extra, "retry_in_s": round(delay, 3)})
+        # One warning per sink and outage: each waiting notification's every attempt would be a line (a 90 s
+        # receiver outage in a soak logged 533); llm_monitor_notification_failures_total counts them all.
+        level = logging.DEBUG if n.sink in self._sink_failing else logging.WARNING
+        self._sink_failing.add(n.sink)
+        log.log(level, "notification delivery failed, will retry (logged once until the sink delivers again)"
+                if level == logging.WARNING else "notification delivery failed, will retry",
+                extra={**extra, "retry_in_s": round(delay, 3)})
         await asyncio.to_thread(self.outbox.mark_retry, n.id, next_at, a.error)
         res.retried += 1
 
