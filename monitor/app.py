@@ -282,9 +282,11 @@ class App:
                 log.error("reload failed, keeping the running config: %s", "; ".join(str(e).splitlines()))
                 return False, str(e)
             config, needs_restart = restart_only(self.config, config)
-            if self.analysis is not None and "drift" not in needs_restart \
-                    and config.drift_settings() != self.analysis.engine.settings:
-                needs_restart.append("drift")  # the fleet budget's split: other canaries or schedules
+            # The fleet false-alarm budget's split over the streams follows the canaries and schedules; a new split
+            # waits for a restart. Said in every reply while it waits, but warned of only by the reload that made it.
+            split_pending = self.analysis is not None and "drift" not in needs_restart \
+                and config.drift_settings() != self.analysis.engine.settings
+            split_new = split_pending and config.drift_settings() != self.config.drift_settings()
             before = {(c.id, t.id) for c, t in self.config.pairs()}
             replaced = list(self.runner.providers.values())
             self._stale += replaced
@@ -316,6 +318,12 @@ class App:
                 message += f"; changed {', '.join(needs_restart)}: takes effect at the next restart"
                 log.warning("config reloaded, but %s changed: that takes effect at the next restart (the running "
                             "values stay in force)", ", ".join(needs_restart))
+            if split_pending:
+                message += "; the drift false-alarm budget's split over the canaries now configured takes effect at " \
+                           "the next restart"
+                if split_new:
+                    log.warning("config reloaded: the drift false-alarm budget's split over the canaries now "
+                                "configured takes effect at the next restart (the split at start-up stays in force)")
             return True, message
 
     async def _watch_baselines(self) -> None:
