@@ -42,6 +42,11 @@ canaries:
 """
 
 
+def samples_0(folder: Path) -> str:
+    """The problem a.yaml's first canary (`samples: 0`) always reports."""
+    return f"{folder / 'probes' / 'a.yaml'}:4: canaries[0].samples: Input should be greater than or equal to 1 (value: 0)"
+
+
 def write(folder: Path, monitor: str, **probes: str) -> Path:
     (folder / "probes").mkdir(exist_ok=True)
     for name, text in probes.items():
@@ -128,8 +133,7 @@ def test_no_reference_is_judged_while_a_target_has_no_id_it_might_be_meant_for(t
     cfg = write(tmp_path, monitor, a=A)
     assert problems(cfg) == [
         f"{cfg}:3: targets[1].id: Field required",
-        f"{tmp_path / 'probes' / 'a.yaml'}:4: canaries[0].samples: Input should be greater than or equal to 1 "
-        "(value: 0)",
+        samples_0(tmp_path),
     ]
 
 
@@ -137,8 +141,7 @@ def test_an_unset_variable_in_monitor_yaml_hides_nothing_else_and_its_stand_in_i
     cfg = write(tmp_path, MONITOR % (tmp_path / "m.db", "${LISTEN}"), a=A)
     assert problems(cfg) == [
         f"{cfg}:6: http.listen: environment variable LISTEN is not set (value: '${{LISTEN}}')",  # not HOST:PORT
-        f"{tmp_path / 'probes' / 'a.yaml'}:4: canaries[0].samples: Input should be greater than or equal to 1 "
-        "(value: 0)",
+        samples_0(tmp_path),
         f"{tmp_path / 'probes' / 'a.yaml'}:7: canary strays: targets[1]: unknown target (known: gpt, claude) "
         "(value: 'gpt-max')",
     ]
@@ -151,8 +154,7 @@ def test_an_unset_variable_in_an_id_or_a_probe_entry_is_not_read_as_the_empty_st
     assert problems(cfg) == [
         f"{cfg}:3: targets[1].id: environment variable CLAUDE_ID is not set (value: '${{CLAUDE_ID}}')",
         f"{cfg}:4: probes[1]: environment variable MORE is not set (value: '${{MORE}}')",
-        f"{tmp_path / 'probes' / 'a.yaml'}:4: canaries[0].samples: Input should be greater than or equal to 1 "
-        "(value: 0)",
+        samples_0(tmp_path),
     ]
 
 
