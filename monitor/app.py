@@ -284,9 +284,10 @@ class App:
             config, needs_restart = restart_only(self.config, config)
             # The fleet false-alarm budget's split over the streams follows the canaries and schedules; a new split
             # waits for a restart. Said in every reply while it waits, but warned of only by the reload that made it.
+            settings = config.drift_settings()
             split_pending = self.analysis is not None and "drift" not in needs_restart \
-                and config.drift_settings() != self.analysis.engine.settings
-            split_new = split_pending and config.drift_settings() != self.config.drift_settings()
+                and settings != self.analysis.engine.settings
+            split_new = split_pending and settings != self.config.drift_settings()
             before = {(c.id, t.id) for c, t in self.config.pairs()}
             replaced = list(self.runner.providers.values())
             self._stale += replaced

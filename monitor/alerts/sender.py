@@ -228,11 +228,13 @@ class Sender:
             return
         # One warning per sink and outage: each waiting notification's every attempt would be a line (a 90 s
         # receiver outage in a soak logged 533); llm_monitor_notification_failures_total counts them all.
-        level = logging.DEBUG if n.sink in self._sink_failing else logging.WARNING
-        self._sink_failing.add(n.sink)
-        log.log(level, "notification delivery failed, will retry (logged once until the sink delivers again)"
-                if level == logging.WARNING else "notification delivery failed, will retry",
-                extra={**extra, "retry_in_s": round(delay, 3)})
+        extra["retry_in_s"] = round(delay, 3)
+        if n.sink in self._sink_failing:
+            log.debug("notification delivery failed, will retry", extra=extra)
+        else:
+            self._sink_failing.add(n.sink)
+            log.warning("notification delivery failed, will retry (logged once until the sink delivers again)",
+                        extra=extra)
         await asyncio.to_thread(self.outbox.mark_retry, n.id, next_at, a.error)
         res.retried += 1
 
