@@ -109,12 +109,16 @@ def overview() -> dict[str, Any]:
                               "disabled sinks", "D")]),
         Panel("timeseries", "Store writes waiting",
               "Observations and run records waiting in memory because the store did not answer, failed write "
-              "attempts and writes given up on per rate interval (all 0 while the store is healthy).", "short",
+              "attempts and writes given up on per rate interval (all 0 while the store is healthy), and stored "
+              "observations waiting for drift analysis (near 0 unless analysis falls behind; past 1,000 runs "
+              "wait for it).", "short",
               [query(f"sum by (instance) (llm_monitor_store_pending_writes{{{JOB}}})", "{{instance}} waiting"),
                query(f"sum(increase(llm_monitor_store_write_failures_total{{{JOB}}}[{RATE}]))", "failed writes",
                      "B"),
                query(f"sum(increase(llm_monitor_store_dropped_writes_total{{{JOB}}}[{RATE}]))", "given up",
-                     "C")]),
+                     "C"),
+               query(f"sum by (instance) (llm_monitor_drift_analysis_pending{{{JOB}}})",
+                     "{{instance}} waiting for analysis", "D")]),
         Panel("table", "Daemon versions", "Version and Python version of every scraped daemon.", "none",
               [query(f"max by (instance, version, python_version) (llm_monitor_build_info{{{JOB}}})",
                      instant=True)], width=8, height=5),

@@ -32,6 +32,7 @@ log = logging.getLogger("monitor.analysis")
 
 MIN_BASELINE_OBSERVATIONS = 5  # successful observations an operator-chosen baseline (pin, accept) needs at least
 REFERENCE_SAVE_GROWTH = 0.1  # a reference that learned this share more than what is stored is stored again
+MAX_BACKLOG = 1000  # observations waiting for analysis before a run waits for its own (keeps memory bounded)
 
 
 def _dt(value: str | None) -> datetime | None:
@@ -126,6 +127,8 @@ class Analysis:
         self._installed: dict[tuple[str, str], str] = {}  # pair -> id of the baseline row in force
         self._unwritten: list[EventUpdate] = []  # event updates the store did not take yet, oldest first
         self._stored: dict[tuple[str, str], int] = {}  # pair -> size of its reference as stored
+        self._backlog = 0  # observations handed to the analysis thread and not analysed yet
+        self.max_backlog = MAX_BACKLOG
 
     # -- start-up ----------------------------------------------------------------------------------------
     def restore(self, pairs: list[tuple[str, str]]) -> int:
@@ -183,9 +186,27 @@ class Analysis:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
     async def on_observation(self, obs: Observation) -> None:
-        await asyncio.get_running_loop().run_in_executor(self._pool, self._analyse, obs)
+        """Queue a stored observation for analysis. The run that made it goes on at once: a burst of slow analyses
+        (an event storm writing evidence) must not hold runs up until they overrun their interval. Only while more
+        than `max_backlog` wait does the run wait for its own, so memory stays bounded."""
+        future = asyncio.get_running_loop().run_in_executor(self._pool, self._analyse, obs)
+        self._backlog += 1
+        self.metrics.analysis_pending.set(self._backlog)
+        future.add_done_callback(self._analysed)
+        if self._backlog > self.max_backlog:
+            await asyncio.shield(future)  # shielded: a run cancelled meanwhile must not cancel the analysis
+
+    def _analysed(self, future: asyncio.Future[list[EventUpdate]]) -> None:
+        self._backlog -= 1
+        self.metrics.analysis_pending.set(self._backlog)
+        if not future.cancelled() and future.exception() is not None:
+            log.error("drift analysis failed", exc_info=future.exception())
         if self.alerting is not None:
             self.alerting.sender.wake()
+
+    async def drain(self) -> None:
+        """Wait until the observations queued so far are analysed (the thread takes them in order)."""
+        await self.in_worker(lambda: None)
 
     def _analyse(self, obs: Observation) -> list[EventUpdate]:
         try:

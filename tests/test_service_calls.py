@@ -40,6 +40,7 @@ async def test_embeddings_calls_count_in_the_targets_spend_and_metrics_and_keep_
                                                  {"canary": "_embeddings", "target": "t"}) == 0  # declared
             canary, target = app.config.pairs()[0]
             probes = [o for _ in range(3) for o in await app.runner.run(canary, target)]
+            await app.analysis.drain()  # runs do not wait for their analyses
             await app.own_calls.settled()  # the calls are recorded on the loop after the analyses used them
             calls = app.store.observations(canary="_embeddings", target="t")
             with sqlite3.connect(tmp_path / "m.db") as db:
