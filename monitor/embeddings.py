@@ -11,10 +11,13 @@ import numpy as np
 import openai
 
 from monitor.domain import CallResult, ErrorType, Usage, utcnow
+from monitor.providers import sdk_http
 from monitor.providers.base import broken_connection, short
+from monitor.providers.capped import MIB, ReplyTooLarge, reply_cap_sync
 from monitor.providers.openai_compat import status_failure
 from monitor.providers.scrub import MIN_SECRET, scrub_call, scrub_text
 from monitor.providers.vet import vet
+from monitor.tls import default_context
 
 log = logging.getLogger("monitor.embeddings")
 WARN_EVERY_S = 300.0
@@ -35,13 +38,16 @@ class Embedder:
     """
 
     def __init__(self, base_url: str, api_key: str | None, model: str, *, timeout: float = 30.0,
-                 headers: Mapping[str, str] | None = None, pause_s: float = PAUSE_S,
+                 headers: Mapping[str, str] | None = None, max_reply_bytes: int = 64 * MIB, pause_s: float = PAUSE_S,
                  clock: Callable[[], float] = time.monotonic,
                  record: Callable[[CallResult, datetime], None] | None = None,
                  paused: Callable[[], bool] = lambda: False, now: Callable[[], datetime] = utcnow):
         self.model = model
+        sdk_httpx = sdk_http()[0]
+        http = openai.DefaultHttpxClient(timeout=timeout, verify=default_context(sdk_httpx),
+                                         event_hooks={"response": [reply_cap_sync(sdk_httpx, max_reply_bytes)]})
         self._client = openai.OpenAI(base_url=base_url, api_key=api_key or "not-needed", max_retries=0,
-                                     timeout=timeout, default_headers=dict(headers or {}))
+                                     timeout=timeout, default_headers=dict(headers or {}), http_client=http)
         self._dim: int | None = None
         self._warned: dict[str, float] = {}
         self._secrets = tuple(k for k in (api_key,) if k and len(k) >= MIN_SECRET)
@@ -65,7 +71,7 @@ class Embedder:
             vectors = np.asarray([d.embedding for d in sorted(response.data, key=lambda d: d.index)], dtype=float)
             if vectors.ndim != 2 or len(vectors) != len(texts):
                 raise ValueError(f"{len(vectors)} vectors for {len(texts)} texts")
-        except (openai.OpenAIError, ValueError, KeyError, TypeError) as e:
+        except (openai.OpenAIError, ReplyTooLarge, ValueError, KeyError, TypeError) as e:
             self._recorded(failed_call(e), started, start)
             now = self._clock()
             self._paused_until = now + self._pause_s
@@ -103,6 +109,8 @@ class Embedder:
 
 def failed_call(e: BaseException) -> CallResult:
     """Type a failed embeddings call with the probe calls' error taxonomy."""
+    if isinstance(e, ReplyTooLarge):
+        return CallResult(http_status=e.status, error_type=ErrorType.BAD_RESPONSE, error_message=str(e))
     if isinstance(e, openai.APIStatusError):
         error_type, message = status_failure(e)
         return CallResult(http_status=e.status_code, error_type=error_type, error_message=message)

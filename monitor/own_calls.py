@@ -60,7 +60,8 @@ class OwnCalls:
             return self._runner().spend.over_cap_now(now)
 
         return Embedder(target.base_url, resolve_api_key(target, self._environ), emb.model, timeout=target.timeout,
-                        headers=target.headers, record=record, paused=capped, now=self._now)
+                        headers=target.headers, max_reply_bytes=target.max_reply_bytes, record=record, paused=capped,
+                        now=self._now)
 
     async def settled(self) -> None:
         """Wait until every call recorded so far is stored and counted."""

@@ -62,14 +62,14 @@ async def test_time_the_client_spends_before_sending_is_not_charged_to_the_provi
 
     import httpx
 
-    from monitor.providers import _sdk_http
+    from monitor.providers import sdk_http
     from monitor.providers.arrival import arrival_transport
 
     async def slow(request: object) -> None:
         await asyncio.sleep(0.3)
 
     def provider(own_transport: bool) -> Provider:
-        mod, core = _sdk_http() if kind == "openai" else (httpx, __import__("httpcore"))
+        mod, core = sdk_http() if kind == "openai" else (httpx, __import__("httpcore"))
         transport = arrival_transport(mod, core, time.perf_counter, max_connections=4, max_keepalive=4) \
             if own_transport else None
         client = mod.AsyncClient(transport=transport, event_hooks={"request": [slow]})

@@ -3,6 +3,7 @@ probe calls, under canaries `_embeddings` and `_judge`, and their series survive
 
 from __future__ import annotations
 
+import gzip
 import json
 import sqlite3
 
@@ -16,7 +17,7 @@ from monitor.embeddings import Embedder
 from monitor.sim import SimServer, scenario_from_dict
 from monitor.sim.embeddings import embed as sim_embed
 from tests.conftest import write_config
-from tests.support.jsonserver import json_server
+from tests.support.jsonserver import json_server, wire_server
 from tests.support.metric import sample
 
 PROBES = "canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n    samples: 5\n"
@@ -127,6 +128,36 @@ def test_the_embedder_makes_no_call_while_the_cap_is_reached_and_records_each_ca
     assert [(c.ok, c.usage.input_tokens, c.response_model) for c in calls] == [(True, 7, "e-1"), (False, None, None)]
     assert calls[1].error_type is not None and calls[1].error_type.value == "server_error"
     assert calls[1].http_status == 500 and all(c.latency_s is not None for c in calls)
+
+
+@pytest.mark.parametrize("compressed", [False, True], ids=["plain", "gzip"])
+def test_an_embeddings_reply_past_the_targets_byte_cap_is_not_read_and_is_a_bad_response(compressed) -> None:
+    """Like a probe call's: a hostile or broken embeddings endpoint cannot fill the daemon's memory."""
+    vectors = [[0.5] * 4096 for _ in range(40)]  # about 650 KB of JSON; gzip makes it a few KB
+    body = json.dumps({"object": "list", "model": "e-1", "usage": {"prompt_tokens": 1, "total_tokens": 1},
+                       "data": [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)]})
+
+    def answer(request: dict, send) -> None:
+        out = gzip.compress(body.encode()) if compressed else body.encode()
+        send(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+             + (b"content-encoding: gzip\r\n" if compressed else b"")
+             + f"content-length: {len(out)}\r\nconnection: close\r\n\r\n".encode() + out)
+
+    calls: list = []
+    with wire_server(answer) as url:
+        small = Embedder(f"{url}/v1", None, "e", timeout=5, pause_s=0, max_reply_bytes=256 * 1024,
+                         record=lambda call, started: calls.append(call))
+        roomy = Embedder(f"{url}/v1", None, "e", timeout=5, pause_s=0, max_reply_bytes=4 * 1024 * 1024)
+        try:
+            assert np.isnan(small(["a"] * 40)).all()
+            assert roomy(["a"] * 40).shape == (40, 4096)  # the same reply under a larger cap
+        finally:
+            small.close()
+            roomy.close()
+    [call] = calls
+    assert call.error_type is not None and call.error_type.value == "bad_response" and call.http_status == 200
+    assert "larger than 262,144 bytes" in (call.error_message or "") and "max_reply_bytes" in call.error_message
+    assert ("once decompressed" in call.error_message) == compressed
 
 
 

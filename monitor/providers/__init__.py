@@ -39,7 +39,7 @@ def _proxied(url: str) -> bool:
     return not urllib.request.proxy_bypass(parts.hostname or "")
 
 
-def _sdk_http() -> tuple[ModuleType, ModuleType]:
+def sdk_http() -> tuple[ModuleType, ModuleType]:
     """The httpx flavour the installed openai SDK is built on (httpx2 from openai 3, httpx before) and its core."""
     import openai
 
@@ -67,7 +67,7 @@ def build_provider(target: Target, api_key: str | None, *, transport: httpx.Asyn
         import openai
 
         kwargs["stream_usage"] = target.stream_usage
-        sdk_httpx, sdk_core = _sdk_http()
+        sdk_httpx, sdk_core = sdk_http()
         if own:
             chosen = arrival_transport(sdk_httpx, sdk_core, monotonic, max_connections=max_connections,
                                        max_keepalive=target.max_concurrency)

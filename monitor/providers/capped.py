@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from types import ModuleType
 from typing import Any
 
@@ -47,6 +47,52 @@ def reply_cap(httpx_mod: ModuleType, limit: int) -> Callable[[Any], Awaitable[No
             _cap_decoded(response, limit)
 
     return hook
+
+
+def reply_cap_sync(httpx_mod: ModuleType, limit: int) -> Callable[[Any], None]:
+    """The same cap for a synchronous client of `httpx_mod` (the embeddings client, which runs on a worker thread)."""
+    capped = _sync_stream_class(httpx_mod.SyncByteStream)
+
+    def hook(response: Any) -> None:
+        response.stream = capped(response.stream, limit, response.status_code)
+        if response.headers.get("content-encoding", "").strip().lower() not in ("", "identity"):
+            decoded = response.iter_bytes
+
+            def iter_bytes(chunk_size: int | None = None) -> Iterator[bytes]:
+                n = 0
+                for part in decoded(chunk_size):
+                    n += len(part)
+                    if n > limit:
+                        raise ReplyTooLarge(limit, response.status_code, decompressed=True)
+                    yield part
+
+            response.iter_bytes = iter_bytes
+
+    return hook
+
+
+@functools.cache
+def _sync_stream_class(base: Any) -> Any:
+    class CappedSyncStream(base):  # type: ignore[misc]  # httpx's or httpx2's SyncByteStream
+        def __init__(self, inner: Any, limit: int, status: int):
+            self._inner, self._limit, self._status = inner, limit, status
+            self.received = 0
+
+        def __iter__(self) -> Iterator[bytes]:
+            for chunk in self._inner:
+                self.received += len(chunk)
+                if self.received > self._limit:
+                    raise ReplyTooLarge(self._limit, self._status)
+                yield chunk
+
+        def close(self) -> None:
+            self._inner.close()
+
+        @property
+        def elapsed(self) -> Any:
+            return getattr(self._inner, "elapsed", None)
+
+    return CappedSyncStream
 
 
 @functools.cache

@@ -70,7 +70,7 @@ class OpenAIProvider:
         self._client = openai.AsyncOpenAI(
             base_url=base_url, api_key=api_key or "not-needed", max_retries=0,
             default_headers=headers or None,
-            http_client=http_client)  # type: ignore[arg-type]  # the SDK's own httpx flavour (_sdk_http)
+            http_client=http_client)  # type: ignore[arg-type]  # the SDK's own httpx flavour (sdk_http)
 
     async def aclose(self) -> None:
         await self._client.close()
