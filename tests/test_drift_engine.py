@@ -226,6 +226,33 @@ def test_mmd_decision_near_its_level_is_an_exact_permutation_test() -> None:
     assert same.p_value > 0.05
 
 
+def test_an_open_completion_event_is_not_certified_again_every_round(monkeypatch) -> None:
+    """The exact permutation test (thousands of relabellings, seconds on the analysis thread) decides openings;
+    rounds while the whole-completion event is open show the screening p-value instead."""
+    from monitor.drift import mmd
+
+    relabellings: list[int] = []
+    null = mmd._null
+
+    def counted(k, w, count, rng):  # noqa: ANN001, ANN202
+        relabellings.append(count)
+        return null(k, w, count, rng)
+
+    monkeypatch.setattr(mmd, "_null", counted)
+    eng = DriftEngine()
+    sim = Sim(5, refusal=0.0)
+    _feed(eng, sim, 120)
+    sim.probs = Sim(5, shift=7).probs  # another model's vocabulary: the completions change
+    updates = _feed(eng, sim, 400)
+    opened = [u for u in updates if u.action == "opened" and u.event.signal == "completion"]
+    assert len(opened) == 1
+    at = updates.index(opened[0])
+    rounds_after = [u for u in updates[at + 1:] if u.event.signal == "completion" and u.action == "updated"]
+    assert rounds_after and rounds_after[-1].event.state == "open"
+    certified = [n for n in relabellings if n > eng.settings.mmd_permutations]
+    assert len(certified) == 1  # the opening only, not each of the later rounds
+
+
 def test_event_opened_by_a_chart_resolves_through_windows_without_crashing() -> None:
     """A continuous signal whose event the rank CUSUM opened has no opening sample until a window forms."""
     import numpy as np
