@@ -109,16 +109,16 @@ def overview() -> dict[str, Any]:
                               "disabled sinks", "D")]),
         Panel("timeseries", "Store writes waiting",
               "Observations and run records waiting in memory because the store did not answer, failed write "
-              "attempts and writes given up on per rate interval (all 0 while the store is healthy), and stored "
-              "observations waiting for drift analysis (near 0 unless analysis falls behind; past 1,000 runs "
-              "wait for it).", "short",
+              "attempts and writes given up on per rate interval (all 0 while the store is healthy).", "short",
               [query(f"sum by (instance) (llm_monitor_store_pending_writes{{{JOB}}})", "{{instance}} waiting"),
                query(f"sum(increase(llm_monitor_store_write_failures_total{{{JOB}}}[{RATE}]))", "failed writes",
                      "B"),
                query(f"sum(increase(llm_monitor_store_dropped_writes_total{{{JOB}}}[{RATE}]))", "given up",
-                     "C"),
-               query(f"sum by (instance) (llm_monitor_drift_analysis_pending{{{JOB}}})",
-                     "{{instance}} waiting for analysis", "D")]),
+                     "C")]),
+        Panel("timeseries", "Drift analysis delay",
+              "How long the oldest stored observation waiting for drift analysis has waited: near 0 on a healthy "
+              "daemon; past 5 s runs wait for their analysis (and may overrun their interval).", "s",
+              [query(f"max by (instance) (llm_monitor_drift_analysis_delay_seconds{{{JOB}}})", "{{instance}}")]),
         Panel("table", "Daemon versions", "Version and Python version of every scraped daemon.", "none",
               [query(f"max by (instance, version, python_version) (llm_monitor_build_info{{{JOB}}})",
                      instant=True)], width=8, height=5),

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -32,7 +34,8 @@ log = logging.getLogger("monitor.analysis")
 
 MIN_BASELINE_OBSERVATIONS = 5  # successful observations an operator-chosen baseline (pin, accept) needs at least
 REFERENCE_SAVE_GROWTH = 0.1  # a reference that learned this share more than what is stored is stored again
-MAX_BACKLOG = 1000  # observations waiting for analysis before a run waits for its own (keeps memory bounded)
+MAX_LAG_S = 5.0  # once the oldest observation waiting for analysis has waited this long, a run waits for its own
+MAX_BACKLOG = 1000  # or once this many wait (memory stays bounded whatever analyses cost)
 
 
 def _dt(value: str | None) -> datetime | None:
@@ -113,7 +116,7 @@ class Analysis:
     def __init__(self, store: Store, metrics: Metrics, settings: DriftSettings, *, alerting: Alerting | None = None,
                  tags: Callable[[str], tuple[str, ...]] = lambda canary: (),
                  listeners: list[Callable[[EventUpdate], None]] | None = None,
-                 now: Callable[[], datetime] = utcnow):
+                 now: Callable[[], datetime] = utcnow, monotonic: Callable[[], float] = time.monotonic):
         self.store = store
         self.now = now
         self.repo = DriftRepository(store.engine)
@@ -127,8 +130,10 @@ class Analysis:
         self._installed: dict[tuple[str, str], str] = {}  # pair -> id of the baseline row in force
         self._unwritten: list[EventUpdate] = []  # event updates the store did not take yet, oldest first
         self._stored: dict[tuple[str, str], int] = {}  # pair -> size of its reference as stored
-        self._backlog = 0  # observations handed to the analysis thread and not analysed yet
-        self.max_backlog = MAX_BACKLOG
+        self._monotonic = monotonic
+        self._queued: deque[float] = deque()  # when each observation not analysed yet was handed over, oldest first
+        self.max_lag_s, self.max_backlog = MAX_LAG_S, MAX_BACKLOG
+        metrics.analysis_delay.set_function(self.delay)
 
     # -- start-up ----------------------------------------------------------------------------------------
     def restore(self, pairs: list[tuple[str, str]]) -> int:
@@ -187,22 +192,28 @@ class Analysis:
 
     async def on_observation(self, obs: Observation) -> None:
         """Queue a stored observation for analysis. The run that made it goes on at once: a burst of slow analyses
-        (an event storm writing evidence) must not hold runs up until they overrun their interval. Only while more
-        than `max_backlog` wait does the run wait for its own, so memory stays bounded."""
+        (an event storm writing evidence, an exact permutation test) must not hold runs up until they overrun their
+        interval. Once analysis lags `max_lag_s` behind (or `max_backlog` wait), the run waits for its own: that
+        bounds how late a change is seen, the memory the queue takes and how long a shutdown spends on it."""
         future = asyncio.get_running_loop().run_in_executor(self._pool, self._analyse, obs)
-        self._backlog += 1
-        self.metrics.analysis_pending.set(self._backlog)
+        self._queued.append(self._monotonic())
         future.add_done_callback(self._analysed)
-        if self._backlog > self.max_backlog:
+        if self.delay() > self.max_lag_s or len(self._queued) > self.max_backlog:
             await asyncio.shield(future)  # shielded: a run cancelled meanwhile must not cancel the analysis
 
     def _analysed(self, future: asyncio.Future[list[EventUpdate]]) -> None:
-        self._backlog -= 1
-        self.metrics.analysis_pending.set(self._backlog)
+        self._queued.popleft()  # the thread takes them in order
         if not future.cancelled() and future.exception() is not None:
             log.error("drift analysis failed", exc_info=future.exception())
         if self.alerting is not None:
             self.alerting.sender.wake()
+
+    def delay(self) -> float:
+        """How long the oldest observation waiting for analysis has waited (0 when none waits)."""
+        try:
+            return max(0.0, self._monotonic() - self._queued[0])
+        except IndexError:  # none waits (or, read from a scrape's thread, the last one just finished)
+            return 0.0
 
     async def drain(self) -> None:
         """Wait until the observations queued so far are analysed (the thread takes them in order)."""

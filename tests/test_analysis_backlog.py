@@ -1,9 +1,11 @@
 """A run does not wait for the drift analysis of its observations (a burst of slow analyses must not make runs
-overrun their interval), unless too many wait: then it does, so memory stays bounded. What waits is exported."""
+overrun their interval), unless analysis lags too far behind or too many wait: then it does, so detection delay,
+memory and the time a shutdown spends on the queue stay bounded. The lag is exported."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import sqlite3
 import threading
 from collections.abc import AsyncIterator
@@ -20,7 +22,7 @@ from tests.conftest import write_config
 from tests.support.metric import sample
 
 PROBES = "canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n    samples: 3\n"
-PENDING = "llm_monitor_drift_analysis_pending"
+DELAY = "llm_monitor_drift_analysis_delay_seconds"
 
 
 @pytest.fixture
@@ -53,27 +55,34 @@ def hold_analyses(app: App) -> threading.Event:
 
 
 async def test_a_run_finishes_while_its_analyses_wait_and_they_are_all_done_later(app: App) -> None:
-    assert app.analysis is not None and sample(app.registry, PENDING) == 0  # exported before any observation
+    assert app.analysis is not None and sample(app.registry, DELAY) == 0  # exported before any observation
+    app.analysis.max_lag_s = 60.0  # however slow this machine is: within the limits, the run does not wait
     go = hold_analyses(app)
     canary, target = app.config.pairs()[0]
     observations = await asyncio.wait_for(app.runner.run(canary, target), 20)  # not held up by the analyses
     assert len(observations) == 3 and all(o.ok for o in observations)
-    assert sample(app.registry, PENDING) == 3
+    await asyncio.sleep(0.05)
+    assert 0.05 <= sample(app.registry, DELAY) < app.analysis.max_lag_s  # how long the oldest has waited
     go.set()
     await app.analysis.drain()
     await asyncio.sleep(0)  # the loop sees the analyses end
-    assert sample(app.registry, PENDING) == 0
+    assert sample(app.registry, DELAY) == 0
     assert app.analysis.engine.baseline(canary.id, target.id).count == 3  # analysed: in the forming baseline
 
 
-async def test_past_the_backlog_limit_a_run_waits_for_its_analyses(app: App) -> None:
+@pytest.mark.parametrize("limit", ["lag", "backlog"])
+async def test_past_either_limit_a_run_waits_for_its_analyses(app: App, limit: str) -> None:
     assert app.analysis is not None
-    app.analysis.max_backlog = 1
+    if limit == "lag":
+        ticks = itertools.count(0.0, 10.0)  # each reading of the clock 10 s later: the oldest waited 10 s > 5 s
+        app.analysis._monotonic = lambda: next(ticks)
+    else:
+        app.analysis.max_backlog = 1
     go = hold_analyses(app)
     canary, target = app.config.pairs()[0]
     run = asyncio.create_task(app.runner.run(canary, target))
     done, _ = await asyncio.wait([run], timeout=1.0)
-    assert not done  # 3 observations wait, more than 1: the run waits for its own
+    assert not done  # analysis lags 10 s (more than 5), or 3 observations wait (more than 1): the run waits
     go.set()
     observations = await asyncio.wait_for(run, 20)
     assert len(observations) == 3

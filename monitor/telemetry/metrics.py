@@ -102,8 +102,9 @@ class Metrics:
         self.store_dropped = Counter("llm_monitor_store_dropped_writes",
                                      "Observations and run records given up on (too many waiting, or the daemon "
                                      "stopped with the store unavailable).", registry=r)
-        self.analysis_pending = Gauge("llm_monitor_drift_analysis_pending",
-                                      "Stored observations waiting for drift analysis.", registry=r)
+        self.analysis_delay = Gauge("llm_monitor_drift_analysis_delay_seconds",
+                                    "How long the oldest stored observation waiting for drift analysis has waited "
+                                    "(0: none waits).", registry=r)
         self.in_flight = Gauge("llm_monitor_probes_in_flight", "Probe calls in flight.", ("target",), registry=r)
         self.build_info.labels(__version__, platform.python_version()).set(1)
         self._models: dict[str, tuple[str, str]] = {}
