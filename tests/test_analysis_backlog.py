@@ -5,6 +5,7 @@ memory and the time a shutdown spends on the queue stay bounded. The lag is expo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import sqlite3
 import threading
@@ -25,8 +26,9 @@ PROBES = "canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n    
 DELAY = "llm_monitor_drift_analysis_delay_seconds"
 
 
-@pytest.fixture
-async def app(tmp_path: Path) -> AsyncIterator[App]:
+@contextlib.asynccontextmanager
+async def started(tmp_path: Path) -> AsyncIterator[App]:
+    """A daemon (no schedule) with drift on, against a fast simulator; the caller stops it."""
     scenario = scenario_from_dict({"name": "fast", "seed": 1, "defaults": {"ttft": 5, "output_tps": 5000},
                                    "models": {"*": {"phases": [{"name": "a"}]}}})
     with SimServer(scenario) as sim:
@@ -34,6 +36,12 @@ async def app(tmp_path: Path) -> AsyncIterator[App]:
                            PROBES, extra="drift: {baseline_size: 5}\n")
         app = App(load_config(cfg, environ={}), registry=CollectorRegistry(), environ={}, serve_http=False)
         await app.start(schedule=False)
+        yield app
+
+
+@pytest.fixture
+async def app(tmp_path: Path) -> AsyncIterator[App]:
+    async with started(tmp_path) as app:
         try:
             yield app
         finally:
@@ -89,14 +97,7 @@ async def test_past_either_limit_a_run_waits_for_its_analyses(app: App, limit: s
 
 
 async def test_observations_queued_at_shutdown_are_analysed_before_the_daemon_stops(tmp_path: Path) -> None:
-    scenario = scenario_from_dict({"name": "fast", "seed": 1, "defaults": {"ttft": 5, "output_tps": 5000},
-                                   "models": {"*": {"phases": [{"name": "a"}]}}})
-    with SimServer(scenario) as sim:
-        cfg = write_config(tmp_path, f"  - {{id: t, provider: openai, base_url: '{sim.openai_base_url}', model: m}}",
-                           PROBES, extra="drift: {baseline_size: 5}\n")
-        app = App(load_config(cfg, environ={}), registry=CollectorRegistry(), environ={}, serve_http=False)
-        await app.start(schedule=False)
-        assert app.analysis is not None
+    async with started(tmp_path) as app:
         go = hold_analyses(app)
         canary, target = app.config.pairs()[0]
         observations = await app.runner.run(canary, target)
