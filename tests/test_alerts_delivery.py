@@ -425,6 +425,35 @@ async def test_the_drift_of_one_canary_and_target_within_group_wait_is_one_messa
     await al.stop()
 
 
+async def test_drift_of_one_canary_and_target_opened_in_one_round_is_one_message_not_one_per_signal(
+        sqlite_store: Store, clock: Clock, rx: Receiver) -> None:
+    # Found by QA: events opened in the same analysis round (refused, check:refusal, similarity...) fall due
+    # together; the first row's message merged the others, and each of them was then sent again on its own (3
+    # signals, 3 messages with 3 message ids: the receiver could not drop the repeats). After an outage the
+    # same happened to every group whose rows had been retried into one batch.
+    al = build(sqlite_store, config(rx.url, group_wait="30s"), clock)
+
+    def opened(signal: str) -> AlertEvent:
+        return AlertEvent(kind="drift.opened", canary="c", target="t", signal=signal, event_id=f"c-{signal}",
+                          evidence={"baseline_value": 0.0, "current_value": 1.0})
+
+    await al.publish([opened("refused"), opened("check:refusal"), opened("similarity")])
+    clock.advance(30)
+    rx.fail(503, times=1)
+    assert (await al.sender.flush()).retried == 1  # one attempt of the group's message, not one per row
+    assert len(rx.requests) == 1
+    clock.advance(60)  # the retry and the other rows' leases are due
+    assert (await al.sender.flush()).delivered == 1
+    assert [r.status for r in rx.requests] == [503, 200]
+    assert sorted(rx.requests[1].json["data"]["signals"]) == ["check:refusal", "refused", "similarity"]
+    await al.publish([opened("output_chars"), opened("latency_s")])
+    clock.advance(30)
+    assert (await al.sender.flush()).delivered == 1
+    assert len(rx.requests) == 3 and sorted(rx.requests[2].json["data"]["signals"]) == ["latency_s", "output_chars"]
+    assert al.outbox.counts() == {"delivered": 5}
+    await al.stop()
+
+
 async def test_a_sink_outage_is_one_warning_and_its_end_one_line_however_many_notifications_wait(
         sqlite_store: Store, clock: Clock, rx: Receiver, caplog: pytest.LogCaptureFixture) -> None:
     # Found by a soak: every attempt of every waiting notification was a warning (533 lines in a 90 s outage).
