@@ -122,6 +122,29 @@ async def test_retry_after_is_honoured_on_429_and_503(sqlite_store: Store, clock
     await al.stop()
 
 
+async def test_a_retry_after_of_zero_does_not_make_the_sink_resend_at_once(
+        sqlite_store: Store, clock: Clock, rx: Receiver) -> None:
+    # Found by QA: a receiver answering 429 with "Retry-After: 0" (or a date gone by) got the notification again at
+    # once, up to 100 times in one delivery round: 900 requests in 15 s for two notifications. The Retry-After is
+    # a floor; the backoff still applies.
+    al = build(sqlite_store, config(rx.url), clock)
+    [n] = await al.publish([event()])
+    rx.fail(429, retry_after="0")
+    assert (await al.sender.flush()).retried == 1
+    assert len(rx.requests) == 1
+    row = al.outbox.get(n.id)
+    assert row and (row.next_attempt_at - clock()).total_seconds() == 10  # initial 10s, rand()=1.0
+    clock.advance(10)
+    past = (clock() - timedelta(seconds=60)).strftime("%a, %d %b %Y %H:%M:%S GMT")
+    rx.heal()
+    rx.fail(503, times=1, retry_after=past)
+    assert (await al.sender.flush()).retried == 1
+    assert len(rx.requests) == 2
+    row = al.outbox.get(n.id)
+    assert row and (row.next_attempt_at - clock()).total_seconds() == 20
+    await al.stop()
+
+
 async def test_receiver_down_then_back_loses_nothing(sqlite_store: Store, clock: Clock, rx: Receiver) -> None:
     registry = CollectorRegistry()
     al = build(sqlite_store, config(rx.url), clock, registry=registry)

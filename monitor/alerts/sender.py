@@ -159,9 +159,12 @@ class Sender:
     # the outbox
     def _delay(self, n: Notification, a: Attempt) -> float:
         r = self.cfg.retry
+        backoff = full_jitter(n.attempts, r.initial, r.max, self.rand)
         if a.retry_after_s is not None:
-            return min(a.retry_after_s, r.max_retry_after)
-        return full_jitter(n.attempts, r.initial, r.max, self.rand)
+            # The receiver's Retry-After is a floor, never a licence to go faster than the backoff: a "Retry-After:
+            # 0" (or a date gone by) on every 429 had the sink re-send at once, hundreds of requests a second.
+            return max(backoff, min(a.retry_after_s, r.max_retry_after))
+        return backoff
 
     async def _drop(self, n: Notification, reason: str, error: str, res: FlushResult, *,
                     attempted: bool = True) -> None:
