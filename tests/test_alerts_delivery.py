@@ -477,6 +477,32 @@ async def test_drift_of_one_canary_and_target_opened_in_one_round_is_one_message
     await al.stop()
 
 
+async def test_a_signal_that_reopened_behind_its_resolve_is_not_merged_ahead_of_the_resolve(
+        sqlite_store: Store, clock: Clock, rx: Receiver) -> None:
+    # Found by QA: refused opened, resolved and opened again while its first message waited (group_wait, or a
+    # receiver outage), and similarity opened beside it. The first message merged both "opened" rows of refused,
+    # the resolve went out after it: the receiver's last word on refused was "resolved" while it was open.
+    al = build(sqlite_store, config(rx.url, group_wait="30s"), clock)
+
+    def ev(kind: str, signal: str, event_id: str) -> AlertEvent:
+        return AlertEvent(kind=kind, canary="c", target="t", signal=signal, event_id=event_id,
+                          evidence={"baseline_value": 0.0, "current_value": 1.0})
+
+    await al.publish([ev("drift.opened", "refused", "e1")])
+    clock.advance(5)
+    await al.publish([ev("drift.resolved", "refused", "e1")])
+    clock.advance(5)
+    await al.publish([ev("drift.opened", "refused", "e2"), ev("drift.opened", "similarity", "e3")])
+    for _ in range(4):
+        clock.advance(30)
+        await al.sender.flush()
+    got = [(r.json["type"], [e["event_id"] for e in r.json["data"].get("events", [])] or [r.json["data"]["event_id"]])
+           for r in rx.requests]
+    assert got == [("drift.opened", ["e1", "e3"]), ("drift.resolved", ["e1"]), ("drift.opened", ["e2"])]
+    assert al.outbox.counts() == {"delivered": 4}
+    await al.stop()
+
+
 async def test_a_sink_outage_is_one_warning_and_its_end_one_line_however_many_notifications_wait(
         sqlite_store: Store, clock: Clock, rx: Receiver, caplog: pytest.LogCaptureFixture) -> None:
     # Found by a soak: every attempt of every waiting notification was a warning (533 lines in a 90 s outage).
