@@ -449,12 +449,12 @@ async def test_the_drift_of_one_canary_and_target_within_group_wait_is_one_messa
 
 
 async def test_drift_of_one_canary_and_target_opened_in_one_round_is_one_message_not_one_per_signal(
-        sqlite_store: Store, clock: Clock, rx: Receiver) -> None:
+        store: Store, clock: Clock, rx: Receiver) -> None:
     # Found by QA: events opened in the same analysis round (refused, check:refusal, similarity...) fall due
     # together; the first row's message merged the others, and each of them was then sent again on its own (3
     # signals, 3 messages with 3 message ids: the receiver could not drop the repeats). After an outage the
     # same happened to every group whose rows had been retried into one batch.
-    al = build(sqlite_store, config(rx.url, group_wait="30s"), clock)
+    al = build(store, config(rx.url, group_wait="30s"), clock)
 
     def opened(signal: str) -> AlertEvent:
         return AlertEvent(kind="drift.opened", canary="c", target="t", signal=signal, event_id=f"c-{signal}",
@@ -478,11 +478,11 @@ async def test_drift_of_one_canary_and_target_opened_in_one_round_is_one_message
 
 
 async def test_a_signal_that_reopened_behind_its_resolve_is_not_merged_ahead_of_the_resolve(
-        sqlite_store: Store, clock: Clock, rx: Receiver) -> None:
+        store: Store, clock: Clock, rx: Receiver) -> None:
     # Found by QA: refused opened, resolved and opened again while its first message waited (group_wait, or a
     # receiver outage), and similarity opened beside it. The first message merged both "opened" rows of refused,
     # the resolve went out after it: the receiver's last word on refused was "resolved" while it was open.
-    al = build(sqlite_store, config(rx.url, group_wait="30s"), clock)
+    al = build(store, config(rx.url, group_wait="30s"), clock)
 
     def ev(kind: str, signal: str, event_id: str) -> AlertEvent:
         return AlertEvent(kind=kind, canary="c", target="t", signal=signal, event_id=event_id,
