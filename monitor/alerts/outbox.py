@@ -140,6 +140,20 @@ class Outbox:
             q = q.order_by(col(NotificationRow.created_at), col(NotificationRow.signal), col(NotificationRow.id))
             return [_from_row(r) for r in s.exec(q).all()]
 
+    def adopt_legacy_health(self) -> int:
+        """Move canary.down/recovered rows written under signal "error" to "health"; return how many moved.
+
+        Migration 0005 moved the rows written before it; this catches those an older release wrote after it (a
+        rolling update: the old leader runs on until it is stopped, on the schema the new replica upgraded, or a
+        newer `probe` upgraded it under a running daemon). Left there, the recovery (signal "health") would not
+        end them: Alertmanager would get the canary down re-sent for ever."""
+        with Session(self.engine) as s:
+            moved = s.exec(update(NotificationRow).where(  # type: ignore[call-overload]
+                col(NotificationRow.signal) == "error",
+                col(NotificationRow.kind).in_(("canary.down", "canary.recovered"))).values(signal="health")).rowcount
+            s.commit()
+            return int(moved or 0)
+
     def _set(self, nid: str, *, attempted: bool = True, **values: Any) -> None:
         if attempted:
             values["attempts"] = NotificationRow.attempts + 1
