@@ -74,6 +74,19 @@ def test_alerts_pending_lists_the_outbox(tmp_path: Path) -> None:
     assert "outbox: 1 pending" in out and "drift.opened" in out and "c1/t1" in out and "refusal_rate" in out
 
 
+def test_alerts_pending_piped_keeps_each_message_id_on_one_line(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    # Found by QA: piped (`alerts pending --all | less`), the table was cut at 80 columns into ten slivers, a
+    # message id folded over eight lines.
+    config = _outbox(tmp_path, "hook", "webhook",
+                     AlertEvent(kind="canary.down", canary="some-long-canary-name", target="t1", signal="health"))
+    capsys.readouterr()
+    assert alerts_pending(config, every=True) == 0
+    out = capsys.readouterr().out
+    assert "some-long-canary-name/t1" in out and "canary.down" in out
+    assert any(line.count("msg_") == 1 and len(line.split("msg_")[1].split()[0]) == 32 for line in out.splitlines())
+
+
 def test_alerts_pending_all_and_json_show_dead_rows(tmp_path: Path) -> None:
     config = _outbox(tmp_path, "hook", "webhook",
                      AlertEvent(kind="drift.opened", canary="c1", target="t1", signal="refusal_rate", event_id="e1"),

@@ -122,6 +122,29 @@ async def test_retry_after_is_honoured_on_429_and_503(sqlite_store: Store, clock
     await al.stop()
 
 
+async def test_a_retry_after_of_zero_does_not_make_the_sink_resend_at_once(
+        sqlite_store: Store, clock: Clock, rx: Receiver) -> None:
+    # Found by QA: a receiver answering 429 with "Retry-After: 0" (or a date gone by) got the notification again at
+    # once, up to 100 times in one delivery round: 900 requests in 15 s for two notifications. The Retry-After is
+    # a floor; the backoff still applies.
+    al = build(sqlite_store, config(rx.url), clock)
+    [n] = await al.publish([event()])
+    rx.fail(429, retry_after="0")
+    assert (await al.sender.flush()).retried == 1
+    assert len(rx.requests) == 1
+    row = al.outbox.get(n.id)
+    assert row and (row.next_attempt_at - clock()).total_seconds() == 10  # initial 10s, rand()=1.0
+    clock.advance(10)
+    past = (clock() - timedelta(seconds=60)).strftime("%a, %d %b %Y %H:%M:%S GMT")
+    rx.heal()
+    rx.fail(503, times=1, retry_after=past)
+    assert (await al.sender.flush()).retried == 1
+    assert len(rx.requests) == 2
+    row = al.outbox.get(n.id)
+    assert row and (row.next_attempt_at - clock()).total_seconds() == 20
+    await al.stop()
+
+
 async def test_receiver_down_then_back_loses_nothing(sqlite_store: Store, clock: Clock, rx: Receiver) -> None:
     registry = CollectorRegistry()
     al = build(sqlite_store, config(rx.url), clock, registry=registry)
@@ -422,6 +445,61 @@ async def test_the_drift_of_one_canary_and_target_within_group_wait_is_one_messa
     await al.publish([AlertEvent(kind="drift.resolved", canary="c", target="t", signal="output_chars",
                                  event_id="c-output_chars")])
     assert (await al.sender.flush()).delivered == 1 and rx.requests[-1].json["type"] == "drift.resolved"
+    await al.stop()
+
+
+async def test_drift_of_one_canary_and_target_opened_in_one_round_is_one_message_not_one_per_signal(
+        store: Store, clock: Clock, rx: Receiver) -> None:
+    # Found by QA: events opened in the same analysis round (refused, check:refusal, similarity...) fall due
+    # together; the first row's message merged the others, and each of them was then sent again on its own (3
+    # signals, 3 messages with 3 message ids: the receiver could not drop the repeats). After an outage the
+    # same happened to every group whose rows had been retried into one batch.
+    al = build(store, config(rx.url, group_wait="30s"), clock)
+
+    def opened(signal: str) -> AlertEvent:
+        return AlertEvent(kind="drift.opened", canary="c", target="t", signal=signal, event_id=f"c-{signal}",
+                          evidence={"baseline_value": 0.0, "current_value": 1.0})
+
+    await al.publish([opened("refused"), opened("check:refusal"), opened("similarity")])
+    clock.advance(30)
+    rx.fail(503, times=1)
+    assert (await al.sender.flush()).retried == 1  # one attempt of the group's message, not one per row
+    assert len(rx.requests) == 1
+    clock.advance(60)  # the retry and the other rows' leases are due
+    assert (await al.sender.flush()).delivered == 1
+    assert [r.status for r in rx.requests] == [503, 200]
+    assert sorted(rx.requests[1].json["data"]["signals"]) == ["check:refusal", "refused", "similarity"]
+    await al.publish([opened("output_chars"), opened("latency_s")])
+    clock.advance(30)
+    assert (await al.sender.flush()).delivered == 1
+    assert len(rx.requests) == 3 and sorted(rx.requests[2].json["data"]["signals"]) == ["latency_s", "output_chars"]
+    assert al.outbox.counts() == {"delivered": 5}
+    await al.stop()
+
+
+async def test_a_signal_that_reopened_behind_its_resolve_is_not_merged_ahead_of_the_resolve(
+        store: Store, clock: Clock, rx: Receiver) -> None:
+    # Found by QA: refused opened, resolved and opened again while its first message waited (group_wait, or a
+    # receiver outage), and similarity opened beside it. The first message merged both "opened" rows of refused,
+    # the resolve went out after it: the receiver's last word on refused was "resolved" while it was open.
+    al = build(store, config(rx.url, group_wait="30s"), clock)
+
+    def ev(kind: str, signal: str, event_id: str) -> AlertEvent:
+        return AlertEvent(kind=kind, canary="c", target="t", signal=signal, event_id=event_id,
+                          evidence={"baseline_value": 0.0, "current_value": 1.0})
+
+    await al.publish([ev("drift.opened", "refused", "e1")])
+    clock.advance(5)
+    await al.publish([ev("drift.resolved", "refused", "e1")])
+    clock.advance(5)
+    await al.publish([ev("drift.opened", "refused", "e2"), ev("drift.opened", "similarity", "e3")])
+    for _ in range(4):
+        clock.advance(30)
+        await al.sender.flush()
+    got = [(r.json["type"], [e["event_id"] for e in r.json["data"].get("events", [])] or [r.json["data"]["event_id"]])
+           for r in rx.requests]
+    assert got == [("drift.opened", ["e1", "e3"]), ("drift.resolved", ["e1"]), ("drift.opened", ["e2"])]
+    assert al.outbox.counts() == {"delivered": 4}
     await al.stop()
 
 

@@ -213,3 +213,25 @@ def test_the_upgrade_moves_health_alerts_written_before_it(tmp_path: Path) -> No
         command.upgrade(alembic, HEAD)
     assert sorted((n.kind, n.signal) for n in ob.firing("am")) == [("canary.down", "health"), ("drift.opened", "error")]
     engine.dispose()
+
+
+async def test_a_canary_down_an_older_leader_wrote_after_the_upgrade_is_still_ended_by_its_recovery(
+        store: Store) -> None:
+    # Found by QA: in a rolling update the new replica upgrades the schema while the old leader runs on; a canary
+    # down the old one wrote then went in under signal "error", the new leader's recovery under "health", and
+    # Alertmanager got LLMMonitorCanaryDown re-sent every resend_interval for ever after the canary recovered.
+    from monitor.alerts import AlertEvent, AlertsConfig, build_alerting
+
+    ob = Outbox(store.engine)
+    old = note(sink="am", kind="canary.down", group="c/t", signal="error", canary="c", target="t")
+    ob.add([old])
+    ob.mark_delivered(old.id, T0)
+    cfg = AlertsConfig.model_validate({"sinks": [{"name": "am", "type": "alertmanager", "url": "http://127.0.0.1:9"}]})
+    al = build_alerting(cfg, store, environ={})
+    await al.start([("c", "t")])
+    try:
+        assert [(n.kind, n.signal) for n in ob.firing("am")] == [("canary.down", "health")]
+        await al.publish([AlertEvent(kind="canary.recovered", canary="c", target="t", signal="health")])
+        assert ob.firing("am") == []
+    finally:
+        await al.stop()

@@ -80,6 +80,30 @@ def test_failed_calls_feed_only_error_signals() -> None:
     assert compute_signals(obs) == {"error": True, "error_type": "rate_limited"}
 
 
+def test_a_target_down_before_its_first_answer_does_not_teach_the_baseline_an_error_rate() -> None:
+    """Found by QA: a target that failed every call from the start (a wrong key or URL at deploy, fixed an hour
+    later) built its baseline with those failures: an error rate of 95% (236 of 248), so a later rise in errors
+    never opened an event (and `baseline show` called the 12 answers a reference of 248)."""
+    from monitor.domain import CallResult, ErrorType, Observation
+
+    eng = DriftEngine()
+    sim = Sim(5, refusal=0.0)
+    for i in range(240):
+        eng.observe(Observation("c", "t", "p", "m", sim.next().started_at, id=f"c-down{i}",
+                                call=CallResult(error_type=ErrorType.CONNECT)))
+    assert not [u for u in _feed(eng, sim, 200) if u.action == "opened"]
+    error_n, n = eng.baseline("c", "t").rates["error"]
+    assert error_n / n < 0.1
+    errors = []
+    for i in range(150):  # a third of the calls fail from now on
+        if i % 3 == 0:
+            errors += eng.observe(Observation("c", "t", "p", "m", sim.next().started_at, id=f"c-x{i}",
+                                              call=CallResult(error_type=ErrorType.SERVER_ERROR)))
+        else:
+            errors += eng.observe(sim.next())
+    assert "error" in {u.event.signal for u in errors if u.action == "opened"}
+
+
 def test_a_provider_that_starts_blocking_a_prompt_with_content_policy_errors_opens_a_refusal_event() -> None:
     """A content-policy 400 is the provider refusing: it counts in the refusal rate (and the refusal check), not
     only in the error rate."""

@@ -76,6 +76,17 @@ class Outbox:
             s.commit()
             return ids
 
+    @staticmethod
+    def _has_older(row: Any) -> Any:
+        """An EXISTS clause: a waiting row of `row`'s sink x group x signal older than it."""
+        older = aliased(NotificationRow)
+        return (sa_select(col(older.id))
+                .where(col(older.status).in_(WAITING), col(older.sink) == col(row.sink),
+                       col(older.group_key) == col(row.group_key), col(older.signal) == col(row.signal),
+                       or_(col(older.created_at) < col(row.created_at),
+                           and_(col(older.created_at) == col(row.created_at), col(older.id) < col(row.id))))
+                .exists())
+
     def due(self, now: datetime, limit: int = 50, *, lease: float = 60.0,
             sink: str | None = None) -> list[Notification]:
         """Claim up to `limit` notifications due at `now` (of one `sink` if given), leasing them for `lease` s.
@@ -86,19 +97,10 @@ class Outbox:
         until = now + timedelta(seconds=lease)
         # The oldest-waiting filter is in the query, before the limit: younger rows of a group whose oldest row
         # is backing off may fall due first, and filtered afterwards they would fill every batch and block the sink.
-        older = aliased(NotificationRow)
-        has_older = (sa_select(col(older.id))
-                     .where(col(older.status).in_(WAITING), col(older.sink) == col(NotificationRow.sink),
-                            col(older.group_key) == col(NotificationRow.group_key),
-                            col(older.signal) == col(NotificationRow.signal),
-                            or_(col(older.created_at) < col(NotificationRow.created_at),
-                                and_(col(older.created_at) == col(NotificationRow.created_at),
-                                     col(older.id) < col(NotificationRow.id))))
-                     .exists())
         with Session(self.engine) as s:
             q = (select(NotificationRow)
                  .where(col(NotificationRow.status).in_(WAITING), col(NotificationRow.next_attempt_at) <= now,
-                        ~has_older))
+                        ~self._has_older(NotificationRow)))
             if sink is not None:
                 q = q.where(NotificationRow.sink == sink)
             q = (q.order_by(col(NotificationRow.next_attempt_at), col(NotificationRow.created_at))
@@ -131,8 +133,26 @@ class Outbox:
                         NotificationRow.id != n.id, col(NotificationRow.status).in_(WAITING)))
             if not any_signal:
                 q = q.where(NotificationRow.signal == n.signal)
+            else:
+                # Only a signal's oldest waiting row joins: a later one waits behind that signal's older rows (a
+                # resolve), and merged ahead of them the receiver's last word would be "resolved" while it is open.
+                q = q.where(NotificationRow.signal != n.signal, ~self._has_older(NotificationRow))
             q = q.order_by(col(NotificationRow.created_at), col(NotificationRow.signal), col(NotificationRow.id))
             return [_from_row(r) for r in s.exec(q).all()]
+
+    def adopt_legacy_health(self) -> int:
+        """Move canary.down/recovered rows written under signal "error" to "health"; return how many moved.
+
+        Migration 0005 moved the rows written before it; this catches those an older release wrote after it (a
+        rolling update: the old leader runs on until it is stopped, on the schema the new replica upgraded, or a
+        newer `probe` upgraded it under a running daemon). Left there, the recovery (signal "health") would not
+        end them: Alertmanager would get the canary down re-sent for ever."""
+        with Session(self.engine) as s:
+            moved = s.exec(update(NotificationRow).where(  # type: ignore[call-overload]
+                col(NotificationRow.signal) == "error",
+                col(NotificationRow.kind).in_(("canary.down", "canary.recovered"))).values(signal="health")).rowcount
+            s.commit()
+            return int(moved or 0)
 
     def _set(self, nid: str, *, attempted: bool = True, **values: Any) -> None:
         if attempted:

@@ -159,9 +159,12 @@ class Sender:
     # the outbox
     def _delay(self, n: Notification, a: Attempt) -> float:
         r = self.cfg.retry
+        backoff = full_jitter(n.attempts, r.initial, r.max, self.rand)
         if a.retry_after_s is not None:
-            return min(a.retry_after_s, r.max_retry_after)
-        return full_jitter(n.attempts, r.initial, r.max, self.rand)
+            # The receiver's Retry-After is a floor, never a licence to go faster than the backoff: a "Retry-After:
+            # 0" (or a date gone by) on every 429 had the sink re-send at once, hundreds of requests a second.
+            return max(backoff, min(a.retry_after_s, r.max_retry_after))
+        return backoff
 
     async def _drop(self, n: Notification, reason: str, error: str, res: FlushResult, *,
                     attempted: bool = True) -> None:
@@ -175,17 +178,19 @@ class Sender:
         if self.metrics is not None:
             self.metrics.sink_disabled.labels(name).set(1)
 
-    async def _deliver(self, n: Notification, res: FlushResult) -> None:
+    async def _deliver(self, n: Notification, res: FlushResult) -> set[str]:
+        """Attempt one notification, merged with the rows of its group still waiting; return the ids of the rows
+        it merged (they were in this message, whether or not it was delivered)."""
         sink = self.sinks.get(n.sink)
         extra = {"sink": n.sink, "message_id": n.message_id, "kind": n.kind, "attempt": n.attempts + 1}
         if sink is None:
             log.warning("notification dropped: its sink is no longer configured", extra=extra)
             await self._drop(n, UNCONFIGURED, f"sink {n.sink!r} is no longer configured", res, attempted=False)
-            return
+            return set()
         if n.sink in self.disabled:
             log.warning("notification dropped: its sink is disabled", extra=extra)
             await self._drop(n, DISABLED, self.disabled[n.sink], res, attempted=False)
-            return
+            return set()
         merged: list[Notification] = []
         if n.kind == "model.changed" and n.signal == MODEL_GROUP:  # one message per target (policy.plan)
             merged = await asyncio.to_thread(self.outbox.siblings, n)
@@ -193,13 +198,14 @@ class Sender:
         elif n.kind == DRIFT_OPENED and sink.type not in STATEFUL_SINKS:  # one message per canary x target
             merged = await asyncio.to_thread(self.outbox.siblings, n, any_signal=True)
             n = replace(n, payload=merge_drift([n.payload, *(m.payload for m in merged)]))
+        merged_ids = {m.id for m in merged}
         now = self.now()
         try:
             req = sink.render(n, now)
         except Exception as e:  # a row this build cannot render would otherwise block its sink forever
             log.exception("cannot render a notification", extra=extra)
             await self._drop(n, UNRENDERABLE, sink.redact(f"cannot render: {e!r}"), res, attempted=False)
-            return
+            return merged_ids
         a = await self.attempt(sink, req)
         if a.ok:
             for m in (n, *merged):
@@ -210,7 +216,7 @@ class Sender:
                 log.info("alert sink %s delivers again", n.sink, extra={"sink": n.sink})
             if self.metrics is not None:
                 self.metrics.sent.labels(n.sink).inc()
-            return
+            return merged_ids
         if self.metrics is not None:
             self.metrics.send_failures.labels(n.sink).inc()
         extra["error"] = a.error
@@ -219,13 +225,13 @@ class Sender:
             log.error("alert sink %s answered 410 Gone: disabled until the config is reloaded", n.sink,
                       extra=extra)
             await self._drop(n, GONE, a.error, res)
-            return
+            return merged_ids
         delay = self._delay(n, a)
         next_at = now + timedelta(seconds=delay)
         if next_at > n.created_at + timedelta(seconds=self.cfg.retry.give_up_after):
             log.error("gave up delivering a notification", extra=extra)
             await self._drop(n, GAVE_UP, f"gave up after {n.attempts + 1} attempts: {a.error}", res)
-            return
+            return merged_ids
         # One warning per sink and outage: each waiting notification's every attempt would be a line (a 90 s
         # receiver outage in a soak logged 533); llm_monitor_notification_failures_total counts them all.
         extra["retry_in_s"] = round(delay, 3)
@@ -237,6 +243,7 @@ class Sender:
                         extra=extra)
         await asyncio.to_thread(self.outbox.mark_retry, n.id, next_at, a.error)
         res.retried += 1
+        return merged_ids
 
     async def flush_sink(self, name: str, res: FlushResult | None = None, max_rounds: int = 100) -> FlushResult:
         """Deliver one sink's rows due now, in order (retries that fall due later stay for later)."""
@@ -247,8 +254,12 @@ class Sender:
             due = await asyncio.to_thread(self.outbox.due, self.now(), self.batch, lease=self.lease, sink=name)
             if not due:
                 break
+            merged: set[str] = set()
             for n in due:
-                await self._deliver(n, res)
+                # Rows of one group can fall due together (opened in one analysis round, or retried after an
+                # outage): the first one's message carries the others, which are not sent again on their own.
+                if n.id not in merged:
+                    merged |= await self._deliver(n, res)
             await self._update_pending()
         return res
 

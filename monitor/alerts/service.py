@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,6 +17,8 @@ from monitor.alerts.policy import CooldownEntry, CooldownKey, Policy, plan, rout
 from monitor.alerts.sender import Sender
 from monitor.alerts.sinks import build_sinks
 from monitor.domain import utcnow
+
+log = logging.getLogger("monitor.alerts")
 
 
 class Alerting:
@@ -67,6 +70,9 @@ class Alerting:
 
     async def start(self, pairs: Iterable[tuple[str, str]] | None = None) -> None:
         """Seed the cooldown memory from the outbox, resolve alerts of pairs not in `pairs`, start delivering."""
+        moved = await asyncio.to_thread(self.outbox.adopt_legacy_health)
+        if moved:
+            log.info("canary health alerts an older release wrote moved to signal health", extra={"rows": moved})
         since = self.now() - timedelta(seconds=max(self.cfg.cooldown, 1.0))
         self.policy.seed(await asyncio.to_thread(self.outbox.last_firing, since))
         if pairs is not None:

@@ -86,8 +86,10 @@ class Baseline:
         self._record(signals, caps=None, identity=True)
 
     def add_error(self, signals: Mapping[str, SignalValue]) -> None:
-        """Count a failed call in the error rate and error types while building."""
-        if not self.ready:
+        """Count a failed call in the error rate and error types while building, from the first answer on: a
+        target that has never answered (a wrong key or URL at deploy, an outage when a baseline is reset) has
+        no behaviour yet, and its failures would teach the baseline an error rate near 100%."""
+        if not self.ready and self.count > 0:
             self._record(signals, caps=None, identity=False)
 
     def normalised_texts(self) -> list[str]:
