@@ -47,6 +47,15 @@ def test_check_config_ok_and_bad(tmp_path: Path, steady_sim: SimServer) -> None:
     assert f"{tmp_path / 'probes' / 'p.yaml'}:4: canaries[0].samples: Input should be a valid integer" in bad.stderr
 
 
+def test_check_config_piped_shows_a_long_base_url_whole(tmp_path: Path) -> None:
+    url = "https://llm-gateway.platform.internal.example.com/openai/deployments/gpt-4o-mini-2024-07-18/v1"
+    cfg = write_config(tmp_path, f"  - {{id: azure-gpt-4o-mini-eu-west, provider: openai, base_url: '{url}', "
+                                 "model: gpt-4o-mini-2024-07-18}", ONE)
+    ok = cli("check-config", "-c", str(cfg))
+    assert ok.returncode == 0, ok.stderr
+    assert url in ok.stdout  # at 80 columns it was cut to "https://llm-gat…"
+
+
 def test_check_config_resolves_alert_sink_secrets_as_run_does(tmp_path: Path, steady_sim: SimServer) -> None:
     sinks = ("alerts:\n  sinks:\n"
              "    - {name: hook, type: webhook, url: 'http://127.0.0.1:9/h', secret_env: HOOK_SECRET}\n"

@@ -22,7 +22,7 @@ from monitor.alerts.outbox import Outbox
 from monitor.alerts.policy import plan
 from monitor.alerts.sender import Sender
 from monitor.alerts.sinks import build_sinks
-from monitor.commands.common import err_console
+from monitor.commands.common import err_console, table_console
 from monitor.domain import utcnow
 from monitor.errors import MonitorError
 
@@ -85,19 +85,12 @@ def _record(n: Notification) -> dict[str, Any]:
             "created_at": iso(n.created_at), "delivered_at": iso(n.delivered_at), "last_error": n.last_error}
 
 
-def _wide_when_piped() -> Console:
-    """A terminal's console, or one 200 columns wide when piped (at 80 the ten columns fold into unreadable
-    slivers: a message id over eight lines), as `drift` and `probe` do."""
-    c = Console(highlight=False)
-    return c if c.is_terminal else Console(highlight=False, width=200)
-
-
 def alerts_pending(config: Any, *, limit: int = 100, every: bool = False, as_json: bool = False,
                    console: Console | None = None, stdout: TextIO | None = None, store: Any = None) -> int:
     """Print the waiting notifications (`every`: delivered and dead ones too) as a table or JSON lines."""
     from monitor.store import Store
 
-    out = console or _wide_when_piped()
+    out = console or table_console()
     own = store is None
     st = store or Store(config.storage.url)
     try:

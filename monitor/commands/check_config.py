@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from collections import Counter
 
-from rich.console import Console
 from rich.table import Table
 
 from monitor.alerts.sinks import sink_problems
-from monitor.commands.common import EXIT_CONFIG, EXIT_OK, load_or_exit, print_problems
+from monitor.commands.common import EXIT_CONFIG, EXIT_OK, load_or_exit, print_problems, table_console
 from monitor.config.loader import Config, redact_url
 from monitor.config.secrets import resolve_api_key
 from monitor.errors import SecretError
@@ -16,7 +15,7 @@ from monitor.errors import SecretError
 
 def main(config_path: str) -> int:
     config = load_or_exit(config_path)
-    out = Console(highlight=False)
+    out = table_console()
     targets = Table(title="targets", header_style="bold")
     for col in ("id", "provider", "model", "base_url", "stream", "key"):
         targets.add_column(col)

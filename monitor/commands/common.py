@@ -21,6 +21,13 @@ EXIT_OK, EXIT_FAIL, EXIT_CONFIG = 0, 1, 2
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+def table_console() -> Console:
+    """A terminal's console, or one 200 columns wide when piped: at 80 a table's columns fold into slivers (an id
+    over eight lines, a base URL cut off), which `grep` and a pasted report cannot use."""
+    c = Console(highlight=False)
+    return c if c.is_terminal else Console(highlight=False, width=200)
+
+
 def iso_time(text: str) -> datetime:
     """Parse an ISO-8601 time; one without a zone is UTC. Raise ValueError when it is none."""
     ts = datetime.fromisoformat(text)

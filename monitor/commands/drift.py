@@ -6,7 +6,6 @@ import json
 import sys
 from typing import Any
 
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
@@ -19,6 +18,7 @@ from monitor.commands.common import (
     iso_time,
     load_or_exit,
     open_store_or_exit,
+    table_console,
 )
 from monitor.domain import Observation
 
@@ -55,11 +55,6 @@ def events_table(events: list[dict[str, Any]], title: str) -> Table:
     return table
 
 
-def _console() -> Console:
-    c = Console(highlight=False)
-    return c if c.is_terminal else Console(highlight=False, width=200)
-
-
 def _analysis(config_path: str) -> Any:
     from prometheus_client import CollectorRegistry
 
@@ -88,7 +83,7 @@ def drift_list(config_path: str, open_only: bool, as_json: bool) -> int:
         for e in events:
             sys.stdout.write(json.dumps({k: e.get(k) for k in JSON_KEYS}, ensure_ascii=False) + "\n")
     else:
-        _console().print(events_table(events, "open drift events" if open_only else "drift events"))
+        table_console().print(events_table(events, "open drift events" if open_only else "drift events"))
     return EXIT_OK
 
 
@@ -120,7 +115,7 @@ def diff(config_path: str, canary: str, target: str | None, count: int) -> int:
     except ValueError as e:
         err_console.print(f"[red]error:[/] {e}")
         return EXIT_CONFIG
-    console = _console()
+    console = table_console()
     # Without colour (a pipe, a file, NO_COLOR) the styles are dropped: keep the diff's own markers instead.
     render = colour_diff if console.color_system is not None and not console.no_color else Text
     for tid in targets:
@@ -173,7 +168,7 @@ def baseline(config_path: str, action: str, canary: str, target: str | None, not
     except ValueError as e:
         err_console.print(f"[red]error:[/] {e}")
         return EXIT_CONFIG
-    console = _console()
+    console = table_console()
     if action == "show":
         table = Table(title=f"baselines of {canary}", header_style="bold")
         for col in ("target", "since", "source", "note", "ready", "built from", "reference", "model / fingerprint",
@@ -284,7 +279,7 @@ def replay(baseline_path: str, current_path: str, as_json: bool, zero_tolerance:
             d = event.to_json()
             sys.stdout.write(json.dumps({k: d.get(k) for k in JSON_KEYS}, ensure_ascii=False) + "\n")
     else:
-        _console().print(events_table([event.to_json() for event in events],
+        table_console().print(events_table([event.to_json() for event in events],
                                       f"replay: {len(base)} baseline vs {len(cur)} current rows"))
     return EXIT_OK
 

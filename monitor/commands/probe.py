@@ -7,12 +7,11 @@ import json
 import sys
 
 from prometheus_client import CollectorRegistry
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from monitor.app import App
-from monitor.commands.common import EXIT_CONFIG, EXIT_FAIL, EXIT_OK, err_console, load_or_exit
+from monitor.commands.common import EXIT_CONFIG, EXIT_FAIL, EXIT_OK, err_console, load_or_exit, table_console
 from monitor.domain import Observation
 from monitor.errors import MonitorError
 
@@ -68,10 +67,7 @@ def main(config_path: str, canary: str | None, target: str | None, as_json: bool
             for o in observations:
                 sys.stdout.write(json.dumps(o.as_json(), ensure_ascii=False) + "\n")
         else:
-            console = Console()
-            if not console.is_terminal:
-                console = Console(width=200)
-            console.print(observation_table(observations))
+            table_console().print(observation_table(observations))
         return EXIT_FAIL if any(not o.ok for o in observations) or not observations else EXIT_OK
 
     return asyncio.run(_main())
