@@ -117,3 +117,15 @@ async def test_a_plain_2xx_reply_still_delivers(delivered) -> None:  # type: ign
     async with Raw(ok) as rx:
         status, _ = await delivered(rx.url)
     assert status == DELIVERED
+
+
+async def test_a_redirect_is_a_failure_that_says_where_the_receiver_moved(delivered) -> None:  # type: ignore[no-untyped-def]
+    async def moved(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 308 Permanent Redirect\r\nlocation: https://hooks.example.com/v2/hook\r\n"
+                     b"content-length: 0\r\n\r\n")
+        await writer.drain()
+
+    async with Raw(moved) as rx:
+        status, error = await delivered(rx.url)
+    assert status == FAILED  # not followed: a redirect could send the signed alert anywhere
+    assert error.startswith("HTTP 308 (redirected to https://hooks.example.com/v2/hook;")

@@ -136,7 +136,10 @@ class Sender:
         if 200 <= resp.status_code < 300:
             return Attempt(True, resp.status_code, "", None, elapsed)
         snippet = head.decode(resp.encoding or "utf-8", "replace")[:_BODY_SNIPPET].strip().replace("\n", " ")
-        err = sink.redact(f"HTTP {resp.status_code}" + (f": {snippet}" if snippet else ""))
+        err = f"HTTP {resp.status_code}" + (f": {snippet}" if snippet else "")
+        if 300 <= resp.status_code < 400 and resp.headers.get("location"):  # where the receiver moved to
+            err += f" (redirected to {resp.headers['location'][:200]}; alert sinks do not follow redirects: set the url)"
+        err = sink.redact(err)
         ra = retry_after(resp.headers.get("retry-after"), self.now()) if resp.status_code in (429, 503) else None
         return Attempt(False, resp.status_code, err, ra, elapsed)
 
