@@ -13,7 +13,6 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-import uvicorn
 from prometheus_client import CollectorRegistry
 from starlette.routing import Route
 
@@ -176,7 +175,7 @@ class App:
             self.port = sock.getsockname()[1]
             routes = [*self._extra_routes, *(drift_routes(self.analysis) if self.analysis else drift_disabled_routes())]
             app = build_http_app(self, environ=self.environ, extra_routes=routes)
-            self._server = Server(uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False))
+            self._server = Server.for_app(app)
             self._server_task = asyncio.create_task(self._server.serve(sockets=[sock]))
         if not schedule:
             await self._lead(schedule=False)

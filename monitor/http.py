@@ -166,6 +166,13 @@ def drift_disabled_routes() -> list[Route]:
 class Server(uvicorn.Server):
     """uvicorn without its own signal handlers: the app owns SIGTERM, SIGINT and SIGHUP."""
 
+    @classmethod
+    def for_app(cls, app: Starlette) -> Server:
+        """The daemon's server: warnings and errors only, no access log, and uvicorn's records go through the
+        daemon's log handler (`--log-format`): uvicorn's own logging config would write text lines
+        ("WARNING:  Invalid HTTP request received.") into a JSON log."""
+        return cls(uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False, log_config=None))
+
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:  # the app owns signal handling
         yield

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from monitor.commands.common import EXIT_CONFIG, EXIT_OK, err_console, print_problems
 from monitor.errors import ConfigError
 
@@ -22,7 +24,9 @@ def main(host: str, port: int, scenario_path: str | None) -> int:
                           f"Anthropic: http://{host}:{port})", markup=False)
 
     try:
-        serve(scenario, host, port, on_listening=listening)
+        # uvicorn's loggers (requests served, start and stop) follow --log-level like the rest of the process
+        level = logging.getLevelName(logging.getLogger().getEffectiveLevel()).lower()
+        serve(scenario, host, port, log_level=level, on_listening=listening)
     except OSError as e:
         if bound:  # not the bind: a failure while serving is a bug, shown as such
             raise

@@ -59,8 +59,10 @@ def build_app(scenario: Scenario, *, seed: int | None = None,
 def _config(app: Starlette, log_level: str, listener: StampingListener) -> uvicorn.Config:
     transports: Transports = app.state.sim_transports
     # loop="asyncio": uvloop would neither accept through the listener nor read through its stamped sockets.
+    # log_config=None: uvicorn's records (access lines included) go through the process's log handler, in the
+    # format `--log-format` chose, rather than through uvicorn's own text handlers.
     return uvicorn.Config(app, http=protocol_class(transports, listener), ws="none", lifespan="off", loop="asyncio",
-                          log_level=log_level, timeout_graceful_shutdown=1)
+                          log_level=log_level, log_config=None, timeout_graceful_shutdown=1)
 
 
 def _listen(host: str, port: int) -> StampingListener:
