@@ -110,16 +110,21 @@ def test_readme_metrics_reference_names_what_is_exported() -> None:
     section = README.read_text().split("## Metrics reference", 1)[1].split("\n## ", 1)[0]
     rows = [[c.strip() for c in line.strip("|").split("|")] for line in section.splitlines()
             if line.startswith("| `")]
+    types = {m.name + ("_total" if m.type == "counter" else ""): m.type for m in metrics.registry.collect()}
     listed = set()
-    for names_cell, _kind, labels_cell, _meaning in rows:
+    for names_cell, kind_cell, labels_cell, _meaning in rows:
         names = re.findall(r"`([a-z_]+)`", names_cell)
         listed.update(names)
         assert names and set(names) <= exported, (names_cell, set(names) - exported)
+        kinds = [k.strip() for k in kind_cell.split(",")]
+        kinds = kinds if len(kinds) == len(names) else kinds[:1] * len(names)
+        assert [types[n] for n in names] == kinds, (names_cell, kind_cell)
         if all(name in plain for name in names):  # prometheus_client metrics: their label names are known here
             labels = {x.strip() for x in labels_cell.split(",") if x.strip()}
             for name in names:
                 assert plain[name] == labels, (name, plain[name], labels_cell)
     assert set(plain) <= listed, set(plain) - listed
+    assert exported <= listed, f"exported but not in the README's metrics table: {exported - listed}"
 
 
 def test_no_created_series() -> None:
