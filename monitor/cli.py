@@ -73,8 +73,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object per observation")
     _config_arg(sub.add_parser("check-config", help="validate the config and every probe file"))
     p = sub.add_parser("sim", help="run the simulated upstream (OpenAI and Anthropic wire formats)")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=_port, default=8900)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    p.add_argument("--port", type=_port, default=8900, help="port to listen on (default: %(default)s)")
     p.add_argument("--scenario", help="scenario YAML (default: the built-in demo scenario)")
     p = sub.add_parser("demo", help="zero set-up: simulator + daemon + SQLite in a temp folder")
     p.add_argument("--port", type=_port, default=0,
