@@ -53,6 +53,9 @@ class LlmJudgeCheck(BaseCheck):
     """Pass when the judge target answers ``VERDICT: PASS`` for the completion under ``rubric``.
 
     ``judge_target`` pins the target id the runner must use as the judge; no judge means no verdict.
+    ``include_prompt`` shows the judge the canary's prompt beside the completion. ``calibration`` holds answers
+    with known verdicts: the judge grades them before its first verdict and again every ``recheck_every`` uses,
+    and while it gets fewer than ``min_agreement`` of them right its verdicts do not count (no verdict).
     """
 
     type: Literal["llm_judge"]

@@ -18,7 +18,7 @@ class RegexCheck(BaseCheck):
     """Pass when ``pattern`` is found (``mode: search``) or matches the whole stripped text (``fullmatch``).
 
     ``min_count`` requires that many non-overlapping matches (e.g. bullet lines); ``negate`` inverts the result.
-    A match that runs past ``patterns.TIMEOUT_S`` (catastrophic backtracking) gives no verdict.
+    A match that runs past 1 s (``patterns.TIMEOUT_S``: catastrophic backtracking) gives no verdict.
     """
 
     type: Literal["regex"]
