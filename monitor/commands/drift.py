@@ -162,6 +162,10 @@ def baseline(config_path: str, action: str, canary: str, target: str | None, not
              since: str | None = None, until: str | None = None) -> int:
     from monitor.analysis import MIN_BASELINE_OBSERVATIONS
 
+    if action != "pin" and (since is not None or until is not None):
+        err_console.print(f"[red]error:[/] --since and --until choose the observations of `baseline pin`; `baseline "
+                          f"{action}` takes none (accept: current behaviour, from the open events' change on)")
+        return EXIT_CONFIG
     config, analysis = _analysis(config_path)
     try:
         targets = _pair_targets(config, canary, target)
