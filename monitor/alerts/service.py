@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
+from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.alerts.config import AlertsConfig
 from monitor.alerts.events import AlertEvent, Notification
@@ -17,6 +18,7 @@ from monitor.alerts.policy import CooldownEntry, CooldownKey, Policy, plan, rout
 from monitor.alerts.sender import Sender
 from monitor.alerts.sinks import build_sinks
 from monitor.domain import utcnow
+from monitor.store.repository import driver_message
 
 log = logging.getLogger("monitor.alerts")
 
@@ -70,7 +72,12 @@ class Alerting:
 
     async def start(self, pairs: Iterable[tuple[str, str]] | None = None) -> None:
         """Seed the cooldown memory from the outbox, resolve alerts of pairs not in `pairs`, start delivering."""
-        moved = await asyncio.to_thread(self.outbox.adopt_legacy_health)
+        try:
+            moved = await asyncio.to_thread(self.outbox.adopt_legacy_health)
+        except SQLAlchemyError as e:  # a store not writable yet must not keep the daemon from starting
+            log.warning("could not move canary health alerts an older release wrote (tried again at the next "
+                        "start): %s", driver_message(e))
+            moved = 0
         if moved:
             log.info("canary health alerts an older release wrote moved to signal health", extra={"rows": moved})
         since = self.now() - timedelta(seconds=max(self.cfg.cooldown, 1.0))
