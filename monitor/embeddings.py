@@ -12,7 +12,7 @@ import openai
 
 from monitor.domain import CallResult, ErrorType, Usage, utcnow
 from monitor.providers import sdk_http
-from monitor.providers.base import broken_connection, short
+from monitor.providers.base import broken_connection, short, too_large
 from monitor.providers.capped import MIB, ReplyTooLarge, reply_cap_sync
 from monitor.providers.openai_compat import status_failure
 from monitor.providers.scrub import MIN_SECRET, scrub_call, scrub_text
@@ -110,7 +110,9 @@ class Embedder:
 def failed_call(e: BaseException) -> CallResult:
     """Type a failed embeddings call with the probe calls' error taxonomy."""
     if isinstance(e, ReplyTooLarge):
-        return CallResult(http_status=e.status, error_type=ErrorType.BAD_RESPONSE, error_message=str(e))
+        result = CallResult()
+        too_large(result, e)  # as the providers note it
+        return result
     if isinstance(e, openai.APIStatusError):
         error_type, message = status_failure(e)
         return CallResult(http_status=e.status_code, error_type=error_type, error_message=message)
