@@ -7,6 +7,7 @@ import dataclasses
 import logging
 import socket
 import tempfile
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +25,32 @@ DEMO_KEY_ENV = "LLM_MONITOR_DEMO_KEY"
 
 
 def shipped_probes() -> Path:
-    """The canary library: probes/ beside the package (source checkout), else the copy inside it."""
+    """The canary library: probes/ beside the package (source checkout), else the copy a wheel installs under
+    <prefix>/share/llm-monitor/probes, else ./probes, else /etc/llm-monitor/probes (the container image's)."""
     here = Path(__file__).resolve().parent.parent
-    candidates = [here.parent / "probes", Path.cwd() / "probes", Path("/etc/llm-monitor/probes")]
+    candidates = [here.parent / "probes", *installed_data("probes"), Path.cwd() / "probes",
+                  Path("/etc/llm-monitor/probes")]
     for candidate in candidates:
         if candidate.is_dir():
             return candidate
     raise FileNotFoundError("the canary library was not found (looked in "
-                            f"{', '.join(str(c) for c in candidates)}): run the demo from a checkout")
+                            f"{', '.join(str(c) for c in candidates)}): reinstall llm-monitor, or run the demo from a "
+                            "checkout")
+
+
+def installed_data(folder: str) -> list[Path]:
+    """Where the installed distribution put share/llm-monitor/`folder` (any install scheme: system, venv,
+    --user), from its file list; empty for a source checkout or an editable install."""
+    try:
+        dist = metadata.distribution("llm-monitor")
+    except metadata.PackageNotFoundError:
+        return []
+    marker = f"share/llm-monitor/{folder}/"
+    for file in dist.files or ():
+        posix = file.as_posix()
+        if marker in posix:
+            return [Path(str(dist.locate_file(posix[:posix.index(marker) + len(marker)]))).resolve()]
+    return []
 
 
 def free_port(preferred: int, *, fallback: bool = True) -> int:

@@ -1,0 +1,54 @@
+"""The wheel carries what a user without a checkout needs: the canary library (for `demo`) and the dashboards."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w",
+                    str(out), str(ROOT)], check=True, capture_output=True, timeout=300)
+    (built,) = out.glob("llm_monitor-*.whl")
+    return built
+
+
+@pytest.mark.slow
+def test_the_wheel_holds_every_probe_file_and_dashboard(wheel: Path) -> None:
+    names = set(zipfile.ZipFile(wheel).namelist())
+    shipped = {n.split("/data/", 1)[1] for n in names if ".data/data/share/llm-monitor/" in n}
+    expected = {f"share/llm-monitor/probes/{p.name}" for p in (ROOT / "probes").glob("*.yaml")}
+    expected |= {f"share/llm-monitor/dashboards/{p.name}" for p in (ROOT / "dashboards").glob("*.json")}
+    assert expected <= shipped, sorted(expected - shipped)
+    assert "share/llm-monitor/probes/README.md" in shipped
+
+
+@pytest.mark.slow
+def test_demo_finds_the_canary_library_of_an_installed_wheel(wheel: Path, tmp_path: Path) -> None:
+    prefix = tmp_path / "prefix"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--prefix", str(prefix), str(wheel)],
+                   check=True, capture_output=True, timeout=300)
+    (site,) = prefix.glob("lib/python3*/site-packages")
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    # The installed copy ahead of the checkout; its dependencies from the test environment.
+    found = subprocess.run([sys.executable, "-c", "import monitor.commands.demo as d; print(d.__file__); "
+                            "print(d.shipped_probes()); print(*d.installed_data('dashboards'))"],
+                           cwd=elsewhere, env={**os.environ, "PYTHONPATH": str(site)}, capture_output=True,
+                           text=True, timeout=60)
+    assert found.returncode == 0, found.stderr
+    lines = found.stdout.split("\n")
+    assert lines[0].startswith(str(site)), lines  # the installed copy, not the checkout
+    probes, dashboards = Path(lines[1]), Path(lines[2])
+    assert probes == (prefix / "share" / "llm-monitor" / "probes").resolve()
+    assert {p.name for p in probes.glob("*.yaml")} == {p.name for p in (ROOT / "probes").glob("*.yaml")}
+    assert {p.name for p in dashboards.glob("*.json")} == {p.name for p in (ROOT / "dashboards").glob("*.json")}
