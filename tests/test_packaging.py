@@ -35,8 +35,9 @@ def test_the_wheel_holds_every_probe_file_and_dashboard(wheel: Path) -> None:
 @pytest.mark.slow
 def test_demo_finds_the_canary_library_of_an_installed_wheel(wheel: Path, tmp_path: Path) -> None:
     prefix = tmp_path / "prefix"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--prefix", str(prefix), str(wheel)],
-                   check=True, capture_output=True, timeout=300)
+    # --ignore-installed: install beside the test environment's own llm-monitor, never uninstalling it.
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--ignore-installed", "--prefix",
+                    str(prefix), str(wheel)], check=True, capture_output=True, timeout=300)
     (site,) = prefix.glob("lib/python3*/site-packages")
     elsewhere = tmp_path / "cwd"
     elsewhere.mkdir()
