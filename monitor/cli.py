@@ -83,6 +83,9 @@ def parser() -> argparse.ArgumentParser:
                    help="how often each demo canary runs (default: %(default)s)")
     p.add_argument("--duration", type=_duration, default=None,
                    help="stop after this long (e.g. 3m); default: until Ctrl-C")
+    p.add_argument("--keep", metavar="DIR", default=None,
+                   help="keep the store and monitor.yaml in DIR (new or empty of a demo store) instead of a temp "
+                        "folder, to explore them afterwards with drift, diff and export")
     p = sub.add_parser("drift", help="list drift events")
     _config_arg(p)
     p.add_argument("--open", action="store_true", help="only open events")
@@ -168,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         from monitor.commands import demo
 
-        return demo.main(args.port, args.interval, args.duration)
+        return demo.main(args.port, args.interval, args.duration, args.keep)
     if args.command in {"drift", "diff", "baseline", "replay"}:
         from monitor.commands import drift
 

@@ -7,6 +7,7 @@ import signal
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -283,13 +284,15 @@ def test_busy_ports_are_clean_errors() -> None:
 
 
 @pytest.mark.slow
-def test_demo_exports_metrics_within_60_seconds() -> None:
+def test_demo_exports_metrics_within_60_seconds_and_keeps_its_store(tmp_path: Path) -> None:
     import os
     import subprocess
     import sys
 
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "monitor.cli", "demo", "--port", str(port), "--duration", "60s"],
+    kept = tmp_path / "kept"
+    proc = subprocess.Popen([sys.executable, "-m", "monitor.cli", "demo", "--port", str(port), "--duration", "60s",
+                             "--keep", str(kept)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=dict(os.environ))
     try:
         deadline = time.monotonic() + 60
@@ -310,3 +313,34 @@ def test_demo_exports_metrics_within_60_seconds() -> None:
     assert "✓" in out  # observations printed as they arrive
     # one line per observation, piped as well (not cut at 80 columns), the tokens and the text on the same line
     assert all(" tok" in line for line in out.splitlines() if " ✓ " in line and " @ " in line)
+    # --keep: the store and its config stay, for drift, diff and export; a second demo there is refused
+    assert f"Store kept in {kept}" in out and f"llm-monitor drift -c {kept / 'monitor.yaml'}" in out
+    listed = cli("drift", "-c", str(kept / "monitor.yaml"), "--json", timeout=60)
+    assert listed.returncode == 0 and "Traceback" not in listed.stderr, listed.stderr
+    exported = cli("export", "-c", str(kept / "monitor.yaml"), timeout=60)
+    assert exported.returncode == 0 and exported.stdout.count("\n") > 0, exported.stderr
+    again = cli("demo", "--keep", str(kept), "--duration", "1s", timeout=60)
+    assert again.returncode == 2 and "an earlier demo's store" in again.stderr and "Traceback" not in again.stderr
+
+
+def test_demo_summary_lists_the_events_and_shows_evidence(capsys: pytest.CaptureFixture[str],
+                                                          tmp_path: Path) -> None:
+    from monitor.commands.demo import summary
+    from monitor.drift.events import DriftEvent, evidence
+
+    def event(signal: str, kind: str, **kw: Any) -> DriftEvent:
+        return DriftEvent(canary="kill-python-process", target="sim-gpt", signal=signal, kind=kind, test="t",
+                          baseline_value=0.0, current_value=1.0, effect_size=None, statistic=None, p_value=0.001,
+                          threshold=None, baseline_n=12, current_n=3, first_obs_id="o1",
+                          first_obs_at="2026-11-29T13:14:00", opened_at="2026-11-29T13:14:41", **kw)
+
+    summary([event("response_model", "model"),
+             event("refused", "behaviour", evidence=evidence("Use kill -9 PID.", "I can't help with that."))],
+            tmp_path)
+    out = capsys.readouterr().out
+    assert "drift events of this demo (2)" in out and "response_model" in out and "refused" in out
+    assert "Evidence of refused on kill-python-process @ sim-gpt" in out
+    assert "[-Use kill -9 PID.-] {+I can't help with that.+}" in out  # piped: the diff keeps its markers
+    assert f"llm-monitor diff kill-python-process -c {tmp_path / 'monitor.yaml'}" in out
+    summary([], None)
+    assert "No drift event opened" in capsys.readouterr().out

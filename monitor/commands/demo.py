@@ -14,7 +14,7 @@ from typing import Any
 from rich.console import Console
 
 from monitor.app import App
-from monitor.commands.common import EXIT_CONFIG, err_console
+from monitor.commands.common import EXIT_CONFIG, err_console, table_console
 from monitor.commands.run import serve
 from monitor.config.loader import Config, load_config
 from monitor.config.models import Schedule
@@ -104,9 +104,11 @@ def printer(console: Console):  # type: ignore[no-untyped-def]
     return show
 
 
-def drift_printer(console: Console):  # type: ignore[no-untyped-def]
+def drift_printer(console: Console, seen: dict[str, Any]):  # type: ignore[no-untyped-def]
+    """Print each opening and resolution as it happens; keep every event's latest state in `seen` (by id)."""
     def show(update: Any) -> None:
         e = update.event
+        seen[e.id] = e
         if update.action == "updated":
             return
         colour = "bold red" if update.action == "opened" else "bold green"
@@ -122,13 +124,44 @@ def drift_printer(console: Console):  # type: ignore[no-untyped-def]
     return show
 
 
+def summary(events: list[Any], kept: Path | None) -> None:
+    """At the end: every event of the run in one table, the evidence of its first behaviour change, and (with
+    --keep) the commands that explore the kept store."""
+    from rich.text import Text
+
+    from monitor.commands.drift import colour_diff, events_table
+
+    console = table_console()
+    # Without colour (a pipe, NO_COLOR) the styles are dropped: keep the diff's own [-removed-] {+added+} markers.
+    render = colour_diff if console.color_system is not None and not console.no_color else Text
+    console.print()
+    if not events:
+        console.print("No drift event opened (the scenario changes behaviour about a minute in: run longer).")
+    else:
+        rows = [e.to_json() for e in sorted(events, key=lambda e: (e.opened_at, e.canary, e.target, e.signal))]
+        console.print(events_table(rows, f"drift events of this demo ({len(rows)})"))
+        shown = next((e for e in events if e.kind == "behaviour" and e.evidence.get("diff")), None)
+        if shown is not None:  # the diff command below shows the same pair's latest completions
+            events.remove(shown)
+            events.insert(0, shown)
+        if shown is not None:
+            console.print(f"\n[bold]Evidence[/] of {shown.signal} on {shown.canary} @ {shown.target} (the "
+                          "baseline's representative completion against the first changed one):")
+            console.print(render(shown.evidence["diff"][:800]))
+    if kept is not None:
+        config = kept / "monitor.yaml"
+        canary = events[0].canary if events else "kill-python-process"
+        console.print(f"\nStore kept in {kept}. Explore it:\n"
+                      f"  llm-monitor drift -c {config}\n"
+                      f"  llm-monitor diff {canary} -c {config}\n"
+                      f"  llm-monitor export -c {config} > observations.jsonl")
+
+
 def _v(value: Any) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
-def main(port: int, interval: str, duration: str | None) -> int:
-    from monitor.sim import SimServer, builtin_scenario
-
+def main(port: int, interval: str, duration: str | None, keep: str | None = None) -> int:
     console = Console(highlight=False, soft_wrap=True)  # piped: whole lines, not cut at 80 columns
     # The demo prints drift events itself (drift_printer): the analysis's "drift opened/resolved" log lines would
     # say the same again on stderr.
@@ -138,23 +171,44 @@ def main(port: int, interval: str, duration: str | None) -> int:
     except OSError as e:
         err_console.print(f"[bold red]error:[/] {e} (choose another with --port, or leave it out)")
         return EXIT_CONFIG
-    with tempfile.TemporaryDirectory(prefix="llm-monitor-demo-") as tmp, \
-            SimServer(builtin_scenario("demo")) as sim:
-        config = demo_config(Path(tmp), sim.openai_base_url, sim.url, http_port, interval)
-        console.print(f"[bold]llm-monitor demo[/]: simulated upstream at {sim.url}, store {tmp}/demo.db")
+    if keep is None:
+        with tempfile.TemporaryDirectory(prefix="llm-monitor-demo-") as tmp:
+            return _demo(console, Path(tmp), http_port, interval, duration, kept=False)
+    folder = Path(keep).resolve()
+    if (folder / "demo.db").exists():
+        err_console.print(f"[bold red]error:[/] --keep {keep}: {folder / 'demo.db'} is an earlier demo's store; "
+                          "choose another folder or remove it (a demo starts from an empty store)")
+        return EXIT_CONFIG
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        err_console.print(f"[bold red]error:[/] --keep {keep}: {e.strerror or e}")
+        return EXIT_CONFIG
+    return _demo(console, folder, http_port, interval, duration, kept=True)
+
+
+def _demo(console: Console, folder: Path, http_port: int, interval: str, duration: str | None, kept: bool) -> int:
+    from monitor.sim import SimServer, builtin_scenario
+
+    with SimServer(builtin_scenario("demo")) as sim:
+        config = demo_config(folder, sim.openai_base_url, sim.url, http_port, interval)
+        console.print(f"[bold]llm-monitor demo[/]: simulated upstream at {sim.url}, store {folder}/demo.db")
         console.print(f"  metrics:      http://127.0.0.1:{http_port}/metrics")
         console.print(f"  observations: http://127.0.0.1:{http_port}/api/observations")
         console.print(f"  {len(config.canaries)} canaries x {len(config.targets)} targets every {interval}; "
                       "the scenario changes behaviour after about a minute. Ctrl-C to stop.")
+        events: dict[str, Any] = {}
 
         async def _main() -> int:
             app = App(config, environ={DEMO_KEY_ENV: "demo"})
             app.runner.listeners.append(printer(console))
             if app.analysis is not None:
-                app.analysis.listeners.append(drift_printer(console))
+                app.analysis.listeners.append(drift_printer(console, events))
             stop = asyncio.Event()
             if duration:
                 asyncio.get_running_loop().call_later(parse_duration(duration), stop.set)
             return await serve(app, stop)
 
-        return asyncio.run(_main())
+        code = asyncio.run(_main())
+        summary(list(events.values()), folder if kept else None)
+        return code
