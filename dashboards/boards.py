@@ -119,6 +119,19 @@ def overview() -> dict[str, Any]:
               "How long the oldest stored observation waiting for drift analysis has waited: near 0 on a healthy "
               "daemon; past 5 s runs wait for their analysis (and may overrun their interval).", "s",
               [query(f"max by (instance) (llm_monitor_drift_analysis_delay_seconds{{{JOB}}})", "{{instance}}")]),
+        Panel("timeseries", "Daemon memory",
+              "Resident memory of each daemon (process_resident_memory_bytes). Flat once every canary has run and "
+              "the baselines are full; a steady climb is a leak worth reporting.", "bytes",
+              [query(f"max by (instance) (process_resident_memory_bytes{{{JOB}}})", "{{instance}}")], width=8),
+        Panel("timeseries", "Daemon CPU",
+              "CPU used by each daemon, in cores (rate of process_cpu_seconds_total).", "short",
+              [query(f"sum by (instance) (rate(process_cpu_seconds_total{{{JOB}}}[{RATE}]))", "{{instance}}")],
+              width=8),
+        Panel("timeseries", "Daemon restarts",
+              "Starts of each daemon per rate interval (changes of process_start_time_seconds); rule "
+              "LLMMonitorRestarting fires at 3 in 30 minutes.", "short",
+              [query(f"sum by (instance) (changes(process_start_time_seconds{{{JOB}}}[{RATE}]))",
+                     "{{instance}}")], width=8),
         Panel("table", "Daemon versions", "Version and Python version of every scraped daemon.", "none",
               [query(f"max by (instance, version, python_version) (llm_monitor_build_info{{{JOB}}})",
                      instant=True)], width=8, height=5),

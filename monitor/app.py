@@ -32,7 +32,7 @@ from monitor.runner import Annotator, Listener, Runner
 from monitor.scheduler import Scheduler, drain
 from monitor.store import Store
 from monitor.store.leader import Leadership
-from monitor.telemetry.metrics import Metrics
+from monitor.telemetry.metrics import Metrics, register_runtime
 from monitor.telemetry.tracing import get_tracer, make_tracer_provider
 
 log = logging.getLogger("monitor.app")
@@ -56,6 +56,8 @@ class App:
         self.environ = os.environ if environ is None else environ
         self.registry = registry or CollectorRegistry()
         self.metrics = Metrics(self.registry)
+        if registry is None:  # the daemon's own registry (an injected one belongs to its caller)
+            register_runtime(self.registry)
         self.store = store or Store(config.storage.url)
         self.tracer_provider = tracer_provider if tracer_provider is not None else make_tracer_provider(self.environ)
         self.own_calls = OwnCalls(lambda: self.runner, lambda: self.config, self.environ, now)

@@ -162,6 +162,10 @@ async def test_promtool_accepts_a_real_scrape(steady_sim: SimServer, tmp_path: P
     finally:
         await app.stop()
     assert "gen_ai_client_operation_duration_seconds_count" in body
+    # the process's own families, as every exporter serves them (memory leaks, restarts, fd exhaustion)
+    families = {line.split("{")[0].split(" ")[0] for line in body.splitlines() if not line.startswith("#")}
+    assert {"process_resident_memory_bytes", "process_cpu_seconds_total", "process_start_time_seconds",
+            "process_open_fds", "python_info", "python_gc_collections_total"} <= families
     check = subprocess.run(["promtool", "check", "metrics"], input=body, capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
 

@@ -9,13 +9,29 @@ from __future__ import annotations
 import platform
 from collections.abc import Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, disable_created_metrics
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+)
 
 from monitor import __version__
 from monitor.domain import RUN_MISSED, RUN_OVERRUN, ErrorType, Observation
 from monitor.telemetry import names as n
 from monitor.telemetry.grid import PairGrid, PairHistogram
 from monitor.telemetry.names import WATCHED_SIGNALS, signal_kind
+
+
+def register_runtime(registry: CollectorRegistry) -> None:
+    """Add the process's own families, as every Prometheus exporter serves them: `process_*` (resident memory,
+    CPU seconds, open and max file descriptors, start time; Linux) and `python_info`, `python_gc_*`."""
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
 
 
 class Metrics:

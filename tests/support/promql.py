@@ -35,6 +35,17 @@ def contract_metrics() -> set[str]:
     return names
 
 
+def runtime_metrics() -> set[str]:
+    """Return the process's own families the daemon serves beside its contract (process_*, python_*)."""
+    from prometheus_client import CollectorRegistry
+
+    from monitor.telemetry.metrics import register_runtime
+
+    registry = CollectorRegistry()
+    register_runtime(registry)
+    return {f.name + ("_total" if f.type == "counter" else "") for f in registry.collect()}
+
+
 def metric_names(expr: str) -> set[str]:
     """Return the metric names a PromQL expression selects."""
     text = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)
