@@ -34,6 +34,7 @@ from monitor.store import Store
 from monitor.store.leader import Leadership
 from monitor.telemetry.metrics import Metrics, register_runtime
 from monitor.telemetry.tracing import get_tracer, make_tracer_provider
+from monitor.webconfig.tls import ListenerTls, build_context
 
 log = logging.getLogger("monitor.app")
 BASELINE_POLL_S = 30.0
@@ -81,6 +82,7 @@ class App:
         self._serve_http = serve_http
         self._extra_routes = extra_routes or []
         self._server: Server | None = None
+        self.tls: ListenerTls | None = None
         self._server_task: asyncio.Task[None] | None = None
         self._housekeeping: asyncio.Task[None] | None = None
         self._baselines_task: asyncio.Task[None] | None = None
@@ -173,11 +175,14 @@ class App:
         self.runner.set_providers(build_providers(self.config, self.environ), list(self.config.targets))
         self._declare()
         if self._serve_http:
+            tls = self.config.web.tls_server_config
+            self.tls = ListenerTls(tls) if tls is not None else None  # TlsFileError: files changed since loading
             sock = listen_socket(self.config.http.host, self.config.http.port)
             self.port = sock.getsockname()[1]
             routes = [*self._extra_routes, *(drift_routes(self.analysis) if self.analysis else drift_disabled_routes())]
             app = build_http_app(self, environ=self.environ, extra_routes=routes)
-            self._server = Server.for_app(app)
+            self._server = Server.for_app(app, self.tls.context if self.tls is not None else None)
+            self._warn_plain_passwords()
             self._server_task = asyncio.create_task(self._server.serve(sockets=[sock]))
         if not schedule:
             await self._lead(schedule=False)
@@ -197,6 +202,8 @@ class App:
         if schedule:
             log.info("started", extra={"jobs": len(self.scheduler.next_runs()), "store": self.store.safe_url,
                                        "schema": revision, "listen": f"{self.config.http.host}:{self.port}",
+                                       "tls": self.tls is not None, "web_config_file": self.config.web_file,
+                                       "basic_auth_users": len(self.config.web.basic_auth_users),
                                        "leader": self.leading,
                                        "drift_false_alarms_per_day": round(self.config.false_alarms_per_day(), 4)
                                        if self.analysis is not None else None})
@@ -270,11 +277,21 @@ class App:
                  "leader": self.leading}
         return parts["store"] and parts["scheduler"], parts
 
+    def _warn_plain_passwords(self) -> None:
+        if self.config.web.basic_auth_users and self.tls is None:
+            log.warning("basic auth without TLS: passwords cross the network in the clear (add tls_server_config "
+                        "to the web config file)", extra={"web_config_file": self.config.web_file})
+
     async def reload(self) -> tuple[bool, str]:
         """Load the config file again; on any error keep the running config and say why."""
         async with self._reload_lock:
             try:
-                config = await asyncio.to_thread(load_config, self.config.path, self.environ)
+                config = await asyncio.to_thread(load_config, self.config.path, self.environ,
+                                                 web_config_file=self.config.web_flag)
+                config, needs_restart = restart_only(self.config, config)
+                # read the certificate and key again (renewed in place, or new files) for the connections to come
+                tls = config.web.tls_server_config if self.tls is not None else None
+                tls_context = await asyncio.to_thread(build_context, tls) if tls is not None else None
                 providers = build_providers(config, self.environ)
                 if self.alerting is not None:
                     self.alerting.reload(config.alerts, self.environ)
@@ -282,7 +299,8 @@ class App:
                 self.metrics.reload_ok.set(0)
                 log.error("reload failed, keeping the running config: %s", "; ".join(str(e).splitlines()))
                 return False, str(e)
-            config, needs_restart = restart_only(self.config, config)
+            if self.tls is not None and tls_context is not None:
+                self.tls.use(tls_context)
             # The fleet false-alarm budget's split over the streams follows the canaries and schedules; a new split
             # waits for a restart. Said in every reply while it waits, but warned of only by the reload that made it.
             settings = config.drift_settings()
@@ -293,7 +311,7 @@ class App:
             replaced = list(self.runner.providers.values())
             self._stale += replaced
             self.spawn(self._close_when_done(replaced, self.runner.in_flight))
-            self.config = config
+            self.config = config  # the web config's users apply from the next request on
             self.runner.set_providers(providers, list(config.targets))
             await self._calibrate_judge(config)
             self.metrics.forget_pairs({(c.id, t.id) for c, t in config.pairs()} | config.service_pairs())
@@ -314,7 +332,8 @@ class App:
                         await self.analysis.in_worker(self.analysis.open_alert_events, pairs))
             jobs = self.scheduler.apply(config, run_now=False) if self.scheduler.running else 0
             log.info("config reloaded", extra={"jobs": jobs, "canaries": len(config.canaries),
-                                               "targets": len(config.targets)})
+                                               "targets": len(config.targets),
+                                               "basic_auth_users": len(config.web.basic_auth_users)})
             message = f"reloaded: {len(config.canaries)} canaries, {len(config.targets)} targets, {jobs} jobs"
             if needs_restart:
                 message += f"; changed {', '.join(needs_restart)}: takes effect at the next restart"

@@ -17,6 +17,12 @@ def _config_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("-c", "--config", default=DEFAULT_CONFIG, help="monitor.yaml (default: %(default)s)")
 
 
+def _web_config_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--web.config.file", dest="web_config_file", type=os.path.abspath, metavar="FILE",
+                   help="TLS and basic auth for the HTTP listener (exporter-toolkit's web config format); "
+                        "replaces http.web_config_file")
+
+
 def _duration(text: str) -> str:
     """An argparse type: a positive duration (30s, 5m, 1h30m), kept as written."""
     from monitor.durations import parse_duration
@@ -65,13 +71,17 @@ def parser() -> argparse.ArgumentParser:
                     choices=LOG_FORMATS, help="default: $LLM_MONITOR_LOG_FORMAT, else json")
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    _config_arg(sub.add_parser("run", help="run the daemon in the foreground"))
+    p = sub.add_parser("run", help="run the daemon in the foreground")
+    _config_arg(p)
+    _web_config_arg(p)
     p = sub.add_parser("probe", help="run canaries once now and print the observations")
     _config_arg(p)
     p.add_argument("--canary", help="only this canary")
     p.add_argument("--target", help="only this target")
     p.add_argument("--json", action="store_true", help="one JSON object per observation")
-    _config_arg(sub.add_parser("check-config", help="validate the config and every probe file"))
+    p = sub.add_parser("check-config", help="validate the config, every probe file and the web config file")
+    _config_arg(p)
+    _web_config_arg(p)
     p = sub.add_parser("sim", help="run the simulated upstream (OpenAI and Anthropic wire formats)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     p.add_argument("--port", type=_port, default=8900, help="port to listen on (default: %(default)s)")
@@ -155,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "run":
         from monitor.commands import run
 
-        return run.main(args.config)
+        return run.main(args.config, args.web_config_file)
     if args.command == "probe":
         from monitor.commands import probe
 
@@ -163,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "check-config":
         from monitor.commands import check_config
 
-        return check_config.main(args.config)
+        return check_config.main(args.config, args.web_config_file)
     if args.command == "sim":
         from monitor.commands import sim
 

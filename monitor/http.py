@@ -1,4 +1,8 @@
-"""The daemon's HTTP face: /metrics, health, a small read-only JSON API and an authenticated reload."""
+"""The daemon's HTTP face: /metrics, health, a small read-only JSON API and an authenticated reload.
+
+With `basic_auth_users` in the web config file every path asks for their credentials, as exporter-toolkit's
+listeners do (health checks included: kubelet probes send them in `httpHeaders`), except `POST /-/reload`, which
+keeps its own bearer token (one Authorization header cannot carry both)."""
 
 from __future__ import annotations
 
@@ -7,12 +11,14 @@ import contextlib
 import hmac
 import os
 import socket
+import ssl
 from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
 
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
@@ -21,6 +27,7 @@ from monitor.config.loader import Config, redact_url
 from monitor.drift.events import ACCEPTED, OPEN, RESOLVED
 from monitor.errors import MonitorError
 from monitor.store import Store
+from monitor.webconfig.auth import BasicAuth
 
 
 class Daemon(Protocol):
@@ -36,6 +43,7 @@ class Daemon(Protocol):
 
 
 EVENT_STATES = (OPEN, RESOLVED, ACCEPTED)
+RELOAD_PATH = "/-/reload"
 
 
 class BadQuery(Exception):
@@ -114,10 +122,11 @@ def build_http_app(daemon: Daemon, *, environ: Mapping[str, str] | None = None,
     routes = [
         Route("/metrics", metrics), Route("/healthz", healthz), Route("/readyz", readyz),
         Route("/api/canaries", canaries), Route("/api/targets", targets),
-        Route("/api/observations", observations), Route("/-/reload", reload, methods=["POST"]),
+        Route("/api/observations", observations), Route(RELOAD_PATH, reload, methods=["POST"]),
         *(extra_routes or []),
     ]
-    return Starlette(routes=routes, exception_handlers={BadQuery: _bad_query})
+    auth = Middleware(BasicAuth, users=lambda: daemon.config.web.basic_auth_users, exempt={RELOAD_PATH})
+    return Starlette(routes=routes, exception_handlers={BadQuery: _bad_query}, middleware=[auth])
 
 
 def _check_dict(check: Any) -> Any:
@@ -167,11 +176,16 @@ class Server(uvicorn.Server):
     """uvicorn without its own signal handlers: the app owns SIGTERM, SIGINT and SIGHUP."""
 
     @classmethod
-    def for_app(cls, app: Starlette) -> Server:
+    def for_app(cls, app: Starlette, tls: ssl.SSLContext | None = None) -> Server:
         """The daemon's server: warnings and errors only, no access log, and uvicorn's records go through the
         daemon's log handler (`--log-format`): uvicorn's own logging config would write text lines
-        ("WARNING:  Invalid HTTP request received.") into a JSON log."""
-        return cls(uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False, log_config=None))
+        ("WARNING:  Invalid HTTP request received.") into a JSON log. With `tls` it serves HTTPS with that context
+        (built from the web config file; uvicorn's own ssl_* options would build one that a reload cannot renew)."""
+        config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False, log_config=None)
+        if tls is not None:
+            config.load()
+            config.ssl = tls
+        return cls(config)
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:  # the app owns signal handling

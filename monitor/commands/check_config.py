@@ -13,8 +13,8 @@ from monitor.config.secrets import resolve_api_key
 from monitor.errors import SecretError
 
 
-def main(config_path: str) -> int:
-    config = load_or_exit(config_path)
+def main(config_path: str, web_config_file: str | None = None) -> int:
+    config = load_or_exit(config_path, web_config_file)
     out = table_console()
     targets = Table(title="targets", header_style="bold")
     for col in ("id", "provider", "model", "base_url", "stream", "key"):
@@ -38,6 +38,8 @@ def main(config_path: str) -> int:
     n_checks = sum(len(c.checks) for c in config.canaries)
     out.print(f"{len(config.canaries)} canaries, {n_checks} checks, {len(config.pairs())} canary x target pairs, "
               f"store {redact_url(config.storage.url)}, listen {config.http.listen}")
+    if config.web_file is not None:
+        out.print(f"web config {config.web_file}: {_web_summary(config)}", highlight=False, soft_wrap=True)
     if config.drift.enabled and config.pairs():
         per_stream, cap = config.drift_settings().false_alarms_per_10k, config.drift.false_alarms_per_day
         scope = ("capped by drift.false_alarms_per_day" if cap is not None and per_stream < config.drift.false_alarms_per_10k
@@ -69,7 +71,20 @@ def _unchecked(config: Config) -> list[str]:
            "on its own (add `calibration:` answers with known verdicts)"
            for c in config.canaries for i, check in enumerate(c.checks)
            if check.type == "llm_judge" and not check.calibration]
+    if config.web.basic_auth_users and config.web.tls_server_config is None:
+        out.append(f"{config.web_file}: basic_auth_users without tls_server_config: passwords cross the network "
+                   "in the clear")
     out += [f"{config.path}: alerts.sinks: {sink.name}: a webhook without secret_env or secret_file: its messages "
             "go out unsigned, and receivers cannot tell them from forgeries"
             for sink in config.alerts.sinks if sink.type == "webhook" and not (sink.secret_env or sink.secret_file)]
     return out
+
+
+def _web_summary(config: Config) -> str:
+    """What the web config file sets up: TLS (and client certificates), basic auth."""
+    tls = config.web.tls_server_config
+    parts = ["plain HTTP" if tls is None else f"TLS (min {tls.min_version}, client certificates: "
+             f"{tls.client_auth_type})"]
+    users = len(config.web.basic_auth_users)
+    parts.append(f"basic auth for {users} user{'s' if users != 1 else ''}" if users else "no basic auth")
+    return ", ".join(parts)

@@ -34,10 +34,10 @@ def iso_time(text: str) -> datetime:
     return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
 
 
-def load_or_exit(path: str) -> Config:
+def load_or_exit(path: str, web_config_file: str | None = None) -> Config:
     """Load the config, or print every issue (file:line: field: reason) and exit 2."""
     try:
-        return load_config(path)
+        return load_config(path, web_config_file=web_config_file)
     except ConfigError as e:
         print_problems("invalid configuration", e.issues)
         raise SystemExit(EXIT_CONFIG) from None

@@ -38,8 +38,8 @@ async def serve(app: App, stop: asyncio.Event) -> int:
     return EXIT_FAIL if app.leadership_lost.is_set() else EXIT_OK
 
 
-def main(config_path: str) -> int:
-    config = load_or_exit(config_path)
+def main(config_path: str, web_config_file: str | None = None) -> int:
+    config = load_or_exit(config_path, web_config_file)
 
     async def _main() -> int:
         try:

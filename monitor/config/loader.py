@@ -28,6 +28,8 @@ from monitor.config.yamlsrc import Located, at, dotted, load_yaml
 from monitor.domain import EMBEDDINGS_CANARY, JUDGE_CANARY
 from monitor.drift.settings import DriftSettings
 from monitor.errors import ConfigError, ConfigIssue
+from monitor.webconfig.model import WebConfigFile
+from monitor.webconfig.tls import TlsFileError, build_context, tls_restart_only
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,9 @@ class Config:
     alerts: AlertsConfig
     refusal: RefusalConfig
     probe_files: tuple[str, ...]
+    web: WebConfigFile = WebConfigFile()  # TLS and basic auth of the HTTP listener
+    web_file: str | None = None  # the web config file read (--web.config.file, else http.web_config_file)
+    web_flag: str | None = None  # --web.config.file as given to `run`: a reload reads it again
 
     def target(self, target_id: str) -> Target:
         return next(t for t in self.targets if t.id == target_id)
@@ -108,6 +113,8 @@ def _validate(model: type[M], src: Located, issues: list[ConfigIssue],
             value = err.get("input") if err["type"] != "missing" else None
             if isinstance(value, dict | list):
                 value = None
+            elif loc and loc[0] in getattr(model, "UNECHOED", ()):
+                value = value if loc[-1] == "[key]" else "<redacted>"  # a user name is no secret; its hash may be
             elif isinstance(value, str) and loc and (_SECRETISH.search(str(loc[-1])) or str(loc[-1]).endswith("_env")):
                 # never echo something that may be a secret (a number, e.g. max_token: 5, is not); a *_env value
                 # refused is most often the secret itself (a Slack URL given to url_env)
@@ -244,23 +251,28 @@ def _in_order(issues: list[ConfigIssue], files: list[str]) -> list[ConfigIssue]:
 
 def restart_only(running: Config, loaded: Config) -> tuple[Config, list[str]]:
     """Split a reloaded config: return it with the settings only a restart can change kept as running, and
-    the names of those that differ (the store, the listen address and the drift engine's settings)."""
+    the names of those that differ (the store, the listen address, the drift engine's settings and the listener's
+    TLS but for its certificate and key)."""
     changed = [name for name, old, new in (
         ("storage.url", running.storage.url, loaded.storage.url),
         ("http.listen", running.http.listen, loaded.http.listen),
         ("drift", running.drift, loaded.drift),
     ) if old != new]
+    tls, tls_changed = tls_restart_only(running.web.tls_server_config, loaded.web.tls_server_config)
     kept = replace(loaded, storage=loaded.storage.model_copy(update={"url": running.storage.url}),
-                   http=loaded.http.model_copy(update={"listen": running.http.listen}), drift=running.drift)
-    return kept, changed
+                   http=loaded.http.model_copy(update={"listen": running.http.listen}), drift=running.drift,
+                   web=loaded.web.model_copy(update={"tls_server_config": tls}))
+    return kept, changed + tls_changed
 
 
-def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
-    """Load monitor.yaml and its probe files; raise ConfigError listing every problem found.
+def load_config(path: str | Path, environ: Mapping[str, str] | None = None, *,
+                web_config_file: str | None = None) -> Config:
+    """Load monitor.yaml, its probe files and its web config file; raise ConfigError listing every problem found.
 
-    One pass finds them all: the fields of monitor.yaml and of every probe file, and the references between them,
-    checked over every part written (a canary that fails validation does not hide another's unknown target).
-    Nothing is returned unless everything holds."""
+    One pass finds them all: the fields of monitor.yaml, of every probe file and of the web config file, and the
+    references between them, checked over every part written (a canary that fails validation does not hide
+    another's unknown target). Nothing is returned unless everything holds. `web_config_file` (`run`'s
+    --web.config.file) replaces http.web_config_file."""
     path = Path(path)
     src = load_yaml(path, environ=dict(environ) if environ is not None else None, keep_going=True)
     issues = list(src.problems)
@@ -278,15 +290,53 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> C
                                   src.line_of(("probes", j)), m))
     canaries = _canaries(_load_probes(files, environ, issues), issues, written_ids(src, ("targets",), "id"),
                          references=True)
+    web_file = web_config_file or _web_config_file(src, path.parent)
+    web = _load_web(Path(web_file), src, web_config_file is not None, issues) if web_file else WebConfigFile()
     if issues:
-        raise ConfigError(_in_order(issues, [str(path), *(str(f) for f in files)]))
+        raise ConfigError(_in_order(issues, [str(path), *([web_file] if web_file else []), *(str(f) for f in files)]))
     assert mf is not None  # it failed only with an issue
     mf = anchor_files(mf, path.parent)
     return Config(
         path=str(path), targets=tuple(mf.targets), canaries=tuple(canaries), storage=mf.storage,
         http=mf.http, daemon=mf.daemon, drift=mf.drift, alerts=mf.alerts, refusal=mf.refusal,
-        probe_files=tuple(str(f) for f in files),
+        probe_files=tuple(str(f) for f in files), web=web or WebConfigFile(), web_file=web_file,
+        web_flag=web_config_file,
     )
+
+
+def _web_config_file(src: Located, base: Path) -> str | None:
+    """The web config file monitor.yaml names (http.web_config_file), from its folder unless absolute."""
+    written = src.written("http", "web_config_file")
+    return str(base / written) if isinstance(written, str) and written else None
+
+
+def _load_web(path: Path, src: Located, flag: bool, issues: list[ConfigIssue]) -> WebConfigFile | None:
+    """Read and check the web config file: its fields, then the TLS files it names (they must load as a server
+    context); None when it fails (with its issues added). A missing file is reported where it is named."""
+    if not path.is_file():
+        where, line = ("(command line)", None) if flag else (src.path, src.line_of(("http", "web_config_file")))
+        issues.append(ConfigIssue(where, "--web.config.file" if flag else "http.web_config_file",
+                                  "no such web config file", line, str(path)))
+        return None
+    try:
+        web_src = load_yaml(path, interpolate=False, keep_going=True)  # exporter-toolkit does not interpolate
+    except ConfigError as e:
+        issues += e.issues
+        return None
+    issues += web_src.problems
+    web = _validate(WebConfigFile, web_src, issues)
+    if web is None or web.tls_server_config is None:
+        return web
+    tls = web.tls_server_config
+    tls = tls.model_copy(update={f: str(path.parent / v) for f, v in tls.files().items() if not Path(v).is_absolute()})
+    web = web.model_copy(update={"tls_server_config": tls})
+    try:
+        build_context(tls)
+    except TlsFileError as e:
+        issues.append(ConfigIssue(str(path), f"tls_server_config.{e.field}", e.reason,
+                                  web_src.line_of(("tls_server_config", e.field)), e.path))
+        return None
+    return web
 
 
 _FILE_FIELDS = ("api_key_file", "url_file", "secret_file", "routing_key_file")
@@ -303,7 +353,10 @@ def anchor_files(mf: MonitorFile, base: Path) -> MonitorFile:
         return model.model_copy(update=update) if update else model
 
     sinks = [anchored(s) for s in mf.alerts.sinks]
-    return mf.model_copy(update={"targets": [anchored(t) for t in mf.targets],
+    web = mf.http.web_config_file
+    http = mf.http.model_copy(update={"web_config_file": str(base / web)}) \
+        if web is not None and not Path(web).is_absolute() else mf.http
+    return mf.model_copy(update={"targets": [anchored(t) for t in mf.targets], "http": http,
                                  "alerts": mf.alerts.model_copy(update={"sinks": sinks})})
 
 

@@ -248,6 +248,7 @@ class Storage(Strict):
 class Http(Strict):
     listen: str = "127.0.0.1:9464"
     reload_token_env: str = "LLM_MONITOR_RELOAD_TOKEN"
+    web_config_file: str | None = Field(default=None, min_length=1)  # TLS and basic auth (exporter-toolkit format)
 
     @field_validator("listen")
     @classmethod

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -27,15 +28,22 @@ def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> 
 
 
 class Daemon:
-    """`llm-monitor run -c CONFIG` in the background, with its log captured to a file."""
+    """`llm-monitor run -c CONFIG` in the background, with its log captured to a file.
 
-    def __init__(self, config: Path, port: int, env: dict[str, str] | None = None):
+    `args` go after `run` (and before `-c`'s value: `--web.config.file`, `--log-level` is global); `scheme` and
+    `client` (httpx arguments: verify, cert, auth) are how `wait_ready` and `get` reach a TLS or basic-auth
+    listener."""
+
+    def __init__(self, config: Path, port: int, env: dict[str, str] | None = None, *, args: tuple[str, ...] = (),
+                 scheme: str = "http", client: dict[str, Any] | None = None, log_level: str | None = None):
         self.port = port
         self.log_path = config.parent / f"daemon-{port}.log"
         self._log = open(self.log_path, "w")  # noqa: SIM115
-        self.proc = subprocess.Popen([*EXE, "run", "-c", str(config)], stdout=self._log, stderr=subprocess.STDOUT,
-                                     env={**os.environ, **(env or {})})
-        self.url = f"http://127.0.0.1:{port}"
+        level = ["--log-level", log_level] if log_level else []
+        self.proc = subprocess.Popen([*EXE, *level, "run", *args, "-c", str(config)], stdout=self._log,
+                                     stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+        self.url = f"{scheme}://127.0.0.1:{port}"
+        self.client = client or {}
 
     def wait_ready(self, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
@@ -43,7 +51,7 @@ class Daemon:
             if self.proc.poll() is not None:
                 raise AssertionError(f"daemon exited with {self.proc.returncode}:\n{self.log}")
             try:
-                if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:
+                if httpx.get(self.url + "/readyz", timeout=1, **self.client).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
@@ -51,7 +59,7 @@ class Daemon:
         raise AssertionError(f"daemon not ready after {timeout}s:\n{self.log}")
 
     def get(self, path: str) -> httpx.Response:
-        return httpx.get(self.url + path, timeout=5)
+        return httpx.get(self.url + path, timeout=5, **self.client)
 
     def signal(self, sig: signal.Signals) -> None:
         self.proc.send_signal(sig)

@@ -1,0 +1,10 @@
+"""The listener's web configuration file (exporter-toolkit's format): TLS and basic auth for the HTTP face.
+
+    model   the file's schema (strict, like monitor.yaml)
+    tls     the server SSLContext built from it, and its renewal on reload
+    auth    the basic-auth middleware and its cache of successful checks
+"""
+
+from monitor.webconfig.model import TlsServerConfig, WebConfigFile
+
+__all__ = ["TlsServerConfig", "WebConfigFile"]

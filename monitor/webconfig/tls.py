@@ -1,0 +1,108 @@
+"""The listener's server-side TLS: a context built from `tls_server_config`, whose certificate a reload replaces.
+
+uvicorn hands one SSLContext to the event loop's server at start. Each handshake calls that context's SNI
+callback (with or without a server name), and the callback may switch the connection to another context: that
+is how a reload serves a renewed certificate and key to new connections without closing the listener. The
+settings each connection copies from the first context before the callback runs (client_auth_type, the TLS
+versions) and TLS itself being on or off wait for a restart (see monitor.config.loader.restart_only).
+"""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+
+from monitor.errors import MonitorError
+from monitor.webconfig.model import TlsServerConfig
+
+_VERSIONS = {"TLS10": ssl.TLSVersion.TLSv1, "TLS11": ssl.TLSVersion.TLSv1_1, "TLS12": ssl.TLSVersion.TLSv1_2,
+             "TLS13": ssl.TLSVersion.TLSv1_3}
+_VERIFY = {"NoClientCert": ssl.CERT_NONE, "VerifyClientCertIfGiven": ssl.CERT_OPTIONAL,
+           "RequireAndVerifyClientCert": ssl.CERT_REQUIRED}
+
+
+class TlsFileError(MonitorError):
+    """A file `tls_server_config` names cannot be used; names the field, the reason and the path."""
+
+    def __init__(self, field: str, reason: str, path: str):
+        self.field, self.reason, self.path = field, reason, path
+        super().__init__(f"tls_server_config.{field}: {reason} (value: {path!r})")
+
+
+def _no_passphrase() -> bytes:
+    # Without a callback OpenSSL would prompt for a passphrase on the terminal and block the daemon.
+    raise TlsFileError("key_file", "an encrypted private key: give it unencrypted (readable by the daemon only)", "")
+
+
+def _read(field: str, path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as e:
+        raise TlsFileError(field, f"cannot read: {e.strerror or e}", path) from None
+
+
+def build_context(tls: TlsServerConfig) -> ssl.SSLContext:
+    """Build the server context `tls` describes, reading its files now; raise TlsFileError naming what fails."""
+    cert, key = _read("cert_file", tls.cert_file), _read("key_file", tls.key_file)
+    if b"-----BEGIN CERTIFICATE-----" not in cert:
+        raise TlsFileError("cert_file", "no PEM certificate in it", tls.cert_file)
+    if b"PRIVATE KEY-----" not in key:
+        raise TlsFileError("key_file", "no PEM private key in it", tls.key_file)
+    if b"ENCRYPTED" in key:
+        raise TlsFileError("key_file", "an encrypted private key: give it unencrypted (readable by the daemon "
+                                       "only)", tls.key_file)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = _VERSIONS[tls.min_version]
+    if tls.max_version is not None:
+        ctx.maximum_version = _VERSIONS[tls.max_version]
+    try:
+        ctx.load_cert_chain(tls.cert_file, tls.key_file, password=_no_passphrase)
+    except ssl.SSLError as e:
+        if e.reason == "KEY_VALUES_MISMATCH":
+            raise TlsFileError("key_file", "does not match the certificate in cert_file", tls.key_file) from None
+        raise TlsFileError("cert_file", f"cannot be loaded with key_file: {e.reason or e}", tls.cert_file) from None
+    if tls.client_ca_file is not None:
+        _read("client_ca_file", tls.client_ca_file)
+        try:
+            ctx.load_verify_locations(cafile=tls.client_ca_file)
+        except ssl.SSLError as e:
+            raise TlsFileError("client_ca_file", f"no usable PEM CA certificate in it: {e.reason or e}",
+                               tls.client_ca_file) from None
+        if not ctx.get_ca_certs():
+            raise TlsFileError("client_ca_file", "no PEM CA certificate in it", tls.client_ca_file)
+    ctx.verify_mode = _VERIFY[tls.client_auth_type]
+    return ctx
+
+
+class ListenerTls:
+    """The TLS of a running listener: the context it started with, and the one new connections get.
+
+    `context` goes to uvicorn once; `use` makes later handshakes switch to another context (a reload's renewed
+    certificate). Both run on the event loop, so a handshake never sees a context half replaced."""
+
+    def __init__(self, tls: TlsServerConfig):
+        self.context = build_context(tls)
+        self._current = self.context
+        self.context.sni_callback = self._pick
+
+    def _pick(self, conn: ssl.SSLObject | ssl.SSLSocket, _name: str | None, ctx: ssl.SSLContext) -> None:
+        if self._current is not ctx:
+            conn.context = self._current
+
+    def use(self, context: ssl.SSLContext) -> None:
+        """Serve new connections with `context` (built by build_context from settings equal but for the files)."""
+        self._current = context
+
+
+_LIVE = ("cert_file", "key_file")
+
+
+def tls_restart_only(running: TlsServerConfig | None,
+                     loaded: TlsServerConfig | None) -> tuple[TlsServerConfig | None, list[str]]:
+    """Split a reloaded `tls_server_config`: return the one to serve now (the running settings with the loaded
+    certificate and key) and the names of the settings that wait for a restart (TLS on or off, the others)."""
+    if running is None or loaded is None:
+        return running, ([] if running == loaded else ["tls_server_config"])
+    now = running.model_copy(update={f: getattr(loaded, f) for f in _LIVE})
+    changed = [f"tls_server_config.{f}" for f in TlsServerConfig.model_fields if getattr(now, f) != getattr(loaded, f)]
+    return now, changed
