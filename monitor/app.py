@@ -299,8 +299,8 @@ class App:
                 self.metrics.reload_ok.set(0)
                 log.error("reload failed, keeping the running config: %s", "; ".join(str(e).splitlines()))
                 return False, str(e)
-            if self.tls is not None and tls_context is not None:
-                self.tls.use(tls_context)
+            if self.tls is not None and tls_context is not None and tls is not None:
+                self.tls.use(tls_context, tls)
             # The fleet false-alarm budget's split over the streams follows the canaries and schedules; a new split
             # waits for a restart. Said in every reply while it waits, but warned of only by the reload that made it.
             settings = config.drift_settings()

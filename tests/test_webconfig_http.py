@@ -5,11 +5,13 @@ A real `llm-monitor run` over loopback, a throwaway CA made per test; nothing of
 from __future__ import annotations
 
 import ssl
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 
+from monitor.webconfig.tls import CHECK_FILES_S
 from tests.conftest import write_config
 from tests.support.daemon import Daemon, free_port
 from tests.support.pki import Pki, bcrypt_hash
@@ -129,3 +131,32 @@ def test_the_flag_replaces_the_config_key(tmp_path: Path) -> None:
     finally:
         d.stop()
     assert "basic auth without TLS" not in d.log
+
+
+def test_a_certificate_renewed_in_its_files_is_served_without_a_reload(tmp_path: Path) -> None:
+    """cert-manager renews a Secret's files in place; the listener serves them before the old certificate expires,
+    as exporter-toolkit does, and files that do not load yet (a key written after its certificate) keep the running
+    certificate."""
+    port = free_port()
+    pki = Pki.make(tmp_path / "pki")
+    web = f"tls_server_config:\n  cert_file: {tmp_path}/pki/cert.pem\n  key_file: {tmp_path}/pki/key.pem\n"
+    d = Daemon(daemon_config(tmp_path, port, web), port, scheme="https", client={"verify": pki.client()})
+    try:
+        d.wait_ready()
+        renewed = Pki.make(tmp_path / "pki", name="-new")
+        (tmp_path / "pki" / "cert-new.pem").replace(tmp_path / "pki" / "cert.pem")  # the key is not there yet
+        time.sleep(CHECK_FILES_S + 0.5)
+        assert d.get("/metrics").status_code == 200  # the running certificate, still trusted by the old CA
+        (tmp_path / "pki" / "key-new.pem").replace(tmp_path / "pki" / "key.pem")
+        d.client["verify"] = renewed.client()
+        deadline = time.monotonic() + 3 * CHECK_FILES_S
+        while True:
+            try:
+                assert d.get("/metrics").status_code == 200
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "the renewed certificate was never served"
+                time.sleep(0.5)
+    finally:
+        d.stop()
+    assert "TLS files changed but cannot be served" in d.log and "TLS certificate renewed from its files" in d.log

@@ -9,11 +9,18 @@ versions) and TLS itself being on or off wait for a restart (see monitor.config.
 
 from __future__ import annotations
 
+import logging
+import os
 import ssl
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from monitor.errors import MonitorError
 from monitor.webconfig.model import TlsServerConfig
+
+log = logging.getLogger("monitor.http")
+CHECK_FILES_S = 5.0  # at most this often a handshake looks whether the certificate or key files changed
 
 _VERSIONS = {"TLS10": ssl.TLSVersion.TLSv1, "TLS11": ssl.TLSVersion.TLSv1_1, "TLS12": ssl.TLSVersion.TLSv1_2,
              "TLS13": ssl.TLSVersion.TLSv1_3}
@@ -78,20 +85,61 @@ class ListenerTls:
     """The TLS of a running listener: the context it started with, and the one new connections get.
 
     `context` goes to uvicorn once; `use` makes later handshakes switch to another context (a reload's renewed
-    certificate). Both run on the event loop, so a handshake never sees a context half replaced."""
+    certificate). Between reloads, a handshake at most every `check_every` seconds looks at the certificate and
+    key files (modification time, size, inode: a Kubernetes Secret's atomic symlink swap changes them) and, when
+    they changed, serves them from then on, as exporter-toolkit reads them at every handshake: a certificate
+    cert-manager renews is served before the old one expires, without a reload. Files that do not load (a key
+    written after its certificate) keep the current context, with a warning, until they change again. All of it
+    runs on the event loop, so a handshake never sees a context half replaced."""
 
-    def __init__(self, tls: TlsServerConfig):
+    def __init__(self, tls: TlsServerConfig, *, check_every: float = CHECK_FILES_S,
+                 monotonic: Callable[[], float] = time.monotonic):
         self.context = build_context(tls)
         self._current = self.context
+        self._tls = tls
+        self._stamp = _stamp(tls)
+        self._check_every = check_every
+        self._monotonic = monotonic
+        self._checked = monotonic()
         self.context.sni_callback = self._pick
 
     def _pick(self, conn: ssl.SSLObject | ssl.SSLSocket, _name: str | None, ctx: ssl.SSLContext) -> None:
+        self._renew_if_changed()
         if self._current is not ctx:
             conn.context = self._current
 
-    def use(self, context: ssl.SSLContext) -> None:
-        """Serve new connections with `context` (built by build_context from settings equal but for the files)."""
-        self._current = context
+    def _renew_if_changed(self) -> None:
+        now = self._monotonic()
+        if now - self._checked < self._check_every:
+            return
+        self._checked = now
+        stamp = _stamp(self._tls)
+        if stamp == self._stamp:
+            return
+        self._stamp = stamp  # tried once per change of the files
+        try:
+            self._current = build_context(self._tls)
+        except TlsFileError as e:
+            log.warning("TLS files changed but cannot be served; new connections keep the running certificate "
+                        "until they change again: %s", e)
+            return
+        log.info("TLS certificate renewed from its files", extra={"cert_file": self._tls.cert_file})
+
+    def use(self, context: ssl.SSLContext, tls: TlsServerConfig) -> None:
+        """Serve new connections with `context` (built by build_context from `tls`, settings equal but for the
+        files), and watch `tls`'s files from now on."""
+        self._current, self._tls, self._stamp = context, tls, _stamp(tls)
+
+
+def _stamp(tls: TlsServerConfig) -> tuple[tuple[int, int, int] | None, ...]:
+    out: list[tuple[int, int, int] | None] = []
+    for path in (tls.cert_file, tls.key_file):
+        try:
+            st = os.stat(path)
+            out.append((st.st_mtime_ns, st.st_size, st.st_ino))
+        except OSError:
+            out.append(None)
+    return tuple(out)
 
 
 _LIVE = ("cert_file", "key_file")
