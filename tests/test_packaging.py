@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -53,3 +55,30 @@ def test_demo_finds_the_canary_library_of_an_installed_wheel(wheel: Path, tmp_pa
     assert probes == (prefix / "share" / "llm-monitor" / "probes").resolve()
     assert {p.name for p in probes.glob("*.yaml")} == {p.name for p in (ROOT / "probes").glob("*.yaml")}
     assert {p.name for p in dashboards.glob("*.json")} == {p.name for p in (ROOT / "dashboards").glob("*.json")}
+
+
+@pytest.mark.slow
+def test_the_container_image_build_context_makes_a_wheel(tmp_path: Path) -> None:
+    """deploy/Dockerfile copies only some folders before `pip install .`: they must be all the build needs."""
+    text = re.sub(r"\\\n", " ", (ROOT / "deploy" / "Dockerfile").read_text())
+    src = tmp_path / "src"
+    src.mkdir()
+    for line in text.splitlines():
+        if line.startswith("RUN pip install ."):
+            break
+        if line.startswith("COPY "):
+            *sources, dest = line.split()[1:]
+            for pattern in sources:
+                for path in ROOT.glob(pattern):
+                    target = src / dest / path.name if dest.endswith("/") else src / dest
+                    if path.is_dir():
+                        shutil.copytree(path, target, ignore=shutil.ignore_patterns("__pycache__"))
+                    else:
+                        shutil.copy(path, target)
+    else:
+        pytest.fail("no `RUN pip install .` in deploy/Dockerfile")
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path / "out"),
+                            str(src)], capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stdout + built.stderr
+    (wheel,) = (tmp_path / "out").glob("llm_monitor-*.whl")
+    assert any("share/llm-monitor/probes/" in n for n in zipfile.ZipFile(wheel).namelist())
