@@ -160,3 +160,36 @@ def test_a_certificate_renewed_in_its_files_is_served_without_a_reload(tmp_path:
     finally:
         d.stop()
     assert "TLS files changed but cannot be served" in d.log and "TLS certificate renewed from its files" in d.log
+
+
+def test_prometheus_scrapes_it_with_the_documented_https_settings(tmp_path: Path) -> None:
+    """The commented scrape settings of deploy/prometheus/prometheus.yml, uncommented, let a real Prometheus scrape
+    a daemon that asks for a client certificate and basic auth."""
+    import yaml
+
+    from tests.support.prom import start_prometheus
+
+    example = (Path(__file__).resolve().parents[1] / "deploy" / "prometheus" / "prometheus.yml").read_text().splitlines()
+    start = next(i for i, line in enumerate(example) if line.strip() == "# scheme: https")
+    block = [line.replace("# ", "", 1) for line in example[start:] if line.strip().startswith("#")]
+    scrape = yaml.safe_load("\n".join(line[4:] for line in block))
+    pki = Pki.make(tmp_path / "pki")
+    (tmp_path / "password").write_text(ALICE + "\n")
+    scrape["basic_auth"].update(password_file=str(tmp_path / "password"))
+    scrape["tls_config"].update(ca_file=str(tmp_path / "pki" / "ca.pem"), server_name="localhost",
+                                cert_file=str(tmp_path / "pki" / "client.pem"),
+                                key_file=str(tmp_path / "pki" / "client.pem"))
+    user = scrape["basic_auth"]["username"]
+    port = free_port()
+    web = (f"tls_server_config:\n  cert_file: {tmp_path}/pki/cert.pem\n  key_file: {tmp_path}/pki/key.pem\n"
+           f"  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: {tmp_path}/pki/ca.pem\n"
+           f"basic_auth_users:\n  {user}: {bcrypt_hash(ALICE)}\n")
+    d = Daemon(daemon_config(tmp_path, port, web), port, scheme="https",
+               client={"verify": pki.client(cert=tmp_path / "pki" / "client.pem"), "auth": (user, ALICE)})
+    try:
+        d.wait_ready()
+        with start_prometheus(tmp_path, [f"127.0.0.1:{port}"], scrape=scrape) as prom:
+            assert prom.wait_for('up{job="llm-monitor"} == 1', timeout_s=30)
+            assert prom.wait_for("llm_monitor_build_info", timeout_s=10)
+    finally:
+        d.stop()

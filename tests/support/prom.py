@@ -140,13 +140,16 @@ def prometheus_config(
     alertmanagers: Sequence[str] = (),
     scrape_interval: str = "1s",
     evaluation_interval: str = "1s",
+    scrape: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Return a Prometheus configuration scraping `scrape_targets` (host:port) as `job`."""
+    """Return a Prometheus configuration scraping `scrape_targets` (host:port) as `job`, with the scrape settings
+    in `scrape` (scheme, basic_auth, tls_config, ...)."""
     config: dict[str, Any] = {
         "global": {"scrape_interval": scrape_interval, "evaluation_interval": evaluation_interval,
                    "scrape_timeout": scrape_interval},
         "rule_files": [str(p) for p in rule_files],
-        "scrape_configs": [{"job_name": job, "static_configs": [{"targets": list(scrape_targets)}]}],
+        "scrape_configs": [{"job_name": job, "static_configs": [{"targets": list(scrape_targets)}],
+                            **(scrape or {})}],
     }
     if alertmanagers:
         config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": list(alertmanagers)}]}]}
@@ -163,6 +166,7 @@ def start_prometheus(
     alertmanagers: Sequence[str] = (),
     scrape_interval: str = "1s",
     evaluation_interval: str = "1s",
+    scrape: dict[str, Any] | None = None,
 ) -> Iterator[PrometheusProcess]:
     """Run Prometheus in tmp_path/prometheus scraping `scrape_targets`; stop it on exit."""
     binary = require_binary(*PROMETHEUS_BINARIES)
@@ -170,7 +174,8 @@ def start_prometheus(
     home.mkdir(parents=True, exist_ok=True)
     config_path = home / "prometheus.yml"
     config = prometheus_config(scrape_targets, job=job, rule_files=rule_files, alertmanagers=alertmanagers,
-                               scrape_interval=scrape_interval, evaluation_interval=evaluation_interval)
+                               scrape_interval=scrape_interval, evaluation_interval=evaluation_interval,
+                               scrape=scrape)
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
     with _serve(PrometheusProcess, binary, home, config_path,
                 [f"--storage.tsdb.path={home / 'data'}", "--web.enable-lifecycle"]) as server:
