@@ -18,8 +18,6 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Collection, Mapping, MutableMapping
 from typing import Any
 
-import bcrypt
-
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
@@ -75,6 +73,8 @@ class Checker:
 
 
 def _checkpw(password: bytes, hashed: str) -> bool:
+    import bcrypt  # only a listener with users needs it (about 0.4 MB resident)
+
     try:
         return bcrypt.checkpw(password, hashed.encode())
     except ValueError:  # a password over bcrypt's 72 bytes
