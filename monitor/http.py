@@ -13,6 +13,7 @@ import os
 import socket
 import ssl
 from collections.abc import Iterator, Mapping
+from datetime import datetime
 from typing import Any, Protocol
 
 import uvicorn
@@ -24,6 +25,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from monitor.config.loader import Config, redact_url
+from monitor.domain import iso_time
 from monitor.drift.events import ACCEPTED, OPEN, RESOLVED
 from monitor.errors import MonitorError
 from monitor.store import Store
@@ -62,6 +64,17 @@ def _int(q: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int
     if n < lo:
         raise BadQuery(f"{name}: must be at least {lo} (got {n})")
     return min(hi, n)
+
+
+def _time(q: Mapping[str, str], name: str) -> datetime | None:
+    """An ISO-8601 time query parameter (UTC when it names no zone), or None when absent."""
+    value = q.get(name)
+    if value is None or value == "":
+        return None
+    try:
+        return iso_time(value)
+    except ValueError:
+        raise BadQuery(f"{name}: not an ISO-8601 time: {value!r} (e.g. 2026-11-29T13:00:00Z)") from None
 
 
 async def _bad_query(_: Request, exc: Exception) -> Response:
@@ -103,8 +116,9 @@ def build_http_app(daemon: Daemon, *, environ: Mapping[str, str] | None = None,
     async def observations(request: Request) -> Response:
         q = request.query_params
         limit = _int(q, "limit", 50, 1, 1000)
+        since, until = _time(q, "since"), _time(q, "until")
         rows = await asyncio.to_thread(daemon.store.observations, canary=q.get("canary") or None,
-                                       target=q.get("target") or None, limit=limit)
+                                       target=q.get("target") or None, limit=limit, since=since, before=until)
         return JSONResponse([o.as_json() for o in rows])
 
     async def reload(request: Request) -> Response:

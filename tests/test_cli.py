@@ -211,7 +211,17 @@ def test_reload_by_sighup_and_http(tmp_path: Path, steady_sim: SimServer) -> Non
             time.sleep(0.2)
         obs = d.get("/api/observations?canary=kill-python-process&limit=2").json()
         assert len(obs) == 2 and obs[0]["target"] == "gpt"
+        # a time window: page back with until (exclusive), or read on from since (inclusive)
+        newest, older = obs
+        page = d.get("/api/observations", params={"canary": "kill-python-process", "limit": 1,
+                                                   "until": newest["started_at"]}).json()
+        assert [o["id"] for o in page] == [older["id"]]
+        later = d.get("/api/observations", params={"canary": "kill-python-process", "limit": 1000,
+                                                    "since": newest["started_at"]}).json()
+        assert newest["id"] in {o["id"] for o in later} and older["id"] not in {o["id"] for o in later}
         for query, error in (("/api/observations?limit=abc", "limit: not a whole number: 'abc'"),
+                             ("/api/observations?since=yesterday",
+                              "since: not an ISO-8601 time: 'yesterday' (e.g. 2026-11-29T13:00:00Z)"),
                              ("/api/observations?limit=0", "limit: must be at least 1 (got 0)"),
                              ("/api/drift?state=opened", "state: must be one of open, resolved, accepted "
                                                          "(got 'opened')")):

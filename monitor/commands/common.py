@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from rich.console import Console
@@ -26,12 +26,6 @@ def table_console() -> Console:
     over eight lines, a base URL cut off), which `grep` and a pasted report cannot use."""
     c = Console(highlight=False)
     return c if c.is_terminal else Console(highlight=False, width=200)
-
-
-def iso_time(text: str) -> datetime:
-    """Parse an ISO-8601 time; one without a zone is UTC. Raise ValueError when it is none."""
-    ts = datetime.fromisoformat(text)
-    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
 
 
 def load_or_exit(path: str, web_config_file: str | None = None) -> Config:

@@ -15,12 +15,11 @@ from monitor.commands.common import (
     EXIT_OK,
     check_range,
     err_console,
-    iso_time,
     load_or_exit,
     open_store_or_exit,
     table_console,
 )
-from monitor.domain import Observation
+from monitor.domain import Observation, iso_time
 
 LIST_LIMIT = 1000
 JSON_KEYS = ("id", "canary", "target", "signal", "kind", "state", "test", "baseline_value", "current_value",

@@ -22,10 +22,10 @@ from monitor.commands.common import (
     EXIT_OK,
     check_range,
     err_console,
-    iso_time,
     load_or_exit,
     open_store_or_exit,
 )
+from monitor.domain import iso_time
 from monitor.drift.dump import observation_row
 from monitor.durations import parse_duration
 from monitor.errors import MonitorError

@@ -58,8 +58,8 @@ class Daemon:
             time.sleep(0.1)
         raise AssertionError(f"daemon not ready after {timeout}s:\n{self.log}")
 
-    def get(self, path: str) -> httpx.Response:
-        return httpx.get(self.url + path, timeout=5, **self.client)
+    def get(self, path: str, params: dict[str, Any] | None = None) -> httpx.Response:
+        return httpx.get(self.url + path, params=params, timeout=5, **self.client)
 
     def signal(self, sig: signal.Signals) -> None:
         self.proc.send_signal(sig)
