@@ -109,11 +109,16 @@ def fill(store: Store) -> None:
 
 
 def every_row(url: str) -> dict[str, list[dict[str, Any]]]:
-    """Every table's rows by primary key, column by column: JSON as the text stored, datetimes as UTC."""
+    """Every table's rows by primary key, column by column: JSON as the text stored, datetimes as UTC. The tables
+    are the database's own (reflected), not the table models the copy takes its list from."""
     engine = make_engine(url)
+    schema = MetaData()
+    schema.reflect(engine)
     out: dict[str, list[dict[str, Any]]] = {}
     with engine.connect() as conn:
-        for t in store_tables():
+        for t in schema.sorted_tables:
+            if t.name == VERSION_TABLE:
+                continue
             columns = [cast(c, Text).label(c.name) if isinstance(c.type, JSON) else c for c in t.c]
             rows = conn.execute(select(*columns).order_by(*t.primary_key.columns)).mappings().all()
             out[t.name] = [{k: _utc(v) for k, v in row.items()} for row in rows]
