@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
 from sqlalchemy import (
     JSON,
     Connection,
@@ -103,57 +104,74 @@ def copy_tables(source: Store, destination: Store, tables: Sequence[Table], *, b
                 reset_sequences(dst, tables)
     except BaseException as e:
         cleaned = _empty_again(destination, tables)
-        if not isinstance(e, SQLAlchemyError | StoreError):
+        if isinstance(e, StoreError):
+            why = str(e)
+        elif isinstance(e, SQLAlchemyError):
+            why = f"copying into {destination.safe_url} failed: {driver_message(e)}"
+        elif isinstance(e, KeyboardInterrupt):  # Ctrl-C: say what became of the destination, not a traceback
+            why = f"interrupted after {sum(c.rows for c in done)} rows of {len(done)} tables"
+        else:
             raise
-        why = str(e) if isinstance(e, StoreError) else (
-            f"copying into {destination.safe_url} failed: {driver_message(e)}")
         raise StoreError(f"{why}; {cleaned}") from e
     return done
 
 
 def _copy_table(src: Connection, dst: Connection, t: Table, source: Store, destination: Store, batch: int,
                 progress: Progress | None) -> int:
-    write = _insert(t, dst.dialect.name)
-    dates = [c.name for c in t.c if isinstance(c.type, DateTime)]
+    write = _copy_in if dst.dialect.name == "postgresql" else _inserter(t)
+    dates = [i for i, c in enumerate(t.c) if isinstance(c.type, DateTime)]
     copied = 0
     for rows in _read(src, t, source, batch):
-        values = [{f"v_{k}": v for k, v in row.items()} for row in rows]
-        for v in values:
-            for name in dates:
-                v[f"v_{name}"] = _utc(v[f"v_{name}"])
+        for row in rows:
+            for i in dates:
+                row[i] = _utc(row[i])
         try:
             with dst.begin():
-                dst.execute(write, values)
+                write(dst, t, rows)
         except SQLAlchemyError as e:
             raise StoreError(f"writing table {t.name} into {destination.safe_url} failed: {driver_message(e)}") from e
-        copied += len(values)
+        except psycopg.Error as e:  # COPY talks to the driver: its errors are not wrapped
+            raise StoreError(f"writing table {t.name} into {destination.safe_url} failed: "
+                             f"{type(e).__name__}: {' '.join(str(e).split())}") from e
+        copied += len(rows)
         if progress is not None:
             progress(t.name, copied)
     return copied
 
 
-def _read(src: Connection, t: Table, source: Store, batch: int) -> Iterator[list[dict[str, Any]]]:
-    """The table's rows, `batch` at a time, from a server-side cursor (JSON columns as their stored text)."""
+def _read(src: Connection, t: Table, source: Store, batch: int) -> Iterator[list[list[Any]]]:
+    """The table's rows in column order, `batch` at a time, from a server-side cursor (JSON as its stored text)."""
     columns = [cast(c, Text).label(c.name) if isinstance(c.type, JSON) else c for c in t.c]
     try:
         result = src.execution_options(stream_results=True, yield_per=batch).execute(select(*columns))
-        for part in result.mappings().partitions():
-            yield [dict(row) for row in part]
+        for part in result.partitions():
+            yield [list(row) for row in part]
     except SQLAlchemyError as e:
         raise StoreError(f"reading table {t.name} from {source.safe_url} failed: {driver_message(e)}") from e
 
 
-def _insert(t: Table, dialect: str) -> Any:
-    """INSERT of every column from parameters `v_<column>`; JSON from its text, as the source stored it."""
+def _copy_in(dst: Connection, t: Table, rows: list[list[Any]]) -> None:
+    """PostgreSQL's COPY FROM STDIN: about three times the rows per second of INSERTs (psycopg adapts the values;
+    JSON goes in as its text)."""
+    prep = dst.dialect.identifier_preparer
+    columns = ", ".join(prep.quote(c.name) for c in t.c)
+    raw: Any = dst.connection.driver_connection
+    with raw.cursor() as cur, cur.copy(f"COPY {prep.format_table(t)} ({columns}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
 
-    def value(c: Any) -> Any:
-        if not isinstance(c.type, JSON):
-            return bindparam(f"v_{c.name}", type_=c.type)
-        raw = bindparam(f"v_{c.name}", type_=Text)
-        # SQLite stores the text as it is; a CAST to JSON there would apply NUMERIC affinity
-        return cast(raw, JSON) if dialect == "postgresql" else raw
 
-    return insert(t).values({c.name: value(c) for c in t.c})
+def _inserter(t: Table) -> Callable[[Connection, Table, list[list[Any]]], None]:
+    """An INSERT of every column from parameters `v_<column>` (SQLite: JSON as the text stored, with no CAST,
+    which would apply NUMERIC affinity)."""
+    names = [f"v_{c.name}" for c in t.c]
+    stmt = insert(t).values({c.name: bindparam(name, type_=Text if isinstance(c.type, JSON) else c.type)
+                             for c, name in zip(t.c, names, strict=True)})
+
+    def write(dst: Connection, _t: Table, rows: list[list[Any]]) -> None:
+        dst.execute(stmt, [dict(zip(names, row, strict=True)) for row in rows])
+
+    return write
 
 
 def _utc(ts: datetime | None) -> datetime | None:
