@@ -245,6 +245,25 @@ def test_a_password_in_a_url_is_never_printed(source: Path, pg_url: str, capsys:
     assert "cannot open the destination store postgresql+psycopg://u:<redacted>@127.0.0.1:48299/db" in outs[1][1]
 
 
+@pytest.mark.parametrize(("source", "destination", "error"), [
+    ("sqlite:///m.db", "sqlite:///./m.db", "--from and --to name the same store"),
+    ("postgresql://u@h/db", "postgresql+psycopg://u:pw@h:5432/db", "--from and --to name the same store"),
+    ("sqlite:///m.db", "sqlite://", "--to: an in-memory SQLite database lives only in the process that opens it: "
+                                    "give a file (sqlite:///path/to/llm-monitor.db)"),
+    ("mysql://u@h/db", "sqlite:///m.db", "--from: mysql is not a store llm-monitor supports (sqlite or postgresql)"),
+    ("sqlite:///m.db", "m.db", "--to: not a database URL: 'm.db' (e.g. sqlite:///llm-monitor.db or "
+                               "postgresql+psycopg://user@host/db)"),
+])
+def test_urls_that_cannot_be_a_copy_are_refused_before_anything_is_opened(source: str, destination: str, error: str,
+                                                                          tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, out = run(capsys, "store", "copy", "--from", source, "--to", destination)
+    assert (code, out.strip()) == (2, f"error: {error}")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_source_of_an_older_schema_is_refused_and_left_as_it_is(tmp_path: Path,
                                                                  capsys: pytest.CaptureFixture[str]) -> None:
     cfg = write_config(tmp_path, TARGET, PROBES)

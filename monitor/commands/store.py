@@ -65,6 +65,9 @@ def copy(config_path: str, source_url: str | None, destination_url: str, batch: 
     except MonitorError as e:
         _error(str(e))
         return EXIT_FAIL
+    except SQLAlchemyError as e:  # a store failing outside the copy itself (counting rows, a file not a database)
+        _error(f"the store failed: {driver_message(e)}")
+        return EXIT_FAIL
     finally:
         source.close()
         destination.close()
