@@ -147,6 +147,23 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--all", action="store_true", help="also delivered and dead notifications, with why they died")
     a.add_argument("--json", action="store_true", help="one JSON object per notification, one per line")
     a.add_argument("-n", "--limit", type=_count, default=100, help="show at most N (default: %(default)s)")
+    p = sub.add_parser("store", help="copy the store into another database (SQLite <-> PostgreSQL)",
+                       description="Work on the store as a whole.")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    a = actions.add_parser("copy", help="copy every table into a new, empty store (SQLite <-> PostgreSQL)",
+                           description="Copy every table of a store (observations, runs, baselines, drift events, "
+                                       "the alert outbox; ids and values as stored) into an empty store, created or "
+                                       "upgraded to this version's schema. Stop the daemons using the source first: "
+                                       "a running one makes the copy refuse. Exit 0 copied, 1 the copy failed or the "
+                                       "row counts differ, 2 bad arguments, config or stores.")
+    source = a.add_mutually_exclusive_group()
+    source.add_argument("-c", "--config", default=DEFAULT_CONFIG,
+                        help="copy the store of this config's storage.url (default: %(default)s)")
+    source.add_argument("--from", dest="source", metavar="URL", help="copy the store at this URL instead")
+    a.add_argument("--to", dest="destination", required=True, metavar="URL",
+                   help="the new store: sqlite:///path.db, or postgresql+psycopg://user@host/db (a password: give it "
+                        "to libpq with PGPASSWORD or ~/.pgpass)")
+    a.add_argument("--batch", type=_count, default=1000, help="rows per insert and transaction (default: %(default)s)")
     p = sub.add_parser("refusal", help="label completions in a JSONL file as refusals (none|partial|full)")
     p.add_argument("--jsonl", required=True, help="lines with `completion` (and optionally `prompt`); '-' for stdin")
     return ap
@@ -205,6 +222,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.action == "pending":
             return alerts_pending(config, limit=args.limit, every=args.all, as_json=args.json)
         return alerts_test(config, args.sink)
+    if args.command == "store":
+        from monitor.commands import store
+
+        return store.copy(args.config, args.source, args.destination, args.batch)
     if args.command == "refusal":
         from monitor.commands import refusal
 

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 HEAD = "0005"  # the newest file in migrations/versions; a test checks it against Alembic's own head
 _LOCK_ID = 7_166_001  # pg_advisory_lock key: replicas starting together migrate one at a time
-_VERSION_TABLE = "alembic_version"
+VERSION_TABLE = "alembic_version"
 log = logging.getLogger(__name__)
 
 
@@ -51,9 +51,9 @@ def current_revision(engine: Engine) -> str | None:
 
 def _stamped(conn: Connection) -> str | None:
     """Return the revision recorded in the database, without Alembic."""
-    if not inspect(conn).has_table(_VERSION_TABLE):
+    if not inspect(conn).has_table(VERSION_TABLE):
         return None
-    rows = conn.execute(text(f"SELECT version_num FROM {_VERSION_TABLE}")).scalars().all()
+    rows = conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars().all()
     return rows[0] if len(rows) == 1 else None
 
 
@@ -102,8 +102,8 @@ def require_head(engine: Engine) -> str:
         raise StoreError(f"the database schema is at revision {current}, newer than this llm-monitor "
                          f"knows (head {HEAD}): upgrade llm-monitor")
     raise StoreError(f"the database schema is at revision {current}, older than this llm-monitor's ({HEAD}): "
-                     "start this version's daemon (llm-monitor run) to upgrade it; this command does not change "
-                     "the schema")
+                     "start this version's daemon (llm-monitor run), or run llm-monitor probe once, to upgrade it; "
+                     "this command does not change the schema")
 
 
 def in_memory(engine: Engine) -> bool:
