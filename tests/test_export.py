@@ -10,30 +10,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from monitor.cli import main
 from monitor.sim import SimServer, scenario_from_dict
+from tests.support.inprocess import Cli
 from tests.test_drift_cli import started_app
 
 SCENARIO = {"name": "export", "seed": 5, "defaults": {"ttft": 5, "output_tps": 5000,
                                                       "length": {"dist": "normal", "mean": 40, "sd": 5}},
             "models": {"m": {"phases": [{"name": "a"}, {"name": "b", "after_requests": 10**6, "verbosity": 4.0,
                                                        "system_fingerprint": "fp_new"}]}}}
-class Cli:
-    """Runs `llm-monitor ARGS` in this process (as the console script does) and returns (exit code, out, err)."""
-
-    def __init__(self, capsys: pytest.CaptureFixture[str]):
-        self.capsys = capsys
-
-    def __call__(self, *args: str) -> tuple[int, str, str]:
-        self.capsys.readouterr()
-        try:
-            code = main(list(args))
-        except SystemExit as e:
-            code = int(e.code or 0)
-        out, err = self.capsys.readouterr()
-        return code, out, err
-
-
 PROBES = ("canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n    samples: 5\n"
           "    params: {temperature: 0.7}\n    checks: [{type: length, unit: words, max: 80, name: short}]\n")
 

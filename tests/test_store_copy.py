@@ -4,7 +4,6 @@ command in a subprocess; the source is filled through the daemon's own code (rep
 
 from __future__ import annotations
 
-import logging
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,7 +33,6 @@ from monitor.alerts.events import Notification
 from monitor.alerts.outbox import Outbox
 from monitor.alerts.service import Alerting
 from monitor.analysis import Analysis
-from monitor.cli import main
 from monitor.config.models import DriftConfig
 from monitor.domain import (
     CallResult,
@@ -55,6 +53,7 @@ from monitor.store.schema import HEAD, VERSION_TABLE, _alembic, current_revision
 from monitor.telemetry.metrics import Metrics
 from tests.conftest import PG_ADMIN, write_config
 from tests.support.daemon import cli
+from tests.support.inprocess import Cli
 
 TARGET = "  - {id: t, provider: openai, base_url: 'http://127.0.0.1:9/v1', model: m}"
 PROBES = "canaries:\n  - id: c\n    messages: [{role: user, content: hi}]\n"
@@ -133,18 +132,8 @@ def _utc(v: Any) -> Any:
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
-    """`llm-monitor ARGS` in this process (the refusals; a subprocess costs two seconds of imports): (exit code,
-    standard output and error)."""
-    capsys.readouterr()
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    try:
-        code = main(list(args))
-    except SystemExit as e:
-        code = int(e.code or 0)
-    finally:  # main() logs to this test's captured stderr: later tests' logs must not go there
-        root.handlers[:], root.level = handlers, level
-    out, err = capsys.readouterr()
+    """`llm-monitor ARGS` in this process: (exit code, standard output and error)."""
+    code, out, err = Cli(capsys)(*args)
     return code, out + err
 
 
