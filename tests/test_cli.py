@@ -333,6 +333,20 @@ def test_demo_exports_metrics_within_60_seconds_and_keeps_its_store(tmp_path: Pa
     assert again.returncode == 2 and "an earlier demo's store" in again.stderr and "Traceback" not in again.stderr
 
 
+def test_demo_keep_never_overwrites_a_monitor_yaml(tmp_path: Path) -> None:
+    """`demo --keep .` in a project folder must not replace the project's monitor.yaml with the demo's."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "monitor.yaml").write_text("# the user's own config\n")
+    r = cli("demo", "--keep", str(project), "--duration", "1s", "--port", str(free_port()), timeout=60)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert f"{project / 'monitor.yaml'} exists and the demo would overwrite it" in " ".join(r.stderr.split())
+    assert (project / "monitor.yaml").read_text() == "# the user's own config\n"
+    assert not (project / "demo.db").exists()
+    r = cli("demo", "--keep", str(project / "monitor.yaml"), "--duration", "1s", timeout=60)
+    assert r.returncode == 2 and "is not a folder" in " ".join(r.stderr.split()), r.stderr
+
+
 def test_demo_summary_lists_the_events_and_shows_evidence(capsys: pytest.CaptureFixture[str],
                                                           tmp_path: Path) -> None:
     from monitor.commands.demo import summary
