@@ -219,6 +219,10 @@ def test_reload_by_sighup_and_http(tmp_path: Path, steady_sim: SimServer) -> Non
         later = d.get("/api/observations", params={"canary": "kill-python-process", "limit": 1000,
                                                     "since": newest["started_at"]}).json()
         assert newest["id"] in {o["id"] for o in later} and older["id"] not in {o["id"] for o in later}
+        # started_at pasted into the URL as it is: its "+00:00" arrives as " 00:00"
+        assert "+00:00" in newest["started_at"]
+        raw = d.get(f"/api/observations?canary=kill-python-process&limit=1&until={newest['started_at']}")
+        assert raw.status_code == 200 and [o["id"] for o in raw.json()] == [older["id"]], raw.text
         for query, error in (("/api/observations?limit=abc", "limit: not a whole number: 'abc'"),
                              ("/api/observations?since=yesterday",
                               "since: not an ISO-8601 time: 'yesterday' (e.g. 2026-11-29T13:00:00Z)"),
