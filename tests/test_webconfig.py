@@ -186,6 +186,18 @@ async def test_a_successful_check_is_cached_and_a_failed_one_is_not(monkeypatch:
     assert await checker.check({"alice": bcrypt_hash("pw-a")}, "alice", b"pw-a") is True
     assert len(calls) == 5  # a new hash for the same password: checked again
     assert await checker.check({"bob": bob}, "alice", b"pw-a") is False  # a removed user: the cache does not help
-    assert await checker.check(users, "alice", b"x" * 100) is False  # past bcrypt's 72 bytes: refused, not raised
+    assert await checker.check(users, "alice", b"x" * 100) is False  # past 72 bytes, wrong: refused, not raised
     await asyncio.gather(*(checker.check(users, "bob", b"pw-b") for _ in range(3)))
     assert len(checker._ok) == 2  # bounded
+
+
+async def test_a_password_past_72_bytes_is_checked_as_go_and_htpasswd_hash_it() -> None:
+    """bcrypt reads 72 bytes: Go's bcrypt (exporter-toolkit), htpasswd and Python's bcrypt before 5.0 hash and check
+    a longer password by those; so does the listener, whatever bcrypt version is installed."""
+    import base64
+    import secrets
+
+    password = base64.b64encode(secrets.token_bytes(66))  # `openssl rand -base64 66`: 88 bytes
+    users = {"prometheus": bcrypt_hash(password[:72].decode())}  # the hash htpasswd makes of it
+    assert await Checker().check(users, "prometheus", password) is True
+    assert await Checker().check(users, "prometheus", password[:71]) is False
