@@ -7,6 +7,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
+import trustme
 
 from monitor.config import load_config
 from monitor.config.loader import restart_only
@@ -28,6 +29,8 @@ def folder(tmp_path: Path) -> Path:
     Pki.make(tmp_path / "pki")
     Pki.make(tmp_path / "pki", name="-other")
     (tmp_path / "pki" / "garbage.pem").write_text("not PEM\n")
+    rsa = trustme.CA(key_type=trustme.KeyType.RSA).issue_cert("127.0.0.1")  # Pki's keys are ECDSA
+    rsa.private_key_pem.write_to_path(str(tmp_path / "pki" / "key-rsa.pem"))
     cfg = write_config(tmp_path, TARGET, PROBES)
     cfg.write_text(cfg.read_text().replace('"127.0.0.1:0"}', '"127.0.0.1:0", web_config_file: web.yml}'))
     return tmp_path
@@ -70,8 +73,12 @@ REJECTED = [
     ("tls_server_config:\n  cert_file: pki/cert.pem\n  key_file: pki/cert.pem\n",
      ["web.yml:3: tls_server_config.key_file: no PEM private key in it (value: 'pki/cert.pem')"]),
     ("tls_server_config:\n  cert_file: pki/cert.pem\n  key_file: pki/key-other.pem\n",
-     ["web.yml:3: tls_server_config.key_file: does not match the certificate in cert_file "
-      "(value: 'pki/key-other.pem')"]),
+     ["web.yml:3: tls_server_config.key_file: does not match the certificate in cert_file (its first certificate, "
+      "which must be the server's own, before the intermediates) (value: 'pki/key-other.pem')"]),
+    # a key of another type (RSA beside an ECDSA certificate): OpenSSL says NO_CERTIFICATE_ASSIGNED
+    ("tls_server_config:\n  cert_file: pki/cert.pem\n  key_file: pki/key-rsa.pem\n",
+     ["web.yml:3: tls_server_config.key_file: does not match the certificate in cert_file (its first certificate, "
+      "which must be the server's own, before the intermediates) (value: 'pki/key-rsa.pem')"]),
     (TLS + "  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: pki/garbage.pem\n",
      ["web.yml:5: tls_server_config.client_ca_file: no usable PEM CA certificate in it: NO_CERTIFICATE_OR_CRL_FOUND "
       "(value: 'pki/garbage.pem')"]),
@@ -104,6 +111,10 @@ def test_a_missing_web_config_file_is_reported_where_it_is_named(folder: Path) -
         load_config(folder / "monitor.yaml", environ={}, web_config_file=str(folder / "flag.yml"))
     assert [str(i) for i in e.value.issues] == [
         f"(command line): --web.config.file: no such web config file (value: '{folder}/flag.yml')"]
+    with pytest.raises(ConfigError) as e:
+        load_config(folder / "monitor.yaml", environ={}, web_config_file=str(folder / "pki"))
+    assert [str(i) for i in e.value.issues] == [
+        f"(command line): --web.config.file: a folder, not a web config file (value: '{folder}/pki')"]
 
 
 def test_web_config_problems_join_the_one_pass_report(folder: Path) -> None:
