@@ -94,8 +94,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=_duration, default=None,
                    help="stop after this long (e.g. 3m); default: until Ctrl-C")
     p.add_argument("--keep", metavar="DIR", default=None,
-                   help="keep the store and monitor.yaml in DIR (new or empty of a demo store) instead of a temp "
-                        "folder, to explore them afterwards with drift, diff and export")
+                   help="keep the store and monitor.yaml in DIR (a new folder, or one without demo.db and "
+                        "monitor.yaml) instead of a temp folder, to explore them afterwards with drift, diff and "
+                        "export")
     p = sub.add_parser("drift", help="list drift events")
     _config_arg(p)
     p.add_argument("--open", action="store_true", help="only open events")

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import hmac
 import os
+import re
 import socket
 import ssl
 from collections.abc import Iterator, Mapping
@@ -66,13 +67,18 @@ def _int(q: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int
     return min(hi, n)
 
 
+# A started_at pasted into a URL as it is ("...T13:38:00.685457+00:00"): the query string decodes its '+' to a space.
+_PLUS_DECODED = re.compile(r"(?<=\d) (\d\d:?\d\d)$")
+
+
 def _time(q: Mapping[str, str], name: str) -> datetime | None:
-    """An ISO-8601 time query parameter (UTC when it names no zone), or None when absent."""
+    """An ISO-8601 time query parameter (UTC when it names no zone), or None when absent; a zone offset whose '+'
+    the URL turned into a space (an unencoded started_at) is read as the '+' it was."""
     value = q.get(name)
     if value is None or value == "":
         return None
     try:
-        return iso_time(value)
+        return iso_time(_PLUS_DECODED.sub(r"+\1", value))
     except ValueError:
         raise BadQuery(f"{name}: not an ISO-8601 time: {value!r} (e.g. 2026-11-29T13:00:00Z)") from None
 

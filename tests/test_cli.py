@@ -219,6 +219,10 @@ def test_reload_by_sighup_and_http(tmp_path: Path, steady_sim: SimServer) -> Non
         later = d.get("/api/observations", params={"canary": "kill-python-process", "limit": 1000,
                                                     "since": newest["started_at"]}).json()
         assert newest["id"] in {o["id"] for o in later} and older["id"] not in {o["id"] for o in later}
+        # started_at pasted into the URL as it is: its "+00:00" arrives as " 00:00"
+        assert "+00:00" in newest["started_at"]
+        raw = d.get(f"/api/observations?canary=kill-python-process&limit=1&until={newest['started_at']}")
+        assert raw.status_code == 200 and [o["id"] for o in raw.json()] == [older["id"]], raw.text
         for query, error in (("/api/observations?limit=abc", "limit: not a whole number: 'abc'"),
                              ("/api/observations?since=yesterday",
                               "since: not an ISO-8601 time: 'yesterday' (e.g. 2026-11-29T13:00:00Z)"),
@@ -331,6 +335,20 @@ def test_demo_exports_metrics_within_60_seconds_and_keeps_its_store(tmp_path: Pa
     assert exported.returncode == 0 and exported.stdout.count("\n") > 0, exported.stderr
     again = cli("demo", "--keep", str(kept), "--duration", "1s", timeout=60)
     assert again.returncode == 2 and "an earlier demo's store" in again.stderr and "Traceback" not in again.stderr
+
+
+def test_demo_keep_never_overwrites_a_monitor_yaml(tmp_path: Path) -> None:
+    """`demo --keep .` in a project folder must not replace the project's monitor.yaml with the demo's."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "monitor.yaml").write_text("# the user's own config\n")
+    r = cli("demo", "--keep", str(project), "--duration", "1s", "--port", str(free_port()), timeout=60)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert f"{project / 'monitor.yaml'} exists and the demo would overwrite it" in " ".join(r.stderr.split())
+    assert (project / "monitor.yaml").read_text() == "# the user's own config\n"
+    assert not (project / "demo.db").exists()
+    r = cli("demo", "--keep", str(project / "monitor.yaml"), "--duration", "1s", timeout=60)
+    assert r.returncode == 2 and "is not a folder" in " ".join(r.stderr.split()), r.stderr
 
 
 def test_demo_summary_lists_the_events_and_shows_evidence(capsys: pytest.CaptureFixture[str],

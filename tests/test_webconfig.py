@@ -7,6 +7,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
+import trustme
 
 from monitor.config import load_config
 from monitor.config.loader import restart_only
@@ -28,6 +29,8 @@ def folder(tmp_path: Path) -> Path:
     Pki.make(tmp_path / "pki")
     Pki.make(tmp_path / "pki", name="-other")
     (tmp_path / "pki" / "garbage.pem").write_text("not PEM\n")
+    rsa = trustme.CA(key_type=trustme.KeyType.RSA).issue_cert("127.0.0.1")  # Pki's keys are ECDSA
+    rsa.private_key_pem.write_to_path(str(tmp_path / "pki" / "key-rsa.pem"))
     cfg = write_config(tmp_path, TARGET, PROBES)
     cfg.write_text(cfg.read_text().replace('"127.0.0.1:0"}', '"127.0.0.1:0", web_config_file: web.yml}'))
     return tmp_path
@@ -70,8 +73,12 @@ REJECTED = [
     ("tls_server_config:\n  cert_file: pki/cert.pem\n  key_file: pki/cert.pem\n",
      ["web.yml:3: tls_server_config.key_file: no PEM private key in it (value: 'pki/cert.pem')"]),
     ("tls_server_config:\n  cert_file: pki/cert.pem\n  key_file: pki/key-other.pem\n",
-     ["web.yml:3: tls_server_config.key_file: does not match the certificate in cert_file "
-      "(value: 'pki/key-other.pem')"]),
+     ["web.yml:3: tls_server_config.key_file: does not match the certificate in cert_file (its first certificate, "
+      "which must be the server's own, before the intermediates) (value: 'pki/key-other.pem')"]),
+    # a key of another type (RSA beside an ECDSA certificate): OpenSSL says NO_CERTIFICATE_ASSIGNED
+    ("tls_server_config:\n  cert_file: pki/cert.pem\n  key_file: pki/key-rsa.pem\n",
+     ["web.yml:3: tls_server_config.key_file: does not match the certificate in cert_file (its first certificate, "
+      "which must be the server's own, before the intermediates) (value: 'pki/key-rsa.pem')"]),
     (TLS + "  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: pki/garbage.pem\n",
      ["web.yml:5: tls_server_config.client_ca_file: no usable PEM CA certificate in it: NO_CERTIFICATE_OR_CRL_FOUND "
       "(value: 'pki/garbage.pem')"]),
@@ -104,6 +111,10 @@ def test_a_missing_web_config_file_is_reported_where_it_is_named(folder: Path) -
         load_config(folder / "monitor.yaml", environ={}, web_config_file=str(folder / "flag.yml"))
     assert [str(i) for i in e.value.issues] == [
         f"(command line): --web.config.file: no such web config file (value: '{folder}/flag.yml')"]
+    with pytest.raises(ConfigError) as e:
+        load_config(folder / "monitor.yaml", environ={}, web_config_file=str(folder / "pki"))
+    assert [str(i) for i in e.value.issues] == [
+        f"(command line): --web.config.file: a folder, not a web config file (value: '{folder}/pki')"]
 
 
 def test_web_config_problems_join_the_one_pass_report(folder: Path) -> None:
@@ -186,6 +197,18 @@ async def test_a_successful_check_is_cached_and_a_failed_one_is_not(monkeypatch:
     assert await checker.check({"alice": bcrypt_hash("pw-a")}, "alice", b"pw-a") is True
     assert len(calls) == 5  # a new hash for the same password: checked again
     assert await checker.check({"bob": bob}, "alice", b"pw-a") is False  # a removed user: the cache does not help
-    assert await checker.check(users, "alice", b"x" * 100) is False  # past bcrypt's 72 bytes: refused, not raised
+    assert await checker.check(users, "alice", b"x" * 100) is False  # past 72 bytes, wrong: refused, not raised
     await asyncio.gather(*(checker.check(users, "bob", b"pw-b") for _ in range(3)))
     assert len(checker._ok) == 2  # bounded
+
+
+async def test_a_password_past_72_bytes_is_checked_as_go_and_htpasswd_hash_it() -> None:
+    """bcrypt reads 72 bytes: Go's bcrypt (exporter-toolkit), htpasswd and Python's bcrypt before 5.0 hash and check
+    a longer password by those; so does the listener, whatever bcrypt version is installed."""
+    import base64
+    import secrets
+
+    password = base64.b64encode(secrets.token_bytes(66))  # `openssl rand -base64 66`: 88 bytes
+    users = {"prometheus": bcrypt_hash(password[:72].decode())}  # the hash htpasswd makes of it
+    assert await Checker().check(users, "prometheus", password) is True
+    assert await Checker().check(users, "prometheus", password[:71]) is False

@@ -175,9 +175,9 @@ def main(port: int, interval: str, duration: str | None, keep: str | None = None
         with tempfile.TemporaryDirectory(prefix="llm-monitor-demo-") as tmp:
             return _demo(console, Path(tmp), http_port, interval, duration, kept=False)
     folder = Path(keep).resolve()
-    if (folder / "demo.db").exists():
-        err_console.print(f"[bold red]error:[/] --keep {keep}: {folder / 'demo.db'} is an earlier demo's store; "
-                          "choose another folder or remove it (a demo starts from an empty store)")
+    refused = _keep_refused(folder)
+    if refused is not None:
+        err_console.print(f"[bold red]error:[/] --keep {keep}: {refused}")
         return EXIT_CONFIG
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -185,6 +185,21 @@ def main(port: int, interval: str, duration: str | None, keep: str | None = None
         err_console.print(f"[bold red]error:[/] --keep {keep}: {e.strerror or e}")
         return EXIT_CONFIG
     return _demo(console, folder, http_port, interval, duration, kept=True)
+
+
+def _keep_refused(folder: Path) -> str | None:
+    """Why the demo may not keep its store in `folder`, or None: it writes demo.db and monitor.yaml there, and
+    must neither reuse an earlier demo's store nor overwrite a monitor.yaml of the user's (`--keep .` in a
+    project folder)."""
+    if folder.exists() and not folder.is_dir():
+        return f"{folder} is not a folder"
+    if (folder / "demo.db").exists():
+        return (f"{folder / 'demo.db'} is an earlier demo's store; choose another folder or remove it (a demo starts "
+                "from an empty store)")
+    if (folder / "monitor.yaml").exists():
+        return (f"{folder / 'monitor.yaml'} exists and the demo would overwrite it with its own; choose a new or "
+                "empty folder")
+    return None
 
 
 def _demo(console: Console, folder: Path, http_port: int, interval: str, duration: str | None, kept: bool) -> int:

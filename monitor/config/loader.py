@@ -316,7 +316,8 @@ def _load_web(path: Path, src: Located, flag: bool, issues: list[ConfigIssue]) -
     if not path.is_file():
         where, line = ("(command line)", None) if flag else (src.path, src.line_of(("http", "web_config_file")))
         issues.append(ConfigIssue(where, "--web.config.file" if flag else "http.web_config_file",
-                                  "no such web config file", line, str(path)))
+                                  "a folder, not a web config file" if path.is_dir() else "no such web config file",
+                                  line, str(path)))
         return None
     try:
         web_src = load_yaml(path, interpolate=False, keep_going=True)  # exporter-toolkit does not interpolate

@@ -24,6 +24,7 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 CACHE_SIZE = 100  # exporter-toolkit's
+MAX_PASSWORD_BYTES = 72  # what bcrypt reads of a password
 
 
 def _credentials(scope: Scope) -> tuple[str, bytes] | None:
@@ -75,9 +76,11 @@ class Checker:
 def _checkpw(password: bytes, hashed: str) -> bool:
     import bcrypt  # only a listener with users needs it (about 0.4 MB resident)
 
+    # bcrypt reads 72 bytes of a password. Go's bcrypt (exporter-toolkit), htpasswd and Python's bcrypt before 5.0
+    # ignore the rest; bcrypt 5.0 raises instead, which would lock out a long password whose hash one of them made.
     try:
-        return bcrypt.checkpw(password, hashed.encode())
-    except ValueError:  # a password over bcrypt's 72 bytes
+        return bcrypt.checkpw(password[:MAX_PASSWORD_BYTES], hashed.encode())
+    except ValueError:  # a hash bcrypt cannot read
         return False
 
 

@@ -65,8 +65,11 @@ def build_context(tls: TlsServerConfig) -> ssl.SSLContext:
     try:
         ctx.load_cert_chain(tls.cert_file, tls.key_file, password=_no_passphrase)
     except ssl.SSLError as e:
-        if e.reason == "KEY_VALUES_MISMATCH":
-            raise TlsFileError("key_file", "does not match the certificate in cert_file", tls.key_file) from None
+        # KEY_VALUES_MISMATCH: another key of the certificate's type; NO_CERTIFICATE_ASSIGNED: a key of another type
+        # (an EC key beside an RSA certificate), which OpenSSL files in a slot no certificate is in
+        if e.reason in ("KEY_VALUES_MISMATCH", "NO_CERTIFICATE_ASSIGNED"):
+            raise TlsFileError("key_file", "does not match the certificate in cert_file (its first certificate, which "
+                                           "must be the server's own, before the intermediates)", tls.key_file) from None
         raise TlsFileError("cert_file", f"cannot be loaded with key_file: {e.reason or e}", tls.cert_file) from None
     if tls.client_ca_file is not None:
         _read("client_ca_file", tls.client_ca_file)
