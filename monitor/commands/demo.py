@@ -108,7 +108,7 @@ def drift_printer(console: Console, seen: dict[str, Any]):  # type: ignore[no-un
     """Print each opening and resolution as it happens; keep every event's latest state in `seen` (by id)."""
     def show(update: Any) -> None:
         e = update.event
-        seen[e.id] = e
+        seen[e.id] = type(e).from_json(e.to_json())  # as published (and stored): the engine goes on changing e
         if update.action == "updated":
             return
         colour = "bold red" if update.action == "opened" else "bold green"
