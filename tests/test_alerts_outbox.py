@@ -193,24 +193,18 @@ def test_a_canary_down_and_a_drift_on_its_error_rate_are_two_alerts(store: Store
 
 def test_the_upgrade_moves_health_alerts_written_before_it(tmp_path: Path) -> None:
     # A canary down before the upgrade (its row under signal "error") is still ended by its recovery after it.
-    from alembic import command
-
     from monitor.store.engine import make_engine
-    from monitor.store.schema import HEAD, _alembic
+    from monitor.store.schema import HEAD
+    from tests.support.schema import upgrade_to
 
     engine = make_engine(f"sqlite:///{tmp_path / 'm.db'}")
-    alembic = _alembic()
-    with engine.begin() as conn:
-        alembic.attributes["connection"] = conn
-        command.upgrade(alembic, "0004")
+    upgrade_to(engine, "0004")
     ob = Outbox(engine)
     rows = [note(sink="am", kind="canary.down", signal="error"), note(sink="am", kind="drift.opened", signal="error")]
     ob.add(rows)
     for n in rows:
         ob.mark_delivered(n.id, T0)
-    with engine.begin() as conn:
-        alembic.attributes["connection"] = conn
-        command.upgrade(alembic, HEAD)
+    upgrade_to(engine, HEAD)
     assert sorted((n.kind, n.signal) for n in ob.firing("am")) == [("canary.down", "health"), ("drift.opened", "error")]
     engine.dispose()
 

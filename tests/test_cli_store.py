@@ -7,15 +7,15 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from alembic import command
 from sqlalchemy import text
 
 from monitor.domain import CallResult, FinishReason, Observation, Usage, utcnow
 from monitor.store import Store
 from monitor.store.engine import make_engine
-from monitor.store.schema import HEAD, _alembic, current_revision
+from monitor.store.schema import HEAD, current_revision
 from tests.conftest import write_config
 from tests.support.daemon import cli
+from tests.support.schema import upgrade_to
 
 TARGET = "  - {id: t, provider: openai, base_url: 'http://127.0.0.1:9/v1', model: m}"
 PROBES = "canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n"
@@ -28,10 +28,7 @@ def test_commands_on_a_store_of_an_older_schema_leave_it_as_it_is(tmp_path: Path
     # keep that daemon from ever starting again (it refuses a schema newer than it knows).
     cfg = write_config(tmp_path, TARGET, PROBES)
     engine = make_engine(f"sqlite:///{tmp_path / 'm.db'}")
-    alembic = _alembic()
-    with engine.begin() as conn:
-        alembic.attributes["connection"] = conn
-        command.upgrade(alembic, "0001")
+    upgrade_to(engine, "0001")
     for args in COMMANDS:
         out = cli(*args, "-c", str(cfg))
         assert out.returncode == 2, (args, out.stdout, out.stderr)

@@ -11,7 +11,6 @@ from typing import Any
 
 import psycopg
 import pytest
-from alembic import command
 from prometheus_client import CollectorRegistry
 from sqlalchemy import (
     JSON,
@@ -49,11 +48,12 @@ from monitor.store.copy import copy_tables, store_tables
 from monitor.store.drift_repo import DriftRepository
 from monitor.store.engine import make_engine
 from monitor.store.leader import Leadership
-from monitor.store.schema import HEAD, VERSION_TABLE, _alembic, current_revision
+from monitor.store.schema import HEAD, VERSION_TABLE, current_revision
 from monitor.telemetry.metrics import Metrics
 from tests.conftest import PG_ADMIN, write_config
 from tests.support.daemon import cli
 from tests.support.inprocess import Cli
+from tests.support.schema import upgrade_to
 
 TARGET = "  - {id: t, provider: openai, base_url: 'http://127.0.0.1:9/v1', model: m}"
 PROBES = "canaries:\n  - id: c\n    messages: [{role: user, content: hi}]\n"
@@ -200,12 +200,8 @@ def test_sqlite_to_postgresql_and_back_keeps_every_row_and_a_daemon_carries_on(s
 def test_a_destination_holding_a_row_is_refused_and_left_as_it_is(source: Path, pg_url: str,
                                                                   capsys: pytest.CaptureFixture[str]) -> None:
     older = make_engine(pg_url)  # an older store, with one notification: neither upgraded nor written to
-    alembic = _alembic()
-    with older.begin() as conn:
-        alembic.attributes["connection"] = conn
-        command.upgrade(alembic, "0002")
-        conn.execute(text("INSERT INTO notifications VALUES ('n1', 'm1', 'hook', 'k', 'g', '', '{}', 'pending', 0, "
-                          "now(), NULL, now(), NULL)"))
+    upgrade_to(older, "0002", then="INSERT INTO notifications VALUES ('n1', 'm1', 'hook', 'k', 'g', '', '{}', "
+                                   "'pending', 0, now(), NULL, now(), NULL)")
     url = pg_url.replace("postgres@", f"postgres:{PASSWORD}@")
     code, out = run(capsys, "store", "copy", "-c", str(source), "--to", url)
     assert code == 2, out
@@ -257,10 +253,7 @@ def test_a_source_of_an_older_schema_is_refused_and_left_as_it_is(tmp_path: Path
                                                                  capsys: pytest.CaptureFixture[str]) -> None:
     cfg = write_config(tmp_path, TARGET, PROBES)
     engine = make_engine(f"sqlite:///{tmp_path / 'm.db'}")
-    alembic = _alembic()
-    with engine.begin() as conn:
-        alembic.attributes["connection"] = conn
-        command.upgrade(alembic, "0003")
+    upgrade_to(engine, "0003")
     code, out = run(capsys, "store", "copy", "-c", str(cfg), "--to", f"sqlite:///{tmp_path / 'new.db'}")
     assert code == 2, out
     assert "schema is at revision 0003, older than this llm-monitor's" in out
