@@ -370,5 +370,6 @@ def test_demo_summary_lists_the_events_and_shows_evidence(capsys: pytest.Capture
     assert "Evidence of refused on kill-python-process @ sim-gpt" in out
     assert "[-Use kill -9 PID.-] {+I can't help with that.+}" in out  # piped: the diff keeps its markers
     assert f"llm-monitor diff kill-python-process -c {tmp_path / 'monitor.yaml'}" in out
-    summary([], None)
-    assert "No drift event opened" in capsys.readouterr().out
+    summary([], tmp_path / "my demo")
+    out = capsys.readouterr().out
+    assert "No drift event opened" in out and f"llm-monitor drift -c '{tmp_path / 'my demo' / 'monitor.yaml'}'" in out

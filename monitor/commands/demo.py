@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import shlex
 import socket
 import tempfile
 from importlib import metadata
@@ -149,7 +150,7 @@ def summary(events: list[Any], kept: Path | None) -> None:
                           "baseline's representative completion against the first changed one):")
             console.print(render(shown.evidence["diff"][:800]))
     if kept is not None:
-        config = kept / "monitor.yaml"
+        config = shlex.quote(str(kept / "monitor.yaml"))  # pasted into a shell: a folder with a space stays one
         canary = events[0].canary if events else "kill-python-process"
         console.print(f"\nStore kept in {kept}. Explore it:\n"
                       f"  llm-monitor drift -c {config}\n"
