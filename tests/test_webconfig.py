@@ -12,10 +12,12 @@ import trustme
 from monitor.config import load_config
 from monitor.config.loader import restart_only
 from monitor.errors import ConfigError
+from monitor.store import Store
 from monitor.webconfig import auth
 from monitor.webconfig.auth import Checker
 from tests.conftest import write_config
 from tests.support.daemon import cli
+from tests.support.inprocess import Cli
 from tests.support.pki import Pki, bcrypt_hash
 
 PROBES = "canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n"
@@ -115,6 +117,22 @@ def test_a_missing_web_config_file_is_reported_where_it_is_named(folder: Path) -
         load_config(folder / "monitor.yaml", environ={}, web_config_file=str(folder / "pki"))
     assert [str(i) for i in e.value.issues] == [
         f"(command line): --web.config.file: a folder, not a web config file (value: '{folder}/pki')"]
+
+
+def test_commands_that_serve_no_listener_do_not_read_the_web_config_file(
+        folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An operator who may read the store but not the server's private key can still list drift or export."""
+    (folder / "web.yml").write_text(TLS.replace("pki/key.pem", "pki/unreadable-key.pem"))
+    store = Store(load_config(folder / "monitor.yaml", environ={}, listener=False).storage.url)
+    store.migrate()
+    store.close()
+    run = Cli(capsys)
+    code, _, err = run("check-config", "-c", str(folder / "monitor.yaml"))
+    assert code == 2 and "tls_server_config.key_file: cannot read" in err
+    for args in (["drift"], ["export"], ["alerts", "pending"]):
+        code, _, err = run(*args, "-c", str(folder / "monitor.yaml"))
+        assert code == 0 and "web" not in err, (args, err)
+    assert load_config(folder / "monitor.yaml", environ={}, listener=False).web.tls_server_config is None
 
 
 def test_web_config_problems_join_the_one_pass_report(folder: Path) -> None:

@@ -14,7 +14,7 @@ from monitor.errors import SecretError
 
 
 def main(config_path: str, web_config_file: str | None = None) -> int:
-    config = load_or_exit(config_path, web_config_file)
+    config = load_or_exit(config_path, web_config_file, listener=True)
     out = table_console()
     targets = Table(title="targets", header_style="bold")
     for col in ("id", "provider", "model", "base_url", "stream", "key"):

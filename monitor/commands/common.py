@@ -28,10 +28,11 @@ def table_console() -> Console:
     return c if c.is_terminal else Console(highlight=False, width=200)
 
 
-def load_or_exit(path: str, web_config_file: str | None = None) -> Config:
-    """Load the config, or print every issue (file:line: field: reason) and exit 2."""
+def load_or_exit(path: str, web_config_file: str | None = None, *, listener: bool = False) -> Config:
+    """Load the config, or print every issue (file:line: field: reason) and exit 2. The web config file (TLS
+    and basic auth) is read only with `listener` (run, check-config)."""
     try:
-        return load_config(path, web_config_file=web_config_file)
+        return load_config(path, web_config_file=web_config_file, listener=listener)
     except ConfigError as e:
         print_problems("invalid configuration", e.issues)
         raise SystemExit(EXIT_CONFIG) from None

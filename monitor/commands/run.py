@@ -39,7 +39,7 @@ async def serve(app: App, stop: asyncio.Event) -> int:
 
 
 def main(config_path: str, web_config_file: str | None = None) -> int:
-    config = load_or_exit(config_path, web_config_file)
+    config = load_or_exit(config_path, web_config_file, listener=True)
 
     async def _main() -> int:
         try:

@@ -266,7 +266,7 @@ def restart_only(running: Config, loaded: Config) -> tuple[Config, list[str]]:
 
 
 def load_config(path: str | Path, environ: Mapping[str, str] | None = None, *,
-                web_config_file: str | None = None) -> Config:
+                web_config_file: str | None = None, listener: bool = True) -> Config:
     """Load monitor.yaml, its probe files and its web config file; raise ConfigError listing every problem found.
 
     One pass finds them all: the fields of monitor.yaml, of every probe file and of the web config file, and the
@@ -290,7 +290,9 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None, *,
                                   src.line_of(("probes", j)), m))
     canaries = _canaries(_load_probes(files, environ, issues), issues, written_ids(src, ("targets",), "id"),
                          references=True)
-    web_file = web_config_file or _web_config_file(src, path.parent)
+    # Commands that serve no listener (drift, export, probe, ...) neither read nor need the web config file: an
+    # operator who may read the store but not the server's private key can still use them.
+    web_file = (web_config_file or _web_config_file(src, path.parent)) if listener else None
     web = _load_web(Path(web_file), src, web_config_file is not None, issues) if web_file else WebConfigFile()
     if issues:
         raise ConfigError(_in_order(issues, [str(path), *([web_file] if web_file else []), *(str(f) for f in files)]))
