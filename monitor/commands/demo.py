@@ -128,30 +128,24 @@ def drift_printer(console: Console, seen: dict[str, Any]):  # type: ignore[no-un
 def summary(events: list[Any], kept: Path | None) -> None:
     """At the end: every event of the run in one table, the evidence of its first behaviour change, and (with
     --keep) the commands that explore the kept store."""
-    from rich.text import Text
-
-    from monitor.commands.drift import colour_diff, events_table
+    from monitor.commands.drift import diff_renderer, events_table
 
     console = table_console()
-    # Without colour (a pipe, NO_COLOR) the styles are dropped: keep the diff's own [-removed-] {+added+} markers.
-    render = colour_diff if console.color_system is not None and not console.no_color else Text
     console.print()
+    shown = next((e for e in events if e.kind == "behaviour" and e.evidence.get("diff")), None)
     if not events:
         console.print("No drift event opened (the scenario changes behaviour about a minute in: run longer).")
     else:
         rows = [e.to_json() for e in sorted(events, key=lambda e: (e.opened_at, e.canary, e.target, e.signal))]
         console.print(events_table(rows, f"drift events of this demo ({len(rows)})"))
-        shown = next((e for e in events if e.kind == "behaviour" and e.evidence.get("diff")), None)
-        if shown is not None:  # the diff command below shows the same pair's latest completions
-            events.remove(shown)
-            events.insert(0, shown)
-        if shown is not None:
-            console.print(f"\n[bold]Evidence[/] of {shown.signal} on {shown.canary} @ {shown.target} (the "
-                          "baseline's representative completion against the first changed one):")
-            console.print(render(shown.evidence["diff"][:800]))
+    if shown is not None:
+        console.print(f"\n[bold]Evidence[/] of {shown.signal} on {shown.canary} @ {shown.target} (the "
+                      "baseline's representative completion against the first changed one):")
+        console.print(diff_renderer(console)(shown.evidence["diff"][:800]))
     if kept is not None:
         config = shlex.quote(str(kept / "monitor.yaml"))  # pasted into a shell: a folder with a space stays one
-        canary = events[0].canary if events else "kill-python-process"
+        # the diff command shows the latest completions of the pair whose evidence is above
+        canary = (shown or events[0]).canary if events else "kill-python-process"
         console.print(f"\nStore kept in {kept}. Explore it:\n"
                       f"  llm-monitor drift -c {config}\n"
                       f"  llm-monitor diff {canary} -c {config}\n"

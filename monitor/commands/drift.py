@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from typing import Any
 
+from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
@@ -104,6 +106,12 @@ def colour_diff(diff: str) -> Text:
     return out
 
 
+def diff_renderer(console: Console) -> Callable[[str], Text]:
+    """How to print a word diff on `console`: in colour, or, where the styles would be dropped (a pipe, a file,
+    NO_COLOR), as the diff's own [-removed-] {+added+} markers."""
+    return colour_diff if console.color_system is not None and not console.no_color else Text
+
+
 def diff(config_path: str, canary: str, target: str | None, count: int) -> int:
     from monitor.drift.baseline import Baseline
     from monitor.drift.events import word_diff
@@ -115,8 +123,7 @@ def diff(config_path: str, canary: str, target: str | None, count: int) -> int:
         err_console.print(f"[red]error:[/] {e}")
         return EXIT_CONFIG
     console = table_console()
-    # Without colour (a pipe, a file, NO_COLOR) the styles are dropped: keep the diff's own markers instead.
-    render = colour_diff if console.color_system is not None and not console.no_color else Text
+    render = diff_renderer(console)
     for tid in targets:
         rows = analysis.repo.baselines(canary=canary, target=tid)
         latest = [o for o in analysis.store.observations(canary=canary, target=tid, limit=count * 3) if o.ok][:count]

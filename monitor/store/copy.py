@@ -42,6 +42,7 @@ from monitor.errors import StoreError
 from monitor.store import drift_tables as _drift_tables
 from monitor.store import outbox_table as _outbox_table
 from monitor.store import tables as _tables
+from monitor.store.convert import aware
 from monitor.store.repository import Store, driver_message
 from monitor.store.schema import VERSION_TABLE
 
@@ -176,9 +177,8 @@ def _inserter(t: Table) -> Callable[[Connection, Table, list[list[Any]]], None]:
 
 def _utc(ts: datetime | None) -> datetime | None:
     """SQLite hands back naive datetimes (stored as UTC); PostgreSQL's in the session's zone: both as UTC."""
-    if ts is None:
-        return None
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+    stored = aware(ts)
+    return None if stored is None else stored.astimezone(UTC)
 
 
 def reset_sequences(conn: Connection, tables: Sequence[Table]) -> list[str]:
