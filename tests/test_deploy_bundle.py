@@ -157,6 +157,29 @@ def test_kubernetes_deployment() -> None:
     assert "Secret" not in objects
 
 
+# The oldest and newest Kubernetes versions whose API schemas kubernetes-validate ships (offline, strict: an
+# unknown field such as a misspelt `livenesProbe` fails, which a YAML parse and the checks above let through).
+K8S_VERSIONS = ("1.25.0", "1.37.0")
+CUSTOM_RESOURCES = {"ServiceMonitor", "PrometheusRule"}  # CRDs of the Prometheus operator: no schema offline
+
+
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+def test_kubernetes_manifests_match_the_api_schemas(version: str) -> None:
+    kv = pytest.importorskip("kubernetes_validate", reason="kubernetes-validate is a test dependency")
+    checked = []
+    for path in sorted(K8S.glob("*.yaml")):
+        for doc in load_all(path):
+            if doc["kind"] in CUSTOM_RESOURCES or path.name == "kustomization.yaml":
+                continue
+            try:
+                kv.validate(doc, version, strict=True)
+            except kv.ValidationError as e:
+                pytest.fail(f"{path.name}: {doc['kind']} against Kubernetes {version}: {e.message} at "
+                            f"{'.'.join(map(str, e.path))}", pytrace=False)
+            checked.append(doc["kind"])
+    assert {"Deployment", "Service", "ConfigMap", "PersistentVolumeClaim"} <= set(checked)
+
+
 def test_kubernetes_service_and_servicemonitor_agree() -> None:
     objects = k8s_objects()
     service, monitor = objects["Service"], objects["ServiceMonitor"]
