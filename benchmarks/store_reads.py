@@ -3,8 +3,9 @@
 Run: ``.venv/bin/python benchmarks/store_reads.py [--rows 200000] [--url URL]``. Builds a store of ``--rows``
 observations (SQLite in a temporary folder unless ``--url`` names an empty database), 100 canaries x 2 targets
 spread over 30 days, then times the reads the daemon and the commands make by time alone -- the newest 50
-observations of every canary (``/api/observations`` without a filter), one canary's newest 50, an export of
-the last day, and retention finding nothing older than its cut-off -- first with ``ix_obs_time``, then after
+observations of every canary (``/api/observations`` without a filter), one canary's newest 50, the page of 50
+that a cursor 15 days back continues with (the ``Link`` of a page of ``/api/observations``), an export of the
+last day, and retention finding nothing older than its cut-off -- first with ``ix_obs_time``, then after
 dropping it. Prints a table: median of ``--repeat`` runs per query and the ratio without / with the index.
 """
 
@@ -26,7 +27,7 @@ from sqlalchemy import insert, text
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from monitor.domain import CallResult, FinishReason, Observation, Usage  # noqa: E402
-from monitor.store import Store  # noqa: E402
+from monitor.store import ObservationKey, Store  # noqa: E402
 from monitor.store.convert import to_values  # noqa: E402
 from monitor.store.tables import ObservationRow  # noqa: E402
 
@@ -69,9 +70,11 @@ def timed(fn: Callable[[], object], repeat: int) -> float:
 def queries(store: Store, newest: datetime) -> dict[str, Callable[[], object]]:
     day_ago = newest - timedelta(days=1)
     cutoff = newest - timedelta(days=DAYS + 1)  # retention with nothing to delete still has to look
+    key = ObservationKey.of(store.observations(limit=1, before=newest - timedelta(days=15))[0])
     return {
         "newest 50, every canary": lambda: store.observations(limit=50),
         "newest 50, one canary": lambda: store.observations(canary="canary-007", limit=50),
+        "cursor page, every canary": lambda: store.observations(limit=50, after=key),
         "export: last day": lambda: sum(1 for _ in store.iter_observations(since=day_ago)),
         "retention: nothing to prune": lambda: store.prune(cutoff),
     }

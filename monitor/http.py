@@ -29,7 +29,9 @@ from monitor.config.loader import Config, redact_url
 from monitor.domain import iso_time
 from monitor.drift.events import ACCEPTED, OPEN, RESOLVED
 from monitor.errors import MonitorError
-from monitor.store import Store
+from monitor.paging import decode as decode_cursor
+from monitor.paging import encode as encode_cursor
+from monitor.store import ObservationKey, Store
 from monitor.webconfig.auth import BasicAuth
 
 
@@ -83,6 +85,18 @@ def _time(q: Mapping[str, str], name: str) -> datetime | None:
         raise BadQuery(f"{name}: not an ISO-8601 time: {value!r} (e.g. 2026-11-29T13:00:00Z)") from None
 
 
+def _cursor(q: Mapping[str, str]) -> ObservationKey | None:
+    """The `cursor` query parameter (the place a previous page ended), or None when absent."""
+    value = q.get("cursor")
+    if value is None or value == "":
+        return None
+    try:
+        return decode_cursor(value)
+    except ValueError:
+        raise BadQuery(f"cursor: not a cursor this API gave: {value!r} (take the next page's from the Link or "
+                       "X-Next-Cursor header of the page before)") from None
+
+
 async def _bad_query(_: Request, exc: Exception) -> Response:
     return JSONResponse({"error": str(exc)}, status_code=400)
 
@@ -122,10 +136,18 @@ def build_http_app(daemon: Daemon, *, environ: Mapping[str, str] | None = None,
     async def observations(request: Request) -> Response:
         q = request.query_params
         limit = _int(q, "limit", 50, 1, 1000)
-        since, until = _time(q, "since"), _time(q, "until")
+        since, until, after = _time(q, "since"), _time(q, "until"), _cursor(q)
         rows = await asyncio.to_thread(daemon.store.observations, canary=q.get("canary") or None,
-                                       target=q.get("target") or None, limit=limit, since=since, before=until)
-        return JSONResponse([o.as_json() for o in rows])
+                                       target=q.get("target") or None, limit=limit + 1, since=since, before=until,
+                                       after=after)
+        headers = {}
+        if len(rows) > limit:  # the one row more than asked for says a next page exists: the last page has no link
+            rows = rows[:limit]
+            cursor = encode_cursor(ObservationKey.of(rows[-1]))
+            # RFC 8288, as GitHub pages: this request's URL with every other parameter kept and the cursor set
+            headers = {"link": f'<{request.url.include_query_params(cursor=cursor)}>; rel="next"',
+                       "x-next-cursor": cursor}
+        return JSONResponse([o.as_json() for o in rows], headers=headers)
 
     async def reload(request: Request) -> Response:
         token = env.get(daemon.config.http.reload_token_env, "")

@@ -211,7 +211,15 @@ def test_reload_by_sighup_and_http(tmp_path: Path, steady_sim: SimServer) -> Non
             time.sleep(0.2)
         obs = d.get("/api/observations?canary=kill-python-process&limit=2").json()
         assert len(obs) == 2 and obs[0]["target"] == "gpt"
-        # a time window: page back with until (exclusive), or read on from since (inclusive)
+        # page back: the next link is this daemon's URL with the filters kept and a cursor after the page's last row
+        first = d.get("/api/observations", params={"canary": "kill-python-process", "limit": 1})
+        assert first.links["next"]["url"] == (f"{d.url}/api/observations?canary=kill-python-process&limit=1"
+                                              f"&cursor={first.headers['x-next-cursor']}")
+        following = d.get(first.links["next"]["url"].removeprefix(d.url)).json()
+        every = [o["id"] for o in d.get("/api/observations?canary=kill-python-process&limit=1000").json()]
+        # the row after the first page's, whatever newer ones the daemon stored meanwhile (they go in front)
+        assert [o["id"] for o in following] == [every[every.index(first.json()[0]["id"]) + 1]]
+        # a time window: until (exclusive) and since (inclusive)
         newest, older = obs
         page = d.get("/api/observations", params={"canary": "kill-python-process", "limit": 1,
                                                    "until": newest["started_at"]}).json()

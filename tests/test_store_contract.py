@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 from monitor.domain import CallResult, CheckResult, ErrorType, FinishReason, Observation, Usage
 from monitor.errors import StoreError
-from monitor.store import Run, Store
+from monitor.store import ObservationKey, Run, Store
 from monitor.store.schema import HEAD, current_revision, head_revision
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -131,6 +131,77 @@ def test_filters_order_and_limit(store: Store) -> None:
 
 
 
+def tied(n: int, seed: int = 7) -> list[Observation]:
+    """`n` observations in runs of 1 to 6 started in the same microsecond (samples of one run, rows from a dump
+    with second precision), two canaries, several sample indexes per instant; shuffled, so that no store can
+    return them in order by accident of insertion. T0 and earlier."""
+    import random
+
+    rng = random.Random(seed)
+    made: list[Observation] = []
+    second = 0
+    while len(made) < n:
+        at = T0 - timedelta(seconds=second, microseconds=rng.choice([0, 0, 1, 685457]))
+        for k in range(min(n - len(made), rng.randint(1, 6))):
+            o = obs(len(made), canary="a" if rng.random() < 0.7 else "b")
+            o.started_at, o.sample_index = at, k // 2  # pairs share a sample index too
+            made.append(o)
+        second += 1
+    rng.shuffle(made)
+    return made
+
+
+def newest_first(rows: list[Observation]) -> list[str]:
+    return [o.id for o in sorted(rows, key=lambda o: (T0 - o.started_at, o.sample_index, o.id))]
+
+
+def page_through(store: Store, limit: int, **filters) -> tuple[list[str], int]:
+    """Every page from the first to the empty one, each continuing after the last row of the one before."""
+    seen: list[str] = []
+    after, pages = None, 0
+    while page := store.observations(limit=limit, after=after, **filters):
+        assert len(page) <= limit
+        seen += [o.id for o in page]
+        after, pages = ObservationKey.of(page[-1]), pages + 1
+    return seen, pages
+
+
+def test_paging_after_a_key_reads_every_row_once_in_order_through_exact_ties(store: Store) -> None:
+    """Keyset paging: whatever the limit, and however many rows share the last row's started_at (and sample
+    index) at a page's end, the pages together are every row exactly once, in the order one read gives."""
+    rows = tied(61)
+    for o in rows:
+        store.save_observation(o)
+    expected = newest_first(rows)
+    assert [o.id for o in store.observations(limit=1000)] == expected  # a total order: time, sample, id
+    for limit in (1, 2, 3, 4, 5, 7, 10, 60, 61, 62):
+        seen, pages = page_through(store, limit)
+        assert seen == expected, limit
+        assert pages == -(-61 // limit)
+    # with the filters: one canary, from a time on (inclusive), before another (exclusive)
+    since, before = T0 - timedelta(seconds=15), T0 - timedelta(seconds=2)
+    window = [o for o in rows if o.canary == "a" and since <= o.started_at < before]
+    assert len(window) > 10
+    for limit in (1, 2, 3, 5):
+        assert page_through(store, limit, canary="a", target="t", since=since, before=before)[0] == \
+            newest_first(window)
+
+
+def test_paging_oldest_first_after_a_key(store: Store) -> None:
+    rows = tied(23, seed=3)
+    for o in rows:
+        store.save_observation(o)
+    # time ascending, the tie-breakers as newest first has them: the order exports read
+    expected = [o.id for o in sorted(rows, key=lambda o: (o.started_at, o.sample_index, o.id))]
+    for limit in (1, 2, 3, 4):
+        seen: list[str] = []
+        after = None
+        while page := store.observations(limit=limit, after=after, oldest_first=True):
+            seen += [o.id for o in page]
+            after = ObservationKey.of(page[-1])
+        assert seen == expected == [o.id for o in store.iter_observations(batch=limit)]
+
+
 def test_iter_observations_reads_oldest_first_in_batches(store: Store) -> None:
     for i in range(7):
         store.save_observation(obs(i, canary="a" if i % 2 else "b"))
@@ -205,8 +276,44 @@ def test_the_newest_calls_of_every_canary_are_read_through_the_time_index(store:
     if store.engine.dialect.name == "sqlite":  # the planner's choice, on an empty table as on a full one
         with store.engine.connect() as conn:
             plan = " ".join(str(row[-1]) for row in conn.execute(text(
-                "EXPLAIN QUERY PLAN SELECT * FROM observations ORDER BY started_at DESC, sample_index LIMIT 50")))
+                "EXPLAIN QUERY PLAN SELECT * FROM observations ORDER BY started_at DESC, sample_index, id LIMIT 50")))
         assert "ix_obs_time" in plan, plan
+
+
+def test_a_page_after_a_cursor_walks_the_time_index_from_the_key(store: Store) -> None:
+    """The next page of `/api/observations` starts in the time index at the key (a range on started_at), in the
+    plan of the statements the store really runs: not every row filtered by the tie-breakers, nor (SQLite) an OR
+    of two index searches whose rows are then sorted."""
+    from sqlalchemy import event, insert
+
+    from monitor.store.convert import to_values
+    from monitor.store.tables import ObservationRow
+
+    rows = [obs(i, canary=f"c{i % 40}") for i in range(4000)]
+    with store.engine.begin() as conn:
+        conn.execute(insert(ObservationRow.__table__), [to_values(o) for o in rows])  # type: ignore[attr-defined]
+        conn.execute(text("ANALYZE"))
+    key = ObservationKey.of(store.observations(limit=1, before=T0 + timedelta(minutes=2000))[0])
+    statements: list[tuple[str, object]] = []
+
+    def keep(_conn: object, _cursor: object, sql: str, params: object, *_: object) -> None:
+        statements.append((sql, params))
+
+    event.listen(store.engine, "before_cursor_execute", keep)
+    store.observations(limit=51, after=key)
+    event.remove(store.engine, "before_cursor_execute", keep)
+    ((sql, params),) = statements
+    with store.engine.connect() as conn:
+        raw = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        if store.dialect == "sqlite":
+            raw.execute(f"EXPLAIN QUERY PLAN {sql}", params)
+            plan = " | ".join(str(row[-1]) for row in raw.fetchall())
+            assert "SEARCH observations USING INDEX ix_obs_time (started_at<?)" in plan, plan
+            assert "MULTI-INDEX OR" not in plan, plan
+        else:
+            raw.execute(f"EXPLAIN {sql}", params)
+            plan = " | ".join(row[0] for row in raw.fetchall())
+            assert "Index Scan Backward using ix_obs_time" in plan and "Index Cond: (started_at <=" in plan, plan
 
 
 def test_a_sqlite_file_that_cannot_be_created_says_what_sqlite_needs(tmp_path) -> None:

@@ -1,5 +1,5 @@
 """The store: table models, engines, migrations and the repository. SQL lives only here."""
 
-from monitor.store.repository import Run, Store
+from monitor.store.repository import ObservationKey, Run, Store
 
-__all__ = ["Run", "Store"]
+__all__ = ["ObservationKey", "Run", "Store"]

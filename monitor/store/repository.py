@@ -10,10 +10,10 @@ import functools
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
 
-from sqlalchemy import Engine, delete, func, insert, text, update
+from sqlalchemy import Engine, and_, delete, func, insert, or_, text, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
@@ -39,6 +39,21 @@ class Run:
     samples: int = 0
     failures: int = 0
     status: str = "running"
+
+
+class ObservationKey(NamedTuple):
+    """Where an observation sits in the store's total order of observations: by `started_at` (newest first, or
+    oldest first), then, among those started in the same microsecond, by `sample_index` and `id` ascending. The id
+    is unique, so no two observations share a key and a page that ends inside a tie loses none of it: paging on
+    with `after=` the last row's key reads exactly the rows beyond it."""
+
+    started_at: datetime
+    sample_index: int
+    id: str
+
+    @classmethod
+    def of(cls, obs: Observation) -> ObservationKey:
+        return cls(obs.started_at, obs.sample_index, obs.id)
 
 
 class Store:
@@ -133,12 +148,17 @@ class Store:
 
     def observations(self, *, canary: str | None = None, target: str | None = None, limit: int = 100,
                      since: datetime | None = None, before: datetime | None = None,
-                     ok_only: bool = False, oldest_first: bool = False) -> list[Observation]:
-        """Return observations, newest first unless `oldest_first`."""
+                     ok_only: bool = False, oldest_first: bool = False,
+                     after: ObservationKey | None = None) -> list[Observation]:
+        """Return observations, newest first unless `oldest_first`, in a total order (see ObservationKey); with
+        `after`, only those that come after that key in this order (keyset paging: the next page)."""
         with Session(self.engine) as s:
             q = self._observations_query(canary, target, since, before, ok_only)
-            order = col(ObservationRow.started_at)
-            q = q.order_by(order.asc() if oldest_first else order.desc(), col(ObservationRow.sample_index))
+            if after is not None:
+                q = q.where(*_beyond(after, newest_first=not oldest_first))
+            t = col(ObservationRow.started_at)
+            q = q.order_by(t.asc() if oldest_first else t.desc(), col(ObservationRow.sample_index),
+                           col(ObservationRow.id))
             return [from_row(r) for r in s.exec(q.limit(limit)).all()]
 
     def iter_observations(self, *, canary: str | None = None, target: str | None = None,
@@ -181,6 +201,20 @@ class Store:
                 return int(n or 0)
         except SQLAlchemyError as e:
             raise StoreError(f"pruning failed: {driver_message(e)}") from e
+
+
+def _beyond(key: ObservationKey, *, newest_first: bool) -> tuple[Any, ...]:
+    """The conditions for the rows after `key` in the order `observations` reads.
+
+    Spelt out rather than as a row-value comparison: the order mixes directions (time descending, the tie-breakers
+    ascending), and the plain bound on `started_at` alone lets both planners walk a time index (ix_obs_time or a
+    pair's) from the key on instead of filtering every row."""
+    t, n, i = col(ObservationRow.started_at), col(ObservationRow.sample_index), col(ObservationRow.id)
+    started = key.started_at.astimezone(UTC)  # SQLite compares the stored UTC text
+    tie = and_(t == started, or_(n > key.sample_index, and_(n == key.sample_index, i > key.id)))
+    if newest_first:
+        return t <= started, or_(t < started, tie)
+    return t >= started, or_(t > started, tie)
 
 
 @functools.cache

@@ -1,0 +1,67 @@
+"""Opaque cursors for keyset paging in the JSON API: where the next page of `/api/observations` starts.
+
+A cursor is the last row's place in the store's order (an ObservationKey: start time in whole microseconds since
+the epoch, sample index, id) as compact JSON with a version, then a short digest of it, base64url-encoded so it
+goes into a URL as it is. The digest makes an edited or truncated cursor a client error instead of some other
+place in the history. It is no signature: a cursor carries no secret and grants nothing (a forged one can only ask
+for rows the query's own filters already give), and a key would have to be shared by every replica and survive
+restarts for a cursor to outlive the process that gave it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import re
+from datetime import UTC, datetime, timedelta
+
+from monitor.store import ObservationKey
+
+VERSION = 1
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+_DIGEST_BYTES = 6
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,400}")  # base64url without padding; far longer than any cursor made here
+_MAX_ID = 32  # observations.id is a VARCHAR(32)
+
+
+def encode(key: ObservationKey) -> str:
+    """The cursor that continues after `key`."""
+    raw = json.dumps([VERSION, (key.started_at - _EPOCH) // _US, key.sample_index, key.id],
+                     separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw + _digest(raw)).rstrip(b"=").decode()
+
+
+def decode(token: str) -> ObservationKey:
+    """The key a cursor from `encode` continues after; ValueError for anything `encode` did not make."""
+    if not _TOKEN.fullmatch(token):
+        raise ValueError("not base64url")
+    try:
+        blob = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+    except ValueError:  # binascii.Error: a length no encoding has
+        raise ValueError("not base64url") from None
+    raw, digest = blob[:-_DIGEST_BYTES], blob[-_DIGEST_BYTES:]
+    if not raw or not hmac.compare_digest(digest, _digest(raw)):
+        raise ValueError("digest does not match")
+    fields = json.loads(raw)  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+    if not (isinstance(fields, list) and len(fields) == 4 and fields[0] == VERSION):
+        raise ValueError("unknown version")
+    _, micros, sample_index, obs_id = fields
+    if not (_whole(micros) and _whole(sample_index) and sample_index >= 0 and isinstance(obs_id, str)
+            and 0 < len(obs_id) <= _MAX_ID):
+        raise ValueError("fields of the wrong type")
+    try:
+        started_at = _EPOCH + micros * _US
+    except OverflowError:
+        raise ValueError("time out of range") from None
+    return ObservationKey(started_at, sample_index, obs_id)
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _digest(raw: bytes) -> bytes:
+    return hashlib.sha256(b"llm-monitor cursor\0" + raw).digest()[:_DIGEST_BYTES]
