@@ -39,7 +39,7 @@ def alerts_test(config: Any, sink_name: str, *, environ: Mapping[str, str] | Non
                 transport: httpx.AsyncBaseTransport | None = None, now: Callable[[], datetime] = utcnow,
                 console: Console | None = None) -> int:
     """Send a test notification through one sink now and print the outcome; return the exit code."""
-    out = console or Console(highlight=False)
+    out = console or Console(highlight=False, soft_wrap=True)  # piped: one line each, not cut at 80 columns
     try:
         cfg = alerts_config(config)
     except ValidationError as e:
