@@ -49,6 +49,21 @@ def test_alerts_test_names_the_problem() -> None:
     assert "environment variable SLACK_URL (named by url_env) is not set" in buf.getvalue()
 
 
+def test_alerts_test_needs_only_the_secrets_of_the_sink_it_tests() -> None:
+    # Found by QA: `alerts test --sink am` refused to send ("environment variable ... is not set") because another
+    # sink's secret was unset in the operator's shell
+    with Receiver() as rx:
+        cfg = AlertsConfig.model_validate({"sinks": [
+            {"name": "chat", "type": "slack", "url_env": "SLACK_URL"},
+            {"name": "am", "type": "alertmanager", "url": rx.url}]})
+        con, buf = console()
+        assert alerts_test(cfg, "am", environ={}, console=con) == 0, buf.getvalue()
+        assert len(rx.delivered) == 1
+    con, buf = console()
+    assert alerts_test(cfg, "chat", environ={}, console=con) == 2
+    assert "environment variable SLACK_URL (named by url_env) is not set" in buf.getvalue()
+
+
 def test_alerts_test_piped_prints_its_outcome_on_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     # Found by QA: piped (a CI job's log, `| grep`), the outcome was cut at 80 columns, "HTTP 200" on a line of its own
     name = "alertmanager-eu-west-production"
