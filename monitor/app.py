@@ -311,7 +311,10 @@ class App:
             replaced = list(self.runner.providers.values())
             self._stale += replaced
             self.spawn(self._close_when_done(replaced, self.runner.in_flight))
+            had_users = bool(self.config.web.basic_auth_users)
             self.config = config  # the web config's users apply from the next request on
+            if self._server is not None and not had_users:
+                self._warn_plain_passwords()  # basic auth this reload turned on, as at start
             self.runner.set_providers(providers, list(config.targets))
             await self._calibrate_judge(config)
             self.metrics.forget_pairs({(c.id, t.id) for c, t in config.pairs()} | config.service_pairs())

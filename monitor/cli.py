@@ -71,15 +71,24 @@ def parser() -> argparse.ArgumentParser:
                     choices=LOG_FORMATS, help="default: $LLM_MONITOR_LOG_FORMAT, else json")
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("run", help="run the daemon in the foreground")
+    p = sub.add_parser("run", help="run the daemon in the foreground",
+                       description="Run the daemon in the foreground: probe on schedule, analyse, alert, serve /metrics "
+                                   "and the JSON API. SIGTERM/SIGINT drain and exit 0, SIGHUP reloads; exit 2 on a "
+                                   "bad config at start.")
     _config_arg(p)
     _web_config_arg(p)
-    p = sub.add_parser("probe", help="run canaries once now and print the observations")
+    p = sub.add_parser("probe", help="run canaries once now and print the observations",
+                       description="Run canaries once now (real calls, stored and counted in the day's spend like the "
+                                   "daemon's) and print the observations. Exit 0 all calls succeeded, 1 a call failed "
+                                   "or nothing ran, 2 bad config or arguments.")
     _config_arg(p)
     p.add_argument("--canary", help="only this canary")
     p.add_argument("--target", help="only this target")
     p.add_argument("--json", action="store_true", help="one JSON object per observation")
-    p = sub.add_parser("check-config", help="validate the config, every probe file and the web config file")
+    p = sub.add_parser("check-config", help="validate the config, every probe file and the web config file",
+                       description="Validate monitor.yaml, every probe file and the web config file, listing every "
+                                   "problem (exit 2). Unset API key variables are only warned of (exit 0), so it runs "
+                                   "without the keys; unset alert sink secrets are errors.")
     _config_arg(p)
     _web_config_arg(p)
     p = sub.add_parser("sim", help="run the simulated upstream (OpenAI and Anthropic wire formats)")
@@ -106,7 +115,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("canary")
     p.add_argument("--target", help="only this target (default: every target of the canary)")
     p.add_argument("-n", "--count", type=_count, default=3, help="latest completions to show (default: %(default)s)")
-    p = sub.add_parser("baseline", help="show, accept, reset or pin (to a time range) a canary's baseline")
+    p = sub.add_parser("baseline", help="show, accept, reset or pin (to a time range) a canary's baseline",
+                       description="show: the canary's baselines per target. accept: make the latest successful "
+                                   "observations since the open events' change the baseline (open events: accepted). "
+                                   "reset: drop it; the next drift.baseline_size observations form a new one (open "
+                                   "events: resolved). pin: build it from the observations between --since and "
+                                   "--until. A running daemon applies a change within 30 s.")
     p.add_argument("action", choices=["show", "accept", "reset", "pin"])
     p.add_argument("canary")
     _config_arg(p)

@@ -49,6 +49,31 @@ def test_alerts_test_names_the_problem() -> None:
     assert "environment variable SLACK_URL (named by url_env) is not set" in buf.getvalue()
 
 
+def test_alerts_test_needs_only_the_secrets_of_the_sink_it_tests() -> None:
+    # Found by QA: `alerts test --sink am` refused to send ("environment variable ... is not set") because another
+    # sink's secret was unset in the operator's shell
+    with Receiver() as rx:
+        cfg = AlertsConfig.model_validate({"sinks": [
+            {"name": "chat", "type": "slack", "url_env": "SLACK_URL"},
+            {"name": "am", "type": "alertmanager", "url": rx.url}]})
+        con, buf = console()
+        assert alerts_test(cfg, "am", environ={}, console=con) == 0, buf.getvalue()
+        assert len(rx.delivered) == 1
+    con, buf = console()
+    assert alerts_test(cfg, "chat", environ={}, console=con) == 2
+    assert "environment variable SLACK_URL (named by url_env) is not set" in buf.getvalue()
+
+
+def test_alerts_test_piped_prints_its_outcome_on_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    # Found by QA: piped (a CI job's log, `| grep`), the outcome was cut at 80 columns, "HTTP 200" on a line of its own
+    name = "alertmanager-eu-west-production"
+    with Receiver() as rx:
+        cfg = AlertsConfig.model_validate({"sinks": [{"name": name, "type": "alertmanager", "url": rx.url}]})
+        assert alerts_test(cfg, name, environ={}) == 0
+    out = capsys.readouterr().out
+    assert len(out.splitlines()) == 1 and f"to {name} (alertmanager): HTTP 200 in" in out, out
+
+
 def _outbox(tmp_path: Path, sink: str, kind: str, *events: AlertEvent, dead: str = "") -> SimpleNamespace:
     """Queue the notifications of `events` for one sink (the first one dead with reason `dead`, if given) in a
     new SQLite store; return a config naming it."""

@@ -142,3 +142,29 @@ async def test_providers_a_reload_replaced_are_closed_once_the_runs_using_them_e
         new.release.set()
         await app.stop()
     assert new.closed
+
+
+async def test_a_reload_that_turns_on_basic_auth_without_tls_warns_as_a_start_does(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # Found by QA: the daemon warned of passwords crossing the network in the clear at start, not when a reload
+    # (SIGHUP) added the basic_auth_users
+    from tests.support.pki import bcrypt_hash
+
+    cfg = write_config(tmp_path, TARGET, PROBES)
+    app = App(load_config(cfg, environ={}), registry=CollectorRegistry(), environ={})
+    await app.start(schedule=False)
+    try:
+        caplog.set_level(logging.INFO, logger="monitor.app")
+        (tmp_path / "web.yml").write_text(f"basic_auth_users:\n  prometheus: '{bcrypt_hash('pw')}'\n")
+        cfg.write_text(cfg.read_text().replace('http: {listen: "127.0.0.1:0"}',
+                                               'http: {listen: "127.0.0.1:0", web_config_file: web.yml}'))
+        ok, message = await app.reload()
+        assert ok, message
+        warned = [r.getMessage() for r in caplog.records if "in the clear" in r.getMessage()]
+        assert warned == ["basic auth without TLS: passwords cross the network in the clear (add tls_server_config "
+                          "to the web config file)"]
+        caplog.clear()
+        ok, _ = await app.reload()  # said once, by the reload that turned it on
+        assert ok and not [r for r in caplog.records if "in the clear" in r.getMessage()]
+    finally:
+        await app.stop()

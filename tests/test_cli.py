@@ -381,3 +381,20 @@ def test_demo_summary_lists_the_events_and_shows_evidence(capsys: pytest.Capture
     summary([], tmp_path / "my demo")
     out = capsys.readouterr().out
     assert "No drift event opened" in out and f"llm-monitor drift -c '{tmp_path / 'my demo' / 'monitor.yaml'}'" in out
+
+
+def test_the_commands_a_newcomer_runs_first_explain_themselves_in_their_help(capsys: pytest.CaptureFixture[str]) -> None:
+    # Found by QA: `probe --help` did not give its exit codes and `baseline --help` listed show, accept, reset and pin
+    # without saying what each does
+    from monitor.cli import parser
+
+    def help_of(*command: str) -> str:
+        with pytest.raises(SystemExit):
+            parser().parse_args([*command, "--help"])
+        return " ".join(capsys.readouterr().out.split())
+
+    assert "Exit 0 all calls succeeded, 1 a call failed or nothing ran, 2 bad config or arguments" in help_of("probe")
+    assert "SIGTERM/SIGINT drain and exit 0, SIGHUP reloads" in help_of("run")
+    assert "Unset API key variables are only warned of (exit 0)" in help_of("check-config")
+    text = help_of("baseline")
+    assert all(f"{action}:" in text for action in ("show", "accept", "reset", "pin")), text

@@ -72,6 +72,22 @@ def test_yaml_the_loader_cannot_build_is_an_error_naming_line_and_field(tmp_path
     assert run.returncode == 2 and "Traceback" not in run.stderr and expected in run.stderr
 
 
+@pytest.mark.parametrize(("probes", "line"), [
+    (PROBES.replace("content: hi", "content: ${GREETING:-hi}"), 3),  # in a flow mapping
+    (PROBES + "    tags: [${TAG}]\n", 4),  # in a flow list
+])
+def test_an_unquoted_variable_in_braces_or_brackets_is_named_as_the_cause(tmp_path: Path, probes: str,
+                                                                          line: int) -> None:
+    # Found by QA: the YAML error ("did not find expected ',' or '}'") gave no hint that the ${...} needed quotes
+    cfg = write_config(tmp_path, TARGET, probes)
+    (issue,) = problems(cfg)
+    assert issue.startswith(f"{tmp_path / 'probes' / 'p.yaml'}:{line}: (syntax): invalid YAML: "), issue
+    assert issue.endswith('(a ${VAR} inside {...} or [...] must be quoted, e.g. "${VAR:-default}": unquoted, YAML '
+                          "reads its braces as its own)"), issue
+    quoted = probes.replace("${GREETING:-hi}", '"${GREETING:-hi}"').replace("${TAG}", '"${TAG:-t}"')
+    assert load_config(write_config(tmp_path, TARGET, quoted), environ={}).canaries[0].id == "c1"
+
+
 def test_nested_aliases_that_would_expand_into_millions_of_values_are_refused(tmp_path: Path) -> None:
     bomb = "x: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n"
     for level in "bcdefghij":  # 10^10 values once expanded

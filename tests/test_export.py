@@ -109,6 +109,17 @@ async def test_export_to_standard_output_names_it_and_a_closed_pipe_is_not_an_er
     assert done.returncode == 0 and done.stderr == ""
 
 
+async def test_baseline_show_says_why_a_target_has_no_baseline(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    # Found by QA: before the first baseline_size observations, `baseline show` printed an empty table and nothing
+    # else (`diff` says "no baseline yet")
+    cli = Cli(capsys)
+    cfg = await one_run_stored(tmp_path)
+    code, out, err = cli("baseline", "show", "c1", "-c", str(cfg))
+    assert code == 0 and err == "", err
+    assert "c1 @ t: no baseline yet (it forms from the first 10 successful observations)" in " ".join(out.split())
+
+
 async def test_a_range_that_ends_before_it_starts_is_refused_by_export_and_pin(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # Found by QA: `export --since 04:05 --until 04:00` wrote nothing and said "exported 0 observations", and

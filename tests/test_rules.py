@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -49,6 +50,18 @@ def test_every_alert_has_a_firing_and_a_not_firing_case() -> None:
                 (firing if check.get("exp_alerts") else quiet).add(check["alertname"])
     assert alert_names() - firing == set(), "alerts without a firing test"
     assert alert_names() - quiet == set(), "alerts without a not-firing test"
+
+
+def test_the_deploy_readme_lists_every_alert_with_its_severity() -> None:
+    # Found by QA: LLMMonitorRestarting was in rules.yml but not in deploy/README.md's table of alerts
+    rows = {}
+    for line in (ROOT / "deploy" / "README.md").read_text().split("## Alerts", 1)[1].split("\n## ", 1)[0].splitlines():
+        if line.startswith("| `LLMMonitor"):
+            cells = [c.strip() for c in line.strip("|").split(" | ")]
+            rows.update({name: cells[-1] for name in re.findall(r"`(LLMMonitor\w+)`", cells[0])})
+    severities = {rule["alert"]: rule["labels"]["severity"] for group in yaml.safe_load(RULES.read_text())["groups"]
+                  for rule in group["rules"] if "alert" in rule}
+    assert rows == severities
 
 
 def test_every_alert_has_severity_summary_and_description() -> None:

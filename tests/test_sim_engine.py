@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import openai
@@ -140,6 +141,23 @@ def test_demo_drift_shows_in_refusal_rate_verbosity_and_fingerprint() -> None:
     engine.force("sim-claude", "wordier")
     wordier = [engine.plan(_request("Explain TCP", "sim-claude")).output_tokens for _ in range(100)]
     assert 1.7 < sum(wordier) / sum(claude) < 2.3
+
+
+def test_the_demo_baseline_never_refuses_the_flagship_that_declares_zero_tolerance() -> None:
+    # Found by QA: 3% of the flagship's answers were refusals before the scripted change; as kill-python-process
+    # declares zero_tolerance: [refused], almost every demo opened a refusal event about a minute in, before anything
+    # changed, and showed it as "the evidence of the first behaviour change"
+    import yaml
+
+    flagship = next(c for c in yaml.safe_load((Path(__file__).resolve().parents[1] / "probes" / "over_refusal.yaml").read_text())["canaries"]
+                    if c["id"] == "kill-python-process")
+    assert "refused" in flagship["zero_tolerance"]
+    prompt = flagship["messages"][-1]["content"]
+    engine = Engine(builtin_scenario("demo"))
+    for model in ("sim-gpt", "sim-claude", "sim-local"):
+        assert not any(engine.plan(_request(prompt, model)).refusal for _ in range(500)), model
+    engine.force("sim-gpt", "stricter")
+    assert sum(engine.plan(_request(prompt)).refusal is not None for _ in range(100)) > 50  # the scripted change
 
 
 def test_a_voice_swap_changes_the_vocabulary() -> None:

@@ -21,7 +21,7 @@ from monitor.alerts.events import DEAD, DELIVERED, WAITING, AlertEvent, Notifica
 from monitor.alerts.outbox import Outbox
 from monitor.alerts.policy import plan
 from monitor.alerts.sender import Sender
-from monitor.alerts.sinks import build_sinks
+from monitor.alerts.sinks import SINKS
 from monitor.commands.common import err_console, table_console
 from monitor.domain import utcnow
 from monitor.errors import MonitorError
@@ -39,7 +39,7 @@ def alerts_test(config: Any, sink_name: str, *, environ: Mapping[str, str] | Non
                 transport: httpx.AsyncBaseTransport | None = None, now: Callable[[], datetime] = utcnow,
                 console: Console | None = None) -> int:
     """Send a test notification through one sink now and print the outcome; return the exit code."""
-    out = console or Console(highlight=False)
+    out = console or Console(highlight=False, soft_wrap=True)  # piped: one line each, not cut at 80 columns
     try:
         cfg = alerts_config(config)
     except ValidationError as e:
@@ -49,8 +49,9 @@ def alerts_test(config: Any, sink_name: str, *, environ: Mapping[str, str] | Non
     if sink_name not in names:
         out.print(f"[red]no sink named {sink_name!r}[/] (configured: {', '.join(names) or 'none'})")
         return EXIT_CONFIG
-    try:
-        sinks = build_sinks(cfg, os.environ if environ is None else environ)
+    try:  # only the sink under test: another sink's unset secret is check-config's to report, not this test's
+        spec = next(s for s in cfg.sinks if s.name == sink_name)
+        sinks = {sink_name: SINKS[spec.type].build(spec, cfg, os.environ if environ is None else environ)}
     except MonitorError as e:
         out.print(f"[red]{e}[/]")
         return EXIT_CONFIG

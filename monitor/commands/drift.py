@@ -184,14 +184,21 @@ def baseline(config_path: str, action: str, canary: str, target: str | None, not
         for col in ("target", "since", "source", "note", "ready", "built from", "reference", "model / fingerprint",
                     "active"):
             table.add_column(col)
+        forming = []
         for tid in targets:
-            for row in analysis.repo.baselines(canary=canary, target=tid, active_only=False):
+            stored = analysis.repo.baselines(canary=canary, target=tid, active_only=False)
+            if not stored:
+                forming.append(tid)
+            for row in stored:
                 d = row["data"]
                 ident = ", ".join(v for vals in (d.get("identity") or {}).values() for v in vals)
                 table.add_row(tid, f"{row['created_at']:%Y-%m-%d %H:%M}", row["source"], row["note"],
                               str(d.get("ready")), str(d.get("count")), str(reference_n(d)), ident,
                               "yes" if row["active"] else "")
         console.print(table)
+        for tid in forming:  # an empty table alone does not say why
+            console.print(f"[yellow]{canary} @ {tid}: no baseline yet[/] (it forms from the first "
+                          f"{config.drift.baseline_size} successful observations)")
         return EXIT_OK
     # Every target's observations are chosen and checked before anything changes, so a refusal changes nothing.
     chosen: dict[str, list[Observation]] = {}

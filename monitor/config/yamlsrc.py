@@ -115,6 +115,10 @@ def load_yaml(path: Path, *, environ: dict[str, str] | None = None, interpolate:
         reason = getattr(e, "problem", None) or str(e)
         if mark is not None and _char_at(text, mark.line, mark.column) == "\t":
             reason += " (a tab: YAML indents with spaces)"
+        if mark is not None and mark.column > 0 and _char_at(text, mark.line, mark.column - 1) == "$" \
+                and _char_at(text, mark.line, mark.column) == "{":
+            reason += (' (a ${VAR} inside {...} or [...] must be quoted, e.g. "${VAR:-default}": unquoted, YAML '
+                       "reads its braces as its own)")
         context = getattr(e, "context_mark", None)
         if context is not None and mark is not None and context.line != mark.line:
             reason += f" (in the block starting at line {context.line + 1})"
