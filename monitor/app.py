@@ -395,6 +395,7 @@ class App:
     async def stop(self) -> tuple[int, int]:
         """Stop scheduling, give in-flight probes the grace period, then close everything."""
         self.scheduler.pause()
+        self.runner.stopping = True  # samples still waiting for a concurrency slot are not sent
         finished, cancelled = await drain(self.runner.in_flight, self.config.daemon.grace_period)
         self.scheduler.shutdown()
         for task in (self._housekeeping, self._baselines_task, self._leader_task):
@@ -418,5 +419,6 @@ class App:
         if self.tracer_provider is not None:
             self.tracer_provider.shutdown()
         await asyncio.to_thread(self.store.close)
-        log.info("stopped", extra={"in_flight_finished": finished, "in_flight_cancelled": cancelled})
+        log.info("stopped", extra={"in_flight_finished": finished, "in_flight_cancelled": cancelled,
+                                  "calls_not_sent": self.runner.not_sent})
         return finished, cancelled

@@ -75,6 +75,8 @@ class Runner:
     replica: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     _limits: dict[str, asyncio.Semaphore] = field(default_factory=dict)
     _tasks: set[asyncio.Task[object]] = field(default_factory=set)
+    stopping: bool = False  # set by shutdown: calls not sent yet are not sent (those on the wire get the grace)
+    not_sent: int = 0  # samples a shutdown kept from being sent
     spend: Spend = field(init=False)  # today's spend per target and the daily cap
     unsaved: Unsaved = field(init=False)
 
@@ -123,7 +125,7 @@ class Runner:
         run.finished_at = self.now()
         run.failures = sum(not o.ok for o in observations)
         cancelled = any(isinstance(r, asyncio.CancelledError) for r in results)
-        run.status = "cancelled" if cancelled else "done"
+        run.status = "cancelled" if cancelled or run.status == "cancelled" else "done"
         await self.unsaved.put(run)  # finished: each observation is already stored (or waits)
         self.metrics.run_summary(canary.id, target.id, observations)
         if cancelled:
@@ -135,6 +137,10 @@ class Runner:
         request = build_request(canary, target)
         async with self._limits.setdefault(target.id, asyncio.Semaphore(target.max_concurrency)):
             if self.spend.over_cap_now(target):  # earlier samples' costs reached the cap while this one waited its turn
+                return None
+            if self.stopping:  # shutdown began while this one waited its turn: the grace is for calls on the wire
+                self.not_sent += 1
+                run.status = "cancelled"
                 return None
             started = self.now()
             gauge = self.metrics.in_flight.labels(target.id)

@@ -431,3 +431,43 @@ async def test_a_call_whose_checks_outlast_the_shutdown_grace_is_stored(tmp_path
     assert [(o.canary, o.call.error_type, "time.sleep" in (o.call.text or "")) for o in observations] == \
         [("slow-check", None, True)]
     assert sample(registry, "llm_monitor_probe_attempts_total", canary="slow-check", target="gpt") == 1
+
+
+async def test_shutdown_does_not_send_the_calls_still_waiting_for_a_slot(tmp_path: Path) -> None:
+    # Found by QA: samples queued behind max_concurrency were still sent after SIGTERM, so a stop took the whole
+    # grace period (and a standby's takeover with it) while those calls were cancelled at its end anyway.
+    import asyncio
+    import threading
+
+    release, sent = threading.Event(), []
+
+    def answer(body: dict, headers: dict) -> tuple[int, dict]:
+        sent.append(body)
+        release.wait(10)
+        return 200, {"id": "chatcmpl-x", "object": "chat.completion", "created": 0, "model": "m",
+                     "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "ok"}}],
+                     "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
+
+    with json_server(answer) as url:
+        cfg = load_config(write_config(tmp_path, f"  - {{id: slow, provider: openai, base_url: '{url}/v1', model: m, "
+                                                 "stream: false, max_concurrency: 1}", PROBES), environ={})
+        app = App(cfg, environ={}, serve_http=False, analyse=False)
+        await app.start(schedule=False)
+        try:
+            canary, target = cfg.pairs()[0]
+            job = asyncio.create_task(app._run_job(canary, target))  # as the scheduler runs it: 3 samples, 1 at a time
+            while not sent:  # the first call is on the wire, two wait for the slot
+                await asyncio.sleep(0.01)
+            stopping = asyncio.create_task(app.stop())
+            await asyncio.sleep(0.2)
+            release.set()  # the call on the wire answers within the grace period
+            finished, cancelled = await stopping
+            await asyncio.wait([job])
+        finally:
+            release.set()
+    assert len(sent) == 1
+    assert (finished, cancelled) == (1, 0) and app.runner.not_sent == 2
+    [obs] = app.store.observations(limit=10)
+    assert obs.ok and obs.call.text == "ok"
+    [run] = app.store.runs()
+    assert run.status == "cancelled" and run.samples == 3
