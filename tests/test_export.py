@@ -130,3 +130,18 @@ async def test_a_range_that_ends_before_it_starts_is_refused_by_export_and_pin(
         code, out, err = cli(*args, "-c", str(cfg), "--since", "2026-11-29T04:05:00Z", "--until", "2026-11-29T04:00")
         assert code == 2 and out == "", (args, err)
         assert "--until (2026-11-29T04:00:00+00:00) is not after --since (2026-11-29T04:05:00+00:00)" in err, err
+
+
+async def test_baseline_pin_takes_durations_as_export_does_and_needs_a_start(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Found by QA: `baseline pin` without a range pinned the whole history (every behaviour the canary ever had,
+    # mixed), and its --since took only ISO times where export's takes 7d
+    cli = Cli(capsys)
+    cfg = await one_run_stored(tmp_path)
+    code, out, err = cli("baseline", "pin", "c1", "-c", str(cfg))
+    assert code == 2 and out == "" and "baseline pin needs --since" in err, err
+    code, out, err = cli("baseline", "pin", "c1", "-c", str(cfg), "--since", "1h", "--note", "last hour")
+    assert code == 0 and err == "", err
+    assert "c1 @ t: baseline pinned to 5 observations" in out, out
+    code, out, err = cli("baseline", "pin", "c1", "-c", str(cfg), "--since", "2h", "--until", "1h")
+    assert code == 2 and "only 0 successful observations in that range" in err, err

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
 
 from monitor.config.loader import Config, load_config
+from monitor.domain import iso_time
+from monitor.durations import parse_duration
 from monitor.errors import ConfigError, MonitorError
 
 if TYPE_CHECKING:
@@ -60,6 +62,22 @@ def open_store_or_exit(config: Config, *, create: bool = True) -> Store:
         err_console.print(f"[bold red]error:[/] {escape(str(e))}")
         raise SystemExit(EXIT_CONFIG) from None
     return store
+
+
+def when(text: str | None, flag: str, now: datetime) -> datetime | None:
+    """An ISO-8601 time, or a duration meaning that long before `now` (7d, 24h, 90m); raise ValueError naming
+    the flag."""
+    if text is None:
+        return None
+    try:
+        return now - timedelta(seconds=parse_duration(text))
+    except ValueError:
+        pass
+    try:
+        return iso_time(text)
+    except ValueError:
+        raise ValueError(f"{flag}: not an ISO-8601 time or a duration: {text!r} "
+                         "(e.g. 2026-11-01T00:00:00Z, or 7d for seven days ago)") from None
 
 
 def check_range(start: datetime | None, end: datetime | None) -> None:

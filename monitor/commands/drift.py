@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console
@@ -20,6 +21,7 @@ from monitor.commands.common import (
     load_or_exit,
     open_store_or_exit,
     table_console,
+    when,
 )
 from monitor.domain import Observation, iso_time
 
@@ -204,8 +206,12 @@ def baseline(config_path: str, action: str, canary: str, target: str | None, not
     chosen: dict[str, list[Observation]] = {}
     if action in ("pin", "accept"):
         try:
-            start, end = _when(since, "--since"), _when(until, "--until")
+            now = datetime.now(UTC)
+            start, end = when(since, "--since", now), when(until, "--until", now)
             check_range(start, end)
+            if action == "pin" and start is None:
+                raise ValueError("baseline pin needs --since, the start of the behaviour to pin (--until defaults "
+                                 "to now): the whole history would mix every behaviour the canary ever had")
         except ValueError as e:
             err_console.print(f"[red]error:[/] {e}")
             return EXIT_CONFIG
@@ -251,15 +257,6 @@ def baseline(config_path: str, action: str, canary: str, target: str | None, not
 def _change_point(events: list[dict[str, Any]]) -> Any:
     """The earliest first observation after the change among open events (None without any)."""
     return min((iso_time(e["first_obs_at"]) for e in events if e.get("first_obs_at")), default=None)
-
-
-def _when(text: str | None, flag: str) -> Any:
-    if text is None:
-        return None
-    try:
-        return iso_time(text)
-    except ValueError:
-        raise ValueError(f"{flag}: not an ISO-8601 time: {text!r} (e.g. 2026-11-01T00:00:00Z)") from None
 
 
 def replay(baseline_path: str, current_path: str, as_json: bool, zero_tolerance: list[str] | None = None) -> int:

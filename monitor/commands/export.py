@@ -12,7 +12,7 @@ import json
 import os
 import sys
 import tempfile
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
@@ -24,30 +24,13 @@ from monitor.commands.common import (
     err_console,
     load_or_exit,
     open_store_or_exit,
+    when,
 )
-from monitor.domain import iso_time
 from monitor.drift.dump import observation_row
-from monitor.durations import parse_duration
 from monitor.errors import MonitorError
 
 if TYPE_CHECKING:
     from monitor.store import Store
-
-
-def when(text: str | None, flag: str, now: datetime) -> datetime | None:
-    """An ISO-8601 time, or a duration meaning that long before `now` (7d, 24h, 90m); raise ValueError naming
-    the flag."""
-    if text is None:
-        return None
-    try:
-        return now - timedelta(seconds=parse_duration(text))
-    except ValueError:
-        pass
-    try:
-        return iso_time(text)
-    except ValueError:
-        raise ValueError(f"{flag}: not an ISO-8601 time or a duration: {text!r} "
-                         "(e.g. 2026-11-01T00:00:00Z, or 7d for seven days ago)") from None
 
 
 def main(config_path: str, canary: str | None, target: str | None, since: str | None, until: str | None,
