@@ -250,3 +250,18 @@ def test_relative_secret_files_are_read_from_the_config_folder_wherever_the_daem
     assert resolve_api_key(config.target("u")) == "sk-absolute"
     [sink] = config.alerts.sinks
     assert read_secret("hook", "secret", None, sink.secret_file, {}) == "whsec-from-the-config-folder"
+
+
+def test_a_target_for_listed_canaries_only_is_probed_by_those_that_name_it(tmp_path: Path) -> None:
+    # Found by the README walk-through: a judge target was probed by every canary that lists no targets, and the
+    # only way out was a targets: list on every canary
+    config = GOOD.replace("    stream: false\n", "    stream: false\n    canaries: listed\n")
+    probes = BASIC + """\
+  - id: claude-only
+    messages: [{role: user, content: "Say hi."}]
+    targets: [claude]
+"""
+    cfg = load_config(setup(tmp_path, config, probes), environ={})
+    assert [(c.id, t.id) for c, t in cfg.pairs()] == [("kill-python-process", "gpt-mini"), ("claude-only", "claude")]
+    [problem] = issues(setup(tmp_path, config.replace("canaries: listed", "canaries: some")))
+    assert problem.endswith("monitor.yaml:13: targets[1].canaries: Input should be 'all' or 'listed' (value: 'some')")

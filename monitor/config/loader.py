@@ -57,9 +57,9 @@ class Config:
         return next(c for c in self.canaries if c.id == canary_id)
 
     def targets_of(self, canary: Canary) -> list[Target]:
-        """Return the targets a canary runs against (all of them unless it names some)."""
+        """Return the targets a canary runs against: those it names, else every target open to all canaries."""
         if canary.targets is None:
-            return list(self.targets)
+            return [t for t in self.targets if t.canaries == "all"]
         return [t for t in self.targets if t.id in canary.targets]
 
     def pairs(self) -> list[tuple[Canary, Target]]:

@@ -84,6 +84,9 @@ class Target(Strict):
     headers: dict[str, str] = {}
     prices: Prices | None = None
     daily_spend_cap_usd: float | None = Field(default=None, gt=0)
+    # all: every canary that lists no targets runs against it; listed: only the canaries that name it (a judge or
+    # embeddings target, or a costly model watched by a few canaries)
+    canaries: Literal["all", "listed"] = "all"
 
     @field_validator("id")
     @classmethod
