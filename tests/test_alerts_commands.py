@@ -14,6 +14,7 @@ from rich.console import Console
 from monitor.alerts import AlertEvent, AlertsConfig, Outbox, Policy
 from monitor.alerts.commands import alerts_pending, alerts_test
 from monitor.store import Store
+from tests.support.jsonserver import json_server
 from tests.support.receiver import Receiver
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -72,6 +73,20 @@ def test_alerts_test_piped_prints_its_outcome_on_one_line(capsys: pytest.Capture
         assert alerts_test(cfg, name, environ={}) == 0
     out = capsys.readouterr().out
     assert len(out.splitlines()) == 1 and f"to {name} (alertmanager): HTTP 200 in" in out, out
+
+
+def test_alerts_test_failures_go_to_stderr_as_written(capsys: pytest.CaptureFixture[str]) -> None:
+    # Found by the README walk-through: failures went to standard output (a script reading the outcome from stdout
+    # took them for it), and square brackets in them were read as rich markup and dropped
+    with json_server(lambda body, headers: (503, {"error": "[bold]quota[/bold] exceeded"})) as url:
+        cfg = AlertsConfig.model_validate({"sinks": [{"name": "am", "type": "alertmanager", "url": url},
+                                                     {"name": "chat", "type": "slack", "url_env": "SLACK_URL"}]})
+        assert alerts_test(cfg, "am", environ={}) == 1
+        assert alerts_test(cfg, "chat", environ={}) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert 'failed to deliver to am (alertmanager): HTTP 503: {"error": "[bold]quota[/bold] exceeded"}' in err, err
+    assert "environment variable SLACK_URL (named by url_env) is not set" in err, err
 
 
 def _outbox(tmp_path: Path, sink: str, kind: str, *events: AlertEvent, dead: str = "") -> SimpleNamespace:

@@ -38,22 +38,24 @@ def alerts_config(config: Any) -> AlertsConfig:
 def alerts_test(config: Any, sink_name: str, *, environ: Mapping[str, str] | None = None,
                 transport: httpx.AsyncBaseTransport | None = None, now: Callable[[], datetime] = utcnow,
                 console: Console | None = None) -> int:
-    """Send a test notification through one sink now and print the outcome; return the exit code."""
+    """Send a test notification through one sink now and print the outcome; return the exit code. A delivery
+    goes to standard output, every failure to standard error (`console` takes both when given)."""
     out = console or Console(highlight=False, soft_wrap=True)  # piped: one line each, not cut at 80 columns
+    err = console or Console(stderr=True, highlight=False, soft_wrap=True)
     try:
         cfg = alerts_config(config)
     except ValidationError as e:
-        out.print(f"[red]invalid alerts configuration:[/] {e}")
+        err.print(f"[red]invalid alerts configuration:[/] {escape(str(e))}")
         return EXIT_CONFIG
     names = [s.name for s in cfg.sinks]
     if sink_name not in names:
-        out.print(f"[red]no sink named {sink_name!r}[/] (configured: {', '.join(names) or 'none'})")
+        err.print(f"[red]no sink named {escape(repr(sink_name))}[/] (configured: {', '.join(names) or 'none'})")
         return EXIT_CONFIG
     try:  # only the sink under test: another sink's unset secret is check-config's to report, not this test's
         spec = next(s for s in cfg.sinks if s.name == sink_name)
         sinks = {sink_name: SINKS[spec.type].build(spec, cfg, os.environ if environ is None else environ)}
     except MonitorError as e:
-        out.print(f"[red]{e}[/]")
+        err.print(f"[red]{escape(str(e))}[/]")
         return EXIT_CONFIG
     event = AlertEvent(kind="test", canary="llm-monitor", target="test", signal="test", severity="info",
                        summary="llm-monitor test notification: if you can read this, the sink works",
@@ -73,7 +75,7 @@ def alerts_test(config: Any, sink_name: str, *, environ: Mapping[str, str] | Non
         out.print(f"[green]delivered[/] test message {notification.message_id} to {sink_name} ({kind}): "
                   f"HTTP {result.status} in {result.elapsed_s:.2f}s")
         return EXIT_OK
-    out.print(f"[red]failed[/] to deliver to {sink_name} ({kind}): {result.error}")
+    err.print(f"[red]failed[/] to deliver to {sink_name} ({kind}): {escape(str(result.error))}")
     return EXIT_FAIL
 
 
