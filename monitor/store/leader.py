@@ -14,7 +14,13 @@ shuts down and exits 1 for its supervisor to restart it, as a standby (the way K
 lost lease). In a network partition both sides time the connection out with the same keepalives (libpq's
 and the server's, ~25 s), so the old leader's check fails about when the server frees the lock; until its
 check fails a standby that took over and the old leader may both probe for a few seconds. Nothing is lost
-by it (runs and observations are independent rows); the calls and their spend are doubled for that time.
+by it (runs and observations are independent rows); the calls and their spend are doubled for that time. The
+same holds for a session the server ends (`pg_terminate_backend`): the leader finds out at its next check.
+
+A frozen leader (SIGSTOP, a stalled process) keeps its session, so the lock: nothing takes over. A leader frozen
+long enough for the server to drop its session (a paused VM) wakes with its jobs due at once, before its watch
+has looked: the daemon starts a run only on a lock confirmed within two checks' time (:meth:`confirmed_within`),
+else it asks the store first.
 """
 
 from __future__ import annotations
