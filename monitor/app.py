@@ -97,8 +97,13 @@ class App:
         self.leader_poll_s = leader_poll_s
         self._standing_by = False  # a started standby: ready, though it schedules nothing
         self._leader_task: asyncio.Task[None] | None = None
+        self._lock_check: asyncio.Future[bool] | None = None  # the one check of the leader lock in flight
+        self._lock_in_use = False  # leading on the store's leader lock (not `probe`, tests without a schedule)
 
     async def _run_job(self, canary: Any, target: Any) -> None:
+        if not await self._still_leading():
+            log.warning("run of %s@%s not started: this replica no longer holds the leader lock", canary.id, target.id)
+            return
         self.runner.track(asyncio.current_task())
         try:
             observations = await self.runner.run(canary, target)
@@ -247,6 +252,7 @@ class App:
             if self.analysis is not None:
                 self._baselines_task = asyncio.create_task(self._watch_baselines())
             if self.leadership.held:
+                self._lock_in_use = True
                 self._leader_task = asyncio.create_task(self._watch_leadership())
 
     async def _await_leadership(self) -> None:
@@ -262,8 +268,33 @@ class App:
 
     async def _watch_leadership(self) -> None:
         """As the leader: check every `leader_poll_s` that the lock is still ours; if not, stop acting at once."""
-        while await asyncio.to_thread(self.leadership.still_held):
+        while await self._check_lock():
             await asyncio.sleep(self.leader_poll_s)
+        self._lost_leadership()
+
+    async def _check_lock(self) -> bool:
+        """Ask the store whether the leader lock is still ours; callers at the same time share one check."""
+        if self._lock_check is None or self._lock_check.done():
+            self._lock_check = asyncio.ensure_future(asyncio.to_thread(self.leadership.still_held))
+        return await asyncio.shield(self._lock_check)
+
+    async def _still_leading(self) -> bool:
+        """Whether a scheduled run may start. The watch confirms the lock every `leader_poll_s`; when that is
+        overdue (the process was stopped, its VM frozen, its event loop stalled), the jobs that fell due meanwhile
+        fire at once on waking, before the watch has looked, while the server may have freed the lock and a
+        standby taken over: they confirm it first, so the two never probe at once."""
+        if not self._lock_in_use:  # `probe`, tests without a schedule
+            return self.leading
+        if self.leadership.confirmed_within(2 * self.leader_poll_s):
+            return True
+        if await self._check_lock():
+            return True
+        self._lost_leadership()
+        return False
+
+    def _lost_leadership(self) -> None:
+        if self.leadership_lost.is_set():
+            return
         log.error("lost the leader lock (the store connection broke): stopping so a standby can take over")
         self.scheduler.pause()
         self.leading = False

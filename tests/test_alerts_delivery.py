@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from sqlalchemy import text
 
 from monitor.alerts import AlertEvent, AlertsConfig, build_alerting
-from monitor.alerts.events import DEAD, DELIVERED, FAILED
+from monitor.alerts.events import DEAD, DELIVERED, FAILED, PENDING
 from monitor.store import Store
 from monitor.telemetry.metrics import Metrics
 from tests.support.receiver import Receiver
@@ -523,3 +523,25 @@ async def test_a_sink_outage_is_one_warning_and_its_end_one_line_however_many_no
     await al.sender.flush()
     assert [r.levelname for r in caplog.records if r.name.startswith("monitor.alerts")][-1] == "WARNING"
     await al.stop()
+
+
+async def test_a_stopping_sender_starts_no_delivery_and_gives_its_claimed_rows_back(
+        sqlite_store: Store, clock: Clock, rx: Receiver) -> None:
+    """Found by QA with two daemons: a leader SIGTERMed while delivering one of a batch went on to the next row after
+    the stop began; the stop's grace cut that one after the receiver had it, and the next leader sent it again once
+    its lease ran out (35 s later, the same webhook-id twice). A stopping sender now finishes the delivery in flight,
+    starts none, and gives the rest of its batch back: the next leader sends them at once, once."""
+    al = build_alerting(config(rx.url), sqlite_store, environ={"HOOK_SECRET": SECRET}, now=clock, rand=lambda: 1.0,
+                        batch=3, lease=35.0, poll_interval=0.05)
+    await al.publish([event(i) for i in range(3)])  # three canaries: three messages, not one merged
+    rx.hold()
+    await al.start()
+    await asyncio.to_thread(rx.wait_arrived, 1)  # the first is at the receiver, the other two claimed behind it
+    stopping = asyncio.create_task(al.stop())
+    await asyncio.sleep(0.1)
+    rx.release()  # the delivery in flight ends within the grace
+    await stopping
+    assert rx.arrived == 1 and len(rx.delivered) == 1
+    assert {n.status for n in al.outbox.query()} == {DELIVERED, PENDING}
+    # the two not sent are due now, for the next leader, not at the end of the lease
+    assert len(al.outbox.due(clock(), 10, lease=35.0)) == 2

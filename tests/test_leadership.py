@@ -142,3 +142,32 @@ def test_an_unreachable_store_is_not_leadership_and_is_logged_once(caplog: pytes
     # the driver's error on its own, as every other store error is logged (found by QA: SQLAlchemy's wrapper
     # repeated the class name and ended with its help link)
     assert "sqlalche.me" not in message and "(psycopg.OperationalError)" not in message
+
+
+@pytest.mark.parametrize("lock_lost", [True, False])
+async def test_a_leader_waking_from_a_freeze_confirms_the_lock_before_it_probes(
+        tmp_path: Path, pg_url: str, steady_sim: SimServer, lock_lost: bool) -> None:
+    """Found by QA with real processes: a leader SIGSTOPped (a frozen VM) while the server dropped its session, so
+    that the standby took over, ran every canary at once on SIGCONT, beside the new leader, before its watch saw
+    the lock was gone. A run now starts only on a lock confirmed within two checks' time, or confirms it first;
+    a leader that still holds it goes on probing."""
+    a, reg_a = _app(tmp_path, pg_url, steady_sim, "a")
+    a.leader_poll_s = 30.0  # the watch looks at start, then not again during the test: as if the process slept
+    await a.start()
+    try:
+        await _until(lambda: _attempts(reg_a) >= 1 and not a.runner.in_flight)
+        if lock_lost:
+            _terminate_lock_holder(pg_url)  # the server gave the frozen leader's lock up...
+        frozen = time.monotonic() - 61, time.time() - 61  # ...and its last confirmation is a minute old
+        a.leadership._confirmed = frozen
+        before = _attempts(reg_a)
+        await asyncio.sleep(2.5)  # the 1 s canary fell due: on waking, it fires at once
+        if lock_lost:
+            assert _attempts(reg_a) == before, "the old leader probed after it lost the lock"
+            assert a.leadership_lost.is_set() and not a.leading
+            assert reg_a.get_sample_value("llm_monitor_leader") == 0
+        else:
+            assert _attempts(reg_a) > before and a.leading and not a.leadership_lost.is_set()
+            assert a.leadership._confirmed > frozen  # the store confirmed it again
+    finally:
+        await a.stop()

@@ -123,6 +123,20 @@ class Outbox:
             s.commit()
             return claimed
 
+    def release(self, claimed: Iterable[Notification], now: datetime) -> int:
+        """Give back rows claimed by :meth:`due` but not attempted (due again at `now`, not at their lease's end),
+        unless another claim or an attempt changed them since; return how many."""
+        released = 0
+        with Session(self.engine) as s:
+            for n in claimed:
+                res = s.exec(update(NotificationRow).where(  # type: ignore[call-overload]
+                    and_(col(NotificationRow.id) == n.id, col(NotificationRow.status).in_(WAITING),
+                         col(NotificationRow.next_attempt_at) == n.next_attempt_at))
+                    .values(next_attempt_at=now))
+                released += int(res.rowcount or 0)
+            s.commit()
+        return released
+
     def siblings(self, n: Notification, *, any_signal: bool = False) -> list[Notification]:
         """Return the other waiting rows of `n`'s sink x group x signal (any signal of the group if `any_signal`)
         and kind, oldest first, then by signal (to merge)."""

@@ -252,13 +252,19 @@ class Sender:
         """Deliver one sink's rows due now, in order (retries that fall due later stay for later)."""
         res = res if res is not None else FlushResult()
         for _ in range(max_rounds):
-            if name not in self.sinks:
+            if name not in self.sinks or self._stopping:
                 break
             due = await asyncio.to_thread(self.outbox.due, self.now(), self.batch, lease=self.lease, sink=name)
             if not due:
                 break
             merged: set[str] = set()
-            for n in due:
+            for i, n in enumerate(due):
+                if self._stopping:
+                    # A delivery started now could be cut by the stop's grace after the receiver took it, and be
+                    # sent again after its lease: give the rest of the batch back for the next leader, at once.
+                    await asyncio.to_thread(self.outbox.release, [m for m in due[i:] if m.id not in merged],
+                                            self.now())
+                    break
                 # Rows of one group can fall due together (opened in one analysis round, or retried after an
                 # outage): the first one's message carries the others, which are not sent again on their own.
                 if n.id not in merged:

@@ -14,7 +14,13 @@ shuts down and exits 1 for its supervisor to restart it, as a standby (the way K
 lost lease). In a network partition both sides time the connection out with the same keepalives (libpq's
 and the server's, ~25 s), so the old leader's check fails about when the server frees the lock; until its
 check fails a standby that took over and the old leader may both probe for a few seconds. Nothing is lost
-by it (runs and observations are independent rows); the calls and their spend are doubled for that time.
+by it (runs and observations are independent rows); the calls and their spend are doubled for that time. The
+same holds for a session the server ends (`pg_terminate_backend`): the leader finds out at its next check.
+
+A frozen leader (SIGSTOP, a stalled process) keeps its session, so the lock: nothing takes over. A leader frozen
+long enough for the server to drop its session (a paused VM) wakes with its jobs due at once, before its watch
+has looked: the daemon starts a run only on a lock confirmed within two checks' time (:meth:`confirmed_within`),
+else it asks the store first.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import time
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, text
@@ -50,6 +57,7 @@ class Leadership:
         self._conn: Any = None
         self._file: int | None = None
         self._unreachable = False
+        self._confirmed = (0.0, 0.0)  # (monotonic, wall) time the store last confirmed the lock is ours
 
     def try_acquire(self) -> bool:
         """Take the lock if it is free; return whether this replica now leads."""
@@ -69,6 +77,8 @@ class Leadership:
         if self._unreachable:
             log.info("the store answers again")
             self._unreachable = False
+        if self.held:
+            self._confirmed = (time.monotonic(), time.time())
         return self.held
 
     def still_held(self) -> bool:
@@ -79,11 +89,24 @@ class Leadership:
             return True  # a file lock lasts as long as the process
         try:
             self._conn.execute(text("SELECT 1")).scalar_one()
+            self._confirmed = (time.monotonic(), time.time())
             return True
         except Exception:
             self.held = False
             self._close()
             return False
+
+    def confirmed_within(self, seconds: float) -> bool:
+        """Tell whether the lock is held and was confirmed by the store within the last `seconds` (a file lock,
+        which lasts as long as the process, always is). By both clocks: a process that was stopped or frozen
+        (SIGSTOP, a paused VM) wakes up with its jobs due before it has looked, and the server may have given the
+        lock to another replica meanwhile."""
+        if not self.held:
+            return False
+        if self._conn is None:
+            return True
+        mono, wall = self._confirmed
+        return time.monotonic() - mono <= seconds and time.time() - wall <= seconds
 
     def release(self) -> None:
         """Give the lock up (at shutdown, so a standby takes over at once)."""
