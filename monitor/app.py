@@ -40,7 +40,11 @@ log = logging.getLogger("monitor.app")
 BASELINE_POLL_S = 30.0
 SWITCH_INTERVAL_S = 0.001
 ALERT_BATCH = 3
-LEADER_POLL_S = 5.0  # how often a standby tries for the leader lock, and the leader checks it still holds it
+LEADER_POLL_S = 5.0  # how often a standby tries for the leader lock
+# How often the leader checks it still holds the lock (a SELECT 1 on its lock session). A run starts only on a lock
+# confirmed within two checks, and a standby that takes a lock a session held waits that long before it probes: a
+# leader whose session the server ended has stopped starting runs by then, so the two never start runs together.
+LEADER_CHECK_S = 1.0
 UNSAVED_GRACE_S = 10.0  # at shutdown, how long writes held while the store was down get to be stored
 
 
@@ -52,7 +56,7 @@ class App:
                  annotate: Annotator | None = None, listeners: list[Listener] | None = None,
                  extra_routes: list[Route] | None = None, now: Callable[[], datetime] = utcnow,
                  tracer_provider: Any = None, serve_http: bool = True, analyse: bool = True,
-                 leader_poll_s: float = LEADER_POLL_S):
+                 leader_poll_s: float = LEADER_POLL_S, leader_check_s: float = LEADER_CHECK_S):
         self.config = config
         self.environ = os.environ if environ is None else environ
         self.registry = registry or CollectorRegistry()
@@ -95,6 +99,7 @@ class App:
         self.leading = False
         self.leadership_lost = asyncio.Event()  # the daemon exits 1 on it (its supervisor restarts it, as standby)
         self.leader_poll_s = leader_poll_s
+        self.leader_check_s = leader_check_s
         self._standing_by = False  # a started standby: ready, though it schedules nothing
         self._leader_task: asyncio.Task[None] | None = None
         self._lock_check: asyncio.Future[bool] | None = None  # the one check of the leader lock in flight
@@ -259,6 +264,10 @@ class App:
         """As a standby: try for the leader lock every `leader_poll_s`; lead once it is ours."""
         while not await asyncio.to_thread(self.leadership.try_acquire):
             await asyncio.sleep(self.leader_poll_s)
+        if self.leadership.session_bound:
+            # The server may have freed the lock by ending the old leader's session (pg_terminate_backend, a
+            # restart of the pooler) while that leader still runs: it stops starting runs within two checks.
+            await asyncio.sleep(2 * self.leader_check_s)
         log.warning("this replica now leads (the previous leader stopped or lost the store)")
         try:
             await self._lead(schedule=True)
@@ -267,9 +276,9 @@ class App:
             self.leadership_lost.set()
 
     async def _watch_leadership(self) -> None:
-        """As the leader: check every `leader_poll_s` that the lock is still ours; if not, stop acting at once."""
+        """As the leader: check every `leader_check_s` that the lock is still ours; if not, stop acting at once."""
         while await self._check_lock():
-            await asyncio.sleep(self.leader_poll_s)
+            await asyncio.sleep(self.leader_check_s)
         self._lost_leadership()
 
     async def _check_lock(self) -> bool:
@@ -279,13 +288,13 @@ class App:
         return await asyncio.shield(self._lock_check)
 
     async def _still_leading(self) -> bool:
-        """Whether a scheduled run may start. The watch confirms the lock every `leader_poll_s`; when that is
+        """Whether a scheduled run may start. The watch confirms the lock every `leader_check_s`; when that is
         overdue (the process was stopped, its VM frozen, its event loop stalled), the jobs that fell due meanwhile
         fire at once on waking, before the watch has looked, while the server may have freed the lock and a
         standby taken over: they confirm it first, so the two never probe at once."""
         if not self._lock_in_use:  # `probe`, tests without a schedule
             return self.leading
-        if self.leadership.confirmed_within(2 * self.leader_poll_s):
+        if self.leadership.confirmed_within(2 * self.leader_check_s):
             return True
         if await self._check_lock():
             return True

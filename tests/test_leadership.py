@@ -79,7 +79,8 @@ def _app(tmp_path: Path, url: str, sim: SimServer, name: str) -> tuple[App, Coll
                        "    schedule: {every: 1s}\n", extra="daemon: {max_start_delay: 0}\n")
     cfg.write_text(cfg.read_text().replace(f"sqlite:///{folder / 'm.db'}", url))
     registry = CollectorRegistry()
-    app = App(load_config(cfg, environ={}), registry=registry, environ={}, serve_http=False, leader_poll_s=0.1)
+    app = App(load_config(cfg, environ={}), registry=registry, environ={}, serve_http=False, leader_poll_s=0.1,
+              leader_check_s=0.1)
     return app, registry
 
 
@@ -152,7 +153,7 @@ async def test_a_leader_waking_from_a_freeze_confirms_the_lock_before_it_probes(
     the lock was gone. A run now starts only on a lock confirmed within two checks' time, or confirms it first;
     a leader that still holds it goes on probing."""
     a, reg_a = _app(tmp_path, pg_url, steady_sim, "a")
-    a.leader_poll_s = 30.0  # the watch looks at start, then not again during the test: as if the process slept
+    a.leader_check_s = 30.0  # the watch looks at start, then not again during the test: as if the process slept
     await a.start()
     try:
         await _until(lambda: _attempts(reg_a) >= 1 and not a.runner.in_flight)
@@ -171,3 +172,33 @@ async def test_a_leader_waking_from_a_freeze_confirms_the_lock_before_it_probes(
             assert a.leadership._confirmed > frozen  # the store confirmed it again
     finally:
         await a.stop()
+
+
+async def test_after_the_server_ends_the_leaders_session_the_two_never_start_runs_together(
+        tmp_path: Path, pg_url: str, steady_sim: SimServer) -> None:
+    """Found by QA with real processes: after pg_terminate_backend of the leader's lock session, the standby led
+    within 0.2 s and the old leader, until its next check of the lock (every 5 s), still started 2-3 runs after
+    the new leader's first. The leader now checks every second and starts a run only on a lock confirmed within
+    two checks; a standby that takes a session's lock waits two checks before it probes."""
+    (a, reg_a), (b, reg_b) = _app(tmp_path, pg_url, steady_sim, "a"), _app(tmp_path, pg_url, steady_sim, "b")
+    a.leader_check_s = b.leader_check_s = 1.0
+    b.leader_poll_s = 0.02  # the standby takes the freed lock at once: the worst case
+    a.runner.replica, b.runner.replica = "a", "b"  # one process here: name each run's replica
+    await a.start()
+    await b.start()
+    try:
+        await _until(lambda: _attempts(reg_a) >= 2)
+        _terminate_lock_holder(pg_url)
+        await _until(lambda: b.leadership.held)
+        took = time.monotonic()
+        await _until(lambda: b.leading)
+        assert time.monotonic() - took >= 1.9  # two of its checks: the old leader's confirmations have run out
+        await _until(lambda: a.leadership_lost.is_set() and _attempts(reg_b) >= 2)
+        runs = a.store.runs(limit=1000)
+        old = [r.started_at for r in runs if r.replica == "a"]
+        new = [r.started_at for r in runs if r.replica == "b"]
+        assert old and new and max(old) < min(new), (max(old), min(new))
+    finally:
+        await b.stop()
+        if a.scheduler.running:
+            await a.stop()

@@ -12,10 +12,12 @@ host or connection) frees it without anyone's clock deciding:
 A replica that loses the lock (its PostgreSQL connection broke) must stop acting at once: the daemon then
 shuts down and exits 1 for its supervisor to restart it, as a standby (the way Kubernetes controllers treat a
 lost lease). In a network partition both sides time the connection out with the same keepalives (libpq's
-and the server's, ~25 s), so the old leader's check fails about when the server frees the lock; until its
-check fails a standby that took over and the old leader may both probe for a few seconds. Nothing is lost
-by it (runs and observations are independent rows); the calls and their spend are doubled for that time. The
-same holds for a session the server ends (`pg_terminate_backend`): the leader finds out at its next check.
+and the server's, ~25 s), so the old leader's check fails about when the server frees the lock. The leader
+checks its lock every second and starts a run only on a lock confirmed within two checks (else it asks first,
+and a check that hangs holds the run back); a standby that takes a lock a session held waits two checks before
+it probes. So an old leader whose session the server ended (`pg_terminate_backend`, a partition) has started its
+last run before the new one starts its first; only runs already in flight can overlap. Nothing would be lost by
+an overlap (runs and observations are independent rows); the calls and their spend would be doubled.
 
 A frozen leader (SIGSTOP, a stalled process) keeps its session, so the lock: nothing takes over. A leader frozen
 long enough for the server to drop its session (a paused VM) wakes with its jobs due at once, before its watch
@@ -95,6 +97,12 @@ class Leadership:
             self.held = False
             self._close()
             return False
+
+    @property
+    def session_bound(self) -> bool:
+        """Whether the lock lives in a database session the server can end while its holder runs on (PostgreSQL),
+        unlike a file lock, which lasts as long as the process."""
+        return self._conn is not None
 
     def confirmed_within(self, seconds: float) -> bool:
         """Tell whether the lock is held and was confirmed by the store within the last `seconds` (a file lock,
