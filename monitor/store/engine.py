@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from typing import Any
 
@@ -10,6 +11,11 @@ from sqlalchemy.engine import ExceptionContext, make_url
 
 SQLITE_CACHE_KIB = 1024
 SQLITE_READONLY = 8  # primary result code; the extended ones (READONLY_DBMOVED, ...) share its low byte
+# Threads that use the store at once: the event loop's default executor (asyncio.to_thread: min(32, cores + 4)
+# workers), the drift analysis thread and one to spare. A PostgreSQL pool this size keeps every connection it
+# opens; a smaller one closed each connection handed back past its size and opened another at the next peak
+# (found by the PostgreSQL soak: ~30 new sessions a minute, each a server process forked and torn down).
+PG_POOL_SIZE = min(32, (os.cpu_count() or 1) + 4) + 2
 
 
 def read_only_connection(ctx: ExceptionContext) -> None:
@@ -46,4 +52,4 @@ def make_engine(url: str) -> Engine:
         return engine
     if u.drivername == "postgresql":
         u = u.set(drivername="postgresql+psycopg")
-    return create_engine(u, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    return create_engine(u, pool_pre_ping=True, pool_size=PG_POOL_SIZE, max_overflow=10)
