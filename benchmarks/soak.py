@@ -1,14 +1,17 @@
 """Soak: does a daemon under a heavy, eventful schedule level off, or does something grow without bound?
 
 Starts the simulated upstream and a real `llm-monitor run` (drift on, a webhook sink pointing at a small receiver in
-this process; the store SQLite in the run folder, or the empty PostgreSQL database `--store` names) with N canaries x 2 targets (the OpenAI wire format streaming, the Anthropic one not) at
-2-5 s intervals, then scripts, at fixed fractions of the run: a refusal change, a model swap, error bursts and slow
-answers on each upstream, SIGHUP reloads (canaries added; nothing changed; an invalid file; streaming modes swapped
-and canaries removed) and an outage of the webhook receiver. Every `--every` seconds it samples the daemon: resident
-memory, open file descriptors (sockets), threads, /metrics lines, store size and rows, the outbox backlog, log lines,
-calls made and scheduled runs skipped; on PostgreSQL also the database's sessions (pg_stat_activity: all, and idle in
-a transaction), the store's size being its tables' with their indexes and TOAST (pg_total_relation_size). At the end
-it sends SIGTERM and times the exit (on PostgreSQL: and counts the sessions left behind).
+this process; the store SQLite in the run folder, or the empty PostgreSQL database `--store` names) with N canaries
+x 2 targets (the OpenAI wire format streaming, the Anthropic one not) at 2-5 s intervals, then scripts, at fixed
+fractions of the run: a refusal change, a model swap, error bursts and slow answers on each upstream, SIGHUP reloads
+(canaries added; nothing changed; an invalid file; streaming modes swapped and canaries removed) and an outage of
+the webhook receiver. Every `--every` seconds it samples the daemon: resident memory, open file descriptors
+(sockets), threads, /metrics lines, store size and rows, the outbox backlog, log lines, calls made and scheduled
+runs skipped; on PostgreSQL (14 or later) also the database's sessions (pg_stat_activity: all, and idle in a
+transaction) and how many it opened a minute (pg_stat_database.sessions: a pool that closes and opens connections
+shows there), the store's size being its tables' with their indexes and TOAST (pg_total_relation_size; dead rows
+included until a vacuum). At the end it sends SIGTERM and times the exit (on PostgreSQL: and counts the sessions
+left behind).
 
 Prints the samples (about a dozen rows) and how each level moved over the last third of the run, after the last
 scripted event: a leak keeps climbing once the daemon has seen everything; the store grows with the calls made.
@@ -46,7 +49,7 @@ import httpx
 import yaml
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import Connection, create_engine, event, make_url, text
 from sqlalchemy.pool import NullPool
 
 SCENARIO = """\
@@ -91,7 +94,7 @@ PROMPTS = [
 TABLES = ("observations", "runs", "notifications", "drift_events")
 COLUMNS = ("min", "RSS MB", "FDs (sockets)", "threads", "/metrics lines", "store MB", "observations", "drift events",
            "outbox waiting", "log lines/min", "calls", "skipped runs", "scrape ms")
-PG_COLUMNS = ("PG sessions (idle in tx)",)
+PG_COLUMNS = ("PG sessions (idle in tx)", "PG sessions opened/min")
 
 
 def free_port() -> int:
@@ -161,6 +164,9 @@ class PostgresStore:
             u = u.set(drivername="postgresql+psycopg")
         self.url, self.shown = url, u.render_as_string(hide_password=True)
         self.engine = create_engine(u, poolclass=NullPool)
+        self.own = 0  # sessions this script opened, left out of the database's count
+        event.listen(self.engine, "connect", lambda *_: setattr(self, "own", self.own + 1))
+        self.last: tuple[float, int] | None = None
 
     def refuse_filled(self) -> None:
         with self.engine.connect() as conn:
@@ -171,12 +177,20 @@ class PostgresStore:
                              f"{', ...' if len(tables) > 4 else ''}): the soak starts from an empty store; "
                              "give it a new database (createdb) or drop the old one")
 
-    def sessions(self) -> tuple[int, int]:
-        """The database's other sessions: all of them, and those idle in a transaction."""
+    @staticmethod
+    def sessions(conn: Connection) -> tuple[int, int, int]:
+        """The database's other sessions now (all, and those idle in a transaction), and those ever opened."""
+        now, idle_in_tx = conn.execute(text(
+            "select count(*), count(*) filter (where state like 'idle in transaction%') from pg_stat_activity "
+            "where datname = current_database() and pid <> pg_backend_pid()")).one()
+        opened = conn.execute(text(  # PostgreSQL 14 or later
+            "select sessions from pg_stat_database where datname = current_database()")).scalar_one()
+        return now, idle_in_tx, opened
+
+    def left(self) -> tuple[int, int]:
+        """The sessions still open (all, idle in a transaction)."""
         with self.engine.connect() as conn:
-            return tuple(conn.execute(text(  # type: ignore[return-value]
-                "select count(*), count(*) filter (where state like 'idle in transaction%') from pg_stat_activity "
-                "where datname = current_database() and pid <> pg_backend_pid()")).one())
+            return self.sessions(conn)[:2]
 
     def sample(self) -> dict[str, float]:
         with self.engine.connect() as conn:
@@ -184,8 +198,12 @@ class PostgresStore:
             size = conn.execute(text(
                 "select coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint from pg_class c join pg_namespace n "
                 "on n.oid = c.relnamespace where c.relkind = 'r' and n.nspname = current_schema()")).scalar_one()
-        sessions, idle_in_tx = self.sessions()
-        return {**rows, "store MB": size / 1e6, "PG sessions": sessions, "idle in tx": idle_in_tx}
+            sessions, idle_in_tx, opened = self.sessions(conn)
+        now, opened = time.monotonic(), opened - self.own
+        per_min = (opened - self.last[1]) / max((now - self.last[0]) / 60, 1e-9) if self.last else 0.0
+        self.last = (now, opened)
+        return {**rows, "store MB": size / 1e6, "PG sessions": sessions, "idle in tx": idle_in_tx,
+                "PG sessions opened": opened, "opened/min": per_min}
 
     def close(self) -> None:
         self.engine.dispose()
@@ -364,7 +382,7 @@ def row(s: dict[str, float], postgres: bool) -> list[str]:
             f"{s['/metrics lines']:.0f}", f"{s['store MB']:.1f}", f"{s['observations']:.0f}",
             f"{s['drift_events']:.0f}", f"{s['outbox waiting']:.0f}", f"{s['log lines/min']:.0f}",
             f"{s['calls']:.0f}", f"{s['skipped runs']:.0f}", f"{s['scrape ms']:.0f}",
-            *([f"{s['PG sessions']:.0f} ({s['idle in tx']:.0f})"] if postgres else [])]
+            *([f"{s['PG sessions']:.0f} ({s['idle in tx']:.0f})", f"{s['opened/min']:.0f}"] if postgres else [])]
 
 
 def main() -> None:
@@ -407,7 +425,7 @@ def main() -> None:
         took, stopped = soak.stop()
         if isinstance(store, PostgresStore):
             time.sleep(1)  # the server ends a session once it sees its socket closed
-            left = store.sessions()
+            left = store.left()
     finally:
         soak.close()
         store.close()
@@ -427,7 +445,7 @@ def main() -> None:
         for col in ("level", "from", "to", "change"):
             moved.add_column(col, justify="right")
         levels = ("RSS MB", "FDs", "sockets", "threads", "/metrics lines", "outbox waiting", "store MB")
-        for key in levels + (("PG sessions", "idle in tx") if postgres else ()):
+        for key in levels + (("PG sessions", "idle in tx", "opened/min") if postgres else ()):
             moved.add_row(key, f"{a[key]:.1f}", f"{b[key]:.1f}", f"{b[key] - a[key]:+.1f}")
         console.print(moved)
     console.print(f"SIGTERM -> exit: [bold]{took:.2f} s[/]" + (f" (the `stopped` log line after {stopped:.2f} s)"
