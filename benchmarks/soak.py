@@ -1,19 +1,28 @@
 """Soak: does a daemon under a heavy, eventful schedule level off, or does something grow without bound?
 
-Starts the simulated upstream and a real `llm-monitor run` (SQLite, drift on, a webhook sink pointing at a small
-receiver in this process) with N canaries x 2 targets (the OpenAI wire format streaming, the Anthropic one not) at
-2-5 s intervals, then scripts, at fixed fractions of the run: a refusal change, a model swap, error bursts and slow
-answers on each upstream, SIGHUP reloads (canaries added; nothing changed; an invalid file; streaming modes swapped
-and canaries removed) and an outage of the webhook receiver. Every `--every` seconds it samples the daemon: resident
-memory, open file descriptors (sockets), threads, /metrics lines, store size and rows, the outbox backlog, log lines,
-calls made and scheduled runs skipped. At the end it sends SIGTERM and times the exit.
+Starts the simulated upstream and a real `llm-monitor run` (drift on, a webhook sink pointing at a small receiver in
+this process; the store SQLite in the run folder, or the empty PostgreSQL database `--store` names) with N canaries
+x 2 targets (the OpenAI wire format streaming, the Anthropic one not) at 2-5 s intervals, then scripts, at fixed
+fractions of the run: a refusal change, a model swap, error bursts and slow answers on each upstream, SIGHUP reloads
+(canaries added; nothing changed; an invalid file; streaming modes swapped and canaries removed) and an outage of
+the webhook receiver. Every `--every` seconds it samples the daemon: resident memory, open file descriptors
+(sockets), threads, /metrics lines, store size and rows, the outbox backlog, log lines, calls made and scheduled
+runs skipped; on PostgreSQL (14 or later) also the database's sessions (pg_stat_activity: all, and idle in a
+transaction) and how many it opened a minute (pg_stat_database.sessions: a pool that closes and opens connections
+shows there), the store's size being its tables' with their indexes and TOAST (pg_total_relation_size; dead rows
+included until a vacuum). At the end it sends SIGTERM and times the exit (on PostgreSQL: and counts the sessions
+left behind).
 
 Prints the samples (about a dozen rows) and how each level moved over the last third of the run, after the last
 scripted event: a leak keeps climbing once the daemon has seen everything; the store grows with the calls made.
 The machine's load shows in the skipped runs and the scrape time: compare runs on the same machine. Memory settles
 late (in a 40-minute run it rose for about 33 minutes, then by 2.4 MB in the last 7): give it the 40 minutes.
 
-Usage: python benchmarks/soak.py [--minutes 40] [--canaries 30] [--every 30] [--keep DIR] [--ports N]
+The soak starts from an empty store: a `--keep` folder already holding `monitor.db`, or a database holding any
+table, is refused (create a new one: `createdb -h 127.0.0.1 -U postgres soak`, then
+`--store postgresql+psycopg://postgres@127.0.0.1:5432/soak`).
+
+Usage: python benchmarks/soak.py [--minutes 40] [--canaries 30] [--every 30] [--keep DIR] [--ports N] [--store URL]
 """
 
 from __future__ import annotations
@@ -40,6 +49,8 @@ import httpx
 import yaml
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy import Connection, create_engine, event, make_url, text
+from sqlalchemy.pool import NullPool
 
 SCENARIO = """\
 name: soak
@@ -83,6 +94,7 @@ PROMPTS = [
 TABLES = ("observations", "runs", "notifications", "drift_events")
 COLUMNS = ("min", "RSS MB", "FDs (sockets)", "threads", "/metrics lines", "store MB", "observations", "drift events",
            "outbox waiting", "log lines/min", "calls", "skipped runs", "scrape ms")
+PG_COLUMNS = ("PG sessions (idle in tx)", "PG sessions opened/min")
 
 
 def free_port() -> int:
@@ -101,7 +113,7 @@ def write_probes(path: Path, n: int) -> None:
     path.write_text(yaml.safe_dump({"canaries": canaries}, sort_keys=False))
 
 
-def config_text(sim: str, listen: int, hook: int, db: Path, probes: Path, *, swapped: bool = False) -> str:
+def config_text(sim: str, listen: int, hook: int, store: str, probes: Path, *, swapped: bool = False) -> str:
     return f"""\
 targets:
   - {{id: sim-openai, provider: openai, base_url: "{sim}/v1", model: soak-gpt, stream: {str(not swapped).lower()},
@@ -109,7 +121,7 @@ targets:
   - {{id: sim-anthropic, provider: anthropic, base_url: "{sim}", model: soak-claude, stream: {str(swapped).lower()},
      timeout: 10, max_concurrency: 16}}
 probes: ["{probes}"]
-storage: {{url: "sqlite:///{db}"}}
+storage: {{url: "{store}"}}
 http: {{listen: "127.0.0.1:{listen}"}}
 daemon: {{max_start_delay: 5}}
 alerts:
@@ -117,6 +129,84 @@ alerts:
   retry: {{initial: 2s, max: 30s}}
   sinks: [{{name: hook, type: webhook, url: "http://127.0.0.1:{hook}/hook", secret_env: SOAK_SECRET, timeout: 5s}}]
 """
+
+
+class SqliteStore:
+    """The default store: `monitor.db` in the run folder, read through a read-only connection."""
+
+    def __init__(self, folder: Path):
+        self.folder, self.path = folder, folder / "monitor.db"
+        self.url = self.shown = f"sqlite:///{self.path}"
+
+    def refuse_filled(self) -> None:
+        if self.path.exists():
+            raise SystemExit(f"{self.path} exists: the soak starts from an empty store (give --keep a new folder)")
+
+    def sample(self) -> dict[str, float]:
+        con = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30)
+        try:
+            rows = {t: con.execute(f"select count(*) from {t}").fetchone()[0] for t in TABLES}
+        finally:
+            con.close()
+        return {**rows, "store MB": sum(p.stat().st_size for p in self.folder.glob("monitor.db*")) / 1e6}
+
+    def close(self) -> None:
+        pass
+
+
+class PostgresStore:
+    """A PostgreSQL database, empty at the start; sampled through a connection of its own each time, which the
+    session counts leave out. The store's size is its tables' (in the connection's schema, as the daemon's)."""
+
+    def __init__(self, url: str):
+        u = make_url(url)
+        if u.drivername == "postgresql":  # as the daemon reads it (monitor.store.engine)
+            u = u.set(drivername="postgresql+psycopg")
+        self.url, self.shown = url, u.render_as_string(hide_password=True)
+        self.engine = create_engine(u, poolclass=NullPool)
+        self.own = 0  # sessions this script opened, left out of the database's count
+        event.listen(self.engine, "connect", lambda *_: setattr(self, "own", self.own + 1))
+        self.last: tuple[float, int] | None = None
+
+    def refuse_filled(self) -> None:
+        with self.engine.connect() as conn:
+            tables = conn.execute(text("select schemaname || '.' || tablename from pg_tables where schemaname "
+                                       "not in ('pg_catalog', 'information_schema') order by 1")).scalars().all()
+        if tables:
+            raise SystemExit(f"{self.shown} holds {len(tables)} table(s) ({', '.join(tables[:4])}"
+                             f"{', ...' if len(tables) > 4 else ''}): the soak starts from an empty store; "
+                             "give it a new database (createdb) or drop the old one")
+
+    @staticmethod
+    def sessions(conn: Connection) -> tuple[int, int, int]:
+        """The database's other sessions now (all, and those idle in a transaction), and those ever opened."""
+        now, idle_in_tx = conn.execute(text(
+            "select count(*), count(*) filter (where state like 'idle in transaction%') from pg_stat_activity "
+            "where datname = current_database() and pid <> pg_backend_pid()")).one()
+        opened = conn.execute(text(  # PostgreSQL 14 or later
+            "select sessions from pg_stat_database where datname = current_database()")).scalar_one()
+        return now, idle_in_tx, opened
+
+    def left(self) -> tuple[int, int]:
+        """The sessions still open (all, idle in a transaction)."""
+        with self.engine.connect() as conn:
+            return self.sessions(conn)[:2]
+
+    def sample(self) -> dict[str, float]:
+        with self.engine.connect() as conn:
+            rows = {t: conn.execute(text(f"select count(*) from {t}")).scalar_one() for t in TABLES}
+            size = conn.execute(text(
+                "select coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint from pg_class c join pg_namespace n "
+                "on n.oid = c.relnamespace where c.relkind = 'r' and n.nspname = current_schema()")).scalar_one()
+            sessions, idle_in_tx, opened = self.sessions(conn)
+        now, opened = time.monotonic(), opened - self.own
+        per_min = (opened - self.last[1]) / max((now - self.last[0]) / 60, 1e-9) if self.last else 0.0
+        self.last = (now, opened)
+        return {**rows, "store MB": size / 1e6, "PG sessions": sessions, "idle in tx": idle_in_tx,
+                "PG sessions opened": opened, "opened/min": per_min}
+
+    def close(self) -> None:
+        self.engine.dispose()
 
 
 class Receiver:
@@ -150,12 +240,12 @@ class Receiver:
 
 
 class Soak:
-    def __init__(self, folder: Path, canaries: int, ports: int | None = None):
-        self.folder, self.canaries = folder, canaries
+    def __init__(self, folder: Path, canaries: int, store: SqliteStore | PostgresStore, ports: int | None = None):
+        self.folder, self.canaries, self.store = folder, canaries, store
         sim, listen, hook = (ports, ports + 1, ports + 2) if ports else (free_port(), free_port(), free_port())
         self.sim_port, self.port, self.hook = sim, listen, Receiver(hook)
         self.sim_url = f"http://127.0.0.1:{self.sim_port}"
-        self.db, self.probes, self.cfg = folder / "monitor.db", folder / "probes", folder / "monitor.yaml"
+        self.probes, self.cfg = folder / "probes", folder / "monitor.yaml"
         self.log = folder / "daemon.err"
         self.procs: list[subprocess.Popen[bytes]] = []
         self.daemon: subprocess.Popen[bytes] | None = None
@@ -179,7 +269,7 @@ class Soak:
         self.wait_for(f"http://127.0.0.1:{self.port}/metrics")
 
     def write_config(self, **kwargs: bool) -> None:
-        self.cfg.write_text(config_text(self.sim_url, self.port, self.hook.port, self.db, self.probes, **kwargs))
+        self.cfg.write_text(config_text(self.sim_url, self.port, self.hook.port, self.store.url, self.probes, **kwargs))
 
     @staticmethod
     def wait_for(url: str) -> None:
@@ -254,19 +344,13 @@ class Soak:
             if line and not line.startswith("#"):
                 name = line.split("{")[0].split(" ")[0]
                 values[name] = values.get(name, 0.0) + float(line.rsplit(" ", 1)[1])
-        con = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=30)
-        try:
-            rows = {t: con.execute(f"select count(*) from {t}").fetchone()[0] for t in TABLES}
-        finally:
-            con.close()
-        store = sum(p.stat().st_size for p in self.folder.glob("monitor.db*"))
+        store = self.store.sample()
         now = time.monotonic()
         log_lines = sum(1 for _ in self.log.open("rb"))
         per_min = (log_lines - last["log_lines"]) / max((now - last["at"]) / 60, 1e-9) if last else 0.0
         return {"at": now, "min": (now - started) / 60, "RSS MB": int(field["VmRSS"][0]) / 1024,
                 "FDs": len(fds), "sockets": sockets, "threads": int(field["Threads"][0]),
-                "/metrics lines": len(text.splitlines()), "store MB": store / 1e6,
-                "observations": rows["observations"], "drift events": rows["drift_events"],
+                "/metrics lines": len(text.splitlines()), **store,
                 "outbox waiting": values.get("llm_monitor_notifications_pending", 0.0),
                 "log_lines": log_lines, "log lines/min": per_min,
                 "calls": values.get("llm_monitor_probe_attempts_total", 0.0),
@@ -293,11 +377,12 @@ class Soak:
                 p.wait(30)
 
 
-def row(s: dict[str, float]) -> list[str]:
+def row(s: dict[str, float], postgres: bool) -> list[str]:
     return [f"{s['min']:.1f}", f"{s['RSS MB']:.1f}", f"{s['FDs']:.0f} ({s['sockets']:.0f})", f"{s['threads']:.0f}",
             f"{s['/metrics lines']:.0f}", f"{s['store MB']:.1f}", f"{s['observations']:.0f}",
-            f"{s['drift events']:.0f}", f"{s['outbox waiting']:.0f}", f"{s['log lines/min']:.0f}",
-            f"{s['calls']:.0f}", f"{s['skipped runs']:.0f}", f"{s['scrape ms']:.0f}"]
+            f"{s['drift_events']:.0f}", f"{s['outbox waiting']:.0f}", f"{s['log lines/min']:.0f}",
+            f"{s['calls']:.0f}", f"{s['skipped runs']:.0f}", f"{s['scrape ms']:.0f}",
+            *([f"{s['PG sessions']:.0f} ({s['idle in tx']:.0f})", f"{s['opened/min']:.0f}"] if postgres else [])]
 
 
 def main() -> None:
@@ -308,12 +393,18 @@ def main() -> None:
     ap.add_argument("--keep", type=Path, help="folder to keep the store, config and daemon log in")
     ap.add_argument("--ports", type=int, help="first of three ports to use (simulator, daemon, receiver); "
                                               "default: free ones")
+    ap.add_argument("--store", metavar="URL", help="an empty PostgreSQL database (postgresql+psycopg://...) to "
+                                                   "soak on; default: SQLite in the run folder")
     args = ap.parse_args()
-    console = Console(width=170)
+    console = Console(width=200)
     folder = args.keep or Path(tempfile.mkdtemp(prefix="llm-monitor-soak-"))
     folder.mkdir(parents=True, exist_ok=True)
-    soak = Soak(folder, args.canaries, args.ports)
+    store = PostgresStore(args.store) if args.store else SqliteStore(folder)
+    store.refuse_filled()
+    postgres = isinstance(store, PostgresStore)
+    soak = Soak(folder, args.canaries, store, args.ports)
     samples: list[dict[str, float]] = []
+    left: tuple[int, int] | None = None
     try:
         soak.start()
         started = time.monotonic()
@@ -332,15 +423,20 @@ def main() -> None:
             time.sleep(0.2)
         samples.append(soak.sample(started, samples[-1]))
         took, stopped = soak.stop()
+        if isinstance(store, PostgresStore):
+            time.sleep(1)  # the server ends a session once it sees its socket closed
+            left = store.left()
     finally:
         soak.close()
-    table = Table(title=f"Soak: {args.canaries} canaries x 2 targets at 2-5 s, {args.minutes:g} minutes "
+        store.close()
+    table = Table(title=f"Soak: {args.canaries} canaries x 2 targets at 2-5 s, {args.minutes:g} minutes, "
+                        f"{'PostgreSQL' if postgres else 'SQLite'} "
                         f"(python {sys.version.split()[0]}, {os.cpu_count()} cores)")
-    for col in COLUMNS:
+    for col in COLUMNS + (PG_COLUMNS if postgres else ()):
         table.add_column(col, justify="right")
     step = max(1, len(samples) // 12)
     for s in samples[::step] + ([samples[-1]] if (len(samples) - 1) % step else []):
-        table.add_row(*row(s))
+        table.add_row(*row(s, postgres))
     console.print(table)
     tail = [s for s in samples if s["min"] >= args.minutes * 2 / 3]
     if len(tail) >= 2:
@@ -348,12 +444,16 @@ def main() -> None:
         moved = Table(title=f"The last third ({a['min']:.1f} -> {b['min']:.1f} min), after the last scripted event")
         for col in ("level", "from", "to", "change"):
             moved.add_column(col, justify="right")
-        for key in ("RSS MB", "FDs", "sockets", "threads", "/metrics lines", "outbox waiting", "store MB"):
+        levels = ("RSS MB", "FDs", "sockets", "threads", "/metrics lines", "outbox waiting", "store MB")
+        for key in levels + (("PG sessions", "idle in tx", "opened/min") if postgres else ()):
             moved.add_row(key, f"{a[key]:.1f}", f"{b[key]:.1f}", f"{b[key] - a[key]:+.1f}")
         console.print(moved)
     console.print(f"SIGTERM -> exit: [bold]{took:.2f} s[/]" + (f" (the `stopped` log line after {stopped:.2f} s)"
                                                                if stopped is not None else ""))
-    console.print(f"webhook messages received: {soak.hook.received}; store, config and log in {folder}")
+    if left is not None:
+        console.print(f"PostgreSQL sessions left 1 s after the exit: {left[0]} ({left[1]} idle in a transaction)")
+    console.print(f"webhook messages received: {soak.hook.received}; config and log in {folder}, store "
+                  f"{store.shown}")
 
 
 if __name__ == "__main__":
