@@ -71,6 +71,26 @@ def test_a_broken_postgresql_session_loses_the_lock_and_frees_it(pg_url: str) ->
             s.close()
 
 
+def test_a_standby_tries_through_one_engine(pg_url: str) -> None:
+    # Found by the PostgreSQL soak: a standby built a new SQLAlchemy engine at every try (every 5 s), each leaving
+    # a little in SQLAlchemy's event registry for as long as the standby waits
+    stores = [Store(pg_url), Store(pg_url)]
+    stores[0].migrate()
+    leader, standby = (Leadership(s.engine) for s in stores)
+    try:
+        assert leader.try_acquire()
+        assert not standby.try_acquire()
+        first = standby._lock_engine
+        assert first is not None and not standby.try_acquire() and standby._lock_engine is first
+        leader.release()
+        assert standby.try_acquire() and standby._lock_engine is first
+    finally:
+        leader.release()
+        standby.release()
+        for s in stores:
+            s.close()
+
+
 def _app(tmp_path: Path, url: str, sim: SimServer, name: str) -> tuple[App, CollectorRegistry]:
     folder = tmp_path / name
     folder.mkdir()

@@ -57,6 +57,7 @@ class Leadership:
         self.dialect = engine.dialect.name
         self.held = False
         self._conn: Any = None
+        self._lock_engine: Engine | None = None  # made once: a standby connects through it at every try
         self._file: int | None = None
         self._unreachable = False
         self._confirmed = (0.0, 0.0)  # (monotonic, wall) time the store last confirmed the lock is ours
@@ -127,8 +128,9 @@ class Leadership:
     # -- backends --------------------------------------------------------------------------------------------
     def _try_pg(self) -> bool:
         if self._conn is None:
-            engine = create_engine(self.url, poolclass=NullPool, connect_args=CLIENT_KEEPALIVE)
-            self._conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            if self._lock_engine is None:
+                self._lock_engine = create_engine(self.url, poolclass=NullPool, connect_args=CLIENT_KEEPALIVE)
+            self._conn = self._lock_engine.connect().execution_options(isolation_level="AUTOCOMMIT")
             for statement in KEEPALIVE:
                 self._conn.execute(text(statement))
         got = bool(self._conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": LEADER_LOCK_ID}).scalar_one())
