@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -37,17 +39,14 @@ def _terminate_lock_holder(url: str) -> None:
     assert killed == [(True,)]
 
 
-def test_one_holder_at_a_time_and_release_hands_over(url: str) -> None:
+@contextlib.contextmanager
+def _two_replicas(url: str) -> Iterator[tuple[Leadership, Leadership]]:
+    """Two replicas' leader locks on one store (the first replica's store migrated), released at the end."""
     stores = [Store(url), Store(url)]
     stores[0].migrate()
     first, second = (Leadership(s.engine) for s in stores)
     try:
-        assert first.try_acquire() and first.still_held()
-        assert not second.try_acquire() and not second.still_held()
-        assert first.try_acquire()  # idempotent for the holder
-        first.release()
-        assert not first.held and second.try_acquire()
-        assert not first.try_acquire()
+        yield first, second
     finally:
         first.release()
         second.release()
@@ -55,40 +54,34 @@ def test_one_holder_at_a_time_and_release_hands_over(url: str) -> None:
             s.close()
 
 
+def test_one_holder_at_a_time_and_release_hands_over(url: str) -> None:
+    with _two_replicas(url) as (first, second):
+        assert first.try_acquire() and first.still_held()
+        assert not second.try_acquire() and not second.still_held()
+        assert first.try_acquire()  # idempotent for the holder
+        first.release()
+        assert not first.held and second.try_acquire()
+        assert not first.try_acquire()
+
+
 def test_a_broken_postgresql_session_loses_the_lock_and_frees_it(pg_url: str) -> None:
-    stores = [Store(pg_url), Store(pg_url)]
-    stores[0].migrate()
-    leader, standby = (Leadership(s.engine) for s in stores)
-    try:
+    with _two_replicas(pg_url) as (leader, standby):
         assert leader.try_acquire()
         _terminate_lock_holder(pg_url)
         assert not leader.still_held() and not leader.held
         assert standby.try_acquire()
-    finally:
-        leader.release()
-        standby.release()
-        for s in stores:
-            s.close()
 
 
 def test_a_standby_tries_through_one_engine(pg_url: str) -> None:
     # Found by the PostgreSQL soak: a standby built a new SQLAlchemy engine at every try (every 5 s), each leaving
     # a little in SQLAlchemy's event registry for as long as the standby waits
-    stores = [Store(pg_url), Store(pg_url)]
-    stores[0].migrate()
-    leader, standby = (Leadership(s.engine) for s in stores)
-    try:
+    with _two_replicas(pg_url) as (leader, standby):
         assert leader.try_acquire()
         assert not standby.try_acquire()
         first = standby._lock_engine
         assert first is not None and not standby.try_acquire() and standby._lock_engine is first
         leader.release()
         assert standby.try_acquire() and standby._lock_engine is first
-    finally:
-        leader.release()
-        standby.release()
-        for s in stores:
-            s.close()
 
 
 def _app(tmp_path: Path, url: str, sim: SimServer, name: str) -> tuple[App, CollectorRegistry]:

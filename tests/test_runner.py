@@ -37,6 +37,21 @@ def targets(sim: SimServer, extra: str = "") -> str:
             f"  - {{id: claude, provider: anthropic, base_url: '{sim.url}', model: sim-claude, api_key_env: K}}")
 
 
+def held_answer(release: Any, sent: list[dict] | None = None) -> Any:
+    """A json_server answer: a one-word chat completion, sent once `release` (a threading.Event) is set; each
+    request's body goes to `sent` on arrival."""
+
+    def answer(body: dict, headers: dict) -> tuple[int, dict]:
+        if sent is not None:
+            sent.append(body)
+        release.wait(10)
+        return 200, {"id": "chatcmpl-x", "object": "chat.completion", "created": 0, "model": "m",
+                     "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "ok"}}],
+                     "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
+
+    return answer
+
+
 async def run_once(app: App) -> list:
     out = []
     for canary, target in app.config.pairs():
@@ -365,14 +380,7 @@ async def test_a_run_is_stored_as_running_before_its_calls_end(steady_sim: SimSe
     import threading
 
     release = threading.Event()
-
-    def answer(body: dict, headers: dict) -> tuple[int, dict]:
-        release.wait(10)
-        return 200, {"id": "chatcmpl-x", "object": "chat.completion", "created": 0, "model": "m",
-                     "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "ok"}}],
-                     "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
-
-    with json_server(answer) as url:
+    with json_server(held_answer(release)) as url:
         cfg = load_config(write_config(tmp_path, f"  - {{id: slow, provider: openai, base_url: '{url}/v1', model: m, "
                                                  "stream: false}", PROBES), environ={})
         app = App(cfg, environ={}, serve_http=False, analyse=False)
@@ -440,15 +448,7 @@ async def test_shutdown_does_not_send_the_calls_still_waiting_for_a_slot(tmp_pat
     import threading
 
     release, sent = threading.Event(), []
-
-    def answer(body: dict, headers: dict) -> tuple[int, dict]:
-        sent.append(body)
-        release.wait(10)
-        return 200, {"id": "chatcmpl-x", "object": "chat.completion", "created": 0, "model": "m",
-                     "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "ok"}}],
-                     "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
-
-    with json_server(answer) as url:
+    with json_server(held_answer(release, sent)) as url:
         cfg = load_config(write_config(tmp_path, f"  - {{id: slow, provider: openai, base_url: '{url}/v1', model: m, "
                                                  "stream: false, max_concurrency: 1}", PROBES), environ={})
         app = App(cfg, environ={}, serve_http=False, analyse=False)
