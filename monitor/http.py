@@ -14,9 +14,9 @@ import os
 import re
 import socket
 import ssl
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -31,8 +31,10 @@ from monitor.domain import iso_time
 from monitor.drift.events import ACCEPTED, OPEN, RESOLVED
 from monitor.errors import MonitorError
 from monitor.paging import decode as decode_cursor
+from monitor.paging import decode_event as decode_event_cursor
 from monitor.paging import encode as encode_cursor
 from monitor.store import ObservationKey, Store
+from monitor.store.drift_repo import EventKey
 from monitor.webconfig.auth import BasicAuth
 
 
@@ -54,6 +56,10 @@ RELOAD_PATH = "/-/reload"
 
 class BadQuery(Exception):
     """A query parameter the API cannot use; answered with 400 and a JSON error naming it."""
+
+
+Key = TypeVar("Key", ObservationKey, EventKey)
+Row = TypeVar("Row")
 
 
 def _int(q: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
@@ -86,16 +92,27 @@ def _time(q: Mapping[str, str], name: str) -> datetime | None:
         raise BadQuery(f"{name}: not an ISO-8601 time: {value!r} (e.g. 2026-11-29T13:00:00Z)") from None
 
 
-def _cursor(q: Mapping[str, str]) -> ObservationKey | None:
+def _cursor(q: Mapping[str, str], decode: Callable[[str], Key]) -> Key | None:
     """The `cursor` query parameter (the place a previous page ended), or None when absent."""
     value = q.get("cursor")
     if value is None or value == "":
         return None
     try:
-        return decode_cursor(value)
+        return decode(value)
     except ValueError:
         raise BadQuery(f"cursor: not a cursor this API gave: {value!r} (take the next page's from the Link or "
                        "X-Next-Cursor header of the page before)") from None
+
+
+def _next_page(request: Request, rows: list[Row], limit: int, key: Callable[[Row], ObservationKey | EventKey],
+               ) -> dict[str, str]:
+    """The headers that lead to the next page, given the rows read with a `limit` of one more than asked for: that
+    one row more says a next page exists (the last page has no link). RFC 8288, as GitHub pages: this request's URL
+    with every other parameter kept and the cursor set."""
+    if len(rows) <= limit:
+        return {}
+    cursor = encode_cursor(key(rows[limit - 1]))
+    return {"link": f'<{request.url.include_query_params(cursor=cursor)}>; rel="next"', "x-next-cursor": cursor}
 
 
 def _accepts_gzip(accept_encoding: str) -> bool:
@@ -156,18 +173,12 @@ def build_http_app(daemon: Daemon, *, environ: Mapping[str, str] | None = None,
     async def observations(request: Request) -> Response:
         q = request.query_params
         limit = _int(q, "limit", 50, 1, 1000)
-        since, until, after = _time(q, "since"), _time(q, "until"), _cursor(q)
+        since, until, after = _time(q, "since"), _time(q, "until"), _cursor(q, decode_cursor)
         rows = await asyncio.to_thread(daemon.store.observations, canary=q.get("canary") or None,
                                        target=q.get("target") or None, limit=limit + 1, since=since, before=until,
                                        after=after)
-        headers = {}
-        if len(rows) > limit:  # the one row more than asked for says a next page exists: the last page has no link
-            rows = rows[:limit]
-            cursor = encode_cursor(ObservationKey.of(rows[-1]))
-            # RFC 8288, as GitHub pages: this request's URL with every other parameter kept and the cursor set
-            headers = {"link": f'<{request.url.include_query_params(cursor=cursor)}>; rel="next"',
-                       "x-next-cursor": cursor}
-        return JSONResponse([o.as_json() for o in rows], headers=headers)
+        headers = _next_page(request, rows, limit, ObservationKey.of)
+        return JSONResponse([o.as_json() for o in rows[:limit]], headers=headers)
 
     async def reload(request: Request) -> Response:
         token = env.get(daemon.config.http.reload_token_env, "")
@@ -203,10 +214,11 @@ def drift_routes(analysis: Any) -> list[Route]:
         state = q.get("state") or None
         if state not in (None, *EVENT_STATES):
             raise BadQuery(f"state: must be one of {', '.join(EVENT_STATES)} (got {state!r})")
+        limit, after = _int(q, "limit", 100, 1, 1000), _cursor(q, decode_event_cursor)
         rows = await asyncio.to_thread(analysis.repo.events, canary=q.get("canary") or None,
-                                       target=q.get("target") or None, state=state,
-                                       limit=_int(q, "limit", 100, 1, 1000))
-        return JSONResponse(rows)
+                                       target=q.get("target") or None, state=state, limit=limit + 1, after=after)
+        headers = _next_page(request, rows, limit, EventKey.of)
+        return JSONResponse(rows[:limit], headers=headers)
 
     async def event(request: Request) -> Response:
         row = await asyncio.to_thread(analysis.repo.event, request.path_params["event_id"])

@@ -1,4 +1,4 @@
-"""Paging through `/api/observations` with cursors, as a client does: follow `Link: <...>; rel="next"` (or send
+"""Paging through `/api/observations` (and `/api/drift`) with cursors, as a client does: follow `Link: <...>; rel="next"` (or send
 `X-Next-Cursor` back as `?cursor=`) until a page comes without one. The daemon's ASGI app over a real store
 (SQLite and PostgreSQL); `tests/test_cli.py` follows a link from a running daemon."""
 
@@ -10,22 +10,29 @@ import json
 from collections.abc import Iterator
 from datetime import timedelta
 from types import SimpleNamespace
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from prometheus_client import CollectorRegistry
 from starlette.testclient import TestClient
 
-from monitor.http import build_http_app
+from monitor.http import build_http_app, drift_routes
 from monitor.store import Store
+from monitor.store.drift_repo import DriftRepository
 from tests.test_store_contract import T0, newest_first, tied
+from tests.test_store_drift_contract import event
+
+
+def app(store: Store, **kw: Any) -> TestClient:
+    daemon = SimpleNamespace(store=store, registry=CollectorRegistry(),
+                             config=SimpleNamespace(web=SimpleNamespace(basic_auth_users={})))
+    return TestClient(build_http_app(daemon, **kw))  # type: ignore[arg-type]
 
 
 @pytest.fixture
 def api(store: Store) -> Iterator[TestClient]:
-    daemon = SimpleNamespace(store=store, registry=CollectorRegistry(),
-                             config=SimpleNamespace(web=SimpleNamespace(basic_auth_users={})))
-    with TestClient(build_http_app(daemon)) as client:  # type: ignore[arg-type]
+    with app(store) as client:
         yield client
 
 
@@ -105,3 +112,30 @@ def test_a_malformed_or_altered_cursor_is_a_400_naming_it(api: TestClient, store
                                                             "the page before)"}), bad
     assert api.get("/api/observations", params={"cursor": forge([1, micros, 0, "id"])}).status_code == 200
     assert api.get("/api/observations?cursor=").status_code == 200  # empty: absent, as for the other parameters
+
+
+@pytest.fixture
+def drift_api(store: Store) -> Iterator[TestClient]:
+    with app(store, extra_routes=drift_routes(SimpleNamespace(repo=DriftRepository(store.engine)))) as client:
+        yield client
+
+
+def test_drift_events_page_by_next_links_too_and_take_no_observation_cursor(drift_api: TestClient,
+                                                                            store: Store) -> None:
+    opened = ["2026-11-01T12:00:00+00:00"] * 4 + ["2026-11-01T11:00:00.5+00:00"] * 3
+    DriftRepository(store.engine).save_events([event(f"s{i}", id=f"ev-{i}", opened_at=t, state="open" if i % 2 else
+                                                     "resolved") for i, t in enumerate(opened)])
+    everything = [e["id"] for e in drift_api.get("/api/drift").json()]
+    assert sorted(everything) == [f"ev-{i}" for i in range(7)]
+    for limit in (1, 2, 4, 6, 7):
+        ids, links = follow(drift_api, f"/api/drift?limit={limit}")
+        assert ids == everything, limit
+        assert len(links) == -(-7 // limit) - 1
+    ids, links = follow(drift_api, "/api/drift?state=open&limit=1")
+    assert ids == [i for i in everything if int(i[-1]) % 2] and all("state=open" in link for link in links)
+    for o in tied(3):
+        store.save_observation(o)
+    theirs = drift_api.get("/api/observations", params={"limit": 1}).headers["x-next-cursor"]
+    ours = drift_api.get("/api/drift", params={"limit": 1}).headers["x-next-cursor"]
+    assert drift_api.get("/api/drift", params={"cursor": theirs}).status_code == 400
+    assert drift_api.get("/api/observations", params={"cursor": ours}).status_code == 400

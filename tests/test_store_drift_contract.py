@@ -12,7 +12,7 @@ from monitor.alerts.outbox import Outbox
 from monitor.alerts.service import Alerting
 from monitor.domain import utcnow
 from monitor.store import Store
-from monitor.store.drift_repo import DriftRepository
+from monitor.store.drift_repo import DriftRepository, EventKey
 
 
 def event(signal: str = "refused", state: str = "open", **extra: Any) -> dict[str, Any]:
@@ -98,3 +98,22 @@ def test_events_are_locked_in_one_order_so_concurrent_writers_cannot_deadlock(pg
     writer.join()
     assert {e["signal"]: e["current_value"] for e in repo.events()} == {"a": 0.5, "b": 0.5}
     store.close()
+
+
+def test_paging_events_after_a_key_reads_every_event_once_through_exact_ties(store: Store) -> None:
+    repo = DriftRepository(store.engine)
+    # 3 opening times, 5 events each, in an id order that is not the insertion order
+    events = [event(f"s{i}", id=f"ev-{(7 * i) % 15:02d}", opened_at=f"2026-11-01T12:0{i // 5}:00.000001+00:00")
+              for i in range(15)]
+    repo.save_events(events)
+    expected = [e["id"] for e in sorted(events, key=lambda e: (-int(e["opened_at"][15]), e["id"]))]
+    assert [e["id"] for e in repo.events()] == expected
+    for limit in (1, 4, 5, 14, 15):
+        ids: list[str] = []
+        after = None
+        while page := repo.events(limit=limit, after=after):
+            ids += [e["id"] for e in page]
+            after = EventKey.of(page[-1])
+        assert ids == expected, limit
+    resolved = repo.events(state="open", after=EventKey.of(repo.events()[6]))
+    assert [e["id"] for e in resolved] == expected[7:]

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
 
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, and_, or_, update
 from sqlmodel import Session, col, select
 
 from monitor.domain import new_id, utcnow
@@ -18,6 +18,21 @@ SessionHook = Callable[[Session, set[str]], None]  # the session and the ids of 
 
 def _dt(value: str | None) -> datetime | None:
     return aware(datetime.fromisoformat(value)) if value else None
+
+
+class EventKey(NamedTuple):
+    """Where a drift event sits in the order `events` reads: by `opened_at`, newest first, then by `id` ascending
+    among those opened in the same microsecond (ids are unique, so a page that ends inside a tie loses none of it)."""
+
+    opened_at: datetime
+    id: str
+
+    @classmethod
+    def of(cls, event: dict[str, Any]) -> EventKey:
+        """The key of an event as `events` returns it (the engine's JSON)."""
+        opened = _dt(event["opened_at"])
+        assert opened is not None
+        return cls(opened, str(event["id"]))
 
 
 class DriftRepository:
@@ -59,11 +74,16 @@ class DriftRepository:
         return written
 
     def events(self, *, canary: str | None = None, target: str | None = None, state: str | None = None,
-               limit: int = 500) -> list[dict[str, Any]]:
-        """Return stored events, newest first."""
+               limit: int = 500, after: EventKey | None = None) -> list[dict[str, Any]]:
+        """Return stored events, newest first in a total order (see EventKey); with `after`, only those beyond
+        that key (keyset paging: the next page)."""
         with Session(self.engine) as s:
             q = where_equal(select(DriftEventRow), DriftEventRow, canary=canary, target=target, state=state)
-            rows = s.exec(q.order_by(col(DriftEventRow.opened_at).desc()).limit(limit)).all()
+            opened, ident = col(DriftEventRow.opened_at), col(DriftEventRow.id)
+            if after is not None:
+                at = after.opened_at.astimezone(UTC)  # SQLite compares the stored UTC text
+                q = q.where(or_(opened < at, and_(opened == at, ident > after.id)))
+            rows = s.exec(q.order_by(opened.desc(), ident).limit(limit)).all()
             return [dict(r.data) for r in rows]
 
     def event(self, event_id: str) -> dict[str, Any] | None:
