@@ -151,7 +151,8 @@ class Analysis:
                 self._ready.add((row["canary"], row["target"]))
             else:
                 collecting[(row["canary"], row["target"])] = row["created_at"]
-        self.engine.restore_events(DriftEvent.from_json(d) for d in self.repo.events(state="open"))
+        # every open event, however many a fleet-wide change opened: one left out would be opened again
+        self.engine.restore_events(DriftEvent.from_json(d) for d in self.repo.events(state="open", limit=None))
         fed = 0
         limit = self.engine.settings.baseline_size * 3
         for canary, target in pairs:

@@ -5,14 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
 from sqlalchemy import text
 
 from monitor.alerts import AlertEvent, AlertsConfig
 from monitor.alerts.outbox import Outbox
 from monitor.alerts.service import Alerting
+from monitor.analysis import Analysis
+from monitor.config.models import DriftConfig
 from monitor.domain import utcnow
 from monitor.store import Store
 from monitor.store.drift_repo import DriftRepository, EventKey
+from monitor.telemetry.metrics import Metrics
 
 
 def event(signal: str = "refused", state: str = "open", **extra: Any) -> dict[str, Any]:
@@ -117,3 +121,17 @@ def test_paging_events_after_a_key_reads_every_event_once_through_exact_ties(sto
         assert ids == expected, limit
     resolved = repo.events(state="open", after=EventKey.of(repo.events()[6]))
     assert [e["id"] for e in resolved] == expected[7:]
+
+
+def test_a_restart_restores_every_open_event_however_many_a_fleet_wide_change_opened(store: Store) -> None:
+    # a model swap across 400 pairs opens two model-change events each: 800 open events, more than a page
+    pairs = [(f"c{i}", f"t{i % 4}") for i in range(400)]
+    DriftRepository(store.engine).save_events([
+        event(signal, id=f"ev-{c}-{t}-{signal}", canary=c, target=t, kind="model")
+        for c, t in pairs for signal in ("response_model", "system_fingerprint")])
+    analysis = Analysis(store, Metrics(CollectorRegistry()), DriftConfig().settings())
+    try:
+        analysis.restore(pairs)
+        assert len(analysis.engine.events(state="open")) == 800
+    finally:
+        analysis.close()

@@ -224,7 +224,7 @@ def baseline(config_path: str, action: str, canary: str, target: str | None, not
             else:
                 # "Current behaviour" starts where the open events say the change did: observations from before
                 # it would make the new baseline a mix of old and new.
-                change = _change_point(analysis.repo.events(canary=canary, target=tid, state="open"))
+                change = _change_point(analysis.repo.events(canary=canary, target=tid, state="open", limit=None))
                 recent = analysis.store.observations(canary=canary, target=tid, limit=size * 2, since=change)
                 rows = list(reversed([o for o in recent if o.ok]))[-size:]
                 where = f"among the latest {len(recent)} calls" if change is None else \

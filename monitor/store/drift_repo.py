@@ -74,9 +74,9 @@ class DriftRepository:
         return written
 
     def events(self, *, canary: str | None = None, target: str | None = None, state: str | None = None,
-               limit: int = 500, after: EventKey | None = None) -> list[dict[str, Any]]:
+               limit: int | None = 500, after: EventKey | None = None) -> list[dict[str, Any]]:
         """Return stored events, newest first in a total order (see EventKey); with `after`, only those beyond
-        that key (keyset paging: the next page)."""
+        that key (keyset paging: the next page); `limit=None` for all of them."""
         with Session(self.engine) as s:
             q = where_equal(select(DriftEventRow), DriftEventRow, canary=canary, target=target, state=state)
             opened, ident = col(DriftEventRow.opened_at), col(DriftEventRow.id)
