@@ -398,3 +398,35 @@ def test_the_commands_a_newcomer_runs_first_explain_themselves_in_their_help(cap
     assert "Unset API key variables are only warned of (exit 0)" in help_of("check-config")
     text = help_of("baseline")
     assert all(f"{action}:" in text for action in ("show", "accept", "reset", "pin")), text
+
+
+def test_a_kept_demo_config_runs_again_on_a_simulator_started_as_its_header_says(tmp_path: Path) -> None:
+    import re
+    import subprocess
+    import sys
+
+    from monitor.commands.demo import DEMO_KEY_ENV, demo_config
+
+    port = free_port()
+    demo_config(tmp_path, f"http://127.0.0.1:{port}/v1", f"http://127.0.0.1:{port}", free_port(), "5s")
+    written = (tmp_path / "monitor.yaml").read_text()
+    said = re.search(r"`llm-monitor sim --port (\d+)`", written)
+    assert said and DEMO_KEY_ENV in written.split("targets:")[0]
+    sim = subprocess.Popen([sys.executable, "-m", "monitor.cli", "sim", "--port", said[1]],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        probed = cli("probe", "-c", str(tmp_path / "monitor.yaml"), "--canary", "kill-python-process", "--json",
+                     env={DEMO_KEY_ENV: "any"}, timeout=60)
+    finally:
+        sim.terminate()
+        sim.wait(timeout=30)
+    assert probed.returncode in (0, 1) and "Traceback" not in probed.stderr, probed.stderr  # 1: the scenario's 429s
+    answered = {o["target"] for o in map(json.loads, probed.stdout.splitlines()) if o["error_type"] is None}
+    assert answered == {"sim-gpt", "sim-claude"}, probed.stdout

@@ -11,6 +11,7 @@ import tempfile
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from rich.console import Console
 
@@ -68,7 +69,11 @@ def free_port(preferred: int, *, fallback: bool = True) -> int:
 
 def demo_config(folder: Path, openai_url: str, anthropic_url: str, port: int, interval: str) -> Config:
     """Write monitor.yaml for the demo targets and load it with the shipped probes on a fast schedule."""
+    sim_port = urlsplit(anthropic_url).port
     (folder / "monitor.yaml").write_text(f"""\
+# Written by `llm-monitor demo`. `drift`, `diff` and `export` read its store as the demo left it. Its targets are
+# the demo's simulated upstream, which stopped with the demo: to run the daemon on this store again, start one on
+# the same port first (`llm-monitor sim --port {sim_port}`) and set {DEMO_KEY_ENV} (any value).
 targets:
   - {{id: sim-gpt, provider: openai, base_url: "{openai_url}", model: sim-gpt, api_key_env: {DEMO_KEY_ENV}}}
   - {{id: sim-claude, provider: anthropic, base_url: "{anthropic_url}", model: sim-claude,
