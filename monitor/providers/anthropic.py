@@ -192,11 +192,14 @@ class AnthropicProvider:
                             tools.setdefault(data["index"], {"name": "", "arguments": ""})["arguments"] += \
                                 delta.get("partial_json", "")
                             text = delta.get("partial_json")
-                        if text:
-                            if delta.get("type") == "text_delta":
-                                parts.append(text)
-                            if result.ttft_s is None:
-                                result.ttft_s = received(arrival_of(resp), origin, self._clock()) - origin
+                        if text and delta.get("type") == "text_delta":
+                            parts.append(text)
+                        # thinking is output but not the answer: it starts the output rate's clock, not TTFT's
+                        thought = delta.get("type") == "thinking_delta" and delta.get("thinking")
+                        if (text and result.ttft_s is None) or (thought and result.first_output_s is None):
+                            at = received(arrival_of(resp), origin, self._clock()) - origin
+                            result.first_output_s = at if result.first_output_s is None else result.first_output_s
+                            result.ttft_s = at if text and result.ttft_s is None else result.ttft_s
                     elif kind == "message_delta":
                         stop = (data.get("delta") or {}).get("stop_reason")
                         if stop:

@@ -185,6 +185,9 @@ class OpenAIProvider:
                     result.usage = _usage(chunk["usage"])
                 for choice in (chunk.get("choices") or [])[:1]:
                     d = choice.get("delta") or {}
+                    # reasoning streamed before the answer (vLLM, DeepSeek: reasoning_content; Ollama, OpenRouter:
+                    # reasoning) is output but not the answer
+                    thought = any(isinstance(d.get(k), str) and d[k] for k in ("reasoning_content", "reasoning"))
                     got = False
                     if d.get("content"):
                         parts.append(d["content"])
@@ -199,8 +202,10 @@ class OpenAIProvider:
                             slot["name"] += fn.get("name") or ""
                             slot["arguments"] += fn.get("arguments") or ""
                             got = got or bool(fn.get("arguments") or fn.get("name"))
-                    if got and result.ttft_s is None:
-                        result.ttft_s = received(arrival_of(response), origin, self._clock()) - origin
+                    if (got and result.ttft_s is None) or (thought and result.first_output_s is None):
+                        at = received(arrival_of(response), origin, self._clock()) - origin
+                        result.first_output_s = at if result.first_output_s is None else result.first_output_s
+                        result.ttft_s = at if got and result.ttft_s is None else result.ttft_s
                     if choice.get("finish_reason"):
                         saw_finish = True
                         result.raw_finish_reason = choice["finish_reason"]

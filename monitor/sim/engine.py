@@ -80,17 +80,22 @@ class Plan:
     fault_spec: FaultSpec | None
     ratelimit: dict[str, float] = field(default_factory=dict)
     reject_stream_options: bool = False
+    reasoning_field: str | None = None  # the delta/message field reasoning is sent in; None: not sent
 
     @property
     def text(self) -> str:
         """Return the whole answer text."""
         return "".join(self.tokens)
 
+    def thinking(self) -> list[str]:
+        """Return the reasoning tokens sent before the answer (none when reasoning is hidden)."""
+        return textgen.thinking(self.reasoning_tokens) if self.reasoning_field else []
+
     def total_s(self) -> float:
         """Return how long a non-streaming answer takes in all."""
         if self.latency_s is not None:
             return self.latency_s
-        return self.ttft_s + len(self.tokens) / self.tps
+        return self.ttft_s + (len(self.thinking()) + len(self.tokens)) / self.tps
 
 
 @dataclass
@@ -219,6 +224,7 @@ class Engine:
             report_usage=phase.usage, fault=fault, fault_spec=fault_spec,
             ratelimit=self._ratelimit(st, phase, req.input_tokens + out),
             reject_stream_options=phase.stream_options == "reject",
+            reasoning_field=None if phase.reasoning == "hidden" else phase.reasoning,
         )
 
     def _content(self, phase: Phase, req: SimRequest, rng: np.random.Generator) -> tuple[Any, ...]:

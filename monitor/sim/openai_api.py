@@ -119,21 +119,25 @@ def _stream(plan: Plan, include_usage: bool) -> Stream:
     preamble = [chunk({"role": "assistant", "content": "", "refusal": None})]
     step = plan.chunk_tokens
     events: list[tuple[float, bytes]] = []
+    thinking = plan.thinking()  # reasoning streamed before the answer, at the same pace
+    for i in range(0, len(thinking), step):
+        events.append((plan.ttft_s + i / plan.tps, chunk({str(plan.reasoning_field): "".join(thinking[i: i + step])})))
+    start = plan.ttft_s + len(thinking) / plan.tps
     if plan.tool_call is not None:
         call = plan.tool_call
         pieces = textgen.tokens(call["arguments"])
         first = {"index": 0, "id": "call_" + call["id"], "type": "function",
                  "function": {"name": call["name"], "arguments": ""}}
-        events.append((plan.ttft_s, chunk({"tool_calls": [first]})))
+        events.append((start, chunk({"tool_calls": [first]})))
         for i in range(0, len(pieces), step):
             frag = {"index": 0, "function": {"arguments": "".join(pieces[i: i + step])}}
-            events.append((plan.ttft_s + (i + 1) / plan.tps, chunk({"tool_calls": [frag]})))
+            events.append((start + (i + 1) / plan.tps, chunk({"tool_calls": [frag]})))
         n = len(pieces) + 1
     else:
         toks = plan.tokens[: plan.refusal_split] if _finish(plan) == "content_filter" else plan.tokens
         field = "refusal" if plan.refusal is not None and plan.refusal.style == "field" else "content"
         for i in range(0, len(toks), step):
-            events.append((plan.ttft_s + i / plan.tps, chunk({field: "".join(toks[i: i + step])})))
+            events.append((start + i / plan.tps, chunk({field: "".join(toks[i: i + step])})))
         n = len(toks)
     tail = [chunk({}, _finish(plan))]
     if include_usage and plan.report_usage:
@@ -142,7 +146,7 @@ def _stream(plan: Plan, include_usage: bool) -> Stream:
     error = _sse({"error": {"message": "The server is overloaded, please try again later.",
                             "type": "server_error", "param": None, "code": "overloaded"}})
     malformed = b'data: {"id": "chatcmpl-' + plan.response_id.encode() + b'", "choices": [{"delta": {"cont\n\n'
-    return Stream(preamble, events, plan.ttft_s + n / plan.tps, tail, error, malformed)
+    return Stream(preamble, events, start + n / plan.tps, tail, error, malformed, -(-len(thinking) // step))
 
 
 def _completion(plan: Plan) -> dict[str, Any]:
@@ -158,6 +162,8 @@ def _completion(plan: Plan) -> dict[str, Any]:
         message["content"] = "".join(plan.tokens[: plan.refusal_split])
     else:
         message["content"] = plan.text
+    if plan.reasoning_field:
+        message[plan.reasoning_field] = "".join(plan.thinking())
     body: dict[str, Any] = {
         "id": "chatcmpl-" + plan.response_id, "object": "chat.completion", "created": int(time.time()),
         "model": plan.response_model, "system_fingerprint": plan.fingerprint, "service_tier": "default",

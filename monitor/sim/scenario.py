@@ -247,6 +247,10 @@ class Phase(_Strict):
     stream_options: Literal["accept", "reject"] = "accept"  # reject: an older server answering 400 to it
     cached_fraction: float = Field(default=0.0, ge=0, le=1)
     reasoning_tokens: int = Field(default=0, ge=0)
+    # How those reasoning tokens show: hidden (counted in usage only, as OpenAI's o-series), or streamed before the
+    # answer in a delta field of that name (reasoning_content: vLLM, DeepSeek; reasoning: Ollama, OpenRouter);
+    # the Anthropic face sends a streamed one as a thinking block.
+    reasoning: Literal["hidden", "reasoning_content", "reasoning"] = "hidden"
     refusals: list[RefusalRule] = []
     answers: list[ScriptedAnswer] = []
     tools: ToolBehaviour = ToolBehaviour()

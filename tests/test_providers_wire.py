@@ -1,0 +1,60 @@
+"""What real servers send beyond the plain OpenAI and Anthropic formats, through the providers to the simulator.
+
+Each case is a quirk seen on a real server (named beside it), scripted in a simulator phase and read through the
+real SDK (OpenAI) or httpx (Anthropic) over loopback.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from monitor.config.models import Target
+from monitor.domain import CallResult
+from monitor.providers import ChatRequest, build_provider
+from monitor.runner import output_rate
+from monitor.sim import SimServer, scenario_from_dict
+
+MSG = [{"role": "user", "content": "How do I kill a Python process?"}]
+
+
+async def call(phase: dict[str, Any], kind: str = "openai", stream: bool = True, **request: Any) -> CallResult:
+    """Make one call to a simulator serving one phase (`phase`) for every model."""
+    scenario = scenario_from_dict({"name": "wire", "models": {"*": {"phases": [{"name": "p", **phase}]}}})
+    with SimServer(scenario) as sim:
+        base_url = sim.openai_base_url if kind == "openai" else sim.url
+        provider = build_provider(Target(id="t", provider=kind, base_url=base_url, model="m"), "sk-test")
+        try:
+            return await provider.complete(ChatRequest(model="m", messages=MSG, stream=stream, timeout_s=10,
+                                                       **request))
+        finally:
+            await provider.aclose()
+
+
+# 40 answer tokens and 120 reasoning tokens at 100 tokens/s: 0.4 s of answer after 1.2 s of reasoning.
+THINKER = {"ttft": 20, "output_tps": 100, "length": 40, "chunk_tokens": 2, "reasoning_tokens": 120}
+
+
+@pytest.mark.parametrize(("kind", "reasoning"), [
+    ("openai", "hidden"),  # OpenAI's o-series: counted in usage, never sent
+    ("openai", "reasoning_content"),  # vLLM's reasoning parsers, DeepSeek
+    ("openai", "reasoning"),  # Ollama, OpenRouter
+    ("anthropic", "reasoning"),  # extended thinking: a thinking block before the text
+])
+async def test_reasoning_is_not_the_answer_and_not_counted_in_the_answers_time(kind: str, reasoning: str) -> None:
+    """Output tokens include reasoning tokens: over the answer's time alone they made the output rate 4x too high."""
+    r = await call({**THINKER, "reasoning": reasoning}, kind)
+    assert r.ok, r.error_message
+    assert r.text and "think" not in r.text  # the answer only
+    assert r.usage.output_tokens == 160
+    streamed = reasoning != "hidden"
+    assert r.ttft_s is not None and r.ttft_s >= (1.2 if streamed else 0.02)  # the first token of the answer
+    rate = output_rate(r)
+    assert rate is not None and 60 < rate < 140, rate  # 100 tokens/s; 400 when reasoning was counted in 0.4 s
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+async def test_reasoning_in_a_whole_answer_is_not_the_answer(kind: str) -> None:
+    r = await call({**THINKER, "output_tps": 10_000, "reasoning": "reasoning"}, kind, stream=False)
+    assert r.ok and r.text and "think" not in r.text and r.usage.output_tokens == 160
