@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from monitor.config.models import Target
-from monitor.domain import CallResult
+from monitor.domain import CallResult, ErrorType
 from monitor.providers import ChatRequest, build_provider
 from monitor.runner import output_rate
 from monitor.sim import SimServer, scenario_from_dict
@@ -58,3 +58,11 @@ async def test_reasoning_is_not_the_answer_and_not_counted_in_the_answers_time(k
 async def test_reasoning_in_a_whole_answer_is_not_the_answer(kind: str) -> None:
     r = await call({**THINKER, "output_tps": 10_000, "reasoning": "reasoning"}, kind, stream=False)
     assert r.ok and r.text and "think" not in r.text and r.usage.output_tokens == 160
+
+
+@pytest.mark.parametrize("stream", [True, False])
+async def test_a_prompt_openais_usage_policy_check_flags_is_a_content_filter_refusal(stream: bool) -> None:
+    """OpenAI's reasoning models answer 400 code invalid_prompt ("flagged as potentially violating our usage
+    policy"), not content_policy_violation: it was a bad_request, so the refusal was not counted."""
+    r = await call({"refusals": [{"pattern": "(?i)kill", "p": 1, "style": "invalid_prompt"}]}, stream=stream)
+    assert r.http_status == 400 and r.error_type == ErrorType.CONTENT_FILTER, r.error_message

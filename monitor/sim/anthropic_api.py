@@ -159,7 +159,7 @@ def _fault_response(plan: Plan, headers: dict[str, str]) -> Script | None:
         return _error(503, "api_error", "Service temporarily unavailable", {**headers, **retry})
     if plan.fault == "overloaded" and not plan.stream:
         return _error(529, "overloaded_error", "Overloaded", headers)
-    if plan.refusal is not None and plan.refusal.style == "http_400":
+    if plan.refusal is not None and plan.refusal.style in ("http_400", "invalid_prompt"):
         return _error(400, "invalid_request_error", "Output blocked by content filtering policy", headers,
                       plan.ttft_s + faults.hold(plan))
     return None

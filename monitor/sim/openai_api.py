@@ -99,6 +99,10 @@ def _fault_response(plan: Plan, headers: dict[str, str]) -> Script | None:
                "that is not allowed by our safety system.")
         return _error(400, msg, "invalid_request_error", "content_policy_violation", headers,
                       plan.ttft_s + faults.hold(plan))
+    if plan.refusal is not None and plan.refusal.style == "invalid_prompt":
+        msg = ("Invalid prompt: your prompt was flagged as potentially violating our usage policy. Please try again "
+               "with a different prompt: https://platform.openai.com/docs/guides/reasoning#advice-on-prompting")
+        return _error(400, msg, "invalid_request_error", "invalid_prompt", headers, plan.ttft_s + faults.hold(plan))
     return None
 
 

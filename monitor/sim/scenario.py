@@ -108,7 +108,7 @@ class ScriptedAnswer(_Strict):
         return self
 
 
-RefusalStyle = Literal["text", "field", "content_filter", "http_400"]
+RefusalStyle = Literal["text", "field", "content_filter", "http_400", "invalid_prompt"]
 
 
 class RefusalRule(_Strict):
@@ -116,7 +116,9 @@ class RefusalRule(_Strict):
 
     ``style``: ``text`` (a refusal as ordinary content), ``field`` (OpenAI ``refusal`` field / Anthropic
     ``stop_reason: refusal``), ``content_filter`` (partial text then finish ``content_filter`` / stop reason
-    ``refusal``), ``http_400`` (a 400 content-policy error). ``kind: partial`` hedges, then answers briefly.
+    ``refusal``), ``http_400`` (a 400 content-policy error), ``invalid_prompt`` (OpenAI's 400 for a prompt its
+    reasoning models' usage-policy check flags; the Anthropic face answers it as ``http_400``). ``kind: partial``
+    hedges, then answers briefly.
     """
 
     pattern: str
