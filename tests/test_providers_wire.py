@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from monitor.config.models import Target
-from monitor.domain import CallResult, ErrorType
+from monitor.domain import CallResult, ErrorType, FinishReason
 from monitor.providers import ChatRequest, build_provider
 from monitor.runner import output_rate
 from monitor.sim import SimServer, scenario_from_dict
@@ -66,3 +66,12 @@ async def test_a_prompt_openais_usage_policy_check_flags_is_a_content_filter_ref
     policy"), not content_policy_violation: it was a bad_request, so the refusal was not counted."""
     r = await call({"refusals": [{"pattern": "(?i)kill", "p": 1, "style": "invalid_prompt"}]}, stream=stream)
     assert r.http_status == 400 and r.error_type == ErrorType.CONTENT_FILTER, r.error_message
+
+
+@pytest.mark.parametrize("stream", [True, False])
+async def test_anthropics_context_window_stop_is_a_length_finish(stream: bool) -> None:
+    """stop_reason model_context_window_exceeded cuts an answer as max_tokens does (the AI SDK maps both to
+    length); it was `other`, a new finish-reason category for the drift tests."""
+    r = await call({"length": 60, "length_stop": "model_context_window_exceeded"}, "anthropic", stream, max_tokens=5)
+    assert r.ok and r.raw_finish_reason == "model_context_window_exceeded"
+    assert r.finish_reason == FinishReason.LENGTH

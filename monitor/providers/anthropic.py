@@ -35,8 +35,9 @@ API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 1024  # the Messages API requires max_tokens
 _STOP = {
     "end_turn": FinishReason.STOP, "stop_sequence": FinishReason.STOP, "max_tokens": FinishReason.LENGTH,
-    "tool_use": FinishReason.TOOL_CALLS, "refusal": FinishReason.REFUSAL,
-}
+    "model_context_window_exceeded": FinishReason.LENGTH, "tool_use": FinishReason.TOOL_CALLS,
+    "refusal": FinishReason.REFUSAL,
+}  # others (pause_turn, ...) are `other`, the raw value kept beside
 _STREAM_ERRORS = {
     "overloaded_error": ErrorType.SERVER_ERROR, "api_error": ErrorType.SERVER_ERROR,
     "rate_limit_error": ErrorType.RATE_LIMITED, "authentication_error": ErrorType.AUTH,

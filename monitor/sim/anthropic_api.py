@@ -65,7 +65,7 @@ def _headers(plan: Plan) -> dict[str, str]:
 def _stop_reason(plan: Plan) -> str:
     if plan.refusal is not None and plan.refusal.style in ("field", "content_filter"):
         return "refusal"
-    return _STOP[plan.finish]
+    return plan.length_stop if plan.finish == "length" else _STOP[plan.finish]
 
 
 def _text_tokens(plan: Plan) -> list[str]:

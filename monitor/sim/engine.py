@@ -81,6 +81,7 @@ class Plan:
     ratelimit: dict[str, float] = field(default_factory=dict)
     reject_stream_options: bool = False
     reasoning_field: str | None = None  # the delta/message field reasoning is sent in; None: not sent
+    length_stop: str = "max_tokens"  # the Anthropic stop reason of an answer cut for length
 
     @property
     def text(self) -> str:
@@ -224,7 +225,7 @@ class Engine:
             report_usage=phase.usage, fault=fault, fault_spec=fault_spec,
             ratelimit=self._ratelimit(st, phase, req.input_tokens + out),
             reject_stream_options=phase.stream_options == "reject",
-            reasoning_field=None if phase.reasoning == "hidden" else phase.reasoning,
+            reasoning_field=None if phase.reasoning == "hidden" else phase.reasoning, length_stop=phase.length_stop,
         )
 
     def _content(self, phase: Phase, req: SimRequest, rng: np.random.Generator) -> tuple[Any, ...]:

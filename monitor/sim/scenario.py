@@ -253,6 +253,9 @@ class Phase(_Strict):
     # answer in a delta field of that name (reasoning_content: vLLM, DeepSeek; reasoning: Ollama, OpenRouter);
     # the Anthropic face sends a streamed one as a thinking block.
     reasoning: Literal["hidden", "reasoning_content", "reasoning"] = "hidden"
+    # The stop reason of an Anthropic answer cut for length: model_context_window_exceeded is what the Messages API
+    # gives when the context window, not max_tokens, ended it.
+    length_stop: Literal["max_tokens", "model_context_window_exceeded"] = "max_tokens"
     refusals: list[RefusalRule] = []
     answers: list[ScriptedAnswer] = []
     tools: ToolBehaviour = ToolBehaviour()
