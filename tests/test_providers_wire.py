@@ -75,3 +75,30 @@ async def test_anthropics_context_window_stop_is_a_length_finish(stream: bool) -
     r = await call({"length": 60, "length_stop": "model_context_window_exceeded"}, "anthropic", stream, max_tokens=5)
     assert r.ok and r.raw_finish_reason == "model_context_window_exceeded"
     assert r.finish_reason == FinishReason.LENGTH
+
+
+FAST = {"ttft": 5, "output_tps": 2000, "length": 12, "chunk_tokens": 3}
+
+
+@pytest.mark.parametrize("quirk", [
+    "azure_filter_results",  # a first chunk with no choices, "" for id and model, prompt_filter_results
+    "sse_comments",  # OpenRouter's ": OPENROUTER PROCESSING"
+    "usage_every_chunk",  # vLLM's continuous_usage_stats: usage so far on every chunk, not to be added up
+    "usage_in_finish_chunk",  # Together: usage beside finish_reason, no usage chunk
+])
+async def test_real_servers_stream_quirks_read_as_the_plain_stream(quirk: str) -> None:
+    plain = await call(FAST)
+    r = await call({**FAST, "quirks": [quirk]})
+    assert r.ok, r.error_message
+    assert (r.text, r.finish_reason, r.usage) == (plain.text, plain.finish_reason, plain.usage)
+    assert r.usage.output_tokens == 12 and r.usage.input_tokens
+    assert r.response_model == "m" and (r.response_id or "").startswith("chatcmpl-")
+
+
+@pytest.mark.parametrize("stream", [True, False])
+async def test_an_error_in_a_200_answer_is_a_server_error(stream: bool) -> None:
+    """OpenRouter answers 200 once the model started, and reports a later failure in the body: a chunk with
+    `error` and finish_reason "error", or (not streaming) a body {"error": {"code": 502, ...}}."""
+    r = await call({**FAST, "quirks": ["error_in_body"], "faults": {"overloaded": 1}}, stream=stream)
+    assert r.http_status == 200 and r.error_type == ErrorType.SERVER_ERROR, (r.error_type, r.error_message)
+    assert "Provider" in (r.error_message or "")

@@ -111,10 +111,10 @@ class OpenAIProvider:
         except openai.APIConnectionError as e:
             result.error_type, message = broken_connection(e, answered=result.http_status is not None)
             result.error_message = short(message)
-        except openai.APIError as e:  # an error event inside a 200 stream
+        except openai.APIError as e:  # an error event inside a 200 stream, or a 200 answer that is an error
             body = json.dumps(e.body) if e.body is not None else ""
             result.error_type = ErrorType.RATE_LIMITED if "rate_limit" in body else ErrorType.SERVER_ERROR
-            result.error_message = short(f"error in stream: {e.message}")
+            result.error_message = short(f"error in {'stream' if request.stream else 'the answer'}: {e.message}")
         except TIMEOUTS as e:  # the HTTP library's own, from reading a body (either httpx flavour)
             result.error_type, result.error_message = ErrorType.TIMEOUT, short(f"stream stalled: {type(e).__name__}")
         except BROKEN as e:
@@ -134,6 +134,11 @@ class OpenAIProvider:
             mark_sent(result, sent_of(raw.http_response), start, self._clock())
             self._headers(raw, result)
             completion = await raw.parse()
+        error = getattr(completion, "error", None)
+        if error:  # OpenRouter: a model that fails after it started is a 200 whose body is {"error": {...}}
+            message = error.get("message") if isinstance(error, dict) else None
+            raise openai.APIError(message=message if isinstance(message, str) and message else str(error),
+                                  request=raw.http_response.request, body=error)
         if not hasattr(completion, "choices"):  # the SDK hands back a body that is not a JSON object as it is
             kind = raw.headers.get("content-type") or "no content-type"
             raise ValueError(f"expected a chat completion (a JSON object), got {kind}: "

@@ -82,6 +82,7 @@ class Plan:
     reject_stream_options: bool = False
     reasoning_field: str | None = None  # the delta/message field reasoning is sent in; None: not sent
     length_stop: str = "max_tokens"  # the Anthropic stop reason of an answer cut for length
+    quirks: tuple[str, ...] = ()  # the OpenAI face's real-server quirks (monitor.sim.quirks)
 
     @property
     def text(self) -> str:
@@ -226,6 +227,7 @@ class Engine:
             ratelimit=self._ratelimit(st, phase, req.input_tokens + out),
             reject_stream_options=phase.stream_options == "reject",
             reasoning_field=None if phase.reasoning == "hidden" else phase.reasoning, length_stop=phase.length_stop,
+            quirks=tuple(phase.quirks),
         )
 
     def _content(self, phase: Phase, req: SimRequest, rng: np.random.Generator) -> tuple[Any, ...]:

@@ -8,7 +8,7 @@ from typing import Any
 
 from starlette.requests import Request
 
-from monitor.sim import faults, textgen
+from monitor.sim import faults, quirks, textgen
 from monitor.sim.engine import Engine, Plan, SimRequest, content_text
 from monitor.sim.faults import Stream
 from monitor.sim.playback import Script
@@ -91,6 +91,8 @@ def _fault_response(plan: Plan, headers: dict[str, str]) -> Script | None:
     if plan.fault == "server_error":
         msg = "The server had an error while processing your request. Sorry about that!"
         return _error(500, msg, "server_error", None, headers)
+    if plan.fault == "overloaded" and not plan.stream and "error_in_body" in plan.quirks:
+        return Script().json(200, quirks.error_body(), headers, plan.ttft_s)
     if plan.fault == "unavailable" or (plan.fault == "overloaded" and not plan.stream):
         msg = "The engine is currently overloaded, please try again later."
         return _error(503, msg, "server_error", "service_unavailable", {**headers, **retry})
@@ -150,7 +152,8 @@ def _stream(plan: Plan, include_usage: bool) -> Stream:
     error = _sse({"error": {"message": "The server is overloaded, please try again later.",
                             "type": "server_error", "param": None, "code": "overloaded"}})
     malformed = b'data: {"id": "chatcmpl-' + plan.response_id.encode() + b'", "choices": [{"delta": {"cont\n\n'
-    return Stream(preamble, events, start + n / plan.tps, tail, error, malformed, -(-len(thinking) // step))
+    stream = Stream(preamble, events, start + n / plan.tps, tail, error, malformed, -(-len(thinking) // step))
+    return quirks.stream(plan.quirks, stream, _usage(plan) if plan.report_usage else None, include_usage)
 
 
 def _completion(plan: Plan) -> dict[str, Any]:

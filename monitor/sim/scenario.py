@@ -16,6 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from monitor.durations import parse_duration as _parse_duration
 
+Quirk = Literal["azure_filter_results", "sse_comments", "usage_every_chunk", "usage_in_finish_chunk", "error_in_body"]
+
 
 def parse_duration(value: Any) -> float:
     """Turn ``90s``, ``1.5m``, ``250ms`` or a number of seconds into seconds."""
@@ -256,6 +258,7 @@ class Phase(_Strict):
     # The stop reason of an Anthropic answer cut for length: model_context_window_exceeded is what the Messages API
     # gives when the context window, not max_tokens, ended it.
     length_stop: Literal["max_tokens", "model_context_window_exceeded"] = "max_tokens"
+    quirks: list[Quirk] = []  # real servers' departures from OpenAI's wire format (monitor.sim.quirks)
     refusals: list[RefusalRule] = []
     answers: list[ScriptedAnswer] = []
     tools: ToolBehaviour = ToolBehaviour()

@@ -1,0 +1,85 @@
+"""Wire quirks of real OpenAI-compatible servers, applied to what the simulator's OpenAI face sends.
+
+A phase's ``quirks`` names them; each reshapes the answer the way one real server does, so what the providers
+read is what those servers really send:
+
+- ``azure_filter_results`` (Azure OpenAI): a first chunk with no choices, an empty ``id`` and ``model``, and the
+  prompt's ``prompt_filter_results``; ``content_filter_results`` on every choice.
+- ``sse_comments`` (OpenRouter): ``: OPENROUTER PROCESSING`` comment lines while the answer is being prepared.
+- ``usage_every_chunk`` (vLLM's ``continuous_usage_stats``): usage so far on every chunk, then the usage chunk.
+- ``usage_in_finish_chunk`` (Together): the usage on the chunk with the finish reason, with or without
+  ``include_usage``, and no usage chunk after it.
+- ``error_in_body`` (OpenRouter): an error after the model started is still a 200: the ``overloaded`` fault's
+  error comes as a chunk with ``error`` and ``finish_reason: "error"``, or, not streaming, as a body
+  ``{"error": {"code": 502, ...}}``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from typing import Any
+
+from monitor.sim.faults import Stream
+
+_SAFE = {c: {"filtered": False, "severity": "safe"} for c in ("hate", "self_harm", "sexual", "violence")}
+_COMMENT = b": OPENROUTER PROCESSING\n\n"
+
+
+def stream(quirks: tuple[str, ...], s: Stream, usage: dict[str, Any] | None, include_usage: bool) -> Stream:
+    """Reshape a streamed answer; `usage` is what its usage chunk reports (None: the server reports none)."""
+    preamble, events, tail, error = list(s.preamble), list(s.events), list(s.tail), s.error_event
+    if "usage_every_chunk" in quirks and include_usage and usage is not None:
+        total = usage["completion_tokens"]
+        preamble = [_edit(e, _with_usage(usage, 0)) for e in preamble]
+        events = [(t, _edit(e, _with_usage(usage, round(total * (k + 1) / len(events)))))
+                  for k, (t, e) in enumerate(events)]
+        tail[0] = _edit(tail[0], _with_usage(usage, total))
+    if "usage_in_finish_chunk" in quirks and usage is not None:
+        tail = [e for e in tail if not (_data(e) or {}).get("usage")]  # no usage chunk of its own
+        tail[0] = _edit(tail[0], _with_usage(usage, usage["completion_tokens"]))
+    if "azure_filter_results" in quirks:
+        preamble, events, tail = ([_edit(e, _filtered) for e in preamble], [(t, _edit(e, _filtered)) for t, e in events],
+                                  [_edit(e, _filtered) for e in tail])
+        prompt = {"choices": [], "created": 0, "id": "", "model": "", "object": "",
+                  "prompt_filter_results": [{"prompt_index": 0, "content_filter_results": _SAFE}]}
+        preamble.insert(0, _sse(prompt))
+    if "sse_comments" in quirks:
+        preamble = [_COMMENT, _COMMENT, *preamble]
+    if "error_in_body" in quirks:
+        first = _data(preamble[-1]) or {}
+        error = _sse({**{k: first.get(k) for k in ("id", "object", "created", "model")}, "provider": "sim",
+                      "error": {"code": "server_error", "message": "Provider disconnected unexpectedly"},
+                      "choices": [{"index": 0, "delta": {"content": ""}, "finish_reason": "error"}]})
+    return replace(s, preamble=preamble, events=events, tail=tail, error_event=error)
+
+
+def error_body() -> dict[str, Any]:
+    """The body of a 200 answer whose model failed after it started (OpenRouter's ``error_in_body``)."""
+    return {"error": {"code": 502, "message": "Provider returned error", "metadata": {"provider_name": "sim"}}}
+
+
+def _with_usage(usage: dict[str, Any], output: int) -> Any:
+    def edit(chunk: dict[str, Any]) -> dict[str, Any]:
+        return {**chunk, "usage": {**usage, "completion_tokens": output,
+                                   "total_tokens": usage["prompt_tokens"] + output}}
+    return edit
+
+
+def _filtered(chunk: dict[str, Any]) -> dict[str, Any]:
+    choices = [{**c, "content_filter_results": {} if c.get("finish_reason") else _SAFE}
+               for c in chunk.get("choices") or []]
+    return {**chunk, "choices": choices}
+
+
+def _data(event: bytes) -> dict[str, Any] | None:
+    return json.loads(event[6:]) if event.startswith(b"data: {") else None
+
+
+def _edit(event: bytes, change: Any) -> bytes:
+    data = _data(event)
+    return event if data is None else _sse(change(data))
+
+
+def _sse(obj: Any) -> bytes:
+    return b"data: " + json.dumps(obj).encode() + b"\n\n"
