@@ -102,3 +102,16 @@ async def test_an_error_in_a_200_answer_is_a_server_error(stream: bool) -> None:
     r = await call({**FAST, "quirks": ["error_in_body"], "faults": {"overloaded": 1}}, stream=stream)
     assert r.http_status == 200 and r.error_type == ErrorType.SERVER_ERROR, (r.error_type, r.error_message)
     assert "Provider" in (r.error_message or "")
+
+
+@pytest.mark.parametrize(("style", "stream"), [("http_400", True), ("http_400", False), ("content_filter", True),
+                                               ("content_filter", False)])
+async def test_azures_content_filter_is_a_refusal(style: str, stream: bool) -> None:
+    """Azure blocks a prompt with 400 code content_filter ("content management policy"), and an answer with
+    finish_reason content_filter (content_filter_results filtered: true)."""
+    r = await call({**FAST, "quirks": ["azure_filter_results"],
+                    "refusals": [{"pattern": "(?i)kill", "p": 1, "style": style}]}, stream=stream)
+    if style == "http_400":
+        assert r.http_status == 400 and r.error_type == ErrorType.CONTENT_FILTER, r.error_message
+    else:
+        assert r.ok and r.finish_reason == FinishReason.CONTENT_FILTER, r.error_message

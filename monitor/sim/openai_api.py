@@ -96,6 +96,8 @@ def _fault_response(plan: Plan, headers: dict[str, str]) -> Script | None:
     if plan.fault == "unavailable" or (plan.fault == "overloaded" and not plan.stream):
         msg = "The engine is currently overloaded, please try again later."
         return _error(503, msg, "server_error", "service_unavailable", {**headers, **retry})
+    if plan.refusal is not None and plan.refusal.style == "http_400" and "azure_filter_results" in plan.quirks:
+        return Script().json(400, quirks.azure_filter_error(), headers, plan.ttft_s + faults.hold(plan))
     if plan.refusal is not None and plan.refusal.style == "http_400":
         msg = ("Your request was rejected as a result of our safety system. Your prompt may contain text "
                "that is not allowed by our safety system.")

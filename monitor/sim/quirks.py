@@ -4,7 +4,8 @@ A phase's ``quirks`` names them; each reshapes the answer the way one real serve
 read is what those servers really send:
 
 - ``azure_filter_results`` (Azure OpenAI): a first chunk with no choices, an empty ``id`` and ``model``, and the
-  prompt's ``prompt_filter_results``; ``content_filter_results`` on every choice.
+  prompt's ``prompt_filter_results``; ``content_filter_results`` on every choice (``filtered: true`` where the
+  answer stops with ``content_filter``); an ``http_400`` refusal is Azure's 400 with code ``content_filter``.
 - ``sse_comments`` (OpenRouter): ``: OPENROUTER PROCESSING`` comment lines while the answer is being prepared.
 - ``usage_every_chunk`` (vLLM's ``continuous_usage_stats``): usage so far on every chunk, then the usage chunk.
 - ``usage_in_finish_chunk`` (Together): the usage on the chunk with the finish reason, with or without
@@ -23,6 +24,7 @@ from typing import Any
 from monitor.sim.faults import Stream
 
 _SAFE = {c: {"filtered": False, "severity": "safe"} for c in ("hate", "self_harm", "sexual", "violence")}
+_BLOCKED = {"filtered": True, "severity": "medium"}
 _COMMENT = b": OPENROUTER PROCESSING\n\n"
 
 
@@ -66,10 +68,21 @@ def _with_usage(usage: dict[str, Any], output: int) -> Any:
     return edit
 
 
+def azure_filter_error() -> dict[str, Any]:
+    """The body of Azure's 400 for a prompt its content filter blocks."""
+    return {"error": {"message": "The response was filtered due to the prompt triggering Azure OpenAI's content "
+                                 "management policy. Please modify your prompt and retry.",
+                      "type": None, "param": "prompt", "code": "content_filter", "status": 400,
+                      "innererror": {"code": "ResponsibleAIPolicyViolation",
+                                     "content_filter_result": {**_SAFE, "violence": _BLOCKED}}}}
+
+
 def _filtered(chunk: dict[str, Any]) -> dict[str, Any]:
-    choices = [{**c, "content_filter_results": {} if c.get("finish_reason") else _SAFE}
-               for c in chunk.get("choices") or []]
-    return {**chunk, "choices": choices}
+    def results(choice: dict[str, Any]) -> dict[str, Any]:
+        finish = choice.get("finish_reason")
+        return {**_SAFE, "violence": _BLOCKED} if finish == "content_filter" else {} if finish else _SAFE
+
+    return {**chunk, "choices": [{**c, "content_filter_results": results(c)} for c in chunk.get("choices") or []]}
 
 
 def _data(event: bytes) -> dict[str, Any] | None:
