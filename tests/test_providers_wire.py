@@ -115,3 +115,14 @@ async def test_azures_content_filter_is_a_refusal(style: str, stream: bool) -> N
         assert r.http_status == 400 and r.error_type == ErrorType.CONTENT_FILTER, r.error_message
     else:
         assert r.ok and r.finish_reason == FinishReason.CONTENT_FILTER, r.error_message
+
+
+@pytest.mark.parametrize(("fault", "expected"), [("rate_limit", ErrorType.RATE_LIMITED),
+                                                 ("server_error", ErrorType.SERVER_ERROR),
+                                                 ("unavailable", ErrorType.SERVER_ERROR)])
+async def test_an_upstreams_status_inside_a_200_stream_types_the_error(fault: str, expected: ErrorType) -> None:
+    """LiteLLM's proxy sends a stream's 200 before its upstream answers (BerriAI/litellm#9035), then the
+    upstream's 429 as {"error": {"message": "litellm.RateLimitError: ...", "code": "429"}}: a rate limit, which
+    was typed server_error (the body never says "rate_limit")."""
+    r = await call({**FAST, "quirks": ["late_status_errors"], "faults": {fault: 1}})
+    assert r.http_status == 200 and r.error_type == expected, (r.error_type, r.error_message)

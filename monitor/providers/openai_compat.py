@@ -51,6 +51,19 @@ def status_failure(e: openai.APIStatusError) -> tuple[ErrorType, str]:
     return status_error_type(e.status_code, body), short(f"HTTP {e.status_code}: {e.message}")
 
 
+def answer_error_type(error: Any) -> ErrorType:
+    """The error type of an error object a 200 answer carries (a stream's error event, or the whole body).
+
+    Proxies that answer 200 before their upstream does (LiteLLM) and vLLM put the upstream's HTTP status in
+    `code` ("429", 500): it types the error as the status would have. Otherwise a rate limit says so in its text.
+    """
+    body = json.dumps(error) if error is not None else ""
+    code = error.get("code") if isinstance(error, dict) else None
+    if isinstance(code, int | str) and not isinstance(code, bool) and str(code).isdigit() and 400 <= int(code) < 600:
+        return status_error_type(int(code), body)
+    return ErrorType.RATE_LIMITED if "rate_limit" in body else ErrorType.SERVER_ERROR
+
+
 class OpenAIProvider:
     """Chat completions through `openai.AsyncOpenAI`, streaming with usage in the last chunk, or not."""
 
@@ -112,8 +125,7 @@ class OpenAIProvider:
             result.error_type, message = broken_connection(e, answered=result.http_status is not None)
             result.error_message = short(message)
         except openai.APIError as e:  # an error event inside a 200 stream, or a 200 answer that is an error
-            body = json.dumps(e.body) if e.body is not None else ""
-            result.error_type = ErrorType.RATE_LIMITED if "rate_limit" in body else ErrorType.SERVER_ERROR
+            result.error_type = answer_error_type(e.body)
             result.error_message = short(f"error in {'stream' if request.stream else 'the answer'}: {e.message}")
         except TIMEOUTS as e:  # the HTTP library's own, from reading a body (either httpx flavour)
             result.error_type, result.error_message = ErrorType.TIMEOUT, short(f"stream stalled: {type(e).__name__}")

@@ -203,6 +203,9 @@ async def chat_completions(request: Request) -> Script:
     if plan is None:
         msg = f"The model `{req.model}` does not exist or you do not have access to it."
         return _error(404, msg, "invalid_request_error", "model_not_found")
+    if req.stream and "late_status_errors" in plan.quirks and plan.fault in faults.STATUS_FAULTS:
+        headers = {**_headers(plan, 0.001), "content-type": "text/event-stream; charset=utf-8"}
+        return Script().at(plan.ttft_s).start(200, headers).send(quirks.late_status_error(plan.fault)).end()
     script = _fault_response(plan, _headers(plan, 0.001))
     if script is not None:
         return script

@@ -13,6 +13,9 @@ read is what those servers really send:
 - ``error_in_body`` (OpenRouter): an error after the model started is still a 200: the ``overloaded`` fault's
   error comes as a chunk with ``error`` and ``finish_reason: "error"``, or, not streaming, as a body
   ``{"error": {"code": 502, ...}}``.
+- ``late_status_errors`` (LiteLLM's proxy): a stream's 200 goes out before the upstream answers, so the
+  ``rate_limit``, ``server_error`` and ``unavailable`` faults come as a 200 stream holding one error event whose
+  ``code`` is the upstream's status as a string.
 """
 
 from __future__ import annotations
@@ -59,6 +62,14 @@ def stream(quirks: tuple[str, ...], s: Stream, usage: dict[str, Any] | None, inc
 def error_body() -> dict[str, Any]:
     """The body of a 200 answer whose model failed after it started (OpenRouter's ``error_in_body``)."""
     return {"error": {"code": 502, "message": "Provider returned error", "metadata": {"provider_name": "sim"}}}
+
+
+def late_status_error(fault: str) -> bytes:
+    """The one event of a stream whose upstream failed with `fault`'s status (LiteLLM's ``late_status_errors``)."""
+    status, kind = {"rate_limit": (429, "RateLimitError"), "server_error": (500, "InternalServerError"),
+                    "unavailable": (503, "ServiceUnavailableError")}[fault]
+    message = f"litellm.{kind}: {kind}: OpenAIException - the upstream answered {status}"
+    return _sse({"error": {"message": message, "type": "None", "param": "None", "code": str(status)}})
 
 
 def _with_usage(usage: dict[str, Any], output: int) -> Any:
