@@ -126,3 +126,11 @@ async def test_an_upstreams_status_inside_a_200_stream_types_the_error(fault: st
     was typed server_error (the body never says "rate_limit")."""
     r = await call({**FAST, "quirks": ["late_status_errors"], "faults": {fault: 1}})
     assert r.http_status == 200 and r.error_type == expected, (r.error_type, r.error_message)
+
+
+async def test_a_server_that_takes_include_usage_and_sends_no_usage_leaves_tokens_unknown() -> None:
+    """Older OpenAI-compatible servers accept stream_options and ignore it: tokens are unknown, never 0."""
+    r = await call({**FAST, "usage": False})
+    assert r.ok and r.text
+    assert (r.usage.input_tokens, r.usage.output_tokens, r.usage.estimated) == (None, None, False)
+    assert output_rate(r) is None
