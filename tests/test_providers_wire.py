@@ -134,3 +134,15 @@ async def test_a_server_that_takes_include_usage_and_sends_no_usage_leaves_token
     assert r.ok and r.text
     assert (r.usage.input_tokens, r.usage.output_tokens, r.usage.estimated) == (None, None, False)
     assert output_rate(r) is None
+
+
+@pytest.mark.parametrize("stream", [True, False])
+async def test_reasoning_tokens_left_out_of_completion_tokens_are_output_tokens(stream: bool) -> None:
+    """xAI counts reasoning beside completion_tokens (total_tokens = prompt + completion + reasoning; vercel/ai#12425):
+    taken as they came, reasoning cost nothing and the output rate had fewer tokens than it subtracted."""
+    r = await call({**THINKER, "quirks": ["reasoning_outside_completion"]}, stream=stream)
+    assert r.ok, r.error_message
+    assert (r.usage.output_tokens, r.usage.reasoning_tokens) == (160, 120)
+    if stream:
+        rate = output_rate(r)
+        assert rate is not None and 60 < rate < 140, rate

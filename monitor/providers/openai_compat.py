@@ -249,8 +249,13 @@ def _usage(u: Any) -> Usage:
         return Usage()
     cached = _field(_field(u, "prompt_tokens_details"), "cached_tokens")
     reasoning = _field(_field(u, "completion_tokens_details"), "reasoning_tokens")
-    return Usage(input_tokens=_field(u, "prompt_tokens"), cached_input_tokens=cached,
-                 output_tokens=_field(u, "completion_tokens"), reasoning_tokens=reasoning)
+    prompt, output = _field(u, "prompt_tokens"), _field(u, "completion_tokens")
+    counts = (prompt, output, reasoning, _field(u, "total_tokens"))
+    if all(type(c) is int for c in counts) and reasoning > 0 and counts[3] == prompt + output + reasoning:
+        # xAI counts reasoning beside completion_tokens, not in it (its total_tokens adds all three); output
+        # tokens include reasoning, as OpenAI counts them, so that reasoning is priced and rated
+        output += reasoning
+    return Usage(input_tokens=prompt, cached_input_tokens=cached, output_tokens=output, reasoning_tokens=reasoning)
 
 
 def _field(obj: Any, name: str) -> Any:

@@ -66,9 +66,10 @@ def _reset(seconds: float) -> str:
 
 
 def _usage(plan: Plan) -> dict[str, Any]:
+    outside = plan.reasoning_tokens if "reasoning_outside_completion" in plan.quirks else 0
     return {
         "prompt_tokens": plan.input_tokens,
-        "completion_tokens": plan.output_tokens,
+        "completion_tokens": plan.output_tokens - outside,
         "total_tokens": plan.input_tokens + plan.output_tokens,
         "prompt_tokens_details": {"cached_tokens": plan.cached_tokens, "audio_tokens": 0},
         "completion_tokens_details": {"reasoning_tokens": plan.reasoning_tokens, "audio_tokens": 0,

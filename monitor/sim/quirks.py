@@ -13,6 +13,8 @@ read is what those servers really send:
 - ``error_in_body`` (OpenRouter): an error after the model started is still a 200: the ``overloaded`` fault's
   error comes as a chunk with ``error`` and ``finish_reason: "error"``, or, not streaming, as a body
   ``{"error": {"code": 502, ...}}``.
+- ``reasoning_outside_completion`` (xAI): ``completion_tokens`` counts the answer only; ``reasoning_tokens`` are
+  beside it, and ``total_tokens`` is prompt + completion + reasoning.
 - ``late_status_errors`` (LiteLLM's proxy): a stream's 200 goes out before the upstream answers, so the
   ``rate_limit``, ``server_error`` and ``unavailable`` faults come as a 200 stream holding one error event whose
   ``code`` is the upstream's status as a string.
