@@ -146,3 +146,12 @@ async def test_reasoning_tokens_left_out_of_completion_tokens_are_output_tokens(
     if stream:
         rate = output_rate(r)
         assert rate is not None and 60 < rate < 140, rate
+
+
+@pytest.mark.parametrize("stream", [True, False])
+async def test_anthropics_output_block_is_a_content_filter_refusal(stream: bool) -> None:
+    """Anthropic blocks an answer part-way with an error event (invalid_request_error, "Output blocked by content
+    filtering policy"; anthropics/claude-code#61565), or a 400 not streaming: the stream's was a bad_request."""
+    r = await call({**FAST, "refusals": [{"pattern": "(?i)kill", "p": 1, "style": "output_blocked"}]}, "anthropic",
+                   stream)
+    assert r.error_type == ErrorType.CONTENT_FILTER, (r.error_type, r.error_message)

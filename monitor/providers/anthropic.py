@@ -120,6 +120,8 @@ class AnthropicProvider:
             result.error_type, result.error_message = ErrorType.CONNECT, short(f"connection failed: {e}")
         except AnthropicError as e:
             result.error_type = _STREAM_ERRORS.get(e.kind, ErrorType.SERVER_ERROR)
+            if result.error_type == ErrorType.BAD_REQUEST:  # "Output blocked by content filtering policy" mid-stream
+                result.error_type = status_error_type(400, str(e))
             result.error_message = short(f"{e.kind}: {e}")
         except (httpx.TransportError, httpx.StreamError) as e:
             result.error_type, message = broken_connection(e, answered=result.http_status is not None)

@@ -12,6 +12,7 @@ from monitor.sim import faults, textgen
 from monitor.sim.engine import Engine, Plan, SimRequest, content_text
 from monitor.sim.faults import Stream
 from monitor.sim.playback import Script
+from monitor.sim.scenario import CUT_STYLES
 
 _STOP = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use"}
 _THINKING = {"type": "thinking", "thinking": "", "signature": ""}
@@ -69,7 +70,7 @@ def _stop_reason(plan: Plan) -> str:
 
 
 def _text_tokens(plan: Plan) -> list[str]:
-    if plan.refusal is not None and plan.refusal.style == "content_filter":
+    if plan.refusal is not None and plan.refusal.style in CUT_STYLES:
         return plan.tokens[: plan.refusal_split]
     return plan.tokens
 
@@ -130,6 +131,9 @@ def _stream(plan: Plan) -> Stream:
                                  "usage": {"output_tokens": plan.output_tokens}}),
         _event("message_stop", {"type": "message_stop"}),
     ]
+    if plan.refusal is not None and plan.refusal.style == "output_blocked":  # the answer so far, then the block
+        tail = [_event("error", {"type": "error", "error": {"details": None, "type": "invalid_request_error",
+                                                            "message": "Output blocked by content filtering policy"}})]
     error = _event("error", {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})
     malformed = b'event: content_block_delta\ndata: {"type": "content_block_delta", "index": 0, "delta": {"ty\n\n'
     return Stream(preamble, events, start + len(pieces) / plan.tps, tail, error, malformed, -(-len(thinking) // step))
@@ -159,7 +163,8 @@ def _fault_response(plan: Plan, headers: dict[str, str]) -> Script | None:
         return _error(503, "api_error", "Service temporarily unavailable", {**headers, **retry})
     if plan.fault == "overloaded" and not plan.stream:
         return _error(529, "overloaded_error", "Overloaded", headers)
-    if plan.refusal is not None and plan.refusal.style in ("http_400", "invalid_prompt"):
+    blocked = plan.refusal is not None and plan.refusal.style == "output_blocked" and not plan.stream
+    if plan.refusal is not None and plan.refusal.style in ("http_400", "invalid_prompt") or blocked:
         return _error(400, "invalid_request_error", "Output blocked by content filtering policy", headers,
                       plan.ttft_s + faults.hold(plan))
     return None

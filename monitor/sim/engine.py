@@ -19,7 +19,7 @@ from typing import Any, Literal
 import numpy as np
 
 from monitor.sim import textgen, toolargs
-from monitor.sim.scenario import FaultSpec, ModelSpec, Phase, RefusalRule, Scenario, Voice
+from monitor.sim.scenario import CUT_STYLES, FaultSpec, ModelSpec, Phase, RefusalRule, Scenario, Voice
 
 
 def _key(*parts: object) -> int:
@@ -210,7 +210,7 @@ class Engine:
         if req.max_tokens is not None and len(toks) > req.max_tokens and tool_call is None:
             toks, finish = toks[: max(req.max_tokens, 0)], "length"
         split = min(split, len(toks))
-        if refusal is not None and refusal.style == "content_filter":
+        if refusal is not None and refusal.style in CUT_STYLES:
             out = split + phase.reasoning_tokens
         elif tool_call is not None:
             out = textgen.count_tokens(tool_call["name"] + " " + tool_call["arguments"]) + phase.reasoning_tokens
@@ -240,7 +240,7 @@ class Engine:
                     text = textgen.hedge_text(req.prompt, rule.language) + " " + textgen.filler(
                         voice, max(3, n // 2), req.prompt, rng)
                 toks = textgen.tokens(text)
-                if rule.style == "content_filter":
+                if rule.style in CUT_STYLES:
                     toks = textgen.tokens(textgen.filler(voice, n, req.prompt, rng))
                     return toks, "stop", rule, int(len(toks) * rng.uniform(0.0, 0.5)), None
                 return toks, "stop", rule, len(toks), None

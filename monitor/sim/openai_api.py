@@ -12,6 +12,7 @@ from monitor.sim import faults, quirks, textgen
 from monitor.sim.engine import Engine, Plan, SimRequest, content_text
 from monitor.sim.faults import Stream
 from monitor.sim.playback import Script
+from monitor.sim.scenario import CUT_STYLES
 
 
 def _error(status: int, message: str, type_: str, code: str | None, headers: dict[str, str] | None = None,
@@ -78,7 +79,7 @@ def _usage(plan: Plan) -> dict[str, Any]:
 
 
 def _finish(plan: Plan) -> str:
-    if plan.refusal is not None and plan.refusal.style == "content_filter":
+    if plan.refusal is not None and plan.refusal.style in CUT_STYLES:
         return "content_filter"
     return plan.finish
 

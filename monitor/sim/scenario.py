@@ -111,7 +111,8 @@ class ScriptedAnswer(_Strict):
         return self
 
 
-RefusalStyle = Literal["text", "field", "content_filter", "http_400", "invalid_prompt"]
+RefusalStyle = Literal["text", "field", "content_filter", "output_blocked", "http_400", "invalid_prompt"]
+CUT_STYLES = ("content_filter", "output_blocked")  # styles that stop the answer part-way
 
 
 class RefusalRule(_Strict):
@@ -119,7 +120,9 @@ class RefusalRule(_Strict):
 
     ``style``: ``text`` (a refusal as ordinary content), ``field`` (OpenAI ``refusal`` field / Anthropic
     ``stop_reason: refusal``), ``content_filter`` (partial text then finish ``content_filter`` / stop reason
-    ``refusal``), ``http_400`` (a 400 content-policy error), ``invalid_prompt`` (OpenAI's 400 for a prompt its
+    ``refusal``), ``output_blocked`` (partial text, then Anthropic's "Output blocked by content filtering policy"
+    as a stream's error event, or its 400 when not streaming; the OpenAI face answers it as ``content_filter``),
+    ``http_400`` (a 400 content-policy error), ``invalid_prompt`` (OpenAI's 400 for a prompt its
     reasoning models' usage-policy check flags; the Anthropic face answers it as ``http_400``). ``kind: partial``
     hedges, then answers briefly.
     """
