@@ -155,3 +155,14 @@ async def test_anthropics_output_block_is_a_content_filter_refusal(stream: bool)
     r = await call({**FAST, "refusals": [{"pattern": "(?i)kill", "p": 1, "style": "output_blocked"}]}, "anthropic",
                    stream)
     assert r.error_type == ErrorType.CONTENT_FILTER, (r.error_type, r.error_message)
+
+
+@pytest.mark.parametrize("stream", [True, False])
+async def test_togethers_finish_reasons(stream: bool) -> None:
+    """Together ends answers with finish_reason "eos" (a natural stop) or "error" (its FinishReason in
+    togethercomputer/together-python types/common.py): "error" was a success with finish `other`, the answer
+    cut short and nothing failed."""
+    ended = await call({**FAST, "quirks": ["finish_eos"]}, stream=stream)
+    assert ended.ok and ended.finish_reason == FinishReason.STOP and ended.raw_finish_reason == "eos"
+    failed = await call({**FAST, "quirks": ["finish_error"], "faults": {"overloaded": 1}}, stream=stream)
+    assert failed.error_type == ErrorType.SERVER_ERROR, (failed.error_type, failed.error_message)

@@ -15,6 +15,9 @@ read is what those servers really send:
   ``{"error": {"code": 502, ...}}``.
 - ``reasoning_outside_completion`` (xAI): ``completion_tokens`` counts the answer only; ``reasoning_tokens`` are
   beside it, and ``total_tokens`` is prompt + completion + reasoning.
+- ``finish_eos`` (Together): an answer that ends by itself has ``finish_reason: "eos"``.
+- ``finish_error`` (Together): the ``overloaded`` fault ends the answer with ``finish_reason: "error"`` and no
+  error object (streamed: then ``[DONE]``; not streamed: the answer so far).
 - ``late_status_errors`` (LiteLLM's proxy): a stream's 200 goes out before the upstream answers, so the
   ``rate_limit``, ``server_error`` and ``unavailable`` faults come as a 200 stream holding one error event whose
   ``code`` is the upstream's status as a string.
@@ -53,6 +56,10 @@ def stream(quirks: tuple[str, ...], s: Stream, usage: dict[str, Any] | None, inc
         preamble.insert(0, _sse(prompt))
     if "sse_comments" in quirks:
         preamble = [_COMMENT, _COMMENT, *preamble]
+    if "finish_error" in quirks:
+        first = _data(preamble[-1]) or {}
+        ended = {**first, "choices": [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": "error"}]}
+        error = _sse(ended) + b"data: [DONE]\n\n"
     if "error_in_body" in quirks:
         first = _data(preamble[-1]) or {}
         error = _sse({**{k: first.get(k) for k in ("id", "object", "created", "model")}, "provider": "sim",
