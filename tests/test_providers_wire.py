@@ -166,3 +166,12 @@ async def test_togethers_finish_reasons(stream: bool) -> None:
     assert ended.ok and ended.finish_reason == FinishReason.STOP and ended.raw_finish_reason == "eos"
     failed = await call({**FAST, "quirks": ["finish_error"], "faults": {"overloaded": 1}}, stream=stream)
     assert failed.error_type == ErrorType.SERVER_ERROR, (failed.error_type, failed.error_message)
+
+
+@pytest.mark.parametrize("stream", [True, False])
+async def test_deepseeks_cache_hits_are_cached_input_tokens(stream: bool) -> None:
+    """DeepSeek reports cached input as prompt_cache_hit_tokens, not prompt_tokens_details.cached_tokens
+    (prism-php/prism#1021): it was unknown, so cached input was priced as fresh input."""
+    plain = await call({**FAST, "cached_fraction": 0.5}, stream=stream)
+    r = await call({**FAST, "cached_fraction": 0.5, "quirks": ["cache_hit_fields"]}, stream=stream)
+    assert r.ok and r.usage.cached_input_tokens and r.usage == plain.usage

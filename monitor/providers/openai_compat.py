@@ -257,6 +257,8 @@ def _usage(u: Any) -> Usage:
     if u is None:
         return Usage()
     cached = _field(_field(u, "prompt_tokens_details"), "cached_tokens")
+    if cached is None:  # DeepSeek's own name for it
+        cached = _field(u, "prompt_cache_hit_tokens")
     reasoning = _field(_field(u, "completion_tokens_details"), "reasoning_tokens")
     prompt, output = _field(u, "prompt_tokens"), _field(u, "completion_tokens")
     counts = (prompt, output, reasoning, _field(u, "total_tokens"))

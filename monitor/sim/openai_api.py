@@ -68,6 +68,11 @@ def _reset(seconds: float) -> str:
 
 def _usage(plan: Plan) -> dict[str, Any]:
     outside = plan.reasoning_tokens if "reasoning_outside_completion" in plan.quirks else 0
+    if "cache_hit_fields" in plan.quirks:
+        return {"prompt_tokens": plan.input_tokens, "completion_tokens": plan.output_tokens,
+                "total_tokens": plan.input_tokens + plan.output_tokens, "prompt_cache_hit_tokens": plan.cached_tokens,
+                "prompt_cache_miss_tokens": plan.input_tokens - plan.cached_tokens,
+                "completion_tokens_details": {"reasoning_tokens": plan.reasoning_tokens}}
     return {
         "prompt_tokens": plan.input_tokens,
         "completion_tokens": plan.output_tokens - outside,

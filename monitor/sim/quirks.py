@@ -15,6 +15,8 @@ read is what those servers really send:
   ``{"error": {"code": 502, ...}}``.
 - ``reasoning_outside_completion`` (xAI): ``completion_tokens`` counts the answer only; ``reasoning_tokens`` are
   beside it, and ``total_tokens`` is prompt + completion + reasoning.
+- ``cache_hit_fields`` (DeepSeek): cached input as ``prompt_cache_hit_tokens`` (and ``prompt_cache_miss_tokens``),
+  without ``prompt_tokens_details``.
 - ``finish_eos`` (Together): an answer that ends by itself has ``finish_reason: "eos"``.
 - ``finish_error`` (Together): the ``overloaded`` fault ends the answer with ``finish_reason: "error"`` and no
   error object (streamed: then ``[DONE]``; not streamed: the answer so far).
