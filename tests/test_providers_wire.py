@@ -169,6 +169,14 @@ async def test_togethers_finish_reasons(stream: bool) -> None:
 
 
 @pytest.mark.parametrize("stream", [True, False])
+async def test_a_request_the_engine_aborted_fails(stream: bool) -> None:
+    """vLLM and SGLang end a request their engine aborted with finish_reason "abort" (verl maps it to "aborted",
+    not "completed"): it was a success with finish `other`."""
+    r = await call({**FAST, "quirks": ["finish_abort"], "faults": {"overloaded": 1}}, stream=stream)
+    assert r.error_type == ErrorType.SERVER_ERROR and r.raw_finish_reason == "abort", (r.error_type, r.error_message)
+
+
+@pytest.mark.parametrize("stream", [True, False])
 async def test_deepseeks_cache_hits_are_cached_input_tokens(stream: bool) -> None:
     """DeepSeek reports cached input as prompt_cache_hit_tokens, not prompt_tokens_details.cached_tokens
     (prism-php/prism#1021): it was unknown, so cached input was priced as fresh input."""

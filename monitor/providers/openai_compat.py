@@ -38,8 +38,9 @@ _FINISH = {
     "tool_calls": FinishReason.TOOL_CALLS, "function_call": FinishReason.TOOL_CALLS,
     "content_filter": FinishReason.CONTENT_FILTER,
 }  # eos: Together's natural end
-# A finish reason that says the answer failed (Together; OpenRouter sends an error object beside it)
-_FAILED = "error"
+# Finish reasons that say the answer failed: error (Together; OpenRouter sends an error object beside it), abort
+# (vLLM and SGLang: the engine aborted the request)
+_FAILED = ("error", "abort")
 
 
 def normalise_finish(raw: str | None) -> FinishReason | None:
@@ -171,9 +172,9 @@ class OpenAIProvider:
         result.response_id = completion.id or None
         result.system_fingerprint = completion.system_fingerprint
         result.usage = _usage(completion.usage)
-        if choice.finish_reason == _FAILED:
-            raise openai.APIError(message="the answer ended with finish_reason error", request=raw.http_response.request,
-                                  body=None)
+        if choice.finish_reason in _FAILED:
+            raise openai.APIError(message=f"the answer ended with finish_reason {choice.finish_reason}",
+                                  request=raw.http_response.request, body=None)
         return arrival_of(raw.http_response)
 
     async def _stream(self, req: ChatRequest, result: CallResult, start: float) -> float | None:
@@ -240,9 +241,9 @@ class OpenAIProvider:
             await response.aclose()
         if not saw_finish:
             raise httpx.RemoteProtocolError("stream ended without a finish_reason")
-        if result.raw_finish_reason == _FAILED:
-            raise openai.APIError(message="the stream ended with finish_reason error", request=response.request,
-                                  body=None)
+        if result.raw_finish_reason in _FAILED:
+            raise openai.APIError(message=f"the stream ended with finish_reason {result.raw_finish_reason}",
+                                  request=response.request, body=None)
         return arrival_of(response)
 
     @staticmethod

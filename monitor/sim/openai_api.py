@@ -100,9 +100,10 @@ def _fault_response(plan: Plan, headers: dict[str, str]) -> Script | None:
     if plan.fault == "server_error":
         msg = "The server had an error while processing your request. Sorry about that!"
         return _error(500, msg, "server_error", None, headers)
-    if plan.fault == "overloaded" and not plan.stream and "finish_error" in plan.quirks:
+    if plan.fault == "overloaded" and not plan.stream and quirks.failed_finish(plan.quirks):
         body = _completion(plan)
-        body["choices"][0].update(finish_reason="error", message={"role": "assistant", "content": plan.text[:20]})
+        body["choices"][0].update(finish_reason=quirks.failed_finish(plan.quirks),
+                                  message={"role": "assistant", "content": plan.text[:20]})
         return Script().json(200, body, headers, plan.total_s())
     if plan.fault == "overloaded" and not plan.stream and "error_in_body" in plan.quirks:
         return Script().json(200, quirks.error_body(), headers, plan.ttft_s)

@@ -19,7 +19,8 @@ read is what those servers really send:
   without ``prompt_tokens_details``.
 - ``finish_eos`` (Together): an answer that ends by itself has ``finish_reason: "eos"``.
 - ``finish_error`` (Together): the ``overloaded`` fault ends the answer with ``finish_reason: "error"`` and no
-  error object (streamed: then ``[DONE]``; not streamed: the answer so far).
+  error object (streamed: then ``[DONE]``; not streamed: the answer so far); ``finish_abort`` (vLLM, SGLang: a
+  request the engine aborted) the same with ``"abort"``.
 - ``late_status_errors`` (LiteLLM's proxy): a stream's 200 goes out before the upstream answers, so the
   ``rate_limit``, ``server_error`` and ``unavailable`` faults come as a 200 stream holding one error event whose
   ``code`` is the upstream's status as a string.
@@ -58,9 +59,10 @@ def stream(quirks: tuple[str, ...], s: Stream, usage: dict[str, Any] | None, inc
         preamble.insert(0, _sse(prompt))
     if "sse_comments" in quirks:
         preamble = [_COMMENT, _COMMENT, *preamble]
-    if "finish_error" in quirks:
+    if failed_finish(quirks):
         first = _data(preamble[-1]) or {}
-        ended = {**first, "choices": [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": "error"}]}
+        ended = {**first, "choices": [{"index": 0, "delta": {}, "logprobs": None,
+                                       "finish_reason": failed_finish(quirks)}]}
         error = _sse(ended) + b"data: [DONE]\n\n"
     if "error_in_body" in quirks:
         first = _data(preamble[-1]) or {}
@@ -68,6 +70,11 @@ def stream(quirks: tuple[str, ...], s: Stream, usage: dict[str, Any] | None, inc
                       "error": {"code": "server_error", "message": "Provider disconnected unexpectedly"},
                       "choices": [{"index": 0, "delta": {"content": ""}, "finish_reason": "error"}]})
     return replace(s, preamble=preamble, events=events, tail=tail, error_event=error)
+
+
+def failed_finish(quirks: tuple[str, ...]) -> str | None:
+    """The finish reason the ``overloaded`` fault ends an answer with (``finish_error``, ``finish_abort``)."""
+    return "error" if "finish_error" in quirks else "abort" if "finish_abort" in quirks else None
 
 
 def error_body() -> dict[str, Any]:
