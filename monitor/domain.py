@@ -66,7 +66,10 @@ class CallResult:
     chunk with content (or refusal text); ``latency_s`` is request start to the arrival of the end of the
     response. Request start is when the request began on the wire (see `providers.arrival`); ``send_wait_s`` is
     the time before that, from the provider call's start (the client building and queueing the request; kept in
-    memory only, not stored).
+    memory only, not stored). Reasoning a server streams before the answer (``reasoning_content``, ``reasoning``,
+    Anthropic's thinking blocks) is not content: it is not in ``text``, and ``ttft_s`` waits for the answer, as it
+    does where reasoning is hidden; ``first_output_s`` is request start to the arrival of the first chunk of any
+    output, reasoning included (in memory only: the output rate counts from it).
     """
 
     text: str = ""
@@ -88,6 +91,7 @@ class CallResult:
     tool_calls: list[dict[str, Any]] = field(default_factory=list)  # [{"name": str, "arguments": str}]
     stream: bool = False
     send_wait_s: float | None = None
+    first_output_s: float | None = None
 
     @property
     def ok(self) -> bool:

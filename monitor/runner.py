@@ -51,11 +51,18 @@ def chat_prices(target: Target) -> Callable[[CallResult], Prices | None]:
 
 
 def output_rate(call: CallResult) -> float | None:
-    """Server-reported output tokens over the time after the first chunk (a chunk is not a token)."""
+    """Server-reported output tokens over the time after the first chunk (a chunk is not a token).
+
+    Output tokens include reasoning tokens. Streamed before the answer, they count from the first chunk of
+    reasoning; hidden (OpenAI's o-series), they were written before the first chunk, so only the rest count.
+    """
     tokens = call.usage.output_tokens
-    if not call.ok or tokens is None or call.usage.estimated or call.ttft_s is None or call.latency_s is None:
+    first = call.first_output_s if call.first_output_s is not None else call.ttft_s
+    if not call.ok or tokens is None or call.usage.estimated or first is None or call.latency_s is None:
         return None
-    span = call.latency_s - call.ttft_s
+    if call.ttft_s is not None and first >= call.ttft_s:  # no reasoning came before the answer
+        tokens -= call.usage.reasoning_tokens or 0
+    span = call.latency_s - first
     if span <= 0 or tokens < 2:
         return None
     return tokens / span

@@ -165,6 +165,14 @@ def test_output_rate_counts_tokens_not_chunks() -> None:
     assert output_rate(CallResult(usage=Usage(output_tokens=100), latency_s=3.0, ttft_s=None)) is None
 
 
+def test_output_rate_counts_reasoning_tokens_over_the_time_they_took() -> None:
+    hidden = Usage(output_tokens=160, reasoning_tokens=120)  # written before the first chunk: not in the span
+    assert output_rate(CallResult(usage=hidden, latency_s=3.0, ttft_s=2.5, first_output_s=2.5)) == 80.0
+    streamed = Usage(output_tokens=160)  # from the first chunk of reasoning to the end
+    assert output_rate(CallResult(usage=streamed, latency_s=3.0, ttft_s=2.5, first_output_s=1.0)) == 80.0
+    assert output_rate(CallResult(usage=streamed, latency_s=3.0, ttft_s=None, first_output_s=1.0)) == 80.0
+
+
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed (apt-get install prometheus)")
 async def test_promtool_accepts_a_real_scrape(steady_sim: SimServer, tmp_path: Path) -> None:
     cfg = load_config(write_config(tmp_path, targets(steady_sim), PROBES), environ={"K": "k"})

@@ -35,8 +35,9 @@ API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 1024  # the Messages API requires max_tokens
 _STOP = {
     "end_turn": FinishReason.STOP, "stop_sequence": FinishReason.STOP, "max_tokens": FinishReason.LENGTH,
-    "tool_use": FinishReason.TOOL_CALLS, "refusal": FinishReason.REFUSAL,
-}
+    "model_context_window_exceeded": FinishReason.LENGTH, "tool_use": FinishReason.TOOL_CALLS,
+    "refusal": FinishReason.REFUSAL,
+}  # others (pause_turn, ...) are `other`, the raw value kept beside
 _STREAM_ERRORS = {
     "overloaded_error": ErrorType.SERVER_ERROR, "api_error": ErrorType.SERVER_ERROR,
     "rate_limit_error": ErrorType.RATE_LIMITED, "authentication_error": ErrorType.AUTH,
@@ -119,6 +120,8 @@ class AnthropicProvider:
             result.error_type, result.error_message = ErrorType.CONNECT, short(f"connection failed: {e}")
         except AnthropicError as e:
             result.error_type = _STREAM_ERRORS.get(e.kind, ErrorType.SERVER_ERROR)
+            if result.error_type == ErrorType.BAD_REQUEST:  # "Output blocked by content filtering policy" mid-stream
+                result.error_type = status_error_type(400, str(e))
             result.error_message = short(f"{e.kind}: {e}")
         except (httpx.TransportError, httpx.StreamError) as e:
             result.error_type, message = broken_connection(e, answered=result.http_status is not None)
@@ -192,11 +195,14 @@ class AnthropicProvider:
                             tools.setdefault(data["index"], {"name": "", "arguments": ""})["arguments"] += \
                                 delta.get("partial_json", "")
                             text = delta.get("partial_json")
-                        if text:
-                            if delta.get("type") == "text_delta":
-                                parts.append(text)
-                            if result.ttft_s is None:
-                                result.ttft_s = received(arrival_of(resp), origin, self._clock()) - origin
+                        if text and delta.get("type") == "text_delta":
+                            parts.append(text)
+                        # thinking is output but not the answer: it starts the output rate's clock, not TTFT's
+                        thought = delta.get("type") == "thinking_delta" and delta.get("thinking")
+                        if (text and result.ttft_s is None) or (thought and result.first_output_s is None):
+                            at = received(arrival_of(resp), origin, self._clock()) - origin
+                            result.first_output_s = at if result.first_output_s is None else result.first_output_s
+                            result.ttft_s = at if text and result.ttft_s is None else result.ttft_s
                     elif kind == "message_delta":
                         stop = (data.get("delta") or {}).get("stop_reason")
                         if stop:

@@ -17,9 +17,9 @@ from monitor.domain import CallResult, ErrorType
 from monitor.providers.capped import ReplyTooLarge
 
 Clock = Callable[[], float]
-# OpenAI: code content_policy_violation / content_filter (Azure: "content management policy");
-# Anthropic: "Output blocked by content filtering policy".
-_CONTENT_POLICY = re.compile(r"content[ _-]?(policy|filter|management)")
+# OpenAI: code content_policy_violation / content_filter (Azure: "content management policy"), and invalid_prompt
+# for a prompt its reasoning models' usage-policy check flags; Anthropic: "Output blocked by content filtering policy".
+_CONTENT_POLICY = re.compile(r"content[ _-]?(policy|filter|management)|invalid_prompt")
 
 
 @dataclass(frozen=True)

@@ -34,9 +34,13 @@ from monitor.providers.vet import vet
 
 log = logging.getLogger("monitor.providers.openai")
 _FINISH = {
-    "stop": FinishReason.STOP, "length": FinishReason.LENGTH, "tool_calls": FinishReason.TOOL_CALLS,
-    "function_call": FinishReason.TOOL_CALLS, "content_filter": FinishReason.CONTENT_FILTER,
-}
+    "stop": FinishReason.STOP, "eos": FinishReason.STOP, "length": FinishReason.LENGTH,
+    "tool_calls": FinishReason.TOOL_CALLS, "function_call": FinishReason.TOOL_CALLS,
+    "content_filter": FinishReason.CONTENT_FILTER,
+}  # eos: Together's natural end
+# Finish reasons that say the answer failed: error (Together; OpenRouter sends an error object beside it), abort
+# (vLLM and SGLang: the engine aborted the request)
+_FAILED = ("error", "abort")
 
 
 def normalise_finish(raw: str | None) -> FinishReason | None:
@@ -49,6 +53,19 @@ def status_failure(e: openai.APIStatusError) -> tuple[ErrorType, str]:
     """The error type and message of an HTTP error answer the SDK raised (any OpenAI-compatible endpoint)."""
     body = json.dumps(e.body) if e.body is not None else e.response.text
     return status_error_type(e.status_code, body), short(f"HTTP {e.status_code}: {e.message}")
+
+
+def answer_error_type(error: Any) -> ErrorType:
+    """The error type of an error object a 200 answer carries (a stream's error event, or the whole body).
+
+    Proxies that answer 200 before their upstream does (LiteLLM) and vLLM put the upstream's HTTP status in
+    `code` ("429", 500): it types the error as the status would have. Otherwise a rate limit says so in its text.
+    """
+    body = json.dumps(error) if error is not None else ""
+    code = error.get("code") if isinstance(error, dict) else None
+    if isinstance(code, int | str) and not isinstance(code, bool) and str(code).isdigit() and 400 <= int(code) < 600:
+        return status_error_type(int(code), body)
+    return ErrorType.RATE_LIMITED if "rate_limit" in body else ErrorType.SERVER_ERROR
 
 
 class OpenAIProvider:
@@ -111,10 +128,9 @@ class OpenAIProvider:
         except openai.APIConnectionError as e:
             result.error_type, message = broken_connection(e, answered=result.http_status is not None)
             result.error_message = short(message)
-        except openai.APIError as e:  # an error event inside a 200 stream
-            body = json.dumps(e.body) if e.body is not None else ""
-            result.error_type = ErrorType.RATE_LIMITED if "rate_limit" in body else ErrorType.SERVER_ERROR
-            result.error_message = short(f"error in stream: {e.message}")
+        except openai.APIError as e:  # an error event inside a 200 stream, or a 200 answer that is an error
+            result.error_type = answer_error_type(e.body)
+            result.error_message = short(f"error in {'stream' if request.stream else 'the answer'}: {e.message}")
         except TIMEOUTS as e:  # the HTTP library's own, from reading a body (either httpx flavour)
             result.error_type, result.error_message = ErrorType.TIMEOUT, short(f"stream stalled: {type(e).__name__}")
         except BROKEN as e:
@@ -134,6 +150,11 @@ class OpenAIProvider:
             mark_sent(result, sent_of(raw.http_response), start, self._clock())
             self._headers(raw, result)
             completion = await raw.parse()
+        error = getattr(completion, "error", None)
+        if error:  # OpenRouter: a model that fails after it started is a 200 whose body is {"error": {...}}
+            message = error.get("message") if isinstance(error, dict) else None
+            raise openai.APIError(message=message if isinstance(message, str) and message else str(error),
+                                  request=raw.http_response.request, body=error)
         if not hasattr(completion, "choices"):  # the SDK hands back a body that is not a JSON object as it is
             kind = raw.headers.get("content-type") or "no content-type"
             raise ValueError(f"expected a chat completion (a JSON object), got {kind}: "
@@ -151,6 +172,9 @@ class OpenAIProvider:
         result.response_id = completion.id or None
         result.system_fingerprint = completion.system_fingerprint
         result.usage = _usage(completion.usage)
+        if choice.finish_reason in _FAILED:
+            raise openai.APIError(message=f"the answer ended with finish_reason {choice.finish_reason}",
+                                  request=raw.http_response.request, body=None)
         return arrival_of(raw.http_response)
 
     async def _stream(self, req: ChatRequest, result: CallResult, start: float) -> float | None:
@@ -185,6 +209,9 @@ class OpenAIProvider:
                     result.usage = _usage(chunk["usage"])
                 for choice in (chunk.get("choices") or [])[:1]:
                     d = choice.get("delta") or {}
+                    # reasoning streamed before the answer (vLLM, DeepSeek: reasoning_content; Ollama, OpenRouter:
+                    # reasoning) is output but not the answer
+                    thought = any(isinstance(d.get(k), str) and d[k] for k in ("reasoning_content", "reasoning"))
                     got = False
                     if d.get("content"):
                         parts.append(d["content"])
@@ -199,8 +226,10 @@ class OpenAIProvider:
                             slot["name"] += fn.get("name") or ""
                             slot["arguments"] += fn.get("arguments") or ""
                             got = got or bool(fn.get("arguments") or fn.get("name"))
-                    if got and result.ttft_s is None:
-                        result.ttft_s = received(arrival_of(response), origin, self._clock()) - origin
+                    if (got and result.ttft_s is None) or (thought and result.first_output_s is None):
+                        at = received(arrival_of(response), origin, self._clock()) - origin
+                        result.first_output_s = at if result.first_output_s is None else result.first_output_s
+                        result.ttft_s = at if got and result.ttft_s is None else result.ttft_s
                     if choice.get("finish_reason"):
                         saw_finish = True
                         result.raw_finish_reason = choice["finish_reason"]
@@ -212,6 +241,9 @@ class OpenAIProvider:
             await response.aclose()
         if not saw_finish:
             raise httpx.RemoteProtocolError("stream ended without a finish_reason")
+        if result.raw_finish_reason in _FAILED:
+            raise openai.APIError(message=f"the stream ended with finish_reason {result.raw_finish_reason}",
+                                  request=response.request, body=None)
         return arrival_of(response)
 
     @staticmethod
@@ -226,9 +258,16 @@ def _usage(u: Any) -> Usage:
     if u is None:
         return Usage()
     cached = _field(_field(u, "prompt_tokens_details"), "cached_tokens")
+    if cached is None:  # DeepSeek's own name for it
+        cached = _field(u, "prompt_cache_hit_tokens")
     reasoning = _field(_field(u, "completion_tokens_details"), "reasoning_tokens")
-    return Usage(input_tokens=_field(u, "prompt_tokens"), cached_input_tokens=cached,
-                 output_tokens=_field(u, "completion_tokens"), reasoning_tokens=reasoning)
+    prompt, output = _field(u, "prompt_tokens"), _field(u, "completion_tokens")
+    counts = (prompt, output, reasoning, _field(u, "total_tokens"))
+    if all(type(c) is int for c in counts) and reasoning > 0 and counts[3] == prompt + output + reasoning:
+        # xAI counts reasoning beside completion_tokens, not in it (its total_tokens adds all three); output
+        # tokens include reasoning, as OpenAI counts them, so that reasoning is priced and rated
+        output += reasoning
+    return Usage(input_tokens=prompt, cached_input_tokens=cached, output_tokens=output, reasoning_tokens=reasoning)
 
 
 def _field(obj: Any, name: str) -> Any:

@@ -12,8 +12,10 @@ from monitor.sim import faults, textgen
 from monitor.sim.engine import Engine, Plan, SimRequest, content_text
 from monitor.sim.faults import Stream
 from monitor.sim.playback import Script
+from monitor.sim.scenario import CUT_STYLES
 
 _STOP = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use"}
+_THINKING = {"type": "thinking", "thinking": "", "signature": ""}
 
 
 def _error(status: int, type_: str, message: str, headers: dict[str, str] | None = None,
@@ -64,11 +66,11 @@ def _headers(plan: Plan) -> dict[str, str]:
 def _stop_reason(plan: Plan) -> str:
     if plan.refusal is not None and plan.refusal.style in ("field", "content_filter"):
         return "refusal"
-    return _STOP[plan.finish]
+    return plan.length_stop if plan.finish == "length" else _STOP[plan.finish]
 
 
 def _text_tokens(plan: Plan) -> list[str]:
-    if plan.refusal is not None and plan.refusal.style == "content_filter":
+    if plan.refusal is not None and plan.refusal.style in CUT_STYLES:
         return plan.tokens[: plan.refusal_split]
     return plan.tokens
 
@@ -97,39 +99,57 @@ def _stream(plan: Plan) -> Stream:
     else:
         block = {"type": "text", "text": ""}
         pieces, delta_type, key = _text_tokens(plan), "text_delta", "text"
+    thinking = plan.thinking()  # a thinking block first, streamed at the answer's pace
+    index = 1 if thinking else 0
+    opening = _event("content_block_start", {"type": "content_block_start", "index": index, "content_block": block})
     preamble = [
         _event("message_start", {"type": "message_start", "message": _message(plan, [], None, start_usage)}),
-        _event("content_block_start", {"type": "content_block_start", "index": 0, "content_block": block}),
+        _event("content_block_start", {"type": "content_block_start", "index": 0, "content_block": _THINKING})
+        if thinking else opening,
         _event("ping", {"type": "ping"}),
     ]
     step = plan.chunk_tokens
     events = [
         (plan.ttft_s + i / plan.tps,
          _event("content_block_delta", {"type": "content_block_delta", "index": 0,
-                                        "delta": {"type": delta_type, key: "".join(pieces[i: i + step])}}))
-        for i in range(0, len(pieces), step)
+                                        "delta": {"type": "thinking_delta", "thinking": "".join(thinking[i: i + step])}}))
+        for i in range(0, len(thinking), step)
     ]
+    start = plan.ttft_s + len(thinking) / plan.tps
+    for i in range(0, len(pieces), step):
+        event = _event("content_block_delta", {"type": "content_block_delta", "index": index,
+                                               "delta": {"type": delta_type, key: "".join(pieces[i: i + step])}})
+        if thinking and i == 0:  # close the thinking block and open the answer's as the answer begins
+            event = _event("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                                   "delta": {"type": "signature_delta", "signature": "c2lt"}}) + \
+                _event("content_block_stop", {"type": "content_block_stop", "index": 0}) + opening + event
+        events.append((start + i / plan.tps, event))
     tail = [
-        _event("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        _event("content_block_stop", {"type": "content_block_stop", "index": index}),
         _event("message_delta", {"type": "message_delta",
                                  "delta": {"stop_reason": _stop_reason(plan), "stop_sequence": None},
                                  "usage": {"output_tokens": plan.output_tokens}}),
         _event("message_stop", {"type": "message_stop"}),
     ]
+    if plan.refusal is not None and plan.refusal.style == "output_blocked":  # the answer so far, then the block
+        tail = [_event("error", {"type": "error", "error": {"details": None, "type": "invalid_request_error",
+                                                            "message": "Output blocked by content filtering policy"}})]
     error = _event("error", {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})
     malformed = b'event: content_block_delta\ndata: {"type": "content_block_delta", "index": 0, "delta": {"ty\n\n'
-    return Stream(preamble, events, plan.ttft_s + len(pieces) / plan.tps, tail, error, malformed)
+    return Stream(preamble, events, start + len(pieces) / plan.tps, tail, error, malformed, -(-len(thinking) // step))
 
 
 def _content(plan: Plan) -> list[dict[str, Any]]:
+    thinking = plan.thinking()
+    blocks = [{**_THINKING, "thinking": "".join(thinking), "signature": "c2lt"}] if thinking else []
     call = plan.tool_call
     if call is None:
-        return [{"type": "text", "text": "".join(_text_tokens(plan))}]
+        return [*blocks, {"type": "text", "text": "".join(_text_tokens(plan))}]
     try:
         args = json.loads(call["arguments"])
     except ValueError:
         args = {}
-    return [{"type": "tool_use", "id": "toolu_" + call["id"], "name": call["name"], "input": args}]
+    return [*blocks, {"type": "tool_use", "id": "toolu_" + call["id"], "name": call["name"], "input": args}]
 
 
 def _fault_response(plan: Plan, headers: dict[str, str]) -> Script | None:
@@ -143,7 +163,8 @@ def _fault_response(plan: Plan, headers: dict[str, str]) -> Script | None:
         return _error(503, "api_error", "Service temporarily unavailable", {**headers, **retry})
     if plan.fault == "overloaded" and not plan.stream:
         return _error(529, "overloaded_error", "Overloaded", headers)
-    if plan.refusal is not None and plan.refusal.style == "http_400":
+    blocked = plan.refusal is not None and plan.refusal.style == "output_blocked" and not plan.stream
+    if plan.refusal is not None and plan.refusal.style in ("http_400", "invalid_prompt") or blocked:
         return _error(400, "invalid_request_error", "Output blocked by content filtering policy", headers,
                       plan.ttft_s + faults.hold(plan))
     return None

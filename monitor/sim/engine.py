@@ -19,7 +19,7 @@ from typing import Any, Literal
 import numpy as np
 
 from monitor.sim import textgen, toolargs
-from monitor.sim.scenario import FaultSpec, ModelSpec, Phase, RefusalRule, Scenario, Voice
+from monitor.sim.scenario import CUT_STYLES, FaultSpec, ModelSpec, Phase, RefusalRule, Scenario, Voice
 
 
 def _key(*parts: object) -> int:
@@ -80,17 +80,24 @@ class Plan:
     fault_spec: FaultSpec | None
     ratelimit: dict[str, float] = field(default_factory=dict)
     reject_stream_options: bool = False
+    reasoning_field: str | None = None  # the delta/message field reasoning is sent in; None: not sent
+    length_stop: str = "max_tokens"  # the Anthropic stop reason of an answer cut for length
+    quirks: tuple[str, ...] = ()  # the OpenAI face's real-server quirks (monitor.sim.quirks)
 
     @property
     def text(self) -> str:
         """Return the whole answer text."""
         return "".join(self.tokens)
 
+    def thinking(self) -> list[str]:
+        """Return the reasoning tokens sent before the answer (none when reasoning is hidden)."""
+        return textgen.thinking(self.reasoning_tokens) if self.reasoning_field else []
+
     def total_s(self) -> float:
         """Return how long a non-streaming answer takes in all."""
         if self.latency_s is not None:
             return self.latency_s
-        return self.ttft_s + len(self.tokens) / self.tps
+        return self.ttft_s + (len(self.thinking()) + len(self.tokens)) / self.tps
 
 
 @dataclass
@@ -203,7 +210,7 @@ class Engine:
         if req.max_tokens is not None and len(toks) > req.max_tokens and tool_call is None:
             toks, finish = toks[: max(req.max_tokens, 0)], "length"
         split = min(split, len(toks))
-        if refusal is not None and refusal.style == "content_filter":
+        if refusal is not None and refusal.style in CUT_STYLES:
             out = split + phase.reasoning_tokens
         elif tool_call is not None:
             out = textgen.count_tokens(tool_call["name"] + " " + tool_call["arguments"]) + phase.reasoning_tokens
@@ -219,6 +226,8 @@ class Engine:
             report_usage=phase.usage, fault=fault, fault_spec=fault_spec,
             ratelimit=self._ratelimit(st, phase, req.input_tokens + out),
             reject_stream_options=phase.stream_options == "reject",
+            reasoning_field=None if phase.reasoning == "hidden" else phase.reasoning, length_stop=phase.length_stop,
+            quirks=tuple(phase.quirks),
         )
 
     def _content(self, phase: Phase, req: SimRequest, rng: np.random.Generator) -> tuple[Any, ...]:
@@ -231,7 +240,7 @@ class Engine:
                     text = textgen.hedge_text(req.prompt, rule.language) + " " + textgen.filler(
                         voice, max(3, n // 2), req.prompt, rng)
                 toks = textgen.tokens(text)
-                if rule.style == "content_filter":
+                if rule.style in CUT_STYLES:
                     toks = textgen.tokens(textgen.filler(voice, n, req.prompt, rng))
                     return toks, "stop", rule, int(len(toks) * rng.uniform(0.0, 0.5)), None
                 return toks, "stop", rule, len(toks), None

@@ -39,6 +39,7 @@ class Stream:
     tail: list[bytes]  # finish, usage and terminator; what a cut stream never gets
     error_event: bytes  # an in-stream "overloaded" error
     malformed_event: bytes
+    first_content: int = 0  # the index of the first event of the answer (reasoning streamed before it)
 
 
 def stream_script(plan: Plan, headers: dict[str, str], stream: Stream) -> Script:
@@ -70,7 +71,7 @@ def stream_script(plan: Plan, headers: dict[str, str], stream: Stream) -> Script
             elif fault == "stream_cut":
                 return _cut(script, spec)
         script.at(offset + shift).send(event)
-        if i == 0:
+        if i == stream.first_content:
             script.mark("first_content")
     if cut == len(stream.events):  # the fault point is past the last content event
         if fault == "reset":

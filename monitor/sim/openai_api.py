@@ -8,10 +8,11 @@ from typing import Any
 
 from starlette.requests import Request
 
-from monitor.sim import faults, textgen
+from monitor.sim import faults, quirks, textgen
 from monitor.sim.engine import Engine, Plan, SimRequest, content_text
 from monitor.sim.faults import Stream
 from monitor.sim.playback import Script
+from monitor.sim.scenario import CUT_STYLES
 
 
 def _error(status: int, message: str, type_: str, code: str | None, headers: dict[str, str] | None = None,
@@ -66,9 +67,15 @@ def _reset(seconds: float) -> str:
 
 
 def _usage(plan: Plan) -> dict[str, Any]:
+    outside = plan.reasoning_tokens if "reasoning_outside_completion" in plan.quirks else 0
+    if "cache_hit_fields" in plan.quirks:
+        return {"prompt_tokens": plan.input_tokens, "completion_tokens": plan.output_tokens,
+                "total_tokens": plan.input_tokens + plan.output_tokens, "prompt_cache_hit_tokens": plan.cached_tokens,
+                "prompt_cache_miss_tokens": plan.input_tokens - plan.cached_tokens,
+                "completion_tokens_details": {"reasoning_tokens": plan.reasoning_tokens}}
     return {
         "prompt_tokens": plan.input_tokens,
-        "completion_tokens": plan.output_tokens,
+        "completion_tokens": plan.output_tokens - outside,
         "total_tokens": plan.input_tokens + plan.output_tokens,
         "prompt_tokens_details": {"cached_tokens": plan.cached_tokens, "audio_tokens": 0},
         "completion_tokens_details": {"reasoning_tokens": plan.reasoning_tokens, "audio_tokens": 0,
@@ -77,8 +84,10 @@ def _usage(plan: Plan) -> dict[str, Any]:
 
 
 def _finish(plan: Plan) -> str:
-    if plan.refusal is not None and plan.refusal.style == "content_filter":
+    if plan.refusal is not None and plan.refusal.style in CUT_STYLES:
         return "content_filter"
+    if plan.finish == "stop" and "finish_eos" in plan.quirks:
+        return "eos"
     return plan.finish
 
 
@@ -91,14 +100,27 @@ def _fault_response(plan: Plan, headers: dict[str, str]) -> Script | None:
     if plan.fault == "server_error":
         msg = "The server had an error while processing your request. Sorry about that!"
         return _error(500, msg, "server_error", None, headers)
+    if plan.fault == "overloaded" and not plan.stream and quirks.failed_finish(plan.quirks):
+        body = _completion(plan)
+        body["choices"][0].update(finish_reason=quirks.failed_finish(plan.quirks),
+                                  message={"role": "assistant", "content": plan.text[:20]})
+        return Script().json(200, body, headers, plan.total_s())
+    if plan.fault == "overloaded" and not plan.stream and "error_in_body" in plan.quirks:
+        return Script().json(200, quirks.error_body(), headers, plan.ttft_s)
     if plan.fault == "unavailable" or (plan.fault == "overloaded" and not plan.stream):
         msg = "The engine is currently overloaded, please try again later."
         return _error(503, msg, "server_error", "service_unavailable", {**headers, **retry})
+    if plan.refusal is not None and plan.refusal.style == "http_400" and "azure_filter_results" in plan.quirks:
+        return Script().json(400, quirks.azure_filter_error(), headers, plan.ttft_s + faults.hold(plan))
     if plan.refusal is not None and plan.refusal.style == "http_400":
         msg = ("Your request was rejected as a result of our safety system. Your prompt may contain text "
                "that is not allowed by our safety system.")
         return _error(400, msg, "invalid_request_error", "content_policy_violation", headers,
                       plan.ttft_s + faults.hold(plan))
+    if plan.refusal is not None and plan.refusal.style == "invalid_prompt":
+        msg = ("Invalid prompt: your prompt was flagged as potentially violating our usage policy. Please try again "
+               "with a different prompt: https://platform.openai.com/docs/guides/reasoning#advice-on-prompting")
+        return _error(400, msg, "invalid_request_error", "invalid_prompt", headers, plan.ttft_s + faults.hold(plan))
     return None
 
 
@@ -119,21 +141,25 @@ def _stream(plan: Plan, include_usage: bool) -> Stream:
     preamble = [chunk({"role": "assistant", "content": "", "refusal": None})]
     step = plan.chunk_tokens
     events: list[tuple[float, bytes]] = []
+    thinking = plan.thinking()  # reasoning streamed before the answer, at the same pace
+    for i in range(0, len(thinking), step):
+        events.append((plan.ttft_s + i / plan.tps, chunk({str(plan.reasoning_field): "".join(thinking[i: i + step])})))
+    start = plan.ttft_s + len(thinking) / plan.tps
     if plan.tool_call is not None:
         call = plan.tool_call
         pieces = textgen.tokens(call["arguments"])
         first = {"index": 0, "id": "call_" + call["id"], "type": "function",
                  "function": {"name": call["name"], "arguments": ""}}
-        events.append((plan.ttft_s, chunk({"tool_calls": [first]})))
+        events.append((start, chunk({"tool_calls": [first]})))
         for i in range(0, len(pieces), step):
             frag = {"index": 0, "function": {"arguments": "".join(pieces[i: i + step])}}
-            events.append((plan.ttft_s + (i + 1) / plan.tps, chunk({"tool_calls": [frag]})))
+            events.append((start + (i + 1) / plan.tps, chunk({"tool_calls": [frag]})))
         n = len(pieces) + 1
     else:
         toks = plan.tokens[: plan.refusal_split] if _finish(plan) == "content_filter" else plan.tokens
         field = "refusal" if plan.refusal is not None and plan.refusal.style == "field" else "content"
         for i in range(0, len(toks), step):
-            events.append((plan.ttft_s + i / plan.tps, chunk({field: "".join(toks[i: i + step])})))
+            events.append((start + i / plan.tps, chunk({field: "".join(toks[i: i + step])})))
         n = len(toks)
     tail = [chunk({}, _finish(plan))]
     if include_usage and plan.report_usage:
@@ -142,7 +168,8 @@ def _stream(plan: Plan, include_usage: bool) -> Stream:
     error = _sse({"error": {"message": "The server is overloaded, please try again later.",
                             "type": "server_error", "param": None, "code": "overloaded"}})
     malformed = b'data: {"id": "chatcmpl-' + plan.response_id.encode() + b'", "choices": [{"delta": {"cont\n\n'
-    return Stream(preamble, events, plan.ttft_s + n / plan.tps, tail, error, malformed)
+    stream = Stream(preamble, events, start + n / plan.tps, tail, error, malformed, -(-len(thinking) // step))
+    return quirks.stream(plan.quirks, stream, _usage(plan) if plan.report_usage else None, include_usage)
 
 
 def _completion(plan: Plan) -> dict[str, Any]:
@@ -158,6 +185,8 @@ def _completion(plan: Plan) -> dict[str, Any]:
         message["content"] = "".join(plan.tokens[: plan.refusal_split])
     else:
         message["content"] = plan.text
+    if plan.reasoning_field:
+        message[plan.reasoning_field] = "".join(plan.thinking())
     body: dict[str, Any] = {
         "id": "chatcmpl-" + plan.response_id, "object": "chat.completion", "created": int(time.time()),
         "model": plan.response_model, "system_fingerprint": plan.fingerprint, "service_tier": "default",
@@ -188,6 +217,9 @@ async def chat_completions(request: Request) -> Script:
     if plan is None:
         msg = f"The model `{req.model}` does not exist or you do not have access to it."
         return _error(404, msg, "invalid_request_error", "model_not_found")
+    if req.stream and "late_status_errors" in plan.quirks and plan.fault in faults.STATUS_FAULTS:
+        headers = {**_headers(plan, 0.001), "content-type": "text/event-stream; charset=utf-8"}
+        return Script().at(plan.ttft_s).start(200, headers).send(quirks.late_status_error(plan.fault)).end()
     script = _fault_response(plan, _headers(plan, 0.001))
     if script is not None:
         return script

@@ -16,6 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from monitor.durations import parse_duration as _parse_duration
 
+Quirk = Literal["azure_filter_results", "sse_comments", "usage_every_chunk", "usage_in_finish_chunk", "error_in_body",
+                "late_status_errors", "reasoning_outside_completion", "finish_eos", "finish_error", "finish_abort",
+                "cache_hit_fields"]
+
 
 def parse_duration(value: Any) -> float:
     """Turn ``90s``, ``1.5m``, ``250ms`` or a number of seconds into seconds."""
@@ -108,7 +112,8 @@ class ScriptedAnswer(_Strict):
         return self
 
 
-RefusalStyle = Literal["text", "field", "content_filter", "http_400"]
+RefusalStyle = Literal["text", "field", "content_filter", "output_blocked", "http_400", "invalid_prompt"]
+CUT_STYLES = ("content_filter", "output_blocked")  # styles that stop the answer part-way
 
 
 class RefusalRule(_Strict):
@@ -116,7 +121,11 @@ class RefusalRule(_Strict):
 
     ``style``: ``text`` (a refusal as ordinary content), ``field`` (OpenAI ``refusal`` field / Anthropic
     ``stop_reason: refusal``), ``content_filter`` (partial text then finish ``content_filter`` / stop reason
-    ``refusal``), ``http_400`` (a 400 content-policy error). ``kind: partial`` hedges, then answers briefly.
+    ``refusal``), ``output_blocked`` (partial text, then Anthropic's "Output blocked by content filtering policy"
+    as a stream's error event, or its 400 when not streaming; the OpenAI face answers it as ``content_filter``),
+    ``http_400`` (a 400 content-policy error), ``invalid_prompt`` (OpenAI's 400 for a prompt its
+    reasoning models' usage-policy check flags; the Anthropic face answers it as ``http_400``). ``kind: partial``
+    hedges, then answers briefly.
     """
 
     pattern: str
@@ -247,6 +256,14 @@ class Phase(_Strict):
     stream_options: Literal["accept", "reject"] = "accept"  # reject: an older server answering 400 to it
     cached_fraction: float = Field(default=0.0, ge=0, le=1)
     reasoning_tokens: int = Field(default=0, ge=0)
+    # How those reasoning tokens show: hidden (counted in usage only, as OpenAI's o-series), or streamed before the
+    # answer in a delta field of that name (reasoning_content: vLLM, DeepSeek; reasoning: Ollama, OpenRouter);
+    # the Anthropic face sends a streamed one as a thinking block.
+    reasoning: Literal["hidden", "reasoning_content", "reasoning"] = "hidden"
+    # The stop reason of an Anthropic answer cut for length: model_context_window_exceeded is what the Messages API
+    # gives when the context window, not max_tokens, ended it.
+    length_stop: Literal["max_tokens", "model_context_window_exceeded"] = "max_tokens"
+    quirks: list[Quirk] = []  # real servers' departures from OpenAI's wire format (monitor.sim.quirks)
     refusals: list[RefusalRule] = []
     answers: list[ScriptedAnswer] = []
     tools: ToolBehaviour = ToolBehaviour()

@@ -72,6 +72,15 @@ def count_tokens(text: str) -> int:
     return len(text.split())
 
 
+_THOUGHT = "Let me think about what is asked and check each step before I answer."
+
+
+def thinking(n: int) -> list[str]:
+    """Return ``n`` tokens of a model's reasoning (the same words each time: nothing checks them)."""
+    words = _THOUGHT.split()
+    return [(" " if i else "") + words[i % len(words)] for i in range(n)]
+
+
 def filler(voice: Voice, n: int, prompt: str, rng: np.random.Generator) -> str:
     """Generate an answer of exactly ``n`` tokens in ``voice``, echoing some of the prompt's words."""
     echo = [w.lower() for w in _WORD.findall(prompt) if w.lower() not in _STOP]

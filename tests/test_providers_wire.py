@@ -1,0 +1,185 @@
+"""What real servers send beyond the plain OpenAI and Anthropic formats, through the providers to the simulator.
+
+Each case is a quirk seen on a real server (named beside it), scripted in a simulator phase and read through the
+real SDK (OpenAI) or httpx (Anthropic) over loopback.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from monitor.config.models import Target
+from monitor.domain import CallResult, ErrorType, FinishReason
+from monitor.providers import ChatRequest, build_provider
+from monitor.runner import output_rate
+from monitor.sim import SimServer, scenario_from_dict
+
+MSG = [{"role": "user", "content": "How do I kill a Python process?"}]
+
+
+async def call(phase: dict[str, Any], kind: str = "openai", stream: bool = True, **request: Any) -> CallResult:
+    """Make one call to a simulator serving one phase (`phase`) for every model."""
+    scenario = scenario_from_dict({"name": "wire", "models": {"*": {"phases": [{"name": "p", **phase}]}}})
+    with SimServer(scenario) as sim:
+        base_url = sim.openai_base_url if kind == "openai" else sim.url
+        provider = build_provider(Target(id="t", provider=kind, base_url=base_url, model="m"), "sk-test")
+        try:
+            return await provider.complete(ChatRequest(model="m", messages=MSG, stream=stream, timeout_s=10,
+                                                       **request))
+        finally:
+            await provider.aclose()
+
+
+# 40 answer tokens and 120 reasoning tokens at 100 tokens/s: 0.4 s of answer after 1.2 s of reasoning.
+THINKER = {"ttft": 20, "output_tps": 100, "length": 40, "chunk_tokens": 2, "reasoning_tokens": 120}
+
+
+@pytest.mark.parametrize(("kind", "reasoning"), [
+    ("openai", "hidden"),  # OpenAI's o-series: counted in usage, never sent
+    ("openai", "reasoning_content"),  # vLLM's reasoning parsers, DeepSeek
+    ("openai", "reasoning"),  # Ollama, OpenRouter
+    ("anthropic", "reasoning"),  # extended thinking: a thinking block before the text
+])
+async def test_reasoning_is_not_the_answer_and_not_counted_in_the_answers_time(kind: str, reasoning: str) -> None:
+    """Output tokens include reasoning tokens: over the answer's time alone they made the output rate 4x too high."""
+    r = await call({**THINKER, "reasoning": reasoning}, kind)
+    assert r.ok, r.error_message
+    assert r.text and "think" not in r.text  # the answer only
+    assert r.usage.output_tokens == 160
+    streamed = reasoning != "hidden"
+    assert r.ttft_s is not None and r.ttft_s >= (1.2 if streamed else 0.02)  # the first token of the answer
+    rate = output_rate(r)
+    assert rate is not None and 60 < rate < 140, rate  # 100 tokens/s; 400 when reasoning was counted in 0.4 s
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+async def test_reasoning_in_a_whole_answer_is_not_the_answer(kind: str) -> None:
+    r = await call({**THINKER, "output_tps": 10_000, "reasoning": "reasoning"}, kind, stream=False)
+    assert r.ok and r.text and "think" not in r.text and r.usage.output_tokens == 160
+
+
+@pytest.mark.parametrize("stream", [True, False])
+async def test_a_prompt_openais_usage_policy_check_flags_is_a_content_filter_refusal(stream: bool) -> None:
+    """OpenAI's reasoning models answer 400 code invalid_prompt ("flagged as potentially violating our usage
+    policy"), not content_policy_violation: it was a bad_request, so the refusal was not counted."""
+    r = await call({"refusals": [{"pattern": "(?i)kill", "p": 1, "style": "invalid_prompt"}]}, stream=stream)
+    assert r.http_status == 400 and r.error_type == ErrorType.CONTENT_FILTER, r.error_message
+
+
+@pytest.mark.parametrize("stream", [True, False])
+async def test_anthropics_context_window_stop_is_a_length_finish(stream: bool) -> None:
+    """stop_reason model_context_window_exceeded cuts an answer as max_tokens does (the AI SDK maps both to
+    length); it was `other`, a new finish-reason category for the drift tests."""
+    r = await call({"length": 60, "length_stop": "model_context_window_exceeded"}, "anthropic", stream, max_tokens=5)
+    assert r.ok and r.raw_finish_reason == "model_context_window_exceeded"
+    assert r.finish_reason == FinishReason.LENGTH
+
+
+FAST = {"ttft": 5, "output_tps": 2000, "length": 12, "chunk_tokens": 3}
+
+
+@pytest.mark.parametrize("quirk", [
+    "azure_filter_results",  # a first chunk with no choices, "" for id and model, prompt_filter_results
+    "sse_comments",  # OpenRouter's ": OPENROUTER PROCESSING"
+    "usage_every_chunk",  # vLLM's continuous_usage_stats: usage so far on every chunk, not to be added up
+    "usage_in_finish_chunk",  # Together: usage beside finish_reason, no usage chunk
+])
+async def test_real_servers_stream_quirks_read_as_the_plain_stream(quirk: str) -> None:
+    plain = await call(FAST)
+    r = await call({**FAST, "quirks": [quirk]})
+    assert r.ok, r.error_message
+    assert (r.text, r.finish_reason, r.usage) == (plain.text, plain.finish_reason, plain.usage)
+    assert r.usage.output_tokens == 12 and r.usage.input_tokens
+    assert r.response_model == "m" and (r.response_id or "").startswith("chatcmpl-")
+
+
+@pytest.mark.parametrize("stream", [True, False])
+async def test_an_error_in_a_200_answer_is_a_server_error(stream: bool) -> None:
+    """OpenRouter answers 200 once the model started, and reports a later failure in the body: a chunk with
+    `error` and finish_reason "error", or (not streaming) a body {"error": {"code": 502, ...}}."""
+    r = await call({**FAST, "quirks": ["error_in_body"], "faults": {"overloaded": 1}}, stream=stream)
+    assert r.http_status == 200 and r.error_type == ErrorType.SERVER_ERROR, (r.error_type, r.error_message)
+    assert "Provider" in (r.error_message or "")
+
+
+@pytest.mark.parametrize(("style", "stream"), [("http_400", True), ("http_400", False), ("content_filter", True),
+                                               ("content_filter", False)])
+async def test_azures_content_filter_is_a_refusal(style: str, stream: bool) -> None:
+    """Azure blocks a prompt with 400 code content_filter ("content management policy"), and an answer with
+    finish_reason content_filter (content_filter_results filtered: true)."""
+    r = await call({**FAST, "quirks": ["azure_filter_results"],
+                    "refusals": [{"pattern": "(?i)kill", "p": 1, "style": style}]}, stream=stream)
+    if style == "http_400":
+        assert r.http_status == 400 and r.error_type == ErrorType.CONTENT_FILTER, r.error_message
+    else:
+        assert r.ok and r.finish_reason == FinishReason.CONTENT_FILTER, r.error_message
+
+
+@pytest.mark.parametrize(("fault", "expected"), [("rate_limit", ErrorType.RATE_LIMITED),
+                                                 ("server_error", ErrorType.SERVER_ERROR),
+                                                 ("unavailable", ErrorType.SERVER_ERROR)])
+async def test_an_upstreams_status_inside_a_200_stream_types_the_error(fault: str, expected: ErrorType) -> None:
+    """LiteLLM's proxy sends a stream's 200 before its upstream answers (BerriAI/litellm#9035), then the
+    upstream's 429 as {"error": {"message": "litellm.RateLimitError: ...", "code": "429"}}: a rate limit, which
+    was typed server_error (the body never says "rate_limit")."""
+    r = await call({**FAST, "quirks": ["late_status_errors"], "faults": {fault: 1}})
+    assert r.http_status == 200 and r.error_type == expected, (r.error_type, r.error_message)
+
+
+async def test_a_server_that_takes_include_usage_and_sends_no_usage_leaves_tokens_unknown() -> None:
+    """Older OpenAI-compatible servers accept stream_options and ignore it: tokens are unknown, never 0."""
+    r = await call({**FAST, "usage": False})
+    assert r.ok and r.text
+    assert (r.usage.input_tokens, r.usage.output_tokens, r.usage.estimated) == (None, None, False)
+    assert output_rate(r) is None
+
+
+@pytest.mark.parametrize("stream", [True, False])
+async def test_reasoning_tokens_left_out_of_completion_tokens_are_output_tokens(stream: bool) -> None:
+    """xAI counts reasoning beside completion_tokens (total_tokens = prompt + completion + reasoning; vercel/ai#12425):
+    taken as they came, reasoning cost nothing and the output rate had fewer tokens than it subtracted."""
+    r = await call({**THINKER, "quirks": ["reasoning_outside_completion"]}, stream=stream)
+    assert r.ok, r.error_message
+    assert (r.usage.output_tokens, r.usage.reasoning_tokens) == (160, 120)
+    if stream:
+        rate = output_rate(r)
+        assert rate is not None and 60 < rate < 140, rate
+
+
+@pytest.mark.parametrize("stream", [True, False])
+async def test_anthropics_output_block_is_a_content_filter_refusal(stream: bool) -> None:
+    """Anthropic blocks an answer part-way with an error event (invalid_request_error, "Output blocked by content
+    filtering policy"; anthropics/claude-code#61565), or a 400 not streaming: the stream's was a bad_request."""
+    r = await call({**FAST, "refusals": [{"pattern": "(?i)kill", "p": 1, "style": "output_blocked"}]}, "anthropic",
+                   stream)
+    assert r.error_type == ErrorType.CONTENT_FILTER, (r.error_type, r.error_message)
+
+
+@pytest.mark.parametrize("stream", [True, False])
+async def test_togethers_finish_reasons(stream: bool) -> None:
+    """Together ends answers with finish_reason "eos" (a natural stop) or "error" (its FinishReason in
+    togethercomputer/together-python types/common.py): "error" was a success with finish `other`, the answer
+    cut short and nothing failed."""
+    ended = await call({**FAST, "quirks": ["finish_eos"]}, stream=stream)
+    assert ended.ok and ended.finish_reason == FinishReason.STOP and ended.raw_finish_reason == "eos"
+    failed = await call({**FAST, "quirks": ["finish_error"], "faults": {"overloaded": 1}}, stream=stream)
+    assert failed.error_type == ErrorType.SERVER_ERROR, (failed.error_type, failed.error_message)
+
+
+@pytest.mark.parametrize("stream", [True, False])
+async def test_a_request_the_engine_aborted_fails(stream: bool) -> None:
+    """vLLM and SGLang end a request their engine aborted with finish_reason "abort" (verl maps it to "aborted",
+    not "completed"): it was a success with finish `other`."""
+    r = await call({**FAST, "quirks": ["finish_abort"], "faults": {"overloaded": 1}}, stream=stream)
+    assert r.error_type == ErrorType.SERVER_ERROR and r.raw_finish_reason == "abort", (r.error_type, r.error_message)
+
+
+@pytest.mark.parametrize("stream", [True, False])
+async def test_deepseeks_cache_hits_are_cached_input_tokens(stream: bool) -> None:
+    """DeepSeek reports cached input as prompt_cache_hit_tokens, not prompt_tokens_details.cached_tokens
+    (prism-php/prism#1021): it was unknown, so cached input was priced as fresh input."""
+    plain = await call({**FAST, "cached_fraction": 0.5}, stream=stream)
+    r = await call({**FAST, "cached_fraction": 0.5, "quirks": ["cache_hit_fields"]}, stream=stream)
+    assert r.ok and r.usage.cached_input_tokens and r.usage == plain.usage
