@@ -229,3 +229,47 @@ async def test_a_canary_down_an_older_leader_wrote_after_the_upgrade_is_still_en
         assert ob.firing("am") == []
     finally:
         await al.stop()
+
+
+_LEGACY_DOWN = """INSERT INTO notifications (id, message_id, sink, kind, group_key, signal, payload, status, attempts,
+    next_attempt_at, last_error, created_at, delivered_at)
+  VALUES ('n1', 'msg_1', 'hook', 'canary.down', 'c/t', 'error',
+    '{"kind": "canary.down", "status": "firing", "canary": "c", "target": "t", "signal": "error",
+      "evidence": {"signal": "error", "error_types": ["connect"]}}',
+    'failed', 3, '2025-03-01 12:00:00', 'ConnectError', '2025-03-01 12:00:00', NULL)"""
+
+
+def test_a_health_alert_queued_before_the_upgrade_is_sent_saying_signal_health(tmp_path: Path) -> None:
+    # Found by QA (a 0004 release's canary.down queued behind a receiver that was down, then the current daemon on
+    # the same store): migration 0005 moved the row's signal column, but its payload, the webhook's `data`, still
+    # said signal "error", while the recovery the upgraded daemon sent said "health", as the README says both do.
+    from monitor.store.engine import make_engine
+    from monitor.store.schema import HEAD
+    from tests.support.schema import upgrade_to
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'm.db'}")
+    upgrade_to(engine, "0004", then=_LEGACY_DOWN)
+    upgrade_to(engine, HEAD)
+    ob = Outbox(engine)
+    ob.adopt_legacy_health()
+    got = ob.get("n1")
+    assert got is not None and got.signal == "health"
+    assert got.payload["signal"] == "health" and got.payload["evidence"]["signal"] == "health"
+    assert got.payload["evidence"]["error_types"] == ["connect"] and got.message_id == "msg_1"
+    engine.dispose()
+
+
+def test_a_health_alert_an_older_leader_queued_after_the_upgrade_is_sent_saying_signal_health(store: Store) -> None:
+    ob = Outbox(store.engine)
+    # a rolling update: the old leader runs on after the new replica upgraded the schema, writing as it always did
+    old = note(kind="canary.down", signal="error", canary="c", target="t", evidence={"signal": "error"})
+    old.payload["signal"] = "error"
+    done = note(kind="canary.down", group="c/u", signal="error", canary="c", target="u")
+    done.payload.update(signal="error")
+    ob.add([old, done])
+    ob.mark_delivered(done.id, T0)
+    assert ob.adopt_legacy_health() == 2
+    got = ob.get(old.id)
+    assert got is not None and got.payload["signal"] == "health" and got.payload["evidence"] == {"signal": "health"}
+    kept = ob.get(done.id)  # what was delivered is history: it stays as it was sent
+    assert kept is not None and kept.payload["signal"] == "error"

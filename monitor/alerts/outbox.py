@@ -32,6 +32,7 @@ from monitor.store.outbox_table import NotificationRow
 
 _STATE_KINDS = tuple(FIRING | RESOLVING)
 _TERMINAL = (DELIVERED, DEAD)
+_HEALTH_KINDS = ("canary.down", "canary.recovered")
 Key = tuple[str, str, str]
 
 
@@ -48,6 +49,17 @@ def _from_row(r: NotificationRow) -> Notification:
         payload=dict(r.payload or {}), created_at=aware(r.created_at) or r.created_at,
         next_attempt_at=aware(r.next_attempt_at) or r.next_attempt_at, status=r.status, attempts=r.attempts,
         last_error=r.last_error, delivered_at=aware(r.delivered_at))
+
+
+def _health_payload(payload: dict[str, Any]) -> dict[str, Any]:
+    """A canary health payload an older release wrote, saying signal "health" where it said "error"."""
+    out = dict(payload)
+    if out.get("signal") == "error":
+        out["signal"] = "health"
+    evidence = out.get("evidence")
+    if isinstance(evidence, dict) and evidence.get("signal") == "error":
+        out["evidence"] = {**evidence, "signal": "health"}
+    return out
 
 
 def enqueue(session: Any, notifications: Iterable[Notification]) -> list[str]:
@@ -160,11 +172,17 @@ class Outbox:
         Migration 0005 moved the rows written before it; this catches those an older release wrote after it (a
         rolling update: the old leader runs on until it is stopped, on the schema the new replica upgraded, or a
         newer `probe` upgraded it under a running daemon). Left there, the recovery (signal "health") would not
-        end them: Alertmanager would get the canary down re-sent for ever."""
+        end them: Alertmanager would get the canary down re-sent for ever. The payloads of those still to be sent
+        (a webhook's `data`) say "health" too, as the recovery's will; delivered ones stay as they were sent."""
+        health = col(NotificationRow.kind).in_(_HEALTH_KINDS)
         with Session(self.engine) as s:
             moved = s.exec(update(NotificationRow).where(  # type: ignore[call-overload]
-                col(NotificationRow.signal) == "error",
-                col(NotificationRow.kind).in_(("canary.down", "canary.recovered"))).values(signal="health")).rowcount
+                col(NotificationRow.signal) == "error", health).values(signal="health")).rowcount
+            for row in s.exec(select(NotificationRow).where(health, col(NotificationRow.status).in_(WAITING))):
+                payload = _health_payload(row.payload or {})
+                if payload != row.payload:
+                    row.payload = payload
+                    s.add(row)
             s.commit()
             return int(moved or 0)
 
