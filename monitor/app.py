@@ -241,6 +241,10 @@ class App:
             self.health.seed_down(await asyncio.to_thread(self.alerting.open_pairs, "canary.down"))
         if self.analysis is not None:
             self.analysis.alerting = self.alerting
+            # events are written only on a lock confirmed within 1.5 checks: a new leader loads the open events two
+            # checks after it took the lock, so a write that began in time has half a check to commit
+            self.analysis.confirmed = lambda: not self._lock_in_use or \
+                self.leadership.confirmed_within(1.5 * self.leader_check_s)
             self.analysis.engine.embed = self.own_calls.embedder(self.config)  # SecretError: a clear start error
             self.analysis.engine.set_zero_tolerance({c.id: c.zero_tolerance for c in self.config.canaries})
             pairs = [(c.id, t.id) for c, t in self.config.pairs()]
@@ -305,6 +309,8 @@ class App:
         if self.leadership_lost.is_set():
             return
         log.error("lost the leader lock (the store connection broke): stopping so a standby can take over")
+        if self.analysis is not None:
+            self.analysis.fence()  # the runs in flight are still analysed during the shutdown: nothing is stored
         self.scheduler.pause()
         self.leading = False
         self.metrics.leader.set(0)
@@ -438,8 +444,11 @@ class App:
         self.runner.stopping = True  # samples still waiting for a concurrency slot are not sent
         finished, cancelled = await drain(self.runner.in_flight, self.config.daemon.grace_period)
         self.scheduler.shutdown()
+        # A leader's watch goes on confirming the lock until the analyses are written (they write only on a lock
+        # confirmed recently, and stop writing if it is lost meanwhile); a standby stops trying for it at once.
+        watch = self._leader_task if self._lock_in_use else None
         for task in (self._housekeeping, self._baselines_task, self._leader_task):
-            if task is not None:
+            if task is not None and task is not watch:
                 task.cancel()
         if self.analysis is not None:
             await asyncio.to_thread(self.analysis.close)  # finish analyses of the calls that completed
@@ -447,6 +456,8 @@ class App:
         await self.runner.unsaved.close(UNSAVED_GRACE_S)  # writes held while the store was down: a last try
         if self.alerting is not None:
             await self.alerting.stop()
+        if watch is not None:
+            watch.cancel()
         await asyncio.to_thread(self.leadership.release)  # a standby takes over at its next try
         if self._server is not None:
             self._server.should_exit = True
