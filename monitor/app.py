@@ -24,6 +24,7 @@ from monitor.domain import utcnow
 from monitor.errors import MonitorError
 from monitor.health import HealthWatch
 from monitor.http import Server, build_http_app, drift_disabled_routes, drift_routes, listen_socket
+from monitor.interrupted import close_interrupted
 from monitor.own_calls import OwnCalls
 from monitor.providers import build_providers
 from monitor.providers.base import Provider
@@ -56,7 +57,8 @@ class App:
                  annotate: Annotator | None = None, listeners: list[Listener] | None = None,
                  extra_routes: list[Route] | None = None, now: Callable[[], datetime] = utcnow,
                  tracer_provider: Any = None, serve_http: bool = True, analyse: bool = True,
-                 leader_poll_s: float = LEADER_POLL_S, leader_check_s: float = LEADER_CHECK_S):
+                 leader_poll_s: float = LEADER_POLL_S, leader_check_s: float = LEADER_CHECK_S,
+                 interrupted_after_s: float | None = None):
         self.config = config
         self.environ = os.environ if environ is None else environ
         self.registry = registry or CollectorRegistry()
@@ -100,6 +102,8 @@ class App:
         self.leadership_lost = asyncio.Event()  # the daemon exits 1 on it (its supervisor restarts it, as standby)
         self.leader_poll_s = leader_poll_s
         self.leader_check_s = leader_check_s
+        self.interrupted_after_s = interrupted_after_s  # None: as long as an old leader may still finish its runs
+        self._interrupted_task: asyncio.Task[int] | None = None
         self._standing_by = False  # a started standby: ready, though it schedules nothing
         self._leader_task: asyncio.Task[None] | None = None
         self._lock_check: asyncio.Future[bool] | None = None  # the one check of the leader lock in flight
@@ -225,6 +229,7 @@ class App:
         self._standing_by = False
 
     async def _take_over(self, *, schedule: bool) -> None:
+        taken = self.now()  # runs started before are other processes'; this one's start once the schedule does
         self.leading = True
         self.metrics.leader.set(1)
         self._declare()
@@ -263,6 +268,16 @@ class App:
             if self.leadership.held:
                 self._lock_in_use = True
                 self._leader_task = asyncio.create_task(self._watch_leadership())
+                self._interrupted_task = asyncio.create_task(close_interrupted(
+                    self.store, taken, self._interrupted_after(), lambda: self.leading))
+
+    def _interrupted_after(self) -> float:
+        """How long after taking the lead the runs an earlier process left running are closed (see interrupted.py):
+        an old leader whose session the server ended stops within two lock checks, gives its calls in flight the
+        grace period, and its held writes UNSAVED_GRACE_S."""
+        if self.interrupted_after_s is not None:
+            return self.interrupted_after_s
+        return 2 * self.leader_check_s + self.config.daemon.grace_period + UNSAVED_GRACE_S + 5.0
 
     async def _await_leadership(self) -> None:
         """As a standby: try for the leader lock every `leader_poll_s`; lead once it is ours."""
@@ -447,7 +462,7 @@ class App:
         # A leader's watch goes on confirming the lock until the analyses are written (they write only on a lock
         # confirmed recently, and stop writing if it is lost meanwhile); a standby stops trying for it at once.
         watch = self._leader_task if self._lock_in_use else None
-        for task in (self._housekeeping, self._baselines_task, self._leader_task):
+        for task in (self._housekeeping, self._baselines_task, self._leader_task, self._interrupted_task):
             if task is not None and task is not watch:
                 task.cancel()
         if self.analysis is not None:
