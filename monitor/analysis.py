@@ -338,7 +338,25 @@ class Analysis:
                 log.info("drift %s", u.action, extra={"canary": e.canary, "target": e.target, "signal": e.signal})
             for listener in self.listeners:
                 listener(u)
+        try:
+            self._adopt([u.event for u in pending if u.action == "opened" and u.event.id not in written])
+        except Exception as e:
+            _failed(e, "reading the open event that kept a new one from being stored failed")
         return updates
+
+    def _adopt(self, refused: list[DriftEvent]) -> None:
+        """Go on with the open event another replica stored for the key of an event the store refused (one open
+        event per canary x target x signal): this engine then updates and resolves that one, as after a restart."""
+        for e in refused:
+            holder = self.repo.holder(e.id)
+            stored = self.repo.event(holder) if holder is not None else None
+            if stored is None or stored.get("state") != "open":
+                continue
+            self.engine.drop_event(e.id)
+            self.engine.restore_events([DriftEvent.from_json(stored)])
+            self.metrics.drift_active.set(e.canary, e.target, e.signal, value=1)
+            log.warning("drift event already open in the store: going on with it", extra={
+                "canary": e.canary, "target": e.target, "signal": e.signal, "event": holder, "not_stored": e.id})
 
     def _baseline_progress(self, canary: str, target: str) -> None:
         """Store the baseline once it is complete (and each time a new one completes)."""

@@ -118,3 +118,21 @@ def test_updates_wait_for_a_confirmed_lock_and_are_dropped_once_it_is_lost(sqlit
     assert analysis._persist([_update("error")]) == [] and analysis.retry_unwritten() == 0
     assert [e["signal"] for e in analysis.repo.events()] == ["refused"]
     analysis.close()
+
+
+def test_an_event_the_store_refuses_gives_way_to_the_open_one_it_holds(sqlite_store: Store) -> None:
+    """Should an old leader's event still reach the store after the new leader loaded the open events (a write
+    slower than the fence's margin), the store refuses the new leader's own event for that key; the new leader
+    then goes on with the stored one, so that it is updated and resolved rather than left open for ever."""
+    analysis = Analysis(sqlite_store, Metrics(CollectorRegistry()), DriftSettings())
+    old = _update("refused").event
+    old.id = "old"
+    analysis.repo.save_events([old.to_json()])  # written by the old leader, unknown to this engine
+    own = _update("refused").event
+    analysis.engine.restore_events([own])  # opened by this engine
+    assert analysis._persist([EventUpdate("opened", own)]) == []
+    assert [e.id for e in analysis.engine.events(state="open")] == ["old"]
+    old.state, old.resolved_at = "resolved", utcnow().isoformat()
+    assert [u.event.id for u in analysis._persist([EventUpdate("resolved", old)])] == ["old"]
+    assert [(e["id"], e["state"]) for e in analysis.repo.events()] == [("old", "resolved")]
+    analysis.close()

@@ -35,7 +35,7 @@ class DriftRepository:
 
     def __init__(self, engine: Engine):
         self.engine = engine
-        self._refused: set[str] = set()  # events not stored: another open event held their key
+        self._refused: dict[str, str] = {}  # events not stored -> the open event that held their key
 
     def save_events(self, events: Sequence[dict[str, Any]], hook: SessionHook | None = None) -> set[str]:
         """Upsert events (DriftEvent.to_json() dicts) and return the ids written; `hook` adds rows (e.g.
@@ -62,7 +62,7 @@ class DriftRepository:
                         continue
                     other = _open_id(s, data) if data["state"] == "open" else None
                     if other is not None:  # the store holds one open event per key (index ux_drift_one_open)
-                        self._refused.add(data["id"])
+                        self._refused[data["id"]] = other
                         log.warning("drift event not stored: another open event holds its canary x target x "
                                     "signal", extra={"event": data["id"], "open_event": other, "canary": data["canary"],
                                                      "target": data["target"], "signal": data["signal"]})
@@ -79,6 +79,10 @@ class DriftRepository:
                 hook(s, written)
             s.commit()
         return written
+
+    def holder(self, event_id: str) -> str | None:
+        """The open event whose canary x target x signal kept `event_id` from being stored, if one did."""
+        return self._refused.get(event_id)
 
     def events(self, *, canary: str | None = None, target: str | None = None, state: str | None = None,
                limit: int = 500) -> list[dict[str, Any]]:
