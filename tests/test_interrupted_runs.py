@@ -61,7 +61,8 @@ async def test_a_run_the_old_leader_still_finishes_ends_as_it_ended(tmp_path: Pa
         await _until(lambda: a.leading)
         await b.start()
         try:
-            await _until(lambda: bool(a.runner.in_flight))
+            mark = utcnow()  # a run that starts from now on has its 2.5 s call in flight when the lock goes
+            await _until(lambda: any(r.started_at > mark and r.status == "running" for r in a.store.runs()))
             [in_flight] = [r for r in a.store.runs() if r.status == "running"]
             _terminate_lock_holder(pg_url)
             await _until(lambda: b.leading)
