@@ -7,6 +7,13 @@ alert, nor an alert sent for an event that was not stored. A batch the store doe
 its timeout, a full disk, a deadlock, a fail-over) stays in memory and is written with the next batch, its
 opening and resolving notifications included: the engine has already moved on, and would otherwise only ever
 store the event's later updates, which notify no one.
+
+Only the leader writes what analysis finds (see monitor.store.leader). A replica whose lock the server ended
+still analyses the observations of the runs it had in flight while it shuts down; a new leader has already
+loaded the open events by then, so an event that replica opened would be a second open event for the same
+canary x target x signal, which no one resolves. Once the lock is lost (`fence`) nothing more is written:
+the new leader sees the same change in its own observations. While the lock is not confirmed recently
+(`confirmed`: a process waking from a freeze, before its watch has asked the store), updates wait in memory.
 """
 
 from __future__ import annotations
@@ -36,6 +43,8 @@ MIN_BASELINE_OBSERVATIONS = 5  # successful observations an operator-chosen base
 REFERENCE_SAVE_GROWTH = 0.1  # a reference that learned this share more than what is stored is stored again
 MAX_LAG_S = 5.0  # once the oldest observation waiting for analysis has waited this long, a run waits for its own
 MAX_BACKLOG = 1000  # or once this many wait (memory stays bounded whatever analyses cost)
+CONFIRM_WAIT_S = 3.0  # how long a write waits for the leader lock's next confirmation before its updates wait
+CONFIRM_POLL_S = 0.02
 
 
 def _dt(value: str | None) -> datetime | None:
@@ -133,7 +142,14 @@ class Analysis:
         self._monotonic = monotonic
         self._queued: deque[float] = deque()  # when each observation not analysed yet was handed over, oldest first
         self.max_lag_s, self.max_backlog = MAX_LAG_S, MAX_BACKLOG
+        self.confirmed: Callable[[], bool] = lambda: True  # the leader lock confirmed recently: writes may go
+        self.fenced = False  # the leader lock is lost: nothing more is written (set once, from the event loop)
+        self.confirm_wait_s = CONFIRM_WAIT_S
         metrics.analysis_delay.set_function(self.delay)
+
+    def fence(self) -> None:
+        """Write nothing more: this replica lost the leader lock and another may lead (analyses go on unstored)."""
+        self.fenced = True
 
     # -- start-up ----------------------------------------------------------------------------------------
     def restore(self, pairs: list[tuple[str, str]]) -> int:
@@ -233,6 +249,9 @@ class Analysis:
             self.store.save_signals(obs.id, signals)
         except Exception as e:
             _failed(e, "storing the signals of observation %s failed", obs.id)
+        if self.fenced:
+            self._drop(updates)
+            return []
         try:
             updates = self._persist(updates)
         except Exception as e:
@@ -255,11 +274,38 @@ class Analysis:
                 _failed(e, "storing drift events failed again; %d updates wait in memory", len(self._unwritten))
         return len(self._unwritten)
 
+    def _drop(self, updates: list[EventUpdate]) -> None:
+        """Let go of event updates a replica that lost the leader lock made (and of any still waiting)."""
+        dropped = [u for u in [*self._unwritten, *updates] if u.action != "updated"]
+        self._unwritten = []
+        if dropped:
+            log.warning("drift event updates not stored: this replica lost the leader lock (the leader sees the "
+                        "change in its own observations)", extra={"updates": len(dropped),
+                                                                   "events": sorted({u.event.id for u in dropped})})
+
+    def _await_confirmed(self) -> bool:
+        """Wait (briefly, on the analysis thread) for the leader lock to be confirmed recently; False if it is not."""
+        deadline = self._monotonic() + self.confirm_wait_s
+        while not self.fenced and not self.confirmed():
+            if self._monotonic() >= deadline:
+                return False
+            time.sleep(CONFIRM_POLL_S)
+        return not self.fenced
+
     def _persist(self, updates: list[EventUpdate]) -> list[EventUpdate]:
         """Store event updates (and their notifications) with any the store did not take before; return those
-        written (see DriftRepository.save_events). On a store error they all wait for the next call, and it raises."""
+        written (see DriftRepository.save_events). On a store error they all wait for the next call, and it raises.
+        While the leader lock is not confirmed they wait too (nothing raised); once it is lost they are dropped."""
+        if self.fenced:
+            self._drop(updates)
+            return []
         pending, self._unwritten = [*self._unwritten, *updates], []
         if not pending:
+            return []
+        if not self._await_confirmed():
+            self._unwritten = _compact(pending)
+            if self.fenced:  # lost while it waited
+                self._drop([])
             return []
         hook = None
         undo: dict[Any, Any] = {}
@@ -293,7 +339,25 @@ class Analysis:
                 log.info("drift %s", u.action, extra={"canary": e.canary, "target": e.target, "signal": e.signal})
             for listener in self.listeners:
                 listener(u)
+        try:
+            self._adopt([u.event for u in pending if u.action == "opened" and u.event.id not in written])
+        except Exception as e:
+            _failed(e, "reading the open event that kept a new one from being stored failed")
         return updates
+
+    def _adopt(self, refused: list[DriftEvent]) -> None:
+        """Go on with the open event another replica stored for the key of an event the store refused (one open
+        event per canary x target x signal): this engine then updates and resolves that one, as after a restart."""
+        for e in refused:
+            holder = self.repo.holder(e.id)
+            stored = self.repo.event(holder) if holder is not None else None
+            if stored is None or stored.get("state") != "open":
+                continue
+            self.engine.drop_event(e.id)
+            self.engine.restore_events([DriftEvent.from_json(stored)])
+            self.metrics.drift_active.set(e.canary, e.target, e.signal, value=1)
+            log.warning("drift event already open in the store: going on with it", extra={
+                "canary": e.canary, "target": e.target, "signal": e.signal, "event": holder, "not_stored": e.id})
 
     def _baseline_progress(self, canary: str, target: str) -> None:
         """Store the baseline once it is complete (and each time a new one completes)."""
@@ -323,6 +387,8 @@ class Analysis:
 
     def save_learned(self) -> None:
         """Store every reference that learned anything since it was stored (at shutdown; on the analysis thread)."""
+        if self.fenced:
+            return
         for key in list(self._ready):
             try:
                 self._save_learned(key, 0.0)

@@ -24,6 +24,7 @@ from monitor.domain import utcnow
 from monitor.errors import MonitorError
 from monitor.health import HealthWatch
 from monitor.http import Server, build_http_app, drift_disabled_routes, drift_routes, listen_socket
+from monitor.interrupted import close_interrupted
 from monitor.own_calls import OwnCalls
 from monitor.providers import build_providers
 from monitor.providers.base import Provider
@@ -56,7 +57,8 @@ class App:
                  annotate: Annotator | None = None, listeners: list[Listener] | None = None,
                  extra_routes: list[Route] | None = None, now: Callable[[], datetime] = utcnow,
                  tracer_provider: Any = None, serve_http: bool = True, analyse: bool = True,
-                 leader_poll_s: float = LEADER_POLL_S, leader_check_s: float = LEADER_CHECK_S):
+                 leader_poll_s: float = LEADER_POLL_S, leader_check_s: float = LEADER_CHECK_S,
+                 interrupted_after_s: float | None = None):
         self.config = config
         self.environ = os.environ if environ is None else environ
         self.registry = registry or CollectorRegistry()
@@ -100,6 +102,8 @@ class App:
         self.leadership_lost = asyncio.Event()  # the daemon exits 1 on it (its supervisor restarts it, as standby)
         self.leader_poll_s = leader_poll_s
         self.leader_check_s = leader_check_s
+        self.interrupted_after_s = interrupted_after_s  # None: as long as an old leader may still finish its runs
+        self._interrupted_task: asyncio.Task[int] | None = None
         self._standing_by = False  # a started standby: ready, though it schedules nothing
         self._leader_task: asyncio.Task[None] | None = None
         self._lock_check: asyncio.Future[bool] | None = None  # the one check of the leader lock in flight
@@ -225,6 +229,7 @@ class App:
         self._standing_by = False
 
     async def _take_over(self, *, schedule: bool) -> None:
+        taken = self.now()  # runs started before are other processes'; this one's start once the schedule does
         self.leading = True
         self.metrics.leader.set(1)
         self._declare()
@@ -241,6 +246,10 @@ class App:
             self.health.seed_down(await asyncio.to_thread(self.alerting.open_pairs, "canary.down"))
         if self.analysis is not None:
             self.analysis.alerting = self.alerting
+            # events are written only on a lock confirmed within 1.5 checks: a new leader loads the open events two
+            # checks after it took the lock, so a write that began in time has half a check to commit
+            self.analysis.confirmed = lambda: not self._lock_in_use or \
+                self.leadership.confirmed_within(1.5 * self.leader_check_s)
             self.analysis.engine.embed = self.own_calls.embedder(self.config)  # SecretError: a clear start error
             self.analysis.engine.set_zero_tolerance({c.id: c.zero_tolerance for c in self.config.canaries})
             pairs = [(c.id, t.id) for c, t in self.config.pairs()]
@@ -259,6 +268,16 @@ class App:
             if self.leadership.held:
                 self._lock_in_use = True
                 self._leader_task = asyncio.create_task(self._watch_leadership())
+                self._interrupted_task = asyncio.create_task(close_interrupted(
+                    self.store, taken, self._interrupted_after(), lambda: self.leading))
+
+    def _interrupted_after(self) -> float:
+        """How long after taking the lead the runs an earlier process left running are closed (see interrupted.py):
+        an old leader whose session the server ended stops within two lock checks, gives its calls in flight the
+        grace period, and its held writes UNSAVED_GRACE_S."""
+        if self.interrupted_after_s is not None:
+            return self.interrupted_after_s
+        return 2 * self.leader_check_s + self.config.daemon.grace_period + UNSAVED_GRACE_S + 5.0
 
     async def _await_leadership(self) -> None:
         """As a standby: try for the leader lock every `leader_poll_s`; lead once it is ours."""
@@ -305,6 +324,8 @@ class App:
         if self.leadership_lost.is_set():
             return
         log.error("lost the leader lock (the store connection broke): stopping so a standby can take over")
+        if self.analysis is not None:
+            self.analysis.fence()  # the runs in flight are still analysed during the shutdown: nothing is stored
         self.scheduler.pause()
         self.leading = False
         self.metrics.leader.set(0)
@@ -438,8 +459,11 @@ class App:
         self.runner.stopping = True  # samples still waiting for a concurrency slot are not sent
         finished, cancelled = await drain(self.runner.in_flight, self.config.daemon.grace_period)
         self.scheduler.shutdown()
-        for task in (self._housekeeping, self._baselines_task, self._leader_task):
-            if task is not None:
+        # A leader's watch goes on confirming the lock until the analyses are written (they write only on a lock
+        # confirmed recently, and stop writing if it is lost meanwhile); a standby stops trying for it at once.
+        watch = self._leader_task if self._lock_in_use else None
+        for task in (self._housekeeping, self._baselines_task, self._leader_task, self._interrupted_task):
+            if task is not None and task is not watch:
                 task.cancel()
         if self.analysis is not None:
             await asyncio.to_thread(self.analysis.close)  # finish analyses of the calls that completed
@@ -447,6 +471,8 @@ class App:
         await self.runner.unsaved.close(UNSAVED_GRACE_S)  # writes held while the store was down: a last try
         if self.alerting is not None:
             await self.alerting.stop()
+        if watch is not None:
+            watch.cancel()
         await asyncio.to_thread(self.leadership.release)  # a standby takes over at its next try
         if self._server is not None:
             self._server.should_exit = True

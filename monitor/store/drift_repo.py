@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -13,6 +14,7 @@ from monitor.domain import new_id, utcnow
 from monitor.store.convert import aware, storable, where_equal
 from monitor.store.drift_tables import BaselineRow, DriftEventRow
 
+log = logging.getLogger("monitor.drift.store")
 SessionHook = Callable[[Session, set[str]], None]  # the session and the ids of the events it writes
 
 
@@ -35,18 +37,29 @@ class EventKey(NamedTuple):
         return cls(opened, str(event["id"]))
 
 
+def _open_id(s: Session, data: dict[str, Any]) -> str | None:
+    """The id of another open event stored for the same canary x target x signal as `data`, if any."""
+    q = select(DriftEventRow.id).where(DriftEventRow.canary == data["canary"], DriftEventRow.target == data["target"],
+                                       DriftEventRow.signal == data["signal"], DriftEventRow.state == "open",
+                                       DriftEventRow.id != data["id"])
+    return s.exec(q.limit(1)).first()
+
+
 class DriftRepository:
     """Stores drift events (as the engine's JSON plus indexed keys) and the baseline history."""
 
     def __init__(self, engine: Engine):
         self.engine = engine
+        self._refused: dict[str, str] = {}  # events not stored -> the open event that held their key
 
     def save_events(self, events: Sequence[dict[str, Any]], hook: SessionHook | None = None) -> set[str]:
         """Upsert events (DriftEvent.to_json() dicts) and return the ids written; `hook` adds rows (e.g.
         notifications) in the same transaction.
 
         An event stored as no longer open (accepted or resolved, e.g. by `baseline accept` in another process)
-        is final: a change to it from a process that still holds it open is not written.
+        is final: a change to it from a process that still holds it open is not written. A new open event whose
+        canary x target x signal already has another open event is not written either (the store keeps one
+        open event per key; two writers racing past this check meet the unique index, and the batch is retried).
 
         Rows are written in the order of their ids: two processes writing the same events (the daemon and
         `baseline accept`) then lock them in one order, and PostgreSQL never has to break a deadlock.
@@ -60,6 +73,15 @@ class DriftRepository:
                           "resolved_at": _dt(data.get("resolved_at")), "accepted_at": _dt(data.get("accepted_at")),
                           "data": storable(data)}
                 if row is None:
+                    if data["id"] in self._refused:  # its later updates (and its resolution) are not stored either
+                        continue
+                    other = _open_id(s, data) if data["state"] == "open" else None
+                    if other is not None:  # the store holds one open event per key (index ux_drift_one_open)
+                        self._refused[data["id"]] = other
+                        log.warning("drift event not stored: another open event holds its canary x target x "
+                                    "signal", extra={"event": data["id"], "open_event": other, "canary": data["canary"],
+                                                     "target": data["target"], "signal": data["signal"]})
+                        continue
                     s.add(DriftEventRow(id=data["id"], **values))
                 elif row.state != "open":
                     continue
@@ -72,6 +94,10 @@ class DriftRepository:
                 hook(s, written)
             s.commit()
         return written
+
+    def holder(self, event_id: str) -> str | None:
+        """The open event whose canary x target x signal kept `event_id` from being stored, if one did."""
+        return self._refused.get(event_id)
 
     def events(self, *, canary: str | None = None, target: str | None = None, state: str | None = None,
                limit: int | None = 500, after: EventKey | None = None) -> list[dict[str, Any]]:

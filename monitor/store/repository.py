@@ -38,7 +38,7 @@ class Run:
     finished_at: datetime | None = None
     samples: int = 0
     failures: int = 0
-    status: str = "running"
+    status: str = "running"  # running | done | cancelled | skipped | interrupted (see RunRow)
 
 
 class ObservationKey(NamedTuple):
@@ -123,6 +123,19 @@ class Store:
                 run.started_at = aware(run.started_at) or run.started_at
                 run.finished_at = aware(run.finished_at)
             return runs
+
+    def close_interrupted(self, before: datetime) -> int:
+        """Mark the runs still `running` that started before `before` as `interrupted` (their process stopped
+        without finishing them); return how many. Their `finished_at` stays empty: when they stopped is not known."""
+        started = col(RunRow.started_at)  # SQLite compares the stored UTC text
+        try:
+            with self.engine.begin() as conn:
+                n = conn.execute(update(RunRow).where(col(RunRow.status) == "running",
+                                                      started < before.astimezone(UTC))
+                                 .values(status="interrupted")).rowcount
+        except SQLAlchemyError as e:
+            raise StoreError(f"closing interrupted runs failed: {driver_message(e)}") from e
+        return int(n or 0)
 
     # observations
     def save_observation(self, obs: Observation) -> None:

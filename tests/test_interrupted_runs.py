@@ -1,0 +1,76 @@
+"""Runs a process left `running` when it died are closed as `interrupted` by the replica that takes the lead."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from monitor.commands.run import serve
+from monitor.domain import utcnow
+from monitor.sim import SimServer, load_scenario
+from monitor.store import Run, Store
+from tests.test_leadership import _app, _attempts, _terminate_lock_holder, _until, url  # noqa: F401 (fixture)
+from tests.test_leadership_fence import SCENARIO
+from tests.test_leadership_fence import _app as _slow_app
+
+
+async def test_a_leader_closes_the_runs_a_dead_process_left_running(
+        tmp_path: Path, url: str, steady_sim: SimServer, caplog: pytest.LogCaptureFixture) -> None:  # noqa: F811
+    """Found by review: a leader killed with `kill -9` mid-run (or a SQLite daemon that crashed) left its runs
+    `running` in the store for ever; the next leader (or the restarted daemon) now closes them."""
+    store = Store(url)
+    store.migrate()
+    then = utcnow() - timedelta(minutes=3)
+    store.save_run(Run(id="orphan", canary="c1", target="t", started_at=then, replica="dead:1", samples=1))
+    store.save_run(Run(id="ended", canary="c1", target="t", started_at=then, replica="dead:1", samples=1,
+                       finished_at=then + timedelta(seconds=2), status="done"))
+    store.close()
+    a, registry = _app(tmp_path, url, steady_sim, "a")
+    a.interrupted_after_s = 0.5
+    with caplog.at_level(logging.INFO, logger="monitor.interrupted"):
+        await a.start()
+        try:
+            await _until(lambda: any(r.id == "orphan" and r.status != "running" for r in a.store.runs()))
+            await _until(lambda: _attempts(registry) >= 2 and not a.runner.in_flight)
+            runs = {r.id: r for r in a.store.runs(limit=1000)}
+        finally:
+            await a.stop()
+    assert (runs["orphan"].status, runs["orphan"].finished_at) == ("interrupted", None)  # when it ended is unknown
+    assert runs["ended"].status == "done"
+    own = [r for r in runs.values() if r.id not in ("orphan", "ended")]
+    assert own and all(r.status != "interrupted" for r in own)  # its own runs, started after it took the lead
+    [line] = [r for r in caplog.records if r.name == "monitor.interrupted"]
+    assert line.runs == 1 and "interrupted" in line.getMessage()  # type: ignore[attr-defined]
+
+
+async def test_a_run_the_old_leader_still_finishes_ends_as_it_ended(tmp_path: Path, pg_url: str) -> None:
+    """On PostgreSQL the old leader may outlive its lock by a few seconds and finish its runs in flight. Even a new
+    leader that closed them at once (the default waits until the old one must have stopped) loses nothing: the
+    old leader's last write of the run replaces `interrupted`."""
+    scenario_file = tmp_path / "slow.yaml"
+    scenario_file.write_text(SCENARIO)
+    with SimServer(load_scenario(scenario_file)) as sim:
+        a, b = _slow_app(tmp_path, pg_url, sim, "a"), _slow_app(tmp_path, pg_url, sim, "b")
+        b.interrupted_after_s = 0.0
+        stop_a = asyncio.Event()
+        daemon_a = asyncio.create_task(serve(a, stop_a))
+        await _until(lambda: a.leading)
+        await b.start()
+        try:
+            mark = utcnow()  # a run that starts from now on has its 2.5 s call in flight when the lock goes
+            await _until(lambda: any(r.started_at > mark and r.status == "running" for r in a.store.runs()))
+            [in_flight] = [r for r in a.store.runs() if r.status == "running"]
+            _terminate_lock_holder(pg_url)
+            await _until(lambda: b.leading)
+            await _until(lambda: b._interrupted_task is not None and b._interrupted_task.done())
+            assert b._interrupted_task is not None and b._interrupted_task.result() == 1
+            assert await asyncio.wait_for(daemon_a, 30) == 1
+            [after] = [r for r in b.store.runs(limit=1000) if r.id == in_flight.id]
+            assert after.status == "done" and after.finished_at is not None
+        finally:
+            stop_a.set()
+            await b.stop()
