@@ -94,6 +94,12 @@ class Outbox:
         Per sink x group x signal only the oldest waiting notification is handed out, so a resolve never
         overtakes the firing message it ends.
         """
+        return self.claim(now, limit, lease=lease, sink=sink)[0]
+
+    def claim(self, now: datetime, limit: int = 50, *, lease: float = 60.0,
+              sink: str | None = None) -> tuple[list[Notification], datetime | None]:
+        """`due`, and when nothing is due, when the next waiting row falls due (None: none waits), read in the
+        same transaction: a sender with nothing to do sleeps until then instead of asking again and again."""
         until = now + timedelta(seconds=lease)
         # The oldest-waiting filter is in the query, before the limit: younger rows of a group whose oldest row
         # is backing off may fall due first, and filtered afterwards they would fill every batch and block the sink.
@@ -109,7 +115,11 @@ class Outbox:
                 q = q.with_for_update(of=NotificationRow, skip_locked=True)
             rows = list(s.exec(q).all())
             if not rows:
-                return []
+                nxt = select(func.min(NotificationRow.next_attempt_at)).where(
+                    col(NotificationRow.status).in_(WAITING), ~self._has_older(NotificationRow))
+                if sink is not None:
+                    nxt = nxt.where(NotificationRow.sink == sink)
+                return [], aware(s.exec(nxt).one())
             claimed: list[Notification] = []
             for r in rows:
                 res = s.exec(update(NotificationRow).where(  # type: ignore[call-overload]
@@ -121,7 +131,7 @@ class Outbox:
                     n.next_attempt_at = until
                     claimed.append(n)
             s.commit()
-            return claimed
+            return claimed, None
 
     def release(self, claimed: Iterable[Notification], now: datetime) -> int:
         """Give back rows claimed by :meth:`due` but not attempted (due again at `now`, not at their lease's end),
