@@ -28,6 +28,7 @@ from monitor.alerts.events import (
     Notification,
 )
 from monitor.store.convert import aware, storable
+from monitor.store.engine import retry_disconnect
 from monitor.store.outbox_table import NotificationRow
 
 _STATE_KINDS = tuple(FIRING | RESOLVING)
@@ -96,6 +97,7 @@ class Outbox:
         """
         return self.claim(now, limit, lease=lease, sink=sink)[0]
 
+    @retry_disconnect
     def claim(self, now: datetime, limit: int = 50, *, lease: float = 60.0,
               sink: str | None = None) -> tuple[list[Notification], datetime | None]:
         """`due`, and when nothing is due, when the next waiting row falls due (None: none waits), read in the
@@ -133,6 +135,7 @@ class Outbox:
             s.commit()
             return claimed, None
 
+    @retry_disconnect
     def release(self, claimed: Iterable[Notification], now: datetime) -> int:
         """Give back rows claimed by :meth:`due` but not attempted (due again at `now`, not at their lease's end),
         unless another claim or an attempt changed them since; return how many."""
@@ -178,6 +181,7 @@ class Outbox:
             s.commit()
             return int(moved or 0)
 
+    @retry_disconnect
     def _set(self, nid: str, *, attempted: bool = True, **values: Any) -> None:
         if attempted:
             values["attempts"] = NotificationRow.attempts + 1
