@@ -76,3 +76,11 @@ async def test_an_analysis_that_writes_no_notification_does_not_wake_the_sender(
         assert wakes == []  # each wake is a round of outbox reads: it was one per observation
     finally:
         analysis.close()
+
+
+async def test_the_wait_of_a_sink_a_reload_removed_meanwhile_is_the_plain_backoff(sqlite_store: Store) -> None:
+    with Receiver(secret=SECRET) as rx:
+        al = build_alerting(config(rx.url), sqlite_store, environ={"HOOK_SECRET": SECRET}, poll_interval=2.0)
+        assert al.sender._idle_wait("gone", 1) == 2.0  # no KeyError: its loop ends at its next look
+        assert [al.sender._idle_wait("hook", n) for n in (0, 1, 2, 3, 4, 5, 9)] == [2, 2, 4, 8, 16, 16, 16]
+        await al.stop()

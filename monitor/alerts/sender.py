@@ -381,7 +381,8 @@ class Sender:
         its firing alerts are re-sent."""
         wait = self.poll_interval * min(2 ** max(idle - 1, 0), IDLE_POLLS)
         now = self.now()
-        for at in (self._next_due.get(name), self._next_refresh.get(name) if _refreshes(self.sinks[name]) else None):
+        sink = self.sinks.get(name)  # None: removed by a reload meanwhile (the loop ends at its next look)
+        for at in (self._next_due.get(name), self._next_refresh.get(name) if sink and _refreshes(sink) else None):
             if at is not None and at > now:
                 wait = min(wait, (at - now).total_seconds())
         return max(wait, 0.0)
