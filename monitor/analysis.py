@@ -113,6 +113,11 @@ def _compact(updates: list[EventUpdate]) -> list[EventUpdate]:
     return out
 
 
+def _notifies(updates: list[EventUpdate]) -> bool:
+    """Whether written updates came with notifications (only openings, resolutions and acceptances have them)."""
+    return any(u.action != "updated" for u in updates)
+
+
 def _enough(observations: list[Observation]) -> None:
     ok = sum(1 for o in observations if o.ok)
     if ok < MIN_BASELINE_OBSERVATIONS:
@@ -222,7 +227,8 @@ class Analysis:
         self._queued.popleft()  # the thread takes them in order
         if not future.cancelled() and future.exception() is not None:
             log.error("drift analysis failed", exc_info=future.exception())
-        if self.alerting is not None:
+        elif not future.cancelled() and self.alerting is not None and _notifies(future.result()):
+            # only when notifications were written: every wake is a round of outbox reads on the store
             self.alerting.sender.wake()
 
     def delay(self) -> float:
@@ -265,14 +271,15 @@ class Analysis:
                     obs.target)
         return updates
 
-    def retry_unwritten(self) -> int:
-        """Write the event updates the store did not take (run on the analysis thread); return how many wait."""
+    def retry_unwritten(self) -> bool:
+        """Write the event updates the store did not take (run on the analysis thread); return whether that wrote
+        notifications (the caller wakes the sender)."""
         if self._unwritten:
             try:
-                self._persist([])
+                return _notifies(self._persist([]))
             except Exception as e:
                 _failed(e, "storing drift events failed again; %d updates wait in memory", len(self._unwritten))
-        return len(self._unwritten)
+        return False
 
     def _drop(self, updates: list[EventUpdate]) -> None:
         """Let go of event updates a replica that lost the leader lock made (and of any still waiting)."""

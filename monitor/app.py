@@ -418,7 +418,9 @@ class App:
         while True:
             await asyncio.sleep(BASELINE_POLL_S)
             try:
-                await self.analysis.in_worker(self.analysis.retry_unwritten)  # events a store error held back
+                # events a store error held back
+                if await self.analysis.in_worker(self.analysis.retry_unwritten) and self.alerting is not None:
+                    self.alerting.sender.wake()
                 changed = await self.analysis.in_worker(self.analysis.refresh_baselines)
                 if changed:
                     log.info("baselines refreshed from the store", extra={"changed": changed})

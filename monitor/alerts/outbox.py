@@ -28,6 +28,7 @@ from monitor.alerts.events import (
     Notification,
 )
 from monitor.store.convert import aware, storable
+from monitor.store.engine import retry_disconnect
 from monitor.store.outbox_table import NotificationRow
 
 _STATE_KINDS = tuple(FIRING | RESOLVING)
@@ -106,6 +107,13 @@ class Outbox:
         Per sink x group x signal only the oldest waiting notification is handed out, so a resolve never
         overtakes the firing message it ends.
         """
+        return self.claim(now, limit, lease=lease, sink=sink)[0]
+
+    @retry_disconnect
+    def claim(self, now: datetime, limit: int = 50, *, lease: float = 60.0,
+              sink: str | None = None) -> tuple[list[Notification], datetime | None]:
+        """`due`, and when nothing is due, when the next waiting row falls due (None: none waits), read in the
+        same transaction: a sender with nothing to do sleeps until then instead of asking again and again."""
         until = now + timedelta(seconds=lease)
         # The oldest-waiting filter is in the query, before the limit: younger rows of a group whose oldest row
         # is backing off may fall due first, and filtered afterwards they would fill every batch and block the sink.
@@ -121,7 +129,11 @@ class Outbox:
                 q = q.with_for_update(of=NotificationRow, skip_locked=True)
             rows = list(s.exec(q).all())
             if not rows:
-                return []
+                nxt = select(func.min(NotificationRow.next_attempt_at)).where(
+                    col(NotificationRow.status).in_(WAITING), ~self._has_older(NotificationRow))
+                if sink is not None:
+                    nxt = nxt.where(NotificationRow.sink == sink)
+                return [], aware(s.exec(nxt).one())
             claimed: list[Notification] = []
             for r in rows:
                 res = s.exec(update(NotificationRow).where(  # type: ignore[call-overload]
@@ -133,8 +145,9 @@ class Outbox:
                     n.next_attempt_at = until
                     claimed.append(n)
             s.commit()
-            return claimed
+            return claimed, None
 
+    @retry_disconnect
     def release(self, claimed: Iterable[Notification], now: datetime) -> int:
         """Give back rows claimed by :meth:`due` but not attempted (due again at `now`, not at their lease's end),
         unless another claim or an attempt changed them since; return how many."""
@@ -186,6 +199,7 @@ class Outbox:
             s.commit()
             return int(moved or 0)
 
+    @retry_disconnect
     def _set(self, nid: str, *, attempted: bool = True, **values: Any) -> None:
         if attempted:
             values["attempts"] = NotificationRow.attempts + 1

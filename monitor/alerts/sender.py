@@ -68,6 +68,13 @@ class FlushResult:
 # rolling update the leader may be a replica still on the old configuration, and the next one sends them.
 UNCONFIGURED_GRACE = timedelta(hours=1)
 GONE, DISABLED, GAVE_UP, UNCONFIGURED, UNRENDERABLE = "gone", "disabled", "gave_up", "unconfigured", "unrenderable"
+# A sink's loop with nothing to send asks the store again after `poll_interval`, then twice as long each time, up to
+# this many poll intervals (16 s by default), or sooner when a waiting row falls due (the claim says when) or a row
+# is added here (`wake`). Only rows another process adds (`baseline accept` from the CLI) wait for the next look.
+IDLE_POLLS = 8
+# The supervisor's housekeeping (rows of sinks no longer configured, the pending gauge) runs every this many poll
+# intervals (30 s by default), and whenever rows are added or sinks change.
+HOUSEKEEPING_POLLS = 15
 DROP_REASONS: tuple[str, ...] = (GONE, DISABLED, GAVE_UP, UNCONFIGURED, UNRENDERABLE)
 
 
@@ -97,6 +104,7 @@ class Sender:
         self._loops: dict[str, asyncio.Task[None]] = {}  # one per sink
         self._stopping = False
         self._next_refresh: dict[str, datetime] = {}
+        self._next_due: dict[str, datetime | None] = {}  # per sink: when its next waiting row falls due, if known
         self.set_sinks(sinks, cfg)
 
     def set_sinks(self, sinks: Mapping[str, Sink], cfg: AlertsConfig | None = None) -> None:
@@ -254,7 +262,8 @@ class Sender:
         for _ in range(max_rounds):
             if name not in self.sinks or self._stopping:
                 break
-            due = await asyncio.to_thread(self.outbox.due, self.now(), self.batch, lease=self.lease, sink=name)
+            due, self._next_due[name] = await asyncio.to_thread(self.outbox.claim, self.now(), self.batch,
+                                                                lease=self.lease, sink=name)
             if not due:
                 break
             merged: set[str] = set()
@@ -305,7 +314,7 @@ class Sender:
     async def refresh_sink(self, name: str) -> int:
         """Re-send the alerts still firing at one sink if it needs that (Alertmanager); return requests made."""
         sink = self.sinks.get(name)
-        if sink is None or name in self.disabled:
+        if sink is None or name in self.disabled or not _refreshes(sink):
             return 0
         firing = await asyncio.to_thread(self.outbox.firing, name)
         req = sink.refresh(firing, self.now())
@@ -347,10 +356,12 @@ class Sender:
     async def _sink_loop(self, name: str) -> None:
         """Deliver one sink's rows and re-send its firing alerts until stopped or the sink is removed."""
         wake = self._wakes.setdefault(name, asyncio.Event())
+        idle = 0  # rounds in a row that found nothing to send
         while not self._stopping and name in self.sinks:
             wake.clear()  # before looking, so a wake() during the flush is not lost
+            res = FlushResult()
             try:
-                await self.flush_sink(name)
+                await self.flush_sink(name, res)
                 now = self.now()
                 due = self._next_refresh.get(name)
                 if not self._stopping and (due is None or now >= due):
@@ -360,8 +371,21 @@ class Sender:
                 self._failed(f"alert delivery to {name}", e, {"sink": name})
             else:
                 self._answered(f"alert delivery to {name}")
+            idle = 0 if res.delivered or res.retried or res.dead else idle + 1
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), self.poll_interval)
+                await asyncio.wait_for(wake.wait(), self._idle_wait(name, idle))
+
+    def _idle_wait(self, name: str, idle: int) -> float:
+        """How long a sink's loop waits before it looks again: `poll_interval` after a round that sent something,
+        doubling with each empty round up to IDLE_POLLS intervals, and never past when its next row falls due or
+        its firing alerts are re-sent."""
+        wait = self.poll_interval * min(2 ** max(idle - 1, 0), IDLE_POLLS)
+        now = self.now()
+        sink = self.sinks.get(name)  # None: removed by a reload meanwhile (the loop ends at its next look)
+        for at in (self._next_due.get(name), self._next_refresh.get(name) if sink and _refreshes(sink) else None):
+            if at is not None and at > now:
+                wait = min(wait, (at - now).total_seconds())
+        return max(wait, 0.0)
 
     async def run(self) -> None:
         """Supervise one delivery loop per sink, drop rows of removed sinks, keep the pending gauge current."""
@@ -381,7 +405,7 @@ class Sender:
             else:
                 self._answered("alert outbox housekeeping")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+                await asyncio.wait_for(self._wake.wait(), self.poll_interval * HOUSEKEEPING_POLLS)
 
     def start(self) -> asyncio.Task[None]:
         """Start the background delivery tasks on the running loop."""
@@ -405,3 +429,8 @@ class Sender:
         self._task = None
         self._loops.clear()
         await self._client.aclose()
+
+
+def _refreshes(sink: Sink) -> bool:
+    """Whether a sink re-sends its firing alerts (Alertmanager): the others need no read of them."""
+    return type(sink).refresh is not Sink.refresh

@@ -13,6 +13,7 @@ from sqlmodel import Session, col, select
 from monitor.domain import new_id, utcnow
 from monitor.store.convert import aware, storable, where_equal
 from monitor.store.drift_tables import BaselineRow, DriftEventRow
+from monitor.store.engine import retry_disconnect
 
 log = logging.getLogger("monitor.drift.store")
 SessionHook = Callable[[Session, set[str]], None]  # the session and the ids of the events it writes
@@ -129,6 +130,7 @@ class DriftRepository:
             s.commit()
         return bid
 
+    @retry_disconnect
     def update_baseline(self, baseline_id: str, data: dict[str, Any]) -> bool:
         """Replace one stored baseline's data (its reference grew); False if the row is gone. By id, never "the
         active one": a baseline accepted meanwhile in another process is not overwritten."""

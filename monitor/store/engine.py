@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
-from typing import Any
+import time
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, exc
 from sqlalchemy.engine import ExceptionContext, make_url
 
 SQLITE_CACHE_KIB = 1024
@@ -16,6 +19,14 @@ SQLITE_READONLY = 8  # primary result code; the extended ones (READONLY_DBMOVED,
 # opens; a smaller one closed each connection handed back past its size and opened another at the next peak
 # (found by the PostgreSQL soak: ~30 new sessions a minute, each a server process forked and torn down).
 PG_POOL_SIZE = min(32, (os.cpu_count() or 1) + 4) + 2
+# A pooled PostgreSQL connection idle longer than this is pinged when checked out (a server restart, an idle timeout
+# or a firewall may have ended it meanwhile); one handed back within it is used as it is. SQLAlchemy's pool_pre_ping
+# pinged at every checkout: a round trip per transaction, about half of the daemon's with single-statement writes.
+# A connection that turns out dead is a disconnect error: the pool then replaces every connection older than it,
+# and the writes a daemon must not lose retry once on it (`retry_disconnect`).
+PING_IDLE_S = 5.0
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def read_only_connection(ctx: ExceptionContext) -> None:
@@ -52,4 +63,41 @@ def make_engine(url: str) -> Engine:
         return engine
     if u.drivername == "postgresql":
         u = u.set(drivername="postgresql+psycopg")
-    return create_engine(u, pool_pre_ping=True, pool_size=PG_POOL_SIZE, max_overflow=10)
+    engine = create_engine(u, pool_size=PG_POOL_SIZE, max_overflow=10)
+    event.listen(engine, "checkin", _checked_in)
+    event.listen(engine, "checkout", _ping_if_idle)
+    return engine
+
+
+def _checked_in(_dbapi_conn: Any, record: Any) -> None:
+    record.info["checked_in"] = time.monotonic()
+
+
+def _ping_if_idle(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+    """Ping a connection that sat in the pool past PING_IDLE_S; a dead one makes the pool connect afresh."""
+    if time.monotonic() - record.info.get("checked_in", time.monotonic()) <= PING_IDLE_S:
+        return
+    autocommit = dbapi_conn.autocommit
+    try:
+        dbapi_conn.autocommit = True  # no BEGIN: one round trip, and no transaction left open by the ping
+        dbapi_conn.execute("SELECT 1")
+        dbapi_conn.autocommit = autocommit
+    except Exception as e:
+        raise exc.DisconnectionError(f"pooled connection dead after {PING_IDLE_S:g} s idle: {e}") from e
+
+
+def retry_disconnect(fn: Callable[P, R]) -> Callable[P, R]:
+    """Run a store write again, once, when its connection turned out dead (the pool then connects afresh).
+
+    Only for writes that may run twice: an insert whose repeat is a key conflict, an upsert, an update by key. The
+    first try may have been done before its answer was lost with the connection."""
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except exc.DBAPIError as e:
+            if not e.connection_invalidated:
+                raise
+            return fn(*args, **kwargs)
+
+    return wrapper
