@@ -113,9 +113,11 @@ def test_updates_wait_for_a_confirmed_lock_and_are_dropped_once_it_is_lost(sqlit
     analysis.confirmed, analysis.confirm_wait_s = (lambda: confirmed), 0.05
     assert analysis._persist([_update("refused")]) == [] and analysis.repo.events() == []
     confirmed = True
-    assert analysis.retry_unwritten() == 0 and [e["signal"] for e in analysis.repo.events()] == ["refused"]
+    assert analysis.retry_unwritten() is True  # written now: an opening, which notifies
+    assert analysis._unwritten == [] and [e["signal"] for e in analysis.repo.events()] == ["refused"]
     analysis.fence()
-    assert analysis._persist([_update("error")]) == [] and analysis.retry_unwritten() == 0
+    assert analysis._persist([_update("error")]) == [] and analysis.retry_unwritten() is False
+    assert analysis._unwritten == []
     assert [e["signal"] for e in analysis.repo.events()] == ["refused"]
     analysis.close()
 
