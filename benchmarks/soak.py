@@ -400,7 +400,12 @@ def main() -> None:
     folder = args.keep or Path(tempfile.mkdtemp(prefix="llm-monitor-soak-"))
     folder.mkdir(parents=True, exist_ok=True)
     store = PostgresStore(args.store) if args.store else SqliteStore(folder)
-    store.refuse_filled()
+    try:
+        store.refuse_filled()
+    except SystemExit:
+        if args.keep is None:  # the folder made for this run holds nothing yet
+            folder.rmdir()
+        raise
     postgres = isinstance(store, PostgresStore)
     soak = Soak(folder, args.canaries, store, args.ports)
     samples: list[dict[str, float]] = []

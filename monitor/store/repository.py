@@ -38,7 +38,7 @@ class Run:
     finished_at: datetime | None = None
     samples: int = 0
     failures: int = 0
-    status: str = "running"  # running | done | cancelled | skipped | interrupted (see RunRow)
+    status: str = "running"  # running | done | cancelled | interrupted (see RunRow)
 
 
 class ObservationKey(NamedTuple):

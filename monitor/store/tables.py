@@ -26,7 +26,7 @@ class RunRow(SQLModel, table=True):
     finished_at: datetime | None = _ts(nullable=True)
     samples: int = 0
     failures: int = 0
-    # running | done | cancelled | skipped | interrupted (left running by a process that died: closed by the next
+    # running | done | cancelled | interrupted (left running by a process that died: closed by the next
     # leader, see monitor/interrupted.py)
     status: str = Field(default="running", max_length=16)
 
