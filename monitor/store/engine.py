@@ -40,7 +40,8 @@ def read_only_connection(ctx: ExceptionContext) -> None:
 
 
 def make_engine(url: str) -> Engine:
-    """Create an engine; SQLite gets WAL, a busy timeout and foreign keys, PostgreSQL a pre-ping pool."""
+    """Create an engine; SQLite gets WAL, a busy timeout and foreign keys, PostgreSQL a pool that pings a
+    connection idle over PING_IDLE_S."""
     u = make_url(url)
     if u.get_backend_name() == "sqlite":
         # SQLite runs one writer at a time: two pooled connections serve the steady state (overflow ones close on
