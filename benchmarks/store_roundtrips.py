@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
+import base64
 import json
 import os
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -204,51 +205,6 @@ def listen(counts: Counts) -> None:
             counts._add(counts.commits, src)
 
 
-class Proxy:
-    """A TCP proxy in front of PostgreSQL counting round trips: the client speaking after the server did."""
-
-    def __init__(self, counts: Counts, upstream: tuple[str, int], port: int = 0):
-        import socket
-
-        self.counts, self.upstream = counts, upstream
-        self.sock = socket.create_server(("127.0.0.1", port))
-        self.port = int(self.sock.getsockname()[1])
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        import socket
-
-        while True:
-            client, addr = self.sock.accept()
-            server = socket.create_connection(self.upstream)
-            for s in (client, server):
-                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            state = {"last": "server"}
-            threading.Thread(target=self._pump, args=(client, server, state, addr[1]), daemon=True).start()
-            threading.Thread(target=self._pump, args=(server, client, state, None), daemon=True).start()
-
-    def _pump(self, src: Any, dst: Any, state: dict[str, str], client_port: int | None) -> None:
-        import socket
-
-        try:
-            while data := src.recv(65536):
-                if client_port is not None:
-                    if state["last"] != "client":
-                        self.counts.turn(client_port)  # counted before the server can see it, so before any reply
-                    state["last"] = "client"
-                else:
-                    state["last"] = "server"
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):  # shut down first: that wakes the other direction's recv and tells the peer
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
-                with contextlib.suppress(OSError):
-                    s.close()
-
-
 def _use_code(code: str) -> str:
     """Import `monitor` from the checkout `code` (before anything imports it), not the editable install."""
     sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in getattr(f, "__module__", "")
@@ -289,6 +245,8 @@ def _diff(a: dict[str, dict[str, int]], b: dict[str, dict[str, int]]) -> dict[st
 
 async def run_child(spec: dict[str, Any]) -> dict[str, Any]:
     """Run one daemon (code, store) and return its counts per phase."""
+    from tests.support.wire import RoundTrips  # this checkout's (standard library only), before `monitor` is
+
     counts = Counts(_use_code(spec["code"]))
     import logging
 
@@ -309,15 +267,21 @@ async def run_child(spec: dict[str, Any]) -> dict[str, Any]:
         dsn = admin.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
         with psycopg.connect(dsn, autocommit=True) as c:
             c.execute(f'CREATE DATABASE "{database}"')
-        proxy = Proxy(counts, (admin.host or "127.0.0.1", admin.port or 5432), spec["proxy_port"])
+        proxy = RoundTrips(admin.host or "127.0.0.1", admin.port or 5432, listen=spec["proxy_port"],
+                           turn=counts.turn)
         url = admin.set(host="127.0.0.1", port=proxy.port, database=database).render_as_string(hide_password=False)
     else:
         url = f"sqlite:///{folder / 'm.db'}"
-    config = load_config(_config(folder, spec, url), environ={"HOOK_SECRET": "whsec_c2VjcmV0c2VjcmV0c2VjcmV0"})
+    # the sink signs its webhooks as a real one does; a key made for this run (the receiver checks nothing)
+    environ = {"HOOK_SECRET": "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()}
+    config = load_config(_config(folder, spec, url), environ=environ)
     stored = [0]
-    app = App(config, environ={"HOOK_SECRET": "whsec_c2VjcmV0c2VjcmV0c2VjcmV0"}, serve_http=False)
+    app = App(config, environ=environ, serve_http=False)
     app.runner.listeners.append(lambda obs: stored.__setitem__(0, stored[0] + 1))
     try:
+        # in this process: the daemon's migration child would import `monitor` from the editable install (this
+        # checkout), which builds its own newest schema, not the measured checkout's
+        await asyncio.to_thread(app.store.migrate)
         await app.start()
         await asyncio.sleep(spec["warmup"])
         a, n0, t0 = counts.snapshot(), stored[0], time.monotonic()

@@ -16,6 +16,7 @@ from monitor.providers.base import (
     ChatRequest,
     Clock,
     broken_connection,
+    mark_output,
     mark_sent,
     monotonic,
     ratelimit_headers,
@@ -198,11 +199,9 @@ class AnthropicProvider:
                         if text and delta.get("type") == "text_delta":
                             parts.append(text)
                         # thinking is output but not the answer: it starts the output rate's clock, not TTFT's
-                        thought = delta.get("type") == "thinking_delta" and delta.get("thinking")
-                        if (text and result.ttft_s is None) or (thought and result.first_output_s is None):
-                            at = received(arrival_of(resp), origin, self._clock()) - origin
-                            result.first_output_s = at if result.first_output_s is None else result.first_output_s
-                            result.ttft_s = at if text and result.ttft_s is None else result.ttft_s
+                        thought = delta.get("type") == "thinking_delta" and bool(delta.get("thinking"))
+                        mark_output(result, answer=bool(text), reasoning=thought,
+                                    at=lambda: received(arrival_of(resp), origin, self._clock()) - origin)
                     elif kind == "message_delta":
                         stop = (data.get("delta") or {}).get("stop_reason")
                         if stop:

@@ -87,6 +87,18 @@ def received(arrival: float | None, start: float, now: float) -> float:
     return arrival if arrival is not None and start <= arrival <= now else now
 
 
+def mark_output(result: CallResult, *, answer: bool, reasoning: bool, at: Callable[[], float]) -> None:
+    """Note a streamed chunk of output: the first of the answer sets `ttft_s`, the first of any output (reasoning
+    streamed before the answer included) `first_output_s`; `at()`, the chunk's time from request start, is read
+    only when one of them is set."""
+    if (answer and result.ttft_s is None) or (reasoning and result.first_output_s is None):
+        t = at()
+        if result.first_output_s is None:
+            result.first_output_s = t
+        if answer and result.ttft_s is None:
+            result.ttft_s = t
+
+
 def status_error_type(status: int, body_text: str = "") -> ErrorType:
     """Map an HTTP error status (and the error body) to the error taxonomy."""
     low = body_text.lower()

@@ -17,6 +17,7 @@ from monitor.providers.base import (
     ChatRequest,
     Clock,
     broken_connection,
+    mark_output,
     mark_sent,
     monotonic,
     ratelimit_headers,
@@ -226,10 +227,8 @@ class OpenAIProvider:
                             slot["name"] += fn.get("name") or ""
                             slot["arguments"] += fn.get("arguments") or ""
                             got = got or bool(fn.get("arguments") or fn.get("name"))
-                    if (got and result.ttft_s is None) or (thought and result.first_output_s is None):
-                        at = received(arrival_of(response), origin, self._clock()) - origin
-                        result.first_output_s = at if result.first_output_s is None else result.first_output_s
-                        result.ttft_s = at if got and result.ttft_s is None else result.ttft_s
+                    mark_output(result, answer=got, reasoning=thought,
+                                at=lambda: received(arrival_of(response), origin, self._clock()) - origin)
                     if choice.get("finish_reason"):
                         saw_finish = True
                         result.raw_finish_reason = choice["finish_reason"]

@@ -97,7 +97,8 @@ class Plan:
         """Return how long a non-streaming answer takes in all."""
         if self.latency_s is not None:
             return self.latency_s
-        return self.ttft_s + (len(self.thinking()) + len(self.tokens)) / self.tps
+        streamed = self.reasoning_tokens if self.reasoning_field else 0  # as many as `thinking` sends
+        return self.ttft_s + (streamed + len(self.tokens)) / self.tps
 
 
 @dataclass
