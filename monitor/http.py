@@ -194,6 +194,8 @@ def build_http_app(daemon: Daemon, *, environ: Mapping[str, str] | None = None,
 
     routes = [
         Route("/metrics", metrics), Route("/healthz", healthz), Route("/readyz", readyz),
+        # Prometheus's and Alertmanager's names for the same probes, so their users' checks work unchanged
+        Route("/-/healthy", healthz), Route("/-/ready", readyz),
         Route("/api/canaries", canaries), Route("/api/targets", targets),
         Route("/api/observations", observations), Route(RELOAD_PATH, reload, methods=["POST"]),
         *(extra_routes or []),

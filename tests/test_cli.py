@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -430,3 +433,22 @@ def test_a_kept_demo_config_runs_again_on_a_simulator_started_as_its_header_says
     assert probed.returncode in (0, 1) and "Traceback" not in probed.stderr, probed.stderr  # 1: the scenario's 429s
     answered = {o["target"] for o in map(json.loads, probed.stdout.splitlines()) if o["error_type"] is None}
     assert answered == {"sim-gpt", "sim-claude"}, probed.stdout
+
+
+def test_check_config_loads_none_of_the_daemons_heavy_modules(tmp_path: Path) -> None:
+    """Reading and checking monitor.yaml (as `check-config`, CI and pre-commit hooks do) does not load SciPy,
+    NumPy, SQLAlchemy or the provider SDKs: they took most of its second of start-up."""
+    probes = ONE + ("    checks: [{type: json_schema, schema: {type: object}}, {type: regex, pattern: 'a+'}]\n"
+                    "    zero_tolerance: [refused]\n")
+    sinks = "alerts:\n  sinks:\n    - {name: hook, type: webhook, url: 'http://127.0.0.1:9/h', secret_env: S}\n"
+    cfg = write_config(tmp_path, "  - {id: gpt, provider: openai, base_url: 'http://127.0.0.1:9/v1', model: m, "
+                       "api_key_env: K}\n  - {id: claude, provider: anthropic, base_url: 'http://127.0.0.1:9', "
+                       "model: m, api_key_env: K}", probes, extra=sinks + "drift: {disabled_signals: [latency_s]}\n")
+    heavy = ["scipy", "numpy", "sqlalchemy", "openai", "httpx", "opentelemetry.sdk"]
+    code = ("import sys; from monitor.cli import main; rc = main(['check-config', '-c', sys.argv[1]]); "
+            f"print(rc, [m for m in {heavy!r} if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code, str(cfg)], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "K": "k", "S": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"})
+    assert "configuration OK" in out.stdout, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "0 []"
+

@@ -72,7 +72,8 @@ def test_the_daemon_imports_nothing_it_does_not_use_by_default() -> None:
     """What the default daemon never uses stays unloaded (memory), and NumPy's namespace is whole afterwards."""
     unused = ["numpy.f2py", "numpy.testing", "numpy.ma", "numpy.polynomial", "jsonschema", "opentelemetry.sdk",
               "sqlalchemy.dialects.postgresql", "alembic"]
-    code = ("import sys, monitor.app, monitor.cli, monitor.drift; import numpy; "
+    code = ("import sys, monitor.app, monitor.cli; from monitor.drift import DriftEngine, replay; import numpy; "
+            "assert 'scipy.special' in sys.modules; "
             f"print([m for m in {unused!r} if m in sys.modules]); "
             "print(all(n in dir(numpy) for n in ('ma', 'testing', 'polynomial'))); print(numpy.ma.masked_array([1]).sum())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -53,3 +53,21 @@ async def test_a_scrape_that_does_not_take_gzip_gets_the_text_format(client: htt
     assert resp.status_code == 200 and "content-encoding" not in resp.headers
     assert resp.headers["content-type"].startswith("text/plain; version=")
     assert 'llm_monitor_test_total{canary="canary-199"} 199.0' in body.decode()
+
+
+async def test_health_and_readiness_answer_under_the_prometheus_names_too() -> None:
+    """`/-/healthy` and `/-/ready` (Prometheus, Alertmanager) answer as `/healthz` and `/readyz` do."""
+    state = {"ready": False}
+    daemon = SimpleNamespace(registry=CollectorRegistry(), config=SimpleNamespace(web=SimpleNamespace(
+        basic_auth_users={})), ready=lambda: (state["ready"], {"store": state["ready"]}))
+    app = build_http_app(daemon)  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://daemon") as client:
+        for path in ("/healthz", "/-/healthy"):
+            assert (await client.get(path)).status_code == 200
+        for path in ("/readyz", "/-/ready"):
+            resp = await client.get(path)
+            assert resp.status_code == 503 and resp.json() == {"ready": False, "store": False}
+        state["ready"] = True
+        for path in ("/readyz", "/-/ready"):
+            assert (await client.get(path)).json() == {"ready": True, "store": True}
+

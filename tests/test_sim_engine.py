@@ -160,6 +160,28 @@ def test_the_demo_baseline_never_refuses_the_flagship_that_declares_zero_toleran
     assert sum(engine.plan(_request(prompt)).refusal is not None for _ in range(100)) > 50  # the scripted change
 
 
+def test_the_demo_json_canary_passes_before_the_change_and_comes_fenced_after_it() -> None:
+    # Found running the demo: the simulator answered the JSON canary with filler text, so its checks failed on every
+    # line from the first, and the demo never showed the format breakage the README promises
+    import json
+
+    import yaml
+
+    canary = next(c for c in yaml.safe_load((Path(__file__).resolve().parents[1] / "probes" / "output_format.yaml").read_text())["canaries"]
+                  if c["id"] == "format-json-extract-person")
+    assert "demo" in canary["tags"]
+    prompt, want = canary["messages"][-1]["content"], {"name": "Grace Hopper", "birth_year": 1906,
+                                                       "languages": ["COBOL", "FLOW-MATIC"]}
+    engine = Engine(builtin_scenario("demo"))
+    for model in ("sim-gpt", "sim-claude", "sim-local"):
+        assert all(json.loads(engine.plan(_request(prompt, model)).text) == want for _ in range(50)), model
+    engine.force("sim-gpt", "stricter")
+    texts = [engine.plan(_request(prompt)).text for _ in range(200)]
+    fenced = [t for t in texts if t.startswith("```json\n") and t.endswith("\n```")]
+    assert 0.75 < len(fenced) / 200 < 0.95
+    assert all(json.loads(t.removeprefix("```json\n").removesuffix("\n```")) == want for t in texts)
+
+
 def test_a_voice_swap_changes_the_vocabulary() -> None:
     engine = Engine(builtin_scenario("demo"))
     words = [set(), set()]

@@ -71,7 +71,7 @@ def test_basic_auth_over_https_reload_token_new_users_and_renewed_certificate(tm
                client={"verify": pki.client(), "auth": ("alice", ALICE)})
     try:
         d.wait_ready()
-        for path in ("/metrics", "/api/observations", "/healthz", "/readyz"):  # every path, as exporter-toolkit
+        for path in ("/metrics", "/api/observations", "/healthz", "/readyz", "/-/healthy", "/-/ready"):  # every path, as exporter-toolkit
             r = httpx.get(d.url + path, verify=pki.client(), timeout=5)
             assert (r.status_code, r.headers["www-authenticate"], r.text) == \
                 (401, 'Basic realm="llm-monitor"', "Unauthorized\n"), path

@@ -262,7 +262,7 @@ def _change_point(events: list[dict[str, Any]]) -> Any:
 def replay(baseline_path: str, current_path: str, as_json: bool, zero_tolerance: list[str] | None = None) -> int:
     from monitor.drift import DumpError, load_dump, replay_observations
     from monitor.drift.dump import row_to_observation
-    from monitor.drift.zero import declarable
+    from monitor.drift.names import declarable
     from monitor.refusal import RefusalDetector
 
     try:

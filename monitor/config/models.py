@@ -15,9 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from monitor.alerts.config import AlertsConfig
 from monitor.checks import CheckSpec, check_names
+from monitor.drift.names import declarable, disableable
 from monitor.drift.settings import DriftSettings
-from monitor.drift.signals import disableable
-from monitor.drift.zero import declarable
 from monitor.durations import parse_duration
 
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 field name

@@ -6,6 +6,9 @@
 ``numpy.polynomial`` and ``numpy.ctypeslib``, ~7 MB resident that nothing in the daemon uses. Hiding those names
 while SciPy loads keeps them unloaded; NumPy still loads any of them if something asks (``np.ma`` works).
 If SciPy was already imported (or NumPy changes its lazy-loading), this does nothing.
+
+The drift modules take every SciPy name they use from here, so SciPy is always loaded this way, whichever module
+comes first, and nothing that only reads the drift settings (`check-config`, the CLI) loads SciPy at all.
 """
 
 from __future__ import annotations
@@ -36,3 +39,21 @@ def _load() -> None:
 
 
 _load()
+
+from scipy import sparse  # noqa: E402
+from scipy.linalg.lapack import dgbsv  # noqa: E402
+from scipy.special import (  # noqa: E402
+    betaincinv,
+    betaln,
+    chdtrc,
+    expit,
+    gammaincc,
+    gammaln,
+    kolmogorov,
+    logit,
+    ndtr,
+    ndtri,
+)
+
+__all__ = ["betaincinv", "betaln", "chdtrc", "dgbsv", "expit", "gammaincc", "gammaln", "kolmogorov", "logit", "ndtr",
+           "ndtri", "sparse"]

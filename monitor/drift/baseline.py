@@ -11,20 +11,9 @@ from typing import Any
 import numpy as np
 
 from monitor.domain import Observation
+from monitor.drift.names import CATEGORY, CONTINUOUS, IDENTITY, RATE, signal_type
 from monitor.drift.settings import DriftSettings
-from monitor.drift.signals import (
-    CATEGORY,
-    CONTINUOUS,
-    IDENTITY,
-    RATE,
-    EmbedFn,
-    SignalValue,
-    embed_texts,
-    finite,
-    normalise,
-    signal_type,
-    text_similarity,
-)
+from monitor.drift.signals import EmbedFn, SignalValue, embed_texts, finite, normalise, text_similarity
 
 
 @dataclass(slots=True)

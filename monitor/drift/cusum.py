@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-from scipy.linalg.lapack import dgbsv
-from scipy.special import expit, logit
+
+from monitor.drift._lean_scipy import dgbsv, expit, logit
 
 _GRID_STEP = 0.05  # design rates are rounded on the logit scale, so calibrations can be cached and reused
 _MIN_RATE = 1e-3

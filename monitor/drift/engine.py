@@ -10,15 +10,14 @@ from monitor.domain import Observation, utcnow
 from monitor.drift import cusum as cs
 from monitor.drift.baseline import Baseline
 from monitor.drift.events import ACCEPTED, OPEN, RESOLVED, DriftEvent, EventUpdate
+from monitor.drift.names import RATE, signal_type
 from monitor.drift.settings import DriftSettings
 from monitor.drift.signals import (
-    RATE,
     EmbedFn,
     RefusalFn,
     SignalValue,
     compute_signals,
     embed_texts,
-    signal_type,
     usable_embeddings,
 )
 from monitor.drift.stream import Stream, _Open

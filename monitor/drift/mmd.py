@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import sparse
 
 from monitor.drift import pvalues
+from monitor.drift._lean_scipy import sparse
 
 DIM = 4096
 HAMMING_LEN = 64

@@ -12,7 +12,8 @@ import math
 from typing import NamedTuple
 
 import numpy as np
-from scipy.special import chdtrc, gammaincc, gammaln, kolmogorov, ndtr
+
+from monitor.drift._lean_scipy import chdtrc, gammaincc, gammaln, kolmogorov, ndtr
 
 _RELATIVE_TIE = 1 + 1e-7  # scipy's tolerance when comparing hypergeometric probabilities
 

@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 
-from scipy.special import ndtri
+from monitor.drift._lean_scipy import ndtri
 
 _CORRECTION = 1.166  # Siegmund's overshoot correction for a Gaussian CUSUM
 _SMALL_REF = 60

@@ -27,8 +27,8 @@ from collections.abc import Callable
 from functools import lru_cache
 
 import numpy as np
-from scipy.special import betaincinv
 
+from monitor.drift._lean_scipy import betaincinv
 from monitor.drift.cusum import Chart, arl_int, design_rate, known_chart, llr_steps, quantise_up, smallest_h
 
 # quantile nodes of the posterior: coarse in the bulk, down to 1e-6 in the upper tail

@@ -22,11 +22,12 @@ from monitor.drift.baseline import Baseline
 from monitor.drift.dump import DumpError, load_dump, row_to_observation
 from monitor.drift.events import BEHAVIOUR, MODEL, DriftEvent, evidence
 from monitor.drift.mmd import features, mmd_test
+from monitor.drift.names import RATE, TRUE_IS_BAD, signal_type
 from monitor.drift.settings import DriftSettings
-from monitor.drift.signals import RATE, EmbedFn, RefusalFn, compute_signals, finite, normalise, signal_type
+from monitor.drift.signals import EmbedFn, RefusalFn, compute_signals, finite, normalise
 from monitor.drift.stream import COMPLETION
 from monitor.drift.twosample import TestResult, benjamini_hochberg, category_test, continuous_test, rate_test
-from monitor.drift.zero import TRUE_IS_BAD, ZERO_TOLERANCE, baseline_violations, violates
+from monitor.drift.zero import ZERO_TOLERANCE, baseline_violations, violates
 
 __all__ = ["DumpError", "load_dump", "replay", "replay_observations"]
 

@@ -19,41 +19,12 @@ from monitor.domain import ErrorType, Observation
 if TYPE_CHECKING:
     from monitor.drift.baseline import Baseline
 
-RATE = "rate"
-CONTINUOUS = "continuous"
-CATEGORY = "category"
-IDENTITY = "identity"
-
 SignalValue = float | str | bool | None
 RefusalFn = Callable[[Observation], bool | None]
 EmbedFn = Callable[[Sequence[str]], Any]  # texts -> array-like (n, d)
 
-_CONTINUOUS = ("output_tokens", "output_chars", "similarity", "latency_s", "ttft_s")
-_CATEGORY = ("finish_reason", "error_type")
-_IDENTITY = ("response_model", "system_fingerprint")
-_RATE = ("refused", "exact_match", "error")
 MAX_TEXT_CHARS = 4000  # similarity and kernels look at a bounded prefix: cost does not grow with length
 _WS = re.compile(r"\s+")
-
-
-def signal_type(name: str) -> str:
-    """Return the test family of a signal name (rate, continuous, category, identity)."""
-    if name.startswith("check:") or name in _RATE:
-        return RATE
-    if name in _CONTINUOUS or name == "semantic_similarity":
-        return CONTINUOUS
-    if name in _CATEGORY:
-        return CATEGORY
-    if name in _IDENTITY:
-        return IDENTITY
-    raise KeyError(f"unknown signal {name!r}")
-
-
-def disableable() -> list[str]:
-    """Return the names `drift.disabled_signals` may list: every signal, the whole-completion MMD
-    (``completion``), and ``check`` for every check (``check:NAME`` for one)."""
-    return [*_RATE, *_CONTINUOUS, "semantic_similarity", *_CATEGORY, *_IDENTITY, "completion", "check",
-            "check:NAME"]
 
 
 def default_refusal(obs: Observation) -> bool | None:

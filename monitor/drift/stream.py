@@ -17,8 +17,9 @@ from monitor.drift import rankcusum as rk
 from monitor.drift import ratechart as rc
 from monitor.drift.baseline import Baseline
 from monitor.drift.events import BEHAVIOUR, MODEL, OPEN, RESOLVED, DriftEvent, EventUpdate, evidence
+from monitor.drift.names import RATE, signal_type
 from monitor.drift.settings import DriftSettings
-from monitor.drift.signals import RATE, SignalValue, finite, signal_type
+from monitor.drift.signals import SignalValue, finite
 from monitor.drift.state import Entry, Signals, _Open
 from monitor.drift.twosample import MIN_SAMPLES
 from monitor.drift.windows import COMPLETION, WindowTests

@@ -7,7 +7,8 @@ from typing import Any
 from monitor.drift import budget
 from monitor.drift.events import BEHAVIOUR, MODEL, DriftEvent, EventUpdate
 from monitor.drift.mmd import TextFeature, features, mmd_test
-from monitor.drift.signals import CATEGORY, CONTINUOUS, finite, normalise, signal_type
+from monitor.drift.names import CATEGORY, CONTINUOUS, signal_type
+from monitor.drift.signals import finite, normalise
 from monitor.drift.state import _Open
 from monitor.drift.twosample import TestResult, category_test, continuous_test
 

@@ -12,22 +12,15 @@ run without violations long enough to show the signal back at zero (``_back_at_z
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 from typing import Any
 
-from scipy.special import betaln
-
+from monitor.drift._lean_scipy import betaln
 from monitor.drift.events import BEHAVIOUR, EventUpdate, evidence
+from monitor.drift.names import TRUE_IS_BAD
 from monitor.drift.signals import SignalValue
 from monitor.drift.state import Entry, Signals, _Open
 
 ZERO_TOLERANCE = "zero_tolerance"
-TRUE_IS_BAD = frozenset({"refused", "error"})  # for checks and exact_match, False is the violation
-
-
-def declarable(check_names: Iterable[str]) -> list[str]:
-    """The signals a canary with these checks may declare zero-tolerance."""
-    return ["refused", "error", "exact_match", *(f"check:{n}" for n in check_names)]
 
 
 def violates(name: str, value: SignalValue) -> bool:
