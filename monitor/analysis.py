@@ -14,6 +14,8 @@ loaded the open events by then, so an event that replica opened would be a secon
 canary x target x signal, which no one resolves. Once the lock is lost (`fence`) nothing more is written:
 the new leader sees the same change in its own observations. While the lock is not confirmed recently
 (`confirmed`: a process waking from a freeze, before its watch has asked the store), updates wait in memory.
+
+What an event update tells the alert receivers is monitor.drift_alerts.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from monitor.alerts import AlertEvent, Alerting
 from monitor.domain import Observation, utcnow
 from monitor.drift import Baseline, DriftEngine, DriftEvent, DriftSettings, EventUpdate
+from monitor.drift_alerts import alert_event, notifies
 from monitor.store import Store
 from monitor.store.drift_repo import DriftRepository
 from monitor.store.repository import driver_message
@@ -45,43 +48,6 @@ MAX_LAG_S = 5.0  # once the oldest observation waiting for analysis has waited t
 MAX_BACKLOG = 1000  # or once this many wait (memory stays bounded whatever analyses cost)
 CONFIRM_WAIT_S = 3.0  # how long a write waits for the leader lock's next confirmation before its updates wait
 CONFIRM_POLL_S = 0.02
-
-
-def _dt(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
-
-
-def _value(v: float | str | None) -> str:
-    return f"{v:.3g}" if isinstance(v, float) else str(v)
-
-
-def summary(e: DriftEvent) -> str:
-    """Return the one-line summary receivers show: the change, or the test that saw it when it has no values."""
-    if e.baseline_value is None and e.current_value is None:  # whole-completion tests compare texts, not values
-        p = f", p={e.p_value:.2g}" if e.p_value is not None else ""
-        return f"{e.canary} @ {e.target}: {e.signal} changed ({e.test}{p})"
-    return f"{e.canary} @ {e.target}: {e.signal} {_value(e.baseline_value)} -> {_value(e.current_value)}"
-
-
-def alert_event(update: EventUpdate, tags: tuple[str, ...] = ()) -> AlertEvent:
-    """Map a drift event update onto the alerting layer's event."""
-    e = update.event
-    if update.action in ("resolved", "accepted"):
-        kind = f"drift.{update.action}"
-    elif e.kind == "model":
-        kind = "model.changed"
-    else:
-        kind = "drift.opened"
-    ev = e.evidence or {}
-    evidence = {"signal": e.signal, "test": e.test, "baseline_value": e.baseline_value,
-                "current_value": e.current_value, "effect_size": e.effect_size, "p_value": e.p_value,
-                "statistic": e.statistic, "threshold": e.threshold, "baseline_n": e.baseline_n,
-                "current_n": e.current_n, "first_obs_at": e.first_obs_at, "diff": (ev.get("diff") or "")[:500]}
-    return AlertEvent(kind=kind, canary=e.canary, target=e.target, signal=e.signal,
-                      severity="warning", tags=tags, event_id=e.id,
-                      opened_at=_dt(e.opened_at), resolved_at=_dt(e.resolved_at or e.accepted_at),
-                      summary=summary(e),
-                      evidence=evidence)
 
 
 def _failed(e: Exception, message: str, *args: Any) -> None:
@@ -111,11 +77,6 @@ def _compact(updates: list[EventUpdate]) -> list[EventUpdate]:
             seen.add(u.event.id)
             out.append(u)
     return out
-
-
-def _notifies(updates: list[EventUpdate]) -> bool:
-    """Whether written updates came with notifications (only openings, resolutions and acceptances have them)."""
-    return any(u.action != "updated" for u in updates)
 
 
 def _enough(observations: list[Observation]) -> None:
@@ -227,7 +188,7 @@ class Analysis:
         self._queued.popleft()  # the thread takes them in order
         if not future.cancelled() and future.exception() is not None:
             log.error("drift analysis failed", exc_info=future.exception())
-        elif not future.cancelled() and self.alerting is not None and _notifies(future.result()):
+        elif not future.cancelled() and self.alerting is not None and notifies(future.result()):
             # only when notifications were written: every wake is a round of outbox reads on the store
             self.alerting.sender.wake()
 
@@ -276,7 +237,7 @@ class Analysis:
         notifications (the caller wakes the sender)."""
         if self._unwritten:
             try:
-                return _notifies(self._persist([]))
+                return notifies(self._persist([]))
             except Exception as e:
                 _failed(e, "storing drift events failed again; %d updates wait in memory", len(self._unwritten))
         return False
