@@ -1,6 +1,6 @@
 """The composition root: builds every concrete object, owns start-up, reload and shutdown.
 
-What a reload applies is monitor.reload.
+What a reload applies is monitor.reload; the leader's periodic upkeep beside the schedule, monitor.upkeep.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -38,10 +38,10 @@ from monitor.store import Store
 from monitor.store.leader import Leadership
 from monitor.telemetry.metrics import Metrics, register_runtime
 from monitor.telemetry.tracing import get_tracer, make_tracer_provider
+from monitor.upkeep import prune_past_retention, watch_baselines
 from monitor.webconfig.tls import ListenerTls
 
 log = logging.getLogger("monitor.app")
-BASELINE_POLL_S = 30.0
 SWITCH_INTERVAL_S = 0.001
 ALERT_BATCH = 3
 LEADER_POLL_S = 5.0  # how often a standby tries for the leader lock
@@ -265,9 +265,10 @@ class App:
         if schedule:
             self.scheduler.apply(self.config)
             self.scheduler.start()
-            self._housekeeping = asyncio.create_task(self._housekeep())
+            self._housekeeping = asyncio.create_task(prune_past_retention(
+                self.store, self.alerting, lambda: self.config.storage.retention_days, self.now))
             if self.analysis is not None:
-                self._baselines_task = asyncio.create_task(self._watch_baselines())
+                self._baselines_task = asyncio.create_task(watch_baselines(self.analysis, self.alerting))
             if self.leadership.held:
                 self._lock_in_use = True
                 self._leader_task = asyncio.create_task(self._watch_leadership())
@@ -350,36 +351,6 @@ class App:
         """Load the config file again; on any error keep the running config and say why (see reload.py)."""
         async with self._reload_lock:
             return await reload_config(self)
-
-    async def _watch_baselines(self) -> None:
-        """Pick up baselines accepted or reset from the CLI (or by a replica) within BASELINE_POLL_S (30 s); write
-        drift event updates a store error held back even when no observation comes to carry them."""
-        assert self.analysis is not None
-        while True:
-            await asyncio.sleep(BASELINE_POLL_S)
-            try:
-                # events a store error held back
-                if await self.analysis.in_worker(self.analysis.retry_unwritten) and self.alerting is not None:
-                    self.alerting.sender.wake()
-                changed = await self.analysis.in_worker(self.analysis.refresh_baselines)
-                if changed:
-                    log.info("baselines refreshed from the store", extra={"changed": changed})
-            except Exception:
-                log.exception("refreshing baselines failed")
-
-    async def _housekeep(self) -> None:
-        """Prune past retention hourly."""
-        while True:
-            try:
-                cutoff = self.now() - timedelta(days=self.config.storage.retention_days)
-                removed = await asyncio.to_thread(self.store.prune, cutoff)
-                if self.alerting is not None:
-                    await asyncio.to_thread(self.alerting.outbox.prune, cutoff)
-                if removed:
-                    log.info("pruned observations past retention", extra={"removed": removed})
-            except MonitorError as e:
-                log.error("%s", e)
-            await asyncio.sleep(3600)
 
     async def stop(self) -> tuple[int, int]:
         """Stop scheduling, give in-flight probes the grace period, then close everything."""
