@@ -28,8 +28,8 @@ def _reference_size(b: Baseline) -> int:
 
 class StoredBaselines:
     """Per canary x target: the stored baseline row in force, whether its complete baseline is stored (`ready`),
-    and how much of its learned reference is. Reads and writes the engine's baselines: use it on the thread that
-    runs the engine."""
+    and how much of its learned reference is. It reads and writes the engine's baselines, so it is used as the
+    engine is: one call at a time (Analysis runs both on its analysis thread once started)."""
 
     def __init__(self, engine: DriftEngine, repo: DriftRepository):
         self.engine = engine
