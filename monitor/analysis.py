@@ -14,6 +14,9 @@ loaded the open events by then, so an event that replica opened would be a secon
 canary x target x signal, which no one resolves. Once the lock is lost (`fence`) nothing more is written:
 the new leader sees the same change in its own observations. While the lock is not confirmed recently
 (`confirmed`: a process waking from a freeze, before its watch has asked the store), updates wait in memory.
+
+What an event update tells the alert receivers is monitor.drift_alerts; how the stored baselines are kept
+current as they complete and learn, monitor.stored_baselines.
 """
 
 from __future__ import annotations
@@ -31,57 +34,21 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.alerts import AlertEvent, Alerting
 from monitor.domain import Observation, utcnow
-from monitor.drift import Baseline, DriftEngine, DriftEvent, DriftSettings, EventUpdate
+from monitor.drift import DriftEngine, DriftEvent, DriftSettings, EventUpdate
+from monitor.drift_alerts import alert_event, notifies
 from monitor.store import Store
 from monitor.store.drift_repo import DriftRepository
 from monitor.store.repository import driver_message
+from monitor.stored_baselines import StoredBaselines
 from monitor.telemetry.metrics import Metrics
 
 log = logging.getLogger("monitor.analysis")
 
 MIN_BASELINE_OBSERVATIONS = 5  # successful observations an operator-chosen baseline (pin, accept) needs at least
-REFERENCE_SAVE_GROWTH = 0.1  # a reference that learned this share more than what is stored is stored again
 MAX_LAG_S = 5.0  # once the oldest observation waiting for analysis has waited this long, a run waits for its own
 MAX_BACKLOG = 1000  # or once this many wait (memory stays bounded whatever analyses cost)
 CONFIRM_WAIT_S = 3.0  # how long a write waits for the leader lock's next confirmation before its updates wait
 CONFIRM_POLL_S = 0.02
-
-
-def _dt(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
-
-
-def _value(v: float | str | None) -> str:
-    return f"{v:.3g}" if isinstance(v, float) else str(v)
-
-
-def summary(e: DriftEvent) -> str:
-    """Return the one-line summary receivers show: the change, or the test that saw it when it has no values."""
-    if e.baseline_value is None and e.current_value is None:  # whole-completion tests compare texts, not values
-        p = f", p={e.p_value:.2g}" if e.p_value is not None else ""
-        return f"{e.canary} @ {e.target}: {e.signal} changed ({e.test}{p})"
-    return f"{e.canary} @ {e.target}: {e.signal} {_value(e.baseline_value)} -> {_value(e.current_value)}"
-
-
-def alert_event(update: EventUpdate, tags: tuple[str, ...] = ()) -> AlertEvent:
-    """Map a drift event update onto the alerting layer's event."""
-    e = update.event
-    if update.action in ("resolved", "accepted"):
-        kind = f"drift.{update.action}"
-    elif e.kind == "model":
-        kind = "model.changed"
-    else:
-        kind = "drift.opened"
-    ev = e.evidence or {}
-    evidence = {"signal": e.signal, "test": e.test, "baseline_value": e.baseline_value,
-                "current_value": e.current_value, "effect_size": e.effect_size, "p_value": e.p_value,
-                "statistic": e.statistic, "threshold": e.threshold, "baseline_n": e.baseline_n,
-                "current_n": e.current_n, "first_obs_at": e.first_obs_at, "diff": (ev.get("diff") or "")[:500]}
-    return AlertEvent(kind=kind, canary=e.canary, target=e.target, signal=e.signal,
-                      severity="warning", tags=tags, event_id=e.id,
-                      opened_at=_dt(e.opened_at), resolved_at=_dt(e.resolved_at or e.accepted_at),
-                      summary=summary(e),
-                      evidence=evidence)
 
 
 def _failed(e: Exception, message: str, *args: Any) -> None:
@@ -90,12 +57,6 @@ def _failed(e: Exception, message: str, *args: Any) -> None:
         log.error(message + ": %s", *args, driver_message(e))
     else:
         log.exception(message, *args)
-
-
-def _reference_size(b: Baseline) -> int:
-    """How much a baseline's reference holds: its rate counts, continuous values and category counts."""
-    return (sum(r[1] for r in b.rates.values()) + sum(len(v) for v in b.values.values())
-            + sum(sum(c.values()) for c in b.categories.values()))
 
 
 def _compact(updates: list[EventUpdate]) -> list[EventUpdate]:
@@ -111,11 +72,6 @@ def _compact(updates: list[EventUpdate]) -> list[EventUpdate]:
             seen.add(u.event.id)
             out.append(u)
     return out
-
-
-def _notifies(updates: list[EventUpdate]) -> bool:
-    """Whether written updates came with notifications (only openings, resolutions and acceptances have them)."""
-    return any(u.action != "updated" for u in updates)
 
 
 def _enough(observations: list[Observation]) -> None:
@@ -140,10 +96,8 @@ class Analysis:
         self.tags = tags
         self.listeners = listeners or []
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="drift")
-        self._ready: set[tuple[str, str]] = set()
-        self._installed: dict[tuple[str, str], str] = {}  # pair -> id of the baseline row in force
+        self.baselines = StoredBaselines(self.engine, self.repo)
         self._unwritten: list[EventUpdate] = []  # event updates the store did not take yet, oldest first
-        self._stored: dict[tuple[str, str], int] = {}  # pair -> size of its reference as stored
         self._monotonic = monotonic
         self._queued: deque[float] = deque()  # when each observation not analysed yet was handed over, oldest first
         self.max_lag_s, self.max_backlog = MAX_LAG_S, MAX_BACKLOG
@@ -163,21 +117,13 @@ class Analysis:
         Sequential statistics and windows start afresh after a restart (no replay of old history: its cost
         would grow with history, and re-analysing it could reopen settled events).
         """
-        collecting: dict[tuple[str, str], datetime] = {}  # pair -> when its baseline (being collected) began
-        for row in self.repo.baselines():
-            self.engine.set_baseline(Baseline.from_json(row["data"]))
-            self._installed[(row["canary"], row["target"])] = row["id"]
-            self._mark_stored((row["canary"], row["target"]))
-            if self.engine.baseline(row["canary"], row["target"]).ready:
-                self._ready.add((row["canary"], row["target"]))
-            else:
-                collecting[(row["canary"], row["target"])] = row["created_at"]
+        collecting = self.baselines.load()  # pair -> when its baseline (being collected) began
         # every open event, however many a fleet-wide change opened: one left out would be opened again
         self.engine.restore_events(DriftEvent.from_json(d) for d in self.repo.events(state="open", limit=None))
         fed = 0
         limit = self.engine.settings.baseline_size * 3
         for canary, target in pairs:
-            if (canary, target) in self._ready:
+            if (canary, target) in self.baselines.ready:
                 continue
             # a reset baseline forms from what came after the reset, never from the history before it
             for obs in self.store.observations(canary=canary, target=target, limit=limit, oldest_first=True,
@@ -185,7 +131,7 @@ class Analysis:
                 self.engine.observe(obs)
                 fed += 1
                 if self.engine.baseline(canary, target).ready:
-                    self._baseline_progress(canary, target)
+                    self.baselines.progress(canary, target)
                     break
         self.show_open(None)
         return fed
@@ -227,7 +173,7 @@ class Analysis:
         self._queued.popleft()  # the thread takes them in order
         if not future.cancelled() and future.exception() is not None:
             log.error("drift analysis failed", exc_info=future.exception())
-        elif not future.cancelled() and self.alerting is not None and _notifies(future.result()):
+        elif not future.cancelled() and self.alerting is not None and notifies(future.result()):
             # only when notifications were written: every wake is a round of outbox reads on the store
             self.alerting.sender.wake()
 
@@ -265,7 +211,7 @@ class Analysis:
                     "analysis", len(self._unwritten))
             updates = []
         try:
-            self._baseline_progress(obs.canary, obs.target)
+            self.baselines.progress(obs.canary, obs.target)
         except Exception as e:
             _failed(e, "storing the baseline of %s@%s failed; tried again with its next observation", obs.canary,
                     obs.target)
@@ -276,7 +222,7 @@ class Analysis:
         notifications (the caller wakes the sender)."""
         if self._unwritten:
             try:
-                return _notifies(self._persist([]))
+                return notifies(self._persist([]))
             except Exception as e:
                 _failed(e, "storing drift events failed again; %d updates wait in memory", len(self._unwritten))
         return False
@@ -366,39 +312,13 @@ class Analysis:
             log.warning("drift event already open in the store: going on with it", extra={
                 "canary": e.canary, "target": e.target, "signal": e.signal, "event": holder, "not_stored": e.id})
 
-    def _baseline_progress(self, canary: str, target: str) -> None:
-        """Store the baseline once it is complete (and each time a new one completes)."""
-        b = self.engine.baseline(canary, target)
-        if b.ready and (canary, target) not in self._ready:  # marked stored only once it is (else: tried again)
-            self._installed[(canary, target)] = self.repo.save_baseline(canary, target, b.to_json(),
-                                                                        source=b.source, note=b.note)
-            self._mark_stored((canary, target))
-            self._ready.add((canary, target))
-        elif (canary, target) in self._ready:
-            self._save_learned((canary, target), REFERENCE_SAVE_GROWTH)
-
-    def _mark_stored(self, key: tuple[str, str]) -> None:
-        self._stored[key] = _reference_size(self.engine.baseline(*key))
-
-    def _save_learned(self, key: tuple[str, str], growth: float) -> None:
-        """Store the baseline's reference once it has learned more than `growth` of what is stored (the reference
-        grows with in-control observations, see `Baseline.absorb`): a restart or a fail-over starts from it, and
-        stores are geometrically spaced, so a stream's reference is stored a few dozen times on its way to the
-        caps. On a crash, at most that share of what was learned is lost."""
-        size = _reference_size(self.engine.baseline(*key))
-        bid = self._installed.get(key)
-        if bid is None or size <= self._stored.get(key, 0) * (1 + growth):
-            return
-        self.repo.update_baseline(bid, self.engine.baseline(*key).to_json())
-        self._stored[key] = size
-
     def save_learned(self) -> None:
         """Store every reference that learned anything since it was stored (at shutdown; on the analysis thread)."""
         if self.fenced:
             return
-        for key in list(self._ready):
+        for key in list(self.baselines.ready):
             try:
-                self._save_learned(key, 0.0)
+                self.baselines.save_learned(key, 0.0)
             except Exception as e:
                 _failed(e, "storing the learned reference of %s@%s failed", *key)
 
@@ -406,12 +326,10 @@ class Analysis:
     def accept(self, canary: str, target: str, note: str) -> list[EventUpdate]:
         updates = self._persist(self.engine.accept(canary, target, note))
         b = self.engine.baseline(canary, target)
-        self._installed[(canary, target)] = self.repo.save_baseline(canary, target, b.to_json(), source="accepted",
-                                                                    note=note)
-        self._mark_stored((canary, target))
-        self._ready.discard((canary, target))
+        self.baselines.save(canary, target, b, "accepted", note)
+        self.baselines.ready.discard((canary, target))
         if b.ready:
-            self._ready.add((canary, target))
+            self.baselines.ready.add((canary, target))
         return updates
 
     def accept_observations(self, canary: str, target: str, observations: list[Observation],
@@ -433,26 +351,14 @@ class Analysis:
         """Make a pinned time range (its stored observations) the baseline."""
         _enough(observations)
         b = self.engine.pin_baseline(canary, target, observations, note=note)
-        self._installed[(canary, target)] = self.repo.save_baseline(canary, target, b.to_json(), source="pinned",
-                                                                    note=note)
-        self._mark_stored((canary, target))
+        self.baselines.save(canary, target, b, "pinned", note)
         return b
 
     def refresh_baselines(self) -> int:
         """Install baselines another process (the CLI, a replica) stored since; return how many changed."""
         changed = 0
         closed = False
-        for row in self.repo.baselines():
-            key = (row["canary"], row["target"])
-            if self._installed.get(key) == row["id"]:
-                continue
-            self._installed[key] = row["id"]
-            self.engine.set_baseline(Baseline.from_json(row["data"]))
-            self._mark_stored(key)
-            if self.engine.baseline(*key).ready:
-                self._ready.add(key)
-            else:  # a reset: the baseline that forms next is stored when complete
-                self._ready.discard(key)
+        for key in self.baselines.newer():
             stream = self.engine.stream(*key)
             for signal, entry in list(stream.open.items()):
                 stored = self.repo.event(entry.event.id)
@@ -474,7 +380,7 @@ class Analysis:
         updates = self._persist(self.engine.reset(canary, target, note=note))
         self.repo.save_baseline(canary, target, self.engine.baseline(canary, target).to_json(), source="reset",
                                 note=note)
-        self._ready.discard((canary, target))
+        self.baselines.ready.discard((canary, target))
         return updates
 
     def close(self) -> None:

@@ -1,4 +1,7 @@
-"""The composition root: builds every concrete object, owns start-up, reload and shutdown."""
+"""The composition root: builds every concrete object, owns start-up, reload and shutdown.
+
+What a reload applies is monitor.reload; the leader's periodic upkeep beside the schedule, monitor.upkeep.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -19,7 +22,7 @@ from starlette.routing import Route
 from monitor.alerts import Alerting, build_alerting
 from monitor.analysis import Analysis
 from monitor.checks import check_names
-from monitor.config.loader import Config, load_config, restart_only
+from monitor.config.loader import Config
 from monitor.domain import utcnow
 from monitor.errors import MonitorError
 from monitor.health import HealthWatch
@@ -27,18 +30,18 @@ from monitor.http import Server, build_http_app, drift_disabled_routes, drift_ro
 from monitor.interrupted import close_interrupted
 from monitor.own_calls import OwnCalls
 from monitor.providers import build_providers
-from monitor.providers.base import Provider
 from monitor.quality import Quality
+from monitor.reload import ReplacedProviders, reload_config
 from monitor.runner import Annotator, Listener, Runner
 from monitor.scheduler import Scheduler, drain
 from monitor.store import Store
 from monitor.store.leader import Leadership
 from monitor.telemetry.metrics import Metrics, register_runtime
 from monitor.telemetry.tracing import get_tracer, make_tracer_provider
-from monitor.webconfig.tls import ListenerTls, build_context
+from monitor.upkeep import prune_past_retention, watch_baselines
+from monitor.webconfig.tls import ListenerTls
 
 log = logging.getLogger("monitor.app")
-BASELINE_POLL_S = 30.0
 SWITCH_INTERVAL_S = 0.001
 ALERT_BATCH = 3
 LEADER_POLL_S = 5.0  # how often a standby tries for the leader lock
@@ -92,7 +95,7 @@ class App:
         self._server_task: asyncio.Task[None] | None = None
         self._housekeeping: asyncio.Task[None] | None = None
         self._baselines_task: asyncio.Task[None] | None = None
-        self._stale: list[Provider] = []
+        self.replaced = ReplacedProviders()
         self._background: set[asyncio.Task[Any]] = set()
         self._reload_lock = asyncio.Lock()
         self.port: int | None = None
@@ -262,9 +265,10 @@ class App:
         if schedule:
             self.scheduler.apply(self.config)
             self.scheduler.start()
-            self._housekeeping = asyncio.create_task(self._housekeep())
+            self._housekeeping = asyncio.create_task(prune_past_retention(
+                self.store, self.alerting, lambda: self.config.storage.retention_days, self.now))
             if self.analysis is not None:
-                self._baselines_task = asyncio.create_task(self._watch_baselines())
+                self._baselines_task = asyncio.create_task(watch_baselines(self.analysis, self.alerting))
             if self.leadership.held:
                 self._lock_in_use = True
                 self._leader_task = asyncio.create_task(self._watch_leadership())
@@ -344,116 +348,9 @@ class App:
                         "to the web config file)", extra={"web_config_file": self.config.web_file})
 
     async def reload(self) -> tuple[bool, str]:
-        """Load the config file again; on any error keep the running config and say why."""
+        """Load the config file again; on any error keep the running config and say why (see reload.py)."""
         async with self._reload_lock:
-            try:
-                config = await asyncio.to_thread(load_config, self.config.path, self.environ,
-                                                 web_config_file=self.config.web_flag)
-                config, needs_restart = restart_only(self.config, config)
-                # read the certificate and key again (renewed in place, or new files) for the connections to come
-                tls = config.web.tls_server_config if self.tls is not None else None
-                tls_context = await asyncio.to_thread(build_context, tls) if tls is not None else None
-                providers = build_providers(config, self.environ)
-                if self.alerting is not None:
-                    self.alerting.reload(config.alerts, self.environ)
-            except MonitorError as e:
-                self.metrics.reload_ok.set(0)
-                log.error("reload failed, keeping the running config: %s", "; ".join(str(e).splitlines()))
-                return False, str(e)
-            if self.tls is not None and tls_context is not None and tls is not None:
-                self.tls.use(tls_context, tls)
-            # The fleet false-alarm budget's split over the streams follows the canaries and schedules; a new split
-            # waits for a restart. Said in every reply while it waits, but warned of only by the reload that made it.
-            settings = config.drift_settings()
-            split_pending = self.analysis is not None and "drift" not in needs_restart \
-                and settings != self.analysis.engine.settings
-            split_new = split_pending and settings != self.config.drift_settings()
-            before = {(c.id, t.id) for c, t in self.config.pairs()}
-            replaced = list(self.runner.providers.values())
-            self._stale += replaced
-            self.spawn(self._close_when_done(replaced, self.runner.in_flight))
-            had_users = bool(self.config.web.basic_auth_users)
-            self.config = config  # the web config's users apply from the next request on
-            if self._server is not None and not had_users:
-                self._warn_plain_passwords()  # basic auth this reload turned on, as at start
-            self.runner.set_providers(providers, list(config.targets))
-            await self._calibrate_judge(config)
-            self.metrics.forget_pairs({(c.id, t.id) for c, t in config.pairs()} | config.service_pairs())
-            self._declare()
-            self._tags = {c.id: tuple(c.tags) for c in config.canaries}
-            pairs = {(c.id, t.id) for c, t in config.pairs()}
-            self.health.forget(pairs)
-            if self.alerting is not None:
-                await self.alerting.retire(pairs)
-            if self.analysis is not None and self.leading:
-                self.analysis.declare(sorted(pairs))
-                await self.analysis.in_worker(self.analysis.engine.set_zero_tolerance,
-                                              {c.id: c.zero_tolerance for c in config.canaries})
-                await self.analysis.in_worker(self.analysis.refresh_baselines)
-                await self.analysis.in_worker(self.analysis.show_open, pairs - before)
-                if self.alerting is not None:
-                    await self.alerting.ensure_firing(
-                        await self.analysis.in_worker(self.analysis.open_alert_events, pairs))
-            jobs = self.scheduler.apply(config, run_now=False) if self.scheduler.running else 0
-            log.info("config reloaded", extra={"jobs": jobs, "canaries": len(config.canaries),
-                                               "targets": len(config.targets),
-                                               "basic_auth_users": len(config.web.basic_auth_users)})
-            message = f"reloaded: {len(config.canaries)} canaries, {len(config.targets)} targets, {jobs} jobs"
-            if needs_restart:
-                message += f"; changed {', '.join(needs_restart)}: takes effect at the next restart"
-                log.warning("config reloaded, but %s changed: that takes effect at the next restart (the running "
-                            "values stay in force)", ", ".join(needs_restart))
-            if split_pending:
-                message += "; the drift false-alarm budget's split over the canaries now configured takes effect at " \
-                           "the next restart"
-                if split_new:
-                    log.warning("config reloaded: the drift false-alarm budget's split over the canaries now "
-                                "configured takes effect at the next restart (the split at start-up stays in force)")
-            return True, message
-
-    async def _watch_baselines(self) -> None:
-        """Pick up baselines accepted or reset from the CLI (or by a replica) within BASELINE_POLL_S (30 s); write
-        drift event updates a store error held back even when no observation comes to carry them."""
-        assert self.analysis is not None
-        while True:
-            await asyncio.sleep(BASELINE_POLL_S)
-            try:
-                # events a store error held back
-                if await self.analysis.in_worker(self.analysis.retry_unwritten) and self.alerting is not None:
-                    self.alerting.sender.wake()
-                changed = await self.analysis.in_worker(self.analysis.refresh_baselines)
-                if changed:
-                    log.info("baselines refreshed from the store", extra={"changed": changed})
-            except Exception:
-                log.exception("refreshing baselines failed")
-
-    async def _close_when_done(self, providers: list[Provider], runs: set[asyncio.Task[object]]) -> None:
-        """Close providers a reload replaced once the runs in flight at the reload, which may still be using them,
-        have ended (the runs started since use the new ones; each provider holds an HTTP client and its pool of
-        keep-alive connections). `stop` closes those still waiting."""
-        if runs:
-            await asyncio.wait(runs)
-        for p in providers:
-            if p in self._stale:
-                self._stale.remove(p)
-                try:
-                    await p.aclose()
-                except Exception as e:
-                    log.warning("closing a provider replaced by a reload failed: %r", e)
-
-    async def _housekeep(self) -> None:
-        """Prune past retention hourly."""
-        while True:
-            try:
-                cutoff = self.now() - timedelta(days=self.config.storage.retention_days)
-                removed = await asyncio.to_thread(self.store.prune, cutoff)
-                if self.alerting is not None:
-                    await asyncio.to_thread(self.alerting.outbox.prune, cutoff)
-                if removed:
-                    log.info("pruned observations past retention", extra={"removed": removed})
-            except MonitorError as e:
-                log.error("%s", e)
-            await asyncio.sleep(3600)
+            return await reload_config(self)
 
     async def stop(self) -> tuple[int, int]:
         """Stop scheduling, give in-flight probes the grace period, then close everything."""
@@ -480,8 +377,7 @@ class App:
             self._server.should_exit = True
             if self._server_task:
                 await asyncio.wait([self._server_task], timeout=5)
-        stale, self._stale = self._stale, []  # replaced by a reload and not closed yet
-        for p in [*self.runner.providers.values(), *stale]:
+        for p in [*self.runner.providers.values(), *self.replaced.take()]:
             with contextlib.suppress(Exception):
                 await p.aclose()
         if self.tracer_provider is not None:

@@ -11,9 +11,9 @@ import yaml
 from monitor.alerts import AlertsConfig, build_alerting
 from monitor.alerts.policy import plan
 from monitor.alerts.sinks.alertmanager import alert
-from monitor.analysis import alert_event
 from monitor.domain import utcnow
 from monitor.drift.events import MODEL, DriftEvent, EventUpdate
+from monitor.drift_alerts import alert_event
 from monitor.store import Store
 from tests.support.prom import BLACKHOLE, active_alerts, start_alertmanager
 from tests.support.receiver import Receiver

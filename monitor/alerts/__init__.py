@@ -13,11 +13,12 @@ from typing import TYPE_CHECKING
 from monitor.lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from monitor.alerts.attempt import Attempt
     from monitor.alerts.config import AlertsConfig
     from monitor.alerts.events import AlertEvent, Notification
     from monitor.alerts.outbox import Outbox, enqueue
     from monitor.alerts.policy import Policy, plan, route
-    from monitor.alerts.sender import Attempt, FlushResult, Sender
+    from monitor.alerts.sender import FlushResult, Sender
     from monitor.alerts.service import Alerting, build_alerting
     from monitor.alerts.sinks import build_sinks
 
@@ -28,7 +29,7 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "AlertEvent": "monitor.alerts.events",
     "Alerting": "monitor.alerts.service",
     "AlertsConfig": "monitor.alerts.config",
-    "Attempt": "monitor.alerts.sender",
+    "Attempt": "monitor.alerts.attempt",
     "FlushResult": "monitor.alerts.sender",
     "Notification": "monitor.alerts.events",
     "Outbox": "monitor.alerts.outbox",

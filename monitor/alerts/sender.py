@@ -3,7 +3,7 @@
 The sender owns no state that matters across a crash: every notification is a row, claimed with a lease
 before it is sent and marked after. A crash between sending and marking sends the row again after its lease
 (receivers de-duplicate on `webhook-id`). Time comes from the injected `now`, randomness from `rand`, HTTP
-from the injected transport, so tests drive it without sleeping.
+from the injected transport (each POST is `monitor.alerts.attempt`), so tests drive it without sleeping.
 
 Each sink is delivered by a loop of its own that claims only that sink's rows and re-sends that sink's firing
 alerts, so a slow or unreachable receiver delays only itself; a supervisor starts and ends the loops as sinks
@@ -24,34 +24,18 @@ from typing import Any
 import httpx
 from sqlalchemy.exc import SQLAlchemyError
 
-from monitor.alerts.backoff import full_jitter, retry_after
+from monitor.alerts.attempt import Attempt, attempt
+from monitor.alerts.backoff import full_jitter
 from monitor.alerts.config import AlertsConfig
 from monitor.alerts.events import Notification
 from monitor.alerts.outbox import Outbox
 from monitor.alerts.policy import DRIFT_OPENED, MODEL_GROUP, STATEFUL_SINKS, merge_drift, merge_model_changes
-from monitor.alerts.sinks import Rendered, Sink
+from monitor.alerts.sinks import Sink
 from monitor.domain import utcnow
 from monitor.store.repository import driver_message
 from monitor.tls import default_context
 
 log = logging.getLogger("monitor.alerts")
-_BODY_SNIPPET = 200
-_REPLY_READ = 64 * 1024  # bytes of a reply read at most (a snippet of it goes into the error)
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """The outcome of one HTTP attempt; a failing receiver is an outcome, not an exception."""
-
-    ok: bool
-    status: int | None = None
-    error: str = ""
-    retry_after_s: float | None = None
-    elapsed_s: float = 0.0
-
-    @property
-    def gone(self) -> bool:
-        return self.status == 410
 
 
 @dataclass
@@ -126,46 +110,10 @@ class Sender:
                         gauge.remove(name)
         self.wake()  # the supervisor starts loops for new sinks; loops of removed sinks end
 
-    # one request
-    async def attempt(self, sink: Sink, req: Rendered) -> Attempt:
-        """POST one rendered request; return what happened (never raises for receiver failures)."""
-        started = asyncio.get_running_loop().time()
-        try:
-            # The whole exchange within the sink's timeout (a receiver trickling its reply would otherwise hold
-            # the sink's loop for good), and only the start of the reply read (a huge error page is not kept).
-            async with asyncio.timeout(sink.timeout):
-                resp, head = await self._post(req, sink.timeout)
-        except (httpx.HTTPError, TimeoutError) as e:
-            if isinstance(e, TimeoutError):
-                e = httpx.ReadTimeout(f"no complete reply within {sink.timeout:g} s")
-            err = sink.redact(f"{e.__class__.__name__}: {e}" if str(e) else e.__class__.__name__)
-            return Attempt(False, None, err, None, asyncio.get_running_loop().time() - started)
-        elapsed = asyncio.get_running_loop().time() - started
-        if 200 <= resp.status_code < 300:
-            return Attempt(True, resp.status_code, "", None, elapsed)
-        snippet = head.decode(resp.encoding or "utf-8", "replace")[:_BODY_SNIPPET].strip().replace("\n", " ")
-        err = f"HTTP {resp.status_code}" + (f": {snippet}" if snippet else "")
-        if 300 <= resp.status_code < 400 and resp.headers.get("location"):  # where the receiver moved to
-            err += f" (redirected to {resp.headers['location'][:200]}; alert sinks do not follow redirects: set the url)"
-        err = sink.redact(err)
-        ra = retry_after(resp.headers.get("retry-after"), self.now()) if resp.status_code in (429, 503) else None
-        return Attempt(False, resp.status_code, err, ra, elapsed)
-
-    async def _post(self, req: Rendered, timeout: float) -> tuple[httpx.Response, bytes]:
-        """POST and read at most the first _REPLY_READ bytes of the reply (the rest is not downloaded)."""
-        async with self._client.stream("POST", req.url, content=req.body, headers=req.headers,
-                                       timeout=timeout) as resp:
-            head = b""
-            async for chunk in resp.aiter_bytes():
-                head += chunk
-                if len(head) >= _REPLY_READ:
-                    break
-            return resp, head[:_REPLY_READ]
-
     async def send_now(self, sink_name: str, n: Notification) -> Attempt:
         """Send one notification through a sink right away, bypassing the outbox (alerts test)."""
         sink = self.sinks[sink_name]
-        return await self.attempt(sink, sink.render(n, self.now()))
+        return await attempt(self._client, sink, sink.render(n, self.now()), self.now)
 
     # the outbox
     def _delay(self, n: Notification, a: Attempt) -> float:
@@ -217,7 +165,7 @@ class Sender:
             log.exception("cannot render a notification", extra=extra)
             await self._drop(n, UNRENDERABLE, sink.redact(f"cannot render: {e!r}"), res, attempted=False)
             return merged_ids
-        a = await self.attempt(sink, req)
+        a = await attempt(self._client, sink, req, self.now)
         if a.ok:
             for m in (n, *merged):
                 await asyncio.to_thread(self.outbox.mark_delivered, m.id, self.now())
@@ -320,7 +268,7 @@ class Sender:
         req = sink.refresh(firing, self.now())
         if req is None:
             return 0
-        a = await self.attempt(sink, req)
+        a = await attempt(self._client, sink, req, self.now)
         if not a.ok:
             if self.metrics is not None:
                 self.metrics.send_failures.labels(name).inc()

@@ -1,0 +1,71 @@
+"""One HTTP attempt at a receiver: POST a rendered request, read the start of the reply, say what happened.
+
+The sender decides from the outcome whether to retry a notification, when (a 429's or 503's Retry-After is a
+floor), or to disable its sink (410 Gone).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+import httpx
+
+from monitor.alerts.backoff import retry_after
+from monitor.alerts.sinks import Rendered, Sink
+
+_BODY_SNIPPET = 200
+_REPLY_READ = 64 * 1024  # bytes of a reply read at most (a snippet of it goes into the error)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """The outcome of one HTTP attempt; a failing receiver is an outcome, not an exception."""
+
+    ok: bool
+    status: int | None = None
+    error: str = ""
+    retry_after_s: float | None = None
+    elapsed_s: float = 0.0
+
+    @property
+    def gone(self) -> bool:
+        return self.status == 410
+
+
+async def attempt(client: httpx.AsyncClient, sink: Sink, req: Rendered, now: Callable[[], datetime]) -> Attempt:
+    """POST one rendered request; return what happened (never raises for receiver failures)."""
+    started = asyncio.get_running_loop().time()
+    try:
+        # The whole exchange within the sink's timeout (a receiver trickling its reply would otherwise hold
+        # the sink's loop for good), and only the start of the reply read (a huge error page is not kept).
+        async with asyncio.timeout(sink.timeout):
+            resp, head = await _post(client, req, sink.timeout)
+    except (httpx.HTTPError, TimeoutError) as e:
+        if isinstance(e, TimeoutError):
+            e = httpx.ReadTimeout(f"no complete reply within {sink.timeout:g} s")
+        err = sink.redact(f"{e.__class__.__name__}: {e}" if str(e) else e.__class__.__name__)
+        return Attempt(False, None, err, None, asyncio.get_running_loop().time() - started)
+    elapsed = asyncio.get_running_loop().time() - started
+    if 200 <= resp.status_code < 300:
+        return Attempt(True, resp.status_code, "", None, elapsed)
+    snippet = head.decode(resp.encoding or "utf-8", "replace")[:_BODY_SNIPPET].strip().replace("\n", " ")
+    err = f"HTTP {resp.status_code}" + (f": {snippet}" if snippet else "")
+    if 300 <= resp.status_code < 400 and resp.headers.get("location"):  # where the receiver moved to
+        err += f" (redirected to {resp.headers['location'][:200]}; alert sinks do not follow redirects: set the url)"
+    err = sink.redact(err)
+    ra = retry_after(resp.headers.get("retry-after"), now()) if resp.status_code in (429, 503) else None
+    return Attempt(False, resp.status_code, err, ra, elapsed)
+
+
+async def _post(client: httpx.AsyncClient, req: Rendered, timeout: float) -> tuple[httpx.Response, bytes]:
+    """POST and read at most the first _REPLY_READ bytes of the reply (the rest is not downloaded)."""
+    async with client.stream("POST", req.url, content=req.body, headers=req.headers, timeout=timeout) as resp:
+        head = b""
+        async for chunk in resp.aiter_bytes():
+            head += chunk
+            if len(head) >= _REPLY_READ:
+                break
+        return resp, head[:_REPLY_READ]

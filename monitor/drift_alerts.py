@@ -1,0 +1,50 @@
+"""Drift event updates as the alerting layer's events: which updates notify, and what receivers are told."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from monitor.alerts import AlertEvent
+from monitor.drift import DriftEvent, EventUpdate
+
+
+def _dt(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _value(v: float | str | None) -> str:
+    return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+
+def summary(e: DriftEvent) -> str:
+    """Return the one-line summary receivers show: the change, or the test that saw it when it has no values."""
+    if e.baseline_value is None and e.current_value is None:  # whole-completion tests compare texts, not values
+        p = f", p={e.p_value:.2g}" if e.p_value is not None else ""
+        return f"{e.canary} @ {e.target}: {e.signal} changed ({e.test}{p})"
+    return f"{e.canary} @ {e.target}: {e.signal} {_value(e.baseline_value)} -> {_value(e.current_value)}"
+
+
+def alert_event(update: EventUpdate, tags: tuple[str, ...] = ()) -> AlertEvent:
+    """Map a drift event update onto the alerting layer's event."""
+    e = update.event
+    if update.action in ("resolved", "accepted"):
+        kind = f"drift.{update.action}"
+    elif e.kind == "model":
+        kind = "model.changed"
+    else:
+        kind = "drift.opened"
+    ev = e.evidence or {}
+    evidence = {"signal": e.signal, "test": e.test, "baseline_value": e.baseline_value,
+                "current_value": e.current_value, "effect_size": e.effect_size, "p_value": e.p_value,
+                "statistic": e.statistic, "threshold": e.threshold, "baseline_n": e.baseline_n,
+                "current_n": e.current_n, "first_obs_at": e.first_obs_at, "diff": (ev.get("diff") or "")[:500]}
+    return AlertEvent(kind=kind, canary=e.canary, target=e.target, signal=e.signal,
+                      severity="warning", tags=tags, event_id=e.id,
+                      opened_at=_dt(e.opened_at), resolved_at=_dt(e.resolved_at or e.accepted_at),
+                      summary=summary(e),
+                      evidence=evidence)
+
+
+def notifies(updates: list[EventUpdate]) -> bool:
+    """Whether written updates came with notifications (only openings, resolutions and acceptances have them)."""
+    return any(u.action != "updated" for u in updates)

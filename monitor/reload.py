@@ -1,0 +1,121 @@
+"""Config reload (SIGHUP, POST /-/reload): load the file again and apply it to the running app.
+
+On any error the running config stays in force and the reply says why. Settings only a restart applies keep
+their running values (`restart_only`), and the reply names them. The providers a reload replaces may still be
+in use by runs in flight: they are closed once those runs have ended.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from monitor.config.loader import load_config, restart_only
+from monitor.errors import MonitorError
+from monitor.providers import build_providers
+from monitor.providers.base import Provider
+from monitor.webconfig.tls import build_context
+
+if TYPE_CHECKING:
+    from monitor.app import App
+
+log = logging.getLogger("monitor.app")  # a reload's lines are the app's, where operators look for them
+
+
+async def reload_config(app: App) -> tuple[bool, str]:
+    """Load the config file again and apply it to `app` (holding its reload lock); on any error keep the running
+    config and say why."""
+    try:
+        config = await asyncio.to_thread(load_config, app.config.path, app.environ,
+                                         web_config_file=app.config.web_flag)
+        config, needs_restart = restart_only(app.config, config)
+        # read the certificate and key again (renewed in place, or new files) for the connections to come
+        tls = config.web.tls_server_config if app.tls is not None else None
+        tls_context = await asyncio.to_thread(build_context, tls) if tls is not None else None
+        providers = build_providers(config, app.environ)
+        if app.alerting is not None:
+            app.alerting.reload(config.alerts, app.environ)
+    except MonitorError as e:
+        app.metrics.reload_ok.set(0)
+        log.error("reload failed, keeping the running config: %s", "; ".join(str(e).splitlines()))
+        return False, str(e)
+    if app.tls is not None and tls_context is not None and tls is not None:
+        app.tls.use(tls_context, tls)
+    # The fleet false-alarm budget's split over the streams follows the canaries and schedules; a new split
+    # waits for a restart. Said in every reply while it waits, but warned of only by the reload that made it.
+    settings = config.drift_settings()
+    split_pending = app.analysis is not None and "drift" not in needs_restart \
+        and settings != app.analysis.engine.settings
+    split_new = split_pending and settings != app.config.drift_settings()
+    before = {(c.id, t.id) for c, t in app.config.pairs()}
+    replaced = list(app.runner.providers.values())
+    app.replaced.retire(replaced)
+    app.spawn(app.replaced.close_when_done(replaced, app.runner.in_flight))
+    had_users = bool(app.config.web.basic_auth_users)
+    app.config = config  # the web config's users apply from the next request on
+    if app._server is not None and not had_users:
+        app._warn_plain_passwords()  # basic auth this reload turned on, as at start
+    app.runner.set_providers(providers, list(config.targets))
+    await app._calibrate_judge(config)
+    app.metrics.forget_pairs({(c.id, t.id) for c, t in config.pairs()} | config.service_pairs())
+    app._declare()
+    app._tags = {c.id: tuple(c.tags) for c in config.canaries}
+    pairs = {(c.id, t.id) for c, t in config.pairs()}
+    app.health.forget(pairs)
+    if app.alerting is not None:
+        await app.alerting.retire(pairs)
+    if app.analysis is not None and app.leading:
+        app.analysis.declare(sorted(pairs))
+        await app.analysis.in_worker(app.analysis.engine.set_zero_tolerance,
+                                     {c.id: c.zero_tolerance for c in config.canaries})
+        await app.analysis.in_worker(app.analysis.refresh_baselines)
+        await app.analysis.in_worker(app.analysis.show_open, pairs - before)
+        if app.alerting is not None:
+            await app.alerting.ensure_firing(
+                await app.analysis.in_worker(app.analysis.open_alert_events, pairs))
+    jobs = app.scheduler.apply(config, run_now=False) if app.scheduler.running else 0
+    log.info("config reloaded", extra={"jobs": jobs, "canaries": len(config.canaries),
+                                       "targets": len(config.targets),
+                                       "basic_auth_users": len(config.web.basic_auth_users)})
+    message = f"reloaded: {len(config.canaries)} canaries, {len(config.targets)} targets, {jobs} jobs"
+    if needs_restart:
+        message += f"; changed {', '.join(needs_restart)}: takes effect at the next restart"
+        log.warning("config reloaded, but %s changed: that takes effect at the next restart (the running "
+                    "values stay in force)", ", ".join(needs_restart))
+    if split_pending:
+        message += "; the drift false-alarm budget's split over the canaries now configured takes effect at " \
+                   "the next restart"
+        if split_new:
+            log.warning("config reloaded: the drift false-alarm budget's split over the canaries now "
+                        "configured takes effect at the next restart (the split at start-up stays in force)")
+    return True, message
+
+
+class ReplacedProviders:
+    """Providers a reload replaced and has not closed yet."""
+
+    def __init__(self) -> None:
+        self.waiting: list[Provider] = []
+
+    def retire(self, providers: list[Provider]) -> None:
+        self.waiting += providers
+
+    async def close_when_done(self, providers: list[Provider], runs: set[asyncio.Task[object]]) -> None:
+        """Close providers a reload replaced once the runs in flight at the reload, which may still be using them,
+        have ended (the runs started since use the new ones; each provider holds an HTTP client and its pool of
+        keep-alive connections). `take` hands those still waiting to the app's stop, which closes them."""
+        if runs:
+            await asyncio.wait(runs)
+        for p in providers:
+            if p in self.waiting:
+                self.waiting.remove(p)
+                try:
+                    await p.aclose()
+                except Exception as e:
+                    log.warning("closing a provider replaced by a reload failed: %r", e)
+
+    def take(self) -> list[Provider]:
+        """Hand over the providers not closed yet (at stop)."""
+        taken, self.waiting = self.waiting, []
+        return taken
