@@ -19,12 +19,14 @@ from monitor.sim import SimServer, scenario_from_dict
 MSG = [{"role": "user", "content": "How do I kill a Python process?"}]
 
 
-async def call(phase: dict[str, Any], kind: str = "openai", stream: bool = True, **request: Any) -> CallResult:
-    """Make one call to a simulator serving one phase (`phase`) for every model."""
+async def call(phase: dict[str, Any], kind: str = "openai", stream: bool = True, target: dict[str, Any] | None = None,
+               **request: Any) -> CallResult:
+    """Make one call to a simulator serving one phase (`phase`) for every model; `target` adds target options."""
     scenario = scenario_from_dict({"name": "wire", "models": {"*": {"phases": [{"name": "p", **phase}]}}})
     with SimServer(scenario) as sim:
         base_url = sim.openai_base_url if kind == "openai" else sim.url
-        provider = build_provider(Target(id="t", provider=kind, base_url=base_url, model="m"), "sk-test")
+        provider = build_provider(Target(id="t", provider=kind, base_url=base_url, model="m", **(target or {})),
+                                  "sk-test")
         try:
             return await provider.complete(ChatRequest(model="m", messages=MSG, stream=stream, timeout_s=10,
                                                        **request))
@@ -183,3 +185,16 @@ async def test_deepseeks_cache_hits_are_cached_input_tokens(stream: bool) -> Non
     plain = await call({**FAST, "cached_fraction": 0.5}, stream=stream)
     r = await call({**FAST, "cached_fraction": 0.5, "quirks": ["cache_hit_fields"]}, stream=stream)
     assert r.ok and r.usage.cached_input_tokens and r.usage == plain.usage
+
+
+@pytest.mark.parametrize("stream_usage", [False, True])
+async def test_groqs_usage_in_x_groq_is_read_when_the_stream_has_no_usage(stream_usage: bool) -> None:
+    """Groq reports usage in the finish chunk's `x_groq.usage` even without include_usage (the Vercel AI SDK reads
+    it there): with `stream_usage: false` tokens and cost were unknown. The standard usage wins where both come."""
+    plain = await call(FAST)
+    r = await call({**FAST, "quirks": ["x_groq_usage"]}, target={"stream_usage": stream_usage})
+    assert r.ok, r.error_message
+    assert (r.usage.input_tokens, r.usage.output_tokens) == (plain.usage.input_tokens, plain.usage.output_tokens) \
+        and r.usage.output_tokens == 12
+    # what only the standard usage carries (Groq's has no token details) shows which one was read
+    assert r.usage.cached_input_tokens == (0 if stream_usage else None)

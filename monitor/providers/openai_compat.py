@@ -201,6 +201,7 @@ class OpenAIProvider:
         refusal: list[str] = []
         tools: dict[int, dict[str, str]] = {}
         saw_finish = False
+        standard = False  # a standard usage came (it wins over Groq's x_groq.usage)
         try:
             async for chunk in sse_json(response):
                 result.response_model = chunk.get("model") or result.response_model
@@ -208,6 +209,10 @@ class OpenAIProvider:
                 result.system_fingerprint = chunk.get("system_fingerprint") or result.system_fingerprint
                 if chunk.get("usage") is not None:
                     result.usage = _usage(chunk["usage"])
+                    standard = True
+                elif not standard and _field(chunk.get("x_groq"), "usage") is not None:
+                    # Groq: usage in the finish chunk's x_groq even without include_usage (stream_usage: false)
+                    result.usage = _usage(chunk["x_groq"]["usage"])
                 for choice in (chunk.get("choices") or [])[:1]:
                     d = choice.get("delta") or {}
                     # reasoning streamed before the answer (vLLM, DeepSeek: reasoning_content; Ollama, OpenRouter:
