@@ -60,6 +60,18 @@ async def test_reasoning_is_not_the_answer_and_not_counted_in_the_answers_time(k
 async def test_reasoning_in_a_whole_answer_is_not_the_answer(kind: str) -> None:
     r = await call({**THINKER, "output_tps": 10_000, "reasoning": "reasoning"}, kind, stream=False)
     assert r.ok and r.text and "think" not in r.text and r.usage.output_tokens == 160
+    assert output_rate(r) is None  # an answer not streamed has no first chunk to count from
+
+
+@pytest.mark.parametrize("stream", [True, False])
+async def test_anthropics_redacted_thinking_leaves_the_output_rate_unknown(stream: bool) -> None:
+    """A redacted_thinking block carries no text: its tokens are in output_tokens (Anthropic counts thinking in
+    them, with no count of its own) but none of their time is after a first chunk, so output tokens over the
+    answer's time made the rate 4x too high (160 tokens over the 40 tokens' 0.4 s)."""
+    r = await call({**THINKER, "reasoning": "redacted"}, "anthropic", stream)
+    assert r.ok, r.error_message
+    assert r.text and "think" not in r.text.lower() and r.usage.output_tokens == 160
+    assert output_rate(r) is None
 
 
 @pytest.mark.parametrize("stream", [True, False])

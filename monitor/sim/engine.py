@@ -81,6 +81,7 @@ class Plan:
     ratelimit: dict[str, float] = field(default_factory=dict)
     reject_stream_options: bool = False
     reasoning_field: str | None = None  # the delta/message field reasoning is sent in; None: not sent
+    redacted: bool = False  # reasoning not sent shows as an Anthropic redacted_thinking block
     length_stop: str = "max_tokens"  # the Anthropic stop reason of an answer cut for length
     quirks: tuple[str, ...] = ()  # the OpenAI face's real-server quirks (monitor.sim.quirks)
 
@@ -227,7 +228,8 @@ class Engine:
             report_usage=phase.usage, fault=fault, fault_spec=fault_spec,
             ratelimit=self._ratelimit(st, phase, req.input_tokens + out),
             reject_stream_options=phase.stream_options == "reject",
-            reasoning_field=None if phase.reasoning == "hidden" else phase.reasoning, length_stop=phase.length_stop,
+            reasoning_field=None if phase.reasoning in ("hidden", "redacted") else phase.reasoning,
+            redacted=phase.reasoning == "redacted" and phase.reasoning_tokens > 0, length_stop=phase.length_stop,
             quirks=tuple(phase.quirks),
         )
 
