@@ -24,6 +24,12 @@ read is what those servers really send:
 - ``late_status_errors`` (LiteLLM's proxy): a stream's 200 goes out before the upstream answers, so the
   ``rate_limit``, ``server_error`` and ``unavailable`` faults come as a 200 stream holding one error event whose
   ``code`` is the upstream's status as a string.
+- ``think_in_content`` (a reasoning model served without a reasoning parser: vLLM and SGLang without
+  ``--reasoning-parser``, TGI, older Ollama): the phase's reasoning tokens come in ``content``, in ``<think>`` tags,
+  then a blank line and the answer (streamed or in the whole message); the server knows no reasoning, so its usage
+  has no ``completion_tokens_details``. Its reasoning counts against ``max_tokens``: a cut inside it leaves the
+  block open. ``think_in_content_unopened`` (DeepSeek-R1's chat template, which ends the prompt with
+  ``<think>\n``): the same without the opening tag.
 - ``x_groq_usage`` (Groq): its request id in ``x_groq`` on the first chunk, and on the chunk with the finish reason
   ``x_groq.usage`` (the token counts and its own timings), sent whether or not ``include_usage`` was asked for; the
   standard usage chunk only when it was.
@@ -77,6 +83,11 @@ def stream(quirks: tuple[str, ...], s: Stream, usage: dict[str, Any] | None, inc
                       "error": {"code": "server_error", "message": "Provider disconnected unexpectedly"},
                       "choices": [{"index": 0, "delta": {"content": ""}, "finish_reason": "error"}]})
     return replace(s, preamble=preamble, events=events, tail=tail, error_event=error)
+
+
+def think_tags(quirks: tuple[str, ...], cut: bool) -> tuple[str, str]:
+    """The text before and after reasoning sent in the content (``think_in_content``); `cut`: it never ended."""
+    return ("" if "think_in_content_unopened" in quirks else "<think>\n"), ("" if cut else "\n</think>\n\n")
 
 
 def failed_finish(quirks: tuple[str, ...]) -> str | None:
