@@ -210,3 +210,47 @@ async def test_groqs_usage_in_x_groq_is_read_when_the_stream_has_no_usage(stream
         and r.usage.output_tokens == 12
     # what only the standard usage carries (Groq's has no token details) shows which one was read
     assert r.usage.cached_input_tokens == (0 if stream_usage else None)
+
+
+@pytest.mark.parametrize("quirk", [
+    "think_in_content",  # vLLM and SGLang without --reasoning-parser, TGI, older Ollama: <think>...</think> answer
+    "think_in_content_unopened",  # DeepSeek-R1's chat template opens the block: only </think> in the text
+])
+@pytest.mark.parametrize("stream", [True, False])
+async def test_reasoning_in_think_tags_is_not_the_answer_nor_its_first_token(quirk: str, stream: bool) -> None:
+    """The think block was the stored text (json_valid, equals and length checks, similarity and length drift saw
+    it) and its first token the answer's (TTFT was the reasoning's start)."""
+    fielded = await call({**THINKER, "reasoning": "reasoning_content"}, stream=stream)
+    r = await call({**THINKER, "quirks": [quirk]}, stream=stream)
+    assert r.ok, r.error_message
+    assert r.text == fielded.text and "think" not in r.text
+    assert r.usage.output_tokens == 160 and r.usage.reasoning_tokens is None  # the server does not count it apart
+    if stream:  # the answer's first token after the reasoning's; the output counted from the reasoning's
+        assert r.ttft_s is not None and r.first_output_s is not None and r.first_output_s < r.ttft_s
+
+
+@pytest.mark.parametrize("stream", [True, False])
+async def test_reasoning_tags_off_keeps_the_content_as_sent(stream: bool) -> None:
+    r = await call({**THINKER, "quirks": ["think_in_content"]}, stream=stream, target={"reasoning_tags": "off"})
+    assert r.ok and r.text.startswith("<think>\nLet me think") and "</think>\n\n" in r.text
+    if stream:
+        assert r.ttft_s is not None and r.ttft_s == r.first_output_s
+
+
+@pytest.mark.parametrize("stream", [True, False])
+async def test_a_think_block_cut_for_length_is_no_answer(stream: bool) -> None:
+    """max_tokens ends the answer while the model still thinks: the block never closes, and nothing answered."""
+    r = await call({**THINKER, "quirks": ["think_in_content"]}, stream=stream, max_tokens=50)
+    assert r.ok and r.finish_reason == FinishReason.LENGTH and r.usage.output_tokens == 50
+    assert r.text == "" and r.ttft_s is None
+    if stream:
+        assert r.first_output_s is not None  # output came: the rate counts from it
+
+
+@pytest.mark.parametrize("stream", [True, False])
+async def test_think_tags_inside_an_answer_are_the_answer(stream: bool) -> None:
+    text = "Reasoning models wrap their thoughts in <think> and </think> tags."
+    r = await call({**FAST, "answers": [{"pattern": ".", "choices": [{"text": text, "p": 1}]}]}, stream=stream)
+    assert r.ok and r.text == text
+    if stream:
+        assert r.ttft_s is not None and r.ttft_s == r.first_output_s
