@@ -107,6 +107,12 @@ class Target(Strict):
             raise ValueError("the port must be a number from 0 to 65535") from None
         return v.rstrip("/")
 
+    @field_validator("reasoning_tags", mode="before")
+    @classmethod
+    def _tags_switch(cls, v: Any) -> Any:
+        # YAML reads an unquoted off (and no, false) as False: the switch meant
+        return {False: "off", True: "auto"}.get(v, v) if isinstance(v, bool) else v
+
     @field_validator("api_key_env")
     @classmethod
     def _env_name(cls, v: str | None) -> str | None:
