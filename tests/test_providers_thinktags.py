@@ -43,3 +43,22 @@ def test_chunks_cut_anywhere_give_the_same_answer_and_the_first_answer_chunk(con
             assert sum(map(len, chunks[: first + 1])) > len(content) - len(answer) >= sum(map(len, chunks[:first]))
         elif not tags.split:
             assert "reasoning" not in kinds
+
+
+ALWAYS = [  # the chat template opened the block: reasoning up to </think>, whatever it holds
+    ("plan the answer\n</think>\n\nanswer", "answer"),
+    ("<think>\nplan</think>\n\nanswer", "answer"),
+    ("a thought cut short by max_tokens", ""),
+    ("it mentions <think> tags\n</think>\n\nanswer", "answer"),
+    ("<thin", ""),
+    ("", ""),
+]
+
+
+@pytest.mark.parametrize(("content", "answer"), ALWAYS)
+def test_a_block_the_template_opened_is_reasoning_up_to_its_end(content: str, answer: str) -> None:
+    assert answer_of(content, always=True) == answer
+    for step in (1, 3):
+        tags = ThinkTags(always=True)
+        kinds = [tags.feed(content[i: i + step]) for i in range(0, len(content), step)]
+        assert tags.answer() == answer and tags.split and "pending" not in kinds

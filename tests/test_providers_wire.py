@@ -254,3 +254,15 @@ async def test_think_tags_inside_an_answer_are_the_answer(stream: bool) -> None:
     assert r.ok and r.text == text
     if stream:
         assert r.ttft_s is not None and r.ttft_s == r.first_output_s
+
+
+@pytest.mark.parametrize("stream", [True, False])
+async def test_a_thought_cut_short_in_a_block_the_template_opened_is_no_answer_when_told(stream: bool) -> None:
+    """DeepSeek-R1's template opens the block in the prompt: a thought cut by max_tokens holds no tag at all. auto
+    cannot tell it from an answer; always (the template opens it) reads it as reasoning, as vLLM's parser does."""
+    phase = {**THINKER, "quirks": ["think_in_content_unopened"]}
+    told = await call(phase, stream=stream, max_tokens=50, target={"reasoning_tags": "always"})
+    assert told.ok and told.finish_reason == FinishReason.LENGTH and told.text == "" and told.ttft_s is None
+    assert (await call(phase, stream=stream, max_tokens=50)).text.startswith("Let me think")
+    answered = await call(phase, stream=stream, target={"reasoning_tags": "always"})
+    assert answered.text == (await call(THINKER, stream=stream)).text and "think" not in answered.text

@@ -76,8 +76,9 @@ class Target(Strict):
     stream: bool = True
     stream_usage: bool = True  # send stream_options.include_usage (OpenAI-compatible servers)
     # auto: a <think> block leading the content (a reasoning model served without a reasoning parser) is reasoning,
-    # not the answer (OpenAI-compatible servers; monitor.providers.thinktags); off: the content is the answer as sent
-    reasoning_tags: Literal["auto", "off"] = "auto"
+    # not the answer (OpenAI-compatible servers; monitor.providers.thinktags); always: the chat template opens the
+    # block, so the content is reasoning up to </think>, all of it when none comes; off: the answer as sent
+    reasoning_tags: Literal["auto", "always", "off"] = "auto"
     timeout: float = Field(default=60.0, gt=0)
     max_concurrency: int = Field(default=4, ge=1, le=1024)
     # Bytes read from one reply at most (after decompression too): the longest completions models write today

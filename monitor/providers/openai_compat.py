@@ -6,7 +6,7 @@ import asyncio
 import functools
 import json
 import logging
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlparse
 
 import httpx
@@ -77,7 +77,8 @@ class OpenAIProvider:
     name = "openai"
 
     def __init__(self, base_url: str, api_key: str | None, *, headers: dict[str, str] | None = None,
-                 stream_usage: bool = True, reasoning_tags: bool = True, http_client: httpx.AsyncClient | None = None,
+                 stream_usage: bool = True, reasoning_tags: Literal["auto", "always", "off"] = "auto",
+                 http_client: httpx.AsyncClient | None = None,
                  clock: Clock = monotonic, provider_name: str | None = None):
         self.server_address = urlparse(base_url).hostname or ""
         if provider_name:
@@ -85,7 +86,8 @@ class OpenAIProvider:
         elif "azure" in self.server_address:
             self.name = "azure.ai.openai"
         self._stream_usage = stream_usage
-        self._reasoning_tags = reasoning_tags  # a leading <think> block in content is reasoning (providers.thinktags)
+        # a leading <think> block in content is reasoning (providers.thinktags); always: the template opens it
+        self._tags = None if reasoning_tags == "off" else {"always": reasoning_tags == "always"}
         self._clock = clock
         # max_retries=0: a canary must see every failure; retries would hide them and skew latency.
         self._client = openai.AsyncOpenAI(
@@ -167,8 +169,8 @@ class OpenAIProvider:
             raise ValueError("response has no choices")
         choice = completion.choices[0]
         result.text = choice.message.content or ""
-        if self._reasoning_tags and isinstance(result.text, str):  # not text: `vet` says so
-            result.text = answer_of(result.text)
+        if self._tags is not None and isinstance(result.text, str):  # not text: `vet` says so
+            result.text = answer_of(result.text, **self._tags)
         result.refusal_text = getattr(choice.message, "refusal", None) or None
         result.tool_calls = [{"name": t.function.name, "arguments": t.function.arguments}
                              for t in (choice.message.tool_calls or []) if getattr(t, "function", None)]
@@ -203,7 +205,7 @@ class OpenAIProvider:
         response = raw.http_response  # the SDK made the request and raised on an error status; we read the events
         origin = mark_sent(result, sent_of(response), start, self._clock())
         parts: list[str] = []
-        tags = ThinkTags() if self._reasoning_tags else None
+        tags = ThinkTags(**self._tags) if self._tags is not None else None
         pending: float | None = None  # the time of the first content not yet known to be reasoning or answer
         refusal: list[str] = []
         tools: dict[int, dict[str, str]] = {}

@@ -10,7 +10,9 @@ whitespace) is reasoning up to ``</think>``; content with no opening tag is reas
 ``<think>`` before it; the answer is what follows, without the whitespace that separates it. A block never closed
 (an answer cut for length while the model was still thinking) is all reasoning: no answer. A ``<think>`` anywhere
 else is the answer's text. Content with neither tag is the answer as it came: so a thought cut short before a
-``</think>`` that only the template opened reads as the answer (nothing in the text says otherwise).
+``</think>`` that only the template opened reads as the answer (nothing in the text says otherwise). Told that
+the template opens the block (``always``), content is reasoning up to ``</think>`` whatever it holds, and all of it
+when none comes, as vLLM's parser reads it.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ class ThinkTags:
     begin, so a stream costs its length, however long.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, always: bool = False) -> None:
+        self._always = always  # the content starts inside a think block (the chat template opened it)
         self._parts: list[str] = []
         self._length = 0  # characters so far
         self._state: _State = "start"
@@ -53,7 +56,7 @@ class ThinkTags:
                 self._state = "opened"
                 window, offset = window[len(OPEN):], offset + len(OPEN)
             elif not OPEN.startswith(self._head):
-                self._state = "unopened"
+                self._state = "opened" if self._always else "unopened"
             if self._state != "start":
                 self._head = ""
         if self._state in ("opened", "unopened"):
@@ -71,23 +74,23 @@ class ThinkTags:
             return "answer" if self._answered else "reasoning"
         if self._state in ("answer", "plain"):
             return "answer"
-        return "reasoning" if self._state == "opened" else "pending"
+        return "reasoning" if self._state == "opened" or self._always else "pending"
 
     @property
     def split(self) -> bool:
         """Whether a think block was taken off the content (pending chunks were reasoning)."""
-        return self._state in ("opened", "answer")
+        return self._state in ("opened", "answer") or (self._always and self._state == "start")
 
     def answer(self) -> str:
         """The answer: the content without its think block (all of it when there was none)."""
-        if self._state == "opened":
+        if self._state == "opened" or (self._always and self._state == "start"):
             return ""
         text = "".join(self._parts)
         return text[self._answer_from:].lstrip() if self._state == "answer" else text
 
 
-def answer_of(content: str) -> str:
+def answer_of(content: str, *, always: bool = False) -> str:
     """The answer of a whole content: without its leading think block."""
-    tags = ThinkTags()
+    tags = ThinkTags(always=always)
     tags.feed(content)
     return tags.answer()
