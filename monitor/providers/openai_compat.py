@@ -234,7 +234,9 @@ class OpenAIProvider:
                         parts.append(d["content"])
                         kind = tags.feed(d["content"]) if tags is not None and isinstance(d["content"], str) \
                             else "answer"
-                        got, thought = kind == "answer" or got, kind != "answer" or thought
+                        # reasoning in a think block, or content not yet known to be either, is output that
+                        # starts the output rate's clock; a pending chunk's time is TTFT if no block comes
+                        got, thought = kind == "answer", thought or kind != "answer"
                         if kind == "pending" and pending is None:
                             pending = at()
                     if d.get("refusal"):
