@@ -158,7 +158,9 @@ def latency() -> dict[str, Any]:
               "Client-measured time until the first chunk with content (streaming calls only).", "s",
               quantiles(TTFC, OK, "target")),
         Panel("timeseries", "Output rate p50/p95",
-              "Server-reported output tokens per second after the first chunk.", "suffix: tok/s",
+              "Server-reported output tokens (reasoning included) per second after the first chunk of output; streaming "
+              "calls only, none from calls with reasoning that cannot be timed (Anthropic's redacted thinking).",
+              "suffix: tok/s",
               quantiles("llm_monitor_output_tokens_per_second", CANARY, "target", (0.5, 0.95))),
         Panel("timeseries", "Mean call duration by canary",
               "Average duration of successful calls per canary and target.", "s",

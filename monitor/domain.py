@@ -67,9 +67,12 @@ class CallResult:
     response. Request start is when the request began on the wire (see `providers.arrival`); ``send_wait_s`` is
     the time before that, from the provider call's start (the client building and queueing the request; kept in
     memory only, not stored). Reasoning a server streams before the answer (``reasoning_content``, ``reasoning``,
-    Anthropic's thinking blocks) is not content: it is not in ``text``, and ``ttft_s`` waits for the answer, as it
-    does where reasoning is hidden; ``first_output_s`` is request start to the arrival of the first chunk of any
-    output, reasoning included (in memory only: the output rate counts from it).
+    Anthropic's thinking blocks, a ``<think>`` block leading the content: `providers.thinktags`) is not content:
+    it is not in ``text``, and ``ttft_s`` waits for the answer, as it does where reasoning is hidden;
+    ``first_output_s`` is request start to the arrival of the first chunk of any output, reasoning included (in
+    memory only: the output rate counts from it). ``unseen_reasoning`` says the
+    server wrote reasoning it did not stream and counts only inside the output tokens (Anthropic's
+    ``redacted_thinking``): their time cannot be told, so neither can the output rate (in memory only).
     """
 
     text: str = ""
@@ -92,6 +95,7 @@ class CallResult:
     stream: bool = False
     send_wait_s: float | None = None
     first_output_s: float | None = None
+    unseen_reasoning: bool = False
 
     @property
     def ok(self) -> bool:

@@ -55,10 +55,14 @@ def output_rate(call: CallResult) -> float | None:
 
     Output tokens include reasoning tokens. Streamed before the answer, they count from the first chunk of
     reasoning; hidden (OpenAI's o-series), they were written before the first chunk, so only the rest count.
+    Reasoning neither streamed nor counted apart (Anthropic's redacted thinking) leaves the rate unknown: its
+    tokens would count over the answer's time alone, and from request start the wait for the first token (queue,
+    prompt) would count as writing time. A call not streamed has no first chunk: no rate either.
     """
     tokens = call.usage.output_tokens
     first = call.first_output_s if call.first_output_s is not None else call.ttft_s
-    if not call.ok or tokens is None or call.usage.estimated or first is None or call.latency_s is None:
+    if not call.ok or tokens is None or call.usage.estimated or first is None or call.latency_s is None \
+            or call.unseen_reasoning:
         return None
     if call.ttft_s is not None and first >= call.ttft_s:  # no reasoning came before the answer
         tokens -= call.usage.reasoning_tokens or 0

@@ -60,6 +60,16 @@ def test_issue_example_loads(tmp_path: Path) -> None:
                                                     ("kill-python-process", "claude")]
 
 
+@pytest.mark.parametrize(("value", "expected"), [("off", "off"), ("'off'", "off"), ("false", "off"), ("auto", "auto"),
+                                               ("true", "auto"), ("always", "always"), (None, "auto")])
+def test_reasoning_tags_off_unquoted_is_off(tmp_path: Path, value: str | None, expected: str) -> None:
+    """YAML reads an unquoted `off` as false: it was refused as not 'auto' or 'off'."""
+    extra = "" if value is None else f"\n    reasoning_tags: {value}"
+    cfg = load_config(setup(tmp_path, GOOD.replace("api_key_env: OPENAI_API_KEY", "api_key_env: OPENAI_API_KEY"
+                                                   + extra, 1)), environ={})
+    assert cfg.target("gpt-mini").reasoning_tags == expected
+
+
 def test_the_fleet_cap_holds_the_fleets_false_alarms_per_day_as_canaries_are_added(tmp_path: Path) -> None:
     """Each stream spends false_alarms_per_10k until all streams together would spend more than
     false_alarms_per_day (default 1): then each stream's budget shrinks so that the fleet's stays at the cap."""
@@ -134,6 +144,8 @@ def test_storage_url_with_password_refused_and_not_echoed(tmp_path: Path, url: s
     ("https://api.anthropic.com", "api.anthropic.com",
      "9: targets[1].base_url: must be an http:// or https:// URL (value: 'api.anthropic.com')"),
     ("id: claude", "id: gpt-mini", "7: targets[1].id: duplicate target id (value: 'gpt-mini')"),
+    ("stream: false", "stream: false\n    reasoning_tags: strip",
+     "13: targets[1].reasoning_tags: Input should be 'auto', 'always' or 'off' (value: 'strip')"),
     ("[./probes]", "[./missing]", "13: probes[0]: no such probe file or folder (value: './missing')"),
     ("127.0.0.1:9464", "localhost", "15: http.listen: must be HOST:PORT, e.g. 127.0.0.1:9464 or 0.0.0.0:9464 "
                                     "(value: 'localhost')"),

@@ -19,12 +19,14 @@ from monitor.sim import SimServer, scenario_from_dict
 MSG = [{"role": "user", "content": "How do I kill a Python process?"}]
 
 
-async def call(phase: dict[str, Any], kind: str = "openai", stream: bool = True, **request: Any) -> CallResult:
-    """Make one call to a simulator serving one phase (`phase`) for every model."""
+async def call(phase: dict[str, Any], kind: str = "openai", stream: bool = True, target: dict[str, Any] | None = None,
+               **request: Any) -> CallResult:
+    """Make one call to a simulator serving one phase (`phase`) for every model; `target` adds target options."""
     scenario = scenario_from_dict({"name": "wire", "models": {"*": {"phases": [{"name": "p", **phase}]}}})
     with SimServer(scenario) as sim:
         base_url = sim.openai_base_url if kind == "openai" else sim.url
-        provider = build_provider(Target(id="t", provider=kind, base_url=base_url, model="m"), "sk-test")
+        provider = build_provider(Target(id="t", provider=kind, base_url=base_url, model="m", **(target or {})),
+                                  "sk-test")
         try:
             return await provider.complete(ChatRequest(model="m", messages=MSG, stream=stream, timeout_s=10,
                                                        **request))
@@ -58,6 +60,18 @@ async def test_reasoning_is_not_the_answer_and_not_counted_in_the_answers_time(k
 async def test_reasoning_in_a_whole_answer_is_not_the_answer(kind: str) -> None:
     r = await call({**THINKER, "output_tps": 10_000, "reasoning": "reasoning"}, kind, stream=False)
     assert r.ok and r.text and "think" not in r.text and r.usage.output_tokens == 160
+    assert output_rate(r) is None  # an answer not streamed has no first chunk to count from
+
+
+@pytest.mark.parametrize("stream", [True, False])
+async def test_anthropics_redacted_thinking_leaves_the_output_rate_unknown(stream: bool) -> None:
+    """A redacted_thinking block carries no text: its tokens are in output_tokens (Anthropic counts thinking in
+    them, with no count of its own) but none of their time is after a first chunk, so output tokens over the
+    answer's time made the rate 4x too high (160 tokens over the 40 tokens' 0.4 s)."""
+    r = await call({**THINKER, "reasoning": "redacted"}, "anthropic", stream)
+    assert r.ok, r.error_message
+    assert r.text and "think" not in r.text.lower() and r.usage.output_tokens == 160
+    assert output_rate(r) is None
 
 
 @pytest.mark.parametrize("stream", [True, False])
@@ -183,3 +197,72 @@ async def test_deepseeks_cache_hits_are_cached_input_tokens(stream: bool) -> Non
     plain = await call({**FAST, "cached_fraction": 0.5}, stream=stream)
     r = await call({**FAST, "cached_fraction": 0.5, "quirks": ["cache_hit_fields"]}, stream=stream)
     assert r.ok and r.usage.cached_input_tokens and r.usage == plain.usage
+
+
+@pytest.mark.parametrize("stream_usage", [False, True])
+async def test_groqs_usage_in_x_groq_is_read_when_the_stream_has_no_usage(stream_usage: bool) -> None:
+    """Groq reports usage in the finish chunk's `x_groq.usage` even without include_usage (the Vercel AI SDK reads
+    it there): with `stream_usage: false` tokens and cost were unknown. The standard usage wins where both come."""
+    plain = await call(FAST)
+    r = await call({**FAST, "quirks": ["x_groq_usage"]}, target={"stream_usage": stream_usage})
+    assert r.ok, r.error_message
+    assert (r.usage.input_tokens, r.usage.output_tokens) == (plain.usage.input_tokens, plain.usage.output_tokens) \
+        and r.usage.output_tokens == 12
+    # what only the standard usage carries (Groq's has no token details) shows which one was read
+    assert r.usage.cached_input_tokens == (0 if stream_usage else None)
+
+
+@pytest.mark.parametrize("quirk", [
+    "think_in_content",  # vLLM and SGLang without --reasoning-parser, TGI, older Ollama: <think>...</think> answer
+    "think_in_content_unopened",  # DeepSeek-R1's chat template opens the block: only </think> in the text
+])
+@pytest.mark.parametrize("stream", [True, False])
+async def test_reasoning_in_think_tags_is_not_the_answer_nor_its_first_token(quirk: str, stream: bool) -> None:
+    """The think block was the stored text (json_valid, equals and length checks, similarity and length drift saw
+    it) and its first token the answer's (TTFT was the reasoning's start)."""
+    fielded = await call({**THINKER, "reasoning": "reasoning_content"}, stream=stream)
+    r = await call({**THINKER, "quirks": [quirk]}, stream=stream)
+    assert r.ok, r.error_message
+    assert r.text == fielded.text and "think" not in r.text
+    assert r.usage.output_tokens == 160 and r.usage.reasoning_tokens is None  # the server does not count it apart
+    if stream:  # the answer's first token after the reasoning's; the output counted from the reasoning's
+        assert r.ttft_s is not None and r.first_output_s is not None and r.first_output_s < r.ttft_s
+
+
+@pytest.mark.parametrize("stream", [True, False])
+async def test_reasoning_tags_off_keeps_the_content_as_sent(stream: bool) -> None:
+    r = await call({**THINKER, "quirks": ["think_in_content"]}, stream=stream, target={"reasoning_tags": "off"})
+    assert r.ok and r.text.startswith("<think>\nLet me think") and "</think>\n\n" in r.text
+    if stream:
+        assert r.ttft_s is not None and r.ttft_s == r.first_output_s
+
+
+@pytest.mark.parametrize("stream", [True, False])
+async def test_a_think_block_cut_for_length_is_no_answer(stream: bool) -> None:
+    """max_tokens ends the answer while the model still thinks: the block never closes, and nothing answered."""
+    r = await call({**THINKER, "quirks": ["think_in_content"]}, stream=stream, max_tokens=50)
+    assert r.ok and r.finish_reason == FinishReason.LENGTH and r.usage.output_tokens == 50
+    assert r.text == "" and r.ttft_s is None
+    if stream:
+        assert r.first_output_s is not None  # output came: the rate counts from it
+
+
+@pytest.mark.parametrize("stream", [True, False])
+async def test_think_tags_inside_an_answer_are_the_answer(stream: bool) -> None:
+    text = "Reasoning models wrap their thoughts in <think> and </think> tags."
+    r = await call({**FAST, "answers": [{"pattern": ".", "choices": [{"text": text, "p": 1}]}]}, stream=stream)
+    assert r.ok and r.text == text
+    if stream:
+        assert r.ttft_s is not None and r.ttft_s == r.first_output_s
+
+
+@pytest.mark.parametrize("stream", [True, False])
+async def test_a_thought_cut_short_in_a_block_the_template_opened_is_no_answer_when_told(stream: bool) -> None:
+    """DeepSeek-R1's template opens the block in the prompt: a thought cut by max_tokens holds no tag at all. auto
+    cannot tell it from an answer; always (the template opens it) reads it as reasoning, as vLLM's parser does."""
+    phase = {**THINKER, "quirks": ["think_in_content_unopened"]}
+    told = await call(phase, stream=stream, max_tokens=50, target={"reasoning_tags": "always"})
+    assert told.ok and told.finish_reason == FinishReason.LENGTH and told.text == "" and told.ttft_s is None
+    assert (await call(phase, stream=stream, max_tokens=50)).text.startswith("Let me think")
+    answered = await call(phase, stream=stream, target={"reasoning_tags": "always"})
+    assert answered.text == (await call(THINKER, stream=stream)).text and "think" not in answered.text

@@ -479,3 +479,31 @@ async def test_shutdown_does_not_send_the_calls_still_waiting_for_a_slot(tmp_pat
     assert obs.ok and obs.call.text == "ok"
     [run] = app.store.runs()
     assert run.status == "cancelled" and run.samples == 3
+
+
+@pytest.mark.parametrize("stream", [True, False])
+async def test_checks_and_the_store_see_the_answer_after_a_think_block(tmp_path: Path, stream: bool) -> None:
+    """A reasoning model served without a reasoning parser: the think block before a JSON answer failed `equals`,
+    and was the stored completion; with reasoning_tags: off it still is."""
+    from monitor.sim import scenario_from_dict
+
+    answer = '{"status": "ok"}'
+    scenario = scenario_from_dict({"name": "r1", "seed": 1, "models": {"r1": {"phases": [
+        {"name": "p", "ttft": 5, "output_tps": 5000, "reasoning_tokens": 20, "quirks": ["think_in_content"],
+         "answers": [{"pattern": ".", "choices": [{"text": answer, "p": 1}]}]}]}}})
+    probes = ("canaries:\n  - id: status\n    messages: [{role: user, content: \"Status as JSON\"}]\n"
+              f"    samples: 1\n    schedule: {{every: 5m}}\n    checks: [{{type: equals, value: '{answer}'}}]\n")
+    with SimServer(scenario) as sim:
+        tgt = "".join(f"  - {{id: tags-{t}, provider: openai, base_url: '{sim.openai_base_url}', model: r1, "
+                      f"stream: {str(stream).lower()}, reasoning_tags: {t}}}\n" for t in ("auto", "off"))
+        cfg = load_config(write_config(tmp_path, tgt.rstrip("\n"), probes), environ={})
+        app = App(cfg, environ={}, serve_http=False, analyse=False)
+        await app.start(schedule=False)
+        try:
+            auto, off = [(await app.runner.run(canary, target))[0] for canary, target in cfg.pairs()]
+            stored = {o.target: o.call.text for o in app.store.observations(limit=10)}
+        finally:
+            await app.stop()
+    assert auto.call.text == answer and [r.passed for r in auto.checks] == [True]
+    assert off.call.text.startswith("<think>") and [r.passed for r in off.checks] == [False]
+    assert stored == {"tags-auto": answer, "tags-off": off.call.text}

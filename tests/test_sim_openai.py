@@ -36,6 +36,9 @@ def _models() -> dict[str, object]:
         "scripted": one(answers=[{"pattern": "17077", "choices": [{"text": "[Yes]", "p": 1.0}]}]),
         "tools": one(),
         "bad-tools": one(tools={"invalid_p": 1.0}),
+        "think": one(reasoning_tokens=6, quirks=["think_in_content"]),
+        "think-unopened": one(reasoning_tokens=6, quirks=["think_in_content_unopened"]),
+        "groq": one(quirks=["x_groq_usage"]),
     }
 
 
@@ -237,3 +240,35 @@ def test_a_request_arrives_when_its_first_bytes_do_even_after_an_early_answer_on
         (pacing,) = [p for p in httpx.get(sim.url + "/_sim/pacing").json()]
     assert sent - 0.01 <= pacing["arrived"] <= sent + 0.1
     assert pacing["sent"] - pacing["arrived"] >= 0.05  # the steady scenario's TTFT, from the real arrival
+
+
+@pytest.mark.parametrize(("model", "opening"), [("think", "<think>\n"), ("think-unopened", "")])
+def test_reasoning_in_the_content_inside_think_tags(client: openai.OpenAI, model: str, opening: str) -> None:
+    whole = client.chat.completions.create(model=model, messages=_ask("hi")).choices[0].message.content or ""
+    chunks = list(client.chat.completions.create(model=model, messages=_ask("hi"), stream=True,
+                                                 stream_options={"include_usage": True}))
+    streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    for text in (whole, streamed):
+        thought, _, answer = text.partition("\n</think>\n\n")
+        assert thought.startswith(opening + "Let me think") and "<think>" not in thought[len(opening):]
+        assert len(thought[len(opening):].split()) == 6 and len(answer.split()) == 30
+    usage = chunks[-1].usage  # a server that does not know it is reasoning: no details
+    assert usage is not None and usage.completion_tokens == 36 and usage.completion_tokens_details is None
+
+
+def test_a_think_block_cut_by_max_tokens_is_left_open(client: openai.OpenAI) -> None:
+    completion = client.chat.completions.create(model="think", messages=_ask("hi"), max_tokens=4)
+    assert completion.choices[0].finish_reason == "length"
+    assert completion.usage is not None and completion.usage.completion_tokens == 4
+    text = completion.choices[0].message.content or ""
+    assert text.startswith("<think>\n") and "</think>" not in text and len(text.removeprefix("<think>").split()) == 4
+
+
+def test_groq_sends_usage_in_x_groq_without_include_usage(client: openai.OpenAI) -> None:
+    chunks = list(client.chat.completions.create(model="groq", messages=_ask("hi"), stream=True))
+    assert all(c.usage is None for c in chunks)
+    first, last = (c.model_extra or {} for c in (chunks[0], chunks[-1]))
+    assert last["x_groq"]["id"] == first["x_groq"]["id"] and "usage" not in first["x_groq"]
+    assert chunks[-1].choices[0].finish_reason == "stop"
+    usage = last["x_groq"]["usage"]
+    assert usage["completion_tokens"] == 30 and usage["total_tokens"] == usage["prompt_tokens"] + 30

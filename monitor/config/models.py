@@ -74,6 +74,10 @@ class Target(Strict):
     params: RequestParams = RequestParams()
     stream: bool = True
     stream_usage: bool = True  # send stream_options.include_usage (OpenAI-compatible servers)
+    # auto: a <think> block leading the content (a reasoning model served without a reasoning parser) is reasoning,
+    # not the answer (OpenAI-compatible servers; monitor.providers.thinktags); always: the chat template opens the
+    # block, so the content is reasoning up to </think>, all of it when none comes; off: the answer as sent
+    reasoning_tags: Literal["auto", "always", "off"] = "auto"
     timeout: float = Field(default=60.0, gt=0)
     max_concurrency: int = Field(default=4, ge=1, le=1024)
     # Bytes read from one reply at most (after decompression too): the longest completions models write today
@@ -102,6 +106,12 @@ class Target(Strict):
         except ValueError:
             raise ValueError("the port must be a number from 0 to 65535") from None
         return v.rstrip("/")
+
+    @field_validator("reasoning_tags", mode="before")
+    @classmethod
+    def _tags_switch(cls, v: Any) -> Any:
+        # YAML reads an unquoted off (and no, false) as False: the switch meant
+        return {False: "off", True: "auto"}.get(v, v) if isinstance(v, bool) else v
 
     @field_validator("api_key_env")
     @classmethod

@@ -67,6 +67,7 @@ def build_provider(target: Target, api_key: str | None, *, transport: httpx.Asyn
         import openai
 
         kwargs["stream_usage"] = target.stream_usage
+        kwargs["reasoning_tags"] = target.reasoning_tags
         sdk_httpx, sdk_core = sdk_http()
         if own:
             chosen = arrival_transport(sdk_httpx, sdk_core, monotonic, max_connections=max_connections,

@@ -187,6 +187,8 @@ class AnthropicProvider:
                                       if isinstance(v, int) and k != "output_tokens"})
                     elif kind == "content_block_start":
                         block = data.get("content_block") or {}
+                        if block.get("type") == "redacted_thinking":  # encrypted: thinking with no text to time
+                            result.unseen_reasoning = True
                         if block.get("type") == "tool_use":
                             tools[data["index"]] = {"name": block.get("name", ""), "arguments": ""}
                     elif kind == "content_block_delta":
@@ -249,6 +251,7 @@ class AnthropicProvider:
             err = msg.get("error") or {}
             raise AnthropicError(err.get("type", "api_error"), err.get("message", ""))
         blocks = msg["content"]
+        result.unseen_reasoning = any(b.get("type") == "redacted_thinking" for b in blocks)
         result.text = "".join(b.get("text", "") for b in blocks if b.get("type") == "text")
         result.tool_calls = [{"name": b.get("name", ""), "arguments": json.dumps(b.get("input", {}))}
                              for b in blocks if b.get("type") == "tool_use"]

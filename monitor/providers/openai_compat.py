@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlparse
 
 import httpx
@@ -31,6 +32,7 @@ from monitor.providers.base import (
 )
 from monitor.providers.capped import ReplyTooLarge
 from monitor.providers.sse import BROKEN, TIMEOUTS, sse_json
+from monitor.providers.thinktags import ThinkTags, answer_of
 from monitor.providers.vet import vet
 
 log = logging.getLogger("monitor.providers.openai")
@@ -75,7 +77,8 @@ class OpenAIProvider:
     name = "openai"
 
     def __init__(self, base_url: str, api_key: str | None, *, headers: dict[str, str] | None = None,
-                 stream_usage: bool = True, http_client: httpx.AsyncClient | None = None,
+                 stream_usage: bool = True, reasoning_tags: Literal["auto", "always", "off"] = "auto",
+                 http_client: httpx.AsyncClient | None = None,
                  clock: Clock = monotonic, provider_name: str | None = None):
         self.server_address = urlparse(base_url).hostname or ""
         if provider_name:
@@ -83,6 +86,8 @@ class OpenAIProvider:
         elif "azure" in self.server_address:
             self.name = "azure.ai.openai"
         self._stream_usage = stream_usage
+        # a leading <think> block in content is reasoning (providers.thinktags); always: the template opens it
+        self._tags = None if reasoning_tags == "off" else {"always": reasoning_tags == "always"}
         self._clock = clock
         # max_retries=0: a canary must see every failure; retries would hide them and skew latency.
         self._client = openai.AsyncOpenAI(
@@ -164,6 +169,8 @@ class OpenAIProvider:
             raise ValueError("response has no choices")
         choice = completion.choices[0]
         result.text = choice.message.content or ""
+        if self._tags is not None and isinstance(result.text, str):  # not text: `vet` says so
+            result.text = answer_of(result.text, **self._tags)
         result.refusal_text = getattr(choice.message, "refusal", None) or None
         result.tool_calls = [{"name": t.function.name, "arguments": t.function.arguments}
                              for t in (choice.message.tool_calls or []) if getattr(t, "function", None)]
@@ -198,9 +205,12 @@ class OpenAIProvider:
         response = raw.http_response  # the SDK made the request and raised on an error status; we read the events
         origin = mark_sent(result, sent_of(response), start, self._clock())
         parts: list[str] = []
+        tags = ThinkTags(**self._tags) if self._tags is not None else None
+        pending: float | None = None  # the time of the first content not yet known to be reasoning or answer
         refusal: list[str] = []
         tools: dict[int, dict[str, str]] = {}
         saw_finish = False
+        standard = False  # a standard usage came (it wins over Groq's x_groq.usage)
         try:
             async for chunk in sse_json(response):
                 result.response_model = chunk.get("model") or result.response_model
@@ -208,15 +218,27 @@ class OpenAIProvider:
                 result.system_fingerprint = chunk.get("system_fingerprint") or result.system_fingerprint
                 if chunk.get("usage") is not None:
                     result.usage = _usage(chunk["usage"])
+                    standard = True
+                elif not standard and _field(chunk.get("x_groq"), "usage") is not None:
+                    # Groq: usage in the finish chunk's x_groq even without include_usage (stream_usage: false)
+                    result.usage = _usage(chunk["x_groq"]["usage"])
                 for choice in (chunk.get("choices") or [])[:1]:
                     d = choice.get("delta") or {}
                     # reasoning streamed before the answer (vLLM, DeepSeek: reasoning_content; Ollama, OpenRouter:
                     # reasoning) is output but not the answer
                     thought = any(isinstance(d.get(k), str) and d[k] for k in ("reasoning_content", "reasoning"))
                     got = False
+                    # the chunk's time from request start, read once if at all
+                    at = functools.cache(lambda: received(arrival_of(response), origin, self._clock()) - origin)
                     if d.get("content"):
                         parts.append(d["content"])
-                        got = True
+                        kind = tags.feed(d["content"]) if tags is not None and isinstance(d["content"], str) \
+                            else "answer"
+                        # reasoning in a think block, or content not yet known to be either, is output that
+                        # starts the output rate's clock; a pending chunk's time is TTFT if no block comes
+                        got, thought = kind == "answer", thought or kind != "answer"
+                        if kind == "pending" and pending is None:
+                            pending = at()
                     if d.get("refusal"):
                         refusal.append(d["refusal"])
                         got = True
@@ -227,14 +249,17 @@ class OpenAIProvider:
                             slot["name"] += fn.get("name") or ""
                             slot["arguments"] += fn.get("arguments") or ""
                             got = got or bool(fn.get("arguments") or fn.get("name"))
-                    mark_output(result, answer=got, reasoning=thought,
-                                at=lambda: received(arrival_of(response), origin, self._clock()) - origin)
+                    mark_output(result, answer=got, reasoning=thought, at=at)
                     if choice.get("finish_reason"):
                         saw_finish = True
                         result.raw_finish_reason = choice["finish_reason"]
                         result.finish_reason = normalise_finish(choice["finish_reason"])
         finally:
-            result.text = "".join(parts)
+            result.text = "".join(parts)  # content that is not text fails here, as a malformed response
+            if tags is not None:
+                result.text = tags.answer()
+            if tags is not None and not tags.split and pending is not None:  # no think block: it was the answer
+                result.ttft_s = pending if result.ttft_s is None else min(result.ttft_s, pending)
             result.refusal_text = "".join(refusal) or None
             result.tool_calls = [tools[i] for i in sorted(tools)]
             await response.aclose()

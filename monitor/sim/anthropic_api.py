@@ -16,6 +16,7 @@ from monitor.sim.scenario import CUT_STYLES
 
 _STOP = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use"}
 _THINKING = {"type": "thinking", "thinking": "", "signature": ""}
+_REDACTED = {"type": "redacted_thinking", "data": "RWNyeXB0ZWQgdGhpbmtpbmcgKHNpbSk="}  # opaque, never text
 
 
 def _error(status: int, type_: str, message: str, headers: dict[str, str] | None = None,
@@ -102,6 +103,11 @@ def _stream(plan: Plan) -> Stream:
     thinking = plan.thinking()  # a thinking block first, streamed at the answer's pace
     index = 1 if thinking else 0
     opening = _event("content_block_start", {"type": "content_block_start", "index": index, "content_block": block})
+    if plan.redacted:  # a whole redacted_thinking block first (index 0): the answer's block is the next
+        index = 1
+        opening = _event("content_block_start", {"type": "content_block_start", "index": 0, "content_block": _REDACTED}) \
+            + _event("content_block_stop", {"type": "content_block_stop", "index": 0}) \
+            + _event("content_block_start", {"type": "content_block_start", "index": 1, "content_block": block})
     preamble = [
         _event("message_start", {"type": "message_start", "message": _message(plan, [], None, start_usage)}),
         _event("content_block_start", {"type": "content_block_start", "index": 0, "content_block": _THINKING})
@@ -141,7 +147,8 @@ def _stream(plan: Plan) -> Stream:
 
 def _content(plan: Plan) -> list[dict[str, Any]]:
     thinking = plan.thinking()
-    blocks = [{**_THINKING, "thinking": "".join(thinking), "signature": "c2lt"}] if thinking else []
+    blocks = [{**_THINKING, "thinking": "".join(thinking), "signature": "c2lt"}] if thinking else \
+        [_REDACTED] if plan.redacted else []
     call = plan.tool_call
     if call is None:
         return [*blocks, {"type": "text", "text": "".join(_text_tokens(plan))}]

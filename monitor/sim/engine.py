@@ -35,6 +35,9 @@ def content_text(content: Any) -> str:
     return ""
 
 
+THINK_IN_CONTENT = {"think_in_content", "think_in_content_unopened"}  # quirks: reasoning in <think> tags in content
+
+
 @dataclass
 class SimRequest:
     """What the simulator needs from a request, whichever API it came through."""
@@ -80,7 +83,10 @@ class Plan:
     fault_spec: FaultSpec | None
     ratelimit: dict[str, float] = field(default_factory=dict)
     reject_stream_options: bool = False
-    reasoning_field: str | None = None  # the delta/message field reasoning is sent in; None: not sent
+    reasoning_field: str | None = None  # the delta/message field reasoning is sent in; None: not sent; content:
+    # in <think> tags before the answer (the think_in_content quirks)
+    redacted: bool = False  # reasoning not sent shows as an Anthropic redacted_thinking block
+    thought_cut: bool = False  # max_tokens ended the answer inside reasoning sent in the content: no </think>
     length_stop: str = "max_tokens"  # the Anthropic stop reason of an answer cut for length
     quirks: tuple[str, ...] = ()  # the OpenAI face's real-server quirks (monitor.sim.quirks)
 
@@ -208,26 +214,35 @@ class Engine:
         latency = phase.latency.sample_s(rng) if phase.latency else None
         ids = rng.bytes(12).hex(), rng.bytes(12).hex()
         toks, finish, refusal, split, tool_call = self._content(phase, req, crng)
-        if req.max_tokens is not None and len(toks) > req.max_tokens and tool_call is None:
-            toks, finish = toks[: max(req.max_tokens, 0)], "length"
+        reasoning, in_content, thought_cut = phase.reasoning_tokens, THINK_IN_CONTENT & set(phase.quirks), False
+        # reasoning written in the content counts against max_tokens, as on the servers that send it so: a cut
+        # inside it leaves the think block open and no answer
+        budget = None if req.max_tokens is None else req.max_tokens - (reasoning if in_content else 0)
+        if budget is not None and budget <= 0 and in_content and tool_call is None:
+            reasoning, toks, finish, thought_cut = max(req.max_tokens or 0, 0), [], "length", True
+        elif budget is not None and len(toks) > budget and tool_call is None:
+            toks, finish = toks[: max(budget, 0)], "length"
         split = min(split, len(toks))
         if refusal is not None and refusal.style in CUT_STYLES:
-            out = split + phase.reasoning_tokens
+            out = split + reasoning
         elif tool_call is not None:
-            out = textgen.count_tokens(tool_call["name"] + " " + tool_call["arguments"]) + phase.reasoning_tokens
+            out = textgen.count_tokens(tool_call["name"] + " " + tool_call["arguments"]) + reasoning
         else:
-            out = len(toks) + phase.reasoning_tokens
+            out = len(toks) + reasoning
         return Plan(
             model=req.model, phase=phase.name, index=index, stream=req.stream, request_id=ids[0], response_id=ids[1],
             response_model=phase.response_model or req.model, fingerprint=phase.system_fingerprint,
             ttft_s=ttft, tps=tps, latency_s=latency, chunk_tokens=phase.chunk_tokens, tokens=toks,
             finish=finish, refusal=refusal, refusal_split=split, tool_call=tool_call,
             input_tokens=req.input_tokens, output_tokens=out,
-            cached_tokens=int(req.input_tokens * phase.cached_fraction), reasoning_tokens=phase.reasoning_tokens,
+            cached_tokens=int(req.input_tokens * phase.cached_fraction), reasoning_tokens=reasoning,
             report_usage=phase.usage, fault=fault, fault_spec=fault_spec,
             ratelimit=self._ratelimit(st, phase, req.input_tokens + out),
             reject_stream_options=phase.stream_options == "reject",
-            reasoning_field=None if phase.reasoning == "hidden" else phase.reasoning, length_stop=phase.length_stop,
+            reasoning_field="content" if in_content else None if phase.reasoning in ("hidden", "redacted")
+            else phase.reasoning,
+            redacted=phase.reasoning == "redacted" and phase.reasoning_tokens > 0, thought_cut=thought_cut,
+            length_stop=phase.length_stop,
             quirks=tuple(phase.quirks),
         )
 

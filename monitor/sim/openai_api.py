@@ -67,6 +67,9 @@ def _reset(seconds: float) -> str:
 
 
 def _usage(plan: Plan) -> dict[str, Any]:
+    if plan.reasoning_field == "content":  # a server that does not know the content holds reasoning
+        return {"prompt_tokens": plan.input_tokens, "completion_tokens": plan.output_tokens,
+                "total_tokens": plan.input_tokens + plan.output_tokens}
     outside = plan.reasoning_tokens if "reasoning_outside_completion" in plan.quirks else 0
     if "cache_hit_fields" in plan.quirks:
         return {"prompt_tokens": plan.input_tokens, "completion_tokens": plan.output_tokens,
@@ -142,8 +145,12 @@ def _stream(plan: Plan, include_usage: bool) -> Stream:
     step = plan.chunk_tokens
     events: list[tuple[float, bytes]] = []
     thinking = plan.thinking()  # reasoning streamed before the answer, at the same pace
+    opening, closing = quirks.think_tags(plan.quirks, plan.thought_cut)
     for i in range(0, len(thinking), step):
-        events.append((plan.ttft_s + i / plan.tps, chunk({str(plan.reasoning_field): "".join(thinking[i: i + step])})))
+        piece = "".join(thinking[i: i + step])
+        if plan.reasoning_field == "content":  # in <think> tags: the first piece opens the block, the last closes it
+            piece = (opening if i == 0 else "") + piece + (closing if i + step >= len(thinking) else "")
+        events.append((plan.ttft_s + i / plan.tps, chunk({str(plan.reasoning_field): piece})))
     start = plan.ttft_s + len(thinking) / plan.tps
     if plan.tool_call is not None:
         call = plan.tool_call
@@ -185,7 +192,10 @@ def _completion(plan: Plan) -> dict[str, Any]:
         message["content"] = "".join(plan.tokens[: plan.refusal_split])
     else:
         message["content"] = plan.text
-    if plan.reasoning_field:
+    if plan.reasoning_field == "content" and plan.thinking():
+        opening, closing = quirks.think_tags(plan.quirks, plan.thought_cut)
+        message["content"] = opening + "".join(plan.thinking()) + closing + (message["content"] or "")
+    elif plan.reasoning_field:
         message[plan.reasoning_field] = "".join(plan.thinking())
     body: dict[str, Any] = {
         "id": "chatcmpl-" + plan.response_id, "object": "chat.completion", "created": int(time.time()),

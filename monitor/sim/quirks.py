@@ -24,6 +24,15 @@ read is what those servers really send:
 - ``late_status_errors`` (LiteLLM's proxy): a stream's 200 goes out before the upstream answers, so the
   ``rate_limit``, ``server_error`` and ``unavailable`` faults come as a 200 stream holding one error event whose
   ``code`` is the upstream's status as a string.
+- ``think_in_content`` (a reasoning model served without a reasoning parser: vLLM and SGLang without
+  ``--reasoning-parser``, TGI, older Ollama): the phase's reasoning tokens come in ``content``, in ``<think>`` tags,
+  then a blank line and the answer (streamed or in the whole message); the server knows no reasoning, so its usage
+  has no ``completion_tokens_details``. Its reasoning counts against ``max_tokens``: a cut inside it leaves the
+  block open. ``think_in_content_unopened`` (DeepSeek-R1's chat template, which ends the prompt with
+  ``<think>\n``): the same without the opening tag.
+- ``x_groq_usage`` (Groq): its request id in ``x_groq`` on the first chunk, and on the chunk with the finish reason
+  ``x_groq.usage`` (the token counts and its own timings), sent whether or not ``include_usage`` was asked for; the
+  standard usage chunk only when it was.
 """
 
 from __future__ import annotations
@@ -51,6 +60,10 @@ def stream(quirks: tuple[str, ...], s: Stream, usage: dict[str, Any] | None, inc
     if "usage_in_finish_chunk" in quirks and usage is not None:
         tail = [e for e in tail if not (_data(e) or {}).get("usage")]  # no usage chunk of its own
         tail[0] = _edit(tail[0], _with_usage(usage, usage["completion_tokens"]))
+    if "x_groq_usage" in quirks and usage is not None:
+        groq = "req_" + str((_data(tail[0]) or {}).get("id", "")).removeprefix("chatcmpl-")
+        preamble[-1] = _edit(preamble[-1], lambda c: {**c, "x_groq": {"id": groq}})
+        tail[0] = _edit(tail[0], lambda c: {**c, "x_groq": {"id": groq, "usage": _groq_usage(usage)}})
     if "azure_filter_results" in quirks:
         preamble, events, tail = ([_edit(e, _filtered) for e in preamble], [(t, _edit(e, _filtered)) for t, e in events],
                                   [_edit(e, _filtered) for e in tail])
@@ -72,6 +85,11 @@ def stream(quirks: tuple[str, ...], s: Stream, usage: dict[str, Any] | None, inc
     return replace(s, preamble=preamble, events=events, tail=tail, error_event=error)
 
 
+def think_tags(quirks: tuple[str, ...], cut: bool) -> tuple[str, str]:
+    """The text before and after reasoning sent in the content (``think_in_content``); `cut`: it never ended."""
+    return ("" if "think_in_content_unopened" in quirks else "<think>\n"), ("" if cut else "\n</think>\n\n")
+
+
 def failed_finish(quirks: tuple[str, ...]) -> str | None:
     """The finish reason the ``overloaded`` fault ends an answer with (``finish_error``, ``finish_abort``)."""
     return "error" if "finish_error" in quirks else "abort" if "finish_abort" in quirks else None
@@ -88,6 +106,13 @@ def late_status_error(fault: str) -> bytes:
                     "unavailable": (503, "ServiceUnavailableError")}[fault]
     message = f"litellm.{kind}: {kind}: OpenAIException - the upstream answered {status}"
     return _sse({"error": {"message": message, "type": "None", "param": "None", "code": str(status)}})
+
+
+def _groq_usage(usage: dict[str, Any]) -> dict[str, Any]:
+    """Groq's usage object: the counts beside its own timings (seconds), no token details."""
+    return {"queue_time": 0.0123, "prompt_tokens": usage["prompt_tokens"], "prompt_time": 0.0004,
+            "completion_tokens": usage["completion_tokens"], "completion_time": 0.05,
+            "total_tokens": usage["total_tokens"], "total_time": 0.0504}
 
 
 def _with_usage(usage: dict[str, Any], output: int) -> Any:

@@ -18,7 +18,7 @@ from monitor.durations import parse_duration as _parse_duration
 
 Quirk = Literal["azure_filter_results", "sse_comments", "usage_every_chunk", "usage_in_finish_chunk", "error_in_body",
                 "late_status_errors", "reasoning_outside_completion", "finish_eos", "finish_error", "finish_abort",
-                "cache_hit_fields"]
+                "cache_hit_fields", "x_groq_usage", "think_in_content", "think_in_content_unopened"]
 
 
 def parse_duration(value: Any) -> float:
@@ -258,8 +258,9 @@ class Phase(_Strict):
     reasoning_tokens: int = Field(default=0, ge=0)
     # How those reasoning tokens show: hidden (counted in usage only, as OpenAI's o-series), or streamed before the
     # answer in a delta field of that name (reasoning_content: vLLM, DeepSeek; reasoning: Ollama, OpenRouter);
-    # the Anthropic face sends a streamed one as a thinking block.
-    reasoning: Literal["hidden", "reasoning_content", "reasoning"] = "hidden"
+    # the Anthropic face sends a streamed one as a thinking block. redacted: the Anthropic face sends a
+    # redacted_thinking block (its data encrypted, no text) before the answer; the OpenAI face hides it.
+    reasoning: Literal["hidden", "reasoning_content", "reasoning", "redacted"] = "hidden"
     # The stop reason of an Anthropic answer cut for length: model_context_window_exceeded is what the Messages API
     # gives when the context window, not max_tokens, ended it.
     length_stop: Literal["max_tokens", "model_context_window_exceeded"] = "max_tokens"
