@@ -29,30 +29,49 @@ from scipy.stats import binom  # noqa: E402
 from monitor.drift import DriftSettings  # noqa: E402
 from monitor.drift import rankcusum as rk  # noqa: E402
 from monitor.drift import ratechart as rc  # noqa: E402
+from monitor.drift.budget import rate_split  # noqa: E402
 from monitor.drift.mmd import features, mmd_test  # noqa: E402
 from monitor.drift.twosample import continuous_test  # noqa: E402
 
 
 def rate_cusum(arl0: float) -> None:
-    """Exact expected false alarms per 10k of the engine's rate chart over estimated references."""
+    """Exact expected false alarms per 10k of the engine's rate charts over estimated references.
+
+    A direction runs two charts (moderate and large design shift) with ARL0s from ``budget.rate_split``; each is
+    checked against its share and the pair against the direction's 1e4 / ARL0 (their false alarms add up)."""
     s = DriftSettings()
-    print(f"Rate CUSUM, false alarms per 10,000 observations (exact, averaged over the estimated reference); "
-          f"budget per one-sided detector 1e4/ARL0 = {1e4 / arl0:.3f}")
+    main_arl0, large_arl0 = rate_split(s, arl0)
     sizes = (30, 100, 300, 1000, 3000)
-    print(f"{'true rate':<10}" + "".join(f"{'n=' + str(n):>10}" for n in sizes))
+    tables: dict[str, tuple[float, list[str]]] = {"moderate-shift chart": (main_arl0, [])}
+    if large_arl0 is not None:
+        tables["large-shift chart"] = (large_arl0, [])
+        tables["both (the direction)"] = (arl0, [])
     for p in (0.002, 0.005, 0.01, 0.02, 0.05, 0.2, 0.5):
-        row = []
+        rows: dict[str, list[float]] = {name: [] for name in tables}
         for n in sizes:
             ks = np.arange(n + 1)
             w = binom.pmf(ks, n, p)
             keep = w > 1e-7
-            fa = 0.0
+            fa = fl = 0.0
             for k, wk in zip(ks[keep], w[keep], strict=True):
-                ch = rc.rate_chart(int(k), n, s.rate_quantiles, s.rate_odds_ratio, s.rate_min_shift, arl0)
+                ch = rc.rate_chart(int(k), n, s.rate_quantiles, s.rate_odds_ratio, s.rate_min_shift, main_arl0)
                 fa += 0.0 if ch is None else wk / ch.arl(p)
-            row.append(fa / w[keep].sum() * 1e4)
-        verdict = "ok" if max(row) <= 1e4 / arl0 * 1.25 else "OVER"
-        print(f"{p:<10}" + "".join(f"{v:>10.3f}" for v in row) + f"   {verdict}")
+                if large_arl0 is not None and ch is not None:  # the large chart runs only beside the other
+                    lc = rc.rate_chart(int(k), n, s.rate_quantiles, s.rate_large_odds_ratio, s.rate_large_min_shift,
+                                       large_arl0)
+                    fl += 0.0 if lc is None else wk / lc.arl(p)
+            total = w[keep].sum()
+            sums = {"moderate-shift chart": fa, "large-shift chart": fl, "both (the direction)": fa + fl}
+            for name in tables:
+                rows[name].append(sums[name] / total * 1e4)
+        for name, (a, lines) in tables.items():
+            verdict = "ok" if max(rows[name]) <= 1e4 / a * 1.25 else "OVER"
+            lines.append(f"{p:<10}" + "".join(f"{v:>10.3f}" for v in rows[name]) + f"   {verdict}")
+    for name, (a, lines) in tables.items():
+        print(f"Rate CUSUM, {name}: false alarms per 10,000 observations (exact, averaged over the estimated "
+              f"reference); budget 1e4/ARL0 = {1e4 / a:.3f}")
+        print(f"{'true rate':<10}" + "".join(f"{'n=' + str(n):>10}" for n in sizes))
+        print("\n".join(lines))
 
 
 def rank_cusum(arl0: float, sizes: tuple[int, ...], streams: int, steps: int, seed: int = 1) -> None:
@@ -136,8 +155,8 @@ def main() -> None:
         eng.observe(sim.next())
     st = eng.stream("c", "t")
     arl0 = st.arl0
-    print(f"Default settings, simulated stream: {len(st.params)} rate CUSUMs + {2 * len(st._rank_signals())} "
-          f"normal-score CUSUMs, each with ARL0 {arl0:.0f}\n")
+    print(f"Default settings, simulated stream: {len(st.params)} rate directions ({len(st.params) + len(st.large)} "
+          f"charts) + {2 * len(st._rank_signals())} normal-score CUSUMs, each detector with ARL0 {arl0:.0f}\n")
     rate_cusum(arl0)
     print("\nNormal-score CUSUM, simulated false alarms per 10,000 observations (own reference per stream):")
     streams, steps = (500, 10_000) if q else (2000, 20_000)

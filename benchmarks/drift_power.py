@@ -183,6 +183,29 @@ def delay(scenario: str, runs: int, pre: int, cap: int, zero: bool = False,
 SCEN = {"refusal 2%->10%": (0.02, 0.10), "refusal 5%->20%": (0.05, 0.20), "refusal 0%->5%": (0.0, 0.05)}
 
 
+def breakage(seeds: int = 8, cap: int = 400) -> None:
+    """Observations until the `refused` event opens when a clean stream (refusal 0) starts refusing at 100%, 85%
+    or 50%, after 30 (a fresh baseline), 100, 300 or 1,000 observations: a canary that starts failing every time."""
+    from monitor.drift import DriftEngine
+
+    print(f"Breakage: observations after the change until the `refused` event opens ({seeds} seeds, cap {cap})")
+    for after in (1.0, 0.85, 0.5):
+        for pre in (30, 100, 300, 1000):
+            ds: list[int | None] = []
+            for seed in range(seeds):
+                eng, sim = DriftEngine(), Sim(seed, refusal=0.0)
+                for _ in range(pre):
+                    eng.observe(sim.next())
+                sim.refusal = after
+                for i in range(1, cap + 1):
+                    if any(u.action == "opened" and u.event.signal == "refused" for u in eng.observe(sim.next())):
+                        ds.append(i)
+                        break
+                else:
+                    ds.append(None)
+            print(f"  0% -> {after:.0%}, {pre:>4} before: {ds}", flush=True)
+
+
 def mmd_power(trials: int, n: int) -> dict[str, float]:
     """Rejection rate at 5% of the engine's MMD (both kernels) for 10 samples per prompt."""
     from monitor.drift.mmd import features, mmd_test
@@ -325,12 +348,17 @@ def main() -> None:
                     "engine has to estimate rates from)")
     ap.add_argument("--budget", type=float, help="the stream's false_alarms_per_10k (default 0.5); e.g. 0.05 for a "
                     "stream of a fleet whose drift.false_alarms_per_day cap shrinks each stream's budget tenfold")
+    ap.add_argument("--breakage", action="store_true", help="only the delays when a clean stream starts refusing "
+                    "at 100%%, 85%% or 50%% (a canary that starts failing every time)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         print(json.dumps(worker(json.loads(args.worker))))
         return
     sys.path.insert(0, str(ROOT))
+    if args.breakage:
+        breakage()
+        return
     q = args.quick
     t0 = time.time()
     if not args.peers_only:

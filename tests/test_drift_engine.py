@@ -239,6 +239,50 @@ def test_restored_rate_event_resolves_with_its_stored_chart() -> None:
     assert [u for u in _feed(again, sim, 600) if u.action == "resolved" and u.event.id == ev.id]
 
 
+def test_a_fresh_stream_alarms_on_a_complete_breakage_within_a_few_observations() -> None:
+    """A canary that starts failing every time: the large-shift chart beside the moderate one alarms within 7
+    observations of a fresh 30-observation baseline (the moderate chart alone took 12); the event it opened
+    resolves by the moderate chart (stored with it), in memory and restored from storage, once the canary passes
+    again."""
+    from monitor.drift.budget import rate_split
+
+    for seed in range(4):
+        eng, sim = DriftEngine(), Sim(10 + seed, refusal=0.0)
+        while not eng.stream("c", "t").baseline.ready:
+            _feed(eng, sim, 1)
+        sim.refusal, first = 1.0, f"c-{sim.t + 1}"
+        for _ in range(1, 8):
+            opened = [u.event for u in eng.observe(sim.next()) if u.action == "opened" and u.event.signal == "refused"]
+            if opened:
+                break
+        assert opened, seed
+        ev = opened[0]
+        assert ev.detail["p1"] >= 0.5 and ev.current_value == 1.0 and ev.detail["resolve"]["p1"] < 0.5
+        assert ev.first_obs_id == first  # the change point: the first failing observation
+        st = eng.stream("c", "t")
+        main_arl0, large_arl0 = rate_split(eng.settings, st.arl0)
+        assert large_arl0 is not None and 1 / main_arl0 + 1 / large_arl0 == pytest.approx(1 / st.arl0)
+        again = DriftEngine()
+        again.set_baseline(Baseline.from_json(eng.baseline("c", "t").to_json()))
+        again.restore_events([DriftEvent.from_json(ev.to_json())])
+        sim.refusal = 0.0
+        later = _feed(eng, sim, 100)
+        assert [u for u in later if u.action == "resolved" and u.event.id == ev.id]
+        assert not [u for u in later if u.action == "opened" and u.event.signal == "refused"]
+        assert [u for u in _feed(again, sim, 100) if u.action == "resolved" and u.event.id == ev.id]
+
+
+def test_an_event_the_large_shift_chart_opened_stays_open_while_the_rate_stays_up() -> None:
+    """Run backwards, the large-shift chart (designed at 50% here) resolved a rate held at 30% on this seed after a
+    run of passes, and a chart reopened it: the moderate chart resolves the event, so a rate that stays up is one
+    event."""
+    eng, sim = DriftEngine(), Sim(0, refusal=0.0)
+    _feed(eng, sim, 300)
+    sim.refusal = 0.3
+    ups = [u for u in _feed(eng, sim, 400) if u.event.signal == "refused"]
+    assert [u.action for u in ups] == ["opened"] and ups[0].event.detail["p1"] >= 0.5
+
+
 def test_mmd_decision_near_its_level_is_an_exact_permutation_test() -> None:
     from monitor.drift.mmd import features, mmd_test
 

@@ -8,7 +8,9 @@ twice, as the events they open do):
 
 - ``sequential_share`` goes to the CUSUMs (Bernoulli CUSUMs on rates, normal-score CUSUMs on continuous
   values), split equally between one-sided detectors: each gets in-control
-  ARL0 = detectors x 10,000 / (share x budget).
+  ARL0 = detectors x 10,000 / (share x budget). A rate direction runs two charts (one tuned to a moderate
+  shift, one to a large one, ``rate_large_share`` of the direction's share to the second): their false-alarm
+  rates add up to the direction's 1 / ARL0 (``rate_split``).
 - the rest goes to the window tests. ``mmd_share`` of it to the whole-completion MMD, which runs once per
   ``mmd_every`` observations; the remainder to the per-signal window tests of each round (every
   ``eval_every`` observations), Bonferroni-split between the tests of the round.
@@ -31,6 +33,15 @@ def rate_arl0(s: DriftSettings, directions: int) -> float:
     """Return the in-control ARL0 of each one-sided CUSUM (rounded up on a 1/20-decade grid for caching)."""
     arl0 = max(directions, 1) * 10_000.0 / (s.sequential_share * s.false_alarms_per_10k)
     return float(10 ** (math.ceil(math.log10(arl0) * 20) / 20))
+
+
+def rate_split(s: DriftSettings, arl0: float) -> tuple[float, float | None]:
+    """Return the ARL0 of a rate direction's moderate-shift chart and of its large-shift chart (None: none runs,
+    for a ``rate_large_share`` outside (0, 1))."""
+    share = s.rate_large_share
+    if not 0 < share < 1:
+        return arl0, None
+    return arl0 / (1 - share), arl0 / share
 
 
 def window_alpha(s: DriftSettings, tests: int) -> float:

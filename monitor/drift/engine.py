@@ -170,7 +170,10 @@ class DriftEngine:
             if signal_type_safe(ev.signal) == RATE and "p0" in ev.detail:
                 up = ev.detail.get("direction", "up") == "up"
                 p0, p1 = float(ev.detail["p0"]), float(ev.detail["p1"])
-                if {"m", "r", "h"} <= set(ev.detail):
+                if isinstance(d := ev.detail.get("resolve"), dict):  # opened by a large-shift chart: its resolver
+                    chart = cs.Chart(float(d["p0"]), float(d["p1"]), int(d["m"]), int(d["r"]), int(d["h"]),
+                                     float(d["unit"]))
+                elif {"m", "r", "h"} <= set(ev.detail):
                     d = ev.detail
                     chart = cs.Chart(p0, p1, int(d["m"]), int(d["r"]), int(d["h"]), (ev.threshold or 0.0) / int(d["h"]))
                 else:  # stored before the integer charts: rebuild from the LLR threshold
@@ -188,6 +191,9 @@ class DriftEngine:
         st.baseline = b
         st.cusums.clear()
         st.params.clear()
+        st.large_cusums.clear()
+        st.large.clear()
+        st._large_starts.clear()
         st.ranks.clear()
         st.sentinels.clear()
         st._steps.clear()

@@ -35,6 +35,12 @@ class DriftSettings:
     mmd_share: float = 0.5  # share of the window-test budget spent by the whole-completion MMD
     rate_odds_ratio: float = 4.0  # CUSUM design shift on the odds scale
     rate_min_shift: float = 0.02  # ...and at least this much on the probability scale
+    # A second CUSUM per rate direction, tuned to a large shift (a canary that starts failing every time), which
+    # the chart above, tuned to a moderate one, is slow to see: this odds ratio, at least this much up, with this
+    # share of the direction's false-alarm budget (the first chart keeps the rest; 0: no second chart).
+    rate_large_odds_ratio: float = 100.0
+    rate_large_min_shift: float = 0.5
+    rate_large_share: float = 0.1
     rate_quantiles: tuple[float, ...] = (0.7, 0.85, 0.93, 0.97, 0.99, 0.999)  # candidate chart references (posterior quantiles)
     rate_credibility: float = 0.9  # normal-score CUSUM: allowance for the reference's uncertainty
     rank_k: float = 0.5  # normal-score CUSUM reference value: tuned to a shift of 2k standard deviations

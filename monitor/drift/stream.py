@@ -54,6 +54,9 @@ class Stream(WindowTests, ZeroTolerance):
     entries: deque[Entry] = field(default_factory=deque)
     cusums: dict[tuple[str, bool], cs.BernoulliCusum] = field(default_factory=dict)
     params: dict[tuple[str, bool], cs.Chart] = field(default_factory=dict)
+    # the second chart of each rate direction, tuned to a large shift (``rate_large_*``), and its CUSUM
+    large: dict[tuple[str, bool], cs.Chart] = field(default_factory=dict)
+    large_cusums: dict[tuple[str, bool], cs.BernoulliCusum] = field(default_factory=dict)
     open: dict[str, _Open] = field(default_factory=dict)
     ranks: dict[str, rk.RankCusum] = field(default_factory=dict)
     sentinels: dict[tuple[str, bool], float] = field(default_factory=dict)  # LLR level, point-estimate design
@@ -61,6 +64,7 @@ class Stream(WindowTests, ZeroTolerance):
     # where each CUSUM's current excursion began (rate: (name, up); rank: (name, up)): the change-point
     # estimate, which may lie further back than the entries kept
     _starts: dict[tuple[str, bool], Entry] = field(default_factory=dict)
+    _large_starts: dict[tuple[str, bool], Entry] = field(default_factory=dict)  # the same for the large-shift charts
     arl0: float = 0.0  # in-control ARL0 of each one-sided sequential detector (set by _calibrate)
     _sorted: dict[str, list[float]] = field(default_factory=dict)  # sorted reference values per signal
     _merged: dict[str, int] = field(default_factory=dict)  # how many reference values _sorted holds
@@ -82,6 +86,7 @@ class Stream(WindowTests, ZeroTolerance):
             if b.full:
                 b.finalize(s)
                 self.params.clear()
+                self.large.clear()
             return out
         self.n_all += 1
         self.n_ok += ok
@@ -232,23 +237,36 @@ class Stream(WindowTests, ZeroTolerance):
     def _calibrate(self) -> None:
         s = self.settings
         dirs = self._rate_directions()
-        arl0 = self.arl0 = budget.rate_arl0(s, len(dirs) + 2 * len(self._rank_signals()))
+        self.arl0 = budget.rate_arl0(s, len(dirs) + 2 * len(self._rank_signals()))
+        arl0, arl0_large = budget.rate_split(s, self.arl0)
         for name, up in dirs:
             k, n = self.baseline.rate(name)
             if not up:
                 k = n - k
             # None: e.g. a fall of a 1% refusal rate; nothing meaningful to detect in this direction
             chart = rc.rate_chart(k, n, s.rate_quantiles, s.rate_odds_ratio, s.rate_min_shift, arl0)
-            old = self.params.get((name, up))
             if chart is None:
                 self.params.pop((name, up), None)
+                self.large.pop((name, up), None)
                 continue
-            self.params[(name, up)] = chart
+            self._swap(self.params, self.cusums, (name, up), chart)
             self._steps[(name, up)] = rc.sentinel_steps(k, n, s.rate_odds_ratio, s.rate_min_shift)
-            c = self.cusums.get((name, up))
-            if c is not None and old is not None and old != chart and c.level > 0:
-                # a new chart has a new integer unit: carry the evidence over on the LLR scale, short of an alarm
-                c.level = max(0, min(round(c.level * old.unit / chart.unit), chart.h - 1))
+            large = None if arl0_large is None else rc.rate_chart(
+                k, n, s.rate_quantiles, s.rate_large_odds_ratio, s.rate_large_min_shift, arl0_large)
+            if large is None:
+                self.large.pop((name, up), None)
+            else:
+                self._swap(self.large, self.large_cusums, (name, up), large)
+
+    @staticmethod
+    def _swap(charts: dict[tuple[str, bool], cs.Chart], cusums: dict[tuple[str, bool], cs.BernoulliCusum],
+              key: tuple[str, bool], chart: cs.Chart) -> None:
+        old = charts.get(key)
+        charts[key] = chart
+        c = cusums.get(key)
+        if c is not None and old is not None and old != chart and c.level > 0:
+            # a new chart has a new integer unit: carry the evidence over on the LLR scale, short of an alarm
+            c.level = max(0, min(round(c.level * old.unit / chart.unit), chart.h - 1))
 
     def _rates(self, entry: Entry) -> list[EventUpdate]:
         out: list[EventUpdate] = []
@@ -270,9 +288,22 @@ class Stream(WindowTests, ZeroTolerance):
             c = self.cusums.setdefault((name, up), cs.BernoulliCusum())
             if c.level == 0:
                 self._starts[(name, up)] = entry
-            if c.step(x, ch.m, ch.r) >= ch.h:
-                out.append(self._open_rate(name, up, c, ch, entry))
+            fired = opened = c.step(x, ch.m, ch.r) >= ch.h
+            big = self.large.get((name, up))
+            cl = None
+            if big is not None:  # the large-shift chart beside it: an alarm from either opens the event
+                cl = self.large_cusums.setdefault((name, up), cs.BernoulliCusum())
+                if cl.level == 0:
+                    self._large_starts[(name, up)] = entry
+                if cl.step(x, big.m, big.r) >= big.h and not fired:  # both: the moderate one's event
+                    out.append(self._open_rate(name, up, cl, big, entry, self._large_starts.get((name, up)), ch))
+                    opened = True
+            if fired:
+                out.append(self._open_rate(name, up, c, ch, entry, self._starts.get((name, up))))
+            if opened:
                 c.reset()
+                if cl is not None:
+                    cl.reset()
         return out
 
     # -- continuous values (sequential, on normal scores) -----------------------------------------------------
@@ -341,12 +372,12 @@ class Stream(WindowTests, ZeroTolerance):
         self.open[name] = _Open(ev, self.n_ok, sample=win)
         return EventUpdate("opened", ev)
 
-    def _open_rate(self, name: str, up: bool, c: cs.BernoulliCusum, ch: cs.Chart, entry: Entry) -> EventUpdate:
+    def _open_rate(self, name: str, up: bool, c: cs.BernoulliCusum, ch: cs.Chart, entry: Entry,
+                   first: Entry | None, resolver: cs.Chart | None = None) -> EventUpdate:
         k, n = self.baseline.rate(name)
         base = k / n
         hits = c.run_events if up else c.run - c.run_events
         cur = hits / max(c.run, 1)
-        first = self._starts.get((name, up))
         eff = 2 * math.asin(math.sqrt(cur)) - 2 * math.asin(math.sqrt(base))
         ev = self._event(
             name, BEHAVIOUR, "bernoulli_cusum", first, entry.at,
@@ -356,8 +387,14 @@ class Stream(WindowTests, ZeroTolerance):
             detail={"direction": "up" if up else "down", "p0": ch.p0, "p1": ch.p1, "m": ch.m, "r": ch.r, "h": ch.h},
         )
         # Back at baseline = the same CUSUM run in reverse (design rate p1 -> reference p0) crosses the same
-        # threshold: as much evidence to resolve as to open, so events do not flap.
-        self.open[name] = _Open(ev, self.n_ok, cs.BernoulliCusum(), ch, up)
+        # threshold: as much evidence to resolve as to open, so events do not flap. An event the large-shift chart
+        # opened resolves by the moderate one beside it (``resolver``, stored in the detail for a restart): run
+        # backwards, the large one needs only a short run of passes, and resolved rates held at 15-30% (designed
+        # at 50%) for a chart to reopen them.
+        if resolver is not None:
+            ev.detail["resolve"] = {"p0": resolver.p0, "p1": resolver.p1, "m": resolver.m, "r": resolver.r,
+                                    "h": resolver.h, "unit": resolver.unit}
+        self.open[name] = _Open(ev, self.n_ok, cs.BernoulliCusum(), resolver or ch, up)
         return EventUpdate("opened", ev)
 
     # -- closing ------------------------------------------------------------------------------------------
@@ -365,8 +402,9 @@ class Stream(WindowTests, ZeroTolerance):
         op = self.open.pop(name)
         op.event.state = RESOLVED
         op.event.resolved_at = now
-        for key in [k for k in self.cusums if k[0] == name]:
-            self.cusums[key].reset()
+        for cusums in (self.cusums, self.large_cusums):
+            for key in [k for k in cusums if k[0] == name]:
+                cusums[key].reset()
         return EventUpdate("resolved", op.event)
 
     def open_events(self) -> list[DriftEvent]:
