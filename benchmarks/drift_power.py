@@ -183,13 +183,14 @@ def delay(scenario: str, runs: int, pre: int, cap: int, zero: bool = False,
 SCEN = {"refusal 2%->10%": (0.02, 0.10), "refusal 5%->20%": (0.05, 0.20), "refusal 0%->5%": (0.0, 0.05)}
 
 
-def breakage(seeds: int = 8, cap: int = 400) -> None:
+def breakage(seeds: int = 8, cap: int = 400, rates: tuple[float, ...] = (1.0, 0.85, 0.5)) -> None:
     """Observations until the `refused` event opens when a clean stream (refusal 0) starts refusing at 100%, 85%
-    or 50%, after 30 (a fresh baseline), 100, 300 or 1,000 observations: a canary that starts failing every time."""
+    or 50% (or `rates`), after 30 (a fresh baseline), 100, 300 or 1,000 observations: a canary that starts failing
+    every time. None: no event within `cap` observations."""
     from monitor.drift import DriftEngine
 
     print(f"Breakage: observations after the change until the `refused` event opens ({seeds} seeds, cap {cap})")
-    for after in (1.0, 0.85, 0.5):
+    for after in rates:
         for pre in (30, 100, 300, 1000):
             ds: list[int | None] = []
             for seed in range(seeds):
@@ -350,6 +351,8 @@ def main() -> None:
                     "stream of a fleet whose drift.false_alarms_per_day cap shrinks each stream's budget tenfold")
     ap.add_argument("--breakage", action="store_true", help="only the delays when a clean stream starts refusing "
                     "at 100%%, 85%% or 50%% (a canary that starts failing every time)")
+    ap.add_argument("--after", help="with --breakage: the refusal rates after the change, e.g. 0.3,0.15")
+    ap.add_argument("--cap", type=int, default=400, help="with --breakage: observations watched after the change")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -357,7 +360,7 @@ def main() -> None:
         return
     sys.path.insert(0, str(ROOT))
     if args.breakage:
-        breakage()
+        breakage(cap=args.cap, rates=tuple(float(r) for r in args.after.split(",")) if args.after else (1.0, 0.85, 0.5))
         return
     q = args.quick
     t0 = time.time()
