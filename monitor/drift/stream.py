@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import bisect
-import math
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,10 +13,10 @@ from rapidfuzz import fuzz, process
 from monitor.drift import budget
 from monitor.drift import cusum as cs
 from monitor.drift import rankcusum as rk
-from monitor.drift import ratechart as rc
 from monitor.drift.baseline import Baseline
 from monitor.drift.events import BEHAVIOUR, MODEL, OPEN, RESOLVED, DriftEvent, EventUpdate, evidence
 from monitor.drift.names import RATE, signal_type
+from monitor.drift.rates import RateCharts
 from monitor.drift.settings import DriftSettings
 from monitor.drift.signals import SignalValue, finite
 from monitor.drift.state import Entry, Signals, _Open
@@ -44,7 +43,7 @@ def no_answer(error_types: list[str]) -> str:
 
 
 @dataclass(slots=True)
-class Stream(WindowTests, ZeroTolerance):
+class Stream(RateCharts, WindowTests, ZeroTolerance):
     """Drift state of one canary x target; ``observe`` analyses one observation in bounded time."""
 
     canary: str
@@ -220,91 +219,10 @@ class Stream(WindowTests, ZeroTolerance):
             out.append(EventUpdate("opened", ev))
         return out
 
-    # -- rates (sequential) --------------------------------------------------------------------------------
-    def _rate_directions(self) -> list[tuple[str, bool]]:
-        dirs: list[tuple[str, bool]] = []
-        for name, (_, n) in self.baseline.rates.items():
-            if n < 5 or not self.settings.enabled(name):
-                continue
-            if name == "error":
-                dirs.append((name, True))
-            elif name == "exact_match":
-                dirs.append((name, False))
-            else:
-                dirs += [(name, True), (name, False)]
-        return dirs
-
     def _calibrate(self) -> None:
-        s = self.settings
         dirs = self._rate_directions()
-        self.arl0 = budget.rate_arl0(s, len(dirs) + 2 * len(self._rank_signals()))
-        arl0, arl0_large = budget.rate_split(s, self.arl0)
-        for name, up in dirs:
-            k, n = self.baseline.rate(name)
-            if not up:
-                k = n - k
-            # None: e.g. a fall of a 1% refusal rate; nothing meaningful to detect in this direction
-            chart = rc.rate_chart(k, n, s.rate_quantiles, s.rate_odds_ratio, s.rate_min_shift, arl0)
-            if chart is None:
-                self.params.pop((name, up), None)
-                self.large.pop((name, up), None)
-                continue
-            self._swap(self.params, self.cusums, (name, up), chart)
-            self._steps[(name, up)] = rc.sentinel_steps(k, n, s.rate_odds_ratio, s.rate_min_shift)
-            large = None if arl0_large is None else rc.rate_chart(
-                k, n, s.rate_quantiles, s.rate_large_odds_ratio, s.rate_large_min_shift, arl0_large)
-            if large is None:
-                self.large.pop((name, up), None)
-            else:
-                self._swap(self.large, self.large_cusums, (name, up), large)
-
-    @staticmethod
-    def _swap(charts: dict[tuple[str, bool], cs.Chart], cusums: dict[tuple[str, bool], cs.BernoulliCusum],
-              key: tuple[str, bool], chart: cs.Chart) -> None:
-        old = charts.get(key)
-        charts[key] = chart
-        c = cusums.get(key)
-        if c is not None and old is not None and old != chart and c.level > 0:
-            # a new chart has a new integer unit: carry the evidence over on the LLR scale, short of an alarm
-            c.level = max(0, min(round(c.level * old.unit / chart.unit), chart.h - 1))
-
-    def _rates(self, entry: Entry) -> list[EventUpdate]:
-        out: list[EventUpdate] = []
-        for (name, up), ch in self.params.items():
-            value = entry.signals.get(name)
-            if value is None:  # a failed call carries only the signals that apply to it
-                continue
-            x = bool(value) == up
-            op = self.open.get(name)
-            if op is not None:
-                # the opening chart run backwards (+r on a 0, -m on a 1, same threshold) resolves it
-                reverse, chart = op.reverse, op.chart
-                if reverse is not None and chart is not None and op.flip == up \
-                        and reverse.step(not x, chart.r, chart.m) >= chart.h:
-                    out.append(self._resolve(name, entry.at))
-                continue
-            inc = self._steps.get((name, up), (0.0, 0.0))
-            self.sentinels[(name, up)] = max(0.0, self.sentinels.get((name, up), 0.0) + (inc[0] if x else inc[1]))
-            c = self.cusums.setdefault((name, up), cs.BernoulliCusum())
-            if c.level == 0:
-                self._starts[(name, up)] = entry
-            fired = opened = c.step(x, ch.m, ch.r) >= ch.h
-            big = self.large.get((name, up))
-            cl = None
-            if big is not None:  # the large-shift chart beside it: an alarm from either opens the event
-                cl = self.large_cusums.setdefault((name, up), cs.BernoulliCusum())
-                if cl.level == 0:
-                    self._large_starts[(name, up)] = entry
-                if cl.step(x, big.m, big.r) >= big.h and not fired:  # both: the moderate one's event
-                    out.append(self._open_rate(name, up, cl, big, entry, self._large_starts.get((name, up)), ch))
-                    opened = True
-            if fired:
-                out.append(self._open_rate(name, up, c, ch, entry, self._starts.get((name, up))))
-            if opened:
-                c.reset()
-                if cl is not None:
-                    cl.reset()
-        return out
+        self.arl0 = budget.rate_arl0(self.settings, len(dirs) + 2 * len(self._rank_signals()))
+        self._calibrate_rates(dirs, self.arl0)
 
     # -- continuous values (sequential, on normal scores) -----------------------------------------------------
     def _rank_signals(self) -> list[str]:
@@ -370,31 +288,6 @@ class Stream(WindowTests, ZeroTolerance):
                     "current_median": float(np.median(vals)) if vals else None},
         )
         self.open[name] = _Open(ev, self.n_ok, sample=win)
-        return EventUpdate("opened", ev)
-
-    def _open_rate(self, name: str, up: bool, c: cs.BernoulliCusum, ch: cs.Chart, entry: Entry,
-                   first: Entry | None, resolver: cs.Chart | None = None) -> EventUpdate:
-        k, n = self.baseline.rate(name)
-        base = k / n
-        hits = c.run_events if up else c.run - c.run_events
-        cur = hits / max(c.run, 1)
-        eff = 2 * math.asin(math.sqrt(cur)) - 2 * math.asin(math.sqrt(base))
-        ev = self._event(
-            name, BEHAVIOUR, "bernoulli_cusum", first, entry.at,
-            baseline_value=base, current_value=cur, effect_size=eff, statistic=c.level * ch.unit, p_value=None,
-            threshold=ch.threshold, baseline_n=n, current_n=c.run,
-            evidence=self._evidence(lambda e: e.signals.get(name) is not None and bool(e.signals[name]) == up),
-            detail={"direction": "up" if up else "down", "p0": ch.p0, "p1": ch.p1, "m": ch.m, "r": ch.r, "h": ch.h},
-        )
-        # Back at baseline = the same CUSUM run in reverse (design rate p1 -> reference p0) crosses the same
-        # threshold: as much evidence to resolve as to open, so events do not flap. An event the large-shift chart
-        # opened resolves by the moderate one beside it (``resolver``, stored in the detail for a restart): run
-        # backwards, the large one needs only a short run of passes, and resolved rates held at 15-30% (designed
-        # at 50%) for a chart to reopen them.
-        if resolver is not None:
-            ev.detail["resolve"] = {"p0": resolver.p0, "p1": resolver.p1, "m": resolver.m, "r": resolver.r,
-                                    "h": resolver.h, "unit": resolver.unit}
-        self.open[name] = _Open(ev, self.n_ok, cs.BernoulliCusum(), resolver or ch, up)
         return EventUpdate("opened", ev)
 
     # -- closing ------------------------------------------------------------------------------------------
