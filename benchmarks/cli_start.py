@@ -47,7 +47,7 @@ def run_once(code: str, argv: list[str], env: dict[str, str]) -> float:
     done = subprocess.run([sys.executable, "-m", "monitor.cli", *argv], capture_output=True, text=True,
                           env={**env, "PYTHONPATH": code}, cwd=code, check=False)
     took = time.perf_counter() - start
-    if done.returncode not in (0,):
+    if done.returncode != 0:
         sys.exit(f"{argv} with {code} exited {done.returncode}:\n{done.stderr[-2000:]}")
     return took
 

@@ -544,4 +544,4 @@ async def test_a_stopping_sender_starts_no_delivery_and_gives_its_claimed_rows_b
     assert rx.arrived == 1 and len(rx.delivered) == 1
     assert {n.status for n in al.outbox.query()} == {DELIVERED, PENDING}
     # the two not sent are due now, for the next leader, not at the end of the lease
-    assert len(al.outbox.due(clock(), 10, lease=35.0)) == 2
+    assert len(al.outbox.claim(clock(), 10, lease=35.0)[0]) == 2

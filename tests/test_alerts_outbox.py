@@ -49,13 +49,13 @@ def test_round_trip_keeps_payload_and_times(store: Store) -> None:
 def test_due_claims_with_a_lease(store: Store) -> None:
     ob = Outbox(store.engine)
     ob.add([note(group=f"c/t{i}") for i in range(3)])
-    assert ob.due(T0 - timedelta(seconds=1)) == []
-    first = ob.due(T0, limit=2, lease=60)
+    assert ob.claim(T0 - timedelta(seconds=1))[0] == []
+    first = ob.claim(T0, limit=2, lease=60)[0]
     assert len(first) == 2
-    rest = ob.due(T0, lease=60)
+    rest = ob.claim(T0, lease=60)[0]
     assert len(rest) == 1 and rest[0].id not in {n.id for n in first}
-    assert ob.due(T0 + timedelta(seconds=30)) == []
-    again = ob.due(T0 + timedelta(seconds=61))  # the lease ran out (a crashed sender): due again
+    assert ob.claim(T0 + timedelta(seconds=30))[0] == []
+    again = ob.claim(T0 + timedelta(seconds=61))[0]  # the lease ran out (a crashed sender): due again
     assert len(again) == 3
 
 
@@ -73,8 +73,8 @@ def test_marks_and_counts(store: Store) -> None:
     assert gc and gc.status == DEAD
     assert ob.pending_count() == 1
     assert [n.id for n in ob.list_pending()] == [b.id]
-    assert ob.due(T0 + timedelta(minutes=4)) == []
-    assert [n.id for n in ob.due(T0 + timedelta(minutes=5))] == [b.id]
+    assert ob.claim(T0 + timedelta(minutes=4))[0] == []
+    assert [n.id for n in ob.claim(T0 + timedelta(minutes=5))[0]] == [b.id]
 
 
 def test_a_resolve_never_overtakes_its_firing_message(store: Store) -> None:
@@ -84,12 +84,12 @@ def test_a_resolve_never_overtakes_its_firing_message(store: Store) -> None:
     other = note(group="c/other", at=T0 + timedelta(seconds=1))
     ob.add([opened, resolved, other])
     now = T0 + timedelta(seconds=2)
-    assert {n.id for n in ob.due(now)} == {opened.id, other.id}
+    assert {n.id for n in ob.claim(now)[0]} == {opened.id, other.id}
     ob.mark_retry(opened.id, now + timedelta(seconds=10), "HTTP 503")
-    assert ob.due(now + timedelta(seconds=5)) == []  # the resolve waits behind the backing-off firing message
-    assert [n.id for n in ob.due(now + timedelta(seconds=10))] == [opened.id]
+    assert ob.claim(now + timedelta(seconds=5))[0] == []  # the resolve waits behind the backing-off firing message
+    assert [n.id for n in ob.claim(now + timedelta(seconds=10))[0]] == [opened.id]
     ob.mark_delivered(opened.id, now)
-    assert [n.id for n in ob.due(now + timedelta(seconds=10))] == [resolved.id]
+    assert [n.id for n in ob.claim(now + timedelta(seconds=10))[0]] == [resolved.id]
 
 
 def test_concurrent_claims_never_hand_out_a_row_twice(store: Store) -> None:
@@ -100,7 +100,7 @@ def test_concurrent_claims_never_hand_out_a_row_twice(store: Store) -> None:
 
     def claim() -> None:
         barrier.wait()
-        got.append([n.id for n in ob.due(T0, limit=15)])
+        got.append([n.id for n in ob.claim(T0, limit=15)[0]])
 
     threads = [threading.Thread(target=claim) for _ in range(4)]
     for t in threads:
@@ -109,7 +109,7 @@ def test_concurrent_claims_never_hand_out_a_row_twice(store: Store) -> None:
         t.join()
     ids = [i for batch in got for i in batch]
     assert len(ids) == len(set(ids))
-    assert len(ids) + len(ob.due(T0, limit=100)) == 40
+    assert len(ids) + len(ob.claim(T0, limit=100)[0]) == 40
 
 
 def test_firing_state_per_sink(store: Store) -> None:
@@ -150,10 +150,10 @@ def test_a_backing_off_oldest_row_is_found_behind_a_full_batch_of_younger_ones(s
     oldest = note(kind="model.changed", signal="model", at=T0)
     younger = [note(kind="model.changed", signal="model", at=T0 + timedelta(seconds=i)) for i in (1, 2, 3)]
     ob.add([oldest, *younger])
-    assert [n.id for n in ob.due(T0, limit=3)] == [oldest.id]
+    assert [n.id for n in ob.claim(T0, limit=3)[0]] == [oldest.id]
     ob.mark_retry(oldest.id, T0 + timedelta(seconds=60), "HTTP 503")
-    assert ob.due(T0 + timedelta(seconds=30), limit=3) == []  # the younger rows still wait behind it
-    assert [n.id for n in ob.due(T0 + timedelta(seconds=60), limit=3)] == [oldest.id]
+    assert ob.claim(T0 + timedelta(seconds=30), limit=3)[0] == []  # the younger rows still wait behind it
+    assert [n.id for n in ob.claim(T0 + timedelta(seconds=60), limit=3)[0]] == [oldest.id]
 
 
 def test_a_canary_down_and_a_drift_on_its_error_rate_are_two_alerts(store: Store) -> None:

@@ -100,20 +100,16 @@ class Outbox:
                            and_(col(older.created_at) == col(row.created_at), col(older.id) < col(row.id))))
                 .exists())
 
-    def due(self, now: datetime, limit: int = 50, *, lease: float = 60.0,
-            sink: str | None = None) -> list[Notification]:
-        """Claim up to `limit` notifications due at `now` (of one `sink` if given), leasing them for `lease` s.
+    @retry_disconnect
+    def claim(self, now: datetime, limit: int = 50, *, lease: float = 60.0,
+              sink: str | None = None) -> tuple[list[Notification], datetime | None]:
+        """Claim up to `limit` notifications due at `now` (of one `sink` if given), leasing them for `lease` s; and
+        when nothing is due, when the next waiting row falls due (None: none waits), read in the same transaction:
+        a sender with nothing to do sleeps until then instead of asking again and again.
 
         Per sink x group x signal only the oldest waiting notification is handed out, so a resolve never
         overtakes the firing message it ends.
         """
-        return self.claim(now, limit, lease=lease, sink=sink)[0]
-
-    @retry_disconnect
-    def claim(self, now: datetime, limit: int = 50, *, lease: float = 60.0,
-              sink: str | None = None) -> tuple[list[Notification], datetime | None]:
-        """`due`, and when nothing is due, when the next waiting row falls due (None: none waits), read in the
-        same transaction: a sender with nothing to do sleeps until then instead of asking again and again."""
         until = now + timedelta(seconds=lease)
         # The oldest-waiting filter is in the query, before the limit: younger rows of a group whose oldest row
         # is backing off may fall due first, and filtered afterwards they would fill every batch and block the sink.
@@ -149,7 +145,7 @@ class Outbox:
 
     @retry_disconnect
     def release(self, claimed: Iterable[Notification], now: datetime) -> int:
-        """Give back rows claimed by :meth:`due` but not attempted (due again at `now`, not at their lease's end),
+        """Give back rows claimed by :meth:`claim` but not attempted (due again at `now`, not at their lease's end),
         unless another claim or an attempt changed them since; return how many."""
         released = 0
         with Session(self.engine) as s:
