@@ -244,7 +244,8 @@ def canary() -> dict[str, Any]:
     panels = [
         Panel("timeseries", "Attempts, failures and skipped runs",
               "Probe attempts and failures per rate interval, and scheduled runs that did not happen (overrun: "
-              "the previous run was still going; missed: the daemon was more than an interval late).", "short",
+              "the previous run was still going; missed: the daemon was more than an interval late; spend_cap: the "
+              "target's daily spend cap paused it).", "short",
               [query(f"sum by (canary, target) (increase(llm_monitor_probe_attempts_total{{{CANARY}}}[{RATE}]))",
                      "{{canary}} {{target}} attempts"),
                query(f"sum by (canary, target, error_type) "

@@ -18,7 +18,7 @@ JUDGE_CANARY = "_judge"  # llm_judge checks, the refusal judge and their calibra
 EMBEDDINGS_CANARY = "_embeddings"  # the semantic-similarity signal's embeddings calls
 # Why a scheduled run did not happen: the pair's previous run was still going, or the scheduler reached it more
 # than its grace (one interval) late.
-RUN_OVERRUN, RUN_MISSED = "overrun", "missed"
+RUN_OVERRUN, RUN_MISSED, RUN_SPEND_CAP = "overrun", "missed", "spend_cap"
 
 
 class ErrorType(StrEnum):

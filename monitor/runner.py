@@ -17,7 +17,7 @@ from datetime import datetime
 from opentelemetry.trace import Tracer
 
 from monitor.config.models import Canary, Prices, Target
-from monitor.domain import CallResult, ErrorType, Observation, new_id, utcnow
+from monitor.domain import RUN_SPEND_CAP, CallResult, ErrorType, Observation, new_id, utcnow
 from monitor.pricing import cost_usd, default_prices, prices_for
 from monitor.providers.base import ChatRequest, Provider
 from monitor.spend import Spend
@@ -118,6 +118,8 @@ class Runner:
     async def run(self, canary: Canary, target: Target, *, trigger: str = "schedule") -> list[Observation]:
         """Run all samples of `canary` against `target`; return the observations (stored already)."""
         if await self.spend.over_cap(target):
+            if trigger == "schedule":  # counted like the scheduler's own skips; the pause itself is logged once
+                self.metrics.runs_skipped.inc(canary.id, target.id, RUN_SPEND_CAP)
             return []
         run = Run(id=new_id(), canary=canary.id, target=target.id, started_at=self.now(), trigger=trigger,
                   replica=self.replica, samples=canary.samples)

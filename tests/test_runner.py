@@ -117,6 +117,9 @@ async def test_spend_cap_pauses_target(steady_sim: SimServer, tmp_path: Path) ->
         await app.stop()
     assert len(first) == 3 and second == []
     assert sample(app.registry, "llm_monitor_target_paused", target="gpt") == 1
+    skipped = {"canary": canary.id, "target": "gpt"}  # the run that did not happen is counted, not lost
+    assert sample(app.registry, "llm_monitor_runs_skipped_total", **skipped, reason="spend_cap") == 1
+    assert sample(app.registry, "llm_monitor_runs_skipped_total", **skipped, reason="overrun") == 0
     assert sample(app.registry, "llm_monitor_spend_cap_usd", target="gpt") == 0.000001
     assert sample(app.registry, "llm_monitor_spend_today_usd", target="gpt") > 0.000001
 

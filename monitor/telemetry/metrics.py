@@ -20,7 +20,7 @@ from prometheus_client import (
 )
 
 from monitor import __version__
-from monitor.domain import RUN_MISSED, RUN_OVERRUN, ErrorType, Observation
+from monitor.domain import RUN_MISSED, RUN_OVERRUN, RUN_SPEND_CAP, ErrorType, Observation
 from monitor.telemetry import names as n
 from monitor.telemetry.grid import PairGrid, PairHistogram
 from monitor.telemetry.names import WATCHED_SIGNALS, signal_kind
@@ -60,8 +60,10 @@ class Metrics:
                                          ("canary", "target"), n.RATE_BUCKETS, registry=r)
         self.runs_skipped = PairGrid("llm_monitor_runs_skipped",
                                      "Scheduled runs that did not happen: the previous run was still going "
-                                     "(overrun) or the scheduler reached it more than an interval late (missed).",
-                                     "counter", ("reason",), [(RUN_OVERRUN,), (RUN_MISSED,)], registry=r)
+                                     "(overrun), the scheduler reached it more than an interval late (missed), or "
+                                     "the target's daily spend cap paused it (spend_cap).",
+                                     "counter", ("reason",), [(RUN_OVERRUN,), (RUN_MISSED,), (RUN_SPEND_CAP,)],
+                                     registry=r)
         self.cost = PairGrid("llm_monitor_cost_usd", "Spend on calls in USD (known prices only).", "counter",
                              (), registry=r)
         self.spend_today = Gauge("llm_monitor_spend_today_usd", "Spend since 00:00 UTC in USD.", ("target",),
