@@ -110,8 +110,9 @@ class Scheduler:
     def apply(self, config: Config, *, run_now: bool = True) -> int:
         """Make the jobs those of `config`; return the number of jobs.
 
-        A new pair's first run is spread over min(interval, `daemon.max_start_delay`) so a start is not a burst
-        (a cron canary's, with `run_now`, comes then too; on a reload it waits for its cron time). On a reload
+        A new pair's first run is spread over min(interval, `daemon.max_start_delay`) so a start is not a burst. A
+        cron canary runs at its cron times only, at start and on a reload alike: a daily canary is not probed (and
+        paid for) again at every restart, rolling update or failover. On a reload
         (`run_now` false) a pair whose schedule did not change keeps its next run and only takes the new canary and
         target: restarting every job from the reload's instant would line all their runs up on it (every pair
         with the same interval in one burst, for good) and would park cron jobs.
@@ -132,8 +133,8 @@ class Scheduler:
             interval = canary.schedule.interval_s
             start = now + timedelta(seconds=first_delay(jid, interval, config.daemon.max_start_delay))
             trigger = make_trigger(canary, start)
-            # a cron job added by a reload: its next fire time, from the trigger
-            first = {"next_run_time": start} if canary.schedule.cron is None or run_now else {}
+            # a cron job: its next fire time, from the trigger
+            first = {"next_run_time": start} if canary.schedule.cron is None else {}
             # Misfires: a late run still happens once (coalesced), never a burst after a pause.
             self._sched.add_job(self._run, trigger, args=(canary, target), id=jid, name=jid,
                                 replace_existing=True, misfire_grace_time=max(int(interval), 1), **first)

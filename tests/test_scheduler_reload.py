@@ -1,4 +1,5 @@
-"""What a reload does to the schedule: pairs whose schedule did not change keep their next run; cron jobs stay on."""
+"""What a start and a reload do to the schedule: pairs whose schedule did not change keep their next run; cron jobs
+run at their cron times only."""
 
 from __future__ import annotations
 
@@ -51,5 +52,28 @@ async def test_a_reload_keeps_each_pairs_next_run_and_its_cron_jobs(tmp_path: Pa
         (tmp_path / "probes" / "p.yaml").write_text("canaries:\n" + canary("c", '{cron: "0 * * * *"}'))
         sched.apply(load_config(cfg, environ={}), run_now=False)
         assert list(sched.next_runs()) == ["c@t"] and sched.next_runs()["c@t"] is not None
+    finally:
+        sched.shutdown()
+
+
+async def test_a_cron_canary_waits_for_its_cron_time_at_start(tmp_path: Path) -> None:
+    # A daily canary ran once more at every start (each restart, rolling update or failover): calls and spend the
+    # schedule does not ask for. An `every` canary still runs within max_start_delay.
+    probes = "canaries:\n" + canary("daily", '{cron: "0 0 * * *"}') + canary("often", "{every: 1h}")
+    cfg = write_config(tmp_path, TARGET, probes, extra="daemon: {max_start_delay: 30}\n")
+    now = datetime.now(UTC)
+
+    async def run(*_: object) -> None:
+        pass
+
+    sched = Scheduler(run, now=lambda: now)
+    sched.apply(load_config(cfg, environ={}))
+    sched.start()
+    sched.pause()
+    try:
+        nxt = sched.next_runs()
+        midnight = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
+        assert nxt["daily@t"] == midnight
+        assert now <= nxt["often@t"] <= now + timedelta(seconds=30)
     finally:
         sched.shutdown()

@@ -146,7 +146,8 @@ class Target(Strict):
 
 
 class Schedule(Strict):
-    """When a canary runs: a fixed period (`every: 5m`) or a cron expression, with optional jitter."""
+    """When a canary runs: a fixed period (`every: 5m`, first run within `daemon.max_start_delay` of a start) or a
+    cron expression (UTC; at its times only, not at a start), with optional jitter."""
 
     every: str | None = None
     cron: str | None = None
