@@ -36,22 +36,30 @@ class Attempt:
 
 
 async def attempt(client: httpx.AsyncClient, sink: Sink, req: Rendered, now: Callable[[], datetime]) -> Attempt:
-    """POST one rendered request; return what happened (never raises for receiver failures)."""
+    """POST one rendered request; return what happened (never raises for receiver failures).
+
+    The status says what the receiver did: a 2xx whose body then breaks off or trickles past the timeout was
+    accepted (as Alertmanager counts it), and retrying it would page twice.
+    """
     started = asyncio.get_running_loop().time()
+    reply: list[httpx.Response] = []  # the response, once its status line and headers are in
+    head = bytearray()  # the start of its body, as far as it came
     try:
         # The whole exchange within the sink's timeout (a receiver trickling its reply would otherwise hold
         # the sink's loop for good), and only the start of the reply read (a huge error page is not kept).
         async with asyncio.timeout(sink.timeout):
-            resp, head = await _post(client, req, sink.timeout)
+            await _post(client, req, sink.timeout, reply, head)
     except (httpx.HTTPError, TimeoutError) as e:
-        if isinstance(e, TimeoutError):
-            e = httpx.ReadTimeout(f"no complete reply within {sink.timeout:g} s")
-        err = sink.redact(f"{e.__class__.__name__}: {e}" if str(e) else e.__class__.__name__)
-        return Attempt(False, None, err, None, asyncio.get_running_loop().time() - started)
+        if not reply:
+            if isinstance(e, TimeoutError):
+                e = httpx.ReadTimeout(f"no complete reply within {sink.timeout:g} s")
+            err = sink.redact(f"{e.__class__.__name__}: {e}" if str(e) else e.__class__.__name__)
+            return Attempt(False, None, err, None, asyncio.get_running_loop().time() - started)
     elapsed = asyncio.get_running_loop().time() - started
+    resp = reply[0]
     if 200 <= resp.status_code < 300:
         return Attempt(True, resp.status_code, "", None, elapsed)
-    snippet = head.decode(resp.encoding or "utf-8", "replace")[:_BODY_SNIPPET].strip().replace("\n", " ")
+    snippet = bytes(head).decode(resp.encoding or "utf-8", "replace")[:_BODY_SNIPPET].strip().replace("\n", " ")
     err = f"HTTP {resp.status_code}" + (f": {snippet}" if snippet else "")
     if 300 <= resp.status_code < 400 and resp.headers.get("location"):  # where the receiver moved to
         err += f" (redirected to {resp.headers['location'][:200]}; alert sinks do not follow redirects: set the url)"
@@ -60,12 +68,13 @@ async def attempt(client: httpx.AsyncClient, sink: Sink, req: Rendered, now: Cal
     return Attempt(False, resp.status_code, err, ra, elapsed)
 
 
-async def _post(client: httpx.AsyncClient, req: Rendered, timeout: float) -> tuple[httpx.Response, bytes]:
-    """POST and read at most the first _REPLY_READ bytes of the reply (the rest is not downloaded)."""
+async def _post(client: httpx.AsyncClient, req: Rendered, timeout: float, reply: list[httpx.Response],
+                head: bytearray) -> None:
+    """POST; put the response in `reply` once its headers are in, then read at most the first _REPLY_READ bytes
+    of its body into `head` (the rest is not downloaded)."""
     async with client.stream("POST", req.url, content=req.body, headers=req.headers, timeout=timeout) as resp:
-        head = b""
+        reply.append(resp)
         async for chunk in resp.aiter_bytes():
-            head += chunk
+            head += chunk[:_REPLY_READ - len(head)]
             if len(head) >= _REPLY_READ:
                 break
-        return resp, head[:_REPLY_READ]
