@@ -30,6 +30,7 @@ from monitor.http import Server, build_http_app, drift_disabled_routes, drift_ro
 from monitor.interrupted import close_interrupted
 from monitor.own_calls import OwnCalls
 from monitor.providers import build_providers
+from monitor.providers.base import Provider
 from monitor.quality import Quality
 from monitor.reload import ReplacedProviders, reload_config
 from monitor.runner import Annotator, Listener, Runner
@@ -346,6 +347,19 @@ class App:
         if self.config.web.basic_auth_users and self.tls is None:
             log.warning("basic auth without TLS: passwords cross the network in the clear (add tls_server_config "
                         "to the web config file)", extra={"web_config_file": self.config.web_file})
+
+    async def take_config(self, config: Config, providers: dict[str, Provider]) -> None:
+        """Make a reloaded `config` the running one: its users (from the next request on), providers, judge,
+        declared series and tags (reload.py has checked it and built `providers`)."""
+        had_users = bool(self.config.web.basic_auth_users)
+        self.config = config
+        if self._server is not None and not had_users:
+            self._warn_plain_passwords()  # basic auth this reload turned on, as at start
+        self.runner.set_providers(providers, list(config.targets))
+        await self._calibrate_judge(config)
+        self.metrics.forget_pairs({(c.id, t.id) for c, t in config.pairs()} | config.service_pairs())
+        self._declare()
+        self._tags = {c.id: tuple(c.tags) for c in config.canaries}
 
     async def reload(self) -> tuple[bool, str]:
         """Load the config file again; on any error keep the running config and say why (see reload.py)."""

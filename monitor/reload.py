@@ -52,15 +52,7 @@ async def reload_config(app: App) -> tuple[bool, str]:
     replaced = list(app.runner.providers.values())
     app.replaced.retire(replaced)
     app.spawn(app.replaced.close_when_done(replaced, app.runner.in_flight))
-    had_users = bool(app.config.web.basic_auth_users)
-    app.config = config  # the web config's users apply from the next request on
-    if app._server is not None and not had_users:
-        app._warn_plain_passwords()  # basic auth this reload turned on, as at start
-    app.runner.set_providers(providers, list(config.targets))
-    await app._calibrate_judge(config)
-    app.metrics.forget_pairs({(c.id, t.id) for c, t in config.pairs()} | config.service_pairs())
-    app._declare()
-    app._tags = {c.id: tuple(c.tags) for c in config.canaries}
+    await app.take_config(config, providers)
     pairs = {(c.id, t.id) for c, t in config.pairs()}
     app.health.forget(pairs)
     if app.alerting is not None:
