@@ -46,23 +46,33 @@ def oracle_bernoulli_delay(rng: np.random.Generator, p0: float, p1: float, arl0:
 
 
 def run_chart(rng: np.random.Generator, ch: Any, p1: float, cap: int) -> int:
-    """Steps until an integer Bernoulli CUSUM (steps m up, r down, threshold h) alarms on rate p1 (cap if never)."""
-    level = 0
+    """Steps until an integer Bernoulli CUSUM (steps m up, r down, threshold h), or the first of a list of them
+    fed the same observations, alarms on rate p1 (cap if never)."""
+    charts = ch if isinstance(ch, list) else [ch]
+    levels = [0] * len(charts)
     for t in range(1, cap + 1):
-        level = max(0, level + (ch.m if rng.random() < p1 else -ch.r))
-        if level >= ch.h:
-            return t
+        hit = rng.random() < p1
+        for i, c in enumerate(charts):
+            levels[i] = max(0, levels[i] + (c.m if hit else -c.r))
+            if levels[i] >= c.h:
+                return t
     return cap
 
 
 def reference_limited_delay(rng: np.random.Generator, p0: float, p1: float, arl0: float, n: int, cap: int) -> int:
-    """Delay of the engine's chart family given an ideal reference: all n pre-change observations, no lag."""
+    """Delay of the engine's pair of charts (moderate and large shift, the direction's ARL0 split between them as
+    the engine splits it) given an ideal reference: all n pre-change observations, no lag."""
     from monitor.drift import DriftSettings
+    from monitor.drift.budget import rate_split
     from monitor.drift.ratechart import rate_chart
 
     s = DriftSettings()
-    ch = rate_chart(int((rng.random(n) < p0).sum()), n, s.rate_quantiles, s.rate_odds_ratio, s.rate_min_shift, arl0)
-    return run_chart(rng, ch, p1, cap)
+    k = int((rng.random(n) < p0).sum())
+    arl0_moderate, arl0_large = rate_split(s, arl0)
+    charts = [rate_chart(k, n, s.rate_quantiles, s.rate_odds_ratio, s.rate_min_shift, arl0_moderate)]
+    if arl0_large is not None:
+        charts.append(rate_chart(k, n, s.rate_quantiles, s.rate_large_odds_ratio, s.rate_large_min_shift, arl0_large))
+    return run_chart(rng, [c for c in charts if c is not None], p1, cap)
 
 
 def oracle_gauss_delay(rng: np.random.Generator, shift: float, sd: float, arl0: float, cap: int) -> int:
@@ -422,7 +432,8 @@ def _delay_section(q: bool, pre: int, budget: float | None = None) -> None:
     print(f"\nDetection delay after the change (mean over {runs} runs, {pre} observations before it"
           + (f", {budget:g} false alarms per 10,000 per stream" if budget else "") + "):")
     print("oracle = CUSUM that knows both rates (or the length shift) at the ARL0 the engine grants each one-sided")
-    print("detector; ref-limited = the engine's own chart given an ideal reference (all pre-change observations).")
+    print("detector; ref-limited = the engine's own pair of rate charts given an ideal reference (all pre-change "
+          "observations).")
     print("ref-limited n=1000/3000: the same chart given a longer history (how much of the gap is the reference).")
     print(f"{'scenario':<18}{'engine':>10}{'misses':>8}{'oracle':>10}{'ratio':>8}{'ARL0':>9}{'ref-limited':>13}"
           f"{'n=1000':>9}{'n=3000':>9}  target <=1.5x oracle")
@@ -452,18 +463,20 @@ def _delay_section(q: bool, pre: int, budget: float | None = None) -> None:
 
 
 def _marginal(p0: float, p1: float, arl0: float, n: int) -> tuple[float, float]:
-    """The engine's rate chart at nominal ARL0, averaged over its reference k ~ Binomial(n, p0), exactly.
+    """The engine's moderate-shift rate chart at its share of a direction's nominal ARL0 (``budget.rate_split``),
+    averaged over its reference k ~ Binomial(n, p0), exactly (the large-shift chart beside it is left out).
 
     Return (false alarms per in-control observation, mean delay from a fresh chart at rate p1): what a fleet
     of streams with true rate p0, each with its own reference, would see (exact Markov-chain ARLs per k).
     """
     from scipy.stats import binom
 
-    from monitor.drift import DriftSettings
+    from monitor.drift import DriftSettings, budget
     from monitor.drift import ratechart as rc
     from monitor.drift.cusum import arl_int
 
     st = DriftSettings()
+    arl0 = budget.rate_split(st, arl0)[0]
     ks = np.arange(n + 1)
     w = binom.pmf(ks, n, p0)
     keep = w > 1e-9
