@@ -139,20 +139,6 @@ class App:
             if (canary, target) in pairs:
                 self.metrics.last_success.set(canary, target, value=ts.timestamp())
 
-    async def _calibrate_judge(self, config: Config) -> None:
-        """Pin the refusal judge to its target and run the frozen calibration set; log whether it is trusted.
-        The llm_judge checks' judges calibrate again before their next verdict (a reload may change a model)."""
-        self.quality.gates.clear()
-        target = config.refusal.judge_target
-        judge = self.quality.use_judge(config.refusal, config.target(target).model if target else "")
-        if judge is None:
-            return
-        report = await asyncio.to_thread(judge.calibrate)
-        level = logging.INFO if report.passed else logging.WARNING
-        log.log(level, "refusal judge %s on %s: agreement %.0f%% on %d calibration items (need %.0f%%): %s",
-                target, judge.model, 100 * report.agreement, report.n, 100 * config.refusal.min_agreement,
-                "trusted" if report.passed else "NOT trusted, local verdicts stand")
-
     def _on_cap(self, target: str, paused: bool, spent: float, cap: float | None) -> None:
         events = self.health.paused(target, paused, spent, cap)
         if events and self.alerting is not None:
@@ -239,7 +225,7 @@ class App:
         self._declare()
         await self._restore_last_success()
         await asyncio.to_thread(self.runner.spend.read_today, [t.id for t in self.config.targets])
-        await self._calibrate_judge(self.config)
+        await self.quality.calibrate_judge(self.config)
         if self._analyse:
             # A row claimed by a process that then dies waits out its lease: keep batches small and the lease
             # just long enough for one batch to time out, so a crashed daemon's rows go out soon after restart.
@@ -356,7 +342,7 @@ class App:
         if self._server is not None and not had_users:
             self._warn_plain_passwords()  # basic auth this reload turned on, as at start
         self.runner.set_providers(providers, list(config.targets))
-        await self._calibrate_judge(config)
+        await self.quality.calibrate_judge(config)
         self.metrics.forget_pairs({(c.id, t.id) for c, t in config.pairs()} | config.service_pairs())
         self._declare()
         self._tags = {c.id: tuple(c.tags) for c in config.canaries}

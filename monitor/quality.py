@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from concurrent.futures import Future
 from datetime import datetime
 
 from monitor.checks import evaluate_all
 from monitor.checks.llm_judge import JudgeGates
+from monitor.config.loader import Config
 from monitor.config.models import Canary, RefusalConfig
 from monitor.domain import CallResult, Observation, utcnow
 from monitor.providers.base import ChatRequest, Provider
 from monitor.refusal import LLMJudge, RefusalDetector, detect
+
+log = logging.getLogger("monitor.quality")
 
 JUDGE_TIMEOUT_S = 60.0
 
@@ -86,6 +90,20 @@ class Quality:
                          min_agreement=cfg.min_agreement)
         self.detector = RefusalDetector(judge=judge, band=cfg.band)
         return judge
+
+    async def calibrate_judge(self, config: Config) -> None:
+        """Pin the refusal judge to its target and run the frozen calibration set; log whether it is trusted.
+        The llm_judge checks' judges calibrate again before their next verdict (a reload may change a model)."""
+        self.gates.clear()
+        target = config.refusal.judge_target
+        judge = self.use_judge(config.refusal, config.target(target).model if target else "")
+        if judge is None:
+            return
+        report = await asyncio.to_thread(judge.calibrate)
+        level = logging.INFO if report.passed else logging.WARNING
+        log.log(level, "refusal judge %s on %s: agreement %.0f%% on %d calibration items (need %.0f%%): %s",
+                target, judge.model, 100 * report.agreement, report.n, 100 * config.refusal.min_agreement,
+                "trusted" if report.passed else "NOT trusted, local verdicts stand")
 
     def __call__(self, obs: Observation, canary: Canary) -> None:
         verdict = self.detector.detect_observation(obs, last_user_prompt(canary))

@@ -201,7 +201,7 @@ async def test_refusal_judge_is_calibrated_before_it_counts(steady_sim: SimServe
     extra = "refusal: {judge_target: claude}\n"
     cfg = load_config(write_config(tmp_path, targets(steady_sim), PROBES, extra=extra), environ={"K": "k"})
     app = App(cfg, environ={"K": "k"}, serve_http=False, analyse=False)
-    with caplog.at_level("INFO", logger="monitor.app"):
+    with caplog.at_level("INFO", logger="monitor.quality"):
         await app.start(schedule=False)
     try:
         judge = app.quality.detector.judge
