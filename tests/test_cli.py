@@ -293,6 +293,36 @@ def test_bad_logging_variables_are_argument_errors(tmp_path: Path, steady_sim: S
         assert fine.returncode == 0 and "configuration OK" in fine.stdout, fine.stderr
 
 
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
+def test_sim_prints_the_address_it_serves_on(host: str) -> None:
+    """`sim --port 0` (the port type takes 0: any free port) used to print http://127.0.0.1:0, and an IPv6 host
+    came out as http://::1:8900: the URLs printed are the ones to put in base_url, so they must answer."""
+    import re
+    import socket
+
+    if host == "::1":
+        try:
+            socket.create_server(("::1", 0), family=socket.AF_INET6).close()
+        except OSError:
+            pytest.skip("no IPv6 loopback on this host")
+    proc = subprocess.Popen([sys.executable, "-m", "monitor.cli", "sim", "--host", host, "--port", "0"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        said = re.match(r"simulated upstream on (\S+)  \(OpenAI: (\S+), Anthropic: (\S+)\)", line)
+        assert said, line
+        url, openai_url, anthropic_url = said.groups()
+        assert not url.endswith(":0") and openai_url == url + "/v1" and anthropic_url == url, line
+        models = httpx.get(openai_url + "/models", timeout=10)
+        assert models.status_code == 200 and "sim-gpt" in models.text
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        if proc.stderr is not None:
+            proc.stderr.close()
+
+
 def test_busy_ports_are_clean_errors() -> None:
     import socket
 
