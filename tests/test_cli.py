@@ -126,6 +126,23 @@ def test_missing_key_is_a_clear_start_error(tmp_path: Path, steady_sim: SimServe
     assert "environment variable K (named by api_key_env) is not set" in out.stderr
 
 
+def test_an_unreachable_refusal_judge_does_not_stop_the_start(tmp_path: Path, steady_sim: SimServer,
+                                                              faults_sim: SimServer) -> None:
+    """The refusal judge calibrates when the app starts (the daemon's start, a standby taking the lead, `probe`).
+    A judge whose calls fail (here its server answers 500) crashed that start with a traceback, so an outage of
+    the judge's provider took the whole monitor down with it."""
+    targets = two_targets(steady_sim) + (
+        f"\n  - {{id: judge, provider: openai, base_url: '{faults_sim.openai_base_url}', model: fault-server-error, "
+        "canaries: listed}")
+    cfg = write_config(tmp_path, targets, ONE, extra="refusal: {judge_target: judge}\n")
+    out = cli("probe", "-c", str(cfg), "--json", "--target", "gpt", env={"K": "k"})
+    assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
+    assert "refusal judge judge on fault-server-error" in out.stderr and "NOT trusted" in out.stderr, out.stderr
+    assert "call(s) failed, first: RuntimeError: judge judge failed: server_error" in out.stderr, out.stderr
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert len(rows) == 3 and all(r["refusal"] in ("none", "partial", "full") for r in rows)
+
+
 @pytest.fixture
 def slow_sim() -> SimServer:
     scenario = scenario_from_dict({"name": "slow", "seed": 1, "defaults": {
