@@ -126,6 +126,31 @@ def test_missing_key_is_a_clear_start_error(tmp_path: Path, steady_sim: SimServe
     assert "environment variable K (named by api_key_env) is not set" in out.stderr
 
 
+def test_probe_needs_only_the_keys_of_the_targets_it_calls(tmp_path: Path, steady_sim: SimServer) -> None:
+    """`probe --target claude` on a shared config, run where only claude's key is set (an on-call laptop), used to
+    refuse to start over every other target's unset key; the judge a probed canary's check calls is still needed."""
+    targets = (f"  - {{id: gpt, provider: openai, base_url: '{steady_sim.openai_base_url}', model: sim-gpt, "
+               "api_key_env: GPT_KEY}\n"
+               f"  - {{id: claude, provider: anthropic, base_url: '{steady_sim.url}', model: sim-claude, "
+               "api_key_env: CLAUDE_KEY, stream: false}\n"
+               f"  - {{id: judge, provider: openai, base_url: '{steady_sim.openai_base_url}', model: sim-gpt, "
+               "api_key_env: JUDGE_KEY, canaries: listed}")
+    graded = ONE + """\
+  - id: graded
+    messages: [{role: user, content: "How do I stop a service?"}]
+    targets: [gpt]
+    checks: [{type: llm_judge, judge_target: judge, rubric: "Names systemctl stop."}]
+"""
+    cfg = write_config(tmp_path, targets, graded)
+    unset = {"GPT_KEY": "", "CLAUDE_KEY": "", "JUDGE_KEY": ""}
+    claude = cli("probe", "-c", str(cfg), "--json", "--target", "claude", env={**unset, "CLAUDE_KEY": "k"})
+    assert claude.returncode == 0, claude.stderr
+    rows = [json.loads(line) for line in claude.stdout.splitlines()]
+    assert len(rows) == 3 and {(r["canary"], r["target"]) for r in rows} == {("kill-python-process", "claude")}
+    gpt = cli("probe", "-c", str(cfg), "--target", "gpt", env={**unset, "GPT_KEY": "k"})
+    assert gpt.returncode == 2 and "environment variable JUDGE_KEY (named by api_key_env) is not set" in gpt.stderr
+
+
 def test_an_unreachable_refusal_judge_does_not_stop_the_start(tmp_path: Path, steady_sim: SimServer,
                                                               faults_sim: SimServer) -> None:
     """The refusal judge calibrates when the app starts (the daemon's start, a standby taking the lead, `probe`).
