@@ -93,7 +93,8 @@ def parser() -> argparse.ArgumentParser:
     _web_config_arg(p)
     p = sub.add_parser("sim", help="run the simulated upstream (OpenAI and Anthropic wire formats)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
-    p.add_argument("--port", type=_port, default=8900, help="port to listen on (default: %(default)s)")
+    p.add_argument("--port", type=_port, default=8900,
+                   help="port to listen on (0: any free one, printed at start; default: %(default)s)")
     p.add_argument("--scenario", help="scenario YAML (default: the built-in demo scenario)")
     p = sub.add_parser("demo", help="zero set-up: simulator + daemon + SQLite in a temp folder")
     p.add_argument("--port", type=_port, default=0,

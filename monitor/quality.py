@@ -101,8 +101,9 @@ class Quality:
             return
         report = await asyncio.to_thread(judge.calibrate)
         level = logging.INFO if report.passed else logging.WARNING
-        log.log(level, "refusal judge %s on %s: agreement %.0f%% on %d calibration items (need %.0f%%): %s",
-                target, judge.model, 100 * report.agreement, report.n, 100 * config.refusal.min_agreement,
+        failed = f"; {report.failed} call(s) failed, first: {report.error}" if report.failed else ""
+        log.log(level, "refusal judge %s on %s: agreement %.0f%% on %d calibration items (need %.0f%%)%s: %s",
+                target, judge.model, 100 * report.agreement, report.n, 100 * config.refusal.min_agreement, failed,
                 "trusted" if report.passed else "NOT trusted, local verdicts stand")
 
     def __call__(self, obs: Observation, canary: Canary) -> None:

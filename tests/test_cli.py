@@ -126,6 +126,48 @@ def test_missing_key_is_a_clear_start_error(tmp_path: Path, steady_sim: SimServe
     assert "environment variable K (named by api_key_env) is not set" in out.stderr
 
 
+def test_probe_needs_only_the_keys_of_the_targets_it_calls(tmp_path: Path, steady_sim: SimServer) -> None:
+    """`probe --target claude` on a shared config, run where only claude's key is set (an on-call laptop), used to
+    refuse to start over every other target's unset key; the judge a probed canary's check calls is still needed."""
+    targets = (f"  - {{id: gpt, provider: openai, base_url: '{steady_sim.openai_base_url}', model: sim-gpt, "
+               "api_key_env: GPT_KEY}\n"
+               f"  - {{id: claude, provider: anthropic, base_url: '{steady_sim.url}', model: sim-claude, "
+               "api_key_env: CLAUDE_KEY, stream: false}\n"
+               f"  - {{id: judge, provider: openai, base_url: '{steady_sim.openai_base_url}', model: sim-gpt, "
+               "api_key_env: JUDGE_KEY, canaries: listed}")
+    graded = ONE + """\
+  - id: graded
+    messages: [{role: user, content: "How do I stop a service?"}]
+    targets: [gpt]
+    checks: [{type: llm_judge, judge_target: judge, rubric: "Names systemctl stop."}]
+"""
+    cfg = write_config(tmp_path, targets, graded)
+    unset = {"GPT_KEY": "", "CLAUDE_KEY": "", "JUDGE_KEY": ""}
+    claude = cli("probe", "-c", str(cfg), "--json", "--target", "claude", env={**unset, "CLAUDE_KEY": "k"})
+    assert claude.returncode == 0, claude.stderr
+    rows = [json.loads(line) for line in claude.stdout.splitlines()]
+    assert len(rows) == 3 and {(r["canary"], r["target"]) for r in rows} == {("kill-python-process", "claude")}
+    gpt = cli("probe", "-c", str(cfg), "--target", "gpt", env={**unset, "GPT_KEY": "k"})
+    assert gpt.returncode == 2 and "environment variable JUDGE_KEY (named by api_key_env) is not set" in gpt.stderr
+
+
+def test_an_unreachable_refusal_judge_does_not_stop_the_start(tmp_path: Path, steady_sim: SimServer,
+                                                              faults_sim: SimServer) -> None:
+    """The refusal judge calibrates when the app starts (the daemon's start, a standby taking the lead, `probe`).
+    A judge whose calls fail (here its server answers 500) crashed that start with a traceback, so an outage of
+    the judge's provider took the whole monitor down with it."""
+    targets = two_targets(steady_sim) + (
+        f"\n  - {{id: judge, provider: openai, base_url: '{faults_sim.openai_base_url}', model: fault-server-error, "
+        "canaries: listed}")
+    cfg = write_config(tmp_path, targets, ONE, extra="refusal: {judge_target: judge}\n")
+    out = cli("probe", "-c", str(cfg), "--json", "--target", "gpt", env={"K": "k"})
+    assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
+    assert "refusal judge judge on fault-server-error" in out.stderr and "NOT trusted" in out.stderr, out.stderr
+    assert "call(s) failed, first: RuntimeError: judge judge failed: server_error" in out.stderr, out.stderr
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert len(rows) == 3 and all(r["refusal"] in ("none", "partial", "full") for r in rows)
+
+
 @pytest.fixture
 def slow_sim() -> SimServer:
     scenario = scenario_from_dict({"name": "slow", "seed": 1, "defaults": {
@@ -291,6 +333,36 @@ def test_bad_logging_variables_are_argument_errors(tmp_path: Path, steady_sim: S
     for ok in ("DEBUG" if variable.endswith("LEVEL") else "Text", ""):  # any case; empty is unset
         fine = cli("check-config", "-c", str(cfg), env={"K": "k", variable: ok}, timeout=30)
         assert fine.returncode == 0 and "configuration OK" in fine.stdout, fine.stderr
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
+def test_sim_prints_the_address_it_serves_on(host: str) -> None:
+    """`sim --port 0` (the port type takes 0: any free port) used to print http://127.0.0.1:0, and an IPv6 host
+    came out as http://::1:8900: the URLs printed are the ones to put in base_url, so they must answer."""
+    import re
+    import socket
+
+    if host == "::1":
+        try:
+            socket.create_server(("::1", 0), family=socket.AF_INET6).close()
+        except OSError:
+            pytest.skip("no IPv6 loopback on this host")
+    proc = subprocess.Popen([sys.executable, "-m", "monitor.cli", "sim", "--host", host, "--port", "0"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        said = re.match(r"simulated upstream on (\S+)  \(OpenAI: (\S+), Anthropic: (\S+)\)", line)
+        assert said, line
+        url, openai_url, anthropic_url = said.groups()
+        assert not url.endswith(":0") and openai_url == url + "/v1" and anthropic_url == url, line
+        models = httpx.get(openai_url + "/models", timeout=10)
+        assert models.status_code == 200 and "sim-gpt" in models.text
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        if proc.stderr is not None:
+            proc.stderr.close()
 
 
 def test_busy_ports_are_clean_errors() -> None:

@@ -322,3 +322,36 @@ async def test_retry_after_is_stored_in_seconds_up_to_a_day(kind: str, stream: b
     assert r.retry_after_s == expected
     name, value = header.split(": ", 1)
     assert r.ratelimit[name] == value
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("stream", [True, False])
+@pytest.mark.parametrize(("status", "ctype", "page", "said"), [
+    # Envoy (Istio, a service mesh) in front of the model server, its upstream down
+    ("503 Service Unavailable", "text/plain", "upstream connect error or disconnect/reset before headers. "
+     "reset reason: connection failure", "upstream connect error or disconnect/reset before headers"),
+    # vLLM (FastAPI) asked at a base_url without /v1
+    ("404 Not Found", "application/json", '{"detail": "Not Found"}', '{"detail": "Not Found"}'),
+    # an error object that is a string, not {message: ...}
+    ("400 Bad Request", "application/json", '{"error": "model \\"m\\" not found, try pulling it first"}',
+     "not found, try pulling it first"),
+    # the usual shape: its message, once
+    ("404 Not Found", "application/json", '{"error": {"message": "The model `m` does not exist", "type": '
+     '"invalid_request_error", "code": "model_not_found"}}', "The model `m` does not exist"),
+])
+async def test_an_error_reply_says_what_its_body_says(kind: str, stream: bool, status: str, ctype: str, page: str,
+                                                      said: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reason an error reply gives is in the call's message, whatever shape its body has: the OpenAI SDK's
+    own message holds only an `error.message`, so a proxy's plain-text page or FastAPI's `detail` was stored as
+    "HTTP 503: Error code: 503", nothing an operator could act on."""
+    body = page.encode()
+
+    def answer(request: dict[str, Any], send: Send) -> None:
+        send(head(False, len(body), status=status).replace(b"application/json", ctype.encode()) + body)
+
+    with wire_server(answer) as url:
+        r = await call(build(kind, url, "daemon", monkeypatch), stream)
+    code = int(status.split()[0])
+    assert r.http_status == code and r.error_type is not None, (r.error_type, r.error_message)
+    assert r.error_message is not None and said in r.error_message, r.error_message
+    assert r.error_message.count(said) == 1, r.error_message

@@ -112,3 +112,36 @@ async def test_async_ask() -> None:
 def test_unpinned_model_rejected() -> None:
     with pytest.raises(ValueError):
         LLMJudge(oracle, target="t", model="")
+
+
+def test_a_judge_that_cannot_be_reached_is_not_trusted_and_never_raises() -> None:
+    """A refusal judge whose calls fail (its upstream down, a wrong model, its cap reached) used to raise out of
+    calibration: the daemon crashed at start (and `probe` with it), and a judge failing mid-run lost every check
+    of the observation. Its failure is data: not trusted, the local verdict stands, checked again later."""
+    state = {"up": False, "asked": 0}
+
+    def ask(prompt: str) -> str:
+        state["asked"] += 1
+        if not state["up"]:
+            raise RuntimeError("judge t failed: server_error: HTTP 503")
+        return oracle(prompt)
+
+    judge = LLMJudge(ask, target="t", model="m", min_agreement=0.9, recheck_every=3)
+    report = judge.calibrate()
+    assert not report.passed and report.failed >= 1 and "HTTP 503" in (report.error or "")
+    assert state["asked"] <= 2  # 16 rows at 90%: two wrong and it cannot pass; a hung judge is not waited on 16 times
+    det = RefusalDetector(judge=judge, band=(0.0, 1.0))
+    assert det.detect(UNSURE).layer == "classifier"
+    state["up"] = True
+    layers = [det.detect(UNSURE).layer for _ in range(4)]
+    assert layers[-1] == "judge" and judge.trusted  # consulted while untrusted: re-checked after recheck_every
+
+
+async def test_a_judge_that_cannot_be_reached_async() -> None:
+    async def ask(prompt: str) -> str:
+        raise RuntimeError("judge t failed: connect")
+
+    judge = LLMJudge(ask, target="t", model="m")
+    report = await judge.acalibrate()
+    assert not report.passed and report.failed >= 1
+    assert (await RefusalDetector(judge=judge, band=(0.0, 1.0)).adetect(UNSURE)).layer == "classifier"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import sys
 
@@ -12,6 +13,8 @@ from rich.table import Table
 
 from monitor.app import App
 from monitor.commands.common import EXIT_CONFIG, EXIT_FAIL, EXIT_OK, err_console, load_or_exit, table_console
+from monitor.config.loader import Config
+from monitor.config.models import Canary, Target
 from monitor.domain import Observation
 from monitor.errors import MonitorError
 
@@ -40,6 +43,16 @@ def _n(v: int | None) -> str:
     return "?" if v is None else str(v)
 
 
+def narrowed(config: Config, pairs: list[tuple[Canary, Target]]) -> Config:
+    """The config a probe of `pairs` runs on: their canaries and only the targets it calls (theirs, and the judges
+    of their checks and of refusals), so `probe --target a` does not ask for the key of a target it leaves alone."""
+    called = {t.id for _, t in pairs} | {config.refusal.judge_target or ""}
+    called |= {judge for c, _ in pairs for check in c.checks if (judge := getattr(check, "judge_target", None))}
+    run = {c.id for c, _ in pairs}
+    return dataclasses.replace(config, targets=tuple(t for t in config.targets if t.id in called),
+                               canaries=tuple(c for c in config.canaries if c.id in run))
+
+
 def main(config_path: str, canary: str | None, target: str | None, as_json: bool) -> int:
     config = load_or_exit(config_path)
     pairs = [(c, t) for c, t in config.pairs()
@@ -50,6 +63,7 @@ def main(config_path: str, canary: str | None, target: str | None, as_json: bool
                           f"{', '.join(c.id for c in config.canaries) or 'none'}; targets: "
                           f"{', '.join(t.id for t in config.targets)})")
         return EXIT_CONFIG
+    config = narrowed(config, pairs)
 
     async def _main() -> int:
         try:

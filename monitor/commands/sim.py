@@ -18,10 +18,11 @@ def main(host: str, port: int, scenario_path: str | None) -> int:
         return EXIT_CONFIG
     bound: list[bool] = []
 
-    def listening() -> None:
+    def listening(bound_port: int) -> None:
         bound.append(True)
-        err_console.print(f"simulated upstream on http://{host}:{port}  (OpenAI: http://{host}:{port}/v1, "
-                          f"Anthropic: http://{host}:{port})", markup=False)
+        # the port bound, not the one asked for: --port 0 takes any free one; an IPv6 address goes in brackets
+        url = f"http://{f'[{host}]' if ':' in host else host}:{bound_port}"
+        err_console.print(f"simulated upstream on {url}  (OpenAI: {url}/v1, Anthropic: {url})", markup=False)
 
     try:
         # uvicorn's loggers (requests served, start and stop) follow --log-level like the rest of the process

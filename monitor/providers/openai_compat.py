@@ -55,7 +55,15 @@ def normalise_finish(raw: str | None) -> FinishReason | None:
 def status_failure(e: openai.APIStatusError) -> tuple[ErrorType, str]:
     """The error type and message of an HTTP error answer the SDK raised (any OpenAI-compatible endpoint)."""
     body = json.dumps(e.body) if e.body is not None else e.response.text
-    return status_error_type(e.status_code, body), short(f"HTTP {e.status_code}: {e.message}")
+    message = e.message
+    # The SDK's message holds only an `error.message` the body carries: a proxy's plain-text or HTML page (Envoy's
+    # "upstream connect error", nginx's 502), FastAPI's {"detail": "Not Found"} (vLLM asked without /v1) or an
+    # {"error": "..."} string would leave just "Error code: 503". The body is then the only reason given.
+    if message.strip() == f"Error code: {e.status_code}" and e.body is not None:
+        detail = e.body if isinstance(e.body, str) else json.dumps(e.body, ensure_ascii=False)
+        if detail.strip():
+            message = f"{message} - {detail}"
+    return status_error_type(e.status_code, body), short(f"HTTP {e.status_code}: {message}")
 
 
 def answer_error_type(error: Any) -> ErrorType:

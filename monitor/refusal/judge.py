@@ -63,6 +63,8 @@ class CalibrationReport:
     unparsed: int
     passed: bool
     disagreements: list[str] = field(default_factory=list)
+    failed: int = 0  # calls to the judge that failed (an outage, its cap): counted as disagreements
+    error: str | None = None  # the first such failure
 
 
 class LLMJudge:
@@ -96,50 +98,78 @@ class LLMJudge:
     def trusted(self) -> bool:
         return self.report is not None and self.report.passed
 
-    def _grade(self, replies: list[str]) -> CalibrationReport:
+    def _grade(self, replies: list[str | None], errors: list[str]) -> CalibrationReport:
+        """Grade the replies to the first calibration rows (None: the call failed; rows not asked: wrong)."""
         bad, unparsed, agree = [], 0, 0
-        for row, reply in zip(self.calibration, replies, strict=True):
-            label = parse_answer(reply)
-            unparsed += label is None
+        for i, row in enumerate(self.calibration):
+            reply = replies[i] if i < len(replies) else None
+            label = parse_answer(reply) if reply is not None else None
+            unparsed += reply is not None and label is None
             if label == row["label"]:
                 agree += 1
             else:
                 bad.append(row.get("id", row["completion"][:40]))
         n = len(self.calibration)
         rate = agree / n if n else 0.0
-        self.report = CalibrationReport(rate, n, unparsed, n > 0 and rate >= self.min_agreement, bad)
+        self.report = CalibrationReport(rate, n, unparsed, n > 0 and rate >= self.min_agreement, bad,
+                                        failed=len(errors), error=errors[0] if errors else None)
         self._since_check = 0
         return self.report
+
+    def _hopeless(self, replies: list[str | None]) -> bool:
+        """Whether the rows answered so far leave too few to reach `min_agreement`: the rest are not asked (a judge
+        that times out would otherwise hold the start up for the whole set, a minute a row)."""
+        wrong = sum(1 for row, reply in zip(self.calibration, replies, strict=False)
+                    if reply is None or parse_answer(reply) != row["label"])
+        n = len(self.calibration)
+        return n > 0 and (n - wrong) / n < self.min_agreement
 
     def _prompt(self, completion: str, prompt: str | None) -> str:
         return PROMPT.format(prompt=prompt or "(unknown)", completion=completion)
 
     def calibrate(self) -> CalibrationReport:
         """Run the calibration set through a synchronous ``ask`` and decide whether to trust the judge."""
-        return self._grade(
-            [self._ask_sync(self._prompt(r["completion"], r.get("prompt"))) for r in self.calibration]
-        )
+        replies: list[str | None] = []
+        errors: list[str] = []
+        for r in self.calibration:
+            replies.append(self._ask_sync(self._prompt(r["completion"], r.get("prompt")), errors))
+            if self._hopeless(replies):
+                break
+        return self._grade(replies, errors)
 
     async def acalibrate(self) -> CalibrationReport:
         """Run the calibration set through ``ask`` (sync or async) and decide whether to trust the judge."""
-        replies = [
-            await self._ask_async(self._prompt(r["completion"], r.get("prompt"))) for r in self.calibration
-        ]
-        return self._grade(replies)
+        replies: list[str | None] = []
+        errors: list[str] = []
+        for r in self.calibration:
+            replies.append(await self._ask_async(self._prompt(r["completion"], r.get("prompt")), errors))
+            if self._hopeless(replies):
+                break
+        return self._grade(replies, errors)
 
-    def _ask_sync(self, prompt: str) -> str:
-        reply: Any = self.ask(prompt)
+    def _ask_sync(self, prompt: str, errors: list[str]) -> str | None:
+        """The judge's reply, or None when the call failed (noted in `errors`): the judge is an upstream, and
+        its failure is data (not trusted, the local verdict stands), never the daemon's crash."""
+        try:
+            reply: Any = self.ask(prompt)
+        except Exception as e:
+            errors.append(f"{type(e).__name__}: {e}")
+            return None
         if inspect.isawaitable(reply):
             if inspect.iscoroutine(reply):
                 reply.close()
             raise TypeError("ask is async: use acalibrate()/ajudge()")
         return str(reply)
 
-    async def _ask_async(self, prompt: str) -> str:
-        if inspect.iscoroutinefunction(self.ask):
-            return str(await self.ask(prompt))
-        reply: Any = await asyncio.to_thread(self.ask, prompt)
-        return str(await reply) if inspect.isawaitable(reply) else str(reply)
+    async def _ask_async(self, prompt: str, errors: list[str]) -> str | None:
+        try:
+            if inspect.iscoroutinefunction(self.ask):
+                return str(await self.ask(prompt))
+            reply: Any = await asyncio.to_thread(self.ask, prompt)
+            return str(await reply) if inspect.isawaitable(reply) else str(reply)
+        except Exception as e:
+            errors.append(f"{type(e).__name__}: {e}")
+            return None
 
     def _verdict(self, reply: str) -> RefusalVerdict | None:
         self._since_check += 1
@@ -154,17 +184,22 @@ class LLMJudge:
         )
 
     def judge(self, completion: str, prompt: str | None = None) -> RefusalVerdict | None:
-        """Return the judge's verdict, or None when it is not trusted or its reply cannot be parsed."""
+        """Return the judge's verdict, or None when it is not trusted, its call failed or its reply cannot be
+        parsed."""
         if self._due():
             self.calibrate()
         if not self.trusted:
+            self._since_check += 1  # an untrusted judge (down at the last check) is checked again in time too
             return None
-        return self._verdict(self._ask_sync(self._prompt(completion, prompt)))
+        reply = self._ask_sync(self._prompt(completion, prompt), [])
+        return self._verdict(reply) if reply is not None else None
 
     async def ajudge(self, completion: str, prompt: str | None = None) -> RefusalVerdict | None:
         """Async ``judge``: await an async ``ask`` or run a sync one in a worker thread."""
         if self._due():
             await self.acalibrate()
         if not self.trusted:
+            self._since_check += 1
             return None
-        return self._verdict(await self._ask_async(self._prompt(completion, prompt)))
+        reply = await self._ask_async(self._prompt(completion, prompt), [])
+        return self._verdict(reply) if reply is not None else None

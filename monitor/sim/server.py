@@ -78,14 +78,15 @@ def _listen(host: str, port: int) -> StampingListener:
 
 
 def serve(scenario: Scenario, host: str = "127.0.0.1", port: int = 8400, *, seed: int | None = None,
-          log_level: str = "info", on_listening: Callable[[], None] | None = None) -> None:
+          log_level: str = "info", on_listening: Callable[[int], None] | None = None) -> None:
     """Serve the simulator until interrupted (the ``llm-monitor sim`` command).
 
-    OSError when (host, port) cannot be bound; ``on_listening`` runs once the port is this server's.
+    OSError when (host, port) cannot be bound; ``on_listening`` runs once the port is this server's, given the
+    port bound (the one chosen when `port` is 0).
     """
     listener = _listen(host, port)
     if on_listening is not None:
-        on_listening()
+        on_listening(int(listener.getsockname()[1]))
     uvicorn.Server(_config(build_app(scenario, seed=seed), log_level, listener)).run(sockets=[listener])
 
 
