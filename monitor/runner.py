@@ -19,7 +19,8 @@ from opentelemetry.trace import Tracer
 from monitor.config.models import Canary, Prices, Target
 from monitor.domain import RUN_SPEND_CAP, CallResult, ErrorType, Observation, new_id, utcnow
 from monitor.pricing import cost_usd, default_prices, prices_for
-from monitor.providers.base import ChatRequest, Provider
+from monitor.providers.base import ChatRequest, Provider, short
+from monitor.providers.scrub import scrub_text
 from monitor.spend import Spend
 from monitor.store import Run, Store
 from monitor.telemetry.metrics import Metrics
@@ -173,8 +174,8 @@ class Runner:
                 raise
             except Exception as e:  # a bug in a provider must not kill the daemon
                 log.exception("provider %s raised instead of returning an observation", target.provider)
-                call = CallResult(error_type=ErrorType.INTERNAL, error_message=f"internal: {e!r}"[:300],
-                                  stream=request.stream)
+                call = CallResult(error_type=ErrorType.INTERNAL, error_message=short(scrub_text(
+                    f"internal: {e!r}", getattr(provider, "secrets", ()))), stream=request.stream)
             finally:
                 gauge.dec()
             end_call_span(span, call)

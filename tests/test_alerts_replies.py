@@ -141,6 +141,37 @@ async def test_a_plain_2xx_reply_still_delivers(delivered) -> None:  # type: ign
     assert status == DELIVERED
 
 
+async def test_a_reply_echoing_the_sinks_url_across_the_cut_leaves_no_part_of_it(sqlite_store: Store) -> None:
+    # The error keeps the first 200 characters of the page; redacting after that cut missed a URL (a Slack-style
+    # token in its path) the cut fell inside, and its start was stored and shown with the notification.
+    token = "/hook/T0SECRET/B0SECRET/XXXXXXXXXXXXXXXXXXXXXXXX"
+    pad = 0
+
+    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        page = ("." * pad + f"no such hook: {rx.url}{token}").encode()
+        writer.write(b"HTTP/1.1 404 Not Found\r\ncontent-length: %d\r\n\r\n%s" % (len(page), page))
+        await writer.drain()
+
+    errors = []
+    async with Raw(echo) as rx:
+        for pad in range(120, 200, 7):  # the cut falls inside the URL for some of these
+            config = AlertsConfig.model_validate({
+                "group_wait": "0s", "retry": {"initial": "10s", "max": "10m", "give_up_after": "1h"},
+                "sinks": [{"name": f"hook{pad}", "type": "webhook", "url": rx.url + token, "timeout": "1s"}]})
+            al = build_alerting(config, sqlite_store, environ={})
+            try:
+                [n] = await al.publish([AlertEvent(kind="drift.opened", canary="c", target="t", signal="refused",
+                                                   event_id=f"e{pad}")])
+                await asyncio.wait_for(al.sender.flush(), 60)  # a hang guard, not a measurement
+                row = al.outbox.get(n.id)
+                assert row is not None
+                errors.append(row.last_error or "")
+            finally:
+                await al.stop()
+    assert all(e.startswith("HTTP 404: ") for e in errors), errors
+    assert [e for e in errors if "http://127" in e or "SECRET" in e] == []
+
+
 async def test_a_redirect_is_a_failure_that_says_where_the_receiver_moved(delivered) -> None:  # type: ignore[no-untyped-def]
     async def moved(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(b"HTTP/1.1 308 Permanent Redirect\r\nlocation: https://hooks.example.com/v2/hook\r\n"

@@ -177,13 +177,15 @@ async def test_server_rejecting_stream_options_gets_streams_without_it() -> None
 
 
 class _EchoKey(BaseHTTPRequestHandler):
-    """An upstream that echoes the key it was sent, as LiteLLM-style proxies do in a 401."""
+    """An upstream that echoes the key it was sent, as LiteLLM-style proxies do in a 401 (after `pad` dots)."""
+
+    pad = 0
 
     def do_POST(self) -> None:  # noqa: N802 (http.server's name)
         self.rfile.read(int(self.headers.get("content-length") or 0))
         key = self.headers.get("x-api-key") or self.headers.get("authorization", "").removeprefix("Bearer ")
-        body = json.dumps({"type": "error", "error": {"type": "authentication_error",
-                                                      "message": f"Authentication Error, Received API Key = {key}"}})
+        message = "." * self.pad + f"Authentication Error, Received API Key = {key}"
+        body = json.dumps({"type": "error", "error": {"type": "authentication_error", "message": message}})
         self.send_response(401)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(body)))
@@ -209,6 +211,33 @@ async def test_an_echoed_api_key_never_leaves_the_provider(kind: str) -> None:
     assert r.error_type == ErrorType.AUTH and r.http_status == 401
     assert "Received API Key = <redacted>" in (r.error_message or "")
     assert key not in repr(r)
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+async def test_an_echoed_api_key_cut_by_the_messages_length_limit_leaves_no_part_of_it(kind: str) -> None:
+    # Error messages are cut to 300 characters: a key echoed across the cut left its first characters in the stored
+    # message, which whole-key scrubbing did not see.
+    class Padded(_EchoKey):
+        pad = 0
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Padded)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base_url = f"http://127.0.0.1:{server.server_port}" + ("/v1" if kind == "openai" else "")
+    key = "sk-live-0123456789abcdefghijklmnopqrstuv"
+    provider = build_provider(Target(id="t", provider=kind, base_url=base_url, model="m"), key)
+    messages = []
+    try:
+        for pad in range(150, 300, 2):  # the cut falls inside the key for some of these, wherever the prefix ends
+            Padded.pad = pad
+            r = await provider.complete(ChatRequest(model="m", messages=MSG, timeout_s=5))
+            messages.append(r.error_message or "")
+    finally:
+        await provider.aclose()
+        server.shutdown()
+    cut = [m for m in messages if m.endswith("…") and "Received API Key = " in m]
+    assert cut, messages  # the cut did fall past the key's start for some padding
+    leaked = [m for m in messages if key[:6] in m]
+    assert leaked == [], leaked[:3]
 
 
 @pytest.mark.parametrize("model", ["fault-stream-cut", "fault-stream-abort", "fault-overloaded", "fault-reset"])

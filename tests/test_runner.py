@@ -360,12 +360,13 @@ async def test_a_provider_that_raises_is_an_internal_error_kept_out_of_drift(ste
                                                                           tmp_path: Path) -> None:
     """A bug in llm-monitor's own provider code is not the upstream answering badly."""
     from monitor.drift import compute_signals
+    from monitor.providers.scrub import Scrubbing
 
     class Broken:
         name, server_address = "openai", "127.0.0.1"
 
         async def complete(self, request: Any) -> CallResult:
-            raise KeyError("choices")
+            raise KeyError("choices", "sk-live-0123456789abcdef")  # the key, in what a bug raised
 
         async def aclose(self) -> None:
             pass
@@ -374,12 +375,12 @@ async def test_a_provider_that_raises_is_an_internal_error_kept_out_of_drift(ste
     app = App(cfg, environ={"K": "k"}, serve_http=False, analyse=False)
     await app.start(schedule=False)
     try:
-        app.runner.providers["gpt"] = Broken()
+        app.runner.providers["gpt"] = Scrubbing(Broken(), ["sk-live-0123456789abcdef"])  # as build_providers wraps
         observations = await app.runner.run(*cfg.pairs()[0])
     finally:
         await app.stop()
     assert [o.call.error_type.value if o.call.error_type else None for o in observations] == ["internal"] * 3
-    assert "internal: KeyError('choices')" in (observations[0].call.error_message or "")
+    assert "internal: KeyError('choices', '<redacted>')" in (observations[0].call.error_message or "")
     assert compute_signals(observations[0]) == {}
     assert sample(app.registry, "llm_monitor_probe_failures_total", canary="kill-python-process", target="gpt",
                   error_type="internal") == 3

@@ -59,11 +59,13 @@ async def attempt(client: httpx.AsyncClient, sink: Sink, req: Rendered, now: Cal
     resp = reply[0]
     if 200 <= resp.status_code < 300:
         return Attempt(True, resp.status_code, "", None, elapsed)
-    snippet = bytes(head).decode(resp.encoding or "utf-8", "replace")[:_BODY_SNIPPET].strip().replace("\n", " ")
+    # Secrets are redacted before the cut: a cut inside an echoed URL or token would leave its start unredacted.
+    page = sink.redact(bytes(head).decode(resp.encoding or "utf-8", "replace"))
+    snippet = page[:_BODY_SNIPPET].strip().replace("\n", " ")
     err = f"HTTP {resp.status_code}" + (f": {snippet}" if snippet else "")
     if 300 <= resp.status_code < 400 and resp.headers.get("location"):  # where the receiver moved to
-        err += f" (redirected to {resp.headers['location'][:200]}; alert sinks do not follow redirects: set the url)"
-    err = sink.redact(err)
+        err += (f" (redirected to {sink.redact(resp.headers['location'])[:200]}; alert sinks do not follow "
+                "redirects: set the url)")
     ra = retry_after(resp.headers.get("retry-after"), now()) if resp.status_code in (429, 503) else None
     return Attempt(False, resp.status_code, err, ra, elapsed)
 

@@ -164,9 +164,12 @@ def timed_out(result: CallResult, timeout_s: float) -> str:
     return f"no complete answer in {timeout_s:g}s: HTTP {result.http_status} came, its body did not end"
 
 
+CUT = "…"  # ends a text `short` cut (providers.scrub also scrubs the start of a key the cut left there)
+
+
 def short(text: str, limit: int = 300) -> str:
     text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return text if len(text) <= limit else text[: limit - 1] + CUT
 
 
 def _names(exc: BaseException) -> set[str]:

@@ -13,17 +13,24 @@ from collections.abc import Iterable
 from typing import Any
 
 from monitor.domain import CallResult
-from monitor.providers.base import ChatRequest, Provider
+from monitor.providers.base import CUT, ChatRequest, Provider
 
 MIN_SECRET = 8
+MIN_PARTIAL = 4  # the start of a key cut off at the end of a text: this many characters or more are scrubbed
 REDACTED = "<redacted>"
 
 
 def scrub_text(text: str, secrets: Iterable[str]) -> str:
-    """Replace every occurrence of each secret in `text`."""
+    """Replace every occurrence of each secret in `text`, and the start of one that a cut (`providers.base.short`:
+    text ending in an ellipsis) left at the end."""
     for secret in secrets:
         if secret in text:
             text = text.replace(secret, REDACTED)
+        if text.endswith(CUT):
+            body = text[:-len(CUT)]
+            k = next((k for k in range(len(secret) - 1, MIN_PARTIAL - 1, -1) if body.endswith(secret[:k])), 0)
+            if k:
+                text = body[:-k] + REDACTED + CUT
     return text
 
 
