@@ -147,12 +147,42 @@ def test_a_drifted_judge_gives_no_verdict_until_it_agrees_again() -> None:
     judge.drifted = "VERDICT: FAIL"
     for _ in range(3):
         r = evaluate(spec, obs(), judge=judge, canary=CANARY, gates=gates)
-        assert r.passed is None and "not trusted: it agreed on 2 of 3 calibration answers (needs 100%)" in r.detail
+        assert r.passed is None and ("not trusted: it agreed on 0 of 3 calibration answers (needs 100%; the other 2 "
+                                     "were not asked once it could not reach that)") in r.detail
+    assert judge.calls == 1  # its first answer was wrong: 100% was out of reach, the rest were not asked
     judge.drifted = None  # the provider fixed it: the next calibration trusts it again
     assert evaluate(spec, obs(), judge=judge, canary=CANARY, gates=gates).passed is True
     lenient = parse_check({**CALIBRATED, "min_agreement": 0.6})
     judge.drifted = "VERDICT: FAIL"
     assert evaluate(lenient, obs(), judge=judge, canary=CANARY, gates=JudgeGates()).passed is False
+
+
+def test_a_judge_that_is_down_or_hangs_costs_one_call_and_holds_up_only_its_own_checks() -> None:
+    # A judge target down had every calibration answer asked (a minute each when it hangs), under one lock that
+    # every llm_judge check of every judge waited on.
+    import threading
+
+    from monitor.checks.llm_judge import JudgeGates
+
+    gates, release, calls = JudgeGates(), threading.Event(), []
+
+    def hanging(prompt: str) -> str:
+        calls.append(prompt)
+        release.wait(30)  # a hang guard, not a measurement
+        raise TimeoutError("no answer")
+
+    stuck = threading.Thread(target=evaluate, args=(parse_check(CALIBRATED), obs()),
+                             kwargs={"judge": hanging, "canary": CANARY, "gates": gates})
+    stuck.start()
+    try:
+        other = parse_check({**CALIBRATED, "judge_target": "judge-other"})
+        assert evaluate(other, obs("Send SIGTERM first."), judge=Grader(), canary=CANARY, gates=gates).passed is True
+    finally:
+        release.set()
+        stuck.join(30)
+    r = evaluate(parse_check(CALIBRATED), obs(), judge=hanging, canary=CANARY, gates=gates)
+    assert r.passed is None and "agreed on 0 of 3" in r.detail
+    assert len(calls) == 1  # one call failed, agreement out of reach: not asked again before recheck_every uses
 
 
 def test_calibration_needs_both_verdicts() -> None:

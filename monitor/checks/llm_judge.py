@@ -79,6 +79,7 @@ class _Trust:
     agreed: int
     n: int
     trusted: bool
+    asked: int
     uses: int = 0
 
 
@@ -87,6 +88,7 @@ class JudgeGates:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._locks: dict[Any, threading.Lock] = {}
         self._state: dict[Any, _Trust] = {}
 
     def clear(self) -> None:
@@ -97,24 +99,36 @@ class JudgeGates:
     def check(self, spec: LlmJudgeCheck, judge: Judge, messages: list[dict]) -> str | None:
         """Return None when the judge may be trusted for `spec` now, else why not (calibrating when due)."""
         key = (spec.judge_target, spec.rubric, spec.include_prompt, spec.calibration)
-        with self._lock:  # one calibration at a time; others wait for its outcome rather than repeat it
-            trust = self._state.get(key)
+        with self._lock:
+            lock = self._locks.setdefault(key, threading.Lock())
+        # One calibration of a judge and rubric at a time (the checks that need it wait for its outcome rather than
+        # repeat it); a judge that hangs holds up only its own checks.
+        with lock:
+            with self._lock:
+                trust = self._state.get(key)
             if trust is None or trust.uses >= spec.recheck_every:
-                trust = self._state[key] = _calibrate(spec, judge, messages)
+                trust = _calibrate(spec, judge, messages)
+                with self._lock:
+                    self._state[key] = trust
             trust.uses += 1
         if trust.trusted:
             return None
+        unasked = (f"; the other {trust.n - trust.asked} were not asked once it could not reach that"
+                   if trust.asked < trust.n else "")
         return (f"judge {spec.judge_target} not trusted: it agreed on {trust.agreed} of {trust.n} calibration "
-                f"answers (needs {spec.min_agreement:.0%}); no verdict")
+                f"answers (needs {spec.min_agreement:.0%}{unasked}); no verdict")
 
 
 def _calibrate(spec: LlmJudgeCheck, judge: Judge, messages: list[dict]) -> _Trust:
-    agreed = 0
+    n, need = len(spec.calibration), spec.min_agreement * len(spec.calibration)
+    agreed = asked = 0
     for ex in spec.calibration:
+        asked += 1
         with contextlib.suppress(Exception):  # an unreachable judge agrees with nothing
             agreed += parse_verdict(judge(build_prompt(spec, ex.answer, messages)) or "") == ex.passes
-    n = len(spec.calibration)
-    return _Trust(agreed, n, agreed >= spec.min_agreement * n)
+        if agreed + n - asked < need:  # out of reach: a judge that is down or hangs is not asked the rest
+            break
+    return _Trust(agreed, n, agreed >= need, asked)
 
 
 def build_prompt(spec: LlmJudgeCheck, answer: str, messages: list[dict]) -> str:
