@@ -46,6 +46,12 @@ def test_routes_match_severity_kind_target_tags_and_add_up() -> None:
     assert route(ev(target="claude-haiku", canary="y", tags=()), c) == ["hook"]
 
 
+def test_a_severity_may_be_a_glob_like_every_match_key() -> None:
+    # The README says each match key takes shell globs; severity refused them ("unknown severity '*'").
+    c = cfg(routes=[{"match": {"severity": ["crit*"]}, "sinks": ["am"]}])
+    assert route(ev(severity="critical"), c) == ["am"] and route(ev(), c) == []
+
+
 def test_payload_carries_evidence_and_api_link() -> None:
     [n, *_] = plan(ev(), cfg(), T0, {}).notifications
     p = n.payload

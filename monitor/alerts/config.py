@@ -181,9 +181,11 @@ class Match(_Strict):
     @field_validator("severity")
     @classmethod
     def _sev(cls, v: list[str] | None) -> list[str] | None:
-        for s in v or []:
-            if s not in SEVERITIES:
-                raise ValueError(f"unknown severity {s!r} (use {', '.join(SEVERITIES)})")
+        import fnmatch
+
+        for s in v or []:  # a value or a shell glob, as in every match key
+            if not any(fnmatch.fnmatchcase(known, s) for known in SEVERITIES):
+                raise ValueError(f"unknown severity {s!r}: it matches none of {', '.join(SEVERITIES)}")
         return v
 
     @field_validator("kind")
