@@ -204,8 +204,10 @@ class App:
         # Analysis threads hold the GIL in slices; shorter slices let the event loop read chunks on time.
         sys.setswitchinterval(SWITCH_INTERVAL_S)
         if schedule:
+            host = self.config.http.host
             log.info("started", extra={"jobs": len(self.scheduler.next_runs()), "store": self.store.safe_url,
-                                       "schema": revision, "listen": f"{self.config.http.host}:{self.port}",
+                                       "schema": revision,
+                                       "listen": f"{f'[{host}]' if ':' in host else host}:{self.port}",
                                        "tls": self.tls is not None, "web_config_file": self.config.web_file,
                                        "basic_auth_users": len(self.config.web.basic_auth_users),
                                        "leader": self.leading,

@@ -38,6 +38,11 @@ def test_alerts_test_sends_a_signed_message_now() -> None:
         con, buf = console()
         assert alerts_test(cfg, "hook", environ={"HOOK_SECRET": SECRET}, console=con) == 1
         assert "failed to deliver to hook (webhook): HTTP 503" in buf.getvalue()
+        rx.fail(410)
+        con, buf = console()
+        assert alerts_test(cfg, "hook", environ={"HOOK_SECRET": SECRET}, console=con) == 1
+        assert "HTTP 410: nope (410 Gone: the daemon disables a sink that answers so, until the config is " \
+            "reloaded)" in buf.getvalue()
 
 
 def test_alerts_test_names_the_problem() -> None:
@@ -89,9 +94,10 @@ def test_alerts_test_failures_go_to_stderr_as_written(capsys: pytest.CaptureFixt
     assert "environment variable SLACK_URL (named by url_env) is not set" in err, err
 
 
-def _outbox(tmp_path: Path, sink: str, kind: str, *events: AlertEvent, dead: str = "") -> SimpleNamespace:
-    """Queue the notifications of `events` for one sink (the first one dead with reason `dead`, if given) in a
-    new SQLite store; return a config naming it."""
+def _outbox(tmp_path: Path, sink: str, kind: str, *events: AlertEvent, dead: str = "",
+            delivered: bool = False) -> SimpleNamespace:
+    """Queue the notifications of `events` for one sink (the first one dead with reason `dead`, if given; the
+    last one delivered, if asked) in a new SQLite store; return a config naming it."""
     url = f"sqlite:///{tmp_path / 'p.db'}"
     store = Store(url)
     store.migrate()
@@ -101,6 +107,8 @@ def _outbox(tmp_path: Path, sink: str, kind: str, *events: AlertEvent, dead: str
     ob.add(rows)
     if dead:
         ob.mark_dead(rows[0].id, dead)
+    if delivered:
+        ob.mark_delivered(rows[-1].id, datetime(2025, 3, 1, 0, 5, tzinfo=UTC))
     store.close()
     return SimpleNamespace(storage=SimpleNamespace(url=url))
 
@@ -144,6 +152,22 @@ def test_alerts_pending_all_and_json_show_dead_rows(tmp_path: Path) -> None:
     assert {(r["group"], r["status"], r["last_error"]) for r in records} == {
         ("c1/t1", "dead", "HTTP 410: gone"), ("c2/t1", "pending", None)}
     assert set(records[0]) >= {"message_id", "sink", "kind", "signal", "attempts", "next_attempt_at", "created_at"}
+
+
+def test_alerts_pending_all_shows_when_rows_were_delivered_and_no_next_attempt_for_finished_ones(tmp_path: Path) -> None:
+    config = _outbox(tmp_path, "hook", "webhook",
+                     AlertEvent(kind="drift.opened", canary="c1", target="t1", signal="refusal_rate", event_id="e1"),
+                     AlertEvent(kind="canary.down", canary="c2", target="t1", signal="health"),
+                     AlertEvent(kind="canary.down", canary="c3", target="t1", signal="health"),
+                     dead="HTTP 410: gone", delivered=True)
+    con, buf = console()
+    assert alerts_pending(config, every=True, console=con) == 0
+    lines = buf.getvalue().splitlines()
+    assert any("delivered" in line and "next attempt" in line for line in lines)  # the header
+    row = {g: next(line for line in lines if g in line) for g in ("c1/t1", "c2/t1", "c3/t1")}
+    stamps = {g: line.count("2025-03-01T") for g, line in row.items()}
+    assert stamps == {"c1/t1": 1, "c2/t1": 2, "c3/t1": 2}  # dead: created only; waiting: next attempt too
+    assert "2025-03-01T00:05:00" in row["c3/t1"]  # delivered: when
 
 
 def test_alerts_subcommands_have_their_own_help(capsys: pytest.CaptureFixture[str]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -511,3 +512,21 @@ async def test_checks_and_the_store_see_the_answer_after_a_think_block(tmp_path:
     assert auto.call.text == answer and [r.passed for r in auto.checks] == [True]
     assert off.call.text.startswith("<think>") and [r.passed for r in off.checks] == [False]
     assert stored == {"tags-auto": answer, "tags-off": off.call.text}
+
+
+async def test_the_started_line_gives_an_ipv6_listen_address_in_brackets(steady_sim: SimServer, tmp_path: Path,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
+    # It said listen=::1:9469, which neither curl nor a Prometheus target takes.
+    try:
+        socket.create_server(("::1", 0), family=socket.AF_INET6).close()
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    path = write_config(tmp_path, targets(steady_sim), PROBES)
+    path.write_text(path.read_text().replace('listen: "127.0.0.1:0"', 'listen: "[::1]:0"'))
+    cfg = load_config(path, environ={"K": "k"})
+    app = App(cfg, environ={"K": "k"}, analyse=False)
+    with caplog.at_level("INFO", logger="monitor.app"):
+        await app.start()
+        await app.stop()
+    [started] = [r for r in caplog.records if r.getMessage() == "started"]
+    assert started.listen == f"[::1]:{app.port}"  # type: ignore[attr-defined]

@@ -45,17 +45,18 @@ def alerts_test(config: Any, sink_name: str, *, environ: Mapping[str, str] | Non
     try:
         cfg = alerts_config(config)
     except ValidationError as e:
-        err.print(f"[red]invalid alerts configuration:[/] {escape(str(e))}")
+        err.print(f"[bold red]error:[/] invalid alerts configuration: {escape(str(e))}")
         return EXIT_CONFIG
     names = [s.name for s in cfg.sinks]
     if sink_name not in names:
-        err.print(f"[red]no sink named {escape(repr(sink_name))}[/] (configured: {', '.join(names) or 'none'})")
+        err.print(f"[bold red]error:[/] no sink named {escape(repr(sink_name))} "
+                  f"(configured: {', '.join(names) or 'none'})")
         return EXIT_CONFIG
     try:  # only the sink under test: another sink's unset secret is check-config's to report, not this test's
         spec = next(s for s in cfg.sinks if s.name == sink_name)
         sinks = {sink_name: SINKS[spec.type].build(spec, cfg, os.environ if environ is None else environ)}
     except MonitorError as e:
-        err.print(f"[red]{escape(str(e))}[/]")
+        err.print(f"[bold red]error:[/] {escape(str(e))}")
         return EXIT_CONFIG
     event = AlertEvent(kind="test", canary="llm-monitor", target="test", signal="test", severity="info",
                        summary="llm-monitor test notification: if you can read this, the sink works",
@@ -75,7 +76,9 @@ def alerts_test(config: Any, sink_name: str, *, environ: Mapping[str, str] | Non
         out.print(f"[green]delivered[/] test message {notification.message_id} to {sink_name} ({kind}): "
                   f"HTTP {result.status} in {result.elapsed_s:.2f}s")
         return EXIT_OK
-    err.print(f"[red]failed[/] to deliver to {sink_name} ({kind}): {escape(str(result.error))}")
+    gone = " (410 Gone: the daemon disables a sink that answers so, until the config is reloaded)" \
+        if result.status == 410 else ""
+    err.print(f"[red]failed[/] to deliver to {sink_name} ({kind}): {escape(str(result.error))}{gone}")
     return EXIT_FAIL
 
 
@@ -119,11 +122,13 @@ def alerts_pending(config: Any, *, limit: int = 100, every: bool = False, as_jso
         title += f", {counts.get(DEAD, 0)} dead, {counts.get(DELIVERED, 0)} delivered"
     table = Table(title=title + (f" (showing {len(rows)})" if total > len(rows) else ""))
     for col in ("message id", "sink", "kind", "group", "signal", "status", "attempts", "next attempt",
-                "created", "last error"):
+                "created", *(("delivered",) if every else ()), "last error"):
         table.add_column(col, overflow="fold")
-    for n in rows:
+    for n in rows:  # a next attempt only for what still waits for one
         table.add_row(n.message_id, n.sink, n.kind, n.group_key, n.signal, n.status, str(n.attempts),
-                      n.next_attempt_at.isoformat(timespec="seconds"), n.created_at.isoformat(timespec="seconds"),
+                      n.next_attempt_at.isoformat(timespec="seconds") if n.status in WAITING else "",
+                      n.created_at.isoformat(timespec="seconds"),
+                      *((n.delivered_at.isoformat(timespec="seconds") if n.delivered_at else "",) if every else ()),
                       (n.last_error or "")[:120])
     out.print(table)
     return EXIT_OK
