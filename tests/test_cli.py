@@ -487,6 +487,8 @@ def test_a_kept_demo_config_runs_again_on_a_simulator_started_as_its_header_says
     written = (tmp_path / "monitor.yaml").read_text()
     said = re.search(r"`llm-monitor sim --port (\d+)`", written)
     assert said and DEMO_KEY_ENV in written.split("targets:")[0]
+    # and that the file runs the whole library on its own schedules, not the demo's few canaries every 5s
+    assert "canaries tagged `demo`, every 5s" in written.split("targets:")[0]
     sim = subprocess.Popen([sys.executable, "-m", "monitor.cli", "sim", "--port", said[1]],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

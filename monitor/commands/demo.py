@@ -73,7 +73,9 @@ def demo_config(folder: Path, openai_url: str, anthropic_url: str, port: int, in
     (folder / "monitor.yaml").write_text(f"""\
 # Written by `llm-monitor demo`. `drift`, `diff` and `export` read its store as the demo left it. Its targets are
 # the demo's simulated upstream, which stopped with the demo: to run the daemon on this store again, start one on
-# the same port first (`llm-monitor sim --port {sim_port}`) and set {DEMO_KEY_ENV} (any value).
+# the same port first (`llm-monitor sim --port {sim_port}`) and set {DEMO_KEY_ENV} (any value). The demo ran only the
+# canaries tagged `demo`, every {interval} with at most 3 samples; a daemon run on this file runs the whole canary
+# library named below on its own schedules, as a deployment would.
 targets:
   - {{id: sim-gpt, provider: openai, base_url: "{openai_url}", model: sim-gpt, api_key_env: {DEMO_KEY_ENV}}}
   - {{id: sim-claude, provider: anthropic, base_url: "{anthropic_url}", model: sim-claude,
