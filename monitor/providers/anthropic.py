@@ -13,6 +13,7 @@ from httpx_sse import aconnect_sse
 from monitor.domain import CallResult, ErrorType, FinishReason, Usage
 from monitor.providers.arrival import arrival_of, sent_of
 from monitor.providers.base import (
+    TOO_DEEP,
     ChatRequest,
     Clock,
     broken_connection,
@@ -129,6 +130,8 @@ class AnthropicProvider:
             result.error_message = short(message)
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             result.error_type, result.error_message = ErrorType.BAD_RESPONSE, short(f"malformed response: {e}")
+        except RecursionError:  # JSON nested past the parser's depth ([[[[...), in a body or an event
+            result.error_type, result.error_message = ErrorType.BAD_RESPONSE, TOO_DEEP
         origin = request_start(result, start)
         result.latency_s = received(last_byte, origin, self._clock()) - origin
         return vet(result)
@@ -239,7 +242,7 @@ class AnthropicProvider:
         try:
             err = json.loads(text).get("error") or {}
             kind, message = err.get("type", ""), err.get("message", text)
-        except (ValueError, AttributeError):
+        except (ValueError, AttributeError, RecursionError):  # not JSON, not the error object, nested too deep
             pass
         result.error_type = _STREAM_ERRORS.get(kind) if resp.status_code == 529 else None
         result.error_type = result.error_type or status_error_type(resp.status_code, text)

@@ -19,6 +19,8 @@ from monitor.providers.capped import ReplyTooLarge
 Clock = Callable[[], float]
 # OpenAI: code content_policy_violation / content_filter (Azure: "content management policy"), and invalid_prompt
 # for a prompt its reasoning models' usage-policy check flags; Anthropic: "Output blocked by content filtering policy".
+# The message of a call whose answer holds JSON nested deeper than Python's parser goes (a RecursionError)
+TOO_DEEP = "malformed response: JSON nested too deeply to read"
 _CONTENT_POLICY = re.compile(r"content[ _-]?(policy|filter|management)|invalid_prompt")
 
 

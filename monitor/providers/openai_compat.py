@@ -15,6 +15,7 @@ import openai
 from monitor.domain import CallResult, ErrorType, FinishReason, Usage
 from monitor.providers.arrival import arrival_of, sent_of
 from monitor.providers.base import (
+    TOO_DEEP,
     ChatRequest,
     Clock,
     broken_connection,
@@ -144,6 +145,8 @@ class OpenAIProvider:
             result.error_message = short(message)
         except (openai.APIResponseValidationError, ValueError, KeyError, TypeError, AttributeError) as e:
             result.error_type, result.error_message = ErrorType.BAD_RESPONSE, short(f"malformed response: {e}")
+        except RecursionError:  # JSON nested past the parser's depth ([[[[...), in a body or an event
+            result.error_type, result.error_message = ErrorType.BAD_RESPONSE, TOO_DEEP
         origin = request_start(result, start)
         result.latency_s = received(last_byte, origin, self._clock()) - origin
         return vet(result)

@@ -1,0 +1,57 @@
+"""Answers the wire fuzzer (`tests/support/wirefuzz.py`) found the providers misread, each through the daemon's
+own providers and a real loopback server; and a seeded run of the fuzzer itself, whose invariants must hold: a
+`CallResult` for anything a server sends, failures typed and explained, no count or time that is not one."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from monitor.domain import CallResult, ErrorType
+from tests.support.wirefuzz import Case, daemon_provider, run_cases
+
+KINDS = ["openai", "anthropic"]
+
+
+def reply(body: bytes, *, status: str = "200 OK", ctype: str = "application/json") -> bytes:
+    return (f"HTTP/1.1 {status}\r\nconnection: close\r\ncontent-type: {ctype}\r\n"
+            f"content-length: {len(body)}\r\n\r\n").encode() + body
+
+
+def events(kind: str, *data: Any) -> bytes:
+    """A stream of `data` events (dicts as JSON, bytes as they are), ended as `kind` ends one."""
+    out = b""
+    for d in data:
+        raw = d if isinstance(d, bytes) else json.dumps(d).encode()
+        name = f"event: {d['type']}\n".encode() if kind == "anthropic" and isinstance(d, dict) else b""
+        out += name + b"data: " + raw + b"\n\n"
+    return out + (b"data: [DONE]\n\n" if kind == "openai" else b"")
+
+
+async def answer(kind: str, stream: bool, raw: bytes) -> CallResult:
+    """What the daemon's provider of `kind` makes of a server that answers `raw`."""
+    case = Case(id="case0", kind=kind, stream=stream, raw=raw)
+    [outcome] = await run_cases([case], daemon_provider)
+    assert isinstance(outcome.result, CallResult), f"complete() raised {outcome.result!r}"
+    assert not outcome.problems, outcome.problems
+    return outcome.result
+
+
+DEEP = b"[" * 100_000 + b"]" * 100_000  # deeper than Python's JSON parser goes (a RecursionError, not a ValueError)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("where", ["whole", "stream", "error"])
+async def test_json_nested_too_deep_is_a_bad_response_not_a_crash(kind: str, where: str) -> None:
+    if where == "whole":
+        r = await answer(kind, False, reply(DEEP))
+    elif where == "stream":
+        r = await answer(kind, True, reply(events(kind, DEEP), ctype="text/event-stream"))
+    else:  # an error status keeps its type: the body only fails to say more
+        r = await answer(kind, False, reply(DEEP, status="503 Service Unavailable"))
+        assert r.error_type == ErrorType.SERVER_ERROR and r.http_status == 503, (r.error_type, r.error_message)
+        return
+    assert r.error_type == ErrorType.BAD_RESPONSE, (r.error_type, r.error_message)
+    assert r.error_message == "malformed response: JSON nested too deeply to read"
