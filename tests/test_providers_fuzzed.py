@@ -55,3 +55,32 @@ async def test_json_nested_too_deep_is_a_bad_response_not_a_crash(kind: str, whe
         return
     assert r.error_type == ErrorType.BAD_RESPONSE, (r.error_type, r.error_message)
     assert r.error_message == "malformed response: JSON nested too deeply to read"
+
+
+ODD_TYPES = [["overloaded_error"], {"a": 1}, 5]
+
+
+@pytest.mark.parametrize("odd", ODD_TYPES, ids=["list", "object", "number"])
+@pytest.mark.parametrize("stream", [True, False])
+async def test_an_anthropic_error_whose_type_is_not_text_still_types_the_call(stream: bool, odd: Any) -> None:
+    """An error event (or a 200 body that is an error) whose `type` is a list used to raise TypeError out of
+    complete() (the type looked up as a key); now the call is a server_error whose message shows the type."""
+    error = {"type": "error", "error": {"type": odd, "message": "Overloaded"}}
+    raw = reply(events("anthropic", error), ctype="text/event-stream") if stream else reply(json.dumps(error).encode())
+    r = await answer("anthropic", stream, raw)
+    assert r.error_type == ErrorType.SERVER_ERROR, (r.error_type, r.error_message)
+    assert r.error_message == f"{json.dumps(odd)}: Overloaded"
+
+
+@pytest.mark.parametrize("odd", ODD_TYPES, ids=["list", "object", "number"])
+@pytest.mark.parametrize(("status", "expected"), [("429 Too Many Requests", ErrorType.RATE_LIMITED),
+                                                  ("529 Overloaded", ErrorType.SERVER_ERROR),
+                                                  ("401 Unauthorized", ErrorType.AUTH)])
+async def test_an_anthropic_error_status_whose_body_has_an_odd_type_keeps_the_statuss_type(
+        status: str, expected: ErrorType, odd: Any) -> None:
+    """An error status whose body's `error.type` is not text used to become a bad_response (the type could not be
+    joined to the message): a 429 was no longer a rate limit."""
+    body = json.dumps({"type": "error", "error": {"type": odd, "message": "slow down"}}).encode()
+    r = await answer("anthropic", True, reply(body, status=status))
+    assert r.error_type == expected, (r.error_type, r.error_message)
+    assert r.error_message == f"HTTP {status.split()[0]}: {json.dumps(odd)}: slow down"

@@ -216,8 +216,7 @@ class AnthropicProvider:
                     elif kind == "message_stop":
                         stopped = True
                     elif kind == "error":
-                        err = data.get("error") or {}
-                        raise AnthropicError(err.get("type", "api_error"), err.get("message", ""))
+                        raise AnthropicError(*_error_parts(data.get("error"), "api_error", ""))
             finally:
                 result.text = "".join(parts)
                 result.tool_calls = [tools[i] for i in sorted(tools)]
@@ -240,9 +239,10 @@ class AnthropicProvider:
         kind = ""
         message = text
         try:
-            err = json.loads(text).get("error") or {}
-            kind, message = err.get("type", ""), err.get("message", text)
-        except (ValueError, AttributeError, RecursionError):  # not JSON, not the error object, nested too deep
+            body = json.loads(text)
+            if isinstance(body, dict) and isinstance(body.get("error"), dict):
+                kind, message = _error_parts(body["error"], "", text)
+        except (ValueError, RecursionError):  # not JSON, or nested too deep
             pass
         result.error_type = _STREAM_ERRORS.get(kind) if resp.status_code == 529 else None
         result.error_type = result.error_type or status_error_type(resp.status_code, text)
@@ -251,8 +251,7 @@ class AnthropicProvider:
     @staticmethod
     def _message(msg: dict[str, Any], result: CallResult) -> None:
         if msg.get("type") == "error":
-            err = msg.get("error") or {}
-            raise AnthropicError(err.get("type", "api_error"), err.get("message", ""))
+            raise AnthropicError(*_error_parts(msg.get("error"), "api_error", ""))
         blocks = msg["content"]
         result.unseen_reasoning = any(b.get("type") == "redacted_thinking" for b in blocks)
         result.text = "".join(b.get("text", "") for b in blocks if b.get("type") == "text")
@@ -267,6 +266,18 @@ class AnthropicProvider:
         if result.finish_reason == FinishReason.REFUSAL:
             result.refusal_text = result.text or "refusal"
         result.usage = _usage(msg.get("usage") or {})
+
+
+def _error_parts(err: Any, kind: str, message: str) -> tuple[str, str]:
+    """The type and message of an error object (`kind` and `message` where it has none); a type or message that
+    is not text is shown as its JSON: an upstream's odd error must still type the call, never fail to."""
+    if isinstance(err, dict):
+        kind = kind if err.get("type") is None else err["type"]
+        message = message if err.get("message") is None else err["message"]
+    elif err is not None:
+        message = err
+    return (kind if isinstance(kind, str) else json.dumps(kind),
+            message if isinstance(message, str) else json.dumps(message))
 
 
 def _usage(u: dict[str, Any]) -> Usage:
