@@ -5,12 +5,14 @@ own providers and a real loopback server; and a seeded run of the fuzzer itself,
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from monitor.domain import CallResult, ErrorType
-from tests.support.wirefuzz import Case, daemon_provider, run_cases
+from monitor.store import Store
+from tests.support.wirefuzz import Case, daemon_provider, run_cases, store_cases
 
 KINDS = ["openai", "anthropic"]
 
@@ -84,3 +86,40 @@ async def test_an_anthropic_error_status_whose_body_has_an_odd_type_keeps_the_st
     r = await answer("anthropic", True, reply(body, status=status))
     assert r.error_type == expected, (r.error_type, r.error_message)
     assert r.error_message == f"HTTP {status.split()[0]}: {json.dumps(odd)}: slow down"
+
+
+def chunk(**delta: Any) -> dict[str, Any]:
+    return {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
+
+
+FINISH = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
+          "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+
+
+async def test_half_surrogate_escapes_are_stored_not_lost(tmp_path: Path) -> None:
+    """JSON escapes of half a UTF-16 pair ("\\ud800") decode to text UTF-8 cannot encode: the store raised, the
+    runner logged a crash and the observation was lost. Now a lone half is U+FFFD and halves split across chunks
+    are joined; every call is stored."""
+    lone_text = {"id": "c1", "object": "chat.completion", "created": 1, "model": "m\ud800",
+                 "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello \ud800 world"},
+                              "finish_reason": "stop"}]}
+    split = events("openai", chunk(content="Hello \ud83d"), chunk(content="\ude00 world"), FINISH)
+    error = events("openai", chunk(content="Hello"), {"error": {"message": "bad \udc00", "code": 500}})
+    anthropic = events("anthropic", {"type": "error", "error": {"type": "api_error", "message": "x\ud800"}})
+    cases = [Case("case0", "openai", False, reply(json.dumps(lone_text).encode())),
+             Case("case1", "openai", True, reply(split, ctype="text/event-stream")),
+             Case("case2", "openai", True, reply(error, ctype="text/event-stream")),
+             Case("case3", "anthropic", True, reply(anthropic, ctype="text/event-stream"))]
+    assert await store_cases(cases, tmp_path) == []
+    store = Store(f"sqlite:///{tmp_path / 'm.db'}")
+    try:
+        stored = {o.target: o.call for o in store.observations(limit=10)}
+    finally:
+        store.close()
+    assert stored["case0"].ok and stored["case0"].text == "Hello \ufffd world"
+    assert stored["case0"].response_model == "m\ufffd"
+    assert stored["case1"].ok and stored["case1"].text == "Hello 😀 world"
+    assert stored["case2"].error_type == ErrorType.SERVER_ERROR
+    assert stored["case2"].error_message == "error in stream: bad \ufffd"
+    assert stored["case3"].error_message == "api_error: x\ufffd"

@@ -6,11 +6,17 @@ strings, negative or beyond any store's integer column, or a 100,000-character m
 values crash pricing and checks (the observation is lost), or are refused by the store (and block the writes
 behind them), or become unbounded metric labels. Here each is dropped, and the call becomes a `bad_response`
 whose message names the field and the value: a malformed answer is data, like any other upstream failure.
+
+Text is also made encodable: a JSON escape of half a UTF-16 surrogate pair (``"\\ud800"``) decodes to a string no
+store, log line or metrics exposition can encode as UTF-8: the observation would be lost. Halves of a pair split
+across stream chunks are joined; a lone half becomes U+FFFD, as invalid UTF-8 bytes on the wire do, and the call
+stands.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from monitor.domain import CallResult, ErrorType, Usage
@@ -26,9 +32,19 @@ _NAMES = {"response_model": ("model", 200), "system_fingerprint": ("system_finge
           "response_id": ("id", 200), "request_id": ("request id", 200), "raw_finish_reason": ("finish_reason", 64)}
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_TEXTS = ("text", "refusal_text", "error_message", *_NAMES)
+
+
 def vet(result: CallResult) -> CallResult:
     """Drop the fields of `result` that are of the wrong type or out of range; say which in a `bad_response`."""
     problems: list[str] = []
+    for attr in _TEXTS:
+        value = getattr(result, attr)
+        if isinstance(value, str) and _SURROGATE.search(value):
+            setattr(result, attr, encodable(value))
+    result.tool_calls = [{k: encodable(v) if isinstance(v, str) else v for k, v in c.items()}
+                         if isinstance(c, dict) else c for c in result.tool_calls]
     if not isinstance(result.text, str):
         problems.append(f"content {_shown(result.text)} is not text")
         result.text = ""
@@ -56,6 +72,13 @@ def vet(result: CallResult) -> CallResult:
         result.error_type = ErrorType.BAD_RESPONSE
         result.error_message = short("malformed response: " + "; ".join(problems))
     return result
+
+
+def encodable(text: str) -> str:
+    """`text` with its surrogates paired where they can be, the others replaced by U+FFFD: encodable as UTF-8."""
+    if not _SURROGATE.search(text):
+        return text
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 def _usage(usage: Usage) -> tuple[Usage, list[str]]:

@@ -23,6 +23,7 @@ import random
 import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from monitor.domain import CallResult, ErrorType, FinishReason
@@ -545,6 +546,64 @@ def daemon_provider(kind: str, url: str) -> Any:
     return build_provider(Target(id=f"fuzz-{kind}", provider=kind, base_url=base, model="m"), "sk-fuzz-key")
 
 
+PROBES = """\
+canaries:
+  - id: fuzz
+    messages: [{role: user, content: hi}]
+    checks: [{type: contains, value: world}, {type: length, max: 100}]
+"""
+
+
+async def store_cases(cases: list[Case], folder: Path) -> list[str]:
+    """Run `cases` through the daemon (an App on SQLite under `folder`, one target per case, the runner making the
+    calls and storing them); return what went wrong: an observation not stored or not read back as it was made."""
+    from monitor.app import App
+    from monitor.config import load_config
+    from monitor.store.convert import storable
+
+    problems: list[str] = []
+    server = WireServer()
+    async with server.serving():
+        server.cases = {c.id: c for c in cases}
+        (folder / "probes").mkdir(parents=True, exist_ok=True)
+        (folder / "probes" / "p.yaml").write_text(PROBES)
+        targets = "\n".join(
+            f"  - {{id: {c.id}, provider: {c.kind}, base_url: '{server.url}{'/v1' if c.kind == 'openai' else ''}', "
+            f"model: {c.id}, stream: {str(c.stream).lower()}, timeout: 10}}" for c in cases)
+        cfg = folder / "monitor.yaml"
+        cfg.write_text(f"targets:\n{targets}\nprobes: [./probes]\n"
+                       f"storage: {{url: \"sqlite:///{folder / 'm.db'}\"}}\n")
+        app = App(load_config(cfg, environ={}), environ={}, serve_http=False, analyse=False)
+        await app.start(schedule=False)
+        made: dict[str, Any] = {}
+        try:
+            for canary, target in app.config.pairs():
+                try:
+                    for obs in await app.runner.run(canary, target, trigger="manual"):
+                        made[target.id] = obs
+                except Exception as e:
+                    problems.append(f"{target.id}: run raised {e!r}"[:200])
+        finally:
+            await app.stop()
+        for c in cases:
+            stored = app.store.observations(target=c.id, limit=5)
+            obs = made.get(c.id)
+            if obs is None:
+                problems.append(f"{c.id}: no observation {c.mutations}")
+            elif len(stored) != 1:
+                problems.append(f"{c.id}: {len(stored)} observations stored {c.mutations}")
+            else:
+                back = stored[0]
+                for name in ("error_type", "text", "raw_finish_reason", "usage", "ttft_s", "latency_s"):
+                    if getattr(back.call, name) != storable(getattr(obs.call, name)):  # NUL is kept as U+FFFD
+                        problems.append(f"{c.id}: stored {name} {getattr(back.call, name)!r} is not "
+                                        f"{getattr(obs.call, name)!r}"[:200])
+            if obs is not None and obs.call.error_type == ErrorType.INTERNAL:
+                problems.append(f"{c.id}: internal: {obs.call.error_message}")
+        app.store.close()
+    return problems
+
+
 def main() -> None:
     import argparse
     import collections
@@ -553,6 +612,8 @@ def main() -> None:
     ap.add_argument("--cases", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--show", type=int, default=3, help="examples shown per kind of problem")
+    ap.add_argument("--store", type=int, default=0, help="also run this many cases through the daemon's runner "
+                                                          "into a SQLite store (in a temporary folder)")
     args = ap.parse_args()
     rng = random.Random(args.seed)
     cases = [make_case(rng, i) for i in range(args.cases)]
@@ -571,6 +632,14 @@ def main() -> None:
                 shown[key] += 1
                 print(f"{o.case.id} {o.case.kind} stream={o.case.stream} {o.case.mutations}\n  -> {p}\n"
                       f"  result: {getattr(r, 'error_type', None)} {getattr(r, 'error_message', r)!r}"[:600])
+    if args.store:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as folder:
+            problems = asyncio.run(store_cases(cases[:args.store], Path(folder)))
+        print(f"\nstored through the runner: {args.store} cases, {len(problems)} problems")
+        for p in problems[:20]:
+            print("  " + p)
     print(f"\n{len(outcomes)} cases, seed {args.seed}")
     for k, n in sorted(errors.items()):
         print(f"  {n:5d} {k}")
