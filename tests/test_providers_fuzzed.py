@@ -123,3 +123,57 @@ async def test_half_surrogate_escapes_are_stored_not_lost(tmp_path: Path) -> Non
     assert stored["case2"].error_type == ErrorType.SERVER_ERROR
     assert stored["case2"].error_message == "error in stream: bad \ufffd"
     assert stored["case3"].error_message == "api_error: x\ufffd"
+
+
+def anthropic_stream(usage: Any, start_usage: Any = None) -> bytes:
+    start = {"type": "message_start", "message": {"id": "msg_1", "model": "m",
+                                                  "usage": start_usage or {"input_tokens": 7, "output_tokens": 1}}}
+    return reply(events("anthropic", start,
+                        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "hi"}},
+                        {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": usage},
+                        {"type": "message_stop"}), ctype="text/event-stream")
+
+
+def anthropic_whole(usage: Any) -> bytes:
+    return reply(json.dumps({"id": "msg_1", "type": "message", "model": "m", "stop_reason": "end_turn",
+                             "content": [{"type": "text", "text": "hi"}], "usage": usage}).encode())
+
+
+@pytest.mark.parametrize(("usage", "words"), [
+    ({"input_tokens": 7, "output_tokens": 3, "cache_creation_input_tokens": -2}, "input_tokens -2"),
+    ({"input_tokens": 7, "output_tokens": 3, "cache_creation_input_tokens": ""}, "input_tokens ''"),
+    ({"input_tokens": 7, "output_tokens": 3, "cache_read_input_tokens": []}, "input_tokens []"),
+    ({"input_tokens": True, "output_tokens": 3}, "input_tokens True"),
+    ({"input_tokens": False, "output_tokens": 3, "cache_read_input_tokens": 2}, "input_tokens False"),
+    ("7 tokens", "usage '7 tokens' is not an object"),
+], ids=["negative-cache-write", "text-cache-write", "list-cache-read", "true", "false", "text"])
+async def test_an_anthropic_answers_odd_token_counts_are_named_not_summed(usage: Any, words: str) -> None:
+    """Input tokens are the sum of three counts: one that was not a count was read as 0 (`or 0`) or summed as
+    it came (-2 took 2 tokens off, true counted 1), and the call stood with a wrong input count."""
+    r = await answer("anthropic", False, anthropic_whole(usage))
+    assert r.error_type == ErrorType.BAD_RESPONSE, (r.error_type, r.usage)
+    assert r.error_message and words in r.error_message, r.error_message
+    assert r.usage.input_tokens is None and r.text == "hi"
+
+
+@pytest.mark.parametrize(("usage", "words"), [
+    ({"output_tokens": "15"}, "output_tokens '15'"),
+    ({"output_tokens": [15]}, "output_tokens [15]"),
+    ({"output_tokens": 15, "cache_creation_input_tokens": -1}, "input_tokens -1"),
+    ("15", "usage '15' is not an object"),
+], ids=["text", "list", "negative-cache-write", "not-an-object"])
+async def test_an_anthropic_streams_odd_token_counts_are_named_not_dropped(usage: Any, words: str) -> None:
+    """A stream's counts that were not integers were dropped: the call stood with its output tokens unknown and
+    nothing said why (the same answer whole was a bad_response)."""
+    r = await answer("anthropic", True, anthropic_stream(usage))
+    assert r.error_type == ErrorType.BAD_RESPONSE, (r.error_type, r.usage)
+    assert r.error_message and words in r.error_message, r.error_message
+
+
+async def test_an_anthropic_streams_counts_left_null_keep_the_earlier_ones() -> None:
+    """message_delta may repeat the usage with counts it does not know as null: they are not counts to check."""
+    r = await answer("anthropic", True, anthropic_stream(
+        {"output_tokens": 15, "input_tokens": None, "cache_read_input_tokens": None, "server_tool_use": None},
+        {"input_tokens": 7, "output_tokens": 1, "cache_read_input_tokens": 2, "cache_creation_input_tokens": 1}))
+    assert r.ok, r.error_message
+    assert (r.usage.input_tokens, r.usage.cached_input_tokens, r.usage.output_tokens) == (10, 2, 15)

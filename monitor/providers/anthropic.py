@@ -171,7 +171,7 @@ class AnthropicProvider:
                 return arrival_of(resp)
             parts: list[str] = []
             tools: dict[int, dict[str, str]] = {}
-            usage: dict[str, int] = {}
+            usage: dict[str, Any] = {}
             stopped = False
             try:
                 async for sse in source.aiter_sse():
@@ -186,8 +186,7 @@ class AnthropicProvider:
                         result.request_id = result.request_id or msg.get("id")
                         # output_tokens here is a placeholder (1); the count comes with message_delta, and a
                         # stream broken before it has an unknown output, not 1
-                        usage.update({k: v for k, v in (msg.get("usage") or {}).items()
-                                      if isinstance(v, int) and k != "output_tokens"})
+                        usage.update(_counts(msg.get("usage"), skip="output_tokens"))
                     elif kind == "content_block_start":
                         block = data.get("content_block") or {}
                         if block.get("type") == "redacted_thinking":  # encrypted: thinking with no text to time
@@ -212,7 +211,7 @@ class AnthropicProvider:
                         if stop:
                             result.raw_finish_reason = stop
                             result.finish_reason = _STOP.get(stop, FinishReason.OTHER)
-                        usage.update({k: v for k, v in (data.get("usage") or {}).items() if isinstance(v, int)})
+                        usage.update(_counts(data.get("usage")))
                     elif kind == "message_stop":
                         stopped = True
                     elif kind == "error":
@@ -265,7 +264,7 @@ class AnthropicProvider:
         result.finish_reason = _STOP.get(stop, FinishReason.OTHER) if stop else None
         if result.finish_reason == FinishReason.REFUSAL:
             result.refusal_text = result.text or "refusal"
-        result.usage = _usage(msg.get("usage") or {})
+        result.usage = _usage(msg.get("usage"))
 
 
 def _error_parts(err: Any, kind: str, message: str) -> tuple[str, str]:
@@ -280,13 +279,31 @@ def _error_parts(err: Any, kind: str, message: str) -> tuple[str, str]:
             message if isinstance(message, str) else json.dumps(message))
 
 
-def _usage(u: dict[str, Any]) -> Usage:
-    """Convert Anthropic usage; input_tokens here include cache reads and writes (the OTel convention)."""
-    if not u or ("input_tokens" not in u and "output_tokens" not in u):
+def _counts(u: Any, skip: str = "") -> dict[str, Any]:
+    """The counts of a stream event's usage as they came (of any JSON type, for `vet` to name what is not a
+    count), but for those it leaves out (null) and `skip`."""
+    return {k: v for k, v in u.items() if v is not None and k != skip} if _object(u) else {}
+
+
+def _object(u: Any) -> bool:
+    """Whether a usage is there; raise ValueError naming it when it is not a JSON object."""
+    if u is not None and not isinstance(u, dict):
+        raise ValueError(f"usage {repr(u)[:40]} is not an object")
+    return bool(u)
+
+
+def _count(v: Any) -> bool:
+    return (type(v) is int or (type(v) is float and v.is_integer())) and v >= 0
+
+
+def _usage(u: Any) -> Usage:
+    """Convert Anthropic usage; input_tokens here include cache reads and writes (the OTel convention).
+
+    A count that is not one (text, a list, negative, true) is not added in, nor read as 0: it is passed on as it
+    came, for `vet` to make the call a `bad_response` naming it."""
+    if not _object(u) or ("input_tokens" not in u and "output_tokens" not in u):
         return Usage()
-    base = u.get("input_tokens")
-    read = u.get("cache_read_input_tokens") or 0
-    write = u.get("cache_creation_input_tokens") or 0
-    return Usage(input_tokens=None if base is None else base + read + write,
-                 cached_input_tokens=read if "cache_read_input_tokens" in u else None,
-                 output_tokens=u.get("output_tokens"))
+    base, read, write = (u.get(k) for k in ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"))
+    odd = [v for v in (base, read, write) if v is not None and not _count(v)]
+    inputs = odd[0] if odd else None if base is None else base + (read or 0) + (write or 0)
+    return Usage(input_tokens=inputs, cached_input_tokens=read, output_tokens=u.get("output_tokens"))
