@@ -177,3 +177,26 @@ async def test_an_anthropic_streams_counts_left_null_keep_the_earlier_ones() -> 
         {"input_tokens": 7, "output_tokens": 1, "cache_read_input_tokens": 2, "cache_creation_input_tokens": 1}))
     assert r.ok, r.error_message
     assert (r.usage.input_tokens, r.usage.cached_input_tokens, r.usage.output_tokens) == (10, 2, 15)
+
+
+@pytest.mark.parametrize("stream", [True, False])
+@pytest.mark.parametrize("kind", KINDS)
+async def test_whole_token_counts_sent_as_floats_are_integers(kind: str, stream: bool) -> None:
+    """`vet` takes 3.0 for 3 but handed on the float (3.0 == 3 read as nothing to change): a float in the
+    integer columns, the trace's token attributes and the JSON API."""
+    if kind == "openai":
+        usage = {"prompt_tokens": 7.0, "completion_tokens": 3.0, "total_tokens": 10.0}
+        if stream:
+            raw = reply(events("openai", chunk(content="hi"), FINISH, {**FINISH, "choices": [], "usage": usage}),
+                        ctype="text/event-stream")
+        else:
+            raw = reply(json.dumps({"id": "c1", "object": "chat.completion", "created": 1, "model": "m", "usage": usage,
+                                    "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"},
+                                                 "finish_reason": "stop"}]}).encode())
+    else:
+        usage = {"input_tokens": 7.0, "output_tokens": 3.0}
+        raw = anthropic_stream(usage, usage) if stream else anthropic_whole(usage)
+    r = await answer(kind, stream, raw)
+    assert r.ok, r.error_message
+    assert (r.usage.input_tokens, r.usage.output_tokens) == (7, 3)
+    assert type(r.usage.input_tokens) is int and type(r.usage.output_tokens) is int, r.usage

@@ -92,7 +92,7 @@ def _usage(usage: Usage) -> tuple[Usage, list[str]]:
             problems.append(f"{name} {_shown(value)} is not a token count (0 to {MAX_TOKENS:,})")
             value = None
         counts[name] = value
-    if not problems and all(counts[n] == getattr(usage, n) for n in counts):
+    if not problems and all(counts[n] is getattr(usage, n) for n in counts):  # `is`: 3.0 == 3, and 3.0 was made 3
         return usage, []
     return Usage(**counts, estimated=usage.estimated), problems  # type: ignore[arg-type]
 
