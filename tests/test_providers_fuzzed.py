@@ -200,3 +200,27 @@ async def test_whole_token_counts_sent_as_floats_are_integers(kind: str, stream:
     assert r.ok, r.error_message
     assert (r.usage.input_tokens, r.usage.output_tokens) == (7, 3)
     assert type(r.usage.input_tokens) is int and type(r.usage.output_tokens) is int, r.usage
+
+
+@pytest.mark.parametrize("stream", [True, False])
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_finish_reason_that_is_a_list_is_named(kind: str, stream: bool) -> None:
+    """A finish reason of a type that is no dictionary key (["stop"]) was looked up as one: the call failed as
+    "malformed response: unhashable type: 'list'", naming neither the field nor the value."""
+    if kind == "openai":
+        finish = {**FINISH, "choices": [{"index": 0, "delta": {}, "finish_reason": ["stop"]}]}
+        raw = reply(events("openai", chunk(content="hi"), finish), ctype="text/event-stream") if stream else \
+            reply(json.dumps({"id": "c1", "object": "chat.completion", "created": 1, "model": "m",
+                              "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"},
+                                           "finish_reason": ["stop"]}]}).encode())
+    else:
+        raw = reply(events("anthropic", {"type": "message_start", "message": {"id": "msg_1", "model": "m"}},
+                           {"type": "message_delta", "delta": {"stop_reason": ["end_turn"]}},
+                           {"type": "message_stop"}), ctype="text/event-stream") if stream else \
+            reply(json.dumps({"id": "msg_1", "type": "message", "model": "m", "stop_reason": ["end_turn"],
+                              "content": [{"type": "text", "text": "hi"}]}).encode())
+    r = await answer(kind, stream, raw)
+    assert r.error_type == ErrorType.BAD_RESPONSE
+    assert r.error_message and "finish_reason ['" in r.error_message and "is not a name" in r.error_message, \
+        r.error_message
+    assert r.finish_reason is None and r.raw_finish_reason is None

@@ -210,7 +210,7 @@ class AnthropicProvider:
                         stop = (data.get("delta") or {}).get("stop_reason")
                         if stop:
                             result.raw_finish_reason = stop
-                            result.finish_reason = _STOP.get(stop, FinishReason.OTHER)
+                            result.finish_reason = _stop(stop)
                         usage.update(_counts(data.get("usage")))
                     elif kind == "message_stop":
                         stopped = True
@@ -261,10 +261,15 @@ class AnthropicProvider:
         result.request_id = result.request_id or msg.get("id")
         stop = msg.get("stop_reason")
         result.raw_finish_reason = stop
-        result.finish_reason = _STOP.get(stop, FinishReason.OTHER) if stop else None
+        result.finish_reason = _stop(stop) if stop else None
         if result.finish_reason == FinishReason.REFUSAL:
             result.refusal_text = result.text or "refusal"
         result.usage = _usage(msg.get("usage"))
+
+
+def _stop(stop: Any) -> FinishReason:
+    """The finish reason of a stop reason; one that is not text is `other` here and named by `vet`."""
+    return _STOP.get(stop, FinishReason.OTHER) if isinstance(stop, str) else FinishReason.OTHER
 
 
 def _error_parts(err: Any, kind: str, message: str) -> tuple[str, str]:

@@ -47,10 +47,11 @@ _FINISH = {
 _FAILED = ("error", "abort")
 
 
-def normalise_finish(raw: str | None) -> FinishReason | None:
+def normalise_finish(raw: Any) -> FinishReason | None:
+    """The finish reason of a raw one; one that is not text is `other` here and named by `vet`."""
     if raw is None:
         return None
-    return _FINISH.get(raw, FinishReason.OTHER)
+    return _FINISH.get(raw, FinishReason.OTHER) if isinstance(raw, str) else FinishReason.OTHER
 
 
 def status_failure(e: openai.APIStatusError) -> tuple[ErrorType, str]:
