@@ -224,3 +224,74 @@ async def test_a_finish_reason_that_is_a_list_is_named(kind: str, stream: bool) 
     assert r.error_message and "finish_reason ['" in r.error_message and "is not a name" in r.error_message, \
         r.error_message
     assert r.finish_reason is None and r.raw_finish_reason is None
+
+
+def anthropic_events(*data: Any) -> bytes:
+    start = {"type": "message_start", "message": {"id": "msg_1", "model": "m", "usage": {"input_tokens": 7}}}
+    stop = [{"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 3}},
+            {"type": "message_stop"}]
+    return reply(events("anthropic", start, *data, *stop), ctype="text/event-stream")
+
+
+OPENAI_STREAM_SHAPES = {
+    "delta-list": ({"choices": [{"index": 0, "delta": ["hi"]}]}, "choices[0].delta ['hi'] is not an object"),
+    "choice-text": ({"choices": ["hi"]}, "choices[0] 'hi' is not an object"),
+    "choices-object": ({"choices": {"a": 1}}, "choices {'a': 1} is not a list"),
+    "content-number": ({"choices": [{"index": 0, "delta": {"content": 5}}]}, "choices[0].delta.content 5 is not text"),
+    "content-parts": ({"choices": [{"index": 0, "delta": {"content": [{"type": "text", "text": "hi"}]}}]},
+                      "choices[0].delta.content [{'type': 'text', 'text': 'hi'}] is not"),
+    "refusal-list": ({"choices": [{"index": 0, "delta": {"refusal": ["no"]}}]},
+                     "choices[0].delta.refusal ['no'] is not text"),
+    "tool-index-text": ({"choices": [{"index": 0, "delta": {"tool_calls": [{"index": "0", "function": {}}]}}]},
+                        "choices[0].delta.tool_calls[0].index '0' is not an integer"),
+    "tool-args-object": ({"choices": [{"index": 0, "delta": {"tool_calls": [
+        {"index": 0, "function": {"name": "f", "arguments": {"a": 1}}}]}}]},
+        "choices[0].delta.tool_calls[0].function.arguments {'a': 1} is not text"),
+    "usage-list": ({"choices": [], "usage": [3, 2]}, "usage [3, 2] is not an object"),
+}
+ANTHROPIC_STREAM_SHAPES = {
+    "delta-list": ({"type": "content_block_delta", "index": 0, "delta": ["hi"]},
+                   "content_block_delta.delta ['hi'] is not an object"),
+    "text-number": ({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": 5}},
+                    "content_block_delta.delta.text 5 is not text"),
+    "json-list": ({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta",
+                                                                        "partial_json": ["{"]}},
+                  "content_block_delta.delta.partial_json ['{'] is not text"),
+    "index-null": ({"type": "content_block_start", "index": None, "content_block": {"type": "tool_use", "name": "f"}},
+                   "content_block_start has no index"),
+    "event-list": ([1, 2], "event [1, 2] is not an object"),
+    "block-text": ({"type": "content_block_start", "index": 0, "content_block": "text"},
+                   "content_block_start.content_block 'text' is not an object"),
+}
+ANTHROPIC_WHOLE_SHAPES = {
+    "content-object": ({"content": {"type": "text", "text": "hi"}}, "content {'type': 'text', 'text': 'hi'} is not"),
+    "content-null": ({"content": None}, "the answer has no content"),
+    "block-text": ({"content": ["hi"]}, "content[0] 'hi' is not an object"),
+    "text-number": ({"content": [{"type": "text", "text": 5}]}, "content[0].text 5 is not text"),
+    "answer-list": ([{"type": "text", "text": "hi"}], "the answer [{'type': 'text', 'text': 'hi'}] is not"),
+}
+
+
+def _shape_case(kind: str, stream: bool, odd: Any) -> bytes:
+    if kind == "openai":
+        return reply(events("openai", chunk(content="hi"), {**FINISH, **odd}, FINISH), ctype="text/event-stream")
+    if stream:
+        return anthropic_events(odd)
+    body = {"id": "msg_1", "type": "message", "model": "m", "stop_reason": "end_turn",
+            "content": [{"type": "text", "text": "hi"}]}
+    return reply(json.dumps({**body, **odd} if isinstance(odd, dict) else odd).encode())
+
+
+@pytest.mark.parametrize(("kind", "stream", "odd", "words"), [
+    *[pytest.param("openai", True, *v, id=f"openai-stream-{k}") for k, v in OPENAI_STREAM_SHAPES.items()],
+    *[pytest.param("anthropic", True, *v, id=f"anthropic-stream-{k}") for k, v in ANTHROPIC_STREAM_SHAPES.items()],
+    *[pytest.param("anthropic", False, *v, id=f"anthropic-whole-{k}") for k, v in ANTHROPIC_WHOLE_SHAPES.items()],
+])
+async def test_a_field_of_another_json_type_is_named_with_its_value(kind: str, stream: bool, odd: Any,
+                                                                     words: str) -> None:
+    """A field of another JSON type failed the call with what Python said of the operation it broke ("'list'
+    object has no attribute 'get'", "sequence item 0: expected str instance"): the message now gives the
+    field's path in the answer and its value."""
+    r = await answer(kind, stream, _shape_case(kind, stream, odd))
+    assert r.error_type == ErrorType.BAD_RESPONSE, (r.error_type, r.error_message)
+    assert r.error_message and r.error_message.startswith("malformed response: " + words), r.error_message

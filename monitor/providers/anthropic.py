@@ -30,6 +30,7 @@ from monitor.providers.base import (
     too_large,
 )
 from monitor.providers.capped import ReplyTooLarge
+from monitor.providers.shape import get, obj
 from monitor.providers.vet import vet
 from monitor.tls import default_context
 
@@ -177,10 +178,10 @@ class AnthropicProvider:
                 async for sse in source.aiter_sse():
                     if sse.event == "ping" or not sse.data:
                         continue
-                    data = json.loads(sse.data)
-                    kind = data.get("type", sse.event)
+                    data = obj(json.loads(sse.data), "event")
+                    kind = get(data, "type", str) or sse.event
                     if kind == "message_start":
-                        msg = data["message"]
+                        msg = obj(data.get("message"), "message_start.message")
                         result.response_model = msg.get("model")
                         result.response_id = msg.get("id") or None
                         result.request_id = result.request_id or msg.get("id")
@@ -188,26 +189,28 @@ class AnthropicProvider:
                         # stream broken before it has an unknown output, not 1
                         usage.update(_counts(msg.get("usage"), skip="output_tokens"))
                     elif kind == "content_block_start":
-                        block = data.get("content_block") or {}
+                        block = get(data, "content_block", dict, "content_block_start.") or {}
                         if block.get("type") == "redacted_thinking":  # encrypted: thinking with no text to time
                             result.unseen_reasoning = True
                         if block.get("type") == "tool_use":
-                            tools[data["index"]] = {"name": block.get("name", ""), "arguments": ""}
+                            name = get(block, "name", str, "content_block_start.content_block.") or ""
+                            tools[_index(data, kind)] = {"name": name, "arguments": ""}
                     elif kind == "content_block_delta":
-                        delta = data["delta"]
-                        text = delta.get("text") if delta.get("type") == "text_delta" else None
+                        delta = obj(data.get("delta"), "content_block_delta.delta")
+                        where = "content_block_delta.delta."
+                        text = get(delta, "text", str, where) if delta.get("type") == "text_delta" else None
                         if delta.get("type") == "input_json_delta":
-                            tools.setdefault(data["index"], {"name": "", "arguments": ""})["arguments"] += \
-                                delta.get("partial_json", "")
-                            text = delta.get("partial_json")
+                            text = get(delta, "partial_json", str, where)
+                            tools.setdefault(_index(data, kind), {"name": "", "arguments": ""})["arguments"] += \
+                                text or ""
                         if text and delta.get("type") == "text_delta":
                             parts.append(text)
                         # thinking is output but not the answer: it starts the output rate's clock, not TTFT's
-                        thought = delta.get("type") == "thinking_delta" and bool(delta.get("thinking"))
+                        thought = delta.get("type") == "thinking_delta" and bool(get(delta, "thinking", str, where))
                         mark_output(result, answer=bool(text), reasoning=thought,
                                     at=lambda: received(arrival_of(resp), origin, self._clock()) - origin)
                     elif kind == "message_delta":
-                        stop = (data.get("delta") or {}).get("stop_reason")
+                        stop = (get(data, "delta", dict, "message_delta.") or {}).get("stop_reason")
                         if stop:
                             result.raw_finish_reason = stop
                             result.finish_reason = _stop(stop)
@@ -248,14 +251,20 @@ class AnthropicProvider:
         result.error_message = short(f"HTTP {resp.status_code}: {kind + ': ' if kind else ''}{message}")
 
     @staticmethod
-    def _message(msg: dict[str, Any], result: CallResult) -> None:
+    def _message(answer: Any, result: CallResult) -> None:
+        msg = obj(answer, "the answer")
         if msg.get("type") == "error":
             raise AnthropicError(*_error_parts(msg.get("error"), "api_error", ""))
-        blocks = msg["content"]
+        content = get(msg, "content", list)
+        if content is None:
+            raise ValueError("the answer has no content")
+        blocks = [obj(b, f"content[{i}]") for i, b in enumerate(content)]
         result.unseen_reasoning = any(b.get("type") == "redacted_thinking" for b in blocks)
-        result.text = "".join(b.get("text", "") for b in blocks if b.get("type") == "text")
-        result.tool_calls = [{"name": b.get("name", ""), "arguments": json.dumps(b.get("input", {}))}
-                             for b in blocks if b.get("type") == "tool_use"]
+        result.text = "".join(get(b, "text", str, f"content[{i}].") or "" for i, b in enumerate(blocks)
+                              if b.get("type") == "text")
+        result.tool_calls = [{"name": get(b, "name", str, f"content[{i}].") or "",
+                              "arguments": json.dumps(b.get("input", {}))}
+                             for i, b in enumerate(blocks) if b.get("type") == "tool_use"]
         result.response_model = msg.get("model")
         result.response_id = msg.get("id") or None
         result.request_id = result.request_id or msg.get("id")
@@ -265,6 +274,14 @@ class AnthropicProvider:
         if result.finish_reason == FinishReason.REFUSAL:
             result.refusal_text = result.text or "refusal"
         result.usage = _usage(msg.get("usage"))
+
+
+def _index(data: dict[str, Any], kind: str) -> int:
+    """The content block an event is about."""
+    index = get(data, "index", int, kind + ".")
+    if index is None:
+        raise ValueError(f"{kind} has no index")
+    return int(index)
 
 
 def _stop(stop: Any) -> FinishReason:

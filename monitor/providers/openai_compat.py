@@ -32,6 +32,7 @@ from monitor.providers.base import (
     too_large,
 )
 from monitor.providers.capped import ReplyTooLarge
+from monitor.providers.shape import get, obj
 from monitor.providers.sse import BROKEN, TIMEOUTS, sse_json
 from monitor.providers.thinktags import ThinkTags, answer_of
 from monitor.providers.vet import vet
@@ -220,46 +221,53 @@ class OpenAIProvider:
                 result.response_model = chunk.get("model") or result.response_model
                 result.response_id = result.response_id or chunk.get("id") or None
                 result.system_fingerprint = chunk.get("system_fingerprint") or result.system_fingerprint
-                if chunk.get("usage") is not None:
-                    result.usage = _usage(chunk["usage"])
+                usage = get(chunk, "usage", dict)
+                if usage is not None:
+                    result.usage = _usage(usage)
                     standard = True
                 elif not standard and _field(chunk.get("x_groq"), "usage") is not None:
                     # Groq: usage in the finish chunk's x_groq even without include_usage (stream_usage: false)
-                    result.usage = _usage(chunk["x_groq"]["usage"])
-                for choice in (chunk.get("choices") or [])[:1]:
-                    d = choice.get("delta") or {}
+                    result.usage = _usage(get(chunk["x_groq"], "usage", dict, "x_groq."))
+                for choice in (get(chunk, "choices", list) or [])[:1]:
+                    choice = obj(choice, "choices[0]")
+                    d = get(choice, "delta", dict, "choices[0].") or {}
                     # reasoning streamed before the answer (vLLM, DeepSeek: reasoning_content; Ollama, OpenRouter:
                     # reasoning) is output but not the answer
                     thought = any(isinstance(d.get(k), str) and d[k] for k in ("reasoning_content", "reasoning"))
                     got = False
                     # the chunk's time from request start, read once if at all
                     at = functools.cache(lambda: received(arrival_of(response), origin, self._clock()) - origin)
-                    if d.get("content"):
-                        parts.append(d["content"])
-                        kind = tags.feed(d["content"]) if tags is not None and isinstance(d["content"], str) \
-                            else "answer"
+                    content = get(d, "content", str, "choices[0].delta.")
+                    if content:
+                        parts.append(content)
+                        kind = tags.feed(content) if tags is not None else "answer"
                         # reasoning in a think block, or content not yet known to be either, is output that
                         # starts the output rate's clock; a pending chunk's time is TTFT if no block comes
                         got, thought = kind == "answer", thought or kind != "answer"
                         if kind == "pending" and pending is None:
                             pending = at()
-                    if d.get("refusal"):
-                        refusal.append(d["refusal"])
+                    said = get(d, "refusal", str, "choices[0].delta.")
+                    if said:
+                        refusal.append(said)
                         got = True
-                    for tc in d.get("tool_calls") or []:
-                        slot = tools.setdefault(tc.get("index", 0), {"name": "", "arguments": ""})
-                        fn = tc.get("function")
+                    for i, tc in enumerate(get(d, "tool_calls", list, "choices[0].delta.") or []):
+                        where = f"choices[0].delta.tool_calls[{i}]."
+                        index = get(obj(tc, where[:-1]), "index", int, where)
+                        slot = tools.setdefault(0 if index is None else index, {"name": "", "arguments": ""})
+                        fn = get(tc, "function", dict, where)
                         if fn is not None:
-                            slot["name"] += fn.get("name") or ""
-                            slot["arguments"] += fn.get("arguments") or ""
-                            got = got or bool(fn.get("arguments") or fn.get("name"))
+                            name = get(fn, "name", str, where + "function.") or ""
+                            arguments = get(fn, "arguments", str, where + "function.") or ""
+                            slot["name"] += name
+                            slot["arguments"] += arguments
+                            got = got or bool(arguments or name)
                     mark_output(result, answer=got, reasoning=thought, at=at)
                     if choice.get("finish_reason"):
                         saw_finish = True
                         result.raw_finish_reason = choice["finish_reason"]
                         result.finish_reason = normalise_finish(choice["finish_reason"])
         finally:
-            result.text = "".join(parts)  # content that is not text fails here, as a malformed response
+            result.text = "".join(parts)
             if tags is not None:
                 result.text = tags.answer()
             if tags is not None and not tags.split and pending is not None:  # no think block: it was the answer
