@@ -295,3 +295,28 @@ async def test_a_field_of_another_json_type_is_named_with_its_value(kind: str, s
     r = await answer(kind, stream, _shape_case(kind, stream, odd))
     assert r.error_type == ErrorType.BAD_RESPONSE, (r.error_type, r.error_message)
     assert r.error_message and r.error_message.startswith("malformed response: " + words), r.error_message
+
+
+def completion(**over: Any) -> bytes:
+    body = {"id": "c1", "object": "chat.completion", "created": 1, "model": "m",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}]}
+    return reply(json.dumps({**body, **over}).encode())
+
+
+@pytest.mark.parametrize(("choices", "words"), [
+    (["hi"], "choices[0] 'hi' is not an object"),
+    ([[{"index": 0}]], "choices[0] [Choice(finish_reason=None, index=0"),  # the SDK made a list of choices
+    ([{"index": 0, "message": "hi", "finish_reason": "stop"}], "choices[0].message 'hi' is not an object"),
+    ([{"index": 0, "finish_reason": "stop"}], "choices[0].message None is not an object"),
+    ([{"index": 0, "message": {"role": "assistant", "content": "", "tool_calls": {"a": 1}},
+       "finish_reason": "tool_calls"}], "choices[0].message.tool_calls {'a': 1} is not a list"),
+    (True, "choices True is not a list"),
+    ({"0": {}}, "choices {'0': {}} is not a list"),
+], ids=["choice-text", "choice-list", "message-text", "message-missing", "tool-calls-object", "choices-true",
+        "choices-object"])
+async def test_a_whole_openai_answer_of_another_shape_is_named_with_its_value(choices: Any, words: str) -> None:
+    """The SDK keeps a value of another type where its model wanted an object: reading it failed the call as
+    "'str' object has no attribute 'message'", and tool calls that were an object were dropped without a word."""
+    r = await answer("openai", False, completion(choices=choices))
+    assert r.error_type == ErrorType.BAD_RESPONSE, (r.error_type, r.error_message)
+    assert r.error_message and r.error_message.startswith("malformed response: " + words), r.error_message

@@ -32,7 +32,7 @@ from monitor.providers.base import (
     too_large,
 )
 from monitor.providers.capped import ReplyTooLarge
-from monitor.providers.shape import get, obj
+from monitor.providers.shape import get, obj, shown
 from monitor.providers.sse import BROKEN, TIMEOUTS, sse_json
 from monitor.providers.thinktags import ThinkTags, answer_of
 from monitor.providers.vet import vet
@@ -170,15 +170,21 @@ class OpenAIProvider:
             kind = raw.headers.get("content-type") or "no content-type"
             raise ValueError(f"expected a chat completion (a JSON object), got {kind}: "
                              f"{short(raw.http_response.text, 80)!r}")
+        # The SDK builds its models without validating them: a value of another type is kept as it came.
+        if not isinstance(completion.choices, list):
+            raise ValueError(f"choices {shown(completion.choices)} is not a list")
         if not completion.choices:
             raise ValueError("response has no choices")
-        choice = completion.choices[0]
-        result.text = choice.message.content or ""
+        choice = _model(completion.choices[0], "choices[0]")
+        message = _model(choice.message, "choices[0].message")
+        result.text = message.content or ""
         if self._tags is not None and isinstance(result.text, str):  # not text: `vet` says so
             result.text = answer_of(result.text, **self._tags)
-        result.refusal_text = getattr(choice.message, "refusal", None) or None
+        result.refusal_text = getattr(message, "refusal", None) or None
+        if message.tool_calls is not None and not isinstance(message.tool_calls, list):
+            raise ValueError(f"choices[0].message.tool_calls {shown(message.tool_calls)} is not a list")
         result.tool_calls = [{"name": t.function.name, "arguments": t.function.arguments}
-                             for t in (choice.message.tool_calls or []) if getattr(t, "function", None)]
+                             for t in (message.tool_calls or []) if getattr(t, "function", None)]
         result.raw_finish_reason = choice.finish_reason
         result.finish_reason = normalise_finish(choice.finish_reason)
         result.response_model = completion.model
@@ -304,6 +310,13 @@ def _usage(u: Any) -> Usage:
         # tokens include reasoning, as OpenAI counts them, so that reasoning is priced and rated
         output += reasoning
     return Usage(input_tokens=prompt, cached_input_tokens=cached, output_tokens=output, reasoning_tokens=reasoning)
+
+
+def _model(value: Any, where: str) -> Any:
+    """`value` when the SDK made a model of it (it was an object); raise ValueError naming it otherwise."""
+    if isinstance(value, openai.BaseModel):
+        return value
+    raise ValueError(f"{where} {shown(value)} is not an object")
 
 
 def _field(obj: Any, name: str) -> Any:
