@@ -310,10 +310,14 @@ def completion(**over: Any) -> bytes:
     ([{"index": 0, "finish_reason": "stop"}], "choices[0].message None is not an object"),
     ([{"index": 0, "message": {"role": "assistant", "content": "", "tool_calls": {"a": 1}},
        "finish_reason": "tool_calls"}], "choices[0].message.tool_calls {'a': 1} is not a list"),
+    ([{"index": 0, "message": {"role": "assistant", "tool_calls": ["f"]}, "finish_reason": "tool_calls"}],
+     "choices[0].message.tool_calls[0] 'f' is not an object"),
+    ([{"index": 0, "message": {"role": "assistant", "tool_calls": [{"type": "function", "function": ["f"]}]},
+       "finish_reason": "tool_calls"}], "choices[0].message.tool_calls[0].function ['f'] is not an object"),
     (True, "choices True is not a list"),
     ({"0": {}}, "choices {'0': {}} is not a list"),
-], ids=["choice-text", "choice-list", "message-text", "message-missing", "tool-calls-object", "choices-true",
-        "choices-object"])
+], ids=["choice-text", "choice-list", "message-text", "message-missing", "tool-calls-object", "tool-call-text",
+        "function-list", "choices-true", "choices-object"])
 async def test_a_whole_openai_answer_of_another_shape_is_named_with_its_value(choices: Any, words: str) -> None:
     """The SDK keeps a value of another type where its model wanted an object: reading it failed the call as
     "'str' object has no attribute 'message'", and tool calls that were an object were dropped without a word."""

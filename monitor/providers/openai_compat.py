@@ -183,8 +183,12 @@ class OpenAIProvider:
         result.refusal_text = getattr(message, "refusal", None) or None
         if message.tool_calls is not None and not isinstance(message.tool_calls, list):
             raise ValueError(f"choices[0].message.tool_calls {shown(message.tool_calls)} is not a list")
-        result.tool_calls = [{"name": t.function.name, "arguments": t.function.arguments}
-                             for t in (message.tool_calls or []) if getattr(t, "function", None)]
+        for i, call in enumerate(message.tool_calls or []):
+            where = f"choices[0].message.tool_calls[{i}]"
+            fn = getattr(_model(call, where), "function", None)
+            if fn is not None:  # a tool call of another type (OpenAI's "custom" ones) has no function
+                fn = _model(fn, where + ".function")
+                result.tool_calls.append({"name": fn.name, "arguments": fn.arguments})
         result.raw_finish_reason = choice.finish_reason
         result.finish_reason = normalise_finish(choice.finish_reason)
         result.response_model = completion.model
