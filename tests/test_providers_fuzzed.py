@@ -324,3 +324,16 @@ async def test_a_whole_openai_answer_of_another_shape_is_named_with_its_value(ch
     r = await answer("openai", False, completion(choices=choices))
     assert r.error_type == ErrorType.BAD_RESPONSE, (r.error_type, r.error_message)
     assert r.error_message and r.error_message.startswith("malformed response: " + words), r.error_message
+
+
+@pytest.mark.parametrize(("usage", "words"), [
+    ({"prompt_tokens": True, "completion_tokens": 3, "total_tokens": 4}, "input_tokens True"),
+    ({"prompt_tokens": 7, "completion_tokens": False, "total_tokens": 7}, "output_tokens False"),
+    ({"prompt_tokens": "7", "completion_tokens": 3, "total_tokens": 10}, "input_tokens '7'"),
+], ids=["true", "false", "text"])
+async def test_a_whole_openai_answers_counts_are_read_as_they_came(usage: Any, words: str) -> None:
+    """The SDK's usage model takes counts leniently when the whole usage fits it: true was read as 1 token and
+    false as 0, and the call stood (the same counts streamed were named as not counts)."""
+    r = await answer("openai", False, completion(usage=usage))
+    assert r.error_type == ErrorType.BAD_RESPONSE, (r.error_type, r.usage)
+    assert r.error_message and words in r.error_message, r.error_message

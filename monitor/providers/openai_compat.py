@@ -194,7 +194,10 @@ class OpenAIProvider:
         result.response_model = completion.model
         result.response_id = completion.id or None
         result.system_fingerprint = completion.system_fingerprint
-        result.usage = _usage(completion.usage)
+        # The counts as they came: the SDK's model takes them leniently (true for 1), and a count that is not one is
+        # for `vet` to name.
+        body = raw.http_response.json()
+        result.usage = _usage(get(body, "usage", dict))
         if choice.finish_reason in _FAILED:
             raise openai.APIError(message=f"the answer ended with finish_reason {choice.finish_reason}",
                                   request=raw.http_response.request, body=None)
@@ -300,7 +303,7 @@ class OpenAIProvider:
 
 
 def _usage(u: Any) -> Usage:
-    """Usage from the SDK's model (non-streaming) or from a chunk's JSON (streaming)."""
+    """Usage from an answer's JSON (a chunk's, or a whole answer's)."""
     if u is None:
         return Usage()
     cached = _field(_field(u, "prompt_tokens_details"), "cached_tokens")
