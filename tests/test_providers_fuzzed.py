@@ -5,6 +5,7 @@ own providers and a real loopback server; and a seeded run of the fuzzer itself,
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +13,27 @@ import pytest
 
 from monitor.domain import CallResult, ErrorType
 from monitor.store import Store
-from tests.support.wirefuzz import Case, daemon_provider, run_cases, store_cases
+from tests.support.wirefuzz import Case, daemon_provider, make_case, run_cases, store_cases
 
 KINDS = ["openai", "anthropic"]
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+async def test_fuzzed_answers_keep_the_invariants(seed: int) -> None:
+    """1,000 mutated answers of a fixed seed: each call returns a `CallResult`, a failure is typed and explained,
+    an answer that stood carries only counts and times that are such (`wirefuzz.violations`)."""
+    rng = random.Random(seed)
+    outcomes = await run_cases([make_case(rng, i) for i in range(1000)], daemon_provider)
+    bad = [f"{o.case.id} {o.case.kind} stream={o.case.stream} {o.case.mutations}: {o.problems}" for o in outcomes
+           if o.problems]
+    assert not bad, "\n".join(bad[:10])
+    assert len(outcomes) == 1000
+
+
+async def test_fuzzed_answers_are_all_stored_by_the_runner(tmp_path: Path) -> None:
+    """150 of them through the daemon's runner into SQLite: every call is one observation, read back as made."""
+    rng = random.Random(3)
+    assert await store_cases([make_case(rng, i) for i in range(150)], tmp_path) == []
 
 
 def reply(body: bytes, *, status: str = "200 OK", ctype: str = "application/json") -> bytes:

@@ -205,6 +205,8 @@ def _usage_of(kind: str, stream: bool, value: Any) -> Any:
             return value.get("usage") if isinstance(value, dict) else None
         last = None
         for e in value:
+            if e == "[DONE]":  # what follows is not read
+                break
             if kind == "openai" and isinstance(e, dict) and "usage" in e:
                 last = e["usage"]
             if kind == "anthropic" and isinstance(e, dict) and e.get("type") == "message_delta":
@@ -223,11 +225,14 @@ def _bad_counts(kind: str, usage: Any) -> list[str]:
         return []
     out = []
     for name in _COUNTS[kind]:
+        if kind == "anthropic" and name.startswith("cache") and usage.get("input_tokens") is None:
+            continue  # the input tokens are unknown: the cache counts are not added to anything
+        if kind == "anthropic" and "input_tokens" not in usage and "output_tokens" not in usage:
+            continue  # no usage at all
         if name in usage:
             v = usage[name]
             good = v is None or (type(v) is int and 0 <= v <= MAX_TOKENS) or \
-                (type(v) is float and v.is_integer() and 0 <= v <= MAX_TOKENS) or \
-                (kind == "openai" and isinstance(v, str) and v.isdigit())  # the SDK's models take "7" for 7
+                (type(v) is float and v.is_integer() and 0 <= v <= MAX_TOKENS)
             if not good:
                 out.append(f"{name}={v!r}"[:60])
     return out
