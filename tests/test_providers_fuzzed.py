@@ -356,3 +356,22 @@ async def test_a_whole_openai_answers_counts_are_read_as_they_came(usage: Any, w
     r = await answer("openai", False, completion(usage=usage))
     assert r.error_type == ErrorType.BAD_RESPONSE, (r.error_type, r.usage)
     assert r.error_message and words in r.error_message, r.error_message
+
+
+@pytest.mark.parametrize(("body", "expected", "message"), [
+    ({"error": {"message": "Rate limit exceeded", "code": 429}}, ErrorType.RATE_LIMITED,
+     "error in stream: Rate limit exceeded"),
+    ({"error": {"message": "upstream failed", "code": "502"}}, ErrorType.SERVER_ERROR,
+     "error in stream: upstream failed"),
+    ({"id": "c1", "object": "chat.completion", "created": 1, "model": "m",
+      "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}]},
+     ErrorType.BAD_RESPONSE, "malformed response: expected an event stream, got application/json: '{\"id\": \"c1\""),
+], ids=["rate-limit", "server-error", "whole-answer"])
+async def test_a_stream_answered_with_one_json_body_says_what_came(body: Any, expected: ErrorType,
+                                                                   message: str) -> None:
+    """A streamed call answered 200 with one JSON body (a proxy that answers before its upstream does, a server
+    that does not stream) was read as events, found none, and failed as "response broken off: stream ended
+    without a finish_reason": a rate limit was no longer one, and its message was lost."""
+    r = await answer("openai", True, reply(json.dumps(body).encode()))
+    assert r.error_type == expected, (r.error_type, r.error_message)
+    assert r.error_message and r.error_message.startswith(message), r.error_message
