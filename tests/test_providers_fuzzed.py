@@ -375,3 +375,25 @@ async def test_a_stream_answered_with_one_json_body_says_what_came(body: Any, ex
     r = await answer("openai", True, reply(json.dumps(body).encode()))
     assert r.error_type == expected, (r.error_type, r.error_message)
     assert r.error_message and r.error_message.startswith(message), r.error_message
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+@pytest.mark.parametrize("stream", [True, False])
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_body_that_does_not_decode_as_its_content_encoding_is_a_bad_response(kind: str, stream: bool,
+                                                                                     encoding: str) -> None:
+    """Content-Encoding: gzip on a body that is not: the HTTP library raises DecodingError, which is neither a
+    transport error nor a ValueError, and it went out of complete()."""
+    if kind == "openai":
+        body = events("openai", chunk(content="hi"), FINISH) if stream else \
+            json.dumps({"id": "c1", "object": "chat.completion", "created": 1, "model": "m", "choices": []}).encode()
+    else:
+        body = events("anthropic", {"type": "message_start", "message": {"id": "msg_1"}}) if stream else \
+            json.dumps({"id": "msg_1", "type": "message", "content": []}).encode()
+    head = (f"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-type: "
+            f"{'text/event-stream' if stream else 'application/json'}\r\ncontent-encoding: {encoding}\r\n"
+            f"content-length: {len(body)}\r\n\r\n").encode()
+    r = await answer(kind, stream, head + body)
+    assert r.error_type == ErrorType.BAD_RESPONSE, (r.error_type, r.error_message)
+    assert r.error_message and r.error_message.startswith(
+        "malformed response: the body does not decode as its Content-Encoding says: Error -3"), r.error_message

@@ -28,6 +28,7 @@ from monitor.providers.base import (
     status_error_type,
     timed_out,
     too_large,
+    undecodable,
 )
 from monitor.providers.capped import ReplyTooLarge
 from monitor.providers.shape import get, obj
@@ -126,6 +127,8 @@ class AnthropicProvider:
             if result.error_type == ErrorType.BAD_REQUEST:  # "Output blocked by content filtering policy" mid-stream
                 result.error_type = status_error_type(400, str(e))
             result.error_message = short(f"{e.kind}: {e}")
+        except httpx.DecodingError as e:
+            result.error_type, result.error_message = ErrorType.BAD_RESPONSE, undecodable(e)
         except (httpx.TransportError, httpx.StreamError) as e:
             result.error_type, message = broken_connection(e, answered=result.http_status is not None)
             result.error_message = short(message)

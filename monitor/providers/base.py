@@ -155,6 +155,12 @@ def too_large(result: CallResult, e: ReplyTooLarge) -> None:
     result.error_type, result.error_message = ErrorType.BAD_RESPONSE, str(e)
 
 
+def undecodable(e: Exception) -> str:
+    """The message of a body that does not decode as its Content-Encoding says (gzip that is not): the HTTP
+    library raises a `DecodingError`, neither a transport error nor a `ValueError`."""
+    return short(f"malformed response: the body does not decode as its Content-Encoding says: {e}")
+
+
 def timed_out(result: CallResult, timeout_s: float) -> str:
     """The message of a call with no complete answer in `timeout_s`: whether the answer had begun.
 

@@ -30,10 +30,11 @@ from monitor.providers.base import (
     status_error_type,
     timed_out,
     too_large,
+    undecodable,
 )
 from monitor.providers.capped import ReplyTooLarge
 from monitor.providers.shape import get, obj, shown
-from monitor.providers.sse import BROKEN, TIMEOUTS, sse_json
+from monitor.providers.sse import BROKEN, TIMEOUTS, UNDECODABLE, sse_json
 from monitor.providers.thinktags import ThinkTags, answer_of
 from monitor.providers.vet import vet
 
@@ -140,6 +141,8 @@ class OpenAIProvider:
         except openai.APIError as e:  # an error event inside a 200 stream, or a 200 answer that is an error
             result.error_type = answer_error_type(e.body)
             result.error_message = short(f"error in {'stream' if request.stream else 'the answer'}: {e.message}")
+        except UNDECODABLE as e:  # either httpx flavour's, from reading a body, streamed or not
+            result.error_type, result.error_message = ErrorType.BAD_RESPONSE, undecodable(e)
         except TIMEOUTS as e:  # the HTTP library's own, from reading a body (either httpx flavour)
             result.error_type, result.error_message = ErrorType.TIMEOUT, short(f"stream stalled: {type(e).__name__}")
         except BROKEN as e:

@@ -22,8 +22,10 @@ try:  # openai >= 3 runs on httpx2, earlier releases on httpx: catch the transpo
     TIMEOUTS: tuple[type[Exception], ...] = (httpx.TimeoutException, httpx2.TimeoutException)
     BROKEN: tuple[type[Exception], ...] = (httpx.TransportError, httpx.StreamError, httpx2.TransportError,
                                           httpx2.StreamError)
+    UNDECODABLE: tuple[type[Exception], ...] = (httpx.DecodingError, httpx2.DecodingError)
 except ImportError:  # pragma: no cover - depends on the installed SDK
     TIMEOUTS, BROKEN = (httpx.TimeoutException,), (httpx.TransportError, httpx.StreamError)
+    UNDECODABLE = (httpx.DecodingError,)
 
 
 async def sse_json(response: Any) -> AsyncIterator[Any]:
