@@ -291,8 +291,43 @@ def make_case(rng: random.Random, index: int, kind: str | None = None, stream: b
     stream = rng.random() < 0.6 if stream is None else stream
     case = Case(id=f"case{index}", kind=kind, stream=stream, raw=b"")
     notes = case.mutations
-    family = rng.choices(["json", "stream", "bytes", "status", "error200", "ctype", "deep", "shape"],
-                         weights=[40, 25, 10, 10, 6, 5, 4, 12])[0]
+    family = rng.choices(["json", "stream", "bytes", "status", "error200", "ctype", "deep", "shape", "http"],
+                         weights=[40, 25, 10, 10, 6, 5, 4, 12, 6])[0]
+    if family == "http":
+        value = (_openai_events if kind == "openai" else _anthropic_events)(rng) if stream else \
+            (_openai_whole if kind == "openai" else _anthropic_whole)(rng)
+        body = b"".join(_sse(kind, e, False) for e in value) if stream else _body_json(value)
+        ctype = "text/event-stream" if stream else "application/json"
+        op = rng.choice(["huge_header", "two_lengths", "chunked", "chunked_broken", "bad_status_line", "http10",
+                         "continue", "nothing", "empty_200", "no_reason", "header_no_colon", "latin1_header"])
+        notes.append(f"http {op}")
+        if op == "huge_header":
+            case.raw = _head("200 OK", ctype, len(body), ["x-big: " + "a" * 200_000]) + body
+        elif op == "two_lengths":
+            case.raw = _head("200 OK", ctype, len(body), [f"content-length: {len(body) + 5}"]) + body
+        elif op in ("chunked", "chunked_broken"):
+            pieces = [body[i:i + 50] for i in range(0, len(body), 50)]
+            chunked = b"".join(f"{len(p):x}\r\n".encode() + p + b"\r\n" for p in pieces) + b"0\r\n\r\n"
+            if op == "chunked_broken":
+                chunked = chunked.replace(b"32\r\n", b"zz\r\n", 1)
+            case.raw = _head("200 OK", ctype, None, ["transfer-encoding: chunked"]) + chunked
+        elif op == "bad_status_line":
+            case.raw = b"HTTP/1.1 abc OK\r\ncontent-length: 2\r\n\r\n{}"
+        elif op == "http10":
+            case.raw = b"HTTP/1.0 200 OK\r\ncontent-type: " + ctype.encode() + b"\r\n\r\n" + body
+        elif op == "continue":
+            case.raw = b"HTTP/1.1 100 Continue\r\n\r\n" + _head("200 OK", ctype, len(body), []) + body
+        elif op == "nothing":
+            case.raw = b""
+        elif op == "empty_200":
+            case.raw = _head("200 OK", ctype, 0, [])
+        elif op == "no_reason":
+            case.raw = _head("200 OK", ctype, len(body), []).replace(b"200 OK", b"200", 1) + body
+        elif op == "header_no_colon":
+            case.raw = _head("200 OK", ctype, len(body), ["this is not a header"]) + body
+        else:
+            case.raw = _head("200 OK", ctype, len(body), ["x-request-id: caf\xe9\xff"]) + body
+        return case
     if family == "shape":
         name, raw, expect = rng.choice(SHAPES[(kind, stream)])
         notes.append(f"shape {name}")
