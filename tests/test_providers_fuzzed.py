@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 
+from monitor.config.models import Target
 from monitor.domain import CallResult, ErrorType
+from monitor.providers import build_provider
 from monitor.store import Store
 from tests.support.wirefuzz import Case, daemon_provider, make_case, run_cases, store_cases
 
@@ -397,3 +399,34 @@ async def test_a_body_that_does_not_decode_as_its_content_encoding_is_a_bad_resp
     assert r.error_type == ErrorType.BAD_RESPONSE, (r.error_type, r.error_message)
     assert r.error_message and r.error_message.startswith(
         "malformed response: the body does not decode as its Content-Encoding says: Error -3"), r.error_message
+
+
+KEY = "sk-live-0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def keyed_provider(kind: str, url: str) -> Any:
+    base = url + "/v1" if kind == "openai" else url
+    return build_provider(Target(id="t", provider=kind, base_url=base, model="m"), KEY)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_an_echoed_api_key_cut_short_in_a_message_is_not_kept_in_part(kind: str) -> None:
+    """An error message is cut at 300 characters, the values messages show at 40: a key the cut went through
+    was left as its start ("sk-live-0123…"), which the scrubbing (whole keys only) did not see."""
+    padding = 1000 if kind == "openai" else 1000 - len("authentication_error: ") + len("Error code: 401 - ")
+    cases = []
+    for shift in range(0, 40, 4):  # the cut falls in the middle of the key at several places
+        msg = "x" * (230 - shift) + " Incorrect API key provided: " + KEY + " " + "y" * padding
+        body = {"error": {"message": msg, "type": "invalid_request_error"}} if kind == "openai" else \
+            {"type": "error", "error": {"type": "authentication_error", "message": msg}}
+        cases.append(Case(f"case{len(cases)}", kind, False, reply(json.dumps(body).encode(), status="401 Unauthorized")))
+    cases.append(Case(f"case{len(cases)}", kind, True, reply(  # and in a value a message shows
+        events(kind, chunk(content="hi"), {**FINISH, "usage": "x" * 20 + KEY}) if kind == "openai" else
+        anthropic_events().replace(b'"input_tokens": 7', b'"input_tokens": "' + b"x" * 25 + KEY.encode() + b'"'),
+        ctype="text/event-stream")))
+    outcomes = await run_cases(cases, keyed_provider)
+    for o in outcomes:
+        message = o.result.error_message
+        assert message and o.result.error_type in (ErrorType.AUTH, ErrorType.BAD_RESPONSE), message
+        assert KEY[:4] not in message, message
+    assert sum("<redacted>…" in o.result.error_message for o in outcomes) >= 8

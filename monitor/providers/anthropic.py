@@ -31,7 +31,7 @@ from monitor.providers.base import (
     undecodable,
 )
 from monitor.providers.capped import ReplyTooLarge
-from monitor.providers.shape import get, obj
+from monitor.providers.shape import get, obj, shown
 from monitor.providers.vet import vet
 from monitor.tls import default_context
 
@@ -313,7 +313,7 @@ def _counts(u: Any, skip: str = "") -> dict[str, Any]:
 def _object(u: Any) -> bool:
     """Whether a usage is there; raise ValueError naming it when it is not a JSON object."""
     if u is not None and not isinstance(u, dict):
-        raise ValueError(f"usage {repr(u)[:40]} is not an object")
+        raise ValueError(f"usage {shown(u)} is not an object")
     return bool(u)
 
 
