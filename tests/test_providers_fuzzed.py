@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import random
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +15,9 @@ import pytest
 
 from monitor.config.models import Target
 from monitor.domain import CallResult, ErrorType
-from monitor.providers import build_provider
+from monitor.providers import ChatRequest, build_provider
 from monitor.store import Store
+from tests.support.jsonserver import wire_server
 from tests.support.wirefuzz import Case, daemon_provider, make_case, run_cases, store_cases
 
 KINDS = ["openai", "anthropic"]
@@ -430,3 +433,31 @@ async def test_an_echoed_api_key_cut_short_in_a_message_is_not_kept_in_part(kind
         assert message and o.result.error_type in (ErrorType.AUTH, ErrorType.BAD_RESPONSE), message
         assert KEY[:4] not in message, message
     assert sum("<redacted>…" in o.result.error_message for o in outcomes) >= 8
+
+
+async def test_a_page_that_is_no_event_stream_says_what_came() -> None:
+    r = await answer("openai", True, reply(b"<html><body>502 Bad Gateway</body></html>", ctype="text/html"))
+    assert r.error_type == ErrorType.BAD_RESPONSE
+    assert r.error_message == "malformed response: expected an event stream, got text/html: " \
+                              "'<html><body>502 Bad Gateway</body></html>'"
+
+
+async def test_events_under_a_json_content_type_are_read_as_they_come() -> None:
+    """An event stream that says it is application/json is still read event by event: its first content is
+    timed when it came, not when the body ended."""
+    later = threading.Event()
+
+    def answer_slowly(body: dict[str, Any], send: Callable[[bytes], object]) -> None:
+        send(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n")
+        send(events("openai", chunk(content="hi")).removesuffix(b"data: [DONE]\n\n"))
+        later.wait(0.5)  # the rest comes after a pause
+        send(events("openai", FINISH))
+
+    with wire_server(answer_slowly) as url:
+        provider = daemon_provider("openai", url)
+        try:
+            r = await provider.complete(ChatRequest(model="m", messages=[{"role": "user", "content": "hi"}]))
+        finally:
+            await provider.aclose()
+    assert r.ok and r.text == "hi", r.error_message
+    assert r.ttft_s is not None and r.latency_s is not None and r.ttft_s < r.latency_s

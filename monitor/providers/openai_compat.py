@@ -223,7 +223,6 @@ class OpenAIProvider:
         self._headers(raw, result)
         response = raw.http_response  # the SDK made the request and raised on an error status; we read the events
         origin = mark_sent(result, sent_of(response), start, self._clock())
-        await _not_streamed(response)
         parts: list[str] = []
         tags = ThinkTags(**self._tags) if self._tags is not None else None
         pending: float | None = None  # the time of the first content not yet known to be reasoning or answer
@@ -309,24 +308,6 @@ def _answer_error(error: Any, request: Any) -> openai.APIError:
     message = error.get("message") if isinstance(error, dict) else None
     return openai.APIError(message=message if isinstance(message, str) and message else str(error), request=request,
                            body=error)
-
-
-async def _not_streamed(response: Any) -> None:
-    """Fail a stream that came as one JSON answer: an error (a proxy that answers 200 before its upstream does)
-    is the error it says, anything else a malformed response saying what came. Read as events, either was "a
-    response broken off" with no finish_reason, the error's own type and message lost."""
-    ctype = response.headers.get("content-type") or ""
-    if not ctype.split(";")[0].strip().lower().endswith("json"):
-        return
-    await response.aread()
-    try:
-        body = json.loads(response.content)
-    except ValueError:
-        return  # events after all, under the wrong content type: read as such
-    error = body.get("error") if isinstance(body, dict) else None
-    if error:
-        raise _answer_error(error, response.request)
-    raise ValueError(f"expected an event stream, got {ctype}: {short(response.text, 80)!r}")
 
 
 def _usage(u: Any) -> Usage:
