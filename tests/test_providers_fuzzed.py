@@ -461,3 +461,14 @@ async def test_events_under_a_json_content_type_are_read_as_they_come() -> None:
             await provider.aclose()
     assert r.ok and r.text == "hi", r.error_message
     assert r.ttft_s is not None and r.latency_s is not None and r.ttft_s < r.latency_s
+
+
+@pytest.mark.parametrize(("body", "ctype", "shown"), [
+    (b"<html><body>502 Bad Gateway</body></html>", "text/html", "'<html><body>502 Bad Gateway</body></html>'"),
+    (b"", "application/json", "''"),
+], ids=["html", "empty"])
+async def test_a_whole_anthropic_answer_that_is_no_json_says_what_came(body: bytes, ctype: str, shown: str) -> None:
+    """As a whole OpenAI answer does; it failed as "Expecting value: line 1 column 1 (char 0)"."""
+    r = await answer("anthropic", False, reply(body, ctype=ctype))
+    assert r.error_type == ErrorType.BAD_RESPONSE
+    assert r.error_message == f"malformed response: expected a message (a JSON object), got {ctype}: {shown}"

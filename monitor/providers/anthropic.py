@@ -154,7 +154,7 @@ class AnthropicProvider:
         if resp.status_code >= 400:
             self._status_error(resp, resp.text, result)
             return None
-        self._message(resp.json(), result)
+        self._message(_json(resp), result)
         return arrival_of(resp)
 
     async def _stream(self, req: ChatRequest, headers: dict[str, str], timeout: httpx.Timeout,
@@ -171,7 +171,7 @@ class AnthropicProvider:
                 return None
             if "text/event-stream" not in resp.headers.get("content-type", ""):
                 await resp.aread()
-                self._message(resp.json(), result)  # a server that ignored stream=true
+                self._message(_json(resp), result)  # a server that ignored stream=true
                 return arrival_of(resp)
             parts: list[str] = []
             tools: dict[int, dict[str, str]] = {}
@@ -277,6 +277,15 @@ class AnthropicProvider:
         if result.finish_reason == FinishReason.REFUSAL:
             result.refusal_text = result.text or "refusal"
         result.usage = _usage(msg.get("usage"))
+
+
+def _json(resp: httpx.Response) -> Any:
+    """The JSON of a whole answer; raise ValueError saying what came when it is none (an HTML page, nothing)."""
+    try:
+        return resp.json()
+    except ValueError:  # not JSON, or not text
+        kind = resp.headers.get("content-type") or "no content-type"
+        raise ValueError(f"expected a message (a JSON object), got {kind}: {short(resp.text, 80)!r}") from None
 
 
 def _index(data: dict[str, Any], kind: str) -> int:
