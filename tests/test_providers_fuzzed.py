@@ -472,3 +472,21 @@ async def test_a_whole_anthropic_answer_that_is_no_json_says_what_came(body: byt
     r = await answer("anthropic", False, reply(body, ctype=ctype))
     assert r.error_type == ErrorType.BAD_RESPONSE
     assert r.error_message == f"malformed response: expected a message (a JSON object), got {ctype}: {shown}"
+
+
+@pytest.mark.parametrize(("kind", "stream", "raw", "shown"), [
+    ("openai", True, reply(events("openai", b"{not json", FINISH), ctype="text/event-stream"),
+     "not JSON (Expecting property name enclosed in double quotes at character 1): '{not json'"),
+    ("anthropic", True, reply(events("anthropic", b'{"type": "ping", "x": tru}'), ctype="text/event-stream"),
+     "not JSON (Expecting value at character 22): '{\"type\": \"ping\", \"x\": tru}'"),
+    ("openai", False, reply(b'{"id": "c1", "choices": [' + b" " * 100 + b"}"),
+     "not JSON (Expecting value at character 125): ' }'"),  # (whitespace is shown as one space)
+    ("anthropic", False, reply(b'{"id": "msg_1", "content": [], "stop_reason": "end_turn",, "usage": {}}'),
+     "not JSON (Expecting property name enclosed in double quotes at character 57): '[], \"stop_reason\""),
+], ids=["openai-event", "anthropic-event", "openai-whole", "anthropic-whole"])
+async def test_json_that_does_not_parse_is_shown_where_it_breaks(kind: str, stream: bool, raw: bytes,
+                                                                   shown: str) -> None:
+    """A JSON syntax error said only "Expecting value: line 1 column 1 (char 0)": now where, and the text there."""
+    r = await answer(kind, stream, raw)
+    assert r.error_type == ErrorType.BAD_RESPONSE
+    assert r.error_message and r.error_message.startswith("malformed response: " + shown), r.error_message

@@ -17,6 +17,7 @@ from monitor.providers.base import (
     ChatRequest,
     Clock,
     broken_connection,
+    malformed,
     mark_output,
     mark_sent,
     monotonic,
@@ -133,7 +134,7 @@ class AnthropicProvider:
             result.error_type, message = broken_connection(e, answered=result.http_status is not None)
             result.error_message = short(message)
         except (ValueError, KeyError, TypeError, AttributeError) as e:
-            result.error_type, result.error_message = ErrorType.BAD_RESPONSE, short(f"malformed response: {e}")
+            result.error_type, result.error_message = ErrorType.BAD_RESPONSE, malformed(e)
         except RecursionError:  # JSON nested past the parser's depth ([[[[...), in a body or an event
             result.error_type, result.error_message = ErrorType.BAD_RESPONSE, TOO_DEEP
         origin = request_start(result, start)
@@ -284,6 +285,8 @@ def _json(resp: httpx.Response) -> Any:
     try:
         return resp.json()
     except ValueError:  # not JSON, or not text
+        if resp.text.lstrip().startswith(("{", "[")):
+            raise  # JSON that breaks somewhere: `malformed` shows where
         kind = resp.headers.get("content-type") or "no content-type"
         raise ValueError(f"expected a message (a JSON object), got {kind}: {short(resp.text, 80)!r}") from None
 

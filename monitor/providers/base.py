@@ -7,6 +7,7 @@ content (text, refusal text or tool-call arguments), `latency_s` to the arrival 
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Callable
@@ -153,6 +154,14 @@ def too_large(result: CallResult, e: ReplyTooLarge) -> None:
     """Note on `result` a reply that went past the byte cap: a `bad_response` naming the limit."""
     result.http_status = result.http_status or e.status
     result.error_type, result.error_message = ErrorType.BAD_RESPONSE, str(e)
+
+
+def malformed(e: Exception) -> str:
+    """The message of an answer that could not be read; a JSON syntax error shows where, and the text there."""
+    if isinstance(e, json.JSONDecodeError):
+        around = e.doc[max(e.pos - 30, 0):e.pos + 30]
+        return short(f"malformed response: not JSON ({e.msg} at character {e.pos}): {around!r}")
+    return short(f"malformed response: {e}")
 
 
 def undecodable(e: Exception) -> str:

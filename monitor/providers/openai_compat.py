@@ -19,6 +19,7 @@ from monitor.providers.base import (
     ChatRequest,
     Clock,
     broken_connection,
+    malformed,
     mark_output,
     mark_sent,
     monotonic,
@@ -149,7 +150,7 @@ class OpenAIProvider:
             result.error_type, message = broken_connection(e, answered=result.http_status is not None)
             result.error_message = short(message)
         except (openai.APIResponseValidationError, ValueError, KeyError, TypeError, AttributeError) as e:
-            result.error_type, result.error_message = ErrorType.BAD_RESPONSE, short(f"malformed response: {e}")
+            result.error_type, result.error_message = ErrorType.BAD_RESPONSE, malformed(e)
         except RecursionError:  # JSON nested past the parser's depth ([[[[...), in a body or an event
             result.error_type, result.error_message = ErrorType.BAD_RESPONSE, TOO_DEEP
         origin = request_start(result, start)
