@@ -21,6 +21,7 @@ from typing import Any
 
 from monitor.domain import CallResult, ErrorType, Usage
 from monitor.providers.base import short
+from monitor.providers.shape import shown
 
 MAX_TOKENS = 100_000_000  # per call: more than any model reads or writes, and within a 32-bit integer column
 # Seconds a Retry-After may ask for: rate limits reset within a day, and a date further off (2099: 2.3e9 s) says
@@ -46,15 +47,15 @@ def vet(result: CallResult) -> CallResult:
     result.tool_calls = [{k: encodable(v) if isinstance(v, str) else v for k, v in c.items()}
                          if isinstance(c, dict) else c for c in result.tool_calls]
     if not isinstance(result.text, str):
-        problems.append(f"content {_shown(result.text)} is not text")
+        problems.append(f"content {shown(result.text)} is not text")
         result.text = ""
     if result.refusal_text is not None and not isinstance(result.refusal_text, str):
-        problems.append(f"refusal {_shown(result.refusal_text)} is not text")
+        problems.append(f"refusal {shown(result.refusal_text)} is not text")
         result.refusal_text = None
     for attr, (name, longest) in _NAMES.items():
         value = getattr(result, attr)
         if value is not None and (not isinstance(value, str) or len(value) > longest):
-            problems.append(f"{name} {_shown(value)} is not a name of at most {longest} characters")
+            problems.append(f"{name} {shown(value)} is not a name of at most {longest} characters")
             setattr(result, attr, None)
             if attr == "raw_finish_reason":
                 result.finish_reason = None
@@ -89,14 +90,9 @@ def _usage(usage: Usage) -> tuple[Usage, list[str]]:
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_TOKENS):
-            problems.append(f"{name} {_shown(value)} is not a token count (0 to {MAX_TOKENS:,})")
+            problems.append(f"{name} {shown(value)} is not a token count (0 to {MAX_TOKENS:,})")
             value = None
         counts[name] = value
     if not problems and all(counts[n] is getattr(usage, n) for n in counts):  # `is`: 3.0 == 3, and 3.0 was made 3
         return usage, []
     return Usage(**counts, estimated=usage.estimated), problems  # type: ignore[arg-type]
-
-
-def _shown(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:39] + "…"
