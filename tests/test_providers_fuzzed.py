@@ -490,3 +490,19 @@ async def test_json_that_does_not_parse_is_shown_where_it_breaks(kind: str, stre
     r = await answer(kind, stream, raw)
     assert r.error_type == ErrorType.BAD_RESPONSE
     assert r.error_message and r.error_message.startswith("malformed response: " + shown), r.error_message
+
+
+@pytest.mark.parametrize("stream", [True, False])
+@pytest.mark.parametrize(("usage", "words"), [
+    ({"prompt_tokens": 7, "completion_tokens": 3, "prompt_tokens_details": [2]},
+     "usage.prompt_tokens_details [2] is not an object"),
+    ({"prompt_tokens": 7, "completion_tokens": 3, "completion_tokens_details": "0"},
+     "usage.completion_tokens_details '0' is not an object"),
+], ids=["cached", "reasoning"])
+async def test_openai_token_details_of_another_type_are_named(stream: bool, usage: Any, words: str) -> None:
+    """Details that were not an object left the cached or reasoning tokens unknown without a word."""
+    raw = reply(events("openai", chunk(content="hi"), FINISH, {**FINISH, "choices": [], "usage": usage}),
+                ctype="text/event-stream") if stream else completion(usage=usage)
+    r = await answer("openai", stream, raw)
+    assert r.error_type == ErrorType.BAD_RESPONSE, (r.error_type, r.usage)
+    assert r.error_message == "malformed response: " + words

@@ -312,15 +312,15 @@ def _answer_error(error: Any, request: Any) -> openai.APIError:
 
 
 def _usage(u: Any) -> Usage:
-    """Usage from an answer's JSON (a chunk's, or a whole answer's)."""
+    """Usage from an answer's JSON (a chunk's, or a whole answer's); the counts as they came, for `vet`."""
     if u is None:
         return Usage()
-    cached = _field(_field(u, "prompt_tokens_details"), "cached_tokens")
+    cached = (get(u, "prompt_tokens_details", dict, "usage.") or {}).get("cached_tokens")
     if cached is None:  # DeepSeek's own name for it
-        cached = _field(u, "prompt_cache_hit_tokens")
-    reasoning = _field(_field(u, "completion_tokens_details"), "reasoning_tokens")
-    prompt, output = _field(u, "prompt_tokens"), _field(u, "completion_tokens")
-    counts = (prompt, output, reasoning, _field(u, "total_tokens"))
+        cached = u.get("prompt_cache_hit_tokens")
+    reasoning: Any = (get(u, "completion_tokens_details", dict, "usage.") or {}).get("reasoning_tokens")
+    prompt, output = u.get("prompt_tokens"), u.get("completion_tokens")
+    counts = (prompt, output, reasoning, u.get("total_tokens"))
     if all(type(c) is int for c in counts) and reasoning > 0 and counts[3] == prompt + output + reasoning:
         # xAI counts reasoning beside completion_tokens, not in it (its total_tokens adds all three); output
         # tokens include reasoning, as OpenAI counts them, so that reasoning is priced and rated
