@@ -13,9 +13,11 @@ from httpx_sse import aconnect_sse
 from monitor.domain import CallResult, ErrorType, FinishReason, Usage
 from monitor.providers.arrival import arrival_of, sent_of
 from monitor.providers.base import (
+    TOO_DEEP,
     ChatRequest,
     Clock,
     broken_connection,
+    malformed,
     mark_output,
     mark_sent,
     monotonic,
@@ -27,8 +29,10 @@ from monitor.providers.base import (
     status_error_type,
     timed_out,
     too_large,
+    undecodable,
 )
 from monitor.providers.capped import ReplyTooLarge
+from monitor.providers.shape import get, obj, shown
 from monitor.providers.vet import vet
 from monitor.tls import default_context
 
@@ -124,11 +128,15 @@ class AnthropicProvider:
             if result.error_type == ErrorType.BAD_REQUEST:  # "Output blocked by content filtering policy" mid-stream
                 result.error_type = status_error_type(400, str(e))
             result.error_message = short(f"{e.kind}: {e}")
+        except httpx.DecodingError as e:
+            result.error_type, result.error_message = ErrorType.BAD_RESPONSE, undecodable(e)
         except (httpx.TransportError, httpx.StreamError) as e:
             result.error_type, message = broken_connection(e, answered=result.http_status is not None)
             result.error_message = short(message)
         except (ValueError, KeyError, TypeError, AttributeError) as e:
-            result.error_type, result.error_message = ErrorType.BAD_RESPONSE, short(f"malformed response: {e}")
+            result.error_type, result.error_message = ErrorType.BAD_RESPONSE, malformed(e)
+        except RecursionError:  # JSON nested past the parser's depth ([[[[...), in a body or an event
+            result.error_type, result.error_message = ErrorType.BAD_RESPONSE, TOO_DEEP
         origin = request_start(result, start)
         result.latency_s = received(last_byte, origin, self._clock()) - origin
         return vet(result)
@@ -147,7 +155,7 @@ class AnthropicProvider:
         if resp.status_code >= 400:
             self._status_error(resp, resp.text, result)
             return None
-        self._message(resp.json(), result)
+        self._message(_json(resp), result)
         return arrival_of(resp)
 
     async def _stream(self, req: ChatRequest, headers: dict[str, str], timeout: httpx.Timeout,
@@ -164,57 +172,57 @@ class AnthropicProvider:
                 return None
             if "text/event-stream" not in resp.headers.get("content-type", ""):
                 await resp.aread()
-                self._message(resp.json(), result)  # a server that ignored stream=true
+                self._message(_json(resp), result)  # a server that ignored stream=true
                 return arrival_of(resp)
             parts: list[str] = []
             tools: dict[int, dict[str, str]] = {}
-            usage: dict[str, int] = {}
+            usage: dict[str, Any] = {}
             stopped = False
             try:
                 async for sse in source.aiter_sse():
                     if sse.event == "ping" or not sse.data:
                         continue
-                    data = json.loads(sse.data)
-                    kind = data.get("type", sse.event)
+                    data = obj(json.loads(sse.data), "event")
+                    kind = get(data, "type", str) or sse.event
                     if kind == "message_start":
-                        msg = data["message"]
+                        msg = obj(data.get("message"), "message_start.message")
                         result.response_model = msg.get("model")
                         result.response_id = msg.get("id") or None
                         result.request_id = result.request_id or msg.get("id")
                         # output_tokens here is a placeholder (1); the count comes with message_delta, and a
                         # stream broken before it has an unknown output, not 1
-                        usage.update({k: v for k, v in (msg.get("usage") or {}).items()
-                                      if isinstance(v, int) and k != "output_tokens"})
+                        usage.update(_counts(msg.get("usage"), skip="output_tokens"))
                     elif kind == "content_block_start":
-                        block = data.get("content_block") or {}
+                        block = get(data, "content_block", dict, "content_block_start.") or {}
                         if block.get("type") == "redacted_thinking":  # encrypted: thinking with no text to time
                             result.unseen_reasoning = True
                         if block.get("type") == "tool_use":
-                            tools[data["index"]] = {"name": block.get("name", ""), "arguments": ""}
+                            name = get(block, "name", str, "content_block_start.content_block.") or ""
+                            tools[_index(data, kind)] = {"name": name, "arguments": ""}
                     elif kind == "content_block_delta":
-                        delta = data["delta"]
-                        text = delta.get("text") if delta.get("type") == "text_delta" else None
+                        delta = obj(data.get("delta"), "content_block_delta.delta")
+                        where = "content_block_delta.delta."
+                        text = get(delta, "text", str, where) if delta.get("type") == "text_delta" else None
                         if delta.get("type") == "input_json_delta":
-                            tools.setdefault(data["index"], {"name": "", "arguments": ""})["arguments"] += \
-                                delta.get("partial_json", "")
-                            text = delta.get("partial_json")
+                            text = get(delta, "partial_json", str, where)
+                            tools.setdefault(_index(data, kind), {"name": "", "arguments": ""})["arguments"] += \
+                                text or ""
                         if text and delta.get("type") == "text_delta":
                             parts.append(text)
                         # thinking is output but not the answer: it starts the output rate's clock, not TTFT's
-                        thought = delta.get("type") == "thinking_delta" and bool(delta.get("thinking"))
+                        thought = delta.get("type") == "thinking_delta" and bool(get(delta, "thinking", str, where))
                         mark_output(result, answer=bool(text), reasoning=thought,
                                     at=lambda: received(arrival_of(resp), origin, self._clock()) - origin)
                     elif kind == "message_delta":
-                        stop = (data.get("delta") or {}).get("stop_reason")
+                        stop = (get(data, "delta", dict, "message_delta.") or {}).get("stop_reason")
                         if stop:
                             result.raw_finish_reason = stop
-                            result.finish_reason = _STOP.get(stop, FinishReason.OTHER)
-                        usage.update({k: v for k, v in (data.get("usage") or {}).items() if isinstance(v, int)})
+                            result.finish_reason = _stop(stop)
+                        usage.update(_counts(data.get("usage")))
                     elif kind == "message_stop":
                         stopped = True
                     elif kind == "error":
-                        err = data.get("error") or {}
-                        raise AnthropicError(err.get("type", "api_error"), err.get("message", ""))
+                        raise AnthropicError(*_error_parts(data.get("error"), "api_error", ""))
             finally:
                 result.text = "".join(parts)
                 result.tool_calls = [tools[i] for i in sorted(tools)]
@@ -237,42 +245,102 @@ class AnthropicProvider:
         kind = ""
         message = text
         try:
-            err = json.loads(text).get("error") or {}
-            kind, message = err.get("type", ""), err.get("message", text)
-        except (ValueError, AttributeError):
+            body = json.loads(text)
+            if isinstance(body, dict) and isinstance(body.get("error"), dict):
+                kind, message = _error_parts(body["error"], "", text)
+        except (ValueError, RecursionError):  # not JSON, or nested too deep
             pass
         result.error_type = _STREAM_ERRORS.get(kind) if resp.status_code == 529 else None
         result.error_type = result.error_type or status_error_type(resp.status_code, text)
         result.error_message = short(f"HTTP {resp.status_code}: {kind + ': ' if kind else ''}{message}")
 
     @staticmethod
-    def _message(msg: dict[str, Any], result: CallResult) -> None:
+    def _message(answer: Any, result: CallResult) -> None:
+        msg = obj(answer, "the answer")
         if msg.get("type") == "error":
-            err = msg.get("error") or {}
-            raise AnthropicError(err.get("type", "api_error"), err.get("message", ""))
-        blocks = msg["content"]
+            raise AnthropicError(*_error_parts(msg.get("error"), "api_error", ""))
+        content = get(msg, "content", list)
+        if content is None:
+            raise ValueError("the answer has no content")
+        blocks = [obj(b, f"content[{i}]") for i, b in enumerate(content)]
         result.unseen_reasoning = any(b.get("type") == "redacted_thinking" for b in blocks)
-        result.text = "".join(b.get("text", "") for b in blocks if b.get("type") == "text")
-        result.tool_calls = [{"name": b.get("name", ""), "arguments": json.dumps(b.get("input", {}))}
-                             for b in blocks if b.get("type") == "tool_use"]
+        result.text = "".join(get(b, "text", str, f"content[{i}].") or "" for i, b in enumerate(blocks)
+                              if b.get("type") == "text")
+        result.tool_calls = [{"name": get(b, "name", str, f"content[{i}].") or "",
+                              "arguments": json.dumps(b.get("input", {}))}
+                             for i, b in enumerate(blocks) if b.get("type") == "tool_use"]
         result.response_model = msg.get("model")
         result.response_id = msg.get("id") or None
         result.request_id = result.request_id or msg.get("id")
         stop = msg.get("stop_reason")
         result.raw_finish_reason = stop
-        result.finish_reason = _STOP.get(stop, FinishReason.OTHER) if stop else None
+        result.finish_reason = _stop(stop) if stop else None
         if result.finish_reason == FinishReason.REFUSAL:
             result.refusal_text = result.text or "refusal"
-        result.usage = _usage(msg.get("usage") or {})
+        result.usage = _usage(msg.get("usage"))
 
 
-def _usage(u: dict[str, Any]) -> Usage:
-    """Convert Anthropic usage; input_tokens here include cache reads and writes (the OTel convention)."""
-    if not u or ("input_tokens" not in u and "output_tokens" not in u):
+def _json(resp: httpx.Response) -> Any:
+    """The JSON of a whole answer; raise ValueError saying what came when it is none (an HTML page, nothing)."""
+    try:
+        return resp.json()
+    except ValueError:  # not JSON, or not text
+        if resp.text.lstrip().startswith(("{", "[")):
+            raise  # JSON that breaks somewhere: `malformed` shows where
+        kind = resp.headers.get("content-type") or "no content-type"
+        raise ValueError(f"expected a message (a JSON object), got {kind}: {short(resp.text, 80)!r}") from None
+
+
+def _index(data: dict[str, Any], kind: str) -> int:
+    """The content block an event is about."""
+    index = get(data, "index", int, kind + ".")
+    if index is None:
+        raise ValueError(f"{kind} has no index")
+    return int(index)
+
+
+def _stop(stop: Any) -> FinishReason:
+    """The finish reason of a stop reason; one that is not text is `other` here and named by `vet`."""
+    return _STOP.get(stop, FinishReason.OTHER) if isinstance(stop, str) else FinishReason.OTHER
+
+
+def _error_parts(err: Any, kind: str, message: str) -> tuple[str, str]:
+    """The type and message of an error object (`kind` and `message` where it has none); a type or message that
+    is not text is shown as its JSON: an upstream's odd error must still type the call, never fail to."""
+    if isinstance(err, dict):
+        kind = kind if err.get("type") is None else err["type"]
+        message = message if err.get("message") is None else err["message"]
+    elif err is not None:
+        message = err
+    return (kind if isinstance(kind, str) else json.dumps(kind),
+            message if isinstance(message, str) else json.dumps(message))
+
+
+def _counts(u: Any, skip: str = "") -> dict[str, Any]:
+    """The counts of a stream event's usage as they came (of any JSON type, for `vet` to name what is not a
+    count), but for those it leaves out (null) and `skip`."""
+    return {k: v for k, v in u.items() if v is not None and k != skip} if _object(u) else {}
+
+
+def _object(u: Any) -> bool:
+    """Whether a usage is there; raise ValueError naming it when it is not a JSON object."""
+    if u is not None and not isinstance(u, dict):
+        raise ValueError(f"usage {shown(u)} is not an object")
+    return bool(u)
+
+
+def _count(v: Any) -> bool:
+    return (type(v) is int or (type(v) is float and v.is_integer())) and v >= 0
+
+
+def _usage(u: Any) -> Usage:
+    """Convert Anthropic usage; input_tokens here include cache reads and writes (the OTel convention).
+
+    A count that is not one (text, a list, negative, true) is not added in, nor read as 0: it is passed on as it
+    came, for `vet` to make the call a `bad_response` naming it."""
+    if not _object(u) or ("input_tokens" not in u and "output_tokens" not in u):
         return Usage()
-    base = u.get("input_tokens")
-    read = u.get("cache_read_input_tokens") or 0
-    write = u.get("cache_creation_input_tokens") or 0
-    return Usage(input_tokens=None if base is None else base + read + write,
-                 cached_input_tokens=read if "cache_read_input_tokens" in u else None,
-                 output_tokens=u.get("output_tokens"))
+    base, read, write = (u.get(k) for k in ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"))
+    odd = [v for v in (base, read, write) if v is not None and not _count(v)]
+    inputs = odd[0] if odd else None if base is None else base + (read or 0) + (write or 0)
+    return Usage(input_tokens=inputs, cached_input_tokens=read, output_tokens=u.get("output_tokens"))

@@ -7,6 +7,7 @@ content (text, refusal text or tool-call arguments), `latency_s` to the arrival 
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Callable
@@ -19,6 +20,8 @@ from monitor.providers.capped import ReplyTooLarge
 Clock = Callable[[], float]
 # OpenAI: code content_policy_violation / content_filter (Azure: "content management policy"), and invalid_prompt
 # for a prompt its reasoning models' usage-policy check flags; Anthropic: "Output blocked by content filtering policy".
+# The message of a call whose answer holds JSON nested deeper than Python's parser goes (a RecursionError)
+TOO_DEEP = "malformed response: JSON nested too deeply to read"
 _CONTENT_POLICY = re.compile(r"content[ _-]?(policy|filter|management)|invalid_prompt")
 
 
@@ -151,6 +154,20 @@ def too_large(result: CallResult, e: ReplyTooLarge) -> None:
     """Note on `result` a reply that went past the byte cap: a `bad_response` naming the limit."""
     result.http_status = result.http_status or e.status
     result.error_type, result.error_message = ErrorType.BAD_RESPONSE, str(e)
+
+
+def malformed(e: Exception) -> str:
+    """The message of an answer that could not be read; a JSON syntax error shows where, and the text there."""
+    if isinstance(e, json.JSONDecodeError):
+        around = e.doc[max(e.pos - 30, 0):e.pos + 30]
+        return short(f"malformed response: not JSON ({e.msg} at character {e.pos}): {around!r}")
+    return short(f"malformed response: {e}")
+
+
+def undecodable(e: Exception) -> str:
+    """The message of a body that does not decode as its Content-Encoding says (gzip that is not): the HTTP
+    library raises a `DecodingError`, neither a transport error nor a `ValueError`."""
+    return short(f"malformed response: the body does not decode as its Content-Encoding says: {e}")
 
 
 def timed_out(result: CallResult, timeout_s: float) -> str:

@@ -15,9 +15,11 @@ import openai
 from monitor.domain import CallResult, ErrorType, FinishReason, Usage
 from monitor.providers.arrival import arrival_of, sent_of
 from monitor.providers.base import (
+    TOO_DEEP,
     ChatRequest,
     Clock,
     broken_connection,
+    malformed,
     mark_output,
     mark_sent,
     monotonic,
@@ -29,9 +31,11 @@ from monitor.providers.base import (
     status_error_type,
     timed_out,
     too_large,
+    undecodable,
 )
 from monitor.providers.capped import ReplyTooLarge
-from monitor.providers.sse import BROKEN, TIMEOUTS, sse_json
+from monitor.providers.shape import get, obj, shown
+from monitor.providers.sse import BROKEN, TIMEOUTS, UNDECODABLE, sse_json
 from monitor.providers.thinktags import ThinkTags, answer_of
 from monitor.providers.vet import vet
 
@@ -46,10 +50,11 @@ _FINISH = {
 _FAILED = ("error", "abort")
 
 
-def normalise_finish(raw: str | None) -> FinishReason | None:
+def normalise_finish(raw: Any) -> FinishReason | None:
+    """The finish reason of a raw one; one that is not text is `other` here and named by `vet`."""
     if raw is None:
         return None
-    return _FINISH.get(raw, FinishReason.OTHER)
+    return _FINISH.get(raw, FinishReason.OTHER) if isinstance(raw, str) else FinishReason.OTHER
 
 
 def status_failure(e: openai.APIStatusError) -> tuple[ErrorType, str]:
@@ -145,13 +150,17 @@ class OpenAIProvider:
         except openai.APIError as e:  # an error event inside a 200 stream, or a 200 answer that is an error
             result.error_type = answer_error_type(e.body)
             result.error_message = short(f"error in {'stream' if request.stream else 'the answer'}: {e.message}")
+        except UNDECODABLE as e:  # either httpx flavour's, from reading a body, streamed or not
+            result.error_type, result.error_message = ErrorType.BAD_RESPONSE, undecodable(e)
         except TIMEOUTS as e:  # the HTTP library's own, from reading a body (either httpx flavour)
             result.error_type, result.error_message = ErrorType.TIMEOUT, short(f"stream stalled: {type(e).__name__}")
         except BROKEN as e:
             result.error_type, message = broken_connection(e, answered=result.http_status is not None)
             result.error_message = short(message)
         except (openai.APIResponseValidationError, ValueError, KeyError, TypeError, AttributeError) as e:
-            result.error_type, result.error_message = ErrorType.BAD_RESPONSE, short(f"malformed response: {e}")
+            result.error_type, result.error_message = ErrorType.BAD_RESPONSE, malformed(e)
+        except RecursionError:  # JSON nested past the parser's depth ([[[[...), in a body or an event
+            result.error_type, result.error_message = ErrorType.BAD_RESPONSE, TOO_DEEP
         origin = request_start(result, start)
         result.latency_s = received(last_byte, origin, self._clock()) - origin
         return vet(result)
@@ -166,28 +175,39 @@ class OpenAIProvider:
             completion = await raw.parse()
         error = getattr(completion, "error", None)
         if error:  # OpenRouter: a model that fails after it started is a 200 whose body is {"error": {...}}
-            message = error.get("message") if isinstance(error, dict) else None
-            raise openai.APIError(message=message if isinstance(message, str) and message else str(error),
-                                  request=raw.http_response.request, body=error)
+            raise _answer_error(error, raw.http_response.request)
         if not hasattr(completion, "choices"):  # the SDK hands back a body that is not a JSON object as it is
             kind = raw.headers.get("content-type") or "no content-type"
             raise ValueError(f"expected a chat completion (a JSON object), got {kind}: "
                              f"{short(raw.http_response.text, 80)!r}")
+        # The SDK builds its models without validating them: a value of another type is kept as it came.
+        if not isinstance(completion.choices, list):
+            raise ValueError(f"choices {shown(completion.choices)} is not a list")
         if not completion.choices:
             raise ValueError("response has no choices")
-        choice = completion.choices[0]
-        result.text = choice.message.content or ""
+        choice = _model(completion.choices[0], "choices[0]")
+        message = _model(choice.message, "choices[0].message")
+        result.text = message.content or ""
         if self._tags is not None and isinstance(result.text, str):  # not text: `vet` says so
             result.text = answer_of(result.text, **self._tags)
-        result.refusal_text = getattr(choice.message, "refusal", None) or None
-        result.tool_calls = [{"name": t.function.name, "arguments": t.function.arguments}
-                             for t in (choice.message.tool_calls or []) if getattr(t, "function", None)]
+        result.refusal_text = getattr(message, "refusal", None) or None
+        if message.tool_calls is not None and not isinstance(message.tool_calls, list):
+            raise ValueError(f"choices[0].message.tool_calls {shown(message.tool_calls)} is not a list")
+        for i, call in enumerate(message.tool_calls or []):
+            where = f"choices[0].message.tool_calls[{i}]"
+            fn = getattr(_model(call, where), "function", None)
+            if fn is not None:  # a tool call of another type (OpenAI's "custom" ones) has no function
+                fn = _model(fn, where + ".function")
+                result.tool_calls.append({"name": fn.name, "arguments": fn.arguments})
         result.raw_finish_reason = choice.finish_reason
         result.finish_reason = normalise_finish(choice.finish_reason)
         result.response_model = completion.model
         result.response_id = completion.id or None
         result.system_fingerprint = completion.system_fingerprint
-        result.usage = _usage(completion.usage)
+        # The counts as they came: the SDK's model takes them leniently (true for 1), and a count that is not one is
+        # for `vet` to name.
+        body = raw.http_response.json()
+        result.usage = _usage(get(body, "usage", dict))
         if choice.finish_reason in _FAILED:
             raise openai.APIError(message=f"the answer ended with finish_reason {choice.finish_reason}",
                                   request=raw.http_response.request, body=None)
@@ -224,46 +244,53 @@ class OpenAIProvider:
                 result.response_model = chunk.get("model") or result.response_model
                 result.response_id = result.response_id or chunk.get("id") or None
                 result.system_fingerprint = chunk.get("system_fingerprint") or result.system_fingerprint
-                if chunk.get("usage") is not None:
-                    result.usage = _usage(chunk["usage"])
+                usage = get(chunk, "usage", dict)
+                if usage is not None:
+                    result.usage = _usage(usage)
                     standard = True
                 elif not standard and _field(chunk.get("x_groq"), "usage") is not None:
                     # Groq: usage in the finish chunk's x_groq even without include_usage (stream_usage: false)
-                    result.usage = _usage(chunk["x_groq"]["usage"])
-                for choice in (chunk.get("choices") or [])[:1]:
-                    d = choice.get("delta") or {}
+                    result.usage = _usage(get(chunk["x_groq"], "usage", dict, "x_groq."))
+                for choice in (get(chunk, "choices", list) or [])[:1]:
+                    choice = obj(choice, "choices[0]")
+                    d = get(choice, "delta", dict, "choices[0].") or {}
                     # reasoning streamed before the answer (vLLM, DeepSeek: reasoning_content; Ollama, OpenRouter:
                     # reasoning) is output but not the answer
                     thought = any(isinstance(d.get(k), str) and d[k] for k in ("reasoning_content", "reasoning"))
                     got = False
                     # the chunk's time from request start, read once if at all
                     at = functools.cache(lambda: received(arrival_of(response), origin, self._clock()) - origin)
-                    if d.get("content"):
-                        parts.append(d["content"])
-                        kind = tags.feed(d["content"]) if tags is not None and isinstance(d["content"], str) \
-                            else "answer"
+                    content = get(d, "content", str, "choices[0].delta.")
+                    if content:
+                        parts.append(content)
+                        kind = tags.feed(content) if tags is not None else "answer"
                         # reasoning in a think block, or content not yet known to be either, is output that
                         # starts the output rate's clock; a pending chunk's time is TTFT if no block comes
                         got, thought = kind == "answer", thought or kind != "answer"
                         if kind == "pending" and pending is None:
                             pending = at()
-                    if d.get("refusal"):
-                        refusal.append(d["refusal"])
+                    said = get(d, "refusal", str, "choices[0].delta.")
+                    if said:
+                        refusal.append(said)
                         got = True
-                    for tc in d.get("tool_calls") or []:
-                        slot = tools.setdefault(tc.get("index", 0), {"name": "", "arguments": ""})
-                        fn = tc.get("function")
+                    for i, tc in enumerate(get(d, "tool_calls", list, "choices[0].delta.") or []):
+                        where = f"choices[0].delta.tool_calls[{i}]."
+                        index = get(obj(tc, where[:-1]), "index", int, where)
+                        slot = tools.setdefault(0 if index is None else index, {"name": "", "arguments": ""})
+                        fn = get(tc, "function", dict, where)
                         if fn is not None:
-                            slot["name"] += fn.get("name") or ""
-                            slot["arguments"] += fn.get("arguments") or ""
-                            got = got or bool(fn.get("arguments") or fn.get("name"))
+                            name = get(fn, "name", str, where + "function.") or ""
+                            arguments = get(fn, "arguments", str, where + "function.") or ""
+                            slot["name"] += name
+                            slot["arguments"] += arguments
+                            got = got or bool(arguments or name)
                     mark_output(result, answer=got, reasoning=thought, at=at)
                     if choice.get("finish_reason"):
                         saw_finish = True
                         result.raw_finish_reason = choice["finish_reason"]
                         result.finish_reason = normalise_finish(choice["finish_reason"])
         finally:
-            result.text = "".join(parts)  # content that is not text fails here, as a malformed response
+            result.text = "".join(parts)
             if tags is not None:
                 result.text = tags.answer()
             if tags is not None and not tags.split and pending is not None:  # no think block: it was the answer
@@ -285,21 +312,35 @@ class OpenAIProvider:
         result.ratelimit = ratelimit_headers(raw.headers)
 
 
+def _answer_error(error: Any, request: Any) -> openai.APIError:
+    """The error a 200 answer carries, as the SDK's error (its message, else the whole error object)."""
+    message = error.get("message") if isinstance(error, dict) else None
+    return openai.APIError(message=message if isinstance(message, str) and message else str(error), request=request,
+                           body=error)
+
+
 def _usage(u: Any) -> Usage:
-    """Usage from the SDK's model (non-streaming) or from a chunk's JSON (streaming)."""
+    """Usage from an answer's JSON (a chunk's, or a whole answer's); the counts as they came, for `vet`."""
     if u is None:
         return Usage()
-    cached = _field(_field(u, "prompt_tokens_details"), "cached_tokens")
+    cached = (get(u, "prompt_tokens_details", dict, "usage.") or {}).get("cached_tokens")
     if cached is None:  # DeepSeek's own name for it
-        cached = _field(u, "prompt_cache_hit_tokens")
-    reasoning = _field(_field(u, "completion_tokens_details"), "reasoning_tokens")
-    prompt, output = _field(u, "prompt_tokens"), _field(u, "completion_tokens")
-    counts = (prompt, output, reasoning, _field(u, "total_tokens"))
+        cached = u.get("prompt_cache_hit_tokens")
+    reasoning: Any = (get(u, "completion_tokens_details", dict, "usage.") or {}).get("reasoning_tokens")
+    prompt, output = u.get("prompt_tokens"), u.get("completion_tokens")
+    counts = (prompt, output, reasoning, u.get("total_tokens"))
     if all(type(c) is int for c in counts) and reasoning > 0 and counts[3] == prompt + output + reasoning:
         # xAI counts reasoning beside completion_tokens, not in it (its total_tokens adds all three); output
         # tokens include reasoning, as OpenAI counts them, so that reasoning is priced and rated
         output += reasoning
     return Usage(input_tokens=prompt, cached_input_tokens=cached, output_tokens=output, reasoning_tokens=reasoning)
+
+
+def _model(value: Any, where: str) -> Any:
+    """`value` when the SDK made a model of it (it was an object); raise ValueError naming it otherwise."""
+    if isinstance(value, openai.BaseModel):
+        return value
+    raise ValueError(f"{where} {shown(value)} is not an object")
 
 
 def _field(obj: Any, name: str) -> Any:

@@ -3,8 +3,9 @@
 Some upstreams echo the key they were sent: LiteLLM-style proxies answer 401 with "Received API Key = sk-...",
 and a misbehaving server may put it anywhere in a body. What a provider returns is stored, served by the JSON
 API and sent in alert payloads, so the key is replaced by ``<redacted>`` in every text field of the result
-before anyone sees it. Keys shorter than ``MIN_SECRET`` characters are not scrubbed (replacing a one-letter
-placeholder key would mangle every completion); real keys are far longer.
+before anyone sees it, and so is the start of a key where a message was cut short (an error message is cut at 300
+characters, the values it shows at 40). Keys shorter than ``MIN_SECRET`` characters are not scrubbed (replacing a
+one-letter placeholder key would mangle every completion); real keys are far longer.
 """
 
 from __future__ import annotations
@@ -16,22 +17,30 @@ from monitor.domain import CallResult
 from monitor.providers.base import CUT, ChatRequest, Provider
 
 MIN_SECRET = 8
-MIN_PARTIAL = 4  # the start of a key cut off at the end of a text: this many characters or more are scrubbed
 REDACTED = "<redacted>"
+# A secret a cut (`providers.base.short`, the values messages show: both end the cut with CUT) went through is
+# there only as its start, which is replaced too from this many characters on.
+MIN_CUT = 4
 
 
 def scrub_text(text: str, secrets: Iterable[str]) -> str:
-    """Replace every occurrence of each secret in `text`, and the start of one that a cut (`providers.base.short`:
-    text ending in an ellipsis) left at the end."""
+    """Replace every occurrence of each secret in `text`, and the start of one where the text was cut short."""
     for secret in secrets:
         if secret in text:
             text = text.replace(secret, REDACTED)
-        if text.endswith(CUT):
-            body = text[:-len(CUT)]
-            k = next((k for k in range(len(secret) - 1, MIN_PARTIAL - 1, -1) if body.endswith(secret[:k])), 0)
-            if k:
-                text = body[:-k] + REDACTED + CUT
+        if CUT in text:
+            text = _scrub_cut(text, secret)
     return text
+
+
+def _scrub_cut(text: str, secret: str) -> str:
+    parts = text.split(CUT)
+    for i, part in enumerate(parts[:-1]):
+        for n in range(len(secret) - 1, MIN_CUT - 1, -1):
+            if part.endswith(secret[:n]):
+                parts[i] = part[:-n] + REDACTED
+                break
+    return CUT.join(parts)
 
 
 def scrub_call(result: CallResult, secrets: tuple[str, ...]) -> CallResult:

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 import openai
+
+from monitor.providers.base import short
 
 try:  # openai >= 3 runs on httpx2, earlier releases on httpx: catch the transport errors of whichever it uses
     import httpx2
@@ -22,14 +24,25 @@ try:  # openai >= 3 runs on httpx2, earlier releases on httpx: catch the transpo
     TIMEOUTS: tuple[type[Exception], ...] = (httpx.TimeoutException, httpx2.TimeoutException)
     BROKEN: tuple[type[Exception], ...] = (httpx.TransportError, httpx.StreamError, httpx2.TransportError,
                                           httpx2.StreamError)
+    UNDECODABLE: tuple[type[Exception], ...] = (httpx.DecodingError, httpx2.DecodingError)
 except ImportError:  # pragma: no cover - depends on the installed SDK
     TIMEOUTS, BROKEN = (httpx.TimeoutException,), (httpx.TransportError, httpx.StreamError)
+    UNDECODABLE = (httpx.DecodingError,)
+
+STRAY_MAX = 65_536  # characters kept of a body with no event, to say what it was
+_FIELDS = ("event:", "id:", "retry:", ":")  # the other lines of an event stream (":" starts a comment)
 
 
 async def sse_json(response: Any) -> AsyncIterator[Any]:
-    """Yield the JSON data of each event until ``[DONE]`` or the end of the body."""
+    """Yield the JSON data of each event until ``[DONE]`` or the end of the body.
+
+    A body with no events at all is said to be what it is (`_not_events`): a proxy's 200 with a JSON error, a
+    server that answered whole. Its lines are kept as they come, so a stream is read as it arrives, whatever its
+    content type says."""
     data: list[str] = []
-    done = False
+    done = events = False
+    stray: list[str] = []  # the start of a body that holds no event (so far)
+    kept = 0
     try:
         async for line in response.aiter_lines():
             if done:  # after [DONE], HTTP/1.1 wants the body read to its end to reuse the connection
@@ -37,21 +50,42 @@ async def sse_json(response: Any) -> AsyncIterator[Any]:
             if line.startswith("data:"):
                 data.append(line[5:].removeprefix(" "))
                 continue
+            if line and not events and kept < STRAY_MAX and not line.startswith(_FIELDS):
+                stray.append(line)
+                kept += len(line)
             if line or not data:  # event:, id:, retry: and comments carry nothing for chat completions
                 continue
             payload, data = "\n".join(data), []
             if payload.startswith("[DONE]"):
                 done = True
                 continue
+            events = True
             yield _checked(json.loads(payload), response)
         if data and not done:  # a last event without its blank line
             payload = "\n".join(data)
             if not payload.startswith("[DONE]"):
+                events = True
                 yield _checked(json.loads(payload), response)
+        if stray and not events and not done:
+            _not_events("\n".join(stray), response)
     except TIMEOUTS as e:
         raise openai.APITimeoutError(request=response.request) from e
     except BROKEN as e:
         raise openai.APIConnectionError(request=response.request) from e
+
+
+def _not_events(text: str, response: Any) -> NoReturn:
+    """Fail a stream whose body held no event: a JSON error there raises as the error it is (`_checked`), anything
+    else as a ValueError saying what came. Read as events, either was "a response broken off" with no finish
+    reason, the error's own type and message lost."""
+    try:
+        body = json.loads(text)
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        _checked(body, response)
+    kind = response.headers.get("content-type") or "no content-type"
+    raise ValueError(f"expected an event stream, got {kind}: {short(text, 80)!r}")
 
 
 def _checked(data: Any, response: Any) -> Any:

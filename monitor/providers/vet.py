@@ -6,15 +6,22 @@ strings, negative or beyond any store's integer column, or a 100,000-character m
 values crash pricing and checks (the observation is lost), or are refused by the store (and block the writes
 behind them), or become unbounded metric labels. Here each is dropped, and the call becomes a `bad_response`
 whose message names the field and the value: a malformed answer is data, like any other upstream failure.
+
+Text is also made encodable: a JSON escape of half a UTF-16 surrogate pair (``"\\ud800"``) decodes to a string no
+store, log line or metrics exposition can encode as UTF-8: the observation would be lost. Halves of a pair split
+across stream chunks are joined; a lone half becomes U+FFFD, as invalid UTF-8 bytes on the wire do, and the call
+stands.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from monitor.domain import CallResult, ErrorType, Usage
 from monitor.providers.base import short
+from monitor.providers.shape import shown
 
 MAX_TOKENS = 100_000_000  # per call: more than any model reads or writes, and within a 32-bit integer column
 # Seconds a Retry-After may ask for: rate limits reset within a day, and a date further off (2099: 2.3e9 s) says
@@ -26,19 +33,29 @@ _NAMES = {"response_model": ("model", 200), "system_fingerprint": ("system_finge
           "response_id": ("id", 200), "request_id": ("request id", 200), "raw_finish_reason": ("finish_reason", 64)}
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_TEXTS = ("text", "refusal_text", "error_message", *_NAMES)
+
+
 def vet(result: CallResult) -> CallResult:
     """Drop the fields of `result` that are of the wrong type or out of range; say which in a `bad_response`."""
     problems: list[str] = []
+    for attr in _TEXTS:
+        value = getattr(result, attr)
+        if isinstance(value, str) and _SURROGATE.search(value):
+            setattr(result, attr, encodable(value))
+    result.tool_calls = [{k: encodable(v) if isinstance(v, str) else v for k, v in c.items()}
+                         if isinstance(c, dict) else c for c in result.tool_calls]
     if not isinstance(result.text, str):
-        problems.append(f"content {_shown(result.text)} is not text")
+        problems.append(f"content {shown(result.text)} is not text")
         result.text = ""
     if result.refusal_text is not None and not isinstance(result.refusal_text, str):
-        problems.append(f"refusal {_shown(result.refusal_text)} is not text")
+        problems.append(f"refusal {shown(result.refusal_text)} is not text")
         result.refusal_text = None
     for attr, (name, longest) in _NAMES.items():
         value = getattr(result, attr)
         if value is not None and (not isinstance(value, str) or len(value) > longest):
-            problems.append(f"{name} {_shown(value)} is not a name of at most {longest} characters")
+            problems.append(f"{name} {shown(value)} is not a name of at most {longest} characters")
             setattr(result, attr, None)
             if attr == "raw_finish_reason":
                 result.finish_reason = None
@@ -58,6 +75,13 @@ def vet(result: CallResult) -> CallResult:
     return result
 
 
+def encodable(text: str) -> str:
+    """`text` with its surrogates paired where they can be, the others replaced by U+FFFD: encodable as UTF-8."""
+    if not _SURROGATE.search(text):
+        return text
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
 def _usage(usage: Usage) -> tuple[Usage, list[str]]:
     problems: list[str] = []
     counts: dict[str, int | None] = {}
@@ -66,14 +90,9 @@ def _usage(usage: Usage) -> tuple[Usage, list[str]]:
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_TOKENS):
-            problems.append(f"{name} {_shown(value)} is not a token count (0 to {MAX_TOKENS:,})")
+            problems.append(f"{name} {shown(value)} is not a token count (0 to {MAX_TOKENS:,})")
             value = None
         counts[name] = value
-    if not problems and all(counts[n] == getattr(usage, n) for n in counts):
+    if not problems and all(counts[n] is getattr(usage, n) for n in counts):  # `is`: 3.0 == 3, and 3.0 was made 3
         return usage, []
     return Usage(**counts, estimated=usage.estimated), problems  # type: ignore[arg-type]
-
-
-def _shown(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:39] + "…"
