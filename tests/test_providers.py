@@ -251,3 +251,15 @@ async def test_anthropic_stream_broken_before_its_usage_has_unknown_output_token
         await provider.aclose()
     assert not r.ok and r.text  # some content arrived before the break
     assert r.usage.input_tokens is not None and r.usage.output_tokens is None
+
+
+def test_a_scrubbed_name_stays_within_its_column() -> None:
+    # "<redacted>" is longer than a key of 8 or 9 characters: a 200-character model name holding one grew past its
+    # 200-character column, which PostgreSQL refuses (the observation would not be stored).
+    from monitor.domain import CallResult
+    from monitor.providers.scrub import scrub_call
+
+    key = "k3y-12345"
+    scrubbed = scrub_call(CallResult(response_model="m" * 191 + key, system_fingerprint=key), (key,))
+    assert scrubbed.response_model == ("m" * 191 + "<redacted>")[:200]
+    assert scrubbed.system_fingerprint == "<redacted>"

@@ -15,6 +15,7 @@ from typing import Any
 
 from monitor.domain import CallResult
 from monitor.providers.base import CUT, ChatRequest, Provider
+from monitor.providers.vet import NAMES
 
 MIN_SECRET = 8
 REDACTED = "<redacted>"
@@ -48,11 +49,14 @@ def scrub_call(result: CallResult, secrets: tuple[str, ...]) -> CallResult:
     if not secrets:
         return result
     result.text = scrub_text(result.text, secrets)
-    for name in ("error_message", "refusal_text", "response_model", "system_fingerprint", "request_id", "response_id",
-                 "raw_finish_reason"):
+    for name in ("error_message", "refusal_text"):
         value = getattr(result, name)
         if value is not None:
             setattr(result, name, scrub_text(value, secrets))
+    for name, (_, longest) in NAMES.items():  # still within its column: "<redacted>" is longer than a short key
+        value = getattr(result, name)
+        if isinstance(value, str):
+            setattr(result, name, scrub_text(value, secrets)[:longest])
     result.ratelimit = {k: scrub_text(v, secrets) for k, v in result.ratelimit.items()}
     result.tool_calls = [_scrub_json(c, secrets) for c in result.tool_calls]
     return result

@@ -29,12 +29,12 @@ MAX_TOKENS = 100_000_000  # per call: more than any model reads or writes, and w
 MAX_RETRY_AFTER_S = 86_400.0
 # Names the answer gives, by the attribute they are kept in: what the answer calls it, and the most characters
 # its store column (and a metric label) takes.
-_NAMES = {"response_model": ("model", 200), "system_fingerprint": ("system_fingerprint", 200),
+NAMES = {"response_model": ("model", 200), "system_fingerprint": ("system_fingerprint", 200),
           "response_id": ("id", 200), "request_id": ("request id", 200), "raw_finish_reason": ("finish_reason", 64)}
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
-_TEXTS = ("text", "refusal_text", "error_message", *_NAMES)
+_TEXTS = ("text", "refusal_text", "error_message", *NAMES)
 
 
 def vet(result: CallResult) -> CallResult:
@@ -52,7 +52,7 @@ def vet(result: CallResult) -> CallResult:
     if result.refusal_text is not None and not isinstance(result.refusal_text, str):
         problems.append(f"refusal {shown(result.refusal_text)} is not text")
         result.refusal_text = None
-    for attr, (name, longest) in _NAMES.items():
+    for attr, (name, longest) in NAMES.items():
         value = getattr(result, attr)
         if value is not None and (not isinstance(value, str) or len(value) > longest):
             problems.append(f"{name} {shown(value)} is not a name of at most {longest} characters")
