@@ -355,3 +355,28 @@ async def test_an_error_reply_says_what_its_body_says(kind: str, stream: bool, s
     assert r.http_status == code and r.error_type is not None, (r.error_type, r.error_message)
     assert r.error_message is not None and said in r.error_message, r.error_message
     assert r.error_message.count(said) == 1, r.error_message
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("stream", [True, False])
+@pytest.mark.parametrize(("raw", "said"), [
+    (b"HTTP/1.1 OK\r\n\r\n", "illegal status line"),
+    (b"HTTP/1.1 200 OK\r\nbad header line\r\n\r\n", "illegal header line"),
+    (b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\ncontent-length: 7\r\n\r\nhello", "conflicting Content-Length")])
+async def test_an_answer_that_is_not_valid_http_is_a_bad_response_saying_so(
+        kind: str, stream: bool, raw: bytes, said: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Typed server_error, "connection closed before an answer": a broken proxy's garbage read as a silent close.
+    with wire_server(lambda body, send: send(raw)) as url:
+        r = await call(build(kind, url, "daemon", monkeypatch), stream)
+    assert r.error_type == ErrorType.BAD_RESPONSE, (r.error_type, r.error_message)
+    assert r.error_message and r.error_message.startswith("the answer is not valid HTTP: RemoteProtocolError: ")
+    assert said in r.error_message
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_connection_closed_without_a_byte_is_still_a_server_error(kind: str,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    with wire_server(lambda body, send: send(b"")) as url:
+        r = await call(build(kind, url, "daemon", monkeypatch), False)
+    assert r.error_type == ErrorType.SERVER_ERROR, (r.error_type, r.error_message)
+    assert (r.error_message or "").startswith("connection closed before an answer: ")

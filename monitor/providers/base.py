@@ -195,8 +195,9 @@ def _names(exc: BaseException) -> set[str]:
 
 def broken_connection(exc: BaseException, answered: bool) -> tuple[ErrorType, str]:
     """Type a call whose connection failed: `connect` when none could be made or the request could not be sent,
-    `bad_response` when the answer had started (`answered`) and broke off, else `server_error`: the server took
-    the request and closed the connection without answering (what a crashing upstream or a proxy does).
+    `bad_response` when the answer had started (`answered`) and broke off or what came was not HTTP, else
+    `server_error`: the server took the request and closed the connection without answering (what a crashing
+    upstream or a proxy does).
 
     `exc` is the exception caught; an SDK's error wraps the HTTP library's as its cause. Classes are matched by
     name because the openai SDK may be built on another httpx flavour (httpx2) than the one imported here.
@@ -211,4 +212,7 @@ def broken_connection(exc: BaseException, answered: bool) -> tuple[ErrorType, st
         return ErrorType.BAD_RESPONSE, f"response broken off: {detail}"
     if seen is None or _names(seen) & {"ConnectError", "ConnectTimeout", "WriteError"}:
         return ErrorType.CONNECT, f"connection failed: {detail}"
+    if "RemoteProtocolError" in _names(seen) and "disconnected without" not in str(seen):
+        # something came, but not HTTP: an illegal status or header line, conflicting lengths (a broken proxy)
+        return ErrorType.BAD_RESPONSE, f"the answer is not valid HTTP: {detail}"
     return ErrorType.SERVER_ERROR, f"connection closed before an answer: {detail}"
