@@ -266,3 +266,28 @@ async def test_a_thought_cut_short_in_a_block_the_template_opened_is_no_answer_w
     assert (await call(phase, stream=stream, max_tokens=50)).text.startswith("Let me think")
     answered = await call(phase, stream=stream, target={"reasoning_tags": "always"})
     assert answered.text == (await call(THINKER, stream=stream)).text and "think" not in answered.text
+
+
+@pytest.mark.parametrize("stream", [True, False])
+async def test_mistrals_content_parts_are_read_thinking_apart_from_the_answer(stream: bool) -> None:
+    """Mistral's reasoning models send `content` as a list of parts (a thinking part, then the text): every such
+    call failed as a bad_response ("content [...] is not text")."""
+    r = await call({**THINKER, "reasoning": "reasoning", "quirks": ["content_parts"]}, stream=stream)
+    assert r.ok, r.error_message
+    assert r.text and "think" not in r.text and r.usage.output_tokens == 160  # the answer only
+    plain = await call({**THINKER, "reasoning": "reasoning"}, stream=stream)
+    assert r.text == plain.text
+    if stream:  # the thinking parts are output before the answer: not its first token, but in its rate
+        assert r.ttft_s is not None and r.ttft_s >= 1.2
+        rate = output_rate(r)
+        assert rate is not None and 60 < rate < 140, rate
+
+
+async def test_a_content_part_that_is_not_an_object_is_named() -> None:
+    from monitor.providers.openai_compat import content_parts
+
+    assert content_parts([{"type": "text", "text": "a"}, {"type": "reference", "ids": [1]}], "c") == ("a", False)
+    with pytest.raises(ValueError, match=r"c\[1\] 'b' is not an object"):
+        content_parts([{"type": "text", "text": "a"}, "b"], "c")
+    with pytest.raises(ValueError, match=r"c\[0\]\.text 5 is not text"):
+        content_parts([{"type": "text", "text": 5}], "c")

@@ -187,7 +187,7 @@ class OpenAIProvider:
             raise ValueError("response has no choices")
         choice = _model(completion.choices[0], "choices[0]")
         message = _model(choice.message, "choices[0].message")
-        result.text = message.content or ""
+        result.text = content_parts(message.content, "choices[0].message.content")[0] or ""
         if self._tags is not None and isinstance(result.text, str):  # not text: `vet` says so
             result.text = answer_of(result.text, **self._tags)
         result.refusal_text = getattr(message, "refusal", None) or None
@@ -260,7 +260,11 @@ class OpenAIProvider:
                     got = False
                     # the chunk's time from request start, read once if at all
                     at = functools.cache(lambda: received(arrival_of(response), origin, self._clock()) - origin)
-                    content = get(d, "content", str, "choices[0].delta.")
+                    if isinstance(d.get("content"), list):  # Mistral's parts: thinking, then the answer's text
+                        content, reasoned = content_parts(d["content"], "choices[0].delta.content")
+                        thought = thought or reasoned
+                    else:
+                        content = get(d, "content", str, "choices[0].delta.")
                     if content:
                         parts.append(content)
                         kind = tags.feed(content) if tags is not None else "answer"
@@ -310,6 +314,22 @@ class OpenAIProvider:
         result.http_status = raw.status_code
         result.request_id = raw.headers.get("x-request-id")
         result.ratelimit = ratelimit_headers(raw.headers)
+
+
+def content_parts(content: Any, where: str) -> tuple[Any, bool]:
+    """The answer in a message's or delta's `content`, and whether it held reasoning. Mistral's reasoning models
+    (Magistral; Mistral Small with reasoning_effort) send a list of parts: ``thinking`` parts are reasoning, not the
+    answer; ``text`` parts are the answer; others (references) hold no answer text. Anything but a list is handed
+    back as it came (`vet` names content that is not text)."""
+    if not isinstance(content, list):
+        return content, False
+    texts, thought = [], False
+    for i, part in enumerate(content):
+        kind = obj(part, f"{where}[{i}]").get("type")
+        if kind == "text":
+            texts.append(get(part, "text", str, f"{where}[{i}].") or "")
+        thought = thought or kind == "thinking"
+    return "".join(texts), thought
 
 
 def _answer_error(error: Any, request: Any) -> openai.APIError:

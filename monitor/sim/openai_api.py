@@ -197,6 +197,7 @@ def _completion(plan: Plan) -> dict[str, Any]:
         message["content"] = opening + "".join(plan.thinking()) + closing + (message["content"] or "")
     elif plan.reasoning_field:
         message[plan.reasoning_field] = "".join(plan.thinking())
+    message = quirks.message(plan.quirks, message)
     body: dict[str, Any] = {
         "id": "chatcmpl-" + plan.response_id, "object": "chat.completion", "created": int(time.time()),
         "model": plan.response_model, "system_fingerprint": plan.fingerprint, "service_tier": "default",

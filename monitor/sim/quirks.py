@@ -33,6 +33,9 @@ read is what those servers really send:
 - ``x_groq_usage`` (Groq): its request id in ``x_groq`` on the first chunk, and on the chunk with the finish reason
   ``x_groq.usage`` (the token counts and its own timings), sent whether or not ``include_usage`` was asked for; the
   standard usage chunk only when it was.
+- ``content_parts`` (Mistral's reasoning models: Magistral, Mistral Small with ``reasoning_effort``): ``content`` is a
+  list of parts, streamed or in the whole message: reasoning (the phase's streamed ``reasoning``) as
+  ``{"type": "thinking", "thinking": [{"type": "text", "text": ...}]}``, the answer as ``{"type": "text", ...}``.
 """
 
 from __future__ import annotations
@@ -72,6 +75,8 @@ def stream(quirks: tuple[str, ...], s: Stream, usage: dict[str, Any] | None, inc
         preamble.insert(0, _sse(prompt))
     if "sse_comments" in quirks:
         preamble = [_COMMENT, _COMMENT, *preamble]
+    if "content_parts" in quirks:
+        events = [(t, _edit(e, _parts_chunk)) for t, e in events]
     if failed_finish(quirks):
         first = _data(preamble[-1]) or {}
         ended = {**first, "choices": [{"index": 0, "delta": {}, "logprobs": None,
@@ -83,6 +88,35 @@ def stream(quirks: tuple[str, ...], s: Stream, usage: dict[str, Any] | None, inc
                       "error": {"code": "server_error", "message": "Provider disconnected unexpectedly"},
                       "choices": [{"index": 0, "delta": {"content": ""}, "finish_reason": "error"}]})
     return replace(s, preamble=preamble, events=events, tail=tail, error_event=error)
+
+
+def message(quirks: tuple[str, ...], msg: dict[str, Any]) -> dict[str, Any]:
+    """Reshape a whole answer's message (``content_parts``)."""
+    if "content_parts" not in quirks:
+        return msg
+    thought = msg.pop("reasoning", None) or msg.pop("reasoning_content", None)
+    parts = [_thinking(thought)] if thought else []
+    if msg.get("content"):
+        parts.append({"type": "text", "text": msg["content"]})
+    return {**msg, "content": parts}
+
+
+def _thinking(text: str) -> dict[str, Any]:
+    return {"type": "thinking", "thinking": [{"type": "text", "text": text}]}
+
+
+def _parts_chunk(chunk: dict[str, Any]) -> dict[str, Any]:
+    """A chunk whose reasoning or answer text is sent as a part of a list in `content` (``content_parts``)."""
+    choices = []
+    for choice in chunk.get("choices") or []:
+        delta = dict(choice.get("delta") or {})
+        thought = delta.pop("reasoning", None) or delta.pop("reasoning_content", None)
+        if thought:
+            delta["content"] = [_thinking(thought)]
+        elif isinstance(delta.get("content"), str) and delta["content"]:
+            delta["content"] = [{"type": "text", "text": delta["content"]}]
+        choices.append({**choice, "delta": delta})
+    return {**chunk, "choices": choices}
 
 
 def think_tags(quirks: tuple[str, ...], cut: bool) -> tuple[str, str]:

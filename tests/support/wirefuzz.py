@@ -563,8 +563,10 @@ SHAPES: dict[tuple[str, bool], list[tuple[str, bytes, dict[str, Any]]]] = {
          _ok("", "tool_calls", **_tool("f", '{"a": '))),
         ("reasoning beside content", _whole(_oa_whole({"content": "Hi", "reasoning_content": "hm"})), _ok("Hi")),
         ("think tags", _whole(_oa_whole({"content": "<think>hm</think>\n\nHi"})), _ok("Hi")),
-        ("content parts", _whole(_oa_whole({"content": [{"type": "text", "text": "Hi"}]})),
-         {"error_type": ErrorType.BAD_RESPONSE}),  # by design: not the chat completions wire format
+        # Mistral's reasoning models: a thinking part, then the answer's text part
+        ("content parts", _whole(_oa_whole({"content": [
+            {"type": "thinking", "thinking": [{"type": "text", "text": "hm"}]}, {"type": "text", "text": "Hi"}]})),
+         _ok("Hi")),
         ("error beside choices", _whole({**_oa_whole({"content": "Hi"}), "error": {"message": "boom", "code": 502}}),
          {"error_type": ErrorType.SERVER_ERROR}),
     ],
