@@ -305,6 +305,8 @@ def test_the_daemon_stores_a_reply_past_a_targets_max_reply_bytes_as_a_bad_respo
     ("retry-after: Wed, 21 Oct 2099 07:28:00 GMT", None),  # 2.3e9 s away: nothing a client can act on
     ("retry-after: 1e12", None),
     ("retry-after: soon", None),
+    ("retry-after: 1_000", None),  # float() takes it as 1000; not delay-seconds
+    ("retry-after-ms: nan", None),
 ])
 async def test_retry_after_is_stored_in_seconds_up_to_a_day(kind: str, stream: bool, header: str,
                                                             expected: float | None,

@@ -22,6 +22,7 @@ Clock = Callable[[], float]
 # for a prompt its reasoning models' usage-policy check flags; Anthropic: "Output blocked by content filtering policy".
 # The message of a call whose answer holds JSON nested deeper than Python's parser goes (a RecursionError)
 TOO_DEEP = "malformed response: JSON nested too deeply to read"
+_SECONDS = re.compile(r"\d+(\.\d+)?")  # a Retry-After in seconds (a fraction, as some servers send, too)
 _CONTENT_POLICY = re.compile(r"content[ _-]?(policy|filter|management)|invalid_prompt")
 
 
@@ -123,23 +124,19 @@ def retry_after_seconds(headers: Any) -> float | None:
     if headers is None:
         return None
     ms = headers.get("retry-after-ms")
-    if ms:
-        try:
-            return float(ms) / 1000.0
-        except ValueError:
-            pass
+    if ms and _SECONDS.fullmatch(ms.strip()):
+        return float(ms) / 1000.0
     ra = headers.get("retry-after")
     if not ra:
         return None
-    try:
+    if _SECONDS.fullmatch(ra.strip()):  # digits (RFC 9110), not all that float() takes ("1_000", "nan", "1e3")
         return float(ra)
-    except ValueError:
-        from email.utils import parsedate_to_datetime
+    from email.utils import parsedate_to_datetime
 
-        try:
-            return max(parsedate_to_datetime(ra).timestamp() - time.time(), 0.0)
-        except (TypeError, ValueError):
-            return None
+    try:
+        return max(parsedate_to_datetime(ra).timestamp() - time.time(), 0.0)
+    except (TypeError, ValueError):
+        return None
 
 
 def ratelimit_headers(headers: Any) -> dict[str, str]:
