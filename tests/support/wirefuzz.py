@@ -794,9 +794,10 @@ canaries:
 """
 
 
-async def store_cases(cases: list[Case], folder: Path) -> list[str]:
-    """Run `cases` through the daemon (an App on SQLite under `folder`, one target per case, the runner making the
-    calls and storing them); return what went wrong: an observation not stored or not read back as it was made."""
+async def store_cases(cases: list[Case], folder: Path, store_url: str | None = None) -> list[str]:
+    """Run `cases` through the daemon (an App on SQLite under `folder`, or on the empty database `store_url`, one
+    target per case, the runner making the calls and storing them); return what went wrong: an observation not
+    stored or not read back as it was made."""
     from monitor.app import App
     from monitor.config import load_config
     from monitor.store.convert import storable
@@ -811,8 +812,9 @@ async def store_cases(cases: list[Case], folder: Path) -> list[str]:
             f"  - {{id: {c.id}, provider: {c.kind}, base_url: '{server.url}{'/v1' if c.kind == 'openai' else ''}', "
             f"model: {c.id}, stream: {str(c.stream).lower()}, timeout: 10}}" for c in cases)
         cfg = folder / "monitor.yaml"
+        url = store_url or f"sqlite:///{folder / 'm.db'}"
         cfg.write_text(f"targets:\n{targets}\nprobes: [./probes]\n"
-                       f"storage: {{url: \"sqlite:///{folder / 'm.db'}\"}}\n")
+                       f"storage: {{url: \"{url}\"}}\n")
         app = App(load_config(cfg, environ={}), environ={}, serve_http=False, analyse=False)
         await app.start(schedule=False)
         made: dict[str, Any] = {}
@@ -854,6 +856,8 @@ def main() -> None:
     ap.add_argument("--show", type=int, default=3, help="examples shown per kind of problem")
     ap.add_argument("--store", type=int, default=0, help="also run this many cases through the daemon's runner "
                                                           "into a SQLite store (in a temporary folder)")
+    ap.add_argument("--store-url", help="with --store: an empty PostgreSQL database to store them in instead "
+                                        "(postgresql+psycopg://...)")
     args = ap.parse_args()
     rng = random.Random(args.seed)
     cases = [make_case(rng, i) for i in range(args.cases)]
@@ -876,7 +880,7 @@ def main() -> None:
         import tempfile
 
         with tempfile.TemporaryDirectory() as folder:
-            problems = asyncio.run(store_cases(cases[:args.store], Path(folder)))
+            problems = asyncio.run(store_cases(cases[:args.store], Path(folder), args.store_url))
         print(f"\nstored through the runner: {args.store} cases, {len(problems)} problems")
         for p in problems[:20]:
             print("  " + p)
