@@ -190,3 +190,31 @@ def test_calibration_needs_both_verdicts() -> None:
         parse_check({**JUDGE, "calibration": [{"answer": "Send SIGTERM.", "pass": True}]})
     with pytest.raises(Exception, match="verdict"):
         parse_check({**JUDGE, "calibration": [{"answer": "Send SIGTERM.", "verdict": True}]})  # `pass`, not verdict
+
+
+def test_a_calibration_under_way_when_the_standings_are_cleared_is_not_kept() -> None:
+    # A reload clears the standings (the judge's model may have changed); a calibration of the old model that ends
+    # after it must not stand for the new one until recheck_every uses.
+    import threading
+
+    from monitor.checks.llm_judge import JudgeGates
+
+    gates, started, release = JudgeGates(), threading.Event(), threading.Event()
+    grader = Grader()
+
+    def slow(prompt: str) -> str:
+        started.set()
+        release.wait(30)  # a hang guard, not a measurement
+        return grader(prompt)
+
+    spec = parse_check(CALIBRATED)
+    under_way = threading.Thread(target=evaluate, args=(spec, obs()),
+                                 kwargs={"judge": slow, "canary": CANARY, "gates": gates})
+    under_way.start()
+    assert started.wait(30)
+    gates.clear()
+    release.set()
+    under_way.join(30)
+    calls = grader.calls
+    evaluate(spec, obs(), judge=grader, canary=CANARY, gates=gates)
+    assert grader.calls == calls + 3 + 1  # calibrated again (three answers), then the verdict

@@ -90,11 +90,13 @@ class JudgeGates:
         self._lock = threading.Lock()
         self._locks: dict[Any, threading.Lock] = {}
         self._state: dict[Any, _Trust] = {}
+        self._cleared = 0  # how many times the standings were forgotten
 
     def clear(self) -> None:
         """Forget every judge's standing (a reload may have changed the judge target's model)."""
         with self._lock:
             self._state.clear()
+            self._cleared += 1
 
     def check(self, spec: LlmJudgeCheck, judge: Judge, messages: list[dict]) -> str | None:
         """Return None when the judge may be trusted for `spec` now, else why not (calibrating when due)."""
@@ -105,11 +107,12 @@ class JudgeGates:
         # repeat it); a judge that hangs holds up only its own checks.
         with lock:
             with self._lock:
-                trust = self._state.get(key)
+                trust, cleared = self._state.get(key), self._cleared
             if trust is None or trust.uses >= spec.recheck_every:
                 trust = _calibrate(spec, judge, messages)
                 with self._lock:
-                    self._state[key] = trust
+                    if cleared == self._cleared:  # not kept past a clear() that came meanwhile (another model)
+                        self._state[key] = trust
             trust.uses += 1
         if trust.trusted:
             return None
