@@ -18,10 +18,8 @@ def main(host: str, port: int, scenario_path: str | None) -> int:
         return EXIT_CONFIG
     bound: list[bool] = []
 
-    def listening(bound_port: int) -> None:
+    def listening(url: str) -> None:  # with the port bound, not the one asked for: --port 0 takes any free one
         bound.append(True)
-        # the port bound, not the one asked for: --port 0 takes any free one; an IPv6 address goes in brackets
-        url = f"http://{f'[{host}]' if ':' in host else host}:{bound_port}"
         err_console.print(f"simulated upstream on {url}  (OpenAI: {url}/v1, Anthropic: {url})", markup=False)
 
     try:

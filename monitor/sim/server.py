@@ -78,16 +78,21 @@ def _listen(host: str, port: int) -> StampingListener:
 
 
 def serve(scenario: Scenario, host: str = "127.0.0.1", port: int = 8400, *, seed: int | None = None,
-          log_level: str = "info", on_listening: Callable[[int], None] | None = None) -> None:
+          log_level: str = "info", on_listening: Callable[[str], None] | None = None) -> None:
     """Serve the simulator until interrupted (the ``llm-monitor sim`` command).
 
-    OSError when (host, port) cannot be bound; ``on_listening`` runs once the port is this server's, given the
-    port bound (the one chosen when `port` is 0).
+    OSError when (host, port) cannot be bound; ``on_listening`` runs once the port is this server's, given its
+    base URL (with the port bound: the one chosen when `port` is 0).
     """
     listener = _listen(host, port)
     if on_listening is not None:
-        on_listening(int(listener.getsockname()[1]))
+        on_listening(base_url(host, int(listener.getsockname()[1])))
     uvicorn.Server(_config(build_app(scenario, seed=seed), log_level, listener)).run(sockets=[listener])
+
+
+def base_url(host: str, port: int) -> str:
+    """The simulator's base URL on `host` and `port` (an IPv6 address in brackets)."""
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}"
 
 
 class SimServer:
@@ -109,8 +114,7 @@ class SimServer:
     @property
     def url(self) -> str:
         """Return the base URL (what Anthropic clients use)."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return base_url(self.host, self.port)
 
     @property
     def openai_base_url(self) -> str:
