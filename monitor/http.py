@@ -30,6 +30,7 @@ from monitor.config.loader import Config, redact_url
 from monitor.domain import iso_time
 from monitor.drift.events import ACCEPTED, OPEN, RESOLVED
 from monitor.errors import MonitorError
+from monitor.landing import landing_route
 from monitor.paging import decode as decode_cursor
 from monitor.paging import decode_event as decode_event_cursor
 from monitor.paging import encode as encode_cursor
@@ -193,7 +194,7 @@ def build_http_app(daemon: Daemon, *, environ: Mapping[str, str] | None = None,
         return JSONResponse({"reloaded": ok, "message": message}, status_code=200 if ok else 400)
 
     routes = [
-        Route("/metrics", metrics), Route("/healthz", healthz), Route("/readyz", readyz),
+        landing_route(daemon), Route("/metrics", metrics), Route("/healthz", healthz), Route("/readyz", readyz),
         # Prometheus's and Alertmanager's names for the same probes, so their users' checks work unchanged
         Route("/-/healthy", healthz), Route("/-/ready", readyz),
         Route("/api/canaries", canaries), Route("/api/targets", targets),
