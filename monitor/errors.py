@@ -5,7 +5,8 @@ escapes: it becomes an :class:`monitor.domain.Observation` with an ``error_type`
 
     MonitorError
     ├── ConfigError        bad config or probe file (file, line, field, value, reason)
-    ├── SecretError        a secret is missing, or was written into the config text
+    ├── SecretError        a secret is missing or unusable, or was written into the config text
+    │   └── SecretMissing  a named secret's variable or file is unset, empty or unreadable
     ├── StoreError         the store is unreachable or its schema is newer than this build
     └── ReplayError        a replay dump cannot be read
 """
@@ -45,6 +46,10 @@ class ConfigError(MonitorError):
 
 class SecretError(MonitorError):
     """A secret is missing from the environment, or was written literally into the config."""
+
+
+class SecretMissing(SecretError):
+    """A secret's named variable or file is unset, empty or unreadable (a value is there but bad: SecretError)."""
 
 
 class StoreError(MonitorError):

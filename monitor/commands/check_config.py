@@ -10,7 +10,7 @@ from monitor.alerts.sinks import sink_problems
 from monitor.commands.common import EXIT_CONFIG, EXIT_OK, load_or_exit, print_problems, table_console
 from monitor.config.loader import Config, redact_url
 from monitor.config.secrets import resolve_api_key
-from monitor.errors import SecretError
+from monitor.errors import SecretError, SecretMissing
 
 
 def main(config_path: str, web_config_file: str | None = None) -> int:
@@ -56,7 +56,12 @@ def main(config_path: str, web_config_file: str | None = None) -> int:
         if not per_file.get(f):
             out.print(f"[yellow]warning:[/] {f}: no canaries (an empty file, or one whose canaries list is empty)",
                       highlight=False, soft_wrap=True)
-    errors = sink_problems(config.alerts)  # what `run` refuses to start with, checked the same way
+    # what `run` refuses to start with, checked the same way; an unset secret is a warning, as a target's key is
+    problems = sink_problems(config.alerts)
+    for missing in (p for p in problems if isinstance(p, SecretMissing)):
+        out.print(f"[yellow]warning:[/] {missing} (the daemon will refuse to start without it)", highlight=False,
+                  soft_wrap=True)
+    errors = [str(p) for p in problems if not isinstance(p, SecretMissing)]
     if errors:
         print_problems("invalid configuration", errors)
         return EXIT_CONFIG

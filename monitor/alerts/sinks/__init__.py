@@ -21,14 +21,15 @@ def build_sinks(cfg: AlertsConfig, environ: Mapping[str, str] | None = None) -> 
     return {s.name: SINKS[s.type].build(s, cfg, environ) for s in cfg.sinks}
 
 
-def sink_problems(cfg: AlertsConfig, environ: Mapping[str, str] | None = None) -> list[str]:
-    """Return why each sink that `build_sinks` would refuse cannot be built (never a secret's value)."""
+def sink_problems(cfg: AlertsConfig, environ: Mapping[str, str] | None = None) -> list[SecretError]:
+    """Return why each sink that `build_sinks` would refuse cannot be built (messages never hold a secret's value);
+    a `SecretMissing` is a variable or file not there, as in a CI job that validates the config without secrets."""
     problems = []
     for s in cfg.sinks:
         try:
             SINKS[s.type].build(s, cfg, environ)
         except SecretError as e:
-            problems.append(str(e))
+            problems.append(e)
     return problems
 
 

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 from monitor.alerts import redact
 from monitor.alerts.events import Notification
-from monitor.errors import SecretError
+from monitor.errors import SecretError, SecretMissing
 
 USER_AGENT = "llm-monitor-alerts"
 
@@ -38,23 +38,23 @@ def to_json(data: Any) -> bytes:
 
 def read_secret(sink: str, what: str, env_name: str | None, file: str | None,
                 environ: Mapping[str, str] | None) -> str | None:
-    """Return a secret from the named environment variable or file; SecretError when named but empty."""
+    """Return a secret from the named environment variable or file; SecretMissing when named but unset or empty."""
     env = os.environ if environ is None else environ
     if env_name:
         value = env.get(env_name, "").strip()
         if not value:
-            raise SecretError(f"alert sink {sink}: environment variable {env_name} (named by {what}_env) "
+            raise SecretMissing(f"alert sink {sink}: environment variable {env_name} (named by {what}_env) "
                               "is not set or empty")
         return value
     if file:
         try:
             value = Path(file).read_text(encoding="utf-8").strip()
         except OSError as e:
-            raise SecretError(f"alert sink {sink}: cannot read {what}_file {file}: {e.strerror or e}") from e
+            raise SecretMissing(f"alert sink {sink}: cannot read {what}_file {file}: {e.strerror or e}") from e
         except UnicodeDecodeError:  # the bytes are not echoed: they are the secret
             raise SecretError(f"alert sink {sink}: {what}_file {file} is not UTF-8 text") from None
         if not value:
-            raise SecretError(f"alert sink {sink}: {what}_file {file} is empty")
+            raise SecretMissing(f"alert sink {sink}: {what}_file {file} is empty")
         return value
     return None
 

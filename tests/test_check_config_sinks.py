@@ -1,0 +1,46 @@
+"""`check-config` on a config whose alert sinks name secrets, as a CI job validates it: without the secrets.
+
+An unset variable or an absent file is a warning, as a target's unset key is (exit 0: the job that checks the
+config repository has no production secrets); a secret that is there but unusable is an error (exit 2), since
+`run` would refuse it whatever the environment adds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.conftest import write_config
+from tests.support.daemon import cli
+
+PROBES = "canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n    schedule: {every: 5m}\n"
+TARGET = "  - {id: t, provider: openai, base_url: 'http://127.0.0.1:9/v1', model: m, api_key_env: K}"
+SINKS = ("alerts:\n  sinks:\n"
+         "    - {name: hook, type: webhook, url: 'http://127.0.0.1:9/h', secret_file: /run/secrets/hook}\n"
+         "    - {name: chat, type: slack, url_env: SLACK_URL}\n"
+         "    - {name: pager, type: pagerduty, routing_key_env: PD_KEY}\n")
+UNSET = {"K": "", "SLACK_URL": "", "PD_KEY": ""}
+
+
+def test_unset_sink_secrets_are_warnings_like_an_unset_key(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, TARGET, PROBES, extra=SINKS)
+    ok = cli("check-config", "-c", str(cfg), env=UNSET)
+    assert ok.returncode == 0 and "configuration OK" in ok.stdout, ok.stdout + ok.stderr
+    out = " ".join(ok.stdout.split())  # rich folds long lines
+    for missing in ("alert sink hook: cannot read secret_file /run/secrets/hook",
+                    "alert sink chat: environment variable SLACK_URL (named by url_env) is not set or empty",
+                    "alert sink pager: environment variable PD_KEY (named by routing_key_env) is not set or empty",
+                    "target t: environment variable K (named by api_key_env) is not set"):
+        assert f"warning: {missing}" in out, missing
+    assert out.count("(the daemon will refuse to start without it)") == 4
+    run = cli("run", "-c", str(cfg), env={**UNSET, "K": "k"})
+    assert run.returncode == 2 and "alert sink hook: cannot read secret_file" in run.stderr  # run still refuses
+
+
+def test_a_sink_secret_that_is_there_but_unusable_is_an_error(tmp_path: Path) -> None:
+    secret = tmp_path / "hook.secret"
+    secret.write_text("not-base64!!hunter2\n")
+    cfg = write_config(tmp_path, TARGET, PROBES, extra=SINKS.replace("/run/secrets/hook", str(secret)))
+    bad = cli("check-config", "-c", str(cfg), env=UNSET)
+    assert bad.returncode == 2 and "configuration OK" not in bad.stdout
+    assert f"alert sink hook: secret_file {secret}: a webhook signing secret must be base64" in bad.stderr
+    assert "hunter2" not in bad.stdout + bad.stderr and "Traceback" not in bad.stderr
+    assert "SLACK_URL" in bad.stdout  # the unset ones are still listed, as warnings
