@@ -7,7 +7,7 @@ statuses with odd bodies and headers. The server (`WireServer`, asyncio) writes 
 closes the connection; the providers are the daemon's own (`build_provider`), one per kind, reused across cases
 as the runner reuses them. `violations` checks the invariants the project promises of every `CallResult`.
 
-Run many seeds (not part of the test suite; `tests/test_providers_fuzz.py` runs a few hundred)::
+Run many seeds (not part of the test suite; `tests/test_providers_fuzzed.py` runs a few thousand)::
 
     .venv/bin/python -m tests.support.wirefuzz --cases 5000 --seed 1
 """
