@@ -22,7 +22,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from drift_power import VOCAB, completion_tokens, zipf  # noqa: E402
+from drift_sim import VOCAB, completion_tokens, zipf  # noqa: E402
 from scipy.special import ndtri  # noqa: E402
 from scipy.stats import binom  # noqa: E402
 
@@ -145,7 +145,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     q = ap.parse_args().quick
     t0 = time.time()
-    from drift_power import Sim
+    from drift_sim import Sim
 
     from monitor.drift import DriftEngine
 

@@ -16,7 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from drift_power import Sim  # noqa: E402
+from drift_sim import Sim  # noqa: E402
 
 from monitor.drift import DriftEngine, compute_signals  # noqa: E402
 

@@ -1,9 +1,10 @@
-# ruff: noqa: B007, B023
 """Power and false alarms of the drift engine on simulated streams, next to an oracle and peer tools.
 
 Run: .venv/bin/python benchmarks/drift_power.py [--quick] [--compare-python /path/to/python]
 The comparison tools (alibi-detect, model-equality-testing) are run in a subprocess with --compare-python
 (default: this interpreter) because their pinned dependencies (numpy<2, CUDA torch) do not fit the project venv.
+This file is the command and its tables; the streams are in `drift_sim.py`, the oracles in `drift_power_oracle.py`,
+the engine's runs in `drift_power_runs.py` and the comparison worker in `drift_power_peers.py`.
 """
 
 from __future__ import annotations
@@ -15,338 +16,21 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
+from drift_power_oracle import (
+    exact_oracle_delay,
+    marginal,
+    matched,
+    oracle_bernoulli_delay,
+    oracle_gauss_delay,
+    reference_limited_delay,
+)
+from drift_power_peers import measure, worker
+from drift_power_runs import breakage, delay, false_alarms, mmd_power
+from drift_sim import SCEN
 
-VOCAB = 400
 ROOT = Path(__file__).resolve().parents[1]
-
-
-# -- simulation (numpy only: also used by the comparison worker) -------------------------------------------
-def zipf(shift: int = 0, a: float = 1.1) -> np.ndarray:
-    """Word probabilities of a model: Zipf over the vocabulary, ranks rotated by shift (a model swap)."""
-    p = 1.0 / np.arange(1, VOCAB + 1) ** a
-    return np.roll(p / p.sum(), shift)
-
-
-def completion_tokens(rng: np.random.Generator, probs: np.ndarray, mean_len: float) -> np.ndarray:
-    """Sample one completion as word ids with a log-normal length."""
-    n = max(3, int(rng.lognormal(math.log(mean_len), 0.3)))
-    return rng.choice(VOCAB, size=n, p=probs)
-
-
-def oracle_bernoulli_delay(rng: np.random.Generator, p0: float, p1: float, arl0: float, cap: int) -> int:
-    """Delay of the CUSUM that knows p0 and p1 (h from the same Markov-chain calibration)."""
-    if p0 <= 0:
-        return int(rng.geometric(p1))  # LLR of a single event is infinite: alarm at the first one
-    from monitor.drift.cusum import known_chart
-
-    return run_chart(rng, known_chart(p0, p1, arl0), p1, cap)
-
-
-def run_chart(rng: np.random.Generator, ch: Any, p1: float, cap: int) -> int:
-    """Steps until an integer Bernoulli CUSUM (steps m up, r down, threshold h), or the first of a list of them
-    fed the same observations, alarms on rate p1 (cap if never)."""
-    charts = ch if isinstance(ch, list) else [ch]
-    levels = [0] * len(charts)
-    for t in range(1, cap + 1):
-        hit = rng.random() < p1
-        for i, c in enumerate(charts):
-            levels[i] = max(0, levels[i] + (c.m if hit else -c.r))
-            if levels[i] >= c.h:
-                return t
-    return cap
-
-
-def reference_limited_delay(rng: np.random.Generator, p0: float, p1: float, arl0: float, n: int, cap: int) -> int:
-    """Delay of the engine's pair of charts (moderate and large shift, the direction's ARL0 split between them as
-    the engine splits it) given an ideal reference: all n pre-change observations, no lag."""
-    from monitor.drift import DriftSettings
-    from monitor.drift.budget import rate_split
-    from monitor.drift.ratechart import rate_chart
-
-    s = DriftSettings()
-    k = int((rng.random(n) < p0).sum())
-    arl0_moderate, arl0_large = rate_split(s, arl0)
-    charts = [rate_chart(k, n, s.rate_quantiles, s.rate_odds_ratio, s.rate_min_shift, arl0_moderate)]
-    if arl0_large is not None:
-        charts.append(rate_chart(k, n, s.rate_quantiles, s.rate_large_odds_ratio, s.rate_large_min_shift, arl0_large))
-    return run_chart(rng, [c for c in charts if c is not None], p1, cap)
-
-
-def oracle_gauss_delay(rng: np.random.Generator, shift: float, sd: float, arl0: float, cap: int) -> int:
-    """Delay of the Gaussian CUSUM on log length that knows the shift; h from Siegmund's approximation."""
-    k = shift / 2 / sd
-    h = _siegmund_h(k, arl0)
-    s = 0.0
-    for t in range(1, cap + 1):
-        z = rng.normal(shift, sd) / sd
-        s = max(0.0, s + z - k)
-        if s >= h:
-            return t
-    return cap
-
-
-def _siegmund_h(k: float, arl0: float) -> float:
-    lo, hi = 0.1, 50.0
-    for _ in range(60):
-        h = (lo + hi) / 2
-        b = h + 1.166
-        arl = (math.exp(2 * k * b) - 2 * k * b - 1) / (2 * k * k)
-        lo, hi = (h, hi) if arl < arl0 else (lo, h)
-    return hi
-
-
-# -- the engine on simulated streams -----------------------------------------------------------------------
-class Sim:
-    """A simulated canary x target stream: refusals, lengths, latency, model name, vocabulary."""
-
-    def __init__(self, seed: int, refusal: float = 0.05, mean_len: float = 60, shift: int = 0, model: str = "m-1"):
-        self.rng = np.random.default_rng(seed)
-        self.refusal, self.mean_len, self.probs, self.model = refusal, mean_len, zipf(shift), model
-        self.words = [f"w{i}" for i in range(VOCAB)]
-        self.t = 0
-
-    def next(self, canary: str = "c", target: str = "t"):  # noqa: ANN201
-        """Return the next Observation."""
-        from datetime import UTC, datetime, timedelta
-
-        from monitor.domain import CallResult, ErrorType, FinishReason, Observation, Usage
-
-        self.t += 1
-        at = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=5 * self.t)
-        rng = self.rng
-        if rng.random() < 0.01:
-            call = CallResult(error_type=ErrorType.TIMEOUT, latency_s=30.0)
-            return Observation(canary, target, "sim", "m", at, call, id=f"{canary}-{self.t}")
-        refused = rng.random() < self.refusal
-        if refused:
-            text = "I'm sorry, but I can't help with that request."
-        else:
-            text = " ".join(self.words[i] for i in completion_tokens(rng, self.probs, self.mean_len))
-        fr = FinishReason.LENGTH if rng.random() < 0.02 else FinishReason.STOP
-        call = CallResult(text=text, finish_reason=fr, response_model=self.model, system_fingerprint="fp-1",
-                          usage=Usage(output_tokens=len(text.split())), latency_s=float(rng.lognormal(0, 0.3)),
-                          ttft_s=float(rng.lognormal(-1, 0.3)))
-        return Observation(canary, target, "sim", "m", at, call, refusal="full" if refused else "none",
-                           id=f"{canary}-{self.t}")
-
-
-def false_alarms(streams: int, length: int) -> tuple[int, int, dict[str, int]]:
-    """Run stationary streams at default settings; return (events, evaluations, events by signal)."""
-    from monitor.drift import DriftEngine
-
-    events, evals, by = 0, 0, {}
-    for i in range(streams):
-        eng = DriftEngine()
-        sim = Sim(1000 + i)
-        for _ in range(length):
-            for u in eng.observe(sim.next()):
-                if u.action == "opened":
-                    events += 1
-                    by[u.event.signal] = by.get(u.event.signal, 0) + 1
-            evals += 1
-        evals -= eng.settings.baseline_size  # baseline-building observations are not evaluations
-    return events, evals, by
-
-
-def delay(scenario: str, runs: int, pre: int, cap: int, zero: bool = False,
-          budget: float | None = None) -> tuple[list[int], int, float]:
-    """Detection delay (observations after the change) of the engine; return delays, misses, arl0 used.
-    ``zero``: the canary declares ``zero_tolerance: [refused]`` (its rate is known to be 0, as the oracle knows).
-    ``budget``: the stream's false_alarms_per_10k (default: the engine's)."""
-    from monitor.drift import DriftEngine, DriftSettings
-
-    watched = {"refusal": {"refused"}, "length": {"output_chars", "output_tokens", "completion", "similarity"},
-               "swap": None}
-    out, misses, arl0 = [], 0, 0.0
-    for r in range(runs):
-        eng = DriftEngine(DriftSettings(false_alarms_per_10k=budget) if budget else None,
-                          zero_tolerance={"c": ["refused"]} if zero else None)
-        p_before, p_after = SCEN[scenario][:2] if scenario.startswith("refusal") else (0.05, 0.05)
-        sim = Sim(5000 + r, refusal=p_before)
-        for _ in range(pre):
-            eng.observe(sim.next())
-        st = eng.stream("c", "t")
-        arl0 = st.arl0  # in-control ARL0 the engine grants each one-sided CUSUM of this stream
-        sim.refusal = p_after
-        if scenario == "length":
-            sim.mean_len *= 1.3
-        if scenario == "swap":
-            sim.probs = zipf(shift=7)
-        kind = "refusal" if scenario.startswith("refusal") else scenario
-        found = None
-        for t in range(1, cap + 1):
-            for u in eng.observe(sim.next()):
-                if u.action == "opened" and (watched[kind] is None or u.event.signal in watched[kind]):
-                    found = t
-            if found:
-                break
-        if found is None:
-            misses += 1
-            found = cap
-        out.append(found)
-    return out, misses, arl0
-
-
-SCEN = {"refusal 2%->10%": (0.02, 0.10), "refusal 5%->20%": (0.05, 0.20), "refusal 0%->5%": (0.0, 0.05)}
-
-
-def breakage(seeds: int = 8, cap: int = 400, rates: tuple[float, ...] = (1.0, 0.85, 0.5)) -> None:
-    """Observations until the `refused` event opens when a clean stream (refusal 0) starts refusing at 100%, 85%
-    or 50% (or `rates`), after 30 (a fresh baseline), 100, 300 or 1,000 observations: a canary that starts failing
-    every time. None: no event within `cap` observations."""
-    from monitor.drift import DriftEngine
-
-    print(f"Breakage: observations after the change until the `refused` event opens ({seeds} seeds, cap {cap})")
-    for after in rates:
-        for pre in (30, 100, 300, 1000):
-            ds: list[int | None] = []
-            for seed in range(seeds):
-                eng, sim = DriftEngine(), Sim(seed, refusal=0.0)
-                for _ in range(pre):
-                    eng.observe(sim.next())
-                sim.refusal = after
-                for i in range(1, cap + 1):
-                    if any(u.action == "opened" and u.event.signal == "refused" for u in eng.observe(sim.next())):
-                        ds.append(i)
-                        break
-                else:
-                    ds.append(None)
-            print(f"  0% -> {after:.0%}, {pre:>4} before: {ds}", flush=True)
-
-
-def mmd_power(trials: int, n: int) -> dict[str, float]:
-    """Rejection rate at 5% of the engine's MMD (both kernels) for 10 samples per prompt."""
-    from monitor.drift.mmd import features, mmd_test
-
-    rng = np.random.default_rng(7)
-    words = [f"w{i}" for i in range(VOCAB)]
-    cases = {"same model": zipf(), "quantised (a=1.2)": zipf(a=1.2), "swapped": zipf(shift=7)}
-    out = {}
-    for kernel in ("spectrum", "hamming"):
-        for name, probs in cases.items():
-            hits = 0
-            for t in range(trials):
-                a = [" ".join(words[i] for i in completion_tokens(rng, zipf(), 30)) for _ in range(n)]
-                b = [" ".join(words[i] for i in completion_tokens(rng, probs, 30)) for _ in range(n)]
-                r = mmd_test([features(x) for x in a], [features(x) for x in b], kernel=kernel, permutations=200, seed=t)
-                hits += r is not None and r.p_value < 0.05
-            out[f"{kernel}: {name}"] = hits / trials
-    return out
-
-
-# -- comparison worker (runs under --compare-python; imports only numpy and the peer tools) ------------------
-def worker(cfg: dict) -> dict:
-    """Measure alibi-detect and model-equality-testing on the same simulated data."""
-    res: dict = {}
-    try:
-        from alibi_detect.cd import CVMDriftOnline, FETDriftOnline
-    except Exception as exc:  # noqa: BLE001 - report why the peer is missing
-        res["alibi"] = f"not installed: {type(exc).__name__}: {exc}"
-    else:
-        res["alibi"] = _alibi(cfg, FETDriftOnline, CVMDriftOnline)
-    try:
-        import torch  # noqa: F401
-        from model_equality_testing.distribution import CompletionSample
-        from model_equality_testing.tests import mmd_hamming
-    except Exception as exc:  # noqa: BLE001
-        res["met"] = f"not installed: {type(exc).__name__}: {exc}"
-    else:
-        res["met"] = _met(cfg, CompletionSample, mmd_hamming)
-    return res
-
-
-def _measure(alarm: Any, reset: Any, changed: Any, nulls: Any, runs: int, cap: int) -> dict:
-    """One detector on one reference: mean delay over ``runs`` changes, then alarms over the in-control ``nulls``.
-
-    ``alarm(x)`` feeds one observation and says whether the detector alarms; ``reset()`` restarts it (before each
-    change and after each false alarm); ``changed()`` draws one observation after the change; ``nulls()`` draws
-    the in-control observations.
-    """
-    delays = []
-    for _ in range(runs):
-        reset()
-        t = cap
-        for t in range(1, cap + 1):
-            if alarm(changed()):
-                break
-        delays.append(t)
-    reset()
-    alarms = 0
-    xs = nulls()
-    for x in xs:
-        if alarm(x):
-            alarms += 1
-            reset()
-    return {"delay": float(np.mean(delays)), "alarms": alarms, "null": len(xs)}
-
-
-def _alibi(cfg: dict, fet_cls, cvm_cls) -> dict:  # noqa: ANN001
-    """alibi-detect's online detectors, each rate scenario over ``refs`` independently drawn references.
-
-    FETDriftOnline calibrates its thresholds to the reference it is given (its ERT holds for a stream whose
-    true rate is the reference's share), so its false alarms on real streams depend on how the reference
-    happened to fall: each reference gets its own detector, its mean delay over ``runs`` changes, and its
-    false alarms on ``null`` in-control observations (reset after each alarm).
-    """
-    ert, runs, cap, nref = cfg["ert"], cfg["runs"], cfg["cap"], cfg["nref"]
-    out: dict = {}
-    for name, (p0, p1) in SCEN.items():
-        rng = np.random.default_rng(11)
-        per = []
-        for _ in range(cfg["refs"]):
-            ref = (rng.random(nref) < p0).astype(float)
-            try:
-                det = fet_cls(ref, ert=ert, window_sizes=[10, 30], n_bootstraps=cfg["boot"], verbose=False)
-            except ValueError as exc:
-                per.append({"k": int(ref.sum()), "error": str(exc)})
-                if p0 == 0:
-                    break  # every reference is all-zero: the same error each time
-                continue
-            res = _measure(lambda x: _drift(det, x), det.reset_state, lambda: float(rng.random() < p1),
-                           lambda: (rng.random(cfg["null"]) < p0).astype(float), runs, cap)
-            per.append({"k": int(ref.sum()), **res})
-        out[name] = per
-    rng = np.random.default_rng(12)
-    per = []
-    for _ in range(cfg["refs_cvm"]):
-        det = cvm_cls(rng.normal(math.log(60), 0.3, nref), ert=ert, window_sizes=[10, 30],
-                      n_bootstraps=cfg["boot"], verbose=False)
-        per.append(_measure(lambda x: _drift(det, x), det.reset_state, lambda: rng.normal(math.log(60 * 1.3), 0.3),
-                            lambda: rng.normal(math.log(60), 0.3, cfg["null"]), runs, cap))
-    out["length +30%"] = per
-    return out
-
-
-def _drift(det: Any, x: float) -> bool:
-    """Feed one observation to an alibi-detect online detector; True when it flags drift."""
-    return bool(det.predict(np.array([x]))["data"]["is_drift"])
-
-
-def _met(cfg: dict, sample_cls, stat) -> dict:  # noqa: ANN001
-    out = {}
-    rng = np.random.default_rng(7)
-    n, trials, L = cfg["n"], cfg["trials"], 30
-    cases = {"same model": zipf(), "quantised (a=1.2)": zipf(a=1.2), "swapped": zipf(shift=7)}
-    for name, probs in cases.items():
-        hits = 0
-        for _ in range(trials):
-            xs = [completion_tokens(rng, zipf(), 30) for _ in range(n)] + [completion_tokens(rng, probs, 30) for _ in range(n)]
-            arr = np.full((2 * n, L), VOCAB, dtype=np.int64)
-            for i, x in enumerate(xs):
-                arr[i, : min(L, len(x))] = x[:L]
-            prompts = np.zeros(2 * n, dtype=np.int64)
-
-            def s(idx: np.ndarray) -> float:
-                return float(stat(sample_cls(prompts[idx[:n]], arr[idx[:n]], 1), sample_cls(prompts[idx[n:]], arr[idx[n:]], 1)))
-
-            obs = s(np.arange(2 * n))
-            null = [s(rng.permutation(2 * n)) for _ in range(100)]
-            hits += (1 + sum(v >= obs for v in null)) / 101 < 0.05
-        out[name] = hits / trials
-    return out
 
 
 def main() -> None:
@@ -462,56 +146,6 @@ def _delay_section(q: bool, pre: int, budget: float | None = None) -> None:
         print(f"{name:<18}{np.mean(d):>10.1f}{miss:>8}{orc:>10.1f}{ratio:>8.2f}{arl0:>9.0f}{lim_s:>13}{more}  {verdict}")
 
 
-def _marginal(p0: float, p1: float, arl0: float, n: int) -> tuple[float, float]:
-    """The engine's moderate-shift rate chart at its share of a direction's nominal ARL0 (``budget.rate_split``),
-    averaged over its reference k ~ Binomial(n, p0), exactly (the large-shift chart beside it is left out).
-
-    Return (false alarms per in-control observation, mean delay from a fresh chart at rate p1): what a fleet
-    of streams with true rate p0, each with its own reference, would see (exact Markov-chain ARLs per k).
-    """
-    from scipy.stats import binom
-
-    from monitor.drift import DriftSettings, budget
-    from monitor.drift import ratechart as rc
-    from monitor.drift.cusum import arl_int
-
-    st = DriftSettings()
-    arl0 = budget.rate_split(st, arl0)[0]
-    ks = np.arange(n + 1)
-    w = binom.pmf(ks, n, p0)
-    keep = w > 1e-9
-    rate = dly = 0.0
-    for k, wk in zip(ks[keep], w[keep] / w[keep].sum(), strict=True):
-        ch = rc.rate_chart(int(k), n, st.rate_quantiles, st.rate_odds_ratio, st.rate_min_shift, arl0)
-        rate += wk / arl_int(p0, ch.m, ch.r, ch.h)
-        dly += wk * arl_int(p1, ch.m, ch.r, ch.h)
-    return rate, dly
-
-
-def _matched(p0: float, p1: float, rate: float, n: int) -> tuple[float, float, float]:
-    """The smallest nominal ARL0 whose real false-alarm rate is at most ``rate``; return (ARL0, rate, delay)."""
-    lo, hi = 0.5, 6.0  # log10 ARL0
-    best = (10**hi, *_marginal(p0, p1, 10**hi, n))
-    for _ in range(14):
-        mid = (lo + hi) / 2
-        r, d = _marginal(p0, p1, 10**mid, n)
-        if r <= rate:
-            hi, best = mid, (10**mid, r, d)
-        else:
-            lo = mid
-    return best
-
-
-def _oracle(p0: float, p1: float, rate: float) -> float:
-    """Exact mean delay of the CUSUM that knows both rates, with at most ``rate`` false alarms per observation."""
-    from monitor.drift.cusum import known_chart
-
-    if p0 <= 0:
-        return 1.0 / p1
-    ch = known_chart(p0, p1, 1.0 / rate)
-    return ch.arl(p1)
-
-
 def _print_rate_peers(cfg: dict, alibi: dict | str) -> None:
     """Rate charts next to alibi-detect's FETDriftOnline, compared at the false alarms streams really see."""
     n, ert = cfg["nref"], cfg["ert"]
@@ -520,21 +154,21 @@ def _print_rate_peers(cfg: dict, alibi: dict | str) -> None:
     print(f"  {'scenario':<18}{'alibi FA/10k':>13}{'alibi delay':>12}{'engine FA/10k':>14}{'delay':>7}"
           f"{'engine @alibi FA':>17}{'oracle @alibi FA':>17}{'oracle @ERT':>12}")
     for name, (p0, p1) in SCEN.items():
-        r1k, d1k = _marginal(p0, p1, ert, n)
+        r1k, d1k = marginal(p0, p1, ert, n)
         row = f"  {name:<18}"
         peer = None if isinstance(alibi, str) else [v for v in alibi[name] if "error" not in v]
         if peer:
             fa10k, _, _, dl, _ = _pooled(peer)
             fa = fa10k / 1e4
-            _, _, dm = _matched(p0, p1, fa, n)
-            row += f"{fa10k:>13.1f}{dl:>12.1f}{r1k * 1e4:>14.1f}{d1k:>7.1f}{dm:>17.1f}{_oracle(p0, p1, fa):>17.1f}"
+            _, _, dm = matched(p0, p1, fa, n)
+            row += f"{fa10k:>13.1f}{dl:>12.1f}{r1k * 1e4:>14.1f}{d1k:>7.1f}{dm:>17.1f}{exact_oracle_delay(p0, p1, fa):>17.1f}"
         else:
             why = alibi if isinstance(alibi, str) else alibi[name][0]["error"][:70]
             row += f"{'cannot run':>13}{'':>12}{r1k * 1e4:>14.1f}{d1k:>7.1f}{'':>17}{'':>17}"
-            row += f"{_oracle(p0, p1, 1 / ert):>12.1f}  alibi-detect: {why}"
+            row += f"{exact_oracle_delay(p0, p1, 1 / ert):>12.1f}  alibi-detect: {why}"
             print(row)
             continue
-        print(row + f"{_oracle(p0, p1, 1 / ert):>12.1f}")
+        print(row + f"{exact_oracle_delay(p0, p1, 1 / ert):>12.1f}")
         if peer and len(peer) < cfg["refs"]:
             print(f"    ({cfg['refs'] - len(peer)} of {cfg['refs']} alibi-detect references could not run)")
     if not isinstance(alibi, str):
@@ -580,7 +214,7 @@ def _length_ours(cfg: dict, ert: float, refs: int) -> list[dict]:
             c.update(rk.normal_score(ref, x), st.rank_k)
             return c.level() >= h
 
-        per.append(_measure(alarm, c.reset, lambda: rng.normal(math.log(60 * 1.3), 0.3),
+        per.append(measure(alarm, c.reset, lambda: rng.normal(math.log(60 * 1.3), 0.3),
                             lambda: rng.normal(math.log(60), 0.3, cfg["null"]), cfg["runs"], cfg["cap"]))
     return per
 

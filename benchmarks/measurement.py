@@ -216,7 +216,7 @@ asyncio.run(main())
 DRIFT_CHILD = r"""
 import gc, sys, psutil
 sys.path.insert(0, sys.argv[1])
-from drift_power import Sim
+from drift_sim import Sim
 from monitor.drift import DriftEngine
 streams, rounds, words = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 eng = DriftEngine()

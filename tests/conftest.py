@@ -1,4 +1,5 @@
-"""Shared fixtures: the simulated upstream over real loopback HTTP, and stores on SQLite and PostgreSQL."""
+"""Shared fixtures: the simulated upstream over real loopback HTTP, stores on SQLite and PostgreSQL, and the alert
+sender's clock and signing receiver."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import pytest
 
 from monitor.sim import SimServer, builtin_scenario
 from monitor.store import Store
+from tests.support.delivery import SECRET, Clock
+from tests.support.receiver import Receiver
 
 PG_ADMIN = os.environ.get("LLM_MONITOR_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -82,6 +85,19 @@ def sqlite_store(tmp_path: Path) -> Iterator[Store]:
     s.migrate()
     yield s
     s.close()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    """The alert tests' clock: it stands still until the test moves it."""
+    return Clock()
+
+
+@pytest.fixture
+def rx(clock: Clock) -> Iterator[Receiver]:
+    """A receiver on loopback that checks Standard Webhooks signatures made with `SECRET`, on the test's clock."""
+    with Receiver(secret=SECRET, now=lambda: clock().timestamp()) as r:
+        yield r
 
 
 def write_config(folder: Path, targets: str, probes: str, *, extra: str = "") -> Path:

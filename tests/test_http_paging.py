@@ -1,6 +1,6 @@
 """Paging through `/api/observations` (and `/api/drift`) with cursors, as a client does: follow `Link: <...>; rel="next"` (or send
 `X-Next-Cursor` back as `?cursor=`) until a page comes without one. The daemon's ASGI app over a real store
-(SQLite and PostgreSQL); `tests/test_cli.py` follows a link from a running daemon."""
+(SQLite and PostgreSQL); `tests/test_cli_daemon.py` follows a link from a running daemon."""
 
 from __future__ import annotations
 

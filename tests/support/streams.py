@@ -8,7 +8,7 @@ from pathlib import Path
 from monitor.drift import DriftEngine
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from drift_power import Sim  # noqa: E402
+from drift_sim import Sim  # noqa: E402
 
 __all__ = ["Sim", "feed"]
 

@@ -1,0 +1,124 @@
+"""The sender's grouped messages against a real receiver on loopback: the drift of one canary and target within
+group_wait is one message, a merged group is retried as one within the daemon's batch, and a signal that reopened
+behind its resolve is not merged ahead of it."""
+
+from __future__ import annotations
+
+from monitor.alerts import AlertEvent, build_alerting
+from monitor.store import Store
+from tests.support.delivery import SECRET, Clock, build, config, event
+from tests.support.receiver import Receiver
+
+
+async def test_a_merged_model_change_that_failed_is_retried_with_the_daemons_batch(
+        sqlite_store: Store, clock: Clock, rx: Receiver) -> None:
+    # Found by QA: after one failed attempt of a model.changed group (the first row of 4, merged), the rows it
+    # merged were due before its retry and filled the daemon's batch of 3, so the sink sent nothing ever again.
+    cfg = config(rx.url, group_wait="30s")
+    al = build_alerting(cfg, sqlite_store, environ={"HOOK_SECRET": SECRET}, now=clock, rand=lambda: 1.0, batch=3)
+    changes = [AlertEvent(kind="model.changed", canary=f"c{i}", target="t", signal=signal, event_id=f"m{i}{signal}",
+                          evidence={"baseline_value": "a", "current_value": "b"})
+               for i in range(2) for signal in ("response_model", "system_fingerprint")]
+    assert len(await al.publish(changes)) == 4
+    clock.advance(30)
+    rx.fail(503, times=1)
+    assert (await al.sender.flush()).retried == 1
+    clock.advance(10)  # the retry falls due (initial 10s, rand 1.0)
+    assert (await al.sender.flush()).delivered == 1
+    later = await al.publish([event(7)])  # and the sink goes on delivering what comes after
+    clock.advance(30)  # a drift message waits for its group too
+    assert (await al.sender.flush()).delivered == 1
+    assert [r.status for r in rx.requests] == [503, 200, 200]
+    assert rx.requests[1].json["type"] == "model.changed"
+    assert len(rx.requests[1].json["data"]["changes"]) == 4
+    assert rx.requests[2].message_id == later[0].message_id
+    await al.stop()
+
+
+async def test_the_drift_of_one_canary_and_target_within_group_wait_is_one_message(
+        sqlite_store: Store, clock: Clock, rx: Receiver) -> None:
+    # Found by QA: one refusal change opened 7 events (refused, check:refusal, length, similarity, completion...)
+    # and paged 7 times within 8 s. Webhook and Slack now get one message per canary x target and group_wait;
+    # each event keeps its own cooldown, resolve and accept.
+    al = build(sqlite_store, config(rx.url, group_wait="30s"), clock)
+
+    def opened(canary: str, signal: str, before: float, after: float) -> AlertEvent:
+        return AlertEvent(kind="drift.opened", canary=canary, target="t", signal=signal, event_id=f"{canary}-{signal}",
+                          summary=f"{canary} @ t: {signal} {before} -> {after}",
+                          evidence={"baseline_value": before, "current_value": after, "p_value": 0.001})
+
+    await al.publish([opened("c", "refused", 0.02, 0.3), opened("other", "refused", 0.0, 0.2)])
+    assert (await al.sender.flush()).delivered == 0  # the group is still collecting
+    clock.advance(10)
+    await al.publish([opened("c", "output_chars", 600, 140), opened("c", "check:refusal", 1.0, 0.7)])
+    clock.advance(20)
+    assert (await al.sender.flush()).delivered == 2  # c's three events in one message, other's one
+    by_canary = {r.json["data"]["canary"]: r.json["data"] for r in rx.requests}
+    c = by_canary["c"]
+    assert c["signals"] == ["refused", "check:refusal", "output_chars"] and c["signal"] == "refused"  # by time,
+    assert [(e["event_id"], e["baseline_value"], e["current_value"]) for e in c["events"]] == [  # then signal
+        ("c-refused", 0.02, 0.3), ("c-check:refusal", 1.0, 0.7), ("c-output_chars", 600, 140)]
+    assert c["summary"] == ("c @ t: 3 signals changed: refused 0.02 -> 0.3; check:refusal 1.0 -> 0.7; "
+                            "output_chars 600 -> 140")
+    assert by_canary["other"]["signals"] == ["refused"] and len(by_canary["other"]["events"]) == 1
+    assert al.outbox.counts() == {"delivered": 4}
+    clock.advance(60)  # a resolve is its own message, at once
+    await al.publish([AlertEvent(kind="drift.resolved", canary="c", target="t", signal="output_chars",
+                                 event_id="c-output_chars")])
+    assert (await al.sender.flush()).delivered == 1 and rx.requests[-1].json["type"] == "drift.resolved"
+    await al.stop()
+
+
+async def test_drift_of_one_canary_and_target_opened_in_one_round_is_one_message_not_one_per_signal(
+        store: Store, clock: Clock, rx: Receiver) -> None:
+    # Found by QA: events opened in the same analysis round (refused, check:refusal, similarity...) fall due
+    # together; the first row's message merged the others, and each of them was then sent again on its own (3
+    # signals, 3 messages with 3 message ids: the receiver could not drop the repeats). After an outage the
+    # same happened to every group whose rows had been retried into one batch.
+    al = build(store, config(rx.url, group_wait="30s"), clock)
+
+    def opened(signal: str) -> AlertEvent:
+        return AlertEvent(kind="drift.opened", canary="c", target="t", signal=signal, event_id=f"c-{signal}",
+                          evidence={"baseline_value": 0.0, "current_value": 1.0})
+
+    await al.publish([opened("refused"), opened("check:refusal"), opened("similarity")])
+    clock.advance(30)
+    rx.fail(503, times=1)
+    assert (await al.sender.flush()).retried == 1  # one attempt of the group's message, not one per row
+    assert len(rx.requests) == 1
+    clock.advance(60)  # the retry and the other rows' leases are due
+    assert (await al.sender.flush()).delivered == 1
+    assert [r.status for r in rx.requests] == [503, 200]
+    assert sorted(rx.requests[1].json["data"]["signals"]) == ["check:refusal", "refused", "similarity"]
+    await al.publish([opened("output_chars"), opened("latency_s")])
+    clock.advance(30)
+    assert (await al.sender.flush()).delivered == 1
+    assert len(rx.requests) == 3 and sorted(rx.requests[2].json["data"]["signals"]) == ["latency_s", "output_chars"]
+    assert al.outbox.counts() == {"delivered": 5}
+    await al.stop()
+
+
+async def test_a_signal_that_reopened_behind_its_resolve_is_not_merged_ahead_of_the_resolve(
+        store: Store, clock: Clock, rx: Receiver) -> None:
+    # Found by QA: refused opened, resolved and opened again while its first message waited (group_wait, or a
+    # receiver outage), and similarity opened beside it. The first message merged both "opened" rows of refused,
+    # the resolve went out after it: the receiver's last word on refused was "resolved" while it was open.
+    al = build(store, config(rx.url, group_wait="30s"), clock)
+
+    def ev(kind: str, signal: str, event_id: str) -> AlertEvent:
+        return AlertEvent(kind=kind, canary="c", target="t", signal=signal, event_id=event_id,
+                          evidence={"baseline_value": 0.0, "current_value": 1.0})
+
+    await al.publish([ev("drift.opened", "refused", "e1")])
+    clock.advance(5)
+    await al.publish([ev("drift.resolved", "refused", "e1")])
+    clock.advance(5)
+    await al.publish([ev("drift.opened", "refused", "e2"), ev("drift.opened", "similarity", "e3")])
+    for _ in range(4):
+        clock.advance(30)
+        await al.sender.flush()
+    got = [(r.json["type"], [e["event_id"] for e in r.json["data"].get("events", [])] or [r.json["data"]["event_id"]])
+           for r in rx.requests]
+    assert got == [("drift.opened", ["e1", "e3"]), ("drift.resolved", ["e1"]), ("drift.opened", ["e2"])]
+    assert al.outbox.counts() == {"delivered": 4}
+    await al.stop()

@@ -1,0 +1,110 @@
+"""The `llm-monitor` command's arguments and help: bad arguments and logging variables are argument errors (exit 2,
+no traceback), `sim` prints the address it serves on, busy ports are clean errors, and the first commands a
+newcomer runs explain themselves."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from monitor.sim import SimServer
+from tests.conftest import write_config
+from tests.support.cli_config import ONE, two_targets
+from tests.support.daemon import cli
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["demo", "--interval", "5x"], "argument --interval: not a duration: '5x' (use e.g. 30s, 5m, 1h30m)"),
+    (["demo", "--duration", "abc"], "argument --duration: not a duration: 'abc' (use e.g. 30s, 5m, 1h30m)"),
+    (["demo", "--interval", "0s"], "argument --interval: must be more than 0 (e.g. 5s)"),
+    (["demo", "--port", "70000"], "argument --port: must be 0 to 65535 (got 70000)"),
+    (["sim", "--port", "http"], "argument --port: not a port number: 'http'"),
+    (["diff", "some-canary", "-n", "-5"], "argument -n/--count: must be at least 1 (got -5)"),
+])
+def test_bad_arguments_are_argument_errors(args: list[str], expected: str) -> None:
+    out = cli(*args, timeout=30)
+    assert out.returncode == 2 and expected in out.stderr and "Traceback" not in out.stderr
+    assert out.stdout == ""  # refused before anything started
+
+
+@pytest.mark.parametrize("variable,value,expected", [
+    ("LLM_MONITOR_LOG_LEVEL", "verbose", "LLM_MONITOR_LOG_LEVEL='verbose' is not one of debug, info, warning, error"),
+    ("LLM_MONITOR_LOG_FORMAT", "xml", "LLM_MONITOR_LOG_FORMAT='xml' is not one of json, text"),
+])
+def test_bad_logging_variables_are_argument_errors(tmp_path: Path, steady_sim: SimServer, variable: str,
+                                                    value: str, expected: str) -> None:
+    cfg = write_config(tmp_path, two_targets(steady_sim), ONE)
+    bad = cli("check-config", "-c", str(cfg), env={"K": "k", variable: value}, timeout=30)
+    assert bad.returncode == 2 and expected in bad.stderr and "Traceback" not in bad.stderr and bad.stdout == ""
+    given = cli("--log-level", "warning", "--log-format", "text", "check-config", "-c", str(cfg),
+                env={"K": "k", variable: value}, timeout=30)  # the flag overrides the variable
+    assert given.returncode == 0 and "configuration OK" in given.stdout, given.stderr
+    for ok in ("DEBUG" if variable.endswith("LEVEL") else "Text", ""):  # any case; empty is unset
+        fine = cli("check-config", "-c", str(cfg), env={"K": "k", variable: ok}, timeout=30)
+        assert fine.returncode == 0 and "configuration OK" in fine.stdout, fine.stderr
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
+def test_sim_prints_the_address_it_serves_on(host: str) -> None:
+    """`sim --port 0` (the port type takes 0: any free port) used to print http://127.0.0.1:0, and an IPv6 host
+    came out as http://::1:8900: the URLs printed are the ones to put in base_url, so they must answer."""
+    import re
+    import socket
+
+    if host == "::1":
+        try:
+            socket.create_server(("::1", 0), family=socket.AF_INET6).close()
+        except OSError:
+            pytest.skip("no IPv6 loopback on this host")
+    proc = subprocess.Popen([sys.executable, "-m", "monitor.cli", "sim", "--host", host, "--port", "0"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        said = re.match(r"simulated upstream on (\S+)  \(OpenAI: (\S+), Anthropic: (\S+)\)", line)
+        assert said, line
+        url, openai_url, anthropic_url = said.groups()
+        assert not url.endswith(":0") and openai_url == url + "/v1" and anthropic_url == url, line
+        models = httpx.get(openai_url + "/models", timeout=10)
+        assert models.status_code == 200 and "sim-gpt" in models.text
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        if proc.stderr is not None:
+            proc.stderr.close()
+
+
+def test_busy_ports_are_clean_errors() -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        sim = cli("sim", "--port", str(port), timeout=30)
+        assert sim.returncode == 2 and "Traceback" not in sim.stderr
+        assert f"cannot listen on 127.0.0.1:{port}" in sim.stderr and "http://" not in sim.stderr
+        demo = cli("demo", "--port", str(port), "--duration", "1s", timeout=60)
+        assert demo.returncode == 2 and "Traceback" not in demo.stderr
+        assert f"port {port} on 127.0.0.1 is in use" in demo.stderr and demo.stdout == ""
+
+
+def test_the_commands_a_newcomer_runs_first_explain_themselves_in_their_help(capsys: pytest.CaptureFixture[str]) -> None:
+    # Found by QA: `probe --help` did not give its exit codes and `baseline --help` listed show, accept, reset and pin
+    # without saying what each does
+    from monitor.cli import parser
+
+    def help_of(*command: str) -> str:
+        with pytest.raises(SystemExit):
+            parser().parse_args([*command, "--help"])
+        return " ".join(capsys.readouterr().out.split())
+
+    assert "Exit 0 all calls succeeded, 1 a call failed or nothing ran, 2 bad config or arguments" in help_of("probe")
+    assert "SIGTERM/SIGINT drain and exit 0, SIGHUP reloads" in help_of("run")
+    assert "Unset API key variables are only warned of (exit 0)" in help_of("check-config")
+    text = help_of("baseline")
+    assert all(f"{action}:" in text for action in ("show", "accept", "reset", "pin")), text

@@ -1,0 +1,88 @@
+"""`llm-monitor check-config` as users run it: exit codes, what it says of a config and its warnings, alert sink
+secrets resolved as `run` resolves them, and none of the daemon's heavy modules loaded."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from monitor.sim import SimServer
+from tests.conftest import write_config
+from tests.support.cli_config import ONE, two_targets
+from tests.support.daemon import cli
+
+
+def test_check_config_ok_and_bad(tmp_path: Path, steady_sim: SimServer) -> None:
+    cfg = write_config(tmp_path, two_targets(steady_sim), ONE)
+    ok = cli("check-config", "-c", str(cfg), env={"K": "k"})
+    assert ok.returncode == 0, ok.stderr
+    assert "1 canaries" in ok.stdout and "configuration OK" in ok.stdout and "warning" not in ok.stdout
+    (tmp_path / "probes" / "empty.yaml").write_text("# nothing yet\n")
+    empty = cli("check-config", "-c", str(cfg), env={"K": "k"})
+    assert empty.returncode == 0 and f"{tmp_path / 'probes' / 'empty.yaml'}: no canaries" in empty.stdout
+    (tmp_path / "probes" / "empty.yaml").unlink()
+    (tmp_path / "probes" / "p.yaml").write_text(ONE.replace("samples: 3", "samples: three"))
+    bad = cli("check-config", "-c", str(cfg))
+    assert bad.returncode == 2
+    assert f"{tmp_path / 'probes' / 'p.yaml'}:4: canaries[0].samples: Input should be a valid integer" in bad.stderr
+
+
+def test_check_config_piped_shows_a_long_base_url_whole(tmp_path: Path) -> None:
+    url = "https://llm-gateway.platform.internal.example.com/openai/deployments/gpt-4o-mini-2024-07-18/v1"
+    cfg = write_config(tmp_path, f"  - {{id: azure-gpt-4o-mini-eu-west, provider: openai, base_url: '{url}', "
+                                 "model: gpt-4o-mini-2024-07-18}", ONE)
+    ok = cli("check-config", "-c", str(cfg))
+    assert ok.returncode == 0, ok.stderr
+    assert url in ok.stdout  # at 80 columns it was cut to "https://llm-gat…"
+
+
+def test_check_config_resolves_alert_sink_secrets_as_run_does(tmp_path: Path, steady_sim: SimServer) -> None:
+    sinks = ("alerts:\n  sinks:\n"
+             "    - {name: hook, type: webhook, url: 'http://127.0.0.1:9/h', secret_env: HOOK_SECRET}\n"
+             "    - {name: chat, type: slack, url_env: SLACK_URL}\n")
+    cfg = write_config(tmp_path, two_targets(steady_sim), ONE, extra=sinks)
+    secret = "not-base64!!hunter2"
+    bad = cli("check-config", "-c", str(cfg), env={"K": "k", "HOOK_SECRET": secret, "SLACK_URL": ""})
+    assert bad.returncode == 2 and "configuration OK" not in bad.stdout
+    assert "alert sink hook: secret_env HOOK_SECRET: a webhook signing secret must be base64" in bad.stderr
+    # unset: a warning, as a target's unset key is (a CI job checks the config without the secrets)
+    assert "warning: alert sink chat: environment variable SLACK_URL (named by url_env) is not set or empty" in bad.stdout
+    assert secret not in bad.stdout + bad.stderr and "Traceback" not in bad.stderr
+    run = cli("run", "-c", str(cfg), env={"K": "k", "HOOK_SECRET": secret, "SLACK_URL": ""})
+    assert run.returncode == 2  # the daemon refuses the same config
+    ok = cli("check-config", "-c", str(cfg),
+             env={"K": "k", "HOOK_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "SLACK_URL": "http://127.0.0.1:9/s"})
+    assert ok.returncode == 0 and "configuration OK" in ok.stdout, ok.stderr
+
+
+def test_check_config_warns_of_an_uncalibrated_judge_and_an_unsigned_webhook(tmp_path: Path,
+                                                                             steady_sim: SimServer) -> None:
+    probes = ONE + "    checks: [{type: llm_judge, judge_target: claude, rubric: 'Mentions SIGTERM.'}]\n"
+    sinks = "alerts:\n  sinks:\n    - {name: hook, type: webhook, url: 'http://127.0.0.1:9/h'}\n"
+    cfg = write_config(tmp_path, two_targets(steady_sim), probes, extra=sinks)
+    out = cli("check-config", "-c", str(cfg), env={"K": "k"})
+    assert out.returncode == 0 and "configuration OK" in out.stdout, out.stderr
+    text = " ".join(out.stdout.split())
+    assert "checks[0] (llm_judge, judge target claude) has no calibration" in text
+    assert "hook: a webhook without secret_env or secret_file: its messages go out unsigned" in text
+    assert "drift false-alarm budget: 0.086 events/day over 1,728 observations/day (0.5 per 10,000 per stream" in text
+
+
+def test_check_config_loads_none_of_the_daemons_heavy_modules(tmp_path: Path) -> None:
+    """Reading and checking monitor.yaml (as `check-config`, CI and pre-commit hooks do) does not load SciPy,
+    NumPy, SQLAlchemy or the provider SDKs: they took most of its second of start-up."""
+    probes = ONE + ("    checks: [{type: json_schema, schema: {type: object}}, {type: regex, pattern: 'a+'}]\n"
+                    "    zero_tolerance: [refused]\n")
+    sinks = "alerts:\n  sinks:\n    - {name: hook, type: webhook, url: 'http://127.0.0.1:9/h', secret_env: S}\n"
+    cfg = write_config(tmp_path, "  - {id: gpt, provider: openai, base_url: 'http://127.0.0.1:9/v1', model: m, "
+                       "api_key_env: K}\n  - {id: claude, provider: anthropic, base_url: 'http://127.0.0.1:9', "
+                       "model: m, api_key_env: K}", probes, extra=sinks + "drift: {disabled_signals: [latency_s]}\n")
+    heavy = ["scipy", "numpy", "sqlalchemy", "openai", "httpx", "opentelemetry.sdk"]
+    code = ("import sys; from monitor.cli import main; rc = main(['check-config', '-c', sys.argv[1]]); "
+            f"print(rc, [m for m in {heavy!r} if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code, str(cfg)], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "K": "k", "S": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"})
+    assert "configuration OK" in out.stdout, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "0 []"

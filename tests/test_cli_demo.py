@@ -1,0 +1,123 @@
+"""`llm-monitor demo` as users run it: metrics within a minute, the store it keeps (and never a monitor.yaml it would
+overwrite), its summary of drift events, and a kept config that runs again on the simulator its header names."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.daemon import cli, free_port
+
+
+@pytest.mark.slow
+def test_demo_exports_metrics_within_60_seconds_and_keeps_its_store(tmp_path: Path) -> None:
+    port = free_port()
+    kept = tmp_path / "kept"
+    proc = subprocess.Popen([sys.executable, "-m", "monitor.cli", "demo", "--port", str(port), "--duration", "60s",
+                             "--keep", str(kept)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=dict(os.environ))
+    try:
+        deadline = time.monotonic() + 60
+        count = 0.0
+        while time.monotonic() < deadline and count == 0:
+            time.sleep(1)
+            try:
+                body = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+            except httpx.HTTPError:
+                continue
+            count = sum(float(line.rsplit(" ", 1)[1]) for line in body.splitlines()
+                        if line.startswith("gen_ai_client_operation_duration_seconds_count"))
+        assert count > 0
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+    assert "✓" in out  # observations printed as they arrive
+    # one line per observation, piped as well (not cut at 80 columns), the tokens and the text on the same line
+    assert all(" tok" in line for line in out.splitlines() if " ✓ " in line and " @ " in line)
+    # --keep: the store and its config stay, for drift, diff and export; a second demo there is refused
+    assert f"Store kept in {kept}" in out and f"llm-monitor drift -c {kept / 'monitor.yaml'}" in out
+    listed = cli("drift", "-c", str(kept / "monitor.yaml"), "--json", timeout=60)
+    assert listed.returncode == 0 and "Traceback" not in listed.stderr, listed.stderr
+    exported = cli("export", "-c", str(kept / "monitor.yaml"), timeout=60)
+    assert exported.returncode == 0 and exported.stdout.count("\n") > 0, exported.stderr
+    again = cli("demo", "--keep", str(kept), "--duration", "1s", timeout=60)
+    assert again.returncode == 2 and "an earlier demo's store" in again.stderr and "Traceback" not in again.stderr
+
+
+def test_demo_keep_never_overwrites_a_monitor_yaml(tmp_path: Path) -> None:
+    """`demo --keep .` in a project folder must not replace the project's monitor.yaml with the demo's."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "monitor.yaml").write_text("# the user's own config\n")
+    r = cli("demo", "--keep", str(project), "--duration", "1s", "--port", str(free_port()), timeout=60)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert f"{project / 'monitor.yaml'} exists and the demo would overwrite it" in " ".join(r.stderr.split())
+    assert (project / "monitor.yaml").read_text() == "# the user's own config\n"
+    assert not (project / "demo.db").exists()
+    r = cli("demo", "--keep", str(project / "monitor.yaml"), "--duration", "1s", timeout=60)
+    assert r.returncode == 2 and "is not a folder" in " ".join(r.stderr.split()), r.stderr
+
+
+def test_demo_summary_lists_the_events_and_shows_evidence(capsys: pytest.CaptureFixture[str],
+                                                          tmp_path: Path) -> None:
+    from monitor.commands.demo import summary
+    from monitor.drift.events import DriftEvent, evidence
+
+    def event(signal: str, kind: str, **kw: Any) -> DriftEvent:
+        return DriftEvent(canary="kill-python-process", target="sim-gpt", signal=signal, kind=kind, test="t",
+                          baseline_value=0.0, current_value=1.0, effect_size=None, statistic=None, p_value=0.001,
+                          threshold=None, baseline_n=12, current_n=3, first_obs_id="o1",
+                          first_obs_at="2026-11-29T13:14:00", opened_at="2026-11-29T13:14:41", **kw)
+
+    summary([event("response_model", "model"),
+             event("refused", "behaviour", evidence=evidence("Use kill -9 PID.", "I can't help with that."))],
+            tmp_path)
+    out = capsys.readouterr().out
+    assert "drift events of this demo (2)" in out and "response_model" in out and "refused" in out
+    assert "Evidence of refused on kill-python-process @ sim-gpt" in out
+    assert "[-Use kill -9 PID.-] {+I can't help with that.+}" in out  # piped: the diff keeps its markers
+    assert f"llm-monitor diff kill-python-process -c {tmp_path / 'monitor.yaml'}" in out
+    summary([], tmp_path / "my demo")
+    out = capsys.readouterr().out
+    assert "No drift event opened" in out and f"llm-monitor drift -c '{tmp_path / 'my demo' / 'monitor.yaml'}'" in out
+
+
+def test_a_kept_demo_config_runs_again_on_a_simulator_started_as_its_header_says(tmp_path: Path) -> None:
+    import re
+
+    from monitor.commands.demo import DEMO_KEY_ENV, demo_config
+
+    port = free_port()
+    demo_config(tmp_path, f"http://127.0.0.1:{port}/v1", f"http://127.0.0.1:{port}", free_port(), "5s")
+    written = (tmp_path / "monitor.yaml").read_text()
+    said = re.search(r"`llm-monitor sim --port (\d+)`", written)
+    assert said and DEMO_KEY_ENV in written.split("targets:")[0]
+    # and that the file runs the whole library on its own schedules, not the demo's few canaries every 5s
+    assert "canaries tagged `demo`, every 5s" in written.split("targets:")[0]
+    sim = subprocess.Popen([sys.executable, "-m", "monitor.cli", "sim", "--port", said[1]],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        probed = cli("probe", "-c", str(tmp_path / "monitor.yaml"), "--canary", "kill-python-process", "--json",
+                     env={DEMO_KEY_ENV: "any"}, timeout=60)
+    finally:
+        sim.terminate()
+        sim.wait(timeout=30)
+    assert probed.returncode in (0, 1) and "Traceback" not in probed.stderr, probed.stderr  # 1: the scenario's 429s
+    answered = {o["target"] for o in map(json.loads, probed.stdout.splitlines()) if o["error_type"] is None}
+    assert answered == {"sim-gpt", "sim-claude"}, probed.stdout

@@ -1,0 +1,92 @@
+"""`llm-monitor probe` as users run it: its JSON output, exit codes, the keys it needs, and a refusal judge that does not
+answer."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from monitor.sim import SimServer
+from tests.conftest import write_config
+from tests.support.cli_config import ONE, two_targets
+from tests.support.daemon import cli
+
+REQUIRED = ["canary", "target", "started_at", "text", "finish_reason", "response_model", "system_fingerprint",
+            "input_tokens", "output_tokens", "cost_usd", "latency_s", "ttft_s", "output_tokens_per_s", "error_type"]
+
+
+def test_probe_json_has_the_documented_fields(tmp_path: Path, steady_sim: SimServer) -> None:
+    cfg = write_config(tmp_path, two_targets(steady_sim), ONE)
+    out = cli("probe", "-c", str(cfg), "--json", env={"K": "k"})
+    assert out.returncode == 0, out.stderr
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert len(rows) == 6
+    for row in rows:
+        assert all(k in row for k in REQUIRED), set(REQUIRED) - set(row)
+        assert row["error_type"] is None and row["text"] and row["output_tokens"] > 0
+    assert {r["target"] for r in rows} == {"gpt", "claude"}
+    assert all(r["ttft_s"] is None for r in rows if r["target"] == "claude")  # not streamed
+    only = cli("probe", "-c", str(cfg), "--json", "--target", "claude", env={"K": "k"})
+    assert {json.loads(x)["target"] for x in only.stdout.splitlines()} == {"claude"}
+
+
+def test_probe_exits_1_on_failed_calls(tmp_path: Path, faults_sim: SimServer) -> None:
+    tgt = f"  - {{id: f, provider: openai, base_url: '{faults_sim.openai_base_url}', model: fault-server-error}}"
+    out = cli("probe", "-c", str(write_config(tmp_path, tgt, ONE)), "--json")
+    assert out.returncode == 1
+    assert {json.loads(x)["error_type"] for x in out.stdout.splitlines()} == {"server_error"}
+
+
+def test_probe_of_an_unknown_canary_names_the_known_ones(tmp_path: Path, steady_sim: SimServer) -> None:
+    out = cli("probe", "-c", str(write_config(tmp_path, two_targets(steady_sim), ONE)), "--canary", "kill-python")
+    assert out.returncode == 2
+    assert out.stderr.strip() == ("error: no canary x target pair matches --canary kill-python (canaries: "
+                                  "kill-python-process; targets: gpt, claude)")
+
+
+def test_missing_key_is_a_clear_start_error(tmp_path: Path, steady_sim: SimServer) -> None:
+    out = cli("probe", "-c", str(write_config(tmp_path, two_targets(steady_sim), ONE)))
+    assert out.returncode == 2
+    assert "environment variable K (named by api_key_env) is not set" in out.stderr
+
+
+def test_probe_needs_only_the_keys_of_the_targets_it_calls(tmp_path: Path, steady_sim: SimServer) -> None:
+    """`probe --target claude` on a shared config, run where only claude's key is set (an on-call laptop), used to
+    refuse to start over every other target's unset key; the judge a probed canary's check calls is still needed."""
+    targets = (f"  - {{id: gpt, provider: openai, base_url: '{steady_sim.openai_base_url}', model: sim-gpt, "
+               "api_key_env: GPT_KEY}\n"
+               f"  - {{id: claude, provider: anthropic, base_url: '{steady_sim.url}', model: sim-claude, "
+               "api_key_env: CLAUDE_KEY, stream: false}\n"
+               f"  - {{id: judge, provider: openai, base_url: '{steady_sim.openai_base_url}', model: sim-gpt, "
+               "api_key_env: JUDGE_KEY, canaries: listed}")
+    graded = ONE + """\
+  - id: graded
+    messages: [{role: user, content: "How do I stop a service?"}]
+    targets: [gpt]
+    checks: [{type: llm_judge, judge_target: judge, rubric: "Names systemctl stop."}]
+"""
+    cfg = write_config(tmp_path, targets, graded)
+    unset = {"GPT_KEY": "", "CLAUDE_KEY": "", "JUDGE_KEY": ""}
+    claude = cli("probe", "-c", str(cfg), "--json", "--target", "claude", env={**unset, "CLAUDE_KEY": "k"})
+    assert claude.returncode == 0, claude.stderr
+    rows = [json.loads(line) for line in claude.stdout.splitlines()]
+    assert len(rows) == 3 and {(r["canary"], r["target"]) for r in rows} == {("kill-python-process", "claude")}
+    gpt = cli("probe", "-c", str(cfg), "--target", "gpt", env={**unset, "GPT_KEY": "k"})
+    assert gpt.returncode == 2 and "environment variable JUDGE_KEY (named by api_key_env) is not set" in gpt.stderr
+
+
+def test_an_unreachable_refusal_judge_does_not_stop_the_start(tmp_path: Path, steady_sim: SimServer,
+                                                              faults_sim: SimServer) -> None:
+    """The refusal judge calibrates when the app starts (the daemon's start, a standby taking the lead, `probe`).
+    A judge whose calls fail (here its server answers 500) crashed that start with a traceback, so an outage of
+    the judge's provider took the whole monitor down with it."""
+    targets = two_targets(steady_sim) + (
+        f"\n  - {{id: judge, provider: openai, base_url: '{faults_sim.openai_base_url}', model: fault-server-error, "
+        "canaries: listed}")
+    cfg = write_config(tmp_path, targets, ONE, extra="refusal: {judge_target: judge}\n")
+    out = cli("probe", "-c", str(cfg), "--json", "--target", "gpt", env={"K": "k"})
+    assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
+    assert "refusal judge judge on fault-server-error" in out.stderr and "NOT trusted" in out.stderr, out.stderr
+    assert "call(s) failed, first: RuntimeError: judge judge failed: server_error" in out.stderr, out.stderr
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert len(rows) == 3 and all(r["refusal"] in ("none", "partial", "full") for r in rows)

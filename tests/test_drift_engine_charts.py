@@ -1,0 +1,165 @@
+"""The drift engine's sequential charts on simulated streams (deterministic seeds): CUSUM thresholds and ARLs, the
+rate charts' false-alarm share with an estimated reference, change points, the large-shift chart beside the moderate
+one, the rank CUSUM on lengths, and events restored with their stored chart."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from monitor.drift import Baseline, DriftEngine, DriftEvent
+from monitor.drift.cusum import arl_int, known_chart, llr_steps, threshold
+from tests.support.streams import Sim
+from tests.support.streams import feed as _feed
+
+
+def test_cusum_threshold_is_the_smallest_meeting_its_arl() -> None:
+    ch = known_chart(0.05, 0.17, 1000.0)
+    assert ch.arl(0.05) >= 1000.0 > arl_int(0.05, ch.m, ch.r, ch.h - 1)
+    up, down = llr_steps(0.05, 0.17)
+    assert ch.m / ch.r == pytest.approx(up / abs(down), rel=0.015)
+    assert threshold(0.05, 0.17, 1000.0) == pytest.approx(ch.h * ch.unit)
+
+
+def test_banded_arl_agrees_with_a_dense_markov_solve() -> None:
+    p, m, r, h = 0.07, 5, 2, 40
+    q = np.zeros((h, h))
+    for i in range(h):
+        if i + m < h:
+            q[i, i + m] += p
+        q[i, max(i - r, 0)] += 1 - p
+    dense = np.linalg.solve(np.eye(h) - q, np.ones(h))[0]
+    assert arl_int(p, m, r, h) == pytest.approx(dense, rel=1e-9)
+
+
+def test_rate_chart_keeps_its_false_alarm_share_with_an_estimated_reference() -> None:
+    from scipy.stats import binom
+
+    from monitor.drift import DriftSettings
+    from monitor.drift.ratechart import rate_chart
+
+    s = DriftSettings()
+    arl0, n, p = 4e5, 100, 0.05
+    fa = 0.0
+    for k in range(n + 1):
+        ch = rate_chart(k, n, s.rate_quantiles, s.rate_odds_ratio, s.rate_min_shift, arl0)
+        fa += 0.0 if ch is None else binom.pmf(k, n, p) / ch.arl(p)  # exact, averaged over the estimate
+    assert fa <= 1 / arl0
+
+
+def test_length_shift_opens_a_rank_cusum_event() -> None:
+    eng, sim = DriftEngine(), Sim(4)
+    assert not [u for u in _feed(eng, sim, 300) if u.action == "opened"]
+    sim.mean_len *= 1.6
+    opened = [u.event for u in _feed(eng, sim, 150) if u.action == "opened"]
+    ev = next(e for e in opened if e.signal in ("output_chars", "output_tokens"))
+    assert ev.test in ("rank_cusum", "mann_whitney+ks") and ev.current_value > ev.baseline_value
+
+
+def test_change_point_of_a_long_cusum_run_is_where_the_run_began() -> None:
+    # A modest rise takes the chart longer to prove than the stream keeps observations (50): the change point
+    # is still the first observation of the run, not the oldest one kept.
+    eng, sim = DriftEngine(), Sim(1, refusal=0.0)
+    _feed(eng, sim, 100)
+    sim.refusal = 0.12
+    seen = []
+    for _ in range(1500):
+        obs = sim.next()
+        seen.append(obs)
+        opened = [u.event for u in eng.observe(obs) if u.action == "opened" and u.event.signal == "refused"]
+        if opened:
+            break
+    ev = opened[0]
+    assert ev.current_n > 50
+    run = [o for o in seen if o.ok][-ev.current_n:]
+    assert (ev.first_obs_id, ev.first_obs_at) == (run[0].id, run[0].started_at.isoformat())
+
+
+def test_reference_does_not_absorb_a_change_before_it_is_detected() -> None:
+    eng, sim = DriftEngine(), Sim(5, refusal=0.05)
+    _feed(eng, sim, 500)
+    sim.refusal = 0.15
+    for _ in range(400):
+        if [u for u in eng.observe(sim.next()) if u.action == "opened" and u.event.signal == "refused"]:
+            break
+    k, n = eng.baseline("c", "t").rate("refused")
+    assert k / n < 0.08  # the reference is still the pre-change rate
+
+
+def test_restored_rate_event_resolves_with_its_stored_chart() -> None:
+    eng, sim = DriftEngine(), Sim(6, refusal=0.05)
+    _feed(eng, sim, 300)
+    sim.refusal = 0.6
+    ev = next(u.event for u in _feed(eng, sim, 100) if u.action == "opened" and u.event.signal == "refused")
+    again = DriftEngine()
+    again.set_baseline(Baseline.from_json(eng.baseline("c", "t").to_json()))
+    again.restore_events([DriftEvent.from_json(ev.to_json())])
+    sim.refusal = 0.05
+    assert [u for u in _feed(again, sim, 600) if u.action == "resolved" and u.event.id == ev.id]
+
+
+def test_a_fresh_stream_alarms_on_a_complete_breakage_within_a_few_observations() -> None:
+    """A canary that starts failing every time: the large-shift chart beside the moderate one alarms within 7
+    observations of a fresh 30-observation baseline (the moderate chart alone took 12); the event it opened
+    resolves by the moderate chart (stored with it), in memory and restored from storage, once the canary passes
+    again."""
+    from monitor.drift.budget import rate_split
+
+    for seed in range(4):
+        eng, sim = DriftEngine(), Sim(10 + seed, refusal=0.0)
+        while not eng.stream("c", "t").baseline.ready:
+            _feed(eng, sim, 1)
+        sim.refusal, first = 1.0, f"c-{sim.t + 1}"
+        for _ in range(1, 8):
+            opened = [u.event for u in eng.observe(sim.next()) if u.action == "opened" and u.event.signal == "refused"]
+            if opened:
+                break
+        assert opened, seed
+        ev = opened[0]
+        assert ev.detail["p1"] >= 0.5 and ev.current_value == 1.0 and ev.detail["resolve"]["p1"] < 0.5
+        assert ev.first_obs_id == first  # the change point: the first failing observation
+        st = eng.stream("c", "t")
+        main_arl0, large_arl0 = rate_split(eng.settings, st.arl0)
+        assert large_arl0 is not None and 1 / main_arl0 + 1 / large_arl0 == pytest.approx(1 / st.arl0)
+        again = DriftEngine()
+        again.set_baseline(Baseline.from_json(eng.baseline("c", "t").to_json()))
+        again.restore_events([DriftEvent.from_json(ev.to_json())])
+        sim.refusal = 0.0
+        later = _feed(eng, sim, 100)
+        assert [u for u in later if u.action == "resolved" and u.event.id == ev.id]
+        assert not [u for u in later if u.action == "opened" and u.event.signal == "refused"]
+        assert [u for u in _feed(again, sim, 100) if u.action == "resolved" and u.event.id == ev.id]
+
+
+def test_an_event_the_large_shift_chart_opened_stays_open_while_the_rate_stays_up() -> None:
+    """Run backwards, the large-shift chart (designed at 50% here) resolved a rate held at 30% on this seed after a
+    run of passes, and a chart reopened it: the moderate chart resolves the event, so a rate that stays up is one
+    event."""
+    eng, sim = DriftEngine(), Sim(0, refusal=0.0)
+    _feed(eng, sim, 300)
+    sim.refusal = 0.3
+    ups = [u for u in _feed(eng, sim, 400) if u.event.signal == "refused"]
+    assert [u.action for u in ups] == ["opened"] and ups[0].event.detail["p1"] >= 0.5
+
+
+def test_event_opened_by_a_chart_resolves_through_windows_without_crashing() -> None:
+    """A continuous signal whose event the rank CUSUM opened has no opening sample until a window forms."""
+    import numpy as np
+
+    from monitor.domain import CallResult, FinishReason, Observation, Usage
+    from monitor.drift import DriftEngine, DriftSettings
+
+    rng = np.random.default_rng(4)
+    engine = DriftEngine(DriftSettings(baseline_size=30, window=30, eval_every=5))
+    t0 = __import__("datetime").datetime(2026, 1, 1, tzinfo=__import__("datetime").UTC)
+    updates = []
+    for i in range(400):
+        words = int(rng.normal(40 if i < 150 or i >= 260 else 80, 4))
+        text = " ".join(["word"] * max(words, 1))
+        obs = Observation(canary="c", target="t", provider="openai", request_model="m",
+                          started_at=t0 + __import__("datetime").timedelta(seconds=i),
+                          call=CallResult(text=text, finish_reason=FinishReason.STOP, usage=Usage(5, 0, words),
+                                          latency_s=1.0, ttft_s=0.1), refusal="none")
+        updates += engine.observe(obs)
+    opened = [u for u in updates if u.action == "opened" and u.event.signal == "output_chars"]
+    assert opened
