@@ -29,7 +29,14 @@ from monitor.domain import EMBEDDINGS_CANARY, JUDGE_CANARY
 from monitor.drift.settings import DriftSettings
 from monitor.errors import ConfigError, ConfigIssue
 from monitor.webconfig.model import WebConfigFile
-from monitor.webconfig.tls import TlsFileError, build_context, tls_restart_only
+from monitor.webconfig.tls import (
+    FILE_FIELDS,
+    TlsFileError,
+    TlsFilesError,
+    build_context,
+    check_files,
+    tls_restart_only,
+)
 
 
 @dataclass(frozen=True)
@@ -313,8 +320,9 @@ def _web_config_file(src: Located, base: Path) -> str | None:
 
 
 def _load_web(path: Path, src: Located, flag: bool, issues: list[ConfigIssue]) -> WebConfigFile | None:
-    """Read and check the web config file: its fields, then the TLS files it names (they must load as a server
-    context); None when it fails (with its issues added). A missing file is reported where it is named."""
+    """Read and check the web config file: its fields and the TLS files it names (they must load as a server
+    context); None when it fails (with its issues added). A missing file is reported where it is named. The files
+    are checked even when fields fail, as every problem is reported in one pass."""
     if not path.is_file():
         where, line = ("(command line)", None) if flag else (src.path, src.line_of(("http", "web_config_file")))
         issues.append(ConfigIssue(where, "--web.config.file" if flag else "http.web_config_file",
@@ -328,18 +336,31 @@ def _load_web(path: Path, src: Located, flag: bool, issues: list[ConfigIssue]) -
         return None
     issues += web_src.problems
     web = _validate(WebConfigFile, web_src, issues)
-    if web is None or web.tls_server_config is None:
+    if web is None:
+        issues += _tls_issues(web_src, check_files(_written_tls_files(web_src, path.parent)))
+        return None
+    if web.tls_server_config is None:
         return web
     tls = web.tls_server_config
     tls = tls.model_copy(update={f: str(path.parent / v) for f, v in tls.files().items() if not Path(v).is_absolute()})
     web = web.model_copy(update={"tls_server_config": tls})
     try:
         build_context(tls)
-    except TlsFileError as e:
-        issues.append(ConfigIssue(str(path), f"tls_server_config.{e.field}", e.reason,
-                                  web_src.line_of(("tls_server_config", e.field)), e.path))
+    except TlsFilesError as e:
+        issues += _tls_issues(web_src, e.problems)
         return None
     return web
+
+
+def _written_tls_files(web_src: Located, base: Path) -> dict[str, str]:
+    """The TLS files a web config file that failed validation names (field -> path, from `base` unless absolute)."""
+    written = {f: web_src.written("tls_server_config", f) for f in FILE_FIELDS}
+    return {f: v if Path(v).is_absolute() else str(base / v) for f, v in written.items() if isinstance(v, str) and v}
+
+
+def _tls_issues(web_src: Located, problems: list[TlsFileError]) -> list[ConfigIssue]:
+    return [ConfigIssue(web_src.path, f"tls_server_config.{p.field}", p.reason,
+                        web_src.line_of(("tls_server_config", p.field)), p.path) for p in problems]
 
 
 _FILE_FIELDS = ("api_key_file", "url_file", "secret_file", "routing_key_file")

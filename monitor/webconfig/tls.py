@@ -13,7 +13,7 @@ import logging
 import os
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from monitor.errors import MonitorError
@@ -22,6 +22,7 @@ from monitor.webconfig.model import TlsServerConfig
 log = logging.getLogger("monitor.http")
 CHECK_FILES_S = 5.0  # at most this often a handshake looks whether the certificate or key files changed
 
+FILE_FIELDS = ("cert_file", "key_file", "client_ca_file")  # the fields of tls_server_config that name files
 _VERSIONS = {"TLS10": ssl.TLSVersion.TLSv1, "TLS11": ssl.TLSVersion.TLSv1_1, "TLS12": ssl.TLSVersion.TLSv1_2,
              "TLS13": ssl.TLSVersion.TLSv1_3}
 _VERIFY = {"NoClientCert": ssl.CERT_NONE, "VerifyClientCertIfGiven": ssl.CERT_OPTIONAL,
@@ -36,6 +37,14 @@ class TlsFileError(MonitorError):
         super().__init__(f"tls_server_config.{field}: {reason} (value: {path!r})")
 
 
+class TlsFilesError(MonitorError):
+    """The files `tls_server_config` names cannot be served; carries every problem found, one TlsFileError each."""
+
+    def __init__(self, problems: list[TlsFileError]):
+        self.problems = problems
+        super().__init__("; ".join(str(p) for p in problems))
+
+
 def _no_passphrase() -> bytes:
     # Without a callback OpenSSL would prompt for a passphrase on the terminal and block the daemon.
     raise TlsFileError("key_file", "an encrypted private key: give it unencrypted (readable by the daemon only)", "")
@@ -48,38 +57,76 @@ def _read(field: str, path: str) -> bytes:
         raise TlsFileError(field, f"cannot read: {e.strerror or e}", path) from None
 
 
-def build_context(tls: TlsServerConfig) -> ssl.SSLContext:
-    """Build the server context `tls` describes, reading its files now; raise TlsFileError naming what fails."""
-    cert, key = _read("cert_file", tls.cert_file), _read("key_file", tls.key_file)
-    if b"-----BEGIN CERTIFICATE-----" not in cert:
-        raise TlsFileError("cert_file", "no PEM certificate in it", tls.cert_file)
-    if b"PRIVATE KEY-----" not in key:
-        raise TlsFileError("key_file", "no PEM private key in it", tls.key_file)
-    if b"ENCRYPTED" in key:
-        raise TlsFileError("key_file", "an encrypted private key: give it unencrypted (readable by the daemon "
-                                       "only)", tls.key_file)
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.minimum_version = _VERSIONS[tls.min_version]
-    if tls.max_version is not None:
-        ctx.maximum_version = _VERSIONS[tls.max_version]
+def _load_files(ctx: ssl.SSLContext, files: Mapping[str, str]) -> list[TlsFileError]:
+    """Load the files named in `files` (field -> path) into `ctx`; return every problem found. Each file is
+    checked on its own, and the certificate and key together once each of them is fine, so one pass names them all."""
+    problems: list[TlsFileError] = []
+    read: dict[str, bytes] = {}
+    for field, path in files.items():
+        try:
+            read[field] = _read(field, path)
+        except TlsFileError as e:
+            problems.append(e)
+    cert, key = read.get("cert_file"), read.get("key_file")
+    if cert is not None and b"-----BEGIN CERTIFICATE-----" not in cert:
+        problems.append(TlsFileError("cert_file", "no PEM certificate in it", files["cert_file"]))
+        cert = None
+    if key is not None and b"PRIVATE KEY-----" not in key:
+        problems.append(TlsFileError("key_file", "no PEM private key in it", files["key_file"]))
+        key = None
+    elif key is not None and b"ENCRYPTED" in key:
+        problems.append(TlsFileError("key_file", "an encrypted private key: give it unencrypted (readable by the "
+                                                 "daemon only)", files["key_file"]))
+        key = None
+    if cert is not None and key is not None:
+        problems += _load_pair(ctx, files["cert_file"], files["key_file"])
+    if "client_ca_file" in read:
+        problems += _load_client_ca(ctx, files["client_ca_file"])
+    problems.sort(key=lambda p: FILE_FIELDS.index(p.field))
+    return problems
+
+
+def _load_pair(ctx: ssl.SSLContext, cert_file: str, key_file: str) -> list[TlsFileError]:
     try:
-        ctx.load_cert_chain(tls.cert_file, tls.key_file, password=_no_passphrase)
+        ctx.load_cert_chain(cert_file, key_file, password=_no_passphrase)
+    except TlsFileError as e:  # the passphrase callback: an encrypted key the PEM check did not tell
+        return [TlsFileError(e.field, e.reason, key_file)]
     except ssl.SSLError as e:
         # KEY_VALUES_MISMATCH: another key of the certificate's type; NO_CERTIFICATE_ASSIGNED: a key of another type
         # (an EC key beside an RSA certificate), which OpenSSL files in a slot no certificate is in
         if e.reason in ("KEY_VALUES_MISMATCH", "NO_CERTIFICATE_ASSIGNED"):
-            raise TlsFileError("key_file", "does not match the certificate in cert_file (its first certificate, which "
-                                           "must be the server's own, before the intermediates)", tls.key_file) from None
-        raise TlsFileError("cert_file", f"cannot be loaded with key_file: {e.reason or e}", tls.cert_file) from None
-    if tls.client_ca_file is not None:
-        _read("client_ca_file", tls.client_ca_file)
-        try:
-            ctx.load_verify_locations(cafile=tls.client_ca_file)
-        except ssl.SSLError as e:
-            raise TlsFileError("client_ca_file", f"no usable PEM CA certificate in it: {e.reason or e}",
-                               tls.client_ca_file) from None
-        if not ctx.get_ca_certs():
-            raise TlsFileError("client_ca_file", "no PEM CA certificate in it", tls.client_ca_file)
+            return [TlsFileError("key_file", "does not match the certificate in cert_file (its first certificate, "
+                                             "which must be the server's own, before the intermediates)", key_file)]
+        return [TlsFileError("cert_file", f"cannot be loaded with key_file: {e.reason or e}", cert_file)]
+    return []
+
+
+def _load_client_ca(ctx: ssl.SSLContext, ca_file: str) -> list[TlsFileError]:
+    try:
+        ctx.load_verify_locations(cafile=ca_file)
+    except ssl.SSLError as e:
+        return [TlsFileError("client_ca_file", f"no usable PEM CA certificate in it: {e.reason or e}", ca_file)]
+    if not ctx.get_ca_certs():
+        return [TlsFileError("client_ca_file", "no PEM CA certificate in it", ca_file)]
+    return []
+
+
+def check_files(files: Mapping[str, str]) -> list[TlsFileError]:
+    """Every problem of the TLS files named in `files` (field -> path), for a web config whose other fields failed:
+    its file problems are reported in the same pass, not once the fields are fixed."""
+    return _load_files(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER), files)
+
+
+def build_context(tls: TlsServerConfig) -> ssl.SSLContext:
+    """Build the server context `tls` describes, reading its files now; raise TlsFilesError naming every file
+    that fails."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = _VERSIONS[tls.min_version]
+    if tls.max_version is not None:
+        ctx.maximum_version = _VERSIONS[tls.max_version]
+    problems = _load_files(ctx, tls.files())
+    if problems:
+        raise TlsFilesError(problems)
     ctx.verify_mode = _VERIFY[tls.client_auth_type]
     return ctx
 
@@ -122,7 +169,7 @@ class ListenerTls:
         self._stamp = stamp  # tried once per change of the files
         try:
             self._current = build_context(self._tls)
-        except TlsFileError as e:
+        except TlsFilesError as e:
             log.warning("TLS files changed but cannot be served; new connections keep the running certificate "
                         "until they change again: %s", e)
             return
