@@ -40,7 +40,7 @@ from monitor.store.leader import Leadership
 from monitor.telemetry.metrics import Metrics, register_runtime
 from monitor.telemetry.tracing import get_tracer, make_tracer_provider
 from monitor.upkeep import prune_past_retention, watch_baselines
-from monitor.webconfig.tls import ListenerTls
+from monitor.webconfig.tls import ListenerTls, build_server_tls
 
 log = logging.getLogger("monitor.app")
 SWITCH_INTERVAL_S = 0.001
@@ -180,7 +180,9 @@ class App:
         self._declare()
         if self._serve_http:
             tls = self.config.web.tls_server_config
-            self.tls = ListenerTls(tls) if tls is not None else None  # TlsFileError: files changed since loading
+            # the context loading the config built; a Config made without loading it builds one (TlsFilesError)
+            served = self.config.listener_tls or (build_server_tls(tls) if tls is not None else None)
+            self.tls = ListenerTls(served) if served is not None else None
             sock = listen_socket(self.config.http.host, self.config.http.port)
             self.port = sock.getsockname()[1]
             routes = [*self._extra_routes, *(drift_routes(self.analysis) if self.analysis else drift_disabled_routes())]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -31,9 +31,10 @@ from monitor.errors import ConfigError, ConfigIssue
 from monitor.webconfig.model import WebConfigFile
 from monitor.webconfig.tls import (
     FILE_FIELDS,
+    ServerTls,
     TlsFileError,
     TlsFilesError,
-    build_context,
+    build_server_tls,
     check_files,
     tls_restart_only,
 )
@@ -56,6 +57,8 @@ class Config:
     web: WebConfigFile = WebConfigFile()  # TLS and basic auth of the HTTP listener
     web_file: str | None = None  # the web config file read (--web.config.file, else http.web_config_file)
     web_flag: str | None = None  # --web.config.file as given to `run`: a reload reads it again
+    # The listener's context, built from web.tls_server_config when loading checked its files (None: not built)
+    listener_tls: ServerTls | None = field(default=None, compare=False, repr=False)
 
     def target(self, target_id: str) -> Target:
         return next(t for t in self.targets if t.id == target_id)
@@ -268,7 +271,8 @@ def restart_only(running: Config, loaded: Config) -> tuple[Config, list[str]]:
     tls, tls_changed = tls_restart_only(running.web.tls_server_config, loaded.web.tls_server_config)
     kept = replace(loaded, storage=loaded.storage.model_copy(update={"url": running.storage.url}),
                    http=loaded.http.model_copy(update={"listen": running.http.listen}), drift=running.drift,
-                   web=loaded.web.model_copy(update={"tls_server_config": tls}))
+                   web=loaded.web.model_copy(update={"tls_server_config": tls}),
+                   listener_tls=loaded.listener_tls if tls == loaded.web.tls_server_config else None)
     return kept, changed + tls_changed
 
 
@@ -300,7 +304,8 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None, *,
     # Commands that serve no listener (drift, export, probe, ...) neither read nor need the web config file: an
     # operator who may read the store but not the server's private key can still use them.
     web_file = (web_config_file or _web_config_file(src, path.parent)) if listener else None
-    web = _load_web(Path(web_file), src, web_config_file is not None, issues) if web_file else WebConfigFile()
+    web, served = _load_web(Path(web_file), src, web_config_file is not None, issues) if web_file \
+        else (WebConfigFile(), None)
     if issues:
         raise ConfigError(_in_order(issues, [str(path), *([web_file] if web_file else []), *(str(f) for f in files)]))
     assert mf is not None  # it failed only with an issue
@@ -309,7 +314,7 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None, *,
         path=str(path), targets=tuple(mf.targets), canaries=tuple(canaries), storage=mf.storage,
         http=mf.http, daemon=mf.daemon, drift=mf.drift, alerts=mf.alerts, refusal=mf.refusal,
         probe_files=tuple(str(f) for f in files), web=web or WebConfigFile(), web_file=web_file,
-        web_flag=web_config_file,
+        web_flag=web_config_file, listener_tls=served,
     )
 
 
@@ -319,37 +324,38 @@ def _web_config_file(src: Located, base: Path) -> str | None:
     return str(base / written) if isinstance(written, str) and written else None
 
 
-def _load_web(path: Path, src: Located, flag: bool, issues: list[ConfigIssue]) -> WebConfigFile | None:
-    """Read and check the web config file: its fields and the TLS files it names (they must load as a server
-    context); None when it fails (with its issues added). A missing file is reported where it is named. The files
-    are checked even when fields fail, as every problem is reported in one pass."""
+def _load_web(path: Path, src: Located, flag: bool,
+              issues: list[ConfigIssue]) -> tuple[WebConfigFile | None, ServerTls | None]:
+    """Read and check the web config file: its fields and the TLS files it names; return it and the server
+    context built from them (the check that they load), or None when it fails (with its issues added). A missing
+    file is reported where it is named. The files are checked even when fields fail: one pass reports all."""
     if not path.is_file():
         where, line = ("(command line)", None) if flag else (src.path, src.line_of(("http", "web_config_file")))
         issues.append(ConfigIssue(where, "--web.config.file" if flag else "http.web_config_file",
                                   "a folder, not a web config file" if path.is_dir() else "no such web config file",
                                   line, str(path)))
-        return None
+        return None, None
     try:
         web_src = load_yaml(path, interpolate=False, keep_going=True)  # exporter-toolkit does not interpolate
     except ConfigError as e:
         issues += e.issues
-        return None
+        return None, None
     issues += web_src.problems
     web = _validate(WebConfigFile, web_src, issues)
     if web is None:
         issues += _tls_issues(web_src, check_files(_written_tls_files(web_src, path.parent)))
-        return None
+        return None, None
     if web.tls_server_config is None:
-        return web
+        return web, None
     tls = web.tls_server_config
     tls = tls.model_copy(update={f: str(path.parent / v) for f, v in tls.files().items() if not Path(v).is_absolute()})
     web = web.model_copy(update={"tls_server_config": tls})
     try:
-        build_context(tls)
+        served = build_server_tls(tls)
     except TlsFilesError as e:
         issues += _tls_issues(web_src, e.problems)
-        return None
-    return web
+        return None, None
+    return web, served
 
 
 def _written_tls_files(web_src: Located, base: Path) -> dict[str, str]:

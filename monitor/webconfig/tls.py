@@ -14,6 +14,7 @@ import os
 import ssl
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from monitor.errors import MonitorError
@@ -117,7 +118,7 @@ def check_files(files: Mapping[str, str]) -> list[TlsFileError]:
     return _load_files(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER), files)
 
 
-def build_context(tls: TlsServerConfig) -> ssl.SSLContext:
+def _build_context(tls: TlsServerConfig) -> ssl.SSLContext:
     """Build the server context `tls` describes, reading its files now; raise TlsFilesError naming every file
     that fails."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -131,6 +132,29 @@ def build_context(tls: TlsServerConfig) -> ssl.SSLContext:
     return ctx
 
 
+Stamp = tuple[tuple[int, int, int] | None, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class ServerTls:
+    """A server context built from a `tls_server_config` and its files, as loading the config checked them.
+
+    The config loader builds it (the check that the files load is the build), and the listener serves that
+    same context: at start, and after a reload whose TLS settings are those running. `stamp` is the state of
+    the certificate and key files taken before they were read, so a change made while, or since, they were read
+    counts as one and is served once it loads."""
+
+    tls: TlsServerConfig
+    context: ssl.SSLContext
+    stamp: Stamp
+
+
+def build_server_tls(tls: TlsServerConfig) -> ServerTls:
+    """Read `tls`'s files and build its server context; raise TlsFilesError naming every file that fails."""
+    stamp = _stamp(tls)
+    return ServerTls(tls, _build_context(tls), stamp)
+
+
 class ListenerTls:
     """The TLS of a running listener: the context it started with, and the one new connections get.
 
@@ -142,12 +166,12 @@ class ListenerTls:
     written after its certificate) keep the current context, with a warning, until they change again. All of it
     runs on the event loop, so a handshake never sees a context half replaced."""
 
-    def __init__(self, tls: TlsServerConfig, *, check_every: float = CHECK_FILES_S,
+    def __init__(self, served: ServerTls, *, check_every: float = CHECK_FILES_S,
                  monotonic: Callable[[], float] = time.monotonic):
-        self.context = build_context(tls)
+        self.context = served.context
         self._current = self.context
-        self._tls = tls
-        self._stamp = _stamp(tls)
+        self._tls = served.tls
+        self._stamp = served.stamp
         self._check_every = check_every
         self._monotonic = monotonic
         self._checked = monotonic()
@@ -168,20 +192,20 @@ class ListenerTls:
             return
         self._stamp = stamp  # tried once per change of the files
         try:
-            self._current = build_context(self._tls)
+            self._current = _build_context(self._tls)
         except TlsFilesError as e:
             log.warning("TLS files changed but cannot be served; new connections keep the running certificate "
                         "until they change again: %s", e)
             return
         log.info("TLS certificate renewed from its files", extra={"cert_file": self._tls.cert_file})
 
-    def use(self, context: ssl.SSLContext, tls: TlsServerConfig) -> None:
-        """Serve new connections with `context` (built by build_context from `tls`, settings equal but for the
-        files), and watch `tls`'s files from now on."""
-        self._current, self._tls, self._stamp = context, tls, _stamp(tls)
+    def use(self, served: ServerTls) -> None:
+        """Serve new connections with `served` (its settings equal to those running but for the files), and watch
+        its files from now on."""
+        self._current, self._tls, self._stamp = served.context, served.tls, served.stamp
 
 
-def _stamp(tls: TlsServerConfig) -> tuple[tuple[int, int, int] | None, ...]:
+def _stamp(tls: TlsServerConfig) -> Stamp:
     out: list[tuple[int, int, int] | None] = []
     for path in (tls.cert_file, tls.key_file):
         try:
