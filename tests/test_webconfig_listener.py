@@ -1,19 +1,23 @@
 """The listener's TLS in-process: the context loading the config built is the one served, at start and after a
-reload, over a real loopback listener and certificates made per test."""
+reload, and its certificate's expiry exported and warned of; over a real loopback listener and certificates made
+per test."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import ssl
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.app import App
 from monitor.config import load_config
@@ -119,3 +123,63 @@ async def test_files_renewed_between_loading_and_start_are_served_once_the_watch
         assert await status(app, renewed.client()) == 200  # this handshake's look finds the change
     finally:
         await app.stop()
+
+
+EXPIRY = "llm_monitor_web_tls_certificate_expiry_timestamp_seconds"
+
+
+async def scraped(app: App, verify: ssl.SSLContext) -> float:
+    """The expiry gauge's value in a scrape of the listener."""
+    async with httpx.AsyncClient(verify=verify, timeout=5) as client:
+        text = (await client.get(f"https://127.0.0.1:{app.port}/metrics")).text
+    return next(s.value for f in text_string_to_metric_families(text) for s in f.samples if s.name == EXPIRY)
+
+
+async def test_the_certificate_expiry_is_exported_and_warned_of_at_start_on_reload_and_on_renewal(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    soon, later, expired = now + timedelta(days=3, hours=1), now + timedelta(days=90), now - timedelta(days=1)
+    pki = Pki.make(tmp_path / "pki", not_after=soon)
+    cert = tmp_path / "pki" / "cert.pem"
+    caplog.set_level(logging.INFO)
+    app = App(load_config(config_with_tls(tmp_path), environ={}), registry=CollectorRegistry(), environ={})
+    await app.start(schedule=False)
+    try:
+        assert await scraped(app, pki.client()) == soon.timestamp()
+        assert warnings(caplog) == [f"the TLS certificate in {cert} expires on {iso(soon)}, in 3 days: renew it"]
+
+        caplog.clear()
+        ok, _ = await app.reload()  # the same certificate: said again
+        assert ok and warnings(caplog) == [f"the TLS certificate in {cert} expires on {iso(soon)}, in 3 days: renew it"]
+
+        caplog.clear()
+        renewed = renew(tmp_path, "-later", later)
+        ok, _ = await app.reload()
+        assert ok and warnings(caplog) == [] and await scraped(app, renewed.client()) == later.timestamp()
+
+        caplog.clear()
+        renewed = renew(tmp_path, "-expired", expired)  # renewed in its files, without a reload: the watch serves it
+        await asyncio.sleep(CHECK_FILES_S + 0.2)
+        with pytest.raises(httpx.ConnectError, match="certificate has expired"):
+            await scraped(app, renewed.client())  # this handshake's look serves the files: clients refuse them
+        assert app.registry.get_sample_value(EXPIRY) == expired.timestamp()
+        assert warnings(caplog) == [f"the TLS certificate in {cert} expired on {iso(expired)}: clients refuse it; "
+                                    "renew it"]
+    finally:
+        await app.stop()
+
+
+def renew(folder: Path, name: str, not_after: datetime) -> Pki:
+    """Replace cert.pem and key.pem with a certificate of a new CA, valid until `not_after`."""
+    pki = Pki.make(folder / "pki", name=name, not_after=not_after)
+    for part in ("cert", "key"):
+        (folder / "pki" / f"{part}{name}.pem").replace(folder / "pki" / f"{part}.pem")
+    return pki
+
+
+def warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "TLS certificate" in r.getMessage()]
+
+
+def iso(when: datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from monitor.errors import MonitorError
+from monitor.webconfig.expiry import Expiry, earliest_expiry
 from monitor.webconfig.model import TlsServerConfig
 
 log = logging.getLogger("monitor.http")
@@ -58,9 +59,10 @@ def _read(field: str, path: str) -> bytes:
         raise TlsFileError(field, f"cannot read: {e.strerror or e}", path) from None
 
 
-def _load_files(ctx: ssl.SSLContext, files: Mapping[str, str]) -> list[TlsFileError]:
-    """Load the files named in `files` (field -> path) into `ctx`; return every problem found. Each file is
-    checked on its own, and the certificate and key together once each of them is fine, so one pass names them all."""
+def _load_files(ctx: ssl.SSLContext, files: Mapping[str, str]) -> tuple[list[TlsFileError], bytes]:
+    """Load the files named in `files` (field -> path) into `ctx`; return every problem found, and the certificate
+    file as read. Each file is checked on its own, and the certificate and key together once each of them is fine,
+    so one pass names them all."""
     problems: list[TlsFileError] = []
     read: dict[str, bytes] = {}
     for field, path in files.items():
@@ -84,7 +86,7 @@ def _load_files(ctx: ssl.SSLContext, files: Mapping[str, str]) -> list[TlsFileEr
     if "client_ca_file" in read:
         problems += _load_client_ca(ctx, files["client_ca_file"])
     problems.sort(key=lambda p: FILE_FIELDS.index(p.field))
-    return problems
+    return problems, read.get("cert_file", b"")
 
 
 def _load_pair(ctx: ssl.SSLContext, cert_file: str, key_file: str) -> list[TlsFileError]:
@@ -115,21 +117,21 @@ def _load_client_ca(ctx: ssl.SSLContext, ca_file: str) -> list[TlsFileError]:
 def check_files(files: Mapping[str, str]) -> list[TlsFileError]:
     """Every problem of the TLS files named in `files` (field -> path), for a web config whose other fields failed:
     its file problems are reported in the same pass, not once the fields are fixed."""
-    return _load_files(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER), files)
+    return _load_files(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER), files)[0]
 
 
-def _build_context(tls: TlsServerConfig) -> ssl.SSLContext:
-    """Build the server context `tls` describes, reading its files now; raise TlsFilesError naming every file
-    that fails."""
+def _build_context(tls: TlsServerConfig) -> tuple[ssl.SSLContext, bytes]:
+    """Build the server context `tls` describes, reading its files now; return it and the certificate file as read,
+    or raise TlsFilesError naming every file that fails."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = _VERSIONS[tls.min_version]
     if tls.max_version is not None:
         ctx.maximum_version = _VERSIONS[tls.max_version]
-    problems = _load_files(ctx, tls.files())
+    problems, cert = _load_files(ctx, tls.files())
     if problems:
         raise TlsFilesError(problems)
     ctx.verify_mode = _VERIFY[tls.client_auth_type]
-    return ctx
+    return ctx, cert
 
 
 Stamp = tuple[tuple[int, int, int] | None, ...]
@@ -142,17 +144,20 @@ class ServerTls:
     The config loader builds it (the check that the files load is the build), and the listener serves that
     same context: at start, and after a reload whose TLS settings are those running. `stamp` is the state of
     the certificate and key files taken before they were read, so a change made while, or since, they were read
-    counts as one and is served once it loads."""
+    counts as one and is served once it loads. `expiry`: when the certificates in cert_file expire (None: no date
+    could be read)."""
 
     tls: TlsServerConfig
     context: ssl.SSLContext
     stamp: Stamp
+    expiry: Expiry | None
 
 
 def build_server_tls(tls: TlsServerConfig) -> ServerTls:
     """Read `tls`'s files and build its server context; raise TlsFilesError naming every file that fails."""
     stamp = _stamp(tls)
-    return ServerTls(tls, _build_context(tls), stamp)
+    context, cert = _build_context(tls)
+    return ServerTls(tls, context, stamp, earliest_expiry(cert))
 
 
 class ListenerTls:
@@ -164,10 +169,12 @@ class ListenerTls:
     they changed, serves them from then on, as exporter-toolkit reads them at every handshake: a certificate
     cert-manager renews is served before the old one expires, without a reload. Files that do not load (a key
     written after its certificate) keep the current context, with a warning, until they change again. All of it
-    runs on the event loop, so a handshake never sees a context half replaced."""
+    runs on the event loop, so a handshake never sees a context half replaced. `on_serve` is called with what new
+    connections get, each time that changes (the first included): the certificate's expiry follows it."""
 
     def __init__(self, served: ServerTls, *, check_every: float = CHECK_FILES_S,
-                 monotonic: Callable[[], float] = time.monotonic):
+                 monotonic: Callable[[], float] = time.monotonic,
+                 on_serve: Callable[[ServerTls], None] = lambda _: None):
         self.context = served.context
         self._current = self.context
         self._tls = served.tls
@@ -175,7 +182,9 @@ class ListenerTls:
         self._check_every = check_every
         self._monotonic = monotonic
         self._checked = monotonic()
+        self._on_serve = on_serve
         self.context.sni_callback = self._pick
+        on_serve(served)
 
     def _pick(self, conn: ssl.SSLObject | ssl.SSLSocket, _name: str | None, ctx: ssl.SSLContext) -> None:
         self._renew_if_changed()
@@ -192,17 +201,20 @@ class ListenerTls:
             return
         self._stamp = stamp  # tried once per change of the files
         try:
-            self._current = _build_context(self._tls)
+            served = build_server_tls(self._tls)
         except TlsFilesError as e:
             log.warning("TLS files changed but cannot be served; new connections keep the running certificate "
                         "until they change again: %s", e)
             return
+        self._current = served.context
         log.info("TLS certificate renewed from its files", extra={"cert_file": self._tls.cert_file})
+        self._on_serve(served)
 
     def use(self, served: ServerTls) -> None:
         """Serve new connections with `served` (its settings equal to those running but for the files), and watch
         its files from now on."""
         self._current, self._tls, self._stamp = served.context, served.tls, served.stamp
+        self._on_serve(served)
 
 
 def _stamp(tls: TlsServerConfig) -> Stamp:
