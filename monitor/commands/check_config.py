@@ -8,8 +8,9 @@ from rich.table import Table
 
 from monitor.alerts.sinks import sink_problems
 from monitor.commands.common import EXIT_CONFIG, EXIT_OK, load_or_exit, print_problems, table_console
-from monitor.config.loader import Config, redact_url
+from monitor.config.loader import Config
 from monitor.config.secrets import resolve_api_key
+from monitor.config.validate import redact_url
 from monitor.domain import utcnow
 from monitor.errors import SecretError
 

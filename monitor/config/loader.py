@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from monitor.alerts.config import REFERENCES_CHECKED, AlertsConfig
 from monitor.checks import canary_issues
@@ -24,7 +23,8 @@ from monitor.config.models import (
     Target,
 )
 from monitor.config.references import canary_references, monitor_references, written_ids
-from monitor.config.yamlsrc import Located, at, dotted, load_yaml
+from monitor.config.validate import validate, validate_each
+from monitor.config.yamlsrc import Located, at, load_yaml
 from monitor.domain import EMBEDDINGS_CANARY, JUDGE_CANARY
 from monitor.drift.settings import DriftSettings
 from monitor.errors import ConfigError, ConfigIssue
@@ -38,6 +38,8 @@ from monitor.webconfig.tls import (
     check_files,
     tls_restart_only,
 )
+
+M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -97,79 +99,6 @@ class Config:
         return pairs
 
 
-M = TypeVar("M", bound=BaseModel)
-_SECRETISH = re.compile(r"key|secret|token|password", re.I)
-_URL_PASSWORD = re.compile(r"(://[^/@:\s]*:)[^/@\s]+@")
-_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&#\s]*", re.I)
-
-
-def _validate(model: type[M], src: Located, issues: list[ConfigIssue],
-              context: dict[str, Any] | None = None) -> M | None:
-    """Validate a parsed file, adding an issue per error (none for errors its YAML problems explain)."""
-    try:
-        return model.model_validate(src.data if src.data is not None else {}, context=context)
-    except ValidationError as e:
-        for err in e.errors():
-            loc = _strip_union_tags(tuple(err["loc"]))
-            where = _in_document(src.data, loc)
-            if src.follows_from_problems(where, err["type"]):
-                continue  # e.g. "" given for an unset ${VAR}: the variable is the problem, already reported
-            reason = err["msg"].removeprefix("Value error, ")
-            if err["type"] == "extra_forbidden":
-                reason = "unknown key"
-            elif not loc and err["type"] in ("model_type", "dict_type"):  # a list or a scalar as the whole file
-                keys = ", ".join(f"{k}:" for k in model.model_fields if k != "source")
-                reason = f"expected a mapping at the top level (keys {keys}), got a {type(err.get('input')).__name__}"
-            value = err.get("input") if err["type"] != "missing" else None
-            if isinstance(value, dict | list):
-                value = None
-            elif loc and loc[0] in getattr(model, "UNECHOED", ()):
-                value = value if loc[-1] == "[key]" else "<redacted>"  # a user name is no secret; its hash may be
-            elif isinstance(value, str) and loc and (_SECRETISH.search(str(loc[-1])) or str(loc[-1]).endswith("_env")):
-                # never echo something that may be a secret (a number, e.g. max_token: 5, is not); a *_env value
-                # refused is most often the secret itself (a Slack URL given to url_env)
-                value = "<redacted>"
-            elif isinstance(value, str):
-                value = redact_url(value)
-            issues.append(ConfigIssue(src.path, dotted(loc), reason, src.line_of(where), value))
-        return None
-
-
-def _each(model: type[M], items: Any) -> list[M | None]:
-    """Validate each item of a list on its own (None for those that fail): the parts of a failed file that hold."""
-    out: list[M | None] = []
-    for item in items if isinstance(items, list) else []:
-        try:
-            out.append(model.model_validate(item))
-        except ValidationError:
-            out.append(None)
-    return out
-
-
-def _in_document(data: Any, loc: tuple[Any, ...]) -> tuple[Any, ...]:
-    """Return an error's path in the document: its loc without the tags of tagged unions (the sink or check `type`
-    pydantic chose, e.g. alerts.sinks[0].slack.url_env -> alerts.sinks[0].url_env)."""
-    out: list[Any] = []
-    for part in loc:
-        if isinstance(data, dict) and part not in data and data.get("type") == part:
-            continue
-        out.append(part)
-        data = at(data, part)
-    return tuple(out)
-
-
-def redact_url(text: str) -> str:
-    """Replace the password of a URL (user:PASSWORD@ or ?password=) with <redacted>."""
-    text = _URL_PASSWORD.sub(r"\1<redacted>@", text)
-    return _QUERY_PASSWORD.sub(r"\1<redacted>", text)
-
-
-def _strip_union_tags(loc: tuple[Any, ...]) -> tuple[Any, ...]:
-    """Drop pydantic's discriminator/union tags (e.g. 'contains', 'function-after[...]') from an error path."""
-    known = {"function-after", "function-before", "function-wrap"}
-    return tuple(p for p in loc if not (isinstance(p, str) and any(p.startswith(k) for k in known)))
-
-
 def probe_paths(entries: list[str], base: Path) -> tuple[list[Path], list[str]]:
     """Expand probe entries (files, folders, globs) relative to `base`; return files and missing entries."""
     files: list[Path] = []
@@ -219,8 +148,8 @@ def _load_probes(paths: list[Path], environ: Mapping[str, str] | None, issues: l
             issues += e.issues
             continue
         issues += src.problems
-        pf = _validate(ProbeFile, src, issues)
-        canaries = list(pf.canaries) if pf is not None else _each(Canary, at(src.data, "canaries"))
+        pf = validate(ProbeFile, src, issues)
+        canaries = list(pf.canaries) if pf is not None else validate_each(Canary, at(src.data, "canaries"))
         out.append(_ProbeFile(src, [c.model_copy(update={"source": str(path)}) if c else None for c in canaries]))
     return out
 
@@ -287,9 +216,9 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None, *,
     path = Path(path)
     src = load_yaml(path, environ=dict(environ) if environ is not None else None, keep_going=True)
     issues = list(src.problems)
-    mf = _validate(MonitorFile, src, issues, context={REFERENCES_CHECKED: True})
+    mf = validate(MonitorFile, src, issues, context={REFERENCES_CHECKED: True})
     valid: dict[str, Target] = {}
-    for t in mf.targets if mf is not None else _each(Target, at(src.data, "targets")):
+    for t in mf.targets if mf is not None else validate_each(Target, at(src.data, "targets")):
         if t is not None:
             valid.setdefault(t.id, t)
     issues += monitor_references(src, valid)
@@ -341,7 +270,7 @@ def _load_web(path: Path, src: Located, flag: bool,
         issues += e.issues
         return None, None
     issues += web_src.problems
-    web = _validate(WebConfigFile, web_src, issues)
+    web = validate(WebConfigFile, web_src, issues)
     if web is None:
         issues += _tls_issues(web_src, check_files(_written_tls_files(web_src, path.parent)))
         return None, None
