@@ -40,7 +40,8 @@ from monitor.store.leader import Leadership
 from monitor.telemetry.metrics import Metrics, register_runtime
 from monitor.telemetry.tracing import get_tracer, make_tracer_provider
 from monitor.upkeep import prune_past_retention, watch_baselines
-from monitor.webconfig.tls import ListenerTls
+from monitor.webconfig.expiry import report as report_expiry
+from monitor.webconfig.tls import ListenerTls, ServerTls, build_server_tls
 
 log = logging.getLogger("monitor.app")
 SWITCH_INTERVAL_S = 0.001
@@ -180,7 +181,9 @@ class App:
         self._declare()
         if self._serve_http:
             tls = self.config.web.tls_server_config
-            self.tls = ListenerTls(tls) if tls is not None else None  # TlsFileError: files changed since loading
+            # the context loading the config built; a Config made without loading it builds one (TlsFilesError)
+            served = self.config.listener_tls or (build_server_tls(tls) if tls is not None else None)
+            self.tls = ListenerTls(served, on_serve=self._serving_certificate) if served is not None else None
             sock = listen_socket(self.config.http.host, self.config.http.port)
             self.port = sock.getsockname()[1]
             routes = [*self._extra_routes, *(drift_routes(self.analysis) if self.analysis else drift_disabled_routes())]
@@ -330,6 +333,10 @@ class App:
                  "scheduler": self.scheduler.running if self.leading else self._standing_by,
                  "leader": self.leading}
         return parts["store"] and parts["scheduler"], parts
+
+    def _serving_certificate(self, served: ServerTls) -> None:
+        # at start, on every reload and on a renewal from the files: the expiry gauge, and a warning when near
+        report_expiry(served.expiry, served.tls.cert_file, self.metrics.tls_expiry.set, self.now())
 
     def _warn_plain_passwords(self) -> None:
         if self.config.web.basic_auth_users and self.tls is None:

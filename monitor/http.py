@@ -26,7 +26,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from monitor.config.loader import Config, redact_url
+from monitor.config.loader import Config
+from monitor.config.validate import redact_url
 from monitor.domain import iso_time
 from monitor.drift.events import ACCEPTED, OPEN, RESOLVED
 from monitor.errors import MonitorError

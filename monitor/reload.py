@@ -15,7 +15,7 @@ from monitor.config.loader import load_config, restart_only
 from monitor.errors import MonitorError
 from monitor.providers import build_providers
 from monitor.providers.base import Provider
-from monitor.webconfig.tls import build_context
+from monitor.webconfig.tls import build_server_tls
 
 if TYPE_CHECKING:
     from monitor.app import App
@@ -30,9 +30,13 @@ async def reload_config(app: App) -> tuple[bool, str]:
         config = await asyncio.to_thread(load_config, app.config.path, app.environ,
                                          web_config_file=app.config.web_flag)
         config, needs_restart = restart_only(app.config, config)
-        # read the certificate and key again (renewed in place, or new files) for the connections to come
+        # For the connections to come: the certificate and key as loading read them again (renewed in place, or
+        # new files), in the context it built; built anew only when settings that wait for a restart changed (the
+        # loaded files under the running settings: restart_only dropped the loaded context).
         tls = config.web.tls_server_config if app.tls is not None else None
-        tls_context = await asyncio.to_thread(build_context, tls) if tls is not None else None
+        served = None
+        if tls is not None:
+            served = config.listener_tls or await asyncio.to_thread(build_server_tls, tls)
         providers = build_providers(config, app.environ)
         if app.alerting is not None:
             app.alerting.reload(config.alerts, app.environ)
@@ -40,8 +44,8 @@ async def reload_config(app: App) -> tuple[bool, str]:
         app.metrics.reload_ok.set(0)
         log.error("reload failed, keeping the running config: %s", "; ".join(str(e).splitlines()))
         return False, str(e)
-    if app.tls is not None and tls_context is not None and tls is not None:
-        app.tls.use(tls_context, tls)
+    if app.tls is not None and served is not None:
+        app.tls.use(served)
     # The fleet false-alarm budget's split over the streams follows the canaries and schedules; a new split
     # waits for a restart. Said in every reply while it waits, but warned of only by the reload that made it.
     settings = config.drift_settings()

@@ -101,6 +101,32 @@ def test_each_rejection_names_file_line_field_and_value(folder: Path, web: str, 
     assert problems(folder, web) == expected
 
 
+def test_field_and_file_problems_are_reported_in_one_pass(folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A bad field no longer hides the TLS files that fail, nor one failing file another: every problem at once,
+    as monitor.yaml's, by load_config and by `check-config`."""
+    both = ("tls_server_config:\n  cert_file: pki/nope.pem\n  key_file: pki/garbage.pem\n  client_auth_type: Sometimes\n"
+            "basic_auth_users:\n  alice: hunter2-in-plain\n")
+    expected = [
+        "web.yml:2: tls_server_config.cert_file: cannot read: No such file or directory (value: 'pki/nope.pem')",
+        "web.yml:3: tls_server_config.key_file: no PEM private key in it (value: 'pki/garbage.pem')",
+        "web.yml:4: tls_server_config.client_auth_type: must be one of NoClientCert, VerifyClientCertIfGiven, "
+        "RequireAndVerifyClientCert (value: 'Sometimes')",
+        "web.yml:6: basic_auth_users.alice: not a bcrypt hash ($2a$, $2b$ or $2y$, cost 04 to 31, 60 characters); "
+        "make one with `htpasswd -nBC 10 USER` (the part after the colon) (value: '<redacted>')"]
+    assert problems(folder, both) == expected
+    code, _, err = Cli(capsys)("check-config", "-c", str(folder / "monitor.yaml"))
+    assert code == 2 and "(4 problems)" in err
+    assert [line.strip().replace(str(folder) + "/", "") for line in err.splitlines()[1:]] == expected
+    # fields all valid: every file that fails, not the first
+    assert problems(folder, "tls_server_config:\n  cert_file: pki/garbage.pem\n  key_file: pki/missing-key.pem\n"
+                            "  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: pki/no-ca.pem\n") == [
+        "web.yml:2: tls_server_config.cert_file: no PEM certificate in it (value: 'pki/garbage.pem')",
+        "web.yml:3: tls_server_config.key_file: cannot read: No such file or directory (value: 'pki/missing-key.pem')",
+        "web.yml:5: tls_server_config.client_ca_file: cannot read: No such file or directory (value: 'pki/no-ca.pem')"]
+    # a field that fails beside files that load: the field alone
+    assert problems(folder, TLS + "  bogus: 1\n") == ["web.yml:4: tls_server_config.bogus: unknown key (value: 1)"]
+
+
 def test_a_missing_web_config_file_is_reported_where_it_is_named(folder: Path) -> None:
     (folder / "web.yml").write_text("# plain HTTP, no users\n")
     assert load_config(folder / "monitor.yaml", environ={}).web.tls_server_config is None

@@ -8,8 +8,10 @@ from rich.table import Table
 
 from monitor.alerts.sinks import sink_problems
 from monitor.commands.common import EXIT_CONFIG, EXIT_OK, load_or_exit, print_problems, table_console
-from monitor.config.loader import Config, redact_url
+from monitor.config.loader import Config
 from monitor.config.secrets import resolve_api_key
+from monitor.config.validate import redact_url
+from monitor.domain import utcnow
 from monitor.errors import SecretError, SecretMissing
 
 
@@ -70,7 +72,8 @@ def main(config_path: str, web_config_file: str | None = None) -> int:
 
 
 def _unchecked(config: Config) -> list[str]:
-    """What runs but cannot be trusted as configured: uncalibrated judges, unsigned webhooks."""
+    """What runs but cannot be trusted as configured: uncalibrated judges, unsigned webhooks, a listener certificate
+    that has expired or expires within 14 days."""
     out = [f"{c.source}: canary {c.id}: checks[{i}] (llm_judge, judge target {check.judge_target}) has no "
            "calibration: its verdicts count unchecked, so a judge its provider changes can open drift events "
            "on its own (add `calibration:` answers with known verdicts)"
@@ -79,6 +82,10 @@ def _unchecked(config: Config) -> list[str]:
     if config.web.basic_auth_users and config.web.tls_server_config is None:
         out.append(f"{config.web_file}: basic_auth_users without tls_server_config: passwords cross the network "
                    "in the clear")
+    served = config.listener_tls
+    expiring = served.expiry.warning(served.tls.cert_file, utcnow()) if served and served.expiry else None
+    if expiring is not None:
+        out.append(f"{config.web_file}: {expiring}")
     out += [f"{config.path}: alerts.sinks: {sink.name}: a webhook without secret_env or secret_file: its messages "
             "go out unsigned, and receivers cannot tell them from forgeries"
             for sink in config.alerts.sinks if sink.type == "webhook" and not (sink.secret_env or sink.secret_file)]

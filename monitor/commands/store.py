@@ -22,7 +22,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from monitor.commands.common import EXIT_CONFIG, EXIT_FAIL, EXIT_OK, err_console, load_or_exit, table_console
-from monitor.config.loader import redact_url
+from monitor.config.validate import redact_url
 from monitor.errors import MonitorError, StoreError
 from monitor.store import Store
 from monitor.store.copy import (

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from monitor.alerts.config import REFERENCES_CHECKED, AlertsConfig
 from monitor.checks import canary_issues
@@ -24,12 +23,23 @@ from monitor.config.models import (
     Target,
 )
 from monitor.config.references import canary_references, monitor_references, written_ids
-from monitor.config.yamlsrc import Located, at, dotted, load_yaml
+from monitor.config.validate import validate, validate_each
+from monitor.config.yamlsrc import Located, at, load_yaml
 from monitor.domain import EMBEDDINGS_CANARY, JUDGE_CANARY
 from monitor.drift.settings import DriftSettings
 from monitor.errors import ConfigError, ConfigIssue
 from monitor.webconfig.model import WebConfigFile
-from monitor.webconfig.tls import TlsFileError, build_context, tls_restart_only
+from monitor.webconfig.tls import (
+    FILE_FIELDS,
+    ServerTls,
+    TlsFileError,
+    TlsFilesError,
+    build_server_tls,
+    check_files,
+    tls_restart_only,
+)
+
+M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -49,6 +59,8 @@ class Config:
     web: WebConfigFile = WebConfigFile()  # TLS and basic auth of the HTTP listener
     web_file: str | None = None  # the web config file read (--web.config.file, else http.web_config_file)
     web_flag: str | None = None  # --web.config.file as given to `run`: a reload reads it again
+    # The listener's context, built from web.tls_server_config when loading checked its files (None: not built)
+    listener_tls: ServerTls | None = field(default=None, compare=False, repr=False)
 
     def target(self, target_id: str) -> Target:
         return next(t for t in self.targets if t.id == target_id)
@@ -85,79 +97,6 @@ class Config:
         if self.drift.enabled and self.drift.embeddings is not None:
             pairs.add((EMBEDDINGS_CANARY, self.drift.embeddings.target))
         return pairs
-
-
-M = TypeVar("M", bound=BaseModel)
-_SECRETISH = re.compile(r"key|secret|token|password", re.I)
-_URL_PASSWORD = re.compile(r"(://[^/@:\s]*:)[^/@\s]+@")
-_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&#\s]*", re.I)
-
-
-def _validate(model: type[M], src: Located, issues: list[ConfigIssue],
-              context: dict[str, Any] | None = None) -> M | None:
-    """Validate a parsed file, adding an issue per error (none for errors its YAML problems explain)."""
-    try:
-        return model.model_validate(src.data if src.data is not None else {}, context=context)
-    except ValidationError as e:
-        for err in e.errors():
-            loc = _strip_union_tags(tuple(err["loc"]))
-            where = _in_document(src.data, loc)
-            if src.follows_from_problems(where, err["type"]):
-                continue  # e.g. "" given for an unset ${VAR}: the variable is the problem, already reported
-            reason = err["msg"].removeprefix("Value error, ")
-            if err["type"] == "extra_forbidden":
-                reason = "unknown key"
-            elif not loc and err["type"] in ("model_type", "dict_type"):  # a list or a scalar as the whole file
-                keys = ", ".join(f"{k}:" for k in model.model_fields if k != "source")
-                reason = f"expected a mapping at the top level (keys {keys}), got a {type(err.get('input')).__name__}"
-            value = err.get("input") if err["type"] != "missing" else None
-            if isinstance(value, dict | list):
-                value = None
-            elif loc and loc[0] in getattr(model, "UNECHOED", ()):
-                value = value if loc[-1] == "[key]" else "<redacted>"  # a user name is no secret; its hash may be
-            elif isinstance(value, str) and loc and (_SECRETISH.search(str(loc[-1])) or str(loc[-1]).endswith("_env")):
-                # never echo something that may be a secret (a number, e.g. max_token: 5, is not); a *_env value
-                # refused is most often the secret itself (a Slack URL given to url_env)
-                value = "<redacted>"
-            elif isinstance(value, str):
-                value = redact_url(value)
-            issues.append(ConfigIssue(src.path, dotted(loc), reason, src.line_of(where), value))
-        return None
-
-
-def _each(model: type[M], items: Any) -> list[M | None]:
-    """Validate each item of a list on its own (None for those that fail): the parts of a failed file that hold."""
-    out: list[M | None] = []
-    for item in items if isinstance(items, list) else []:
-        try:
-            out.append(model.model_validate(item))
-        except ValidationError:
-            out.append(None)
-    return out
-
-
-def _in_document(data: Any, loc: tuple[Any, ...]) -> tuple[Any, ...]:
-    """Return an error's path in the document: its loc without the tags of tagged unions (the sink or check `type`
-    pydantic chose, e.g. alerts.sinks[0].slack.url_env -> alerts.sinks[0].url_env)."""
-    out: list[Any] = []
-    for part in loc:
-        if isinstance(data, dict) and part not in data and data.get("type") == part:
-            continue
-        out.append(part)
-        data = at(data, part)
-    return tuple(out)
-
-
-def redact_url(text: str) -> str:
-    """Replace the password of a URL (user:PASSWORD@ or ?password=) with <redacted>."""
-    text = _URL_PASSWORD.sub(r"\1<redacted>@", text)
-    return _QUERY_PASSWORD.sub(r"\1<redacted>", text)
-
-
-def _strip_union_tags(loc: tuple[Any, ...]) -> tuple[Any, ...]:
-    """Drop pydantic's discriminator/union tags (e.g. 'contains', 'function-after[...]') from an error path."""
-    known = {"function-after", "function-before", "function-wrap"}
-    return tuple(p for p in loc if not (isinstance(p, str) and any(p.startswith(k) for k in known)))
 
 
 def probe_paths(entries: list[str], base: Path) -> tuple[list[Path], list[str]]:
@@ -209,8 +148,8 @@ def _load_probes(paths: list[Path], environ: Mapping[str, str] | None, issues: l
             issues += e.issues
             continue
         issues += src.problems
-        pf = _validate(ProbeFile, src, issues)
-        canaries = list(pf.canaries) if pf is not None else _each(Canary, at(src.data, "canaries"))
+        pf = validate(ProbeFile, src, issues)
+        canaries = list(pf.canaries) if pf is not None else validate_each(Canary, at(src.data, "canaries"))
         out.append(_ProbeFile(src, [c.model_copy(update={"source": str(path)}) if c else None for c in canaries]))
     return out
 
@@ -261,7 +200,8 @@ def restart_only(running: Config, loaded: Config) -> tuple[Config, list[str]]:
     tls, tls_changed = tls_restart_only(running.web.tls_server_config, loaded.web.tls_server_config)
     kept = replace(loaded, storage=loaded.storage.model_copy(update={"url": running.storage.url}),
                    http=loaded.http.model_copy(update={"listen": running.http.listen}), drift=running.drift,
-                   web=loaded.web.model_copy(update={"tls_server_config": tls}))
+                   web=loaded.web.model_copy(update={"tls_server_config": tls}),
+                   listener_tls=loaded.listener_tls if tls == loaded.web.tls_server_config else None)
     return kept, changed + tls_changed
 
 
@@ -276,9 +216,9 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None, *,
     path = Path(path)
     src = load_yaml(path, environ=dict(environ) if environ is not None else None, keep_going=True)
     issues = list(src.problems)
-    mf = _validate(MonitorFile, src, issues, context={REFERENCES_CHECKED: True})
+    mf = validate(MonitorFile, src, issues, context={REFERENCES_CHECKED: True})
     valid: dict[str, Target] = {}
-    for t in mf.targets if mf is not None else _each(Target, at(src.data, "targets")):
+    for t in mf.targets if mf is not None else validate_each(Target, at(src.data, "targets")):
         if t is not None:
             valid.setdefault(t.id, t)
     issues += monitor_references(src, valid)
@@ -293,7 +233,8 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None, *,
     # Commands that serve no listener (drift, export, probe, ...) neither read nor need the web config file: an
     # operator who may read the store but not the server's private key can still use them.
     web_file = (web_config_file or _web_config_file(src, path.parent)) if listener else None
-    web = _load_web(Path(web_file), src, web_config_file is not None, issues) if web_file else WebConfigFile()
+    web, served = _load_web(Path(web_file), src, web_config_file is not None, issues) if web_file \
+        else (WebConfigFile(), None)
     if issues:
         raise ConfigError(_in_order(issues, [str(path), *([web_file] if web_file else []), *(str(f) for f in files)]))
     assert mf is not None  # it failed only with an issue
@@ -302,7 +243,7 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None, *,
         path=str(path), targets=tuple(mf.targets), canaries=tuple(canaries), storage=mf.storage,
         http=mf.http, daemon=mf.daemon, drift=mf.drift, alerts=mf.alerts, refusal=mf.refusal,
         probe_files=tuple(str(f) for f in files), web=web or WebConfigFile(), web_file=web_file,
-        web_flag=web_config_file,
+        web_flag=web_config_file, listener_tls=served,
     )
 
 
@@ -312,34 +253,49 @@ def _web_config_file(src: Located, base: Path) -> str | None:
     return str(base / written) if isinstance(written, str) and written else None
 
 
-def _load_web(path: Path, src: Located, flag: bool, issues: list[ConfigIssue]) -> WebConfigFile | None:
-    """Read and check the web config file: its fields, then the TLS files it names (they must load as a server
-    context); None when it fails (with its issues added). A missing file is reported where it is named."""
+def _load_web(path: Path, src: Located, flag: bool,
+              issues: list[ConfigIssue]) -> tuple[WebConfigFile | None, ServerTls | None]:
+    """Read and check the web config file: its fields and the TLS files it names; return it and the server
+    context built from them (the check that they load), or None when it fails (with its issues added). A missing
+    file is reported where it is named. The files are checked even when fields fail: one pass reports all."""
     if not path.is_file():
         where, line = ("(command line)", None) if flag else (src.path, src.line_of(("http", "web_config_file")))
         issues.append(ConfigIssue(where, "--web.config.file" if flag else "http.web_config_file",
                                   "a folder, not a web config file" if path.is_dir() else "no such web config file",
                                   line, str(path)))
-        return None
+        return None, None
     try:
         web_src = load_yaml(path, interpolate=False, keep_going=True)  # exporter-toolkit does not interpolate
     except ConfigError as e:
         issues += e.issues
-        return None
+        return None, None
     issues += web_src.problems
-    web = _validate(WebConfigFile, web_src, issues)
-    if web is None or web.tls_server_config is None:
-        return web
+    web = validate(WebConfigFile, web_src, issues)
+    if web is None:
+        issues += _tls_issues(web_src, check_files(_written_tls_files(web_src, path.parent)))
+        return None, None
+    if web.tls_server_config is None:
+        return web, None
     tls = web.tls_server_config
     tls = tls.model_copy(update={f: str(path.parent / v) for f, v in tls.files().items() if not Path(v).is_absolute()})
     web = web.model_copy(update={"tls_server_config": tls})
     try:
-        build_context(tls)
-    except TlsFileError as e:
-        issues.append(ConfigIssue(str(path), f"tls_server_config.{e.field}", e.reason,
-                                  web_src.line_of(("tls_server_config", e.field)), e.path))
-        return None
-    return web
+        served = build_server_tls(tls)
+    except TlsFilesError as e:
+        issues += _tls_issues(web_src, e.problems)
+        return None, None
+    return web, served
+
+
+def _written_tls_files(web_src: Located, base: Path) -> dict[str, str]:
+    """The TLS files a web config file that failed validation names (field -> path, from `base` unless absolute)."""
+    written = {f: web_src.written("tls_server_config", f) for f in FILE_FIELDS}
+    return {f: v if Path(v).is_absolute() else str(base / v) for f, v in written.items() if isinstance(v, str) and v}
+
+
+def _tls_issues(web_src: Located, problems: list[TlsFileError]) -> list[ConfigIssue]:
+    return [ConfigIssue(web_src.path, f"tls_server_config.{p.field}", p.reason,
+                        web_src.line_of(("tls_server_config", p.field)), p.path) for p in problems]
 
 
 _FILE_FIELDS = ("api_key_file", "url_file", "secret_file", "routing_key_file")

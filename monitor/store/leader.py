@@ -38,7 +38,7 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
-from monitor.config.loader import redact_url
+from monitor.config.validate import redact_url
 from monitor.store.repository import driver_message
 
 log = logging.getLogger("monitor.leader")

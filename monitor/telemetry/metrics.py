@@ -18,6 +18,8 @@ from prometheus_client import (
     ProcessCollector,
     disable_created_metrics,
 )
+from prometheus_client.metrics_core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from monitor import __version__
 from monitor.domain import RUN_MISSED, RUN_OVERRUN, RUN_SPEND_CAP, ErrorType, Observation
@@ -32,6 +34,28 @@ def register_runtime(registry: CollectorRegistry) -> None:
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
     GCCollector(registry=registry)
+
+
+class UnsetGauge(Collector):
+    """A gauge without labels that has no sample until set: prometheus_client's exports 0 from the start, which
+    for a timestamp reads as 1970 (a certificate expiry of 0 is one long expired)."""
+
+    def __init__(self, name: str, documentation: str, *, registry: CollectorRegistry):
+        self.name, self.documentation = name, documentation
+        self.value: float | None = None
+        registry.register(self)
+
+    def set(self, value: float | None) -> None:
+        """Export `value` from now on; None: no sample."""
+        self.value = value
+
+    def collect(self) -> list[GaugeMetricFamily]:
+        family = GaugeMetricFamily(self.name, self.documentation)
+        if self.value is not None:
+            family.add_metric([], self.value)
+        return [family]
+
+    describe = collect
 
 
 class Metrics:
@@ -124,6 +148,9 @@ class Metrics:
                                     "How long the oldest stored observation waiting for drift analysis has waited "
                                     "(0: none waits).", registry=r)
         self.in_flight = Gauge("llm_monitor_probes_in_flight", "Probe calls in flight.", ("target",), registry=r)
+        self.tls_expiry = UnsetGauge("llm_monitor_web_tls_certificate_expiry_timestamp_seconds",
+                                     "Unix time the listener's TLS certificate expires: the earliest notAfter of the "
+                                     "certificates in cert_file (absent without TLS).", registry=r)
         self.build_info.labels(__version__, platform.python_version()).set(1)
         self._models: dict[str, tuple[str, str]] = {}
 

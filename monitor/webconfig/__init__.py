@@ -2,6 +2,7 @@
 
     model   the file's schema (strict, like monitor.yaml)
     tls     the server SSLContext built from it, and its renewal on reload
+    expiry  when the certificate served expires (read with the standard library), and the warning before
     auth    the basic-auth middleware and its cache of successful checks
 """
 

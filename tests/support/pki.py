@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ssl
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import bcrypt
@@ -18,12 +19,13 @@ class Pki:
     ca: trustme.CA
 
     @classmethod
-    def make(cls, folder: Path, name: str = "") -> Pki:
-        """A new CA with a server certificate for 127.0.0.1 and a client certificate, written under `folder`."""
+    def make(cls, folder: Path, name: str = "", *, not_after: datetime | None = None) -> Pki:
+        """A new CA with a server certificate for 127.0.0.1 (valid until `not_after`, else trustme's default) and a
+        client certificate, written under `folder`."""
         folder.mkdir(parents=True, exist_ok=True)
         pki = cls(folder, trustme.CA())
         pki.ca.cert_pem.write_to_path(str(folder / f"ca{name}.pem"))
-        server = pki.ca.issue_cert("127.0.0.1", "localhost")
+        server = pki.ca.issue_cert("127.0.0.1", "localhost", not_after=not_after)
         server.cert_chain_pems[0].write_to_path(str(folder / f"cert{name}.pem"))
         server.private_key_pem.write_to_path(str(folder / f"key{name}.pem"))
         client = pki.ca.issue_cert("scraper@example.com")

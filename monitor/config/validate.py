@@ -1,0 +1,84 @@
+"""Validate a parsed config file against its model, turning each pydantic error into a ConfigIssue that names
+the file, line, field and value as written (secrets never echoed)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from monitor.config.yamlsrc import Located, at, dotted
+from monitor.errors import ConfigIssue
+
+M = TypeVar("M", bound=BaseModel)
+_SECRETISH = re.compile(r"key|secret|token|password", re.I)
+_URL_PASSWORD = re.compile(r"(://[^/@:\s]*:)[^/@\s]+@")
+_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&#\s]*", re.I)
+
+
+def validate(model: type[M], src: Located, issues: list[ConfigIssue],
+              context: dict[str, Any] | None = None) -> M | None:
+    """Validate a parsed file, adding an issue per error (none for errors its YAML problems explain)."""
+    try:
+        return model.model_validate(src.data if src.data is not None else {}, context=context)
+    except ValidationError as e:
+        for err in e.errors():
+            loc = _strip_union_tags(tuple(err["loc"]))
+            where = _in_document(src.data, loc)
+            if src.follows_from_problems(where, err["type"]):
+                continue  # e.g. "" given for an unset ${VAR}: the variable is the problem, already reported
+            reason = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                reason = "unknown key"
+            elif not loc and err["type"] in ("model_type", "dict_type"):  # a list or a scalar as the whole file
+                keys = ", ".join(f"{k}:" for k in model.model_fields if k != "source")
+                reason = f"expected a mapping at the top level (keys {keys}), got a {type(err.get('input')).__name__}"
+            value = err.get("input") if err["type"] != "missing" else None
+            if isinstance(value, dict | list):
+                value = None
+            elif loc and loc[0] in getattr(model, "UNECHOED", ()):
+                value = value if loc[-1] == "[key]" else "<redacted>"  # a user name is no secret; its hash may be
+            elif isinstance(value, str) and loc and (_SECRETISH.search(str(loc[-1])) or str(loc[-1]).endswith("_env")):
+                # never echo something that may be a secret (a number, e.g. max_token: 5, is not); a *_env value
+                # refused is most often the secret itself (a Slack URL given to url_env)
+                value = "<redacted>"
+            elif isinstance(value, str):
+                value = redact_url(value)
+            issues.append(ConfigIssue(src.path, dotted(loc), reason, src.line_of(where), value))
+        return None
+
+
+def validate_each(model: type[M], items: Any) -> list[M | None]:
+    """Validate each item of a list on its own (None for those that fail): the parts of a failed file that hold."""
+    out: list[M | None] = []
+    for item in items if isinstance(items, list) else []:
+        try:
+            out.append(model.model_validate(item))
+        except ValidationError:
+            out.append(None)
+    return out
+
+
+def _in_document(data: Any, loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Return an error's path in the document: its loc without the tags of tagged unions (the sink or check `type`
+    pydantic chose, e.g. alerts.sinks[0].slack.url_env -> alerts.sinks[0].url_env)."""
+    out: list[Any] = []
+    for part in loc:
+        if isinstance(data, dict) and part not in data and data.get("type") == part:
+            continue
+        out.append(part)
+        data = at(data, part)
+    return tuple(out)
+
+
+def redact_url(text: str) -> str:
+    """Replace the password of a URL (user:PASSWORD@ or ?password=) with <redacted>."""
+    text = _URL_PASSWORD.sub(r"\1<redacted>@", text)
+    return _QUERY_PASSWORD.sub(r"\1<redacted>", text)
+
+
+def _strip_union_tags(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Drop pydantic's discriminator/union tags (e.g. 'contains', 'function-after[...]') from an error path."""
+    known = {"function-after", "function-before", "function-wrap"}
+    return tuple(p for p in loc if not (isinstance(p, str) and any(p.startswith(k) for k in known)))
