@@ -129,7 +129,7 @@ class AnthropicProvider:
                 result.error_type = status_error_type(400, str(e))
             result.error_message = short(f"{e.kind}: {e}")
         except httpx.DecodingError as e:
-            result.error_type, result.error_message = ErrorType.BAD_RESPONSE, undecodable(e)
+            result.error_type, result.error_message = undecodable(e, result.http_status)
         except (httpx.TransportError, httpx.StreamError) as e:
             result.error_type, message = broken_connection(e, answered=result.http_status is not None)
             result.error_message = short(message)

@@ -34,6 +34,7 @@ from monitor.providers.base import (
     undecodable,
 )
 from monitor.providers.capped import ReplyTooLarge
+from monitor.providers.errorbody import UndecodableStatus, keep_status
 from monitor.providers.shape import get, obj, shown
 from monitor.providers.sse import BROKEN, TIMEOUTS, UNDECODABLE, sse_json
 from monitor.providers.thinktags import ThinkTags, answer_of
@@ -59,6 +60,8 @@ def normalise_finish(raw: Any) -> FinishReason | None:
 
 def status_failure(e: openai.APIStatusError) -> tuple[ErrorType, str]:
     """The error type and message of an HTTP error answer the SDK raised (any OpenAI-compatible endpoint)."""
+    if isinstance(e, UndecodableStatus):  # its body was never read
+        return undecodable(e.cause, e.status_code)
     body = json.dumps(e.body) if e.body is not None else e.response.text
     message = e.message
     # The SDK's message holds only an `error.message` the body carries: a proxy's plain-text or HTML page (Envoy's
@@ -102,11 +105,12 @@ class OpenAIProvider:
         # a leading <think> block in content is reasoning (providers.thinktags); always: the template opens it
         self._tags = None if reasoning_tags == "off" else {"always": reasoning_tags == "always"}
         self._clock = clock
-        # max_retries=0: a canary must see every failure; retries would hide them and skew latency.
+        # max_retries=0: a canary must see every failure; retries would hide them and skew latency. The client is of
+        # the SDK's own httpx flavour (sdk_http), else its default one; either gets the hook that keeps the status of
+        # an error reply whose body does not decode (providers.errorbody).
         self._client = openai.AsyncOpenAI(
-            base_url=base_url, api_key=api_key or "not-needed", max_retries=0,
-            default_headers=headers or None,
-            http_client=http_client)  # type: ignore[arg-type]  # the SDK's own httpx flavour (sdk_http)
+            base_url=base_url, api_key=api_key or "not-needed", max_retries=0, default_headers=headers or None,
+            http_client=keep_status(http_client or openai.DefaultAsyncHttpxClient()))
 
     async def aclose(self) -> None:
         await self._client.close()
@@ -150,8 +154,8 @@ class OpenAIProvider:
         except openai.APIError as e:  # an error event inside a 200 stream, or a 200 answer that is an error
             result.error_type = answer_error_type(e.body)
             result.error_message = short(f"error in {'stream' if request.stream else 'the answer'}: {e.message}")
-        except UNDECODABLE as e:  # either httpx flavour's, from reading a body, streamed or not
-            result.error_type, result.error_message = ErrorType.BAD_RESPONSE, undecodable(e)
+        except UNDECODABLE as e:  # either httpx flavour's, from reading a 200's body, streamed or not
+            result.error_type, result.error_message = undecodable(e, result.http_status)
         except TIMEOUTS as e:  # the HTTP library's own, from reading a body (either httpx flavour)
             result.error_type, result.error_message = ErrorType.TIMEOUT, short(f"stream stalled: {type(e).__name__}")
         except BROKEN as e:
