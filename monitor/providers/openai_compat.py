@@ -34,6 +34,7 @@ from monitor.providers.base import (
     undecodable,
 )
 from monitor.providers.capped import ReplyTooLarge
+from monitor.providers.choices import answer_choice
 from monitor.providers.errorbody import UndecodableStatus, keep_status
 from monitor.providers.shape import get, obj, shown
 from monitor.providers.sse import BROKEN, TIMEOUTS, UNDECODABLE, sse_json
@@ -189,16 +190,20 @@ class OpenAIProvider:
             raise ValueError(f"choices {shown(completion.choices)} is not a list")
         if not completion.choices:
             raise ValueError("response has no choices")
-        choice = _model(completion.choices[0], "choices[0]")
-        message = _model(choice.message, "choices[0].message")
-        result.text = content_parts(message.content, "choices[0].message.content")[0] or ""
+        pick, others = answer_choice(completion.choices)
+        if pick is None:
+            raise ValueError(f"response has no choice of index 0 (choices of index {shown(sorted(others))})")
+        w = f"choices[{pick}]"
+        choice = _model(completion.choices[pick], w)
+        message = _model(choice.message, w + ".message")
+        result.text = content_parts(message.content, w + ".message.content")[0] or ""
         if self._tags is not None and isinstance(result.text, str):  # not text: `vet` says so
             result.text = answer_of(result.text, **self._tags)
         result.refusal_text = getattr(message, "refusal", None) or None
         if message.tool_calls is not None and not isinstance(message.tool_calls, list):
-            raise ValueError(f"choices[0].message.tool_calls {shown(message.tool_calls)} is not a list")
+            raise ValueError(f"{w}.message.tool_calls {shown(message.tool_calls)} is not a list")
         for i, call in enumerate(message.tool_calls or []):
-            where = f"choices[0].message.tool_calls[{i}]"
+            where = f"{w}.message.tool_calls[{i}]"
             fn = getattr(_model(call, where), "function", None)
             if fn is not None:  # a tool call of another type (OpenAI's "custom" ones) has no function
                 fn = _model(fn, where + ".function")
@@ -242,6 +247,7 @@ class OpenAIProvider:
         refusal: list[str] = []
         tools: dict[int, dict[str, str]] = {}
         saw_finish = False
+        others: set[int] = set()  # the indexes of choices that are not the answer
         standard = False  # a standard usage came (it wins over Groq's x_groq.usage)
         try:
             async for chunk in sse_json(response):
@@ -255,9 +261,13 @@ class OpenAIProvider:
                 elif not standard and _field(chunk.get("x_groq"), "usage") is not None:
                     # Groq: usage in the finish chunk's x_groq even without include_usage (stream_usage: false)
                     result.usage = _usage(get(chunk["x_groq"], "usage", dict, "x_groq."))
-                for choice in (get(chunk, "choices", list) or [])[:1]:
-                    choice = obj(choice, "choices[0]")
-                    d = get(choice, "delta", dict, "choices[0].") or {}
+                choices = get(chunk, "choices", list) or []
+                pick, seen = answer_choice(choices)
+                others |= seen
+                if pick is not None:
+                    w = f"choices[{pick}]"
+                    choice = obj(choices[pick], w)
+                    d = get(choice, "delta", dict, w + ".") or {}
                     # reasoning streamed before the answer (vLLM, DeepSeek: reasoning_content; Ollama, OpenRouter:
                     # reasoning) is output but not the answer
                     thought = any(isinstance(d.get(k), str) and d[k] for k in ("reasoning_content", "reasoning"))
@@ -265,10 +275,10 @@ class OpenAIProvider:
                     # the chunk's time from request start, read once if at all
                     at = functools.cache(lambda: received(arrival_of(response), origin, self._clock()) - origin)
                     if isinstance(d.get("content"), list):  # Mistral's parts: thinking, then the answer's text
-                        content, reasoned = content_parts(d["content"], "choices[0].delta.content")
+                        content, reasoned = content_parts(d["content"], w + ".delta.content")
                         thought = thought or reasoned
                     else:
-                        content = get(d, "content", str, "choices[0].delta.")
+                        content = get(d, "content", str, w + ".delta.")
                     if content:
                         parts.append(content)
                         kind = tags.feed(content) if tags is not None else "answer"
@@ -277,12 +287,12 @@ class OpenAIProvider:
                         got, thought = kind == "answer", thought or kind != "answer"
                         if kind == "pending" and pending is None:
                             pending = at()
-                    said = get(d, "refusal", str, "choices[0].delta.")
+                    said = get(d, "refusal", str, w + ".delta.")
                     if said:
                         refusal.append(said)
                         got = True
-                    for i, tc in enumerate(get(d, "tool_calls", list, "choices[0].delta.") or []):
-                        where = f"choices[0].delta.tool_calls[{i}]."
+                    for i, tc in enumerate(get(d, "tool_calls", list, w + ".delta.") or []):
+                        where = f"{w}.delta.tool_calls[{i}]."
                         index = get(obj(tc, where[:-1]), "index", int, where)
                         slot = tools.setdefault(0 if index is None else index, {"name": "", "arguments": ""})
                         fn = get(tc, "function", dict, where)
@@ -307,7 +317,9 @@ class OpenAIProvider:
             result.tool_calls = [tools[i] for i in sorted(tools)]
             await response.aclose()
         if not saw_finish:
-            raise httpx.RemoteProtocolError("stream ended without a finish_reason")
+            # choices of other indexes only: the answer (choice 0) never came
+            raise httpx.RemoteProtocolError("stream ended without a finish_reason" + (
+                f" of choice 0 (choices of index {shown(sorted(others))} came)" if others else ""))
         if result.raw_finish_reason in _FAILED:
             raise openai.APIError(message=f"the stream ended with finish_reason {result.raw_finish_reason}",
                                   request=response.request, body=None)
