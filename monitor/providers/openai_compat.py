@@ -11,6 +11,7 @@ from urllib.parse import urlparse
 
 import httpx
 import openai
+from openai.types.chat import ChatCompletion
 
 from monitor.domain import CallResult, ErrorType, FinishReason, Usage
 from monitor.providers.arrival import arrival_of, sent_of
@@ -177,7 +178,11 @@ class OpenAIProvider:
                 **self._body(req), stream=False, timeout=req.timeout_s, extra_headers=req.extra_headers or None) as raw:
             mark_sent(result, sent_of(raw.http_response), start, self._clock())
             self._headers(raw, result)
-            completion = await raw.parse()
+            await raw.read()
+        # The JSON read once, for the SDK's model of it and for the usage as it came (which the model takes
+        # leniently: true for 1; a count that is not one is for `vet` to name).
+        body = _json(raw.http_response)
+        completion = ChatCompletion.model_construct(**body) if isinstance(body, dict) else body  # as parse() does
         error = getattr(completion, "error", None)
         if error:  # OpenRouter: a model that fails after it started is a 200 whose body is {"error": {...}}
             raise _answer_error(error, raw.http_response.request)
@@ -213,9 +218,6 @@ class OpenAIProvider:
         result.response_model = completion.model
         result.response_id = completion.id or None
         result.system_fingerprint = completion.system_fingerprint
-        # The counts as they came: the SDK's model takes them leniently (true for 1), and a count that is not one is
-        # for `vet` to name.
-        body = raw.http_response.json()
         result.usage = _usage(get(body, "usage", dict))
         if choice.finish_reason in _FAILED:
             raise openai.APIError(message=f"the answer ended with finish_reason {choice.finish_reason}",
@@ -346,6 +348,18 @@ def content_parts(content: Any, where: str) -> tuple[Any, bool]:
             texts.append(get(part, "text", str, f"{where}[{i}].") or "")
         thought = thought or kind == "thinking"
     return "".join(texts), thought
+
+
+def _json(response: Any) -> Any:
+    """A whole answer's JSON as the SDK's `parse()` reads it (and builds its model of, unvalidated): a body that is
+    not JSON fails, unless its content type does not say JSON: it is then its text."""
+    content_type, *_ = response.headers.get("content-type", "*").split(";")
+    if content_type.endswith("json"):
+        return response.json()
+    try:
+        return response.json()
+    except (ValueError, RecursionError):
+        return response.text
 
 
 def _answer_error(error: Any, request: Any) -> openai.APIError:
