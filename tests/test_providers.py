@@ -6,6 +6,7 @@ import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import pytest
 
@@ -98,6 +99,34 @@ async def test_time_the_client_spends_before_sending_is_not_charged_to_the_provi
     if stream:  # the steady scenario injects a constant 50 ms TTFT
         assert wire.ttft_s is not None and 0.05 <= wire.ttft_s <= wall[True] - 0.3
         assert parsed.ttft_s is not None and parsed.ttft_s >= 0.35
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_a_whole_openai_answer_is_parsed_once(steady_sim: SimServer, transport: str,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """One JSON parse of the answer gives both the SDK's model and the usage as it came (it was parsed twice)."""
+    parsed: list[Any] = []
+    loads = json.loads
+
+    def counting(doc: Any, *args: Any, **kwargs: Any) -> Any:
+        value = loads(doc, *args, **kwargs)
+        if isinstance(value, dict) and value.get("object") == "chat.completion":
+            parsed.append(value)
+        return value
+
+    monkeypatch.setattr(json, "loads", counting)
+    provider = make("openai", steady_sim, transport)
+    try:
+        r = await provider.complete(ChatRequest(model="sim-gpt", messages=MSG, stream=False, timeout_s=10))
+    finally:
+        await provider.aclose()
+    assert r.ok, r.error_message
+    assert len(parsed) == 1
+    (choice,), usage = parsed[0]["choices"], parsed[0]["usage"]
+    assert (r.text, r.raw_finish_reason) == (choice["message"]["content"], choice["finish_reason"])
+    assert (r.usage.input_tokens, r.usage.output_tokens, r.usage.cached_input_tokens) == (
+        usage["prompt_tokens"], usage["completion_tokens"], usage["prompt_tokens_details"]["cached_tokens"])
+    assert r.system_fingerprint == parsed[0]["system_fingerprint"] == "fp_steady01"
 
 
 FAULTS = [

@@ -129,7 +129,7 @@ class AnthropicProvider:
                 result.error_type = status_error_type(400, str(e))
             result.error_message = short(f"{e.kind}: {e}")
         except httpx.DecodingError as e:
-            result.error_type, result.error_message = ErrorType.BAD_RESPONSE, undecodable(e)
+            result.error_type, result.error_message = undecodable(e, result.http_status)
         except (httpx.TransportError, httpx.StreamError) as e:
             result.error_type, message = broken_connection(e, answered=result.http_status is not None)
             result.error_message = short(message)
@@ -177,9 +177,10 @@ class AnthropicProvider:
             parts: list[str] = []
             tools: dict[int, dict[str, str]] = {}
             usage: dict[str, Any] = {}
-            stopped = False
+            stopped = heard = False
             try:
                 async for sse in source.aiter_sse():
+                    heard = True
                     if sse.event == "ping" or not sse.data:
                         continue
                     data = obj(json.loads(sse.data), "event")
@@ -229,6 +230,8 @@ class AnthropicProvider:
                 result.usage = _usage(usage)
                 if result.finish_reason == FinishReason.REFUSAL:
                     result.refusal_text = result.text or "refusal"
+            if not heard:  # a whole body that holds none, not one broken off: nothing began to be stopped
+                raise ValueError("the event stream held no events (no message_start, no message_stop)")
             if not stopped:
                 raise httpx.RemoteProtocolError("stream ended without message_stop")
             return arrival_of(resp)

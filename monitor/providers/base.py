@@ -161,10 +161,16 @@ def malformed(e: Exception) -> str:
     return short(f"malformed response: {e}")
 
 
-def undecodable(e: Exception) -> str:
-    """The message of a body that does not decode as its Content-Encoding says (gzip that is not): the HTTP
-    library raises a `DecodingError`, neither a transport error nor a `ValueError`."""
-    return short(f"malformed response: the body does not decode as its Content-Encoding says: {e}")
+def undecodable(e: Exception, status: int | None) -> tuple[ErrorType, str]:
+    """The error type and message of a body that does not decode as its Content-Encoding says (gzip that is not):
+    the HTTP library raises a `DecodingError`, neither a transport error nor a `ValueError`.
+
+    An error status stands: the call is typed by it as if its body had been read (a 429 is still a rate limit) and
+    the message says the body could not be decoded. Any other answer is a `bad_response`: it could not be read."""
+    said = f"the body does not decode as its Content-Encoding says: {e}"
+    if status is not None and status >= 400:
+        return status_error_type(status), short(f"HTTP {status}: {said}")
+    return ErrorType.BAD_RESPONSE, short(f"malformed response: {said}")
 
 
 def timed_out(result: CallResult, timeout_s: float) -> str:

@@ -11,6 +11,7 @@ from urllib.parse import urlparse
 
 import httpx
 import openai
+from openai.types.chat import ChatCompletion
 
 from monitor.domain import CallResult, ErrorType, FinishReason, Usage
 from monitor.providers.arrival import arrival_of, sent_of
@@ -34,6 +35,8 @@ from monitor.providers.base import (
     undecodable,
 )
 from monitor.providers.capped import ReplyTooLarge
+from monitor.providers.choices import answer_choice
+from monitor.providers.errorbody import UndecodableStatus, keep_status
 from monitor.providers.shape import get, obj, shown
 from monitor.providers.sse import BROKEN, TIMEOUTS, UNDECODABLE, sse_json
 from monitor.providers.thinktags import ThinkTags, answer_of
@@ -59,6 +62,8 @@ def normalise_finish(raw: Any) -> FinishReason | None:
 
 def status_failure(e: openai.APIStatusError) -> tuple[ErrorType, str]:
     """The error type and message of an HTTP error answer the SDK raised (any OpenAI-compatible endpoint)."""
+    if isinstance(e, UndecodableStatus):  # its body was never read
+        return undecodable(e.cause, e.status_code)
     body = json.dumps(e.body) if e.body is not None else e.response.text
     message = e.message
     # The SDK's message holds only an `error.message` the body carries: a proxy's plain-text or HTML page (Envoy's
@@ -102,11 +107,12 @@ class OpenAIProvider:
         # a leading <think> block in content is reasoning (providers.thinktags); always: the template opens it
         self._tags = None if reasoning_tags == "off" else {"always": reasoning_tags == "always"}
         self._clock = clock
-        # max_retries=0: a canary must see every failure; retries would hide them and skew latency.
+        # max_retries=0: a canary must see every failure; retries would hide them and skew latency. The client is of
+        # the SDK's own httpx flavour (sdk_http), else its default one; either gets the hook that keeps the status of
+        # an error reply whose body does not decode (providers.errorbody).
         self._client = openai.AsyncOpenAI(
-            base_url=base_url, api_key=api_key or "not-needed", max_retries=0,
-            default_headers=headers or None,
-            http_client=http_client)  # type: ignore[arg-type]  # the SDK's own httpx flavour (sdk_http)
+            base_url=base_url, api_key=api_key or "not-needed", max_retries=0, default_headers=headers or None,
+            http_client=keep_status(http_client or openai.DefaultAsyncHttpxClient()))
 
     async def aclose(self) -> None:
         await self._client.close()
@@ -150,8 +156,8 @@ class OpenAIProvider:
         except openai.APIError as e:  # an error event inside a 200 stream, or a 200 answer that is an error
             result.error_type = answer_error_type(e.body)
             result.error_message = short(f"error in {'stream' if request.stream else 'the answer'}: {e.message}")
-        except UNDECODABLE as e:  # either httpx flavour's, from reading a body, streamed or not
-            result.error_type, result.error_message = ErrorType.BAD_RESPONSE, undecodable(e)
+        except UNDECODABLE as e:  # either httpx flavour's, from reading a 200's body, streamed or not
+            result.error_type, result.error_message = undecodable(e, result.http_status)
         except TIMEOUTS as e:  # the HTTP library's own, from reading a body (either httpx flavour)
             result.error_type, result.error_message = ErrorType.TIMEOUT, short(f"stream stalled: {type(e).__name__}")
         except BROKEN as e:
@@ -172,7 +178,11 @@ class OpenAIProvider:
                 **self._body(req), stream=False, timeout=req.timeout_s, extra_headers=req.extra_headers or None) as raw:
             mark_sent(result, sent_of(raw.http_response), start, self._clock())
             self._headers(raw, result)
-            completion = await raw.parse()
+            await raw.read()
+        # The JSON read once, for the SDK's model of it and for the usage as it came (which the model takes
+        # leniently: true for 1; a count that is not one is for `vet` to name).
+        body = _json(raw.http_response)
+        completion = ChatCompletion.model_construct(**body) if isinstance(body, dict) else body  # as parse() does
         error = getattr(completion, "error", None)
         if error:  # OpenRouter: a model that fails after it started is a 200 whose body is {"error": {...}}
             raise _answer_error(error, raw.http_response.request)
@@ -185,16 +195,20 @@ class OpenAIProvider:
             raise ValueError(f"choices {shown(completion.choices)} is not a list")
         if not completion.choices:
             raise ValueError("response has no choices")
-        choice = _model(completion.choices[0], "choices[0]")
-        message = _model(choice.message, "choices[0].message")
-        result.text = content_parts(message.content, "choices[0].message.content")[0] or ""
+        pick, others = answer_choice(completion.choices)
+        if pick is None:
+            raise ValueError(f"response has no choice of index 0 (choices of index {shown(sorted(others))})")
+        w = f"choices[{pick}]"
+        choice = _model(completion.choices[pick], w)
+        message = _model(choice.message, w + ".message")
+        result.text = content_parts(message.content, w + ".message.content")[0] or ""
         if self._tags is not None and isinstance(result.text, str):  # not text: `vet` says so
             result.text = answer_of(result.text, **self._tags)
         result.refusal_text = getattr(message, "refusal", None) or None
         if message.tool_calls is not None and not isinstance(message.tool_calls, list):
-            raise ValueError(f"choices[0].message.tool_calls {shown(message.tool_calls)} is not a list")
+            raise ValueError(f"{w}.message.tool_calls {shown(message.tool_calls)} is not a list")
         for i, call in enumerate(message.tool_calls or []):
-            where = f"choices[0].message.tool_calls[{i}]"
+            where = f"{w}.message.tool_calls[{i}]"
             fn = getattr(_model(call, where), "function", None)
             if fn is not None:  # a tool call of another type (OpenAI's "custom" ones) has no function
                 fn = _model(fn, where + ".function")
@@ -204,9 +218,6 @@ class OpenAIProvider:
         result.response_model = completion.model
         result.response_id = completion.id or None
         result.system_fingerprint = completion.system_fingerprint
-        # The counts as they came: the SDK's model takes them leniently (true for 1), and a count that is not one is
-        # for `vet` to name.
-        body = raw.http_response.json()
         result.usage = _usage(get(body, "usage", dict))
         if choice.finish_reason in _FAILED:
             raise openai.APIError(message=f"the answer ended with finish_reason {choice.finish_reason}",
@@ -238,6 +249,7 @@ class OpenAIProvider:
         refusal: list[str] = []
         tools: dict[int, dict[str, str]] = {}
         saw_finish = False
+        others: set[int] = set()  # the indexes of choices that are not the answer
         standard = False  # a standard usage came (it wins over Groq's x_groq.usage)
         try:
             async for chunk in sse_json(response):
@@ -251,9 +263,13 @@ class OpenAIProvider:
                 elif not standard and _field(chunk.get("x_groq"), "usage") is not None:
                     # Groq: usage in the finish chunk's x_groq even without include_usage (stream_usage: false)
                     result.usage = _usage(get(chunk["x_groq"], "usage", dict, "x_groq."))
-                for choice in (get(chunk, "choices", list) or [])[:1]:
-                    choice = obj(choice, "choices[0]")
-                    d = get(choice, "delta", dict, "choices[0].") or {}
+                choices = get(chunk, "choices", list) or []
+                pick, seen = answer_choice(choices)
+                others |= seen
+                if pick is not None:
+                    w = f"choices[{pick}]"
+                    choice = obj(choices[pick], w)
+                    d = get(choice, "delta", dict, w + ".") or {}
                     # reasoning streamed before the answer (vLLM, DeepSeek: reasoning_content; Ollama, OpenRouter:
                     # reasoning) is output but not the answer
                     thought = any(isinstance(d.get(k), str) and d[k] for k in ("reasoning_content", "reasoning"))
@@ -261,10 +277,10 @@ class OpenAIProvider:
                     # the chunk's time from request start, read once if at all
                     at = functools.cache(lambda: received(arrival_of(response), origin, self._clock()) - origin)
                     if isinstance(d.get("content"), list):  # Mistral's parts: thinking, then the answer's text
-                        content, reasoned = content_parts(d["content"], "choices[0].delta.content")
+                        content, reasoned = content_parts(d["content"], w + ".delta.content")
                         thought = thought or reasoned
                     else:
-                        content = get(d, "content", str, "choices[0].delta.")
+                        content = get(d, "content", str, w + ".delta.")
                     if content:
                         parts.append(content)
                         kind = tags.feed(content) if tags is not None else "answer"
@@ -273,12 +289,12 @@ class OpenAIProvider:
                         got, thought = kind == "answer", thought or kind != "answer"
                         if kind == "pending" and pending is None:
                             pending = at()
-                    said = get(d, "refusal", str, "choices[0].delta.")
+                    said = get(d, "refusal", str, w + ".delta.")
                     if said:
                         refusal.append(said)
                         got = True
-                    for i, tc in enumerate(get(d, "tool_calls", list, "choices[0].delta.") or []):
-                        where = f"choices[0].delta.tool_calls[{i}]."
+                    for i, tc in enumerate(get(d, "tool_calls", list, w + ".delta.") or []):
+                        where = f"{w}.delta.tool_calls[{i}]."
                         index = get(obj(tc, where[:-1]), "index", int, where)
                         slot = tools.setdefault(0 if index is None else index, {"name": "", "arguments": ""})
                         fn = get(tc, "function", dict, where)
@@ -303,7 +319,9 @@ class OpenAIProvider:
             result.tool_calls = [tools[i] for i in sorted(tools)]
             await response.aclose()
         if not saw_finish:
-            raise httpx.RemoteProtocolError("stream ended without a finish_reason")
+            # choices of other indexes only: the answer (choice 0) never came
+            raise httpx.RemoteProtocolError("stream ended without a finish_reason" + (
+                f" of choice 0 (choices of index {shown(sorted(others))} came)" if others else ""))
         if result.raw_finish_reason in _FAILED:
             raise openai.APIError(message=f"the stream ended with finish_reason {result.raw_finish_reason}",
                                   request=response.request, body=None)
@@ -330,6 +348,18 @@ def content_parts(content: Any, where: str) -> tuple[Any, bool]:
             texts.append(get(part, "text", str, f"{where}[{i}].") or "")
         thought = thought or kind == "thinking"
     return "".join(texts), thought
+
+
+def _json(response: Any) -> Any:
+    """A whole answer's JSON as the SDK's `parse()` reads it (and builds its model of, unvalidated): a body that is
+    not JSON fails, unless its content type does not say JSON: it is then its text."""
+    content_type, *_ = response.headers.get("content-type", "*").split(";")
+    if content_type.endswith("json"):
+        return response.json()
+    try:
+        return response.json()
+    except (ValueError, RecursionError):
+        return response.text
 
 
 def _answer_error(error: Any, request: Any) -> openai.APIError:

@@ -37,7 +37,7 @@ async def sse_json(response: Any) -> AsyncIterator[Any]:
     """Yield the JSON data of each event until ``[DONE]`` or the end of the body.
 
     A body with no events at all is said to be what it is (`_not_events`): a proxy's 200 with a JSON error, a
-    server that answered whole. Its lines are kept as they come, so a stream is read as it arrives, whatever its
+    server that answered whole, or nothing. Its lines are kept as they come, so a stream is read as it arrives, whatever its
     content type says."""
     data: list[str] = []
     done = events = False
@@ -68,6 +68,8 @@ async def sse_json(response: Any) -> AsyncIterator[Any]:
                 yield _checked(json.loads(payload), response)
         if stray and not events and not done:
             _not_events("\n".join(stray), response)
+        if not (events or done):  # a whole body that holds none (or comments only), not a stream broken off
+            raise ValueError("the event stream held no events (no chunk, no [DONE])")
     except TIMEOUTS as e:
         raise openai.APITimeoutError(request=response.request) from e
     except BROKEN as e:

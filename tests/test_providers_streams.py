@@ -1,0 +1,118 @@
+"""Streams that are well formed but not what a stream usually is, through the daemon's providers over loopback to a
+server that writes them byte for byte (`wire_server`): no events at all; several choices, in any order."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from monitor.domain import ErrorType
+from tests.support.jsonserver import wire_server
+from tests.test_providers_replies import build, call, head, sse
+
+NO_EVENTS = "malformed response: the event stream held no events (no message_start, no message_stop)"
+
+
+@pytest.mark.parametrize("body", [b"", b": keep-alive\n\n", b"\n\n\n"], ids=["empty", "comments", "blank-lines"])
+async def test_an_anthropic_stream_with_no_events_says_so(body: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 200 event stream that ends cleanly before any event: it was "response broken off: stream ended without
+    message_stop", as if the answer had begun; nothing of it came."""
+    with wire_server(lambda request, send: send(head(True, len(body)) + body)) as url:
+        r = await call(build("anthropic", url, "daemon", monkeypatch), True)
+    assert (r.http_status, r.error_type) == (200, ErrorType.BAD_RESPONSE), (r.error_type, r.error_message)
+    assert r.error_message == NO_EVENTS
+
+
+async def test_an_anthropic_stream_that_began_and_stopped_short_is_still_broken_off(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    body = (sse("message_start", {"type": "message_start", "message": {"id": "msg_1", "model": "m"}})
+            + sse("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                          "delta": {"type": "text_delta", "text": "hi"}}))
+    with wire_server(lambda request, send: send(head(True, len(body)) + body)) as url:
+        r = await call(build("anthropic", url, "daemon", monkeypatch), True)
+    assert r.error_type == ErrorType.BAD_RESPONSE, (r.error_type, r.error_message)
+    assert r.error_message == "response broken off: RemoteProtocolError: stream ended without message_stop"
+    assert r.text == "hi"
+
+
+@pytest.mark.parametrize("body", [b"", b": OPENROUTER PROCESSING\n\n"], ids=["empty", "comments"])
+async def test_an_openai_stream_with_no_events_says_so(body: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same on OpenAI: it was "response broken off: stream ended without a finish_reason"."""
+    with wire_server(lambda request, send: send(head(True, len(body)) + body)) as url:
+        r = await call(build("openai", url, "daemon", monkeypatch), True)
+    assert (r.http_status, r.error_type) == (200, ErrorType.BAD_RESPONSE), (r.error_type, r.error_message)
+    assert r.error_message == "malformed response: the event stream held no events (no chunk, no [DONE])"
+
+
+def chunk(*choices: dict[str, Any], **over: Any) -> bytes:
+    return b"data: " + json.dumps({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
+                                   "choices": list(choices), **over}).encode() + b"\n\n"
+
+
+def delta(index: Any, finish: str | None = None, **fields: Any) -> dict[str, Any]:
+    """A streamed choice; an `index` of None leaves it out."""
+    return {**({} if index is None else {"index": index}), "delta": fields, "finish_reason": finish}
+
+
+def message(index: Any, content: str, finish: str) -> dict[str, Any]:
+    return {"index": index, "message": {"role": "assistant", "content": content}, "finish_reason": finish}
+
+
+USAGE = {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}
+
+
+@pytest.mark.parametrize(("chunks", "text"), [
+    # two choices, each streamed in chunks of its own (OpenAI and vLLM with n: 2): choice 1 first
+    ([chunk(delta(1, content="Wor")), chunk(delta(0, content="Hel")), chunk(delta(1, "length", content="ld")),
+      chunk(delta(0, content="lo")), chunk(delta(0, "stop"))], "Hello"),
+    # both in one chunk, choice 1 listed first
+    ([chunk(delta(1, content="X"), delta(0, content="Hi")), chunk(delta(1, "length"), delta(0, "stop"))], "Hi"),
+    # a tool call of choice 1 beside the answer's text
+    ([chunk(delta(1, tool_calls=[{"index": 0, "function": {"name": "f", "arguments": "{}"}}])),
+      chunk(delta(0, "stop", content="Hi")), chunk(delta(1, "tool_calls"))], "Hi"),
+    # no index: the choice is the answer
+    ([chunk(delta(None, content="Hi")), chunk(delta(None, "stop"))], "Hi"),
+], ids=["own-chunks", "one-chunk", "tool-of-another", "no-index"])
+async def test_a_streamed_answer_is_the_choice_of_index_0(chunks: list[bytes], text: str,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first choice listed was read as the answer: choice 1's text, tool calls and finish reason went into it."""
+    body = b"".join(chunks) + chunk(usage=USAGE) + b"data: [DONE]\n\n"
+    with wire_server(lambda request, send: send(head(True, len(body)) + body)) as url:
+        r = await call(build("openai", url, "daemon", monkeypatch), True)
+    assert r.ok, (r.error_type, r.error_message)
+    assert (r.text, r.raw_finish_reason, r.tool_calls) == (text, "stop", [])
+    assert (r.usage.input_tokens, r.usage.output_tokens) == (5, 2)
+
+
+@pytest.mark.parametrize(("chunks", "said"), [
+    ([chunk(delta(1, content="X")), chunk(delta(1, "stop"))],
+     "response broken off: RemoteProtocolError: stream ended without a finish_reason of choice 0 (choices of index "
+     "[1] came)"),
+    ([chunk(delta("0", "stop", content="Hi"))], "malformed response: choices[0].index '0' is not an integer"),
+    ([chunk(delta(2, content="X"), delta(True, "stop", content="Hi"))],
+     "malformed response: choices[1].index True is not an integer"),
+], ids=["only-another", "index-text", "index-true"])
+async def test_a_stream_without_a_choice_of_index_0_says_so(chunks: list[bytes], said: str,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    body = b"".join(chunks) + b"data: [DONE]\n\n"
+    with wire_server(lambda request, send: send(head(True, len(body)) + body)) as url:
+        r = await call(build("openai", url, "daemon", monkeypatch), True)
+    assert (r.error_type, r.error_message) == (ErrorType.BAD_RESPONSE, said)
+
+
+@pytest.mark.parametrize(("choices", "text", "said"), [
+    ([message(1, "B", "length"), message(0, "A", "stop")], "A", None),
+    ([{"message": {"role": "assistant", "content": "A"}, "finish_reason": "stop"}], "A", None),
+    ([message(1, "B", "length"), message(2, "C", "stop")], "",
+     "malformed response: response has no choice of index 0 (choices of index [1, 2])"),
+], ids=["out-of-order", "no-index", "no-choice-0"])
+async def test_a_whole_answer_is_the_choice_of_index_0(choices: list[Any], text: str, said: str | None,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    body = json.dumps({"id": "c1", "object": "chat.completion", "created": 1, "model": "m", "choices": choices,
+                       "usage": USAGE}).encode()
+    with wire_server(lambda request, send: send(head(False, len(body)) + body)) as url:
+        r = await call(build("openai", url, "daemon", monkeypatch), False)
+    assert (r.text, r.error_message) == (text, said)
+    assert r.raw_finish_reason == (None if said else "stop")
