@@ -87,8 +87,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object per observation")
     p = sub.add_parser("check-config", help="validate the config, every probe file and the web config file",
                        description="Validate monitor.yaml, every probe file and the web config file, listing every "
-                                   "problem (exit 2). Unset API key variables are only warned of (exit 0), so it runs "
-                                   "without the keys; unset alert sink secrets are errors.")
+                                   "problem (exit 2). Unset API key variables and alert sink secrets are only warned "
+                                   "of (exit 0), so it runs without them; a secret that is there but unusable, and "
+                                   "the web config's TLS files, are checked.")
     _config_arg(p)
     _web_config_arg(p)
     p = sub.add_parser("sim", help="run the simulated upstream (OpenAI and Anthropic wire formats)")

@@ -44,3 +44,21 @@ def test_a_sink_secret_that_is_there_but_unusable_is_an_error(tmp_path: Path) ->
     assert f"alert sink hook: secret_file {secret}: a webhook signing secret must be base64" in bad.stderr
     assert "hunter2" not in bad.stdout + bad.stderr and "Traceback" not in bad.stderr
     assert "SLACK_URL" in bad.stdout  # the unset ones are still listed, as warnings
+
+
+def test_an_unset_webhook_url_does_not_hide_an_unusable_signing_secret(tmp_path: Path) -> None:
+    sinks = "alerts:\n  sinks:\n    - {name: hook, type: webhook, url_env: HOOK_URL, secret_env: HOOK_SECRET}\n"
+    cfg = write_config(tmp_path, TARGET, PROBES, extra=sinks)
+    bad = cli("check-config", "-c", str(cfg), env={"K": "k", "HOOK_URL": "", "HOOK_SECRET": "not-base64!!hunter2"})
+    assert bad.returncode == 2 and "configuration OK" not in bad.stdout
+    assert "alert sink hook: secret_env HOOK_SECRET: a webhook signing secret must be base64" in bad.stderr
+
+
+def test_paths_with_brackets_are_shown_as_written_not_read_as_markup(tmp_path: Path) -> None:
+    """`[/oops]` in a secret file's path made rich raise MarkupError: a traceback and exit 1."""
+    odd = tmp_path / "[/oops]" / "[bold]s"
+    sinks = f"alerts:\n  sinks:\n    - {{name: chat, type: slack, url_file: '{odd}'}}\n"
+    cfg = write_config(tmp_path, TARGET, PROBES, extra=sinks)
+    ok = cli("check-config", "-c", str(cfg), env={"K": ""})
+    assert ok.returncode == 0 and "Traceback" not in ok.stderr, ok.stderr
+    assert f"warning: alert sink chat: cannot read url_file {odd}" in " ".join(ok.stdout.split())

@@ -14,7 +14,10 @@ from monitor.config.loader import restart_only
 from monitor.errors import ConfigError
 from monitor.store import Store
 from monitor.webconfig import auth
+from monitor.webconfig import tls as tls_module
 from monitor.webconfig.auth import Checker
+from monitor.webconfig.model import TlsServerConfig
+from monitor.webconfig.tls import TlsFilesError
 from tests.conftest import write_config
 from tests.support.daemon import cli
 from tests.support.inprocess import Cli
@@ -256,3 +259,25 @@ async def test_a_password_past_72_bytes_is_checked_as_go_and_htpasswd_hash_it() 
     users = {"prometheus": bcrypt_hash(password[:72].decode())}  # the hash htpasswd makes of it
     assert await Checker().check(users, "prometheus", password) is True
     assert await Checker().check(users, "prometheus", password[:71]) is False
+
+
+@pytest.mark.parametrize("gone", ["cert_file", "key_file", "client_ca_file"])
+def test_a_file_removed_between_reading_and_loading_is_a_file_problem(tmp_path: Path, gone: str,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A renewal done as `rm`, then `cp`, seen between the read and OpenSSL's own open: FileNotFoundError escaped
+    the renewal watch (in the handshake) and a reload's `except MonitorError`."""
+    Pki.make(tmp_path)
+    files = {"cert_file": "cert.pem", "key_file": "key.pem", "client_ca_file": "ca.pem"}
+    tls = TlsServerConfig(**{k: str(tmp_path / v) for k, v in files.items()}, client_auth_type="RequireAndVerifyClientCert")
+    read = tls_module._read
+
+    def read_then_remove(field: str, path: str) -> bytes:
+        data = read(field, path)
+        if field == gone:
+            Path(path).unlink()
+        return data
+
+    monkeypatch.setattr(tls_module, "_read", read_then_remove)
+    with pytest.raises(TlsFilesError) as raised:
+        tls_module.build_server_tls(tls)
+    assert [(p.field, p.reason) for p in raised.value.problems] == [(gone, "cannot read: No such file or directory")]

@@ -28,10 +28,30 @@ def issued(not_after: datetime | None) -> bytes:
                                   datetime(2050, 1, 1, tzinfo=UTC),  # GeneralizedTime from 2050 on
                                   datetime(3000, 1, 1, tzinfo=UTC)])
 def test_not_after_is_read_as_cryptography_reads_it(when: datetime) -> None:
-    for pem in (issued(when), trustme.CA().cert_pem.bytes()):  # a leaf (no extensions version 3), a CA
+    for pem in (issued(when), trustme.CA().cert_pem.bytes()):  # a leaf and a CA (both version 3, with extensions)
         der = ssl.PEM_cert_to_DER_cert(pem.decode())
         assert not_after(der) == x509.load_der_x509_certificate(der).not_valid_after_utc
     assert not_after(ssl.PEM_cert_to_DER_cert(issued(when).decode())) == when
+
+
+# A version-1 certificate (no version field, no extensions: `openssl x509 -req -signkey`), made once 2026-11-30
+V1 = b"""\
+-----BEGIN CERTIFICATE-----
+MIIBJDCBywIUSBihVOOFtDiM7tgktSIjYf1fnlYwCgYIKoZIzj0EAwIwFTETMBEG
+A1UEAwwKdjEuZXhhbXBsZTAeFw0yNjExMzAwNTAyNTFaFw0zNjExMjcwNTAyNTFa
+MBUxEzARBgNVBAMMCnYxLmV4YW1wbGUwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNC
+AATFyppIM0wLY3ilE67E6+qI2J7SdG5K8Jwj1QIMGaiMiDmNJ0my4SbJD8CkKrLL
+4pxTmuxwmfLq7uGyY1q+cQPMMAoGCCqGSM49BAMCA0gAMEUCIB5heI0MTPygJIeI
+ffgy5yKoOXEOWnRpFUuGwq664py7AiEA33suuEeY8TaPDxE2kWcdbQTfInY/YG5k
+4Z9oUrCKs+8=
+-----END CERTIFICATE-----
+"""
+
+
+def test_a_version_1_certificate_without_a_version_field_is_read_too() -> None:
+    der = ssl.PEM_cert_to_DER_cert(V1.decode())
+    assert x509.load_der_x509_certificate(der).version is x509.Version.v1
+    assert not_after(der) == datetime(2036, 11, 27, 5, 2, 51, tzinfo=UTC)
 
 
 def test_the_earliest_certificate_of_a_chain_counts_and_what_is_no_certificate_is_skipped() -> None:
@@ -54,6 +74,10 @@ def test_a_certificate_is_warned_of_within_14_days_and_once_expired_naming_file_
         "in 5 hours: renew it"
     assert Expiry(at, 0).warning("/etc/web/server.crt", at) == \
         "the TLS certificate in /etc/web/server.crt expired on 2026-12-03T10:00:00Z: clients refuse it; renew it"
+    for left, said in ((timedelta(days=1, hours=3), "1 day"), (timedelta(hours=1, minutes=59), "1 hour"),
+                       (timedelta(minutes=30), "30 minutes"), (timedelta(seconds=30), "less than a minute")):
+        assert Expiry(NOW + left, 0).warning("c", NOW) == \
+            f"the TLS certificate in c expires on {(NOW + left).strftime('%Y-%m-%dT%H:%M:%SZ')}, in {said}: renew it"
     assert Expiry(NOW + timedelta(days=14, seconds=1), 0).warning("c", NOW) is None
     assert Expiry(NOW + timedelta(days=14), 0).warning("c", NOW) is not None
 

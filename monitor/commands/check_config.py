@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 
+from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from monitor.alerts.sinks import sink_problems
@@ -28,20 +30,21 @@ def main(config_path: str, web_config_file: str | None = None) -> int:
         except SecretError as e:
             key = "[yellow]missing[/]"
             warnings.append(str(e))
-        targets.add_row(t.id, t.provider, t.model, redact_url(t.base_url), str(t.stream), key)
+        targets.add_row(*map(escape, (t.id, t.provider, t.model, redact_url(t.base_url), str(t.stream))), key)
     out.print(targets)
     per_file = Counter(c.source for c in config.canaries)
     files = Table(title="probe files", header_style="bold")
     files.add_column("file")
     files.add_column("canaries", justify="right")
     for f in config.probe_files:
-        files.add_row(f, str(per_file.get(f, 0)))
+        files.add_row(escape(f), str(per_file.get(f, 0)))
     out.print(files)
     n_checks = sum(len(c.checks) for c in config.canaries)
     out.print(f"{len(config.canaries)} canaries, {n_checks} checks, {len(config.pairs())} canary x target pairs, "
-              f"store {redact_url(config.storage.url)}, listen {config.http.listen}")
+              f"store {redact_url(config.storage.url)}, listen {config.http.listen}", markup=False)
     if config.web_file is not None:
-        out.print(f"web config {config.web_file}: {_web_summary(config)}", highlight=False, soft_wrap=True)
+        out.print(f"web config {config.web_file}: {_web_summary(config)}", highlight=False, soft_wrap=True,
+                  markup=False)
     if config.drift.enabled and config.pairs():
         per_stream, cap = config.drift_settings().false_alarms_per_10k, config.drift.false_alarms_per_day
         scope = ("capped by drift.false_alarms_per_day" if cap is not None and per_stream < config.drift.false_alarms_per_10k
@@ -50,25 +53,27 @@ def main(config_path: str, web_config_file: str | None = None) -> int:
         out.print(f"drift false-alarm budget: {config.false_alarms_per_day():.2g} events/day over "
                   f"{config.observations_per_day():,.0f} observations/day ({per_stream:.2g} per 10,000 per stream, "
                   f"{scope})", soft_wrap=True)
-    for w in warnings:
-        out.print(f"[yellow]warning:[/] {w} (the daemon will refuse to start without it)")
-    for w in _unchecked(config):
-        out.print(f"[yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
-    for f in config.probe_files:
-        if not per_file.get(f):
-            out.print(f"[yellow]warning:[/] {f}: no canaries (an empty file, or one whose canaries list is empty)",
-                      highlight=False, soft_wrap=True)
     # what `run` refuses to start with, checked the same way; an unset secret is a warning, as a target's key is
     problems = sink_problems(config.alerts)
-    for missing in (p for p in problems if isinstance(p, SecretMissing)):
-        out.print(f"[yellow]warning:[/] {missing} (the daemon will refuse to start without it)", highlight=False,
-                  soft_wrap=True)
+    warnings += [str(p) for p in problems if isinstance(p, SecretMissing)]
+    for w in warnings:
+        _warn(out, f"{w} (the daemon will refuse to start without it)")
+    for w in _unchecked(config):
+        _warn(out, w)
+    for f in config.probe_files:
+        if not per_file.get(f):
+            _warn(out, f"{f}: no canaries (an empty file, or one whose canaries list is empty)")
     errors = [str(p) for p in problems if not isinstance(p, SecretMissing)]
     if errors:
         print_problems("invalid configuration", errors)
         return EXIT_CONFIG
     out.print("[green]configuration OK[/]")
     return EXIT_OK
+
+
+def _warn(out: Console, message: str) -> None:
+    # the message is text, not markup: a path or an id may hold brackets ("[/x]" made rich raise)
+    out.print(f"[yellow]warning:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 def _unchecked(config: Config) -> list[str]:

@@ -5,9 +5,10 @@ once any of them has expired, so the earliest is the one that counts (blackbox_e
 `probe_ssl_earliest_cert_expiry` reads a chain the same way).
 
 Read with the standard library: `cryptography` is no dependency of llm-monitor (the tests have it, through
-trustme, and check this reader against it), and importing its x509 module costs about 14 MB of RSS (measured
-2026-11-30, cryptography 50), a tenth of the daemon's memory target, to read one date; the standard library's one
-decoder of a certificate file, `ssl._ssl._test_decode_cert`, is private.
+trustme, and check this reader against it), and importing its x509 module adds about 7 MB to the daemon's RSS
+(14 MB in a bare interpreter, where libcrypto is not loaded yet; measured 2026-11-30, cryptography 50), a twentieth
+of the daemon's memory target, to read one date; the standard library's one decoder of a certificate file,
+`ssl._ssl._test_decode_cert`, is private.
 `notAfter` sits at a fixed place of the DER that `ssl.PEM_cert_to_DER_cert` gives: Certificate -> tbsCertificate
 -> validity -> notAfter (RFC 5280, 4.1), a few lines to walk.
 """
@@ -47,8 +48,11 @@ class Expiry:
 
 
 def _days(seconds: float) -> str:
-    days = int(seconds // 86_400)
-    return f"{days} day{'s' if days != 1 else ''}" if days else f"{int(seconds // 3600)} hours"
+    """How long `seconds` is, in whole days, else hours, else minutes ("1 day", "5 hours", "less than a minute")."""
+    for unit, size in (("day", 86_400), ("hour", 3600), ("minute", 60)):
+        if (n := int(seconds // size)) >= 1:
+            return f"{n} {unit}{'s' if n != 1 else ''}"
+    return "less than a minute"
 
 
 def report(expiry: Expiry | None, cert_file: str, export: Callable[[float | None], None], now: datetime) -> None:

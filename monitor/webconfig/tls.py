@@ -101,6 +101,9 @@ def _load_pair(ctx: ssl.SSLContext, cert_file: str, key_file: str) -> list[TlsFi
             return [TlsFileError("key_file", "does not match the certificate in cert_file (its first certificate, "
                                              "which must be the server's own, before the intermediates)", key_file)]
         return [TlsFileError("cert_file", f"cannot be loaded with key_file: {e.reason or e}", cert_file)]
+    except OSError as e:  # removed since it was read (a renewal done as rm, then cp): OpenSSL opens it again
+        field, path = ("cert_file", cert_file) if not os.path.exists(cert_file) else ("key_file", key_file)
+        return [TlsFileError(field, f"cannot read: {e.strerror or e}", path)]
     return []
 
 
@@ -109,6 +112,8 @@ def _load_client_ca(ctx: ssl.SSLContext, ca_file: str) -> list[TlsFileError]:
         ctx.load_verify_locations(cafile=ca_file)
     except ssl.SSLError as e:
         return [TlsFileError("client_ca_file", f"no usable PEM CA certificate in it: {e.reason or e}", ca_file)]
+    except OSError as e:  # removed since it was read
+        return [TlsFileError("client_ca_file", f"cannot read: {e.strerror or e}", ca_file)]
     if not ctx.get_ca_certs():
         return [TlsFileError("client_ca_file", "no PEM CA certificate in it", ca_file)]
     return []

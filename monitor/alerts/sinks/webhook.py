@@ -9,7 +9,7 @@ from monitor.alerts import signing
 from monitor.alerts.config import AlertsConfig, WebhookSink
 from monitor.alerts.events import Notification
 from monitor.alerts.sinks.base import USER_AGENT, Rendered, Sink, read_secret, to_json
-from monitor.errors import SecretError
+from monitor.errors import SecretError, SecretMissing
 
 
 class Webhook(Sink):
@@ -23,7 +23,10 @@ class Webhook(Sink):
 
     @classmethod
     def build(cls, cfg: WebhookSink, alerts: AlertsConfig, environ: Mapping[str, str] | None) -> Webhook:
-        url = cfg.url or read_secret(cfg.name, "url", cfg.url_env, cfg.url_file, environ)
+        try:
+            url, missing = cfg.url or read_secret(cfg.name, "url", cfg.url_env, cfg.url_file, environ), None
+        except SecretMissing as e:  # the signing secret is still checked: an unusable one is the worse problem
+            url, missing = None, e
         secret = read_secret(cfg.name, "secret", cfg.secret_env, cfg.secret_file, environ)
         if secret:
             try:
@@ -31,6 +34,8 @@ class Webhook(Sink):
             except ValueError as e:
                 source = f"secret_env {cfg.secret_env}" if cfg.secret_env else f"secret_file {cfg.secret_file}"
                 raise SecretError(f"alert sink {cfg.name}: {source}: {e}") from None
+        if missing is not None:
+            raise missing
         assert url is not None
         return cls(cfg.name, url, cfg.timeout, secret)
 
