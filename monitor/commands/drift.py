@@ -77,8 +77,10 @@ def _analysis(config_path: str) -> Any:
 
 
 def drift_list(config_path: str, open_only: bool, as_json: bool) -> int:
-    _, analysis = _analysis(config_path)
-    events = analysis.repo.events(state="open" if open_only else None, limit=LIST_LIMIT)
+    from monitor.store.drift_repo import DriftRepository  # only the stored events: no drift engine, no SciPy
+
+    store = open_store_or_exit(load_or_exit(config_path), create=False)
+    events = DriftRepository(store.engine).events(state="open" if open_only else None, limit=LIST_LIMIT)
     if len(events) == LIST_LIMIT:
         err_console.print(f"[yellow]note:[/] showing the newest {LIST_LIMIT} events; older ones are in the store "
                           "(GET /api/drift, or export the store)")
