@@ -36,7 +36,7 @@ from monitor.providers.base import (
 )
 from monitor.providers.capped import ReplyTooLarge
 from monitor.providers.choices import answer_choice
-from monitor.providers.errorbody import UndecodableStatus, keep_status
+from monitor.providers.errorbody import UnreadStatus, keep_status
 from monitor.providers.openai_fields import content_parts, usage_of
 from monitor.providers.shape import get, obj, shown
 from monitor.providers.sse import BROKEN, TIMEOUTS, UNDECODABLE, sse_json
@@ -63,8 +63,11 @@ def normalise_finish(raw: Any) -> FinishReason | None:
 
 def status_failure(e: openai.APIStatusError) -> tuple[ErrorType, str]:
     """The error type and message of an HTTP error answer the SDK raised (any OpenAI-compatible endpoint)."""
-    if isinstance(e, UndecodableStatus):  # its body was never read
-        return undecodable(e.cause, e.status_code)
+    if isinstance(e, UnreadStatus):  # its body was never read: it did not decode, or it broke off
+        if isinstance(e.cause, UNDECODABLE):
+            return undecodable(e.cause, e.status_code)
+        error_type, message = broken_connection(e.cause, e.status_code)
+        return error_type, short(message)
     body = json.dumps(e.body) if e.body is not None else e.response.text
     message = e.message
     # The SDK's message holds only an `error.message` the body carries: a proxy's plain-text or HTML page (Envoy's
@@ -110,7 +113,7 @@ class OpenAIProvider:
         self._clock = clock
         # max_retries=0: a canary must see every failure; retries would hide them and skew latency. The client is of
         # the SDK's own httpx flavour (sdk_http), else its default one; either gets the hook that keeps the status of
-        # an error reply whose body does not decode (providers.errorbody).
+        # an error reply whose body cannot be read: it does not decode, or it broke off (providers.errorbody).
         self._client = openai.AsyncOpenAI(
             base_url=base_url, api_key=api_key or "not-needed", max_retries=0, default_headers=headers or None,
             http_client=keep_status(http_client or openai.DefaultAsyncHttpxClient()))
@@ -152,7 +155,7 @@ class OpenAIProvider:
         except openai.APITimeoutError:
             result.error_type, result.error_message = ErrorType.TIMEOUT, "request timed out"
         except openai.APIConnectionError as e:
-            result.error_type, message = broken_connection(e, answered=result.http_status is not None)
+            result.error_type, message = broken_connection(e, result.http_status)
             result.error_message = short(message)
         except openai.APIError as e:  # an error event inside a 200 stream, or a 200 answer that is an error
             result.error_type = answer_error_type(e.body)
@@ -162,7 +165,7 @@ class OpenAIProvider:
         except TIMEOUTS as e:  # the HTTP library's own, from reading a body (either httpx flavour)
             result.error_type, result.error_message = ErrorType.TIMEOUT, short(f"stream stalled: {type(e).__name__}")
         except BROKEN as e:
-            result.error_type, message = broken_connection(e, answered=result.http_status is not None)
+            result.error_type, message = broken_connection(e, result.http_status)
             result.error_message = short(message)
         except (openai.APIResponseValidationError, ValueError, KeyError, TypeError, AttributeError) as e:
             result.error_type, result.error_message = ErrorType.BAD_RESPONSE, malformed(e)
