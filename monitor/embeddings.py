@@ -119,6 +119,6 @@ def failed_call(e: BaseException) -> CallResult:
     if isinstance(e, openai.APITimeoutError):
         return CallResult(error_type=ErrorType.TIMEOUT, error_message="request timed out")
     if isinstance(e, openai.APIConnectionError):
-        error_type, message = broken_connection(e, answered=False)
+        error_type, message = broken_connection(e, None)
         return CallResult(error_type=error_type, error_message=short(message))
     return CallResult(error_type=ErrorType.BAD_RESPONSE, error_message=short(f"malformed response: {e}"))

@@ -284,7 +284,7 @@ async def test_mistrals_content_parts_are_read_thinking_apart_from_the_answer(st
 
 
 async def test_a_content_part_that_is_not_an_object_is_named() -> None:
-    from monitor.providers.openai_compat import content_parts
+    from monitor.providers.openai_fields import content_parts
 
     assert content_parts([{"type": "text", "text": "a"}, {"type": "reference", "ids": [1]}], "c") == ("a", False)
     with pytest.raises(ValueError, match=r"c\[1\] 'b' is not an object"):

@@ -131,7 +131,7 @@ class AnthropicProvider:
         except httpx.DecodingError as e:
             result.error_type, result.error_message = undecodable(e, result.http_status)
         except (httpx.TransportError, httpx.StreamError) as e:
-            result.error_type, message = broken_connection(e, answered=result.http_status is not None)
+            result.error_type, message = broken_connection(e, result.http_status)
             result.error_message = short(message)
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             result.error_type, result.error_message = ErrorType.BAD_RESPONSE, malformed(e)

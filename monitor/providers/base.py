@@ -177,7 +177,8 @@ def timed_out(result: CallResult, timeout_s: float) -> str:
     """The message of a call with no complete answer in `timeout_s`: whether the answer had begun.
 
     A body still short of its Content-Length on a connection the server keeps open is a timeout too: nothing on
-    the wire says the rest will not come (a server that closes the connection instead makes it a `bad_response`).
+    the wire says the rest will not come (a server that closes the connection instead makes it an answer broken
+    off: a `bad_response`, or for an error status the type the status says, as `broken_connection` has it).
     """
     if result.http_status is None:
         return f"no complete answer in {timeout_s:g}s: no response yet"
@@ -196,11 +197,14 @@ def _names(exc: BaseException) -> set[str]:
     return {c.__name__ for c in type(exc).__mro__}
 
 
-def broken_connection(exc: BaseException, answered: bool) -> tuple[ErrorType, str]:
+def broken_connection(exc: BaseException, status: int | None) -> tuple[ErrorType, str]:
     """Type a call whose connection failed: `connect` when none could be made or the request could not be sent,
-    `bad_response` when the answer had started (`answered`) and broke off or what came was not HTTP, else
-    `server_error`: the server took the request and closed the connection without answering (what a crashing
-    upstream or a proxy does).
+    `bad_response` when an answer had started (`status`, the status it came with) and broke off or what came was
+    not HTTP, else `server_error`: the server took the request and closed the connection without answering (what a
+    crashing upstream or a proxy does).
+
+    An error status stands (as in `undecodable`): a 429 whose body broke off is still a rate limit, typed by its
+    status, the message saying the error body broke off.
 
     `exc` is the exception caught; an SDK's error wraps the HTTP library's as its cause. Classes are matched by
     name because the openai SDK may be built on another httpx flavour (httpx2) than the one imported here.
@@ -211,7 +215,9 @@ def broken_connection(exc: BaseException, answered: bool) -> tuple[ErrorType, st
             return ErrorType.BAD_RESPONSE, str(seen)
         seen = seen.__cause__ or seen.__context__
     detail = f"{type(seen).__name__}: {seen}" if seen is not None else str(exc)
-    if answered:
+    if status is not None and status >= 400:
+        return status_error_type(status), f"HTTP {status}: the error body broke off: {detail}"
+    if status is not None:
         return ErrorType.BAD_RESPONSE, f"response broken off: {detail}"
     if seen is None or _names(seen) & {"ConnectError", "ConnectTimeout", "WriteError"}:
         return ErrorType.CONNECT, f"connection failed: {detail}"

@@ -13,7 +13,7 @@ import httpx
 import openai
 from openai.types.chat import ChatCompletion
 
-from monitor.domain import CallResult, ErrorType, FinishReason, Usage
+from monitor.domain import CallResult, ErrorType, FinishReason
 from monitor.providers.arrival import arrival_of, sent_of
 from monitor.providers.base import (
     TOO_DEEP,
@@ -36,7 +36,8 @@ from monitor.providers.base import (
 )
 from monitor.providers.capped import ReplyTooLarge
 from monitor.providers.choices import answer_choice
-from monitor.providers.errorbody import UndecodableStatus, keep_status
+from monitor.providers.errorbody import UnreadStatus, keep_status
+from monitor.providers.openai_fields import content_parts, usage_of
 from monitor.providers.shape import get, obj, shown
 from monitor.providers.sse import BROKEN, TIMEOUTS, UNDECODABLE, sse_json
 from monitor.providers.thinktags import ThinkTags, answer_of
@@ -62,8 +63,11 @@ def normalise_finish(raw: Any) -> FinishReason | None:
 
 def status_failure(e: openai.APIStatusError) -> tuple[ErrorType, str]:
     """The error type and message of an HTTP error answer the SDK raised (any OpenAI-compatible endpoint)."""
-    if isinstance(e, UndecodableStatus):  # its body was never read
-        return undecodable(e.cause, e.status_code)
+    if isinstance(e, UnreadStatus):  # its body was never read: it did not decode, or it broke off
+        if isinstance(e.cause, UNDECODABLE):
+            return undecodable(e.cause, e.status_code)
+        error_type, message = broken_connection(e.cause, e.status_code)
+        return error_type, short(message)
     body = json.dumps(e.body) if e.body is not None else e.response.text
     message = e.message
     # The SDK's message holds only an `error.message` the body carries: a proxy's plain-text or HTML page (Envoy's
@@ -109,7 +113,7 @@ class OpenAIProvider:
         self._clock = clock
         # max_retries=0: a canary must see every failure; retries would hide them and skew latency. The client is of
         # the SDK's own httpx flavour (sdk_http), else its default one; either gets the hook that keeps the status of
-        # an error reply whose body does not decode (providers.errorbody).
+        # an error reply whose body cannot be read: it does not decode, or it broke off (providers.errorbody).
         self._client = openai.AsyncOpenAI(
             base_url=base_url, api_key=api_key or "not-needed", max_retries=0, default_headers=headers or None,
             http_client=keep_status(http_client or openai.DefaultAsyncHttpxClient()))
@@ -151,7 +155,7 @@ class OpenAIProvider:
         except openai.APITimeoutError:
             result.error_type, result.error_message = ErrorType.TIMEOUT, "request timed out"
         except openai.APIConnectionError as e:
-            result.error_type, message = broken_connection(e, answered=result.http_status is not None)
+            result.error_type, message = broken_connection(e, result.http_status)
             result.error_message = short(message)
         except openai.APIError as e:  # an error event inside a 200 stream, or a 200 answer that is an error
             result.error_type = answer_error_type(e.body)
@@ -161,7 +165,7 @@ class OpenAIProvider:
         except TIMEOUTS as e:  # the HTTP library's own, from reading a body (either httpx flavour)
             result.error_type, result.error_message = ErrorType.TIMEOUT, short(f"stream stalled: {type(e).__name__}")
         except BROKEN as e:
-            result.error_type, message = broken_connection(e, answered=result.http_status is not None)
+            result.error_type, message = broken_connection(e, result.http_status)
             result.error_message = short(message)
         except (openai.APIResponseValidationError, ValueError, KeyError, TypeError, AttributeError) as e:
             result.error_type, result.error_message = ErrorType.BAD_RESPONSE, malformed(e)
@@ -218,7 +222,7 @@ class OpenAIProvider:
         result.response_model = completion.model
         result.response_id = completion.id or None
         result.system_fingerprint = completion.system_fingerprint
-        result.usage = _usage(get(body, "usage", dict))
+        result.usage = usage_of(get(body, "usage", dict))
         if choice.finish_reason in _FAILED:
             raise openai.APIError(message=f"the answer ended with finish_reason {choice.finish_reason}",
                                   request=raw.http_response.request, body=None)
@@ -258,11 +262,11 @@ class OpenAIProvider:
                 result.system_fingerprint = chunk.get("system_fingerprint") or result.system_fingerprint
                 usage = get(chunk, "usage", dict)
                 if usage is not None:
-                    result.usage = _usage(usage)
+                    result.usage = usage_of(usage)
                     standard = True
                 elif not standard and _field(chunk.get("x_groq"), "usage") is not None:
                     # Groq: usage in the finish chunk's x_groq even without include_usage (stream_usage: false)
-                    result.usage = _usage(get(chunk["x_groq"], "usage", dict, "x_groq."))
+                    result.usage = usage_of(get(chunk["x_groq"], "usage", dict, "x_groq."))
                 choices = get(chunk, "choices", list) or []
                 pick, seen = answer_choice(choices)
                 others |= seen
@@ -334,22 +338,6 @@ class OpenAIProvider:
         result.ratelimit = ratelimit_headers(raw.headers)
 
 
-def content_parts(content: Any, where: str) -> tuple[Any, bool]:
-    """The answer in a message's or delta's `content`, and whether it held reasoning. Mistral's reasoning models
-    (Magistral; Mistral Small with reasoning_effort) send a list of parts: ``thinking`` parts are reasoning, not the
-    answer; ``text`` parts are the answer; others (references) hold no answer text. Anything but a list is handed
-    back as it came (`vet` names content that is not text)."""
-    if not isinstance(content, list):
-        return content, False
-    texts, thought = [], False
-    for i, part in enumerate(content):
-        kind = obj(part, f"{where}[{i}]").get("type")
-        if kind == "text":
-            texts.append(get(part, "text", str, f"{where}[{i}].") or "")
-        thought = thought or kind == "thinking"
-    return "".join(texts), thought
-
-
 def _json(response: Any) -> Any:
     """A whole answer's JSON as the SDK's `parse()` reads it (and builds its model of, unvalidated): a body that is
     not JSON fails, unless its content type does not say JSON: it is then its text."""
@@ -367,23 +355,6 @@ def _answer_error(error: Any, request: Any) -> openai.APIError:
     message = error.get("message") if isinstance(error, dict) else None
     return openai.APIError(message=message if isinstance(message, str) and message else str(error), request=request,
                            body=error)
-
-
-def _usage(u: Any) -> Usage:
-    """Usage from an answer's JSON (a chunk's, or a whole answer's); the counts as they came, for `vet`."""
-    if u is None:
-        return Usage()
-    cached = (get(u, "prompt_tokens_details", dict, "usage.") or {}).get("cached_tokens")
-    if cached is None:  # DeepSeek's own name for it
-        cached = u.get("prompt_cache_hit_tokens")
-    reasoning: Any = (get(u, "completion_tokens_details", dict, "usage.") or {}).get("reasoning_tokens")
-    prompt, output = u.get("prompt_tokens"), u.get("completion_tokens")
-    counts = (prompt, output, reasoning, u.get("total_tokens"))
-    if all(type(c) is int for c in counts) and reasoning > 0 and counts[3] == prompt + output + reasoning:
-        # xAI counts reasoning beside completion_tokens, not in it (its total_tokens adds all three); output
-        # tokens include reasoning, as OpenAI counts them, so that reasoning is priced and rated
-        output += reasoning
-    return Usage(input_tokens=prompt, cached_input_tokens=cached, output_tokens=output, reasoning_tokens=reasoning)
 
 
 def _model(value: Any, where: str) -> Any:

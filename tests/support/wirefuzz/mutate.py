@@ -7,6 +7,7 @@ import json
 import random
 from typing import Any
 
+from monitor.providers.base import status_error_type
 from monitor.providers.vet import MAX_TOKENS
 from tests.support.wirefuzz.answers import anthropic_events, anthropic_whole, openai_events, openai_whole
 from tests.support.wirefuzz.case import KINDS, ODD_VALUES, Case, http_head, json_body, sse
@@ -157,9 +158,20 @@ def make_case(rng: random.Random, index: int, kind: str | None = None, stream: b
         body = b"".join(sse(kind, e, False) for e in value) if stream else json_body(value)
         ctype = "text/event-stream" if stream else "application/json"
         op = rng.choice(["huge_header", "two_lengths", "chunked", "chunked_broken", "bad_status_line", "http10",
-                         "continue", "nothing", "empty_200", "no_reason", "header_no_colon", "latin1_header"])
+                         "continue", "nothing", "empty_200", "no_reason", "header_no_colon", "latin1_header",
+                         "error_cut"])
         notes.append(f"http {op}")
-        if op == "huge_header":
+        if op == "error_cut":  # an error page the server closes the connection on before its Content-Length
+            status = rng.choice([s for s in _STATUSES if s[0] in "45"])
+            page = _error_bodies(kind, rng)
+            sent = page[:rng.randrange(len(page) + 1)]
+            extra = [rng.choice(_ODD_HEADERS)] if rng.random() < 0.3 else []
+            notes.append(f"status {status}, {len(sent)} of {len(page) + 1} bytes {sent[:40]!r} {extra}")
+            case.status = int(status.split()[0])
+            case.raw = http_head(status, "application/json", len(page) + 1, extra) + sent
+            # typed by its status as if the body had been read (it is not, so its text cannot type it)
+            case.expect = {"http_status": case.status, "error_type": status_error_type(case.status)}
+        elif op == "huge_header":
             case.raw = http_head("200 OK", ctype, len(body), ["x-big: " + "a" * 200_000]) + body
         elif op == "two_lengths":
             case.raw = http_head("200 OK", ctype, len(body), [f"content-length: {len(body) + 5}"]) + body
