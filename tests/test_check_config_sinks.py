@@ -62,3 +62,13 @@ def test_paths_with_brackets_are_shown_as_written_not_read_as_markup(tmp_path: P
     ok = cli("check-config", "-c", str(cfg), env={"K": ""})
     assert ok.returncode == 0 and "Traceback" not in ok.stderr, ok.stderr
     assert f"warning: alert sink chat: cannot read url_file {odd}" in " ".join(ok.stdout.split())
+
+
+def test_both_of_a_webhooks_secrets_are_checked_each_on_its_own(tmp_path: Path) -> None:
+    sinks = "alerts:\n  sinks:\n    - {name: hook, type: webhook, url_env: HOOK_URL, secret_env: HOOK_SECRET}\n"
+    cfg = write_config(tmp_path, TARGET, PROBES, extra=sinks)
+    unset = cli("check-config", "-c", str(cfg), env={"K": "k", "HOOK_URL": "", "HOOK_SECRET": ""})
+    out = " ".join(unset.stdout.split())
+    assert unset.returncode == 0 and "HOOK_URL (named by url_env)" in out and "HOOK_SECRET (named by secret_env)" in out
+    bad = cli("check-config", "-c", str(cfg), env={"K": "k", "HOOK_URL": "", "HOOK_SECRET": "not-base64!!"})
+    assert bad.returncode == 2 and "HOOK_URL (named by url_env)" in " ".join(bad.stdout.split())

@@ -9,7 +9,7 @@ from monitor.alerts import signing
 from monitor.alerts.config import AlertsConfig, WebhookSink
 from monitor.alerts.events import Notification
 from monitor.alerts.sinks.base import USER_AGENT, Rendered, Sink, read_secret, to_json
-from monitor.errors import SecretError, SecretMissing
+from monitor.errors import SecretError
 
 
 class Webhook(Sink):
@@ -23,21 +23,22 @@ class Webhook(Sink):
 
     @classmethod
     def build(cls, cfg: WebhookSink, alerts: AlertsConfig, environ: Mapping[str, str] | None) -> Webhook:
-        try:
-            url, missing = cfg.url or read_secret(cfg.name, "url", cfg.url_env, cfg.url_file, environ), None
-        except SecretMissing as e:  # the signing secret is still checked: an unusable one is the worse problem
-            url, missing = None, e
-        secret = read_secret(cfg.name, "secret", cfg.secret_env, cfg.secret_file, environ)
-        if secret:
-            try:
-                signing.secret_bytes(secret)
-            except ValueError as e:
-                source = f"secret_env {cfg.secret_env}" if cfg.secret_env else f"secret_file {cfg.secret_file}"
-                raise SecretError(f"alert sink {cfg.name}: {source}: {e}") from None
-        if missing is not None:
-            raise missing
+        url = cfg.url or read_secret(cfg.name, "url", cfg.url_env, cfg.url_file, environ)
+        secret = _signing_secret(cfg, environ)
         assert url is not None
         return cls(cfg.name, url, cfg.timeout, secret)
+
+    @classmethod
+    def problems(cls, cfg: WebhookSink, alerts: AlertsConfig, environ: Mapping[str, str] | None) -> list[SecretError]:
+        """What `build` would refuse, each of the two secrets checked on its own (`build` stops at the first)."""
+        found = []
+        for read in (lambda: cfg.url or read_secret(cfg.name, "url", cfg.url_env, cfg.url_file, environ),
+                     lambda: _signing_secret(cfg, environ)):
+            try:
+                read()
+            except SecretError as e:
+                found.append(e)
+        return found
 
     def render(self, n: Notification, now: datetime) -> Rendered:
         # The body is the same bytes on every retry; only the timestamp header and signature are fresh.
@@ -45,3 +46,15 @@ class Webhook(Sink):
         headers = {"content-type": "application/json", "user-agent": USER_AGENT,
                    **signing.headers(self._secret, n.message_id, int(now.timestamp()), body)}
         return Rendered(self.url, body, headers)
+
+
+def _signing_secret(cfg: WebhookSink, environ: Mapping[str, str] | None) -> str | None:
+    """The sink's signing secret (None: unsigned); SecretError when it is named but missing or not base64."""
+    secret = read_secret(cfg.name, "secret", cfg.secret_env, cfg.secret_file, environ)
+    if secret:
+        try:
+            signing.secret_bytes(secret)
+        except ValueError as e:
+            source = f"secret_env {cfg.secret_env}" if cfg.secret_env else f"secret_file {cfg.secret_file}"
+            raise SecretError(f"alert sink {cfg.name}: {source}: {e}") from None
+    return secret
