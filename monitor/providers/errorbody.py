@@ -8,8 +8,9 @@ which carries neither: the call was a `bad_response` of unknown status, whatever
 longer a rate limit). `keep_status` gives the SDK's HTTP client a response hook after which that failure is an
 `UnreadStatus`, a status error of the SDK's own kind: the call is typed by its status as if the body had been read,
 and its message says why the body was not. A body that stalls raises nothing the hook could turn: the call's
-timeout cancels the read. The hook also notes each response for `hearing`, so that the timeout still knows which
-status and headers came.
+timeout cancels the read. So the hook also notes each response for `hearing` (forgotten at the next request), and
+the timeout still knows which status and headers came. `keep_status_sync` does the same for a synchronous client
+(the embeddings client), whose SDK reads the body inside the request and raises the HTTP library's error wrapped.
 """
 
 from __future__ import annotations
