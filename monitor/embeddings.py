@@ -6,16 +6,19 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import openai
 
 from monitor.domain import CallResult, ErrorType, Usage, utcnow
 from monitor.providers import sdk_http
-from monitor.providers.base import broken_connection, short, too_large
+from monitor.providers.base import broken_connection, short, too_large, undecodable
 from monitor.providers.capped import MIB, ReplyTooLarge, reply_cap_sync
-from monitor.providers.openai_compat import status_failure
+from monitor.providers.errorbody import hearing, keep_status_sync
+from monitor.providers.openai_compat import note_status, status_failure
 from monitor.providers.scrub import MIN_SECRET, scrub_call, scrub_text
+from monitor.providers.sse import UNDECODABLE
 from monitor.providers.vet import vet
 from monitor.tls import default_context
 
@@ -44,8 +47,10 @@ class Embedder:
                  paused: Callable[[], bool] = lambda: False, now: Callable[[], datetime] = utcnow):
         self.model = model
         sdk_httpx = sdk_http()[0]
-        http = openai.DefaultHttpxClient(timeout=timeout, verify=default_context(sdk_httpx),
-                                         event_hooks={"response": [reply_cap_sync(sdk_httpx, max_reply_bytes)]})
+        # the hook that keeps the status of a reply whose body cannot be read, as the providers' (providers.errorbody)
+        http = keep_status_sync(openai.DefaultHttpxClient(
+            timeout=timeout, verify=default_context(sdk_httpx),
+            event_hooks={"response": [reply_cap_sync(sdk_httpx, max_reply_bytes)]}))
         self._client = openai.OpenAI(base_url=base_url, api_key=api_key or "not-needed", max_retries=0,
                                      timeout=timeout, default_headers=dict(headers or {}), http_client=http)
         self._dim: int | None = None
@@ -67,16 +72,19 @@ class Embedder:
             return self._missing(len(texts))
         started, start = self._now(), self._clock()
         try:
-            response = self._client.embeddings.create(model=self.model, input=list(texts))
+            with hearing() as heard:
+                response = self._client.embeddings.create(model=self.model, input=list(texts))
             vectors = np.asarray([d.embedding for d in sorted(response.data, key=lambda d: d.index)], dtype=float)
             if vectors.ndim != 2 or len(vectors) != len(texts):
                 raise ValueError(f"{len(vectors)} vectors for {len(texts)} texts")
         except (openai.OpenAIError, ReplyTooLarge, ValueError, KeyError, TypeError) as e:
-            self._recorded(failed_call(e), started, start)
+            call = failed_call(e, heard.response)
+            said = f"{call.error_type}: {scrub_text(call.error_message or str(e), self._secrets)}"  # typed, as recorded
+            self._recorded(call, started, start)
             now = self._clock()
             self._paused_until = now + self._pause_s
-            self._warn(f"embeddings failed ({type(e).__name__}: {scrub_text(str(e), self._secrets)[:200]}); the "
-                       f"semantic signal is skipped meanwhile (no call for {self._pause_s:g} s after a failure)")
+            self._warn(f"embeddings failed ({said[:200]}); the semantic signal is skipped meanwhile (no call for "
+                       f"{self._pause_s:g} s after a failure)")
             return self._missing(len(texts))
         usage = getattr(response, "usage", None)
         self._recorded(vet(CallResult(response_model=response.model or None, http_status=200,
@@ -107,18 +115,27 @@ class Embedder:
         self._client.close()
 
 
-def failed_call(e: BaseException) -> CallResult:
-    """Type a failed embeddings call with the probe calls' error taxonomy."""
-    if isinstance(e, ReplyTooLarge):
-        result = CallResult()
-        too_large(result, e)  # as the providers note it
-        return result
+def failed_call(e: BaseException, heard: Any = None) -> CallResult:
+    """Type a failed embeddings call with the probe calls' error taxonomy; `heard` is the response the call got (its
+    status and headers), when the SDK never handed it back: its body broke off, did not decode or stalled."""
+    result = CallResult()
     if isinstance(e, openai.APIStatusError):
-        error_type, message = status_failure(e)
-        return CallResult(http_status=e.status_code, error_type=error_type, error_message=message)
-    if isinstance(e, openai.APITimeoutError):
-        return CallResult(error_type=ErrorType.TIMEOUT, error_message="request timed out")
-    if isinstance(e, openai.APIConnectionError):
-        error_type, message = broken_connection(e, None)
-        return CallResult(error_type=error_type, error_message=short(message))
-    return CallResult(error_type=ErrorType.BAD_RESPONSE, error_message=short(f"malformed response: {e}"))
+        heard = e.response
+    if heard is not None:
+        note_status(result, heard)
+    if isinstance(e, ReplyTooLarge):
+        too_large(result, e)  # as the providers note it
+    elif isinstance(e, openai.APIStatusError):
+        result.error_type, result.error_message = status_failure(e)
+    elif isinstance(e, openai.APITimeoutError):
+        came = "" if result.http_status is None else f": HTTP {result.http_status} came, its body did not end"
+        result.error_type, result.error_message = ErrorType.TIMEOUT, f"request timed out{came}"
+    elif isinstance(e, openai.APIConnectionError) and isinstance(e.__cause__, UNDECODABLE):
+        # a 200's body (an error status's is an `UnreadStatus`), read by the SDK inside the request it wraps
+        result.error_type, result.error_message = undecodable(e.__cause__, result.http_status)
+    elif isinstance(e, openai.APIConnectionError):
+        result.error_type, message = broken_connection(e, result.http_status)
+        result.error_message = short(message)
+    else:
+        result.error_type, result.error_message = ErrorType.BAD_RESPONSE, short(f"malformed response: {e}")
+    return result

@@ -1,18 +1,23 @@
 """An error reply whose body cannot be read, through the openai SDK: it does not decode as its Content-Encoding says
-(gzip that is not), or it breaks off (the server closes the connection before its Content-Length).
+(gzip that is not), it breaks off (the server closes the connection before its Content-Length), or it stalls (the
+server keeps the connection open partway through it until the call's timeout).
 
 The SDK reads an error reply's body before it raises the status error that carries the status and headers. A body
 that cannot be read fails that read with the HTTP library's error (a `DecodingError`, a `RemoteProtocolError`),
 which carries neither: the call was a `bad_response` of unknown status, whatever the status said (a 429 was no
 longer a rate limit). `keep_status` gives the SDK's HTTP client a response hook after which that failure is an
 `UnreadStatus`, a status error of the SDK's own kind: the call is typed by its status as if the body had been read,
-and its message says why the body was not.
+and its message says why the body was not. A body that stalls raises nothing the hook could turn: the call's
+timeout cancels the read. So the hook also notes each response for `hearing` (forgotten at the next request), and
+the timeout still knows which status and headers came. `keep_status_sync` does the same for a synchronous client
+(the embeddings client), whose SDK reads the body inside the request and raises the HTTP library's error wrapped.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextvars import ContextVar
 from typing import Any
 
 import openai
@@ -29,20 +34,65 @@ class UnreadStatus(openai.APIStatusError):
         self.cause = cause
 
 
+class Heard:
+    """What a call's latest request got back: `response` once its status line and headers came, None before (and
+    again from the call's next request on: a server that rejects stream_options is asked again without them)."""
+
+    response: Any = None
+
+
+_HEARD: ContextVar[Heard | None] = ContextVar("monitor_heard", default=None)
+
+
+@contextlib.contextmanager
+def hearing() -> Iterator[Heard]:
+    """Note the responses of the requests made inside (in this task or thread only) through a client with the hook."""
+    token = _HEARD.set(heard := Heard())
+    try:
+        yield heard
+    finally:
+        _HEARD.reset(token)
+
+
 def keep_status(client: Any) -> Any:
-    """Add the hook to `client` (an async client of httpx or of the SDK's httpx2), its other hooks kept; return it."""
+    """Add the hooks to `client` (an async client of httpx or of the SDK's httpx2), its other hooks kept; return it."""
+    return _hooked(client, _forget_async, _unread_error)
+
+
+def keep_status_sync(client: Any) -> Any:
+    """The same for a synchronous client (the embeddings client, which runs on a worker thread)."""
+    return _hooked(client, _forget, _unread_error_sync)
+
+
+def _hooked(client: Any, request: Any, response: Any) -> Any:
     hooks = client.event_hooks
-    client.event_hooks = {**hooks, "response": [*hooks.get("response", []), _unread_error]}
+    client.event_hooks = {**hooks, "request": [*hooks.get("request", []), request],
+                          "response": [*hooks.get("response", []), response]}
     return client
+
+
+def _forget(request: Any) -> None:
+    if (heard := _HEARD.get()) is not None:
+        heard.response = None
+
+
+async def _forget_async(request: Any) -> None:
+    _forget(request)
+
+
+def _noted(response: Any) -> bool:
+    """Note `response` for `hearing`; whether it is an error reply."""
+    if (heard := _HEARD.get()) is not None:
+        heard.response = response
+    return response.status_code >= 400
 
 
 async def _unread_error(response: Any) -> None:
     """Make a failure to read an error reply's body an `UnreadStatus` (the body is read later, by the SDK, through
     `aiter_bytes`; the libraries have no public hook after the decoder). A timeout is left as it is: the body may
     not have broken off, only been slow."""
-    if response.status_code < 400:
+    if not _noted(response):
         return
-    unread = (*UNDECODABLE, *BROKEN)
     decoded = response.aiter_bytes
 
     async def aiter_bytes(chunk_size: int | None = None) -> AsyncIterator[bytes]:
@@ -52,7 +102,24 @@ async def _unread_error(response: Any) -> None:
                     yield part
         except TIMEOUTS:
             raise
-        except unread as e:
+        except (*UNDECODABLE, *BROKEN) as e:
             raise UnreadStatus(response, e) from e
 
     response.aiter_bytes = aiter_bytes
+
+
+def _unread_error_sync(response: Any) -> None:
+    """`_unread_error` for a synchronous client, whose `send` reads the body through `iter_bytes`."""
+    if not _noted(response):
+        return
+    decoded = response.iter_bytes
+
+    def iter_bytes(chunk_size: int | None = None) -> Iterator[bytes]:
+        try:
+            yield from decoded(chunk_size)  # closed with this generator
+        except TIMEOUTS:
+            raise
+        except (*UNDECODABLE, *BROKEN) as e:
+            raise UnreadStatus(response, e) from e
+
+    response.iter_bytes = iter_bytes

@@ -36,7 +36,7 @@ from monitor.providers.base import (
 )
 from monitor.providers.capped import ReplyTooLarge
 from monitor.providers.choices import answer_choice
-from monitor.providers.errorbody import UnreadStatus, keep_status
+from monitor.providers.errorbody import UnreadStatus, hearing, keep_status
 from monitor.providers.openai_fields import content_parts, usage_of
 from monitor.providers.shape import get, obj, shown
 from monitor.providers.sse import BROKEN, TIMEOUTS, UNDECODABLE, sse_json
@@ -80,6 +80,14 @@ def status_failure(e: openai.APIStatusError) -> tuple[ErrorType, str]:
     return status_error_type(e.status_code, body), short(f"HTTP {e.status_code}: {message}")
 
 
+def note_status(result: CallResult, response: Any) -> None:
+    """Note on `result` the status of an error reply and what its headers say (request id, rate limits, Retry-After)."""
+    result.http_status = response.status_code
+    result.request_id = response.headers.get("x-request-id")
+    result.ratelimit = ratelimit_headers(response.headers)
+    result.retry_after_s = retry_after_seconds(response.headers)
+
+
 def answer_error_type(error: Any) -> ErrorType:
     """The error type of an error object a 200 answer carries (a stream's error event, or the whole body).
 
@@ -113,7 +121,7 @@ class OpenAIProvider:
         self._clock = clock
         # max_retries=0: a canary must see every failure; retries would hide them and skew latency. The client is of
         # the SDK's own httpx flavour (sdk_http), else its default one; either gets the hook that keeps the status of
-        # an error reply whose body cannot be read: it does not decode, or it broke off (providers.errorbody).
+        # an error reply whose body cannot be read: it does not decode, breaks off or stalls (providers.errorbody).
         self._client = openai.AsyncOpenAI(
             base_url=base_url, api_key=api_key or "not-needed", max_retries=0, default_headers=headers or None,
             http_client=keep_status(http_client or openai.DefaultAsyncHttpxClient()))
@@ -136,21 +144,23 @@ class OpenAIProvider:
         start = self._clock()
         last_byte: float | None = None
         try:
-            async with asyncio.timeout(request.timeout_s):
-                if request.stream:
-                    last_byte = await self._stream(request, result, start)
-                else:
-                    last_byte = await self._once(request, result, start)
+            with hearing() as heard:
+                async with asyncio.timeout(request.timeout_s):
+                    if request.stream:
+                        last_byte = await self._stream(request, result, start)
+                    else:
+                        last_byte = await self._once(request, result, start)
         except TimeoutError:
+            if result.http_status is None and heard.response is not None:
+                # an error status whose body stalled: the SDK, still reading it, never handed the response back
+                mark_sent(result, sent_of(heard.response), start, self._clock())
+                note_status(result, heard.response)
             result.error_type, result.error_message = ErrorType.TIMEOUT, timed_out(result, request.timeout_s)
         except ReplyTooLarge as e:
             too_large(result, e)
         except openai.APIStatusError as e:
             mark_sent(result, sent_of(e.response), start, self._clock())
-            result.http_status = e.status_code
-            result.request_id = e.request_id
-            result.ratelimit = ratelimit_headers(e.response.headers)
-            result.retry_after_s = retry_after_seconds(e.response.headers)
+            note_status(result, e.response)
             result.error_type, result.error_message = status_failure(e)
         except openai.APITimeoutError:
             result.error_type, result.error_message = ErrorType.TIMEOUT, "request timed out"

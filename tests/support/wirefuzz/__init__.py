@@ -4,7 +4,9 @@ Each case is a valid answer (OpenAI or Anthropic, streamed or whole, text or too
 JSON fields removed, nulled or given values of the wrong type or range, unknown fields and events, events
 duplicated, dropped or swapped, bodies truncated or broken by invalid UTF-8, 200 answers carrying errors, error
 statuses with odd bodies and headers or bodies cut short of their Content-Length. The server (`WireServer`,
-asyncio) writes each case's bytes as they are and closes the connection; the providers are the daemon's own (`build_provider`), one per kind, reused across cases
+asyncio) writes each case's bytes as they are and closes the connection (or, for an error page that stalls partway,
+keeps it open until the client gives up at the case's short timeout); the providers are the daemon's own
+(`build_provider`), one per kind, reused across cases
 as the runner reuses them. `violations` checks the invariants the project promises of every `CallResult`.
 
 Run many seeds (not part of the test suite; `tests/test_providers_fuzzed.py` runs a few thousand)::

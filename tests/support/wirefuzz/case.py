@@ -25,6 +25,8 @@ class Case:
     status: int = 200  # the HTTP status the server answers with
     # for answers that are odd but well formed: what the result must say (CallResult attribute -> value)
     expect: dict[str, Any] | None = None
+    stall: bool = False  # the server keeps the connection open after `raw`, until the client closes it
+    timeout_s: float | None = None  # the call's timeout, when not the run's (short for a case that stalls)
 
 
 def sse(kind: str, event: Any, crlf: bool) -> bytes:

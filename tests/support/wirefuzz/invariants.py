@@ -33,7 +33,7 @@ def violations(case: Case, r: Any) -> list[str]:
             out.append(f"internal error: {r.error_message}")
         # an error page that cannot be read (it does not decode as its Content-Encoding says, or it broke off
         # before its Content-Length) is typed by its status all the same: only one past max_reply_bytes is a
-        # bad_response, and no case is that large
+        # bad_response, and no case is that large (one that stalls is a timeout keeping its status: case.expect)
         if case.status >= 400 and r.error_type == ErrorType.BAD_RESPONSE:
             out.append(f"HTTP {case.status} typed bad_response: {r.error_message}")
         if r.error_type == ErrorType.BAD_RESPONSE and isinstance(r.error_message, str) and \

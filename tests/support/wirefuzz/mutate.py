@@ -7,6 +7,7 @@ import json
 import random
 from typing import Any
 
+from monitor.domain import ErrorType
 from monitor.providers.base import status_error_type
 from monitor.providers.vet import MAX_TOKENS
 from tests.support.wirefuzz.answers import anthropic_events, anthropic_whole, openai_events, openai_whole
@@ -107,6 +108,9 @@ def _bad_counts(kind: str, usage: Any) -> list[str]:
 
 
 
+# the timeout of a call whose error page stalls: the whole of it is waited for, so it is short (the headers come at
+# once over loopback; it is long enough that they do on a busy machine too)
+STALL_TIMEOUT_S = 1.0
 _STATUSES = ["400 Bad Request", "401 Unauthorized", "403 Forbidden", "404 Not Found", "408 Request Timeout",
              "413 Payload Too Large", "422 Unprocessable Entity", "429 Too Many Requests",
              "500 Internal Server Error", "502 Bad Gateway", "503 Service Unavailable", "529 Overloaded",
@@ -159,7 +163,7 @@ def make_case(rng: random.Random, index: int, kind: str | None = None, stream: b
         ctype = "text/event-stream" if stream else "application/json"
         op = rng.choice(["huge_header", "two_lengths", "chunked", "chunked_broken", "bad_status_line", "http10",
                          "continue", "nothing", "empty_200", "no_reason", "header_no_colon", "latin1_header",
-                         "error_cut"])
+                         "error_cut", "error_stall"])
         notes.append(f"http {op}")
         if op == "error_cut":  # an error page the server closes the connection on before its Content-Length
             status = rng.choice([s for s in _STATUSES if s[0] in "45"])
@@ -171,6 +175,19 @@ def make_case(rng: random.Random, index: int, kind: str | None = None, stream: b
             case.raw = http_head(status, "application/json", len(page) + 1, extra) + sent
             # typed by its status as if the body had been read (it is not, so its text cannot type it)
             case.expect = {"http_status": case.status, "error_type": status_error_type(case.status)}
+        elif op == "error_stall":  # an error page the server stops sending partway, the connection kept open
+            status = rng.choice([s for s in _STATUSES if s[0] in "45"])
+            page = _error_bodies(kind, rng)
+            sent = page[:rng.randrange(len(page) + 1)]
+            # not a Content-Encoding: a body that does not decode fails at its first bytes, before the stall
+            extra = [rng.choice([h for h in _ODD_HEADERS if not h.startswith("content-encoding")])] \
+                if rng.random() < 0.3 else []
+            notes.append(f"status {status}, {len(sent)} of {len(page) + 1} bytes, then nothing {sent[:40]!r} {extra}")
+            case.status, case.stall, case.timeout_s = int(status.split()[0]), True, STALL_TIMEOUT_S
+            case.raw = http_head(status, "application/json", len(page) + 1, extra) + sent
+            # a timeout (nothing says the rest will not come) that says which status came, and keeps it
+            case.expect = {"http_status": case.status, "error_type": ErrorType.TIMEOUT, "error_message":
+                           f"no complete answer in {STALL_TIMEOUT_S:g}s: HTTP {case.status} came, its body did not end"}
         elif op == "huge_header":
             case.raw = http_head("200 OK", ctype, len(body), ["x-big: " + "a" * 200_000]) + body
         elif op == "two_lengths":

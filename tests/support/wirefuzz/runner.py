@@ -34,6 +34,8 @@ class WireServer:
             case = self.cases[body["model"]]
             writer.write(case.raw)
             await writer.drain()
+            if case.stall:  # until the client gives up and closes the connection (a bound, should it not)
+                await asyncio.wait_for(reader.read(), (case.timeout_s or 10.0) + 5)
         with contextlib.suppress(Exception):
             writer.close()
             await writer.wait_closed()
@@ -71,7 +73,7 @@ async def run_cases(cases: list[Case], build: Callable[[str, str], Any], timeout
 
         async def one(case: Case) -> None:
             req = ChatRequest(model=case.id, messages=[{"role": "user", "content": "hi"}], stream=case.stream,
-                              timeout_s=timeout_s)
+                              timeout_s=case.timeout_s or timeout_s)
             async with gate:
                 try:
                     r: Any = await providers[case.kind].complete(req)
@@ -120,7 +122,7 @@ async def store_cases(cases: list[Case], folder: Path, store_url: str | None = N
         (folder / "probes" / "p.yaml").write_text(PROBES)
         targets = "\n".join(
             f"  - {{id: {c.id}, provider: {c.kind}, base_url: '{server.url}{'/v1' if c.kind == 'openai' else ''}', "
-            f"model: {c.id}, stream: {str(c.stream).lower()}, timeout: 10}}" for c in cases)
+            f"model: {c.id}, stream: {str(c.stream).lower()}, timeout: {c.timeout_s or 10}}}" for c in cases)
         cfg = folder / "monitor.yaml"
         url = store_url or f"sqlite:///{folder / 'm.db'}"
         cfg.write_text(f"targets:\n{targets}\nprobes: [./probes]\n"

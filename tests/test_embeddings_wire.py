@@ -1,0 +1,113 @@
+"""Embeddings replies whose body cannot be read, through the SDK's synchronous client (the semantic signal's) over
+loopback to a server that writes them byte for byte (`wire_server`): the call recorded under `_embeddings` is typed
+and explained as a probe call's would be (`test_providers_errorbody`, `test_providers_encoding`,
+`test_providers_errorstall`)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+
+from monitor.domain import CallResult, ErrorType
+from monitor.embeddings import Embedder
+from tests.support.jsonserver import wire_server
+from tests.test_providers_encoding import UNDECODABLE
+from tests.test_providers_errorbody import BROKE_OFF, START
+from tests.test_providers_replies import Send, head
+
+HEADERS = "retry-after: 7\r\nx-request-id: req_1\r\nx-ratelimit-remaining-requests: 0\r\n"
+STATUSES = [("429 Too Many Requests", ErrorType.RATE_LIMITED), ("500 Internal Server Error", ErrorType.SERVER_ERROR),
+            ("404 Not Found", ErrorType.BAD_REQUEST)]
+
+
+def embedded(answer: Callable[[dict[str, Any], Send], None], timeout: float = 5.0) -> CallResult:
+    """The call one embedding of one text makes against `answer`, as recorded (its vectors must be NaN)."""
+    calls: list[CallResult] = []
+    with wire_server(answer) as url:
+        embedder = Embedder(f"{url}/v1", "sk-test", "e", timeout=timeout, pause_s=0,
+                            record=lambda call, started: calls.append(call))
+        try:
+            assert np.isnan(embedder(["a"])).all()
+        finally:
+            embedder.close()
+    [call] = calls
+    assert call.latency_s is not None and call.latency_s >= 0
+    return call
+
+
+def kept(call: CallResult, code: int) -> None:
+    assert call.http_status == code, (call.http_status, call.error_type, call.error_message)
+    assert call.retry_after_s == 7.0 and call.request_id == "req_1"
+    assert call.ratelimit["x-ratelimit-remaining-requests"] == "0"
+
+
+@pytest.mark.parametrize(("status", "expected"), STATUSES)
+def test_an_error_reply_whose_body_breaks_off_keeps_its_status(status: str, expected: ErrorType,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    """It was of unknown status, a `bad_response` saying "the answer is not valid HTTP" (and the log said only
+    "APIConnectionError: Connection error.": it says what the call recorded now)."""
+    call = embedded(lambda body, send: send(head(False, 100_000, HEADERS, status=status) + START))
+    code = int(status.split()[0])
+    kept(call, code)
+    assert call.error_type == expected and call.error_message, call.error_message
+    assert call.error_message.startswith(f"HTTP {code}: {BROKE_OFF}"), call.error_message
+    assert f"(received {len(START)} bytes, expected 100000)" in call.error_message
+    assert f"embeddings failed ({expected}: HTTP {code}: the error body broke off" in caplog.text
+
+
+@pytest.mark.parametrize(("status", "expected"), STATUSES)
+def test_an_error_reply_whose_body_does_not_decode_keeps_its_status(status: str, expected: ErrorType) -> None:
+    """It was of unknown status, a `server_error` saying the connection closed before an answer."""
+    page = b"<html>not gzip at all</html>"
+    call = embedded(lambda body, send: send(head(False, len(page), "content-encoding: gzip\r\n" + HEADERS,
+                                                 status=status) + page))
+    code = int(status.split()[0])
+    kept(call, code)
+    assert call.error_type == expected and call.error_message, call.error_message
+    assert call.error_message.startswith(f"HTTP {code}: {UNDECODABLE}"), call.error_message
+
+
+@pytest.mark.parametrize("status", ["429 Too Many Requests", "200 OK"])
+def test_a_reply_whose_body_stalls_is_a_timeout_that_keeps_its_status(status: str) -> None:
+    """The start of the body, then nothing until the embedder's timeout: a `timeout`, as before, now with its
+    status and headers kept and the message saying which status came."""
+    finished = threading.Event()
+
+    def answer(body: dict[str, Any], send: Send) -> None:
+        send(head(False, 100_000, HEADERS, status=status) + START)
+        finished.wait(30)
+
+    try:
+        call = embedded(answer, timeout=0.5)
+    finally:
+        finished.set()
+    code = int(status.split()[0])
+    kept(call, code)
+    assert call.error_type == ErrorType.TIMEOUT
+    assert call.error_message == f"request timed out: HTTP {code} came, its body did not end"
+
+
+def test_a_call_that_gets_no_response_is_a_timeout_of_no_status() -> None:
+    finished = threading.Event()
+    try:
+        call = embedded(lambda body, send: finished.wait(30), timeout=0.5)
+    finally:
+        finished.set()
+    assert (call.http_status, call.error_type, call.error_message) == (None, ErrorType.TIMEOUT, "request timed out")
+
+
+@pytest.mark.parametrize("broken", ["cut", "gzip"])
+def test_a_200_whose_body_cannot_be_read_is_a_bad_response_of_status_200(broken: str) -> None:
+    """As a probe call's: the answer broke off, or does not decode. Both were of unknown status, the first "not
+    valid HTTP", the second a `server_error` (the connection closed before an answer)."""
+    page = b"not gzip at all"
+    call = embedded(lambda body, send: send(head(False, 100_000, HEADERS) + START if broken == "cut" else
+                                            head(False, len(page), "content-encoding: gzip\r\n" + HEADERS) + page))
+    kept(call, 200)
+    assert call.error_type == ErrorType.BAD_RESPONSE and call.error_message, call.error_message
+    expected = "response broken off: RemoteProtocolError: " if broken == "cut" else f"malformed response: {UNDECODABLE}"
+    assert call.error_message.startswith(expected), call.error_message
