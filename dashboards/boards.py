@@ -143,6 +143,12 @@ def overview() -> dict[str, Any]:
               [query(f"time() - max by (instance) "
                      f"(llm_monitor_config_last_reload_success_timestamp_seconds{{{JOB}}})", "{{instance}}")],
               width=8, height=5),
+        Panel("stat", "Listener certificate expires in",
+              "Time left before the TLS certificate of each daemon's HTTP listener expires (the earliest notAfter "
+              "in cert_file); rule LLMMonitorTlsCertificateExpiring fires under 14 days. No data: the listener "
+              "serves plain HTTP.", "s",
+              [query(f"min by (instance) (llm_monitor_web_tls_certificate_expiry_timestamp_seconds{{{JOB}}}) "
+                     f"- time()", "{{instance}}")], width=8, height=5),
     ]
     return dashboard("llm-monitor-overview", "LLM Monitor / Overview",
                      "Health, refusals, checks, drift and spend across all targets.", panels, drift_annotations())

@@ -1,7 +1,8 @@
 """Every dashboard query returns data from a real Prometheus that scraped a real daemon probing the simulator.
 
-Runs `llm-monitor run -c CONFIG` against `monitor.sim.SimServer(builtin_scenario("demo"))`, scrapes it every
-second with a real Prometheus, then executes every panel, annotation and variable query of every dashboard
+Runs `llm-monitor run -c CONFIG` against `monitor.sim.SimServer(builtin_scenario("demo"))`, serving its listener over
+HTTPS (a throwaway CA; so the listener certificate's panel has data too), scrapes it every second with a real
+Prometheus, then executes every panel, annotation and variable query of every dashboard
 with Grafana's variables substituted as an "All" selection would.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import ssl
 import subprocess
 import sys
 import time
@@ -18,6 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+from support.pki import Pki
 from support.prom import free_port, require_binary, start_prometheus
 from support.promql import dashboard_queries, label_values_call, load_dashboards, substitute, variable_queries
 
@@ -75,9 +78,11 @@ def write_config(tmp_path: Path, openai_base_url: str, anthropic_url: str, port:
         ],
         "probes": [str(probes)],
         "storage": {"url": f"sqlite:///{tmp_path / 'monitor.db'}"},
-        "http": {"listen": f"127.0.0.1:{port}"},
+        "http": {"listen": f"127.0.0.1:{port}", "web_config_file": "web.yml"},
         "daemon": {"max_start_delay": 0},
     }
+    Pki.make(tmp_path / "pki")
+    (tmp_path / "web.yml").write_text("tls_server_config:\n  cert_file: pki/cert.pem\n  key_file: pki/key.pem\n")
     path = tmp_path / "monitor.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
@@ -91,14 +96,15 @@ def run_daemon(tmp_path: Path, config: Path, port: int) -> Iterator[str]:
     with log_path.open("wb") as log:
         proc = subprocess.Popen([str(llm_monitor_command()), "run", "-c", str(config)], stdout=log,
                                 stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}"
+    url = f"https://127.0.0.1:{port}"
+    verify = ssl.create_default_context(cafile=str(tmp_path / "pki" / "ca.pem"))
     try:
         deadline = time.monotonic() + 30
         while True:
             if proc.poll() is not None:
                 pytest.fail(f"llm-monitor exited {proc.returncode}:\n{log_path.read_text()}")
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(url + "/readyz", timeout=1).status_code == 200:
+                if httpx.get(url + "/readyz", timeout=1, verify=verify).status_code == 200:
                     break
             if time.monotonic() > deadline:
                 pytest.fail(f"llm-monitor not ready on {url}:\n{log_path.read_text()}")
@@ -137,7 +143,9 @@ def test_every_dashboard_query_returns_data(tmp_path: Path) -> None:
     with sim_server() as sim:
         config = write_config(tmp_path, sim.openai_base_url, sim.url, port)
         with run_daemon(tmp_path, config, port), \
-                start_prometheus(tmp_path, [f"127.0.0.1:{port}"], scrape_interval="1s") as prom:
+                start_prometheus(tmp_path, [f"127.0.0.1:{port}"], scrape_interval="1s",
+                                 scrape={"scheme": "https", "tls_config": {"ca_file": str(tmp_path / "pki" / "ca.pem"),
+                                                                           "server_name": "localhost"}}) as prom:
             start = time.time()
             prom.wait_for('up{job="llm-monitor"} == 1', timeout_s=30)
             prom.wait_for("sum(llm_monitor_probe_attempts_total) >= 4", timeout_s=SETTLE_TIMEOUT_S)
