@@ -15,6 +15,7 @@ from monitor.domain import CallResult, ErrorType, Usage, utcnow
 from monitor.providers import sdk_http
 from monitor.providers.base import broken_connection, short, too_large, undecodable
 from monitor.providers.capped import MIB, ReplyTooLarge, reply_cap_sync
+from monitor.providers.deadline import deadline_hook, within
 from monitor.providers.errorbody import hearing, keep_status_sync
 from monitor.providers.openai_compat import note_status, status_failure
 from monitor.providers.scrub import MIN_SECRET, scrub_call, scrub_text
@@ -48,9 +49,11 @@ class Embedder:
         self.model = model
         sdk_httpx = sdk_http()[0]
         # the hook that keeps the status of a reply whose body cannot be read, as the providers' (providers.errorbody)
+        # and one that ends a reply still trickling in at `timeout` (the library's timeout bounds each read only)
         http = keep_status_sync(openai.DefaultHttpxClient(
             timeout=timeout, verify=default_context(sdk_httpx),
-            event_hooks={"response": [reply_cap_sync(sdk_httpx, max_reply_bytes)]}))
+            event_hooks={"response": [reply_cap_sync(sdk_httpx, max_reply_bytes), deadline_hook(sdk_httpx)]}))
+        self._timeout = timeout
         self._client = openai.OpenAI(base_url=base_url, api_key=api_key or "not-needed", max_retries=0,
                                      timeout=timeout, default_headers=dict(headers or {}), http_client=http)
         self._dim: int | None = None
@@ -72,7 +75,7 @@ class Embedder:
             return self._missing(len(texts))
         started, start = self._now(), self._clock()
         try:
-            with hearing() as heard:
+            with hearing() as heard, within(self._timeout):
                 response = self._client.embeddings.create(model=self.model, input=list(texts))
             vectors = np.asarray([d.embedding for d in sorted(response.data, key=lambda d: d.index)], dtype=float)
             if vectors.ndim != 2 or len(vectors) != len(texts):

@@ -6,6 +6,7 @@ and explained as a probe call's would be (`test_providers_errorbody`, `test_prov
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -111,3 +112,18 @@ def test_a_200_whose_body_cannot_be_read_is_a_bad_response_of_status_200(broken:
     assert call.error_type == ErrorType.BAD_RESPONSE and call.error_message, call.error_message
     expected = "response broken off: RemoteProtocolError: " if broken == "cut" else f"malformed response: {UNDECODABLE}"
     assert call.error_message.startswith(expected), call.error_message
+
+
+def test_a_reply_that_trickles_in_ends_at_the_calls_timeout() -> None:
+    """A byte every 0.1 s is within every read timeout, so the reply went on until the server stopped (here after
+    3 s, then a `bad_response`; hours for a server that goes on to `max_reply_bytes`), holding up the analysis
+    thread: the whole call now ends at its timeout."""
+    def trickle(body: dict[str, Any], send: Send) -> None:
+        send(head(False, 10_000, HEADERS, status="200 OK"))
+        for _ in range(30):
+            send(b" ")
+            time.sleep(0.1)
+
+    call = embedded(trickle, timeout=0.5)
+    assert (call.http_status, call.error_type) == (200, ErrorType.TIMEOUT), call.error_message
+    assert call.error_message == "request timed out: HTTP 200 came, its body did not end"
