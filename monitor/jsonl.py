@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,9 @@ def objects(path: str | Path, error: type[ValueError], name: str | None = None) 
                 row = json.loads(line)
             except json.JSONDecodeError as e:
                 raise error(f"{where}:{lineno}: invalid JSON: {e.msg} (column {e.colno})") from None
+            except RecursionError:  # the decoder recurses once per level of nesting
+                raise error(f"{where}:{lineno}: invalid JSON: nested too deeply (arrays or objects more than "
+                            f"about {sys.getrecursionlimit()} levels deep)") from None
             if not isinstance(row, dict):
                 raise error(f"{where}:{lineno}: expected a JSON object, got {type(row).__name__}")
             yield lineno, row

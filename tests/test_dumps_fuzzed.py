@@ -1,0 +1,35 @@
+"""What the dump fuzzer (`tests/support/dumpfuzz`) found in the JSON-lines files `replay` and `refusal --jsonl`
+read, each case as it was found, and a seeded run of the fuzzer whose invariants must hold."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.support.inprocess import Cli
+
+ROW = {"canary": "c", "target": "t", "text": "The capital of France is Paris."}
+
+
+def lines(path: Path, *rows: object, raw: bytes = b"") -> Path:
+    path.write_bytes(b"".join(json.dumps(r).encode() + b"\n" for r in rows) + raw)
+    return path
+
+
+def replay(cli: Cli, base: Path, cur: Path, *extra: str) -> tuple[int, str, str]:
+    return cli("replay", "--baseline", str(base), "--current", str(cur), *extra)
+
+
+@pytest.mark.parametrize("command", ["replay", "refusal"])
+def test_json_nested_too_deeply_is_an_error_naming_the_line(tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str], command: str) -> None:
+    """`[[[[...]]]]` 100,000 deep: the decoder's RecursionError escaped as a traceback (exit 1)."""
+    cli = Cli(capsys)
+    row = {**ROW, "prompt": "hi", "completion": "Paris."}
+    bad = lines(tmp_path / "deep.jsonl", row, raw=b'{"deep": ' + b"[" * 100_000 + b"]" * 100_000 + b"}\n")
+    args = ["refusal", "--jsonl", str(bad)] if command == "refusal" else \
+        ["replay", "--baseline", str(lines(tmp_path / "a.jsonl", ROW)), "--current", str(bad)]
+    code, _, err = cli(*args)
+    assert code == 2 and f"{bad}:2: invalid JSON: nested too deeply" in err, err
