@@ -33,6 +33,9 @@ def objects(path: str | Path, error: type[ValueError], name: str | None = None) 
                 row = json.loads(line)
             except json.JSONDecodeError as e:
                 raise error(f"{where}:{lineno}: invalid JSON: {e.msg} (column {e.colno})") from None
+            except ValueError as e:  # Python's own limit on the digits of an integer (4,300): a number, no key
+                raise error(f"{where}:{lineno}: invalid JSON: a number too long to read ({str(e).split(':')[0]})") \
+                    from None
             except RecursionError:  # the decoder recurses once per level of nesting
                 raise error(f"{where}:{lineno}: invalid JSON: nested too deeply (arrays or objects more than "
                             f"about {sys.getrecursionlimit()} levels deep)") from None

@@ -33,3 +33,18 @@ def test_json_nested_too_deeply_is_an_error_naming_the_line(tmp_path: Path,
         ["replay", "--baseline", str(lines(tmp_path / "a.jsonl", ROW)), "--current", str(bad)]
     code, _, err = cli(*args)
     assert code == 2 and f"{bad}:2: invalid JSON: nested too deeply" in err, err
+
+
+@pytest.mark.parametrize("command", ["replay", "refusal"])
+def test_a_number_of_thousands_of_digits_is_an_error_naming_the_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str) -> None:
+    """`"output_tokens": 999...` with 4,301 digits: Python's limit on int digits raised a ValueError the reader
+    did not catch (it caught JSONDecodeError only): a traceback, exit 1."""
+    cli = Cli(capsys)
+    bad = lines(tmp_path / "long.jsonl", raw=b'{"canary": "c", "target": "t", "text": "x", "completion": "x", '
+                                             b'"output_tokens": ' + b"9" * 4301 + b"}\n")
+    args = ["refusal", "--jsonl", str(bad)] if command == "refusal" else \
+        ["replay", "--baseline", str(lines(tmp_path / "a.jsonl", ROW)), "--current", str(bad)]
+    code, _, err = cli(*args)
+    assert code == 2 and f"{bad}:1: invalid JSON: a number too long to read" in err, err
+    assert len(err) < 200
