@@ -48,3 +48,27 @@ def test_a_number_of_thousands_of_digits_is_an_error_naming_the_line(
     code, _, err = cli(*args)
     assert code == 2 and f"{bad}:1: invalid JSON: a number too long to read" in err, err
     assert len(err) < 200
+
+
+def test_values_and_paths_in_errors_are_not_read_as_console_markup(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """A value such as `"finish_reason": "[/x]"` went into the message printed through rich, which read it as
+    a closing tag and raised MarkupError (a traceback, exit 1); a path or flag value with brackets as well."""
+    from tests.conftest import write_config
+
+    cli = Cli(capsys)
+    a = lines(tmp_path / "a.jsonl", ROW)
+    for field, value in (("finish_reason", "[/x]"), ("error_type", "[/]"), ("started_at", "[bold]")):
+        bad = lines(tmp_path / "b.jsonl", ROW, {**ROW, field: value})
+        code, _, err = replay(cli, a, bad)
+        assert code == 2 and f"{bad}:2: field {field!r}" in err and value in err, err
+    (tmp_path / "[").mkdir()
+    odd = lines(tmp_path / "[/x].jsonl", {"completion": 7})
+    code, _, err = cli("refusal", "--jsonl", str(odd))
+    assert code == 2 and f"{odd}:1: field 'completion' not a string (int)" in err, err
+    code, _, err = cli("refusal", "--jsonl", str(tmp_path / "[/x]-missing.jsonl"))
+    assert code == 2 and "cannot read" in err and "[/x]-missing.jsonl" in err, err
+    cfg = write_config(tmp_path, "  - {id: t, provider: openai, base_url: 'http://127.0.0.1:9/v1', model: m}",
+                       "canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n")
+    code, _, err = cli("export", "-c", str(cfg), "--since", "[/x]")
+    assert code == 2 and "[/x]" in err, err

@@ -124,7 +124,7 @@ def diff(config_path: str, canary: str, target: str | None, count: int) -> int:
     try:
         targets = _pair_targets(config, canary, target)
     except ValueError as e:
-        err_console.print(f"[red]error:[/] {e}")
+        err_console.print(f"[red]error:[/] {escape(str(e))}")
         return EXIT_CONFIG
     console = table_console()
     render = diff_renderer(console)
@@ -180,7 +180,7 @@ def baseline(config_path: str, action: str, canary: str, target: str | None, not
     try:
         targets = _pair_targets(config, canary, target)
     except ValueError as e:
-        err_console.print(f"[red]error:[/] {e}")
+        err_console.print(f"[red]error:[/] {escape(str(e))}")
         return EXIT_CONFIG
     console = table_console()
     if action == "show":
@@ -215,7 +215,7 @@ def baseline(config_path: str, action: str, canary: str, target: str | None, not
                 raise ValueError("baseline pin needs --since, the start of the behaviour to pin (--until defaults "
                                  "to now): the whole history would mix every behaviour the canary ever had")
         except ValueError as e:
-            err_console.print(f"[red]error:[/] {e}")
+            err_console.print(f"[red]error:[/] {escape(str(e))}")
             return EXIT_CONFIG
         size = config.drift.baseline_size
         for tid in targets:
@@ -233,8 +233,9 @@ def baseline(config_path: str, action: str, canary: str, target: str | None, not
                     f"since the change at {change:%Y-%m-%d %H:%M:%S} (the open events' first observation; wait " \
                     "for more runs, or choose a range with baseline pin --since)"
             if len(rows) < MIN_BASELINE_OBSERVATIONS:
-                err_console.print(f"[red]error:[/] {canary} @ {tid}: only {len(rows)} successful observations "
-                                  f"{where}; a baseline needs at least {MIN_BASELINE_OBSERVATIONS} (nothing changed)")
+                err_console.print("[red]error:[/] " + escape(f"{canary} @ {tid}: only {len(rows)} successful "
+                                  f"observations {where}; a baseline needs at least {MIN_BASELINE_OBSERVATIONS} "
+                                  "(nothing changed)"))
                 return EXIT_CONFIG
             chosen[tid] = rows
     analysis.restore([(canary, t) for t in targets])
@@ -270,7 +271,7 @@ def replay(baseline_path: str, current_path: str, as_json: bool, zero_tolerance:
     try:
         base_rows, cur_rows = load_dump(baseline_path), load_dump(current_path)
     except (DumpError, OSError) as e:
-        err_console.print(f"[red]error:[/] {e}")
+        err_console.print(f"[red]error:[/] {escape(str(e))}")
         return EXIT_CONFIG
     base = [row_to_observation(r, baseline_path, i + 1) for i, r in enumerate(base_rows)]
     cur = [row_to_observation(r, current_path, i + 1) for i, r in enumerate(cur_rows)]
