@@ -72,3 +72,16 @@ def test_values_and_paths_in_errors_are_not_read_as_console_markup(tmp_path: Pat
                        "canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n")
     code, _, err = cli("export", "-c", str(cfg), "--since", "[/x]")
     assert code == 2 and "[/x]" in err, err
+
+
+def test_the_replay_table_shows_values_as_text_not_console_markup(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """A served model "[/]" new in the current dump is a first_seen event whose value went into the table as
+    rich markup: MarkupError, a traceback (exit 1), where `--json` printed the event."""
+    cli = Cli(capsys)
+    b = lines(tmp_path / "b.jsonl", *[{**ROW, "canary": "[b]c", "response_model": "m-1"}] * 4,
+              *[{**ROW, "canary": "[b]c", "response_model": "[/]"}] * 1)
+    a = lines(tmp_path / "a.jsonl", *[{**ROW, "canary": "[b]c", "response_model": "m-1"}] * 5)
+    code, out, err = replay(cli, a, b)
+    assert code == 0, err
+    assert "[b]c" in out and "[/]" in out and "response_model" in out

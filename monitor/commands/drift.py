@@ -51,10 +51,10 @@ def events_table(events: list[dict[str, Any]], title: str) -> Table:
     table = Table(title=title, header_style="bold")
     for col in ("opened", "canary", "target", "signal", "kind", "state", "baseline", "current", "test", "n"):
         table.add_column(col, no_wrap=col in {"canary", "signal"})
-    for e in events:
-        table.add_row((e.get("opened_at") or "")[:19], e["canary"], e["target"], e["signal"], e["kind"], e["state"],
-                      _fmt(e.get("baseline_value")), _fmt(e.get("current_value")), decision(e),
-                      f"{e.get('baseline_n', '')}/{e.get('current_n', '')}")
+    for e in events:  # Text cells: canary ids, check names and served models are data, never console markup
+        table.add_row(*map(Text, ((e.get("opened_at") or "")[:19], e["canary"], e["target"], e["signal"], e["kind"],
+                                  e["state"], _fmt(e.get("baseline_value")), _fmt(e.get("current_value")),
+                                  decision(e), f"{e.get('baseline_n', '')}/{e.get('current_n', '')}")))
     return table
 
 
