@@ -85,3 +85,28 @@ def test_the_replay_table_shows_values_as_text_not_console_markup(tmp_path: Path
     code, out, err = replay(cli, a, b)
     assert code == 0, err
     assert "[b]c" in out and "[/]" in out and "response_model" in out
+
+
+@pytest.mark.parametrize(("field", "value"), [("finish_reason", "x" * 1_000_000), ("error_type", "😀" * 10_000),
+                                              ("started_at", "y" * 50_000), ("refusal", "z" * 5000)])
+def test_an_error_shows_a_huge_value_cut_short(tmp_path: Path, capsys: pytest.CaptureFixture[str], field: str,
+                                               value: str) -> None:
+    """`"finish_reason": "xxx..."` of a million characters: the error quoted the whole value, a message of a
+    megabyte on the terminal. It shows the start and the length."""
+    cli = Cli(capsys)
+    bad = lines(tmp_path / "b.jsonl", ROW, {**ROW, field: value})
+    code, _, err = replay(cli, lines(tmp_path / "a.jsonl", ROW), bad)
+    assert code == 2 and f"{bad}:2: field {field!r}" in err, err[:300]
+    assert f"({len(value):,} characters)" in err and len(err) < 400, err[:500]
+
+
+def test_an_error_in_checks_names_the_check_and_shows_the_value(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    cli = Cli(capsys)
+    bad = lines(tmp_path / "b.jsonl", {**ROW, "checks": {"answered": "true"}})
+    code, _, err = replay(cli, bad, bad)
+    assert code == 2 and f"{bad}:1: field 'checks.answered': expected true, false or null, got 'true'" in err, err
+    bad = lines(tmp_path / "b.jsonl", ROW, {**ROW, "checks": {"n" * 9000: 1}})
+    code, _, err = replay(cli, bad, bad)
+    assert code == 2 and f"{bad}:2: field 'checks.nnn" in err, err[:300]
+    assert "(9,007 characters): expected true, false or null, got 1" in err and len(err) < 400, err[:500]

@@ -26,6 +26,17 @@ _OPTIONAL: dict[str, tuple[type, ...]] = {
 }
 
 
+_SHOWN = 60  # characters of a value an error message shows: a line may hold a megabyte in one field
+
+
+def shown(value: Any) -> str:
+    """A value as an error message shows it: its repr, cut to a bounded length that says how long it was."""
+    if isinstance(value, str) and len(value) > _SHOWN:
+        return f"{value[:_SHOWN]!r}... ({len(value):,} characters)"
+    text = repr(value)
+    return text if len(text) <= _SHOWN else f"{text[:_SHOWN]}... ({type(value).__name__})"
+
+
 class DumpError(ValueError):
     """A replay dump line is malformed; the message names the file, the line and the field."""
 
@@ -59,20 +70,21 @@ def validate_row(row: Mapping[str, Any], where: str) -> None:
         try:
             datetime.fromisoformat(row["started_at"])
         except ValueError as exc:
-            raise DumpError(f"{where}: field 'started_at': not an ISO-8601 time: {row['started_at']!r}") from exc
+            raise DumpError(f"{where}: field 'started_at': not an ISO-8601 time: {shown(row['started_at'])}") \
+                from exc
     if row.get("finish_reason") is not None and row["finish_reason"] not in FinishReason._value2member_map_:
-        raise DumpError(f"{where}: field 'finish_reason': unknown value {row['finish_reason']!r}")
+        raise DumpError(f"{where}: field 'finish_reason': unknown value {shown(row['finish_reason'])}")
     if row.get("error_type") is not None and row["error_type"] not in ErrorType._value2member_map_:
-        raise DumpError(f"{where}: field 'error_type': unknown value {row['error_type']!r}")
+        raise DumpError(f"{where}: field 'error_type': unknown value {shown(row['error_type'])}")
     for key in ("output_tokens", "latency_s", "ttft_s"):
         v = row.get(key)
         if v is not None and not (0 <= v < float("inf")):
-            raise DumpError(f"{where}: field {key!r}: expected a finite number of at least 0, got {v!r}")
+            raise DumpError(f"{where}: field {key!r}: expected a finite number of at least 0, got {shown(v)}")
     if row.get("refusal") is not None and row["refusal"] not in ("none", "partial", "full"):
-        raise DumpError(f"{where}: field 'refusal': expected none, partial or full")
+        raise DumpError(f"{where}: field 'refusal': expected none, partial or full, got {shown(row['refusal'])}")
     for name, passed in (row.get("checks") or {}).items():
         if passed is not None and not isinstance(passed, bool):
-            raise DumpError(f"{where}: field 'checks.{name}': expected true, false or null")
+            raise DumpError(f"{where}: field {shown(f'checks.{name}')}: expected true, false or null, got {shown(passed)}")
 
 
 def observation_row(obs: Observation) -> dict[str, Any]:
