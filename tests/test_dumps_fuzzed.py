@@ -110,3 +110,21 @@ def test_an_error_in_checks_names_the_check_and_shows_the_value(tmp_path: Path,
     code, _, err = replay(cli, bad, bad)
     assert code == 2 and f"{bad}:2: field 'checks.nnn" in err, err[:300]
     assert "(9,007 characters): expected true, false or null, got 1" in err and len(err) < 400, err[:500]
+
+
+@pytest.mark.parametrize("extra", [[], ["--json"]])
+def test_half_surrogate_escapes_in_a_dump_replay_as_u_fffd(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                           extra: list[str]) -> None:
+    """`"text": "Paris \\ud800"` (half a UTF-16 pair, valid JSON) decoded to text UTF-8 cannot encode: the MMD
+    features raised UnicodeEncodeError (a traceback, exit 1). A lone half is U+FFFD, as the daemon stores it;
+    a whole pair split across escapes stays the character; names and models are made encodable too."""
+    cli = Cli(capsys)
+    a = lines(tmp_path / "a.jsonl", *[{**ROW, "canary": "c\udc00", "response_model": "m"}] * 6)
+    b = lines(tmp_path / "b.jsonl", *[{**ROW, "canary": "c\udc00", "text": f"Paris \ud800 {i}", "response_model":
+                                       "m\ud83d\ude00", "checks": {"ok\udfff": True}} for i in range(6)])
+    code, out, err = replay(cli, a, b, *extra)
+    assert code == 0, err
+    assert "m😀" in out and "c\ufffd" in out
+    if extra:
+        events = {e["signal"]: e for e in map(json.loads, out.splitlines())}
+        assert events["response_model"]["current_value"] == "m😀"

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from monitor.domain import CallResult, CheckResult, ErrorType, FinishReason, Observation, Usage
-from monitor.jsonl import objects
+from monitor.jsonl import encodable, objects
 
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 _OPTIONAL: dict[str, tuple[type, ...]] = {
@@ -103,23 +103,24 @@ def row_to_observation(row: Mapping[str, Any], source: str = "row", line: int = 
         at = at.replace(tzinfo=UTC)
     fr = row.get("finish_reason")
     err = row.get("error_type")
+    # A JSON escape of half a UTF-16 pair ("\ud800") decodes to text no output can encode as UTF-8: U+FFFD, as
+    # the daemon keeps such an answer (`providers.vet.encodable`).
+    text = {k: encodable(v) for k in ("canary", "target", "text", "response_model", "system_fingerprint", "id")
+            if isinstance(v := row.get(k), str)}
     call = CallResult(
-        text=row["text"],
+        text=text["text"],
         finish_reason=FinishReason(fr) if fr else None,
-        response_model=row.get("response_model"),
-        system_fingerprint=row.get("system_fingerprint"),
+        response_model=text.get("response_model"),
+        system_fingerprint=text.get("system_fingerprint"),
         usage=Usage(output_tokens=row.get("output_tokens")),
         latency_s=row.get("latency_s"),
         ttft_s=row.get("ttft_s"),
         error_type=ErrorType(err) if err else None,
     )
-    checks = [CheckResult(name, "replay", passed) for name, passed in (row.get("checks") or {}).items()]
+    checks = [CheckResult(encodable(name), "replay", passed) for name, passed in (row.get("checks") or {}).items()]
     obs = Observation(
-        canary=row["canary"], target=row["target"], provider="replay", request_model=row.get("response_model") or "",
+        canary=text["canary"], target=text["target"], provider="replay", request_model=text.get("response_model") or "",
         started_at=at, call=call, checks=checks, refusal=row.get("refusal"),
     )
-    if row.get("id"):
-        obs.id = row["id"]
-    else:
-        obs.id = f"{source}:{line}"
+    obs.id = text.get("id") or f"{source}:{line}"
     return obs
