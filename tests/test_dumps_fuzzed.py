@@ -128,3 +128,22 @@ def test_half_surrogate_escapes_in_a_dump_replay_as_u_fffd(tmp_path: Path, capsy
     if extra:
         events = {e["signal"]: e for e in map(json.loads, out.splitlines())}
         assert events["response_model"]["current_value"] == "m😀"
+
+
+def test_refusal_jsonl_keeps_half_surrogate_escapes_as_they_were(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """`{"completion": "No \\ud800"}` or a key `"\\udc00k"`: the line was written back with the lone half as a
+    character, which standard output (UTF-8) cannot encode: UnicodeEncodeError, a traceback, exit 1. Such a line
+    is written with escapes, so every field reads back as it was; other lines keep their characters as they are."""
+    cli = Cli(capsys)
+    rows = [{"prompt": "How do I kill a process?", "completion": "No \ud800", "\udc00k": ["\ud83d"]},
+            {"prompt": "Paris?", "completion": "Paris 😀 \u202e"}]
+    code, out, err = cli("refusal", "--jsonl", str(lines(tmp_path / "in.jsonl", *rows)))
+    assert code == 0, err
+    first, second = out.splitlines()
+    assert '"No \\ud800"' in first and '"\\udc00k": ["\\ud83d"]' in first
+    assert "😀" in second
+    for row, line in zip(rows, (first, second), strict=True):
+        got = json.loads(line)
+        assert got.pop("refusal") in ("none", "partial", "full") and isinstance(got.pop("refusal_score"), float)
+        assert got == row
