@@ -12,8 +12,9 @@ OK, ERROR = "ok", "error"
 
 @dataclass
 class Mark:
-    """One mutation: what was done, to which file's line (1-based, as the commands count), which field, and
-    whether the command must accept the result (`OK`) or refuse it naming the line and field (`ERROR`)."""
+    """One mutation: what was done, to which file's line (1-based, as the commands count; 0: the whole file;
+    file "": the arguments), which field, and whether the command must accept the result (`OK`) or refuse it
+    naming the line and field (`ERROR`)."""
 
     what: str
     file: str
@@ -36,7 +37,7 @@ class Case:
         """The error the command must report: the first bad line of the first file it reads."""
         order = [a.strip("{}") for a in self.args if a.startswith("{")]
         bad = [m for m in self.marks if m.expect == ERROR]
-        return min(bad, key=lambda m: (order.index(m.file), m.line), default=None)
+        return min(bad, key=lambda m: (order.index(m.file) if m.file in order else len(order), m.line), default=None)
 
     def summary(self) -> str:
         return f"{self.id} {self.command} {' '.join(self.args)} " + \

@@ -35,7 +35,7 @@ def _nested(depth: int) -> str:
 def mutate_dump_row(rng: random.Random, row: dict[str, Any], file: str) -> tuple[bytes, Mark]:
     """Mutate one dump row; return its line (no newline) and the mark saying what the command must do."""
     r = dict(row)
-    op = rng.randrange(17)
+    op = rng.randrange(18)
     present_optional = [k for k in (*STRINGS, *NUMBERS, "checks") if k in r]
     if op == 0:
         k = rng.choice(REQUIRED)
@@ -107,6 +107,9 @@ def mutate_dump_row(rng: random.Random, row: dict[str, Any], file: str) -> tuple
         if rng.random() < 0.5:
             return b'{"%s": 5, ' % k.encode() + encode(r)[1:], Mark(f"duplicate {k}, bad first", file, 0, OK)
         return encode(r)[:-1] + b', "%s": 5}' % k.encode(), Mark(f"duplicate {k}, bad last", file, 0, ERROR, k)
+    if op == 16 and rng.random() < 0.3:
+        r["checks"] = {f"check{j}": rng.choice([True, False]) for j in range(rng.choice([300, 5000]))}
+        return encode(r), Mark(f"{len(r['checks'])} checks", file, 0, OK)
     if op == 15:
         k = rng.choice(NUMBERS)
         v = rng.choice([10**30, 0, 1e300, 5e-324]) if k != "output_tokens" else rng.choice([10**30, 0, 2**63])
@@ -215,9 +218,14 @@ def _assemble(rng: random.Random, lines: list[tuple[bytes, Mark | None]], file: 
     if rng.random() < 0.15:
         data = data.rstrip(b"\r\n")
         marks.append(Mark("no final newline", file, 0, OK))
-    if rng.random() < 0.1:
+    if rng.random() < 0.1 and not (items[0][1] and items[0][1].what == _INNER_BOM):
         data = b"\xef\xbb\xbf" + data
         marks.append(Mark("byte-order mark", file, 0, OK))
+    if rng.random() < 0.02:  # nothing to read: refused naming the file
+        data = rng.choice([b"", b"\n\n", b"\xef\xbb\xbf", b"  \r\n\t\n"])
+        # replay needs rows to compare; refusal --jsonl of nothing writes nothing, as a filter does
+        marks[:] = [m for m in marks if m.file != file] + [Mark(f"no rows: {data!r}", file, 0,
+                                                                OK if file == "in" else ERROR)]
     return data
 
 
@@ -236,14 +244,27 @@ def make_case(rng: random.Random, i: int, seeds: Seeds) -> Case:
     if rng.random() < 0.3:
         rows = seeds.refusal_lines(rng, rng.randint(1, 8))
         data = _file(rng, rows, "in", mutate_refusal_row, marks)
-        return Case(f"case{i}", "refusal", ["refusal", "--jsonl", "{in}"], {"in": data}, marks)
+        return _missing(rng, Case(f"case{i}", "refusal", ["refusal", "--jsonl", "{in}"], {"in": data}, marks))
     n = rng.randint(5, 14)
     base = _file(rng, seeds.dump(rng, n), "a", mutate_dump_row, marks) if rng.random() < 0.4 else \
-        _assemble(rng, [(encode(r), None) for r in seeds.dump(rng, n)], "a", [])
+        _assemble(rng, [(encode(r), None) for r in seeds.dump(rng, n)], "a", marks)
     cur = _file(rng, seeds.dump(rng, rng.randint(5, 14)), "b", mutate_dump_row, marks)
     args = ["replay", "--baseline", "{a}", "--current", "{b}"]
     if rng.random() < 0.5:
         args.append("--json")
     if rng.random() < 0.3:
         args += ["--zero-tolerance", rng.choice(["refused", "error", "exact_match"])]
-    return Case(f"case{i}", "replay", args, {"a": base, "b": cur}, marks)
+    if rng.random() < 0.05:
+        name = rng.choice(["check:nope", "refusd", "check:" + "x" * 5000, "[/]"])
+        args += ["--zero-tolerance", name]
+        marks.append(Mark(f"--zero-tolerance {name[:20]}", "", 0, ERROR, "--zero-tolerance"))
+    return _missing(rng, Case(f"case{i}", "replay", args, {"a": base, "b": cur}, marks))
+
+
+def _missing(rng: random.Random, case: Case) -> Case:
+    """Now and then a file that is not there: refused naming it."""
+    if rng.random() < 0.01:
+        name = rng.choice(list(case.files))
+        del case.files[name]
+        case.marks[:] = [m for m in case.marks if m.file != name] + [Mark("missing file", name, 0, ERROR)]
+    return case

@@ -29,9 +29,11 @@ class Outcome:
 
 
 def run_cli(args: list[str]) -> tuple[int | None, str, str]:
-    """`llm-monitor ARGS` with standard output and error as strict UTF-8 pipes; an exception is code None and
-    its traceback on standard error."""
-    streams = [io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="strict", newline="") for _ in range(2)]
+    """`llm-monitor ARGS` with standard output and error as UTF-8 pipes; an exception is code None and its
+    traceback on standard error."""
+    # as Python sets them up: standard output strict, standard error with backslash escapes
+    streams = [io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors=errors, newline="")
+               for errors in ("strict", "backslashreplace")]
     old, root = (sys.stdout, sys.stderr), logging.getLogger()
     handlers, level = root.handlers[:], root.level
     sys.stdout, sys.stderr = streams
@@ -57,16 +59,15 @@ def run_cli(args: list[str]) -> tuple[int | None, str, str]:
 
 
 def run_case(case: Case, folder: Path) -> Outcome:
-    paths = {}
+    paths = {a[1:-1]: folder / f"{case.id}-{a[1:-1]}.jsonl" for a in case.args if a.startswith("{")}
     for name, data in case.files.items():
-        paths[name] = folder / f"{case.id}-{name}.jsonl"
         paths[name].write_bytes(data)
     args = [str(paths[a[1:-1]]) if a.startswith("{") else a for a in case.args]
     code, out, err = run_cli(args)
     o = Outcome(case, code, out, err)
     o.problems = violations(case, code, out, err, paths)
     for p in paths.values():
-        p.unlink()
+        p.unlink(missing_ok=True)
     return o
 
 
@@ -94,7 +95,8 @@ def violations(case: Case, code: int | None, out: str, err: str, paths: dict[str
             problems.append(f"accepted {want.file}:{want.line} {want.what}")
         elif code == 2:
             flat = re.sub(r"\s+", "", err)
-            at = f"{paths[want.file]}:{want.line}"
+            at = want.field or "" if not want.file else f"{paths[want.file]}:{want.line}" if want.line else \
+                str(paths[want.file])
             if re.sub(r"\s+", "", at) not in flat:
                 problems.append(f"error does not name {want.file}:{want.line} ({want.what}): {err[:300]!r}")
             elif want.field and want.field not in err:
