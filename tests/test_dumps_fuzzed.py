@@ -147,3 +147,16 @@ def test_refusal_jsonl_keeps_half_surrogate_escapes_as_they_were(tmp_path: Path,
         got = json.loads(line)
         assert got.pop("refusal") in ("none", "partial", "full") and isinstance(got.pop("refusal_score"), float)
         assert got == row
+
+
+def test_an_unknown_zero_tolerance_signal_is_told_in_bounded_words(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """`--zero-tolerance check:xxx...` (5,000 characters) against a dump of 5,000 check names: the error quoted
+    the name and listed every known signal, some 80,000 characters. It shows the first 20, cut, and a count."""
+    cli = Cli(capsys)
+    dump = lines(tmp_path / "a.jsonl", {**ROW, "checks": {f"check{i}": True for i in range(5000)}},
+                 {**ROW, "checks": {"c" * 5000: False}})
+    code, _, err = replay(cli, dump, dump, "--zero-tolerance", "check:" + "x" * 5000)
+    assert code == 2 and "--zero-tolerance: unknown signal 'check:xxx" in err, err[:300]
+    assert "(5,006 characters); expected one of refused, error, exact_match, check:" in err, err[:500]
+    assert "and 4,984 more" in err and len(err) < 1000, err[:2000]

@@ -26,6 +26,7 @@ from monitor.commands.common import (
 from monitor.domain import Observation, iso_time
 
 LIST_LIMIT = 1000
+KNOWN_SHOWN = 20  # signals an error lists
 JSON_KEYS = ("id", "canary", "target", "signal", "kind", "state", "test", "baseline_value", "current_value",
              "effect_size", "statistic", "p_value", "threshold", "baseline_n", "current_n", "first_obs_id",
              "first_obs_at", "opened_at", "resolved_at", "accepted_at", "note", "evidence", "detail")
@@ -264,7 +265,7 @@ def _change_point(events: list[dict[str, Any]]) -> Any:
 
 def replay(baseline_path: str, current_path: str, as_json: bool, zero_tolerance: list[str] | None = None) -> int:
     from monitor.drift import DumpError, load_dump, replay_observations
-    from monitor.drift.dump import row_to_observation
+    from monitor.drift.dump import row_to_observation, shown
     from monitor.drift.names import declarable
     from monitor.refusal import RefusalDetector
 
@@ -277,9 +278,11 @@ def replay(baseline_path: str, current_path: str, as_json: bool, zero_tolerance:
     cur = [row_to_observation(r, current_path, i + 1) for i, r in enumerate(cur_rows)]
     known = declarable(sorted({c.name for o in (*base, *cur) for c in o.checks}))
     unknown = [name for name in zero_tolerance or [] if name not in known]
-    if unknown:
-        err_console.print("[red]error:[/] " + escape(f"--zero-tolerance: unknown signal {unknown[0]!r}; expected one "
-                                                    f"of {', '.join(known)}"))
+    if unknown:  # bounded: a dump may hold thousands of check names, or one of a megabyte
+        names = [n if len(n) <= 60 else f"{n[:60]}..." for n in known[:KNOWN_SHOWN]]
+        more = f" and {len(known) - KNOWN_SHOWN:,} more" if len(known) > KNOWN_SHOWN else ""
+        err_console.print("[red]error:[/] " + escape(f"--zero-tolerance: unknown signal {shown(unknown[0])}; expected "
+                                                    f"one of {', '.join(names)}{more}"))
         return EXIT_CONFIG
 
     detector = RefusalDetector()
