@@ -110,11 +110,13 @@ def mutate_dump_row(rng: random.Random, row: dict[str, Any], file: str) -> tuple
     if op == 16 and rng.random() < 0.3:
         r["checks"] = {f"check{j}": rng.choice([True, False]) for j in range(rng.choice([300, 5000]))}
         return encode(r), Mark(f"{len(r['checks'])} checks", file, 0, OK)
-    if op == 15:
+    if op == 15:  # numbers beyond any call: more tokens than a model writes, seconds past a year
         k = rng.choice(NUMBERS)
-        v = rng.choice([10**30, 0, 1e300, 5e-324]) if k != "output_tokens" else rng.choice([10**30, 0, 2**63])
+        v = rng.choice([10**30, 0, 1e300, 5e-324, 31_536_000, 31_536_001]) if k != "output_tokens" else \
+            rng.choice([10**30, 0, 2**63, 100_000_000, 100_000_001])
         r[k] = v
-        return encode(r), Mark(f"{k}={v}", file, 0, OK)
+        return encode(r), Mark(f"{k}={v}", file, 0, OK if v <= (100_000_000 if k == "output_tokens" else 31_536_000)
+                               else ERROR, k)
     return line_mutation(rng, encode(r), file)
 
 
@@ -229,11 +231,24 @@ def _assemble(rng: random.Random, lines: list[tuple[bytes, Mark | None]], file: 
     return data
 
 
+def _extremes(rng: random.Random, rows: list[dict[str, Any]], file: str) -> Mark:
+    """Give every row of a dump the same number beyond any call (a day's worth of seconds many times over, more
+    tokens than any model writes), which one row alone would not show (sums and means overflow)."""
+    k = rng.choice(NUMBERS)
+    v: Any = rng.choice([10**30, 10**400, 2**63]) if k == "output_tokens" else rng.choice([1.7e308, 1e300, 1e200])
+    for r in rows:
+        r[k] = v
+    return Mark(f"every {k}={v if len(str(v)) < 25 else f'10**{len(str(v)) - 1}'}", file, 0, ERROR, k)
+
+
 def _file(rng: random.Random, rows: list[dict[str, Any]], file: str, mutate: Any, marks: list[Mark]) -> bytes:
+    extreme = _extremes(rng, rows, file) if mutate is mutate_dump_row and rng.random() < 0.03 else None
     lines: list[tuple[bytes, Mark | None]] = [(encode(r, rng.random() < 0.5), None) for r in rows]
     for _ in range(rng.choice([0, 1, 1, 1, 2, 3])):
         i = rng.randrange(len(lines))
         lines[i] = mutate(rng, rows[i], file)
+    if extreme is not None:
+        lines[0] = (encode(rows[0]), extreme)
     marks += [m for _, m in lines if m is not None]
     return _assemble(rng, lines, file, marks)
 
