@@ -160,3 +160,17 @@ def test_an_unknown_zero_tolerance_signal_is_told_in_bounded_words(tmp_path: Pat
     assert code == 2 and "--zero-tolerance: unknown signal 'check:xxx" in err, err[:300]
     assert "(5,006 characters); expected one of refused, error, exact_match, check:" in err, err[:500]
     assert "and 4,984 more" in err and len(err) < 1000, err[:2000]
+
+
+def test_a_token_count_past_any_model_is_an_error_naming_the_field(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """`"output_tokens": 10**400` (valid JSON, finite, at least 0) passed the check and raised OverflowError
+    where the signals made it a float: a traceback, exit 1. Counts go up to the daemon's bound (100,000,000)."""
+    cli = Cli(capsys)
+    a = lines(tmp_path / "a.jsonl", *[{**ROW, "output_tokens": 100_000_000}] * 6)
+    assert replay(cli, a, a, "--json")[0] == 0
+    for value in (10**400, 10**30, 100_000_001):
+        bad = lines(tmp_path / "b.jsonl", *[{**ROW, "output_tokens": 7}] * 5, {**ROW, "output_tokens": value})
+        code, _, err = replay(cli, a, bad)
+        assert code == 2 and f"{bad}:6: field 'output_tokens': expected a token count from 0 to 100,000,000" in err, \
+            err

@@ -11,6 +11,9 @@ from monitor.domain import CallResult, CheckResult, ErrorType, FinishReason, Obs
 from monitor.jsonl import encodable, objects
 
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+# Output tokens a row may count, as the daemon keeps them (`providers.vet.MAX_TOKENS`): more than any model writes;
+# a count past a float's range (10**400) raised OverflowError in the signals.
+MAX_TOKENS = 100_000_000
 _OPTIONAL: dict[str, tuple[type, ...]] = {
     "id": (str,),
     "started_at": (str,),
@@ -76,7 +79,11 @@ def validate_row(row: Mapping[str, Any], where: str) -> None:
         raise DumpError(f"{where}: field 'finish_reason': unknown value {shown(row['finish_reason'])}")
     if row.get("error_type") is not None and row["error_type"] not in ErrorType._value2member_map_:
         raise DumpError(f"{where}: field 'error_type': unknown value {shown(row['error_type'])}")
-    for key in ("output_tokens", "latency_s", "ttft_s"):
+    tokens = row.get("output_tokens")
+    if tokens is not None and not 0 <= tokens <= MAX_TOKENS:
+        raise DumpError(f"{where}: field 'output_tokens': expected a token count from 0 to {MAX_TOKENS:,}, got "
+                        f"{shown(tokens)}")
+    for key in ("latency_s", "ttft_s"):
         v = row.get(key)
         if v is not None and not (0 <= v < float("inf")):
             raise DumpError(f"{where}: field {key!r}: expected a finite number of at least 0, got {shown(v)}")
