@@ -174,3 +174,20 @@ def test_a_token_count_past_any_model_is_an_error_naming_the_field(tmp_path: Pat
         code, _, err = replay(cli, a, bad)
         assert code == 2 and f"{bad}:6: field 'output_tokens': expected a token count from 0 to 100,000,000" in err, \
             err
+
+
+@pytest.mark.parametrize("field", ["latency_s", "ttft_s"])
+def test_seconds_past_a_year_are_an_error_not_infinity_in_the_output(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str],
+                                                                     field: str) -> None:
+    """Every row with `"latency_s": 1.7e308` (finite): the baseline's mean overflowed to infinity and
+    `replay --json` wrote `"baseline_value": Infinity`, which no JSON reader takes."""
+    cli = Cli(capsys)
+    a = lines(tmp_path / "a.jsonl", *[{**ROW, field: 1.7e308}] * 20)
+    b = lines(tmp_path / "b.jsonl", *[{**ROW, field: 0.5}] * 20)
+    code, out, err = replay(cli, a, b, "--json")
+    assert code == 2 and f"{a}:1: field {field!r}: expected seconds from 0 to 31,536,000 (a year), got 1.7e+308" \
+        in err, err + out[:300]
+    year = lines(tmp_path / "a.jsonl", *[{**ROW, field: 31_536_000}] * 20)
+    code, out, err = replay(cli, year, b, "--json")
+    assert code == 0 and "Infinity" not in out and json.loads(out.splitlines()[0])["signal"] == field, err

@@ -14,6 +14,9 @@ _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 # Output tokens a row may count, as the daemon keeps them (`providers.vet.MAX_TOKENS`): more than any model writes;
 # a count past a float's range (10**400) raised OverflowError in the signals.
 MAX_TOKENS = 100_000_000
+# Seconds a call may take: a year, past any timeout. Means of values near a float's limit (1.7e308) overflowed to
+# infinity, which `replay --json` wrote as `Infinity`, not JSON.
+MAX_SECONDS = 31_536_000
 _OPTIONAL: dict[str, tuple[type, ...]] = {
     "id": (str,),
     "started_at": (str,),
@@ -85,8 +88,9 @@ def validate_row(row: Mapping[str, Any], where: str) -> None:
                         f"{shown(tokens)}")
     for key in ("latency_s", "ttft_s"):
         v = row.get(key)
-        if v is not None and not (0 <= v < float("inf")):
-            raise DumpError(f"{where}: field {key!r}: expected a finite number of at least 0, got {shown(v)}")
+        if v is not None and not (0 <= v <= MAX_SECONDS):
+            raise DumpError(f"{where}: field {key!r}: expected seconds from 0 to {MAX_SECONDS:,} (a year), got "
+                            f"{shown(v)}")
     if row.get("refusal") is not None and row["refusal"] not in ("none", "partial", "full"):
         raise DumpError(f"{where}: field 'refusal': expected none, partial or full, got {shown(row['refusal'])}")
     for name, passed in (row.get("checks") or {}).items():
