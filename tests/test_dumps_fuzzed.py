@@ -4,13 +4,31 @@ read, each case as it was found, and a seeded run of the fuzzer whose invariants
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import pytest
 
+from tests.support.dumpfuzz import Seeds, export_replay, exported_rows, make_case, run_case
 from tests.support.inprocess import Cli
 
 ROW = {"canary": "c", "target": "t", "text": "The capital of France is Paris."}
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_fuzzed_dumps_keep_the_invariants(tmp_path: Path, seed: int) -> None:
+    """200 mutated `replay` dumps and `refusal --jsonl` files of a fixed seed, starting from an export of a store
+    of odd observations: exit 0 or 2, never a traceback; an error names file, line and field in bounded words;
+    what a mutation leaves valid is accepted; output reads back (`dumpfuzz.violations`)."""
+    dump, problems = export_replay(tmp_path / "store", seed, n=40)
+    assert problems == []
+    seeds = Seeds(exported_rows(dump))
+    rng = random.Random(seed)
+    outcomes = [run_case(make_case(rng, i, seeds), tmp_path) for i in range(200)]
+    bad = [f"{o.case.summary()[:300]}: {o.problems}" for o in outcomes if o.problems]
+    assert not bad, "\n".join(bad[:10])
+    codes = {o.code for o in outcomes}
+    assert codes == {0, 2}, codes
 
 
 def lines(path: Path, *rows: object, raw: bytes = b"") -> Path:
