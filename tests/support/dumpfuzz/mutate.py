@@ -16,7 +16,7 @@ WRONG = [7, -1, 1.5, [], ["a"], {}, {"a": 1}, True, False]
 ODD_TEXT = ["\ud800", "a\udc00b", "\ud83d", "nul\x00byte", "\u202eRTL override\u202c", "\u05e9\u05dc\u05d5\u05dd",
             "😀" * 50, "\ufeff", "[/]", "[bold]x[/bold", "\\", "\r\n\t", "\u2028\u2029", "", " "]
 TIMES_OK = ["2026-11-01T10:00:00", "2026-11-01", "2026-11-01T10:00:00Z", "9999-12-31T23:59:59+00:00",
-            "9999-12-31T23:59:59-12:00", "0001-01-01T00:00:00+14:00", "0001-01-01T00:00:00", "2026-11-01T10:00:00.123456789"[:26]]
+            "9999-12-31T23:59:59-12:00", "0001-01-01T00:00:00+14:00", "0001-01-01T00:00:00", "2026-11-01T10:00:00.123456"]
 TIMES_BAD = ["yesterday", "2026-13-01", "", "2026-11-01T25:00:00", "10/11/2026", "2026-11-01T10:00:00+25:00",
              "x" * 50_000, "[/x]"]
 
@@ -154,7 +154,7 @@ def line_mutation(rng: random.Random, line: bytes, file: str) -> tuple[bytes, Ma
         return line[: rng.randrange(1, max(2, len(line) - 1))], Mark("cut short", file, 0, ERROR)
     if op == 4:
         i = line.find(b'"', line.find(b":") + 1) + 1
-        c = rng.choice([b"\x00", b"\n"[:0] + b"\x1b", b"\x07", b"\t"])
+        c = rng.choice([b"\x00", b"\x1b", b"\x07", b"\t"])
         return line[:i] + c + line[i:], Mark(f"raw control byte {c!r} in a string", file, 0, ERROR)
     return b"\xef\xbb\xbf" + line, Mark(_INNER_BOM, file, 0, ERROR)
 
