@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 import json
+import re
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def encodable(text: str) -> str:
+    """`text` with its surrogates paired where they can be, the others replaced by U+FFFD: encodable as UTF-8."""
+    if not _SURROGATE.search(text):
+        return text
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 def objects(path: str | Path, error: type[ValueError], name: str | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -32,6 +43,12 @@ def objects(path: str | Path, error: type[ValueError], name: str | None = None) 
                 row = json.loads(line)
             except json.JSONDecodeError as e:
                 raise error(f"{where}:{lineno}: invalid JSON: {e.msg} (column {e.colno})") from None
+            except ValueError as e:  # Python's own limit on the digits of an integer (4,300): a number, no key
+                raise error(f"{where}:{lineno}: invalid JSON: a number too long to read ({str(e).split(':')[0]})") \
+                    from None
+            except RecursionError:  # the decoder recurses once per level of nesting
+                raise error(f"{where}:{lineno}: invalid JSON: nested too deeply (arrays or objects more than "
+                            f"about {sys.getrecursionlimit()} levels deep)") from None
             if not isinstance(row, dict):
                 raise error(f"{where}:{lineno}: expected a JSON object, got {type(row).__name__}")
             yield lineno, row

@@ -26,6 +26,7 @@ from monitor.commands.common import (
 from monitor.domain import Observation, iso_time
 
 LIST_LIMIT = 1000
+KNOWN_SHOWN = 20  # signals an error lists
 JSON_KEYS = ("id", "canary", "target", "signal", "kind", "state", "test", "baseline_value", "current_value",
              "effect_size", "statistic", "p_value", "threshold", "baseline_n", "current_n", "first_obs_id",
              "first_obs_at", "opened_at", "resolved_at", "accepted_at", "note", "evidence", "detail")
@@ -51,10 +52,10 @@ def events_table(events: list[dict[str, Any]], title: str) -> Table:
     table = Table(title=title, header_style="bold")
     for col in ("opened", "canary", "target", "signal", "kind", "state", "baseline", "current", "test", "n"):
         table.add_column(col, no_wrap=col in {"canary", "signal"})
-    for e in events:
-        table.add_row((e.get("opened_at") or "")[:19], e["canary"], e["target"], e["signal"], e["kind"], e["state"],
-                      _fmt(e.get("baseline_value")), _fmt(e.get("current_value")), decision(e),
-                      f"{e.get('baseline_n', '')}/{e.get('current_n', '')}")
+    for e in events:  # Text cells: canary ids, check names and served models are data, never console markup
+        table.add_row(*map(Text, ((e.get("opened_at") or "")[:19], e["canary"], e["target"], e["signal"], e["kind"],
+                                  e["state"], _fmt(e.get("baseline_value")), _fmt(e.get("current_value")),
+                                  decision(e), f"{e.get('baseline_n', '')}/{e.get('current_n', '')}")))
     return table
 
 
@@ -124,7 +125,7 @@ def diff(config_path: str, canary: str, target: str | None, count: int) -> int:
     try:
         targets = _pair_targets(config, canary, target)
     except ValueError as e:
-        err_console.print(f"[red]error:[/] {e}")
+        err_console.print(f"[red]error:[/] {escape(str(e))}")
         return EXIT_CONFIG
     console = table_console()
     render = diff_renderer(console)
@@ -180,7 +181,7 @@ def baseline(config_path: str, action: str, canary: str, target: str | None, not
     try:
         targets = _pair_targets(config, canary, target)
     except ValueError as e:
-        err_console.print(f"[red]error:[/] {e}")
+        err_console.print(f"[red]error:[/] {escape(str(e))}")
         return EXIT_CONFIG
     console = table_console()
     if action == "show":
@@ -215,7 +216,7 @@ def baseline(config_path: str, action: str, canary: str, target: str | None, not
                 raise ValueError("baseline pin needs --since, the start of the behaviour to pin (--until defaults "
                                  "to now): the whole history would mix every behaviour the canary ever had")
         except ValueError as e:
-            err_console.print(f"[red]error:[/] {e}")
+            err_console.print(f"[red]error:[/] {escape(str(e))}")
             return EXIT_CONFIG
         size = config.drift.baseline_size
         for tid in targets:
@@ -233,8 +234,9 @@ def baseline(config_path: str, action: str, canary: str, target: str | None, not
                     f"since the change at {change:%Y-%m-%d %H:%M:%S} (the open events' first observation; wait " \
                     "for more runs, or choose a range with baseline pin --since)"
             if len(rows) < MIN_BASELINE_OBSERVATIONS:
-                err_console.print(f"[red]error:[/] {canary} @ {tid}: only {len(rows)} successful observations "
-                                  f"{where}; a baseline needs at least {MIN_BASELINE_OBSERVATIONS} (nothing changed)")
+                err_console.print("[red]error:[/] " + escape(f"{canary} @ {tid}: only {len(rows)} successful "
+                                  f"observations {where}; a baseline needs at least {MIN_BASELINE_OBSERVATIONS} "
+                                  "(nothing changed)"))
                 return EXIT_CONFIG
             chosen[tid] = rows
     analysis.restore([(canary, t) for t in targets])
@@ -263,22 +265,24 @@ def _change_point(events: list[dict[str, Any]]) -> Any:
 
 def replay(baseline_path: str, current_path: str, as_json: bool, zero_tolerance: list[str] | None = None) -> int:
     from monitor.drift import DumpError, load_dump, replay_observations
-    from monitor.drift.dump import row_to_observation
+    from monitor.drift.dump import row_to_observation, shown
     from monitor.drift.names import declarable
     from monitor.refusal import RefusalDetector
 
     try:
         base_rows, cur_rows = load_dump(baseline_path), load_dump(current_path)
     except (DumpError, OSError) as e:
-        err_console.print(f"[red]error:[/] {e}")
+        err_console.print(f"[red]error:[/] {escape(str(e))}")
         return EXIT_CONFIG
     base = [row_to_observation(r, baseline_path, i + 1) for i, r in enumerate(base_rows)]
     cur = [row_to_observation(r, current_path, i + 1) for i, r in enumerate(cur_rows)]
     known = declarable(sorted({c.name for o in (*base, *cur) for c in o.checks}))
     unknown = [name for name in zero_tolerance or [] if name not in known]
-    if unknown:
-        err_console.print("[red]error:[/] " + escape(f"--zero-tolerance: unknown signal {unknown[0]!r}; expected one "
-                                                    f"of {', '.join(known)}"))
+    if unknown:  # bounded: a dump may hold thousands of check names, or one of a megabyte
+        names = [n if len(n) <= 60 else f"{n[:60]}..." for n in known[:KNOWN_SHOWN]]
+        more = f" and {len(known) - KNOWN_SHOWN:,} more" if len(known) > KNOWN_SHOWN else ""
+        err_console.print("[red]error:[/] " + escape(f"--zero-tolerance: unknown signal {shown(unknown[0])}; expected "
+                                                    f"one of {', '.join(names)}{more}"))
         return EXIT_CONFIG
 
     detector = RefusalDetector()

@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
+from rich.markup import escape
+
 from monitor.commands.common import (
     EXIT_CONFIG,
     EXIT_FAIL,
@@ -41,13 +43,14 @@ def main(config_path: str, canary: str | None, target: str | None, since: str | 
         start, end = when(since, "--since", now), when(until, "--until", now)
         check_range(start, end)
     except ValueError as e:
-        err_console.print(f"[red]error:[/] {e}")
+        err_console.print(f"[red]error:[/] {escape(str(e))}")
         return EXIT_CONFIG
     for flag, value, known in (("--canary", canary, [c.id for c in config.canaries]),
                                ("--target", target, [t.id for t in config.targets])):
         if value is not None and value not in known:  # stored data of a removed one is still exported, with a note
-            err_console.print(f"[yellow]note:[/] {flag} {value!r} is not in the configuration "
-                              f"(known: {', '.join(known)}); exporting what the store holds for it")
+            err_console.print("[yellow]note:[/] " + escape(f"{flag} {value!r} is not in the configuration "
+                                                         f"(known: {', '.join(known)}); exporting what the store "
+                                                         "holds for it"))
     store = open_store_or_exit(config, create=False)
     try:
         if output is None:
@@ -55,20 +58,20 @@ def main(config_path: str, canary: str | None, target: str | None, since: str | 
         else:
             count = _write_file(store, Path(output), canary, target, start, end)
     except MonitorError as e:
-        err_console.print(f"[red]error:[/] {e}")
+        err_console.print(f"[red]error:[/] {escape(str(e))}")
         return EXIT_FAIL
     except BrokenPipeError:
         if output is None:
             raise  # a closed stdout pipe (| head) is not an error: the console-script entry ends quietly
-        err_console.print(f"[red]error:[/] {output}: cannot write: broken pipe")
+        err_console.print("[red]error:[/] " + escape(f"{output}: cannot write: broken pipe"))
         return EXIT_FAIL
     except OSError as e:
-        err_console.print(f"[red]error:[/] {output or 'standard output'}: cannot write: {e.strerror or e}")
+        err_console.print("[red]error:[/] " + escape(f"{output or 'standard output'}: cannot write: {e.strerror or e}"))
         return EXIT_FAIL
     finally:
         store.close()
-    err_console.print(f"exported {count} observation{'s' if count != 1 else ''}"
-                      + (f" to {output}" if output else ""))
+    err_console.print(escape(f"exported {count} observation{'s' if count != 1 else ''}"
+                             + (f" to {output}" if output else "")))
     return EXIT_OK
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 
+from rich.markup import escape
+
 from monitor.commands.common import EXIT_CONFIG, EXIT_OK, err_console
 
 
@@ -16,9 +18,9 @@ def main(path: str) -> int:
         else:
             annotate_jsonl(path, sys.stdout)
     except AnnotateError as e:
-        err_console.print(f"[red]error:[/] {e}", highlight=False)
+        err_console.print(f"[red]error:[/] {escape(str(e))}", highlight=False)
         return EXIT_CONFIG
     except OSError as e:
-        err_console.print(f"[red]error:[/] cannot read {path}: {e.strerror or e}", highlight=False)
+        err_console.print("[red]error:[/] " + escape(f"cannot read {path}: {e.strerror or e}"), highlight=False)
         return EXIT_CONFIG
     return EXIT_OK

@@ -8,9 +8,15 @@ from pathlib import Path
 from typing import Any
 
 from monitor.domain import CallResult, CheckResult, ErrorType, FinishReason, Observation, Usage
-from monitor.jsonl import objects
+from monitor.jsonl import encodable, objects
 
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+# Output tokens a row may count, as the daemon keeps them (`providers.vet.MAX_TOKENS`): more than any model writes;
+# a count past a float's range (10**400) raised OverflowError in the signals.
+MAX_TOKENS = 100_000_000
+# Seconds a call may take: a year, past any timeout. Means of values near a float's limit (1.7e308) overflowed to
+# infinity, which `replay --json` wrote as `Infinity`, not JSON.
+MAX_SECONDS = 31_536_000
 _OPTIONAL: dict[str, tuple[type, ...]] = {
     "id": (str,),
     "started_at": (str,),
@@ -24,6 +30,17 @@ _OPTIONAL: dict[str, tuple[type, ...]] = {
     "ttft_s": (int, float),
     "error_type": (str,),
 }
+
+
+_SHOWN = 60  # characters of a value an error message shows: a line may hold a megabyte in one field
+
+
+def shown(value: Any) -> str:
+    """A value as an error message shows it: its repr, cut to a bounded length that says how long it was."""
+    if isinstance(value, str) and len(value) > _SHOWN:
+        return f"{value[:_SHOWN]!r}... ({len(value):,} characters)"
+    text = repr(value)
+    return text if len(text) <= _SHOWN else f"{text[:_SHOWN]}... ({type(value).__name__})"
 
 
 class DumpError(ValueError):
@@ -59,20 +76,26 @@ def validate_row(row: Mapping[str, Any], where: str) -> None:
         try:
             datetime.fromisoformat(row["started_at"])
         except ValueError as exc:
-            raise DumpError(f"{where}: field 'started_at': not an ISO-8601 time: {row['started_at']!r}") from exc
+            raise DumpError(f"{where}: field 'started_at': not an ISO-8601 time: {shown(row['started_at'])}") \
+                from exc
     if row.get("finish_reason") is not None and row["finish_reason"] not in FinishReason._value2member_map_:
-        raise DumpError(f"{where}: field 'finish_reason': unknown value {row['finish_reason']!r}")
+        raise DumpError(f"{where}: field 'finish_reason': unknown value {shown(row['finish_reason'])}")
     if row.get("error_type") is not None and row["error_type"] not in ErrorType._value2member_map_:
-        raise DumpError(f"{where}: field 'error_type': unknown value {row['error_type']!r}")
-    for key in ("output_tokens", "latency_s", "ttft_s"):
+        raise DumpError(f"{where}: field 'error_type': unknown value {shown(row['error_type'])}")
+    tokens = row.get("output_tokens")
+    if tokens is not None and not 0 <= tokens <= MAX_TOKENS:
+        raise DumpError(f"{where}: field 'output_tokens': expected a token count from 0 to {MAX_TOKENS:,}, got "
+                        f"{shown(tokens)}")
+    for key in ("latency_s", "ttft_s"):
         v = row.get(key)
-        if v is not None and not (0 <= v < float("inf")):
-            raise DumpError(f"{where}: field {key!r}: expected a finite number of at least 0, got {v!r}")
+        if v is not None and not (0 <= v <= MAX_SECONDS):
+            raise DumpError(f"{where}: field {key!r}: expected seconds from 0 to {MAX_SECONDS:,} (a year), got "
+                            f"{shown(v)}")
     if row.get("refusal") is not None and row["refusal"] not in ("none", "partial", "full"):
-        raise DumpError(f"{where}: field 'refusal': expected none, partial or full")
+        raise DumpError(f"{where}: field 'refusal': expected none, partial or full, got {shown(row['refusal'])}")
     for name, passed in (row.get("checks") or {}).items():
         if passed is not None and not isinstance(passed, bool):
-            raise DumpError(f"{where}: field 'checks.{name}': expected true, false or null")
+            raise DumpError(f"{where}: field {shown(f'checks.{name}')}: expected true, false or null, got {shown(passed)}")
 
 
 def observation_row(obs: Observation) -> dict[str, Any]:
@@ -91,23 +114,24 @@ def row_to_observation(row: Mapping[str, Any], source: str = "row", line: int = 
         at = at.replace(tzinfo=UTC)
     fr = row.get("finish_reason")
     err = row.get("error_type")
+    # A JSON escape of half a UTF-16 pair ("\ud800") decodes to text no output can encode as UTF-8: U+FFFD, as
+    # the daemon keeps such an answer (`providers.vet.encodable`).
+    text = {k: encodable(v) for k in ("canary", "target", "text", "response_model", "system_fingerprint", "id")
+            if isinstance(v := row.get(k), str)}
     call = CallResult(
-        text=row["text"],
+        text=text["text"],
         finish_reason=FinishReason(fr) if fr else None,
-        response_model=row.get("response_model"),
-        system_fingerprint=row.get("system_fingerprint"),
+        response_model=text.get("response_model"),
+        system_fingerprint=text.get("system_fingerprint"),
         usage=Usage(output_tokens=row.get("output_tokens")),
         latency_s=row.get("latency_s"),
         ttft_s=row.get("ttft_s"),
         error_type=ErrorType(err) if err else None,
     )
-    checks = [CheckResult(name, "replay", passed) for name, passed in (row.get("checks") or {}).items()]
+    checks = [CheckResult(encodable(name), "replay", passed) for name, passed in (row.get("checks") or {}).items()]
     obs = Observation(
-        canary=row["canary"], target=row["target"], provider="replay", request_model=row.get("response_model") or "",
+        canary=text["canary"], target=text["target"], provider="replay", request_model=text.get("response_model") or "",
         started_at=at, call=call, checks=checks, refusal=row.get("refusal"),
     )
-    if row.get("id"):
-        obs.id = row["id"]
-    else:
-        obs.id = f"{source}:{line}"
+    obs.id = text.get("id") or f"{source}:{line}"
     return obs

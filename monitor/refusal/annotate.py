@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import TextIO
 
 from monitor.jsonl import objects
 from monitor.refusal.detector import RefusalDetector
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class AnnotateError(ValueError):
@@ -35,6 +38,9 @@ def annotate_jsonl(in_path: str | Path, out_stream: TextIO, detector: RefusalDet
             raise AnnotateError(f"{where}: field 'prompt' not a string ({type(prompt).__name__})")
         v = det.detect(completion, prompt=prompt)
         row["refusal"], row["refusal_score"] = v.label, v.score
-        out_stream.write(json.dumps(row, ensure_ascii=False) + "\n")
+        line = json.dumps(row, ensure_ascii=False)
+        if _SURROGATE.search(line):  # half a UTF-16 pair ("\ud800" in the input) only an escape can write as it was
+            line = json.dumps(row)
+        out_stream.write(line + "\n")
         n += 1
     return n
