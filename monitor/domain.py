@@ -5,6 +5,7 @@ These are the domain objects; the store keeps its own table models and converts 
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,6 +20,16 @@ EMBEDDINGS_CANARY = "_embeddings"  # the semantic-similarity signal's embeddings
 # Why a scheduled run did not happen: the pair's previous run was still going, or the scheduler reached it more
 # than its grace (one interval) late.
 RUN_OVERRUN, RUN_MISSED, RUN_SPEND_CAP = "overrun", "missed", "spend_cap"
+MAX_TOKENS = 100_000_000  # per call: more than any model reads or writes, and within a 32-bit integer column
+SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def encodable(text: str) -> str:
+    """`text` with its surrogates paired where they can be, the others replaced by U+FFFD: encodable as UTF-8 (a
+    JSON escape of half a pair, `"\\ud800"`, decodes to a string no store or file can take)."""
+    if not SURROGATE.search(text):
+        return text
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 class ErrorType(StrEnum):

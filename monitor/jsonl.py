@@ -3,20 +3,10 @@
 from __future__ import annotations
 
 import json
-import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def encodable(text: str) -> str:
-    """`text` with its surrogates paired where they can be, the others replaced by U+FFFD: encodable as UTF-8."""
-    if not _SURROGATE.search(text):
-        return text
-    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 def objects(path: str | Path, error: type[ValueError], name: str | None = None) -> Iterator[tuple[int, dict[str, Any]]]:

@@ -7,13 +7,21 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from monitor.domain import CallResult, CheckResult, ErrorType, FinishReason, Observation, Usage
-from monitor.jsonl import encodable, objects
+from monitor.domain import (
+    MAX_TOKENS,
+    CallResult,
+    CheckResult,
+    ErrorType,
+    FinishReason,
+    Observation,
+    Usage,
+    encodable,
+)
+from monitor.jsonl import objects
 
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
-# Output tokens a row may count, as the daemon keeps them (`providers.vet.MAX_TOKENS`): more than any model writes;
+# Output tokens a row may count, as the daemon keeps them (`domain.MAX_TOKENS`): more than any model writes;
 # a count past a float's range (10**400) raised OverflowError in the signals.
-MAX_TOKENS = 100_000_000
 # Seconds a call may take: a year, past any timeout. Means of values near a float's limit (1.7e308) overflowed to
 # infinity, which `replay --json` wrote as `Infinity`, not JSON.
 MAX_SECONDS = 31_536_000
@@ -115,7 +123,7 @@ def row_to_observation(row: Mapping[str, Any], source: str = "row", line: int = 
     fr = row.get("finish_reason")
     err = row.get("error_type")
     # A JSON escape of half a UTF-16 pair ("\ud800") decodes to text no output can encode as UTF-8: U+FFFD, as
-    # the daemon keeps such an answer (`providers.vet.encodable`).
+    # the daemon keeps such an answer (`domain.encodable`).
     text = {k: encodable(v) for k in ("canary", "target", "text", "response_model", "system_fingerprint", "id")
             if isinstance(v := row.get(k), str)}
     call = CallResult(

@@ -16,14 +16,12 @@ stands.
 from __future__ import annotations
 
 import math
-import re
 from typing import Any
 
-from monitor.domain import CallResult, ErrorType, Usage
+from monitor.domain import MAX_TOKENS, SURROGATE, CallResult, ErrorType, Usage, encodable
 from monitor.providers.base import short
 from monitor.providers.shape import shown
 
-MAX_TOKENS = 100_000_000  # per call: more than any model reads or writes, and within a 32-bit integer column
 # Seconds a Retry-After may ask for: rate limits reset within a day, and a date further off (2099: 2.3e9 s) says
 # nothing a client can act on. The header itself stays in `CallResult.ratelimit`.
 MAX_RETRY_AFTER_S = 86_400.0
@@ -33,7 +31,6 @@ NAMES = {"response_model": ("model", 200), "system_fingerprint": ("system_finger
           "response_id": ("id", 200), "request_id": ("request id", 200), "raw_finish_reason": ("finish_reason", 64)}
 
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
 _TEXTS = ("text", "refusal_text", "error_message", *NAMES)
 
 
@@ -42,7 +39,7 @@ def vet(result: CallResult) -> CallResult:
     problems: list[str] = []
     for attr in _TEXTS:
         value = getattr(result, attr)
-        if isinstance(value, str) and _SURROGATE.search(value):
+        if isinstance(value, str) and SURROGATE.search(value):
             setattr(result, attr, encodable(value))
     result.tool_calls = [{k: encodable(v) if isinstance(v, str) else v for k, v in c.items()}
                          if isinstance(c, dict) else c for c in result.tool_calls]
@@ -73,13 +70,6 @@ def vet(result: CallResult) -> CallResult:
         result.error_type = ErrorType.BAD_RESPONSE
         result.error_message = short("malformed response: " + "; ".join(problems))
     return result
-
-
-def encodable(text: str) -> str:
-    """`text` with its surrogates paired where they can be, the others replaced by U+FFFD: encodable as UTF-8."""
-    if not _SURROGATE.search(text):
-        return text
-    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 def _usage(usage: Usage) -> tuple[Usage, list[str]]:

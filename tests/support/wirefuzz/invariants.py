@@ -7,8 +7,7 @@ import math
 import re
 from typing import Any
 
-from monitor.domain import CallResult, ErrorType, FinishReason
-from monitor.providers.vet import MAX_TOKENS
+from monitor.domain import MAX_TOKENS, CallResult, ErrorType, FinishReason
 from tests.support.wirefuzz.case import Case
 
 _GENERIC = re.compile(r"unhashable|can only concatenate|has no attribute|sequence item|not subscriptable|"

@@ -7,9 +7,8 @@ import json
 import random
 from typing import Any
 
-from monitor.domain import ErrorType
+from monitor.domain import MAX_TOKENS, ErrorType
 from monitor.providers.base import status_error_type
-from monitor.providers.vet import MAX_TOKENS
 from tests.support.wirefuzz.answers import anthropic_events, anthropic_whole, openai_events, openai_whole
 from tests.support.wirefuzz.case import KINDS, ODD_VALUES, Case, http_head, json_body, sse
 from tests.support.wirefuzz.shapes import SHAPES
