@@ -112,3 +112,18 @@ async def test_a_reload_with_a_file_the_loader_cannot_build_keeps_the_running_co
             assert app.metrics.reload_ok._value.get() == 0
     finally:
         await app.stop()
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("1" * 5000, "canaries[0].samples: invalid value: an int of more than 4,300 digits"),  # Python's own limit
+    ("!!float x", "canaries[0].samples: invalid value: 'x' cannot be read as a float"),
+    ("!!timestamp 2020-13-45", "canaries[0].samples: invalid value: '2020-13-45' cannot be read as a timestamp"),
+])
+def test_scalars_python_cannot_convert_are_errors_naming_the_field(tmp_path: Path, value: str,
+                                                                   expected: str) -> None:
+    """A number too long for int() or a tagged value its constructor refuses raised ValueError, not ConfigError:
+    check-config exited 1 with a traceback."""
+    cfg = write_config(tmp_path, TARGET, PROBES + f"    samples: {value}\n")
+    assert [p.split(": ", 1)[1] for p in problems(cfg)] == [expected]
+    key = write_config(tmp_path, TARGET, PROBES + f"    ? {'1' * 5000}\n    : 1\n")  # explicit: a plain key is at most 1024
+    assert any("canaries[0]: invalid key: an int of more than 4,300 digits" in p for p in problems(key))

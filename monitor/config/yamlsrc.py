@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -234,8 +235,8 @@ class _Builder:
             return _BAD_KEY
         try:
             key = self.scalars.construct_object(node, deep=True)
-        except yaml.YAMLError as e:
-            self.issues.append(ConfigIssue(self.out.path, _dotted(loc), f"invalid key: {_problem(e)}",
+        except (yaml.YAMLError, ValueError) as e:
+            self.issues.append(ConfigIssue(self.out.path, _dotted(loc), f"invalid key: {_problem(e, node)}",
                                            node.start_mark.line + 1))
             self.out.lost_keys.add(loc)
             return _BAD_KEY
@@ -244,8 +245,10 @@ class _Builder:
     def _scalar(self, node: yaml.Node, loc: tuple[Any, ...]) -> Any:
         try:
             return self.scalars.construct_object(node, deep=True)
-        except yaml.YAMLError as e:  # a tag safe YAML does not know (!!python/..., !custom), a bad !!binary
-            self.issues.append(ConfigIssue(self.out.path, _dotted(loc), f"invalid value: {_problem(e)}",
+        # a tag safe YAML does not know (!!python/..., !custom), a bad !!binary; ValueError: a number longer than
+        # int() converts, or a value its tag's constructor refuses (!!float x, !!timestamp 2020-13-45)
+        except (yaml.YAMLError, ValueError) as e:
+            self.issues.append(ConfigIssue(self.out.path, _dotted(loc), f"invalid value: {_problem(e, node)}",
                                            node.start_mark.line + 1))
             self.out.stand_ins.add(loc)
             return None
@@ -270,8 +273,13 @@ def _char_at(text: str, line: int, column: int) -> str:
     return lines[line][column:column + 1] if 0 <= line < len(lines) else ""
 
 
-def _problem(e: yaml.YAMLError) -> str:
-    return getattr(e, "problem", None) or str(e)
+def _problem(e: yaml.YAMLError | ValueError, node: yaml.Node) -> str:
+    if isinstance(e, yaml.YAMLError):
+        return getattr(e, "problem", None) or str(e)
+    kind = str(node.tag).rsplit(":", 1)[-1]
+    if "integer string conversion" in str(e):
+        return f"an {kind} of more than {sys.get_int_max_str_digits():,} digits"
+    return f"{str(node.value)[:40]!r} cannot be read as a {kind}"
 
 
 def _dotted(loc: tuple[Any, ...]) -> str:
