@@ -17,6 +17,10 @@ def parse_duration(text: str | int | float) -> float:
         if text < 0:
             raise ValueError(f"duration must not be negative: {text!r}")
         return _bounded(float(text), text)
+    if not isinstance(text, str):  # YAML gave null, a list or a mapping: name it as written, not as Python types it
+        given = "null" if text is None else "a list" if isinstance(text, list | tuple) else \
+            "a mapping" if isinstance(text, dict) else f"a {type(text).__name__}"
+        raise ValueError(f"not a duration: {given} (use e.g. 30s, 5m, 1h30m)")
     s = text.strip()
     pos, total = 0, 0.0
     for m in _PART.finditer(s):
