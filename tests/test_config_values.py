@@ -73,3 +73,29 @@ def test_a_model_name_longer_than_the_store_column_is_refused(tmp_path: Path) ->
     with pytest.raises(ConfigError) as e:
         load_config(cfg, environ={})
     assert "targets[0].model: String should have at most 200 characters" in str(e.value)
+
+
+@pytest.mark.parametrize(("value", "shown"), [
+    ("x" * 1_000_000, "(value: '" + "x" * 200 + "'… (1,000,000 characters))"),
+    ("0x" + "f" * 5000, "(value: an integer of about 6,020 digits)"),  # repr() refused it: ValueError
+])
+def test_a_huge_value_is_shown_cut_short(tmp_path: Path, value: str, shown: str) -> None:
+    """A megabyte written in a field was echoed whole in its issue (and check-config's output); an integer of more
+    than 4,300 digits could not be shown at all: repr() raised ValueError out of str(ConfigError)."""
+    cfg = write_config(tmp_path, "  - {id: t, provider: openai, base_url: 'http://127.0.0.1:9/v1', model: m}",
+                       "canaries: []\n", extra=f"daemon: {{grace_period: {value}}}\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(cfg, environ={})
+    (issue,) = e.value.issues
+    assert str(issue).endswith(shown) and len(str(issue)) < 500, str(issue)[:300]
+
+
+def test_a_reason_quoting_a_huge_value_is_cut_short(tmp_path: Path) -> None:
+    """pydantic quotes a check type it does not know in its reason ("Input tag '...' found using 'type'")."""
+    cfg = write_config(tmp_path, "  - {id: t, provider: openai, base_url: 'http://127.0.0.1:9/v1', model: m}",
+                       "canaries:\n  - id: c\n    messages: [{role: user, content: hi}]\n"
+                       f"    checks: [{{type: {'y' * 100_000}}}]\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(cfg, environ={})
+    (issue,) = e.value.issues
+    assert "characters)" in str(issue) and len(str(issue)) < 1500
