@@ -99,3 +99,22 @@ def test_a_reason_quoting_a_huge_value_is_cut_short(tmp_path: Path) -> None:
         load_config(cfg, environ={})
     (issue,) = e.value.issues
     assert "characters)" in str(issue) and len(str(issue)) < 1500
+
+
+def test_a_value_from_the_environment_is_shown_as_its_reference(tmp_path: Path) -> None:
+    """A ${VAR} in a field that failed was echoed with the variable's value, in the value shown and in reasons
+    quoting it (pydantic's, jsonschema's): a variable may hold a secret. The issue shows what the file says."""
+    secret = "tok-0123456789-secret"
+    probes = ("canaries:\n  - id: c\n    messages: [{role: user, content: hi}]\n    targets: ['${TOKEN}']\n"
+              "    checks:\n      - {type: json_schema, schema: {type: '${TOKEN}'}}\n"
+              "      - {type: '${TOKEN}'}\n")
+    cfg = write_config(tmp_path, "  - {id: t, provider: openai, base_url: 'http://127.0.0.1:9/v1', model: m}",
+                       probes, extra="drift: {window: 'x${TOKEN}'}\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(cfg, environ={"TOKEN": secret})
+    text = str(e.value)
+    assert secret not in text and len(e.value.issues) == 4, text
+    assert "window: Input should be a valid integer, unable to parse string as an integer (value: 'x${TOKEN}')" in text
+    assert "targets[0]: unknown target (known: t) (value: '${TOKEN}')" in text
+    assert "Input tag '${TOKEN}' found using 'type'" in text
+    assert "invalid JSON Schema at type: '${TOKEN}' is not valid" in text

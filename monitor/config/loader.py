@@ -124,9 +124,10 @@ def probe_paths(entries: list[str], base: Path) -> tuple[list[Path], list[str]]:
 def load_probe_files(paths: list[Path], environ: Mapping[str, str] | None = None) -> list[Canary]:
     """Load and validate canaries from probe files; ids must be unique across files."""
     issues: list[ConfigIssue] = []
-    canaries = _canaries(_load_probes(paths, environ, issues), issues)
+    files = _load_probes(paths, environ, issues)
+    canaries = _canaries(files, issues)
     if issues:
-        raise ConfigError(_in_order(issues, [str(p) for p in paths]))
+        raise ConfigError(_as_written(_in_order(issues, [str(p) for p in paths]), [f.src for f in files]))
     return canaries
 
 
@@ -180,6 +181,13 @@ def _canaries(files: list[_ProbeFile], issues: list[ConfigIssue], target_ids: li
     return canaries
 
 
+def _as_written(issues: list[ConfigIssue], sources: list[Located]) -> list[ConfigIssue]:
+    """Show each value the environment gave as the ${NAME} written in its file (`Located.as_written`)."""
+    for src in sources:
+        issues = [src.as_written(i) for i in issues]
+    return issues
+
+
 def _in_order(issues: list[ConfigIssue], files: list[str]) -> list[ConfigIssue]:
     """Sort issues by file (in the order given) and line, keeping the order they were found in within a line."""
     rank: dict[str, int] = {}
@@ -228,15 +236,16 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None, *,
         j = listed.index(m)
         issues.append(ConfigIssue(str(path), f"probes[{j}]", "no such probe file or folder",
                                   src.line_of(("probes", j)), m))
-    canaries = _canaries(_load_probes(files, environ, issues), issues, written_ids(src, ("targets",), "id"),
-                         references=True)
+    probe_srcs = _load_probes(files, environ, issues)
+    canaries = _canaries(probe_srcs, issues, written_ids(src, ("targets",), "id"), references=True)
     # Commands that serve no listener (drift, export, probe, ...) neither read nor need the web config file: an
     # operator who may read the store but not the server's private key can still use them.
     web_file = (web_config_file or _web_config_file(src, path.parent)) if listener else None
     web, served = _load_web(Path(web_file), src, web_config_file is not None, issues) if web_file \
         else (WebConfigFile(), None)
     if issues:
-        raise ConfigError(_in_order(issues, [str(path), *([web_file] if web_file else []), *(str(f) for f in files)]))
+        raise ConfigError(_as_written(_in_order(issues, [str(path), *([web_file] if web_file else []),
+                                                         *(str(f) for f in files)]), [src, *(f.src for f in probe_srcs)]))
     assert mf is not None  # it failed only with an issue
     mf = anchor_files(mf, path.parent)
     return Config(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,8 @@ class Located:
     problems: list[ConfigIssue] = field(default_factory=list)
     stand_ins: set[tuple[Any, ...]] = field(default_factory=set)
     lost_keys: set[tuple[Any, ...]] = field(default_factory=set)
+    # Values taken from the environment (${NAME} -> its value): a message shows the reference, never the value
+    from_env: dict[str, str] = field(default_factory=dict)
 
     def line_of(self, loc: tuple[Any, ...]) -> int | None:
         """Return the line of the deepest known prefix of `loc`."""
@@ -66,6 +68,17 @@ class Located:
             if loc and len(loc) < len(bad) and bad[:len(loc)] == loc and error_type != "extra_forbidden":
                 return True  # e.g. a schedule's `every`, replaced by "", failing the schedule's own check
         return False
+
+    def as_written(self, issue: ConfigIssue) -> ConfigIssue:
+        """Return `issue` (if about this file) with each value the environment gave shown as its ${NAME}: a variable
+        may hold a secret (a token in a header), and a message shows what the file says, not what it was given."""
+        if issue.file != self.path or not self.from_env:
+            return issue
+        reason, value = issue.reason, issue.value
+        for ref, secret in sorted(self.from_env.items(), key=lambda kv: -len(kv[1])):
+            reason = reason.replace(secret, ref)
+            value = value.replace(secret, ref) if isinstance(value, str) else value
+        return replace(issue, reason=reason, value=value)
 
     def line_of_field(self, field: str) -> int | None:
         """Return the line of a dotted field name (``models.m.phases[0].voice``), or of its deepest known parent."""
@@ -256,7 +269,10 @@ class _Builder:
     def _lookup(self, m: re.Match[str], loc: tuple[Any, ...], line: int) -> str:
         name, default = m.group(1), m.group(2)
         if name in self.env:
-            return str(self.env[name])
+            value = str(self.env[name])
+            if len(value) >= 6:  # shorter is no secret, and would be replaced wherever it occurs in a message
+                self.out.from_env[f"${{{name}}}"] = value
+            return value
         if default is not None:
             return default
         self.issues.append(ConfigIssue(self.out.path, _dotted(loc), f"environment variable {name} is not set",
