@@ -127,3 +127,14 @@ def test_scalars_python_cannot_convert_are_errors_naming_the_field(tmp_path: Pat
     assert [p.split(": ", 1)[1] for p in problems(cfg)] == [expected]
     key = write_config(tmp_path, TARGET, PROBES + f"    ? {'1' * 5000}\n    : 1\n")  # explicit: a plain key is at most 1024
     assert any("canaries[0]: invalid key: an int of more than 4,300 digits" in p for p in problems(key))
+
+
+def test_a_hex_int_too_long_to_print_is_an_error_not_a_printed_traceback(tmp_path: Path,
+                                                                          capfd: pytest.CaptureFixture[str]) -> None:
+    """0x and 0b literals convert to an int past the 4,300 digits Python turns into text: pydantic could not show
+    it ('<unprintable int object>') and wrote an "Exception ignored ... Traceback" to stderr."""
+    cfg = write_config(tmp_path, TARGET, PROBES + f"    samples: 0x{'f' * 5000}\n    checks: [{{type: 0b{'1' * 20000}}}]\n")
+    assert [p.split(": ", 1)[1] for p in problems(cfg)] == [
+        "canaries[0].samples: invalid value: an int of more than 4,300 digits",
+        "canaries[0].checks[0].type: invalid value: an int of more than 4,300 digits"]
+    assert "Traceback" not in capfd.readouterr().err

@@ -23,6 +23,11 @@ _MERGE = "tag:yaml.org,2002:merge"
 MAX_ALIAS_VALUES = 100_000
 
 
+# An int past Python's limit on converting ints to text (4,300 digits by default): hex, octal and binary literals
+# convert to one, and then nothing can show it (pydantic's messages printed "Exception ignored" tracebacks)
+_MAX_INT_BITS = int(sys.get_int_max_str_digits() * 3.3219) if sys.get_int_max_str_digits() else 1 << 62
+
+
 class _TooBig(Exception):
     """Aliases expanded past MAX_ALIAS_VALUES: stop building the file."""
 
@@ -257,7 +262,10 @@ class _Builder:
 
     def _scalar(self, node: yaml.Node, loc: tuple[Any, ...]) -> Any:
         try:
-            return self.scalars.construct_object(node, deep=True)
+            value = self.scalars.construct_object(node, deep=True)
+            if isinstance(value, int) and value.bit_length() > _MAX_INT_BITS:  # 0x... converts past int()'s limit
+                raise ValueError("integer string conversion")
+            return value
         # a tag safe YAML does not know (!!python/..., !custom), a bad !!binary; ValueError: a number longer than
         # int() converts, or a value its tag's constructor refuses (!!float x, !!timestamp 2020-13-45)
         except (yaml.YAMLError, ValueError) as e:
