@@ -48,8 +48,10 @@ def _shown(value: object) -> str:
     """The value as an issue shows it: its repr, cut short; an integer too long to print whole, by its size."""
     if isinstance(value, int) and value.bit_length() > 640:  # repr() refuses past 4,300 digits (about 14,000 bits)
         return f"an integer of about {int(value.bit_length() * 0.30103):,} digits"
-    if isinstance(value, str) and len(value) > MAX_SHOWN:
-        return f"{value[:MAX_SHOWN]!r}… ({len(value):,} characters)"
+    if isinstance(value, str):  # cut by what repr() shows: a control or format character is 6 (\u202e)
+        shown = repr(value[:MAX_SHOWN])
+        return shown if len(shown) <= MAX_SHOWN and len(value) <= MAX_SHOWN else \
+            f"{shown[:MAX_SHOWN]}… ({len(value):,} characters)"
     return _clipped(repr(value), MAX_SHOWN)
 
 

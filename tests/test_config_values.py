@@ -76,8 +76,9 @@ def test_a_model_name_longer_than_the_store_column_is_refused(tmp_path: Path) ->
 
 
 @pytest.mark.parametrize(("value", "shown"), [
-    ("x" * 1_000_000, "(value: '" + "x" * 200 + "'… (1,000,000 characters))"),
-    ("0x" + "f" * 5000, "(value: an integer of about 6,020 digits)"),  # repr() refused it: ValueError
+    ("x" * 1_000_000, "(value: '" + "x" * 199 + "… (1,000,000 characters))"),
+    # repr() refused it (ValueError); since YAML stops such ints where it reads them, the issue says so
+    ("0x" + "f" * 5000, ": invalid value: an int of more than 4,300 digits"),
 ])
 def test_a_huge_value_is_shown_cut_short(tmp_path: Path, value: str, shown: str) -> None:
     """A megabyte written in a field was echoed whole in its issue (and check-config's output); an integer of more
@@ -118,3 +119,15 @@ def test_a_value_from_the_environment_is_shown_as_its_reference(tmp_path: Path) 
     assert "targets[0]: unknown target (known: t) (value: '${TOKEN}')" in text
     assert "Input tag '${TOKEN}' found using 'type'" in text
     assert "invalid JSON Schema at type: '${TOKEN}' is not valid" in text
+
+
+def test_a_huge_value_repr_escapes_is_shown_cut_short_too(tmp_path: Path) -> None:
+    """repr() writes a format character (U+202E, right-to-left override) as six ("\\u202e"): 200 of them were
+    shown as 1,200 characters, on top of the reason quoting the value (cut at 1,000)."""
+    cfg = write_config(tmp_path, "  - {id: t, provider: openai, base_url: 'http://127.0.0.1:9/v1', model: m}",
+                       "canaries: []\n", extra="alerts: {cooldown: \"" + "\\u202e" * 100_000 + "\"}\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(cfg, environ={})
+    (issue,) = e.value.issues
+    shown = str(issue).split(" (value: ")[1]
+    assert len(shown) < 250 and shown.endswith("… (100,000 characters))"), shown[:300]
