@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.config import load_config, parse_duration
+from monitor.config import Target, load_config, parse_duration
 from monitor.errors import ConfigError
 from tests.conftest import write_config
 
@@ -277,3 +277,24 @@ def test_a_target_for_listed_canaries_only_is_probed_by_those_that_name_it(tmp_p
     assert [(c.id, t.id) for c, t in cfg.pairs()] == [("kill-python-process", "gpt-mini"), ("claude-only", "claude")]
     [problem] = issues(setup(tmp_path, config.replace("canaries: listed", "canaries: some")))
     assert problem.endswith("monitor.yaml:13: targets[1].canaries: Input should be 'all' or 'listed' (value: 'some')")
+
+
+def test_an_api_key_given_as_the_key_files_name_is_not_shown(tmp_path: Path) -> None:
+    """`api_key_file: ${OPENAI_API_KEY}` (meant for api_key_env) made the key the file's name, and check-config's
+    warning "cannot read api_key_file /etc/llm-monitor/sk-..." printed it."""
+    from monitor.config.secrets import resolve_api_key
+    from monitor.errors import SecretError
+
+    key = "sk-proj-0123456789abcdefABCDEF"
+    cfg = write_config(tmp_path, "  - {id: t, provider: openai, base_url: 'http://127.0.0.1:9/v1', model: m, "
+                                 "api_key_file: '${OPENAI_API_KEY}'}",
+                       "canaries:\n  - id: c\n    messages: [{role: user, content: hi}]\n")
+    config = load_config(cfg, environ={"OPENAI_API_KEY": key})
+    with pytest.raises(SecretError) as e:
+        resolve_api_key(config.target("t"))
+    assert key not in str(e.value) and str(e.value) == (
+        f"target t: cannot read api_key_file {tmp_path}/<a name that looks like a key, not shown>: "
+        "No such file or directory")
+    with pytest.raises(SecretError, match=f"cannot read api_key_file {tmp_path}/keys/openai: No such file"):
+        resolve_api_key(Target(id="u", provider="openai", base_url="http://x", model="m",
+                               api_key_file=f"{tmp_path}/keys/openai"))
