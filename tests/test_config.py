@@ -298,3 +298,18 @@ def test_an_api_key_given_as_the_key_files_name_is_not_shown(tmp_path: Path) -> 
     with pytest.raises(SecretError, match=f"cannot read api_key_file {tmp_path}/keys/openai: No such file"):
         resolve_api_key(Target(id="u", provider="openai", base_url="http://x", model="m",
                                api_key_file=f"{tmp_path}/keys/openai"))
+
+
+def test_a_path_longer_than_the_system_takes_is_no_such_file(tmp_path: Path) -> None:
+    """A probe entry or http.web_config_file with a name past NAME_MAX raised OSError (File name too long) out
+    of load_config: check-config exited 1 with a traceback."""
+    long = "x" * 300
+    cfg = write_config(tmp_path, "  - {id: t, provider: openai, base_url: 'http://127.0.0.1:9/v1', model: m}",
+                       "canaries: []\n", extra=f"probes: [./probes, {long}, '{long}/*.yaml']\n")
+    cfg.write_text(cfg.read_text().replace("probes: [./probes]\n", "").replace(
+        'http: {listen: "127.0.0.1:0"}', f'http: {{listen: "127.0.0.1:0", web_config_file: {long}}}'))
+    with pytest.raises(ConfigError) as e:
+        load_config(cfg, environ={})
+    assert [(i.field, i.reason) for i in e.value.issues] == [
+        ("http.web_config_file", "no such web config file"), ("probes[1]", "no such probe file or folder"),
+        ("probes[2]", "no such probe file or folder")], e.value

@@ -105,20 +105,33 @@ def probe_paths(entries: list[str], base: Path) -> tuple[list[Path], list[str]]:
     missing: list[str] = []
     for entry in entries:
         p = (base / entry) if not Path(entry).is_absolute() else Path(entry)
-        if p.is_dir():
-            files += sorted(q for q in p.iterdir() if q.suffix in {".yaml", ".yml"} and q.is_file())
-        elif p.is_file():
-            files.append(p)
-        elif any(ch in entry for ch in "*?["):
+        if any(ch in entry for ch in "*?[") and not _exists(p):
             # Path.glob takes relative patterns only: an absolute one globs from its root
             root = Path(p.anchor) if p.is_absolute() else base
-            found = sorted(root.glob(str(p.relative_to(p.anchor)) if p.is_absolute() else entry))
+            try:
+                found = sorted(root.glob(str(p.relative_to(p.anchor)) if p.is_absolute() else entry))
+            except OSError:  # a part longer than the system takes
+                found = []
             files += found
             if not found:
                 missing.append(entry)
+        elif not _exists(p):  # also a name the system refuses to look up (longer than it takes)
+            missing.append(entry)
+        elif p.is_dir():
+            files += sorted(q for q in p.iterdir() if q.suffix in {".yaml", ".yml"} and q.is_file())
+        elif p.is_file():
+            files.append(p)
         else:
             missing.append(entry)
     return files, missing
+
+
+def _exists(path: Path) -> bool:
+    """Tell whether `path` exists; False for a path the system refuses to look up (a name too long, a NUL)."""
+    try:
+        return path.exists()
+    except (OSError, ValueError):
+        return False
 
 
 def load_probe_files(paths: list[Path], environ: Mapping[str, str] | None = None) -> list[Canary]:
@@ -267,10 +280,10 @@ def _load_web(path: Path, src: Located, flag: bool,
     """Read and check the web config file: its fields and the TLS files it names; return it and the server
     context built from them (the check that they load), or None when it fails (with its issues added). A missing
     file is reported where it is named. The files are checked even when fields fail: one pass reports all."""
-    if not path.is_file():
+    if not _exists(path) or not path.is_file():
         where, line = ("(command line)", None) if flag else (src.path, src.line_of(("http", "web_config_file")))
         issues.append(ConfigIssue(where, "--web.config.file" if flag else "http.web_config_file",
-                                  "a folder, not a web config file" if path.is_dir() else "no such web config file",
+                                  "a folder, not a web config file" if _exists(path) and path.is_dir() else "no such web config file",
                                   line, str(path)))
         return None, None
     try:
