@@ -68,3 +68,10 @@ def test_a_duration_of_the_wrong_type_is_an_issue_naming_its_field(tmp_path: Pat
         load_config(cfg, environ={})
     assert [(i.field, i.line) for i in e.value.issues] == [("alerts.cooldown", 7), ("alerts.retry.initial", 8)]
     assert all(i.reason.startswith("not a duration: ") for i in e.value.issues), e.value
+
+
+def test_a_duration_too_large_for_a_float_is_too_long() -> None:
+    """An int past 1e308 (4,000 digits, within what YAML reads) raised OverflowError converting to float."""
+    with pytest.raises(ValidationError, match=r"alerts|cooldown") as e:
+        AlertsConfig.model_validate({"cooldown": 10**4000})
+    assert "duration too long: 1000000000" in str(e.value) and "(at most 100 years)" in str(e.value)
