@@ -138,3 +138,14 @@ def test_a_hex_int_too_long_to_print_is_an_error_not_a_printed_traceback(tmp_pat
         "canaries[0].samples: invalid value: an int of more than 4,300 digits",
         "canaries[0].checks[0].type: invalid value: an int of more than 4,300 digits"]
     assert "Traceback" not in capfd.readouterr().err
+
+
+@pytest.mark.parametrize("nested", ["[" * 600 + "]" * 600, "{a: " * 600 + "1" + "}" * 600])
+def test_lists_and_mappings_nested_hundreds_deep_are_an_error_not_a_recursion_error(tmp_path: Path,
+                                                                                    nested: str) -> None:
+    """600 levels are within libyaml's limit (1,000) but building them recursed past Python's stack: RecursionError
+    out of load_config, a traceback from check-config."""
+    cfg = write_config(tmp_path, TARGET, PROBES + f"    tools: [{{a: {nested}}}]\n")
+    (issue,) = problems(cfg)
+    assert issue.split(": ", 1)[1].startswith("canaries[0].tools[0].a") and \
+        issue.endswith("...: nested more than 64 levels deep (no setting needs that many)"), issue

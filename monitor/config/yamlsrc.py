@@ -21,6 +21,9 @@ _MERGE = "tag:yaml.org,2002:merge"
 # Values an alias may add by repeating what its anchor holds. Nested aliases multiply ("billion laughs"): a few
 # hundred bytes would otherwise expand into billions of values and take the daemon's memory with them.
 MAX_ALIAS_VALUES = 100_000
+# Lists and mappings nested deeper are refused: building them (here, then in pydantic and jsonschema) recurses, and
+# a few hundred levels, well within libyaml's own limit, ran out of Python's stack (RecursionError)
+MAX_DEPTH = 64
 
 
 # An int past Python's limit on converting ints to text (4,300 digits by default): hex, octal and binary literals
@@ -182,6 +185,11 @@ class _Builder:
                 raise _TooBig
         self._built.add(id(node))
         self.out.lines[loc] = line
+        if isinstance(node, yaml.MappingNode | yaml.SequenceNode) and len(loc) >= MAX_DEPTH:
+            self.issues.append(ConfigIssue(self.out.path, _dotted(loc[:6]) + "...", f"nested more than {MAX_DEPTH} "
+                                           "levels deep (no setting needs that many)", line))
+            self.out.stand_ins.add(loc)
+            return None
         if isinstance(node, yaml.MappingNode | yaml.SequenceNode):
             self._open.add(id(node))
             try:
