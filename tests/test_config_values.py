@@ -131,3 +131,14 @@ def test_a_huge_value_repr_escapes_is_shown_cut_short_too(tmp_path: Path) -> Non
     (issue,) = e.value.issues
     shown = str(issue).split(" (value: ")[1]
     assert len(shown) < 250 and shown.endswith("… (100,000 characters))"), shown[:300]
+
+
+def test_a_value_from_the_environment_is_shown_as_its_reference_in_other_files_issues(tmp_path: Path) -> None:
+    """A target id taken from a variable was listed with its value in a probe file's "unknown target (known: ...)"."""
+    secret = "tok-0123456789-secret"
+    cfg = write_config(tmp_path, "  - {id: '${TOKEN}', provider: openai, base_url: 'http://127.0.0.1:9/v1', model: m}",
+                       "canaries:\n  - id: c\n    messages: [{role: user, content: hi}]\n    targets: [t]\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(cfg, environ={"TOKEN": secret})
+    assert secret not in str(e.value)
+    assert "targets[0]: unknown target (known: ${TOKEN}) (value: 't')" in str(e.value), e.value

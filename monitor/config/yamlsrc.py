@@ -78,9 +78,10 @@ class Located:
         return False
 
     def as_written(self, issue: ConfigIssue) -> ConfigIssue:
-        """Return `issue` (if about this file) with each value the environment gave shown as its ${NAME}: a variable
-        may hold a secret (a token in a header), and a message shows what the file says, not what it was given."""
-        if issue.file != self.path or not self.from_env:
+        """Return `issue` with each value the environment gave this file shown as its ${NAME}: a variable may hold a
+        secret (a token in a header), and a message shows what the files say, not what they were given. Issues of
+        other files too: a probe file's "unknown target" lists the target ids monitor.yaml writes."""
+        if not self.from_env:
             return issue
         reason, value = issue.reason, issue.value
         for ref, secret in sorted(self.from_env.items(), key=lambda kv: -len(kv[1])):
