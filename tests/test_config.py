@@ -313,3 +313,25 @@ def test_a_path_longer_than_the_system_takes_is_no_such_file(tmp_path: Path) -> 
     assert [(i.field, i.reason) for i in e.value.issues] == [
         ("http.web_config_file", "no such web config file"), ("probes[1]", "no such probe file or folder"),
         ("probes[2]", "no such probe file or folder")], e.value
+
+
+def test_a_secret_or_tls_file_path_holding_a_nul_is_an_error_not_a_value_error(tmp_path: Path) -> None:
+    """open() raises ValueError (embedded null byte) for such a path: load_config (the web config's TLS files) and
+    check-config (the targets' and sinks' secret files) raised it with a traceback."""
+    from monitor.alerts.sinks.base import read_secret
+    from monitor.config.secrets import resolve_api_key
+    from monitor.errors import SecretError
+
+    target = Target(id="t", provider="openai", base_url="http://x", model="m", api_key_file="a\x00b")
+    with pytest.raises(SecretError, match=r"target t: cannot read api_key_file 'a\\x00b': the path holds a NUL"):
+        resolve_api_key(target)
+    with pytest.raises(SecretError, match=r"alert sink hook: cannot read secret_file 'a\\x00b': the path holds a NUL"):
+        read_secret("hook", "secret", None, "a\x00b", {})
+    cfg = write_config(tmp_path, "  - {id: t, provider: openai, base_url: 'http://127.0.0.1:9/v1', model: m}",
+                       "canaries: []\n")
+    (tmp_path / "web.yml").write_text('tls_server_config: {cert_file: "c\\0", key_file: k.pem}\n')
+    with pytest.raises(ConfigError) as e:
+        load_config(cfg, environ={}, web_config_file=str(tmp_path / "web.yml"))
+    assert [(i.field, i.reason) for i in e.value.issues] == [
+        ("tls_server_config.cert_file", "cannot read: the path holds a NUL character"),
+        ("tls_server_config.key_file", "cannot read: No such file or directory")], e.value

@@ -30,6 +30,9 @@ def resolve_api_key(target: Target, environ: Mapping[str, str] | None = None) ->
             raise SecretError(f"target {target.id}: cannot read api_key_file {shown}: {e.strerror or e}") from None
         except UnicodeDecodeError:  # the bytes are not echoed: they are the key
             raise SecretError(f"target {target.id}: api_key_file {target.api_key_file} is not UTF-8 text") from None
+        except ValueError:  # open() refuses a NUL in a path
+            raise SecretError(f"target {target.id}: cannot read api_key_file {target.api_key_file!r}: the path holds "
+                              "a NUL character") from None
         if not value:
             raise SecretError(f"target {target.id}: api_key_file {target.api_key_file} is empty")
         return value
