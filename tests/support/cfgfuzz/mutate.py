@@ -63,7 +63,7 @@ def _contextual(rng: random.Random, data: Any, path: Path_) -> tuple[Any, str] |
     if name.endswith("_env"):
         return rng.choice([seeds.ENV["FUZZ_OPENAI_KEY"], "lower case", "9NAME", "FUZZ_UNSET_NAME"]), "env name"
     if name.endswith("_file"):
-        return rng.choice(["/nonexistent/x", "", ".", "keys", "../" * 40]), "file"
+        return rng.choice(["/nonexistent/x", "", ".", "keys", "../" * 40, "a\x00b", "x" * 300]), "file"
     return None
 
 
@@ -138,6 +138,11 @@ def _deep(n: int, kind: str) -> str:
     return "\n" + "\n".join("  " * (i + 1) + f"k{i}:" for i in range(n)) + " 1"
 
 
+# nested aliases expanding to 10**8 values ("billion laughs"), ahead of the file's own text
+_LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{c}: &{c} [{', '.join([f'*{p}'] * 10)}]\n" for p, c in zip("abcdefg", "bcdefgh", strict=True))
+
+
 def _tab(lines: list[str], i: int) -> None:
     lines[i] = "\t" + lines[i].lstrip(" ")
 
@@ -163,10 +168,9 @@ TEXT: dict[str, Callable[[random.Random, str], str | bytes]] = {
     "alias unknown": lambda r, t: _value_line(r, t, "*nope"),
     "alias self": lambda r, t: _value_line(r, t, "&a [1, *a]"),
     "anchor merge": lambda r, t: _value_line(r, t, r.choice(["{<<: 5}", "{<<: [1, 2]}", "{<<: *nope}", "&m {<<: *m}"])),
-    "laughs": lambda r, t: "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
-        f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n" for p, c in zip("abcdefg", "bcdefgh")) + t,
-    "deep": lambda r, t: _value_line(r, t, _deep(r.choice([100, 1000, 5000, 50000]), "flow")),
-    "deep block": lambda r, t: _value_line(r, t, _deep(r.choice([200, 1200, 3000]), "block")),
+    "laughs": lambda r, t: _LAUGHS + t,
+    "deep": lambda r, t: _value_line(r, t, _deep(r.choice([100, 300, 600, 900, 5000]), "flow")),
+    "deep block": lambda r, t: _value_line(r, t, _deep(r.choice([200, 600, 1200]), "block")),
     "tag": lambda r, t: _value_line(r, t, r.choice(["!!python/object/apply:os.system ['true']", "!custom 3",
                                                     "!!binary '%%%'", "!!int abc", "!!float x", "!!timestamp 2020-13-45",
                                                     "!!set {a, b}", "!!omap [a, b]", "2020-01-01", "!!str", "!!null 5",
