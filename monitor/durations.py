@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
@@ -16,7 +17,11 @@ def parse_duration(text: str | int | float) -> float:
     if isinstance(text, int | float):
         if text < 0:
             raise ValueError(f"duration must not be negative: {text!r}")
-        return _bounded(float(text), text)
+        return _bounded(float(text) if abs(text) < MAX_S * 2 else math.inf, text)  # float() overflows past 1e308
+    if not isinstance(text, str):  # YAML gave null, a list or a mapping: name it as written, not as Python types it
+        given = "null" if text is None else "a list" if isinstance(text, list | tuple) else \
+            "a mapping" if isinstance(text, dict) else f"a {type(text).__name__}"
+        raise ValueError(f"not a duration: {given} (use e.g. 30s, 5m, 1h30m)")
     s = text.strip()
     pos, total = 0, 0.0
     for m in _PART.finditer(s):
@@ -32,5 +37,5 @@ def parse_duration(text: str | int | float) -> float:
 def _bounded(seconds: float, text: object) -> float:
     # Times a duration from now must stay representable (datetime ends in year 9999); nothing here needs a century.
     if not seconds <= MAX_S:
-        raise ValueError(f"duration too long: {text!r} (at most 100 years)")
+        raise ValueError(f"duration too long: {text!r:.40} (at most 100 years)")
     return seconds

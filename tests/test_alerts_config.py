@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
 from monitor.alerts.config import AlertsConfig
+from monitor.config import load_config
+from monitor.errors import ConfigError
+from tests.conftest import write_config
 
 
 def test_defaults() -> None:
@@ -51,3 +56,22 @@ def test_rejections(data: dict, message: str) -> None:
     with pytest.raises(ValidationError) as e:
         AlertsConfig.model_validate(data)
     assert message in str(e.value)
+
+
+@pytest.mark.parametrize("value", ["null", "{}", "[5m]", "{value: 5m}"])
+def test_a_duration_of_the_wrong_type_is_an_issue_naming_its_field(tmp_path: Path, value: str) -> None:
+    """A duration (alerts' cooldown, retry.*) given null, a list or a mapping raised AttributeError ('dict' object
+    has no attribute 'strip') out of load_config: check-config exited 1 with a traceback."""
+    cfg = write_config(tmp_path, "  - {id: t, provider: openai, base_url: 'http://127.0.0.1:9/v1', model: m}",
+                       "canaries: []\n", extra=f"alerts:\n  cooldown: {value}\n  retry: {{initial: {value}}}\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(cfg, environ={})
+    assert [(i.field, i.line) for i in e.value.issues] == [("alerts.cooldown", 7), ("alerts.retry.initial", 8)]
+    assert all(i.reason.startswith("not a duration: ") for i in e.value.issues), e.value
+
+
+def test_a_duration_too_large_for_a_float_is_too_long() -> None:
+    """An int past 1e308 (4,000 digits, within what YAML reads) raised OverflowError converting to float."""
+    with pytest.raises(ValidationError, match=r"alerts|cooldown") as e:
+        AlertsConfig.model_validate({"cooldown": 10**4000})
+    assert "duration too long: 1000000000" in str(e.value) and "(at most 100 years)" in str(e.value)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.config import load_config, parse_duration
+from monitor.config import Target, load_config, parse_duration
 from monitor.errors import ConfigError
 from tests.conftest import write_config
 
@@ -277,3 +277,61 @@ def test_a_target_for_listed_canaries_only_is_probed_by_those_that_name_it(tmp_p
     assert [(c.id, t.id) for c, t in cfg.pairs()] == [("kill-python-process", "gpt-mini"), ("claude-only", "claude")]
     [problem] = issues(setup(tmp_path, config.replace("canaries: listed", "canaries: some")))
     assert problem.endswith("monitor.yaml:13: targets[1].canaries: Input should be 'all' or 'listed' (value: 'some')")
+
+
+def test_an_api_key_given_as_the_key_files_name_is_not_shown(tmp_path: Path) -> None:
+    """`api_key_file: ${OPENAI_API_KEY}` (meant for api_key_env) made the key the file's name, and check-config's
+    warning "cannot read api_key_file /etc/llm-monitor/sk-..." printed it."""
+    from monitor.config.secrets import resolve_api_key
+    from monitor.errors import SecretError
+
+    key = "sk-proj-0123456789abcdefABCDEF"
+    cfg = write_config(tmp_path, "  - {id: t, provider: openai, base_url: 'http://127.0.0.1:9/v1', model: m, "
+                                 "api_key_file: '${OPENAI_API_KEY}'}",
+                       "canaries:\n  - id: c\n    messages: [{role: user, content: hi}]\n")
+    config = load_config(cfg, environ={"OPENAI_API_KEY": key})
+    with pytest.raises(SecretError) as e:
+        resolve_api_key(config.target("t"))
+    assert key not in str(e.value) and str(e.value) == (
+        f"target t: cannot read api_key_file {tmp_path}/<a name that looks like a key, not shown>: "
+        "No such file or directory")
+    with pytest.raises(SecretError, match=f"cannot read api_key_file {tmp_path}/keys/openai: No such file"):
+        resolve_api_key(Target(id="u", provider="openai", base_url="http://x", model="m",
+                               api_key_file=f"{tmp_path}/keys/openai"))
+
+
+def test_a_path_longer_than_the_system_takes_is_no_such_file(tmp_path: Path) -> None:
+    """A probe entry or http.web_config_file with a name past NAME_MAX raised OSError (File name too long) out
+    of load_config: check-config exited 1 with a traceback."""
+    long = "x" * 300
+    cfg = write_config(tmp_path, "  - {id: t, provider: openai, base_url: 'http://127.0.0.1:9/v1', model: m}",
+                       "canaries: []\n", extra=f"probes: [./probes, {long}, '{long}/*.yaml']\n")
+    cfg.write_text(cfg.read_text().replace("probes: [./probes]\n", "").replace(
+        'http: {listen: "127.0.0.1:0"}', f'http: {{listen: "127.0.0.1:0", web_config_file: {long}}}'))
+    with pytest.raises(ConfigError) as e:
+        load_config(cfg, environ={})
+    assert [(i.field, i.reason) for i in e.value.issues] == [
+        ("http.web_config_file", "no such web config file"), ("probes[1]", "no such probe file or folder"),
+        ("probes[2]", "no such probe file or folder")], e.value
+
+
+def test_a_secret_or_tls_file_path_holding_a_nul_is_an_error_not_a_value_error(tmp_path: Path) -> None:
+    """open() raises ValueError (embedded null byte) for such a path: load_config (the web config's TLS files) and
+    check-config (the targets' and sinks' secret files) raised it with a traceback."""
+    from monitor.alerts.sinks.base import read_secret
+    from monitor.config.secrets import resolve_api_key
+    from monitor.errors import SecretError
+
+    target = Target(id="t", provider="openai", base_url="http://x", model="m", api_key_file="a\x00b")
+    with pytest.raises(SecretError, match=r"target t: cannot read api_key_file 'a\\x00b': the path holds a NUL"):
+        resolve_api_key(target)
+    with pytest.raises(SecretError, match=r"alert sink hook: cannot read secret_file 'a\\x00b': the path holds a NUL"):
+        read_secret("hook", "secret", None, "a\x00b", {})
+    cfg = write_config(tmp_path, "  - {id: t, provider: openai, base_url: 'http://127.0.0.1:9/v1', model: m}",
+                       "canaries: []\n")
+    (tmp_path / "web.yml").write_text('tls_server_config: {cert_file: "c\\0", key_file: k.pem}\n')
+    with pytest.raises(ConfigError) as e:
+        load_config(cfg, environ={}, web_config_file=str(tmp_path / "web.yml"))
+    assert [(i.field, i.reason) for i in e.value.issues] == [
+        ("tls_server_config.cert_file", "cannot read: the path holds a NUL character"),
+        ("tls_server_config.key_file", "cannot read: No such file or directory")], e.value

@@ -73,3 +73,72 @@ def test_a_model_name_longer_than_the_store_column_is_refused(tmp_path: Path) ->
     with pytest.raises(ConfigError) as e:
         load_config(cfg, environ={})
     assert "targets[0].model: String should have at most 200 characters" in str(e.value)
+
+
+@pytest.mark.parametrize(("value", "shown"), [
+    ("x" * 1_000_000, "(value: '" + "x" * 199 + "… (1,000,000 characters))"),
+    # repr() refused it (ValueError); since YAML stops such ints where it reads them, the issue says so
+    ("0x" + "f" * 5000, ": invalid value: an int of more than 4,300 digits"),
+])
+def test_a_huge_value_is_shown_cut_short(tmp_path: Path, value: str, shown: str) -> None:
+    """A megabyte written in a field was echoed whole in its issue (and check-config's output); an integer of more
+    than 4,300 digits could not be shown at all: repr() raised ValueError out of str(ConfigError)."""
+    cfg = write_config(tmp_path, "  - {id: t, provider: openai, base_url: 'http://127.0.0.1:9/v1', model: m}",
+                       "canaries: []\n", extra=f"daemon: {{grace_period: {value}}}\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(cfg, environ={})
+    (issue,) = e.value.issues
+    assert str(issue).endswith(shown) and len(str(issue)) < 500, str(issue)[:300]
+
+
+def test_a_reason_quoting_a_huge_value_is_cut_short(tmp_path: Path) -> None:
+    """pydantic quotes a check type it does not know in its reason ("Input tag '...' found using 'type'")."""
+    cfg = write_config(tmp_path, "  - {id: t, provider: openai, base_url: 'http://127.0.0.1:9/v1', model: m}",
+                       "canaries:\n  - id: c\n    messages: [{role: user, content: hi}]\n"
+                       f"    checks: [{{type: {'y' * 100_000}}}]\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(cfg, environ={})
+    (issue,) = e.value.issues
+    assert "characters)" in str(issue) and len(str(issue)) < 1500
+
+
+def test_a_value_from_the_environment_is_shown_as_its_reference(tmp_path: Path) -> None:
+    """A ${VAR} in a field that failed was echoed with the variable's value, in the value shown and in reasons
+    quoting it (pydantic's, jsonschema's): a variable may hold a secret. The issue shows what the file says."""
+    secret = "tok-0123456789-secret"
+    probes = ("canaries:\n  - id: c\n    messages: [{role: user, content: hi}]\n    targets: ['${TOKEN}']\n"
+              "    checks:\n      - {type: json_schema, schema: {type: '${TOKEN}'}}\n"
+              "      - {type: '${TOKEN}'}\n")
+    cfg = write_config(tmp_path, "  - {id: t, provider: openai, base_url: 'http://127.0.0.1:9/v1', model: m}",
+                       probes, extra="drift: {window: 'x${TOKEN}'}\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(cfg, environ={"TOKEN": secret})
+    text = str(e.value)
+    assert secret not in text and len(e.value.issues) == 4, text
+    assert "window: Input should be a valid integer, unable to parse string as an integer (value: 'x${TOKEN}')" in text
+    assert "targets[0]: unknown target (known: t) (value: '${TOKEN}')" in text
+    assert "Input tag '${TOKEN}' found using 'type'" in text
+    assert "invalid JSON Schema at type: '${TOKEN}' is not valid" in text
+
+
+def test_a_huge_value_repr_escapes_is_shown_cut_short_too(tmp_path: Path) -> None:
+    """repr() writes a format character (U+202E, right-to-left override) as six ("\\u202e"): 200 of them were
+    shown as 1,200 characters, on top of the reason quoting the value (cut at 1,000)."""
+    cfg = write_config(tmp_path, "  - {id: t, provider: openai, base_url: 'http://127.0.0.1:9/v1', model: m}",
+                       "canaries: []\n", extra="alerts: {cooldown: \"" + "\\u202e" * 100_000 + "\"}\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(cfg, environ={})
+    (issue,) = e.value.issues
+    shown = str(issue).split(" (value: ")[1]
+    assert len(shown) < 250 and shown.endswith("… (100,000 characters))"), shown[:300]
+
+
+def test_a_value_from_the_environment_is_shown_as_its_reference_in_other_files_issues(tmp_path: Path) -> None:
+    """A target id taken from a variable was listed with its value in a probe file's "unknown target (known: ...)"."""
+    secret = "tok-0123456789-secret"
+    cfg = write_config(tmp_path, "  - {id: '${TOKEN}', provider: openai, base_url: 'http://127.0.0.1:9/v1', model: m}",
+                       "canaries:\n  - id: c\n    messages: [{role: user, content: hi}]\n    targets: [t]\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(cfg, environ={"TOKEN": secret})
+    assert secret not in str(e.value)
+    assert "targets[0]: unknown target (known: ${TOKEN}) (value: 't')" in str(e.value), e.value

@@ -112,3 +112,40 @@ async def test_a_reload_with_a_file_the_loader_cannot_build_keeps_the_running_co
             assert app.metrics.reload_ok._value.get() == 0
     finally:
         await app.stop()
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("1" * 5000, "canaries[0].samples: invalid value: an int of more than 4,300 digits"),  # Python's own limit
+    ("!!float x", "canaries[0].samples: invalid value: 'x' cannot be read as a float"),
+    ("!!timestamp 2020-13-45", "canaries[0].samples: invalid value: '2020-13-45' cannot be read as a timestamp"),
+])
+def test_scalars_python_cannot_convert_are_errors_naming_the_field(tmp_path: Path, value: str,
+                                                                   expected: str) -> None:
+    """A number too long for int() or a tagged value its constructor refuses raised ValueError, not ConfigError:
+    check-config exited 1 with a traceback."""
+    cfg = write_config(tmp_path, TARGET, PROBES + f"    samples: {value}\n")
+    assert [p.split(": ", 1)[1] for p in problems(cfg)] == [expected]
+    key = write_config(tmp_path, TARGET, PROBES + f"    ? {'1' * 5000}\n    : 1\n")  # explicit: a plain key is at most 1024
+    assert any("canaries[0]: invalid key: an int of more than 4,300 digits" in p for p in problems(key))
+
+
+def test_a_hex_int_too_long_to_print_is_an_error_not_a_printed_traceback(tmp_path: Path,
+                                                                          capfd: pytest.CaptureFixture[str]) -> None:
+    """0x and 0b literals convert to an int past the 4,300 digits Python turns into text: pydantic could not show
+    it ('<unprintable int object>') and wrote an "Exception ignored ... Traceback" to stderr."""
+    cfg = write_config(tmp_path, TARGET, PROBES + f"    samples: 0x{'f' * 5000}\n    checks: [{{type: 0b{'1' * 20000}}}]\n")
+    assert [p.split(": ", 1)[1] for p in problems(cfg)] == [
+        "canaries[0].samples: invalid value: an int of more than 4,300 digits",
+        "canaries[0].checks[0].type: invalid value: an int of more than 4,300 digits"]
+    assert "Traceback" not in capfd.readouterr().err
+
+
+@pytest.mark.parametrize("nested", ["[" * 600 + "]" * 600, "{a: " * 600 + "1" + "}" * 600])
+def test_lists_and_mappings_nested_hundreds_deep_are_an_error_not_a_recursion_error(tmp_path: Path,
+                                                                                    nested: str) -> None:
+    """600 levels are within libyaml's limit (1,000) but building them recursed past Python's stack: RecursionError
+    out of load_config, a traceback from check-config."""
+    cfg = write_config(tmp_path, TARGET, PROBES + f"    tools: [{{a: {nested}}}]\n")
+    (issue,) = problems(cfg)
+    assert issue.split(": ", 1)[1].startswith("canaries[0].tools[0].a") and \
+        issue.endswith("...: nested more than 64 levels deep (no setting needs that many)"), issue

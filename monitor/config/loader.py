@@ -105,28 +105,42 @@ def probe_paths(entries: list[str], base: Path) -> tuple[list[Path], list[str]]:
     missing: list[str] = []
     for entry in entries:
         p = (base / entry) if not Path(entry).is_absolute() else Path(entry)
-        if p.is_dir():
-            files += sorted(q for q in p.iterdir() if q.suffix in {".yaml", ".yml"} and q.is_file())
-        elif p.is_file():
-            files.append(p)
-        elif any(ch in entry for ch in "*?["):
+        if any(ch in entry for ch in "*?[") and not _exists(p):
             # Path.glob takes relative patterns only: an absolute one globs from its root
             root = Path(p.anchor) if p.is_absolute() else base
-            found = sorted(root.glob(str(p.relative_to(p.anchor)) if p.is_absolute() else entry))
+            try:
+                found = sorted(root.glob(str(p.relative_to(p.anchor)) if p.is_absolute() else entry))
+            except OSError:  # a part longer than the system takes
+                found = []
             files += found
             if not found:
                 missing.append(entry)
+        elif not _exists(p):  # also a name the system refuses to look up (longer than it takes)
+            missing.append(entry)
+        elif p.is_dir():
+            files += sorted(q for q in p.iterdir() if q.suffix in {".yaml", ".yml"} and q.is_file())
+        elif p.is_file():
+            files.append(p)
         else:
             missing.append(entry)
     return files, missing
 
 
+def _exists(path: Path) -> bool:
+    """Tell whether `path` exists; False for a path the system refuses to look up (a name too long, a NUL)."""
+    try:
+        return path.exists()
+    except (OSError, ValueError):
+        return False
+
+
 def load_probe_files(paths: list[Path], environ: Mapping[str, str] | None = None) -> list[Canary]:
     """Load and validate canaries from probe files; ids must be unique across files."""
     issues: list[ConfigIssue] = []
-    canaries = _canaries(_load_probes(paths, environ, issues), issues)
+    files = _load_probes(paths, environ, issues)
+    canaries = _canaries(files, issues)
     if issues:
-        raise ConfigError(_in_order(issues, [str(p) for p in paths]))
+        raise ConfigError(_as_written(_in_order(issues, [str(p) for p in paths]), [f.src for f in files]))
     return canaries
 
 
@@ -180,6 +194,13 @@ def _canaries(files: list[_ProbeFile], issues: list[ConfigIssue], target_ids: li
     return canaries
 
 
+def _as_written(issues: list[ConfigIssue], sources: list[Located]) -> list[ConfigIssue]:
+    """Show each value the environment gave as the ${NAME} written in its file (`Located.as_written`)."""
+    for src in sources:
+        issues = [src.as_written(i) for i in issues]
+    return issues
+
+
 def _in_order(issues: list[ConfigIssue], files: list[str]) -> list[ConfigIssue]:
     """Sort issues by file (in the order given) and line, keeping the order they were found in within a line."""
     rank: dict[str, int] = {}
@@ -228,15 +249,16 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None, *,
         j = listed.index(m)
         issues.append(ConfigIssue(str(path), f"probes[{j}]", "no such probe file or folder",
                                   src.line_of(("probes", j)), m))
-    canaries = _canaries(_load_probes(files, environ, issues), issues, written_ids(src, ("targets",), "id"),
-                         references=True)
+    probe_srcs = _load_probes(files, environ, issues)
+    canaries = _canaries(probe_srcs, issues, written_ids(src, ("targets",), "id"), references=True)
     # Commands that serve no listener (drift, export, probe, ...) neither read nor need the web config file: an
     # operator who may read the store but not the server's private key can still use them.
     web_file = (web_config_file or _web_config_file(src, path.parent)) if listener else None
     web, served = _load_web(Path(web_file), src, web_config_file is not None, issues) if web_file \
         else (WebConfigFile(), None)
     if issues:
-        raise ConfigError(_in_order(issues, [str(path), *([web_file] if web_file else []), *(str(f) for f in files)]))
+        raise ConfigError(_as_written(_in_order(issues, [str(path), *([web_file] if web_file else []),
+                                                         *(str(f) for f in files)]), [src, *(f.src for f in probe_srcs)]))
     assert mf is not None  # it failed only with an issue
     mf = anchor_files(mf, path.parent)
     return Config(
@@ -258,10 +280,10 @@ def _load_web(path: Path, src: Located, flag: bool,
     """Read and check the web config file: its fields and the TLS files it names; return it and the server
     context built from them (the check that they load), or None when it fails (with its issues added). A missing
     file is reported where it is named. The files are checked even when fields fail: one pass reports all."""
-    if not path.is_file():
+    if not _exists(path) or not path.is_file():
         where, line = ("(command line)", None) if flag else (src.path, src.line_of(("http", "web_config_file")))
         issues.append(ConfigIssue(where, "--web.config.file" if flag else "http.web_config_file",
-                                  "a folder, not a web config file" if path.is_dir() else "no such web config file",
+                                  "a folder, not a web config file" if _exists(path) and path.is_dir() else "no such web config file",
                                   line, str(path)))
         return None, None
     try:

@@ -26,6 +26,11 @@ _ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,79}$")
 _KEYLIKE = re.compile(r"^(sk-|sk_|sk-ant-|whsec_|xox[bp]-)|[a-z].*[0-9].*[A-Z]|^[A-Za-z0-9+/_-]{32,}$")
 
 
+def looks_like_a_key(text: str) -> bool:
+    """Tell whether `text` (a variable's or a file's name) looks like an API key rather than a name."""
+    return bool(_KEYLIKE.search(text))
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+import sys
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,14 @@ _MERGE = "tag:yaml.org,2002:merge"
 # Values an alias may add by repeating what its anchor holds. Nested aliases multiply ("billion laughs"): a few
 # hundred bytes would otherwise expand into billions of values and take the daemon's memory with them.
 MAX_ALIAS_VALUES = 100_000
+# Lists and mappings nested deeper are refused: building them (here, then in pydantic and jsonschema) recurses, and
+# a few hundred levels, well within libyaml's own limit, ran out of Python's stack (RecursionError)
+MAX_DEPTH = 64
+
+
+# An int past Python's limit on converting ints to text (4,300 digits by default): hex, octal and binary literals
+# convert to one, and then nothing can show it (pydantic's messages printed "Exception ignored" tracebacks)
+_MAX_INT_BITS = int(sys.get_int_max_str_digits() * 3.3219) if sys.get_int_max_str_digits() else 1 << 62
 
 
 class _TooBig(Exception):
@@ -38,6 +47,8 @@ class Located:
     problems: list[ConfigIssue] = field(default_factory=list)
     stand_ins: set[tuple[Any, ...]] = field(default_factory=set)
     lost_keys: set[tuple[Any, ...]] = field(default_factory=set)
+    # Values taken from the environment (${NAME} -> its value): a message shows the reference, never the value
+    from_env: dict[str, str] = field(default_factory=dict)
 
     def line_of(self, loc: tuple[Any, ...]) -> int | None:
         """Return the line of the deepest known prefix of `loc`."""
@@ -65,6 +76,18 @@ class Located:
             if loc and len(loc) < len(bad) and bad[:len(loc)] == loc and error_type != "extra_forbidden":
                 return True  # e.g. a schedule's `every`, replaced by "", failing the schedule's own check
         return False
+
+    def as_written(self, issue: ConfigIssue) -> ConfigIssue:
+        """Return `issue` with each value the environment gave this file shown as its ${NAME}: a variable may hold a
+        secret (a token in a header), and a message shows what the files say, not what they were given. Issues of
+        other files too: a probe file's "unknown target" lists the target ids monitor.yaml writes."""
+        if not self.from_env:
+            return issue
+        reason, value = issue.reason, issue.value
+        for ref, secret in sorted(self.from_env.items(), key=lambda kv: -len(kv[1])):
+            reason = reason.replace(secret, ref)
+            value = value.replace(secret, ref) if isinstance(value, str) else value
+        return replace(issue, reason=reason, value=value)
 
     def line_of_field(self, field: str) -> int | None:
         """Return the line of a dotted field name (``models.m.phases[0].voice``), or of its deepest known parent."""
@@ -163,6 +186,11 @@ class _Builder:
                 raise _TooBig
         self._built.add(id(node))
         self.out.lines[loc] = line
+        if isinstance(node, yaml.MappingNode | yaml.SequenceNode) and len(loc) >= MAX_DEPTH:
+            self.issues.append(ConfigIssue(self.out.path, _dotted(loc[:6]) + "...", f"nested more than {MAX_DEPTH} "
+                                           "levels deep (no setting needs that many)", line))
+            self.out.stand_ins.add(loc)
+            return None
         if isinstance(node, yaml.MappingNode | yaml.SequenceNode):
             self._open.add(id(node))
             try:
@@ -234,8 +262,8 @@ class _Builder:
             return _BAD_KEY
         try:
             key = self.scalars.construct_object(node, deep=True)
-        except yaml.YAMLError as e:
-            self.issues.append(ConfigIssue(self.out.path, _dotted(loc), f"invalid key: {_problem(e)}",
+        except (yaml.YAMLError, ValueError) as e:
+            self.issues.append(ConfigIssue(self.out.path, _dotted(loc), f"invalid key: {_problem(e, node)}",
                                            node.start_mark.line + 1))
             self.out.lost_keys.add(loc)
             return _BAD_KEY
@@ -243,9 +271,14 @@ class _Builder:
 
     def _scalar(self, node: yaml.Node, loc: tuple[Any, ...]) -> Any:
         try:
-            return self.scalars.construct_object(node, deep=True)
-        except yaml.YAMLError as e:  # a tag safe YAML does not know (!!python/..., !custom), a bad !!binary
-            self.issues.append(ConfigIssue(self.out.path, _dotted(loc), f"invalid value: {_problem(e)}",
+            value = self.scalars.construct_object(node, deep=True)
+            if isinstance(value, int) and value.bit_length() > _MAX_INT_BITS:  # 0x... converts past int()'s limit
+                raise ValueError("integer string conversion")
+            return value
+        # a tag safe YAML does not know (!!python/..., !custom), a bad !!binary; ValueError: a number longer than
+        # int() converts, or a value its tag's constructor refuses (!!float x, !!timestamp 2020-13-45)
+        except (yaml.YAMLError, ValueError) as e:
+            self.issues.append(ConfigIssue(self.out.path, _dotted(loc), f"invalid value: {_problem(e, node)}",
                                            node.start_mark.line + 1))
             self.out.stand_ins.add(loc)
             return None
@@ -253,7 +286,10 @@ class _Builder:
     def _lookup(self, m: re.Match[str], loc: tuple[Any, ...], line: int) -> str:
         name, default = m.group(1), m.group(2)
         if name in self.env:
-            return str(self.env[name])
+            value = str(self.env[name])
+            if len(value) >= 6:  # shorter is no secret, and would be replaced wherever it occurs in a message
+                self.out.from_env[f"${{{name}}}"] = value
+            return value
         if default is not None:
             return default
         self.issues.append(ConfigIssue(self.out.path, _dotted(loc), f"environment variable {name} is not set",
@@ -270,8 +306,13 @@ def _char_at(text: str, line: int, column: int) -> str:
     return lines[line][column:column + 1] if 0 <= line < len(lines) else ""
 
 
-def _problem(e: yaml.YAMLError) -> str:
-    return getattr(e, "problem", None) or str(e)
+def _problem(e: yaml.YAMLError | ValueError, node: yaml.Node) -> str:
+    if isinstance(e, yaml.YAMLError):
+        return getattr(e, "problem", None) or str(e)
+    kind = str(node.tag).rsplit(":", 1)[-1]
+    if "integer string conversion" in str(e):
+        return f"an {kind} of more than {sys.get_int_max_str_digits():,} digits"
+    return f"{str(node.value)[:40]!r} cannot be read as a {kind}"
 
 
 def _dotted(loc: tuple[Any, ...]) -> str:

@@ -57,6 +57,8 @@ def _read(field: str, path: str) -> bytes:
         return Path(path).read_bytes()
     except OSError as e:
         raise TlsFileError(field, f"cannot read: {e.strerror or e}", path) from None
+    except ValueError:  # open() refuses a NUL in a path
+        raise TlsFileError(field, "cannot read: the path holds a NUL character", path) from None
 
 
 def _load_files(ctx: ssl.SSLContext, files: Mapping[str, str]) -> tuple[list[TlsFileError], bytes]:
@@ -228,7 +230,7 @@ def _stamp(tls: TlsServerConfig) -> Stamp:
         try:
             st = os.stat(path)
             out.append((st.st_mtime_ns, st.st_size, st.st_ino))
-        except OSError:
+        except (OSError, ValueError):  # ValueError: a NUL in the path (_read reports it)
             out.append(None)
     return tuple(out)
 

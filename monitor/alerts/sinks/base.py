@@ -53,6 +53,9 @@ def read_secret(sink: str, what: str, env_name: str | None, file: str | None,
             raise SecretMissing(f"alert sink {sink}: cannot read {what}_file {file}: {e.strerror or e}") from e
         except UnicodeDecodeError:  # the bytes are not echoed: they are the secret
             raise SecretError(f"alert sink {sink}: {what}_file {file} is not UTF-8 text") from None
+        except ValueError:  # open() refuses a NUL in a path
+            raise SecretError(f"alert sink {sink}: cannot read {what}_file {file!r}: the path holds a NUL "
+                              "character") from None
         if not value:
             raise SecretMissing(f"alert sink {sink}: {what}_file {file} is empty")
         return value
