@@ -14,6 +14,7 @@ from monitor.errors import ConfigError
 from tests.support.cfgfuzz.mutate import base_files, make_case
 from tests.support.cfgfuzz.runner import run_case
 from tests.support.cfgfuzz.seeds import write_fixed
+from tests.support.fuzzreport import print_summary
 
 
 def main() -> None:
@@ -45,12 +46,7 @@ def main() -> None:
                 if shown[key] < args.show:
                     shown[key] += 1
                     print(f"{case.id} {case.target} {case.mutations}"[:300] + f"\n  -> {p}"[:400])
-    print(f"\n{args.cases} cases, seed {args.seed}, {time.monotonic() - started:.0f} s")
-    for k, n in sorted(results.items()):
-        print(f"  {n:5d} {k}")
-    print("problems:" if kinds else "no problems")
-    for k, n in kinds.most_common():
-        print(f"  {n:5d} {k}")
+    print_summary(f"{args.cases} cases, seed {args.seed}, {time.monotonic() - started:.0f} s", results, kinds)
 
 
 if __name__ == "__main__":

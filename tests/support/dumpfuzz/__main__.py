@@ -12,6 +12,7 @@ from pathlib import Path
 
 import tests.support.dumpfuzz as dumpfuzz
 from tests.support.dumpfuzz import Seeds, export_replay, exported_rows, make_case, run_case
+from tests.support.fuzzreport import print_summary
 
 
 def _kind(problem: str) -> str:
@@ -48,12 +49,7 @@ def main() -> None:
                 if shown[key] < args.show:
                     shown[key] += 1
                     print(f"{o.case.summary()[:400]}\n  -> {p[:500]}")
-    print(f"\n{args.cases} cases, seed {args.seed}, {time.monotonic() - started:.0f} s")
-    for k, n in sorted(codes.items()):
-        print(f"  {n:5d} {k}")
-    print("problems:" if kinds else "no problems")
-    for k, n in kinds.most_common():
-        print(f"  {n:5d} {k}")
+    print_summary(f"{args.cases} cases, seed {args.seed}, {time.monotonic() - started:.0f} s", codes, kinds)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import tests.support.wirefuzz as wirefuzz
 from monitor.domain import CallResult
+from tests.support.fuzzreport import print_summary
 from tests.support.wirefuzz.mutate import make_case
 from tests.support.wirefuzz.runner import daemon_provider, run_cases, store_cases
 
@@ -51,12 +52,7 @@ def main() -> None:
         print(f"\nstored through the runner: {args.store} cases, {len(problems)} problems")
         for p in problems[:20]:
             print("  " + p)
-    print(f"\n{len(outcomes)} cases, seed {args.seed}")
-    for k, n in sorted(errors.items()):
-        print(f"  {n:5d} {k}")
-    print("problems:" if kinds else "no problems")
-    for k, n in kinds.most_common():
-        print(f"  {n:5d} {k}")
+    print_summary(f"{len(outcomes)} cases, seed {args.seed}", errors, kinds)
 
 
 if __name__ == "__main__":
