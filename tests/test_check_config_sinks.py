@@ -72,3 +72,17 @@ def test_both_of_a_webhooks_secrets_are_checked_each_on_its_own(tmp_path: Path) 
     assert unset.returncode == 0 and "HOOK_URL (named by url_env)" in out and "HOOK_SECRET (named by secret_env)" in out
     bad = cli("check-config", "-c", str(cfg), env={"K": "k", "HOOK_URL": "", "HOOK_SECRET": "not-base64!!"})
     assert bad.returncode == 2 and "HOOK_URL (named by url_env)" in " ".join(bad.stdout.split())
+
+
+def test_a_secret_written_where_its_file_name_belongs_is_not_shown(tmp_path: Path) -> None:
+    """`url_file: ${SLACK_WEBHOOK_URL}` (the variable meant for url_env) printed the webhook URL in the warning."""
+    url = "https://hooks.slack.com/services/T0AAAA/B0BBBB/xYz123SecretPart"
+    sinks = ("alerts:\n  sinks:\n    - {name: chat, type: slack, url_file: '${SLACK_WEBHOOK_URL}'}\n"
+             "    - {name: hook, type: webhook, url: 'http://127.0.0.1:9/h', secret_file: '/run/whsec_Q2xZ9kLmN4pR7s'}\n")
+    cfg = write_config(tmp_path, TARGET, PROBES, extra=sinks)
+    out = cli("check-config", "-c", str(cfg), env={"K": "k", "SLACK_WEBHOOK_URL": url})
+    assert out.returncode == 0, out.stderr
+    said = " ".join(out.stdout.split())
+    assert "alert sink chat: cannot read url_file <a name that looks like a secret, not shown>" in said
+    assert "alert sink hook: cannot read secret_file /run/<a name that looks like a secret, not shown>" in said
+    assert "SecretPart" not in out.stdout + out.stderr and "Q2xZ9kLmN4pR7s" not in out.stdout + out.stderr

@@ -18,17 +18,11 @@ from monitor.checks import CheckSpec, check_names
 from monitor.drift.names import declarable, disableable
 from monitor.drift.settings import DriftSettings
 from monitor.durations import parse_duration
+from monitor.keylike import looks_like_a_key
 
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 field name
 _HEADER_VALUE = re.compile(r"^[\x20-\x7e\t]*$")
 _ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,79}$")
-# Things that look like a key rather than the name of a variable holding one.
-_KEYLIKE = re.compile(r"^(sk-|sk_|sk-ant-|whsec_|xox[bp]-)|[a-z].*[0-9].*[A-Z]|^[A-Za-z0-9+/_-]{32,}$")
-
-
-def looks_like_a_key(text: str) -> bool:
-    """Tell whether `text` (a variable's or a file's name) looks like an API key rather than a name."""
-    return bool(_KEYLIKE.search(text))
 
 
 class Strict(BaseModel):
@@ -121,7 +115,7 @@ class Target(Strict):
     @field_validator("api_key_env")
     @classmethod
     def _env_name(cls, v: str | None) -> str | None:
-        if v is not None and (not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", v) or _KEYLIKE.search(v)):
+        if v is not None and (not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", v) or looks_like_a_key(v)):
             raise ValueError(
                 "must be the NAME of an environment variable that holds the key (e.g. OPENAI_API_KEY), "
                 "not the key itself: keys are never read from the config text")

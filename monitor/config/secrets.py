@@ -6,8 +6,9 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from monitor.config.models import Target, looks_like_a_key
+from monitor.config.models import Target
 from monitor.errors import SecretError
+from monitor.keylike import shown_path
 
 
 def resolve_api_key(target: Target, environ: Mapping[str, str] | None = None) -> str | None:
@@ -24,10 +25,8 @@ def resolve_api_key(target: Target, environ: Mapping[str, str] | None = None) ->
             value = Path(target.api_key_file).read_text(encoding="utf-8").strip()
         except OSError as e:
             # a key given for the file's name (api_key_file: ${OPENAI_API_KEY}, meant for api_key_env) is not shown
-            name = Path(target.api_key_file).name
-            shown = f"{target.api_key_file}" if not looks_like_a_key(name) else \
-                f"{Path(target.api_key_file).parent}/<a name that looks like a key, not shown>"
-            raise SecretError(f"target {target.id}: cannot read api_key_file {shown}: {e.strerror or e}") from None
+            raise SecretError(f"target {target.id}: cannot read api_key_file {shown_path(target.api_key_file)}: "
+                              f"{e.strerror or e}") from None
         except UnicodeDecodeError:  # the bytes are not echoed: they are the key
             raise SecretError(f"target {target.id}: api_key_file {target.api_key_file} is not UTF-8 text") from None
         except ValueError:  # open() refuses a NUL in a path

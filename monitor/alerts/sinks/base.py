@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 from monitor.alerts import redact
 from monitor.alerts.events import Notification
 from monitor.errors import SecretError, SecretMissing
+from monitor.keylike import shown_path
 
 USER_AGENT = "llm-monitor-alerts"
 
@@ -50,7 +51,9 @@ def read_secret(sink: str, what: str, env_name: str | None, file: str | None,
         try:
             value = Path(file).read_text(encoding="utf-8").strip()
         except OSError as e:
-            raise SecretMissing(f"alert sink {sink}: cannot read {what}_file {file}: {e.strerror or e}") from e
+            # a secret given for the file's name (url_file: ${SLACK_WEBHOOK_URL}, meant for url_env) is not shown
+            raise SecretMissing(f"alert sink {sink}: cannot read {what}_file {shown_path(file)}: "
+                                f"{e.strerror or e}") from None
         except UnicodeDecodeError:  # the bytes are not echoed: they are the secret
             raise SecretError(f"alert sink {sink}: {what}_file {file} is not UTF-8 text") from None
         except ValueError:  # open() refuses a NUL in a path
