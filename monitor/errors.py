@@ -32,8 +32,8 @@ class ConfigIssue:
 
     def __str__(self) -> str:
         where = self.file + (f":{self.line}" if self.line else "")
-        shown = "" if self.value is None else f" (value: {_shown(self.value)})"
-        return f"{where}: {self.field}: {_clipped(self.reason, MAX_REASON)}{shown}"
+        value = "" if self.value is None else f" (value: {shown(self.value)})"
+        return f"{where}: {self.field}: {_clipped(self.reason, MAX_REASON)}{value}"
 
 
 MAX_SHOWN = 200  # characters of a value an issue shows: a megabyte written in a field is not echoed whole
@@ -44,15 +44,15 @@ def _clipped(text: str, limit: int) -> str:
     return text if len(text) <= limit else f"{text[:limit]}… ({len(text):,} characters)"
 
 
-def _shown(value: object) -> str:
-    """The value as an issue shows it: its repr, cut short; an integer too long to print whole, by its size."""
+def shown(value: object, limit: int = MAX_SHOWN) -> str:
+    """A value as an error shows it: its repr, cut at `limit` characters (saying how long it was); an integer too
+    long to print whole, by its size."""
     if isinstance(value, int) and value.bit_length() > 640:  # repr() refuses past 4,300 digits (about 14,000 bits)
         return f"an integer of about {int(value.bit_length() * 0.30103):,} digits"
     if isinstance(value, str):  # cut by what repr() shows: a control or format character is 6 (\u202e)
-        shown = repr(value[:MAX_SHOWN])
-        return shown if len(shown) <= MAX_SHOWN and len(value) <= MAX_SHOWN else \
-            f"{shown[:MAX_SHOWN]}… ({len(value):,} characters)"
-    return _clipped(repr(value), MAX_SHOWN)
+        text = repr(value[:limit])
+        return text if len(text) <= limit and len(value) <= limit else f"{text[:limit]}… ({len(value):,} characters)"
+    return _clipped(repr(value), limit)
 
 
 class ConfigError(MonitorError):

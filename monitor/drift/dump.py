@@ -17,6 +17,7 @@ from monitor.domain import (
     Usage,
     encodable,
 )
+from monitor.errors import shown as bounded
 from monitor.jsonl import objects
 
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
@@ -45,10 +46,7 @@ _SHOWN = 60  # characters of a value an error message shows: a line may hold a m
 
 def shown(value: Any) -> str:
     """A value as an error message shows it: its repr, cut to a bounded length that says how long it was."""
-    if isinstance(value, str) and len(value) > _SHOWN:
-        return f"{value[:_SHOWN]!r}... ({len(value):,} characters)"
-    text = repr(value)
-    return text if len(text) <= _SHOWN else f"{text[:_SHOWN]}... ({type(value).__name__})"
+    return bounded(value, _SHOWN)
 
 
 class DumpError(ValueError):

@@ -81,6 +81,16 @@ class Sink(ABC):
         self._secrets = tuple(s for s in (url, *secrets) if s and len(s) >= 6 and s not in {"http://", "https://"})
         redact.register(*self._secrets)
 
+    @classmethod
+    def problems(cls, cfg: Any, alerts: Any, environ: Mapping[str, str] | None) -> list[SecretError]:
+        """What `build` (each sink's classmethod) would refuse for `cfg`: its first problem; a sink with more than one
+        secret lists each one's."""
+        try:
+            cls.build(cfg, alerts, environ)  # type: ignore[attr-defined]
+        except SecretError as e:
+            return [e]
+        return []
+
     @abstractmethod
     def render(self, n: Notification, now: datetime) -> Rendered:
         """Return the request that delivers `n` at `now`."""

@@ -23,7 +23,7 @@ class Webhook(Sink):
 
     @classmethod
     def build(cls, cfg: WebhookSink, alerts: AlertsConfig, environ: Mapping[str, str] | None) -> Webhook:
-        url = cfg.url or read_secret(cfg.name, "url", cfg.url_env, cfg.url_file, environ)
+        url = _url(cfg, environ)
         secret = _signing_secret(cfg, environ)
         assert url is not None
         return cls(cfg.name, url, cfg.timeout, secret)
@@ -32,10 +32,9 @@ class Webhook(Sink):
     def problems(cls, cfg: WebhookSink, alerts: AlertsConfig, environ: Mapping[str, str] | None) -> list[SecretError]:
         """What `build` would refuse, each of the two secrets checked on its own (`build` stops at the first)."""
         found = []
-        for read in (lambda: cfg.url or read_secret(cfg.name, "url", cfg.url_env, cfg.url_file, environ),
-                     lambda: _signing_secret(cfg, environ)):
+        for read in (_url, _signing_secret):
             try:
-                read()
+                read(cfg, environ)
             except SecretError as e:
                 found.append(e)
         return found
@@ -58,3 +57,8 @@ def _signing_secret(cfg: WebhookSink, environ: Mapping[str, str] | None) -> str 
             source = f"secret_env {cfg.secret_env}" if cfg.secret_env else f"secret_file {cfg.secret_file}"
             raise SecretError(f"alert sink {cfg.name}: {source}: {e}") from None
     return secret
+
+
+def _url(cfg: WebhookSink, environ: Mapping[str, str] | None) -> str | None:
+    """The sink's URL: written in the config, or read from its variable or file (SecretError when missing)."""
+    return cfg.url or read_secret(cfg.name, "url", cfg.url_env, cfg.url_file, environ)
