@@ -20,9 +20,14 @@ def lazy_exports(package: str, names: Mapping[str, str]) -> tuple[Callable[[str]
         module = names.get(name)
         if module is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(module), name)
-        setattr(sys.modules[package], name, value)  # found directly from now on
-        return value
+        loaded = importlib.import_module(module)
+        # Every name of that module is bound, not only this one (found directly from now on): importing the module
+        # bound its own name on the package, and where a name is also its module's (`monitor.drift.replay`, the
+        # function), asking for another name first (`replay_observations`) left the module there for good.
+        for other, where in names.items():
+            if where == module:
+                setattr(sys.modules[package], other, getattr(loaded, other))
+        return getattr(loaded, name)
 
     def __dir__() -> list[str]:
         return sorted({*vars(sys.modules[package]), *names})
