@@ -12,6 +12,7 @@ import numpy as np
 
 from monitor.domain import Observation
 from monitor.drift.names import CATEGORY, CONTINUOUS, IDENTITY, RATE, signal_type
+from monitor.drift.outages import OutageRuns, outage_failure
 from monitor.drift.settings import DriftSettings
 from monitor.drift.signals import EmbedFn, SignalValue, embed_texts, finite, normalise, text_similarity
 
@@ -24,9 +25,12 @@ class Baseline:
     of observations (``"pinned"``), or from current behaviour after an accept (``"accepted"``). It keeps a
     bounded sample of completions (for similarity, exact repeats, MMD and evidence), running counts for
     rates and categories, a bounded sample of continuous values, and the set of identity values (served
-    model, fingerprint). In-control observations may later extend the counts and samples up to their caps
-    (``absorb``), so a 30-sample start does not limit rate precision forever. ``to_json``/``from_json``
-    round-trip it for storage.
+    model, fingerprint). Failed calls count in the error rate from the first answer on, except runs of them long
+    enough to be an outage (``OutageRuns``, ``baseline_outage_run``), which are left out. In-control observations
+    may later extend the counts and samples up to their caps (``absorb``), so a 30-sample start does not limit
+    rate precision forever. ``to_json``/``from_json`` round-trip it for storage: as version 1 while no failure is
+    held aside or left out (the format releases before the outage rule wrote and read), else as version 2, which
+    adds ``outages``.
     """
 
     canary: str
@@ -50,13 +54,14 @@ class Baseline:
     categories: dict[str, dict[str, int]] = field(default_factory=dict)
     identity: dict[str, list[str]] = field(default_factory=dict)
     similarity_k: int = 15
+    outages: OutageRuns = field(default_factory=OutageRuns)  # failed calls held aside or left out while forming
     _norm: list[str] = field(default_factory=list, repr=False)
 
     # -- building -------------------------------------------------------------------------------------
     def add(self, obs: Observation, signals: dict[str, SignalValue], settings: DriftSettings) -> None:
         """Add one observation while the baseline is being built (failed calls count for error rates only)."""
         if not obs.ok:
-            self.add_error(signals)
+            self.add_error(signals, settings)
             return
         self.add_raw(obs.id, obs.started_at.isoformat(), obs.text, signals, settings)
 
@@ -66,6 +71,7 @@ class Baseline:
         """Add one successful observation given by id, time, text and signals."""
         if self.ready:
             return
+        self._end_run(settings)
         self.count += 1
         self.first_obs_id = self.first_obs_id or obs_id
         self.last_obs_id = obs_id
@@ -74,11 +80,25 @@ class Baseline:
             self.texts.append(text)
         self._record(signals, caps=None, identity=True)
 
-    def add_error(self, signals: Mapping[str, SignalValue]) -> None:
-        """Count a failed call in the error rate and error types while building, from the first answer on: a
-        target that has never answered (a wrong key or URL at deploy, an outage when a baseline is reset) has
-        no behaviour yet, and its failures would teach the baseline an error rate near 100%."""
-        if not self.ready and self.count > 0:
+    def add_error(self, signals: Mapping[str, SignalValue], settings: DriftSettings) -> None:
+        """Count a failed call in the error rate and error types while building, from the first answer on and
+        unless it is part of an outage: a target that has never answered (a wrong key or URL at deploy, an outage
+        when a baseline is reset) has no behaviour yet, and its failures would teach the baseline an error rate
+        near 100%; a run of failures in a row is held aside until it ends, and left out if it was an outage
+        (``OutageRuns``)."""
+        if self.ready or self.count == 0:
+            return
+        outage = outage_failure(signals)
+        if outage is None:
+            return
+        if outage:
+            self.outages.fail(signals, settings.baseline_outage_run)
+            return
+        self._end_run(settings)  # a content-policy error: the provider answered
+        self._record(signals, caps=None, identity=False)
+
+    def _end_run(self, settings: DriftSettings) -> None:
+        for signals in self.outages.end(settings.baseline_outage_run):
             self._record(signals, caps=None, identity=False)
 
     def normalised_texts(self) -> list[str]:
@@ -91,7 +111,8 @@ class Baseline:
         return self.count >= self.size
 
     def finalize(self, settings: DriftSettings, embed: EmbedFn | None = None) -> None:
-        """Derive the text statistics and mark the baseline ready."""
+        """Derive the text statistics and mark the baseline ready (an open run of failures is judged as it stands)."""
+        self._end_run(settings)
         norm = self.normalised_texts()
         self._norm = norm[: self.similarity_k]  # kept: every observation's similarity is measured against them
         n = len(norm)
@@ -164,8 +185,8 @@ class Baseline:
 
     def to_json(self) -> dict[str, Any]:
         """Return the baseline as a JSON-ready dict."""
-        return {
-            "version": 1,
+        out: dict[str, Any] = {
+            "version": 1 if self.outages.idle else 2,
             "canary": self.canary,
             "target": self.target,
             "size": self.size,
@@ -188,13 +209,18 @@ class Baseline:
             "identity": self.identity,
             "similarity_k": self.similarity_k,
         }
+        if not self.outages.idle:
+            out["outages"] = self.outages.to_json()
+        return out
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Baseline:
-        """Rebuild a baseline stored with ``to_json``."""
-        if data.get("version") != 1:
+        """Rebuild a baseline stored with ``to_json`` (version 1: stored before the outage rule, or nothing held aside
+        or left out; version 2 adds ``outages``)."""
+        if data.get("version") not in (1, 2):
             raise ValueError(f"unsupported baseline version {data.get('version')!r}")
-        b = cls(**{k: v for k, v in data.items() if k != "version"})
+        b = cls(**{k: v for k, v in data.items() if k not in ("version", "outages")})
+        b.outages = OutageRuns.from_json(data.get("outages") or {})
         b._norm = [normalise(t) for t in b.texts[: b.similarity_k]]
         return b
 

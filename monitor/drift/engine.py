@@ -118,7 +118,7 @@ class DriftEngine:
             if e.ok and e.text is not None:
                 b.add_raw(e.obs_id, e.at, e.text, e.signals, self.settings)
             elif not e.ok:  # the error rate, and a content-policy refusal's signals (as `Baseline.add` counts them)
-                b.add_error(e.signals)
+                b.add_error(e.signals, self.settings)
         self._replace(st, b)
         self._keep(out)
         return out

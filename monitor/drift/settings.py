@@ -19,6 +19,7 @@ class DriftSettings:
     """
 
     baseline_size: int = 30  # first N successful observations form the baseline
+    baseline_outage_run: int = 3  # while it forms, this many failed calls in a row or more are an outage: left out
     text_sample: int = 30  # baseline completions kept for MMD and evidence (bounded)
     similarity_sample: int = 15  # baseline completions used by the similarity signal (bounded)
     grow_reference: bool = True  # in-control observations older than reference_lag join the reference

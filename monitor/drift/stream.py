@@ -81,7 +81,7 @@ class Stream(RateCharts, WindowTests, ZeroTolerance):
             if ok:
                 b.add_raw(obs_id, at, text, sig, s)
             else:
-                b.add_error(sig)
+                b.add_error(sig, s)
             if b.full:
                 b.finalize(s)
                 self.params.clear()
