@@ -95,6 +95,12 @@ def test_disabled_signals_take_signal_names_checks_and_the_completion_test(tmp_p
     assert not settings.enabled("latency_s") and not settings.enabled("check:x") and settings.enabled("ttft_s")
 
 
+def test_baseline_outage_run_reaches_the_engine(tmp_path: Path) -> None:
+    assert load_config(setup(tmp_path), environ={}).drift_settings().baseline_outage_run == 3
+    path = setup(tmp_path, GOOD + "drift: {baseline_outage_run: 5}\n")
+    assert load_config(path, environ={}).drift_settings().baseline_outage_run == 5
+
+
 def test_env_interpolation(tmp_path: Path) -> None:
     path = setup(tmp_path, GOOD.replace("sqlite:///llm-monitor.db", "${DB_URL:-sqlite:///d.db}")
                  .replace("127.0.0.1:9464", "${LISTEN}"))
@@ -155,6 +161,13 @@ def test_storage_url_with_password_refused_and_not_echoed(tmp_path: Path, url: s
      "16: drift.disabled_signals: unknown signal 'latency'; expected one of refused, exact_match, error, "
      "output_tokens, output_chars, similarity, latency_s, ttft_s, semantic_similarity, finish_reason, error_type, "
      "response_model, system_fingerprint, completion, check, check:NAME"),
+    ('"127.0.0.1:9464"}\n', '"127.0.0.1:9464"}\ndrift: {baseline_outage_run: 1}\n',
+     "16: drift.baseline_outage_run: Input should be greater than or equal to 2 (value: 1)"),
+    ('"127.0.0.1:9464"}\n', '"127.0.0.1:9464"}\ndrift: {baseline_outage_run: 2.5}\n',
+     "16: drift.baseline_outage_run: Input should be a valid integer, got a number with a fractional part "
+     "(value: 2.5)"),
+    ('"127.0.0.1:9464"}\n', '"127.0.0.1:9464"}\ndrift: {baseline_outage_run: 20000}\n',
+     "16: drift.baseline_outage_run: Input should be less than or equal to 10000 (value: 20000)"),
 ])
 def test_config_rejections(tmp_path: Path, old: str, new: str, expected: str) -> None:
     path = setup(tmp_path, GOOD.replace(old, new, 1))

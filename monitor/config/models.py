@@ -307,6 +307,8 @@ class DriftConfig(Strict):
     enabled: bool = True
     embeddings: EmbeddingsConfig | None = None
     baseline_size: int = Field(default=30, ge=5, le=10_000)
+    # while a baseline forms, this many failed calls in a row or more are an outage and left out of its error rate
+    baseline_outage_run: int = Field(default=3, ge=2, le=10_000)
     window: int = Field(default=30, ge=5, le=10_000)
     eval_every: int = Field(default=10, ge=1)
     false_alarms_per_10k: float = Field(default=0.5, gt=0, le=100)  # per stream, per 10,000 observations

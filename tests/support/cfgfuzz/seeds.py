@@ -39,8 +39,8 @@ MONITOR: dict[str, Any] = {
     "storage": {"url": "sqlite:///m.db", "retention_days": 30},
     "http": {"listen": "127.0.0.1:9464", "reload_token_env": "FUZZ_RELOAD_TOKEN", "web_config_file": "web.yml"},
     "daemon": {"grace_period": 10, "max_start_delay": 5},
-    "drift": {"enabled": True, "baseline_size": 30, "window": 30, "eval_every": 10, "false_alarms_per_10k": 0.5,
-              "false_alarms_per_day": 1.0, "mmd_permutations": 200, "mmd_every": 30,
+    "drift": {"enabled": True, "baseline_size": 30, "baseline_outage_run": 3, "window": 30, "eval_every": 10,
+              "false_alarms_per_10k": 0.5, "false_alarms_per_day": 1.0, "mmd_permutations": 200, "mmd_every": 30,
               "disabled_signals": ["check:fuzz-json"],
               "embeddings": {"target": "gpt", "model": "text-embedding-3-small", "prices": {"input": 0.02}}},
     "alerts": {
