@@ -141,7 +141,7 @@ async def test_drift_diff_and_baseline_commands(tmp_path: Path) -> None:
     assert diff.returncode == 0 and "baseline:" in diff.stdout
     assert "{+" in diff.stdout  # not a terminal: the word diff keeps its markers (colour would be dropped)
     show = cli("baseline", "show", "c1", "-c", str(cfg_path))
-    assert "first_n" in show.stdout and "reference" in show.stdout
+    assert "first_n" in show.stdout and "reference" in show.stdout and "outages left out" in show.stdout
     accept = cli("baseline", "accept", "c1", "-c", str(cfg_path), "--note", "intended")
     assert accept.returncode == 0, accept.stderr
     assert cli("drift", "-c", str(cfg_path), "--open", "--json").stdout == ""
@@ -347,3 +347,14 @@ def test_baseline_show_counts_what_the_reference_learned_beside_what_it_was_buil
     assert reference_n({"count": 30, "rates": {"refused": [2, 30], "error": [1, 31]}}) == 31
     assert reference_n({"count": 30, "rates": {"refused": [9, 640], "error": [4, 655]}}) == 655  # learned
     assert reference_n({"count": 30}) == 30
+
+
+def test_baseline_show_says_how_many_failed_calls_it_left_out_as_outages() -> None:
+    from monitor.commands.drift import left_out
+
+    assert left_out({"version": 1, "count": 30}) == "0"  # nothing left out (or stored before the outage rule)
+    assert left_out({"version": 2, "outages": {"held": [], "run": 0, "left_out": 4, "outages": 1}}) == \
+        "4 calls in 1 run"
+    assert left_out({"version": 2, "outages": {"held": [{"error": True}], "run": 1, "left_out": 0,
+                                               "outages": 0}}) == "0"  # an open run is not left out yet
+    assert left_out({"version": 2, "outages": {"left_out": 9, "outages": 2}}) == "9 calls in 2 runs"

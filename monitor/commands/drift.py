@@ -169,6 +169,14 @@ def reference_n(data: dict[str, Any]) -> int:
     return max(totals, default=int(data.get("count") or 0))
 
 
+def left_out(data: dict[str, Any]) -> str:
+    """Failed calls a stored baseline left out of its error rate as outages (runs of ``drift.baseline_outage_run``
+    or more in a row while it formed), and in how many runs."""
+    out = data.get("outages") or {}
+    calls, runs = int(out.get("left_out") or 0), int(out.get("outages") or 0)
+    return f"{calls} calls in {runs} {'run' if runs == 1 else 'runs'}" if calls else "0"
+
+
 def baseline(config_path: str, action: str, canary: str, target: str | None, note: str,
              since: str | None = None, until: str | None = None) -> int:
     from monitor.analysis import MIN_BASELINE_OBSERVATIONS
@@ -186,8 +194,8 @@ def baseline(config_path: str, action: str, canary: str, target: str | None, not
     console = table_console()
     if action == "show":
         table = Table(title=f"baselines of {canary}", header_style="bold")
-        for col in ("target", "since", "source", "note", "ready", "built from", "reference", "model / fingerprint",
-                    "active"):
+        for col in ("target", "since", "source", "note", "ready", "built from", "reference", "outages left out",
+                    "model / fingerprint", "active"):
             table.add_column(col)
         forming = []
         for tid in targets:
@@ -198,7 +206,7 @@ def baseline(config_path: str, action: str, canary: str, target: str | None, not
                 d = row["data"]
                 ident = ", ".join(v for vals in (d.get("identity") or {}).values() for v in vals)
                 table.add_row(tid, f"{row['created_at']:%Y-%m-%d %H:%M}", row["source"], row["note"],
-                              str(d.get("ready")), str(d.get("count")), str(reference_n(d)), ident,
+                              str(d.get("ready")), str(d.get("count")), str(reference_n(d)), left_out(d), ident,
                               "yes" if row["active"] else "")
         console.print(table)
         for tid in forming:  # an empty table alone does not say why
