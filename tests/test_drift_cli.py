@@ -16,6 +16,8 @@ from prometheus_client import CollectorRegistry
 from monitor.app import App
 from monitor.config import load_config
 from monitor.sim import SimServer, scenario_from_dict
+from monitor.store import Store
+from monitor.store.drift_repo import DriftRepository
 from tests.conftest import write_config
 from tests.support.daemon import cli
 from tests.support.data import LLMDRIFT, require
@@ -304,8 +306,6 @@ def test_embeddings_target_must_be_openai_compatible(tmp_path: Path) -> None:
 async def test_accept_right_after_a_change_takes_only_observations_since_it(tmp_path: Path) -> None:
     """The latest baseline_size observations would straddle the change: the accepted baseline must be the new
     behaviour only (else it is a mix, and the next window test may open an event against it)."""
-    from monitor.store import Store
-    from monitor.store.drift_repo import DriftRepository
 
     scenario = scenario_from_dict({"name": "mix", "seed": 6, "defaults": {"ttft": 5, "output_tps": 5000},
                                    "models": {"m": {"phases": [{"name": "a", "system_fingerprint": "fp_old"},
@@ -358,3 +358,37 @@ def test_baseline_show_says_how_many_failed_calls_it_left_out_as_outages() -> No
     assert left_out({"version": 2, "outages": {"held": [{"error": True}], "run": 1, "left_out": 0,
                                                "outages": 0}}) == "0"  # an open run is not left out yet
     assert left_out({"version": 2, "outages": {"left_out": 9, "outages": 2}}) == "9 calls in 2 runs"
+
+
+async def test_pin_and_accept_count_the_ranges_failed_calls_in_the_error_rate(tmp_path: Path) -> None:
+    # `baseline pin` and `accept` gave the engine the range's successful observations only, so their baselines
+    # expected no error at all where the daemon's own (first_n) ones learn the provider's isolated errors.
+    scenario = scenario_from_dict({"name": "flaky", "seed": 3, "defaults": {"ttft": 5, "output_tps": 5000},
+                                   "models": {"*": {"phases": [{"name": "a", "faults": {"malformed": 0.25}}]}}})
+    probes = "canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n    samples: 6\n"
+    with SimServer(scenario) as sim:
+        app, cfg_path, canary, target = await started_app(tmp_path, sim, probes, "{baseline_size: 10}")
+        try:
+            observed = [o for _ in range(4) for o in await app.runner.run(canary, target)]
+        finally:
+            await app.stop()
+    failed = sum(1 for o in observed if not o.ok)
+    assert 0 < failed < len(observed) - 10, failed  # isolated failures among enough answers (seed 3)
+
+    def stored_error_rate() -> list[int]:
+        store = Store(load_config(cfg_path, environ={}).storage.url)
+        try:
+            data = DriftRepository(store.engine).baselines(canary="c1", target="t")[0]["data"]
+        finally:
+            store.close()
+        assert data["version"] == 1 and data["count"] >= 10, data  # isolated failures: nothing left out
+        return data["rates"]["error"]
+
+    pin = cli("baseline", "pin", "c1", "--since", "1h", "-c", str(cfg_path))
+    assert pin.returncode == 0 and "failed call" in pin.stdout, pin.stdout + pin.stderr
+    errors, n = stored_error_rate()
+    assert errors > 0 and n > 10, (errors, n)
+    accept = cli("baseline", "accept", "c1", "-c", str(cfg_path))
+    assert accept.returncode == 0, accept.stderr
+    errors, n = stored_error_rate()
+    assert errors > 0 and n > 10, (errors, n)

@@ -229,20 +229,23 @@ def baseline(config_path: str, action: str, canary: str, target: str | None, not
         size = config.drift.baseline_size
         for tid in targets:
             if action == "pin":
-                rows = [o for o in analysis.store.observations(canary=canary, target=tid, since=start, before=end,
-                                                               limit=100_000, oldest_first=True) if o.ok]
+                # failed calls too: the baseline's error rate counts them as a forming baseline does (outages
+                # left out), or a pinned baseline would expect no error at all
+                rows = analysis.store.observations(canary=canary, target=tid, since=start, before=end,
+                                                   limit=100_000, oldest_first=True)
                 where = "in that range"
             else:
                 # "Current behaviour" starts where the open events say the change did: observations from before
                 # it would make the new baseline a mix of old and new.
                 change = _change_point(analysis.repo.events(canary=canary, target=tid, state="open", limit=None))
                 recent = analysis.store.observations(canary=canary, target=tid, limit=size * 2, since=change)
-                rows = list(reversed([o for o in recent if o.ok]))[-size:]
+                rows = _latest_answers(list(reversed(recent)), size)
                 where = f"among the latest {len(recent)} calls" if change is None else \
                     f"since the change at {change:%Y-%m-%d %H:%M:%S} (the open events' first observation; wait " \
                     "for more runs, or choose a range with baseline pin --since)"
-            if len(rows) < MIN_BASELINE_OBSERVATIONS:
-                err_console.print("[red]error:[/] " + escape(f"{canary} @ {tid}: only {len(rows)} successful "
+            answers = sum(1 for o in rows if o.ok)
+            if answers < MIN_BASELINE_OBSERVATIONS:
+                err_console.print("[red]error:[/] " + escape(f"{canary} @ {tid}: only {answers} successful "
                                   f"observations {where}; a baseline needs at least {MIN_BASELINE_OBSERVATIONS} "
                                   "(nothing changed)"))
                 return EXIT_CONFIG
@@ -252,18 +255,31 @@ def baseline(config_path: str, action: str, canary: str, target: str | None, not
         if action == "pin":
             rows = chosen[tid]
             analysis.pin(canary, tid, rows, note)
-            console.print(f"{canary} @ {tid}: baseline pinned to {len(rows)} observations "
+            console.print(f"{canary} @ {tid}: baseline pinned to {_counted(rows)} "
                           f"from {rows[0].started_at:%Y-%m-%d %H:%M} to {rows[-1].started_at:%Y-%m-%d %H:%M}")
         elif action == "accept":
             updates = analysis.accept_observations(canary, tid, chosen[tid], note)
             console.print(f"{canary} @ {tid}: current behaviour accepted as the baseline "
-                          f"({len(chosen[tid])} observations); {len(updates)} open event(s) marked accepted")
+                          f"({_counted(chosen[tid])}); {len(updates)} open event(s) marked accepted")
         else:
             updates = analysis.reset(canary, tid, note)
             console.print(f"{canary} @ {tid}: baseline reset; the next {config.drift.baseline_size} successful "
                           f"observations form a new one; {len(updates)} open event(s) resolved")
     console.print("A running daemon applies this within 30 s (or at once on SIGHUP / POST /-/reload).")
     return EXIT_OK
+
+
+def _latest_answers(rows: list[Observation], size: int) -> list[Observation]:
+    """The latest `size` successful observations of `rows` (oldest first) and the failed calls among and after
+    them, which the baseline's error rate counts as a forming baseline's does."""
+    answers = [i for i, o in enumerate(rows) if o.ok][-size:]
+    return rows[answers[0]:] if answers else []
+
+
+def _counted(rows: list[Observation]) -> str:
+    answers = sum(1 for o in rows if o.ok)
+    failed = len(rows) - answers
+    return f"{answers} observations" + (f" and {failed} failed call{'s' * (failed != 1)}" if failed else "")
 
 
 def _change_point(events: list[dict[str, Any]]) -> Any:
