@@ -60,13 +60,22 @@ class FinishReason(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Usage:
-    """Token counts as reported by the server. ``None`` means unknown, never zero-by-default."""
+    """Token counts as reported by the server. ``None`` means unknown, never zero-by-default.
+
+    ``input_tokens`` counts every input token, cache reads and writes included (the OTel convention);
+    ``cached_input_tokens`` are the cache reads among them, ``cache_write_input_tokens`` the cache writes
+    (Anthropic's ``cache_creation_input_tokens``; OpenAI-compatible servers report none and bill none), and
+    ``cache_write_1h_input_tokens`` those of the writes kept for an hour (billed higher than the 5-minute default;
+    None when the server does not break the writes down by TTL).
+    """
 
     input_tokens: int | None = None
     cached_input_tokens: int | None = None
     output_tokens: int | None = None
     reasoning_tokens: int | None = None
     estimated: bool = False  # True when counts were estimated locally because the server reported none
+    cache_write_input_tokens: int | None = None
+    cache_write_1h_input_tokens: int | None = None
 
 
 @dataclass(slots=True)
@@ -184,6 +193,8 @@ class Observation:
             "request_id": c.request_id,
             "input_tokens": c.usage.input_tokens,
             "cached_input_tokens": c.usage.cached_input_tokens,
+            "cache_write_input_tokens": c.usage.cache_write_input_tokens,
+            "cache_write_1h_input_tokens": c.usage.cache_write_1h_input_tokens,
             "output_tokens": c.usage.output_tokens,
             "reasoning_tokens": c.usage.reasoning_tokens,
             "tokens_estimated": c.usage.estimated,

@@ -339,11 +339,26 @@ def _count(v: Any) -> bool:
 def _usage(u: Any) -> Usage:
     """Convert Anthropic usage; input_tokens here include cache reads and writes (the OTel convention).
 
-    A count that is not one (text, a list, negative, true) is not added in, nor read as 0: it is passed on as it
-    came, for `vet` to make the call a `bad_response` naming it."""
+    The cache writes are kept apart too (they are billed above the input price), with those written for an hour
+    when `cache_creation` breaks them down by TTL. A count that is not one (text, a list, negative, true) is not
+    added in, nor read as 0: it is passed on as it came, for `vet` to make the call a `bad_response` naming it."""
     if not _object(u) or ("input_tokens" not in u and "output_tokens" not in u):
         return Usage()
     base, read, write = (u.get(k) for k in ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"))
+    five, hour = _ttls(u.get("cache_creation"))
+    if write is None and five is not None and hour is not None and _count(five) and _count(hour):
+        write = five + hour  # the breakdown without its total
     odd = [v for v in (base, read, write) if v is not None and not _count(v)]
     inputs = odd[0] if odd else None if base is None else base + (read or 0) + (write or 0)
-    return Usage(input_tokens=inputs, cached_input_tokens=read, output_tokens=u.get("output_tokens"))
+    return Usage(input_tokens=inputs, cached_input_tokens=read, output_tokens=u.get("output_tokens"),
+                 cache_write_input_tokens=write, cache_write_1h_input_tokens=hour if write is not None else None)
+
+
+def _ttls(breakdown: Any) -> tuple[Any, Any]:
+    """The 5-minute and 1-hour cache writes of a usage's `cache_creation` (None for each it does not give);
+    raise ValueError naming it when it is not a JSON object."""
+    if breakdown is None:
+        return None, None
+    if not isinstance(breakdown, dict):
+        raise ValueError(f"usage.cache_creation {shown(breakdown)} is not an object")
+    return breakdown.get("ephemeral_5m_input_tokens"), breakdown.get("ephemeral_1h_input_tokens")

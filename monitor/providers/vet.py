@@ -31,6 +31,9 @@ NAMES = {"response_model": ("model", 200), "system_fingerprint": ("system_finger
           "response_id": ("id", 200), "request_id": ("request id", 200), "raw_finish_reason": ("finish_reason", 64)}
 
 
+# The token counts of a `Usage`.
+COUNTS = ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens", "cache_write_input_tokens",
+          "cache_write_1h_input_tokens")
 _TEXTS = ("text", "refusal_text", "error_message", *NAMES)
 
 
@@ -75,7 +78,7 @@ def vet(result: CallResult) -> CallResult:
 def _usage(usage: Usage) -> tuple[Usage, list[str]]:
     problems: list[str] = []
     counts: dict[str, int | None] = {}
-    for name in ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens"):
+    for name in COUNTS:
         value: Any = getattr(usage, name)
         if isinstance(value, float) and value.is_integer():
             value = int(value)

@@ -8,6 +8,7 @@ import re
 from typing import Any
 
 from monitor.domain import MAX_TOKENS, CallResult, ErrorType, FinishReason
+from monitor.providers.vet import COUNTS
 from tests.support.wirefuzz.case import Case
 
 _GENERIC = re.compile(r"unhashable|can only concatenate|has no attribute|sequence item|not subscriptable|"
@@ -51,7 +52,7 @@ def violations(case: Case, r: Any) -> list[str]:
             out.append(f"expected {name} {want!r}, got {got!r} ({r.error_message})"[:300])
     if not isinstance(r.text, str):
         out.append(f"text {type(r.text).__name__}")
-    for name in ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens"):
+    for name in COUNTS:
         if not _tokens_ok(getattr(r.usage, name)):
             out.append(f"{name}={getattr(r.usage, name)!r}")
     if r.latency_s is None or not (math.isfinite(r.latency_s) and r.latency_s >= 0):
