@@ -41,10 +41,18 @@ def cost_usd(usage: Usage, prices: Prices | None) -> float | None:
     """Return the cost of one call, or None when the prices or the token counts are unknown."""
     if prices is None or usage.input_tokens is None or usage.output_tokens is None:
         return None
-    cached = usage.cached_input_tokens or 0
-    cached_price = prices.cached_input if prices.cached_input is not None else prices.input
-    uncached = max(usage.input_tokens - cached, 0)
-    return (uncached * prices.input + cached * cached_price + usage.output_tokens * prices.output) / 1e6
+    read = usage.cached_input_tokens or 0
+    written = usage.cache_write_input_tokens or 0
+    hour = min(usage.cache_write_1h_input_tokens or 0, written)  # writes not broken down by TTL are 5-minute ones
+    plain = max(usage.input_tokens - read - written, 0)
+    return (plain * prices.input + read * _or_input(prices.cached_input, prices)
+            + (written - hour) * _or_input(prices.cache_write_input, prices)
+            + hour * _or_input(prices.cache_write_1h_input, prices) + usage.output_tokens * prices.output) / 1e6
+
+
+def _or_input(price: float | None, prices: Prices) -> float:
+    """A special input price, or the plain input price where the table leaves it unset."""
+    return prices.input if price is None else price
 
 
 def embeddings_prices(emb: EmbeddingsConfig) -> Callable[[CallResult], Prices | None]:

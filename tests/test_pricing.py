@@ -16,3 +16,17 @@ from monitor.pricing import default_prices, prices_for
 def test_a_model_is_priced_as_a_listed_one_only_when_it_is_a_snapshot_of_it(model: str, listed: str | None) -> None:
     table = default_prices()
     assert prices_for(model, table) == (table[listed] if listed else None)
+
+
+def test_claude_models_price_cache_writes_at_their_ttls_multiple_and_openai_models_leave_them_unset() -> None:
+    """Anthropic bills a cache write at 1.25x the input price (5-minute TTL) or 2x (1-hour); OpenAI bills none,
+    and a price left unset prices those tokens as input."""
+    table = default_prices()
+    claude = {name: p for name, p in table.items() if "claude" in name}
+    assert len(claude) >= 5
+    for name, p in claude.items():
+        assert p.cache_write_input == pytest.approx(p.input * 1.25), name
+        assert p.cache_write_1h_input == pytest.approx(p.input * 2), name
+    for name, p in table.items():
+        if name not in claude:
+            assert p.cache_write_input is None and p.cache_write_1h_input is None, name

@@ -54,10 +54,17 @@ class RequestParams(Strict):
 
 
 class Prices(Strict):
-    """USD per million tokens. Reasoning tokens are billed as output tokens (they are counted in them)."""
+    """USD per million tokens. Reasoning tokens are billed as output tokens (they are counted in them).
+
+    Input tokens read from a prompt cache are priced at `cached_input`, those written to one at
+    `cache_write_input` (Anthropic: 1.25 times the input price, for the default 5-minute TTL) or
+    `cache_write_1h_input` (2 times, for a 1-hour TTL); any of the three left unset prices its tokens as `input`
+    (OpenAI-compatible servers bill no cache writes)."""
 
     input: float = Field(ge=0)
     cached_input: float | None = Field(default=None, ge=0)
+    cache_write_input: float | None = Field(default=None, ge=0)
+    cache_write_1h_input: float | None = Field(default=None, ge=0)
     output: float = Field(ge=0)
 
 
