@@ -130,6 +130,7 @@ def end_call_span(span: Span, result: CallResult) -> None:
     for attr, value in ((n.ATTR_RESPONSE_MODEL, result.response_model), (n.ATTR_RESPONSE_ID, result.response_id),
                         (n.ATTR_INPUT_TOKENS, u.input_tokens), (n.ATTR_OUTPUT_TOKENS, u.output_tokens),
                         (n.ATTR_CACHED_TOKENS, u.cached_input_tokens),
+                        (n.ATTR_CACHE_WRITE_TOKENS, u.cache_write_input_tokens),
                         (n.ATTR_REASONING_TOKENS, u.reasoning_tokens), (n.ATTR_TTFC, result.ttft_s),
                         (n.ATTR_FINGERPRINT, result.system_fingerprint)):
         if value is not None:
