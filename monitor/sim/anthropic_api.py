@@ -77,9 +77,13 @@ def _text_tokens(plan: Plan) -> list[str]:
 
 
 def _usage(plan: Plan) -> dict[str, Any]:
-    return {"input_tokens": plan.input_tokens - plan.cached_tokens, "cache_creation_input_tokens": 0,
-            "cache_read_input_tokens": plan.cached_tokens, "output_tokens": plan.output_tokens,
-            "service_tier": "standard"}
+    """The usage object: `input_tokens` are those neither read from the cache nor written to it."""
+    written = plan.cache_write_tokens + plan.cache_write_1h_tokens
+    return {"input_tokens": plan.input_tokens - plan.cached_tokens - written, "cache_creation_input_tokens": written,
+            "cache_read_input_tokens": plan.cached_tokens,
+            "cache_creation": {"ephemeral_5m_input_tokens": plan.cache_write_tokens,
+                               "ephemeral_1h_input_tokens": plan.cache_write_1h_tokens},
+            "output_tokens": plan.output_tokens, "service_tier": "standard"}
 
 
 def _message(plan: Plan, content: list[dict[str, Any]], stop: str | None, usage: dict[str, Any]) -> dict[str, Any]:

@@ -81,6 +81,8 @@ class Plan:
     report_usage: bool
     fault: str | None
     fault_spec: FaultSpec | None
+    cache_write_tokens: int = 0  # input written to the prompt cache for 5 minutes (the Anthropic face reports it)
+    cache_write_1h_tokens: int = 0  # and for an hour
     ratelimit: dict[str, float] = field(default_factory=dict)
     reject_stream_options: bool = False
     reasoning_field: str | None = None  # the delta/message field reasoning is sent in; None: not sent; content:
@@ -236,6 +238,8 @@ class Engine:
             finish=finish, refusal=refusal, refusal_split=split, tool_call=tool_call,
             input_tokens=req.input_tokens, output_tokens=out,
             cached_tokens=int(req.input_tokens * phase.cached_fraction), reasoning_tokens=reasoning,
+            cache_write_tokens=int(req.input_tokens * phase.cache_write_fraction),
+            cache_write_1h_tokens=int(req.input_tokens * phase.cache_write_1h_fraction),
             report_usage=phase.usage, fault=fault, fault_spec=fault_spec,
             ratelimit=self._ratelimit(st, phase, req.input_tokens + out),
             reject_stream_options=phase.stream_options == "reject",

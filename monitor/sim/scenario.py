@@ -255,6 +255,10 @@ class Phase(_Strict):
     usage: bool = True
     stream_options: Literal["accept", "reject"] = "accept"  # reject: an older server answering 400 to it
     cached_fraction: float = Field(default=0.0, ge=0, le=1)
+    # Shares of the input the Anthropic face reports as written to the prompt cache, for 5 minutes and for an hour
+    # (cache_creation_input_tokens, broken down in cache_creation); the OpenAI face reports no writes, as OpenAI.
+    cache_write_fraction: float = Field(default=0.0, ge=0, le=1)
+    cache_write_1h_fraction: float = Field(default=0.0, ge=0, le=1)
     reasoning_tokens: int = Field(default=0, ge=0)
     # How those reasoning tokens show: hidden (counted in usage only, as OpenAI's o-series), or streamed before the
     # answer in a delta field of that name (reasoning_content: vLLM, DeepSeek; reasoning: Ollama, OpenRouter);
@@ -280,6 +284,9 @@ class Phase(_Strict):
     def _one_trigger(self) -> Phase:
         if self.after is not None and self.after_requests is not None:
             raise ValueError("give either after or after_requests, not both")
+        if self.cached_fraction + self.cache_write_fraction + self.cache_write_1h_fraction > 1:
+            raise ValueError("cached_fraction, cache_write_fraction and cache_write_1h_fraction add up to more than "
+                             "the whole input (at most 1)")
         return self
 
 
