@@ -119,6 +119,17 @@ def test_round_trip_keeps_everything(store: Store) -> None:
     assert back.as_json()["check_details"]["fast-start"] == "not streamed: no time to first chunk"  # why no verdict
 
 
+def test_cache_write_counts_round_trip_and_unreported_ones_stay_null(store: Store) -> None:
+    written, plain = obs(1, canary="w"), obs(2, canary="p")
+    written.call.usage = Usage(100, 20, 5, None, cache_write_input_tokens=50, cache_write_1h_input_tokens=30)
+    store.save_observation(written)
+    store.save_observation(plain)
+    (back,) = store.observations(canary="w")
+    assert back.call.usage == written.call.usage
+    (back,) = store.observations(canary="p")
+    assert (back.call.usage.cache_write_input_tokens, back.call.usage.cache_write_1h_input_tokens) == (None, None)
+
+
 def test_filters_order_and_limit(store: Store) -> None:
     for i in range(6):
         store.save_observation(obs(i, canary="a" if i % 2 else "b"))
