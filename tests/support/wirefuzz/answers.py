@@ -52,7 +52,8 @@ def anthropic_whole(rng: random.Random) -> dict[str, Any]:
     return {"id": "msg_1", "type": "message", "role": "assistant", "model": "m", "content": content,
             "stop_reason": "tool_use" if tools else "end_turn", "stop_sequence": None,
             "usage": {"input_tokens": 7, "output_tokens": 3, "cache_read_input_tokens": 2,
-                      "cache_creation_input_tokens": 0}}
+                      "cache_creation_input_tokens": 3,
+                      "cache_creation": {"ephemeral_5m_input_tokens": 2, "ephemeral_1h_input_tokens": 1}}}
 
 
 def anthropic_events(rng: random.Random) -> list[Any]:
@@ -62,7 +63,9 @@ def anthropic_events(rng: random.Random) -> list[Any]:
                                               "content": [], "stop_reason": None,
                                               "usage": {"input_tokens": 7, "output_tokens": 1,
                                                         "cache_read_input_tokens": 2,
-                                                        "cache_creation_input_tokens": 0}}},
+                                                        "cache_creation_input_tokens": 3,
+                                                        "cache_creation": {"ephemeral_5m_input_tokens": 2,
+                                                                           "ephemeral_1h_input_tokens": 1}}}},
         {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
         {"type": "ping"},
     ]
