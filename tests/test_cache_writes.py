@@ -81,12 +81,18 @@ async def test_writes_without_a_ttl_breakdown_are_5_minute_writes(stream: bool) 
     assert cost_usd(u, SONNET) == pytest.approx((10 * 3.0 + 50 * 0.3 + 40 * 3.75 + 5 * 15.0) / 1e6)
 
 
-async def test_a_breakdown_without_its_total_gives_the_total() -> None:
-    usage = {"input_tokens": 10, "cache_creation": {"ephemeral_5m_input_tokens": 3, "ephemeral_1h_input_tokens": 4},
-             "output_tokens": 5}
+@pytest.mark.parametrize(("breakdown", "counts"), [
+    ({"ephemeral_5m_input_tokens": 3, "ephemeral_1h_input_tokens": 4}, (17, 7, 4)),
+    ({"ephemeral_1h_input_tokens": 4}, (14, 4, 4)),
+    ({"ephemeral_5m_input_tokens": 3}, (13, 3, None)),
+    ({}, (10, None, None)),
+])
+async def test_a_breakdown_without_its_total_gives_the_total(breakdown: dict[str, int],
+                                                             counts: tuple[int | None, ...]) -> None:
+    usage = {"input_tokens": 10, "cache_creation": breakdown, "output_tokens": 5}
     r = await answer("anthropic", False, anthropic_whole(usage))
     assert r.ok, r.error_message
-    assert (r.usage.input_tokens, r.usage.cache_write_input_tokens, r.usage.cache_write_1h_input_tokens) == (17, 7, 4)
+    assert (r.usage.input_tokens, r.usage.cache_write_input_tokens, r.usage.cache_write_1h_input_tokens) == counts
 
 
 @pytest.mark.parametrize(("usage", "words"), [

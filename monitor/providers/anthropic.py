@@ -346,8 +346,9 @@ def _usage(u: Any) -> Usage:
         return Usage()
     base, read, write = (u.get(k) for k in ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"))
     five, hour = _ttls(u.get("cache_creation"))
-    if write is None and five is not None and hour is not None and _count(five) and _count(hour):
-        write = five + hour  # the breakdown without its total
+    given = [v for v in (five, hour) if v is not None]
+    if write is None and given and all(_count(v) for v in given):
+        write = sum(given)  # the breakdown without its total
     odd = [v for v in (base, read, write) if v is not None and not _count(v)]
     inputs = odd[0] if odd else None if base is None else base + (read or 0) + (write or 0)
     return Usage(input_tokens=inputs, cached_input_tokens=read, output_tokens=u.get("output_tokens"),
