@@ -36,9 +36,11 @@ def test_demo_exports_metrics_within_60_seconds_and_keeps_its_store(tmp_path: Pa
             count = sum(float(line.rsplit(" ", 1)[1]) for line in body.splitlines()
                         if line.startswith("gen_ai_client_operation_duration_seconds_count"))
         assert count > 0
+        out, _ = proc.communicate(timeout=120)  # it stops itself at --duration, with its summary of events
     finally:
-        proc.terminate()
-        out, _ = proc.communicate(timeout=30)
+        if proc.poll() is None:
+            proc.terminate()
+            proc.communicate(timeout=30)
     assert proc.returncode == 0, out
     assert "✓" in out  # observations printed as they arrive
     # one line per observation, piped as well (not cut at 80 columns), the tokens and the text on the same line
@@ -47,6 +49,11 @@ def test_demo_exports_metrics_within_60_seconds_and_keeps_its_store(tmp_path: Pa
     assert f"Store kept in {kept}" in out and f"llm-monitor drift -c {kept / 'monitor.yaml'}" in out
     listed = cli("drift", "-c", str(kept / "monitor.yaml"), "--json", timeout=60)
     assert listed.returncode == 0 and "Traceback" not in listed.stderr, listed.stderr
+    # the scenario changes at 45 s: by 60 s the demo has shown the first events opening (the refusal the flagship
+    # canary declares zero-tolerance for, and the served model's rotation)
+    opened = {(e["canary"], e["target"], e["signal"]) for e in map(json.loads, listed.stdout.splitlines())}
+    assert ("kill-python-process", "sim-gpt", "refused") in opened, sorted(opened)
+    assert ("kill-python-process", "sim-gpt", "response_model") in opened, sorted(opened)
     exported = cli("export", "-c", str(kept / "monitor.yaml"), timeout=60)
     assert exported.returncode == 0 and exported.stdout.count("\n") > 0, exported.stderr
     again = cli("demo", "--keep", str(kept), "--duration", "1s", timeout=60)

@@ -23,11 +23,15 @@ def _error(tmp_path: Path, text: str) -> str:
 
 
 def test_builtin_scenarios_load() -> None:
+    from monitor.commands.demo import DEMO_SAMPLES
+
     demo = builtin_scenario("demo")
     gpt = demo.models["sim-gpt"].phases
     assert [p.name for p in gpt] == ["baseline", "stricter"]
     assert gpt[0].system_fingerprint != gpt[1].system_fingerprint
-    assert gpt[1].refusals[0].p >= 0.5 and 60 <= (gpt[1].after or 0) <= 90
+    # the demo's baselines (12 observations, DEMO_SAMPLES a run every 5 s, after a start delay of up to 5 s) form
+    # before the change, and the events it brings open well within the demo's two minutes
+    assert gpt[1].refusals[0].p >= 0.5 and 12 / DEMO_SAMPLES * 5 + 5 + 10 <= (gpt[1].after or 0) <= 60
     claude = demo.models["sim-claude"].phases
     assert claude[1].verbosity == 2.0 and claude[1].voice == claude[0].voice == "formal"
     steady = builtin_scenario("steady")

@@ -24,6 +24,9 @@ from monitor.domain import Observation
 from monitor.durations import parse_duration
 
 DEMO_KEY_ENV = "LLM_MONITOR_DEMO_KEY"
+# Every demo canary samples 3 times a run: its 12-observation baseline forms in 4 runs (about 20 s at 5s), well before
+# the scenario changes at 45 s, and a rate change (a check that starts failing) shows within the two minutes.
+DEMO_SAMPLES = 3
 
 
 def shipped_probes() -> Path:
@@ -74,7 +77,7 @@ def demo_config(folder: Path, openai_url: str, anthropic_url: str, port: int, in
 # Written by `llm-monitor demo`. `drift`, `diff` and `export` read its store as the demo left it. Its targets are
 # the demo's simulated upstream, which stopped with the demo: to run the daemon on this store again, start one on
 # the same port first (`llm-monitor sim --port {sim_port}`) and set {DEMO_KEY_ENV} (any value). The demo ran only the
-# canaries tagged `demo`, every {interval} with at most 3 samples; a daemon run on this file runs the whole canary
+# canaries tagged `demo`, every {interval} with {DEMO_SAMPLES} samples each; a daemon run on this file runs the whole canary
 # library named below on its own schedules, as a deployment would.
 targets:
   - {{id: sim-gpt, provider: openai, base_url: "{openai_url}", model: sim-gpt, api_key_env: {DEMO_KEY_ENV}}}
@@ -89,7 +92,7 @@ drift: {{baseline_size: 12, false_alarms_per_day: null}}  # a day goes by in min
     config = load_config(folder / "monitor.yaml", environ={DEMO_KEY_ENV: "demo"})
     demo = [c for c in config.canaries if "demo" in c.tags] or list(config.canaries)
     fast = Schedule(every=interval)
-    canaries = tuple(c.model_copy(update={"schedule": fast, "samples": min(c.samples, 3)}) for c in demo)
+    canaries = tuple(c.model_copy(update={"schedule": fast, "samples": DEMO_SAMPLES}) for c in demo)
     return dataclasses.replace(config, canaries=canaries)
 
 
@@ -141,7 +144,7 @@ def summary(events: list[Any], kept: Path | None) -> None:
     console.print()
     shown = next((e for e in events if e.kind == "behaviour" and e.evidence.get("diff")), None)
     if not events:
-        console.print("No drift event opened (the scenario changes behaviour about a minute in: run longer).")
+        console.print("No drift event opened (the scenario changes behaviour about 45 seconds in: run longer).")
     else:
         rows = [e.to_json() for e in sorted(events, key=lambda e: (e.opened_at, e.canary, e.target, e.signal))]
         console.print(events_table(rows, f"drift events of this demo ({len(rows)})"))
@@ -213,7 +216,7 @@ def _demo(console: Console, folder: Path, http_port: int, interval: str, duratio
         console.print(f"  metrics:      http://127.0.0.1:{http_port}/metrics")
         console.print(f"  observations: http://127.0.0.1:{http_port}/api/observations")
         console.print(f"  {len(config.canaries)} canaries x {len(config.targets)} targets every {interval}; "
-                      "the scenario changes behaviour after about a minute. Ctrl-C to stop.")
+                      "the scenario changes behaviour after about 45 seconds. Ctrl-C to stop.")
         events: dict[str, Any] = {}
 
         async def _main() -> int:
