@@ -24,9 +24,9 @@ def parse_duration(text: str | int | float) -> float:
         raise ValueError(f"not a duration: {given} (use e.g. 30s, 5m, 1h30m)")
     s = text.strip()
     pos, total = 0, 0.0
-    for m in _PART.finditer(s):
-        if m.start() != pos:
-            break
+    # One part matched where the last ended: a search (finditer) from every later place took seconds per
+    # thousand digits squared on a run of digits with no unit (`--since 99...9`: minutes for 100,000).
+    while pos < len(s) and (m := _PART.match(s, pos)) is not None:
         total += float(m.group(1)) * _UNIT[m.group(2)]
         pos = m.end()
     if pos != len(s) or not s:

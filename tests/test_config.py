@@ -250,6 +250,18 @@ def test_bad_durations(bad: str) -> None:
         parse_duration(bad)
 
 
+def test_a_long_run_of_digits_is_refused_at_once() -> None:
+    """`--since 99...9` (100,000 digits, no unit): the parser searched for a part from every later place, minutes
+    of work where a run of digits has no unit, before `--since` could say the value was neither time nor duration."""
+    import time
+
+    start = time.process_time()
+    for text in ("9" * 100_000, "1h" + "5" * 100_000, "1." + "5" * 100_000 + "x"):
+        with pytest.raises(ValueError):
+            parse_duration(text)
+    assert time.process_time() - start < 1
+
+
 def test_relative_secret_files_are_read_from_the_config_folder_wherever_the_daemon_starts(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """As Prometheus reads the files its config names: `api_key_file: keys/openai` next to /etc/llm-monitor/
