@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import text
@@ -139,6 +139,17 @@ def test_filters_order_and_limit(store: Store) -> None:
                                                                                                  "req_4"]
     assert len(store.observations(since=T0 + timedelta(minutes=4))) == 2
     assert store.count_observations(canary="a") == 3
+
+
+def test_a_time_range_in_another_offset_is_the_same_instants(store: Store) -> None:
+    """`--since 2026-11-01T13:02:00+01:00` (12:02 UTC): SQLite compared the stored UTC text with 13:02 and chose
+    by the wall clock of the offset; PostgreSQL by the instant."""
+    for i in range(6):  # 12:00 ... 12:05 UTC
+        store.save_observation(obs(i))
+    paris, ny = timezone(timedelta(hours=1)), timezone(timedelta(hours=-5))
+    since, before = datetime(2026, 11, 1, 13, 2, tzinfo=paris), datetime(2026, 11, 1, 7, 4, tzinfo=ny)
+    assert [o.call.request_id for o in store.observations(since=since, before=before)] == ["req_3", "req_2"]
+    assert [o.call.request_id for o in store.iter_observations(since=since, before=before)] == ["req_2", "req_3"]
 
 
 

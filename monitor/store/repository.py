@@ -159,10 +159,11 @@ class Store:
     def _observations_query(canary: str | None, target: str | None, since: datetime | None,
                             before: datetime | None, ok_only: bool = False) -> Any:
         q = where_equal(select(ObservationRow), ObservationRow, canary=canary, target=target)
+        # In UTC: SQLite compares the stored UTC text, so `--since 2026-11-30T09:00+01:00` read as 09:00 UTC
         if since:
-            q = q.where(ObservationRow.started_at >= since)
+            q = q.where(ObservationRow.started_at >= since.astimezone(UTC))
         if before:
-            q = q.where(ObservationRow.started_at < before)
+            q = q.where(ObservationRow.started_at < before.astimezone(UTC))
         if ok_only:
             q = q.where(col(ObservationRow.error_type).is_(None))
         return q
