@@ -140,12 +140,6 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def iso_time(text: str) -> datetime:
-    """Parse an ISO-8601 time; one without a zone is UTC. Raise ValueError when it is none."""
-    ts = datetime.fromisoformat(text)
-    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
-
-
 @dataclass(slots=True)
 class Observation:
     """One probe call of one canary against one target: the unit llm-monitor stores, measures and diffs."""

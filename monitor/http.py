@@ -28,15 +28,15 @@ from starlette.routing import Route
 
 from monitor.config.loader import Config
 from monitor.config.validate import redact_url
-from monitor.domain import iso_time
 from monitor.drift.events import ACCEPTED, OPEN, RESOLVED
-from monitor.errors import MonitorError
+from monitor.errors import MonitorError, shown
 from monitor.landing import landing_route
 from monitor.paging import decode as decode_cursor
 from monitor.paging import decode_event as decode_event_cursor
 from monitor.paging import encode as encode_cursor
 from monitor.store import ObservationKey, Store
 from monitor.store.drift_repo import EventKey
+from monitor.timeinput import EXAMPLE, parse_time
 from monitor.webconfig.auth import BasicAuth
 
 
@@ -79,19 +79,20 @@ def _int(q: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int
 
 
 # A started_at pasted into a URL as it is ("...T13:38:00.685457+00:00"): the query string decodes its '+' to a space.
-_PLUS_DECODED = re.compile(r"(?<=\d) (\d\d:?\d\d)$")
+# Only after a time of day: in "2026-11-29 13:38" the space is the date's separator, not an offset's sign.
+_PLUS_DECODED = re.compile(r"(:\d\d(?:\.\d+)?) (\d\d:?\d\d)$")
 
 
 def _time(q: Mapping[str, str], name: str) -> datetime | None:
-    """An ISO-8601 time query parameter (UTC when it names no zone), or None when absent; a zone offset whose '+'
-    the URL turned into a space (an unencoded started_at) is read as the '+' it was."""
+    """A time query parameter as `timeinput.parse_time` reads it (UTC when it names no zone), or None when absent;
+    a zone offset whose '+' the URL turned into a space (an unencoded started_at) is read as the '+' it was."""
     value = q.get(name)
     if value is None or value == "":
         return None
     try:
-        return iso_time(_PLUS_DECODED.sub(r"+\1", value))
-    except ValueError:
-        raise BadQuery(f"{name}: not an ISO-8601 time: {value!r} (e.g. 2026-11-29T13:00:00Z)") from None
+        return parse_time(_PLUS_DECODED.sub(r"\1+\2", value))
+    except ValueError as e:
+        raise BadQuery(f"{name}: {e}: {shown(value, 100)} (e.g. {EXAMPLE})") from None
 
 
 def _cursor(q: Mapping[str, str], decode: Callable[[str], Key]) -> Key | None:

@@ -127,7 +127,7 @@ def test_reload_by_sighup_and_http(tmp_path: Path, steady_sim: SimServer) -> Non
         assert raw.status_code == 200 and [o["id"] for o in raw.json()] == [older["id"]], raw.text
         for query, error in (("/api/observations?limit=abc", "limit: not a whole number: 'abc'"),
                              ("/api/observations?since=yesterday",
-                              "since: not an ISO-8601 time: 'yesterday' (e.g. 2026-11-29T13:00:00Z)"),
+                              "since: not an RFC 3339 time: 'yesterday' (e.g. 2026-11-30T07:50:00Z)"),
                              ("/api/observations?limit=0", "limit: must be at least 1 (got 0)"),
                              ("/api/drift?state=opened", "state: must be one of open, resolved, accepted "
                                                          "(got 'opened')")):

@@ -75,7 +75,7 @@ async def test_export_errors_name_the_flag_and_leave_no_half_file(tmp_path: Path
     cli = Cli(capsys)
     cfg = await one_run_stored(tmp_path)
     code, _, err = cli("export", "-c", str(cfg), "--since", "last tuesday")
-    assert code == 2 and "--since: not an ISO-8601 time or a duration: 'last tuesday'" in err
+    assert code == 2 and "--since: not an RFC 3339 time or a duration: 'last tuesday'" in err
     missing = tmp_path / "no-such-dir" / "x.jsonl"
     code, _, err = cli("export", "-c", str(cfg), "-o", str(missing))
     assert code == 1 and "cannot write" in err and not missing.parent.exists()

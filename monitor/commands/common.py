@@ -11,9 +11,9 @@ from rich.console import Console
 from rich.markup import escape
 
 from monitor.config.loader import Config, load_config
-from monitor.domain import iso_time
 from monitor.durations import parse_duration
-from monitor.errors import ConfigError, MonitorError
+from monitor.errors import ConfigError, MonitorError, shown
+from monitor.timeinput import EXAMPLE, NOT_A_TIME, TimeInputError, parse_time
 
 if TYPE_CHECKING:
     from monitor.store import Store
@@ -65,8 +65,8 @@ def open_store_or_exit(config: Config, *, create: bool = True) -> Store:
 
 
 def when(text: str | None, flag: str, now: datetime) -> datetime | None:
-    """An ISO-8601 time, or a duration meaning that long before `now` (7d, 24h, 90m); raise ValueError naming
-    the flag."""
+    """A time (`timeinput.parse_time`), or a duration meaning that long before `now` (7d, 24h, 90m); raise
+    ValueError naming the flag and the value."""
     if text is None:
         return None
     try:
@@ -74,10 +74,10 @@ def when(text: str | None, flag: str, now: datetime) -> datetime | None:
     except ValueError:
         pass
     try:
-        return iso_time(text)
-    except ValueError:
-        raise ValueError(f"{flag}: not an ISO-8601 time or a duration: {text!r} "
-                         "(e.g. 2026-11-01T00:00:00Z, or 7d for seven days ago)") from None
+        return parse_time(text)
+    except TimeInputError as e:
+        what = "not an RFC 3339 time or a duration" if str(e) == NOT_A_TIME else str(e)
+        raise ValueError(f"{flag}: {what}: {shown(text)} (e.g. {EXAMPLE}, or 7d for seven days ago)") from None
 
 
 def check_range(start: datetime | None, end: datetime | None) -> None:

@@ -23,7 +23,8 @@ from monitor.commands.common import (
     table_console,
     when,
 )
-from monitor.domain import Observation, iso_time
+from monitor.domain import Observation
+from monitor.timeinput import parse_time
 
 LIST_LIMIT = 1000
 KNOWN_SHOWN = 20  # signals an error lists
@@ -284,7 +285,7 @@ def _counted(rows: list[Observation]) -> str:
 
 def _change_point(events: list[dict[str, Any]]) -> Any:
     """The earliest first observation after the change among open events (None without any)."""
-    return min((iso_time(e["first_obs_at"]) for e in events if e.get("first_obs_at")), default=None)
+    return min((parse_time(e["first_obs_at"]) for e in events if e.get("first_obs_at")), default=None)
 
 
 def replay(baseline_path: str, current_path: str, as_json: bool, zero_tolerance: list[str] | None = None) -> int:

@@ -19,6 +19,7 @@ from monitor.domain import (
 )
 from monitor.errors import shown as bounded
 from monitor.jsonl import objects
+from monitor.timeinput import EXAMPLE, TimeInputError, parse_time
 
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 # Output tokens a row may count, as the daemon keeps them (`domain.MAX_TOKENS`): more than any model writes;
@@ -80,10 +81,10 @@ def validate_row(row: Mapping[str, Any], where: str) -> None:
             raise DumpError(f"{where}: field {key!r}: expected {want}, got {type(v).__name__}")
     if row.get("started_at") is not None:
         try:
-            datetime.fromisoformat(row["started_at"])
-        except ValueError as exc:
-            raise DumpError(f"{where}: field 'started_at': not an ISO-8601 time: {shown(row['started_at'])}") \
-                from exc
+            parse_time(row["started_at"])
+        except TimeInputError as e:
+            raise DumpError(f"{where}: field 'started_at': {e}: {shown(row['started_at'])} (e.g. {EXAMPLE})") \
+                from None
     if row.get("finish_reason") is not None and row["finish_reason"] not in FinishReason._value2member_map_:
         raise DumpError(f"{where}: field 'finish_reason': unknown value {shown(row['finish_reason'])}")
     if row.get("error_type") is not None and row["error_type"] not in ErrorType._value2member_map_:
@@ -115,9 +116,7 @@ def row_to_observation(row: Mapping[str, Any], source: str = "row", line: int = 
     """Turn one dump row into an Observation (rows without started_at get 1-second spaced times)."""
     validate_row(row, f"{source}:{line}")
     started = row.get("started_at")
-    at = datetime.fromisoformat(started) if started else _EPOCH + timedelta(seconds=line)
-    if at.tzinfo is None:
-        at = at.replace(tzinfo=UTC)
+    at = parse_time(started) if started else _EPOCH + timedelta(seconds=line)
     fr = row.get("finish_reason")
     err = row.get("error_type")
     # A JSON escape of half a UTF-16 pair ("\ud800") decodes to text no output can encode as UTF-8: U+FFFD, as
