@@ -209,3 +209,43 @@ def test_seconds_past_a_year_are_an_error_not_infinity_in_the_output(tmp_path: P
     year = lines(tmp_path / "a.jsonl", *[{**ROW, field: 31_536_000}] * 20)
     code, out, err = replay(cli, year, b, "--json")
     assert code == 0 and "Infinity" not in out and json.loads(out.splitlines()[0])["signal"] == field, err
+
+
+def strict(line: str) -> object:
+    """A line as jq, JavaScript's JSON.parse or Go read it: NaN and Infinity are not JSON."""
+    def refuse(literal: str) -> object:
+        raise ValueError(f"{literal} is not JSON")
+    return json.loads(line, parse_constant=refuse)
+
+
+@pytest.mark.parametrize(("literal", "why"), [
+    ("NaN", "NaN is not JSON"), ("Infinity", "Infinity is not JSON"), ("-Infinity", "-Infinity is not JSON"),
+    ("[1, {\"x\": NaN}]", "NaN is not JSON"), ("1e999", "the number 1e999 is past a double's range")])
+def test_refusal_jsonl_refuses_nan_and_infinity_rather_than_write_them_back(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], literal: str, why: str) -> None:
+    """`{"completion": "...", "score": NaN}` (Python's json reads it, nothing else does): the line was written back
+    with `NaN` in it, so `refusal --jsonl in | jq` failed on the output. The line is refused naming its field; the
+    lines before it are written, each one JSON."""
+    cli = Cli(capsys)
+    good = {"prompt": "Paris?", "completion": "Paris.", "big": 10**30, "tiny": 1e-300}
+    path = lines(tmp_path / "in.jsonl", good, raw=b'{"completion": "No.", "score": ' + literal.encode() + b"}\n")
+    code, out, err = cli("refusal", "--jsonl", str(path))
+    assert code == 2, out
+    field = "score" if literal[0] != "[" else "score[1].x"
+    assert f"{path}:2: field '{field}': invalid JSON: {why}" in " ".join(err.split()), err
+    (first,) = out.splitlines()
+    assert {k: v for k, v in strict(first).items() if not k.startswith("refusal")} == good  # type: ignore[union-attr]
+
+
+def test_a_dump_with_nan_in_a_field_replay_ignores_is_refused_too(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """Every JSON-lines reader reads JSON alike: a dump line is refused for `NaN` in a field replay does not use, as
+    `refusal --jsonl` refuses it (and as replay already refused it in `latency_s`)."""
+    cli = Cli(capsys)
+    a = lines(tmp_path / "a.jsonl", *[ROW] * 3)
+    b = lines(tmp_path / "b.jsonl", ROW, raw=b'{"canary": "c", "target": "t", "text": "x", "cost_usd": Infinity}\n')
+    code, _, err = replay(cli, a, b)
+    assert code == 2 and f"{b}:2: field 'cost_usd': invalid JSON: Infinity is not JSON" in " ".join(err.split()), err
+    b = lines(tmp_path / "b.jsonl", ROW, raw=b'{"canary": "c", "target": "t", "text": "x", "latency_s": NaN}\n')
+    code, _, err = replay(cli, a, b)
+    assert code == 2 and f"{b}:2: field 'latency_s': invalid JSON: NaN is not JSON" in " ".join(err.split()), err

@@ -22,7 +22,8 @@ def annotate_jsonl(in_path: str | Path, out_stream: TextIO, detector: RefusalDet
     """Copy each JSON line of ``in_path`` to ``out_stream`` with ``refusal`` and ``refusal_score``; return the count.
 
     Lines need a string ``completion``; ``prompt`` (string or null) is optional but sharpens the verdict.
-    Blank lines are skipped. The first bad line raises ``AnnotateError`` naming file (``name`` if given, e.g.
+    Blank lines are skipped; other fields are copied as they are (a line with NaN or Infinity, which is not JSON,
+    is refused: `jsonl.objects`). The first bad line raises ``AnnotateError`` naming file (``name`` if given, e.g.
     ``<stdin>``), line and field.
     """
     det = detector or RefusalDetector()
@@ -38,9 +39,10 @@ def annotate_jsonl(in_path: str | Path, out_stream: TextIO, detector: RefusalDet
             raise AnnotateError(f"{where}: field 'prompt' not a string ({type(prompt).__name__})")
         v = det.detect(completion, prompt=prompt)
         row["refusal"], row["refusal_score"] = v.label, v.score
-        line = json.dumps(row, ensure_ascii=False)
+        # allow_nan=False: the reader refuses NaN and Infinity, so one here would be a bug, not a line to write
+        line = json.dumps(row, ensure_ascii=False, allow_nan=False)
         if _SURROGATE.search(line):  # half a UTF-16 pair ("\ud800" in the input) only an escape can write as it was
-            line = json.dumps(row)
+            line = json.dumps(row, allow_nan=False)
         out_stream.write(line + "\n")
         n += 1
     return n

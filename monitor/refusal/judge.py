@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import json
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from monitor.jsonl import objects
 from monitor.refusal.verdict import Label, RefusalVerdict
 
 Ask = Callable[[str], "str | Awaitable[str]"]
@@ -50,8 +50,7 @@ def parse_answer(reply: str) -> Label | None:
 
 def load_calibration(path: Path = CALIBRATION_PATH) -> list[dict[str, str]]:
     """Read the frozen calibration set: rows with ``prompt``, ``completion`` and expected ``label``."""
-    with path.open(encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+    return [row for _, row in objects(path, ValueError)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import itertools
-import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -23,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from scipy import optimize, sparse
 
+from monitor.jsonl import objects
 from monitor.refusal import features
 from monitor.refusal.model import CLASSES, MODEL_PATH, LocalModel, Probabilities
 
@@ -54,18 +54,13 @@ class Example:
 
 def load_xstest(path: Path = DEFAULT_XSTEST) -> list[Example]:
     """Read XSTest completions with their final human label."""
-    out = []
-    with path.open(encoding="utf-8") as f:
-        for line in f:
-            r = json.loads(line)
-            out.append(Example(r["completion"], HUMAN_TO_CLASS[r["human_label"]], r["model"], r["prompt"]))
-    return out
+    return [Example(r["completion"], HUMAN_TO_CLASS[r["human_label"]], r["model"], r["prompt"])
+            for _, r in objects(path, ValueError)]
 
 
 def load_multilingual(path: Path = MULTILINGUAL) -> list[Example]:
     """Read the hand-written multilingual training examples."""
-    with path.open(encoding="utf-8") as f:
-        return [Example(r["text"], r["label"], "multilingual") for r in map(json.loads, f)]
+    return [Example(r["text"], r["label"], "multilingual") for _, r in objects(path, ValueError)]
 
 
 def design(examples: Sequence[Example]) -> sparse.csr_matrix:

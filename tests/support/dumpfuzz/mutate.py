@@ -26,6 +26,8 @@ TIMES_BAD = ["yesterday", "2026-13-01", "", "2026-11-01T25:00:00", "10/11/2026",
 
 
 _INNER_BOM = "byte-order mark inside the file"
+# Literals Python's json reads but RFC 8259 has not (1e999 reads as infinity): refused naming line and field
+NOT_JSON = ("NaN", "Infinity", "-Infinity", "[1, NaN]", "1e999")
 
 
 def _huge(rng: random.Random) -> str:
@@ -94,11 +96,12 @@ def mutate_dump_row(rng: random.Random, row: dict[str, Any], file: str) -> tuple
         good = lit == "-0.0" and k != "output_tokens"
         line = encode(r)[:-1] + f', "{k}": {lit}}}'.encode()
         return line, Mark(f"{k}={lit}", file, 0, OK if good else ERROR, k)
-    if op == 11:
+    if op == 11:  # an ignored field, but a line with NaN or Infinity (or 1e999, a float's infinity) is not JSON
         lit = rng.choice(["NaN", "Infinity", "[1, NaN]", "1e999", "12345678901234567890123", json.dumps(WRONG),
                           _nested(rng.choice([10, 200]))])
-        line = encode(r)[:-1] + f', "extra_{rng.randrange(99)}": {lit}}}'.encode()
-        return line, Mark(f"unknown field = {lit[:20]}", file, 0, OK)
+        key = f"extra_{rng.randrange(99)}"
+        line = encode(r)[:-1] + f', "{key}": {lit}}}'.encode()
+        return line, Mark(f"unknown field = {lit[:20]}", file, 0, ERROR if lit in NOT_JSON else OK, key)
     if op == 12:
         depth = rng.choice([1_000, 5_000, 100_000])
         line = encode(r)[:-1] + f', "deep": {_nested(depth)}}}'.encode()
@@ -189,9 +192,10 @@ def mutate_refusal_row(rng: random.Random, row: dict[str, Any], file: str) -> tu
         k = rng.choice(["refusal", "refusal_score", "extra", "nested", "\ud800key", ""])
         r[k] = rng.choice([*WRONG, None, "x", {"a": [1, {"b": None}]}])
         return encode(r), Mark(f"field {k!r}", file, 0, OK)
-    if op == 5:
-        lit = rng.choice(["NaN", "Infinity", "1e999", "12345678901234567890123", _nested(50)])
-        return encode(r)[:-1] + f', "extra": {lit}}}'.encode(), Mark(f"extra = {lit[:20]}", file, 0, OK)
+    if op == 5:  # copied to the output as it was: NaN or Infinity there would not be JSON, so refused here
+        lit = rng.choice(["NaN", "Infinity", "-Infinity", "1e999", "12345678901234567890123", _nested(50)])
+        return encode(r)[:-1] + f', "extra": {lit}}}'.encode(), \
+            Mark(f"extra = {lit[:20]}", file, 0, ERROR if lit in NOT_JSON else OK, "extra")
     if op == 6:
         depth = rng.choice([1_000, 100_000])
         return encode(r)[:-1] + f', "deep": {_nested(depth)}}}'.encode(), Mark(f"nested {depth} deep", file, 0, ERROR)

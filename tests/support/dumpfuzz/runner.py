@@ -123,13 +123,13 @@ def _annotated(path: Path, out: str) -> list[str]:
     for (n, line), written in zip(src, got, strict=True):
         keep = json.loads(line)
         try:
-            row = json.loads(written)
+            row = _strict(written)  # as jq or JSON.parse would read it: no NaN, no Infinity
         except ValueError as e:
             problems.append(f"output for line {n} does not read back: {e}")
             continue
         label, score = row.pop("refusal", None), row.pop("refusal_score", None)
         keep.pop("refusal", None), keep.pop("refusal_score", None)
-        if json.dumps(row, sort_keys=True) != json.dumps(keep, sort_keys=True):  # NaN != NaN
+        if json.dumps(row, sort_keys=True) != json.dumps(keep, sort_keys=True):
             diff = sorted(k for k in {*row, *keep} if row.get(k, "<missing>") != keep.get(k, "<missing>"))
             problems.append(f"line {n}: fields changed: {diff[:5]}")
         if label not in _LABELS or not isinstance(score, float) or not 0 <= score <= 1:
