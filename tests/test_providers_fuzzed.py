@@ -32,6 +32,38 @@ async def test_fuzzed_answers_keep_the_invariants(seed: int) -> None:
     assert len(outcomes) == 1000
 
 
+def _types_403_as_a_bad_request(status: int, body_text: str = "") -> ErrorType:
+    if status == 429:
+        return ErrorType.RATE_LIMITED
+    if status == 401:
+        return ErrorType.AUTH
+    if status == 408:
+        return ErrorType.TIMEOUT
+    return ErrorType.SERVER_ERROR if status >= 500 else ErrorType.BAD_REQUEST
+
+
+async def test_a_wrong_status_mapping_is_caught_by_the_fuzzer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fuzzer expected an error page cut short of its Content-Length (`error_cut`) to be typed by
+    `status_error_type(status)`, the very function the providers type it with: a mistake there was expected too.
+    Its expectation is now a table written from README's "Error types"; with the function broken (a 403 typed as a
+    `bad_request`), the cut-off 403s, and only they, are reported."""
+    from monitor.providers import base
+
+    monkeypatch.setattr(base.status_error_type, "__code__", _types_403_as_a_bad_request.__code__)
+    assert base.status_error_type(403) == ErrorType.BAD_REQUEST  # broken wherever the name was imported
+    rng, cases = random.Random(7), []
+    for i in range(20_000):
+        case = make_case(rng, i, kind=KINDS[i % 2])
+        if "http error_cut" in case.mutations:
+            cases.append(case)
+        if sum(c.status == 403 for c in cases) >= 3 and len(cases) >= 20:
+            break
+    outcomes = await run_cases(cases, daemon_provider)
+    caught = {o.case.status for o in outcomes if o.problems}
+    assert caught == {403}, [(o.case.status, o.problems) for o in outcomes if o.problems][:5]
+    assert all("expected error_type" in p for o in outcomes for p in o.problems)
+
+
 async def test_fuzzed_answers_are_all_stored_by_the_runner(tmp_path: Path) -> None:
     """150 of them through the daemon's runner into SQLite: every call is one observation, read back as made."""
     rng = random.Random(3)
