@@ -69,6 +69,27 @@ async def test_fuzzed_answers_are_all_stored_by_the_runner(tmp_path: Path) -> No
     rng = random.Random(3)
     assert await store_cases([make_case(rng, i) for i in range(150)], tmp_path) == []
 
+
+def _keeps_nul(value: Any) -> Any:
+    return value
+
+
+async def test_the_stored_round_trip_expects_nul_as_u_fffd_not_what_the_store_code_says(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`store_cases` expected a stored text to be `storable(text)`, the store's own conversion: had it stopped
+    replacing NUL (which PostgreSQL cannot hold), SQLite would keep it and the expectation would agree. The
+    expectation is written in the fuzzer now, and such a store is reported."""
+    from monitor.store import convert
+
+    text = {"id": "c1", "object": "chat.completion", "created": 1, "model": "m",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "nul\u0000byte"},
+                         "finish_reason": "stop"}]}
+    case = Case("case0", "openai", False, reply(json.dumps(text).encode()))
+    assert await store_cases([case], tmp_path / "right") == []
+    monkeypatch.setattr(convert.storable, "__code__", _keeps_nul.__code__)
+    (problem,) = await store_cases([case], tmp_path / "wrong")
+    assert problem.startswith("case0: stored text 'nul\\x00byte' is not"), problem
+
 async def test_half_surrogate_escapes_are_stored_not_lost(tmp_path: Path) -> None:
     """JSON escapes of half a UTF-16 pair ("\\ud800") decode to text UTF-8 cannot encode: the store raised, the
     runner logged a crash and the observation was lost. Now a lone half is U+FFFD and halves split across chunks
