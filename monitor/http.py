@@ -72,9 +72,9 @@ def _int(q: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int
     try:
         n = int(value)
     except ValueError:
-        raise BadQuery(f"{name}: not a whole number: {value!r}") from None
+        raise BadQuery(f"{name}: not a whole number: {shown(value)}") from None
     if n < lo:
-        raise BadQuery(f"{name}: must be at least {lo} (got {n})")
+        raise BadQuery(f"{name}: must be at least {lo} (got {shown(n)})")
     return min(hi, n)
 
 

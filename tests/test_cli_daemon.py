@@ -133,6 +133,10 @@ def test_reload_by_sighup_and_http(tmp_path: Path, steady_sim: SimServer) -> Non
                                                          "(got 'opened')")):
             bad = d.get(query)
             assert (bad.status_code, bad.json()) == (400, {"error": error})
+        for value in ("x" * 3000, "-" + "9" * 3000):  # a long value is cut short in the answer, as elsewhere
+            bad = d.get(f"/api/observations?limit={value}")
+            assert bad.status_code == 400 and len(bad.json()["error"]) < 300, bad.text[:300]
+            assert bad.json()["error"].startswith("limit: "), bad.text[:300]
     finally:
         d.stop()
     assert "tok-123" not in d.log and '"k"' not in d.log
