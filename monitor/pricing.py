@@ -38,9 +38,12 @@ def prices_for(model: str | None, table: dict[str, Prices]) -> Prices | None:
 
 
 def cost_usd(usage: Usage, prices: Prices | None) -> float | None:
-    """Return the cost of one call, or None when the prices or the token counts are unknown."""
-    if prices is None or usage.input_tokens is None or usage.output_tokens is None:
+    """Return the cost of one call, or None when the prices or the token counts are unknown (a model priced at
+    zero costs nothing however many tokens it used)."""
+    if prices is None:
         return None
+    if usage.input_tokens is None or usage.output_tokens is None:
+        return 0.0 if _free(prices) else None
     read = usage.cached_input_tokens or 0
     written = usage.cache_write_input_tokens or 0
     hour = min(usage.cache_write_1h_input_tokens or 0, written)  # writes not broken down by TTL are 5-minute ones
@@ -48,6 +51,12 @@ def cost_usd(usage: Usage, prices: Prices | None) -> float | None:
     return (plain * prices.input + read * _or_input(prices.cached_input, prices)
             + (written - hour) * _or_input(prices.cache_write_input, prices)
             + hour * _or_input(prices.cache_write_1h_input, prices) + usage.output_tokens * prices.output) / 1e6
+
+
+def _free(prices: Prices) -> bool:
+    """Whether every kind of token is priced at zero (a local model declared free with `prices`)."""
+    return not any((prices.input, prices.output, prices.cached_input, prices.cache_write_input,
+                    prices.cache_write_1h_input))
 
 
 def _or_input(price: float | None, prices: Prices) -> float:

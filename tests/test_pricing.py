@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.pricing import default_prices, prices_for
+from monitor.config.models import Prices
+from monitor.domain import Usage
+from monitor.pricing import cost_usd, default_prices, prices_for
 
 
 @pytest.mark.parametrize(("model", "listed"), [
@@ -30,3 +32,13 @@ def test_claude_models_price_cache_writes_at_their_ttls_multiple_and_openai_mode
     for name, p in table.items():
         if name not in claude:
             assert p.cache_write_input is None and p.cache_write_1h_input is None, name
+
+
+def test_a_model_priced_at_zero_costs_nothing_with_or_without_token_counts() -> None:
+    """A local model declared free (`prices: {input: 0, output: 0}`) needs no token counts to cost $0; any other
+    price does, and without them the cost is unknown, not zero."""
+    free, paid = Prices(input=0, output=0), Prices(input=0, output=1)
+    assert cost_usd(Usage(), free) == 0.0 and cost_usd(Usage(input_tokens=5), free) == 0.0
+    assert cost_usd(Usage(input_tokens=5, output_tokens=7), free) == 0.0
+    assert cost_usd(Usage(), paid) is None and cost_usd(Usage(), Prices(input=0, output=0, cached_input=1)) is None
+    assert cost_usd(Usage(input_tokens=5, output_tokens=7), None) is None
