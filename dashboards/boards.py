@@ -61,7 +61,8 @@ def overview() -> dict[str, Any]:
               [query(f"sum(llm_monitor_drift_active{{{CANARY}}})", "open")], width=4, height=4),
         Panel("stat", "Paused targets", "Targets paused because today's spend reached the cap.", "none",
               [query(f"sum(llm_monitor_target_paused{{{TARGET}}})", "paused")], width=4, height=4),
-        Panel("stat", "Spend today", "Probe spend since 00:00 UTC over the selected targets.", "currencyUSD",
+        Panel("stat", "Spend today", "Spend since 00:00 UTC over the selected targets, on calls whose cost is known "
+              "(calls that could not be priced: the cost dashboard).", "currencyUSD",
               [query(f"sum(llm_monitor_spend_today_usd{{{TARGET}}})", "spend")], width=4, height=4),
         Panel("stat", "Config reload", "1 if the last configuration (re)load succeeded on every instance.",
               "bool_yes_no", [query(f"min(llm_monitor_config_last_reload_successful{{{JOB}}})", "ok")],
@@ -88,7 +89,8 @@ def overview() -> dict[str, Any]:
         Panel("table", "Open drift by target", "Open drift signals per target and canary (1 = open).",
               "none", [query(f"max by (target, canary, signal) (llm_monitor_drift_active{{{CANARY}}})",
                              instant=True)]),
-        Panel("bargauge", "Spend today vs cap", "Spend since 00:00 UTC and the daily cap per target.",
+        Panel("bargauge", "Spend today vs cap",
+              "Spend since 00:00 UTC on calls whose cost is known, and the daily cap per target.",
               "currencyUSD",
               [query(f"sum by (target) (llm_monitor_spend_today_usd{{{TARGET}}})", "{{target}} spent"),
                query(f"max by (target) (llm_monitor_spend_cap_usd{{{TARGET}}})", "{{target}} cap", "B")]),
@@ -186,10 +188,17 @@ def latency() -> dict[str, Any]:
 def cost() -> dict[str, Any]:
     """Return the cost and tokens dashboard."""
     panels = [
-        Panel("timeseries", "Spend today and cap", "Spend since 00:00 UTC and the daily cap per target.",
-              "currencyUSD",
+        Panel("timeseries", "Spend today and cap",
+              "Spend since 00:00 UTC on calls whose cost is known (what the daily cap counts) and the cap per "
+              "target; calls that could not be priced are beside it.", "currencyUSD",
               [query(f"sum by (target) (llm_monitor_spend_today_usd{{{TARGET}}})", "{{target}} spent"),
                query(f"max by (target) (llm_monitor_spend_cap_usd{{{TARGET}}})", "{{target}} cap", "B")]),
+        Panel("timeseries", "Unpriced calls",
+              "Calls per rate interval whose cost is unknown, so neither spend nor the daily cap counts them: "
+              "no_price, the model that answered has no price (set the target's prices); no_usage, the server "
+              "reported no token counts.", "short",
+              [query(f"sum by (target, reason) (increase(llm_monitor_unpriced_calls_total{{{CANARY}}}[{RATE}]))",
+                     "{{target}} {{reason}}")]),
         Panel("timeseries", "Cost by target", "Probe cost per rate interval, priced on the answering model.",
               "currencyUSD",
               [query(f"sum by (target) (increase(llm_monitor_cost_usd_total{{{CANARY}}}[{RATE}]))",
@@ -208,8 +217,7 @@ def cost() -> dict[str, Any]:
               "Quantiles of server-reported output tokens per call.", "short",
               quantiles(TOKENS, f'{CANARY}, gen_ai_token_type="output"', "target", (0.5, 0.95))),
         Panel("timeseries", "Paused by spend cap", "1 while the daily spend cap pauses a target.", "bool_on_off",
-              [query(f"max by (target) (llm_monitor_target_paused{{{TARGET}}})", "{{target}}")],
-              width=24, height=6),
+              [query(f"max by (target) (llm_monitor_target_paused{{{TARGET}}})", "{{target}}")]),
     ]
     return dashboard("llm-monitor-cost", "LLM Monitor / Cost and tokens",
                      "Spend against the daily cap, cost per target and canary, token usage.", panels,

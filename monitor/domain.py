@@ -20,6 +20,8 @@ EMBEDDINGS_CANARY = "_embeddings"  # the semantic-similarity signal's embeddings
 # Why a scheduled run did not happen: the pair's previous run was still going, or the scheduler reached it more
 # than its grace (one interval) late.
 RUN_OVERRUN, RUN_MISSED, RUN_SPEND_CAP = "overrun", "missed", "spend_cap"
+# Why a billed call has no cost: the model that answered has no price, or the server reported no token counts.
+UNPRICED_NO_PRICE, UNPRICED_NO_USAGE = "no_price", "no_usage"
 MAX_TOKENS = 100_000_000  # per call: more than any model reads or writes, and within a 32-bit integer column
 SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -166,6 +168,17 @@ class Observation:
     @property
     def text(self) -> str:
         return self.call.text
+
+    @property
+    def unpriced(self) -> str | None:
+        """Why a billed call has no cost (`no_price`, `no_usage`), or None: priced, or a failed call without token
+        counts (none came back: counted as no spend on every target alike)."""
+        if self.cost_usd is not None:
+            return None
+        u = self.call.usage
+        if u.input_tokens is not None and u.output_tokens is not None:  # counted, so billed: no price for them
+            return UNPRICED_NO_PRICE
+        return UNPRICED_NO_USAGE if self.ok else None
 
     def as_json(self) -> dict[str, Any]:
         """The public JSON shape (``probe --json``, the HTTP API, dumps for ``replay``)."""

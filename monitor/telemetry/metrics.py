@@ -22,7 +22,15 @@ from prometheus_client.metrics_core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from monitor import __version__
-from monitor.domain import RUN_MISSED, RUN_OVERRUN, RUN_SPEND_CAP, ErrorType, Observation
+from monitor.domain import (
+    RUN_MISSED,
+    RUN_OVERRUN,
+    RUN_SPEND_CAP,
+    UNPRICED_NO_PRICE,
+    UNPRICED_NO_USAGE,
+    ErrorType,
+    Observation,
+)
 from monitor.telemetry import names as n
 from monitor.telemetry.grid import PairGrid, PairHistogram
 from monitor.telemetry.names import WATCHED_SIGNALS, signal_kind
@@ -88,10 +96,16 @@ class Metrics:
                                      "the target's daily spend cap paused it (spend_cap).",
                                      "counter", ("reason",), [(RUN_OVERRUN,), (RUN_MISSED,), (RUN_SPEND_CAP,)],
                                      registry=r)
-        self.cost = PairGrid("llm_monitor_cost_usd", "Spend on calls in USD (known prices only).", "counter",
-                             (), registry=r)
-        self.spend_today = Gauge("llm_monitor_spend_today_usd", "Spend since 00:00 UTC in USD.", ("target",),
-                                 registry=r)
+        self.cost = PairGrid("llm_monitor_cost_usd", "Spend on calls in USD: calls whose cost is known (the others: "
+                             "llm_monitor_unpriced_calls_total).", "counter", (), registry=r)
+        self.unpriced = PairGrid("llm_monitor_unpriced_calls",
+                                 "Billed calls whose cost is unknown, so neither spend nor the daily spend cap counts "
+                                 "them: the model that answered has no price (no_price), or the server reported no "
+                                 "token counts (no_usage).", "counter", ("reason",),
+                                 [(UNPRICED_NO_PRICE,), (UNPRICED_NO_USAGE,)], registry=r)
+        self.spend_today = Gauge("llm_monitor_spend_today_usd", "Spend since 00:00 UTC in USD on calls whose cost is "
+                                 "known, as the daily spend cap counts it (the others: "
+                                 "llm_monitor_unpriced_calls_total).", ("target",), registry=r)
         self.spend_cap = Gauge("llm_monitor_spend_cap_usd", "Daily spend cap in USD (absent: no cap).",
                                ("target",), registry=r)
         self.paused = Gauge("llm_monitor_target_paused", "1 while the daily spend cap pauses the target.",
@@ -163,10 +177,10 @@ class Metrics:
         for canary, target, check in checks:
             for result in ("pass", "fail", "error"):
                 self.checks.inc(canary, target, check, result, amount=0.0)
-        for grid in (self.attempts, self.failures, self.cost, self.refusals, self.runs_skipped):
+        for grid in (self.attempts, self.failures, self.cost, self.unpriced, self.refusals, self.runs_skipped):
             grid.declare((canary, target) for canary, target, _ in pairs)
         services = list(services)
-        for grid in (self.attempts, self.failures, self.cost):
+        for grid in (self.attempts, self.failures, self.cost, self.unpriced):
             grid.declare(services)
         for canary, _, interval in pairs:
             self.interval.labels(canary).set(interval)
@@ -191,9 +205,9 @@ class Metrics:
 
     def forget_pairs(self, keep: set[tuple[str, str]]) -> None:
         """Drop per-pair series of canaries or targets removed by a reload."""
-        for metric in (self.attempts, self.failures, self.cost, self.runs_skipped, self.last_success, self.last_attempt,
-                       self.output_rate, self.duration, self.ttfc, self.tokens, self.refusals, self.refusal_ratio,
-                       self.checks, self.check_ratio, self.drift_active, self.drift_events):
+        for metric in (self.attempts, self.failures, self.cost, self.unpriced, self.runs_skipped, self.last_success,
+                       self.last_attempt, self.output_rate, self.duration, self.ttfc, self.tokens, self.refusals,
+                       self.refusal_ratio, self.checks, self.check_ratio, self.drift_active, self.drift_events):
             metric.forget(keep)
         canaries, targets = {c for c, _ in keep}, {t for _, t in keep}
         for gauge, kept in ((self.interval, canaries), (self.spend_today, targets), (self.spend_cap, targets),
@@ -220,6 +234,8 @@ class Metrics:
             self.tokens.observe(*labels, "output", value=c.usage.output_tokens)
         if obs.cost_usd:
             self.cost.inc(obs.canary, obs.target, amount=obs.cost_usd)
+        if (unpriced := obs.unpriced) is not None:  # an unknown cost is not a zero: counted apart
+            self.unpriced.inc(obs.canary, obs.target, unpriced)
         # a failed call counts its refusal (a content-policy error) and the checks that still judge it
         if obs.refusal in ("partial", "full"):
             self.refusals.inc(obs.canary, obs.target, obs.refusal)
