@@ -179,6 +179,7 @@ class App:
         await asyncio.to_thread(self.quality.warm_up)
         self.runner.set_providers(build_providers(self.config, self.environ), list(self.config.targets))
         self._declare()
+        self.runner.unpriced.config(self.config)  # spend caps that cannot count, as check-config warns
         if self._serve_http:
             tls = self.config.web.tls_server_config
             # the context loading the config built; a Config made without loading it builds one (TlsFilesError)
@@ -350,6 +351,7 @@ class App:
         self.config = config
         if self._server is not None and not had_users:
             self._warn_plain_passwords()  # basic auth this reload turned on, as at start
+        self.runner.unpriced.config(config)  # spend caps this reload set on models without a price
         self.runner.set_providers(providers, list(config.targets))
         await self.quality.calibrate_judge(config)
         self.metrics.forget_pairs({(c.id, t.id) for c, t in config.pairs()} | config.service_pairs())

@@ -6,11 +6,15 @@ import re
 from collections.abc import Callable
 from functools import lru_cache
 from importlib import resources
+from typing import TYPE_CHECKING
 
 import yaml
 
 from monitor.config.models import EmbeddingsConfig, Prices
 from monitor.domain import CallResult, Usage
+
+if TYPE_CHECKING:
+    from monitor.config.loader import Config
 
 
 @lru_cache(maxsize=1)
@@ -68,3 +72,23 @@ def embeddings_prices(emb: EmbeddingsConfig) -> Callable[[CallResult], Prices | 
     """The prices of an embeddings call: the configured ones, else the table's for the model that answered."""
     own = Prices(input=emb.prices.input, output=0.0) if emb.prices is not None else None
     return lambda call: own or prices_for(call.response_model or emb.model, default_prices())
+
+
+def uncounted_caps(config: Config) -> list[str]:
+    """Say which daily spend caps cannot count their target's calls as configured: the target has no `prices` and
+    the shipped table none for its model (nor, for the embeddings target, for the embeddings model)."""
+    out = [f"{config.path}: target {t.id}: daily_spend_cap_usd is set, but model {t.model} has no price (the "
+           "shipped price table does not list it and the target sets no prices): the cap counts only calls whose "
+           "cost is known, so it pauses nothing unless the model that answers is one the table prices; set "
+           "prices (a model that costs nothing: prices: {input: 0, output: 0})"
+           for t in config.targets
+           if t.daily_spend_cap_usd is not None and t.prices is None and prices_for(t.model, default_prices()) is None]
+    emb = config.drift.embeddings
+    # a reload keeps the running drift settings (a restart applies them): their target may be gone from `targets`
+    capped = {t.id for t in config.targets if t.daily_spend_cap_usd is not None}
+    if emb is not None and emb.target in capped and emb.prices is None \
+            and prices_for(emb.model, default_prices()) is None:
+        out.append(f"{config.path}: drift.embeddings: model {emb.model} has no price (the shipped price table does "
+                   f"not list it and drift.embeddings sets no prices): target {emb.target}'s daily_spend_cap_usd "
+                   "does not count its embeddings calls; set drift.embeddings.prices")
+    return out

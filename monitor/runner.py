@@ -25,6 +25,7 @@ from monitor.spend import Spend
 from monitor.store import Run, Store
 from monitor.telemetry.metrics import Metrics
 from monitor.telemetry.tracing import end_call_span, start_call_span
+from monitor.unpriced import UnpricedWarnings
 from monitor.unsaved import Unsaved
 
 log = logging.getLogger("monitor.runner")
@@ -91,6 +92,7 @@ class Runner:
     not_sent: int = 0  # samples a shutdown kept from being sent
     spend: Spend = field(init=False)  # today's spend per target and the daily cap
     unsaved: Unsaved = field(init=False)
+    unpriced: UnpricedWarnings = field(default_factory=UnpricedWarnings)  # calls whose cost is unknown, said once
 
     def __post_init__(self) -> None:
         self.spend = Spend(self.store, self.metrics, self.now)
@@ -179,8 +181,9 @@ class Runner:
             finally:
                 gauge.dec()
             end_call_span(span, call)
-        obs = self._observation(canary.id, target, run.id, index, started, call, provider.name,
-                                chat_prices(target)(call))
+        prices = chat_prices(target)(call)
+        obs = self._observation(canary.id, target, run.id, index, started, call, provider.name, prices)
+        self.unpriced.call(target, obs, prices)
         self.spend.expect(target, obs)  # before the next await: the next sample checks the cap with this cost in
         if self.annotate is not None:  # failed calls too: a content-policy 400 is a refusal
             try:
@@ -208,8 +211,10 @@ class Runner:
         in the target's spend and cap like a probe call's. No run record, no checks, no drift analysis.
 
         `prices` and `request_model` are for a call not to the target's chat model (an embeddings model)."""
-        obs = self._observation(canary_id, target, "", 0, started, call, provider.name,  # no run: run_id ""
-                                (prices or chat_prices(target))(call), request_model)
+        priced = (prices or chat_prices(target))(call)
+        obs = self._observation(canary_id, target, "", 0, started, call, provider.name, priced,  # no run: run_id ""
+                                request_model)
+        self.unpriced.call(target, obs, priced)
         await self.unsaved.put(obs)
         self.metrics.observe(obs, provider.name, provider.server_address, operation)
         self.spend.check_now(target, obs)

@@ -15,6 +15,7 @@ from monitor.config.secrets import resolve_api_key
 from monitor.config.validate import redact_url
 from monitor.domain import utcnow
 from monitor.errors import SecretError, SecretMissing
+from monitor.pricing import uncounted_caps
 
 
 def main(config_path: str, web_config_file: str | None = None) -> int:
@@ -77,13 +78,14 @@ def _warn(out: Console, message: str) -> None:
 
 
 def _unchecked(config: Config) -> list[str]:
-    """What runs but cannot be trusted as configured: uncalibrated judges, unsigned webhooks, a listener certificate
-    that has expired or expires within 14 days."""
+    """What runs but cannot be trusted as configured: uncalibrated judges, spend caps on models without a price,
+    unsigned webhooks, a listener certificate that has expired or expires within 14 days."""
     out = [f"{c.source}: canary {c.id}: checks[{i}] (llm_judge, judge target {check.judge_target}) has no "
            "calibration: its verdicts count unchecked, so a judge its provider changes can open drift events "
            "on its own (add `calibration:` answers with known verdicts)"
            for c in config.canaries for i, check in enumerate(c.checks)
            if check.type == "llm_judge" and not check.calibration]
+    out += uncounted_caps(config)
     if config.web.basic_auth_users and config.web.tls_server_config is None:
         out.append(f"{config.web_file}: basic_auth_users without tls_server_config: passwords cross the network "
                    "in the clear")
