@@ -33,7 +33,7 @@ class ConfigIssue:
     def __str__(self) -> str:
         where = self.file + (f":{self.line}" if self.line else "")
         value = "" if self.value is None else f" (value: {shown(self.value)})"
-        return f"{where}: {self.field}: {_clipped(self.reason, MAX_REASON)}{value}"
+        return f"{where}: {_clipped(self.field, MAX_REASON)}: {_clipped(self.reason, MAX_REASON)}{value}"
 
 
 MAX_SHOWN = 200  # characters of a value an issue shows: a megabyte written in a field is not echoed whole
@@ -42,6 +42,11 @@ MAX_REASON = 1000  # ... and of its reason, which may quote the value too (pydan
 
 def _clipped(text: str, limit: int) -> str:
     return text if len(text) <= limit else f"{text[:limit]}… ({len(text):,} characters)"
+
+
+def named(name: str) -> str:
+    """An id as a message names it: as written, or cut short (`shown`) when it is too long to repeat."""
+    return name if len(name) <= MAX_SHOWN else shown(name)
 
 
 def shown(value: object, limit: int = MAX_SHOWN) -> str:

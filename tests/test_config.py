@@ -360,3 +360,15 @@ def test_a_secret_or_tls_file_path_holding_a_nul_is_an_error_not_a_value_error(t
     assert [(i.field, i.reason) for i in e.value.issues] == [
         ("tls_server_config.cert_file", "cannot read: the path holds a NUL character"),
         ("tls_server_config.key_file", "cannot read: No such file or directory")], e.value
+
+
+@pytest.mark.parametrize("canary_id", ["a" * 5000, "\u202e" * 5000])
+def test_an_issue_names_a_long_canary_id_cut_short(tmp_path: Path, canary_id: str) -> None:
+    # Found by cfgfuzz: a canary id of a megabyte (invalid, or valid) was repeated whole in the message of every
+    # other issue of that canary ("canary <id>: targets[1]: unknown target")
+    probes = BASIC.replace("id: kill-python-process", f"id: '{canary_id}'", 1).replace(
+        "samples: 3", "samples: 3\n    targets: [claude, gpt-max]", 1)
+    msgs = issues(setup(tmp_path, probes=probes))
+    unknown = [m for m in msgs if "unknown target" in m]
+    assert unknown and all(len(m) < 700 for m in msgs), [m[:300] for m in msgs]
+    assert "(5,000 characters)" in unknown[0], unknown[0][:400]

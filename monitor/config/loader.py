@@ -27,7 +27,7 @@ from monitor.config.validate import validate, validate_each
 from monitor.config.yamlsrc import Located, at, load_yaml
 from monitor.domain import EMBEDDINGS_CANARY, JUDGE_CANARY
 from monitor.drift.settings import DriftSettings
-from monitor.errors import ConfigError, ConfigIssue
+from monitor.errors import ConfigError, ConfigIssue, named
 from monitor.webconfig.model import WebConfigFile
 from monitor.webconfig.tls import (
     FILE_FIELDS,
@@ -189,7 +189,7 @@ def _canaries(files: list[_ProbeFile], issues: list[ConfigIssue], target_ids: li
             if references:
                 issues += canary_references(src, i, cid, target_ids)
             for j, reason in canary_issues(c.checks, tools=c.tools or []) if references and c is not None else []:
-                issues.append(ConfigIssue(src.path, f"canary {cid}: checks[{j}]", reason,
+                issues.append(ConfigIssue(src.path, f"canary {named(cid)}: checks[{j}]", reason,
                                           src.line_of(("canaries", i, "checks", j))))
     return canaries
 

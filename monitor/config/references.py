@@ -14,7 +14,7 @@ from typing import Any
 
 from monitor.config.models import Target
 from monitor.config.yamlsrc import Located, at, dotted
-from monitor.errors import ConfigIssue
+from monitor.errors import ConfigIssue, named
 
 
 def written_ids(src: Located, loc: tuple[Any, ...], key: str) -> list[str] | None:
@@ -89,13 +89,13 @@ def canary_references(src: Located, index: int, canary_id: str, ids: list[str] |
     for j in range(len(targets) if isinstance(targets, list) else 0):
         name = src.written(*here, "targets", j)
         if isinstance(name, str) and name not in ids:
-            issues.append(ConfigIssue(src.path, f"canary {canary_id}: targets[{j}]", unknown_target(ids),
+            issues.append(ConfigIssue(src.path, f"canary {named(canary_id)}: targets[{j}]", unknown_target(ids),
                                       src.line_of((*here, "targets", j)), name))
     checks = src.written(*here, "checks")
     for i in range(len(checks) if isinstance(checks, list) else 0):
         judge = src.written(*here, "checks", i, "judge_target")
         if src.written(*here, "checks", i, "type") == "llm_judge" and isinstance(judge, str) and judge not in ids:
-            issues.append(ConfigIssue(src.path, f"canary {canary_id}: checks[{i}].judge_target", unknown_target(ids),
+            issues.append(ConfigIssue(src.path, f"canary {named(canary_id)}: checks[{i}].judge_target", unknown_target(ids),
                                       src.line_of((*here, "checks", i, "judge_target")), judge))
     return issues
 
