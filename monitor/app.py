@@ -354,8 +354,7 @@ class App:
         self.runner.unpriced.config(config)  # spend caps this reload set on models without a price
         self.runner.set_providers(providers, list(config.targets))
         await self.quality.calibrate_judge(config)
-        self.metrics.forget_pairs({(c.id, t.id) for c, t in config.pairs()} | config.service_pairs())
-        self._declare()
+        self._declare()  # on the leader: the series of the pairs, checks and targets it removed go, for good
         self._tags = {c.id: tuple(c.tags) for c in config.canaries}
 
     async def reload(self) -> tuple[bool, str]:

@@ -159,8 +159,7 @@ class Runner:
                 run.status = "cancelled"
                 return None
             started = self.now()
-            gauge = self.metrics.in_flight.labels(target.id)
-            gauge.inc()
+            self.metrics.in_flight.enter(target.id)
             span = start_call_span(self.tracer, provider.name, provider.server_address, request, canary.id,
                                    target.id)
             try:
@@ -179,7 +178,7 @@ class Runner:
                 call = CallResult(error_type=ErrorType.INTERNAL, error_message=short(scrub_text(
                     f"internal: {e!r}", getattr(provider, "secrets", ()))), stream=request.stream)
             finally:
-                gauge.dec()
+                self.metrics.in_flight.leave(target.id)
             end_call_span(span, call)
         prices = chat_prices(target)(call)
         obs = self._observation(canary.id, target, run.id, index, started, call, provider.name, prices)

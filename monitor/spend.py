@@ -101,7 +101,7 @@ class Spend:
             counted_day, spent = self._spent.get(obs.target, (None, 0.0))
             if counted_day == day:
                 self._spent[obs.target] = (day, spent + obs.cost_usd)
-                self.metrics.spend_today.labels(obs.target).set(spent + obs.cost_usd)
+                self.metrics.spend_today.set(obs.target, value=spent + obs.cost_usd)
                 return
         if counted_day is None or counted_day < day:  # the first cost of a new day: the store has all of it
             self._read(obs.target, day)
@@ -112,14 +112,14 @@ class Spend:
         with self._locks.setdefault(target_id, threading.Lock()):
             spent = self.store.spend_since(target_id, day)
             self._spent[target_id] = (day, spent)
-            self.metrics.spend_today.labels(target_id).set(spent)
+            self.metrics.spend_today.set(target_id, value=spent)
         return spent
 
     def _show(self, target: Target, spent: float, day: datetime) -> bool:
         """Show whether `spent` today reaches the target's cap (gauge, log, listeners); return it."""
         assert target.daily_spend_cap_usd is not None
         over = spent >= target.daily_spend_cap_usd
-        self.metrics.paused.labels(target.id).set(1 if over else 0)
+        self.metrics.paused.set(target.id, value=1 if over else 0)
         if over and target.id not in self._paused:
             log.warning("target %s paused: spent $%g today, daily cap $%g; resumes at %s", target.id, spent,
                         target.daily_spend_cap_usd, (day + timedelta(days=1)).isoformat())

@@ -1,4 +1,5 @@
-"""The compact per-pair collectors expose what prometheus_client's own metrics would, and forget pairs."""
+"""The compact per-pair collectors expose what prometheus_client's own metrics would, and forget pairs: only what
+the scope holds configured is written and exported."""
 
 from __future__ import annotations
 
@@ -9,9 +10,20 @@ import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from monitor.telemetry.grid import PairGrid, PairHistogram
+from monitor.telemetry.keyed import InFlight, KeyedGauge
 from monitor.telemetry.metrics import Metrics
+from monitor.telemetry.scope import Scope
 
 README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def _scope(*pairs: tuple[str, str]) -> Scope:
+    scope = Scope()
+    scope.declare(pairs)
+    return scope
+
+
+ANY = _scope(("a", "x"), ("b", "x"), ("c1", "t"), ("c2", "t"))
 
 
 def _samples(registry: CollectorRegistry, name: str) -> dict[tuple, float]:
@@ -22,7 +34,7 @@ def _samples(registry: CollectorRegistry, name: str) -> dict[tuple, float]:
 def test_histogram_matches_prometheus_client() -> None:
     ours, ref = CollectorRegistry(), CollectorRegistry()
     buckets = (0.01, 0.1, 1.0, 10.0)
-    h = PairHistogram("lat_seconds", "d", ("op", "canary", "target"), buckets, registry=ours)
+    h = PairHistogram("lat_seconds", "d", ("op", "canary", "target"), buckets, registry=ours, scope=ANY)
     r = Histogram("lat_seconds", "d", ("op", "canary", "target"), buckets=buckets, registry=ref)
     for v in (0.0, 0.01, 0.05, 0.1, 0.5, 3.0, 10.0, 11.0, 1e9):  # bounds are inclusive (le)
         h.observe("chat", "c1", "t", value=v)
@@ -34,7 +46,8 @@ def test_histogram_matches_prometheus_client() -> None:
 
 def test_grid_declares_zeros_and_keeps_extra_label_sets() -> None:
     ours, ref = CollectorRegistry(), CollectorRegistry()
-    g = PairGrid("fails", "d", "counter", ("error_type",), [("timeout",), ("rate_limited",)], registry=ours)
+    g = PairGrid("fails", "d", "counter", ("error_type",), [("timeout",), ("rate_limited",)], registry=ours,
+                 scope=ANY)
     c = Counter("fails", "d", ("canary", "target", "error_type"), registry=ref)
     g.declare([("a", "x"), ("b", "x")])
     for canary in ("a", "b"):
@@ -54,37 +67,76 @@ def test_grid_declares_zeros_and_keeps_extra_label_sets() -> None:
 
 def test_gauge_grid_without_declared_pairs_exports_only_what_was_set() -> None:
     ours, ref = CollectorRegistry(), CollectorRegistry()
-    g = PairGrid("last_ts", "d", "gauge", (), (), registry=ours)
+    g = PairGrid("last_ts", "d", "gauge", (), (), registry=ours, scope=ANY)
     r = Gauge("last_ts", "d", ("canary", "target"), registry=ref)
     g.declare([("a", "x")])  # no extras: declaring a pair exports nothing by itself
     g.set("a", "x", value=5.0)
     r.labels("a", "x").set(5.0)
     assert _samples(ours, "last_ts") == _samples(ref, "last_ts")
     with pytest.raises(TypeError):
-        PairGrid("n", "d", "counter", (), registry=CollectorRegistry()).set("a", "x", value=1)
+        PairGrid("n", "d", "counter", (), registry=CollectorRegistry(), scope=ANY).set("a", "x", value=1)
 
 
-def test_forget_drops_every_series_of_removed_pairs() -> None:
+def test_forget_drops_every_series_of_removed_pairs_and_nothing_writes_them_again() -> None:
     reg = CollectorRegistry()
-    g = PairGrid("active", "d", "gauge", ("signal",), [("refused",)], registry=reg)
-    h = PairHistogram("h", "d", ("canary", "target"), (1.0,), registry=reg)
-    g.declare([("a", "x"), ("b", "x")])
+    scope = _scope(("a", "x"), ("b", "x"))
+    g = PairGrid("active", "d", "gauge", ("signal",), [("refused",)], registry=reg, scope=scope)
+    h = PairHistogram("h", "d", ("canary", "target"), (1.0,), registry=reg, scope=scope)
+    g.declare([("a", "x"), ("b", "x"), ("c", "x")])  # c is not in the scope: not declared
     g.set("b", "x", "other", value=1)
     h.observe("a", "x", value=0.5)
     h.observe("b", "x", value=0.5)
-    g.forget({("a", "x")})
-    h.forget({("a", "x")})
+    assert 'canary="b"' in generate_latest(reg).decode() and 'canary="c"' not in generate_latest(reg).decode()
+    scope.declare([("a", "x")])
+    assert 'canary="b"' not in generate_latest(reg).decode()  # a scrape before the forget has none either
+    g.forget()
+    h.forget()
+    g.set("b", "x", "other", value=1)  # work still under way for b (a call in flight, a queued analysis)
+    h.observe("b", "x", value=0.5)
     text = generate_latest(reg).decode()
     assert 'canary="b"' not in text and 'canary="a"' in text
+    scope.declare([("a", "x"), ("b", "x")])  # added back: nothing of before, series again as it is written
+    g.declare([("b", "x")])
+    text = generate_latest(reg).decode()
+    assert 'active{canary="b",signal="refused",target="x"} 0.0' in text and 'signal="other"' not in text
+    assert 'h_count{canary="b",target="x"}' not in text
+
+
+def test_keyed_gauges_and_calls_in_flight_follow_the_scope() -> None:
+    reg = CollectorRegistry()
+    scope = Scope()
+    scope.declare([("a", "x"), ("a", "y")], targets=["z"])
+    info = KeyedGauge("info", "d", ("target", "model"), registry=reg, scope=scope, by="target")
+    spent = KeyedGauge("spent", "d", ("target",), registry=reg, scope=scope, by="target", zero=True)
+    calls = InFlight("calls", "d", registry=reg, scope=scope)
+    info.set_only("y", "m1", value=1)
+    info.set_only("y", "m2", value=1)  # one model a target
+    spent.set("y", value=2.5)
+    calls.enter("y")
+    value = reg.get_sample_value
+    assert value("info", {"target": "y", "model": "m1"}) is None and value("info", {"target": "y", "model": "m2"}) == 1
+    assert [value("spent", {"target": t}) for t in "xyz"] == [0, 2.5, 0]
+    assert value("calls", {"target": "y"}) == 1
+    scope.declare([("a", "x")])  # y removed while its call is in flight
+    info.forget()
+    spent.forget()
+    info.set_only("y", "m3", value=1)
+    spent.set("y", value=3.0)
+    assert "y" not in generate_latest(reg).decode().replace("y=", "")  # no series of target y at all
+    scope.declare([("a", "x"), ("a", "y")])  # back before the call ends: its end must not count below zero
+    calls.leave("y")
+    assert value("calls", {"target": "y"}) == 0 and value("spent", {"target": "y"}) == 0
+    assert value("info", {"target": "y", "model": "m3"}) is None
 
 
 def test_declared_pairs_export_zero_refusals_and_a_reload_forgets_removed_canaries_and_targets() -> None:
     reg = CollectorRegistry()
     m = Metrics(reg)
-    m.declare([("a", "x", 60.0), ("b", "y", 30.0)], {"x": None, "y": 5.0})
+    m.declare([("a", "x", 60.0), ("b", "y", 30.0)], {"x": None, "y": 5.0}, checks=[("b", "y", "short")])
     assert reg.get_sample_value("llm_monitor_refusals_total", {"canary": "a", "target": "x", "refusal": "full"}) == 0
     assert reg.get_sample_value("llm_monitor_canary_interval_seconds", {"canary": "b"}) == 30.0
-    m.forget_pairs({("a", "x")})
+    m.model_info.set_only("y", "m", "fp", value=1)
+    m.declare([("a", "x", 60.0)], {"x": None})
     text = generate_latest(reg).decode()
     assert 'canary="b"' not in text and 'target="y"' not in text
     assert 'llm_monitor_canary_interval_seconds{canary="a"} 60.0' in text
@@ -95,8 +147,8 @@ def test_exposition_passes_the_text_parser() -> None:
     from prometheus_client.parser import text_string_to_metric_families
 
     reg = CollectorRegistry()
-    PairGrid("c", "d", "counter", (), registry=reg).declare([("a", "x")])
-    PairHistogram("h_seconds", "d", ("canary", "target"), (0.5,), registry=reg).observe("a", "x", value=1)
+    PairGrid("c", "d", "counter", (), registry=reg, scope=ANY).declare([("a", "x")])
+    PairHistogram("h_seconds", "d", ("canary", "target"), (0.5,), registry=reg, scope=ANY).observe("a", "x", value=1)
     names = {f.name for f in text_string_to_metric_families(generate_latest(reg).decode())}
     assert names == {"c", "h_seconds"}
 
@@ -107,6 +159,7 @@ def test_readme_metrics_reference_names_what_is_exported() -> None:
     exported = {m.name + ("_total" if m.type == "counter" else "") for m in metrics.registry.collect()}
     plain = {(v._name + ("_total" if isinstance(v, Counter) else "")): set(v._labelnames)
              for v in vars(metrics).values() if isinstance(v, Gauge | Counter)}
+    plain |= {v.name: set(v.labelnames) for v in vars(metrics).values() if isinstance(v, KeyedGauge | InFlight)}
     section = README.read_text().split("## Metrics reference", 1)[1].split("\n## ", 1)[0]
     rows = [[c.strip() for c in line.strip("|").split("|")] for line in section.splitlines()
             if line.startswith("| `")]
@@ -149,6 +202,7 @@ def test_a_check_without_verdicts_in_the_last_run_has_no_pass_ratio() -> None:
                 for p in passed]
 
     metrics = Metrics(CollectorRegistry())
+    metrics.declare([("c1", "t", 60.0)], {"t": None}, checks=[("c1", "t", "judged"), ("c1", "t", "short")])
     metrics.run_summary("c1", "t", run(True, False))
     ratio = {"canary": "c1", "target": "t", "check": "judged"}
     assert metrics.registry.get_sample_value("llm_monitor_check_pass_ratio", ratio) == 0.5
@@ -167,6 +221,7 @@ def test_a_content_policy_error_counts_as_a_refusal_and_an_outage_changes_no_rat
                            refusal=refusal, checks=[CheckResult("refusal", "refusal", passed)])
 
     metrics = Metrics(CollectorRegistry())
+    metrics.declare([("c1", "t", 60.0)], {"t": None}, checks=[("c1", "t", "refusal")])
     blocked = [obs(ErrorType.CONTENT_FILTER, "full", False) for _ in range(2)]
     for o in blocked:
         metrics.observe(o, "openai", "127.0.0.1")
@@ -183,4 +238,4 @@ def test_a_content_policy_error_counts_as_a_refusal_and_an_outage_changes_no_rat
     metrics.run_summary("c1", "t", outage)
     assert value("llm_monitor_refusal_ratio", pair) == 1.0  # no verdict: the last one stands
     assert value("llm_monitor_check_pass_ratio", {**pair, "check": "refusal"}) == 0.0
-    assert value("llm_monitor_check_results_total", {**pair, "check": "refusal", "result": "error"}) is None
+    assert value("llm_monitor_check_results_total", {**pair, "check": "refusal", "result": "error"}) == 0  # declared

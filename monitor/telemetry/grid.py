@@ -6,6 +6,9 @@ data". prometheus_client keeps a child object with its own locks per series: ~75
 ~5 KB per histogram, 50 MB for 1,000 pairs once each has run. The same samples come out of :class:`PairGrid`
 (declared pairs x label values, plus a dict of the values set) and :class:`PairHistogram` (an array of bucket
 counts per label set), at a few hundred bytes per series. Both are read-only collectors to the registry.
+
+Both write and export only the series of what the :class:`~monitor.telemetry.scope.Scope` holds configured: a
+write for a pair (or check) it does not hold is dropped, and `forget` drops what a new declaration left out.
 """
 
 from __future__ import annotations
@@ -26,47 +29,61 @@ from prometheus_client.metrics_core import (
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
+from monitor.telemetry.scope import Declared, Scope
+
 Key = tuple[str, ...]
 
 
 class PairGrid(Collector):
     """A counter or gauge labelled (canary, target, *extra): every declared pair x every declared extra tuple is
-    exported (zero until set), plus any other label set that was ever set or incremented."""
+    exported (zero until set), plus any other label set that was ever set or incremented; all of them only while
+    the scope holds their pair (`per_check`: their canary, target and check, the first extra label)."""
 
     def __init__(self, name: str, documentation: str, kind: Literal["counter", "gauge"], extra_labels: Sequence[str],
-                 extras: Iterable[Key] = ((),), *, registry: CollectorRegistry) -> None:
+                 extras: Iterable[Key] = ((),), *, registry: CollectorRegistry, scope: Scope,
+                 per_check: bool = False) -> None:
         self.name, self.documentation, self.kind = name, documentation, kind
         self.labelnames = ("canary", "target", *extra_labels)
         self.extras: tuple[Key, ...] = tuple(extras)
+        self.scope, self.per_check = scope, per_check
         self._pairs: dict[tuple[str, str], None] = {}  # insertion-ordered set
         self._values: dict[Key, float] = {}
         self._lock = threading.Lock()
         registry.register(self)
 
     def declare(self, pairs: Iterable[tuple[str, str]]) -> None:
-        """Export zeros for these pairs (in addition to those already declared)."""
+        """Export zeros for these pairs (in addition to those already declared) while the scope holds them."""
         with self._lock:
-            self._pairs.update(dict.fromkeys(pairs))
+            now = self.scope.now
+            self._pairs.update(dict.fromkeys(p for p in pairs if now.pair(*p)))
 
-    def forget(self, keep: set[tuple[str, str]]) -> None:
-        """Drop every series of the pairs not in ``keep``."""
+    def forget(self) -> None:
+        """Drop every series the scope no longer holds (after a new declaration)."""
         with self._lock:
-            self._pairs = {p: None for p in self._pairs if p in keep}
-            self._values = {k: v for k, v in self._values.items() if k[:2] in keep}
+            now = self.scope.now
+            self._pairs = {p: None for p in self._pairs if now.pair(*p)}
+            self._values = {k: v for k, v in self._values.items() if self._held(now, k)}
+
+    def _held(self, now: Declared, key: Key) -> bool:
+        return now.check(*key[:3]) if self.per_check else now.pair(*key[:2])
 
     def inc(self, *labels: str, amount: float = 1.0) -> None:
+        """Add `amount` to a series (nothing if the scope does not hold it)."""
         if amount < 0 and self.kind == "counter":
             raise ValueError("counters only go up")
         key = self._key(labels)
         with self._lock:
-            self._values[key] = self._values.get(key, 0.0) + amount
+            if self._held(self.scope.now, key):
+                self._values[key] = self._values.get(key, 0.0) + amount
 
     def set(self, *labels: str, value: float) -> None:
+        """Set a gauge's series (nothing if the scope does not hold it)."""
         if self.kind == "counter":
             raise TypeError("a counter cannot be set")
         key = self._key(labels)
         with self._lock:
-            self._values[key] = float(value)
+            if self._held(self.scope.now, key):
+                self._values[key] = float(value)
 
     def get(self, *labels: str) -> float:
         return self._values.get(self._key(labels), 0.0)
@@ -91,23 +108,28 @@ class PairGrid(Collector):
 
     def collect(self) -> Iterator[Metric]:
         with self._lock:
-            pairs, values = list(self._pairs), dict(self._values)
+            pairs, values, now = list(self._pairs), dict(self._values), self.scope.now
         family = self._family()
         for pair in pairs:
             for extra in self.extras:
                 key = (*pair, *extra)
-                family.add_metric(list(key), values.pop(key, 0.0))
+                value = values.pop(key, 0.0)
+                if self._held(now, key):
+                    family.add_metric(list(key), value)
         for key, value in values.items():  # label sets outside the declared grid
-            family.add_metric(list(key), value)
+            if self._held(now, key):
+                family.add_metric(list(key), value)
         yield family
 
 
 class PairHistogram(Collector):
-    """A histogram whose label sets include canary and target (at ``pair_at``); one array per label set."""
+    """A histogram whose label sets include canary and target (at ``pair_at``); one array per label set, written
+    and exported while the scope holds the pair."""
 
     def __init__(self, name: str, documentation: str, labelnames: Sequence[str], buckets: Sequence[float],
-                 *, registry: CollectorRegistry, pair_at: tuple[int, int] | None = None) -> None:
+                 *, registry: CollectorRegistry, scope: Scope, pair_at: tuple[int, int] | None = None) -> None:
         self.name, self.documentation, self.labelnames = name, documentation, tuple(labelnames)
+        self.scope = scope
         self.bounds = tuple(float(b) for b in buckets if b != float("inf"))
         self.pair_at = pair_at or (self.labelnames.index("canary"), self.labelnames.index("target"))
         self._series: dict[Key, array[float]] = {}  # per label set: count per bucket, +Inf bucket, then sum
@@ -120,24 +142,30 @@ class PairHistogram(Collector):
         key = tuple(str(v) for v in labels)
         slot = bisect_left(self.bounds, value)  # the first bucket whose upper bound (le) is >= value
         with self._lock:
+            if not self._held(self.scope.now, key):
+                return
             counts = self._series.get(key)
             if counts is None:
                 counts = self._series[key] = array("d", bytes(8 * (len(self.bounds) + 2)))
             counts[slot] += 1
             counts[-1] += value
 
-    def forget(self, keep: set[tuple[str, str]]) -> None:
-        """Drop every series of the pairs not in ``keep``."""
-        i, j = self.pair_at
+    def forget(self) -> None:
+        """Drop every series the scope no longer holds (after a new declaration)."""
         with self._lock:
-            self._series = {k: v for k, v in self._series.items() if (k[i], k[j]) in keep}
+            now = self.scope.now
+            self._series = {k: v for k, v in self._series.items() if self._held(now, k)}
+
+    def _held(self, now: Declared, key: Key) -> bool:
+        return now.pair(key[self.pair_at[0]], key[self.pair_at[1]])
 
     def describe(self) -> list[Metric]:
         return [HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)]
 
     def collect(self) -> Iterator[Metric]:
         with self._lock:
-            series = [(k, v.tolist()) for k, v in self._series.items()]
+            now = self.scope.now
+            series = [(k, v.tolist()) for k, v in self._series.items() if self._held(now, k)]
         family = HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
         les = [*(_le(b) for b in self.bounds), "+Inf"]
         for key, counts in series:

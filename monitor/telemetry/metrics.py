@@ -2,6 +2,10 @@
 
 Label sets are bounded: canary and target ids come from the config, models and fingerprints from the few the
 upstream reports, error types from one enum. Series are pre-initialised so they exist before the first event.
+
+Every series labelled by canary or target exists only for what the last `Metrics.declare` holds configured (its
+`Scope`): a reload that removes a pair, a check or a target takes their series with it, and nothing that was
+already under way (a call in flight, an analysis queued, a spend count) can bring them back.
 """
 
 from __future__ import annotations
@@ -33,7 +37,9 @@ from monitor.domain import (
 )
 from monitor.telemetry import names as n
 from monitor.telemetry.grid import PairGrid, PairHistogram
+from monitor.telemetry.keyed import InFlight, KeyedGauge
 from monitor.telemetry.names import WATCHED_SIGNALS, signal_kind
+from monitor.telemetry.scope import Scope
 
 
 def register_runtime(registry: CollectorRegistry) -> None:
@@ -76,48 +82,52 @@ class Metrics:
         disable_created_metrics()
         self.registry = registry
         r = registry
+        # The one place that says which canaries, targets and checks have series (telemetry/scope.py).
+        self.scope = sc = Scope()
         # Per-pair families are compact collectors (telemetry/grid.py): ~50 MB less with 1,000 pairs.
         self.duration = PairHistogram(n.OP_DURATION, "GenAI operation duration (client side, whole call).",
-                                      n.GENAI_LABELS, n.DURATION_BUCKETS, registry=r)
+                                      n.GENAI_LABELS, n.DURATION_BUCKETS, registry=r, scope=sc)
         self.ttfc = PairHistogram(n.OP_TTFC, "Time from request start to the first chunk with content (streaming).",
-                                  n.GENAI_LABELS, n.DURATION_BUCKETS, registry=r)
+                                  n.GENAI_LABELS, n.DURATION_BUCKETS, registry=r, scope=sc)
         self.tokens = PairHistogram(n.TOKEN_USAGE, "Tokens per call as reported by the server.",
-                                    (*n.GENAI_LABELS, "gen_ai_token_type"), n.TOKEN_BUCKETS, registry=r)
+                                    (*n.GENAI_LABELS, "gen_ai_token_type"), n.TOKEN_BUCKETS, registry=r, scope=sc)
         self.attempts = PairGrid("llm_monitor_probe_attempts", "Calls made (canaries _judge and _embeddings: the "
-                                 "daemon's own calls).", "counter", (), registry=r)
+                                 "daemon's own calls).", "counter", (), registry=r, scope=sc)
         self.failures = PairGrid("llm_monitor_probe_failures", "Calls that failed, by error type.", "counter",
-                                 ("error_type",), [(et.value,) for et in ErrorType], registry=r)
+                                 ("error_type",), [(et.value,) for et in ErrorType], registry=r, scope=sc)
         self.output_rate = PairHistogram("llm_monitor_output_tokens_per_second",
                                          "Server-reported output tokens over the time after the first chunk.",
-                                         ("canary", "target"), n.RATE_BUCKETS, registry=r)
+                                         ("canary", "target"), n.RATE_BUCKETS, registry=r, scope=sc)
         self.runs_skipped = PairGrid("llm_monitor_runs_skipped",
                                      "Scheduled runs that did not happen: the previous run was still going "
                                      "(overrun), the scheduler reached it more than an interval late (missed), or "
                                      "the target's daily spend cap paused it (spend_cap).",
                                      "counter", ("reason",), [(RUN_OVERRUN,), (RUN_MISSED,), (RUN_SPEND_CAP,)],
-                                     registry=r)
+                                     registry=r, scope=sc)
         self.cost = PairGrid("llm_monitor_cost_usd", "Spend on calls in USD: calls whose cost is known (the others: "
-                             "llm_monitor_unpriced_calls_total).", "counter", (), registry=r)
+                             "llm_monitor_unpriced_calls_total).", "counter", (), registry=r, scope=sc)
         self.unpriced = PairGrid("llm_monitor_unpriced_calls",
                                  "Billed calls whose cost is unknown, so neither spend nor the daily spend cap counts "
                                  "them: the model that answered has no price (no_price), or the server reported no "
                                  "token counts (no_usage).", "counter", ("reason",),
-                                 [(UNPRICED_NO_PRICE,), (UNPRICED_NO_USAGE,)], registry=r)
-        self.spend_today = Gauge("llm_monitor_spend_today_usd", "Spend since 00:00 UTC in USD on calls whose cost is "
-                                 "known, as the daily spend cap counts it (the others: "
-                                 "llm_monitor_unpriced_calls_total).", ("target",), registry=r)
-        self.spend_cap = Gauge("llm_monitor_spend_cap_usd", "Daily spend cap in USD (absent: no cap).",
-                               ("target",), registry=r)
-        self.paused = Gauge("llm_monitor_target_paused", "1 while the daily spend cap pauses the target.",
-                            ("target",), registry=r)
+                                 [(UNPRICED_NO_PRICE,), (UNPRICED_NO_USAGE,)], registry=r, scope=sc)
+        self.spend_today = KeyedGauge("llm_monitor_spend_today_usd", "Spend since 00:00 UTC in USD on calls whose "
+                                      "cost is known, as the daily spend cap counts it (the others: "
+                                      "llm_monitor_unpriced_calls_total).", ("target",), registry=r, scope=sc,
+                                      by="target", zero=True)
+        self.spend_cap = KeyedGauge("llm_monitor_spend_cap_usd", "Daily spend cap in USD (absent: no cap).",
+                                    ("target",), registry=r, scope=sc, by="target")
+        self.paused = KeyedGauge("llm_monitor_target_paused", "1 while the daily spend cap pauses the target.",
+                                 ("target",), registry=r, scope=sc, by="target", zero=True)
         self.last_success = PairGrid("llm_monitor_last_success_timestamp_seconds",
-                                     "Unix time of the last successful call.", "gauge", (), (), registry=r)
+                                     "Unix time of the last successful call.", "gauge", (), (), registry=r, scope=sc)
         self.last_attempt = PairGrid("llm_monitor_last_attempt_timestamp_seconds", "Unix time of the last call.",
-                                     "gauge", (), (), registry=r)
-        self.interval = Gauge("llm_monitor_canary_interval_seconds", "Scheduled period of the canary.",
-                              ("canary",), registry=r)
-        self.model_info = Gauge("llm_monitor_model_info", "Model and system fingerprint the target answers with.",
-                                ("target", "response_model", "system_fingerprint"), registry=r)
+                                     "gauge", (), (), registry=r, scope=sc)
+        self.interval = KeyedGauge("llm_monitor_canary_interval_seconds", "Scheduled period of the canary.",
+                                   ("canary",), registry=r, scope=sc, by="canary")
+        self.model_info = KeyedGauge("llm_monitor_model_info", "Model and system fingerprint the target answers with.",
+                                     ("target", "response_model", "system_fingerprint"), registry=r, scope=sc,
+                                     by="target")
         self.build_info = Gauge("llm_monitor_build_info", "Build information.", ("version", "python_version"),
                                 registry=r)
         self.leader = Gauge("llm_monitor_leader",
@@ -127,18 +137,19 @@ class Metrics:
         self.reload_ts = Gauge("llm_monitor_config_last_reload_success_timestamp_seconds",
                                "Unix time of the last successful configuration load.", registry=r)
         self.refusals = PairGrid("llm_monitor_refusals", "Completions judged refusals.", "counter", ("refusal",),
-                                 (("partial",), ("full",)), registry=r)
+                                 (("partial",), ("full",)), registry=r, scope=sc)
         self.refusal_ratio = PairGrid("llm_monitor_refusal_ratio",
                                       "Share of the last run's answered samples that were refusals (partial or full).",
-                                      "gauge", (), (), registry=r)
+                                      "gauge", (), (), registry=r, scope=sc)
         self.checks = PairGrid("llm_monitor_check_results", "Check outcomes.", "counter", ("check", "result"), (),
-                               registry=r)
+                               registry=r, scope=sc, per_check=True)
         self.check_ratio = PairGrid("llm_monitor_check_pass_ratio", "Share of the last run's samples passing a check.",
-                                    "gauge", ("check",), (), registry=r)
+                                    "gauge", ("check",), (), registry=r, scope=sc, per_check=True)
         self.drift_active = PairGrid("llm_monitor_drift_active", "1 while a drift event is open.", "gauge",
-                                     ("signal",), [(s,) for s in WATCHED_SIGNALS], registry=r)
+                                     ("signal",), [(s,) for s in WATCHED_SIGNALS], registry=r, scope=sc)
         self.drift_events = PairGrid("llm_monitor_drift_events", "Drift events opened.", "counter",
-                                     ("signal", "kind"), [(s, signal_kind(s)) for s in WATCHED_SIGNALS], registry=r)
+                                     ("signal", "kind"), [(s, signal_kind(s)) for s in WATCHED_SIGNALS], registry=r,
+                                     scope=sc)
         self.pending = Gauge("llm_monitor_notifications_pending", "Notifications waiting in the outbox, per sink.",
                              ("sink",), registry=r)
         self.sent = Counter("llm_monitor_notifications_sent", "Notifications delivered.", ("sink",), registry=r)
@@ -161,60 +172,44 @@ class Metrics:
         self.analysis_delay = Gauge("llm_monitor_drift_analysis_delay_seconds",
                                     "How long the oldest stored observation waiting for drift analysis has waited "
                                     "(0: none waits).", registry=r)
-        self.in_flight = Gauge("llm_monitor_probes_in_flight", "Probe calls in flight.", ("target",), registry=r)
+        self.in_flight = InFlight("llm_monitor_probes_in_flight", "Probe calls in flight.", registry=r, scope=sc)
         self.tls_expiry = UnsetGauge("llm_monitor_web_tls_certificate_expiry_timestamp_seconds",
                                      "Unix time the listener's TLS certificate expires: the earliest notAfter of the "
                                      "certificates in cert_file (absent without TLS).", registry=r)
         self.build_info.labels(__version__, platform.python_version()).set(1)
-        self._models: dict[str, tuple[str, str]] = {}
 
     def declare(self, pairs: Iterable[tuple[str, str, float]], caps: dict[str, float | None],
                 services: Iterable[tuple[str, str]] = (), checks: Iterable[tuple[str, str, str]] = ()) -> None:
-        """Pre-initialise the series of every (canary, target, interval), every target's cap, the call and cost
-        series of the daemon's own calls (`services`: judges', embeddings'), and every (canary, target, check)'s
-        results, so that `increase()` sees a check's first failure."""
-        pairs = list(pairs)
+        """Make these the configured ones, alone: every (canary, target, interval), every target (`caps`: its cap),
+        the daemon's own calls (`services`: judges', embeddings') and every (canary, target, check). Drop the series
+        of all others (removed by a reload); from now on nothing writes one. Pre-initialise the series of these, so
+        they exist before their first event (`increase()` sees a check's first failure)."""
+        pairs, services, checks = list(pairs), list(services), list(checks)
+        self.scope.declare([*((canary, target) for canary, target, _ in pairs), *services], checks, caps)
+        for metric in vars(self).values():  # every scoped collector, so a new family cannot be left out
+            if isinstance(metric, PairGrid | PairHistogram | KeyedGauge):
+                metric.forget()
         for canary, target, check in checks:
             for result in ("pass", "fail", "error"):
                 self.checks.inc(canary, target, check, result, amount=0.0)
         for grid in (self.attempts, self.failures, self.cost, self.unpriced, self.refusals, self.runs_skipped):
             grid.declare((canary, target) for canary, target, _ in pairs)
-        services = list(services)
         for grid in (self.attempts, self.failures, self.cost, self.unpriced):
             grid.declare(services)
         for canary, _, interval in pairs:
-            self.interval.labels(canary).set(interval)
+            self.interval.set(canary, value=interval)
         for target, cap in caps.items():
-            self.paused.labels(target).set(0)
-            self.spend_today.labels(target)
-            self.in_flight.labels(target)
+            self.paused.set(target, value=0)
             if cap is not None:
-                self.spend_cap.labels(target).set(cap)
+                self.spend_cap.set(target, value=cap)
             else:
-                self.spend_cap.remove(target) if (target,) in self._label_keys(self.spend_cap) else None
+                self.spend_cap.remove(target)
 
     def declare_drift(self, pairs: Iterable[tuple[str, str]]) -> None:
         """Pre-initialise the drift series of the watched signals, so dashboards show zeros, not "no data"."""
         pairs = list(pairs)
         self.drift_active.declare(pairs)
         self.drift_events.declare(pairs)
-
-    @staticmethod
-    def _label_keys(metric: Gauge) -> set[tuple[str, ...]]:
-        return {tuple(k) for k in metric._metrics}  # prometheus_client keeps children here
-
-    def forget_pairs(self, keep: set[tuple[str, str]]) -> None:
-        """Drop per-pair series of canaries or targets removed by a reload."""
-        for metric in (self.attempts, self.failures, self.cost, self.unpriced, self.runs_skipped, self.last_success,
-                       self.last_attempt, self.output_rate, self.duration, self.ttfc, self.tokens, self.refusals,
-                       self.refusal_ratio, self.checks, self.check_ratio, self.drift_active, self.drift_events):
-            metric.forget(keep)
-        canaries, targets = {c for c, _ in keep}, {t for _, t in keep}
-        for gauge, kept in ((self.interval, canaries), (self.spend_today, targets), (self.spend_cap, targets),
-                            (self.paused, targets), (self.in_flight, targets)):
-            for (value,) in self._label_keys(gauge):
-                if value not in kept:
-                    gauge.remove(value)
 
     def observe(self, obs: Observation, provider: str, server: str, operation: str = "chat") -> None:
         """Record one finished call (`operation`: the GenAI operation name, `chat` or `embeddings`)."""
@@ -253,13 +248,8 @@ class Metrics:
             self._set_model(obs.target, c.response_model, c.system_fingerprint or "")
 
     def _set_model(self, target: str, model: str, fingerprint: str) -> None:
-        current = self._models.get(target)
-        if current == (model, fingerprint):
-            return
-        if current is not None:
-            self.model_info.remove(target, *current)
-        self._models[target] = (model, fingerprint)
-        self.model_info.labels(target, model, fingerprint).set(1)
+        if self.model_info.get(target, model, fingerprint) is None:  # a change (or the first): one series a target
+            self.model_info.set_only(target, model, fingerprint, value=1)
 
     def run_summary(self, canary: str, target: str, observations: list[Observation]) -> None:
         """Set the last-run ratios (refusals, check passes) from one run's samples: the successful ones, and the
