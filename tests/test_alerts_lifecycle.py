@@ -180,6 +180,11 @@ async def test_a_canary_removed_and_added_back_fires_its_open_event_again(steady
             await app.start(schedule=False)
             try:
                 await asyncio.to_thread(rx.wait_for, expect)
+                # the event is open in the store either way; the gauge shows it only while `bye` is configured
+                # (a restart, or a standby taking over, with `bye` removed exported it as active: found by review)
+                assert app.registry.get_sample_value(
+                    "llm_monitor_drift_active", {"canary": "bye", "target": "gpt", "signal": "refused"}) == \
+                    (1 if "bye" in probes else None)
             finally:
                 await app.stop()
         assert kinds()[3:] == ["drift.resolved", "drift.opened"]
