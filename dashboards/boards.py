@@ -269,13 +269,17 @@ def canary() -> dict[str, Any]:
                      f"(increase(llm_monitor_runs_skipped_total{{{CANARY}}}[{RATE}]))",
                      "{{canary}} {{target}} skipped ({{reason}})", "C")]),
         Panel("timeseries", "Time since last success and attempt",
-              "Seconds since the last successful and the last attempted probe; the interval for reference.", "s",
+              "Seconds since the last successful and the last attempted probe; the interval (for a cron schedule, "
+              "the gap it is in now) and the stale threshold (time since the third most recent scheduled run: "
+              "LLMMonitorCanaryStale fires once the time since the last success passes it) for reference.", "s",
               [query(f"time() - max by (canary, target) (llm_monitor_last_success_timestamp_seconds{{{CANARY}}})",
                      "{{canary}} {{target}} success"),
                query(f"time() - max by (canary, target) (llm_monitor_last_attempt_timestamp_seconds{{{CANARY}}})",
                      "{{canary}} {{target}} attempt", "B"),
                query(f'max by (canary) (llm_monitor_canary_interval_seconds{{{JOB}, canary=~"$canary"}})',
-                     "{{canary}} interval", "C")]),
+                     "{{canary}} interval", "C"),
+               query(f'time() - max by (canary) (llm_monitor_canary_stale_cutoff_timestamp_seconds'
+                     f'{{{JOB}, canary=~"$canary"}})', "{{canary}} stale threshold", "D")]),
         Panel("timeseries", "Call duration p95", "95th percentile duration of successful calls.", "s",
               quantiles(DURATION, OK, "canary, target", (0.95,))),
         Panel("timeseries", "Time to first chunk p95", "95th percentile time to first chunk (streaming).", "s",

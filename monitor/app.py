@@ -67,7 +67,7 @@ class App:
         self.config = config
         self.environ = os.environ if environ is None else environ
         self.registry = registry or CollectorRegistry()
-        self.metrics = Metrics(self.registry)
+        self.metrics = Metrics(self.registry, now)
         if registry is None:  # the daemon's own registry (an injected one belongs to its caller)
             register_runtime(self.registry)
         self.store = store or Store(config.storage.url)
@@ -160,7 +160,7 @@ class App:
     def _declare(self) -> None:
         if self.leading:  # a standby exports no per-pair series (its last-success gauges would go stale)
             pairs = self.config.pairs()
-            self.metrics.declare(((c.id, t.id, c.schedule.interval_s) for c, t in pairs),
+            self.metrics.declare(((c.id, t.id, c.schedule) for c, t in pairs),
                                  {t.id: t.daily_spend_cap_usd for t in self.config.targets}, self.config.service_pairs(),
                                  ((c.id, t.id, name) for c, t in pairs for name in check_names(c.checks)))
         self.metrics.reload_ok.set(1)

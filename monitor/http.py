@@ -27,7 +27,9 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from monitor.config.loader import Config
+from monitor.config.timing import period_s
 from monitor.config.validate import redact_url
+from monitor.domain import utcnow
 from monitor.drift.events import ACCEPTED, OPEN, RESOLVED
 from monitor.errors import MonitorError, shown
 from monitor.landing import landing_route
@@ -158,10 +160,10 @@ def build_http_app(daemon: Daemon, *, environ: Mapping[str, str] | None = None,
         return JSONResponse({"ready": ok, **parts}, status_code=200 if ok else 503)
 
     async def canaries(_: Request) -> Response:
-        cfg = daemon.config
+        cfg, now = daemon.config, utcnow()
         return JSONResponse([{
             "id": c.id, "description": c.description, "samples": c.samples, "tags": c.tags,
-            "schedule": c.schedule.model_dump(exclude_none=True), "interval_s": c.schedule.interval_s,
+            "schedule": c.schedule.model_dump(exclude_none=True), "interval_s": period_s(c.schedule, now),
             "targets": [t.id for t in cfg.targets_of(c)], "checks": [_check_dict(x) for x in c.checks],
             "source": c.source,
         } for c in cfg.canaries])

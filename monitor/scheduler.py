@@ -13,11 +13,11 @@ from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEve
 from apscheduler.executors.asyncio import AsyncIOExecutor
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
-from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor.config.loader import Config
 from monitor.config.models import Canary, Schedule, Target
+from monitor.config.timing import cron_trigger, every_s, period_s
 from monitor.domain import RUN_MISSED, RUN_OVERRUN
 
 log = logging.getLogger("monitor.scheduler")
@@ -59,14 +59,8 @@ def make_trigger(canary: Canary, start: datetime) -> BaseTrigger:
     s = canary.schedule
     jitter = int(s.jitter_s) or None
     if s.cron is not None:
-        return CronTrigger.from_crontab(s.cron, timezone=UTC) if jitter is None else CronTrigger(
-            **_cron_fields(s.cron), timezone=UTC, jitter=jitter)
-    return IntervalTrigger(seconds=s.interval_s, start_date=start, timezone=UTC, jitter=jitter)
-
-
-def _cron_fields(expr: str) -> dict[str, str]:
-    minute, hour, day, month, dow = expr.split()
-    return {"minute": minute, "hour": hour, "day": day, "month": month, "day_of_week": dow}
+        return cron_trigger(s.cron, jitter)
+    return IntervalTrigger(seconds=every_s(s), start_date=start, timezone=UTC, jitter=jitter)
 
 
 class Scheduler:
@@ -130,7 +124,7 @@ class Scheduler:
             if not run_now and job is not None and self._schedules.get(jid) == canary.schedule:
                 job.modify(args=(canary, target))
                 continue
-            interval = canary.schedule.interval_s
+            interval = period_s(canary.schedule, now)  # a cron's: the gap it is in now
             start = now + timedelta(seconds=first_delay(jid, interval, config.daemon.max_start_delay))
             trigger = make_trigger(canary, start)
             # a cron job: its next fire time, from the trigger

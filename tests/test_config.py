@@ -55,7 +55,7 @@ def test_issue_example_loads(tmp_path: Path) -> None:
     assert [t.id for t in cfg.targets] == ["gpt-mini", "claude"]
     assert cfg.target("claude").stream is False and cfg.target("gpt-mini").stream is True
     (canary,) = cfg.canaries
-    assert canary.samples == 3 and canary.schedule.interval_s == 300
+    assert canary.samples == 3 and canary.schedule.every == "5m"
     assert [(c.id, t.id) for c, t in cfg.pairs()] == [("kill-python-process", "gpt-mini"),
                                                     ("kill-python-process", "claude")]
 

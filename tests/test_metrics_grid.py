@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from monitor.config.models import Schedule
 from monitor.telemetry.grid import PairGrid, PairHistogram
 from monitor.telemetry.keyed import InFlight, KeyedGauge
 from monitor.telemetry.metrics import Metrics
@@ -132,11 +133,12 @@ def test_keyed_gauges_and_calls_in_flight_follow_the_scope() -> None:
 def test_declared_pairs_export_zero_refusals_and_a_reload_forgets_removed_canaries_and_targets() -> None:
     reg = CollectorRegistry()
     m = Metrics(reg)
-    m.declare([("a", "x", 60.0), ("b", "y", 30.0)], {"x": None, "y": 5.0}, checks=[("b", "y", "short")])
+    m.declare([("a", "x", Schedule(every="1m")), ("b", "y", Schedule(every="30s"))], {"x": None, "y": 5.0},
+              checks=[("b", "y", "short")])
     assert reg.get_sample_value("llm_monitor_refusals_total", {"canary": "a", "target": "x", "refusal": "full"}) == 0
     assert reg.get_sample_value("llm_monitor_canary_interval_seconds", {"canary": "b"}) == 30.0
     m.model_info.set_only("y", "m", "fp", value=1)
-    m.declare([("a", "x", 60.0)], {"x": None})
+    m.declare([("a", "x", Schedule(every="1m"))], {"x": None})
     text = generate_latest(reg).decode()
     assert 'canary="b"' not in text and 'target="y"' not in text
     assert 'llm_monitor_canary_interval_seconds{canary="a"} 60.0' in text
@@ -184,7 +186,7 @@ def test_no_created_series() -> None:
     """prometheus_client adds `<name>_created` beside every counter and histogram unless told not to."""
     reg = CollectorRegistry()
     m = Metrics(reg)
-    m.declare([("a", "x", 60.0)], {"x": None})
+    m.declare([("a", "x", Schedule(every="1m"))], {"x": None})
     m.sent.labels("hook").inc()
     text = generate_latest(reg).decode()
     assert "llm_monitor_notifications_sent_total" in text and "_created" not in text
@@ -202,7 +204,7 @@ def test_a_check_without_verdicts_in_the_last_run_has_no_pass_ratio() -> None:
                 for p in passed]
 
     metrics = Metrics(CollectorRegistry())
-    metrics.declare([("c1", "t", 60.0)], {"t": None}, checks=[("c1", "t", "judged"), ("c1", "t", "short")])
+    metrics.declare([("c1", "t", Schedule(every="1m"))], {"t": None}, checks=[("c1", "t", "judged"), ("c1", "t", "short")])
     metrics.run_summary("c1", "t", run(True, False))
     ratio = {"canary": "c1", "target": "t", "check": "judged"}
     assert metrics.registry.get_sample_value("llm_monitor_check_pass_ratio", ratio) == 0.5
@@ -221,7 +223,7 @@ def test_a_content_policy_error_counts_as_a_refusal_and_an_outage_changes_no_rat
                            refusal=refusal, checks=[CheckResult("refusal", "refusal", passed)])
 
     metrics = Metrics(CollectorRegistry())
-    metrics.declare([("c1", "t", 60.0)], {"t": None}, checks=[("c1", "t", "refusal")])
+    metrics.declare([("c1", "t", Schedule(every="1m"))], {"t": None}, checks=[("c1", "t", "refusal")])
     blocked = [obs(ErrorType.CONTENT_FILTER, "full", False) for _ in range(2)]
     for o in blocked:
         metrics.observe(o, "openai", "127.0.0.1")

@@ -23,6 +23,7 @@ from monitor.config.models import (
     Target,
 )
 from monitor.config.references import canary_references, monitor_references, written_ids
+from monitor.config.timing import runs_per_day
 from monitor.config.validate import validate, validate_each
 from monitor.config.yamlsrc import Located, at, load_yaml
 from monitor.domain import EMBEDDINGS_CANARY, JUDGE_CANARY
@@ -78,8 +79,9 @@ class Config:
         return [(c, t) for c in self.canaries for t in self.targets_of(c)]
 
     def observations_per_day(self) -> float:
-        """How many observations every canary x target stream together makes (and drift analyses) per day."""
-        return sum(c.samples * 86_400 / c.schedule.interval_s for c, _ in self.pairs())
+        """How many observations every canary x target stream together makes (and drift analyses) per day (a cron
+        schedule's: its mean over a week, nights and weekends included)."""
+        return sum(c.samples * runs_per_day(c.schedule) for c, _ in self.pairs())
 
     def drift_settings(self) -> DriftSettings:
         """The drift engine's settings, with a fleet budget (`false_alarms_per_day`) split over the streams."""

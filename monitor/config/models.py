@@ -10,11 +10,11 @@ import re
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from apscheduler.triggers.cron import CronTrigger
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from monitor.alerts.config import AlertsConfig
 from monitor.checks import CheckSpec, check_names
+from monitor.config.timing import cron_trigger
 from monitor.drift.names import declarable, disableable
 from monitor.drift.settings import DriftSettings
 from monitor.durations import parse_duration
@@ -167,7 +167,7 @@ class Schedule(Strict):
             raise ValueError(f"`every` must be at least 1s (value: {self.every!r})")
         if self.cron is not None:
             try:
-                CronTrigger.from_crontab(self.cron, timezone="UTC")
+                cron_trigger(self.cron)
             except ValueError as e:
                 raise ValueError(f"invalid cron expression {self.cron!r}: {e}") from e
         if self.jitter is not None:
@@ -176,23 +176,6 @@ class Schedule(Strict):
                 raise ValueError(f"`jitter` must be shorter than `every` (jitter: {self.jitter!r}, "
                                  f"every: {self.every!r})")
         return self
-
-    @property
-    def interval_s(self) -> float:
-        """The period in seconds (for cron, the gap between its next two fire times)."""
-        if self.every is not None:
-            return parse_duration(self.every)
-        from datetime import UTC, datetime
-
-        trig = CronTrigger.from_crontab(self.cron or "", timezone="UTC")
-        now = datetime.now(UTC)
-        a = trig.get_next_fire_time(None, now)
-        b = trig.get_next_fire_time(a, a) if a else None
-        if a and b and b == a:
-            from datetime import timedelta
-
-            b = trig.get_next_fire_time(a, a + timedelta(seconds=1))
-        return (b - a).total_seconds() if a and b else 3600.0
 
     @property
     def jitter_s(self) -> float:

@@ -11,7 +11,8 @@ already under way (a call in flight, an analysis queued, a spend count) can brin
 from __future__ import annotations
 
 import platform
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from datetime import datetime
 
 from prometheus_client import (
     CollectorRegistry,
@@ -26,6 +27,7 @@ from prometheus_client.metrics_core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from monitor import __version__
+from monitor.config.models import Schedule
 from monitor.domain import (
     RUN_MISSED,
     RUN_OVERRUN,
@@ -34,11 +36,13 @@ from monitor.domain import (
     UNPRICED_NO_USAGE,
     ErrorType,
     Observation,
+    utcnow,
 )
 from monitor.telemetry import names as n
 from monitor.telemetry.grid import PairGrid, PairHistogram
 from monitor.telemetry.keyed import InFlight, KeyedGauge
 from monitor.telemetry.names import WATCHED_SIGNALS, signal_kind
+from monitor.telemetry.schedules import ScheduleGauges
 from monitor.telemetry.scope import Scope
 
 
@@ -75,7 +79,7 @@ class UnsetGauge(Collector):
 class Metrics:
     """Every metric llm-monitor exports, registered on one registry."""
 
-    def __init__(self, registry: CollectorRegistry):
+    def __init__(self, registry: CollectorRegistry, now: Callable[[], datetime] = utcnow):
         # No `<counter>_created` series beside every counter and histogram: they double the series count and no
         # rule or dashboard reads them (the compact per-pair families never had them). The switch is the
         # client library's, process-wide; it must be off before any metric is made.
@@ -123,8 +127,7 @@ class Metrics:
                                      "Unix time of the last successful call.", "gauge", (), (), registry=r, scope=sc)
         self.last_attempt = PairGrid("llm_monitor_last_attempt_timestamp_seconds", "Unix time of the last call.",
                                      "gauge", (), (), registry=r, scope=sc)
-        self.interval = KeyedGauge("llm_monitor_canary_interval_seconds", "Scheduled period of the canary.",
-                                   ("canary",), registry=r, scope=sc, by="canary")
+        self.schedules = ScheduleGauges(registry=r, now=now)  # interval and stale cutoff, per canary
         self.model_info = KeyedGauge("llm_monitor_model_info", "Model and system fingerprint the target answers with.",
                                      ("target", "response_model", "system_fingerprint"), registry=r, scope=sc,
                                      by="target")
@@ -178,7 +181,7 @@ class Metrics:
                                      "certificates in cert_file (absent without TLS).", registry=r)
         self.build_info.labels(__version__, platform.python_version()).set(1)
 
-    def declare(self, pairs: Iterable[tuple[str, str, float]], caps: dict[str, float | None],
+    def declare(self, pairs: Iterable[tuple[str, str, Schedule]], caps: dict[str, float | None],
                 services: Iterable[tuple[str, str]] = (), checks: Iterable[tuple[str, str, str]] = ()) -> None:
         """Make these the configured ones, alone: every (canary, target, interval), every target (`caps`: its cap),
         the daemon's own calls (`services`: judges', embeddings') and every (canary, target, check). Drop the series
@@ -196,8 +199,7 @@ class Metrics:
             grid.declare((canary, target) for canary, target, _ in pairs)
         for grid in (self.attempts, self.failures, self.cost, self.unpriced):
             grid.declare(services)
-        for canary, _, interval in pairs:
-            self.interval.set(canary, value=interval)
+        self.schedules.declare((canary, schedule) for canary, _, schedule in pairs)
         for target, cap in caps.items():
             self.paused.set(target, value=0)
             if cap is not None:

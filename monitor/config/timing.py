@@ -1,0 +1,137 @@
+"""How often a schedule fires: the one place that turns `every:` and `cron:` into periods, fire times and rates.
+
+An `every` schedule has one period. A cron schedule has none: `*/10 9-17 * * *` fires every 10 minutes by day and
+not at all for 15 hours at night, so every question is asked about a moment (`now`, passed in) or about a whole
+week. Jitter is left out: it moves a run by less than its schedule's gap.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+from apscheduler.triggers.cron import CronTrigger
+
+from monitor.durations import parse_duration
+
+if TYPE_CHECKING:  # models validates cron expressions with cron_trigger
+    from monitor.config.models import Schedule
+
+WEEK = timedelta(days=7)
+# A fixed Monday 00:00 UTC: the week (and, for rarer crons, the four years) whose fire times give a cron's rate,
+# so that the rate of a config does not change from one load to the next
+_ANCHOR = datetime(2024, 1, 1, tzinfo=UTC)
+_LOOKBACK = tuple(timedelta(days=d) for d in (1 / 24, 1, 8, 64, 400, 1500))
+_TICK = timedelta(microseconds=1)
+
+
+_DAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+
+
+def _crontab_weekdays(field: str) -> str:
+    """Return a crontab day-of-week field in APScheduler 3's terms: its numbers count from Monday (0), crontab's
+    from Sunday (0 or 7), so numbers become day names; `*`, names and their ranges stay as they are."""
+    if not re.search(r"\d", field) or re.search(r"[a-z]", field, re.IGNORECASE):
+        return field
+    days: set[int] = set()
+    for item in field.split(","):
+        m = re.fullmatch(r"(\*|(\d)(?:-(\d))?)(?:/(\d+))?", item)
+        if m is None:
+            raise ValueError(f"day of week {item!r}: expected a number 0-7 (0 and 7: Sunday), a range or a step")
+        whole, first, last, step = m.groups()
+        lo, hi = (0, 6) if whole == "*" else (int(first), int(last) if last else int(first))
+        hi = hi if last or step is None or whole == "*" else 7  # `5/2`: from 5 to the end, as crontab reads it
+        if not 0 <= lo <= hi <= 7:
+            raise ValueError(f"day of week {item!r}: numbers run 0-7 (0 and 7: Sunday), a range low to high")
+        days.update(d % 7 for d in range(lo, hi + 1, int(step or 1)))
+    return ",".join(_DAY_NAMES[d] for d in sorted(days))
+
+
+def cron_trigger(cron: str, jitter: int | None = None) -> CronTrigger:
+    """Return the UTC trigger of a 5-field crontab expression, read as crontab reads it (weekdays from Sunday)."""
+    fields = cron.split()
+    if len(fields) != 5:
+        raise ValueError(f"Wrong number of fields; got {len(fields)}, expected 5")
+    minute, hour, day, month, dow = fields
+    return CronTrigger(minute=minute, hour=hour, day=day, month=month, day_of_week=_crontab_weekdays(dow),
+                       timezone=UTC, jitter=jitter)
+
+
+@lru_cache(maxsize=256)
+def _trigger(cron: str) -> CronTrigger:
+    return cron_trigger(cron)
+
+
+def fire_times(cron: str, start: datetime, end: datetime) -> Iterator[datetime]:
+    """Yield the fire times of `cron` in [start, end), in order."""
+    trig = _trigger(cron)
+    at = trig.get_next_fire_time(None, start)
+    while at is not None and at < end:
+        yield at
+        at = trig.get_next_fire_time(at, at + _TICK)
+
+
+def next_fire(schedule: Schedule, now: datetime) -> datetime:
+    """Return when `schedule` fires next after `now` (`every`: one period from now)."""
+    if schedule.cron is None:
+        return now + timedelta(seconds=every_s(schedule))
+    at = _trigger(schedule.cron).get_next_fire_time(None, now + _TICK)
+    return at if at is not None else now + _LOOKBACK[-1]  # a cron that never fires again (none such in 5 fields)
+
+
+def previous_fires(schedule: Schedule, now: datetime, n: int) -> list[datetime]:
+    """Return the last `n` fire times at or before `now`, oldest first (`every`: `now` minus whole periods)."""
+    if schedule.cron is None:
+        period = timedelta(seconds=every_s(schedule))
+        return [now - k * period for k in range(n - 1, -1, -1)]
+    found: list[datetime] = []
+    for back in _LOOKBACK:  # widen the window until it holds n fire times (the overnight, weekend, monthly gaps)
+        found = list(fire_times(schedule.cron, now - back, now + _TICK))[-n:]
+        if len(found) == n:
+            break
+    return found
+
+
+def every_s(schedule: Schedule) -> float:
+    """Return the period of an `every` schedule in seconds."""
+    assert schedule.every is not None, "a cron schedule has no fixed period"
+    return parse_duration(schedule.every)
+
+
+def period_s(schedule: Schedule, now: datetime) -> float:
+    """Return the gap between the fire time at or before `now` and the next one (`every`: its period)."""
+    if schedule.cron is None:
+        return every_s(schedule)
+    before = previous_fires(schedule, now, 1)
+    after = next_fire(schedule, now)
+    start = before[0] if before else now
+    return (after - start).total_seconds()
+
+
+def runs_per_day(schedule: Schedule) -> float:
+    """Return how many runs a day `schedule` makes, on average over a week of fire times (a cron that fires less
+    than daily: over four years, so that a monthly one counts its month)."""
+    if schedule.cron is None:
+        return 86_400 / every_s(schedule)
+    return _cron_runs_per_day(schedule.cron)
+
+
+@lru_cache(maxsize=256)
+def _cron_runs_per_day(cron: str) -> float:
+    week = sum(1 for _ in fire_times(cron, _ANCHOR, _ANCHOR + WEEK))
+    if week >= 7:
+        return week / 7
+    years = timedelta(days=4 * 365 + 1)
+    return sum(1 for _ in fire_times(cron, _ANCHOR, _ANCHOR + years)) / years.days
+
+
+def stale_cutoff(schedule: Schedule, now: datetime, runs: int = 3) -> datetime:
+    """Return the time of the `runs`-th most recent scheduled run (`every`: `runs` periods ago): a canary whose last
+    success is older has had `runs` scheduled runs in a row without one, however long its gaps (nights, weekends)."""
+    if schedule.cron is None:
+        return now - runs * timedelta(seconds=every_s(schedule))
+    fires = previous_fires(schedule, now, runs)
+    return fires[0] if len(fires) == runs else now - _LOOKBACK[-1]

@@ -1,0 +1,113 @@
+"""Schedule arithmetic (config/timing.py) and the gauges built on it: a cron's gap and its stale cutoff move with
+the clock (nights, weekends), its rate is a week's mean."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from monitor.config.models import Schedule
+from monitor.config.timing import next_fire, period_s, previous_fires, runs_per_day, stale_cutoff
+from monitor.scheduler import make_trigger
+from monitor.telemetry.metrics import Metrics
+
+BUSINESS_HOURS = Schedule(cron="*/10 9-17 * * *")  # 9:00 .. 17:50, every day
+TWICE_ON_WEEKDAYS = Schedule(cron="0 9,17 * * 1-5")  # crontab: 1-5 is Monday to Friday
+MONDAY = datetime(2026, 11, 30, tzinfo=UTC)  # a Monday
+
+
+def at(day: datetime, hour: int, minute: int = 0, second: int = 0) -> datetime:
+    return day + timedelta(hours=hour, minutes=minute, seconds=second)
+
+
+def test_an_every_schedule_has_one_period() -> None:
+    s = Schedule(every="30m")
+    assert period_s(s, MONDAY) == 1800
+    assert runs_per_day(s) == 48
+    assert stale_cutoff(s, at(MONDAY, 12)) == at(MONDAY, 10, 30)
+    assert next_fire(s, MONDAY) == at(MONDAY, 0, 30)
+
+
+@pytest.mark.parametrize(("now", "gap"), [
+    (at(MONDAY, 12, 5), 600),  # by day
+    (at(MONDAY, 9, 0, 30), 600),  # just after the first run of the day
+    (at(MONDAY, 17, 55), 15 * 3600 + 10 * 60),  # the night: 17:50 to 9:00
+    (at(MONDAY, 3), 15 * 3600 + 10 * 60),
+])
+def test_a_cron_interval_is_the_gap_it_is_in_now(now: datetime, gap: float) -> None:
+    assert period_s(BUSINESS_HOURS, now) == gap
+
+
+def test_weekdays_are_read_as_crontab_reads_them() -> None:
+    friday, saturday = MONDAY - timedelta(days=3), MONDAY - timedelta(days=2)
+    assert next_fire(TWICE_ON_WEEKDAYS, at(friday, 18)) == at(MONDAY, 9)
+    assert previous_fires(TWICE_ON_WEEKDAYS, at(saturday, 12), 1) == [at(friday, 17)]
+    assert period_s(TWICE_ON_WEEKDAYS, at(saturday, 12)) == 64 * 3600  # Friday 17:00 to Monday 9:00
+    assert period_s(TWICE_ON_WEEKDAYS, at(MONDAY, 12)) == 8 * 3600
+    assert next_fire(Schedule(cron="0 6 * * 0"), MONDAY) == at(MONDAY + timedelta(days=6), 6)  # 0: Sunday
+    assert next_fire(Schedule(cron="0 6 * * 7"), MONDAY) == at(MONDAY + timedelta(days=6), 6)  # 7 too
+    assert next_fire(Schedule(cron="0 6 * * mon"), MONDAY) == at(MONDAY, 6)
+
+
+def test_the_scheduler_fires_a_cron_when_timing_says_it_does() -> None:
+    from monitor.config.models import Canary, Message
+
+    canary = Canary(id="c", messages=[Message(role="user", content="hi")], schedule=TWICE_ON_WEEKDAYS)
+    trigger = make_trigger(canary, MONDAY)
+    friday = MONDAY - timedelta(days=3)
+    assert trigger.get_next_fire_time(None, at(friday, 18)) == next_fire(TWICE_ON_WEEKDAYS, at(friday, 18))
+
+
+def test_a_cron_with_bad_weekdays_is_rejected() -> None:
+    with pytest.raises(ValueError, match="numbers run 0-7"):
+        Schedule(cron="0 9 * * 5-1")
+
+
+@pytest.mark.parametrize(("schedule", "per_day"), [
+    (BUSINESS_HOURS, 54),  # 9 hours x 6 a day, every day
+    (TWICE_ON_WEEKDAYS, 10 / 7),  # not 3 (the gap between two runs of a weekday)
+    (Schedule(cron="0 0 * * 1"), 209 / 1461),  # weekly: over four years too, ~1/7
+    (Schedule(cron="0 0 1 * *"), 48 / 1461),  # monthly: over four years
+    (Schedule(cron="*/15 * * * *"), 96),
+])
+def test_runs_per_day_is_the_mean_over_a_week(schedule: Schedule, per_day: float) -> None:
+    assert runs_per_day(schedule) == pytest.approx(per_day)
+
+
+@pytest.mark.parametrize(("now", "cutoff"), [
+    (at(MONDAY, 12, 5), at(MONDAY, 11, 40)),  # 11:40, 11:50, 12:00
+    (at(MONDAY, 9, 0, 30), at(MONDAY - timedelta(days=1), 17, 40)),  # the morning edge: 17:40, 17:50, 9:00
+    (at(MONDAY, 9, 20, 30), at(MONDAY, 9)),
+    (at(MONDAY, 23), at(MONDAY, 17, 30)),  # the night
+])
+def test_the_stale_cutoff_is_the_third_last_scheduled_run(now: datetime, cutoff: datetime) -> None:
+    assert stale_cutoff(BUSINESS_HOURS, now) == cutoff
+
+
+def test_a_weekend_does_not_make_a_weekday_cron_stale() -> None:
+    friday = MONDAY - timedelta(days=3)
+    sunday = MONDAY - timedelta(days=1)
+    last_success = at(friday, 17, 0, 5)
+    assert stale_cutoff(TWICE_ON_WEEKDAYS, at(sunday, 23)) < last_success  # Thursday 17:00
+    assert stale_cutoff(TWICE_ON_WEEKDAYS, at(MONDAY, 17, 1)) == at(friday, 17)  # Friday 17, Monday 9 and 17
+    assert stale_cutoff(TWICE_ON_WEEKDAYS, at(MONDAY + timedelta(days=1), 9, 1)) > last_success
+
+
+def test_the_schedule_gauges_follow_the_clock() -> None:
+    clock = [at(MONDAY, 12, 5)]
+    reg = CollectorRegistry()
+    m = Metrics(reg, now=lambda: clock[0])
+    m.declare([("day", "x", BUSINESS_HOURS), ("fast", "x", Schedule(every="1m"))], {"x": None})
+
+    def gauges(canary: str) -> tuple[float | None, float | None]:
+        return (reg.get_sample_value("llm_monitor_canary_interval_seconds", {"canary": canary}),
+                reg.get_sample_value("llm_monitor_canary_stale_cutoff_timestamp_seconds", {"canary": canary}))
+
+    assert gauges("day") == (600, at(MONDAY, 11, 40).timestamp())
+    assert gauges("fast") == (60, at(MONDAY, 12, 2).timestamp())
+    clock[0] = at(MONDAY, 20)
+    assert gauges("day") == (15 * 3600 + 600, at(MONDAY, 17, 30).timestamp())
+    m.forget_pairs({("fast", "x")})
+    assert gauges("day") == (None, None)
