@@ -280,6 +280,12 @@ def canary() -> dict[str, Any]:
                      "{{canary}} interval", "C"),
                query(f'time() - max by (canary) (llm_monitor_canary_stale_cutoff_timestamp_seconds'
                      f'{{{JOB}, canary=~"$canary"}})', "{{canary}} stale threshold", "D")]),
+        Panel("table", "Failing for",
+              "How long each canary has failed on each target: since the first call of its current streak of "
+              "failed runs (runs none of whose calls succeeded); empty while the last run had a success. "
+              "LLMMonitorCanaryFailing fires past 15 minutes (held 5).", "s",
+              [query(f"time() - max by (canary, target) (llm_monitor_failing_since_timestamp_seconds{{{CANARY}}})",
+                     instant=True)]),
         Panel("timeseries", "Call duration p95", "95th percentile duration of successful calls.", "s",
               quantiles(DURATION, OK, "canary, target", (0.95,))),
         Panel("timeseries", "Time to first chunk p95", "95th percentile time to first chunk (streaming).", "s",

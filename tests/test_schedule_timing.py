@@ -1,5 +1,6 @@
 """Schedule arithmetic (config/timing.py) and the gauges built on it: a cron's gap and its stale cutoff move with
-the clock (nights, weekends), its rate is a week's mean."""
+the clock (nights, weekends), its rate is a week's mean; a failing streak lasts from the first failed run to the
+first success."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from prometheus_client import CollectorRegistry
 
 from monitor.config.models import Schedule
 from monitor.config.timing import next_fire, period_s, previous_fires, runs_per_day, stale_cutoff
+from monitor.domain import CallResult, ErrorType, Observation
 from monitor.scheduler import make_trigger
 from monitor.telemetry.metrics import Metrics
 
@@ -111,3 +113,42 @@ def test_the_schedule_gauges_follow_the_clock() -> None:
     assert gauges("day") == (15 * 3600 + 600, at(MONDAY, 17, 30).timestamp())
     m.forget_pairs({("fast", "x")})
     assert gauges("day") == (None, None)
+
+
+def _obs(ok: bool, started: datetime, run_id: str = "r", canary: str = "c") -> Observation:
+    call = CallResult(text="x") if ok else CallResult(error_type=ErrorType.TIMEOUT)
+    return Observation(canary, "t", "openai", "m", started, call, run_id=run_id)
+
+
+def test_a_failing_streak_runs_from_the_first_failed_run_to_the_first_success() -> None:
+    reg = CollectorRegistry()
+    m = Metrics(reg)
+
+    def since() -> float | None:
+        return reg.get_sample_value("llm_monitor_failing_since_timestamp_seconds", {"canary": "c", "target": "t"})
+
+    def run(*oks: bool, start: datetime) -> None:
+        observations = [_obs(ok, start + timedelta(seconds=i)) for i, ok in enumerate(oks)]
+        for o in observations:
+            m.observe(o, "openai", "api.openai.com")
+        m.run_summary("c", "t", observations)
+
+    run(True, False, False, start=MONDAY)  # a run with a success is not a failed run, whatever came after it
+    assert since() is None
+    run(False, False, False, start=at(MONDAY, 0, 30))
+    assert since() == at(MONDAY, 0, 30).timestamp()
+    run(False, False, False, start=at(MONDAY, 1))  # the streak goes on from its start
+    assert since() == at(MONDAY, 0, 30).timestamp()
+    run(False, True, False, start=at(MONDAY, 1, 30))  # the first success ends it
+    assert since() is None
+
+
+def test_a_judge_call_is_a_run_of_its_own() -> None:
+    reg = CollectorRegistry()
+    m = Metrics(reg)
+    m.observe(_obs(False, MONDAY, run_id="", canary="_judge"), "openai", "api.openai.com")
+    m.observe(_obs(False, at(MONDAY, 1), run_id="", canary="_judge"), "openai", "api.openai.com")
+    labels = {"canary": "_judge", "target": "t"}
+    assert reg.get_sample_value("llm_monitor_failing_since_timestamp_seconds", labels) == MONDAY.timestamp()
+    m.observe(_obs(True, at(MONDAY, 2), run_id="", canary="_judge"), "openai", "api.openai.com")
+    assert reg.get_sample_value("llm_monitor_failing_since_timestamp_seconds", labels) is None

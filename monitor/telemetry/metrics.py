@@ -127,6 +127,10 @@ class Metrics:
                                      "Unix time of the last successful call.", "gauge", (), (), registry=r, scope=sc)
         self.last_attempt = PairGrid("llm_monitor_last_attempt_timestamp_seconds", "Unix time of the last call.",
                                      "gauge", (), (), registry=r, scope=sc)
+        self.failing_since = PairGrid("llm_monitor_failing_since_timestamp_seconds",
+                                      "Unix time of the first call of the current streak of failed runs (runs none "
+                                      "of whose calls succeeded; a judge's or embeddings call is a run of its own); "
+                                      "absent once a call succeeds.", "gauge", (), (), registry=r, scope=sc)
         self.schedules = ScheduleGauges(registry=r, now=now)  # interval and stale cutoff, per canary
         self.model_info = KeyedGauge("llm_monitor_model_info", "Model and system fingerprint the target answers with.",
                                      ("target", "response_model", "system_fingerprint"), registry=r, scope=sc,
@@ -242,12 +246,20 @@ class Metrics:
                 self.checks.inc(obs.canary, obs.target, r.name, result)
         if c.error_type is not None:
             self.failures.inc(obs.canary, obs.target, err)
+            if not obs.run_id:  # a judge's or embeddings call: no run, each call stands alone
+                self._failing(obs.canary, obs.target, ts)
             return
         self.last_success.set(obs.canary, obs.target, value=ts)
+        self.failing_since.remove(obs.canary, obs.target)  # at the first success, not at the end of its run
         if obs.output_tokens_per_s is not None:
             self.output_rate.observe(obs.canary, obs.target, value=obs.output_tokens_per_s)
         if c.response_model and operation == "chat":  # an embeddings model is not the model the target serves
             self._set_model(obs.target, c.response_model, c.system_fingerprint or "")
+
+    def _failing(self, canary: str, target: str, since: float) -> None:
+        """Start a streak of failed runs at `since`, unless one is going already."""
+        if not self.failing_since.get(canary, target):
+            self.failing_since.set(canary, target, value=since)
 
     def _set_model(self, target: str, model: str, fingerprint: str) -> None:
         if self.model_info.get(target, model, fingerprint) is None:  # a change (or the first): one series a target
@@ -256,7 +268,9 @@ class Metrics:
     def run_summary(self, canary: str, target: str, observations: list[Observation]) -> None:
         """Set the last-run ratios (refusals, check passes) from one run's samples: the successful ones, and the
         failed ones that still have a verdict (a content-policy error is a refusal). A run of outages only
-        changes nothing."""
+        changes nothing there; a run none of whose calls succeeded starts (or continues) a failing streak."""
+        if observations and not any(o.ok for o in observations):
+            self._failing(canary, target, min(o.started_at for o in observations).timestamp())
         judged = [o for o in observations if o.refusal is not None]
         if judged:
             self.refusal_ratio.set(canary, target,
