@@ -48,6 +48,12 @@ PROBES = {
             "schedule": {"every": "2s"},
             "checks": [{"type": "contains", "value": "kill"}],
         },
+        {  # every call fails (nothing listens at its target): the "Failing for" panel has a streak to show
+            "id": "live-down",
+            "messages": [{"role": "user", "content": "Say hello."}],
+            "schedule": {"every": "2s"},
+            "targets": ["sim-down"],
+        },
     ]
 }
 
@@ -75,6 +81,8 @@ def write_config(tmp_path: Path, openai_base_url: str, anthropic_url: str, port:
              "api_key_env": API_KEY_ENV, "daily_spend_cap_usd": 50.0},
             {"id": "sim-anthropic", "provider": "anthropic", "base_url": anthropic_url, "model": "sim-claude",
              "api_key_env": API_KEY_ENV, "daily_spend_cap_usd": 50.0},
+            {"id": "sim-down", "provider": "openai", "base_url": f"http://127.0.0.1:{free_port()}/v1",
+             "model": "sim-gpt", "api_key_env": API_KEY_ENV, "canaries": "listed", "timeout": 2},
         ],
         "probes": [str(probes)],
         "storage": {"url": f"sqlite:///{tmp_path / 'monitor.db'}"},
