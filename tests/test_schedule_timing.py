@@ -152,3 +152,17 @@ def test_a_judge_call_is_a_run_of_its_own() -> None:
     assert reg.get_sample_value("llm_monitor_failing_since_timestamp_seconds", labels) == MONDAY.timestamp()
     m.observe(_obs(True, at(MONDAY, 2), run_id="", canary="_judge"), "openai", "api.openai.com")
     assert reg.get_sample_value("llm_monitor_failing_since_timestamp_seconds", labels) is None
+
+
+@pytest.mark.parametrize(("cron", "days"), [("*/10 9-17 * * *", 3), ("0 9,17 * * 1-5", 5), ("* 9-17 * * 1-5", 4),
+                                            ("5 4 * * 0", 22), ("*/7 * * * *", 1), ("0 0 1,15 * *", 50)])
+def test_previous_fires_are_the_last_of_the_listed_fire_times(cron: str, days: int) -> None:
+    import random
+
+    from monitor.config.timing import fire_times
+
+    rng = random.Random(cron)
+    for _ in range(25):
+        now = MONDAY + timedelta(seconds=rng.randrange(-400 * 86_400, 400 * 86_400))
+        listed = list(fire_times(cron, now - timedelta(days=days), now + timedelta(microseconds=1)))[-3:]
+        assert len(listed) == 3 and previous_fires(Schedule(cron=cron), now, 3) == listed, now

@@ -88,11 +88,38 @@ def previous_fires(schedule: Schedule, now: datetime, n: int) -> list[datetime]:
         period = timedelta(seconds=every_s(schedule))
         return [now - k * period for k in range(n - 1, -1, -1)]
     found: list[datetime] = []
-    for back in _LOOKBACK:  # widen the window until it holds n fire times (the overnight, weekend, monthly gaps)
-        found = list(fire_times(schedule.cron, now - back, now + _TICK))[-n:]
-        if len(found) == n:
-            break
+    at: datetime | None = now
+    while at is not None and len(found) < n:
+        at = _last_fire(schedule.cron, at)
+        if at is not None:
+            found.insert(0, at)
+            at -= _TICK
     return found
+
+
+def _last_fire(cron: str, at: datetime) -> datetime | None:
+    """Return the last fire time of `cron` at or before `at` (None: none in the longest look back).
+
+    APScheduler 3 only looks forward, and listing every fire time back over a weekend is thousands for
+    `* 9-17 * * 1-5`: instead, widen the window until it holds one, then bisect for the latest start whose next
+    fire time is still at or before `at` (cron times are whole seconds)."""
+    trig = _trigger(cron)
+    for back in _LOOKBACK:  # the overnight, weekend, monthly gaps
+        first = trig.get_next_fire_time(None, at - back)
+        if first is not None and first <= at:
+            break
+    else:
+        return None
+    lo, hi = first, at  # the first fire at or after lo is at or before `at`; hi bounds the search
+    while hi - lo > timedelta(seconds=1):
+        mid = lo + (hi - lo) / 2
+        fire = trig.get_next_fire_time(None, mid)
+        if fire is not None and fire <= at:
+            lo = max(mid, lo)
+            first = fire
+        else:
+            hi = mid
+    return first
 
 
 def every_s(schedule: Schedule) -> float:
