@@ -111,8 +111,9 @@ def test_the_schedule_gauges_follow_the_clock() -> None:
     assert gauges("fast") == (60, at(MONDAY, 12, 2).timestamp())
     clock[0] = at(MONDAY, 20)
     assert gauges("day") == (15 * 3600 + 600, at(MONDAY, 17, 30).timestamp())
-    m.forget_pairs({("fast", "x")})
+    m.declare([("fast", "x", Schedule(every="1m"))], {"x": None})  # a reload that removes "day"
     assert gauges("day") == (None, None)
+    assert gauges("fast")[0] == 60
 
 
 def _obs(ok: bool, started: datetime, run_id: str = "r", canary: str = "c") -> Observation:
@@ -123,6 +124,7 @@ def _obs(ok: bool, started: datetime, run_id: str = "r", canary: str = "c") -> O
 def test_a_failing_streak_runs_from_the_first_failed_run_to_the_first_success() -> None:
     reg = CollectorRegistry()
     m = Metrics(reg)
+    m.declare([("c", "t", Schedule(every="30m"))], {"t": None})
 
     def since() -> float | None:
         return reg.get_sample_value("llm_monitor_failing_since_timestamp_seconds", {"canary": "c", "target": "t"})
@@ -146,6 +148,7 @@ def test_a_failing_streak_runs_from_the_first_failed_run_to_the_first_success() 
 def test_a_judge_call_is_a_run_of_its_own() -> None:
     reg = CollectorRegistry()
     m = Metrics(reg)
+    m.declare([], {"t": None}, services=[("_judge", "t")])
     m.observe(_obs(False, MONDAY, run_id="", canary="_judge"), "openai", "api.openai.com")
     m.observe(_obs(False, at(MONDAY, 1), run_id="", canary="_judge"), "openai", "api.openai.com")
     labels = {"canary": "_judge", "target": "t"}
