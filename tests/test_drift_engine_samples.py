@@ -177,8 +177,11 @@ def test_load_dump_names_file_line_and_field(tmp_path: Path) -> None:
         load_dump(p)
     p.write_bytes(b"\xef\xbb\xbf" + row)  # an editor's byte-order mark is not an error
     assert load_dump(p)[0]["text"] == "x"
-    for field, value in (("output_tokens", -3), ("latency_s", -0.5), ("ttft_s", 1e999)):
-        p.write_text(f'{{"canary": "c", "target": "t", "text": "x", "{field}": {value}}}\n'.replace("inf", "1e999"))
+    for field, value in (("output_tokens", -3), ("latency_s", -0.5), ("ttft_s", 1e6 * 3600)):
+        p.write_text(f'{{"canary": "c", "target": "t", "text": "x", "{field}": {value}}}\n')
         with pytest.raises(DumpError, match=rf"a\.jsonl:1: field '{field}': expected (seconds from 0 to 31,536,000|"
                                             r"a token count from 0 to 100,000,000)"):
             load_dump(p)
+    p.write_text('{"canary": "c", "target": "t", "text": "x", "ttft_s": 1e999}\n')  # not JSON: no double holds it
+    with pytest.raises(DumpError, match=r"a\.jsonl:1: field 'ttft_s': invalid JSON: the number 1e999 is past"):
+        load_dump(p)
