@@ -20,14 +20,21 @@ SINKS = ("alerts:\n  sinks:\n"
 UNSET = {"K": "", "SLACK_URL": "", "PD_KEY": ""}
 
 
+def at(cfg: Path, written: str) -> str:
+    """`file:line` of the first line of `cfg` holding `written`: where an error about a sink's secret points."""
+    return f"{cfg}:{next(n for n, line in enumerate(cfg.read_text().splitlines(), 1) if written in line)}"
+
+
 def test_unset_sink_secrets_are_warnings_like_an_unset_key(tmp_path: Path) -> None:
     cfg = write_config(tmp_path, TARGET, PROBES, extra=SINKS)
     ok = cli("check-config", "-c", str(cfg), env=UNSET)
     assert ok.returncode == 0 and "configuration OK" in ok.stdout, ok.stdout + ok.stderr
     out = " ".join(ok.stdout.split())  # rich folds long lines
-    for missing in ("alert sink hook: cannot read secret_file /run/secrets/hook",
-                    "alert sink chat: environment variable SLACK_URL (named by url_env) is not set or empty",
-                    "alert sink pager: environment variable PD_KEY (named by routing_key_env) is not set or empty",
+    for missing in (f"{at(cfg, 'name: hook')}: alert sink hook: cannot read secret_file /run/secrets/hook",
+                    f"{at(cfg, 'name: chat')}: alert sink chat: environment variable SLACK_URL (named by url_env) is "
+                    "not set or empty",
+                    f"{at(cfg, 'name: pager')}: alert sink pager: environment variable PD_KEY (named by "
+                    "routing_key_env) is not set or empty",
                     "target t: environment variable K (named by api_key_env) is not set"):
         assert f"warning: {missing}" in out, missing
     assert out.count("(the daemon will refuse to start without it)") == 4
@@ -41,7 +48,8 @@ def test_a_sink_secret_that_is_there_but_unusable_is_an_error(tmp_path: Path) ->
     cfg = write_config(tmp_path, TARGET, PROBES, extra=SINKS.replace("/run/secrets/hook", str(secret)))
     bad = cli("check-config", "-c", str(cfg), env=UNSET)
     assert bad.returncode == 2 and "configuration OK" not in bad.stdout
-    assert f"alert sink hook: secret_file {secret}: a webhook signing secret must be base64" in bad.stderr
+    assert f"{at(cfg, 'name: hook')}: alert sink hook: secret_file {secret}: a webhook signing secret must be base64" \
+        in bad.stderr
     assert "hunter2" not in bad.stdout + bad.stderr and "Traceback" not in bad.stderr
     assert "SLACK_URL" in bad.stdout  # the unset ones are still listed, as warnings
 
@@ -51,7 +59,8 @@ def test_an_unset_webhook_url_does_not_hide_an_unusable_signing_secret(tmp_path:
     cfg = write_config(tmp_path, TARGET, PROBES, extra=sinks)
     bad = cli("check-config", "-c", str(cfg), env={"K": "k", "HOOK_URL": "", "HOOK_SECRET": "not-base64!!hunter2"})
     assert bad.returncode == 2 and "configuration OK" not in bad.stdout
-    assert "alert sink hook: secret_env HOOK_SECRET: a webhook signing secret must be base64" in bad.stderr
+    assert f"{at(cfg, 'name: hook')}: alert sink hook: secret_env HOOK_SECRET: a webhook signing secret must be " \
+        "base64" in bad.stderr
 
 
 def test_paths_with_brackets_are_shown_as_written_not_read_as_markup(tmp_path: Path) -> None:
@@ -61,7 +70,7 @@ def test_paths_with_brackets_are_shown_as_written_not_read_as_markup(tmp_path: P
     cfg = write_config(tmp_path, TARGET, PROBES, extra=sinks)
     ok = cli("check-config", "-c", str(cfg), env={"K": ""})
     assert ok.returncode == 0 and "Traceback" not in ok.stderr, ok.stderr
-    assert f"warning: alert sink chat: cannot read url_file {odd}" in " ".join(ok.stdout.split())
+    assert f"warning: {cfg}:8: alert sink chat: cannot read url_file {odd}" in " ".join(ok.stdout.split())
 
 
 def test_both_of_a_webhooks_secrets_are_checked_each_on_its_own(tmp_path: Path) -> None:

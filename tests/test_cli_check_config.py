@@ -48,7 +48,9 @@ def test_check_config_resolves_alert_sink_secrets_as_run_does(tmp_path: Path, st
     assert bad.returncode == 2 and "configuration OK" not in bad.stdout
     assert "alert sink hook: secret_env HOOK_SECRET: a webhook signing secret must be base64" in bad.stderr
     # unset: a warning, as a target's unset key is (a CI job checks the config without the secrets)
-    assert "warning: alert sink chat: environment variable SLACK_URL (named by url_env) is not set or empty" in bad.stdout
+    chat = next(n for n, line in enumerate(cfg.read_text().splitlines(), 1) if "name: chat" in line)
+    assert f"warning: {cfg}:{chat}: alert sink chat: environment variable SLACK_URL (named by url_env) is not set or " \
+        "empty" in " ".join(bad.stdout.split())
     assert secret not in bad.stdout + bad.stderr and "Traceback" not in bad.stderr
     run = cli("run", "-c", str(cfg), env={"K": "k", "HOOK_SECRET": secret, "SLACK_URL": ""})
     assert run.returncode == 2  # the daemon refuses the same config

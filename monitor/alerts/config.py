@@ -7,13 +7,14 @@ text: a sink names the environment variable (`*_env`) or file (`*_file`) that ho
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -44,7 +45,9 @@ def _env_name(v: str | None) -> str | None:
     return v
 
 
-def _http_url(v: str | None) -> str | None:
+def http_url(v: str | None) -> str | None:
+    """Return `v` without a trailing slash; ValueError unless it is an http:// or https:// URL (the check of a sink's
+    `url` written in the config, and of one read from its `url_env` or `url_file` when the sink is built)."""
     if v is not None and not re.match(r"^https?://[^/\s]+", v):
         raise ValueError("must be an http:// or https:// URL")
     return v.rstrip("/") if v else v
@@ -57,6 +60,20 @@ class _Strict(BaseModel):
 class _SinkBase(_Strict):
     name: str
     timeout: Seconds = 10.0
+    # Where loading found the sink ("monitor.yaml:12"): the problems of the secrets it names, found only when the
+    # sink is built (check-config, run, a reload), name the file and line as every other config error does.
+    _where: str = PrivateAttr(default="")
+
+    @property
+    def where(self) -> str:
+        """`file:line` of the sink in the config (empty for a sink not loaded from a file)."""
+        return self._where
+
+    def located(self, where: str) -> Self:
+        """Return a copy of this sink that names `where` (`file:line`) in the problems of its secrets."""
+        copy = self.model_copy()
+        copy._where = where
+        return copy
 
     @field_validator("name")
     @classmethod
@@ -73,7 +90,7 @@ class _SinkBase(_Strict):
     @field_validator("url", mode="after", check_fields=False)
     @classmethod
     def _url(cls, v: str | None) -> str | None:
-        return _http_url(v)
+        return http_url(v)
 
 
 def _one_url(m: Any, *, literal_ok: bool, what: str) -> None:
@@ -236,7 +253,7 @@ class AlertsConfig(_Strict):
     @field_validator("external_url")
     @classmethod
     def _ext(cls, v: str) -> str:
-        return _http_url(v) or v
+        return http_url(v) or v
 
     @field_validator("resend_interval")
     @classmethod

@@ -262,7 +262,7 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None, *,
         raise ConfigError(_as_written(_in_order(issues, [str(path), *([web_file] if web_file else []),
                                                          *(str(f) for f in files)]), [src, *(f.src for f in probe_srcs)]))
     assert mf is not None  # it failed only with an issue
-    mf = anchor_files(mf, path.parent)
+    mf = _locate_sinks(anchor_files(mf, path.parent), src)
     return Config(
         path=str(path), targets=tuple(mf.targets), canaries=tuple(canaries), storage=mf.storage,
         http=mf.http, daemon=mf.daemon, drift=mf.drift, alerts=mf.alerts, refusal=mf.refusal,
@@ -341,6 +341,16 @@ def anchor_files(mf: MonitorFile, base: Path) -> MonitorFile:
         if web is not None and not Path(web).is_absolute() else mf.http
     return mf.model_copy(update={"targets": [anchored(t) for t in mf.targets], "http": http,
                                  "alerts": mf.alerts.model_copy(update={"sinks": sinks})})
+
+
+def _locate_sinks(mf: MonitorFile, src: Located) -> MonitorFile:
+    """Return `mf` with each alert sink knowing its file and line, for the problems of the secrets it names (found
+    when it is built: check-config, run, a reload)."""
+    sinks = []
+    for i, sink in enumerate(mf.alerts.sinks):
+        line = src.line_of(("alerts", "sinks", i))
+        sinks.append(sink.located(src.path + (f":{line}" if line else "")))
+    return mf.model_copy(update={"alerts": mf.alerts.model_copy(update={"sinks": sinks})})
 
 
 def _probe_entries(src: Located) -> list[str | None]:

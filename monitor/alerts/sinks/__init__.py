@@ -17,14 +17,26 @@ SINKS: dict[str, Any] = {"webhook": Webhook, "slack": Slack, "alertmanager": Ale
 
 
 def build_sinks(cfg: AlertsConfig, environ: Mapping[str, str] | None = None) -> dict[str, Sink]:
-    """Build every configured sink, reading its secrets; raise SecretError naming what is missing."""
-    return {s.name: SINKS[s.type].build(s, cfg, environ) for s in cfg.sinks}
+    """Build every configured sink, reading its secrets; raise SecretError naming what is missing or unusable, and
+    where the config file defines the sink."""
+    built = {}
+    for s in cfg.sinks:
+        try:
+            built[s.name] = SINKS[s.type].build(s, cfg, environ)
+        except SecretError as e:
+            raise _located(s, e) from None
+    return built
 
 
 def sink_problems(cfg: AlertsConfig, environ: Mapping[str, str] | None = None) -> list[SecretError]:
     """Return why each sink that `build_sinks` would refuse cannot be built (messages never hold a secret's value);
     a `SecretMissing` is a variable or file not there, as in a CI job that validates the config without secrets."""
-    return [p for s in cfg.sinks for p in SINKS[s.type].problems(s, cfg, environ)]
+    return [_located(s, p) for s in cfg.sinks for p in SINKS[s.type].problems(s, cfg, environ)]
+
+
+def _located(sink: Any, e: SecretError) -> SecretError:
+    """`e` led by the file and line of the sink (`monitor.yaml:12: alert sink hook: ...`), its class kept."""
+    return type(e)(f"{sink.where}: {e}") if sink.where else e
 
 
 __all__ = ["SINKS", "Rendered", "Sink", "build_sinks", "sink_problems"]

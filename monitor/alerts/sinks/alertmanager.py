@@ -8,7 +8,7 @@ from typing import Any
 
 from monitor.alerts.config import AlertmanagerSink, AlertsConfig
 from monitor.alerts.events import FIRING, RESOLVING, Notification
-from monitor.alerts.sinks.base import USER_AGENT, Rendered, Sink, read_secret, to_json
+from monitor.alerts.sinks.base import USER_AGENT, Rendered, Sink, read_url, to_json
 
 ALERTNAMES = {"drift": "LLMMonitorDrift", "canary": "LLMMonitorCanaryDown", "model": "LLMMonitorModelChanged",
               "budget": "LLMMonitorBudgetExceeded", "test": "LLMMonitorTest"}
@@ -61,7 +61,7 @@ class Alertmanager(Sink):
     @classmethod
     def build(cls, cfg: AlertmanagerSink, alerts: AlertsConfig,
               environ: Mapping[str, str] | None) -> Alertmanager:
-        url = cfg.url or read_secret(cfg.name, "url", cfg.url_env, cfg.url_file, environ)
+        url = cfg.url or read_url(cfg.name, cfg.url_env, cfg.url_file, environ)
         assert url is not None
         return cls(cfg.name, url.rstrip("/"), cfg.timeout, alerts.resend_interval)
 

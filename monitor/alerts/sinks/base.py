@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from monitor.alerts import redact
+from monitor.alerts.config import http_url
 from monitor.alerts.events import Notification
 from monitor.errors import SecretError, SecretMissing
 from monitor.keylike import shown_path
@@ -63,6 +64,22 @@ def read_secret(sink: str, what: str, env_name: str | None, file: str | None,
             raise SecretMissing(f"alert sink {sink}: {what}_file {file} is empty")
         return value
     return None
+
+
+def read_url(sink: str, env_name: str | None, file: str | None, environ: Mapping[str, str] | None) -> str | None:
+    """Return a sink's URL from its `url_env` or `url_file` (None: neither named); SecretMissing when unset or empty,
+    SecretError when it is not an http:// or https:// URL, the check a `url` written in the config gets. The
+    message names the variable or file, never the value: such a URL is a secret (Slack's carries its token)."""
+    url = read_secret(sink, "url", env_name, file, environ)
+    if url is None:
+        return None
+    try:
+        http_url(url)
+    except ValueError as e:
+        source = f"url_env {env_name}" if env_name else f"url_file {shown_path(file or '')}"
+        raise SecretError(f"alert sink {sink}: {source}: {e} (the value read is not shown: a URL from a variable "
+                          "or file is kept secret)") from None
+    return url
 
 
 class Sink(ABC):

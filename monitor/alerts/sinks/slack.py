@@ -8,7 +8,7 @@ from typing import Any
 
 from monitor.alerts.config import AlertsConfig, SlackSink
 from monitor.alerts.events import Notification
-from monitor.alerts.sinks.base import USER_AGENT, Rendered, Sink, read_secret, to_json
+from monitor.alerts.sinks.base import USER_AGENT, Rendered, Sink, read_url, to_json
 
 _ICON = {"firing": ":rotating_light:", "resolved": ":white_check_mark:", "info": ":information_source:"}
 _SECTION_MAX = 2900  # Slack caps a section's text at 3000 characters
@@ -57,7 +57,7 @@ class Slack(Sink):
 
     @classmethod
     def build(cls, cfg: SlackSink, alerts: AlertsConfig, environ: Mapping[str, str] | None) -> Slack:
-        url = read_secret(cfg.name, "url", cfg.url_env, cfg.url_file, environ)
+        url = read_url(cfg.name, cfg.url_env, cfg.url_file, environ)
         assert url is not None
         return cls(cfg.name, url, cfg.timeout)
 

@@ -8,7 +8,7 @@ from datetime import datetime
 from monitor.alerts import signing
 from monitor.alerts.config import AlertsConfig, WebhookSink
 from monitor.alerts.events import Notification
-from monitor.alerts.sinks.base import USER_AGENT, Rendered, Sink, read_secret, to_json
+from monitor.alerts.sinks.base import USER_AGENT, Rendered, Sink, read_secret, read_url, to_json
 from monitor.errors import SecretError
 
 
@@ -60,5 +60,6 @@ def _signing_secret(cfg: WebhookSink, environ: Mapping[str, str] | None) -> str 
 
 
 def _url(cfg: WebhookSink, environ: Mapping[str, str] | None) -> str | None:
-    """The sink's URL: written in the config, or read from its variable or file (SecretError when missing)."""
-    return cfg.url or read_secret(cfg.name, "url", cfg.url_env, cfg.url_file, environ)
+    """The sink's URL: written in the config, or read from its variable or file (SecretError when missing or not
+    an http(s) URL)."""
+    return cfg.url or read_url(cfg.name, cfg.url_env, cfg.url_file, environ)
