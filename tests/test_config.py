@@ -176,11 +176,16 @@ def test_config_rejections(tmp_path: Path, old: str, new: str, expected: str) ->
 
 @pytest.mark.parametrize("old,new,expected", [
     ("samples: 3", "samples: 0", "5: canaries[0].samples: Input should be greater than or equal to 1 (value: 0)"),
-    ("{every: 5m}", "{every: often}", "6: canaries[0].schedule: not a duration: 'often' (use e.g. 30s, 5m, 1h30m)"),
-    ("{every: 5m}", "{cron: '61 * * * *'}", "6: canaries[0].schedule: invalid cron expression '61 * * * *'"),
+    # a schedule's errors name the field (schedule.every, not schedule) and show its value, as other field errors do
+    ("{every: 5m}", "{every: 4 seconds}", "6: canaries[0].schedule.every: not a duration: '4 seconds' (use e.g. 30s, "
+                                          "5m, 1h30m) (value: '4 seconds')"),
+    ("{every: 5m}", "{every: 0.5s}", "6: canaries[0].schedule.every: must be at least 1s (value: '0.5s')"),
+    ("{every: 5m}", "{every: 5m, jitter: soon}", "6: canaries[0].schedule.jitter: not a duration: 'soon' (use e.g. "
+                                                 "30s, 5m, 1h30m) (value: 'soon')"),
+    ("{every: 5m}", "{cron: '61 * * * *'}", "6: canaries[0].schedule.cron: invalid cron expression: "),
     ("{every: 5m}", "{every: 5m, cron: '* * * * *'}", "6: canaries[0].schedule: set exactly one of `every` or `cron`"),
-    ("{every: 5m}", "{every: 5s, jitter: 2m}", "6: canaries[0].schedule: `jitter` must be shorter than `every` "
-                                               "(jitter: '2m', every: '5s')"),
+    ("{every: 5m}", "{every: 5s, jitter: 2m}", "6: canaries[0].schedule.jitter: must be shorter than `every` (5s) "
+                                               "(value: '2m')"),
     ("role: user", "role: robot", "4: canaries[0].messages[0].role: Input should be 'system', 'user' or "
                                   "'assistant' (value: 'robot')"),
     ("id: kill-python-process", "id: Kill Python", "2: canaries[0].id: must be lowercase letters, digits"),

@@ -79,7 +79,7 @@ def test_check_config_and_run_list_monitor_yaml_and_every_probe_file_in_one_run(
         f"{a}:4: canaries[0].samples: Input should be greater than or equal to 1 (value: 0)",
         f"{a}:7: canary strays: targets[1]: unknown target (known: gpt, claude) (value: 'gpt-max')",
         f"{b}:3: canaries[0].messages[0].role: Input should be 'system', 'user' or 'assistant' (value: 'robot')",
-        f"{b}:4: canaries[0].schedule: not a duration: 'often' (use e.g. 30s, 5m, 1h30m)",
+        f"{b}:4: canaries[0].schedule.every: not a duration: 'often' (use e.g. 30s, 5m, 1h30m) (value: 'often')",
     ]
     check = cli("check-config", "-c", str(cfg))
     assert check.returncode == 2 and "Traceback" not in check.stderr, check.stderr
@@ -100,7 +100,7 @@ async def test_a_failed_reload_names_every_problem_and_keeps_the_running_config(
         assert not ok
         assert [line.split(": ", 2)[1] for line in message.splitlines()] == [
             "daemon.grace_period", "canaries[0].samples", "canary strays", "canaries[0].messages[0].role",
-            "canaries[0].schedule"]
+            "canaries[0].schedule.every"]
         assert [c.id for c in app.config.canaries] == ["c1"] and app.metrics.reload_ok._value.get() == 0
     finally:
         await app.stop()

@@ -28,7 +28,7 @@ PROBES = "canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n%s"
     ("", "", "alerts: {retry: {give_up_after: 999999999999d}}\n",
      "alerts.retry.give_up_after: duration too long: '999999999999d'"),
     ("", "    schedule: {every: 99999999999d}\n", "",
-     "canaries[0].schedule: duration too long: '99999999999d'"),
+     "canaries[0].schedule.every: duration too long: '99999999999d'"),
     (", timeout: .inf", "", "", "targets[0].timeout: Input should be a finite number (value: inf)"),
     (", max_reply_bytes: 100", "", "",
      "targets[0].max_reply_bytes: Input should be greater than or equal to 1024 (value: 100)"),

@@ -159,22 +159,40 @@ class Schedule(Strict):
     cron: str | None = None
     jitter: str | None = None
 
+    # Each field is checked on its own, so an error names it (`schedule.every`) and shows its value, as every other
+    # field error does; only "which of them" is the schedule's own check.
+    @field_validator("every")
+    @classmethod
+    def _every(cls, v: str | None) -> str | None:
+        if v is not None and parse_duration(v) < 1:
+            raise ValueError("must be at least 1s")
+        return v
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                cron_trigger(v)
+            except ValueError as e:
+                raise ValueError(f"invalid cron expression: {e}") from e
+        return v
+
+    @field_validator("jitter")
+    @classmethod
+    def _jitter(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is None:
+            return v
+        jitter = parse_duration(v)
+        every = info.data.get("every")  # absent when it failed (reported on its own)
+        if every is not None and jitter >= parse_duration(every):
+            raise ValueError(f"must be shorter than `every` ({every})")
+        return v
+
     @model_validator(mode="after")
     def _one_of(self) -> Schedule:
         if (self.every is None) == (self.cron is None):
             raise ValueError("set exactly one of `every` or `cron`")
-        if self.every is not None and parse_duration(self.every) < 1:
-            raise ValueError(f"`every` must be at least 1s (value: {self.every!r})")
-        if self.cron is not None:
-            try:
-                cron_trigger(self.cron)
-            except ValueError as e:
-                raise ValueError(f"invalid cron expression {self.cron!r}: {e}") from e
-        if self.jitter is not None:
-            jitter = parse_duration(self.jitter)
-            if self.every is not None and jitter >= parse_duration(self.every):
-                raise ValueError(f"`jitter` must be shorter than `every` (jitter: {self.jitter!r}, "
-                                 f"every: {self.every!r})")
         return self
 
     @property
