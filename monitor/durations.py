@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import math
 import re
+from typing import Annotated
+
+from pydantic import BeforeValidator, Field
+
+from monitor.errors import shown
 
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 MAX_S = 100 * 365.25 * 86400.0
@@ -30,7 +35,8 @@ def parse_duration(text: str | int | float) -> float:
         total += float(m.group(1)) * _UNIT[m.group(2)]
         pos = m.end()
     if pos != len(s) or not s:
-        raise ValueError(f"not a duration: {text!r} (use e.g. 30s, 5m, 1h30m)")
+        # cut short: a megabyte written for a duration is not echoed whole (an issue shows its value too)
+        raise ValueError(f"not a duration: {shown(text, 40)} (use e.g. 30s, 5m, 1h30m)")
     return _bounded(total, text)
 
 
@@ -39,3 +45,8 @@ def _bounded(seconds: float, text: object) -> float:
     if not seconds <= MAX_S:
         raise ValueError(f"duration too long: {text!r:.40} (at most 100 years)")
     return seconds
+
+
+# A config field of seconds: a number of seconds or a duration (`90s`, `5m`), at least 0. Every duration and timeout
+# of the config takes both forms (a `*_s` field, whose name says its unit, takes a number).
+Seconds = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]

@@ -22,14 +22,14 @@ PROBES = "canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n%s"
     ("", "", "storage: {retention_days: .inf}\n",
      "storage.retention_days: Input should be a finite number (value: inf)"),
     ("", "", "storage: {retention_days: 1000000}\n", "storage.retention_days: Input should be less than or equal to"),
-    ("", "", "daemon: {max_start_delay: .inf}\n", "daemon.max_start_delay: Input should be a finite number"),
-    ("", "", "daemon: {grace_period: .inf}\n", "daemon.grace_period: Input should be a finite number"),
+    ("", "", "daemon: {max_start_delay: .inf}\n", "daemon.max_start_delay: duration too long: inf (at most 100 years)"),
+    ("", "", "daemon: {grace_period: .inf}\n", "daemon.grace_period: duration too long: inf (at most 100 years)"),
     ("", "", "alerts: {cooldown: .inf}\n", "alerts.cooldown: duration too long: inf (at most 100 years)"),
     ("", "", "alerts: {retry: {give_up_after: 999999999999d}}\n",
      "alerts.retry.give_up_after: duration too long: '999999999999d'"),
     ("", "    schedule: {every: 99999999999d}\n", "",
      "canaries[0].schedule.every: duration too long: '99999999999d'"),
-    (", timeout: .inf", "", "", "targets[0].timeout: Input should be a finite number (value: inf)"),
+    (", timeout: .inf", "", "", "targets[0].timeout: duration too long: inf (at most 100 years) (value: inf)"),
     (", max_reply_bytes: 100", "", "",
      "targets[0].max_reply_bytes: Input should be greater than or equal to 1024 (value: 100)"),
     (", prices: {input: .inf, output: 1}", "", "", "targets[0].prices.input: Input should be a finite number"),
@@ -151,3 +151,29 @@ def test_a_value_from_the_environment_is_shown_as_its_reference_in_other_files_i
         load_config(cfg, environ={"TOKEN": secret})
     assert secret not in str(e.value)
     assert "targets[0]: unknown target (known: ${TOKEN}) (value: 't')" in str(e.value), e.value
+
+
+@pytest.mark.parametrize(("written", "seconds"), [("10", 10.0), ("2.5", 2.5), ("10s", 10.0), ("1m30s", 90.0),
+                                                  ("500ms", 0.5)])
+def test_every_timeout_and_duration_takes_seconds_or_a_duration(tmp_path: Path, written: str, seconds: float) -> None:
+    """`targets[].timeout: 10s` was refused ("Input should be a valid number") where `sinks[].timeout: 10s` was
+    taken: a timeout takes the same forms wherever it is written, as do the daemon's durations."""
+    sinks = (f"alerts:\n  sinks:\n    - {{name: am, type: alertmanager, url: 'http://127.0.0.1:9', timeout: {written}}}"
+             f"\ndaemon: {{grace_period: {written}, max_start_delay: {written}}}\n")
+    cfg = write_config(tmp_path, TARGET % f", timeout: {written}", PROBES % "", extra=sinks)
+    config = load_config(cfg, environ={})
+    assert config.targets[0].timeout == config.alerts.sinks[0].timeout == seconds
+    assert config.daemon.grace_period == config.daemon.max_start_delay == seconds
+
+
+@pytest.mark.parametrize(("written", "reason"), [
+    ("0s", "Input should be greater than 0 (value: '0s')"),
+    ("0", "Input should be greater than 0 (value: 0)"),
+    ("soon", "not a duration: 'soon' (use e.g. 30s, 5m, 1h30m) (value: 'soon')"),
+    ("-1", "duration must not be negative: -1 (value: -1)"),
+])
+def test_a_target_timeout_that_is_no_duration_or_zero_is_refused(tmp_path: Path, written: str, reason: str) -> None:
+    cfg = write_config(tmp_path, TARGET % f", timeout: {written}", PROBES % "")
+    with pytest.raises(ConfigError) as e:
+        load_config(cfg, environ={})
+    assert [str(i) for i in e.value.issues] == [f"{cfg}:2: targets[0].timeout: {reason}"]

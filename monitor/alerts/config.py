@@ -21,7 +21,7 @@ from pydantic import (
 )
 
 from monitor.alerts.events import KINDS, SEVERITIES
-from monitor.durations import parse_duration
+from monitor.durations import Seconds
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,79}$")
 _ENV = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -29,13 +29,6 @@ _SECRETLIKE = re.compile(r"^(whsec_|xox[abp]-|sk-|sk_)|^[A-Za-z0-9+/_=-]{32,}$")
 # Validation context under which AlertsConfig leaves sink names and routes unchecked: the config loader checks them
 # itself, one problem per sink and route, also when other parts of the section fail validation.
 REFERENCES_CHECKED = "references_checked"
-
-
-def _seconds(v: Any) -> float:
-    return parse_duration(v)
-
-
-Seconds = Annotated[float, BeforeValidator(_seconds), Field(ge=0)]
 
 
 def _env_name(v: str | None) -> str | None:

@@ -17,7 +17,7 @@ from monitor.checks import CheckSpec, check_names
 from monitor.config.timing import cron_trigger
 from monitor.drift.names import declarable, disableable
 from monitor.drift.settings import DriftSettings
-from monitor.durations import parse_duration
+from monitor.durations import Seconds, parse_duration
 from monitor.keylike import looks_like_a_key
 
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 field name
@@ -84,7 +84,7 @@ class Target(Strict):
     # not the answer (OpenAI-compatible servers; monitor.providers.thinktags); always: the chat template opens the
     # block, so the content is reasoning up to </think>, all of it when none comes; off: the answer as sent
     reasoning_tags: Literal["auto", "always", "off"] = "auto"
-    timeout: float = Field(default=60.0, gt=0)
+    timeout: Annotated[Seconds, Field(gt=0)] = 60.0  # one whole call: 60, 60s or 1m
     max_concurrency: int = Field(default=4, ge=1, le=1024)
     # Bytes read from one reply at most (after decompression too): the longest completions models write today
     # (128k tokens) take about 40 MB streamed in OpenAI's format, about 300 bytes of framing each, and well under
@@ -288,8 +288,8 @@ class Http(Strict):
 
 
 class Daemon(Strict):
-    grace_period: float = Field(default=30.0, ge=0)  # seconds in-flight probes get on shutdown
-    max_start_delay: float = Field(default=30.0, ge=0)  # first runs are spread over this many seconds
+    grace_period: Seconds = 30.0  # in-flight probes get this long on shutdown
+    max_start_delay: Seconds = 30.0  # first runs are spread over this long
 
 
 class InputPrices(Strict):
