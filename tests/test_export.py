@@ -145,3 +145,26 @@ async def test_baseline_pin_takes_durations_as_export_does_and_needs_a_start(
     assert "c1 @ t: baseline pinned to 5 observations" in out, out
     code, out, err = cli("baseline", "pin", "c1", "-c", str(cfg), "--since", "2h", "--until", "1h")
     assert code == 2 and "only 0 successful observations in that range" in err, err
+
+
+def test_a_duration_ago_may_say_ago() -> None:
+    """The README's `--since ... ISO-8601 or 14d ago` invited `--since "5m ago"`, which was refused."""
+    from monitor.commands.common import when
+
+    now = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+    for text in ("5m ago", "5m", " 5m  AGO ", "300s ago"):
+        assert when(text, "--since", now) == datetime(2026, 11, 30, 11, 55, tzinfo=UTC), text
+    for text in ("ago", "5m ago ago", "last tuesday ago", "2026-11-01 ago"):
+        with pytest.raises(ValueError, match=r"^--since: not an RFC 3339 time or a duration: "):
+            when(text, "--since", now)
+
+
+async def test_export_and_pin_take_a_duration_ago_written_with_ago(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    cli = Cli(capsys)
+    cfg = await one_run_stored(tmp_path)
+    code, out, err = cli("export", "-c", str(cfg), "--since", "1h ago", "--until", "0s ago")
+    assert code == 0 and len(out.splitlines()) == 5, err
+    assert cli("export", "-c", str(cfg), "--until", "1h ago")[1] == ""  # nothing stored that long ago
+    code, out, err = cli("baseline", "pin", "c1", "-c", str(cfg), "--since", "1h ago", "--note", "last hour")
+    assert code == 0 and "c1 @ t: baseline pinned to 5 observations" in out, err

@@ -70,7 +70,7 @@ def when(text: str | None, flag: str, now: datetime) -> datetime | None:
     if text is None:
         return None
     try:
-        return now - timedelta(seconds=parse_duration(text))
+        return now - timedelta(seconds=parse_duration(_ago(text)))
     except ValueError:
         pass
     try:
@@ -78,6 +78,12 @@ def when(text: str | None, flag: str, now: datetime) -> datetime | None:
     except TimeInputError as e:
         what = "not an RFC 3339 time or a duration" if str(e) == NOT_A_TIME else str(e)
         raise ValueError(f"{flag}: {what}: {shown(text)} (e.g. {EXAMPLE}, or 7d for seven days ago)") from None
+
+
+def _ago(text: str) -> str:
+    """`text` without a trailing word "ago": `14d ago` is how the README and the help say `14d` (14 days ago)."""
+    words = text.split()
+    return " ".join(words[:-1]) if len(words) > 1 and words[-1].lower() == "ago" else text
 
 
 def check_range(start: datetime | None, end: datetime | None) -> None:
