@@ -274,6 +274,30 @@ def test_read_commands_on_a_missing_store_are_clean_errors_that_create_nothing(t
     assert not (tmp_path / "typo.db").exists()
 
 
+
+@pytest.mark.parametrize("url", ["sqlite:///llm-monitor.db", "sqlite:///nodir/x.db"])
+def test_a_relative_store_path_is_shown_resolved_from_the_working_directory(tmp_path: Path, url: str) -> None:
+    """`drift -c /abs/monitor.yaml` run from another folder said `no store at llm-monitor.db`: not which file it
+    looked for, nor that a relative path is taken from the working directory (not from monitor.yaml's folder)."""
+    from tests.support.daemon import EXE
+
+    cfg = write_config(tmp_path, "  - {id: t, provider: openai, base_url: 'http://127.0.0.1:9/v1', model: m}",
+                       "canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n")
+    cfg.write_text(cfg.read_text().replace(f"sqlite:///{tmp_path / 'm.db'}", url))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    path = url.removeprefix("sqlite:///")
+    out = subprocess.run([*EXE, "drift", "-c", str(cfg)], cwd=elsewhere, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.strip() == (f"error: no store at {elsewhere / path} ({path} in storage.url is relative to the "
+                                  "working directory; llm-monitor run or probe creates it)")
+    if "/" in path:  # a command that creates the store: the folder is not there
+        probe = subprocess.run([*EXE, "probe", "-c", str(cfg)], cwd=elsewhere, capture_output=True, text=True,
+                               timeout=60)
+        assert probe.returncode == 2 and f"cannot prepare the store at {url} ({elsewhere / path}: relative to the " \
+            "working directory)" in " ".join(probe.stderr.split()), probe.stderr
+
+
 async def test_semantic_similarity_through_an_embeddings_endpoint(tmp_path: Path) -> None:
     scenario = scenario_from_dict({"name": "emb", "seed": 3, "defaults": {"ttft": 5, "output_tps": 5000},
                                    "models": {"*": {"phases": [{"name": "a"}]}}})

@@ -56,7 +56,7 @@ def copy(config_path: str, source_url: str | None, destination_url: str, batch: 
         try:  # first: a missing SQLite file is an error here, not a new empty file left behind
             source.migrate(create=False)  # the schema must be this version's: checked, never changed
         except StoreError as e:
-            raise Refused(f"the source store {source.safe_url}: {e}") from None
+            raise Refused(f"the source store {source.shown}: {e}") from None
         with _leading(source, "source"), _leading(destination, "destination"):
             return _copy(source, destination, batch)
     except Refused as e:
@@ -101,11 +101,11 @@ def _leading(store: Store, role: str) -> Iterator[None]:
         with store.engine.connect():
             pass
     except SQLAlchemyError as e:  # else Leadership would take it for a lock held elsewhere
-        raise Refused(f"cannot open the {role} store {store.safe_url}: {driver_message(e)}") from None
+        raise Refused(f"cannot open the {role} store {store.shown}: {driver_message(e)}") from None
     lock = Leadership(store.engine)
     try:
         if not lock.try_acquire():
-            raise Refused(f"a daemon is running on the {role} store {store.safe_url} (it holds the store's leader "
+            raise Refused(f"a daemon is running on the {role} store {store.shown} (it holds the store's leader "
                           "lock): stop every llm-monitor daemon using it before copying (rows written during the "
                           "copy would be lost)")
         yield
@@ -117,7 +117,7 @@ def _copy(source: Store, destination: Store, batch: int) -> int:
     tables = store_tables()
     filled = first_filled(destination, tables)
     if filled is not None:
-        raise Refused(f"the destination store {destination.safe_url} is not empty (table {filled} holds rows): "
+        raise Refused(f"the destination store {destination.shown} is not empty (table {filled} holds rows): "
                       "copy into a new database or file; nothing was written")
     try:
         destination.migrate()

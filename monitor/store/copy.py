@@ -108,7 +108,7 @@ def copy_tables(source: Store, destination: Store, tables: Sequence[Table], *, b
         if isinstance(e, StoreError):
             why = str(e)
         elif isinstance(e, SQLAlchemyError):
-            why = f"copying into {destination.safe_url} failed: {driver_message(e)}"
+            why = f"copying into {destination.shown} failed: {driver_message(e)}"
         elif isinstance(e, KeyboardInterrupt):  # Ctrl-C: say what became of the destination, not a traceback
             why = f"interrupted after {sum(c.rows for c in done)} rows of {len(done)} tables"
         else:
@@ -130,9 +130,9 @@ def _copy_table(src: Connection, dst: Connection, t: Table, source: Store, desti
             with dst.begin():
                 write(dst, t, rows)
         except SQLAlchemyError as e:
-            raise StoreError(f"writing table {t.name} into {destination.safe_url} failed: {driver_message(e)}") from e
+            raise StoreError(f"writing table {t.name} into {destination.shown} failed: {driver_message(e)}") from e
         except psycopg.Error as e:  # COPY talks to the driver: its errors are not wrapped
-            raise StoreError(f"writing table {t.name} into {destination.safe_url} failed: "
+            raise StoreError(f"writing table {t.name} into {destination.shown} failed: "
                              f"{type(e).__name__}: {' '.join(str(e).split())}") from e
         copied += len(rows)
         if progress is not None:
@@ -148,7 +148,7 @@ def _read(src: Connection, t: Table, source: Store, batch: int) -> Iterator[list
         for part in result.partitions():
             yield [list(row) for row in part]
     except SQLAlchemyError as e:
-        raise StoreError(f"reading table {t.name} from {source.safe_url} failed: {driver_message(e)}") from e
+        raise StoreError(f"reading table {t.name} from {source.shown} failed: {driver_message(e)}") from e
 
 
 def _copy_in(dst: Connection, t: Table, rows: list[list[Any]]) -> None:
@@ -210,6 +210,6 @@ def _empty_again(destination: Store, tables: Sequence[Table]) -> str:
                 conn.execute(delete(t))
     except Exception as e:
         why = driver_message(e) if isinstance(e, SQLAlchemyError) else f"{type(e).__name__}: {e}"
-        return (f"emptying {destination.safe_url} again failed too ({why}): it holds part of the copy; empty it "
+        return (f"emptying {destination.shown} again failed too ({why}): it holds part of the copy; empty it "
                 "(drop and create the database, or delete the file) before trying again")
-    return f"nothing was kept in {destination.safe_url} (its tables were emptied again)"
+    return f"nothing was kept in {destination.shown} (its tables were emptied again)"

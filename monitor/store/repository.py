@@ -82,13 +82,16 @@ class Store:
         """
         path = self.engine.url.database
         if not create and self.dialect == "sqlite" and not in_memory(self.engine) and not os.path.exists(path or ""):
-            raise StoreError(f"no store at {path} (llm-monitor run or probe creates it)")
+            relative = "" if os.path.isabs(path or "") else \
+                f"{path} in storage.url is relative to the working directory; "
+            raise StoreError(f"no store at {os.path.abspath(path or '')} ({relative}llm-monitor run or probe creates "
+                             "it)")
         try:
             if not create and not in_memory(self.engine):
                 return require_head(self.engine)
             return migrate_in_child(self.engine) if in_child else migrate(self.engine)
         except SQLAlchemyError as e:
-            raise StoreError(f"cannot prepare the store at {self.safe_url}: {driver_message(e)}{self._hint(e)}") from e
+            raise StoreError(f"cannot prepare the store at {self.shown}: {driver_message(e)}{self._hint(e)}") from e
 
     def _hint(self, e: SQLAlchemyError) -> str:
         """What a SQLite file that cannot be opened or written usually means."""
@@ -102,6 +105,15 @@ class Store:
     @property
     def safe_url(self) -> str:
         return self.engine.url.difference_update_query(["password"]).render_as_string(hide_password=True)
+
+    @property
+    def shown(self) -> str:
+        """The store as an error names it: its URL without a password and, for a relative SQLite path, the file it
+        resolves to from the working directory (a command run from another folder reads another file)."""
+        path = self.engine.url.database
+        if self.dialect != "sqlite" or in_memory(self.engine) or not path or os.path.isabs(path):
+            return self.safe_url
+        return f"{self.safe_url} ({os.path.abspath(path)}: relative to the working directory)"
 
     def ping(self) -> bool:
         try:
