@@ -90,3 +90,25 @@ def test_an_unreachable_refusal_judge_does_not_stop_the_start(tmp_path: Path, st
     assert "call(s) failed, first: RuntimeError: judge judge failed: server_error" in out.stderr, out.stderr
     rows = [json.loads(line) for line in out.stdout.splitlines()]
     assert len(rows) == 3 and all(r["refusal"] in ("none", "partial", "full") for r in rows)
+
+
+def test_the_table_shows_why_a_call_failed_short_and_without_the_key(tmp_path: Path) -> None:
+    """The table showed `auth` and nothing else for a failed call (only --json had the message)."""
+    from tests.support.jsonserver import json_server
+
+    key = "sk-live-abcdefghijklmnop0123456789"
+
+    def answer(body: dict, headers: dict[str, str]) -> tuple[int, object]:  # a LiteLLM-style proxy echoing the key
+        said = f"Authentication Error, Received API Key = {headers.get('authorization', '').removeprefix('Bearer ')}"
+        return 401, {"error": {"message": said + " [/bold] " + "x" * 500, "type": "auth_error"}}
+
+    with json_server(answer) as url:
+        tgt = f"  - {{id: t, provider: openai, base_url: '{url}/v1', model: m, api_key_env: K, stream: false}}"
+        cfg = write_config(tmp_path, tgt, ONE.replace("samples: 3", "samples: 1"))
+        out = cli("probe", "-c", str(cfg), env={"K": key, "COLUMNS": "200"})
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    table = " ".join(out.stdout.replace("│", " ").split())
+    assert "error" in out.stdout.splitlines()[1] and "auth" in table  # a column of its own
+    assert "Authentication Error, Received API Key = <redacted> [/bold] xxx" in table
+    assert key not in out.stdout and "abcdefghijklmnop" not in out.stdout
+    assert "x" * 120 not in table.replace(" ", "") and "…" in table  # cut short: --json has it (300 characters)

@@ -18,25 +18,36 @@ from monitor.config.models import Canary, Target
 from monitor.domain import Observation
 from monitor.errors import MonitorError
 
+MESSAGE_SHOWN = 100  # characters of a failed call's message the table shows (--json has it whole, up to 300)
+
 
 def observation_table(observations: list[Observation]) -> Table:
     table = Table(show_lines=False, header_style="bold")
+    failed = any(o.call.error_type for o in observations)
     for col in ("canary", "target", "#", "result", "model", "latency", "ttft", "tok in/out", "tok/s", "cost $",
-                "refusal", "checks"):
+                "refusal", "checks", *(("error",) if failed else ())):
         table.add_column(col, no_wrap=col in {"canary", "target", "result", "model"})
     for o in observations:
         c = o.call
         result = f"[red]{c.error_type.value}[/]" if c.error_type else (c.finish_reason.value if c.finish_reason else "?")
         checks = ", ".join(f"{r.name}:{'✓' if r.passed else ('✗' if r.passed is False else '?')}" for r in o.checks)
         table.add_row(
-            o.canary, o.target, str(o.sample_index), result, c.response_model or "",
+            o.canary, o.target, str(o.sample_index), result, escape(c.response_model or ""),
             f"{c.latency_s:.3f}s" if c.latency_s is not None else "",
             f"{c.ttft_s:.3f}s" if c.ttft_s is not None else "",
             f"{_n(c.usage.input_tokens)}/{_n(c.usage.output_tokens)}",
             f"{o.output_tokens_per_s:.0f}" if o.output_tokens_per_s else "",
             f"{o.cost_usd:.6f}" if o.cost_usd is not None else "", o.refusal or "", checks,
+            *((_message(c.error_message) if c.error_type else "",) if failed else ()),
         )
     return table
+
+
+def _message(text: str | None) -> str:
+    """A failed call's message for the table: on one line, cut at MESSAGE_SHOWN characters, shown as written (not
+    read as markup). Its key is already scrubbed: the provider's results never carry it (`providers.scrub`)."""
+    text = " ".join((text or "").split())
+    return escape(text if len(text) <= MESSAGE_SHOWN else text[:MESSAGE_SHOWN - 1] + "…")
 
 
 def _n(v: int | None) -> str:
