@@ -234,3 +234,20 @@ def test_every_bundle_gives_a_stopping_daemon_its_grace_period_and_the_store_ret
     stops = {"compose": parse_duration(str(compose["services"]["llm-monitor"].get("stop_grace_period", "10s"))),
              "systemd": float(timeout_stop), "kubernetes": float(pod["terminationGracePeriodSeconds"])}
     assert all(seconds > needed for seconds in stops.values()), (needed, stops)
+
+
+def test_compose_requires_every_key_monitor_yaml_names_and_its_quick_start_sets_them() -> None:
+    # Found by review: the quick start set OPENAI_API_KEY only, compose passed ANTHROPIC_API_KEY as `${...:-}` (empty),
+    # so `run` exited 2 over the claude-haiku target's unset key and `restart: unless-stopped` looped on it
+    monitor = yaml.safe_load((DEPLOY / "monitor.yaml").read_text())
+    keys = {t["api_key_env"] for t in monitor["targets"] if t.get("api_key_env")}
+    text = (DEPLOY / "docker-compose.yml").read_text()
+    environment = yaml.safe_load(text)["services"]["llm-monitor"]["environment"]
+    for key in keys:
+        # required: compose refuses to run without it, naming it, instead of starting a daemon that cannot start
+        assert re.fullmatch(rf"\$\{{{key}:\?[^}}]*{key}[^}}]*\}}", environment[key]), environment[key]
+    quick_start = next(line for line in text.splitlines() if "docker compose up" in line)
+    assert quick_start.startswith("#") and all(f"{key}=" in quick_start for key in keys), quick_start
+    readme = (DEPLOY / "README.md").read_text()
+    documented = next(line for line in readme.splitlines() if "docker compose up" in line)
+    assert all(f"{key}=" in documented for key in keys), documented
