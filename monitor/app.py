@@ -163,6 +163,7 @@ class App:
             self.metrics.declare(((c.id, t.id, c.schedule) for c, t in pairs),
                                  {t.id: t.daily_spend_cap_usd for t in self.config.targets}, self.config.service_pairs(),
                                  ((c.id, t.id, name) for c, t in pairs for name in check_names(c.checks)))
+            self.runner.spend.show_caps(list(self.config.targets))  # paused as counted: a cap set, raised or kept
         self.metrics.reload_ok.set(1)
         self.metrics.reload_ts.set(time.time())
 
@@ -230,7 +231,7 @@ class App:
         self.metrics.leader.set(1)
         self._declare()
         await self._restore_last_success()
-        await asyncio.to_thread(self.runner.spend.read_today, [t.id for t in self.config.targets])
+        await asyncio.to_thread(self.runner.spend.read_today, list(self.config.targets))
         await self.quality.calibrate_judge(self.config)
         if self._analyse:
             # A row claimed by a process that then dies waits out its lease: keep batches small and the lease

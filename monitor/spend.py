@@ -83,11 +83,21 @@ class Spend:
                 and self.over_cap_now(target):
             self._show(target, self._spent[target.id][1], self._spent[target.id][0])
 
-    def read_today(self, target_ids: list[str]) -> None:
-        """Show every target's spend today from the store at once (at start-up, before its first run)."""
+    def read_today(self, targets: list[Target]) -> None:
+        """Show every target's spend today from the store at once, and whether its cap pauses it (at start-up or
+        a take-over, before its first run)."""
         day = midnight(self.now())
-        for target_id in target_ids:
-            self._read(target_id, day)
+        for target in targets:
+            self._read(target.id, day)
+        self.show_caps(targets)
+
+    def show_caps(self, targets: list[Target]) -> None:
+        """Set each capped target's paused gauge from the spend counted today (no store read, no log or listener:
+        its next run does those): a reload or take-over declares the series anew, and a target its cap pauses
+        must not read as probed meanwhile (the rules' spend-cap gates read the gauge)."""
+        for target in targets:
+            if target.daily_spend_cap_usd is not None:
+                self.metrics.paused.set(target.id, value=1 if self.over_cap_now(target) else 0)
 
     def save(self, obs: Observation) -> None:
         """Store an observation and count its cost in its target's spend today (in a worker thread)."""

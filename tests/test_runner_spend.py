@@ -66,6 +66,29 @@ async def test_spend_cap_pauses_target(steady_sim: SimServer, tmp_path: Path) ->
     assert sample(app.registry, "llm_monitor_spend_today_usd", target="gpt") > 0.000001
 
 
+
+async def test_a_reload_or_restart_keeps_a_target_its_cap_pauses_paused(steady_sim: SimServer, tmp_path: Path) -> None:
+    # Found by review: declaring the series anew (every reload and take-over) set llm_monitor_target_paused to 0,
+    # and the rules' spend-cap gates then let CanaryFailing, Stale and HighErrorRate fire for a paused target
+    # until its next scheduled run (an hour away for a slow canary)
+    extra = ", daily_spend_cap_usd: 0.000001, prices: {input: 1000, output: 1000}"
+    cfg = load_config(write_config(tmp_path, targets(steady_sim, extra), PROBES), environ={"K": "k"})
+    app = App(cfg, environ={"K": "k"}, serve_http=False)
+    await app.start(schedule=False)
+    try:
+        await app.runner.run(*cfg.pairs()[0])
+        assert sample(app.registry, "llm_monitor_target_paused", target="gpt") == 1
+        app._declare()  # what a reload does to the series
+        assert sample(app.registry, "llm_monitor_target_paused", target="gpt") == 1
+    finally:
+        await app.stop()
+    again = App(cfg, environ={"K": "k"}, serve_http=False)
+    await again.start(schedule=False)  # takes the lead: today's spend read back from the store
+    try:
+        assert sample(again.registry, "llm_monitor_target_paused", target="gpt") == 1
+    finally:
+        await again.stop()
+
 async def test_spend_today_follows_every_recorded_cost_and_survives_a_restart(steady_sim: SimServer,
                                                                              tmp_path: Path) -> None:
     prices = ", prices: {input: 1000, output: 1000}"

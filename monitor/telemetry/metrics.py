@@ -204,12 +204,12 @@ class Metrics:
         for grid in (self.attempts, self.failures, self.cost, self.unpriced):
             grid.declare(services)
         self.schedules.declare((canary, schedule) for canary, _, schedule in pairs)
-        for target, cap in caps.items():
-            self.paused.set(target, value=0)
+        for target, cap in caps.items():  # paused: kept (Spend.show_caps sets it), 0 without a cap
             if cap is not None:
                 self.spend_cap.set(target, value=cap)
             else:
                 self.spend_cap.remove(target)
+                self.paused.remove(target)
 
     def declare_drift(self, pairs: Iterable[tuple[str, str]]) -> None:
         """Pre-initialise the drift series of the watched signals, so dashboards show zeros, not "no data"."""
