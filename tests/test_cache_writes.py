@@ -25,7 +25,7 @@ from monitor.store import Store
 from monitor.store.engine import make_engine
 from monitor.telemetry.tracing import make_tracer_provider
 from tests.conftest import write_config
-from tests.support.replies import answer, anthropic_stream, anthropic_whole
+from tests.support.replies import answer, anthropic_stream, anthropic_whole, events, reply
 from tests.support.runner_config import PROBES
 from tests.test_providers_wire import call
 
@@ -202,3 +202,14 @@ def test_a_phase_whose_cache_shares_add_up_to_more_than_the_input_is_refused() -
     with pytest.raises(ConfigError, match="add up to more than the whole input"):
         scenario_from_dict({"name": "cw", "models": {"m": {"phases": [
             {"name": "p", "cached_fraction": 0.5, "cache_write_fraction": 0.3, "cache_write_1h_fraction": 0.3}]}}})
+
+
+async def test_an_odd_breakdown_does_not_hide_the_streams_own_error() -> None:
+    # Found by review: the usage was read in a `finally`, so its ValueError replaced the error event already on its
+    # way: an overloaded_error came back as a bad_response about cache_creation
+    start = {"type": "message_start", "message": {"id": "msg_1", "model": "m", "usage": {
+        "input_tokens": 7, "output_tokens": 1, "cache_creation": 7}}}
+    overloaded = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+    r = await answer("anthropic", True, reply(events("anthropic", start, overloaded), ctype="text/event-stream"))
+    assert r.error_type == ErrorType.SERVER_ERROR and "overloaded_error" in (r.error_message or ""), (
+        r.error_type, r.error_message)

@@ -178,6 +178,7 @@ class AnthropicProvider:
             tools: dict[int, dict[str, str]] = {}
             usage: dict[str, Any] = {}
             stopped = heard = False
+            unread: ValueError | None = None  # a usage that cannot be read: raised unless another error is on its way
             try:
                 async for sse in source.aiter_sse():
                     heard = True
@@ -227,9 +228,14 @@ class AnthropicProvider:
             finally:
                 result.text = "".join(parts)
                 result.tool_calls = [tools[i] for i in sorted(tools)]
-                result.usage = _usage(usage)
+                try:
+                    result.usage = _usage(usage)
+                except ValueError as e:  # raised here it would replace the stream's own error (overloaded_error)
+                    unread = e
                 if result.finish_reason == FinishReason.REFUSAL:
                     result.refusal_text = result.text or "refusal"
+            if unread is not None:
+                raise unread
             if not heard:  # a whole body that holds none, not one broken off: nothing began to be stopped
                 raise ValueError("the event stream held no events (no message_start, no message_stop)")
             if not stopped:
