@@ -53,6 +53,20 @@ def test_weekdays_are_read_as_crontab_reads_them() -> None:
     assert next_fire(Schedule(cron="0 6 * * mon"), MONDAY) == at(MONDAY, 6)
 
 
+
+@pytest.mark.parametrize(("dow", "days"), [("mon-5", [0, 1, 2, 3, 4]), ("sun-tue", [6, 0, 1]), ("1,wed-4", [0, 2, 3]),
+                                         ("SAT,7", [5, 6])])
+def test_day_names_and_numbers_mixed_mean_what_crontab_means(dow: str, days: list[int]) -> None:
+    # Found by review: a field with any letter went to APScheduler as written, so `mon-5` ran on Mondays only
+    # (5 being Saturday there) and `sun-tue` was refused ("minimum value in a range must not be higher")
+    schedule, fired = Schedule(cron=f"0 6 * * {dow}"), set()
+    now = MONDAY - timedelta(seconds=1)
+    for _ in range(len(days) * 2):
+        now = next_fire(schedule, now)
+        fired.add((now - MONDAY).days % 7)  # 0: Monday
+    assert fired == set(days)
+
+
 def test_the_scheduler_fires_a_cron_when_timing_says_it_does() -> None:
     from monitor.config.models import Canary, Message
 
@@ -65,6 +79,10 @@ def test_the_scheduler_fires_a_cron_when_timing_says_it_does() -> None:
 def test_a_cron_with_bad_weekdays_is_rejected() -> None:
     with pytest.raises(ValueError, match="numbers run 0-7"):
         Schedule(cron="0 9 * * 5-1")
+    with pytest.raises(ValueError, match="day of week 'fri-mon': numbers run 0-7"):
+        Schedule(cron="0 9 * * fri-mon")
+    with pytest.raises(ValueError, match="day of week 'funday': expected a day name"):
+        Schedule(cron="0 9 * * funday")
 
 
 @pytest.mark.parametrize(("schedule", "per_day"), [

@@ -31,14 +31,22 @@ _TICK = timedelta(microseconds=1)
 _DAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 
 
+def _day_number(m: re.Match[str]) -> str:
+    name = m.group(0).lower()
+    if name not in _DAY_NAMES:
+        raise ValueError(f"day of week {m.group(0)!r}: expected a day name (sun, mon, ... sat) or a number 0-7")
+    return str(_DAY_NAMES.index(name))
+
+
 def _crontab_weekdays(field: str) -> str:
     """Return a crontab day-of-week field in APScheduler 3's terms: its numbers count from Monday (0), crontab's
-    from Sunday (0 or 7), so numbers become day names; `*`, names and their ranges stay as they are."""
-    if not re.search(r"\d", field) or re.search(r"[a-z]", field, re.IGNORECASE):
+    from Sunday (0 or 7), so the field is read as crontab reads it (day names as their numbers, so `mon-5` and
+    `sun-tue` mean what they do there) and written back as day names; `*` stays as it is."""
+    if field == "*":
         return field
     days: set[int] = set()
     for item in field.split(","):
-        m = re.fullmatch(r"(\*|(\d)(?:-(\d))?)(?:/(\d+))?", item)
+        m = re.fullmatch(r"(\*|(\d)(?:-(\d))?)(?:/(\d+))?", re.sub(r"[a-z]+", _day_number, item, flags=re.I))
         if m is None:
             raise ValueError(f"day of week {item!r}: expected a number 0-7 (0 and 7: Sunday), a range or a step")
         whole, first, last, step = m.groups()
