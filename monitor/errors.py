@@ -71,6 +71,11 @@ class ConfigError(MonitorError):
 class SecretError(MonitorError):
     """A secret is missing from the environment, or was written literally into the config."""
 
+    def located(self, where: str) -> SecretError:
+        """This error led by `where`, the file and line of the entry naming the secret (`monitor.yaml:12: target
+        t: ...`), its class kept; itself when `where` is empty (an entry not loaded from a file)."""
+        return type(self)(f"{where}: {self}") if where else self
+
 
 class SecretMissing(SecretError):
     """A secret's named variable or file is unset, empty or unreadable (a value is there but bad: SecretError)."""

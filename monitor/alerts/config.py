@@ -7,14 +7,13 @@ text: a sink names the environment variable (`*_env`) or file (`*_file`) that ho
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
-    PrivateAttr,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -22,6 +21,7 @@ from pydantic import (
 
 from monitor.alerts.events import KINDS, SEVERITIES
 from monitor.durations import Seconds
+from monitor.placed import Placed
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,79}$")
 _ENV = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -50,23 +50,10 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
-class _SinkBase(_Strict):
+class _SinkBase(_Strict, Placed):
+    # Placed: the file and line loading found the sink at, which the problems of its secrets name (monitor.placed)
     name: str
     timeout: Seconds = 10.0
-    # Where loading found the sink ("monitor.yaml:12"): the problems of the secrets it names, found only when the
-    # sink is built (check-config, run, a reload), name the file and line as every other config error does.
-    _where: str = PrivateAttr(default="")
-
-    @property
-    def where(self) -> str:
-        """`file:line` of the sink in the config (empty for a sink not loaded from a file)."""
-        return self._where
-
-    def located(self, where: str) -> Self:
-        """Return a copy of this sink that names `where` (`file:line`) in the problems of its secrets."""
-        copy = self.model_copy()
-        copy._where = where
-        return copy
 
     @field_validator("name")
     @classmethod

@@ -24,19 +24,14 @@ def build_sinks(cfg: AlertsConfig, environ: Mapping[str, str] | None = None) -> 
         try:
             built[s.name] = SINKS[s.type].build(s, cfg, environ)
         except SecretError as e:
-            raise _located(s, e) from None
+            raise e.located(s.where) from None
     return built
 
 
 def sink_problems(cfg: AlertsConfig, environ: Mapping[str, str] | None = None) -> list[SecretError]:
     """Return why each sink that `build_sinks` would refuse cannot be built (messages never hold a secret's value);
     a `SecretMissing` is a variable or file not there, as in a CI job that validates the config without secrets."""
-    return [_located(s, p) for s in cfg.sinks for p in SINKS[s.type].problems(s, cfg, environ)]
-
-
-def _located(sink: Any, e: SecretError) -> SecretError:
-    """`e` led by the file and line of the sink (`monitor.yaml:12: alert sink hook: ...`), its class kept."""
-    return type(e)(f"{sink.where}: {e}") if sink.where else e
+    return [p.located(s.where) for s in cfg.sinks for p in SINKS[s.type].problems(s, cfg, environ)]
 
 
 __all__ = ["SINKS", "Rendered", "Sink", "build_sinks", "sink_problems"]
