@@ -35,7 +35,7 @@ def test_unset_sink_secrets_are_warnings_like_an_unset_key(tmp_path: Path) -> No
                     "not set or empty",
                     f"{at(cfg, 'name: pager')}: alert sink pager: environment variable PD_KEY (named by "
                     "routing_key_env) is not set or empty",
-                    "target t: environment variable K (named by api_key_env) is not set"):
+                    f"{at(cfg, 'id: t')}: target t: environment variable K (named by api_key_env) is not set"):
         assert f"warning: {missing}" in out, missing
     assert out.count("(the daemon will refuse to start without it)") == 4
     run = cli("run", "-c", str(cfg), env={**UNSET, "K": "k"})

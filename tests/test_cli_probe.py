@@ -72,7 +72,8 @@ def test_probe_needs_only_the_keys_of_the_targets_it_calls(tmp_path: Path, stead
     rows = [json.loads(line) for line in claude.stdout.splitlines()]
     assert len(rows) == 3 and {(r["canary"], r["target"]) for r in rows} == {("kill-python-process", "claude")}
     gpt = cli("probe", "-c", str(cfg), "--target", "gpt", env={**unset, "GPT_KEY": "k"})
-    assert gpt.returncode == 2 and "environment variable JUDGE_KEY (named by api_key_env) is not set" in gpt.stderr
+    assert gpt.returncode == 2 and f"{cfg}:4: target judge: environment variable JUDGE_KEY (named by api_key_env) is " \
+        "not set" in " ".join(gpt.stderr.split())
 
 
 def test_an_unreachable_refusal_judge_does_not_stop_the_start(tmp_path: Path, steady_sim: SimServer,

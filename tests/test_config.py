@@ -323,7 +323,7 @@ def test_an_api_key_given_as_the_key_files_name_is_not_shown(tmp_path: Path) -> 
     with pytest.raises(SecretError) as e:
         resolve_api_key(config.target("t"))
     assert key not in str(e.value) and str(e.value) == (
-        f"target t: cannot read api_key_file {tmp_path}/<a name that looks like a secret, not shown>: "
+        f"{cfg}:2: target t: cannot read api_key_file {tmp_path}/<a name that looks like a secret, not shown>: "
         "No such file or directory")
     with pytest.raises(SecretError, match=f"cannot read api_key_file {tmp_path}/keys/openai: No such file"):
         resolve_api_key(Target(id="u", provider="openai", base_url="http://x", model="m",

@@ -262,7 +262,7 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None, *,
         raise ConfigError(_as_written(_in_order(issues, [str(path), *([web_file] if web_file else []),
                                                          *(str(f) for f in files)]), [src, *(f.src for f in probe_srcs)]))
     assert mf is not None  # it failed only with an issue
-    mf = _locate_sinks(anchor_files(mf, path.parent), src)
+    mf = _locate(anchor_files(mf, path.parent), src)
     return Config(
         path=str(path), targets=tuple(mf.targets), canaries=tuple(canaries), storage=mf.storage,
         http=mf.http, daemon=mf.daemon, drift=mf.drift, alerts=mf.alerts, refusal=mf.refusal,
@@ -343,14 +343,17 @@ def anchor_files(mf: MonitorFile, base: Path) -> MonitorFile:
                                  "alerts": mf.alerts.model_copy(update={"sinks": sinks})})
 
 
-def _locate_sinks(mf: MonitorFile, src: Located) -> MonitorFile:
-    """Return `mf` with each alert sink knowing its file and line, for the problems of the secrets it names (found
-    when it is built: check-config, run, a reload)."""
-    sinks = []
-    for i, sink in enumerate(mf.alerts.sinks):
-        line = src.line_of(("alerts", "sinks", i))
-        sinks.append(sink.located(src.path + (f":{line}" if line else "")))
-    return mf.model_copy(update={"alerts": mf.alerts.model_copy(update={"sinks": sinks})})
+def _locate(mf: MonitorFile, src: Located) -> MonitorFile:
+    """Return `mf` with each target and alert sink knowing its file and line, for the problems of the secrets it
+    names (read when it is built: check-config, run, a reload, probe)."""
+
+    def at(*loc: str | int) -> str:
+        line = src.line_of(loc)
+        return src.path + (f":{line}" if line else "")
+
+    targets = [t.located(at("targets", i)) for i, t in enumerate(mf.targets)]
+    sinks = [s.located(at("alerts", "sinks", i)) for i, s in enumerate(mf.alerts.sinks)]
+    return mf.model_copy(update={"targets": targets, "alerts": mf.alerts.model_copy(update={"sinks": sinks})})
 
 
 def _probe_entries(src: Located) -> list[str | None]:

@@ -19,6 +19,7 @@ from monitor.drift.names import declarable, disableable
 from monitor.drift.settings import DriftSettings
 from monitor.durations import Seconds, parse_duration
 from monitor.keylike import looks_like_a_key
+from monitor.placed import Placed
 
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 field name
 _HEADER_VALUE = re.compile(r"^[\x20-\x7e\t]*$")
@@ -68,8 +69,9 @@ class Prices(Strict):
     output: float = Field(ge=0)
 
 
-class Target(Strict):
-    """One upstream model API to watch."""
+class Target(Strict, Placed):
+    """One upstream model API to watch (Placed: the problems of its API key, read when its provider is built, name
+    the file and line of the target)."""
 
     id: Id
     provider: Literal["openai", "anthropic"]

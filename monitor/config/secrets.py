@@ -12,8 +12,15 @@ from monitor.keylike import shown_path
 
 
 def resolve_api_key(target: Target, environ: Mapping[str, str] | None = None) -> str | None:
-    """Return the target's API key, or None if it names no source; raise SecretError if the source is empty."""
-    env = os.environ if environ is None else environ
+    """Return the target's API key, or None if it names no source; raise SecretError if the source is empty,
+    led by the file and line of the target (`monitor.yaml:5: target t: ...`) when it was loaded from one."""
+    try:
+        return _read_key(target, os.environ if environ is None else environ)
+    except SecretError as e:
+        raise e.located(target.where) from None
+
+
+def _read_key(target: Target, env: Mapping[str, str]) -> str | None:
     if target.api_key_env:
         value = env.get(target.api_key_env, "").strip()
         if not value:
