@@ -33,6 +33,7 @@ from monitor.providers import build_providers
 from monitor.providers.base import Provider
 from monitor.quality import Quality
 from monitor.reload import ReplacedProviders, reload_config
+from monitor.restore import restore_pair_gauges
 from monitor.runner import Annotator, Listener, Runner
 from monitor.scheduler import Scheduler, drain
 from monitor.store import Store
@@ -133,13 +134,6 @@ class App:
         except Exception:
             log.exception("run of %s@%s failed", canary.id, target.id)
 
-    async def _restore_last_success(self) -> None:
-        """Seed the last-success gauges from the store, so staleness alerts survive a restart."""
-        pairs = {(c.id, t.id) for c, t in self.config.pairs()}
-        for (canary, target), ts in (await asyncio.to_thread(self.store.last_success)).items():
-            if (canary, target) in pairs:
-                self.metrics.last_success.set(canary, target, value=ts.timestamp())
-
     def _on_cap(self, target: str, paused: bool, spent: float, cap: float | None) -> None:
         events = self.health.paused(target, paused, spent, cap)
         if events and self.alerting is not None:
@@ -230,7 +224,7 @@ class App:
         self.leading = True
         self.metrics.leader.set(1)
         self._declare()
-        await self._restore_last_success()
+        await asyncio.to_thread(restore_pair_gauges, self.store, self.metrics, self.config)
         await asyncio.to_thread(self.runner.spend.read_today, list(self.config.targets))
         await self.quality.calibrate_judge(self.config)
         if self._analyse:

@@ -84,10 +84,10 @@ def test_a_standby_tries_through_one_engine(pg_url: str) -> None:
         assert standby.try_acquire() and standby._lock_engine is first
 
 
-def _app(tmp_path: Path, url: str, sim: SimServer, name: str) -> tuple[App, CollectorRegistry]:
+def _app(tmp_path: Path, url: str, sim: SimServer, name: str, model: str = "m") -> tuple[App, CollectorRegistry]:
     folder = tmp_path / name
     folder.mkdir()
-    cfg = write_config(folder, f"  - {{id: t, provider: openai, base_url: '{sim.openai_base_url}', model: m}}",
+    cfg = write_config(folder, f"  - {{id: t, provider: openai, base_url: '{sim.openai_base_url}', model: {model}}}",
                        "canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n    samples: 1\n"
                        "    schedule: {every: 1s}\n", extra="daemon: {max_start_delay: 0}\n")
     cfg.write_text(cfg.read_text().replace(f"sqlite:///{folder / 'm.db'}", url))
@@ -122,6 +122,28 @@ async def test_two_daemons_on_one_store_probe_once_and_the_standby_takes_over(
         await a.stop()
         await _until(lambda: b.leading and _attempts(reg_b) >= 2)
         assert b.scheduler.running and reg_b.get_sample_value("llm_monitor_leader") == 1
+    finally:
+        await b.stop()
+        if a.scheduler.running:
+            await a.stop()
+
+
+async def test_a_standby_that_takes_over_goes_on_with_the_leaders_failing_streak(
+        tmp_path: Path, url: str, faults_sim: SimServer) -> None:
+    """LLMMonitorCanaryFailing reads how long the pair has failed: the new leader's gauge starts where the old
+    leader's streak started (read from the store), not at its own first failed run."""
+    (a, reg_a), (b, reg_b) = (_app(tmp_path, url, faults_sim, name, "fault-server-error") for name in "ab")
+    labels = {"canary": "c1", "target": "t"}
+    await a.start()
+    await b.start()
+    try:
+        await _until(lambda: _attempts(reg_a) >= 2)
+        began = reg_a.get_sample_value("llm_monitor_failing_since_timestamp_seconds", labels)
+        assert began is not None and reg_b.get_sample_value("llm_monitor_failing_since_timestamp_seconds",
+                                                            labels) is None  # a standby exports no pair series
+        await a.stop()
+        await _until(lambda: b.leading and _attempts(reg_b) >= 2)
+        assert reg_b.get_sample_value("llm_monitor_failing_since_timestamp_seconds", labels) == began
     finally:
         await b.stop()
         if a.scheduler.running:

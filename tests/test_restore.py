@@ -1,0 +1,85 @@
+"""What a replica reads back from the store when it takes the lead: the failing streak of every pair
+(llm_monitor_failing_since_timestamp_seconds), so LLMMonitorCanaryFailing neither resolves at a restart during an
+outage nor pages again once a new streak has lasted its 15 minutes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from monitor.app import App
+from monitor.config import load_config
+from monitor.domain import Observation
+from monitor.sim import SimServer, scenario_from_dict
+from tests.conftest import write_config
+from tests.support.runner_config import PROBES, targets
+
+FAILING = "llm_monitor_failing_since_timestamp_seconds"
+# Each model answers (up) or fails every call with a 500 (down), as the test switches it over the admin API (down
+# would follow up on its own a day after the start).
+SCENARIO = {"name": "switched", "seed": 1,
+            "defaults": {"ttft": {"dist": "constant", "mean_ms": 5}, "output_tps": 2000,
+                         "length": {"dist": "constant", "mean": 8}},
+            "models": {m: {"phases": [{"name": "up"}, {"name": "down", "after": 86400, "faults": {"server_error": 1}}]}
+                       for m in ("sim-gpt", "sim-claude")}}
+
+
+@pytest.fixture
+def sim() -> Iterator[SimServer]:
+    with SimServer(scenario_from_dict(SCENARIO)) as s:
+        yield s
+
+
+def switch(sim: SimServer, model: str, phase: str) -> None:
+    httpx.post(f"{sim.url}/_sim/phase", json={"model": model, "phase": phase}, timeout=5).raise_for_status()
+
+
+async def run(app: App, target: str) -> list[Observation]:
+    canary, tgt = next((c, t) for c, t in app.config.pairs() if t.id == target)
+    return await app.runner.run(canary, tgt, trigger="manual")
+
+
+def failing_since(app: App, target: str) -> float | None:
+    return app.registry.get_sample_value(FAILING, {"canary": "kill-python-process", "target": target})
+
+
+async def test_a_failing_streak_survives_a_restart_and_ends_at_the_first_success(sim: SimServer,
+                                                                                 tmp_path: Path) -> None:
+    cfg = load_config(write_config(tmp_path, targets(sim), PROBES), environ={"K": "k"})
+    first = App(cfg, environ={"K": "k"}, serve_http=False, analyse=False)
+    await first.start(schedule=False)
+    try:
+        switch(sim, "sim-gpt", "up")
+        assert all(o.ok for o in await run(first, "gpt"))
+        switch(sim, "sim-gpt", "down")
+        streak = await run(first, "gpt")  # the streak's first failed run
+        assert await run(first, "gpt") and not any(o.ok for o in streak)
+        switch(sim, "sim-claude", "down")
+        assert not any(o.ok for o in await run(first, "claude"))
+        switch(sim, "sim-claude", "up")
+        assert all(o.ok for o in await run(first, "claude"))  # its last run succeeded
+    finally:
+        await first.stop()
+    began = min(o.started_at for o in streak).timestamp()
+    assert failing_since(first, "gpt") == began
+
+    second = App(cfg, environ={"K": "k"}, serve_http=False, analyse=False)
+    await second.start(schedule=False)
+    try:
+        assert failing_since(second, "gpt") == began  # from the store, before any run
+        assert failing_since(second, "claude") is None
+        assert not any(o.ok for o in await run(second, "gpt"))
+        assert failing_since(second, "gpt") == began  # the same streak goes on
+        switch(sim, "sim-gpt", "up")
+        assert any(o.ok for o in await run(second, "gpt"))
+        assert failing_since(second, "gpt") is None
+    finally:
+        await second.stop()
+
+    third = App(cfg, environ={"K": "k"}, serve_http=False, analyse=False)
+    await third.start(schedule=False)
+    await third.stop()
+    assert failing_since(third, "gpt") is None and failing_since(third, "claude") is None
