@@ -173,6 +173,10 @@ def test_a_judge_call_is_a_run_of_its_own() -> None:
     assert reg.get_sample_value("llm_monitor_failing_since_timestamp_seconds", labels) == MONDAY.timestamp()
     m.observe(_obs(True, at(MONDAY, 2), run_id="", canary="_judge"), "openai", "api.openai.com")
     assert reg.get_sample_value("llm_monitor_failing_since_timestamp_seconds", labels) is None
+    # judge calls run side by side: the streak starts at the first to start, not at the first to end
+    m.observe(_obs(False, at(MONDAY, 3, 0, 1), run_id="", canary="_judge"), "openai", "api.openai.com")
+    m.observe(_obs(False, at(MONDAY, 3), run_id="", canary="_judge"), "openai", "api.openai.com")
+    assert reg.get_sample_value("llm_monitor_failing_since_timestamp_seconds", labels) == at(MONDAY, 3).timestamp()
 
 
 @pytest.mark.parametrize(("cron", "days"), [("*/10 9-17 * * *", 3), ("0 9,17 * * 1-5", 5), ("* 9-17 * * 1-5", 4),

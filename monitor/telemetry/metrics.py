@@ -257,8 +257,11 @@ class Metrics:
             self._set_model(obs.target, c.response_model, c.system_fingerprint or "")
 
     def _failing(self, canary: str, target: str, since: float) -> None:
-        """Start a streak of failed runs at `since`, unless one is going already."""
-        if not self.failing_since.get(canary, target):
+        """Start a streak of failed runs at `since`, unless one is going already (that started earlier)."""
+        # The earlier of the two: a judge's calls run side by side, and the first to end is not the first to start
+        # (the start the store gives back at a restart, Store.failing_since)
+        going = self.failing_since.get(canary, target)
+        if not going or since < going:
             self.failing_since.set(canary, target, value=since)
 
     def _set_model(self, target: str, model: str, fingerprint: str) -> None:
