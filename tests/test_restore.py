@@ -16,6 +16,7 @@ from monitor.domain import Observation
 from monitor.sim import SimServer, scenario_from_dict
 from tests.conftest import write_config
 from tests.support.runner_config import PROBES, targets
+from tests.test_runner_spend import judge_config
 
 FAILING = "llm_monitor_failing_since_timestamp_seconds"
 # Each model answers (up) or fails every call with a 500 (down), as the test switches it over the admin API (down
@@ -83,3 +84,26 @@ async def test_a_failing_streak_survives_a_restart_and_ends_at_the_first_success
     await third.start(schedule=False)
     await third.stop()
     assert failing_since(third, "gpt") is None and failing_since(third, "claude") is None
+
+
+async def test_a_failing_judge_keeps_its_streak_over_a_restart(sim: SimServer, tmp_path: Path) -> None:
+    """The daemon's own calls have the gauge too (canary `_judge`, each call a run of its own)."""
+    cfg = judge_config(tmp_path, sim, "claude", f"provider: anthropic, base_url: '{sim.url}', model: sim-claude",
+                       samples=2)
+    switch(sim, "sim-claude", "down")
+    first = App(cfg, environ={"K": "k"}, serve_http=False, analyse=False)
+    await first.start(schedule=False)
+    try:
+        assert all(o.ok for o in await run(first, "gpt"))
+        await first.own_calls.settled()  # the judge's calls are recorded on the loop after its verdicts
+    finally:
+        await first.stop()
+    judged = first.store.observations(canary="_judge", target="claude")
+    assert judged and not any(o.ok for o in judged)
+    labels = {"canary": "_judge", "target": "claude"}
+    began = min(o.started_at for o in judged).timestamp()
+    assert first.registry.get_sample_value(FAILING, labels) == began
+    second = App(cfg, environ={"K": "k"}, serve_http=False, analyse=False)
+    await second.start(schedule=False)
+    await second.stop()
+    assert second.registry.get_sample_value(FAILING, labels) == began
