@@ -55,7 +55,7 @@ def test_weekdays_are_read_as_crontab_reads_them() -> None:
 
 
 @pytest.mark.parametrize(("dow", "days"), [("mon-5", [0, 1, 2, 3, 4]), ("sun-tue", [6, 0, 1]), ("1,wed-4", [0, 2, 3]),
-                                         ("SAT,7", [5, 6])])
+                                         ("SAT,7", [5, 6]), ("sat-sun", [5, 6]), ("fri-sun", [4, 5, 6])])
 def test_day_names_and_numbers_mixed_mean_what_crontab_means(dow: str, days: list[int]) -> None:
     # Found by review: a field with any letter went to APScheduler as written, so `mon-5` ran on Mondays only
     # (5 being Saturday there) and `sun-tue` was refused ("minimum value in a range must not be higher")

@@ -46,7 +46,8 @@ def _crontab_weekdays(field: str) -> str:
         return field
     days: set[int] = set()
     for item in field.split(","):
-        m = re.fullmatch(r"(\*|(\d)(?:-(\d))?)(?:/(\d+))?", re.sub(r"[a-z]+", _day_number, item, flags=re.I))
+        numbered = re.sub(r"(?<=-)sun\b", "7", item, flags=re.I)  # `sat-sun`: a range's end is Sunday as 7
+        m = re.fullmatch(r"(\*|(\d)(?:-(\d))?)(?:/(\d+))?", re.sub(r"[a-z]+", _day_number, numbered, flags=re.I))
         if m is None:
             raise ValueError(f"day of week {item!r}: expected a number 0-7 (0 and 7: Sunday), a range or a step")
         whole, first, last, step = m.groups()
