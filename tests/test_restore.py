@@ -40,7 +40,7 @@ def switch(sim: SimServer, model: str, phase: str) -> None:
 
 async def run(app: App, target: str) -> list[Observation]:
     canary, tgt = next((c, t) for c, t in app.config.pairs() if t.id == target)
-    return await app.runner.run(canary, tgt, trigger="manual")
+    return await app.runner.run(canary, tgt)  # as the schedule runs it: `probe` (manual) runs are not the streak
 
 
 def failing_since(app: App, target: str) -> float | None:

@@ -263,7 +263,12 @@ def test_failing_since_is_the_first_call_of_the_failed_runs_since_the_last_succe
     for i, error in enumerate([ErrorType.TIMEOUT, None, ErrorType.AUTH, ErrorType.AUTH]):
         call(i, "_judge", "", error)  # a judge's call, each a run of its own
     call(9, "other", "o1")  # failing, but not asked about
-    pairs = [(c, "t") for c in ("c", "never", "ok", "cut", "_judge", "unknown")]
+    store.save_run(Run(id="m1", canary="probed", target="t", started_at=T0, trigger="manual"))
+    call(0, "probed", "d0", None)
+    call(1, "probed", "m1")  # `llm-monitor probe` with an operator's bad key: not the daemon's streak (review2)
+    call(2, "probed", "d1", None)
+    call(3, "probed", "m1")
+    pairs = [(c, "t") for c in ("c", "never", "ok", "cut", "_judge", "unknown", "probed")]
     assert store.failing_since(pairs) == {("c", "t"): T0 + timedelta(minutes=5), ("never", "t"): T0,
                                           ("_judge", "t"): T0 + timedelta(minutes=2)}
     assert store.failing_since([]) == {}

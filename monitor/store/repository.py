@@ -13,7 +13,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import DateTime, Engine, and_, bindparam, delete, func, insert, literal, or_, text, update
+from sqlalchemy import (
+    DateTime,
+    Engine,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    text,
+    update,
+)
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
@@ -231,7 +244,8 @@ class Store:
         A failed run is one none of whose calls succeeded, as `Metrics.run_summary` counts it; a call without a run
         (a judge's, an embeddings call) is a run of its own. So the streak starts at the first failed call after the
         pair's last success, leaving out the calls of that success's own run; cancelled calls (cut by a shutdown)
-        say nothing about the upstream and are left out too. One statement a pair, each an index range scan on
+        say nothing about the upstream and are left out too, and so are the calls of `llm-monitor probe` (a manual
+        run: an operator's key, not the daemon's schedule). One statement a pair, each an index range scan on
         ix_obs_pair_time: back from the newest row to the last success, then forward to the streak's first call.
         """
         found: dict[tuple[str, str], datetime] = {}
@@ -283,6 +297,7 @@ def _first_failed() -> Any:
         *pair, col(o.error_type).is_not(None), col(o.error_type) != ErrorType.CANCELLED.value,
         col(o.started_at) > func.coalesce(ok_at, never),  # a plain bound (no OR): the index scan starts there
         or_(col(o.run_id) == "", func.coalesce(ok_run, "") != col(o.run_id)),
+        ~exists().where(col(RunRow.id) == col(o.run_id), col(RunRow.trigger) == "manual"),  # `probe`: not the daemon's
     ).order_by(col(o.started_at)).limit(1)
 
 
