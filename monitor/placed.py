@@ -26,6 +26,13 @@ class Placed(BaseModel):
         """`file:line` of the entry in the config (empty for one not loaded from a file)."""
         return self._where
 
+    def __eq__(self, other: object) -> bool:
+        """Equal as the entries written are: where they were written is not part of them (a line shifted by an
+        edit above does not make a reloaded target another target)."""
+        if not isinstance(other, BaseModel):
+            return NotImplemented
+        return type(self) is type(other) and self.__dict__ == other.__dict__
+
     def located(self, where: str) -> Self:
         """Return a copy of this entry that names `where` (`file:line`) in the problems of its secrets."""
         copy = self.model_copy()

@@ -119,3 +119,11 @@ def test_a_target_made_in_code_names_no_location() -> None:
     with pytest.raises(SecretError) as e:
         resolve_api_key(Target(id="t", provider="openai", base_url="http://x", model="m", api_key_env="K"), {})
     assert str(e.value) == f"target t: {NOT_SET}"
+
+
+def test_where_an_entry_was_written_is_not_part_of_it() -> None:
+    # Found by review: the place was compared with the fields, so the same target on another line (an edit above
+    # it) was another target to any check of what a reload changed
+    t = Target(id="t", provider="openai", base_url="http://x/v1", model="m", api_key_env="K")
+    assert t.located("a.yaml:2") == t.located("a.yaml:9") and t.located("a.yaml:9").where == "a.yaml:9"
+    assert t.located("a.yaml:2") != t.model_copy(update={"model": "n"})
