@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from prometheus_client import CollectorRegistry
 
-from monitor.config.models import Schedule
+from monitor.config.models import Canary, Message, Schedule
 from monitor.config.timing import next_fire, period_s, previous_fires, runs_per_day, stale_cutoff
 from monitor.domain import CallResult, ErrorType, Observation
 from monitor.scheduler import make_trigger
@@ -68,7 +68,6 @@ def test_day_names_and_numbers_mixed_mean_what_crontab_means(dow: str, days: lis
 
 
 def test_the_scheduler_fires_a_cron_when_timing_says_it_does() -> None:
-    from monitor.config.models import Canary, Message
 
     canary = Canary(id="c", messages=[Message(role="user", content="hi")], schedule=TWICE_ON_WEEKDAYS)
     trigger = make_trigger(canary, MONDAY)
@@ -191,3 +190,16 @@ def test_previous_fires_are_the_last_of_the_listed_fire_times(cron: str, days: i
         now = MONDAY + timedelta(seconds=rng.randrange(-400 * 86_400, 400 * 86_400))
         listed = list(fire_times(cron, now - timedelta(days=days), now + timedelta(microseconds=1)))[-3:]
         assert len(listed) == 3 and previous_fires(Schedule(cron=cron), now, 3) == listed, now
+
+
+def test_a_restricted_day_of_month_and_weekday_fire_on_either_as_in_crontab() -> None:
+    # Found by review: `0 9 1 * mon` fired only on Mondays that were the 1st (APScheduler needs both fields);
+    # crontab fires on the 1st and on every Monday
+    schedule, now, fired = Schedule(cron="0 9 1 * mon"), MONDAY, []
+    for _ in range(6):
+        now = next_fire(schedule, now)
+        fired.append(now)
+    assert all(t.weekday() == 0 or t.day == 1 for t in fired) and {t.weekday() for t in fired} != {0}, fired
+    assert any(t.day == 1 and t.weekday() != 0 for t in fired) and sum(t.weekday() == 0 for t in fired) >= 4, fired
+    canary = Canary(id="c", messages=[Message(role="user", content="hi")], schedule=schedule)
+    assert make_trigger(canary, MONDAY).get_next_fire_time(None, fired[2]) == fired[2]  # the scheduler agrees

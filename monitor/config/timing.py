@@ -13,6 +13,8 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.combining import OrTrigger
 from apscheduler.triggers.cron import CronTrigger
 
 from monitor.durations import parse_duration
@@ -59,18 +61,26 @@ def _crontab_weekdays(field: str) -> str:
     return ",".join(_DAY_NAMES[d] for d in sorted(days))
 
 
-def cron_trigger(cron: str, jitter: int | None = None) -> CronTrigger:
-    """Return the UTC trigger of a 5-field crontab expression, read as crontab reads it (weekdays from Sunday)."""
+def cron_trigger(cron: str, jitter: int | None = None) -> BaseTrigger:
+    """Return the UTC trigger of a 5-field crontab expression, read as crontab reads it (weekdays from Sunday; a
+    restricted day of the month and weekday: either)."""
     fields = cron.split()
     if len(fields) != 5:
         raise ValueError(f"Wrong number of fields; got {len(fields)}, expected 5")
     minute, hour, day, month, dow = fields
-    return CronTrigger(minute=minute, hour=hour, day=day, month=month, day_of_week=_crontab_weekdays(dow),
-                       timezone=UTC, jitter=jitter)
+    weekdays = _crontab_weekdays(dow)
+    if day.startswith("*") or dow.startswith("*"):
+        return CronTrigger(minute=minute, hour=hour, day=day, month=month, day_of_week=weekdays, timezone=UTC,
+                           jitter=jitter)
+    # Both the day of the month and the weekday restricted: crontab fires on either (`0 9 1 * mon`: the 1st, and
+    # every Monday), where APScheduler's one trigger needs both (only Mondays that are the 1st)
+    return OrTrigger([CronTrigger(minute=minute, hour=hour, day=day, month=month, timezone=UTC),
+                      CronTrigger(minute=minute, hour=hour, month=month, day_of_week=weekdays, timezone=UTC)],
+                     jitter=jitter)
 
 
 @lru_cache(maxsize=256)
-def _trigger(cron: str) -> CronTrigger:
+def _trigger(cron: str) -> BaseTrigger:
     return cron_trigger(cron)
 
 
