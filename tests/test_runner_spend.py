@@ -44,11 +44,17 @@ canaries:
     return load_config(write_config(tmp_path, tgts, probes), environ={"K": "k"})
 
 
-async def test_spend_cap_pauses_target(steady_sim: SimServer, tmp_path: Path) -> None:
+async def capped(sim: SimServer, tmp_path: Path) -> tuple[Any, App]:
+    """A started app (no schedule) whose target gpt reaches its daily cap with its first run."""
     extra = ", daily_spend_cap_usd: 0.000001, prices: {input: 1000, output: 1000}"
-    cfg = load_config(write_config(tmp_path, targets(steady_sim, extra), PROBES), environ={"K": "k"})
+    cfg = load_config(write_config(tmp_path, targets(sim, extra), PROBES), environ={"K": "k"})
     app = App(cfg, environ={"K": "k"}, serve_http=False)
     await app.start(schedule=False)
+    return cfg, app
+
+
+async def test_spend_cap_pauses_target(steady_sim: SimServer, tmp_path: Path) -> None:
+    cfg, app = await capped(steady_sim, tmp_path)
     try:
         canary, gpt = cfg.pairs()[0]
         first = await app.runner.run(canary, gpt)
@@ -66,15 +72,11 @@ async def test_spend_cap_pauses_target(steady_sim: SimServer, tmp_path: Path) ->
     assert sample(app.registry, "llm_monitor_spend_today_usd", target="gpt") > 0.000001
 
 
-
 async def test_a_reload_or_restart_keeps_a_target_its_cap_pauses_paused(steady_sim: SimServer, tmp_path: Path) -> None:
     # Found by review: declaring the series anew (every reload and take-over) set llm_monitor_target_paused to 0,
     # and the rules' spend-cap gates then let CanaryFailing, Stale and HighErrorRate fire for a paused target
     # until its next scheduled run (an hour away for a slow canary)
-    extra = ", daily_spend_cap_usd: 0.000001, prices: {input: 1000, output: 1000}"
-    cfg = load_config(write_config(tmp_path, targets(steady_sim, extra), PROBES), environ={"K": "k"})
-    app = App(cfg, environ={"K": "k"}, serve_http=False)
-    await app.start(schedule=False)
+    cfg, app = await capped(steady_sim, tmp_path)
     try:
         await app.runner.run(*cfg.pairs()[0])
         assert sample(app.registry, "llm_monitor_target_paused", target="gpt") == 1
