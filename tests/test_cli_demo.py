@@ -128,3 +128,23 @@ def test_a_kept_demo_config_runs_again_on_a_simulator_started_as_its_header_says
     assert probed.returncode in (0, 1) and "Traceback" not in probed.stderr, probed.stderr  # 1: the scenario's 429s
     answered = {o["target"] for o in map(json.loads, probed.stdout.splitlines()) if o["error_type"] is None}
     assert answered == {"sim-gpt", "sim-claude"}, probed.stdout
+
+
+def test_demo_lines_carry_the_time_they_are_printed_so_they_stay_in_order() -> None:
+    """A run reports its samples when its last call ends; stamping lines with each call's start put a run begun at
+    :11 below one begun at :12 that finished first (seen in the demo's output)."""
+    from datetime import UTC, datetime
+
+    from rich.console import Console
+
+    from monitor.commands.demo import printer
+    from monitor.domain import CallResult, ErrorType, Observation
+
+    console = Console(record=True, width=200, color_system=None)
+    printed = iter([datetime(2026, 11, 30, 10, 47, 12, tzinfo=UTC), datetime(2026, 11, 30, 10, 47, 13, tzinfo=UTC)])
+    show = printer(console, clock=lambda: next(printed))
+    show(Observation("slow", "t", "sim", "m", datetime(2026, 11, 30, 10, 47, 9, tzinfo=UTC), CallResult(text="ok")))
+    show(Observation("fail", "t", "sim", "m", datetime(2026, 11, 30, 10, 47, 1, tzinfo=UTC),
+                     CallResult(text="", error_type=ErrorType.TIMEOUT, error_message="no answer")))
+    lines = console.export_text().splitlines()
+    assert lines[0].startswith("10:47:12 ✓ slow @ t") and lines[1].startswith("10:47:13 ✗ fail @ t"), lines

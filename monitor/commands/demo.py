@@ -8,6 +8,8 @@ import logging
 import shlex
 import socket
 import tempfile
+from collections.abc import Callable
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -96,10 +98,12 @@ drift: {{baseline_size: 12, false_alarms_per_day: null}}  # a day goes by in min
     return dataclasses.replace(config, canaries=canaries)
 
 
-def printer(console: Console):  # type: ignore[no-untyped-def]
+def printer(console: Console, clock: Callable[[], datetime] = lambda: datetime.now(UTC)):  # type: ignore[no-untyped-def]
+    """Print each observation as the runner reports it, stamped with the time it is printed (UTC): a run reports its
+    samples when the last one ends, so their start times would put lines out of order on the terminal."""
     def show(obs: Observation) -> None:
         c = obs.call
-        when = obs.started_at.strftime("%H:%M:%S")
+        when = clock().strftime("%H:%M:%S")
         if c.error_type:
             console.print(f"{when} [red]✗[/] {obs.canary} @ {obs.target}: {c.error_type.value} {c.error_message or ''}")
             return
