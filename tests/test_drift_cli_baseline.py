@@ -13,7 +13,7 @@ from monitor.sim import SimServer, scenario_from_dict
 from monitor.store import Store
 from monitor.store.drift_repo import DriftRepository
 from tests.support.daemon import cli
-from tests.test_drift_cli import started_app
+from tests.support.drift_app import started_app
 
 
 async def test_accept_right_after_a_change_takes_only_observations_since_it(tmp_path: Path) -> None:

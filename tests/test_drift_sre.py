@@ -15,8 +15,8 @@ from monitor.config import load_config
 from monitor.sim import SimServer, scenario_from_dict
 from tests.conftest import write_config
 from tests.support.daemon import cli
+from tests.support.drift_app import PROBES_C1, started_app, through_change, two_phases
 from tests.support.receiver import Receiver
-from tests.test_drift_cli import PROBES_C1, started_app, through_change, two_phases
 
 
 async def test_an_outage_s_error_event_says_the_calls_failed_not_that_the_provider_refused(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from monitor.config import load_config
 from monitor.sim import SimServer
 from monitor.store.drift_repo import DriftRepository
 from tests.conftest import write_config
-from tests.test_drift_cli import PROBES_C1, two_phases
+from tests.support.drift_app import PROBES_C1, two_phases
 
 ALERTS = """\
 alerts:

@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from monitor.sim import SimServer, scenario_from_dict
+from tests.support.drift_app import started_app
 from tests.support.inprocess import Cli
-from tests.test_drift_cli import started_app
 
 SCENARIO = {"name": "export", "seed": 5, "defaults": {"ttft": 5, "output_tps": 5000,
                                                       "length": {"dist": "normal", "mean": 40, "sd": 5}},
