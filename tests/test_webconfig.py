@@ -96,6 +96,12 @@ REJECTED = [
     ("basic_auth_users: [alice]\n", ["web.yml:1: basic_auth_users: Input should be a valid dictionary"]),
     ("- tls_server_config\n", ["web.yml:1: (top level): expected a mapping at the top level (keys "
                                "tls_server_config:, basic_auth_users:), got a list"]),
+    # a file that is not a web config (a password file, /etc/shadow) is parsed but never quoted
+    ("s3cr3t-t0ken-in-a-file\n", ["web.yml:1: (top level): expected a mapping at the top level (keys "
+                                  "tls_server_config:, basic_auth_users:), got a str"]),
+    ("root:$6$secret-hash:19000:0:99999:7:::\n", ["web.yml:1: (top level): unknown key, not a name (not shown); "
+                                                   "expected tls_server_config:, basic_auth_users:"]),
+    ("tls_server_confg: {}\n", ["web.yml:1: tls_server_confg: unknown key"]),
 ]
 
 

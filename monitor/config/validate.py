@@ -15,6 +15,7 @@ M = TypeVar("M", bound=BaseModel)
 _SECRETISH = re.compile(r"key|secret|token|password", re.I)
 _URL_PASSWORD = re.compile(r"(://[^/@:\s]*:)[^/@\s]+@")
 _QUERY_PASSWORD = re.compile(r"([?&]password=)[^&#\s]*", re.I)
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 
 
 def validate(model: type[M], src: Located, issues: list[ConfigIssue],
@@ -31,11 +32,16 @@ def validate(model: type[M], src: Located, issues: list[ConfigIssue],
             reason = err["msg"].removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":
                 reason = "unknown key"
+                if len(loc) == 1 and hasattr(model, "UNECHOED") and not _NAME.fullmatch(str(loc[0])):
+                    # a file named as this one may be any readable file: a line of a password file ending in
+                    # ':' parses as a key, and is not shown
+                    loc, reason = (), f"unknown key, not a name (not shown); expected {_keys(model)}"
             elif not loc and err["type"] in ("model_type", "dict_type"):  # a list or a scalar as the whole file
-                keys = ", ".join(f"{k}:" for k in model.model_fields if k != "source")
-                reason = f"expected a mapping at the top level (keys {keys}), got a {type(err.get('input')).__name__}"
+                reason = f"expected a mapping at the top level (keys {_keys(model)}), got a " \
+                         f"{type(err.get('input')).__name__}"
             value = err.get("input") if err["type"] != "missing" else None
-            if isinstance(value, dict | list):
+            if isinstance(value, dict | list) or not loc:  # the whole file is never quoted: a web config file
+                # option may name any readable file (a key, a password file), whose first line this would show
                 value = None
             elif loc and loc[0] in getattr(model, "UNECHOED", ()):
                 value = value if loc[-1] == "[key]" else "<redacted>"  # a user name is no secret; its hash may be
@@ -47,6 +53,10 @@ def validate(model: type[M], src: Located, issues: list[ConfigIssue],
                 value = redact_url(value)
             issues.append(ConfigIssue(src.path, dotted(loc), reason, src.line_of(where), value))
         return None
+
+
+def _keys(model: type[BaseModel]) -> str:
+    return ", ".join(f"{k}:" for k in model.model_fields if k != "source")
 
 
 def validate_each(model: type[M], items: Any) -> list[M | None]:
