@@ -15,6 +15,9 @@ canary x target x signal, which no one resolves. Once the lock is lost (`fence`)
 the new leader sees the same change in its own observations. While the lock is not confirmed recently
 (`confirmed`: a process waking from a freeze, before its watch has asked the store), updates wait in memory.
 
+Only the pairs configured now are analysed (`configured`): an observation of a pair a reload removed while it
+waited is stored, but opens no event and sends no notification for a pair no one watches any longer.
+
 What an event update tells the alert receivers is monitor.drift_alerts; how the stored baselines are kept
 current as they complete and learn, monitor.stored_baselines.
 """
@@ -86,6 +89,7 @@ class Analysis:
     def __init__(self, store: Store, metrics: Metrics, settings: DriftSettings, *, alerting: Alerting | None = None,
                  tags: Callable[[str], tuple[str, ...]] = lambda canary: (),
                  listeners: list[Callable[[EventUpdate], None]] | None = None,
+                 configured: Callable[[str, str], bool] = lambda canary, target: True,
                  now: Callable[[], datetime] = utcnow, monotonic: Callable[[], float] = time.monotonic):
         self.store = store
         self.now = now
@@ -95,6 +99,8 @@ class Analysis:
         self.alerting = alerting
         self.tags = tags
         self.listeners = listeners or []
+        self.configured = configured  # whether (canary, target) is configured now (read on the analysis thread)
+        self.unconfigured = 0  # observations not analysed: a reload removed their pair while they waited
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="drift")
         self.baselines = StoredBaselines(self.engine, self.repo)
         self._unwritten: list[EventUpdate] = []  # event updates the store did not take yet, oldest first
@@ -189,6 +195,11 @@ class Analysis:
         await self.in_worker(lambda: None)
 
     def _analyse(self, obs: Observation) -> list[EventUpdate]:
+        if not self.configured(obs.canary, obs.target):  # not even its signals: an embeddings call costs
+            self.unconfigured += 1
+            log.debug("observation not analysed: %s@%s is no longer configured", obs.canary, obs.target,
+                      extra={"observation": obs.id})
+            return []
         try:
             signals = self.engine.compute_signals(obs)
             updates = self.engine.observe(obs, signals)

@@ -83,8 +83,11 @@ class App:
                              listeners=list(listeners or []))
         self.scheduler = Scheduler(self._run_job, now=now,
                                    on_skip=lambda c, t, why: self.metrics.runs_skipped.inc(c, t, why))
+        # the pairs the metrics are declared for are those analysed (a standby, which declares none, analyses none)
         self.analysis = Analysis(self.store, self.metrics, config.drift_settings(),
-                                 tags=lambda canary: self._tags.get(canary, ()), now=now) \
+                                 tags=lambda canary: self._tags.get(canary, ()),
+                                 configured=lambda canary, target: self.metrics.scope.now.pair(canary, target),
+                                 now=now) \
             if analyse and config.drift.enabled else None
         self.alerting: Alerting | None = None
         self._analyse = analyse
@@ -390,5 +393,6 @@ class App:
             self.tracer_provider.shutdown()
         await asyncio.to_thread(self.store.close)
         log.info("stopped", extra={"in_flight_finished": finished, "in_flight_cancelled": cancelled,
-                                  "calls_not_sent": self.runner.not_sent})
+                                  "calls_not_sent": self.runner.not_sent,
+                                  "observations_not_analysed": self.analysis.unconfigured if self.analysis else 0})
         return finished, cancelled

@@ -59,8 +59,6 @@ async def reload_config(app: App) -> tuple[bool, str]:
     await app.take_config(config, providers)
     pairs = {(c.id, t.id) for c, t in config.pairs()}
     app.health.forget(pairs)
-    if app.alerting is not None:
-        await app.alerting.retire(pairs)
     if app.analysis is not None and app.leading:
         app.analysis.declare(sorted(pairs))
         await app.analysis.in_worker(app.analysis.engine.set_zero_tolerance,
@@ -70,6 +68,11 @@ async def reload_config(app: App) -> tuple[bool, str]:
         if app.alerting is not None:
             await app.alerting.ensure_firing(
                 await app.analysis.in_worker(app.analysis.open_alert_events, pairs))
+    if app.alerting is not None:
+        # After the analysis thread's calls above, which waited for the analyses queued before them: those of a
+        # removed pair are dropped now, but one that began before the declaration may have opened an event
+        # (drift on, leading): its notifications are written by now, and this ends them.
+        await app.alerting.retire(pairs)
     jobs = app.scheduler.apply(config, run_now=False) if app.scheduler.running else 0
     log.info("config reloaded", extra={"jobs": jobs, "canaries": len(config.canaries),
                                        "targets": len(config.targets),

@@ -4,7 +4,8 @@ Every series labelled by canary or target belongs to something the config declar
 check of a pair, a target, a canary. A reload that removes one must take its series with it for good, yet work
 started before the reload goes on after it: a call in flight, its checks, the drift analysis of observations
 queued before it, the spend count of calls not stored yet. Rather than each of those asking whether its pair is
-still configured, every per-pair collector asks the one :class:`Scope` on each write and each scrape.
+still configured, every per-pair collector asks the one :class:`Scope` on each write and each scrape; drift analysis
+asks it before each observation (one of a pair no longer configured opens no event: monitor.analysis).
 """
 
 from __future__ import annotations
