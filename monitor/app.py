@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry
 from starlette.routing import Route
 
 from monitor.alerts import Alerting, build_alerting
+from monitor.alerts.sinks import build_sinks
 from monitor.analysis import Analysis
 from monitor.checks import check_names
 from monitor.config.loader import Config
@@ -176,6 +177,7 @@ class App:
         revision = await asyncio.to_thread(self.store.migrate, in_child=True)
         await asyncio.to_thread(self.quality.warm_up)
         self.runner.set_providers(build_providers(self.config, self.environ), list(self.config.targets))
+        self.check_sinks(self.config)  # a standby too, though it builds its alerting only when it takes over
         self._declare()
         self.runner.unpriced.config(self.config)  # spend caps that cannot count, as check-config warns
         if self._serve_http:
@@ -215,6 +217,13 @@ class App:
                                        "leader": self.leading,
                                        "drift_false_alarms_per_day": round(self.config.false_alarms_per_day(), 4)
                                        if self.analysis is not None else None})
+
+    def check_sinks(self, config: Config) -> None:
+        """Raise the SecretError (naming the sink's file, line and variable or file, never the value) that building
+        the alerting of `config` would: the leader builds it at start or reload, a standby only when it takes over,
+        which may be at 3am."""
+        if self._analyse:
+            build_sinks(config.alerts, self.environ)
 
     async def _lead(self, *, schedule: bool) -> None:
         """Become the acting replica: seed state from the store, start alerting, analysis and the schedule."""

@@ -40,6 +40,8 @@ async def reload_config(app: App) -> tuple[bool, str]:
         providers = build_providers(config, app.environ)
         if app.alerting is not None:
             app.alerting.reload(config.alerts, app.environ)
+        else:  # a standby: refused as on the leader, not when it takes over
+            app.check_sinks(config)
     except MonitorError as e:
         app.metrics.reload_ok.set(0)
         log.error("reload failed, keeping the running config: %s", "; ".join(str(e).splitlines()))
