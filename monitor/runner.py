@@ -176,7 +176,7 @@ class Runner:
             except Exception as e:  # a bug in a provider must not kill the daemon
                 log.exception("provider %s raised instead of returning an observation", target.provider)
                 call = CallResult(error_type=ErrorType.INTERNAL, error_message=short(scrub_text(
-                    f"internal: {e!r}", getattr(provider, "secrets", ()))), stream=request.stream)
+                    f"internal: {e!r}", provider.secrets)), stream=request.stream)
             finally:
                 self.metrics.in_flight.leave(target.id)
             end_call_span(span, call)

@@ -98,6 +98,7 @@ async def test_providers_a_reload_replaced_are_closed_once_the_runs_using_them_e
         """A provider whose calls wait for `release`; remembers whether it was closed."""
 
         name, server_address = "openai", "127.0.0.1"
+        secrets: tuple[str, ...] = ()
 
         def __init__(self) -> None:
             self.release = asyncio.Event()

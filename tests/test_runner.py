@@ -167,6 +167,7 @@ async def test_a_provider_that_raises_is_an_internal_error_kept_out_of_drift(ste
 
     class Broken:
         name, server_address = "openai", "127.0.0.1"
+        secrets: tuple[str, ...] = ()  # the wrapper below holds the key
 
         async def complete(self, request: Any) -> CallResult:
             raise KeyError("choices", "sk-live-0123456789abcdef")  # the key, in what a bug raised

@@ -63,6 +63,7 @@ class AnthropicProvider:
     """Messages API client: converts OpenAI-style messages and tools, reads both JSON and SSE answers."""
 
     name = "anthropic"
+    secrets: tuple[str, ...] = ()  # its key is scrubbed by the wrapper build_provider puts round it
 
     def __init__(self, base_url: str, api_key: str | None, *, headers: dict[str, str] | None = None,
                  http_client: httpx.AsyncClient | None = None, clock: Clock = monotonic):

@@ -43,10 +43,17 @@ class ChatRequest:
 
 
 class Provider(Protocol):
-    """Sends chat requests to one upstream API and reports what happened as data."""
+    """Sends chat requests to one upstream API and reports what happened as data.
+
+    `secrets` are the values no result of it may carry: the API key of a provider `build_provider` built, whose
+    wrapper (providers.scrub) takes them out of every result; the runner takes them out of the message of an
+    exception a provider raised too (a bug that put the request's headers in its text). A provider that scrubs
+    nothing itself has none.
+    """
 
     name: str  # the OTel gen_ai.provider.name
     server_address: str
+    secrets: tuple[str, ...]
 
     async def complete(self, request: ChatRequest) -> CallResult:
         """Make one call; return a CallResult whose error_type is set when the call failed."""

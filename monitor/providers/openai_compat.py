@@ -105,6 +105,7 @@ class OpenAIProvider:
     """Chat completions through `openai.AsyncOpenAI`, streaming with usage in the last chunk, or not."""
 
     name = "openai"
+    secrets: tuple[str, ...] = ()  # its key is scrubbed by the wrapper build_provider puts round it
 
     def __init__(self, base_url: str, api_key: str | None, *, headers: dict[str, str] | None = None,
                  stream_usage: bool = True, reasoning_tags: Literal["auto", "always", "off"] = "auto",

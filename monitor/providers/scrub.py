@@ -78,7 +78,7 @@ class Scrubbing:
     def __init__(self, inner: Provider, secrets: Iterable[str | None]):
         self.inner = inner
         self.name, self.server_address = inner.name, inner.server_address
-        self.secrets = tuple(s for s in secrets if s and len(s) >= MIN_SECRET)
+        self.secrets: tuple[str, ...] = tuple(s for s in secrets if s and len(s) >= MIN_SECRET)
 
     async def complete(self, request: ChatRequest) -> CallResult:
         return scrub_call(await self.inner.complete(request), self.secrets)
