@@ -105,7 +105,7 @@ def _cursor(q: Mapping[str, str], decode: Callable[[str], Key]) -> Key | None:
     try:
         return decode(value)
     except ValueError:
-        raise BadQuery(f"cursor: not a cursor this API gave: {value!r} (take the next page's from the Link or "
+        raise BadQuery(f"cursor: not a cursor this API gave: {shown(value)} (take the next page's from the Link or "
                        "X-Next-Cursor header of the page before)") from None
 
 
@@ -220,7 +220,7 @@ def drift_routes(analysis: Any) -> list[Route]:
         q = request.query_params
         state = q.get("state") or None
         if state not in (None, *EVENT_STATES):
-            raise BadQuery(f"state: must be one of {', '.join(EVENT_STATES)} (got {state!r})")
+            raise BadQuery(f"state: must be one of {', '.join(EVENT_STATES)} (got {shown(state)})")
         limit, after = _int(q, "limit", 100, 1, 1000), _cursor(q, decode_event_cursor)
         rows = await asyncio.to_thread(analysis.repo.events, canary=q.get("canary") or None,
                                        target=q.get("target") or None, state=state, limit=limit + 1, after=after)

@@ -17,6 +17,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 from starlette.testclient import TestClient
 
+from monitor.errors import shown
 from monitor.http import build_http_app, drift_routes
 from monitor.store import Store
 from monitor.store.drift_repo import DriftRepository
@@ -107,7 +108,7 @@ def test_a_malformed_or_altered_cursor_is_a_400_naming_it(api: TestClient, store
                 forge([1, float(micros), 0, "id"]), forge([1, micros, 0, ""]), forge([1, micros, 0, "i" * 33]),
                 forge([1, 10**20, 0, "id"]), forge({"t": micros}), forge([1, micros, 0])):
         r = api.get("/api/observations", params={"cursor": bad})
-        assert (r.status_code, r.json()) == (400, {"error": f"cursor: not a cursor this API gave: {bad!r} (take the "
+        assert (r.status_code, r.json()) == (400, {"error": f"cursor: not a cursor this API gave: {shown(bad)} (take the "
                                                             "next page's from the Link or X-Next-Cursor header of "
                                                             "the page before)"}), bad
     assert api.get("/api/observations", params={"cursor": forge([1, micros, 0, "id"])}).status_code == 200
