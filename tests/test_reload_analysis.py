@@ -85,3 +85,47 @@ async def test_observations_of_a_pair_a_reload_removed_while_they_waited_open_no
         finally:
             await app.stop()
         assert [r.json["data"]["target"] for r in rx.requests] == ["keep"]  # nothing about `gone`, by the stop
+
+
+async def test_an_event_an_analysis_begun_before_the_reload_opens_for_a_removed_pair_is_resolved_by_it(
+        tmp_path: Path) -> None:
+    # An analysis already past its look at the declaration when the reload made it: its event is stored and told,
+    # and the reload must end that alert as it ends those opened before it ("no longer monitored"); it resolved
+    # the removed pairs' alerts before that analysis had written its own, which then stayed firing.
+    probes = ("canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n    samples: 1\n"
+              "    checks: [{type: regex, pattern: '^never$', name: strict}]\n    zero_tolerance: ['check:strict']\n")
+    alerts = ("alerts:\n  group_wait: 0s\n  sinks:\n"
+              "    - {name: hook, type: webhook, url: '%s/hook', secret_env: HOOK_SECRET}\n")
+    with SimServer(scenario_from_dict(SCENARIO)) as sim, Receiver(secret=SECRET) as rx:
+        cfg = write_config(tmp_path, targets(sim), probes, extra=alerts % rx.url)
+        environ = {"HOOK_SECRET": SECRET}
+        app = App(load_config(cfg, environ=environ), registry=CollectorRegistry(), environ=environ, serve_http=False)
+        await app.start(schedule=False)
+        try:
+            assert app.analysis is not None
+            app.analysis.max_lag_s = 600.0
+            entered, go = threading.Event(), threading.Event()
+            observe = app.analysis.engine.observe
+
+            def held(*args: Any) -> Any:  # on the analysis thread, past the look at the declaration
+                entered.set()
+                go.wait(30)
+                return observe(*args)
+
+            app.analysis.engine.observe = held  # type: ignore[method-assign]
+            canary, target = next((c, t) for c, t in app.config.pairs() if t.id == "gone")
+            await asyncio.create_task(app._run_job(canary, target))  # as the scheduler runs it: a task of its own
+            assert await asyncio.to_thread(entered.wait, 30)
+            cfg.write_text(cfg.read_text().replace(targets(sim), targets(sim, gone=False)))
+            reload = asyncio.create_task(app.reload())
+            while app.metrics.scope.now.pair("c1", "gone"):
+                await asyncio.sleep(0.01)
+            go.set()
+            ok, message = await reload
+            assert ok, message
+            told = await asyncio.to_thread(rx.wait_for, 2)
+            assert [(r.json["type"], r.json["data"]["target"]) for r in told] == [("drift.opened", "gone"),
+                                                                                   ("drift.resolved", "gone")]
+            assert "no longer monitored" in told[1].json["data"]["summary"]
+        finally:
+            await app.stop()
