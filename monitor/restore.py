@@ -21,5 +21,5 @@ def restore_pair_gauges(store: Store, metrics: Metrics, config: Config) -> None:
         if (canary, target) in pairs:
             metrics.last_success.set(canary, target, value=ts.timestamp())
     # the daemon's own calls too (judges', embeddings'): their gauge is set and removed as a canary's is
-    for (canary, target), ts in store.failing_since(sorted(pairs | config.service_pairs())).items():
-        metrics.failing_since.set(canary, target, value=ts.timestamp())
+    for (canary, target), streak in store.failing_streaks(sorted(pairs | config.service_pairs())).items():
+        metrics.failing_since.set(canary, target, value=streak.since.timestamp())

@@ -14,15 +14,11 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
-    DateTime,
     Engine,
     and_,
-    bindparam,
     delete,
-    exists,
     func,
     insert,
-    literal,
     or_,
     text,
     update,
@@ -30,11 +26,12 @@ from sqlalchemy import (
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
-from monitor.domain import ErrorType, Observation
+from monitor.domain import Observation
 from monitor.errors import StoreError
 from monitor.store.convert import aware, from_row, storable, to_values, upsert, where_equal
 from monitor.store.engine import make_engine, retry_disconnect
 from monitor.store.schema import in_memory, migrate, migrate_in_child, require_head
+from monitor.store.streaks import FailingStreak, read_streaks
 from monitor.store.tables import ObservationRow, RunRow
 
 
@@ -238,23 +235,21 @@ class Store:
                 col(ObservationRow.error_type).is_(None)).group_by(ObservationRow.canary, ObservationRow.target)
             return {(c, t): aware(ts) for c, t, ts in s.exec(q).all() if ts is not None}  # type: ignore[misc]
 
-    def failing_since(self, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], datetime]:
-        """Return, for each of `pairs` whose latest runs all failed, when the first call of that streak started.
+    def failing_streaks(self, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], FailingStreak]:
+        """Return, for each of `pairs` whose latest runs all failed, that streak: when its first call started and
+        how many failed runs it has.
 
         A failed run is one none of whose calls succeeded, as `Metrics.run_summary` counts it; a call without a run
-        (a judge's, an embeddings call) is a run of its own. So the streak starts at the first failed call after the
-        pair's last success, leaving out the calls of that success's own run; cancelled calls (cut by a shutdown)
-        say nothing about the upstream and are left out too, and so are the calls of `llm-monitor probe` (a manual
-        run: an operator's key, not the daemon's schedule). One statement a pair, each an index range scan on
-        ix_obs_pair_time: back from the newest row to the last success, then forward to the streak's first call.
+        (a judge's, an embeddings call) is a run of its own. So the streak is the failed calls after the pair's
+        last success, leaving out the calls of that success's own run; cancelled calls (cut by a shutdown) say
+        nothing about the upstream and are left out too, and so are the calls of `llm-monitor probe` (a manual run:
+        an operator's key, not the daemon's schedule). One statement for all pairs (see monitor/store/streaks.py).
         """
-        found: dict[tuple[str, str], datetime] = {}
+        wanted = list(dict.fromkeys(pairs))
+        if not wanted:
+            return {}
         with self.engine.connect() as conn:
-            for canary, target in pairs:
-                since = aware(conn.execute(_first_failed(), {"canary": canary, "target": target}).scalar())
-                if since is not None:
-                    found[(canary, target)] = since
-        return found
+            return read_streaks(conn, wanted)
 
     def prune(self, before: datetime) -> int:
         """Delete observations and runs older than `before`; return how many observations went."""
@@ -280,25 +275,6 @@ def _beyond(key: ObservationKey, *, newest_first: bool) -> tuple[Any, ...]:
     if newest_first:
         return t <= started, or_(t < started, tie)
     return t >= started, or_(t > started, tie)
-
-
-@functools.cache
-def _first_failed() -> Any:
-    """The start of the first failed call of a pair's current failing streak (see `Store.failing_since`), for the
-    pair bound as `canary` and `target`: built once, so SQLAlchemy compiles it once, not once a pair."""
-    o = ObservationRow
-    pair = (col(o.canary) == bindparam("canary"), col(o.target) == bindparam("target"))
-    last_ok = select(o.started_at, o.run_id).where(*pair, col(o.error_type).is_(None)) \
-        .order_by(col(o.started_at).desc()).limit(1)
-    ok_at = last_ok.with_only_columns(col(o.started_at)).scalar_subquery()
-    ok_run = last_ok.with_only_columns(col(o.run_id)).scalar_subquery()
-    never = literal(datetime(1970, 1, 1, tzinfo=UTC), DateTime(timezone=True))  # no success stored: from the first
-    return select(o.started_at).where(
-        *pair, col(o.error_type).is_not(None), col(o.error_type) != ErrorType.CANCELLED.value,
-        col(o.started_at) > func.coalesce(ok_at, never),  # a plain bound (no OR): the index scan starts there
-        or_(col(o.run_id) == "", func.coalesce(ok_run, "") != col(o.run_id)),
-        ~exists().where(col(RunRow.id) == col(o.run_id), col(RunRow.trigger) == "manual"),  # `probe`: not the daemon's
-    ).order_by(col(o.started_at)).limit(1)
 
 
 @functools.cache

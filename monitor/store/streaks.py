@@ -1,0 +1,117 @@
+"""Failing streaks read back from the observations: for each pair whose latest runs all failed, when the first call
+of that streak started and how many failed runs it has (see `Store.failing_streaks`).
+
+A replica reads them for every pair when it takes the lead, and for the pairs a reload adds. One statement for all
+pairs: per pair, one index range scan on ix_obs_pair_time back from the newest row to the last success, and one
+forward from there over the streak's calls, so the cost is the pairs' streaks, not their history.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
+
+from sqlalchemy import (
+    Connection,
+    DateTime,
+    String,
+    and_,
+    bindparam,
+    case,
+    exists,
+    func,
+    literal,
+    or_,
+    true,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlmodel import col, select
+
+from monitor.domain import ErrorType
+from monitor.store.convert import aware
+from monitor.store.tables import ObservationRow, RunRow
+
+_NEVER = datetime(1970, 1, 1, tzinfo=UTC)  # no success stored: the streak runs from the first call
+
+
+class FailingStreak(NamedTuple):
+    """A pair's current streak of failed runs: when its first call started, and how many failed runs it has."""
+
+    since: datetime
+    runs: int
+
+
+def read_streaks(conn: Connection, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], FailingStreak]:
+    """Return the failing streaks of `pairs` (distinct) that have one."""
+    if conn.dialect.name == "postgresql":
+        bound: dict[str, Any] = {"canaries": [c for c, _ in pairs], "targets": [t for _, t in pairs]}
+    else:
+        bound = {"pairs": json.dumps(pairs)}
+    return {(canary, target): FailingStreak(aware(since) or since, int(runs))
+            for canary, target, since, runs in conn.execute(_statement(conn.dialect.name), bound)}
+
+
+@functools.cache
+def _statement(dialect: str) -> Any:
+    """The statement, built once per dialect. The pairs are bound as one value whatever their number (PostgreSQL:
+    two arrays; SQLite: a JSON list), so the statement is the same at every start and SQLAlchemy compiles it once
+    (a VALUES list of 1,000 pairs took 120 ms to compile, at every call: SQLAlchemy does not cache those).
+
+    PostgreSQL gets each pair's two scans as LATERAL subqueries, which it runs once a pair: as joins, its planner
+    chose to scan and hash the whole table, and as a folded subquery it looked the last success up again for every
+    failed call (43,000 times for 1,000 pairs in benchmarks/store_streak.py: 2.3 s). SQLite has no LATERAL; its
+    planner runs the joins below as those scans."""
+    o = ObservationRow.__table__.alias("f")  # type: ignore[attr-defined]
+    runs = func.count(func.nullif(o.c.run_id, "").distinct()) + func.sum(case((o.c.run_id == "", 1), else_=0))
+    if dialect == "postgresql":
+        listed = func.unnest(bindparam("canaries", type_=ARRAY(String)), bindparam("targets", type_=ARRAY(String))) \
+            .table_valued("canary", "target").render_derived(name="listed")
+        pairs = select(listed.c.canary, listed.c.target).cte("pairs")
+        return _lateral(pairs, o, runs)
+    listed = func.json_each(bindparam("pairs", type_=String)).table_valued("value").alias("listed")
+    pairs = select(func.json_extract(listed.c.value, "$[0]").label("canary"),
+                   func.json_extract(listed.c.value, "$[1]").label("target")).cte("pairs")
+    return _joined(pairs, o, runs)
+
+
+def _failed_calls(o: Any, ok_at: Any, ok_run: Any) -> tuple[Any, ...]:
+    """The calls of a streak: failed after the last success (`ok_at`) and not in its run (`ok_run`), not cancelled
+    (cut by a shutdown: says nothing of the upstream), not `llm-monitor probe`'s (a manual run: an operator's key)."""
+    return (o.c.started_at > ok_at, o.c.error_type.is_not(None), o.c.error_type != ErrorType.CANCELLED.value,
+            or_(o.c.run_id == "", o.c.run_id != ok_run),
+            ~exists().where(col(RunRow.id) == o.c.run_id, col(RunRow.trigger) == "manual"))
+
+
+def _last_success(pairs: Any, *columns: str) -> Any:
+    """The newest successful observation of the pair in `pairs`' row (index ix_obs_pair_time, backwards)."""
+    newest = ObservationRow.__table__.alias("newest")  # type: ignore[attr-defined]
+    return select(*(newest.c[name] for name in columns)) \
+        .where(newest.c.canary == pairs.c.canary, newest.c.target == pairs.c.target, newest.c.error_type.is_(None)) \
+        .order_by(newest.c.started_at.desc()).limit(1)
+
+
+def _lateral(pairs: Any, o: Any, runs: Any) -> Any:
+    never = literal(_NEVER, DateTime(timezone=True))
+    ok = _last_success(pairs, "started_at", "run_id").lateral("ok")
+    streak = select(func.min(o.c.started_at).label("since"), runs.label("runs")) \
+        .where(o.c.canary == pairs.c.canary, o.c.target == pairs.c.target,
+               *_failed_calls(o, func.coalesce(ok.c.started_at, never), func.coalesce(ok.c.run_id, ""))) \
+        .lateral("streak")
+    return select(pairs.c.canary, pairs.c.target, streak.c.since, streak.c.runs) \
+        .select_from(pairs.outerjoin(ok, true()).join(streak, true())).where(streak.c.since.is_not(None))
+
+
+def _joined(pairs: Any, o: Any, runs: Any) -> Any:
+    never = literal(_NEVER, DateTime(timezone=True))
+    ok = ObservationRow.__table__.alias("ok")  # type: ignore[attr-defined]
+    ok_ids = select(pairs.c.canary, pairs.c.target,
+                    _last_success(pairs, "id").scalar_subquery().label("ok_id")).subquery("ok_ids")
+    latest = select(ok_ids.c.canary, ok_ids.c.target, func.coalesce(ok.c.started_at, never).label("ok_at"),
+                    func.coalesce(ok.c.run_id, "").label("ok_run")) \
+        .select_from(ok_ids.outerjoin(ok, ok.c.id == ok_ids.c.ok_id)).cte("latest")
+    return select(latest.c.canary, latest.c.target, func.min(o.c.started_at), runs) \
+        .select_from(latest.join(o, and_(o.c.canary == latest.c.canary, o.c.target == latest.c.target))) \
+        .where(*_failed_calls(o, latest.c.ok_at, latest.c.ok_run)) \
+        .group_by(latest.c.canary, latest.c.target)
