@@ -283,9 +283,14 @@ def canary() -> dict[str, Any]:
         Panel("table", "Failing for",
               "How long each canary has failed on each target: since the first call of its current streak of "
               "failed runs (runs none of whose calls succeeded); empty while the last run had a success. "
-              "LLMMonitorCanaryFailing fires past 15 minutes (held 5).", "s",
+              "LLMMonitorCanaryFailing fires past 15 minutes and 2 failed runs (held 5).", "s",
               [query(f"time() - max by (canary, target) (llm_monitor_failing_since_timestamp_seconds{{{CANARY}}})",
-                     instant=True)]),
+                     instant=True)], width=6),
+        Panel("table", "Failed runs in a row",
+              "How many runs in a row each canary has failed on each target (runs none of whose calls succeeded; a "
+              "judge's or embeddings call is a run of its own); empty while the last run had a success. "
+              "LLMMonitorCanaryFailing needs 2 and 15 minutes.", "none",
+              [query(f"max by (canary, target) (llm_monitor_failing_runs{{{CANARY}}})", instant=True)], width=6),
         Panel("timeseries", "Call duration p95", "95th percentile duration of successful calls.", "s",
               quantiles(DURATION, OK, "canary, target", (0.95,))),
         Panel("timeseries", "Time to first chunk p95", "95th percentile time to first chunk (streaming).", "s",

@@ -238,7 +238,8 @@ class App:
         self._declare()
         # paused first: the streak and last-success gauges restored next are read by rules gated on it
         await asyncio.to_thread(self.runner.spend.read_today, list(self.config.targets))
-        await asyncio.to_thread(restore_pair_gauges, self.store, self.metrics, self.config)
+        streaks = await asyncio.to_thread(restore_pair_gauges, self.store, self.metrics, self.config)
+        self.health.seed_failed_runs({pair: streak.runs for pair, streak in streaks.items()})
         await self.quality.calibrate_judge(self.config)
         if self._analyse:
             # A row claimed by a process that then dies waits out its lease: keep batches small and the lease

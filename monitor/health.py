@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -40,6 +40,15 @@ class HealthWatch:
         Without this a restart forgets them, and the canary.recovered that ends their alert is never sent.
         """
         self._down.update(pairs)
+
+    def seed_failed_runs(self, counts: Mapping[tuple[str, str], int]) -> None:
+        """Take the failed runs each pair's current streak has (read from the store at start-up, take-over, and for
+        the pairs a reload adds).
+
+        Without this a restart starts them at zero: a canary down across it paged `down_after` runs later, or never
+        if restarts came more often than that.
+        """
+        self._failed_runs.update(counts)
 
     def forget(self, keep: set[tuple[str, str]]) -> None:
         """Forget pairs no longer configured (their down alerts were resolved when they went): if one comes

@@ -15,6 +15,7 @@ from monitor.config.loader import load_config, restart_only
 from monitor.errors import MonitorError
 from monitor.providers import build_providers
 from monitor.providers.base import Provider
+from monitor.restore import restore_streaks
 from monitor.webconfig.tls import build_server_tls
 
 if TYPE_CHECKING:
@@ -55,12 +56,17 @@ async def reload_config(app: App) -> tuple[bool, str]:
         and settings != app.analysis.engine.settings
     split_new = split_pending and settings != app.config.drift_settings()
     before = {(c.id, t.id) for c, t in app.config.pairs()}
+    watched_before = before | app.config.service_pairs()
     replaced = list(app.runner.providers.values())
     app.replaced.retire(replaced)
     app.spawn(app.replaced.close_when_done(replaced, app.runner.in_flight))
     await app.take_config(config, providers)
     pairs = {(c.id, t.id) for c, t in config.pairs()}
     app.health.forget(pairs)
+    added = (pairs | config.service_pairs()) - watched_before
+    if app.leading and added:  # their failing streaks from the store, as at start, before their first run
+        streaks = await asyncio.to_thread(restore_streaks, app.store, app.metrics, added)
+        app.health.seed_failed_runs({pair: streak.runs for pair, streak in streaks.items()})
     if app.analysis is not None and app.leading:
         app.analysis.declare(sorted(pairs))
         await app.analysis.in_worker(app.analysis.engine.set_zero_tolerance,

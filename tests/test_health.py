@@ -50,3 +50,13 @@ def test_forget_keeps_pairs_still_configured() -> None:
         kinds(watch, False)
     watch.forget({PAIR})
     assert [kinds(watch, True) for _ in range(3)] == [[], [], ["canary.recovered"]]
+
+
+def test_failed_runs_read_back_at_a_restart_count_towards_down() -> None:
+    """A canary that failed 2 runs before a restart is down at its next failed run, not 3 runs later."""
+    watch = HealthWatch()
+    watch.seed_failed_runs({PAIR: 2, ("other", "gpt"): 5})
+    assert kinds(watch, False) == ["canary.down"]
+    fresh = HealthWatch()
+    fresh.seed_failed_runs({PAIR: 2})
+    assert [kinds(fresh, ok) for ok in (True, False, False)] == [[], [], []]  # a success ends the streak read back

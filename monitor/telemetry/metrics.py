@@ -131,6 +131,10 @@ class Metrics:
                                       "Unix time of the first call of the current streak of failed runs (runs none "
                                       "of whose calls succeeded; a judge's or embeddings call is a run of its own); "
                                       "absent once a call succeeds.", "gauge", (), (), registry=r, scope=sc)
+        self.failing_runs = PairGrid("llm_monitor_failing_runs",
+                                     "Failed runs in the current streak (runs none of whose calls succeeded; a judge's "
+                                     "or embeddings call is a run of its own); absent once a call succeeds.", "gauge",
+                                     (), (), registry=r, scope=sc)
         self.schedules = ScheduleGauges(registry=r, now=now)  # interval and stale cutoff, per canary
         self.model_info = KeyedGauge("llm_monitor_model_info", "Model and system fingerprint the target answers with.",
                                      ("target", "response_model", "system_fingerprint"), registry=r, scope=sc,
@@ -251,18 +255,26 @@ class Metrics:
             return
         self.last_success.set(obs.canary, obs.target, value=ts)
         self.failing_since.remove(obs.canary, obs.target)  # at the first success, not at the end of its run
+        self.failing_runs.remove(obs.canary, obs.target)
         if obs.output_tokens_per_s is not None:
             self.output_rate.observe(obs.canary, obs.target, value=obs.output_tokens_per_s)
         if c.response_model and operation == "chat":  # an embeddings model is not the model the target serves
             self._set_model(obs.target, c.response_model, c.system_fingerprint or "")
 
     def _failing(self, canary: str, target: str, since: float) -> None:
-        """Start a streak of failed runs at `since`, unless one is going already (that started earlier)."""
+        """Count one more failed run, starting a streak at `since` unless one is going already (that started
+        earlier)."""
         # The earlier of the two: a judge's calls run side by side, and the first to end is not the first to start
-        # (the start the store gives back at a restart, Store.failing_since)
+        # (the start the store gives back at a restart, Store.failing_streaks)
         going = self.failing_since.get(canary, target)
         if not going or since < going:
             self.failing_since.set(canary, target, value=since)
+        self.failing_runs.inc(canary, target)
+
+    def restore_streak(self, canary: str, target: str, since: float, runs: int) -> None:
+        """Set a pair's streak as the store has it (at start, take-over, or a reload that adds the pair)."""
+        self.failing_since.set(canary, target, value=since)
+        self.failing_runs.set(canary, target, value=runs)
 
     def _set_model(self, target: str, model: str, fingerprint: str) -> None:
         if self.model_info.get(target, model, fingerprint) is None:  # a change (or the first): one series a target
