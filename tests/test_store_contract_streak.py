@@ -69,6 +69,6 @@ def test_the_streaks_of_many_pairs_are_one_statement(store: Store) -> None:
         found = store.failing_streaks(pairs)
     finally:
         event.remove(store.engine, "before_cursor_execute", listen)
-    assert len(statements) == 1
+    assert len(statements) <= 2  # the statement, and on PostgreSQL a SET LOCAL before it
     assert found == {(f"c{p}", f"t{p % 2}"): FailingStreak(T0, p % 4) for p in range(40) if p % 4}
 

@@ -24,7 +24,9 @@ from sqlalchemy import (
     func,
     literal,
     or_,
+    text,
     true,
+    tuple_,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import col, select
@@ -47,6 +49,10 @@ def read_streaks(conn: Connection, pairs: list[tuple[str, str]]) -> dict[tuple[s
     """Return the failing streaks of `pairs` (distinct) that have one."""
     if conn.dialect.name == "postgresql":
         bound: dict[str, Any] = {"canaries": [c for c, _ in pairs], "targets": [t for _, t in pairs]}
+        if (conn.dialect.server_version_info or (0,)) >= (11,):
+            # Its cost estimate of the row comparisons below is high enough for PostgreSQL to compile the statement
+            # to machine code first: 1.15 s of JIT for 33 ms of work (1,000 pairs of 18,000 rows)
+            conn.execute(text("SET LOCAL jit = off"))
     else:
         bound = {"pairs": json.dumps(pairs)}
     return {(canary, target): FailingStreak(aware(since) or since, int(runs))
@@ -76,28 +82,28 @@ def _statement(dialect: str) -> Any:
     return _joined(pairs, o, runs)
 
 
-def _failed_calls(o: Any, ok_at: Any, ok_run: Any) -> tuple[Any, ...]:
-    """The calls of a streak: failed after the last success (`ok_at`) and not in its run (`ok_run`), not cancelled
-    (cut by a shutdown: says nothing of the upstream), not `llm-monitor probe`'s (a manual run: an operator's key)."""
-    return (o.c.started_at > ok_at, o.c.error_type.is_not(None), o.c.error_type != ErrorType.CANCELLED.value,
+def _failed_calls(o: Any, ok_run: Any) -> tuple[Any, ...]:
+    """The calls of a streak among those after the last success: failed, not in the success's run (`ok_run`), not
+    cancelled (cut by a shutdown: says nothing of the upstream), not `llm-monitor probe`'s (a manual run: an
+    operator's key)."""
+    return (o.c.error_type.is_not(None), o.c.error_type != ErrorType.CANCELLED.value,
             or_(o.c.run_id == "", o.c.run_id != ok_run),
             ~exists().where(col(RunRow.id) == o.c.run_id, col(RunRow.trigger) == "manual"))
 
 
-def _last_success(pairs: Any, *columns: str) -> Any:
-    """The newest successful observation of the pair in `pairs`' row (index ix_obs_pair_time, backwards)."""
-    newest = ObservationRow.__table__.alias("newest")  # type: ignore[attr-defined]
-    return select(*(newest.c[name] for name in columns)) \
-        .where(newest.c.canary == pairs.c.canary, newest.c.target == pairs.c.target, newest.c.error_type.is_(None)) \
-        .order_by(newest.c.started_at.desc()).limit(1)
-
-
 def _lateral(pairs: Any, o: Any, runs: Any) -> Any:
-    never = literal(_NEVER, DateTime(timezone=True))
-    ok = _last_success(pairs, "started_at", "run_id").lateral("ok")
+    # The pair and the time written as row comparisons on (canary, target, started_at), which only ix_obs_pair_time
+    # serves: with plain equalities, on a table without statistics yet (a store just filled), PostgreSQL took
+    # ix_obs_target_time and read the target's whole history for every pair (5.2 s for 1,000 pairs of 18,000 rows)
+    n = ObservationRow.__table__.alias("newest")  # type: ignore[attr-defined]
+    pair, newest_pair = tuple_(pairs.c.canary, pairs.c.target), tuple_(n.c.canary, n.c.target)
+    ok = select(n.c.started_at, n.c.run_id) \
+        .where(newest_pair >= pair, newest_pair <= pair, n.c.error_type.is_(None)) \
+        .order_by(n.c.canary.desc(), n.c.target.desc(), n.c.started_at.desc()).limit(1).lateral("ok")
+    after = func.coalesce(ok.c.started_at, literal(_NEVER, DateTime(timezone=True)))
     streak = select(func.min(o.c.started_at).label("since"), runs.label("runs")) \
-        .where(o.c.canary == pairs.c.canary, o.c.target == pairs.c.target,
-               *_failed_calls(o, func.coalesce(ok.c.started_at, never), func.coalesce(ok.c.run_id, ""))) \
+        .where(tuple_(o.c.canary, o.c.target, o.c.started_at) > tuple_(pairs.c.canary, pairs.c.target, after),
+               tuple_(o.c.canary, o.c.target) <= pair, *_failed_calls(o, func.coalesce(ok.c.run_id, ""))) \
         .lateral("streak")
     return select(pairs.c.canary, pairs.c.target, streak.c.since, streak.c.runs) \
         .select_from(pairs.outerjoin(ok, true()).join(streak, true())).where(streak.c.since.is_not(None))
@@ -106,12 +112,15 @@ def _lateral(pairs: Any, o: Any, runs: Any) -> Any:
 def _joined(pairs: Any, o: Any, runs: Any) -> Any:
     never = literal(_NEVER, DateTime(timezone=True))
     ok = ObservationRow.__table__.alias("ok")  # type: ignore[attr-defined]
-    ok_ids = select(pairs.c.canary, pairs.c.target,
-                    _last_success(pairs, "id").scalar_subquery().label("ok_id")).subquery("ok_ids")
+    n = ObservationRow.__table__.alias("newest")  # type: ignore[attr-defined]
+    last_ok = select(n.c.id).where(n.c.canary == pairs.c.canary, n.c.target == pairs.c.target,
+                                   n.c.error_type.is_(None)).order_by(n.c.started_at.desc()).limit(1)
+    ok_ids = select(pairs.c.canary, pairs.c.target, last_ok.scalar_subquery().label("ok_id")).subquery("ok_ids")
     latest = select(ok_ids.c.canary, ok_ids.c.target, func.coalesce(ok.c.started_at, never).label("ok_at"),
                     func.coalesce(ok.c.run_id, "").label("ok_run")) \
         .select_from(ok_ids.outerjoin(ok, ok.c.id == ok_ids.c.ok_id)).cte("latest")
     return select(latest.c.canary, latest.c.target, func.min(o.c.started_at), runs) \
-        .select_from(latest.join(o, and_(o.c.canary == latest.c.canary, o.c.target == latest.c.target))) \
-        .where(*_failed_calls(o, latest.c.ok_at, latest.c.ok_run)) \
+        .select_from(latest.join(o, and_(o.c.canary == latest.c.canary, o.c.target == latest.c.target,
+                                         o.c.started_at > latest.c.ok_at))) \
+        .where(*_failed_calls(o, latest.c.ok_run)) \
         .group_by(latest.c.canary, latest.c.target)
