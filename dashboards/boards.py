@@ -137,6 +137,11 @@ def overview() -> dict[str, Any]:
         Panel("table", "Daemon versions", "Version and Python version of every scraped daemon.", "none",
               [query(f"max by (instance, version, python_version) (llm_monitor_build_info{{{JOB}}})",
                      instant=True)], width=8, height=5),
+        Panel("table", "Configuration digests",
+              "Digest of the configuration each daemon would lead with (llm_monitor_config_info): replicas of one "
+              "store should show one digest; rule LLMMonitorConfigMismatch fires when they differ for 15 minutes.",
+              "none", [query(f"max by (instance, digest) (llm_monitor_config_info{{{JOB}}})", instant=True)],
+              width=8, height=5),
         Panel("stat", "Leader", "1 on the replica that probes, analyses and alerts; 0 on a standby. Exactly "
               "one replica per store should read 1.", "none",
               [query(f"max by (instance) (llm_monitor_leader{{{JOB}}})", "{{instance}}")], width=8, height=5),

@@ -23,6 +23,7 @@ from monitor.alerts import Alerting, build_alerting
 from monitor.alerts.sinks import build_sinks
 from monitor.analysis import Analysis
 from monitor.checks import check_names
+from monitor.config.digest import config_digest
 from monitor.config.loader import Config
 from monitor.domain import utcnow
 from monitor.errors import MonitorError
@@ -162,6 +163,7 @@ class App:
                                  {t.id: t.daily_spend_cap_usd for t in self.config.targets}, self.config.service_pairs(),
                                  ((c.id, t.id, name) for c, t in pairs for name in check_names(c.checks)))
             self.runner.spend.show_caps(list(self.config.targets))  # paused as counted: a cap set, raised or kept
+        self.metrics.show_config(config_digest(self.config))  # every replica: the one it would lead with
         self.metrics.reload_ok.set(1)
         self.metrics.reload_ts.set(time.time())
 
@@ -214,7 +216,7 @@ class App:
                                        "listen": f"{f'[{host}]' if ':' in host else host}:{self.port}",
                                        "tls": self.tls is not None, "web_config_file": self.config.web_file,
                                        "basic_auth_users": len(self.config.web.basic_auth_users),
-                                       "leader": self.leading,
+                                       "leader": self.leading, "config_digest": config_digest(self.config),
                                        "drift_false_alarms_per_day": round(self.config.false_alarms_per_day(), 4)
                                        if self.analysis is not None else None})
 
@@ -293,7 +295,8 @@ class App:
             # The server may have freed the lock by ending the old leader's session (pg_terminate_backend, a
             # restart of the pooler) while that leader still runs: it stops starting runs within two checks.
             await asyncio.sleep(2 * self.leader_check_s)
-        log.warning("this replica now leads (the previous leader stopped or lost the store)")
+        log.warning("this replica now leads (the previous leader stopped or lost the store)",
+                    extra={"config_digest": config_digest(self.config)})
         try:
             await self._lead(schedule=True)
         except MonitorError as e:

@@ -11,6 +11,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
+from monitor.config.digest import config_digest
 from monitor.config.loader import load_config, restart_only
 from monitor.errors import MonitorError
 from monitor.providers import build_providers
@@ -84,7 +85,8 @@ async def reload_config(app: App) -> tuple[bool, str]:
     jobs = app.scheduler.apply(config, run_now=False) if app.scheduler.running else 0
     log.info("config reloaded", extra={"jobs": jobs, "canaries": len(config.canaries),
                                        "targets": len(config.targets),
-                                       "basic_auth_users": len(config.web.basic_auth_users)})
+                                       "basic_auth_users": len(config.web.basic_auth_users),
+                                       "config_digest": config_digest(config)})
     message = f"reloaded: {len(config.canaries)} canaries, {len(config.targets)} targets, {jobs} jobs"
     if needs_restart:
         message += f"; changed {', '.join(needs_restart)}: takes effect at the next restart"

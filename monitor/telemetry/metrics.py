@@ -147,6 +147,10 @@ class Metrics:
                                "1 if the last configuration (re)load succeeded.", registry=r)
         self.reload_ts = Gauge("llm_monitor_config_last_reload_success_timestamp_seconds",
                                "Unix time of the last successful configuration load.", registry=r)
+        self.config_info = Gauge("llm_monitor_config_info",
+                                 "Digest of the configuration in force (what the leader acts on: targets, canaries, "
+                                 "daemon, drift, alerts, refusal); replicas of one store should agree.", ("digest",),
+                                 registry=r)
         self.refusals = PairGrid("llm_monitor_refusals", "Completions judged refusals.", "counter", ("refusal",),
                                  (("partial",), ("full",)), registry=r, scope=sc)
         self.refusal_ratio = PairGrid("llm_monitor_refusal_ratio",
@@ -188,6 +192,11 @@ class Metrics:
                                      "Unix time the listener's TLS certificate expires: the earliest notAfter of the "
                                      "certificates in cert_file (absent without TLS).", registry=r)
         self.build_info.labels(__version__, platform.python_version()).set(1)
+
+    def show_config(self, digest: str) -> None:
+        """Export `digest` as the configuration in force, alone (a reload replaces the one before)."""
+        self.config_info.clear()
+        self.config_info.labels(digest).set(1)
 
     def declare(self, pairs: Iterable[tuple[str, str, Schedule]], caps: dict[str, float | None],
                 services: Iterable[tuple[str, str]] = (), checks: Iterable[tuple[str, str, str]] = ()) -> None:

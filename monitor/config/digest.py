@@ -1,0 +1,39 @@
+"""The digest of what a replica would run as leader, so replicas whose configs differ can be told apart.
+
+Replicas on one store take turns leading with their own config files: a standby started (or reloaded) with
+another cap, canary or sink changes what is probed, paid and paged the moment it takes over, without a word.
+Each replica exports the digest of its config (`llm_monitor_config_info{digest}`); rule
+`LLMMonitorConfigMismatch` fires while the replicas of one job export more than one.
+
+The digest covers what the leader acts on (targets, canaries, daemon, drift, alerts, refusal settings), as
+loaded, so a probe file moved or a comment edited does not change it; it leaves out what may differ from one
+replica to another without changing what the leader does: the HTTP listener and its web config (two replicas on
+one host listen on two ports), the store's URL (the replicas share the store: the leader lock proves it), and
+the paths of the files read. Secrets are not in the config (only the names of the variables and files holding
+them), and the digest is a hash: nothing written in the config can be read back from it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from monitor.config.loader import Config
+
+DIGEST_HEX = 12  # 48 bits: two configs of one fleet colliding is not a concern
+
+
+def config_digest(config: Config) -> str:
+    """Return a short hex digest of what `config` makes the leader do (see the module's docstring)."""
+    acted_on = {
+        "targets": [t.model_dump(mode="json") for t in config.targets],
+        "canaries": [c.model_dump(mode="json") for c in config.canaries],
+        "daemon": config.daemon.model_dump(mode="json"),
+        "drift": config.drift.model_dump(mode="json"),
+        "alerts": config.alerts.model_dump(mode="json"),
+        "refusal": config.refusal.model_dump(mode="json"),
+    }
+    text = json.dumps(acted_on, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:DIGEST_HEX]
