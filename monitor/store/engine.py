@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import functools
 import os
+import socket
 import sqlite3
 import time
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import Engine, create_engine, event, exc
-from sqlalchemy.engine import ExceptionContext, make_url
+from sqlalchemy.engine import URL, ExceptionContext, make_url
 
 SQLITE_CACHE_KIB = 1024
 SQLITE_READONLY = 8  # primary result code; the extended ones (READONLY_DBMOVED, ...) share its low byte
@@ -39,6 +40,18 @@ def read_only_connection(ctx: ExceptionContext) -> None:
         ctx.is_disconnect = True
 
 
+def session_name(role: str = "") -> str:
+    """The PostgreSQL `application_name` of this process's sessions: llm-monitor, the role (the leader lock) and the
+    replica as the runs table names it (host:pid), so `pg_stat_activity` tells whose a session is (the server cuts
+    it at 63 bytes)."""
+    return " ".join(p for p in ("llm-monitor", role, f"{socket.gethostname()}:{os.getpid()}") if p)
+
+
+def named(u: URL, role: str = "") -> dict[str, str]:
+    """connect_args naming the session (`session_name`), unless the URL chose an application_name itself."""
+    return {} if "application_name" in u.query else {"application_name": session_name(role)}
+
+
 def make_engine(url: str) -> Engine:
     """Create an engine; SQLite gets WAL, a busy timeout and foreign keys, PostgreSQL a pool that pings a
     connection idle over PING_IDLE_S."""
@@ -64,7 +77,7 @@ def make_engine(url: str) -> Engine:
         return engine
     if u.drivername == "postgresql":
         u = u.set(drivername="postgresql+psycopg")
-    engine = create_engine(u, pool_size=PG_POOL_SIZE, max_overflow=10)
+    engine = create_engine(u, pool_size=PG_POOL_SIZE, max_overflow=10, connect_args=named(u))
     event.listen(engine, "checkin", _checked_in)
     event.listen(engine, "checkout", _ping_if_idle)
     return engine

@@ -39,6 +39,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from monitor.config.validate import redact_url
+from monitor.store.engine import named
 from monitor.store.repository import driver_message
 
 log = logging.getLogger("monitor.leader")
@@ -129,7 +130,8 @@ class Leadership:
     def _try_pg(self) -> bool:
         if self._conn is None:
             if self._lock_engine is None:
-                self._lock_engine = create_engine(self.url, poolclass=NullPool, connect_args=CLIENT_KEEPALIVE)
+                self._lock_engine = create_engine(self.url, poolclass=NullPool,
+                                                  connect_args={**CLIENT_KEEPALIVE, **named(self.url, "leader lock")})
             self._conn = self._lock_engine.connect().execution_options(isolation_level="AUTOCOMMIT")
             for statement in KEEPALIVE:
                 self._conn.execute(text(statement))
