@@ -55,6 +55,9 @@ LEADER_POLL_S = 5.0  # how often a standby tries for the leader lock
 # leader whose session the server ended has stopped starting runs by then, so the two never start runs together.
 LEADER_CHECK_S = 1.0
 UNSAVED_GRACE_S = 10.0  # at shutdown, how long writes held while the store was down get to be stored
+# ... at the stop of a leader that lost the lock, mostly to a store away (a managed fail-over: 30-60 s): its held
+# observations and run records are rows of their own, harmless stored late, and a restart now would only stand by
+LOST_LEAD_UNSAVED_S = 60.0
 
 
 class App:
@@ -282,7 +285,8 @@ class App:
     def _interrupted_after(self) -> float:
         """How long after taking the lead the runs an earlier process left running are closed (see interrupted.py):
         an old leader whose session the server ended stops within two lock checks, gives its calls in flight the
-        grace period, and its held writes UNSAVED_GRACE_S."""
+        grace period, and its held writes UNSAVED_GRACE_S (those it stores later, up to LOST_LEAD_UNSAVED_S when the
+        store was away, end their runs as it stores them: done or cancelled)."""
         if self.interrupted_after_s is not None:
             return self.interrupted_after_s
         return 2 * self.leader_check_s + self.config.daemon.grace_period + UNSAVED_GRACE_S + 5.0
@@ -389,7 +393,8 @@ class App:
         if self.analysis is not None:
             await asyncio.to_thread(self.analysis.close)  # finish analyses of the calls that completed
         await self.own_calls.settled()  # the judges' and embeddings calls those made
-        await self.runner.unsaved.close(UNSAVED_GRACE_S)  # writes held while the store was down: a last try
+        # writes held while the store was down: a last try
+        await self.runner.unsaved.close(LOST_LEAD_UNSAVED_S if self.leadership_lost.is_set() else UNSAVED_GRACE_S)
         if self.alerting is not None:
             await self.alerting.stop()
         if watch is not None:
