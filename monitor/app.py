@@ -54,6 +54,9 @@ LEADER_POLL_S = 5.0  # how often a standby tries for the leader lock
 # confirmed within two checks, and a standby that takes a lock a session held waits that long before it probes: a
 # leader whose session the server ended has stopped starting runs by then, so the two never start runs together.
 LEADER_CHECK_S = 1.0
+# A leader's lock session that answered none of those checks for this long (a frozen or stalled process, which keeps
+# its session and so the lock) is ended by a standby, which then takes over (PostgreSQL; see leader.py)
+LEADER_LEASE_S = 30.0
 UNSAVED_GRACE_S = 10.0  # at shutdown, how long writes held while the store was down get to be stored
 # ... at the stop of a leader that lost the lock, mostly to a store away (a managed fail-over: 30-60 s): its held
 # observations and run records are rows of their own, harmless stored late, and a restart now would only stand by
@@ -69,6 +72,7 @@ class App:
                  extra_routes: list[Route] | None = None, now: Callable[[], datetime] = utcnow,
                  tracer_provider: Any = None, serve_http: bool = True, analyse: bool = True,
                  leader_poll_s: float = LEADER_POLL_S, leader_check_s: float = LEADER_CHECK_S,
+                 leader_lease_s: float = LEADER_LEASE_S,
                  interrupted_after_s: float | None = None):
         self.config = config
         self.environ = os.environ if environ is None else environ
@@ -111,7 +115,7 @@ class App:
         self._reload_lock = asyncio.Lock()
         self.port: int | None = None
         self.now = now
-        self.leadership = Leadership(self.store.engine)
+        self.leadership = Leadership(self.store.engine, lease_s=leader_lease_s)
         self.leading = False
         self.leadership_lost = asyncio.Event()  # the daemon exits 1 on it (its supervisor restarts it, as standby)
         self.leader_poll_s = leader_poll_s

@@ -102,7 +102,7 @@ def _leading(store: Store, role: str) -> Iterator[None]:
             pass
     except SQLAlchemyError as e:  # else Leadership would take it for a lock held elsewhere
         raise Refused(f"cannot open the {role} store {store.shown}: {driver_message(e)}") from None
-    lock = Leadership(store.engine)
+    lock = Leadership(store.engine, role="store copy")  # its lock is never taken over
     try:
         if not lock.try_acquire():
             raise Refused(f"a daemon is running on the {role} store {store.shown} (it holds the store's leader "

@@ -19,10 +19,11 @@ it probes. So an old leader whose session the server ended (`pg_terminate_backen
 last run before the new one starts its first; only runs already in flight can overlap. Nothing would be lost by
 an overlap (runs and observations are independent rows); the calls and their spend would be doubled.
 
-A frozen leader (SIGSTOP, a stalled process) keeps its session, so the lock: nothing takes over. A leader frozen
-long enough for the server to drop its session (a paused VM) wakes with its jobs due at once, before its watch
-has looked: the daemon starts a run only on a lock confirmed within two checks' time (:meth:`confirmed_within`),
-else it asks the store first.
+A frozen leader (SIGSTOP, a stalled process, a paused VM) keeps its session, so the lock, but its checks stop: a
+standby ends a daemon's lock session idle longer than the lease (its `application_name` says whose it is; a
+`store copy`'s lock is never ended) and takes the lock at its next try. The old leader wakes with its jobs due
+at once, before its watch has looked: the daemon starts a run (and writes an event) only on a lock confirmed
+within two checks' time (:meth:`confirmed_within`), else it asks the store first, finds the lock gone and stops.
 """
 
 from __future__ import annotations
@@ -50,11 +51,22 @@ CLIENT_KEEPALIVE = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval
                     "tcp_user_timeout": 25_000}
 
 
+# The session holding the leader lock, when it is a daemon's and has been idle (no check) longer than the lease
+STALLED_HOLDER = text(
+    "SELECT a.pid, a.application_name, EXTRACT(EPOCH FROM clock_timestamp() - a.state_change) FROM pg_locks l "
+    "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.classid = 0 AND l.objid = :k "
+    "AND l.objsubid = 1 AND l.granted AND l.database = (SELECT oid FROM pg_database WHERE datname = "
+    "current_database()) AND a.application_name LIKE :name AND a.state = 'idle' "
+    "AND a.state_change < clock_timestamp() - make_interval(secs => :lease)")
+
+
 class Leadership:
     """Try, keep and release the store's leader lock (blocking calls: run them off the event loop)."""
 
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine, *, role: str = "leader lock", lease_s: float | None = None):
         self.url = engine.url
+        self.role = role  # names the lock's session (application_name); only a daemon's is taken over
+        self.lease_s = lease_s  # a holder whose session answered no check for this long is ended (None: never)
         self.dialect = engine.dialect.name
         self.held = False
         self._conn: Any = None
@@ -131,14 +143,33 @@ class Leadership:
         if self._conn is None:
             if self._lock_engine is None:
                 self._lock_engine = create_engine(self.url, poolclass=NullPool,
-                                                  connect_args={**CLIENT_KEEPALIVE, **named(self.url, "leader lock")})
+                                                  connect_args={**CLIENT_KEEPALIVE, **named(self.url, self.role)})
             self._conn = self._lock_engine.connect().execution_options(isolation_level="AUTOCOMMIT")
             for statement in KEEPALIVE:
                 self._conn.execute(text(statement))
         got = bool(self._conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": LEADER_LOCK_ID}).scalar_one())
         if not got:
+            if self.lease_s is not None:
+                self._end_stalled_holder(self._conn, self.lease_s)
             self._close()  # a standby holds no connection while it waits
         return got
+
+    def _end_stalled_holder(self, conn: Any, lease_s: float) -> None:
+        """End the session of a daemon's leader lock that answered no check for `lease_s` (a frozen or stalled
+        process keeps its session, so the lock, for as long as it is frozen: nothing would probe). The lock frees
+        as the server ends it; the old leader, waking, confirms its lock before any run or write, finds it gone
+        and stops. A lock `store copy` holds (another role) or one whose session a URL named is never ended."""
+        if "application_name" in self.url.query:
+            return  # every session has the URL's name: a daemon's lock cannot be told from `store copy`'s
+        row = conn.execute(STALLED_HOLDER, {"k": LEADER_LOCK_ID, "name": "llm-monitor leader lock %",
+                                            "lease": lease_s}).first()
+        if row is None:
+            return
+        pid, name, idle = row
+        ended = conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar_one()
+        log.warning("the leader's lock session answered no check for %.0f s (a frozen or stalled process): %s it so "
+                    "this replica can take over", idle, "ended" if ended else "could not end",
+                    extra={"holder": name, "pid": pid})
 
     def _try_file(self) -> bool:
         path = self.url.database
