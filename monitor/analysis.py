@@ -358,12 +358,23 @@ class Analysis:
         self.repo.save_baseline(canary, target, b.to_json(), source="accepted", note=note)
         return updates
 
-    def pin(self, canary: str, target: str, observations: list[Observation], note: str) -> Any:
-        """Make a pinned time range (its stored observations) the baseline."""
+    def pin(self, canary: str, target: str, observations: list[Observation], note: str) -> list[EventUpdate]:
+        """Make a pinned time range (its stored observations) the baseline; the pair's open events resolve.
+
+        They were judged against the baseline the pin replaces, and one resolves only when its signal is back at
+        the behaviour it opened against: left open, an event whose change the pinned range holds would never end.
+        The new baseline opens them again if current behaviour differs from it."""
         _enough(observations)
-        b = self.engine.pin_baseline(canary, target, observations, note=note)
+        now = self.now()
+        updates = []
+        why = "baseline pinned" + (f": {note}" if note else "")
+        for e in self.engine.events(canary=canary, target=target, state="open"):
+            e.state, e.resolved_at, e.note = "resolved", now.isoformat(), why
+            updates.append(EventUpdate("resolved", e))
+        b = self.engine.pin_baseline(canary, target, observations, note=note, now=now)
+        updates = self._persist(updates)
         self.baselines.save(canary, target, b, "pinned", note)
-        return b
+        return updates
 
     def refresh_baselines(self) -> int:
         """Install baselines another process (the CLI, a replica) stored since; return how many changed."""

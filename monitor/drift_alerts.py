@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from monitor.alerts import AlertEvent
+from monitor.alerts.events import RESOLVING
 from monitor.drift import DriftEvent, EventUpdate
 
 
@@ -16,12 +17,31 @@ def _value(v: float | str | None) -> str:
     return f"{v:.3g}" if isinstance(v, float) else str(v)
 
 
-def summary(e: DriftEvent) -> str:
-    """Return the one-line summary receivers show: the change, or the test that saw it when it has no values."""
+def _excerpt(diff: str, limit: int = 500) -> str:
+    """The word diff cut to `limit` characters at a word, saying it was cut (not ending inside a `[-` marker)."""
+    if len(diff) <= limit:
+        return diff
+    return diff[:limit].rsplit(" ", 1)[0] + " …"
+
+
+def _change(e: DriftEvent) -> str:
     if e.baseline_value is None and e.current_value is None:  # whole-completion tests compare texts, not values
         p = f", p={e.p_value:.2g}" if e.p_value is not None else ""
-        return f"{e.canary} @ {e.target}: {e.signal} changed ({e.test}{p})"
-    return f"{e.canary} @ {e.target}: {e.signal} {_value(e.baseline_value)} -> {_value(e.current_value)}"
+        return f"{e.signal} changed ({e.test}{p})"
+    return f"{e.signal} {_value(e.baseline_value)} -> {_value(e.current_value)}"
+
+
+def summary(e: DriftEvent, action: str = "opened") -> str:
+    """Return the one-line summary receivers show: the change (or the test that saw it when it has no values) and,
+    once it ends, how: back at baseline by itself, accepted as the new baseline, or closed by an operator."""
+    where = f"{e.canary} @ {e.target}"
+    if action == "accepted":
+        return f"{where}: {_change(e)} accepted as the new baseline" + (f": {e.note}" if e.note else "")
+    if action == "resolved":
+        # a resolve by itself leaves no note; `baseline reset` and `pin` say why they closed it
+        how = f"closed by an operator: {e.note}" if e.note else "back at baseline"
+        return f"{where}: {e.signal} resolved, {how} (was {_change(e).removeprefix(e.signal + ' ')})"
+    return f"{where}: {_change(e)}"
 
 
 def alert_event(update: EventUpdate, tags: tuple[str, ...] = ()) -> AlertEvent:
@@ -37,11 +57,11 @@ def alert_event(update: EventUpdate, tags: tuple[str, ...] = ()) -> AlertEvent:
     evidence = {"signal": e.signal, "test": e.test, "baseline_value": e.baseline_value,
                 "current_value": e.current_value, "effect_size": e.effect_size, "p_value": e.p_value,
                 "statistic": e.statistic, "threshold": e.threshold, "baseline_n": e.baseline_n,
-                "current_n": e.current_n, "first_obs_at": e.first_obs_at, "diff": (ev.get("diff") or "")[:500]}
+                "current_n": e.current_n, "first_obs_at": e.first_obs_at, "diff": _excerpt(ev.get("diff") or "")}
     return AlertEvent(kind=kind, canary=e.canary, target=e.target, signal=e.signal,
                       severity="warning", tags=tags, event_id=e.id,
                       opened_at=_dt(e.opened_at), resolved_at=_dt(e.resolved_at or e.accepted_at),
-                      summary=summary(e),
+                      summary=summary(e, update.action), note=e.note if kind in RESOLVING else "",
                       evidence=evidence)
 
 

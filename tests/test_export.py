@@ -132,6 +132,18 @@ async def test_a_range_that_ends_before_it_starts_is_refused_by_export_and_pin(
         assert "--until (2026-11-29T04:00:00+00:00) is not after --since (2026-11-29T04:05:00+00:00)" in err, err
 
 
+async def test_a_since_in_the_future_is_refused_by_export_and_pin(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    # `export --since 2027-01-01` (a year mistyped) wrote an empty dump and exited 0, which `replay` then took as
+    # the week to compare with.
+    cli = Cli(capsys)
+    cfg = await one_run_stored(tmp_path)
+    for args in (["export"], ["baseline", "pin", "c1"]):
+        code, out, err = cli(*args, "-c", str(cfg), "--since", "9999-01-01")
+        assert code == 2 and out == "", (args, err)
+        assert "--since (9999-01-01T00:00:00+00:00) is in the future (now " in err, err
+
+
 async def test_baseline_pin_takes_durations_as_export_does_and_needs_a_start(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # Found by QA: `baseline pin` without a range pinned the whole history (every behaviour the canary ever had,

@@ -63,6 +63,7 @@ class AlertEvent:
     resolved_at: datetime | None = None
     summary: str = ""
     evidence: dict[str, Any] = field(default_factory=dict)
+    note: str = ""  # an operator's word on a drift event accepted or closed from the CLI (--note)
 
     @property
     def group_key(self) -> str:

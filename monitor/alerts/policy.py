@@ -85,6 +85,7 @@ def payload(event: AlertEvent, cfg: AlertsConfig, now: datetime) -> dict[str, An
         "tags": list(event.tags), "group_key": event.group_key, "summary": event.summary or summarize(event),
         "opened_at": _iso(event.opened_at or now), "resolved_at": _iso(event.resolved_at),
         "evidence": dict(event.evidence), "link": link,
+        **({"note": event.note} if event.note else {}),
     }
 
 

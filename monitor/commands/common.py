@@ -86,7 +86,11 @@ def _ago(text: str) -> str:
     return " ".join(words[:-1]) if len(words) > 1 and words[-1].lower() == "ago" else text
 
 
-def check_range(start: datetime | None, end: datetime | None) -> None:
-    """Raise ValueError when --until is not after --since (the range would hold nothing)."""
+def check_range(start: datetime | None, end: datetime | None, now: datetime | None = None) -> None:
+    """Raise ValueError when --until is not after --since, or --since is after `now` (the range would hold
+    nothing: a year mistyped, a local time read as UTC)."""
+    if start is not None and now is not None and start > now:
+        raise ValueError(f"--since ({start.isoformat()}) is in the future (now {now.isoformat(timespec='seconds')}): "
+                         "nothing is stored there yet (times without an offset are UTC)")
     if start is not None and end is not None and end <= start:
         raise ValueError(f"--until ({end.isoformat()}) is not after --since ({start.isoformat()}): the range is empty")

@@ -220,7 +220,7 @@ def baseline(config_path: str, action: str, canary: str, target: str | None, not
         try:
             now = datetime.now(UTC)
             start, end = when(since, "--since", now), when(until, "--until", now)
-            check_range(start, end)
+            check_range(start, end, now)
             if action == "pin" and start is None:
                 raise ValueError("baseline pin needs --since, the start of the behaviour to pin (--until defaults "
                                  "to now): the whole history would mix every behaviour the canary ever had")
@@ -255,9 +255,10 @@ def baseline(config_path: str, action: str, canary: str, target: str | None, not
     for tid in targets:
         if action == "pin":
             rows = chosen[tid]
-            analysis.pin(canary, tid, rows, note)
+            updates = analysis.pin(canary, tid, rows, note)
             console.print(f"{canary} @ {tid}: baseline pinned to {_counted(rows)} "
-                          f"from {rows[0].started_at:%Y-%m-%d %H:%M} to {rows[-1].started_at:%Y-%m-%d %H:%M}")
+                          f"from {rows[0].started_at:%Y-%m-%d %H:%M:%S} to {rows[-1].started_at:%Y-%m-%d %H:%M:%S}"
+                          f" UTC; {len(updates)} open event(s) resolved")
         elif action == "accept":
             updates = analysis.accept_observations(canary, tid, chosen[tid], note)
             console.print(f"{canary} @ {tid}: current behaviour accepted as the baseline "
@@ -268,6 +269,13 @@ def baseline(config_path: str, action: str, canary: str, target: str | None, not
                           f"observations form a new one; {len(updates)} open event(s) resolved")
     console.print("A running daemon applies this within 30 s (or at once on SIGHUP / POST /-/reload).")
     return EXIT_OK
+
+
+def _pairs(pairs: set[tuple[str, str]]) -> str:
+    """Canary x target pairs as `c1@t, c2@t`, at most KNOWN_SHOWN of them (a dump may hold thousands)."""
+    names = [f"{c}@{t}" if len(c) + len(t) <= 120 else f"{(c + '@' + t)[:120]}..." for c, t in sorted(pairs)]
+    more = f" and {len(names) - KNOWN_SHOWN:,} more" if len(names) > KNOWN_SHOWN else ""
+    return ", ".join(names[:KNOWN_SHOWN]) + more
 
 
 def _latest_answers(rows: list[Observation], size: int) -> list[Observation]:
@@ -301,6 +309,19 @@ def replay(baseline_path: str, current_path: str, as_json: bool, zero_tolerance:
         return EXIT_CONFIG
     base = [row_to_observation(r, baseline_path, i + 1) for i, r in enumerate(base_rows)]
     cur = [row_to_observation(r, current_path, i + 1) for i, r in enumerate(cur_rows)]
+    # Replay compares the streams (canary x target) the two dumps share: one only one holds is not compared, and
+    # with none shared an empty table would read as "no drift".
+    in_base, in_cur = {(o.canary, o.target) for o in base}, {(o.canary, o.target) for o in cur}
+    only = [(path, _pairs(a - b)) for path, a, b in ((baseline_path, in_base, in_cur), (current_path, in_cur, in_base))
+            if a - b]
+    if not in_base & in_cur:
+        err_console.print("[red]error:[/] " + escape(
+            f"{baseline_path} and {current_path} share no canary x target, so nothing can be compared: "
+            + "; ".join(f"{path} holds {pairs}" for path, pairs in only)))
+        return EXIT_CONFIG
+    if only:
+        err_console.print("note: " + escape("not compared, in one dump only: " + "; ".join(
+            f"{pairs} (in {path} only)" for path, pairs in only)), highlight=False)
     known = declarable(sorted({c.name for o in (*base, *cur) for c in o.checks}))
     unknown = [name for name in zero_tolerance or [] if name not in known]
     if unknown:  # bounded: a dump may hold thousands of check names, or one of a megabyte

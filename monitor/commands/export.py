@@ -41,7 +41,7 @@ def main(config_path: str, canary: str | None, target: str | None, since: str | 
     now = datetime.now(UTC)
     try:
         start, end = when(since, "--since", now), when(until, "--until", now)
-        check_range(start, end)
+        check_range(start, end, now)
     except ValueError as e:
         err_console.print(f"[red]error:[/] {escape(str(e))}")
         return EXIT_CONFIG

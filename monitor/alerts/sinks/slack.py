@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from monitor.alerts.config import AlertsConfig, SlackSink
@@ -18,6 +18,21 @@ def _esc(text: Any) -> str:
     return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def _num(v: Any) -> Any:
+    """A float as people read it (0.481, 3.7e-05), not to 17 digits; anything else as it is."""
+    return f"{v:.3g}" if isinstance(v, float) else v
+
+
+def _when(v: Any) -> str:
+    """An ISO time as `2026-11-30 10:51:16 UTC` (UTC, to the second); anything unreadable as it is."""
+    try:
+        t = datetime.fromisoformat(str(v))
+    except ValueError:
+        return str(v)
+    t = t.astimezone(UTC) if t.tzinfo else t
+    return f"{t:%Y-%m-%d %H:%M:%S} UTC"
+
+
 def slack_message(p: dict[str, Any]) -> dict[str, Any]:
     """Return the Slack message for a notification payload."""
     icon = _ICON.get(p.get("status", "info"), "")
@@ -29,15 +44,20 @@ def slack_message(p: dict[str, Any]) -> dict[str, Any]:
     if fields:
         blocks.append({"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields]})
     ev = p.get("evidence") or {}
-    facts = [f"{k}: {_esc(ev[k])}" for k in ("baseline_value", "current_value", "p_value", "baseline_n",
-                                              "current_n") if ev.get(k) is not None]
+    facts = [f"{k}: {_esc(_num(ev[k]))}" for k in ("baseline_value", "current_value", "p_value", "baseline_n",
+                                                    "current_n") if ev.get(k) is not None]
+    if ev.get("first_obs_at"):  # since when: the first observation the change was seen in
+        facts.append(f"since: {_esc(_when(ev['first_obs_at']))}")
+    if p.get("note"):
+        facts.append(f"note: {_esc(p['note'])}")
     if facts:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(facts)[:_SECTION_MAX]}})
     changes = [f"{_esc(c.get('canary'))} {_esc(c.get('signal'))}: {_esc(c.get('from'))} -> {_esc(c.get('to'))}"
                for c in p.get("changes") or []]
     events = p.get("events") or []
     if len(events) > 1:  # several signals of one canary x target in one message
-        changes += [f"{_esc(e.get('signal'))}: {_esc(e.get('baseline_value'))} -> {_esc(e.get('current_value'))}"
+        changes += [f"{_esc(e.get('signal'))}: {_esc(_num(e.get('baseline_value')))} -> "
+                    f"{_esc(_num(e.get('current_value')))}"
                     + (f" (<{e['link']}|event>)" if e.get("link") else "") for e in events]
     if changes:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(changes)[:_SECTION_MAX]}})

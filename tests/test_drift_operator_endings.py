@@ -1,0 +1,97 @@
+"""How drift events end when an operator acts (`baseline accept`, `pin`), as receivers and the events table see it:
+the messages say how the event ended and carry the operator's note, and a pinned baseline closes the events judged
+against the one it replaced."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from monitor.alerts.outbox import Outbox
+from monitor.alerts.sinks.slack import slack_message
+from monitor.app import App
+from monitor.config import load_config
+from monitor.sim import SimServer
+from monitor.store import Store
+from tests.conftest import write_config
+from tests.support.daemon import cli
+from tests.test_drift_cli import PROBES_C1, through_change, two_phases
+
+ALERTS = ("alerts: {group_wait: 0s, sinks: [{name: hook, type: webhook, url: 'http://127.0.0.1:9/h'}]}\n"
+          "drift: {baseline_size: 10}\n")
+
+
+async def drifted(tmp_path: Path, sim: SimServer) -> tuple[Path, datetime]:
+    """Run c1 through the simulator's change with a webhook sink configured; return the config and when the
+    change came (just before phase b)."""
+    cfg_path = write_config(tmp_path, f"  - {{id: t, provider: openai, base_url: '{sim.openai_base_url}', "
+                                      "model: m}", PROBES_C1, extra=ALERTS)
+    config = load_config(cfg_path, environ={})
+    app = App(config, registry=CollectorRegistry(), environ={}, serve_http=False)
+    await app.start(schedule=False)
+    canary, target = config.pairs()[0]
+    try:
+        for _ in range(3):
+            await app.runner.run(canary, target)
+        changed = datetime.now(UTC)
+        await through_change(app, sim, canary, target, before=0)
+    finally:
+        await app.stop()
+    return cfg_path, changed
+
+
+def messages(cfg_path: Path, kind: str) -> list[dict[str, Any]]:
+    store = Store(load_config(cfg_path, environ={}).storage.url)
+    try:
+        return [n.payload for n in Outbox(store.engine).query(limit=1000) if n.kind == kind]
+    finally:
+        store.close()
+
+
+def open_events(cfg_path: Path) -> list[dict[str, Any]]:
+    return [json.loads(x) for x in cli("drift", "-c", str(cfg_path), "--open", "--json").stdout.splitlines()]
+
+
+async def test_an_accepted_event_tells_receivers_it_was_accepted_with_the_note(tmp_path: Path) -> None:
+    # The accepted message said what the opening one said ("c1 @ t: output_chars 220 -> 880"), under a check mark,
+    # and dropped the --note: a receiver could not tell an operator's accept from the provider going back.
+    with SimServer(two_phases("acc", 2, verbosity=4.0)) as sim:
+        cfg_path, _ = await drifted(tmp_path, sim)
+    opened = open_events(cfg_path)
+    assert opened
+    accept = cli("baseline", "accept", "c1", "-c", str(cfg_path), "--note", "provider upgrade, intended")
+    assert accept.returncode == 0, accept.stderr
+    accepted = messages(cfg_path, "drift.accepted")
+    assert {p["event_id"] for p in accepted} == {e["id"] for e in opened if e["kind"] == "behaviour"}
+    for p in accepted:
+        assert p["summary"].startswith(f"c1 @ t: {p['signal']} ")
+        assert p["summary"].endswith(" accepted as the new baseline: provider upgrade, intended"), p["summary"]
+        assert p["note"] == "provider upgrade, intended"
+    [opening] = messages(cfg_path, "drift.opened")[:1]
+    chat = slack_message(opening)["blocks"][2]["text"]["text"]
+    assert "since: " in chat and " UTC" in chat  # since when, as the webhook's evidence.first_obs_at says
+    assert all(len(line) < 60 for line in chat.splitlines()), chat  # values to 3 digits, not 17
+
+
+async def test_pin_resolves_the_open_events_it_replaces_the_baseline_of(tmp_path: Path) -> None:
+    # Pinning the range after the change as the baseline left the events opened against the old one open: one
+    # resolves only when its signal is back at the behaviour it opened against, which the pinned range is not,
+    # so they stayed open (and llm_monitor_drift_active 1) for good.
+    with SimServer(two_phases("pin", 3, verbosity=4.0)) as sim:
+        cfg_path, changed = await drifted(tmp_path, sim)
+    opened = {e["id"] for e in open_events(cfg_path)}
+    assert opened
+    pin = cli("baseline", "pin", "c1", "-c", str(cfg_path), "--since", changed.isoformat(), "--note", "wordier")
+    assert pin.returncode == 0, pin.stderr
+    assert f"{len(opened)} open event(s) resolved" in pin.stdout, pin.stdout
+    assert open_events(cfg_path) == []
+    events = {e["id"]: e for e in map(json.loads, cli("drift", "-c", str(cfg_path), "--json").stdout.splitlines())}
+    assert {events[i]["state"] for i in opened} == {"resolved"}
+    assert {events[i]["note"] for i in opened} == {"baseline pinned: wordier"}
+    resolved = messages(cfg_path, "drift.resolved")
+    assert resolved and all("resolved, closed by an operator: baseline pinned: wordier" in p["summary"]
+                            for p in resolved), [p["summary"] for p in resolved]
