@@ -78,9 +78,9 @@ async def test_an_accepted_event_tells_receivers_it_was_accepted_with_the_note(t
 
 
 async def test_pin_resolves_the_open_events_it_replaces_the_baseline_of(tmp_path: Path) -> None:
-    # Pinning the range after the change as the baseline left the events opened against the old one open: one
-    # resolves only when its signal is back at the behaviour it opened against, which the pinned range is not,
-    # so they stayed open (and llm_monitor_drift_active 1) for good.
+    # Pinning the range after the change as the baseline left the events opened against the old one open, with the
+    # old baseline's values: one resolves when its signal moves back from the behaviour it opened on, which the
+    # pinned range holds, so they stayed open (llm_monitor_drift_active 1, the alert firing) until chance moved it.
     with SimServer(two_phases("pin", 3, verbosity=4.0)) as sim:
         cfg_path, changed = await drifted(tmp_path, sim)
     opened = {e["id"] for e in open_events(cfg_path)}
