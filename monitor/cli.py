@@ -124,7 +124,7 @@ def parser() -> argparse.ArgumentParser:
                                    "events: resolved). pin: build it from the observations between --since and "
                                    "--until. A running daemon applies a change within 30 s.")
     p.add_argument("action", choices=["show", "accept", "reset", "pin"])
-    p.add_argument("canary")
+    p.add_argument("canary", nargs="?", help="required, except by show (without one: every canary's baselines)")
     _config_arg(p)
     p.add_argument("--target", help="only this target (default: every target of the canary)")
     p.add_argument("--note", default="", help="why (recorded with the baseline)")

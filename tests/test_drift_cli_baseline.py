@@ -105,3 +105,27 @@ async def test_pin_and_accept_count_the_ranges_failed_calls_in_the_error_rate(tm
     assert accept.returncode == 0, accept.stderr
     errors, n = stored_error_rate()
     assert errors > 0 and n > 10, (errors, n)
+
+
+async def test_baseline_show_without_a_canary_lists_every_canarys_baselines(tmp_path: Path) -> None:
+    # `baseline show` needed a canary: watching baselines form across a fleet took one command per canary, and
+    # "show" alone was a usage error.
+    scenario = scenario_from_dict({"name": "all", "seed": 4, "defaults": {"ttft": 5, "output_tps": 5000},
+                                   "models": {"m": {"phases": [{"name": "a"}]}}})
+    probes = "canaries:\n" + "".join(f"  - id: {c}\n    messages: [{{role: user, content: {c}}}]\n    samples: 5\n"
+                                     for c in ("c1", "c2"))
+    with SimServer(scenario) as sim:
+        app, cfg_path, _, _ = await started_app(tmp_path, sim, probes, "{baseline_size: 5}")
+        try:
+            pairs = load_config(cfg_path, environ={}).pairs()
+            await app.runner.run(*pairs[0])  # c1 forms its baseline; c2 never ran
+        finally:
+            await app.stop()
+    show = cli("baseline", "show", "-c", str(cfg_path))
+    assert show.returncode == 0, show.stderr
+    assert "c1 " in show.stdout and "first_n" in show.stdout
+    assert "c2 @ t: no baseline yet" in show.stdout
+    bad = cli("baseline", "show", "-c", str(cfg_path), "--target", "tt")
+    assert bad.returncode == 2 and "no target 'tt' in the configuration (known: t)" in bad.stderr
+    need = cli("baseline", "accept", "-c", str(cfg_path))
+    assert need.returncode == 2 and "baseline accept needs a canary" in need.stderr

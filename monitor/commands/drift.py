@@ -178,42 +178,54 @@ def left_out(data: dict[str, Any]) -> str:
     return f"{calls} calls in {runs} {'run' if runs == 1 else 'runs'}" if calls else "0"
 
 
-def baseline(config_path: str, action: str, canary: str, target: str | None, note: str,
+def baseline(config_path: str, action: str, canary: str | None, target: str | None, note: str,
              since: str | None = None, until: str | None = None) -> int:
     from monitor.analysis import MIN_BASELINE_OBSERVATIONS
 
+    if canary is None and action != "show":
+        err_console.print(f"[red]error:[/] baseline {action} needs a canary (`baseline show` without one lists every "
+                          "canary's)")
+        return EXIT_CONFIG
     if action != "pin" and (since is not None or until is not None):
         err_console.print(f"[red]error:[/] --since and --until choose the observations of `baseline pin`; `baseline "
                           f"{action}` takes none (accept: current behaviour, from the open events' change on)")
         return EXIT_CONFIG
     config, analysis = _analysis(config_path)
     try:
-        targets = _pair_targets(config, canary, target)
+        if canary is None:  # show: every configured pair (only `target`'s, if given)
+            known = [t.id for t in config.targets]
+            if target is not None and target not in known:
+                raise ValueError(f"no target {target!r} in the configuration (known: {', '.join(known) or 'none'})")
+            pairs = [(c.id, t.id) for c, t in config.pairs() if target in (None, t.id)]
+        else:
+            pairs = [(canary, t) for t in _pair_targets(config, canary, target)]
     except ValueError as e:
         err_console.print(f"[red]error:[/] {escape(str(e))}")
         return EXIT_CONFIG
+    targets = [t for _, t in pairs]
     console = table_console()
     if action == "show":
-        table = Table(title=f"baselines of {canary}", header_style="bold")
-        for col in ("target", "since", "source", "note", "ready", "built from", "reference", "outages left out",
-                    "model / fingerprint", "active"):
+        table = Table(title=f"baselines of {canary}" if canary else "baselines", header_style="bold")
+        for col in ("canary", "target", "since", "source", "note", "ready", "built from", "reference",
+                    "outages left out", "model / fingerprint", "active"):
             table.add_column(col)
         forming = []
-        for tid in targets:
-            stored = analysis.repo.baselines(canary=canary, target=tid, active_only=False)
+        for cid, tid in pairs:
+            stored = analysis.repo.baselines(canary=cid, target=tid, active_only=False)
             if not stored:
-                forming.append(tid)
+                forming.append((cid, tid))
             for row in stored:
                 d = row["data"]
                 ident = ", ".join(v for vals in (d.get("identity") or {}).values() for v in vals)
-                table.add_row(tid, f"{row['created_at']:%Y-%m-%d %H:%M}", row["source"], row["note"],
+                table.add_row(cid, tid, f"{row['created_at']:%Y-%m-%d %H:%M}", row["source"], row["note"],
                               str(d.get("ready")), str(d.get("count")), str(reference_n(d)), left_out(d), ident,
                               "yes" if row["active"] else "")
         console.print(table)
-        for tid in forming:  # an empty table alone does not say why
-            console.print(f"[yellow]{canary} @ {tid}: no baseline yet[/] (it forms from the first "
+        for cid, tid in forming:  # an empty table alone does not say why
+            console.print(f"[yellow]{cid} @ {tid}: no baseline yet[/] (it forms from the first "
                           f"{config.drift.baseline_size} successful observations)")
         return EXIT_OK
+    assert canary is not None
     # Every target's observations are chosen and checked before anything changes, so a refusal changes nothing.
     chosen: dict[str, list[Observation]] = {}
     if action in ("pin", "accept"):
