@@ -28,6 +28,9 @@ from monitor.alerts.events import (
 STATEFUL_SINKS = frozenset({"alertmanager", "pagerduty"})  # they de-duplicate and group themselves
 MODEL_GROUP = "model"  # the signal of webhook/Slack model-change notifications, grouped per target
 DRIFT_OPENED = "drift.opened"
+# Kinds whose rows of one canary x target waiting together go to webhook and Slack as one message: the openings
+# group_wait collects, and the ends an operator's accept, reset or pin writes at once (one per signal).
+DRIFT_GROUPED = frozenset({DRIFT_OPENED, "drift.resolved", "drift.accepted"})
 
 # Cooldown memory: (sink, group_key, signal) -> (time of the last firing message sent, whether the receiver
 # was told it is firing, whether it was then told it is resolved). Resolved messages go only where the firing
@@ -199,8 +202,15 @@ def merge_drift(payloads: list[dict[str, Any]]) -> dict[str, Any]:
     merged = {**first, "signals": signals, "events": events}
     if len(payloads) > 1:
         where = f"{first.get('canary')} @ {first.get('target')}"
-        what = "; ".join(str(p.get("summary") or "").removeprefix(f"{where}: ") for p in payloads)
-        merged["summary"] = f"{where}: {len(signals)} signals changed: {what}"
+        kind = first.get("kind")
+        if kind == DRIFT_OPENED:
+            what = "; ".join(str(p.get("summary") or "").removeprefix(f"{where}: ") for p in payloads)
+            merged["summary"] = f"{where}: {len(signals)} signals changed: {what}"
+        else:  # ends: each summary says how it ended; the note is the operator's, once
+            how = "accepted as the new baseline" if kind == "drift.accepted" else "resolved"
+            notes = sorted({str(p.get("note")) for p in payloads if p.get("note")})
+            merged["summary"] = (f"{where}: {len(signals)} signals {how}" + (f": {'; '.join(notes)}" if notes else "")
+                                 + f" ({', '.join(str(s) for s in signals)})")
         ranks = {"critical": 0, "warning": 1, "info": 2}
         merged["severity"] = min((str(p.get("severity") or "warning") for p in payloads),
                                  key=lambda s: ranks.get(s, 1))

@@ -29,7 +29,7 @@ from monitor.alerts.backoff import full_jitter
 from monitor.alerts.config import AlertsConfig
 from monitor.alerts.events import Notification
 from monitor.alerts.outbox import Outbox
-from monitor.alerts.policy import DRIFT_OPENED, MODEL_GROUP, STATEFUL_SINKS, merge_drift, merge_model_changes
+from monitor.alerts.policy import DRIFT_GROUPED, MODEL_GROUP, STATEFUL_SINKS, merge_drift, merge_model_changes
 from monitor.alerts.sinks import Sink
 from monitor.domain import utcnow
 from monitor.store.repository import driver_message
@@ -154,7 +154,7 @@ class Sender:
         if n.kind == "model.changed" and n.signal == MODEL_GROUP:  # one message per target (policy.plan)
             merged = await asyncio.to_thread(self.outbox.siblings, n)
             n = replace(n, payload=merge_model_changes([n.payload, *(m.payload for m in merged)]))
-        elif n.kind == DRIFT_OPENED and sink.type not in STATEFUL_SINKS:  # one message per canary x target
+        elif n.kind in DRIFT_GROUPED and sink.type not in STATEFUL_SINKS:  # one message per canary x target
             merged = await asyncio.to_thread(self.outbox.siblings, n, any_signal=True)
             n = replace(n, payload=merge_drift([n.payload, *(m.payload for m in merged)]))
         merged_ids = {m.id for m in merged}

@@ -283,11 +283,15 @@ def baseline(config_path: str, action: str, canary: str | None, target: str | No
     return EXIT_OK
 
 
+PAIRS_SHOWN = 3  # canary x target pairs an error or note lists
+
+
 def _pairs(pairs: set[tuple[str, str]]) -> str:
-    """Canary x target pairs as `c1@t, c2@t`, at most KNOWN_SHOWN of them (a dump may hold thousands)."""
-    names = [f"{c}@{t}" if len(c) + len(t) <= 120 else f"{(c + '@' + t)[:120]}..." for c, t in sorted(pairs)]
-    more = f" and {len(names) - KNOWN_SHOWN:,} more" if len(names) > KNOWN_SHOWN else ""
-    return ", ".join(names[:KNOWN_SHOWN]) + more
+    """Canary x target pairs as `c1@t, c2@t`, a few of them, each cut short (a dump may hold thousands, or a
+    megabyte-long name)."""
+    names = [f"{c}@{t}" if len(c) + len(t) < 60 else f"{(c + '@' + t)[:60]}..." for c, t in sorted(pairs)]
+    more = f" and {len(names) - PAIRS_SHOWN:,} more" if len(names) > PAIRS_SHOWN else ""
+    return ", ".join(names[:PAIRS_SHOWN]) + more
 
 
 def _latest_answers(rows: list[Observation], size: int) -> list[Observation]:
@@ -321,6 +325,15 @@ def replay(baseline_path: str, current_path: str, as_json: bool, zero_tolerance:
         return EXIT_CONFIG
     base = [row_to_observation(r, baseline_path, i + 1) for i, r in enumerate(base_rows)]
     cur = [row_to_observation(r, current_path, i + 1) for i, r in enumerate(cur_rows)]
+    known = declarable(sorted({c.name for o in (*base, *cur) for c in o.checks}))
+    unknown = [name for name in zero_tolerance or [] if name not in known]
+    if unknown:  # bounded: a dump may hold thousands of check names, or one of a megabyte
+        names = [n if len(n) <= 60 else f"{n[:60]}..." for n in known[:KNOWN_SHOWN]]
+        more = f" and {len(known) - KNOWN_SHOWN:,} more" if len(known) > KNOWN_SHOWN else ""
+        err_console.print("[red]error:[/] " + escape(f"--zero-tolerance: unknown signal {shown(unknown[0])}; expected "
+                                                    f"one of {', '.join(names)}{more}"))
+        return EXIT_CONFIG
+
     # Replay compares the streams (canary x target) the two dumps share: one only one holds is not compared, and
     # with none shared an empty table would read as "no drift".
     in_base, in_cur = {(o.canary, o.target) for o in base}, {(o.canary, o.target) for o in cur}
@@ -334,14 +347,6 @@ def replay(baseline_path: str, current_path: str, as_json: bool, zero_tolerance:
     if only:
         err_console.print("note: " + escape("not compared, in one dump only: " + "; ".join(
             f"{pairs} (in {path} only)" for path, pairs in only)), highlight=False)
-    known = declarable(sorted({c.name for o in (*base, *cur) for c in o.checks}))
-    unknown = [name for name in zero_tolerance or [] if name not in known]
-    if unknown:  # bounded: a dump may hold thousands of check names, or one of a megabyte
-        names = [n if len(n) <= 60 else f"{n[:60]}..." for n in known[:KNOWN_SHOWN]]
-        more = f" and {len(known) - KNOWN_SHOWN:,} more" if len(known) > KNOWN_SHOWN else ""
-        err_console.print("[red]error:[/] " + escape(f"--zero-tolerance: unknown signal {shown(unknown[0])}; expected "
-                                                    f"one of {', '.join(names)}{more}"))
-        return EXIT_CONFIG
 
     detector = RefusalDetector()
 

@@ -69,4 +69,8 @@ class _Open:
     chart: cs.Chart | None = None  # the opening chart; the reverse CUSUM runs it backwards
     flip: bool = False
     sample: Any = None  # opening window (values, counts or features) for window-test resolution
+    # The window test's p-value against the reference of `sample`: a later window further from the reference
+    # replaces it (an event opened early in a change holds a window mostly of the old behaviour, from which a
+    # return to it never differs: the event would stay open with its signal back at baseline).
+    sample_p: float = 1.0
     clean: int = 0  # zero-tolerance events: observations in a row without a violation

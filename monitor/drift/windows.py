@@ -124,7 +124,7 @@ class WindowTests:
             sample = [v for e in win if (v := finite(e.signals.get(name))) is not None]
         else:
             sample = res.detail.get("current")
-        self.open[name] = _Open(ev, self.n_ok, sample=sample)
+        self.open[name] = _Open(ev, self.n_ok, sample=sample, sample_p=res.p_value)
         return EventUpdate("opened", ev)
 
     def _ref_n(self, name: str) -> int:
@@ -148,18 +148,26 @@ class WindowTests:
         return [EventUpdate("updated", op.event)]
 
     def _maybe_resolve_window(self, name: str, op: _Open, res: TestResult, now: str) -> list[EventUpdate]:
+        if name == COMPLETION:
+            current: Any = self._texts()
+        elif signal_type(name) == CONTINUOUS:
+            current = [v for e in self._window() if (v := finite(e.signals.get(name))) is not None]
+        else:
+            current = res.detail.get("current") or {}
+        if op.sample is not None and res.p_value < op.sample_p:
+            # the change shows more clearly now than in the sample held: resolution is judged against this window
+            op.sample, op.sample_p = current, res.p_value
         if self.n_ok - op.since < self.settings.window:
             return self._update_current(name, op, res)
         if name == COMPLETION:
-            back = self._mmd(self._texts(), op.sample, alpha=self.settings.resolve_alpha)
+            back = self._mmd(current, op.sample, alpha=self.settings.resolve_alpha)
         elif signal_type(name) == CONTINUOUS:
-            vals = [v for e in self._window() if (v := finite(e.signals.get(name))) is not None]
             if op.sample is None:  # opened by a sequential chart: the first full window is its opening sample
-                op.sample = vals
+                op.sample, op.sample_p = current, res.p_value
                 return [EventUpdate("updated", op.event)]
-            back = continuous_test(op.sample, vals)
+            back = continuous_test(op.sample, current)
         else:
-            back = category_test(op.sample or {}, res.detail.get("current") or {})
+            back = category_test(op.sample or {}, current)
         if back is not None and back.p_value < self.settings.resolve_alpha and res.p_value > 0.1:
             return [self._resolve(name, now)]
         return self._update_current(name, op, res)

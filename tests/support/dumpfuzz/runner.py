@@ -88,7 +88,11 @@ def violations(case: Case, code: int | None, out: str, err: str, paths: dict[str
     if len(err) > MAX_MESSAGE:
         problems.append(f"message of {len(err)} characters: {err[:120]!r}...")
     want = case.first_error()
-    if want is None and code != 0:
+    disjoint = want is None and case.command == "replay" and _share_no_stream(paths)
+    if disjoint:  # dumps that share no canary x target: an error naming both files, never an empty result
+        if code != 2 or "share no canary x target" not in err or not all(str(p) in err for p in paths.values()):
+            problems.append(f"dumps sharing no canary x target not refused naming both: exit {code}: {err[:300]}")
+    elif want is None and code != 0:
         problems.append(f"valid input refused: {err[:300]}")
     if want is not None:
         if code == 0:
@@ -111,6 +115,17 @@ def violations(case: Case, code: int | None, out: str, err: str, paths: dict[str
         if case.command == "refusal":
             problems += _annotated(paths["in"], out)
     return problems
+
+
+def _share_no_stream(paths: dict[str, Path]) -> bool:
+    """Whether the two dumps of a valid replay case hold no canary x target in common (read here with `json`, as
+    any reader would, not with the loader under test)."""
+    pairs = []
+    for name in ("a", "b"):
+        rows = [json.loads(line) for line in paths[name].read_bytes().decode("utf-8-sig", "replace").split("\n")
+                if line.strip()]
+        pairs.append({(str(r.get("canary")), str(r.get("target"))) for r in rows if isinstance(r, dict)})
+    return not pairs[0] & pairs[1]
 
 
 def _annotated(path: Path, out: str) -> list[str]:
