@@ -8,10 +8,8 @@ import asyncio
 import contextlib
 import itertools
 import sqlite3
-import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -20,6 +18,7 @@ from monitor.app import App
 from monitor.config import load_config
 from monitor.sim import SimServer, scenario_from_dict
 from tests.conftest import write_config
+from tests.support.held import hold_analyses
 from tests.support.metric import sample
 
 PROBES = "canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n    samples: 3\n"
@@ -46,20 +45,6 @@ async def app(tmp_path: Path) -> AsyncIterator[App]:
             yield app
         finally:
             await app.stop()
-
-
-def hold_analyses(app: App) -> threading.Event:
-    """Make every analysis wait until the returned event is set (an analysis thread that has fallen behind)."""
-    assert app.analysis is not None
-    go = threading.Event()
-    analyse = app.analysis._analyse
-
-    def slow(obs: Any) -> Any:
-        go.wait(30)
-        return analyse(obs)
-
-    app.analysis._analyse = slow  # type: ignore[method-assign]
-    return go
 
 
 async def test_a_run_finishes_while_its_analyses_wait_and_they_are_all_done_later(app: App) -> None:

@@ -15,6 +15,7 @@ from monitor.app import App
 from monitor.config import load_config
 from monitor.sim import SimServer, scenario_from_dict
 from tests.conftest import write_config
+from tests.support.held import hold_analyses
 from tests.support.receiver import Receiver
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -28,20 +29,6 @@ def targets(sim: SimServer, *, gone: bool = True) -> str:
     keep = f"  - {{id: keep, provider: openai, base_url: '{sim.openai_base_url}', model: sim-gpt}}"
     return keep + (f"\n  - {{id: gone, provider: openai, base_url: '{sim.openai_base_url}', model: sim-gpt}}"
                    if gone else "")
-
-
-def hold_analyses(app: App) -> threading.Event:
-    """Make every analysis wait until the returned event is set (an analysis thread that has fallen behind)."""
-    assert app.analysis is not None
-    go = threading.Event()
-    analyse = app.analysis._analyse
-
-    def held(obs: Any) -> Any:
-        go.wait(30)
-        return analyse(obs)
-
-    app.analysis._analyse = held  # type: ignore[method-assign]
-    return go
 
 
 async def test_observations_of_a_pair_a_reload_removed_while_they_waited_open_no_event_and_send_nothing(
