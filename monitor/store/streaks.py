@@ -28,7 +28,6 @@ from sqlalchemy import (
     true,
     tuple_,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import col, select
 
 from monitor.domain import ErrorType
@@ -72,6 +71,9 @@ def _statement(dialect: str) -> Any:
     o = ObservationRow.__table__.alias("f")  # type: ignore[attr-defined]
     runs = func.count(func.nullif(o.c.run_id, "").distinct()) + func.sum(case((o.c.run_id == "", 1), else_=0))
     if dialect == "postgresql":
+        # loaded only for a PostgreSQL store: the default daemon does not import the dialect (memory, start time)
+        from sqlalchemy.dialects.postgresql import ARRAY
+
         listed = func.unnest(bindparam("canaries", type_=ARRAY(String)), bindparam("targets", type_=ARRAY(String))) \
             .table_valued("canary", "target").render_derived(name="listed")
         pairs = select(listed.c.canary, listed.c.target).cte("pairs")
