@@ -13,8 +13,9 @@ import os
 import sys
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry
 from starlette.routing import Route
@@ -47,6 +48,7 @@ from monitor.webconfig.expiry import report as report_expiry
 from monitor.webconfig.tls import ListenerTls, ServerTls, build_server_tls
 
 log = logging.getLogger("monitor.app")
+R = TypeVar("R")
 SWITCH_INTERVAL_S = 0.001
 ALERT_BATCH = 3
 LEADER_POLL_S = 5.0  # how often a standby tries for the leader lock
@@ -123,8 +125,13 @@ class App:
         self.interrupted_after_s = interrupted_after_s  # None: as long as an old leader may still finish its runs
         self._interrupted_task: asyncio.Task[int] | None = None
         self._standing_by = False  # a started standby: ready, though it schedules nothing
-        self._leader_task: asyncio.Task[None] | None = None
+        self._leader_task: asyncio.Task[None] | None = None  # a standby's wait for the lock (and its take-over)
+        self._watch_task: asyncio.Task[None] | None = None  # the leader's checks of its lock
         self._lock_check: asyncio.Future[bool] | None = None  # the one check of the leader lock in flight
+        # The lock's calls (try, check, release) on a thread of their own, one at a time: behind asyncio.to_thread's
+        # few workers (code_runs checks, judge calls, slow store writes), a busy leader's checks waited past the
+        # lease and a standby ended its session
+        self._lock_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="leader-lock")
         self._lock_in_use = False  # leading on the store's leader lock (not `probe`, tests without a schedule)
 
     async def _run_job(self, canary: Any, target: Any) -> None:
@@ -203,7 +210,8 @@ class App:
             self._server_task = asyncio.create_task(self._server.serve(sockets=[sock]))
         if not schedule:
             await self._lead(schedule=False)
-        elif await asyncio.to_thread(self.leadership.try_acquire):
+        elif await self._on_lock_thread(self.leadership.try_acquire):
+            self._watch_lock()
             await self._lead(schedule=True)
         else:
             log.info("standby: another replica holds the leader lock; taking over when it frees",
@@ -273,16 +281,14 @@ class App:
                 await self.alerting.ensure_firing(
                     await self.analysis.in_worker(self.analysis.open_alert_events, set(pairs)))
             self.runner.listeners.append(self.analysis.on_observation)
-        if schedule:
+        if schedule and not self.leadership_lost.is_set():  # lost while taking over: the daemon stops
             self.scheduler.apply(self.config)
             self.scheduler.start()
             self._housekeeping = asyncio.create_task(prune_past_retention(
                 self.store, self.alerting, lambda: self.config.storage.retention_days, self.now))
             if self.analysis is not None:
                 self._baselines_task = asyncio.create_task(watch_baselines(self.analysis, self.alerting))
-            if self.leadership.held:
-                self._lock_in_use = True
-                self._leader_task = asyncio.create_task(self._watch_leadership())
+            if self._lock_in_use:
                 self._interrupted_task = asyncio.create_task(close_interrupted(
                     self.store, taken, self._interrupted_after(), lambda: self.leading))
 
@@ -297,8 +303,9 @@ class App:
 
     async def _await_leadership(self) -> None:
         """As a standby: try for the leader lock every `leader_poll_s`; lead once it is ours."""
-        while not await asyncio.to_thread(self.leadership.try_acquire):
+        while not await self._on_lock_thread(self.leadership.try_acquire):
             await asyncio.sleep(self.leader_poll_s)
+        self._watch_lock()
         if self.leadership.session_bound:
             # The server may have freed the lock by ending the old leader's session (pg_terminate_backend, a
             # restart of the pooler) while that leader still runs: it stops starting runs within two checks.
@@ -311,6 +318,16 @@ class App:
             log.error("cannot take over as leader: %s", e)
             self.leadership_lost.set()
 
+    def _watch_lock(self) -> None:
+        """Start confirming the lock just taken, before taking over: a take-over can outlast the lease (a refusal
+        judge's calibration set, a large store's restore), and a lock session without checks that long is ended by a
+        standby as a frozen leader's."""
+        self._lock_in_use = True
+        self._watch_task = asyncio.create_task(self._watch_leadership())
+
+    def _on_lock_thread(self, call: Callable[[], R]) -> asyncio.Future[R]:
+        return asyncio.get_running_loop().run_in_executor(self._lock_thread, call)
+
     async def _watch_leadership(self) -> None:
         """As the leader: check every `leader_check_s` that the lock is still ours; if not, stop acting at once."""
         while await self._check_lock():
@@ -320,7 +337,7 @@ class App:
     async def _check_lock(self) -> bool:
         """Ask the store whether the leader lock is still ours; callers at the same time share one check."""
         if self._lock_check is None or self._lock_check.done():
-            self._lock_check = asyncio.ensure_future(asyncio.to_thread(self.leadership.still_held))
+            self._lock_check = self._on_lock_thread(self.leadership.still_held)
         return await asyncio.shield(self._lock_check)
 
     async def _still_leading(self) -> bool:
@@ -390,9 +407,9 @@ class App:
         self.scheduler.shutdown()
         # A leader's watch goes on confirming the lock until the analyses are written (they write only on a lock
         # confirmed recently, and stop writing if it is lost meanwhile); a standby stops trying for it at once.
-        watch = self._leader_task if self._lock_in_use else None
+        watch = self._watch_task
         for task in (self._housekeeping, self._baselines_task, self._leader_task, self._interrupted_task):
-            if task is not None and task is not watch:
+            if task is not None:
                 task.cancel()
         if self.analysis is not None:
             await asyncio.to_thread(self.analysis.close)  # finish analyses of the calls that completed
@@ -403,7 +420,8 @@ class App:
             await self.alerting.stop()
         if watch is not None:
             watch.cancel()
-        await asyncio.to_thread(self.leadership.release)  # a standby takes over at its next try
+        await self._on_lock_thread(self.leadership.release)  # a standby takes over at its next try
+        self._lock_thread.shutdown(wait=False)
         if self._server is not None:
             self._server.should_exit = True
             if self._server_task:
