@@ -36,7 +36,7 @@ import time
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from monitor.config.validate import redact_url
@@ -51,13 +51,13 @@ CLIENT_KEEPALIVE = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval
                     "tcp_user_timeout": 25_000}
 
 
-# The session holding the leader lock, when it is a daemon's and has been idle (no check) longer than the lease
-STALLED_HOLDER = text(
-    "SELECT a.pid, a.application_name, EXTRACT(EPOCH FROM clock_timestamp() - a.state_change) FROM pg_locks l "
-    "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.classid = 0 AND l.objid = :k "
-    "AND l.objsubid = 1 AND l.granted AND l.database = (SELECT oid FROM pg_database WHERE datname = "
-    "current_database()) AND a.application_name LIKE :name AND a.state = 'idle' "
-    "AND a.state_change < clock_timestamp() - make_interval(secs => :lease)")
+# The session holding the leader lock when it is a daemon's: its state and how long it has been in it (both NULL
+# to a role that may not see another role's sessions: neither a member of the holder's role nor of pg_read_all_stats)
+LOCK_HOLDER = text(
+    "SELECT a.pid, a.application_name, a.state, EXTRACT(EPOCH FROM clock_timestamp() - a.state_change) "
+    "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.classid = 0 "
+    "AND l.objid = :k AND l.objsubid = 1 AND l.granted AND l.database = (SELECT oid FROM pg_database WHERE "
+    "datname = current_database()) AND a.application_name LIKE :name")
 
 
 class Leadership:
@@ -74,6 +74,7 @@ class Leadership:
         self._file: int | None = None
         self._unreachable = False
         self._confirmed = (0.0, 0.0)  # (monotonic, wall) time the store last confirmed the lock is ours
+        self._cannot_end: str | None = None  # why this standby could not end a holder's session (warned once)
 
     def try_acquire(self) -> bool:
         """Take the lock if it is free; return whether this replica now leads."""
@@ -161,15 +162,31 @@ class Leadership:
         and stops. A lock `store copy` holds (another role) or one whose session a URL named is never ended."""
         if "application_name" in self.url.query:
             return  # every session has the URL's name: a daemon's lock cannot be told from `store copy`'s
-        row = conn.execute(STALLED_HOLDER, {"k": LEADER_LOCK_ID, "name": "llm-monitor leader lock %",
-                                            "lease": lease_s}).first()
+        row = conn.execute(LOCK_HOLDER, {"k": LEADER_LOCK_ID, "name": "llm-monitor leader lock %"}).first()
         if row is None:
             return
-        pid, name, idle = row
-        ended = conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar_one()
+        pid, name, state, idle = row
+        if state is None:  # another role's session, which this one may not see
+            self._cannot_end_holder(name, pid, "its session belongs to another PostgreSQL role, whose sessions' "
+                                    "state this role may not read")
+            return
+        if state != "idle" or idle is None or idle <= lease_s:
+            return
+        try:
+            ended = conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar_one()
+        except DBAPIError as e:  # a superuser's session, or another role's without pg_signal_backend
+            self._cannot_end_holder(name, pid, " ".join(driver_message(e).split())[:300])
+            return
         log.warning("the leader's lock session answered no check for %.0f s (a frozen or stalled process): %s it so "
                     "this replica can take over", idle, "ended" if ended else "could not end",
                     extra={"holder": name, "pid": pid})
+
+    def _cannot_end_holder(self, name: str, pid: int, why: str) -> None:
+        if self._cannot_end != why:  # once, not at every try
+            log.warning("cannot take over from a frozen leader: %s; connect every replica as one role, or grant "
+                        "the standbys' role pg_read_all_stats and pg_signal_backend (a superuser's session only a "
+                        "superuser can end)", why, extra={"holder": name, "pid": pid})
+        self._cannot_end = why
 
     def _try_file(self) -> bool:
         path = self.url.database
