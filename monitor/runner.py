@@ -10,6 +10,7 @@ import asyncio
 import logging
 import os
 import socket
+import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -174,7 +175,9 @@ class Runner:
                 self.metrics.observe(obs, provider.name, provider.server_address)
                 raise
             except Exception as e:  # a bug in a provider must not kill the daemon
-                log.exception("provider %s raised instead of returning an observation", target.provider)
+                # its traceback scrubbed as the observation is: what a bug raised may carry the request's key
+                log.error("provider %s raised instead of returning an observation\n%s", target.provider,
+                          scrub_text("".join(traceback.format_exception(e)).rstrip(), provider.secrets))
                 call = CallResult(error_type=ErrorType.INTERNAL, error_message=short(scrub_text(
                     f"internal: {e!r}", provider.secrets)), stream=request.stream)
             finally:

@@ -4,6 +4,7 @@ internal errors, think blocks. Spend and judge calls are in `test_runner_spend.p
 
 from __future__ import annotations
 
+import logging
 import shutil
 import socket
 import subprocess
@@ -159,9 +160,10 @@ async def test_last_success_survives_a_restart(steady_sim: SimServer, tmp_path: 
                   target="gpt") == pytest.approx(latest)
 
 
-async def test_a_provider_that_raises_is_an_internal_error_kept_out_of_drift(steady_sim: SimServer,
-                                                                          tmp_path: Path) -> None:
-    """A bug in llm-monitor's own provider code is not the upstream answering badly."""
+async def test_a_provider_that_raises_is_an_internal_error_kept_out_of_drift(steady_sim: SimServer, tmp_path: Path,
+                                                                          caplog: pytest.LogCaptureFixture) -> None:
+    """A bug in llm-monitor's own provider code is not the upstream answering badly; the key its exception carries
+    is in neither the observation nor the log line (with its traceback) that says so."""
     from monitor.drift import compute_signals
     from monitor.providers.scrub import Scrubbing
 
@@ -185,6 +187,9 @@ async def test_a_provider_that_raises_is_an_internal_error_kept_out_of_drift(ste
         await app.stop()
     assert [o.call.error_type.value if o.call.error_type else None for o in observations] == ["internal"] * 3
     assert "internal: KeyError('choices', '<redacted>')" in (observations[0].call.error_message or "")
+    logged = [(r.getMessage(), logging.Formatter().format(r)) for r in caplog.records if "raised instead" in r.msg]
+    assert len(logged) == 3 and all("KeyError" in text and "in complete" in text for _, text in logged)
+    assert not any("sk-live-0123456789abcdef" in text for _, text in logged)  # the traceback was logged as raised
     assert compute_signals(observations[0]) == {}
     assert sample(app.registry, "llm_monitor_probe_failures_total", canary="kill-python-process", target="gpt",
                   error_type="internal") == 3
