@@ -281,7 +281,11 @@ class App:
                 await self.alerting.ensure_firing(
                     await self.analysis.in_worker(self.analysis.open_alert_events, set(pairs)))
             self.runner.listeners.append(self.analysis.on_observation)
-        if schedule and not self.leadership_lost.is_set():  # lost while taking over: the daemon stops
+        if self.leadership_lost.is_set():  # lost since the lock was taken: no schedule, the daemon stops
+            self.leading = False
+            self.metrics.leader.set(0)
+            return
+        if schedule:
             self.scheduler.apply(self.config)
             self.scheduler.start()
             self._housekeeping = asyncio.create_task(prune_past_retention(

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
+from sqlalchemy import text
 
 from monitor.app import App
 from monitor.config import load_config
@@ -99,3 +100,31 @@ async def test_a_leader_whose_worker_threads_are_all_busy_is_not_taken_over(
         await app.stop()
         standby.release()
     await asyncio.gather(*busy)
+
+
+async def test_a_leader_that_loses_its_lock_while_taking_over_starts_no_schedule(
+        tmp_path: Path, store: Store, steady_sim: SimServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    app = _app(tmp_path, store, steady_sim)
+    calibrating, go_on = asyncio.Event(), asyncio.Event()
+
+    async def slow_calibration(config: Any) -> None:
+        calibrating.set()
+        await go_on.wait()
+
+    monkeypatch.setattr(app.quality, "calibrate_judge", slow_calibration)
+    starting = asyncio.create_task(app.start())
+    try:
+        await asyncio.wait_for(calibrating.wait(), 30)
+        with store.engine.connect() as conn:  # as a standby ends it (or the server, a partition)
+            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                              "WHERE application_name LIKE 'llm-monitor leader lock %'"))
+        await asyncio.wait_for(app.leadership_lost.wait(), 30)
+        go_on.set()
+        await asyncio.wait_for(starting, 30)
+        assert not app.scheduler.running and not app.leading
+        assert app.registry.get_sample_value("llm_monitor_leader") == 0
+    finally:
+        go_on.set()
+        if not starting.done():
+            await asyncio.wait_for(starting, 30)
+        await app.stop()
