@@ -46,10 +46,16 @@ def test_a_streak_starts_at_the_first_call_of_the_failed_runs_since_the_last_suc
     call(1, "probed", "m1")  # `llm-monitor probe` with an operator's bad key: not the daemon's streak (review2)
     call(2, "probed", "d1", None)
     call(3, "probed", "m1")
-    pairs = [(c, "t") for c in ("c", "never", "ok", "cut", "_judge", "unknown", "probed")]
+    store.save_run(Run(id="m2", canary="operator", target="t", started_at=T0, trigger="manual"))
+    call(0, "operator", "e0")
+    call(1, "operator", "e1")
+    call(2, "operator", "m2", None)  # `llm-monitor probe` with an operator's good key: the daemon's streak goes on
+    call(3, "operator", "e2")
+    pairs = [(c, "t") for c in ("c", "never", "ok", "cut", "_judge", "unknown", "probed", "operator")]
     assert store.failing_streaks(pairs) == {("c", "t"): FailingStreak(T0 + timedelta(minutes=5), 2),
                                             ("never", "t"): FailingStreak(T0, 2),
-                                            ("_judge", "t"): FailingStreak(T0 + timedelta(minutes=2), 2)}
+                                            ("_judge", "t"): FailingStreak(T0 + timedelta(minutes=2), 2),
+                                            ("operator", "t"): FailingStreak(T0, 3)}
     assert store.failing_streaks([]) == {}
 
 

@@ -84,13 +84,18 @@ def _statement(dialect: str) -> Any:
     return _joined(pairs, o, runs)
 
 
+def _daemons(o: Any) -> Any:
+    """Not a call of `llm-monitor probe` (a manual run: an operator's key, not the daemon's schedule), which neither
+    adds to the daemon's streak nor ends it, as in the daemon's own gauges, which never see those calls."""
+    return ~exists().where(col(RunRow.id) == o.c.run_id, col(RunRow.trigger) == "manual")
+
+
 def _failed_calls(o: Any, ok_run: Any) -> tuple[Any, ...]:
     """The calls of a streak among those after the last success: failed, not in the success's run (`ok_run`), not
     cancelled (cut by a shutdown: says nothing of the upstream), not `llm-monitor probe`'s (a manual run: an
     operator's key)."""
     return (o.c.error_type.is_not(None), o.c.error_type != ErrorType.CANCELLED.value,
-            or_(o.c.run_id == "", o.c.run_id != ok_run),
-            ~exists().where(col(RunRow.id) == o.c.run_id, col(RunRow.trigger) == "manual"))
+            or_(o.c.run_id == "", o.c.run_id != ok_run), _daemons(o))
 
 
 def _lateral(pairs: Any, o: Any, runs: Any) -> Any:
@@ -100,7 +105,7 @@ def _lateral(pairs: Any, o: Any, runs: Any) -> Any:
     n = ObservationRow.__table__.alias("newest")  # type: ignore[attr-defined]
     pair, newest_pair = tuple_(pairs.c.canary, pairs.c.target), tuple_(n.c.canary, n.c.target)
     ok = select(n.c.started_at, n.c.run_id) \
-        .where(newest_pair >= pair, newest_pair <= pair, n.c.error_type.is_(None)) \
+        .where(newest_pair >= pair, newest_pair <= pair, n.c.error_type.is_(None), _daemons(n)) \
         .order_by(n.c.canary.desc(), n.c.target.desc(), n.c.started_at.desc()).limit(1).lateral("ok")
     after = func.coalesce(ok.c.started_at, literal(_NEVER, DateTime(timezone=True)))
     streak = select(func.min(o.c.started_at).label("since"), runs.label("runs")) \
@@ -116,7 +121,7 @@ def _joined(pairs: Any, o: Any, runs: Any) -> Any:
     ok = ObservationRow.__table__.alias("ok")  # type: ignore[attr-defined]
     n = ObservationRow.__table__.alias("newest")  # type: ignore[attr-defined]
     last_ok = select(n.c.id).where(n.c.canary == pairs.c.canary, n.c.target == pairs.c.target,
-                                   n.c.error_type.is_(None)).order_by(n.c.started_at.desc()).limit(1)
+                                   n.c.error_type.is_(None), _daemons(n)).order_by(n.c.started_at.desc()).limit(1)
     ok_ids = select(pairs.c.canary, pairs.c.target, last_ok.scalar_subquery().label("ok_id")).subquery("ok_ids")
     latest = select(ok_ids.c.canary, ok_ids.c.target, func.coalesce(ok.c.started_at, never).label("ok_at"),
                     func.coalesce(ok.c.run_id, "").label("ok_run")) \
