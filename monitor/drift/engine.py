@@ -10,7 +10,7 @@ from monitor.domain import Observation, utcnow
 from monitor.drift import cusum as cs
 from monitor.drift.baseline import Baseline
 from monitor.drift.events import ACCEPTED, OPEN, RESOLVED, DriftEvent, EventUpdate
-from monitor.drift.names import RATE, signal_type
+from monitor.drift.names import CATEGORY, RATE, signal_type
 from monitor.drift.settings import DriftSettings
 from monitor.drift.signals import (
     EmbedFn,
@@ -21,6 +21,7 @@ from monitor.drift.signals import (
     usable_embeddings,
 )
 from monitor.drift.stream import Stream, _Open
+from monitor.drift.twosample import category_test
 
 
 class DriftEngine:
@@ -179,6 +180,12 @@ class DriftEngine:
                 else:  # stored before the integer charts: rebuild from the LLR threshold
                     chart = cs.chart_from(p0, p1, float(ev.threshold or 0.0))
                 op = _Open(ev, st.n_ok, cs.BernoulliCusum(), chart, up)
+            elif signal_type_safe(ev.signal) == CATEGORY and isinstance(counts := ev.detail.get("current"), dict):
+                # a category event stores its opening window's counts: its return is judged against them, as
+                # before the restart (a continuous or whole-completion event takes the first window after it)
+                sample = {str(k): int(v) for k, v in counts.items()}
+                ref = category_test(st.baseline.categories.get(ev.signal, {}), sample)
+                op = _Open(ev, st.n_ok, sample=sample, sample_p=ref.p_value if ref is not None else 1.0)
             st.open[ev.signal] = op
 
     def _replace(self, st: Stream, b: Baseline) -> None:

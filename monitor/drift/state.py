@@ -74,3 +74,4 @@ class _Open:
     # return to it never differs: the event would stay open with its signal back at baseline).
     sample_p: float = 1.0
     clean: int = 0  # zero-tolerance events: observations in a row without a violation
+    back_at: int | None = None  # restored without a sample: the count when a window was first back at the reference

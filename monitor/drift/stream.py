@@ -20,7 +20,7 @@ from monitor.drift.rates import RateCharts
 from monitor.drift.settings import DriftSettings
 from monitor.drift.signals import SignalValue, finite
 from monitor.drift.state import Entry, Signals, _Open
-from monitor.drift.twosample import MIN_SAMPLES
+from monitor.drift.twosample import MIN_SAMPLES, continuous_test
 from monitor.drift.windows import COMPLETION, WindowTests
 from monitor.drift.zero import ZeroTolerance
 
@@ -287,7 +287,10 @@ class Stream(RateCharts, WindowTests, ZeroTolerance):
                     "baseline_median": float(np.median(ref)),
                     "current_median": float(np.median(vals)) if vals else None},
         )
-        self.open[name] = _Open(ev, self.n_ok, sample=win)
+        # the window's own p-value against the reference: a later window replaces it only if further from it (with
+        # none, any later window did, one back at baseline too, and the event never resolved)
+        at_open = continuous_test(ref, win)
+        self.open[name] = _Open(ev, self.n_ok, sample=win, sample_p=at_open.p_value if at_open is not None else 1.0)
         return EventUpdate("opened", ev)
 
     # -- closing ------------------------------------------------------------------------------------------

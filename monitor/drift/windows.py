@@ -13,6 +13,7 @@ from monitor.drift.state import _Open
 from monitor.drift.twosample import TestResult, category_test, continuous_test
 
 COMPLETION = budget.COMPLETION  # the pseudo-signal of the whole-completion MMD test
+BACK_P = 0.1  # a window test's p-value above which an open event's signal is back at the reference
 
 
 class WindowTests:
@@ -154,23 +155,37 @@ class WindowTests:
             current = [v for e in self._window() if (v := finite(e.signals.get(name))) is not None]
         else:
             current = res.detail.get("current") or {}
-        if op.sample is not None and name != COMPLETION and res.p_value < op.sample_p:
+        if (op.sample is not None and name != COMPLETION and self.n_ok - op.since <= self.settings.window
+                and res.p_value < op.sample_p and _differs(name, op.sample, current)):
             # the change shows more clearly now than in the sample held: resolution is judged against this window
             # (not the whole-completion test: its rounds while open screen with an analytic p-value, which the
-            # certified opening's does not compare with, and a back test against a later window certifies again)
+            # certified opening's does not compare with, and a back test against a later window certifies again).
+            # Only while the window still overlaps the opening one, and only a window that differs from the sample
+            # held: the most deviant of every window while a change lasts is an outlier of it, from which an
+            # ordinary window of the same change differs, and the event resolved and opened again, over and over
+            # (a length 1.3x for good: 16 openings in 6 streams of 1,500 observations, 6 before).
             op.sample, op.sample_p = current, res.p_value
         if self.n_ok - op.since < self.settings.window:
+            return self._update_current(name, op, res)
+        if op.sample is None:
+            # Restored after a restart (the windows are not stored): the first full window still showing the change
+            # is its sample. Without one a category event compared with nothing and the whole-completion test with
+            # the reference, from which a return never differs: neither resolved, ever. A change that went back
+            # while the daemon was down shows in no window: two windows in a row back at the reference end it.
+            if res.p_value <= BACK_P:
+                op.sample, op.sample_p = current, res.p_value
+            elif op.back_at is None:
+                op.back_at = self.n_ok
+            elif self.n_ok - op.back_at >= self.settings.window:
+                return [self._resolve(name, now)]
             return self._update_current(name, op, res)
         if name == COMPLETION:
             back = self._mmd(current, op.sample, alpha=self.settings.resolve_alpha)
         elif signal_type(name) == CONTINUOUS:
-            if op.sample is None:  # opened by a sequential chart: the first full window is its opening sample
-                op.sample, op.sample_p = current, res.p_value
-                return [EventUpdate("updated", op.event)]
             back = continuous_test(op.sample, current)
         else:
-            back = category_test(op.sample or {}, current)
-        if back is not None and back.p_value < self.settings.resolve_alpha and res.p_value > 0.1:
+            back = category_test(op.sample, current)
+        if back is not None and back.p_value < self.settings.resolve_alpha and res.p_value > BACK_P:
             return [self._resolve(name, now)]
         return self._update_current(name, op, res)
 
@@ -182,3 +197,10 @@ def _update(event: DriftEvent, res: TestResult) -> None:
     if isinstance(res.baseline_value, str):  # "stop 97%": a category test's
         event.baseline_value = res.baseline_value
     event.current_value, event.p_value = res.current_value, res.p_value
+
+
+def _differs(name: str, sample: Any, current: Any) -> bool:
+    """Whether a window differs from an open event's sample (p at most BACK_P): one that does not is the same
+    behaviour, and made the sample only as the more extreme of two draws of it."""
+    t = continuous_test(sample, current) if signal_type(name) == CONTINUOUS else category_test(sample, current)
+    return t is not None and t.p_value <= BACK_P

@@ -8,9 +8,9 @@ from pathlib import Path
 from monitor.drift import DriftEngine
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from drift_sim import Sim  # noqa: E402
+from drift_sim import Sim, zipf  # noqa: E402
 
-__all__ = ["Sim", "feed"]
+__all__ = ["Sim", "feed", "zipf"]
 
 
 def feed(eng: DriftEngine, sim: Sim, n: int) -> list:
