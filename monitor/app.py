@@ -403,8 +403,9 @@ class App:
         async with self._reload_lock:
             return await reload_config(self)
 
-    async def stop(self) -> tuple[int, int]:
-        """Stop scheduling, give in-flight probes the grace period, then close everything."""
+    async def stop(self, asked: asyncio.Event | None = None) -> tuple[int, int]:
+        """Stop scheduling, give in-flight probes the grace period, then close everything. `asked` is set by a
+        SIGTERM or SIGINT: it cuts a leader's long wait for a store away to UNSAVED_GRACE_S."""
         self.scheduler.pause()
         self.runner.stopping = True  # samples still waiting for a concurrency slot are not sent
         finished, cancelled = await drain(self.runner.in_flight, self.config.daemon.grace_period)
@@ -419,7 +420,8 @@ class App:
             await asyncio.to_thread(self.analysis.close)  # finish analyses of the calls that completed
         await self.own_calls.settled()  # the judges' and embeddings calls those made
         # writes held while the store was down: a last try
-        await self.runner.unsaved.close(LOST_LEAD_UNSAVED_S if self.leadership_lost.is_set() else UNSAVED_GRACE_S)
+        await self.runner.unsaved.close(LOST_LEAD_UNSAVED_S if self.leadership_lost.is_set() else UNSAVED_GRACE_S,
+                                        hurry=asked, hurried_s=UNSAVED_GRACE_S)
         if self.alerting is not None:
             await self.alerting.stop()
         if watch is not None:

@@ -19,6 +19,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
@@ -155,12 +156,25 @@ class Unsaved:
                         time.monotonic() - self._since)
         self._since = None
 
-    async def close(self, timeout_s: float) -> int:
-        """At shutdown: let the retry task store what it can within `timeout_s`; give up on the rest (counted
-        and logged). Return how many writes were given up on."""
+    async def close(self, timeout_s: float, hurry: asyncio.Event | None = None, hurried_s: float = 0.0) -> int:
+        """At shutdown: let the retry task store what it can within `timeout_s`, or within `hurried_s` of `hurry`
+        being set if that comes first (a SIGTERM during a leader's long wait for a store away); give up on the rest
+        (counted and logged). Return how many writes were given up on."""
         if self._task is not None and not self._task.done():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(self._task), timeout_s)
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout_s
+            hurried = asyncio.ensure_future(hurry.wait()) if hurry is not None else None
+            try:
+                while not self._task.done() and (left := deadline - loop.time()) > 0:
+                    waiting: set[asyncio.Future[Any]] = {self._task}
+                    if hurried is not None and not hurried.done():
+                        waiting.add(hurried)
+                    await asyncio.wait(waiting, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+                    if hurried is not None and hurried.done():
+                        deadline, hurried = min(deadline, loop.time() + hurried_s), None
+            finally:
+                if hurried is not None:
+                    hurried.cancel()
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task

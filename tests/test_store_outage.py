@@ -258,3 +258,21 @@ async def test_a_leader_the_outage_stops_stores_its_held_writes_once_the_store_i
         assert [r.status for r in store.runs()] == ["done"]
     finally:
         store.close()
+
+
+async def test_a_stop_asked_for_during_the_long_wait_for_a_store_away_cuts_it_short() -> None:
+    """A leader that lost its lock to a store outage gives its held writes up to a minute; a SIGTERM then (systemctl
+    stop, a pod's termination) gives them the shutdown's grace instead of being ignored for the rest of the minute."""
+    registry, store = CollectorRegistry(), FlakyStore()
+
+    async def on_stored(obs: Observation) -> None:
+        pass
+
+    unsaved = Unsaved(store.save_observation, store.save_run, on_stored, Metrics(registry), max_delay_s=0.05)
+    await unsaved.put(_obs(0))  # held: the store is down and stays down
+    asked = asyncio.Event()
+    asyncio.get_running_loop().call_later(0.2, asked.set)
+    closing = asyncio.ensure_future(unsaved.close(timeout_s=3600, hurry=asked, hurried_s=0.2))
+    done, _ = await asyncio.wait([closing], timeout=60)
+    assert closing in done, "the stop asked for was not heeded: close still waits out its hour"
+    assert closing.result() == 1 and store.saved == []

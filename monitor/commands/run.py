@@ -33,7 +33,7 @@ async def serve(app: App, stop: asyncio.Event) -> int:
         waiter.cancel()
     log.info("shutting down", extra={"grace_period_s": app.config.daemon.grace_period,
                                      "in_flight": len(app.runner.in_flight)})
-    await app.stop()
+    await app.stop(asked=stop)  # a SIGTERM while it waits for a store away cuts that wait short
     # A replica that lost the leader lock exits 1: its supervisor restarts it, and it comes back as a standby.
     return EXIT_FAIL if app.leadership_lost.is_set() else EXIT_OK
 
