@@ -139,7 +139,22 @@ def test_an_event_the_large_shift_chart_opened_stays_open_while_the_rate_stays_u
     _feed(eng, sim, 300)
     sim.refusal = 0.3
     ups = [u for u in _feed(eng, sim, 400) if u.event.signal == "refused"]
-    assert [u.action for u in ups] == ["opened"] and ups[0].event.detail["p1"] >= 0.5
+    assert [u.action for u in ups if u.action != "updated"] == ["opened"] and ups[0].event.detail["p1"] >= 0.5
+
+
+def test_an_open_rate_event_shows_the_rate_since_the_change_not_the_one_it_opened_with() -> None:
+    """A rate event opened on a short run of refusals (its current value that run's rate, often 100%) showed that
+    value for as long as it stayed open: `drift` read "0 -> 1, n=5" for a rate that settled at 30%."""
+    eng, sim = DriftEngine(), Sim(0, refusal=0.0)
+    _feed(eng, sim, 300)
+    sim.refusal = 0.3
+    ups = [u for u in _feed(eng, sim, 400) if u.event.signal == "refused"]
+    opened, last = ups[0], ups[-1]
+    assert opened.action == "opened" and last.action == "updated" and last.event.id == opened.event.id
+    ev = last.event
+    assert ev.current_n > 300 and abs(ev.current_value - 0.3) < 0.08, (ev.current_value, ev.current_n)
+    assert ev.detail["hits"] == round(ev.current_value * ev.current_n)
+    assert ev.effect_size is not None and ev.effect_size > 0
 
 
 def test_event_opened_by_a_chart_resolves_through_windows_without_crashing() -> None:

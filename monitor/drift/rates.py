@@ -15,7 +15,7 @@ from typing import Any
 from monitor.drift import budget
 from monitor.drift import cusum as cs
 from monitor.drift import ratechart as rc
-from monitor.drift.events import BEHAVIOUR, EventUpdate
+from monitor.drift.events import BEHAVIOUR, DriftEvent, EventUpdate
 from monitor.drift.state import Entry, _Open
 
 
@@ -96,9 +96,10 @@ class RateCharts:
             if op is not None:
                 # the opening chart run backwards (+r on a 0, -m on a 1, same threshold) resolves it
                 reverse, chart = op.reverse, op.chart
-                if reverse is not None and chart is not None and op.flip == up \
-                        and reverse.step(not x, chart.r, chart.m) >= chart.h:
-                    out.append(self._resolve(name, entry.at))
+                if reverse is not None and chart is not None and op.flip == up:
+                    out.append(_seen(op.event, bool(value)))
+                    if reverse.step(not x, chart.r, chart.m) >= chart.h:
+                        out.append(self._resolve(name, entry.at))
                 continue
             inc = self._steps.get((name, up), (0.0, 0.0))
             self.sentinels[(name, up)] = max(0.0, self.sentinels.get((name, up), 0.0) + (inc[0] if x else inc[1]))
@@ -135,7 +136,8 @@ class RateCharts:
             baseline_value=base, current_value=cur, effect_size=eff, statistic=c.level * ch.unit, p_value=None,
             threshold=ch.threshold, baseline_n=n, current_n=c.run,
             evidence=self._evidence(lambda e: e.signals.get(name) is not None and bool(e.signals[name]) == up),
-            detail={"direction": "up" if up else "down", "p0": ch.p0, "p1": ch.p1, "m": ch.m, "r": ch.r, "h": ch.h},
+            detail={"direction": "up" if up else "down", "p0": ch.p0, "p1": ch.p1, "m": ch.m, "r": ch.r, "h": ch.h,
+                    "hits": hits},
         )
         # Back at baseline = the same CUSUM run in reverse (design rate p1 -> reference p0) crosses the same
         # threshold: as much evidence to resolve as to open, so events do not flap. An event the large-shift chart
@@ -147,3 +149,17 @@ class RateCharts:
                                     "h": resolver.h, "unit": resolver.unit}
         self.open[name] = _Open(ev, self.n_ok, cs.BernoulliCusum(), resolver or ch, up)
         return EventUpdate("opened", ev)
+
+
+def _seen(ev: DriftEvent, hit: bool) -> EventUpdate:
+    """One more observation of an open rate event's signal: its current value is the rate since the change began
+    (the opening run's observations and every one since), not the rate it opened with, held for as long as it is
+    open. An event stored before `hits` was kept takes it from its rate and count."""
+    rate = ev.current_value if isinstance(ev.current_value, float | int) else 0.0
+    hits = int(ev.detail.get("hits", round(rate * ev.current_n))) + hit
+    ev.current_n += 1
+    ev.detail["hits"] = hits
+    ev.current_value = hits / ev.current_n
+    if isinstance(ev.baseline_value, float | int):
+        ev.effect_size = 2 * math.asin(math.sqrt(ev.current_value)) - 2 * math.asin(math.sqrt(ev.baseline_value))
+    return EventUpdate("updated", ev)
