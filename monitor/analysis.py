@@ -359,21 +359,21 @@ class Analysis:
         return updates
 
     def pin(self, canary: str, target: str, observations: list[Observation], note: str) -> list[EventUpdate]:
-        """Make a pinned time range (its stored observations) the baseline; the pair's open events resolve.
+        """Make a pinned time range (its stored observations) the baseline, judging the pair's open events against
+        it: those whose change the range holds are accepted, the others stay open against it (they resolve once
+        behaviour is back at the pinned range). Resolving them all told receivers all was well while a change
+        went on, and the new baseline opened them again hours later.
 
-        They were judged against the baseline the pin replaces, and one resolves only when its signal is back at
-        the behaviour it opened against: left open, an event whose change the pinned range holds would never end.
-        The new baseline opens them again if current behaviour differs from it."""
+        An event's latest window is the pair's latest observations since its change (`DriftEngine.pin`)."""
         _enough(observations)
         now = self.now()
-        updates = []
-        why = "baseline pinned" + (f": {note}" if note else "")
-        for e in self.engine.events(canary=canary, target=target, state="open"):
-            e.state, e.resolved_at, e.note = "resolved", now.isoformat(), why
-            updates.append(EventUpdate("resolved", e))
-        b = self.engine.pin_baseline(canary, target, observations, note=note, now=now)
+        change = min((e.first_obs_at for e in self.engine.events(canary=canary, target=target, state="open")
+                      if e.first_obs_at), default=None)
+        recent = [] if change is None else self.store.observations(
+            canary=canary, target=target, since=datetime.fromisoformat(change), limit=self.engine.settings.window * 2)
+        updates = self.engine.pin(canary, target, observations, list(reversed(recent)), note=note, now=now)
         updates = self._persist(updates)
-        self.baselines.save(canary, target, b, "pinned", note)
+        self.baselines.save(canary, target, self.engine.baseline(canary, target), "pinned", note)
         return updates
 
     def refresh_baselines(self) -> int:
@@ -392,6 +392,9 @@ class Analysis:
                     self.engine.drop_event(ev.id)
                     self.metrics.drift_active.set(key[0], key[1], signal, value=0)
                     closed = True
+                elif stored is not None:  # kept open by a pin: measured against the new baseline from now on
+                    del stream.open[signal]
+                    self.engine.restore_events([DriftEvent.from_json(stored)])
             changed += 1
         if closed and self.alerting is not None:
             # the CLI told the receivers "accepted" / "resolved": a new event on these signals must reach them

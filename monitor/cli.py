@@ -122,7 +122,8 @@ def parser() -> argparse.ArgumentParser:
                                    "observations since the open events' change the baseline (open events: accepted). "
                                    "reset: drop it; the next drift.baseline_size observations form a new one (open "
                                    "events: resolved). pin: build it from the observations between --since and "
-                                   "--until. A running daemon applies a change within 30 s.")
+                                   "--until (open events it shows: accepted; the others stay open against it). A running daemon applies "
+                                   "a change within 30 s.")
     p.add_argument("action", choices=["show", "accept", "reset", "pin"])
     p.add_argument("canary", nargs="?", help="required, except by show (without one: every canary's baselines)")
     _config_arg(p)

@@ -270,7 +270,7 @@ def baseline(config_path: str, action: str, canary: str | None, target: str | No
             updates = analysis.pin(canary, tid, rows, note)
             console.print(f"{canary} @ {tid}: baseline pinned to {_counted(rows)} "
                           f"from {rows[0].started_at:%Y-%m-%d %H:%M:%S} to {rows[-1].started_at:%Y-%m-%d %H:%M:%S}"
-                          f" UTC; {len(updates)} open event(s) resolved")
+                          f" UTC; {_judged(updates)}")
         elif action == "accept":
             updates = analysis.accept_observations(canary, tid, chosen[tid], note)
             console.print(f"{canary} @ {tid}: current behaviour accepted as the baseline "
@@ -299,6 +299,13 @@ def _latest_answers(rows: list[Observation], size: int) -> list[Observation]:
     them, which the baseline's error rate counts as a forming baseline's does."""
     answers = [i for i, o in enumerate(rows) if o.ok][-size:]
     return rows[answers[0]:] if answers else []
+
+
+def _judged(updates: list[Any]) -> str:
+    """What a pin did with the open events: accepted those whose change the pinned range holds, kept the others."""
+    accepted = sum(1 for u in updates if u.action == "accepted")
+    return (f"{accepted} open event(s) accepted (the pinned range shows their change), {len(updates) - accepted} "
+            "kept open against the pinned range (it does not: they resolve once behaviour is back at it)")
 
 
 def _counted(rows: list[Observation]) -> str:

@@ -8,6 +8,7 @@ from typing import Any
 
 from monitor.domain import Observation, utcnow
 from monitor.drift import cusum as cs
+from monitor.drift import pinned
 from monitor.drift.baseline import Baseline
 from monitor.drift.events import ACCEPTED, OPEN, RESOLVED, DriftEvent, EventUpdate
 from monitor.drift.names import CATEGORY, RATE, signal_type
@@ -158,6 +159,39 @@ class DriftEngine:
         )
         self.set_baseline(b)
         return b
+
+    def pin(
+        self,
+        canary: str,
+        target: str,
+        observations: list[Observation],
+        recent: list[Observation],
+        note: str = "",
+        now: datetime | None = None,
+    ) -> list[EventUpdate]:
+        """Make a pinned time range the baseline and judge each open event against it (``monitor.drift.pinned``):
+        one whose latest window (`recent`, oldest first) the range holds is accepted; the others stay open with the
+        range as their baseline, resolving once behaviour is back at it (no second event meanwhile)."""
+        now = now or self.clock()
+        b = self.pin_baseline(canary, target, observations, note=note, now=now)
+        st = self.stream(canary, target)
+        window = pinned.latest_window(self.settings, b, recent, {o.id for o in observations},
+                                      lambda o: compute_signals(o, b, refusal=self.refusal, embed=self.embed))
+        out = []
+        for name, op in list(st.open.items()):
+            del st.open[name]
+            ev = op.event
+            held, res = pinned.judged(window, ev)
+            if held:
+                ev.state, ev.accepted_at = ACCEPTED, now.isoformat()
+                ev.note = "baseline pinned" + (f": {note}" if note else "")
+                out.append(EventUpdate("accepted", ev))
+            else:
+                ev.baseline_value, ev.baseline_n = pinned.reference(b, ev, res)
+                self.restore_events([ev])  # measured against the pinned range from now on, as after a restart
+                out.append(EventUpdate("updated", ev))
+        self._keep(out)
+        return out
 
     def restore_events(self, events: Iterable[DriftEvent]) -> None:
         """Register stored open events: they block duplicates and resume their resolution tracking (closed ones are
