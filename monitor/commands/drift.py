@@ -303,6 +303,8 @@ def _latest_answers(rows: list[Observation], size: int) -> list[Observation]:
 
 def _judged(updates: list[Any]) -> str:
     """What a pin did with the open events: accepted those whose change the pinned range holds, kept the others."""
+    if not updates:
+        return "no open events"
     accepted = sum(1 for u in updates if u.action == "accepted")
     return (f"{accepted} open event(s) accepted (the pinned range shows their change), {len(updates) - accepted} "
             "kept open against the pinned range (it does not: they resolve once behaviour is back at it)")
