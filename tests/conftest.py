@@ -79,6 +79,15 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
 
 
 @pytest.fixture
+def pg_store(pg_url: str) -> Iterator[Store]:
+    """A migrated PostgreSQL store, for tests of what only PostgreSQL does (the leader lock's sessions)."""
+    s = Store(pg_url)
+    s.migrate()
+    yield s
+    s.close()
+
+
+@pytest.fixture
 def sqlite_store(tmp_path: Path) -> Iterator[Store]:
     """A migrated SQLite store, for tests that are not about the store itself."""
     s = Store(f"sqlite:///{tmp_path / 'a.db'}")

@@ -8,7 +8,6 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
 from prometheus_client import CollectorRegistry
 
 from monitor.app import App
@@ -21,18 +20,11 @@ from tests.conftest import write_config
 LEASE_S = 2.0
 
 
-@pytest.fixture
-def store(pg_url: str):  # type: ignore[no-untyped-def]
-    s = Store(pg_url)
-    s.migrate()
-    yield s
-    s.close()
 
-
-def test_a_standby_ends_the_session_of_a_leader_that_stopped_checking_and_takes_the_lock(store: Store) -> None:
+def test_a_standby_ends_the_session_of_a_leader_that_stopped_checking_and_takes_the_lock(pg_store: Store) -> None:
     # Found with two replicas: a leader SIGSTOPped for minutes held the lock all along (its kernel still answers the
     # keepalives), so nothing probed until it was resumed or killed; under systemd, with no liveness probe, forever.
-    frozen, standby = Leadership(store.engine), Leadership(store.engine, lease_s=LEASE_S)
+    frozen, standby = Leadership(pg_store.engine), Leadership(pg_store.engine, lease_s=LEASE_S)
     try:
         assert frozen.try_acquire()
         assert not standby.try_acquire()  # within the lease: the leader is only slow
@@ -47,8 +39,8 @@ def test_a_standby_ends_the_session_of_a_leader_that_stopped_checking_and_takes_
         standby.release()
 
 
-def test_a_leader_that_checks_its_lock_and_a_store_copy_are_not_taken_over(store: Store) -> None:
-    leader, standby = Leadership(store.engine), Leadership(store.engine, lease_s=LEASE_S)
+def test_a_leader_that_checks_its_lock_and_a_store_copy_are_not_taken_over(pg_store: Store) -> None:
+    leader, standby = Leadership(pg_store.engine), Leadership(pg_store.engine, lease_s=LEASE_S)
     done = threading.Event()
 
     def check() -> None:  # the daemon's watch: a check every 0.1 s
@@ -65,7 +57,7 @@ def test_a_leader_that_checks_its_lock_and_a_store_copy_are_not_taken_over(store
         done.set()
         watch.join()
         leader.release()
-        copy = Leadership(store.engine, role="store copy")  # a copy runs for minutes without a statement on its lock
+        copy = Leadership(pg_store.engine, role="store copy")  # a copy runs for minutes without a statement on its lock
         assert copy.try_acquire()
         time.sleep(LEASE_S + 1)
         assert not standby.try_acquire() and copy.still_held()
@@ -78,13 +70,13 @@ def test_a_leader_that_checks_its_lock_and_a_store_copy_are_not_taken_over(store
         standby.release()
 
 
-async def test_a_standby_daemon_takes_over_from_a_frozen_leader(tmp_path: Path, store: Store,
+async def test_a_standby_daemon_takes_over_from_a_frozen_leader(tmp_path: Path, pg_store: Store,
                                                                 steady_sim: SimServer) -> None:
-    frozen = Leadership(store.engine)
+    frozen = Leadership(pg_store.engine)
     cfg = write_config(tmp_path, f"  - {{id: t, provider: openai, base_url: '{steady_sim.openai_base_url}', model: m}}",
                        "canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n    samples: 1\n"
                        "    schedule: {every: 1s}\n", extra="daemon: {max_start_delay: 0}\n")
-    cfg.write_text(cfg.read_text().replace(f"sqlite:///{tmp_path / 'm.db'}", store.url))
+    cfg.write_text(cfg.read_text().replace(f"sqlite:///{tmp_path / 'm.db'}", pg_store.url))
     registry = CollectorRegistry()
     app = App(load_config(cfg, environ={}), registry=registry, environ={}, serve_http=False, leader_poll_s=0.2,
               leader_check_s=0.1, leader_lease_s=LEASE_S)

@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
-from sqlalchemy import text
 
 from monitor.app import App
 from monitor.config import load_config
@@ -21,25 +20,32 @@ from monitor.sim import SimServer
 from monitor.store import Store
 from monitor.store.leader import Leadership
 from tests.conftest import write_config
+from tests.test_leadership import _terminate_lock_holder
 
 LEASE_S = 1.0
 
 
-@pytest.fixture
-def store(pg_url: str):  # type: ignore[no-untyped-def]
-    s = Store(pg_url)
-    s.migrate()
-    yield s
-    s.close()
 
-
-def _app(tmp_path: Path, store: Store, sim: SimServer) -> App:
+def _app(tmp_path: Path, pg_store: Store, sim: SimServer) -> App:
     cfg = write_config(tmp_path, f"  - {{id: t, provider: openai, base_url: '{sim.openai_base_url}', model: m}}",
                        "canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n    samples: 1\n"
                        "    schedule: {every: 1s}\n", extra="daemon: {max_start_delay: 0}\n")
-    cfg.write_text(cfg.read_text().replace(f"sqlite:///{tmp_path / 'm.db'}", store.url))
+    cfg.write_text(cfg.read_text().replace(f"sqlite:///{tmp_path / 'm.db'}", pg_store.url))
     return App(load_config(cfg, environ={}), registry=CollectorRegistry(), environ={}, serve_http=False,
                leader_poll_s=0.2, leader_check_s=0.1, leader_lease_s=LEASE_S)
+
+
+def _hold_takeover(app: App, monkeypatch: pytest.MonkeyPatch) -> tuple[asyncio.Event, asyncio.Event]:
+    """Hold the app's take-over in its judge calibration (a refusal judge's calls can take minutes): the first event
+    is set once it waits there, setting the second lets it go on."""
+    calibrating, go_on = asyncio.Event(), asyncio.Event()
+
+    async def slow_calibration(config: Any) -> None:
+        calibrating.set()
+        await go_on.wait()
+
+    monkeypatch.setattr(app.quality, "calibrate_judge", slow_calibration)
+    return calibrating, go_on
 
 
 async def _outlast_the_lease(app: App, standby: Leadership) -> None:
@@ -53,19 +59,13 @@ async def _outlast_the_lease(app: App, standby: Leadership) -> None:
 
 
 async def test_a_leader_taking_over_for_longer_than_the_lease_is_not_taken_over(
-        tmp_path: Path, store: Store, steady_sim: SimServer, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, pg_store: Store, steady_sim: SimServer, monkeypatch: pytest.MonkeyPatch) -> None:
     # Seen as: a refusal judge's 16 calibration calls (up to 60 s each) at take-over, with no lock check until the
     # schedule started; the standby ended the new leader's session, which stopped, came back as a standby, and ended
     # the other's session in turn.
-    app = _app(tmp_path, store, steady_sim)
-    calibrating, go_on = asyncio.Event(), asyncio.Event()
-
-    async def slow_calibration(config: Any) -> None:
-        calibrating.set()
-        await go_on.wait()
-
-    monkeypatch.setattr(app.quality, "calibrate_judge", slow_calibration)
-    standby = Leadership(store.engine, lease_s=LEASE_S)
+    app = _app(tmp_path, pg_store, steady_sim)
+    calibrating, go_on = _hold_takeover(app, monkeypatch)
+    standby = Leadership(pg_store.engine, lease_s=LEASE_S)
     starting = asyncio.create_task(app.start())
     try:
         await asyncio.wait_for(calibrating.wait(), 30)
@@ -83,11 +83,11 @@ async def test_a_leader_taking_over_for_longer_than_the_lease_is_not_taken_over(
 
 
 async def test_a_leader_whose_worker_threads_are_all_busy_is_not_taken_over(
-        tmp_path: Path, store: Store, steady_sim: SimServer) -> None:
+        tmp_path: Path, pg_store: Store, steady_sim: SimServer) -> None:
     loop = asyncio.get_running_loop()
     loop.set_default_executor(ThreadPoolExecutor(max_workers=2))  # asyncio.to_thread's pool, small to fill
-    app = _app(tmp_path, store, steady_sim)
-    standby = Leadership(store.engine, lease_s=LEASE_S)
+    app = _app(tmp_path, pg_store, steady_sim)
+    standby = Leadership(pg_store.engine, lease_s=LEASE_S)
     release = threading.Event()
     await app.start()
     busy = [loop.run_in_executor(None, release.wait) for _ in range(2)]  # e.g. code_runs checks, judge calls
@@ -103,21 +103,13 @@ async def test_a_leader_whose_worker_threads_are_all_busy_is_not_taken_over(
 
 
 async def test_a_leader_that_loses_its_lock_while_taking_over_starts_no_schedule(
-        tmp_path: Path, store: Store, steady_sim: SimServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    app = _app(tmp_path, store, steady_sim)
-    calibrating, go_on = asyncio.Event(), asyncio.Event()
-
-    async def slow_calibration(config: Any) -> None:
-        calibrating.set()
-        await go_on.wait()
-
-    monkeypatch.setattr(app.quality, "calibrate_judge", slow_calibration)
+        tmp_path: Path, pg_store: Store, steady_sim: SimServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    app = _app(tmp_path, pg_store, steady_sim)
+    calibrating, go_on = _hold_takeover(app, monkeypatch)
     starting = asyncio.create_task(app.start())
     try:
         await asyncio.wait_for(calibrating.wait(), 30)
-        with store.engine.connect() as conn:  # as a standby ends it (or the server, a partition)
-            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                              "WHERE application_name LIKE 'llm-monitor leader lock %'"))
+        _terminate_lock_holder(pg_store.url)  # as a standby ends it (or the server, a partition)
         await asyncio.wait_for(app.leadership_lost.wait(), 30)
         go_on.set()
         await asyncio.wait_for(starting, 30)
