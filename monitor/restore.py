@@ -23,9 +23,8 @@ def restore_pair_gauges(store: Store, metrics: Metrics, config: Config) -> dict[
     """Set the last-success and failing-streak gauges of the configured pairs from the store; return the failing
     streaks found (blocking: run it in a worker thread, before the first call)."""
     pairs = {(c.id, t.id) for c, t in config.pairs()}
-    for (canary, target), ts in store.last_success().items():
-        if (canary, target) in pairs:
-            metrics.last_success.set(canary, target, value=ts.timestamp())
+    for (canary, target), ts in store.last_success(sorted(pairs)).items():
+        metrics.last_success.set(canary, target, value=ts.timestamp())
     # the daemon's own calls too (judges', embeddings'): their streak gauges are set and removed as a canary's are
     return restore_streaks(store, metrics, pairs | config.service_pairs())
 

@@ -238,7 +238,7 @@ def test_errors_and_ok_only(store: Store) -> None:
     store.save_observation(obs(2, error=ErrorType.RATE_LIMITED))
     assert [o.call.error_type for o in store.observations()] == [ErrorType.RATE_LIMITED, None]
     assert len(store.observations(ok_only=True)) == 1
-    assert store.last_success() == {("c", "t"): T0 + timedelta(minutes=1)}
+    assert store.last_success([("c", "t")]) == {("c", "t"): T0 + timedelta(minutes=1)}
 
 
 def test_spend(store: Store) -> None:

@@ -1,8 +1,9 @@
-"""Store contract, on SQLite and PostgreSQL: the failing streak a restart or take-over reads back."""
+"""Store contract, on SQLite and PostgreSQL: the failing streak and last success a restart or take-over reads back."""
 
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import event
 
@@ -78,3 +79,55 @@ def test_the_streaks_of_many_pairs_are_one_statement(store: Store) -> None:
     assert len(statements) <= 2  # the statement, and on PostgreSQL a SET LOCAL before it
     assert found == {(f"c{p}", f"t{p % 2}"): FailingStreak(T0, p % 4) for p in range(40) if p % 4}
 
+
+
+def test_the_last_success_is_the_newest_of_the_daemons_runs_not_an_operators_probe(store: Store) -> None:
+    """Read back at a start, a success of `llm-monitor probe` (a manual run) held off LLMMonitorCanaryStale: the
+    running daemon never sees those calls, so its gauge leaves them out, and so does the read at its next start."""
+    store.save_run(Run(id="m1", canary="probed", target="t", started_at=T0, trigger="manual"))
+    save(store, 0, "probed", "d0", None)
+    save(store, 1, "probed", "d1", None)  # the daemon's newest success
+    save(store, 2, "probed", "d2")
+    save(store, 3, "probed", "m1", None)  # an operator's probe, after the daemon's runs stopped answering
+    store.save_run(Run(id="m2", canary="only-probed", target="t", started_at=T0, trigger="manual"))
+    save(store, 0, "only-probed", "m2", None)
+    save(store, 0, "ok", "k0")
+    save(store, 1, "ok", "k1", None)
+    save(store, 2, "ok", "k2", None, target="u")  # another pair of the canary: not this one's
+    save(store, 5, "ok", "k3", None, target="u")
+    for i, error in enumerate([None, ErrorType.TIMEOUT]):
+        save(store, i, "_judge", "", error)  # a judge's call: no run
+    save(store, 0, "failing", "f0")
+    save(store, 9, "other", "o1", None)  # answering, but not asked about
+    pairs = [(c, "t") for c in ("probed", "only-probed", "ok", "_judge", "failing", "unknown")]
+    assert store.last_success(pairs) == {("probed", "t"): T0 + timedelta(minutes=1),
+                                         ("ok", "t"): T0 + timedelta(minutes=1), ("_judge", "t"): T0}
+    assert store.last_success([("ok", "u"), ("ok", "u")]) == {("ok", "u"): T0 + timedelta(minutes=5)}
+    assert store.last_success([]) == {}
+
+
+def test_the_last_success_of_many_pairs_is_one_statement_reading_back_from_the_newest(store: Store) -> None:
+    """At a start every pair's newest success was found by a GROUP BY over every success the store holds (a scan
+    of the whole table, growing with retention); now one statement reads each pair back from its newest call."""
+    for p in range(40):
+        for i in range(p % 4):  # failed calls after the success
+            save(store, 10 + i, f"c{p}", f"f{p}-{i}", target=f"t{p % 2}")
+        save(store, p % 7, f"c{p}", f"ok{p}", None, target=f"t{p % 2}")
+    pairs = [(f"c{p}", f"t{p % 2}") for p in range(40)] + [("unknown", "t0")]
+    statements: list[tuple[str, Any]] = []
+    listen = lambda *args: statements.append(args[2:4])  # noqa: E731  (conn, cursor, statement, parameters, ...)
+    event.listen(store.engine, "before_cursor_execute", listen)
+    try:
+        found = store.last_success(pairs)
+    finally:
+        event.remove(store.engine, "before_cursor_execute", listen)
+    assert len(statements) <= 2  # the statement, and on PostgreSQL a SET LOCAL before it
+    assert found == {(f"c{p}", f"t{p % 2}"): T0 + timedelta(minutes=p % 7) for p in range(40)}
+    if store.dialect == "sqlite":  # (PostgreSQL's plan depends on its statistics: benchmarks/store_streak.py)
+        statement, parameters = statements[-1]
+        with store.engine.connect() as conn:
+            plan = [row[3] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)]
+        reads = [step for step in plan if " observations" in step or " newest" in step]
+        # a search of the pair's rows newest first that stops at the first success: no scan, no sort
+        assert reads == ["SEARCH newest USING INDEX ix_obs_pair_time (canary=? AND target=?)"], plan
+        assert not [step for step in plan if "TEMP B-TREE" in step], plan

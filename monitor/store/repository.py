@@ -31,7 +31,7 @@ from monitor.errors import StoreError
 from monitor.store.convert import aware, from_row, storable, to_values, upsert, where_equal
 from monitor.store.engine import make_engine, retry_disconnect
 from monitor.store.schema import in_memory, migrate, migrate_in_child, require_head
-from monitor.store.streaks import FailingStreak, read_streaks
+from monitor.store.streaks import FailingStreak, read_last_success, read_streaks
 from monitor.store.tables import ObservationRow, RunRow
 
 
@@ -228,12 +228,18 @@ class Store:
                 ObservationRow.target == target, ObservationRow.started_at >= since)
             return float(s.exec(q).one() or 0.0)
 
-    def last_success(self) -> dict[tuple[str, str], datetime]:
-        """Return the time of the last successful observation per (canary, target)."""
-        with Session(self.engine) as s:
-            q = select(ObservationRow.canary, ObservationRow.target, func.max(ObservationRow.started_at)).where(
-                col(ObservationRow.error_type).is_(None)).group_by(ObservationRow.canary, ObservationRow.target)
-            return {(c, t): aware(ts) for c, t, ts in s.exec(q).all() if ts is not None}  # type: ignore[misc]
+    def last_success(self, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], datetime]:
+        """Return, for each of `pairs` with one, when its newest successful call of the daemon's runs started.
+
+        The calls of `llm-monitor probe` (a manual run: an operator's key, not the daemon's schedule) are left out,
+        as the running daemon, which never sees them, leaves them out of `llm_monitor_last_success_timestamp_seconds`:
+        read back at a start, an operator's probe would hold off LLMMonitorCanaryStale. One statement for all pairs,
+        reading each pair's calls back from its newest only to its newest such success (monitor/store/streaks.py)."""
+        wanted = list(dict.fromkeys(pairs))
+        if not wanted:
+            return {}
+        with self.engine.connect() as conn:
+            return read_last_success(conn, wanted)
 
     def failing_streaks(self, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], FailingStreak]:
         """Return, for each of `pairs` whose latest runs all failed, that streak: when its first call started and

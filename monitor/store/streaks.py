@@ -1,9 +1,11 @@
 """Failing streaks read back from the observations: for each pair whose latest runs all failed, when the first call
-of that streak started and how many failed runs it has (see `Store.failing_streaks`).
+of that streak started and how many failed runs it has (see `Store.failing_streaks`); and each pair's newest
+success (see `Store.last_success`).
 
-A replica reads them for every pair when it takes the lead, and for the pairs a reload adds. One statement for all
-pairs: per pair, one index range scan on ix_obs_pair_time back from the newest row to the last success, and one
-forward from there over the streak's calls, so the cost is the pairs' streaks, not their history.
+A replica reads them for every pair when it takes the lead, and the streaks for the pairs a reload adds. One
+statement for all pairs each: per pair, one index range scan on ix_obs_pair_time back from the newest row to the
+last success, and for a streak one forward from there over its calls, so the cost is the pairs' streaks, not their
+history.
 """
 
 from __future__ import annotations
@@ -46,16 +48,27 @@ class FailingStreak(NamedTuple):
 
 def read_streaks(conn: Connection, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], FailingStreak]:
     """Return the failing streaks of `pairs` (distinct) that have one."""
-    if conn.dialect.name == "postgresql":
-        bound: dict[str, Any] = {"canaries": [c for c, _ in pairs], "targets": [t for _, t in pairs]}
-        if (conn.dialect.server_version_info or (0,)) >= (11,):
-            # Its cost estimate of the row comparisons below is high enough for PostgreSQL to compile the statement
-            # to machine code first: 1.15 s of JIT for 33 ms of work (1,000 pairs of 18,000 rows)
-            conn.execute(text("SET LOCAL jit = off"))
-    else:
-        bound = {"pairs": json.dumps(pairs)}
     return {(canary, target): FailingStreak(aware(since) or since, int(runs))
-            for canary, target, since, runs in conn.execute(_statement(conn.dialect.name), bound)}
+            for canary, target, since, runs in conn.execute(_statement(conn.dialect.name), _bound(conn, pairs))}
+
+
+def read_last_success(conn: Connection, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], datetime]:
+    """Return the start of the newest successful call of the daemon's runs (not `llm-monitor probe`'s) of each of
+    `pairs` (distinct) that has one."""
+    return {(canary, target): aware(at) or at
+            for canary, target, at in conn.execute(_last_success(conn.dialect.name), _bound(conn, pairs))
+            if at is not None}
+
+
+def _bound(conn: Connection, pairs: list[tuple[str, str]]) -> dict[str, Any]:
+    """The pairs as the statements bind them (PostgreSQL: two arrays; SQLite: a JSON list)."""
+    if conn.dialect.name != "postgresql":
+        return {"pairs": json.dumps(pairs)}
+    if (conn.dialect.server_version_info or (0,)) >= (11,):
+        # Its cost estimate of the row comparisons below is high enough for PostgreSQL to compile the statement
+        # to machine code first: 1.15 s of JIT for 33 ms of work (1,000 pairs of 18,000 rows)
+        conn.execute(text("SET LOCAL jit = off"))
+    return {"canaries": [c for c, _ in pairs], "targets": [t for _, t in pairs]}
 
 
 @functools.cache
@@ -70,18 +83,35 @@ def _statement(dialect: str) -> Any:
     planner runs the joins below as those scans."""
     o = ObservationRow.__table__.alias("f")  # type: ignore[attr-defined]
     runs = func.count(func.nullif(o.c.run_id, "").distinct()) + func.sum(case((o.c.run_id == "", 1), else_=0))
+    pairs = _pairs(dialect)
+    return _lateral(pairs, o, runs) if dialect == "postgresql" else _joined(pairs, o, runs)
+
+
+@functools.cache
+def _last_success(dialect: str) -> Any:
+    """Each pair's newest success, built once per dialect: the same scan back from the newest row as the streak's
+    (PostgreSQL: a LATERAL subquery; SQLite: a correlated one), so it reads the calls since that success, not every
+    success the pair ever had (the GROUP BY it replaced did, at every start)."""
+    pairs = _pairs(dialect)
+    if dialect == "postgresql":
+        ok = _newest_ok(pairs)
+        return select(pairs.c.canary, pairs.c.target, ok.c.started_at).select_from(pairs.join(ok, true()))
+    n = ObservationRow.__table__.alias("newest")  # type: ignore[attr-defined]
+    return select(pairs.c.canary, pairs.c.target, _last_ok(pairs, n, n.c.started_at).scalar_subquery())
+
+
+def _pairs(dialect: str) -> Any:
+    """The bound pairs as a CTE of (canary, target)."""
     if dialect == "postgresql":
         # loaded only for a PostgreSQL store: the default daemon does not import the dialect (memory, start time)
         from sqlalchemy.dialects.postgresql import ARRAY
 
         listed = func.unnest(bindparam("canaries", type_=ARRAY(String)), bindparam("targets", type_=ARRAY(String))) \
             .table_valued("canary", "target").render_derived(name="listed")
-        pairs = select(listed.c.canary, listed.c.target).cte("pairs")
-        return _lateral(pairs, o, runs)
+        return select(listed.c.canary, listed.c.target).cte("pairs")
     listed = func.json_each(bindparam("pairs", type_=String)).table_valued("value").alias("listed")
-    pairs = select(func.json_extract(listed.c.value, "$[0]").label("canary"),
-                   func.json_extract(listed.c.value, "$[1]").label("target")).cte("pairs")
-    return _joined(pairs, o, runs)
+    return select(func.json_extract(listed.c.value, "$[0]").label("canary"),
+                  func.json_extract(listed.c.value, "$[1]").label("target")).cte("pairs")
 
 
 def _daemons(o: Any) -> Any:
@@ -102,11 +132,8 @@ def _lateral(pairs: Any, o: Any, runs: Any) -> Any:
     # The pair and the time written as row comparisons on (canary, target, started_at), which only ix_obs_pair_time
     # serves: with plain equalities, on a table without statistics yet (a store just filled), PostgreSQL took
     # ix_obs_target_time and read the target's whole history for every pair (5.2 s for 1,000 pairs of 18,000 rows)
-    n = ObservationRow.__table__.alias("newest")  # type: ignore[attr-defined]
-    pair, newest_pair = tuple_(pairs.c.canary, pairs.c.target), tuple_(n.c.canary, n.c.target)
-    ok = select(n.c.started_at, n.c.run_id) \
-        .where(newest_pair >= pair, newest_pair <= pair, n.c.error_type.is_(None), _daemons(n)) \
-        .order_by(n.c.canary.desc(), n.c.target.desc(), n.c.started_at.desc()).limit(1).lateral("ok")
+    pair = tuple_(pairs.c.canary, pairs.c.target)
+    ok = _newest_ok(pairs)
     after = func.coalesce(ok.c.started_at, literal(_NEVER, DateTime(timezone=True)))
     streak = select(func.min(o.c.started_at).label("since"), runs.label("runs")) \
         .where(tuple_(o.c.canary, o.c.target, o.c.started_at) > tuple_(pairs.c.canary, pairs.c.target, after),
@@ -116,13 +143,27 @@ def _lateral(pairs: Any, o: Any, runs: Any) -> Any:
         .select_from(pairs.outerjoin(ok, true()).join(streak, true())).where(streak.c.since.is_not(None))
 
 
+def _newest_ok(pairs: Any) -> Any:
+    """PostgreSQL: each pair's newest success of the daemon's runs (its start and run), as a LATERAL subquery."""
+    n = ObservationRow.__table__.alias("newest")  # type: ignore[attr-defined]
+    pair, newest_pair = tuple_(pairs.c.canary, pairs.c.target), tuple_(n.c.canary, n.c.target)
+    return select(n.c.started_at, n.c.run_id) \
+        .where(newest_pair >= pair, newest_pair <= pair, n.c.error_type.is_(None), _daemons(n)) \
+        .order_by(n.c.canary.desc(), n.c.target.desc(), n.c.started_at.desc()).limit(1).lateral("ok")
+
+
+def _last_ok(pairs: Any, n: Any, column: Any) -> Any:
+    """SQLite: `column` of each pair's newest success of the daemon's runs, as a correlated subquery."""
+    return select(column).where(n.c.canary == pairs.c.canary, n.c.target == pairs.c.target, n.c.error_type.is_(None),
+                                _daemons(n)).order_by(n.c.started_at.desc()).limit(1)
+
+
 def _joined(pairs: Any, o: Any, runs: Any) -> Any:
     never = literal(_NEVER, DateTime(timezone=True))
     ok = ObservationRow.__table__.alias("ok")  # type: ignore[attr-defined]
     n = ObservationRow.__table__.alias("newest")  # type: ignore[attr-defined]
-    last_ok = select(n.c.id).where(n.c.canary == pairs.c.canary, n.c.target == pairs.c.target,
-                                   n.c.error_type.is_(None), _daemons(n)).order_by(n.c.started_at.desc()).limit(1)
-    ok_ids = select(pairs.c.canary, pairs.c.target, last_ok.scalar_subquery().label("ok_id")).subquery("ok_ids")
+    ok_ids = select(pairs.c.canary, pairs.c.target, _last_ok(pairs, n, n.c.id).scalar_subquery().label("ok_id")) \
+        .subquery("ok_ids")
     latest = select(ok_ids.c.canary, ok_ids.c.target, func.coalesce(ok.c.started_at, never).label("ok_at"),
                     func.coalesce(ok.c.run_id, "").label("ok_run")) \
         .select_from(ok_ids.outerjoin(ok, ok.c.id == ok_ids.c.ok_id)).cte("latest")
