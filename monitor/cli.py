@@ -110,6 +110,10 @@ def parser() -> argparse.ArgumentParser:
                         "export")
     p = sub.add_parser("drift", help="list drift events")
     _config_arg(p)
+    p.add_argument("--canary", action="append", metavar="NAME",
+                   help="only this canary's events; repeatable (any of them)")
+    p.add_argument("--target", action="append", metavar="NAME",
+                   help="only this target's events; repeatable (any of them)")
     p.add_argument("--open", action="store_true", help="only open events")
     p.add_argument("--json", action="store_true", help="one JSON object per event")
     p = sub.add_parser("diff", help="baseline versus latest completions, as a coloured word diff")
@@ -224,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         from monitor.commands import drift
 
         if args.command == "drift":
-            return drift.drift_list(args.config, args.open, args.json)
+            return drift.drift_list(args.config, args.open, args.json, args.canary, args.target)
         if args.command == "diff":
             return drift.diff(args.config, args.canary, args.target, args.count)
         if args.command == "baseline":

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from monitor.store import Store
 
 EXIT_OK, EXIT_FAIL, EXIT_CONFIG = 0, 1, 2
+KNOWN_SHOWN = 20  # names an error lists
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -94,3 +95,11 @@ def check_range(start: datetime | None, end: datetime | None, now: datetime | No
                          "nothing is stored there yet (times without an offset are UTC)")
     if start is not None and end is not None and end <= start:
         raise ValueError(f"--until ({end.isoformat()}) is not after --since ({start.isoformat()}): the range is empty")
+
+
+def known_names(names: Sequence[str]) -> str:
+    """Names for an error's list of the known ones: the first KNOWN_SHOWN, each cut at 60 characters, and how many
+    more (a store or a dump may hold thousands, or a megabyte-long name)."""
+    shown_names = [n if len(n) <= 60 else f"{n[:60]}..." for n in names[:KNOWN_SHOWN]]
+    more = f" and {len(names) - KNOWN_SHOWN:,} more" if len(names) > KNOWN_SHOWN else ""
+    return (", ".join(shown_names) or "none") + more

@@ -18,16 +18,17 @@ from monitor.commands.common import (
     EXIT_OK,
     check_range,
     err_console,
+    known_names,
     load_or_exit,
     open_store_or_exit,
     table_console,
     when,
 )
 from monitor.domain import Observation
+from monitor.errors import shown
 from monitor.timeinput import parse_time
 
 LIST_LIMIT = 1000
-KNOWN_SHOWN = 20  # signals an error lists
 JSON_KEYS = ("id", "canary", "target", "signal", "kind", "state", "test", "baseline_value", "current_value",
              "effect_size", "statistic", "p_value", "threshold", "baseline_n", "current_n", "first_obs_id",
              "first_obs_at", "opened_at", "resolved_at", "accepted_at", "note", "evidence", "detail")
@@ -78,11 +79,27 @@ def _analysis(config_path: str) -> Any:
                             tags=lambda canary: tags.get(canary, ()))
 
 
-def drift_list(config_path: str, open_only: bool, as_json: bool) -> int:
+def drift_list(config_path: str, open_only: bool, as_json: bool, canaries: list[str] | None = None,
+               targets: list[str] | None = None) -> int:
+    """List the stored events, newest first; only those of `canaries` and `targets` when given (each any of its
+    names). A name neither configured nor in any stored event is an error (a typo would list nothing)."""
     from monitor.store.drift_repo import DriftRepository  # only the stored events: no drift engine, no SciPy
 
-    store = open_store_or_exit(load_or_exit(config_path), create=False)
-    events = DriftRepository(store.engine).events(state="open" if open_only else None, limit=LIST_LIMIT)
+    config = load_or_exit(config_path)
+    repo = DriftRepository(open_store_or_exit(config, create=False).engine)
+    asked = {"canary": (canaries or [], [c.id for c in config.canaries]),
+             "target": (targets or [], [t.id for t in config.targets])}
+    if any(name not in configured for names, configured in asked.values() for name in names):
+        stored = dict(zip(asked, repo.names(), strict=True))  # a removed canary's events are still listed by name
+        for what, (names, configured) in asked.items():
+            known = sorted({*configured, *stored[what]})
+            unknown = [name for name in names if name not in known]
+            if unknown:
+                err_console.print("[red]error:[/] " + escape(
+                    f"--{what}: no {what} {shown(unknown[0])} in the configuration or in any stored drift event "
+                    f"(known: {known_names(known)})"))
+                return EXIT_CONFIG
+    events = repo.events(canary=canaries, target=targets, state="open" if open_only else None, limit=LIST_LIMIT)
     if len(events) == LIST_LIMIT:
         err_console.print(f"[yellow]note:[/] showing the newest {LIST_LIMIT} events; older ones are in the store "
                           "(GET /api/drift, or export the store)")
@@ -337,10 +354,8 @@ def replay(baseline_path: str, current_path: str, as_json: bool, zero_tolerance:
     known = declarable(sorted({c.name for o in (*base, *cur) for c in o.checks}))
     unknown = [name for name in zero_tolerance or [] if name not in known]
     if unknown:  # bounded: a dump may hold thousands of check names, or one of a megabyte
-        names = [n if len(n) <= 60 else f"{n[:60]}..." for n in known[:KNOWN_SHOWN]]
-        more = f" and {len(known) - KNOWN_SHOWN:,} more" if len(known) > KNOWN_SHOWN else ""
         err_console.print("[red]error:[/] " + escape(f"--zero-tolerance: unknown signal {shown(unknown[0])}; expected "
-                                                    f"one of {', '.join(names)}{more}"))
+                                                    f"one of {known_names(known)}"))
         return EXIT_CONFIG
 
     # Replay compares the streams (canary x target) the two dumps share: one only one holds is not compared, and

@@ -29,9 +29,13 @@ def upsert(dialect: str, table: Any) -> Any:
 
 
 def where_equal(query: Any, model: Any, **values: Any) -> Any:
-    """Add `model.name == value` to a query for every given value that is set (None or "" means any)."""
+    """Add `model.name == value` to a query for every given value that is set (None, "" or an empty list means
+    any; a list or tuple, any of its values)."""
     for name, value in values.items():
-        if value is not None and value != "":
+        if isinstance(value, list | tuple):
+            if value:
+                query = query.where(getattr(model, name).in_(value))
+        elif value is not None and value != "":
             query = query.where(getattr(model, name) == value)
     return query
 

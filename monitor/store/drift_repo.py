@@ -100,10 +100,12 @@ class DriftRepository:
         """The open event whose canary x target x signal kept `event_id` from being stored, if one did."""
         return self._refused.get(event_id)
 
-    def events(self, *, canary: str | None = None, target: str | None = None, state: str | None = None,
-               limit: int | None = 500, after: EventKey | None = None) -> list[dict[str, Any]]:
+    def events(self, *, canary: str | list[str] | None = None, target: str | list[str] | None = None,
+               state: str | None = None, limit: int | None = 500,
+               after: EventKey | None = None) -> list[dict[str, Any]]:
         """Return stored events, newest first in a total order (see EventKey); with `after`, only those beyond
-        that key (keyset paging: the next page); `limit=None` for all of them."""
+        that key (keyset paging: the next page); `limit=None` for all of them. A list of canaries or targets: the
+        events of any of them."""
         with Session(self.engine) as s:
             q = where_equal(select(DriftEventRow), DriftEventRow, canary=canary, target=target, state=state)
             opened, ident = col(DriftEventRow.opened_at), col(DriftEventRow.id)
@@ -112,6 +114,12 @@ class DriftRepository:
                 q = q.where(or_(opened < at, and_(opened == at, ident > after.id)))
             rows = s.exec(q.order_by(opened.desc(), ident).limit(limit)).all()
             return [dict(r.data) for r in rows]
+
+    def names(self) -> tuple[set[str], set[str]]:
+        """The canaries and the targets of the stored events."""
+        with Session(self.engine) as s:
+            return (set(s.exec(select(DriftEventRow.canary).distinct()).all()),
+                    set(s.exec(select(DriftEventRow.target).distinct()).all()))
 
     def event(self, event_id: str) -> dict[str, Any] | None:
         with Session(self.engine) as s:

@@ -1,0 +1,80 @@
+"""`drift` narrowed to canaries and targets, on a store written directly (no daemon)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from monitor.drift.events import DriftEvent
+from monitor.store import Store
+from monitor.store.drift_repo import DriftRepository
+from tests.conftest import write_config
+from tests.support.inprocess import Cli
+
+T0 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+TARGETS = ("  - {id: t, provider: openai, base_url: 'http://127.0.0.1:9/v1', model: m}\n"
+           "  - {id: u, provider: openai, base_url: 'http://127.0.0.1:9/v1', model: m}")
+
+
+def canaries(*ids: str) -> str:
+    return "canaries:\n" + "".join(f"  - id: {c}\n    messages: [{{role: user, content: hi}}]\n" for c in ids)
+
+
+def event(canary: str, target: str, signal: str, state: str = "open", opened_at: str | None = None) -> dict:
+    return DriftEvent(canary=canary, target=target, signal=signal, kind="behaviour", test="mann_whitney",
+                      baseline_value=100.0, current_value=150.0, effect_size=0.5, statistic=None, p_value=1e-6,
+                      threshold=None, baseline_n=30, current_n=20, first_obs_id="o1",
+                      first_obs_at=T0.isoformat(), opened_at=opened_at or T0.isoformat(), state=state).to_json()
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    cfg = write_config(tmp_path, TARGETS, canaries("c1", "c2", "c3"))
+    store = Store(f"sqlite:///{tmp_path / 'm.db'}")
+    store.migrate()
+    DriftRepository(store.engine).save_events([
+        event("c1", "t", "output_chars"), event("c1", "u", "output_chars"), event("c2", "t", "refused"),
+        event("c2", "t", "output_chars", state="resolved"),
+        event("gone", "t", "output_chars")])  # a canary since removed from the configuration
+    store.close()
+    return cfg
+
+
+def listed(out: str) -> list[tuple[str, str, str, str]]:
+    return [(e["canary"], e["target"], e["signal"], e["state"]) for e in map(json.loads, out.splitlines())]
+
+
+def test_drift_lists_only_the_canaries_and_targets_asked_for(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cli = Cli(capsys)
+    code, out, _ = cli("drift", "-c", str(config), "--canary", "c1", "--json")
+    assert code == 0 and sorted(listed(out)) == [("c1", "t", "output_chars", "open"), ("c1", "u", "output_chars", "open")]
+    code, out, _ = cli("drift", "-c", str(config), "--canary", "c1", "--canary", "c2", "--target", "t", "--open",
+                       "--json")
+    assert code == 0 and sorted(listed(out)) == [("c1", "t", "output_chars", "open"), ("c2", "t", "refused", "open")]
+    code, out, _ = cli("drift", "-c", str(config), "--target", "u")
+    assert code == 0 and "c1" in out and "c2" not in out and "gone" not in out
+    code, out, _ = cli("drift", "-c", str(config), "--canary", "gone", "--json")  # removed, its events still there
+    assert code == 0 and listed(out) == [("gone", "t", "output_chars", "open")]
+    code, out, _ = cli("drift", "-c", str(config), "--canary", "c3", "--json")  # configured, no event yet
+    assert (code, out) == (0, "")
+    code, out, _ = cli("drift", "-c", str(config), "--canary", "c3", "--open")
+    assert code == 0 and "open drift events" in out and "c1" not in out
+
+
+def test_a_name_neither_configured_nor_stored_is_an_error_naming_the_flag_value_and_known_names(
+        config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cli = Cli(capsys)
+    code, out, err = cli("drift", "-c", str(config), "--canary", "c1", "--canary", "c11", "--json")
+    assert (code, out) == (2, "")
+    assert err.strip() == ("error: --canary: no canary 'c11' in the configuration or in any stored drift event "
+                           "(known: c1, c2, c3, gone)")
+    code, _, err = cli("drift", "-c", str(config), "--target", "v", "--open")
+    assert code == 2 and "--target: no target 'v' in the configuration or in any stored drift event (known: t, u)" \
+        in err
+    many = write_config(tmp_path, TARGETS, canaries(*(f"k{i:02d}" for i in range(30))))  # the same store
+    code, _, err = cli("drift", "-c", str(many), "--canary", "nope")
+    assert code == 2 and "(known: c1, c2, gone, k00, k01," in err and "k16 and 13 more)" in err, err
+
