@@ -1,9 +1,10 @@
-"""`drift` narrowed to canaries and targets, on a store written directly (no daemon)."""
+"""`drift` narrowed to canaries and targets, the times the drift and baseline tables print, and `baseline show`'s
+pinned range, on a store written directly (no daemon)."""
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from monitor.store import Store
 from monitor.store.drift_repo import DriftRepository
 from tests.conftest import write_config
 from tests.support.inprocess import Cli
+from tests.test_store_contract import obs
 
 T0 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 TARGETS = ("  - {id: t, provider: openai, base_url: 'http://127.0.0.1:9/v1', model: m}\n"
@@ -78,3 +80,47 @@ def test_a_name_neither_configured_nor_stored_is_an_error_naming_the_flag_value_
     code, _, err = cli("drift", "-c", str(many), "--canary", "nope")
     assert code == 2 and "(known: c1, c2, gone, k00, k01," in err and "k16 and 13 more)" in err, err
 
+
+def test_the_drift_table_prints_times_in_utc_with_their_offset_and_json_as_stored(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = write_config(tmp_path, TARGETS, canaries("c1"))
+    store = Store(f"sqlite:///{tmp_path / 'm.db'}")
+    store.migrate()
+    stored = [event("c1", "t", "refused", opened_at="2026-11-30T08:30:00+01:00"),
+              event("c1", "u", "refused", opened_at="2026-11-30T09:45:12.123456+00:00")]
+    DriftRepository(store.engine).save_events(stored)
+    store.close()
+    cli = Cli(capsys)
+    code, out, _ = cli("drift", "-c", str(cfg))
+    rows = [line for line in out.splitlines() if "refused" in line]
+    assert code == 0 and [row.split()[1] for row in rows] == ["2026-11-30T09:45:12+00:00",
+                                                              "2026-11-30T07:30:00+00:00"], out
+    code, out, _ = cli("drift", "-c", str(cfg), "--json")
+    assert [e["opened_at"] for e in map(json.loads, out.splitlines())] == [
+        "2026-11-30T09:45:12.123456+00:00", "2026-11-30T08:30:00+01:00"]  # as stored: ISO 8601 with its offset
+
+
+def test_baseline_show_gives_a_pinned_baselines_range_and_the_others_time_made(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = write_config(tmp_path, TARGETS, canaries("c1"))
+    store = Store(f"sqlite:///{tmp_path / 'm.db'}")
+    store.migrate()
+    first = obs(0, canary="c1")  # 2026-11-01 12:00 UTC
+    store.save_observation(first)
+    repo = DriftRepository(store.engine)
+
+    def saved(target: str, source: str, first_id: str, made: datetime) -> None:
+        data = {"version": 1, "count": 30, "ready": True, "first_obs_id": first_id,
+                "last_obs_at": (first.started_at + timedelta(days=6, hours=3)).isoformat()}
+        repo.save_baseline("c1", target, data, source=source, note=source, now=made)
+
+    saved("t", "first_n", first.id, T0 - timedelta(days=20))
+    saved("t", "pinned", first.id, T0)
+    saved("u", "pinned", "pruned-long-ago", T0)
+    store.close()
+    code, out, _ = Cli(capsys)("baseline", "show", "-c", str(cfg))
+    rows = [[cell.strip() for cell in line.split("│")[1:5]] for line in out.splitlines() if line.startswith("│")]
+    assert code == 0 and sorted(rows) == [  # canary, target, since, source
+        ["c1", "t", "2026-11-10T09:00:00+00:00", "first_n"],  # not pinned: when it was made, as before
+        ["c1", "t", "pinned range 2026-11-01T12:00:00+00:00 .. 2026-11-07T15:00:00+00:00", "pinned"],
+        ["c1", "u", "pinned range (pruned) .. 2026-11-07T15:00:00+00:00", "pinned"]], out

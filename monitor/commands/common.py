@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from rich.console import Console
@@ -95,6 +95,19 @@ def check_range(start: datetime | None, end: datetime | None, now: datetime | No
                          "nothing is stored there yet (times without an offset are UTC)")
     if start is not None and end is not None and end <= start:
         raise ValueError(f"--until ({end.isoformat()}) is not after --since ({start.isoformat()}): the range is empty")
+
+
+def utc_time(at: datetime | str | None) -> str:
+    """A time as the CLI's tables print it: in UTC to the second, with its offset (2026-11-30T09:00:00+00:00), as
+    `alerts pending` prints it; a stored ISO 8601 text is read first (one without an offset is UTC)."""
+    if isinstance(at, str):
+        try:
+            return utc_time(datetime.fromisoformat(at)) if at else ""
+        except ValueError:
+            return at  # shown as stored rather than not at all
+    if at is None:
+        return ""
+    return (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(UTC).isoformat(timespec="seconds")
 
 
 def known_names(names: Sequence[str]) -> str:

@@ -22,6 +22,7 @@ from monitor.commands.common import (
     load_or_exit,
     open_store_or_exit,
     table_console,
+    utc_time,
     when,
 )
 from monitor.domain import Observation
@@ -55,7 +56,7 @@ def events_table(events: list[dict[str, Any]], title: str) -> Table:
     for col in ("opened", "canary", "target", "signal", "kind", "state", "baseline", "current", "test", "n"):
         table.add_column(col, no_wrap=col in {"canary", "signal"})
     for e in events:  # Text cells: canary ids, check names and served models are data, never console markup
-        table.add_row(*map(Text, ((e.get("opened_at") or "")[:19], e["canary"], e["target"], e["signal"], e["kind"],
+        table.add_row(*map(Text, (utc_time(e.get("opened_at")), e["canary"], e["target"], e["signal"], e["kind"],
                                   e["state"], _fmt(e.get("baseline_value")), _fmt(e.get("current_value")),
                                   decision(e), f"{e.get('baseline_n', '')}/{e.get('current_n', '')}")))
     return table
@@ -195,6 +196,15 @@ def left_out(data: dict[str, Any]) -> str:
     return f"{calls} calls in {runs} {'run' if runs == 1 else 'runs'}" if calls else "0"
 
 
+def _since(row: dict[str, Any], firsts: dict[str, datetime]) -> str:
+    """When a stored baseline's behaviour is from: a pinned one's range, its first answer (kept by id only: pruned
+    past storage.retention_days) to its last, else when it was made."""
+    if row["source"] != "pinned":
+        return utc_time(row["created_at"])
+    first = firsts.get(row["data"].get("first_obs_id") or "")
+    return f"pinned range {utc_time(first) or '(pruned)'} .. {utc_time(row['data'].get('last_obs_at'))}"
+
+
 def baseline(config_path: str, action: str, canary: str | None, target: str | None, note: str,
              since: str | None = None, until: str | None = None) -> int:
     from monitor.analysis import MIN_BASELINE_OBSERVATIONS
@@ -227,14 +237,16 @@ def baseline(config_path: str, action: str, canary: str | None, target: str | No
                     "outages left out", "model / fingerprint", "active"):
             table.add_column(col)
         forming = []
-        for cid, tid in pairs:
-            stored = analysis.repo.baselines(canary=cid, target=tid, active_only=False)
-            if not stored:
+        stored = {(cid, tid): analysis.repo.baselines(canary=cid, target=tid, active_only=False) for cid, tid in pairs}
+        firsts = analysis.store.started_at(row["data"].get("first_obs_id") or "" for rows in stored.values()
+                                           for row in rows if row["source"] == "pinned")
+        for (cid, tid), rows in stored.items():
+            if not rows:
                 forming.append((cid, tid))
-            for row in stored:
+            for row in rows:
                 d = row["data"]
                 ident = ", ".join(v for vals in (d.get("identity") or {}).values() for v in vals)
-                table.add_row(cid, tid, f"{row['created_at']:%Y-%m-%d %H:%M}", row["source"], row["note"],
+                table.add_row(cid, tid, _since(row, firsts), row["source"], row["note"],
                               str(d.get("ready")), str(d.get("count")), str(reference_n(d)), left_out(d), ident,
                               "yes" if row["active"] else "")
         console.print(table)

@@ -215,6 +215,15 @@ class Store:
             for row in s.exec(q.execution_options(yield_per=batch)):
                 yield from_row(row)
 
+    def started_at(self, obs_ids: Iterable[str]) -> dict[str, datetime]:
+        """Return when each of `obs_ids` still stored (not pruned) started."""
+        wanted = list(dict.fromkeys(obs_ids))
+        if not wanted:
+            return {}
+        with Session(self.engine) as s:
+            q = select(ObservationRow.id, ObservationRow.started_at).where(col(ObservationRow.id).in_(wanted))
+            return {i: aware(at) or at for i, at in s.exec(q).all()}
+
     def count_observations(self, canary: str | None = None, target: str | None = None) -> int:
         with Session(self.engine) as s:
             q = where_equal(select(func.count()).select_from(ObservationRow), ObservationRow, canary=canary,
