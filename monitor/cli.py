@@ -232,8 +232,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "diff":
             return drift.diff(args.config, args.canary, args.target, args.count)
         if args.command == "baseline":
-            return drift.baseline(args.config, args.action, args.canary, args.target, args.note, args.since,
-                                  args.until)
+            from monitor.commands import baseline
+
+            return baseline.baseline(args.config, args.action, args.canary, args.target, args.note, args.since,
+                                     args.until)
         return drift.replay(args.baseline, args.current, args.json, args.zero_tolerance)
     if args.command == "export":
         from monitor.commands import export

@@ -55,7 +55,7 @@ def test_the_events_table_says_which_test_decided_and_does_not_mix_p_values_with
 
 
 def test_baseline_show_counts_what_the_reference_learned_beside_what_it_was_built_from() -> None:
-    from monitor.commands.drift import reference_n
+    from monitor.commands.baseline import reference_n
 
     assert reference_n({"count": 30, "rates": {"refused": [2, 30], "error": [1, 31]}}) == 31
     assert reference_n({"count": 30, "rates": {"refused": [9, 640], "error": [4, 655]}}) == 655  # learned
@@ -63,7 +63,7 @@ def test_baseline_show_counts_what_the_reference_learned_beside_what_it_was_buil
 
 
 def test_baseline_show_says_how_many_failed_calls_it_left_out_as_outages() -> None:
-    from monitor.commands.drift import left_out
+    from monitor.commands.baseline import left_out
 
     assert left_out({"version": 1, "count": 30}) == "0"  # nothing left out (or stored before the outage rule)
     assert left_out({"version": 2, "outages": {"held": [], "run": 0, "left_out": 4, "outages": 1}}) == \

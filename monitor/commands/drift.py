@@ -1,11 +1,10 @@
-"""Drift commands: `drift` (events), `diff` (baseline vs latest), `baseline show|accept|reset`, `replay`."""
+"""Drift commands: `drift` (events), `diff` (baseline vs latest), `replay`; `baseline` is in baseline.py."""
 
 from __future__ import annotations
 
 import json
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console
@@ -16,18 +15,15 @@ from rich.text import Text
 from monitor.commands.common import (
     EXIT_CONFIG,
     EXIT_OK,
-    check_range,
     err_console,
     known_names,
     load_or_exit,
     open_store_or_exit,
     table_console,
     utc_time,
-    when,
 )
 from monitor.domain import Observation
 from monitor.errors import shown
-from monitor.timeinput import parse_time
 
 LIST_LIMIT = 1000
 JSON_KEYS = ("id", "canary", "target", "signal", "kind", "state", "test", "baseline_value", "current_value",
@@ -62,7 +58,7 @@ def events_table(events: list[dict[str, Any]], title: str) -> Table:
     return table
 
 
-def _analysis(config_path: str) -> Any:
+def open_analysis(config_path: str) -> Any:
     from prometheus_client import CollectorRegistry
 
     from monitor.alerts.outbox import Outbox
@@ -140,9 +136,9 @@ def diff(config_path: str, canary: str, target: str | None, count: int) -> int:
     from monitor.drift.baseline import Baseline
     from monitor.drift.events import word_diff
 
-    config, analysis = _analysis(config_path)
+    config, analysis = open_analysis(config_path)
     try:
-        targets = _pair_targets(config, canary, target)
+        targets = pair_targets(config, canary, target)
     except ValueError as e:
         err_console.print(f"[red]error:[/] {escape(str(e))}")
         return EXIT_CONFIG
@@ -167,7 +163,7 @@ def diff(config_path: str, canary: str, target: str | None, count: int) -> int:
     return EXIT_OK
 
 
-def _pair_targets(config: Any, canary: str, target: str | None) -> list[str]:
+def pair_targets(config: Any, canary: str, target: str | None) -> list[str]:
     """Return the configured targets of `canary` (only `target` if given); ValueError names the known ones."""
     canaries = [c.id for c in config.canaries]
     if canary not in canaries:
@@ -181,137 +177,6 @@ def _pair_targets(config: Any, canary: str, target: str | None) -> list[str]:
     return [target] if target is not None else targets
 
 
-def reference_n(data: dict[str, Any]) -> int:
-    """Observations behind a stored baseline's rate reference: the ones it was built from plus those it learned
-    while in control (``Baseline.absorb``), up to the caps."""
-    totals = [int(r[1]) for r in (data.get("rates") or {}).values() if isinstance(r, list) and len(r) == 2]
-    return max(totals, default=int(data.get("count") or 0))
-
-
-def left_out(data: dict[str, Any]) -> str:
-    """Failed calls a stored baseline left out of its error rate as outages (runs of ``drift.baseline_outage_run``
-    or more in a row while it formed), and in how many runs."""
-    out = data.get("outages") or {}
-    calls, runs = int(out.get("left_out") or 0), int(out.get("outages") or 0)
-    return f"{calls} calls in {runs} {'run' if runs == 1 else 'runs'}" if calls else "0"
-
-
-def _since(row: dict[str, Any], firsts: dict[str, datetime]) -> str:
-    """When a stored baseline's behaviour is from: a pinned one's range, its first answer (kept by id only: pruned
-    past storage.retention_days) to its last, else when it was made."""
-    if row["source"] != "pinned":
-        return utc_time(row["created_at"])
-    first = firsts.get(row["data"].get("first_obs_id") or "")
-    return f"pinned range {utc_time(first) or '(pruned)'} .. {utc_time(row['data'].get('last_obs_at'))}"
-
-
-def baseline(config_path: str, action: str, canary: str | None, target: str | None, note: str,
-             since: str | None = None, until: str | None = None) -> int:
-    from monitor.analysis import MIN_BASELINE_OBSERVATIONS
-
-    if canary is None and action != "show":
-        err_console.print(f"[red]error:[/] baseline {action} needs a canary (`baseline show` without one lists every "
-                          "canary's)")
-        return EXIT_CONFIG
-    if action != "pin" and (since is not None or until is not None):
-        err_console.print(f"[red]error:[/] --since and --until choose the observations of `baseline pin`; `baseline "
-                          f"{action}` takes none (accept: current behaviour, from the open events' change on)")
-        return EXIT_CONFIG
-    config, analysis = _analysis(config_path)
-    try:
-        if canary is None:  # show: every configured pair (only `target`'s, if given)
-            known = [t.id for t in config.targets]
-            if target is not None and target not in known:
-                raise ValueError(f"no target {target!r} in the configuration (known: {', '.join(known) or 'none'})")
-            pairs = [(c.id, t.id) for c, t in config.pairs() if target in (None, t.id)]
-        else:
-            pairs = [(canary, t) for t in _pair_targets(config, canary, target)]
-    except ValueError as e:
-        err_console.print(f"[red]error:[/] {escape(str(e))}")
-        return EXIT_CONFIG
-    targets = [t for _, t in pairs]
-    console = table_console()
-    if action == "show":
-        table = Table(title=f"baselines of {canary}" if canary else "baselines", header_style="bold")
-        for col in ("canary", "target", "since", "source", "note", "ready", "built from", "reference",
-                    "outages left out", "model / fingerprint", "active"):
-            table.add_column(col)
-        forming = []
-        stored = {(cid, tid): analysis.repo.baselines(canary=cid, target=tid, active_only=False) for cid, tid in pairs}
-        firsts = analysis.store.started_at(row["data"].get("first_obs_id") or "" for rows in stored.values()
-                                           for row in rows if row["source"] == "pinned")
-        for (cid, tid), rows in stored.items():
-            if not rows:
-                forming.append((cid, tid))
-            for row in rows:
-                d = row["data"]
-                ident = ", ".join(v for vals in (d.get("identity") or {}).values() for v in vals)
-                table.add_row(cid, tid, _since(row, firsts), row["source"], row["note"],
-                              str(d.get("ready")), str(d.get("count")), str(reference_n(d)), left_out(d), ident,
-                              "yes" if row["active"] else "")
-        console.print(table)
-        for cid, tid in forming:  # an empty table alone does not say why
-            console.print(f"[yellow]{cid} @ {tid}: no baseline yet[/] (it forms from the first "
-                          f"{config.drift.baseline_size} successful observations)")
-        return EXIT_OK
-    assert canary is not None
-    # Every target's observations are chosen and checked before anything changes, so a refusal changes nothing.
-    chosen: dict[str, list[Observation]] = {}
-    if action in ("pin", "accept"):
-        try:
-            now = datetime.now(UTC)
-            start, end = when(since, "--since", now), when(until, "--until", now)
-            check_range(start, end, now)
-            if action == "pin" and start is None:
-                raise ValueError("baseline pin needs --since, the start of the behaviour to pin (--until defaults "
-                                 "to now): the whole history would mix every behaviour the canary ever had")
-        except ValueError as e:
-            err_console.print(f"[red]error:[/] {escape(str(e))}")
-            return EXIT_CONFIG
-        size = config.drift.baseline_size
-        for tid in targets:
-            if action == "pin":
-                # failed calls too: the baseline's error rate counts them as a forming baseline does (outages
-                # left out), or a pinned baseline would expect no error at all
-                rows = analysis.store.observations(canary=canary, target=tid, since=start, before=end,
-                                                   limit=100_000, oldest_first=True)
-                where = "in that range"
-            else:
-                # "Current behaviour" starts where the open events say the change did: observations from before
-                # it would make the new baseline a mix of old and new.
-                change = _change_point(analysis.repo.events(canary=canary, target=tid, state="open", limit=None))
-                recent = analysis.store.observations(canary=canary, target=tid, limit=size * 2, since=change)
-                rows = _latest_answers(list(reversed(recent)), size)
-                where = f"among the latest {len(recent)} calls" if change is None else \
-                    f"since the change at {change:%Y-%m-%d %H:%M:%S} (the open events' first observation; wait " \
-                    "for more runs, or choose a range with baseline pin --since)"
-            answers = sum(1 for o in rows if o.ok)
-            if answers < MIN_BASELINE_OBSERVATIONS:
-                err_console.print("[red]error:[/] " + escape(f"{canary} @ {tid}: only {answers} successful "
-                                  f"observations {where}; a baseline needs at least {MIN_BASELINE_OBSERVATIONS} "
-                                  "(nothing changed)"))
-                return EXIT_CONFIG
-            chosen[tid] = rows
-    analysis.restore([(canary, t) for t in targets])
-    for tid in targets:
-        if action == "pin":
-            rows = chosen[tid]
-            updates = analysis.pin(canary, tid, rows, note)
-            console.print(f"{canary} @ {tid}: baseline pinned to {_counted(rows)} "
-                          f"from {rows[0].started_at:%Y-%m-%d %H:%M:%S} to {rows[-1].started_at:%Y-%m-%d %H:%M:%S}"
-                          f" UTC; {_judged(updates)}")
-        elif action == "accept":
-            updates = analysis.accept_observations(canary, tid, chosen[tid], note)
-            console.print(f"{canary} @ {tid}: current behaviour accepted as the baseline "
-                          f"({_counted(chosen[tid])}); {len(updates)} open event(s) marked accepted")
-        else:
-            updates = analysis.reset(canary, tid, note)
-            console.print(f"{canary} @ {tid}: baseline reset; the next {config.drift.baseline_size} successful "
-                          f"observations form a new one; {len(updates)} open event(s) resolved")
-    console.print("A running daemon applies this within 30 s (or at once on SIGHUP / POST /-/reload).")
-    return EXIT_OK
-
-
 PAIRS_SHOWN = 3  # canary x target pairs an error or note lists
 
 
@@ -321,33 +186,6 @@ def _pairs(pairs: set[tuple[str, str]]) -> str:
     names = [f"{c}@{t}" if len(c) + len(t) < 60 else f"{(c + '@' + t)[:60]}..." for c, t in sorted(pairs)]
     more = f" and {len(names) - PAIRS_SHOWN:,} more" if len(names) > PAIRS_SHOWN else ""
     return ", ".join(names[:PAIRS_SHOWN]) + more
-
-
-def _latest_answers(rows: list[Observation], size: int) -> list[Observation]:
-    """The latest `size` successful observations of `rows` (oldest first) and the failed calls among and after
-    them, which the baseline's error rate counts as a forming baseline's does."""
-    answers = [i for i, o in enumerate(rows) if o.ok][-size:]
-    return rows[answers[0]:] if answers else []
-
-
-def _judged(updates: list[Any]) -> str:
-    """What a pin did with the open events: accepted those whose change the pinned range holds, kept the others."""
-    if not updates:
-        return "no open events"
-    accepted = sum(1 for u in updates if u.action == "accepted")
-    return (f"{accepted} open event(s) accepted (the pinned range shows their change), {len(updates) - accepted} "
-            "kept open against the pinned range (it does not: they resolve once behaviour is back at it)")
-
-
-def _counted(rows: list[Observation]) -> str:
-    answers = sum(1 for o in rows if o.ok)
-    failed = len(rows) - answers
-    return f"{answers} observations" + (f" and {failed} failed call{'s' * (failed != 1)}" if failed else "")
-
-
-def _change_point(events: list[dict[str, Any]]) -> Any:
-    """The earliest first observation after the change among open events (None without any)."""
-    return min((parse_time(e["first_obs_at"]) for e in events if e.get("first_obs_at")), default=None)
 
 
 def replay(baseline_path: str, current_path: str, as_json: bool, zero_tolerance: list[str] | None = None) -> int:
