@@ -1,6 +1,7 @@
 """The composition root: builds every concrete object, owns start-up, reload and shutdown.
 
-What a reload applies is monitor.reload; the leader's periodic upkeep beside the schedule, monitor.upkeep.
+What a reload applies is monitor.reload; leading, standing by and taking over, monitor.leadership; the leader's
+periodic upkeep beside the schedule, monitor.upkeep.
 """
 
 from __future__ import annotations
@@ -13,56 +14,39 @@ import os
 import sys
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 from starlette.routing import Route
 
-from monitor.alerts import Alerting, build_alerting
+from monitor.alerts import Alerting
 from monitor.alerts.sinks import build_sinks
 from monitor.analysis import Analysis
 from monitor.checks import check_names
 from monitor.config.digest import config_digest
 from monitor.config.loader import Config
 from monitor.domain import utcnow
-from monitor.errors import MonitorError
 from monitor.health import HealthWatch
 from monitor.http import Server, build_http_app, drift_disabled_routes, drift_routes, listen_socket
-from monitor.interrupted import close_interrupted
+from monitor.leadership import LEADER_CHECK_S, LEADER_LEASE_S, LEADER_POLL_S, Succession
 from monitor.own_calls import OwnCalls
 from monitor.providers import build_providers
 from monitor.providers.base import Provider
 from monitor.quality import Quality
 from monitor.reload import ReplacedProviders, reload_config
-from monitor.restore import restore_pair_gauges
 from monitor.runner import Annotator, Listener, Runner
 from monitor.scheduler import Scheduler, drain
 from monitor.store import Store
 from monitor.store.leader import Leadership
 from monitor.telemetry.metrics import Metrics, register_runtime
 from monitor.telemetry.tracing import get_tracer, make_tracer_provider
-from monitor.upkeep import prune_past_retention, watch_baselines
+from monitor.unsaved import LOST_LEAD_UNSAVED_S, UNSAVED_GRACE_S
 from monitor.webconfig.expiry import report as report_expiry
 from monitor.webconfig.tls import ListenerTls, ServerTls, build_server_tls
 
 log = logging.getLogger("monitor.app")
-R = TypeVar("R")
 SWITCH_INTERVAL_S = 0.001
-ALERT_BATCH = 3
-LEADER_POLL_S = 5.0  # how often a standby tries for the leader lock
-# How often the leader checks it still holds the lock (a SELECT 1 on its lock session). A run starts only on a lock
-# confirmed within two checks, and a standby that takes a lock a session held waits that long before it probes: a
-# leader whose session the server ended has stopped starting runs by then, so the two never start runs together.
-LEADER_CHECK_S = 1.0
-# A leader's lock session that answered none of those checks for this long (a frozen or stalled process, which keeps
-# its session and so the lock) is ended by a standby, which then takes over (PostgreSQL; see leader.py)
-LEADER_LEASE_S = 30.0
-UNSAVED_GRACE_S = 10.0  # at shutdown, how long writes held while the store was down get to be stored
-# ... at the stop of a leader that lost the lock, mostly to a store away (a managed fail-over: 30-60 s): its held
-# observations and run records are rows of their own, harmless stored late, and a restart now would only stand by
-LOST_LEAD_UNSAVED_S = 60.0
 
 
 class App:
@@ -101,7 +85,7 @@ class App:
                                  now=now) \
             if analyse and config.drift.enabled else None
         self.alerting: Alerting | None = None
-        self._analyse = analyse
+        self.analyse = analyse  # a replica that leads analyses and alerts (not `probe`)
         self._tags = {c.id: tuple(c.tags) for c in config.canaries}
         self.health = HealthWatch(now=now)
         self.runner.spend.listeners.append(self._on_cap)
@@ -110,11 +94,9 @@ class App:
         self._server: Server | None = None
         self.tls: ListenerTls | None = None
         self._server_task: asyncio.Task[None] | None = None
-        self._housekeeping: asyncio.Task[None] | None = None
-        self._baselines_task: asyncio.Task[None] | None = None
         self.replaced = ReplacedProviders()
         self._background: set[asyncio.Task[Any]] = set()
-        self._reload_lock = asyncio.Lock()
+        self.reload_lock = asyncio.Lock()
         self.port: int | None = None
         self.now = now
         self.leadership = Leadership(self.store.engine, lease_s=leader_lease_s)
@@ -123,19 +105,10 @@ class App:
         self.leader_poll_s = leader_poll_s
         self.leader_check_s = leader_check_s
         self.interrupted_after_s = interrupted_after_s  # None: as long as an old leader may still finish its runs
-        self._interrupted_task: asyncio.Task[int] | None = None
-        self._standing_by = False  # a started standby: ready, though it schedules nothing
-        self._leader_task: asyncio.Task[None] | None = None  # a standby's wait for the lock (and its take-over)
-        self._watch_task: asyncio.Task[None] | None = None  # the leader's checks of its lock
-        self._lock_check: asyncio.Future[bool] | None = None  # the one check of the leader lock in flight
-        # The lock's calls (try, check, release) on a thread of their own, one at a time: behind asyncio.to_thread's
-        # few workers (code_runs checks, judge calls, slow store writes), a busy leader's checks waited past the
-        # lease and a standby ended its session
-        self._lock_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="leader-lock")
-        self._lock_in_use = False  # leading on the store's leader lock (not `probe`, tests without a schedule)
+        self.succession = Succession(self)
 
     async def _run_job(self, canary: Any, target: Any) -> None:
-        if not await self._still_leading():
+        if not await self.succession.still_leading():
             log.warning("run of %s@%s not started: this replica no longer holds the leader lock", canary.id, target.id)
             return
         self.runner.track(asyncio.current_task())
@@ -170,7 +143,8 @@ class App:
 
         task.add_done_callback(done)
 
-    def _declare(self) -> None:
+    def declare(self) -> None:
+        """Declare the series this replica exports (per pair on the leader only) and the config it runs."""
         if self.leading:  # a standby exports no per-pair series (its last-success gauges would go stale)
             pairs = self.config.pairs()
             self.metrics.declare(((c.id, t.id, c.schedule) for c, t in pairs),
@@ -194,7 +168,7 @@ class App:
         await asyncio.to_thread(self.quality.warm_up)
         self.runner.set_providers(build_providers(self.config, self.environ), list(self.config.targets))
         self.check_sinks(self.config)  # a standby too, though it builds its alerting only when it takes over
-        self._declare()
+        self.declare()
         self.runner.unpriced.config(self.config)  # spend caps that cannot count, as check-config warns
         if self._serve_http:
             tls = self.config.web.tls_server_config
@@ -208,16 +182,7 @@ class App:
             self._server = Server.for_app(app, self.tls.context if self.tls is not None else None)
             self._warn_plain_passwords()
             self._server_task = asyncio.create_task(self._server.serve(sockets=[sock]))
-        if not schedule:
-            await self._lead(schedule=False)
-        elif await self._on_lock_thread(self.leadership.try_acquire):
-            self._watch_lock()
-            await self._lead(schedule=True)
-        else:
-            log.info("standby: another replica holds the leader lock; taking over when it frees",
-                     extra={"store": self.store.safe_url})
-            self._standing_by = True
-            self._leader_task = asyncio.create_task(self._await_leadership())
+        await self.succession.start(schedule=schedule)
         # Everything built so far (modules, the refusal model, config) lives as long as the process: move it out
         # of the collector's way so a full collection never stalls the event loop (and skews TTFT) for long.
         gc.collect()
@@ -239,140 +204,13 @@ class App:
         """Raise the SecretError (naming the sink's file, line and variable or file, never the value) that building
         the alerting of `config` would: the leader builds it at start or reload, a standby only when it takes over,
         which may be at 3am."""
-        if self._analyse:
+        if self.analyse:
             build_sinks(config.alerts, self.environ)
-
-    async def _lead(self, *, schedule: bool) -> None:
-        """Become the acting replica: seed state from the store, start alerting, analysis and the schedule."""
-        async with self._reload_lock:  # a reload waits, so the schedule starts from the config in force
-            await self._take_over(schedule=schedule)
-        self._standing_by = False
-
-    async def _take_over(self, *, schedule: bool) -> None:
-        taken = self.now()  # runs started before are other processes'; this one's start once the schedule does
-        self.leading = True
-        self.metrics.leader.set(1)
-        self._declare()
-        # paused first: the streak and last-success gauges restored next are read by rules gated on it
-        await asyncio.to_thread(self.runner.spend.read_today, list(self.config.targets))
-        streaks = await asyncio.to_thread(restore_pair_gauges, self.store, self.metrics, self.config)
-        self.health.seed_failed_runs({pair: streak.runs for pair, streak in streaks.items()})
-        await self.quality.calibrate_judge(self.config)
-        if self._analyse:
-            # A row claimed by a process that then dies waits out its lease: keep batches small and the lease
-            # just long enough for one batch to time out, so a crashed daemon's rows go out soon after restart.
-            slowest = max((sink.timeout for sink in self.config.alerts.sinks), default=10.0)
-            self.alerting = build_alerting(self.config.alerts, self.store, environ=self.environ, metrics=self.metrics,
-                                           now=self.now, batch=ALERT_BATCH, lease=ALERT_BATCH * slowest + 5.0)
-            await self.alerting.start([(c.id, t.id) for c, t in self.config.pairs()])
-            self.health.seed_down(await asyncio.to_thread(self.alerting.open_pairs, "canary.down"))
-        if self.analysis is not None:
-            self.analysis.alerting = self.alerting
-            # events are written only on a lock confirmed within 1.5 checks: a new leader loads the open events two
-            # checks after it took the lock, so a write that began in time has half a check to commit
-            self.analysis.confirmed = lambda: not self._lock_in_use or \
-                self.leadership.confirmed_within(1.5 * self.leader_check_s)
-            self.analysis.engine.embed = self.own_calls.embedder(self.config)  # SecretError: a clear start error
-            self.analysis.engine.set_zero_tolerance({c.id: c.zero_tolerance for c in self.config.canaries})
-            pairs = [(c.id, t.id) for c, t in self.config.pairs()]
-            await asyncio.to_thread(self.analysis.restore, pairs)
-            self.analysis.declare(pairs)
-            if self.alerting is not None:  # events left open while their canary was removed, or sinks added
-                await self.alerting.ensure_firing(
-                    await self.analysis.in_worker(self.analysis.open_alert_events, set(pairs)))
-            self.runner.listeners.append(self.analysis.on_observation)
-        if self.leadership_lost.is_set():  # lost since the lock was taken: no schedule, the daemon stops
-            self.leading = False
-            self.metrics.leader.set(0)
-            return
-        if schedule:
-            self.scheduler.apply(self.config)
-            self.scheduler.start()
-            self._housekeeping = asyncio.create_task(prune_past_retention(
-                self.store, self.alerting, lambda: self.config.storage.retention_days, self.now))
-            if self.analysis is not None:
-                self._baselines_task = asyncio.create_task(watch_baselines(self.analysis, self.alerting))
-            if self._lock_in_use:
-                self._interrupted_task = asyncio.create_task(close_interrupted(
-                    self.store, taken, self._interrupted_after(), lambda: self.leading))
-
-    def _interrupted_after(self) -> float:
-        """How long after taking the lead the runs an earlier process left running are closed (see interrupted.py):
-        an old leader whose session the server ended stops within two lock checks, gives its calls in flight the
-        grace period, and its held writes UNSAVED_GRACE_S (those it stores later, up to LOST_LEAD_UNSAVED_S when the
-        store was away, end their runs as it stores them: done or cancelled)."""
-        if self.interrupted_after_s is not None:
-            return self.interrupted_after_s
-        return 2 * self.leader_check_s + self.config.daemon.grace_period + UNSAVED_GRACE_S + 5.0
-
-    async def _await_leadership(self) -> None:
-        """As a standby: try for the leader lock every `leader_poll_s`; lead once it is ours."""
-        while not await self._on_lock_thread(self.leadership.try_acquire):
-            await asyncio.sleep(self.leader_poll_s)
-        self._watch_lock()
-        if self.leadership.session_bound:
-            # The server may have freed the lock by ending the old leader's session (pg_terminate_backend, a
-            # restart of the pooler) while that leader still runs: it stops starting runs within two checks.
-            await asyncio.sleep(2 * self.leader_check_s)
-        log.warning("this replica now leads (the previous leader stopped or lost the store)",
-                    extra={"config_digest": config_digest(self.config)})
-        try:
-            await self._lead(schedule=True)
-        except MonitorError as e:
-            log.error("cannot take over as leader: %s", e)
-            self.leadership_lost.set()
-
-    def _watch_lock(self) -> None:
-        """Start confirming the lock just taken, before taking over: a take-over can outlast the lease (a refusal
-        judge's calibration set, a large store's restore), and a lock session without checks that long is ended by a
-        standby as a frozen leader's."""
-        self._lock_in_use = True
-        self._watch_task = asyncio.create_task(self._watch_leadership())
-
-    def _on_lock_thread(self, call: Callable[[], R]) -> asyncio.Future[R]:
-        return asyncio.get_running_loop().run_in_executor(self._lock_thread, call)
-
-    async def _watch_leadership(self) -> None:
-        """As the leader: check every `leader_check_s` that the lock is still ours; if not, stop acting at once."""
-        while await self._check_lock():
-            await asyncio.sleep(self.leader_check_s)
-        self._lost_leadership()
-
-    async def _check_lock(self) -> bool:
-        """Ask the store whether the leader lock is still ours; callers at the same time share one check."""
-        if self._lock_check is None or self._lock_check.done():
-            self._lock_check = self._on_lock_thread(self.leadership.still_held)
-        return await asyncio.shield(self._lock_check)
-
-    async def _still_leading(self) -> bool:
-        """Whether a scheduled run may start. The watch confirms the lock every `leader_check_s`; when that is
-        overdue (the process was stopped, its VM frozen, its event loop stalled), the jobs that fell due meanwhile
-        fire at once on waking, before the watch has looked, while the server may have freed the lock and a
-        standby taken over: they confirm it first, so the two never probe at once."""
-        if not self._lock_in_use:  # `probe`, tests without a schedule
-            return self.leading
-        if self.leadership.confirmed_within(2 * self.leader_check_s):
-            return True
-        if await self._check_lock():
-            return True
-        self._lost_leadership()
-        return False
-
-    def _lost_leadership(self) -> None:
-        if self.leadership_lost.is_set():
-            return
-        log.error("lost the leader lock (the store connection broke): stopping so a standby can take over")
-        if self.analysis is not None:
-            self.analysis.fence()  # the runs in flight are still analysed during the shutdown: nothing is stored
-        self.scheduler.pause()
-        self.leading = False
-        self.metrics.leader.set(0)
-        self.leadership_lost.set()
 
     def ready(self) -> tuple[bool, dict[str, bool]]:
         """Ready: the store answers and, on the leader, the scheduler runs (a standby is ready to take over)."""
         parts = {"store": self.store.ping(),
-                 "scheduler": self.scheduler.running if self.leading else self._standing_by,
+                 "scheduler": self.scheduler.running if self.leading else self.succession.standing_by,
                  "leader": self.leading}
         return parts["store"] and parts["scheduler"], parts
 
@@ -395,12 +233,12 @@ class App:
         self.runner.unpriced.config(config)  # spend caps this reload set on models without a price
         self.runner.set_providers(providers, list(config.targets))
         await self.quality.calibrate_judge(config)
-        self._declare()  # on the leader: the series of the pairs, checks and targets it removed go, for good
+        self.declare()  # on the leader: the series of the pairs, checks and targets it removed go, for good
         self._tags = {c.id: tuple(c.tags) for c in config.canaries}
 
     async def reload(self) -> tuple[bool, str]:
         """Load the config file again; on any error keep the running config and say why (see reload.py)."""
-        async with self._reload_lock:
+        async with self.reload_lock:
             return await reload_config(self)
 
     async def stop(self, asked: asyncio.Event | None = None) -> tuple[int, int]:
@@ -412,10 +250,7 @@ class App:
         self.scheduler.shutdown()
         # A leader's watch goes on confirming the lock until the analyses are written (they write only on a lock
         # confirmed recently, and stop writing if it is lost meanwhile); a standby stops trying for it at once.
-        watch = self._watch_task
-        for task in (self._housekeeping, self._baselines_task, self._leader_task, self._interrupted_task):
-            if task is not None:
-                task.cancel()
+        self.succession.stop_acting()
         if self.analysis is not None:
             await asyncio.to_thread(self.analysis.close)  # finish analyses of the calls that completed
         await self.own_calls.settled()  # the judges' and embeddings calls those made
@@ -424,10 +259,7 @@ class App:
                                         hurry=asked, hurried_s=UNSAVED_GRACE_S)
         if self.alerting is not None:
             await self.alerting.stop()
-        if watch is not None:
-            watch.cancel()
-        await self._on_lock_thread(self.leadership.release)  # a standby takes over at its next try
-        self._lock_thread.shutdown(wait=False)
+        await self.succession.release()  # a standby takes over at its next try
         if self._server is not None:
             self._server.should_exit = True
             if self._server_task:

@@ -33,6 +33,10 @@ log = logging.getLogger("monitor.unsaved")
 Item = Observation | Run
 LIMIT = 10_000  # writes held at most (about 10-30 MB of completions)
 FIRST_DELAY_S, MAX_DELAY_S = 0.5, 30.0
+UNSAVED_GRACE_S = 10.0  # at shutdown, how long writes held while the store was down get to be stored
+# ... at the stop of a leader that lost the lock, mostly to a store away (a managed fail-over: 30-60 s): its held
+# observations and run records are rows of their own, harmless stored late, and a restart now would only stand by
+LOST_LEAD_UNSAVED_S = 60.0
 
 
 class Unsaved:

@@ -222,9 +222,9 @@ def test_every_bundle_gives_a_stopping_daemon_its_grace_period_and_the_store_ret
     # Found by QA: docker compose stops a container with SIGKILL 10 s after SIGTERM unless told otherwise, while
     # the daemon lets in-flight probes finish for daemon.grace_period (30 s) and held writes 10 s more: a
     # `docker compose down` or `restart` lost the calls in flight instead of storing them.
-    from monitor.app import UNSAVED_GRACE_S
     from monitor.config.models import Daemon
     from monitor.durations import parse_duration
+    from monitor.unsaved import UNSAVED_GRACE_S
 
     needed = Daemon().grace_period + UNSAVED_GRACE_S
     compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())

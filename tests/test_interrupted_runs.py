@@ -66,8 +66,8 @@ async def test_a_run_the_old_leader_still_finishes_ends_as_it_ended(tmp_path: Pa
             [in_flight] = [r for r in a.store.runs() if r.status == "running"]
             _terminate_lock_holder(pg_url)
             await _until(lambda: b.leading)
-            await _until(lambda: b._interrupted_task is not None and b._interrupted_task.done())
-            assert b._interrupted_task is not None and b._interrupted_task.result() == 1
+            await _until(lambda: b.succession.interrupted_task is not None and b.succession.interrupted_task.done())
+            assert b.succession.interrupted_task is not None and b.succession.interrupted_task.result() == 1
             assert await asyncio.wait_for(daemon_a, 30) == 1
             [after] = [r for r in b.store.runs(limit=1000) if r.id == in_flight.id]
             assert after.status == "done" and after.finished_at is not None

@@ -94,7 +94,7 @@ async def test_a_leader_whose_worker_threads_are_all_busy_is_not_taken_over(
     try:
         assert app.leading
         await _outlast_the_lease(app, standby)
-        assert await app._check_lock()  # the lock is ours
+        assert await app.succession.check_lock()  # the lock is ours
     finally:
         release.set()
         await app.stop()

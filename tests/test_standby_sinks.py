@@ -74,7 +74,7 @@ async def test_a_standby_refuses_to_start_with_a_sink_url_the_leader_refuses(
         with pytest.raises(SecretError) as refused:
             await standby.start()
     finally:
-        if standby._standing_by:  # started: the check is missing
+        if standby.succession.standing_by:  # started: the check is missing
             await standby.stop()
         else:
             await asyncio.to_thread(standby.store.close)

@@ -15,13 +15,13 @@ import pytest
 from prometheus_client import CollectorRegistry
 from sqlalchemy.exc import OperationalError
 
-from monitor.app import UNSAVED_GRACE_S, App
+from monitor.app import App
 from monitor.config import load_config
 from monitor.domain import CallResult, Observation, utcnow
 from monitor.sim import SimServer
 from monitor.store import Run
 from monitor.telemetry.metrics import Metrics
-from monitor.unsaved import Unsaved
+from monitor.unsaved import UNSAVED_GRACE_S, Unsaved
 from tests.conftest import PG_ADMIN, write_config
 
 PROBES = """\
