@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -104,6 +105,9 @@ async def test_drift_diff_and_baseline_commands(tmp_path: Path) -> None:
     diff = cli("diff", "c1", "--target", "t", "-c", str(cfg_path))
     assert diff.returncode == 0 and "baseline:" in diff.stdout
     assert "{+" in diff.stdout  # not a terminal: the word diff keeps its markers (colour would be dropped)
+    # every time it prints says its zone, as the tables do: the rule's baseline time and each answer's
+    stamps = re.findall(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d(?::\d\d)?(?:\+00:00)?", diff.stdout)
+    assert stamps and all(s.endswith("+00:00") for s in stamps), stamps
     show = cli("baseline", "show", "c1", "-c", str(cfg_path))
     assert "first_n" in show.stdout and "reference" in show.stdout and "outages left out" in show.stdout
     accept = cli("baseline", "accept", "c1", "-c", str(cfg_path), "--note", "intended")
@@ -115,6 +119,7 @@ async def test_drift_diff_and_baseline_commands(tmp_path: Path) -> None:
     assert "accepted" in show.stdout and "intended" in show.stdout
     pin = cli("baseline", "pin", "c1", "-c", str(cfg_path), "--since", "2000-01-01", "--note", "golden")
     assert pin.returncode == 0, pin.stderr
+    assert re.search(r"from \S+\+00:00 to \S+\+00:00; ", pin.stdout), pin.stdout
     assert "pinned" in cli("baseline", "show", "c1", "-c", str(cfg_path)).stdout
     reset = cli("baseline", "reset", "c1", "-c", str(cfg_path))
     assert reset.returncode == 0 and "baseline reset" in reset.stdout

@@ -124,7 +124,7 @@ def baseline(config_path: str, action: str, canary: str | None, target: str | No
                 recent = analysis.store.observations(canary=canary, target=tid, limit=size * 2, since=change)
                 rows = _latest_answers(list(reversed(recent)), size)
                 where = f"among the latest {len(recent)} calls" if change is None else \
-                    f"since the change at {change:%Y-%m-%d %H:%M:%S} (the open events' first observation; wait " \
+                    f"since the change at {utc_time(change)} (the open events' first observation; wait " \
                     "for more runs, or choose a range with baseline pin --since)"
             answers = sum(1 for o in rows if o.ok)
             if answers < MIN_BASELINE_OBSERVATIONS:
@@ -139,8 +139,8 @@ def baseline(config_path: str, action: str, canary: str | None, target: str | No
             rows = chosen[tid]
             updates = analysis.pin(canary, tid, rows, note)
             console.print(f"{canary} @ {tid}: baseline pinned to {_counted(rows)} "
-                          f"from {rows[0].started_at:%Y-%m-%d %H:%M:%S} to {rows[-1].started_at:%Y-%m-%d %H:%M:%S}"
-                          f" UTC; {_judged(updates)}")
+                          f"from {utc_time(rows[0].started_at)} to {utc_time(rows[-1].started_at)}; "
+                          f"{_judged(updates)}")
         elif action == "accept":
             updates = analysis.accept_observations(canary, tid, chosen[tid], note)
             console.print(f"{canary} @ {tid}: current behaviour accepted as the baseline "

@@ -153,11 +153,11 @@ def diff(config_path: str, canary: str, target: str | None, count: int) -> int:
             continue
         base = Baseline.from_json(rows[0]["data"])
         reference = base.representative_text()
-        console.rule(f"{canary} @ {tid}: baseline ({rows[0]['source']}, {rows[0]['created_at']:%Y-%m-%d %H:%M}) "
+        console.rule(f"{canary} @ {tid}: baseline ({rows[0]['source']}, {utc_time(rows[0]['created_at'])}) "
                      f"vs latest {len(latest)}")
         console.print(Text.assemble(("baseline: ", "bold"), reference[:1500]))
         for obs in latest:
-            console.print(Text.assemble((f"\n{obs.started_at:%Y-%m-%d %H:%M:%S} #{obs.sample_index} "
+            console.print(Text.assemble((f"\n{utc_time(obs.started_at)} #{obs.sample_index} "
                                          f"{obs.call.response_model or ''}: ", "bold"),
                                         render(word_diff(reference, obs.text))))
     return EXIT_OK
