@@ -36,6 +36,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.alerts import AlertEvent, Alerting
+from monitor.alerts.inhibit import HELD_SIGNALS
 from monitor.domain import Observation, utcnow
 from monitor.drift import DriftEngine, DriftEvent, DriftSettings, EventUpdate
 from monitor.drift_alerts import alert_event, notifies
@@ -215,12 +216,21 @@ class Analysis:
         if self.fenced:
             self._drop(updates)
             return []
+        # before its updates are written: an error event this failed call opens is held as a suspected outage
+        answered = self.alerting is not None and self.alerting.inhibitor.saw(obs.canary, obs.target, obs.ok)
         try:
             updates = self._persist(updates)
         except Exception as e:
             _failed(e, "storing drift events failed; %d updates wait in memory and are written with the next "
                     "analysis", len(self._unwritten))
             updates = []
+        if answered and self.alerting is not None and not self.fenced:
+            try:  # what the pair's failed calls held, sent now, or once its events outlive a recovered outage
+                self.alerting.release_answered(obs.canary, obs.target, self.engine.answers_to_resolve(
+                    obs.canary, obs.target, HELD_SIGNALS))
+            except Exception as e:
+                _failed(e, "releasing the held notifications of %s@%s failed; tried again at its next answer",
+                        obs.canary, obs.target)
         try:
             self.baselines.progress(obs.canary, obs.target)
         except Exception as e:

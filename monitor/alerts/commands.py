@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from monitor.alerts.config import AlertsConfig
-from monitor.alerts.events import DEAD, DELIVERED, WAITING, AlertEvent, Notification
+from monitor.alerts.events import DEAD, DELIVERED, HELD, WAITING, AlertEvent, Notification
 from monitor.alerts.outbox import Outbox
 from monitor.alerts.policy import plan
 from monitor.alerts.sender import Sender
@@ -93,7 +93,8 @@ def _record(n: Notification) -> dict[str, Any]:
 
 def alerts_pending(config: Any, *, limit: int = 100, every: bool = False, as_json: bool = False,
                    console: Console | None = None, stdout: TextIO | None = None, store: Any = None) -> int:
-    """Print the waiting notifications (`every`: delivered and dead ones too) as a table or JSON lines."""
+    """Print the waiting and held notifications (`every`: delivered and dead ones too) as a table or JSON lines;
+    a held one says why in its last error."""
     from monitor.store import Store
 
     out = console or table_console()
@@ -102,7 +103,7 @@ def alerts_pending(config: Any, *, limit: int = 100, every: bool = False, as_jso
     try:
         st.migrate(create=False)  # listing never starts a store (a mistyped path is an error, not a new file)
         outbox = Outbox(st.engine)
-        rows = outbox.query(statuses=None if every else WAITING, limit=limit)
+        rows = outbox.query(statuses=None if every else (*WAITING, HELD), limit=limit)
         counts = outbox.counts()
     except MonitorError as e:
         err_console.print(f"[bold red]error:[/] {escape(str(e))}")
@@ -116,8 +117,8 @@ def alerts_pending(config: Any, *, limit: int = 100, every: bool = False, as_jso
             write(json.dumps(_record(n), ensure_ascii=False) + "\n")
         return EXIT_OK
     waiting = sum(counts.get(s, 0) for s in WAITING)
-    total = sum(counts.values()) if every else waiting
-    title = f"outbox: {waiting} pending"
+    total = sum(counts.values()) if every else waiting + counts.get(HELD, 0)
+    title = f"outbox: {waiting} pending" + (f", {counts[HELD]} held" if counts.get(HELD) else "")
     if every:
         title += f", {counts.get(DEAD, 0)} dead, {counts.get(DELIVERED, 0)} delivered"
     table = Table(title=title + (f" (showing {len(rows)})" if total > len(rows) else ""))

@@ -19,6 +19,9 @@ MODEL_CHANGE_TEST = "first_seen"  # the drift "test" of model/fingerprint events
 
 PENDING, FAILED, DELIVERED, DEAD = "pending", "failed", "delivered", "dead"
 WAITING: tuple[str, ...] = (PENDING, FAILED)  # not yet delivered, still to be tried
+# Not sent, not given up on: a drift notification on a failing canary's error signals, held while its outage is
+# paged as canary.down (monitor.alerts.inhibit); `last_error` says why. Released to PENDING or ended as DEAD.
+HELD = "held"
 
 
 def status_of(kind: str) -> str:

@@ -22,6 +22,7 @@ from monitor.alerts.events import (
     DELIVERED,
     FAILED,
     FIRING,
+    HELD,
     ONE_SHOT,
     RESOLVING,
     WAITING,
@@ -222,13 +223,13 @@ class Outbox:
         names = tuple(configured)
         with Session(self.engine) as s:
             q = (sa_select(col(NotificationRow.id), col(NotificationRow.sink))
-                 .where(col(NotificationRow.status).in_(WAITING), col(NotificationRow.sink).not_in(names),
+                 .where(col(NotificationRow.status).in_((*WAITING, HELD)), col(NotificationRow.sink).not_in(names),
                         col(NotificationRow.created_at) < created_before))
             rows = s.execute(q).all()
             out: dict[str, int] = {}
             for rid, sink in rows:
                 res = s.exec(update(NotificationRow).where(  # type: ignore[call-overload]
-                    and_(col(NotificationRow.id) == rid, col(NotificationRow.status).in_(WAITING)))
+                    and_(col(NotificationRow.id) == rid, col(NotificationRow.status).in_((*WAITING, HELD))))
                     .values(status=DEAD, last_error=error[:2000]))
                 if res.rowcount == 1:
                     out[sink] = out.get(sink, 0) + 1

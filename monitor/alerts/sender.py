@@ -101,6 +101,8 @@ class Sender:
             for name in self.sinks:
                 self.metrics.sent.labels(name)
                 self.metrics.send_failures.labels(name)
+                self.metrics.held.labels(name)
+                self.metrics.inhibited.labels(name)
                 for reason in DROP_REASONS:
                     self.metrics.dropped.labels(name, reason)
                 self.metrics.sink_disabled.labels(name).set(0)

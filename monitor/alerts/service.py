@@ -10,9 +10,11 @@ from typing import Any
 
 import httpx
 from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session
 
 from monitor.alerts.config import AlertsConfig
-from monitor.alerts.events import AlertEvent, Notification
+from monitor.alerts.events import HELD, AlertEvent, Notification
+from monitor.alerts.inhibit import Inhibitor
 from monitor.alerts.outbox import Outbox, enqueue
 from monitor.alerts.policy import CooldownEntry, CooldownKey, Policy, plan, route
 from monitor.alerts.sender import Sender
@@ -31,11 +33,13 @@ class Alerting:
     from the outbox and starts the sender task; :meth:`stop` ends it. Build it with :func:`build_alerting`.
     """
 
-    def __init__(self, cfg: AlertsConfig, outbox: Outbox, sender: Sender, now: Callable[[], datetime]):
+    def __init__(self, cfg: AlertsConfig, outbox: Outbox, sender: Sender, now: Callable[[], datetime],
+                 metrics: Any = None):
         self.cfg = cfg
         self.outbox = outbox
         self.sender = sender
         self.policy = Policy(cfg)
+        self.inhibitor = Inhibitor(cfg, metrics)  # one page per outage: error drift held while a canary is down
         self.now = now
 
     def notifications(self, event: AlertEvent) -> list[Notification]:
@@ -49,8 +53,26 @@ class Alerting:
         the same notifications when the events are written again."""
         now = self.now()
         out = [n for e in events for n in self.policy.notifications(e, now, undo)]
+        self.inhibitor.apply(session, out, now)
         enqueue(session, out)
         return out
+
+    def _write(self, out: list[Notification], removed: Iterable[tuple[str, str]] = ()) -> None:
+        """Store notifications in a transaction of their own, holding or releasing as the inhibitor decides (and
+        ending the held rows of `removed` pairs unsent)."""
+        with Session(self.outbox.engine) as s:
+            self.inhibitor.apply(s, out, self.now())
+            for canary, target in removed:
+                self.inhibitor.drop(s, canary, target)
+            enqueue(s, out)
+            s.commit()
+
+    def release_answered(self, canary: str, target: str, settled: int) -> int:
+        """Send the rows a pair held that its answers release (see `Inhibitor.release`); return how many."""
+        released = self.inhibitor.release(self.outbox.engine, canary, target, self.now(), settled)
+        if released and self.sender is not None:
+            self.sender.wake()
+        return released
 
     def resync(self) -> None:
         """Read the cooldown memory back from the outbox: another process (`baseline accept` or `reset`) resolved
@@ -66,7 +88,7 @@ class Alerting:
         """Enqueue notifications for events in a transaction of their own and wake the sender."""
         out = [n for e in events for n in self.notifications(e)]
         if out:
-            await asyncio.to_thread(self.outbox.add, out)
+            await asyncio.to_thread(self._write, out)
             self.sender.wake()
         return out
 
@@ -82,6 +104,7 @@ class Alerting:
             log.info("canary health alerts an older release wrote moved to signal health", extra={"rows": moved})
         since = self.now() - timedelta(seconds=max(self.cfg.cooldown, 1.0))
         self.policy.seed(await asyncio.to_thread(self.outbox.last_firing, since))
+        await asyncio.to_thread(self.inhibitor.seed, self.outbox.engine)
         if pairs is not None:
             await self.retire(pairs)
         self.sender.start()
@@ -101,10 +124,14 @@ class Alerting:
         now = self.now()
         sinks = {s.name for s in self.cfg.sinks}
         out: list[Notification] = []
+        held: set[tuple[str, str]] = set()
         for n in await asyncio.to_thread(self.outbox.open_alerts):
             p = n.payload
             canary, target = p.get("canary", ""), p.get("target", "")
             if (canary, target) in keep or n.sink not in sinks or n.kind not in _ENDS:
+                continue
+            if n.status == HELD:  # never sent: ended unsent, no resolve follows it
+                held.add((canary, target))
                 continue
             event = AlertEvent(
                 kind=_ENDS[n.kind], canary=canary, target=target, signal=n.signal,
@@ -118,8 +145,8 @@ class Alerting:
             key = (n.sink, n.group_key, n.signal)
             last = self.policy.memory.get(key)
             self.policy.memory[key] = CooldownEntry(last.fired_at if last else now, open=False, resolved=True)
-        if out:
-            await asyncio.to_thread(self.outbox.add, out)
+        if out or held:
+            await asyncio.to_thread(self._write, out, held)
             self.sender.wake()
         return out
 
@@ -142,7 +169,7 @@ class Alerting:
                 self.policy.memory.update(p.remember)
                 out += p.notifications
         if out:
-            await asyncio.to_thread(self.outbox.add, out)
+            await asyncio.to_thread(self._write, out)
             self.sender.wake()
         return out
 
@@ -157,6 +184,7 @@ class Alerting:
         self.cfg = cfg
         self.policy = Policy(cfg)
         self.policy.memory = memory
+        self.inhibitor.cfg = cfg
         self.sender.set_sinks(sinks, cfg)
 
 
@@ -170,4 +198,4 @@ def build_alerting(cfg: AlertsConfig, store: Any, *, environ: Mapping[str, str] 
     outbox = Outbox(store.engine)
     sender = Sender(outbox, build_sinks(cfg, environ), cfg, metrics=metrics, transport=transport, now=now,
                     **sender_options)
-    return Alerting(cfg, outbox, sender, now)
+    return Alerting(cfg, outbox, sender, now, metrics)

@@ -259,6 +259,22 @@ class DriftEngine:
         """Return every baseline."""
         return [s.baseline for s in self._streams.values()]
 
+    def answers_to_resolve(self, canary: str, target: str, signals: Iterable[str]) -> int:
+        """Return how many answered calls in a row the pair's open events on `signals` need, at most, to resolve
+        with their rate back at baseline: the reverse chart's threshold over its step (a window test's: a window).
+        0 when none is open."""
+        stream = self._streams.get((canary, target))
+        if stream is None:
+            return 0
+        need = 0
+        for name in signals:
+            op = stream.open.get(name)
+            if op is None:
+                continue
+            chart = op.chart
+            need = max(need, -(-chart.h // chart.r) if chart is not None and chart.r > 0 else self.settings.window)
+        return int(need)
+
     def events(self, canary: str | None = None, target: str | None = None, state: str | None = None) -> list[DriftEvent]:
         """List the events the engine holds, optionally filtered, oldest first: the open ones (an event resolved or
         accepted is let go once its update is returned; the store keeps the history)."""

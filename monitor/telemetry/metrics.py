@@ -173,6 +173,13 @@ class Metrics:
         self.dropped = Counter("llm_monitor_notifications_dropped",
                                "Notifications given up on (dead in the outbox), by reason.", ("sink", "reason"),
                                registry=r)
+        self.held = Counter("llm_monitor_notifications_held",
+                            "Drift notifications on a canary's error signals held while it fails every call (sent "
+                            "at its next answer or recovery, or never: see ..._inhibited_total).", ("sink",),
+                            registry=r)
+        self.inhibited = Counter("llm_monitor_notifications_inhibited",
+                                 "Held notifications never sent: their drift event ended while held (the opening "
+                                 "and its end count one each).", ("sink",), registry=r)
         self.sink_disabled = Gauge("llm_monitor_notification_sink_disabled",
                                    "1 while a sink is disabled (its endpoint answered 410 Gone) until a reload.",
                                    ("sink",), registry=r)

@@ -1,0 +1,251 @@
+"""One page per outage: drift notifications on a failing canary's error signals are held while it is down.
+
+A canary x target failing every call shows twice: the health watch's ``canary.down`` (after 3 failed runs) and
+the drift engine's ``error`` (and ``error_type``) event of the same pair. Receivers should be paged once, as the
+shipped Alertmanager inhibit rule does; this is the same rule for every sink, decided when the rows are written:
+
+- A ``drift.opened`` on ``error``/``error_type`` is written *held* (status ``held``, the reason in ``last_error``)
+  at a sink that was told the pair is down (its latest health row there is ``canary.down``), or, while the pair's
+  latest analysed call failed, at a sink the pair's ``canary.down`` would go to. The drift engine opens an error
+  event after several failed calls: with 3 or more samples a run that is often before the third failed run
+  sends ``canary.down``, so holding only once it is down would let the drift page out first.
+- The pair's next answer releases what it held as a suspected outage (an error-rate rise, not an outage); a
+  ``canary.down`` holds that sink's error drift rows not yet sent. After ``canary.recovered`` a held row waits for
+  its event's verdict: an error event resolves only after as many answers as its chart needs to see the rate back
+  at baseline (17 to 110 calls with the default settings, far more than the 3 runs that recover a canary), so an
+  event still open at the recovery is the detector's lag, not news. The row is sent once the pair has answered
+  that many calls since the recovery and the event is still open (the error rate change outlived the outage).
+- A ``drift.resolved``/``drift.accepted`` whose ``drift.opened`` is held ends both, unsent (status ``dead``, the
+  reason in ``last_error``): the receiver was never told it opened.
+
+Everything it decides on is in the outbox (the store), so a restart or another replica taking over holds and
+releases the same rows; in memory are only whether a pair's latest call failed (set again by the next analysed
+call) and which pairs have rows held (read from the outbox at start). Behaviour signals are never held.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, event, update
+from sqlmodel import Session, col, select
+
+from monitor.alerts.config import AlertsConfig
+from monitor.alerts.events import DEAD, HELD, PENDING, WAITING, AlertEvent, Notification
+from monitor.alerts.policy import route
+from monitor.store.convert import aware
+from monitor.store.outbox_table import NotificationRow
+
+HELD_SIGNALS = frozenset({"error", "error_type"})  # the drift signals an outage moves
+HEALTH_KINDS = ("canary.down", "canary.recovered")
+_ENDS = ("drift.resolved", "drift.accepted")
+Pair = tuple[str, str]
+
+
+def holdable(kind: str, signal: str) -> bool:
+    """Whether a notification is one an outage may hold (drift on an error signal)."""
+    return signal in HELD_SIGNALS and (kind == "drift.opened" or kind in _ENDS)
+
+
+def _pair(n: Notification | NotificationRow) -> Pair:
+    p = n.payload or {}
+    return str(p.get("canary", "")), str(p.get("target", ""))
+
+
+def _down_at(session: Any, sink: str, group_key: str) -> bool:
+    """Whether `sink` was told (or will be) that the group's canary is down: its latest live health row says so."""
+    q = (select(NotificationRow.kind)
+         .where(NotificationRow.sink == sink, NotificationRow.group_key == group_key,
+                col(NotificationRow.kind).in_(HEALTH_KINDS), col(NotificationRow.status) != DEAD)
+         .order_by(col(NotificationRow.created_at).desc(), col(NotificationRow.id).desc()).limit(1))
+    return session.exec(q).first() == "canary.down"
+
+
+def _recovered_since(session: Any, row: NotificationRow) -> bool:
+    """Whether the row's sink was told its pair recovered after the row was held (its latest health row is a
+    canary.recovered newer than the row)."""
+    q = (select(NotificationRow)
+         .where(NotificationRow.sink == row.sink, NotificationRow.group_key == row.group_key,
+                col(NotificationRow.kind).in_(HEALTH_KINDS), col(NotificationRow.status) != DEAD)
+         .order_by(col(NotificationRow.created_at).desc(), col(NotificationRow.id).desc()).limit(1))
+    latest = session.exec(q).first()
+    return latest is not None and latest.kind == "canary.recovered" and \
+        (aware(latest.created_at) or latest.created_at) >= (aware(row.created_at) or row.created_at)
+
+
+class Inhibitor:
+    """Holds and releases drift notifications on error signals around a canary's outage (see the module).
+
+    The alerting layer calls :meth:`apply` on every batch of notifications in the transaction that writes them,
+    the analysis :meth:`saw` for every analysed call, and :meth:`release` when that call answered a pair with rows
+    held. Counts go to ``llm_monitor_notifications_held_total`` and ``..._inhibited_total`` once committed.
+    """
+
+    def __init__(self, cfg: AlertsConfig, metrics: Any = None):
+        self.cfg = cfg
+        self.metrics = metrics
+        self.failing: set[Pair] = set()  # pairs whose latest analysed call failed (the analysis thread's view)
+        self.holding: set[Pair] = set()  # pairs with rows held in the outbox
+        # pairs recovered with rows held -> calls answered since (a restart starts again at 0: a longer hold)
+        self.answers: dict[Pair, int] = {}
+
+    def seed(self, engine: Any) -> None:
+        """Read which pairs have rows held from the outbox (at start-up and take-over)."""
+        with Session(engine) as s:
+            rows = s.exec(select(NotificationRow).where(NotificationRow.status == HELD)).all()
+            self.holding |= {_pair(r) for r in rows}
+            for r in rows:
+                if _recovered_since(s, r):
+                    self.answers.setdefault(_pair(r), 0)
+
+    def saw(self, canary: str, target: str, answered: bool) -> bool:
+        """Note an analysed call of a pair; return whether it ends a suspected outage with rows held (release
+        them with :meth:`release`)."""
+        pair = (canary, target)
+        if not answered:
+            self.failing.add(pair)
+            return False
+        self.failing.discard(pair)
+        if pair in self.answers:
+            self.answers[pair] += 1
+        return pair in self.holding
+
+    def _down_sinks(self, n: Notification) -> list[str]:
+        """The sinks the pair's canary.down would go to (only there does it stand for the drift)."""
+        canary, target = _pair(n)
+        down = AlertEvent(kind="canary.down", canary=canary, target=target, signal="health", severity="critical",
+                          tags=tuple(n.payload.get("tags") or ()))
+        return route(down, self.cfg)
+
+    def apply(self, session: Any, notifications: Iterable[Notification], now: datetime) -> None:
+        """Decide, in the transaction that writes `notifications`, which are held, which end a held one unsent,
+        and (for canary.down / canary.recovered rows) which rows already written to hold or release."""
+        held: dict[str, int] = {}
+        inhibited: dict[str, int] = {}
+        batch: dict[tuple[str, str, str], Notification] = {}  # openings of this batch, not in the session yet
+        for n in notifications:
+            if n.kind in HEALTH_KINDS:
+                self._health(session, n, now, held)
+                continue
+            if not holdable(n.kind, n.signal):
+                continue
+            canary, target = _pair(n)
+            if n.kind == "drift.opened":
+                batch[(n.sink, n.group_key, n.signal)] = n
+                if _down_at(session, n.sink, n.group_key):
+                    why = f"{canary}@{target} is down (canary.down firing at this sink)"
+                elif (canary, target) in self.failing and n.sink in self._down_sinks(n):
+                    why = f"every call of {canary}@{target} fails so far (sent at its next answer)"
+                else:
+                    continue
+                n.status, n.last_error = HELD, f"held: {why}; one page per outage"
+                held[n.sink] = held.get(n.sink, 0) + 1
+                self.holding.add((canary, target))
+                continue
+            opened: Notification | NotificationRow | None = batch.get((n.sink, n.group_key, n.signal))
+            if opened is None:
+                opened = session.exec(
+                    select(NotificationRow)
+                    .where(NotificationRow.sink == n.sink, NotificationRow.group_key == n.group_key,
+                           NotificationRow.signal == n.signal, NotificationRow.kind == "drift.opened")
+                    .order_by(col(NotificationRow.created_at).desc(), col(NotificationRow.id).desc())
+                    .limit(1)).first()
+            if opened is None or opened.status != HELD:
+                continue
+            why = (f"not sent: the {n.signal} event ended ({n.kind}) while its opening was held "
+                   f"({canary}@{target} failing every call)")
+            opened.status, opened.last_error = DEAD, why
+            if isinstance(opened, NotificationRow):
+                session.add(opened)
+            n.status, n.last_error = DEAD, why
+            inhibited[n.sink] = inhibited.get(n.sink, 0) + 2
+        self._count_on_commit(session, held, inhibited)
+
+    def _health(self, session: Any, n: Notification, now: datetime, held: dict[str, int]) -> None:
+        """A canary.down holds the sink's error drift rows of the pair not yet sent; a canary.recovered releases
+        the rows held there (their events are still open: one that ended took its opening with it)."""
+        canary, target = _pair(n)
+        where = and_(col(NotificationRow.sink) == n.sink, col(NotificationRow.group_key) == n.group_key,
+                     col(NotificationRow.signal).in_(HELD_SIGNALS))
+        if n.kind == "canary.down":
+            why = f"held: {canary}@{target} is down (canary.down firing at this sink); one page per outage"
+            session.exec(update(NotificationRow).where(  # type: ignore[call-overload]
+                where, col(NotificationRow.status) == HELD).values(last_error=why))
+            res = session.exec(update(NotificationRow).where(  # type: ignore[call-overload]
+                where, col(NotificationRow.kind) == "drift.opened", col(NotificationRow.status).in_(WAITING))
+                .values(status=HELD, last_error=why))
+            if res.rowcount:
+                held[n.sink] = held.get(n.sink, 0) + int(res.rowcount)
+                self.holding.add((canary, target))
+            return
+        res = session.exec(update(NotificationRow).where(  # type: ignore[call-overload]
+            where, col(NotificationRow.status) == HELD)
+            .values(last_error=f"held: {canary}@{target} recovered; sent if its error event is still open once "
+                               "the answers that resolve it have come, else ended unsent with it"))
+        if res.rowcount:
+            self.answers[(canary, target)] = 0
+
+    def release(self, engine: Any, canary: str, target: str, now: datetime, settled: int) -> int:
+        """Send what a pair held at the sinks not told it is down: a suspected outage's rows at once (it answered
+        before canary.down), a recovered outage's once it has answered `settled` calls since (the answers its open
+        error events need to resolve at the baseline rate); return how many rows were released."""
+        group_key = AlertEvent(kind="", canary=canary, target=target).group_key
+        pair = (canary, target)
+        released = 0
+        with Session(engine) as s:
+            rows = s.exec(select(NotificationRow).where(NotificationRow.group_key == group_key,
+                                                       NotificationRow.status == HELD)).all()
+            down = {sink: _down_at(s, sink, group_key) for sink in {r.sink for r in rows}}
+            waiting = False
+            for r in rows:
+                if down[r.sink]:
+                    continue
+                if _recovered_since(s, r) and self.answers.get(pair, 0) < settled:
+                    waiting = True
+                    continue
+                if _recovered_since(s, r):
+                    why = (f"held while {canary}@{target} was down; sent {self.answers.get(pair, 0)} answers after "
+                           "its recovery: the error rate change outlived the outage")
+                else:
+                    why = f"held while every call of {canary}@{target} failed; sent at its next answer: not an outage"
+                # a row still within its group_wait keeps it (the openings of one change go out as one message)
+                r.status, r.next_attempt_at = PENDING, max(aware(r.next_attempt_at) or now, now)
+                r.last_error = why
+                s.add(r)
+                released += 1
+            s.commit()
+        if not any(down.values()) and not waiting:
+            self.holding.discard(pair)
+            self.answers.pop(pair, None)
+        return released
+
+    def drop(self, session: Any, canary: str, target: str) -> None:
+        """End a removed pair's held rows unsent (no resolve follows a message never sent)."""
+        group_key = AlertEvent(kind="", canary=canary, target=target).group_key
+        rows = session.exec(select(NotificationRow).where(NotificationRow.group_key == group_key,
+                                                          NotificationRow.status == HELD)).all()
+        counts: dict[str, int] = {}
+        for r in rows:
+            r.status = DEAD
+            r.last_error = f"not sent: held while {canary}@{target} was failing, then it was removed from the " \
+                           "configuration"
+            session.add(r)
+            counts[r.sink] = counts.get(r.sink, 0) + 1
+        self.holding.discard((canary, target))
+        self._count_on_commit(session, {}, counts)
+
+    def _count_on_commit(self, session: Any, held: dict[str, int], inhibited: dict[str, int]) -> None:
+        """Count held and inhibited rows once their transaction commits (a rolled-back write is written again)."""
+        if self.metrics is None or not (held or inhibited):
+            return
+        metrics = self.metrics
+
+        def count(_: Any) -> None:
+            for sink, k in held.items():
+                metrics.held.labels(sink).inc(k)
+            for sink, k in inhibited.items():
+                metrics.inhibited.labels(sink).inc(k)
+
+        event.listen(session, "after_commit", count, once=True)

@@ -1,0 +1,102 @@
+"""The outage inhibit's decisions at write time, over SQLite and PostgreSQL: what is held where, what never is,
+what a removed pair's held rows become, and how the listing says why."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime
+from types import SimpleNamespace
+
+from rich.console import Console
+from sqlmodel import Session
+
+from monitor.alerts import AlertEvent, AlertsConfig, build_alerting
+from monitor.alerts.commands import alerts_pending
+from monitor.alerts.events import DEAD, HELD, PENDING
+from monitor.alerts.service import Alerting
+from monitor.store import Store
+
+NOW = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+def alerting(store: Store, routes: list[dict] | None = None) -> Alerting:  # type: ignore[type-arg]
+    cfg = AlertsConfig.model_validate({
+        "cooldown": "0s", "group_wait": "0s", "routes": routes or [],
+        "sinks": [{"name": "hook", "type": "webhook", "url": "http://127.0.0.1:9/hook"},
+                  {"name": "am", "type": "alertmanager", "url": "http://127.0.0.1:9"}]})
+    return build_alerting(cfg, store, environ={}, now=lambda: NOW)
+
+
+def drift(kind: str = "drift.opened", signal: str = "error", canary: str = "c1") -> AlertEvent:
+    return AlertEvent(kind=kind, canary=canary, target="t", signal=signal, event_id=f"ev-{canary}-{signal}",
+                      opened_at=NOW)
+
+
+def down(kind: str = "canary.down", canary: str = "c1") -> AlertEvent:
+    return AlertEvent(kind=kind, canary=canary, target="t", signal="health", severity="critical", opened_at=NOW)
+
+
+def write(al: Alerting, *events: AlertEvent) -> None:
+    """Write events as the drift analysis does: in the caller's transaction."""
+    with Session(al.outbox.engine) as s:
+        al.enqueue(s, list(events))
+        s.commit()
+
+
+def statuses(al: Alerting, signal: str = "error") -> dict[tuple[str, str], str]:
+    return {(n.sink, n.kind): n.status for n in al.outbox.query(limit=100) if n.signal == signal}
+
+
+async def test_only_sinks_the_canary_down_goes_to_hold_the_drift(store: Store) -> None:
+    """Where canary.down is not routed, the drift is the only word of the outage: it is sent."""
+    al = alerting(store, routes=[{"match": {"kind": ["canary.*"]}, "sinks": ["am"]},
+                                 {"match": {"kind": ["drift.*"]}, "sinks": ["am", "hook"]}])
+    al.inhibitor.saw("c1", "t", answered=False)
+    write(al, drift())
+    assert statuses(al) == {("am", "drift.opened"): HELD, ("hook", "drift.opened"): PENDING}
+
+
+async def test_behaviour_drift_is_never_held(store: Store) -> None:
+    al = alerting(store)
+    await al.publish([down()])
+    al.inhibitor.saw("c1", "t", answered=False)
+    write(al, drift(signal="refused"), drift(signal="check:json"), drift(signal="error_type"))
+    assert set(statuses(al, "refused").values()) == {PENDING}
+    assert set(statuses(al, "check:json").values()) == {PENDING}
+    assert set(statuses(al, "error_type").values()) == {HELD}
+
+
+async def test_a_down_pair_holds_new_and_waiting_error_drift_and_another_pair_is_untouched(store: Store) -> None:
+    al = alerting(store)
+    write(al, drift(), drift(canary="c2"))  # written while the calls answered: sent as usual
+    assert set(statuses(al).values()) == {PENDING}
+    await al.publish([down()])  # c1 goes down before they were sent: they wait
+    rows = {(n.payload["canary"], n.sink): n for n in al.outbox.query(limit=100) if n.signal == "error"}
+    assert {k: n.status for k, n in rows.items()} == {("c1", "hook"): HELD, ("c1", "am"): HELD,
+                                                      ("c2", "hook"): PENDING, ("c2", "am"): PENDING}
+    assert rows[("c1", "hook")].last_error == "held: c1@t is down (canary.down firing at this sink); " \
+                                              "one page per outage"
+
+
+async def test_a_removed_pair_ends_its_held_rows_unsent(store: Store) -> None:
+    """A reload that removes a pair resolves its alerts; a held row was never sent, so no resolve follows it."""
+    al = alerting(store)
+    await al.publish([down()])
+    write(al, drift())
+    sent = await al.retire([])
+    assert sorted((n.sink, n.kind) for n in sent) == [("am", "canary.recovered"), ("hook", "canary.recovered")]
+    assert set(statuses(al).values()) == {DEAD}
+    assert all("removed from the configuration" in str(n.last_error)
+               for n in al.outbox.query(limit=100) if n.signal == "error")
+
+
+async def test_the_listing_shows_held_rows_and_why(store: Store) -> None:
+    al = alerting(store)
+    await al.publish([down()])
+    write(al, drift())
+    buf = io.StringIO()
+    config = SimpleNamespace(storage=SimpleNamespace(url=str(store.engine.url.render_as_string(hide_password=False))))
+    assert alerts_pending(config, console=Console(file=buf, width=400, highlight=False, color_system=None)) == 0
+    out = buf.getvalue()
+    assert "outbox: 2 pending, 2 held" in out  # the two canary.down rows wait for delivery
+    assert out.count("held: c1@t is down (canary.down firing at this sink)") == 2
