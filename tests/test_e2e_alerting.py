@@ -236,3 +236,47 @@ def test_pending_notifications_survive_sigkill(tmp_path: Path, changing_sim: Sim
         for m in receiver.delivered:
             by_id.setdefault(m.message_id or "", set()).add(m.body)
         assert all(len(bodies) == 1 for bodies in by_id.values())  # a duplicate is the same message, same id
+
+
+def test_an_outage_pages_a_webhook_once(tmp_path: Path) -> None:
+    """A real daemon through a simulated outage: the receiver gets canary.down and canary.recovered, and not the
+    drift engine's error event of the same canary (5 samples a run: it opens before the third failed run), which is
+    stored, shown and resolved all the same."""
+    scenario = scenario_from_dict({"name": "outage", "seed": 5, "defaults": {
+        "ttft": {"dist": "constant", "mean_ms": 20}, "output_tps": 2000},
+        "models": {"sim-gpt": {"phases": [
+            {"name": "baseline"}, {"name": "down", "after_requests": 1_000_000, "faults": {"server_error": 1}}]}}})
+    port = free_port()
+    with SimServer(scenario) as sim, Receiver(secret=SECRET) as receiver:
+        alerts = f"""alerts:
+  cooldown: 0s
+  sinks: [{{name: hook, type: webhook, url: "{receiver.url}/hook", secret_env: WHSEC}}]"""
+        cfg = write(tmp_path, sim, port, alerts)
+        d = Daemon(cfg, port, env={"K": "k", "WHSEC": SECRET})
+
+        def told() -> list[str]:
+            return [m.json["type"] for m in receiver.delivered]
+
+        def error_event(state: str) -> list[dict]:  # type: ignore[type-arg]
+            return [e for e in d.get(f"/api/drift?state={state}").json() if e["signal"] == "error"]
+
+        try:
+            d.wait_ready()
+            wait(lambda: d.get("/api/baselines").json(), 60, "a ready baseline", d)
+            set_phase(sim, "down")
+            wait(lambda: "canary.down" in told(), 60, "canary.down", d)
+            wait(lambda: error_event("open"), 60, "the error drift event", d)
+            assert 'llm_monitor_drift_active{canary="kill-python-process",signal="error",target="gpt"} 1.0' \
+                in d.get("/metrics").text
+            held = cli("alerts", "pending", "-c", str(cfg), "--json", env={"K": "k"})
+            rows = [json.loads(x) for x in held.stdout.splitlines()]
+            assert [(r["kind"], r["status"]) for r in rows if r["signal"] == "error"] == [("drift.opened", "held")]
+            set_phase(sim, None)
+            wait(lambda: "canary.recovered" in told(), 60, "canary.recovered", d)
+            wait(lambda: error_event("resolved"), 120, "the error event resolved", d)
+            held_total = next(x for x in d.get("/metrics").text.splitlines()
+                              if x.startswith('llm_monitor_notifications_inhibited_total{sink="hook"}'))
+            assert held_total.endswith(" 2.0")
+        finally:
+            d.stop()
+        assert told() == ["canary.down", "canary.recovered"]
