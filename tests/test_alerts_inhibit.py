@@ -4,7 +4,8 @@ what a removed pair's held rows become, and how the listing says why."""
 from __future__ import annotations
 
 import io
-from datetime import UTC, datetime
+import itertools
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 from rich.console import Console
@@ -24,7 +25,8 @@ def alerting(store: Store, routes: list[dict] | None = None) -> Alerting:  # typ
         "cooldown": "0s", "group_wait": "0s", "routes": routes or [],
         "sinks": [{"name": "hook", "type": "webhook", "url": "http://127.0.0.1:9/hook"},
                   {"name": "am", "type": "alertmanager", "url": "http://127.0.0.1:9"}]})
-    return build_alerting(cfg, store, environ={}, now=lambda: NOW)
+    ticks = itertools.count()  # every write a second later: rows are ordered by when they were written
+    return build_alerting(cfg, store, environ={}, now=lambda: NOW + timedelta(seconds=next(ticks)))
 
 
 def drift(kind: str = "drift.opened", signal: str = "error", canary: str = "c1") -> AlertEvent:
@@ -100,3 +102,23 @@ async def test_the_listing_shows_held_rows_and_why(store: Store) -> None:
     out = buf.getvalue()
     assert "outbox: 2 pending, 2 held" in out  # the two canary.down rows wait for delivery
     assert out.count("held: c1@t is down (canary.down firing at this sink)") == 2
+
+
+async def test_after_a_recovery_a_held_opening_waits_for_the_answers_that_would_resolve_it(store: Store) -> None:
+    """An error event still open at the recovery is the detector's lag until its chart has seen the answers that
+    resolve it at the baseline rate; an error_type event sees no answers at all and stays held until it ends."""
+    al = alerting(store)
+    await al.publish([down()])
+    write(al, drift(), drift(signal="error_type"))
+    await al.publish([down("canary.recovered")])
+    settled = {"error": 4, "error_type": None}  # what the drift engine says its open events need
+    sent = []
+    for _ in range(6):
+        if al.inhibitor.saw("c1", "t", answered=True):
+            sent.append(al.release_answered("c1", "t", settled))
+    assert sent == [0, 2]  # a look at the first answer, then none until the fourth sends it (at both sinks)
+    assert {s for (_, _), s in statuses(al).items()} == {PENDING}
+    assert set(statuses(al, "error_type").values()) == {HELD}
+    why = next(n.last_error for n in al.outbox.query(limit=100) if n.signal == "error")
+    assert why == "held while c1@t was down; sent 4 answers after its recovery: the error rate change outlived " \
+                  "the outage"

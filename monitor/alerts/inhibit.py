@@ -15,6 +15,7 @@ shipped Alertmanager inhibit rule does; this is the same rule for every sink, de
   at baseline (17 to 110 calls with the default settings, far more than the 3 runs that recover a canary), so an
   event still open at the recovery is the detector's lag, not news. The row is sent once the pair has answered
   that many calls since the recovery and the event is still open (the error rate change outlived the outage).
+  An ``error_type`` event (the mix of failures) sees no answers at all: it stays held until it ends.
 - A ``drift.resolved``/``drift.accepted`` whose ``drift.opened`` is held ends both, unsent (status ``dead``, the
   reason in ``last_error``): the receiver was never told it opened.
 
@@ -25,7 +26,7 @@ call) and which pairs have rows held (read from the outbox at start). Behaviour 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -88,8 +89,10 @@ class Inhibitor:
         self.metrics = metrics
         self.failing: set[Pair] = set()  # pairs whose latest analysed call failed (the analysis thread's view)
         self.holding: set[Pair] = set()  # pairs with rows held in the outbox
-        # pairs recovered with rows held -> calls answered since (a restart starts again at 0: a longer hold)
+        # pairs recovered with rows held -> calls answered since (a restart starts again at 0: a longer hold),
+        # and the count a release waits for (no look at the store per answer before it; None: until they end)
         self.answers: dict[Pair, int] = {}
+        self._settle_at: dict[Pair, int | None] = {}
 
     def seed(self, engine: Any) -> None:
         """Read which pairs have rows held from the outbox (at start-up and take-over)."""
@@ -110,7 +113,12 @@ class Inhibitor:
         self.failing.discard(pair)
         if pair in self.answers:
             self.answers[pair] += 1
-        return pair in self.holding
+        if pair not in self.holding:
+            return False
+        if pair not in self._settle_at:
+            return True
+        at = self._settle_at[pair]
+        return at is not None and self.answers.get(pair, 0) >= at
 
     def _down_sinks(self, n: Notification) -> list[str]:
         """The sinks the pair's canary.down would go to (only there does it stand for the drift)."""
@@ -143,6 +151,7 @@ class Inhibitor:
                 n.status, n.last_error = HELD, f"held: {why}; one page per outage"
                 held[n.sink] = held.get(n.sink, 0) + 1
                 self.holding.add((canary, target))
+                self._settle_at.pop((canary, target), None)  # the next answer looks at the store again
                 continue
             opened: Notification | NotificationRow | None = batch.get((n.sink, n.group_key, n.signal))
             if opened is None:
@@ -161,6 +170,7 @@ class Inhibitor:
                 session.add(opened)
             n.status, n.last_error = DEAD, why
             inhibited[n.sink] = inhibited.get(n.sink, 0) + 2
+            self._settle_at.pop((canary, target), None)
         self._count_on_commit(session, held, inhibited)
 
     def _health(self, session: Any, n: Notification, now: datetime, held: dict[str, int]) -> None:
@@ -186,11 +196,14 @@ class Inhibitor:
                                "the answers that resolve it have come, else ended unsent with it"))
         if res.rowcount:
             self.answers[(canary, target)] = 0
+            self._settle_at.pop((canary, target), None)
 
-    def release(self, engine: Any, canary: str, target: str, now: datetime, settled: int) -> int:
+    def release(self, engine: Any, canary: str, target: str, now: datetime,
+                settled: Mapping[str, int | None]) -> int:
         """Send what a pair held at the sinks not told it is down: a suspected outage's rows at once (it answered
-        before canary.down), a recovered outage's once it has answered `settled` calls since (the answers its open
-        error events need to resolve at the baseline rate); return how many rows were released."""
+        before canary.down), a recovered outage's once it has answered as many calls since as `settled` says its
+        signal's open event needs to resolve at the baseline rate (None: never, it ends held); return how many
+        rows were released."""
         group_key = AlertEvent(kind="", canary=canary, target=target).group_key
         pair = (canary, target)
         released = 0
@@ -198,12 +211,13 @@ class Inhibitor:
             rows = s.exec(select(NotificationRow).where(NotificationRow.group_key == group_key,
                                                        NotificationRow.status == HELD)).all()
             down = {sink: _down_at(s, sink, group_key) for sink in {r.sink for r in rows}}
-            waiting = False
+            waiting: list[int | None] = []
             for r in rows:
                 if down[r.sink]:
                     continue
-                if _recovered_since(s, r) and self.answers.get(pair, 0) < settled:
-                    waiting = True
+                need = settled.get(r.signal, 0)
+                if _recovered_since(s, r) and (need is None or self.answers.get(pair, 0) < need):
+                    waiting.append(need)
                     continue
                 if _recovered_since(s, r):
                     why = (f"held while {canary}@{target} was down; sent {self.answers.get(pair, 0)} answers after "
@@ -216,9 +230,12 @@ class Inhibitor:
                 s.add(r)
                 released += 1
             s.commit()
+        if waiting:
+            self._settle_at[pair] = min((n for n in waiting if n is not None), default=None)
         if not any(down.values()) and not waiting:
             self.holding.discard(pair)
             self.answers.pop(pair, None)
+            self._settle_at.pop(pair, None)
         return released
 
     def drop(self, session: Any, canary: str, target: str) -> None:

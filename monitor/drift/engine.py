@@ -259,21 +259,18 @@ class DriftEngine:
         """Return every baseline."""
         return [s.baseline for s in self._streams.values()]
 
-    def answers_to_resolve(self, canary: str, target: str, signals: Iterable[str]) -> int:
-        """Return how many answered calls in a row the pair's open events on `signals` need, at most, to resolve
-        with their rate back at baseline: the reverse chart's threshold over its step (a window test's: a window).
-        0 when none is open."""
+    def answers_to_resolve(self, canary: str, target: str, signals: Iterable[str]) -> dict[str, int | None]:
+        """Return, per signal of `signals` with an open event of the pair, how many answered calls in a row it needs
+        at most to resolve with its rate back at baseline: the reverse chart's threshold over its step. None when it
+        cannot resolve by answers: a category of failed calls (``error_type``) sees only failures."""
         stream = self._streams.get((canary, target))
-        if stream is None:
-            return 0
-        need = 0
+        out: dict[str, int | None] = {}
         for name in signals:
-            op = stream.open.get(name)
-            if op is None:
-                continue
-            chart = op.chart
-            need = max(need, -(-chart.h // chart.r) if chart is not None and chart.r > 0 else self.settings.window)
-        return int(need)
+            op = stream.open.get(name) if stream is not None else None
+            if op is not None:
+                ok = op.chart is not None and op.chart.r > 0
+                out[name] = -(-op.chart.h // op.chart.r) if ok and op.chart is not None else None
+        return out
 
     def events(self, canary: str | None = None, target: str | None = None, state: str | None = None) -> list[DriftEvent]:
         """List the events the engine holds, optionally filtered, oldest first: the open ones (an event resolved or
