@@ -5,7 +5,8 @@ and the store is SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -52,9 +53,10 @@ def phase(sim: SimServer, name: str) -> None:
     httpx.post(sim.url + "/_sim/phase", json={"model": "m", "phase": name}, timeout=5).raise_for_status()
 
 
-def config_path(tmp_path: Path, sim: SimServer, store_url: str, rx: Receiver) -> Path:
+def config_path(tmp_path: Path, sim: SimServer, store_url: str, rx: Receiver, every: str = "5m") -> Path:
+    tmp_path.mkdir(exist_ok=True)
     (tmp_path / "probes").mkdir(exist_ok=True)
-    (tmp_path / "probes" / "p.yaml").write_text(PROBES)
+    (tmp_path / "probes" / "p.yaml").write_text(PROBES.replace("every: 5m", f"every: {every}"))
     cfg = tmp_path / "monitor.yaml"
     cfg.write_text(f"""\
 targets:
@@ -62,6 +64,7 @@ targets:
 probes: [./probes]
 storage: {{url: "{store_url}"}}
 http: {{listen: "127.0.0.1:0"}}
+daemon: {{max_start_delay: 0}}
 drift: {{baseline_size: 10}}
 alerts:
   cooldown: 0s
@@ -239,3 +242,44 @@ async def test_a_hold_outlives_a_restart(sim: SimServer, store_url: str, tmp_pat
         finally:
             await app.stop()
         assert told(rx) == [("canary.down", "health"), ("canary.recovered", "health"), ("drift.opened", "error")]
+
+
+async def _until(condition: Callable[[], object], what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.05)
+
+
+async def test_a_standby_taking_over_mid_outage_holds_on(sim: SimServer, pg_url: str, tmp_path: Path) -> None:
+    """Two daemons on one PostgreSQL store: the leader holds the error drift and pages canary.down, then stops; the
+    standby that takes over neither fires the held drift again (an open event with no alert sent would be) nor
+    forgets it: it ends unsent when the event resolves after the recovery."""
+    with Receiver() as rx:
+        apps = []
+        for name in "ab":
+            cfg = config_path(tmp_path / name, sim, pg_url, rx, every="1s")
+            apps.append(App(load_config(cfg, environ={"K": "k"}), environ={"K": "k"}, serve_http=False,
+                            leader_poll_s=0.1, leader_check_s=0.1))
+        a, b = apps
+        await a.start()
+        await b.start()
+        try:
+            assert (a.leading, b.leading) == (True, False)
+            assert a.analysis is not None
+            await _until(lambda: a.analysis is not None and a.analysis.engine.baseline("c1", "t").ready, "a baseline")
+            phase(sim, "down")
+            await _until(lambda: told(rx) == [("canary.down", "health")], "canary.down")
+            await _until(lambda: error_rows(a) and error_rows(a)[0][1] == HELD, "the held error drift")
+            await a.stop()
+            await _until(lambda: b.leading and b.alerting is not None, "the take-over")
+            phase(sim, "up")
+            await _until(lambda: open_error_event(b) is None and error_rows(b)
+                         and error_rows(b)[-1][0] == "drift.resolved", "the error event resolved")
+            await _until(lambda: ("canary.recovered", "health") in told(rx), "canary.recovered")
+        finally:
+            await b.stop()
+            if a.scheduler.running:
+                await a.stop()
+        assert told(rx) == [("canary.down", "health"), ("canary.recovered", "health")]
+        assert [(k, st) for k, st, _ in error_rows(b)] == [("drift.opened", DEAD), ("drift.resolved", DEAD)]
