@@ -190,6 +190,9 @@ async def test_an_error_rate_that_outlives_the_outage_is_sent_after_the_recovery
             await app.stop()
         assert told(rx) == [("canary.down", "health"), ("canary.recovered", "health"), ("drift.opened", "error")]
         assert rx.delivered[-1].json["data"]["event_id"] == event["id"]
+        [(_, status, why)] = error_rows(app)  # delivered, and the listing says why it came late
+        assert status == "delivered" and why is not None and why.startswith("held while c1@t was down; sent ")
+        assert why.endswith("answers after its recovery: the error rate change outlived the outage")
         assert metric(app, "llm_monitor_notifications_held_total") == 1
         assert metric(app, "llm_monitor_notifications_inhibited_total") == 0
 
@@ -209,6 +212,8 @@ async def test_an_error_rate_rise_without_an_outage_is_sent(sim: SimServer, tmp_
         assert ("drift.opened", "error") in told(rx) and ("canary.down", "health") not in told(rx)
         # its opening came on a failed call, so it was held until the pair's next answer: then sent
         assert metric(app, "llm_monitor_notifications_held_total") == 1
+        assert [why for k, _, why in error_rows(app) if k == "drift.opened"] == [
+            "held while every call of c1@t failed; sent at its next answer: not an outage"]
 
 
 async def test_a_hold_outlives_a_restart(sim: SimServer, store_url: str, tmp_path: Path) -> None:

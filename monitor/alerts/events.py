@@ -22,6 +22,7 @@ WAITING: tuple[str, ...] = (PENDING, FAILED)  # not yet delivered, still to be t
 # Not sent, not given up on: a drift notification on a failing canary's error signals, held while its outage is
 # paged as canary.down (monitor.alerts.inhibit); `last_error` says why. Released to PENDING or ended as DEAD.
 HELD = "held"
+RELEASED_NOTE = "held while"  # how a released row's last_error begins: kept when it is delivered (why it came late)
 
 
 def status_of(kind: str) -> str:

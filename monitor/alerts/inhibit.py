@@ -34,7 +34,7 @@ from sqlalchemy import and_, event, update
 from sqlmodel import Session, col, select
 
 from monitor.alerts.config import AlertsConfig
-from monitor.alerts.events import DEAD, HELD, PENDING, WAITING, AlertEvent, Notification
+from monitor.alerts.events import DEAD, HELD, PENDING, RELEASED_NOTE, WAITING, AlertEvent, Notification
 from monitor.alerts.policy import route
 from monitor.store.convert import aware
 from monitor.store.outbox_table import NotificationRow
@@ -220,10 +220,11 @@ class Inhibitor:
                     waiting.append(need)
                     continue
                 if _recovered_since(s, r):
-                    why = (f"held while {canary}@{target} was down; sent {self.answers.get(pair, 0)} answers after "
-                           "its recovery: the error rate change outlived the outage")
+                    why = (f"{RELEASED_NOTE} {canary}@{target} was down; sent {self.answers.get(pair, 0)} answers "
+                           "after its recovery: the error rate change outlived the outage")
                 else:
-                    why = f"held while every call of {canary}@{target} failed; sent at its next answer: not an outage"
+                    why = (f"{RELEASED_NOTE} every call of {canary}@{target} failed; sent at its next answer: "
+                           "not an outage")
                 # a row still within its group_wait keeps it (the openings of one change go out as one message)
                 r.status, r.next_attempt_at = PENDING, max(aware(r.next_attempt_at) or now, now)
                 r.last_error = why

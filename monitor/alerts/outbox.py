@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, delete, func, or_, update
+from sqlalchemy import Engine, and_, case, delete, func, or_, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
@@ -24,6 +24,7 @@ from monitor.alerts.events import (
     FIRING,
     HELD,
     ONE_SHOT,
+    RELEASED_NOTE,
     RESOLVING,
     WAITING,
     Notification,
@@ -206,8 +207,10 @@ class Outbox:
             s.commit()
 
     def mark_delivered(self, nid: str, now: datetime) -> None:
-        """Record a successful delivery."""
-        self._set(nid, status=DELIVERED, delivered_at=now, last_error=None)
+        """Record a successful delivery (a failed attempt's error goes; a released row's note on its hold stays)."""
+        note = col(NotificationRow.last_error)
+        self._set(nid, status=DELIVERED, delivered_at=now,
+                  last_error=case((note.startswith(RELEASED_NOTE), note), else_=None))
 
     def mark_retry(self, nid: str, next_at: datetime, error: str) -> None:
         """Record a failed attempt and when to try again."""
