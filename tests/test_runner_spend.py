@@ -80,7 +80,7 @@ async def test_a_reload_or_restart_keeps_a_target_its_cap_pauses_paused(steady_s
     try:
         await app.runner.run(*cfg.pairs()[0])
         assert sample(app.registry, "llm_monitor_target_paused", target="gpt") == 1
-        app._declare()  # what a reload does to the series
+        app.declare()  # what a reload does to the series
         assert sample(app.registry, "llm_monitor_target_paused", target="gpt") == 1
     finally:
         await app.stop()
