@@ -58,6 +58,10 @@ canaries:
 """
 PAIRS = {(c, t) for c in ("hello", "count") for t in ("ok", "down")}
 WAIT_S = 60.0  # a deadline for what takes a few seconds, not a measurement
+# Target ok's call timeout: a run that started before the test switched sim-ok to `hanging` but whose call arrived
+# after it hangs too, and holds the pair (its next runs skipped as overruns) until it times out; at the default 60 s
+# that was the whole wait for runs started after the switch. Far above a steady call's 50 ms.
+OK_TIMEOUT = "20s"
 
 
 def _config(folder: Path, sim_port: int, port: int, url: str, hook: str) -> Path:
@@ -69,7 +73,7 @@ def _config(folder: Path, sim_port: int, port: int, url: str, hook: str) -> Path
     base = f"http://127.0.0.1:{sim_port}/v1"
     cfg.write_text(f"""\
 targets:
-  - {{id: ok, provider: openai, base_url: "{base}", model: sim-ok, api_key_env: K}}
+  - {{id: ok, provider: openai, base_url: "{base}", model: sim-ok, api_key_env: K, timeout: {OK_TIMEOUT}}}
   - {{id: down, provider: openai, base_url: "{base}", model: sim-down, api_key_env: K}}
 probes: [./probes]
 storage: {{url: "{url}"}}
