@@ -57,7 +57,7 @@ canaries:
     schedule: {every: 1s}
 """
 PAIRS = {(c, t) for c in ("hello", "count") for t in ("ok", "down")}
-WAIT_S = 60.0  # a deadline for what takes a few seconds, not a measurement
+WAIT_S = 120.0  # a deadline for what takes a few seconds (about 20 s for a take-over), not a measurement
 # Target ok's call timeout: a run that started before the test switched sim-ok to `hanging` but whose call arrived
 # after it hangs too, and holds the pair (its next runs skipped as overruns) until it times out; at the default 60 s
 # that was the whole wait for runs started after the switch. Far above a steady call's 50 ms.
@@ -109,7 +109,11 @@ def sim(tmp_path: Path) -> Iterator[int]:
             yield port
         finally:
             proc.terminate()
-            proc.wait(timeout=30)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:  # never leave it behind, even if it hangs on a held call
+                proc.kill()
+                proc.wait(timeout=30)
 
 
 def _wait(predicate: Callable[[], T | None], what: str, daemons: Sequence[Daemon] = ()) -> T:
