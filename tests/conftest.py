@@ -66,13 +66,17 @@ def pg_url(pg_reason: str | None) -> Iterator[str]:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    """The contract-suite store: every test using it runs against SQLite and PostgreSQL."""
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A store's URL: every test using it runs against a SQLite file and a fresh PostgreSQL database."""
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'store.db'}"
-    else:
-        url = request.getfixturevalue("pg_url")
-    s = Store(url)
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    """The contract-suite store: every test using it runs against SQLite and PostgreSQL."""
+    s = Store(store_url)
     s.migrate()
     yield s
     s.close()

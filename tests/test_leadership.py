@@ -20,11 +20,9 @@ from monitor.store.leader import Leadership
 from tests.conftest import PG_ADMIN, write_config
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'store.db'}"
-    return str(request.getfixturevalue("pg_url"))
+@pytest.fixture
+def url(store_url: str) -> str:  # SQLite and PostgreSQL (conftest)
+    return store_url
 
 
 def _terminate_lock_holder(url: str) -> None:

@@ -28,11 +28,9 @@ REFUSED = ("url_env SLACK_URL: must be an http:// or https:// URL (the value rea
            "variable or file is kept secret)")
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'store.db'}"
-    return str(request.getfixturevalue("pg_url"))
+@pytest.fixture
+def url(store_url: str) -> str:  # SQLite and PostgreSQL (conftest)
+    return store_url
 
 
 def at(cfg: Path, written: str) -> str:
