@@ -7,7 +7,8 @@ the pairs, 40% answer in their last run, 30% have failed their last 5 runs, 20% 
 answered; one in ten of the failing pairs had a manual run (``llm-monitor probe``) fail in its streak. Times the
 read of every pair's streak (``Store.failing_streaks``, as the daemon does at start, take-over and a reload that
 adds pairs) and, taking turns with it, the baseline: one statement a pair (as llm-monitor read only each streak's
-start before 2026-11-30). Prints a table: median and fastest of ``--repeat`` reads each, and the pairs found failing.
+start before 2026-11-30); and every pair's last success (``Store.last_success``) against the GROUP BY over every
+success it replaced. Prints a table: median and fastest of ``--repeat`` reads each, and the pairs found.
 """
 
 from __future__ import annotations
@@ -102,7 +103,9 @@ def main() -> None:
         print(f"{rows:,} observations written in {time.perf_counter() - t0:.0f} s ({store.dialect})")
         reads: dict[str, Callable[[], dict[tuple[str, str], Any]]] = {
             "one statement a pair (before)": lambda: per_pair(store, pairs),
-            "Store.failing_streaks (one statement)": lambda: store.failing_streaks(pairs)}
+            "Store.failing_streaks (one statement)": lambda: store.failing_streaks(pairs),
+            "last success: every success grouped (before)": lambda: grouped_last_success(store),
+            "Store.last_success (one statement)": lambda: store.last_success(pairs)}
         found = {name: read() for name, read in reads.items()}  # and warm up
         times: dict[str, list[float]] = {name: [] for name in reads}
         for _ in range(args.repeat):  # taking turns: a machine busy with other work slows both alike
@@ -112,9 +115,9 @@ def main() -> None:
                 times[name].append(time.perf_counter() - t0)
         dialect = store.dialect
         store.close()
-    table = Table(title=f"Failing streaks of {args.pairs:,} pairs, {rows:,} observations ({dialect}), "
-                        f"{args.repeat} reads each")
-    for heading in ("read", "median", "fastest", "pairs failing"):
+    table = Table(title=f"Failing streaks and last successes of {args.pairs:,} pairs, {rows:,} observations "
+                        f"({dialect}), {args.repeat} reads each")
+    for heading in ("read", "median", "fastest", "pairs found"):
         table.add_column(heading, justify="left" if heading == "read" else "right")
     for name in reads:
         table.add_row(name, f"{statistics.median(times[name]) * 1000:.1f} ms", f"{min(times[name]) * 1000:.1f} ms",
@@ -123,6 +126,18 @@ def main() -> None:
     streaks = found["Store.failing_streaks (one statement)"]
     assert {p: s.since for p, s in streaks.items()} == found["one statement a pair (before)"]
     print(f"failed runs in those streaks: {sum(s.runs for s in streaks.values()):,}")
+    # the store has no manual success, so the two last-success reads must agree
+    assert found["Store.last_success (one statement)"] == found["last success: every success grouped (before)"]
+
+
+def grouped_last_success(store: Store) -> dict[tuple[str, str], datetime]:
+    """The last-success baseline: the GROUP BY over every successful call that Store.last_success ran before
+    2026-11-30 (manual runs included; there are none in this store)."""
+    o = ObservationRow
+    q = select(o.canary, o.target, func.max(o.started_at)).where(col(o.error_type).is_(None)) \
+        .group_by(o.canary, o.target)
+    with store.engine.connect() as conn:
+        return {(c, t): aware(ts) for c, t, ts in conn.execute(q).all() if ts is not None}
 
 
 def per_pair(store: Store, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], datetime]:
