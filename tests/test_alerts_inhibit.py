@@ -122,3 +122,36 @@ async def test_after_a_recovery_a_held_opening_waits_for_the_answers_that_would_
     why = next(n.last_error for n in al.outbox.query(limit=100) if n.signal == "error")
     assert why == "held while c1@t was down; sent 4 answers after its recovery: the error rate change outlived " \
                   "the outage"
+
+
+async def test_a_held_opening_whose_event_ended_elsewhere_is_never_sent(store: Store) -> None:
+    """An older release taking over mid-outage writes the end without ending the held opening (or the end is not
+    routed to its sink): once the pair answers with no such event open, sending the opening would page an event
+    that has ended (a PagerDuty incident no resolve follows). It ends unsent."""
+    al = alerting(store)
+    await al.publish([down()])
+    write(al, drift())
+    al.outbox.add(al.notifications(drift("drift.resolved")))  # as an older release writes it: no inhibitor
+    await al.publish([down("canary.recovered")])
+    assert al.inhibitor.saw("c1", "t", answered=True)
+    assert al.release_answered("c1", "t", {}) == 0  # the drift engine has no open error event
+    assert statuses(al)[("hook", "drift.opened")] == DEAD
+    assert statuses(al)[("am", "drift.opened")] == DEAD
+    assert not al.inhibitor.saw("c1", "t", answered=True)  # nothing held: no more looks
+
+
+async def test_an_end_written_after_its_held_opening_was_ended_is_not_sent_either(store: Store) -> None:
+    """The event resolved, but the store refused that write at first: the next answer found no open event and
+    ended the held opening; the end, written later, is not sent for an opening the receiver never got."""
+    al = alerting(store)
+    await al.publish([down()])
+    write(al, drift())
+    await al.publish([down("canary.recovered")])
+    assert al.inhibitor.saw("c1", "t", answered=True)
+    al.release_answered("c1", "t", {})
+    write(al, drift("drift.resolved"))
+    assert statuses(al) == {("hook", "drift.opened"): DEAD, ("am", "drift.opened"): DEAD,
+                            ("hook", "drift.resolved"): DEAD, ("am", "drift.resolved"): DEAD}
+    why = next(n.last_error for n in al.outbox.query(limit=100) if n.kind == "drift.resolved")
+    assert str(why).startswith("not sent: its opening was never sent")
+

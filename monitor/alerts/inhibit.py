@@ -17,7 +17,8 @@ shipped Alertmanager inhibit rule does; this is the same rule for every sink, de
   that many calls since the recovery and the event is still open (the error rate change outlived the outage).
   An ``error_type`` event (the mix of failures) sees no answers at all: it stays held until it ends.
 - A ``drift.resolved``/``drift.accepted`` whose ``drift.opened`` is held ends both, unsent (status ``dead``, the
-  reason in ``last_error``): the receiver was never told it opened.
+  reason in ``last_error``): the receiver was never told it opened. A held row whose event is no longer open when
+  its pair answers (the end did not reach it) ends unsent too, and so does the end written after it.
 
 Everything it decides on is in the outbox (the store), so a restart or another replica taking over holds and
 releases the same rows; in memory are only whether a pair's latest call failed (set again by the next analysed
@@ -42,6 +43,7 @@ from monitor.store.outbox_table import NotificationRow
 HELD_SIGNALS = frozenset({"error", "error_type"})  # the drift signals an outage moves
 HEALTH_KINDS = ("canary.down", "canary.recovered")
 _ENDS = ("drift.resolved", "drift.accepted")
+NOT_SENT = "not sent:"  # how the last error of a held row ended unsent begins
 Pair = tuple[str, str]
 
 
@@ -161,9 +163,15 @@ class Inhibitor:
                            NotificationRow.signal == n.signal, NotificationRow.kind == "drift.opened")
                     .order_by(col(NotificationRow.created_at).desc(), col(NotificationRow.id).desc())
                     .limit(1)).first()
+            if opened is not None and opened.status == DEAD and (opened.last_error or "").startswith(NOT_SENT):
+                # its opening was ended unsent before this end was written (the store refused it at first): the
+                # receiver was never told it opened, so it is not told it ended either
+                n.status, n.last_error = DEAD, f"{NOT_SENT} its opening was never sent ({opened.last_error})"
+                inhibited[n.sink] = inhibited.get(n.sink, 0) + 1
+                continue
             if opened is None or opened.status != HELD:
                 continue
-            why = (f"not sent: the {n.signal} event ended ({n.kind}) while its opening was held "
+            why = (f"{NOT_SENT} the {n.signal} event ended ({n.kind}) while its opening was held "
                    f"({canary}@{target} failing every call)")
             opened.status, opened.last_error = DEAD, why
             if isinstance(opened, NotificationRow):
@@ -203,7 +211,8 @@ class Inhibitor:
         """Send what a pair held at the sinks not told it is down: a suspected outage's rows at once (it answered
         before canary.down), a recovered outage's once it has answered as many calls since as `settled` says its
         signal's open event needs to resolve at the baseline rate (None: never, it ends held); return how many
-        rows were released."""
+        rows were released. A row of a signal with no open event (its end did not end it: an older release wrote
+        the end, or the end was not routed to its sink) ends unsent: sent, it would open what has ended."""
         group_key = AlertEvent(kind="", canary=canary, target=target).group_key
         pair = (canary, target)
         released = 0
@@ -212,8 +221,19 @@ class Inhibitor:
                                                        NotificationRow.status == HELD)).all()
             down = {sink: _down_at(s, sink, group_key) for sink in {r.sink for r in rows}}
             waiting: list[int | None] = []
+            ended: dict[str, int] = {}
+            told_down = False  # rows still held at a sink told the pair is down
             for r in rows:
+                if r.signal not in settled:  # its event is no longer open, and its end did not end this row (an
+                    # older release wrote it, or it was not routed here): sent now, it would open what has ended
+                    r.status = DEAD
+                    r.last_error = (f"{NOT_SENT} its {r.signal} event ended while its opening was held "
+                                    f"({canary}@{target} failing every call)")
+                    s.add(r)
+                    ended[r.sink] = ended.get(r.sink, 0) + 1
+                    continue
                 if down[r.sink]:
+                    told_down = True
                     continue
                 need = settled.get(r.signal, 0)
                 if _recovered_since(s, r) and (need is None or self.answers.get(pair, 0) < need):
@@ -230,10 +250,11 @@ class Inhibitor:
                 r.last_error = why
                 s.add(r)
                 released += 1
+            self._count_on_commit(s, {}, ended)
             s.commit()
         if waiting:
             self._settle_at[pair] = min((n for n in waiting if n is not None), default=None)
-        if not any(down.values()) and not waiting:
+        if not told_down and not waiting:
             self.holding.discard(pair)
             self.answers.pop(pair, None)
             self._settle_at.pop(pair, None)
@@ -247,7 +268,7 @@ class Inhibitor:
         counts: dict[str, int] = {}
         for r in rows:
             r.status = DEAD
-            r.last_error = f"not sent: held while {canary}@{target} was failing, then it was removed from the " \
+            r.last_error = f"{NOT_SENT} held while {canary}@{target} was failing, then it was removed from the " \
                            "configuration"
             session.add(r)
             counts[r.sink] = counts.get(r.sink, 0) + 1
