@@ -155,3 +155,16 @@ async def test_an_end_written_after_its_held_opening_was_ended_is_not_sent_eithe
     why = next(n.last_error for n in al.outbox.query(limit=100) if n.kind == "drift.resolved")
     assert str(why).startswith("not sent: its opening was never sent")
 
+
+async def test_answers_while_the_sinks_still_say_down_read_the_store_once(store: Store) -> None:
+    """Held at sinks told the pair is down, rows wait for canary.recovered there; the pair's answers until then
+    (every one, for ever if that recovery is never written there) do not each read the outbox."""
+    al = alerting(store)
+    await al.publish([down()])
+    write(al, drift())
+    assert al.inhibitor.saw("c1", "t", answered=True)
+    assert al.release_answered("c1", "t", {"error": 4}) == 0
+    assert [al.inhibitor.saw("c1", "t", answered=True) for _ in range(3)] == [False, False, False]
+    await al.publish([down("canary.recovered")])  # written there: the next answer looks again
+    assert al.inhibitor.saw("c1", "t", answered=True)
+    assert set(statuses(al).values()) == {HELD}

@@ -254,6 +254,10 @@ class Inhibitor:
             s.commit()
         if waiting:
             self._settle_at[pair] = min((n for n in waiting if n is not None), default=None)
+        elif told_down:
+            # what is left waits at sinks told the pair is down: no look at the store per answer until a
+            # canary.recovered is written there (which looks again), however long that takes
+            self._settle_at[pair] = None
         if not told_down and not waiting:
             self.holding.discard(pair)
             self.answers.pop(pair, None)
