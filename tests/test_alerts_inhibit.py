@@ -168,3 +168,35 @@ async def test_answers_while_the_sinks_still_say_down_read_the_store_once(store:
     await al.publish([down("canary.recovered")])  # written there: the next answer looks again
     assert al.inhibitor.saw("c1", "t", answered=True)
     assert set(statuses(al).values()) == {HELD}
+
+
+def cooled(store: Store) -> Alerting:
+    """Webhook messages within the default cooldown (30 min) of a firing one are dropped as its repeats."""
+    cfg = AlertsConfig.model_validate({
+        "cooldown": "30m", "group_wait": "0s",
+        "sinks": [{"name": "hook", "type": "webhook", "url": "http://127.0.0.1:9/hook"}]})
+    ticks = itertools.count()
+    return build_alerting(cfg, store, environ={}, now=lambda: NOW + timedelta(seconds=next(ticks)))
+
+
+async def test_a_held_opening_ended_with_its_removed_pair_is_no_repeat_to_drop(store: Store) -> None:
+    """A reload removes the failing pair (its held opening ends unsent) and a later one brings it back with the event
+    still open: the receiver never got the opening, so it is no repeat within the cooldown; nor after a restart."""
+    al = cooled(store)
+    await al.publish([down()])
+    write(al, drift())
+    await al.retire([])
+    assert statuses(al) == {("hook", "drift.opened"): DEAD}
+    fired = await al.ensure_firing([drift()])  # the pair is back, its event still open
+    assert [(n.sink, n.kind) for n in fired] == [("hook", "drift.opened")]
+
+
+async def test_after_a_restart_a_held_opening_ended_unsent_is_no_repeat_to_drop(store: Store) -> None:
+    al = cooled(store)
+    await al.publish([down()])
+    write(al, drift())
+    await al.retire([])
+    again = cooled(store)  # a restart: the cooldown memory is read back from the outbox
+    again.resync()
+    fired = await again.ensure_firing([drift()])
+    assert [(n.sink, n.kind) for n in fired] == [("hook", "drift.opened")]

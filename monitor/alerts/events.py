@@ -23,6 +23,7 @@ WAITING: tuple[str, ...] = (PENDING, FAILED)  # not yet delivered, still to be t
 # paged as canary.down (monitor.alerts.inhibit); `last_error` says why. Released to PENDING or ended as DEAD.
 HELD = "held"
 RELEASED_NOTE = "held while"  # how a released row's last_error begins: kept when it is delivered (why it came late)
+NOT_SENT = "not sent:"  # how the last_error of a held row ended unsent begins (never told: no repeat to drop)
 
 
 def status_of(kind: str) -> str:

@@ -35,7 +35,16 @@ from sqlalchemy import and_, event, update
 from sqlmodel import Session, col, select
 
 from monitor.alerts.config import AlertsConfig
-from monitor.alerts.events import DEAD, HELD, PENDING, RELEASED_NOTE, WAITING, AlertEvent, Notification
+from monitor.alerts.events import (
+    DEAD,
+    HELD,
+    NOT_SENT,
+    PENDING,
+    RELEASED_NOTE,
+    WAITING,
+    AlertEvent,
+    Notification,
+)
 from monitor.alerts.policy import route
 from monitor.store.convert import aware
 from monitor.store.outbox_table import NotificationRow
@@ -43,7 +52,6 @@ from monitor.store.outbox_table import NotificationRow
 HELD_SIGNALS = frozenset({"error", "error_type"})  # the drift signals an outage moves
 HEALTH_KINDS = ("canary.down", "canary.recovered")
 _ENDS = ("drift.resolved", "drift.accepted")
-NOT_SENT = "not sent:"  # how the last error of a held row ended unsent begins
 Pair = tuple[str, str]
 
 

@@ -23,6 +23,7 @@ from monitor.alerts.events import (
     FAILED,
     FIRING,
     HELD,
+    NOT_SENT,
     ONE_SHOT,
     RELEASED_NOTE,
     RESOLVING,
@@ -301,17 +302,20 @@ class Outbox:
         return [_from_row(r) for r in self._latest_states() if r.kind in FIRING]
 
     def last_firing(self, since: datetime) -> dict[Key, tuple[datetime, bool, bool]]:
-        """Return (sink, group, signal) -> (last firing message time, still open, resolve sent) since `since`."""
+        """Return (sink, group, signal) -> (last firing message time, still open, resolve sent) since `since` (rows
+        an outage held and ended unsent left out: never told)."""
         kinds = tuple((FIRING | ONE_SHOT | RESOLVING) - {"test"})
         out: dict[Key, tuple[datetime, bool, bool]] = {}
         with Session(self.engine) as s:
             cols = (NotificationRow.sink, NotificationRow.group_key, NotificationRow.signal, NotificationRow.kind,
-                    NotificationRow.created_at)
+                    NotificationRow.created_at, NotificationRow.status, NotificationRow.last_error)
             q = (sa_select(*(col(c) for c in cols))
                  .where(col(NotificationRow.kind).in_(kinds), col(NotificationRow.created_at) >= since)
                  .order_by(col(NotificationRow.created_at)))
-            for sink, group, signal, kind, ts in s.execute(q).all():
+            for sink, group, signal, kind, ts, status, error in s.execute(q).all():
                 key = (sink, group, signal)
+                if status == DEAD and (error or "").startswith(NOT_SENT):
+                    continue  # held, then ended unsent: the receiver was never told, so nothing to repeat or end
                 if kind in RESOLVING:
                     if key in out:
                         out[key] = (out[key][0], False, True)

@@ -130,8 +130,10 @@ class Alerting:
             canary, target = p.get("canary", ""), p.get("target", "")
             if (canary, target) in keep or n.sink not in sinks or n.kind not in _ENDS:
                 continue
-            if n.status == HELD:  # never sent: ended unsent, no resolve follows it
+            key = (n.sink, n.group_key, n.signal)
+            if n.status == HELD:  # never sent: ended unsent, no resolve follows it (nor is a later opening a repeat)
                 held.add((canary, target))
+                self.policy.memory.pop(key, None)
                 continue
             event = AlertEvent(
                 kind=_ENDS[n.kind], canary=canary, target=target, signal=n.signal,
@@ -142,7 +144,6 @@ class Alerting:
                 evidence={"signal": n.signal, "reason": "no longer configured"})
             # The receiver was told "firing" (the row is there): tell it "resolved", cooldown or not.
             out += plan(event, self.cfg, now, {}, sinks=[n.sink], round_=now.isoformat()).notifications
-            key = (n.sink, n.group_key, n.signal)
             last = self.policy.memory.get(key)
             self.policy.memory[key] = CooldownEntry(last.fired_at if last else now, open=False, resolved=True)
         if out or held:
