@@ -200,3 +200,17 @@ async def test_after_a_restart_a_held_opening_ended_unsent_is_no_repeat_to_drop(
     again.resync()
     fired = await again.ensure_firing([drift()])
     assert [(n.sink, n.kind) for n in fired] == [("hook", "drift.opened")]
+
+
+async def test_a_row_held_while_its_attempt_is_on_the_wire_stays_held_when_the_attempt_fails(store: Store) -> None:
+    """canary.down holds the error drift not yet sent, the one the sender is trying too: if that attempt fails,
+    the row waits as held, not to be retried (and sent) during the outage."""
+    al = alerting(store)
+    write(al, drift())  # the calls answered: sent as usual
+    claimed, _ = al.outbox.claim(NOW + timedelta(hours=1), sink="hook")
+    [n] = claimed
+    await al.publish([down()])  # the pair goes down while the attempt is on the wire
+    al.outbox.mark_retry(n.id, NOW + timedelta(hours=1), "HTTP 503")
+    row = al.outbox.get(n.id)
+    assert row is not None and row.status == HELD
+    assert str(row.last_error).startswith("held: c1@t is down")

@@ -214,8 +214,11 @@ class Outbox:
                   last_error=case((note.startswith(RELEASED_NOTE), note), else_=None))
 
     def mark_retry(self, nid: str, next_at: datetime, error: str) -> None:
-        """Record a failed attempt and when to try again."""
-        self._set(nid, status=FAILED, next_attempt_at=next_at, last_error=error[:2000])
+        """Record a failed attempt and when to try again; a row an outage held while the attempt was on the wire
+        stays held (with why), else the retry would send it while the outage is paged as canary.down."""
+        held = col(NotificationRow.status) == HELD
+        self._set(nid, status=case((held, HELD), else_=FAILED), next_attempt_at=next_at,
+                  last_error=case((held, col(NotificationRow.last_error)), else_=error[:2000]))
 
     def mark_dead(self, nid: str, error: str, *, attempted: bool = True) -> None:
         """Give up on a notification (endpoint gone, too old, sink no longer configured)."""
