@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import io
 import itertools
+import threading
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
+import pytest
 from rich.console import Console
 from sqlmodel import Session
 
-from monitor.alerts import AlertEvent, AlertsConfig, build_alerting
+from monitor.alerts import AlertEvent, AlertsConfig, build_alerting, inhibit
 from monitor.alerts.commands import alerts_pending
 from monitor.alerts.events import DEAD, HELD, PENDING
 from monitor.alerts.service import Alerting
@@ -214,3 +216,53 @@ async def test_a_row_held_while_its_attempt_is_on_the_wire_stays_held_when_the_a
     row = al.outbox.get(n.id)
     assert row is not None and row.status == HELD
     assert str(row.last_error).startswith("held: c1@t is down")
+
+
+class _Contended:
+    """A lock that says when a thread has to wait for it (the test's way to see two threads meet, with no timing)."""
+
+    def __init__(self, met: threading.Event):
+        self._lock = threading.Lock()
+        self.met = met
+
+    def __enter__(self) -> None:
+        if not self._lock.acquire(blocking=False):
+            self.met.set()
+            self._lock.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
+
+
+async def test_canary_down_written_while_an_answer_releases_the_suspected_hold_still_holds(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pair's late-analysed answer releases its suspected hold on the analysis thread while its third failed
+    run writes canary.down on another: whichever comes second decides, never a mix (the release looked before
+    canary.down was stored and wrote after: the drift went out during the outage, a second page)."""
+    al = alerting(store)
+    al.inhibitor.saw("c1", "t", answered=False)
+    write(al, drift())
+    assert al.inhibitor.saw("c1", "t", answered=True)
+    met = threading.Event()
+    al.inhibitor.lock = _Contended(met)  # type: ignore[assignment]
+    looked = inhibit._down_at
+
+    threads: list[threading.Thread] = []
+
+    def publish() -> None:  # as Alerting.publish does, on a thread of its own
+        al._write(al.notifications(down()))
+        met.set()
+
+    def down_meanwhile(session: object, sink: str, group_key: str) -> bool:
+        was = looked(session, sink, group_key)
+        if not threads:  # the first look: canary.down is written now, by another thread
+            threads.append(threading.Thread(target=publish))
+            threads[0].start()
+            met.wait()  # until it is written, or waits for the release to end
+        return was
+
+    monkeypatch.setattr(inhibit, "_down_at", down_meanwhile)
+    al.release_answered("c1", "t", {"error": 4})
+    threads[0].join()
+    assert set(statuses(al).values()) == {HELD}
+    assert ("c1", "t") in al.inhibitor.holding

@@ -27,6 +27,7 @@ call) and which pairs have rows held (read from the outbox at start). Behaviour 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
@@ -103,6 +104,10 @@ class Inhibitor:
         # and the count a release waits for (no look at the store per answer before it; None: until they end)
         self.answers: dict[Pair, int] = {}
         self._settle_at: dict[Pair, int | None] = {}
+        # A release (the analysis thread) and a write of its own (canary.down / canary.recovered, a retire, on the
+        # event loop's threads) take turns: a release that looked before canary.down was stored and wrote after it
+        # sent the drift during the outage, and its "nothing held" forgot rows canary.down had just held.
+        self.lock = threading.Lock()
 
     def seed(self, engine: Any) -> None:
         """Read which pairs have rows held from the outbox (at start-up and take-over)."""
@@ -221,6 +226,11 @@ class Inhibitor:
         signal's open event needs to resolve at the baseline rate (None: never, it ends held); return how many
         rows were released. A row of a signal with no open event (its end did not end it: an older release wrote
         the end, or the end was not routed to its sink) ends unsent: sent, it would open what has ended."""
+        with self.lock:
+            return self._release(engine, canary, target, now, settled)
+
+    def _release(self, engine: Any, canary: str, target: str, now: datetime,
+                 settled: Mapping[str, int | None]) -> int:
         group_key = AlertEvent(kind="", canary=canary, target=target).group_key
         pair = (canary, target)
         released = 0

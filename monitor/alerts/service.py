@@ -59,8 +59,8 @@ class Alerting:
 
     def _write(self, out: list[Notification], removed: Iterable[tuple[str, str]] = ()) -> None:
         """Store notifications in a transaction of their own, holding or releasing as the inhibitor decides (and
-        ending the held rows of `removed` pairs unsent)."""
-        with Session(self.outbox.engine) as s:
+        ending the held rows of `removed` pairs unsent); never while the inhibitor releases rows."""
+        with self.inhibitor.lock, Session(self.outbox.engine) as s:
             self.inhibitor.apply(s, out, self.now())
             for canary, target in removed:
                 self.inhibitor.drop(s, canary, target)
