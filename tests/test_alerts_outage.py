@@ -42,13 +42,6 @@ def sim() -> Iterator[SimServer]:
         yield s
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'm.db'}"
-    return str(request.getfixturevalue("pg_url"))
-
-
 def phase(sim: SimServer, name: str) -> None:
     httpx.post(sim.url + "/_sim/phase", json={"model": "m", "phase": name}, timeout=5).raise_for_status()
 
