@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -11,6 +13,18 @@ from monitor.domain import ErrorType
 from monitor.store import FailingStreak, Store
 from monitor.store.repository import Run
 from tests.test_store_contract import T0, obs
+
+
+@contextmanager
+def executed(store: Store) -> Iterator[list[tuple[str, Any]]]:
+    """The (statement, parameters) the store sends while the block runs."""
+    statements: list[tuple[str, Any]] = []
+    listen = lambda *args: statements.append(args[2:4])  # noqa: E731  (conn, cursor, statement, parameters, ...)
+    event.listen(store.engine, "before_cursor_execute", listen)
+    try:
+        yield statements
+    finally:
+        event.remove(store.engine, "before_cursor_execute", listen)
 
 
 def save(store: Store, i: int, canary: str, run: str, error: ErrorType | None = ErrorType.TIMEOUT,
@@ -69,13 +83,8 @@ def test_the_streaks_of_many_pairs_are_one_statement(store: Store) -> None:
             save(store, 10 * r + 1, f"c{p}", f"r{p}-{r}", target=f"t{p % 2}")
         save(store, -1, f"c{p}", f"ok{p}", None, target=f"t{p % 2}")
     pairs = [(f"c{p}", f"t{p % 2}") for p in range(40)] + [("unknown", "t0")]
-    statements: list[str] = []
-    listen = lambda *args: statements.append(args[2])  # noqa: E731  (conn, cursor, statement, ...)
-    event.listen(store.engine, "before_cursor_execute", listen)
-    try:
+    with executed(store) as statements:
         found = store.failing_streaks(pairs)
-    finally:
-        event.remove(store.engine, "before_cursor_execute", listen)
     assert len(statements) <= 2  # the statement, and on PostgreSQL a SET LOCAL before it
     assert found == {(f"c{p}", f"t{p % 2}"): FailingStreak(T0, p % 4) for p in range(40) if p % 4}
 
@@ -114,13 +123,8 @@ def test_the_last_success_of_many_pairs_is_one_statement_reading_back_from_the_n
             save(store, 10 + i, f"c{p}", f"f{p}-{i}", target=f"t{p % 2}")
         save(store, p % 7, f"c{p}", f"ok{p}", None, target=f"t{p % 2}")
     pairs = [(f"c{p}", f"t{p % 2}") for p in range(40)] + [("unknown", "t0")]
-    statements: list[tuple[str, Any]] = []
-    listen = lambda *args: statements.append(args[2:4])  # noqa: E731  (conn, cursor, statement, parameters, ...)
-    event.listen(store.engine, "before_cursor_execute", listen)
-    try:
+    with executed(store) as statements:
         found = store.last_success(pairs)
-    finally:
-        event.remove(store.engine, "before_cursor_execute", listen)
     assert len(statements) <= 2  # the statement, and on PostgreSQL a SET LOCAL before it
     assert found == {(f"c{p}", f"t{p % 2}"): T0 + timedelta(minutes=p % 7) for p in range(40)}
     if store.dialect == "sqlite":  # (PostgreSQL's plan depends on its statistics: benchmarks/store_streak.py)
