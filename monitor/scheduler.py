@@ -13,12 +13,12 @@ from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEve
 from apscheduler.executors.asyncio import AsyncIOExecutor
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
-from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor.config.loader import Config
 from monitor.config.models import Canary, Schedule, Target
 from monitor.config.timing import cron_trigger, every_s, period_s
 from monitor.domain import RUN_MISSED, RUN_OVERRUN
+from monitor.fire_grid import SteadyInterval
 
 log = logging.getLogger("monitor.scheduler")
 
@@ -60,7 +60,7 @@ def make_trigger(canary: Canary, start: datetime) -> BaseTrigger:
     jitter = int(s.jitter_s) or None
     if s.cron is not None:
         return cron_trigger(s.cron, jitter)
-    return IntervalTrigger(seconds=every_s(s), start_date=start, timezone=UTC, jitter=jitter)
+    return SteadyInterval(seconds=every_s(s), start_date=start, timezone=UTC, jitter=jitter)
 
 
 class Scheduler:
