@@ -76,8 +76,8 @@ class App:
         self.runner = Runner(store=self.store, metrics=self.metrics, tracer=get_tracer(self.tracer_provider),
                              providers={}, now=now, annotate=annotate or self.quality,
                              listeners=list(listeners or []))
-        self.scheduler = Scheduler(self._run_job, now=now,
-                                   on_skip=lambda c, t, why: self.metrics.runs_skipped.inc(c, t, why))
+        self.scheduler = Scheduler(self._run_job, now=now, on_skip=lambda c, t, why, runs:
+                                   self.metrics.runs_skipped.inc(c, t, why, amount=runs))
         # the pairs the metrics are declared for are those analysed (a standby, which declares none, analyses none)
         self.analysis = Analysis(self.store, self.metrics, config.drift_settings(),
                                  tags=lambda canary: self._tags.get(canary, ()),

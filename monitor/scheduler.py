@@ -9,7 +9,14 @@ import zlib
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
-from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent
+from apscheduler.events import (
+    EVENT_JOB_MAX_INSTANCES,
+    EVENT_JOB_MISSED,
+    EVENT_JOB_SUBMITTED,
+    JobEvent,
+    JobExecutionEvent,
+    JobSubmissionEvent,
+)
 from apscheduler.executors.asyncio import AsyncIOExecutor
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
@@ -18,17 +25,17 @@ from monitor.config.loader import Config
 from monitor.config.models import Canary, Schedule, Target
 from monitor.config.timing import cron_trigger, every_s, period_s
 from monitor.domain import RUN_MISSED, RUN_OVERRUN
-from monitor.fire_grid import SteadyInterval
+from monitor.fire_grid import PassedRuns, SteadyInterval
 
 log = logging.getLogger("monitor.scheduler")
 
 RunFn = Callable[[Canary, Target], Awaitable[object]]
-SkipFn = Callable[[str, str, str], None]  # (canary, target, reason)
+SkipFn = Callable[[str, str, str, int], None]  # (canary, target, reason, runs)
 
 _SKIP_HINT = {RUN_OVERRUN: "the previous run of this pair was still going: lengthen schedule.every, lower samples "
                        "or timeouts, or raise the target's max_concurrency",
-              RUN_MISSED: "the scheduler reached it more than one interval late (the daemon was blocked or the host "
-                      "suspended)"}
+              RUN_MISSED: "the daemon was blocked (or its host suspended) past the run's time: after such a pause "
+                      "each pair runs once, not once for every run that fell due meanwhile"}
 _SKIP_LOG_EVERY_S = 3600.0  # one warning per pair and reason an hour; the counter has every one
 
 
@@ -74,25 +81,44 @@ class Scheduler:
         self._pairs: dict[str, tuple[str, str]] = {}
         self._schedules: dict[str, Schedule] = {}  # job id -> the schedule its job was made from
         self._last_warned: dict[tuple[str, str], float] = {}
+        self._passed = PassedRuns()  # the run times APScheduler drops when it coalesces a late job
         self._sched = AsyncIOScheduler(executors={"default": AsyncIOExecutor()}, timezone=UTC,
                                        job_defaults={"coalesce": True, "max_instances": 1})
-        self._sched.add_listener(self._skipped, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
+        self._sched.add_listener(self._reached, EVENT_JOB_SUBMITTED | EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
 
-    def _skipped(self, event: JobEvent) -> None:
-        """Count and log a scheduled run that did not happen (APScheduler calls this on its own thread or loop)."""
+    def _reached(self, event: JobEvent) -> None:
+        """Count the scheduled runs that did not happen as APScheduler reaches a run (on the event loop).
+
+        Submitted, skipped as an overrun or missed past its grace time: each event stands for one run time (jobs are
+        coalesced), and the schedule's run times before it that no event stood for were dropped by the coalescing
+        (a pause of the loop or the process): they count as missed."""
         pair = self._pairs.get(event.job_id)
         if pair is None:
             return
-        reason = RUN_OVERRUN if event.code == EVENT_JOB_MAX_INSTANCES else RUN_MISSED
+        if isinstance(event, JobSubmissionEvent):
+            at = event.scheduled_run_times[-1]
+        else:
+            assert isinstance(event, JobExecutionEvent)
+            at = event.scheduled_run_time
+        passed = self._passed.reach(event.job_id, at)
+        if passed:
+            self._skipped(event.job_id, pair, RUN_MISSED, passed)
+        if event.code == EVENT_JOB_MAX_INSTANCES:
+            self._skipped(event.job_id, pair, RUN_OVERRUN, 1)
+        elif event.code == EVENT_JOB_MISSED:
+            self._skipped(event.job_id, pair, RUN_MISSED, 1)
+
+    def _skipped(self, jid: str, pair: tuple[str, str], reason: str, runs: int) -> None:
+        """Count `runs` scheduled runs that did not happen and log it (once an hour per pair and reason)."""
         if self._on_skip is not None:
-            self._on_skip(*pair, reason)
+            self._on_skip(*pair, reason, runs)
         at = self._now().timestamp()
-        key = (event.job_id, reason)
+        key = (jid, reason)
         if at - self._last_warned.get(key, -math.inf) >= _SKIP_LOG_EVERY_S:
             self._last_warned[key] = at
-            log.warning("scheduled run skipped: %s (logged once an hour per pair; "
+            log.warning("scheduled run skipped: %s (logged once an hour per pair and reason; "
                         "llm_monitor_runs_skipped_total counts each)", _SKIP_HINT[reason],
-                        extra={"canary": pair[0], "target": pair[1], "reason": reason})
+                        extra={"canary": pair[0], "target": pair[1], "reason": reason, "runs": runs})
 
     @property
     def running(self) -> bool:
@@ -117,6 +143,7 @@ class Scheduler:
         for job in self._sched.get_jobs():
             if job.id not in wanted:
                 job.remove()
+        self._passed.keep(set(wanted))
         schedules = {}
         for jid, (canary, target) in wanted.items():
             schedules[jid] = canary.schedule
@@ -132,6 +159,8 @@ class Scheduler:
             # Misfires: a late run still happens once (coalesced), never a burst after a pause.
             self._sched.add_job(self._run, trigger, args=(canary, target), id=jid, name=jid,
                                 replace_existing=True, misfire_grace_time=max(int(interval), 1), **first)
+            # skipped runs count from its first fire time: one a pause passes over before the first run is too
+            self._passed.track(jid, canary.schedule, start if canary.schedule.cron is None else now)
         self._schedules = schedules
         return len(wanted)
 
