@@ -344,15 +344,6 @@ class Analysis:
                 _failed(e, "storing the learned reference of %s@%s failed", *key)
 
     # -- operator actions (CLI) -------------------------------------------------------------------------
-    def accept(self, canary: str, target: str, note: str) -> list[EventUpdate]:
-        updates = self._persist(self.engine.accept(canary, target, note))
-        b = self.engine.baseline(canary, target)
-        self.baselines.save(canary, target, b, "accepted", note)
-        self.baselines.ready.discard((canary, target))
-        if b.ready:
-            self.baselines.ready.add((canary, target))
-        return updates
-
     def accept_observations(self, canary: str, target: str, observations: list[Observation],
                             note: str) -> list[EventUpdate]:
         """Accept current behaviour from stored observations (the CLI has no live stream to take it from)."""
