@@ -266,3 +266,17 @@ async def test_canary_down_written_while_an_answer_releases_the_suspected_hold_s
     threads[0].join()
     assert set(statuses(al).values()) == {HELD}
     assert ("c1", "t") in al.inhibitor.holding
+
+
+async def test_canary_down_does_not_hold_an_opening_whose_event_already_ended(store: Store) -> None:
+    """An error event opened and resolved while its messages waited (the receiver was down, so both wait for a
+    retry), then the pair went down: held, the opening would leave its end first in line, and the receiver would be
+    told "resolved" of an event it never heard of (then the opening is ended unsent). The outage did not cause
+    that event: the receiver gets both, in order."""
+    al = alerting(store)
+    write(al, drift())
+    write(al, drift("drift.resolved"))
+    await al.publish([down()])
+    assert set(statuses(al).values()) == {PENDING}
+    due, _ = al.outbox.claim(NOW + timedelta(hours=1), sink="hook")
+    assert [n.kind for n in due if n.signal == "error"] == ["drift.opened"]

@@ -10,10 +10,11 @@ shipped Alertmanager inhibit rule does; this is the same rule for every sink, de
   event after several failed calls: with 3 or more samples a run that is often before the third failed run
   sends ``canary.down``, so holding only once it is down would let the drift page out first.
 - The pair's next answer releases what it held as a suspected outage (an error-rate rise, not an outage); a
-  ``canary.down`` holds that sink's error drift rows not yet sent. After ``canary.recovered`` a held row waits for
-  its event's verdict: an error event resolves only after as many answers as its chart needs to see the rate back
-  at baseline (17 to 110 calls with the default settings, far more than the 3 runs that recover a canary), so an
-  event still open at the recovery is the detector's lag, not news. The row is sent once the pair has answered
+  ``canary.down`` holds that sink's error drift openings not yet sent (not one whose end is written already: that
+  event ended before the outage, and held alone its end would go out first). After ``canary.recovered`` a held
+  row waits for its event's verdict: an error event resolves only after as many answers as its chart needs to
+  see the rate back at baseline (17 to 110 calls with the default settings, far more than the 3 runs that recover
+  a canary), so an event still open at the recovery is the detector's lag, not news. The row is sent once the pair has answered
   that many calls since the recovery and the event is still open (the error rate change outlived the outage).
   An ``error_type`` event (the mix of failures) sees no answers at all: it stays held until it ends.
 - A ``drift.resolved``/``drift.accepted`` whose ``drift.opened`` is held ends both, unsent (status ``dead``, the
@@ -33,6 +34,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, event, update
+from sqlalchemy import select as sa_select
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from monitor.alerts.config import AlertsConfig
@@ -73,6 +76,18 @@ def _down_at(session: Any, sink: str, group_key: str) -> bool:
                 col(NotificationRow.kind).in_(HEALTH_KINDS), col(NotificationRow.status) != DEAD)
          .order_by(col(NotificationRow.created_at).desc(), col(NotificationRow.id).desc()).limit(1))
     return session.exec(q).first() == "canary.down"
+
+
+def _ended() -> Any:
+    """An EXISTS clause: a live end (drift.resolved/accepted) of a NotificationRow's sink x group x signal written
+    after it. Its opening is no longer held by a canary.down: the event ended before the outage, so the receiver is
+    told both (held alone, the end would go out first and be the receiver's only word of the event)."""
+    end = aliased(NotificationRow)
+    return (sa_select(col(end.id))
+            .where(col(end.kind).in_(_ENDS), col(end.status) != DEAD, col(end.sink) == col(NotificationRow.sink),
+                   col(end.group_key) == col(NotificationRow.group_key), col(end.signal) == col(NotificationRow.signal),
+                   col(end.created_at) >= col(NotificationRow.created_at))
+            .exists())
 
 
 def _recovered_since(session: Any, row: NotificationRow) -> bool:
@@ -205,8 +220,8 @@ class Inhibitor:
             session.exec(update(NotificationRow).where(  # type: ignore[call-overload]
                 where, col(NotificationRow.status) == HELD).values(last_error=why))
             res = session.exec(update(NotificationRow).where(  # type: ignore[call-overload]
-                where, col(NotificationRow.kind) == "drift.opened", col(NotificationRow.status).in_(WAITING))
-                .values(status=HELD, last_error=why))
+                where, col(NotificationRow.kind) == "drift.opened", col(NotificationRow.status).in_(WAITING),
+                ~_ended()).values(status=HELD, last_error=why))
             if res.rowcount:
                 held[n.sink] = held.get(n.sink, 0) + int(res.rowcount)
                 self.holding.add((canary, target))
