@@ -280,3 +280,53 @@ async def test_canary_down_does_not_hold_an_opening_whose_event_already_ended(st
     assert set(statuses(al).values()) == {PENDING}
     due, _ = al.outbox.claim(NOW + timedelta(hours=1), sink="hook")
     assert [n.kind for n in due if n.signal == "error"] == ["drift.opened"]
+
+
+async def test_an_accept_from_the_cli_while_the_daemon_releases_the_opening_is_not_undone(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`llm-monitor baseline accept` (another process, without the daemon's lock) ends the held opening and its
+    accept unsent while the daemon's release, at the pair's answer, has read the opening as held: the release must
+    not write it back as pending, or the receiver is paged for an event whose end it is never told (a PagerDuty
+    incident left open)."""
+    al = alerting(store)
+    cli = alerting(store)  # the CLI's own Alerting: a fresh inhibitor, the same store
+    al.inhibitor.saw("c1", "t", answered=False)
+    write(al, drift())
+    assert set(statuses(al).values()) == {HELD}
+    looked = inhibit._down_at
+    accepted: list[bool] = []
+
+    def accept_meanwhile(session: object, sink: str, group_key: str) -> bool:
+        if not accepted:  # the release has read the held rows: the CLI writes the accept now
+            accepted.append(True)
+            write(cli, drift("drift.accepted"))
+        return looked(session, sink, group_key)
+
+    monkeypatch.setattr(inhibit, "_down_at", accept_meanwhile)
+    assert al.inhibitor.saw("c1", "t", answered=True)
+    assert al.release_answered("c1", "t", {"error": 4}) == 0
+    assert set(statuses(al).values()) == {DEAD}
+
+
+async def test_a_release_while_the_cli_writes_the_accept_sends_the_accept_too(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The other order: the CLI's accept has read the opening as held when the daemon's release (at the pair's
+    answer) sends it. Ending it unsent then would leave the receiver told "firing" and never "accepted"."""
+    al = alerting(store)
+    cli = alerting(store)
+    al.inhibitor.saw("c1", "t", answered=False)
+    write(al, drift())
+    looked = inhibit._opening
+    released: list[int] = []
+
+    def release_meanwhile(session: object, n: object) -> object:
+        row = looked(session, n)  # type: ignore[arg-type]
+        if not released:  # the CLI has read the held opening: the daemon releases it now
+            assert al.inhibitor.saw("c1", "t", answered=True)
+            released.append(al.release_answered("c1", "t", {"error": 4}))
+        return row
+
+    monkeypatch.setattr(inhibit, "_opening", release_meanwhile)
+    write(cli, drift("drift.accepted"))
+    assert released == [2]
+    assert set(statuses(al).values()) == {PENDING}

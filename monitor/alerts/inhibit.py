@@ -102,6 +102,25 @@ def _recovered_since(session: Any, row: NotificationRow) -> bool:
         (aware(latest.created_at) or latest.created_at) >= (aware(row.created_at) or row.created_at)
 
 
+def _opening(session: Any, n: Notification) -> NotificationRow | None:
+    """The latest stored drift.opened of an end's sink x group x signal (the one it ends)."""
+    return session.exec(
+        select(NotificationRow)
+        .where(NotificationRow.sink == n.sink, NotificationRow.group_key == n.group_key,
+               NotificationRow.signal == n.signal, NotificationRow.kind == "drift.opened")
+        .order_by(col(NotificationRow.created_at).desc(), col(NotificationRow.id).desc())
+        .limit(1)).first()
+
+
+def _still_held(session: Any, row: NotificationRow, **values: Any) -> bool:
+    """Write `values` to a row read as held if it still is; return whether it was. Another process (`baseline
+    accept` from the CLI, without this process's lock) may have ended it unsent since it was read: written back
+    as pending, it would page an event whose end the receiver is never told."""
+    res = session.exec(update(NotificationRow).where(  # type: ignore[call-overload]
+        col(NotificationRow.id) == row.id, col(NotificationRow.status) == HELD).values(**values))
+    return bool(res.rowcount)
+
+
 class Inhibitor:
     """Holds and releases drift notifications on error signals around a canary's outage (see the module).
 
@@ -185,28 +204,29 @@ class Inhibitor:
                 continue
             opened: Notification | NotificationRow | None = batch.get((n.sink, n.group_key, n.signal))
             if opened is None:
-                opened = session.exec(
-                    select(NotificationRow)
-                    .where(NotificationRow.sink == n.sink, NotificationRow.group_key == n.group_key,
-                           NotificationRow.signal == n.signal, NotificationRow.kind == "drift.opened")
-                    .order_by(col(NotificationRow.created_at).desc(), col(NotificationRow.id).desc())
-                    .limit(1)).first()
+                opened = _opening(session, n)
+            if opened is not None and opened.status == HELD:
+                why = (f"{NOT_SENT} the {n.signal} event ended ({n.kind}) while its opening was held "
+                       f"({canary}@{target} failing every call)")
+                if isinstance(opened, Notification):
+                    opened.status, opened.last_error = DEAD, why
+                    ended = True
+                else:
+                    ended = _still_held(session, opened, status=DEAD, last_error=why)
+                    if not ended:
+                        # the daemon released it (or ended it) since it was read here, in another process
+                        # (`baseline accept` from the CLI): sent, so is its end; ended unsent, so is its end (below)
+                        session.refresh(opened)
+                if ended:
+                    n.status, n.last_error = DEAD, why
+                    inhibited[n.sink] = inhibited.get(n.sink, 0) + 2
+                    self._settle_at.pop((canary, target), None)
+                    continue
             if opened is not None and opened.status == DEAD and (opened.last_error or "").startswith(NOT_SENT):
                 # its opening was ended unsent before this end was written (the store refused it at first): the
                 # receiver was never told it opened, so it is not told it ended either
                 n.status, n.last_error = DEAD, f"{NOT_SENT} its opening was never sent ({opened.last_error})"
                 inhibited[n.sink] = inhibited.get(n.sink, 0) + 1
-                continue
-            if opened is None or opened.status != HELD:
-                continue
-            why = (f"{NOT_SENT} the {n.signal} event ended ({n.kind}) while its opening was held "
-                   f"({canary}@{target} failing every call)")
-            opened.status, opened.last_error = DEAD, why
-            if isinstance(opened, NotificationRow):
-                session.add(opened)
-            n.status, n.last_error = DEAD, why
-            inhibited[n.sink] = inhibited.get(n.sink, 0) + 2
-            self._settle_at.pop((canary, target), None)
         self._count_on_commit(session, held, inhibited)
 
     def _health(self, session: Any, n: Notification, now: datetime, held: dict[str, int]) -> None:
@@ -259,11 +279,10 @@ class Inhibitor:
             for r in rows:
                 if r.signal not in settled:  # its event is no longer open, and its end did not end this row (an
                     # older release wrote it, or it was not routed here): sent now, it would open what has ended
-                    r.status = DEAD
-                    r.last_error = (f"{NOT_SENT} its {r.signal} event ended while its opening was held "
-                                    f"({canary}@{target} failing every call)")
-                    s.add(r)
-                    ended[r.sink] = ended.get(r.sink, 0) + 1
+                    if _still_held(s, r, status=DEAD,
+                                   last_error=f"{NOT_SENT} its {r.signal} event ended while its opening was held "
+                                              f"({canary}@{target} failing every call)"):
+                        ended[r.sink] = ended.get(r.sink, 0) + 1
                     continue
                 if down[r.sink]:
                     told_down = True
@@ -279,10 +298,9 @@ class Inhibitor:
                     why = (f"{RELEASED_NOTE} every call of {canary}@{target} failed; sent at its next answer: "
                            "not an outage")
                 # a row still within its group_wait keeps it (the openings of one change go out as one message)
-                r.status, r.next_attempt_at = PENDING, max(aware(r.next_attempt_at) or now, now)
-                r.last_error = why
-                s.add(r)
-                released += 1
+                if _still_held(s, r, status=PENDING, next_attempt_at=max(aware(r.next_attempt_at) or now, now),
+                               last_error=why):
+                    released += 1
             self._count_on_commit(s, {}, ended)
             s.commit()
         if waiting:
