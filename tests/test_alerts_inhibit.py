@@ -15,9 +15,11 @@ from sqlmodel import Session
 
 from monitor.alerts import AlertEvent, AlertsConfig, build_alerting, inhibit
 from monitor.alerts.commands import alerts_pending
-from monitor.alerts.events import DEAD, HELD, PENDING
+from monitor.alerts.events import DEAD, DELIVERED, FAILED, HELD, PENDING
 from monitor.alerts.service import Alerting
 from monitor.store import Store
+from tests.support.delivery import Clock, build, config
+from tests.support.receiver import Receiver
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
 
@@ -330,3 +332,29 @@ async def test_a_release_while_the_cli_writes_the_accept_sends_the_accept_too(
     write(cli, drift("drift.accepted"))
     assert released == [2]
     assert set(statuses(al).values()) == {PENDING}
+
+
+async def test_a_row_released_after_a_long_hold_is_retried_like_any_other(store: Store, clock: Clock,
+                                                                         rx: Receiver) -> None:
+    """An outage longer than `retry.give_up_after` (a revoked key over a weekend), or the answers after it that a
+    released opening waits for: the release is when the row first goes out, so its first failed attempt is retried,
+    not given up on at once because the row was written long ago."""
+    al = build(store, config(rx.url), clock)
+    await al.publish([AlertEvent(kind="canary.down", canary="c1", target="t", signal="health",
+                                 severity="critical")])
+    clock.advance(1)
+    write(al, drift())
+    clock.advance(2 * 3600)  # give_up_after is 1 h here
+    await al.publish([AlertEvent(kind="canary.recovered", canary="c1", target="t", signal="health")])
+    await al.sender.flush()
+    assert [r.json["type"] for r in rx.delivered] == ["canary.down", "canary.recovered"]
+    clock.advance(1)
+    assert al.inhibitor.saw("c1", "t", answered=True)
+    assert al.release_answered("c1", "t", {"error": 1}) == 1
+    rx.fail(503, times=1)
+    await al.sender.flush()
+    assert statuses(al)[("hook", "drift.opened")] == FAILED
+    clock.advance(600)
+    await al.sender.flush()
+    assert statuses(al)[("hook", "drift.opened")] == DELIVERED
+    assert [r.json["type"] for r in rx.delivered][-1] == "drift.opened"

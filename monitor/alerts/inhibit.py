@@ -297,9 +297,11 @@ class Inhibitor:
                 else:
                     why = (f"{RELEASED_NOTE} every call of {canary}@{target} failed; sent at its next answer: "
                            "not an outage")
-                # a row still within its group_wait keeps it (the openings of one change go out as one message)
+                # a row still within its group_wait keeps it (the openings of one change go out as one message);
+                # written now as far as delivery goes: `retry.give_up_after` counts from its release, else a hold
+                # longer than that (an outage over a weekend) left its first failed attempt no retry
                 if _still_held(s, r, status=PENDING, next_attempt_at=max(aware(r.next_attempt_at) or now, now),
-                               last_error=why):
+                               created_at=max(aware(r.created_at) or now, now), last_error=why):
                     released += 1
             self._count_on_commit(s, {}, ended)
             s.commit()
