@@ -45,7 +45,9 @@ class Daemon:
         self.url = f"{scheme}://127.0.0.1:{port}"
         self.client = client or {}
 
-    def wait_ready(self, timeout: float = 30) -> None:
+    def wait_ready(self, timeout: float = 120) -> None:
+        # a deadline, not a measurement: a daemon on a loaded 2-core CI runner (pytest -n 2) took 16 s to get
+        # ready where it takes a few on a quiet machine
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
