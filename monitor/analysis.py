@@ -48,7 +48,6 @@ from monitor.telemetry.metrics import Metrics
 
 log = logging.getLogger("monitor.analysis")
 
-MIN_BASELINE_OBSERVATIONS = 5  # successful observations an operator-chosen baseline (pin, accept) needs at least
 MAX_LAG_S = 5.0  # once the oldest observation waiting for analysis has waited this long, a run waits for its own
 MAX_BACKLOG = 1000  # or once this many wait (memory stays bounded whatever analyses cost)
 CONFIRM_WAIT_S = 3.0  # how long a write waits for the leader lock's next confirmation before its updates wait
@@ -76,12 +75,6 @@ def _compact(updates: list[EventUpdate]) -> list[EventUpdate]:
             seen.add(u.event.id)
             out.append(u)
     return out
-
-
-def _enough(observations: list[Observation]) -> None:
-    ok = sum(1 for o in observations if o.ok)
-    if ok < MIN_BASELINE_OBSERVATIONS:
-        raise ValueError(f"a baseline needs at least {MIN_BASELINE_OBSERVATIONS} successful observations, got {ok}")
 
 
 class Analysis:
@@ -219,7 +212,7 @@ class Analysis:
         # before its updates are written: an error event this failed call opens is held as a suspected outage
         answered = self.alerting is not None and self.alerting.inhibitor.saw(obs.canary, obs.target, obs.ok)
         try:
-            updates = self._persist(updates)
+            updates = self.persist(updates)
         except Exception as e:
             _failed(e, "storing drift events failed; %d updates wait in memory and are written with the next "
                     "analysis", len(self._unwritten))
@@ -243,7 +236,7 @@ class Analysis:
         notifications (the caller wakes the sender)."""
         if self._unwritten:
             try:
-                return notifies(self._persist([]))
+                return notifies(self.persist([]))
             except Exception as e:
                 _failed(e, "storing drift events failed again; %d updates wait in memory", len(self._unwritten))
         return False
@@ -266,7 +259,7 @@ class Analysis:
             time.sleep(CONFIRM_POLL_S)
         return not self.fenced
 
-    def _persist(self, updates: list[EventUpdate]) -> list[EventUpdate]:
+    def persist(self, updates: list[EventUpdate]) -> list[EventUpdate]:
         """Store event updates (and their notifications) with any the store did not take before; return those
         written (see DriftRepository.save_events). On a store error they all wait for the next call, and it raises.
         While the leader lock is not confirmed they wait too (nothing raised); once it is lost they are dropped."""
@@ -343,40 +336,6 @@ class Analysis:
             except Exception as e:
                 _failed(e, "storing the learned reference of %s@%s failed", *key)
 
-    # -- operator actions (CLI) -------------------------------------------------------------------------
-    def accept_observations(self, canary: str, target: str, observations: list[Observation],
-                            note: str) -> list[EventUpdate]:
-        """Accept current behaviour from stored observations (the CLI has no live stream to take it from)."""
-        _enough(observations)
-        now = self.now()
-        updates = []
-        for e in self.engine.events(canary=canary, target=target, state="open"):
-            e.state, e.accepted_at, e.note = "accepted", now.isoformat(), note
-            updates.append(EventUpdate("accepted", e))
-        b = self.engine.pin_baseline(canary, target, observations, note=note, now=now)
-        b.source = "accepted"
-        updates = self._persist(updates)
-        self.repo.save_baseline(canary, target, b.to_json(), source="accepted", note=note)
-        return updates
-
-    def pin(self, canary: str, target: str, observations: list[Observation], note: str) -> list[EventUpdate]:
-        """Make a pinned time range (its stored observations) the baseline, judging the pair's open events against
-        it: those whose change the range holds are accepted, the others stay open against it (they resolve once
-        behaviour is back at the pinned range). Resolving them all told receivers all was well while a change
-        went on, and the new baseline opened them again hours later.
-
-        An event's latest window is the pair's latest observations since its change (`DriftEngine.pin`)."""
-        _enough(observations)
-        now = self.now()
-        change = min((e.first_obs_at for e in self.engine.events(canary=canary, target=target, state="open")
-                      if e.first_obs_at), default=None)
-        recent = [] if change is None else self.store.observations(
-            canary=canary, target=target, since=datetime.fromisoformat(change), limit=self.engine.settings.window * 2)
-        updates = self.engine.pin(canary, target, observations, list(reversed(recent)), note=note, now=now)
-        updates = self._persist(updates)
-        self.baselines.save(canary, target, self.engine.baseline(canary, target), "pinned", note)
-        return updates
-
     def refresh_baselines(self) -> int:
         """Install baselines another process (the CLI, a replica) stored since; return how many changed."""
         changed = 0
@@ -401,13 +360,6 @@ class Analysis:
             # the CLI told the receivers "accepted" / "resolved": a new event on these signals must reach them
             self.alerting.resync()
         return changed
-
-    def reset(self, canary: str, target: str, note: str) -> list[EventUpdate]:
-        updates = self._persist(self.engine.reset(canary, target, note=note))
-        self.repo.save_baseline(canary, target, self.engine.baseline(canary, target).to_json(), source="reset",
-                                note=note)
-        self.baselines.ready.discard((canary, target))
-        return updates
 
     def close(self) -> None:
         self._pool.submit(self.retry_unwritten)  # a last try, after the analyses still queued

@@ -111,12 +111,12 @@ def test_updates_wait_for_a_confirmed_lock_and_are_dropped_once_it_is_lost(sqlit
     analysis = Analysis(sqlite_store, Metrics(CollectorRegistry()), DriftSettings())
     confirmed = False
     analysis.confirmed, analysis.confirm_wait_s = (lambda: confirmed), 0.05
-    assert analysis._persist([_update("refused")]) == [] and analysis.repo.events() == []
+    assert analysis.persist([_update("refused")]) == [] and analysis.repo.events() == []
     confirmed = True
     assert analysis.retry_unwritten() is True  # written now: an opening, which notifies
     assert analysis._unwritten == [] and [e["signal"] for e in analysis.repo.events()] == ["refused"]
     analysis.fence()
-    assert analysis._persist([_update("error")]) == [] and analysis.retry_unwritten() is False
+    assert analysis.persist([_update("error")]) == [] and analysis.retry_unwritten() is False
     assert analysis._unwritten == []
     assert [e["signal"] for e in analysis.repo.events()] == ["refused"]
     analysis.close()
@@ -132,9 +132,9 @@ def test_an_event_the_store_refuses_gives_way_to_the_open_one_it_holds(sqlite_st
     analysis.repo.save_events([old.to_json()])  # written by the old leader, unknown to this engine
     own = _update("refused").event
     analysis.engine.restore_events([own])  # opened by this engine
-    assert analysis._persist([EventUpdate("opened", own)]) == []
+    assert analysis.persist([EventUpdate("opened", own)]) == []
     assert [e.id for e in analysis.engine.events(state="open")] == ["old"]
     old.state, old.resolved_at = "resolved", utcnow().isoformat()
-    assert [u.event.id for u in analysis._persist([EventUpdate("resolved", old)])] == ["old"]
+    assert [u.event.id for u in analysis.persist([EventUpdate("resolved", old)])] == ["old"]
     assert [(e["id"], e["state"]) for e in analysis.repo.events()] == [("old", "resolved")]
     analysis.close()

@@ -48,7 +48,8 @@ def _since(row: dict[str, Any], firsts: dict[str, datetime]) -> str:
 
 def baseline(config_path: str, action: str, canary: str | None, target: str | None, note: str,
              since: str | None = None, until: str | None = None) -> int:
-    from monitor.analysis import MIN_BASELINE_OBSERVATIONS
+    from monitor import operator_baselines as operator
+    from monitor.operator_baselines import MIN_BASELINE_OBSERVATIONS
 
     if canary is None and action != "show":
         err_console.print(f"[red]error:[/] baseline {action} needs a canary (`baseline show` without one lists every "
@@ -137,16 +138,16 @@ def baseline(config_path: str, action: str, canary: str | None, target: str | No
     for tid in targets:
         if action == "pin":
             rows = chosen[tid]
-            updates = analysis.pin(canary, tid, rows, note)
+            updates = operator.pin(analysis, canary, tid, rows, note)
             console.print(f"{canary} @ {tid}: baseline pinned to {_counted(rows)} "
                           f"from {utc_time(rows[0].started_at)} to {utc_time(rows[-1].started_at)}; "
                           f"{_judged(updates)}")
         elif action == "accept":
-            updates = analysis.accept_observations(canary, tid, chosen[tid], note)
+            updates = operator.accept_observations(analysis, canary, tid, chosen[tid], note)
             console.print(f"{canary} @ {tid}: current behaviour accepted as the baseline "
                           f"({_counted(chosen[tid])}); {len(updates)} open event(s) marked accepted")
         else:
-            updates = analysis.reset(canary, tid, note)
+            updates = operator.reset(analysis, canary, tid, note)
             console.print(f"{canary} @ {tid}: baseline reset; the next {config.drift.baseline_size} successful "
                           f"observations form a new one; {len(updates)} open event(s) resolved")
     console.print("A running daemon applies this within 30 s (or at once on SIGHUP / POST /-/reload).")
