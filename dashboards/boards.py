@@ -100,7 +100,8 @@ def overview() -> dict[str, Any]:
                      instant=True)]),
         Panel("timeseries", "Notification failures",
               "Failed deliveries, deliveries and dropped (dead) notifications to alert sinks per rate interval, "
-              "and how many sinks a 410 Gone disabled.",
+              "how many sinks a 410 Gone disabled, and drift notifications on a failing canary's error signals "
+              "held during its outage (one page per outage) and those never sent because their event ended held.",
               "short", [query(f"sum(increase(llm_monitor_notification_failures_total{{{JOB}}}[{RATE}]))"
                               f" or vector(0)", "failures"),
                         query(f"sum(increase(llm_monitor_notifications_sent_total{{{JOB}}}[{RATE}]))"
@@ -108,7 +109,11 @@ def overview() -> dict[str, Any]:
                         query(f"sum(increase(llm_monitor_notifications_dropped_total{{{JOB}}}[{RATE}]))"
                               f" or vector(0)", "dropped", "C"),
                         query(f"sum(llm_monitor_notification_sink_disabled{{{JOB}}}) or vector(0)",
-                              "disabled sinks", "D")]),
+                              "disabled sinks", "D"),
+                        query(f"sum(increase(llm_monitor_notifications_held_total{{{JOB}}}[{RATE}]))"
+                              f" or vector(0)", "held (outage)", "E"),
+                        query(f"sum(increase(llm_monitor_notifications_inhibited_total{{{JOB}}}[{RATE}]))"
+                              f" or vector(0)", "never sent (ended held)", "F")]),
         Panel("timeseries", "Store writes waiting",
               "Observations and run records waiting in memory because the store did not answer, failed write "
               "attempts and writes given up on per rate interval (all 0 while the store is healthy).", "short",

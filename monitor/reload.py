@@ -16,7 +16,7 @@ from monitor.config.loader import load_config, restart_only
 from monitor.errors import MonitorError
 from monitor.providers import build_providers
 from monitor.providers.base import Provider
-from monitor.restore import restore_last_success, restore_streaks
+from monitor.restore import restore_streaks
 from monitor.webconfig.tls import build_server_tls
 
 if TYPE_CHECKING:
@@ -67,7 +67,6 @@ async def reload_config(app: App) -> tuple[bool, str]:
     added = (pairs | config.service_pairs()) - watched_before
     if app.leading and added:  # their failing streaks from the store, as at start, before their first run
         streaks = await asyncio.to_thread(restore_streaks, app.store, app.metrics, added)
-        await asyncio.to_thread(restore_last_success, app.store, app.metrics, added & pairs)
         app.health.seed_failed_runs({pair: streak.runs for pair, streak in streaks.items()})
     if app.analysis is not None and app.leading:
         app.analysis.declare(sorted(pairs))

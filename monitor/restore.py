@@ -1,5 +1,5 @@
 """The per-pair state a replica reads back from the store when it takes the lead (the daemon starting, a standby
-taking over), so the alerts built on it survive a restart; and the same for the pairs a reload adds.
+taking over), so the alerts built on it survive a restart; and the failing streaks of the pairs a reload adds.
 
 `llm_monitor_last_success_timestamp_seconds` feeds the staleness alerts; `llm_monitor_failing_since_timestamp_seconds`
 and `llm_monitor_failing_runs` LLMMonitorCanaryFailing (started empty, a restart during an outage would resolve that
@@ -23,17 +23,10 @@ def restore_pair_gauges(store: Store, metrics: Metrics, config: Config) -> dict[
     """Set the last-success and failing-streak gauges of the configured pairs from the store; return the failing
     streaks found (blocking: run it in a worker thread, before the first call)."""
     pairs = {(c.id, t.id) for c, t in config.pairs()}
-    restore_last_success(store, metrics, pairs)
-    # the daemon's own calls too (judges', embeddings'): their streak gauges are set and removed as a canary's are
-    return restore_streaks(store, metrics, pairs | config.service_pairs())
-
-
-def restore_last_success(store: Store, metrics: Metrics, pairs: Iterable[Pair]) -> None:
-    """Set the last-success gauges of `pairs` from the store (at start, and for the canary pairs a reload adds: a
-    pair removed and added back, or added with its history in the store, would show no last success, and so never
-    go stale, until its next answer)."""
     for (canary, target), ts in store.last_success(sorted(pairs)).items():
         metrics.last_success.set(canary, target, value=ts.timestamp())
+    # the daemon's own calls too (judges', embeddings'): their streak gauges are set and removed as a canary's are
+    return restore_streaks(store, metrics, pairs | config.service_pairs())
 
 
 def restore_streaks(store: Store, metrics: Metrics, pairs: Iterable[Pair]) -> dict[Pair, FailingStreak]:
