@@ -83,6 +83,10 @@ async def runs(app: App, n: int) -> None:
         await asyncio.create_task(app._run_job(canary, target))
         await app.analysis.drain()
     await app.alerting.sender.flush()
+    # The sender's own loop, woken by the writes, may have a row on the wire that flush found claimed (CI saw
+    # canary.down logged but not yet at the receiver): wait until nothing waits (group_wait is 0 here).
+    outbox = app.alerting.outbox
+    await _until(lambda: outbox.pending_count() == 0, "the outbox to drain")
 
 
 def told(rx: Receiver) -> list[tuple[str, str]]:
