@@ -239,6 +239,9 @@ async def test_a_blocked_event_loop_counts_the_runs_it_passed_over(tmp_path: Pat
         assert before is not None and after is not None
         passed = slot(start, 1, after) - slot(start, 1, before) - 1  # the run times from `before` the wake-up left
         assert passed >= 2
-        assert missed() - counted == passed  # (the run on waking may find the last one still going: an overrun)
+        # The run on waking may find the last one still going (an overrun, not counted here), or start more than its
+        # 1 s grace after its run time on a loaded machine (APScheduler reports it missed: one more). Without the
+        # count of passed-over run times this is 0 or 1.
+        assert passed <= missed() - counted <= passed + 1
     finally:
         await app.stop()
