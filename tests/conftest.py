@@ -76,25 +76,24 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture
 def store(store_url: str) -> Iterator[Store]:
     """The contract-suite store: every test using it runs against SQLite and PostgreSQL."""
-    s = Store(store_url)
-    s.migrate()
-    yield s
-    s.close()
+    yield from _migrated(store_url)
 
 
 @pytest.fixture
 def pg_store(pg_url: str) -> Iterator[Store]:
     """A migrated PostgreSQL store, for tests of what only PostgreSQL does (the leader lock's sessions)."""
-    s = Store(pg_url)
-    s.migrate()
-    yield s
-    s.close()
+    yield from _migrated(pg_url)
 
 
 @pytest.fixture
 def sqlite_store(tmp_path: Path) -> Iterator[Store]:
     """A migrated SQLite store, for tests that are not about the store itself."""
-    s = Store(f"sqlite:///{tmp_path / 'a.db'}")
+    yield from _migrated(f"sqlite:///{tmp_path / 'a.db'}")
+
+
+def _migrated(url: str) -> Iterator[Store]:
+    """A store at `url`, migrated, for a fixture to yield; closed afterwards."""
+    s = Store(url)
     s.migrate()
     yield s
     s.close()

@@ -247,7 +247,7 @@ async def test_canary_down_written_while_an_answer_releases_the_suspected_hold_s
     assert al.inhibitor.saw("c1", "t", answered=True)
     met = threading.Event()
     al.inhibitor.lock = _Contended(met)  # type: ignore[assignment]
-    looked = inhibit._down_at
+    looked = inhibit._latest_health
 
     threads: list[threading.Thread] = []
 
@@ -255,7 +255,7 @@ async def test_canary_down_written_while_an_answer_releases_the_suspected_hold_s
         al._write(al.notifications(down()))
         met.set()
 
-    def down_meanwhile(session: object, sink: str, group_key: str) -> bool:
+    def down_meanwhile(session: object, sink: str, group_key: str) -> object:
         was = looked(session, sink, group_key)
         if not threads:  # the first look: canary.down is written now, by another thread
             threads.append(threading.Thread(target=publish))
@@ -263,7 +263,7 @@ async def test_canary_down_written_while_an_answer_releases_the_suspected_hold_s
             met.wait()  # until it is written, or waits for the release to end
         return was
 
-    monkeypatch.setattr(inhibit, "_down_at", down_meanwhile)
+    monkeypatch.setattr(inhibit, "_latest_health", down_meanwhile)
     al.release_answered("c1", "t", {"error": 4})
     threads[0].join()
     assert set(statuses(al).values()) == {HELD}
@@ -295,16 +295,16 @@ async def test_an_accept_from_the_cli_while_the_daemon_releases_the_opening_is_n
     al.inhibitor.saw("c1", "t", answered=False)
     write(al, drift())
     assert set(statuses(al).values()) == {HELD}
-    looked = inhibit._down_at
+    looked = inhibit._latest_health
     accepted: list[bool] = []
 
-    def accept_meanwhile(session: object, sink: str, group_key: str) -> bool:
+    def accept_meanwhile(session: object, sink: str, group_key: str) -> object:
         if not accepted:  # the release has read the held rows: the CLI writes the accept now
             accepted.append(True)
             write(cli, drift("drift.accepted"))
         return looked(session, sink, group_key)
 
-    monkeypatch.setattr(inhibit, "_down_at", accept_meanwhile)
+    monkeypatch.setattr(inhibit, "_latest_health", accept_meanwhile)
     assert al.inhibitor.saw("c1", "t", answered=True)
     assert al.release_answered("c1", "t", {"error": 4}) == 0
     assert set(statuses(al).values()) == {DEAD}

@@ -69,13 +69,23 @@ def _pair(n: Notification | NotificationRow) -> Pair:
     return str(p.get("canary", "")), str(p.get("target", ""))
 
 
-def _down_at(session: Any, sink: str, group_key: str) -> bool:
-    """Whether `sink` was told (or will be) that the group's canary is down: its latest live health row says so."""
-    q = (select(NotificationRow.kind)
+def _latest_health(session: Any, sink: str, group_key: str) -> NotificationRow | None:
+    """The group's latest live health row (canary.down / canary.recovered) at `sink`: what it was last told (or
+    will be) of the canary's health."""
+    q = (select(NotificationRow)
          .where(NotificationRow.sink == sink, NotificationRow.group_key == group_key,
                 col(NotificationRow.kind).in_(HEALTH_KINDS), col(NotificationRow.status) != DEAD)
          .order_by(col(NotificationRow.created_at).desc(), col(NotificationRow.id).desc()).limit(1))
-    return session.exec(q).first() == "canary.down"
+    return session.exec(q).first()
+
+
+def _is_down(latest: NotificationRow | None) -> bool:
+    return latest is not None and latest.kind == "canary.down"
+
+
+def _down_at(session: Any, sink: str, group_key: str) -> bool:
+    """Whether `sink` was told (or will be) that the group's canary is down: its latest live health row says so."""
+    return _is_down(_latest_health(session, sink, group_key))
 
 
 def _ended() -> Any:
@@ -90,14 +100,9 @@ def _ended() -> Any:
             .exists())
 
 
-def _recovered_since(session: Any, row: NotificationRow) -> bool:
-    """Whether the row's sink was told its pair recovered after the row was held (its latest health row is a
-    canary.recovered newer than the row)."""
-    q = (select(NotificationRow)
-         .where(NotificationRow.sink == row.sink, NotificationRow.group_key == row.group_key,
-                col(NotificationRow.kind).in_(HEALTH_KINDS), col(NotificationRow.status) != DEAD)
-         .order_by(col(NotificationRow.created_at).desc(), col(NotificationRow.id).desc()).limit(1))
-    latest = session.exec(q).first()
+def _recovered_after(latest: NotificationRow | None, row: NotificationRow) -> bool:
+    """Whether the row's sink was told its pair recovered after the row was held: `latest`, the sink's latest
+    health row of the pair (`_latest_health`), is a canary.recovered newer than the row."""
     return latest is not None and latest.kind == "canary.recovered" and \
         (aware(latest.created_at) or latest.created_at) >= (aware(row.created_at) or row.created_at)
 
@@ -149,7 +154,7 @@ class Inhibitor:
             rows = s.exec(select(NotificationRow).where(NotificationRow.status == HELD)).all()
             self.holding |= {_pair(r) for r in rows}
             for r in rows:
-                if _recovered_since(s, r):
+                if _recovered_after(_latest_health(s, r.sink, r.group_key), r):
                     self.answers.setdefault(_pair(r), 0)
 
     def saw(self, canary: str, target: str, answered: bool) -> bool:
@@ -272,7 +277,7 @@ class Inhibitor:
         with Session(engine) as s:
             rows = s.exec(select(NotificationRow).where(NotificationRow.group_key == group_key,
                                                        NotificationRow.status == HELD)).all()
-            down = {sink: _down_at(s, sink, group_key) for sink in {r.sink for r in rows}}
+            latest = {sink: _latest_health(s, sink, group_key) for sink in {r.sink for r in rows}}  # once a sink
             waiting: list[int | None] = []
             ended: dict[str, int] = {}
             told_down = False  # rows still held at a sink told the pair is down
@@ -284,14 +289,15 @@ class Inhibitor:
                                               f"({canary}@{target} failing every call)"):
                         ended[r.sink] = ended.get(r.sink, 0) + 1
                     continue
-                if down[r.sink]:
+                if _is_down(latest[r.sink]):
                     told_down = True
                     continue
                 need = settled.get(r.signal, 0)
-                if _recovered_since(s, r) and (need is None or self.answers.get(pair, 0) < need):
+                recovered = _recovered_after(latest[r.sink], r)
+                if recovered and (need is None or self.answers.get(pair, 0) < need):
                     waiting.append(need)
                     continue
-                if _recovered_since(s, r):
+                if recovered:
                     why = (f"{RELEASED_NOTE} {canary}@{target} was down; sent {self.answers.get(pair, 0)} answers "
                            "after its recovery: the error rate change outlived the outage")
                 else:
