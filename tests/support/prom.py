@@ -19,6 +19,7 @@ import shutil
 import socket
 import subprocess
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -208,17 +209,47 @@ def start_alertmanager(tmp_path: Path, config_text: str) -> Iterator[ServerProce
         yield server
 
 
+class RetriedStart(UserWarning):
+    """A server that did not come up was started again on another port; the message holds the first try's log and
+    what held its port (pyproject shows these warnings instead of failing on them)."""
+
+
+def _port_holders(port: int) -> str:
+    """Return `ss`'s lines for the TCP sockets on `port` (the evidence of a port race), or why there are none."""
+    if not shutil.which("ss"):
+        return "(ss not on PATH)"
+    out = subprocess.run(["ss", "-tanp", f"( sport = :{port} or dport = :{port} )"], capture_output=True, text=True,
+                         timeout=10, check=False)
+    return out.stdout.strip() or out.stderr.strip()
+
+
 @contextlib.contextmanager
 def _serve(kind: Any, binary: str, home: Path, config_path: Path, args: list[str]) -> Iterator[Any]:
-    """Start `binary` on a free loopback port with its log in `home`, wait until ready, stop it on exit."""
-    port = free_port()
-    log_path = home / f"{home.name}.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen([binary, f"--config.file={config_path}", f"--web.listen-address=127.0.0.1:{port}",
-                                 "--log.level=warn", *args], stdout=log, stderr=subprocess.STDOUT)
-    server = kind(proc, port, config_path, log_path)
+    """Start `binary` on a free loopback port with its log in `home`, wait until ready, stop it on exit.
+
+    A server that is not ready in time, or exits, is started once more on a fresh port (free_port's port can be
+    taken by another process before the server binds it); the first try's log and port holders go into a
+    RetriedStart warning, and into the error if the second try fails as well."""
+    first = ""
+    for attempt in (1, 2):
+        port = free_port()
+        log_path = home / f"{home.name}.log"
+        with log_path.open("wb") as log:
+            proc = subprocess.Popen([binary, f"--config.file={config_path}", f"--web.listen-address=127.0.0.1:{port}",
+                                     "--log.level=info", *args], stdout=log, stderr=subprocess.STDOUT)
+        server = kind(proc, port, config_path, log_path)
+        try:
+            server.wait_ready()
+            break
+        except (TimeoutError, RuntimeError) as exc:
+            holders = _port_holders(port)
+            server.stop()
+            if attempt == 2:
+                raise type(exc)(f"{exc}\nsockets on port {port}:\n{holders}\nfirst try:\n{first}") from exc
+            first = f"{exc}\nsockets on port {port}:\n{holders}"
+            log_path.rename(home / f"{home.name}.first.log")
+            warnings.warn(RetriedStart(f"{binary} started again: {first}"), stacklevel=3)
     try:
-        server.wait_ready()
         yield server
     finally:
         server.stop()
