@@ -40,6 +40,16 @@ def parse_duration(text: str | int | float) -> float:
     return _bounded(total, text)
 
 
+def format_duration(seconds: float) -> str:
+    """Return `seconds` as parse_duration reads it back, largest units first: 90 -> 1m30s, 86400 -> 1d."""
+    rest, parts = round(seconds * 1000), []
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)):
+        n, rest = divmod(rest, size)
+        if n:
+            parts.append(f"{n}{unit}")
+    return "".join(parts) or "0s"
+
+
 def _bounded(seconds: float, text: object) -> float:
     # Times a duration from now must stay representable (datetime ends in year 9999); nothing here needs a century.
     if not seconds <= MAX_S:

@@ -4,8 +4,8 @@ APScheduler 3 runs a coalesced job once when it reaches it late (the event loop 
 host suspended) and says nothing of the other run times that fell due meanwhile. `PassedRuns` counts them from the
 schedule itself: each run the scheduler reaches (run, overrun or missed) stands for one fire time of the grid, and
 the grid's fire times between it and the previous one reached are the runs passed over. A run's jitter only delays
-it within its own slot (`every` takes a jitter shorter than itself), so it neither makes up nor hides one. (A cron
-jitter longer than the gap to the next cron time makes APScheduler skip that time: it is counted.)
+it within its own slot (`every` takes a jitter shorter than itself, `cron` one shorter than its shortest gap), so it
+neither makes up nor hides one.
 """
 
 from __future__ import annotations

@@ -186,6 +186,13 @@ def test_config_rejections(tmp_path: Path, old: str, new: str, expected: str) ->
     ("{every: 5m}", "{every: 5m, cron: '* * * * *'}", "6: canaries[0].schedule: set exactly one of `every` or `cron`"),
     ("{every: 5m}", "{every: 5s, jitter: 2m}", "6: canaries[0].schedule.jitter: must be shorter than `every` (5s) "
                                                "(value: '2m')"),
+    # a cron's jitter: shorter than its shortest gap (weekdays at 9: 1d, Friday to Monday 3d), or cron times are skipped
+    ("{every: 5m}", "{cron: '0 9 * * 1-5', jitter: 25h}", "6: canaries[0].schedule.jitter: must be shorter than the "
+                                                         "shortest gap between two `cron` times (1d) (value: '25h')"),
+    ("{every: 5m}", "{cron: '*/10 * * * *', jitter: 10m}", "6: canaries[0].schedule.jitter: must be shorter than the "
+                                                          "shortest gap between two `cron` times (10m) (value: '10m')"),
+    ("{every: 5m}", "{cron: '0 1,23 * * *', jitter: 2h}", "6: canaries[0].schedule.jitter: must be shorter than the "
+                                                         "shortest gap between two `cron` times (2h) (value: '2h')"),
     ("role: user", "role: robot", "4: canaries[0].messages[0].role: Input should be 'system', 'user' or "
                                   "'assistant' (value: 'robot')"),
     ("id: kill-python-process", "id: Kill Python", "2: canaries[0].id: must be lowercase letters, digits"),
@@ -203,6 +210,13 @@ def test_probe_rejections(tmp_path: Path, old: str, new: str, expected: str) -> 
     (msg,) = issues(path)
     assert str(tmp_path / "probes" / "basic.yaml") in msg
     assert expected in msg
+
+
+@pytest.mark.parametrize("schedule", ["{cron: '0 9 * * 1-5', jitter: 23h59m}", "{cron: '0 1,23 * * *', jitter: 1h59m}",
+                                      "{cron: '*/10 * * * *', jitter: 9m59s}", "{cron: '0 0 1 * *', jitter: 27d}"])
+def test_a_cron_jitter_shorter_than_its_shortest_gap_loads(tmp_path: Path, schedule: str) -> None:
+    config = load_config(setup(tmp_path, probes=BASIC.replace("{every: 5m}", schedule)), environ={})
+    assert config.canaries[0].schedule.jitter is not None
 
 
 def test_zero_tolerance_naming_a_check_that_failed_validation_is_not_called_unknown(tmp_path: Path) -> None:

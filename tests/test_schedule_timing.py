@@ -10,7 +10,15 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from monitor.config.models import Canary, Message, Schedule
-from monitor.config.timing import next_fire, period_s, previous_fires, runs_per_day, stale_cutoff
+from monitor.config.timing import (
+    fire_times,
+    next_fire,
+    period_s,
+    previous_fires,
+    runs_per_day,
+    shortest_gap_s,
+    stale_cutoff,
+)
 from monitor.domain import CallResult, ErrorType, Observation
 from monitor.scheduler import make_trigger
 from monitor.telemetry.metrics import Metrics
@@ -203,3 +211,25 @@ def test_a_restricted_day_of_month_and_weekday_fire_on_either_as_in_crontab() ->
     assert any(t.day == 1 and t.weekday() != 0 for t in fired) and sum(t.weekday() == 0 for t in fired) >= 4, fired
     canary = Canary(id="c", messages=[Message(role="user", content="hi")], schedule=schedule)
     assert make_trigger(canary, MONDAY).get_next_fire_time(None, fired[2]) == fired[2]  # the scheduler agrees
+
+
+@pytest.mark.parametrize(("cron", "days", "gap"), [
+    ("0 9 * * 1-5", 21, 86_400),  # 1d by the week, 3d over the weekend
+    ("*/10 9-17 * * *", 3, 600),
+    ("0,59 0,23 * * *", 3, 60),  # 23:59 to 0:00: across midnight
+    ("0 1,23 * * *", 3, 2 * 3600),  # 23:00 to 1:00
+    ("30 8,20 * * 6", 30, 12 * 3600),
+    ("0 12 * * mon,wed,fri", 30, 2 * 86_400),
+    ("0 0 1 * *", 800, 28 * 86_400),  # February of a plain year
+    ("0 9 1 * mon", 400, 86_400),  # the 1st or a Monday, as crontab reads it: Monday 30 September, then the 1st
+    ("0 0 29 2 *", 366 * 9, 4 * 365.25 * 86_400),  # leap days
+])
+def test_a_crons_shortest_gap_is_the_least_between_its_fire_times(cron: str, days: int, gap: float) -> None:
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    listed = list(fire_times(cron, start, start + timedelta(days=days)))
+    assert min((b - a).total_seconds() for a, b in zip(listed, listed[1:], strict=False)) == gap
+    assert shortest_gap_s(cron) == gap
+
+
+def test_a_cron_that_never_fires_has_no_gap() -> None:
+    assert shortest_gap_s("0 0 30 2 *") is None  # no jitter is refused for it

@@ -14,10 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from monitor.alerts.config import AlertsConfig
 from monitor.checks import CheckSpec, check_names
-from monitor.config.timing import cron_trigger
+from monitor.config.timing import cron_trigger, shortest_gap_s
 from monitor.drift.names import declarable, disableable
 from monitor.drift.settings import DriftSettings
-from monitor.durations import Seconds, parse_duration
+from monitor.durations import Seconds, format_duration, parse_duration
 from monitor.keylike import looks_like_a_key
 from monitor.placed import Placed
 
@@ -189,6 +189,13 @@ class Schedule(Strict):
         every = info.data.get("every")  # absent when it failed (reported on its own)
         if every is not None and jitter >= parse_duration(every):
             raise ValueError(f"must be shorter than `every` ({every})")
+        # APScheduler 3 takes the next cron time after the run's jittered time: a jitter as long as a gap between
+        # two cron times (or longer) would skip the later one
+        cron = info.data.get("cron")
+        gap = shortest_gap_s(cron) if cron is not None else None
+        if gap is not None and jitter >= gap:
+            raise ValueError(f"must be shorter than the shortest gap between two `cron` times "
+                             f"({format_duration(gap)})")
         return v
 
     @model_validator(mode="after")

@@ -7,10 +7,12 @@ week. Jitter is left out: it moves a run by less than its schedule's gap.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from itertools import islice
 from typing import TYPE_CHECKING
 
 from apscheduler.triggers.base import BaseTrigger
@@ -22,12 +24,17 @@ from monitor.durations import parse_duration
 if TYPE_CHECKING:  # models validates cron expressions with cron_trigger
     from monitor.config.models import Schedule
 
+DAY = timedelta(days=1)
 WEEK = timedelta(days=7)
 # A fixed Monday 00:00 UTC: the week (and, for rarer crons, the four years) whose fire times give a cron's rate,
 # so that the rate of a config does not change from one load to the next
 _ANCHOR = datetime(2024, 1, 1, tzinfo=UTC)
 _LOOKBACK = tuple(timedelta(days=d) for d in (1 / 24, 1, 8, 64, 400, 1500))
 _TICK = timedelta(microseconds=1)
+# A cron's shortest gap is looked for over at most this many of its days with fire times (more than a year has)
+# and this many years from _ANCHOR (every weekday of every date of a leap year and three plain ones, to 2100)
+_GAP_DAYS = 400
+_GAP_YEARS = 28
 
 
 _DAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
@@ -139,6 +146,44 @@ def _last_fire(cron: str, at: datetime) -> datetime | None:
         else:
             hi = mid
     return first
+
+
+@lru_cache(maxsize=256)
+def shortest_gap_s(cron: str) -> float | None:
+    """Return the shortest time in seconds between two consecutive fire times of `cron` (None: fewer than two found).
+
+    In UTC a cron fires at the same times (its minute and hour fields) on every day it fires (its day, month and
+    weekday fields), so its shortest gap is the shorter of the shortest between two times of one day and the
+    shortest from a day's last time to the next such day's first. The times are the fire times of `M H * * *` over
+    one day (at most 1,440); the days are those of `0 0 D M W` from _ANCHOR, stepped until two a day apart (none
+    are closer) or over _GAP_DAYS days or _GAP_YEARS years, whichever comes first: bounded work for any expression
+    (each step of APScheduler's takes up to a few tenths of a millisecond). The days cover at least a year, every
+    alignment of dates and weekdays of a cron that fires on fewer than 14 days a year, and its gaps of up to 28
+    years; a gap that only a later year's alignment of dates and weekdays shortens, for a cron firing on more
+    days than that, is not seen (a jitter that long from such a cron would be odd)."""
+    minute, hour, day, month, dow = cron.split()
+    times: list[datetime] = []
+    within = math.inf  # between two times of one day
+    for at in fire_times(f"{minute} {hour} * * *", _ANCHOR, _ANCHOR + DAY):
+        if times:
+            within = min(within, (at - times[-1]).total_seconds())
+            if within <= 60:  # none closer (cron times are whole minutes)
+                return within
+        times.append(at)
+    if not times:
+        return None
+    span = (times[-1] - times[0]).total_seconds()  # from a day's first time to its last
+    apart = math.inf  # the fewest days between two days it fires on
+    previous = None
+    years = timedelta(days=round(_GAP_YEARS * 365.25))
+    for date in islice(fire_times(f"0 0 {day} {month} {dow}", _ANCHOR, _ANCHOR + years), _GAP_DAYS):
+        if previous is not None:
+            apart = min(apart, (date - previous).total_seconds())
+            if apart <= DAY.total_seconds():
+                break
+        previous = date
+    gap = min(within, apart - span)
+    return gap if math.isfinite(gap) else None
 
 
 def every_s(schedule: Schedule) -> float:
