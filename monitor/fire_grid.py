@@ -41,8 +41,11 @@ class SteadyInterval(IntervalTrigger):
         return super().get_next_fire_time(previous_fire_time, now)
 
 
+Passed = tuple[int, datetime | None]  # how many fire times a reached run left behind, and the first of them
+
+
 class _Grid(Protocol):
-    def reach(self, at: datetime) -> int: ...
+    def reach(self, at: datetime) -> Passed: ...
 
 
 class _Every:
@@ -50,25 +53,26 @@ class _Every:
         self.start, self.period_s = start, period_s
         self.next = 0  # the first slot not reached yet (0: `start`, the job's first run)
 
-    def reach(self, at: datetime) -> int:
+    def reach(self, at: datetime) -> Passed:
         k = slot(self.start, self.period_s, at)
         if k < self.next:  # reached already (the run it was submitted for, missed) or from before the job
-            return 0
+            return 0, None
+        first = self.start + timedelta(seconds=self.next * self.period_s)
         passed, self.next = k - self.next, k + 1
-        return passed
+        return passed, first if passed else None
 
 
 class _Cron:
     def __init__(self, cron: str, since: datetime):
         self.cron, self.since = cron, since  # the first fire time at or after `since` is not reached yet
 
-    def reach(self, at: datetime) -> int:
+    def reach(self, at: datetime) -> Passed:
         # a fire time per step, as many as APScheduler itself stepped through to find the run times it dropped
         due = list(fire_times(self.cron, self.since, at + _TICK))
         if not due:  # reached already, or from before the job
-            return 0
+            return 0, None
         self.since = due[-1] + _TICK
-        return len(due) - 1
+        return len(due) - 1, due[0] if len(due) > 1 else None
 
 
 class PassedRuns:
@@ -86,8 +90,8 @@ class PassedRuns:
         """Forget the jobs not in `jids` (removed)."""
         self._jobs = {jid: grid for jid, grid in self._jobs.items() if jid in jids}
 
-    def reach(self, jid: str, at: datetime) -> int:
+    def reach(self, jid: str, at: datetime) -> Passed:
         """Mark the run scheduled at `at` (jitter included) reached; return how many fire times before it were
-        neither reached nor counted (0 for a job not followed)."""
+        neither reached nor counted (0 for a job not followed), and the first of them."""
         grid = self._jobs.get(jid)
-        return grid.reach(at) if grid is not None else 0
+        return grid.reach(at) if grid is not None else (0, None)

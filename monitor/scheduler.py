@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import zlib
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -26,17 +25,10 @@ from monitor.config.models import Canary, Schedule, Target
 from monitor.config.timing import cron_trigger, every_s, period_s
 from monitor.domain import RUN_MISSED, RUN_OVERRUN
 from monitor.fire_grid import PassedRuns, SteadyInterval
-
-log = logging.getLogger("monitor.scheduler")
+from monitor.skip_log import SkipLog
 
 RunFn = Callable[[Canary, Target], Awaitable[object]]
 SkipFn = Callable[[str, str, str, int], None]  # (canary, target, reason, runs)
-
-_SKIP_HINT = {RUN_OVERRUN: "the previous run of this pair was still going: lengthen schedule.every, lower samples "
-                       "or timeouts, or raise the target's max_concurrency",
-              RUN_MISSED: "the daemon was blocked (or its host suspended) past the run's time: after such a pause "
-                      "each pair runs once, not once for every run that fell due meanwhile"}
-_SKIP_LOG_EVERY_S = 3600.0  # one warning per pair and reason an hour; the counter has every one
 
 
 class _QuietSkips(logging.Filter):
@@ -80,7 +72,7 @@ class Scheduler:
         self._on_skip = on_skip
         self._pairs: dict[str, tuple[str, str]] = {}
         self._schedules: dict[str, Schedule] = {}  # job id -> the schedule its job was made from
-        self._last_warned: dict[tuple[str, str], float] = {}
+        self._skip_log = SkipLog(now)
         self._passed = PassedRuns()  # the run times APScheduler drops when it coalesces a late job
         self._sched = AsyncIOScheduler(executors={"default": AsyncIOExecutor()}, timezone=UTC,
                                        job_defaults={"coalesce": True, "max_instances": 1})
@@ -100,25 +92,21 @@ class Scheduler:
         else:
             assert isinstance(event, JobExecutionEvent)
             at = event.scheduled_run_time
-        passed = self._passed.reach(event.job_id, at)
+        passed, first_due = self._passed.reach(event.job_id, at)
         if passed:
-            self._skipped(event.job_id, pair, RUN_MISSED, passed)
+            self._count(pair, RUN_MISSED, passed)
         if event.code == EVENT_JOB_MAX_INSTANCES:
-            self._skipped(event.job_id, pair, RUN_OVERRUN, 1)
+            self._count(pair, RUN_OVERRUN, 1)
+            self._skip_log.overrun(event.job_id, pair)
         elif event.code == EVENT_JOB_MISSED:
-            self._skipped(event.job_id, pair, RUN_MISSED, 1)
+            self._count(pair, RUN_MISSED, 1)
+        missed = passed + (event.code == EVENT_JOB_MISSED)
+        if missed:  # logged with the other pairs of this wake-up, in one line
+            self._skip_log.missed(event.job_id, pair, missed, first_due or at)
 
-    def _skipped(self, jid: str, pair: tuple[str, str], reason: str, runs: int) -> None:
-        """Count `runs` scheduled runs that did not happen and log it (once an hour per pair and reason)."""
+    def _count(self, pair: tuple[str, str], reason: str, runs: int) -> None:
         if self._on_skip is not None:
             self._on_skip(*pair, reason, runs)
-        at = self._now().timestamp()
-        key = (jid, reason)
-        if at - self._last_warned.get(key, -math.inf) >= _SKIP_LOG_EVERY_S:
-            self._last_warned[key] = at
-            log.warning("scheduled run skipped: %s (logged once an hour per pair and reason; "
-                        "llm_monitor_runs_skipped_total counts each)", _SKIP_HINT[reason],
-                        extra={"canary": pair[0], "target": pair[1], "reason": reason, "runs": runs})
 
     @property
     def running(self) -> bool:

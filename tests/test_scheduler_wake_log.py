@@ -1,0 +1,82 @@
+"""The runs a pause passed over are logged as one line per wake-up, however many pairs it touched: how many pairs,
+how many run times, how long the pause was at least and a few of the pairs; each pair's own line is at debug level.
+
+APScheduler's own clock is moved by the test (tests.support.sched_clock): a pause of any length, then a wake-up."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from monitor.config import load_config
+from monitor.scheduler import Scheduler
+from tests.conftest import write_config
+from tests.support.sched_clock import SchedulerClock, settle
+
+T0 = datetime(2026, 11, 30, 12, 0, 0, tzinfo=UTC)
+TARGETS = ("  - {id: a, provider: openai, base_url: 'http://127.0.0.1:9/v1', model: m}\n"
+           "  - {id: b, provider: openai, base_url: 'http://127.0.0.1:9/v1', model: m}")
+
+
+def probes(n: int) -> str:
+    return "canaries:\n" + "".join(f"  - id: c{i:02}\n    messages: [{{role: user, content: hi}}]\n"
+                                   "    schedule: {every: 4s}\n" for i in range(n))
+
+
+async def test_a_pause_over_many_pairs_logs_one_warning_naming_the_count(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    # Found by SRE users: 1,000 pairs frozen for a while logged 1,000 warnings on waking, one per pair.
+    clock = SchedulerClock(monkeypatch, T0)
+    cfg = write_config(tmp_path, TARGETS, probes(40), extra="daemon: {max_start_delay: 0}\n")
+    runs: Counter[str] = Counter()
+    skipped: Counter[tuple[str, str, str]] = Counter()
+
+    async def run(canary: object, target: object) -> None:
+        runs[f"{canary.id}@{target.id}"] += 1  # type: ignore[attr-defined]
+
+    def skip(c: str, t: str, reason: str, n: int) -> None:
+        skipped[(c, t, reason)] += n
+
+    sched = Scheduler(run, now=clock, on_skip=skip)
+    caplog.set_level(logging.DEBUG, logger="monitor.scheduler")
+
+    def warnings() -> list[logging.LogRecord]:
+        return [r for r in caplog.records if r.name == "monitor.scheduler" and r.levelno >= logging.WARNING]
+
+    sched.apply(load_config(cfg, environ={}))
+    sched.start()
+    try:
+        await settle()
+        assert len(runs) == 80 and sum(runs.values()) == 80 and not skipped  # every pair's first run, at T0
+        clock.advance(40)  # 4 s ... 40 s fell due for each of the 80 pairs while the loop was blocked: ten each
+        sched._sched.wakeup()
+        await settle()
+        assert sum(runs.values()) == 160  # each pair once on waking
+        assert skipped == {(f"c{i:02}", t, "missed"): 9 for i in range(40) for t in "ab"}  # the counter as it was
+        lines = warnings()
+        assert len(lines) == 1, f"{len(lines)} warnings"  # one line for the wake-up, not one per pair
+        line = lines[0]
+        text = line.getMessage()
+        assert "after a pause of at least 36s: 80 pairs, 720 run times in all (c00@a, " in text, text
+        assert ", ...); the daemon was blocked" in text and "each pair runs once" in text
+        assert (line.reason, line.pairs, line.runs, line.pause_s) == ("missed", 80, 720, 36)  # type: ignore[attr-defined]
+        assert len(line.examples) == 3  # type: ignore[attr-defined]
+        detail = [r for r in caplog.records if r.name == "monitor.scheduler" and r.levelno == logging.DEBUG]
+        assert sorted((r.canary, r.target, r.runs) for r in detail) == \
+            sorted((f"c{i:02}", t, 9) for i in range(40) for t in "ab")  # type: ignore[attr-defined]
+
+        clock.advance(20)  # within the hour: every pair warned of already, nothing more at warning level
+        sched._sched.wakeup()
+        await settle()
+        assert len(warnings()) == 1 and sum(skipped.values()) == 720 + 80 * 4
+        clock.advance(3600)  # an hour on: warned of again, in one line
+        sched._sched.wakeup()
+        await settle()
+        assert len(warnings()) == 2 and "at least 59m56s: 80 pairs, 71,920 run times in all" in \
+            warnings()[1].getMessage()
+    finally:
+        sched.shutdown()
