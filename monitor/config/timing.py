@@ -32,7 +32,7 @@ _ANCHOR = datetime(2024, 1, 1, tzinfo=UTC)
 _LOOKBACK = tuple(timedelta(days=d) for d in (1 / 24, 1, 8, 64, 400, 1500))
 _TICK = timedelta(microseconds=1)
 # A cron's shortest gap is looked for over at most this many of its days with fire times (more than a year has)
-# and this many years from _ANCHOR (every weekday of every date of a leap year and three plain ones, to 2100)
+# and this many years from _ANCHOR (the calendar repeats every 28 years up to 2100: every date on every weekday)
 _GAP_DAYS = 400
 _GAP_YEARS = 28
 
@@ -159,8 +159,8 @@ def shortest_gap_s(cron: str) -> float | None:
     are closer) or over _GAP_DAYS days or _GAP_YEARS years, whichever comes first: bounded work for any expression
     (each step of APScheduler's takes up to a few tenths of a millisecond). The days cover at least a year, every
     alignment of dates and weekdays of a cron that fires on fewer than 14 days a year, and its gaps of up to 28
-    years; a gap that only a later year's alignment of dates and weekdays shortens, for a cron firing on more
-    days than that, is not seen (a jitter that long from such a cron would be odd)."""
+    years. Not seen: a gap between days that only a later year's alignment shortens, for a cron firing on more
+    days a year than that, so at worst a jitter of a day or more slips past."""
     minute, hour, day, month, dow = cron.split()
     times: list[datetime] = []
     within = math.inf  # between two times of one day
