@@ -183,6 +183,9 @@ def test_config_rejections(tmp_path: Path, old: str, new: str, expected: str) ->
     ("{every: 5m}", "{every: 5m, jitter: soon}", "6: canaries[0].schedule.jitter: not a duration: 'soon' (use e.g. "
                                                  "30s, 5m, 1h30m) (value: 'soon')"),
     ("{every: 5m}", "{cron: '61 * * * *'}", "6: canaries[0].schedule.cron: invalid cron expression: "),
+    # a cron no date matches: APScheduler would keep its job with no next run, a canary that never runs
+    ("{every: 5m}", "{cron: '0 0 30 2 *'}", "6: canaries[0].schedule.cron: never fires: no date matches its day, "
+                                             "month and weekday fields (value: '0 0 30 2 *')"),
     ("{every: 5m}", "{every: 5m, cron: '* * * * *'}", "6: canaries[0].schedule: set exactly one of `every` or `cron`"),
     ("{every: 5m}", "{every: 5s, jitter: 2m}", "6: canaries[0].schedule.jitter: must be shorter than `every` (5s) "
                                                "(value: '2m')"),

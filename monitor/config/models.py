@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from monitor.alerts.config import AlertsConfig
 from monitor.checks import CheckSpec, check_names
-from monitor.config.timing import cron_trigger, shortest_gap_s
+from monitor.config.timing import cron_trigger, never_fires, shortest_gap_s
 from monitor.drift.names import declarable, disableable
 from monitor.drift.settings import DriftSettings
 from monitor.durations import Seconds, format_duration, parse_duration
@@ -178,6 +178,8 @@ class Schedule(Strict):
                 cron_trigger(v)
             except ValueError as e:
                 raise ValueError(f"invalid cron expression: {e}") from e
+            if never_fires(v):  # APScheduler would keep such a job without a next run: a canary that never runs
+                raise ValueError("never fires: no date matches its day, month and weekday fields")
         return v
 
     @field_validator("jitter")

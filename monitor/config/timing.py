@@ -186,6 +186,13 @@ def shortest_gap_s(cron: str) -> float | None:
     return gap if math.isfinite(gap) else None
 
 
+@lru_cache(maxsize=256)
+def never_fires(cron: str) -> bool:
+    """Return whether `cron` has no fire time in _GAP_YEARS years from _ANCHOR (`0 0 30 2 *`): the calendar repeats
+    over that span, so such a cron never fires at all."""
+    return next(fire_times(cron, _ANCHOR, _ANCHOR + timedelta(days=round(_GAP_YEARS * 365.25))), None) is None
+
+
 def every_s(schedule: Schedule) -> float:
     """Return the period of an `every` schedule in seconds."""
     assert schedule.every is not None, "a cron schedule has no fixed period"
