@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 
+from monitor.commands.common import utc_time
 from monitor.config import load_config
 from monitor.sim import SimServer, scenario_from_dict
 from monitor.store import Store
@@ -40,8 +41,22 @@ async def test_accept_right_after_a_change_takes_only_observations_since_it(tmp_
     assert accept.returncode == 0 and "(6 observations)" in accept.stdout, accept.stdout + accept.stderr
     store = Store(load_config(cfg_path, environ={}).storage.url)
     [row] = DriftRepository(store.engine).baselines(canary="c1", target="t")
+    taken = sorted(o.started_at for o in store.observations(canary="c1", target="t", limit=6))
     store.close()
     assert row["data"]["identity"]["system_fingerprint"] == ["fp_new"]
+    # `baseline show` gave an accepted baseline's `since` as the time it was made (the accept's), not the answers
+    # it was accepted from, as a pinned one's range is shown
+    show = cli("baseline", "show", "c1", "-c", str(cfg_path))
+    assert show.returncode == 0, show.stdout + show.stderr
+    rows: list[list[str]] = []  # since, source of each row; a cell folded over lines is joined again
+    for line in show.stdout.splitlines():
+        cells = [c.strip() for c in line.split("│")[1:]]
+        if cells and cells[0]:
+            rows.append([cells[2], cells[3]])
+        elif cells:
+            rows[-1][0] += " " + cells[2]
+    assert [r for r in rows if r[1] == "accepted"] == [
+        [f"accepted range {utc_time(taken[0])} .. {utc_time(taken[-1])}", "accepted"]], show.stdout
 
 
 def test_the_events_table_says_which_test_decided_and_does_not_mix_p_values_with_chart_levels() -> None:

@@ -37,13 +37,16 @@ def left_out(data: dict[str, Any]) -> str:
     return f"{calls} calls in {runs} {'run' if runs == 1 else 'runs'}" if calls else "0"
 
 
+OPERATOR_CHOSEN = ("pinned", "accepted")  # baselines built from a range of stored answers an operator chose
+
+
 def _since(row: dict[str, Any], firsts: dict[str, datetime]) -> str:
-    """When a stored baseline's behaviour is from: a pinned one's range, its first answer (kept by id only: pruned
-    past storage.retention_days) to its last, else when it was made."""
-    if row["source"] != "pinned":
+    """When a stored baseline's behaviour is from: a pinned or accepted one's range, its first answer (kept by id
+    only: pruned past storage.retention_days) to its last, else when it was made."""
+    if row["source"] not in OPERATOR_CHOSEN:
         return utc_time(row["created_at"])
     first = firsts.get(row["data"].get("first_obs_id") or "")
-    return f"pinned range {utc_time(first) or '(pruned)'} .. {utc_time(row['data'].get('last_obs_at'))}"
+    return f"{row['source']} range {utc_time(first) or '(pruned)'} .. {utc_time(row['data'].get('last_obs_at'))}"
 
 
 def baseline(config_path: str, action: str, canary: str | None, target: str | None, note: str,
@@ -81,7 +84,7 @@ def baseline(config_path: str, action: str, canary: str | None, target: str | No
         forming = []
         stored = {(cid, tid): analysis.repo.baselines(canary=cid, target=tid, active_only=False) for cid, tid in pairs}
         firsts = analysis.store.started_at(row["data"].get("first_obs_id") or "" for rows in stored.values()
-                                           for row in rows if row["source"] == "pinned")
+                                           for row in rows if row["source"] in OPERATOR_CHOSEN)
         for (cid, tid), rows in stored.items():
             if not rows:
                 forming.append((cid, tid))
