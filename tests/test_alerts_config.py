@@ -50,6 +50,11 @@ def test_durations_and_sinks_parse() -> None:
     ({"routes": [{"match": {"kind": "drift.exploded"}, "sinks": []}]}, "'drift.exploded' matches no event kind"),
     ({"cooldown": "soon"}, "not a duration: 'soon'"),
     ({"resend_interval": "0s"}, "must be at least 1s"),
+    # both accepted at 0: a sink whose every attempt timed out at once, retries at once in a loop (README: an
+    # attempt must finish within the sink's `timeout`; backoff from `initial` doubling to `max`)
+    ({"sinks": [{"name": "w", "type": "webhook", "url": "http://x", "timeout": "0s"}]}, "greater than 0"),
+    ({"retry": {"initial": 0}}, "greater than 0"),
+    ({"retry": {"max": "0s"}}, "greater than 0"),
     ({"webhooks": []}, "Extra inputs are not permitted"),
 ])
 def test_rejections(data: dict, message: str) -> None:

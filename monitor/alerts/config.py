@@ -53,7 +53,7 @@ class _Strict(BaseModel):
 class _SinkBase(_Strict, Placed):
     # Placed: the file and line loading found the sink at, which the problems of its secrets name (monitor.placed)
     name: str
-    timeout: Seconds = 10.0
+    timeout: Annotated[Seconds, Field(gt=0)] = 10.0  # each attempt, reply included (0: every attempt would fail)
 
     @field_validator("name")
     @classmethod
@@ -206,8 +206,8 @@ class Route(_Strict):
 class Retry(_Strict):
     """Delivery retries: exponential backoff with full jitter from `initial` up to `max`, then give up."""
 
-    initial: Seconds = 5.0
-    max: Seconds = 3600.0
+    initial: Annotated[Seconds, Field(gt=0)] = 5.0  # 0 (or a max of 0): every retry at once, a hot loop at a
+    max: Annotated[Seconds, Field(gt=0)] = 3600.0    # receiver that is down
     give_up_after: Seconds = 86400.0
     max_retry_after: Seconds = 3600.0  # cap on a receiver's Retry-After
 
