@@ -133,9 +133,9 @@ def parser() -> argparse.ArgumentParser:
     _config_arg(p)
     p.add_argument("--target", help="only this target (default: every target of the canary)")
     p.add_argument("--note", default="", help="why (recorded with the baseline)")
-    p.add_argument("--since", help="pin: start of the time range (ISO-8601, or a duration ago: 7d or '7d ago', "
-                                   "24h); required")
-    p.add_argument("--until", help="pin: end of the time range (ISO-8601 or a duration ago, 2d or '2d ago'; "
+    p.add_argument("--since", help="pin: start of the time range (an RFC 3339 time, 2026-11-30T07:50:00Z, or a "
+                                   "duration ago: 7d or '7d ago', 24h); required")
+    p.add_argument("--until", help="pin: end of the time range (an RFC 3339 time or a duration ago, 2d or '2d ago'; "
                                    "default: now)")
     p = sub.add_parser("replay", help="run two JSONL dumps through the drift engine and print the events")
     p.add_argument("--baseline", required=True, help="JSONL dump the baseline forms from (see README: Drift)")
@@ -151,9 +151,10 @@ def parser() -> argparse.ArgumentParser:
     _config_arg(p)
     p.add_argument("--canary", help="only this canary")
     p.add_argument("--target", help="only this target")
-    p.add_argument("--since", help="from this time on: ISO-8601, or a duration meaning that long ago (7d or "
-                                   "'7d ago', 24h)")
-    p.add_argument("--until", help="before this time: ISO-8601, or a duration meaning that long ago (2d or '2d ago')")
+    p.add_argument("--since", help="from this time on: an RFC 3339 time (2026-11-30T07:50:00Z), or a duration "
+                                   "meaning that long ago (7d or '7d ago', 24h)")
+    p.add_argument("--until", help="before this time: an RFC 3339 time, or a duration meaning that long ago (2d or "
+                                   "'2d ago')")
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE (replaced only once complete); "
                                                          "default: standard output")
     p = sub.add_parser("alerts", help="alert outbox: send a test message, list pending notifications",

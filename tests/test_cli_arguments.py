@@ -108,3 +108,15 @@ def test_the_commands_a_newcomer_runs_first_explain_themselves_in_their_help(cap
     assert "Unset API key variables and alert sink secrets are only warned of (exit 0)" in help_of("check-config")
     text = help_of("baseline")
     assert all(f"{action}:" in text for action in ("show", "accept", "reset", "pin")), text
+
+
+def test_the_time_flags_help_names_the_form_they_read(capsys: pytest.CaptureFixture[str]) -> None:
+    # Found by the README audit: --since/--until's help said "ISO-8601", whose week dates and basic format
+    # (2026-W48-1, 20261130) they refuse; they read RFC 3339, as the README's "Times you write" says
+    from monitor.cli import parser
+
+    for command in (["export"], ["baseline", "pin"]):
+        with pytest.raises(SystemExit):
+            parser().parse_args([*command, "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        assert "ISO-8601" not in text and text.count("RFC 3339") == 2, text
