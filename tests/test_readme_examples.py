@@ -1,0 +1,65 @@
+"""The README's example YAML loads as written: the monitor.yaml of "Running it for real" (with the shipped probes),
+its `alerts:` section, the canary and `llm_judge` check of the configuration reference, and the web config file of
+"TLS and basic auth". They are what a newcomer copies first; a field renamed in the code and not in them would be
+refused on the first `check-config`."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from monitor.config import load_config
+from tests.support.pki import Pki, bcrypt_hash
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def example(first_line: str) -> str:
+    """The README's ```yaml block that begins with `first_line`."""
+    found = [b for b in re.findall(r"```yaml\n(.*?)```", (ROOT / "README.md").read_text(encoding="utf-8"), re.S)
+             if b.splitlines()[0].strip() == first_line]
+    assert len(found) == 1, f"README has {len(found)} yaml blocks starting {first_line!r}"
+    return found[0]
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    (tmp_path / "probes").symlink_to(ROOT / "probes")  # the example's `probes: [./probes]`
+    return tmp_path
+
+
+def test_the_monitor_yaml_example_and_its_alerts_section_load(folder: Path) -> None:
+    cfg = folder / "monitor.yaml"
+    cfg.write_text(example("# monitor.yaml") + example("alerts:"), encoding="utf-8")
+    config = load_config(cfg, environ={})
+    assert [t.id for t in config.targets] == ["gpt-mini", "claude"]
+    assert len(config.canaries) >= 60 and [s.name for s in config.alerts.sinks] == ["hook", "slack", "am", "pd"]
+
+
+def test_the_canary_example_with_its_judge_check_loads(folder: Path) -> None:
+    canary, judge = example("canaries:"), example("- type: llm_judge")
+    checks = "      - {type: contains, value: [kill, pkill, taskkill], mode: any}\n"
+    assert checks in canary
+    (folder / "mine").mkdir()
+    (folder / "mine" / "kill.yaml").write_text(canary.replace(checks, checks + judge), encoding="utf-8")
+    monitor = example("# monitor.yaml").replace("probes: [./probes]", "probes: [./mine]")
+    monitor = monitor.replace("targets:\n", "targets:\n  - {id: judge, provider: openai, base_url: "
+                              "https://api.openai.com/v1, model: gpt-4o-mini-2024-07-18, canaries: listed}\n", 1)
+    (folder / "monitor.yaml").write_text(monitor, encoding="utf-8")
+    [loaded] = load_config(folder / "monitor.yaml", environ={}).canaries
+    assert [c.type for c in loaded.checks] == ["refusal", "contains", "llm_judge"]
+
+
+def test_the_web_config_example_loads(tmp_path: Path) -> None:
+    Pki.make(tmp_path)  # the example's file names, with a real certificate, key and hash
+    for made, named in (("cert.pem", "server.crt"), ("key.pem", "server.key"), ("ca.pem", "clients-ca.crt")):
+        (tmp_path / made).rename(tmp_path / named)
+    text = example("# web.yml")
+    assert "$2y$10$..." in text
+    (tmp_path / "web.yml").write_text(text.replace("$2y$10$...", bcrypt_hash("pw")), encoding="utf-8")
+    (tmp_path / "monitor.yaml").write_text(example("# monitor.yaml").replace("probes: [./probes]", "probes: []"),
+                                           encoding="utf-8")
+    config = load_config(tmp_path / "monitor.yaml", environ={}, web_config_file=str(tmp_path / "web.yml"))
+    assert config.web.tls_server_config is not None and list(config.web.basic_auth_users) == ["prometheus"]
