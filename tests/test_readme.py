@@ -1,7 +1,13 @@
-"""The README's example YAML loads as written: the monitor.yaml of "Running it for real" (with the shipped probes),
-its `alerts:` section, the canary and `llm_judge` check of the configuration reference, and the web config file of
-"TLS and basic auth". They are what a newcomer copies first; a field renamed in the code and not in them would be
-refused on the first `check-config`."""
+"""What README.md says that a test can hold it to, beyond its configuration and metrics references
+(test_config_reference.py, test_metrics_grid.py):
+
+- its example YAML loads as written: the monitor.yaml of "Running it for real" (with the shipped probes), its
+  `alerts:` section, the canary and `llm_judge` check of the configuration reference, and the web config file of
+  "TLS and basic auth". They are what a newcomer copies first; a field renamed in the code and not in them would
+  be refused on the first `check-config`;
+- its Architecture names modules where they are, and every module and package of monitor/ (a module moved or
+  split off, leadership.py from app.py, kept its old place there).
+"""
 
 from __future__ import annotations
 
@@ -63,3 +69,25 @@ def test_the_web_config_example_loads(tmp_path: Path) -> None:
                                            encoding="utf-8")
     config = load_config(tmp_path / "monitor.yaml", environ={}, web_config_file=str(tmp_path / "web.yml"))
     assert config.web.tls_server_config is not None and list(config.web.basic_auth_users) == ["prometheus"]
+
+
+def test_the_architecture_names_every_module_where_it_is() -> None:
+    section = (ROOT / "README.md").read_text(encoding="utf-8").split("## Architecture", 1)[1]
+    block = section.split("```", 2)[1]
+    package = ROOT / "monitor"
+    named: set[Path] = set()
+    folders: list[Path] = []  # the entry's own folder and those its text named so far: where a bare name.py is
+    for line in block.splitlines():
+        if not line.startswith("  "):
+            continue  # the `monitor/` heading
+        if re.match(r"  \S", line):  # a new entry
+            folders = []
+        for name in re.findall(r"(?<![\w/-])([a-z_]+(?:/[a-z_]+)*(?:\.py\b|/(?!\w)))", line):
+            found = [where / name for where in (package, *folders) if (where / name).exists()]
+            assert found, f"README's Architecture names {name}, which is not in monitor/ there: {line.strip()}"
+            named.add(found[0].resolve())
+            if name.endswith("/"):
+                folders.append(found[0])
+    modules = {p.resolve() for p in package.iterdir()
+               if (p.suffix == ".py" and p.name != "__init__.py") or (p / "__init__.py").exists()}
+    assert sorted(p.name for p in modules - named) == [], "modules of monitor/ that README's Architecture omits"
