@@ -5,6 +5,7 @@
   `alerts:` section, the canary and `llm_judge` check of the configuration reference, and the web config file of
   "TLS and basic auth". They are what a newcomer copies first; a field renamed in the code and not in them would
   be refused on the first `check-config`;
+- its Alerts section names every alertname the daemon pushes to Alertmanager, which routes and silences match on;
 - its Architecture names modules where they are, and every module and package of monitor/ (a module moved or
   split off, leadership.py from app.py, kept its old place there).
 """
@@ -91,3 +92,10 @@ def test_the_architecture_names_every_module_where_it_is() -> None:
     modules = {p.resolve() for p in package.iterdir()
                if (p.suffix == ".py" and p.name != "__init__.py") or (p / "__init__.py").exists()}
     assert sorted(p.name for p in modules - named) == [], "modules of monitor/ that README's Architecture omits"
+
+
+def test_the_alerts_section_names_every_alertname_pushed_to_alertmanager() -> None:
+    from monitor.alerts.sinks.alertmanager import ALERTNAMES
+
+    section = (ROOT / "README.md").read_text(encoding="utf-8").split("\n## Alerts", 1)[1].split("\n## ", 1)[0]
+    assert [name for name in ALERTNAMES.values() if f"`{name}`" not in section] == []
