@@ -5,6 +5,7 @@
   `alerts:` section, the canary and `llm_judge` check of the configuration reference, and the web config file of
   "TLS and basic auth". They are what a newcomer copies first; a field renamed in the code and not in them would
   be refused on the first `check-config`;
+- every command and option of `llm-monitor` is named in it (an option by its long or its short form);
 - its Alerts section names every alertname the daemon pushes to Alertmanager, which routes and silences match on;
 - its Architecture names modules where they are, and every module and package of monitor/ (a module moved or
   split off, leadership.py from app.py, kept its old place there).
@@ -99,3 +100,26 @@ def test_the_alerts_section_names_every_alertname_pushed_to_alertmanager() -> No
 
     section = (ROOT / "README.md").read_text(encoding="utf-8").split("\n## Alerts", 1)[1].split("\n## ", 1)[0]
     assert [name for name in ALERTNAMES.values() if f"`{name}`" not in section] == []
+
+
+def test_every_command_and_option_is_named() -> None:
+    import argparse
+
+    from monitor.cli import parser
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    missing = []
+
+    def walk(p: argparse.ArgumentParser, path: tuple[str, ...]) -> None:
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    if f"llm-monitor {' '.join((*path, name))}" not in readme and f"`{name}`" not in readme:
+                        missing.append(" ".join((*path, name)))
+                    walk(sub, (*path, name))
+            elif action.option_strings and "--help" not in action.option_strings \
+                    and not any(re.search(rf"{re.escape(o)}\b", readme) for o in action.option_strings):
+                missing.append(" ".join((*path, action.option_strings[-1])))
+
+    walk(parser(), ())
+    assert missing == [], "commands and options README.md does not name"
