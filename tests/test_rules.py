@@ -83,3 +83,17 @@ def test_amtool_check_alertmanager_config() -> None:
     config = ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
     result = subprocess.run([binary, "check-config", str(config)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_canary_target_and_sink_alert_is_per_deployment() -> None:
+    # Found by the README audit: README says every alert on a canary, target or sink aggregates by job and namespace
+    # and keeps both labels (Alertmanager routes match them), but LLMMonitorRunsSkipped, SpendCapUncounted,
+    # NotificationsDropped and NotificationSinkDisabled aggregated by job and instance: no namespace to route on
+    wrong = []
+    for group in yaml.safe_load(RULES.read_text())["groups"]:
+        for rule in group["rules"]:
+            for clause, labels in re.findall(r"\b(by|on)\s*\(([^)]*)\)", rule["expr"]):
+                names = {label.strip() for label in labels.split(",") if label.strip()}
+                if names & {"canary", "target", "sink"} and not {"job", "namespace"} <= names:
+                    wrong.append((rule["alert"], clause, sorted(names)))
+    assert wrong == []
