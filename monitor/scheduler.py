@@ -102,6 +102,9 @@ class Scheduler:
             self._count(pair, RUN_MISSED, 1)
         missed = passed + (event.code == EVENT_JOB_MISSED)
         if missed:  # logged with the other pairs of this wake-up, in one line
+            if first_due is not None:  # its time without jitter: it fell due up to the jitter later (the pause's start)
+                schedule = self._schedules.get(event.job_id)
+                first_due += timedelta(seconds=schedule.jitter_s if schedule is not None else 0.0)
             self._skip_log.missed(event.job_id, pair, missed, first_due or at)
 
     def _count(self, pair: tuple[str, str], reason: str, runs: int) -> None:

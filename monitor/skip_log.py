@@ -52,7 +52,8 @@ class SkipLog:
                         extra={"canary": pair[0], "target": pair[1], "reason": OVERRUN, "runs": 1})
 
     def missed(self, jid: str, pair: Pair, runs: int, first_due: datetime) -> None:
-        """Note `runs` run times of a pair missed, the earliest due at `first_due`; log them with the wake-up's."""
+        """Note `runs` run times of a pair missed, the earliest due by `first_due` (the pause began by then, its jitter
+        included); log them with the wake-up's."""
         log.debug("scheduled runs missed", extra={"canary": pair[0], "target": pair[1], "reason": MISSED,
                                                   "runs": runs, "first_due": first_due.isoformat()})
         opened = not self._wake

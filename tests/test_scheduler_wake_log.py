@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -78,5 +78,36 @@ async def test_a_pause_over_many_pairs_logs_one_warning_naming_the_count(
         await settle()
         assert len(warnings()) == 2 and "at least 59m56s: 80 pairs, 71,920 run times in all" in \
             warnings()[1].getMessage()
+    finally:
+        sched.shutdown()
+
+
+async def test_the_pause_named_is_no_longer_than_it_was_with_jitter(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    # The first run time passed over fell due with its jitter: the loop had to be blocked only from then on. Named
+    # from its time without jitter, a pause of 33.1 s at most was logged as "at least 36s" (with a 50 min jitter on
+    # an hourly canary, a 12 min pause as "at least 1h1m").
+    clock = SchedulerClock(monkeypatch, T0)
+    monkeypatch.setattr("apscheduler.triggers.interval.random.uniform", lambda lo, hi: 2.9)  # every run 2.9 s late
+    cfg = write_config(tmp_path, TARGETS.splitlines()[0],
+                       "canaries:\n  - id: c\n    messages: [{role: user, content: hi}]\n"
+                       "    schedule: {every: 4s, jitter: 3s}\n", extra="daemon: {max_start_delay: 0}\n")
+
+    async def run(*_: object) -> None:
+        pass
+
+    sched = Scheduler(run, now=clock)
+    caplog.set_level(logging.WARNING, logger="monitor.scheduler")
+    sched.apply(load_config(cfg, environ={}))
+    sched.start()
+    try:
+        await settle()
+        assert sched.next_runs()["c@a"] == T0 + timedelta(seconds=6.9)
+        clock.advance(40)  # the loop was blocked from 6.9 s (the next run's time) at the latest: 33.1 s at least
+        sched._sched.wakeup()
+        await settle()
+        [line] = [r for r in caplog.records if r.name == "monitor.scheduler"]
+        assert line.runs == 8 and line.pause_s <= 33.1, line.getMessage()  # type: ignore[attr-defined]
+        assert "after a pause of at least 33s:" in line.getMessage()
     finally:
         sched.shutdown()
