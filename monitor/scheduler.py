@@ -145,8 +145,9 @@ class Scheduler:
             interval = period_s(canary.schedule, now)  # a cron's: the gap it is in now
             start = now + timedelta(seconds=first_delay(jid, interval, config.daemon.max_start_delay))
             trigger = make_trigger(canary, start)
-            # a cron job: its next fire time, from the trigger
-            first = {"next_run_time": start} if canary.schedule.cron is None else {}
+            # a cron job: its first fire time from `now` too, as its missed runs count (APScheduler's own, taken
+            # later as the job is added or the scheduler started, would leave a cron time in between unrun, missed)
+            first = {"next_run_time": start if canary.schedule.cron is None else trigger.get_next_fire_time(None, now)}
             # Misfires: a late run still happens once (coalesced), never a burst after a pause.
             self._sched.add_job(self._run, trigger, args=(canary, target), id=jid, name=jid,
                                 replace_existing=True, misfire_grace_time=max(int(interval), 1), **first)
