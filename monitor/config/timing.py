@@ -81,9 +81,19 @@ def cron_trigger(cron: str, jitter: int | None = None) -> BaseTrigger:
                            jitter=jitter)
     # Both the day of the month and the weekday restricted: crontab fires on either (`0 9 1 * mon`: the 1st, and
     # every Monday), where APScheduler's one trigger needs both (only Mondays that are the 1st)
+    if not _some_date(day, month):  # `0 9 30 2 mon`: the Mondays of February alone, as in crontab
+        return CronTrigger(minute=minute, hour=hour, month=month, day_of_week=weekdays, timezone=UTC, jitter=jitter)
     return OrTrigger([CronTrigger(minute=minute, hour=hour, day=day, month=month, timezone=UTC),
                       CronTrigger(minute=minute, hour=hour, month=month, day_of_week=weekdays, timezone=UTC)],
                      jitter=jitter)
+
+
+def _some_date(day: str, month: str) -> bool:
+    """Return whether a day of the month and month fields match a date at all (not `30 2`): APScheduler's trigger
+    for a date that never comes looks for it up to the year 9999 at every step (0.65 s each); 2024, a leap year,
+    has every date."""
+    dates = CronTrigger(day=day, month=month, timezone=UTC, end_date=_ANCHOR.replace(month=12, day=31))
+    return dates.get_next_fire_time(None, _ANCHOR) is not None
 
 
 @lru_cache(maxsize=256)
