@@ -99,6 +99,13 @@ def test_a_cron_with_bad_weekdays_is_rejected() -> None:
     (Schedule(cron="0 0 * * 1"), 209 / 1461),  # weekly: over four years too, ~1/7
     (Schedule(cron="0 0 1 * *"), 48 / 1461),  # monthly: over four years
     (Schedule(cron="*/15 * * * *"), 96),
+    # Found by review: a cron restricted by its day of the month or month fired 7 times or more in the week of
+    # 2024-01-01 and was counted from that week alone: the 1st to the 7th as daily (1, not 0.23), every minute of
+    # the 1st as 205.7 a day (not 47.3), every 5 min of January as 288 a day (not 24.4)
+    (Schedule(cron="0 0 1-7 * *"), 7 * 48 / 1461),
+    (Schedule(cron="* * 1 * *"), 1440 * 48 / 1461),
+    (Schedule(cron="*/5 * * 1 *"), 288 * 124 / 1461),  # the Januaries of 2024 ... 2027: 124 days
+    (Schedule(cron="0 9 1-7 * 1"), (7 * 48 + 209 - 48) / 1461),  # crontab: the 1st to the 7th, or a Monday
 ])
 def test_runs_per_day_is_the_mean_over_a_week(schedule: Schedule, per_day: float) -> None:
     assert runs_per_day(schedule) == pytest.approx(per_day)

@@ -221,7 +221,8 @@ def period_s(schedule: Schedule, now: datetime) -> float:
 
 def runs_per_day(schedule: Schedule) -> float:
     """Return how many runs a day `schedule` makes, on average over a week of fire times (a cron that fires less
-    than daily: over four years, so that a monthly one counts its month)."""
+    than daily, or on some days of the month or months only: over four years, so that a monthly one counts its
+    month)."""
     if schedule.cron is None:
         return 86_400 / every_s(schedule)
     return _cron_runs_per_day(schedule.cron)
@@ -229,11 +230,16 @@ def runs_per_day(schedule: Schedule) -> float:
 
 @lru_cache(maxsize=256)
 def _cron_runs_per_day(cron: str) -> float:
-    week = sum(1 for _ in fire_times(cron, _ANCHOR, _ANCHOR + WEEK))
-    if week >= 7:
-        return week / 7
+    minute, hour, day, month, dow = cron.split()
+    if day == "*" and month == "*":  # its weekdays alone: every week alike
+        week = sum(1 for _ in fire_times(cron, _ANCHOR, _ANCHOR + WEEK))
+        if week >= 7:
+            return week / 7
+    # its times of one day (the same on every day it fires, in UTC) by the days it fires on over four years
     years = timedelta(days=4 * 365 + 1)
-    return sum(1 for _ in fire_times(cron, _ANCHOR, _ANCHOR + years)) / years.days
+    times = sum(1 for _ in fire_times(f"{minute} {hour} * * *", _ANCHOR, _ANCHOR + DAY))
+    days = sum(1 for _ in fire_times(f"0 0 {day} {month} {dow}", _ANCHOR, _ANCHOR + years))
+    return times * days / years.days
 
 
 def stale_cutoff(schedule: Schedule, now: datetime, runs: int = 3) -> datetime:
