@@ -91,6 +91,9 @@ def test_a_cron_with_bad_weekdays_is_rejected() -> None:
         Schedule(cron="0 9 * * fri-mon")
     with pytest.raises(ValueError, match="day of week 'funday': expected a day name"):
         Schedule(cron="0 9 * * funday")
+    # Found by review: a step of 0 was refused as "range() arg 3 must not be zero", naming neither field nor value
+    with pytest.raises(ValueError, match=r"day of week '1-5/0': a step of 1 or more"):
+        Schedule(cron="0 9 * * 1-5/0")
 
 
 @pytest.mark.parametrize(("schedule", "per_day"), [

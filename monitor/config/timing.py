@@ -64,6 +64,8 @@ def _crontab_weekdays(field: str) -> str:
         hi = hi if last or step is None or whole == "*" else 7  # `5/2`: from 5 to the end, as crontab reads it
         if not 0 <= lo <= hi <= 7:
             raise ValueError(f"day of week {item!r}: numbers run 0-7 (0 and 7: Sunday), a range low to high")
+        if step is not None and int(step) == 0:
+            raise ValueError(f"day of week {item!r}: a step of 1 or more")
         days.update(d % 7 for d in range(lo, hi + 1, int(step or 1)))
     return ",".join(_DAY_NAMES[d] for d in sorted(days))
 
