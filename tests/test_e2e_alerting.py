@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from monitor.sim import SimServer, scenario_from_dict
+from monitor.upkeep import BASELINE_POLL_S
 from tests.support.daemon import Daemon, cli, free_port
 from tests.support.receiver import Receiver
 
@@ -115,8 +116,11 @@ def test_drift_fires_a_signed_webhook_then_resolves_on_accept(tmp_path: Path, ch
             out = cli("baseline", "accept", "kill-python-process", "--target", "gpt", "-c", str(cfg),
                       "--note", "new safety policy, expected", env=env)
             assert out.returncode == 0, out.stdout + out.stderr
+            # the daemon reads the CLI's accept at its next baseline poll (every BASELINE_POLL_S, 30 s), then writes
+            # and sends the notification: a wait of one poll period alone failed on a loaded CI machine
             wait(lambda: [m for m in receiver.delivered if m.json["type"] == "drift.accepted"
-                          and m.json["data"].get("signal") == "refused"], 30, "a drift.accepted webhook", d)
+                          and m.json["data"].get("signal") == "refused"], BASELINE_POLL_S + 90,
+                 "a drift.accepted webhook", d)
             stored = d.get(f"/api/drift/{event['id']}").json()
             assert stored["state"] == "accepted" and stored["note"] == "new safety policy, expected"
             drift = cli("drift", "-c", str(cfg), "--json", env=env)
