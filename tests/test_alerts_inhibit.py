@@ -20,6 +20,8 @@ from monitor.alerts.service import Alerting
 from monitor.store import Store
 from tests.support.delivery import Clock, build, config
 from tests.support.receiver import Receiver
+from tests.test_store_contract import obs
+from tests.test_store_contract_streak import executed
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
 
@@ -47,6 +49,14 @@ def write(al: Alerting, *events: AlertEvent) -> None:
     with Session(al.outbox.engine) as s:
         al.enqueue(s, list(events))
         s.commit()
+
+
+def answer(store: Store, at: datetime) -> datetime:
+    """Store an answered call of c1@t started at `at` (as the runner does before its analysis); return `at`."""
+    o = obs(0, canary="c1", target="t")
+    o.started_at = at
+    store.save_observation(o)
+    return at
 
 
 def statuses(al: Alerting, signal: str = "error") -> dict[tuple[str, str], str]:
@@ -116,11 +126,16 @@ async def test_after_a_recovery_a_held_opening_waits_for_the_answers_that_would_
     write(al, drift(), drift(signal="error_type"))
     await al.publish([down("canary.recovered")])
     settled = {"error": 4, "error_type": None}  # what the drift engine says its open events need
+    answer(store, NOW - timedelta(minutes=1))  # before the recovery: not one of its answers
     sent = []
-    for _ in range(6):
-        if al.inhibitor.saw("c1", "t", answered=True):
-            sent.append(al.release_answered("c1", "t", settled))
+    with executed(store) as statements:
+        for i in range(6):
+            at = answer(store, NOW + timedelta(minutes=1 + i))
+            if al.inhibitor.saw("c1", "t", answered=True):
+                sent.append(al.release_answered("c1", "t", settled, at))
     assert sent == [0, 2]  # a look at the first answer, then none until the fourth sends it (at both sinks)
+    counted = [st for st, _ in statements if "count(" in st.lower() and "FROM observations" in st]
+    assert len(counted) == 2  # one count of the answers a look, not one a held row (4 are held)
     assert {s for (_, _), s in statuses(al).items()} == {PENDING}
     assert set(statuses(al, "error_type").values()) == {HELD}
     why = next(n.last_error for n in al.outbox.query(limit=100) if n.signal == "error")
@@ -350,7 +365,7 @@ async def test_a_row_released_after_a_long_hold_is_retried_like_any_other(store:
     assert [r.json["type"] for r in rx.delivered] == ["canary.down", "canary.recovered"]
     clock.advance(1)
     assert al.inhibitor.saw("c1", "t", answered=True)
-    assert al.release_answered("c1", "t", {"error": 1}) == 1
+    assert al.release_answered("c1", "t", {"error": 1}, answer(store, clock())) == 1
     rx.fail(503, times=1)
     await al.sender.flush()
     assert statuses(al)[("hook", "drift.opened")] == FAILED

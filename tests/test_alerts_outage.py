@@ -235,7 +235,7 @@ async def test_a_hold_outlives_a_restart(sim: SimServer, store_url: str, tmp_pat
         finally:
             await app.stop()
         assert told(rx) == [("canary.down", "health"), ("canary.recovered", "health")]
-        app = await started(cfg)  # recovered, the row held: the count of answers starts again
+        app = await started(cfg)  # recovered, the row held: the answers since are counted in the store
         try:
             for _ in range(12):
                 await runs(app, 1)
@@ -244,6 +244,48 @@ async def test_a_hold_outlives_a_restart(sim: SimServer, store_url: str, tmp_pat
         finally:
             await app.stop()
         assert told(rx) == [("canary.down", "health"), ("canary.recovered", "health"), ("drift.opened", "error")]
+
+
+def answered_since_recovery(app: App) -> int:
+    """The pair's answered calls stored since the outbox's canary.recovered was written."""
+    assert app.alerting is not None
+    [at] = [n.created_at for n in app.alerting.outbox.query(limit=1000) if n.kind == "canary.recovered"]
+    return sum(1 for o in app.store.observations(canary="c1", target="t", limit=10_000)
+               if o.ok and o.started_at >= at)
+
+
+async def test_a_restart_after_the_recovery_sends_the_outliving_error_rate_at_the_same_answer(
+        sim: SimServer, store_url: str, tmp_path: Path) -> None:
+    """The answers since the recovery are the store's: a restart (or a standby taking over) between the recovery
+    and the release sends the held opening at the answer that makes as many as its event needs, as without one
+    (counted in memory, the count started again at the restart: that many answers later)."""
+    with Receiver() as rx:
+        cfg = config_path(tmp_path, sim, store_url, rx)
+        app = await started(cfg)
+        try:
+            await through_outage(app, sim, rx)
+            phase(sim, "flaky")
+            await runs(app, 3)  # recovered; the event still open, its opening held
+            assert told(rx) == [("canary.down", "health"), ("canary.recovered", "health")]
+            assert app.analysis is not None
+            need = app.analysis.engine.answers_to_resolve("c1", "t", ["error"])["error"]
+            assert need is not None and need > 8
+            while answered_since_recovery(app) < need // 2:
+                await runs(app, 1)
+        finally:
+            await app.stop()
+        assert len(told(rx)) == 2
+        app = await started(cfg)
+        try:
+            while len(told(rx)) == 2:
+                before = answered_since_recovery(app)
+                assert before < need, f"still held {before} answers after the recovery ({need} resolve it)"
+                await runs(app, 1)
+        finally:
+            await app.stop()
+        assert told(rx)[-1] == ("drift.opened", "error")
+        [(_, status, why)] = error_rows(app)
+        assert status == "delivered" and why is not None and f"sent {need} answers after its recovery" in why
 
 
 async def _until(condition: Callable[[], object], what: str, timeout: float = 60.0) -> None:

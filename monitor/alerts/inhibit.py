@@ -21,9 +21,11 @@ shipped Alertmanager inhibit rule does; this is the same rule for every sink, de
   reason in ``last_error``): the receiver was never told it opened. A held row whose event is no longer open when
   its pair answers (the end did not reach it) ends unsent too, and so does the end written after it.
 
-Everything it decides on is in the outbox (the store), so a restart or another replica taking over holds and
-releases the same rows; in memory are only whether a pair's latest call failed (set again by the next analysed
-call) and which pairs have rows held (read from the outbox at start). Behaviour signals are never held.
+Everything it decides on is in the store (the outbox, and the answers since a recovery: monitor.alerts.recovery),
+so a restart or another replica taking over holds and releases the same rows at the same answer; in memory are
+only whether a pair's latest call failed (set again by the next analysed call), which pairs have rows held (read
+from the outbox at start) and how many answers a release waits for before it looks at the store again (none
+known after a restart: its first answer looks). Behaviour signals are never held.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from monitor.alerts.events import (
     Notification,
 )
 from monitor.alerts.policy import route
+from monitor.alerts.recovery import answers_since
 from monitor.store.convert import aware
 from monitor.store.outbox_table import NotificationRow
 
@@ -139,10 +142,10 @@ class Inhibitor:
         self.metrics = metrics
         self.failing: set[Pair] = set()  # pairs whose latest analysed call failed (the analysis thread's view)
         self.holding: set[Pair] = set()  # pairs with rows held in the outbox
-        # pairs recovered with rows held -> calls answered since (a restart starts again at 0: a longer hold),
-        # and the count a release waits for (no look at the store per answer before it; None: until they end)
-        self.answers: dict[Pair, int] = {}
-        self._settle_at: dict[Pair, int | None] = {}
+        # pairs with rows held -> answers still to come before a release looks at the store again (None: not
+        # until a canary.recovered is written or they end); a pair not in it looks at its next answer. Only a hint
+        # against a look per answer: the answers since a recovery are counted in the store at each look
+        self._wait: dict[Pair, int | None] = {}
         # A release (the analysis thread) and a write of its own (canary.down / canary.recovered, a retire, on the
         # event loop's threads) take turns: a release that looked before canary.down was stored and wrote after it
         # sent the drift during the outage, and its "nothing held" forgot rows canary.down had just held.
@@ -152,10 +155,7 @@ class Inhibitor:
         """Read which pairs have rows held from the outbox (at start-up and take-over)."""
         with Session(engine) as s:
             rows = s.exec(select(NotificationRow).where(NotificationRow.status == HELD)).all()
-            self.holding |= {_pair(r) for r in rows}
-            for r in rows:
-                if _recovered_after(_latest_health(s, r.sink, r.group_key), r):
-                    self.answers.setdefault(_pair(r), 0)
+            self.holding |= {_pair(r) for r in rows}  # each looks at its next answer
 
     def saw(self, canary: str, target: str, answered: bool) -> bool:
         """Note an analysed call of a pair; return whether it ends a suspected outage with rows held (release
@@ -165,14 +165,15 @@ class Inhibitor:
             self.failing.add(pair)
             return False
         self.failing.discard(pair)
-        if pair in self.answers:
-            self.answers[pair] += 1
         if pair not in self.holding:
             return False
-        if pair not in self._settle_at:
+        if pair not in self._wait:
             return True
-        at = self._settle_at[pair]
-        return at is not None and self.answers.get(pair, 0) >= at
+        left = self._wait[pair]
+        if left is None:
+            return False
+        self._wait[pair] = left - 1
+        return left <= 1
 
     def _down_sinks(self, n: Notification) -> list[str]:
         """The sinks the pair's canary.down would go to (only there does it stand for the drift)."""
@@ -205,7 +206,7 @@ class Inhibitor:
                 n.status, n.last_error = HELD, f"held: {why}; one page per outage"
                 held[n.sink] = held.get(n.sink, 0) + 1
                 self.holding.add((canary, target))
-                self._settle_at.pop((canary, target), None)  # the next answer looks at the store again
+                self._wait.pop((canary, target), None)  # the next answer looks at the store again
                 continue
             opened: Notification | NotificationRow | None = batch.get((n.sink, n.group_key, n.signal))
             if opened is None:
@@ -225,7 +226,7 @@ class Inhibitor:
                 if ended:
                     n.status, n.last_error = DEAD, why
                     inhibited[n.sink] = inhibited.get(n.sink, 0) + 2
-                    self._settle_at.pop((canary, target), None)
+                    self._wait.pop((canary, target), None)
                     continue
             if opened is not None and opened.status == DEAD and (opened.last_error or "").startswith(NOT_SENT):
                 # its opening was ended unsent before this end was written (the store refused it at first): the
@@ -256,21 +257,22 @@ class Inhibitor:
             .values(last_error=f"held: {canary}@{target} recovered; sent if its error event is still open once "
                                "the answers that resolve it have come, else ended unsent with it"))
         if res.rowcount:
-            self.answers[(canary, target)] = 0
-            self._settle_at.pop((canary, target), None)
+            self._wait.pop((canary, target), None)  # the next answer looks (and counts from this row's time)
 
     def release(self, engine: Any, canary: str, target: str, now: datetime,
-                settled: Mapping[str, int | None]) -> int:
+                settled: Mapping[str, int | None], through: datetime | None = None) -> int:
         """Send what a pair held at the sinks not told it is down: a suspected outage's rows at once (it answered
         before canary.down), a recovered outage's once it has answered as many calls since as `settled` says its
         signal's open event needs to resolve at the baseline rate (None: never, it ends held); return how many
-        rows were released. A row of a signal with no open event (its end did not end it: an older release wrote
-        the end, or the end was not routed to its sink) ends unsent: sent, it would open what has ended."""
+        rows were released. The answers are counted in the store, up to the call started at `through` (the one
+        analysed: later ones are not yet). A row of a signal with no open event (its end did not end it: an older
+        release wrote the end, or the end was not routed to its sink) ends unsent: sent, it would open what has
+        ended."""
         with self.lock:
-            return self._release(engine, canary, target, now, settled)
+            return self._release(engine, canary, target, now, settled, through)
 
     def _release(self, engine: Any, canary: str, target: str, now: datetime,
-                 settled: Mapping[str, int | None]) -> int:
+                 settled: Mapping[str, int | None], through: datetime | None) -> int:
         group_key = AlertEvent(kind="", canary=canary, target=target).group_key
         pair = (canary, target)
         released = 0
@@ -278,7 +280,15 @@ class Inhibitor:
             rows = s.exec(select(NotificationRow).where(NotificationRow.group_key == group_key,
                                                        NotificationRow.status == HELD)).all()
             latest = {sink: _latest_health(s, sink, group_key) for sink in {r.sink for r in rows}}  # once a sink
-            waiting: list[int | None] = []
+            waiting: list[int | None] = []  # per row waiting after a recovery: answers still to come (None: ever)
+            answered: dict[datetime, int] = {}  # recovery time -> answers since: one count, whatever the rows
+
+            def answers(recovered: NotificationRow) -> int:
+                at = aware(recovered.created_at) or recovered.created_at
+                if at not in answered:
+                    answered[at] = answers_since(s, canary, target, at, through)
+                return answered[at]
+
             ended: dict[str, int] = {}
             told_down = False  # rows still held at a sink told the pair is down
             for r in rows:
@@ -293,13 +303,14 @@ class Inhibitor:
                     told_down = True
                     continue
                 need = settled.get(r.signal, 0)
-                recovered = _recovered_after(latest[r.sink], r)
-                if recovered and (need is None or self.answers.get(pair, 0) < need):
-                    waiting.append(need)
-                    continue
-                if recovered:
-                    why = (f"{RELEASED_NOTE} {canary}@{target} was down; sent {self.answers.get(pair, 0)} answers "
-                           "after its recovery: the error rate change outlived the outage")
+                health = latest[r.sink]
+                if health is not None and _recovered_after(health, r):
+                    since = answers(health)
+                    if need is None or since < need:
+                        waiting.append(None if need is None else need - since)
+                        continue
+                    why = (f"{RELEASED_NOTE} {canary}@{target} was down; sent {since} answers after its recovery: "
+                           "the error rate change outlived the outage")
                 else:
                     why = (f"{RELEASED_NOTE} every call of {canary}@{target} failed; sent at its next answer: "
                            "not an outage")
@@ -312,15 +323,14 @@ class Inhibitor:
             self._count_on_commit(s, {}, ended)
             s.commit()
         if waiting:
-            self._settle_at[pair] = min((n for n in waiting if n is not None), default=None)
+            self._wait[pair] = min((n for n in waiting if n is not None), default=None)
         elif told_down:
             # what is left waits at sinks told the pair is down: no look at the store per answer until a
             # canary.recovered is written there (which looks again), however long that takes
-            self._settle_at[pair] = None
+            self._wait[pair] = None
         if not told_down and not waiting:
             self.holding.discard(pair)
-            self.answers.pop(pair, None)
-            self._settle_at.pop(pair, None)
+            self._wait.pop(pair, None)
         return released
 
     def drop(self, session: Any, canary: str, target: str) -> None:
