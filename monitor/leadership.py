@@ -99,6 +99,7 @@ class Succession:
             slowest = max((sink.timeout for sink in app.config.alerts.sinks), default=10.0)
             app.alerting = build_alerting(app.config.alerts, app.store, environ=app.environ, metrics=app.metrics,
                                           now=app.now, batch=ALERT_BATCH, lease=ALERT_BATCH * slowest + 5.0)
+            app.alerting.inhibitor.seed_failing(streaks, streaks)  # before the events fired again below
             await app.alerting.start([(c.id, t.id) for c, t in app.config.pairs()])
             app.health.seed_down(await asyncio.to_thread(app.alerting.open_pairs, "canary.down"))
         if app.analysis is not None:

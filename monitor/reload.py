@@ -68,6 +68,8 @@ async def reload_config(app: App) -> tuple[bool, str]:
     if app.leading and added:  # their failing streaks from the store, as at start, before their first run
         streaks = await asyncio.to_thread(restore_streaks, app.store, app.metrics, added)
         app.health.seed_failed_runs({pair: streak.runs for pair, streak in streaks.items()})
+        if app.alerting is not None:  # their open events fired again below are held while they fail
+            app.alerting.inhibitor.seed_failing(added, streaks)
     if app.analysis is not None and app.leading:
         app.analysis.declare(sorted(pairs))
         await app.analysis.in_worker(app.analysis.engine.set_zero_tolerance,

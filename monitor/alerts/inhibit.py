@@ -157,6 +157,14 @@ class Inhibitor:
             rows = s.exec(select(NotificationRow).where(NotificationRow.status == HELD)).all()
             self.holding |= {_pair(r) for r in rows}  # each looks at its next answer
 
+    def seed_failing(self, pairs: Iterable[Pair], failing: Iterable[Pair]) -> None:
+        """Take whether the latest calls of `pairs` failed from the store (`failing`: those of them with a failing
+        streak), at take-over and for the pairs a reload adds: the open events those fire again before their first
+        call (`Alerting.ensure_firing`) are held while they fail, as a new opening is (not known, a pair removed
+        mid-outage and added back across a restart paged its error drift and canary.down)."""
+        self.failing.difference_update(pairs)
+        self.failing.update(failing)
+
     def saw(self, canary: str, target: str, answered: bool) -> bool:
         """Note an analysed call of a pair; return whether it ends a suspected outage with rows held (release
         them with :meth:`release`)."""

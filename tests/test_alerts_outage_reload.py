@@ -1,0 +1,84 @@
+"""One page per outage across reloads: a pair a reload removes while it is down, and a later reload adds back while it
+still fails (the daemon in-process on the simulator, a real local receiver, SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from monitor.alerts.events import DEAD, HELD
+from monitor.sim import SimServer, scenario_from_dict
+from tests.support.receiver import Receiver
+from tests.test_alerts_outage import (
+    config_path,
+    error_rows,
+    phase,
+    runs,
+    started,
+    through_outage,
+    told,
+)
+
+
+@pytest.fixture
+def sim() -> Iterator[SimServer]:
+    scenario = scenario_from_dict({"name": "outage", "seed": 7, "defaults": {
+        "ttft": {"dist": "constant", "mean_ms": 5}, "output_tps": 5000,
+        "length": {"dist": "normal", "mean": 30, "sd": 5}},
+        "models": {"m": {"phases": [{"name": "up"},
+                                    {"name": "down", "after_requests": 10**9, "faults": {"server_error": 1}}]},
+                   "*": {"phases": [{"name": "up"}]}}})
+    with SimServer(scenario) as s:
+        yield s
+
+
+def two_targets(cfg: Path, sim: SimServer) -> str:
+    """Add target `u` (answering) after `t`; return the config with `u` only (`t` removed)."""
+    text = cfg.read_text()
+    t = next(line for line in text.splitlines() if line.startswith("  - {id: t,"))
+    u = t.replace("{id: t,", "{id: u,").replace("model: m,", "model: other,")
+    cfg.write_text(text.replace(t, t + "\n" + u))
+    return text.replace(t, u)
+
+
+def summaries(rx: Receiver) -> list[tuple[str, str]]:
+    return [(m.json["type"], m.json["data"].get("summary") or "") for m in rx.delivered
+            if m.json["type"].startswith("canary.")]
+
+
+@pytest.mark.parametrize("back", ["reload", "restart"])
+async def test_a_pair_removed_while_down_and_added_back_still_failing_pages_once_more(
+        sim: SimServer, store_url: str, tmp_path: Path, back: str) -> None:
+    """A reload that removes a down pair ends its page ("no longer monitored": nothing else would); added back
+    still failing after a restart (at the restart, or by a reload after it), it is paged once more, as
+    canary.down alone: its error event, still open, fires again but is held under it (the daemon did not know the
+    pair's latest calls failed, and paged the error drift with it)."""
+    with Receiver() as rx:
+        cfg = config_path(tmp_path, sim, store_url, rx)
+        without = two_targets(cfg, sim)
+        full = cfg.read_text()
+        app = await started(cfg)
+        try:
+            await through_outage(app, sim, rx)
+            cfg.write_text(without)
+            assert (await app.reload())[0]
+            await app.stop()  # the daemon's memory of the pair's failed calls goes
+            if back == "restart":
+                cfg.write_text(full)
+                app = await started(cfg)
+            else:
+                app = await started(cfg)
+                cfg.write_text(full)
+                assert (await app.reload())[0]
+            await runs(app, 3)  # still failing
+            assert told(rx) == [("canary.down", "health"), ("canary.recovered", "health"), ("canary.down", "health")]
+            assert summaries(rx)[1] == ("canary.recovered", "c1@t: no longer monitored (removed from the configuration)")
+            assert [(k, s) for k, s, _ in error_rows(app)] == [("drift.opened", DEAD), ("drift.opened", HELD)]
+            phase(sim, "up")
+            await runs(app, 6)
+        finally:
+            await app.stop()
+        assert told(rx) == [("canary.down", "health"), ("canary.recovered", "health"),
+                            ("canary.down", "health"), ("canary.recovered", "health")]
