@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from monitor.alerts.events import DEAD, HELD
+from monitor.alerts import AlertEvent
+from monitor.alerts.events import DEAD, HELD, Notification
 from monitor.sim import SimServer, scenario_from_dict
 from tests.support.receiver import Receiver
 from tests.test_alerts_outage import (
@@ -82,3 +83,42 @@ async def test_a_pair_removed_while_down_and_added_back_still_failing_pages_once
             await app.stop()
         assert told(rx) == [("canary.down", "health"), ("canary.recovered", "health"),
                             ("canary.down", "health"), ("canary.recovered", "health")]
+
+
+async def test_a_canary_down_written_as_a_reload_removes_its_pair_is_not_left_firing(
+        sim: SimServer, store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The third failed run ends as a reload removes its pair: its canary.down, written after the reload looked
+    for the pair's alerts to resolve, was left firing (for a pair no longer monitored), and with the pair added
+    back still failing a second canary.down followed it. Now written in turn with that look: resolved by it, or
+    not sent at all (the pair is no longer monitored)."""
+    with Receiver() as rx:
+        cfg = config_path(tmp_path, sim, store_url, rx)
+        without = two_targets(cfg, sim)
+        full = cfg.read_text()
+        app = await started(cfg)
+        try:
+            await runs(app, 4)
+            phase(sim, "down")
+            await runs(app, 2)
+            assert app.alerting is not None
+            publish = app.alerting.publish
+
+            async def removed_meanwhile(events: list[AlertEvent]) -> list[Notification]:
+                if any(e.kind == "canary.down" for e in events):  # the reload runs while this run's job writes
+                    cfg.write_text(without)
+                    assert (await app.reload())[0]
+                return await publish(events)
+
+            monkeypatch.setattr(app.alerting, "publish", removed_meanwhile)
+            await runs(app, 1)
+            monkeypatch.undo()
+            assert told(rx) in ([], [("canary.down", "health"), ("canary.recovered", "health")])
+            assert app.alerting.open_pairs("canary.down") == set()
+            cfg.write_text(full)
+            assert (await app.reload())[0]
+            await runs(app, 3)  # back, still failing
+        finally:
+            await app.stop()
+        downs = [kind for kind, _ in told(rx) if kind.startswith("canary.")]
+        assert downs[-1] == "canary.down"
+        assert all(a != b for a, b in zip(downs, downs[1:], strict=False)), downs  # down and recovered take turns

@@ -14,7 +14,7 @@ from sqlmodel import Session
 
 from monitor.alerts.config import AlertsConfig
 from monitor.alerts.events import HELD, AlertEvent, Notification
-from monitor.alerts.inhibit import Inhibitor
+from monitor.alerts.inhibit import HEALTH_KINDS, Inhibitor
 from monitor.alerts.outbox import Outbox, enqueue
 from monitor.alerts.policy import CooldownEntry, CooldownKey, Policy, plan, route
 from monitor.alerts.sender import Sender
@@ -41,6 +41,9 @@ class Alerting:
         self.policy = Policy(cfg)
         self.inhibitor = Inhibitor(cfg, metrics)  # one page per outage: error drift held while a canary is down
         self.now = now
+        # the canary x target pairs configured, as the latest `retire` was told (None: not told, all are): a health
+        # message of another is not written (the job of a run in flight as a reload removed its pair)
+        self.monitored: set[tuple[str, str]] | None = None
 
     def notifications(self, event: AlertEvent) -> list[Notification]:
         """Return the notifications an event produces now (routing and cooldown applied)."""
@@ -59,13 +62,31 @@ class Alerting:
 
     def _write(self, out: list[Notification], removed: Iterable[tuple[str, str]] = ()) -> None:
         """Store notifications in a transaction of their own, holding or releasing as the inhibitor decides (and
-        ending the held rows of `removed` pairs unsent); never while the inhibitor releases rows."""
+        ending the held rows of `removed` pairs unsent); never while the inhibitor releases rows. A canary.down or
+        canary.recovered of a pair no longer monitored is left out: written after `retire` looked (under the same
+        lock), it would fire for a pair whose alerts were resolved, and with the pair added back still failing,
+        come before a second canary.down."""
         with self.inhibitor.lock, Session(self.outbox.engine) as s:
-            self.inhibitor.apply(s, out, self.now())
-            for canary, target in removed:
-                self.inhibitor.drop(s, canary, target)
-            enqueue(s, out)
-            s.commit()
+            self._monitored_only(out)
+            self._store(s, out, removed)
+
+    def _monitored_only(self, out: list[Notification]) -> None:
+        """Drop from `out` the health messages of pairs no longer monitored (see `_write`)."""
+        if self.monitored is not None:
+            for n in [n for n in out if n.kind in HEALTH_KINDS]:
+                canary, target = n.payload.get("canary", ""), n.payload.get("target", "")
+                if (canary, target) not in self.monitored:
+                    log.info("%s of %s@%s not sent: no longer monitored (a reload removed it as its run ended)",
+                             n.kind, canary, target, extra={"sink": n.sink})
+                    out.remove(n)
+
+    def _store(self, s: Session, out: list[Notification], removed: Iterable[tuple[str, str]] = ()) -> None:
+        """`_write` in an open session, holding the inhibitor's lock."""
+        self.inhibitor.apply(s, out, self.now())
+        for canary, target in removed:
+            self.inhibitor.drop(s, canary, target)
+        enqueue(s, out)
+        s.commit()
 
     def release_answered(self, canary: str, target: str, settled: Mapping[str, int | None],
                          through: datetime | None = None) -> int:
@@ -120,38 +141,56 @@ class Alerting:
         """Resolve the firing alerts of canary x target pairs no longer configured; return the notifications.
 
         Nothing else would ever end them (no more runs, no drift analysis), so Alertmanager would get them
-        re-sent forever and push receivers would keep them open. Sinks no longer configured are left out.
+        re-sent forever and push receivers would keep them open. Sinks no longer configured are left out. From
+        now on a health message of a pair not in `pairs` is not written (see `_store`).
         """
         keep = set(pairs)
+        self.monitored = keep
         now = self.now()
+        out, unheld, resolved = await asyncio.to_thread(self._retire, keep, now)
+        for key in unheld:  # never sent: ended unsent, no resolve follows it (nor is a later opening a repeat)
+            self.policy.memory.pop(key, None)
+        for key in resolved:
+            last = self.policy.memory.get(key)
+            self.policy.memory[key] = CooldownEntry(last.fired_at if last else now, open=False, resolved=True)
+        if out or unheld:
+            self.sender.wake()
+        return out
+
+    def _retire(self, keep: set[tuple[str, str]], now: datetime) -> tuple[list[Notification], list[Any], list[Any]]:
+        """`retire` in the store: the open alerts are read and their ends written under the inhibitor's lock, in
+        turn with `_write` (a canary.down a run's job writes meanwhile is read here and resolved, or written after
+        and left out); return the notifications, and the cooldown keys of the held rows ended unsent and of the
+        alerts resolved."""
         sinks = {s.name for s in self.cfg.sinks}
         out: list[Notification] = []
         held: set[tuple[str, str]] = set()
-        for n in await asyncio.to_thread(self.outbox.open_alerts):
-            p = n.payload
-            canary, target = p.get("canary", ""), p.get("target", "")
-            if (canary, target) in keep or n.sink not in sinks or n.kind not in _ENDS:
-                continue
-            key = (n.sink, n.group_key, n.signal)
-            if n.status == HELD:  # never sent: ended unsent, no resolve follows it (nor is a later opening a repeat)
-                held.add((canary, target))
-                self.policy.memory.pop(key, None)
-                continue
-            event = AlertEvent(
-                kind=_ENDS[n.kind], canary=canary, target=target, signal=n.signal,
-                severity=p.get("severity") or "warning", tags=tuple(p.get("tags") or ()),
-                event_id=p.get("event_id") or "", resolved_at=now,
-                opened_at=datetime.fromisoformat(p["opened_at"]) if p.get("opened_at") else None,
-                summary=f"{canary}@{target}: no longer monitored (removed from the configuration)",
-                evidence={"signal": n.signal, "reason": "no longer configured"})
-            # The receiver was told "firing" (the row is there): tell it "resolved", cooldown or not.
-            out += plan(event, self.cfg, now, {}, sinks=[n.sink], round_=now.isoformat()).notifications
-            last = self.policy.memory.get(key)
-            self.policy.memory[key] = CooldownEntry(last.fired_at if last else now, open=False, resolved=True)
-        if out or held:
-            await asyncio.to_thread(self._write, out, held)
-            self.sender.wake()
-        return out
+        unheld: list[Any] = []
+        resolved: list[Any] = []
+        with self.inhibitor.lock, Session(self.outbox.engine) as s:
+            for n in self.outbox.open_alerts():
+                p = n.payload
+                canary, target = p.get("canary", ""), p.get("target", "")
+                if (canary, target) in keep or n.sink not in sinks or n.kind not in _ENDS:
+                    continue
+                key = (n.sink, n.group_key, n.signal)
+                if n.status == HELD:
+                    held.add((canary, target))
+                    unheld.append(key)
+                    continue
+                event = AlertEvent(
+                    kind=_ENDS[n.kind], canary=canary, target=target, signal=n.signal,
+                    severity=p.get("severity") or "warning", tags=tuple(p.get("tags") or ()),
+                    event_id=p.get("event_id") or "", resolved_at=now,
+                    opened_at=datetime.fromisoformat(p["opened_at"]) if p.get("opened_at") else None,
+                    summary=f"{canary}@{target}: no longer monitored (removed from the configuration)",
+                    evidence={"signal": n.signal, "reason": "no longer configured"})
+                # The receiver was told "firing" (the row is there): tell it "resolved", cooldown or not.
+                out += plan(event, self.cfg, now, {}, sinks=[n.sink], round_=now.isoformat()).notifications
+                resolved.append(key)
+            if out or held:
+                self._store(s, out, held)
+        return out, unheld, resolved
 
     async def ensure_firing(self, events: Iterable[AlertEvent]) -> list[Notification]:
         """Fire open drift events (``drift.opened``) at each routed sink that has no open alert for them; return
