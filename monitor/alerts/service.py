@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from monitor.alerts.config import AlertsConfig
 from monitor.alerts.events import HELD, AlertEvent, Notification
@@ -20,6 +20,8 @@ from monitor.alerts.policy import CooldownEntry, CooldownKey, Policy, plan, rout
 from monitor.alerts.sender import Sender
 from monitor.alerts.sinks import build_sinks
 from monitor.domain import utcnow
+from monitor.drift.events import OPEN
+from monitor.store.drift_tables import DriftEventRow
 from monitor.store.repository import driver_message
 
 log = logging.getLogger("monitor.alerts")
@@ -201,11 +203,16 @@ class Alerting:
         """
         firing = {(n.sink, n.payload.get("canary"), n.payload.get("target"), n.signal)
                   for n in await asyncio.to_thread(self.outbox.open_alerts) if n.kind == "drift.opened"}
+        wanted = [(e, [s for s in route(e, self.cfg) if (s, e.canary, e.target, e.signal) not in firing])
+                  for e in events]
+        # Read after the alerts: an event the caller read open may have ended since (a take-over as the old
+        # leader's end of it was written), its end then among the alerts read, and its opening sent again paged an
+        # ended event no resolve follows. Ended later, its opening was among them, and nothing is sent.
+        still = await asyncio.to_thread(_open_events, self.outbox.engine, {e.event_id for e, s in wanted if s})
         now = self.now()
         out: list[Notification] = []
-        for event in events:
-            missing = [s for s in route(event, self.cfg) if (s, event.canary, event.target, event.signal) not in firing]
-            if missing:
+        for event, missing in wanted:
+            if missing and event.event_id in still:
                 # a new message, not a retry: the receiver may have been told "resolved" since the first one
                 p = plan(event, self.cfg, now, self.policy.memory, sinks=missing, round_=now.isoformat())
                 self.policy.memory.update(p.remember)
@@ -231,6 +238,15 @@ class Alerting:
 
 
 _ENDS = {"drift.opened": "drift.resolved", "canary.down": "canary.recovered"}  # what resolves a firing kind
+
+
+def _open_events(engine: Any, ids: set[str]) -> set[str]:
+    """Those of the drift events `ids` the store has open."""
+    if not ids:
+        return set()
+    with Session(engine) as s:
+        return set(s.exec(select(DriftEventRow.id).where(col(DriftEventRow.id).in_(ids),
+                                                         DriftEventRow.state == OPEN)).all())
 
 
 def build_alerting(cfg: AlertsConfig, store: Any, *, environ: Mapping[str, str] | None = None,
