@@ -160,8 +160,8 @@ class Inhibitor:
     def seed_failing(self, pairs: Iterable[Pair], failing: Iterable[Pair]) -> None:
         """Take whether the latest calls of `pairs` failed from the store (`failing`: those of them with a failing
         streak), at take-over and for the pairs a reload adds: the open events those fire again before their first
-        call (`Alerting.ensure_firing`) are held while they fail, as a new opening is (not known, a pair removed
-        mid-outage and added back across a restart paged its error drift and canary.down)."""
+        call (`Alerting.ensure_firing`) are held while they fail, as a new opening is. Left unknown, a pair removed
+        mid-outage and added back across a restart had its error drift paged along with its canary.down."""
         self.failing.difference_update(pairs)
         self.failing.update(failing)
 
@@ -288,7 +288,7 @@ class Inhibitor:
             rows = s.exec(select(NotificationRow).where(NotificationRow.group_key == group_key,
                                                        NotificationRow.status == HELD)).all()
             latest = {sink: _latest_health(s, sink, group_key) for sink in {r.sink for r in rows}}  # once a sink
-            waiting: list[int | None] = []  # per row waiting after a recovery: answers still to come (None: ever)
+            waiting: list[int | None] = []  # per row waiting after a recovery: answers still to come (None: no count will do)
             answered: dict[datetime, int] = {}  # recovery time -> answers since: one count, whatever the rows
 
             def answers(recovered: NotificationRow) -> int:
