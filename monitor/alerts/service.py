@@ -199,7 +199,8 @@ class Alerting:
         the notifications.
 
         A reload or restart that removed the canary resolved its alerts (`retire`) while the event stayed open in
-        the store; when the canary is back, or a new sink is configured, the event is paged again.
+        the store; when the canary is back, or a new sink is configured, the event is paged again. Events the store
+        has ended (resolved or accepted since the caller read them open) are not.
         """
         firing = {(n.sink, n.payload.get("canary"), n.payload.get("target"), n.signal)
                   for n in await asyncio.to_thread(self.outbox.open_alerts) if n.kind == "drift.opened"}
@@ -208,11 +209,11 @@ class Alerting:
         # Read after the alerts: an event the caller read open may have ended since (a take-over as the old
         # leader's end of it was written), its end then among the alerts read, and its opening sent again paged an
         # ended event no resolve follows. Ended later, its opening was among them, and nothing is sent.
-        still = await asyncio.to_thread(_open_events, self.outbox.engine, {e.event_id for e, s in wanted if s})
+        ended = await asyncio.to_thread(_ended_events, self.outbox.engine, {e.event_id for e, s in wanted if s})
         now = self.now()
         out: list[Notification] = []
         for event, missing in wanted:
-            if missing and event.event_id in still:
+            if missing and event.event_id not in ended:
                 # a new message, not a retry: the receiver may have been told "resolved" since the first one
                 p = plan(event, self.cfg, now, self.policy.memory, sinks=missing, round_=now.isoformat())
                 self.policy.memory.update(p.remember)
@@ -240,13 +241,13 @@ class Alerting:
 _ENDS = {"drift.opened": "drift.resolved", "canary.down": "canary.recovered"}  # what resolves a firing kind
 
 
-def _open_events(engine: Any, ids: set[str]) -> set[str]:
-    """Those of the drift events `ids` the store has open."""
+def _ended_events(engine: Any, ids: set[str]) -> set[str]:
+    """Those of the drift events `ids` the store has as no longer open (resolved or accepted)."""
     if not ids:
         return set()
     with Session(engine) as s:
         return set(s.exec(select(DriftEventRow.id).where(col(DriftEventRow.id).in_(ids),
-                                                         DriftEventRow.state == OPEN)).all())
+                                                         DriftEventRow.state != OPEN)).all())
 
 
 def build_alerting(cfg: AlertsConfig, store: Any, *, environ: Mapping[str, str] | None = None,
