@@ -374,34 +374,3 @@ async def test_a_row_released_after_a_long_hold_is_retried_like_any_other(store:
     assert statuses(al)[("hook", "drift.opened")] == DELIVERED
     assert [r.json["type"] for r in rx.delivered][-1] == "drift.opened"
 
-
-async def test_a_canary_down_written_while_its_pair_is_retired_is_resolved(
-        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A reload removes a pair while its run's job writes canary.down on another thread: the reload's look for the
-    alerts to resolve and that write take turns (a look made while the write was under way missed it, and the
-    pair no longer monitored was left down: added back still failing, it was paged down twice in a row)."""
-    al = alerting(store)
-    holding, proceed = threading.Event(), threading.Event()
-    al.inhibitor.lock = _Contended(proceed)  # type: ignore[assignment]
-    apply, looked = al.inhibitor.apply, al.outbox.open_alerts
-
-    def writing(session: object, out: list, now: datetime) -> None:  # type: ignore[type-arg]
-        apply(session, out, now)
-        holding.set()
-        proceed.wait()  # until the retire waits for the lock, or looks without it
-
-    def look() -> list:  # type: ignore[type-arg]
-        alerts = looked()
-        proceed.set()  # looked: the write may end now
-        return alerts
-
-    monkeypatch.setattr(al.inhibitor, "apply", writing)
-    monkeypatch.setattr(al.outbox, "open_alerts", look)
-    writer = threading.Thread(target=al._write, args=(al.notifications(down()),))
-    writer.start()
-    holding.wait()
-    await al.retire([])
-    writer.join()
-    monkeypatch.undo()
-    assert al.open_pairs("canary.down") == set()
-    assert [n.kind for n in al.outbox.query(limit=100) if n.sink == "hook"] == ["canary.down", "canary.recovered"]

@@ -1,9 +1,12 @@
-"""One page per outage across reloads: a pair a reload removes while it is down, and a later reload adds back while it
-still fails (the daemon in-process on the simulator, a real local receiver, SQLite and PostgreSQL)."""
+"""One page per outage across reloads: a pair a reload removes while it is down, and a later reload (or a restart)
+adds back while it still fails; and a canary.down written as the reload removes its pair (the daemon in-process on
+the simulator, a real local receiver, SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -11,7 +14,9 @@ import pytest
 from monitor.alerts import AlertEvent
 from monitor.alerts.events import DEAD, HELD, Notification
 from monitor.sim import SimServer, scenario_from_dict
+from monitor.store import Store
 from tests.support.receiver import Receiver
+from tests.test_alerts_inhibit import _Contended, alerting, down
 from tests.test_alerts_outage import (
     config_path,
     error_rows,
@@ -122,3 +127,35 @@ async def test_a_canary_down_written_as_a_reload_removes_its_pair_is_not_left_fi
         downs = [kind for kind, _ in told(rx) if kind.startswith("canary.")]
         assert downs[-1] == "canary.down"
         assert all(a != b for a, b in zip(downs, downs[1:], strict=False)), downs  # down and recovered take turns
+
+
+async def test_a_canary_down_written_while_its_pair_is_retired_is_resolved(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reload removes a pair while its run's job writes canary.down on another thread: the reload's look for the
+    alerts to resolve and that write take turns (a look made while the write was under way missed it, and the
+    pair no longer monitored was left down: added back still failing, it was paged down twice in a row)."""
+    al = alerting(store)
+    holding, proceed = threading.Event(), threading.Event()
+    al.inhibitor.lock = _Contended(proceed)  # type: ignore[assignment]
+    apply, looked = al.inhibitor.apply, al.outbox.open_alerts
+
+    def writing(session: object, out: list, now: datetime) -> None:  # type: ignore[type-arg]
+        apply(session, out, now)
+        holding.set()
+        proceed.wait()  # until the retire waits for the lock, or looks without it
+
+    def look() -> list:  # type: ignore[type-arg]
+        alerts = looked()
+        proceed.set()  # looked: the write may end now
+        return alerts
+
+    monkeypatch.setattr(al.inhibitor, "apply", writing)
+    monkeypatch.setattr(al.outbox, "open_alerts", look)
+    writer = threading.Thread(target=al._write, args=(al.notifications(down()),))
+    writer.start()
+    holding.wait()
+    await al.retire([])
+    writer.join()
+    monkeypatch.undo()
+    assert al.open_pairs("canary.down") == set()
+    assert [n.kind for n in al.outbox.query(limit=100) if n.sink == "hook"] == ["canary.down", "canary.recovered"]
