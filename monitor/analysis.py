@@ -220,7 +220,7 @@ class Analysis:
         if answered and self.alerting is not None and not self.fenced:
             try:  # what the pair's failed calls held, sent now, or once its events outlive a recovered outage
                 self.alerting.release_answered(obs.canary, obs.target, self.engine.answers_to_resolve(
-                    obs.canary, obs.target, HELD_SIGNALS), obs.started_at)
+                    obs.canary, obs.target, HELD_SIGNALS))
             except Exception as e:
                 _failed(e, "releasing the held notifications of %s@%s failed; tried again at its next answer",
                         obs.canary, obs.target)

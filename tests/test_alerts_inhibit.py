@@ -52,10 +52,12 @@ def write(al: Alerting, *events: AlertEvent) -> None:
 
 
 def answer(store: Store, at: datetime) -> datetime:
-    """Store an answered call of c1@t started at `at` (as the runner does before its analysis); return `at`."""
+    """Store an answered call of c1@t started at `at`, analysed (its signals stored, as the analysis does before its
+    look); return `at`."""
     o = obs(0, canary="c1", target="t")
     o.started_at = at
     store.save_observation(o)
+    store.save_signals(o.id, {})
     return at
 
 
@@ -130,9 +132,9 @@ async def test_after_a_recovery_a_held_opening_waits_for_the_answers_that_would_
     sent = []
     with executed(store) as statements:
         for i in range(6):
-            at = answer(store, NOW + timedelta(minutes=1 + i))
+            answer(store, NOW + timedelta(minutes=1 + i))
             if al.inhibitor.saw("c1", "t", answered=True):
-                sent.append(al.release_answered("c1", "t", settled, at))
+                sent.append(al.release_answered("c1", "t", settled))
     assert sent == [0, 2]  # a look at the first answer, then none until the fourth sends it (at both sinks)
     counted = [st for st, _ in statements if "count(" in st.lower() and "FROM observations" in st]
     assert len(counted) == 2  # one count of the answers a look, not one a held row (4 are held)
@@ -365,7 +367,8 @@ async def test_a_row_released_after_a_long_hold_is_retried_like_any_other(store:
     assert [r.json["type"] for r in rx.delivered] == ["canary.down", "canary.recovered"]
     clock.advance(1)
     assert al.inhibitor.saw("c1", "t", answered=True)
-    assert al.release_answered("c1", "t", {"error": 1}, answer(store, clock())) == 1
+    answer(store, clock())
+    assert al.release_answered("c1", "t", {"error": 1}) == 1
     rx.fail(503, times=1)
     await al.sender.flush()
     assert statuses(al)[("hook", "drift.opened")] == FAILED

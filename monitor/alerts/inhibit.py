@@ -268,19 +268,18 @@ class Inhibitor:
             self._wait.pop((canary, target), None)  # the next answer looks (and counts from this row's time)
 
     def release(self, engine: Any, canary: str, target: str, now: datetime,
-                settled: Mapping[str, int | None], through: datetime | None = None) -> int:
+                settled: Mapping[str, int | None]) -> int:
         """Send what a pair held at the sinks not told it is down: a suspected outage's rows at once (it answered
         before canary.down), a recovered outage's once it has answered as many calls since as `settled` says its
         signal's open event needs to resolve at the baseline rate (None: never, it ends held); return how many
-        rows were released. The answers are counted in the store, up to the call started at `through` (the one
-        analysed: later ones are not yet). A row of a signal with no open event (its end did not end it: an older
+        rows were released. The answers are counted in the store: those the analysis has analysed. A row of a signal with no open event (its end did not end it: an older
         release wrote the end, or the end was not routed to its sink) ends unsent: sent, it would open what has
         ended."""
         with self.lock:
-            return self._release(engine, canary, target, now, settled, through)
+            return self._release(engine, canary, target, now, settled)
 
     def _release(self, engine: Any, canary: str, target: str, now: datetime,
-                 settled: Mapping[str, int | None], through: datetime | None) -> int:
+                 settled: Mapping[str, int | None]) -> int:
         group_key = AlertEvent(kind="", canary=canary, target=target).group_key
         pair = (canary, target)
         released = 0
@@ -294,7 +293,7 @@ class Inhibitor:
             def answers(recovered: NotificationRow) -> int:
                 at = aware(recovered.created_at) or recovered.created_at
                 if at not in answered:
-                    answered[at] = answers_since(s, canary, target, at, through)
+                    answered[at] = answers_since(s, canary, target, at)
                 return answered[at]
 
             ended: dict[str, int] = {}

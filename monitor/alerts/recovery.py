@@ -22,14 +22,15 @@ from sqlmodel import col
 from monitor.store.tables import ObservationRow, RunRow
 
 
-def answers_since(session: Any, canary: str, target: str, since: datetime, through: datetime | None = None) -> int:
+def answers_since(session: Any, canary: str, target: str, since: datetime) -> int:
     """How many calls of the pair answered (no error) that started at or after `since` (the recovery row's time)
-    and, given `through` (the start of the call being analysed: those after it are not analysed yet), not after it."""
+    and that the drift analysis has analysed (their signals stored before its look). Not bounded by the start of
+    the call analysed: a run's samples are analysed in the order they finish, and a bound on start times counted
+    calls started earlier but not analysed yet and left out later ones analysed already (the count jumped past the
+    answers seen, and a look between answers skipped the one that made as many as the event needs)."""
     o = ObservationRow
     q = (sa_select(func.count()).select_from(o)
          .where(col(o.canary) == canary, col(o.target) == target, col(o.started_at) >= since,
-                col(o.error_type).is_(None),
+                col(o.error_type).is_(None), col(o.signals).is_not(None),
                 ~exists().where(col(RunRow.id) == col(o.run_id), col(RunRow.trigger) == "manual")))
-    if through is not None:
-        q = q.where(col(o.started_at) <= through)
     return int(session.execute(q).scalar_one())

@@ -90,11 +90,9 @@ class Alerting:
         enqueue(s, out)
         s.commit()
 
-    def release_answered(self, canary: str, target: str, settled: Mapping[str, int | None],
-                         through: datetime | None = None) -> int:
-        """Send the rows a pair held that its answers up to the call started at `through` release (see
-        `Inhibitor.release`); return how many."""
-        released = self.inhibitor.release(self.outbox.engine, canary, target, self.now(), settled, through)
+    def release_answered(self, canary: str, target: str, settled: Mapping[str, int | None]) -> int:
+        """Send the rows a pair held that its answers release (see `Inhibitor.release`); return how many."""
+        released = self.inhibitor.release(self.outbox.engine, canary, target, self.now(), settled)
         if released and self.sender is not None:
             self.sender.wake()
         return released
