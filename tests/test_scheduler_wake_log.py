@@ -5,6 +5,7 @@ APScheduler's own clock is moved by the test (tests.support.sched_clock): a paus
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -111,3 +112,57 @@ async def test_the_pause_named_is_no_longer_than_it_was_with_jitter(
         assert "after a pause of at least 33s:" in line.getMessage()
     finally:
         sched.shutdown()
+
+
+async def test_many_pairs_overrunning_at_once_log_one_warning_naming_the_count(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    # A pause that catches many runs in flight: on waking every pair's run was still going, and 1,000 pairs logged
+    # 1,000 overrun warnings, one per pair.
+    clock = SchedulerClock(monkeypatch, T0)
+    cfg = write_config(tmp_path, TARGETS, probes(40), extra="daemon: {max_start_delay: 0}\n")
+    release = asyncio.Event()
+    skipped: Counter[tuple[str, str, str]] = Counter()
+
+    async def run(*_: object) -> None:
+        await release.wait()  # every run still going at the next run time
+
+    def skip(c: str, t: str, reason: str, n: int) -> None:
+        skipped[(c, t, reason)] += n
+
+    sched = Scheduler(run, now=clock, on_skip=skip)
+    caplog.set_level(logging.DEBUG, logger="monitor.scheduler")
+
+    def warnings() -> list[logging.LogRecord]:
+        return [r for r in caplog.records if r.name == "monitor.scheduler" and r.levelno >= logging.WARNING]
+
+    sched.apply(load_config(cfg, environ={}))
+    sched.start()
+    try:
+        await settle()
+        clock.advance(4)  # the next run time of all 80 pairs, their first runs still going
+        sched._sched.wakeup()
+        await settle()
+        assert skipped == {(f"c{i:02}", t, "overrun"): 1 for i in range(40) for t in "ab"}  # the counter as it was
+        lines = warnings()
+        assert len(lines) == 1, f"{len(lines)} warnings"  # one line for the pass, not one per pair
+        text = lines[0].getMessage()
+        assert text.startswith("scheduled runs skipped: 80 pairs (c00@a, "), text
+        assert ", ...); the previous run of each was still going: lengthen schedule.every" in text, text
+        assert (lines[0].reason, lines[0].pairs, len(lines[0].examples)) == ("overrun", 80, 3)  # type: ignore[attr-defined]
+        detail = [r for r in caplog.records if r.name == "monitor.scheduler" and r.levelno == logging.DEBUG]
+        assert sorted((r.canary, r.target, r.reason) for r in detail) == \
+            sorted((f"c{i:02}", t, "overrun") for i in range(40) for t in "ab")  # type: ignore[attr-defined]
+
+        clock.advance(4)  # within the hour: every pair warned of already
+        sched._sched.wakeup()
+        await settle()
+        assert len(warnings()) == 1 and sum(skipped.values()) == 160
+        clock.advance(3600)  # an hour on: warned of again, in one line (the hour's run times passed over: missed)
+        sched._sched.wakeup()
+        await settle()
+        assert [r.reason for r in warnings()] == ["overrun", "overrun", "missed"]  # type: ignore[attr-defined]
+    finally:
+        release.set()
+        await settle()
+        sched.shutdown()
+
