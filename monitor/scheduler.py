@@ -135,6 +135,7 @@ class Scheduler:
             if job.id not in wanted:
                 job.remove()
         self._passed.keep(set(wanted))
+        self._skip_log.keep(set(wanted))  # a removed (or renamed) pair's warnings are not kept for good
         schedules = {}
         for jid, (canary, target) in wanted.items():
             schedules[jid] = canary.schedule

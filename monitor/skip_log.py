@@ -45,6 +45,10 @@ class SkipLog:
     def _due(self, jid: str, reason: str, at: float) -> bool:
         return at - self._last_warned.get((jid, reason), -math.inf) >= _EVERY_S
 
+    def keep(self, jids: set[str]) -> None:
+        """Forget the jobs not in `jids` (removed, or renamed by a reload)."""
+        self._last_warned = {key: at for key, at in self._last_warned.items() if key[0] in jids}
+
     def _opened(self) -> None:
         """The first skip of a wake-up: log the wake-up's once its pass is over."""
         try:

@@ -166,3 +166,28 @@ async def test_many_pairs_overrunning_at_once_log_one_warning_naming_the_count(
         await settle()
         sched.shutdown()
 
+
+async def test_a_reload_forgets_the_warnings_of_the_pairs_it_removed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each pair's last warning was kept for good: pairs renamed over reloads were a slow leak.
+    clock = SchedulerClock(monkeypatch, T0)
+
+    async def run(*_: object) -> None:
+        pass
+
+    sched = Scheduler(run, now=clock)
+    sched.apply(load_config(write_config(tmp_path, TARGETS, probes(3), extra="daemon: {max_start_delay: 0}\n"),
+                            environ={}))
+    sched.start()
+    try:
+        await settle()
+        clock.advance(40)  # every pair misses runs: each warned of
+        sched._sched.wakeup()
+        await settle()
+        assert {jid for jid, _ in sched._skip_log._last_warned} == {f"c{i:02}@{t}" for i in range(3) for t in "ab"}
+        (tmp_path / "renamed").mkdir()
+        cfg = write_config(tmp_path / "renamed", TARGETS.splitlines()[0], probes(2), extra="daemon: {max_start_delay: 0}\n")
+        sched.apply(load_config(cfg, environ={}), run_now=False)
+        assert {jid for jid, _ in sched._skip_log._last_warned} == {"c00@a", "c01@a"}
+    finally:
+        sched.shutdown()
