@@ -68,7 +68,9 @@ def test_check_config_warns_of_an_uncalibrated_judge_and_an_unsigned_webhook(tmp
     assert out.returncode == 0 and "configuration OK" in out.stdout, out.stderr
     text = " ".join(out.stdout.split())
     assert "checks[0] (llm_judge, judge target claude) has no calibration" in text
-    assert "hook: a webhook without secret_env or secret_file: its messages go out unsigned" in text
+    hook = next(n for n, line in enumerate(cfg.read_text().splitlines(), 1) if "name: hook" in line)
+    assert f"warning: {cfg}:{hook}: alerts.sinks: hook: a webhook without secret_env or secret_file: its messages " \
+        "go out unsigned" in text  # the sink's line, as the config's errors name theirs
     assert "drift false-alarm budget: 0.086 events/day over 1,728 observations/day (0.5 per 10,000 per stream" in text
 
 

@@ -95,7 +95,8 @@ async def test_unpriced_calls_are_counted_apart_and_warned_of_once(tmp_path: Pat
     ]
     caps = [m for m in lines if "daily_spend_cap_usd is set" in m]  # at start, as check-config says it
     assert [m.split(": ")[1] for m in caps] == ["target local", "target ollama"]
-    assert all(m.startswith(f"{tmp_path / 'monitor.yaml'}: ") for m in caps)
+    path = tmp_path / "monitor.yaml"  # each names its target's line (targets: line 1), as the config's errors do
+    assert [m.split(": ")[0] for m in caps] == [f"{path}:3", f"{path}:4"]
 
 
 async def test_a_reload_that_caps_a_model_without_a_price_warns_once(tmp_path: Path, steady_sim: SimServer,
@@ -114,7 +115,7 @@ async def test_a_reload_that_caps_a_model_without_a_price_warns_once(tmp_path: P
     finally:
         await app.stop()
     said = [r.getMessage() for r in caplog.records if "daily_spend_cap_usd is set" in r.getMessage()]
-    assert len(said) == 1 and said[0].startswith(f"{path}: target ollama: daily_spend_cap_usd is set, but model "
+    assert len(said) == 1 and said[0].startswith(f"{path}:2: target ollama: daily_spend_cap_usd is set, but model "
                                                  "llama3.2:3b has no price")
 
 
@@ -148,7 +149,7 @@ def test_check_config_warns_of_a_spend_cap_on_a_model_without_a_price(tmp_path: 
     assert out.returncode == 0 and "configuration OK" in out.stdout, out.stderr
     warnings = [line.split("warning: ", 1)[1] for line in out.stdout.splitlines() if line.startswith("warning: ")]
     assert [w for w in warnings if "no price" in w] == [
-        f"{cfg}: target ollama: daily_spend_cap_usd is set, but model llama3.2:3b has no price (the shipped price "
+        f"{cfg}:2: target ollama: daily_spend_cap_usd is set, but model llama3.2:3b has no price (the shipped price "
         "table does not list it and the target sets no prices): the cap counts only calls whose cost is known, so "
         "it pauses nothing unless the model that answers is one the table prices; set prices (a model that costs "
         "nothing: prices: {input: 0, output: 0})",

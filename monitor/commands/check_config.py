@@ -93,7 +93,7 @@ def _unchecked(config: Config) -> list[str]:
     expiring = served.expiry.warning(served.tls.cert_file, utcnow()) if served and served.expiry else None
     if expiring is not None:
         out.append(f"{config.web_file}: {expiring}")
-    out += [f"{config.path}: alerts.sinks: {sink.name}: a webhook without secret_env or secret_file: its messages "
+    out += [f"{sink.where or config.path}: alerts.sinks: {sink.name}: a webhook without secret_env or secret_file: its messages "
             "go out unsigned, and receivers cannot tell them from forgeries"
             for sink in config.alerts.sinks if sink.type == "webhook" and not (sink.secret_env or sink.secret_file)]
     return out
