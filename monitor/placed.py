@@ -2,7 +2,8 @@
 
 A target's API key and an alert sink's secrets are read when the daemon builds what uses them (check-config, run,
 a reload), after loading has checked the file; their problems name the file and line of the entry as every other
-config error does.
+config error does, and so do check-config's warnings about an entry (a canary's uncalibrated judge, a target's
+spend cap without a price, an unsigned webhook).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pydantic import BaseModel, PrivateAttr
 
 
 class Placed(BaseModel):
-    """A config entry (a target, an alert sink) that carries the `file:line` loading found it at.
+    """A config entry (a target, an alert sink, a canary) that carries the `file:line` loading found it at.
 
     The place is private state, not a field: it is not written in the config, and a model built in code has none
     (its errors are named as before). Loading sets it with :meth:`located`; copies keep it.

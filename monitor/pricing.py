@@ -77,8 +77,8 @@ def embeddings_prices(emb: EmbeddingsConfig) -> Callable[[CallResult], Prices | 
 def uncounted_caps(config: Config) -> list[str]:
     """Say which daily spend caps cannot count their target's calls as configured: the target has no `prices` and
     the shipped table none for its model (nor, for the embeddings target, for the embeddings model)."""
-    out = [f"{t.where or config.path}: target {t.id}: daily_spend_cap_usd is set, but model {t.model} has no price (the "
-           "shipped price table does not list it and the target sets no prices): the cap counts only calls whose "
+    out = [f"{t.where or config.path}: target {t.id}: daily_spend_cap_usd is set, but model {t.model} has no price "
+           "(the shipped price table does not list it and the target sets no prices): the cap counts only calls whose "
            "cost is known, so it pauses nothing unless the model that answers is one the table prices; set "
            "prices (a model that costs nothing: prices: {input: 0, output: 0})"
            for t in config.targets

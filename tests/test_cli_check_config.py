@@ -67,7 +67,8 @@ def test_check_config_warns_of_an_uncalibrated_judge_and_an_unsigned_webhook(tmp
     out = cli("check-config", "-c", str(cfg), env={"K": "k"})
     assert out.returncode == 0 and "configuration OK" in out.stdout, out.stderr
     text = " ".join(out.stdout.split())
-    assert "checks[0] (llm_judge, judge target claude) has no calibration" in text
+    assert f"warning: {tmp_path / 'probes' / 'p.yaml'}:2: canary kill-python-process: checks[0] (llm_judge, judge " \
+        "target claude) has no calibration" in text  # the canary's line, as the config's errors name theirs
     hook = next(n for n, line in enumerate(cfg.read_text().splitlines(), 1) if "name: hook" in line)
     assert f"warning: {cfg}:{hook}: alerts.sinks: hook: a webhook without secret_env or secret_file: its messages " \
         "go out unsigned" in text  # the sink's line, as the config's errors name theirs

@@ -148,7 +148,8 @@ async def test_many_pairs_overrunning_at_once_log_one_warning_naming_the_count(
         text = lines[0].getMessage()
         assert text.startswith("scheduled runs skipped: 80 pairs (c00@a, "), text
         assert ", ...); the previous run of each was still going: lengthen schedule.every" in text, text
-        assert (lines[0].reason, lines[0].pairs, len(lines[0].examples)) == ("overrun", 80, 3)  # type: ignore[attr-defined]
+        line = lines[0]
+        assert (line.reason, line.pairs, len(line.examples)) == ("overrun", 80, 3)  # type: ignore[attr-defined]
         detail = [r for r in caplog.records if r.name == "monitor.scheduler" and r.levelno == logging.DEBUG]
         assert sorted((r.canary, r.target, r.reason) for r in detail) == \
             sorted((f"c{i:02}", t, "overrun") for i in range(40) for t in "ab")  # type: ignore[attr-defined]
@@ -186,7 +187,8 @@ async def test_a_reload_forgets_the_warnings_of_the_pairs_it_removed(
         await settle()
         assert {jid for jid, _ in sched._skip_log._last_warned} == {f"c{i:02}@{t}" for i in range(3) for t in "ab"}
         (tmp_path / "renamed").mkdir()
-        cfg = write_config(tmp_path / "renamed", TARGETS.splitlines()[0], probes(2), extra="daemon: {max_start_delay: 0}\n")
+        cfg = write_config(tmp_path / "renamed", TARGETS.splitlines()[0], probes(2),
+                           extra="daemon: {max_start_delay: 0}\n")
         sched.apply(load_config(cfg, environ={}), run_now=False)
         assert {jid for jid, _ in sched._skip_log._last_warned} == {"c00@a", "c01@a"}
     finally:

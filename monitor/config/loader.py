@@ -166,7 +166,8 @@ def _load_probes(paths: list[Path], environ: Mapping[str, str] | None, issues: l
         issues += src.problems
         pf = validate(ProbeFile, src, issues)
         canaries = list(pf.canaries) if pf is not None else validate_each(Canary, at(src.data, "canaries"))
-        out.append(_ProbeFile(src, [c.model_copy(update={"source": str(path)}) if c else None for c in canaries]))
+        out.append(_ProbeFile(src, [c.model_copy(update={"source": str(path)}).located(_place(src, "canaries", i))
+                                    if c else None for i, c in enumerate(canaries)]))
     return out
 
 
@@ -346,14 +347,15 @@ def anchor_files(mf: MonitorFile, base: Path) -> MonitorFile:
 def _locate(mf: MonitorFile, src: Located) -> MonitorFile:
     """Return `mf` with each target and alert sink knowing its file and line, for the problems of the secrets it
     names (read when it is built: check-config, run, a reload, probe)."""
-
-    def at(*loc: str | int) -> str:
-        line = src.line_of(loc)
-        return src.path + (f":{line}" if line else "")
-
-    targets = [t.located(at("targets", i)) for i, t in enumerate(mf.targets)]
-    sinks = [s.located(at("alerts", "sinks", i)) for i, s in enumerate(mf.alerts.sinks)]
+    targets = [t.located(_place(src, "targets", i)) for i, t in enumerate(mf.targets)]
+    sinks = [s.located(_place(src, "alerts", "sinks", i)) for i, s in enumerate(mf.alerts.sinks)]
     return mf.model_copy(update={"targets": targets, "alerts": mf.alerts.model_copy(update={"sinks": sinks})})
+
+
+def _place(src: Located, *loc: str | int) -> str:
+    """`file:line` of the entry at `loc` (the file alone where its line is unknown)."""
+    line = src.line_of(loc)
+    return src.path + (f":{line}" if line else "")
 
 
 def _probe_entries(src: Located) -> list[str | None]:

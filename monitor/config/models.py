@@ -216,7 +216,7 @@ class Message(Strict):
     content: str
 
 
-class Canary(Strict):
+class Canary(Strict, Placed):
     """A probe prompt, run `samples` times per scheduled run against each of its targets."""
 
     id: Id
