@@ -29,6 +29,8 @@ _OVERRUN_HINT = ("the previous run of each was still going: lengthen schedule.ev
 _MISSED_HINT = ("the daemon was blocked (or its host suspended) past the runs' times: after such a pause each pair "
                 "runs once, not once for every run that fell due meanwhile")
 
+_TAIL = "each pair's at debug level; logged once an hour per pair; llm_monitor_runs_skipped_total counts each"
+
 Pair = tuple[str, str]  # (canary, target)
 
 
@@ -92,10 +94,8 @@ class SkipLog:
         at = now.timestamp()
         examples = self._warn(overruns, OVERRUN, at)
         if examples is not None:
-            log.warning("scheduled runs skipped: %s pair%s (%s%s); %s (each pair's at debug level; logged once an hour "
-                        "per pair; llm_monitor_runs_skipped_total counts each)", f"{len(overruns):,}",
-                        "" if len(overruns) == 1 else "s", ", ".join(examples),
-                        ", ..." if len(overruns) > len(examples) else "", _OVERRUN_HINT,
+            log.warning("scheduled runs skipped: %s (%s); %s (%s)", _count(len(overruns), "pair"),
+                        _listed(examples, len(overruns)), _OVERRUN_HINT, _TAIL,
                         extra={"reason": OVERRUN, "pairs": len(overruns), "runs": len(overruns),
                                "examples": examples})
         examples = self._warn(list(wake), MISSED, at)
@@ -103,9 +103,18 @@ class SkipLog:
             return
         runs = sum(n for _, n in wake.values())
         pause_s = max(0.0, (now - first_due).total_seconds())
-        log.warning("scheduled runs missed after a pause of at least %s: %s pair%s, %s run time%s in all (%s%s); %s "
-                    "(each pair's at debug level; logged once an hour per pair; llm_monitor_runs_skipped_total "
-                    "counts each)", format_duration(round(pause_s)), f"{len(wake):,}", "" if len(wake) == 1 else "s",
-                    f"{runs:,}", "" if runs == 1 else "s", ", ".join(examples), ", ..." if len(wake) > len(examples) else "",
-                    _MISSED_HINT, extra={"reason": MISSED, "pairs": len(wake), "runs": runs,
-                                         "pause_s": round(pause_s, 3), "examples": examples})
+        log.warning("scheduled runs missed after a pause of at least %s: %s, %s in all (%s); %s (%s)",
+                    format_duration(round(pause_s)), _count(len(wake), "pair"), _count(runs, "run time"),
+                    _listed(examples, len(wake)), _MISSED_HINT, _TAIL,
+                    extra={"reason": MISSED, "pairs": len(wake), "runs": runs, "pause_s": round(pause_s, 3),
+                           "examples": examples})
+
+
+def _count(n: int, noun: str) -> str:
+    """`1 pair`, `1,000 pairs`."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
+def _listed(examples: list[str], total: int) -> str:
+    """The pairs named, with `, ...` when there are more."""
+    return ", ".join(examples) + (", ..." if total > len(examples) else "")

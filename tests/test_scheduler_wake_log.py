@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -28,6 +29,12 @@ def probes(n: int) -> str:
                                    "    schedule: {every: 4s}\n" for i in range(n))
 
 
+def scheduler_warnings(caplog: pytest.LogCaptureFixture) -> Callable[[], list[logging.LogRecord]]:
+    """Capture the scheduler's lines from debug up; return a function listing its warnings so far."""
+    caplog.set_level(logging.DEBUG, logger="monitor.scheduler")
+    return lambda: [r for r in caplog.records if r.name == "monitor.scheduler" and r.levelno >= logging.WARNING]
+
+
 async def test_a_pause_over_many_pairs_logs_one_warning_naming_the_count(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     # Found by SRE users: 1,000 pairs frozen for a while logged 1,000 warnings on waking, one per pair.
@@ -43,10 +50,7 @@ async def test_a_pause_over_many_pairs_logs_one_warning_naming_the_count(
         skipped[(c, t, reason)] += n
 
     sched = Scheduler(run, now=clock, on_skip=skip)
-    caplog.set_level(logging.DEBUG, logger="monitor.scheduler")
-
-    def warnings() -> list[logging.LogRecord]:
-        return [r for r in caplog.records if r.name == "monitor.scheduler" and r.levelno >= logging.WARNING]
+    warnings = scheduler_warnings(caplog)
 
     sched.apply(load_config(cfg, environ={}))
     sched.start()
@@ -130,10 +134,7 @@ async def test_many_pairs_overrunning_at_once_log_one_warning_naming_the_count(
         skipped[(c, t, reason)] += n
 
     sched = Scheduler(run, now=clock, on_skip=skip)
-    caplog.set_level(logging.DEBUG, logger="monitor.scheduler")
-
-    def warnings() -> list[logging.LogRecord]:
-        return [r for r in caplog.records if r.name == "monitor.scheduler" and r.levelno >= logging.WARNING]
+    warnings = scheduler_warnings(caplog)
 
     sched.apply(load_config(cfg, environ={}))
     sched.start()

@@ -14,8 +14,9 @@ shipped Alertmanager inhibit rule does; this is the same rule for every sink, de
   event ended before the outage, and held alone its end would go out first). After ``canary.recovered`` a held
   row waits for its event's verdict: an error event resolves only after as many answers as its chart needs to
   see the rate back at baseline (17 to 110 calls with the default settings, far more than the 3 runs that recover
-  a canary), so an event still open at the recovery is the detector's lag, not news. The row is sent once the pair has answered
-  that many calls since the recovery and the event is still open (the error rate change outlived the outage).
+  a canary), so an event still open at the recovery is the detector's lag, not news. The row is sent once the pair
+  has answered that many calls since the recovery and the event is still open (the error rate change outlived the
+  outage).
   An ``error_type`` event (the mix of failures) sees no answers at all: it stays held until it ends.
 - A ``drift.resolved``/``drift.accepted`` whose ``drift.opened`` is held ends both, unsent (status ``dead``, the
   reason in ``last_error``): the receiver was never told it opened. A held row whose event is no longer open when
@@ -272,9 +273,9 @@ class Inhibitor:
         """Send what a pair held at the sinks not told it is down: a suspected outage's rows at once (it answered
         before canary.down), a recovered outage's once it has answered as many calls since as `settled` says its
         signal's open event needs to resolve at the baseline rate (None: never, it ends held); return how many
-        rows were released. The answers are counted in the store: those the analysis has analysed. A row of a signal with no open event (its end did not end it: an older
-        release wrote the end, or the end was not routed to its sink) ends unsent: sent, it would open what has
-        ended."""
+        rows were released. The answers are counted in the store: those the analysis has analysed. A row of a
+        signal with no open event (its end did not end it: an older release wrote the end, or the end was not routed
+        to its sink) ends unsent: sent, it would open what has ended."""
         with self.lock:
             return self._release(engine, canary, target, now, settled)
 
@@ -287,7 +288,8 @@ class Inhibitor:
             rows = s.exec(select(NotificationRow).where(NotificationRow.group_key == group_key,
                                                        NotificationRow.status == HELD)).all()
             latest = {sink: _latest_health(s, sink, group_key) for sink in {r.sink for r in rows}}  # once a sink
-            waiting: list[int | None] = []  # per row waiting after a recovery: answers still to come (None: no count will do)
+            # per row waiting after a recovery: answers still to come (None: no count will do)
+            waiting: list[int | None] = []
             answered: dict[datetime, int] = {}  # recovery time -> answers since: one count, whatever the rows
 
             def answers(recovered: NotificationRow) -> int:

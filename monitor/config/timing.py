@@ -35,6 +35,7 @@ _TICK = timedelta(microseconds=1)
 # and this many years from _ANCHOR (the calendar repeats every 28 years up to 2100: every date on every weekday)
 _GAP_DAYS = 400
 _GAP_YEARS = 28
+_GAP_SPAN = timedelta(days=round(_GAP_YEARS * 365.25))
 
 
 _DAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
@@ -187,8 +188,7 @@ def shortest_gap_s(cron: str) -> float | None:
     span = (times[-1] - times[0]).total_seconds()  # from a day's first time to its last
     apart = math.inf  # the fewest days between two days it fires on
     previous = None
-    years = timedelta(days=round(_GAP_YEARS * 365.25))
-    for date in islice(fire_times(f"0 0 {day} {month} {dow}", _ANCHOR, _ANCHOR + years), _GAP_DAYS):
+    for date in islice(fire_times(f"0 0 {day} {month} {dow}", _ANCHOR, _ANCHOR + _GAP_SPAN), _GAP_DAYS):
         if previous is not None:
             apart = min(apart, (date - previous).total_seconds())
             if apart <= DAY.total_seconds():
@@ -202,7 +202,7 @@ def shortest_gap_s(cron: str) -> float | None:
 def never_fires(cron: str) -> bool:
     """Return whether `cron` has no fire time in _GAP_YEARS years from _ANCHOR (`0 0 30 2 *`): the calendar repeats
     over that span, so such a cron never fires at all."""
-    return next(fire_times(cron, _ANCHOR, _ANCHOR + timedelta(days=round(_GAP_YEARS * 365.25))), None) is None
+    return next(fire_times(cron, _ANCHOR, _ANCHOR + _GAP_SPAN), None) is None
 
 
 def every_s(schedule: Schedule) -> float:
