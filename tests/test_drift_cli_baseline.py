@@ -7,6 +7,7 @@ import asyncio
 from pathlib import Path
 
 import httpx
+import pytest
 
 from monitor.commands.common import utc_time
 from monitor.config import load_config
@@ -144,3 +145,36 @@ async def test_baseline_show_without_a_canary_lists_every_canarys_baselines(tmp_
     assert bad.returncode == 2 and "no target 'tt' in the configuration (known: t)" in bad.stderr
     need = cli("baseline", "accept", "-c", str(cfg_path))
     assert need.returncode == 2 and "baseline accept needs a canary" in need.stderr
+
+
+async def test_pin_refuses_a_range_holding_more_than_it_reads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    # `baseline pin` read the oldest 100,000 observations of its range and pinned those, saying nothing of the rest:
+    # a long range was silently cut short. (A small cap stands in for PIN_MAX_OBSERVATIONS.)
+    from monitor.commands import baseline as command
+
+    scenario = scenario_from_dict({"name": "many", "seed": 5, "defaults": {"ttft": 5, "output_tps": 5000},
+                                   "models": {"m": {"phases": [{"name": "a"}]}}})
+    probes = "canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n    samples: 6\n"
+    with SimServer(scenario) as sim:
+        app, cfg_path, canary, target = await started_app(tmp_path, sim, probes, "{baseline_size: 5}")
+        try:
+            observed = [o for _ in range(3) for o in await app.runner.run(canary, target)]
+        finally:
+            await app.stop()
+    monkeypatch.setattr(command, "PIN_MAX_OBSERVATIONS", 10)
+    capsys.readouterr()
+    assert command.baseline(str(cfg_path), "pin", "c1", None, "", since="2026-01-01T00:00:00Z") == 2
+    err = " ".join(capsys.readouterr().err.split())
+    eleventh = utc_time(sorted(o.started_at for o in observed)[10])
+    assert ("c1 @ t: the range 2026-01-01T00:00:00+00:00 .. now (" in err and "holds 18 observations (failed calls "
+            f"included), more than baseline pin reads (10; nothing changed): choose a shorter range, --until {eleventh} "
+            "for its oldest 10 or fewer, or a later --since" in err), err
+    store = Store(load_config(cfg_path, environ={}).storage.url)
+    try:
+        assert [r["source"] for r in DriftRepository(store.engine).baselines(canary="c1", target="t")] == ["first_n"]
+    finally:
+        store.close()
+    monkeypatch.setattr(command, "PIN_MAX_OBSERVATIONS", 18)  # the whole range fits: pinned, all of it
+    assert command.baseline(str(cfg_path), "pin", "c1", None, "", since="2026-01-01T00:00:00Z") == 0
+    assert "baseline pinned to 18 observations" in capsys.readouterr().out

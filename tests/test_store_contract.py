@@ -139,6 +139,8 @@ def test_filters_order_and_limit(store: Store) -> None:
                                                                                                  "req_4"]
     assert len(store.observations(since=T0 + timedelta(minutes=4))) == 2
     assert store.count_observations(canary="a") == 3
+    # the range `observations` reads, counted (`baseline pin` names it when it holds too many)
+    assert store.count_observations(canary="a", since=T0 + timedelta(minutes=2), before=T0 + timedelta(minutes=5)) == 1
 
 
 def test_a_time_range_in_another_offset_is_the_same_instants(store: Store) -> None:

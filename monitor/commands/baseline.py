@@ -37,6 +37,10 @@ def left_out(data: dict[str, Any]) -> str:
     return f"{calls} calls in {runs} {'run' if runs == 1 else 'runs'}" if calls else "0"
 
 
+# Observations (failed calls included) `baseline pin` reads from its range at most: a baseline built while pinning
+# keeps every answer's continuous values (its samples are capped only as it learns later), and the daemon loads it at
+# every refresh. A larger range is refused rather than pinned from its first part.
+PIN_MAX_OBSERVATIONS = 100_000
 OPERATOR_CHOSEN = ("pinned", "accepted")  # baselines built from a range of stored answers an operator chose
 
 
@@ -119,7 +123,11 @@ def baseline(config_path: str, action: str, canary: str | None, target: str | No
                 # failed calls too: the baseline's error rate counts them as a forming baseline does (outages
                 # left out), or a pinned baseline would expect no error at all
                 rows = analysis.store.observations(canary=canary, target=tid, since=start, before=end,
-                                                   limit=100_000, oldest_first=True)
+                                                   limit=PIN_MAX_OBSERVATIONS + 1, oldest_first=True)
+                if len(rows) > PIN_MAX_OBSERVATIONS:
+                    err_console.print("[red]error:[/] " + escape(_too_many(analysis.store, canary, tid, start, end,
+                                                                           rows, now)))
+                    return EXIT_CONFIG
                 where = "in that range"
             else:
                 # "Current behaviour" starts where the open events say the change did: observations from before
@@ -155,6 +163,17 @@ def baseline(config_path: str, action: str, canary: str | None, target: str | No
                           f"observations form a new one; {len(updates)} open event(s) resolved")
     console.print("A running daemon applies this within 30 s (or at once on SIGHUP / POST /-/reload).")
     return EXIT_OK
+
+
+def _too_many(store: Any, canary: str, target: str, start: datetime | None, end: datetime | None,
+              oldest: list[Observation], now: datetime) -> str:
+    """Why a range is refused for holding more than PIN_MAX_OBSERVATIONS observations, and two ranges that fit."""
+    count = store.count_observations(canary=canary, target=target, since=start, before=end)
+    first_out = oldest[PIN_MAX_OBSERVATIONS].started_at  # the oldest observation past the cap
+    return (f"{canary} @ {target}: the range {utc_time(start)} .. {utc_time(end) or f'now ({utc_time(now)})'} holds "
+            f"{count:,} observations (failed calls included), more than baseline pin reads ({PIN_MAX_OBSERVATIONS:,}; "
+            f"nothing changed): choose a shorter range, --until {utc_time(first_out)} for its oldest "
+            f"{PIN_MAX_OBSERVATIONS:,} or fewer, or a later --since")
 
 
 def _latest_answers(rows: list[Observation], size: int) -> list[Observation]:

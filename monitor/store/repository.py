@@ -224,11 +224,12 @@ class Store:
             q = select(ObservationRow.id, ObservationRow.started_at).where(col(ObservationRow.id).in_(wanted))
             return {i: aware(at) or at for i, at in s.exec(q).all()}
 
-    def count_observations(self, canary: str | None = None, target: str | None = None) -> int:
+    def count_observations(self, canary: str | None = None, target: str | None = None,
+                           since: datetime | None = None, before: datetime | None = None) -> int:
+        """Return how many observations `observations` would read without a limit."""
         with Session(self.engine) as s:
-            q = where_equal(select(func.count()).select_from(ObservationRow), ObservationRow, canary=canary,
-                            target=target)
-            return int(s.exec(q).one())
+            q = self._observations_query(canary, target, since, before)
+            return int(s.exec(select(func.count()).select_from(q.subquery())).one())
 
     def spend_since(self, target: str, since: datetime) -> float:
         """Return the USD spent on a target since `since` (known costs only)."""
