@@ -61,14 +61,15 @@ def test_check_config_resolves_alert_sink_secrets_as_run_does(tmp_path: Path, st
 
 def test_check_config_warns_of_an_uncalibrated_judge_and_an_unsigned_webhook(tmp_path: Path,
                                                                              steady_sim: SimServer) -> None:
-    probes = ONE + "    checks: [{type: llm_judge, judge_target: claude, rubric: 'Mentions SIGTERM.'}]\n"
+    probes = ONE + ("    checks:\n      - {type: contains, value: kill}\n"
+                    "      - {type: llm_judge, judge_target: claude, rubric: 'Mentions SIGTERM.'}\n")
     sinks = "alerts:\n  sinks:\n    - {name: hook, type: webhook, url: 'http://127.0.0.1:9/h'}\n"
     cfg = write_config(tmp_path, two_targets(steady_sim), probes, extra=sinks)
     out = cli("check-config", "-c", str(cfg), env={"K": "k"})
     assert out.returncode == 0 and "configuration OK" in out.stdout, out.stderr
     text = " ".join(out.stdout.split())
-    assert f"warning: {tmp_path / 'probes' / 'p.yaml'}:2: canary kill-python-process: checks[0] (llm_judge, judge " \
-        "target claude) has no calibration" in text  # the canary's line, as the config's errors name theirs
+    assert f"warning: {tmp_path / 'probes' / 'p.yaml'}:8: canary kill-python-process: checks[1] (llm_judge, judge " \
+        "target claude) has no calibration" in text  # the check's line, as the config's errors about a check name it
     hook = next(n for n, line in enumerate(cfg.read_text().splitlines(), 1) if "name: hook" in line)
     assert f"warning: {cfg}:{hook}: alerts.sinks: hook: a webhook without secret_env or secret_file: its messages " \
         "go out unsigned" in text  # the sink's line, as the config's errors name theirs

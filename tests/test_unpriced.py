@@ -143,7 +143,7 @@ def test_check_config_warns_of_a_spend_cap_on_a_model_without_a_price(tmp_path: 
         "prices: {input: 1, output: 2}}",
         f"  - {{id: nocap, provider: openai, base_url: '{url}', model: mystery-1}}",
     ])
-    emb = "drift: {embeddings: {target: ollama, model: nomic-embed-text}}\n"
+    emb = "drift:\n  baseline_size: 30\n  embeddings: {target: ollama, model: nomic-embed-text}\n"
     cfg = write_config(tmp_path, tgts, PROBES, extra=emb)
     out = cli("check-config", "-c", str(cfg))
     assert out.returncode == 0 and "configuration OK" in out.stdout, out.stderr
@@ -153,7 +153,7 @@ def test_check_config_warns_of_a_spend_cap_on_a_model_without_a_price(tmp_path: 
         "table does not list it and the target sets no prices): the cap counts only calls whose cost is known, so "
         "it pauses nothing unless the model that answers is one the table prices; set prices (a model that costs "
         "nothing: prices: {input: 0, output: 0})",
-        f"{cfg}: drift.embeddings: model nomic-embed-text has no price (the shipped price table does not list it "
-        "and drift.embeddings sets no prices): target ollama's daily_spend_cap_usd does not count its embeddings "
+        f"{cfg}:{len(cfg.read_text().splitlines())}: drift.embeddings: model nomic-embed-text has no price (the "
+        "shipped price table does not list it and drift.embeddings sets no prices): target ollama's daily_spend_cap_usd does not count its embeddings "
         "calls; set drift.embeddings.prices",
     ]

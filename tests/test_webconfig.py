@@ -201,11 +201,11 @@ def test_check_config_checks_the_web_config_file_and_takes_the_flag(folder: Path
     assert ok.returncode == 0, ok.stderr
     assert f"web config {folder}/web.yml: TLS (min TLS12, client certificates: RequireAndVerifyClientCert), basic " \
            "auth for 2 users" in ok.stdout
-    (folder / "plain.yml").write_text("basic_auth_users: {alice: '" + HASH + "'}\n")
+    (folder / "plain.yml").write_text("# users, no TLS\nbasic_auth_users: {alice: '" + HASH + "'}\n")
     warned = cli("check-config", "-c", str(folder / "monitor.yaml"), "--web.config.file", str(folder / "plain.yml"))
     assert warned.returncode == 0, warned.stderr
-    assert f"warning: {folder}/plain.yml: basic_auth_users without tls_server_config: passwords cross the network " \
-           "in the clear" in warned.stdout
+    assert f"warning: {folder}/plain.yml:2: basic_auth_users: set without tls_server_config: passwords cross the " \
+           "network in the clear" in " ".join(warned.stdout.split())
     (folder / "plain.yml").write_text("basic_auth_users: {alice: hunter2-in-plain}\n")
     bad = cli("check-config", "-c", str(folder / "monitor.yaml"), "--web.config.file", str(folder / "plain.yml"))
     assert bad.returncode == 2

@@ -91,10 +91,10 @@ def test_check_config_warns_of_a_certificate_near_its_expiry(tmp_path: Path,
                        "canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n")
     cfg.write_text(cfg.read_text().replace('"127.0.0.1:0"}', '"127.0.0.1:0", web_config_file: web.yml}'))
     web = tmp_path / "web.yml"
-    web.write_text("tls_server_config:\n  cert_file: pki/cert.pem\n  key_file: pki/key.pem\n")
+    web.write_text("tls_server_config:\n  key_file: pki/key.pem\n  cert_file: pki/cert.pem\n")
     code, out, _ = Cli(capsys)("check-config", "-c", str(cfg))
     assert code == 0 and "configuration OK" in out
-    assert f"warning: {web}: the TLS certificate in {tmp_path}/pki/cert.pem expires on " \
+    assert f"warning: {web}:3: tls_server_config.cert_file: the TLS certificate in {tmp_path}/pki/cert.pem expires on " \
            f"{soon.strftime('%Y-%m-%dT%H:%M:%SZ')}, in 5 days: renew it" in " ".join(out.split())
     web.write_text("tls_server_config:\n  cert_file: pki/cert-far.pem\n  key_file: pki/key-far.pem\n")
     code, out, _ = Cli(capsys)("check-config", "-c", str(cfg))

@@ -80,19 +80,20 @@ def _warn(out: Console, message: str) -> None:
 def _unchecked(config: Config) -> list[str]:
     """What runs but cannot be trusted as configured: uncalibrated judges, spend caps on models without a price,
     unsigned webhooks, a listener certificate that has expired or expires within 14 days."""
-    out = [f"{c.where or c.source}: canary {c.id}: checks[{i}] (llm_judge, judge target {check.judge_target}) has no "
+    out = [f"{c.where_of(f'checks[{i}]') or c.source}: canary {c.id}: checks[{i}] (llm_judge, judge target {check.judge_target}) has no "
            "calibration: its verdicts count unchecked, so a judge its provider changes can open drift events "
            "on its own (add `calibration:` answers with known verdicts)"
            for c in config.canaries for i, check in enumerate(c.checks)
            if check.type == "llm_judge" and not check.calibration]
     out += uncounted_caps(config)
     if config.web.basic_auth_users and config.web.tls_server_config is None:
-        out.append(f"{config.web_file}: basic_auth_users without tls_server_config: passwords cross the network "
-                   "in the clear")
+        out.append(f"{config.web.where_of('basic_auth_users') or config.web_file}: basic_auth_users: set without "
+                   "tls_server_config: passwords cross the network in the clear")
     served = config.listener_tls
     expiring = served.expiry.warning(served.tls.cert_file, utcnow()) if served and served.expiry else None
     if expiring is not None:
-        out.append(f"{config.web_file}: {expiring}")
+        out.append(f"{config.web.where_of('tls_server_config.cert_file') or config.web_file}: "
+                   f"tls_server_config.cert_file: {expiring}")
     out += [f"{sink.where or config.path}: alerts.sinks: {sink.name}: a webhook without secret_env or secret_file: "
             "its messages go out unsigned, and receivers cannot tell them from forgeries"
             for sink in config.alerts.sinks if sink.type == "webhook" and not (sink.secret_env or sink.secret_file)]

@@ -166,8 +166,10 @@ def _load_probes(paths: list[Path], environ: Mapping[str, str] | None, issues: l
         issues += src.problems
         pf = validate(ProbeFile, src, issues)
         canaries = list(pf.canaries) if pf is not None else validate_each(Canary, at(src.data, "canaries"))
-        out.append(_ProbeFile(src, [c.model_copy(update={"source": str(path)}).located(_place(src, "canaries", i))
-                                    if c else None for i, c in enumerate(canaries)]))
+        out.append(_ProbeFile(src, [c.model_copy(update={"source": str(path)}).located(
+            _place(src, "canaries", i), {f"checks[{j}]": _place(src, "canaries", i, "checks", j)
+                                         for j in range(len(c.checks))}) if c else None
+                                    for i, c in enumerate(canaries)]))
     return out
 
 
@@ -299,6 +301,7 @@ def _load_web(path: Path, src: Located, flag: bool,
     if web is None:
         issues += _tls_issues(web_src, check_files(_written_tls_files(web_src, path.parent)))
         return None, None
+    web = web.located(web_src.path, {part: _place(web_src, *part.split(".")) for part in _WEB_PARTS})
     if web.tls_server_config is None:
         return web, None
     tls = web.tls_server_config
@@ -310,6 +313,9 @@ def _load_web(path: Path, src: Located, flag: bool,
         issues += _tls_issues(web_src, e.problems)
         return None, None
     return web, served
+
+
+_WEB_PARTS = ("basic_auth_users", "tls_server_config.cert_file")  # what check-config's warnings are about
 
 
 def _written_tls_files(web_src: Located, base: Path) -> dict[str, str]:
@@ -346,10 +352,15 @@ def anchor_files(mf: MonitorFile, base: Path) -> MonitorFile:
 
 def _locate(mf: MonitorFile, src: Located) -> MonitorFile:
     """Return `mf` with each target and alert sink knowing its file and line, for the problems of the secrets it
-    names (read when it is built: check-config, run, a reload, probe)."""
+    names (read when it is built: check-config, run, a reload, probe), and drift.embeddings its own, for
+    check-config's warning about its price."""
     targets = [t.located(_place(src, "targets", i)) for i, t in enumerate(mf.targets)]
     sinks = [s.located(_place(src, "alerts", "sinks", i)) for i, s in enumerate(mf.alerts.sinks)]
-    return mf.model_copy(update={"targets": targets, "alerts": mf.alerts.model_copy(update={"sinks": sinks})})
+    emb = mf.drift.embeddings
+    drift = mf.drift.model_copy(update={"embeddings": emb.located(_place(src, "drift", "embeddings"))}) if emb \
+        else mf.drift
+    return mf.model_copy(update={"targets": targets, "alerts": mf.alerts.model_copy(update={"sinks": sinks}),
+                                 "drift": drift})
 
 
 def _place(src: Located, *loc: str | int) -> str:

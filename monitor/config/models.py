@@ -309,8 +309,9 @@ class InputPrices(Strict):
     input: float = Field(ge=0)
 
 
-class EmbeddingsConfig(Strict):
-    """Where the optional semantic-similarity signal gets its vectors: a target's OpenAI-compatible API.
+class EmbeddingsConfig(Strict, Placed):
+    """Where the optional semantic-similarity signal gets its vectors: a target's OpenAI-compatible API (Placed: a
+    warning about its price names its line).
 
     Its calls count in the target's spend and cap (canary `_embeddings`), priced by `prices` or the shipped table;
     the target's own `prices` are its chat model's and are not used for them."""

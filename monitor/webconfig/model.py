@@ -13,6 +13,8 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from monitor.placed import Placed
+
 CLIENT_AUTH_TYPES = ("NoClientCert", "VerifyClientCertIfGiven", "RequireAndVerifyClientCert")
 # exporter-toolkit's two that accept a client certificate without verifying it: Python's ssl cannot do that
 _UNVERIFIED = ("RequestClientCert", "RequireAnyClientCert")
@@ -79,8 +81,9 @@ def _user_name(v: str) -> str:
     return v
 
 
-class WebConfigFile(_Strict):
-    """The web config file: TLS for the listener and the users basic auth lets in (name -> bcrypt hash).
+class WebConfigFile(_Strict, Placed):
+    """The web config file: TLS for the listener and the users basic auth lets in (name -> bcrypt hash). Placed: its
+    warnings name the line of `basic_auth_users` or `tls_server_config.cert_file`.
 
     Empty (or no file) is plain HTTP without authentication."""
 
