@@ -21,8 +21,8 @@ from apscheduler.triggers.cron import CronTrigger
 
 from monitor.durations import parse_duration
 
-if TYPE_CHECKING:  # models validates cron expressions with cron_trigger
-    from monitor.config.models import Schedule
+if TYPE_CHECKING:  # canary validates cron expressions with cron_trigger
+    from monitor.config.canary import Schedule
 
 DAY = timedelta(days=1)
 WEEK = timedelta(days=7)

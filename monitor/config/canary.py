@@ -1,0 +1,127 @@
+"""A canary: a probe prompt with its schedule, checks and declared signals; and a probe file of them."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+
+from monitor.checks import CheckSpec, check_names
+from monitor.config.strict import Id, Strict, check_id
+from monitor.config.target import RequestParams
+from monitor.config.timing import cron_trigger, never_fires, shortest_gap_s
+from monitor.drift.names import declarable
+from monitor.durations import format_duration, parse_duration
+from monitor.placed import Placed
+
+
+class Schedule(Strict):
+    """When a canary runs: a fixed period (`every: 5m`, first run within `daemon.max_start_delay` of a start) or a
+    cron expression (UTC; at its times only, not at a start), with optional jitter."""
+
+    every: str | None = None
+    cron: str | None = None
+    jitter: str | None = None
+
+    # Each field is checked on its own, so an error names it (`schedule.every`) and shows its value, as every other
+    # field error does; only "which of them" is the schedule's own check.
+    @field_validator("every")
+    @classmethod
+    def _every(cls, v: str | None) -> str | None:
+        if v is not None and parse_duration(v) < 1:
+            raise ValueError("must be at least 1s")
+        return v
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                cron_trigger(v)
+            except ValueError as e:
+                raise ValueError(f"invalid cron expression: {e}") from e
+            if never_fires(v):  # APScheduler would keep such a job without a next run: a canary that never runs
+                raise ValueError("never fires: no date matches its day, month and weekday fields")
+        return v
+
+    @field_validator("jitter")
+    @classmethod
+    def _jitter(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is None:
+            return v
+        jitter = parse_duration(v)
+        every = info.data.get("every")  # absent when it failed (reported on its own)
+        if every is not None and jitter >= parse_duration(every):
+            raise ValueError(f"must be shorter than `every` ({every})")
+        # APScheduler 3 takes the next cron time after the run's jittered time: a jitter as long as a gap between
+        # two cron times (or longer) would skip the later one
+        cron = info.data.get("cron")
+        gap = shortest_gap_s(cron) if cron is not None else None
+        if gap is not None and jitter >= gap:
+            raise ValueError(f"must be shorter than the shortest gap between two `cron` times "
+                             f"({format_duration(gap)})")
+        return v
+
+    @model_validator(mode="after")
+    def _one_of(self) -> Schedule:
+        if (self.every is None) == (self.cron is None):
+            raise ValueError("set exactly one of `every` or `cron`")
+        return self
+
+    @property
+    def jitter_s(self) -> float:
+        return parse_duration(self.jitter) if self.jitter else 0.0
+
+
+class Message(Strict):
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class Canary(Strict, Placed):
+    """A probe prompt, run `samples` times per scheduled run against each of its targets."""
+
+    id: Id
+    description: str = ""
+    messages: list[Message] = Field(min_length=1)
+    params: RequestParams | None = None
+    tools: list[dict[str, Any]] | None = None
+    samples: int = Field(default=1, ge=1, le=100)
+    schedule: Schedule = Schedule(every="5m")
+    targets: list[str] | None = None
+    checks: list[CheckSpec] = []
+    tags: list[str] = []
+    # Rate signals declared to stay at zero (refused, error, exact_match, check:NAME): the first refusal, error,
+    # mismatch or failed check opens a drift event at once, outside the statistical false-alarm budget.
+    zero_tolerance: list[str] = []
+    source: str = Field(default="", exclude=True)  # the probe file it came from
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        return check_id(v)
+
+    @field_validator("messages")
+    @classmethod
+    def _messages(cls, v: list[Message]) -> list[Message]:
+        if not any(m.role == "user" for m in v):
+            roles = ", ".join(m.role for m in v)
+            raise ValueError(f"needs a user message: the upstream answers a user turn (roles given: {roles})")
+        return v
+
+    @field_validator("zero_tolerance")
+    @classmethod
+    def _zero_tolerance(cls, v: list[str], info: ValidationInfo) -> list[str]:
+        checks = info.data.get("checks")  # checks are validated first; absent here when they failed (reported)
+        known = declarable(check_names(checks or []))
+        # without the checks their names are unknown: a check:NAME is not judged, rather than called unknown
+        unknown = [name for name in v if name not in known and (checks is not None or not name.startswith("check:"))]
+        if unknown:
+            names = ", ".join(repr(n) for n in unknown)
+            raise ValueError(f"unknown signal{'s' if len(unknown) > 1 else ''} {names}; expected one of "
+                             f"{', '.join(known)}")
+        return v
+
+
+class ProbeFile(Strict):
+    canaries: list[Canary] = []

@@ -1,0 +1,67 @@
+"""The daemon's own settings: the store, the HTTP listener, shutdown and start-up, the refusal judge."""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import Field, field_validator
+
+from monitor.config.strict import Strict
+from monitor.durations import Seconds
+
+
+class Storage(Strict):
+    url: str = "sqlite:///llm-monitor.db"
+    retention_days: float = Field(default=90, gt=0, le=36_500)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if not re.match(r"^(sqlite|postgresql(\+psycopg)?)://", v):
+            raise ValueError("must start with sqlite:// or postgresql+psycopg://")
+        # ${ENV} is interpolated before this check, so the password has to reach libpq another way
+        if re.match(r"^postgresql(\+psycopg)?://[^/@]*:[^/@]+@", v) or re.search(r"[?&]password=", v):
+            raise ValueError("must not contain a password: use PGPASSWORD, PGPASSFILE or a .pgpass file")
+        return v
+
+
+class Http(Strict):
+    listen: str = "127.0.0.1:9464"
+    reload_token_env: str = "LLM_MONITOR_RELOAD_TOKEN"
+    web_config_file: str | None = Field(default=None, min_length=1)  # TLS and basic auth (exporter-toolkit format)
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, v: str) -> str:
+        host, _, port = v.rpartition(":")
+        if not host or not port.isdigit() or not 0 <= int(port) < 65536:
+            raise ValueError("must be HOST:PORT, e.g. 127.0.0.1:9464 or 0.0.0.0:9464")
+        return v
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+
+class Daemon(Strict):
+    grace_period: Seconds = 30.0  # in-flight probes get this long on shutdown
+    max_start_delay: Seconds = 30.0  # first runs are spread over this long
+
+
+class RefusalConfig(Strict):
+    """The optional LLM judge consulted where the local refusal classifier is unsure."""
+
+    judge_target: str | None = None  # a configured target with a pinned model
+    min_agreement: float = Field(default=0.9, gt=0, le=1)  # on the frozen calibration set, or no verdicts count
+    band: tuple[float, float] = (0.3, 0.7)  # local refusal scores that count as unsure
+
+    @field_validator("band")
+    @classmethod
+    def _band(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not 0 <= v[0] <= v[1] <= 1:
+            raise ValueError(f"must be [low, high] with 0 <= low <= high <= 1, got [{v[0]:g}, {v[1]:g}]")
+        return v

@@ -1,0 +1,26 @@
+"""What every config model shares: strict (unknown keys rejected, frozen, no inf or NaN) and the id rule."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,79}$")
+
+
+class Strict(BaseModel):
+    """Base of every config model: unknown keys rejected, immutable, no infinite or NaN number."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+def check_id(v: str) -> str:
+    """Return `v` if it is a valid target or canary id, else raise ValueError saying what an id may hold."""
+    if not _ID.match(v):
+        raise ValueError("must be lowercase letters, digits, '.', '_' or '-', starting with a letter or digit")
+    return v
+
+
+Id = Annotated[str, Field(min_length=1)]
