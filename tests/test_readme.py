@@ -5,7 +5,9 @@
   `alerts:` section, the canary and `llm_judge` check of the configuration reference, and the web config file of
   "TLS and basic auth". They are what a newcomer copies first; a field renamed in the code and not in them would
   be refused on the first `check-config`;
-- every command and option of `llm-monitor` is named in it (an option by its long or its short form);
+- every command of `llm-monitor` is run or named in it, and every option of a command is named where the command
+  is (a command line of a code block and its comments, or a paragraph naming the command; an option by its long or
+  its short form);
 - its Alerts section names every alertname the daemon pushes to Alertmanager, which routes and silences match on;
 - its Architecture names modules where they are, and every module and package of monitor/ (a module moved or
   split off, leadership.py from app.py, kept its old place there).
@@ -102,24 +104,61 @@ def test_the_alerts_section_names_every_alertname_pushed_to_alertmanager() -> No
     assert [name for name in ALERTNAMES.values() if f"`{name}`" not in section] == []
 
 
-def test_every_command_and_option_is_named() -> None:
+def _units(text: str) -> list[str]:
+    """The README cut where it documents commands: each command line of a code block (with the comment lines that
+    continue it) and each paragraph of prose."""
+    out: list[list[str]] = []
+    for i, part in enumerate(re.split(r"^```[^\n]*\n", text, flags=re.M)):
+        if i % 2 == 0:  # prose
+            out += [[paragraph] for paragraph in re.split(r"\n\s*\n", part)]
+            continue
+        entry: list[str] | None = None
+        for line in part.splitlines():
+            if "llm-monitor" in line and not line.lstrip().startswith("#"):
+                entry = [line]
+                out.append(entry)
+            elif entry is not None and line.lstrip().startswith("#"):
+                entry.append(line)
+            else:
+                entry = None
+    return ["\n".join(u) for u in out]
+
+
+def _documents(unit: str, path: tuple[str, ...]) -> bool:
+    """Whether a part of the README is about command `path` (() : the options before any command): it runs it
+    (`llm-monitor baseline pin ...`), or names it in backticks (`baseline pin`; a subcommand by its own name,
+    `pin`, beside its parent's)."""
+    if not path:
+        return re.search(r"llm-monitor\s+--", unit) is not None
+    command = r"\s+".join(map(re.escape, path))
+    if re.search(rf"llm-monitor(?:\s+--[\w.-]+(?:[ =][^-\s]\S*)?)*\s+{command}(?![\w-])", unit):
+        return True
+    names = [" ".join(path)] + ([path[-1]] if len(path) > 1 and re.search(rf"\b{path[-2]}\b", unit) else [])
+    return any(re.search(rf"`{re.escape(name)}[` ]", unit) for name in names)
+
+
+def test_every_command_and_option_is_documented_where_the_command_is() -> None:
+    """Each command is run or named somewhere, and each of its options is named (by its long or short form) where
+    the command is: an option documented only beside another command's same-named one (`--since` of `export`
+    explained only under `baseline pin`) is not found by a reader of the command it belongs to."""
     import argparse
 
     from monitor.cli import parser
 
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    units = _units((ROOT / "README.md").read_text(encoding="utf-8"))
     missing = []
 
     def walk(p: argparse.ArgumentParser, path: tuple[str, ...]) -> None:
+        section = "\n".join(u for u in units if _documents(u, path))
+        if not section:
+            missing.append(" ".join(path))
         for action in p._actions:
             if isinstance(action, argparse._SubParsersAction):
                 for name, sub in action.choices.items():
-                    if f"llm-monitor {' '.join((*path, name))}" not in readme and f"`{name}`" not in readme:
-                        missing.append(" ".join((*path, name)))
                     walk(sub, (*path, name))
             elif action.option_strings and "--help" not in action.option_strings \
-                    and not any(re.search(rf"{re.escape(o)}\b", readme) for o in action.option_strings):
+                    and not any(re.search(rf"{re.escape(o)}(?![\w-])", section) for o in action.option_strings):
                 missing.append(" ".join((*path, action.option_strings[-1])))
 
     walk(parser(), ())
-    assert missing == [], "commands and options README.md does not name"
+    assert missing == [], "commands and options README.md does not name where it documents the command"
