@@ -293,6 +293,10 @@ class Analysis:
                 self.alerting.forget(undo)  # not sent: the next try's notifications must not count as repeats
             raise
         updates = [u for u in pending if u.event.id in written]
+        # this engine's end of an event the store ended already (an old leader's, written after this replica loaded
+        # it open): not written, but the gauge follows (one still open here is let go by `close_ended` alone)
+        self._ended_elsewhere(list({u.event.id: u.event for u in pending if u.action != "updated"
+                                    and u.event.id not in written and self.repo.holder(u.event.id) is None}.values()))
         for u in updates:
             e = u.event
             if u.action == "opened":
@@ -311,6 +315,34 @@ class Analysis:
         except Exception as e:
             _failed(e, "reading the open event that kept a new one from being stored failed")
         return updates
+
+    def close_ended(self) -> int:
+        """Let go of the open events the store has ended since this engine loaded them (an old leader's end written
+        just after this replica took over and read them open): return how many. Run on the analysis thread, after
+        `refresh_baselines`: `baseline accept` ends events before it stores their new baseline, and let go before
+        that is installed (at a refused update, say) the change would open them again."""
+        held = self.engine.events(state="open")
+        ended = self.repo.ended([e.id for e in held])
+        return self._ended_elsewhere([e for e in held if e.id in ended])
+
+    def _ended_elsewhere(self, events: list[DriftEvent]) -> int:
+        """Follow the store for `events`, which it has as ended: the engine holds them open no longer (it would
+        keep its key from opening again, and the store refuses its end) and their gauge says 0 unless another event
+        of their key is open. Return how many the engine still held open."""
+        let_go = 0
+        for e in events:
+            stream = self.engine.stream(e.canary, e.target)
+            entry = stream.open.get(e.signal)
+            if entry is not None and entry.event.id == e.id:
+                del stream.open[e.signal]
+                self.engine.drop_event(e.id)
+                let_go += 1
+                log.info("drift event ended by another process: let go", extra={"event": e.id, "signal": e.signal})
+            if entry is None or entry.event.id == e.id:
+                self.metrics.drift_active.set(e.canary, e.target, e.signal, value=0)
+        if events and self.alerting is not None:
+            self.alerting.resync()  # its end is in the outbox: a new opening of the key is no repeat to drop
+        return let_go
 
     def _adopt(self, refused: list[DriftEvent]) -> None:
         """Go on with the open event another replica stored for the key of an event the store refused (one open

@@ -38,7 +38,8 @@ async def prune_past_retention(store: Store, alerting: Alerting | None, retentio
 
 async def watch_baselines(analysis: Analysis, alerting: Alerting | None) -> None:
     """Pick up baselines accepted or reset from the CLI (or by a replica) within BASELINE_POLL_S (30 s); write
-    drift event updates a store error held back even when no observation comes to carry them."""
+    drift event updates a store error held back even when no observation comes to carry them; let go of open events
+    the store has ended meanwhile (an old leader's end written after this replica took over)."""
     while True:
         await asyncio.sleep(BASELINE_POLL_S)
         try:
@@ -48,5 +49,6 @@ async def watch_baselines(analysis: Analysis, alerting: Alerting | None) -> None
             changed = await analysis.in_worker(analysis.refresh_baselines)
             if changed:
                 log.info("baselines refreshed from the store", extra={"changed": changed})
+            await analysis.in_worker(analysis.close_ended)
         except Exception:
             log.exception("refreshing baselines failed")

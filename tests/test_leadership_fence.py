@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 
+import pytest
 from prometheus_client import CollectorRegistry
 from sqlalchemy import text
 
+from monitor import upkeep
 from monitor.analysis import Analysis
 from monitor.app import App
 from monitor.commands.run import serve
@@ -16,8 +19,10 @@ from monitor.domain import utcnow
 from monitor.drift import DriftEvent, DriftSettings, EventUpdate
 from monitor.sim import SimServer, load_scenario
 from monitor.store import Store
+from monitor.store.drift_repo import DriftRepository
 from monitor.telemetry.metrics import Metrics
 from tests.conftest import write_config
+from tests.support.metric import sample
 from tests.test_leadership import _terminate_lock_holder, _until
 
 # Calls take 2.5 s: the run in flight when the old leader loses its lock is answered after the new leader has
@@ -138,3 +143,47 @@ def test_an_event_the_store_refuses_gives_way_to_the_open_one_it_holds(sqlite_st
     assert [u.event.id for u in analysis.persist([EventUpdate("resolved", old)])] == ["old"]
     assert [(e["id"], e["state"]) for e in analysis.repo.events()] == [("old", "resolved")]
     analysis.close()
+
+
+def _took_over(store: Store) -> tuple[Analysis, CollectorRegistry]:
+    """A new leader that loaded the old leader's open event, whose end the old leader wrote just after."""
+    registry = CollectorRegistry()
+    metrics = Metrics(registry)
+    metrics.scope.declare([("c1", "t")])
+    event = _update("refused").event
+    repo = DriftRepository(store.engine)
+    repo.save_events([event.to_json()])  # opened by the old leader
+    analysis = Analysis(store, metrics, DriftSettings())
+    analysis.restore([("c1", "t")])
+    assert _active(registry) == 1 and analysis.engine.events(state="open")
+    repo.save_events([replace(event, state="resolved", resolved_at=utcnow().isoformat()).to_json()])  # its end
+    return analysis, registry
+
+
+def _active(registry: CollectorRegistry) -> float:
+    return sample(registry, "llm_monitor_drift_active", canary="c1", target="t", signal="refused")
+
+
+def test_the_end_of_an_event_the_old_leader_ended_after_the_take_over_sets_its_gauge_to_0(store: Store) -> None:
+    """The new leader's own end of the event (its chart's; here a reset through its engine) is refused by the store,
+    which has it ended already: not written, so its gauge was never set back and llm_monitor_drift_active stayed 1
+    (LLMMonitorDriftActive firing for an event nobody would page again) until a restart."""
+    analysis, registry = _took_over(store)
+    assert analysis.persist(analysis.engine.reset("c1", "t")) == []
+    assert _active(registry) == 0
+    analysis.close()
+
+
+async def test_an_event_the_old_leader_ended_after_the_take_over_is_let_go_without_an_observation(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Held open in memory, the event kept its gauge at 1 and its key from opening again until the new leader's own
+    chart ended it (a canary run daily: days). The leader's upkeep asks the store about its open events."""
+    monkeypatch.setattr(upkeep, "BASELINE_POLL_S", 0.01)
+    analysis, registry = _took_over(store)
+    watch = asyncio.create_task(upkeep.watch_baselines(analysis, None))
+    try:
+        await _until(lambda: _active(registry) == 0)
+        assert analysis.engine.events(state="open") == []
+    finally:
+        watch.cancel()
+        analysis.close()

@@ -115,6 +115,15 @@ class DriftRepository:
             rows = s.exec(q.order_by(opened.desc(), ident).limit(limit)).all()
             return [dict(r.data) for r in rows]
 
+    def ended(self, ids: Sequence[str]) -> set[str]:
+        """Those of the events `ids` stored as no longer open (resolved or accepted)."""
+        out: set[str] = set()
+        with Session(self.engine) as s:
+            for i in range(0, len(ids), 500):
+                out |= set(s.exec(select(DriftEventRow.id).where(col(DriftEventRow.id).in_(ids[i:i + 500]),
+                                                                 DriftEventRow.state != "open")).all())
+        return out
+
     def names(self) -> tuple[set[str], set[str]]:
         """The canaries and the targets of the stored events."""
         with Session(self.engine) as s:
