@@ -75,6 +75,16 @@ def enqueue(session: Any, notifications: Iterable[Notification]) -> list[str]:
     return ids
 
 
+def told_firing(session: Any, sink: str, group_key: str, signal: str) -> bool:
+    """Whether `sink` was told (or will be) that the group x signal's alert fires and not yet that it ended: its
+    latest live firing or resolving row of it is a firing one."""
+    q = (select(NotificationRow.kind)
+         .where(NotificationRow.sink == sink, NotificationRow.group_key == group_key, NotificationRow.signal == signal,
+                col(NotificationRow.kind).in_(_STATE_KINDS), col(NotificationRow.status) != DEAD)
+         .order_by(col(NotificationRow.created_at).desc(), col(NotificationRow.id).desc()).limit(1))
+    return session.exec(q).first() in FIRING
+
+
 def _key(r: Any) -> Key:
     return (r.sink, r.group_key, r.signal)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -234,10 +234,16 @@ class Policy:
             self.memory[key] = CooldownEntry(ts, is_open, bool(rest and rest[0]))
 
     def notifications(self, event: AlertEvent, now: datetime,
-                      undo: dict[CooldownKey, CooldownEntry | None] | None = None) -> list[Notification]:
+                      undo: dict[CooldownKey, CooldownEntry | None] | None = None,
+                      also: Iterable[str] = ()) -> list[Notification]:
         """Return the notifications for an event and remember what was sent; `undo` collects what the memory held
-        before, for :meth:`restore` when the notifications are not stored after all."""
-        p = plan(event, self.cfg, now, self.memory)
+        before, for :meth:`restore` when the notifications are not stored after all. `also`: sinks it goes to
+        besides those its routes name (an end, to the sinks told its alert fires)."""
+        sinks = None
+        if also:
+            wanted = {*route(event, self.cfg), *also}
+            sinks = [s.name for s in self.cfg.sinks if s.name in wanted]
+        p = plan(event, self.cfg, now, self.memory, sinks)
         if undo is not None:
             for key in p.remember:
                 undo.setdefault(key, self.memory.get(key))

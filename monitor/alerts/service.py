@@ -13,9 +13,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
 from monitor.alerts.config import AlertsConfig
-from monitor.alerts.events import HELD, AlertEvent, Notification
+from monitor.alerts.events import HELD, RESOLVING, AlertEvent, Notification
 from monitor.alerts.inhibit import HEALTH_KINDS, Inhibitor
-from monitor.alerts.outbox import Outbox, enqueue
+from monitor.alerts.outbox import Outbox, enqueue, told_firing
 from monitor.alerts.policy import CooldownEntry, CooldownKey, Policy, plan, route
 from monitor.alerts.sender import Sender
 from monitor.alerts.sinks import build_sinks
@@ -47,9 +47,23 @@ class Alerting:
         # message of another is not written (the job of a run in flight as a reload removed its pair)
         self.monitored: set[tuple[str, str]] | None = None
 
-    def notifications(self, event: AlertEvent) -> list[Notification]:
-        """Return the notifications an event produces now (routing and cooldown applied)."""
-        return self.policy.notifications(event, self.now())
+    def notifications(self, event: AlertEvent, also: Iterable[str] = ()) -> list[Notification]:
+        """Return the notifications an event produces now (routing and cooldown applied; `also`: see `_paged`)."""
+        return self.policy.notifications(event, self.now(), also=also)
+
+    def _paged(self, session: Any, event: AlertEvent) -> list[str]:
+        """The sinks an end goes to though its routes no longer name them: those told its alert fires (a reload
+        that changed the routes mid-outage left their page open, with nothing to resolve it)."""
+        if event.kind not in RESOLVING:
+            return []
+        routed = set(route(event, self.cfg))
+        return [s.name for s in self.cfg.sinks
+                if s.name not in routed and told_firing(session, s.name, event.group_key, event.signal)]
+
+    def _paged_all(self, events: list[AlertEvent]) -> list[list[str]]:
+        """`_paged` of each of `events`, in a session of its own."""
+        with Session(self.outbox.engine) as s:
+            return [self._paged(s, e) for e in events]
 
     def enqueue(self, session: Any, events: Iterable[AlertEvent],
                 undo: dict[CooldownKey, CooldownEntry | None] | None = None) -> list[Notification]:
@@ -57,7 +71,7 @@ class Alerting:
         transaction may fail passes `undo` and, if it does, :meth:`forget` s it: else the cooldown would drop
         the same notifications when the events are written again."""
         now = self.now()
-        out = [n for e in events for n in self.policy.notifications(e, now, undo)]
+        out = [n for e in events for n in self.policy.notifications(e, now, undo, self._paged(session, e))]
         self.inhibitor.apply(session, out, now)
         enqueue(session, out)
         return out
@@ -109,7 +123,11 @@ class Alerting:
 
     async def publish(self, events: Iterable[AlertEvent]) -> list[Notification]:
         """Enqueue notifications for events in a transaction of their own and wake the sender."""
-        out = [n for e in events for n in self.notifications(e)]
+        events = list(events)
+        paged: list[list[str]] = [[] for _ in events]
+        if any(e.kind in RESOLVING for e in events):  # a store read only for an end
+            paged = await asyncio.to_thread(self._paged_all, events)
+        out = [n for e, also in zip(events, paged, strict=True) for n in self.notifications(e, also)]
         if out:
             await asyncio.to_thread(self._write, out)
             self.sender.wake()
