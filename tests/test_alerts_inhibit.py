@@ -377,3 +377,40 @@ async def test_a_row_released_after_a_long_hold_is_retried_like_any_other(store:
     assert statuses(al)[("hook", "drift.opened")] == DELIVERED
     assert [r.json["type"] for r in rx.delivered][-1] == "drift.opened"
 
+
+
+async def test_a_canary_down_given_up_on_sends_what_it_held_at_its_sink(store: Store, clock: Clock,
+                                                                        rx: Receiver) -> None:
+    """The receiver was unreachable past `retry.give_up_after` during a long outage: its canary.down went dead, and
+    the error drift held under it waited, the sink told nothing of the outage, with nothing to release it until its
+    event ended (then ended unsent). The drift is now the sink's only word of the outage, and goes out."""
+    al = build(store, config(rx.url), clock)
+    al.inhibitor.saw("c1", "t", answered=False)
+    write(al, drift())  # held: every call fails so far
+    await al.publish([down()])
+    rx.fail(503, times=2)
+    await al.sender.flush()
+    clock.advance(2 * 3600)  # give_up_after is 1 h here
+    await al.sender.flush()  # its second attempt fails too: given up on
+    assert statuses(al, "health") == {("hook", "canary.down"): DEAD}
+    assert [r.json["type"] for r in rx.delivered] == ["drift.opened"]
+    why = next(n.last_error for n in al.outbox.query(limit=100) if n.signal == "error")
+    assert why == "held while c1@t was down; sent once its canary.down here was given up on: the sink's only word " \
+                  "of the outage"
+
+
+async def test_a_canary_down_given_up_on_after_the_recovery_was_written_leaves_the_hold_to_it(
+        store: Store, clock: Clock, rx: Receiver) -> None:
+    """The canary.recovered written behind it decides (the held row waits for the answers after it)."""
+    al = build(store, config(rx.url), clock)
+    await al.publish([down()])
+    clock.advance(1)
+    write(al, drift())
+    rx.fail(503)
+    await al.sender.flush()
+    clock.advance(1)
+    await al.publish([down("canary.recovered")])
+    clock.advance(2 * 3600)
+    await al.sender.flush()
+    assert statuses(al, "health")[("hook", "canary.down")] == DEAD
+    assert statuses(al) == {("hook", "drift.opened"): HELD}

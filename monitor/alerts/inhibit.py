@@ -18,6 +18,8 @@ shipped Alertmanager inhibit rule does; this is the same rule for every sink, de
   has answered that many calls since the recovery and the event is still open (the error rate change outlived the
   outage).
   An ``error_type`` event (the mix of failures) sees no answers at all: it stays held until it ends.
+- A ``canary.down`` given up on (dead) stands for nothing at its sink: what it held there is sent, the sink's only
+  word of the outage (unless a ``canary.recovered`` was written there after it, whose rule then holds).
 - A ``drift.resolved``/``drift.accepted`` whose ``drift.opened`` is held ends both, unsent (status ``dead``, the
   reason in ``last_error``): the receiver was never told it opened. A held row whose event is no longer open when
   its pair answers (the end did not reach it) ends unsent too, and so does the end written after it.
@@ -340,6 +342,29 @@ class Inhibitor:
         if not told_down and not waiting:
             self.holding.discard(pair)
             self._wait.pop(pair, None)
+        return released
+
+    def given_up(self, engine: Any, dead: Notification, now: datetime) -> int:
+        """A canary.down given up on (`dead`: retries past `give_up_after`, its sink disabled by a 410, ...) stands
+        for nothing at its sink: send the drift it held there, the sink's only word of the outage now, as at a sink
+        no canary.down is routed to (else it waited, with nothing to release it, until its event ended); return how
+        many rows were released. Not once a newer health row is written there (a canary.recovered: its rules hold)."""
+        if dead.kind != "canary.down":
+            return 0
+        canary, target = _pair(dead)
+        with self.lock, Session(engine) as s:
+            latest = _latest_health(s, dead.sink, dead.group_key)
+            if latest is not None and (aware(latest.created_at) or latest.created_at) > dead.created_at:
+                return 0
+            rows = s.exec(select(NotificationRow).where(
+                NotificationRow.sink == dead.sink, NotificationRow.group_key == dead.group_key,
+                NotificationRow.status == HELD)).all()
+            why = (f"{RELEASED_NOTE} {canary}@{target} was down; sent once its canary.down here was given up on: "
+                   "the sink's only word of the outage")
+            released = sum(_still_held(s, r, status=PENDING, next_attempt_at=max(aware(r.next_attempt_at) or now, now),
+                                       created_at=max(aware(r.created_at) or now, now), last_error=why) for r in rows)
+            s.commit()
+            self._wait.pop((canary, target), None)  # the next answer looks at what is still held elsewhere
         return released
 
     def drop(self, session: Any, canary: str, target: str) -> None:

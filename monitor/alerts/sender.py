@@ -89,6 +89,9 @@ class Sender:
         self._stopping = False
         self._next_refresh: dict[str, datetime] = {}
         self._next_due: dict[str, datetime | None] = {}  # per sink: when its next waiting row falls due, if known
+        # told of each row given up on, after it is marked dead; returns how many rows that released (the alerting
+        # layer's: a canary.down given up on no longer holds the drift at its sink)
+        self.on_dead: Callable[[Notification], int] | None = None
         self.set_sinks(sinks, cfg)
 
     def set_sinks(self, sinks: Mapping[str, Sink], cfg: AlertsConfig | None = None) -> None:
@@ -133,6 +136,10 @@ class Sender:
         res.dead += 1
         if self.metrics is not None:
             self.metrics.dropped.labels(n.sink, reason).inc()
+        if self.on_dead is not None:
+            released = await asyncio.to_thread(self.on_dead, n)
+            if released:
+                self.wake()
 
     def _disable(self, name: str, why: str) -> None:
         self.disabled[name] = why

@@ -46,6 +46,8 @@ class Alerting:
         # the canary x target pairs configured, as the latest `retire` was told (None: not told, all are): a health
         # message of another is not written (the job of a run in flight as a reload removed its pair)
         self.monitored: set[tuple[str, str]] | None = None
+        if sender is not None:  # None: the CLI's, which writes rows and sends none
+            sender.on_dead = lambda n: self.inhibitor.given_up(self.outbox.engine, n, self.now())
 
     def notifications(self, event: AlertEvent, also: Iterable[str] = ()) -> list[Notification]:
         """Return the notifications an event produces now (routing and cooldown applied; `also`: see `_paged`)."""
