@@ -104,6 +104,7 @@ class Analysis:
         self.confirmed: Callable[[], bool] = lambda: True  # the leader lock confirmed recently: writes may go
         self.fenced = False  # the leader lock is lost: nothing more is written (set once, from the event loop)
         self.confirm_wait_s = CONFIRM_WAIT_S
+        self._ended_seen: set[str] = set()  # open events here the store had ended at the latest `close_ended`
         metrics.analysis_delay.set_function(self.delay)
 
     def fence(self) -> None:
@@ -319,11 +320,14 @@ class Analysis:
     def close_ended(self) -> int:
         """Let go of the open events the store has ended since this engine loaded them (an old leader's end written
         just after this replica took over and read them open): return how many. Run on the analysis thread, after
-        `refresh_baselines`: `baseline accept` ends events before it stores their new baseline, and let go before
-        that is installed (at a refused update, say) the change would open them again."""
+        `refresh_baselines`, and only for an event seen ended at the previous call too: `baseline accept` (and
+        `reset`, `pin`) ends events in one transaction and stores their new baseline in the next, and an event let go
+        between the two, its baseline not installed, was opened again by the next call (a page after "accepted");
+        by the next call here `refresh_baselines` has installed the baseline and closed the event itself."""
         held = self.engine.events(state="open")
         ended = self.repo.ended([e.id for e in held])
-        return self._ended_elsewhere([e for e in held if e.id in ended])
+        seen, self._ended_seen = self._ended_seen, ended
+        return self._ended_elsewhere([e for e in held if e.id in ended and e.id in seen])
 
     def _ended_elsewhere(self, events: list[DriftEvent]) -> int:
         """Follow the store for `events`, which it has as ended: the engine holds them open no longer (it would
