@@ -414,3 +414,21 @@ async def test_a_canary_down_given_up_on_after_the_recovery_was_written_leaves_t
     await al.sender.flush()
     assert statuses(al, "health")[("hook", "canary.down")] == DEAD
     assert statuses(al) == {("hook", "drift.opened"): HELD}
+
+
+async def test_error_drift_opened_after_the_canary_down_was_given_up_on_is_not_held_at_that_sink(
+        store: Store, clock: Clock, rx: Receiver) -> None:
+    """The sink's canary.down given up on, it stands as a sink no canary.down goes to: the drift is its only word of
+    the outage. An error_type event opening later in the same outage was held there as a suspected outage (released
+    at the next answer, then after the recovery held until it ended: never told)."""
+    al = build(store, config(rx.url), clock)
+    al.inhibitor.saw("c1", "t", answered=False)
+    await al.publish([down()])
+    rx.fail(503, times=2)
+    await al.sender.flush()
+    clock.advance(2 * 3600)  # give_up_after is 1 h here
+    await al.sender.flush()
+    assert statuses(al, "health") == {("hook", "canary.down"): DEAD}
+    al.inhibitor.saw("c1", "t", answered=False)  # still failing
+    write(al, drift(signal="error_type"))
+    assert statuses(al, "error_type") == {("hook", "drift.opened"): PENDING}

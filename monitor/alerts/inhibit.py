@@ -19,7 +19,8 @@ shipped Alertmanager inhibit rule does; this is the same rule for every sink, de
   outage).
   An ``error_type`` event (the mix of failures) sees no answers at all: it stays held until it ends.
 - A ``canary.down`` given up on (dead) stands for nothing at its sink: what it held there is sent, the sink's only
-  word of the outage (unless a ``canary.recovered`` was written there after it, whose rule then holds).
+  word of the outage (unless a ``canary.recovered`` was written there after it, whose rule then holds), and an error
+  drift opening there later in the outage is not held.
 - A ``drift.resolved``/``drift.accepted`` whose ``drift.opened`` is held ends both, unsent (status ``dead``, the
   reason in ``last_error``): the receiver was never told it opened. A held row whose event is no longer open when
   its pair answers (the end did not reach it) ends unsent too, and so does the end written after it.
@@ -83,6 +84,16 @@ def _latest_health(session: Any, sink: str, group_key: str) -> NotificationRow |
                 col(NotificationRow.kind).in_(HEALTH_KINDS), col(NotificationRow.status) != DEAD)
          .order_by(col(NotificationRow.created_at).desc(), col(NotificationRow.id).desc()).limit(1))
     return session.exec(q).first()
+
+
+def _given_up_at(session: Any, sink: str, group_key: str) -> bool:
+    """Whether the group's latest health row at `sink`, dead ones too, is a canary.down given up on: it stands for
+    nothing there (see `Inhibitor.given_up`), and the sink is as one no canary.down goes to."""
+    q = (select(NotificationRow.kind, NotificationRow.status)
+         .where(NotificationRow.sink == sink, NotificationRow.group_key == group_key,
+                col(NotificationRow.kind).in_(HEALTH_KINDS))
+         .order_by(col(NotificationRow.created_at).desc(), col(NotificationRow.id).desc()).limit(1))
+    return tuple(session.exec(q).first() or ()) == ("canary.down", DEAD)
 
 
 def _is_down(latest: NotificationRow | None) -> bool:
@@ -210,7 +221,8 @@ class Inhibitor:
                 batch[(n.sink, n.group_key, n.signal)] = n
                 if _down_at(session, n.sink, n.group_key):
                     why = f"{canary}@{target} is down (canary.down firing at this sink)"
-                elif (canary, target) in self.failing and n.sink in self._down_sinks(n):
+                elif (canary, target) in self.failing and n.sink in self._down_sinks(n) \
+                        and not _given_up_at(session, n.sink, n.group_key):
                     why = f"every call of {canary}@{target} fails so far (sent at its next answer)"
                 else:
                     continue
