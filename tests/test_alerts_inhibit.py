@@ -432,3 +432,27 @@ async def test_error_drift_opened_after_the_canary_down_was_given_up_on_is_not_h
     al.inhibitor.saw("c1", "t", answered=False)  # still failing
     write(al, drift(signal="error_type"))
     assert statuses(al, "error_type") == {("hook", "drift.opened"): PENDING}
+
+
+async def test_a_canary_down_given_up_on_just_before_a_crash_releases_what_it_held_at_the_next_start(
+        store: Store, clock: Clock, rx: Receiver) -> None:
+    """The release runs after the row is marked dead, in a transaction of its own: a crash (or a store error) in
+    between left the drift held, with nothing to release it while the outage lasts. The next start (or take-over)
+    releases it, as the give-up would have."""
+    al = build(store, config(rx.url), clock)
+    al.inhibitor.saw("c1", "t", answered=False)
+    write(al, drift())
+    await al.publish([down()])
+    al.sender.on_dead = None  # the process dies right after marking it dead
+    rx.fail(503, times=2)
+    await al.sender.flush()
+    clock.advance(2 * 3600)
+    await al.sender.flush()
+    assert statuses(al, "health") == {("hook", "canary.down"): DEAD}
+    assert statuses(al) == {("hook", "drift.opened"): HELD}
+    again = build(store, config(rx.url), clock)
+    await again.start()
+    try:
+        assert statuses(again)[("hook", "drift.opened")] in (PENDING, DELIVERED)  # its sender may have sent it
+    finally:
+        await again.stop()

@@ -85,7 +85,7 @@ async def test_a_recovered_hold_is_released_at_the_answer_that_makes_as_many_ana
             analysed(o)
             if restarted:
                 al = alerting(store)  # no memory of the answers between looks: a look at each
-                await asyncio.to_thread(al.inhibitor.seed, al.outbox.engine)
+                await asyncio.to_thread(al.inhibitor.seed, al.outbox.engine, al.now())
             if al.inhibitor.saw("c1", "t", answered=True):
                 sent.append(al.release_answered("c1", "t", {"error": 4}))
             else:

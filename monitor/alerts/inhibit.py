@@ -19,8 +19,9 @@ shipped Alertmanager inhibit rule does; this is the same rule for every sink, de
   outage).
   An ``error_type`` event (the mix of failures) sees no answers at all: it stays held until it ends.
 - A ``canary.down`` given up on (dead) stands for nothing at its sink: what it held there is sent, the sink's only
-  word of the outage (unless a ``canary.recovered`` was written there after it, whose rule then holds), and an error
-  drift opening there later in the outage is not held.
+  word of the outage (unless a ``canary.recovered`` was written there after it, whose rule then holds; at the next
+  start or take-over if the process stopped between the two), and an error drift opening there later in the outage
+  is not held.
 - A ``drift.resolved``/``drift.accepted`` whose ``drift.opened`` is held ends both, unsent (status ``dead``, the
   reason in ``last_error``): the receiver was never told it opened. A held row whose event is no longer open when
   its pair answers (the end did not reach it) ends unsent too, and so does the end written after it.
@@ -165,11 +166,17 @@ class Inhibitor:
         # sent the drift during the outage, and its "nothing held" forgot rows canary.down had just held.
         self.lock = threading.Lock()
 
-    def seed(self, engine: Any) -> None:
-        """Read which pairs have rows held from the outbox (at start-up and take-over)."""
-        with Session(engine) as s:
+    def seed(self, engine: Any, now: datetime) -> None:
+        """Read which pairs have rows held from the outbox (at start-up and take-over), and send those held at a
+        sink whose canary.down was given up on (`given_up` runs after the row is marked dead: a crash or a store
+        error in between left them held, with nothing to release them while the outage lasts)."""
+        with self.lock, Session(engine) as s:
             rows = s.exec(select(NotificationRow).where(NotificationRow.status == HELD)).all()
             self.holding |= {_pair(r) for r in rows}  # each looks at its next answer
+            for sink, group_key in {(r.sink, r.group_key) for r in rows}:
+                if _given_up_at(s, sink, group_key):
+                    self._send_held(s, sink, group_key, now)
+            s.commit()
 
     def seed_failing(self, pairs: Iterable[Pair], failing: Iterable[Pair]) -> None:
         """Take whether the latest calls of `pairs` failed from the store (`failing`: those of them with a failing
@@ -363,20 +370,26 @@ class Inhibitor:
         many rows were released. Not once a newer health row is written there (a canary.recovered: its rules hold)."""
         if dead.kind != "canary.down":
             return 0
-        canary, target = _pair(dead)
         with self.lock, Session(engine) as s:
             latest = _latest_health(s, dead.sink, dead.group_key)
             if latest is not None and (aware(latest.created_at) or latest.created_at) > dead.created_at:
                 return 0
-            rows = s.exec(select(NotificationRow).where(
-                NotificationRow.sink == dead.sink, NotificationRow.group_key == dead.group_key,
-                NotificationRow.status == HELD)).all()
-            why = (f"{RELEASED_NOTE} {canary}@{target} was down; sent once its canary.down here was given up on: "
-                   "the sink's only word of the outage")
-            released = sum(_still_held(s, r, status=PENDING, next_attempt_at=max(aware(r.next_attempt_at) or now, now),
-                                       created_at=max(aware(r.created_at) or now, now), last_error=why) for r in rows)
+            released = self._send_held(s, dead.sink, dead.group_key, now)
             s.commit()
-            self._wait.pop((canary, target), None)  # the next answer looks at what is still held elsewhere
+        return released
+
+    def _send_held(self, s: Any, sink: str, group_key: str, now: datetime) -> int:
+        """`given_up` in an open session: send the group's rows held at `sink`; return how many."""
+        rows = s.exec(select(NotificationRow).where(
+            NotificationRow.sink == sink, NotificationRow.group_key == group_key, NotificationRow.status == HELD)).all()
+        if not rows:
+            return 0
+        canary, target = _pair(rows[0])
+        why = (f"{RELEASED_NOTE} {canary}@{target} was down; sent once its canary.down here was given up on: "
+               "the sink's only word of the outage")
+        released = sum(_still_held(s, r, status=PENDING, next_attempt_at=max(aware(r.next_attempt_at) or now, now),
+                                   created_at=max(aware(r.created_at) or now, now), last_error=why) for r in rows)
+        self._wait.pop((canary, target), None)  # the next answer looks at what is still held elsewhere
         return released
 
     def drop(self, session: Any, canary: str, target: str) -> None:

@@ -147,7 +147,7 @@ class Alerting:
             log.info("canary health alerts an older release wrote moved to signal health", extra={"rows": moved})
         since = self.now() - timedelta(seconds=max(self.cfg.cooldown, 1.0))
         self.policy.seed(await asyncio.to_thread(self.outbox.last_firing, since))
-        await asyncio.to_thread(self.inhibitor.seed, self.outbox.engine)
+        await asyncio.to_thread(self.inhibitor.seed, self.outbox.engine, self.now())
         if pairs is not None:
             await self.retire(pairs)
         self.sender.start()
