@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -46,6 +48,14 @@ class Alerting:
         # the canary x target pairs configured, as the latest `retire` was told (None: not told, all are): a health
         # message of another is not written (the job of a run in flight as a reload removed its pair)
         self.monitored: set[tuple[str, str]] | None = None
+        # `resync` and the writers of the cooldown memory on the event loop: the keys whose rows are being written
+        # (memory updated, not committed yet) and when each key's memory last changed (a count, not a clock). A
+        # resync leaves those alone: its outbox read from before the commit would put back the state before them
+        # (the canary.recovered of a canary.down then dropped as not firing; a new canary.down as a repeat).
+        self._memory_lock = threading.Lock()
+        self._writing: Counter[CooldownKey] = Counter()
+        self._changed: dict[CooldownKey, int] = {}
+        self._changes = 0
         if sender is not None:  # None: the CLI's, which writes rows and sends none
             sender.on_dead = lambda n: self.inhibitor.given_up(self.outbox.engine, n, self.now())
 
@@ -117,7 +127,31 @@ class Alerting:
         """Read the cooldown memory back from the outbox: another process (`baseline accept` or `reset`) resolved
         alerts this one remembers as firing, and their next firing message is not a repeat to drop."""
         since = self.now() - timedelta(seconds=max(self.cfg.cooldown, 1.0))
-        self.policy.seed(self.outbox.last_firing(since))
+        with self._memory_lock:
+            read_at = self._changes
+        fresh = self.outbox.last_firing(since)
+        with self._memory_lock:
+            self.policy.seed({k: v for k, v in fresh.items()
+                              if not self._writing[k] and self._changed.get(k, 0) <= read_at})
+
+    def _touch(self, keys: Iterable[CooldownKey], writing: int) -> None:
+        """Note that the memory of `keys` changed (holding `_memory_lock`); `writing`: +1 as their rows are
+        about to be written, -1 once written (or not), 0 for a change after the write."""
+        self._changes += 1
+        for k in keys:
+            self._changed[k] = self._changes
+            self._writing[k] += writing
+            if not self._writing[k]:
+                del self._writing[k]
+
+    async def _write_staged(self, out: list[Notification]) -> None:
+        """`_write` the notifications just planned (their keys marked as being written), then unmark them."""
+        keys = [(n.sink, n.group_key, n.signal) for n in out]
+        try:
+            await asyncio.to_thread(self._write, out)
+        finally:
+            with self._memory_lock:
+                self._touch(keys, -1)
 
     def forget(self, undo: Mapping[CooldownKey, CooldownEntry | None]) -> None:
         """Undo the cooldown memory of notifications whose transaction rolled back (see :meth:`enqueue`)."""
@@ -129,9 +163,11 @@ class Alerting:
         paged: list[list[str]] = [[] for _ in events]
         if any(e.kind in RESOLVING for e in events):  # a store read only for an end
             paged = await asyncio.to_thread(self._paged_all, events)
-        out = [n for e, also in zip(events, paged, strict=True) for n in self.notifications(e, also)]
+        with self._memory_lock:
+            out = [n for e, also in zip(events, paged, strict=True) for n in self.notifications(e, also)]
+            self._touch([(n.sink, n.group_key, n.signal) for n in out], +1)
         if out:
-            await asyncio.to_thread(self._write, out)
+            await self._write_staged(out)
             self.sender.wake()
         return out
 
@@ -168,11 +204,13 @@ class Alerting:
         self.monitored = keep
         now = self.now()
         out, unheld, resolved = await asyncio.to_thread(self._retire, keep, now)
-        for key in unheld:  # never sent: ended unsent, no resolve follows it (nor is a later opening a repeat)
-            self.policy.memory.pop(key, None)
-        for key in resolved:
-            last = self.policy.memory.get(key)
-            self.policy.memory[key] = CooldownEntry(last.fired_at if last else now, open=False, resolved=True)
+        with self._memory_lock:
+            for key in unheld:  # never sent: ended unsent, no resolve follows it (nor is a later opening a repeat)
+                self.policy.memory.pop(key, None)
+            for key in resolved:
+                last = self.policy.memory.get(key)
+                self.policy.memory[key] = CooldownEntry(last.fired_at if last else now, open=False, resolved=True)
+            self._touch([*unheld, *resolved], 0)
         if out or unheld:
             self.sender.wake()
         return out
@@ -230,14 +268,16 @@ class Alerting:
         ended = await asyncio.to_thread(_ended_events, self.outbox.engine, {e.event_id for e, s in wanted if s})
         now = self.now()
         out: list[Notification] = []
-        for event, missing in wanted:
-            if missing and event.event_id not in ended:
-                # a new message, not a retry: the receiver may have been told "resolved" since the first one
-                p = plan(event, self.cfg, now, self.policy.memory, sinks=missing, round_=now.isoformat())
-                self.policy.memory.update(p.remember)
-                out += p.notifications
+        with self._memory_lock:
+            for event, missing in wanted:
+                if missing and event.event_id not in ended:
+                    # a new message, not a retry: the receiver may have been told "resolved" since the first one
+                    p = plan(event, self.cfg, now, self.policy.memory, sinks=missing, round_=now.isoformat())
+                    self.policy.memory.update(p.remember)
+                    out += p.notifications
+            self._touch([(n.sink, n.group_key, n.signal) for n in out], +1)
         if out:
-            await asyncio.to_thread(self._write, out)
+            await self._write_staged(out)
             self.sender.wake()
         return out
 
