@@ -456,3 +456,29 @@ async def test_a_canary_down_given_up_on_just_before_a_crash_releases_what_it_he
         assert statuses(again)[("hook", "drift.opened")] in (PENDING, DELIVERED)  # its sender may have sent it
     finally:
         await again.stop()
+
+
+async def test_a_store_error_releasing_what_a_canary_down_given_up_on_held_stops_no_other_row(
+        store: Store, clock: Clock, rx: Receiver) -> None:
+    """The release after a give-up failing on the store (it is retried at the next start) ended the sender's batch
+    there: the other rows given up on in it waited out their claim, their sinks' state unsaid meanwhile."""
+    from sqlalchemy.exc import OperationalError
+
+    al = build(store, config(rx.url), clock)
+    await al.publish([down(canary="c1"), down(canary="c2")])
+    release = al.sender.on_dead
+    calls = []
+
+    def failing(n):  # type: ignore[no-untyped-def]
+        calls.append(n.payload["canary"])
+        if len(calls) == 1:
+            raise OperationalError("UPDATE notifications", {}, Exception("database is locked"))
+        return release(n)  # type: ignore[misc]
+
+    al.sender.on_dead = failing
+    rx.fail(503)
+    await al.sender.flush()
+    clock.advance(2 * 3600)  # give_up_after is 1 h here
+    await al.sender.flush()
+    assert sorted(calls) == ["c1", "c2"]
+    assert [n.status for n in al.outbox.query(limit=100) if n.kind == "canary.down"] == [DEAD, DEAD]

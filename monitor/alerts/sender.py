@@ -137,7 +137,12 @@ class Sender:
         if self.metrics is not None:
             self.metrics.dropped.labels(n.sink, reason).inc()
         if self.on_dead is not None:
-            released = await asyncio.to_thread(self.on_dead, n)
+            try:
+                released = await asyncio.to_thread(self.on_dead, n)
+            except SQLAlchemyError as e:  # the row is dead: the rest of the batch goes on; a start releases it
+                log.warning("could not send what the notification given up on held (tried again at the next start): "
+                            "%s", driver_message(e), extra={"sink": n.sink, "message_id": n.message_id})
+                return
             if released:
                 self.wake()
 
