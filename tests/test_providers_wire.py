@@ -97,6 +97,7 @@ FAST = {"ttft": 5, "output_tps": 2000, "length": 12, "chunk_tokens": 3}
 @pytest.mark.parametrize("quirk", [
     "azure_filter_results",  # a first chunk with no choices, "" for id and model, prompt_filter_results
     "sse_comments",  # OpenRouter's ": OPENROUTER PROCESSING"
+    "keepalive_data",  # relays' empty "data:" keep-alive frames: not dispatched (SSE standard), they failed the call
     "usage_every_chunk",  # vLLM's continuous_usage_stats: usage so far on every chunk, not to be added up
     "usage_in_finish_chunk",  # Together: usage beside finish_reason, no usage chunk
 ])

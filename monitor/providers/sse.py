@@ -4,7 +4,9 @@ The SDK's own stream builds a pydantic model per chunk: about a tenth of a milli
 streams in flight queues first chunks behind other streams' parsing and inflates the measured time to first
 token. Here a chunk costs one ``json.loads``. Semantics follow the SDK's ``AsyncStream``: ``data: [DONE]`` ends
 the stream (the rest of the body is drained so the connection can be reused), an object with an ``error`` member
-raises ``openai.APIError``, and transport failures surface as the SDK's timeout and connection errors.
+raises ``openai.APIError``, and transport failures surface as the SDK's timeout and connection errors. An event
+whose data is empty (``data:``, a keep-alive some relays send) is skipped, as the SSE standard has it; the SDK
+parsed it as JSON and failed the stream.
 """
 
 from __future__ import annotations
@@ -59,11 +61,13 @@ async def sse_json(response: Any) -> AsyncIterator[Any]:
             if payload.startswith("[DONE]"):
                 done = True
                 continue
+            if not payload.strip():  # no data (a relay's "data:" keep-alive): the SSE standard dispatches none
+                continue
             events = True
             yield _checked(json.loads(payload), response)
         if data and not done:  # a last event without its blank line
             payload = "\n".join(data)
-            if not payload.startswith("[DONE]"):
+            if payload.strip() and not payload.startswith("[DONE]"):
                 events = True
                 yield _checked(json.loads(payload), response)
         if stray and not events and not done:

@@ -7,6 +7,8 @@ read is what those servers really send:
   prompt's ``prompt_filter_results``; ``content_filter_results`` on every choice (``filtered: true`` where the
   answer stops with ``content_filter``); an ``http_400`` refusal is Azure's 400 with code ``content_filter``.
 - ``sse_comments`` (OpenRouter): ``: OPENROUTER PROCESSING`` comment lines while the answer is being prepared.
+- ``keepalive_data`` (relays such as CLIProxyAPI): empty ``data:`` keep-alive frames while the answer is being
+  prepared and before it ends, events with no data that the SSE standard says are not dispatched.
 - ``usage_every_chunk`` (vLLM's ``continuous_usage_stats``): usage so far on every chunk, then the usage chunk.
 - ``usage_in_finish_chunk`` (Together): the usage on the chunk with the finish reason, with or without
   ``include_usage``, and no usage chunk after it.
@@ -49,6 +51,7 @@ from monitor.sim.faults import Stream
 _SAFE = {c: {"filtered": False, "severity": "safe"} for c in ("hate", "self_harm", "sexual", "violence")}
 _BLOCKED = {"filtered": True, "severity": "medium"}
 _COMMENT = b": OPENROUTER PROCESSING\n\n"
+_KEEPALIVE = b"data: \n\n"
 
 
 def stream(quirks: tuple[str, ...], s: Stream, usage: dict[str, Any] | None, include_usage: bool) -> Stream:
@@ -75,6 +78,8 @@ def stream(quirks: tuple[str, ...], s: Stream, usage: dict[str, Any] | None, inc
         preamble.insert(0, _sse(prompt))
     if "sse_comments" in quirks:
         preamble = [_COMMENT, _COMMENT, *preamble]
+    if "keepalive_data" in quirks:
+        preamble, tail = [*preamble, _KEEPALIVE], [_KEEPALIVE, *tail]
     if "content_parts" in quirks:
         events = [(t, _edit(e, _parts_chunk)) for t, e in events]
     if failed_finish(quirks):

@@ -16,8 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from monitor.durations import parse_duration as _parse_duration
 
-Quirk = Literal["azure_filter_results", "sse_comments", "usage_every_chunk", "usage_in_finish_chunk", "error_in_body",
-                "late_status_errors", "reasoning_outside_completion", "finish_eos", "finish_error", "finish_abort",
+Quirk = Literal["azure_filter_results", "sse_comments", "keepalive_data", "usage_every_chunk", "usage_in_finish_chunk",
+                "error_in_body", "late_status_errors", "reasoning_outside_completion", "finish_eos", "finish_error", "finish_abort",
                 "cache_hit_fields", "x_groq_usage", "think_in_content", "think_in_content_unopened", "content_parts"]
 
 
