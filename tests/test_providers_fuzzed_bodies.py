@@ -54,6 +54,21 @@ async def test_a_stream_answered_with_one_json_body_says_what_came(body: Any, ex
     assert r.error_message and r.error_message.startswith(message), r.error_message
 
 
+@pytest.mark.parametrize(("error", "expected"), [
+    ({"message": "Rate limit exceeded", "code": 429}, ErrorType.RATE_LIMITED),
+    ({"message": "upstream failed", "type": "None", "code": "502"}, ErrorType.SERVER_ERROR),
+    ({"type": "rate_limit_error", "message": "slow down"}, ErrorType.RATE_LIMITED),
+], ids=["code-429", "code-502", "anthropic-type"])
+@pytest.mark.parametrize("stream", [True, False])
+async def test_an_anthropic_answer_that_is_an_error_without_its_type_says_so(stream: bool, error: Any,
+                                                                             expected: ErrorType) -> None:
+    """A 200 answer {"error": {...}} without Anthropic's `"type": "error"` beside it (a proxy's, OpenAI's shape) was
+    read as a message: "malformed response: the answer has no content", the error's type and message lost."""
+    r = await answer("anthropic", stream, reply(json.dumps({"error": error}).encode()))
+    assert r.error_type == expected, (r.error_type, r.error_message)
+    assert error["message"] in (r.error_message or "")
+
+
 @pytest.mark.parametrize("encoding", ["gzip", "deflate"])
 @pytest.mark.parametrize("stream", [True, False])
 @pytest.mark.parametrize("kind", KINDS)

@@ -143,6 +143,15 @@ async def test_an_upstreams_status_inside_a_200_stream_types_the_error(fault: st
     assert r.http_status == 200 and r.error_type == expected, (r.error_type, r.error_message)
 
 
+async def test_a_proxys_openai_style_error_in_an_anthropic_stream_types_the_call() -> None:
+    """LiteLLM's proxy serves the Messages API, but a failure after its stream began comes as the proxy's own error
+    (its async_data_generator_anthropic): `data: {"error": {..., "code": "500"}}`, no `event: error`, no `type`.
+    It was skipped as an unknown event: a bad_response, "stream ended without message_stop", its message lost."""
+    r = await call({**FAST, "quirks": ["openai_error_events"], "faults": {"overloaded": 1}}, "anthropic")
+    assert r.error_type == ErrorType.SERVER_ERROR, (r.error_type, r.error_message)
+    assert "AnthropicException - Overloaded" in (r.error_message or "") and r.text  # the answer so far is kept
+
+
 async def test_a_server_that_takes_include_usage_and_sends_no_usage_leaves_tokens_unknown() -> None:
     """Older OpenAI-compatible servers accept stream_options and ignore it: tokens are unknown, never 0."""
     r = await call({**FAST, "usage": False})

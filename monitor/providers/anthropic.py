@@ -16,6 +16,7 @@ from monitor.providers.base import (
     TOO_DEEP,
     ChatRequest,
     Clock,
+    answer_error_type,
     broken_connection,
     malformed,
     mark_output,
@@ -52,11 +53,13 @@ _STREAM_ERRORS = {
 
 
 class AnthropicError(Exception):
-    """An `error` event inside an otherwise successful stream."""
+    """An `error` event inside an otherwise successful stream (or a 200 answer that is an error); `fallback` types it
+    when its `kind` is none of Anthropic's error types."""
 
-    def __init__(self, kind: str, message: str):
+    def __init__(self, kind: str, message: str, fallback: ErrorType = ErrorType.SERVER_ERROR):
         super().__init__(message)
         self.kind = kind
+        self.fallback = fallback
 
 
 class AnthropicProvider:
@@ -125,7 +128,7 @@ class AnthropicProvider:
         except (httpx.ConnectError, httpx.ConnectTimeout) as e:
             result.error_type, result.error_message = ErrorType.CONNECT, short(f"connection failed: {e}")
         except AnthropicError as e:
-            result.error_type = _STREAM_ERRORS.get(e.kind, ErrorType.SERVER_ERROR)
+            result.error_type = _STREAM_ERRORS.get(e.kind, e.fallback)
             if result.error_type == ErrorType.BAD_REQUEST:  # "Output blocked by content filtering policy" mid-stream
                 result.error_type = status_error_type(400, str(e))
             result.error_message = short(f"{e.kind}: {e}")
@@ -187,6 +190,8 @@ class AnthropicProvider:
                         continue
                     data = obj(json.loads(sse.data), "event")
                     kind = get(data, "type", str) or sse.event
+                    if (failure := _failure(data, kind)) is not None:
+                        raise failure
                     if kind == "message_start":
                         msg = obj(data.get("message"), "message_start.message")
                         result.response_model = msg.get("model")
@@ -224,8 +229,6 @@ class AnthropicProvider:
                         usage.update(_counts(data.get("usage")))
                     elif kind == "message_stop":
                         stopped = True
-                    elif kind == "error":
-                        raise AnthropicError(*_error_parts(data.get("error"), "api_error", ""))
             finally:
                 result.text = "".join(parts)
                 result.tool_calls = [tools[i] for i in sorted(tools)]
@@ -267,8 +270,8 @@ class AnthropicProvider:
     @staticmethod
     def _message(answer: Any, result: CallResult) -> None:
         msg = obj(answer, "the answer")
-        if msg.get("type") == "error":
-            raise AnthropicError(*_error_parts(msg.get("error"), "api_error", ""))
+        if (failure := _failure(msg, msg.get("type"))) is not None:
+            raise failure
         content = get(msg, "content", list)
         if content is None:
             raise ValueError("the answer has no content")
@@ -312,6 +315,17 @@ def _index(data: dict[str, Any], kind: str) -> int:
 def _stop(stop: Any) -> FinishReason:
     """The finish reason of a stop reason; one that is not text is `other` here and named by `vet`."""
     return _STOP.get(stop, FinishReason.OTHER) if isinstance(stop, str) else FinishReason.OTHER
+
+
+def _failure(data: dict[str, Any], kind: Any) -> AnthropicError | None:
+    """The error an event or a whole answer (of type `kind`) is, else None: Anthropic's (type "error"), or OpenAI's
+    {"error": {...}} with no type, as LiteLLM's proxy sends on its Messages API once a stream began, typed by its
+    error type where it is Anthropic's, else as an OpenAI-style error is (the HTTP status in its `code`)."""
+    if kind == "error":
+        return AnthropicError(*_error_parts(data.get("error"), "api_error", ""))
+    if data.get("type") is None and data.get("error") is not None:
+        return AnthropicError(*_error_parts(data["error"], "error", ""), fallback=answer_error_type(data["error"]))
+    return None
 
 
 def _error_parts(err: Any, kind: str, message: str) -> tuple[str, str]:

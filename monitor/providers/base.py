@@ -126,6 +126,19 @@ def status_error_type(status: int, body_text: str = "") -> ErrorType:
     return ErrorType.BAD_REQUEST
 
 
+def answer_error_type(error: Any) -> ErrorType:
+    """The error type of an error object a 200 answer carries (a stream's error event, or the whole body).
+
+    Proxies that answer 200 before their upstream does (LiteLLM) and vLLM put the upstream's HTTP status in
+    `code` ("429", 500): it types the error as the status would have. Otherwise a rate limit says so in its text.
+    """
+    body = json.dumps(error) if error is not None else ""
+    code = error.get("code") if isinstance(error, dict) else None
+    if isinstance(code, int | str) and not isinstance(code, bool) and str(code).isdigit() and 400 <= int(code) < 600:
+        return status_error_type(int(code), body)
+    return ErrorType.RATE_LIMITED if "rate_limit" in body else ErrorType.SERVER_ERROR
+
+
 def retry_after_seconds(headers: Any) -> float | None:
     """Parse Retry-After (seconds, or retry-after-ms) from response headers."""
     if headers is None:

@@ -8,7 +8,7 @@ from typing import Any
 
 from starlette.requests import Request
 
-from monitor.sim import faults, textgen
+from monitor.sim import faults, quirks, textgen
 from monitor.sim.engine import Engine, Plan, SimRequest, content_text
 from monitor.sim.faults import Stream
 from monitor.sim.playback import Script
@@ -145,6 +145,8 @@ def _stream(plan: Plan) -> Stream:
         tail = [_event("error", {"type": "error", "error": {"details": None, "type": "invalid_request_error",
                                                             "message": "Output blocked by content filtering policy"}})]
     error = _event("error", {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})
+    if "openai_error_events" in plan.quirks:
+        error = quirks.openai_error_event()
     malformed = b'event: content_block_delta\ndata: {"type": "content_block_delta", "index": 0, "delta": {"ty\n\n'
     return Stream(preamble, events, start + len(pieces) / plan.tps, tail, error, malformed, -(-len(thinking) // step))
 

@@ -32,6 +32,10 @@ read is what those servers really send:
   has no ``completion_tokens_details``. Its reasoning counts against ``max_tokens``: a cut inside it leaves the
   block open. ``think_in_content_unopened`` (DeepSeek-R1's chat template, which ends the prompt with
   ``<think>\n``): the same without the opening tag.
+- ``openai_error_events`` (LiteLLM's proxy serving the Messages API, the Anthropic face): an answer that fails after
+  its stream began (the ``overloaded`` fault) ends with the proxy's own error, OpenAI's error object on one ``data:``
+  line (``{"error": {message, type, param, code}}``, the status a string in ``code``), with no ``event:`` line and
+  no ``type``.
 - ``x_groq_usage`` (Groq): its request id in ``x_groq`` on the first chunk, and on the chunk with the finish reason
   ``x_groq.usage`` (the token counts and its own timings), sent whether or not ``include_usage`` was asked for; the
   standard usage chunk only when it was.
@@ -145,6 +149,13 @@ def late_status_error(fault: str) -> bytes:
                     "unavailable": (503, "ServiceUnavailableError")}[fault]
     message = f"litellm.{kind}: {kind}: OpenAIException - the upstream answered {status}"
     return _sse({"error": {"message": message, "type": "None", "param": "None", "code": str(status)}})
+
+
+def openai_error_event() -> bytes:
+    """The error event of a Messages API stream whose upstream failed once it began (LiteLLM's
+    ``openai_error_events``)."""
+    message = "litellm.InternalServerError: AnthropicException - Overloaded. Handle with `litellm.InternalServerError`."
+    return _sse({"error": {"message": message, "type": "None", "param": "None", "code": "500"}})
 
 
 def _groq_usage(usage: dict[str, Any]) -> dict[str, Any]:
