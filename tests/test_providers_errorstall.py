@@ -6,7 +6,9 @@ and on a provider built with no HTTP client of its own."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -79,6 +81,63 @@ async def test_a_call_that_gets_no_response_still_says_so(kind: str, stream: boo
         r = await call(provider(kind, url, "daemon", monkeypatch), stream, timeout_s=TIMEOUT_S)
     assert (r.http_status, r.error_type) == (None, ErrorType.TIMEOUT), (r.http_status, r.error_message)
     assert r.error_message == f"no complete answer in {TIMEOUT_S:g}s: no response yet"
+
+
+@contextmanager
+def unanswered() -> Iterator[str]:
+    """A listener whose queue is full (Linux then drops a new connection's SYN, as a firewall that drops packets, a
+    blackholed route or an address no host holds does): a URL no connection to which is ever made."""
+    listener = socket.create_server(("127.0.0.1", 0), backlog=0)
+    port = listener.getsockname()[1]
+    queued = [socket.create_connection(("127.0.0.1", port))]  # the queue holds one more than its backlog: full
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        for s in [*queued, listener]:
+            s.close()
+
+
+@pytest.mark.parametrize("path", ["daemon", "proxy", "bare"])
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_host_that_never_takes_the_connection_is_a_connect_failure(
+        kind: str, path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No connection was made (README: `connect`), however long the call waited: the call's timeout struck before
+    the HTTP library's connect timeout of the same length, and it was a `timeout` "no response yet", as a model slow
+    to answer is. On the proxy path the proxy itself takes no connection."""
+    with unanswered() as url:
+        r = await call(provider(kind, url, path, monkeypatch), True, timeout_s=TIMEOUT_S)
+    assert (r.http_status, r.error_type) == (None, ErrorType.CONNECT), (r.error_type, r.error_message)
+    assert r.error_message == f"no connection in {TIMEOUT_S:g}s: connecting (DNS, TCP) did not finish"
+
+
+@contextmanager
+def silent() -> Iterator[str]:
+    """A server that takes every connection and never says a byte (over TLS: never answers the handshake)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    taken: list[socket.socket] = []
+
+    def take() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                taken.append(listener.accept()[0])
+
+    threading.Thread(target=take, daemon=True).start()
+    try:
+        yield f"https://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        for s in [listener, *taken]:
+            s.close()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_tls_handshake_that_never_ends_is_a_connect_failure(kind: str,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server that takes the TCP connection and never answers the TLS handshake: no connection was made either
+    (over plain HTTP the same silence is a `timeout`, `test_a_call_that_gets_no_response_still_says_so`)."""
+    with silent() as url:
+        r = await call(provider(kind, url, "daemon", monkeypatch), True, timeout_s=TIMEOUT_S)
+    assert (r.http_status, r.error_type) == (None, ErrorType.CONNECT), (r.error_type, r.error_message)
+    assert r.error_message == f"no connection in {TIMEOUT_S:g}s: the TLS handshake did not finish"
 
 
 async def test_a_status_is_kept_for_its_own_request_only(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -33,6 +33,7 @@ from monitor.providers.base import (
     undecodable,
 )
 from monitor.providers.capped import ReplyTooLarge
+from monitor.providers.connecting import never_connected, watch_connecting, watching
 from monitor.providers.shape import get, obj, shown
 from monitor.providers.vet import vet
 from monitor.tls import default_context
@@ -77,7 +78,7 @@ class AnthropicProvider:
                          **(headers or {})}
         if api_key:
             self._headers["x-api-key"] = api_key
-        self._client = http_client or httpx.AsyncClient(verify=default_context())
+        self._client = watch_connecting(http_client or httpx.AsyncClient(verify=default_context()))
         self._clock = clock
 
     async def aclose(self) -> None:
@@ -114,13 +115,16 @@ class AnthropicProvider:
         headers = {**self._headers, **request.extra_headers}
         timeout = httpx.Timeout(request.timeout_s)
         try:
-            async with asyncio.timeout(request.timeout_s):
-                if request.stream:
-                    last_byte = await self._stream(request, headers, timeout, result, start)
-                else:
-                    last_byte = await self._once(request, headers, timeout, result, start)
+            with watching() as connecting:
+                async with asyncio.timeout(request.timeout_s):
+                    if request.stream:
+                        last_byte = await self._stream(request, headers, timeout, result, start)
+                    else:
+                        last_byte = await self._once(request, headers, timeout, result, start)
         except TimeoutError:
             result.error_type, result.error_message = ErrorType.TIMEOUT, timed_out(result, request.timeout_s)
+            if result.http_status is None and (unmade := never_connected(connecting, request.timeout_s)):
+                result.error_type, result.error_message = ErrorType.CONNECT, unmade
         except ReplyTooLarge as e:
             too_large(result, e)
         except httpx.TimeoutException as e:

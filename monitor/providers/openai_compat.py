@@ -37,6 +37,7 @@ from monitor.providers.base import (
 )
 from monitor.providers.capped import ReplyTooLarge
 from monitor.providers.choices import answer_choice
+from monitor.providers.connecting import never_connected, watch_connecting, watching
 from monitor.providers.errorbody import UnreadStatus, hearing, keep_status
 from monitor.providers.openai_fields import content_parts, usage_of
 from monitor.providers.shape import get, obj, shown
@@ -113,7 +114,7 @@ class OpenAIProvider:
         # an error reply whose body cannot be read: it does not decode, breaks off or stalls (providers.errorbody).
         self._client = openai.AsyncOpenAI(
             base_url=base_url, api_key=api_key or "not-needed", max_retries=0, default_headers=headers or None,
-            http_client=keep_status(http_client or openai.DefaultAsyncHttpxClient()))
+            http_client=watch_connecting(keep_status(http_client or openai.DefaultAsyncHttpxClient())))
 
     async def aclose(self) -> None:
         await self._client.close()
@@ -133,7 +134,7 @@ class OpenAIProvider:
         start = self._clock()
         last_byte: float | None = None
         try:
-            with hearing() as heard:
+            with hearing() as heard, watching() as connecting:
                 async with asyncio.timeout(request.timeout_s):
                     if request.stream:
                         last_byte = await self._stream(request, result, start)
@@ -145,6 +146,8 @@ class OpenAIProvider:
                 mark_sent(result, sent_of(heard.response), start, self._clock())
                 note_status(result, heard.response)
             result.error_type, result.error_message = ErrorType.TIMEOUT, timed_out(result, request.timeout_s)
+            if result.http_status is None and (unmade := never_connected(connecting, request.timeout_s)):
+                result.error_type, result.error_message = ErrorType.CONNECT, unmade
         except ReplyTooLarge as e:
             too_large(result, e)
         except openai.APIStatusError as e:

@@ -1,0 +1,68 @@
+"""Whether a call got as far as a connection: one whose time ran out while it was still connecting is a `connect`
+failure, not a slow answer.
+
+A call's timeout (one `asyncio.timeout` round the whole call) strikes before the HTTP library's own connect timeout
+of the same length, which starts later. So a host that never answers the connection attempt (a firewall that drops
+it, a blackholed route, an address nothing holds any more) or a TLS handshake that never ends was a `timeout` with
+"no response yet", as a model slow to answer is. httpcore reports each step of making a connection to a request's
+``trace`` extension (public API of both httpx flavours, whatever the transport); `watch_connecting` gives a client a
+request hook that puts one on every request, which notes in the calling task's `watching` the step under way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from contextvars import ContextVar
+from typing import Any
+
+# httpcore's connection steps, and what each is in a message
+_STEPS = {"connection.connect_tcp": "connecting (DNS, TCP)", "connection.connect_unix_socket": "connecting",
+          "connection.start_tls": "the TLS handshake"}
+
+
+class Connecting:
+    """The connection step a call's latest request is in (None: none, or it connected)."""
+
+    step: str | None = None
+
+
+_STATE: ContextVar[Connecting | None] = ContextVar("monitor_connecting", default=None)
+
+
+@contextlib.contextmanager
+def watching() -> Iterator[Connecting]:
+    """Note the connection steps of the requests made inside (in this task only) through a client with the hook."""
+    token = _STATE.set(state := Connecting())
+    try:
+        yield state
+    finally:
+        _STATE.reset(token)
+
+
+def never_connected(state: Connecting, timeout_s: float) -> str | None:
+    """The message of a call whose `timeout_s` ran out in a connection step, else None."""
+    return None if state.step is None else f"no connection in {timeout_s:g}s: {_STEPS[state.step]} did not finish"
+
+
+def watch_connecting(client: Any) -> Any:
+    """Add the hook to `client` (an async client of httpx or of the SDK's httpx2), its other hooks kept; return it."""
+    hooks = client.event_hooks
+    client.event_hooks = {**hooks, "request": [*hooks.get("request", []), _traced]}
+    return client
+
+
+async def _traced(request: Any) -> None:
+    if (state := _STATE.get()) is not None:
+        state.step = None  # a new request (a server that rejects stream_options is asked again)
+        request.extensions["trace"] = _trace
+
+
+async def _trace(name: str, info: dict[str, Any]) -> None:
+    step, _, phase = name.rpartition(".")
+    if step in _STEPS and (state := _STATE.get()) is not None:
+        # a step that failed raises its own error (typed as it is), or was cut by the call's timeout: it stays noted
+        if phase == "started":
+            state.step = step
+        elif phase == "complete":
+            state.step = None
