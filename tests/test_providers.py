@@ -187,11 +187,15 @@ async def test_connection_refused_is_connect_error() -> None:
         assert r.error_type == ErrorType.CONNECT
 
 
-async def test_server_rejecting_stream_options_gets_streams_without_it() -> None:
+@pytest.mark.parametrize("rejects", [
+    "reject",  # an older server: 400 "Unrecognized request argument supplied: stream_options"
+    "forbid",  # Mistral: 422 extra_forbidden (pydantic); the call failed as a bad_request, every time
+])
+async def test_server_rejecting_stream_options_gets_streams_without_it(rejects: str) -> None:
     from monitor.sim import scenario_from_dict
 
     scenario = scenario_from_dict({"name": "old-server", "defaults": {"ttft": 10, "output_tps": 1000},
-                                   "models": {"*": {"phases": [{"name": "old", "stream_options": "reject",
+                                   "models": {"*": {"phases": [{"name": "old", "stream_options": rejects,
                                                                  "usage": False}]}}})
     with SimServer(scenario) as sim:
         provider = OpenAIProvider(sim.openai_base_url, None)

@@ -237,11 +237,12 @@ class OpenAIProvider:
             raw = await self._client.chat.completions.with_raw_response.create(
                 **self._body(req), stream=True, timeout=req.timeout_s, extra_headers=req.extra_headers or None,
                 **extra)  # type: ignore[call-overload]  # the body is built as a dict (_body)
-        except openai.BadRequestError as e:
-            if not extra or "stream_options" not in str(e.message):
+        except (openai.BadRequestError, openai.UnprocessableEntityError) as e:
+            if not extra or "stream_options" not in f"{e.message} {e.body}":  # Mistral's says it in body only
                 raise
-            # An older OpenAI-compatible server that rejects stream_options: stream without it from now on
-            # (tokens are then unknown unless the server reports them anyway).
+            # An older OpenAI-compatible server that rejects stream_options (400), or one that validates strictly
+            # (Mistral: 422 extra_forbidden): stream without it from now on (tokens are then unknown unless the
+            # server reports them anyway, as Mistral does).
             log.warning("%s rejects stream_options; streaming without usage from now on", self.server_address)
             self._stream_usage = False
             raw = await self._client.chat.completions.with_raw_response.create(

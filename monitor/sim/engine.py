@@ -84,7 +84,7 @@ class Plan:
     cache_write_tokens: int = 0  # input written to the prompt cache for 5 minutes (the Anthropic face reports it)
     cache_write_1h_tokens: int = 0  # and for an hour
     ratelimit: dict[str, float] = field(default_factory=dict)
-    reject_stream_options: bool = False
+    stream_options: str = "accept"  # accept, reject (400) or forbid (422)
     reasoning_field: str | None = None  # the delta/message field reasoning is sent in; None: not sent; content:
     # in <think> tags before the answer (the think_in_content quirks)
     redacted: bool = False  # reasoning not sent shows as an Anthropic redacted_thinking block
@@ -242,7 +242,7 @@ class Engine:
             cache_write_1h_tokens=int(req.input_tokens * phase.cache_write_1h_fraction),
             report_usage=phase.usage, fault=fault, fault_spec=fault_spec,
             ratelimit=self._ratelimit(st, phase, req.input_tokens + out),
-            reject_stream_options=phase.stream_options == "reject",
+            stream_options=phase.stream_options,
             reasoning_field="content" if in_content else None if phase.reasoning in ("hidden", "redacted")
             else phase.reasoning,
             redacted=phase.reasoning == "redacted" and phase.reasoning_tokens > 0, thought_cut=thought_cut,

@@ -21,6 +21,13 @@ def _error(status: int, message: str, type_: str, code: str | None, headers: dic
     return Script().json(status, body, headers or {}, delay_s)
 
 
+def _stream_options_forbidden() -> dict[str, Any]:
+    """Mistral's 422 for stream_options, a request field it does not know (its request models forbid extra ones)."""
+    detail = [{"type": "extra_forbidden", "loc": ["body", "stream_options", "include_usage"],
+               "msg": "Extra inputs are not permitted", "input": True}]
+    return {"object": "error", "message": {"detail": detail}, "type": "invalid_request_error", "param": None, "code": None}
+
+
 def parse(body: Any) -> SimRequest | str:
     """Turn a chat-completions body into a SimRequest, or return the reason it is invalid."""
     if not isinstance(body, dict):
@@ -234,8 +241,10 @@ async def chat_completions(request: Request) -> Script:
     script = _fault_response(plan, _headers(plan, 0.001))
     if script is not None:
         return script
-    if req.stream and plan.reject_stream_options and "stream_options" in body:
+    if req.stream and plan.stream_options == "reject" and "stream_options" in body:
         return _error(400, "Unrecognized request argument supplied: stream_options", "invalid_request_error", None)
+    if req.stream and plan.stream_options == "forbid" and "stream_options" in body:
+        return Script().json(422, _stream_options_forbidden(), {})
     if req.stream:
         opts = body.get("stream_options") or {}
         headers = {**_headers(plan, 0.001), "content-type": "text/event-stream; charset=utf-8",

@@ -254,7 +254,8 @@ class Phase(_Strict):
     response_model: str | None = None
     system_fingerprint: str | None = "fp_sim0001"
     usage: bool = True
-    stream_options: Literal["accept", "reject"] = "accept"  # reject: an older server answering 400 to it
+    # reject: an older server answering 400 to it; forbid: one that validates strictly (Mistral), answering 422
+    stream_options: Literal["accept", "reject", "forbid"] = "accept"
     cached_fraction: float = Field(default=0.0, ge=0, le=1)
     # Shares of the input the Anthropic face reports as written to the prompt cache, for 5 minutes and for an hour
     # (cache_creation_input_tokens, broken down in cache_creation); the OpenAI face reports no writes, as OpenAI.
