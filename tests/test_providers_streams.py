@@ -4,6 +4,7 @@ server that writes them byte for byte (`wire_server`): no events at all; several
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 import pytest
@@ -116,3 +117,28 @@ async def test_a_whole_answer_is_the_choice_of_index_0(choices: list[Any], text:
         r = await call(build("openai", url, "daemon", monkeypatch), False)
     assert (r.text, r.error_message) == (text, said)
     assert r.raw_finish_reason == (None if said else "stop")
+
+
+@pytest.mark.parametrize("after", ["lingers", "breaks"])
+async def test_an_answer_ended_by_done_stands_whatever_the_body_does_after(after: str,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """`data: [DONE]` ends the answer (the SDK stops reading there); the rest of the body was read to its end for
+    the connection's reuse, so a gateway that kept it open after [DONE] made the answer a timeout ("its body did not
+    end"), and one that closed the connection without the chunked body's end a bad_response ("broken off")."""
+    finished = threading.Event()
+
+    def answer(request: dict[str, Any], send: Any) -> None:
+        send(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
+        body = chunk(delta(0, role="assistant", content="")) + chunk(delta(0, "stop", content="hi")) + \
+            b"data: [DONE]\n\n"
+        send(f"{len(body):x}\r\n".encode() + body + b"\r\n")
+        if after == "lingers":
+            finished.wait(30)  # the body's last chunk never comes; the server waits for the client to go
+
+    try:
+        with wire_server(answer) as url:
+            r = await call(build("openai", url, "daemon", monkeypatch), True, timeout_s=10)
+    finally:
+        finished.set()
+    assert r.ok, (r.error_type, r.error_message)
+    assert (r.text, r.raw_finish_reason) == ("hi", "stop")

@@ -3,7 +3,7 @@
 The SDK's own stream builds a pydantic model per chunk: about a tenth of a millisecond each, which with 64
 streams in flight queues first chunks behind other streams' parsing and inflates the measured time to first
 token. Here a chunk costs one ``json.loads``. Semantics follow the SDK's ``AsyncStream``: ``data: [DONE]`` ends
-the stream (the rest of the body is drained so the connection can be reused), an object with an ``error`` member
+the stream (the rest of the body is drained so the connection can be reused, for `DRAIN_S` at most), an object with an ``error`` member
 raises ``openai.APIError``, and transport failures surface as the SDK's timeout and connection errors. An event
 whose data is empty (``data:``, a keep-alive some relays send) is skipped, as the SSE standard has it; the SDK
 parsed it as JSON and failed the stream.
@@ -11,6 +11,8 @@ parsed it as JSON and failed the stream.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any, NoReturn
@@ -32,6 +34,8 @@ except ImportError:  # pragma: no cover - depends on the installed SDK
     UNDECODABLE = (httpx.DecodingError,)
 
 STRAY_MAX = 65_536  # characters kept of a body with no event, to say what it was
+# Seconds the end of a body is waited for after [DONE] (it comes with it, or just after, from a server that ends it)
+DRAIN_S = 1.0
 _FIELDS = ("event:", "id:", "retry:", ":")  # the other lines of an event stream (":" starts a comment)
 
 
@@ -45,10 +49,9 @@ async def sse_json(response: Any) -> AsyncIterator[Any]:
     done = events = False
     stray: list[str] = []  # the start of a body that holds no event (so far)
     kept = 0
+    lines = response.aiter_lines()
     try:
-        async for line in response.aiter_lines():
-            if done:  # after [DONE], HTTP/1.1 wants the body read to its end to reuse the connection
-                continue
+        async for line in lines:
             if line.startswith("data:"):
                 data.append(line[5:].removeprefix(" "))
                 continue
@@ -60,7 +63,7 @@ async def sse_json(response: Any) -> AsyncIterator[Any]:
             payload, data = "\n".join(data), []
             if payload.startswith("[DONE]"):
                 done = True
-                continue
+                break
             if not payload.strip():  # no data (a relay's "data:" keep-alive): the SSE standard dispatches none
                 continue
             events = True
@@ -70,6 +73,8 @@ async def sse_json(response: Any) -> AsyncIterator[Any]:
             if payload.strip() and not payload.startswith("[DONE]"):
                 events = True
                 yield _checked(json.loads(payload), response)
+        if done:
+            await _drain(lines)
         if stray and not events and not done:
             _not_events("\n".join(stray), response)
         if not (events or done):  # a whole body that holds none (or comments only), not a stream broken off
@@ -78,6 +83,16 @@ async def sse_json(response: Any) -> AsyncIterator[Any]:
         raise openai.APITimeoutError(request=response.request) from e
     except BROKEN as e:
         raise openai.APIConnectionError(request=response.request) from e
+
+
+async def _drain(lines: AsyncIterator[str]) -> None:
+    """Read what follows [DONE] to the body's end (HTTP/1.1 reuses a connection only then), for `DRAIN_S` at most, and
+    take a failure there for the end: the answer ended at [DONE], as the SDK has it (it stops reading there), so a
+    gateway that keeps the body open after it, or breaks the connection, has answered all the same."""
+    with contextlib.suppress(TimeoutError, *TIMEOUTS, *BROKEN):
+        async with asyncio.timeout(DRAIN_S):
+            async for _ in lines:
+                pass
 
 
 def _not_events(text: str, response: Any) -> NoReturn:
