@@ -39,6 +39,7 @@ from monitor.domain import (
     utcnow,
 )
 from monitor.telemetry import names as n
+from monitor.telemetry.bounded import BoundedLabel
 from monitor.telemetry.grid import PairGrid, PairHistogram
 from monitor.telemetry.keyed import InFlight, KeyedGauge
 from monitor.telemetry.names import WATCHED_SIGNALS, signal_kind
@@ -88,6 +89,7 @@ class Metrics:
         r = registry
         # The one place that says which canaries, targets and checks have series (telemetry/scope.py).
         self.scope = sc = Scope()
+        self.response_models = BoundedLabel("gen_ai_response_model")  # the server names them: bounded per target
         # Per-pair families are compact collectors (telemetry/grid.py): ~50 MB less with 1,000 pairs.
         self.duration = PairHistogram(n.OP_DURATION, "GenAI operation duration (client side, whole call).",
                                       n.GENAI_LABELS, n.DURATION_BUCKETS, registry=r, scope=sc)
@@ -224,6 +226,7 @@ class Metrics:
         for grid in (self.attempts, self.failures, self.cost, self.unpriced):
             grid.declare(services)
         self.schedules.declare((canary, schedule) for canary, _, schedule in pairs)
+        self.response_models.keep(caps)
         for target, cap in caps.items():  # paused: kept (Spend.show_caps sets it), 0 without a cap
             if cap is not None:
                 self.spend_cap.set(target, value=cap)
@@ -241,7 +244,8 @@ class Metrics:
         """Record one finished call (`operation`: the GenAI operation name, `chat` or `embeddings`)."""
         c = obs.call
         err = c.error_type.value if c.error_type else ""
-        labels = (operation, provider, obs.request_model, c.response_model or "", server, err, obs.canary, obs.target)
+        served = self.response_models.label(obs.target, c.response_model or "")
+        labels = (operation, provider, obs.request_model, served, server, err, obs.canary, obs.target)
         ts = obs.started_at.timestamp()
         self.attempts.inc(obs.canary, obs.target)
         self.last_attempt.set(obs.canary, obs.target, value=ts)
