@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from typing import Any
 
 import pytest
 
 from monitor.domain import ErrorType
+from monitor.providers.sse import DRAIN_S
 from tests.support.jsonserver import wire_server
 from tests.test_providers_replies import build, call, head, sse
 
@@ -142,3 +144,49 @@ async def test_an_answer_ended_by_done_stands_whatever_the_body_does_after(after
         finished.set()
     assert r.ok, (r.error_type, r.error_message)
     assert (r.text, r.raw_finish_reason) == ("hi", "stop")
+
+
+@pytest.mark.parametrize("path", ["daemon", "proxy"])
+async def test_what_follows_done_is_not_part_of_the_answers_latency(path: str,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The answer ends at [DONE]: a gateway that sends a keep-alive after it and ends the body later (within the
+    second the rest is read for) made that wait part of the latency, on the proxy path (times taken when parsed) the
+    whole wait, up to a second, on any server that held the body open."""
+    sent: dict[str, float] = {}
+
+    def answer(request: dict[str, Any], send: Any) -> None:
+        sent["request"] = time.monotonic()  # the providers' clock; the call began before this
+        send(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
+        body = chunk(delta(0, "stop", content="hi")) + b"data: [DONE]\n\n"
+        send(f"{len(body):x}\r\n".encode() + body + b"\r\n")
+        time.sleep(0.3)
+        sent["tail"] = time.monotonic()
+        send(b"d\r\n: keep-alive\n\n\r\n0\r\n\r\n")
+
+    with wire_server(answer) as url:
+        r = await call(build("openai", url, path, monkeypatch), True)
+    assert r.ok and r.send_wait_s is not None and r.latency_s is not None, (r.error_type, r.error_message)
+    # the answer's end (call start + send wait + latency) came before the server sent what followed [DONE]
+    assert sent["request"] + r.send_wait_s + r.latency_s < sent["tail"]
+
+
+@pytest.mark.parametrize("path", ["daemon", "proxy"])
+async def test_an_answer_done_late_in_its_time_stands_while_the_rest_is_read(
+        path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What follows [DONE] is read for up to a second; an answer whose [DONE] came less than that before the call's
+    timeout, from a gateway that held the body open, was a `timeout` (the call's deadline struck during that read)."""
+    finished = threading.Event()
+
+    def answer(request: dict[str, Any], send: Any) -> None:
+        send(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
+        body = chunk(delta(0, "stop", content="hi")) + b"data: [DONE]\n\n"
+        send(f"{len(body):x}\r\n".encode() + body + b"\r\n")
+        finished.wait(30)
+
+    try:
+        with wire_server(answer) as url:
+            r = await call(build("openai", url, path, monkeypatch), True, timeout_s=DRAIN_S / 2)
+    finally:
+        finished.set()
+    assert r.ok, (r.error_type, r.error_message)
+    assert r.text == "hi"

@@ -135,9 +135,9 @@ class OpenAIProvider:
         last_byte: float | None = None
         try:
             with hearing() as heard, watching() as connecting:
-                async with asyncio.timeout(request.timeout_s):
+                async with asyncio.timeout(request.timeout_s) as limit:
                     if request.stream:
-                        last_byte = await self._stream(request, result, start)
+                        last_byte = await self._stream(request, result, start, limit)
                     else:
                         last_byte = await self._once(request, result, start)
         except TimeoutError:
@@ -230,8 +230,11 @@ class OpenAIProvider:
                                   request=raw.http_response.request, body=None)
         return arrival_of(raw.http_response)
 
-    async def _stream(self, req: ChatRequest, result: CallResult, start: float) -> float | None:
-        """Read the events; return when the last bytes arrived (None when the connection does not say)."""
+    async def _stream(self, req: ChatRequest, result: CallResult, start: float,
+                      limit: asyncio.Timeout) -> float | None:
+        """Read the events; return when the last bytes arrived (None when the connection does not say), or [DONE]
+        did: what follows it is read for the connection's reuse only, for `sse.DRAIN_S` at most, whatever is left
+        of the call's `limit` (a gateway that holds the body open has answered all the same)."""
         extra = {"stream_options": {"include_usage": True}} if self._stream_usage else {}
         try:
             raw = await self._client.chat.completions.with_raw_response.create(
@@ -258,8 +261,14 @@ class OpenAIProvider:
         saw_finish = False
         others: set[int] = set()  # the indexes of choices that are not the answer
         standard = False  # a standard usage came (it wins over Groq's x_groq.usage)
+        done: list[float] = []  # when [DONE] came
+
+        def done_at() -> None:
+            done.append(received(arrival_of(response), origin, self._clock()))
+            limit.reschedule(None)
+
         try:
-            async for chunk in sse_json(response):
+            async for chunk in sse_json(response, done_at):
                 result.response_model = chunk.get("model") or result.response_model
                 result.response_id = result.response_id or chunk.get("id") or None
                 result.system_fingerprint = chunk.get("system_fingerprint") or result.system_fingerprint
@@ -332,7 +341,7 @@ class OpenAIProvider:
         if result.raw_finish_reason in _FAILED:
             raise openai.APIError(message=f"the stream ended with finish_reason {result.raw_finish_reason}",
                                   request=response.request, body=None)
-        return arrival_of(response)
+        return done[0] if done else arrival_of(response)
 
     @staticmethod
     def _headers(raw: Any, result: CallResult) -> None:

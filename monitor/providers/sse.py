@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, NoReturn
 
 import httpx
@@ -39,8 +39,9 @@ DRAIN_S = 1.0
 _FIELDS = ("event:", "id:", "retry:", ":")  # the other lines of an event stream (":" starts a comment)
 
 
-async def sse_json(response: Any) -> AsyncIterator[Any]:
-    """Yield the JSON data of each event until ``[DONE]`` or the end of the body.
+async def sse_json(response: Any, done_at: Callable[[], None] = lambda: None) -> AsyncIterator[Any]:
+    """Yield the JSON data of each event until ``[DONE]`` or the end of the body; `done_at()` is called at
+    ``[DONE]``, before what follows it is read (the answer ended there: its end and latency are taken then).
 
     A body with no events at all is said to be what it is (`_not_events`): a proxy's 200 with a JSON error, a
     server that answered whole, or nothing. Its lines are kept as they come, so a stream is read as it arrives, whatever its
@@ -74,6 +75,7 @@ async def sse_json(response: Any) -> AsyncIterator[Any]:
                 events = True
                 yield _checked(json.loads(payload), response)
         if done:
+            done_at()
             await _drain(lines)
         if stray and not events and not done:
             _not_events("\n".join(stray), response)
