@@ -14,6 +14,7 @@ from monitor.config.models import Target
 from monitor.domain import ErrorType, FinishReason
 from monitor.providers import AnthropicProvider, ChatRequest, OpenAIProvider, Provider, build_provider
 from monitor.sim import SimServer
+from tests.support.jsonserver import raw_server
 
 MSG = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "How do I kill a Python process?"}]
 # "daemon": built as the daemon builds it (connections that note arrival times); "library": the HTTP library's
@@ -207,6 +208,34 @@ async def test_server_rejecting_stream_options_gets_streams_without_it(rejects: 
     for r in (first, second):
         assert r.ok, r.error_message
         assert r.text and r.usage.output_tokens is None  # unknown, never 0
+
+
+@pytest.mark.parametrize("status", [400, 422])
+async def test_an_error_that_only_echoes_stream_options_keeps_them(status: int) -> None:
+    """A validation error about something else that echoes the request (pydantic's `input`: the whole body for a
+    field missing) names stream_options: it was taken for a server that rejects them, asked again without, and
+    every later stream went without them, tokens unknown until a restart."""
+    def answer(body: dict[str, Any], headers: dict[str, str]) -> tuple[int, str, bytes]:
+        if body["model"] == "strict":
+            detail = [{"type": "missing", "loc": ["body", "max_tokens"], "msg": "Field required", "input": body}]
+            return status, "application/json", json.dumps({"detail": detail}).encode()
+        usage = {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}
+        chunks = [{"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
+                   "choices": [{"index": 0, "delta": {"content": "hi"}, "finish_reason": "stop"}]},
+                  *([{"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": [],
+                      "usage": usage}] if body.get("stream_options") else [])]
+        events = "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n"
+        return 200, "text/event-stream", events.encode()
+
+    with raw_server(answer) as url:
+        provider = OpenAIProvider(url + "/v1", None)
+        try:
+            rejected = await provider.complete(ChatRequest(model="strict", messages=MSG, timeout_s=5))
+            later = await provider.complete(ChatRequest(model="m", messages=MSG, timeout_s=5))
+        finally:
+            await provider.aclose()
+    assert rejected.error_type == ErrorType.BAD_REQUEST, rejected.error_message
+    assert later.ok and later.usage.output_tokens == 1, (later.error_message, later.usage)
 
 
 class _EchoKey(BaseHTTPRequestHandler):

@@ -241,7 +241,7 @@ class OpenAIProvider:
                 **self._body(req), stream=True, timeout=req.timeout_s, extra_headers=req.extra_headers or None,
                 **extra)  # type: ignore[call-overload]  # the body is built as a dict (_body)
         except (openai.BadRequestError, openai.UnprocessableEntityError) as e:
-            if not extra or "stream_options" not in f"{e.message} {e.body}":  # Mistral's says it in body only
+            if not extra or not _rejects_stream_options(e.body):
                 raise
             # An older OpenAI-compatible server that rejects stream_options (400), or one that validates strictly
             # (Mistral: 422 extra_forbidden): stream without it from now on (tokens are then unknown unless the
@@ -348,6 +348,19 @@ class OpenAIProvider:
         result.http_status = raw.status_code
         result.request_id = raw.headers.get("x-request-id")
         result.ratelimit = ratelimit_headers(raw.headers)
+
+
+def _rejects_stream_options(body: Any) -> bool:
+    """Whether an error body (the SDK's: its `error` member, else all of it) names stream_options other than in the
+    request it echoes: pydantic's errors carry their `input` (for a field missing, the whole request, stream_options
+    in it), and a 422 about anything else is not the server rejecting them (Mistral's, which is, names them in an
+    error's `loc`)."""
+    def kept(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: kept(v) for k, v in value.items() if k != "input"}
+        return [kept(v) for v in value] if isinstance(value, list) else value
+
+    return "stream_options" in json.dumps(kept(body), default=str)
 
 
 def _json(response: Any) -> Any:
