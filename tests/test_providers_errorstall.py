@@ -16,12 +16,13 @@ from typing import Any
 
 import pytest
 
+from monitor.config.models import Target
 from monitor.domain import ErrorType
-from monitor.providers import ChatRequest
+from monitor.providers import ChatRequest, build_provider
 from tests.support.jsonserver import wire_server
 from tests.test_providers_encoding import provider
 from tests.test_providers_errorbody import START
-from tests.test_providers_replies import KINDS, Send, call, complete, head
+from tests.test_providers_replies import KINDS, PROXY_VARS, Send, call, complete, head
 
 TIMEOUT_S = 0.5  # each call below waits this long
 
@@ -167,3 +168,50 @@ async def test_a_status_is_kept_for_its_own_request_only(monkeypatch: pytest.Mon
     assert (silent.http_status, silent.error_message) == (
         None, f"no complete answer in {TIMEOUT_S:g}s: no response yet"), silent.error_message
     assert (stalls.http_status, stalls.retry_after_s) == (429, 7.0), stalls.error_message
+
+
+@contextmanager
+def tunnelling(answer: bytes | None) -> Iterator[str]:
+    """An HTTP proxy that reads each CONNECT and sends `answer` (None: nothing), then stays silent: through its
+    tunnel the target never answers the TLS handshake (or, with no answer, the proxy never reaches the target)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    taken: list[socket.socket] = []
+
+    def take() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn = listener.accept()[0]
+                taken.append(conn)
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    head += conn.recv(4096)
+                if answer is not None:
+                    conn.sendall(answer)
+
+    threading.Thread(target=take, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        for s in [listener, *taken]:
+            s.close()
+
+
+@pytest.mark.parametrize(("answer", "step"), [
+    (b"HTTP/1.1 200 Connection established\r\n\r\n", "the TLS handshake"),
+    (None, "the proxy's CONNECT"),
+], ids=["tls", "connect"])
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_target_never_reached_through_a_proxy_is_a_connect_failure(
+        kind: str, answer: bytes | None, step: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Behind an HTTP proxy (HTTPS_PROXY) a connection to an https target is the proxy's CONNECT and then the TLS
+    handshake through its tunnel: a target that never answers either was a `timeout`, "no response yet", as a model
+    slow to answer is (httpcore names the tunnel's handshake `proxy.start_tls`, the CONNECT is a request)."""
+    with tunnelling(answer) as proxy:
+        for name in PROXY_VARS:
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("HTTPS_PROXY", proxy)
+        target = Target(id="t", provider=kind, base_url="https://upstream.invalid" + ("/v1" if kind == "openai"
+                                                                                      else ""), model="m")
+        r = await call(build_provider(target, "sk-test"), True, timeout_s=TIMEOUT_S)
+    assert (r.http_status, r.error_type) == (None, ErrorType.CONNECT), (r.error_type, r.error_message)
+    assert r.error_message == f"no connection in {TIMEOUT_S:g}s: {step} did not finish"

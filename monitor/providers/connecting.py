@@ -7,6 +7,7 @@ it, a blackholed route, an address nothing holds any more) or a TLS handshake th
 "no response yet", as a model slow to answer is. httpcore reports each step of making a connection to a request's
 ``trace`` extension (public API of both httpx flavours, whatever the transport); `watch_connecting` gives a client a
 request hook that puts one on every request, which notes in the calling task's `watching` the step under way.
+Behind an HTTP proxy an https target's connection is also the proxy's CONNECT and the TLS handshake through its tunnel.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 from typing import Any
 
-# httpcore's connection steps, and what each is in a message
-_STEPS = {"connection.connect_tcp": "connecting (DNS, TCP)", "connection.connect_unix_socket": "connecting",
-          "connection.start_tls": "the TLS handshake"}
+# httpcore's connection steps (named after the module that takes them: connection., or proxy. for the TLS handshake
+# through an HTTP proxy's tunnel), and what each is in a message; CONNECT is the request that opens the tunnel
+_STEPS = {"connect_tcp": "connecting (DNS, TCP)", "connect_unix_socket": "connecting", "start_tls": "the TLS handshake",
+          "CONNECT": "the proxy's CONNECT"}
 
 
 class Connecting:
@@ -59,8 +61,15 @@ async def _traced(request: Any) -> None:
 
 
 async def _trace(name: str, info: dict[str, Any]) -> None:
-    step, _, phase = name.rpartition(".")
-    if step in _STEPS and (state := _STATE.get()) is not None:
+    where, _, phase = name.rpartition(".")
+    step = where.rpartition(".")[2]
+    if (state := _STATE.get()) is None:
+        return
+    if step == "send_request_headers" and getattr(info.get("request"), "method", None) == b"CONNECT":
+        step = "CONNECT"  # a proxy that never answers it has not reached the target (its answer ends the step)
+    elif step == "receive_response_headers" and state.step == "CONNECT":
+        step = "CONNECT"
+    if step in _STEPS:
         # a step that failed raises its own error (typed as it is), or was cut by the call's timeout: it stays noted
         if phase == "started":
             state.step = step
