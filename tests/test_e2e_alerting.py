@@ -83,6 +83,7 @@ def test_drift_fires_a_signed_webhook_then_resolves_on_accept(tmp_path: Path, ch
         alerts = f"""alerts:
   external_url: "http://127.0.0.1:{port}"
   cooldown: 0s
+  group_wait: 3s
   sinks: [{{name: hook, type: webhook, url: "{receiver.url}/hook", secret_env: WHSEC}}]"""
         cfg = write(tmp_path, changing_sim, port, alerts)
         env = {"K": "k", "WHSEC": SECRET}
@@ -99,8 +100,8 @@ def test_drift_fires_a_signed_webhook_then_resolves_on_accept(tmp_path: Path, ch
             assert event["evidence"]["diff"]
             assert 'llm_monitor_drift_active{canary="kill-python-process",signal="refused",target="gpt"} 1.0' \
                 in d.get("/metrics").text
-            # the signals of kill-python-process@gpt that changed within group_wait (30 s) come as one message (it
-            # took 30 s of the 60 s this waited before on a loaded machine: 120 s, a deadline, not a measurement)
+            # the signals of kill-python-process@gpt that changed within group_wait (3 s here, 30 s by default) come
+            # as one message (120 s: a deadline, not a measurement)
             msgs = wait(lambda: [m for m in receiver.delivered if m.json["type"] == "drift.opened"
                                  and "refused" in m.json["data"]["signals"]], 120, "a drift.opened webhook", d)
             msg = msgs[0]
@@ -189,8 +190,9 @@ def test_pending_notifications_survive_sigkill(tmp_path: Path, changing_sim: Sim
     port, hook_port = free_port(), free_port()
     alerts = f"""alerts:
   cooldown: 0s
+  group_wait: 1s
   retry: {{initial: 0.2s, max: 1s}}
-  sinks: [{{name: hook, type: webhook, url: "http://127.0.0.1:{hook_port}/hook", secret_env: WHSEC}}]"""
+  sinks: [{{name: hook, type: webhook, url: "http://127.0.0.1:{hook_port}/hook", secret_env: WHSEC, timeout: 2s}}]"""
     cfg = write(tmp_path, changing_sim, port, alerts)
     env = {"K": "k", "WHSEC": SECRET}
     d = Daemon(cfg, port, env=env)
@@ -230,8 +232,8 @@ def test_pending_notifications_survive_sigkill(tmp_path: Path, changing_sim: Sim
         d2 = Daemon(cfg, port, env=env)
         try:
             d2.wait_ready()
-            # A row the killed daemon had just claimed waits out its lease (3 x 10 s timeout + 5 s) first; rows
-            # of one canary x target's drift go out as one message.
+            # A row the killed daemon had just claimed waits out its lease (3 x the sink's 2 s timeout + 5 s) first;
+            # rows of one canary x target's drift go out as one message.
             wait(lambda: not set(waiting) & set(undelivered()) and set(waiting.values()) <= told(receiver), 120,
                  "every pending notification delivered after the restart", d2)
         finally:
