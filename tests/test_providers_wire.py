@@ -36,6 +36,8 @@ async def call(phase: dict[str, Any], kind: str = "openai", stream: bool = True,
 
 # 40 answer tokens and 120 reasoning tokens at 100 tokens/s: 0.4 s of answer after 1.2 s of reasoning.
 THINKER = {"ttft": 20, "output_tps": 100, "length": 40, "chunk_tokens": 2, "reasoning_tokens": 120}
+# The same answer and reasoning at 1,000 tokens/s (0.16 s, not 1.6 s), for tests of what is read, not of its times.
+THOUGHT = {**THINKER, "output_tps": 1000}
 
 
 @pytest.mark.parametrize(("kind", "reasoning"), [
@@ -230,8 +232,8 @@ async def test_groqs_usage_in_x_groq_is_read_when_the_stream_has_no_usage(stream
 async def test_reasoning_in_think_tags_is_not_the_answer_nor_its_first_token(quirk: str, stream: bool) -> None:
     """The think block was the stored text (json_valid, equals and length checks, similarity and length drift saw
     it) and its first token the answer's (TTFT was the reasoning's start)."""
-    fielded = await call({**THINKER, "reasoning": "reasoning_content"}, stream=stream)
-    r = await call({**THINKER, "quirks": [quirk]}, stream=stream)
+    fielded = await call({**THOUGHT, "reasoning": "reasoning_content"}, stream=stream)
+    r = await call({**THOUGHT, "quirks": [quirk]}, stream=stream)
     assert r.ok, r.error_message
     assert r.text == fielded.text and "think" not in r.text
     assert r.usage.output_tokens == 160 and r.usage.reasoning_tokens is None  # the server does not count it apart
@@ -241,7 +243,7 @@ async def test_reasoning_in_think_tags_is_not_the_answer_nor_its_first_token(qui
 
 @pytest.mark.parametrize("stream", [True, False])
 async def test_reasoning_tags_off_keeps_the_content_as_sent(stream: bool) -> None:
-    r = await call({**THINKER, "quirks": ["think_in_content"]}, stream=stream, target={"reasoning_tags": "off"})
+    r = await call({**THOUGHT, "quirks": ["think_in_content"]}, stream=stream, target={"reasoning_tags": "off"})
     assert r.ok and r.text.startswith("<think>\nLet me think") and "</think>\n\n" in r.text
     if stream:
         assert r.ttft_s is not None and r.ttft_s == r.first_output_s
@@ -250,7 +252,7 @@ async def test_reasoning_tags_off_keeps_the_content_as_sent(stream: bool) -> Non
 @pytest.mark.parametrize("stream", [True, False])
 async def test_a_think_block_cut_for_length_is_no_answer(stream: bool) -> None:
     """max_tokens ends the answer while the model still thinks: the block never closes, and nothing answered."""
-    r = await call({**THINKER, "quirks": ["think_in_content"]}, stream=stream, max_tokens=50)
+    r = await call({**THOUGHT, "quirks": ["think_in_content"]}, stream=stream, max_tokens=50)
     assert r.ok and r.finish_reason == FinishReason.LENGTH and r.usage.output_tokens == 50
     assert r.text == "" and r.ttft_s is None
     if stream:
@@ -270,22 +272,23 @@ async def test_think_tags_inside_an_answer_are_the_answer(stream: bool) -> None:
 async def test_a_thought_cut_short_in_a_block_the_template_opened_is_no_answer_when_told(stream: bool) -> None:
     """DeepSeek-R1's template opens the block in the prompt: a thought cut by max_tokens holds no tag at all. auto
     cannot tell it from an answer; always (the template opens it) reads it as reasoning, as vLLM's parser does."""
-    phase = {**THINKER, "quirks": ["think_in_content_unopened"]}
+    phase = {**THOUGHT, "quirks": ["think_in_content_unopened"]}
     told = await call(phase, stream=stream, max_tokens=50, target={"reasoning_tags": "always"})
     assert told.ok and told.finish_reason == FinishReason.LENGTH and told.text == "" and told.ttft_s is None
     assert (await call(phase, stream=stream, max_tokens=50)).text.startswith("Let me think")
     answered = await call(phase, stream=stream, target={"reasoning_tags": "always"})
-    assert answered.text == (await call(THINKER, stream=stream)).text and "think" not in answered.text
+    assert answered.text == (await call(THOUGHT, stream=stream)).text and "think" not in answered.text
 
 
 @pytest.mark.parametrize("stream", [True, False])
 async def test_mistrals_content_parts_are_read_thinking_apart_from_the_answer(stream: bool) -> None:
     """Mistral's reasoning models send `content` as a list of parts (a thinking part, then the text): every such
     call failed as a bad_response ("content [...] is not text")."""
-    r = await call({**THINKER, "reasoning": "reasoning", "quirks": ["content_parts"]}, stream=stream)
+    pace = THINKER if stream else THOUGHT  # the rate is read from a stream only
+    r = await call({**pace, "reasoning": "reasoning", "quirks": ["content_parts"]}, stream=stream)
     assert r.ok, r.error_message
     assert r.text and "think" not in r.text and r.usage.output_tokens == 160  # the answer only
-    plain = await call({**THINKER, "reasoning": "reasoning"}, stream=stream)
+    plain = await call({**THOUGHT, "reasoning": "reasoning"}, stream=stream)
     assert r.text == plain.text
     if stream:  # the thinking parts are output before the answer: not its first token, but in its rate
         assert r.ttft_s is not None and r.ttft_s >= 1.2
