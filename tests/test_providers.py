@@ -157,8 +157,10 @@ CASES = [(m, e, s) for m, e in FAULTS for s in (True, False)]
 async def test_faults_are_typed_observations(faults_sim: SimServer, kind: str, stream: bool, model: str,
                                              expected: ErrorType, transport: str) -> None:
     provider = make(kind, faults_sim, transport)
+    # the timeout and stall faults hold the answer for 120 s and 3 s: any timeout of the call's ends them as one
+    timeout_s = 0.5 if expected == ErrorType.TIMEOUT else 1.0
     try:
-        r = await provider.complete(ChatRequest(model=model, messages=MSG, stream=stream, timeout_s=1.0))
+        r = await provider.complete(ChatRequest(model=model, messages=MSG, stream=stream, timeout_s=timeout_s))
     finally:
         await provider.aclose()
     assert r.error_type == expected, (r.error_type, r.error_message)
@@ -261,7 +263,8 @@ class _EchoKey(BaseHTTPRequestHandler):
 @pytest.mark.parametrize("kind", ["openai", "anthropic"])
 async def test_an_echoed_api_key_never_leaves_the_provider(kind: str) -> None:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _EchoKey)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    # shutdown() returns once the loop looks at its flag: every poll_interval (0.5 s by default)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
     base_url = f"http://127.0.0.1:{server.server_port}" + ("/v1" if kind == "openai" else "")
     key = "sk-live-0123456789abcdef"
     provider = build_provider(Target(id="t", provider=kind, base_url=base_url, model="m"), key)
@@ -283,7 +286,7 @@ async def test_an_echoed_api_key_cut_by_the_messages_length_limit_leaves_no_part
         pad = 0
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Padded)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
     base_url = f"http://127.0.0.1:{server.server_port}" + ("/v1" if kind == "openai" else "")
     key = "sk-live-0123456789abcdefghijklmnopqrstuv"
     provider = build_provider(Target(id="t", provider=kind, base_url=base_url, model="m"), key)
