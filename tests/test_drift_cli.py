@@ -242,6 +242,29 @@ def test_read_commands_on_a_missing_store_are_clean_errors_that_create_nothing(t
 
 
 
+def test_a_missing_store_or_an_unknown_name_is_told_before_the_drift_engine_loads(tmp_path: Path) -> None:
+    """`diff` and `baseline` loaded the drift engine (SciPy, NumPy: half of their second) before they looked at the
+    store and the names asked for, only to say that one of them was not there."""
+    from monitor.store import Store
+
+    cfg = write_config(tmp_path, "  - {id: t, provider: openai, base_url: 'http://127.0.0.1:9/v1', model: m}",
+                       "canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n")
+    missing = tmp_path / "missing.yaml"
+    missing.write_text(cfg.read_text().replace("m.db", "typo.db"))
+    Store(f"sqlite:///{tmp_path / 'm.db'}").migrate()
+    code = ("import sys; from monitor.cli import main\n"
+            "for args in map(str.split, sys.argv[1:]):\n"
+            "    try:\n        rc = main(args)\n    except SystemExit as e:\n        rc = e.code\n"
+            "    print(rc, [m for m in ('scipy', 'numpy', 'monitor.analysis') if m in sys.modules])")
+    asked = [f"diff c1 -c {missing}", f"baseline show c1 -c {missing}", f"baseline accept c1 -c {missing}",
+             f"diff c9 -c {cfg}", f"diff c1 --target nope -c {cfg}", f"baseline show c9 -c {cfg}",
+             f"baseline accept c1 --target nope -c {cfg}", f"baseline show --target nope -c {cfg}"]
+    out = subprocess.run([sys.executable, "-c", code, *asked], capture_output=True, text=True, timeout=60)
+    assert out.stdout.splitlines() == ["2 []"] * len(asked), out.stdout + out.stderr
+    assert out.stderr.count("no store at") == 3 and out.stderr.count("no canary 'c9'") == 2, out.stderr
+    assert out.stderr.count("no target 'nope'") == 3, out.stderr
+
+
 @pytest.mark.parametrize("url", ["sqlite:///llm-monitor.db", "sqlite:///nodir/x.db"])
 def test_a_relative_store_path_is_shown_resolved_from_the_working_directory(tmp_path: Path, url: str) -> None:
     """`drift -c /abs/monitor.yaml` run from another folder said `no store at llm-monitor.db`: not which file it

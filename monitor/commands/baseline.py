@@ -17,7 +17,7 @@ from monitor.commands.common import (
     utc_time,
     when,
 )
-from monitor.commands.drift import open_analysis, pair_targets
+from monitor.commands.drift import analysis_on, open_stored, pair_targets
 from monitor.domain import Observation
 from monitor.timeinput import parse_time
 
@@ -66,7 +66,7 @@ def baseline(config_path: str, action: str, canary: str | None, target: str | No
         err_console.print(f"[red]error:[/] --since and --until choose the observations of `baseline pin`; `baseline "
                           f"{action}` takes none (accept: current behaviour, from the open events' change on)")
         return EXIT_CONFIG
-    config, analysis = open_analysis(config_path)
+    config, store = open_stored(config_path)
     try:
         if canary is None:  # show: every configured pair (only `target`'s, if given)
             known = [t.id for t in config.targets]
@@ -78,6 +78,7 @@ def baseline(config_path: str, action: str, canary: str | None, target: str | No
     except ValueError as e:
         err_console.print(f"[red]error:[/] {escape(str(e))}")
         return EXIT_CONFIG
+    analysis = analysis_on(config, store)
     targets = [t for _, t in pairs]
     console = table_console()
     if action == "show":

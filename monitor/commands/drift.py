@@ -59,6 +59,20 @@ def events_table(events: list[dict[str, Any]], title: str) -> Table:
 
 
 def open_analysis(config_path: str) -> Any:
+    """Load the config, open its store and return both with the analysis on them."""
+    config, store = open_stored(config_path)
+    return config, analysis_on(config, store)
+
+
+def open_stored(config_path: str) -> Any:
+    """Load the config and open its store (never a new one): exit on an error in either."""
+    config = load_or_exit(config_path)
+    return config, open_store_or_exit(config, create=False)  # these commands work on stored data
+
+
+def analysis_on(config: Any, store: Any) -> Any:
+    """The analysis on `store`: the drift engine (SciPy, NumPy) loads here, after the config, the store and the
+    names asked for checked out (an error about them came after a second of loading it)."""
     from prometheus_client import CollectorRegistry
 
     from monitor.alerts.outbox import Outbox
@@ -67,13 +81,11 @@ def open_analysis(config_path: str) -> Any:
     from monitor.domain import utcnow
     from monitor.telemetry.metrics import Metrics
 
-    config = load_or_exit(config_path)
-    store = open_store_or_exit(config, create=False)  # these commands work on stored data: never start a store
     # Notifications are only enqueued here (in the event's transaction); the running daemon delivers them.
     alerting = Alerting(config.alerts, Outbox(store.engine), None, utcnow)  # type: ignore[arg-type]
     tags = {c.id: tuple(c.tags) for c in config.canaries}
-    return config, Analysis(store, Metrics(CollectorRegistry()), config.drift_settings(), alerting=alerting,
-                            tags=lambda canary: tags.get(canary, ()))
+    return Analysis(store, Metrics(CollectorRegistry()), config.drift_settings(), alerting=alerting,
+                    tags=lambda canary: tags.get(canary, ()))
 
 
 def drift_list(config_path: str, open_only: bool, as_json: bool, canaries: list[str] | None = None,
@@ -133,15 +145,16 @@ def diff_renderer(console: Console) -> Callable[[str], Text]:
 
 
 def diff(config_path: str, canary: str, target: str | None, count: int) -> int:
-    from monitor.drift.baseline import Baseline
-    from monitor.drift.events import word_diff
-
-    config, analysis = open_analysis(config_path)
+    config, store = open_stored(config_path)
     try:
         targets = pair_targets(config, canary, target)
     except ValueError as e:
         err_console.print(f"[red]error:[/] {escape(str(e))}")
         return EXIT_CONFIG
+    from monitor.drift.baseline import Baseline
+    from monitor.drift.events import word_diff
+
+    analysis = analysis_on(config, store)
     console = table_console()
     render = diff_renderer(console)
     for tid in targets:
