@@ -219,7 +219,6 @@ async def test_accept_refuses_a_window_without_enough_successes_and_unknown_targ
         out = cli("baseline", action, "c1", "--since", "2026-01-01", "-c", str(cfg_path))
         assert out.returncode == 2 and "--since and --until choose the observations of `baseline pin`" in out.stderr
     assert cli("baseline", "show", "c1", "-c", str(cfg_path)).stdout == before.stdout  # nothing changed
-    assert cli("baseline", "show", "c1", "-c", str(cfg_path)).stdout == before.stdout
 
 
 @pytest.mark.parametrize("url", ["postgresql+psycopg://postgres@127.0.0.1:5999/nope",
