@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import zlib
 from typing import Any
 
 import pytest
@@ -121,25 +122,36 @@ async def test_a_whole_answer_is_the_choice_of_index_0(choices: list[Any], text:
     assert r.raw_finish_reason == (None if said else "stop")
 
 
-@pytest.mark.parametrize("after", ["lingers", "breaks"])
+@pytest.mark.parametrize("after", ["lingers", "breaks", "undecodable", "floods"])
 async def test_an_answer_ended_by_done_stands_whatever_the_body_does_after(after: str,
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """`data: [DONE]` ends the answer (the SDK stops reading there); the rest of the body was read to its end for
     the connection's reuse, so a gateway that kept it open after [DONE] made the answer a timeout ("its body did not
-    end"), and one that closed the connection without the chunked body's end a bad_response ("broken off")."""
+    end"), and one that closed the connection without the chunked body's end a bad_response ("broken off"); so did
+    a compressed body whose tail does not decode, or a tail past `max_reply_bytes`."""
     finished = threading.Event()
+    gzip = zlib.compressobj(wbits=16 + zlib.MAX_WBITS) if after == "undecodable" else None
+
+    def piece(data: bytes) -> bytes:
+        return f"{len(data):x}\r\n".encode() + data + b"\r\n"
 
     def answer(request: dict[str, Any], send: Any) -> None:
-        send(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
+        encoding = b"content-encoding: gzip\r\n" if gzip else b""
+        send(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n" + encoding +
+             b"transfer-encoding: chunked\r\n\r\n")
         body = chunk(delta(0, role="assistant", content="")) + chunk(delta(0, "stop", content="hi")) + \
             b"data: [DONE]\n\n"
-        send(f"{len(body):x}\r\n".encode() + body + b"\r\n")
+        send(piece(gzip.compress(body) + gzip.flush(zlib.Z_SYNC_FLUSH) if gzip else body))
         if after == "lingers":
             finished.wait(30)  # the body's last chunk never comes; the server waits for the client to go
+        elif after in ("undecodable", "floods"):
+            time.sleep(0.2)  # read apart from the answer: [DONE] is in before the tail comes
+            send(piece(b"\xff" * 64 if gzip else b": padding\n" * 1000) + b"0\r\n\r\n")
 
+    fields = {"max_reply_bytes": 4096} if after == "floods" else {}
     try:
         with wire_server(answer) as url:
-            r = await call(build("openai", url, "daemon", monkeypatch), True, timeout_s=10)
+            r = await call(build("openai", url, "daemon", monkeypatch, **fields), True, timeout_s=10)
     finally:
         finished.set()
     assert r.ok, (r.error_type, r.error_message)

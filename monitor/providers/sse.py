@@ -21,6 +21,7 @@ import httpx
 import openai
 
 from monitor.providers.base import short
+from monitor.providers.capped import ReplyTooLarge
 
 try:  # openai >= 3 runs on httpx2, earlier releases on httpx: catch the transport errors of whichever it uses
     import httpx2
@@ -90,8 +91,9 @@ async def sse_json(response: Any, done_at: Callable[[], None] = lambda: None) ->
 async def _drain(lines: AsyncIterator[str]) -> None:
     """Read what follows [DONE] to the body's end (HTTP/1.1 reuses a connection only then), for `DRAIN_S` at most, and
     take a failure there for the end: the answer ended at [DONE], as the SDK has it (it stops reading there), so a
-    gateway that keeps the body open after it, or breaks the connection, has answered all the same."""
-    with contextlib.suppress(TimeoutError, *TIMEOUTS, *BROKEN):
+    gateway that keeps the body open after it, breaks the connection, or sends a tail that does not decode or goes
+    past `max_reply_bytes`, has answered all the same."""
+    with contextlib.suppress(TimeoutError, *TIMEOUTS, *BROKEN, *UNDECODABLE, ReplyTooLarge):
         async with asyncio.timeout(DRAIN_S):
             async for _ in lines:
                 pass
