@@ -41,6 +41,23 @@ async def test_an_anthropic_stream_that_began_and_stopped_short_is_still_broken_
     assert r.text == "hi"
 
 
+@pytest.mark.parametrize(("error", "typed"), [
+    ({"message": "upstream rate limit", "code": "429"}, ErrorType.RATE_LIMITED),
+    ({"message": "upstream failed", "code": 500}, ErrorType.SERVER_ERROR),
+    ({"type": "overloaded_error", "message": "Overloaded"}, ErrorType.SERVER_ERROR),
+], ids=["openai-429", "openai-500", "anthropic"])
+async def test_an_error_event_is_typed_by_its_error_whatever_its_shape(error: dict[str, Any], typed: ErrorType,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """An `event: error` whose error is OpenAI-shaped (no type; the upstream's status in `code`), as a proxy relaying
+    another API's failure sends it: typed as `api_error` (a server_error), a rate limit was lost."""
+    body = (sse("message_start", {"type": "message_start", "message": {"id": "msg_1", "model": "m"}})
+            + sse("error", {"error": error}))
+    with wire_server(lambda request, send: send(head(True, len(body)) + body)) as url:
+        r = await call(build("anthropic", url, "daemon", monkeypatch), True)
+    assert r.error_type == typed, (r.error_type, r.error_message)
+    assert error["message"] in (r.error_message or "")
+
+
 @pytest.mark.parametrize("body", [b"", b": OPENROUTER PROCESSING\n\n"], ids=["empty", "comments"])
 async def test_an_openai_stream_with_no_events_says_so(body: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
     """The same on OpenAI: it was "response broken off: stream ended without a finish_reason"."""
