@@ -15,7 +15,7 @@ from monitor.sim import SimServer, scenario_from_dict
 from monitor.store import Store
 from monitor.store.drift_repo import DriftRepository
 from tests.support.daemon import cli
-from tests.support.drift_app import started_app
+from tests.support.drift_app import started_app, stored_runs
 
 
 async def test_accept_right_after_a_change_takes_only_observations_since_it(tmp_path: Path) -> None:
@@ -94,13 +94,7 @@ async def test_pin_and_accept_count_the_ranges_failed_calls_in_the_error_rate(tm
     # expected no error at all where the daemon's own (first_n) ones learn the provider's isolated errors.
     scenario = scenario_from_dict({"name": "flaky", "seed": 3, "defaults": {"ttft": 5, "output_tps": 5000},
                                    "models": {"*": {"phases": [{"name": "a", "faults": {"malformed": 0.25}}]}}})
-    probes = "canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n    samples: 6\n"
-    with SimServer(scenario) as sim:
-        app, cfg_path, canary, target = await started_app(tmp_path, sim, probes, "{baseline_size: 10}")
-        try:
-            observed = [o for _ in range(4) for o in await app.runner.run(canary, target)]
-        finally:
-            await app.stop()
+    cfg_path, observed = await stored_runs(tmp_path, scenario, 6, "{baseline_size: 10}", runs=4)
     failed = sum(1 for o in observed if not o.ok)
     assert 0 < failed < len(observed) - 10, failed  # isolated failures among enough answers (seed 3)
 
@@ -155,13 +149,7 @@ async def test_pin_refuses_a_range_holding_more_than_it_reads(tmp_path: Path, mo
 
     scenario = scenario_from_dict({"name": "many", "seed": 5, "defaults": {"ttft": 5, "output_tps": 5000},
                                    "models": {"m": {"phases": [{"name": "a"}]}}})
-    probes = "canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n    samples: 6\n"
-    with SimServer(scenario) as sim:
-        app, cfg_path, canary, target = await started_app(tmp_path, sim, probes, "{baseline_size: 5}")
-        try:
-            observed = [o for _ in range(3) for o in await app.runner.run(canary, target)]
-        finally:
-            await app.stop()
+    cfg_path, observed = await stored_runs(tmp_path, scenario, 6, "{baseline_size: 5}", runs=3)
     monkeypatch.setattr(command, "PIN_MAX_OBSERVATIONS", 10)
     capsys.readouterr()
     assert command.baseline(str(cfg_path), "pin", "c1", None, "", since="2026-01-01T00:00:00Z") == 2

@@ -28,6 +28,19 @@ async def started_app(tmp_path: Path, sim: SimServer, probes: str, drift: str) -
     return app, cfg_path, canary, target
 
 
+
+async def stored_runs(tmp_path: Path, scenario: Any, samples: int, drift: str, runs: int) -> tuple[Path, list[Any]]:
+    """Store `runs` runs of canary c1 (`samples` calls each) against a simulator playing `scenario`, the app
+    stopped after; return the config path and the observations."""
+    probes = f"canaries:\n  - id: c1\n    messages: [{{role: user, content: hi}}]\n    samples: {samples}\n"
+    with SimServer(scenario) as sim:
+        app, cfg_path, canary, target = await started_app(tmp_path, sim, probes, drift)
+        try:
+            observed = [o for _ in range(runs) for o in await app.runner.run(canary, target)]
+        finally:
+            await app.stop()
+    return cfg_path, observed
+
 PROBES_C1 = ("canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n    samples: 5\n"
              "    params: {temperature: 0.7}\n")
 
