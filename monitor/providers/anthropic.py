@@ -35,6 +35,7 @@ from monitor.providers.base import (
 from monitor.providers.capped import ReplyTooLarge
 from monitor.providers.connecting import never_connected, watch_connecting, watching
 from monitor.providers.shape import get, obj, shown
+from monitor.providers.sse import drain
 from monitor.providers.vet import vet
 from monitor.tls import default_context
 
@@ -116,9 +117,9 @@ class AnthropicProvider:
         timeout = httpx.Timeout(request.timeout_s)
         try:
             with watching() as connecting:
-                async with asyncio.timeout(request.timeout_s):
+                async with asyncio.timeout(request.timeout_s) as limit:
                     if request.stream:
-                        last_byte = await self._stream(request, headers, timeout, result, start)
+                        last_byte = await self._stream(request, headers, timeout, result, start, limit)
                     else:
                         last_byte = await self._once(request, headers, timeout, result, start)
         except TimeoutError:
@@ -167,8 +168,10 @@ class AnthropicProvider:
         return arrival_of(resp)
 
     async def _stream(self, req: ChatRequest, headers: dict[str, str], timeout: httpx.Timeout,
-                      result: CallResult, start: float) -> float | None:
-        """Read the events; return when the last bytes arrived (None when the connection does not say)."""
+                      result: CallResult, start: float, limit: asyncio.Timeout) -> float | None:
+        """Read the events; return when the last bytes arrived (None when the connection does not say), or
+        message_stop did: what follows it is read for the connection's reuse only, as after OpenAI's [DONE]
+        (`sse.drain`), whatever is left of the call's `limit`."""
         async with aconnect_sse(self._client, "POST", self._url, json=self.body(req), headers=headers,
                                 timeout=timeout) as source:
             resp = source.response
@@ -186,9 +189,11 @@ class AnthropicProvider:
             tools: dict[int, dict[str, str]] = {}
             usage: dict[str, Any] = {}
             stopped = heard = False
+            done: float | None = None  # when message_stop came
+            events = source.aiter_sse()
             unread: ValueError | None = None  # a usage that cannot be read: raised unless another error is on its way
             try:
-                async for sse in source.aiter_sse():
+                async for sse in events:
                     heard = True
                     if sse.event == "ping" or not sse.data:
                         continue
@@ -231,8 +236,11 @@ class AnthropicProvider:
                             result.raw_finish_reason = stop
                             result.finish_reason = _stop(stop)
                         usage.update(_counts(data.get("usage")))
-                    elif kind == "message_stop":
+                    elif kind == "message_stop":  # the answer's end: what follows is only read to the body's end (drain)
                         stopped = True
+                        done = received(arrival_of(resp), origin, self._clock())
+                        limit.reschedule(None)
+                        break
             finally:
                 result.text = "".join(parts)
                 result.tool_calls = [tools[i] for i in sorted(tools)]
@@ -248,7 +256,8 @@ class AnthropicProvider:
                 raise ValueError("the event stream held no events (no message_start, no message_stop)")
             if not stopped:
                 raise httpx.RemoteProtocolError("stream ended without message_stop")
-            return arrival_of(resp)
+            await drain(events)
+            return done
 
     @staticmethod
     def _meta(resp: httpx.Response, result: CallResult) -> None:

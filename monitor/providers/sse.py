@@ -77,7 +77,7 @@ async def sse_json(response: Any, done_at: Callable[[], None] = lambda: None) ->
                 yield _checked(json.loads(payload), response)
         if done:
             done_at()
-            await _drain(lines)
+            await drain(lines)
         if stray and not events and not done:
             _not_events("\n".join(stray), response)
         if not (events or done):  # a whole body that holds none (or comments only), not a stream broken off
@@ -88,8 +88,8 @@ async def sse_json(response: Any, done_at: Callable[[], None] = lambda: None) ->
         raise openai.APIConnectionError(request=response.request) from e
 
 
-async def _drain(lines: AsyncIterator[str]) -> None:
-    """Read what follows [DONE] to the body's end (HTTP/1.1 reuses a connection only then), for `DRAIN_S` at most, and
+async def drain(lines: AsyncIterator[Any]) -> None:
+    """Read what follows [DONE] (Anthropic's message_stop) to the body's end (HTTP/1.1 reuses a connection only then), for `DRAIN_S` at most, and
     take a failure there for the end: the answer ended at [DONE], as the SDK has it (it stops reading there), so a
     gateway that keeps the body open after it, breaks the connection, or sends a tail that does not decode or goes
     past `max_reply_bytes`, has answered all the same."""

@@ -72,8 +72,8 @@ def _usage_of(kind: str, stream: bool, value: Any) -> Any:
             return value.get("usage") if isinstance(value, dict) else None
         last = None
         for e in value:
-            if e == "[DONE]":  # what follows is not read
-                break
+            if e == "[DONE]" or (kind == "anthropic" and isinstance(e, dict) and e.get("type") == "message_stop"):
+                break  # what follows is not read
             if kind == "openai" and isinstance(e, dict) and "usage" in e:
                 last = e["usage"]
             if kind == "anthropic" and isinstance(e, dict) and e.get("type") == "message_delta":
