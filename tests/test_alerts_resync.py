@@ -1,6 +1,6 @@
 """`resync` (the cooldown memory read back from the outbox, on the analysis thread) while the event loop writes
 notifications it has just planned: the read can come before their commit, and must not put back the state before
-them (over SQLite and PostgreSQL)."""
+them; nor does the memory keep what the write left out (over SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -71,3 +71,15 @@ async def test_a_resync_after_the_writes_still_reads_another_processs_ends(store
     await other.publish([health("canary.recovered")])
     al.resync()
     assert kinds(await al.publish([health("canary.down")])) == ["canary.down"]
+
+
+async def test_a_canary_down_never_written_is_not_remembered_as_firing(store: Store) -> None:
+    """A run's canary.down as a reload removed its pair is not written (no longer monitored), but the memory held it
+    as firing: the pair added back, still failing within the cooldown, had its canary.down dropped as a repeat (the
+    outage never paged) and its canary.recovered sent alone."""
+    al = cooled(store)
+    al.monitored = set()  # the reload removed c1@t as its run ended
+    assert kinds(await al.publish([health("canary.down")])) == []
+    al.monitored = {("c1", "t")}  # added back
+    assert kinds(await al.publish([health("canary.down")])) == ["canary.down"]
+    assert kinds(await al.publish([health("canary.recovered")])) == ["canary.recovered"]

@@ -59,9 +59,11 @@ class Alerting:
         if sender is not None:  # None: the CLI's, which writes rows and sends none
             sender.on_dead = lambda n: self.inhibitor.given_up(self.outbox.engine, n, self.now())
 
-    def notifications(self, event: AlertEvent, also: Iterable[str] = ()) -> list[Notification]:
-        """Return the notifications an event produces now (routing and cooldown applied; `also`: see `_paged`)."""
-        return self.policy.notifications(event, self.now(), also=also)
+    def notifications(self, event: AlertEvent, also: Iterable[str] = (),
+                      undo: dict[CooldownKey, CooldownEntry | None] | None = None) -> list[Notification]:
+        """Return the notifications an event produces now (routing and cooldown applied; `also`: see `_paged`;
+        `undo`: see `Policy.notifications`)."""
+        return self.policy.notifications(event, self.now(), undo, also)
 
     def _paged(self, session: Any, event: AlertEvent) -> list[str]:
         """The sinks an end goes to though its routes no longer name them: those told its alert fires (a reload
@@ -144,13 +146,20 @@ class Alerting:
             if not self._writing[k]:
                 del self._writing[k]
 
-    async def _write_staged(self, out: list[Notification]) -> None:
-        """`_write` the notifications just planned (their keys marked as being written), then unmark them."""
+    async def _write_staged(self, out: list[Notification],
+                            undo: Mapping[CooldownKey, CooldownEntry | None] | None = None) -> None:
+        """`_write` the notifications just planned (their keys marked as being written), then unmark them. Those
+        `_write` left out (their pair no longer monitored) get back the memory `undo` holds of before them: else a
+        canary.down never sent was remembered as firing, and with the pair added back within the cooldown its next
+        canary.down was dropped as a repeat (its outage never paged, its recovery sent alone)."""
         keys = [(n.sink, n.group_key, n.signal) for n in out]
         try:
             await asyncio.to_thread(self._write, out)
         finally:
             with self._memory_lock:
+                written = {(n.sink, n.group_key, n.signal) for n in out}  # what `_write` kept of `out`
+                before = undo or {}
+                self.policy.restore({k: before[k] for k in keys if k not in written and k in before})
                 self._touch(keys, -1)
 
     def forget(self, undo: Mapping[CooldownKey, CooldownEntry | None]) -> None:
@@ -163,11 +172,12 @@ class Alerting:
         paged: list[list[str]] = [[] for _ in events]
         if any(e.kind in RESOLVING for e in events):  # a store read only for an end
             paged = await asyncio.to_thread(self._paged_all, events)
+        undo: dict[CooldownKey, CooldownEntry | None] = {}
         with self._memory_lock:
-            out = [n for e, also in zip(events, paged, strict=True) for n in self.notifications(e, also)]
+            out = [n for e, also in zip(events, paged, strict=True) for n in self.notifications(e, also, undo)]
             self._touch([(n.sink, n.group_key, n.signal) for n in out], +1)
         if out:
-            await self._write_staged(out)
+            await self._write_staged(out, undo)
             self.sender.wake()
         return out
 
