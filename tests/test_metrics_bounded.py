@@ -45,7 +45,8 @@ def test_a_server_naming_a_new_model_at_every_call_adds_a_bounded_number_of_seri
     assert len(names) == MAX_RESPONSE_MODELS + 1 and OTHER in names and "proxy-model-req0" in names
     assert [r.getMessage() for r in caplog.records] == [
         f"target t: more than {MAX_RESPONSE_MODELS} distinct gen_ai_response_model values; calls naming a new one "
-        f"are exported as {OTHER} (its observations keep the name; a restart starts the count again)"]
+        f"are exported as {OTHER} (their observations keep the name; a restart, or a reload that removes the target, "
+        "starts the count again)"]
     m.observe(call(0, "real-model", target="u"), "openai", "127.0.0.1")  # each target has its own count
     assert served_models(registry, "u") == {"real-model"}
 

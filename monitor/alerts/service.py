@@ -298,10 +298,11 @@ class Alerting:
     def reload(self, cfg: AlertsConfig, environ: Mapping[str, str] | None = None) -> None:
         """Apply a new alerts config (raises SecretError before changing anything if a secret is missing)."""
         sinks = build_sinks(cfg, environ)
-        memory = self.policy.memory
-        self.cfg = cfg
-        self.policy = Policy(cfg)
-        self.policy.memory = memory
+        policy = Policy(cfg)
+        with self._memory_lock:  # built whole, then put in place: a resync never sees it without its memory
+            policy.memory = self.policy.memory
+            self.cfg = cfg
+            self.policy = policy
         self.inhibitor.cfg = cfg
         self.sender.set_sinks(sinks, cfg)
 

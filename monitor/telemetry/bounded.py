@@ -43,8 +43,8 @@ class BoundedLabel:
             self._warned.add(key)
         if first:
             log.warning("target %s: more than %d distinct %s values; calls naming a new one are exported as %s "
-                        "(its observations keep the name; a restart starts the count again)", key, self.limit,
-                        self.what, OTHER, extra={"target": key, "value": value})
+                        "(their observations keep the name; a restart, or a reload that removes the target, starts "
+                        "the count again)", key, self.limit, self.what, OTHER, extra={"target": key, "value": value})
         return OTHER
 
     def keep(self, keys: Iterable[str]) -> None:
