@@ -88,7 +88,7 @@ def uncounted_caps(config: Config) -> list[str]:
     capped = {t.id for t in config.targets if t.daily_spend_cap_usd is not None}
     if emb is not None and emb.target in capped and emb.prices is None \
             and prices_for(emb.model, default_prices()) is None:
-        out.append(f"{emb.where or config.path}: drift.embeddings: model {emb.model} has no price (the shipped price table does "
-                   f"not list it and drift.embeddings sets no prices): target {emb.target}'s daily_spend_cap_usd "
-                   "does not count its embeddings calls; set drift.embeddings.prices")
+        out.append(f"{emb.where or config.path}: drift.embeddings: model {emb.model} has no price (the shipped "
+                   f"price table does not list it and drift.embeddings sets no prices): target {emb.target}'s "
+                   "daily_spend_cap_usd does not count its embeddings calls; set drift.embeddings.prices")
     return out

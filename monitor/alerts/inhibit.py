@@ -56,6 +56,7 @@ from monitor.alerts.events import (
     AlertEvent,
     Notification,
 )
+from monitor.alerts.outbox import alert_key
 from monitor.alerts.policy import route
 from monitor.alerts.recovery import answers_since
 from monitor.store.convert import aware
@@ -225,7 +226,7 @@ class Inhibitor:
                 continue
             canary, target = _pair(n)
             if n.kind == "drift.opened":
-                batch[(n.sink, n.group_key, n.signal)] = n
+                batch[alert_key(n)] = n
                 if _down_at(session, n.sink, n.group_key):
                     why = f"{canary}@{target} is down (canary.down firing at this sink)"
                 elif (canary, target) in self.failing and n.sink in self._down_sinks(n) \
@@ -238,7 +239,7 @@ class Inhibitor:
                 self.holding.add((canary, target))
                 self._wait.pop((canary, target), None)  # the next answer looks at the store again
                 continue
-            opened: Notification | NotificationRow | None = batch.get((n.sink, n.group_key, n.signal))
+            opened: Notification | NotificationRow | None = batch.get(alert_key(n))
             if opened is None:
                 opened = _opening(session, n)
             if opened is not None and opened.status == HELD:

@@ -85,7 +85,8 @@ def told_firing(session: Any, sink: str, group_key: str, signal: str) -> bool:
     return session.exec(q).first() in FIRING
 
 
-def _key(r: Any) -> Key:
+def alert_key(r: Any) -> Key:
+    """The alert a notification or row is of: (sink, group, signal), the cooldown memory's key too."""
     return (r.sink, r.group_key, r.signal)
 
 
@@ -303,7 +304,7 @@ class Outbox:
             latest: dict[Key, NotificationRow] = {}
             for r in s.exec(q).all():
                 if r.status != DEAD:
-                    latest[_key(r)] = r
+                    latest[alert_key(r)] = r
             return list(latest.values())
 
     def firing(self, sink: str) -> list[Notification]:

@@ -12,18 +12,17 @@ from typing import Any
 
 import httpx
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from monitor.alerts.config import AlertsConfig
 from monitor.alerts.events import HELD, RESOLVING, AlertEvent, Notification
 from monitor.alerts.inhibit import HEALTH_KINDS, Inhibitor
-from monitor.alerts.outbox import Outbox, enqueue, told_firing
+from monitor.alerts.outbox import Outbox, alert_key, enqueue, told_firing
 from monitor.alerts.policy import CooldownEntry, CooldownKey, Policy, plan, route
 from monitor.alerts.sender import Sender
 from monitor.alerts.sinks import build_sinks
 from monitor.domain import utcnow
-from monitor.drift.events import OPEN
-from monitor.store.drift_tables import DriftEventRow
+from monitor.store.drift_repo import DriftRepository
 from monitor.store.repository import driver_message
 
 log = logging.getLogger("monitor.alerts")
@@ -152,12 +151,12 @@ class Alerting:
         `_write` left out (their pair no longer monitored) get back the memory `undo` holds of before them: else a
         canary.down never sent was remembered as firing, and with the pair added back within the cooldown its next
         canary.down was dropped as a repeat (its outage never paged, its recovery sent alone)."""
-        keys = [(n.sink, n.group_key, n.signal) for n in out]
+        keys = [alert_key(n) for n in out]
         try:
             await asyncio.to_thread(self._write, out)
         finally:
             with self._memory_lock:
-                written = {(n.sink, n.group_key, n.signal) for n in out}  # what `_write` kept of `out`
+                written = {alert_key(n) for n in out}  # what `_write` kept of `out`
                 before = undo or {}
                 self.policy.restore({k: before[k] for k in keys if k not in written and k in before})
                 self._touch(keys, -1)
@@ -175,7 +174,7 @@ class Alerting:
         undo: dict[CooldownKey, CooldownEntry | None] = {}
         with self._memory_lock:
             out = [n for e, also in zip(events, paged, strict=True) for n in self.notifications(e, also, undo)]
-            self._touch([(n.sink, n.group_key, n.signal) for n in out], +1)
+            self._touch(map(alert_key, out), +1)
         if out:
             await self._write_staged(out, undo)
             self.sender.wake()
@@ -241,7 +240,7 @@ class Alerting:
                 canary, target = p.get("canary", ""), p.get("target", "")
                 if (canary, target) in keep or n.sink not in sinks or n.kind not in _ENDS:
                     continue
-                key = (n.sink, n.group_key, n.signal)
+                key = alert_key(n)
                 if n.status == HELD:
                     held.add((canary, target))
                     unheld.append(key)
@@ -275,7 +274,8 @@ class Alerting:
         # Read after the alerts: an event the caller read open may have ended since (a take-over as the old
         # leader's end of it was written), its end then among the alerts read, and its opening sent again paged an
         # ended event no resolve follows. Ended later, its opening was among them, and nothing is sent.
-        ended = await asyncio.to_thread(_ended_events, self.outbox.engine, {e.event_id for e, s in wanted if s})
+        ended = await asyncio.to_thread(DriftRepository(self.outbox.engine).ended,
+                                        [e.event_id for e, s in wanted if s])
         now = self.now()
         out: list[Notification] = []
         with self._memory_lock:
@@ -285,7 +285,7 @@ class Alerting:
                     p = plan(event, self.cfg, now, self.policy.memory, sinks=missing, round_=now.isoformat())
                     self.policy.memory.update(p.remember)
                     out += p.notifications
-            self._touch([(n.sink, n.group_key, n.signal) for n in out], +1)
+            self._touch(map(alert_key, out), +1)
         if out:
             await self._write_staged(out)
             self.sender.wake()
@@ -308,15 +308,6 @@ class Alerting:
 
 
 _ENDS = {"drift.opened": "drift.resolved", "canary.down": "canary.recovered"}  # what resolves a firing kind
-
-
-def _ended_events(engine: Any, ids: set[str]) -> set[str]:
-    """Those of the drift events `ids` the store has as no longer open (resolved or accepted)."""
-    if not ids:
-        return set()
-    with Session(engine) as s:
-        return set(s.exec(select(DriftEventRow.id).where(col(DriftEventRow.id).in_(ids),
-                                                         DriftEventRow.state != OPEN)).all())
 
 
 def build_alerting(cfg: AlertsConfig, store: Any, *, environ: Mapping[str, str] | None = None,

@@ -80,9 +80,9 @@ def _warn(out: Console, message: str) -> None:
 def _unchecked(config: Config) -> list[str]:
     """What runs but cannot be trusted as configured: uncalibrated judges, spend caps on models without a price,
     unsigned webhooks, a listener certificate that has expired or expires within 14 days."""
-    out = [f"{c.where_of(f'checks[{i}]') or c.source}: canary {c.id}: checks[{i}] (llm_judge, judge target {check.judge_target}) has no "
-           "calibration: its verdicts count unchecked, so a judge its provider changes can open drift events "
-           "on its own (add `calibration:` answers with known verdicts)"
+    out = [f"{c.where_of(f'checks[{i}]') or c.source}: canary {c.id}: checks[{i}] (llm_judge, judge target "
+           f"{check.judge_target}) has no calibration: its verdicts count unchecked, so a judge its provider changes "
+           "can open drift events on its own (add `calibration:` answers with known verdicts)"
            for c in config.canaries for i, check in enumerate(c.checks)
            if check.type == "llm_judge" and not check.calibration]
     out += uncounted_caps(config)

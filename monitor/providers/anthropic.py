@@ -334,12 +334,10 @@ def _failure(data: dict[str, Any], kind: Any) -> AnthropicError | None:
     """The error an event or a whole answer (of type `kind`) is, else None: Anthropic's (type "error"), or OpenAI's
     {"error": {...}} with no type, as LiteLLM's proxy sends on its Messages API once a stream began, typed by its
     error type where it is Anthropic's, else as an OpenAI-style error is (the HTTP status in its `code`)."""
-    if kind == "error":  # Anthropic's error, or an OpenAI-shaped one (no type) a relay sent as an error event
-        err = data.get("error")
-        return AnthropicError(*_error_parts(err, "error", ""), fallback=answer_error_type(err))
-    if data.get("type") is None and data.get("error") is not None:
-        return AnthropicError(*_error_parts(data["error"], "error", ""), fallback=answer_error_type(data["error"]))
-    return None
+    if kind != "error" and (data.get("type") is not None or data.get("error") is None):
+        return None
+    err = data.get("error")  # Anthropic's, or an OpenAI-shaped one (no type), whether or not an error event
+    return AnthropicError(*_error_parts(err, "error", ""), fallback=answer_error_type(err))
 
 
 def _error_parts(err: Any, kind: str, message: str) -> tuple[str, str]:

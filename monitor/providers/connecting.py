@@ -13,9 +13,10 @@ Behind an HTTP proxy an https target's connection is also the proxy's CONNECT an
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 from contextvars import ContextVar
 from typing import Any
+
+from monitor.providers.hooks import add_hooks, noting
 
 # httpcore's connection steps (named after the module that takes them: connection., or proxy. for the TLS handshake
 # through an HTTP proxy's tunnel), and what each is in a message; CONNECT is the request that opens the tunnel
@@ -32,14 +33,9 @@ class Connecting:
 _STATE: ContextVar[Connecting | None] = ContextVar("monitor_connecting", default=None)
 
 
-@contextlib.contextmanager
-def watching() -> Iterator[Connecting]:
+def watching() -> contextlib.AbstractContextManager[Connecting]:
     """Note the connection steps of the requests made inside (in this task only) through a client with the hook."""
-    token = _STATE.set(state := Connecting())
-    try:
-        yield state
-    finally:
-        _STATE.reset(token)
+    return noting(_STATE, Connecting())
 
 
 def never_connected(state: Connecting, timeout_s: float) -> str | None:
@@ -49,9 +45,7 @@ def never_connected(state: Connecting, timeout_s: float) -> str | None:
 
 def watch_connecting(client: Any) -> Any:
     """Add the hook to `client` (an async client of httpx or of the SDK's httpx2), its other hooks kept; return it."""
-    hooks = client.event_hooks
-    client.event_hooks = {**hooks, "request": [*hooks.get("request", []), _traced]}
-    return client
+    return add_hooks(client, request=_traced)
 
 
 async def _traced(request: Any) -> None:

@@ -22,6 +22,7 @@ from typing import Any
 
 import openai
 
+from monitor.providers.hooks import add_hooks, noting
 from monitor.providers.sse import BROKEN, TIMEOUTS, UNDECODABLE
 
 
@@ -44,31 +45,19 @@ class Heard:
 _HEARD: ContextVar[Heard | None] = ContextVar("monitor_heard", default=None)
 
 
-@contextlib.contextmanager
-def hearing() -> Iterator[Heard]:
+def hearing() -> contextlib.AbstractContextManager[Heard]:
     """Note the responses of the requests made inside (in this task or thread only) through a client with the hook."""
-    token = _HEARD.set(heard := Heard())
-    try:
-        yield heard
-    finally:
-        _HEARD.reset(token)
+    return noting(_HEARD, Heard())
 
 
 def keep_status(client: Any) -> Any:
     """Add the hooks to `client` (an async client of httpx or of the SDK's httpx2), its other hooks kept; return it."""
-    return _hooked(client, _forget_async, _unread_error)
+    return add_hooks(client, request=_forget_async, response=_unread_error)
 
 
 def keep_status_sync(client: Any) -> Any:
     """The same for a synchronous client (the embeddings client, which runs on a worker thread)."""
-    return _hooked(client, _forget, _unread_error_sync)
-
-
-def _hooked(client: Any, request: Any, response: Any) -> Any:
-    hooks = client.event_hooks
-    client.event_hooks = {**hooks, "request": [*hooks.get("request", []), request],
-                          "response": [*hooks.get("response", []), response]}
-    return client
+    return add_hooks(client, request=_forget, response=_unread_error_sync)
 
 
 def _forget(request: Any) -> None:

@@ -3,10 +3,10 @@
 The SDK's own stream builds a pydantic model per chunk: about a tenth of a millisecond each, which with 64
 streams in flight queues first chunks behind other streams' parsing and inflates the measured time to first
 token. Here a chunk costs one ``json.loads``. Semantics follow the SDK's ``AsyncStream``: ``data: [DONE]`` ends
-the stream (the rest of the body is drained so the connection can be reused, for `DRAIN_S` at most), an object with an ``error`` member
-raises ``openai.APIError``, and transport failures surface as the SDK's timeout and connection errors. An event
-whose data is empty (``data:``, a keep-alive some relays send) is skipped, as the SSE standard has it; the SDK
-parsed it as JSON and failed the stream.
+the stream (the rest of the body is drained so the connection can be reused, for `DRAIN_S` at most), an object
+with an ``error`` member raises ``openai.APIError``, and transport failures surface as the SDK's timeout and
+connection errors. An event whose data is empty (``data:``, a keep-alive some relays send) is skipped, as the SSE
+standard has it; the SDK parsed it as JSON and failed the stream.
 """
 
 from __future__ import annotations
@@ -89,10 +89,10 @@ async def sse_json(response: Any, done_at: Callable[[], None] = lambda: None) ->
 
 
 async def drain(lines: AsyncIterator[Any]) -> None:
-    """Read what follows [DONE] (Anthropic's message_stop) to the body's end (HTTP/1.1 reuses a connection only then), for `DRAIN_S` at most, and
-    take a failure there for the end: the answer ended at [DONE], as the SDK has it (it stops reading there), so a
-    gateway that keeps the body open after it, breaks the connection, or sends a tail that does not decode or goes
-    past `max_reply_bytes`, has answered all the same."""
+    """Read what follows [DONE] (Anthropic's message_stop) to the body's end (HTTP/1.1 reuses a connection only
+    then), for `DRAIN_S` at most, and take a failure there for the end: the answer ended at [DONE], as the SDK has
+    it (it stops reading there), so a gateway that keeps the body open after it, breaks the connection, or sends a
+    tail that does not decode or goes past `max_reply_bytes`, has answered all the same."""
     with contextlib.suppress(TimeoutError, *TIMEOUTS, *BROKEN, *UNDECODABLE, ReplyTooLarge):
         async with asyncio.timeout(DRAIN_S):
             async for _ in lines:
