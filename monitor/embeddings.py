@@ -15,6 +15,7 @@ from monitor.domain import CallResult, ErrorType, Usage, utcnow
 from monitor.providers import sdk_http
 from monitor.providers.base import broken_connection, short, too_large, undecodable
 from monitor.providers.capped import MIB, ReplyTooLarge, reply_cap_sync
+from monitor.providers.connecting import Connecting, never_connected, watch_connecting_sync, watching
 from monitor.providers.deadline import deadline_hook, within
 from monitor.providers.errorbody import hearing, keep_status_sync
 from monitor.providers.openai_compat import note_status, status_failure
@@ -49,10 +50,11 @@ class Embedder:
         self.model = model
         sdk_httpx = sdk_http()[0]
         # the hook that keeps the status of a reply whose body cannot be read, as the providers' (providers.errorbody)
-        # and one that ends a reply still trickling in at `timeout` (the library's timeout bounds each read only)
-        http = keep_status_sync(openai.DefaultHttpxClient(
+        # and one that ends a reply still trickling in at `timeout` (the library's timeout bounds each read only); the
+        # connection steps are noted (providers.connecting): a host never reached is a `connect` failure
+        http = watch_connecting_sync(keep_status_sync(openai.DefaultHttpxClient(
             timeout=timeout, verify=default_context(sdk_httpx),
-            event_hooks={"response": [reply_cap_sync(sdk_httpx, max_reply_bytes), deadline_hook(sdk_httpx)]}))
+            event_hooks={"response": [reply_cap_sync(sdk_httpx, max_reply_bytes), deadline_hook(sdk_httpx)]})))
         self._timeout = timeout
         self._client = openai.OpenAI(base_url=base_url, api_key=api_key or "not-needed", max_retries=0,
                                      timeout=timeout, default_headers=dict(headers or {}), http_client=http)
@@ -75,13 +77,13 @@ class Embedder:
             return self._missing(len(texts))
         started, start = self._now(), self._clock()
         try:
-            with hearing() as heard, within(self._timeout):
+            with hearing() as heard, watching() as connecting, within(self._timeout):
                 response = self._client.embeddings.create(model=self.model, input=list(texts))
             vectors = np.asarray([d.embedding for d in sorted(response.data, key=lambda d: d.index)], dtype=float)
             if vectors.ndim != 2 or len(vectors) != len(texts):
                 raise ValueError(f"{len(vectors)} vectors for {len(texts)} texts")
         except (openai.OpenAIError, ReplyTooLarge, ValueError, KeyError, TypeError) as e:
-            call = failed_call(e, heard.response)
+            call = failed_call(e, heard.response, connecting, self._timeout)
             said = f"{call.error_type}: {scrub_text(call.error_message or str(e), self._secrets)}"  # typed, as recorded
             self._recorded(call, started, start)
             now = self._clock()
@@ -118,9 +120,11 @@ class Embedder:
         self._client.close()
 
 
-def failed_call(e: BaseException, heard: Any = None) -> CallResult:
+def failed_call(e: BaseException, heard: Any = None, connecting: Connecting | None = None,
+                timeout_s: float = 0.0) -> CallResult:
     """Type a failed embeddings call with the probe calls' error taxonomy; `heard` is the response the call got (its
-    status and headers), when the SDK never handed it back: its body broke off, did not decode or stalled."""
+    status and headers), when the SDK never handed it back: its body broke off, did not decode or stalled;
+    `connecting`, the connection step its `timeout_s` ran out in (a `connect` failure, not a `timeout`)."""
     result = CallResult()
     if isinstance(e, openai.APIStatusError):
         heard = e.response
@@ -130,6 +134,9 @@ def failed_call(e: BaseException, heard: Any = None) -> CallResult:
         too_large(result, e)  # as the providers note it
     elif isinstance(e, openai.APIStatusError):
         result.error_type, result.error_message = status_failure(e)
+    elif isinstance(e, openai.APITimeoutError) and result.http_status is None and connecting is not None \
+            and (unmade := never_connected(connecting, timeout_s)):
+        result.error_type, result.error_message = ErrorType.CONNECT, unmade
     elif isinstance(e, openai.APITimeoutError):
         came = "" if result.http_status is None else f": HTTP {result.http_status} came, its body did not end"
         result.error_type, result.error_message = ErrorType.TIMEOUT, f"request timed out{came}"

@@ -18,7 +18,8 @@ from monitor.embeddings import Embedder
 from tests.support.jsonserver import wire_server
 from tests.test_providers_encoding import UNDECODABLE
 from tests.test_providers_errorbody import BROKE_OFF, START
-from tests.test_providers_replies import Send, head
+from tests.test_providers_errorstall import silent, tunnelling, unanswered
+from tests.test_providers_replies import PROXY_VARS, Send, head
 
 HEADERS = "retry-after: 7\r\nx-request-id: req_1\r\nx-ratelimit-remaining-requests: 0\r\n"
 STATUSES = [("429 Too Many Requests", ErrorType.RATE_LIMITED), ("500 Internal Server Error", ErrorType.SERVER_ERROR),
@@ -127,3 +128,35 @@ def test_a_reply_that_trickles_in_ends_at_the_calls_timeout() -> None:
     call = embedded(trickle, timeout=0.5)
     assert (call.http_status, call.error_type) == (200, ErrorType.TIMEOUT), call.error_message
     assert call.error_message == "request timed out: HTTP 200 came, its body did not end"
+
+
+def never_reached(url: str, timeout: float = 0.5) -> CallResult:
+    """The call one embedding makes to `url`, where no connection is ever made, as recorded."""
+    calls: list[CallResult] = []
+    embedder = Embedder(f"{url}/v1", "sk-test", "e", timeout=timeout, pause_s=0,
+                        record=lambda call, started: calls.append(call))
+    try:
+        assert np.isnan(embedder(["a"])).all()
+    finally:
+        embedder.close()
+    [call] = calls
+    return call
+
+
+@pytest.mark.parametrize(("where", "step"), [
+    ("unanswered", "connecting (DNS, TCP)"), ("silent", "the TLS handshake"), ("proxy", "the proxy's CONNECT")])
+def test_a_host_never_reached_is_a_connect_failure(where: str, step: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A host that drops the connection attempt, a TLS handshake never answered, a proxy that never answers the
+    CONNECT: the SDK reports the HTTP library's connect (or CONNECT read) timeout as a timeout, and the embeddings
+    call was a `timeout` "request timed out", as a model slow to answer is; the probe calls said `connect`."""
+    for name in PROXY_VARS:
+        monkeypatch.delenv(name, raising=False)
+    if where == "proxy":
+        with tunnelling(None) as proxy:
+            monkeypatch.setenv("HTTPS_PROXY", proxy)
+            call = never_reached("https://upstream.invalid")
+    else:
+        with unanswered() if where == "unanswered" else silent() as url:
+            call = never_reached(url)
+    assert (call.http_status, call.error_type) == (None, ErrorType.CONNECT), (call.error_type, call.error_message)
+    assert call.error_message == f"no connection in 0.5s: {step} did not finish"

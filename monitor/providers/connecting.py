@@ -6,8 +6,9 @@ of the same length, which starts later. So a host that never answers the connect
 it, a blackholed route, an address nothing holds any more) or a TLS handshake that never ends was a `timeout` with
 "no response yet", as a model slow to answer is. httpcore reports each step of making a connection to a request's
 ``trace`` extension (public API of both httpx flavours, whatever the transport); `watch_connecting` gives a client a
-request hook that puts one on every request, which notes in the calling task's `watching` the step under way.
-Behind an HTTP proxy an https target's connection is also the proxy's CONNECT and the TLS handshake through its tunnel.
+request hook that puts one on every request, which notes in the calling task's `watching` the step under way
+(`watch_connecting_sync` does the same for a synchronous client, the embeddings one: its connect timeout strikes
+first, and the SDK reports it as a timeout as it does a model slow to answer). Behind an HTTP proxy an https target's connection is also the proxy's CONNECT and the TLS handshake through its tunnel.
 """
 
 from __future__ import annotations
@@ -48,13 +49,26 @@ def watch_connecting(client: Any) -> Any:
     return add_hooks(client, request=_traced)
 
 
+def watch_connecting_sync(client: Any) -> Any:
+    """Add the hook to `client`, a synchronous client of httpx or of the SDK's httpx2; return it."""
+    return add_hooks(client, request=_traced_sync)
+
+
 async def _traced(request: Any) -> None:
+    _traced_sync(request, _trace)
+
+
+def _traced_sync(request: Any, trace: Any = None) -> None:
     if (state := _STATE.get()) is not None:
         state.step = None  # a new request (a server that rejects stream_options is asked again)
-        request.extensions["trace"] = _trace
+        request.extensions["trace"] = trace or _note  # httpcore awaits an async client's trace, calls a sync one's
 
 
 async def _trace(name: str, info: dict[str, Any]) -> None:
+    _note(name, info)
+
+
+def _note(name: str, info: dict[str, Any]) -> None:
     where, _, phase = name.rpartition(".")
     step = where.rpartition(".")[2]
     if (state := _STATE.get()) is None:
