@@ -118,6 +118,8 @@ class CallResult:
     send_wait_s: float | None = None
     first_output_s: float | None = None
     unseen_reasoning: bool = False
+    # token counts the answer contradicts, made unknown (providers.doubt): (field, what is wrong); in memory only
+    usage_doubts: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:

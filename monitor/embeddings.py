@@ -17,6 +17,7 @@ from monitor.providers.base import broken_connection, short, too_large, undecoda
 from monitor.providers.capped import MIB, ReplyTooLarge, reply_cap_sync
 from monitor.providers.connecting import Connecting, never_connected, watch_connecting_sync, watching
 from monitor.providers.deadline import deadline_hook, within
+from monitor.providers.doubt import OPENAI_NAMES, doubt
 from monitor.providers.errorbody import hearing, keep_status_sync
 from monitor.providers.openai_compat import note_status, status_failure
 from monitor.providers.scrub import MIN_SECRET, scrub_call, scrub_text
@@ -92,9 +93,10 @@ class Embedder:
                        f"{self._pause_s:g} s after a failure)")
             return self._missing(len(texts))
         usage = getattr(response, "usage", None)
-        self._recorded(vet(CallResult(response_model=response.model or None, http_status=200,
-                                      usage=Usage(input_tokens=getattr(usage, "prompt_tokens", None), output_tokens=0))),
-                       started, start)
+        # a prompt_tokens of 0 for texts that are not empty is a placeholder, not a count (providers.doubt)
+        call = vet(CallResult(response_model=response.model or None, http_status=200,
+                              usage=Usage(input_tokens=getattr(usage, "prompt_tokens", None), output_tokens=0)))
+        self._recorded(doubt(call, OPENAI_NAMES, prompt=any(texts)), started, start)
         self._dim = vectors.shape[1]
         return vectors
 

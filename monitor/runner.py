@@ -19,6 +19,7 @@ from opentelemetry.trace import Tracer
 
 from monitor.config.models import Canary, Prices, Target
 from monitor.domain import RUN_SPEND_CAP, CallResult, ErrorType, Observation, new_id, utcnow
+from monitor.doubts import DoubtWarnings
 from monitor.pricing import cost_usd, default_prices, prices_for
 from monitor.providers.base import ChatRequest, Provider, short
 from monitor.providers.scrub import scrub_text
@@ -94,6 +95,7 @@ class Runner:
     spend: Spend = field(init=False)  # today's spend per target and the daily cap
     unsaved: Unsaved = field(init=False)
     unpriced: UnpricedWarnings = field(default_factory=UnpricedWarnings)  # calls whose cost is unknown, said once
+    doubts: DoubtWarnings = field(default_factory=DoubtWarnings)  # token counts an answer contradicts, said once
 
     def __post_init__(self) -> None:
         self.spend = Spend(self.store, self.metrics, self.now)
@@ -185,6 +187,7 @@ class Runner:
             end_call_span(span, call)
         prices = chat_prices(target)(call)
         obs = self._observation(canary.id, target, run.id, index, started, call, provider.name, prices)
+        self.doubts.call(target, obs)
         self.unpriced.call(target, obs, prices)
         self.spend.expect(target, obs)  # before the next await: the next sample checks the cap with this cost in
         if self.annotate is not None:  # failed calls too: a content-policy 400 is a refusal
@@ -216,6 +219,7 @@ class Runner:
         priced = (prices or chat_prices(target))(call)
         obs = self._observation(canary_id, target, "", 0, started, call, provider.name, priced,  # no run: run_id ""
                                 request_model)
+        self.doubts.call(target, obs)
         self.unpriced.call(target, obs, priced)
         await self.unsaved.put(obs)
         self.metrics.observe(obs, provider.name, provider.server_address, operation)

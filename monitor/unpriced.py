@@ -1,10 +1,11 @@
 """Calls whose cost is unknown, said out loud: an unknown cost is not a zero.
 
 A billed call has no cost when the model that answered has no price (not in the shipped table, no `prices` on the
-target) or when the server reported no token counts. Its cost is stored as null, it is counted in
-`llm_monitor_unpriced_calls_total` (telemetry/metrics.py), and neither today's spend nor the daily cap counts it:
-nothing is guessed. This module warns of it: of each cap that cannot count its target's calls as configured (at
-start and on a reload, as `check-config` does), and once per target, model and reason of the calls themselves.
+target) or when the server reported no token counts (or a placeholder 0 its answer contradicts: providers.doubt).
+Its cost is stored as null, it is counted in `llm_monitor_unpriced_calls_total` (telemetry/metrics.py), and
+neither today's spend nor the daily cap counts it: nothing is guessed. This module warns of it: of each cap that
+cannot count its target's calls as configured (at start and on a reload, as `check-config` does), and once per
+target, model and reason of the calls themselves.
 """
 
 from __future__ import annotations
@@ -43,7 +44,9 @@ class UnpricedWarnings:
             return
         why = (f"model {model} has no price (the shipped price table does not list it and no prices are set for it)"
                if reason == UNPRICED_NO_PRICE else
-               f"model {model} answered without token counts" + ("" if prices is not None else ", and has no price")
+               f"model {model} answered without token counts" + (" that can be believed (placeholder zeros)"
+                                                                  if obs.call.usage_doubts else "")
+               + ("" if prices is not None else ", and has no price")
                + (" (a server that ignores stream_options.include_usage sends none while streaming: try stream: "
                   "false)" if obs.call.stream else ""))
         cap = "" if target.daily_spend_cap_usd is None else \

@@ -5,6 +5,7 @@ and explained as a probe call's would be (`test_providers_errorbody`, `test_prov
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -160,3 +161,21 @@ def test_a_host_never_reached_is_a_connect_failure(where: str, step: str, monkey
             call = never_reached(url)
     assert (call.http_status, call.error_type) == (None, ErrorType.CONNECT), (call.error_type, call.error_message)
     assert call.error_message == f"no connection in 0.5s: {step} did not finish"
+
+
+@pytest.mark.parametrize(("prompt_tokens", "expected"), [(0, None), (3, 3)])
+def test_a_placeholder_prompt_count_is_unknown(prompt_tokens: int, expected: int | None) -> None:
+    """`prompt_tokens: 0` for texts that are not empty (a proxy's placeholder) was a call that cost nothing."""
+    page = json.dumps({"object": "list", "model": "e", "data": [{"object": "embedding", "index": 0,
+                                                                 "embedding": [0.1, 0.2]}],
+                       "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens}}).encode()
+    calls: list[CallResult] = []
+    with wire_server(lambda body, send: send(head(False, len(page)) + page)) as url:
+        embedder = Embedder(f"{url}/v1", "sk-test", "e", pause_s=0, record=lambda call, started: calls.append(call))
+        try:
+            assert embedder(["a"]).tolist() == [[0.1, 0.2]]
+        finally:
+            embedder.close()
+    [call] = calls
+    assert call.ok and (call.usage.input_tokens, call.usage.output_tokens) == (expected, 0)
+    assert [name for name, _ in call.usage_doubts] == ([] if expected else ["usage.prompt_tokens"])

@@ -34,6 +34,7 @@ from monitor.providers.base import (
 )
 from monitor.providers.capped import ReplyTooLarge
 from monitor.providers.connecting import never_connected, watch_connecting, watching
+from monitor.providers.doubt import ANTHROPIC_NAMES, doubt, prompted
 from monitor.providers.shape import get, obj, shown
 from monitor.providers.sse import drain
 from monitor.providers.vet import vet
@@ -148,7 +149,7 @@ class AnthropicProvider:
             result.error_type, result.error_message = ErrorType.BAD_RESPONSE, TOO_DEEP
         origin = request_start(result, start)
         result.latency_s = received(last_byte, origin, self._clock()) - origin
-        return vet(result)
+        return doubt(vet(result), ANTHROPIC_NAMES, prompt=prompted(request))
 
     async def _once(self, req: ChatRequest, headers: dict[str, str], timeout: httpx.Timeout, result: CallResult,
                     start: float) -> float | None:

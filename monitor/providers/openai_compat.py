@@ -38,6 +38,7 @@ from monitor.providers.base import (
 from monitor.providers.capped import ReplyTooLarge
 from monitor.providers.choices import answer_choice
 from monitor.providers.connecting import never_connected, watch_connecting, watching
+from monitor.providers.doubt import OPENAI_NAMES, doubt, prompted
 from monitor.providers.errorbody import UnreadStatus, hearing, keep_status
 from monitor.providers.openai_fields import content_parts, usage_of
 from monitor.providers.shape import get, obj, shown
@@ -175,7 +176,7 @@ class OpenAIProvider:
             result.error_type, result.error_message = ErrorType.BAD_RESPONSE, TOO_DEEP
         origin = request_start(result, start)
         result.latency_s = received(last_byte, origin, self._clock()) - origin
-        return vet(result)
+        return doubt(vet(result), OPENAI_NAMES, prompt=prompted(request))
 
     async def _once(self, req: ChatRequest, result: CallResult, start: float) -> float | None:
         # Read the body after the headers (as a stream is): a body that breaks off is then an answer broken off,

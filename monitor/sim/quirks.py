@@ -42,6 +42,8 @@ read is what those servers really send:
 - ``content_parts`` (Mistral's reasoning models: Magistral, Mistral Small with ``reasoning_effort``): ``content`` is a
   list of parts, streamed or in the whole message: reasoning (the phase's streamed ``reasoning``) as
   ``{"type": "thinking", "thinking": [{"type": "text", "text": ...}]}``, the answer as ``{"type": "text", ...}``.
+- ``usage_placeholder`` (OpenAI-compatible servers and proxies that fill ``usage`` without counting): every count
+  0 (``prompt_tokens``, ``completion_tokens``, ``total_tokens``) beside the text the answer returns.
 """
 
 from __future__ import annotations

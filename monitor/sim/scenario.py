@@ -19,7 +19,7 @@ from monitor.durations import parse_duration as _parse_duration
 Quirk = Literal["azure_filter_results", "sse_comments", "keepalive_data", "usage_every_chunk", "usage_in_finish_chunk",
                 "error_in_body", "late_status_errors", "openai_error_events", "reasoning_outside_completion",
                 "finish_eos", "finish_error", "finish_abort", "cache_hit_fields", "x_groq_usage", "think_in_content",
-                "think_in_content_unopened", "content_parts"]
+                "think_in_content_unopened", "content_parts", "usage_placeholder"]
 
 
 def parse_duration(value: Any) -> float:
