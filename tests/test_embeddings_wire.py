@@ -19,7 +19,7 @@ from monitor.embeddings import Embedder
 from tests.support.jsonserver import wire_server
 from tests.test_providers_encoding import UNDECODABLE
 from tests.test_providers_errorbody import BROKE_OFF, START
-from tests.test_providers_errorstall import silent, tunnelling, unanswered
+from tests.test_providers_errorstall import silent, socks_mute, tunnelling, unanswered
 from tests.test_providers_replies import PROXY_VARS, Send, head
 
 HEADERS = "retry-after: 7\r\nx-request-id: req_1\r\nx-ratelimit-remaining-requests: 0\r\n"
@@ -145,7 +145,8 @@ def never_reached(url: str, timeout: float = 0.5) -> CallResult:
 
 
 @pytest.mark.parametrize(("where", "step"), [
-    ("unanswered", "connecting (DNS, TCP)"), ("silent", "the TLS handshake"), ("proxy", "the proxy's CONNECT")])
+    ("unanswered", "connecting (DNS, TCP)"), ("silent", "the TLS handshake"), ("proxy", "the proxy's CONNECT"),
+    ("socks", "the SOCKS proxy's handshake")])
 def test_a_host_never_reached_is_a_connect_failure(where: str, step: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """A host that drops the connection attempt, a TLS handshake never answered, a proxy that never answers the
     CONNECT: the SDK reports the HTTP library's connect (or CONNECT read) timeout as a timeout, and the embeddings
@@ -156,6 +157,10 @@ def test_a_host_never_reached_is_a_connect_failure(where: str, step: str, monkey
         with tunnelling(None) as proxy:
             monkeypatch.setenv("HTTPS_PROXY", proxy)
             call = never_reached("https://upstream.invalid")
+    elif where == "socks":
+        with socks_mute() as proxy:
+            monkeypatch.setenv("ALL_PROXY", proxy)
+            call = never_reached("http://upstream.invalid")
     else:
         with unanswered() if where == "unanswered" else silent() as url:
             call = never_reached(url)

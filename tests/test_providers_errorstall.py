@@ -215,3 +215,40 @@ async def test_a_target_never_reached_through_a_proxy_is_a_connect_failure(
         r = await call(build_provider(target, "sk-test"), True, timeout_s=TIMEOUT_S)
     assert (r.http_status, r.error_type) == (None, ErrorType.CONNECT), (r.error_type, r.error_message)
     assert r.error_message == f"no connection in {TIMEOUT_S:g}s: {step} did not finish"
+
+
+@contextmanager
+def socks_mute() -> Iterator[str]:
+    """A SOCKS5 proxy that takes each TCP connection, reads the client's greeting and never answers it."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    taken: list[socket.socket] = []
+
+    def take() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn = listener.accept()[0]
+                taken.append(conn)
+                conn.recv(64)  # the greeting: version 5 and the methods offered, then silence
+
+    threading.Thread(target=take, daemon=True).start()
+    try:
+        yield f"socks5://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        for s in [listener, *taken]:
+            s.close()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_socks_proxy_that_never_answers_its_handshake_is_a_connect_failure(
+        kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Behind a SOCKS5 proxy (ALL_PROXY=socks5://) a connection is the TCP connection to the proxy and then its
+    handshake: a proxy that never answers it has reached nothing, and it was a `timeout`, "no response yet"."""
+    with socks_mute() as proxy:
+        for name in PROXY_VARS:
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("ALL_PROXY", proxy)
+        target = Target(id="t", provider=kind, base_url="http://upstream.invalid" + ("/v1" if kind == "openai"
+                                                                                     else ""), model="m")
+        r = await call(build_provider(target, "sk-test"), True, timeout_s=TIMEOUT_S)
+    assert (r.http_status, r.error_type) == (None, ErrorType.CONNECT), (r.error_type, r.error_message)
+    assert r.error_message == f"no connection in {TIMEOUT_S:g}s: the SOCKS proxy's handshake did not finish"

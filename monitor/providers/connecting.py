@@ -8,7 +8,9 @@ it, a blackholed route, an address nothing holds any more) or a TLS handshake th
 ``trace`` extension (public API of both httpx flavours, whatever the transport); `watch_connecting` gives a client a
 request hook that puts one on every request, which notes in the calling task's `watching` the step under way
 (`watch_connecting_sync` does the same for a synchronous client, the embeddings one: its connect timeout strikes
-first, and the SDK reports it as a timeout as it does a model slow to answer). Behind an HTTP proxy an https target's connection is also the proxy's CONNECT and the TLS handshake through its tunnel.
+first, and the SDK reports it as a timeout as it does a model slow to answer). Behind an HTTP proxy an https
+target's connection is also the proxy's CONNECT and the TLS handshake through its tunnel; behind a SOCKS5 proxy
+(``ALL_PROXY=socks5://``), the proxy's handshake.
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ from typing import Any
 from monitor.providers.hooks import add_hooks, noting
 
 # httpcore's connection steps (named after the module that takes them: connection., or proxy. for the TLS handshake
-# through an HTTP proxy's tunnel), and what each is in a message; CONNECT is the request that opens the tunnel
+# through an HTTP proxy's tunnel, socks. for a SOCKS5 proxy's), and what each is in a message; CONNECT is the request
+# that opens the tunnel
 _STEPS = {"connect_tcp": "connecting (DNS, TCP)", "connect_unix_socket": "connecting", "start_tls": "the TLS handshake",
-          "CONNECT": "the proxy's CONNECT"}
+          "CONNECT": "the proxy's CONNECT", "setup_socks5_connection": "the SOCKS proxy's handshake"}
 
 
 class Connecting:
