@@ -196,6 +196,9 @@ def test_config_rejections(tmp_path: Path, old: str, new: str, expected: str) ->
                                                           "shortest gap between two `cron` times (10m) (value: '10m')"),
     ("{every: 5m}", "{cron: '0 1,23 * * *', jitter: 2h}", "6: canaries[0].schedule.jitter: must be shorter than the "
                                                          "shortest gap between two `cron` times (2h) (value: '2h')"),
+    # `22/3` is 22 to the hour's end in steps of 3, 22 alone, as crontab reads it: one run a day
+    ("{every: 5m}", "{cron: '0 22/3 * * *', jitter: 1d}", "6: canaries[0].schedule.jitter: must be shorter than the "
+                                                         "shortest gap between two `cron` times (1d) (value: '1d')"),
     ("role: user", "role: robot", "4: canaries[0].messages[0].role: Input should be 'system', 'user' or "
                                   "'assistant' (value: 'robot')"),
     ("id: kill-python-process", "id: Kill Python", "2: canaries[0].id: must be lowercase letters, digits"),
@@ -220,6 +223,14 @@ def test_probe_rejections(tmp_path: Path, old: str, new: str, expected: str) -> 
 def test_a_cron_jitter_shorter_than_its_shortest_gap_loads(tmp_path: Path, schedule: str) -> None:
     config = load_config(setup(tmp_path, probes=BASIC.replace("{every: 5m}", schedule)), environ={})
     assert config.canaries[0].schedule.jitter is not None
+
+
+def test_a_cron_step_from_a_number_loads_as_crontab_reads_it(tmp_path: Path) -> None:
+    # Found by review: APScheduler 3 refused `22/3` (its step longer than 22 to 23), where crontab runs it at 22:00
+    config = load_config(setup(tmp_path, probes=BASIC.replace("{every: 5m}", "{cron: '0 22/3 * * *', jitter: 23h}")),
+                         environ={})
+    assert config.canaries[0].schedule.cron == "0 22/3 * * *"  # kept as written
+    assert config.observations_per_day() == 3 * 1 * 2  # what check-config counts: 3 samples, once a day, 2 targets
 
 
 def test_zero_tolerance_naming_a_check_that_failed_validation_is_not_called_unknown(tmp_path: Path) -> None:

@@ -96,6 +96,32 @@ def test_a_cron_with_bad_weekdays_is_rejected() -> None:
         Schedule(cron="0 9 * * 1-5/0")
 
 
+@pytest.mark.parametrize(("cron", "days", "times"), [
+    # Found by review: APScheduler 3 refused `22/3` (a step longer than 22 to 23); crontab reads `N/S` as N to the
+    # field's end in steps of S (minute 59, hour 23, day 31, month 12), so 22:00 alone
+    ("0 22/3 * * *", 2, [at(MONDAY, 22), at(MONDAY + timedelta(days=1), 22)]),
+    ("5/15 * * * *", 1 / 24, [at(MONDAY, 0, m) for m in (5, 20, 35, 50)]),
+    ("0 0 20/5 * *", 31, [MONDAY + timedelta(days=d) for d in (0, 20, 25, 30)]),  # 30 Nov; 20, 25, 30 Dec
+    ("0 0 1 10/3 *", 366, [datetime(2027, 10, 1, tzinfo=UTC)]),  # October alone (13 is past December)
+    ("0 22-23/3 * * *", 1, [at(MONDAY, 22)]),  # a range with a step longer than it: its first number, as in crontab
+    # the weekday's end is 7 (crontab's weekdays run 0-7, 7 Sunday again, as in Vixie cron): `1/2` is 1-7/2
+    ("0 6 * * 1/2", 7, [at(MONDAY + timedelta(days=d), 6) for d in (0, 2, 4, 6)]),  # Mon, Wed, Fri, Sun
+])
+def test_a_step_from_a_number_runs_to_the_fields_end_as_in_crontab(cron: str, days: float,
+                                                                   times: list[datetime]) -> None:
+    assert Schedule(cron=cron).cron == cron  # validated, kept as written
+    assert list(fire_times(cron, MONDAY, MONDAY + timedelta(days=days))) == times
+    canary = Canary(id="c", messages=[Message(role="user", content="hi")], schedule=Schedule(cron=cron))
+    assert make_trigger(canary, MONDAY).get_next_fire_time(None, MONDAY) == times[0]  # the scheduler's trigger too
+
+
+def test_a_step_from_a_number_counts_as_crontab_runs_it() -> None:
+    assert runs_per_day(Schedule(cron="0 22/3 * * *")) == 1
+    assert shortest_gap_s("0 22/3 * * *") == 86_400  # what the jitter is checked against
+    assert runs_per_day(Schedule(cron="5/15 * * * *")) == 96
+    assert shortest_gap_s("5/15 * * * *") == 900
+
+
 @pytest.mark.parametrize(("schedule", "per_day"), [
     (BUSINESS_HOURS, 54),  # 9 hours x 6 a day, every day
     (TWICE_ON_WEEKDAYS, 10 / 7),  # not 3 (the gap between two runs of a weekday)

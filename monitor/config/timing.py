@@ -71,13 +71,35 @@ def _crontab_weekdays(field: str) -> str:
     return ",".join(_DAY_NAMES[d] for d in sorted(days))
 
 
+# The numbers of the fields other than the weekday, as crontab has them (APScheduler 3's are the same)
+_BOUNDS = {"minute": (0, 59), "hour": (0, 23), "day": (1, 31), "month": (1, 12)}
+
+
+def _crontab_steps(name: str, field: str) -> str:
+    """Return a minute, hour, day or month field with its steps read as crontab reads them: `N/S` runs from N to the
+    field's end (`5/15` minutes: 5-59/15), and a step longer than its range leaves the range's first number alone
+    (`22/3` hours: 22), where APScheduler 3 refuses it; anything else is left to APScheduler, which reads it as
+    crontab does (or refuses it with its own reason)."""
+    lo, hi = _BOUNDS[name]
+    items = []
+    for item in field.split(","):
+        m = re.fullmatch(r"(\d+)(?:-(\d+))?/(\d+)", item)
+        if m is not None:
+            first, last, step = int(m[1]), int(m[2]) if m[2] else hi, int(m[3])
+            if lo <= first <= last <= hi and step > 0:
+                item = str(first) if step > last - first else f"{first}-{last}/{step}"
+        items.append(item)
+    return ",".join(items)
+
+
 def cron_trigger(cron: str, jitter: int | None = None) -> BaseTrigger:
-    """Return the UTC trigger of a 5-field crontab expression, read as crontab reads it (weekdays from Sunday; a
-    restricted day of the month and weekday: either)."""
+    """Return the UTC trigger of a 5-field crontab expression, read as crontab reads it (weekdays from Sunday; `N/S`
+    from N to the field's end; a restricted day of the month and weekday: either)."""
     fields = cron.split()
     if len(fields) != 5:
         raise ValueError(f"Wrong number of fields; got {len(fields)}, expected 5")
-    minute, hour, day, month, dow = fields
+    minute, hour, day, month = (_crontab_steps(n, f) for n, f in zip(_BOUNDS, fields[:4], strict=True))
+    dow = fields[4]
     weekdays = _crontab_weekdays(dow)
     if day.startswith("*") or dow.startswith("*"):
         return CronTrigger(minute=minute, hour=hour, day=day, month=month, day_of_week=weekdays, timezone=UTC,
