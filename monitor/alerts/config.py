@@ -21,6 +21,7 @@ from pydantic import (
 
 from monitor.alerts.events import KINDS, SEVERITIES
 from monitor.durations import Seconds
+from monitor.literal_secrets import refused_key
 from monitor.placed import Placed
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,79}$")
@@ -105,13 +106,8 @@ class SlackSink(_SinkBase):
     url_env: str | None = None
     url_file: str | None = None
 
-    @model_validator(mode="before")
-    @classmethod
-    def _no_literal(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "url" in data:
-            raise ValueError("a Slack webhook URL is a secret: put it in an environment variable and name it "
-                             "with url_env (or point url_file at a file)")
-        return data
+    _no_literal = refused_key("url", "a Slack webhook URL is a secret: put it in an environment variable and name it "
+                              "with url_env (or point url_file at a file)")
 
     @model_validator(mode="after")
     def _check(self) -> SlackSink:
@@ -141,13 +137,8 @@ class PagerDutySink(_SinkBase):
     routing_key_env: str | None = None
     routing_key_file: str | None = None
 
-    @model_validator(mode="before")
-    @classmethod
-    def _no_literal(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "routing_key" in data:
-            raise ValueError("routing_key is not accepted in the config text: name an environment variable "
-                             "with routing_key_env (or point routing_key_file at a file)")
-        return data
+    _no_literal = refused_key("routing_key", "routing_key is not accepted in the config text: name an environment "
+                              "variable with routing_key_env (or point routing_key_file at a file)")
 
     @model_validator(mode="after")
     def _check(self) -> PagerDutySink:

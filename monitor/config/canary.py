@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from monitor.checks import CheckSpec, check_names
-from monitor.config.strict import Id, Strict, check_id
+from monitor.config.strict import Id, Strict
 from monitor.config.target import RequestParams
 from monitor.config.timing import cron_trigger, never_fires, shortest_gap_s
 from monitor.drift.names import declarable
@@ -95,11 +95,6 @@ class Canary(Strict, Placed):
     # mismatch or failed check opens a drift event at once, outside the statistical false-alarm budget.
     zero_tolerance: list[str] = []
     source: str = Field(default="", exclude=True)  # the probe file it came from
-
-    @field_validator("id")
-    @classmethod
-    def _id(cls, v: str) -> str:
-        return check_id(v)
 
     @field_validator("messages")
     @classmethod

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,79}$")
 
@@ -23,4 +23,5 @@ def check_id(v: str) -> str:
     return v
 
 
-Id = Annotated[str, Field(min_length=1)]
+# A target's or canary's id: not empty (pydantic's own message), then the id rule
+Id = Annotated[str, Field(min_length=1), AfterValidator(check_id)]

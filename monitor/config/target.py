@@ -6,11 +6,12 @@ import re
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
-from monitor.config.strict import Id, Strict, check_id
+from monitor.config.strict import Id, Strict
 from monitor.durations import Seconds
 from monitor.keylike import looks_like_a_key
+from monitor.literal_secrets import refused_key
 from monitor.placed import Placed
 
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 field name
@@ -77,11 +78,6 @@ class Target(Strict, Placed):
     # embeddings target, or a costly model watched by a few canaries)
     canaries: Literal["all", "listed"] = "all"
 
-    @field_validator("id")
-    @classmethod
-    def _id(cls, v: str) -> str:
-        return check_id(v)
-
     @field_validator("base_url")
     @classmethod
     def _url(cls, v: str) -> str:
@@ -122,10 +118,5 @@ class Target(Strict, Placed):
                                  "no other control or non-ASCII characters)")
         return v
 
-    @model_validator(mode="before")
-    @classmethod
-    def _no_literal_key(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "api_key" in data:
-            raise ValueError("api_key is not accepted in the config text: put the key in an environment "
-                             "variable and name it with api_key_env (or point api_key_file at a file)")
-        return data
+    _no_literal_key = refused_key("api_key", "api_key is not accepted in the config text: put the key in an "
+                                  "environment variable and name it with api_key_env (or point api_key_file at a file)")
