@@ -11,13 +11,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session
 
 from monitor.alerts.config import AlertsConfig
 from monitor.alerts.events import HELD, RESOLVING, AlertEvent, Notification
 from monitor.alerts.inhibit import HEALTH_KINDS, Inhibitor
 from monitor.alerts.outbox import Outbox, alert_key, enqueue, told_firing
+from monitor.alerts.pending import Pending, Write
 from monitor.alerts.policy import CooldownEntry, CooldownKey, Policy, plan, route
 from monitor.alerts.sender import Sender
 from monitor.alerts.sinks import build_sinks
@@ -55,6 +56,8 @@ class Alerting:
         self._writing: Counter[CooldownKey] = Counter()
         self._changed: dict[CooldownKey, int] = {}
         self._changes = 0
+        # writes without a transaction of their own, in order, retried while the store refuses them
+        self.pending = Pending(self._attempt, lambda w: self._unmark(w, written=False))
         if sender is not None:  # None: the CLI's, which writes rows and sends none
             sender.on_dead = lambda n: self.inhibitor.given_up(self.outbox.engine, n, self.now())
 
@@ -145,40 +148,71 @@ class Alerting:
             if not self._writing[k]:
                 del self._writing[k]
 
-    async def _write_staged(self, out: list[Notification],
-                            undo: Mapping[CooldownKey, CooldownEntry | None] | None = None) -> None:
-        """`_write` the notifications just planned (their keys marked as being written), then unmark them. Those
-        `_write` left out (their pair no longer monitored) get back the memory `undo` holds of before them: else a
-        canary.down never sent was remembered as firing, and with the pair added back within the cooldown its next
-        canary.down was dropped as a repeat (its outage never paged, its recovery sent alone)."""
-        keys = [alert_key(n) for n in out]
-        try:
-            await asyncio.to_thread(self._write, out)
-        finally:
+    async def _attempt(self, w: Write) -> None:
+        """One try at a pending write (see monitor.alerts.pending): planned on its first try that reads the store
+        (marking its keys as being written), then written; raises SQLAlchemyError while the store is away."""
+        if w.out is None:
+            paged: list[list[str]] = [[] for _ in w.events]
+            if any(e.kind in RESOLVING for e in w.events):  # a store read only for an end
+                paged = await asyncio.to_thread(self._paged_all, w.events)
             with self._memory_lock:
-                written = {alert_key(n) for n in out}  # what `_write` kept of `out`
-                before = undo or {}
-                self.policy.restore({k: before[k] for k in keys if k not in written and k in before})
-                self._touch(keys, -1)
+                w.out = [n for e, also in zip(w.events, paged, strict=True)
+                         for n in self.notifications(e, also, w.undo)]
+                self._staged(w)
+        for n in w.out:  # what the inhibitor decided on a failed try is decided again
+            n.status, n.last_error = w.fresh[n.id]
+        if not w.out:
+            w.written = True
+            return
+        await asyncio.to_thread(self._write_then_unmark, w)
+        if self.sender is not None:
+            self.sender.wake()
+
+    def _staged(self, w: Write) -> None:
+        """Mark the keys of the notifications `w` just planned as being written (holding `_memory_lock`)."""
+        assert w.out is not None
+        w.keys = [alert_key(n) for n in w.out]
+        w.fresh = {n.id: (n.status, n.last_error) for n in w.out}
+        self._touch(w.keys, +1)
+
+    def _write_then_unmark(self, w: Write) -> None:
+        """`_write` a pending write and unmark its keys, in the writing thread: the mark goes when the rows are
+        committed, not when an awaiting task is cancelled (a shutdown) while the thread may still commit them. A
+        key conflict on a retry means the try before committed, its answer lost with the connection."""
+        assert w.out is not None
+        try:
+            self._write(w.out)
+        except IntegrityError:
+            if w.tries < 2:
+                raise
+            log.info("alert messages were already written (an earlier try's answer was lost)")
+        self._unmark(w, written=True)
+
+    def _unmark(self, w: Write, written: bool) -> None:
+        """Unmark the keys of `w` once written (or given up on), once. Those not written (left out by `_write`, their
+        pair no longer monitored, or all of them if given up on) get back the memory `w.undo` holds of before them:
+        else a canary.down never sent was remembered as firing, and with the pair added back within the cooldown its
+        next canary.down was dropped as a repeat (its outage never paged, its recovery sent alone)."""
+        with self._memory_lock:
+            if w.unmarked:
+                return
+            w.unmarked, w.written = True, written
+            kept = {alert_key(n) for n in w.out or []} if written else set()
+            self.policy.restore({k: w.undo[k] for k in w.keys if k not in kept and k in w.undo})
+            self._touch(w.keys, -1)
 
     def forget(self, undo: Mapping[CooldownKey, CooldownEntry | None]) -> None:
         """Undo the cooldown memory of notifications whose transaction rolled back (see :meth:`enqueue`)."""
         self.policy.restore(undo)
 
     async def publish(self, events: Iterable[AlertEvent]) -> list[Notification]:
-        """Enqueue notifications for events in a transaction of their own and wake the sender."""
-        events = list(events)
-        paged: list[list[str]] = [[] for _ in events]
-        if any(e.kind in RESOLVING for e in events):  # a store read only for an end
-            paged = await asyncio.to_thread(self._paged_all, events)
-        undo: dict[CooldownKey, CooldownEntry | None] = {}
-        with self._memory_lock:
-            out = [n for e, also in zip(events, paged, strict=True) for n in self.notifications(e, also, undo)]
-            self._touch(map(alert_key, out), +1)
-        if out:
-            await self._write_staged(out, undo)
-            self.sender.wake()
-        return out
+        """Write the notifications for events in a transaction of their own and wake the sender; return those
+        written. While the store refuses the write, it waits in order behind the others (`self.pending`) and is
+        retried until it lands; the caller goes on once the first try failed (nothing is returned then)."""
+        w = Write(events=list(events))
+        if not w.events:
+            return []
+        return (w.out or []) if await self.pending.put(w) else []
 
     async def start(self, pairs: Iterable[tuple[str, str]] | None = None) -> None:
         """Seed the cooldown memory from the outbox, resolve alerts of pairs not in `pairs`, start delivering."""
@@ -278,21 +312,25 @@ class Alerting:
                                         [e.event_id for e, s in wanted if s])
         now = self.now()
         out: list[Notification] = []
+        w = Write(out=out)
         with self._memory_lock:
             for event, missing in wanted:
                 if missing and event.event_id not in ended:
                     # a new message, not a retry: the receiver may have been told "resolved" since the first one
                     p = plan(event, self.cfg, now, self.policy.memory, sinks=missing, round_=now.isoformat())
+                    for key in p.remember:
+                        w.undo.setdefault(key, self.policy.memory.get(key))
                     self.policy.memory.update(p.remember)
                     out += p.notifications
-            self._touch(map(alert_key, out), +1)
-        if out:
-            await self._write_staged(out)
-            self.sender.wake()
-        return out
+            self._staged(w)
+        if not out:
+            return []
+        return out if await self.pending.put(w) else []
 
     async def stop(self) -> None:
-        """Stop the sender task; undelivered rows stay in the outbox for the next start."""
+        """Give the writes still waiting for the store a last try (what is left is logged as not sent), then stop
+        the sender task; undelivered rows stay in the outbox for the next start."""
+        await self.pending.close()
         await self.sender.stop()
 
     def reload(self, cfg: AlertsConfig, environ: Mapping[str, str] | None = None) -> None:

@@ -1,0 +1,172 @@
+"""Alert messages the store has not taken yet: held in memory, in order, and written by one task until it does.
+
+A canary.down that a store error (a SQLite lock held past its busy timeout, a PostgreSQL restart or fail-over)
+keeps out of the outbox must not be lost: the health watch has moved on and will not say it again, and the
+receiver would later get the recovery of an outage it never heard of. Every write of :class:`Alerting` that has
+no transaction of its own (`publish`, `ensure_firing`) is a :class:`Write` handed to :meth:`Pending.put`; one task
+takes them oldest first and retries the oldest with backoff (0.5 s doubling to 30 s) for as long as the store
+refuses, so a `canary.recovered` is never written before the `canary.down` still waiting ahead of it. Its caller
+waits for the first try only (the run that made the event goes on once the store is known to be away). What still
+waits when the daemon stops is logged, message by message, as not sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
+
+from monitor.alerts.events import AlertEvent, Notification
+from monitor.store.repository import driver_message
+
+log = logging.getLogger("monitor.alerts")
+
+FIRST_DELAY_S, MAX_DELAY_S = 0.5, 30.0
+CLOSE_GRACE_S = 10.0  # at shutdown, how long what waits gets for a last try
+
+
+@dataclass
+class Write:
+    """One batch of alert messages on its way to the outbox: the events (planned into notifications on its first
+    try) or the notifications already planned; `keys` are the cooldown keys marked as being written meanwhile."""
+
+    events: list[AlertEvent] = field(default_factory=list)
+    out: list[Notification] | None = None  # None: not planned yet
+    undo: dict[Any, Any] = field(default_factory=dict)
+    keys: list[Any] = field(default_factory=list)
+    fresh: dict[str, tuple[str, str | None]] = field(default_factory=dict)  # id -> status, last error as planned
+    written: bool = False
+    unmarked: bool = False  # its keys' marks are gone (written, or given up on)
+    tries: int = 0
+    settled: asyncio.Future[None] | None = None  # done once written, or once it waits for the store
+
+    def what(self) -> list[str]:
+        """Each message (or event, if not planned yet) as `kind canary@target [sink]`, for the logs."""
+        if self.out is not None:
+            return [f"{n.kind} {n.payload.get('canary')}@{n.payload.get('target')} [{n.sink}]" for n in self.out]
+        return [f"{e.kind} {e.canary}@{e.target}" for e in self.events]
+
+
+class Pending:
+    """The queue of alert writes and the task that makes them, oldest first.
+
+    `attempt` makes one try at a write (raising SQLAlchemyError while the store is away), `abandon` lets go of one
+    never written (its cooldown marks and memory put back).
+    """
+
+    def __init__(self, attempt: Callable[[Write], Awaitable[None]], abandon: Callable[[Write], None], *,
+                 first_delay_s: float = FIRST_DELAY_S, max_delay_s: float = MAX_DELAY_S):
+        self._attempt = attempt
+        self._abandon = abandon
+        self.first_delay_s = first_delay_s
+        self.max_delay_s = max_delay_s
+        self._queue: deque[Write] = deque()
+        self._task: asyncio.Task[None] | None = None
+        self._since: float | None = None  # monotonic start of the current store outage
+        self._hurry = asyncio.Event()  # set at shutdown: the backoff ends for a last try
+        self._closing = False
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    async def put(self, w: Write) -> bool:
+        """Queue `w` behind what waits and wait for its first try (not for the store: once a write fails, every
+        caller goes on and the task keeps trying); return whether it is written."""
+        loop = asyncio.get_running_loop()
+        w.settled = loop.create_future()
+        if self._closing:
+            self._lost([w], "the daemon is stopping")
+            return False
+        self._queue.append(w)
+        if self._since is not None:
+            w.settled.set_result(None)  # the store is away: the caller does not wait for it
+        if self._task is None or self._task.done():
+            self._task = loop.create_task(self._drain(), name="alert-writes")
+        # shielded: a caller cancelled (a run at shutdown) leaves its write to the task, which finishes it
+        await asyncio.shield(w.settled)
+        return w.written
+
+    def _settle(self, w: Write) -> None:
+        if w.settled is not None and not w.settled.done():
+            w.settled.set_result(None)
+
+    async def _drain(self) -> None:
+        delay = self.first_delay_s
+        written = 0
+        while self._queue:
+            w = self._queue[0]
+            w.tries += 1
+            try:
+                await self._attempt(w)
+            except (IntegrityError, DataError) as e:
+                if not isinstance(e, IntegrityError) or w.tries == 1:
+                    self._refused(w, e)  # wrong for the store, not the store away: every retry would fail too
+            except SQLAlchemyError as e:
+                self._failed(e)
+                if self._closing:
+                    return
+                await self._sleep(delay)
+                delay = min(delay * 2, self.max_delay_s)
+                continue
+            except Exception:
+                log.exception("writing alert messages failed (not sent: %s)", "; ".join(w.what()))
+                self._abandon(w)
+            else:
+                written += 1
+            # IntegrityError on a retry: the try before committed, its answer lost with the connection (the ids
+            # are taken): written
+            if self._queue and self._queue[0] is w:
+                self._queue.popleft()
+            self._settle(w)
+            delay = self.first_delay_s
+        if self._since is not None:
+            log.warning("alert writes resumed: %d held writes written after %.0f s", written,
+                        time.monotonic() - self._since)
+        self._since = None
+
+    async def _sleep(self, delay: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._hurry.wait(), delay)
+
+    def _failed(self, e: SQLAlchemyError) -> None:
+        for w in self._queue:  # their callers go on: the task keeps trying
+            self._settle(w)
+        if self._since is None:
+            self._since = time.monotonic()
+            log.warning("cannot write alert messages to the store: holding them in memory, in order, and retrying "
+                        "until it answers (%s)", driver_message(e), extra={"waiting": len(self._queue)})
+
+    def _refused(self, w: Write, e: SQLAlchemyError) -> None:
+        log.error("the store refused alert messages for what they hold, not for being away: not sent (%s): %s",
+                  driver_message(e), "; ".join(w.what()))
+        self._abandon(w)
+
+    def _lost(self, writes: list[Write], why: str) -> None:
+        for w in writes:
+            log.error("alert messages not written (%s): %s", why, "; ".join(w.what()),
+                      extra={"messages": w.what()})
+            if not w.written:
+                self._abandon(w)
+            self._settle(w)
+
+    async def close(self, timeout_s: float = CLOSE_GRACE_S) -> int:
+        """At shutdown: give what waits a last try within `timeout_s`, then log what is still not written, message
+        by message (kind, canary, target, sink); return how many writes that is."""
+        self._closing = True
+        self._hurry.set()
+        if self._task is not None and not self._task.done():
+            await asyncio.wait([self._task], timeout=timeout_s)
+            self._task.cancel()  # a try still in its thread finishes there (and unmarks what it writes)
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        left = [w for w in self._queue if not w.written]
+        self._queue.clear()
+        self._lost(left, "the store was unavailable as the daemon stopped; a try may still have been under way")
+        return len(left)

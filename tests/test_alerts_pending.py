@@ -1,0 +1,146 @@
+"""Alert messages the store refuses at first are written once it answers, in order, and none is lost silently: a
+SQLite database locked by another connection and a PostgreSQL database cutting and refusing connections, for real."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from sqlalchemy import event
+
+from monitor.alerts import Notification
+from monitor.alerts.service import Alerting
+from monitor.store import Store
+from tests.test_alerts_inhibit import drift
+from tests.test_alerts_resync import cooled, health, kinds
+from tests.test_store_outage import outage
+
+
+@contextmanager
+def refusing(store: Store) -> Iterator[None]:
+    """Make `store` refuse writes: SQLite locked by another connection's exclusive transaction (its busy timeout cut
+    to 50 ms, so a try fails at once); PostgreSQL refusing new connections, its open ones cut."""
+    engine = store.engine
+    if engine.dialect.name == "sqlite":
+        @event.listens_for(engine, "connect")
+        def _short_busy_timeout(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+            dbapi_conn.execute("PRAGMA busy_timeout=50")
+
+        engine.dispose()  # connect afresh, with the short timeout
+        lock = sqlite3.connect(str(engine.url.database), isolation_level=None)
+        lock.execute("BEGIN EXCLUSIVE")
+        try:
+            yield
+        finally:
+            lock.execute("ROLLBACK")
+            lock.close()
+        return
+    database = str(engine.url.database)
+    outage(database, True)
+    try:
+        yield
+    finally:
+        outage(database, False)
+
+
+async def drained(al: Alerting, timeout: float = 20.0) -> None:
+    """Wait until no alert write waits for the store."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while len(al.pending) and loop.time() < deadline:
+        await asyncio.sleep(0.02)
+    assert len(al.pending) == 0, "alert writes still wait for the store"
+
+
+def written(al: Alerting) -> list[str]:
+    """The kinds of the outbox's rows, in the order they were made."""
+    return [n.kind for n in sorted(al.outbox.query(limit=100), key=lambda n: n.created_at)]
+
+
+def fast(al: Alerting) -> Alerting:
+    al.pending.first_delay_s = al.pending.max_delay_s = 0.05
+    return al
+
+
+async def test_a_health_message_the_store_refuses_is_written_once_it_answers_and_its_recovery_after_it(
+        store: Store, caplog: pytest.LogCaptureFixture) -> None:
+    """The canary.down's write failed on the store: the exception went to the run's log, the health watch had moved
+    on (no second canary.down comes), and the receiver never heard of the outage, then got its recovery alone."""
+    al = fast(cooled(store))
+    with caplog.at_level(logging.WARNING, logger="monitor.alerts"), refusing(store):
+        assert await al.publish([health("canary.down")]) == []  # no exception: it waits for the store
+        assert await al.publish([health("canary.recovered")]) == []  # behind it, at once
+        await asyncio.sleep(0.3)  # several tries
+    await drained(al)
+    assert written(al) == ["canary.down", "canary.recovered"]
+    refused = [r for r in caplog.records if "cannot write alert messages" in r.getMessage()]
+    assert len(refused) == 1 and refused[0].levelno == logging.WARNING  # once, not per try
+    assert kinds(await al.publish([health("canary.down")])) == ["canary.down"]  # the store answers: written at once
+
+
+async def test_a_resync_while_a_canary_down_waits_for_the_store_leaves_it_alone(store: Store) -> None:
+    """The canary.down waiting for the store is remembered as firing, its key marked as being written until it is:
+    a resync reading the outbox meanwhile (the recovery of the outage before as the latest state) must not put that
+    back, else this outage's recovery is dropped as not firing."""
+    al = fast(cooled(store))
+    await al.publish([health("canary.down")])
+    await al.publish([health("canary.recovered")])
+    with refusing(store):
+        assert await al.publish([health("canary.down")]) == []
+    al.resync()  # the store answers again; the write's next try has not come yet
+    await drained(al)
+    assert kinds(await al.publish([health("canary.recovered")])) == ["canary.recovered"]
+    assert written(al) == ["canary.down", "canary.recovered"] * 2
+
+
+async def test_drift_fired_again_at_a_reload_is_written_once_the_store_answers(sqlite_store: Store) -> None:
+    """`ensure_firing`'s write went the same way: its memory kept the opening as sent, so the next reload's dropped
+    it as a repeat (SQLite: reads go on while another connection holds the write lock)."""
+    al = fast(cooled(sqlite_store))
+    with refusing(sqlite_store):
+        assert await al.ensure_firing([drift(signal="refused")]) == []
+    await drained(al)
+    assert written(al) == ["drift.opened"]
+
+
+async def test_what_still_waits_at_shutdown_is_logged_as_not_sent(
+        store: Store, caplog: pytest.LogCaptureFixture) -> None:
+    al = fast(cooled(store))
+    with caplog.at_level(logging.ERROR, logger="monitor.alerts"), refusing(store):
+        await al.publish([health("canary.down")])
+        await al.stop()
+    lost = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert any("not written" in m and "canary.down c1@t [hook]" in m for m in lost), lost
+    assert al.policy.memory == {}  # never told: a canary.down after a restart is no repeat
+
+
+async def test_a_publish_cancelled_at_shutdown_keeps_its_mark_until_its_write_commits(store: Store) -> None:
+    """The cancelled publish cleared its "being written" mark while its thread went on to commit the canary.down: a
+    resync in between put back the outage before it as the latest state, and this outage's recovery was dropped."""
+    al = cooled(store)
+    await al.publish([health("canary.down")])
+    await al.publish([health("canary.recovered")])
+    go, entered = threading.Event(), threading.Event()
+    write = al._write
+
+    def slow(out: list[Notification], *rest: object) -> None:
+        entered.set()
+        go.wait(10)
+        write(out, *rest)  # type: ignore[arg-type]
+
+    al._write = slow  # type: ignore[method-assign]
+    publishing = asyncio.create_task(al.publish([health("canary.down")]))
+    assert await asyncio.to_thread(entered.wait, 10)
+    publishing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await publishing
+    al.resync()  # before the commit of the write the cancelled publish began
+    go.set()
+    await drained(al)
+    al._write = write  # type: ignore[method-assign]
+    assert kinds(await al.publish([health("canary.recovered")])) == ["canary.recovered"]
