@@ -131,6 +131,13 @@ class App:
         if events and self.alerting is not None:
             self.spawn(self.alerting.publish(events))
 
+    async def page_down_pairs(self) -> None:
+        """Tell each sink routed a pair reported down, and never told, that it is: a reload (or a restart) that added
+        the sink or changed the routes mid-outage (see Alerting.ensure_firing)."""
+        if self.alerting is not None:
+            await self.alerting.ensure_firing(self.health.down_events(lambda c: self._tags.get(c, ())),
+                                              lambda e: self.health.is_down(e.canary, e.target))
+
     def spawn(self, coro: Any) -> None:
         """Run a coroutine in the background, keeping a reference until it is done (and logging failures)."""
         task = asyncio.ensure_future(coro)

@@ -50,6 +50,17 @@ class HealthWatch:
         """
         self._failed_runs.update(counts)
 
+    def is_down(self, canary: str, target: str) -> bool:
+        """Whether the pair is reported down (its canary.down sent, its canary.recovered not yet)."""
+        return (canary, target) in self._down
+
+    def down_events(self, tags: Callable[[str], tuple[str, ...]]) -> list[AlertEvent]:
+        """Return a canary.down event for each pair reported down, for the sinks a reload or restart routes it to
+        that were never told (`Alerting.ensure_firing`)."""
+        return [AlertEvent(kind="canary.down", canary=c, target=t, signal=HEALTH_SIGNAL, severity="critical",
+                           tags=tags(c), opened_at=self.now(), summary=f"{c}@{t}: every call fails",
+                           evidence={"signal": HEALTH_SIGNAL}) for c, t in sorted(self._down)]
+
     def forget(self, keep: set[tuple[str, str]]) -> None:
         """Forget pairs no longer configured (their down alerts were resolved when they went): if one comes
         back and still fails, it is reported down again."""

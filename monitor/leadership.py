@@ -102,6 +102,7 @@ class Succession:
             app.alerting.inhibitor.seed_failing(streaks, streaks)  # before the events fired again below
             await app.alerting.start([(c.id, t.id) for c, t in app.config.pairs()])
             app.health.seed_down(await asyncio.to_thread(app.alerting.open_pairs, "canary.down"))
+            await app.page_down_pairs()  # a sink configured or routed to a pair since it went down is told it is
         if app.analysis is not None:
             app.analysis.alerting = app.alerting
             # events are written only on a lock confirmed within 1.5 checks: a new leader loads the open events two

@@ -70,6 +70,8 @@ async def reload_config(app: App) -> tuple[bool, str]:
         app.health.seed_failed_runs({pair: streak.runs for pair, streak in streaks.items()})
         if app.alerting is not None:  # their open events fired again below are held while they fail
             app.alerting.inhibitor.seed_failing(added, streaks)
+    if app.leading:
+        await app.page_down_pairs()  # a sink now routed a pair down is told it is
     if app.analysis is not None and app.leading:
         app.analysis.declare(sorted(pairs))
         await app.analysis.in_worker(app.analysis.engine.set_zero_tolerance,

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from monitor.alerts import AlertsConfig
 from monitor.sim import SimServer
 from monitor.store import Store
@@ -54,3 +56,43 @@ async def test_a_drift_end_goes_where_its_opening_went(store: Store) -> None:
     write(al, drift("drift.resolved", signal="refused"))
     assert sorted((n.sink, n.kind) for n in al.outbox.query(limit=100)) == [
         ("am", "drift.resolved"), ("hook", "drift.opened"), ("hook", "drift.resolved")]
+
+
+@pytest.mark.parametrize("how", ["reload", "restart"])
+async def test_a_sink_routed_to_a_canary_while_it_is_down_is_told_it_is_down_before_its_recovery(
+        sim: SimServer, store_url: str, tmp_path: Path, how: str) -> None:  # noqa: F811
+    """A reload (or a restart) routes the canary's alerts to `pager` too while it is down: `pager` got
+    canary.recovered of an outage it never heard of. Told it is down as it is routed (as Alertmanager tells a
+    receiver added while an alert fires), its recovery ends a page it has."""
+    with Receiver() as rx, Receiver() as pager:
+        cfg = config_path(tmp_path, sim, store_url, rx)
+        sinks = f'  sinks: [{{name: hook, type: webhook, url: "{rx.url}/hook"}}]\n'
+        before = cfg.read_text().replace(sinks, f"""\
+  sinks:
+    - {{name: hook, type: webhook, url: "{rx.url}/hook"}}
+    - {{name: pager, type: webhook, url: "{pager.url}/hook"}}
+  routes: [{{match: {{kind: ["canary.*"]}}, sinks: [hook]}}]
+""")
+        cfg.write_text(before)
+        app = await started(cfg)
+        try:
+            await runs(app, 4)
+            phase(sim, "down")
+            await runs(app, 3)
+            assert told(rx) == [("canary.down", "health")] and told(pager) == []
+            cfg.write_text(before.replace("sinks: [hook]", "sinks: [hook, pager]"))
+            if how == "reload":
+                assert (await app.reload())[0]
+            else:
+                await app.stop()
+                app = await started(cfg)
+            await runs(app, 1)  # still down: no second canary.down anywhere
+            assert told(pager) == [("canary.down", "health")] and told(rx) == [("canary.down", "health")]
+            phase(sim, "up")
+            await runs(app, 3)
+        finally:
+            await app.stop()
+        assert told(pager) == [("canary.down", "health"), ("canary.recovered", "health")]
+        assert told(rx) == [("canary.down", "health"), ("canary.recovered", "health")]
+        first, again = (next(m.json["data"] for m in r.delivered if m.json["type"] == "canary.down") for r in (rx, pager))
+        assert again["opened_at"] == first["opened_at"] and again["summary"] == first["summary"]

@@ -7,6 +7,7 @@ import logging
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -293,29 +294,37 @@ class Alerting:
                 self._store(s, out, held)
         return out, unheld, resolved
 
-    async def ensure_firing(self, events: Iterable[AlertEvent]) -> list[Notification]:
-        """Fire open drift events (``drift.opened``) at each routed sink that has no open alert for them; return
-        the notifications.
+    async def ensure_firing(self, events: Iterable[AlertEvent],
+                            current: Callable[[AlertEvent], bool] = lambda e: True) -> list[Notification]:
+        """Fire open drift events (``drift.opened``) and pairs down (``canary.down``) at each routed sink that has
+        no open alert for them; return the notifications written (those waiting for the store: none).
 
         A reload or restart that removed the canary resolved its alerts (`retire`) while the event stayed open in
         the store; when the canary is back, or a new sink is configured, the event is paged again. Events the store
-        has ended (resolved or accepted since the caller read them open) are not.
+        has ended (resolved or accepted since the caller read them open) are not. A sink a reload (or a restart)
+        routes a down pair to is told it is down, as Alertmanager tells a receiver added while an alert fires: its
+        `canary.recovered` then ends a page it has. `current` is asked as they are planned, on the event loop:
+        a pair that recovered since the caller looked is not told down (its recovery comes after).
         """
+        opened = await asyncio.to_thread(self.outbox.open_alerts)
         firing = {(n.sink, n.payload.get("canary"), n.payload.get("target"), n.signal)
-                  for n in await asyncio.to_thread(self.outbox.open_alerts) if n.kind == "drift.opened"}
+                  for n in opened if n.kind in _ENDS}
+        downs = {(n.payload.get("canary"), n.payload.get("target")): n.payload
+                 for n in opened if n.kind == "canary.down"}
+        events = [_as_paged(e, downs.get((e.canary, e.target))) for e in events]
         wanted = [(e, [s for s in route(e, self.cfg) if (s, e.canary, e.target, e.signal) not in firing])
                   for e in events]
         # Read after the alerts: an event the caller read open may have ended since (a take-over as the old
         # leader's end of it was written), its end then among the alerts read, and its opening sent again paged an
         # ended event no resolve follows. Ended later, its opening was among them, and nothing is sent.
         ended = await asyncio.to_thread(DriftRepository(self.outbox.engine).ended,
-                                        [e.event_id for e, s in wanted if s])
+                                        [e.event_id for e, s in wanted if s and e.event_id])
         now = self.now()
         out: list[Notification] = []
         w = Write(out=out)
         with self._memory_lock:
             for event, missing in wanted:
-                if missing and event.event_id not in ended:
+                if missing and event.event_id not in ended and current(event):
                     # a new message, not a retry: the receiver may have been told "resolved" since the first one
                     p = plan(event, self.cfg, now, self.policy.memory, sinks=missing, round_=now.isoformat())
                     for key in p.remember:
@@ -346,6 +355,15 @@ class Alerting:
 
 
 _ENDS = {"drift.opened": "drift.resolved", "canary.down": "canary.recovered"}  # what resolves a firing kind
+
+
+def _as_paged(event: AlertEvent, paged: Mapping[str, Any] | None) -> AlertEvent:
+    """A canary.down told to a sink newly routed to it, as another sink was told it: since when, and why."""
+    if event.kind != "canary.down" or not paged:
+        return event
+    since = paged.get("opened_at")
+    return replace(event, opened_at=datetime.fromisoformat(since) if since else event.opened_at,
+                   summary=paged.get("summary") or event.summary, evidence=paged.get("evidence") or event.evidence)
 
 
 def build_alerting(cfg: AlertsConfig, store: Any, *, environ: Mapping[str, str] | None = None,
