@@ -16,7 +16,7 @@ from sqlalchemy import event
 from monitor.alerts import Notification
 from monitor.alerts.service import Alerting
 from monitor.store import Store
-from tests.test_alerts_inhibit import drift
+from tests.test_alerts_inhibit import alerting, down, drift
 from tests.test_alerts_resync import cooled, health, kinds
 from tests.test_store_outage import outage
 
@@ -144,3 +144,16 @@ async def test_a_publish_cancelled_at_shutdown_keeps_its_mark_until_its_write_co
     await drained(al)
     al._write = write  # type: ignore[method-assign]
     assert kinds(await al.publish([health("canary.recovered")])) == ["canary.recovered"]
+
+
+async def test_a_canary_down_waiting_for_the_store_is_not_told_again_by_a_reload(sqlite_store: Store) -> None:
+    """A reload tells each sink routed a down pair that was never told (`ensure_firing`); the outbox it reads has
+    no row of the canary.down still waiting for the store, and a second one went to every sink (SQLite: reads go on
+    while another connection holds the write lock)."""
+    al = fast(alerting(sqlite_store))  # no cooldown: nothing else drops a repeat
+    with refusing(sqlite_store):
+        assert await al.publish([down()]) == []
+        assert await al.ensure_firing([down()]) == []
+    await drained(al)
+    assert sorted((n.sink, n.kind) for n in al.outbox.query(limit=100)) == [("am", "canary.down"),
+                                                                          ("hook", "canary.down")]

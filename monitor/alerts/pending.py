@@ -45,6 +45,7 @@ class Write:
     written: bool = False
     unmarked: bool = False  # its keys' marks are gone (written, or given up on)
     tries: int = 0
+    write_tries: int = 0  # of those, the ones that got as far as writing
     settled: asyncio.Future[None] | None = None  # done once written, or once it waits for the store
 
     def what(self) -> list[str]:
@@ -70,6 +71,7 @@ class Pending:
         self._queue: deque[Write] = deque()
         self._task: asyncio.Task[None] | None = None
         self._since: float | None = None  # monotonic start of the current store outage
+        self._written = 0  # writes made since it began
         self._hurry = asyncio.Event()  # set at shutdown: the backoff ends for a last try
         self._closing = False
 
@@ -99,15 +101,13 @@ class Pending:
 
     async def _drain(self) -> None:
         delay = self.first_delay_s
-        written = 0
         while self._queue:
             w = self._queue[0]
             w.tries += 1
             try:
                 await self._attempt(w)
-            except (IntegrityError, DataError) as e:
-                if not isinstance(e, IntegrityError) or w.tries == 1:
-                    self._refused(w, e)  # wrong for the store, not the store away: every retry would fail too
+            except (IntegrityError, DataError) as e:  # wrong for the store, not the store away: so is every retry
+                self._refused(w, e)
             except SQLAlchemyError as e:
                 self._failed(e)
                 if self._closing:
@@ -119,15 +119,13 @@ class Pending:
                 log.exception("writing alert messages failed (not sent: %s)", "; ".join(w.what()))
                 self._abandon(w)
             else:
-                written += 1
-            # IntegrityError on a retry: the try before committed, its answer lost with the connection (the ids
-            # are taken): written
+                self._written += 1
             if self._queue and self._queue[0] is w:
                 self._queue.popleft()
             self._settle(w)
             delay = self.first_delay_s
         if self._since is not None:
-            log.warning("alert writes resumed: %d held writes written after %.0f s", written,
+            log.warning("alert writes resumed: %d held writes written after %.0f s", self._written,
                         time.monotonic() - self._since)
         self._since = None
 
@@ -139,7 +137,7 @@ class Pending:
         for w in self._queue:  # their callers go on: the task keeps trying
             self._settle(w)
         if self._since is None:
-            self._since = time.monotonic()
+            self._since, self._written = time.monotonic(), 0
             log.warning("cannot write alert messages to the store: holding them in memory, in order, and retrying "
                         "until it answers (%s)", driver_message(e), extra={"waiting": len(self._queue)})
 

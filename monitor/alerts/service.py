@@ -181,10 +181,11 @@ class Alerting:
         committed, not when an awaiting task is cancelled (a shutdown) while the thread may still commit them. A
         key conflict on a retry means the try before committed, its answer lost with the connection."""
         assert w.out is not None
+        w.write_tries += 1
         try:
             self._write(w.out)
         except IntegrityError:
-            if w.tries < 2:
+            if w.write_tries < 2:
                 raise
             log.info("alert messages were already written (an earlier try's answer was lost)")
         self._unmark(w, written=True)
@@ -324,6 +325,8 @@ class Alerting:
         w = Write(out=out)
         with self._memory_lock:
             for event, missing in wanted:
+                # a key being written has a message on its way the outbox read did not see (waiting for the store)
+                missing = [s for s in missing if (s, event.group_key, event.signal) not in self._writing]
                 if missing and event.event_id not in ended and current(event):
                     # a new message, not a retry: the receiver may have been told "resolved" since the first one
                     p = plan(event, self.cfg, now, self.policy.memory, sinks=missing, round_=now.isoformat())
