@@ -96,3 +96,33 @@ async def test_a_sink_routed_to_a_canary_while_it_is_down_is_told_it_is_down_bef
         assert told(rx) == [("canary.down", "health"), ("canary.recovered", "health")]
         first, again = (next(m.json["data"] for m in r.delivered if m.json["type"] == "canary.down") for r in (rx, pager))
         assert again["opened_at"] == first["opened_at"] and again["summary"] == first["summary"]
+
+
+async def test_a_sink_removed_while_its_canary_was_down_does_not_page_its_successor_after_the_recovery(
+        sim: SimServer, store_url: str, tmp_path: Path) -> None:  # noqa: F811
+    """`hook` was told canary.down and removed across a restart; `pager`, which replaced it, was told the canary is
+    down, then that it recovered. `hook`'s canary.down stays its last word in the outbox (nothing is sent to a sink
+    no longer configured): read as "still down" at the next restart, it paged `pager` for an outage long over."""
+    with Receiver() as rx, Receiver() as pager:
+        cfg = config_path(tmp_path, sim, store_url, rx)
+        sinks = f'  sinks: [{{name: hook, type: webhook, url: "{rx.url}/hook"}}]\n'
+        replaced = cfg.read_text().replace(sinks, f'  sinks: [{{name: pager, type: webhook, url: "{pager.url}/hook"}}]\n')
+        app = await started(cfg)
+        try:
+            await runs(app, 4)
+            phase(sim, "down")
+            await runs(app, 3)
+            assert told(rx) == [("canary.down", "health")]
+            await app.stop()
+            cfg.write_text(replaced)
+            app = await started(cfg)
+            phase(sim, "up")
+            await runs(app, 3)
+            assert told(pager) == [("canary.down", "health"), ("canary.recovered", "health")]
+            await app.stop()
+            app = await started(cfg)
+            await runs(app, 1)
+        finally:
+            await app.stop()
+        assert told(pager) == [("canary.down", "health"), ("canary.recovered", "health")]
+        assert told(rx) == [("canary.down", "health")]

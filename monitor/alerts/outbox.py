@@ -311,6 +311,10 @@ class Outbox:
         """Return the alerts a sink was told are firing and not yet told are resolved (latest per key)."""
         return [_from_row(r) for r in self._latest_states(sink) if r.kind in FIRING and r.status == DELIVERED]
 
+    def latest_states(self) -> list[Notification]:
+        """Return, per sink x group x signal, the latest live firing or resolving message (oldest first)."""
+        return sorted((_from_row(r) for r in self._latest_states()), key=lambda n: (n.created_at, n.id))
+
     def open_alerts(self) -> list[Notification]:
         """Return, per sink x group x signal, the firing message not yet followed by a resolve (sent or not)."""
         return [_from_row(r) for r in self._latest_states() if r.kind in FIRING]

@@ -234,9 +234,14 @@ class Alerting:
         self.sender.start()
 
     def open_pairs(self, kind: str) -> set[tuple[str, str]]:
-        """Return the canary x target pairs with an alert of `kind` some sink was told (or will be) is firing."""
-        return {(n.payload.get("canary", ""), n.payload.get("target", ""))
-                for n in self.outbox.open_alerts() if n.kind == kind}
+        """Return the canary x target pairs whose latest word of `kind`'s alert, at any sink, is that it fires (told,
+        or to be told). Across sinks: a sink removed while the alert fired keeps that as its last row for good (none
+        is sent to it), and read alone it said "still firing" after the sinks configured were told it ended."""
+        latest: dict[tuple[str, str], str] = {}
+        for n in self.outbox.latest_states():  # oldest first: the latest of each pair wins
+            if n.kind in (kind, _ENDS.get(kind)):
+                latest[(n.payload.get("canary", ""), n.payload.get("target", ""))] = n.kind
+        return {pair for pair, k in latest.items() if k == kind}
 
     async def retire(self, pairs: Iterable[tuple[str, str]]) -> list[Notification]:
         """Resolve the firing alerts of canary x target pairs no longer configured; return the notifications.
