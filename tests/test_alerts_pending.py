@@ -9,14 +9,18 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 from sqlalchemy import event
 
 from monitor.alerts import Notification
 from monitor.alerts.service import Alerting
+from monitor.sim import SimServer
 from monitor.store import Store
+from tests.support.receiver import Receiver
 from tests.test_alerts_inhibit import alerting, down, drift
+from tests.test_alerts_outage import config_path, phase, runs, sim, started, told  # noqa: F401 (fixture)
 from tests.test_alerts_resync import cooled, health, kinds
 from tests.test_store_outage import outage
 
@@ -157,3 +161,30 @@ async def test_a_canary_down_waiting_for_the_store_is_not_told_again_by_a_reload
     await drained(al)
     assert sorted((n.sink, n.kind) for n in al.outbox.query(limit=100)) == [("am", "canary.down"),
                                                                           ("hook", "canary.down")]
+
+
+@pytest.mark.postgres
+async def test_a_canary_down_made_while_postgresql_is_away_reaches_the_receiver_once_it_is_back(
+        sim: SimServer, pg_url: str, tmp_path: Path) -> None:  # noqa: F811
+    """The daemon in-process: the third failed run's canary.down could not be written (PostgreSQL cutting and
+    refusing connections); the run's job logged the exception, the health watch had moved on, and the outage was
+    never paged."""
+    with Receiver() as rx:
+        app = await started(config_path(tmp_path, sim, pg_url, rx))
+        assert app.alerting is not None
+        fast(app.alerting)
+        canary, target = app.config.pairs()[0]
+        try:
+            await runs(app, 4)
+            phase(sim, "down")
+            with refusing(app.store):
+                for _ in range(3):
+                    await asyncio.wait_for(app._run_job(canary, target), 30)  # the runs go on
+                assert len(app.alerting.pending) == 1
+            await drained(app.alerting)
+            await app.alerting.sender.flush()
+            while len(app.runner.unsaved):  # the runs' observations, for the analysis (still running) to take
+                await asyncio.sleep(0.05)
+        finally:
+            await app.stop()
+        assert told(rx) == [("canary.down", "health")]

@@ -159,12 +159,15 @@ class Pending:
         by message (kind, canary, target, sink); return how many writes that is."""
         self._closing = True
         self._hurry.set()
+        why = "the store was unavailable as the daemon stopped"
         if self._task is not None and not self._task.done():
             await asyncio.wait([self._task], timeout=timeout_s)
+            if not self._task.done():
+                why += f"; the oldest was still being tried after {timeout_s:g} s, and may yet land"
             self._task.cancel()  # a try still in its thread finishes there (and unmarks what it writes)
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         left = [w for w in self._queue if not w.written]
         self._queue.clear()
-        self._lost(left, "the store was unavailable as the daemon stopped; a try may still have been under way")
+        self._lost(left, why)
         return len(left)
