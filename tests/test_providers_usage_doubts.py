@@ -4,6 +4,7 @@ stands, and counts that can be true are kept as they came."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -132,3 +133,22 @@ async def test_anthropics_hour_long_cache_writes_beyond_all_writes_are_not_belie
     assert r.usage_doubts == [("usage.cache_creation.ephemeral_1h_input_tokens",
                                "usage.cache_creation.ephemeral_1h_input_tokens 40 exceeds "
                                "usage.cache_creation_input_tokens 10: not believed")]
+
+
+@pytest.mark.parametrize("stream", [True, False])
+async def test_an_anthropic_refusal_before_any_output_costs_no_output_tokens(stream: bool) -> None:
+    """A refusal before any output (stop_reason refusal, no content) is billed no output tokens: its 0 is a count.
+    Its refusal text is the daemon's own word for it, not output that contradicts the 0."""
+    usage = {"input_tokens": 12, "output_tokens": 0}
+    if stream:
+        start = {"type": "message_start", "message": {"id": "msg_1", "model": "m", "usage": usage}}
+        raw = reply(events("anthropic", start, {"type": "message_delta", "delta": {"stop_reason": "refusal"},
+                                                "usage": {"output_tokens": 0}}, {"type": "message_stop"}),
+                    ctype="text/event-stream")
+    else:
+        raw = reply(json.dumps({"id": "msg_1", "type": "message", "model": "m", "stop_reason": "refusal",
+                                "content": [], "usage": usage}).encode())
+    r = await answer("anthropic", stream, raw)
+    assert r.ok and r.refusal_text, r.error_message
+    assert (r.usage.input_tokens, r.usage.output_tokens, r.usage_doubts) == (12, 0, [])
+    assert cost_usd(r.usage, PRICES) == pytest.approx(12 / 1e6)

@@ -34,7 +34,7 @@ from monitor.providers.base import (
 )
 from monitor.providers.capped import ReplyTooLarge
 from monitor.providers.connecting import never_connected, watch_connecting, watching
-from monitor.providers.doubt import ANTHROPIC_NAMES, doubt, prompted
+from monitor.providers.doubt import ANTHROPIC_NAMES, REFUSED, doubt, prompted
 from monitor.providers.shape import get, obj, shown
 from monitor.providers.sse import drain
 from monitor.providers.vet import vet
@@ -250,7 +250,7 @@ class AnthropicProvider:
                 except ValueError as e:  # raised here it would replace the stream's own error (overloaded_error)
                     unread = e
                 if result.finish_reason == FinishReason.REFUSAL:
-                    result.refusal_text = result.text or "refusal"
+                    result.refusal_text = result.text or REFUSED
             if unread is not None:
                 raise unread
             if not heard:  # a whole body that holds none, not one broken off: nothing began to be stopped
@@ -303,7 +303,7 @@ class AnthropicProvider:
         result.raw_finish_reason = stop
         result.finish_reason = _stop(stop) if stop else None
         if result.finish_reason == FinishReason.REFUSAL:
-            result.refusal_text = result.text or "refusal"
+            result.refusal_text = result.text or REFUSED
         result.usage = _usage(msg.get("usage"))
 
 

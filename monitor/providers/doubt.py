@@ -36,6 +36,8 @@ ANTHROPIC_NAMES = {"input_tokens": "usage.input_tokens (with the cache reads and
                    "cache_write_input_tokens": "usage.cache_creation_input_tokens",
                    "cache_write_1h_input_tokens": "usage.cache_creation.ephemeral_1h_input_tokens",
                    "output_tokens": "usage.output_tokens"}
+# the refusal text of a refusal that said nothing (Anthropic's stop_reason refusal before any output): no output
+REFUSED = "refusal"
 _WITHIN = {"input_tokens": ("cached_input_tokens", "cache_write_input_tokens", "cache_write_1h_input_tokens"),
            "output_tokens": ("reasoning_tokens",)}
 
@@ -88,5 +90,7 @@ def doubt(result: CallResult, names: dict[str, str], *, prompt: bool) -> CallRes
 
 
 def _output(result: CallResult) -> bool:
-    """Whether the answer has output: text, refusal text, tool calls, or reasoning streamed."""
-    return bool(result.text or result.refusal_text or result.tool_calls) or result.first_output_s is not None
+    """Whether the answer has output: text, refusal text (not `REFUSED`, a refusal's that said nothing), tool calls,
+    or reasoning streamed."""
+    said = bool(result.refusal_text) and result.refusal_text != REFUSED
+    return bool(result.text or said or result.tool_calls) or result.first_output_s is not None
