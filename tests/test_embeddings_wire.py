@@ -19,7 +19,14 @@ from monitor.embeddings import Embedder
 from tests.support.jsonserver import wire_server
 from tests.test_providers_encoding import UNDECODABLE
 from tests.test_providers_errorbody import BROKE_OFF, START
-from tests.test_providers_errorstall import silent, socks_mute, tunnelling, unanswered
+from tests.test_providers_errorstall import (
+    REFUSALS,
+    proxy_refusing,
+    silent,
+    socks_mute,
+    tunnelling,
+    unanswered,
+)
 from tests.test_providers_replies import PROXY_VARS, Send, head
 
 HEADERS = "retry-after: 7\r\nx-request-id: req_1\r\nx-ratelimit-remaining-requests: 0\r\n"
@@ -184,3 +191,12 @@ def test_a_placeholder_prompt_count_is_unknown(prompt_tokens: int, expected: int
     [call] = calls
     assert call.ok and (call.usage.input_tokens, call.usage.output_tokens) == (expected, 0)
     assert [name for name, _ in call.usage_doubts] == ([] if expected else ["usage.prompt_tokens"])
+
+
+@pytest.mark.parametrize("how", list(REFUSALS))
+def test_a_proxy_that_refuses_to_reach_the_target_is_a_connect_failure(how: str,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    with proxy_refusing(how, monkeypatch) as url:
+        call = never_reached(url, timeout=5)
+    assert (call.http_status, call.error_type) == (None, ErrorType.CONNECT), (call.error_type, call.error_message)
+    assert call.error_message == f"connection failed: the proxy did not connect: ProxyError: {REFUSALS[how]}"

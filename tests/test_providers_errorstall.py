@@ -252,3 +252,66 @@ async def test_a_socks_proxy_that_never_answers_its_handshake_is_a_connect_failu
         r = await call(build_provider(target, "sk-test"), True, timeout_s=TIMEOUT_S)
     assert (r.http_status, r.error_type) == (None, ErrorType.CONNECT), (r.error_type, r.error_message)
     assert r.error_message == f"no connection in {TIMEOUT_S:g}s: the SOCKS proxy's handshake did not finish"
+
+
+@contextmanager
+def socks_refusing(reply: bytes, method: bytes = b"\x00") -> Iterator[str]:
+    """A SOCKS5 proxy that answers the greeting choosing `method` and, when that is no authentication, each CONNECT
+    with the reply code `reply` (0x05: the target refused the proxy's connection; 0x04: host unreachable)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    taken: list[socket.socket] = []
+
+    def take() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn = listener.accept()[0]
+                taken.append(conn)
+                conn.recv(64)
+                conn.sendall(b"\x05" + method)
+                if method == b"\x00":
+                    conn.recv(512)  # the CONNECT
+                    conn.sendall(b"\x05" + reply + b"\x00\x01" + bytes(6))  # bound to 0.0.0.0:0
+
+    threading.Thread(target=take, daemon=True).start()
+    try:
+        yield f"socks5://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        for s in [listener, *taken]:
+            s.close()
+
+
+REFUSALS = {"socks_refused": "Proxy Server could not connect: Connection refused.",
+            "socks_unreachable": "Proxy Server could not connect: Host unreachable.",
+            "socks_auth": "Requested NO AUTHENTICATION REQUIRED from proxy server, but got USERNAME/PASSWORD.",
+            "http_403": "403 Forbidden"}
+
+
+@contextmanager
+def proxy_refusing(how: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A proxy from the environment that refuses to reach the target (`how`: a key of REFUSALS); the target's URL."""
+    for name in PROXY_VARS:
+        monkeypatch.delenv(name, raising=False)
+    if how.startswith("socks"):
+        reply, method = {"socks_refused": (b"\x05", b"\x00"), "socks_unreachable": (b"\x04", b"\x00"),
+                         "socks_auth": (b"\x00", b"\x02")}[how]
+        with socks_refusing(reply, method) as proxy:
+            monkeypatch.setenv("ALL_PROXY", proxy)
+            yield "http://upstream.invalid"
+    else:
+        with tunnelling(b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n") as proxy:
+            monkeypatch.setenv("HTTPS_PROXY", proxy)
+            yield "https://upstream.invalid"
+
+
+@pytest.mark.parametrize("how", list(REFUSALS))
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_proxy_that_refuses_to_reach_the_target_is_a_connect_failure(
+        kind: str, how: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A SOCKS proxy whose reply says it could not reach the target (or that wants a password), an HTTP proxy that
+    answers the CONNECT with 403: no connection to the target was made. httpcore raises ProxyError, and the call was
+    a `server_error`, "connection closed before an answer", as an upstream that crashed on the request is."""
+    with proxy_refusing(how, monkeypatch) as url:
+        target = Target(id="t", provider=kind, base_url=url + ("/v1" if kind == "openai" else ""), model="m")
+        r = await call(build_provider(target, "sk-test"), True, timeout_s=5)
+    assert (r.http_status, r.error_type) == (None, ErrorType.CONNECT), (r.error_type, r.error_message)
+    assert r.error_message == f"connection failed: the proxy did not connect: ProxyError: {REFUSALS[how]}"

@@ -218,10 +218,10 @@ def _names(exc: BaseException) -> set[str]:
 
 
 def broken_connection(exc: BaseException, status: int | None) -> tuple[ErrorType, str]:
-    """Type a call whose connection failed: `connect` when none could be made or the request could not be sent,
-    `bad_response` when an answer had started (`status`, the status it came with) and broke off or what came was
-    not HTTP, else `server_error`: the server took the request and closed the connection without answering (what a
-    crashing upstream or a proxy does).
+    """Type a call whose connection failed: `connect` when none could be made (a proxy's refusal to reach the target
+    included: httpcore's ProxyError) or the request could not be sent, `bad_response` when an answer had started
+    (`status`, the status it came with) and broke off or what came was not HTTP, else `server_error`: the server took
+    the request and closed the connection without answering (what a crashing upstream or a proxy does).
 
     An error status stands (as in `undecodable`): a 429 whose body broke off is still a rate limit, typed by its
     status, the message saying the error body broke off.
@@ -241,6 +241,8 @@ def broken_connection(exc: BaseException, status: int | None) -> tuple[ErrorType
         return ErrorType.BAD_RESPONSE, f"response broken off: {detail}"
     if seen is None or _names(seen) & {"ConnectError", "ConnectTimeout", "WriteError"}:
         return ErrorType.CONNECT, f"connection failed: {detail}"
+    if "ProxyError" in _names(seen):  # the proxy did not reach the target: a SOCKS reply, an HTTP CONNECT refused
+        return ErrorType.CONNECT, f"connection failed: the proxy did not connect: {detail}"
     if "RemoteProtocolError" in _names(seen) and "disconnected without" not in str(seen):
         # something came, but not HTTP: an illegal status or header line, conflicting lengths (a broken proxy)
         return ErrorType.BAD_RESPONSE, f"the answer is not valid HTTP: {detail}"
