@@ -20,9 +20,11 @@ from tests.support.jsonserver import wire_server
 from tests.test_providers_encoding import UNDECODABLE
 from tests.test_providers_errorbody import BROKE_OFF, START
 from tests.test_providers_errorstall import (
+    NOT_SOCKS,
     REFUSALS,
     proxy_refusing,
     silent,
+    socks_broken,
     socks_mute,
     tunnelling,
     unanswered,
@@ -200,3 +202,16 @@ def test_a_proxy_that_refuses_to_reach_the_target_is_a_connect_failure(how: str,
         call = never_reached(url, timeout=5)
     assert (call.http_status, call.error_type) == (None, ErrorType.CONNECT), (call.error_type, call.error_message)
     assert call.error_message == f"connection failed: the proxy did not connect: ProxyError: {REFUSALS[how]}"
+
+
+@pytest.mark.parametrize("answer", list(NOT_SOCKS))
+def test_a_socks_proxy_that_breaks_its_handshake_is_a_connect_failure(answer: str,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """socksio's error came out of the embedder, into the analysis that asked for the vectors."""
+    for name in PROXY_VARS:
+        monkeypatch.delenv(name, raising=False)
+    with socks_broken(NOT_SOCKS[answer]) as proxy:
+        monkeypatch.setenv("ALL_PROXY", proxy)
+        call = never_reached("http://upstream.invalid", timeout=5)
+    assert (call.http_status, call.error_type) == (None, ErrorType.CONNECT), (call.error_type, call.error_message)
+    assert call.error_message == "connection failed: the SOCKS proxy's handshake failed: ProtocolError: Malformed reply"

@@ -315,3 +315,44 @@ async def test_a_proxy_that_refuses_to_reach_the_target_is_a_connect_failure(
         r = await call(build_provider(target, "sk-test"), True, timeout_s=5)
     assert (r.http_status, r.error_type) == (None, ErrorType.CONNECT), (r.error_type, r.error_message)
     assert r.error_message == f"connection failed: the proxy did not connect: ProxyError: {REFUSALS[how]}"
+
+
+@contextmanager
+def socks_broken(answer: bytes) -> Iterator[str]:
+    """A "SOCKS5 proxy" that answers the greeting with `answer` and closes: an HTTP proxy's port given as a SOCKS one
+    (ALL_PROXY=socks5://proxy:3128) answers HTTP; b"": a proxy that closes the connection at once."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def take() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn = listener.accept()[0]
+                conn.recv(64)
+                conn.sendall(answer)
+                conn.close()
+
+    threading.Thread(target=take, daemon=True).start()
+    try:
+        yield f"socks5://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        listener.close()
+
+
+NOT_SOCKS = {"http": b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n", "closed": b""}
+
+
+@pytest.mark.parametrize("answer", list(NOT_SOCKS))
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_socks_proxy_that_breaks_its_handshake_is_a_connect_failure(
+        kind: str, answer: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """socksio's ProtocolError ("Malformed reply") is no HTTP library error: it came out of the provider, an
+    `internal` failure logged with a traceback as a bug."""
+    with socks_broken(NOT_SOCKS[answer]) as proxy:
+        for name in PROXY_VARS:
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("ALL_PROXY", proxy)
+        target = Target(id="t", provider=kind, base_url="http://upstream.invalid" + ("/v1" if kind == "openai"
+                                                                                     else ""), model="m")
+        r = await call(build_provider(target, "sk-test"), True, timeout_s=5)
+    assert (r.http_status, r.error_type) == (None, ErrorType.CONNECT), (r.error_type, r.error_message)
+    assert r.error_message == "connection failed: the SOCKS proxy's handshake failed: ProtocolError: Malformed reply"

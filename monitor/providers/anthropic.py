@@ -9,6 +9,7 @@ from urllib.parse import urlparse
 
 import httpx
 from httpx_sse import aconnect_sse
+from socksio.exceptions import SOCKSError
 
 from monitor.domain import CallResult, ErrorType, FinishReason, Usage
 from monitor.providers.arrival import arrival_of, sent_of
@@ -140,7 +141,7 @@ class AnthropicProvider:
             result.error_message = short(f"{e.kind}: {e}")
         except httpx.DecodingError as e:
             result.error_type, result.error_message = undecodable(e, result.http_status)
-        except (httpx.TransportError, httpx.StreamError) as e:
+        except (httpx.TransportError, httpx.StreamError, SOCKSError) as e:  # socksio's: a SOCKS handshake broken
             result.error_type, message = broken_connection(e, result.http_status)
             result.error_message = short(message)
         except (ValueError, KeyError, TypeError, AttributeError) as e:

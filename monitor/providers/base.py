@@ -230,7 +230,7 @@ def broken_connection(exc: BaseException, status: int | None) -> tuple[ErrorType
     name because the openai SDK may be built on another httpx flavour (httpx2) than the one imported here.
     """
     seen: BaseException | None = exc
-    while seen is not None and "HTTPError" not in _names(seen):
+    while seen is not None and not _names(seen) & {"HTTPError", "SOCKSError"}:
         if isinstance(seen, ReplyTooLarge):  # wrapped by an SDK (openai 1.x wraps what its client raises)
             return ErrorType.BAD_RESPONSE, str(seen)
         seen = seen.__cause__ or seen.__context__
@@ -241,6 +241,8 @@ def broken_connection(exc: BaseException, status: int | None) -> tuple[ErrorType
         return ErrorType.BAD_RESPONSE, f"response broken off: {detail}"
     if seen is None or _names(seen) & {"ConnectError", "ConnectTimeout", "WriteError"}:
         return ErrorType.CONNECT, f"connection failed: {detail}"
+    if "SOCKSError" in _names(seen):  # socksio's: what came from a SOCKS proxy was not the handshake's answer
+        return ErrorType.CONNECT, f"connection failed: the SOCKS proxy's handshake failed: {detail}"
     if "ProxyError" in _names(seen):  # the proxy did not reach the target: a SOCKS reply, an HTTP CONNECT refused
         return ErrorType.CONNECT, f"connection failed: the proxy did not connect: {detail}"
     if "RemoteProtocolError" in _names(seen) and "disconnected without" not in str(seen):

@@ -19,6 +19,7 @@ from typing import Any, NoReturn
 
 import httpx
 import openai
+from socksio.exceptions import SOCKSError
 
 from monitor.providers.base import short
 from monitor.providers.capped import ReplyTooLarge
@@ -27,11 +28,12 @@ try:  # openai >= 3 runs on httpx2, earlier releases on httpx: catch the transpo
     import httpx2
 
     TIMEOUTS: tuple[type[Exception], ...] = (httpx.TimeoutException, httpx2.TimeoutException)
+    # a SOCKS proxy's handshake that breaks (socksio's own error, which neither library wraps) is one too
     BROKEN: tuple[type[Exception], ...] = (httpx.TransportError, httpx.StreamError, httpx2.TransportError,
-                                          httpx2.StreamError)
+                                          httpx2.StreamError, SOCKSError)
     UNDECODABLE: tuple[type[Exception], ...] = (httpx.DecodingError, httpx2.DecodingError)
 except ImportError:  # pragma: no cover - depends on the installed SDK
-    TIMEOUTS, BROKEN = (httpx.TimeoutException,), (httpx.TransportError, httpx.StreamError)
+    TIMEOUTS, BROKEN = (httpx.TimeoutException,), (httpx.TransportError, httpx.StreamError, SOCKSError)
     UNDECODABLE = (httpx.DecodingError,)
 
 STRAY_MAX = 65_536  # characters kept of a body with no event, to say what it was
