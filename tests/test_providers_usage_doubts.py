@@ -152,3 +152,15 @@ async def test_an_anthropic_refusal_before_any_output_costs_no_output_tokens(str
     assert r.ok and r.refusal_text, r.error_message
     assert (r.usage.input_tokens, r.usage.output_tokens, r.usage_doubts) == (12, 0, [])
     assert cost_usd(r.usage, PRICES) == pytest.approx(12 / 1e6)
+
+
+async def test_an_anthropic_stream_whose_message_delta_zeroes_the_input_keeps_message_starts_count() -> None:
+    """message_delta's counts are cumulative; some Anthropic-compatible servers (SGLang's /v1/messages) send
+    input_tokens 0 there after message_start's count. That 0 replaced the count, and the call was doubted as a
+    placeholder: cost unknown, though the stream had said the input."""
+    start = {"input_tokens": 12, "cache_read_input_tokens": 4, "output_tokens": 1}
+    r = await answer("anthropic", True, anthropic_stream({"input_tokens": 0, "cache_read_input_tokens": 0,
+                                                          "output_tokens": 3}, start))
+    assert r.ok, r.error_message
+    assert (r.usage.input_tokens, r.usage.cached_input_tokens, r.usage.output_tokens, r.usage_doubts) == \
+        (16, 4, 3, [])

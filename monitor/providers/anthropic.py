@@ -237,7 +237,9 @@ class AnthropicProvider:
                         if stop:
                             result.raw_finish_reason = stop
                             result.finish_reason = _stop(stop)
-                        usage.update(_counts(data.get("usage")))
+                        # cumulative counts: a 0 after message_start's count is a server's "said already" (SGLang)
+                        usage.update({k: v for k, v in _counts(data.get("usage")).items()
+                                      if not (_count(v) and v == 0 and _count(usage.get(k)))})
                     elif kind == "message_stop":  # the answer's end: what follows is only read to the body's end (drain)
                         stopped = True
                         done = received(arrival_of(resp), origin, self._clock())
