@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass, field
 
 from monitor.config.models import Target
-from monitor.domain import Observation
+from monitor.domain import UNPRICED_NO_USAGE, Observation
 
 log = logging.getLogger("monitor.usage")
 
@@ -30,8 +30,11 @@ class DoubtWarnings:
             self._said.add((target.id, name))
             model = obs.call.response_model or obs.request_model
             placeholder = "placeholder" in what
-            then = ("the count is recorded as unknown, as if the server had sent none: the call's cost is unknown "
-                    "(llm_monitor_unpriced_calls_total, reason no_usage)" if placeholder else
+            # a model declared free (prices 0) costs nothing whatever its counts: its cost stands, not unpriced
+            cost = ("the call's cost stands: its model is priced at nothing" if obs.cost_usd is not None else
+                    "the call's cost is unknown" + (" (llm_monitor_unpriced_calls_total, reason no_usage)"
+                                                    if obs.unpriced == UNPRICED_NO_USAGE else ""))
+            then = (f"the count is recorded as unknown, as if the server had sent none: {cost}" if placeholder else
                     "it is recorded as unknown and the call is priced without it")
             log.warning("target %s: model %s answered %s; %s; the call is kept (said once per target and field)",
                         target.id, model, what, then,
