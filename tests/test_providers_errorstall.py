@@ -112,22 +112,30 @@ async def test_a_host_that_never_takes_the_connection_is_a_connect_failure(
 
 
 @contextmanager
-def silent() -> Iterator[str]:
-    """A server that takes every connection and never says a byte (over TLS: never answers the handshake)."""
+def raw_listener(handle: Callable[[socket.socket], None], scheme: str) -> Iterator[str]:
+    """A loopback listener whose thread calls `handle` on each connection it takes (the connections are closed at the
+    end, with the listener); the URL `scheme://127.0.0.1:PORT`."""
     listener = socket.create_server(("127.0.0.1", 0))
     taken: list[socket.socket] = []
 
     def take() -> None:
         with contextlib.suppress(OSError):
             while True:
-                taken.append(listener.accept()[0])
+                conn = listener.accept()[0]
+                taken.append(conn)
+                handle(conn)
 
     threading.Thread(target=take, daemon=True).start()
     try:
-        yield f"https://127.0.0.1:{listener.getsockname()[1]}"
+        yield f"{scheme}://127.0.0.1:{listener.getsockname()[1]}"
     finally:
         for s in [listener, *taken]:
             s.close()
+
+
+def silent() -> contextlib.AbstractContextManager[str]:
+    """A server that takes every connection and never says a byte (over TLS: never answers the handshake)."""
+    return raw_listener(lambda conn: None, "https")
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -170,30 +178,18 @@ async def test_a_status_is_kept_for_its_own_request_only(monkeypatch: pytest.Mon
     assert (stalls.http_status, stalls.retry_after_s) == (429, 7.0), stalls.error_message
 
 
-@contextmanager
-def tunnelling(answer: bytes | None) -> Iterator[str]:
+def tunnelling(answer: bytes | None) -> contextlib.AbstractContextManager[str]:
     """An HTTP proxy that reads each CONNECT and sends `answer` (None: nothing), then stays silent: through its
     tunnel the target never answers the TLS handshake (or, with no answer, the proxy never reaches the target)."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    taken: list[socket.socket] = []
 
-    def take() -> None:
-        with contextlib.suppress(OSError):
-            while True:
-                conn = listener.accept()[0]
-                taken.append(conn)
-                head = b""
-                while b"\r\n\r\n" not in head:
-                    head += conn.recv(4096)
-                if answer is not None:
-                    conn.sendall(answer)
+    def handle(conn: socket.socket) -> None:
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += conn.recv(4096)
+        if answer is not None:
+            conn.sendall(answer)
 
-    threading.Thread(target=take, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
-    finally:
-        for s in [listener, *taken]:
-            s.close()
+    return raw_listener(handle, "http")
 
 
 @pytest.mark.parametrize(("answer", "step"), [
@@ -217,25 +213,13 @@ async def test_a_target_never_reached_through_a_proxy_is_a_connect_failure(
     assert r.error_message == f"no connection in {TIMEOUT_S:g}s: {step} did not finish"
 
 
-@contextmanager
-def socks_mute() -> Iterator[str]:
+def socks_mute() -> contextlib.AbstractContextManager[str]:
     """A SOCKS5 proxy that takes each TCP connection, reads the client's greeting and never answers it."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    taken: list[socket.socket] = []
 
-    def take() -> None:
-        with contextlib.suppress(OSError):
-            while True:
-                conn = listener.accept()[0]
-                taken.append(conn)
-                conn.recv(64)  # the greeting: version 5 and the methods offered, then silence
+    def handle(conn: socket.socket) -> None:
+        conn.recv(64)  # the greeting: version 5 and the methods offered, then silence
 
-    threading.Thread(target=take, daemon=True).start()
-    try:
-        yield f"socks5://127.0.0.1:{listener.getsockname()[1]}"
-    finally:
-        for s in [listener, *taken]:
-            s.close()
+    return raw_listener(handle, "socks5")
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -254,30 +238,18 @@ async def test_a_socks_proxy_that_never_answers_its_handshake_is_a_connect_failu
     assert r.error_message == f"no connection in {TIMEOUT_S:g}s: the SOCKS proxy's handshake did not finish"
 
 
-@contextmanager
-def socks_refusing(reply: bytes, method: bytes = b"\x00") -> Iterator[str]:
+def socks_refusing(reply: bytes, method: bytes = b"\x00") -> contextlib.AbstractContextManager[str]:
     """A SOCKS5 proxy that answers the greeting choosing `method` and, when that is no authentication, each CONNECT
     with the reply code `reply` (0x05: the target refused the proxy's connection; 0x04: host unreachable)."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    taken: list[socket.socket] = []
 
-    def take() -> None:
-        with contextlib.suppress(OSError):
-            while True:
-                conn = listener.accept()[0]
-                taken.append(conn)
-                conn.recv(64)
-                conn.sendall(b"\x05" + method)
-                if method == b"\x00":
-                    conn.recv(512)  # the CONNECT
-                    conn.sendall(b"\x05" + reply + b"\x00\x01" + bytes(6))  # bound to 0.0.0.0:0
+    def handle(conn: socket.socket) -> None:
+        conn.recv(64)
+        conn.sendall(b"\x05" + method)
+        if method == b"\x00":
+            conn.recv(512)  # the CONNECT
+            conn.sendall(b"\x05" + reply + b"\x00\x01" + bytes(6))  # bound to 0.0.0.0:0
 
-    threading.Thread(target=take, daemon=True).start()
-    try:
-        yield f"socks5://127.0.0.1:{listener.getsockname()[1]}"
-    finally:
-        for s in [listener, *taken]:
-            s.close()
+    return raw_listener(handle, "socks5")
 
 
 REFUSALS = {"socks_refused": "Proxy Server could not connect: Connection refused.",
@@ -317,25 +289,16 @@ async def test_a_proxy_that_refuses_to_reach_the_target_is_a_connect_failure(
     assert r.error_message == f"connection failed: the proxy did not connect: ProxyError: {REFUSALS[how]}"
 
 
-@contextmanager
-def socks_broken(answer: bytes) -> Iterator[str]:
+def socks_broken(answer: bytes) -> contextlib.AbstractContextManager[str]:
     """A "SOCKS5 proxy" that answers the greeting with `answer` and closes: an HTTP proxy's port given as a SOCKS one
     (ALL_PROXY=socks5://proxy:3128) answers HTTP; b"": a proxy that closes the connection at once."""
-    listener = socket.create_server(("127.0.0.1", 0))
 
-    def take() -> None:
-        with contextlib.suppress(OSError):
-            while True:
-                conn = listener.accept()[0]
-                conn.recv(64)
-                conn.sendall(answer)
-                conn.close()
+    def handle(conn: socket.socket) -> None:
+        conn.recv(64)
+        conn.sendall(answer)
+        conn.close()
 
-    threading.Thread(target=take, daemon=True).start()
-    try:
-        yield f"socks5://127.0.0.1:{listener.getsockname()[1]}"
-    finally:
-        listener.close()
+    return raw_listener(handle, "socks5")
 
 
 NOT_SOCKS = {"http": b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n", "closed": b""}
