@@ -34,7 +34,7 @@ from monitor.own_calls import OwnCalls
 from monitor.providers import build_providers
 from monitor.providers.base import Provider
 from monitor.quality import Quality
-from monitor.reload import ReplacedProviders, reload_config
+from monitor.reload import FollowUps, ReplacedProviders, reload_config
 from monitor.runner import Annotator, Listener, Runner
 from monitor.scheduler import Scheduler, drain
 from monitor.store import Store
@@ -95,6 +95,7 @@ class App:
         self.tls: ListenerTls | None = None
         self._server_task: asyncio.Task[None] | None = None
         self.replaced = ReplacedProviders()
+        self.follow_ups = FollowUps()  # a reload's store-side steps, while the store is away
         self._background: set[asyncio.Task[Any]] = set()
         self.reload_lock = asyncio.Lock()
         self.port: int | None = None
@@ -252,6 +253,8 @@ class App:
         """Stop scheduling, give in-flight probes the grace period, then close everything. `asked` is set by a
         SIGTERM or SIGINT: it cuts a leader's long wait for a store away to UNSAVED_GRACE_S."""
         self.scheduler.pause()
+        if self.follow_ups.cancel():
+            log.info("stopping before the store answered a reload's paging and resolving: the next start does them")
         self.runner.stopping = True  # samples still waiting for a concurrency slot are not sent
         finished, cancelled = await drain(self.runner.in_flight, self.config.daemon.grace_period)
         self.scheduler.shutdown()

@@ -1,6 +1,9 @@
 """Config reload (SIGHUP, POST /-/reload): load the file again and apply it to the running app.
 
-On any error the running config stays in force and the reply says why. Settings only a restart applies keep
+On any error the running config stays in force and the reply says why: a leader reads what the switch needs
+from the store first, so a store away refuses the reload whole ("store unreachable: ...; the running config is
+unchanged"), as Prometheus refuses a config it cannot apply whole. A store that stops answering after that read, once
+the config is switched, leaves the reload in force and its store-side steps (`store_steps`) retried until it answers. Settings only a restart applies keep
 their running values (`restart_only`), and the reply names them. The providers a reload replaces may still be
 in use by runs in flight: they are closed once those runs have ended.
 """
@@ -8,15 +11,21 @@ in use by runs in flight: they are closed once those runs have ended.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import TYPE_CHECKING
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.config.digest import config_digest
 from monitor.config.loader import load_config, restart_only
 from monitor.errors import MonitorError
 from monitor.providers import build_providers
 from monitor.providers.base import Provider
-from monitor.restore import restore_streaks
+from monitor.restore import Pair, show_streaks
+from monitor.store import FailingStreak
+from monitor.store.repository import driver_message
+from monitor.unsaved import FIRST_DELAY_S, MAX_DELAY_S
 from monitor.webconfig.tls import build_server_tls
 
 if TYPE_CHECKING:
@@ -28,6 +37,7 @@ log = logging.getLogger("monitor.app")  # a reload's lines are the app's, where 
 async def reload_config(app: App) -> tuple[bool, str]:
     """Load the config file again and apply it to `app` (holding its reload lock); on any error keep the running
     config and say why."""
+    providers: dict[str, Provider] = {}
     try:
         config = await asyncio.to_thread(load_config, app.config.path, app.environ,
                                          web_config_file=app.config.web_flag)
@@ -40,14 +50,23 @@ async def reload_config(app: App) -> tuple[bool, str]:
         if tls is not None:
             served = config.listener_tls or await asyncio.to_thread(build_server_tls, tls)
         providers = build_providers(config, app.environ)
+        app.check_sinks(config)  # a standby's refused as the leader's, not when it takes over
+        before = {(c.id, t.id) for c, t in app.config.pairs()}
+        pairs = {(c.id, t.id) for c, t in config.pairs()}
+        added = (pairs | config.service_pairs()) - (before | app.config.service_pairs())
+        # What the switch needs from the store is read before anything switches: a store away refuses the reload.
+        streaks = await asyncio.to_thread(_read_store, app, added)
         if app.alerting is not None:
             app.alerting.reload(config.alerts, app.environ)
-        else:  # a standby: refused as on the leader, not when it takes over
-            app.check_sinks(config)
-    except MonitorError as e:
+    except (MonitorError, SQLAlchemyError) as e:
+        for p in providers.values():  # built for a config not taken: their HTTP clients go
+            with contextlib.suppress(Exception):
+                await p.aclose()
+        why = f"store unreachable: {driver_message(e)}; the running config is unchanged" \
+            if isinstance(e, SQLAlchemyError) else str(e)
         app.metrics.reload_ok.set(0)
-        log.error("reload failed, keeping the running config: %s", "; ".join(str(e).splitlines()))
-        return False, str(e)
+        log.error("reload failed, keeping the running config: %s", "; ".join(why.splitlines()))
+        return False, why
     if app.tls is not None and served is not None:
         app.tls.use(served)
     # The fleet false-alarm budget's split over the streams follows the canaries and schedules; a new split
@@ -56,36 +75,35 @@ async def reload_config(app: App) -> tuple[bool, str]:
     split_pending = app.analysis is not None and "drift" not in needs_restart \
         and settings != app.analysis.engine.settings
     split_new = split_pending and settings != app.config.drift_settings()
-    before = {(c.id, t.id) for c, t in app.config.pairs()}
-    watched_before = before | app.config.service_pairs()
     replaced = list(app.runner.providers.values())
     app.replaced.retire(replaced)
     app.spawn(app.replaced.close_when_done(replaced, app.runner.in_flight))
+    app.follow_ups.cancel()  # an earlier reload's store-side steps waiting for the store: this one's cover them
     await app.take_config(config, providers)
-    pairs = {(c.id, t.id) for c, t in config.pairs()}
     app.health.forget(pairs)
-    added = (pairs | config.service_pairs()) - watched_before
     if app.leading and added:  # their failing streaks from the store, as at start, before their first run
-        streaks = await asyncio.to_thread(restore_streaks, app.store, app.metrics, added)
+        show_streaks(app.metrics, streaks)
         app.health.seed_failed_runs({pair: streak.runs for pair, streak in streaks.items()})
         if app.alerting is not None:  # their open events fired again below are held while they fail
             app.alerting.inhibitor.seed_failing(added, streaks)
-    if app.leading:
-        await app.page_down_pairs()  # a sink now routed a pair down is told it is
     if app.analysis is not None and app.leading:
         app.analysis.declare(sorted(pairs))
         await app.analysis.in_worker(app.analysis.engine.set_zero_tolerance,
                                      {c.id: c.zero_tolerance for c in config.canaries})
-        await app.analysis.in_worker(app.analysis.refresh_baselines)
         await app.analysis.in_worker(app.analysis.show_open, pairs - before)
-        if app.alerting is not None:
-            await app.alerting.ensure_firing(
-                await app.analysis.in_worker(app.analysis.open_alert_events, pairs))
-    if app.alerting is not None:
-        # After the analysis thread's calls above, which waited for the analyses queued before them: those of a
-        # removed pair are dropped now, but one that began before the declaration may have opened an event
-        # (drift on, leading): its notifications are written by now, and this ends them.
-        await app.alerting.retire(pairs)
+    late = ""
+    try:
+        await store_steps(app, pairs)
+    except SQLAlchemyError as e:
+        # The store went away since it was read above: the config is in force (its schedule too, below); what
+        # the store has yet to say (which sinks to tell what) is asked again until it answers.
+        late = f"; the store stopped answering during it ({driver_message(e)}): sinks are paged and alerts of " \
+               "removed pairs resolved once it answers"
+        log.warning("config reloaded, but the store stopped answering during the reload (%s): paging the sinks and "
+                    "resolving the alerts of removed pairs is tried again until it answers", driver_message(e))
+        if app.alerting is not None:  # as `retire` sets it first: the health messages written are those of `pairs`
+            app.alerting.monitored = pairs
+        app.follow_ups.retry(app, pairs)
     jobs = app.scheduler.apply(config, run_now=False) if app.scheduler.running else 0
     log.info("config reloaded", extra={"jobs": jobs, "canaries": len(config.canaries),
                                        "targets": len(config.targets),
@@ -102,7 +120,70 @@ async def reload_config(app: App) -> tuple[bool, str]:
         if split_new:
             log.warning("config reloaded: the drift false-alarm budget's split over the canaries now "
                         "configured takes effect at the next restart (the split at start-up stays in force)")
-    return True, message
+    return True, message + late
+
+
+def _read_store(app: App, added: set[Pair]) -> dict[Pair, FailingStreak]:
+    """Read what a leader's reload needs from the store before it switches: the failing streaks of the pairs it
+    adds; or, adding none, just that the store answers (the steps after the switch read and write it). Raises
+    the store's error (SQLAlchemyError)."""
+    if not app.leading or not (added or app.alerting is not None or app.analysis is not None):
+        return {}  # a standby's reload, or a probing leader's adding no pair, asks the store nothing
+    app.store.reach()  # first: a connection the store cut since it was last used is replaced, not taken as its answer
+    return app.store.failing_streaks(sorted(added)) if added else {}
+
+
+async def store_steps(app: App, pairs: set[Pair]) -> None:
+    """A reload's steps that read and write the store once the config is switched (raise SQLAlchemyError while
+    it is away; each may be taken again: what they find already done they leave)."""
+    if app.leading:
+        await app.page_down_pairs()  # a sink now routed a pair down is told it is
+    if app.analysis is not None and app.leading:
+        await app.analysis.in_worker(app.analysis.refresh_baselines)
+        if app.alerting is not None:
+            await app.alerting.ensure_firing(
+                await app.analysis.in_worker(app.analysis.open_alert_events, pairs))
+    if app.alerting is not None:
+        # After the analysis thread's calls above, which waited for the analyses queued before them: those of a
+        # removed pair are dropped now, but one that began before the declaration may have opened an event
+        # (drift on, leading): its notifications are written by now, and this ends them.
+        await app.alerting.retire(pairs)
+
+
+class FollowUps:
+    """A reload's store-side steps (`store_steps`) the store stopped answering during: tried again with backoff,
+    under the reload lock, until it answers; ended by a later reload (which takes them itself) and at stop (the
+    next start takes them: it pages and resolves as a reload does)."""
+
+    def __init__(self) -> None:
+        self._task: asyncio.Task[None] | None = None
+
+    def retry(self, app: App, pairs: set[Pair]) -> None:
+        self.cancel()
+        self._task = asyncio.create_task(self._retry(app, pairs), name="reload-follow-ups")
+
+    async def _retry(self, app: App, pairs: set[Pair]) -> None:
+        delay = FIRST_DELAY_S
+        while True:
+            await asyncio.sleep(delay)
+            if not app.leading:  # lost the lead: the next leader takes them as it takes over
+                return
+            async with app.reload_lock:
+                try:
+                    await store_steps(app, pairs)
+                except SQLAlchemyError:
+                    delay = min(delay * 2, MAX_DELAY_S)
+                    continue
+            log.info("the store answers again: the reload's paging and resolving are done")
+            return
+
+    def cancel(self) -> bool:
+        """End the retries; return whether some were still to be made."""
+        waiting = self._task is not None and not self._task.done()
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+        return waiting
 
 
 class ReplacedProviders:

@@ -32,7 +32,12 @@ def restore_pair_gauges(store: Store, metrics: Metrics, config: Config) -> dict[
 def restore_streaks(store: Store, metrics: Metrics, pairs: Iterable[Pair]) -> dict[Pair, FailingStreak]:
     """Set the failing-streak gauges of `pairs` from the store (at start, and for the pairs a reload adds); return
     the streaks found (blocking: run it in a worker thread, before the pairs' first call)."""
-    streaks = store.failing_streaks(sorted(pairs))
+    return show_streaks(metrics, store.failing_streaks(sorted(pairs)))
+
+
+def show_streaks(metrics: Metrics, streaks: dict[Pair, FailingStreak]) -> dict[Pair, FailingStreak]:
+    """Set the failing-streak gauges of `streaks` read from the store (a reload reads them before it switches
+    anything: a store away refuses it whole); return them."""
     for (canary, target), streak in streaks.items():
         metrics.restore_streak(canary, target, streak.since.timestamp(), streak.runs)
     return streaks

@@ -127,11 +127,16 @@ class Store:
 
     def ping(self) -> bool:
         try:
-            with self._single.connect() as conn:
-                conn.execute(text("SELECT 1"))
+            self.reach()
             return True
         except SQLAlchemyError:
             return False
+
+    @retry_disconnect  # a read: asked again on a fresh connection when a pooled one was found dead
+    def reach(self) -> None:
+        """Ask the store a trivial question; raise its error (SQLAlchemyError) if it does not answer."""
+        with self._single.connect() as conn:
+            conn.execute(text("SELECT 1"))
 
     def close(self) -> None:
         self.engine.dispose()

@@ -1,0 +1,106 @@
+"""A reload while the store is away (PostgreSQL refusing and cutting connections, for real): refused whole, the
+running config, schedule and series unchanged; and the store going away during a reload, once the config is
+switched (PostgreSQL cut, a SQLite file locked): the reload stays in force and its paging and resolving are done
+once the store answers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from pathlib import Path
+
+import pytest
+
+from monitor.app import App
+from monitor.config import load_config
+from monitor.sim import SimServer
+from tests.support.receiver import Receiver
+from tests.test_alerts_outage import _until, config_path, started, through_outage, told
+from tests.test_alerts_outage_reload import sim, summaries, two_targets  # noqa: F401 (fixture)
+from tests.test_alerts_pending import refusing
+from tests.test_store_outage import outage
+
+
+def gauge(app: App, name: str, **labels: str) -> float | None:
+    return app.registry.get_sample_value(name, labels)
+
+
+@pytest.mark.postgres
+async def test_a_reload_while_the_store_is_away_is_refused_whole_and_applies_once_it_is_back(
+        sim: SimServer, pg_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:  # noqa: F811
+    """The reload read the failing streaks of the pair it added after making the new config the running one: it
+    raised out of the reload with the new series declared, the success gauge at 1, and the old schedule still
+    running (the added pair never ran, the removed one went on). Now the store is read first."""
+    with Receiver() as rx:
+        cfg = config_path(tmp_path, sim, pg_url, rx, every="1h")
+        app = App(load_config(cfg, environ={"K": "k"}), environ={"K": "k"}, serve_http=False)
+        await app.start()  # the daemon's way: leading on the lock, scheduling
+        try:
+            running, jobs = app.config, set(app.scheduler.next_runs())
+            assert list(jobs) and app.scheduler.running
+            two_targets(cfg, sim)  # adds target u
+            database = pg_url.rsplit("/", 1)[1]
+            caplog.set_level(logging.ERROR, logger="monitor.app")
+            outage(database, True)
+            try:
+                ok, message = await app.reload()
+            finally:
+                outage(database, False)
+            assert not ok
+            assert message.startswith("store unreachable: ")
+            assert message.endswith("; the running config is unchanged")
+            assert [r.getMessage() for r in caplog.records if "reload failed" in r.getMessage()] == \
+                [f"reload failed, keeping the running config: {message}"]
+            assert app.config is running and set(app.scheduler.next_runs()) == jobs
+            assert gauge(app, "llm_monitor_config_last_reload_successful") == 0
+            assert gauge(app, "llm_monitor_probe_attempts_total", canary="c1", target="u") is None  # not declared
+            ok, message = await app.reload()  # the store is back: applied whole
+            assert ok, message
+            assert {t.id for t in app.config.targets} == {"t", "u"} and len(app.scheduler.next_runs()) == 2
+            assert gauge(app, "llm_monitor_config_last_reload_successful") == 1
+            assert gauge(app, "llm_monitor_probe_attempts_total", canary="c1", target="u") is not None
+        finally:
+            await app.stop()
+
+
+async def test_a_store_going_away_during_a_reload_leaves_it_in_force_and_its_resolving_done_once_back(
+        sim: SimServer, store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    """The store answers the reload's first read, then goes away (PostgreSQL: cut as the reload pages the sinks;
+    SQLite: locked by another connection, which its reads pass in WAL mode, but not the write of the removed pair's
+    end): the reload raised there, the pair it removed was never resolved (its canary.down left firing at the
+    receiver, re-sent forever by Alertmanager) and the rest of the new config half applied. Now the reload is in
+    force and the resolving happens once the store answers."""
+    with Receiver() as rx:
+        cfg = config_path(tmp_path, sim, store_url, rx)
+        without = two_targets(cfg, sim)
+        app = await started(cfg)
+        try:
+            await through_outage(app, sim, rx)  # c1@t is down, its sink told
+            with contextlib.ExitStack() as away:
+                if app.store.dialect == "sqlite":
+                    away.enter_context(refusing(app.store))
+                else:
+                    page, cut = app.page_down_pairs, []
+
+                    async def store_goes() -> None:
+                        if not cut:  # once: the retries find it away, then back
+                            cut.append(away.enter_context(refusing(app.store)))
+                        await page()
+
+                    monkeypatch.setattr(app, "page_down_pairs", store_goes)
+                cfg.write_text(without)  # t removed
+                ok, message = await app.reload()
+                assert ok, message
+                assert "; the store stopped answering during it (" in message
+                assert {t.id for t in app.config.targets} == {"u"}
+                assert gauge(app, "llm_monitor_config_last_reload_successful") == 1
+                await asyncio.sleep(1.0)  # retried meanwhile, in vain
+                assert told(rx) == [("canary.down", "health")]
+            assert app.alerting is not None
+            await _until(lambda: ("canary.recovered", "health") in told(rx), "the removed pair's page to end", 30)
+            assert summaries(rx)[-1] == ("canary.recovered", "c1@t: no longer monitored (removed from the "
+                                                             "configuration)")
+            assert app.alerting.open_pairs("canary.down") == set()
+        finally:
+            await app.stop()
