@@ -58,6 +58,7 @@ class Analysis(DriftWrites):
         self.listeners = listeners or []
         self.configured = configured  # whether (canary, target) is configured now (read on the analysis thread)
         self.unconfigured = 0  # observations not analysed: a reload removed their pair while they waited
+        self.late = 0  # observations stored after `close` (the store came back as the daemon stopped): not analysed
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="drift")
         self.baselines = StoredBaselines(self.engine, self.repo)
         self._unwritten: list[EventUpdate] = []  # event updates the store did not take yet, oldest first
@@ -122,8 +123,18 @@ class Analysis(DriftWrites):
         """Queue a stored observation for analysis. The run that made it goes on at once: a burst of slow analyses
         (an event storm writing evidence, an exact permutation test) must not hold runs up until they overrun their
         interval. Once analysis lags `max_lag_s` behind (or `max_backlog` wait), the run waits for its own: that
-        bounds how late a change is seen, the memory the queue takes and how long a shutdown spends on it."""
-        future = asyncio.get_running_loop().run_in_executor(self._pool, self._analyse, obs)
+        bounds how late a change is seen, the memory the queue takes and how long a shutdown spends on it.
+        Once analysis has closed (an observation held while the store was away, stored late in the shutdown), it is
+        left in the store unanalysed, said in one line."""
+        try:
+            future = asyncio.get_running_loop().run_in_executor(self._pool, self._analyse, obs)
+        except RuntimeError:  # the analysis thread has ended: `close` ran
+            self.late += 1
+            if self.late == 1:
+                log.info("observations stored after drift analysis stopped are not analysed (they are in the store; "
+                         "a start replays stored observations only into baselines still forming)",
+                         extra={"observation": obs.id, "canary": obs.canary, "target": obs.target})
+            return
         self._queued.append(self._monotonic())
         future.add_done_callback(self._analysed)
         if self.delay() > self.max_lag_s or len(self._queued) > self.max_backlog:
@@ -201,7 +212,14 @@ class Analysis(DriftWrites):
             except Exception as e:
                 failed(e, "storing the learned reference of %s@%s failed", *key)
 
+    @property
+    def not_analysed(self) -> int:
+        """Observations handed over but not analysed: their pair removed by a reload, or stored after `close`."""
+        return self.unconfigured + self.late
+
     def close(self) -> None:
+        """Finish the analyses queued, give the updates the store did not take a last try, store what the
+        references learned; observations handed over after this are not analysed (`on_observation`)."""
         self._pool.submit(self.retry_unwritten)  # a last try, after the analyses still queued
         self._pool.submit(self.save_learned)
         self._pool.shutdown(wait=True)

@@ -261,12 +261,18 @@ class App:
         # A leader's watch goes on confirming the lock until the analyses are written (they write only on a lock
         # confirmed recently, and stop writing if it is lost meanwhile); a standby stops trying for it at once.
         self.succession.stop_acting()
+        # Writes held while the store was down: a last try, before the analysis closes, so the observations it
+        # stores now are analysed (they reach it as they are stored; the next start would not: it replays stored
+        # observations only into baselines still forming).
+        loop = asyncio.get_running_loop()
+        unsaved_s = LOST_LEAD_UNSAVED_S if self.leadership_lost.is_set() else UNSAVED_GRACE_S
+        until = loop.time() + unsaved_s
+        await self.runner.unsaved.close(unsaved_s, hurry=asked, hurried_s=UNSAVED_GRACE_S)
         if self.analysis is not None:
             await asyncio.to_thread(self.analysis.close)  # finish analyses of the calls that completed
         await self.own_calls.settled()  # the judges' and embeddings calls those made
-        # writes held while the store was down: a last try
-        await self.runner.unsaved.close(LOST_LEAD_UNSAVED_S if self.leadership_lost.is_set() else UNSAVED_GRACE_S,
-                                        hurry=asked, hurried_s=UNSAVED_GRACE_S)
+        # the embeddings calls' records the analyses just made, if the store turned them away: what is left of the try
+        await self.runner.unsaved.close(max(0.0, until - loop.time()), hurry=asked, hurried_s=UNSAVED_GRACE_S)
         if self.alerting is not None:
             await self.alerting.stop()
         await self.succession.release()  # a standby takes over at its next try
@@ -282,5 +288,5 @@ class App:
         await asyncio.to_thread(self.store.close)
         log.info("stopped", extra={"in_flight_finished": finished, "in_flight_cancelled": cancelled,
                                   "calls_not_sent": self.runner.not_sent,
-                                  "observations_not_analysed": self.analysis.unconfigured if self.analysis else 0})
+                                  "observations_not_analysed": self.analysis.not_analysed if self.analysis else 0})
         return finished, cancelled

@@ -5,6 +5,7 @@ refused), and the retry queue's limits with injected writers."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import subprocess
 import time
@@ -15,11 +16,13 @@ import pytest
 from prometheus_client import CollectorRegistry
 from sqlalchemy.exc import OperationalError
 
+from monitor.analysis import Analysis
 from monitor.app import App
 from monitor.config import load_config
 from monitor.domain import CallResult, Observation, utcnow
+from monitor.drift import DriftSettings
 from monitor.sim import SimServer
-from monitor.store import Run
+from monitor.store import Run, Store
 from monitor.telemetry.metrics import Metrics
 from monitor.unsaved import UNSAVED_GRACE_S, Unsaved
 from tests.conftest import PG_ADMIN, write_config
@@ -86,6 +89,57 @@ async def test_observations_made_while_the_store_is_down_are_stored_and_analysed
         assert value(registry, "llm_monitor_store_dropped_writes_total") == 0
     finally:
         await app.stop()
+
+
+@pytest.mark.postgres
+async def test_observations_stored_as_the_daemon_stops_are_analysed_not_handed_to_a_closed_analysis(
+        steady_sim: SimServer, tmp_path: Path, pg_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    """Observations held while the store was away, stored as the daemon stops: the held writes got their last try
+    after drift analysis had closed, and each observation stored then was handed to it and logged "observation
+    listener failed" with a traceback (cannot schedule new futures after shutdown), unanalysed (a start replays
+    stored observations only into baselines still forming). Now the held writes' try comes first."""
+    target = f"  - {{id: gpt, provider: openai, base_url: '{steady_sim.openai_base_url}', model: sim-gpt}}"
+    cfg = write_config(tmp_path, target, PROBES)
+    cfg.write_text(cfg.read_text().replace(f"sqlite:///{tmp_path / 'm.db'}", pg_url))
+    config = load_config(cfg, environ={})
+    app = App(config, registry=CollectorRegistry(), environ={}, serve_http=False)
+    await app.start(schedule=False)
+    assert app.analysis is not None
+    analysed: list[str] = []
+    analyse = app.analysis._analyse
+
+    def recording(obs: Observation) -> object:
+        analysed.append(obs.id)
+        return analyse(obs)
+
+    app.analysis._analyse = recording  # type: ignore[method-assign]
+    database = pg_url.rsplit("/", 1)[1]
+    canary, tgt = config.pairs()[0]
+    outage(database, True)
+    try:
+        held = await app.runner.run(canary, tgt)
+        assert len(held) == 2 and len(app.runner.unsaved) == 3  # 2 observations, their run record
+        stopping = asyncio.create_task(app.stop())
+        await asyncio.sleep(1.0)  # the stop waits for the store
+    finally:
+        outage(database, False)
+    await stopping
+    assert sorted(analysed) == sorted(o.id for o in held)
+    assert "observation listener failed" not in caplog.text and app.analysis.not_analysed == 0
+    assert value(app.registry, "llm_monitor_store_dropped_writes_total") == 0
+
+
+async def test_an_observation_handed_to_a_closed_analysis_is_skipped_in_one_line(
+        sqlite_store: Store, caplog: pytest.LogCaptureFixture) -> None:
+    """Should one still come after it closed: not analysed, one info line for all (no traceback), counted."""
+    analysis = Analysis(sqlite_store, Metrics(CollectorRegistry()), DriftSettings())
+    await asyncio.to_thread(analysis.close)
+    caplog.set_level(logging.INFO, logger="monitor.analysis")
+    for _ in range(2):
+        await analysis.on_observation(Observation(canary="c", target="t", provider="openai", request_model="m",
+                                                  started_at=utcnow(), call=CallResult(text="hi")))
+    assert [r.levelname for r in caplog.records] == ["INFO"] and "not analysed" in caplog.records[0].getMessage()
+    assert analysis.not_analysed == 2
 
 
 def unwritable(path: Path, on: bool) -> None:
