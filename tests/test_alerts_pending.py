@@ -188,3 +188,17 @@ async def test_a_canary_down_made_while_postgresql_is_away_reaches_the_receiver_
         finally:
             await app.stop()
         assert told(rx) == [("canary.down", "health")]
+
+
+async def test_a_canary_down_waiting_behind_another_write_is_not_told_again_by_a_reload(sqlite_store: Store) -> None:
+    """A provider outage takes every canary of a target down at once: the second pair's canary.down waited behind the
+    first's, not planned yet, so no key of it was marked as being written, and a reload meanwhile told every sink
+    it was down a second time."""
+    al = fast(alerting(sqlite_store))  # no cooldown: nothing else drops a repeat
+    with refusing(sqlite_store):
+        assert await al.publish([down(canary="c1")]) == []
+        assert await al.publish([down(canary="c2")]) == []  # behind the first: not planned yet
+        assert await al.ensure_firing([down(canary="c1"), down(canary="c2")]) == []
+    await drained(al)
+    told = sorted((n.payload["canary"], n.sink, n.kind) for n in al.outbox.query(limit=100))
+    assert told == [(c, s, "canary.down") for c in ("c1", "c2") for s in ("am", "hook")]

@@ -78,6 +78,10 @@ class Pending:
     def __len__(self) -> int:
         return len(self._queue)
 
+    def unplanned(self) -> list[AlertEvent]:
+        """The events of the writes still waiting to be planned (no cooldown key of theirs is marked yet)."""
+        return [e for w in self._queue if w.out is None for e in w.events]
+
     async def put(self, w: Write) -> bool:
         """Queue `w` behind what waits and wait for its first try (not for the store: once a write fails, every
         caller goes on and the task keeps trying); return whether it is written."""

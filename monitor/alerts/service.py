@@ -329,9 +329,14 @@ class Alerting:
         out: list[Notification] = []
         w = Write(out=out)
         with self._memory_lock:
+            # events of writes not planned yet (waiting behind another for the store): no key of theirs is marked,
+            # and they go to every sink routed to once planned
+            queued = {(e.kind, e.group_key, e.signal) for e in self.pending.unplanned()}
             for event, missing in wanted:
                 # a key being written has a message on its way the outbox read did not see (waiting for the store)
                 missing = [s for s in missing if (s, event.group_key, event.signal) not in self._writing]
+                if (event.kind, event.group_key, event.signal) in queued:
+                    continue
                 if missing and event.event_id not in ended and current(event):
                     # a new message, not a retry: the receiver may have been told "resolved" since the first one
                     p = plan(event, self.cfg, now, self.policy.memory, sinks=missing, round_=now.isoformat())
