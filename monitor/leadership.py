@@ -93,22 +93,26 @@ class Succession:
         streaks = await asyncio.to_thread(restore_pair_gauges, app.store, app.metrics, app.config)
         app.health.seed_failed_runs({pair: streak.runs for pair, streak in streaks.items()})
         await app.quality.calibrate_judge(app.config)
+        # writes of what analysis and alerting find go only on a lock confirmed within 1.5 checks: a new leader loads
+        # the open events (and alerts) two checks after it took the lock, so a write that began in time has half a
+        # check to commit
+        def confirmed() -> bool:
+            return not self.lock_in_use or app.leadership.confirmed_within(1.5 * app.leader_check_s)
+
         if app.analyse:
             # A row claimed by a process that then dies waits out its lease: keep batches small and the lease
             # just long enough for one batch to time out, so a crashed daemon's rows go out soon after restart.
             slowest = max((sink.timeout for sink in app.config.alerts.sinks), default=10.0)
             app.alerting = build_alerting(app.config.alerts, app.store, environ=app.environ, metrics=app.metrics,
                                           now=app.now, batch=ALERT_BATCH, lease=ALERT_BATCH * slowest + 5.0)
+            app.alerting.pending.confirmed = confirmed
             app.alerting.inhibitor.seed_failing(streaks, streaks)  # before the events fired again below
             await app.alerting.start([(c.id, t.id) for c, t in app.config.pairs()])
             app.health.seed_down(await asyncio.to_thread(app.alerting.open_pairs, "canary.down"))
             await app.page_down_pairs()  # a sink configured or routed to a pair since it went down is told it is
         if app.analysis is not None:
             app.analysis.alerting = app.alerting
-            # events are written only on a lock confirmed within 1.5 checks: a new leader loads the open events two
-            # checks after it took the lock, so a write that began in time has half a check to commit
-            app.analysis.confirmed = lambda: not self.lock_in_use or \
-                app.leadership.confirmed_within(1.5 * app.leader_check_s)
+            app.analysis.confirmed = confirmed
             app.analysis.engine.embed = app.own_calls.embedder(app.config)  # SecretError: a clear start error
             app.analysis.engine.set_zero_tolerance({c.id: c.zero_tolerance for c in app.config.canaries})
             pairs = [(c.id, t.id) for c, t in app.config.pairs()]
@@ -205,6 +209,8 @@ class Succession:
         log.error("lost the leader lock (the store connection broke): stopping so a standby can take over")
         if app.analysis is not None:
             app.analysis.fence()  # the runs in flight are still analysed during the shutdown: nothing is stored
+        if app.alerting is not None:
+            app.alerting.pending.fence()  # nor are the alert messages waiting for the store
         app.scheduler.pause()
         app.leading = False
         app.metrics.leader.set(0)

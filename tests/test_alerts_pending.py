@@ -202,3 +202,64 @@ async def test_a_canary_down_waiting_behind_another_write_is_not_told_again_by_a
     await drained(al)
     told = sorted((n.payload["canary"], n.sink, n.kind) for n in al.outbox.query(limit=100))
     assert told == [(c, s, "canary.down") for c in ("c1", "c2") for s in ("am", "hook")]
+
+
+async def test_a_replica_that_lost_the_leader_lock_writes_none_of_the_alert_messages_it_holds(
+        store: Store, caplog: pytest.LogCaptureFixture) -> None:
+    """A store outage breaks the leader lock's session too: the leader stops, and a standby takes over once the store
+    is back, reading the outbox to learn which pairs are down. The old leader went on retrying its canary.down through
+    its shutdown (up to 60 s for its held observations, then 10 s more) and wrote it after that read: a page the new
+    leader, not knowing the pair is down, never ends."""
+    al = fast(cooled(store))
+    with caplog.at_level(logging.ERROR, logger="monitor.alerts"), refusing(store):
+        assert await al.publish([health("canary.down")]) == []
+        al.pending.fence()  # the lock is lost (Succession._lost_leadership)
+        await asyncio.sleep(0.2)
+    await drained(al)
+    assert written(al) == []
+    assert await al.publish([health("canary.recovered")]) == []  # made after: not written either
+    assert written(al) == []
+    lost = [r.getMessage() for r in caplog.records if "lost the leader lock" in r.getMessage()]
+    assert len(lost) == 2 and "canary.down c1@t [hook]" in lost[0], lost
+    assert al.policy.memory == {}  # given up on: as never told
+
+
+async def test_alert_messages_wait_for_the_leader_lock_to_be_confirmed(store: Store) -> None:
+    """A leader waking from a freeze (SIGSTOP, a paused VM) tried its waiting writes at once, before its watch had
+    asked the store whether the lock was still its own: a standby may have led for a while."""
+    al = fast(cooled(store))
+    confirmed = False
+    al.pending.confirmed = lambda: confirmed
+    assert await al.publish([health("canary.down")]) == []  # the store answers, the lock is not confirmed
+    await asyncio.sleep(0.2)
+    assert written(al) == [] and len(al.pending) == 1
+    confirmed = True
+    await drained(al)
+    assert written(al) == ["canary.down"]
+
+
+@pytest.mark.postgres
+async def test_a_daemon_that_lost_the_leader_lock_to_a_postgresql_outage_leaves_its_canary_down_to_the_leader(
+        sim: SimServer, pg_url: str, tmp_path: Path) -> None:  # noqa: F811
+    """The daemon in-process: its canary.down waited for PostgreSQL as the outage ended the leader lock's session;
+    once the store was back it was written during the shutdown, after a standby had taken over."""
+    with Receiver() as rx:
+        app = await started(config_path(tmp_path, sim, pg_url, rx))
+        assert app.alerting is not None
+        fast(app.alerting)
+        canary, target = app.config.pairs()[0]
+        try:
+            await runs(app, 4)
+            phase(sim, "down")
+            with refusing(app.store):
+                for _ in range(3):
+                    await asyncio.wait_for(app._run_job(canary, target), 30)
+                assert len(app.alerting.pending) == 1
+                app.succession._lost_leadership()  # the watch's check failed: the lock's session is gone
+            await drained(app.alerting)
+            while len(app.runner.unsaved):
+                await asyncio.sleep(0.05)
+        finally:
+            await app.stop()
+        assert [n.kind for n in app.alerting.outbox.query(limit=100)] == []
+        assert told(rx) == []

@@ -30,6 +30,7 @@ log = logging.getLogger("monitor.alerts")
 
 FIRST_DELAY_S, MAX_DELAY_S = 0.5, 30.0
 CLOSE_GRACE_S = 10.0  # at shutdown, how long what waits gets for a last try
+_FENCED = "this replica lost the leader lock: the leader pages what it sees"
 
 
 @dataclass
@@ -74,6 +75,12 @@ class Pending:
         self._written = 0  # writes made since it began
         self._hurry = asyncio.Event()  # set at shutdown: the backoff ends for a last try
         self._closing = False
+        # Only the leader writes (see monitor.store.leader): a try waits for a lock confirmed recently (a process
+        # waking from a freeze, before its watch has asked the store), and once the lock is lost (`fence`) what
+        # waits is given up on. Written later, after a new leader had read the outbox, an old leader's canary.down
+        # was a page no one ends (the new leader does not know the pair is down), its canary.recovered a second one.
+        self.confirmed: Callable[[], bool] = lambda: True
+        self._fenced = False
 
     def __len__(self) -> int:
         return len(self._queue)
@@ -82,11 +89,19 @@ class Pending:
         """The events of the writes still waiting to be planned (no cooldown key of theirs is marked yet)."""
         return [e for w in self._queue if w.out is None for e in w.events]
 
+    def fence(self) -> None:
+        """Write nothing more: this replica lost the leader lock and another may lead (what waits is given up on)."""
+        self._fenced = True
+        self._hurry.set()
+
     async def put(self, w: Write) -> bool:
         """Queue `w` behind what waits and wait for its first try (not for the store: once a write fails, every
         caller goes on and the task keeps trying); return whether it is written."""
         loop = asyncio.get_running_loop()
         w.settled = loop.create_future()
+        if self._fenced:
+            self._lost([w], _FENCED)
+            return False
         if self._closing:
             self._lost([w], "the daemon is stopping")
             return False
@@ -106,6 +121,18 @@ class Pending:
     async def _drain(self) -> None:
         delay = self.first_delay_s
         while self._queue:
+            if self._fenced:
+                lost = list(self._queue)
+                self._queue.clear()
+                self._lost(lost, _FENCED)
+                return
+            if not self.confirmed():  # the lock's next check decides: written, or given up on
+                for waiting in self._queue:
+                    self._settle(waiting)
+                if self._closing:
+                    return
+                await self._sleep(self.first_delay_s)
+                continue
             w = self._queue[0]
             w.tries += 1
             try:
