@@ -9,17 +9,19 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import event
 
 from monitor.alerts import Notification
+from monitor.alerts.events import HELD
 from monitor.alerts.service import Alerting
 from monitor.sim import SimServer
 from monitor.store import Store
 from tests.support.receiver import Receiver
-from tests.test_alerts_inhibit import alerting, down, drift
+from tests.test_alerts_inhibit import NOW, alerting, answer, down, drift, statuses, write
 from tests.test_alerts_outage import config_path, phase, runs, sim, started, told  # noqa: F401 (fixture)
 from tests.test_alerts_resync import cooled, health, kinds
 from tests.test_store_outage import outage
@@ -263,3 +265,28 @@ async def test_a_daemon_that_lost_the_leader_lock_to_a_postgresql_outage_leaves_
             await app.stop()
         assert [n.kind for n in app.alerting.outbox.query(limit=100)] == []
         assert told(rx) == []
+
+
+async def test_an_answer_while_the_canary_down_waits_for_the_store_sends_none_of_what_the_outage_held(
+        store: Store) -> None:
+    """The pair's error drift was held as a suspected outage, its canary.down then waited for the store, and one
+    answer among the failures (the pair still down: a recovery takes 3 good runs) read no canary.down at the sinks
+    and sent the drift as "not an outage": two pages for one outage once the canary.down was written."""
+    al = alerting(store)
+    al.pending.first_delay_s = al.pending.max_delay_s = 1.0  # its next try comes after the answer
+    al.inhibitor.saw("c1", "t", answered=False)
+    write(al, drift())
+    assert set(statuses(al).values()) == {HELD}
+    with refusing(store):
+        assert await al.publish([down()]) == []
+    assert al.inhibitor.saw("c1", "t", answered=True)
+    assert al.release_answered("c1", "t", {"error": 4}) == 0
+    assert set(statuses(al).values()) == {HELD}
+    await drained(al)
+    assert set(statuses(al).values()) == {HELD}  # now behind the canary.down written at both sinks
+    assert al.inhibitor.saw("c1", "t", answered=True)  # and the next answer looks again
+    assert al.release_answered("c1", "t", {"error": 4}) == 0
+    await al.publish([down("canary.recovered")])
+    answer(store, NOW + timedelta(hours=1))
+    assert al.inhibitor.saw("c1", "t", answered=True)
+    assert al.release_answered("c1", "t", {"error": 1}) == 2  # the error rate change outlived the outage

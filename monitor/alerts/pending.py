@@ -42,6 +42,7 @@ class Write:
     out: list[Notification] | None = None  # None: not planned yet
     undo: dict[Any, Any] = field(default_factory=dict)
     keys: list[Any] = field(default_factory=list)
+    downs: set[tuple[str, str]] = field(default_factory=set)  # the canary x target pairs whose canary.down it writes
     fresh: dict[str, tuple[str, str | None]] = field(default_factory=dict)  # id -> status, last error as planned
     written: bool = False
     unmarked: bool = False  # its keys' marks are gone (written, or given up on)

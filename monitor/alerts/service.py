@@ -57,6 +57,9 @@ class Alerting:
         self._writing: Counter[CooldownKey] = Counter()
         self._changed: dict[CooldownKey, int] = {}
         self._changes = 0
+        # the pairs with a canary.down waiting for the store (planned or not): the answers of such a pair release
+        # nothing its failures held, the sinks not told yet that it is down (see `release_answered`)
+        self._downs_waiting: Counter[tuple[str, str]] = Counter()
         # writes without a transaction of their own, in order, retried while the store refuses them
         self.pending = Pending(self._attempt, lambda w: self._unmark(w, written=False))
         if sender is not None:  # None: the CLI's, which writes rows and sends none
@@ -122,7 +125,12 @@ class Alerting:
         s.commit()
 
     def release_answered(self, canary: str, target: str, settled: Mapping[str, int | None]) -> int:
-        """Send the rows a pair held that its answers release (see `Inhibitor.release`); return how many."""
+        """Send the rows a pair held that its answers release (see `Inhibitor.release`); return how many. None while
+        its canary.down waits for the store: the sinks read as not told it is down, and one answer among the failures
+        sent the drift as "not an outage", two pages for one once the canary.down was written."""
+        with self._memory_lock:
+            if self._downs_waiting[(canary, target)]:
+                return 0  # the pair's next answer looks again
         released = self.inhibitor.release(self.outbox.engine, canary, target, self.now(), settled)
         if released and self.sender is not None:
             self.sender.wake()
@@ -163,7 +171,7 @@ class Alerting:
         for n in w.out:  # what the inhibitor decided on a failed try is decided again
             n.status, n.last_error = w.fresh[n.id]
         if not w.out:
-            w.written = True
+            self._unmark(w, written=True)
             return
         await asyncio.to_thread(self._write_then_unmark, w)
         if self.sender is not None:
@@ -202,6 +210,7 @@ class Alerting:
             kept = {alert_key(n) for n in w.out or []} if written else set()
             self.policy.restore({k: w.undo[k] for k in w.keys if k not in kept and k in w.undo})
             self._touch(w.keys, -1)
+            self._downs_waiting -= Counter(w.downs)
 
     def forget(self, undo: Mapping[CooldownKey, CooldownEntry | None]) -> None:
         """Undo the cooldown memory of notifications whose transaction rolled back (see :meth:`enqueue`)."""
@@ -214,6 +223,9 @@ class Alerting:
         w = Write(events=list(events))
         if not w.events:
             return []
+        w.downs = {(e.canary, e.target) for e in w.events if e.kind == "canary.down"}
+        with self._memory_lock:
+            self._downs_waiting.update(w.downs)
         return (w.out or []) if await self.pending.put(w) else []
 
     async def start(self, pairs: Iterable[tuple[str, str]] | None = None) -> None:
@@ -345,6 +357,9 @@ class Alerting:
                     self.policy.memory.update(p.remember)
                     out += p.notifications
             self._staged(w)
+            w.downs = {(n.payload.get("canary", ""), n.payload.get("target", ""))
+                       for n in out if n.kind == "canary.down"}
+            self._downs_waiting.update(w.downs)
         if not out:
             return []
         return out if await self.pending.put(w) else []
