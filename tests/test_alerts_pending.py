@@ -290,3 +290,30 @@ async def test_an_answer_while_the_canary_down_waits_for_the_store_sends_none_of
     answer(store, NOW + timedelta(hours=1))
     assert al.inhibitor.saw("c1", "t", answered=True)
     assert al.release_answered("c1", "t", {"error": 1}) == 2  # the error rate change outlived the outage
+
+
+async def test_a_canary_down_written_while_a_reload_reads_the_outbox_is_not_told_again(sqlite_store: Store) -> None:
+    """A reload's paging (tried again and again while the store comes and goes) read the outbox just before the
+    canary.down waiting for the store was written, then found its keys no longer marked as being written: neither in
+    the outbox it read nor on its way, the pair was told down a second time at every sink."""
+    al = fast(alerting(sqlite_store))  # no cooldown: nothing else drops a repeat
+    read, go = threading.Event(), threading.Event()
+    open_alerts = al.outbox.open_alerts
+
+    def reading() -> list[Notification]:
+        alerts = open_alerts()
+        read.set()
+        go.wait(10)
+        return alerts
+
+    with refusing(sqlite_store):
+        assert await al.publish([down()]) == []
+        al.outbox.open_alerts = reading  # type: ignore[method-assign]
+        firing = asyncio.create_task(al.ensure_firing([down()]))
+        assert await asyncio.to_thread(read.wait, 10)
+    await drained(al)  # the store answers: the canary.down is written as the reload's read is on its way
+    go.set()
+    assert await firing == []
+    await drained(al)
+    assert sorted((n.sink, n.kind) for n in al.outbox.query(limit=100)) == [("am", "canary.down"),
+                                                                          ("hook", "canary.down")]

@@ -324,6 +324,8 @@ class Alerting:
         `canary.recovered` then ends a page it has. `current` is asked as they are planned, on the event loop:
         a pair that recovered since the caller looked is not told down (its recovery comes after).
         """
+        with self._memory_lock:
+            read_at = self._changes
         opened = await asyncio.to_thread(self.outbox.open_alerts)
         firing = {(n.sink, n.payload.get("canary"), n.payload.get("target"), n.signal)
                   for n in opened if n.kind in _ENDS}
@@ -345,8 +347,10 @@ class Alerting:
             # and they go to every sink routed to once planned
             queued = {(e.kind, e.group_key, e.signal) for e in self.pending.unplanned()}
             for event, missing in wanted:
-                # a key being written has a message on its way the outbox read did not see (waiting for the store)
-                missing = [s for s in missing if (s, event.group_key, event.signal) not in self._writing]
+                # a key being written has a message on its way the outbox read did not see (waiting for the store),
+                # and one written since the read began has one the read may have missed (as `resync` reads)
+                missing = [s for s in missing if (s, event.group_key, event.signal) not in self._writing
+                           and self._changed.get((s, event.group_key, event.signal), 0) <= read_at]
                 if (event.kind, event.group_key, event.signal) in queued:
                     continue
                 if missing and event.event_id not in ended and current(event):
