@@ -9,6 +9,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,10 +19,16 @@ from sqlalchemy import event
 from monitor.alerts import Notification
 from monitor.alerts.events import HELD
 from monitor.alerts.service import Alerting
+from monitor.domain import utcnow
+from monitor.drift import EventUpdate
+from monitor.drift.events import BEHAVIOUR
+from monitor.drift_alerts import alert_event
 from monitor.sim import SimServer
 from monitor.store import Store
+from monitor.store.drift_repo import DriftRepository
 from tests.support.receiver import Receiver
 from tests.test_alerts_inhibit import NOW, alerting, answer, down, drift, statuses, write
+from tests.test_alerts_model import model_event
 from tests.test_alerts_outage import config_path, phase, runs, sim, started, told  # noqa: F401 (fixture)
 from tests.test_alerts_resync import cooled, health, kinds
 from tests.test_store_outage import outage
@@ -317,3 +324,24 @@ async def test_a_canary_down_written_while_a_reload_reads_the_outbox_is_not_told
     await drained(al)
     assert sorted((n.sink, n.kind) for n in al.outbox.query(limit=100)) == [("am", "canary.down"),
                                                                           ("hook", "canary.down")]
+
+
+async def test_a_drift_event_that_ends_while_its_opening_waits_for_the_store_is_not_opened_after_its_end(
+        sqlite_store: Store) -> None:
+    """A reload fired an open event at a sink added since (never told), and the write waited for the store (a disk
+    full, a lock held past the busy timeout: reads go on). The event ended as the store came back: its end, written
+    with the event, went to that sink (its memory said told), and the opening written after it was the sink's last
+    word: a page no resolve follows."""
+    from tests.test_alerts_takeover import replica, saved
+
+    al = replica(sqlite_store)
+    al.pending.first_delay_s = al.pending.max_delay_s = 1.0  # its next try comes after the end is written
+    event = model_event(canary="c1", signal="refused", kind=BEHAVIOUR, test="bernoulli_cusum",
+                        baseline_value=0.0, current_value=0.4)
+    DriftRepository(sqlite_store.engine).save_events([event.to_json()])  # open; the sink was never told
+    with refusing(sqlite_store):
+        assert await al.ensure_firing([alert_event(EventUpdate("opened", event))]) == []
+    ended = replace(event, state="resolved", resolved_at=(utcnow() + timedelta(seconds=1)).isoformat())
+    saved(sqlite_store, al, EventUpdate("resolved", ended))  # the analysis's end, as the store came back
+    await drained(al)
+    assert [n.kind for n in al.outbox.query(limit=100) if n.kind == "drift.opened"] == []

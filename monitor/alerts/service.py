@@ -190,6 +190,7 @@ class Alerting:
         key conflict on a retry means the try before committed, its answer lost with the connection."""
         assert w.out is not None
         w.write_tries += 1
+        self._drop_ended(w.out)
         try:
             self._write(w.out)
         except IntegrityError:
@@ -197,6 +198,18 @@ class Alerting:
                 raise
             log.info("alert messages were already written (an earlier try's answer was lost)")
         self._unmark(w, written=True)
+
+    def _drop_ended(self, out: list[Notification]) -> None:
+        """Leave out of `out` the drift openings (fired again by `ensure_firing`) whose event the store has ended
+        since: one that waited for the store was written after its event's end (sent to the same sink, its memory
+        told the opening), and was the sink's last word of it, a page no resolve follows."""
+        ids = sorted({str(n.payload["event_id"]) for n in out
+                      if n.kind == "drift.opened" and n.payload.get("event_id")})
+        ended = DriftRepository(self.outbox.engine).ended(ids) if ids else set()
+        for n in [n for n in out if n.kind == "drift.opened" and n.payload.get("event_id") in ended]:
+            log.info("%s of %s@%s not sent: its event ended while it waited for the store", n.kind,
+                     n.payload.get("canary"), n.payload.get("target"), extra={"sink": n.sink})
+            out.remove(n)
 
     def _unmark(self, w: Write, written: bool) -> None:
         """Unmark the keys of `w` once written (or given up on), once. Those not written (left out by `_write`, their
