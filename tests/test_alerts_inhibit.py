@@ -13,7 +13,7 @@ import pytest
 from rich.console import Console
 from sqlmodel import Session
 
-from monitor.alerts import AlertEvent, AlertsConfig, build_alerting, inhibit
+from monitor.alerts import AlertEvent, AlertsConfig, build_alerting, held_rows
 from monitor.alerts.commands import alerts_pending
 from monitor.alerts.events import DEAD, DELIVERED, FAILED, HELD, PENDING
 from monitor.alerts.service import Alerting
@@ -264,7 +264,7 @@ async def test_canary_down_written_while_an_answer_releases_the_suspected_hold_s
     assert al.inhibitor.saw("c1", "t", answered=True)
     met = threading.Event()
     al.inhibitor.lock = _Contended(met)  # type: ignore[assignment]
-    looked = inhibit._latest_health
+    looked = held_rows.latest_health
 
     threads: list[threading.Thread] = []
 
@@ -280,7 +280,7 @@ async def test_canary_down_written_while_an_answer_releases_the_suspected_hold_s
             met.wait()  # until it is written, or waits for the release to end
         return was
 
-    monkeypatch.setattr(inhibit, "_latest_health", down_meanwhile)
+    monkeypatch.setattr(held_rows, "latest_health", down_meanwhile)
     al.release_answered("c1", "t", {"error": 4})
     threads[0].join()
     assert set(statuses(al).values()) == {HELD}
@@ -312,7 +312,7 @@ async def test_an_accept_from_the_cli_while_the_daemon_releases_the_opening_is_n
     al.inhibitor.saw("c1", "t", answered=False)
     write(al, drift())
     assert set(statuses(al).values()) == {HELD}
-    looked = inhibit._latest_health
+    looked = held_rows.latest_health
     accepted: list[bool] = []
 
     def accept_meanwhile(session: object, sink: str, group_key: str) -> object:
@@ -321,7 +321,7 @@ async def test_an_accept_from_the_cli_while_the_daemon_releases_the_opening_is_n
             write(cli, drift("drift.accepted"))
         return looked(session, sink, group_key)
 
-    monkeypatch.setattr(inhibit, "_latest_health", accept_meanwhile)
+    monkeypatch.setattr(held_rows, "latest_health", accept_meanwhile)
     assert al.inhibitor.saw("c1", "t", answered=True)
     assert al.release_answered("c1", "t", {"error": 4}) == 0
     assert set(statuses(al).values()) == {DEAD}
@@ -335,7 +335,7 @@ async def test_a_release_while_the_cli_writes_the_accept_sends_the_accept_too(
     cli = alerting(store)
     al.inhibitor.saw("c1", "t", answered=False)
     write(al, drift())
-    looked = inhibit._opening
+    looked = held_rows.opening
     released: list[int] = []
 
     def release_meanwhile(session: object, n: object) -> object:
@@ -345,7 +345,7 @@ async def test_a_release_while_the_cli_writes_the_accept_sends_the_accept_too(
             released.append(al.release_answered("c1", "t", {"error": 4}))
         return row
 
-    monkeypatch.setattr(inhibit, "_opening", release_meanwhile)
+    monkeypatch.setattr(held_rows, "opening", release_meanwhile)
     write(cli, drift("drift.accepted"))
     assert released == [2]
     assert set(statuses(al).values()) == {PENDING}

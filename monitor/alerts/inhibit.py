@@ -41,10 +41,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, event, update
-from sqlalchemy import select as sa_select
-from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
+from monitor.alerts import held_rows
 from monitor.alerts.config import AlertsConfig
 from monitor.alerts.events import (
     DEAD,
@@ -56,6 +55,7 @@ from monitor.alerts.events import (
     AlertEvent,
     Notification,
 )
+from monitor.alerts.held_rows import ENDS, HEALTH_KINDS, Pair
 from monitor.alerts.outbox import alert_key
 from monitor.alerts.policy import route
 from monitor.alerts.recovery import answers_since
@@ -63,86 +63,11 @@ from monitor.store.convert import aware
 from monitor.store.outbox_table import NotificationRow
 
 HELD_SIGNALS = frozenset({"error", "error_type"})  # the drift signals an outage moves
-HEALTH_KINDS = ("canary.down", "canary.recovered")
-_ENDS = ("drift.resolved", "drift.accepted")
-Pair = tuple[str, str]
 
 
 def holdable(kind: str, signal: str) -> bool:
     """Whether a notification is one an outage may hold (drift on an error signal)."""
-    return signal in HELD_SIGNALS and (kind == "drift.opened" or kind in _ENDS)
-
-
-def _pair(n: Notification | NotificationRow) -> Pair:
-    p = n.payload or {}
-    return str(p.get("canary", "")), str(p.get("target", ""))
-
-
-def _latest_health(session: Any, sink: str, group_key: str) -> NotificationRow | None:
-    """The group's latest live health row (canary.down / canary.recovered) at `sink`: what it was last told (or
-    will be) of the canary's health."""
-    q = (select(NotificationRow)
-         .where(NotificationRow.sink == sink, NotificationRow.group_key == group_key,
-                col(NotificationRow.kind).in_(HEALTH_KINDS), col(NotificationRow.status) != DEAD)
-         .order_by(col(NotificationRow.created_at).desc(), col(NotificationRow.id).desc()).limit(1))
-    return session.exec(q).first()
-
-
-def _given_up_at(session: Any, sink: str, group_key: str) -> bool:
-    """Whether the group's latest health row at `sink`, dead ones too, is a canary.down given up on: it stands for
-    nothing there (see `Inhibitor.given_up`), and the sink is as one no canary.down goes to."""
-    q = (select(NotificationRow.kind, NotificationRow.status)
-         .where(NotificationRow.sink == sink, NotificationRow.group_key == group_key,
-                col(NotificationRow.kind).in_(HEALTH_KINDS))
-         .order_by(col(NotificationRow.created_at).desc(), col(NotificationRow.id).desc()).limit(1))
-    return tuple(session.exec(q).first() or ()) == ("canary.down", DEAD)
-
-
-def _is_down(latest: NotificationRow | None) -> bool:
-    return latest is not None and latest.kind == "canary.down"
-
-
-def _down_at(session: Any, sink: str, group_key: str) -> bool:
-    """Whether `sink` was told (or will be) that the group's canary is down: its latest live health row says so."""
-    return _is_down(_latest_health(session, sink, group_key))
-
-
-def _ended() -> Any:
-    """An EXISTS clause: a live end (drift.resolved/accepted) of a NotificationRow's sink x group x signal written
-    after it. Its opening is no longer held by a canary.down: the event ended before the outage, so the receiver is
-    told both (held alone, the end would go out first and be the receiver's only word of the event)."""
-    end = aliased(NotificationRow)
-    return (sa_select(col(end.id))
-            .where(col(end.kind).in_(_ENDS), col(end.status) != DEAD, col(end.sink) == col(NotificationRow.sink),
-                   col(end.group_key) == col(NotificationRow.group_key), col(end.signal) == col(NotificationRow.signal),
-                   col(end.created_at) >= col(NotificationRow.created_at))
-            .exists())
-
-
-def _recovered_after(latest: NotificationRow | None, row: NotificationRow) -> bool:
-    """Whether the row's sink was told its pair recovered after the row was held: `latest`, the sink's latest
-    health row of the pair (`_latest_health`), is a canary.recovered newer than the row."""
-    return latest is not None and latest.kind == "canary.recovered" and \
-        (aware(latest.created_at) or latest.created_at) >= (aware(row.created_at) or row.created_at)
-
-
-def _opening(session: Any, n: Notification) -> NotificationRow | None:
-    """The latest stored drift.opened of an end's sink x group x signal (the one it ends)."""
-    return session.exec(
-        select(NotificationRow)
-        .where(NotificationRow.sink == n.sink, NotificationRow.group_key == n.group_key,
-               NotificationRow.signal == n.signal, NotificationRow.kind == "drift.opened")
-        .order_by(col(NotificationRow.created_at).desc(), col(NotificationRow.id).desc())
-        .limit(1)).first()
-
-
-def _still_held(session: Any, row: NotificationRow, **values: Any) -> bool:
-    """Write `values` to a row read as held if it still is; return whether it was. Another process (`baseline
-    accept` from the CLI, without this process's lock) may have ended it unsent since it was read: written back
-    as pending, it would page an event whose end the receiver is never told."""
-    res = session.exec(update(NotificationRow).where(  # type: ignore[call-overload]
-        col(NotificationRow.id) == row.id, col(NotificationRow.status) == HELD).values(**values))
-    return bool(res.rowcount)
+    return signal in HELD_SIGNALS and (kind == "drift.opened" or kind in ENDS)
 
 
 class Inhibitor:
@@ -173,9 +98,9 @@ class Inhibitor:
         error in between left them held, with nothing to release them while the outage lasts)."""
         with self.lock, Session(engine) as s:
             rows = s.exec(select(NotificationRow).where(NotificationRow.status == HELD)).all()
-            self.holding |= {_pair(r) for r in rows}  # each looks at its next answer
+            self.holding |= {held_rows.pair_of(r) for r in rows}  # each looks at its next answer
             for sink, group_key in {(r.sink, r.group_key) for r in rows}:
-                if _given_up_at(s, sink, group_key):
+                if held_rows.given_up_at(s, sink, group_key):
                     self._send_held(s, sink, group_key, now)
             s.commit()
 
@@ -207,7 +132,7 @@ class Inhibitor:
 
     def _down_sinks(self, n: Notification) -> list[str]:
         """The sinks the pair's canary.down would go to (only there does it stand for the drift)."""
-        canary, target = _pair(n)
+        canary, target = held_rows.pair_of(n)
         down = AlertEvent(kind="canary.down", canary=canary, target=target, signal="health", severity="critical",
                           tags=tuple(n.payload.get("tags") or ()))
         return route(down, self.cfg)
@@ -224,13 +149,13 @@ class Inhibitor:
                 continue
             if not holdable(n.kind, n.signal):
                 continue
-            canary, target = _pair(n)
+            canary, target = held_rows.pair_of(n)
             if n.kind == "drift.opened":
                 batch[alert_key(n)] = n
-                if _down_at(session, n.sink, n.group_key):
+                if held_rows.down_at(session, n.sink, n.group_key):
                     why = f"{canary}@{target} is down (canary.down firing at this sink)"
                 elif (canary, target) in self.failing and n.sink in self._down_sinks(n) \
-                        and not _given_up_at(session, n.sink, n.group_key):
+                        and not held_rows.given_up_at(session, n.sink, n.group_key):
                     why = f"every call of {canary}@{target} fails so far (sent at its next answer)"
                 else:
                     continue
@@ -241,7 +166,7 @@ class Inhibitor:
                 continue
             opened: Notification | NotificationRow | None = batch.get(alert_key(n))
             if opened is None:
-                opened = _opening(session, n)
+                opened = held_rows.opening(session, n)
             if opened is not None and opened.status == HELD:
                 why = (f"{NOT_SENT} the {n.signal} event ended ({n.kind}) while its opening was held "
                        f"({canary}@{target} failing every call)")
@@ -249,7 +174,7 @@ class Inhibitor:
                     opened.status, opened.last_error = DEAD, why
                     ended = True
                 else:
-                    ended = _still_held(session, opened, status=DEAD, last_error=why)
+                    ended = held_rows.still_held(session, opened, status=DEAD, last_error=why)
                     if not ended:
                         # the daemon released it (or ended it) since it was read here, in another process
                         # (`baseline accept` from the CLI): sent, so is its end; ended unsent, so is its end (below)
@@ -269,7 +194,7 @@ class Inhibitor:
     def _health(self, session: Any, n: Notification, now: datetime, held: dict[str, int]) -> None:
         """A canary.down holds the sink's error drift rows of the pair not yet sent; a canary.recovered releases
         the rows held there (their events are still open: one that ended took its opening with it)."""
-        canary, target = _pair(n)
+        canary, target = held_rows.pair_of(n)
         where = and_(col(NotificationRow.sink) == n.sink, col(NotificationRow.group_key) == n.group_key,
                      col(NotificationRow.signal).in_(HELD_SIGNALS))
         if n.kind == "canary.down":
@@ -278,7 +203,7 @@ class Inhibitor:
                 where, col(NotificationRow.status) == HELD).values(last_error=why))
             res = session.exec(update(NotificationRow).where(  # type: ignore[call-overload]
                 where, col(NotificationRow.kind) == "drift.opened", col(NotificationRow.status).in_(WAITING),
-                ~_ended()).values(status=HELD, last_error=why))
+                ~held_rows.ended_after()).values(status=HELD, last_error=why))
             if res.rowcount:
                 held[n.sink] = held.get(n.sink, 0) + int(res.rowcount)
                 self.holding.add((canary, target))
@@ -309,7 +234,8 @@ class Inhibitor:
         with Session(engine) as s:
             rows = s.exec(select(NotificationRow).where(NotificationRow.group_key == group_key,
                                                        NotificationRow.status == HELD)).all()
-            latest = {sink: _latest_health(s, sink, group_key) for sink in {r.sink for r in rows}}  # once a sink
+            latest = {sink: held_rows.latest_health(s, sink, group_key)  # once a sink
+                      for sink in {r.sink for r in rows}}
             # per row waiting after a recovery: answers still to come (None: no count will do)
             waiting: list[int | None] = []
             answered: dict[datetime, int] = {}  # recovery time -> answers since: one count, whatever the rows
@@ -325,17 +251,17 @@ class Inhibitor:
             for r in rows:
                 if r.signal not in settled:  # its event is no longer open, and its end did not end this row (an
                     # older release wrote it, or it was not routed here): sent now, it would open what has ended
-                    if _still_held(s, r, status=DEAD,
+                    if held_rows.still_held(s, r, status=DEAD,
                                    last_error=f"{NOT_SENT} its {r.signal} event ended while its opening was held "
                                               f"({canary}@{target} failing every call)"):
                         ended[r.sink] = ended.get(r.sink, 0) + 1
                     continue
-                if _is_down(latest[r.sink]):
+                if held_rows.is_down(latest[r.sink]):
                     told_down = True
                     continue
                 need = settled.get(r.signal, 0)
                 health = latest[r.sink]
-                if health is not None and _recovered_after(health, r):
+                if health is not None and held_rows.recovered_after(health, r):
                     since = answers(health)
                     if need is None or since < need:
                         waiting.append(None if need is None else need - since)
@@ -348,8 +274,9 @@ class Inhibitor:
                 # a row still within its group_wait keeps it (the openings of one change go out as one message);
                 # written now as far as delivery goes: `retry.give_up_after` counts from its release, else a hold
                 # longer than that (an outage over a weekend) left its first failed attempt no retry
-                if _still_held(s, r, status=PENDING, next_attempt_at=max(aware(r.next_attempt_at) or now, now),
-                               created_at=max(aware(r.created_at) or now, now), last_error=why):
+                if held_rows.still_held(s, r, status=PENDING,
+                                        next_attempt_at=max(aware(r.next_attempt_at) or now, now),
+                                        created_at=max(aware(r.created_at) or now, now), last_error=why):
                     released += 1
             self._count_on_commit(s, {}, ended)
             s.commit()
@@ -372,7 +299,7 @@ class Inhibitor:
         if dead.kind != "canary.down":
             return 0
         with self.lock, Session(engine) as s:
-            latest = _latest_health(s, dead.sink, dead.group_key)
+            latest = held_rows.latest_health(s, dead.sink, dead.group_key)
             if latest is not None and (aware(latest.created_at) or latest.created_at) > dead.created_at:
                 return 0
             released = self._send_held(s, dead.sink, dead.group_key, now)
@@ -385,11 +312,13 @@ class Inhibitor:
             NotificationRow.sink == sink, NotificationRow.group_key == group_key, NotificationRow.status == HELD)).all()
         if not rows:
             return 0
-        canary, target = _pair(rows[0])
+        canary, target = held_rows.pair_of(rows[0])
         why = (f"{RELEASED_NOTE} {canary}@{target} was down; sent once its canary.down here was given up on: "
                "the sink's only word of the outage")
-        released = sum(_still_held(s, r, status=PENDING, next_attempt_at=max(aware(r.next_attempt_at) or now, now),
-                                   created_at=max(aware(r.created_at) or now, now), last_error=why) for r in rows)
+        released = sum(held_rows.still_held(s, r, status=PENDING,
+                                            next_attempt_at=max(aware(r.next_attempt_at) or now, now),
+                                            created_at=max(aware(r.created_at) or now, now), last_error=why)
+                       for r in rows)
         self._wait.pop((canary, target), None)  # the next answer looks at what is still held elsewhere
         return released
 

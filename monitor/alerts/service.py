@@ -17,7 +17,8 @@ from sqlmodel import Session
 
 from monitor.alerts.config import AlertsConfig
 from monitor.alerts.events import HELD, RESOLVING, AlertEvent, Notification
-from monitor.alerts.inhibit import HEALTH_KINDS, Inhibitor
+from monitor.alerts.held_rows import HEALTH_KINDS
+from monitor.alerts.inhibit import Inhibitor
 from monitor.alerts.outbox import Outbox, alert_key, enqueue, told_firing
 from monitor.alerts.pending import Pending, Write
 from monitor.alerts.policy import CooldownEntry, CooldownKey, Policy, plan, route

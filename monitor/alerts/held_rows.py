@@ -1,0 +1,91 @@
+"""The outbox rows the inhibitor decides on (monitor.alerts.inhibit): what a sink was last told of a pair's health,
+whether a drift opening's end is written, and the guarded write back of a row read as held."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select as sa_select
+from sqlalchemy import update
+from sqlalchemy.orm import aliased
+from sqlmodel import col, select
+
+from monitor.alerts.events import DEAD, HELD, Notification
+from monitor.store.convert import aware
+from monitor.store.outbox_table import NotificationRow
+
+HEALTH_KINDS = ("canary.down", "canary.recovered")
+ENDS = ("drift.resolved", "drift.accepted")
+Pair = tuple[str, str]
+
+
+def pair_of(n: Notification | NotificationRow) -> Pair:
+    p = n.payload or {}
+    return str(p.get("canary", "")), str(p.get("target", ""))
+
+
+def latest_health(session: Any, sink: str, group_key: str) -> NotificationRow | None:
+    """The group's latest live health row (canary.down / canary.recovered) at `sink`: what it was last told (or
+    will be) of the canary's health."""
+    q = (select(NotificationRow)
+         .where(NotificationRow.sink == sink, NotificationRow.group_key == group_key,
+                col(NotificationRow.kind).in_(HEALTH_KINDS), col(NotificationRow.status) != DEAD)
+         .order_by(col(NotificationRow.created_at).desc(), col(NotificationRow.id).desc()).limit(1))
+    return session.exec(q).first()
+
+
+def given_up_at(session: Any, sink: str, group_key: str) -> bool:
+    """Whether the group's latest health row at `sink`, dead ones too, is a canary.down given up on: it stands for
+    nothing there (see `Inhibitor.given_up`), and the sink is as one no canary.down goes to."""
+    q = (select(NotificationRow.kind, NotificationRow.status)
+         .where(NotificationRow.sink == sink, NotificationRow.group_key == group_key,
+                col(NotificationRow.kind).in_(HEALTH_KINDS))
+         .order_by(col(NotificationRow.created_at).desc(), col(NotificationRow.id).desc()).limit(1))
+    return tuple(session.exec(q).first() or ()) == ("canary.down", DEAD)
+
+
+def is_down(latest: NotificationRow | None) -> bool:
+    return latest is not None and latest.kind == "canary.down"
+
+
+def down_at(session: Any, sink: str, group_key: str) -> bool:
+    """Whether `sink` was told (or will be) that the group's canary is down: its latest live health row says so."""
+    return is_down(latest_health(session, sink, group_key))
+
+
+def ended_after() -> Any:
+    """An EXISTS clause: a live end (drift.resolved/accepted) of a NotificationRow's sink x group x signal written
+    after it. Its opening is no longer held by a canary.down: the event ended before the outage, so the receiver is
+    told both (held alone, the end would go out first and be the receiver's only word of the event)."""
+    end = aliased(NotificationRow)
+    return (sa_select(col(end.id))
+            .where(col(end.kind).in_(ENDS), col(end.status) != DEAD, col(end.sink) == col(NotificationRow.sink),
+                   col(end.group_key) == col(NotificationRow.group_key), col(end.signal) == col(NotificationRow.signal),
+                   col(end.created_at) >= col(NotificationRow.created_at))
+            .exists())
+
+
+def recovered_after(latest: NotificationRow | None, row: NotificationRow) -> bool:
+    """Whether the row's sink was told its pair recovered after the row was held: `latest`, the sink's latest
+    health row of the pair (`latest_health`), is a canary.recovered newer than the row."""
+    return latest is not None and latest.kind == "canary.recovered" and \
+        (aware(latest.created_at) or latest.created_at) >= (aware(row.created_at) or row.created_at)
+
+
+def opening(session: Any, n: Notification) -> NotificationRow | None:
+    """The latest stored drift.opened of an end's sink x group x signal (the one it ends)."""
+    return session.exec(
+        select(NotificationRow)
+        .where(NotificationRow.sink == n.sink, NotificationRow.group_key == n.group_key,
+               NotificationRow.signal == n.signal, NotificationRow.kind == "drift.opened")
+        .order_by(col(NotificationRow.created_at).desc(), col(NotificationRow.id).desc())
+        .limit(1)).first()
+
+
+def still_held(session: Any, row: NotificationRow, **values: Any) -> bool:
+    """Write `values` to a row read as held if it still is; return whether it was. Another process (`baseline
+    accept` from the CLI, without this process's lock) may have ended it unsent since it was read: written back
+    as pending, it would page an event whose end the receiver is never told."""
+    res = session.exec(update(NotificationRow).where(  # type: ignore[call-overload]
+        col(NotificationRow.id) == row.id, col(NotificationRow.status) == HELD).values(**values))
+    return bool(res.rowcount)
