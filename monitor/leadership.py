@@ -14,11 +14,14 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, TypeVar
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from monitor.alerts import build_alerting
 from monitor.config.digest import config_digest
 from monitor.errors import MonitorError
 from monitor.interrupted import close_interrupted
 from monitor.restore import restore_pair_gauges
+from monitor.store.repository import driver_message
 from monitor.unsaved import UNSAVED_GRACE_S
 from monitor.upkeep import prune_past_retention, watch_baselines
 
@@ -161,8 +164,12 @@ class Succession:
                     extra={"config_digest": config_digest(app.config)})
         try:
             await self.lead(schedule=True)
-        except MonitorError as e:
-            log.error("cannot take over as leader: %s", e)
+        except Exception as e:  # not only MonitorError: the outbox's reads raise SQLAlchemy's (a lock timeout)
+            # leading nothing on the lock would keep every replica from leading: give it up (the daemon exits 1)
+            why = driver_message(e) if isinstance(e, SQLAlchemyError) else str(e)
+            log.error("cannot take over as leader: %s", why, exc_info=not isinstance(e, MonitorError | SQLAlchemyError))
+            app.leading = False
+            app.metrics.leader.set(0)
             app.leadership_lost.set()
 
     def _watch_lock(self) -> None:
