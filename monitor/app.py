@@ -20,7 +20,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 from starlette.routing import Route
 
-from monitor.alerts import Alerting
+from monitor.alerts import AlertEvent, Alerting
 from monitor.alerts.sinks import build_sinks
 from monitor.analysis import Analysis
 from monitor.checks import check_names
@@ -119,18 +119,30 @@ class App:
             for e in events:  # one line each, with or without alert sinks
                 log.log(logging.WARNING if e.kind == "canary.down" else logging.INFO, e.kind.replace(".", " "),
                         extra={"canary": e.canary, "target": e.target, "summary": e.summary})
-            if events and self.alerting is not None:
-                await self.alerting.publish(events)
+            if events:
+                await self._publish(events)
         except asyncio.CancelledError:
             # Shutdown ran out of grace: the runner stored the cancelled calls; end the job quietly.
             log.info("run of %s@%s cancelled at shutdown", canary.id, target.id)
         except Exception:
             log.exception("run of %s@%s failed", canary.id, target.id)
 
+    async def _publish(self, events: list[AlertEvent]) -> None:
+        """Write the alerts of health events, on a lock still confirmed: a run in flight as the lock went ends in the
+        shutdown, and its canary.down (or recovery) would reach the outbox after the new leader read which pairs are
+        down, for its sender to page an outage the new leader pages again (or close a page on an outage going on)."""
+        if self.alerting is None:
+            return
+        if not await self.succession.still_leading():
+            log.warning("health alerts not written: this replica lost the leader lock (the leader alerts from its "
+                        "own runs)", extra={"alerts": sorted({f"{e.kind} {e.canary}@{e.target}" for e in events})})
+            return
+        await self.alerting.publish(events)
+
     def _on_cap(self, target: str, paused: bool, spent: float, cap: float | None) -> None:
         events = self.health.paused(target, paused, spent, cap)
         if events and self.alerting is not None:
-            self.spawn(self.alerting.publish(events))
+            self.spawn(self._publish(events))
 
     async def page_down_pairs(self) -> None:
         """Tell each sink routed a pair reported down, and never told, that it is: a reload (or a restart) that added
