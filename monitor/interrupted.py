@@ -3,19 +3,20 @@
 A run is stored as `running` when it starts and as done (or cancelled) when it ends, so a crash mid-run leaves a
 record rather than nothing; but nobody would ever end that record. The replica that takes the lead (the daemon
 starting, on SQLite) ends them: the runs still `running` that started before it took the leader lock are no
-one's but a process that stopped. Not at once: on PostgreSQL a leader whose session the server ended may still
-be alive and finishing its runs in flight, until it notices (two lock checks) and has shut down (the grace
-period, then its unsaved writes' grace). So they are closed once that much time has passed; a run closed so
-that its process finishes after all (a process frozen and thawed) is then stored as that process ends it, done
-or cancelled, since its last write replaces the record. Runs that started after the lock was taken are this
-replica's own, and never touched.
+one's but a process that stopped, and so are those another replica started (told by their replica: its host's
+clock may run ahead of this one's, stamping them later than the take-over). Not at once: on PostgreSQL a leader
+whose session the server ended may still be alive and finishing its runs in flight, until it notices (two lock
+checks) and has shut down (the grace period, then its unsaved writes' grace). So they are closed once that much
+time has passed; a run closed so that its process finishes after all (a process frozen and thawed) is then stored
+as that process ends it, done or cancelled, since its last write replaces the record. Runs that started after the
+lock was taken are this replica's own, and never touched.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from monitor.errors import MonitorError
@@ -24,14 +25,17 @@ from monitor.store import Store
 log = logging.getLogger("monitor.interrupted")
 
 
-async def close_interrupted(store: Store, taken_at: datetime, after_s: float, leading: Callable[[], bool]) -> int:
-    """After `after_s`, while still `leading`, close the runs left `running` that started before `taken_at` (when
-    this replica took the lead); return how many were closed."""
+async def close_interrupted(store: Store, taken_at: datetime, after_s: float,
+                            leading: Callable[[], Awaitable[bool]], replica: str | None = None) -> int:
+    """After `after_s`, while still `leading` (the lock confirmed: a leader waking from a freeze must not close the
+    runs the replica that took over has in flight), close the runs left `running` that started before `taken_at`
+    (when this replica took the lead) or by another `replica` than this one (whose host's clock may run ahead);
+    return how many were closed."""
     await asyncio.sleep(after_s)
-    if not leading():
+    if not await leading():
         return 0
     try:
-        n = await asyncio.to_thread(store.close_interrupted, taken_at)
+        n = await asyncio.to_thread(store.close_interrupted, taken_at, replica)
     except MonitorError as e:  # the store is away: the next replica to lead tries again
         log.error("%s (they stay running until a replica next takes the lead)", e)
         return 0

@@ -138,7 +138,7 @@ class Succession:
                 self._baselines_task = asyncio.create_task(watch_baselines(app.analysis, app.alerting))
             if self.lock_in_use:
                 self.interrupted_task = asyncio.create_task(close_interrupted(
-                    app.store, taken, self.interrupted_after(), lambda: app.leading))
+                    app.store, taken, self.interrupted_after(), self.still_leading, app.runner.replica))
 
     def interrupted_after(self) -> float:
         """How long after taking the lead the runs an earlier process left running are closed (see interrupted.py):

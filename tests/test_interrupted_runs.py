@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -74,3 +75,51 @@ async def test_a_run_the_old_leader_still_finishes_ends_as_it_ended(tmp_path: Pa
         finally:
             stop_a.set()
             await b.stop()
+
+
+async def test_a_run_left_by_a_replica_whose_clock_runs_ahead_is_closed_too(
+        tmp_path: Path, url: str, steady_sim: SimServer) -> None:  # noqa: F811
+    """Found by review: which runs were another process's was told by their start time against this replica's clock
+    at take-over; an old leader on a host whose clock ran ahead of the new leader's (NTP off on one VM) stamped its
+    last runs later than the take-over, and those it left running stayed `running` for good. A run another replica
+    started is closed whatever its clock said; this one's own runs are still never touched."""
+    store = Store(url)
+    store.migrate()
+    ahead = utcnow() + timedelta(minutes=2)
+    store.save_run(Run(id="skewed", canary="c1", target="t", started_at=ahead, replica="other-host:1", samples=1))
+    store.close()
+    a, registry = _app(tmp_path, url, steady_sim, "a")
+    a.interrupted_after_s = 0.5
+    await a.start()
+    try:
+        await _until(lambda: _attempts(registry) >= 1)
+        await _until(lambda: a.succession.interrupted_task is not None and a.succession.interrupted_task.done())
+        runs = {r.id: r for r in a.store.runs(limit=1000)}
+    finally:
+        await a.stop()
+    assert runs["skewed"].status == "interrupted"
+    assert all(r.status != "interrupted" for r in runs.values() if r.id != "skewed")
+
+
+async def test_a_leader_waking_from_a_freeze_closes_none_of_the_new_leaders_runs(
+        tmp_path: Path, pg_url: str, steady_sim: SimServer) -> None:
+    """A leader frozen (SIGSTOP, a paused VM) before it closed the runs left running, while a standby took over:
+    waking, its wait is over at once, before its watch has looked. It closes nothing on a lock it has not confirmed
+    (else the new leader's runs in flight, another replica's, would read `interrupted` until they end)."""
+    a, registry = _app(tmp_path, pg_url, steady_sim, "a")
+    a.leader_check_s = 30.0  # the watch looks at start, then not again during the test: as if the process slept
+    a.interrupted_after_s = 1.5
+    await a.start()
+    try:
+        a.scheduler.pause()  # no run falls due as it wakes (an hourly canary): none asks the store before the close
+        _terminate_lock_holder(pg_url)  # the server gave the frozen leader's lock up...
+        a.leadership._confirmed = (time.monotonic() - 61, time.time() - 61)  # ...its last confirmation long ago
+        a.store.save_run(Run(id="new-leaders", canary="c1", target="t", started_at=utcnow(), replica="b:2",
+                             samples=1))  # the replica that took over has a run in flight
+        await _until(lambda: a.succession.interrupted_task is not None and a.succession.interrupted_task.done())
+        assert a.succession.interrupted_task is not None and a.succession.interrupted_task.result() == 0
+        [run] = [r for r in a.store.runs(limit=1000) if r.id == "new-leaders"]
+        assert run.status == "running"
+        assert a.leadership_lost.is_set()
+    finally:
+        await a.stop()

@@ -157,14 +157,18 @@ class Store:
                 run.finished_at = aware(run.finished_at)
             return runs
 
-    def close_interrupted(self, before: datetime) -> int:
-        """Mark the runs still `running` that started before `before` as `interrupted` (their process stopped
-        without finishing them); return how many. Their `finished_at` stays empty: when they stopped is not known."""
+    def close_interrupted(self, before: datetime, replica: str | None = None) -> int:
+        """Mark the runs still `running` that started before `before`, or by another replica than `replica`, as
+        `interrupted` (their process stopped without finishing them); return how many. Their `finished_at` stays
+        empty: when they stopped is not known. Another replica's start time is by its host's clock, which may run
+        ahead of this one's: its runs are told by their replica, not by when they say they started."""
         started = col(RunRow.started_at)  # SQLite compares the stored UTC text
+        others = started < before.astimezone(UTC)
+        if replica is not None:
+            others = or_(others, col(RunRow.replica) != replica)
         try:
             with self.engine.begin() as conn:
-                n = conn.execute(update(RunRow).where(col(RunRow.status) == "running",
-                                                      started < before.astimezone(UTC))
+                n = conn.execute(update(RunRow).where(col(RunRow.status) == "running", others)
                                  .values(status="interrupted")).rowcount
         except SQLAlchemyError as e:
             raise StoreError(f"closing interrupted runs failed: {driver_message(e)}") from e
