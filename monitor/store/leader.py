@@ -51,6 +51,23 @@ CLIENT_KEEPALIVE = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval
                     "tcp_user_timeout": 25_000}
 
 
+# Take the lock unless this very session holds it already (NULL then): a pooler in transaction mode (PgBouncer's
+# pool_mode=transaction) hands every replica's statements to the same server sessions, where the lock is re-entrant,
+# so each replica would be told it took it. With the session's pid, which every check compares.
+TRY_LOCK = text(
+    "SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = 0 AND objid = :k "
+    "AND objsubid = 1 AND pid = pg_backend_pid() AND granted) THEN NULL ELSE pg_try_advisory_lock(:k) END, "
+    "pg_backend_pid()")
+# Whether the lock is still held by the session that took it: not only that a connection answers (behind a pooler
+# the server session holding it may be gone, or another than the one answering)
+HOLDS_LOCK = text(
+    "SELECT pg_backend_pid() = :pid AND EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = 0 "
+    "AND objid = :k AND objsubid = 1 AND pid = :pid AND granted)")
+SHARED_SESSION = ("the leader lock's database session is not this replica's own: a pooler in transaction mode "
+                  "(PgBouncer's pool_mode=transaction) shares its server sessions between the replicas, and each "
+                  "would lead; connect the daemons to PostgreSQL directly or through a pool in session mode")
+
+
 # The session holding the leader lock when it is a daemon's: its state and how long it has been in it (both NULL
 # to a role that may not see another role's sessions: neither a member of the holder's role nor of pg_read_all_stats)
 LOCK_HOLDER = text(
@@ -75,6 +92,8 @@ class Leadership:
         self._unreachable = False
         self._confirmed = (0.0, 0.0)  # (monotonic, wall) time the store last confirmed the lock is ours
         self._cannot_end: str | None = None  # why this standby could not end a holder's session (warned once)
+        self._pid: int | None = None  # the server session (pg_backend_pid) that took the lock
+        self._shared_warned = False
 
     def try_acquire(self) -> bool:
         """Take the lock if it is free; return whether this replica now leads."""
@@ -105,13 +124,15 @@ class Leadership:
         if self._conn is None:
             return True  # a file lock lasts as long as the process
         try:
-            self._conn.execute(text("SELECT 1")).scalar_one()
-            self._confirmed = (time.monotonic(), time.time())
-            return True
+            ours = bool(self._conn.execute(HOLDS_LOCK, {"k": LEADER_LOCK_ID, "pid": self._pid}).scalar_one())
         except Exception:
+            ours = False
+        if not ours:
             self.held = False
             self._close()
             return False
+        self._confirmed = (time.monotonic(), time.time())
+        return True
 
     @property
     def session_bound(self) -> bool:
@@ -148,7 +169,11 @@ class Leadership:
             self._conn = self._lock_engine.connect().execution_options(isolation_level="AUTOCOMMIT")
             for statement in KEEPALIVE:
                 self._conn.execute(text(statement))
-        got = bool(self._conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": LEADER_LOCK_ID}).scalar_one())
+        taken, self._pid = self._conn.execute(TRY_LOCK, {"k": LEADER_LOCK_ID}).one()
+        if taken is None and not self._shared_warned:
+            log.error(SHARED_SESSION)
+            self._shared_warned = True
+        got = bool(taken)
         if not got:
             if self.lease_s is not None:
                 self._end_stalled_holder(self._conn, self.lease_s)

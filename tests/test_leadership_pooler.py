@@ -1,0 +1,80 @@
+"""Replicas whose store connections go through a pooler in transaction mode share server sessions: the leader lock
+(a session advisory lock, re-entrant within a session) must not tell two replicas that each took it."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from monitor.store import Store
+from monitor.store.leader import Leadership
+
+PGBOUNCER = shutil.which("pgbouncer") or ("/usr/sbin/pgbouncer" if os.path.exists("/usr/sbin/pgbouncer") else None)
+
+
+@pytest.fixture
+def pooled_url(tmp_path: Path, pg_url: str) -> Iterator[str]:
+    """`pg_url`'s database through PgBouncer in transaction mode, with one server session (apt: pgbouncer)."""
+    if PGBOUNCER is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must test the leader lock behind PgBouncer (apt-get install pgbouncer)")
+        pytest.skip("pgbouncer is not installed")
+    Store(pg_url).migrate()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    rest, name = pg_url.rsplit("/", 1)
+    user, hostport = rest.split("://", 1)[1].split("@", 1)
+    host, pg_port = hostport.split(":")
+    ini = tmp_path / "pgbouncer.ini"
+    ini.write_text(f"[databases]\n{name} = host={host} port={pg_port} dbname={name} user={user}\n"
+                   f"[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\nauth_type = any\n"
+                   "pool_mode = transaction\ndefault_pool_size = 1\nunix_socket_dir =\n"
+                   "ignore_startup_parameters = extra_float_digits,options\n")
+    os.chmod(tmp_path, 0o755)
+    os.chmod(ini, 0o644)
+    as_user = ["-u", "postgres"] if os.geteuid() == 0 else []  # pgbouncer refuses to run as root
+    proc = subprocess.Popen([PGBOUNCER, *as_user, str(ini)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, "pgbouncer did not start"
+                time.sleep(0.05)
+        yield f"postgresql+psycopg://{user}@127.0.0.1:{port}/{name}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_two_replicas_behind_a_transaction_pooler_do_not_both_lead(
+        pooled_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    """Found by review: behind PgBouncer's pool_mode=transaction both replicas' pg_try_advisory_lock ran on the one
+    server session, which already held the lock: both were told they took it, and both probed, analysed and paged
+    (the check, a SELECT 1, only asked whether a connection answered). The second now sees the session already holds
+    it and says why it does not lead; the first's checks ask whether its session still holds it."""
+    stores = [Store(pooled_url), Store(pooled_url)]
+    first, second = (Leadership(s.engine) for s in stores)
+    try:
+        assert first.try_acquire()
+        with caplog.at_level(logging.ERROR, logger="monitor.leader"):
+            assert not second.try_acquire() and not second.try_acquire()
+        [line] = [r.getMessage() for r in caplog.records if r.name == "monitor.leader"]  # once, not at every try
+        assert "pool_mode=transaction" in line
+        assert first.still_held() and not second.still_held()
+    finally:
+        first.release()
+        second.release()
+        for s in stores:
+            s.close()
