@@ -265,7 +265,7 @@ class App:
         """Stop scheduling, give in-flight probes the grace period, then close everything. `asked` is set by a
         SIGTERM or SIGINT: it cuts a leader's long wait for a store away to UNSAVED_GRACE_S."""
         self.scheduler.pause()
-        if self.follow_ups.cancel():
+        if self.follow_ups.close():
             log.info("stopping before the store answered a reload's paging and resolving: the next start does them")
         self.runner.stopping = True  # samples still waiting for a concurrency slot are not sent
         finished, cancelled = await drain(self.runner.in_flight, self.config.daemon.grace_period)

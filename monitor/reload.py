@@ -157,9 +157,13 @@ class FollowUps:
 
     def __init__(self) -> None:
         self._task: asyncio.Task[None] | None = None
+        self._closed = False  # the app is stopping: a reload still in flight starts no retries
 
     def retry(self, app: App, pairs: set[Pair]) -> None:
         self.cancel()
+        if self._closed:  # they would page and resolve after the stop, past the lock given up
+            log.info("stopping before the store answered a reload's paging and resolving: the next start does them")
+            return
         self._task = asyncio.create_task(self._retry(app, pairs), name="reload-follow-ups")
 
     async def _retry(self, app: App, pairs: set[Pair]) -> None:
@@ -176,6 +180,12 @@ class FollowUps:
                     continue
             log.info("the store answers again: the reload's paging and resolving are done")
             return
+
+    def close(self) -> bool:
+        """At stop: end the retries, and start none for a reload still in flight; return whether some were still
+        to be made."""
+        self._closed = True
+        return self.cancel()
 
     def cancel(self) -> bool:
         """End the retries; return whether some were still to be made."""

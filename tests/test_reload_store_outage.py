@@ -11,6 +11,7 @@ import logging
 from pathlib import Path
 
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from monitor.app import App
 from monitor.config import load_config
@@ -104,3 +105,32 @@ async def test_a_store_going_away_during_a_reload_leaves_it_in_force_and_its_res
             assert app.alerting.open_pairs("canary.down") == set()
         finally:
             await app.stop()
+
+
+async def test_a_reload_whose_store_steps_fail_as_the_daemon_stops_retries_nothing_after_the_stop(
+        sim: SimServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    """A reload in flight as the stop began, its store-side steps failing after the stop had ended the retries
+    there were: it started its retries all the same, and they paged and resolved after the stop (after the lock
+    was given up: as a standby took over), on a closed drift analysis. Now a stopped app starts none."""
+    with Receiver() as rx:
+        app = await started(config_path(tmp_path, sim, f"sqlite:///{tmp_path / 'm.db'}", rx))
+        entered, go, calls = asyncio.Event(), asyncio.Event(), []
+
+        async def store_away() -> None:
+            calls.append(1)
+            if len(calls) == 1:
+                entered.set()
+                await go.wait()
+            raise OperationalError("SELECT 1", {}, Exception("the store went away"))
+
+        monkeypatch.setattr(app, "page_down_pairs", store_away)
+        reloading = asyncio.create_task(app.reload())
+        await entered.wait()
+        stopping = asyncio.create_task(app.stop())
+        await asyncio.sleep(0.1)  # the stop has begun
+        go.set()
+        ok, message = await reloading
+        await stopping
+        assert ok and "; the store stopped answering during it (" in message
+        await asyncio.sleep(1.5)  # the first retry comes 0.5 s after the reload
+        assert len(calls) == 1
