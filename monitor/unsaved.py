@@ -55,6 +55,7 @@ class Unsaved:
         self._runs: set[str] = set()  # ids of the runs waiting: a run held again waits once, in its latest state
         self._task: asyncio.Task[None] | None = None
         self._since: float | None = None  # monotonic start of the current outage
+        self.hurried_until: float | None = None  # the loop time `close` was cut to by its `hurry` (a SIGTERM)
 
     def __len__(self) -> int:
         return len(self._queue)
@@ -163,7 +164,8 @@ class Unsaved:
     async def close(self, timeout_s: float, hurry: asyncio.Event | None = None, hurried_s: float = 0.0) -> int:
         """At shutdown: let the retry task store what it can within `timeout_s`, or within `hurried_s` of `hurry`
         being set if that comes first (a SIGTERM during a leader's long wait for a store away); give up on the rest
-        (counted and logged). Return how many writes were given up on."""
+        (counted and logged); a later close keeps to the time a `hurry` cut an earlier one to (`hurried_until`).
+        Return how many writes were given up on."""
         if self._task is not None and not self._task.done():
             loop = asyncio.get_running_loop()
             deadline = loop.time() + timeout_s
@@ -175,7 +177,9 @@ class Unsaved:
                         waiting.add(hurried)
                     await asyncio.wait(waiting, timeout=left, return_when=asyncio.FIRST_COMPLETED)
                     if hurried is not None and hurried.done():
-                        deadline, hurried = min(deadline, loop.time() + hurried_s), None
+                        if self.hurried_until is None:
+                            self.hurried_until = loop.time() + hurried_s
+                        deadline, hurried = min(deadline, self.hurried_until), None
             finally:
                 if hurried is not None:
                     hurried.cancel()

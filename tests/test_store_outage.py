@@ -330,3 +330,47 @@ async def test_a_stop_asked_for_during_the_long_wait_for_a_store_away_cuts_it_sh
     done, _ = await asyncio.wait([closing], timeout=60)
     assert closing in done, "the stop asked for was not heeded: close still waits out its hour"
     assert closing.result() == 1 and store.saved == []
+
+
+async def test_a_sigterm_cuts_a_leader_s_wait_for_the_store_to_the_grace_across_both_tries(
+        steady_sim: SimServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A leader that lost the lock waits longer for a store away (LOST_LEAD_UNSAVED_S); a SIGTERM meanwhile cuts the
+    wait to UNSAVED_GRACE_S. The held writes get two tries (before drift analysis closes, then the records of the
+    calls those analyses made): the second took a fresh UNSAVED_GRACE_S from its own start, past the SIGTERM's."""
+    monkeypatch.setattr("monitor.app.UNSAVED_GRACE_S", 1.0)
+    monkeypatch.setattr("monitor.app.LOST_LEAD_UNSAVED_S", 6.0)
+    target = f"  - {{id: gpt, provider: openai, base_url: '{steady_sim.openai_base_url}', model: sim-gpt}}"
+    app = App(load_config(write_config(tmp_path, target, PROBES), environ={}), registry=CollectorRegistry(),
+              environ={}, serve_http=False)
+    await app.start(schedule=False)
+    unsaved = app.runner.unsaved
+
+    def away(_run: Run) -> None:
+        raise OperationalError("INSERT", {}, Exception("the store is away"))
+
+    monkeypatch.setattr(unsaved, "_save_run", away)
+    held = Run(id="r1", canary="hello", target="gpt", started_at=utcnow())
+    unsaved.hold(held)
+    settled = app.own_calls.settled
+
+    async def an_embeddings_record_held() -> None:  # a call an analysis made, its record turned away
+        unsaved.hold(Run(id="r2", canary="hello", target="gpt", started_at=utcnow()))
+        await settled()
+
+    monkeypatch.setattr(app.own_calls, "settled", an_embeddings_record_held)
+    close, ended = unsaved.close, []
+
+    async def timed(*args: object, **kwargs: object) -> int:
+        lost = await close(*args, **kwargs)  # type: ignore[arg-type]
+        ended.append(time.monotonic())
+        return lost
+
+    monkeypatch.setattr(unsaved, "close", timed)
+    app.leadership_lost.set()
+    asked = asyncio.Event()
+    stopping = asyncio.create_task(app.stop(asked=asked))
+    await asyncio.sleep(0.5)
+    asked.set()
+    sigterm = time.monotonic()
+    await stopping
+    assert len(ended) == 2 and ended[-1] - sigterm < 1.0 + 0.4
