@@ -19,7 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.config.digest import config_digest
 from monitor.config.loader import load_config, restart_only
-from monitor.errors import MonitorError
+from monitor.errors import MonitorError, StoreError
 from monitor.providers import build_providers
 from monitor.providers.base import Provider
 from monitor.restore import Pair, show_streaks
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from monitor.app import App
 
 log = logging.getLogger("monitor.app")  # a reload's lines are the app's, where operators look for them
+STORE_READ_TIMEOUT_S = 30.0  # how long a reload waits for the store's first answer before it is refused
 
 
 async def reload_config(app: App) -> tuple[bool, str]:
@@ -55,7 +56,13 @@ async def reload_config(app: App) -> tuple[bool, str]:
         pairs = {(c.id, t.id) for c, t in config.pairs()}
         added = (pairs | config.service_pairs()) - (before | app.config.service_pairs())
         # What the switch needs from the store is read before anything switches: a store away refuses the reload.
-        streaks = await asyncio.to_thread(_read_store, app, added)
+        # Bounded: a store that accepts connections and never answers (a server stopped) would hold the reply, and
+        # every later reload behind the lock, for good (there is no connect or statement timeout).
+        try:
+            streaks = await asyncio.wait_for(asyncio.to_thread(_read_store, app, added), STORE_READ_TIMEOUT_S)
+        except TimeoutError:
+            raise StoreError(f"store unreachable: no answer within {STORE_READ_TIMEOUT_S:g} s; the running config "
+                             "is unchanged") from None
         if app.alerting is not None:
             app.alerting.reload(config.alerts, app.environ)
     except (MonitorError, SQLAlchemyError) as e:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from pathlib import Path
 
 import pytest
@@ -134,3 +135,26 @@ async def test_a_reload_whose_store_steps_fail_as_the_daemon_stops_retries_nothi
         assert ok and "; the store stopped answering during it (" in message
         await asyncio.sleep(1.5)  # the first retry comes 0.5 s after the reload
         assert len(calls) == 1
+
+
+async def test_a_reload_while_the_store_hangs_is_refused_in_bounded_time(
+        sim: SimServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    """A store that accepts connections and never answers (a PostgreSQL server stopped, a half-open path): the
+    reload's first read waited for it for good (no connect or statement timeout), the reply never came and every
+    later reload queued behind its lock. Now it is refused once the store has not answered in time."""
+    monkeypatch.setattr("monitor.reload.STORE_READ_TIMEOUT_S", 0.5, raising=False)
+    with Receiver() as rx:
+        cfg = config_path(tmp_path, sim, f"sqlite:///{tmp_path / 'm.db'}", rx)
+        app = await started(cfg)
+        hung = threading.Event()
+        monkeypatch.setattr(app.store, "reach", lambda: hung.wait(30))
+        try:
+            running = app.config
+            two_targets(cfg, sim)
+            ok, message = await asyncio.wait_for(app.reload(), 5)
+            assert not ok and message == "store unreachable: no answer within 0.5 s; the running config is unchanged"
+            assert app.config is running
+            assert gauge(app, "llm_monitor_config_last_reload_successful") == 0
+        finally:
+            hung.set()
+            await app.stop()
