@@ -9,19 +9,25 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from pathlib import Path
+from types import SimpleNamespace
 
+import psycopg
 import pytest
+from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
 from monitor.app import App
 from monitor.config import load_config
+from monitor.reload import _read_store
 from monitor.sim import SimServer
+from monitor.store import Store
 from tests.support.receiver import Receiver
 from tests.test_alerts_outage import _until, config_path, started, through_outage, told
 from tests.test_alerts_outage_reload import sim, summaries, two_targets  # noqa: F401 (fixture)
 from tests.test_alerts_pending import refusing
-from tests.test_store_outage import outage
+from tests.test_store_outage import ADMIN_DSN, outage
 
 
 def gauge(app: App, name: str, **labels: str) -> float | None:
@@ -158,3 +164,24 @@ async def test_a_reload_while_the_store_hangs_is_refused_in_bounded_time(
         finally:
             hung.set()
             await app.stop()
+
+
+@pytest.mark.postgres
+def test_a_reload_s_first_read_is_not_refused_for_a_pooled_connection_the_server_ended(
+        pg_store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server ended the pool's sessions (a restart) a moment ago: the reload's SELECT 1 met one idle long
+    enough to be pinged (replaced, answered), and the failing streaks read that follows took one handed back
+    since, not pinged, found dead: the reload was refused as "store unreachable" with the store answering. A read,
+    it is asked again on a fresh connection as the SELECT 1 is."""
+    monkeypatch.setattr("monitor.store.engine.PING_IDLE_S", 1.0)
+    first, second = pg_store.engine.connect(), pg_store.engine.connect()
+    for conn in (first, second):
+        conn.execute(text("SELECT 1"))
+    first.close()  # idle past PING_IDLE_S by the reload: pinged at checkout
+    time.sleep(1.5)
+    second.close()  # handed back just now: used as it is
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> "
+                      "pg_backend_pid()", (pg_store.engine.url.database,))
+    app = SimpleNamespace(leading=True, alerting=None, analysis=None, store=pg_store)
+    assert _read_store(app, {("c1", "t")}) == {}  # type: ignore[arg-type]

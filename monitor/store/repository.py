@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -260,7 +260,8 @@ class Store:
         with self.engine.connect() as conn:
             return read_last_success(conn, wanted)
 
-    def failing_streaks(self, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], FailingStreak]:
+    @retry_disconnect  # a read: a reload's, right after `reach`, may take a pooled connection the server ended
+    def failing_streaks(self, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], FailingStreak]:
         """Return, for each of `pairs` whose latest runs all failed, that streak: when its first call started and
         how many failed runs it has.
 
