@@ -177,9 +177,9 @@ class FollowUps:
         delay = FIRST_DELAY_S
         while True:
             await asyncio.sleep(delay)
-            if not app.leading:  # lost the lead: the next leader takes them as it takes over
-                return
             async with app.reload_lock:
+                if not app.leading:  # lost the lead (also while a reload held the lock): the next leader takes them
+                    return
                 try:
                     await store_steps(app, pairs)
                 except SQLAlchemyError:

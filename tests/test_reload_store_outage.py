@@ -185,3 +185,34 @@ def test_a_reload_s_first_read_is_not_refused_for_a_pooled_connection_the_server
                       "pg_backend_pid()", (pg_store.engine.url.database,))
     app = SimpleNamespace(leading=True, alerting=None, analysis=None, store=pg_store)
     assert _read_store(app, {("c1", "t")}) == {}  # type: ignore[arg-type]
+
+
+async def test_a_reload_s_retries_waiting_for_the_lock_as_the_lead_is_lost_resolve_nothing(
+        sim: SimServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    """The retries looked at the lead before waiting for the reload lock: the lead lost while another reload held it,
+    they resolved the removed pairs' alerts as a standby (the new leader resolves them as it takes over)."""
+    with Receiver() as rx:
+        app = await started(config_path(tmp_path, sim, f"sqlite:///{tmp_path / 'm.db'}", rx))
+        try:
+            assert app.alerting is not None
+            page, retire, retired = app.page_down_pairs, app.alerting.retire, []
+
+            async def store_away_once() -> None:
+                monkeypatch.setattr(app, "page_down_pairs", page)
+                raise OperationalError("SELECT 1", {}, Exception("the store went away"))
+
+            async def counted(pairs: object) -> object:
+                retired.append(pairs)
+                return await retire(pairs)  # type: ignore[arg-type]
+
+            monkeypatch.setattr(app, "page_down_pairs", store_away_once)
+            ok, message = await app.reload()
+            assert ok and "; the store stopped answering during it (" in message
+            monkeypatch.setattr(app.alerting, "retire", counted)
+            async with app.reload_lock:  # another reload: the retry due at 0.5 s waits for it
+                await asyncio.sleep(0.8)
+                app.leading = False  # the lock lost meanwhile
+            await asyncio.sleep(0.3)
+            assert retired == []
+        finally:
+            await app.stop()
