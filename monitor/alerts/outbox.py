@@ -32,6 +32,7 @@ from monitor.alerts.events import (
 )
 from monitor.store.convert import aware, storable
 from monitor.store.engine import retry_disconnect
+from monitor.store.outbox_latest import latest_rows
 from monitor.store.outbox_table import NotificationRow
 
 _STATE_KINDS = tuple(FIRING | RESOLVING)
@@ -295,17 +296,10 @@ class Outbox:
             return [_from_row(r) for r in s.exec(q).all()]
 
     def _latest_states(self, sink: str | None = None) -> list[NotificationRow]:
-        """Return the latest live (not dead) firing or resolving row per sink x group x signal."""
+        """Return the latest live (not dead) firing or resolving row per sink x group x signal, in the order of each
+        one's oldest live such row; read per alert, not over the outbox's history."""
         with Session(self.engine) as s:
-            q = select(NotificationRow).where(col(NotificationRow.kind).in_(_STATE_KINDS))
-            if sink is not None:
-                q = q.where(NotificationRow.sink == sink)
-            q = q.order_by(col(NotificationRow.created_at), col(NotificationRow.id))
-            latest: dict[Key, NotificationRow] = {}
-            for r in s.exec(q).all():
-                if r.status != DEAD:
-                    latest[alert_key(r)] = r
-            return list(latest.values())
+            return latest_rows(s, _STATE_KINDS, DEAD, sink)
 
     def firing(self, sink: str) -> list[Notification]:
         """Return the alerts a sink was told are firing and not yet told are resolved (latest per key)."""

@@ -21,7 +21,7 @@ class NotificationRow(SQLModel, table=True):
 
     __tablename__ = "notifications"
     __table_args__ = (Index("ix_notifications_due", "status", "next_attempt_at"),
-                      Index("ix_notifications_alert", "sink", "group_key", "signal", "created_at"))
+                      Index("ix_notifications_alert", "sink", "group_key", "signal", "created_at", "id"))
     id: str = Field(primary_key=True, max_length=32)
     message_id: str = Field(max_length=64, index=True)
     sink: str = Field(max_length=80)

@@ -1,0 +1,131 @@
+"""Each alert's latest state, read per alert (`monitor.store.outbox_latest`), matches a read of the whole outbox,
+on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import event, inspect
+from sqlmodel import Session, col, select
+
+from monitor.alerts.events import (
+    DEAD,
+    DELIVERED,
+    FAILED,
+    FIRING,
+    HELD,
+    ONE_SHOT,
+    PENDING,
+    RESOLVING,
+    Notification,
+)
+from monitor.alerts.outbox import Outbox, alert_key
+from monitor.store import Store
+from monitor.store.outbox_table import NotificationRow
+from tests.support.schema import upgrade_to
+
+T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+KINDS = sorted(FIRING | RESOLVING) * 3 + sorted(ONE_SHOT)
+STATUSES = [PENDING, FAILED, DELIVERED, DELIVERED, DELIVERED, DEAD, HELD]
+
+
+def scanned(store: Store, sink: str | None = None) -> list[NotificationRow]:
+    """The read this replaces: every firing or resolving row oldest first, the last live one per alert kept."""
+    with Session(store.engine) as s:
+        q = select(NotificationRow).where(col(NotificationRow.kind).in_(FIRING | RESOLVING))
+        if sink is not None:
+            q = q.where(NotificationRow.sink == sink)
+        latest: dict[tuple[str, str, str], NotificationRow] = {}
+        for r in s.exec(q.order_by(col(NotificationRow.created_at), col(NotificationRow.id))).all():
+            if r.status != DEAD:
+                latest[alert_key(r)] = r
+        return list(latest.values())
+
+
+def fill(store: Store, rng: random.Random, rows: int) -> None:
+    """Rows of many alerts in every kind and status, many written in the same instant (ties broken by id)."""
+    out = []
+    for _ in range(rows):
+        at = T0 + timedelta(minutes=rng.randrange(40))
+        sink, group = rng.choice(["am", "hook", "slack", "Z"]), f"c{rng.randrange(5)}/t{rng.randrange(3)}"
+        out.append(Notification(
+            id=uuid.UUID(int=rng.getrandbits(128)).hex, message_id=f"msg_{rng.getrandbits(64)}", sink=sink,
+            kind=rng.choice(KINDS), group_key=group, signal=rng.choice(["refusal", "health", "", "length"]),
+            payload={"n": len(out)}, created_at=at, next_attempt_at=at, status=rng.choice(STATUSES)))
+    Outbox(store.engine).add(out)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_each_alerts_latest_state_is_the_one_a_scan_of_the_outbox_keeps(store: Store, seed: int) -> None:
+    ob, rng = Outbox(store.engine), random.Random(seed)
+    assert ob.latest_states() == ob.open_alerts() == []
+    for rows in (1, 50, 1500):
+        fill(store, rng, rows)
+        everything = scanned(store)
+        assert [r.id for r in everything] == [n.id for n in ob._latest_states()]
+        assert [n.id for n in ob.latest_states()] == [r.id for r in sorted(everything, key=lambda r: (r.created_at,
+                                                                                                      r.id))]
+        assert [n.id for n in ob.open_alerts()] == [r.id for r in everything if r.kind in FIRING]
+        for sink in ("am", "Z", "none"):
+            assert [n.id for n in ob.firing(sink)] == [r.id for r in scanned(store, sink)
+                                                       if r.kind in FIRING and r.status == DELIVERED]
+
+
+def test_an_alert_whose_every_state_row_is_dead_or_one_shot_has_no_latest_state(store: Store) -> None:
+    ob = Outbox(store.engine)
+    rows = [Notification(id=uuid.uuid4().hex, message_id=uuid.uuid4().hex, sink="am", kind=kind, group_key="c/t",
+                         signal=signal, payload={}, created_at=T0, next_attempt_at=T0, status=status)
+            for kind, signal, status in [("drift.opened", "refusal", DEAD), ("model.changed", "model", DELIVERED),
+                                         ("canary.down", "health", DEAD), ("canary.recovered", "health", HELD)]]
+    ob.add(rows)
+    assert [n.id for n in ob.latest_states()] == [rows[3].id]
+    assert ob.open_alerts() == []
+
+
+def history(alerts: int, rows: int, start: datetime) -> list[Notification]:
+    """`rows` delivered rows of each of `alerts` alerts, opened and resolved in turn from `start`."""
+    return [Notification(id=uuid.uuid4().hex, message_id=uuid.uuid4().hex, sink="am", kind=kind, group_key=f"c{a}/t",
+                         signal="refusal", payload={"summary": "s"}, created_at=at, next_attempt_at=at,
+                         status=DELIVERED, delivered_at=at)
+            for i in range(rows) for a in range(alerts)
+            for kind, at in [(("drift.opened", "drift.resolved")[i % 2], start + timedelta(minutes=i))]]
+
+
+def test_reading_the_latest_states_costs_the_alerts_not_the_outboxs_history(sqlite_store: Store) -> None:
+    steps = [0]
+
+    def count() -> int:
+        steps[0] += 1
+        return 0  # go on
+
+    event.listen(sqlite_store.engine, "checkout",
+                 lambda conn, record, proxy: conn.set_progress_handler(count, 100))  # SQLite VM steps, in 100s
+    ob = Outbox(sqlite_store.engine)
+    ob.add(history(10, 11, T0))
+
+    def cost() -> int:
+        steps[0] = 0
+        for read in (ob.latest_states, ob.open_alerts, lambda: ob.firing("am")):  # each alert open
+            assert len(read()) == 10
+        return steps[0]
+
+    recent = cost()
+    ob.add(history(10, 300, T0 - timedelta(days=60)))  # 30 times as many rows, older: the same latest states
+    assert cost() < 2 * recent
+
+
+def test_the_upgrade_orders_the_alert_index_by_time_then_id_and_keeps_the_rows(store_url: str) -> None:
+    store = Store(store_url)
+    try:
+        upgrade_to(store.engine, "0007")
+        Outbox(store.engine).add(history(3, 4, T0))
+        assert store.migrate() == "0008"
+        index = {i["name"]: i["column_names"] for i in inspect(store.engine).get_indexes("notifications")}
+        assert index["ix_notifications_alert"] == ["sink", "group_key", "signal", "created_at", "id"]
+        assert [n.id for n in Outbox(store.engine).latest_states()] == [r.id for r in sorted(
+            scanned(store), key=lambda r: (r.created_at, r.id))]
+    finally:
+        store.close()
