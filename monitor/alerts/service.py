@@ -7,7 +7,6 @@ import logging
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,12 +15,13 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session
 
 from monitor.alerts.config import AlertsConfig
-from monitor.alerts.events import HELD, RESOLVING, AlertEvent, Notification
+from monitor.alerts.events import RESOLVING, AlertEvent, Notification
 from monitor.alerts.held_rows import HEALTH_KINDS
 from monitor.alerts.inhibit import Inhibitor
 from monitor.alerts.outbox import Outbox, alert_key, enqueue, told_firing
 from monitor.alerts.pending import Pending, Write
-from monitor.alerts.policy import CooldownEntry, CooldownKey, Policy, plan, route
+from monitor.alerts.policy import CooldownEntry, CooldownKey, Policy, route
+from monitor.alerts.reconcile import Reconciling
 from monitor.alerts.sender import Sender
 from monitor.alerts.sinks import build_sinks
 from monitor.domain import utcnow
@@ -31,7 +31,7 @@ from monitor.store.repository import driver_message
 log = logging.getLogger("monitor.alerts")
 
 
-class Alerting:
+class Alerting(Reconciling):
     """The alerting layer of a running daemon.
 
     Call :meth:`enqueue` inside the transaction that records an event (drift persistence does), or
@@ -259,129 +259,6 @@ class Alerting:
             await self.retire(pairs)
         self.sender.start()
 
-    def open_pairs(self, kind: str) -> set[tuple[str, str]]:
-        """Return the canary x target pairs whose latest word of `kind`'s alert, at any sink, is that it fires (told,
-        or to be told). Across sinks: a sink removed while the alert fired keeps that as its last row for good (none
-        is sent to it), and read alone it said "still firing" after the sinks configured were told it ended."""
-        latest: dict[tuple[str, str], str] = {}
-        for n in self.outbox.latest_states():  # oldest first: the latest of each pair wins
-            if n.kind in (kind, _ENDS.get(kind)):
-                latest[(n.payload.get("canary", ""), n.payload.get("target", ""))] = n.kind
-        return {pair for pair, k in latest.items() if k == kind}
-
-    async def retire(self, pairs: Iterable[tuple[str, str]]) -> list[Notification]:
-        """Resolve the firing alerts of canary x target pairs no longer configured; return the notifications.
-
-        Nothing else would ever end them (no more runs, no drift analysis), so Alertmanager would get them
-        re-sent forever and push receivers would keep them open. Sinks no longer configured are left out. From
-        now on a health message of a pair not in `pairs` is not written (see `_store`).
-        """
-        keep = set(pairs)
-        self.monitored = keep
-        now = self.now()
-        out, unheld, resolved = await asyncio.to_thread(self._retire, keep, now)
-        with self._memory_lock:
-            for key in unheld:  # never sent: ended unsent, no resolve follows it (nor is a later opening a repeat)
-                self.policy.memory.pop(key, None)
-            for key in resolved:
-                last = self.policy.memory.get(key)
-                self.policy.memory[key] = CooldownEntry(last.fired_at if last else now, open=False, resolved=True)
-            self._touch([*unheld, *resolved], 0)
-        if out or unheld:
-            self.sender.wake()
-        return out
-
-    def _retire(self, keep: set[tuple[str, str]], now: datetime) -> tuple[list[Notification], list[Any], list[Any]]:
-        """`retire` in the store: the open alerts are read and their ends written under the inhibitor's lock, in
-        turn with `_write` (a canary.down a run's job writes meanwhile is read here and resolved, or written after
-        and left out); return the notifications, and the cooldown keys of the held rows ended unsent and of the
-        alerts resolved."""
-        sinks = {s.name for s in self.cfg.sinks}
-        out: list[Notification] = []
-        held: set[tuple[str, str]] = set()
-        unheld: list[Any] = []
-        resolved: list[Any] = []
-        with self.inhibitor.lock, Session(self.outbox.engine) as s:
-            for n in self.outbox.open_alerts():
-                p = n.payload
-                canary, target = p.get("canary", ""), p.get("target", "")
-                if (canary, target) in keep or n.sink not in sinks or n.kind not in _ENDS:
-                    continue
-                key = alert_key(n)
-                if n.status == HELD:
-                    held.add((canary, target))
-                    unheld.append(key)
-                    continue
-                event = AlertEvent(
-                    kind=_ENDS[n.kind], canary=canary, target=target, signal=n.signal,
-                    severity=p.get("severity") or "warning", tags=tuple(p.get("tags") or ()),
-                    event_id=p.get("event_id") or "", resolved_at=now,
-                    opened_at=datetime.fromisoformat(p["opened_at"]) if p.get("opened_at") else None,
-                    summary=f"{canary}@{target}: no longer monitored (removed from the configuration)",
-                    evidence={"signal": n.signal, "reason": "no longer configured"})
-                # The receiver was told "firing" (the row is there): tell it "resolved", cooldown or not.
-                out += plan(event, self.cfg, now, {}, sinks=[n.sink], round_=now.isoformat()).notifications
-                resolved.append(key)
-            if out or held:
-                self._store(s, out, held)
-        return out, unheld, resolved
-
-    async def ensure_firing(self, events: Iterable[AlertEvent],
-                            current: Callable[[AlertEvent], bool] = lambda e: True) -> list[Notification]:
-        """Fire open drift events (``drift.opened``) and pairs down (``canary.down``) at each routed sink that has
-        no open alert for them; return the notifications written (those waiting for the store: none).
-
-        A reload or restart that removed the canary resolved its alerts (`retire`) while the event stayed open in
-        the store; when the canary is back, or a new sink is configured, the event is paged again. Events the store
-        has ended (resolved or accepted since the caller read them open) are not. A sink a reload (or a restart)
-        routes a down pair to is told it is down, as Alertmanager tells a receiver added while an alert fires: its
-        `canary.recovered` then ends a page it has. `current` is asked as they are planned, on the event loop:
-        a pair that recovered since the caller looked is not told down (its recovery comes after).
-        """
-        with self._memory_lock:
-            read_at = self._changes
-        opened = await asyncio.to_thread(self.outbox.open_alerts)
-        firing = {(n.sink, n.payload.get("canary"), n.payload.get("target"), n.signal)
-                  for n in opened if n.kind in _ENDS}
-        downs = {(n.payload.get("canary"), n.payload.get("target")): n.payload
-                 for n in opened if n.kind == "canary.down"}
-        events = [_as_paged(e, downs.get((e.canary, e.target))) for e in events]
-        wanted = [(e, [s for s in route(e, self.cfg) if (s, e.canary, e.target, e.signal) not in firing])
-                  for e in events]
-        # Read after the alerts: an event the caller read open may have ended since (a take-over as the old
-        # leader's end of it was written), its end then among the alerts read, and its opening sent again paged an
-        # ended event no resolve follows. Ended later, its opening was among them, and nothing is sent.
-        ended = await asyncio.to_thread(DriftRepository(self.outbox.engine).ended,
-                                        [e.event_id for e, s in wanted if s and e.event_id])
-        now = self.now()
-        out: list[Notification] = []
-        w = Write(out=out)
-        with self._memory_lock:
-            # events of writes not planned yet (waiting behind another for the store): no key of theirs is marked,
-            # and they go to every sink routed to once planned
-            queued = {(e.kind, e.group_key, e.signal) for e in self.pending.unplanned()}
-            for event, missing in wanted:
-                # a key being written has a message on its way the outbox read did not see (waiting for the store),
-                # and one written since the read began has one the read may have missed (as `resync` reads)
-                missing = [s for s in missing if (s, event.group_key, event.signal) not in self._writing
-                           and self._changed.get((s, event.group_key, event.signal), 0) <= read_at]
-                if (event.kind, event.group_key, event.signal) in queued:
-                    continue
-                if missing and event.event_id not in ended and current(event):
-                    # a new message, not a retry: the receiver may have been told "resolved" since the first one
-                    p = plan(event, self.cfg, now, self.policy.memory, sinks=missing, round_=now.isoformat())
-                    for key in p.remember:
-                        w.undo.setdefault(key, self.policy.memory.get(key))
-                    self.policy.memory.update(p.remember)
-                    out += p.notifications
-            self._staged(w)
-            w.downs = {(n.payload.get("canary", ""), n.payload.get("target", ""))
-                       for n in out if n.kind == "canary.down"}
-            self._downs_waiting.update(w.downs)
-        if not out:
-            return []
-        return out if await self.pending.put(w) else []
-
     async def stop(self) -> None:
         """Give the writes still waiting for the store a last try (what is left is logged as not sent), then stop
         the sender task; undelivered rows stay in the outbox for the next start."""
@@ -398,18 +275,6 @@ class Alerting:
             self.policy = policy
         self.inhibitor.cfg = cfg
         self.sender.set_sinks(sinks, cfg)
-
-
-_ENDS = {"drift.opened": "drift.resolved", "canary.down": "canary.recovered"}  # what resolves a firing kind
-
-
-def _as_paged(event: AlertEvent, paged: Mapping[str, Any] | None) -> AlertEvent:
-    """A canary.down told to a sink newly routed to it, as another sink was told it: since when, and why."""
-    if event.kind != "canary.down" or not paged:
-        return event
-    since = paged.get("opened_at")
-    return replace(event, opened_at=datetime.fromisoformat(since) if since else event.opened_at,
-                   summary=paged.get("summary") or event.summary, evidence=paged.get("evidence") or event.evidence)
 
 
 def build_alerting(cfg: AlertsConfig, store: Any, *, environ: Mapping[str, str] | None = None,
