@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.alerts import build_alerting
 from monitor.config.digest import config_digest
-from monitor.errors import MonitorError
+from monitor.errors import MonitorError, StoreError
 from monitor.interrupted import close_interrupted
 from monitor.restore import restore_pair_gauges
 from monitor.store.repository import driver_message
@@ -69,15 +69,32 @@ class Succession:
         """Lead (on the lock when `schedule`, without one for `probe` and tests) or start standing by."""
         app = self.app
         if not schedule:
-            await self.lead(schedule=False)
+            await self._lead_at_start(schedule=False)
         elif await self._on_lock_thread(app.leadership.try_acquire):
             self._watch_lock()
-            await self.lead(schedule=True)
+            await self._lead_at_start(schedule=True)
         else:
             log.info("standby: another replica holds the leader lock; taking over when it frees",
                      extra={"store": app.store.safe_url})
             self.standing_by = True
             self._leader_task = asyncio.create_task(self._await_leadership())
+
+    async def _lead_at_start(self, *, schedule: bool) -> None:
+        """Lead at start; a take-over that fails (a store error, a secret) gives the lock up and raises a
+        MonitorError, which stops the start with one line (`cannot start: ...`), as the store's schema check does."""
+        try:
+            await self.lead(schedule=schedule)
+        except (MonitorError, SQLAlchemyError) as e:
+            # the outbox's and the restore's reads raise SQLAlchemy's own (a lock timeout, a fail-over): not a traceback
+            self.app.leading = False
+            self.app.metrics.leader.set(0)
+            if self._watch_task is not None:
+                self._watch_task.cancel()
+            await self._on_lock_thread(self.app.leadership.release)  # the next replica to start leads
+            if isinstance(e, MonitorError):
+                raise
+            raise StoreError(f"reading the store at {self.app.store.shown} to take the lead failed: "
+                             f"{driver_message(e)}") from e
 
     async def lead(self, *, schedule: bool) -> None:
         """Become the acting replica: seed state from the store, start alerting, analysis and the schedule."""

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
+
+import pytest
 
 from monitor.commands.run import serve
 from monitor.sim import SimServer
@@ -49,3 +52,37 @@ async def test_a_take_over_that_a_store_error_breaks_exits_and_frees_the_lock(
         assert other.try_acquire()  # the lock is free for the next replica
     finally:
         other.release()
+
+
+async def test_a_store_error_as_the_first_leader_starts_is_a_clear_start_error(
+        tmp_path: Path, pg_url: str, steady_sim: SimServer, caplog: pytest.LogCaptureFixture) -> None:
+    """Found by review: the first replica to start takes the lock and leads at once; a store error in that take-over
+    (the outbox's reads behind a `VACUUM FULL` past the DBA's lock_timeout, a fail-over) crashed out of serve() with
+    a traceback, where a store that fails at the schema check a moment earlier is one line, "cannot start: ...",
+    naming the store and the driver's message, exit 2. Its lock stays free for another replica."""
+    import psycopg
+
+    name = pg_url.rsplit("/", 1)[1]
+    dsn = PG_ADMIN.replace("postgresql+psycopg://", "postgresql://").rsplit("/", 1)[0] + "/" + name
+    Store(pg_url).migrate()
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        admin.execute(f'ALTER DATABASE "{name}" SET lock_timeout = 300')
+    app, registry = _app(tmp_path, pg_url, steady_sim, "a")
+    with psycopg.connect(dsn) as blocker, caplog.at_level(logging.ERROR, logger="monitor.run"):
+        try:
+            blocker.execute("LOCK TABLE notifications IN ACCESS EXCLUSIVE MODE")
+            code = await asyncio.wait_for(serve(app, asyncio.Event()), 20)
+        finally:
+            blocker.rollback()
+    assert code == 2
+    [record] = [r for r in caplog.records if r.name == "monitor.run"]
+    message = record.getMessage()
+    assert message.startswith(f"cannot start: reading the store at {app.store.shown} to take the lead failed: ")
+    assert "LockNotAvailable: canceling statement due to lock timeout" in message and record.exc_info is None
+    assert not app.leading and registry.get_sample_value("llm_monitor_leader") == 0
+    other = Leadership(Store(pg_url).engine)
+    try:
+        assert other.try_acquire()  # given up: the next replica to start (this one restarted) leads
+    finally:
+        other.release()
+        await asyncio.to_thread(app.store.close)
