@@ -39,6 +39,9 @@ LEADER_CHECK_S = 1.0
 # A leader's lock session that answered none of those checks for this long (a frozen or stalled process, which keeps
 # its session and so the lock) is ended by a standby, which then takes over (PostgreSQL; see leader.py)
 LEADER_LEASE_S = 30.0
+# Replicas compare times each wrote by its own clock (an alert outbox row's claim, ~35 s, is one: a standby whose
+# clock runs that far ahead sends rows the old leader, still stopping, has claimed): a take-over warns past this skew
+CLOCK_SKEW_WARN_S = 5.0
 
 
 class Succession:
@@ -108,6 +111,7 @@ class Succession:
         app.leading = True
         app.metrics.leader.set(1)
         app.declare()
+        await self._check_clock()
         # paused first: the streak and last-success gauges restored next are read by rules gated on it
         await asyncio.to_thread(app.runner.spend.read_today, list(app.config.targets))
         streaks = await asyncio.to_thread(restore_pair_gauges, app.store, app.metrics, app.config)
@@ -156,6 +160,18 @@ class Succession:
             if self.lock_in_use:
                 self.interrupted_task = asyncio.create_task(close_interrupted(
                     app.store, taken, self.interrupted_after(), self.still_leading, app.runner.replica))
+
+    async def _check_clock(self) -> None:
+        """Warn when this host's clock is off the store's (PostgreSQL's): replicas' claims and times assume one."""
+        app = self.app
+        if not self.lock_in_use:  # `probe`, tests without a schedule: no other replica to agree with
+            return
+        offset = await asyncio.to_thread(app.store.clock_offset, app.now)
+        if offset is not None and abs(offset) > CLOCK_SKEW_WARN_S:
+            log.warning("this host's clock is %.0f s %s the store's: replicas compare times each wrote by its own "
+                        "clock (a notification one has claimed for ~35 s is sent again by another whose clock runs "
+                        "that far ahead); keep the hosts in sync with NTP", abs(offset), "ahead of" if offset > 0 else "behind",
+                        extra={"clock_offset_s": round(offset, 1), "store": app.store.safe_url})
 
     def interrupted_after(self) -> float:
         """How long after taking the lead the runs an earlier process left running are closed (see interrupted.py):

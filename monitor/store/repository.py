@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -137,6 +137,18 @@ class Store:
         """Ask the store a trivial question; raise its error (SQLAlchemyError) if it does not answer."""
         with self._single.connect() as conn:
             conn.execute(text("SELECT 1"))
+
+    @retry_disconnect
+    def clock_offset(self, now: Callable[[], datetime]) -> float | None:
+        """How many seconds the clock `now` is ahead of the database server's (behind: negative); None on SQLite,
+        which one host's processes share."""
+        if self.dialect != "postgresql":
+            return None
+        with self._single.connect() as conn:
+            before = now()
+            server = conn.execute(text("SELECT clock_timestamp()")).scalar_one()
+            after = now()
+        return (before + (after - before) / 2 - server).total_seconds()
 
     def close(self) -> None:
         self.engine.dispose()
