@@ -251,6 +251,7 @@ class Succession:
             app.analysis.fence()  # the runs in flight are still analysed during the shutdown: nothing is stored
         if app.alerting is not None:
             app.alerting.pending.fence()  # nor are the alert messages waiting for the store
+            app.alerting.sender.fence()  # nor is the outbox sent from: the next leader sends it
         app.scheduler.pause()
         app.leading = False
         app.metrics.leader.set(0)

@@ -376,6 +376,13 @@ class Sender:
             self._task = asyncio.create_task(self.run(), name="alerts-sender")
         return self._task
 
+    def fence(self) -> None:
+        """Claim nothing more: this replica lost the leader lock and the next leader sends what waits (a send on the
+        wire ends; the rest of its batch is given back). Claims are leases on this host's clock: going on through
+        the shutdown, it sent rows the new leader had claimed when their clocks differed by a lease."""
+        self._stopping = True
+        self.wake()
+
     async def stop(self, grace: float = 5.0) -> None:
         """Stop the tasks (sends in flight get `grace` seconds) and close the HTTP client."""
         self._stopping = True
