@@ -129,3 +129,34 @@ def test_the_upgrade_orders_the_alert_index_by_time_then_id_and_keeps_the_rows(s
             scanned(store), key=lambda r: (r.created_at, r.id))]
     finally:
         store.close()
+
+
+def test_an_upgrade_cut_short_while_it_rebuilds_the_alert_index_is_done_at_the_next_start(store_url: str) -> None:
+    """SQLite runs a migration's DDL outside a transaction: the old index was gone for good when the process died
+    building the new one (a kill, at the first start on a big outbox), with the schema still at 0007, and every
+    later start failed on dropping it again (`no such index: ix_notifications_alert`)."""
+    from alembic import op
+
+    from monitor.errors import StoreError
+
+    store = Store(store_url)
+    try:
+        upgrade_to(store.engine, "0007")
+        Outbox(store.engine).add(history(3, 4, T0))
+        create = op.create_index
+
+        def killed(name: str, *args: object, **kwargs: object) -> None:
+            if name == "ix_notifications_alert":
+                raise RuntimeError("killed")  # stands for the process's end: nothing after it runs
+            create(name, *args, **kwargs)  # type: ignore[arg-type]
+
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(op, "create_index", killed)
+            with pytest.raises((RuntimeError, StoreError)):
+                store.migrate()
+        assert store.migrate() == "0008"
+        index = {i["name"]: i["column_names"] for i in inspect(store.engine).get_indexes("notifications")}
+        assert index["ix_notifications_alert"] == ["sink", "group_key", "signal", "created_at", "id"]
+        assert len(Outbox(store.engine).latest_states()) == 3
+    finally:
+        store.close()

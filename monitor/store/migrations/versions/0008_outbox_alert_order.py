@@ -4,6 +4,9 @@ Reading each alert's latest state (at a take-over, a reload, `ensure_firing`) th
 alert instead of reading the whole outbox: rows written in the same instant are told apart by the index too, not
 by sorting every row of the alert. Nothing is rewritten but the index.
 
+SQLite runs this DDL outside a transaction: a start cut short while the new index is built has dropped the old one
+with the schema still at 0007, so the drop allows the index to be gone already (the next start builds it).
+
 Revision ID: 0008
 """
 
@@ -14,10 +17,10 @@ down_revision = "0007"
 
 
 def upgrade() -> None:
-    op.drop_index("ix_notifications_alert", "notifications")
+    op.drop_index("ix_notifications_alert", "notifications", if_exists=True)
     op.create_index("ix_notifications_alert", "notifications", ["sink", "group_key", "signal", "created_at", "id"])
 
 
 def downgrade() -> None:
-    op.drop_index("ix_notifications_alert", "notifications")
+    op.drop_index("ix_notifications_alert", "notifications", if_exists=True)
     op.create_index("ix_notifications_alert", "notifications", ["sink", "group_key", "signal", "created_at"])
