@@ -1,4 +1,4 @@
-"""Each alert's latest state on a large outbox: read per alert (0008) and by scanning the outbox (before), in one run.
+"""Each alert's latest state, and the sender's claim, on a large outbox: as ``Outbox`` reads them now and before.
 
 Run: ``.venv/bin/python benchmarks/outbox_latest.py [--rows 100000] [--url URL]``. Builds an outbox of ``--rows``
 notifications (SQLite in a temporary folder unless ``--url`` names an empty database): 50 canaries x 2 targets x 4
@@ -6,8 +6,11 @@ signals x 2 sinks = 800 alerts, each opened and resolved in turn over 90 days (t
 but for one in 50 given up (dead) and the newest rows of some still waiting, with a drift payload of about 700
 bytes. Then times the reads a take-over, a reload, ``ensure_firing`` and ``retire`` make -- ``latest_states``,
 ``open_alerts``, ``firing(sink)`` -- as ``Outbox`` reads them now and as it read them before (every firing or
-resolving row, oldest first, the last live one per alert kept: the code this replaced, copied here). Prints a
-table: median of ``--repeat`` calls each and the ratio before / now; checks both give the same rows.
+resolving row, oldest first, the last live one per alert kept: the code this replaced, copied here). And the
+sender's ``claim``, with 50 rows due and with none (then it reads when the next falls due), as now (0009: each
+waiting row's alert probed in the partial index of waiting rows) and as before (an EXISTS over the alert's older
+rows, which walked the alert's history; copied here and timed without that index, as before 0009). Prints a table:
+median of ``--repeat`` calls each and the ratio before / now; checks both give the same rows.
 """
 
 from __future__ import annotations
@@ -25,24 +28,29 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import insert
+from sqlalchemy import and_, func, insert, or_, text, update
+from sqlalchemy import select as sa_select
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from monitor.alerts.events import DEAD, DELIVERED, FIRING, PENDING, RESOLVING  # noqa: E402
+from monitor.alerts.events import DEAD, DELIVERED, FIRING, PENDING, RESOLVING, WAITING, Notification  # noqa: E402
 from monitor.alerts.outbox import Outbox, _from_row, alert_key  # noqa: E402
 from monitor.store import Store  # noqa: E402
-from monitor.store.outbox_table import NotificationRow  # noqa: E402
+from monitor.store.convert import aware  # noqa: E402
+from monitor.store.outbox_table import WAITING_WHERE, NotificationRow  # noqa: E402
 
 CANARIES, TARGETS, SIGNALS, SINKS, DAYS = 50, 2, ("refusal", "length", "latency", "health"), ("am", "hook"), 90
+START = datetime(2026, 9, 1, tzinfo=UTC)
+DUE, NONE_DUE = START + timedelta(days=DAYS + 10), START  # every waiting row due / none yet
 
 
 def fill(store: Store, rows: int) -> None:
     """Insert ``rows`` notifications in batches, round-robin over the alerts, oldest first."""
     alerts = [(s, f"canary-{c:02d}/target-{t}", sig) for s in SINKS for c in range(CANARIES) for t in range(TARGETS)
               for sig in SIGNALS]
-    start, step = datetime(2026, 9, 1, tzinfo=UTC), timedelta(days=DAYS) / rows
+    start, step = START, timedelta(days=DAYS) / rows
     table = NotificationRow.__table__  # type: ignore[attr-defined]
     batch: list[dict[str, Any]] = []
     with store.engine.begin() as conn:
@@ -82,18 +90,86 @@ def scanned(store: Store, sink: str | None = None) -> list[NotificationRow]:
         return list(latest.values())
 
 
+def _has_older(row: Any) -> Any:
+    """The claim's clause before 0009: a waiting row of `row`'s alert older than it exists."""
+    older = aliased(NotificationRow)
+    return (sa_select(col(older.id))
+            .where(col(older.status).in_(WAITING), col(older.sink) == col(row.sink),
+                   col(older.group_key) == col(row.group_key), col(older.signal) == col(row.signal),
+                   or_(col(older.created_at) < col(row.created_at),
+                       and_(col(older.created_at) == col(row.created_at), col(older.id) < col(row.id))))
+            .exists())
+
+
+def claimed_before(store: Store, now: datetime, limit: int = 50, lease: float | None = 0.0) -> list[Any]:
+    """``Outbox.claim`` before 0009 (no lease taken if `lease` is None): the due rows, else when the next is due."""
+    with Session(store.engine) as s:
+        q = (select(NotificationRow)
+             .where(col(NotificationRow.status).in_(WAITING), col(NotificationRow.next_attempt_at) <= now,
+                    ~_has_older(NotificationRow))
+             .order_by(col(NotificationRow.next_attempt_at), col(NotificationRow.created_at)).limit(limit))
+        if store.dialect == "postgresql":
+            q = q.with_for_update(of=NotificationRow, skip_locked=True)
+        rows = list(s.exec(q).all())
+        if not rows:
+            nxt = select(func.min(NotificationRow.next_attempt_at)).where(
+                col(NotificationRow.status).in_(WAITING), ~_has_older(NotificationRow))
+            return [aware(s.exec(nxt).one())]
+        if lease is None:
+            return [_from_row(r) for r in rows]
+        claimed = []
+        for r in rows:
+            res = s.exec(update(NotificationRow).where(  # type: ignore[call-overload]
+                and_(col(NotificationRow.id) == r.id, col(NotificationRow.status).in_(WAITING),
+                     col(NotificationRow.next_attempt_at) == r.next_attempt_at))
+                .values(next_attempt_at=now + timedelta(seconds=lease)))
+            if res.rowcount == 1:
+                claimed.append(_from_row(r))
+        s.commit()
+        return claimed
+
+
+def claimed_now(ob: Outbox, now: datetime) -> list[Any]:
+    """``Outbox.claim`` with a lease of 0 (the rows stay due: every call claims 50), as the list above."""
+    rows, nxt = ob.claim(now, 50, lease=0.0)
+    return rows or [nxt]
+
+
 def before(store: Store) -> dict[str, Callable[[], list[Any]]]:
     return {
         "latest_states()": lambda: sorted((_from_row(r) for r in scanned(store)), key=lambda n: (n.created_at, n.id)),
         "open_alerts()": lambda: [_from_row(r) for r in scanned(store) if r.kind in FIRING],
         "firing('am')": lambda: [_from_row(r) for r in scanned(store, "am")
                                  if r.kind in FIRING and r.status == DELIVERED],
+        "claim(), 50 due": lambda: claimed_before(store, DUE),
+        "claim(), none due": lambda: claimed_before(store, NONE_DUE),
     }
 
 
 def now(ob: Outbox) -> dict[str, Callable[[], list[Any]]]:
     return {"latest_states()": ob.latest_states, "open_alerts()": ob.open_alerts,
-            "firing('am')": lambda: ob.firing("am")}
+            "firing('am')": lambda: ob.firing("am"), "claim(), 50 due": lambda: claimed_now(ob, DUE),
+            "claim(), none due": lambda: claimed_now(ob, NONE_DUE)}
+
+
+def same_claims(store: Store, ob: Outbox) -> None:
+    """Check the claim hands out the rows (or the next due time) it did before, in the same order."""
+    for at in (DUE, NONE_DUE):
+        for _ in range(6):  # a lease of 0 moves the claimed rows behind the others: six rounds go round them all
+            expected = [getattr(n, "id", n) for n in claimed_before(store, at, lease=None)]
+            assert [getattr(n, "id", n) for n in claimed_now(ob, at)] == expected, f"claim at {at}: not the same"
+
+
+def without_waiting_index(store: Store) -> None:
+    """Drop the partial index of waiting rows (0009), so the claim before it is timed on the schema it ran on."""
+    with store.engine.begin() as conn:
+        conn.execute(text("DROP INDEX ix_notifications_waiting"))
+
+
+def with_waiting_index(store: Store) -> None:
+    with store.engine.begin() as conn:
+        conn.execute(text("CREATE INDEX ix_notifications_waiting ON notifications "
+                          f"(sink, group_key, signal, created_at, id) WHERE {WAITING_WHERE}"))
 
 
 def timed(fn: Callable[[], object], repeat: int) -> float:
@@ -119,15 +195,21 @@ def main() -> None:
         t0 = time.perf_counter()
         fill(store, args.rows)
         print(f"{args.rows:,} notifications written in {time.perf_counter() - t0:.0f} s ({store.dialect})")
-        old, new = before(store), now(Outbox(store.engine))
+        ob = Outbox(store.engine)
+        old, new = before(store), now(ob)
         for name in old:
-            assert [n.id for n in old[name]()] == [n.id for n in new[name]()], f"{name}: not the same rows"
-        counts = {name: len(new[name]()) for name in new}
+            if not name.startswith("claim"):
+                assert [n.id for n in old[name]()] == [n.id for n in new[name]()], f"{name}: not the same rows"
+        same_claims(store, ob)
+        counts = {name: sum(1 for n in new[name]() if isinstance(n, Notification)) for name in new}
         t_new = {name: timed(fn, args.repeat) for name, fn in new.items()}
+        without_waiting_index(store)
         t_old = {name: timed(fn, args.repeat) for name, fn in old.items()}
+        with_waiting_index(store)
         store.close()
-    table = Table(title=f"Latest alert states, {args.rows:,} notifications ({store.dialect}), median of {args.repeat}")
-    for c in ("read", "rows", "per alert (now)", "scan (before)", "ratio"):
+    table = Table(title=f"Latest alert states and claims, {args.rows:,} notifications ({store.dialect}), median of "
+                        f"{args.repeat}")
+    for c in ("read", "rows", "now", "before", "ratio"):
         table.add_column(c, justify="left" if c == "read" else "right")
     for name in new:
         ratio = t_old[name] / max(t_new[name], 1e-6)

@@ -25,6 +25,7 @@ from monitor.alerts.events import (
 from monitor.alerts.outbox import Outbox, alert_key
 from monitor.store import Store
 from monitor.store.outbox_table import NotificationRow
+from monitor.store.schema import HEAD
 from tests.support.schema import upgrade_to
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -122,7 +123,7 @@ def test_the_upgrade_orders_the_alert_index_by_time_then_id_and_keeps_the_rows(s
     try:
         upgrade_to(store.engine, "0007")
         Outbox(store.engine).add(history(3, 4, T0))
-        assert store.migrate() == "0008"
+        assert store.migrate() == HEAD
         index = {i["name"]: i["column_names"] for i in inspect(store.engine).get_indexes("notifications")}
         assert index["ix_notifications_alert"] == ["sink", "group_key", "signal", "created_at", "id"]
         assert [n.id for n in Outbox(store.engine).latest_states()] == [r.id for r in sorted(
@@ -154,7 +155,7 @@ def test_an_upgrade_cut_short_while_it_rebuilds_the_alert_index_is_done_at_the_n
             mp.setattr(op, "create_index", killed)
             with pytest.raises((RuntimeError, StoreError)):
                 store.migrate()
-        assert store.migrate() == "0008"
+        assert store.migrate() == HEAD
         index = {i["name"]: i["column_names"] for i in inspect(store.engine).get_indexes("notifications")}
         assert index["ix_notifications_alert"] == ["sink", "group_key", "signal", "created_at", "id"]
         assert len(Outbox(store.engine).latest_states()) == 3

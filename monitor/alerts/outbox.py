@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, case, delete, func, or_, update
+from sqlalchemy import Engine, and_, case, delete, func, literal_column, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
@@ -39,6 +39,12 @@ _STATE_KINDS = tuple(FIRING | RESOLVING)
 _TERMINAL = (DELIVERED, DEAD)
 _HEALTH_KINDS = ("canary.down", "canary.recovered")
 Key = tuple[str, str, str]
+
+
+def _waiting(row: Any) -> Any:
+    """`row` waits for delivery, with the statuses written in the SQL (`WAITING_WHERE`), not bound: a plan is made
+    before the parameters' values are known, and only such a query can use the partial index of waiting rows."""
+    return col(row.status).in_([literal_column(f"'{status}'") for status in WAITING])
 
 
 def _to_row(n: Notification) -> NotificationRow:
@@ -105,15 +111,17 @@ class Outbox:
             return ids
 
     @staticmethod
-    def _has_older(row: Any) -> Any:
-        """An EXISTS clause: a waiting row of `row`'s sink x group x signal older than it."""
+    def _oldest_waiting(row: Any) -> Any:
+        """A clause: `row` (a waiting row) is the oldest waiting row of its sink x group x signal.
+
+        The oldest is the first entry of the alert's range in the partial index of waiting rows (0009): one seek,
+        however long the alert's delivered history; asked as "no older waiting row exists", SQLite walked that
+        history in the alert index (which does not hold the status) to find the waiting rows among it."""
         older = aliased(NotificationRow)
-        return (sa_select(col(older.id))
-                .where(col(older.status).in_(WAITING), col(older.sink) == col(row.sink),
-                       col(older.group_key) == col(row.group_key), col(older.signal) == col(row.signal),
-                       or_(col(older.created_at) < col(row.created_at),
-                           and_(col(older.created_at) == col(row.created_at), col(older.id) < col(row.id))))
-                .exists())
+        return col(row.id) == (sa_select(col(older.id))
+                               .where(_waiting(older), col(older.sink) == col(row.sink),
+                                      col(older.group_key) == col(row.group_key), col(older.signal) == col(row.signal))
+                               .order_by(col(older.created_at), col(older.id)).limit(1).scalar_subquery())
 
     @retry_disconnect
     def claim(self, now: datetime, limit: int = 50, *, lease: float = 60.0,
@@ -130,27 +138,29 @@ class Outbox:
         # is backing off may fall due first, and filtered afterwards they would fill every batch and block the sink.
         with Session(self.engine) as s:
             q = (select(NotificationRow)
-                 .where(col(NotificationRow.status).in_(WAITING), col(NotificationRow.next_attempt_at) <= now,
-                        ~self._has_older(NotificationRow)))
+                 .where(_waiting(NotificationRow), col(NotificationRow.next_attempt_at) <= now,
+                        self._oldest_waiting(NotificationRow)))
             if sink is not None:
                 q = q.where(NotificationRow.sink == sink)
-            q = (q.order_by(col(NotificationRow.next_attempt_at), col(NotificationRow.created_at))
-                 .limit(limit))
+            q = (q.order_by(col(NotificationRow.next_attempt_at), col(NotificationRow.created_at),
+                            col(NotificationRow.id)).limit(limit))
             if self.engine.dialect.name == "postgresql":
                 q = q.with_for_update(of=NotificationRow, skip_locked=True)
             rows = list(s.exec(q).all())
             if not rows:
                 nxt = select(func.min(NotificationRow.next_attempt_at)).where(
-                    col(NotificationRow.status).in_(WAITING), ~self._has_older(NotificationRow))
+                    _waiting(NotificationRow), self._oldest_waiting(NotificationRow))
                 if sink is not None:
                     nxt = nxt.where(NotificationRow.sink == sink)
                 return [], aware(s.exec(nxt).one())
             claimed: list[Notification] = []
             for r in rows:
+                # Not synchronised with the session: SQLAlchemy would test each update's criteria on every row
+                # loaded (limit x limit evaluations a claim); the claimed copies get the lease below.
                 res = s.exec(update(NotificationRow).where(  # type: ignore[call-overload]
                     and_(col(NotificationRow.id) == r.id, col(NotificationRow.status).in_(WAITING),
                          col(NotificationRow.next_attempt_at) == r.next_attempt_at))
-                    .values(next_attempt_at=until))
+                    .values(next_attempt_at=until).execution_options(synchronize_session=False))
                 if res.rowcount == 1:
                     n = _from_row(r)
                     n.next_attempt_at = until
@@ -179,14 +189,13 @@ class Outbox:
         with Session(self.engine) as s:
             q = (select(NotificationRow)
                  .where(NotificationRow.sink == n.sink, NotificationRow.group_key == n.group_key,
-                        NotificationRow.kind == n.kind,
-                        NotificationRow.id != n.id, col(NotificationRow.status).in_(WAITING)))
+                        NotificationRow.kind == n.kind, NotificationRow.id != n.id, _waiting(NotificationRow)))
             if not any_signal:
                 q = q.where(NotificationRow.signal == n.signal)
             else:
                 # Only a signal's oldest waiting row joins: a later one waits behind that signal's older rows (a
                 # resolve), and merged ahead of them the receiver's last word would be "resolved" while it is open.
-                q = q.where(NotificationRow.signal != n.signal, ~self._has_older(NotificationRow))
+                q = q.where(NotificationRow.signal != n.signal, self._oldest_waiting(NotificationRow))
             q = q.order_by(col(NotificationRow.created_at), col(NotificationRow.signal), col(NotificationRow.id))
             return [_from_row(r) for r in s.exec(q).all()]
 

@@ -5,8 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, Text
+from sqlalchemy import JSON, Column, DateTime, Index, Text, text
 from sqlmodel import Field, SQLModel
+
+# The waiting statuses (`monitor.alerts.events.WAITING`), written out: a partial index's predicate is SQL, and a query
+# uses the index only if it names these literals (a parameter's value is unknown when the plan is made).
+WAITING_WHERE = "status IN ('pending', 'failed')"
 
 
 def _ts(nullable: bool = False) -> Any:
@@ -21,7 +25,9 @@ class NotificationRow(SQLModel, table=True):
 
     __tablename__ = "notifications"
     __table_args__ = (Index("ix_notifications_due", "status", "next_attempt_at"),
-                      Index("ix_notifications_alert", "sink", "group_key", "signal", "created_at", "id"))
+                      Index("ix_notifications_alert", "sink", "group_key", "signal", "created_at", "id"),
+                      Index("ix_notifications_waiting", "sink", "group_key", "signal", "created_at", "id",
+                            sqlite_where=text(WAITING_WHERE), postgresql_where=text(WAITING_WHERE)))
     id: str = Field(primary_key=True, max_length=32)
     message_id: str = Field(max_length=64, index=True)
     sink: str = Field(max_length=80)
