@@ -82,3 +82,30 @@ async def test_against_a_real_alertmanager(tmp_path: Path, sqlite_store: Store) 
         _wait(lambda: _active(am.url) == [])
         assert await al.sender.refresh() == 0
         await al.stop()
+
+
+async def test_an_alert_whose_resolve_was_given_up_on_is_not_re_sent_as_firing(sqlite_store: Store) -> None:
+    """Alertmanager was down past `retry.give_up_after` as the alert resolved: the alert still ended. Re-sent as
+    firing at every `resend_interval` once Alertmanager was back, it was active there again for as long as the outbox
+    kept its rows (`storage.retention_days`), paging for an event long resolved; left out, Alertmanager ends it at
+    the endsAt of its last re-send."""
+    t0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+    now = [t0]
+    with Receiver() as rx:
+        al = build_alerting(cfg(rx.url), sqlite_store, environ={}, now=lambda: now[0])
+        await al.publish([drift("drift.opened", "refusal_rate", t0), drift("drift.opened", "length", t0)])
+        await al.sender.flush()
+        now[0] = t0 + timedelta(minutes=3)
+        rx.fail(503)  # down until healed
+        await al.publish([drift("drift.resolved", "length", t0, resolved=now[0])])
+        await al.sender.flush()
+        now[0] += timedelta(seconds=al.cfg.retry.give_up_after + 60)
+        await al.sender.flush()  # given up on
+        assert [(r.kind, r.status) for r in al.outbox.latest_states() if r.signal == "length"] == [
+            ("drift.opened", "delivered")]  # the resolve is dead: the latest live word at the sink is "firing"
+        rx.heal()
+        sent = len(rx.requests)
+        assert await al.sender.refresh() == 1
+        [still] = rx.requests[sent].json  # only the alert still firing
+        assert still["labels"]["signal"] == "refusal_rate"
+        await al.stop()

@@ -311,8 +311,15 @@ class Outbox:
             return latest_rows(s, _STATE_KINDS, DEAD, sink)
 
     def firing(self, sink: str) -> list[Notification]:
-        """Return the alerts a sink was told are firing and not yet told are resolved (latest per key)."""
-        return [_from_row(r) for r in self._latest_states(sink) if r.kind in FIRING and r.status == DELIVERED]
+        """Return the alerts a sink was told are firing and not yet told are resolved (latest per key), but for those
+        whose resolve was given up on: they ended all the same. Alertmanager re-sends what this returns (`refresh`),
+        and a resolve given up on (Alertmanager down past `retry.give_up_after`) had the alert re-sent as firing once
+        it was back, active there for as long as the rows were kept; left out, it ends at its last endsAt."""
+        with Session(self.engine) as s:
+            live = latest_rows(s, _STATE_KINDS, DEAD, sink)
+            newest = {alert_key(r): r.kind for r in latest_rows(s, _STATE_KINDS, "", sink)}  # dead ones too
+        return [_from_row(r) for r in live
+                if r.kind in FIRING and r.status == DELIVERED and newest.get(alert_key(r)) not in RESOLVING]
 
     def latest_states(self) -> list[Notification]:
         """Return, per sink x group x signal, the latest live firing or resolving message (oldest first)."""
