@@ -109,3 +109,32 @@ async def test_an_alert_whose_resolve_was_given_up_on_is_not_re_sent_as_firing(s
         [still] = rx.requests[sent].json  # only the alert still firing
         assert still["labels"]["signal"] == "refusal_rate"
         await al.stop()
+
+
+async def test_a_retired_alert_whose_resolve_was_given_up_on_fires_again_when_its_pair_is_back(
+        sqlite_store: Store) -> None:
+    """Found by review: a reload removed the pair while Alertmanager was down past `retry.give_up_after`, so the
+    resolve `retire` wrote was given up on; Alertmanager, no longer re-sent the alert, ended it. A reload adding the
+    pair back with its event still open read the alert as still firing there (its latest live row), so nothing
+    was written, and the open event was never at Alertmanager again."""
+    t0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+    now = [t0]
+    with Receiver() as rx:
+        al = build_alerting(cfg(rx.url), sqlite_store, environ={}, now=lambda: now[0])
+        opened = drift("drift.opened", "length", t0)
+        await al.publish([opened])
+        await al.sender.flush()
+        rx.fail(503)
+        now[0] += timedelta(minutes=1)
+        await al.retire([])  # the pair removed: its alert resolved
+        await al.sender.flush()
+        now[0] += timedelta(seconds=al.cfg.retry.give_up_after + 60)
+        await al.sender.flush()  # given up on
+        rx.heal()
+        await al.retire([("kill-python", "gpt-mini")])  # the pair is back, its event still open
+        await al.ensure_firing([opened])
+        await al.sender.flush()
+        sent = len(rx.requests)
+        await al.sender.refresh()
+        assert [a["labels"]["signal"] for r in rx.requests[sent:] for a in r.json] == ["length"]
+        await al.stop()

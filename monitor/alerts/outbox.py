@@ -317,9 +317,19 @@ class Outbox:
         it was back, active there for as long as the rows were kept; left out, it ends at its last endsAt."""
         with Session(self.engine) as s:
             live = latest_rows(s, _STATE_KINDS, DEAD, sink)
-            newest = {alert_key(r): r.kind for r in latest_rows(s, _STATE_KINDS, "", sink)}  # dead ones too
-        return [_from_row(r) for r in live
-                if r.kind in FIRING and r.status == DELIVERED and newest.get(alert_key(r)) not in RESOLVING]
+            ended = self._ended(s, sink)
+        return [_from_row(r) for r in live if r.kind in FIRING and r.status == DELIVERED and alert_key(r) not in ended]
+
+    @staticmethod
+    def _ended(s: Session, sink: str | None = None) -> set[Key]:
+        """The alerts whose newest firing or resolving row, dead ones too, is a resolve."""
+        return {alert_key(r) for r in latest_rows(s, _STATE_KINDS, "", sink) if r.kind in RESOLVING}
+
+    def ends_given_up(self) -> set[Key]:
+        """Return the alerts whose resolve was given up on (the newest of their rows, dead ones too, is a resolve,
+        the latest live one the firing row): a sink that is re-sent what fires (`firing`) has ended them."""
+        with Session(self.engine) as s:
+            return {alert_key(r) for r in latest_rows(s, _STATE_KINDS, DEAD) if r.kind in FIRING} & self._ended(s)
 
     def latest_states(self) -> list[Notification]:
         """Return, per sink x group x signal, the latest live firing or resolving message (oldest first)."""

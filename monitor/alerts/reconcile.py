@@ -23,7 +23,7 @@ from monitor.alerts.inhibit import Inhibitor
 from monitor.alerts.outbox import Outbox, alert_key
 from monitor.alerts.pending import Pending, Write
 from monitor.alerts.policy import CooldownEntry, CooldownKey, Policy, plan, route
-from monitor.alerts.sender import Sender
+from monitor.alerts.sender import Sender, refreshes
 from monitor.store.drift_repo import DriftRepository
 
 
@@ -116,6 +116,11 @@ class Reconciling:
                 self._store(s, out, held)
         return out, unheld, resolved
 
+    def _re_sent(self, name: str) -> bool:
+        """Whether a sink is re-sent the alerts firing there (`Sender.refresh_sink`)."""
+        sink = self.sender.sinks.get(name) if self.sender is not None else None  # None: the CLI's, which sends none
+        return sink is not None and refreshes(sink)
+
     async def ensure_firing(self, events: Iterable[AlertEvent],
                             current: Callable[[AlertEvent], bool] = lambda e: True) -> list[Notification]:
         """Fire open drift events (``drift.opened``) and pairs down (``canary.down``) at each routed sink that has
@@ -131,8 +136,11 @@ class Reconciling:
         with self._memory_lock:
             read_at = self._changes
         opened = await asyncio.to_thread(self.outbox.open_alerts)
+        # A sink re-sent what fires (Alertmanager) is not re-sent an alert whose resolve was given up on: it ended
+        # there (a retired pair's, say), and is told anew if its pair is back with the event still open.
+        given_up = await asyncio.to_thread(self.outbox.ends_given_up)
         firing = {(n.sink, n.payload.get("canary"), n.payload.get("target"), n.signal)
-                  for n in opened if n.kind in _ENDS}
+                  for n in opened if n.kind in _ENDS and not (alert_key(n) in given_up and self._re_sent(n.sink))}
         downs = {(n.payload.get("canary"), n.payload.get("target")): n.payload
                  for n in opened if n.kind == "canary.down"}
         events = [_as_paged(e, downs.get((e.canary, e.target))) for e in events]

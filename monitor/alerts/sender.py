@@ -276,7 +276,7 @@ class Sender:
     async def refresh_sink(self, name: str) -> int:
         """Re-send the alerts still firing at one sink if it needs that (Alertmanager); return requests made."""
         sink = self.sinks.get(name)
-        if sink is None or name in self.disabled or not _refreshes(sink):
+        if sink is None or name in self.disabled or not refreshes(sink):
             return 0
         firing = await asyncio.to_thread(self.outbox.firing, name)
         req = sink.refresh(firing, self.now())
@@ -344,7 +344,7 @@ class Sender:
         wait = self.poll_interval * min(2 ** max(idle - 1, 0), IDLE_POLLS)
         now = self.now()
         sink = self.sinks.get(name)  # None: removed by a reload meanwhile (the loop ends at its next look)
-        for at in (self._next_due.get(name), self._next_refresh.get(name) if sink and _refreshes(sink) else None):
+        for at in (self._next_due.get(name), self._next_refresh.get(name) if sink and refreshes(sink) else None):
             if at is not None and at > now:
                 wait = min(wait, (at - now).total_seconds())
         return max(wait, 0.0)
@@ -400,6 +400,6 @@ class Sender:
         await self._client.aclose()
 
 
-def _refreshes(sink: Sink) -> bool:
+def refreshes(sink: Sink) -> bool:
     """Whether a sink re-sends its firing alerts (Alertmanager): the others need no read of them."""
     return type(sink).refresh is not Sink.refresh
