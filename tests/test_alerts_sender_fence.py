@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from pathlib import Path
 
+from monitor.alerts import AlertsConfig, build_alerting
 from monitor.alerts.outbox import Outbox
 from monitor.domain import utcnow
 from monitor.sim import SimServer
+from monitor.store import Store
 from tests.support.receiver import Receiver
 from tests.test_alerts_inhibit import down, write
 from tests.test_alerts_outage import config_path, sim, started  # noqa: F401 (fixture)
@@ -32,3 +35,21 @@ async def test_a_leader_that_lost_the_lock_claims_and_sends_no_more_notification
         # not leased by the old leader: the next one's first claim takes it
         claimed, _ = Outbox(app.store.engine).claim(utcnow() + timedelta(seconds=1), lease=35.0)
         assert [n.kind for n in claimed] == ["canary.down"]
+
+
+async def test_a_sender_fenced_while_the_alerting_starts_is_not_started_again(sqlite_store: Store) -> None:
+    """Found by review: the lock lost during a take-over's `Alerting.start` (its outbox reads, a retire) fenced the
+    sender, and the start's last step, `Sender.start`, undid the fence: the replica claimed and sent the outbox
+    through its shutdown beside the new leader, as before the fence."""
+    with Receiver() as rx:
+        cfg = AlertsConfig.model_validate({"sinks": [{"name": "hook", "type": "webhook", "url": rx.url}]})
+        al = build_alerting(cfg, sqlite_store, environ={})
+        al.sender.fence()  # `Succession._lost_leadership`, while `start` awaited its reads
+        await al.start([])
+        write(al, down())
+        try:
+            assert (await al.sender.flush()).delivered == 0
+            await asyncio.sleep(0.2)  # the background loops, had they started
+        finally:
+            await al.stop()
+        assert rx.delivered == []

@@ -87,6 +87,7 @@ class Sender:
         self._task: asyncio.Task[None] | None = None  # the supervisor
         self._loops: dict[str, asyncio.Task[None]] = {}  # one per sink
         self._stopping = False
+        self._fenced = False  # for good: see `fence`
         self._next_refresh: dict[str, datetime] = {}
         self._next_due: dict[str, datetime | None] = {}  # per sink: when its next waiting row falls due, if known
         # told of each row given up on, after it is marked dead; returns how many rows that released (the alerting
@@ -370,8 +371,8 @@ class Sender:
                 await asyncio.wait_for(self._wake.wait(), self.poll_interval * HOUSEKEEPING_POLLS)
 
     def start(self) -> asyncio.Task[None]:
-        """Start the background delivery tasks on the running loop."""
-        self._stopping = False
+        """Start the background delivery tasks on the running loop (once fenced, they end at once)."""
+        self._stopping = self._fenced  # fenced as the alerting started (its outbox reads): it stays fenced
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self.run(), name="alerts-sender")
         return self._task
@@ -379,8 +380,9 @@ class Sender:
     def fence(self) -> None:
         """Claim nothing more: this replica lost the leader lock and the next leader sends what waits (a send on the
         wire ends; the rest of its batch is given back). Claims are leases on this host's clock: going on through
-        the shutdown, it sent rows the new leader had claimed when their clocks differed by a lease."""
-        self._stopping = True
+        the shutdown, it sent rows the new leader had claimed when their clocks differed by a lease. For good: a
+        later `start` does not undo it."""
+        self._fenced = self._stopping = True
         self.wake()
 
     async def stop(self, grace: float = 5.0) -> None:
