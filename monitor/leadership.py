@@ -130,6 +130,9 @@ class Succession:
             app.alerting = build_alerting(app.config.alerts, app.store, environ=app.environ, metrics=app.metrics,
                                           now=app.now, batch=ALERT_BATCH, lease=ALERT_BATCH * slowest + 5.0)
             app.alerting.pending.confirmed = confirmed
+            if app.leadership_lost.is_set():  # lost earlier in the take-over: `_lost_leadership` had none to fence
+                app.alerting.pending.fence()
+                app.alerting.sender.fence()
             app.alerting.inhibitor.seed_failing(streaks, streaks)  # before the events fired again below
             await app.alerting.start([(c.id, t.id) for c, t in app.config.pairs()])
             app.health.seed_down(await asyncio.to_thread(app.alerting.open_pairs, "canary.down"))

@@ -120,3 +120,28 @@ async def test_a_leader_that_loses_its_lock_while_taking_over_starts_no_schedule
         if not starting.done():
             await asyncio.wait_for(starting, 30)
         await app.stop()
+
+
+async def test_a_leader_that_loses_its_lock_before_its_alerting_is_built_sends_no_notifications(
+        tmp_path: Path, pg_store: Store, steady_sim: SimServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by review: the lock lost earlier in the take-over (here its judge calibration) fenced no sender, the
+    alerting not being built yet; built and started after, its sender claimed and sent the outbox through the
+    shutdown beside the new leader."""
+    app = _app(tmp_path, pg_store, steady_sim)
+    calibrating, go_on = _hold_takeover(app, monkeypatch)
+    starting = asyncio.create_task(app.start())
+    try:
+        await asyncio.wait_for(calibrating.wait(), 30)
+        _terminate_lock_holder(pg_store.url)
+        await asyncio.wait_for(app.leadership_lost.wait(), 30)
+        go_on.set()
+        await asyncio.wait_for(starting, 30)
+        assert app.alerting is not None
+        sender = app.alerting.sender._task
+        await asyncio.sleep(0.2)
+        assert sender is None or sender.done()  # its supervisor ended at once: no loop claims the outbox
+    finally:
+        go_on.set()
+        if not starting.done():
+            await asyncio.wait_for(starting, 30)
+        await app.stop()
