@@ -38,6 +38,7 @@ from monitor.reload import FollowUps, ReplacedProviders, reload_config
 from monitor.runner import Annotator, Listener, Runner
 from monitor.scheduler import Scheduler, drain
 from monitor.store import Store
+from monitor.store.engine import Timeouts
 from monitor.store.leader import Leadership
 from monitor.telemetry.metrics import Metrics, register_runtime
 from monitor.telemetry.tracing import get_tracer, make_tracer_provider
@@ -47,6 +48,11 @@ from monitor.webconfig.tls import ListenerTls, ServerTls, build_server_tls
 
 log = logging.getLogger("monitor.app")
 SWITCH_INTERVAL_S = 0.001
+
+
+def store_timeouts(config: Config) -> Timeouts:
+    """The daemon's store timeouts, as `storage` configures them."""
+    return Timeouts(connect_s=config.storage.connect_timeout)
 
 
 class App:
@@ -66,7 +72,7 @@ class App:
         self.metrics = Metrics(self.registry, now)
         if registry is None:  # the daemon's own registry (an injected one belongs to its caller)
             register_runtime(self.registry)
-        self.store = store or Store(config.storage.url)
+        self.store = store or Store(config.storage.url, timeouts=store_timeouts(config))
         self.tracer_provider = tracer_provider if tracer_provider is not None else make_tracer_provider(self.environ)
         self.own_calls = OwnCalls(lambda: self.runner, lambda: self.config, self.environ, now)
         self.quality = Quality(lambda: self.runner.providers, lambda: {t.id: t.model for t in self.config.targets},
@@ -100,7 +106,8 @@ class App:
         self.reload_lock = asyncio.Lock()
         self.port: int | None = None
         self.now = now
-        self.leadership = Leadership(self.store.engine, lease_s=leader_lease_s)
+        self.leadership = Leadership(self.store.engine, lease_s=leader_lease_s,
+                                     connect_timeout_s=self.store.timeouts.connect_s)
         self.leading = False
         self.leadership_lost = asyncio.Event()  # the daemon exits 1 on it (its supervisor restarts it, as standby)
         self.leader_poll_s = leader_poll_s

@@ -54,8 +54,9 @@ def open_store_or_exit(config: Config, *, create: bool = True) -> Store:
     `create=False` (commands that only look at stored data): a SQLite file that does not exist is an error.
     """
     from monitor.store import Store
+    from monitor.store.engine import Timeouts
 
-    store = Store(config.storage.url)
+    store = Store(config.storage.url, timeouts=Timeouts(connect_s=config.storage.connect_timeout))
     try:
         store.migrate(create=create)
     except MonitorError as e:

@@ -41,6 +41,8 @@ from monitor.webconfig.tls import (
 )
 
 M = TypeVar("M", bound=BaseModel)
+# the store's settings its engine was made with: a reload keeps the running ones (its connections are open)
+STORE_SESSION = ("connect_timeout",)
 
 
 @dataclass(frozen=True)
@@ -220,11 +222,13 @@ def restart_only(running: Config, loaded: Config) -> tuple[Config, list[str]]:
     TLS but for its certificate and key)."""
     changed = [name for name, old, new in (
         ("storage.url", running.storage.url, loaded.storage.url),
+        *((f"storage.{name}", getattr(running.storage, name), getattr(loaded.storage, name)) for name in STORE_SESSION),
         ("http.listen", running.http.listen, loaded.http.listen),
         ("drift", running.drift, loaded.drift),
     ) if old != new]
     tls, tls_changed = tls_restart_only(running.web.tls_server_config, loaded.web.tls_server_config)
-    kept = replace(loaded, storage=loaded.storage.model_copy(update={"url": running.storage.url}),
+    storage = {"url": running.storage.url, **{name: getattr(running.storage, name) for name in STORE_SESSION}}
+    kept = replace(loaded, storage=loaded.storage.model_copy(update=storage),
                    http=loaded.http.model_copy(update={"listen": running.http.listen}), drift=running.drift,
                    web=loaded.web.model_copy(update={"tls_server_config": tls}),
                    listener_tls=loaded.listener_tls if tls == loaded.web.tls_server_config else None)

@@ -13,6 +13,7 @@ from monitor.durations import Seconds
 class Storage(Strict):
     url: str = "sqlite:///llm-monitor.db"
     retention_days: float = Field(default=90, gt=0, le=36_500)
+    connect_timeout: Seconds = 10.0  # PostgreSQL: opening a connection (libpq's connect_timeout; 0: no limit)
 
     @field_validator("url")
     @classmethod

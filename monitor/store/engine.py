@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import functools
+import math
 import os
 import socket
 import sqlite3
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import Engine, create_engine, event, exc
@@ -26,6 +28,10 @@ PG_POOL_SIZE = min(32, (os.cpu_count() or 1) + 4) + 2
 # A connection that turns out dead is a disconnect error: the pool then replaces every connection older than it,
 # and the writes a daemon must not lose retry once on it (`retry_disconnect`).
 PING_IDLE_S = 5.0
+# How long opening a PostgreSQL connection may take (libpq's connect_timeout): a server that takes the TCP connection
+# and never answers (stopped, a paused VM, a proxy whose backend hangs) held a connection's thread for good, and with
+# it the write, the readiness check or the reload that wanted one.
+CONNECT_TIMEOUT_S = 10.0
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -52,9 +58,31 @@ def named(u: URL, role: str = "") -> dict[str, str]:
     return {} if "application_name" in u.query else {"application_name": session_name(role)}
 
 
-def make_engine(url: str) -> Engine:
+@dataclass(frozen=True)
+class Timeouts:
+    """How long the store may keep a caller waiting on PostgreSQL (0: no limit). `connect_s` bounds opening a
+    connection (libpq's connect_timeout); the others, set on the daemon's own sessions only, bound one statement
+    and its wait for a lock (the server's statement_timeout and lock_timeout)."""
+
+    connect_s: float = CONNECT_TIMEOUT_S
+    statement_s: float = 0.0
+    lock_s: float = 0.0
+
+
+DEFAULT_TIMEOUTS = Timeouts()  # commands on the store: a connection's opening bounded, statements not
+
+
+def connect_timeout(u: URL, seconds: float) -> dict[str, int]:
+    """connect_args bounding the connection's opening, unless the URL set connect_timeout itself (libpq counts
+    whole seconds, 2 at least)."""
+    if "connect_timeout" in u.query or seconds <= 0:
+        return {}
+    return {"connect_timeout": max(2, math.ceil(seconds))}
+
+
+def make_engine(url: str, timeouts: Timeouts = DEFAULT_TIMEOUTS) -> Engine:
     """Create an engine; SQLite gets WAL, a busy timeout and foreign keys, PostgreSQL a pool that pings a
-    connection idle over PING_IDLE_S."""
+    connection idle over PING_IDLE_S, and `timeouts`."""
     u = make_url(url)
     if u.get_backend_name() == "sqlite":
         # SQLite runs one writer at a time: two pooled connections serve the steady state (overflow ones close on
@@ -77,7 +105,8 @@ def make_engine(url: str) -> Engine:
         return engine
     if u.drivername == "postgresql":
         u = u.set(drivername="postgresql+psycopg")
-    engine = create_engine(u, pool_size=PG_POOL_SIZE, max_overflow=10, connect_args=named(u))
+    engine = create_engine(u, pool_size=PG_POOL_SIZE, max_overflow=10,
+                           connect_args={**named(u), **connect_timeout(u, timeouts.connect_s)})
     event.listen(engine, "checkin", _checked_in)
     event.listen(engine, "checkout", _ping_if_idle)
     return engine

@@ -40,7 +40,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from monitor.config.validate import redact_url
-from monitor.store.engine import named
+from monitor.store.engine import CONNECT_TIMEOUT_S, connect_timeout, named
 from monitor.store.repository import driver_message
 
 log = logging.getLogger("monitor.leader")
@@ -80,8 +80,10 @@ LOCK_HOLDER = text(
 class Leadership:
     """Try, keep and release the store's leader lock (blocking calls: run them off the event loop)."""
 
-    def __init__(self, engine: Engine, *, role: str = "leader lock", lease_s: float | None = None):
+    def __init__(self, engine: Engine, *, role: str = "leader lock", lease_s: float | None = None,
+                 connect_timeout_s: float = CONNECT_TIMEOUT_S):
         self.url = engine.url
+        self.connect_timeout_s = connect_timeout_s  # a server that never answers: a standby's try fails, and is tried again
         self.role = role  # names the lock's session (application_name); only a daemon's is taken over
         self.lease_s = lease_s  # a holder whose session answered no check for this long is ended (None: never)
         self.dialect = engine.dialect.name
@@ -165,7 +167,8 @@ class Leadership:
         if self._conn is None:
             if self._lock_engine is None:
                 self._lock_engine = create_engine(self.url, poolclass=NullPool,
-                                                  connect_args={**CLIENT_KEEPALIVE, **named(self.url, self.role)})
+                                                  connect_args={**CLIENT_KEEPALIVE, **named(self.url, self.role),
+                                                                **connect_timeout(self.url, self.connect_timeout_s)})
             self._conn = self._lock_engine.connect().execution_options(isolation_level="AUTOCOMMIT")
             for statement in KEEPALIVE:
                 self._conn.execute(text(statement))

@@ -29,7 +29,7 @@ from sqlmodel import Session, col, select
 from monitor.domain import Observation
 from monitor.errors import StoreError
 from monitor.store.convert import aware, from_row, storable, to_values, upsert, where_equal
-from monitor.store.engine import make_engine, retry_disconnect
+from monitor.store.engine import DEFAULT_TIMEOUTS, Timeouts, make_engine, retry_disconnect
 from monitor.store.schema import in_memory, migrate, migrate_in_child, require_head
 from monitor.store.streaks import FailingStreak, read_last_success, read_streaks
 from monitor.store.tables import ObservationRow, RunRow
@@ -69,9 +69,10 @@ class ObservationKey(NamedTuple):
 class Store:
     """Repository over one database URL: observations, runs, and (later) drift events and the outbox."""
 
-    def __init__(self, url: str, *, engine: Engine | None = None):
+    def __init__(self, url: str, *, engine: Engine | None = None, timeouts: Timeouts = DEFAULT_TIMEOUTS):
         self.url = url
-        self.engine = engine or make_engine(url)
+        self.timeouts = timeouts
+        self.engine = engine or make_engine(url, timeouts)
         # Single-statement writes and the ping go without BEGIN and COMMIT on PostgreSQL: one statement is atomic on
         # its own, and each of those is a round trip to the server (3 for an insert in a transaction, 1 without).
         # SQLite's own transaction per statement is the same work either way.

@@ -1,0 +1,75 @@
+"""A TCP relay to a real server that can be frozen: the server as a client sees it once it stops answering.
+
+Frozen, the relay still takes every connection and reads nothing more from either side: the bytes a client
+sends are taken by the kernel, no answer ever comes (a stopped PostgreSQL, a VM paused, a proxy whose backend
+hangs). A socket that takes connections and never answers is `FrozenRelay(None)`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import select
+import socket
+import threading
+from typing import Any
+
+
+class FrozenRelay:
+    """Relay 127.0.0.1:`port` to `upstream` (host, port) until `freeze`; with no upstream, frozen from the start."""
+
+    def __init__(self, upstream: tuple[str, int] | None):
+        self.upstream = upstream
+        self.frozen = threading.Event()
+        if upstream is None:
+            self.frozen.set()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._listener.getsockname()[1])
+        self._sockets: list[socket.socket] = []
+        self._closed = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def freeze(self) -> None:
+        self.frozen.set()
+
+    def _accept(self) -> None:
+        while not self._closed.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            self._sockets.append(client)  # kept open, never read while frozen
+            if self.frozen.is_set() or self.upstream is None:
+                continue
+            server = socket.create_connection(self.upstream)
+            self._sockets.append(server)
+            threading.Thread(target=self._pump, args=(client, server), daemon=True).start()
+
+    def _pump(self, a: socket.socket, b: socket.socket) -> None:
+        peers = {a: b, b: a}
+        while not self._closed.is_set():
+            ready, _, _ = select.select([a, b], [], [], 0.1)
+            if self.frozen.is_set():
+                return  # both sockets stay open: what either side sends is never passed on nor answered
+            for s in ready:
+                try:
+                    data = s.recv(65536)
+                except OSError:
+                    data = b""
+                if not data:
+                    with contextlib.suppress(OSError):
+                        peers[s].shutdown(socket.SHUT_WR)
+                    return
+                peers[s].sendall(data)
+
+    def close(self) -> None:
+        self._closed.set()
+        self._listener.close()
+        for s in self._sockets:
+            with contextlib.suppress(OSError):
+                s.close()
+
+    def __enter__(self) -> FrozenRelay:
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self.close()
