@@ -52,7 +52,8 @@ SWITCH_INTERVAL_S = 0.001
 
 def store_timeouts(config: Config) -> Timeouts:
     """The daemon's store timeouts, as `storage` configures them."""
-    return Timeouts(connect_s=config.storage.connect_timeout)
+    return Timeouts(connect_s=config.storage.connect_timeout, statement_s=config.storage.statement_timeout,
+                    lock_s=config.storage.lock_timeout)
 
 
 class App:

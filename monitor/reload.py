@@ -57,7 +57,8 @@ async def reload_config(app: App) -> tuple[bool, str]:
         added = (pairs | config.service_pairs()) - (before | app.config.service_pairs())
         # What the switch needs from the store is read before anything switches: a store away refuses the reload.
         # Bounded: a store that accepts connections and never answers (a server stopped) would hold the reply, and
-        # every later reload behind the lock, for good (there is no connect or statement timeout).
+        # every later reload behind the lock, for good (storage.statement_timeout is the server's: a stopped server
+        # ends nothing).
         try:
             streaks = await asyncio.wait_for(asyncio.to_thread(_read_store, app, added), STORE_READ_TIMEOUT_S)
         except TimeoutError:

@@ -9,16 +9,27 @@ answers, a real lock on a real server. The bounds asserted are generous: they te
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import psycopg
+import pytest
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
+from monitor.app import store_timeouts
 from monitor.config.loader import load_config, restart_only
+from monitor.domain import CallResult, Observation, utcnow
 from monitor.store import Store
 from monitor.store.engine import Timeouts
 from monitor.store.leader import Leadership
+from monitor.store.schema import _LOCK_ID as MIGRATION_LOCK
+from monitor.store.schema import HEAD
 from tests.support.frozen import FrozenRelay
 
 HANGS = 60.0  # a call still going after this long waits for good
@@ -77,3 +88,85 @@ def test_a_reload_keeps_the_store_timeouts_the_engine_was_made_with(tmp_path: Pa
     kept, changed = restart_only(running, loaded)
     assert changed == ["storage.connect_timeout"]
     assert kept.storage.connect_timeout == running.storage.connect_timeout == 10
+
+
+def _dsn(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://")
+
+
+def _obs(i: int) -> Observation:
+    return Observation(canary="c", target="t", provider="openai", request_model="m", started_at=utcnow(),
+                       call=CallResult(text=f"answer {i}"), id=f"o{i}")
+
+
+@pytest.fixture
+def bounded(pg_url: str) -> Iterator[Store]:
+    """A migrated store with the daemon's session timeouts, short: 2 s a statement, 1 s a lock wait."""
+    store = Store(pg_url, timeouts=Timeouts(statement_s=2, lock_s=1))
+    store.migrate()
+    yield store
+    store.close()
+
+
+def test_a_write_waiting_for_a_lock_held_for_good_fails_and_is_held_for_a_retry(bounded: Store, pg_url: str) -> None:
+    with psycopg.connect(_dsn(pg_url)) as locker:  # a transaction open: ACCESS EXCLUSIVE until it ends
+        locker.execute("LOCK TABLE observations IN ACCESS EXCLUSIVE MODE")
+        done, answer = finishes(lambda: bounded.save_observation(_obs(1)))
+        assert done, "the write waited for good behind another session's lock"
+        assert isinstance(answer, OperationalError) and "lock timeout" in str(answer)
+        locker.rollback()
+    bounded.save_observation(_obs(2))  # the lock gone, the same pooled session writes
+    assert [o.id for o in bounded.observations()] == ["o2"]
+
+
+def test_a_statement_the_server_does_not_end_fails_after_the_statement_timeout(bounded: Store) -> None:
+    def sleep() -> None:
+        with bounded.engine.connect() as conn:
+            conn.execute(text("SELECT pg_sleep(600)"))
+
+    done, answer = finishes(sleep)
+    assert done, "a statement of the daemon's ran on past statement_timeout"
+    assert isinstance(answer, OperationalError) and "statement timeout" in str(answer)
+
+
+def _held(pg_url: str, sql: str, seconds: float) -> threading.Thread:
+    """Hold what `sql` locks from another session for `seconds`, from now; return the thread holding it."""
+    taken = threading.Event()
+
+    def hold() -> None:
+        with psycopg.connect(_dsn(pg_url)) as conn:
+            conn.execute(sql)
+            taken.set()
+            time.sleep(seconds)
+
+    t = threading.Thread(target=hold, daemon=True)
+    t.start()
+    assert taken.wait(30)
+    return t
+
+
+def test_the_prune_waits_its_turn_past_the_lock_timeout(bounded: Store, pg_url: str) -> None:
+    old = _obs(1)
+    bounded.save_observation(replace(old, started_at=old.started_at - timedelta(days=100)))
+    holder = _held(pg_url, "LOCK TABLE observations IN ACCESS EXCLUSIVE MODE", 4)  # past 2 s and 1 s
+    done, removed = finishes(lambda: bounded.prune(utcnow() - timedelta(days=90)))
+    holder.join()
+    assert done and removed == 1
+
+
+def test_a_migration_waits_for_another_replicas_past_the_lock_timeout(pg_url: str) -> None:
+    store = Store(pg_url, timeouts=Timeouts(statement_s=2, lock_s=1))
+    try:
+        holder = _held(pg_url, f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})", 4)  # another replica migrating
+        done, revision = finishes(store.migrate)
+        holder.join()
+        assert done and revision == HEAD
+    finally:
+        store.close()
+
+
+def test_the_daemon_builds_its_store_with_the_configured_timeouts(tmp_path: Path) -> None:
+    path = tmp_path / "monitor.yaml"
+    path.write_text("targets: [{id: t, provider: openai, base_url: 'http://127.0.0.1:1/v1', model: m}]\nprobes: []\n"
+                    "storage: {connect_timeout: 5s, statement_timeout: 2m, lock_timeout: 0}\n")
+    assert store_timeouts(load_config(path, environ={})) == Timeouts(connect_s=5, statement_s=120, lock_s=0)

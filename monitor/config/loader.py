@@ -42,7 +42,7 @@ from monitor.webconfig.tls import (
 
 M = TypeVar("M", bound=BaseModel)
 # the store's settings its engine was made with: a reload keeps the running ones (its connections are open)
-STORE_SESSION = ("connect_timeout",)
+STORE_SESSION = ("connect_timeout", "statement_timeout", "lock_timeout")
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,8 @@ class Storage(Strict):
     url: str = "sqlite:///llm-monitor.db"
     retention_days: float = Field(default=90, gt=0, le=36_500)
     connect_timeout: Seconds = 10.0  # PostgreSQL: opening a connection (libpq's connect_timeout; 0: no limit)
+    statement_timeout: Seconds = 60.0  # PostgreSQL, the daemon's sessions: one statement (not migrations, the prune)
+    lock_timeout: Seconds = 10.0  # PostgreSQL, the daemon's sessions: one statement's wait for a lock
 
     @field_validator("url")
     @classmethod

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
-from sqlalchemy import Engine, create_engine, event, exc
+from sqlalchemy import Connection, Engine, create_engine, event, exc, text
 from sqlalchemy.engine import URL, ExceptionContext, make_url
 
 SQLITE_CACHE_KIB = 1024
@@ -107,9 +107,30 @@ def make_engine(url: str, timeouts: Timeouts = DEFAULT_TIMEOUTS) -> Engine:
         u = u.set(drivername="postgresql+psycopg")
     engine = create_engine(u, pool_size=PG_POOL_SIZE, max_overflow=10,
                            connect_args={**named(u), **connect_timeout(u, timeouts.connect_s)})
+    settings = {name: f"{round(s * 1000)}ms" for name, s in (("statement_timeout", timeouts.statement_s),
+                                                            ("lock_timeout", timeouts.lock_s)) if s > 0}
+    if settings:
+        event.listen(engine, "connect", functools.partial(_set_session, settings))
     event.listen(engine, "checkin", _checked_in)
     event.listen(engine, "checkout", _ping_if_idle)
     return engine
+
+
+def _set_session(settings: dict[str, str], dbapi_conn: Any, _record: Any) -> None:
+    """Set the session's timeouts on a new connection (a statement once; not in the URL's `options`, which
+    PgBouncer refuses)."""
+    autocommit = dbapi_conn.autocommit
+    dbapi_conn.autocommit = True
+    dbapi_conn.execute("SELECT " + ", ".join("set_config(%s, %s, false)" for _ in settings),
+                       [v for item in settings.items() for v in item])
+    dbapi_conn.autocommit = autocommit
+
+
+def unbounded(conn: Connection) -> None:
+    """Lift the session's statement and lock timeouts for the rest of `conn`'s transaction (PostgreSQL): for the
+    work that may rightly take long or wait its turn (a migration, the prune past retention)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT set_config('statement_timeout', '0', true), set_config('lock_timeout', '0', true)"))
 
 
 def _checked_in(_dbapi_conn: Any, record: Any) -> None:

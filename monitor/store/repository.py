@@ -29,7 +29,7 @@ from sqlmodel import Session, col, select
 from monitor.domain import Observation
 from monitor.errors import StoreError
 from monitor.store.convert import aware, from_row, storable, to_values, upsert, where_equal
-from monitor.store.engine import DEFAULT_TIMEOUTS, Timeouts, make_engine, retry_disconnect
+from monitor.store.engine import DEFAULT_TIMEOUTS, Timeouts, make_engine, retry_disconnect, unbounded
 from monitor.store.schema import in_memory, migrate, migrate_in_child, require_head
 from monitor.store.streaks import FailingStreak, read_last_success, read_streaks
 from monitor.store.tables import ObservationRow, RunRow
@@ -294,6 +294,7 @@ class Store:
         """Delete observations and runs older than `before`; return how many observations went."""
         try:
             with Session(self.engine) as s:
+                unbounded(s.connection())  # a first prune, or one after an outage, may delete much
                 n = s.exec(delete(ObservationRow).where(col(ObservationRow.started_at) < before)).rowcount  # type: ignore[call-overload]
                 s.exec(delete(RunRow).where(col(RunRow.started_at) < before))  # type: ignore[call-overload]
                 s.commit()

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Connection, Engine, inspect, text
 
 from monitor.errors import StoreError
+from monitor.store.engine import unbounded
 
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
@@ -76,6 +77,7 @@ def migrate(engine: Engine) -> str:
     cfg = _alembic()
     script = ScriptDirectory.from_config(cfg)
     with engine.begin() as conn:
+        unbounded(conn)  # a migration may rightly take long, and waits for another replica's
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_ID})
         current = _stamped(conn)
