@@ -5,16 +5,26 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Callable
 
 from monitor.app import App
 from monitor.commands.common import EXIT_CONFIG, EXIT_FAIL, EXIT_OK, load_or_exit
 from monitor.errors import MonitorError, SecretError
+from monitor.exit_watch import STOP_SLACK_S, ExitWatch
+from monitor.unsaved import LOST_LEAD_UNSAVED_S, UNSAVED_GRACE_S
 
 log = logging.getLogger("monitor.run")
 
 
-async def serve(app: App, stop: asyncio.Event) -> int:
-    """Start `app`, run until `stop` is set (or a signal sets it), then shut down cleanly."""
+def shutdown_bound(app: App) -> float:
+    """How long a shutdown may take at most: the grace period, the held writes' last try, and STOP_SLACK_S."""
+    held = LOST_LEAD_UNSAVED_S if app.leadership_lost.is_set() else UNSAVED_GRACE_S
+    return app.config.daemon.grace_period + held + STOP_SLACK_S
+
+
+async def serve(app: App, stop: asyncio.Event, on_stopping: Callable[[float], None] | None = None) -> int:
+    """Start `app`, run until `stop` is set (or a signal sets it), then shut down cleanly; `on_stopping` is told
+    as the shutdown begins how long it may take (`shutdown_bound`)."""
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
@@ -31,8 +41,11 @@ async def serve(app: App, stop: asyncio.Event) -> int:
     await asyncio.wait([stopped, lost], return_when=asyncio.FIRST_COMPLETED)
     for waiter in (stopped, lost):
         waiter.cancel()
+    bound = shutdown_bound(app)
     log.info("shutting down", extra={"grace_period_s": app.config.daemon.grace_period,
-                                     "in_flight": len(app.runner.in_flight)})
+                                     "in_flight": len(app.runner.in_flight), "exits_within_s": bound})
+    if on_stopping is not None:
+        on_stopping(bound)
     await app.stop(asked=stop)  # a SIGTERM while it waits for a store away cuts that wait short
     # A replica that lost the leader lock exits 1: its supervisor restarts it, and it comes back as a standby.
     return EXIT_FAIL if app.leadership_lost.is_set() else EXIT_OK
@@ -47,6 +60,7 @@ def main(config_path: str, web_config_file: str | None = None) -> int:
         except MonitorError as e:  # e.g. an OTEL_* setting this build cannot follow
             log.error("cannot start: %s", e)
             return EXIT_CONFIG
-        return await serve(app, asyncio.Event())
+        # past its bound, the process exits even with a thread blocked on a store that never answers
+        return await serve(app, asyncio.Event(), on_stopping=lambda bound: ExitWatch(bound).start())
 
     return asyncio.run(_main())
