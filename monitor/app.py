@@ -291,10 +291,15 @@ class App:
         if self.analysis is not None:
             await asyncio.to_thread(self.analysis.close)  # finish analyses of the calls that completed
         await self.own_calls.settled()  # the judges' and embeddings calls those made
+        def left() -> float:  # of the held writes' one try, cut by a SIGTERM as `close` cut it (`hurried_until`)
+            cut = self.runner.unsaved.hurried_until
+            return max(0.0, (until if cut is None else min(until, cut)) - loop.time())
+
         # the embeddings calls' records the analyses just made, if the store turned them away: what is left of the try
-        await self.runner.unsaved.close(max(0.0, until - loop.time()), hurry=asked, hurried_s=UNSAVED_GRACE_S)
+        await self.runner.unsaved.close(left(), hurry=asked, hurried_s=UNSAVED_GRACE_S)
         if self.alerting is not None:
-            await self.alerting.stop()
+            # the alert messages held: what is left of the same try, not 10 s more (nor past a SIGTERM's cut)
+            await self.alerting.stop(left())
         await self.succession.release()  # a standby takes over at its next try
         if self._server is not None:
             self._server.should_exit = True

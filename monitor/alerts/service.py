@@ -19,7 +19,7 @@ from monitor.alerts.events import RESOLVING, AlertEvent, Notification
 from monitor.alerts.held_rows import HEALTH_KINDS
 from monitor.alerts.inhibit import Inhibitor
 from monitor.alerts.outbox import Outbox, alert_key, enqueue, told_firing
-from monitor.alerts.pending import Pending, Write
+from monitor.alerts.pending import CLOSE_GRACE_S, Pending, Write
 from monitor.alerts.policy import CooldownEntry, CooldownKey, Policy, route
 from monitor.alerts.reconcile import Reconciling
 from monitor.alerts.sender import Sender
@@ -259,10 +259,10 @@ class Alerting(Reconciling):
             await self.retire(pairs)
         self.sender.start()
 
-    async def stop(self) -> None:
-        """Give the writes still waiting for the store a last try (what is left is logged as not sent), then stop
-        the sender task; undelivered rows stay in the outbox for the next start."""
-        await self.pending.close()
+    async def stop(self, last_try_s: float = CLOSE_GRACE_S) -> None:
+        """Give the writes still waiting for the store a last try of `last_try_s` (what is left is logged as not
+        sent), then stop the sender task; undelivered rows stay in the outbox for the next start."""
+        await self.pending.close(last_try_s)
         await self.sender.stop()
 
     def reload(self, cfg: AlertsConfig, environ: Mapping[str, str] | None = None) -> None:
