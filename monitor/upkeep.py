@@ -10,10 +10,13 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from monitor.alerts import Alerting
 from monitor.analysis import Analysis
 from monitor.errors import MonitorError
 from monitor.store import Store
+from monitor.store.repository import driver_message
 
 log = logging.getLogger("monitor.app")  # the daemon's own lines, beside its start-up and reload
 BASELINE_POLL_S = 30.0
@@ -33,6 +36,8 @@ async def prune_past_retention(store: Store, alerting: Alerting | None, retentio
                 log.info("pruned observations past retention", extra={"removed": removed})
         except MonitorError as e:
             log.error("%s", e)
+        except SQLAlchemyError as e:  # the outbox's: a store away or a lock timeout ended the loop for good
+            log.error("pruning the alert outbox failed: %s", driver_message(e))
         await asyncio.sleep(PRUNE_INTERVAL_S)
 
 

@@ -8,12 +8,14 @@ answers, a real lock on a real server. The bounds asserted are generous: they te
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import psycopg
@@ -30,6 +32,7 @@ from monitor.store.engine import Timeouts
 from monitor.store.leader import Leadership
 from monitor.store.schema import _LOCK_ID as MIGRATION_LOCK
 from monitor.store.schema import HEAD
+from monitor.upkeep import prune_past_retention
 from tests.support.frozen import FrozenRelay
 
 HANGS = 60.0  # a call still going after this long waits for good
@@ -170,3 +173,26 @@ def test_the_daemon_builds_its_store_with_the_configured_timeouts(tmp_path: Path
     path.write_text("targets: [{id: t, provider: openai, base_url: 'http://127.0.0.1:1/v1', model: m}]\nprobes: []\n"
                     "storage: {connect_timeout: 5s, statement_timeout: 2m, lock_timeout: 0}\n")
     assert store_timeouts(load_config(path, environ={})) == Timeouts(connect_s=5, statement_s=120, lock_s=0)
+
+
+async def test_the_hourly_prune_goes_on_after_the_outbox_s_prune_fails(sqlite_store: Store,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    # a lock timeout (or a store away) from the outbox's prune ended the loop for good: nothing was pruned again
+    monkeypatch.setattr("monitor.upkeep.PRUNE_INTERVAL_S", 0.01)
+    calls: list[object] = []
+
+    def prune(cutoff: object) -> int:
+        calls.append(cutoff)
+        if len(calls) == 1:
+            raise OperationalError("DELETE", {}, Exception("canceling statement due to lock timeout"))
+        return 0
+
+    alerting: Any = SimpleNamespace(outbox=SimpleNamespace(prune=prune))
+    task = asyncio.create_task(prune_past_retention(sqlite_store, alerting, lambda: 90, utcnow))
+    for _ in range(6000):
+        if len(calls) >= 2 or task.done():
+            break
+        await asyncio.sleep(0.01)
+    assert not task.done(), task.exception()
+    assert len(calls) >= 2
+    task.cancel()
