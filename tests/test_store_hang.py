@@ -196,3 +196,25 @@ async def test_the_hourly_prune_goes_on_after_the_outbox_s_prune_fails(sqlite_st
     assert not task.done(), task.exception()
     assert len(calls) >= 2
     task.cancel()
+
+
+def test_readiness_checks_on_a_server_that_stopped_answering_hold_one_thread_not_one_each(pg_url: str) -> None:
+    u = make_url(pg_url)
+    with FrozenRelay((u.host or "127.0.0.1", u.port or 5432)) as relay:
+        store = Store(_at(pg_url, relay.port), timeouts=Timeouts(connect_s=2))
+        try:
+            held = [store.engine.connect() for _ in range(5)]  # five sessions in the pool, as a busy daemon has
+            for conn in held:
+                conn.close()
+            assert store.ping()
+            relay.freeze()
+            first = threading.Thread(target=store.ping, daemon=True)  # waits for good: no timeout ends it
+            first.start()
+            time.sleep(0.5)
+            for _ in range(3):  # the next checks (a kubelet's, every 10 s) answer, and hold no thread
+                done, answer = finishes(lambda: store.ping(wait_s=1))
+                assert done, "a readiness check waited for good behind the one already waiting"
+                assert answer is False
+            assert first.is_alive()
+        finally:
+            store.close()

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
@@ -66,6 +67,15 @@ class ObservationKey(NamedTuple):
         return cls(obs.started_at, obs.sample_index, obs.id)
 
 
+PING_WAIT_S = 10.0  # how long a ping waits for the answer of one already asked
+
+
+@dataclass
+class _Ping:
+    done: threading.Event = field(default_factory=threading.Event)
+    ok: bool = False
+
+
 class Store:
     """Repository over one database URL: observations, runs, and (later) drift events and the outbox."""
 
@@ -78,6 +88,8 @@ class Store:
         # SQLite's own transaction per statement is the same work either way.
         self._single = self.engine.execution_options(isolation_level="AUTOCOMMIT") \
             if self.engine.dialect.name == "postgresql" else self.engine
+        self._ping_lock = threading.Lock()
+        self._ping: _Ping | None = None  # the ping waiting for the store's answer
 
     @property
     def dialect(self) -> str:
@@ -126,12 +138,26 @@ class Store:
             return self.safe_url
         return f"{self.safe_url} ({os.path.abspath(path)}: relative to the working directory)"
 
-    def ping(self) -> bool:
+    def ping(self, wait_s: float = PING_WAIT_S) -> bool:
+        """Whether the store answers a trivial question. One at a time: a ping asked while another waits for its
+        answer takes that answer, or False once `wait_s` passes without one. A server that stopped answering on an
+        open connection (no timeout of its own ends anything there) held a thread for every readiness check, until
+        the event loop's few workers all waited on it."""
+        with self._ping_lock:
+            flight, mine = (self._ping, False) if self._ping is not None else (_Ping(), True)
+            self._ping = flight
+        if not mine:
+            return flight.done.wait(wait_s) and flight.ok
         try:
             self.reach()
-            return True
+            flight.ok = True
         except SQLAlchemyError:
-            return False
+            flight.ok = False
+        finally:
+            with self._ping_lock:
+                self._ping = None
+            flight.done.set()
+        return flight.ok
 
     @retry_disconnect  # a read: asked again on a fresh connection when a pooled one was found dead
     def reach(self) -> None:
