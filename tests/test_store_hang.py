@@ -218,3 +218,20 @@ def test_readiness_checks_on_a_server_that_stopped_answering_hold_one_thread_not
             assert first.is_alive()
         finally:
             store.close()
+
+
+def test_a_pooled_connection_idle_on_a_server_that_stopped_answering_is_replaced_not_waited_on(
+        pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("monitor.store.engine.PING_IDLE_S", 0.2)
+    u = make_url(pg_url)
+    with FrozenRelay((u.host or "127.0.0.1", u.port or 5432)) as relay:
+        store = Store(_at(pg_url, relay.port), timeouts=Timeouts(connect_s=2))
+        try:
+            store.reach()
+            time.sleep(0.5)  # idle past PING_IDLE_S: pinged at its next checkout
+            relay.freeze()
+            done, answer = finishes(store.reach)
+            assert done, "the idle connection's ping waited for good on a server that stopped answering"
+            assert isinstance(answer, OperationalError)  # a fresh connection, not answered within connect_timeout
+        finally:
+            store.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import select
 import socket
 import sqlite3
 import time
@@ -112,7 +113,7 @@ def make_engine(url: str, timeouts: Timeouts = DEFAULT_TIMEOUTS) -> Engine:
     if settings:
         event.listen(engine, "connect", functools.partial(_set_session, settings))
     event.listen(engine, "checkin", _checked_in)
-    event.listen(engine, "checkout", _ping_if_idle)
+    event.listen(engine, "checkout", functools.partial(_ping_if_idle, timeouts.connect_s))
     return engine
 
 
@@ -137,17 +138,42 @@ def _checked_in(_dbapi_conn: Any, record: Any) -> None:
     record.info["checked_in"] = time.monotonic()
 
 
-def _ping_if_idle(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
-    """Ping a connection that sat in the pool past PING_IDLE_S; a dead one makes the pool connect afresh."""
+def _ping_if_idle(timeout_s: float, dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+    """Ping a connection that sat in the pool past PING_IDLE_S; a dead one, or one with no answer within
+    `timeout_s` (0: no limit), makes the pool connect afresh."""
     if time.monotonic() - record.info.get("checked_in", time.monotonic()) <= PING_IDLE_S:
         return
     autocommit = dbapi_conn.autocommit
     try:
         dbapi_conn.autocommit = True  # no BEGIN: one round trip, and no transaction left open by the ping
-        dbapi_conn.execute("SELECT 1")
+        if timeout_s > 0:
+            _select_1_within(dbapi_conn.pgconn, timeout_s)
+        else:
+            dbapi_conn.execute("SELECT 1")
         dbapi_conn.autocommit = autocommit
     except Exception as e:
         raise exc.DisconnectionError(f"pooled connection dead after {PING_IDLE_S:g} s idle: {e}") from e
+
+
+def _select_1_within(pgconn: Any, timeout_s: float) -> None:
+    """`SELECT 1` through libpq's asynchronous calls, waiting at most `timeout_s` for the answer: a server that
+    stopped answering on an open connection (a stopped process; its kernel still takes what is sent) is ended by no
+    timeout of its own, and psycopg waits for an answer for good."""
+    from psycopg import pq
+
+    deadline = time.monotonic() + timeout_s
+    pgconn.send_query(b"SELECT 1")
+    while pgconn.flush():  # what the socket did not take at once (a blocking connection: none, in practice)
+        if not select.select([], [pgconn.socket], [], max(0.0, deadline - time.monotonic()))[1]:
+            raise TimeoutError(f"no answer within {timeout_s:g} s")
+    while pgconn.is_busy():
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([pgconn.socket], [], [], left)[0]:
+            raise TimeoutError(f"no answer within {timeout_s:g} s")
+        pgconn.consume_input()
+    while (result := pgconn.get_result()) is not None:
+        if result.status != pq.ExecStatus.TUPLES_OK:
+            raise exc.DBAPIError("SELECT 1", None, Exception(result.error_message.decode(errors="replace")))
 
 
 def retry_disconnect(fn: Callable[P, R]) -> Callable[P, R]:
