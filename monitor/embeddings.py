@@ -21,7 +21,7 @@ from monitor.providers.doubt import OPENAI_NAMES, doubt
 from monitor.providers.errorbody import hearing, keep_status_sync
 from monitor.providers.openai_compat import note_status, status_failure
 from monitor.providers.scrub import MIN_SECRET, scrub_call, scrub_text
-from monitor.providers.sse import BROKEN, UNDECODABLE
+from monitor.providers.sse import UNDECODABLE, broken
 from monitor.providers.vet import vet
 from monitor.tls import default_context
 
@@ -83,7 +83,7 @@ class Embedder:
             vectors = np.asarray([d.embedding for d in sorted(response.data, key=lambda d: d.index)], dtype=float)
             if vectors.ndim != 2 or len(vectors) != len(texts):
                 raise ValueError(f"{len(vectors)} vectors for {len(texts)} texts")
-        except (openai.OpenAIError, ReplyTooLarge, ValueError, KeyError, TypeError) + BROKEN as e:
+        except (openai.OpenAIError, ReplyTooLarge, ValueError, KeyError, TypeError) + broken() as e:
             call = failed_call(e, heard.response, connecting, self._timeout)
             said = f"{call.error_type}: {scrub_text(call.error_message or str(e), self._secrets)}"  # typed, as recorded
             self._recorded(call, started, start)
@@ -145,7 +145,7 @@ def failed_call(e: BaseException, heard: Any = None, connecting: Connecting | No
     elif isinstance(e, openai.APIConnectionError) and isinstance(e.__cause__, UNDECODABLE):
         # a 200's body (an error status's is an `UnreadStatus`), read by the SDK inside the request it wraps
         result.error_type, result.error_message = undecodable(e.__cause__, result.http_status)
-    elif isinstance(e, (openai.APIConnectionError, *BROKEN)):  # BROKEN: a SOCKS handshake broken (socksio's)
+    elif isinstance(e, (openai.APIConnectionError, *broken())):  # a SOCKS handshake broken too (socksio's)
         result.error_type, message = broken_connection(e, result.http_status)
         result.error_message = short(message)
     else:

@@ -9,7 +9,6 @@ from urllib.parse import urlparse
 
 import httpx
 from httpx_sse import aconnect_sse
-from socksio.exceptions import SOCKSError
 
 from monitor.domain import CallResult, ErrorType, FinishReason, Usage
 from monitor.providers.arrival import arrival_of, sent_of
@@ -37,7 +36,7 @@ from monitor.providers.capped import ReplyTooLarge
 from monitor.providers.connecting import never_connected, watch_connecting, watching
 from monitor.providers.doubt import ANTHROPIC_NAMES, REFUSED, doubt, prompted
 from monitor.providers.shape import get, obj, shown
-from monitor.providers.sse import drain
+from monitor.providers.sse import broken, drain
 from monitor.providers.vet import vet
 from monitor.tls import default_context
 
@@ -141,7 +140,7 @@ class AnthropicProvider:
             result.error_message = short(f"{e.kind}: {e}")
         except httpx.DecodingError as e:
             result.error_type, result.error_message = undecodable(e, result.http_status)
-        except (httpx.TransportError, httpx.StreamError, SOCKSError) as e:  # socksio's: a SOCKS handshake broken
+        except broken() as e:  # httpx's transport and stream errors, a SOCKS handshake broken
             result.error_type, message = broken_connection(e, result.http_status)
             result.error_message = short(message)
         except (ValueError, KeyError, TypeError, AttributeError) as e:

@@ -23,7 +23,7 @@ from typing import Any
 import openai
 
 from monitor.providers.hooks import add_hooks, noting
-from monitor.providers.sse import BROKEN, TIMEOUTS, UNDECODABLE
+from monitor.providers.sse import TIMEOUTS, UNDECODABLE, broken
 
 
 class UnreadStatus(openai.APIStatusError):
@@ -91,7 +91,7 @@ async def _unread_error(response: Any) -> None:
                     yield part
         except TIMEOUTS:
             raise
-        except (*UNDECODABLE, *BROKEN) as e:
+        except (*UNDECODABLE, *broken()) as e:
             raise UnreadStatus(response, e) from e
 
     response.aiter_bytes = aiter_bytes
@@ -108,7 +108,7 @@ def _unread_error_sync(response: Any) -> None:
             yield from decoded(chunk_size)  # closed with this generator
         except TIMEOUTS:
             raise
-        except (*UNDECODABLE, *BROKEN) as e:
+        except (*UNDECODABLE, *broken()) as e:
             raise UnreadStatus(response, e) from e
 
     response.iter_bytes = iter_bytes

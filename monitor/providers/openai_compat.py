@@ -42,7 +42,7 @@ from monitor.providers.doubt import OPENAI_NAMES, doubt, prompted
 from monitor.providers.errorbody import UnreadStatus, hearing, keep_status
 from monitor.providers.openai_fields import content_parts, usage_of
 from monitor.providers.shape import get, obj, shown
-from monitor.providers.sse import BROKEN, TIMEOUTS, UNDECODABLE, sse_json
+from monitor.providers.sse import TIMEOUTS, UNDECODABLE, broken, sse_json
 from monitor.providers.thinktags import ThinkTags, answer_of
 from monitor.providers.vet import vet
 
@@ -167,7 +167,7 @@ class OpenAIProvider:
             result.error_type, result.error_message = undecodable(e, result.http_status)
         except TIMEOUTS as e:  # the HTTP library's own, from reading a body (either httpx flavour)
             result.error_type, result.error_message = ErrorType.TIMEOUT, short(f"stream stalled: {type(e).__name__}")
-        except BROKEN as e:
+        except broken() as e:
             result.error_type, message = broken_connection(e, result.http_status)
             result.error_message = short(message)
         except (openai.APIResponseValidationError, ValueError, KeyError, TypeError, AttributeError) as e:

@@ -14,12 +14,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import sys
 from collections.abc import AsyncIterator, Callable
 from typing import Any, NoReturn
 
 import httpx
 import openai
-from socksio.exceptions import SOCKSError
 
 from monitor.providers.base import short
 from monitor.providers.capped import ReplyTooLarge
@@ -28,13 +28,22 @@ try:  # openai >= 3 runs on httpx2, earlier releases on httpx: catch the transpo
     import httpx2
 
     TIMEOUTS: tuple[type[Exception], ...] = (httpx.TimeoutException, httpx2.TimeoutException)
-    # a SOCKS proxy's handshake that breaks (socksio's own error, which neither library wraps) is one too
-    BROKEN: tuple[type[Exception], ...] = (httpx.TransportError, httpx.StreamError, httpx2.TransportError,
-                                          httpx2.StreamError, SOCKSError)
+    _BROKEN: tuple[type[Exception], ...] = (httpx.TransportError, httpx.StreamError, httpx2.TransportError,
+                                           httpx2.StreamError)
     UNDECODABLE: tuple[type[Exception], ...] = (httpx.DecodingError, httpx2.DecodingError)
 except ImportError:  # pragma: no cover - depends on the installed SDK
-    TIMEOUTS, BROKEN = (httpx.TimeoutException,), (httpx.TransportError, httpx.StreamError, SOCKSError)
+    TIMEOUTS, _BROKEN = (httpx.TimeoutException,), (httpx.TransportError, httpx.StreamError)
     UNDECODABLE = (httpx.DecodingError,)
+
+
+def broken() -> tuple[type[Exception], ...]:
+    """The errors of a connection that broke: the HTTP libraries' transport and stream errors, and socksio's
+    `SOCKSError`, a SOCKS proxy's handshake broken, which neither library wraps. socksio is loaded by httpcore for a
+    SOCKS proxy only, and none of its errors exists before, so it is not imported here (every process would carry
+    it); an `except broken()` clause is evaluated as an exception is matched."""
+    socks = sys.modules.get("socksio.exceptions")
+    return _BROKEN if socks is None else (*_BROKEN, socks.SOCKSError)
+
 
 STRAY_MAX = 65_536  # characters kept of a body with no event, to say what it was
 # Seconds the end of a body is waited for after [DONE] (it comes with it, or just after, from a server that ends it)
@@ -86,7 +95,7 @@ async def sse_json(response: Any, done_at: Callable[[], None] = lambda: None) ->
             raise ValueError("the event stream held no events (no chunk, no [DONE])")
     except TIMEOUTS as e:
         raise openai.APITimeoutError(request=response.request) from e
-    except BROKEN as e:
+    except broken() as e:
         raise openai.APIConnectionError(request=response.request) from e
 
 
@@ -95,7 +104,7 @@ async def drain(lines: AsyncIterator[Any]) -> None:
     then), for `DRAIN_S` at most, and take a failure there for the end: the answer ended at [DONE], as the SDK has
     it (it stops reading there), so a gateway that keeps the body open after it, breaks the connection, or sends a
     tail that does not decode or goes past `max_reply_bytes`, has answered all the same."""
-    with contextlib.suppress(TimeoutError, *TIMEOUTS, *BROKEN, *UNDECODABLE, ReplyTooLarge):
+    with contextlib.suppress(TimeoutError, *TIMEOUTS, *broken(), *UNDECODABLE, ReplyTooLarge):
         async with asyncio.timeout(DRAIN_S):
             async for _ in lines:
                 pass
