@@ -22,6 +22,7 @@ from monitor.store import Store
 from monitor.store.outbox_table import WAITING_WHERE, NotificationRow
 from monitor.store.schema import HEAD
 from tests.support.schema import upgrade_to
+from tests.support.vmsteps import vm_steps
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 SINKS = ("am", "hook", "slack")
@@ -132,28 +133,19 @@ def waiting(alerts: int, rows: int, start: datetime) -> list[Notification]:
 def test_claiming_costs_the_waiting_rows_not_the_outboxs_history(sqlite_store: Store) -> None:
     """Each waiting row is checked for being its alert's oldest waiting one; that probe used to walk the alert's
     delivered history. Counted in SQLite VM steps, with 30 times the history: flat."""
-    steps = [0]
-
-    def count() -> int:
-        steps[0] += 1
-        return 0  # go on
-
-    event.listen(sqlite_store.engine, "checkout",
-                 lambda conn, record, proxy: conn.set_progress_handler(count, 100))  # SQLite VM steps, in 100s
+    steps = vm_steps(sqlite_store.engine)
     ob = Outbox(sqlite_store.engine)
     ob.add(history(10, 10, T0))
     ob.add(waiting(10, 5, T0 + timedelta(days=1)))
 
-    def cost() -> int:
-        steps[0] = 0
+    def claims() -> None:
         for _ in range(3):
             assert ob.claim(T0, lease=0)[1] is not None  # nothing due: when the next is
             assert len(ob.claim(T0 + timedelta(days=2), lease=0)[0]) == 10  # each alert's oldest waiting row
-        return steps[0]
 
-    recent = cost()
+    recent = steps(claims)
     ob.add(history(10, 300, T0 - timedelta(days=60)))  # 30 times as many rows, older: the same waiting rows
-    assert cost() < 2 * recent
+    assert steps(claims) < 2 * recent
 
 
 def test_the_partial_index_names_the_waiting_statuses() -> None:

@@ -8,7 +8,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import event, inspect
+from sqlalchemy import inspect
 from sqlmodel import Session, col, select
 
 from monitor.alerts.events import (
@@ -27,6 +27,7 @@ from monitor.store import Store
 from monitor.store.outbox_table import NotificationRow
 from monitor.store.schema import HEAD
 from tests.support.schema import upgrade_to
+from tests.support.vmsteps import vm_steps
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 KINDS = sorted(FIRING | RESOLVING) * 3 + sorted(ONE_SHOT)
@@ -107,26 +108,17 @@ def history(alerts: int, rows: int, start: datetime) -> list[Notification]:
 
 
 def test_reading_the_latest_states_costs_the_alerts_not_the_outboxs_history(sqlite_store: Store) -> None:
-    steps = [0]
-
-    def count() -> int:
-        steps[0] += 1
-        return 0  # go on
-
-    event.listen(sqlite_store.engine, "checkout",
-                 lambda conn, record, proxy: conn.set_progress_handler(count, 100))  # SQLite VM steps, in 100s
+    steps = vm_steps(sqlite_store.engine)
     ob = Outbox(sqlite_store.engine)
     ob.add(history(10, 11, T0))
 
-    def cost() -> int:
-        steps[0] = 0
+    def reads() -> None:
         for read in (ob.latest_states, ob.open_alerts, lambda: ob.firing("am")):  # each alert open
             assert len(read()) == 10
-        return steps[0]
 
-    recent = cost()
+    recent = steps(reads)
     ob.add(history(10, 300, T0 - timedelta(days=60)))  # 30 times as many rows, older: the same latest states
-    assert cost() < 2 * recent
+    assert steps(reads) < 2 * recent
 
 
 def test_the_upgrade_orders_the_alert_index_by_time_then_id_and_keeps_the_rows(store_url: str) -> None:
