@@ -9,17 +9,31 @@ from collections.abc import Callable
 
 from monitor.app import App
 from monitor.commands.common import EXIT_CONFIG, EXIT_FAIL, EXIT_OK, load_or_exit
+from monitor.config.loader import Config
+from monitor.domain import JUDGE_CANARY
 from monitor.errors import MonitorError, SecretError
 from monitor.exit_watch import STOP_SLACK_S, ExitWatch
+from monitor.quality import JUDGE_TIMEOUT_S
 from monitor.unsaved import LOST_LEAD_UNSAVED_S, UNSAVED_GRACE_S
 
 log = logging.getLogger("monitor.run")
 
 
+def own_call_s(config: Config) -> float:
+    """The longest of the daemon's own calls a shutdown lets finish (0: none configured): a judge's (an llm_judge
+    check's worker thread, the refusal judge on the analysis thread `Analysis.close` waits for), an embeddings
+    call's (its target's timeout)."""
+    longest = JUDGE_TIMEOUT_S + 5 if any(c == JUDGE_CANARY for c, _ in config.service_pairs()) else 0.0
+    if config.drift.enabled and config.drift.embeddings is not None:
+        longest = max(longest, config.target(config.drift.embeddings.target).timeout)
+    return longest
+
+
 def shutdown_bound(app: App) -> float:
-    """How long a shutdown may take at most: the grace period, the held writes' last try, and STOP_SLACK_S."""
+    """How long a shutdown may take at most: the grace period, the held writes' last try, the longest of the
+    daemon's own calls begun as the grace period ended (`own_call_s`), and STOP_SLACK_S."""
     held = LOST_LEAD_UNSAVED_S if app.leadership_lost.is_set() else UNSAVED_GRACE_S
-    return app.config.daemon.grace_period + held + STOP_SLACK_S
+    return app.config.daemon.grace_period + held + own_call_s(app.config) + STOP_SLACK_S
 
 
 async def serve(app: App, stop: asyncio.Event, on_stopping: Callable[[float], None] | None = None) -> int:
