@@ -235,3 +235,14 @@ def test_a_pooled_connection_idle_on_a_server_that_stopped_answering_is_replaced
             assert isinstance(answer, OperationalError)  # a fresh connection, not answered within connect_timeout
         finally:
             store.close()
+
+
+def test_the_outbox_s_prune_waits_its_turn_past_the_lock_timeout(bounded: Store, pg_url: str) -> None:
+    # the hourly prune's other half (README: neither limited): a lock timeout failed it, and nothing was pruned
+    # from the outbox for as long as another session's lock outlived storage.lock_timeout at each hour
+    from monitor.alerts.outbox import Outbox
+
+    holder = _held(pg_url, "LOCK TABLE notifications IN ACCESS EXCLUSIVE MODE", 4)  # past 2 s and 1 s
+    done, removed = finishes(lambda: Outbox(bounded.engine).prune(utcnow() - timedelta(days=90)))
+    holder.join()
+    assert done and removed == 0, removed

@@ -31,7 +31,7 @@ from monitor.alerts.events import (
     Notification,
 )
 from monitor.store.convert import aware, storable
-from monitor.store.engine import retry_disconnect
+from monitor.store.engine import retry_disconnect, unbounded
 from monitor.store.outbox_latest import latest_rows
 from monitor.store.outbox_table import NotificationRow
 
@@ -364,6 +364,7 @@ class Outbox:
     def prune(self, before: datetime) -> int:
         """Delete delivered and dead rows older than `before`, keeping each alert's latest state row."""
         with Session(self.engine) as s:
+            unbounded(s.connection())  # the hourly prune, as the observations': a first one may be long
             latest = {(a, b, c): m for a, b, c, m in s.exec(
                 select(NotificationRow.sink, NotificationRow.group_key, NotificationRow.signal,
                        func.max(NotificationRow.created_at))
