@@ -36,21 +36,35 @@ def shutdown_bound(app: App) -> float:
     return app.config.daemon.grace_period + held + own_call_s(app.config) + STOP_SLACK_S
 
 
-async def serve(app: App, stop: asyncio.Event, on_stopping: Callable[[float], None] | None = None) -> int:
+async def serve(app: App, stop: asyncio.Event,
+                on_stopping: Callable[[float], Callable[[], None] | None] | None = None) -> int:
     """Start `app`, run until `stop` is set (or a signal sets it), then shut down cleanly; `on_stopping` is told
-    as the shutdown begins how long it may take (`shutdown_bound`)."""
+    as the shutdown begins how long it may take (`shutdown_bound`), and as a `stop` comes while the start still
+    waits (what it returns then, if anything, is called once the start is done)."""
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, lambda: app.spawn(app.reload()))
+    starting, asked = asyncio.ensure_future(app.start()), asyncio.ensure_future(stop.wait())
+    early = None  # a start blocked on a store that stopped answering waits for good: a SIGTERM then begins the watch
     try:
-        await app.start()
+        await asyncio.wait([starting, asked], return_when=asyncio.FIRST_COMPLETED)
+        if not starting.done() and on_stopping is not None:
+            log.info("asked to stop while starting: stopping once the start is done",
+                     extra={"exits_within_s": shutdown_bound(app)})
+            early = on_stopping(shutdown_bound(app))
+        await starting
     except SecretError as e:
         log.error("%s", e)
         return EXIT_CONFIG
     except MonitorError as e:
         log.error("cannot start: %s", e)
         return EXIT_CONFIG
+    finally:
+        asked.cancel()
+        starting.cancel()  # done, but for a `serve` cancelled meanwhile
+        if early is not None:
+            early()
     stopped, lost = asyncio.ensure_future(stop.wait()), asyncio.ensure_future(app.leadership_lost.wait())
     await asyncio.wait([stopped, lost], return_when=asyncio.FIRST_COMPLETED)
     for waiter in (stopped, lost):
@@ -65,6 +79,12 @@ async def serve(app: App, stop: asyncio.Event, on_stopping: Callable[[float], No
     return EXIT_FAIL if app.leadership_lost.is_set() else EXIT_OK
 
 
+def _watch(bound_s: float) -> Callable[[], None]:
+    watch = ExitWatch(bound_s)
+    watch.start()
+    return watch.cancel
+
+
 def main(config_path: str, web_config_file: str | None = None) -> int:
     config = load_or_exit(config_path, web_config_file, listener=True)
 
@@ -75,6 +95,6 @@ def main(config_path: str, web_config_file: str | None = None) -> int:
             log.error("cannot start: %s", e)
             return EXIT_CONFIG
         # past its bound, the process exits even with a thread blocked on a store that never answers
-        return await serve(app, asyncio.Event(), on_stopping=lambda bound: ExitWatch(bound).start())
+        return await serve(app, asyncio.Event(), on_stopping=_watch)
 
     return asyncio.run(_main())
