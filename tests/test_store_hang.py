@@ -246,3 +246,19 @@ def test_the_outbox_s_prune_waits_its_turn_past_the_lock_timeout(bounded: Store,
     done, removed = finishes(lambda: Outbox(bounded.engine).prune(utcnow() - timedelta(days=90)))
     holder.join()
     assert done and removed == 0, removed
+
+
+def test_a_stricter_timeout_the_dba_set_on_the_database_is_kept_a_looser_one_bounded(pg_url: str) -> None:
+    # the daemon's 10 s lock_timeout replaced a DBA's 300 ms (ALTER DATABASE ... SET): a take-over behind a
+    # VACUUM FULL waited 10 s a statement where the DBA wanted it failed at once
+    with psycopg.connect(_dsn(pg_url), autocommit=True) as admin:
+        name = make_url(pg_url).database
+        admin.execute(f'ALTER DATABASE "{name}" SET lock_timeout = 300')
+        admin.execute(f'ALTER DATABASE "{name}" SET statement_timeout = 600000')
+    store = Store(pg_url, timeouts=Timeouts(statement_s=2, lock_s=1))
+    try:
+        with store.engine.connect() as conn:
+            got = conn.execute(text("SELECT current_setting('lock_timeout'), current_setting('statement_timeout')"))
+            assert tuple(got.one()) == ("300ms", "2s")
+    finally:
+        store.close()

@@ -108,8 +108,8 @@ def make_engine(url: str, timeouts: Timeouts = DEFAULT_TIMEOUTS) -> Engine:
         u = u.set(drivername="postgresql+psycopg")
     engine = create_engine(u, pool_size=PG_POOL_SIZE, max_overflow=10,
                            connect_args={**named(u), **connect_timeout(u, timeouts.connect_s)})
-    settings = {name: f"{round(s * 1000)}ms" for name, s in (("statement_timeout", timeouts.statement_s),
-                                                            ("lock_timeout", timeouts.lock_s)) if s > 0}
+    settings = {name: round(s * 1000) for name, s in (("statement_timeout", timeouts.statement_s),
+                                                     ("lock_timeout", timeouts.lock_s)) if s > 0}
     if settings:
         event.listen(engine, "connect", functools.partial(_set_session, settings))
     event.listen(engine, "checkin", _checked_in)
@@ -117,12 +117,15 @@ def make_engine(url: str, timeouts: Timeouts = DEFAULT_TIMEOUTS) -> Engine:
     return engine
 
 
-def _set_session(settings: dict[str, str], dbapi_conn: Any, _record: Any) -> None:
-    """Set the session's timeouts on a new connection (a statement once; not in the URL's `options`, which
-    PgBouncer refuses)."""
+def _set_session(settings: dict[str, int], dbapi_conn: Any, _record: Any) -> None:
+    """Set the session's timeouts (milliseconds) on a new connection, each only where the server's own (a DBA's
+    `ALTER DATABASE`/`ALTER ROLE ... SET`) is none or longer: the daemon's bound, not a loosening of a stricter one
+    (a statement once; not in the URL's `options`, which PgBouncer refuses)."""
     autocommit = dbapi_conn.autocommit
     dbapi_conn.autocommit = True
-    dbapi_conn.execute("SELECT " + ", ".join("set_config(%s, %s, false)" for _ in settings),
+    dbapi_conn.execute("SELECT set_config(s.name, v.ms || 'ms', false) FROM pg_settings s JOIN (VALUES "
+                       + ", ".join("(%s, %s::bigint)" for _ in settings) + ") AS v(name, ms) ON s.name = v.name "
+                       "WHERE s.setting::bigint = 0 OR s.setting::bigint > v.ms",
                        [v for item in settings.items() for v in item])
     dbapi_conn.autocommit = autocommit
 
