@@ -325,11 +325,12 @@ class Outbox:
         """The alerts whose newest firing or resolving row, dead ones too, is a resolve."""
         return {alert_key(r) for r in latest_rows(s, _STATE_KINDS, "", sink) if r.kind in RESOLVING}
 
-    def ends_given_up(self) -> set[Key]:
-        """Return the alerts whose resolve was given up on (the newest of their rows, dead ones too, is a resolve,
-        the latest live one the firing row): a sink that is re-sent what fires (`firing`) has ended them."""
+    def resolved_last(self) -> set[Key]:
+        """Return the alerts whose newest firing or resolving row, dead ones too, is a resolve. Of the alerts
+        `open_alerts` returns (the latest live row a firing one), those are the ones whose resolve was given up on: a
+        sink that is re-sent what fires (`firing`) has ended them."""
         with Session(self.engine) as s:
-            return {alert_key(r) for r in latest_rows(s, _STATE_KINDS, DEAD) if r.kind in FIRING} & self._ended(s)
+            return self._ended(s)
 
     def latest_states(self) -> list[Notification]:
         """Return, per sink x group x signal, the latest live firing or resolving message (oldest first)."""

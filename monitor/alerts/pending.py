@@ -25,10 +25,10 @@ from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
 from monitor.alerts.events import AlertEvent, Notification
 from monitor.store.repository import driver_message
+from monitor.unsaved import FIRST_DELAY_S, MAX_DELAY_S  # the held observations' backoff, for the same store
 
 log = logging.getLogger("monitor.alerts")
 
-FIRST_DELAY_S, MAX_DELAY_S = 0.5, 30.0
 CLOSE_GRACE_S = 10.0  # at shutdown, how long what waits gets for a last try
 _FENCED = "this replica lost the leader lock: the leader pages what it sees"
 

@@ -138,7 +138,7 @@ class Reconciling:
         opened = await asyncio.to_thread(self.outbox.open_alerts)
         # A sink re-sent what fires (Alertmanager) is not re-sent an alert whose resolve was given up on: it ended
         # there (a retired pair's, say), and is told anew if its pair is back with the event still open.
-        given_up = await asyncio.to_thread(self.outbox.ends_given_up)
+        given_up = await asyncio.to_thread(self.outbox.resolved_last)  # of those open: a resolve given up on
         firing = {(n.sink, n.payload.get("canary"), n.payload.get("target"), n.signal)
                   for n in opened if n.kind in _ENDS and not (alert_key(n) in given_up and self._re_sent(n.sink))}
         downs = {(n.payload.get("canary"), n.payload.get("target")): n.payload
