@@ -255,10 +255,13 @@ class App:
         """Make a reloaded `config` the running one: its users (from the next request on), providers, judge,
         declared series and tags (reload.py has checked it and built `providers`)."""
         had_users = bool(self.config.web.basic_auth_users)
+        changed = {t.id for t in self.config.targets if t not in config.targets}
         self.config = config
         if self._server is not None and not had_users:
             self._warn_plain_passwords()  # basic auth this reload turned on, as at start
         self.runner.unpriced.config(config)  # spend caps this reload set on models without a price
+        self.runner.unpriced.forget(changed)  # a target's new server or model is warned of afresh, as at start
+        self.runner.doubts.forget(changed)
         self.runner.set_providers(providers, list(config.targets))
         await self.quality.calibrate_judge(config)
         self.declare()  # on the leader: the series of the pairs, checks and targets it removed go, for good

@@ -40,5 +40,9 @@ class DoubtWarnings:
                         target.id, model, what, then,
                         extra={"target": target.id, "canary": obs.canary, "model": model, "field": name})
 
+    def forget(self, targets: set[str]) -> None:
+        """Say again what `targets` (changed or removed by a reload) are doubted of: a new server or model may not."""
+        self._said = {key for key in self._said if key[0] not in targets}
+
 
 __all__ = ["DoubtWarnings"]

@@ -55,6 +55,11 @@ class UnpricedWarnings:
                     "llm_monitor_unpriced_calls_total (reason %s), not in the target's spend%s", target.id, why, reason, cap,
                     extra={"target": target.id, "canary": obs.canary, "model": model, "reason": reason})
 
+    def forget(self, targets: set[str]) -> None:
+        """Say again what calls of `targets` (changed or removed by a reload) cost nothing known: a new server may not
+        count tokens either (the spend caps' lines are said again by `config` whenever their text changes)."""
+        self._said = {key for key in self._said if not (isinstance(key, tuple) and key[0] in targets)}
+
     def _first(self, key: object) -> bool:
         if key in self._said:
             return False

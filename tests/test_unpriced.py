@@ -157,3 +157,39 @@ def test_check_config_warns_of_a_spend_cap_on_a_model_without_a_price(tmp_path: 
         "shipped price table does not list it and drift.embeddings sets no prices): target ollama's daily_spend_cap_usd does not count its embeddings "
         "calls; set drift.embeddings.prices",
     ]
+
+
+async def test_a_reload_that_changes_a_target_warns_of_its_unknown_counts_again(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A reload that points a target at another server or model forgets what was said of the old one: the new one
+    is warned of as at start (an operator who moved a target learns its new server sends no counts either), a target
+    the reload leaves alone is not warned of again."""
+    caplog.set_level(logging.WARNING, logger="monitor")
+    scenario = {"name": "placeholder", "seed": 1, "defaults": {"ttft": 5, "output_tps": 5000},
+                "models": {"*": {"phases": [{"name": "s", "quirks": ["usage_placeholder"]}]}}}
+    with SimServer(scenario_from_dict(scenario)) as sim:
+        url = sim.openai_base_url
+        assert "127.0.0.1" in url
+        line = "  - {{id: {id}, provider: openai, base_url: '{url}', model: sim-gpt}}"
+
+        def targets(moved: str) -> str:  # the same model on another server (here: the same one by another name)
+            return "\n".join([line.format(id="moved", url=moved), line.format(id="kept", url=url)])
+        path = write_config(tmp_path, targets(url), PROBES)
+        app = App(load_config(path, environ={}), environ={}, serve_http=False, analyse=False)
+        await app.start(schedule=False)
+
+        async def run_all() -> None:
+            for canary, target in app.config.pairs():
+                assert all(o.ok for o in await app.runner.run(canary, target))
+        try:
+            await run_all()
+            write_config(tmp_path, targets(url.replace("127.0.0.1", "localhost")), PROBES)
+            assert (await app.reload())[0]
+            await run_all()
+        finally:
+            await app.stop()
+    lines = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    doubted = [m.split(":")[0] for m in lines if "usage.completion_tokens 0" in m]
+    unknown = [m.split(":")[0] for m in lines if "the cost of these calls is unknown" in m]
+    assert doubted == ["target moved", "target kept", "target moved"], lines
+    assert unknown == ["target moved", "target kept", "target moved"], lines
