@@ -10,7 +10,8 @@ from urllib.parse import urlparse
 import httpx
 from httpx_sse import aconnect_sse
 
-from monitor.domain import CallResult, ErrorType, FinishReason, Usage
+from monitor.domain import CallResult, ErrorType, FinishReason
+from monitor.providers.anthropic_usage import counts, is_count, usage_of
 from monitor.providers.arrival import arrival_of, sent_of
 from monitor.providers.base import (
     TOO_DEEP,
@@ -35,7 +36,7 @@ from monitor.providers.base import (
 from monitor.providers.capped import ReplyTooLarge
 from monitor.providers.connecting import never_connected, watch_connecting, watching
 from monitor.providers.doubt import ANTHROPIC_NAMES, REFUSED, doubt, prompted
-from monitor.providers.shape import get, obj, shown
+from monitor.providers.shape import get, obj
 from monitor.providers.sse import broken, drain
 from monitor.providers.vet import vet
 from monitor.tls import default_context
@@ -209,7 +210,7 @@ class AnthropicProvider:
                         result.request_id = result.request_id or msg.get("id")
                         # output_tokens here is a placeholder (1); the count comes with message_delta, and a
                         # stream broken before it has an unknown output, not 1
-                        usage.update(_counts(msg.get("usage"), skip="output_tokens"))
+                        usage.update(counts(msg.get("usage"), skip="output_tokens"))
                     elif kind == "content_block_start":
                         block = get(data, "content_block", dict, "content_block_start.") or {}
                         if block.get("type") == "redacted_thinking":  # encrypted: thinking with no text to time
@@ -237,8 +238,8 @@ class AnthropicProvider:
                             result.raw_finish_reason = stop
                             result.finish_reason = _stop(stop)
                         # cumulative counts: a 0 after message_start's count is a server's "said already" (SGLang)
-                        usage.update({k: v for k, v in _counts(data.get("usage")).items()
-                                      if not (_count(v) and v == 0 and _count(usage.get(k)))})
+                        usage.update({k: v for k, v in counts(data.get("usage")).items()
+                                      if not (is_count(v) and v == 0 and is_count(usage.get(k)))})
                     elif kind == "message_stop":  # the answer's end: what follows is only read to the body's end (drain)
                         stopped = True
                         done = received(arrival_of(resp), origin, self._clock())
@@ -248,7 +249,7 @@ class AnthropicProvider:
                 result.text = "".join(parts)
                 result.tool_calls = [tools[i] for i in sorted(tools)]
                 try:
-                    result.usage = _usage(usage)
+                    result.usage = usage_of(usage)
                 except ValueError as e:  # raised here it would replace the stream's own error (overloaded_error)
                     unread = e
                 if result.finish_reason == FinishReason.REFUSAL:
@@ -306,7 +307,7 @@ class AnthropicProvider:
         result.finish_reason = _stop(stop) if stop else None
         if result.finish_reason == FinishReason.REFUSAL:
             result.refusal_text = result.text or REFUSED
-        result.usage = _usage(msg.get("usage"))
+        result.usage = usage_of(msg.get("usage"))
 
 
 def _json(resp: httpx.Response) -> Any:
@@ -353,49 +354,3 @@ def _error_parts(err: Any, kind: str, message: str) -> tuple[str, str]:
         message = err
     return (kind if isinstance(kind, str) else json.dumps(kind),
             message if isinstance(message, str) else json.dumps(message))
-
-
-def _counts(u: Any, skip: str = "") -> dict[str, Any]:
-    """The counts of a stream event's usage as they came (of any JSON type, for `vet` to name what is not a
-    count), but for those it leaves out (null) and `skip`."""
-    return {k: v for k, v in u.items() if v is not None and k != skip} if _object(u) else {}
-
-
-def _object(u: Any) -> bool:
-    """Whether a usage is there; raise ValueError naming it when it is not a JSON object."""
-    if u is not None and not isinstance(u, dict):
-        raise ValueError(f"usage {shown(u)} is not an object")
-    return bool(u)
-
-
-def _count(v: Any) -> bool:
-    return (type(v) is int or (type(v) is float and v.is_integer())) and v >= 0
-
-
-def _usage(u: Any) -> Usage:
-    """Convert Anthropic usage; input_tokens here include cache reads and writes (the OTel convention).
-
-    The cache writes are kept apart too (they are billed above the input price), with those written for an hour
-    when `cache_creation` breaks them down by TTL. A count that is not one (text, a list, negative, true) is not
-    added in, nor read as 0: it is passed on as it came, for `vet` to make the call a `bad_response` naming it."""
-    if not _object(u) or ("input_tokens" not in u and "output_tokens" not in u):
-        return Usage()
-    base, read, write = (u.get(k) for k in ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"))
-    five, hour = _ttls(u.get("cache_creation"))
-    given = [v for v in (five, hour) if v is not None]
-    if write is None and given and all(_count(v) for v in given):
-        write = sum(given)  # the breakdown without its total
-    odd = [v for v in (base, read, write) if v is not None and not _count(v)]
-    inputs = odd[0] if odd else None if base is None else base + (read or 0) + (write or 0)
-    return Usage(input_tokens=inputs, cached_input_tokens=read, output_tokens=u.get("output_tokens"),
-                 cache_write_input_tokens=write, cache_write_1h_input_tokens=hour if write is not None else None)
-
-
-def _ttls(breakdown: Any) -> tuple[Any, Any]:
-    """The 5-minute and 1-hour cache writes of a usage's `cache_creation` (None for each it does not give);
-    raise ValueError naming it when it is not a JSON object."""
-    if breakdown is None:
-        return None, None
-    if not isinstance(breakdown, dict):
-        raise ValueError(f"usage.cache_creation {shown(breakdown)} is not an object")
-    return breakdown.get("ephemeral_5m_input_tokens"), breakdown.get("ephemeral_1h_input_tokens")
