@@ -183,6 +183,13 @@ def test_config_rejections(tmp_path: Path, old: str, new: str, expected: str) ->
     ("{every: 5m}", "{every: 5m, jitter: soon}", "6: canaries[0].schedule.jitter: not a duration: 'soon' (use e.g. "
                                                  "30s, 5m, 1h30m) (value: 'soon')"),
     ("{every: 5m}", "{cron: '61 * * * *'}", "6: canaries[0].schedule.cron: invalid cron expression: "),
+    # a step beyond its field is no period cron can write: said so, with the `every` that writes it
+    ("{every: 5m}", "{cron: '*/90 * * * *'}", "6: canaries[0].schedule.cron: invalid cron expression: Error validating "
+     "expression '*/90': the step value (90) is higher than the total range of the expression (59); a cron step "
+     "starts again at each hour, so no cron runs every 90m: write `every: 90m` for that (value: '*/90 * * * *')"),
+    ("{every: 5m}", "{cron: '0 */36 * * *'}", "6: canaries[0].schedule.cron: invalid cron expression: Error "
+     "validating expression '*/36': the step value (36) is higher than the total range of the expression (23); a "
+     "cron step starts again at each day, so no cron runs every 36h: write `every: 36h` for that"),
     # a cron no date matches: APScheduler would keep its job with no next run, a canary that never runs
     ("{every: 5m}", "{cron: '0 0 30 2 *'}", "6: canaries[0].schedule.cron: never fires: no date matches its day, "
                                              "month and weekday fields (value: '0 0 30 2 *')"),

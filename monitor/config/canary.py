@@ -39,7 +39,7 @@ class Schedule(Strict):
             try:
                 cron_trigger(v)
             except ValueError as e:
-                raise ValueError(f"invalid cron expression: {e}") from e
+                raise ValueError(f"invalid cron expression: {e}{_period_hint(v)}") from e
             if never_fires(v):  # APScheduler would keep such a job without a next run: a canary that never runs
                 raise ValueError("never fires: no date matches its day, month and weekday fields")
         return v
@@ -71,6 +71,18 @@ class Schedule(Strict):
     @property
     def jitter_s(self) -> float:
         return parse_duration(self.jitter) if self.jitter else 0.0
+
+
+def _period_hint(cron: str) -> str:
+    """For `*/90` in the minutes (or `*/36` in the hours, `*/45` in the days): a cron step starts again at each hour
+    (day, month), so a period longer than its field is no cron; say how to write the period meant."""
+    fields = cron.split()
+    for unit, limit, field in zip("mhd", (60, 24, 31), fields[:3], strict=False):
+        step = field.removeprefix("*/")
+        if field.startswith("*/") and step.isdigit() and int(step) >= limit:
+            return (f"; a cron step starts again at each {dict(m='hour', h='day', d='month')[unit]}, so no cron runs "
+                    f"every {step}{unit}: write `every: {step}{unit}` for that")
+    return ""
 
 
 class Message(Strict):
