@@ -40,8 +40,9 @@ def build_request(canary: Canary, target: Target) -> ChatRequest:
     """Merge target defaults and canary overrides into one chat request."""
     p = target.params.merged(canary.params)
     return ChatRequest(
-        model=target.model, messages=[m.model_dump() for m in canary.messages], stream=target.stream,
-        temperature=p.temperature, max_tokens=p.max_tokens, top_p=p.top_p, seed=p.seed, tools=canary.tools,
+        model=target.model, messages=[m.model_dump(exclude={"cache"}) for m in canary.messages],
+        stream=target.stream, temperature=p.temperature, max_tokens=p.max_tokens, top_p=p.top_p, seed=p.seed,
+        tools=canary.tools, cache={i: m.cache for i, m in enumerate(canary.messages) if m.cache is not None},
         timeout_s=target.timeout,
     )
 

@@ -85,9 +85,16 @@ def _period_hint(cron: str) -> str:
     return ""
 
 
+CacheTtl = Literal["5m", "1h"]
+MAX_CACHE_POINTS = 4  # Anthropic's limit of cache_control breakpoints in one request
+
+
 class Message(Strict):
     role: Literal["system", "user", "assistant"]
     content: str
+    # A prompt-cache breakpoint after this message, kept for that long (Anthropic's cache_control: the prompt up to
+    # and including it is cached; OpenAI-compatible servers cache prompts on their own and are sent nothing)
+    cache: CacheTtl | None = None
 
 
 class Canary(Strict, Placed):
@@ -114,6 +121,19 @@ class Canary(Strict, Placed):
         if not any(m.role == "user" for m in v):
             roles = ", ".join(m.role for m in v)
             raise ValueError(f"needs a user message: the upstream answers a user turn (roles given: {roles})")
+        return v
+
+    @field_validator("messages")
+    @classmethod
+    def _cache_points(cls, v: list[Message]) -> list[Message]:
+        # in the order Anthropic reads the prompt: the system messages (its `system`), then the others
+        points = [m.cache for m in sorted(v, key=lambda m: m.role != "system") if m.cache is not None]
+        if len(points) > MAX_CACHE_POINTS:
+            raise ValueError(f"{len(points)} messages set `cache`: Anthropic takes at most {MAX_CACHE_POINTS} "
+                             "cache breakpoints in one request")
+        if "5m" in points and "1h" in points[points.index("5m"):]:
+            raise ValueError("a `cache: 1h` message comes after a `cache: 5m` one (system messages first): Anthropic "
+                             "takes the longer-lived breakpoints before the shorter ones")
         return v
 
     @field_validator("zero_tolerance")

@@ -11,7 +11,7 @@ import httpx
 from httpx_sse import aconnect_sse
 
 from monitor.domain import CallResult, ErrorType, FinishReason
-from monitor.providers.anthropic_usage import counts, is_count, usage_of
+from monitor.providers.anthropic_cache import block, cached, counts, is_count, usage_of
 from monitor.providers.arrival import arrival_of, sent_of
 from monitor.providers.base import (
     TOO_DEEP,
@@ -89,15 +89,17 @@ class AnthropicProvider:
 
     def body(self, req: ChatRequest) -> dict[str, Any]:
         """Translate an OpenAI-style request into a Messages API body."""
-        system = "\n\n".join(m["content"] for m in req.messages if m["role"] == "system")
+        systems = [(i, m["content"]) for i, m in enumerate(req.messages) if m["role"] == "system"]
         body: dict[str, Any] = {
             "model": req.model,
             "max_tokens": req.max_tokens or DEFAULT_MAX_TOKENS,
-            "messages": [{"role": m["role"], "content": m["content"]} for m in req.messages
-                         if m["role"] != "system"],
+            "messages": [{"role": m["role"], "content": cached(m["content"], req.cache.get(i))}
+                         for i, m in enumerate(req.messages) if m["role"] != "system"],
         }
-        if system:
-            body["system"] = system
+        if any(i in req.cache for i, _ in systems):  # a breakpoint inside the system prompt: its messages as blocks
+            body["system"] = [block(text, req.cache.get(i)) for i, text in systems]
+        elif systems:
+            body["system"] = "\n\n".join(text for _, text in systems)
         if req.temperature is not None:
             body["temperature"] = min(req.temperature, 1.0)  # Anthropic's range is 0..1
         if req.top_p is not None:

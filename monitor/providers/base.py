@@ -38,6 +38,7 @@ class ChatRequest:
     top_p: float | None = None
     seed: int | None = None
     tools: list[dict[str, Any]] | None = None
+    cache: dict[int, str] = field(default_factory=dict)  # message index -> TTL of a prompt-cache breakpoint after it
     timeout_s: float = 60.0
     extra_headers: dict[str, str] = field(default_factory=dict)
 

@@ -12,6 +12,7 @@ from monitor.sim import faults, quirks, textgen
 from monitor.sim.engine import Engine, Plan, SimRequest, content_text
 from monitor.sim.faults import Stream
 from monitor.sim.playback import Script
+from monitor.sim.prompt_cache import breakpoints
 from monitor.sim.scenario import CUT_STYLES
 
 _STOP = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use"}
@@ -47,6 +48,7 @@ def parse(body: Any) -> SimRequest | str:
         api="anthropic", model=model, prompt=users[-1] if users else texts[-1],
         input_tokens=sum(textgen.count_tokens(t) for t in texts) + textgen.count_tokens(system) + 3 * len(texts),
         stream=bool(body.get("stream")), max_tokens=max_tokens, temperature=body.get("temperature"), tool=tool,
+        cache_points=breakpoints(body.get("system"), messages),
     )
 
 

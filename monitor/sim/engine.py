@@ -19,6 +19,7 @@ from typing import Any, Literal
 import numpy as np
 
 from monitor.sim import textgen, toolargs
+from monitor.sim.prompt_cache import Breakpoint, PromptCache
 from monitor.sim.scenario import CUT_STYLES, FaultSpec, ModelSpec, Phase, RefusalRule, Scenario, Voice
 
 
@@ -51,6 +52,7 @@ class SimRequest:
     temperature: float | None = None
     seed: int | None = None
     tool: dict[str, Any] | None = None  # {"name", "schema"} of the first tool offered
+    cache_points: list[Breakpoint] = field(default_factory=list)  # the Anthropic face's cache_control marks
 
 
 @dataclass
@@ -131,11 +133,13 @@ class Engine:
         self.clock = clock
         self.started = clock()
         self.models: dict[str, ModelState] = {}
+        self.prompt_cache = PromptCache(clock)
 
     def reset(self) -> None:
-        """Forget counters, forced phases and the start time."""
+        """Forget counters, forced phases, the start time and the prompt cache."""
         self.started = self.clock()
         self.models.clear()
+        self.prompt_cache.clear()
 
     def _state(self, model: str) -> ModelState | None:
         if model not in self.models:
@@ -225,6 +229,11 @@ class Engine:
         elif budget is not None and len(toks) > budget and tool_call is None:
             toks, finish = toks[: max(budget, 0)], "length"
         split = min(split, len(toks))
+        if req.cache_points:  # breakpoints the request marked: the cache answers, not the phase's fractions
+            cached, write_5m, write_1h = self.prompt_cache.use(req.model, req.cache_points)
+        else:
+            cached, write_5m, write_1h = (int(req.input_tokens * f) for f in (
+                phase.cached_fraction, phase.cache_write_fraction, phase.cache_write_1h_fraction))
         if refusal is not None and refusal.style in CUT_STYLES:
             out = split + reasoning
         elif tool_call is not None:
@@ -237,9 +246,7 @@ class Engine:
             ttft_s=ttft, tps=tps, latency_s=latency, chunk_tokens=phase.chunk_tokens, tokens=toks,
             finish=finish, refusal=refusal, refusal_split=split, tool_call=tool_call,
             input_tokens=req.input_tokens, output_tokens=out,
-            cached_tokens=int(req.input_tokens * phase.cached_fraction), reasoning_tokens=reasoning,
-            cache_write_tokens=int(req.input_tokens * phase.cache_write_fraction),
-            cache_write_1h_tokens=int(req.input_tokens * phase.cache_write_1h_fraction),
+            cached_tokens=cached, reasoning_tokens=reasoning, cache_write_tokens=write_5m, cache_write_1h_tokens=write_1h,
             report_usage=phase.usage, fault=fault, fault_spec=fault_spec,
             ratelimit=self._ratelimit(st, phase, req.input_tokens + out),
             stream_options=phase.stream_options,

@@ -1,6 +1,6 @@
-"""Anthropic's usage object read into `Usage`: input tokens with the cache reads and writes added in (the OTel
-convention), the writes kept apart by TTL, and counts that are not counts passed on as they came for `vet` to
-name."""
+"""Anthropic's prompt cache: the breakpoints a request sets (`cache_control`), and the usage object read into
+`Usage`: input tokens with the cache reads and writes added in (the OTel convention), the writes kept apart by TTL,
+and counts that are not counts passed on as they came for `vet` to name."""
 
 from __future__ import annotations
 
@@ -8,6 +8,17 @@ from typing import Any
 
 from monitor.domain import Usage
 from monitor.providers.shape import shown
+
+
+def block(text: str, ttl: str | None) -> dict[str, Any]:
+    """A text block, marked as a cache breakpoint kept for `ttl` (5m, Anthropic's default, or 1h) when one is given."""
+    mark = {} if ttl is None else {"cache_control": {"type": "ephemeral", **({"ttl": ttl} if ttl != "5m" else {})}}
+    return {"type": "text", "text": text, **mark}
+
+
+def cached(content: str, ttl: str | None) -> str | list[dict[str, Any]]:
+    """A message's content: its text as it is, or one text block marked as a cache breakpoint."""
+    return content if ttl is None else [block(content, ttl)]
 
 
 def counts(u: Any, skip: str = "") -> dict[str, Any]:
@@ -56,4 +67,4 @@ def _ttls(breakdown: Any) -> tuple[Any, Any]:
     return breakdown.get("ephemeral_5m_input_tokens"), breakdown.get("ephemeral_1h_input_tokens")
 
 
-__all__ = ["counts", "is_count", "usage_of"]
+__all__ = ["block", "cached", "counts", "is_count", "usage_of"]

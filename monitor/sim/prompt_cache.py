@@ -1,0 +1,83 @@
+"""The Anthropic face's prompt cache: the breakpoints a request marks with `cache_control`, and what each reads from
+or writes to the cache.
+
+Anthropic's rules, simplified: a breakpoint caches the prompt up to and including its block (system first, then
+the messages) for its TTL (5 minutes, or an hour with `ttl: 1h`), if that prefix is at least `MIN_TOKENS` long; a
+later request to the same model whose prompt starts with a cached prefix, up to one of its own breakpoints, reads
+it and renews its TTL, and writes the rest up to its last breakpoint. A prompt that differs, a model that differs,
+or a TTL that ran out reads nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from monitor.sim import textgen
+
+MIN_TOKENS = 1024  # Anthropic caches no shorter prefix (its Haiku models: 2,048)
+TTL_S = {"5m": 300.0, "1h": 3600.0}
+
+
+@dataclass(frozen=True)
+class Breakpoint:
+    tokens: int  # the prompt's tokens up to and including the marked block
+    ttl: str  # 5m or 1h
+    key: bytes  # a digest of the prompt up to there
+
+
+def _blocks(content: Any) -> list[tuple[str, Any]]:
+    """A content's text blocks with each one's cache_control (a string is one block without)."""
+    if isinstance(content, str):
+        return [(content, None)]
+    if isinstance(content, list):
+        return [(str(b.get("text", "")), b.get("cache_control")) for b in content if isinstance(b, dict)]
+    return []
+
+
+def breakpoints(system: Any, messages: list[dict[str, Any]]) -> list[Breakpoint]:
+    """The breakpoints of a Messages API body's `system` and `messages`, in prompt order (a mark that is not an
+    ephemeral one with a known TTL is none)."""
+    digest, tokens, found = hashlib.blake2b(digest_size=16), 0, []
+    parts = [(None, _blocks(system))] + [(m.get("role"), _blocks(m.get("content"))) for m in messages]
+    for role, blocks in parts:
+        tokens += 3 if role is not None else 0  # a message's own tokens, as the face counts them
+        for text, mark in blocks:
+            digest.update(repr((role, text)).encode())
+            tokens += textgen.count_tokens(text)
+            if isinstance(mark, dict) and mark.get("type") == "ephemeral" and mark.get("ttl", "5m") in TTL_S:
+                found.append(Breakpoint(tokens, mark.get("ttl", "5m"), digest.copy().digest()))
+    return found
+
+
+@dataclass
+class PromptCache:
+    """Cached prefixes per model, until when each is kept (seconds of `clock`)."""
+
+    clock: Callable[[], float]
+    _until: dict[tuple[str, bytes], float] = field(default_factory=dict)
+
+    def use(self, model: str, points: list[Breakpoint]) -> tuple[int, int, int]:
+        """Serve one request's breakpoints: (tokens read, written for 5 minutes, written for an hour)."""
+        now = self.clock()
+        self._until = {k: t for k, t in self._until.items() if t > now}
+        hit = max((i for i, p in enumerate(points) if (model, p.key) in self._until), default=-1)
+        read = points[hit].tokens if hit >= 0 else 0
+        if hit >= 0:
+            self._until[(model, points[hit].key)] = now + TTL_S[points[hit].ttl]
+        written = {"5m": 0, "1h": 0}
+        done = read
+        for p in points[hit + 1:]:
+            if p.tokens >= MIN_TOKENS:
+                written[p.ttl] += p.tokens - done
+                done = p.tokens
+                self._until[(model, p.key)] = now + TTL_S[p.ttl]
+        return read, written["5m"], written["1h"]
+
+    def clear(self) -> None:
+        self._until.clear()
+
+
+__all__ = ["MIN_TOKENS", "Breakpoint", "PromptCache", "breakpoints"]

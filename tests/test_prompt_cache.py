@@ -1,0 +1,129 @@
+"""Anthropic's prompt cache, asked for by a canary (`messages[].cache`): the breakpoints go on the wire as
+`cache_control`, the simulator's Anthropic face caches as Anthropic does, and the reads and writes it reports are
+counted and priced; OpenAI-compatible servers are sent nothing of it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from monitor.config import load_config
+from monitor.config.canary import Canary
+from monitor.config.models import Prices, Target
+from monitor.domain import CallResult
+from monitor.errors import ConfigError
+from monitor.pricing import cost_usd
+from monitor.providers import AnthropicProvider, build_provider
+from monitor.runner import build_request
+from monitor.sim import SimServer, scenario_from_dict
+from monitor.sim.prompt_cache import MIN_TOKENS
+from tests.conftest import write_config
+
+FAST = {"ttft": 5, "output_tps": 5000, "length": {"dist": "constant", "mean": 5}}
+LONG = " ".join(["The handbook's clause on refunds, read in full before any answer."] * 160)  # 1,600 words
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[SimServer]:
+    with SimServer(scenario_from_dict({"defaults": FAST, "models": {"*": {"phases": [{"name": "p"}]}}})) as srv:
+        yield srv
+
+
+def canary(system_cache: str | None, user_cache: str | None = None, system: str = LONG) -> Canary:
+    return Canary.model_validate({"id": "handbook", "messages": [
+        {"role": "system", "content": system, **({"cache": system_cache} if system_cache else {})},
+        {"role": "user", "content": "May I return a gift?", **({"cache": user_cache} if user_cache else {})}]})
+
+
+async def calls(sim: SimServer, c: Canary, n: int, provider: str = "anthropic", model: str = "claude-x"
+                ) -> list[CallResult]:
+    url = sim.url if provider == "anthropic" else sim.openai_base_url
+    target = Target(id="t", provider=provider, base_url=url, model=model)  # type: ignore[arg-type]
+    p = build_provider(target, "sk-test")
+    try:
+        return [await p.complete(build_request(c, target)) for _ in range(n)]
+    finally:
+        await p.aclose()
+
+
+async def test_a_breakpoint_writes_the_prompt_to_the_cache_once_and_reads_it_after(sim: SimServer) -> None:
+    first, second, third = await calls(sim, canary("5m"), 3, model="claude-five")
+    assert all(c.ok for c in (first, second, third)), first
+    prefix = len(LONG.split())  # the system prompt, up to and including its breakpoint
+    assert prefix >= MIN_TOKENS
+    assert (first.usage.cache_write_input_tokens, first.usage.cached_input_tokens) == (prefix, 0)
+    assert first.usage.cache_write_1h_input_tokens == 0
+    for later in (second, third):  # read, and not written again
+        assert (later.usage.cache_write_input_tokens, later.usage.cached_input_tokens) == (0, prefix)
+    # input_tokens hold the reads and writes (the OTel convention): the same prompt, the same count
+    assert first.usage.input_tokens == second.usage.input_tokens
+    assert (first.usage.input_tokens or 0) > prefix
+    prices = Prices(input=3.0, cached_input=0.3, cache_write_input=3.75, cache_write_1h_input=6.0, output=15.0)
+    rest = first.usage.input_tokens - prefix  # type: ignore[operator]
+    out = first.usage.output_tokens or 0
+    assert cost_usd(first.usage, prices) == pytest.approx((prefix * 3.75 + rest * 3.0 + out * 15.0) / 1e6)
+    assert cost_usd(second.usage, prices) == pytest.approx((prefix * 0.3 + rest * 3.0 + out * 15.0) / 1e6)
+
+
+async def test_an_hour_long_breakpoint_is_written_as_one(sim: SimServer) -> None:
+    first, second = await calls(sim, canary("1h", "5m"), 2, model="claude-hour")
+    prefix = len(LONG.split())
+    assert (first.usage.cache_write_1h_input_tokens, first.usage.cached_input_tokens) == (prefix, 0)
+    # all of the prompt is written: the system prompt for an hour, the rest up to the user turn's breakpoint for 5
+    # minutes (cache_write_input_tokens counts both TTLs, the 1h field those of an hour)
+    assert first.usage.cache_write_input_tokens == first.usage.input_tokens
+    assert second.usage.cached_input_tokens == second.usage.input_tokens
+    assert (second.usage.cache_write_input_tokens, second.usage.cache_write_1h_input_tokens) == (0, 0)
+
+
+async def test_a_prompt_below_the_cacheable_length_is_not_cached(sim: SimServer) -> None:
+    """As Anthropic does: a prefix under 1,024 tokens is sent on without a word; each call pays the whole input."""
+    results = await calls(sim, canary("5m", system="A short system prompt."), 2, model="claude-short")
+    assert all(c.ok and not c.usage.cached_input_tokens and not c.usage.cache_write_input_tokens for c in results)
+
+
+async def test_without_breakpoints_nothing_is_cached(sim: SimServer) -> None:
+    results = await calls(sim, canary(None), 2, model="claude-none")
+    assert all(c.ok and not c.usage.cached_input_tokens and not c.usage.cache_write_input_tokens for c in results)
+
+
+async def test_an_openai_compatible_server_is_sent_no_cache_field(sim: SimServer) -> None:
+    c = canary("1h", "5m")
+    target = Target(id="t", provider="openai", base_url=sim.openai_base_url, model="gpt-x")
+    assert all(set(m) == {"role", "content"} for m in build_request(c, target).messages)
+    assert all(r.ok for r in await calls(sim, c, 1, provider="openai", model="gpt-x"))
+
+
+async def test_the_anthropic_body_marks_the_breakpoints() -> None:
+    target = Target(id="t", provider="anthropic", base_url="http://127.0.0.1:9", model="claude-x")
+    provider = AnthropicProvider(target.base_url, "k")
+    body: dict[str, Any] = provider.body(build_request(canary("1h", "5m"), target))
+    assert body["system"] == [{"type": "text", "text": LONG, "cache_control": {"type": "ephemeral", "ttl": "1h"}}]
+    assert body["messages"] == [{"role": "user", "content": [
+        {"type": "text", "text": "May I return a gift?", "cache_control": {"type": "ephemeral"}}]}]
+    plain = provider.body(build_request(canary(None), target))
+    await provider.aclose()
+    assert plain["system"] == LONG and plain["messages"] == [{"role": "user", "content": "May I return a gift?"}]
+
+
+@pytest.mark.parametrize(("messages", "said"), [
+    ("[{role: system, content: a, cache: 5m}, {role: user, content: b, cache: 1h}]",
+     "a `cache: 1h` message comes after a `cache: 5m` one (system messages first)"),
+    # system messages are read first, wherever they stand
+    ("[{role: user, content: b, cache: 5m}, {role: system, content: a, cache: 1h}]", None),
+    ("[" + ", ".join(["{role: user, content: b, cache: 5m}"] * 5) + "]",
+     "5 messages set `cache`: Anthropic takes at most 4 cache breakpoints in one request"),
+    ("[{role: user, content: b, cache: 2h}]", "messages[0].cache: Input should be '5m' or '1h' (value: '2h')"),
+])
+def test_cache_breakpoints_are_checked(tmp_path: Path, messages: str, said: str | None) -> None:
+    path = write_config(tmp_path, "  - {id: t, provider: anthropic, base_url: 'http://127.0.0.1:9', model: m}",
+                        f"canaries:\n  - id: c\n    messages: {messages}\n")
+    if said is None:
+        load_config(path, environ={})
+        return
+    with pytest.raises(ConfigError) as e:
+        load_config(path, environ={})
+    assert said in str(e.value), str(e.value)
