@@ -213,3 +213,43 @@ async def test_an_odd_breakdown_does_not_hide_the_streams_own_error() -> None:
     r = await answer("anthropic", True, reply(events("anthropic", start, overloaded), ctype="text/event-stream"))
     assert r.error_type == ErrorType.SERVER_ERROR and "overloaded_error" in (r.error_message or ""), (
         r.error_type, r.error_message)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_an_upgrade_cut_short_between_its_steps_is_done_whole_at_the_next_start(kind: str, tmp_path: Path,
+                                                                               request: pytest.FixtureRequest) -> None:
+    """A start killed inside a migration of several steps (here 0007's two new columns, at the first start of a
+    new version) leaves the schema as it was, so the next start runs it whole. SQLite ran a migration's DDL outside
+    any transaction: the first column stayed with the schema still at 0006, and every later start failed on adding
+    it again (`duplicate column name`)."""
+    from alembic import op
+    from sqlalchemy import inspect
+
+    from monitor.errors import StoreError
+    from monitor.store.schema import HEAD
+    from tests.support.schema import upgrade_to
+
+    url = f"sqlite:///{tmp_path / 'old.db'}" if kind == "sqlite" else request.getfixturevalue("pg_url")
+    engine = make_engine(url)
+    upgrade_to(engine, "0006")
+    engine.dispose()
+    store = Store(url)
+    try:
+        add = op.add_column
+
+        def killed(table: str, column: Any, *args: object, **kwargs: object) -> None:
+            if column.name == "cache_write_1h_input_tokens":
+                raise RuntimeError("killed")  # stands for the process's end: nothing after it runs
+            add(table, column, *args, **kwargs)  # type: ignore[arg-type]
+
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(op, "add_column", killed)
+            with pytest.raises((RuntimeError, StoreError)):
+                store.migrate()
+        columns = {c["name"] for c in inspect(store.engine).get_columns("observations")}
+        assert "cache_write_input_tokens" not in columns  # nothing of the step was kept
+        assert store.migrate() == HEAD
+        columns = {c["name"] for c in inspect(store.engine).get_columns("observations")}
+        assert {"cache_write_input_tokens", "cache_write_1h_input_tokens"} <= columns
+    finally:
+        store.close()

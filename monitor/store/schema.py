@@ -77,6 +77,10 @@ def migrate(engine: Engine) -> str:
     cfg = _alembic()
     script = ScriptDirectory.from_config(cfg)
     with engine.begin() as conn:
+        if conn.dialect.name == "sqlite":  # Python's sqlite3 opens no transaction before DDL by itself: without
+            # one, a start killed between a migration's steps kept the first ones with the schema unstamped, and
+            # every later start failed on them; IMMEDIATE also keeps another process's migration waiting its turn
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
         unbounded(conn)  # a migration may rightly take long, and waits for another replica's
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_ID})

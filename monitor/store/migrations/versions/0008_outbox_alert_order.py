@@ -4,8 +4,9 @@ Reading each alert's latest state (at a take-over, a reload, `ensure_firing`) th
 alert instead of reading the whole outbox: rows written in the same instant are told apart by the index too, not
 by sorting every row of the alert. Nothing is rewritten but the index.
 
-SQLite runs this DDL outside a transaction: a start cut short while the new index is built has dropped the old one
-with the schema still at 0007, so the drop allows the index to be gone already (the next start builds it).
+Earlier releases ran SQLite migrations outside a transaction: a start cut short while the new index was built had
+dropped the old one with the schema still at 0007, so the drop allows the index to be gone already (the next start
+builds it).
 
 Revision ID: 0008
 """

@@ -5,8 +5,8 @@ the alert's whole history (delivered rows are kept for `storage.retention_days`)
 status that index does not hold; this index holds the waiting rows alone, so the oldest is its alert's first
 entry. Nothing is rewritten but the new index.
 
-SQLite runs this DDL outside a transaction: a start cut short after the index was built leaves the schema at 0008
-with the index there, so it is dropped first if it exists (the next start builds it again).
+Releases whose SQLite migrations ran outside a transaction could leave the schema at 0008 with the index built (a
+start cut short after it), so it is dropped first if it exists (the next start builds it again).
 
 Revision ID: 0009
 """
