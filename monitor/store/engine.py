@@ -33,6 +33,12 @@ PING_IDLE_S = 5.0
 # and never answers (stopped, a paused VM, a proxy whose backend hangs) held a connection's thread for good, and with
 # it the write, the readiness check or the reload that wanted one.
 CONNECT_TIMEOUT_S = 10.0
+# How long a PostgreSQL connection whose path went silent (a partition, a dropped NAT or firewall entry, a paused VM or
+# a host gone: nothing acknowledged any more, and no reset) takes to fail: libpq's TCP keepalives (idle 10 s, then a
+# probe every 5 s) and tcp_user_timeout (what was sent, unacknowledged this long, or probes unanswered). A statement
+# already sent on such a path otherwise waited for good, and the write thread with it; statement_timeout is the
+# server's, which never hears of it. Not the bound of a long statement on a live server: its kernel answers the probes.
+DEAD_PEER_S = 25.0
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -68,6 +74,7 @@ class Timeouts:
     connect_s: float = CONNECT_TIMEOUT_S
     statement_s: float = 0.0
     lock_s: float = 0.0
+    dead_peer_s: float = DEAD_PEER_S  # a connection whose path went silent fails within this (`keepalive`)
 
 
 DEFAULT_TIMEOUTS = Timeouts()  # commands on the store: a connection's opening bounded, statements not
@@ -81,9 +88,21 @@ def connect_timeout(u: URL, seconds: float) -> dict[str, int]:
     return {"connect_timeout": max(2, math.ceil(seconds))}
 
 
+def keepalive(u: URL, seconds: float) -> dict[str, int]:
+    """connect_args failing a connection whose path went silent within about `seconds` (0: none): libpq's TCP
+    keepalives and its tcp_user_timeout, each unless the URL set it itself (libpq counts the keepalives' times in
+    whole seconds, tcp_user_timeout in milliseconds)."""
+    if seconds <= 0:
+        return {}
+    args = {"keepalives": 1, "keepalives_idle": max(1, round(seconds * 0.4)),
+            "keepalives_interval": max(1, round(seconds * 0.2)), "keepalives_count": 3,
+            "tcp_user_timeout": round(seconds * 1000)}
+    return {k: v for k, v in args.items() if k not in u.query}
+
+
 def make_engine(url: str, timeouts: Timeouts = DEFAULT_TIMEOUTS) -> Engine:
     """Create an engine; SQLite gets WAL, a busy timeout and foreign keys, PostgreSQL a pool that pings a
-    connection idle over PING_IDLE_S, and `timeouts`."""
+    connection idle over PING_IDLE_S, TCP keepalives (`keepalive`), and `timeouts`."""
     u = make_url(url)
     if u.get_backend_name() == "sqlite":
         # SQLite runs one writer at a time: two pooled connections serve the steady state (overflow ones close on
@@ -107,7 +126,8 @@ def make_engine(url: str, timeouts: Timeouts = DEFAULT_TIMEOUTS) -> Engine:
     if u.drivername == "postgresql":
         u = u.set(drivername="postgresql+psycopg")
     engine = create_engine(u, pool_size=PG_POOL_SIZE, max_overflow=10,
-                           connect_args={**named(u), **connect_timeout(u, timeouts.connect_s)})
+                           connect_args={**named(u), **connect_timeout(u, timeouts.connect_s),
+                                         **keepalive(u, timeouts.dead_peer_s)})
     settings = {name: round(s * 1000) for name, s in (("statement_timeout", timeouts.statement_s),
                                                      ("lock_timeout", timeouts.lock_s)) if s > 0}
     if settings:

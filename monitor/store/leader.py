@@ -40,15 +40,14 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from monitor.config.validate import redact_url
-from monitor.store.engine import CONNECT_TIMEOUT_S, connect_timeout, named
+from monitor.store.engine import CONNECT_TIMEOUT_S, DEAD_PEER_S, connect_timeout, keepalive, named
 from monitor.store.repository import driver_message
 
 log = logging.getLogger("monitor.leader")
 LEADER_LOCK_ID = 7_166_002  # pg_advisory_lock key (7_166_001 serialises migrations)
 KEEPALIVE = ("SET tcp_keepalives_idle = 10", "SET tcp_keepalives_interval = 5", "SET tcp_keepalives_count = 3")
-# libpq's side of the same: the leader's own check of its connection fails within ~25 s of a partition too
-CLIENT_KEEPALIVE = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3,
-                    "tcp_user_timeout": 25_000}
+# libpq's side of the same (the main pool's too, monitor.store.engine.keepalive): the leader's own check of its
+# connection fails within ~25 s of a partition too
 
 
 # Take the lock unless this very session holds it already (NULL then): a pooler in transaction mode (PgBouncer's
@@ -167,7 +166,7 @@ class Leadership:
         if self._conn is None:
             if self._lock_engine is None:
                 self._lock_engine = create_engine(self.url, poolclass=NullPool,
-                                                  connect_args={**CLIENT_KEEPALIVE, **named(self.url, self.role),
+                                                  connect_args={**keepalive(self.url, DEAD_PEER_S), **named(self.url, self.role),
                                                                 **connect_timeout(self.url, self.connect_timeout_s)})
             self._conn = self._lock_engine.connect().execution_options(isolation_level="AUTOCOMMIT")
             for statement in KEEPALIVE:

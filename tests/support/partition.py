@@ -1,0 +1,113 @@
+"""A TCP relay to a real server across a network path that can be cut: a partition, as a client sees one.
+
+`FrozenRelay` (tests/support/frozen.py) stops answering but its kernel still acknowledges every byte and every
+keepalive probe: a stopped server process. A path that goes silent (a partition, a dropped NAT or firewall entry, a
+paused VM) acknowledges nothing. Made real here: the relay listens inside a network namespace of its own (made for
+one thread with unshare(2): root or CAP_SYS_ADMIN, Linux) and `cut` takes that namespace's loopback down, so nothing
+passes between the client and the relay any more, either way, and neither end is told. The relay's own connection to
+the server stays up, as a server behind a partition keeps its end. Connect the client from `inside` (a socket stays
+in the namespace it was made in, whichever thread uses it later), or from a thread that `enter`ed it.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import ctypes
+import os
+import select
+import socket
+import subprocess
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+CLONE_NEWNET = 0x40000000
+
+
+def _unshare_net() -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(CLONE_NEWNET) != 0:
+        raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True, capture_output=True)
+
+
+def why_not() -> str | None:
+    """Why a namespace cannot be made here (None: it can)."""
+    if not os.path.exists("/proc/self/ns/net"):
+        return "no network namespaces (not Linux)"
+    with concurrent.futures.ThreadPoolExecutor(1, initializer=_unshare_net) as probe:
+        try:
+            probe.submit(lambda: None).result(10)
+        except Exception as e:  # EPERM without CAP_SYS_ADMIN, or no `ip`
+            return f"cannot make a network namespace: {e}"
+    return None
+
+
+class CutRelay:
+    """Relay a port on the loopback of a network namespace of its own to `upstream` (host, port) until `cut`."""
+
+    def __init__(self, upstream: tuple[str, int]):
+        self.upstream = upstream
+        self._inside = concurrent.futures.ThreadPoolExecutor(1, initializer=_unshare_net)
+        self._listener = self.inside(lambda: socket.create_server(("127.0.0.1", 0)))
+        self.port = int(self._listener.getsockname()[1])
+        self._netns = self.inside(lambda: os.open("/proc/thread-self/ns/net", os.O_RDONLY))
+        self._sockets: list[socket.socket] = []
+        self._closed = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def inside(self, fn: Callable[[], T]) -> T:
+        """Run `fn` in the namespace (what it connects to 127.0.0.1 is the relay's side)."""
+        return self._inside.submit(fn).result(60)
+
+    def enter(self) -> None:
+        """Move the calling thread into the namespace (what it connects to later goes there too)."""
+        if ctypes.CDLL(None, use_errno=True).setns(self._netns, CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
+
+    def cut(self) -> None:
+        """From now on nothing passes between the client and the relay, and nothing tells either end."""
+        self.inside(lambda: subprocess.run(["ip", "link", "set", "lo", "down"], check=True, capture_output=True))
+
+    def _accept(self) -> None:
+        while not self._closed.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.upstream)  # from this thread: the host's own network
+            self._sockets += [client, server]
+            threading.Thread(target=self._pump, args=(client, server), daemon=True).start()
+
+    def _pump(self, a: socket.socket, b: socket.socket) -> None:
+        peers = {a: b, b: a}
+        while not self._closed.is_set():
+            ready, _, _ = select.select([a, b], [], [], 0.1)
+            for s in ready:
+                try:
+                    data = s.recv(65536)
+                except OSError:
+                    data = b""
+                if not data:
+                    with contextlib.suppress(OSError):
+                        peers[s].shutdown(socket.SHUT_WR)
+                    return
+                with contextlib.suppress(OSError):
+                    peers[s].sendall(data)
+
+    def close(self) -> None:
+        self._closed.set()
+        self._listener.close()
+        for s in self._sockets:
+            with contextlib.suppress(OSError):
+                s.close()
+        self._inside.shutdown(wait=False)
+        os.close(self._netns)
+
+    def __enter__(self) -> CutRelay:
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self.close()
