@@ -51,9 +51,11 @@ SWITCH_INTERVAL_S = 0.001
 
 
 def store_timeouts(config: Config) -> Timeouts:
-    """The daemon's store timeouts, as `storage` configures them."""
+    """The daemon's store timeouts, as `storage` configures them. A session of the daemon's idle inside a
+    transaction as long as one statement may run is stuck (its transactions are a few statements with a little
+    Python between them): a frozen process or a blocked thread, holding its locks; the server ends it then."""
     return Timeouts(connect_s=config.storage.connect_timeout, statement_s=config.storage.statement_timeout,
-                    lock_s=config.storage.lock_timeout)
+                    lock_s=config.storage.lock_timeout, idle_s=config.storage.statement_timeout)
 
 
 class App:

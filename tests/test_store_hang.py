@@ -172,7 +172,8 @@ def test_the_daemon_builds_its_store_with_the_configured_timeouts(tmp_path: Path
     path = tmp_path / "monitor.yaml"
     path.write_text("targets: [{id: t, provider: openai, base_url: 'http://127.0.0.1:1/v1', model: m}]\nprobes: []\n"
                     "storage: {connect_timeout: 5s, statement_timeout: 2m, lock_timeout: 0}\n")
-    assert store_timeouts(load_config(path, environ={})) == Timeouts(connect_s=5, statement_s=120, lock_s=0)
+    assert store_timeouts(load_config(path, environ={})) == Timeouts(connect_s=5, statement_s=120, lock_s=0,
+                                                                                   idle_s=120)
 
 
 async def test_the_hourly_prune_goes_on_after_the_outbox_s_prune_fails(sqlite_store: Store,

@@ -68,12 +68,15 @@ def named(u: URL, role: str = "") -> dict[str, str]:
 @dataclass(frozen=True)
 class Timeouts:
     """How long the store may keep a caller waiting on PostgreSQL (0: no limit). `connect_s` bounds opening a
-    connection (libpq's connect_timeout); the others, set on the daemon's own sessions only, bound one statement
-    and its wait for a lock (the server's statement_timeout and lock_timeout)."""
+    connection (libpq's connect_timeout); the next three, set on the daemon's own sessions only, bound one statement,
+    its wait for a lock (the server's statement_timeout and lock_timeout) and how long a session may sit idle inside
+    a transaction (idle_in_transaction_session_timeout: the server ends one whose client froze mid-transaction, and
+    the locks it held go with it)."""
 
     connect_s: float = CONNECT_TIMEOUT_S
     statement_s: float = 0.0
     lock_s: float = 0.0
+    idle_s: float = 0.0
     dead_peer_s: float = DEAD_PEER_S  # a connection whose path went silent fails within this (`keepalive`)
 
 
@@ -129,7 +132,8 @@ def make_engine(url: str, timeouts: Timeouts = DEFAULT_TIMEOUTS) -> Engine:
                            connect_args={**named(u), **connect_timeout(u, timeouts.connect_s),
                                          **keepalive(u, timeouts.dead_peer_s)})
     settings = {name: round(s * 1000) for name, s in (("statement_timeout", timeouts.statement_s),
-                                                     ("lock_timeout", timeouts.lock_s)) if s > 0}
+                                                     ("lock_timeout", timeouts.lock_s),
+                                                     ("idle_in_transaction_session_timeout", timeouts.idle_s)) if s > 0}
     if settings:
         event.listen(engine, "connect", functools.partial(_set_session, settings))
     event.listen(engine, "checkin", _checked_in)
@@ -151,10 +155,11 @@ def _set_session(settings: dict[str, int], dbapi_conn: Any, _record: Any) -> Non
 
 
 def unbounded(conn: Connection) -> None:
-    """Lift the session's statement and lock timeouts for the rest of `conn`'s transaction (PostgreSQL): for the
-    work that may rightly take long or wait its turn (a migration, the prune past retention)."""
+    """Lift the session's statement, lock and idle-in-transaction timeouts for the rest of `conn`'s transaction
+    (PostgreSQL): for the work that may rightly take long or wait its turn (a migration, the prune past retention)."""
     if conn.dialect.name == "postgresql":
-        conn.execute(text("SELECT set_config('statement_timeout', '0', true), set_config('lock_timeout', '0', true)"))
+        conn.execute(text("SELECT set_config('statement_timeout', '0', true), set_config('lock_timeout', '0', true), "
+                          "set_config('idle_in_transaction_session_timeout', '0', true)"))
 
 
 def _checked_in(_dbapi_conn: Any, record: Any) -> None:
