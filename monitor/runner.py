@@ -136,7 +136,7 @@ class Runner:
                                            return_exceptions=True)
         except asyncio.CancelledError:
             run.finished_at, run.status = self.now(), "cancelled"
-            self.unsaved.put_now(run)  # synchronous on purpose: we are being cancelled
+            self.unsaved.put_now(run)  # without awaiting: we are being cancelled (stored from a worker thread)
             raise
         observations = [r for r in results if isinstance(r, Observation)]
         for r in results:
@@ -174,7 +174,7 @@ class Runner:
                 obs = self._observation(canary.id, target, run.id, index, started, call, provider.name,
                                         chat_prices(target)(call))
                 end_call_span(span, call)
-                self.unsaved.put_now(obs)  # synchronous on purpose: we are being cancelled
+                self.unsaved.put_now(obs)  # without awaiting: we are being cancelled (stored from a worker thread)
                 self.metrics.observe(obs, provider.name, provider.server_address)
                 raise
             except Exception as e:  # a bug in a provider must not kill the daemon
@@ -197,7 +197,7 @@ class Runner:
             except asyncio.CancelledError:
                 # shutdown ran out of grace while the checks ran (code_runs takes seconds): the call was made and paid
                 # for, so it is stored and counted as it is, without the checks that had not finished
-                self.unsaved.put_now(obs)  # synchronous on purpose: we are being cancelled
+                self.unsaved.put_now(obs)  # without awaiting: we are being cancelled (stored from a worker thread)
                 self.metrics.observe(obs, provider.name, provider.server_address)
                 raise
             except Exception:

@@ -4,7 +4,9 @@ A store that is briefly unavailable (a PostgreSQL restart or fail-over, a full d
 its busy timeout) must not lose calls already made and paid for. The runner hands each finished observation
 and each run record to :meth:`Unsaved.put`: stored at once while nothing waits, otherwise queued behind what
 waits, so the store and the listeners (drift analysis) see observations in the order they were made. A task
-retries the oldest with backoff and passes each observation it stores to the listeners. At most ``limit``
+retries the oldest with backoff and passes each observation it stores to the listeners. A call cut by a shutdown
+(:meth:`Unsaved.put_now`: its task, being cancelled, cannot await) is queued for that task, never stored on the
+event loop, and not passed to the listeners. At most ``limit``
 writes wait; beyond that the oldest are given up on, and so is whatever still waits when the daemon stops
 (both counted in ``llm_monitor_store_dropped_writes_total`` and logged). A write the store refuses for its
 data rather than its availability (a ``DataError``: a value the column cannot hold) would fail on every retry
@@ -53,6 +55,7 @@ class Unsaved:
         self.max_delay_s = max_delay_s
         self._queue: deque[Item] = deque()
         self._runs: set[str] = set()  # ids of the runs waiting: a run held again waits once, in its latest state
+        self._untold: set[str] = set()  # ids of the observations waiting that the listeners are not to get
         self._task: asyncio.Task[None] | None = None
         self._since: float | None = None  # monotonic start of the current outage
         self.hurried_until: float | None = None  # the loop time `close` was cut to by its `hurry` (a SIGTERM)
@@ -88,22 +91,23 @@ class Unsaved:
         return False
 
     def put_now(self, item: Item) -> None:
-        """`put` without awaiting (a task being cancelled): store at once if nothing waits, else queue it."""
-        if not self._queue:
-            try:
-                self._save(item)
-                return
-            except SQLAlchemyError as e:
-                self._failed(e)
-        self.hold(item)
+        """`put` without awaiting, for a task being cancelled (a shutdown past its grace period): queued for the
+        retry task, which stores it from a worker thread, in order behind what waits; an observation is not passed
+        to the listeners (a call cut by the shutdown says nothing about the upstream). Stored here, on the event
+        loop, a store that answered slowly or not at all stopped the loop for as long, once per cancelled call:
+        the other calls' timing, the HTTP server and the shutdown's own bounds with it."""
+        self.hold(item, tell=False)
 
-    def hold(self, item: Item) -> None:
-        """Queue `item` for the retry task (synchronous: also for a run being cancelled at shutdown)."""
+    def hold(self, item: Item, *, tell: bool = True) -> None:
+        """Queue `item` for the retry task (synchronous: also for a run being cancelled at shutdown); an observation
+        stored so is passed to the listeners unless `tell` is False."""
         if isinstance(item, Run) and item.id in self._runs:
             return  # the same object waits already: it is written as it is by then
         self._queue.append(item)
         if isinstance(item, Run):
             self._runs.add(item.id)
+        elif not tell:
+            self._untold.add(item.id)
         while len(self._queue) > self.limit:
             self._pop()
             self.metrics.store_dropped.inc()
@@ -117,6 +121,8 @@ class Unsaved:
         item = self._queue.popleft()
         if isinstance(item, Run):
             self._runs.discard(item.id)
+        else:
+            self._untold.discard(item.id)
 
     def _refused(self, item: Item, e: DataError) -> None:
         """Give up on a write the store refuses for what it holds: retrying it would only block the others."""
@@ -137,6 +143,7 @@ class Unsaved:
         stored = 0
         while self._queue:
             item = self._queue[0]
+            tell = item.id not in self._untold  # a run record is never passed on
             try:
                 saved = await asyncio.to_thread(self._save, item)
             except SQLAlchemyError as e:
@@ -151,7 +158,7 @@ class Unsaved:
             if not saved:
                 continue
             stored += 1
-            if isinstance(item, Observation):
+            if tell and isinstance(item, Observation):
                 try:
                     await self._on_stored(item)
                 except Exception:
@@ -194,5 +201,6 @@ class Unsaved:
                       observations, lost - observations)
             self._queue.clear()
             self._runs.clear()
+            self._untold.clear()
             self.metrics.store_pending.set(0)
         return lost
