@@ -1,7 +1,8 @@
 """The last resort of a shutdown: a daemon whose shutdown outlives its bound exits anyway, saying what it left.
 
-A store that hangs rather than refusing (a stopped server or a paused VM: its statement timeout ends nothing, and
-the kernel still acknowledges what is sent to it) leaves the thread that asked it blocked for good. Python's
+A store that hangs rather than refusing (a stopped server process: its statement timeout ends nothing, and its
+kernel still acknowledges what is sent to it and answers the TCP keepalives that end a silent path's connections)
+leaves the thread that asked it blocked for good. Python's
 `asyncio.run` waits for the event loop's worker threads as it returns, and the interpreter for every executor's
 thread as it exits: the daemon never ended, and a second SIGTERM changed nothing (a supervisor's SIGKILL did,
 without a word about why). Started as the shutdown begins, :class:`ExitWatch` waits on a thread of its own (the
