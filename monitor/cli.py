@@ -10,11 +10,14 @@ from collections.abc import Callable
 from monitor import __version__
 from monitor.logs import setup_logging
 
-DEFAULT_CONFIG = os.environ.get("LLM_MONITOR_CONFIG", "monitor.yaml")
+# Empty is unset, as for the logging variables: `LLM_MONITOR_CONFIG=` (an env file's blank line, compose's
+# ${LLM_MONITOR_CONFIG:-}) must not make the working directory the config file
+DEFAULT_CONFIG = (os.environ.get("LLM_MONITOR_CONFIG") or "").strip() or "monitor.yaml"
 
 
 def _config_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-c", "--config", default=DEFAULT_CONFIG, help="monitor.yaml (default: %(default)s)")
+    p.add_argument("-c", "--config", default=DEFAULT_CONFIG,
+                   help="monitor.yaml (default: %(default)s; $LLM_MONITOR_CONFIG sets it)")
 
 
 def _web_config_arg(p: argparse.ArgumentParser) -> None:
@@ -184,7 +187,8 @@ def parser() -> argparse.ArgumentParser:
                                        "row counts differ, 2 bad arguments, config or stores.")
     source = a.add_mutually_exclusive_group()
     source.add_argument("-c", "--config", default=DEFAULT_CONFIG,
-                        help="copy the store of this config's storage.url (default: %(default)s)")
+                        help="copy the store of this config's storage.url (default: %(default)s; "
+                             "$LLM_MONITOR_CONFIG sets it)")
     source.add_argument("--from", dest="source", metavar="URL", help="copy the store at this URL instead")
     a.add_argument("--to", dest="destination", required=True, metavar="URL",
                    help="the new store: sqlite:///path.db, or postgresql+psycopg://user@host/db (a password: give it "

@@ -120,3 +120,29 @@ def test_the_time_flags_help_names_the_form_they_read(capsys: pytest.CaptureFixt
             parser().parse_args([*command, "--help"])
         text = " ".join(capsys.readouterr().out.split())
         assert "ISO-8601" not in text and text.count("RFC 3339") == 2, text
+
+
+def test_config_variable_names_the_default_config_and_empty_is_unset(tmp_path: Path, steady_sim: SimServer) -> None:
+    """`-c` defaults to $LLM_MONITOR_CONFIG, else monitor.yaml (README, "Commands that read a config"). Set but empty
+    (an env file's `LLM_MONITOR_CONFIG=`) it made the working directory the config: `.: (file): cannot read: Is a
+    directory`; empty is unset, as for the logging variables."""
+    import os
+
+    from tests.support.daemon import EXE
+
+    write_config(tmp_path, two_targets(steady_sim), ONE)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+
+    def check_config(cwd: Path, value: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*EXE, "check-config"], capture_output=True, text=True, timeout=60, cwd=cwd,
+                              env={**os.environ, "K": "k", "LLM_MONITOR_CONFIG": value})
+
+    for value in ("", "  "):
+        unset = check_config(tmp_path, value)
+        assert unset.returncode == 0 and "configuration OK" in unset.stdout, unset.stderr
+    named = check_config(elsewhere, str(tmp_path / "monitor.yaml"))
+    assert named.returncode == 0 and "configuration OK" in named.stdout, named.stderr
+    help_text = subprocess.run([*EXE, "drift", "--help"], capture_output=True, text=True, timeout=60,
+                               env={**os.environ, "COLUMNS": "200"}).stdout
+    assert "$LLM_MONITOR_CONFIG" in help_text
