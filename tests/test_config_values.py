@@ -177,3 +177,31 @@ def test_a_target_timeout_that_is_no_duration_or_zero_is_refused(tmp_path: Path,
     with pytest.raises(ConfigError) as e:
         load_config(cfg, environ={})
     assert [str(i) for i in e.value.issues] == [f"{cfg}:2: targets[0].timeout: {reason}"]
+
+
+@pytest.mark.parametrize("written", ["sk-0123456789abcdef0123456789abcdef", "3f9a1c0e7b2d4a6f8e1d0c9b7a6f5e4d",
+                                     "my reload token", "${TOKEN}"])
+def test_http_reload_token_env_must_name_a_variable_not_hold_the_token(tmp_path: Path, written: str) -> None:
+    """`http.reload_token_env` names the variable holding POST /-/reload's bearer token. The token written there
+    itself was taken, and the 403 of every unauthenticated POST /-/reload ("reload over HTTP is disabled: set
+    <it>") showed it; a name no environment can hold left reload over HTTP off without a word. Both are refused
+    on load, the value not shown, as for api_key_env and a sink's *_env."""
+    cfg = write_config(tmp_path, TARGET % "", PROBES % "")
+    cfg.write_text(cfg.read_text().replace('http: {listen: "127.0.0.1:0"}',
+                                           f'http: {{listen: "127.0.0.1:0", reload_token_env: "{written}"}}'))
+    environ = {"TOKEN": "4c1b9e0d2a7f6e3b8c5d0a9f1e2b7c6d"}
+    with pytest.raises(ConfigError) as e:
+        load_config(cfg, environ=environ)
+    (issue,) = e.value.issues
+    shown = str(issue)
+    assert "http.reload_token_env: must be the NAME of an environment variable" in shown, shown
+    assert f"{cfg}:" in shown and "<redacted>" in shown
+    assert written not in shown and environ["TOKEN"] not in shown
+
+
+def test_http_reload_token_env_default_and_a_plain_name_load(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, TARGET % "", PROBES % "")
+    assert load_config(cfg, environ={}).http.reload_token_env == "LLM_MONITOR_RELOAD_TOKEN"
+    cfg.write_text(cfg.read_text().replace('http: {listen: "127.0.0.1:0"}',
+                                           'http: {listen: "127.0.0.1:0", reload_token_env: MONITOR_RELOAD_2}'))
+    assert load_config(cfg, environ={}).http.reload_token_env == "MONITOR_RELOAD_2"

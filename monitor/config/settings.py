@@ -8,6 +8,7 @@ from pydantic import Field, field_validator
 
 from monitor.config.strict import Strict
 from monitor.durations import Seconds
+from monitor.keylike import looks_like_a_key
 
 
 class Storage(Strict):
@@ -39,6 +40,17 @@ class Http(Strict):
         host, _, port = v.rpartition(":")
         if not host or not port.isdigit() or not 0 <= int(port) < 65536:
             raise ValueError("must be HOST:PORT, e.g. 127.0.0.1:9464 or 0.0.0.0:9464")
+        return v
+
+    @field_validator("reload_token_env")
+    @classmethod
+    def _token_env(cls, v: str) -> str:
+        # the token written here in place of its variable's name would be shown to anyone by the 403 that says
+        # which variable to set; a name no environment can hold would leave reload over HTTP off for good
+        if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", v) or looks_like_a_key(v):
+            raise ValueError("must be the NAME of an environment variable that holds the token (e.g. "
+                             "LLM_MONITOR_RELOAD_TOKEN), not the token itself: secrets are never read from the "
+                             "config text")
         return v
 
     @property
