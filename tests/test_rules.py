@@ -99,3 +99,18 @@ def test_every_canary_target_and_sink_alert_is_per_deployment() -> None:
                 if names & {"canary", "target", "sink"} and not {"job", "namespace"} <= names:
                     wrong.append((rule["alert"], clause, sorted(names)))
     assert wrong == []
+
+
+def test_every_alert_that_keeps_job_keeps_namespace() -> None:
+    # Found by a newcomer's walk-through: deploy/README says alerts are per deployment, aggregated by job and
+    # namespace; LLMMonitorConfigReloadFailed, TlsCertificateExpiring, StoreUnavailable and DriftAnalysisBehind
+    # aggregated by (job, instance), so under the Prometheus Operator they came without the namespace an
+    # Alertmanager route of one deployment (namespace="prod") matches, and went unrouted or to the default receiver
+    wrong = []
+    for group in yaml.safe_load(RULES.read_text())["groups"]:
+        for rule in group["rules"]:
+            for labels in re.findall(r"\bby\s*\(([^)]*)\)", rule["expr"]):
+                names = {label.strip() for label in labels.split(",") if label.strip()}
+                if "job" in names and "namespace" not in names:
+                    wrong.append((rule["alert"], sorted(names)))
+    assert wrong == []
