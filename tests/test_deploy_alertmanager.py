@@ -124,3 +124,39 @@ def test_a_canary_down_is_one_page_and_its_behaviour_drift_still_pages(tmp_path:
             time.sleep(0.1)
         assert {k for k, state in states.items() if state == "suppressed"} == silenced
         assert len(states) == len(alerts)
+
+
+@pytest.mark.slow
+def test_one_deployments_alerts_do_not_silence_anothers(tmp_path: Path) -> None:
+    # Found by a newcomer's walk-through: the rules are per deployment (job, namespace), but the inhibits between
+    # two of the rules' own alerts matched on canary and target only, so staging's paused target (SpendCapReached)
+    # or failing canary (CanaryFailing) silenced prod's CanaryStale and error-signal DriftActive of the same ids.
+    # (An inhibit from a pushed alert, which carries no job or namespace, cannot tell deployments apart.)
+    def rule(name: str, namespace: str, **labels: str) -> dict:
+        return _alert(name, namespace=namespace, target="gpt", severity="warning", **labels)
+
+    with start_alertmanager(tmp_path, CONFIG.read_text()) as am:
+        alerts = [
+            rule("LLMMonitorSpendCapReached", "staging"),
+            rule("LLMMonitorCanaryFailing", "staging", canary="c"),
+            rule("LLMMonitorCanaryStale", "staging", canary="c"),  # its own deployment's: silenced
+            rule("LLMMonitorCanaryStale", "staging", canary="d"),
+            rule("LLMMonitorDriftActive", "staging", canary="c", signal="error"),
+            rule("LLMMonitorCanaryStale", "prod", canary="c"),  # another deployment's: still pages
+            rule("LLMMonitorCanaryStale", "prod", canary="d"),
+            rule("LLMMonitorDriftActive", "prod", canary="c", signal="error"),
+        ]
+        assert httpx.post(am.url + "/api/v2/alerts", json=alerts, timeout=5).status_code == 200
+        silenced = {("LLMMonitorCanaryStale", "staging", "c"), ("LLMMonitorCanaryStale", "staging", "d"),
+                    ("LLMMonitorDriftActive", "staging", "c")}
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:  # the inhibitor learns its source alerts asynchronously
+            states = {(a["labels"]["alertname"], a["labels"]["namespace"], a["labels"].get("canary", "")):
+                      a["status"]["state"] for a in httpx.get(am.url + "/api/v2/alerts", timeout=5).json()}
+            if all(states.get(k) == "suppressed" for k in silenced) and len(states) == len(alerts):
+                time.sleep(0.5)  # a wrong inhibit of prod's would show by now too
+                states = {(a["labels"]["alertname"], a["labels"]["namespace"], a["labels"].get("canary", "")):
+                          a["status"]["state"] for a in httpx.get(am.url + "/api/v2/alerts", timeout=5).json()}
+                break
+            time.sleep(0.1)
+        assert {k for k, state in states.items() if state == "suppressed"} == silenced
