@@ -160,3 +160,21 @@ def test_one_deployments_alerts_do_not_silence_anothers(tmp_path: Path) -> None:
                 break
             time.sleep(0.1)
         assert {k for k, state in states.items() if state == "suppressed"} == silenced
+
+
+@pytest.mark.slow
+def test_two_deployments_page_apart(tmp_path: Path) -> None:
+    # deploy/README: a staging and a prod deployment with the same canary ids page apart; the route grouped by
+    # alertname, target and canary only, so their alerts went out as one notification (one group)
+    with start_alertmanager(tmp_path, CONFIG.read_text()) as am:
+        alerts = [_alert("LLMMonitorCanaryStale", namespace=ns, canary="c", target="gpt", severity="warning")
+                  for ns in ("prod", "staging")]
+        assert httpx.post(am.url + "/api/v2/alerts", json=alerts, timeout=5).status_code == 200
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            groups = httpx.get(am.url + "/api/v2/alerts/groups", timeout=5).json()
+            if sum(len(g["alerts"]) for g in groups) == 2:
+                break
+            time.sleep(0.1)
+        assert sorted(len(g["alerts"]) for g in groups) == [1, 1]
+        assert {g["labels"]["namespace"] for g in groups} == {"prod", "staging"}
