@@ -10,6 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import model_validator
+from pydantic_core import PydanticCustomError
+
+# The error type of a refused key: config loading names the key itself (its line, `targets[0].api_key`), where the
+# model validator's error is the model's, and never shows its value
+LITERAL_SECRET = "literal_secret"
 
 
 def refused_key(key: str, message: str) -> Any:
@@ -17,7 +22,7 @@ def refused_key(key: str, message: str) -> Any:
 
     def refuse(cls: type, data: Any) -> Any:
         if isinstance(data, dict) and key in data:
-            raise ValueError(message)
+            raise PydanticCustomError(LITERAL_SECRET, message, {"key": key})
         return data
 
     return model_validator(mode="before")(refuse)  # a classmethod, as its first parameter is `cls`

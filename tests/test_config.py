@@ -114,12 +114,23 @@ def test_literal_api_key_refused_and_not_echoed(tmp_path: Path) -> None:
     secret = "sk-proj-abcdefghijklmnopqrstuvwxyz0123456789"
     path = setup(tmp_path, GOOD.replace("api_key_env: OPENAI_API_KEY", f"api_key: {secret}"))
     (msg,) = issues(path)
-    assert msg.startswith(f"{path}:2: targets[0]: api_key is not accepted in the config text")
+    # the key's own line and name (a newcomer's walk-through: it named `targets[0]` at the target's first line)
+    assert msg.startswith(f"{path}:6: targets[0].api_key: api_key is not accepted in the config text")
     assert secret not in msg
     path = setup(tmp_path, GOOD.replace("api_key_env: OPENAI_API_KEY", f"api_key_env: {secret}"))
     (msg,) = issues(path)
     assert msg.startswith(f"{path}:6: targets[0].api_key_env: must be the NAME of an environment variable")
     assert secret not in msg and "<redacted>" in msg
+
+
+def test_a_sinks_literal_secret_is_named_at_its_line_and_not_echoed(tmp_path: Path) -> None:
+    slack, routing = "https://hooks.slack.com/services/T000/B000/XXXXXXXX", "R0123456789ABCDEF0123456789ABCDE"
+    path = setup(tmp_path, GOOD + f"alerts:\n  sinks:\n    - {{name: chat, type: slack, url: '{slack}'}}\n"
+                 f"    - name: pd\n      type: pagerduty\n      routing_key: {routing}\n")
+    msgs = issues(path)
+    assert [m.split(": ", 2)[:2] for m in msgs] == [[f"{path}:18", "alerts.sinks[0].slack.url"],
+                                                   [f"{path}:21", "alerts.sinks[1].pagerduty.routing_key"]], msgs
+    assert not any(slack in m or routing in m or "value:" in m for m in msgs), msgs
 
 
 def test_a_number_under_a_secret_sounding_key_is_shown(tmp_path: Path) -> None:

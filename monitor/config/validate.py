@@ -10,6 +10,7 @@ from pydantic import BaseModel, ValidationError
 
 from monitor.config.yamlsrc import Located, at, dotted
 from monitor.errors import ConfigIssue
+from monitor.literal_secrets import LITERAL_SECRET
 
 M = TypeVar("M", bound=BaseModel)
 _SECRETISH = re.compile(r"key|secret|token|password", re.I)
@@ -26,6 +27,8 @@ def validate(model: type[M], src: Located, issues: list[ConfigIssue],
     except ValidationError as e:
         for err in e.errors():
             loc = _strip_union_tags(tuple(err["loc"]))
+            if err["type"] == LITERAL_SECRET:  # the model's error, about one of its keys: name that key
+                loc += (err.get("ctx", {}).get("key", ""),)
             where = _in_document(src.data, loc)
             if src.follows_from_problems(where, err["type"]):
                 continue  # e.g. "" given for an unset ${VAR}: the variable is the problem, already reported
@@ -39,7 +42,7 @@ def validate(model: type[M], src: Located, issues: list[ConfigIssue],
             elif not loc and err["type"] in ("model_type", "dict_type"):  # a list or a scalar as the whole file
                 reason = f"expected a mapping at the top level (keys {_keys(model)}), got a " \
                          f"{type(err.get('input')).__name__}"
-            value = err.get("input") if err["type"] != "missing" else None
+            value = err.get("input") if err["type"] not in ("missing", LITERAL_SECRET) else None
             if isinstance(value, dict | list) or not loc:  # the whole file is never quoted: a web config file
                 # option may name any readable file (a key, a password file), whose first line this would show
                 value = None
