@@ -21,12 +21,14 @@ from prometheus_client import CollectorRegistry
 from starlette.routing import Route
 
 from monitor.alerts import AlertEvent, Alerting
-from monitor.alerts.sinks import build_sinks
+from monitor.alerts.sinks import sink_problems
 from monitor.analysis import Analysis
 from monitor.checks import check_names
 from monitor.config.digest import config_digest
 from monitor.config.loader import Config
+from monitor.config.secrets import key_problems
 from monitor.domain import utcnow
+from monitor.errors import SecretError
 from monitor.health import HealthWatch
 from monitor.http import Server, build_http_app, drift_disabled_routes, drift_routes, listen_socket
 from monitor.leadership import LEADER_CHECK_S, LEADER_LEASE_S, LEADER_POLL_S, Succession
@@ -196,8 +198,8 @@ class App:
         self.own_calls.bind(asyncio.get_running_loop())
         revision = await asyncio.to_thread(self.store.migrate, in_child=True)
         await asyncio.to_thread(self.quality.warm_up)
+        self.check_secrets(self.config)  # a standby's sinks too, though it builds its alerting only when it leads
         self.runner.set_providers(build_providers(self.config, self.environ), list(self.config.targets))
-        self.check_sinks(self.config)  # a standby too, though it builds its alerting only when it takes over
         self.declare()
         self.runner.unpriced.config(self.config)  # spend caps that cannot count, as check-config warns
         if self._serve_http:
@@ -230,12 +232,16 @@ class App:
                                        "drift_false_alarms_per_day": round(self.config.false_alarms_per_day(), 4)
                                        if self.analysis is not None else None})
 
-    def check_sinks(self, config: Config) -> None:
-        """Raise the SecretError (naming the sink's file, line and variable or file, never the value) that building
-        the alerting of `config` would: the leader builds it at start or reload, a standby only when it takes over,
-        which may be at 3am."""
+    def check_secrets(self, config: Config) -> None:
+        """Raise one SecretError naming every secret `config` lacks, each by its entry's file and line and its
+        variable or file (never a value): the targets' API keys, which building the providers reads, and the sinks'
+        secrets, which building the alerting of `config` reads (the leader builds it at start or reload, a standby
+        only when it takes over, which may be at 3am)."""
+        problems = key_problems(config.targets, self.environ)
         if self.analyse:
-            build_sinks(config.alerts, self.environ)
+            problems += sink_problems(config.alerts, self.environ)
+        if problems:
+            raise SecretError.of(problems)
 
     def ready(self) -> tuple[bool, dict[str, bool]]:
         """Ready: the store answers and, on the leader, the scheduler runs (a standby is ready to take over)."""

@@ -76,6 +76,12 @@ class SecretError(MonitorError):
         t: ...`), its class kept; itself when `where` is empty (an entry not loaded from a file)."""
         return type(self)(f"{where}: {self}") if where else self
 
+    @classmethod
+    def of(cls, problems: list[SecretError]) -> SecretError:
+        """One error for every secret a config lacks, a line each (itself when there is one): a start or a reload
+        says them all, as it does the config's own problems, rather than one per attempt."""
+        return problems[0] if len(problems) == 1 else cls("\n".join(str(p) for p in problems))
+
 
 class SecretMissing(SecretError):
     """A secret's named variable or file is unset, empty or unreadable (a value is there but bad: SecretError)."""

@@ -50,8 +50,8 @@ async def reload_config(app: App) -> tuple[bool, str]:
         served = None
         if tls is not None:
             served = config.listener_tls or await asyncio.to_thread(build_server_tls, tls)
+        app.check_secrets(config)  # a standby's sinks refused as the leader's, not when it takes over
         providers = build_providers(config, app.environ)
-        app.check_sinks(config)  # a standby's refused as the leader's, not when it takes over
         before = {(c.id, t.id) for c, t in app.config.pairs()}
         pairs = {(c.id, t.id) for c, t in config.pairs()}
         added = (pairs | config.service_pairs()) - (before | app.config.service_pairs())

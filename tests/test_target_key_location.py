@@ -127,3 +127,33 @@ def test_where_an_entry_was_written_is_not_part_of_it() -> None:
     t = Target(id="t", provider="openai", base_url="http://x/v1", model="m", api_key_env="K")
     assert t.located("a.yaml:2") == t.located("a.yaml:9") and t.located("a.yaml:9").where == "a.yaml:9"
     assert t.located("a.yaml:2") != t.model_copy(update={"model": "n"})
+
+
+def test_run_names_every_secret_it_lacks_not_only_the_first(tmp_path: Path) -> None:
+    """The README: a start "reports every problem it finds". With three secrets missing (two targets' keys and a
+    sink's URL) `run` named only the first, so an operator fixed them one restart at a time; `check-config` listed
+    all three. A reload says them all too."""
+    sink = "alerts:\n  sinks:\n    - {name: chat, type: slack, url_env: SLACK_URL}\n"
+    cfg = config(tmp_path, TARGETS.split("\n  - {id: e")[0], extra=sink)  # set, t (K), f (missing file)
+    out = cli("run", "-c", str(cfg), env={"SET_KEY": KEY, "K": ""}, timeout=60)
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+    for problem in (f"{at(cfg, 'id: t')}: target t: {NOT_SET}",
+                    f"{at(cfg, 'id: f')}: target f: cannot read api_key_file {tmp_path}/keys/missing",
+                    f"{at(cfg, 'name: chat')}: alert sink chat: environment variable SLACK_URL"):
+        assert problem in out.stderr, (problem, out.stderr)
+    assert KEY not in out.stdout + out.stderr
+
+
+async def test_a_reload_names_every_secret_it_lacks(tmp_path: Path) -> None:
+    cfg = config(tmp_path, f"  - {{id: t, provider: openai, {URL}, api_key_env: K}}\n"
+                           f"  - {{id: u, provider: openai, {URL}, api_key_env: K2}}")
+    environ = {"K": KEY, "K2": KEY}
+    app = App(load_config(cfg, environ=environ), registry=CollectorRegistry(), environ=environ, serve_http=False)
+    await app.start(schedule=False)
+    try:
+        environ["K"] = environ["K2"] = ""
+        ok, message = await app.reload()
+        assert not ok and f"{at(cfg, 'id: t')}: target t: {NOT_SET}" in message
+        assert f"{at(cfg, 'id: u')}: target u: {NOT_SET.replace('K ', 'K2 ')}" in message
+    finally:
+        await app.stop()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from monitor.config.models import Target
@@ -18,6 +18,17 @@ def resolve_api_key(target: Target, environ: Mapping[str, str] | None = None) ->
         return _read_key(target, os.environ if environ is None else environ)
     except SecretError as e:
         raise e.located(target.where) from None
+
+
+def key_problems(targets: Iterable[Target], environ: Mapping[str, str] | None = None) -> list[SecretError]:
+    """Why each of `targets` whose key `resolve_api_key` would refuse cannot be read (never the value)."""
+    problems = []
+    for target in targets:
+        try:
+            resolve_api_key(target, environ)
+        except SecretError as e:
+            problems.append(e)
+    return problems
 
 
 def _read_key(target: Target, env: Mapping[str, str]) -> str | None:
