@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
+from pydantic import create_model
 
 from monitor.app import App
 from monitor.config import load_config
 from monitor.config.digest import config_digest
+from monitor.config.models import Canary, Message
 from tests.conftest import write_config
 
 PROBES = "canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n    samples: 1\n    schedule: {every: 1h}\n"
@@ -64,3 +67,19 @@ async def test_leader_and_standby_export_the_digest_of_their_config_and_a_reload
     finally:
         await b.stop()
         await a.stop()
+
+
+def test_a_setting_a_release_adds_with_its_default_leaves_the_digest_as_it_was(tmp_path: Path) -> None:
+    # Found by review: `messages[].cache` (default none) was in every config's digest, so replicas of the old and
+    # the new version on one config file exported two digests, and LLMMonitorConfigMismatch told of configs that
+    # differ while an upgrade went one replica at a time. A later release's new field is made here.
+    config = load_config(_replica(tmp_path, "a", "sqlite:////var/lib/one.db", "127.0.0.1:9581"), environ={})
+    later_message = create_model("Message", __base__=Message, later=(int | None, None))
+    later_canary = create_model("Canary", __base__=Canary, messages=(list[later_message], ...))  # type: ignore[valid-type]
+    later = dataclasses.replace(config, canaries=tuple(later_canary(**c.model_dump()) for c in config.canaries))
+    assert later.canaries[0].model_dump()["messages"][0]["later"] is None  # the new field is there, at its default
+    assert config_digest(later) == config_digest(config)
+    set_ = dataclasses.replace(config, canaries=tuple(
+        later_canary(**{**c.model_dump(), "messages": [{**m.model_dump(), "later": 1} for m in c.messages]})
+        for c in config.canaries))
+    assert config_digest(set_) != config_digest(config)  # set to anything else, it is what the leader acts on

@@ -6,7 +6,10 @@ Each replica exports the digest of its config (`llm_monitor_config_info{digest}`
 `LLMMonitorConfigMismatch` fires while the replicas of one job export more than one.
 
 The digest covers what the leader acts on (targets, canaries, daemon, drift, alerts, refusal settings), as
-loaded, so a probe file moved or a comment edited does not change it; it leaves out what may differ from one
+loaded, so a probe file moved or a comment edited does not change it, and without the fields left at their
+defaults, so neither does an upgrade that adds a setting (a release's new field, as `messages[].cache`, took every
+config's digest with it: replicas of two versions mid-upgrade, on one config file, told of a mismatch that was
+not there); it leaves out what may differ from one
 replica to another without changing what the leader does: the HTTP listener and its web config (two replicas on
 one host listen on two ports), the store's URL (the replicas share the store: the leader lock proves it), and
 the paths of the files read. Secrets are not in the config (only the names of the variables and files holding
@@ -17,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from monitor.config.loader import Config
@@ -27,13 +30,16 @@ DIGEST_HEX = 12  # 48 bits: two configs of one fleet colliding is not a concern
 
 def config_digest(config: Config) -> str:
     """Return a short hex digest of what `config` makes the leader do (see the module's docstring)."""
+    def dump(model: Any) -> Any:
+        return model.model_dump(mode="json", exclude_defaults=True)
+
     acted_on = {
-        "targets": [t.model_dump(mode="json") for t in config.targets],
-        "canaries": [c.model_dump(mode="json") for c in config.canaries],
-        "daemon": config.daemon.model_dump(mode="json"),
-        "drift": config.drift.model_dump(mode="json"),
-        "alerts": config.alerts.model_dump(mode="json"),
-        "refusal": config.refusal.model_dump(mode="json"),
+        "targets": [dump(t) for t in config.targets],
+        "canaries": [dump(c) for c in config.canaries],
+        "daemon": dump(config.daemon),
+        "drift": dump(config.drift),
+        "alerts": dump(config.alerts),
+        "refusal": dump(config.refusal),
     }
     text = json.dumps(acted_on, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:DIGEST_HEX]
