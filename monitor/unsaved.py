@@ -54,7 +54,10 @@ class Unsaved:
         self.limit = limit
         self.max_delay_s = max_delay_s
         self._queue: deque[Item] = deque()
-        self._runs: set[str] = set()  # ids of the runs waiting: a run held again waits once, in its latest state
+        # the runs waiting, by id, and how many times: a run held again waits once, in its latest state, unless the
+        # retry task is writing it (from a state it may have read before the change): then it waits once more
+        self._runs: dict[str, int] = {}
+        self._writing: Item | None = None  # what the retry task is writing now
         self._untold: set[str] = set()  # ids of the observations waiting that the listeners are not to get
         self._task: asyncio.Task[None] | None = None
         self._since: float | None = None  # monotonic start of the current outage
@@ -101,11 +104,11 @@ class Unsaved:
     def hold(self, item: Item, *, tell: bool = True) -> None:
         """Queue `item` for the retry task (synchronous: also for a run being cancelled at shutdown); an observation
         stored so is passed to the listeners unless `tell` is False."""
-        if isinstance(item, Run) and item.id in self._runs:
-            return  # the same object waits already: it is written as it is by then
+        if isinstance(item, Run) and self._runs.get(item.id, 0) > (1 if item is self._writing else 0):
+            return  # the same object waits already, not only in the write under way: written as it is by then
         self._queue.append(item)
         if isinstance(item, Run):
-            self._runs.add(item.id)
+            self._runs[item.id] = self._runs.get(item.id, 0) + 1
         elif not tell:
             self._untold.add(item.id)
         while len(self._queue) > self.limit:
@@ -120,7 +123,10 @@ class Unsaved:
     def _pop(self) -> None:
         item = self._queue.popleft()
         if isinstance(item, Run):
-            self._runs.discard(item.id)
+            if self._runs.get(item.id, 0) > 1:
+                self._runs[item.id] -= 1
+            else:
+                self._runs.pop(item.id, None)
         else:
             self._untold.discard(item.id)
 
@@ -145,7 +151,11 @@ class Unsaved:
             item = self._queue[0]
             tell = item.id not in self._untold  # a run record is never passed on
             try:
-                saved = await asyncio.to_thread(self._save, item)
+                self._writing = item
+                try:
+                    saved = await asyncio.to_thread(self._save, item)
+                finally:
+                    self._writing = None
             except SQLAlchemyError as e:
                 self._failed(e)
                 await asyncio.sleep(delay)

@@ -99,3 +99,30 @@ async def test_a_cancelled_call_is_stored_in_order_and_not_passed_to_the_listene
     assert heard == ["o2"]  # a call cut by the shutdown says nothing about the upstream: not analysed
     assert sorted(o.id for o in sqlite_store.observations()) == ["o1", "o2"]
     assert [(r.id, r.status) for r in sqlite_store.runs()] == [("r1", "cancelled")]
+
+
+async def test_a_run_finished_while_its_held_record_is_being_written_is_written_again(sqlite_store: Store) -> None:
+    # Found by review: a run held again waited once, "in its latest state", but the retry task may be writing it
+    # at that moment from a state read before the change (running): the finished record (done, or cancelled at a
+    # shutdown) was dropped as a repeat, and the run stayed `running` until the next start called it interrupted.
+    read, release = threading.Event(), threading.Event()
+
+    def save_run(run: Run) -> None:
+        state = Run(**run.__dict__)  # what the write sends: the run as it is now
+        if state.status == "running":
+            read.set()
+            release.wait(30)
+        sqlite_store.save_run(state)
+
+    async def heard(_obs: Observation) -> None:
+        pass
+
+    unsaved = Unsaved(sqlite_store.save_observation, save_run, heard, Metrics(CollectorRegistry()))
+    run = Run(id="r1", canary="c", target="t", started_at=utcnow())
+    unsaved.hold(run)  # its first write failed: held
+    assert await asyncio.to_thread(read.wait, 30)  # the retry task is writing it as running
+    run.finished_at, run.status = utcnow(), "done"
+    unsaved.hold(run)  # finished meanwhile (`put` holds it: something waits)
+    release.set()
+    assert await unsaved.close(30) == 0
+    assert [(r.id, r.status) for r in sqlite_store.runs()] == [("r1", "done")]
