@@ -38,10 +38,10 @@ def canary(system_cache: str | None, user_cache: str | None = None, system: str 
         {"role": "user", "content": "May I return a gift?", **({"cache": user_cache} if user_cache else {})}]})
 
 
-async def calls(sim: SimServer, c: Canary, n: int, provider: str = "anthropic", model: str = "claude-x"
-                ) -> list[CallResult]:
+async def calls(sim: SimServer, c: Canary, n: int, provider: str = "anthropic", model: str = "claude-x",
+                stream: bool = True) -> list[CallResult]:
     url = sim.url if provider == "anthropic" else sim.openai_base_url
-    target = Target(id="t", provider=provider, base_url=url, model=model)  # type: ignore[arg-type]
+    target = Target(id="t", provider=provider, base_url=url, model=model, stream=stream)  # type: ignore[arg-type]
     p = build_provider(target, "sk-test")
     try:
         return [await p.complete(build_request(c, target)) for _ in range(n)]
@@ -127,3 +127,18 @@ def test_cache_breakpoints_are_checked(tmp_path: Path, messages: str, said: str 
     with pytest.raises(ConfigError) as e:
         load_config(path, environ={})
     assert said in str(e.value), str(e.value)
+
+
+@pytest.mark.parametrize(("fault", "stream"), [("rate_limit", True), ("server_error", True), ("unavailable", True),
+                                               ("overloaded", False)])  # streamed, overloaded is an event
+async def test_a_call_answered_with_an_error_status_writes_nothing_to_the_cache(fault: str, stream: bool) -> None:
+    # Found by review: the simulator wrote the prompt to its cache while planning any answer, a 429 or a 5xx
+    # included, so the next call read a prefix no answered call had written (and paid for).
+    scenario = scenario_from_dict({"defaults": FAST, "models": {"*": {"phases": [
+        {"name": "refusing", "faults": {fault: 1}}, {"name": "answering", "after_requests": 1, "faults": {fault: 0}}]}}})
+    with SimServer(scenario) as srv:
+        refused, first, second = await calls(srv, canary("5m"), 3, stream=stream)
+    prefix = len(LONG.split())
+    assert not refused.ok and refused.http_status in (429, 500, 503, 529), refused
+    assert (first.usage.cache_write_input_tokens, first.usage.cached_input_tokens) == (prefix, 0)
+    assert (second.usage.cache_write_input_tokens, second.usage.cached_input_tokens) == (0, prefix)

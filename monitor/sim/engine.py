@@ -229,8 +229,11 @@ class Engine:
         elif budget is not None and len(toks) > budget and tool_call is None:
             toks, finish = toks[: max(budget, 0)], "length"
         split = min(split, len(toks))
-        if req.cache_points:  # breakpoints the request marked: the cache answers, not the phase's fractions
+        if req.cache_points and _answered(fault, req.stream):  # breakpoints marked: the cache answers, not the
+            # phase's fractions; a call refused with an error status (a 429, a 5xx) reads and writes nothing
             cached, write_5m, write_1h = self.prompt_cache.use(req.model, req.cache_points)
+        elif req.cache_points:
+            cached, write_5m, write_1h = 0, 0, 0
         else:
             cached, write_5m, write_1h = (int(req.input_tokens * f) for f in (
                 phase.cached_fraction, phase.cache_write_fraction, phase.cache_write_1h_fraction))
@@ -299,6 +302,15 @@ class Engine:
             "remaining_tokens": max(0, limits.tokens - sum(t for _, t in st.window)),
             "reset_s": round(reset, 3),
         }
+
+
+# faults answered with an error status instead of the model's answer (`overloaded` is an event in a stream)
+STATUS_FAULTS = frozenset({"rate_limit", "server_error", "unavailable"})
+
+
+def _answered(fault: str | None, stream: bool) -> bool:
+    """Whether the model reads the prompt: not for a call refused with an error status."""
+    return fault not in STATUS_FAULTS and not (fault == "overloaded" and not stream)
 
 
 def _draw_fault(phase: Phase, rng: np.random.Generator) -> tuple[str | None, FaultSpec | None]:
