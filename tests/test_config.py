@@ -201,6 +201,14 @@ def test_config_rejections(tmp_path: Path, old: str, new: str, expected: str) ->
     ("{every: 5m}", "{cron: '0 */36 * * *'}", "6: canaries[0].schedule.cron: invalid cron expression: Error "
      "validating expression '*/36': the step value (36) is higher than the total range of the expression (23); a "
      "cron step starts again at each day, so no cron runs every 36h: write `every: 36h` for that"),
+    # a step as long as its field is once per the next field's span, which a cron writes (found by review: it said
+    # no cron runs every 60m)
+    ("{every: 5m}", "{cron: '*/60 * * * *'}", "6: canaries[0].schedule.cron: invalid cron expression: Error validating "
+     "expression '*/60': the step value (60) is higher than the total range of the expression (59); `*/60` in the "
+     "minutes is once an hour: write `0 * * * *`, or `every: 60m` for a period counted from the start"),
+    ("{every: 5m}", "{cron: '30 */24 * * 1-5'}", "6: canaries[0].schedule.cron: invalid cron expression: Error "
+     "validating expression '*/24': the step value (24) is higher than the total range of the expression (23); "
+     "`*/24` in the hours is once a day: write `30 0 * * 1-5`"),
     # a cron no date matches: APScheduler would keep its job with no next run, a canary that never runs
     ("{every: 5m}", "{cron: '0 0 30 2 *'}", "6: canaries[0].schedule.cron: never fires: no date matches its day, "
                                              "month and weekday fields (value: '0 0 30 2 *')"),

@@ -77,11 +77,18 @@ def _period_hint(cron: str) -> str:
     """For `*/90` in the minutes (or `*/36` in the hours, `*/45` in the days): a cron step starts again at each hour
     (day, month), so a period longer than its field is no cron; say how to write the period meant."""
     fields = cron.split()
-    for unit, limit, field in zip("mhd", (60, 24, 31), fields[:3], strict=False):
-        step = field.removeprefix("*/")
-        if field.startswith("*/") and step.isdigit() and int(step) >= limit:
-            return (f"; a cron step starts again at each {dict(m='hour', h='day', d='month')[unit]}, so no cron runs "
-                    f"every {step}{unit}: write `every: {step}{unit}` for that")
+    for i, (unit, limit, field) in enumerate(zip("mhd", (60, 24, 31), fields[:3], strict=False)):
+        step, span = field.removeprefix("*/"), dict(m="hour", h="day", d="month")[unit]
+        if not (field.startswith("*/") and step.isdigit() and int(step) >= limit):
+            continue
+        if int(step) == limit:  # once per the next field's span: a cron writes that, at the field's first value
+            once = " ".join([*fields[:i], "1" if unit == "d" else "0", *fields[i + 1:]])
+            name = dict(m="minutes", h="hours", d="days of the month")[unit]
+            every = f", or `every: {step}{unit}` for a period counted from the start" \
+                if all(f == "*" for f in fields[i + 1:]) else ""
+            return f"; `*/{step}` in the {name} is once {'an' if span == 'hour' else 'a'} {span}: write `{once}`{every}"
+        return f"; a cron step starts again at each {span}, so no cron runs every {step}{unit}: write `every: " \
+               f"{step}{unit}` for that"
     return ""
 
 
