@@ -142,3 +142,30 @@ async def test_a_call_answered_with_an_error_status_writes_nothing_to_the_cache(
     assert not refused.ok and refused.http_status in (429, 500, 503, 529), refused
     assert (first.usage.cache_write_input_tokens, first.usage.cached_input_tokens) == (prefix, 0)
     assert (second.usage.cache_write_input_tokens, second.usage.cached_input_tokens) == (0, prefix)
+
+
+async def test_samples_sent_before_the_first_has_read_its_prompt_each_write_it() -> None:
+    # Found by review: the simulator's cache entry was there the moment a request was planned, so a canary's samples
+    # sent at once read what the first had not even begun to write. Anthropic's is there once the first response
+    # begins (its prompt read): until then each concurrent call writes, and pays for, the prefix itself.
+    from monitor.sim.anthropic_api import parse
+    from monitor.sim.engine import Engine
+
+    now = [0.0]
+    engine = Engine(scenario_from_dict({"defaults": {**FAST, "ttft": 800}, "models": {"*": {"phases": [{"name": "p"}]}}}),
+                    clock=lambda: now[0])
+    target = Target(id="t", provider="anthropic", base_url="http://127.0.0.1:9", model="claude-x")
+    provider = AnthropicProvider(target.base_url, "k")
+    req = parse(provider.body(build_request(canary("5m"), target)))
+    await provider.aclose()
+    assert not isinstance(req, str)
+    prefix = len(LONG.split())
+
+    def sent_at(t: float) -> tuple[int, int]:
+        now[0] = t
+        plan = engine.plan(req)
+        assert plan is not None
+        return plan.cache_write_tokens, plan.cached_tokens
+
+    assert [sent_at(0.0), sent_at(0.1), sent_at(0.7)] == [(prefix, 0)] * 3  # the first's first token comes at 0.8
+    assert [sent_at(0.8), sent_at(5.0)] == [(0, prefix)] * 2

@@ -231,7 +231,7 @@ class Engine:
         split = min(split, len(toks))
         if req.cache_points and _answered(fault, req.stream):  # breakpoints marked: the cache answers, not the
             # phase's fractions; a call refused with an error status (a 429, a 5xx) reads and writes nothing
-            cached, write_5m, write_1h = self.prompt_cache.use(req.model, req.cache_points)
+            cached, write_5m, write_1h = self.prompt_cache.use(req.model, req.cache_points, ready_in=ttft)
         elif req.cache_points:
             cached, write_5m, write_1h = 0, 0, 0
         else:

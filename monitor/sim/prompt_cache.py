@@ -5,7 +5,9 @@ Anthropic's rules, simplified: a breakpoint caches the prompt up to and includin
 the messages) for its TTL (5 minutes, or an hour with `ttl: 1h`), if that prefix is at least `MIN_TOKENS` long; a
 later request to the same model whose prompt starts with a cached prefix, up to one of its own breakpoints, reads
 it and renews its TTL, and writes the rest up to its last breakpoint. A prompt that differs, a model that differs,
-or a TTL that ran out reads nothing.
+or a TTL that ran out reads nothing; nor does a request sent before the call that writes the prefix has read its
+prompt (its first token): Anthropic's cache entry is there only once the first response begins, so a canary's
+samples sent at once each write it.
 """
 
 from __future__ import annotations
@@ -58,12 +60,16 @@ class PromptCache:
 
     clock: Callable[[], float]
     _until: dict[tuple[str, bytes], float] = field(default_factory=dict)
+    _ready: dict[tuple[str, bytes], float] = field(default_factory=dict)  # when a written entry can be read
 
-    def use(self, model: str, points: list[Breakpoint]) -> tuple[int, int, int]:
-        """Serve one request's breakpoints: (tokens read, written for 5 minutes, written for an hour)."""
+    def use(self, model: str, points: list[Breakpoint], ready_in: float = 0.0) -> tuple[int, int, int]:
+        """Serve one request's breakpoints: (tokens read, written for 5 minutes, written for an hour); what it writes
+        can be read `ready_in` seconds from now (when its first token comes)."""
         now = self.clock()
         self._until = {k: t for k, t in self._until.items() if t > now}
-        hit = max((i for i, p in enumerate(points) if (model, p.key) in self._until), default=-1)
+        self._ready = {k: t for k, t in self._ready.items() if k in self._until}
+        hit = max((i for i, p in enumerate(points) if (model, p.key) in self._until
+                   and self._ready.get((model, p.key), now) <= now), default=-1)
         read = points[hit].tokens if hit >= 0 else 0
         if hit >= 0:
             self._until[(model, points[hit].key)] = now + TTL_S[points[hit].ttl]
@@ -74,10 +80,12 @@ class PromptCache:
                 written[p.ttl] += p.tokens - done
                 done = p.tokens
                 self._until[(model, p.key)] = now + TTL_S[p.ttl]
+                self._ready.setdefault((model, p.key), now + ready_in)  # an earlier write's, if one is under way
         return read, written["5m"], written["1h"]
 
     def clear(self) -> None:
         self._until.clear()
+        self._ready.clear()
 
 
 __all__ = ["MIN_TOKENS", "Breakpoint", "PromptCache", "breakpoints"]
