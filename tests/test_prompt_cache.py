@@ -117,6 +117,8 @@ async def test_the_anthropic_body_marks_the_breakpoints() -> None:
     ("[" + ", ".join(["{role: user, content: b, cache: 5m}"] * 5) + "]",
      "5 messages set `cache`: Anthropic takes at most 4 cache breakpoints in one request"),
     ("[{role: user, content: b, cache: 2h}]", "messages[0].cache: Input should be '5m' or '1h' (value: '2h')"),
+    ("[{role: system, content: '', cache: 5m}, {role: user, content: b}]",
+     "messages[0]: an empty message cannot carry `cache`: Anthropic refuses a breakpoint on an empty block"),
 ])
 def test_cache_breakpoints_are_checked(tmp_path: Path, messages: str, said: str | None) -> None:
     path = write_config(tmp_path, "  - {id: t, provider: anthropic, base_url: 'http://127.0.0.1:9', model: m}",
@@ -169,3 +171,16 @@ async def test_samples_sent_before_the_first_has_read_its_prompt_each_write_it()
 
     assert [sent_at(0.0), sent_at(0.1), sent_at(0.7)] == [(prefix, 0)] * 3  # the first's first token comes at 0.8
     assert [sent_at(0.8), sent_at(5.0)] == [(0, prefix)] * 2
+
+
+async def test_an_empty_system_message_beside_a_marked_one_sends_no_empty_block() -> None:
+    """Anthropic refuses an empty text block (400): joined into one string it added nothing, as blocks it is left
+    out."""
+    target = Target(id="t", provider="anthropic", base_url="http://127.0.0.1:9", model="claude-x")
+    c = Canary.model_validate({"id": "c", "messages": [
+        {"role": "system", "content": ""}, {"role": "system", "content": LONG, "cache": "5m"},
+        {"role": "user", "content": "May I return a gift?"}]})
+    provider = AnthropicProvider(target.base_url, "k")
+    body = provider.body(build_request(c, target))
+    await provider.aclose()
+    assert body["system"] == [{"type": "text", "text": LONG, "cache_control": {"type": "ephemeral"}}]

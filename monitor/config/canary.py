@@ -103,6 +103,12 @@ class Message(Strict):
     # and including it is cached; OpenAI-compatible servers cache prompts on their own and are sent nothing)
     cache: CacheTtl | None = None
 
+    @model_validator(mode="after")
+    def _cached_text(self) -> Message:
+        if self.cache is not None and not self.content:
+            raise ValueError("an empty message cannot carry `cache`: Anthropic refuses a breakpoint on an empty block")
+        return self
+
 
 class Canary(Strict, Placed):
     """A probe prompt, run `samples` times per scheduled run against each of its targets."""

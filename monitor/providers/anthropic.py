@@ -97,7 +97,8 @@ class AnthropicProvider:
                          for i, m in enumerate(req.messages) if m["role"] != "system"],
         }
         if any(i in req.cache for i, _ in systems):  # a breakpoint inside the system prompt: its messages as blocks
-            body["system"] = [block(text, req.cache.get(i)) for i, text in systems]
+            # an empty one is left out: Anthropic refuses an empty text block (joined, it added nothing)
+            body["system"] = [block(text, req.cache.get(i)) for i, text in systems if text]
         elif systems:
             body["system"] = "\n\n".join(text for _, text in systems)
         if req.temperature is not None:
