@@ -24,6 +24,7 @@ WAITING: tuple[str, ...] = (PENDING, FAILED)  # not yet delivered, still to be t
 HELD = "held"
 RELEASED_NOTE = "held while"  # how a released row's last_error begins: kept when it is delivered (why it came late)
 NOT_SENT = "not sent:"  # how the last_error of a held row ended unsent begins (never told: no repeat to drop)
+GAVE_UP_NOTE = "gave up after"  # how the last_error of a row given up on past retry.give_up_after begins
 
 
 def status_of(kind: str) -> str:

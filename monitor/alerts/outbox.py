@@ -22,6 +22,7 @@ from monitor.alerts.events import (
     DELIVERED,
     FAILED,
     FIRING,
+    GAVE_UP_NOTE,
     HELD,
     NOT_SENT,
     ONE_SHOT,
@@ -90,6 +91,13 @@ def told_firing(session: Any, sink: str, group_key: str, signal: str) -> bool:
                 col(NotificationRow.kind).in_(_STATE_KINDS), col(NotificationRow.status) != DEAD)
          .order_by(col(NotificationRow.created_at).desc(), col(NotificationRow.id).desc()).limit(1))
     return session.exec(q).first() in FIRING
+
+
+def given_up_firing(r: Any) -> bool:
+    """Whether a row (or notification) is a firing message given up on past `retry.give_up_after`: the receiver
+    may not have it, and no end was written after it (when it is its alert's newest row) -- a decision made, not
+    a page to write again at each reload."""
+    return r.kind in FIRING and r.status == DEAD and (r.last_error or "").startswith(GAVE_UP_NOTE)
 
 
 def alert_key(r: Any) -> Key:
@@ -312,13 +320,19 @@ class Outbox:
 
     def firing(self, sink: str) -> list[Notification]:
         """Return the alerts a sink was told are firing and not yet told are resolved (latest per key), but for those
-        whose resolve was given up on: they ended all the same. Alertmanager re-sends what this returns (`refresh`),
-        and a resolve given up on (Alertmanager down past `retry.give_up_after`) had the alert re-sent as firing once
-        it was back, active there for as long as the rows were kept; left out, it ends at its last endsAt."""
+        whose resolve was given up on: they ended all the same; and with those whose firing message was given up on
+        and not followed by an end (`given_up_firing`). Alertmanager re-sends what this returns (`refresh`): a
+        resolve given up on (Alertmanager down past `retry.give_up_after`) had the alert re-sent as firing once it
+        was back, active there for as long as the rows were kept; left out, it ends at its last endsAt. A firing
+        message given up on is re-sent there as Alertmanager expects of a client, at each re-send, not at a reload."""
         with Session(self.engine) as s:
             live = latest_rows(s, _STATE_KINDS, DEAD, sink)
-            ended = self._ended(s, sink)
-        return [_from_row(r) for r in live if r.kind in FIRING and r.status == DELIVERED and alert_key(r) not in ended]
+            newest = latest_rows(s, _STATE_KINDS, "", sink)
+        ended = {alert_key(r) for r in newest if r.kind in RESOLVING}
+        given_up = {alert_key(r): r for r in newest if given_up_firing(r)}
+        told = [r for r in live if r.kind in FIRING and r.status == DELIVERED and alert_key(r) not in ended
+                and alert_key(r) not in given_up]
+        return [_from_row(r) for r in (*told, *given_up.values())]
 
     @staticmethod
     def _ended(s: Session, sink: str | None = None) -> set[Key]:
@@ -331,6 +345,12 @@ class Outbox:
         sink that is re-sent what fires (`firing`) has ended them."""
         with Session(self.engine) as s:
             return self._ended(s)
+
+    def newest_states(self) -> list[Notification]:
+        """Return, per sink x group x signal, the newest firing or resolving message, dead ones too (in the order of
+        each one's oldest such row): an alert's last word, sent, waiting or given up on."""
+        with Session(self.engine) as s:
+            return [_from_row(r) for r in latest_rows(s, _STATE_KINDS, "")]
 
     def latest_states(self) -> list[Notification]:
         """Return, per sink x group x signal, the latest live firing or resolving message (oldest first)."""

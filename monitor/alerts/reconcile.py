@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 from sqlmodel import Session
 
 from monitor.alerts.config import AlertsConfig
-from monitor.alerts.events import HELD, AlertEvent, Notification
+from monitor.alerts.events import HELD, RESOLVING, AlertEvent, Notification
 from monitor.alerts.inhibit import Inhibitor
-from monitor.alerts.outbox import Outbox, alert_key
+from monitor.alerts.outbox import Outbox, alert_key, given_up_firing
 from monitor.alerts.pending import Pending, Write
 from monitor.alerts.policy import CooldownEntry, CooldownKey, Policy, plan, route
 from monitor.alerts.sender import Sender, refreshes
@@ -92,7 +92,11 @@ class Reconciling:
         unheld: list[Any] = []
         resolved: list[Any] = []
         with self.inhibitor.lock, Session(self.outbox.engine) as s:
-            for n in self.outbox.open_alerts():
+            # and the firing messages given up on that a sink is re-sent (`Outbox.firing`): else re-sent for good
+            candidates = {alert_key(n): n for n in self.outbox.open_alerts()}
+            candidates.update({alert_key(n): n for n in self.outbox.newest_states()
+                               if given_up_firing(n) and self._re_sent(n.sink)})
+            for n in candidates.values():
                 p = n.payload
                 canary, target = p.get("canary", ""), p.get("target", "")
                 if (canary, target) in keep or n.sink not in sinks or n.kind not in _ENDS:
@@ -136,11 +140,17 @@ class Reconciling:
         with self._memory_lock:
             read_at = self._changes
         opened = await asyncio.to_thread(self.outbox.open_alerts)
+        newest = await asyncio.to_thread(self.outbox.newest_states)  # dead rows too
         # A sink re-sent what fires (Alertmanager) is not re-sent an alert whose resolve was given up on: it ended
         # there (a retired pair's, say), and is told anew if its pair is back with the event still open.
-        given_up = await asyncio.to_thread(self.outbox.resolved_last)  # of those open: a resolve given up on
+        given_up = {alert_key(n) for n in newest if n.kind in RESOLVING}  # of those open: a resolve given up on
         firing = {(n.sink, n.payload.get("canary"), n.payload.get("target"), n.signal)
                   for n in opened if n.kind in _ENDS and not (alert_key(n) in given_up and self._re_sent(n.sink))}
+        # A firing message given up on (the receiver down past retry.give_up_after) was decided: a reload does not
+        # page it again (it did, at each one). Alertmanager gets it at its re-sends (`Outbox.firing`); a push
+        # receiver has the drift its outage held, the drop counted (llm_monitor_notifications_dropped_total).
+        firing |= {(n.sink, n.payload.get("canary"), n.payload.get("target"), n.signal)
+                   for n in newest if given_up_firing(n)}
         downs = {(n.payload.get("canary"), n.payload.get("target")): n.payload
                  for n in opened if n.kind == "canary.down"}
         events = [_as_paged(e, downs.get((e.canary, e.target))) for e in events]

@@ -27,7 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from monitor.alerts.attempt import Attempt, attempt
 from monitor.alerts.backoff import full_jitter
 from monitor.alerts.config import AlertsConfig
-from monitor.alerts.events import Notification
+from monitor.alerts.events import GAVE_UP_NOTE, Notification
 from monitor.alerts.outbox import Outbox
 from monitor.alerts.policy import DRIFT_GROUPED, MODEL_GROUP, STATEFUL_SINKS, merge_drift, merge_model_changes
 from monitor.alerts.sinks import Sink
@@ -204,7 +204,7 @@ class Sender:
         next_at = now + timedelta(seconds=delay)
         if next_at > n.created_at + timedelta(seconds=self.cfg.retry.give_up_after):
             log.error("gave up delivering a notification", extra=extra)
-            await self._drop(n, GAVE_UP, f"gave up after {n.attempts + 1} attempts: {a.error}", res)
+            await self._drop(n, GAVE_UP, f"{GAVE_UP_NOTE} {n.attempts + 1} attempts: {a.error}", res)
             return merged_ids
         # One warning per sink and outage: each waiting notification's every attempt would be a line (a 90 s
         # receiver outage in a soak logged 533); llm_monitor_notification_failures_total counts them all.

@@ -1,0 +1,107 @@
+"""A sink's latest word on an alert given up on (`retry.give_up_after` passed with the receiver down): a reload does
+not re-page a firing one (Alertmanager gets it re-sent every `resend_interval`, as it expects of a client), and a
+push receiver gets a resolve given up on once more when it takes a message again. Real local receivers, over SQLite
+and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from monitor.alerts import AlertEvent, AlertsConfig, build_alerting
+from monitor.alerts.service import Alerting
+from monitor.store import Store
+from tests.support.receiver import Receiver
+
+T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def alerting(store: Store, rx: Receiver, sink_type: str, now: list[datetime]) -> Alerting:
+    url = rx.url + ("/hook" if sink_type == "webhook" else "")
+    cfg = AlertsConfig.model_validate({"resend_interval": "1m",
+                                       "sinks": [{"name": "s", "type": sink_type, "url": url}]})
+    return build_alerting(cfg, store, environ={}, now=lambda: now[0])
+
+
+def health(kind: str, canary: str = "c1", at: datetime = T0) -> AlertEvent:
+    return AlertEvent(kind=kind, canary=canary, target="t", signal="health", severity="critical", opened_at=at,
+                      summary=f"{canary}@t: every call fails", evidence={"signal": "health"})
+
+
+def kinds(rx: Receiver, since: int = 0) -> list[str]:
+    out = []
+    for r in rx.delivered[since:]:
+        body = r.json
+        if isinstance(body, list):  # Alertmanager: alerts, firing (endsAt in the future) or not
+            out += [f"{a['labels']['alertname']}:{a['labels']['canary']}" for a in body]
+        else:
+            out.append(f"{body['type']}:{body['data']['canary']}")
+    return out
+
+
+async def give_up(al: Alerting, rx: Receiver, now: list[datetime]) -> None:
+    """Flush with the receiver failing, then again past `retry.give_up_after`: what waits is given up on."""
+    rx.fail(503)
+    await al.sender.flush()
+    now[0] += timedelta(seconds=al.cfg.retry.give_up_after + 60)
+    await al.sender.flush()
+    rx.heal()
+
+
+async def test_a_reload_does_not_re_page_a_canary_down_given_up_on(store: Store) -> None:
+    """The webhook's canary.down was given up on: each reload (`ensure_firing` of the pairs still down) wrote a new
+    one, a page at every reload, for as long as the canary stayed down."""
+    now = [T0]
+    with Receiver() as rx:
+        al = alerting(store, rx, "webhook", now)
+        await al.publish([health("canary.down")])
+        await give_up(al, rx, now)
+        assert [(n.kind, n.status) for n in al.outbox.query(limit=10)] == [("canary.down", "dead")]
+        for _ in range(2):  # two reloads
+            assert await al.ensure_firing([health("canary.down", at=now[0])]) == []
+            await al.sender.flush()
+        assert kinds(rx) == []
+        await al.publish([health("canary.recovered", at=now[0])])  # the page ends as before
+        await al.sender.flush()
+        assert kinds(rx) == ["canary.recovered:c1"]
+        await al.stop()
+
+
+async def test_alertmanager_gets_a_canary_down_given_up_on_at_its_re_sends_not_at_a_reload(store: Store) -> None:
+    """Alertmanager was down past `retry.give_up_after` as the canary went down: the alert was never re-sent (not
+    told), and each reload wrote it anew. Now the re-send every `resend_interval` carries it, as Alertmanager
+    expects of a client, and a reload writes nothing; the recovery ends it."""
+    now = [T0]
+    with Receiver() as rx:
+        al = alerting(store, rx, "alertmanager", now)
+        await al.publish([health("canary.down")])
+        await give_up(al, rx, now)
+        assert await al.ensure_firing([health("canary.down", at=now[0])]) == []
+        await al.sender.flush()
+        assert kinds(rx) == []
+        assert await al.sender.refresh() == 1
+        assert kinds(rx) == ["LLMMonitorCanaryDown:c1"]
+        [alert] = rx.delivered[-1].json
+        assert alert["startsAt"] == T0.isoformat()
+        await al.publish([health("canary.recovered", at=now[0])])
+        await al.sender.flush()
+        sent = len(rx.delivered)
+        assert rx.delivered[-1].json[0]["endsAt"] == now[0].isoformat()
+        assert await al.sender.refresh() == 0 and len(rx.delivered) == sent
+        await al.stop()
+
+
+async def test_a_retired_pair_whose_canary_down_was_given_up_on_is_no_longer_re_sent(store: Store) -> None:
+    """A reload removed the pair: its canary.down given up on (re-sent to Alertmanager now) is resolved too, else it
+    was re-sent for good."""
+    now = [T0]
+    with Receiver() as rx:
+        al = alerting(store, rx, "alertmanager", now)
+        await al.publish([health("canary.down")])
+        await give_up(al, rx, now)
+        await al.retire([])
+        await al.sender.flush()
+        assert rx.delivered[-1].json[0]["labels"]["alertname"] == "LLMMonitorCanaryDown"
+        assert rx.delivered[-1].json[0]["endsAt"] == now[0].isoformat()
+        sent = len(rx.delivered)
+        assert await al.sender.refresh() == 0 and len(rx.delivered) == sent
+        await al.stop()
