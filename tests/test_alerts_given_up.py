@@ -105,3 +105,49 @@ async def test_a_retired_pair_whose_canary_down_was_given_up_on_is_no_longer_re_
         sent = len(rx.delivered)
         assert await al.sender.refresh() == 0 and len(rx.delivered) == sent
         await al.stop()
+
+
+async def test_a_push_receiver_gets_a_resolve_given_up_on_once_it_takes_a_message_again(store: Store) -> None:
+    """The webhook receiver was down past `retry.give_up_after` as the canary recovered: its page stayed open for
+    good. Now the resolve goes again with the next message it takes (once: given up on again, it stays so)."""
+    now = [T0]
+    with Receiver() as rx:
+        al = alerting(store, rx, "webhook", now)
+        await al.publish([health("canary.down")])
+        await al.sender.flush()
+        now[0] += timedelta(minutes=1)
+        await al.publish([health("canary.recovered", at=now[0])])
+        await give_up(al, rx, now)
+        assert kinds(rx) == ["canary.down:c1"]
+        await al.publish([health("canary.down", canary="c2", at=now[0])])  # the receiver is back
+        await al.sender.flush()
+        assert kinds(rx) == ["canary.down:c1", "canary.down:c2", "canary.recovered:c1"]
+        # Given up on again (one try: its give_up_after is long past): not tried again at the next message.
+        await al.publish([health("canary.down", canary="c3", at=now[0])])
+        await al.sender.flush()
+        await al.publish([health("canary.recovered", canary="c1", at=now[0])])  # no page open there: not sent
+        assert kinds(rx)[-1] == "canary.down:c3"
+        await al.stop()
+
+
+async def test_a_resolve_given_up_on_that_fails_again_is_not_tried_for_ever(store: Store) -> None:
+    now = [T0]
+    with Receiver() as rx:
+        al = alerting(store, rx, "webhook", now)
+        await al.publish([health("canary.down")])
+        await al.sender.flush()
+        now[0] += timedelta(minutes=1)
+        await al.publish([health("canary.recovered", at=now[0])])
+        await give_up(al, rx, now)
+        recovered = [n for n in al.outbox.query(limit=10) if n.kind == "canary.recovered"]
+        await al.publish([health("canary.down", canary="c2", at=now[0])])
+        rx.fail(200, times=1)  # c2's canary.down is taken; the resolve's one more try is not
+        rx.fail(400, times=1)
+        await al.sender.flush()
+        [again] = [n for n in al.outbox.query(limit=10) if n.id == recovered[0].id]
+        assert again.status == "dead" and again.attempts == recovered[0].attempts + 1
+        for canary in ("c3", "c4"):
+            await al.publish([health("canary.down", canary=canary, at=now[0])])
+            await al.sender.flush()
+        assert kinds(rx) == ["canary.down:c1", "canary.down:c2", "canary.down:c3", "canary.down:c4"]
+        await al.stop()

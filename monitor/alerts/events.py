@@ -25,6 +25,8 @@ HELD = "held"
 RELEASED_NOTE = "held while"  # how a released row's last_error begins: kept when it is delivered (why it came late)
 NOT_SENT = "not sent:"  # how the last_error of a held row ended unsent begins (never told: no repeat to drop)
 GAVE_UP_NOTE = "gave up after"  # how the last_error of a row given up on past retry.give_up_after begins
+# how the last_error of an end given up on and tried once more (its push receiver took a message again) begins
+RETRIED_END_NOTE = "tried once more:"
 
 
 def status_of(kind: str) -> str:

@@ -26,8 +26,10 @@ from monitor.alerts.events import (
     HELD,
     NOT_SENT,
     ONE_SHOT,
+    PENDING,
     RELEASED_NOTE,
     RESOLVING,
+    RETRIED_END_NOTE,
     WAITING,
     Notification,
 )
@@ -345,6 +347,25 @@ class Outbox:
         sink that is re-sent what fires (`firing`) has ended them."""
         with Session(self.engine) as s:
             return self._ended(s)
+
+    @retry_disconnect
+    def retry_given_up_ends(self, sink: str, now: datetime) -> list[str]:
+        """Make the ends given up on at `sink` that are still their alert's last word due again at `now`, for one
+        more try (their give-up time long past, a failure gives them up again, for good); return their ids. Read per
+        alert, as `latest_states`."""
+        with Session(self.engine) as s:
+            rows = [r for r in latest_rows(s, _STATE_KINDS, "", sink)
+                    if r.kind in RESOLVING and r.status == DEAD and (r.last_error or "").startswith(GAVE_UP_NOTE)]
+            ids = []
+            for r in rows:
+                res = s.exec(update(NotificationRow).where(  # type: ignore[call-overload]
+                    and_(col(NotificationRow.id) == r.id, col(NotificationRow.status) == DEAD))
+                    .values(status=PENDING, next_attempt_at=now,
+                            last_error=f"{RETRIED_END_NOTE} the sink takes messages again ({r.last_error})"[:2000]))
+                if res.rowcount == 1:
+                    ids.append(r.id)
+            s.commit()
+            return ids
 
     def newest_states(self) -> list[Notification]:
         """Return, per sink x group x signal, the newest firing or resolving message, dead ones too (in the order of

@@ -17,7 +17,6 @@ import contextlib
 import logging
 import random
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,11 +24,19 @@ import httpx
 from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.alerts.attempt import Attempt, attempt
-from monitor.alerts.backoff import full_jitter
 from monitor.alerts.config import AlertsConfig
-from monitor.alerts.events import GAVE_UP_NOTE, Notification
+from monitor.alerts.delivery import (  # noqa: F401 (FlushResult, refreshes and the reasons are imported from here)
+    DROP_REASONS,
+    GAVE_UP,
+    GONE,
+    UNCONFIGURED,
+    UNCONFIGURED_GRACE,
+    Delivering,
+    FlushResult,
+    refreshes,
+)
+from monitor.alerts.events import Notification
 from monitor.alerts.outbox import Outbox
-from monitor.alerts.policy import DRIFT_GROUPED, MODEL_GROUP, STATEFUL_SINKS, merge_drift, merge_model_changes
 from monitor.alerts.sinks import Sink
 from monitor.domain import utcnow
 from monitor.store.repository import driver_message
@@ -38,20 +45,6 @@ from monitor.tls import default_context
 log = logging.getLogger("monitor.alerts")
 
 
-@dataclass
-class FlushResult:
-    """How many notifications a flush delivered, scheduled for retry and gave up on."""
-
-    delivered: int = 0
-    retried: int = 0
-    dead: int = 0
-
-
-# Why a notification was given up on (the `reason` label of llm_monitor_notifications_dropped_total).
-# Rows of a sink the running configuration does not name wait this long before they are given up on: during a
-# rolling update the leader may be a replica still on the old configuration, and the next one sends them.
-UNCONFIGURED_GRACE = timedelta(hours=1)
-GONE, DISABLED, GAVE_UP, UNCONFIGURED, UNRENDERABLE = "gone", "disabled", "gave_up", "unconfigured", "unrenderable"
 # A sink's loop with nothing to send asks the store again after `poll_interval`, then twice as long each time, up to
 # this many poll intervals (16 s by default), or sooner when a waiting row falls due (the claim says when) or a row
 # is added here (`wake`). Only rows another process adds (`baseline accept` from the CLI) wait for the next look.
@@ -59,10 +52,9 @@ IDLE_POLLS = 8
 # The supervisor's housekeeping (rows of sinks no longer configured, the pending gauge) runs every this many poll
 # intervals (30 s by default), and whenever rows are added or sinks change.
 HOUSEKEEPING_POLLS = 15
-DROP_REASONS: tuple[str, ...] = (GONE, DISABLED, GAVE_UP, UNCONFIGURED, UNRENDERABLE)
 
 
-class Sender:
+class Sender(Delivering):
     """Sends due outbox rows to their sinks; run it as background tasks with :meth:`start`/:meth:`stop`."""
 
     def __init__(self, outbox: Outbox, sinks: Mapping[str, Sink], cfg: AlertsConfig, *, metrics: Any = None,
@@ -84,6 +76,7 @@ class Sender:
         self._wakes: dict[str, asyncio.Event] = {}
         self._store_failing: set[str] = set()  # rounds whose store error was logged (once per outage)
         self._sink_failing: set[str] = set()  # sinks whose failing deliveries were logged (once per outage)
+        self._ends_given_up: set[str] = set()  # see Delivering
         self._task: asyncio.Task[None] | None = None  # the supervisor
         self._loops: dict[str, asyncio.Task[None]] = {}  # one per sink
         self._stopping = False
@@ -98,6 +91,7 @@ class Sender:
     def set_sinks(self, sinks: Mapping[str, Sink], cfg: AlertsConfig | None = None) -> None:
         """Swap the sinks (and settings) after a config reload; a reload re-enables disabled sinks."""
         removed = set(self.sinks) - set(sinks)
+        self._ends_given_up |= set(sinks) - set(self.sinks)  # a start, or a sink added: its first delivery looks
         self.sinks = dict(sinks)
         self.cfg = cfg or self.cfg
         self.disabled = {}
@@ -120,104 +114,6 @@ class Sender:
         """Send one notification through a sink right away, bypassing the outbox (alerts test)."""
         sink = self.sinks[sink_name]
         return await attempt(self._client, sink, sink.render(n, self.now()), self.now)
-
-    # the outbox
-    def _delay(self, n: Notification, a: Attempt) -> float:
-        r = self.cfg.retry
-        backoff = full_jitter(n.attempts, r.initial, r.max, self.rand)
-        if a.retry_after_s is not None:
-            # The receiver's Retry-After is a floor, never a licence to go faster than the backoff: a "Retry-After:
-            # 0" (or a date gone by) on every 429 had the sink re-send at once, hundreds of requests a second.
-            return max(backoff, min(a.retry_after_s, r.max_retry_after))
-        return backoff
-
-    async def _drop(self, n: Notification, reason: str, error: str, res: FlushResult, *,
-                    attempted: bool = True) -> None:
-        await asyncio.to_thread(self.outbox.mark_dead, n.id, error, attempted=attempted)
-        res.dead += 1
-        if self.metrics is not None:
-            self.metrics.dropped.labels(n.sink, reason).inc()
-        if self.on_dead is not None:
-            try:
-                released = await asyncio.to_thread(self.on_dead, n)
-            except SQLAlchemyError as e:  # the row is dead: the rest of the batch goes on; a start releases it
-                log.warning("could not send what the notification given up on held (tried again at the next start): "
-                            "%s", driver_message(e), extra={"sink": n.sink, "message_id": n.message_id})
-                return
-            if released:
-                self.wake()
-
-    def _disable(self, name: str, why: str) -> None:
-        self.disabled[name] = why
-        if self.metrics is not None:
-            self.metrics.sink_disabled.labels(name).set(1)
-
-    async def _deliver(self, n: Notification, res: FlushResult) -> set[str]:
-        """Attempt one notification, merged with the rows of its group still waiting; return the ids of the rows
-        it merged (they were in this message, whether or not it was delivered)."""
-        sink = self.sinks.get(n.sink)
-        extra = {"sink": n.sink, "message_id": n.message_id, "kind": n.kind, "attempt": n.attempts + 1}
-        if sink is None:
-            log.warning("notification dropped: its sink is no longer configured", extra=extra)
-            await self._drop(n, UNCONFIGURED, f"sink {n.sink!r} is no longer configured", res, attempted=False)
-            return set()
-        if n.sink in self.disabled:
-            log.warning("notification dropped: its sink is disabled", extra=extra)
-            await self._drop(n, DISABLED, self.disabled[n.sink], res, attempted=False)
-            return set()
-        merged: list[Notification] = []
-        if n.kind == "model.changed" and n.signal == MODEL_GROUP:  # one message per target (policy.plan)
-            merged = await asyncio.to_thread(self.outbox.siblings, n)
-            n = replace(n, payload=merge_model_changes([n.payload, *(m.payload for m in merged)]))
-        elif n.kind in DRIFT_GROUPED and sink.type not in STATEFUL_SINKS:  # one message per canary x target
-            merged = await asyncio.to_thread(self.outbox.siblings, n, any_signal=True)
-            n = replace(n, payload=merge_drift([n.payload, *(m.payload for m in merged)]))
-        merged_ids = {m.id for m in merged}
-        now = self.now()
-        try:
-            req = sink.render(n, now)
-        except Exception as e:  # a row this build cannot render would otherwise block its sink forever
-            log.exception("cannot render a notification", extra=extra)
-            await self._drop(n, UNRENDERABLE, sink.redact(f"cannot render: {e!r}"), res, attempted=False)
-            return merged_ids
-        a = await attempt(self._client, sink, req, self.now)
-        if a.ok:
-            for m in (n, *merged):
-                await asyncio.to_thread(self.outbox.mark_delivered, m.id, self.now())
-            res.delivered += 1
-            if n.sink in self._sink_failing:
-                self._sink_failing.discard(n.sink)
-                log.info("alert sink %s delivers again", n.sink, extra={"sink": n.sink})
-            if self.metrics is not None:
-                self.metrics.sent.labels(n.sink).inc()
-            return merged_ids
-        if self.metrics is not None:
-            self.metrics.send_failures.labels(n.sink).inc()
-        extra["error"] = a.error
-        if a.gone:
-            self._disable(n.sink, f"sink disabled: the endpoint answered 410 Gone ({a.error})")
-            log.error("alert sink %s answered 410 Gone: disabled until the config is reloaded", n.sink,
-                      extra=extra)
-            await self._drop(n, GONE, a.error, res)
-            return merged_ids
-        delay = self._delay(n, a)
-        next_at = now + timedelta(seconds=delay)
-        if next_at > n.created_at + timedelta(seconds=self.cfg.retry.give_up_after):
-            log.error("gave up delivering a notification", extra=extra)
-            await self._drop(n, GAVE_UP, f"{GAVE_UP_NOTE} {n.attempts + 1} attempts: {a.error}", res)
-            return merged_ids
-        # One warning per sink and outage: each waiting notification's every attempt would be a line (a 90 s
-        # receiver outage in a soak logged 533); llm_monitor_notification_failures_total counts them all.
-        extra["retry_in_s"] = round(delay, 3)
-        if n.sink in self._sink_failing:
-            log.debug("notification delivery failed, will retry", extra=extra)
-        else:
-            self._sink_failing.add(n.sink)
-            log.warning("notification delivery failed, will retry (logged once until the sink delivers again)",
-                        extra=extra)
-        await asyncio.to_thread(self.outbox.mark_retry, n.id, next_at, a.error)
-        res.retried += 1
-        return merged_ids
 
     async def flush_sink(self, name: str, res: FlushResult | None = None, max_rounds: int = 100) -> FlushResult:
         """Deliver one sink's rows due now, in order (retries that fall due later stay for later)."""
@@ -401,7 +297,3 @@ class Sender:
         self._loops.clear()
         await self._client.aclose()
 
-
-def refreshes(sink: Sink) -> bool:
-    """Whether a sink re-sends its firing alerts (Alertmanager): the others need no read of them."""
-    return type(sink).refresh is not Sink.refresh

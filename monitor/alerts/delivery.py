@@ -1,0 +1,194 @@
+"""One notification's delivery: rendered, merged with the rows of its group still waiting, attempted, then marked
+delivered, to retry, or given up on (dead); and the ends given up on tried once more when their push receiver takes a
+message again.
+
+`Delivering` is a part of monitor.alerts.sender.Sender, which holds the state it names.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy.exc import SQLAlchemyError
+
+from monitor.alerts.attempt import Attempt, attempt
+from monitor.alerts.backoff import full_jitter
+from monitor.alerts.config import AlertsConfig
+from monitor.alerts.events import GAVE_UP_NOTE, RESOLVING, RETRIED_END_NOTE, Notification
+from monitor.alerts.outbox import Outbox
+from monitor.alerts.policy import DRIFT_GROUPED, MODEL_GROUP, STATEFUL_SINKS, merge_drift, merge_model_changes
+from monitor.alerts.sinks import Sink
+from monitor.store.repository import driver_message
+
+log = logging.getLogger("monitor.alerts")
+
+
+@dataclass
+class FlushResult:
+    """How many notifications a flush delivered, scheduled for retry and gave up on."""
+
+    delivered: int = 0
+    retried: int = 0
+    dead: int = 0
+
+
+# Why a notification was given up on (the `reason` label of llm_monitor_notifications_dropped_total).
+# Rows of a sink the running configuration does not name wait this long before they are given up on: during a
+# rolling update the leader may be a replica still on the old configuration, and the next one sends them.
+UNCONFIGURED_GRACE = timedelta(hours=1)
+GONE, DISABLED, GAVE_UP, UNCONFIGURED, UNRENDERABLE = "gone", "disabled", "gave_up", "unconfigured", "unrenderable"
+DROP_REASONS: tuple[str, ...] = (GONE, DISABLED, GAVE_UP, UNCONFIGURED, UNRENDERABLE)
+
+
+def refreshes(sink: Sink) -> bool:
+    """Whether a sink re-sends its firing alerts (Alertmanager): the others need no read of them."""
+    return type(sink).refresh is not Sink.refresh
+
+
+def _retried(n: Notification) -> bool:
+    """Whether `n` is an end given up on and being tried once more (`Outbox.retry_given_up_ends`)."""
+    return (n.last_error or "").startswith(RETRIED_END_NOTE)
+
+
+class Delivering:
+    """The part of `Sender` that attempts one notification and records the outcome."""
+
+    outbox: Outbox
+    sinks: dict[str, Sink]
+    cfg: AlertsConfig
+    metrics: Any
+    now: Callable[[], datetime]
+    rand: Callable[[], float]
+    disabled: dict[str, str]
+    on_dead: Callable[[Notification], int] | None
+    _client: httpx.AsyncClient
+    _sink_failing: set[str]
+    # Push sinks (not re-sent what fires) that may have an end given up on as an alert's last word: every sink at a
+    # start (one given up on before it), and a sink once an end is given up on there. Its next delivery looks.
+    _ends_given_up: set[str]
+
+    def wake(self) -> None: ...
+
+    async def _retry_ends(self, name: str) -> None:
+        """Try once more, now, the ends given up on at `name` that are their alert's last word: the receiver takes
+        messages again, and given up on, its page stayed open for good. Once: given up on again, they stay so."""
+        self._ends_given_up.discard(name)
+        try:
+            ids = await asyncio.to_thread(self.outbox.retry_given_up_ends, name, self.now())
+        except SQLAlchemyError as e:  # the next delivery there looks again
+            self._ends_given_up.add(name)
+            log.warning("could not look for ends given up on at %s: %s", name, driver_message(e), extra={"sink": name})
+            return
+        if ids:
+            log.info("alert sink %s takes messages again: the %d ends given up on there are sent once more", name,
+                     len(ids), extra={"sink": name, "count": len(ids)})
+            self.wake()
+
+    def _delay(self, n: Notification, a: Attempt) -> float:
+        r = self.cfg.retry
+        backoff = full_jitter(n.attempts, r.initial, r.max, self.rand)
+        if a.retry_after_s is not None:
+            # The receiver's Retry-After is a floor, never a licence to go faster than the backoff: a "Retry-After:
+            # 0" (or a date gone by) on every 429 had the sink re-send at once, hundreds of requests a second.
+            return max(backoff, min(a.retry_after_s, r.max_retry_after))
+        return backoff
+
+    async def _drop(self, n: Notification, reason: str, error: str, res: FlushResult, *,
+                    attempted: bool = True) -> None:
+        await asyncio.to_thread(self.outbox.mark_dead, n.id, error, attempted=attempted)
+        res.dead += 1
+        if reason == GAVE_UP and n.kind in RESOLVING and not _retried(n):
+            self._ends_given_up.add(n.sink)
+        if self.metrics is not None:
+            self.metrics.dropped.labels(n.sink, reason).inc()
+        if self.on_dead is not None:
+            try:
+                released = await asyncio.to_thread(self.on_dead, n)
+            except SQLAlchemyError as e:  # the row is dead: the rest of the batch goes on; a start releases it
+                log.warning("could not send what the notification given up on held (tried again at the next start): "
+                            "%s", driver_message(e), extra={"sink": n.sink, "message_id": n.message_id})
+                return
+            if released:
+                self.wake()
+
+    def _disable(self, name: str, why: str) -> None:
+        self.disabled[name] = why
+        if self.metrics is not None:
+            self.metrics.sink_disabled.labels(name).set(1)
+
+    async def _deliver(self, n: Notification, res: FlushResult) -> set[str]:
+        """Attempt one notification, merged with the rows of its group still waiting; return the ids of the rows
+        it merged (they were in this message, whether or not it was delivered)."""
+        sink = self.sinks.get(n.sink)
+        extra = {"sink": n.sink, "message_id": n.message_id, "kind": n.kind, "attempt": n.attempts + 1}
+        if sink is None:
+            log.warning("notification dropped: its sink is no longer configured", extra=extra)
+            await self._drop(n, UNCONFIGURED, f"sink {n.sink!r} is no longer configured", res, attempted=False)
+            return set()
+        if n.sink in self.disabled:
+            log.warning("notification dropped: its sink is disabled", extra=extra)
+            await self._drop(n, DISABLED, self.disabled[n.sink], res, attempted=False)
+            return set()
+        merged: list[Notification] = []
+        if n.kind == "model.changed" and n.signal == MODEL_GROUP:  # one message per target (policy.plan)
+            merged = await asyncio.to_thread(self.outbox.siblings, n)
+            n = replace(n, payload=merge_model_changes([n.payload, *(m.payload for m in merged)]))
+        elif n.kind in DRIFT_GROUPED and sink.type not in STATEFUL_SINKS:  # one message per canary x target
+            merged = await asyncio.to_thread(self.outbox.siblings, n, any_signal=True)
+            n = replace(n, payload=merge_drift([n.payload, *(m.payload for m in merged)]))
+        merged_ids = {m.id for m in merged}
+        now = self.now()
+        try:
+            req = sink.render(n, now)
+        except Exception as e:  # a row this build cannot render would otherwise block its sink forever
+            log.exception("cannot render a notification", extra=extra)
+            await self._drop(n, UNRENDERABLE, sink.redact(f"cannot render: {e!r}"), res, attempted=False)
+            return merged_ids
+        a = await attempt(self._client, sink, req, self.now)
+        if a.ok:
+            for m in (n, *merged):
+                await asyncio.to_thread(self.outbox.mark_delivered, m.id, self.now())
+            res.delivered += 1
+            if n.sink in self._ends_given_up and not refreshes(sink):
+                await self._retry_ends(n.sink)
+            if n.sink in self._sink_failing:
+                self._sink_failing.discard(n.sink)
+                log.info("alert sink %s delivers again", n.sink, extra={"sink": n.sink})
+            if self.metrics is not None:
+                self.metrics.sent.labels(n.sink).inc()
+            return merged_ids
+        if self.metrics is not None:
+            self.metrics.send_failures.labels(n.sink).inc()
+        extra["error"] = a.error
+        if a.gone:
+            self._disable(n.sink, f"sink disabled: the endpoint answered 410 Gone ({a.error})")
+            log.error("alert sink %s answered 410 Gone: disabled until the config is reloaded", n.sink,
+                      extra=extra)
+            await self._drop(n, GONE, a.error, res)
+            return merged_ids
+        delay = self._delay(n, a)
+        next_at = now + timedelta(seconds=delay)
+        if next_at > n.created_at + timedelta(seconds=self.cfg.retry.give_up_after):
+            log.error("gave up delivering a notification", extra=extra)
+            note = "gave up again after" if _retried(n) else GAVE_UP_NOTE  # not tried once more again
+            await self._drop(n, GAVE_UP, f"{note} {n.attempts + 1} attempts: {a.error}", res)
+            return merged_ids
+        # One warning per sink and outage: each waiting notification's every attempt would be a line (a 90 s
+        # receiver outage in a soak logged 533); llm_monitor_notification_failures_total counts them all.
+        extra["retry_in_s"] = round(delay, 3)
+        if n.sink in self._sink_failing:
+            log.debug("notification delivery failed, will retry", extra=extra)
+        else:
+            self._sink_failing.add(n.sink)
+            log.warning("notification delivery failed, will retry (logged once until the sink delivers again)",
+                        extra=extra)
+        await asyncio.to_thread(self.outbox.mark_retry, n.id, next_at, a.error)
+        res.retried += 1
+        return merged_ids
+
