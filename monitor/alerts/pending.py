@@ -8,6 +8,12 @@ takes them oldest first and retries the oldest with backoff (0.5 s doubling to 3
 refuses, so a `canary.recovered` is never written before the `canary.down` still waiting ahead of it. Its caller
 waits for the first try only (the run that made the event goes on once the store is known to be away). What still
 waits when the daemon stops is logged, message by message, as not sent.
+
+A store away for days would have the queue grow with every flap of every canary. Past `COMPACT_AT` events waiting,
+each alert keeps its first event and, if it says otherwise, its last (down, recovered ... down, recovered: the first
+down and the last recovered; down ... down: the first down), in order; the rest are superseded (logged, counted in
+`llm_monitor_alert_events_superseded_total`). So the queue holds at most about two events per alert, and a receiver
+still gets each outage's down and its recovery, in order, and never two downs without a recovery between them.
 """
 
 from __future__ import annotations
@@ -23,13 +29,14 @@ from typing import Any
 
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
-from monitor.alerts.events import AlertEvent, Notification
+from monitor.alerts.events import FIRING, ONE_SHOT, AlertEvent, Notification
 from monitor.store.repository import driver_message
 from monitor.unsaved import FIRST_DELAY_S, MAX_DELAY_S  # the held observations' backoff, for the same store
 
 log = logging.getLogger("monitor.alerts")
 
 CLOSE_GRACE_S = 10.0  # at shutdown, how long what waits gets for a last try
+COMPACT_AT = 1000  # events waiting past which each alert's superseded ones go (then past twice what is left)
 _FENCED = "this replica lost the leader lock: the leader pages what it sees"
 
 
@@ -65,9 +72,13 @@ class Pending:
     """
 
     def __init__(self, attempt: Callable[[Write], Awaitable[None]], abandon: Callable[[Write], None], *,
-                 first_delay_s: float = FIRST_DELAY_S, max_delay_s: float = MAX_DELAY_S):
+                 first_delay_s: float = FIRST_DELAY_S, max_delay_s: float = MAX_DELAY_S, compact_at: int = COMPACT_AT,
+                 superseded: Callable[[int], None] = lambda n: None):
         self._attempt = attempt
         self._abandon = abandon
+        self.compact_at = compact_at
+        self._next_compact = compact_at
+        self._superseded = superseded  # told how many events a compaction let go
         self.first_delay_s = first_delay_s
         self.max_delay_s = max_delay_s
         self._queue: deque[Write] = deque()
@@ -107,13 +118,60 @@ class Pending:
             self._lost([w], "the daemon is stopping")
             return False
         self._queue.append(w)
+        if self._events() > self._next_compact:
+            self._next_compact = max(self.compact_at, 2 * (self._events() - self._compact()))
         if self._since is not None:
-            w.settled.set_result(None)  # the store is away: the caller does not wait for it
+            self._settle(w)  # the store is away: the caller does not wait for it (settled if compacted away)
         if self._task is None or self._task.done():
             self._task = loop.create_task(self._drain(), name="alert-writes")
         # shielded: a caller cancelled (a run at shutdown) leaves its write to the task, which finishes it
         await asyncio.shield(w.settled)
         return w.written
+
+    def _events(self) -> int:
+        return sum(len(w.events) if w.out is None else len(w.out) for w in self._queue)
+
+    def _compact(self) -> int:
+        """Let go of each alert's events superseded by a later one (see the module's doc); return how many.
+
+        Only writes not planned yet lose events (a planned one has cooldown keys marked, and a sequence is compacted
+        between planned writes only), and never the oldest, which the task may be trying."""
+        runs: list[dict[tuple[str, str, str], list[tuple[Write, AlertEvent]]]] = [{}]
+        for w in self._queue:
+            if w.out is not None:
+                runs.append({})
+                continue
+            for e in w.events:
+                family = e.kind if e.kind in ONE_SHOT else "state"
+                runs[-1].setdefault((family, e.group_key, e.signal), []).append((w, e))
+        head = self._queue[0]
+        drop: dict[int, set[int]] = {}  # id(write) -> ids of its events let go
+        for run in runs:
+            for seq in run.values():
+                first, last = seq[0][1], seq[-1][1]
+                keep = {id(first)} | ({id(last)} if (last.kind in FIRING) != (first.kind in FIRING) else set())
+                for w, e in seq:
+                    if id(e) not in keep and w is not head:
+                        drop.setdefault(id(w), set()).add(id(e))
+        if not drop:
+            return 0
+        gone, emptied = 0, []
+        for w in self._queue:
+            if id(w) in drop:
+                left = [e for e in w.events if id(e) not in drop[id(w)]]
+                gone += len(w.events) - len(left)
+                w.events = left
+                if not left:
+                    emptied.append(w)
+        for w in emptied:
+            self._queue.remove(w)
+            self._abandon(w)  # nothing of it to write: its pairs' marks go
+            self._settle(w)
+        log.warning("alert writes still wait for the store: %d events superseded by a later one of the same alert "
+                    "let go (kept: each alert's first and, if it says otherwise, last)", gone,
+                    extra={"superseded": gone, "waiting": self._events()})
+        self._superseded(gone)
+        return gone
 
     def _settle(self, w: Write) -> None:
         if w.settled is not None and not w.settled.done():

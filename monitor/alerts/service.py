@@ -62,7 +62,8 @@ class Alerting(Reconciling):
         # nothing its failures held, the sinks not told yet that it is down (see `release_answered`)
         self._downs_waiting: Counter[tuple[str, str]] = Counter()
         # writes without a transaction of their own, in order, retried while the store refuses them
-        self.pending = Pending(self._attempt, lambda w: self._unmark(w, written=False))
+        self.pending = Pending(self._attempt, lambda w: self._unmark(w, written=False),
+                               superseded=metrics.alert_events_superseded.inc if metrics is not None else lambda n: None)
         if sender is not None:  # None: the CLI's, which writes rows and sends none
             sender.on_dead = lambda n: self.inhibitor.given_up(self.outbox.engine, n, self.now())
 

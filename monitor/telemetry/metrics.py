@@ -182,6 +182,10 @@ class Metrics:
         self.inhibited = Counter("llm_monitor_notifications_inhibited",
                                  "Held notifications never sent: their drift event ended while held (the opening "
                                  "and its end count one each).", ("sink",), registry=r)
+        self.alert_events_superseded = Counter(
+            "llm_monitor_alert_events_superseded",
+            "Alert events waiting in memory for the store let go as superseded by a later one of the same alert "
+            "(kept: each alert's first and, if it says otherwise, last).", registry=r)
         self.sink_disabled = Gauge("llm_monitor_notification_sink_disabled",
                                    "1 while a sink is disabled (its endpoint answered 410 Gone) until a reload.",
                                    ("sink",), registry=r)
