@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import secrets
+import threading
+import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -52,6 +55,22 @@ class Plan:
     notifications: list[Notification] = field(default_factory=list)
     remember: dict[CooldownKey, CooldownEntry] = field(default_factory=dict)
     suppressed: list[str] = field(default_factory=list)  # sinks skipped by cooldown
+
+
+_last_ns = 0
+_ids_lock = threading.Lock()
+
+
+def row_id() -> str:
+    """A new outbox row id that sorts after every id this process made before (32 hex digits: a nanosecond count
+    that never goes back, then 64 random bits). The outbox orders an alert's rows by (created_at, id): with random
+    ids, an opening and its resolve made in the same microsecond (one clock reading, or a coarse clock) were sent
+    and read in either order, a "recovered" before its "down" or as the alert's latest word while it fired."""
+    global _last_ns
+    with _ids_lock:
+        _last_ns = max(time.time_ns(), _last_ns + 1)
+        stamp = _last_ns
+    return f"{stamp:016x}{secrets.token_hex(8)}"
 
 
 def _any(patterns: list[str] | None, value: str) -> bool:
@@ -162,7 +181,7 @@ def plan(event: AlertEvent, cfg: AlertsConfig, now: datetime, memory: Mapping[Co
         collects = grouped or (cooled and event.kind == DRIFT_OPENED)
         wait = timedelta(seconds=cfg.group_wait) if collects else timedelta(0)
         out.notifications.append(Notification(
-            id=uuid.uuid4().hex, message_id=message_id(sink, event, round_), sink=sink, kind=event.kind,
+            id=row_id(), message_id=message_id(sink, event, round_), sink=sink, kind=event.kind,
             group_key=key[1], signal=key[2], payload=body, created_at=now, next_attempt_at=now + wait))
     return out
 
