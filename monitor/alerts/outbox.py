@@ -163,15 +163,17 @@ class Outbox:
                 if sink is not None:
                     nxt = nxt.where(NotificationRow.sink == sink)
                 return [], aware(s.exec(nxt).one())
+            # One statement leases them all (it was one per row), each only if no other claim leased it since it was
+            # read (a lease moves next_attempt_at past `now`); not synchronised with the session (SQLAlchemy would
+            # test the criteria on every row loaded): the claimed copies get the lease below.
+            leased = set(s.execute(update(NotificationRow).where(
+                col(NotificationRow.id).in_([r.id for r in rows]), col(NotificationRow.status).in_(WAITING),
+                col(NotificationRow.next_attempt_at) <= now)
+                .values(next_attempt_at=until).returning(col(NotificationRow.id))
+                .execution_options(synchronize_session=False)).scalars())
             claimed: list[Notification] = []
             for r in rows:
-                # Not synchronised with the session: SQLAlchemy would test each update's criteria on every row
-                # loaded (limit x limit evaluations a claim); the claimed copies get the lease below.
-                res = s.exec(update(NotificationRow).where(  # type: ignore[call-overload]
-                    and_(col(NotificationRow.id) == r.id, col(NotificationRow.status).in_(WAITING),
-                         col(NotificationRow.next_attempt_at) == r.next_attempt_at))
-                    .values(next_attempt_at=until).execution_options(synchronize_session=False))
-                if res.rowcount == 1:
+                if r.id in leased:
                     n = _from_row(r)
                     n.next_attempt_at = until
                     claimed.append(n)
