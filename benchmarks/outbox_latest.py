@@ -9,8 +9,12 @@ bytes. Then times the reads a take-over, a reload, ``ensure_firing`` and ``retir
 resolving row, oldest first, the last live one per alert kept: the code this replaced, copied here). And the
 sender's ``claim``, with 50 rows due and with none (then it reads when the next falls due), as now (0009: each
 waiting row's alert probed in the partial index of waiting rows) and as before (an EXISTS over the alert's older
-rows, which walked the alert's history; copied here and timed without that index, as before 0009). Prints a table:
-median of ``--repeat`` calls each and the ratio before / now; checks both give the same rows.
+rows, which walked the alert's history; copied here and timed without that index, as before 0009). And the reads
+over the history a start, a resync and the hourly prune make -- ``last_firing`` (the cooldown's 30 minutes),
+``adopt_legacy_health``, ``prune`` (at the retention's edge: nothing older, its usual hourly work but the deletes) --
+now (the window by creation time, 0010; the alerts of signal "error") and as before (every row, every row of signal
+"error", every delivered row and every state row grouped per alert; copied here, timed without the 0010 index). Prints a table: median of ``--repeat`` calls each and the ratio before / now; checks both give the
+same rows.
 """
 
 from __future__ import annotations
@@ -28,15 +32,25 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import and_, func, insert, or_, text, update
+from sqlalchemy import and_, delete, func, insert, or_, text, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from monitor.alerts.events import DEAD, DELIVERED, FIRING, PENDING, RESOLVING, WAITING, Notification  # noqa: E402
+from monitor.alerts.events import (  # noqa: E402
+    DEAD,
+    DELIVERED,
+    FIRING,
+    NOT_SENT,
+    ONE_SHOT,
+    PENDING,
+    RESOLVING,
+    WAITING,
+)
 from monitor.alerts.outbox import Outbox, _from_row, alert_key  # noqa: E402
+from monitor.alerts.outbox_upkeep import _health_payload  # noqa: E402
 from monitor.store import Store  # noqa: E402
 from monitor.store.convert import aware  # noqa: E402
 from monitor.store.outbox_table import WAITING_WHERE, NotificationRow  # noqa: E402
@@ -129,10 +143,77 @@ def claimed_before(store: Store, now: datetime, limit: int = 50, lease: float | 
         return claimed
 
 
+def last_firing_before(store: Store, since: datetime) -> dict[tuple[str, str, str], tuple[datetime, bool, bool]]:
+    """``Outbox.last_firing`` before: every row since `since`, oldest first (no index on created_at: all rows)."""
+    kinds = tuple((FIRING | ONE_SHOT | RESOLVING) - {"test"})
+    out: dict[tuple[str, str, str], tuple[datetime, bool, bool]] = {}
+    with Session(store.engine) as s:
+        cols = (NotificationRow.sink, NotificationRow.group_key, NotificationRow.signal, NotificationRow.kind,
+                NotificationRow.created_at, NotificationRow.status, NotificationRow.last_error)
+        q = (sa_select(*(col(c) for c in cols))
+             .where(col(NotificationRow.kind).in_(kinds), col(NotificationRow.created_at) >= since)
+             .order_by(col(NotificationRow.created_at)))
+        for sink, group, signal, kind, ts, status, error in s.execute(q).all():
+            key = (sink, group, signal)
+            if status == DEAD and (error or "").startswith(NOT_SENT):
+                continue
+            if kind in RESOLVING:
+                if key in out:
+                    out[key] = (out[key][0], False, True)
+            else:
+                out[key] = (aware(ts) or ts, kind in FIRING, False)
+    return out
+
+
+def adopt_before(store: Store) -> int:
+    """``Outbox.adopt_legacy_health`` before: an UPDATE over every row of signal "error" (no index leads with it)."""
+    health = col(NotificationRow.kind).in_(("canary.down", "canary.recovered"))
+    with Session(store.engine) as s:
+        moved = s.exec(update(NotificationRow).where(  # type: ignore[call-overload]
+            col(NotificationRow.signal) == "error", health).values(signal="health")).rowcount
+        for row in s.exec(select(NotificationRow).where(health, col(NotificationRow.status).in_(WAITING))):
+            payload = _health_payload(row.payload or {})
+            if payload != row.payload:
+                row.payload = payload
+                s.add(row)
+        s.commit()
+        return int(moved or 0)
+
+
+def prune_before(store: Store, before: datetime) -> int:
+    """``Outbox.prune`` before: each alert's newest state time grouped over every state row, every delivered or dead
+    row older than `before` read."""
+    state = tuple(FIRING | RESOLVING)
+    with Session(store.engine) as s:
+        latest = {(a, b, c): m for a, b, c, m in s.exec(
+            select(NotificationRow.sink, NotificationRow.group_key, NotificationRow.signal,
+                   func.max(NotificationRow.created_at))
+            .where(col(NotificationRow.kind).in_(state))
+            .group_by(NotificationRow.sink, NotificationRow.group_key, NotificationRow.signal)).all()}
+        cols = (NotificationRow.id, NotificationRow.sink, NotificationRow.group_key, NotificationRow.signal,
+                NotificationRow.kind, NotificationRow.created_at)
+        old = s.execute(sa_select(*(col(c) for c in cols))
+                        .where(col(NotificationRow.status).in_((DELIVERED, DEAD)),
+                               col(NotificationRow.created_at) < before)).all()
+        doomed = [rid for rid, sink, group, signal, kind, ts in old
+                  if kind not in state or ts != latest.get((sink, group, signal))]
+        for i in range(0, len(doomed), 500):
+            s.exec(delete(NotificationRow).where(col(NotificationRow.id).in_(doomed[i:i + 500])))  # type: ignore[call-overload]
+        s.commit()
+        return len(doomed)
+
+
+SINCE = START + timedelta(days=DAYS) - timedelta(minutes=30)  # last_firing's window: the cooldown's 30 minutes
+PRUNE_BEFORE = START  # the retention's edge: nothing older (the hourly prune's reads, without its deletes)
+
+
 def claimed_now(ob: Outbox, now: datetime) -> list[Any]:
     """``Outbox.claim`` with a lease of 0 (the rows stay due: every call claims 50), as the list above."""
     rows, nxt = ob.claim(now, 50, lease=0.0)
     return rows or [nxt]
+
+
+ROWS_OF_NOTIFICATIONS = ("latest_states()", "open_alerts()", "firing('am')")
 
 
 def before(store: Store) -> dict[str, Callable[[], list[Any]]]:
@@ -143,13 +224,19 @@ def before(store: Store) -> dict[str, Callable[[], list[Any]]]:
                                  if r.kind in FIRING and r.status == DELIVERED],
         "claim(), 50 due": lambda: claimed_before(store, DUE),
         "claim(), none due": lambda: claimed_before(store, NONE_DUE),
+        "last_firing(30 min)": lambda: sorted(last_firing_before(store, SINCE).items()),
+        "adopt_legacy_health()": lambda: [adopt_before(store)],
+        "prune(nothing due)": lambda: [prune_before(store, PRUNE_BEFORE)],
     }
 
 
 def now(ob: Outbox) -> dict[str, Callable[[], list[Any]]]:
     return {"latest_states()": ob.latest_states, "open_alerts()": ob.open_alerts,
             "firing('am')": lambda: ob.firing("am"), "claim(), 50 due": lambda: claimed_now(ob, DUE),
-            "claim(), none due": lambda: claimed_now(ob, NONE_DUE)}
+            "claim(), none due": lambda: claimed_now(ob, NONE_DUE),
+            "last_firing(30 min)": lambda: sorted(ob.last_firing(SINCE).items()),
+            "adopt_legacy_health()": lambda: [ob.adopt_legacy_health()],
+            "prune(nothing due)": lambda: [ob.prune(PRUNE_BEFORE)]}
 
 
 def same_claims(store: Store, ob: Outbox) -> None:
@@ -161,15 +248,18 @@ def same_claims(store: Store, ob: Outbox) -> None:
 
 
 def without_waiting_index(store: Store) -> None:
-    """Drop the partial index of waiting rows (0009), so the claim before it is timed on the schema it ran on."""
+    """Drop the partial index of waiting rows (0009) and the index by creation time (0010), so the reads before them
+    are timed on the schema they ran on."""
     with store.engine.begin() as conn:
         conn.execute(text("DROP INDEX ix_notifications_waiting"))
+        conn.execute(text("DROP INDEX ix_notifications_created"))
 
 
 def with_waiting_index(store: Store) -> None:
     with store.engine.begin() as conn:
         conn.execute(text("CREATE INDEX ix_notifications_waiting ON notifications "
                           f"(sink, group_key, signal, created_at, id) WHERE {WAITING_WHERE}"))
+        conn.execute(text("CREATE INDEX ix_notifications_created ON notifications (created_at, id)"))
 
 
 def timed(fn: Callable[[], object], repeat: int) -> float:
@@ -198,10 +288,12 @@ def main() -> None:
         ob = Outbox(store.engine)
         old, new = before(store), now(ob)
         for name in old:
-            if not name.startswith("claim"):
+            if name in ROWS_OF_NOTIFICATIONS:
                 assert [n.id for n in old[name]()] == [n.id for n in new[name]()], f"{name}: not the same rows"
+            elif not name.startswith("claim"):
+                assert old[name]() == new[name](), f"{name}: not the same answer"
         same_claims(store, ob)
-        counts = {name: sum(1 for n in new[name]() if isinstance(n, Notification)) for name in new}
+        counts = {name: sum(1 for n in new[name]() if not isinstance(n, (datetime, int))) for name in new}
         t_new = {name: timed(fn, args.repeat) for name, fn in new.items()}
         without_waiting_index(store)
         t_old = {name: timed(fn, args.repeat) for name, fn in old.items()}

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, case, delete, func, literal_column, update
+from sqlalchemy import Engine, and_, case, func, literal_column, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
@@ -24,8 +24,6 @@ from monitor.alerts.events import (
     FIRING,
     GAVE_UP_NOTE,
     HELD,
-    NOT_SENT,
-    ONE_SHOT,
     PENDING,
     RELEASED_NOTE,
     RESOLVING,
@@ -33,14 +31,13 @@ from monitor.alerts.events import (
     WAITING,
     Notification,
 )
+from monitor.alerts.outbox_upkeep import Upkeep
 from monitor.store.convert import aware, storable
-from monitor.store.engine import retry_disconnect, unbounded
+from monitor.store.engine import retry_disconnect
 from monitor.store.outbox_latest import latest_rows
 from monitor.store.outbox_table import NotificationRow
 
 _STATE_KINDS = tuple(FIRING | RESOLVING)
-_TERMINAL = (DELIVERED, DEAD)
-_HEALTH_KINDS = ("canary.down", "canary.recovered")
 Key = tuple[str, str, str]
 
 
@@ -63,17 +60,6 @@ def _from_row(r: NotificationRow) -> Notification:
         payload=dict(r.payload or {}), created_at=aware(r.created_at) or r.created_at,
         next_attempt_at=aware(r.next_attempt_at) or r.next_attempt_at, status=r.status, attempts=r.attempts,
         last_error=r.last_error, delivered_at=aware(r.delivered_at))
-
-
-def _health_payload(payload: dict[str, Any]) -> dict[str, Any]:
-    """A canary health payload an older release wrote, saying signal "health" where it said "error"."""
-    out = dict(payload)
-    if out.get("signal") == "error":
-        out["signal"] = "health"
-    evidence = out.get("evidence")
-    if isinstance(evidence, dict) and evidence.get("signal") == "error":
-        out["evidence"] = {**evidence, "signal": "health"}
-    return out
 
 
 def enqueue(session: Any, notifications: Iterable[Notification]) -> list[str]:
@@ -107,7 +93,7 @@ def alert_key(r: Any) -> Key:
     return (r.sink, r.group_key, r.signal)
 
 
-class Outbox:
+class Outbox(Upkeep):
     """Repository over the notifications table (SQLite or PostgreSQL); every method is one short transaction."""
 
     def __init__(self, engine: Engine):
@@ -210,26 +196,6 @@ class Outbox:
                 q = q.where(NotificationRow.signal != n.signal, self._oldest_waiting(NotificationRow))
             q = q.order_by(col(NotificationRow.created_at), col(NotificationRow.signal), col(NotificationRow.id))
             return [_from_row(r) for r in s.exec(q).all()]
-
-    def adopt_legacy_health(self) -> int:
-        """Move canary.down/recovered rows written under signal "error" to "health"; return how many moved.
-
-        Migration 0005 moved the rows written before it; this catches those an older release wrote after it (a
-        rolling update: the old leader runs on until it is stopped, on the schema the new replica upgraded, or a
-        newer `probe` upgraded it under a running daemon). Left there, the recovery (signal "health") would not
-        end them: Alertmanager would get the canary down re-sent for ever. The payloads of those still to be sent
-        (a webhook's `data`) say "health" too, as the recovery's will; delivered ones stay as they were sent."""
-        health = col(NotificationRow.kind).in_(_HEALTH_KINDS)
-        with Session(self.engine) as s:
-            moved = s.exec(update(NotificationRow).where(  # type: ignore[call-overload]
-                col(NotificationRow.signal) == "error", health).values(signal="health")).rowcount
-            for row in s.exec(select(NotificationRow).where(health, col(NotificationRow.status).in_(WAITING))):
-                payload = _health_payload(row.payload or {})
-                if payload != row.payload:
-                    row.payload = payload
-                    s.add(row)
-            s.commit()
-            return int(moved or 0)
 
     @retry_disconnect
     def _set(self, nid: str, *, attempted: bool = True, **values: Any) -> None:
@@ -382,46 +348,3 @@ class Outbox:
     def open_alerts(self) -> list[Notification]:
         """Return, per sink x group x signal, the firing message not yet followed by a resolve (sent or not)."""
         return [_from_row(r) for r in self._latest_states() if r.kind in FIRING]
-
-    def last_firing(self, since: datetime) -> dict[Key, tuple[datetime, bool, bool]]:
-        """Return (sink, group, signal) -> (last firing message time, still open, resolve sent) since `since` (rows
-        an outage held and ended unsent left out: never told)."""
-        kinds = tuple((FIRING | ONE_SHOT | RESOLVING) - {"test"})
-        out: dict[Key, tuple[datetime, bool, bool]] = {}
-        with Session(self.engine) as s:
-            cols = (NotificationRow.sink, NotificationRow.group_key, NotificationRow.signal, NotificationRow.kind,
-                    NotificationRow.created_at, NotificationRow.status, NotificationRow.last_error)
-            q = (sa_select(*(col(c) for c in cols))
-                 .where(col(NotificationRow.kind).in_(kinds), col(NotificationRow.created_at) >= since)
-                 .order_by(col(NotificationRow.created_at)))
-            for sink, group, signal, kind, ts, status, error in s.execute(q).all():
-                key = (sink, group, signal)
-                if status == DEAD and (error or "").startswith(NOT_SENT):
-                    continue  # held, then ended unsent: the receiver was never told, so nothing to repeat or end
-                if kind in RESOLVING:
-                    if key in out:
-                        out[key] = (out[key][0], False, True)
-                else:
-                    out[key] = (aware(ts) or ts, kind in FIRING, False)
-        return out
-
-    def prune(self, before: datetime) -> int:
-        """Delete delivered and dead rows older than `before`, keeping each alert's latest state row."""
-        with Session(self.engine) as s:
-            unbounded(s.connection())  # the hourly prune, as the observations': a first one may be long
-            latest = {(a, b, c): m for a, b, c, m in s.exec(
-                select(NotificationRow.sink, NotificationRow.group_key, NotificationRow.signal,
-                       func.max(NotificationRow.created_at))
-                .where(col(NotificationRow.kind).in_(_STATE_KINDS))
-                .group_by(NotificationRow.sink, NotificationRow.group_key, NotificationRow.signal)).all()}
-            cols = (NotificationRow.id, NotificationRow.sink, NotificationRow.group_key, NotificationRow.signal,
-                    NotificationRow.kind, NotificationRow.created_at)
-            old = s.execute(sa_select(*(col(c) for c in cols))
-                            .where(col(NotificationRow.status).in_(_TERMINAL),
-                                   col(NotificationRow.created_at) < before)).all()
-            doomed = [rid for rid, sink, group, signal, kind, ts in old
-                      if kind not in _STATE_KINDS or ts != latest.get((sink, group, signal))]
-            for i in range(0, len(doomed), 500):
-                s.exec(delete(NotificationRow).where(col(NotificationRow.id).in_(doomed[i:i + 500])))  # type: ignore[call-overload]
-            s.commit()
-            return len(doomed)

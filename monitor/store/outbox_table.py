@@ -29,7 +29,8 @@ class NotificationRow(SQLModel, table=True):
     # is imported (PostgreSQL's and SQLite's: 3.3 MB in every process, the daemon's memory budget is 150 MB), and
     # the tables are built by the migrations alone.
     __table_args__ = (Index("ix_notifications_due", "status", "next_attempt_at"),
-                      Index("ix_notifications_alert", "sink", "group_key", "signal", "created_at", "id"))
+                      Index("ix_notifications_alert", "sink", "group_key", "signal", "created_at", "id"),
+                      Index("ix_notifications_created", "created_at", "id"))  # 0010
     id: str = Field(primary_key=True, max_length=32)
     message_id: str = Field(max_length=64, index=True)
     sink: str = Field(max_length=80)
