@@ -10,10 +10,10 @@ resolving row, oldest first, the last live one per alert kept: the code this rep
 sender's ``claim``, with 50 rows due and with none (then it reads when the next falls due), as now (0009: each
 waiting row's alert probed in the partial index of waiting rows) and as before (an EXISTS over the alert's older
 rows, which walked the alert's history; copied here and timed without that index, as before 0009). And the reads
-over the history a start, a resync and the hourly prune make -- ``last_firing`` (the cooldown's 30 minutes),
-``adopt_legacy_health``, ``prune`` (at the retention's edge: nothing older, its usual hourly work but the deletes) --
-now (the window by creation time, 0010; the alerts of signal "error") and as before (every row, every row of signal
-"error", every delivered row and every state row grouped per alert; copied here, timed without the 0010 index). Prints a table: median of ``--repeat`` calls each and the ratio before / now; checks both give the
+over the history a start, a resync and the hourly prune make -- ``last_firing`` (the cooldown's 30 minutes) and
+``prune`` (at the retention's edge: nothing older, its usual hourly work but the deletes) -- now (the window by
+creation time, 0010) and as before (every row; every delivered row and every state row grouped per alert; copied
+here, timed without the 0010 index). Prints a table: median of ``--repeat`` calls each and the ratio before / now; checks both give the
 same rows.
 """
 
@@ -50,7 +50,6 @@ from monitor.alerts.events import (  # noqa: E402
     WAITING,
 )
 from monitor.alerts.outbox import Outbox, _from_row, alert_key  # noqa: E402
-from monitor.alerts.outbox_upkeep import _health_payload  # noqa: E402
 from monitor.store import Store  # noqa: E402
 from monitor.store.convert import aware  # noqa: E402
 from monitor.store.outbox_table import WAITING_WHERE, NotificationRow  # noqa: E402
@@ -165,21 +164,6 @@ def last_firing_before(store: Store, since: datetime) -> dict[tuple[str, str, st
     return out
 
 
-def adopt_before(store: Store) -> int:
-    """``Outbox.adopt_legacy_health`` before: an UPDATE over every row of signal "error" (no index leads with it)."""
-    health = col(NotificationRow.kind).in_(("canary.down", "canary.recovered"))
-    with Session(store.engine) as s:
-        moved = s.exec(update(NotificationRow).where(  # type: ignore[call-overload]
-            col(NotificationRow.signal) == "error", health).values(signal="health")).rowcount
-        for row in s.exec(select(NotificationRow).where(health, col(NotificationRow.status).in_(WAITING))):
-            payload = _health_payload(row.payload or {})
-            if payload != row.payload:
-                row.payload = payload
-                s.add(row)
-        s.commit()
-        return int(moved or 0)
-
-
 def prune_before(store: Store, before: datetime) -> int:
     """``Outbox.prune`` before: each alert's newest state time grouped over every state row, every delivered or dead
     row older than `before` read."""
@@ -225,7 +209,6 @@ def before(store: Store) -> dict[str, Callable[[], list[Any]]]:
         "claim(), 50 due": lambda: claimed_before(store, DUE),
         "claim(), none due": lambda: claimed_before(store, NONE_DUE),
         "last_firing(30 min)": lambda: sorted(last_firing_before(store, SINCE).items()),
-        "adopt_legacy_health()": lambda: [adopt_before(store)],
         "prune(nothing due)": lambda: [prune_before(store, PRUNE_BEFORE)],
     }
 
@@ -235,7 +218,6 @@ def now(ob: Outbox) -> dict[str, Callable[[], list[Any]]]:
             "firing('am')": lambda: ob.firing("am"), "claim(), 50 due": lambda: claimed_now(ob, DUE),
             "claim(), none due": lambda: claimed_now(ob, NONE_DUE),
             "last_firing(30 min)": lambda: sorted(ob.last_firing(SINCE).items()),
-            "adopt_legacy_health()": lambda: [ob.adopt_legacy_health()],
             "prune(nothing due)": lambda: [ob.prune(PRUNE_BEFORE)]}
 
 

@@ -1,7 +1,6 @@
 """The outbox's reads over its history -- the cooldown memory read back at a start and a resync (`last_firing`), the
-health rows an older release wrote moved at a start (`adopt_legacy_health`), the hourly prune -- cost the alerts
-(and the rows in the window, or deleted), not the outbox's history: they read every row. Counted in SQLite VM
-steps, with 30 times the history, older: flat. And they answer as before."""
+hourly prune -- cost the rows in their window (0010's index by creation time), not the outbox's history: they read
+every row. Counted in SQLite VM steps, with 30 times the history, older: flat. And they answer as before."""
 
 from __future__ import annotations
 
@@ -20,13 +19,12 @@ from tests.test_outbox_claim import T0, history
 SINCE = T0 + timedelta(hours=1)  # the last hour of `history(.., 120, T0)`: a cooldown's window
 
 
-def test_the_upkeep_reads_cost_the_alerts_not_the_history(sqlite_store: Store) -> None:
+def test_the_upkeep_reads_cost_their_window_not_the_history(sqlite_store: Store) -> None:
     steps = vm_steps(sqlite_store.engine)
     ob = Outbox(sqlite_store.engine)
     ob.add(history(10, 120, T0))  # two hours of each alert
 
     reads = {"last_firing": lambda: len(ob.last_firing(SINCE)) == 10,
-             "adopt_legacy_health": lambda: ob.adopt_legacy_health() == 0,
              "prune": lambda: ob.prune(T0 - timedelta(days=90)) == 0}  # nothing past retention: its usual work
     recent = {name: steps(read) for name, read in reads.items()}  # in hundreds of steps: a prune of nothing, 0
     ob.add(history(10, 3600, T0 - timedelta(days=60)))  # 30 times as many rows, older

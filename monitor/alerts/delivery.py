@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from sqlalchemy.exc import SQLAlchemyError
@@ -73,7 +73,8 @@ class Delivering:
     # start (one given up on before it), and a sink once an end is given up on there. Its next delivery looks.
     _ends_given_up: set[str]
 
-    def wake(self) -> None: ...
+    if TYPE_CHECKING:  # Sender's own, named here for the type checker
+        def wake(self) -> None: ...
 
     async def _retry_ends(self, name: str) -> None:
         """Try once more, now, the ends given up on at `name` that are their alert's last word: the receiver takes

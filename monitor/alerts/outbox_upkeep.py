@@ -1,9 +1,8 @@
 """The outbox's reads and writes over its history: the cooldown memory read back (`last_firing`), the canary health
 rows an older release wrote moved (`adopt_legacy_health`), and the hourly prune.
 
-They read every row (the prune, every delivered one), 90 days of them by default, at each start, resync and hour.
-Now `last_firing` and the prune read their window by creation time (the index 0010 built), and
-`adopt_legacy_health` the alerts of signal "error" alone (walked along the alert index, monitor.store.outbox_latest).
+`last_firing` and the prune read every row (the prune, every delivered one), 90 days of them by default, at each
+start, resync and hour; now they read their window by creation time (the index 0010 built).
 
 `Upkeep` is a part of monitor.alerts.outbox.Outbox.
 """
@@ -21,7 +20,6 @@ from sqlmodel import Session, col, select
 from monitor.alerts.events import DEAD, DELIVERED, FIRING, NOT_SENT, ONE_SHOT, RESOLVING, WAITING
 from monitor.store.convert import aware
 from monitor.store.engine import unbounded
-from monitor.store.outbox_latest import alert_keys
 from monitor.store.outbox_table import NotificationRow
 
 _STATE_KINDS = tuple(FIRING | RESOLVING)
@@ -53,22 +51,21 @@ class Upkeep:
         rolling update: the old leader runs on until it is stopped, on the schema the new replica upgraded, or a
         newer `probe` upgraded it under a running daemon). Left there, the recovery (signal "health") would not
         end them: Alertmanager would get the canary down re-sent for ever. The payloads of those still to be sent
-        (a webhook's `data`) say "health" too, as the recovery's will; delivered ones stay as they were sent. Only
-        the alerts of signal "error" are looked in (the alert index's ranges), and the waiting rows."""
+        (a webhook's `data`) say "health" too, as the recovery's will; delivered ones stay as they were sent.
+
+        One UPDATE over the rows, once a start: walking the alerts to update those of signal "error" alone (as
+        `latest_states` walks them) cost more up to 100,000 rows on PostgreSQL (60 ms against 19; benchmarks/README)."""
         health = col(NotificationRow.kind).in_(_HEALTH_KINDS)
-        moved = 0
         with Session(self.engine) as s:
-            for sink, group, _signal in alert_keys(s, "error"):
-                moved += int(s.exec(update(NotificationRow).where(  # type: ignore[call-overload]
-                    col(NotificationRow.sink) == sink, col(NotificationRow.group_key) == group,
-                    col(NotificationRow.signal) == "error", health).values(signal="health")).rowcount or 0)
+            moved = s.exec(update(NotificationRow).where(  # type: ignore[call-overload]
+                col(NotificationRow.signal) == "error", health).values(signal="health")).rowcount
             for row in s.exec(select(NotificationRow).where(health, col(NotificationRow.status).in_(WAITING))):
                 payload = _health_payload(row.payload or {})
                 if payload != row.payload:
                     row.payload = payload
                     s.add(row)
             s.commit()
-            return moved
+            return int(moved or 0)
 
     def last_firing(self, since: datetime) -> dict[Key, tuple[datetime, bool, bool]]:
         """Return (sink, group, signal) -> (last firing message time, still open, resolve sent) since `since` (rows

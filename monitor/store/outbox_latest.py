@@ -11,7 +11,7 @@ kinds or of the dropped status at the ends of an alert's range. The same SQL run
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import ScalarSelect, func, select
@@ -69,29 +69,3 @@ def latest_rows(session: Any, kinds: Iterable[str], dropped: str, sink: str | No
          .join(oldest, oldest.c.id == per.c.oldest).order_by(oldest.c.created_at, oldest.c.id))
     return list(session.scalars(q).all())
 
-
-def _newest(alert: Any, kinds: tuple[str, ...], where: Callable[[Any], list[Any]], name: str) -> ScalarSelect[Any]:
-    """The id of `alert`'s newest row of `kinds` that `where` (clauses over the row's table alias) lets through."""
-    row = NotificationRow.__table__.alias(name)  # type: ignore[attr-defined]
-    return (select(row.c.id)
-            .where(row.c.sink == alert.c.sink, row.c.group_key == alert.c.group_key, row.c.signal == alert.c.signal,
-                   row.c.kind.in_(kinds), *where(row))
-            .order_by(row.c.created_at.desc(), row.c.id.desc()).limit(1).correlate(alert).scalar_subquery())
-
-
-def newest_ids(session: Any, wanted: Mapping[str, tuple[tuple[str, ...], Callable[[Any], list[Any]]]],
-               signal: str | None = None) -> list[dict[str, Any]]:
-    """Per sink x group x signal (of `signal` if given): its key, and for each name in `wanted` the id of its newest
-    row of those kinds that the clauses let through (None: none). Seeks per alert, as `latest_rows`."""
-    alert = _alerts()
-    q = select(*(alert.c[k] for k in _KEY),
-               *(_newest(alert, kinds, where, name).label(name) for name, (kinds, where) in wanted.items()))
-    q = q.where(alert.c.sink.is_not(None))
-    if signal is not None:
-        q = q.where(alert.c.signal == signal)
-    return [dict(r._mapping) for r in session.execute(q)]
-
-
-def alert_keys(session: Any, signal: str | None = None) -> list[tuple[str, str, str]]:
-    """The distinct sink x group x signal (of `signal` if given), walked along the alert index."""
-    return [(r["sink"], r["group_key"], r["signal"]) for r in newest_ids(session, {}, signal)]
