@@ -46,8 +46,8 @@ def test_last_firing_and_prune_answer_as_they_did(store: Store) -> None:
 
 
 def test_the_upgrade_builds_the_index_by_creation_time_also_after_a_start_cut_short(store_url: str) -> None:
-    """0010 on an outbox with rows, whose last start was cut short after SQLite built the index (its DDL runs outside
-    a transaction: the schema still says 0009): the index is dropped and built again, not a failing start."""
+    """0010 on an outbox with rows, with the index already there at 0009 (a start cut short after it was built, when
+    SQLite migrations ran outside a transaction): it is dropped and built again, not a failing start."""
     store = Store(store_url)
     try:
         upgrade_to(store.engine, "0009", then="CREATE INDEX ix_notifications_created ON notifications (created_at)")

@@ -5,8 +5,8 @@ last `alerts.cooldown`) and the hourly prune (the rows older than `storage.reten
 days of them by default, for a window of minutes or an hour's worth of rows to delete. With this index each reads
 its window. Nothing is rewritten but the new index.
 
-SQLite runs this DDL outside a transaction: a start cut short after the index was built leaves the schema at 0009
-with the index there, so it is dropped first if it exists (the next start builds it again).
+As 0009's, the index is dropped first if it exists (a schema at 0009 with it built: a start cut short under a
+release whose SQLite migrations ran outside a transaction), and built again.
 
 Revision ID: 0010
 """
