@@ -14,6 +14,27 @@ import threading
 from typing import Any
 
 
+def pump(a: socket.socket, b: socket.socket, closed: threading.Event, frozen: threading.Event | None = None) -> None:
+    """Pass bytes both ways between `a` and `b` until either ends, `closed` is set, or `frozen` is (then both
+    sockets stay open: what either side sends is never passed on nor answered)."""
+    peers = {a: b, b: a}
+    while not closed.is_set():
+        ready, _, _ = select.select([a, b], [], [], 0.1)
+        if frozen is not None and frozen.is_set():
+            return
+        for s in ready:
+            try:
+                data = s.recv(65536)
+            except OSError:
+                data = b""
+            if not data:
+                with contextlib.suppress(OSError):
+                    peers[s].shutdown(socket.SHUT_WR)
+                return
+            with contextlib.suppress(OSError):  # the other end gone: its own recv ends the pump
+                peers[s].sendall(data)
+
+
 class FrozenRelay:
     """Relay 127.0.0.1:`port` to `upstream` (host, port) until `freeze`; with no upstream, frozen from the start."""
 
@@ -45,21 +66,7 @@ class FrozenRelay:
             threading.Thread(target=self._pump, args=(client, server), daemon=True).start()
 
     def _pump(self, a: socket.socket, b: socket.socket) -> None:
-        peers = {a: b, b: a}
-        while not self._closed.is_set():
-            ready, _, _ = select.select([a, b], [], [], 0.1)
-            if self.frozen.is_set():
-                return  # both sockets stay open: what either side sends is never passed on nor answered
-            for s in ready:
-                try:
-                    data = s.recv(65536)
-                except OSError:
-                    data = b""
-                if not data:
-                    with contextlib.suppress(OSError):
-                        peers[s].shutdown(socket.SHUT_WR)
-                    return
-                peers[s].sendall(data)
+        pump(a, b, self._closed, self.frozen)
 
     def close(self) -> None:
         self._closed.set()

@@ -15,12 +15,13 @@ import concurrent.futures
 import contextlib
 import ctypes
 import os
-import select
 import socket
 import subprocess
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
+
+from tests.support.frozen import pump
 
 T = TypeVar("T")
 CLONE_NEWNET = 0x40000000
@@ -82,20 +83,7 @@ class CutRelay:
             threading.Thread(target=self._pump, args=(client, server), daemon=True).start()
 
     def _pump(self, a: socket.socket, b: socket.socket) -> None:
-        peers = {a: b, b: a}
-        while not self._closed.is_set():
-            ready, _, _ = select.select([a, b], [], [], 0.1)
-            for s in ready:
-                try:
-                    data = s.recv(65536)
-                except OSError:
-                    data = b""
-                if not data:
-                    with contextlib.suppress(OSError):
-                        peers[s].shutdown(socket.SHUT_WR)
-                    return
-                with contextlib.suppress(OSError):
-                    peers[s].sendall(data)
+        pump(a, b, self._closed)
 
     def close(self) -> None:
         self._closed.set()
