@@ -70,6 +70,23 @@ def test_alerts_test_needs_only_the_secrets_of_the_sink_it_tests() -> None:
     assert "environment variable SLACK_URL (named by url_env) is not set" in buf.getvalue()
 
 
+def test_alerts_test_leads_a_sink_secret_error_with_the_file_and_line_of_the_sink(tmp_path: Path) -> None:
+    # Found by a newcomer walk-through: `alerts test --sink chat` with url_env unset printed the error without the
+    # `monitor.yaml:7:` that run and check-config lead it with (the README says sink secret errors begin with it)
+    from monitor.config import load_config
+    from tests.conftest import write_config
+
+    cfg_path = write_config(
+        tmp_path, "  - {id: t, provider: openai, base_url: 'http://127.0.0.1:9/v1', model: m, api_key_env: K}",
+        "canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n    schedule: {every: 5m}\n",
+        extra="alerts:\n  sinks:\n    - {name: chat, type: slack, url_env: SLACK_UNSET_XYZ}\n")
+    line = next(n for n, text in enumerate(cfg_path.read_text().splitlines(), 1) if "name: chat" in text)
+    con, buf = console()
+    assert alerts_test(load_config(str(cfg_path)), "chat", environ={}, console=con) == 2
+    assert f"error: {cfg_path}:{line}: alert sink chat: environment variable SLACK_UNSET_XYZ (named by url_env) " \
+        "is not set" in " ".join(buf.getvalue().split()), buf.getvalue()
+
+
 def test_alerts_test_piped_prints_its_outcome_on_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     # Found by QA: piped (a CI job's log, `| grep`), the outcome was cut at 80 columns, "HTTP 200" on a line of its own
     name = "alertmanager-eu-west-production"

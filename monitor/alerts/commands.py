@@ -21,7 +21,7 @@ from monitor.alerts.events import DEAD, DELIVERED, HELD, WAITING, AlertEvent, No
 from monitor.alerts.outbox import Outbox
 from monitor.alerts.policy import plan
 from monitor.alerts.sender import Sender
-from monitor.alerts.sinks import SINKS
+from monitor.alerts.sinks import build_sink
 from monitor.commands.common import err_console, table_console
 from monitor.domain import utcnow
 from monitor.errors import MonitorError
@@ -54,7 +54,7 @@ def alerts_test(config: Any, sink_name: str, *, environ: Mapping[str, str] | Non
         return EXIT_CONFIG
     try:  # only the sink under test: another sink's unset secret is check-config's to report, not this test's
         spec = next(s for s in cfg.sinks if s.name == sink_name)
-        sinks = {sink_name: SINKS[spec.type].build(spec, cfg, os.environ if environ is None else environ)}
+        sinks = {sink_name: build_sink(spec, cfg, os.environ if environ is None else environ)}
     except MonitorError as e:
         err.print(f"[bold red]error:[/] {escape(str(e))}")
         return EXIT_CONFIG

@@ -16,16 +16,18 @@ from monitor.errors import SecretError
 SINKS: dict[str, Any] = {"webhook": Webhook, "slack": Slack, "alertmanager": Alertmanager, "pagerduty": PagerDuty}
 
 
+def build_sink(spec: Any, cfg: AlertsConfig, environ: Mapping[str, str] | None = None) -> Sink:
+    """Build the sink `spec` (one of `cfg.sinks`), reading its secrets; raise SecretError naming what is missing or
+    unusable, led by the file and line the config defines the sink at (`run`, `check-config`, `alerts test`)."""
+    try:
+        return SINKS[spec.type].build(spec, cfg, environ)  # type: ignore[no-any-return]
+    except SecretError as e:
+        raise e.located(spec.where) from None
+
+
 def build_sinks(cfg: AlertsConfig, environ: Mapping[str, str] | None = None) -> dict[str, Sink]:
-    """Build every configured sink, reading its secrets; raise SecretError naming what is missing or unusable, and
-    where the config file defines the sink."""
-    built = {}
-    for s in cfg.sinks:
-        try:
-            built[s.name] = SINKS[s.type].build(s, cfg, environ)
-        except SecretError as e:
-            raise e.located(s.where) from None
-    return built
+    """Build every configured sink (`build_sink`)."""
+    return {s.name: build_sink(s, cfg, environ) for s in cfg.sinks}
 
 
 def sink_problems(cfg: AlertsConfig, environ: Mapping[str, str] | None = None) -> list[SecretError]:
@@ -34,4 +36,4 @@ def sink_problems(cfg: AlertsConfig, environ: Mapping[str, str] | None = None) -
     return [p.located(s.where) for s in cfg.sinks for p in SINKS[s.type].problems(s, cfg, environ)]
 
 
-__all__ = ["SINKS", "Rendered", "Sink", "build_sinks", "sink_problems"]
+__all__ = ["SINKS", "Rendered", "Sink", "build_sink", "build_sinks", "sink_problems"]
