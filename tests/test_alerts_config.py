@@ -55,12 +55,35 @@ def test_durations_and_sinks_parse() -> None:
     ({"sinks": [{"name": "w", "type": "webhook", "url": "http://x", "timeout": "0s"}]}, "greater than 0"),
     ({"retry": {"initial": 0}}, "greater than 0"),
     ({"retry": {"max": "0s"}}, "greater than 0"),
+    # accepted at 0 or under the first retry's delay: every notification given up on at its first failed attempt
+    ({"retry": {"give_up_after": 0}}, "must be at least group_wait + retry.initial (35s)"),
+    ({"group_wait": "1m", "retry": {"initial": "10s", "give_up_after": "69s"}},
+     "must be at least group_wait + retry.initial (1m10s)"),
+    ({"group_wait": "1d"}, "must be at least group_wait + retry.initial (1d5s)"),  # the default checked too
     ({"webhooks": []}, "Extra inputs are not permitted"),
 ])
 def test_rejections(data: dict, message: str) -> None:
     with pytest.raises(ValidationError) as e:
         AlertsConfig.model_validate(data)
     assert message in str(e.value)
+
+
+def test_give_up_after_leaves_room_for_a_first_retry(tmp_path: Path) -> None:
+    """Found by a newcomer walk-through: `retry.give_up_after: 0` passed check-config, and every notification was
+    then given up on at its first failed attempt. The bound is where a first retry fits in: a notification is first
+    tried up to group_wait after it is written, its first retry up to retry.initial after that."""
+    assert AlertsConfig.model_validate({"retry": {"give_up_after": "35s"}}).retry.give_up_after == 35
+    assert AlertsConfig.model_validate({"group_wait": 0, "retry": {"initial": "1s", "give_up_after": "1s"}})
+    cfg = write_config(tmp_path, "  - {id: t, provider: openai, base_url: 'http://127.0.0.1:9/v1', model: m}",
+                       "canaries: []\n", extra="alerts:\n  group_wait: 30s\n  retry:\n    initial: 5s\n"
+                                             "    give_up_after: 0\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(cfg, environ={})
+    [issue] = e.value.issues
+    assert (issue.field, issue.line, issue.value) == ("alerts.retry.give_up_after", 10, 0), issue
+    assert str(issue).startswith(f"{cfg}:10: alerts.retry.give_up_after: must be at least group_wait + retry.initial "
+                                 "(35s): "), issue
+    assert str(issue).endswith(" (value: 0)"), issue
 
 
 @pytest.mark.parametrize("value", ["null", "{}", "[5m]", "{value: 5m}"])

@@ -20,7 +20,8 @@ from pydantic import (
 )
 
 from monitor.alerts.events import KINDS, SEVERITIES
-from monitor.durations import Seconds
+from monitor.durations import Seconds, format_duration
+from monitor.keyed_error import keyed_error
 from monitor.literal_secrets import refused_key
 from monitor.placed import Placed
 
@@ -199,7 +200,7 @@ class Retry(_Strict):
 
     initial: Annotated[Seconds, Field(gt=0)] = 5.0  # 0 (or a max of 0): every retry at once, a hot loop at a
     max: Annotated[Seconds, Field(gt=0)] = 3600.0    # receiver that is down
-    give_up_after: Seconds = 86400.0
+    give_up_after: Seconds = 86400.0  # at least group_wait + initial (AlertsConfig): room for a first retry
     max_retry_after: Seconds = 3600.0  # cap on a receiver's Retry-After
 
 
@@ -217,7 +218,7 @@ class AlertsConfig(_Strict):
     cooldown: Seconds = 1800.0
     group_wait: Seconds = 30.0
     resend_interval: Seconds = 60.0
-    retry: Retry = Retry()
+    retry: Annotated[Retry, Field(validate_default=True)] = Retry()  # checked against group_wait as written
     sinks: list[SinkConfig] = []
     routes: list[Route] = []
 
@@ -231,6 +232,21 @@ class AlertsConfig(_Strict):
     def _resend(cls, v: float) -> float:
         if v < 1:
             raise ValueError("must be at least 1s")
+        return v
+
+    @field_validator("retry")
+    @classmethod
+    def _give_up(cls, v: Retry, info: ValidationInfo) -> Retry:
+        # A notification is first tried up to group_wait after it is written (webhook and Slack collect a drift or a
+        # target's model changes meanwhile) and its first retry comes up to `initial` after that: a shorter
+        # give_up_after gave up on it at its first failed attempt (0: every notification), without a retry.
+        group_wait = info.data.get("group_wait")
+        if group_wait is not None and v.give_up_after < group_wait + v.initial:
+            least = format_duration(group_wait + v.initial)
+            raise keyed_error("give_up_after", f"must be at least group_wait + retry.initial ({least}): a notification "
+                              "is first tried up to group_wait after it is written, and its first retry comes up to "
+                              "retry.initial after that; a shorter time gives up on it at its first failed attempt",
+                              format_duration(v.give_up_after))
         return v
 
     @model_validator(mode="after")

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ValidationError
 
 from monitor.config.yamlsrc import Located, at, dotted
 from monitor.errors import ConfigIssue
+from monitor.keyed_error import KEYED
 from monitor.literal_secrets import LITERAL_SECRET
 
 M = TypeVar("M", bound=BaseModel)
@@ -29,6 +30,8 @@ def validate(model: type[M], src: Located, issues: list[ConfigIssue],
             loc = _strip_union_tags(tuple(err["loc"]))
             if err["type"] == LITERAL_SECRET:  # the model's error, about one of its keys: name that key
                 loc += (err.get("ctx", {}).get("key", ""),)
+            elif err["type"] == KEYED:  # a cross-field check's error about one key: name it, with its value
+                loc += tuple(str(err.get("ctx", {}).get("key", "")).split("."))
             where = _in_document(src.data, loc)
             if src.follows_from_problems(where, err["type"]):
                 continue  # e.g. "" given for an unset ${VAR}: the variable is the problem, already reported
@@ -43,6 +46,9 @@ def validate(model: type[M], src: Located, issues: list[ConfigIssue],
                 reason = f"expected a mapping at the top level (keys {_keys(model)}), got a " \
                          f"{type(err.get('input')).__name__}"
             value = err.get("input") if err["type"] not in ("missing", LITERAL_SECRET) else None
+            if err["type"] == KEYED:  # as written, else the default the check read
+                written = at(src.data, *where)
+                value = written if written is not None else err.get("ctx", {}).get("value")
             if isinstance(value, dict | list) or not loc:  # the whole file is never quoted: a web config file
                 # option may name any readable file (a key, a password file), whose first line this would show
                 value = None
