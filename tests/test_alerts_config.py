@@ -61,6 +61,14 @@ def test_durations_and_sinks_parse() -> None:
      "must be at least group_wait + retry.initial (1m10s)"),
     ({"group_wait": "1d"}, "must be at least group_wait + retry.initial (1d5s)"),  # the default checked too
     ({"webhooks": []}, "Extra inputs are not permitted"),
+    # alerts.external_labels: Prometheus label names, none it reserves nor one a pushed alert sets itself
+    ({"external_labels": {"9env": "prod"}}, "'9env' is not a Prometheus label name"),
+    ({"external_labels": {"env-name": "prod"}}, "'env-name' is not a Prometheus label name"),
+    ({"external_labels": {"__env": "prod"}}, "label names beginning with '__' are reserved by Prometheus"),
+    ({"external_labels": {"target": "prod"}}, "'target' is a label every alert llm-monitor pushes sets itself"),
+    ({"external_labels": {"alertname": "x"}}, "'alertname' is a label every alert llm-monitor pushes sets itself"),
+    ({"external_labels": {"env": ""}}, "an empty label value is no label in Alertmanager: leave the label out"),
+    ({"external_labels": ["env=prod"]}, "Input should be a valid dictionary"),
 ])
 def test_rejections(data: dict, message: str) -> None:
     with pytest.raises(ValidationError) as e:
@@ -84,6 +92,19 @@ def test_give_up_after_leaves_room_for_a_first_retry(tmp_path: Path) -> None:
     assert str(issue).startswith(f"{cfg}:10: alerts.retry.give_up_after: must be at least group_wait + retry.initial "
                                  "(35s): "), issue
     assert str(issue).endswith(" (value: 0)"), issue
+
+
+def test_external_labels_name_the_label_refused_and_its_line(tmp_path: Path) -> None:
+    assert AlertsConfig.model_validate({"external_labels": {"env": "prod", "replica": 1}}).external_labels == \
+        {"env": "prod", "replica": "1"}  # a number is a label value, as Prometheus reads its external_labels
+    cfg = write_config(tmp_path, "  - {id: t, provider: openai, base_url: 'http://127.0.0.1:9/v1', model: m}",
+                       "canaries: []\n", extra="alerts:\n  external_labels:\n    env: prod\n    severity: high\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(cfg, environ={})
+    [issue] = e.value.issues
+    assert str(issue) == (f"{cfg}:9: alerts.external_labels.severity.[key]: 'severity' is a label every alert "
+                          "llm-monitor pushes sets itself (alertname, canary, target, signal, severity); name the "
+                          "deployment with another label (env, cluster, team)"), issue
 
 
 @pytest.mark.parametrize("value", ["null", "{}", "[5m]", "{value: 5m}"])

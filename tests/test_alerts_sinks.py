@@ -99,3 +99,27 @@ def test_sinks_do_not_show_secrets() -> None:
     assert "sekret" not in repr(sinks) and "R0UTINGKEY0" not in repr(sinks)
     assert sinks["chat"].redact("POST https://hooks.slack.com/services/T0/B0/sekret failed") == \
         "POST <redacted> failed"
+
+
+def test_external_labels_go_on_every_pushed_alert_and_into_every_payload() -> None:
+    # Found by a newcomer walk-through: two deployments (prod and staging) pushing to one Alertmanager with the same
+    # canary and target ids merged into one alert, and their inhibits crossed; Prometheus' answer is
+    # global.external_labels, and alerts.external_labels is its equivalent
+    cfg = CFG.model_copy(update={"external_labels": {"env": "prod", "team": "llm"}})
+    sinks = build_sinks(cfg, ENV)
+    n = notes()
+    [a] = json.loads(sinks["am"].render(n["am"], T0).body)
+    assert a["labels"] == {"alertname": "LLMMonitorDrift", "canary": "c1", "target": "t1", "signal": "refusal_rate",
+                           "severity": "critical", "env": "prod", "team": "llm"}
+    [refreshed] = json.loads(sinks["am"].refresh([n["am"]], T0).body)  # the re-sends while it fires as well
+    assert refreshed["labels"] == a["labels"]
+    hook = json.loads(sinks["hook"].render(n["hook"], T0).body)
+    assert hook["data"] == {**n["hook"].payload, "external_labels": {"env": "prod", "team": "llm"}}
+    chat = json.loads(sinks["chat"].render(n["chat"], T0).body)
+    assert [f["text"] for f in chat["blocks"][1]["fields"]][:3] == ["*env*\nprod", "*team*\nllm", "*canary*\nc1"]
+    pd = json.loads(sinks["pd"].render(n["pd"], T0).body)
+    assert pd["payload"]["custom_details"]["external_labels"] == {"env": "prod", "team": "llm"}
+    assert pd["dedup_key"] == "llm-monitor/c1/t1/refusal_rate"  # kept: an incident open at the change still resolves
+    plain = build_sinks(CFG, ENV)  # none set: every payload as before
+    assert json.loads(plain["hook"].render(n["hook"], T0).body)["data"] == n["hook"].payload
+    assert "external_labels" not in json.loads(plain["pd"].render(n["pd"], T0).body)["payload"]["custom_details"]

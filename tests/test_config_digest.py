@@ -83,3 +83,13 @@ def test_a_setting_a_release_adds_with_its_default_leaves_the_digest_as_it_was(t
         later_canary(**{**c.model_dump(), "messages": [{**m.model_dump(), "later": 1} for m in c.messages]})
         for c in config.canaries))
     assert config_digest(set_) != config_digest(config)  # set to anything else, it is what the leader acts on
+
+
+def test_alerts_external_labels_are_in_the_digest_when_set(tmp_path: Path) -> None:
+    # Two replicas of one deployment labelled apart would push the same alerts under two identities; none set, the
+    # digest is what it was before the setting existed (left out at its default)
+    config = load_config(_replica(tmp_path, "a", "sqlite:////var/lib/one.db", "127.0.0.1:9581"), environ={})
+    assert config.alerts.external_labels == {} and "external_labels" not in config.alerts.model_dump(
+        exclude_defaults=True)
+    labelled = dataclasses.replace(config, alerts=config.alerts.model_copy(update={"external_labels": {"env": "prod"}}))
+    assert config_digest(labelled) != config_digest(config)

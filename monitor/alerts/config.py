@@ -10,6 +10,7 @@ import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -204,6 +205,38 @@ class Retry(_Strict):
     max_retry_after: Seconds = 3600.0  # cap on a receiver's Retry-After
 
 
+# Prometheus' label names (the classic ones every Alertmanager takes); `__` begins the names Prometheus reserves
+_LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+# The labels a pushed alert sets itself: an external label of one of these names would change what it identifies
+OWN_LABELS = ("alertname", "canary", "target", "signal", "severity")
+
+
+def _label_name(v: str) -> str:
+    if not _LABEL.match(v):
+        raise ValueError(f"{v!r} is not a Prometheus label name (letters, digits and '_', not starting with a digit)")
+    if v.startswith("__"):
+        raise ValueError(f"{v!r}: label names beginning with '__' are reserved by Prometheus")
+    if v in OWN_LABELS:
+        raise ValueError(f"{v!r} is a label every alert llm-monitor pushes sets itself ({', '.join(OWN_LABELS)}); "
+                         "name the deployment with another label (env, cluster, team)")
+    return v
+
+
+def _label_value(v: str) -> str:
+    if not v:
+        raise ValueError("an empty label value is no label in Alertmanager: leave the label out")
+    return v
+
+
+LabelName = Annotated[str, AfterValidator(_label_name)]
+def _label_text(v: Any) -> Any:
+    # `replica: 1` is a label value as Prometheus reads its external_labels (YAML's number, a string there)
+    return str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v
+
+
+LabelValue = Annotated[str, BeforeValidator(_label_text), AfterValidator(_label_value)]
+
+
 class AlertsConfig(_Strict):
     """The `alerts:` section: where notifications go and how often.
 
@@ -215,6 +248,9 @@ class AlertsConfig(_Strict):
     """
 
     external_url: str = "http://127.0.0.1:9464"
+    # Prometheus' global.external_labels: on every alert pushed to Alertmanager, and in the other sinks' payloads,
+    # so two deployments (prod and staging, two teams) sending to one receiver with the same ids stay apart
+    external_labels: dict[LabelName, LabelValue] = {}
     cooldown: Seconds = 1800.0
     group_wait: Seconds = 30.0
     resend_interval: Seconds = 60.0

@@ -54,6 +54,8 @@ def validate(model: type[M], src: Located, issues: list[ConfigIssue],
                 value = None
             elif loc and loc[0] in getattr(model, "UNECHOED", ()):
                 value = value if loc[-1] == "[key]" else "<redacted>"  # a user name is no secret; its hash may be
+            elif loc[-1] == "[key]":  # a mapping's key refused (alerts.external_labels): the reason names it
+                value = None
             elif isinstance(value, str) and loc and (_SECRETISH.search(str(loc[-1])) or str(loc[-1]).endswith("_env")):
                 # never echo something that may be a secret (a number, e.g. max_token: 5, is not); a *_env value
                 # refused is most often the secret itself (a Slack URL given to url_env)

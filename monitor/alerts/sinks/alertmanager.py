@@ -16,21 +16,24 @@ ONE_SHOT_TTL = timedelta(hours=1)  # how long a one-off notice (model changed, b
 TEST_TTL = timedelta(minutes=5)  # `alerts test`: long enough to be routed and notified, then it resolves itself
 
 
-def labels(n: Notification) -> dict[str, str]:
-    """Return the labels that identify the alert (same for its firing and resolved messages)."""
+def labels(n: Notification, external: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Return the labels that identify the alert (same for its firing and resolved messages): its own, and the
+    deployment's `alerts.external_labels` (whose names never clash with its own: the config refuses those)."""
     p = n.payload
     condition = p.get("condition") or n.kind.split(".")[0]  # rows queued before `condition` existed
     out = {"alertname": ALERTNAMES.get(condition, "LLMMonitor"), "canary": p.get("canary", ""),
            "target": p.get("target", ""), "signal": n.signal, "severity": p.get("severity", "")}
-    return {k: str(v) for k, v in out.items() if v}  # Alertmanager treats an empty label as absent
+    own = {k: str(v) for k, v in out.items() if v}  # Alertmanager treats an empty label as absent
+    return {**(external or {}), **own}
 
 
 def _parse(ts: str | None, default: datetime) -> datetime:
     return datetime.fromisoformat(ts) if ts else default
 
 
-def alert(n: Notification, now: datetime, valid_for: timedelta) -> dict[str, Any]:
-    """Return one alert of the v2 API for a notification, as of `now`."""
+def alert(n: Notification, now: datetime, valid_for: timedelta,
+          external: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Return one alert of the v2 API for a notification, as of `now`, with the `external` labels."""
     p = n.payload
     starts = _parse(p.get("opened_at"), n.created_at)
     if n.kind in RESOLVING:
@@ -45,7 +48,7 @@ def alert(n: Notification, now: datetime, valid_for: timedelta) -> dict[str, Any
                if ev.get(k) is not None]
     if details:
         annotations["description"] = ", ".join(details)
-    return {"labels": labels(n), "annotations": {k: str(v) for k, v in annotations.items() if v},
+    return {"labels": labels(n, external), "annotations": {k: str(v) for k, v in annotations.items() if v},
             "startsAt": starts.isoformat(), "endsAt": ends.isoformat(), "generatorURL": p.get("link", "")}
 
 
@@ -54,23 +57,25 @@ class Alertmanager(Sink):
 
     type = "alertmanager"
 
-    def __init__(self, name: str, url: str, timeout: float, resend_interval: float):
+    def __init__(self, name: str, url: str, timeout: float, resend_interval: float,
+                 external_labels: Mapping[str, str] | None = None):
         super().__init__(name, url, timeout)
         self.valid_for = timedelta(seconds=4 * resend_interval)
+        self.external_labels = dict(external_labels or {})
 
     @classmethod
     def build(cls, cfg: AlertmanagerSink, alerts: AlertsConfig,
               environ: Mapping[str, str] | None) -> Alertmanager:
         url = cfg.url or read_url(cfg.name, cfg.url_env, cfg.url_file, environ)
         assert url is not None
-        return cls(cfg.name, url.rstrip("/"), cfg.timeout, alerts.resend_interval)
+        return cls(cfg.name, url.rstrip("/"), cfg.timeout, alerts.resend_interval, alerts.external_labels)
 
     def _post(self, alerts: list[dict[str, Any]]) -> Rendered:
         return Rendered(f"{self.url}/api/v2/alerts", to_json(alerts),
                         {"content-type": "application/json", "user-agent": USER_AGENT})
 
     def render(self, n: Notification, now: datetime) -> Rendered:
-        return self._post([alert(n, now, self.valid_for)])
+        return self._post([alert(n, now, self.valid_for, self.external_labels)])
 
     def refresh(self, firing: list[Notification], now: datetime) -> Rendered | None:
-        return self._post([alert(n, now, self.valid_for) for n in firing]) if firing else None
+        return self._post([alert(n, now, self.valid_for, self.external_labels) for n in firing]) if firing else None

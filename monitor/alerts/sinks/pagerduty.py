@@ -17,15 +17,17 @@ class PagerDuty(Sink):
 
     type = "pagerduty"
 
-    def __init__(self, name: str, url: str, timeout: float, routing_key: str):
+    def __init__(self, name: str, url: str, timeout: float, routing_key: str,
+                 external_labels: Mapping[str, str] | None = None):
         super().__init__(name, url, timeout, (routing_key,))
         self._key = routing_key
+        self.external_labels = dict(external_labels or {})
 
     @classmethod
     def build(cls, cfg: PagerDutySink, alerts: AlertsConfig, environ: Mapping[str, str] | None) -> PagerDuty:
         key = read_secret(cfg.name, "routing_key", cfg.routing_key_env, cfg.routing_key_file, environ)
         assert key is not None
-        return cls(cfg.name, cfg.url, cfg.timeout, key)
+        return cls(cfg.name, cfg.url, cfg.timeout, key, alerts.external_labels)
 
     def render(self, n: Notification, now: datetime) -> Rendered:
         p = n.payload
@@ -37,8 +39,9 @@ class PagerDuty(Sink):
             "payload": {"summary": str(p.get("summary", ""))[:1024], "source": p.get("target") or "llm-monitor",
                         "severity": _SEVERITY.get(p.get("severity", ""), "warning"),
                         "component": p.get("canary", ""), "class": n.signal or n.kind,
-                        "timestamp": p.get("opened_at"), "custom_details": {**(p.get("evidence") or {}),
-                                                                            "link": p.get("link")}},
+                        "timestamp": p.get("opened_at"), "custom_details": {
+                            **(p.get("evidence") or {}), "link": p.get("link"),
+                            **({"external_labels": self.external_labels} if self.external_labels else {})}},
             "links": [{"href": p["link"], "text": "llm-monitor event"}] if p.get("link") else [],
         }
         return Rendered(self.url, to_json(body), {"content-type": "application/json", "user-agent": USER_AGENT})

@@ -33,11 +33,13 @@ def _when(v: Any) -> str:
     return f"{t:%Y-%m-%d %H:%M:%S} UTC"
 
 
-def slack_message(p: dict[str, Any]) -> dict[str, Any]:
-    """Return the Slack message for a notification payload."""
+def slack_message(p: dict[str, Any], external_labels: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Return the Slack message for a notification payload; the deployment's `external_labels` (env=prod) lead its
+    fields, so one channel fed by two deployments tells them apart."""
     icon = _ICON.get(p.get("status", "info"), "")
     text = f"{icon} [{p.get('severity', '')}] {p.get('summary', '')}".strip()
-    fields = [f"*{k}*\n{_esc(p[k])}" for k in ("canary", "target", "signal", "severity") if p.get(k)]
+    fields = [f"*{_esc(k)}*\n{_esc(v)}" for k, v in (external_labels or {}).items()]
+    fields += [f"*{k}*\n{_esc(p[k])}" for k in ("canary", "target", "signal", "severity") if p.get(k)]
     blocks: list[dict[str, Any]] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": _esc(text)[:_SECTION_MAX]}},
     ]
@@ -75,12 +77,16 @@ class Slack(Sink):
 
     type = "slack"
 
+    def __init__(self, name: str, url: str, timeout: float, external_labels: Mapping[str, str] | None = None):
+        super().__init__(name, url, timeout)
+        self.external_labels = dict(external_labels or {})
+
     @classmethod
     def build(cls, cfg: SlackSink, alerts: AlertsConfig, environ: Mapping[str, str] | None) -> Slack:
         url = read_url(cfg.name, cfg.url_env, cfg.url_file, environ)
         assert url is not None
-        return cls(cfg.name, url, cfg.timeout)
+        return cls(cfg.name, url, cfg.timeout, alerts.external_labels)
 
     def render(self, n: Notification, now: datetime) -> Rendered:
-        body = to_json(slack_message(n.payload))
+        body = to_json(slack_message(n.payload, self.external_labels))
         return Rendered(self.url, body, {"content-type": "application/json", "user-agent": USER_AGENT})

@@ -17,16 +17,18 @@ class Webhook(Sink):
 
     type = "webhook"
 
-    def __init__(self, name: str, url: str, timeout: float, secret: str | None):
+    def __init__(self, name: str, url: str, timeout: float, secret: str | None,
+                 external_labels: Mapping[str, str] | None = None):
         super().__init__(name, url, timeout, (secret,) if secret else ())
         self._secret = secret
+        self.external_labels = dict(external_labels or {})
 
     @classmethod
     def build(cls, cfg: WebhookSink, alerts: AlertsConfig, environ: Mapping[str, str] | None) -> Webhook:
         url = _url(cfg, environ)
         secret = _signing_secret(cfg, environ)
         assert url is not None
-        return cls(cfg.name, url, cfg.timeout, secret)
+        return cls(cfg.name, url, cfg.timeout, secret, alerts.external_labels)
 
     @classmethod
     def problems(cls, cfg: WebhookSink, alerts: AlertsConfig, environ: Mapping[str, str] | None) -> list[SecretError]:
@@ -41,7 +43,9 @@ class Webhook(Sink):
 
     def render(self, n: Notification, now: datetime) -> Rendered:
         # The body is the same bytes on every retry; only the timestamp header and signature are fresh.
-        body = to_json({"type": n.kind, "timestamp": n.created_at.isoformat(), "data": n.payload})
+        # The deployment's alerts.external_labels in `data.external_labels` (none set: the body is as before)
+        data = {**n.payload, "external_labels": self.external_labels} if self.external_labels else n.payload
+        body = to_json({"type": n.kind, "timestamp": n.created_at.isoformat(), "data": data})
         headers = {"content-type": "application/json", "user-agent": USER_AGENT,
                    **signing.headers(self._secret, n.message_id, int(now.timestamp()), body)}
         return Rendered(self.url, body, headers)
