@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -178,3 +179,51 @@ def test_two_deployments_page_apart(tmp_path: Path) -> None:
             time.sleep(0.1)
         assert sorted(len(g["alerts"]) for g in groups) == [1, 1]
         assert {g["labels"]["namespace"] for g in groups} == {"prod", "staging"}
+
+
+@pytest.mark.slow
+def test_two_deployments_pushing_with_external_labels_stay_apart(tmp_path: Path) -> None:
+    # Found by a newcomer walk-through: prod and staging pushing to one Alertmanager with the same canary and target
+    # ids merged into one alert, and staging's pushed LLMMonitorCanaryDown silenced prod's alerts. Each daemon now
+    # labels what it pushes with its alerts.external_labels (Prometheus' global.external_labels likewise labels the
+    # rules' alerts), which the shipped route and inhibit rules match on.
+    from monitor.alerts import AlertEvent
+    from monitor.alerts.config import AlertsConfig
+    from monitor.alerts.policy import plan
+    from monitor.alerts.sinks import build_sinks
+
+    now = datetime.now(UTC)
+
+    def pushed(env: str, kind: str, signal: str) -> dict:
+        cfg = AlertsConfig.model_validate({"external_labels": {"env": env},
+                                           "sinks": [{"name": "am", "type": "alertmanager", "url": "http://x"}]})
+        event = AlertEvent(kind=kind, canary="c", target="gpt", signal=signal, severity="critical", opened_at=now)
+        [n] = plan(event, cfg, now, {}).notifications
+        [a] = json.loads(build_sinks(cfg, {})["am"].render(n, now).body)
+        return a
+
+    def key(a: dict) -> tuple[str, str, str]:
+        return a["labels"]["alertname"], a["labels"].get("env", ""), a["labels"].get("signal", "")
+
+    with start_alertmanager(tmp_path, CONFIG.read_text()) as am:
+        alerts = [pushed("staging", "canary.down", "health"), pushed("staging", "drift.opened", "error"),
+                  pushed("prod", "drift.opened", "error"),  # staging's canary being down: not prod's
+                  _alert("LLMMonitorCanaryStale", env="prod", canary="c", target="gpt", severity="warning"),
+                  _alert("LLMMonitorCanaryFailing", env="staging", canary="c", target="gpt", severity="critical")]
+        assert {(a["labels"]["env"], a["labels"]["canary"]) for a in alerts[:3]} == {("staging", "c"), ("prod", "c")}
+        assert httpx.post(am.url + "/api/v2/alerts", json=alerts, timeout=5).status_code == 200
+        silenced = {("LLMMonitorDrift", "staging", "error"), ("LLMMonitorCanaryFailing", "staging", "")}
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:  # the inhibitor learns its source alerts asynchronously
+            states = {key(a): a["status"]["state"] for a in httpx.get(am.url + "/api/v2/alerts", timeout=5).json()}
+            if all(states.get(k) == "suppressed" for k in silenced) and len(states) == len(alerts):
+                time.sleep(0.5)  # a wrong inhibit of prod's would show by now too
+                states = {key(a): a["status"]["state"] for a in httpx.get(am.url + "/api/v2/alerts",
+                                                                          timeout=5).json()}
+                break
+            time.sleep(0.1)
+        assert len(states) == len(alerts)  # five alerts: the two drifts of one canary x target x signal stay two
+        assert {k for k, state in states.items() if state == "suppressed"} == silenced
+        groups = httpx.get(am.url + "/api/v2/alerts/groups", timeout=5).json()
+        drift_groups = [g for g in groups if g["labels"]["alertname"] == "LLMMonitorDrift"]
+        assert sorted(g["labels"]["env"] for g in drift_groups) == ["prod", "staging"]  # paged apart
