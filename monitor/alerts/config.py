@@ -228,12 +228,12 @@ def _label_value(v: str) -> str:
     return v
 
 
-LabelName = Annotated[str, AfterValidator(_label_name)]
 def _label_text(v: Any) -> Any:
     # `replica: 1` is a label value as Prometheus reads its external_labels (YAML's number, a string there)
     return str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v
 
 
+LabelName = Annotated[str, AfterValidator(_label_name)]
 LabelValue = Annotated[str, BeforeValidator(_label_text), AfterValidator(_label_value)]
 
 
