@@ -151,3 +151,23 @@ async def test_a_resolve_given_up_on_that_fails_again_is_not_tried_for_ever(stor
             await al.sender.flush()
         assert kinds(rx) == ["canary.down:c1", "canary.down:c2", "canary.down:c3", "canary.down:c4"]
         await al.stop()
+
+
+async def test_a_restart_reads_a_pair_down_whose_canary_down_alertmanager_is_re_sent(store: Store) -> None:
+    """Alertmanager's canary.down was given up on, and is re-sent there as firing since. A restart (or take-over)
+    reads which pairs are down from the outbox: it read the live rows alone, so the pair was not down, its
+    recovery never came, and Alertmanager had the alert re-sent as firing for good."""
+    now = [T0]
+    with Receiver() as rx:
+        al = alerting(store, rx, "alertmanager", now)
+        await al.publish([health("canary.down")])
+        await give_up(al, rx, now)
+        await al.stop()
+        again = alerting(store, rx, "alertmanager", now)  # the restart
+        await again.start([("c1", "t")])
+        assert [n.kind for n in again.outbox.firing("s")] == ["canary.down"]  # re-sent as firing
+        assert again.open_pairs("canary.down") == {("c1", "t")}  # so the health watch sends its recovery
+        await again.publish([health("canary.recovered", at=now[0])])
+        await again.sender.flush()
+        assert again.outbox.firing("s") == []
+        await again.stop()

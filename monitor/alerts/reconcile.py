@@ -52,9 +52,14 @@ class Reconciling:
     def open_pairs(self, kind: str) -> set[tuple[str, str]]:
         """Return the canary x target pairs whose latest word of `kind`'s alert, at any sink, is that it fires (told,
         or to be told). Across sinks: a sink removed while the alert fired keeps that as its last row for good (none
-        is sent to it), and read alone it said "still firing" after the sinks configured were told it ended."""
+        is sent to it), and read alone it said "still firing" after the sinks configured were told it ended. A firing
+        message given up on at a sink re-sent what fires (Alertmanager: `Outbox.firing`) fires there too: read as not
+        down, a restart never sent the pair's recovery, and the alert was re-sent as firing for good."""
+        rows = {alert_key(n): n for n in self.outbox.latest_states()}
+        rows.update({alert_key(n): n for n in self.outbox.newest_states()
+                     if given_up_firing(n) and self._re_sent(n.sink)})
         latest: dict[tuple[str, str], str] = {}
-        for n in self.outbox.latest_states():  # oldest first: the latest of each pair wins
+        for n in sorted(rows.values(), key=lambda n: (n.created_at, n.id)):  # the latest of each pair wins
             if n.kind in (kind, _ENDS.get(kind)):
                 latest[(n.payload.get("canary", ""), n.payload.get("target", ""))] = n.kind
         return {pair for pair, k in latest.items() if k == kind}
