@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import re
+import sqlite3
 import sys
 import uuid
 from dataclasses import replace
@@ -254,3 +255,24 @@ def test_a_claim_leases_its_rows_in_one_statement(store: Store) -> None:
         return statements[0]
 
     assert claim_statements(2) == claim_statements(40)
+
+
+def test_a_sqlite_without_update_returning_still_claims(sqlite_store: Store) -> None:
+    """UPDATE ... RETURNING came with SQLite 3.35 (2021); Python 3.11 on RHEL 9 and its rebuilds links SQLite 3.34,
+    where SQLAlchemy refuses the statement: every claim raised, and the sender delivered nothing. There the rows are
+    leased one statement each, as before, with the same compare-and-set."""
+    # What SQLAlchemy's dialect says of a SQLite before 3.35, and what that SQLite answers to a RETURNING (this
+    # machine's SQLite is newer: no older one installs here).
+    sqlite_store.engine.dialect.update_returning = False
+
+    def refuse(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if "RETURNING" in statement.upper():
+            raise sqlite3.OperationalError('near "RETURNING": syntax error')
+
+    event.listen(sqlite_store.engine, "before_cursor_execute", refuse)
+    ob = Outbox(sqlite_store.engine)
+    ob.add(waiting(3, 2, T0))
+    got, _ = ob.claim(T0 + timedelta(hours=2), 10, lease=60)
+    assert sorted(n.group_key for n in got) == ["c0/t", "c1/t", "c2/t"]
+    assert {n.next_attempt_at for n in got} == {T0 + timedelta(hours=2, seconds=60)}
+    assert ob.claim(T0 + timedelta(hours=2), 10, lease=60)[0] == []  # leased
