@@ -171,3 +171,26 @@ async def test_a_restart_reads_a_pair_down_whose_canary_down_alertmanager_is_re_
         await again.sender.flush()
         assert again.outbox.firing("s") == []
         await again.stop()
+
+
+async def test_an_end_goes_to_alertmanager_re_sent_a_canary_down_given_up_on_though_no_route_names_it(
+        store: Store) -> None:
+    """Alertmanager's canary.down was given up on, and is re-sent there as firing since; a reload then routed the
+    canary's alerts elsewhere. An end goes to the sinks told its alert fires too, read from the live rows alone: the
+    recovery skipped Alertmanager, which had the alert re-sent as firing for good."""
+    now = [T0]
+    with Receiver() as rx:
+        sinks = [{"name": "am", "type": "alertmanager", "url": rx.url},
+                 {"name": "hook", "type": "webhook", "url": rx.url + "/hook"}]
+        cfg = AlertsConfig.model_validate({"resend_interval": "1m", "sinks": sinks,
+                                           "routes": [{"match": {"kind": ["canary.*"]}, "sinks": ["am"]}]})
+        al = build_alerting(cfg, store, environ={}, now=lambda: now[0])
+        await al.publish([health("canary.down")])
+        await give_up(al, rx, now)
+        assert [n.kind for n in al.outbox.firing("am")] == ["canary.down"]  # re-sent as firing
+        al.reload(AlertsConfig.model_validate({**cfg.model_dump(), "routes": [
+            {"match": {"kind": ["canary.*"]}, "sinks": ["hook"]}]}), environ={})
+        await al.publish([health("canary.recovered", at=now[0])])
+        await al.sender.flush()
+        assert al.outbox.firing("am") == []
+        await al.stop()

@@ -71,14 +71,20 @@ def enqueue(session: Any, notifications: Iterable[Notification]) -> list[str]:
     return ids
 
 
-def told_firing(session: Any, sink: str, group_key: str, signal: str) -> bool:
+def told_firing(session: Any, sink: str, group_key: str, signal: str, *, re_sent: bool = False) -> bool:
     """Whether `sink` was told (or will be) that the group x signal's alert fires and not yet that it ended: its
-    latest live firing or resolving row of it is a firing one."""
-    q = (select(NotificationRow.kind)
+    latest live firing or resolving row of it is a firing one; at a sink `re_sent` what fires (Alertmanager), also
+    when its newest such row is a firing message given up on (`Outbox.firing` re-sends it)."""
+    q = (select(NotificationRow)
          .where(NotificationRow.sink == sink, NotificationRow.group_key == group_key, NotificationRow.signal == signal,
-                col(NotificationRow.kind).in_(_STATE_KINDS), col(NotificationRow.status) != DEAD)
+                col(NotificationRow.kind).in_(_STATE_KINDS))
          .order_by(col(NotificationRow.created_at).desc(), col(NotificationRow.id).desc()).limit(1))
-    return session.exec(q).first() in FIRING
+    if re_sent:
+        newest = session.exec(q).first()
+        if newest is not None and given_up_firing(newest):
+            return True
+    live = session.exec(q.where(col(NotificationRow.status) != DEAD)).first()
+    return live is not None and live.kind in FIRING
 
 
 def given_up_firing(r: Any) -> bool:
