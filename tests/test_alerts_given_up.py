@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from sqlmodel import Session
+
 from monitor.alerts import AlertEvent, AlertsConfig, build_alerting
 from monitor.alerts.service import Alerting
 from monitor.store import Store
@@ -193,4 +195,25 @@ async def test_an_end_goes_to_alertmanager_re_sent_a_canary_down_given_up_on_tho
         await al.publish([health("canary.recovered", at=now[0])])
         await al.sender.flush()
         assert al.outbox.firing("am") == []
+        await al.stop()
+
+
+async def test_alertmanager_re_sent_a_canary_down_given_up_on_keeps_holding_the_outages_error_drift(
+        store: Store) -> None:
+    """A canary.down given up on released the error drift it held there, the sink's only word of the outage. At
+    Alertmanager it is re-sent as firing since: the drift sent too was a second page for one outage."""
+    now = [T0]
+    with Receiver() as rx:
+        al = alerting(store, rx, "alertmanager", now)
+        await al.publish([health("canary.down")])
+        al.inhibitor.saw("c1", "t", answered=False)
+        with Session(al.outbox.engine) as s:
+            al.enqueue(s, [AlertEvent(kind="drift.opened", canary="c1", target="t", signal="error", event_id="ev-1",
+                                      opened_at=T0)])
+            s.commit()
+        await give_up(al, rx, now)
+        await al.sender.flush()
+        await al.sender.refresh()
+        assert {n.signal: n.status for n in al.outbox.query(limit=10)} == {"health": "dead", "error": "held"}
+        assert kinds(rx) == ["LLMMonitorCanaryDown:c1"]
         await al.stop()

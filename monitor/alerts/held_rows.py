@@ -10,7 +10,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 
-from monitor.alerts.events import DEAD, HELD, Notification
+from monitor.alerts.events import DEAD, GAVE_UP_NOTE, HELD, Notification
 from monitor.store.convert import aware
 from monitor.store.outbox_table import NotificationRow
 
@@ -34,14 +34,16 @@ def latest_health(session: Any, sink: str, group_key: str) -> NotificationRow | 
     return session.exec(q).first()
 
 
-def given_up_at(session: Any, sink: str, group_key: str) -> bool:
+def given_up_at(session: Any, sink: str, group_key: str, *, re_sent: bool = False) -> bool:
     """Whether the group's latest health row at `sink`, dead ones too, is a canary.down given up on: it stands for
-    nothing there (see `Inhibitor.given_up`), and the sink is as one no canary.down goes to."""
-    q = (select(NotificationRow.kind, NotificationRow.status)
+    nothing there (see `Inhibitor.given_up`), and the sink is as one no canary.down goes to. Not one given up on past
+    `retry.give_up_after` at a sink `re_sent` what fires (Alertmanager): `Outbox.firing` re-sends it there."""
+    q = (select(NotificationRow.kind, NotificationRow.status, NotificationRow.last_error)
          .where(NotificationRow.sink == sink, NotificationRow.group_key == group_key,
                 col(NotificationRow.kind).in_(HEALTH_KINDS))
          .order_by(col(NotificationRow.created_at).desc(), col(NotificationRow.id).desc()).limit(1))
-    return tuple(session.exec(q).first() or ()) == ("canary.down", DEAD)
+    kind, status, error = session.exec(q).first() or ("", "", None)
+    return kind == "canary.down" and status == DEAD and not (re_sent and (error or "").startswith(GAVE_UP_NOTE))
 
 
 def is_down(latest: NotificationRow | None) -> bool:

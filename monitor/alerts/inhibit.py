@@ -59,6 +59,7 @@ from monitor.alerts.held_rows import ENDS, HEALTH_KINDS, Pair
 from monitor.alerts.outbox import alert_key
 from monitor.alerts.policy import route
 from monitor.alerts.recovery import answers_since
+from monitor.alerts.sinks import SINKS, Sink
 from monitor.store.convert import aware
 from monitor.store.outbox_table import NotificationRow
 
@@ -100,7 +101,7 @@ class Inhibitor:
             rows = s.exec(select(NotificationRow).where(NotificationRow.status == HELD)).all()
             self.holding |= {held_rows.pair_of(r) for r in rows}  # each looks at its next answer
             for sink, group_key in {(r.sink, r.group_key) for r in rows}:
-                if held_rows.given_up_at(s, sink, group_key):
+                if held_rows.given_up_at(s, sink, group_key, re_sent=self._re_sent(sink)):
                     self._send_held(s, sink, group_key, now)
             s.commit()
 
@@ -130,6 +131,11 @@ class Inhibitor:
         self._wait[pair] = left - 1
         return left <= 1
 
+    def _re_sent(self, sink: str) -> bool:
+        """Whether `sink` is re-sent what fires (Alertmanager), a canary.down given up on there included."""
+        types = {s.name: s.type for s in self.cfg.sinks}
+        return sink in types and SINKS[types[sink]].refresh is not Sink.refresh
+
     def _down_sinks(self, n: Notification) -> list[str]:
         """The sinks the pair's canary.down would go to (only there does it stand for the drift)."""
         canary, target = held_rows.pair_of(n)
@@ -155,7 +161,7 @@ class Inhibitor:
                 if held_rows.down_at(session, n.sink, n.group_key):
                     why = f"{canary}@{target} is down (canary.down firing at this sink)"
                 elif (canary, target) in self.failing and n.sink in self._down_sinks(n) \
-                        and not held_rows.given_up_at(session, n.sink, n.group_key):
+                        and not held_rows.given_up_at(session, n.sink, n.group_key, re_sent=self._re_sent(n.sink)):
                     why = f"every call of {canary}@{target} fails so far (sent at its next answer)"
                 else:
                     continue
@@ -299,6 +305,8 @@ class Inhibitor:
         if dead.kind != "canary.down":
             return 0
         with self.lock, Session(engine) as s:
+            if not held_rows.given_up_at(s, dead.sink, dead.group_key, re_sent=self._re_sent(dead.sink)):
+                return 0  # Alertmanager is re-sent it (`Outbox.firing`): it still stands for the outage there
             latest = held_rows.latest_health(s, dead.sink, dead.group_key)
             if latest is not None and (aware(latest.created_at) or latest.created_at) > dead.created_at:
                 return 0
