@@ -10,6 +10,7 @@ from datetime import timedelta
 from prometheus_client import CollectorRegistry
 
 from monitor.alerts import AlertEvent, AlertsConfig, build_alerting
+from monitor.alerts.pending import Pending, Write
 from monitor.alerts.service import Alerting
 from monitor.store import Store
 from monitor.telemetry.metrics import Metrics
@@ -59,3 +60,14 @@ async def test_a_store_away_for_long_holds_each_alerts_first_and_last_word(store
         superseded = registry.get_sample_value("llm_monitor_alert_events_superseded_total")
         assert superseded is not None and superseded >= 600 - 100
         await al.stop()
+
+
+def test_a_one_off_notice_keeps_its_latest_not_its_first() -> None:
+    """A target hitting its spend cap each day while the store was away for days: the compaction kept the first
+    day's budget.exceeded, a notice days old (Alertmanager: ended an hour after it began), and let go of today's."""
+    pending = Pending(lambda w: asyncio.sleep(0), lambda w: None)
+    days = [AlertEvent(kind="budget.exceeded", canary="*", target="t", signal="spend",
+                       opened_at=NOW + timedelta(days=d)) for d in range(4)]
+    pending._queue.extend([Write(events=[health("canary.down", "c1")]), *(Write(events=[e]) for e in days)])
+    assert pending._compact() == 3
+    assert [e.opened_at for e in pending.unplanned() if e.kind == "budget.exceeded"] == [NOW + timedelta(days=3)]

@@ -11,7 +11,8 @@ waits when the daemon stops is logged, message by message, as not sent.
 
 A store away for days would have the queue grow with every flap of every canary. Past `COMPACT_AT` events waiting,
 each alert keeps its first event and, if it says otherwise, its last (down, recovered ... down, recovered: the first
-down and the last recovered; down ... down: the first down), in order; the rest are superseded (logged, counted in
+down and the last recovered; down ... down: the first down), in order, and each one-off notice (`budget.exceeded` of
+a target) its latest; the rest are superseded (logged, counted in
 `llm_monitor_alert_events_superseded_total`). So the queue holds at most about two events per alert, and a receiver
 still gets each outage's down and its recovery, in order, and never two downs without a recovery between them.
 """
@@ -149,7 +150,10 @@ class Pending:
         for run in runs:
             for seq in run.values():
                 first, last = seq[0][1], seq[-1][1]
-                keep = {id(first)} | ({id(last)} if (last.kind in FIRING) != (first.kind in FIRING) else set())
+                if last.kind in ONE_SHOT:  # a one-off notice: the latest (the first may be days old)
+                    keep = {id(last)}
+                else:
+                    keep = {id(first)} | ({id(last)} if (last.kind in FIRING) != (first.kind in FIRING) else set())
                 for w, e in seq:
                     if id(e) not in keep and w is not head:
                         drop.setdefault(id(w), set()).add(id(e))
