@@ -123,3 +123,19 @@ def test_external_labels_go_on_every_pushed_alert_and_into_every_payload() -> No
     plain = build_sinks(CFG, ENV)  # none set: every payload as before
     assert json.loads(plain["hook"].render(n["hook"], T0).body)["data"] == n["hook"].payload
     assert "external_labels" not in json.loads(plain["pd"].render(n["pd"], T0).body)["payload"]["custom_details"]
+
+
+def test_slack_message_keeps_to_slacks_field_limits_whatever_the_external_labels() -> None:
+    # Slack refuses (400 invalid_blocks) a section of more than 10 fields or a field over 2000 characters: seven
+    # external labels (or one long value) beside canary, target, signal and severity had every message refused
+    labels = {f"l{i}": f"v{i}" for i in range(7)} | {"long": "x" * 3000}
+    cfg = CFG.model_copy(update={"external_labels": labels})
+    chat = json.loads(build_sinks(cfg, ENV)["chat"].render(notes()["chat"], T0).body)
+    fields = [f["text"] for f in chat["blocks"][1]["fields"]]
+    assert len(fields) <= 10 and all(len(f) <= 2000 for f in fields)
+    assert fields[0].startswith("*labels*\nl0=v0, l1=v1") and fields[1:] == [
+        "*canary*\nc1", "*target*\nt1", "*signal*\nrefusal_rate", "*severity*\ncritical"]
+    few = CFG.model_copy(update={"external_labels": {"env": "prod", "long": "y" * 3000}})
+    fields = [f["text"] for f in json.loads(build_sinks(few, ENV)["chat"].render(notes()["chat"], T0).body)
+              ["blocks"][1]["fields"]]
+    assert fields[0] == "*env*\nprod" and len(fields[1]) <= 2000 and len(fields) == 6

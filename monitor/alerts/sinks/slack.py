@@ -12,6 +12,8 @@ from monitor.alerts.sinks.base import USER_AGENT, Rendered, Sink, read_url, to_j
 
 _ICON = {"firing": ":rotating_light:", "resolved": ":white_check_mark:", "info": ":information_source:"}
 _SECTION_MAX = 2900  # Slack caps a section's text at 3000 characters
+_FIELDS_MAX = 10  # Slack refuses (400 invalid_blocks) a section of more than 10 fields, or a field over 2000 characters
+_FIELD_MAX = 1990
 
 
 def _esc(text: Any) -> str:
@@ -38,8 +40,13 @@ def slack_message(p: dict[str, Any], external_labels: Mapping[str, str] | None =
     fields, so one channel fed by two deployments tells them apart."""
     icon = _ICON.get(p.get("status", "info"), "")
     text = f"{icon} [{p.get('severity', '')}] {p.get('summary', '')}".strip()
-    fields = [f"*{_esc(k)}*\n{_esc(v)}" for k, v in (external_labels or {}).items()]
-    fields += [f"*{k}*\n{_esc(p[k])}" for k in ("canary", "target", "signal", "severity") if p.get(k)]
+    own = [f"*{k}*\n{_esc(p[k])}" for k in ("canary", "target", "signal", "severity") if p.get(k)]
+    labels = dict(external_labels or {})
+    if len(labels) + len(own) <= _FIELDS_MAX:
+        fields = [f"*{_esc(k)}*\n{_esc(v)}" for k, v in labels.items()] + own
+    else:  # more labels than Slack's 10 fields hold: one field of them all, or every message would be refused
+        fields = ["*labels*\n" + _esc(", ".join(f"{k}={v}" for k, v in labels.items()))] + own
+    fields = [f[:_FIELD_MAX] for f in fields]
     blocks: list[dict[str, Any]] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": _esc(text)[:_SECTION_MAX]}},
     ]
