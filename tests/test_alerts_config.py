@@ -62,8 +62,9 @@ def test_durations_and_sinks_parse() -> None:
     ({"group_wait": "1d"}, "must be at least group_wait + retry.initial (1d5s)"),  # the default checked too
     ({"webhooks": []}, "Extra inputs are not permitted"),
     # alerts.external_labels: Prometheus label names, none it reserves nor one a pushed alert sets itself
-    ({"external_labels": {"9env": "prod"}}, "'9env' is not a Prometheus label name"),
-    ({"external_labels": {"env-name": "prod"}}, "'env-name' is not a Prometheus label name"),
+    ({"external_labels": {"9env": "prod"}}, "not a classic Prometheus label name"),
+    ({"external_labels": {"env-name": "prod"}}, "not a classic Prometheus label name"),
+    ({"external_labels": {"région": "prod"}}, "the UTF-8 names of Prometheus 3 are not taken"),
     ({"external_labels": {"__env": "prod"}}, "label names beginning with '__' are reserved by Prometheus"),
     ({"external_labels": {"target": "prod"}}, "'target' is a label every alert llm-monitor pushes sets itself"),
     ({"external_labels": {"alertname": "x"}}, "'alertname' is a label every alert llm-monitor pushes sets itself"),
@@ -105,6 +106,20 @@ def test_external_labels_name_the_label_refused_and_its_line(tmp_path: Path) -> 
     assert str(issue) == (f"{cfg}:9: alerts.external_labels.severity.[key]: 'severity' is a label every alert "
                           "llm-monitor pushes sets itself (alertname, canary, target, signal, severity); name the "
                           "deployment with another label (env, cluster, team)"), issue
+
+
+def test_a_refused_external_label_key_that_is_no_name_is_never_shown(tmp_path: Path) -> None:
+    """A token pasted where a label name goes (`xoxb-...: team`) was shown twice, in the field and the reason, by
+    check-config, run and reload; a key that is a name (a label refused as reserved) still is."""
+    token = "xoxb-1234567890-abcdefghijklmnop"
+    cfg = write_config(tmp_path, "  - {id: t, provider: openai, base_url: 'http://127.0.0.1:9/v1', model: m}",
+                       "canaries: []\n", extra=f"alerts:\n  external_labels:\n    env: prod\n    {token}: team\n"
+                                             "    __env: x\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(cfg, environ={})
+    assert token not in str(e.value)
+    assert [(i.field, i.line, i.value) for i in e.value.issues] == [
+        ("alerts.external_labels.[key]", 9, None), ("alerts.external_labels.__env.[key]", 10, None)], e.value
 
 
 @pytest.mark.parametrize("value", ["null", "{}", "[5m]", "{value: 5m}"])

@@ -213,7 +213,10 @@ OWN_LABELS = ("alertname", "canary", "target", "signal", "severity")
 
 def _label_name(v: str) -> str:
     if not _LABEL.match(v):
-        raise ValueError(f"{v!r} is not a Prometheus label name (letters, digits and '_', not starting with a digit)")
+        # not quoted: a key that is no name may be a secret written in its place (config loading drops it from the
+        # field it names, too); the line points at it
+        raise ValueError("not a classic Prometheus label name (letters, digits and '_', not starting with a digit; "
+                         "the UTF-8 names of Prometheus 3 are not taken); the key is not shown")
     if v.startswith("__"):
         raise ValueError(f"{v!r}: label names beginning with '__' are reserved by Prometheus")
     if v in OWN_LABELS:

@@ -18,6 +18,7 @@ _SECRETISH = re.compile(r"key|secret|token|password", re.I)
 _URL_PASSWORD = re.compile(r"(://[^/@:\s]*:)[^/@\s]+@")
 _QUERY_PASSWORD = re.compile(r"([?&]password=)[^&#\s]*", re.I)
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+_LABELISH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # a mapping key shown when refused (a Prometheus label name)
 
 
 def validate(model: type[M], src: Located, issues: list[ConfigIssue],
@@ -54,8 +55,10 @@ def validate(model: type[M], src: Located, issues: list[ConfigIssue],
                 value = None
             elif loc and loc[0] in getattr(model, "UNECHOED", ()):
                 value = value if loc[-1] == "[key]" else "<redacted>"  # a user name is no secret; its hash may be
-            elif loc[-1] == "[key]":  # a mapping's key refused (alerts.external_labels): the reason names it
-                value = None
+            elif loc[-1] == "[key]":  # a mapping's key refused (alerts.external_labels): the reason names it,
+                value = None  # unless it is no name: then nowhere, as it may be a secret written in its place
+                if len(loc) > 1 and not _LABELISH.fullmatch(str(loc[-2])):
+                    loc = (*loc[:-2], "[key]")
             elif isinstance(value, str) and loc and (_SECRETISH.search(str(loc[-1])) or str(loc[-1]).endswith("_env")):
                 # never echo something that may be a secret (a number, e.g. max_token: 5, is not); a *_env value
                 # refused is most often the secret itself (a Slack URL given to url_env)
