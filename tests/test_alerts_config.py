@@ -69,6 +69,10 @@ def test_durations_and_sinks_parse() -> None:
     ({"external_labels": {"target": "prod"}}, "'target' is a label every alert llm-monitor pushes sets itself"),
     ({"external_labels": {"alertname": "x"}}, "'alertname' is a label every alert llm-monitor pushes sets itself"),
     ({"external_labels": {"env": ""}}, "an empty label value is no label in Alertmanager: leave the label out"),
+    # Prometheus keeps `version: 1.10` and `canary_env: yes` as written; YAML here read 1.1 and True: the two sides'
+    # values differed and the inhibits matching on the label no longer matched
+    ({"external_labels": {"version": 1.10}}, "write it quoted: YAML reads it as the float 1.1"),
+    ({"external_labels": {"blue": True}}, "write it quoted: YAML reads it as the bool True"),
     ({"external_labels": ["env=prod"]}, "Input should be a valid dictionary"),
 ])
 def test_rejections(data: dict, message: str) -> None:

@@ -232,8 +232,13 @@ def _label_value(v: str) -> str:
 
 
 def _label_text(v: Any) -> Any:
-    # `replica: 1` is a label value as Prometheus reads its external_labels (YAML's number, a string there)
-    return str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v
+    # `replica: 1` is a label value as Prometheus reads its external_labels (YAML's number, a string there); a
+    # float or a boolean is not: Prometheus keeps the text (`1.10`, `yes`), where YAML here read 1.1 or True, and a
+    # value unlike the Prometheus side's breaks the Alertmanager inhibits that match on it
+    if isinstance(v, bool | float):
+        raise ValueError(f"write it quoted: YAML reads it as the {type(v).__name__} {v!r}, where Prometheus' "
+                         "external_labels keep the text as written")
+    return str(v) if isinstance(v, int) else v
 
 
 LabelName = Annotated[str, AfterValidator(_label_name)]
