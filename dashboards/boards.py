@@ -116,12 +116,15 @@ def overview() -> dict[str, Any]:
                               f" or vector(0)", "never sent (ended held)", "F")]),
         Panel("timeseries", "Store writes waiting",
               "Observations and run records waiting in memory because the store did not answer, failed write "
-              "attempts and writes given up on per rate interval (all 0 while the store is healthy).", "short",
+              "attempts and writes given up on per rate interval, and alert events waiting for the store let go as "
+              "superseded by a later one of the same alert (all 0 while the store is healthy).", "short",
               [query(f"sum by (instance) (llm_monitor_store_pending_writes{{{JOB}}})", "{{instance}} waiting"),
                query(f"sum(increase(llm_monitor_store_write_failures_total{{{JOB}}}[{RATE}]))", "failed writes",
                      "B"),
                query(f"sum(increase(llm_monitor_store_dropped_writes_total{{{JOB}}}[{RATE}]))", "given up",
-                     "C")]),
+                     "C"),
+               query(f"sum(increase(llm_monitor_alert_events_superseded_total{{{JOB}}}[{RATE}])) or vector(0)",
+                     "alert events superseded", "D")]),
         Panel("timeseries", "Drift analysis delay",
               "How long the oldest stored observation waiting for drift analysis has waited: near 0 on a healthy "
               "daemon; past 5 s runs wait for their analysis (and may overrun their interval).", "s",
