@@ -19,7 +19,10 @@ def pump(a: socket.socket, b: socket.socket, closed: threading.Event, frozen: th
     sockets stay open: what either side sends is never passed on nor answered)."""
     peers = {a: b, b: a}
     while not closed.is_set():
-        ready, _, _ = select.select([a, b], [], [], 0.1)
+        try:
+            ready, _, _ = select.select([a, b], [], [], 0.1)
+        except (OSError, ValueError):  # `close` closed the sockets (between two selects): the relay is done
+            return
         if frozen is not None and frozen.is_set():
             return
         for s in ready:
