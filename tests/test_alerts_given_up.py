@@ -49,6 +49,18 @@ async def give_up(al: Alerting, rx: Receiver, now: list[datetime]) -> None:
     rx.heal()
 
 
+async def resolve_given_up(store: Store, rx: Receiver, now: list[datetime]) -> Alerting:
+    """A webhook told c1 is down, then down past `retry.give_up_after` as the canary recovered: the resolve given
+    up on."""
+    al = alerting(store, rx, "webhook", now)
+    await al.publish([health("canary.down")])
+    await al.sender.flush()
+    now[0] += timedelta(minutes=1)
+    await al.publish([health("canary.recovered", at=now[0])])
+    await give_up(al, rx, now)
+    return al
+
+
 async def test_a_reload_does_not_re_page_a_canary_down_given_up_on(store: Store) -> None:
     """The webhook's canary.down was given up on: each reload (`ensure_firing` of the pairs still down) wrote a new
     one, a page at every reload, for as long as the canary stayed down."""
@@ -114,12 +126,7 @@ async def test_a_push_receiver_gets_a_resolve_given_up_on_once_it_takes_a_messag
     good. Now the resolve goes again with the next message it takes (once: given up on again, it stays so)."""
     now = [T0]
     with Receiver() as rx:
-        al = alerting(store, rx, "webhook", now)
-        await al.publish([health("canary.down")])
-        await al.sender.flush()
-        now[0] += timedelta(minutes=1)
-        await al.publish([health("canary.recovered", at=now[0])])
-        await give_up(al, rx, now)
+        al = await resolve_given_up(store, rx, now)
         assert kinds(rx) == ["canary.down:c1"]
         await al.publish([health("canary.down", canary="c2", at=now[0])])  # the receiver is back
         await al.sender.flush()
@@ -135,12 +142,7 @@ async def test_a_push_receiver_gets_a_resolve_given_up_on_once_it_takes_a_messag
 async def test_a_resolve_given_up_on_that_fails_again_is_not_tried_for_ever(store: Store) -> None:
     now = [T0]
     with Receiver() as rx:
-        al = alerting(store, rx, "webhook", now)
-        await al.publish([health("canary.down")])
-        await al.sender.flush()
-        now[0] += timedelta(minutes=1)
-        await al.publish([health("canary.recovered", at=now[0])])
-        await give_up(al, rx, now)
+        al = await resolve_given_up(store, rx, now)
         recovered = [n for n in al.outbox.query(limit=10) if n.kind == "canary.recovered"]
         await al.publish([health("canary.down", canary="c2", at=now[0])])
         rx.fail(200, times=1)  # c2's canary.down is taken; the resolve's one more try is not

@@ -296,4 +296,3 @@ class Sender(Delivering):
         self._task = None
         self._loops.clear()
         await self._client.aclose()
-

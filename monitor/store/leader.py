@@ -45,9 +45,9 @@ from monitor.store.repository import driver_message
 
 log = logging.getLogger("monitor.leader")
 LEADER_LOCK_ID = 7_166_002  # pg_advisory_lock key (7_166_001 serialises migrations)
+# The server's side of the keepalives; libpq's side is `keepalive` (the main pool's too): the leader's own check of
+# its connection fails within ~25 s of a partition too
 KEEPALIVE = ("SET tcp_keepalives_idle = 10", "SET tcp_keepalives_interval = 5", "SET tcp_keepalives_count = 3")
-# libpq's side of the same (the main pool's too, monitor.store.engine.keepalive): the leader's own check of its
-# connection fails within ~25 s of a partition too
 
 
 # Take the lock unless this very session holds it already (NULL then): a pooler in transaction mode (PgBouncer's
@@ -165,9 +165,9 @@ class Leadership:
     def _try_pg(self) -> bool:
         if self._conn is None:
             if self._lock_engine is None:
-                self._lock_engine = create_engine(self.url, poolclass=NullPool,
-                                                  connect_args={**keepalive(self.url, DEAD_PEER_S), **named(self.url, self.role),
-                                                                **connect_timeout(self.url, self.connect_timeout_s)})
+                args = {**keepalive(self.url, DEAD_PEER_S), **named(self.url, self.role),
+                        **connect_timeout(self.url, self.connect_timeout_s)}
+                self._lock_engine = create_engine(self.url, poolclass=NullPool, connect_args=args)
             self._conn = self._lock_engine.connect().execution_options(isolation_level="AUTOCOMMIT")
             for statement in KEEPALIVE:
                 self._conn.execute(text(statement))

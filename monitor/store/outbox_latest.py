@@ -68,4 +68,3 @@ def latest_rows(session: Any, kinds: Iterable[str], dropped: str, sink: str | No
     q = (select(NotificationRow).join(per, NotificationRow.id == per.c.latest)  # type: ignore[arg-type]
          .join(oldest, oldest.c.id == per.c.oldest).order_by(oldest.c.created_at, oldest.c.id))
     return list(session.scalars(q).all())
-

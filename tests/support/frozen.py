@@ -11,7 +11,7 @@ import contextlib
 import select
 import socket
 import threading
-from typing import Any
+from typing import Any, Self
 
 
 def pump(a: socket.socket, b: socket.socket, closed: threading.Event, frozen: threading.Event | None = None) -> None:
@@ -38,22 +38,22 @@ def pump(a: socket.socket, b: socket.socket, closed: threading.Event, frozen: th
                 peers[s].sendall(data)
 
 
-class FrozenRelay:
-    """Relay 127.0.0.1:`port` to `upstream` (host, port) until `freeze`; with no upstream, frozen from the start."""
+class Relay:
+    """Relay connections taken on `listener` to `upstream` (host, port), both ways, until `close`; a connection taken
+    while `held()` is kept open and never read (nor relayed)."""
 
-    def __init__(self, upstream: tuple[str, int] | None):
+    def __init__(self, listener: socket.socket, upstream: tuple[str, int] | None,
+                 frozen: threading.Event | None = None):
         self.upstream = upstream
-        self.frozen = threading.Event()
-        if upstream is None:
-            self.frozen.set()
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = int(self._listener.getsockname()[1])
+        self.frozen = frozen
+        self._listener = listener
+        self.port = int(listener.getsockname()[1])
         self._sockets: list[socket.socket] = []
         self._closed = threading.Event()
         threading.Thread(target=self._accept, daemon=True).start()
 
-    def freeze(self) -> None:
-        self.frozen.set()
+    def held(self) -> bool:
+        return self.upstream is None or (self.frozen is not None and self.frozen.is_set())
 
     def _accept(self) -> None:
         while not self._closed.is_set():
@@ -61,15 +61,12 @@ class FrozenRelay:
                 client, _ = self._listener.accept()
             except OSError:
                 return
-            self._sockets.append(client)  # kept open, never read while frozen
-            if self.frozen.is_set() or self.upstream is None:
+            self._sockets.append(client)  # kept open, never read while held
+            if self.held() or self.upstream is None:
                 continue
-            server = socket.create_connection(self.upstream)
+            server = socket.create_connection(self.upstream)  # from this thread: the host's own network
             self._sockets.append(server)
-            threading.Thread(target=self._pump, args=(client, server), daemon=True).start()
-
-    def _pump(self, a: socket.socket, b: socket.socket) -> None:
-        pump(a, b, self._closed, self.frozen)
+            threading.Thread(target=pump, args=(client, server, self._closed, self.frozen), daemon=True).start()
 
     def close(self) -> None:
         self._closed.set()
@@ -78,8 +75,21 @@ class FrozenRelay:
             with contextlib.suppress(OSError):
                 s.close()
 
-    def __enter__(self) -> FrozenRelay:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *_: Any) -> None:
         self.close()
+
+
+class FrozenRelay(Relay):
+    """Relay 127.0.0.1:`port` to `upstream` (host, port) until `freeze`; with no upstream, frozen from the start."""
+
+    def __init__(self, upstream: tuple[str, int] | None):
+        super().__init__(socket.create_server(("127.0.0.1", 0)), upstream, threading.Event())
+        if upstream is None:
+            self.freeze()
+
+    def freeze(self) -> None:
+        assert self.frozen is not None
+        self.frozen.set()

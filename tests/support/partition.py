@@ -12,16 +12,14 @@ in the namespace it was made in, whichever thread uses it later), or from a thre
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import ctypes
 import os
 import socket
 import subprocess
-import threading
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from tests.support.frozen import pump
+from tests.support.frozen import Relay
 
 T = TypeVar("T")
 CLONE_NEWNET = 0x40000000
@@ -46,18 +44,13 @@ def why_not() -> str | None:
     return None
 
 
-class CutRelay:
+class CutRelay(Relay):
     """Relay a port on the loopback of a network namespace of its own to `upstream` (host, port) until `cut`."""
 
     def __init__(self, upstream: tuple[str, int]):
-        self.upstream = upstream
         self._inside = concurrent.futures.ThreadPoolExecutor(1, initializer=_unshare_net)
-        self._listener = self.inside(lambda: socket.create_server(("127.0.0.1", 0)))
-        self.port = int(self._listener.getsockname()[1])
         self._netns = self.inside(lambda: os.open("/proc/thread-self/ns/net", os.O_RDONLY))
-        self._sockets: list[socket.socket] = []
-        self._closed = threading.Event()
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__(self.inside(lambda: socket.create_server(("127.0.0.1", 0))), upstream)
 
     def inside(self, fn: Callable[[], T]) -> T:
         """Run `fn` in the namespace (what it connects to 127.0.0.1 is the relay's side)."""
@@ -72,30 +65,7 @@ class CutRelay:
         """From now on nothing passes between the client and the relay, and nothing tells either end."""
         self.inside(lambda: subprocess.run(["ip", "link", "set", "lo", "down"], check=True, capture_output=True))
 
-    def _accept(self) -> None:
-        while not self._closed.is_set():
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            server = socket.create_connection(self.upstream)  # from this thread: the host's own network
-            self._sockets += [client, server]
-            threading.Thread(target=self._pump, args=(client, server), daemon=True).start()
-
-    def _pump(self, a: socket.socket, b: socket.socket) -> None:
-        pump(a, b, self._closed)
-
     def close(self) -> None:
-        self._closed.set()
-        self._listener.close()
-        for s in self._sockets:
-            with contextlib.suppress(OSError):
-                s.close()
+        super().close()
         self._inside.shutdown(wait=False)
         os.close(self._netns)
-
-    def __enter__(self) -> CutRelay:
-        return self
-
-    def __exit__(self, *_: Any) -> None:
-        self.close()
