@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import sqlalchemy
 from prometheus_client import CollectorRegistry
 from sqlalchemy import text
 
@@ -135,3 +136,28 @@ def test_a_restart_restores_every_open_event_however_many_a_fleet_wide_change_op
         assert len(analysis.engine.events(state="open")) == 800
     finally:
         analysis.close()
+
+
+def test_an_accept_committed_between_the_daemons_read_and_its_write_stays_accepted(store: Store) -> None:
+    """`baseline accept` (another process) commits between the daemon's read of an open event and its update of it:
+    the update must not write the event open again (it did: the accepted event came back open, its receivers told
+    "accepted", and the CLI's note lost; seen in the end-to-end alerting test on a loaded machine)."""
+    daemon = DriftRepository(store.engine)
+    daemon.save_events([event()])
+    other = Store(store.url)
+    accepted = event(state="accepted", accepted_at="2026-11-01T13:00:00+00:00", note="intended")
+    fired: list[bool] = []
+
+    def accept_now(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if not fired and statement.lstrip().upper().startswith("SELECT") and "drift_events" in statement:
+            fired.append(True)  # the daemon has read the event: the CLI's accept commits now
+            DriftRepository(other.engine).save_events([accepted])
+
+    sqlalchemy.event.listen(store.engine, "after_cursor_execute", accept_now)
+    try:
+        assert daemon.save_events([event(current_value=0.5)]) == set()
+    finally:
+        sqlalchemy.event.remove(store.engine, "after_cursor_execute", accept_now)
+        other.close()
+    got = daemon.event("ev-refused")
+    assert fired and got is not None and (got["state"], got["note"]) == ("accepted", "intended")

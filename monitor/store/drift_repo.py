@@ -84,12 +84,12 @@ class DriftRepository:
                                                      "target": data["target"], "signal": data["signal"]})
                         continue
                     s.add(DriftEventRow(id=data["id"], **values))
-                elif row.state != "open":
+                elif row.state != "open" or not s.execute(  # type: ignore[attr-defined]
+                        update(DriftEventRow).where(col(DriftEventRow.id) == data["id"],
+                                                    col(DriftEventRow.state) == "open").values(**values)).rowcount:
+                    # closed, or closed since it was read (`baseline accept` committing in between: written as read,
+                    # it came back open, the CLI's note lost, after its receivers were told "accepted")
                     continue
-                else:
-                    for k, v in values.items():
-                        setattr(row, k, v)
-                    s.add(row)
                 written.add(data["id"])
             if hook is not None:
                 hook(s, written)
