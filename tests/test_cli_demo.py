@@ -113,7 +113,7 @@ def test_a_kept_demo_config_runs_again_on_a_simulator_started_as_its_header_says
     sim = subprocess.Popen([sys.executable, "-m", "monitor.cli", "sim", "--port", said[1]],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # as Daemon.wait_ready
         while time.monotonic() < deadline:
             try:
                 httpx.get(f"http://127.0.0.1:{port}/", timeout=1)

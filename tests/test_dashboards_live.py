@@ -107,7 +107,7 @@ def run_daemon(tmp_path: Path, config: Path, port: int) -> Iterator[str]:
     url = f"https://127.0.0.1:{port}"
     verify = ssl.create_default_context(cafile=str(tmp_path / "pki" / "ca.pem"))
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # as Daemon.wait_ready: a loaded machine takes 20 s to import
         while True:
             if proc.poll() is not None:
                 pytest.fail(f"llm-monitor exited {proc.returncode}:\n{log_path.read_text()}")
