@@ -23,23 +23,33 @@ from monitor.errors import MonitorError
 from monitor.store import Store
 
 log = logging.getLogger("monitor.interrupted")
+RETRY_FIRST_S = 0.5  # the store's other retries' backoff (held writes): 0.5 s doubling to 30 s
+RETRY_MAX_S = 30.0
 
 
 async def close_interrupted(store: Store, taken_at: datetime, after_s: float,
-                            leading: Callable[[], Awaitable[bool]], replica: str | None = None) -> int:
+                            leading: Callable[[], Awaitable[bool]], replica: str | None = None, *,
+                            retry_s: float = RETRY_FIRST_S) -> int:
     """After `after_s`, while still `leading` (the lock confirmed: a leader waking from a freeze must not close the
     runs the replica that took over has in flight), close the runs left `running` that started before `taken_at`
     (when this replica took the lead) or by another `replica` than this one (whose host's clock may run ahead);
-    return how many were closed."""
+    return how many were closed. A store that fails the update (a lock held past lock_timeout, a full disk) is
+    asked again, `retry_s` doubling to RETRY_MAX_S, for as long as this replica leads: once was all it got, and
+    the runs then stayed `running` until the next take-over, which may be months away."""
     await asyncio.sleep(after_s)
-    if not await leading():
-        return 0
-    try:
-        n = await asyncio.to_thread(store.close_interrupted, taken_at, replica)
-    except MonitorError as e:  # the store is away: the next replica to lead tries again
-        log.error("%s (they stay running until a replica next takes the lead)", e)
-        return 0
-    if n:
-        log.warning("closed runs left running by a process that stopped without finishing them: status "
-                    "interrupted", extra={"runs": n, "started_before": taken_at.isoformat()})
-    return n
+    delay, told = retry_s, False
+    while await leading():
+        try:
+            n = await asyncio.to_thread(store.close_interrupted, taken_at, replica)
+        except MonitorError as e:
+            if not told:
+                log.error("%s (tried again until the store answers)", e)
+                told = True
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX_S)
+            continue
+        if n:
+            log.warning("closed runs left running by a process that stopped without finishing them: status "
+                        "interrupted", extra={"runs": n, "started_before": taken_at.isoformat()})
+        return n
+    return 0

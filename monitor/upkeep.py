@@ -45,6 +45,7 @@ async def watch_baselines(analysis: Analysis, alerting: Alerting | None) -> None
     """Pick up baselines accepted or reset from the CLI (or by a replica) within BASELINE_POLL_S (30 s); write
     drift event updates a store error held back even when no observation comes to carry them; let go of open events
     the store has ended meanwhile (an old leader's end written after this replica took over)."""
+    away = False  # the store failed the last poll: said once per outage, not with a traceback every 30 s
     while True:
         await asyncio.sleep(BASELINE_POLL_S)
         try:
@@ -55,5 +56,16 @@ async def watch_baselines(analysis: Analysis, alerting: Alerting | None) -> None
             if changed:
                 log.info("baselines refreshed from the store", extra={"changed": changed})
             await analysis.in_worker(analysis.close_ended)
+        except (MonitorError, SQLAlchemyError) as e:
+            if not away:
+                why = driver_message(e) if isinstance(e, SQLAlchemyError) else str(e)
+                log.error("refreshing baselines from the store failed (tried again every %g s): %s", BASELINE_POLL_S,
+                          why)
+            away = True
+            continue
         except Exception:
             log.exception("refreshing baselines failed")
+            continue
+        if away:
+            log.info("refreshing baselines from the store works again")
+            away = False

@@ -12,6 +12,8 @@ import pytest
 
 from monitor.commands.run import serve
 from monitor.domain import utcnow
+from monitor.errors import StoreError
+from monitor.interrupted import close_interrupted
 from monitor.sim import SimServer, load_scenario
 from monitor.store import Run, Store
 from tests.test_leadership import _app, _attempts, _terminate_lock_holder, _until, url  # noqa: F401 (fixture)
@@ -123,3 +125,46 @@ async def test_a_leader_waking_from_a_freeze_closes_none_of_the_new_leaders_runs
         assert a.leadership_lost.is_set()
     finally:
         await a.stop()
+
+
+class _LockedRuns:
+    """A store whose runs table is locked (a `LOCK TABLE`, a `VACUUM FULL`) for its first `failures` updates."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.tries = 0
+
+    def close_interrupted(self, before: object, replica: str | None = None) -> int:
+        self.tries += 1
+        if self.tries <= self.failures:
+            raise StoreError("closing interrupted runs failed: LockNotAvailable: canceling statement due to lock "
+                             "timeout")
+        return 3
+
+
+async def test_runs_left_running_are_closed_once_a_store_that_failed_the_update_answers(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Found by the chaos run: a `LOCK TABLE runs` held past lock_timeout at the moment the new leader closed the
+    runs left running (47 s after it took the lead) left them `running` until the next take-over; it now asks again,
+    while it leads, and says once that it will."""
+    store = _LockedRuns(failures=2)
+
+    async def leading() -> bool:
+        return True
+
+    with caplog.at_level(logging.INFO, logger="monitor.interrupted"):
+        closed = await close_interrupted(store, utcnow(), 0.0, leading, "me:1",  # type: ignore[arg-type]
+                                         retry_s=0.01)
+    assert (closed, store.tries) == (3, 3)
+    assert [r.levelname for r in caplog.records] == ["ERROR", "WARNING"]  # one error for the outage, then the close
+
+
+async def test_a_replica_that_no_longer_leads_stops_asking() -> None:
+    store = _LockedRuns(failures=10)
+    answers = iter([True, True, False])
+
+    async def leading() -> bool:
+        return next(answers)
+
+    assert await close_interrupted(store, utcnow(), 0.0, leading, retry_s=0.01) == 0  # type: ignore[arg-type]
+    assert store.tries == 2

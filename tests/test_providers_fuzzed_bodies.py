@@ -139,7 +139,10 @@ async def test_a_whole_anthropic_answer_that_is_no_json_says_what_came(body: byt
      "not JSON (Expecting value at character 125): ' }'"),  # (whitespace is shown as one space)
     ("anthropic", False, reply(b'{"id": "msg_1", "content": [], "stop_reason": "end_turn",, "usage": {}}'),
      "not JSON (Expecting property name enclosed in double quotes at character 57): '[], \"stop_reason\""),
-], ids=["openai-event", "anthropic-event", "openai-whole", "anthropic-whole"])
+    # the simulator's `malformed` fault, as the chaos run saw it: "Unterminated string starting at at character 67"
+    ("openai", False, reply(b'{"id": "c1", "choices": [{"index": 0, "message": {"content": "hel'),
+     "not JSON (Unterminated string starting at character 61): 'x\": 0, \"message\": {\"content\": \"hel'"),
+], ids=["openai-event", "anthropic-event", "openai-whole", "anthropic-whole", "unterminated-string"])
 async def test_json_that_does_not_parse_is_shown_where_it_breaks(kind: str, stream: bool, raw: bytes,
                                                                    shown: str) -> None:
     """A JSON syntax error said only "Expecting value: line 1 column 1 (char 0)": now where, and the text there."""

@@ -178,7 +178,8 @@ def malformed(e: Exception) -> str:
     """The message of an answer that could not be read; a JSON syntax error shows where, and the text there."""
     if isinstance(e, json.JSONDecodeError):
         around = e.doc[max(e.pos - 30, 0):e.pos + 30]
-        return short(f"malformed response: not JSON ({e.msg} at character {e.pos}): {around!r}")
+        at = "" if e.msg.endswith(" at") else " at"  # "Unterminated string starting at" says it itself
+        return short(f"malformed response: not JSON ({e.msg}{at} character {e.pos}): {around!r}")
     return short(f"malformed response: {e}")
 
 

@@ -16,6 +16,8 @@ from typing import Any, ParamSpec, TypeVar
 from sqlalchemy import Connection, Engine, create_engine, event, exc, text
 from sqlalchemy.engine import URL, ExceptionContext, make_url
 
+from monitor.store.sqlite_file import watch_file
+
 SQLITE_CACHE_KIB = 1024
 SQLITE_READONLY = 8  # primary result code; the extended ones (READONLY_DBMOVED, ...) share its low byte
 # Threads that use the store at once: the event loop's default executor (asyncio.to_thread: min(32, cores + 4)
@@ -125,6 +127,8 @@ def make_engine(url: str, timeouts: Timeouts = DEFAULT_TIMEOUTS) -> Engine:
             cur.close()
 
         event.listen(engine, "handle_error", read_only_connection)
+        if u.database not in (None, "", ":memory:") and not u.database.startswith("file:"):
+            watch_file(engine, u.database)
         return engine
     if u.drivername == "postgresql":
         u = u.set(drivername="postgresql+psycopg")

@@ -123,7 +123,7 @@ class Leadership:
         if not self.held:
             return False
         if self._conn is None:
-            return True  # a file lock lasts as long as the process
+            return self._file_still_ours()  # a file lock lasts as long as the process, on the file it locked
         try:
             ours = bool(self._conn.execute(HOLDS_LOCK, {"k": LEADER_LOCK_ID, "pid": self._pid}).scalar_one())
         except Exception:
@@ -227,6 +227,36 @@ class Leadership:
             return False
         self._file = fd
         return True
+
+    def _file_still_ours(self) -> bool:
+        """Whether `<database>.leader` still names the file this replica locked. One deleted or replaced (a cleanup
+        of what looks like an empty stray file, `rm llm-monitor.db*`) kept no other daemon from creating and locking a
+        new one there, and both then led: both probed, spent and paged. The path is locked again; if another process
+        got there first, the lock is lost (the daemon stops, exit 1)."""
+        if self._file is None:  # in-memory SQLite: nothing can share it
+            return True
+        path = f"{self.url.database}.leader"
+        mine = os.fstat(self._file)
+        with contextlib.suppress(FileNotFoundError):
+            now = os.stat(path)
+            if (now.st_dev, now.st_ino) == (mine.st_dev, mine.st_ino):
+                return True
+        old, self._file = self._file, None
+        try:
+            taken = self._try_file()
+        except OSError:  # the folder itself went, or cannot be written
+            taken = False
+        with contextlib.suppress(OSError):
+            fcntl.flock(old, fcntl.LOCK_UN)
+            os.close(old)
+        if taken:
+            log.warning("the leader lock file %s was deleted or replaced: locked again (it must stay beside the "
+                        "store while a daemon runs)", path)
+            return True
+        self.held = False
+        log.error("the leader lock file %s was deleted or replaced, and another process locked the new one: this "
+                  "replica no longer leads", path)
+        return False
 
     def _close(self) -> None:
         if self._conn is not None:
