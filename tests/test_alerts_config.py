@@ -99,6 +99,20 @@ def test_give_up_after_leaves_room_for_a_first_retry(tmp_path: Path) -> None:
     assert str(issue).endswith(" (value: 0)"), issue
 
 
+def test_retry_max_under_initial_is_refused_naming_both_values(tmp_path: Path) -> None:
+    """`retry.max: 1s` under `retry.initial: 5s` was accepted: every retry then waited up to 1s, the initial written
+    never used. Refused at the line of `max`, with both values."""
+    assert AlertsConfig.model_validate({"retry": {"initial": "5s", "max": "5s"}}).retry.max == 5
+    cfg = write_config(tmp_path, "  - {id: t, provider: openai, base_url: 'http://127.0.0.1:9/v1', model: m}",
+                       "canaries: []\n", extra="alerts:\n  retry:\n    initial: 5s\n    max: 1s\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(cfg, environ={})
+    [issue] = e.value.issues
+    assert (issue.field, issue.line, issue.value) == ("alerts.retry.max", 9, "1s"), issue
+    assert str(issue).startswith(f"{cfg}:9: alerts.retry.max: must be at least retry.initial (5s): "), issue
+    assert str(issue).endswith(" (value: '1s')"), issue
+
+
 def test_external_labels_name_the_label_refused_and_its_line(tmp_path: Path) -> None:
     assert AlertsConfig.model_validate({"external_labels": {"env": "prod", "replica": 1}}).external_labels == \
         {"env": "prod", "replica": "1"}  # a number is a label value, as Prometheus reads its external_labels

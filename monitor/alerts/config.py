@@ -204,6 +204,16 @@ class Retry(_Strict):
     give_up_after: Seconds = 86400.0  # at least group_wait + initial (AlertsConfig): room for a first retry
     max_retry_after: Seconds = 3600.0  # cap on a receiver's Retry-After
 
+    @model_validator(mode="after")
+    def _max_at_least_initial(self) -> Retry:
+        # The backoff grows from `initial` and is capped at `max`: a max under initial made every retry wait up to
+        # max, and the initial written was never used.
+        if self.max < self.initial:
+            raise keyed_error("max", f"must be at least retry.initial ({format_duration(self.initial)}): the backoff "
+                              "grows from retry.initial and is capped at retry.max, so a smaller max leaves "
+                              "retry.initial unused", format_duration(self.max))
+        return self
+
 
 # Prometheus' label names (the classic ones every Alertmanager takes); `__` begins the names Prometheus reserves
 _LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
