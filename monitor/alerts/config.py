@@ -23,6 +23,7 @@ from pydantic import (
 from monitor.alerts.events import KINDS, SEVERITIES
 from monitor.durations import Seconds, format_duration
 from monitor.keyed_error import keyed_error
+from monitor.keylike import looks_like_a_key
 from monitor.literal_secrets import refused_key
 from monitor.placed import Placed
 
@@ -251,11 +252,15 @@ def _label_text(v: Any) -> Any:
     return str(v) if isinstance(v, int) else v
 
 
+def _at(where: str) -> str:
+    return f"{where}: " if where else ""
+
+
 LabelName = Annotated[str, AfterValidator(_label_name)]
 LabelValue = Annotated[str, BeforeValidator(_label_text), AfterValidator(_label_value)]
 
 
-class AlertsConfig(_Strict):
+class AlertsConfig(_Strict, Placed):
     """The `alerts:` section: where notifications go and how often.
 
     With no routes, every event goes to every sink. A firing message for the same canary x target x signal
@@ -317,6 +322,15 @@ class AlertsConfig(_Strict):
                 raise ValueError(f"routes[{i}] names unknown sinks: {', '.join(unknown)} "
                                  f"(defined: {', '.join(names) or 'none'})")
         return self
+
+    def secret_looking_labels(self) -> list[str]:
+        """Warnings for the external labels whose value looks like a secret (an API key or token pasted in place of
+        a name): each names its file, line and label, never the value. Not refused: a deployment's name may look so."""
+        return [_at(self.where_of(f"external_labels.{name}")) + f"alerts.external_labels.{name}: the value looks "
+                "like a secret (an API key or token; not shown): it goes in the clear on every alert pushed to "
+                "Alertmanager and in every sink's payload; name the deployment there (env: prod), and keep "
+                "credentials in the environment" for name, value in self.external_labels.items()
+                if looks_like_a_key(value)]
 
     def sink(self, name: str) -> WebhookSink | SlackSink | AlertmanagerSink | PagerDutySink:
         """Return the sink config called `name` (KeyError if none)."""

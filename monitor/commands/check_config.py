@@ -97,6 +97,7 @@ def _unchecked(config: Config) -> list[str]:
     out += [f"{sink.where or config.path}: alerts.sinks: {sink.name}: a webhook without secret_env or secret_file: "
             "its messages go out unsigned, and receivers cannot tell them from forgeries"
             for sink in config.alerts.sinks if sink.type == "webhook" and not (sink.secret_env or sink.secret_file)]
+    out += config.alerts.secret_looking_labels()
     return out
 
 
