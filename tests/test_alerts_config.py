@@ -113,6 +113,24 @@ def test_retry_max_under_initial_is_refused_naming_both_values(tmp_path: Path) -
     assert str(issue).endswith(" (value: '1s')"), issue
 
 
+@pytest.mark.parametrize(("written", "read"), [("010", 8), ("0x1F", 31), ("1_000", 1000), ("1:30", 90), ("+5", 5)])
+def test_an_int_label_value_not_written_as_its_digits_is_refused_as_written(tmp_path: Path, written: str,
+                                                                            read: int) -> None:
+    """`build: 010` became the label build="8" (YAML 1.1 reads 010 as octal), where Prometheus' external_labels keep
+    "010": inhibits matching on it across the two sides no longer matched. Refused as a float or a bool is, showing
+    the text written and the number read; `replica: 1` is still the label "1"."""
+    cfg = write_config(tmp_path, "  - {id: t, provider: openai, base_url: 'http://127.0.0.1:9/v1', model: m}",
+                       "canaries: []\n", extra=f"alerts:\n  external_labels:\n    replica: 1\n    build: {written}\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(cfg, environ={})
+    [issue] = e.value.issues
+    assert (issue.field, issue.line) == ("alerts.external_labels.build", 9), issue
+    assert f"write it quoted: YAML reads {written} as the int {read}, where Prometheus' external_labels keep the " \
+        "text as written" in str(issue), issue
+    cfg.write_text(cfg.read_text().replace(f"build: {written}", f"build: '{written}'"))
+    assert load_config(cfg, environ={}).alerts.external_labels == {"replica": "1", "build": written}
+
+
 def test_external_labels_name_the_label_refused_and_its_line(tmp_path: Path) -> None:
     assert AlertsConfig.model_validate({"external_labels": {"env": "prod", "replica": 1}}).external_labels == \
         {"env": "prod", "replica": "1"}  # a number is a label value, as Prometheus reads its external_labels

@@ -26,6 +26,7 @@ from monitor.keyed_error import keyed_error
 from monitor.keylike import looks_like_a_key
 from monitor.literal_secrets import refused_key
 from monitor.placed import Placed
+from monitor.written_int import WrittenInt
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,79}$")
 _ENV = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -248,6 +249,9 @@ def _label_text(v: Any) -> Any:
     # value unlike the Prometheus side's breaks the Alertmanager inhibits that match on it
     if isinstance(v, bool | float):
         raise ValueError(f"write it quoted: YAML reads it as the {type(v).__name__} {v!r}, where Prometheus' "
+                         "external_labels keep the text as written")
+    if isinstance(v, WrittenInt):  # `010` (octal in YAML 1.1), 0x1F, 1_000, 1:30: the number is not what was written
+        raise ValueError(f"write it quoted: YAML reads {v.text} as the int {int(v)}, where Prometheus' "
                          "external_labels keep the text as written")
     return str(v) if isinstance(v, int) else v
 
