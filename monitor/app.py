@@ -202,6 +202,8 @@ class App:
         self.runner.set_providers(build_providers(self.config, self.environ), list(self.config.targets))
         self.declare()
         self.runner.unpriced.config(self.config)  # spend caps that cannot count, as check-config warns
+        for warning in self.config.alerts.secret_looking_labels():  # as check-config warns; the value is not shown
+            log.warning(warning)
         if self._serve_http:
             tls = self.config.web.tls_server_config
             # the context loading the config built; a Config made without loading it builds one (TlsFilesError)

@@ -99,6 +99,38 @@ def test_give_up_after_leaves_room_for_a_first_retry(tmp_path: Path) -> None:
     assert str(issue).endswith(" (value: 0)"), issue
 
 
+def test_retry_max_under_initial_is_refused_naming_both_values(tmp_path: Path) -> None:
+    """`retry.max: 1s` under `retry.initial: 5s` was accepted: every retry then waited up to 1s, the initial written
+    never used. Refused at the line of `max`, with both values."""
+    assert AlertsConfig.model_validate({"retry": {"initial": "5s", "max": "5s"}}).retry.max == 5
+    cfg = write_config(tmp_path, "  - {id: t, provider: openai, base_url: 'http://127.0.0.1:9/v1', model: m}",
+                       "canaries: []\n", extra="alerts:\n  retry:\n    initial: 5s\n    max: 1s\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(cfg, environ={})
+    [issue] = e.value.issues
+    assert (issue.field, issue.line, issue.value) == ("alerts.retry.max", 9, "1s"), issue
+    assert str(issue).startswith(f"{cfg}:9: alerts.retry.max: must be at least retry.initial (5s): "), issue
+    assert str(issue).endswith(" (value: '1s')"), issue
+
+
+@pytest.mark.parametrize(("written", "read"), [("010", 8), ("0x1F", 31), ("1_000", 1000), ("1:30", 90), ("+5", 5)])
+def test_an_int_label_value_not_written_as_its_digits_is_refused_as_written(tmp_path: Path, written: str,
+                                                                            read: int) -> None:
+    """`build: 010` became the label build="8" (YAML 1.1 reads 010 as octal), where Prometheus' external_labels keep
+    "010": inhibits matching on it across the two sides no longer matched. Refused as a float or a bool is, showing
+    the text written and the number read; `replica: 1` is still the label "1"."""
+    cfg = write_config(tmp_path, "  - {id: t, provider: openai, base_url: 'http://127.0.0.1:9/v1', model: m}",
+                       "canaries: []\n", extra=f"alerts:\n  external_labels:\n    replica: 1\n    build: {written}\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(cfg, environ={})
+    [issue] = e.value.issues
+    assert (issue.field, issue.line) == ("alerts.external_labels.build", 9), issue
+    assert f"write it quoted: YAML reads {written} as the int {read}, where Prometheus' external_labels keep the " \
+        "text as written" in str(issue), issue
+    cfg.write_text(cfg.read_text().replace(f"build: {written}", f"build: '{written}'"))
+    assert load_config(cfg, environ={}).alerts.external_labels == {"replica": "1", "build": written}
+
+
 def test_external_labels_name_the_label_refused_and_its_line(tmp_path: Path) -> None:
     assert AlertsConfig.model_validate({"external_labels": {"env": "prod", "replica": 1}}).external_labels == \
         {"env": "prod", "replica": "1"}  # a number is a label value, as Prometheus reads its external_labels

@@ -92,3 +92,19 @@ def test_check_config_loads_none_of_the_daemons_heavy_modules(tmp_path: Path) ->
                          env={**os.environ, "K": "k", "S": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"})
     assert "configuration OK" in out.stdout, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "0 []"
+
+
+def test_check_config_orders_its_warnings_by_file_and_line(tmp_path: Path, steady_sim: SimServer) -> None:
+    """They came grouped by kind: an unset secret of any file first (the Slack sink's, below the webhook), then the
+    probe file's judge before monitor.yaml's unsigned webhook. Now by file (monitor.yaml, then the probe files) and
+    line, as the errors are."""
+    probes = ONE + ("    checks:\n      - {type: llm_judge, judge_target: claude, rubric: 'Mentions SIGTERM.'}\n")
+    sinks = ("alerts:\n  sinks:\n    - {name: hook, type: webhook, url: 'http://127.0.0.1:9/h'}\n"
+             "    - {name: chat, type: slack, url_env: SLACK_URL}\n")
+    cfg = write_config(tmp_path, two_targets(steady_sim), probes, extra=sinks)
+    out = cli("check-config", "-c", str(cfg), env={"K": "k"})
+    assert out.returncode == 0, out.stderr
+    warned = [w.split(": ", 1)[0] for w in " ".join(out.stdout.split()).split("warning: ")[1:]]
+    lines = cfg.read_text().splitlines()
+    hook, chat = (next(n for n, text in enumerate(lines, 1) if name in text) for name in ("name: hook", "name: chat"))
+    assert warned == [f"{cfg}:{hook}", f"{cfg}:{chat}", f"{tmp_path / 'probes' / 'p.yaml'}:7"], out.stdout

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -216,6 +217,36 @@ def test_example_configs_validate_against_the_config_models() -> None:
     for text in ((DEPLOY / "monitor.yaml").read_text(), configmap["monitor.yaml"]):
         models.MonitorFile.model_validate(yaml.safe_load(text))
     models.ProbeFile.model_validate(yaml.safe_load(configmap["probes-default.yaml"]))
+
+
+def _commented(text: str, key: str) -> Any:
+    """The commented-out block `key:` of a config file (its lines uncommented), read as YAML."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if re.match(rf"^\s*#\s*{key}:", line))
+    column = lines[start].index("#")
+    indent = len(lines[start][column + 1:]) - len(lines[start][column + 1:].lstrip())
+    block = [lines[start][column + 1:]]
+    for line in lines[start + 1:]:
+        body = line[column + 1:] if line[column:column + 1] == "#" else None
+        if body is not None and body.lstrip().startswith("#"):
+            continue  # a comment inside the commented block
+        if body is None or len(body) - len(body.lstrip()) <= indent:
+            break
+        block.append(body)
+    return yaml.safe_load("\n".join(b[indent:] for b in block))
+
+
+def test_the_commented_external_labels_of_the_daemon_and_prometheus_match() -> None:
+    """alerts.external_labels was in neither example: a user setting Prometheus' global.external_labels alone (or the
+    daemon's) had pushed alerts and rules' alerts no longer inhibit each other (alertmanager.yml matches on env)."""
+    from monitor.alerts.config import AlertsConfig
+
+    daemon = _commented((DEPLOY / "monitor.yaml").read_text(), "alerts")
+    prom = _commented((DEPLOY / "prometheus" / "prometheus.yml").read_text(), "external_labels")
+    assert daemon["alerts"]["external_labels"] == prom["external_labels"] == {"env": "prod"}
+    AlertsConfig.model_validate(daemon["alerts"])
+    am = yaml.safe_load((DEPLOY / "alertmanager" / "alertmanager.yml").read_text())
+    assert set(prom["external_labels"]) <= set(am["route"]["group_by"])
 
 
 def test_every_bundle_gives_a_stopping_daemon_its_grace_period_and_the_store_retry() -> None:

@@ -23,8 +23,10 @@ from pydantic import (
 from monitor.alerts.events import KINDS, SEVERITIES
 from monitor.durations import Seconds, format_duration
 from monitor.keyed_error import keyed_error
+from monitor.keylike import looks_like_a_key
 from monitor.literal_secrets import refused_key
 from monitor.placed import Placed
+from monitor.written_int import WrittenInt
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,79}$")
 _ENV = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -204,6 +206,16 @@ class Retry(_Strict):
     give_up_after: Seconds = 86400.0  # at least group_wait + initial (AlertsConfig): room for a first retry
     max_retry_after: Seconds = 3600.0  # cap on a receiver's Retry-After
 
+    @model_validator(mode="after")
+    def _max_at_least_initial(self) -> Retry:
+        # The backoff grows from `initial` and is capped at `max`: a max under initial made every retry wait up to
+        # max, and the initial written was never used.
+        if self.max < self.initial:
+            raise keyed_error("max", f"must be at least retry.initial ({format_duration(self.initial)}): the backoff "
+                              "grows from retry.initial and is capped at retry.max, so a smaller max leaves "
+                              "retry.initial unused", format_duration(self.max))
+        return self
+
 
 # Prometheus' label names (the classic ones every Alertmanager takes); `__` begins the names Prometheus reserves
 _LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
@@ -238,14 +250,21 @@ def _label_text(v: Any) -> Any:
     if isinstance(v, bool | float):
         raise ValueError(f"write it quoted: YAML reads it as the {type(v).__name__} {v!r}, where Prometheus' "
                          "external_labels keep the text as written")
+    if isinstance(v, WrittenInt):  # `010` (octal in YAML 1.1), 0x1F, 1_000, 1:30: the number is not what was written
+        raise ValueError(f"write it quoted: YAML reads {v.text} as the int {int(v)}, where Prometheus' "
+                         "external_labels keep the text as written")
     return str(v) if isinstance(v, int) else v
+
+
+def _at(where: str) -> str:
+    return f"{where}: " if where else ""
 
 
 LabelName = Annotated[str, AfterValidator(_label_name)]
 LabelValue = Annotated[str, BeforeValidator(_label_text), AfterValidator(_label_value)]
 
 
-class AlertsConfig(_Strict):
+class AlertsConfig(_Strict, Placed):
     """The `alerts:` section: where notifications go and how often.
 
     With no routes, every event goes to every sink. A firing message for the same canary x target x signal
@@ -307,6 +326,15 @@ class AlertsConfig(_Strict):
                 raise ValueError(f"routes[{i}] names unknown sinks: {', '.join(unknown)} "
                                  f"(defined: {', '.join(names) or 'none'})")
         return self
+
+    def secret_looking_labels(self) -> list[str]:
+        """Warnings for the external labels whose value looks like a secret (an API key or token pasted in place of
+        a name): each names its file, line and label, never the value. Not refused: a deployment's name may look so."""
+        return [_at(self.where_of(f"external_labels.{name}")) + f"alerts.external_labels.{name}: the value looks "
+                "like a secret (an API key or token; not shown): it goes in the clear on every alert pushed to "
+                "Alertmanager and in every sink's payload; name the deployment there (env: prod), and keep "
+                "credentials in the environment" for name, value in self.external_labels.items()
+                if looks_like_a_key(value)]
 
     def sink(self, name: str) -> WebhookSink | SlackSink | AlertmanagerSink | PagerDutySink:
         """Return the sink config called `name` (KeyError if none)."""

@@ -20,8 +20,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from monitor.alerts.attempt import Attempt, attempt
 from monitor.alerts.backoff import full_jitter
 from monitor.alerts.config import AlertsConfig
-from monitor.alerts.events import GAVE_UP_NOTE, RESOLVING, RETRIED_END_NOTE, Notification
+from monitor.alerts.events import FIRING, GAVE_UP_NOTE, RESOLVING, RETRIED_END_NOTE, Notification
 from monitor.alerts.outbox import Outbox
+from monitor.alerts.outbox_resend import resending
 from monitor.alerts.policy import DRIFT_GROUPED, MODEL_GROUP, STATEFUL_SINKS, merge_drift, merge_model_changes
 from monitor.alerts.sinks import Sink
 from monitor.store.repository import driver_message
@@ -72,6 +73,9 @@ class Delivering:
     # Push sinks (not re-sent what fires) that may have an end given up on as an alert's last word: every sink at a
     # start (one given up on before it), and a sink once an end is given up on there. Its next delivery looks.
     _ends_given_up: set[str]
+    # Push sinks that may have a firing message given up on as an alert's last word: every sink at a start, and a
+    # sink once a firing message is given up on there (or its re-send fails). Its next delivery or periodic look looks.
+    _firing_given_up: set[str]
 
     if TYPE_CHECKING:  # Sender's own, named here for the type checker
         def wake(self) -> None: ...
@@ -91,6 +95,33 @@ class Delivering:
                      len(ids), extra={"sink": name, "count": len(ids)})
             self.wake()
 
+    async def _resend_firing(self, name: str) -> None:
+        """Send once more, now, the firing messages given up on at `name` that are their alert's last word (it still
+        fires): the receiver takes messages again, or the sink's periodic look (`Sender.refresh_sink`)."""
+        self._firing_given_up.discard(name)
+        try:
+            ids, later = await asyncio.to_thread(self.outbox.resend_given_up_firing, name, self.now())
+        except SQLAlchemyError as e:  # the next delivery or look there looks again
+            self._firing_given_up.add(name)
+            log.warning("could not look for firing messages given up on at %s: %s", name, driver_message(e),
+                        extra={"sink": name})
+            return
+        if later:  # a canary.down whose pair answered its latest call: the next look looks again
+            self._firing_given_up.add(name)
+        if ids:
+            log.info("alert sink %s: the %d firing messages given up on there whose alerts still fire are sent again",
+                     name, len(ids), extra={"sink": name, "count": len(ids)})
+            self.wake()
+
+    async def _with_context(self, n: Notification) -> Notification:
+        """An end at a push sink whose firing message was given up on and never delivered there says so
+        (``firing_not_delivered``): the receiver learns the outage it was not paged for, not an end of a page it has."""
+        if n.kind not in RESOLVING or n.payload.get("firing_not_delivered"):
+            return n
+        if not await asyncio.to_thread(self.outbox.firing_undelivered, n):
+            return n
+        return replace(n, payload={**n.payload, "firing_not_delivered": True})
+
     def _delay(self, n: Notification, a: Attempt) -> float:
         r = self.cfg.retry
         backoff = full_jitter(n.attempts, r.initial, r.max, self.rand)
@@ -106,6 +137,8 @@ class Delivering:
         res.dead += 1
         if reason == GAVE_UP and n.kind in RESOLVING and not _retried(n):
             self._ends_given_up.add(n.sink)
+        if reason == GAVE_UP and n.kind in FIRING:
+            self._firing_given_up.add(n.sink)
         if self.metrics is not None:
             self.metrics.dropped.labels(n.sink, reason).inc()
         if self.on_dead is not None:
@@ -144,6 +177,8 @@ class Delivering:
             merged = await asyncio.to_thread(self.outbox.siblings, n, any_signal=True)
             n = replace(n, payload=merge_drift([n.payload, *(m.payload for m in merged)]))
         merged_ids = {m.id for m in merged}
+        if not refreshes(sink):
+            n = await self._with_context(n)
         now = self.now()
         try:
             req = sink.render(n, now)
@@ -158,6 +193,8 @@ class Delivering:
             res.delivered += 1
             if n.sink in self._ends_given_up and not refreshes(sink):
                 await self._retry_ends(n.sink)
+            if n.sink in self._firing_given_up and not refreshes(sink):
+                await self._resend_firing(n.sink)
             if n.sink in self._sink_failing:
                 self._sink_failing.discard(n.sink)
                 log.info("alert sink %s delivers again", n.sink, extra={"sink": n.sink})
@@ -172,6 +209,15 @@ class Delivering:
             log.error("alert sink %s answered 410 Gone: disabled until the config is reloaded", n.sink,
                       extra=extra)
             await self._drop(n, GONE, a.error, res)
+            return merged_ids
+        if resending(n):
+            # Its re-send failed: given up on again, as before (counted as dropped once, when first given up on), and
+            # sent again at the sink's next delivery or periodic look while its alert still fires.
+            log.debug("re-sending a firing message given up on failed", extra=extra)
+            await asyncio.to_thread(self.outbox.mark_dead, n.id, f"{GAVE_UP_NOTE} {n.attempts + 1} attempts "
+                                    f"(re-sent once the receiver takes messages again): {a.error}")
+            self._firing_given_up.add(n.sink)
+            res.retried += 1
             return merged_ids
         delay = self._delay(n, a)
         next_at = now + timedelta(seconds=delay)

@@ -27,6 +27,9 @@ NOT_SENT = "not sent:"  # how the last_error of a held row ended unsent begins (
 GAVE_UP_NOTE = "gave up after"  # how the last_error of a row given up on past retry.give_up_after begins
 # how the last_error of an end given up on and tried once more (its push receiver took a message again) begins
 RETRIED_END_NOTE = "tried once more:"
+# how the last_error of a firing message given up on at a push receiver, and sent again while its alert still fires
+# (the receiver takes messages again, or the sink's periodic look), begins (monitor.alerts.outbox_resend)
+RESENT_NOTE = "re-sent:"
 
 
 def status_of(kind: str) -> str:

@@ -31,6 +31,7 @@ from monitor.alerts.events import (
     WAITING,
     Notification,
 )
+from monitor.alerts.outbox_resend import Resending, given_up_firing
 from monitor.alerts.outbox_upkeep import Upkeep
 from monitor.store.convert import aware, storable
 from monitor.store.engine import retry_disconnect
@@ -38,6 +39,7 @@ from monitor.store.outbox_latest import latest_rows
 from monitor.store.outbox_table import NotificationRow
 
 _STATE_KINDS = tuple(FIRING | RESOLVING)
+__all__ = ["Outbox", "alert_key", "enqueue", "given_up_firing", "told_firing"]
 Key = tuple[str, str, str]
 
 
@@ -71,27 +73,20 @@ def enqueue(session: Any, notifications: Iterable[Notification]) -> list[str]:
     return ids
 
 
-def told_firing(session: Any, sink: str, group_key: str, signal: str, *, re_sent: bool = False) -> bool:
+def told_firing(session: Any, sink: str, group_key: str, signal: str) -> bool:
     """Whether `sink` was told (or will be) that the group x signal's alert fires and not yet that it ended: its
-    latest live firing or resolving row of it is a firing one; at a sink `re_sent` what fires (Alertmanager), also
-    when its newest such row is a firing message given up on (`Outbox.firing` re-sends it)."""
+    latest live firing or resolving row of it is a firing one, or its newest such row is a firing message given up
+    on (re-sent: to Alertmanager at its re-sends, `Outbox.firing`; to a push receiver once more,
+    `Outbox.resend_given_up_firing`)."""
     q = (select(NotificationRow)
          .where(NotificationRow.sink == sink, NotificationRow.group_key == group_key, NotificationRow.signal == signal,
                 col(NotificationRow.kind).in_(_STATE_KINDS))
          .order_by(col(NotificationRow.created_at).desc(), col(NotificationRow.id).desc()).limit(1))
-    if re_sent:
-        newest = session.exec(q).first()
-        if newest is not None and given_up_firing(newest):
-            return True
+    newest = session.exec(q).first()
+    if newest is not None and given_up_firing(newest):
+        return True
     live = session.exec(q.where(col(NotificationRow.status) != DEAD)).first()
     return live is not None and live.kind in FIRING
-
-
-def given_up_firing(r: Any) -> bool:
-    """Whether a row (or notification) is a firing message given up on past `retry.give_up_after`: the receiver
-    may not have it, and no end was written after it (when it is its alert's newest row) -- a decision made, not
-    a page to write again at each reload."""
-    return r.kind in FIRING and r.status == DEAD and (r.last_error or "").startswith(GAVE_UP_NOTE)
 
 
 def alert_key(r: Any) -> Key:
@@ -99,7 +94,7 @@ def alert_key(r: Any) -> Key:
     return (r.sink, r.group_key, r.signal)
 
 
-class Outbox(Upkeep):
+class Outbox(Upkeep, Resending):
     """Repository over the notifications table (SQLite or PostgreSQL); every method is one short transaction."""
 
     def __init__(self, engine: Engine):

@@ -53,11 +53,11 @@ class Reconciling:
         """Return the canary x target pairs whose latest word of `kind`'s alert, at any sink, is that it fires (told,
         or to be told). Across sinks: a sink removed while the alert fired keeps that as its last row for good (none
         is sent to it), and read alone it said "still firing" after the sinks configured were told it ended. A firing
-        message given up on at a sink re-sent what fires (Alertmanager: `Outbox.firing`) fires there too: read as not
-        down, a restart never sent the pair's recovery, and the alert was re-sent as firing for good."""
+        message given up on fires there too, re-sent to Alertmanager (`Outbox.firing`) and sent a push receiver once
+        more (`Outbox.resend_given_up_firing`): read as not down, a restart never sent the pair's recovery (the alert
+        was re-sent as firing for good), and paged the pair anew at its next failed run besides the re-send."""
         rows = {alert_key(n): n for n in self.outbox.latest_states()}
-        rows.update({alert_key(n): n for n in self.outbox.newest_states()
-                     if given_up_firing(n) and self._re_sent(n.sink)})
+        rows.update({alert_key(n): n for n in self.outbox.newest_states() if given_up_firing(n)})
         latest: dict[tuple[str, str], str] = {}
         for n in sorted(rows.values(), key=lambda n: (n.created_at, n.id)):  # the latest of each pair wins
             if n.kind in (kind, _ENDS.get(kind)):
@@ -97,10 +97,10 @@ class Reconciling:
         unheld: list[Any] = []
         resolved: list[Any] = []
         with self.inhibitor.lock, Session(self.outbox.engine) as s:
-            # and the firing messages given up on that a sink is re-sent (`Outbox.firing`): else re-sent for good
+            # and the firing messages given up on, which a sink is re-sent (Alertmanager: `Outbox.firing`; a push
+            # receiver once more, `Outbox.resend_given_up_firing`): else re-sent for a pair no longer monitored
             candidates = {alert_key(n): n for n in self.outbox.open_alerts()}
-            candidates.update({alert_key(n): n for n in self.outbox.newest_states()
-                               if given_up_firing(n) and self._re_sent(n.sink)})
+            candidates.update({alert_key(n): n for n in self.outbox.newest_states() if given_up_firing(n)})
             for n in candidates.values():
                 p = n.payload
                 canary, target = p.get("canary", ""), p.get("target", "")

@@ -77,6 +77,7 @@ class Sender(Delivering):
         self._store_failing: set[str] = set()  # rounds whose store error was logged (once per outage)
         self._sink_failing: set[str] = set()  # sinks whose failing deliveries were logged (once per outage)
         self._ends_given_up: set[str] = set()  # see Delivering
+        self._firing_given_up: set[str] = set()  # see Delivering
         self._task: asyncio.Task[None] | None = None  # the supervisor
         self._loops: dict[str, asyncio.Task[None]] = {}  # one per sink
         self._stopping = False
@@ -92,6 +93,7 @@ class Sender(Delivering):
         """Swap the sinks (and settings) after a config reload; a reload re-enables disabled sinks."""
         removed = set(self.sinks) - set(sinks)
         self._ends_given_up |= set(sinks) - set(self.sinks)  # a start, or a sink added: its first delivery looks
+        self._firing_given_up |= set(sinks) - set(self.sinks)
         self.sinks = dict(sinks)
         self.cfg = cfg or self.cfg
         self.disabled = {}
@@ -171,9 +173,14 @@ class Sender(Delivering):
             self.metrics.pending.labels(name).set(waiting.get(name, 0))
 
     async def refresh_sink(self, name: str) -> int:
-        """Re-send the alerts still firing at one sink if it needs that (Alertmanager); return requests made."""
+        """Re-send the alerts still firing at one sink if it needs that (Alertmanager); return requests made. At a push
+        sink, make the firing messages given up on there whose alerts still fire due again (sent by its loop)."""
         sink = self.sinks.get(name)
-        if sink is None or name in self.disabled or not refreshes(sink):
+        if sink is None or name in self.disabled:
+            return 0
+        if not refreshes(sink):
+            if name in self._firing_given_up:
+                await self._resend_firing(name)
             return 0
         firing = await asyncio.to_thread(self.outbox.firing, name)
         req = sink.refresh(firing, self.now())

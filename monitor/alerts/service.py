@@ -23,7 +23,7 @@ from monitor.alerts.pending import CLOSE_GRACE_S, Pending, Write
 from monitor.alerts.policy import CooldownEntry, CooldownKey, Policy, route
 from monitor.alerts.reconcile import Reconciling
 from monitor.alerts.sender import Sender
-from monitor.alerts.sinks import SINKS, Sink, build_sinks
+from monitor.alerts.sinks import build_sinks
 from monitor.domain import utcnow
 from monitor.store.drift_repo import DriftRepository
 from monitor.store.repository import driver_message
@@ -81,8 +81,7 @@ class Alerting(Reconciling):
         routed = set(route(event, self.cfg))
         return [s.name for s in self.cfg.sinks
                 if s.name not in routed
-                and told_firing(session, s.name, event.group_key, event.signal,
-                                re_sent=SINKS[s.type].refresh is not Sink.refresh)]  # the CLI's too: no sender
+                and told_firing(session, s.name, event.group_key, event.signal)]
 
     def _paged_all(self, events: list[AlertEvent]) -> list[list[str]]:
         """`_paged` of each of `events`, in a session of its own."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 from rich.console import Console
@@ -57,19 +58,36 @@ def main(config_path: str, web_config_file: str | None = None) -> int:
     # what `run` refuses to start with, checked the same way; an unset secret is a warning, as a target's key is
     problems = sink_problems(config.alerts)
     warnings += [str(p) for p in problems if isinstance(p, SecretMissing)]
-    for w in warnings:
-        _warn(out, f"{w} (the daemon will refuse to start without it)")
-    for w in _unchecked(config):
+    said = [f"{w} (the daemon will refuse to start without it)" for w in warnings] + _unchecked(config)
+    said += [f"{f}: no canaries (an empty file, or one whose canaries list is empty)"
+             for f in config.probe_files if not per_file.get(f)]
+    for w in _in_order(said, [config.path, *([config.web_file] if config.web_file else []), *config.probe_files]):
         _warn(out, w)
-    for f in config.probe_files:
-        if not per_file.get(f):
-            _warn(out, f"{f}: no canaries (an empty file, or one whose canaries list is empty)")
     errors = [str(p) for p in problems if not isinstance(p, SecretMissing)]
     if errors:
         print_problems("invalid configuration", errors)
         return EXIT_CONFIG
     out.print("[green]configuration OK[/]")
     return EXIT_OK
+
+
+def _in_order(warnings: list[str], files: list[str]) -> list[str]:
+    """Sort warnings by file (in the order given: monitor.yaml, the web config file, the probe files, as the
+    config's errors are) and line, each read from the `file:line: ` that leads it; one naming no file comes last.
+    The order found is kept within a line."""
+    rank: dict[str, int] = {}
+    for n, f in enumerate(files):
+        rank.setdefault(f, n)
+    longest_first = sorted(rank, key=len, reverse=True)  # a file whose path begins another's is not taken for it
+
+    def place(w: str) -> tuple[int, int]:
+        for f in longest_first:
+            if w.startswith(f + ":"):
+                line = re.match(r":(\d+): ", w[len(f):])
+                return rank[f], int(line.group(1)) if line else 0
+        return len(files), 0
+
+    return sorted(warnings, key=place)
 
 
 def _warn(out: Console, message: str) -> None:
@@ -97,6 +115,7 @@ def _unchecked(config: Config) -> list[str]:
     out += [f"{sink.where or config.path}: alerts.sinks: {sink.name}: a webhook without secret_env or secret_file: "
             "its messages go out unsigned, and receivers cannot tell them from forgeries"
             for sink in config.alerts.sinks if sink.type == "webhook" and not (sink.secret_env or sink.secret_file)]
+    out += config.alerts.secret_looking_labels()
     return out
 
 

@@ -363,8 +363,10 @@ def _locate(mf: MonitorFile, src: Located) -> MonitorFile:
     emb = mf.drift.embeddings
     drift = mf.drift.model_copy(update={"embeddings": emb.located(_place(src, "drift", "embeddings"))}) if emb \
         else mf.drift
-    return mf.model_copy(update={"targets": targets, "alerts": mf.alerts.model_copy(update={"sinks": sinks}),
-                                 "drift": drift})
+    labels = {f"external_labels.{name}": _place(src, "alerts", "external_labels", name)
+              for name in mf.alerts.external_labels}  # for check-config's and the start's warnings
+    alerts = mf.alerts.model_copy(update={"sinks": sinks}).located(_place(src, "alerts"), labels)
+    return mf.model_copy(update={"targets": targets, "alerts": alerts, "drift": drift})
 
 
 def _place(src: Located, *loc: str | int) -> str:

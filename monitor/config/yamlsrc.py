@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from monitor.errors import ConfigError, ConfigIssue
+from monitor.written_int import WrittenInt
 
 # libyaml's composer when PyYAML was built with it: the pure-Python reader allocates an object per character,
 # and a 500-canary probe folder then grows the daemon's heap by ~10 MB that is never given back.
@@ -274,6 +275,8 @@ class _Builder:
             value = self.scalars.construct_object(node, deep=True)
             if isinstance(value, int) and value.bit_length() > _MAX_INT_BITS:  # 0x... converts past int()'s limit
                 raise ValueError("integer string conversion")
+            if type(value) is int and isinstance(node.value, str) and node.value != str(value):
+                return WrittenInt.of(value, node.value)  # 010 read as 8: a text field shows what was written
             return value
         # a tag safe YAML does not know (!!python/..., !custom), a bad !!binary; ValueError: a number longer than
         # int() converts, or a value its tag's constructor refuses (!!float x, !!timestamp 2020-13-45)

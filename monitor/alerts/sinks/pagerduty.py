@@ -41,7 +41,8 @@ class PagerDuty(Sink):
                         "component": p.get("canary", ""), "class": n.signal or n.kind,
                         "timestamp": p.get("opened_at"), "custom_details": {
                             **(p.get("evidence") or {}), "link": p.get("link"),
-                            **({"external_labels": self.external_labels} if self.external_labels else {})}},
+                            **({"external_labels": self.external_labels} if self.external_labels else {}),
+                            **{k: True for k in ("resent", "firing_not_delivered") if p.get(k)}}},
             "links": [{"href": p["link"], "text": "llm-monitor event"}] if p.get("link") else [],
         }
         return Rendered(self.url, to_json(body), {"content-type": "application/json", "user-agent": USER_AGENT})

@@ -35,11 +35,20 @@ def _when(v: Any) -> str:
     return f"{t:%Y-%m-%d %H:%M:%S} UTC"
 
 
+def _delivery_note(p: dict[str, Any]) -> str:
+    """What the message says of its own delivery: a re-sent page, or an end whose page never arrived."""
+    if p.get("resent"):
+        return " (re-sent: its first delivery here was given up on; it still fires)"
+    if p.get("firing_not_delivered"):
+        return " (its firing message was never delivered here: the receiver was unreachable)"
+    return ""
+
+
 def slack_message(p: dict[str, Any], external_labels: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Return the Slack message for a notification payload; the deployment's `external_labels` (env=prod) lead its
     fields, so one channel fed by two deployments tells them apart."""
     icon = _ICON.get(p.get("status", "info"), "")
-    text = f"{icon} [{p.get('severity', '')}] {p.get('summary', '')}".strip()
+    text = f"{icon} [{p.get('severity', '')}] {p.get('summary', '')}".strip() + _delivery_note(p)
     own = [f"*{k}*\n{_esc(p[k])}" for k in ("canary", "target", "signal", "severity") if p.get(k)]
     labels = dict(external_labels or {})
     if len(labels) + len(own) <= _FIELDS_MAX:

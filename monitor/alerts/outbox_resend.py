@@ -1,0 +1,124 @@
+"""A firing message given up on at a push receiver (webhook, Slack, PagerDuty), sent again while its alert fires.
+
+Alertmanager gets a firing message given up on past `retry.give_up_after` at its re-sends (`Outbox.firing`). A push
+receiver has no re-sends: once given up on, it heard nothing of the outage until the pair recovered. Here such a
+message, still its alert's last word at the sink, is made due once more (`resend_given_up_firing`) when the receiver
+takes a message again or at the sink's periodic look, marked as a re-send (``resent: true`` in the payload, the same
+message id: a receiver that had it after all drops it). The store decides, so a restart or another replica sends it
+once: the row goes from dead to pending in one compare-and-set, and a re-send that fails goes back to given up on
+(quietly: it was counted as dropped once), to be looked at again.
+
+`Resending` is a part of monitor.alerts.outbox.Outbox.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, and_, update
+from sqlalchemy import select as sa_select
+from sqlmodel import Session, col
+
+from monitor.alerts.events import (
+    DEAD,
+    FIRING,
+    GAVE_UP_NOTE,
+    HELD,
+    NOT_SENT,
+    PENDING,
+    RESENT_NOTE,
+    RESOLVING,
+    Notification,
+)
+from monitor.store.convert import storable
+from monitor.store.engine import retry_disconnect
+from monitor.store.outbox_latest import latest_rows
+from monitor.store.outbox_table import NotificationRow
+from monitor.store.tables import ObservationRow
+
+_STATE_KINDS = tuple(FIRING | RESOLVING)
+
+
+def given_up_firing(r: Any) -> bool:
+    """Whether a row (or notification) is a firing message given up on past `retry.give_up_after`: the receiver
+    may not have it, and no end was written after it (when it is its alert's newest row) -- a decision made, not
+    a page to write again at each reload; Alertmanager gets it at its re-sends, a push receiver once more
+    (`Resending.resend_given_up_firing`)."""
+    return r.kind in FIRING and r.status == DEAD and (r.last_error or "").startswith(GAVE_UP_NOTE)
+
+
+def resending(n: Notification) -> bool:
+    """Whether `n` is a firing message given up on and being sent again (`Resending.resend_given_up_firing`)."""
+    return n.kind in FIRING and (n.last_error or "").startswith(RESENT_NOTE)
+
+
+def _told_by_drift(s: Session, down: NotificationRow) -> bool:
+    """Whether `down`'s sink has (or will have) the outage as drift instead: a drift opening of its pair written there
+    at or after it, neither held nor ended unsent (the drift its give-up released, or opened unheld since). Sent
+    again, the canary.down would be a second page for one outage."""
+    r = NotificationRow
+    q = (sa_select(col(r.id))
+         .where(col(r.sink) == down.sink, col(r.group_key) == down.group_key, col(r.kind) == "drift.opened",
+                col(r.created_at) >= down.created_at, col(r.status) != HELD,
+                ~and_(col(r.status) == DEAD, col(r.last_error).startswith(NOT_SENT)))
+         .limit(1))
+    return s.execute(q).first() is not None
+
+
+def _answers_now(s: Session, down: NotificationRow) -> bool:
+    """Whether `down`'s pair answered its latest call: its outage may be over (the health watch writes its recovery
+    after enough answered runs), so the page waits for a look that sees a failure. A canary.down given up on before a
+    restart that then read the pair as not down, which recovered without a canary.recovered, is never re-sent."""
+    p = down.payload or {}
+    o = ObservationRow
+    latest = s.execute(sa_select(col(o.error_type))
+                       .where(col(o.canary) == str(p.get("canary", "")), col(o.target) == str(p.get("target", "")))
+                       .order_by(col(o.started_at).desc()).limit(1)).first()
+    return latest is not None and latest[0] is None
+
+
+class Resending:
+    """The part of `Outbox` that sends a push receiver the firing messages it was given up on."""
+
+    engine: Engine
+
+    @retry_disconnect
+    def resend_given_up_firing(self, sink: str, now: datetime) -> tuple[list[str], bool]:
+        """Make the firing messages given up on at `sink` that are still their alert's last word due again at `now`,
+        marked as a re-send; return their ids, and whether others wait for a later look. Each only if still given up
+        on (compare-and-set): two replicas, or a look racing a delivery, send it once. A canary.down whose outage the
+        sink has as drift stays given up on; one whose pair answered its latest call waits for a look that sees it
+        fail."""
+        with Session(self.engine) as s:
+            rows, later = [], False
+            for r in latest_rows(s, _STATE_KINDS, "", sink):
+                if not given_up_firing(r) or (r.kind == "canary.down" and _told_by_drift(s, r)):
+                    continue
+                if r.kind == "canary.down" and _answers_now(s, r):
+                    later = True
+                    continue
+                rows.append(r)
+            ids = []
+            for r in rows:
+                res = s.exec(update(NotificationRow).where(  # type: ignore[call-overload]
+                    and_(col(NotificationRow.id) == r.id, col(NotificationRow.status) == DEAD,
+                         col(NotificationRow.last_error) == r.last_error))
+                    .values(status=PENDING, next_attempt_at=now, payload=storable({**(r.payload or {}), "resent": True}),
+                            last_error=f"{RESENT_NOTE} its alert still fires ({r.last_error})"[:2000]))
+                if res.rowcount == 1:
+                    ids.append(r.id)
+            s.commit()
+            return ids, later
+
+    def firing_undelivered(self, end: Notification) -> bool:
+        """Whether the firing message an end ends at its sink was given up on and never delivered there (the receiver
+        came back only after the alert ended): its newest firing row written before the end is one given up on."""
+        r = NotificationRow
+        with Session(self.engine) as s:
+            row = s.execute(
+                sa_select(col(r.kind), col(r.status), col(r.last_error))
+                .where(col(r.sink) == end.sink, col(r.group_key) == end.group_key, col(r.signal) == end.signal,
+                       col(r.kind).in_(tuple(FIRING)), col(r.created_at) <= end.created_at, col(r.id) != end.id)
+                .order_by(col(r.created_at).desc(), col(r.id).desc()).limit(1)).first()
+        return row is not None and given_up_firing(row)

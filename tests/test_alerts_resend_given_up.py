@@ -1,0 +1,182 @@
+"""A firing message given up on at a push receiver (webhook, Slack, PagerDuty) is sent once more while its alert
+fires: when the receiver takes a message again, or at the sink's periodic look, marked as a re-send, never twice (a
+restart, a second replica); its end, when the receiver came back only after it, says the page never arrived. Real
+local receivers, over SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlmodel import Session
+
+from monitor.alerts import AlertEvent, AlertsConfig, build_alerting
+from monitor.alerts.service import Alerting
+from monitor.store import Store
+from monitor.store.tables import ObservationRow
+from tests.support.receiver import Receiver
+from tests.test_alerts_given_up import T0, give_up, health, kinds
+
+
+def alerting(store: Store, rx: Receiver, sink_type: str, now: list[datetime]) -> Alerting:
+    """One sink `s` of `sink_type` posting to `rx`."""
+    sink = {"webhook": {"url": rx.url + "/hook"}, "slack": {"url_env": "SLACK_URL"},
+            "pagerduty": {"url": rx.url, "routing_key_env": "PD_KEY"}}[sink_type]
+    cfg = AlertsConfig.model_validate({"resend_interval": "1m",
+                                       "sinks": [{"name": "s", "type": sink_type, **sink}]})
+    return build_alerting(cfg, store, environ={"SLACK_URL": rx.url, "PD_KEY": "k" * 32}, now=lambda: now[0])
+
+
+async def test_a_webhook_gets_a_canary_down_given_up_on_once_it_takes_a_message_again(store: Store) -> None:
+    """The receiver was down past `retry.give_up_after` as c1 went down: it heard nothing of the outage until c1
+    recovered. Now the page goes with the next message it takes, once, marked as a re-send, with its message id."""
+    now = [T0]
+    with Receiver() as rx:
+        al = alerting(store, rx, "webhook", now)
+        await al.publish([health("canary.down")])
+        await give_up(al, rx, now)
+        assert kinds(rx) == []
+        await al.publish([health("canary.down", canary="c2", at=now[0])])  # the receiver is back
+        await al.sender.flush()
+        assert kinds(rx) == ["canary.down:c2", "canary.down:c1"]
+        resent = rx.delivered[-1]
+        assert resent.json["data"]["resent"] is True and "resent" not in rx.delivered[0].json["data"]
+        [row] = [n for n in al.outbox.query(limit=10) if n.group_key == "c1/t"]
+        assert resent.message_id == row.message_id and row.status == "delivered"
+        for canary in ("c3", "c4"):  # not again
+            await al.publish([health("canary.down", canary=canary, at=now[0])])
+            await al.sender.flush()
+        await al.sender.refresh()
+        await al.sender.flush()
+        assert kinds(rx)[2:] == ["canary.down:c3", "canary.down:c4"]
+        await al.publish([health("canary.recovered", at=now[0])])  # ends the page it now has
+        await al.sender.flush()
+        assert kinds(rx)[-1] == "canary.recovered:c1"
+        assert "firing_not_delivered" not in rx.delivered[-1].json["data"]
+        await al.stop()
+
+
+async def test_the_sinks_periodic_look_re_sends_it_when_nothing_else_goes_there(store: Store) -> None:
+    """No other message for the receiver: the periodic look (every `resend_interval`) makes it due; a re-send that
+    fails goes back to given up on, without a second drop counted, and the next look sends it."""
+    now = [T0]
+    with Receiver() as rx:
+        al = alerting(store, rx, "slack", now)
+        await al.publish([AlertEvent(kind="drift.opened", canary="c1", target="t", signal="refused", event_id="ev-1",
+                                     opened_at=T0, summary="c1@t: refused 0 -> 1")])
+        now[0] += timedelta(seconds=al.cfg.group_wait)
+        await give_up(al, rx, now)
+        rx.fail(503, times=1)
+        await al.sender.refresh()
+        await al.sender.flush()
+        assert rx.delivered == [] and [n.status for n in al.outbox.query(limit=10)] == ["dead"]
+        await al.sender.refresh()
+        await al.sender.flush()
+        [msg] = rx.delivered
+        assert msg.json["text"].endswith("(re-sent: its first delivery here was given up on; it still fires)")
+        await al.sender.refresh()
+        await al.sender.flush()
+        assert len(rx.delivered) == 1
+        await al.stop()
+
+
+async def test_a_restart_and_a_second_replica_re_send_it_once(store: Store) -> None:
+    """After a restart the pair reads as down (its page will be re-sent), so its next failed run pages nothing anew;
+    two replicas looking at once make it due once."""
+    now = [T0]
+    with Receiver() as rx:
+        al = alerting(store, rx, "pagerduty", now)
+        await al.publish([health("canary.down")])
+        await give_up(al, rx, now)
+        await al.stop()
+        again = alerting(store, rx, "pagerduty", now)  # the restart
+        other = alerting(store, rx, "pagerduty", now)  # a replica looking at the same store
+        await again.start([("c1", "t")])
+        assert again.open_pairs("canary.down") == {("c1", "t")}  # so no canary.down anew at its next failed run
+        assert len(again.outbox.resend_given_up_firing("s", now[0])[0]) == 1
+        assert other.outbox.resend_given_up_firing("s", now[0]) == ([], False)
+        await again.sender.flush()
+        await other.sender.refresh()
+        await other.sender.flush()
+        [page] = rx.delivered
+        assert page.json["event_action"] == "trigger" and page.json["payload"]["custom_details"]["resent"] is True
+        await again.stop()
+        await other.stop()
+
+
+async def test_the_end_of_a_page_never_delivered_says_so(store: Store) -> None:
+    """The receiver came back only after c1 recovered: the page is not sent after its end; the recovery is sent,
+    saying the page never arrived, so the on-call learns of the outage without reading it as the end of a page."""
+    now = [T0]
+    with Receiver() as rx:
+        al = alerting(store, rx, "webhook", now)
+        await al.publish([health("canary.down")])
+        await give_up(al, rx, now)
+        await al.publish([health("canary.recovered", at=now[0])])
+        await al.sender.flush()
+        await al.sender.refresh()
+        await al.sender.flush()
+        assert kinds(rx) == ["canary.recovered:c1"]
+        assert rx.delivered[0].json["data"]["firing_not_delivered"] is True
+        await al.stop()
+
+
+async def test_a_canary_down_whose_outage_the_receiver_has_as_drift_is_not_re_sent(store: Store) -> None:
+    """The canary.down given up on released the error drift it held there, the receiver's word of the outage: sent
+    again too, it would be a second page for one outage."""
+    now = [T0]
+    with Receiver() as rx:
+        al = alerting(store, rx, "webhook", now)
+        await al.publish([health("canary.down")])
+        al.inhibitor.saw("c1", "t", answered=False)
+        with Session(al.outbox.engine) as s:
+            al.enqueue(s, [AlertEvent(kind="drift.opened", canary="c1", target="t", signal="error", event_id="ev-1",
+                                      opened_at=T0)])
+            s.commit()
+        await give_up(al, rx, now)
+        now[0] += timedelta(seconds=al.cfg.retry.max)
+        await al.sender.refresh()
+        await al.sender.flush()
+        assert kinds(rx) == ["drift.opened:c1"]
+        await al.stop()
+
+
+async def test_a_removed_pair_s_page_given_up_on_is_ended_not_re_sent(store: Store) -> None:
+    now = [T0]
+    with Receiver() as rx:
+        al = alerting(store, rx, "webhook", now)
+        await al.publish([health("canary.down")])
+        await give_up(al, rx, now)
+        await al.retire([])
+        await al.sender.refresh()
+        await al.sender.flush()
+        assert kinds(rx) == ["canary.recovered:c1"]
+        assert rx.delivered[0].json["data"]["firing_not_delivered"] is True
+        await al.stop()
+
+
+async def test_a_canary_down_waits_while_its_pair_answers(store: Store) -> None:
+    """A pair whose latest call answered may be over its outage: its canary.down given up on is not re-sent then (a
+    restart before this release read such a pair as not down and wrote no recovery when it came back: it was its
+    last word for good), and is once a look sees the pair failing again."""
+    now = [T0]
+
+    def call(n: int, error: str | None) -> None:
+        with Session(store.engine) as s:
+            s.add(ObservationRow(id=f"o{n}", canary="c1", target="t", provider="openai", request_model="m",
+                                 started_at=now[0] + timedelta(seconds=n), error_type=error))
+            s.commit()
+
+    with Receiver() as rx:
+        al = alerting(store, rx, "webhook", now)
+        await al.publish([health("canary.down")])
+        await give_up(al, rx, now)
+        call(1, "timeout")
+        call(2, None)
+        await al.sender.refresh()
+        await al.sender.flush()
+        assert kinds(rx) == []
+        call(3, "timeout")
+        await al.sender.refresh()
+        await al.sender.flush()
+        assert kinds(rx) == ["canary.down:c1"] and rx.delivered[0].json["data"]["resent"] is True
+        await al.stop()
