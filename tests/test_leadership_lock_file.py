@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -57,3 +60,45 @@ def test_a_lock_file_replaced_by_another_is_locked_again(pair: tuple[Leadership,
     lock_file.write_bytes(b"")
     assert leader.still_held() and leader.still_held()
     assert not other.try_acquire()
+
+
+def test_a_lock_file_deleted_from_another_nfs_client_is_locked_again_not_a_crash_of_the_check(
+        pair: tuple[Leadership, Leadership, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """On NFS a file deleted by another host leaves the leader's descriptor stale: its fstat fails (ESTALE). That
+    escaped the check, which ended the leader's watch of its lock for good: it led on, never checking again, beside
+    the daemon that locked the new file."""
+    leader, other, lock_file = pair
+    lock_file.unlink()
+
+    fstat, locked = os.fstat, leader._file
+
+    def stale(fd: int) -> os.stat_result:
+        if fd == locked:
+            raise OSError(errno.ESTALE, os.strerror(errno.ESTALE))
+        return fstat(fd)
+
+    monkeypatch.setattr(os, "fstat", stale)
+    assert leader.still_held()
+    assert lock_file.exists()
+    assert not other.try_acquire()
+
+
+def test_a_lock_file_that_cannot_be_looked_at_is_a_lock_not_confirmed(
+        pair: tuple[Leadership, Leadership, Path], monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Its folder made unreadable (or a stale NFS folder): as a PostgreSQL lock that no check confirms, it is lost
+    (the daemon stops), said with the reason, not an exception out of the check."""
+    leader, _other, lock_file = pair
+
+    stat = os.stat
+
+    def refused(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+        if str(path) == str(lock_file):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+        return stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", refused)
+    with caplog.at_level(logging.ERROR, logger="monitor.leader"):
+        assert not leader.still_held() and not leader.held
+    assert "cannot be looked at" in caplog.records[0].getMessage()
+    assert "Permission denied" in caplog.records[0].getMessage()

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import errno
+import os
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -57,6 +60,31 @@ def test_a_file_restored_in_its_place_takes_the_writes_again(tmp_path: Path) -> 
         store.save_observation(_obs(2))
     backup.rename(db)
     store.save_observation(_obs(2))
+    assert {o.id for o in store.observations(limit=10)} == {"o1", "o2"}
+    store.engine.dispose()
+
+
+@pytest.mark.parametrize("error", [errno.EACCES, errno.ESTALE])
+def test_a_store_file_that_cannot_be_looked_at_fails_writes_as_a_store_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: int) -> None:
+    """Its folder made unreadable, a stale NFS handle: the look at the file raised the OSError itself out of the
+    pool, where the daemon holds and retries SQLAlchemy's errors only (the write was lost, the retry task ended)."""
+    db = tmp_path / "m.db"
+    store = Store(f"sqlite:///{db}")
+    store.migrate()
+    store.save_observation(_obs(1))
+    stat = os.stat
+
+    def refused(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+        if str(path) == str(db):
+            raise OSError(error, os.strerror(error), str(path))
+        return stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", refused)
+    with pytest.raises(SQLAlchemyError, match=f"store file {db} cannot be looked at .*{os.strerror(error)}"):
+        store.save_observation(_obs(2))
+    monkeypatch.undo()
+    store.save_observation(_obs(2))  # looked at again: the same file, written
     assert {o.id for o in store.observations(limit=10)} == {"o1", "o2"}
     store.engine.dispose()
 

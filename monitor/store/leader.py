@@ -232,14 +232,22 @@ class Leadership:
         """Whether `<database>.leader` still names the file this replica locked. One deleted or replaced (a cleanup
         of what looks like an empty stray file, `rm llm-monitor.db*`) kept no other daemon from creating and locking a
         new one there, and both then led: both probed, spent and paged. The path is locked again; if another process
-        got there first, the lock is lost (the daemon stops, exit 1)."""
+        got there first, the lock is lost (the daemon stops, exit 1), as it is when the path cannot be looked at. An
+        error of the check's own (NFS's ESTALE) ended the leader's watch of its lock, which then led on unchecked."""
         if self._file is None:  # in-memory SQLite: nothing can share it
             return True
         path = f"{self.url.database}.leader"
-        mine = os.fstat(self._file)
-        with contextlib.suppress(FileNotFoundError):
-            now = os.stat(path)
-            if (now.st_dev, now.st_ino) == (mine.st_dev, mine.st_ino):
+        try:
+            now: tuple[int, int] | None = _identity(os.stat(path))
+        except FileNotFoundError:
+            now = None
+        except OSError as e:  # its folder made unreadable, a stale NFS folder: unconfirmed, as a lock session gone
+            self._close()
+            self.held = False
+            log.error("the leader lock file %s cannot be looked at (%s): this replica no longer leads", path, e)
+            return False
+        with contextlib.suppress(OSError):  # ESTALE: deleted on the NFS server (by another host) while held open here
+            if now == _identity(os.fstat(self._file)):
                 return True
         old, self._file = self._file, None
         try:
@@ -268,3 +276,8 @@ class Leadership:
                 fcntl.flock(self._file, fcntl.LOCK_UN)
                 os.close(self._file)
             self._file = None
+
+
+def _identity(st: os.stat_result) -> tuple[int, int]:
+    """Which file a stat result is of."""
+    return st.st_dev, st.st_ino

@@ -21,17 +21,23 @@ from sqlalchemy import Engine, event, exc
 Identity = tuple[int, int]  # (st_dev, st_ino)
 
 
-def _identity(path: str) -> Identity | None:
+def _identity(path: str) -> Identity | OSError:
+    """The file at `path`, or why there is none to be seen: gone, or past looking at (its folder made unreadable,
+    NFS's ESTALE), which raised out of the pool, not as a store error (the write lost, the retries ended)."""
     try:
         st = os.stat(path)
-    except FileNotFoundError:
-        return None
+    except OSError as e:
+        return e
     return st.st_dev, st.st_ino
 
 
-def _gone(path: str) -> str:
-    return (f"the store file {path} was deleted or replaced while the daemon ran: writes wait in memory until a "
-            "store is back at that path (restore it, or restart to start a new one)")
+def _gone(path: str, now: Identity | OSError) -> str:
+    if isinstance(now, OSError) and not isinstance(now, FileNotFoundError):
+        what = f"cannot be looked at ({now.strerror})"
+    else:
+        what = "was deleted or replaced while the daemon ran"
+    return (f"the store file {path} {what}: writes wait in memory until a store is back at that path (restore it, "
+            "or restart to start a new one)")
 
 
 def watch_file(engine: Engine, database: str) -> None:
@@ -41,16 +47,19 @@ def watch_file(engine: Engine, database: str) -> None:
 
     @event.listens_for(engine, "do_connect")
     def _no_new_file(*_args: Any) -> None:
-        if opened and _identity(path) is None:  # sqlite3.connect would create an empty file there
-            raise sqlite3.OperationalError(_gone(path))
+        now = _identity(path)
+        if opened and isinstance(now, OSError):  # sqlite3.connect would create an empty file there
+            raise sqlite3.OperationalError(_gone(path, now))
 
     @event.listens_for(engine, "connect")
     def _remember(_dbapi_conn: Any, record: Any) -> None:
         nonlocal opened
-        record.info["sqlite_file"] = _identity(path)
+        now = _identity(path)
+        record.info["sqlite_file"] = None if isinstance(now, OSError) else now
         opened = True
 
     @event.listens_for(engine, "checkout")
     def _same_file(_dbapi_conn: Any, record: Any, _proxy: Any) -> None:
-        if _identity(path) != record.info.get("sqlite_file"):
-            raise exc.DisconnectionError(_gone(path))
+        now = _identity(path)
+        if isinstance(now, OSError) or now != record.info.get("sqlite_file"):
+            raise exc.DisconnectionError(_gone(path, now))
