@@ -61,6 +61,18 @@ async def resolve_given_up(store: Store, rx: Receiver, now: list[datetime]) -> A
     return al
 
 
+async def down_with_error_drift_given_up(al: Alerting, rx: Receiver, now: list[datetime]) -> None:
+    """c1 down, every call failing, its error drift held behind the canary.down; then both given up on with the
+    receiver down: the canary.down's give-up released the drift it held."""
+    await al.publish([health("canary.down")])
+    al.inhibitor.saw("c1", "t", answered=False)
+    with Session(al.outbox.engine) as s:
+        al.enqueue(s, [AlertEvent(kind="drift.opened", canary="c1", target="t", signal="error", event_id="ev-1",
+                                  opened_at=T0)])
+        s.commit()
+    await give_up(al, rx, now)
+
+
 async def test_a_reload_does_not_re_page_a_canary_down_given_up_on(store: Store) -> None:
     """The webhook's canary.down was given up on: each reload (`ensure_firing` of the pairs still down) wrote a new
     one, a page at every reload, for as long as the canary stayed down."""
@@ -207,13 +219,7 @@ async def test_alertmanager_re_sent_a_canary_down_given_up_on_keeps_holding_the_
     now = [T0]
     with Receiver() as rx:
         al = alerting(store, rx, "alertmanager", now)
-        await al.publish([health("canary.down")])
-        al.inhibitor.saw("c1", "t", answered=False)
-        with Session(al.outbox.engine) as s:
-            al.enqueue(s, [AlertEvent(kind="drift.opened", canary="c1", target="t", signal="error", event_id="ev-1",
-                                      opened_at=T0)])
-            s.commit()
-        await give_up(al, rx, now)
+        await down_with_error_drift_given_up(al, rx, now)
         await al.sender.flush()
         await al.sender.refresh()
         assert {n.signal: n.status for n in al.outbox.query(limit=10)} == {"health": "dead", "error": "held"}

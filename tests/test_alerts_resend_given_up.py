@@ -14,7 +14,7 @@ from monitor.alerts.service import Alerting
 from monitor.store import Store
 from monitor.store.tables import ObservationRow
 from tests.support.receiver import Receiver
-from tests.test_alerts_given_up import T0, give_up, health, kinds
+from tests.test_alerts_given_up import T0, down_with_error_drift_given_up, give_up, health, kinds
 
 
 def alerting(store: Store, rx: Receiver, sink_type: str, now: list[datetime]) -> Alerting:
@@ -126,13 +126,7 @@ async def test_a_canary_down_whose_outage_the_receiver_has_as_drift_is_not_re_se
     now = [T0]
     with Receiver() as rx:
         al = alerting(store, rx, "webhook", now)
-        await al.publish([health("canary.down")])
-        al.inhibitor.saw("c1", "t", answered=False)
-        with Session(al.outbox.engine) as s:
-            al.enqueue(s, [AlertEvent(kind="drift.opened", canary="c1", target="t", signal="error", event_id="ev-1",
-                                      opened_at=T0)])
-            s.commit()
-        await give_up(al, rx, now)
+        await down_with_error_drift_given_up(al, rx, now)
         now[0] += timedelta(seconds=al.cfg.retry.max)
         await al.sender.refresh()
         await al.sender.flush()
