@@ -199,9 +199,22 @@ def parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _innermost(ap: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The parser of the (sub)command `args` chose: `baseline show`'s, not `llm-monitor`'s."""
+    for dest in ("command", "action"):
+        subs = [a for a in ap._actions if isinstance(a, argparse._SubParsersAction) and a.dest == dest]
+        chosen = getattr(args, dest, None)
+        if not subs or chosen not in subs[0].choices:
+            break
+        ap = subs[0].choices[chosen]
+    return ap
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = parser()
-    args = ap.parse_args(argv)
+    args, unknown = ap.parse_known_args(argv)
+    if unknown:  # said by the command's own parser: its usage is what the user needs, not the top level's
+        _innermost(ap, args).error(f"unrecognized arguments: {' '.join(unknown)}")
     for dest, (variable, choices) in _LOG_ENV.items():
         if getattr(args, dest) not in choices:  # only a default can be: argparse checked a value given
             ap.error(f"{variable}={os.environ.get(variable, '')!r} is not one of {', '.join(choices)} (it sets the "

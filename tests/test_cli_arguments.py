@@ -146,3 +146,21 @@ def test_config_variable_names_the_default_config_and_empty_is_unset(tmp_path: P
     help_text = subprocess.run([*EXE, "drift", "--help"], capture_output=True, text=True, timeout=60,
                                env={**os.environ, "COLUMNS": "200"}).stdout
     assert "$LLM_MONITOR_CONFIG" in help_text
+
+
+@pytest.mark.parametrize("args,usage,unknown", [
+    (["diff", "c1", "--canary", "c1"], "usage: llm-monitor diff ", "--canary c1"),
+    (["baseline", "show", "c1", "--bogus"], "usage: llm-monitor baseline ", "--bogus"),
+    (["alerts", "test", "--sink", "hook", "--bogus"], "usage: llm-monitor alerts test ", "--bogus"),
+    (["check-config", "extra"], "usage: llm-monitor check-config ", "extra"),
+])
+def test_an_unknown_argument_shows_its_commands_usage_not_the_top_level_one(
+        args: list[str], usage: str, unknown: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """`llm-monitor diff --canary c1` showed the top-level usage (COMMAND ...), which says nothing of what `diff`
+    takes."""
+    from monitor.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and usage in err and f"unrecognized arguments: {unknown}\n" in err, err
