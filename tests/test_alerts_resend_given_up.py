@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import pytest
 from sqlmodel import Session
 
-from monitor.alerts import AlertEvent, AlertsConfig, build_alerting
+from monitor.alerts import AlertEvent, AlertsConfig, build_alerting, outbox_resend
 from monitor.alerts.service import Alerting
 from monitor.store import Store
+from monitor.store.outbox_table import NotificationRow
 from monitor.store.tables import ObservationRow
 from tests.support.receiver import Receiver
 from tests.test_alerts_given_up import T0, down_with_error_drift_given_up, give_up, health, kinds
@@ -173,4 +175,33 @@ async def test_a_canary_down_waits_while_its_pair_answers(store: Store) -> None:
         await al.sender.refresh()
         await al.sender.flush()
         assert kinds(rx) == ["canary.down:c1"] and rx.delivered[0].json["data"]["resent"] is True
+        await al.stop()
+
+
+async def test_an_end_written_as_the_look_reads_is_not_followed_by_the_page(store: Store,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another replica writes and delivers c1's recovery between the look's read of the alert's last word (the page
+    given up on) and its making the page due: the page is not sent after the end, the receiver's incident left open
+    for good."""
+    now = [T0]
+    with Receiver() as rx:
+        al = alerting(store, rx, "webhook", now)
+        await al.publish([health("canary.down")])
+        await give_up(al, rx, now)
+        [down] = al.outbox.query(limit=10)
+        answers = outbox_resend._answers_now
+
+        def end_meanwhile(s: Session, r: NotificationRow) -> bool:
+            with Session(store.engine) as other:  # the other replica, its own transaction
+                other.add(NotificationRow(id="end-1", message_id="end-1", sink="s", kind="canary.recovered",
+                                          group_key=down.group_key, signal=down.signal, payload={"canary": "c1"},
+                                          created_at=now[0], next_attempt_at=now[0], status="delivered",
+                                          attempts=1, delivered_at=now[0]))
+                other.commit()
+            return answers(s, r)
+
+        monkeypatch.setattr(outbox_resend, "_answers_now", end_meanwhile)
+        assert al.outbox.resend_given_up_firing("s", now[0]) == ([], False)
+        await al.sender.flush()
+        assert kinds(rx) == [] and al.outbox.get(down.id).status == "dead"  # type: ignore[union-attr]
         await al.stop()

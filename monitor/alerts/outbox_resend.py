@@ -16,8 +16,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, and_, update
+from sqlalchemy import Engine, and_, or_, update
 from sqlalchemy import select as sa_select
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
 from monitor.alerts.events import (
@@ -78,6 +79,19 @@ def _answers_now(s: Session, down: NotificationRow) -> bool:
     return latest is not None and latest[0] is None
 
 
+def _written_after(r: NotificationRow) -> Any:
+    """A clause: a firing or resolving row of `r`'s alert was written after `r` (an end, or a page anew). Asked in the
+    compare-and-set itself: an end written (and delivered) between the look's read and its update, by another replica,
+    would otherwise have the page sent after it, the receiver's incident open for good."""
+    later = aliased(NotificationRow)
+    return (sa_select(col(later.id))
+            .where(col(later.sink) == r.sink, col(later.group_key) == r.group_key, col(later.signal) == r.signal,
+                   col(later.kind).in_(_STATE_KINDS),
+                   or_(col(later.created_at) > r.created_at,
+                       and_(col(later.created_at) == r.created_at, col(later.id) > r.id)))
+            .exists())
+
+
 class Resending:
     """The part of `Outbox` that sends a push receiver the firing messages it was given up on."""
 
@@ -103,7 +117,7 @@ class Resending:
             for r in rows:
                 res = s.exec(update(NotificationRow).where(  # type: ignore[call-overload]
                     and_(col(NotificationRow.id) == r.id, col(NotificationRow.status) == DEAD,
-                         col(NotificationRow.last_error) == r.last_error))
+                         col(NotificationRow.last_error) == r.last_error, ~_written_after(r)))
                     .values(status=PENDING, next_attempt_at=now, payload=storable({**(r.payload or {}), "resent": True}),
                             last_error=f"{RESENT_NOTE} its alert still fires ({r.last_error})"[:2000]))
                 if res.rowcount == 1:
