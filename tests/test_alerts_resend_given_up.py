@@ -5,6 +5,7 @@ local receivers, over SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 
 import pytest
@@ -204,4 +205,26 @@ async def test_an_end_written_as_the_look_reads_is_not_followed_by_the_page(stor
         assert al.outbox.resend_given_up_firing("s", now[0]) == ([], False)
         await al.sender.flush()
         assert kinds(rx) == [] and al.outbox.get(down.id).status == "dead"  # type: ignore[union-attr]
+        await al.stop()
+
+
+async def test_a_receiver_down_for_days_is_logged_once_not_at_every_look(store: Store,
+                                                                        caplog: pytest.LogCaptureFixture) -> None:
+    """Each periodic look makes the page due once more and its re-send fails: one line for the outage (the sink's
+    failing deliveries are logged once until it delivers again), not one a `resend_interval` for days."""
+    now = [T0]
+    with Receiver() as rx:
+        al = alerting(store, rx, "webhook", now)
+        await al.publish([health("canary.down")])
+        await give_up(al, rx, now)
+        rx.fail(503)
+        caplog.clear()
+        with caplog.at_level(logging.DEBUG, logger="monitor.alerts"):
+            for _ in range(3):
+                now[0] += timedelta(seconds=al.cfg.resend_interval)
+                await al.sender.refresh()
+                await al.sender.flush()
+        assert len(rx.requests) >= 3 and kinds(rx) == []  # tried at each look, as documented
+        loud = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+        assert len(loud) <= 1, loud
         await al.stop()

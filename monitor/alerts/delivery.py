@@ -109,8 +109,10 @@ class Delivering:
         if later:  # a canary.down whose pair answered its latest call: the next look looks again
             self._firing_given_up.add(name)
         if ids:
-            log.info("alert sink %s: the %d firing messages given up on there whose alerts still fire are sent again",
-                     name, len(ids), extra={"sink": name, "count": len(ids)})
+            # at every look while the receiver is down (its failing deliveries logged once): a line only when it is not
+            log.log(logging.DEBUG if name in self._sink_failing else logging.INFO,
+                    "alert sink %s: the %d firing messages given up on there whose alerts still fire are sent again",
+                    name, len(ids), extra={"sink": name, "count": len(ids)})
             self.wake()
 
     async def _with_context(self, n: Notification) -> Notification:
@@ -213,7 +215,12 @@ class Delivering:
         if resending(n):
             # Its re-send failed: given up on again, as before (counted as dropped once, when first given up on), and
             # sent again at the sink's next delivery or periodic look while its alert still fires.
-            log.debug("re-sending a firing message given up on failed", extra=extra)
+            if n.sink in self._sink_failing:
+                log.debug("re-sending a firing message given up on failed", extra=extra)
+            else:  # once per outage, as a retry's failure: tried again at each periodic look while it fires
+                self._sink_failing.add(n.sink)
+                log.warning("re-sending a firing message given up on failed; sent again at the sink's next look "
+                            "(logged once until the sink delivers again)", extra=extra)
             await asyncio.to_thread(self.outbox.mark_dead, n.id, f"{GAVE_UP_NOTE} {n.attempts + 1} attempts "
                                     f"(re-sent once the receiver takes messages again): {a.error}")
             self._firing_given_up.add(n.sink)
