@@ -228,3 +228,43 @@ async def test_a_receiver_down_for_days_is_logged_once_not_at_every_look(store: 
         loud = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
         assert len(loud) <= 1, loud
         await al.stop()
+
+
+async def test_an_error_drift_given_up_on_is_not_re_sent_while_its_pair_is_paged_down(store: Store) -> None:
+    """c1's error rate rose (drift, given up on: the receiver was down), then c1 went down, paged there: the drift is
+    what the canary.down holds (one page per outage), not re-sent beside it."""
+    now = [T0]
+    with Receiver() as rx:
+        al = alerting(store, rx, "webhook", now)
+        await al.publish([AlertEvent(kind="drift.opened", canary="c1", target="t", signal="error", event_id="ev-1",
+                                     opened_at=T0, summary="c1@t: error 0 -> 0.3")])
+        now[0] += timedelta(seconds=al.cfg.group_wait)
+        await give_up(al, rx, now)
+        al.inhibitor.saw("c1", "t", answered=False)
+        await al.publish([health("canary.down", at=now[0])])
+        await al.sender.flush()
+        await al.sender.refresh()
+        await al.sender.flush()
+        assert kinds(rx) == ["canary.down:c1"]
+        await al.stop()
+
+
+async def test_an_error_drift_and_the_outage_s_page_both_given_up_on_are_one_page(store: Store) -> None:
+    """The drift was given up on before c1 went down (nothing waiting for the canary.down to hold), then the page
+    too: the receiver back, the page is re-sent, the drift is not beside it."""
+    now = [T0]
+    with Receiver() as rx:
+        al = alerting(store, rx, "webhook", now)
+        await al.publish([AlertEvent(kind="drift.opened", canary="c1", target="t", signal="error", event_id="ev-1",
+                                     opened_at=T0, summary="c1@t: error 0 -> 0.3")])
+        now[0] += timedelta(seconds=al.cfg.group_wait)
+        await give_up(al, rx, now)
+        al.inhibitor.saw("c1", "t", answered=False)
+        await al.publish([health("canary.down", at=now[0])])
+        await give_up(al, rx, now)
+        await al.sender.refresh()
+        await al.sender.flush()
+        await al.sender.refresh()
+        await al.sender.flush()
+        assert kinds(rx) == ["canary.down:c1"]
+        await al.stop()

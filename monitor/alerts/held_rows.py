@@ -15,6 +15,7 @@ from monitor.store.convert import aware
 from monitor.store.outbox_table import NotificationRow
 
 HEALTH_KINDS = ("canary.down", "canary.recovered")
+HELD_SIGNALS = frozenset({"error", "error_type"})  # the drift signals an outage moves (monitor.alerts.inhibit)
 ENDS = ("drift.resolved", "drift.accepted")
 Pair = tuple[str, str]
 

@@ -55,15 +55,13 @@ from monitor.alerts.events import (
     AlertEvent,
     Notification,
 )
-from monitor.alerts.held_rows import ENDS, HEALTH_KINDS, Pair
+from monitor.alerts.held_rows import ENDS, HEALTH_KINDS, HELD_SIGNALS, Pair
 from monitor.alerts.outbox import alert_key
 from monitor.alerts.policy import route
 from monitor.alerts.recovery import answers_since
 from monitor.alerts.sinks import SINKS, Sink
 from monitor.store.convert import aware
 from monitor.store.outbox_table import NotificationRow
-
-HELD_SIGNALS = frozenset({"error", "error_type"})  # the drift signals an outage moves
 
 
 def holdable(kind: str, signal: str) -> bool:

@@ -32,6 +32,7 @@ from monitor.alerts.events import (
     RESOLVING,
     Notification,
 )
+from monitor.alerts.held_rows import HELD_SIGNALS
 from monitor.store.convert import storable
 from monitor.store.engine import retry_disconnect
 from monitor.store.outbox_latest import latest_rows
@@ -63,6 +64,20 @@ def _told_by_drift(s: Session, down: NotificationRow) -> bool:
          .where(col(r.sink) == down.sink, col(r.group_key) == down.group_key, col(r.kind) == "drift.opened",
                 col(r.created_at) >= down.created_at, col(r.status) != HELD,
                 ~and_(col(r.status) == DEAD, col(r.last_error).startswith(NOT_SENT)))
+         .limit(1))
+    return s.execute(q).first() is not None
+
+
+def _paged_down_since(s: Session, drift: NotificationRow) -> bool:
+    """Whether `drift` (an error drift opening) was followed at its sink by its pair's page of an outage: a
+    canary.down written there at or after it, sent or to be (waiting, or given up on: re-sent too). The outage holds
+    such drift there (monitor.alerts.inhibit: one page per outage); sent again beside the page, it would be a second
+    one. Not re-sent for good: its end says it never arrived (`firing_undelivered`)."""
+    r = NotificationRow
+    q = (sa_select(col(r.id))
+         .where(col(r.sink) == drift.sink, col(r.group_key) == drift.group_key, col(r.kind) == "canary.down",
+                col(r.created_at) >= drift.created_at,
+                or_(col(r.status) != DEAD, col(r.last_error).startswith(GAVE_UP_NOTE)))
          .limit(1))
     return s.execute(q).first() is not None
 
@@ -108,6 +123,8 @@ class Resending:
             rows, later = [], False
             for r in latest_rows(s, _STATE_KINDS, "", sink):
                 if not given_up_firing(r) or (r.kind == "canary.down" and _told_by_drift(s, r)):
+                    continue
+                if r.kind == "drift.opened" and r.signal in HELD_SIGNALS and _paged_down_since(s, r):
                     continue
                 if r.kind == "canary.down" and _answers_now(s, r):
                     later = True
