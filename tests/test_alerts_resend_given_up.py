@@ -12,6 +12,7 @@ import pytest
 from sqlmodel import Session
 
 from monitor.alerts import AlertEvent, AlertsConfig, build_alerting, outbox_resend
+from monitor.alerts.outbox import Outbox
 from monitor.alerts.service import Alerting
 from monitor.store import Store
 from monitor.store.outbox_table import NotificationRow
@@ -268,3 +269,17 @@ async def test_an_error_drift_and_the_outage_s_page_both_given_up_on_are_one_pag
         await al.sender.flush()
         assert kinds(rx) == ["canary.down:c1"]
         await al.stop()
+
+
+def test_a_drift_and_a_page_given_up_on_written_at_once_are_not_both_kept_back(store: Store) -> None:
+    """Each would keep the other back (the canary.down told by the drift written with it, the drift held by the
+    canary.down written with it): the receiver would never hear of the outage. One of them goes."""
+    with Session(store.engine) as s:
+        for kind, signal in (("drift.opened", "error"), ("canary.down", "health")):
+            s.add(NotificationRow(id=f"r-{kind}", message_id=f"m-{kind}", sink="s", kind=kind, group_key="c1/t",
+                                  signal=signal, payload={"canary": "c1", "target": "t"}, created_at=T0,
+                                  next_attempt_at=T0, status="dead", attempts=2,
+                                  last_error="gave up after 2 attempts: HTTP 503"))
+        s.commit()
+    ids, _ = Outbox(store.engine).resend_given_up_firing("s", T0)
+    assert len(ids) == 1

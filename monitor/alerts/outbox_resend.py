@@ -70,13 +70,13 @@ def _told_by_drift(s: Session, down: NotificationRow) -> bool:
 
 def _paged_down_since(s: Session, drift: NotificationRow) -> bool:
     """Whether `drift` (an error drift opening) was followed at its sink by its pair's page of an outage: a
-    canary.down written there at or after it, sent or to be (waiting, or given up on: re-sent too). The outage holds
+    canary.down written there after it, sent or to be (waiting, or given up on: re-sent too). The outage holds
     such drift there (monitor.alerts.inhibit: one page per outage); sent again beside the page, it would be a second
     one. Not re-sent for good: its end says it never arrived (`firing_undelivered`)."""
     r = NotificationRow
     q = (sa_select(col(r.id))
          .where(col(r.sink) == drift.sink, col(r.group_key) == drift.group_key, col(r.kind) == "canary.down",
-                col(r.created_at) >= drift.created_at,
+                col(r.created_at) > drift.created_at,  # written at once: `_told_by_drift` keeps the drift, not both
                 or_(col(r.status) != DEAD, col(r.last_error).startswith(GAVE_UP_NOTE)))
          .limit(1))
     return s.execute(q).first() is not None
