@@ -17,11 +17,17 @@ from monitor.app import App
 from monitor.config import load_config
 from monitor.sim import SimServer, scenario_from_dict
 from tests.conftest import write_config
-from tests.support.daemon import cli
 from tests.support.data import LLMDRIFT, require
 from tests.support.drift_app import PROBES_C1, started_app, through_change, two_phases
+from tests.support.inprocess import CliRun
 
 DATA = LLMDRIFT
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> CliRun:
+    """`llm-monitor ARGS` run in this process; the tests that look at a process's imports keep a subprocess."""
+    return CliRun(capsys)
 
 
 def dump(path: Path, version: str) -> Path:
@@ -35,7 +41,7 @@ def dump(path: Path, version: str) -> Path:
     return out
 
 
-def test_replay_on_recorded_gpt4_march_vs_june(tmp_path: Path) -> None:
+def test_replay_on_recorded_gpt4_march_vs_june(tmp_path: Path, cli: CliRun) -> None:
     require(DATA)
     out = cli("replay", "--baseline", str(dump(tmp_path, "gpt-4-0314")),
               "--current", str(dump(tmp_path, "gpt-4-0613")), "--json")
@@ -51,7 +57,7 @@ def test_replay_on_recorded_gpt4_march_vs_june(tmp_path: Path) -> None:
     assert "check:answered" in table.stdout
 
 
-def test_replay_bad_dump_names_file_line_and_field(tmp_path: Path) -> None:
+def test_replay_bad_dump_names_file_line_and_field(tmp_path: Path, cli: CliRun) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"canary": "c", "target": "t", "text": "ok"}\n{"canary": "c", "target": "t", "text": 7}\n')
     out = cli("replay", "--baseline", str(bad), "--current", str(bad))
@@ -59,7 +65,7 @@ def test_replay_bad_dump_names_file_line_and_field(tmp_path: Path) -> None:
     assert f"{bad}:2" in out.stderr and "text" in out.stderr
 
 
-def test_replay_zero_tolerance_flag(tmp_path: Path) -> None:
+def test_replay_zero_tolerance_flag(tmp_path: Path, cli: CliRun) -> None:
     rows = [{"canary": "c", "target": "t", "text": "Use kill -9 PID.", "checks": {"cmd": True}} for _ in range(30)]
     base, cur = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
     base.write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -79,7 +85,7 @@ def test_replay_zero_tolerance_flag(tmp_path: Path) -> None:
                                    "check:cmd" in bad.stderr
 
 
-async def test_drift_diff_and_baseline_commands(tmp_path: Path) -> None:
+async def test_drift_diff_and_baseline_commands(tmp_path: Path, cli: CliRun) -> None:
     with SimServer(two_phases("cli", 2, verbosity=4.0, system_fingerprint="fp_new")) as sim:
         app, cfg_path, canary, target = await started_app(tmp_path, sim, PROBES_C1, "{baseline_size: 10}")
         try:
@@ -127,13 +133,16 @@ async def test_drift_diff_and_baseline_commands(tmp_path: Path) -> None:
     assert bad.returncode == 2
 
 
-async def test_accept_while_the_daemon_runs_is_not_undone_by_its_next_analysis(tmp_path: Path) -> None:
+async def test_accept_while_the_daemon_runs_is_not_undone_by_its_next_analysis(tmp_path: Path, cli: CliRun) -> None:
     # The running daemon holds the events open until it picks up the accepted baseline (up to 30 s); the
     # window tests it runs meanwhile update those events. The operator's accept must stand.
     with SimServer(two_phases("race", 2, verbosity=4.0)) as sim:
         app, cfg_path, canary, target = await started_app(tmp_path, sim, PROBES_C1, "{baseline_size: 10}")
         try:
             await through_change(app, sim, canary, target)
+            # the analyses still queued open more events: let them land first (a subprocess's start-up gave them
+            # its second or two; this command runs in the test's process at once)
+            await app.analysis.drain()
             opened = {json.loads(x)["id"] for x in cli("drift", "-c", str(cfg_path), "--open", "--json").stdout
                       .splitlines()}
             assert opened
@@ -150,7 +159,7 @@ async def test_accept_while_the_daemon_runs_is_not_undone_by_its_next_analysis(t
 
 
 async def test_a_baseline_reset_while_the_daemon_runs_is_rebuilt_from_later_observations_and_stored(
-        tmp_path: Path) -> None:
+        tmp_path: Path, cli: CliRun) -> None:
     scenario = scenario_from_dict({"name": "reset", "seed": 3, "defaults": {"ttft": 5, "output_tps": 5000},
                                    "models": {"m": {"phases": [{"name": "a", "system_fingerprint": "fp_old"},
                                                                {"name": "b", "after_requests": 10**6,
@@ -162,9 +171,11 @@ async def test_a_baseline_reset_while_the_daemon_runs_is_rebuilt_from_later_obse
             for _ in range(3):
                 await app.runner.run(canary, target)
             httpx.post(sim.url + "/_sim/phase", json={"model": "m", "phase": "b"}).raise_for_status()
+            assert app.analysis is not None
+            # phase a is analysed before the reset comes (a subprocess's start-up gave it that time)
+            await app.analysis.drain()
             reset = cli("baseline", "reset", "c1", "-c", str(cfg_path), "--note", "new model")
             assert reset.returncode == 0, reset.stderr
-            assert app.analysis is not None
             assert await app.analysis.in_worker(app.analysis.refresh_baselines) == 1  # as the 30 s poll does
             for _ in range(3):
                 await app.runner.run(canary, target)
@@ -186,7 +197,7 @@ async def test_a_baseline_reset_while_the_daemon_runs_is_rebuilt_from_later_obse
         await app.stop()
 
 
-async def test_accept_refuses_a_window_without_enough_successes_and_unknown_targets(tmp_path: Path) -> None:
+async def test_accept_refuses_a_window_without_enough_successes_and_unknown_targets(tmp_path: Path, cli: CliRun) -> None:
     scenario = scenario_from_dict({"name": "down", "seed": 4, "defaults": {"ttft": 5, "output_tps": 5000},
                                    "models": {"*": {"phases": [{"name": "a"}]}}})
     probes = "canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n    samples: 4\n"
@@ -223,7 +234,8 @@ async def test_accept_refuses_a_window_without_enough_successes_and_unknown_targ
 
 @pytest.mark.parametrize("url", ["postgresql+psycopg://postgres@127.0.0.1:5999/nope",
                                  "sqlite:////nonexistent_dir/x.db", "sqlite:///{folder}/typo.db"])
-def test_read_commands_on_a_missing_store_are_clean_errors_that_create_nothing(tmp_path: Path, url: str) -> None:
+def test_read_commands_on_a_missing_store_are_clean_errors_that_create_nothing(tmp_path: Path, url: str,
+                                                                                  cli: CliRun) -> None:
     cfg = write_config(tmp_path, "  - {id: t, provider: openai, base_url: 'http://127.0.0.1:9/v1', model: m}",
                        "canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n")
     cfg.write_text(cfg.read_text().replace(f"sqlite:///{tmp_path / 'm.db'}", url.format(folder=tmp_path)))
@@ -265,24 +277,23 @@ def test_a_missing_store_or_an_unknown_name_is_told_before_the_drift_engine_load
 
 
 @pytest.mark.parametrize("url", ["sqlite:///llm-monitor.db", "sqlite:///nodir/x.db"])
-def test_a_relative_store_path_is_shown_resolved_from_the_working_directory(tmp_path: Path, url: str) -> None:
+def test_a_relative_store_path_is_shown_resolved_from_the_working_directory(
+        tmp_path: Path, url: str, cli: CliRun, monkeypatch: pytest.MonkeyPatch) -> None:
     """`drift -c /abs/monitor.yaml` run from another folder said `no store at llm-monitor.db`: not which file it
     looked for, nor that a relative path is taken from the working directory (not from monitor.yaml's folder)."""
-    from tests.support.daemon import EXE
-
     cfg = write_config(tmp_path, "  - {id: t, provider: openai, base_url: 'http://127.0.0.1:9/v1', model: m}",
                        "canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n")
     cfg.write_text(cfg.read_text().replace(f"sqlite:///{tmp_path / 'm.db'}", url))
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     path = url.removeprefix("sqlite:///")
-    out = subprocess.run([*EXE, "drift", "-c", str(cfg)], cwd=elsewhere, capture_output=True, text=True, timeout=60)
+    monkeypatch.chdir(elsewhere)
+    out = cli("drift", "-c", str(cfg))
     assert out.returncode == 2, out.stderr
     assert out.stderr.strip() == (f"error: no store at {elsewhere / path} ({path} in storage.url is relative to the "
                                   "working directory; llm-monitor run or probe creates it)")
     if "/" in path:  # a command that creates the store: the folder is not there
-        probe = subprocess.run([*EXE, "probe", "-c", str(cfg)], cwd=elsewhere, capture_output=True, text=True,
-                               timeout=60)
+        probe = cli("probe", "-c", str(cfg))
         assert probe.returncode == 2 and f"cannot prepare the store at {url} ({elsewhere / path}: relative to the " \
             "working directory)" in " ".join(probe.stderr.split()), probe.stderr
 
@@ -309,7 +320,7 @@ async def test_semantic_similarity_through_an_embeddings_endpoint(tmp_path: Path
     assert len(scored) >= 5 and all(-1.0 <= v <= 1.0 for v in scored)
 
 
-def test_embeddings_target_must_be_openai_compatible(tmp_path: Path) -> None:
+def test_embeddings_target_must_be_openai_compatible(tmp_path: Path, cli: CliRun) -> None:
     cfg = write_config(tmp_path, "  - {id: a, provider: anthropic, base_url: 'http://127.0.0.1:9', model: m}",
                        "canaries: []\n", extra="drift: {embeddings: {target: a, model: e}}\n")
     out = cli("check-config", "-c", str(cfg))
