@@ -14,12 +14,18 @@ from monitor.app import App
 from monitor.config import load_config
 from monitor.sim import SimServer, scenario_from_dict
 from tests.conftest import write_config
-from tests.support.daemon import cli
 from tests.support.drift_app import PROBES_C1, started_app, through_change, two_phases
+from tests.support.inprocess import CliRun
 from tests.support.receiver import Receiver
 
 
-async def test_an_outage_s_error_event_says_the_calls_failed_not_that_the_provider_refused(tmp_path: Path) -> None:
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> CliRun:
+    """`llm-monitor ARGS` run in this process."""
+    return CliRun(capsys)
+
+
+async def test_an_outage_s_error_event_says_the_calls_failed_not_that_the_provider_refused(tmp_path: Path, cli: CliRun) -> None:
     # Only failed calls show an error-rate change: the evidence has no completion to show, and must say why there
     # is none. A 500 is not a content-policy refusal.
     with SimServer(two_phases("outage", 3, faults={"server_error": 1})) as sim:
@@ -35,7 +41,7 @@ async def test_an_outage_s_error_event_says_the_calls_failed_not_that_the_provid
     assert events[0]["evidence"]["diff"] == ""  # no word diff of the baseline against a note
 
 
-async def test_an_open_event_s_current_value_and_current_n_describe_the_same_observations(tmp_path: Path) -> None:
+async def test_an_open_event_s_current_value_and_current_n_describe_the_same_observations(tmp_path: Path, cli: CliRun) -> None:
     # A length change opens a sequential (rank CUSUM) event over its run; the window rounds after it replace the
     # event's current value with the window's mean. The count beside it must be the window's too, not the run's.
     with SimServer(two_phases("counts", 6, verbosity=2.0)) as sim:
@@ -70,7 +76,7 @@ def _stored_reference(cfg_path: Path, signal: str) -> list[float]:
 
 @pytest.mark.parametrize("action", ["accept", "reset"])
 async def test_a_baseline_taken_from_the_cli_never_learns_the_observations_from_before_it(tmp_path: Path,
-                                                                                         action: str) -> None:
+                                                                                         action: str, cli: CliRun) -> None:
     # The daemon keeps its latest observations (analysed against the old baseline) after it installs the new
     # one; as they age out they must not join the new reference: accepted answers 4x as long would learn the old
     # short ones back (and open false events against the mix), a reset would learn the history it was to drop.
@@ -81,9 +87,11 @@ async def test_a_baseline_taken_from_the_cli_never_learns_the_observations_from_
             tmp_path, sim, PROBES_C1, "{baseline_size: 10, disabled_signals: [latency_s, ttft_s]}")
         try:
             await through_change(app, sim, canary, target, before=12, after=8)
+            assert app.analysis is not None
+            # what was queued is analysed before the command, as a subprocess's start-up gave it time to be
+            await app.analysis.drain()
             done = cli("baseline", action, "c1", "-c", str(cfg_path))
             assert done.returncode == 0, done.stderr
-            assert app.analysis is not None
             assert await app.analysis.in_worker(app.analysis.refresh_baselines) == 1  # as the 30 s poll does
             for _ in range(24):  # the observations from before leave the window and the reference lag
                 await app.runner.run(canary, target)
@@ -96,7 +104,7 @@ async def test_a_baseline_taken_from_the_cli_never_learns_the_observations_from_
     assert not after, [(e["signal"], e["baseline_value"], e["current_value"]) for e in after]
 
 
-async def test_a_change_after_a_cli_accept_is_told_to_the_receivers_the_accept_was_told_to(tmp_path: Path) -> None:
+async def test_a_change_after_a_cli_accept_is_told_to_the_receivers_the_accept_was_told_to(tmp_path: Path, cli: CliRun) -> None:
     # `baseline accept` (another process) tells the webhook "drift.accepted"; the daemon, which had fired those
     # signals minutes ago, must not then drop the next change on them as a repeat within its cooldown: the
     # receiver's last word would stay "accepted" while a new event is open. Nor may it fire the accepted ones again.
@@ -116,6 +124,9 @@ async def test_a_change_after_a_cli_accept_is_told_to_the_receivers_the_accept_w
         canary, target = config.pairs()[0]
         try:
             await through_change(app, sim, canary, target, before=12, after=8)
+            assert app.analysis is not None
+            # what was queued is analysed before the command, as a subprocess's start-up gave it time to be
+            await app.analysis.drain()
             accept = cli("baseline", "accept", "c1", "-c", str(cfg_path), "--note", "intended")
             assert accept.returncode == 0, accept.stderr
             assert (await app.reload())[0]  # SIGHUP: the daemon applies the accept at once
@@ -139,7 +150,7 @@ async def test_a_change_after_a_cli_accept_is_told_to_the_receivers_the_accept_w
     assert accepted_ids and all(fired.count(i) == 1 for i in accepted_ids), [fired.count(i) for i in accepted_ids]
 
 
-async def test_replay_shows_a_rising_refusal_rate_with_a_refusal_as_the_daemon_does(tmp_path: Path) -> None:
+async def test_replay_shows_a_rising_refusal_rate_with_a_refusal_as_the_daemon_does(tmp_path: Path, cli: CliRun) -> None:
     # Refusals rising from none to a third: most current completions are still ordinary answers, and the
     # evidence of the refusal event must show one that changed (the daemon picks the refused ones).
     probes = ("canaries:\n  - id: c1\n    messages: [{role: user, content: 'How do I kill a Python process?'}]\n"
