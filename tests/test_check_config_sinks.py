@@ -8,8 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import write_config
-from tests.support.daemon import cli
+from tests.support import daemon
+from tests.support.inprocess import CliRun
 
 PROBES = "canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n    schedule: {every: 5m}\n"
 TARGET = "  - {id: t, provider: openai, base_url: 'http://127.0.0.1:9/v1', model: m, api_key_env: K}"
@@ -20,12 +23,18 @@ SINKS = ("alerts:\n  sinks:\n"
 UNSET = {"K": "", "SLACK_URL": "", "PD_KEY": ""}
 
 
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> CliRun:
+    """`llm-monitor ARGS` run in this process, with `env=` set for the call."""
+    return CliRun(capsys)
+
+
 def at(cfg: Path, written: str) -> str:
     """`file:line` of the first line of `cfg` holding `written`: where an error about a sink's secret points."""
     return f"{cfg}:{next(n for n, line in enumerate(cfg.read_text().splitlines(), 1) if written in line)}"
 
 
-def test_unset_sink_secrets_are_warnings_like_an_unset_key(tmp_path: Path) -> None:
+def test_unset_sink_secrets_are_warnings_like_an_unset_key(tmp_path: Path, cli: CliRun) -> None:
     cfg = write_config(tmp_path, TARGET, PROBES, extra=SINKS)
     ok = cli("check-config", "-c", str(cfg), env=UNSET)
     assert ok.returncode == 0 and "configuration OK" in ok.stdout, ok.stdout + ok.stderr
@@ -38,11 +47,12 @@ def test_unset_sink_secrets_are_warnings_like_an_unset_key(tmp_path: Path) -> No
                     f"{at(cfg, 'id: t')}: target t: environment variable K (named by api_key_env) is not set"):
         assert f"warning: {missing}" in out, missing
     assert out.count("(the daemon will refuse to start without it)") == 4
-    run = cli("run", "-c", str(cfg), env={**UNSET, "K": "k"})
+    # a process of its own: were the refusal lost, `run` would serve until its timeout, not hang this one
+    run = daemon.cli("run", "-c", str(cfg), env={**UNSET, "K": "k"})
     assert run.returncode == 2 and "alert sink hook: cannot read secret_file" in run.stderr  # run still refuses
 
 
-def test_a_sink_secret_that_is_there_but_unusable_is_an_error(tmp_path: Path) -> None:
+def test_a_sink_secret_that_is_there_but_unusable_is_an_error(tmp_path: Path, cli: CliRun) -> None:
     secret = tmp_path / "hook.secret"
     secret.write_text("not-base64!!hunter2\n")
     cfg = write_config(tmp_path, TARGET, PROBES, extra=SINKS.replace("/run/secrets/hook", str(secret)))
@@ -54,7 +64,7 @@ def test_a_sink_secret_that_is_there_but_unusable_is_an_error(tmp_path: Path) ->
     assert "SLACK_URL" in bad.stdout  # the unset ones are still listed, as warnings
 
 
-def test_an_unset_webhook_url_does_not_hide_an_unusable_signing_secret(tmp_path: Path) -> None:
+def test_an_unset_webhook_url_does_not_hide_an_unusable_signing_secret(tmp_path: Path, cli: CliRun) -> None:
     sinks = "alerts:\n  sinks:\n    - {name: hook, type: webhook, url_env: HOOK_URL, secret_env: HOOK_SECRET}\n"
     cfg = write_config(tmp_path, TARGET, PROBES, extra=sinks)
     bad = cli("check-config", "-c", str(cfg), env={"K": "k", "HOOK_URL": "", "HOOK_SECRET": "not-base64!!hunter2"})
@@ -63,7 +73,7 @@ def test_an_unset_webhook_url_does_not_hide_an_unusable_signing_secret(tmp_path:
         "base64" in bad.stderr
 
 
-def test_paths_with_brackets_are_shown_as_written_not_read_as_markup(tmp_path: Path) -> None:
+def test_paths_with_brackets_are_shown_as_written_not_read_as_markup(tmp_path: Path, cli: CliRun) -> None:
     """`[/oops]` in a secret file's path made rich raise MarkupError: a traceback and exit 1."""
     odd = tmp_path / "[/oops]" / "[bold]s"
     sinks = f"alerts:\n  sinks:\n    - {{name: chat, type: slack, url_file: '{odd}'}}\n"
@@ -73,7 +83,7 @@ def test_paths_with_brackets_are_shown_as_written_not_read_as_markup(tmp_path: P
     assert f"warning: {cfg}:8: alert sink chat: cannot read url_file {odd}" in " ".join(ok.stdout.split())
 
 
-def test_both_of_a_webhooks_secrets_are_checked_each_on_its_own(tmp_path: Path) -> None:
+def test_both_of_a_webhooks_secrets_are_checked_each_on_its_own(tmp_path: Path, cli: CliRun) -> None:
     sinks = "alerts:\n  sinks:\n    - {name: hook, type: webhook, url_env: HOOK_URL, secret_env: HOOK_SECRET}\n"
     cfg = write_config(tmp_path, TARGET, PROBES, extra=sinks)
     unset = cli("check-config", "-c", str(cfg), env={"K": "k", "HOOK_URL": "", "HOOK_SECRET": ""})
@@ -83,7 +93,7 @@ def test_both_of_a_webhooks_secrets_are_checked_each_on_its_own(tmp_path: Path) 
     assert bad.returncode == 2 and "HOOK_URL (named by url_env)" in " ".join(bad.stdout.split())
 
 
-def test_a_secret_written_where_its_file_name_belongs_is_not_shown(tmp_path: Path) -> None:
+def test_a_secret_written_where_its_file_name_belongs_is_not_shown(tmp_path: Path, cli: CliRun) -> None:
     """`url_file: ${SLACK_WEBHOOK_URL}` (the variable meant for url_env) printed the webhook URL in the warning."""
     url = "https://hooks.slack.com/services/T0AAAA/B0BBBB/xYz123SecretPart"
     sinks = ("alerts:\n  sinks:\n    - {name: chat, type: slack, url_file: '${SLACK_WEBHOOK_URL}'}\n"
