@@ -8,13 +8,22 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from monitor.sim import SimServer
 from tests.conftest import write_config
+from tests.support import daemon
 from tests.support.cli_config import ONE, two_targets
-from tests.support.daemon import cli
+from tests.support.inprocess import CliRun
 
 
-def test_check_config_ok_and_bad(tmp_path: Path, steady_sim: SimServer) -> None:
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> CliRun:
+    """`llm-monitor ARGS` run in this process, with `env=` set for the call."""
+    return CliRun(capsys)
+
+
+def test_check_config_ok_and_bad(tmp_path: Path, steady_sim: SimServer, cli: CliRun) -> None:
     cfg = write_config(tmp_path, two_targets(steady_sim), ONE)
     ok = cli("check-config", "-c", str(cfg), env={"K": "k"})
     assert ok.returncode == 0, ok.stderr
@@ -29,7 +38,7 @@ def test_check_config_ok_and_bad(tmp_path: Path, steady_sim: SimServer) -> None:
     assert f"{tmp_path / 'probes' / 'p.yaml'}:4: canaries[0].samples: Input should be a valid integer" in bad.stderr
 
 
-def test_check_config_piped_shows_a_long_base_url_whole(tmp_path: Path) -> None:
+def test_check_config_piped_shows_a_long_base_url_whole(tmp_path: Path, cli: CliRun) -> None:
     url = "https://llm-gateway.platform.internal.example.com/openai/deployments/gpt-4o-mini-2024-07-18/v1"
     cfg = write_config(tmp_path, f"  - {{id: azure-gpt-4o-mini-eu-west, provider: openai, base_url: '{url}', "
                                  "model: gpt-4o-mini-2024-07-18}", ONE)
@@ -38,7 +47,8 @@ def test_check_config_piped_shows_a_long_base_url_whole(tmp_path: Path) -> None:
     assert url in ok.stdout  # at 80 columns it was cut to "https://llm-gat…"
 
 
-def test_check_config_resolves_alert_sink_secrets_as_run_does(tmp_path: Path, steady_sim: SimServer) -> None:
+def test_check_config_resolves_alert_sink_secrets_as_run_does(
+        tmp_path: Path, steady_sim: SimServer, cli: CliRun) -> None:
     sinks = ("alerts:\n  sinks:\n"
              "    - {name: hook, type: webhook, url: 'http://127.0.0.1:9/h', secret_env: HOOK_SECRET}\n"
              "    - {name: chat, type: slack, url_env: SLACK_URL}\n")
@@ -52,15 +62,16 @@ def test_check_config_resolves_alert_sink_secrets_as_run_does(tmp_path: Path, st
     assert f"warning: {cfg}:{chat}: alert sink chat: environment variable SLACK_URL (named by url_env) is not set or " \
         "empty" in " ".join(bad.stdout.split())
     assert secret not in bad.stdout + bad.stderr and "Traceback" not in bad.stderr
-    run = cli("run", "-c", str(cfg), env={"K": "k", "HOOK_SECRET": secret, "SLACK_URL": ""})
+    # a process of its own: were the refusal lost, `run` would serve until its timeout, not hang this one
+    run = daemon.cli("run", "-c", str(cfg), env={"K": "k", "HOOK_SECRET": secret, "SLACK_URL": ""})
     assert run.returncode == 2  # the daemon refuses the same config
     ok = cli("check-config", "-c", str(cfg),
              env={"K": "k", "HOOK_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "SLACK_URL": "http://127.0.0.1:9/s"})
     assert ok.returncode == 0 and "configuration OK" in ok.stdout, ok.stderr
 
 
-def test_check_config_warns_of_an_uncalibrated_judge_and_an_unsigned_webhook(tmp_path: Path,
-                                                                             steady_sim: SimServer) -> None:
+def test_check_config_warns_of_an_uncalibrated_judge_and_an_unsigned_webhook(
+        tmp_path: Path, steady_sim: SimServer, cli: CliRun) -> None:
     probes = ONE + ("    checks:\n      - {type: contains, value: kill}\n"
                     "      - {type: llm_judge, judge_target: claude, rubric: 'Mentions SIGTERM.'}\n")
     sinks = "alerts:\n  sinks:\n    - {name: hook, type: webhook, url: 'http://127.0.0.1:9/h'}\n"
@@ -94,7 +105,8 @@ def test_check_config_loads_none_of_the_daemons_heavy_modules(tmp_path: Path) ->
     assert out.stdout.strip().splitlines()[-1] == "0 []"
 
 
-def test_check_config_orders_its_warnings_by_file_and_line(tmp_path: Path, steady_sim: SimServer) -> None:
+def test_check_config_orders_its_warnings_by_file_and_line(
+        tmp_path: Path, steady_sim: SimServer, cli: CliRun) -> None:
     """They came grouped by kind: an unset secret of any file first (the Slack sink's, below the webhook), then the
     probe file's judge before monitor.yaml's unsigned webhook. Now by file (monitor.yaml, then the probe files) and
     line, as the errors are."""
