@@ -133,7 +133,8 @@ async def test_drift_diff_and_baseline_commands(tmp_path: Path, cli: CliRun) -> 
     assert bad.returncode == 2
 
 
-async def test_accept_while_the_daemon_runs_is_not_undone_by_its_next_analysis(tmp_path: Path, cli: CliRun) -> None:
+async def test_accept_while_the_daemon_runs_is_not_undone_by_its_next_analysis(
+        tmp_path: Path, cli: CliRun) -> None:
     # The running daemon holds the events open until it picks up the accepted baseline (up to 30 s); the
     # window tests it runs meanwhile update those events. The operator's accept must stand.
     with SimServer(two_phases("race", 2, verbosity=4.0)) as sim:
@@ -197,7 +198,8 @@ async def test_a_baseline_reset_while_the_daemon_runs_is_rebuilt_from_later_obse
         await app.stop()
 
 
-async def test_accept_refuses_a_window_without_enough_successes_and_unknown_targets(tmp_path: Path, cli: CliRun) -> None:
+async def test_accept_refuses_a_window_without_enough_successes_and_unknown_targets(
+        tmp_path: Path, cli: CliRun) -> None:
     scenario = scenario_from_dict({"name": "down", "seed": 4, "defaults": {"ttft": 5, "output_tps": 5000},
                                    "models": {"*": {"phases": [{"name": "a"}]}}})
     probes = "canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n    samples: 4\n"

@@ -24,7 +24,8 @@ def cli(capsys: pytest.CaptureFixture[str]) -> CliRun:
     return CliRun(capsys)
 
 
-async def test_accept_right_after_a_change_takes_only_observations_since_it(tmp_path: Path, cli: CliRun) -> None:
+async def test_accept_right_after_a_change_takes_only_observations_since_it(
+        tmp_path: Path, cli: CliRun) -> None:
     """The latest baseline_size observations would straddle the change: the accepted baseline must be the new
     behaviour only (else it is a mix, and the next window test may open an event against it)."""
 
@@ -95,7 +96,8 @@ def test_baseline_show_says_how_many_failed_calls_it_left_out_as_outages() -> No
     assert left_out({"version": 2, "outages": {"left_out": 9, "outages": 2}}) == "9 calls in 2 runs"
 
 
-async def test_pin_and_accept_count_the_ranges_failed_calls_in_the_error_rate(tmp_path: Path, cli: CliRun) -> None:
+async def test_pin_and_accept_count_the_ranges_failed_calls_in_the_error_rate(
+        tmp_path: Path, cli: CliRun) -> None:
     # `baseline pin` and `accept` gave the engine the range's successful observations only, so their baselines
     # expected no error at all where the daemon's own (first_n) ones learn the provider's isolated errors.
     scenario = scenario_from_dict({"name": "flaky", "seed": 3, "defaults": {"ttft": 5, "output_tps": 5000},
@@ -123,7 +125,8 @@ async def test_pin_and_accept_count_the_ranges_failed_calls_in_the_error_rate(tm
     assert errors > 0 and n > 10, (errors, n)
 
 
-async def test_baseline_show_without_a_canary_lists_every_canarys_baselines(tmp_path: Path, cli: CliRun) -> None:
+async def test_baseline_show_without_a_canary_lists_every_canarys_baselines(
+        tmp_path: Path, cli: CliRun) -> None:
     # `baseline show` needed a canary: watching baselines form across a fleet took one command per canary, and
     # "show" alone was a usage error.
     scenario = scenario_from_dict({"name": "all", "seed": 4, "defaults": {"ttft": 5, "output_tps": 5000},

@@ -25,7 +25,8 @@ def cli(capsys: pytest.CaptureFixture[str]) -> CliRun:
     return CliRun(capsys)
 
 
-async def test_an_outage_s_error_event_says_the_calls_failed_not_that_the_provider_refused(tmp_path: Path, cli: CliRun) -> None:
+async def test_an_outage_s_error_event_says_the_calls_failed_not_that_the_provider_refused(
+        tmp_path: Path, cli: CliRun) -> None:
     # Only failed calls show an error-rate change: the evidence has no completion to show, and must say why there
     # is none. A 500 is not a content-policy refusal.
     with SimServer(two_phases("outage", 3, faults={"server_error": 1})) as sim:
@@ -41,7 +42,8 @@ async def test_an_outage_s_error_event_says_the_calls_failed_not_that_the_provid
     assert events[0]["evidence"]["diff"] == ""  # no word diff of the baseline against a note
 
 
-async def test_an_open_event_s_current_value_and_current_n_describe_the_same_observations(tmp_path: Path, cli: CliRun) -> None:
+async def test_an_open_event_s_current_value_and_current_n_describe_the_same_observations(
+        tmp_path: Path, cli: CliRun) -> None:
     # A length change opens a sequential (rank CUSUM) event over its run; the window rounds after it replace the
     # event's current value with the window's mean. The count beside it must be the window's too, not the run's.
     with SimServer(two_phases("counts", 6, verbosity=2.0)) as sim:
@@ -75,8 +77,8 @@ def _stored_reference(cfg_path: Path, signal: str) -> list[float]:
 
 
 @pytest.mark.parametrize("action", ["accept", "reset"])
-async def test_a_baseline_taken_from_the_cli_never_learns_the_observations_from_before_it(tmp_path: Path,
-                                                                                         action: str, cli: CliRun) -> None:
+async def test_a_baseline_taken_from_the_cli_never_learns_the_observations_from_before_it(
+        tmp_path: Path, action: str, cli: CliRun) -> None:
     # The daemon keeps its latest observations (analysed against the old baseline) after it installs the new
     # one; as they age out they must not join the new reference: accepted answers 4x as long would learn the old
     # short ones back (and open false events against the mix), a reset would learn the history it was to drop.
@@ -104,7 +106,8 @@ async def test_a_baseline_taken_from_the_cli_never_learns_the_observations_from_
     assert not after, [(e["signal"], e["baseline_value"], e["current_value"]) for e in after]
 
 
-async def test_a_change_after_a_cli_accept_is_told_to_the_receivers_the_accept_was_told_to(tmp_path: Path, cli: CliRun) -> None:
+async def test_a_change_after_a_cli_accept_is_told_to_the_receivers_the_accept_was_told_to(
+        tmp_path: Path, cli: CliRun) -> None:
     # `baseline accept` (another process) tells the webhook "drift.accepted"; the daemon, which had fired those
     # signals minutes ago, must not then drop the next change on them as a repeat within its cooldown: the
     # receiver's last word would stay "accepted" while a new event is open. Nor may it fire the accepted ones again.
@@ -150,7 +153,8 @@ async def test_a_change_after_a_cli_accept_is_told_to_the_receivers_the_accept_w
     assert accepted_ids and all(fired.count(i) == 1 for i in accepted_ids), [fired.count(i) for i in accepted_ids]
 
 
-async def test_replay_shows_a_rising_refusal_rate_with_a_refusal_as_the_daemon_does(tmp_path: Path, cli: CliRun) -> None:
+async def test_replay_shows_a_rising_refusal_rate_with_a_refusal_as_the_daemon_does(
+        tmp_path: Path, cli: CliRun) -> None:
     # Refusals rising from none to a third: most current completions are still ordinary answers, and the
     # evidence of the refusal event must show one that changed (the daemon picks the refused ones).
     probes = ("canaries:\n  - id: c1\n    messages: [{role: user, content: 'How do I kill a Python process?'}]\n"
