@@ -30,6 +30,16 @@ def alerting(store: Store, rx: Receiver, sink_type: str, now: list[datetime]) ->
     return build_alerting(cfg, store, environ={"SLACK_URL": rx.url, "PD_KEY": "k" * 32}, now=lambda: now[0])
 
 
+async def error_drift_given_up_then_down(al: Alerting, rx: Receiver, now: list[datetime]) -> None:
+    """c1's error rate rose (drift, given up on: the receiver down), then c1 went down: its canary.down written."""
+    await al.publish([AlertEvent(kind="drift.opened", canary="c1", target="t", signal="error", event_id="ev-1",
+                                 opened_at=T0, summary="c1@t: error 0 -> 0.3")])
+    now[0] += timedelta(seconds=al.cfg.group_wait)
+    await give_up(al, rx, now)
+    al.inhibitor.saw("c1", "t", answered=False)
+    await al.publish([health("canary.down", at=now[0])])
+
+
 async def test_a_webhook_gets_a_canary_down_given_up_on_once_it_takes_a_message_again(store: Store) -> None:
     """The receiver was down past `retry.give_up_after` as c1 went down: it heard nothing of the outage until c1
     recovered. Now the page goes with the next message it takes, once, marked as a re-send, with its message id."""
@@ -237,12 +247,7 @@ async def test_an_error_drift_given_up_on_is_not_re_sent_while_its_pair_is_paged
     now = [T0]
     with Receiver() as rx:
         al = alerting(store, rx, "webhook", now)
-        await al.publish([AlertEvent(kind="drift.opened", canary="c1", target="t", signal="error", event_id="ev-1",
-                                     opened_at=T0, summary="c1@t: error 0 -> 0.3")])
-        now[0] += timedelta(seconds=al.cfg.group_wait)
-        await give_up(al, rx, now)
-        al.inhibitor.saw("c1", "t", answered=False)
-        await al.publish([health("canary.down", at=now[0])])
+        await error_drift_given_up_then_down(al, rx, now)
         await al.sender.flush()
         await al.sender.refresh()
         await al.sender.flush()
@@ -256,12 +261,7 @@ async def test_an_error_drift_and_the_outage_s_page_both_given_up_on_are_one_pag
     now = [T0]
     with Receiver() as rx:
         al = alerting(store, rx, "webhook", now)
-        await al.publish([AlertEvent(kind="drift.opened", canary="c1", target="t", signal="error", event_id="ev-1",
-                                     opened_at=T0, summary="c1@t: error 0 -> 0.3")])
-        now[0] += timedelta(seconds=al.cfg.group_wait)
-        await give_up(al, rx, now)
-        al.inhibitor.saw("c1", "t", answered=False)
-        await al.publish([health("canary.down", at=now[0])])
+        await error_drift_given_up_then_down(al, rx, now)
         await give_up(al, rx, now)
         await al.sender.refresh()
         await al.sender.flush()

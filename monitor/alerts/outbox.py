@@ -22,7 +22,6 @@ from monitor.alerts.events import (
     DELIVERED,
     FAILED,
     FIRING,
-    GAVE_UP_NOTE,
     HELD,
     PENDING,
     RELEASED_NOTE,
@@ -31,7 +30,7 @@ from monitor.alerts.events import (
     WAITING,
     Notification,
 )
-from monitor.alerts.outbox_resend import Resending, given_up_firing
+from monitor.alerts.outbox_resend import Resending, given_up, given_up_firing
 from monitor.alerts.outbox_upkeep import Upkeep
 from monitor.store.convert import aware, storable
 from monitor.store.engine import retry_disconnect
@@ -333,7 +332,7 @@ class Outbox(Upkeep, Resending):
         alert, as `latest_states`."""
         with Session(self.engine) as s:
             rows = [r for r in latest_rows(s, _STATE_KINDS, "", sink)
-                    if r.kind in RESOLVING and r.status == DEAD and (r.last_error or "").startswith(GAVE_UP_NOTE)]
+                    if r.kind in RESOLVING and given_up(r)]
             ids = []
             for r in rows:
                 res = s.exec(update(NotificationRow).where(  # type: ignore[call-overload]

@@ -42,12 +42,18 @@ from monitor.store.tables import ObservationRow
 _STATE_KINDS = tuple(FIRING | RESOLVING)
 
 
+def given_up(r: Any) -> bool:
+    """Whether a row (or notification) was given up on past `retry.give_up_after` (not dead for another reason: a
+    410, a sink removed, a held row ended unsent)."""
+    return r.status == DEAD and (r.last_error or "").startswith(GAVE_UP_NOTE)
+
+
 def given_up_firing(r: Any) -> bool:
     """Whether a row (or notification) is a firing message given up on past `retry.give_up_after`: the receiver
     may not have it, and no end was written after it (when it is its alert's newest row) -- a decision made, not
     a page to write again at each reload; Alertmanager gets it at its re-sends, a push receiver once more
     (`Resending.resend_given_up_firing`)."""
-    return r.kind in FIRING and r.status == DEAD and (r.last_error or "").startswith(GAVE_UP_NOTE)
+    return r.kind in FIRING and given_up(r)
 
 
 def resending(n: Notification) -> bool:
