@@ -43,6 +43,9 @@ def _logfmt(value: object) -> str:
     return json.dumps(text) if not text or any(c in text for c in ' "=\n\t') else text
 
 
+NOISY_LOGGERS = ("httpx", "httpcore", "httpx2", "httpcore2", "openai", "apscheduler", "alembic", "uvicorn.access")
+
+
 def setup_logging(level: str = "info", fmt: str = "json") -> None:
     """Send logs to stderr in the chosen format; quiet the chatty libraries."""
     handler = logging.StreamHandler(sys.stderr)
@@ -50,5 +53,5 @@ def setup_logging(level: str = "info", fmt: str = "json") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("httpx", "httpcore", "httpx2", "httpcore2", "openai", "apscheduler", "alembic", "uvicorn.access"):
+    for noisy in NOISY_LOGGERS:
         logging.getLogger(noisy).setLevel(logging.WARNING)

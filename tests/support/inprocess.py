@@ -11,6 +11,7 @@ from unittest import mock
 import pytest
 
 from monitor.cli import _store_failed, main
+from monitor.logs import NOISY_LOGGERS
 
 
 class Cli:
@@ -23,12 +24,15 @@ class Cli:
         self.capsys.readouterr()
         root = logging.getLogger()
         handlers, level = root.handlers[:], root.level
+        quieted = {name: logging.getLogger(name).level for name in NOISY_LOGGERS}
         try:
             code = main(list(args))
         except SystemExit as e:
             code = int(e.code or 0)
         finally:  # main() points logging at this test's captured stderr: later tests' logs must not go there
             root.handlers[:], root.level = handlers, level
+            for name, was in quieted.items():
+                logging.getLogger(name).setLevel(was)
         out, err = self.capsys.readouterr()
         return code, out, err
 
