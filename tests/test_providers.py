@@ -184,10 +184,15 @@ async def test_anthropic_body_translation() -> None:
 async def test_connection_refused_is_connect_error() -> None:
     built = [build_provider(Target(id="t", provider=kind, base_url="http://127.0.0.1:9", model="m"), "k")
              for kind in ("openai", "anthropic")]
+    messages = []
     for p in (OpenAIProvider("http://127.0.0.1:9/v1", "k"), AnthropicProvider("http://127.0.0.1:9", "k"), *built):
         r = await p.complete(ChatRequest(model="m", messages=MSG, timeout_s=2))
         await p.aclose()
         assert r.error_type == ErrorType.CONNECT
+        assert (r.error_message or "").startswith("connection failed: ConnectError: "), r.error_message
+        messages.append(r.error_message)
+    # the same words whichever provider: an alert or a log line is read, and grouped, the same way
+    assert messages[0] == messages[1] and messages[2] == messages[3], messages
 
 
 @pytest.mark.parametrize("rejects", [

@@ -135,8 +135,6 @@ class AnthropicProvider:
             too_large(result, e)
         except httpx.TimeoutException as e:
             result.error_type, result.error_message = ErrorType.TIMEOUT, short(f"timed out: {type(e).__name__}")
-        except (httpx.ConnectError, httpx.ConnectTimeout) as e:
-            result.error_type, result.error_message = ErrorType.CONNECT, short(f"connection failed: {e}")
         except AnthropicError as e:
             result.error_type = _STREAM_ERRORS.get(e.kind, e.fallback)
             if result.error_type == ErrorType.BAD_REQUEST:  # "Output blocked by content filtering policy" mid-stream
