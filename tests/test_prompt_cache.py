@@ -85,6 +85,32 @@ async def test_a_prompt_below_the_cacheable_length_is_not_cached(sim: SimServer)
     assert all(c.ok and not c.usage.cached_input_tokens and not c.usage.cache_write_input_tokens for c in results)
 
 
+@pytest.mark.parametrize(("model", "cached"), [
+    ("claude-sonnet-4-5", True), ("claude-opus-4-1", True),  # 1,024 tokens
+    ("claude-3-5-haiku-20241022", False), ("claude-sonnet-4-6", False),  # 2,048
+    ("claude-haiku-4-5", False), ("claude-opus-4-5-20251101", False),  # 4,096
+])
+async def test_the_cacheable_length_is_the_models(sim: SimServer, model: str, cached: bool) -> None:
+    """A 1,600-token prefix: long enough for most models, too short for the Haiku models, Sonnet 4.6 and Opus 4.5."""
+    first, second = await calls(sim, canary("5m"), 2, model=model)
+    assert first.ok and second.ok, first
+    assert bool(first.usage.cache_write_input_tokens) is cached
+    assert bool(second.usage.cached_input_tokens) is cached
+
+
+async def test_the_tools_open_the_cached_prefix(sim: SimServer) -> None:
+    """Anthropic's prefix is the tools, then the system prompt, then the messages: the same system prompt offered
+    other tools reads nothing of what was cached with the first ones."""
+    tool = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}
+    other = {"type": "function", "function": {"name": "refund", "parameters": {"type": "object"}}}
+    with_tool, with_other = (canary("5m").model_copy(update={"tools": [t]}) for t in (tool, other))
+    first, again = await calls(sim, with_tool, 2, model="claude-tools")
+    (switched,) = await calls(sim, with_other, 1, model="claude-tools")
+    assert first.usage.cache_write_input_tokens and again.usage.cached_input_tokens == first.usage.cache_write_input_tokens
+    assert (switched.usage.cached_input_tokens, bool(switched.usage.cache_write_input_tokens)) == (0, True)
+    assert (first.usage.input_tokens or 0) > len(LONG.split()) + 3  # the tools count toward the prompt too
+
+
 async def test_without_breakpoints_nothing_is_cached(sim: SimServer) -> None:
     results = await calls(sim, canary(None), 2, model="claude-none")
     assert all(c.ok and not c.usage.cached_input_tokens and not c.usage.cache_write_input_tokens for c in results)

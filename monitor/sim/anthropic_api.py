@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,8 +12,8 @@ from starlette.requests import Request
 from monitor.sim import faults, quirks, textgen
 from monitor.sim.engine import Engine, Plan, SimRequest, content_text
 from monitor.sim.faults import Stream
-from monitor.sim.playback import Script
-from monitor.sim.prompt_cache import breakpoints
+from monitor.sim.playback import Script, arrival
+from monitor.sim.prompt_cache import breakpoints, tool_tokens
 from monitor.sim.scenario import CUT_STYLES
 
 _STOP = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use"}
@@ -46,9 +47,10 @@ def parse(body: Any) -> SimRequest | str:
     system = content_text(body.get("system"))
     return SimRequest(
         api="anthropic", model=model, prompt=users[-1] if users else texts[-1],
-        input_tokens=sum(textgen.count_tokens(t) for t in texts) + textgen.count_tokens(system) + 3 * len(texts),
+        input_tokens=sum(textgen.count_tokens(t) for t in texts) + textgen.count_tokens(system) + 3 * len(texts)
+        + tool_tokens(tools),
         stream=bool(body.get("stream")), max_tokens=max_tokens, temperature=body.get("temperature"), tool=tool,
-        cache_points=breakpoints(body.get("system"), messages),
+        cache_points=breakpoints(body.get("system"), messages, body.get("tools")),
     )
 
 
@@ -200,6 +202,7 @@ async def messages(request: Request) -> Script:
     req = parse(body)
     if isinstance(req, str):
         return _error(400, "invalid_request_error", req)
+    req.waited_s = asyncio.get_running_loop().time() - arrival(request.scope)  # the first token is due from arrival
     plan = engine.plan(req)
     if plan is None:
         return _error(404, "not_found_error", f"model: {req.model}")

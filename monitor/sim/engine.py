@@ -53,6 +53,7 @@ class SimRequest:
     seed: int | None = None
     tool: dict[str, Any] | None = None  # {"name", "schema"} of the first tool offered
     cache_points: list[Breakpoint] = field(default_factory=list)  # the Anthropic face's cache_control marks
+    waited_s: float = 0.0  # since the request arrived, when it is planned: its first token is due ttft after arrival
 
 
 @dataclass
@@ -231,7 +232,8 @@ class Engine:
         split = min(split, len(toks))
         if req.cache_points and _answered(fault, req.stream):  # breakpoints marked: the cache answers, not the
             # phase's fractions; a call refused with an error status (a 429, a 5xx) reads and writes nothing
-            cached, write_5m, write_1h = self.prompt_cache.use(req.model, req.cache_points, ready_in=ttft)
+            cached, write_5m, write_1h = self.prompt_cache.use(req.model, req.cache_points,
+                                                                    ready_in=max(ttft - req.waited_s, 0.0))
         elif req.cache_points:
             cached, write_5m, write_1h = 0, 0, 0
         else:

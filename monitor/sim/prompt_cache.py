@@ -1,8 +1,9 @@
 """The Anthropic face's prompt cache: the breakpoints a request marks with `cache_control`, and what each reads from
 or writes to the cache.
 
-Anthropic's rules, simplified: a breakpoint caches the prompt up to and including its block (system first, then
-the messages) for its TTL (5 minutes, or an hour with `ttl: 1h`), if that prefix is at least `MIN_TOKENS` long; a
+Anthropic's rules, simplified: a breakpoint caches the prompt up to and including its block (the tools first, then
+the system prompt, then the messages) for its TTL (5 minutes, or an hour with `ttl: 1h`), if that prefix is at least
+the model's minimum long (`min_tokens`: 1,024 to 4,096 tokens by model); a
 later request to the same model whose prompt starts with a cached prefix, up to one of its own breakpoints, reads
 it and renews its TTL, and writes the rest up to its last breakpoint. A prompt that differs, a model that differs,
 or a TTL that ran out reads nothing; nor does a request sent before the call that writes the prefix has read its
@@ -13,13 +14,19 @@ samples sent at once each write it.
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from monitor.sim import textgen
 
-MIN_TOKENS = 1024  # Anthropic caches no shorter prefix (its Haiku models: 2,048)
+MIN_TOKENS = 1024  # Anthropic caches no shorter prefix on most models; `min_tokens` has the exceptions
+_MIN_BY_MODEL = (  # Anthropic's documented minimums, by the model name's family (first match)
+    (re.compile(r"opus-4-[5-9]|haiku-4-[5-9]"), 4096),
+    (re.compile(r"sonnet-4-[6-9]|claude-3(-5)?-haiku|haiku-3"), 2048),
+)
 TTL_S = {"5m": 300.0, "1h": 3600.0}
 
 
@@ -39,13 +46,32 @@ def _blocks(content: Any) -> list[tuple[str, Any]]:
     return []
 
 
-def breakpoints(system: Any, messages: list[dict[str, Any]]) -> list[Breakpoint]:
-    """The breakpoints of a Messages API body's `system` and `messages`, in prompt order (a mark that is not an
-    ephemeral one with a known TTL is none)."""
+def min_tokens(model: str) -> int:
+    """The shortest prefix `model` caches."""
+    return next((n for pattern, n in _MIN_BY_MODEL if pattern.search(model)), MIN_TOKENS)
+
+
+def _tools(tools: Any) -> list[tuple[str, Any]]:
+    """The tool definitions as blocks of the prompt, each with its cache_control (a tool may carry one too)."""
+    if not isinstance(tools, list):
+        return []
+    return [(json.dumps({k: v for k, v in t.items() if k != "cache_control"}, sort_keys=True), t.get("cache_control"))
+            for t in tools if isinstance(t, dict)]
+
+
+def tool_tokens(tools: Any) -> int:
+    """What the tool definitions count toward the prompt's tokens."""
+    return sum(textgen.count_tokens(text) for text, _ in _tools(tools))
+
+
+def breakpoints(system: Any, messages: list[dict[str, Any]], tools: Any = None) -> list[Breakpoint]:
+    """The breakpoints of a Messages API body's `tools`, `system` and `messages`, in prompt order (a mark that is not
+    an ephemeral one with a known TTL is none). The tools open the prompt: other tools, another prefix."""
     digest, tokens, found = hashlib.blake2b(digest_size=16), 0, []
-    parts = [(None, _blocks(system))] + [(m.get("role"), _blocks(m.get("content"))) for m in messages]
+    parts = [("tools", _tools(tools)), (None, _blocks(system))]
+    parts += [(m.get("role"), _blocks(m.get("content"))) for m in messages]
     for role, blocks in parts:
-        tokens += 3 if role is not None else 0  # a message's own tokens, as the face counts them
+        tokens += 3 if role not in (None, "tools") else 0  # a message's own tokens, as the face counts them
         for text, mark in blocks:
             digest.update(repr((role, text)).encode())
             tokens += textgen.count_tokens(text)
@@ -75,8 +101,9 @@ class PromptCache:
             self._until[(model, points[hit].key)] = now + TTL_S[points[hit].ttl]
         written = {"5m": 0, "1h": 0}
         done = read
+        least = min_tokens(model)
         for p in points[hit + 1:]:
-            if p.tokens >= MIN_TOKENS:
+            if p.tokens >= least:
                 written[p.ttl] += p.tokens - done
                 done = p.tokens
                 self._until[(model, p.key)] = now + TTL_S[p.ttl]
@@ -88,4 +115,4 @@ class PromptCache:
         self._ready.clear()
 
 
-__all__ = ["MIN_TOKENS", "Breakpoint", "PromptCache", "breakpoints"]
+__all__ = ["MIN_TOKENS", "Breakpoint", "PromptCache", "breakpoints", "min_tokens", "tool_tokens"]
