@@ -198,6 +198,10 @@ def test_config_rejections(tmp_path: Path, old: str, new: str, expected: str) ->
     ("{every: 5m}", "{cron: '*/90 * * * *'}", "6: canaries[0].schedule.cron: invalid cron expression: Error validating "
      "expression '*/90': the step value (90) is higher than the total range of the expression (59); a cron step "
      "starts again at each hour, so no cron runs every 90m: write `every: 90m` for that (value: '*/90 * * * *')"),
+    # ... and says what `every` cannot keep of the other fields (office hours on weekdays)
+    ("{every: 5m}", "{cron: '*/90 9-17 * * 1-5'}", "the step value (90) is higher than the total range of the "
+     "expression (59); a cron step starts again at each hour, so no cron runs every 90m: write `every: 90m` for that "
+     "(it runs at all times: `every` keeps no `9-17 * * 1-5`)"),
     ("{every: 5m}", "{cron: '0 */36 * * *'}", "6: canaries[0].schedule.cron: invalid cron expression: Error "
      "validating expression '*/36': the step value (36) is higher than the total range of the expression (23); a "
      "cron step starts again at each day, so no cron runs every 36h: write `every: 36h` for that"),

@@ -87,8 +87,11 @@ def _period_hint(cron: str) -> str:
             every = f", or `every: {step}{unit}` for a period counted from the start" \
                 if all(f == "*" for f in fields[i + 1:]) else ""
             return f"; `*/{step}` in the {name} is once {'an' if span == 'hour' else 'a'} {span}: write `{once}`{every}"
+        kept = " ".join(fields[i + 1:])
+        lost = "" if all(f == "*" for f in fields[i + 1:]) else \
+            f" (it runs at all times: `every` keeps no `{kept}`)"
         return f"; a cron step starts again at each {span}, so no cron runs every {step}{unit}: write `every: " \
-               f"{step}{unit}` for that"
+               f"{step}{unit}` for that{lost}"
     return ""
 
 
