@@ -1,6 +1,6 @@
 """A firing message given up on at a push receiver (webhook, Slack, PagerDuty) is sent once more while its alert
 fires: when the receiver takes a message again, or at the sink's periodic look, marked as a re-send, never twice (a
-restart, a second replica); its end, when the receiver came back only after it, says the page never arrived. Real
+restart, a second replica, a re-send that fails); its end, when the receiver came back only after it, says the page never arrived. Real
 local receivers, over SQLite and PostgreSQL."""
 
 from __future__ import annotations
@@ -70,8 +70,7 @@ async def test_a_webhook_gets_a_canary_down_given_up_on_once_it_takes_a_message_
 
 
 async def test_the_sinks_periodic_look_re_sends_it_when_nothing_else_goes_there(store: Store) -> None:
-    """No other message for the receiver: the periodic look (every `resend_interval`) makes it due; a re-send that
-    fails goes back to given up on, without a second drop counted, and the next look sends it."""
+    """No other message for the receiver: the periodic look (every `resend_interval`) makes it due, once."""
     now = [T0]
     with Receiver() as rx:
         al = alerting(store, rx, "slack", now)
@@ -79,9 +78,6 @@ async def test_the_sinks_periodic_look_re_sends_it_when_nothing_else_goes_there(
                                      opened_at=T0, summary="c1@t: refused 0 -> 1")])
         now[0] += timedelta(seconds=al.cfg.group_wait)
         await give_up(al, rx, now)
-        rx.fail(503, times=1)
-        await al.sender.refresh()
-        await al.sender.flush()
         assert rx.delivered == [] and [n.status for n in al.outbox.query(limit=10)] == ["dead"]
         await al.sender.refresh()
         await al.sender.flush()
@@ -219,23 +215,24 @@ async def test_an_end_written_as_the_look_reads_is_not_followed_by_the_page(stor
         await al.stop()
 
 
-async def test_a_receiver_down_for_days_is_logged_once_not_at_every_look(store: Store,
+async def test_a_receiver_down_for_days_is_re_sent_and_logged_once_not_at_every_look(store: Store,
                                                                         caplog: pytest.LogCaptureFixture) -> None:
-    """Each periodic look makes the page due once more and its re-send fails: one line for the outage (the sink's
-    failing deliveries are logged once until it delivers again), not one a `resend_interval` for days."""
+    """The first periodic look makes the page due once more and its re-send fails: one line, and no re-send (nor
+    line) at each later look, one a `resend_interval` for days."""
     now = [T0]
     with Receiver() as rx:
         al = alerting(store, rx, "webhook", now)
         await al.publish([health("canary.down")])
         await give_up(al, rx, now)
         rx.fail(503)
+        tried = len(rx.requests)
         caplog.clear()
         with caplog.at_level(logging.DEBUG, logger="monitor.alerts"):
             for _ in range(3):
                 now[0] += timedelta(seconds=al.cfg.resend_interval)
                 await al.sender.refresh()
                 await al.sender.flush()
-        assert len(rx.requests) >= 3 and kinds(rx) == []  # tried at each look, as documented
+        assert len(rx.requests) == tried + 1 and kinds(rx) == []  # re-sent once, as documented
         loud = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
         assert len(loud) <= 1, loud
         await al.stop()
@@ -283,3 +280,38 @@ def test_a_drift_and_a_page_given_up_on_written_at_once_are_not_both_kept_back(s
         s.commit()
     ids, _ = Outbox(store.engine).resend_given_up_firing("s", T0)
     assert len(ids) == 1
+
+
+async def test_a_page_the_receiver_refuses_for_good_is_re_sent_once_not_at_every_look(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The receiver answers 503 to c1's page alone, for good, and takes every other message: given up on, the page
+    is sent once more (marked resent), and that re-send given up on too stays so: not at each later delivery or look
+    while the alert fires."""
+    now = [T0]
+    with Receiver() as rx:
+        answer = rx._answer
+
+        def refuse_c1(method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str]]:
+            status, extra = answer(method, path, headers, body)
+            if b'"canary":"c1"' in body.replace(b" ", b""):
+                rx.requests[-1].status = 503
+                return 503, {}
+            return status, extra
+
+        monkeypatch.setattr(rx, "_answer", refuse_c1)
+        al = alerting(store, rx, "webhook", now)
+        await al.publish([health("canary.down")])
+        await give_up(al, rx, now)
+        tried = len(rx.requests)
+        for i in range(2, 6):  # other messages taken, and the sink's periodic looks
+            await al.publish([health("canary.down", canary=f"c{i}", at=now[0])])
+            await al.sender.flush()
+            now[0] += timedelta(seconds=al.cfg.resend_interval)
+            await al.sender.refresh()
+            await al.sender.flush()
+        again = [r for r in rx.requests[tried:] if r.status == 503]
+        assert len(again) == 1 and again[0].json["data"]["resent"] is True
+        assert kinds(rx) == [f"canary.down:c{i}" for i in range(2, 6)]
+        [row] = [n for n in al.outbox.query(limit=10) if n.group_key == "c1/t"]
+        assert row.status == "dead"
+        await al.stop()

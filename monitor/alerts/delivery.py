@@ -74,7 +74,7 @@ class Delivering:
     # start (one given up on before it), and a sink once an end is given up on there. Its next delivery looks.
     _ends_given_up: set[str]
     # Push sinks that may have a firing message given up on as an alert's last word: every sink at a start, and a
-    # sink once a firing message is given up on there (or its re-send fails). Its next delivery or periodic look looks.
+    # sink once a firing message is given up on there. Its next delivery or periodic look looks.
     _firing_given_up: set[str]
 
     if TYPE_CHECKING:  # Sender's own, named here for the type checker
@@ -213,17 +213,16 @@ class Delivering:
             await self._drop(n, GONE, a.error, res)
             return merged_ids
         if resending(n):
-            # Its re-send failed: given up on again, as before (counted as dropped once, when first given up on), and
-            # sent again at the sink's next delivery or periodic look while its alert still fires.
+            # Its re-send failed: given up on again, for good (counted as dropped once, when first given up on): a
+            # receiver refusing this one message for good had it re-sent at each later delivery and look.
             if n.sink in self._sink_failing:
-                log.debug("re-sending a firing message given up on failed", extra=extra)
-            else:  # once per outage, as a retry's failure: tried again at each periodic look while it fires
+                log.debug("re-sending a firing message given up on failed; not sent again", extra=extra)
+            else:  # once per outage, as a retry's failure
                 self._sink_failing.add(n.sink)
-                log.warning("re-sending a firing message given up on failed; sent again at the sink's next look "
-                            "(logged once until the sink delivers again)", extra=extra)
+                log.warning("re-sending a firing message given up on failed; not sent again (failing deliveries "
+                            "logged once until the sink delivers again)", extra=extra)
             await asyncio.to_thread(self.outbox.mark_dead, n.id, f"{GAVE_UP_NOTE} {n.attempts + 1} attempts "
-                                    f"(re-sent once the receiver takes messages again): {a.error}")
-            self._firing_given_up.add(n.sink)
+                                    f"(re-sent once, not again): {a.error}")
             res.retried += 1
             return merged_ids
         delay = self._delay(n, a)

@@ -5,8 +5,9 @@ receiver has no re-sends: once given up on, it heard nothing of the outage until
 message, still its alert's last word at the sink, is made due once more (`resend_given_up_firing`) when the receiver
 takes a message again or at the sink's periodic look, marked as a re-send (``resent: true`` in the payload, the same
 message id: a receiver that had it after all drops it). The store decides, so a restart or another replica sends it
-once: the row goes from dead to pending in one compare-and-set, and a re-send that fails goes back to given up on
-(quietly: it was counted as dropped once), to be looked at again.
+once: the row goes from dead to pending in one compare-and-set. Once only: a re-send that fails goes back to given up
+on (it was counted as dropped once) and stays so, its payload marked ``resent`` -- a receiver refusing that one
+message for good with a 503 or 429 while it takes the others had it re-sent at each delivery and look.
 
 `Resending` is a part of monitor.alerts.outbox.Outbox.
 """
@@ -54,6 +55,12 @@ def given_up_firing(r: Any) -> bool:
     a page to write again at each reload; Alertmanager gets it at its re-sends, a push receiver once more
     (`Resending.resend_given_up_firing`)."""
     return r.kind in FIRING and given_up(r)
+
+
+def resent_before(r: Any) -> bool:
+    """Whether a row (or notification) was re-sent once already (`Resending.resend_given_up_firing`): given up on
+    again, it is not re-sent a second time."""
+    return bool((r.payload or {}).get("resent"))
 
 
 def resending(n: Notification) -> bool:
@@ -128,7 +135,7 @@ class Resending:
         with Session(self.engine) as s:
             rows, later = [], False
             for r in latest_rows(s, _STATE_KINDS, "", sink):
-                if not given_up_firing(r) or (r.kind == "canary.down" and _told_by_drift(s, r)):
+                if not given_up_firing(r) or resent_before(r) or (r.kind == "canary.down" and _told_by_drift(s, r)):
                     continue
                 if r.kind == "drift.opened" and r.signal in HELD_SIGNALS and _paged_down_since(s, r):
                     continue
