@@ -315,3 +315,37 @@ async def test_a_page_the_receiver_refuses_for_good_is_re_sent_once_not_at_every
         [row] = [n for n in al.outbox.query(limit=10) if n.group_key == "c1/t"]
         assert row.status == "dead"
         await al.stop()
+
+
+async def test_a_stale_page_whose_pair_recovered_without_its_end_stops_the_sink_looking(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A canary.down given up on before the release that re-sends them, its pair read then as not down at a restart:
+    c1 recovered (3 runs answered since) and no canary.recovered was written. It is not re-sent, and no longer keeps
+    the sink looking for re-sends at each delivery; a pair answering one run of its outage still does."""
+    now = [T0]
+    with Session(store.engine) as s:
+        s.add(NotificationRow(id="old-down", message_id="old-down", sink="s", kind="canary.down", group_key="c1/t",
+                              signal="health", payload={"canary": "c1", "target": "t"},
+                              created_at=T0 - timedelta(days=30), next_attempt_at=T0 - timedelta(days=30),
+                              status="dead", attempts=9, last_error="gave up after 9 attempts: HTTP 503"))
+        for n in range(4):  # the outage's failed run, then 3 answered
+            s.add(ObservationRow(id=f"o{n}", run_id=f"r{n}", canary="c1", target="t", provider="openai",
+                                 request_model="m", started_at=T0 - timedelta(days=29 - n),
+                                 error_type="timeout" if n == 0 else None))
+        s.commit()
+    looks = []
+    resend = Outbox.resend_given_up_firing
+
+    def counted(self: Outbox, sink: str, at: datetime) -> tuple[list[str], bool]:
+        looks.append(sink)
+        return resend(self, sink, at)
+
+    monkeypatch.setattr(Outbox, "resend_given_up_firing", counted)
+    with Receiver() as rx:
+        al = alerting(store, rx, "webhook", now)  # a start: every sink looks at its first delivery
+        for i in range(2, 5):
+            await al.publish([health("canary.down", canary=f"c{i}", at=now[0])])
+            await al.sender.flush()
+        assert kinds(rx) == ["canary.down:c2", "canary.down:c3", "canary.down:c4"]
+        assert len(looks) == 1  # the start's, not one at each delivery
+        await al.stop()

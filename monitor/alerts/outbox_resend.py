@@ -17,7 +17,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, and_, or_, update
+from sqlalchemy import Engine, and_, case, func, or_, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
@@ -34,6 +34,7 @@ from monitor.alerts.events import (
     Notification,
 )
 from monitor.alerts.held_rows import HELD_SIGNALS
+from monitor.health import UP_AFTER_RUNS
 from monitor.store.convert import storable
 from monitor.store.engine import retry_disconnect
 from monitor.store.outbox_latest import latest_rows
@@ -107,6 +108,22 @@ def _answers_now(s: Session, down: NotificationRow) -> bool:
     return latest is not None and latest[0] is None
 
 
+def _recovered_since(s: Session, down: NotificationRow) -> bool:
+    """Whether `down`'s pair answered in each of its last `UP_AFTER_RUNS` runs, all after it: the health watch
+    recovers a pair so, so its outage is over though no canary.recovered was written (a canary.down given up on before
+    the release that re-sends them, its pair read then as not down at a restart). Not re-sent, nor looked for again:
+    such a row kept its sink looking at each delivery."""
+    p = down.payload or {}
+    o = ObservationRow
+    run = func.coalesce(func.nullif(col(o.run_id), ""), col(o.id))  # calls stored without a run id: one each
+    answered = func.max(case((col(o.error_type).is_(None), 1), else_=0))
+    runs = s.execute(sa_select(answered)
+                     .where(col(o.canary) == str(p.get("canary", "")), col(o.target) == str(p.get("target", "")),
+                            col(o.started_at) > down.created_at)
+                     .group_by(run).order_by(func.max(col(o.started_at)).desc()).limit(UP_AFTER_RUNS)).all()
+    return len(runs) == UP_AFTER_RUNS and all(a == 1 for (a,) in runs)
+
+
 def _written_after(r: NotificationRow) -> Any:
     """A clause: a firing or resolving row of `r`'s alert was written after `r` (an end, or a page anew). Asked in the
     compare-and-set itself: an end written (and delivered) between the look's read and its update, by another replica,
@@ -140,7 +157,7 @@ class Resending:
                 if r.kind == "drift.opened" and r.signal in HELD_SIGNALS and _paged_down_since(s, r):
                     continue
                 if r.kind == "canary.down" and _answers_now(s, r):
-                    later = True
+                    later = later or not _recovered_since(s, r)
                     continue
                 rows.append(r)
             ids = []
