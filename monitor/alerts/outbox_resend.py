@@ -5,9 +5,10 @@ receiver has no re-sends: once given up on, it heard nothing of the outage until
 message, still its alert's last word at the sink, is made due once more (`resend_given_up_firing`) when the receiver
 takes a message again or at the sink's periodic look, marked as a re-send (``resent: true`` in the payload, the same
 message id: a receiver that had it after all drops it). The store decides, so a restart or another replica sends it
-once: the row goes from dead to pending in one compare-and-set. Once only: a re-send that fails goes back to given up
-on (it was counted as dropped once) and stays so, its payload marked ``resent`` -- a receiver refusing that one
-message for good with a 503 or 429 while it takes the others had it re-sent at each delivery and look.
+once: the row goes from dead to pending in one compare-and-set. A re-send that fails goes back to given up on (it was
+counted as dropped once): while the receiver takes nothing (down), to be sent at the next look, one attempt a
+`resend_interval`; once it took other messages since it failed (it refuses this one, a 503 or 429 to it alone), for
+good (`RESENT_REFUSED`): such a message was re-sent at each delivery and look while its alert fired.
 
 `Resending` is a part of monitor.alerts.outbox.Outbox.
 """
@@ -30,6 +31,7 @@ from monitor.alerts.events import (
     NOT_SENT,
     PENDING,
     RESENT_NOTE,
+    RESENT_REFUSED,
     RESOLVING,
     Notification,
 )
@@ -59,9 +61,8 @@ def given_up_firing(r: Any) -> bool:
 
 
 def resent_before(r: Any) -> bool:
-    """Whether a row (or notification) was re-sent once already (`Resending.resend_given_up_firing`): given up on
-    again, it is not re-sent a second time."""
-    return bool((r.payload or {}).get("resent"))
+    """Whether a row's re-send was refused while its receiver took other messages: not re-sent again."""
+    return RESENT_REFUSED in (r.last_error or "")
 
 
 def resending(n: Notification) -> bool:
