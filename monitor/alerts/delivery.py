@@ -20,7 +20,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from monitor.alerts.attempt import Attempt, attempt
 from monitor.alerts.backoff import full_jitter
 from monitor.alerts.config import AlertsConfig
-from monitor.alerts.events import FIRING, GAVE_UP_NOTE, RESENT_REFUSED, RESOLVING, RETRIED_END_NOTE, Notification
+from monitor.alerts.events import (
+    FIRING,
+    GAVE_UP_NOTE,
+    RESENT_REFUSED,
+    RESOLVING,
+    RETRIED_END_NOTE,
+    Notification,
+)
 from monitor.alerts.outbox import Outbox
 from monitor.alerts.outbox_resend import resending
 from monitor.alerts.policy import DRIFT_GROUPED, MODEL_GROUP, STATEFUL_SINKS, merge_drift, merge_model_changes
