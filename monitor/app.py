@@ -266,6 +266,9 @@ class App:
         declared series and tags (reload.py has checked it and built `providers`)."""
         had_users = bool(self.config.web.basic_auth_users)
         changed = {t.id for t in self.config.targets if t not in config.targets}
+        # the labels this reload set whose value or name looks like a secret, as the start warns (the value not shown)
+        for warning in config.alerts.secret_looking_labels(besides=self.config.alerts.external_labels):
+            log.warning(warning)
         self.config = config
         if self._server is not None and not had_users:
             self._warn_plain_passwords()  # basic auth this reload turned on, as at start

@@ -1,7 +1,7 @@
 """A firing message given up on at a push receiver (webhook, Slack, PagerDuty) is sent once more while its alert
 fires: when the receiver takes a message again, or at the sink's periodic look, marked as a re-send, never twice (a
-restart, a second replica); its end, when the receiver came back only after it, says the page never arrived. Real
-local receivers, over SQLite and PostgreSQL."""
+restart, a second replica, a re-send the receiver refuses while it takes other messages); its end, when the receiver
+came back only after it, says the page never arrived. Real local receivers, over SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -283,3 +283,72 @@ def test_a_drift_and_a_page_given_up_on_written_at_once_are_not_both_kept_back(s
         s.commit()
     ids, _ = Outbox(store.engine).resend_given_up_firing("s", T0)
     assert len(ids) == 1
+
+
+async def test_a_page_the_receiver_refuses_for_good_is_re_sent_once_not_at_every_look(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The receiver answers 503 to c1's page alone, for good, and takes every other message: given up on, the page
+    is sent once more (marked resent), and that re-send given up on too stays so: not at each later delivery or look
+    while the alert fires."""
+    now = [T0]
+    with Receiver() as rx:
+        answer = rx._answer
+
+        def refuse_c1(method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str]]:
+            status, extra = answer(method, path, headers, body)
+            if b'"canary":"c1"' in body.replace(b" ", b""):
+                rx.requests[-1].status = 503
+                return 503, {}
+            return status, extra
+
+        monkeypatch.setattr(rx, "_answer", refuse_c1)
+        al = alerting(store, rx, "webhook", now)
+        await al.publish([health("canary.down")])
+        await give_up(al, rx, now)
+        tried = len(rx.requests)
+        for i in range(2, 6):  # other messages taken, and the sink's periodic looks
+            await al.publish([health("canary.down", canary=f"c{i}", at=now[0])])
+            await al.sender.flush()
+            now[0] += timedelta(seconds=al.cfg.resend_interval)
+            await al.sender.refresh()
+            await al.sender.flush()
+        again = [r for r in rx.requests[tried:] if r.status == 503]
+        assert len(again) == 1 and again[0].json["data"]["resent"] is True
+        assert kinds(rx) == [f"canary.down:c{i}" for i in range(2, 6)]
+        [row] = [n for n in al.outbox.query(limit=10) if n.group_key == "c1/t"]
+        assert row.status == "dead"
+        await al.stop()
+
+
+async def test_a_stale_page_whose_pair_recovered_without_its_end_stops_the_sink_looking(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A canary.down given up on before the release that re-sends them, its pair read then as not down at a restart:
+    c1 recovered (3 runs answered since) and no canary.recovered was written. It is not re-sent, and no longer keeps
+    the sink looking for re-sends at each delivery; a pair answering one run of its outage still does."""
+    now = [T0]
+    with Session(store.engine) as s:
+        s.add(NotificationRow(id="old-down", message_id="old-down", sink="s", kind="canary.down", group_key="c1/t",
+                              signal="health", payload={"canary": "c1", "target": "t"},
+                              created_at=T0 - timedelta(days=30), next_attempt_at=T0 - timedelta(days=30),
+                              status="dead", attempts=9, last_error="gave up after 9 attempts: HTTP 503"))
+        for n in range(4):  # the outage's failed run, then 3 answered
+            s.add(ObservationRow(id=f"o{n}", run_id=f"r{n}", canary="c1", target="t", provider="openai",
+                                 request_model="m", started_at=T0 - timedelta(days=29 - n),
+                                 error_type="timeout" if n == 0 else None))
+        s.commit()
+    looks = []
+    resend = Outbox.resend_given_up_firing
+
+    def counted(self: Outbox, sink: str, at: datetime) -> tuple[list[str], bool]:
+        looks.append(sink)
+        return resend(self, sink, at)
+
+    monkeypatch.setattr(Outbox, "resend_given_up_firing", counted)
+    with Receiver() as rx:
+        al = alerting(store, rx, "webhook", now)  # a start: every sink looks at its first delivery
+        for i in range(2, 5):
+            await al.publish([health("canary.down", canary=f"c{i}", at=now[0])])
+            await al.sender.flush()
+        assert kinds(rx) == ["canary.down:c2", "canary.down:c3", "canary.down:c4"]
+        assert len(looks) == 1  # the start's, not one at each delivery
+        await al.stop()

@@ -245,6 +245,9 @@ def test_the_commented_external_labels_of_the_daemon_and_prometheus_match() -> N
     prom = _commented((DEPLOY / "prometheus" / "prometheus.yml").read_text(), "external_labels")
     assert daemon["alerts"]["external_labels"] == prom["external_labels"] == {"env": "prod"}
     AlertsConfig.model_validate(daemon["alerts"])
+    # the Kubernetes ConfigMap's monitor.yaml had none
+    k8s = _commented(k8s_objects()["ConfigMap"]["data"]["monitor.yaml"], "alerts")
+    assert k8s == daemon
     am = yaml.safe_load((DEPLOY / "alertmanager" / "alertmanager.yml").read_text())
     assert set(prom["external_labels"]) <= set(am["route"]["group_by"])
 

@@ -23,7 +23,7 @@ from pydantic import (
 from monitor.alerts.events import KINDS, SEVERITIES
 from monitor.durations import Seconds, format_duration
 from monitor.keyed_error import keyed_error
-from monitor.keylike import looks_like_a_key
+from monitor.keylike import looks_like_a_key, shown_name
 from monitor.literal_secrets import refused_key
 from monitor.placed import Placed
 from monitor.written_int import WrittenInt
@@ -229,8 +229,9 @@ def _label_name(v: str) -> str:
         # field it names, too); the issue's line points at it
         raise ValueError("not a classic Prometheus label name (letters, digits and '_', not starting with a digit; "
                          "the UTF-8 names of Prometheus 3 are not taken); the key is not shown")
-    if v.startswith("__"):
-        raise ValueError(f"{v!r}: label names beginning with '__' are reserved by Prometheus")
+    if v.startswith("__"):  # a token of letters, digits and '_' is a name: not shown when it looks like one
+        shown = "" if looks_like_a_key(v) else f"{v!r}: "
+        raise ValueError(f"{shown}label names beginning with '__' are reserved by Prometheus")
     if v in OWN_LABELS:
         raise ValueError(f"{v!r} is a label every alert llm-monitor pushes sets itself ({', '.join(OWN_LABELS)}); "
                          "name the deployment with another label (env, cluster, team)")
@@ -327,14 +328,22 @@ class AlertsConfig(_Strict, Placed):
                                  f"(defined: {', '.join(names) or 'none'})")
         return self
 
-    def secret_looking_labels(self) -> list[str]:
-        """Warnings for the external labels whose value looks like a secret (an API key or token pasted in place of
-        a name): each names its file, line and label, never the value. Not refused: a deployment's name may look so."""
-        return [_at(self.where_of(f"external_labels.{name}")) + f"alerts.external_labels.{name}: the value looks "
-                "like a secret (an API key or token; not shown): it goes in the clear on every alert pushed to "
-                "Alertmanager and in every sink's payload; name the deployment there (env: prod), and keep "
-                "credentials in the environment" for name, value in self.external_labels.items()
-                if looks_like_a_key(value)]
+    def secret_looking_labels(self, besides: dict[str, str] | None = None) -> list[str]:
+        """Warnings for the external labels whose value or name looks like a secret (an API key or token pasted in
+        place of a name): each names its file, line and label (its name unless that looks like one), never the value.
+        Not refused: a deployment's name may look so. `besides` (the running config's labels, at a reload): only
+        those it does not have, as set."""
+        out = []
+        for name, value in self.external_labels.items():
+            secret = [what for what, text in (("name", name), ("value", value)) if looks_like_a_key(text)]
+            if not secret or (besides is not None and besides.get(name) == value):
+                continue
+            out.append(_at(self.where_of(f"external_labels.{name}")) + f"alerts.external_labels.{shown_name(name)}: "
+                       f"the {' and the '.join(secret)} {'look' if len(secret) > 1 else 'looks'} like a secret (an "
+                       "API key or token; not shown): it goes in the clear on every alert pushed to Alertmanager and "
+                       "in every sink's payload; name the deployment there (env: prod), and keep credentials in the "
+                       "environment")
+        return out
 
     def sink(self, name: str) -> WebhookSink | SlackSink | AlertmanagerSink | PagerDutySink:
         """Return the sink config called `name` (KeyError if none)."""

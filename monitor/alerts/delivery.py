@@ -20,7 +20,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from monitor.alerts.attempt import Attempt, attempt
 from monitor.alerts.backoff import full_jitter
 from monitor.alerts.config import AlertsConfig
-from monitor.alerts.events import FIRING, GAVE_UP_NOTE, RESOLVING, RETRIED_END_NOTE, Notification
+from monitor.alerts.events import (
+    FIRING,
+    GAVE_UP_NOTE,
+    RESENT_REFUSED,
+    RESOLVING,
+    RETRIED_END_NOTE,
+    Notification,
+)
 from monitor.alerts.outbox import Outbox
 from monitor.alerts.outbox_resend import resending
 from monitor.alerts.policy import DRIFT_GROUPED, MODEL_GROUP, STATEFUL_SINKS, merge_drift, merge_model_changes
@@ -74,7 +81,8 @@ class Delivering:
     # start (one given up on before it), and a sink once an end is given up on there. Its next delivery looks.
     _ends_given_up: set[str]
     # Push sinks that may have a firing message given up on as an alert's last word: every sink at a start, and a
-    # sink once a firing message is given up on there (or its re-send fails). Its next delivery or periodic look looks.
+    # sink once a firing message is given up on there (or its re-send fails while it is down). Its next delivery or
+    # periodic look looks.
     _firing_given_up: set[str]
 
     if TYPE_CHECKING:  # Sender's own, named here for the type checker
@@ -213,17 +221,23 @@ class Delivering:
             await self._drop(n, GONE, a.error, res)
             return merged_ids
         if resending(n):
-            # Its re-send failed: given up on again, as before (counted as dropped once, when first given up on), and
-            # sent again at the sink's next delivery or periodic look while its alert still fires.
-            if n.sink in self._sink_failing:
+            # Its re-send failed: given up on again (counted as dropped once, when first given up on). While the sink
+            # delivers nothing since it failed (the receiver down), it is sent again at the next look, one attempt a
+            # `resend_interval`; if the sink took other messages since (it refuses this one, a 503 or 429 to it
+            # alone), not again: such a message was re-sent at each later delivery and look while its alert fired.
+            down = n.sink in self._sink_failing
+            if down:
                 log.debug("re-sending a firing message given up on failed", extra=extra)
-            else:  # once per outage, as a retry's failure: tried again at each periodic look while it fires
+            else:  # once per outage, as a retry's failure
                 self._sink_failing.add(n.sink)
-                log.warning("re-sending a firing message given up on failed; sent again at the sink's next look "
-                            "(logged once until the sink delivers again)", extra=extra)
-            await asyncio.to_thread(self.outbox.mark_dead, n.id, f"{GAVE_UP_NOTE} {n.attempts + 1} attempts "
-                                    f"(re-sent once the receiver takes messages again): {a.error}")
-            self._firing_given_up.add(n.sink)
+                log.warning("re-sending a firing message given up on failed while the receiver takes other messages; "
+                            "not sent again (failing deliveries logged once until the sink delivers again)",
+                            extra=extra)
+            why = "(re-sent once the receiver takes messages again)" if down else RESENT_REFUSED
+            await asyncio.to_thread(self.outbox.mark_dead, n.id, f"{GAVE_UP_NOTE} {n.attempts + 1} attempts {why}: "
+                                    f"{a.error}")
+            if down:
+                self._firing_given_up.add(n.sink)
             res.retried += 1
             return merged_ids
         delay = self._delay(n, a)

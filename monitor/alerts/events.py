@@ -30,6 +30,9 @@ RETRIED_END_NOTE = "tried once more:"
 # how the last_error of a firing message given up on at a push receiver, and sent again while its alert still fires
 # (the receiver takes messages again, or the sink's periodic look), begins (monitor.alerts.outbox_resend)
 RESENT_NOTE = "re-sent:"
+# in the last_error of a firing message whose re-send the receiver refused while it took other messages: not re-sent
+# again (a receiver refusing that one message for good, a 503 or 429 to it alone)
+RESENT_REFUSED = "(its re-send refused while the receiver took other messages: not sent again)"
 
 
 def status_of(kind: str) -> str:

@@ -5,8 +5,10 @@ receiver has no re-sends: once given up on, it heard nothing of the outage until
 message, still its alert's last word at the sink, is made due once more (`resend_given_up_firing`) when the receiver
 takes a message again or at the sink's periodic look, marked as a re-send (``resent: true`` in the payload, the same
 message id: a receiver that had it after all drops it). The store decides, so a restart or another replica sends it
-once: the row goes from dead to pending in one compare-and-set, and a re-send that fails goes back to given up on
-(quietly: it was counted as dropped once), to be looked at again.
+once: the row goes from dead to pending in one compare-and-set. A re-send that fails goes back to given up on (it was
+counted as dropped once): while the receiver takes nothing (down), to be sent at the next look, one attempt a
+`resend_interval`; once it took other messages since it failed (it refuses this one, a 503 or 429 to it alone), for
+good (`RESENT_REFUSED`): such a message was re-sent at each delivery and look while its alert fired.
 
 `Resending` is a part of monitor.alerts.outbox.Outbox.
 """
@@ -16,7 +18,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, and_, or_, update
+from sqlalchemy import Engine, and_, case, func, or_, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
@@ -29,10 +31,12 @@ from monitor.alerts.events import (
     NOT_SENT,
     PENDING,
     RESENT_NOTE,
+    RESENT_REFUSED,
     RESOLVING,
     Notification,
 )
 from monitor.alerts.held_rows import HELD_SIGNALS
+from monitor.health import UP_AFTER_RUNS
 from monitor.store.convert import storable
 from monitor.store.engine import retry_disconnect
 from monitor.store.outbox_latest import latest_rows
@@ -54,6 +58,11 @@ def given_up_firing(r: Any) -> bool:
     a page to write again at each reload; Alertmanager gets it at its re-sends, a push receiver once more
     (`Resending.resend_given_up_firing`)."""
     return r.kind in FIRING and given_up(r)
+
+
+def resent_before(r: Any) -> bool:
+    """Whether a row's re-send was refused while its receiver took other messages: not re-sent again."""
+    return RESENT_REFUSED in (r.last_error or "")
 
 
 def resending(n: Notification) -> bool:
@@ -100,6 +109,22 @@ def _answers_now(s: Session, down: NotificationRow) -> bool:
     return latest is not None and latest[0] is None
 
 
+def _recovered_since(s: Session, down: NotificationRow) -> bool:
+    """Whether `down`'s pair answered in each of its last `UP_AFTER_RUNS` runs, all after it: the health watch
+    recovers a pair so, so its outage is over though no canary.recovered was written (a canary.down given up on before
+    the release that re-sends them, its pair read then as not down at a restart). Not re-sent, nor looked for again:
+    such a row kept its sink looking at each delivery."""
+    p = down.payload or {}
+    o = ObservationRow
+    run = func.coalesce(func.nullif(col(o.run_id), ""), col(o.id))  # calls stored without a run id: one each
+    answered = func.max(case((col(o.error_type).is_(None), 1), else_=0))
+    runs = s.execute(sa_select(answered)
+                     .where(col(o.canary) == str(p.get("canary", "")), col(o.target) == str(p.get("target", "")),
+                            col(o.started_at) > down.created_at)
+                     .group_by(run).order_by(func.max(col(o.started_at)).desc()).limit(UP_AFTER_RUNS)).all()
+    return len(runs) == UP_AFTER_RUNS and all(a == 1 for (a,) in runs)
+
+
 def _written_after(r: NotificationRow) -> Any:
     """A clause: a firing or resolving row of `r`'s alert was written after `r` (an end, or a page anew). Asked in the
     compare-and-set itself: an end written (and delivered) between the look's read and its update, by another replica,
@@ -128,12 +153,12 @@ class Resending:
         with Session(self.engine) as s:
             rows, later = [], False
             for r in latest_rows(s, _STATE_KINDS, "", sink):
-                if not given_up_firing(r) or (r.kind == "canary.down" and _told_by_drift(s, r)):
+                if not given_up_firing(r) or resent_before(r) or (r.kind == "canary.down" and _told_by_drift(s, r)):
                     continue
                 if r.kind == "drift.opened" and r.signal in HELD_SIGNALS and _paged_down_since(s, r):
                     continue
                 if r.kind == "canary.down" and _answers_now(s, r):
-                    later = True
+                    later = later or not _recovered_since(s, r)
                     continue
                 rows.append(r)
             ids = []

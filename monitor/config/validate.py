@@ -11,6 +11,7 @@ from pydantic import BaseModel, ValidationError
 from monitor.config.yamlsrc import Located, at, dotted
 from monitor.errors import ConfigIssue
 from monitor.keyed_error import KEYED
+from monitor.keylike import shown_name
 from monitor.literal_secrets import LITERAL_SECRET
 
 M = TypeVar("M", bound=BaseModel)
@@ -65,8 +66,15 @@ def validate(model: type[M], src: Located, issues: list[ConfigIssue],
                 value = "<redacted>"
             elif isinstance(value, str):
                 value = redact_url(value)
-            issues.append(ConfigIssue(src.path, dotted(loc), reason, src.line_of(where), value))
+            issues.append(ConfigIssue(src.path, dotted(_shown(loc)), reason, src.line_of(where), value))
         return None
+
+
+def _shown(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """An error's path as shown: a label name that looks like a secret (a token of letters, digits and '_' pasted in
+    its place is a name) left out."""
+    return tuple(shown_name(p) if i and loc[i - 1] == "external_labels" and isinstance(p, str) else p
+                 for i, p in enumerate(loc))
 
 
 def _keys(model: type[BaseModel]) -> str:
