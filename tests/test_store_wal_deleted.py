@@ -11,15 +11,23 @@ last connection that holds the deleted log closes (its checkpoint reads it throu
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
+from prometheus_client import CollectorRegistry
 from sqlalchemy.exc import SQLAlchemyError
 
+from monitor.app import App
+from monitor.config import load_config
+from monitor.sim import SimServer
 from monitor.store import Store
+from tests.conftest import write_config
 from tests.test_store_file_deleted import _obs
+from tests.test_store_outage import PROBES, value
 
 
 def _count(db: Path) -> int:
@@ -109,3 +117,31 @@ def test_sqlite_deleting_its_own_log_at_the_last_close_is_no_alarm(tmp_path: Pat
     store.save_observation(_obs(2))
     assert {o.id for o in store.observations(limit=10)} == {"o1", "o2"}
     store.close()
+
+
+async def test_a_daemon_whose_log_is_deleted_loses_nothing(steady_sim: SimServer, tmp_path: Path) -> None:
+    target = f"  - {{id: gpt, provider: openai, base_url: '{steady_sim.openai_base_url}', model: sim-gpt}}"
+    config = load_config(write_config(tmp_path, target, PROBES), environ={})
+    canary, tgt = config.pairs()[0]
+    registry = CollectorRegistry()
+    app = App(config, registry=registry, environ={}, serve_http=False)
+    db = tmp_path / "m.db"
+    await app.start(schedule=False)
+    made: list[str] = []
+    try:
+        made += [o.id for o in await app.runner.run(canary, tgt)]
+        Path(f"{db}-wal").unlink()
+        for _ in range(3):
+            made += [o.id for o in await app.runner.run(canary, tgt)]
+        deadline = time.monotonic() + 30
+        while value(registry, "llm_monitor_store_pending_writes") and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        assert value(registry, "llm_monitor_store_pending_writes") == 0
+        assert _crashed(db, tmp_path) >= 2  # what came before the deletion is in the store file: a crash keeps it
+    finally:
+        await app.stop()
+    assert value(registry, "llm_monitor_store_dropped_writes_total") == 0
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        stored = {r[0] for r in conn.execute("SELECT id FROM observations")}
+    assert set(made) <= stored and len(made) == 8
