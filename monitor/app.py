@@ -312,7 +312,7 @@ class App:
             return max(0.0, (until if cut is None else min(until, cut)) - loop.time())
 
         # the embeddings calls' records the analyses just made, if the store turned them away: what is left of the try
-        await self.runner.unsaved.close(left(), hurry=asked, hurried_s=UNSAVED_GRACE_S)
+        await self.runner.unsaved.close(left(), hurry=asked, hurried_s=UNSAVED_GRACE_S, final=True)
         if self.alerting is not None:
             # the alert messages held: what is left of the same try, not 10 s more (nor past a SIGTERM's cut)
             await self.alerting.stop(left())

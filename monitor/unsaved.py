@@ -8,7 +8,8 @@ retries the oldest with backoff and passes each observation it stores to the lis
 (:meth:`Unsaved.put_now`: its task, being cancelled, cannot await) is queued for that task, never stored on the
 event loop, and not passed to the listeners. At most ``limit``
 writes wait; beyond that the oldest are given up on, and so is whatever still waits when the daemon stops
-(both counted in ``llm_monitor_store_dropped_writes_total`` and logged). A write the store refuses for its
+(both counted in ``llm_monitor_store_dropped_writes_total`` and logged), as is a write handed over after the final
+:meth:`Unsaved.close` (a task that outlived the shutdown's bounds: no retry task would store it). A write the store refuses for its
 data rather than its availability (a ``DataError``: a value the column cannot hold) would fail on every retry
 and hold up everything behind it: it is given up on at once, counted and logged with its id and the reason.
 """
@@ -62,6 +63,7 @@ class Unsaved:
         self._task: asyncio.Task[None] | None = None
         self._since: float | None = None  # monotonic start of the current outage
         self.hurried_until: float | None = None  # the loop time `close` was cut to by its `hurry` (a SIGTERM)
+        self.closed = False  # the final `close` has run: later writes are given up on, counted and logged
 
     def __len__(self) -> int:
         return len(self._queue)
@@ -85,6 +87,9 @@ class Unsaved:
     async def put(self, item: Item) -> bool:
         """Store `item` now if nothing waits and the store takes it (True); else queue it, or give it up if the
         store refuses its data (False)."""
+        if self.closed:
+            self._too_late(item)
+            return False
         if not self._queue:
             try:
                 return await asyncio.to_thread(self._save, item)
@@ -104,6 +109,9 @@ class Unsaved:
     def hold(self, item: Item, *, tell: bool = True) -> None:
         """Queue `item` for the retry task (synchronous: also for a run being cancelled at shutdown); an observation
         stored so is passed to the listeners unless `tell` is False."""
+        if self.closed:
+            self._too_late(item)
+            return
         if isinstance(item, Run) and self._runs.get(item.id, 0) > (1 if item is self._writing else 0):
             return  # the same object waits already, not only in the write under way: written as it is by then
         self._queue.append(item)
@@ -130,11 +138,17 @@ class Unsaved:
         else:
             self._untold.discard(item.id)
 
+    def _too_late(self, item: Item) -> None:
+        """Give up on a write that came after the final close: queued, it waited for a retry task the end of the
+        event loop cancels (not stored, not counted, not logged, the pending gauge left up)."""
+        self.metrics.store_dropped.inc()
+        log.error("%s %s not stored: it came after the store's last write at shutdown", _what(item), item.id,
+                  extra={"canary": item.canary, "target": item.target})
+
     def _refused(self, item: Item, e: DataError) -> None:
         """Give up on a write the store refuses for what it holds: retrying it would only block the others."""
         self.metrics.store_dropped.inc()
-        what = "observation" if isinstance(item, Observation) else "run record"
-        log.error("the store refused %s %s for its data, not for being unavailable: given up on (%s)", what,
+        log.error("the store refused %s %s for its data, not for being unavailable: given up on (%s)", _what(item),
                   item.id, driver_message(e), extra={"canary": item.canary, "target": item.target})
 
     def _failed(self, e: SQLAlchemyError) -> None:
@@ -178,11 +192,13 @@ class Unsaved:
                         time.monotonic() - self._since)
         self._since = None
 
-    async def close(self, timeout_s: float, hurry: asyncio.Event | None = None, hurried_s: float = 0.0) -> int:
+    async def close(self, timeout_s: float, hurry: asyncio.Event | None = None, hurried_s: float = 0.0, *,
+                    final: bool = False) -> int:
         """At shutdown: let the retry task store what it can within `timeout_s`, or within `hurried_s` of `hurry`
         being set if that comes first (a SIGTERM during a leader's long wait for a store away); give up on the rest
         (counted and logged); a later close keeps to the time a `hurry` cut an earlier one to (`hurried_until`).
-        Return how many writes were given up on."""
+        After the `final` one, writes handed over are given up on at once (`_too_late`). Return how many writes
+        were given up on."""
         if self._task is not None and not self._task.done():
             loop = asyncio.get_running_loop()
             deadline = loop.time() + timeout_s
@@ -213,4 +229,9 @@ class Unsaved:
             self._runs.clear()
             self._untold.clear()
             self.metrics.store_pending.set(0)
+        self.closed = self.closed or final
         return lost
+
+
+def _what(item: Item) -> str:
+    return "observation" if isinstance(item, Observation) else "run record"

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, case, func, literal_column, update
+from sqlalchemy import Engine, and_, case, func, literal_column, text, tuple_, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
@@ -35,11 +35,17 @@ from monitor.alerts.outbox_upkeep import Upkeep
 from monitor.store.convert import aware, storable
 from monitor.store.engine import retry_disconnect
 from monitor.store.outbox_latest import latest_rows
-from monitor.store.outbox_table import NotificationRow
+from monitor.store.outbox_table import WAITING_WHERE, NotificationRow
 
 _STATE_KINDS = tuple(FIRING | RESOLVING)
 __all__ = ["Outbox", "alert_key", "enqueue", "given_up_firing", "told_firing"]
 Key = tuple[str, str, str]
+# Rows one release statement gives back on SQLite: two parameters each, under its 32,766 a statement (3.32 and
+# later); a claim hands out far fewer (the sender's batch).
+RELEASE_BATCH = 10_000
+_RELEASE_PG = text("UPDATE notifications AS n SET next_attempt_at = :now "
+                   "FROM unnest(CAST(:ids AS text[]), CAST(:leases AS timestamptz[])) AS r(id, lease) "
+                   f"WHERE n.id = r.id AND n.next_attempt_at = r.lease AND n.{WAITING_WHERE}")
 
 
 def _waiting(row: Any) -> Any:
@@ -178,17 +184,26 @@ class Outbox(Upkeep, Resending):
     @retry_disconnect
     def release(self, claimed: Iterable[Notification], now: datetime) -> int:
         """Give back rows claimed by :meth:`claim` but not attempted (due again at `now`, not at their lease's end),
-        unless another claim or an attempt changed them since; return how many."""
-        released = 0
+        unless another claim or an attempt changed them since; return how many. One UPDATE for the batch, matching
+        each row by its id and its lease (one UPDATE a row cost a round trip each): on PostgreSQL joined with the
+        two arrays unnested (a row-value IN list is a chain of ORs each row is tested against, twice as slow at
+        1,000 rows), on SQLite by row values, up to RELEASE_BATCH rows a statement."""
+        pairs = [(n.id, n.next_attempt_at) for n in claimed]
+        if not pairs:
+            return 0
         with Session(self.engine) as s:
-            for n in claimed:
-                res = s.exec(update(NotificationRow).where(  # type: ignore[call-overload]
-                    and_(col(NotificationRow.id) == n.id, col(NotificationRow.status).in_(WAITING),
-                         col(NotificationRow.next_attempt_at) == n.next_attempt_at))
-                    .values(next_attempt_at=now))
-                released += int(res.rowcount or 0)
+            conn = s.connection()  # Core: nothing of the session to synchronise
+            if conn.dialect.name == "postgresql":
+                released = conn.execute(_RELEASE_PG, {"now": now, "ids": [rid for rid, _ in pairs],
+                                                      "leases": [lease for _, lease in pairs]}).rowcount
+            else:
+                released = sum(conn.execute(update(NotificationRow).where(
+                    tuple_(col(NotificationRow.id), col(NotificationRow.next_attempt_at)).in_(
+                        pairs[i:i + RELEASE_BATCH]),
+                    col(NotificationRow.status).in_(WAITING)).values(next_attempt_at=now)).rowcount
+                    for i in range(0, len(pairs), RELEASE_BATCH))
             s.commit()
-        return released
+        return int(released or 0)
 
     def siblings(self, n: Notification, *, any_signal: bool = False) -> list[Notification]:
         """Return the other waiting rows of `n`'s sink x group x signal (any signal of the group if `any_signal`)

@@ -198,12 +198,17 @@ def _select_1_within(pgconn: Any, timeout_s: float) -> None:
     while pgconn.flush():  # what the socket did not take at once (a blocking connection: none, in practice)
         if not select.select([], [pgconn.socket], [], max(0.0, deadline - time.monotonic()))[1]:
             raise TimeoutError(f"no answer within {timeout_s:g} s")
-    while pgconn.is_busy():
-        left = deadline - time.monotonic()
-        if left <= 0 or not select.select([pgconn.socket], [], [], left)[0]:
-            raise TimeoutError(f"no answer within {timeout_s:g} s")
-        pgconn.consume_input()
-    while (result := pgconn.get_result()) is not None:
+    # Every get_result waits for the socket first, the last (None) too: libpq has it once the server's
+    # ReadyForQuery came, and asked before, PQgetResult blocks for it, unbounded and holding the GIL (psycopg's C
+    # build), every thread of the process stopped while a server that stopped after the result sends nothing more.
+    while True:
+        while pgconn.is_busy():
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([pgconn.socket], [], [], left)[0]:
+                raise TimeoutError(f"no answer within {timeout_s:g} s")
+            pgconn.consume_input()
+        if (result := pgconn.get_result()) is None:
+            return
         if result.status != pq.ExecStatus.TUPLES_OK:
             raise exc.DBAPIError("SELECT 1", None, Exception(result.error_message.decode(errors="replace")))
 

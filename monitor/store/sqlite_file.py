@@ -8,17 +8,29 @@ file or another file is dropped at its checkout; a new connection is not opened 
 would create an empty one there, without the schema). Writes then fail as for a store away: held in memory and
 retried, the readiness check fails, and a file put back (a backup restored in its place, `store copy` back from
 PostgreSQL) takes them.
+
+Its write-ahead log (`-wal`) deleted alone is as bad, and SQLite is as silent: the connections that opened the log write
+on into the deleted inode, a connection opened afterwards makes an empty log at the path (its reads fail, "disk I/O
+error"), and everything committed since the last checkpoint is in the deleted inode only: a crash loses it, and so
+does a stop whose last connection to close is one on the new log. So each connection remembers its log too; one whose
+log is gone is closed at its checkout (the write fails as for a store away, held and retried), and no new connection
+is opened while one still holds the deleted log. The last of them to close checkpoints the deleted log into the store
+file through its descriptor, as SQLite does at every last close, and the next connection starts a new log: the held
+writes go in, nothing lost (unless another process, a CLI command, keeps a connection open meanwhile).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
+import threading
 from typing import Any
 
 from sqlalchemy import Engine, event, exc
 
 Identity = tuple[int, int]  # (st_dev, st_ino)
+log = logging.getLogger("monitor.store")
 
 
 def _identity(path: str) -> Identity | OSError:
@@ -40,26 +52,63 @@ def _gone(path: str, now: Identity | OSError) -> str:
             "or restart to start a new one)")
 
 
+def _log_gone(wal: str) -> str:
+    return (f"the store's write-ahead log {wal} was deleted or replaced while the daemon ran: writes wait in memory "
+            "until the connections holding the deleted log have closed (the last one writes it into the store file)")
+
+
 def watch_file(engine: Engine, database: str) -> None:
     """Refuse connections to `database` once its file is no longer the one this engine opened (see module doc)."""
     path = os.path.abspath(database)
+    wal = f"{path}-wal"
     opened = False  # whether a connection has opened the file: from then on it must exist
+    logs: dict[int, Identity] = {}  # id of each open connection -> the log it opened
+    lock = threading.Lock()
 
     @event.listens_for(engine, "do_connect")
     def _no_new_file(*_args: Any) -> None:
         now = _identity(path)
         if opened and isinstance(now, OSError):  # sqlite3.connect would create an empty file there
             raise sqlite3.OperationalError(_gone(path, now))
+        now_log = _identity(wal)
+        with lock:
+            if any(held != now_log for held in logs.values()):  # it would make an empty log beside the deleted one
+                raise sqlite3.OperationalError(_log_gone(wal))
 
     @event.listens_for(engine, "connect")
-    def _remember(_dbapi_conn: Any, record: Any) -> None:
+    def _remember(dbapi_conn: Any, record: Any) -> None:
         nonlocal opened
         now = _identity(path)
         record.info["sqlite_file"] = None if isinstance(now, OSError) else now
+        record.info["sqlite_wal"] = None
+        _learn_log(dbapi_conn, record)  # after the WAL pragma (a listener before this one) opened the log
         opened = True
+
+    @event.listens_for(engine, "checkin")
+    def _learn_log(dbapi_conn: Any, record: Any) -> None:
+        """Remember the log this connection has open: at its opening, or, on a new store (no log until the first
+        write), once it has used the store."""
+        if dbapi_conn is None or record.info.get("sqlite_wal") is not None:
+            return
+        now_log = _identity(wal)
+        if not isinstance(now_log, OSError):
+            record.info["sqlite_wal"] = now_log
+            with lock:
+                logs[id(dbapi_conn)] = now_log
+
+    @event.listens_for(engine, "close")
+    def _forget(dbapi_conn: Any, _record: Any) -> None:
+        with lock:
+            logs.pop(id(dbapi_conn), None)
 
     @event.listens_for(engine, "checkout")
     def _same_file(_dbapi_conn: Any, record: Any, _proxy: Any) -> None:
         now = _identity(path)
         if isinstance(now, OSError) or now != record.info.get("sqlite_file"):
             raise exc.DisconnectionError(_gone(path, now))
+        held = record.info.get("sqlite_wal")
+        if held is not None and _identity(wal) != held:
+            log.warning("the store's write-ahead log %s was deleted or replaced while the daemon ran: closing the "
+                        "connections that hold the deleted one (the last to close writes it into the store file), "
+                        "then starting a new one", wal)
+            raise exc.DisconnectionError(_log_gone(wal))

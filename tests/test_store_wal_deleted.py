@@ -1,0 +1,147 @@
+"""A SQLite store's write-ahead log (`llm-monitor.db-wal`) deleted under a running daemon.
+
+What SQLite does (3.40, checked here on real files): the connections that opened the log write on into the deleted
+inode, and what they commit is readable to them alone; a connection opened afterwards creates an empty log at the
+path, and its reads fail (`disk I/O error`, SQLITE_IOERR_SHORT_READ) while the shared index names frames of the
+deleted one. What was committed since the last checkpoint, before the deletion and after, is then in the deleted
+inode only: a crash (kill -9, OOM, power loss) loses all of it, and so does a clean stop whose last connection to
+close is one that opened the new log (its checkpoint copies an empty log). It reaches the store file only when the
+last connection that holds the deleted log closes (its checkpoint reads it through that descriptor).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry
+from sqlalchemy.exc import SQLAlchemyError
+
+from monitor.app import App
+from monitor.config import load_config
+from monitor.sim import SimServer
+from monitor.store import Store
+from tests.conftest import write_config
+from tests.test_store_file_deleted import _obs
+from tests.test_store_outage import PROBES, value
+
+
+def _count(db: Path) -> int:
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        return int(conn.execute("SELECT count(*) FROM observations").fetchone()[0])
+
+
+def _crashed(db: Path, tmp_path: Path) -> int:
+    """The observations a crash now would leave: the store file alone (the deleted log's inode dies with the
+    process; a -wal at the path is the empty one a later connection made, or none)."""
+    copy = tmp_path / "after-crash.db"
+    shutil.copy(db, copy)
+    return _count(copy)
+
+
+def test_sqlite_itself_loses_what_a_deleted_log_held_when_a_later_connection_closes_last(tmp_path: Path) -> None:
+    """The finding, on sqlite3 alone: no error for the writer, a disk I/O error for a reader opened after the
+    deletion, and every row since the last checkpoint gone once that reader is the last to close."""
+    db = tmp_path / "m.db"
+    old = sqlite3.connect(db, isolation_level=None)
+    old.execute("PRAGMA journal_mode=WAL")
+    old.execute("CREATE TABLE t (i INTEGER PRIMARY KEY)")
+    old.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    old.execute("INSERT INTO t VALUES (1)")
+    Path(f"{db}-wal").unlink()
+    old.execute("INSERT INTO t VALUES (2)")  # no error: written into the deleted log
+    assert old.execute("SELECT count(*) FROM t").fetchone() == (2,)
+    new = sqlite3.connect(db, isolation_level=None)
+    with pytest.raises(sqlite3.OperationalError, match="disk I/O error"):
+        new.execute("SELECT count(*) FROM t").fetchone()
+    old.close()  # not the last: no checkpoint
+    new.close()  # the last: checkpoints its own, empty, log and deletes it
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM t").fetchone() == (0,)
+
+
+def test_a_deleted_log_is_written_into_the_store_file_at_the_next_write_and_a_new_log_started(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Found by asking: `rm llm-monitor.db-wal` alone was silent, every write after it went into the deleted log, and
+    a crash (or a CLI command's connection closing last) then lost every observation since the last checkpoint."""
+    db = tmp_path / "m.db"
+    store = Store(f"sqlite:///{db}")
+    store.migrate()
+    with store.engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    store.save_observation(_obs(1))
+    assert _crashed(db, tmp_path) == 0  # in the log only
+    Path(f"{db}-wal").unlink()
+    store.save_observation(_obs(2))  # the connection holding the deleted log closed first: its checkpoint wrote it in
+    assert _crashed(db, tmp_path) == 1
+    assert Path(f"{db}-wal").exists()  # o2 went into a new log at the path
+    assert "write-ahead log" in caplog.text and "was deleted or replaced" in caplog.text
+    assert store.ping()
+    assert {o.id for o in store.observations(limit=10)} == {"o1", "o2"}
+    store.close()
+    assert _count(db) == 2
+
+
+def test_a_new_connection_is_not_opened_on_a_fresh_log_while_one_holds_the_deleted_log(tmp_path: Path) -> None:
+    """Another connection of the pool still holding the deleted log (checked out by another thread): a connection
+    opened meanwhile would make an empty log beside it, read errors, and lose the deleted log if it closed last."""
+    db = tmp_path / "m.db"
+    store = Store(f"sqlite:///{db}")
+    store.migrate()
+    store.save_observation(_obs(1))
+    with store.engine.connect() as held:
+        held.exec_driver_sql("SELECT 1")
+        Path(f"{db}-wal").unlink()
+        for i in (2, 3):  # the pool's other connection, then a new one: both refused
+            with pytest.raises(SQLAlchemyError, match="write-ahead log"):
+                store.save_observation(_obs(i))
+        assert not Path(f"{db}-wal").exists()
+    store.save_observation(_obs(2))  # the holder handed back, closed at its checkout: a new log
+    assert {o.id for o in store.observations(limit=10)} == {"o1", "o2"}
+    store.close()
+    assert _count(db) == 2
+
+
+def test_sqlite_deleting_its_own_log_at_the_last_close_is_no_alarm(tmp_path: Path) -> None:
+    db = tmp_path / "m.db"
+    store = Store(f"sqlite:///{db}")
+    store.migrate()
+    store.save_observation(_obs(1))
+    store.close()  # every connection closed: SQLite checkpoints and deletes the log itself
+    assert not Path(f"{db}-wal").exists()
+    store.save_observation(_obs(2))
+    assert {o.id for o in store.observations(limit=10)} == {"o1", "o2"}
+    store.close()
+
+
+async def test_a_daemon_whose_log_is_deleted_loses_nothing(steady_sim: SimServer, tmp_path: Path) -> None:
+    target = f"  - {{id: gpt, provider: openai, base_url: '{steady_sim.openai_base_url}', model: sim-gpt}}"
+    config = load_config(write_config(tmp_path, target, PROBES), environ={})
+    canary, tgt = config.pairs()[0]
+    registry = CollectorRegistry()
+    app = App(config, registry=registry, environ={}, serve_http=False)
+    db = tmp_path / "m.db"
+    await app.start(schedule=False)
+    made: list[str] = []
+    try:
+        made += [o.id for o in await app.runner.run(canary, tgt)]
+        Path(f"{db}-wal").unlink()
+        for _ in range(3):
+            made += [o.id for o in await app.runner.run(canary, tgt)]
+        deadline = time.monotonic() + 30
+        while value(registry, "llm_monitor_store_pending_writes") and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        assert value(registry, "llm_monitor_store_pending_writes") == 0
+        assert _crashed(db, tmp_path) >= 2  # what came before the deletion is in the store file: a crash keeps it
+    finally:
+        await app.stop()
+    assert value(registry, "llm_monitor_store_dropped_writes_total") == 0
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        stored = {r[0] for r in conn.execute("SELECT id FROM observations")}
+    assert set(made) <= stored and len(made) == 8

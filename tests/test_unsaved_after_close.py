@@ -1,0 +1,50 @@
+"""A write handed to the held-writes queue after the daemon's last try for them (`Unsaved.close(final=True)`)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from monitor.domain import Observation
+from monitor.store import Run, Store
+from monitor.telemetry.metrics import Metrics
+from monitor.unsaved import Unsaved
+from tests.test_unsaved_off_loop import _cancelled_with, _obs
+
+
+def _value(registry: CollectorRegistry, name: str) -> float:
+    return registry.get_sample_value(name) or 0.0
+
+
+async def _nothing(_obs: Observation) -> None:
+    return None
+
+
+async def test_a_write_after_the_final_close_is_given_up_on_counted_and_logged(
+        sqlite_store: Store, caplog: pytest.LogCaptureFixture) -> None:
+    """Found by reading: a call cancelled after the final close (a task that outlived the drain's 10 s) was queued
+    for a retry task the loop's end then cancelled: not stored, not counted, not logged, and the pending-writes
+    gauge left at 1 in the last scrape."""
+    registry = CollectorRegistry()
+    unsaved = Unsaved(sqlite_store.save_observation, sqlite_store.save_run, _nothing, Metrics(registry))
+    assert await unsaved.close(10) == 0
+    await _cancelled_with(unsaved, _obs(1))  # between the two closes: still taken, as the app's second close expects
+    assert await unsaved.close(10, final=True) == 0
+    assert [o.id for o in sqlite_store.observations()] == ["o1"]
+    run = Run(id="r2", canary="c", target="t", started_at=_obs(2).started_at, status="cancelled")
+    with caplog.at_level(logging.ERROR, logger="monitor.unsaved"):
+        await _cancelled_with(unsaved, _obs(2))
+        unsaved.put_now(run)
+        assert await unsaved.put(_obs(3)) is False
+    await asyncio.sleep(0.2)  # a retry task, were one started, would have written them by now
+    assert len(unsaved) == 0 and _value(registry, "llm_monitor_store_pending_writes") == 0
+    assert _value(registry, "llm_monitor_store_dropped_writes_total") == 3
+    assert [o.id for o in sqlite_store.observations()] == ["o1"] and sqlite_store.runs() == []
+    lines = [r.getMessage() for r in caplog.records if r.name == "monitor.unsaved"]
+    assert lines == ["observation o2 not stored: it came after the store's last write at shutdown",
+                     "run record r2 not stored: it came after the store's last write at shutdown",
+                     "observation o3 not stored: it came after the store's last write at shutdown"]
+    assert all(getattr(r, "canary", None) == "c" and r.target == "t" for r in caplog.records)  # type: ignore[attr-defined]
