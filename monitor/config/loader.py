@@ -187,12 +187,15 @@ def _canaries(files: list[_ProbeFile], issues: list[ConfigIssue], target_ids: li
             cid = c.id if c is not None else src.written("canaries", i, "id")
             if not isinstance(cid, str):
                 continue
+            line = src.line_of(("canaries", i, "id"))
             if cid in seen:
                 issues.append(ConfigIssue(src.path, f"canaries[{i}].id", f"duplicate canary id (also defined in "
-                                          f"{seen[cid]})", src.line_of(("canaries", i, "id")), cid))
+                                          f"{seen[cid]})", line, cid))
             elif c is not None:
                 canaries.append(c)
-            seen.setdefault(cid, src.path)
+            # file:line of the first definition: two canaries of one id in one file, or in a folder of many, are
+            # found at once
+            seen.setdefault(cid, src.path + (f":{line}" if line else ""))
             if references:
                 issues += canary_references(src, i, cid, target_ids)
             for j, reason in canary_issues(c.checks, tools=c.tools or []) if references and c is not None else []:
