@@ -61,6 +61,7 @@ def main(config_path: str, web_config_file: str | None = None) -> int:
     said = [f"{w} (the daemon will refuse to start without it)" for w in warnings] + _unchecked(config)
     said += [f"{f}: no canaries (an empty file, or one whose canaries list is empty)"
              for f in config.probe_files if not per_file.get(f)]
+    said += config.empty_probe_folders
     for w in _in_order(said, [config.path, *([config.web_file] if config.web_file else []), *config.probe_files]):
         _warn(out, w)
     errors = [str(p) for p in problems if not isinstance(p, SecretMissing)]
