@@ -53,6 +53,22 @@ def test_check_config_warns_of_a_probe_folder_holding_no_probe_file(tmp_path: Pa
     assert "probes[0]" not in ok.stdout
 
 
+def test_check_config_warns_of_a_route_canary_or_target_that_matches_none(tmp_path: Path, cli: CliRun) -> None:
+    routes = ("alerts:\n  sinks:\n    - {name: chat, type: webhook, url: 'http://127.0.0.1:9/h'}\n  routes:\n"
+              "    - {match: {canary: kill-pyhton-process}, sinks: [chat]}\n"
+              "    - {match: {canary: ['kill-*', _judge], target: [gtp, gpt]}, sinks: [chat]}\n")
+    cfg = write_config(tmp_path, "  - {id: gpt, provider: openai, base_url: 'http://127.0.0.1:9/v1', model: m}", ONE,
+                       extra=routes)
+    ok = cli("check-config", "-c", str(cfg))  # a typo routes nothing: said, as kind and severity are checked
+    assert ok.returncode == 0 and "configuration OK" in ok.stdout, ok.stderr
+    warned = [line for line in ok.stdout.splitlines() if "alerts.routes" in line]
+    assert warned == [
+        f"warning: {cfg}:10: alerts.routes[0].match.canary: 'kill-pyhton-process' matches no configured canary "
+        "(known: kill-python-process): the route sends nothing for it",
+        f"warning: {cfg}:11: alerts.routes[1].match.target: 'gtp' matches no configured target (known: gpt): the "
+        "route sends nothing for it"], ok.stdout
+
+
 def test_check_config_piped_shows_a_long_base_url_whole(tmp_path: Path, cli: CliRun) -> None:
     url = "https://llm-gateway.platform.internal.example.com/openai/deployments/gpt-4o-mini-2024-07-18/v1"
     cfg = write_config(tmp_path, f"  - {{id: azure-gpt-4o-mini-eu-west, provider: openai, base_url: '{url}', "

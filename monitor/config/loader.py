@@ -381,6 +381,9 @@ def _locate(mf: MonitorFile, src: Located) -> MonitorFile:
         else mf.drift
     labels = {f"external_labels.{name}": _place(src, "alerts", "external_labels", name)
               for name in mf.alerts.external_labels}  # for check-config's and the start's warnings
+    labels |= {f"routes[{i}].match.{key}": _place(src, "alerts", "routes", i, "match", key)
+               for i, route in enumerate(mf.alerts.routes) for key in ("canary", "target")
+               if getattr(route.match, key)}  # for check-config's warning of a route that matches none
     alerts = mf.alerts.model_copy(update={"sinks": sinks}).located(_place(src, "alerts"), labels)
     return mf.model_copy(update={"targets": targets, "alerts": alerts, "drift": drift})
 
