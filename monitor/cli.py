@@ -39,6 +39,15 @@ def _duration(text: str) -> str:
     return text
 
 
+def _interval(text: str) -> str:
+    """An argparse type: how often a demo canary runs, at least 1s as a schedule's `every` (kept as written)."""
+    from monitor.durations import parse_duration
+
+    if parse_duration(_duration(text)) < 1:  # else the demo's Schedule refused it with a traceback
+        raise argparse.ArgumentTypeError("must be at least 1s (a canary's schedule.every; e.g. 5s)")
+    return text
+
+
 def _int_type(noun: str, lo: int, hi: int | None = None) -> Callable[[str], int]:
     """An argparse type: a whole number from `lo` (to `hi`)."""
 
@@ -103,7 +112,7 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="zero set-up: simulator + daemon + SQLite in a temp folder")
     p.add_argument("--port", type=_port, default=0,
                    help="port for /metrics (default: 9464 if free, else a free one; a port given must be free)")
-    p.add_argument("--interval", type=_duration, default="5s",
+    p.add_argument("--interval", type=_interval, default="5s",
                    help="how often each demo canary runs (default: %(default)s)")
     p.add_argument("--duration", type=_duration, default=None,
                    help="stop after this long (e.g. 3m); default: until Ctrl-C")

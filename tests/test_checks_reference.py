@@ -27,6 +27,8 @@ def test_the_reference_lists_every_check_type_and_option_with_its_default() -> N
     assert "| `extract` | one of `answer`, `last`, `first`, `only` | `answer` |" in text
     assert "| `memory_mb` | integer (>= 64, <= 8192) | `256` |" in text
     assert "| `schema` | mapping | required |" in text  # the alias users write, not the field's name
+    # a name given twice in a canary is stored and exported suffixed, which check:NAME does not reach: said so
+    assert "two `contains` checks are `contains` and `contains#2`; `check:NAME` means the first" in text
 
 
 def test_a_stale_reference_is_replaced_and_the_rest_of_the_readme_kept() -> None:

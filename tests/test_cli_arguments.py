@@ -21,6 +21,8 @@ from tests.support.daemon import cli
     (["demo", "--interval", "5x"], "argument --interval: not a duration: '5x' (use e.g. 30s, 5m, 1h30m)"),
     (["demo", "--duration", "abc"], "argument --duration: not a duration: 'abc' (use e.g. 30s, 5m, 1h30m)"),
     (["demo", "--interval", "0s"], "argument --interval: must be more than 0 (e.g. 5s)"),
+    # under a schedule's 1s least `every`: an argument error, where the demo's Schedule raised a traceback
+    (["demo", "--interval", "0.5s"], "argument --interval: must be at least 1s (a canary's schedule.every; e.g. 5s)"),
     (["demo", "--port", "70000"], "argument --port: must be 0 to 65535 (got 70000)"),
     (["sim", "--port", "http"], "argument --port: not a port number: 'http'"),
     (["diff", "some-canary", "-n", "-5"], "argument -n/--count: must be at least 1 (got -5)"),

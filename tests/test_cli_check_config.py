@@ -38,6 +38,37 @@ def test_check_config_ok_and_bad(tmp_path: Path, steady_sim: SimServer, cli: Cli
     assert f"{tmp_path / 'probes' / 'p.yaml'}:4: canaries[0].samples: Input should be a valid integer" in bad.stderr
 
 
+def test_check_config_warns_of_a_probe_folder_holding_no_probe_file(tmp_path: Path, cli: CliRun) -> None:
+    cfg = write_config(tmp_path, "  - {id: gpt, provider: openai, base_url: 'http://127.0.0.1:9/v1', model: m}", ONE)
+    (tmp_path / "more").mkdir()
+    (tmp_path / "more" / "canaries.json").write_text("{}")  # not a probe file: only *.yaml and *.yml are read
+    cfg.write_text(cfg.read_text().replace("probes: [./probes]", "probes: [./probes, ./more, './none*/*.yaml']"))
+    glob = cli("check-config", "-c", str(cfg))  # a glob matching nothing is an error
+    assert glob.returncode == 2 and "probes[2]: no such probe file or folder" in glob.stderr
+    cfg.write_text(cfg.read_text().replace(", './none*/*.yaml'", ""))
+    ok = cli("check-config", "-c", str(cfg))  # a folder holding none ran no canary of it, and said nothing
+    assert ok.returncode == 0 and "configuration OK" in ok.stdout, ok.stderr
+    assert (f"warning: {cfg}:3: probes[1]: a folder holding no probe files (*.yaml, *.yml): no canary is read from "
+            "it (value: './more')") in ok.stdout
+    assert "probes[0]" not in ok.stdout
+
+
+def test_check_config_warns_of_a_route_canary_or_target_that_matches_none(tmp_path: Path, cli: CliRun) -> None:
+    routes = ("alerts:\n  sinks:\n    - {name: chat, type: webhook, url: 'http://127.0.0.1:9/h'}\n  routes:\n"
+              "    - {match: {canary: kill-pyhton-process}, sinks: [chat]}\n"
+              "    - {match: {canary: ['kill-*', _judge], target: [gtp, gpt]}, sinks: [chat]}\n")
+    cfg = write_config(tmp_path, "  - {id: gpt, provider: openai, base_url: 'http://127.0.0.1:9/v1', model: m}", ONE,
+                       extra=routes)
+    ok = cli("check-config", "-c", str(cfg))  # a typo routes nothing: said, as kind and severity are checked
+    assert ok.returncode == 0 and "configuration OK" in ok.stdout, ok.stderr
+    warned = [line for line in ok.stdout.splitlines() if "alerts.routes" in line]
+    assert warned == [
+        f"warning: {cfg}:10: alerts.routes[0].match.canary: 'kill-pyhton-process' matches no configured canary "
+        "(known: kill-python-process): the route sends nothing for it",
+        f"warning: {cfg}:11: alerts.routes[1].match.target: 'gtp' matches no configured target (known: gpt): the "
+        "route sends nothing for it"], ok.stdout
+
+
 def test_check_config_piped_shows_a_long_base_url_whole(tmp_path: Path, cli: CliRun) -> None:
     url = "https://llm-gateway.platform.internal.example.com/openai/deployments/gpt-4o-mini-2024-07-18/v1"
     cfg = write_config(tmp_path, f"  - {{id: azure-gpt-4o-mini-eu-west, provider: openai, base_url: '{url}', "

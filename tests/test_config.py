@@ -166,6 +166,11 @@ def test_storage_url_with_password_refused_and_not_echoed(tmp_path: Path, url: s
     ("[./probes]", "[./missing]", "13: probes[0]: no such probe file or folder (value: './missing')"),
     ("127.0.0.1:9464", "localhost", "15: http.listen: must be HOST:PORT, e.g. 127.0.0.1:9464 or 0.0.0.0:9464 "
                                     "(value: 'localhost')"),
+    # a port past 65535 is said to be one, not that the value is not HOST:PORT
+    ("127.0.0.1:9464", "127.0.0.1:99999", "15: http.listen: the port is out of range: must be HOST:PORT with a port "
+                                          "from 0 to 65535 (value: '127.0.0.1:99999')"),
+    ("127.0.0.1:9464", "127.0.0.1:９４６４", "15: http.listen: must be HOST:PORT, e.g. 127.0.0.1:9464 or 0.0.0.0:9464 "
+                                        "(value: '127.0.0.1:９４６４')"),
     ("sqlite:///llm-monitor.db", "mysql://x/y", "14: storage.url: must start with sqlite:// or "
                                                "postgresql+psycopg:// (value: 'mysql://x/y')"),
     ('"127.0.0.1:9464"}\n', '"127.0.0.1:9464"}\ndrift: {disabled_signals: [latency_s, latency]}\n',
@@ -275,8 +280,17 @@ def test_duplicate_canary_across_files_names_both(tmp_path: Path) -> None:
     path = setup(tmp_path)
     (tmp_path / "probes" / "more.yaml").write_text(BASIC)
     (msg,) = issues(path)
+    # the first definition's line too: in a folder of many probe files, or twice in one, it is found at once
     assert msg == (f"{tmp_path / 'probes' / 'more.yaml'}:2: canaries[0].id: duplicate canary id (also defined "
-                   f"in {tmp_path / 'probes' / 'basic.yaml'}) (value: 'kill-python-process')")
+                   f"in {tmp_path / 'probes' / 'basic.yaml'}:2) (value: 'kill-python-process')")
+
+
+def test_duplicate_canary_in_one_file_names_the_first_ones_line(tmp_path: Path) -> None:
+    path = setup(tmp_path, probes=BASIC + "  - id: kill-python-process\n    messages: [{role: user, content: hi}]\n")
+    basic = tmp_path / "probes" / "basic.yaml"
+    line = basic.read_text().splitlines().index("  - id: kill-python-process", 2) + 1
+    assert issues(path) == [f"{basic}:{line}: canaries[1].id: duplicate canary id (also defined in {basic}:2) "
+                            "(value: 'kill-python-process')"]
 
 
 def test_probe_globs_relative_and_absolute(tmp_path: Path) -> None:

@@ -87,7 +87,9 @@ def _prose(doc: str | None) -> str:
 def markdown() -> str:
     """The reference: per check type, what passes and each option with its values and default."""
     parts = [BEGIN, "", "Every check also takes `name`: the name its result is stored, exported and referred to by "
-             "(`check:NAME` in `zero_tolerance`), default its type.", ""]
+             "(`check:NAME` in `zero_tolerance`), default its type. Names are unique within a canary: a name (or, "
+             "without one, a type) that comes again is suffixed `#2`, `#3`, ... in order (two `contains` checks are "
+             "`contains` and `contains#2`; `check:NAME` means the first).", ""]
     for cls in typing.get_args(typing.get_args(CheckSpec)[0]):
         kind = typing.get_args(cls.model_fields["type"].annotation)[0]
         parts += [f"#### `{kind}`", "", _prose(cls.__doc__), ""]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from collections import Counter
 
@@ -10,11 +11,18 @@ from rich.markup import escape
 from rich.table import Table
 
 from monitor.alerts.sinks import sink_problems
-from monitor.commands.common import EXIT_CONFIG, EXIT_OK, load_or_exit, print_problems, table_console
+from monitor.commands.common import (
+    EXIT_CONFIG,
+    EXIT_OK,
+    KNOWN_SHOWN,
+    load_or_exit,
+    print_problems,
+    table_console,
+)
 from monitor.config.loader import Config
 from monitor.config.secrets import resolve_api_key
 from monitor.config.validate import redact_url
-from monitor.domain import utcnow
+from monitor.domain import EMBEDDINGS_CANARY, JUDGE_CANARY, utcnow
 from monitor.errors import SecretError, SecretMissing
 from monitor.pricing import uncounted_caps
 
@@ -61,6 +69,7 @@ def main(config_path: str, web_config_file: str | None = None) -> int:
     said = [f"{w} (the daemon will refuse to start without it)" for w in warnings] + _unchecked(config)
     said += [f"{f}: no canaries (an empty file, or one whose canaries list is empty)"
              for f in config.probe_files if not per_file.get(f)]
+    said += config.empty_probe_folders
     for w in _in_order(said, [config.path, *([config.web_file] if config.web_file else []), *config.probe_files]):
         _warn(out, w)
     errors = [str(p) for p in problems if not isinstance(p, SecretMissing)]
@@ -116,6 +125,22 @@ def _unchecked(config: Config) -> list[str]:
             "its messages go out unsigned, and receivers cannot tell them from forgeries"
             for sink in config.alerts.sinks if sink.type == "webhook" and not (sink.secret_env or sink.secret_file)]
     out += config.alerts.secret_looking_labels()
+    return out + _unmatched_routes(config)
+
+
+def _unmatched_routes(config: Config) -> list[str]:
+    """A route's `canary` or `target` value that matches no configured one (a typo): it routes nothing, silently."""
+    known = {"canary": [c.id for c in config.canaries], "target": [t.id for t in config.targets]}
+    own = [JUDGE_CANARY, EMBEDDINGS_CANARY]  # the daemon's own calls: a route may match their events too
+    out = []
+    for i, route in enumerate(config.alerts.routes):
+        for key, ids in known.items():
+            for value in getattr(route.match, key) or []:
+                if not any(fnmatch.fnmatchcase(x, value) for x in ids + (own if key == "canary" else [])):
+                    shown = ", ".join(ids[:KNOWN_SHOWN]) + (", ..." if len(ids) > KNOWN_SHOWN else "")
+                    out.append(f"{config.alerts.where_of(f'routes[{i}].match.{key}') or config.path}: "
+                               f"alerts.routes[{i}].match.{key}: {value!r} matches no configured {key} (known: "
+                               f"{shown}): the route sends nothing for it")
     return out
 
 

@@ -64,6 +64,8 @@ class Config:
     web_flag: str | None = None  # --web.config.file as given to `run`: a reload reads it again
     # The listener's context, built from web.tls_server_config when loading checked its files (None: not built)
     listener_tls: ServerTls | None = field(default=None, compare=False, repr=False)
+    # `file:line: probes[j]: ...` for each probe folder that holds no probe file (check-config warns of them)
+    empty_probe_folders: tuple[str, ...] = ()
 
     def target(self, target_id: str) -> Target:
         return next(t for t in self.targets if t.id == target_id)
@@ -187,12 +189,15 @@ def _canaries(files: list[_ProbeFile], issues: list[ConfigIssue], target_ids: li
             cid = c.id if c is not None else src.written("canaries", i, "id")
             if not isinstance(cid, str):
                 continue
+            line = src.line_of(("canaries", i, "id"))
             if cid in seen:
                 issues.append(ConfigIssue(src.path, f"canaries[{i}].id", f"duplicate canary id (also defined in "
-                                          f"{seen[cid]})", src.line_of(("canaries", i, "id")), cid))
+                                          f"{seen[cid]})", line, cid))
             elif c is not None:
                 canaries.append(c)
-            seen.setdefault(cid, src.path)
+            # file:line of the first definition: two canaries of one id in one file, or in a folder of many, are
+            # found at once
+            seen.setdefault(cid, src.path + (f":{line}" if line else ""))
             if references:
                 issues += canary_references(src, i, cid, target_ids)
             for j, reason in canary_issues(c.checks, tools=c.tools or []) if references and c is not None else []:
@@ -258,6 +263,9 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None, *,
         j = listed.index(m)
         issues.append(ConfigIssue(str(path), f"probes[{j}]", "no such probe file or folder",
                                   src.line_of(("probes", j)), m))
+    empty = [str(ConfigIssue(str(path), f"probes[{j}]", "a folder holding no probe files (*.yaml, *.yml): no "
+                             "canary is read from it", src.line_of(("probes", j)), e))
+             for j, e in enumerate(listed) if e is not None and e not in missing and _empty_folder(e, path.parent)]
     probe_srcs = _load_probes(files, environ, issues)
     canaries = _canaries(probe_srcs, issues, written_ids(src, ("targets",), "id"), references=True)
     # Commands that serve no listener (drift, export, probe, ...) neither read nor need the web config file: an
@@ -274,8 +282,16 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None, *,
         path=str(path), targets=tuple(mf.targets), canaries=tuple(canaries), storage=mf.storage,
         http=mf.http, daemon=mf.daemon, drift=mf.drift, alerts=mf.alerts, refusal=mf.refusal,
         probe_files=tuple(str(f) for f in files), web=web or WebConfigFile(), web_file=web_file,
-        web_flag=web_config_file, listener_tls=served,
+        web_flag=web_config_file, listener_tls=served, empty_probe_folders=tuple(empty),
     )
+
+
+def _empty_folder(entry: str, base: Path) -> bool:
+    """Tell whether a probe entry names a folder that holds no probe file (a typo'd folder, files named .json)."""
+    if any(ch in entry for ch in "*?["):
+        return False  # a glob matching nothing is an error of its own
+    p = (base / entry) if not Path(entry).is_absolute() else Path(entry)
+    return _exists(p) and p.is_dir() and not probe_paths([entry], base)[0]
 
 
 def _web_config_file(src: Located, base: Path) -> str | None:
@@ -365,6 +381,9 @@ def _locate(mf: MonitorFile, src: Located) -> MonitorFile:
         else mf.drift
     labels = {f"external_labels.{name}": _place(src, "alerts", "external_labels", name)
               for name in mf.alerts.external_labels}  # for check-config's and the start's warnings
+    labels |= {f"routes[{i}].match.{key}": _place(src, "alerts", "routes", i, "match", key)
+               for i, route in enumerate(mf.alerts.routes) for key in ("canary", "target")
+               if getattr(route.match, key)}  # for check-config's warning of a route that matches none
     alerts = mf.alerts.model_copy(update={"sinks": sinks}).located(_place(src, "alerts"), labels)
     return mf.model_copy(update={"targets": targets, "alerts": alerts, "drift": drift})
 

@@ -38,8 +38,10 @@ class Http(Strict):
     @classmethod
     def _listen(cls, v: str) -> str:
         host, _, port = v.rpartition(":")
-        if not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        if not host or not (port.isascii() and port.isdigit()):
             raise ValueError("must be HOST:PORT, e.g. 127.0.0.1:9464 or 0.0.0.0:9464")
+        if len(port.lstrip("0")) > 5 or int(port) > 65535:
+            raise ValueError("the port is out of range: must be HOST:PORT with a port from 0 to 65535")
         return v
 
     @field_validator("reload_token_env")
