@@ -204,7 +204,9 @@ def parser() -> argparse.ArgumentParser:
                         "to libpq with PGPASSWORD or ~/.pgpass)")
     a.add_argument("--batch", type=_count, default=1000, help="rows per insert and transaction (default: %(default)s)")
     p = sub.add_parser("refusal", help="label completions in a JSONL file as refusals (none|partial|full)")
-    p.add_argument("--jsonl", required=True, help="lines with `completion` (and optionally `prompt`); '-' for stdin")
+    p.add_argument("--jsonl", required=True,
+                   help="lines with `completion` (or `text`, which `export` writes), optionally `prompt`; '-' for "
+                        "stdin; each line is written back with `refusal` and `refusal_score` added")
     return ap
 
 
