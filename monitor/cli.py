@@ -145,6 +145,7 @@ def parser() -> argparse.ArgumentParser:
     _config_arg(p)
     p.add_argument("--target", help="only this target (default: every target of the canary)")
     p.add_argument("--note", default="", help="why (recorded with the baseline)")
+    p.add_argument("--json", action="store_true", help="show: one JSON object per baseline")
     p.add_argument("--since", help="pin: start of the time range (an RFC 3339 time, 2026-11-30T07:50:00Z, or a "
                                    "duration ago: 7d or '7d ago', 24h); required")
     p.add_argument("--until", help="pin: end of the time range (an RFC 3339 time or a duration ago, 2d or '2d ago'; "
@@ -264,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
             from monitor.commands import baseline
 
             return baseline.baseline(args.config, args.action, args.canary, args.target, args.note, args.since,
-                                     args.until)
+                                     args.until, args.json)
         return drift.replay(args.baseline, args.current, args.json, args.zero_tolerance)
     if args.command == "export":
         from monitor.commands import export
