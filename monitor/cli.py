@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Callable
 
@@ -27,25 +28,28 @@ def _web_config_arg(p: argparse.ArgumentParser) -> None:
 
 
 def _duration(text: str) -> str:
-    """An argparse type: a positive duration (30s, 5m, 1h30m), kept as written."""
+    """An argparse type: a positive duration (30s, 5m, 1h30m) or, as monitor.yaml takes, a number of seconds (10);
+    kept as written, a number with its unit (10s)."""
     from monitor.durations import parse_duration
 
+    seconds_only = re.fullmatch(r"\d+(?:\.\d+)?", text.strip()) is not None
     try:
-        seconds = parse_duration(text)
+        seconds = parse_duration(float(text) if seconds_only else text)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
     if seconds <= 0:
         raise argparse.ArgumentTypeError("must be more than 0 (e.g. 5s)")
-    return text
+    return f"{text.strip()}s" if seconds_only else text
 
 
 def _interval(text: str) -> str:
     """An argparse type: how often a demo canary runs, at least 1s as a schedule's `every` (kept as written)."""
     from monitor.durations import parse_duration
 
-    if parse_duration(_duration(text)) < 1:  # else the demo's Schedule refused it with a traceback
+    written = _duration(text)
+    if parse_duration(written) < 1:  # else the demo's Schedule refused it with a traceback
         raise argparse.ArgumentTypeError("must be at least 1s (a canary's schedule.every; e.g. 5s)")
-    return text
+    return written
 
 
 def _int_type(noun: str, lo: int, hi: int | None = None) -> Callable[[str], int]:
@@ -113,9 +117,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=_port, default=0,
                    help="port for /metrics (default: 9464 if free, else a free one; a port given must be free)")
     p.add_argument("--interval", type=_interval, default="5s",
-                   help="how often each demo canary runs (default: %(default)s)")
+                   help="how often each demo canary runs: a duration or a number of seconds (default: %(default)s)")
     p.add_argument("--duration", type=_duration, default=None,
-                   help="stop after this long (e.g. 3m); default: until Ctrl-C")
+                   help="stop after this long (e.g. 3m, or 90: seconds); default: until Ctrl-C")
     p.add_argument("--keep", metavar="DIR", default=None,
                    help="keep the store and monitor.yaml in DIR (a new folder, or one without demo.db and "
                         "monitor.yaml) instead of a temp folder, to explore them afterwards with drift, diff and "
