@@ -22,6 +22,7 @@ from monitor.commands.common import EXIT_CONFIG, err_console, table_console
 from monitor.commands.run import serve
 from monitor.config.loader import Config, load_config
 from monitor.config.models import Schedule
+from monitor.counted import counted
 from monitor.domain import Observation
 from monitor.durations import parse_duration
 
@@ -219,7 +220,8 @@ def _demo(console: Console, folder: Path, http_port: int, interval: str, duratio
         console.print(f"[bold]llm-monitor demo[/]: simulated upstream at {sim.url}, store {folder}/demo.db")
         console.print(f"  metrics:      http://127.0.0.1:{http_port}/metrics")
         console.print(f"  observations: http://127.0.0.1:{http_port}/api/observations")
-        console.print(f"  {len(config.canaries)} canaries x {len(config.targets)} targets every {interval}; "
+        console.print(f"  {counted(len(config.canaries), 'canary')} x {counted(len(config.targets), 'target')} "
+                      f"every {interval}; "
                       "the scenario changes behaviour after about 45 seconds. Ctrl-C to stop.")
         events: dict[str, Any] = {}
 
