@@ -185,7 +185,10 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--sink", required=True, metavar="NAME", help="the sink to test (a name under alerts.sinks)")
     a = actions.add_parser("pending", help="list the notifications waiting in the outbox",
                            description="List the notifications waiting in the outbox (next attempt first); with "
-                                       "--all also the delivered and dead (given up) ones the outbox still keeps.")
+                                       "--all also the delivered and dead (given up) ones the outbox still keeps. An "
+                                       "alert's messages (per sink, group and signal) go out in order: one due but "
+                                       "not tried (attempts 0) waits behind an earlier one still failing, named "
+                                       "below the table (--json: waits_behind).")
     _config_arg(a)
     a.add_argument("--all", action="store_true", help="also delivered and dead notifications, with why they died")
     a.add_argument("--json", action="store_true", help="one JSON object per notification, one per line")
