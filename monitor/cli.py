@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Callable
 
@@ -27,25 +28,28 @@ def _web_config_arg(p: argparse.ArgumentParser) -> None:
 
 
 def _duration(text: str) -> str:
-    """An argparse type: a positive duration (30s, 5m, 1h30m), kept as written."""
+    """An argparse type: a positive duration (30s, 5m, 1h30m) or, as monitor.yaml takes, a number of seconds (10);
+    kept as written, a number with its unit (10s)."""
     from monitor.durations import parse_duration
 
+    seconds_only = re.fullmatch(r"\d+(?:\.\d+)?", text.strip()) is not None
     try:
-        seconds = parse_duration(text)
+        seconds = parse_duration(float(text) if seconds_only else text)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
     if seconds <= 0:
         raise argparse.ArgumentTypeError("must be more than 0 (e.g. 5s)")
-    return text
+    return f"{text.strip()}s" if seconds_only else text
 
 
 def _interval(text: str) -> str:
     """An argparse type: how often a demo canary runs, at least 1s as a schedule's `every` (kept as written)."""
     from monitor.durations import parse_duration
 
-    if parse_duration(_duration(text)) < 1:  # else the demo's Schedule refused it with a traceback
+    written = _duration(text)
+    if parse_duration(written) < 1:  # else the demo's Schedule refused it with a traceback
         raise argparse.ArgumentTypeError("must be at least 1s (a canary's schedule.every; e.g. 5s)")
-    return text
+    return written
 
 
 def _int_type(noun: str, lo: int, hi: int | None = None) -> Callable[[str], int]:
@@ -113,9 +117,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=_port, default=0,
                    help="port for /metrics (default: 9464 if free, else a free one; a port given must be free)")
     p.add_argument("--interval", type=_interval, default="5s",
-                   help="how often each demo canary runs (default: %(default)s)")
+                   help="how often each demo canary runs: a duration or a number of seconds (default: %(default)s)")
     p.add_argument("--duration", type=_duration, default=None,
-                   help="stop after this long (e.g. 3m); default: until Ctrl-C")
+                   help="stop after this long (e.g. 3m, or 90: seconds); default: until Ctrl-C")
     p.add_argument("--keep", metavar="DIR", default=None,
                    help="keep the store and monitor.yaml in DIR (a new folder, or one without demo.db and "
                         "monitor.yaml) instead of a temp folder, to explore them afterwards with drift, diff and "
@@ -145,6 +149,7 @@ def parser() -> argparse.ArgumentParser:
     _config_arg(p)
     p.add_argument("--target", help="only this target (default: every target of the canary)")
     p.add_argument("--note", default="", help="why (recorded with the baseline)")
+    p.add_argument("--json", action="store_true", help="show: one JSON object per baseline")
     p.add_argument("--since", help="pin: start of the time range (an RFC 3339 time, 2026-11-30T07:50:00Z, or a "
                                    "duration ago: 7d or '7d ago', 24h); required")
     p.add_argument("--until", help="pin: end of the time range (an RFC 3339 time or a duration ago, 2d or '2d ago'; "
@@ -180,7 +185,10 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--sink", required=True, metavar="NAME", help="the sink to test (a name under alerts.sinks)")
     a = actions.add_parser("pending", help="list the notifications waiting in the outbox",
                            description="List the notifications waiting in the outbox (next attempt first); with "
-                                       "--all also the delivered and dead (given up) ones the outbox still keeps.")
+                                       "--all also the delivered and dead (given up) ones the outbox still keeps. An "
+                                       "alert's messages (per sink, group and signal) go out in order: one due but "
+                                       "not tried (attempts 0) waits behind an earlier one still failing, named "
+                                       "below the table (--json: waits_behind).")
     _config_arg(a)
     a.add_argument("--all", action="store_true", help="also delivered and dead notifications, with why they died")
     a.add_argument("--json", action="store_true", help="one JSON object per notification, one per line")
@@ -204,7 +212,9 @@ def parser() -> argparse.ArgumentParser:
                         "to libpq with PGPASSWORD or ~/.pgpass)")
     a.add_argument("--batch", type=_count, default=1000, help="rows per insert and transaction (default: %(default)s)")
     p = sub.add_parser("refusal", help="label completions in a JSONL file as refusals (none|partial|full)")
-    p.add_argument("--jsonl", required=True, help="lines with `completion` (and optionally `prompt`); '-' for stdin")
+    p.add_argument("--jsonl", required=True,
+                   help="lines with `completion` (or `text`, which `export` writes), optionally `prompt`; '-' for "
+                        "stdin; each line is written back with `refusal` and `refusal_score` added")
     return ap
 
 
@@ -262,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
             from monitor.commands import baseline
 
             return baseline.baseline(args.config, args.action, args.canary, args.target, args.note, args.since,
-                                     args.until)
+                                     args.until, args.json)
         return drift.replay(args.baseline, args.current, args.json, args.zero_tolerance)
     if args.command == "export":
         from monitor.commands import export

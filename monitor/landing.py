@@ -14,6 +14,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from monitor import __version__
+from monitor.counted import counted
 
 LINKS = (
     ("/metrics", "Prometheus metrics (gzip when asked)"),
@@ -35,7 +36,7 @@ def page(canaries: int, targets: int) -> str:
 <body>
 <h1>llm-monitor</h1>
 <p>Watches the LLM APIs you depend on: canary prompts on a schedule, drift detection, Prometheus metrics.</p>
-<p>Version {escape(__version__)}; {canaries} canaries, {targets} targets.</p>
+<p>Version {escape(__version__)}; {counted(canaries, "canary")}, {counted(targets, "target")}.</p>
 <ul>
 {items}
 </ul>

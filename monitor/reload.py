@@ -19,6 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.config.digest import config_digest
 from monitor.config.loader import load_config, restart_only
+from monitor.counted import counted
 from monitor.errors import MonitorError, StoreError
 from monitor.providers import build_providers
 from monitor.providers.base import Provider
@@ -117,7 +118,8 @@ async def reload_config(app: App) -> tuple[bool, str]:
                                        "targets": len(config.targets),
                                        "basic_auth_users": len(config.web.basic_auth_users),
                                        "config_digest": config_digest(config)})
-    message = f"reloaded: {len(config.canaries)} canaries, {len(config.targets)} targets, {jobs} jobs"
+    message = f"reloaded: {counted(len(config.canaries), 'canary')}, {counted(len(config.targets), 'target')}, " \
+              f"{counted(jobs, 'job')}"
     if needs_restart:
         message += f"; changed {', '.join(needs_restart)}: takes effect at the next restart"
         log.warning("config reloaded, but %s changed: that takes effect at the next restart (the running "

@@ -16,6 +16,7 @@ import math
 from collections.abc import Callable
 from datetime import datetime
 
+from monitor.counted import counted
 from monitor.domain import RUN_MISSED as MISSED
 from monitor.domain import RUN_OVERRUN as OVERRUN
 from monitor.durations import format_duration
@@ -94,7 +95,7 @@ class SkipLog:
         at = now.timestamp()
         examples = self._warn(overruns, OVERRUN, at)
         if examples is not None:
-            log.warning("scheduled runs skipped: %s (%s); %s (%s)", _count(len(overruns), "pair"),
+            log.warning("scheduled runs skipped: %s (%s); %s (%s)", counted(len(overruns), "pair"),
                         _listed(examples, len(overruns)), _OVERRUN_HINT, _TAIL,
                         extra={"reason": OVERRUN, "pairs": len(overruns), "runs": len(overruns),
                                "examples": examples})
@@ -104,15 +105,10 @@ class SkipLog:
         runs = sum(n for _, n in wake.values())
         pause_s = max(0.0, (now - first_due).total_seconds())
         log.warning("scheduled runs missed after a pause of at least %s: %s, %s in all (%s); %s (%s)",
-                    format_duration(round(pause_s)), _count(len(wake), "pair"), _count(runs, "run time"),
+                    format_duration(round(pause_s)), counted(len(wake), "pair"), counted(runs, "run time"),
                     _listed(examples, len(wake)), _MISSED_HINT, _TAIL,
                     extra={"reason": MISSED, "pairs": len(wake), "runs": runs, "pause_s": round(pause_s, 3),
                            "examples": examples})
-
-
-def _count(n: int, noun: str) -> str:
-    """`1 pair`, `1,000 pairs`."""
-    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 def _listed(examples: list[str], total: int) -> str:

@@ -187,6 +187,31 @@ def test_alerts_pending_all_shows_when_rows_were_delivered_and_no_next_attempt_f
     assert "2025-03-01T00:05:00" in row["c3/t1"]  # delivered: when
 
 
+def test_alerts_pending_says_which_earlier_message_a_due_row_waits_behind(tmp_path: Path,
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    # Found by a newcomer: a row with "attempts 0" and a next attempt in the past sat there with nothing saying why:
+    # an alert's messages go out in order, and the canary.down ahead of its recovery was failing.
+    config = _outbox(tmp_path, "hook", "webhook",
+                     AlertEvent(kind="canary.down", canary="c1", target="t1", signal="health"),
+                     AlertEvent(kind="canary.recovered", canary="c1", target="t1", signal="health"),
+                     AlertEvent(kind="canary.down", canary="c2", target="t1", signal="health"))
+    store = Store(config.storage.url)
+    ob = Outbox(store.engine)
+    down, recovered, other = sorted(ob.query(), key=lambda n: n.group_key + str(n.kind != "canary.down"))
+    ob.mark_retry(down.id, datetime(2025, 3, 1, 1, 0, tzinfo=UTC), "HTTP 503")  # failing: tried again later
+    store.close()
+    lines = io.StringIO()
+    assert alerts_pending(config, as_json=True, stdout=lines) == 0
+    records = {r["message_id"]: r for r in map(json.loads, lines.getvalue().splitlines())}
+    assert {k: r["waits_behind"] for k, r in records.items()} == {
+        down.message_id: None, recovered.message_id: down.message_id, other.message_id: None}
+    capsys.readouterr()
+    assert alerts_pending(config) == 0  # piped: one line a row
+    out = capsys.readouterr().out
+    assert f"{recovered.message_id} waits behind {down.message_id} (an alert's messages" in out, out
+    assert f"{other.message_id} waits" not in out
+
+
 def test_alerts_subcommands_have_their_own_help(capsys: pytest.CaptureFixture[str]) -> None:
     from monitor.cli import parser
 

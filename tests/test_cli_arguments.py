@@ -23,6 +23,9 @@ from tests.support.daemon import cli
     (["demo", "--interval", "0s"], "argument --interval: must be more than 0 (e.g. 5s)"),
     # under a schedule's 1s least `every`: an argument error, where the demo's Schedule raised a traceback
     (["demo", "--interval", "0.5s"], "argument --interval: must be at least 1s (a canary's schedule.every; e.g. 5s)"),
+    (["demo", "--interval", "0.5"], "argument --interval: must be at least 1s (a canary's schedule.every; e.g. 5s)"),
+    (["demo", "--duration", "0"], "argument --duration: must be more than 0 (e.g. 5s)"),
+    (["demo", "--duration", "-5"], "argument --duration: not a duration: '-5'"),
     (["demo", "--port", "70000"], "argument --port: must be 0 to 65535 (got 70000)"),
     (["sim", "--port", "http"], "argument --port: not a port number: 'http'"),
     (["diff", "some-canary", "-n", "-5"], "argument -n/--count: must be at least 1 (got -5)"),
@@ -31,6 +34,15 @@ def test_bad_arguments_are_argument_errors(args: list[str], expected: str) -> No
     out = cli(*args, timeout=30)
     assert out.returncode == 2 and expected in out.stderr and "Traceback" not in out.stderr
     assert out.stdout == ""  # refused before anything started
+
+
+@pytest.mark.parametrize("given,kept", [("10", "10s"), ("2.5", "2.5s"), ("1m30s", "1m30s")])
+def test_duration_flags_take_a_number_of_seconds_as_the_config_does(given: str, kept: str) -> None:
+    # `demo --interval 10` was "not a duration: '10'", where monitor.yaml's `every: 10` means ten seconds
+    from monitor.cli import parser
+
+    args = parser().parse_args(["demo", "--interval", given, "--duration", given])
+    assert (args.interval, args.duration) == (kept, kept)
 
 
 @pytest.mark.parametrize("variable,value,expected", [

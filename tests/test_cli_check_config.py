@@ -27,7 +27,7 @@ def test_check_config_ok_and_bad(tmp_path: Path, steady_sim: SimServer, cli: Cli
     cfg = write_config(tmp_path, two_targets(steady_sim), ONE)
     ok = cli("check-config", "-c", str(cfg), env={"K": "k"})
     assert ok.returncode == 0, ok.stderr
-    assert "1 canaries" in ok.stdout and "configuration OK" in ok.stdout and "warning" not in ok.stdout
+    assert "1 canary, " in ok.stdout and "configuration OK" in ok.stdout and "warning" not in ok.stdout
     (tmp_path / "probes" / "empty.yaml").write_text("# nothing yet\n")
     empty = cli("check-config", "-c", str(cfg), env={"K": "k"})
     assert empty.returncode == 0 and f"{tmp_path / 'probes' / 'empty.yaml'}: no canaries" in empty.stdout

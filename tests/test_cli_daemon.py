@@ -97,6 +97,7 @@ def test_reload_by_sighup_and_http(tmp_path: Path, steady_sim: SimServer) -> Non
         assert httpx.post(d.url + "/-/reload", headers={"authorization": "Bearer nope"}).status_code == 401
         r = httpx.post(d.url + "/-/reload", headers={"authorization": "Bearer tok-123"}, timeout=10)
         assert r.status_code == 200 and r.json()["reloaded"] is True
+        assert r.json()["message"].startswith("reloaded: 1 canary, 1 target, "), r.json()  # was "1 canaries, 1 targets"
         assert [c["id"] for c in d.get("/api/canaries").json()] == ["renamed-canary"]
         assert "llm_monitor_config_last_reload_successful 1.0" in d.get("/metrics").text
         deadline = time.monotonic() + 20

@@ -148,3 +148,34 @@ def test_demo_lines_carry_the_time_they_are_printed_so_they_stay_in_order() -> N
                      CallResult(text="", error_type=ErrorType.TIMEOUT, error_message="no answer")))
     lines = console.export_text().splitlines()
     assert lines[0].startswith("10:47:12 ✓ slow @ t") and lines[1].startswith("10:47:13 ✗ fail @ t"), lines
+
+
+def test_a_call_whose_checks_failed_is_not_marked_as_all_well() -> None:
+    # Found by a newcomer: demo and probe marked an answered call ✓ however many of its checks failed.
+    from datetime import UTC, datetime
+
+    from rich.console import Console
+
+    from monitor.commands.demo import printer
+    from monitor.commands.probe import observation_table
+    from monitor.domain import CallResult, CheckResult, FinishReason, Observation
+
+    at = datetime(2026, 11, 30, 10, 47, 9, tzinfo=UTC)
+    checks = (CheckResult("kw", "contains", True), CheckResult("fmt", "json_valid", False),
+              CheckResult("judge", "llm_judge", None))
+    good = Observation("good", "t", "sim", "m", at, CallResult(text="ok", finish_reason=FinishReason.STOP),
+                       checks=[checks[0]])
+    bad = Observation("bad", "t", "sim", "m", at, CallResult(text="ok", finish_reason=FinishReason.STOP),
+                      checks=list(checks))
+    console = Console(record=True, width=200, color_system=None)
+    show = printer(console, clock=lambda: at)
+    show(good)
+    show(bad)
+    lines = console.export_text().splitlines()
+    assert lines[0].startswith("10:47:09 ✓ good @ t") and "failed" not in lines[0], lines
+    assert lines[1].startswith("10:47:09 ! bad @ t") and "failed 1/3 checks: fmt" in lines[1], lines
+    console = Console(record=True, width=300, color_system=None)
+    console.print(observation_table([good, bad]))
+    rows = {line.split("│")[1].strip(): line.split("│")[4].strip() for line in console.export_text().splitlines()
+            if line.startswith("│")}
+    assert rows == {"good": "✓ stop", "bad": "! stop"}, rows

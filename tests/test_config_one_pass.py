@@ -122,8 +122,8 @@ canaries:
     cfg = write(tmp_path, monitor, a=probes)
     assert problems(cfg) == [
         f"{cfg}:3: targets[1].provider: Input should be 'openai' or 'anthropic' (value: 'gemini')",
-        f"{cfg}:9: alerts.sinks[0].webhook: webhook sink 'hook': set exactly one of url, url_env or url_file",
-        f"{tmp_path / 'probes' / 'a.yaml'}:5: canaries[0].checks[0].llm_judge.calibration[0].pass: Input should be "
+        f"{cfg}:9: alerts.sinks[0]: webhook sink 'hook': set exactly one of url, url_env or url_file",
+        f"{tmp_path / 'probes' / 'a.yaml'}:5: canaries[0].checks[0].calibration[0].pass: Input should be "
         "a valid boolean, unable to interpret input (value: 'maybe')",
     ]
 
@@ -170,7 +170,7 @@ alerts:
 """
     cfg = write(tmp_path, monitor, a=ONE)
     assert problems(cfg) == [
-        f"{cfg}:9: alerts.sinks[0].webhook: webhook sink 'hook': set exactly one of url, url_env or url_file",
+        f"{cfg}:9: alerts.sinks[0]: webhook sink 'hook': set exactly one of url, url_env or url_file",
         f"{cfg}:11: alerts.sinks[2].name: duplicate sink name (value: 'am')",
         f"{cfg}:13: alerts.routes[0].sinks[1]: unknown sink (defined: hook, am) (value: 'pager')",
     ]

@@ -175,3 +175,33 @@ async def test_pin_refuses_a_range_holding_more_than_it_reads(tmp_path: Path, mo
     monkeypatch.setattr(command, "PIN_MAX_OBSERVATIONS", 18)  # the whole range fits: pinned, all of it
     assert command.baseline(str(cfg_path), "pin", "c1", None, "", since="2026-01-01T00:00:00Z") == 0
     assert "baseline pinned to 18 observations" in capsys.readouterr().out
+
+
+async def test_baseline_show_json_writes_one_object_per_baseline(tmp_path: Path, cli: CliRun) -> None:
+    # `baseline show` had no --json, though drift, probe, replay and alerts pending do: scripts parsed the table.
+    import json
+
+    scenario = scenario_from_dict({"name": "js", "seed": 4, "defaults": {"ttft": 5, "output_tps": 5000},
+                                   "models": {"m": {"phases": [{"name": "a", "system_fingerprint": "fp_a"}]}}})
+    probes = "canaries:\n" + "".join(f"  - id: {c}\n    messages: [{{role: user, content: {c}}}]\n    samples: 5\n"
+                                     for c in ("c1", "c2"))
+    with SimServer(scenario) as sim:
+        app, cfg_path, _, _ = await started_app(tmp_path, sim, probes, "{baseline_size: 5}")
+        try:
+            await app.runner.run(*load_config(cfg_path, environ={}).pairs()[0])  # c1 forms its baseline
+        finally:
+            await app.stop()
+    show = cli("baseline", "show", "-c", str(cfg_path), "--json")
+    assert show.returncode == 0, show.stderr
+    [row] = [json.loads(line) for line in show.stdout.splitlines()]
+    store = Store(load_config(cfg_path, environ={}).storage.url)
+    [stored] = DriftRepository(store.engine).baselines(canary="c1", target="t")
+    store.close()
+    assert row == {"id": stored["id"], "canary": "c1", "target": "t", "created_at": stored["created_at"].isoformat(),
+                   "source": "first_n", "note": "", "active": True, "since": stored["created_at"].isoformat(),
+                   "until": None, "ready": True, "built_from": 5, "reference": 5, "outages_left_out": 0,
+                   "outage_runs": 0, "identity": stored["data"]["identity"]}
+    assert "fp_a" in row["identity"]["system_fingerprint"]
+    assert "c2 @ t: no baseline yet" in show.stderr  # stdout stays JSON lines
+    bad = cli("baseline", "reset", "c1", "-c", str(cfg_path), "--json")
+    assert bad.returncode == 2 and "--json is for `baseline show`" in bad.stderr

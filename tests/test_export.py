@@ -109,6 +109,26 @@ async def test_export_to_standard_output_names_it_and_a_closed_pipe_is_not_an_er
     assert done.returncode == 0 and done.stderr == ""
 
 
+async def test_export_piped_into_refusal_labels_every_line(tmp_path: Path) -> None:
+    # Found by a newcomer: `export | refusal --jsonl -` exited 2, "field 'completion' missing": export writes `text`
+    import json
+    import subprocess
+
+    from tests.support.daemon import EXE
+
+    cfg = await one_run_stored(tmp_path)
+    exported = subprocess.run([*EXE, "export", "-c", str(cfg)], capture_output=True, text=True, timeout=60)
+    labelled = subprocess.run([*EXE, "refusal", "--jsonl", "-"], input=exported.stdout, capture_output=True,
+                              text=True, timeout=60)
+    assert labelled.returncode == 0, labelled.stderr
+    before = [json.loads(line) for line in exported.stdout.splitlines()]
+    after = [json.loads(line) for line in labelled.stdout.splitlines()]
+    assert before and len(after) == len(before)
+    for b, a in zip(before, after, strict=True):
+        assert {k: a[k] for k in b if k != "refusal"} == {k: v for k, v in b.items() if k != "refusal"}
+        assert a["refusal"] in {"none", "partial", "full"} and 0.0 <= a["refusal_score"] <= 1.0
+
+
 async def test_baseline_show_says_why_a_target_has_no_baseline(tmp_path: Path,
                                                                 capsys: pytest.CaptureFixture[str]) -> None:
     # Found by QA: before the first baseline_size observations, `baseline show` printed an empty table and nothing

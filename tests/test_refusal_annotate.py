@@ -41,7 +41,8 @@ def test_round_trip(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        ('{"prompt": "x"}', "in.jsonl:2: field 'completion' missing"),
+        ('{"prompt": "x"}', "in.jsonl:2: field 'completion' missing (nor 'text')"),
+        ('{"text": 5}', "in.jsonl:2: field 'text' not a string (int)"),
         ('{"completion": 5}', "in.jsonl:2: field 'completion' not a string (int)"),
         ('{"completion": "ok", "prompt": 3}', "in.jsonl:2: field 'prompt' not a string (int)"),
         ("{not json", "in.jsonl:2: invalid JSON"),
@@ -56,6 +57,22 @@ def test_bad_line_names_file_line_and_field(tmp_path: Path, line: str, message: 
     assert message in str(e.value)
 
 
+def test_text_stands_in_for_a_missing_completion(tmp_path: Path) -> None:
+    """`export` writes `text`: `export | refusal --jsonl -` labels its lines, keeping their fields."""
+    rows = [
+        {"canary": "c", "target": "t", "text": "I'm sorry, but I can't help with that.", "refusal": "none"},
+        {"canary": "c", "target": "t", "text": "Paris is the capital of France.", "started_at": "2026-01-01T00:00:00Z"},
+        {"completion": "Paris.", "text": "I'm sorry, but I can't help with that."},
+    ]
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    out = io.StringIO()
+    assert annotate_jsonl(src, out) == 3
+    got = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [g["refusal"] for g in got] == ["full", "none", "none"]  # `completion` wins when both are there
+    assert {k: got[1][k] for k in rows[1]} == rows[1] and 0.0 <= got[1]["refusal_score"] <= 1.0
+
+
 def test_standard_input_is_named_as_such() -> None:
     import subprocess
 
@@ -63,4 +80,4 @@ def test_standard_input_is_named_as_such() -> None:
 
     bad = subprocess.run([*EXE, "refusal", "--jsonl", "-"], input='{"completion": "Fine."}\n{"prompt": "x"}\n',
                          capture_output=True, text=True, timeout=60)
-    assert bad.returncode == 2 and "<stdin>:2: field 'completion' missing" in bad.stderr
+    assert bad.returncode == 2 and "<stdin>:2: field 'completion' missing (nor 'text')" in bad.stderr

@@ -18,7 +18,7 @@ def test_a_slack_url_given_where_its_variable_name_belongs_is_refused_without_ec
                        extra=f"alerts:\n  sinks:\n    - {{name: s, type: slack, url_env: '{SLACK}'}}\n")
     run = cli("check-config", "-c", str(cfg))
     assert run.returncode == 2
-    assert "alerts.sinks[0].slack.url_env: must be the NAME of an environment variable" in run.stderr
+    assert "alerts.sinks[0].url_env: must be the NAME of an environment variable" in run.stderr
     assert "(value: '<redacted>')" in run.stderr
     assert "XyZsecret" not in run.stderr + run.stdout
 

@@ -82,13 +82,14 @@ def alerts_test(config: Any, sink_name: str, *, environ: Mapping[str, str] | Non
     return EXIT_FAIL
 
 
-def _record(n: Notification) -> dict[str, Any]:
+def _record(n: Notification, behind: str | None = None) -> dict[str, Any]:
     def iso(ts: datetime | None) -> str | None:
         return ts.isoformat() if ts else None
 
     return {"message_id": n.message_id, "sink": n.sink, "kind": n.kind, "group": n.group_key, "signal": n.signal,
             "status": n.status, "attempts": n.attempts, "next_attempt_at": iso(n.next_attempt_at),
-            "created_at": iso(n.created_at), "delivered_at": iso(n.delivered_at), "last_error": n.last_error}
+            "created_at": iso(n.created_at), "delivered_at": iso(n.delivered_at), "last_error": n.last_error,
+            "waits_behind": behind}
 
 
 def alerts_pending(config: Any, *, limit: int = 100, every: bool = False, as_json: bool = False,
@@ -104,6 +105,7 @@ def alerts_pending(config: Any, *, limit: int = 100, every: bool = False, as_jso
         st.migrate(create=False)  # listing never starts a store (a mistyped path is an error, not a new file)
         outbox = Outbox(st.engine)
         rows = outbox.query(statuses=None if every else (*WAITING, HELD), limit=limit)
+        behind = outbox.waits_behind(rows)
         counts = outbox.counts()
     except MonitorError as e:
         err_console.print(f"[bold red]error:[/] {escape(str(e))}")
@@ -114,7 +116,7 @@ def alerts_pending(config: Any, *, limit: int = 100, every: bool = False, as_jso
     if as_json:
         write = (stdout or sys.stdout).write
         for n in rows:
-            write(json.dumps(_record(n), ensure_ascii=False) + "\n")
+            write(json.dumps(_record(n, behind.get(n.id)), ensure_ascii=False) + "\n")
         return EXIT_OK
     waiting = sum(counts.get(s, 0) for s in WAITING)
     total = sum(counts.values()) if every else waiting + counts.get(HELD, 0)
@@ -132,4 +134,12 @@ def alerts_pending(config: Any, *, limit: int = 100, every: bool = False, as_jso
                       *((n.delivered_at.isoformat(timespec="seconds") if n.delivered_at else "",) if every else ()),
                       (n.last_error or "")[:120])
     out.print(table)
+    held_back: dict[str, list[str]] = {}  # below the table: a column of ids folded the others' ids and times
+    for n in rows:
+        if n.id in behind:
+            held_back.setdefault(behind[n.id], []).append(n.message_id)
+    for first, later in held_back.items():
+        out.print(f"{', '.join(later)} {'waits' if len(later) == 1 else 'wait'} behind {first} (an alert's messages, "
+                  "per sink, group and signal, go out in order: sent, however due, once that one is delivered or "
+                  "given up on)", soft_wrap=True)
     return EXIT_OK

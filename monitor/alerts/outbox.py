@@ -306,6 +306,20 @@ class Outbox(Upkeep, Resending):
             q = q.order_by(col(NotificationRow.next_attempt_at), col(NotificationRow.created_at)).limit(limit)
             return [_from_row(r) for r in s.exec(q).all()]
 
+    def waits_behind(self, rows: Iterable[Notification]) -> dict[str, str]:
+        """For each waiting row of `rows` that is not its sink x group x signal's oldest waiting row, the message id
+        of that oldest one: `claim` hands out only the oldest, so the row waits for it however due it is."""
+        waiting = [n for n in rows if n.status in WAITING]
+        keys = list({alert_key(n) for n in waiting})
+        if not keys:
+            return {}
+        key = tuple_(col(NotificationRow.sink), col(NotificationRow.group_key), col(NotificationRow.signal))
+        with Session(self.engine) as s:
+            oldest = {alert_key(r): r for r in s.exec(select(NotificationRow).where(
+                _waiting(NotificationRow), key.in_(keys), self._oldest_waiting(NotificationRow))).all()}
+        return {n.id: oldest[alert_key(n)].message_id for n in waiting
+                if alert_key(n) in oldest and oldest[alert_key(n)].id != n.id}
+
     def _latest_states(self, sink: str | None = None) -> list[NotificationRow]:
         """Return the latest live (not dead) firing or resolving row per sink x group x signal, in the order of each
         one's oldest live such row; read per alert, not over the outbox's history."""

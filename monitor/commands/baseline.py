@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from datetime import UTC, datetime
 from typing import Any
 
@@ -53,8 +55,24 @@ def _since(row: dict[str, Any], firsts: dict[str, datetime]) -> str:
     return f"{row['source']} range {utc_time(first) or '(pruned)'} .. {utc_time(row['data'].get('last_obs_at'))}"
 
 
+def as_json(row: dict[str, Any], firsts: dict[str, datetime]) -> dict[str, Any]:
+    """One stored baseline as `baseline show --json` writes it: `/api/baselines`' fields and the table's columns
+    (`since`: when it was made, or a pinned or accepted one's first answer, null once pruned; `until`: that one's
+    last answer), times ISO 8601 as stored."""
+    d = row["data"]
+    chosen = row["source"] in OPERATOR_CHOSEN
+    first = firsts.get(d.get("first_obs_id") or "") if chosen else row["created_at"]
+    out = d.get("outages") or {}
+    return {"id": row["id"], "canary": row["canary"], "target": row["target"],
+            "created_at": row["created_at"].isoformat(), "source": row["source"], "note": row["note"],
+            "active": row["active"], "since": first.isoformat() if first else None,
+            "until": d.get("last_obs_at") if chosen else None, "ready": d.get("ready"), "built_from": d.get("count"),
+            "reference": reference_n(d), "outages_left_out": int(out.get("left_out") or 0),
+            "outage_runs": int(out.get("outages") or 0), "identity": d.get("identity") or {}}
+
+
 def baseline(config_path: str, action: str, canary: str | None, target: str | None, note: str,
-             since: str | None = None, until: str | None = None) -> int:
+             since: str | None = None, until: str | None = None, json_out: bool = False) -> int:
     from monitor import operator_baselines as operator
     from monitor.operator_baselines import MIN_BASELINE_OBSERVATIONS
 
@@ -65,6 +83,9 @@ def baseline(config_path: str, action: str, canary: str | None, target: str | No
     if action != "pin" and (since is not None or until is not None):
         err_console.print(f"[red]error:[/] --since and --until choose the observations of `baseline pin`; `baseline "
                           f"{action}` takes none (accept: current behaviour, from the open events' change on)")
+        return EXIT_CONFIG
+    if json_out and action != "show":
+        err_console.print(f"[red]error:[/] --json is for `baseline show`; `baseline {action}` prints what it did")
         return EXIT_CONFIG
     config, store = open_stored(config_path)
     try:
@@ -94,14 +115,18 @@ def baseline(config_path: str, action: str, canary: str | None, target: str | No
             if not rows:
                 forming.append((cid, tid))
             for row in rows:
+                if json_out:
+                    sys.stdout.write(json.dumps(as_json(row, firsts), ensure_ascii=False) + "\n")
+                    continue
                 d = row["data"]
                 ident = ", ".join(v for vals in (d.get("identity") or {}).values() for v in vals)
                 table.add_row(cid, tid, _since(row, firsts), row["source"], row["note"],
                               str(d.get("ready")), str(d.get("count")), str(reference_n(d)), left_out(d), ident,
                               "yes" if row["active"] else "")
-        console.print(table)
+        if not json_out:
+            console.print(table)
         for cid, tid in forming:  # an empty table alone does not say why
-            console.print(f"[yellow]{cid} @ {tid}: no baseline yet[/] (it forms from the first "
+            (err_console if json_out else console).print(f"[yellow]{cid} @ {tid}: no baseline yet[/] (it forms from the first "
                           f"{config.drift.baseline_size} successful observations)")
         return EXIT_OK
     assert canary is not None

@@ -22,6 +22,7 @@ from monitor.commands.common import (
 from monitor.config.loader import Config
 from monitor.config.secrets import resolve_api_key
 from monitor.config.validate import redact_url
+from monitor.counted import counted
 from monitor.domain import EMBEDDINGS_CANARY, JUDGE_CANARY, utcnow
 from monitor.errors import SecretError, SecretMissing
 from monitor.pricing import uncounted_caps
@@ -50,7 +51,8 @@ def main(config_path: str, web_config_file: str | None = None) -> int:
         files.add_row(escape(f), str(per_file.get(f, 0)))
     out.print(files)
     n_checks = sum(len(c.checks) for c in config.canaries)
-    out.print(f"{len(config.canaries)} canaries, {n_checks} checks, {len(config.pairs())} canary x target pairs, "
+    out.print(f"{counted(len(config.canaries), 'canary')}, {counted(n_checks, 'check')}, "
+              f"{counted(len(config.pairs()), 'canary x target pair')}, "
               f"store {redact_url(config.storage.url)}, listen {config.http.listen}", markup=False)
     if config.web_file is not None:
         out.print(f"web config {config.web_file}: {_web_summary(config)}", highlight=False, soft_wrap=True,
@@ -60,8 +62,9 @@ def main(config_path: str, web_config_file: str | None = None) -> int:
         scope = ("capped by drift.false_alarms_per_day" if cap is not None and per_stream < config.drift.false_alarms_per_10k
                  else "drift.false_alarms_per_10k" + ("" if cap is not None else
                                                       "; no fleet cap: more canaries, more false alarms"))
-        out.print(f"drift false-alarm budget: {config.false_alarms_per_day():.2g} events/day over "
-                  f"{config.observations_per_day():,.0f} observations/day ({per_stream:.2g} per 10,000 per stream, "
+        out.print(f"drift false-alarm budget: {counted(config.false_alarms_per_day(), 'event', '.2g', '/day')} over "
+                  f"{counted(config.observations_per_day(), 'observation', ',.0f', '/day')} ({per_stream:.2g} per "
+                  "10,000 per stream, "
                   f"{scope})", soft_wrap=True)
     # what `run` refuses to start with, checked the same way; an unset secret is a warning, as a target's key is
     problems = sink_problems(config.alerts)

@@ -19,9 +19,11 @@ from rich.console import Console
 
 from monitor.app import App
 from monitor.commands.common import EXIT_CONFIG, err_console, table_console
+from monitor.commands.probe import checks_failed, mark
 from monitor.commands.run import serve
 from monitor.config.loader import Config, load_config
 from monitor.config.models import Schedule
+from monitor.counted import counted
 from monitor.domain import Observation
 from monitor.durations import parse_duration
 
@@ -105,14 +107,14 @@ def printer(console: Console, clock: Callable[[], datetime] = lambda: datetime.n
         c = obs.call
         when = clock().strftime("%H:%M:%S")
         if c.error_type:
-            console.print(f"{when} [red]✗[/] {obs.canary} @ {obs.target}: {c.error_type.value} {c.error_message or ''}")
+            console.print(f"{when} {mark(obs)} {obs.canary} @ {obs.target}: {c.error_type.value} {c.error_message or ''}")
             return
         ttft = f" ttft {c.ttft_s * 1000:.0f}ms" if c.ttft_s is not None else ""
         refusal = f" [yellow]refusal={obs.refusal}[/]" if obs.refusal in ("partial", "full") else ""
-        failed = [r.name for r in obs.checks if r.passed is False]
-        checks = f" [red]failed: {', '.join(failed)}[/]" if failed else ""
+        failed = checks_failed(obs)
+        checks = f" [red]{failed}[/]" if failed else ""
         text = " ".join(c.text.split())[:60]
-        console.print(f"{when} [green]✓[/] {obs.canary} @ {obs.target} [dim]{c.response_model} "
+        console.print(f"{when} {mark(obs)} {obs.canary} @ {obs.target} [dim]{c.response_model} "
                       f"{c.system_fingerprint or ''}[/] {c.latency_s or 0:.2f}s{ttft} "
                       f"{c.usage.output_tokens or '?'} tok{refusal}{checks} [dim]{text!r}[/]", markup=True,
                       highlight=False)
@@ -219,7 +221,8 @@ def _demo(console: Console, folder: Path, http_port: int, interval: str, duratio
         console.print(f"[bold]llm-monitor demo[/]: simulated upstream at {sim.url}, store {folder}/demo.db")
         console.print(f"  metrics:      http://127.0.0.1:{http_port}/metrics")
         console.print(f"  observations: http://127.0.0.1:{http_port}/api/observations")
-        console.print(f"  {len(config.canaries)} canaries x {len(config.targets)} targets every {interval}; "
+        console.print(f"  {counted(len(config.canaries), 'canary')} x {counted(len(config.targets), 'target')} "
+                      f"every {interval}; "
                       "the scenario changes behaviour after about 45 seconds. Ctrl-C to stop.")
         events: dict[str, Any] = {}
 

@@ -21,6 +21,19 @@ from monitor.errors import MonitorError
 MESSAGE_SHOWN = 100  # characters of a failed call's message the table shows (--json has it whole, up to 300)
 
 
+def mark(o: Observation) -> str:
+    """The mark of an observation: ✓ answered and no check failed, ! answered but a check failed, ✗ the call failed."""
+    if not o.ok:
+        return "[red]✗[/]"
+    return "[yellow]![/]" if any(r.passed is False for r in o.checks) else "[green]✓[/]"
+
+
+def checks_failed(o: Observation) -> str:
+    """`failed 1/3 checks: kw` for an observation whose checks failed, else ''."""
+    failed = [r.name for r in o.checks if r.passed is False]
+    return f"failed {len(failed)}/{len(o.checks)} checks: {', '.join(failed)}" if failed else ""
+
+
 def observation_table(observations: list[Observation]) -> Table:
     table = Table(show_lines=False, header_style="bold")
     failed = any(o.call.error_type for o in observations)
@@ -29,7 +42,8 @@ def observation_table(observations: list[Observation]) -> Table:
         table.add_column(col, no_wrap=col in {"canary", "target", "result", "model"})
     for o in observations:
         c = o.call
-        result = f"[red]{c.error_type.value}[/]" if c.error_type else (c.finish_reason.value if c.finish_reason else "?")
+        result = f"{mark(o)} " + (f"[red]{c.error_type.value}[/]" if c.error_type else
+                                   (c.finish_reason.value if c.finish_reason else "?"))
         checks = ", ".join(f"{r.name}:{'✓' if r.passed else ('✗' if r.passed is False else '?')}" for r in o.checks)
         table.add_row(
             o.canary, o.target, str(o.sample_index), result, escape(c.response_model or ""),

@@ -34,7 +34,7 @@ def validate(model: type[M], src: Located, issues: list[ConfigIssue],
                 loc += (err.get("ctx", {}).get("key", ""),)
             elif err["type"] == KEYED:  # a cross-field check's error about one key: name it, with its value
                 loc += tuple(str(err.get("ctx", {}).get("key", "")).split("."))
-            where = _in_document(src.data, loc)
+            where = loc = _in_document(src.data, loc)  # shown as the YAML's own path, not pydantic's
             if src.follows_from_problems(where, err["type"]):
                 continue  # e.g. "" given for an unset ${VAR}: the variable is the problem, already reported
             reason = err["msg"].removeprefix("Value error, ")
@@ -111,6 +111,7 @@ def redact_url(text: str) -> str:
 
 
 def _strip_union_tags(loc: tuple[Any, ...]) -> tuple[Any, ...]:
-    """Drop pydantic's discriminator/union tags (e.g. 'contains', 'function-after[...]') from an error path."""
+    """Drop pydantic's validator tags ('function-after[...]') from an error path; `_in_document` drops the union
+    tags ('contains'), which only the document tells from keys."""
     known = {"function-after", "function-before", "function-wrap"}
     return tuple(p for p in loc if not (isinstance(p, str) and any(p.startswith(k) for k in known)))

@@ -21,7 +21,8 @@ def annotate_jsonl(in_path: str | Path, out_stream: TextIO, detector: RefusalDet
                    name: str | None = None) -> int:
     """Copy each JSON line of ``in_path`` to ``out_stream`` with ``refusal`` and ``refusal_score``; return the count.
 
-    Lines need a string ``completion``; ``prompt`` (string or null) is optional but sharpens the verdict.
+    Lines need a string ``completion``, or ``text`` when ``completion`` is absent (the field `export` writes, so
+    `export | refusal --jsonl -` composes); ``prompt`` (string or null) is optional but sharpens the verdict.
     Blank lines are skipped; other fields are copied as they are (a line with NaN or Infinity, which is not JSON,
     is refused: `jsonl.objects`). The first bad line raises ``AnnotateError`` naming file (``name`` if given, e.g.
     ``<stdin>``), line and field.
@@ -30,10 +31,11 @@ def annotate_jsonl(in_path: str | Path, out_stream: TextIO, detector: RefusalDet
     n = 0
     for lineno, row in objects(in_path, AnnotateError, name):
         where = f"{name or in_path}:{lineno}"
-        completion = row.get("completion")
+        field = "text" if "completion" not in row and "text" in row else "completion"
+        completion = row.get(field)
         if not isinstance(completion, str):
-            what = "missing" if "completion" not in row else f"not a string ({type(completion).__name__})"
-            raise AnnotateError(f"{where}: field 'completion' {what}")
+            what = "missing (nor 'text')" if field not in row else f"not a string ({type(completion).__name__})"
+            raise AnnotateError(f"{where}: field '{field}' {what}")
         prompt = row.get("prompt")
         if prompt is not None and not isinstance(prompt, str):
             raise AnnotateError(f"{where}: field 'prompt' not a string ({type(prompt).__name__})")
