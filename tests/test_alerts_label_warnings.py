@@ -100,3 +100,14 @@ def test_a_label_refused_whose_name_looks_like_a_secret_is_not_shown(tmp_path: P
     [issue] = e.value.issues
     assert NAME not in str(e.value) and issue.line == 9, e.value
     assert issue.field.startswith("alerts.external_labels.<a name that looks like a secret, not shown>"), issue
+
+
+def test_a_label_name_that_looks_like_a_secret_written_twice_is_not_shown(tmp_path: Path) -> None:
+    """Found in review: the YAML reader's duplicate-key error named it."""
+    cfg = write_config(tmp_path, "  - {id: t, provider: openai, base_url: 'http://127.0.0.1:9/v1', model: m}",
+                       "canaries: []\n", extra=f"alerts:\n  external_labels:\n    {NAME}: a\n    {NAME}: b\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(cfg, environ={})
+    [issue] = e.value.issues
+    assert NAME not in str(e.value) and issue.line == 9, e.value
+    assert issue.field == "alerts.external_labels.<a name that looks like a secret, not shown>", issue

@@ -352,3 +352,25 @@ async def test_a_stale_page_whose_pair_recovered_without_its_end_stops_the_sink_
         assert kinds(rx) == ["canary.down:c2", "canary.down:c3", "canary.down:c4"]
         assert len(looks) == 1  # the start's, not one at each delivery
         await al.stop()
+
+
+async def test_a_restart_while_the_receiver_is_still_down_re_sends_it_once_it_is_back(store: Store) -> None:
+    """The daemon restarts while the receiver is still down: its first look's re-send fails as the receiver takes
+    nothing (not a refusal of that one message), so the page is sent once the receiver is back."""
+    now = [T0]
+    with Receiver() as rx:
+        al = alerting(store, rx, "webhook", now)
+        await al.publish([health("canary.down")])
+        await give_up(al, rx, now)
+        await al.stop()
+        rx.fail(503)  # still down at the restart
+        again = alerting(store, rx, "webhook", now)  # the restart (its loops not started: flushed here)
+        await again.sender.refresh()
+        await again.sender.flush()
+        assert rx.delivered == []
+        rx.heal()
+        now[0] += timedelta(seconds=again.cfg.resend_interval)
+        await again.sender.refresh()
+        await again.sender.flush()
+        assert kinds(rx) == ["canary.down:c1"] and rx.delivered[0].json["data"]["resent"] is True
+        await again.stop()

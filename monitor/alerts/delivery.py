@@ -84,6 +84,9 @@ class Delivering:
     # sink once a firing message is given up on there (or its re-send fails while it is down). Its next delivery or
     # periodic look looks.
     _firing_given_up: set[str]
+    # Sinks that delivered a message since this start: a re-send failing at one not in `_sink_failing` was refused
+    # while the receiver took other messages; at one that delivered nothing yet, the receiver may be down.
+    _sink_took: set[str]
 
     if TYPE_CHECKING:  # Sender's own, named here for the type checker
         def wake(self) -> None: ...
@@ -201,6 +204,7 @@ class Delivering:
             for m in (n, *merged):
                 await asyncio.to_thread(self.outbox.mark_delivered, m.id, self.now())
             res.delivered += 1
+            self._sink_took.add(n.sink)
             if n.sink in self._ends_given_up and not refreshes(sink):
                 await self._retry_ends(n.sink)
             if n.sink in self._firing_given_up and not refreshes(sink):
@@ -225,12 +229,15 @@ class Delivering:
             # delivers nothing since it failed (the receiver down), it is sent again at the next look, one attempt a
             # `resend_interval`; if the sink took other messages since (it refuses this one, a 503 or 429 to it
             # alone), not again: such a message was re-sent at each later delivery and look while its alert fired.
-            down = n.sink in self._sink_failing
-            if down:
+            # (a sink that delivered nothing since this start, the receiver down at a restart, is down too)
+            down = n.sink in self._sink_failing or n.sink not in self._sink_took
+            if n.sink in self._sink_failing:
                 log.debug("re-sending a firing message given up on failed", extra=extra)
             else:  # once per outage, as a retry's failure
                 self._sink_failing.add(n.sink)
-                log.warning("re-sending a firing message given up on failed while the receiver takes other messages; "
+                log.warning("re-sending a firing message given up on failed; sent again at the sink's next look "
+                            "(logged once until the sink delivers again)" if down else
+                            "re-sending a firing message given up on failed while the receiver takes other messages; "
                             "not sent again (failing deliveries logged once until the sink delivers again)",
                             extra=extra)
             why = "(re-sent once the receiver takes messages again)" if down else RESENT_REFUSED

@@ -78,6 +78,7 @@ class Sender(Delivering):
         self._sink_failing: set[str] = set()  # sinks whose failing deliveries were logged (once per outage)
         self._ends_given_up: set[str] = set()  # see Delivering
         self._firing_given_up: set[str] = set()  # see Delivering
+        self._sink_took: set[str] = set()  # see Delivering
         self._task: asyncio.Task[None] | None = None  # the supervisor
         self._loops: dict[str, asyncio.Task[None]] = {}  # one per sink
         self._stopping = False

@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from monitor.errors import ConfigError, ConfigIssue
+from monitor.keylike import shown_name
 from monitor.written_int import WrittenInt
 
 # libyaml's composer when PyYAML was built with it: the pure-Python reader allocates an object per character,
@@ -225,7 +226,8 @@ class _Builder:
             if key is _BAD_KEY:
                 continue
             if key in written:
-                self.issues.append(ConfigIssue(self.out.path, _dotted(loc + (key,)), "duplicate key",
+                shown = shown_name(key) if isinstance(key, str) else key  # a label name may be a token pasted
+                self.issues.append(ConfigIssue(self.out.path, _dotted(loc + (shown,)), "duplicate key",
                                                key_node.start_mark.line + 1))
             written.add(key)
             result[key] = (key_node, value_node)
