@@ -86,10 +86,8 @@ class Unsaved:
 
     async def put(self, item: Item) -> bool:
         """Store `item` now if nothing waits and the store takes it (True); else queue it, or give it up if the
-        store refuses its data (False)."""
-        if self.closed:
-            self._too_late(item)
-            return False
+        store refuses its data (False). After the final close, stored only if nothing waits and the store takes it at
+        once: there is no retry left to hand it to (`hold` gives it up)."""
         if not self._queue:
             try:
                 return await asyncio.to_thread(self._save, item)
