@@ -12,6 +12,7 @@ import pytest
 from sqlmodel import Session
 
 from monitor.alerts import AlertEvent, AlertsConfig, build_alerting, outbox_resend
+from monitor.alerts.events import RESENT_REFUSED
 from monitor.alerts.outbox import Outbox
 from monitor.alerts.service import Alerting
 from monitor.store import Store
@@ -285,38 +286,66 @@ def test_a_drift_and_a_page_given_up_on_written_at_once_are_not_both_kept_back(s
     assert len(ids) == 1
 
 
-async def test_a_page_the_receiver_refuses_for_good_is_re_sent_once_not_at_every_look(
+def refusing(rx: Receiver, monkeypatch: pytest.MonkeyPatch, times: int | None = None) -> None:
+    """The receiver answers 503 to c1's messages alone (`times` of them, or for good) and takes every other one."""
+    answer, refused = rx._answer, [0]
+
+    def refuse_c1(method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str]]:
+        status, extra = answer(method, path, headers, body)
+        if b'"canary":"c1"' in body.replace(b" ", b"") and (times is None or refused[0] < times):
+            refused[0] += 1
+            rx.requests[-1].status = 503
+            return 503, {}
+        return status, extra
+
+    monkeypatch.setattr(rx, "_answer", refuse_c1)
+
+
+async def rounds(al: Alerting, now: list[datetime], n: int) -> None:
+    """Another pair's page taken at each round, then the sink's periodic look a `resend_interval` later."""
+    for i in range(2, 2 + n):
+        await al.publish([health("canary.down", canary=f"c{i}", at=now[0])])
+        await al.sender.flush()
+        now[0] += timedelta(seconds=al.cfg.resend_interval)
+        await al.sender.refresh()
+        await al.sender.flush()
+
+
+async def test_a_page_the_receiver_refuses_for_good_is_re_sent_three_times_not_at_every_look(
         store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     """The receiver answers 503 to c1's page alone, for good, and takes every other message: given up on, the page
-    is sent once more (marked resent), and that re-send given up on too stays so: not at each later delivery or look
-    while the alert fires."""
+    is sent again (marked resent) at most 3 times, a resend_interval apart, then not again: not at each later
+    delivery or look while the alert fires (it was, for good)."""
     now = [T0]
     with Receiver() as rx:
-        answer = rx._answer
-
-        def refuse_c1(method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str]]:
-            status, extra = answer(method, path, headers, body)
-            if b'"canary":"c1"' in body.replace(b" ", b""):
-                rx.requests[-1].status = 503
-                return 503, {}
-            return status, extra
-
-        monkeypatch.setattr(rx, "_answer", refuse_c1)
+        refusing(rx, monkeypatch)
         al = alerting(store, rx, "webhook", now)
         await al.publish([health("canary.down")])
         await give_up(al, rx, now)
         tried = len(rx.requests)
-        for i in range(2, 6):  # other messages taken, and the sink's periodic looks
-            await al.publish([health("canary.down", canary=f"c{i}", at=now[0])])
-            await al.sender.flush()
-            now[0] += timedelta(seconds=al.cfg.resend_interval)
-            await al.sender.refresh()
-            await al.sender.flush()
+        await rounds(al, now, 6)
         again = [r for r in rx.requests[tried:] if r.status == 503]
-        assert len(again) == 1 and again[0].json["data"]["resent"] is True
-        assert kinds(rx) == [f"canary.down:c{i}" for i in range(2, 6)]
+        assert len(again) == 3 and all(r.json["data"]["resent"] is True for r in again)
+        assert kinds(rx) == [f"canary.down:c{i}" for i in range(2, 8)]
         [row] = [n for n in al.outbox.query(limit=10) if n.group_key == "c1/t"]
-        assert row.status == "dead"
+        assert row.status == "dead" and RESENT_REFUSED in (row.last_error or ""), row.last_error
+        await al.stop()
+
+
+async def test_a_re_send_refused_once_in_a_burst_is_delivered_a_look_later(store: Store,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by review: a re-send refused once (a 429 in the burst after an outage) while the receiver took the
+    other messages was never sent again. It is sent at a later look, a resend_interval on."""
+    now = [T0]
+    with Receiver() as rx:
+        al = alerting(store, rx, "webhook", now)
+        await al.publish([health("canary.down")])
+        await give_up(al, rx, now)
+        refusing(rx, monkeypatch, times=1)
+        await rounds(al, now, 3)
+        assert kinds(rx)[0] == "canary.down:c2" and "canary.down:c1" in kinds(rx), kinds(rx)
+        [page] = [r for r in rx.requests if r.status == 200 and r.json["data"].get("canary") == "c1"]
+        assert page.json["data"]["resent"] is True
         await al.stop()
 
 

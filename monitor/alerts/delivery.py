@@ -23,13 +23,15 @@ from monitor.alerts.config import AlertsConfig
 from monitor.alerts.events import (
     FIRING,
     GAVE_UP_NOTE,
+    RESEND_REFUSALS,
+    RESEND_REFUSED_NOTE,
     RESENT_REFUSED,
     RESOLVING,
     RETRIED_END_NOTE,
     Notification,
 )
 from monitor.alerts.outbox import Outbox
-from monitor.alerts.outbox_resend import resending
+from monitor.alerts.outbox_resend import refusals, resending
 from monitor.alerts.policy import DRIFT_GROUPED, MODEL_GROUP, STATEFUL_SINKS, merge_drift, merge_model_changes
 from monitor.alerts.sinks import Sink
 from monitor.store.repository import driver_message
@@ -228,9 +230,11 @@ class Delivering:
             # Its re-send failed: given up on again (counted as dropped once, when first given up on). While the sink
             # delivers nothing since it failed (the receiver down), it is sent again at the next look, one attempt a
             # `resend_interval`; if the sink took other messages since (it refuses this one, a 503 or 429 to it
-            # alone), not again: such a message was re-sent at each later delivery and look while its alert fired.
-            # (a sink that delivered nothing since this start, the receiver down at a restart, is down too)
-            down = n.sink in self._sink_failing or n.sink not in self._sink_took
+            # alone: a rate limit, or for good), again a `resend_interval` later, RESEND_REFUSALS times at most:
+            # such a message was re-sent at each later delivery and look while its alert fired.
+            # (down: a sink whose last message other than a re-send failed, or that delivered nothing since this start,
+            # the receiver down at a restart)
+            down = n.sink not in self._sink_took
             if n.sink in self._sink_failing:
                 log.debug("re-sending a firing message given up on failed", extra=extra)
             else:  # once per outage, as a retry's failure
@@ -238,15 +242,21 @@ class Delivering:
                 log.warning("re-sending a firing message given up on failed; sent again at the sink's next look "
                             "(logged once until the sink delivers again)" if down else
                             "re-sending a firing message given up on failed while the receiver takes other messages; "
-                            "not sent again (failing deliveries logged once until the sink delivers again)",
+                            f"tried again a resend_interval later, {RESEND_REFUSALS} times at most (failing deliveries "
+                            "logged once until the sink delivers again)",
                             extra=extra)
-            why = "(re-sent once the receiver takes messages again)" if down else RESENT_REFUSED
+            refused = 0 if down else refusals(n) + 1
+            again = down or refused < RESEND_REFUSALS
+            why = "(re-sent once the receiver takes messages again)" if down else \
+                RESEND_REFUSED_NOTE.format(refused, RESEND_REFUSALS) if again else RESENT_REFUSED
+            not_before = None if down else now + timedelta(seconds=self.cfg.resend_interval)
             await asyncio.to_thread(self.outbox.mark_dead, n.id, f"{GAVE_UP_NOTE} {n.attempts + 1} attempts {why}: "
-                                    f"{a.error}")
-            if down:
+                                    f"{a.error}", not_before=not_before)
+            if again:
                 self._firing_given_up.add(n.sink)
             res.retried += 1
             return merged_ids
+        self._sink_took.discard(n.sink)  # another message failed there since it last took one: the receiver is down
         delay = self._delay(n, a)
         next_at = now + timedelta(seconds=delay)
         if next_at > n.created_at + timedelta(seconds=self.cfg.retry.give_up_after):

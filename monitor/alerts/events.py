@@ -30,8 +30,12 @@ RETRIED_END_NOTE = "tried once more:"
 # how the last_error of a firing message given up on at a push receiver, and sent again while its alert still fires
 # (the receiver takes messages again, or the sink's periodic look), begins (monitor.alerts.outbox_resend)
 RESENT_NOTE = "re-sent:"
-# in the last_error of a firing message whose re-send the receiver refused while it took other messages: not re-sent
-# again (a receiver refusing that one message for good, a 503 or 429 to it alone)
+# A firing message whose re-send the receiver refused while it took other messages (a 503 or 429 to it alone: a rate
+# limit in the burst after an outage, or a refusal for good) is re-sent at most RESEND_REFUSALS times, a
+# `resend_interval` apart (each refusal noted in its last_error as RESEND_REFUSED_NOTE), then RESENT_REFUSED: not again.
+RESEND_REFUSALS = 3
+RESEND_REFUSED_NOTE = "(its re-send refused while the receiver took other messages, {} of {}: tried again a " \
+                      "resend_interval later)"
 RESENT_REFUSED = "(its re-send refused while the receiver took other messages: not sent again)"
 
 

@@ -243,9 +243,11 @@ class Outbox(Upkeep, Resending):
         self._set(nid, status=case((held, HELD), else_=FAILED), next_attempt_at=next_at,
                   last_error=case((held, col(NotificationRow.last_error)), else_=error[:2000]))
 
-    def mark_dead(self, nid: str, error: str, *, attempted: bool = True) -> None:
-        """Give up on a notification (endpoint gone, too old, sink no longer configured)."""
-        self._set(nid, attempted=attempted, status=DEAD, last_error=error[:2000])
+    def mark_dead(self, nid: str, error: str, *, attempted: bool = True, not_before: datetime | None = None) -> None:
+        """Give up on a notification (endpoint gone, too old, sink no longer configured); `not_before`: a firing
+        message given up on is not re-sent before then."""
+        values = {} if not_before is None else {"next_attempt_at": not_before}
+        self._set(nid, attempted=attempted, status=DEAD, last_error=error[:2000], **values)
 
     def drop_unconfigured(self, configured: Iterable[str], error: str, created_before: datetime) -> dict[str, int]:
         """Mark waiting rows of sinks not in `configured` made before `created_before` dead; return how many per

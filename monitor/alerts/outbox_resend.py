@@ -7,14 +7,16 @@ takes a message again or at the sink's periodic look, marked as a re-send (``res
 message id: a receiver that had it after all drops it). The store decides, so a restart or another replica sends it
 once: the row goes from dead to pending in one compare-and-set. A re-send that fails goes back to given up on (it was
 counted as dropped once): while the receiver takes nothing (down), to be sent at the next look, one attempt a
-`resend_interval`; once it took other messages since it failed (it refuses this one, a 503 or 429 to it alone), for
-good (`RESENT_REFUSED`): such a message was re-sent at each delivery and look while its alert fired.
+`resend_interval`; while it takes other messages (it refuses this one, a 503 or 429 to it alone: a rate limit, or for
+good), a `resend_interval` later, `RESEND_REFUSALS` times in all, then not again (`RESENT_REFUSED`): such a message
+was re-sent at each delivery and look while its alert fired.
 
 `Resending` is a part of monitor.alerts.outbox.Outbox.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
@@ -30,6 +32,7 @@ from monitor.alerts.events import (
     HELD,
     NOT_SENT,
     PENDING,
+    RESEND_REFUSED_NOTE,
     RESENT_NOTE,
     RESENT_REFUSED,
     RESOLVING,
@@ -37,7 +40,7 @@ from monitor.alerts.events import (
 )
 from monitor.alerts.held_rows import HELD_SIGNALS
 from monitor.health import UP_AFTER_RUNS
-from monitor.store.convert import storable
+from monitor.store.convert import aware, storable
 from monitor.store.engine import retry_disconnect
 from monitor.store.outbox_latest import latest_rows
 from monitor.store.outbox_table import NotificationRow
@@ -61,8 +64,19 @@ def given_up_firing(r: Any) -> bool:
 
 
 def resent_before(r: Any) -> bool:
-    """Whether a row's re-send was refused while its receiver took other messages: not re-sent again."""
+    """Whether a row's re-send was refused `RESEND_REFUSALS` times while its receiver took other messages: not re-sent
+    again."""
     return RESENT_REFUSED in (r.last_error or "")
+
+
+_REFUSED = re.compile(re.escape(RESEND_REFUSED_NOTE).replace(r"\{\}", r"(\d+)", 1).replace(r"\{\}", r"\d+"))
+
+
+def refusals(n: Any) -> int:
+    """How many times `n`'s re-sends were refused while its receiver took other messages (noted in its last_error,
+    which a re-send keeps inside its own)."""
+    m = _REFUSED.search(n.last_error or "")
+    return int(m.group(1)) if m else 0
 
 
 def resending(n: Notification) -> bool:
@@ -154,6 +168,9 @@ class Resending:
             rows, later = [], False
             for r in latest_rows(s, _STATE_KINDS, "", sink):
                 if not given_up_firing(r) or resent_before(r) or (r.kind == "canary.down" and _told_by_drift(s, r)):
+                    continue
+                if refusals(r) and r.next_attempt_at is not None and (aware(r.next_attempt_at) or now) > now:
+                    later = True  # refused a moment ago while the receiver took others (a rate limit): not yet
                     continue
                 if r.kind == "drift.opened" and r.signal in HELD_SIGNALS and _paged_down_since(s, r):
                     continue
