@@ -449,3 +449,11 @@ def test_an_issue_names_a_long_canary_id_cut_short(tmp_path: Path, canary_id: st
     unknown = [m for m in msgs if "unknown target" in m]
     assert unknown and all(len(m) < 700 for m in msgs), [m[:300] for m in msgs]
     assert "(5,000 characters)" in unknown[0], unknown[0][:400]
+
+
+def test_an_item_of_a_str_or_list_option_is_named_at_its_own_line_without_pydantics_union_tags(tmp_path: Path) -> None:
+    path = setup(tmp_path, probes=BASIC + "    checks:\n      - type: contains\n        value:\n          - a\n"
+                                          "          - 3\n")
+    probe = tmp_path / "probes" / "basic.yaml"
+    assert issues(path) == [f"{probe}:10: canaries[0].checks[0].value: Input should be a valid string",
+                            f"{probe}:11: canaries[0].checks[0].value[1]: Input should be a valid string (value: 3)"]

@@ -99,6 +99,8 @@ def _in_document(data: Any, loc: tuple[Any, ...]) -> tuple[Any, ...]:
     for part in loc:
         if isinstance(data, dict) and part not in data and data.get("type") == part:
             continue
+        if isinstance(part, str) and part != "[key]" and data is not None and not isinstance(data, dict):
+            continue  # a member's tag of a plain union (value: str | list[str] -> 'str', 'list[str]'): no key
         out.append(part)
         data = at(data, part)
     return tuple(out)
