@@ -179,3 +179,23 @@ def test_a_call_whose_checks_failed_is_not_marked_as_all_well() -> None:
     rows = {line.split("│")[1].strip(): line.split("│")[4].strip() for line in console.export_text().splitlines()
             if line.startswith("│")}
     assert rows == {"good": "✓ stop", "bad": "! stop"}, rows
+
+
+def test_a_check_named_like_markup_is_shown_as_written() -> None:
+    # A check may be named anything: `kw[/]` ended probe's table with a MarkupError, and the demo showed `[bold]x` as x
+    from datetime import UTC, datetime
+
+    from rich.console import Console
+
+    from monitor.commands.demo import printer
+    from monitor.commands.probe import observation_table
+    from monitor.domain import CallResult, CheckResult, FinishReason, Observation
+
+    at = datetime(2026, 11, 30, 10, 47, 9, tzinfo=UTC)
+    bad = Observation("bad", "t", "sim", "m", at, CallResult(text="ok", finish_reason=FinishReason.STOP),
+                      checks=[CheckResult("kw[/]", "contains", False), CheckResult("[bold]x", "contains", False)])
+    console = Console(record=True, width=300, color_system=None)
+    printer(console, clock=lambda: at)(bad)
+    console.print(observation_table([bad]))
+    out = console.export_text()
+    assert "failed 2/2 checks: kw[/], [bold]x" in out and "kw[/]:✗, [bold]x:✗" in out, out

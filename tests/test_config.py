@@ -449,3 +449,21 @@ def test_an_issue_names_a_long_canary_id_cut_short(tmp_path: Path, canary_id: st
     unknown = [m for m in msgs if "unknown target" in m]
     assert unknown and all(len(m) < 700 for m in msgs), [m[:300] for m in msgs]
     assert "(5,000 characters)" in unknown[0], unknown[0][:400]
+
+
+def test_an_item_of_a_str_or_list_option_is_named_at_its_own_line_without_pydantics_union_tags(tmp_path: Path) -> None:
+    path = setup(tmp_path, probes=BASIC + "    checks:\n      - type: contains\n        value:\n          - a\n"
+                                          "          - 3\n")
+    probe = tmp_path / "probes" / "basic.yaml"
+    assert issues(path) == [f"{probe}:10: canaries[0].checks[0].value: Input should be a valid string",
+                            f"{probe}:11: canaries[0].checks[0].value[1]: Input should be a valid string (value: 3)"]
+
+
+def test_a_key_named_as_its_check_type_is_not_doubled_in_the_path(tmp_path: Path) -> None:
+    # json_schema's schema may be written `json_schema:` (its field's name): pydantic's loc then holds the union tag
+    # and the key, both `json_schema`, and the tag was kept because the document has such a key
+    path = setup(tmp_path, probes=BASIC + "    checks:\n      - type: json_schema\n        json_schema:\n"
+                                          "          properties: 3\n")
+    [issue] = issues(path)
+    assert issue.startswith(f"{tmp_path / 'probes' / 'basic.yaml'}:10: canaries[0].checks[0].json_schema: invalid "
+                            "JSON Schema"), issue

@@ -276,3 +276,14 @@ def test_a_sqlite_without_update_returning_still_claims(sqlite_store: Store) -> 
     assert sorted(n.group_key for n in got) == ["c0/t", "c1/t", "c2/t"]
     assert {n.next_attempt_at for n in got} == {T0 + timedelta(hours=2, seconds=60)}
     assert ob.claim(T0 + timedelta(hours=2), 10, lease=60)[0] == []  # leased
+
+
+def test_waits_behind_answers_for_a_long_listing_on_postgresql(pg_store: Store) -> None:
+    """`alerts pending --limit 20000`: the alerts of the rows listed were one (sink, group, signal) IN list of 20,000
+    tuples, which PostgreSQL refused (stack depth limit exceeded) and planned in seconds at 5,000."""
+    ob = Outbox(pg_store.engine)
+    rows = waiting(20_000, 1, T0) + waiting(1, 2, T0 + timedelta(days=1))  # c0: an older row and two behind it
+    ob.add(rows)
+    listed = ob.query(statuses=WAITING, limit=len(rows))
+    oldest = rows[0].message_id
+    assert ob.waits_behind(listed) == {r.id: oldest for r in rows[20_000:]}

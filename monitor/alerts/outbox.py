@@ -43,6 +43,7 @@ Key = tuple[str, str, str]
 # Rows one release statement gives back on SQLite: two parameters each, under its 32,766 a statement (3.32 and
 # later); a claim hands out far fewer (the sender's batch).
 RELEASE_BATCH = 10_000
+WAITS_BEHIND_BATCH = 100  # alerts per statement of `waits_behind`
 _RELEASE_PG = text("UPDATE notifications AS n SET next_attempt_at = :now "
                    "FROM unnest(CAST(:ids AS text[]), CAST(:leases AS timestamptz[])) AS r(id, lease) "
                    f"WHERE n.id = r.id AND n.next_attempt_at = r.lease AND n.{WAITING_WHERE}")
@@ -316,9 +317,13 @@ class Outbox(Upkeep, Resending):
         if not keys:
             return {}
         key = tuple_(col(NotificationRow.sink), col(NotificationRow.group_key), col(NotificationRow.signal))
+        oldest: dict[Key, NotificationRow] = {}
         with Session(self.engine) as s:
-            oldest = {alert_key(r): r for r in s.exec(select(NotificationRow).where(
-                _waiting(NotificationRow), key.in_(keys), self._oldest_waiting(NotificationRow))).all()}
+            # PostgreSQL plans a row IN list as ORs: in seconds at 5,000 alerts, refused at 20,000 (`--limit`)
+            for i in range(0, len(keys), WAITS_BEHIND_BATCH):
+                oldest |= {alert_key(r): r for r in s.exec(select(NotificationRow).where(
+                    _waiting(NotificationRow), key.in_(keys[i:i + WAITS_BEHIND_BATCH]),
+                    self._oldest_waiting(NotificationRow))).all()}
         return {n.id: oldest[alert_key(n)].message_id for n in waiting
                 if alert_key(n) in oldest and oldest[alert_key(n)].id != n.id}
 

@@ -31,7 +31,7 @@ def mark(o: Observation) -> str:
 def checks_failed(o: Observation) -> str:
     """`failed 1/3 checks: kw` for an observation whose checks failed, else ''."""
     failed = [r.name for r in o.checks if r.passed is False]
-    return f"failed {len(failed)}/{len(o.checks)} checks: {', '.join(failed)}" if failed else ""
+    return f"failed {len(failed)}/{len(o.checks)} checks: {escape(', '.join(failed))}" if failed else ""
 
 
 def observation_table(observations: list[Observation]) -> Table:
@@ -44,7 +44,7 @@ def observation_table(observations: list[Observation]) -> Table:
         c = o.call
         result = f"{mark(o)} " + (f"[red]{c.error_type.value}[/]" if c.error_type else
                                    (c.finish_reason.value if c.finish_reason else "?"))
-        checks = ", ".join(f"{r.name}:{'✓' if r.passed else ('✗' if r.passed is False else '?')}" for r in o.checks)
+        checks = ", ".join(f"{escape(r.name)}:{'✓' if r.passed else ('✗' if r.passed is False else '?')}" for r in o.checks)
         table.add_row(
             o.canary, o.target, str(o.sample_index), result, escape(c.response_model or ""),
             f"{c.latency_s:.3f}s" if c.latency_s is not None else "",
