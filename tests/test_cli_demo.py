@@ -199,3 +199,26 @@ def test_a_check_named_like_markup_is_shown_as_written() -> None:
     console.print(observation_table([bad]))
     out = console.export_text()
     assert "failed 2/2 checks: kw[/], [bold]x" in out and "kw[/]:✗, [bold]x:✗" in out, out
+
+
+def test_an_answer_or_error_like_markup_is_shown_as_written() -> None:
+    # Found by reading: an answer holding `[/INST]` (a Llama template leaking, as servers do) ended the demo's
+    # printer with a MarkupError; so did a model name or an error message with a closing tag
+    from datetime import UTC, datetime
+
+    from rich.console import Console
+
+    from monitor.commands.demo import printer
+    from monitor.domain import CallResult, ErrorType, FinishReason, Observation
+
+    at = datetime(2026, 11, 30, 10, 47, 9, tzinfo=UTC)
+    answered = Observation("c", "t", "sim", "m", at, CallResult(text="sure [/INST] here", response_model="m[/]",
+                                                                finish_reason=FinishReason.STOP))
+    failed = Observation("c", "t", "sim", "m", at, CallResult(error_type=ErrorType.SERVER_ERROR,
+                                                              error_message="HTTP 500: [/b] broke"))
+    console = Console(record=True, width=300, color_system=None)
+    show = printer(console, clock=lambda: at)
+    show(answered)
+    show(failed)
+    out = console.export_text()
+    assert "'sure [/INST] here'" in out and "m[/]" in out and "HTTP 500: [/b] broke" in out, out

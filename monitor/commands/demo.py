@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from rich.console import Console
+from rich.markup import escape
 
 from monitor.app import App
 from monitor.commands.common import EXIT_CONFIG, err_console, table_console
@@ -107,16 +108,17 @@ def printer(console: Console, clock: Callable[[], datetime] = lambda: datetime.n
         c = obs.call
         when = clock().strftime("%H:%M:%S")
         if c.error_type:
-            console.print(f"{when} {mark(obs)} {obs.canary} @ {obs.target}: {c.error_type.value} {c.error_message or ''}")
+            console.print(f"{when} {mark(obs)} {escape(obs.canary)} @ {escape(obs.target)}: {c.error_type.value} "
+                          f"{escape(c.error_message or '')}")
             return
         ttft = f" ttft {c.ttft_s * 1000:.0f}ms" if c.ttft_s is not None else ""
         refusal = f" [yellow]refusal={obs.refusal}[/]" if obs.refusal in ("partial", "full") else ""
         failed = checks_failed(obs)
         checks = f" [red]{failed}[/]" if failed else ""
         text = " ".join(c.text.split())[:60]
-        console.print(f"{when} {mark(obs)} {obs.canary} @ {obs.target} [dim]{c.response_model} "
-                      f"{c.system_fingerprint or ''}[/] {c.latency_s or 0:.2f}s{ttft} "
-                      f"{c.usage.output_tokens or '?'} tok{refusal}{checks} [dim]{text!r}[/]", markup=True,
+        console.print(f"{when} {mark(obs)} {escape(obs.canary)} @ {escape(obs.target)} [dim]{escape(c.response_model or '')} "
+                      f"{escape(c.system_fingerprint or '')}[/] {c.latency_s or 0:.2f}s{ttft} "
+                      f"{c.usage.output_tokens or '?'} tok{refusal}{checks} [dim]{escape(repr(text))}[/]", markup=True,
                       highlight=False)
     return show
 
