@@ -73,6 +73,25 @@ def test_text_stands_in_for_a_missing_completion(tmp_path: Path) -> None:
     assert {k: got[1][k] for k in rows[1]} == rows[1] and 0.0 <= got[1]["refusal_score"] <= 1.0
 
 
+def test_an_exported_failed_call_is_not_labelled_and_a_content_filter_is_a_refusal(tmp_path: Path) -> None:
+    """Found by review: `export | refusal` labelled a failed call's empty text `none`. As the daemon has it, an outage
+    answered nothing to label (null), and the provider's own signals (`error_type` content_filter, `finish_reason`
+    content_filter or refusal) are refusals."""
+    rows = [
+        {"canary": "c", "target": "t", "text": "", "error_type": "timeout", "refusal": None},
+        {"canary": "c", "target": "t", "text": "", "error_type": "content_filter"},
+        {"canary": "c", "target": "t", "text": "Here is the first part", "finish_reason": "content_filter"},
+        {"canary": "c", "target": "t", "text": "Paris.", "finish_reason": "stop", "error_type": None},
+    ]
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    out = io.StringIO()
+    assert annotate_jsonl(src, out) == 4
+    got = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [(g["refusal"], g["refusal_score"] is None) for g in got] == [
+        (None, True), ("full", False), ("partial", False), ("none", False)]
+
+
 def test_standard_input_is_named_as_such() -> None:
     import subprocess
 

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 from typing import TextIO
 
+from monitor.domain import ErrorType
 from monitor.jsonl import objects
 from monitor.refusal.detector import RefusalDetector
 
@@ -39,8 +40,14 @@ def annotate_jsonl(in_path: str | Path, out_stream: TextIO, detector: RefusalDet
         prompt = row.get("prompt")
         if prompt is not None and not isinstance(prompt, str):
             raise AnnotateError(f"{where}: field 'prompt' not a string ({type(prompt).__name__})")
-        v = det.detect(completion, prompt=prompt)
-        row["refusal"], row["refusal_score"] = v.label, v.score
+        # what the provider said, where the line has it (`export` writes both): a content filter is a refusal, and a
+        # call that failed otherwise (an outage) answered nothing to label, as the daemon has it
+        error, finish = (row[k] if isinstance(row.get(k), str) else None for k in ("error_type", "finish_reason"))
+        if error is not None and error != ErrorType.CONTENT_FILTER.value:
+            row["refusal"], row["refusal_score"] = None, None
+        else:
+            v = det.detect(completion, prompt=prompt, finish_reason=finish, error_type=error)
+            row["refusal"], row["refusal_score"] = v.label, v.score
         # allow_nan=False: the reader refuses NaN and Infinity, so one here would be a bug, not a line to write
         line = json.dumps(row, ensure_ascii=False, allow_nan=False)
         if _SURROGATE.search(line):  # half a UTF-16 pair ("\ud800" in the input) only an escape can write as it was
