@@ -10,7 +10,7 @@ from pydantic import BeforeValidator, Field
 
 from monitor.errors import shown
 
-_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d|w)")  # ASCII digits: \d takes ９ too
 MAX_S = 100 * 365.25 * 86400.0
 _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 

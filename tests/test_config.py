@@ -321,7 +321,7 @@ def test_durations(text: str | int, seconds: float) -> None:
     assert parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize("bad", ["", "5", "m5", "5x", "1h 2m", "-3s"])
+@pytest.mark.parametrize("bad", ["", "5", "m5", "5x", "1h 2m", "-3s", "９s", "1.５m"])  # digits are ASCII, as http.listen's
 def test_bad_durations(bad: str) -> None:
     with pytest.raises(ValueError):
         parse_duration(bad)
