@@ -32,7 +32,7 @@ def _duration(text: str) -> str:
     kept as written, a number with its unit (10s)."""
     from monitor.durations import parse_duration
 
-    seconds_only = re.fullmatch(r"\d+(?:\.\d+)?", text.strip()) is not None
+    seconds_only = re.fullmatch(r"[0-9]+(?:\.[0-9]+)?", text.strip()) is not None  # ASCII, as durations
     try:
         seconds = parse_duration(float(text) if seconds_only else text)
     except ValueError as e:
