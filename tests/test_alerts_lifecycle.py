@@ -135,6 +135,32 @@ async def test_removing_a_canary_by_reload_resolves_its_alerts(steady_sim: SimSe
 
 
 
+async def test_the_merged_ends_of_a_removed_canary_say_it_is_no_longer_monitored(steady_sim: SimServer,
+                                                                                   tmp_path: Path) -> None:
+    """A webhook gets the ends of one canary x target as one message: those a reload writes for a removed pair
+    said "2 signals resolved", as if the provider had recovered, where each end says "no longer monitored"."""
+    with Receiver() as rx:
+        path = write_config(tmp_path, target(steady_sim.openai_base_url), PROBES + SECOND, extra=alerts(rx.url))
+        app = App(load_config(path, environ={"K": "k"}), environ={"K": "k"}, serve_http=False)
+        await app.start(schedule=False)
+        try:
+            assert app.alerting is not None
+            opened = [AlertEvent(kind="drift.opened", canary="bye", target="gpt", signal=s, event_id=f"ev-{s}",
+                                 opened_at=utcnow()) for s in ("refusal_rate", "length_chars")]
+            await app.alerting.publish(opened)
+            await asyncio.to_thread(rx.wait_for, 1)  # one message: both openings, merged
+            (tmp_path / "probes" / "p.yaml").write_text(PROBES)  # `bye` is removed
+            ok, why = await app.reload()
+            assert ok, why
+            _, ended = await asyncio.to_thread(rx.wait_for, 2)
+            data = ended.json["data"]
+            assert ended.json["type"] == "drift.resolved" and len(data["events"]) == 2
+            assert data["summary"] == ("bye @ gpt: 2 signals no longer monitored (removed from the configuration) "
+                                       "(refusal_rate, length_chars)")
+        finally:
+            await app.stop()
+
+
 async def test_a_canary_removed_and_added_back_fires_its_open_event_again(steady_sim: SimServer,
                                                                           tmp_path: Path) -> None:
     """Removing a canary resolves its alerts at the sinks, but its drift event stays open in the store: when the

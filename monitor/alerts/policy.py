@@ -33,6 +33,7 @@ MODEL_GROUP = "model"  # the signal of webhook/Slack model-change notifications,
 DRIFT_OPENED = "drift.opened"
 # Kinds whose rows of one canary x target waiting together go to webhook and Slack as one message: the openings
 # group_wait collects, and the ends an operator's accept, reset or pin writes at once (one per signal).
+RETIRED = "no longer configured"  # the evidence reason of the ends a reload writes for a removed pair
 DRIFT_GROUPED = frozenset({DRIFT_OPENED, "drift.resolved", "drift.accepted"})
 
 # Cooldown memory: (sink, group_key, signal) -> (time of the last firing message sent, whether the receiver
@@ -227,6 +228,8 @@ def merge_drift(payloads: list[dict[str, Any]]) -> dict[str, Any]:
             merged["summary"] = f"{where}: {len(signals)} signals changed: {what}"
         else:  # ends: each summary says how it ended; the note is the operator's, once
             how = "accepted as the new baseline" if kind == "drift.accepted" else "resolved"
+            if all((p.get("evidence") or {}).get("reason") == RETIRED for p in payloads):
+                how = "no longer monitored (removed from the configuration)"  # as each end says (a reload retired them)
             notes = sorted({str(p.get("note")) for p in payloads if p.get("note")})
             merged["summary"] = (f"{where}: {len(signals)} signals {how}" + (f": {'; '.join(notes)}" if notes else "")
                                  + f" ({', '.join(str(s) for s in signals)})")

@@ -22,7 +22,7 @@ from monitor.alerts.events import HELD, RESOLVING, AlertEvent, Notification
 from monitor.alerts.inhibit import Inhibitor
 from monitor.alerts.outbox import Outbox, alert_key, given_up_firing
 from monitor.alerts.pending import Pending, Write
-from monitor.alerts.policy import CooldownEntry, CooldownKey, Policy, plan, route
+from monitor.alerts.policy import RETIRED, CooldownEntry, CooldownKey, Policy, plan, route
 from monitor.alerts.sender import Sender, refreshes
 from monitor.store.drift_repo import DriftRepository
 
@@ -117,7 +117,7 @@ class Reconciling:
                     event_id=p.get("event_id") or "", resolved_at=now,
                     opened_at=datetime.fromisoformat(p["opened_at"]) if p.get("opened_at") else None,
                     summary=f"{canary}@{target}: no longer monitored (removed from the configuration)",
-                    evidence={"signal": n.signal, "reason": "no longer configured"})
+                    evidence={"signal": n.signal, "reason": RETIRED})
                 # The receiver was told "firing" (the row is there): tell it "resolved", cooldown or not.
                 out += plan(event, self.cfg, now, {}, sinks=[n.sink], round_=now.isoformat()).notifications
                 resolved.append(key)
