@@ -29,6 +29,7 @@ from monitor.domain import Observation, utcnow
 from monitor.drift import DriftEngine, DriftEvent, DriftSettings, EventUpdate
 from monitor.drift_alerts import alert_event, notifies
 from monitor.drift_writes import CONFIRM_WAIT_S, DriftWrites, failed
+from monitor.signal_writes import SignalWrites
 from monitor.store import Store
 from monitor.store.drift_repo import DriftRepository
 from monitor.stored_baselines import StoredBaselines
@@ -62,6 +63,7 @@ class Analysis(DriftWrites):
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="drift")
         self.baselines = StoredBaselines(self.engine, self.repo)
         self._unwritten: list[EventUpdate] = []  # event updates the store did not take yet, oldest first
+        self.signal_writes = SignalWrites(store.save_signals)  # and signals, written before the next ones
         self._monotonic = monotonic
         self._queued: deque[float] = deque()  # when each observation not analysed yet was handed over, oldest first
         self.max_lag_s, self.max_backlog = MAX_LAG_S, MAX_BACKLOG
@@ -173,10 +175,7 @@ class Analysis(DriftWrites):
             return []
         # Each write below is tried on its own: a failed one must not cost the others (the updates above are
         # already the engine's state; dropped here they would never be stored or told).
-        try:
-            self.store.save_signals(obs.id, signals)
-        except Exception as e:
-            failed(e, "storing the signals of observation %s failed", obs.id)
+        self.signal_writes.write(obs.id, signals)
         if self.fenced:
             self._drop(updates)
             return []
@@ -202,6 +201,12 @@ class Analysis(DriftWrites):
                     obs.target)
         return updates
 
+    def retry_unwritten(self) -> bool:
+        """Write what the store did not take: event updates (see `DriftWrites`) and signals; return whether that
+        wrote notifications (the caller wakes the sender). Run on the analysis thread, by the 30-second upkeep."""
+        self.signal_writes.retry()
+        return super().retry_unwritten()
+
     def save_learned(self) -> None:
         """Store every reference that learned anything since it was stored (at shutdown; on the analysis thread)."""
         if self.fenced:
@@ -226,3 +231,6 @@ class Analysis(DriftWrites):
         if self._unwritten:
             log.error("stopping with %d drift event updates the store did not take: not stored",
                       len(self._unwritten))
+        if self.signal_writes.waiting:
+            log.error("stopping with the signals of %d observations the store did not take: not stored (the "
+                      "observations are)", len(self.signal_writes.waiting))
