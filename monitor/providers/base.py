@@ -127,6 +127,16 @@ def status_error_type(status: int, body_text: str = "") -> ErrorType:
     return ErrorType.BAD_REQUEST
 
 
+def redirect_note(status: int, location: str | None) -> str:
+    """The message of a redirect (a 3xx answer, a `bad_request`): where its Location points.
+
+    Targets do not follow redirects: the target's headers (its API key, or a gateway's token in `headers`) and the
+    prompt would go to whatever host the Location names (the openai SDK's client followed them, HTTP's own
+    Authorization header dropped but the others kept)."""
+    where = f"redirected to {short(location, 200)}" if location and location.strip() else "a redirect with no Location"
+    return f"HTTP {status}: {where}; targets do not follow redirects: set base_url to where it points"
+
+
 def answer_error_type(error: Any) -> ErrorType:
     """The error type of an error object a 200 answer carries (a stream's error event, or the whole body).
 

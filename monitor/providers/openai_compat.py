@@ -27,6 +27,7 @@ from monitor.providers.base import (
     monotonic,
     ratelimit_headers,
     received,
+    redirect_note,
     request_start,
     retry_after_seconds,
     short,
@@ -66,6 +67,8 @@ def normalise_finish(raw: Any) -> FinishReason | None:
 
 def status_failure(e: openai.APIStatusError) -> tuple[ErrorType, str]:
     """The error type and message of an HTTP error answer the SDK raised (any OpenAI-compatible endpoint)."""
+    if 300 <= e.status_code < 400:  # the client follows none (OpenAIProvider)
+        return ErrorType.BAD_REQUEST, redirect_note(e.status_code, e.response.headers.get("location"))
     if isinstance(e, UnreadStatus):  # its body was never read: it did not decode, or it broke off
         if isinstance(e.cause, UNDECODABLE):
             return undecodable(e.cause, e.status_code)
@@ -113,9 +116,13 @@ class OpenAIProvider:
         # max_retries=0: a canary must see every failure; retries would hide them and skew latency. The client is of
         # the SDK's own httpx flavour (sdk_http), else its default one; either gets the hook that keeps the status of
         # an error reply whose body cannot be read: it does not decode, breaks off or stalls (providers.errorbody).
+        # It follows no redirect (the SDK's default client does): a 3xx is a failed call naming its Location
+        # (`redirect_note`), not the target's headers and prompt sent wherever the Location says.
+        client = http_client or openai.DefaultAsyncHttpxClient(follow_redirects=False)
+        client.follow_redirects = False
         self._client = openai.AsyncOpenAI(
             base_url=base_url, api_key=api_key or "not-needed", max_retries=0, default_headers=headers or None,
-            http_client=watch_connecting(keep_status(http_client or openai.DefaultAsyncHttpxClient())))
+            http_client=watch_connecting(keep_status(client)))
 
     async def aclose(self) -> None:
         await self._client.close()
