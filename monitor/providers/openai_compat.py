@@ -43,7 +43,7 @@ from monitor.providers.doubt import OPENAI_NAMES, doubt, prompted
 from monitor.providers.errorbody import UnreadStatus, hearing, keep_status
 from monitor.providers.openai_fields import content_parts, usage_of
 from monitor.providers.shape import get, obj, shown
-from monitor.providers.sse import TIMEOUTS, UNDECODABLE, broken, sse_json
+from monitor.providers.sse import TIMEOUTS, UNDECODABLE, broken, ending, sse_json
 from monitor.providers.thinktags import ThinkTags, answer_of
 from monitor.providers.vet import vet
 
@@ -242,7 +242,9 @@ class OpenAIProvider:
                       limit: asyncio.Timeout) -> float | None:
         """Read the events; return when the last bytes arrived (None when the connection does not say), or [DONE]
         did: what follows it is read for the connection's reuse only, for `sse.DRAIN_S` at most, whatever is left
-        of the call's `limit` (a gateway that holds the body open has answered all the same)."""
+        of the call's `limit` (a gateway that holds the body open has answered all the same). So is what follows
+        the answer's end, choice 0's finish reason and the usage asked for, [DONE] included (`sse.ending`): a
+        gateway that closes the stream without [DONE], or holds it open, has answered too."""
         extra = {"stream_options": {"include_usage": True}} if self._stream_usage else {}
         try:
             raw = await self._client.chat.completions.with_raw_response.create(
@@ -275,8 +277,11 @@ class OpenAIProvider:
             done.append(received(arrival_of(response), origin, self._clock()))
             limit.reschedule(None)
 
+        # the answer ends at choice 0's finish reason and the usage asked for: only [DONE] is to come after them
+        answered = ending(sse_json(response, done_at), lambda: saw_finish and (standard or not self._stream_usage),
+                          lambda: limit.reschedule(None))
         try:
-            async for chunk in sse_json(response, done_at):
+            async for chunk in answered:
                 result.response_model = chunk.get("model") or result.response_model
                 result.response_id = result.response_id or chunk.get("id") or None
                 result.system_fingerprint = chunk.get("system_fingerprint") or result.system_fingerprint
