@@ -52,9 +52,10 @@ class Embedder:
         sdk_httpx = sdk_http()[0]
         # the hook that keeps the status of a reply whose body cannot be read, as the providers' (providers.errorbody)
         # and one that ends a reply still trickling in at `timeout` (the library's timeout bounds each read only); the
-        # connection steps are noted (providers.connecting): a host never reached is a `connect` failure
+        # connection steps are noted (providers.connecting): a host never reached is a `connect` failure. No redirect
+        # is followed (the SDK's client does): the target's headers stay with it (providers.base.redirect_note)
         http = watch_connecting_sync(keep_status_sync(openai.DefaultHttpxClient(
-            timeout=timeout, verify=default_context(sdk_httpx),
+            timeout=timeout, verify=default_context(sdk_httpx), follow_redirects=False,
             event_hooks={"response": [reply_cap_sync(sdk_httpx, max_reply_bytes), deadline_hook(sdk_httpx)]})))
         self._timeout = timeout
         self._client = openai.OpenAI(base_url=base_url, api_key=api_key or "not-needed", max_retries=0,

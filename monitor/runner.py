@@ -123,7 +123,13 @@ class Runner:
             task.add_done_callback(self._tasks.discard)
 
     async def run(self, canary: Canary, target: Target, *, trigger: str = "schedule") -> list[Observation]:
-        """Run all samples of `canary` against `target`; return the observations (stored already)."""
+        """Run all samples of `canary` against `target`; return the observations (stored already).
+
+        A run whose target a reload removed is cancelled: one queued before the reload (a scheduled job holds the
+        canary and target it was given) starts nothing, one under way sends no call that had not begun."""
+        if target.id not in self.providers:
+            log.info("run of %s@%s cancelled: a reload removed the target", canary.id, target.id)
+            return []
         if await self.spend.over_cap(target):
             if trigger == "schedule":  # counted like the scheduler's own skips; the pause itself is logged once
                 self.metrics.runs_skipped.inc(canary.id, target.id, RUN_SPEND_CAP)
@@ -139,6 +145,8 @@ class Runner:
             self.unsaved.put_now(run)  # without awaiting: we are being cancelled (stored from a worker thread)
             raise
         observations = [r for r in results if isinstance(r, Observation)]
+        if run.status == "cancelled" and target.id not in self.providers:  # `_sample` sent nothing more to it
+            log.info("run of %s@%s cancelled: a reload removed the target", canary.id, target.id)
         for r in results:
             if isinstance(r, BaseException) and not isinstance(r, asyncio.CancelledError):
                 log.error("probe %s@%s crashed: %r", canary.id, target.id, r, exc_info=r)
@@ -153,9 +161,15 @@ class Runner:
         return observations
 
     async def _sample(self, canary: Canary, target: Target, run: Run, index: int) -> Observation | None:
-        provider = self.providers[target.id]
+        provider = self.providers.get(target.id)
+        if provider is None:  # a reload removed the target while the run began (it waited for the store)
+            run.status = "cancelled"
+            return None
         request = build_request(canary, target)
         async with self._limits.setdefault(target.id, asyncio.Semaphore(target.max_concurrency)):
+            if target.id not in self.providers:  # removed by a reload while this one waited its turn: not sent
+                run.status = "cancelled"
+                return None
             if self.spend.over_cap_now(target):  # earlier samples' costs reached the cap while this one waited its turn
                 return None
             if self.stopping:  # shutdown began while this one waited its turn: the grace is for calls on the wire

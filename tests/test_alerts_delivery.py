@@ -103,6 +103,23 @@ async def test_a_retry_after_of_zero_does_not_make_the_sink_resend_at_once(
     await al.stop()
 
 
+@pytest.mark.parametrize("value", ["²", "１２０", "٣٠٠"])
+async def test_a_retry_after_not_in_ascii_digits_is_ignored_for_the_normal_backoff(
+        sqlite_store: Store, clock: Clock, rx: Receiver, value: str) -> None:
+    # Found by a chaos test: str.isdigit() takes a superscript two, which float() then refused: a ValueError out of
+    # the delivery round. Full-width and Arabic-Indic digits were read as a number; RFC 9110 says DIGIT (0-9).
+    al = build(sqlite_store, config(rx.url), clock)
+    [n] = await al.publish([event()])
+    rx.fail(429, times=1, retry_after=value)
+    assert (await al.sender.flush()).retried == 1
+    assert rx.requests[0].status == 429
+    row = al.outbox.get(n.id)
+    assert row and row.status == FAILED and (row.next_attempt_at - clock()).total_seconds() == 10  # initial, rand()=1
+    clock.advance(10)
+    assert (await al.sender.flush()).delivered == 1
+    await al.stop()
+
+
 async def test_receiver_down_then_back_loses_nothing(sqlite_store: Store, clock: Clock, rx: Receiver) -> None:
     registry = CollectorRegistry()
     al = build(sqlite_store, config(rx.url), clock, registry=registry)

@@ -149,3 +149,23 @@ def test_lists_and_mappings_nested_hundreds_deep_are_an_error_not_a_recursion_er
     (issue,) = problems(cfg)
     assert issue.split(": ", 1)[1].startswith("canaries[0].tools[0].a") and \
         issue.endswith("...: nested more than 64 levels deep (no setting needs that many)"), issue
+
+
+def test_a_text_field_yaml_reads_as_a_boolean_says_so_and_to_quote_it(tmp_path: Path) -> None:
+    """`id: on` (or yes, no, off: YAML 1.1's booleans) was "Input should be a valid string (value: True)", the word
+    written shown nowhere."""
+    cfg = write_config(tmp_path, TARGET.replace("id: t", "id: yes"),
+                       "canaries:\n  - id: on\n    messages: [{role: user, content: 'no'}]\n    targets: [yes]\n"
+                       "    tags: [Off, !!bool 'true']\n")
+    probes = tmp_path / "probes" / "p.yaml"
+    assert problems(cfg) == [
+        f"{tmp_path / 'monitor.yaml'}:2: targets[0].id: Input should be a valid string: YAML reads yes as the boolean "
+        "true; quote it ('yes') (value: 'yes')",
+        f"{probes}:2: canaries[0].id: Input should be a valid string: YAML reads on as the boolean true; quote it "
+        "('on') (value: 'on')",
+        f"{probes}:4: canaries[0].targets[0]: Input should be a valid string: YAML reads yes as the boolean true; "
+        "quote it ('yes') (value: 'yes')",
+        f"{probes}:5: canaries[0].tags[0]: Input should be a valid string: YAML reads Off as the boolean false; quote "
+        "it ('Off') (value: 'Off')",
+        f"{probes}:5: canaries[0].tags[1]: Input should be a valid string (value: True)",  # a tag says it is one
+    ]

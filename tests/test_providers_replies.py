@@ -307,6 +307,8 @@ def test_the_daemon_stores_a_reply_past_a_targets_max_reply_bytes_as_a_bad_respo
     ("retry-after: soon", None),
     ("retry-after: 1_000", None),  # float() takes it as 1000; not delay-seconds
     ("retry-after-ms: nan", None),
+    ("retry-after: １２０", None),  # full-width digits: \d and float() took them as 120
+    ("retry-after-ms: ١٥٠٠", None),  # Arabic-Indic digits likewise
 ])
 async def test_retry_after_is_stored_in_seconds_up_to_a_day(kind: str, stream: bool, header: str,
                                                             expected: float | None,

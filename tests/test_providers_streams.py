@@ -219,3 +219,30 @@ async def test_an_answer_done_late_in_its_time_stands_while_the_rest_is_read(
         finished.set()
     assert r.ok, (r.error_type, r.error_message)
     assert r.text == "hi"
+
+
+@pytest.mark.parametrize("usage", [True, False], ids=["usage", "no-usage-asked"])
+@pytest.mark.parametrize("after", ["breaks", "lingers"])
+async def test_an_answer_whose_finish_came_stands_without_done(after: str, usage: bool,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Choice 0's finish_reason, and the usage when it was asked for, end the answer: only [DONE] is to come. A
+    gateway that then closed the connection without [DONE] (nor the chunked body's end) made it a bad_response
+    ("broken off"); one that held the body open a timeout ("its body did not end"), at the call's timeout."""
+    finished = threading.Event()
+
+    def answer(request: dict[str, Any], send: Any) -> None:
+        send(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
+        body = chunk(delta(0, role="assistant", content="hi")) + chunk(delta(0, "stop"))
+        body += chunk(usage=USAGE) if usage else b""
+        send(f"{len(body):x}\r\n".encode() + body + b"\r\n")
+        if after == "lingers":
+            finished.wait(30)  # neither [DONE] nor the body's end comes; the server waits for the client to go
+
+    try:
+        with wire_server(answer) as url:
+            r = await call(build("openai", url, "daemon", monkeypatch, stream_usage=usage), True, timeout_s=10)
+    finally:
+        finished.set()
+    assert r.ok, (r.error_type, r.error_message)
+    assert (r.text, r.raw_finish_reason) == ("hi", "stop")
+    assert r.usage.output_tokens == (2 if usage else None)

@@ -4,6 +4,7 @@ internal errors, think blocks. Spend and judge calls are in `test_runner_spend.p
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import shutil
 import socket
@@ -242,3 +243,38 @@ async def test_the_started_line_gives_an_ipv6_listen_address_in_brackets(steady_
         await app.stop()
     [started] = [r for r in caplog.records if r.getMessage() == "started"]
     assert started.listen == f"[::1]:{app.port}"  # type: ignore[attr-defined]
+
+
+async def test_a_run_whose_target_a_reload_removed_is_cancelled_not_crashed(steady_sim: SimServer, tmp_path: Path,
+                                                                           caplog: pytest.LogCaptureFixture) -> None:
+    environ = {"K": "secret-key-value"}
+    path = write_config(tmp_path, targets(steady_sim), PROBES)
+    app = App(load_config(path, environ=environ), environ=environ, serve_http=False, analyse=False)
+    await app.start(schedule=False)
+    try:
+        [(canary, gpt), (_, claude)] = app.config.pairs()
+        turn = app.runner.limit("gpt")
+        for _ in range(gpt.max_concurrency):  # every sample of the run waits its turn
+            await turn.acquire()
+        under_way = asyncio.create_task(app.runner.run(canary, gpt))
+        for _ in range(500):  # until it is stored as running: under way
+            if app.store.runs():
+                break
+            await asyncio.sleep(0.01)
+        path.write_text(path.read_text().replace(targets(steady_sim), targets(steady_sim).split("\n")[1]))
+        with caplog.at_level("INFO", logger="monitor.runner"):
+            ok, message = await app.reload()
+            assert ok, message
+            for _ in range(gpt.max_concurrency):
+                turn.release()
+            assert await under_way == []
+            # a scheduled job queued before the reload runs with the canary and target it was given
+            assert await app.runner.run(canary, gpt) == []
+            others = await app.runner.run(canary, app.config.targets[0])  # the other target keeps running
+    finally:
+        await app.stop()
+    assert claude.id == app.config.targets[0].id and len(others) == 3 and all(o.ok for o in others)
+    assert "crashed" not in caplog.text
+    assert caplog.text.count("run of kill-python-process@gpt cancelled: a reload removed the target") == 2
+    assert {(r.target, r.status) for r in app.store.runs()} == {("gpt", "cancelled"), ("claude", "done")}
+    assert {o.target for o in app.store.observations(limit=10)} == {"claude"}

@@ -14,11 +14,12 @@ def full_jitter(attempt: int, initial: float, cap: float, rand: Callable[[], flo
 
 
 def retry_after(value: str | None, now: datetime) -> float | None:
-    """Parse a Retry-After header (delta seconds or an HTTP date) into seconds from `now`."""
+    """Parse a Retry-After header (delta seconds in ASCII digits, or an HTTP date) into seconds from `now`; None
+    for anything else (the normal backoff applies)."""
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # isdigit() alone takes '²' (float() then raised) and '１０'
         return float(value)
     try:
         when = parsedate_to_datetime(value)

@@ -48,6 +48,9 @@ def validate(model: type[M], src: Located, issues: list[ConfigIssue],
                 reason = f"expected a mapping at the top level (keys {_keys(model)}), got a " \
                          f"{type(err.get('input')).__name__}"
             value = err.get("input") if err["type"] not in ("missing", LITERAL_SECRET) else None
+            if err["type"] == "string_type" and type(value) is bool and where in src.booleans:
+                value = src.booleans[where]  # `id: on`: YAML 1.1 read the text as a boolean
+                reason = f"{reason}: YAML reads {value} as the boolean {str(err['input']).lower()}; quote it ('{value}')"
             if err["type"] == KEYED:  # as written, else the default the check read
                 written = at(src.data, *where)
                 value = written if written is not None else err.get("ctx", {}).get("value")

@@ -51,6 +51,8 @@ class Located:
     lost_keys: set[tuple[Any, ...]] = field(default_factory=set)
     # Values taken from the environment (${NAME} -> its value): a message shows the reference, never the value
     from_env: dict[str, str] = field(default_factory=dict)
+    # Plain scalars YAML 1.1 reads as booleans (on, off, yes, no, true...), as written: a text field given one says so
+    booleans: dict[tuple[Any, ...], str] = field(default_factory=dict)
 
     def line_of(self, loc: tuple[Any, ...]) -> int | None:
         """Return the line of the deepest known prefix of `loc`."""
@@ -279,6 +281,8 @@ class _Builder:
                 raise ValueError("integer string conversion")
             if type(value) is int and isinstance(node.value, str) and node.value != str(value):
                 return WrittenInt.of(value, node.value)  # 010 read as 8: a text field shows what was written
+            if type(value) is bool and isinstance(node, yaml.ScalarNode) and not node.style:  # plain, not quoted
+                self.out.booleans[loc] = node.value
             return value
         # a tag safe YAML does not know (!!python/..., !custom), a bad !!binary; ValueError: a number longer than
         # int() converts, or a value its tag's constructor refuses (!!float x, !!timestamp 2020-13-45)

@@ -73,10 +73,12 @@ def build_provider(target: Target, api_key: str | None, *, transport: httpx.Asyn
             chosen = arrival_transport(sdk_httpx, sdk_core, monotonic, max_connections=max_connections,
                                        max_keepalive=target.max_concurrency)
         hooks = {"response": [reply_cap(sdk_httpx, target.max_reply_bytes)]}
+        # follow_redirects=False: the SDK's client follows them, taking the target's headers along (`redirect_note`)
         kwargs["http_client"] = openai.DefaultAsyncHttpxClient(timeout=target.timeout, transport=chosen,
-                                                               event_hooks=hooks) \
+                                                               event_hooks=hooks, follow_redirects=False) \
             if chosen is not None else openai.DefaultAsyncHttpxClient(timeout=target.timeout, event_hooks=hooks,
-                                                                     verify=default_context(sdk_httpx))
+                                                                     verify=default_context(sdk_httpx),
+                                                                     follow_redirects=False)
     else:
         if own:
             chosen = arrival_transport(httpx, importlib.import_module("httpcore"), monotonic,

@@ -25,6 +25,7 @@ from monitor.providers.base import (
     monotonic,
     ratelimit_headers,
     received,
+    redirect_note,
     request_start,
     retry_after_seconds,
     short,
@@ -82,6 +83,7 @@ class AnthropicProvider:
         if api_key:
             self._headers["x-api-key"] = api_key
         self._client = watch_connecting(http_client or httpx.AsyncClient(verify=default_context()))
+        self._client.follow_redirects = False  # httpx's default; a client passed in is held to it
         self._clock = clock
 
     async def aclose(self) -> None:
@@ -164,7 +166,7 @@ class AnthropicProvider:
             mark_sent(result, sent_of(resp), start, self._clock())
             self._meta(resp, result)
             await resp.aread()
-        if resp.status_code >= 400:
+        if resp.status_code >= 300:  # a redirect too: the client follows none (see `redirect_note`)
             self._status_error(resp, resp.text, result)
             return None
         self._message(_json(resp), result)
@@ -180,7 +182,7 @@ class AnthropicProvider:
             resp = source.response
             origin = mark_sent(result, sent_of(resp), start, self._clock())
             self._meta(resp, result)
-            if resp.status_code >= 400:
+            if resp.status_code >= 300:
                 await resp.aread()
                 self._status_error(resp, resp.text, result)
                 return None
@@ -273,6 +275,10 @@ class AnthropicProvider:
 
     @staticmethod
     def _status_error(resp: httpx.Response, text: str, result: CallResult) -> None:
+        if resp.status_code < 400:
+            result.error_type = ErrorType.BAD_REQUEST
+            result.error_message = redirect_note(resp.status_code, resp.headers.get("location"))
+            return
         kind = ""
         message = text
         try:

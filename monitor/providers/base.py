@@ -22,7 +22,8 @@ Clock = Callable[[], float]
 # for a prompt its reasoning models' usage-policy check flags; Anthropic: "Output blocked by content filtering policy".
 # The message of a call whose answer holds JSON nested deeper than Python's parser goes (a RecursionError)
 TOO_DEEP = "malformed response: JSON nested too deeply to read"
-_SECONDS = re.compile(r"\d+(\.\d+)?")  # a Retry-After in seconds (a fraction, as some servers send, too)
+_SECONDS = re.compile(r"[0-9]+(\.[0-9]+)?")  # a Retry-After in seconds (a fraction, as some servers send, too); ASCII
+# digits only: \d and float() take full-width and other scripts' digits (１２０ read as 120)
 _CONTENT_POLICY = re.compile(r"content[ _-]?(policy|filter|management)|invalid_prompt")
 
 
@@ -125,6 +126,16 @@ def status_error_type(status: int, body_text: str = "") -> ErrorType:
     if status == 400 and _CONTENT_POLICY.search(low):
         return ErrorType.CONTENT_FILTER
     return ErrorType.BAD_REQUEST
+
+
+def redirect_note(status: int, location: str | None) -> str:
+    """The message of a redirect (a 3xx answer, a `bad_request`): where its Location points.
+
+    Targets do not follow redirects: the target's headers (its API key, or a gateway's token in `headers`) and the
+    prompt would go to whatever host the Location names (the openai SDK's client followed them, HTTP's own
+    Authorization header dropped but the others kept)."""
+    where = f"redirected to {short(location, 200)}" if location and location.strip() else "a redirect with no Location"
+    return f"HTTP {status}: {where}; targets do not follow redirects: set base_url to where it points"
 
 
 def answer_error_type(error: Any) -> ErrorType:

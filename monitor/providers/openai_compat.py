@@ -27,6 +27,7 @@ from monitor.providers.base import (
     monotonic,
     ratelimit_headers,
     received,
+    redirect_note,
     request_start,
     retry_after_seconds,
     short,
@@ -42,7 +43,7 @@ from monitor.providers.doubt import OPENAI_NAMES, doubt, prompted
 from monitor.providers.errorbody import UnreadStatus, hearing, keep_status
 from monitor.providers.openai_fields import content_parts, usage_of
 from monitor.providers.shape import get, obj, shown
-from monitor.providers.sse import TIMEOUTS, UNDECODABLE, broken, sse_json
+from monitor.providers.sse import TIMEOUTS, UNDECODABLE, broken, ending, sse_json
 from monitor.providers.thinktags import ThinkTags, answer_of
 from monitor.providers.vet import vet
 
@@ -66,6 +67,8 @@ def normalise_finish(raw: Any) -> FinishReason | None:
 
 def status_failure(e: openai.APIStatusError) -> tuple[ErrorType, str]:
     """The error type and message of an HTTP error answer the SDK raised (any OpenAI-compatible endpoint)."""
+    if 300 <= e.status_code < 400:  # the client follows none (OpenAIProvider)
+        return ErrorType.BAD_REQUEST, redirect_note(e.status_code, e.response.headers.get("location"))
     if isinstance(e, UnreadStatus):  # its body was never read: it did not decode, or it broke off
         if isinstance(e.cause, UNDECODABLE):
             return undecodable(e.cause, e.status_code)
@@ -113,9 +116,13 @@ class OpenAIProvider:
         # max_retries=0: a canary must see every failure; retries would hide them and skew latency. The client is of
         # the SDK's own httpx flavour (sdk_http), else its default one; either gets the hook that keeps the status of
         # an error reply whose body cannot be read: it does not decode, breaks off or stalls (providers.errorbody).
+        # It follows no redirect (the SDK's default client does): a 3xx is a failed call naming its Location
+        # (`redirect_note`), not the target's headers and prompt sent wherever the Location says.
+        client = http_client or openai.DefaultAsyncHttpxClient(follow_redirects=False)
+        client.follow_redirects = False
         self._client = openai.AsyncOpenAI(
             base_url=base_url, api_key=api_key or "not-needed", max_retries=0, default_headers=headers or None,
-            http_client=watch_connecting(keep_status(http_client or openai.DefaultAsyncHttpxClient())))
+            http_client=watch_connecting(keep_status(client)))
 
     async def aclose(self) -> None:
         await self._client.close()
@@ -235,7 +242,9 @@ class OpenAIProvider:
                       limit: asyncio.Timeout) -> float | None:
         """Read the events; return when the last bytes arrived (None when the connection does not say), or [DONE]
         did: what follows it is read for the connection's reuse only, for `sse.DRAIN_S` at most, whatever is left
-        of the call's `limit` (a gateway that holds the body open has answered all the same)."""
+        of the call's `limit` (a gateway that holds the body open has answered all the same). So is what follows
+        the answer's end, choice 0's finish reason and the usage asked for, [DONE] included (`sse.ending`): a
+        gateway that closes the stream without [DONE], or holds it open, has answered too."""
         extra = {"stream_options": {"include_usage": True}} if self._stream_usage else {}
         try:
             raw = await self._client.chat.completions.with_raw_response.create(
@@ -268,8 +277,11 @@ class OpenAIProvider:
             done.append(received(arrival_of(response), origin, self._clock()))
             limit.reschedule(None)
 
+        # the answer ends at choice 0's finish reason and the usage asked for: only [DONE] is to come after them
+        answered = ending(sse_json(response, done_at), lambda: saw_finish and (standard or not self._stream_usage),
+                          lambda: limit.reschedule(None))
         try:
-            async for chunk in sse_json(response, done_at):
+            async for chunk in answered:
                 result.response_model = chunk.get("model") or result.response_model
                 result.response_id = result.response_id or chunk.get("id") or None
                 result.system_fingerprint = chunk.get("system_fingerprint") or result.system_fingerprint

@@ -48,7 +48,10 @@ def broken() -> tuple[type[Exception], ...]:
 STRAY_MAX = 65_536  # characters kept of a body with no event, to say what it was
 # Seconds the end of a body is waited for after [DONE] (it comes with it, or just after, from a server that ends it)
 DRAIN_S = 1.0
-_FIELDS = ("event:", "id:", "retry:", ":")  # the other lines of an event stream (":" starts a comment)
+_FIELDS = ("event:", "id:", "retry:", ":")
+# What ends the events after an answer ended (`ending`): the time left run out, a connection broken or stalled (as
+# `sse_json` raises them), a tail that does not decode or goes past the reply's cap
+_AFTER_END: tuple[type[Exception], ...] = (TimeoutError, openai.APIConnectionError, ReplyTooLarge, *UNDECODABLE)  # the other lines of an event stream (":" starts a comment)
 
 
 async def sse_json(response: Any, done_at: Callable[[], None] = lambda: None) -> AsyncIterator[Any]:
@@ -108,6 +111,31 @@ async def drain(lines: AsyncIterator[Any]) -> None:
         async with asyncio.timeout(DRAIN_S):
             async for _ in lines:
                 pass
+
+
+async def ending(events: AsyncIterator[Any], ended: Callable[[], bool], on_end: Callable[[], None]) -> AsyncIterator[Any]:
+    """`events` until `ended()` says the answer has (its finish reason came, and the usage asked for); `on_end()` is
+    called then. What follows ([DONE] and the body's end) is read as after [DONE] (`drain`): for `DRAIN_S` at most,
+    and a connection that breaks or stalls there ends the events instead of failing an answer that was whole (a
+    gateway that closes the stream without [DONE], or holds it open)."""
+    deadline: float | None = None
+    while True:
+        if deadline is None and ended():
+            on_end()
+            deadline = asyncio.get_running_loop().time() + DRAIN_S
+        try:
+            if deadline is None:
+                event = await anext(events)
+            else:
+                async with asyncio.timeout_at(deadline):
+                    event = await anext(events)
+        except StopAsyncIteration:
+            return
+        except _AFTER_END:
+            if deadline is None:
+                raise
+            return
+        yield event
 
 
 def _not_events(text: str, response: Any) -> NoReturn:

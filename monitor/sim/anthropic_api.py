@@ -170,6 +170,8 @@ def _content(plan: Plan) -> list[dict[str, Any]]:
 
 
 def _fault_response(plan: Plan, headers: dict[str, str]) -> Script | None:
+    if (moved := faults.redirect(plan, headers)) is not None:
+        return moved
     retry = faults.retry_after(plan)
     if plan.fault == "rate_limit":
         hdrs = {**headers, **retry, "anthropic-ratelimit-requests-remaining": "0"}

@@ -306,8 +306,8 @@ class Engine:
         }
 
 
-# faults answered with an error status instead of the model's answer (`overloaded` is an event in a stream)
-STATUS_FAULTS = frozenset({"rate_limit", "server_error", "unavailable"})
+# faults answered with an error (or redirect) status instead of the model's answer (`overloaded` is an event in a stream)
+STATUS_FAULTS = frozenset({"rate_limit", "server_error", "unavailable", "redirect"})
 
 
 def _answered(fault: str | None, stream: bool) -> bool:

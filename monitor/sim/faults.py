@@ -1,4 +1,5 @@
-"""Turn a plan's body into a timed script, injecting its fault (cut, stall, reset, malformed, hold, error).
+"""Turn a plan's body into a timed script, injecting its fault (cut, stall, reset, malformed, hold, error,
+redirect).
 
 Both API modules use these builders: they supply the encoded events (or body) and their own error payloads;
 this module decides what goes out when, and where the fault strikes.
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 
 from monitor.sim.engine import Plan
 from monitor.sim.playback import Script
-from monitor.sim.scenario import CutFault, MidFault, RetryFault, StallFault, TimeoutFault
+from monitor.sim.scenario import CutFault, MidFault, RedirectFault, RetryFault, StallFault, TimeoutFault
 
 STATUS_FAULTS = ("rate_limit", "server_error", "unavailable")
 
@@ -22,6 +23,14 @@ def retry_after(plan: Plan) -> dict[str, str]:
     if isinstance(spec, RetryFault):
         return {"retry-after": str(max(0, math.ceil(spec.retry_after_s)))}
     return {}
+
+
+def redirect(plan: Plan, headers: dict[str, str]) -> Script | None:
+    """The answer of a redirect fault: its status and Location, a short JSON body; None for any other plan."""
+    spec = plan.fault_spec
+    if plan.fault != "redirect" or not isinstance(spec, RedirectFault):
+        return None
+    return Script().json(spec.status, {"message": f"moved to {spec.location}"}, {**headers, "location": spec.location})
 
 
 def hold(plan: Plan) -> float:

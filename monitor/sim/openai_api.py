@@ -104,6 +104,8 @@ def _finish(plan: Plan) -> str:
 
 
 def _fault_response(plan: Plan, headers: dict[str, str]) -> Script | None:
+    if (moved := faults.redirect(plan, headers)) is not None:
+        return moved
     retry = faults.retry_after(plan)
     if plan.fault == "rate_limit":
         hdrs = {**headers, **retry, "x-ratelimit-remaining-requests": "0"}

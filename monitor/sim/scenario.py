@@ -203,6 +203,13 @@ class StallFault(MidFault):
         return parse_duration(v)
 
 
+class RedirectFault(FaultSpec):
+    """Answer ``status`` (a 3xx) with ``Location: location``: an upstream that moved, or a proxy sending elsewhere."""
+
+    location: str = Field(min_length=1)
+    status: int = Field(default=307, ge=300, le=399)
+
+
 class Faults(_Strict):
     """Fault probabilities; at most one fault strikes a request. ``reset.at: 0`` resets before the headers."""
 
@@ -215,6 +222,7 @@ class Faults(_Strict):
     stream_cut: CutFault | None = None
     stall: StallFault | None = None
     reset: MidFault | None = None
+    redirect: RedirectFault | None = None
 
     @model_validator(mode="after")
     def _sum(self) -> Faults:

@@ -149,7 +149,10 @@ class Receiver:
                 status, extra = rx._answer("POST", self.path, headers, body)
                 self.send_response(status)
                 for k, v in extra.items():
-                    self.send_header(k, v)
+                    try:
+                        self.send_header(k, v)
+                    except UnicodeEncodeError:  # past Latin-1 (full-width digits): sent as UTF-8, as some servers do
+                        self._headers_buffer.append(f"{k}: {v}\r\n".encode())  # type: ignore[attr-defined]
                 out = b"ok" if status < 300 else b"nope"
                 self.send_header("content-length", str(len(out)))
                 self.end_headers()
