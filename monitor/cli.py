@@ -216,7 +216,8 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--batch", type=_count, default=1000, help="rows per insert and transaction (default: %(default)s)")
     p = sub.add_parser("refusal", help="label completions in a JSONL file as refusals (none|partial|full)")
     p.add_argument("--jsonl", required=True,
-                   help="lines with `completion` (or `text`, which `export` writes), optionally `prompt`; '-' for "
+                   help="lines with `completion` (or `text`, which `export` writes), optionally `prompt` and "
+                        "`refusal_text` (the provider's refusal, which `export` writes too); '-' for "
                         "stdin; each line is written back with `refusal` and `refusal_score` added")
     return ap
 
