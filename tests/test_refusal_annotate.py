@@ -115,3 +115,15 @@ def test_a_lines_refusal_text_is_a_refusal_and_must_be_text(tmp_path: Path) -> N
     src.write_text(json.dumps({"text": "Paris.", "refusal_text": 1}) + "\n", encoding="utf-8")
     with pytest.raises(AnnotateError, match=r"in.jsonl:1: field 'refusal_text' not a string \(int\)"):
         annotate_jsonl(src, io.StringIO())
+
+
+def test_only_the_daemons_own_error_types_leave_a_line_unlabelled(tmp_path: Path) -> None:
+    """Found by review23: any `error_type` but content_filter left `refusal` null, one the daemon never writes (another
+    tool's `HTTPError`, `Timeout` capitalised) too: the line's text was never judged."""
+    rows = [{"text": "I'm sorry, but I can't help with that.", "error_type": kind}
+            for kind in ("HTTPError", "Timeout", "", "timeout", "internal")]
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    out = io.StringIO()
+    assert annotate_jsonl(src, out) == 5
+    assert [json.loads(line)["refusal"] for line in out.getvalue().splitlines()] == ["full", "full", "full", None, None]

@@ -12,6 +12,9 @@ from monitor.jsonl import objects
 from monitor.refusal.detector import RefusalDetector
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# the daemon's own error types of a call that answered nothing to label (an outage); any other `error_type` a line
+# holds (another tool's, a typo) says nothing the daemon knows of, and its text is judged
+_NOT_ANSWERED = frozenset(e.value for e in ErrorType) - {ErrorType.CONTENT_FILTER.value}
 
 
 class AnnotateError(ValueError):
@@ -46,7 +49,7 @@ def annotate_jsonl(in_path: str | Path, out_stream: TextIO, detector: RefusalDet
         # what the provider said, where the line has it (`export` writes both): a content filter is a refusal, and a
         # call that failed otherwise (an outage) answered nothing to label, as the daemon has it
         error, finish = (row[k] if isinstance(row.get(k), str) else None for k in ("error_type", "finish_reason"))
-        if error is not None and error != ErrorType.CONTENT_FILTER.value:
+        if error in _NOT_ANSWERED:
             row["refusal"], row["refusal_score"] = None, None
         else:
             v = det.detect(completion, prompt=prompt, finish_reason=finish, refusal_text=refusal_text, error_type=error)
