@@ -87,3 +87,11 @@ def test_probe_cannot_start_shows_the_error_as_written(tmp_path: Path, capsys: p
     err = " ".join(capsys.readouterr().err.split())
     assert "cannot start: cannot prepare the store" in err and f"does {missing} exist" in err, err
 
+
+
+def test_sim_cannot_listen_names_the_host_as_written(capsys: pytest.CaptureFixture[str]) -> None:
+    from monitor.commands import sim
+
+    assert sim.main("no[/x]host", 0, None) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "error: cannot listen on no[/x]host:0:" in err, err
