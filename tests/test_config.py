@@ -482,3 +482,20 @@ def test_a_key_named_as_its_check_type_is_not_doubled_in_the_path(tmp_path: Path
     [issue] = issues(path)
     assert issue.startswith(f"{tmp_path / 'probes' / 'basic.yaml'}:10: canaries[0].checks[0].json_schema: invalid "
                             "JSON Schema"), issue
+
+
+def test_names_and_header_values_end_where_the_text_does(tmp_path: Path) -> None:
+    """Found by review23: the id, name and header rules ended in `$`, which also matches before a final newline:
+    `id: "c\\n"` loaded as a canary whose id held a newline (in metric labels, file names and URLs), and likewise a
+    sink name, an external label name, an env variable's name, a header name and a header value."""
+    config = GOOD.replace("id: claude", 'id: "claude\\n"').replace(
+        "    stream: false\n", '    stream: false\n    headers: {"X-A\\n": v}\n').replace(
+        "    api_key_env: OPENAI_API_KEY\n", '    api_key_env: OPENAI_API_KEY\n    headers: {X-B: "v\\n"}\n') + (
+        'alerts:\n  external_labels: {"env\\n": prod}\n'
+        '  sinks: [{name: "hook\\n", type: webhook, url_env: "HOOK_URL\\n"}]\n')
+    probes = BASIC.replace("id: kill-python-process", 'id: "kill-python-process\\n"')
+    got = issues(setup(tmp_path, config, probes))
+    fields = sorted(i.split(": ")[1] for i in got)
+    assert fields == sorted(["targets[0].headers", "targets[1].id", "targets[1].headers",
+                             "alerts.external_labels.[key]", "alerts.sinks[0].name", "alerts.sinks[0].url_env",
+                             "canaries[0].id"]), got
