@@ -307,6 +307,8 @@ def test_the_daemon_stores_a_reply_past_a_targets_max_reply_bytes_as_a_bad_respo
     ("retry-after: soon", None),
     ("retry-after: 1_000", None),  # float() takes it as 1000; not delay-seconds
     ("retry-after-ms: nan", None),
+    ("retry-after: １２", None),  # found by review23: full-width digits (\d took them) are not delay-seconds
+    ("retry-after-ms: ２０００", None),
 ])
 async def test_retry_after_is_stored_in_seconds_up_to_a_day(kind: str, stream: bool, header: str,
                                                             expected: float | None,

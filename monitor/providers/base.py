@@ -22,7 +22,7 @@ Clock = Callable[[], float]
 # for a prompt its reasoning models' usage-policy check flags; Anthropic: "Output blocked by content filtering policy".
 # The message of a call whose answer holds JSON nested deeper than Python's parser goes (a RecursionError)
 TOO_DEEP = "malformed response: JSON nested too deeply to read"
-_SECONDS = re.compile(r"\d+(\.\d+)?")  # a Retry-After in seconds (a fraction, as some servers send, too)
+_SECONDS = re.compile(r"[0-9]+(\.[0-9]+)?")  # a Retry-After in seconds, ASCII digits (a fraction, as some servers send, too)
 _CONTENT_POLICY = re.compile(r"content[ _-]?(policy|filter|management)|invalid_prompt")
 
 
