@@ -53,15 +53,18 @@ def _interval(text: str) -> str:
 
 
 def _int_type(noun: str, lo: int, hi: int | None = None) -> Callable[[str], int]:
-    """An argparse type: a whole number from `lo` (to `hi`)."""
+    """An argparse type: a whole number from `lo` (to `hi`), in ASCII digits (int() also takes '１２' and '1_0')."""
+    from monitor.errors import shown
 
     def parse(text: str) -> int:
-        try:
-            n = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a {noun}: {text!r}") from None
+        if not re.fullmatch(r"[+-]?[0-9]+", text.strip(), flags=re.ASCII):
+            raise argparse.ArgumentTypeError(f"not a {noun}: {shown(text)} (digits 0-9)")
+        bounds = f"{lo} to {hi}" if hi is not None else f"at least {lo}"
+        digits = text.strip().lstrip("+-").lstrip("0")
+        if len(digits) > 18:  # int() refuses past 4,300 digits, and argparse then echoed the value whole
+            raise argparse.ArgumentTypeError(f"must be {bounds} (got a number of {len(digits):,} digits)")
+        n = int(text)
         if n < lo or (hi is not None and n > hi):
-            bounds = f"{lo} to {hi}" if hi is not None else f"at least {lo}"
             raise argparse.ArgumentTypeError(f"must be {bounds} (got {n})")
         return n
 
@@ -213,7 +216,8 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--batch", type=_count, default=1000, help="rows per insert and transaction (default: %(default)s)")
     p = sub.add_parser("refusal", help="label completions in a JSONL file as refusals (none|partial|full)")
     p.add_argument("--jsonl", required=True,
-                   help="lines with `completion` (or `text`, which `export` writes), optionally `prompt`; '-' for "
+                   help="lines with `completion` (or `text`, which `export` writes), optionally `prompt` and "
+                        "`refusal_text` (the provider's refusal, which `export` writes too); '-' for "
                         "stdin; each line is written back with `refusal` and `refusal_score` added")
     return ap
 

@@ -67,14 +67,14 @@ Row = TypeVar("Row")
 
 
 def _int(q: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
-    """An integer query parameter of at least `lo`; values above `hi` are capped at `hi`."""
+    """An integer query parameter of at least `lo`, in ASCII digits; values above `hi` are capped at `hi`."""
     value = q.get(name)
     if value is None or value == "":
         return default
-    try:
-        n = int(value)
-    except ValueError:
-        raise BadQuery(f"{name}: not a whole number: {shown(value)}") from None
+    # ASCII digits only: int() also takes '１２' (full-width), '1_0' and spaces around
+    if not re.fullmatch(r"-?[0-9]{1,4000}", value):
+        raise BadQuery(f"{name}: not a whole number (digits 0-9): {shown(value)}")
+    n = int(value)
     if n < lo:
         raise BadQuery(f"{name}: must be at least {lo} (got {shown(n)})")
     return min(hi, n)

@@ -92,6 +92,10 @@ class Unsaved:
             try:
                 return await asyncio.to_thread(self._save, item)
             except SQLAlchemyError as e:
+                if self.closed:  # no retry left: not "holding ... and retrying", but given up on, with why
+                    self.metrics.store_write_failures.inc()
+                    self._too_late(item, driver_message(e))
+                    return False
                 self._failed(e)
         self.hold(item)
         return False
@@ -136,11 +140,13 @@ class Unsaved:
         else:
             self._untold.discard(item.id)
 
-    def _too_late(self, item: Item) -> None:
+    def _too_late(self, item: Item, failed: str = "") -> None:
         """Give up on a write that came after the final close: queued, it waited for a retry task the end of the
-        event loop cancels (not stored, not counted, not logged, the pending gauge left up)."""
+        event loop cancels (not stored, not counted, not logged, the pending gauge left up). `failed`: why the store
+        did not take it at once."""
         self.metrics.store_dropped.inc()
-        log.error("%s %s not stored: it came after the store's last write at shutdown", _what(item), item.id,
+        log.error("%s %s not stored: it came after the store's last write at shutdown%s", _what(item), item.id,
+                  f" and the store failed it ({failed})" if failed else "",
                   extra={"canary": item.canary, "target": item.target})
 
     def _refused(self, item: Item, e: DataError) -> None:

@@ -5,9 +5,13 @@ A store refusing writes for real (SQLite locked, PostgreSQL refusing connections
 from __future__ import annotations
 
 import asyncio
+import logging
+import sqlite3
 from datetime import timedelta
 
+import pytest
 from prometheus_client import CollectorRegistry
+from sqlalchemy.exc import OperationalError
 
 from monitor.alerts import AlertEvent, AlertsConfig, build_alerting
 from monitor.alerts.pending import Pending, Write
@@ -71,3 +75,26 @@ def test_a_one_off_notice_keeps_its_latest_not_its_first() -> None:
     pending._queue.extend([Write(events=[health("canary.down", "c1")]), *(Write(events=[e]) for e in days)])
     assert pending._compact() == 3
     assert [e.opened_at for e in pending.unplanned() if e.kind == "budget.exceeded"] == [NOW + timedelta(days=3)]
+
+
+async def test_a_write_failing_its_last_try_at_shutdown_is_not_said_to_be_retried(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Found by review23: a write whose first try failed while the daemon stopped logged "holding them in memory, in
+    order, and retrying until it answers", then at once that it was not written: nothing retried it."""
+    tried, fail = asyncio.Event(), asyncio.Event()
+
+    async def attempt(w: Write) -> None:
+        tried.set()
+        await fail.wait()
+        raise OperationalError("INSERT", {}, sqlite3.OperationalError("disk I/O error"))
+
+    pending = Pending(attempt, lambda w: None)
+    with caplog.at_level(logging.WARNING, logger="monitor.alerts"):
+        put = asyncio.ensure_future(pending.put(Write(events=[health("canary.down", "c1")])))
+        await tried.wait()
+        closed = asyncio.ensure_future(pending.close(5))
+        await asyncio.sleep(0)
+        fail.set()
+        assert await closed == 1 and await put is False
+    assert [r.getMessage() for r in caplog.records if r.name == "monitor.alerts"] == [
+        "alert messages not written (the store was unavailable as the daemon stopped): canary.down c1@t"]

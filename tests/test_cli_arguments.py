@@ -178,3 +178,25 @@ def test_an_unknown_argument_shows_its_commands_usage_not_the_top_level_one(
         main(args)
     err = capsys.readouterr().err
     assert e.value.code == 2 and usage in err and f"unrecognized arguments: {unknown}\n" in err, err
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["diff", "c", "-n", "１２"], "argument -n/--count: not a whole number: '１２' (digits 0-9)"),
+    (["alerts", "pending", "-n", "３"], "argument -n/--limit: not a whole number: '３' (digits 0-9)"),
+    (["store", "copy", "--to", "sqlite:///x.db", "--batch", "٣"], "argument --batch: not a whole number: '٣'"),
+    (["sim", "--port", "８９００"], "argument --port: not a port number: '８９００'"),
+    (["diff", "c", "-n", "1_0"], "argument -n/--count: not a whole number: '1_0'"),
+    (["diff", "c", "-n", "9" * 5000], "argument -n/--count: must be at least 1 (got a number of 5,000 digits)"),
+    (["diff", "c", "-n", "x" * 5000], "argument -n/--count: not a whole number: 'xxx"),
+])
+def test_whole_number_flags_take_ascii_digits_and_a_long_value_is_not_echoed_whole(
+        args: list[str], expected: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Found by review23: int() took full-width and other Unicode digits ('１２' was 12) and '1_0'; a value of more
+    than 4,300 digits was refused by int() and echoed whole by argparse ("invalid parse value")."""
+    from monitor.cli import parser
+
+    with pytest.raises(SystemExit) as exit_:
+        parser().parse_args(args)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and expected in err and len(err) < 600, err
+    assert parser().parse_args(["diff", "c", "-n", " 12"]).count == 12  # ASCII digits as before

@@ -455,8 +455,23 @@ def test_an_item_of_a_str_or_list_option_is_named_at_its_own_line_without_pydant
     path = setup(tmp_path, probes=BASIC + "    checks:\n      - type: contains\n        value:\n          - a\n"
                                           "          - 3\n")
     probe = tmp_path / "probes" / "basic.yaml"
-    assert issues(path) == [f"{probe}:10: canaries[0].checks[0].value: Input should be a valid string",
-                            f"{probe}:11: canaries[0].checks[0].value[1]: Input should be a valid string (value: 3)"]
+    # the list's item only: the string member's "should be a valid string" at the option is not what was meant
+    assert issues(path) == [f"{probe}:11: canaries[0].checks[0].value[1]: Input should be a valid string (value: 3)"]
+
+
+@pytest.mark.parametrize(("written", "got"), [("{a: 1}", "a mapping (value: {'a': 1})"), ("5", "a number (value: 5)"),
+                                              ("{str: 1}", "a mapping (value: {'str': 1})")])
+def test_a_value_no_member_of_a_str_or_list_option_takes_is_one_issue_naming_the_option(
+        tmp_path: Path, written: str, got: str) -> None:
+    """Found by review23: a mapping given to `value` (a string or a list of strings) was two issues at
+    canaries[0].checks[0].value.str and value.list[str], paths the file has not, neither showing the value."""
+    path = setup(tmp_path, probes=BASIC + f"    checks:\n      - type: contains\n        value: {written}\n"
+                                          "      - type: language\n        expect: {x: y}\n")
+    probe = tmp_path / "probes" / "basic.yaml"
+    assert issues(path) == [
+        f"{probe}:9: canaries[0].checks[0].value: expected a string or a list of strings, got {got}",
+        f"{probe}:11: canaries[0].checks[1].expect: expected a string or a list of strings, got a mapping "
+        "(value: {'x': 'y'})"]
 
 
 def test_a_key_named_as_its_check_type_is_not_doubled_in_the_path(tmp_path: Path) -> None:
@@ -467,3 +482,20 @@ def test_a_key_named_as_its_check_type_is_not_doubled_in_the_path(tmp_path: Path
     [issue] = issues(path)
     assert issue.startswith(f"{tmp_path / 'probes' / 'basic.yaml'}:10: canaries[0].checks[0].json_schema: invalid "
                             "JSON Schema"), issue
+
+
+def test_names_and_header_values_end_where_the_text_does(tmp_path: Path) -> None:
+    """Found by review23: the id, name and header rules ended in `$`, which also matches before a final newline:
+    `id: "c\\n"` loaded as a canary whose id held a newline (in metric labels, file names and URLs), and likewise a
+    sink name, an external label name, an env variable's name, a header name and a header value."""
+    config = GOOD.replace("id: claude", 'id: "claude\\n"').replace(
+        "    stream: false\n", '    stream: false\n    headers: {"X-A\\n": v}\n').replace(
+        "    api_key_env: OPENAI_API_KEY\n", '    api_key_env: OPENAI_API_KEY\n    headers: {X-B: "v\\n"}\n') + (
+        'alerts:\n  external_labels: {"env\\n": prod}\n'
+        '  sinks: [{name: "hook\\n", type: webhook, url_env: "HOOK_URL\\n"}]\n')
+    probes = BASIC.replace("id: kill-python-process", 'id: "kill-python-process\\n"')
+    got = issues(setup(tmp_path, config, probes))
+    fields = sorted(i.split(": ")[1] for i in got)
+    assert fields == sorted(["targets[0].headers", "targets[1].id", "targets[1].headers",
+                             "alerts.external_labels.[key]", "alerts.sinks[0].name", "alerts.sinks[0].url_env",
+                             "canaries[0].id"]), got

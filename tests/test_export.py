@@ -200,3 +200,33 @@ async def test_export_and_pin_take_a_duration_ago_written_with_ago(tmp_path: Pat
     assert cli("export", "-c", str(cfg), "--until", "1h ago")[1] == ""  # nothing stored that long ago
     code, out, err = cli("baseline", "pin", "c1", "-c", str(cfg), "--since", "1h ago", "--note", "last hour")
     assert code == 0 and "c1 @ t: baseline pinned to 5 observations" in out, err
+
+
+async def test_export_writes_the_providers_refusal_and_refusal_jsonl_reads_it(tmp_path: Path,
+                                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """Found by review23: a refusal the provider gave in OpenAI's `refusal` field (no content) was stored but not
+    exported, and `refusal --jsonl` read only the text: `export | refusal --jsonl -` labelled it `none`, where the
+    daemon had it `full`."""
+    from monitor.refusal import annotate_jsonl
+
+    scenario = {"name": "field", "seed": 5, "defaults": {"ttft": 5, "output_tps": 5000},
+                "models": {"m": {"phases": [{"name": "a", "refusals": [{"pattern": ".*", "p": 1, "style": "field"}]}]}}}
+    with SimServer(scenario_from_dict(scenario)) as sim:
+        app, cfg, canary, target = await started_app(tmp_path, sim, PROBES, "{baseline_size: 10}")
+        try:
+            observed = await app.runner.run(canary, target)
+        finally:
+            await app.stop()
+    assert {(o.call.text, o.refusal) for o in observed} == {("", "full")} and observed[0].call.refusal_text
+    out = tmp_path / "out.jsonl"
+    assert Cli(capsys)("export", "-c", str(cfg), "-o", str(out))[0] == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["refusal_text"] for r in rows] == [o.call.refusal_text for o in observed]
+    for r in rows:
+        del r["refusal"]  # judged again from what the line says
+    out.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    import io
+
+    labelled = io.StringIO()
+    assert annotate_jsonl(out, labelled) == 5
+    assert [json.loads(line)["refusal"] for line in labelled.getvalue().splitlines()] == ["full"] * 5

@@ -33,3 +33,13 @@ def test_a_long_value_is_cut_short_in_the_error_naming_its_parameter(api: TestCl
     error = r.json()["error"]
     assert r.status_code == 400 and error.startswith(f"{name}: "), error[:300]
     assert len(error) < 400 and "'xxxx" in error and "(5,000 characters)" in error, error[:500]
+
+
+@pytest.mark.parametrize("path", ["/api/observations", "/api/drift"])
+@pytest.mark.parametrize("value", ["１２", "1_0", " 5", "٣"])
+def test_limit_takes_ascii_digits_only(api: TestClient, path: str, value: str) -> None:
+    """Found by review23: int() took full-width and other Unicode digits ('１２' as 12), '1_0' and spaces."""
+    r = api.get(path, params={"limit": value})
+    assert r.status_code == 400, r.text
+    assert r.json()["error"] == f"limit: not a whole number (digits 0-9): {value!r}"
+    assert api.get(path, params={"limit": "12"}).status_code == 200

@@ -100,3 +100,30 @@ def test_standard_input_is_named_as_such() -> None:
     bad = subprocess.run([*EXE, "refusal", "--jsonl", "-"], input='{"completion": "Fine."}\n{"prompt": "x"}\n',
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "<stdin>:2: field 'completion' missing (nor 'text')" in bad.stderr
+
+
+def test_a_lines_refusal_text_is_a_refusal_and_must_be_text(tmp_path: Path) -> None:
+    """Found by review23: `refusal_text` (the provider's refusal, which `export` writes) was not read: a refusal given
+    in OpenAI's `refusal` field, with no content, was labelled none."""
+    rows = [{"text": "", "refusal_text": "I can't help with that request."},
+            {"text": "Paris.", "refusal_text": None}, {"text": "Paris.", "refusal_text": "  "}]
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    out = io.StringIO()
+    assert annotate_jsonl(src, out) == 3
+    assert [json.loads(line)["refusal"] for line in out.getvalue().splitlines()] == ["full", "none", "none"]
+    src.write_text(json.dumps({"text": "Paris.", "refusal_text": 1}) + "\n", encoding="utf-8")
+    with pytest.raises(AnnotateError, match=r"in.jsonl:1: field 'refusal_text' not a string \(int\)"):
+        annotate_jsonl(src, io.StringIO())
+
+
+def test_only_the_daemons_own_error_types_leave_a_line_unlabelled(tmp_path: Path) -> None:
+    """Found by review23: any `error_type` but content_filter left `refusal` null, one the daemon never writes (another
+    tool's `HTTPError`, `Timeout` capitalised) too: the line's text was never judged."""
+    rows = [{"text": "I'm sorry, but I can't help with that.", "error_type": kind}
+            for kind in ("HTTPError", "Timeout", "", "timeout", "internal")]
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    out = io.StringIO()
+    assert annotate_jsonl(src, out) == 5
+    assert [json.loads(line)["refusal"] for line in out.getvalue().splitlines()] == ["full", "full", "full", None, None]

@@ -290,3 +290,10 @@ def test_a_date_no_month_has_beside_a_weekday_fires_on_the_weekday_alone() -> No
 
 def test_a_cron_that_never_fires_has_no_gap() -> None:
     assert shortest_gap_s("0 0 30 2 *") is None  # no jitter is refused for it
+
+
+@pytest.mark.parametrize("cron", ["０ ９ * * *", "0 9 * * １", "5/１5 * * * *", "0\u20039 * * *"])
+def test_a_cron_with_digits_other_than_ascii_is_rejected(cron: str) -> None:
+    # Found by review23: '０ ９ * * *' loaded as 0 9 * * * (APScheduler's \d and int() take full-width digits)
+    with pytest.raises(ValueError, match=r"invalid cron expression: '.+' is not crontab's: fields hold digits 0-9"):
+        Schedule(cron=cron)

@@ -59,6 +59,10 @@ async def test_a_write_after_the_final_close_is_given_up_on_counted_and_logged(
     lines = [r.getMessage() for r in caplog.records if r.name == "monitor.unsaved"]
     assert lines[:2] == ["observation o2 not stored: it came after the store's last write at shutdown",
                          "run record r2 not stored: it came after the store's last write at shutdown"]
-    assert lines[-1] == "observation o4 not stored: it came after the store's last write at shutdown", lines
+    # found by review23: o4's failed write first logged "cannot write to the store: holding observations in memory
+    # and retrying until it answers", after the final close, where nothing retries
+    assert lines[2:] == ["observation o4 not stored: it came after the store's last write at shutdown and the store "
+                         "failed it (OperationalError: disk I/O error)"], lines
+    assert _value(registry, "llm_monitor_store_write_failures_total") == 1
     assert all(getattr(r, "canary", None) == "c" and r.target == "t" for r in caplog.records  # type: ignore[attr-defined]
                if "not stored" in r.getMessage())

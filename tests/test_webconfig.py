@@ -93,6 +93,10 @@ REJECTED = [
       "make one with `htpasswd -nBC 10 USER` (the part after the colon) (value: '<redacted>')",
       "web.yml:3: basic_auth_users.a:b.[key]: a user name must be non-empty and without ':' (basic auth cannot "
       "send it) (value: 'a:b')"]),
+    # found by review23: a hash with a newline after it (`$` matched before it) was taken
+    ("basic_auth_users:\n  alice: \"" + HASH + "\\n\"\n",
+     ["web.yml:2: basic_auth_users.alice: not a bcrypt hash ($2a$, $2b$ or $2y$, cost 04 to 31, 60 characters); "
+      "make one with `htpasswd -nBC 10 USER` (the part after the colon) (value: '<redacted>')"]),
     ("basic_auth_users: [alice]\n", ["web.yml:1: basic_auth_users: Input should be a valid dictionary"]),
     ("- tls_server_config\n", ["web.yml:1: (top level): expected a mapping at the top level (keys "
                                "tls_server_config:, basic_auth_users:), got a list"]),

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from monitor.alerts.config import AlertsConfig
 from monitor.alerts.events import DEAD, DELIVERED, HELD, WAITING, AlertEvent, Notification
@@ -128,11 +129,13 @@ def alerts_pending(config: Any, *, limit: int = 100, every: bool = False, as_jso
                 "created", *(("delivered",) if every else ()), "last error"):
         table.add_column(col, overflow="fold")
     for n in rows:  # a next attempt only for what still waits for one
-        table.add_row(n.message_id, n.sink, n.kind, n.group_key, n.signal, n.status, str(n.attempts),
-                      n.next_attempt_at.isoformat(timespec="seconds") if n.status in WAITING else "",
-                      n.created_at.isoformat(timespec="seconds"),
-                      *((n.delivered_at.isoformat(timespec="seconds") if n.delivered_at else "",) if every else ()),
-                      (n.last_error or "")[:120])
+        # Text cells: a receiver's error, a group's labels and a check's signal are data, never console markup
+        table.add_row(*map(Text, (n.message_id, n.sink, n.kind, n.group_key, n.signal, n.status, str(n.attempts),
+                                  n.next_attempt_at.isoformat(timespec="seconds") if n.status in WAITING else "",
+                                  n.created_at.isoformat(timespec="seconds"),
+                                  *((n.delivered_at.isoformat(timespec="seconds") if n.delivered_at else "",)
+                                    if every else ()),
+                                  (n.last_error or "")[:120])))
     out.print(table)
     held_back: dict[str, list[str]] = {}  # below the table: a column of ids folded the others' ids and times
     for n in rows:
@@ -141,5 +144,5 @@ def alerts_pending(config: Any, *, limit: int = 100, every: bool = False, as_jso
     for first, later in held_back.items():
         out.print(f"{', '.join(later)} {'waits' if len(later) == 1 else 'wait'} behind {first} (an alert's messages, "
                   "per sink, group and signal, go out in order: sent, however due, once that one is delivered or "
-                  "given up on)", soft_wrap=True)
+                  "given up on)", soft_wrap=True, markup=False)
     return EXIT_OK

@@ -28,8 +28,8 @@ from monitor.literal_secrets import refused_key
 from monitor.placed import Placed
 from monitor.written_int import WrittenInt
 
-_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,79}$")
-_ENV = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,79}\Z")
+_ENV = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 _SECRETLIKE = re.compile(r"^(whsec_|xox[abp]-|sk-|sk_)|^[A-Za-z0-9+/_=-]{32,}$")
 # Validation context under which AlertsConfig leaves sink names and routes unchecked: the config loader checks them
 # itself, one problem per sink and route, also when other parts of the section fail validation.
@@ -218,7 +218,7 @@ class Retry(_Strict):
 
 
 # Prometheus' label names (the classic ones every Alertmanager takes); `__` begins the names Prometheus reserves
-_LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+_LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*\Z")
 # The labels a pushed alert sets itself: an external label of one of these names would change what it identifies
 OWN_LABELS = ("alertname", "canary", "target", "signal", "severity")
 

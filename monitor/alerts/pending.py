@@ -230,7 +230,7 @@ class Pending:
     def _failed(self, e: SQLAlchemyError) -> None:
         for w in self._queue:  # their callers go on: the task keeps trying
             self._settle(w)
-        if self._since is None:
+        if self._since is None and not self._closing:  # the last try at shutdown: `close` says what was not written
             self._since, self._written = time.monotonic(), 0
             log.warning("cannot write alert messages to the store: holding them in memory, in order, and retrying "
                         "until it answers (%s)", driver_message(e), extra={"waiting": len(self._queue)})

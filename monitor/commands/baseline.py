@@ -9,6 +9,7 @@ from typing import Any
 
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from monitor.commands.common import (
     EXIT_CONFIG,
@@ -103,7 +104,7 @@ def baseline(config_path: str, action: str, canary: str | None, target: str | No
     targets = [t for _, t in pairs]
     console = table_console()
     if action == "show":
-        table = Table(title=f"baselines of {canary}" if canary else "baselines", header_style="bold")
+        table = Table(title=f"baselines of {escape(canary)}" if canary else "baselines", header_style="bold")
         for col in ("canary", "target", "since", "source", "note", "ready", "built from", "reference",
                     "outages left out", "model / fingerprint", "active"):
             table.add_column(col)
@@ -120,13 +121,14 @@ def baseline(config_path: str, action: str, canary: str | None, target: str | No
                     continue
                 d = row["data"]
                 ident = ", ".join(v for vals in (d.get("identity") or {}).values() for v in vals)
-                table.add_row(cid, tid, _since(row, firsts), row["source"], row["note"],
-                              str(d.get("ready")), str(d.get("count")), str(reference_n(d)), left_out(d), ident,
-                              "yes" if row["active"] else "")
+                # Text cells: a note, a served model or a fingerprint is data, never console markup
+                table.add_row(*map(Text, (cid, tid, _since(row, firsts), row["source"], row["note"] or "",
+                                          str(d.get("ready")), str(d.get("count")), str(reference_n(d)), left_out(d),
+                                          ident, "yes" if row["active"] else "")))
         if not json_out:
             console.print(table)
         for cid, tid in forming:  # an empty table alone does not say why
-            (err_console if json_out else console).print(f"[yellow]{cid} @ {tid}: no baseline yet[/] (it forms from the first "
+            (err_console if json_out else console).print(f"[yellow]{escape(cid)} @ {escape(tid)}: no baseline yet[/] (it forms from the first "
                           f"{config.drift.baseline_size} successful observations)")
         return EXIT_OK
     assert canary is not None

@@ -137,8 +137,8 @@ def drift_printer(console: Console, seen: dict[str, Any]):  # type: ignore[no-un
             stat = "(declared zero-tolerance)"
         values = "" if e.baseline_value is None and e.current_value is None else \
             f"{_v(e.baseline_value)} -> {_v(e.current_value)} "
-        console.print(f"[{colour}]DRIFT {update.action.upper()}[/] {e.kind} change in [bold]{e.signal}[/] of "
-                      f"{e.canary} @ {e.target}: {values}{stat} ({e.test}, "
+        console.print(f"[{colour}]DRIFT {update.action.upper()}[/] {escape(e.kind)} change in [bold]{escape(e.signal)}[/] "
+                      f"of {escape(e.canary)} @ {escape(e.target)}: {escape(values)}{stat} ({escape(e.test)}, "
                       f"baseline n={e.baseline_n}, current n={e.current_n})", highlight=False)
     return show
 
@@ -157,17 +157,18 @@ def summary(events: list[Any], kept: Path | None) -> None:
         rows = [e.to_json() for e in sorted(events, key=lambda e: (e.opened_at, e.canary, e.target, e.signal))]
         console.print(events_table(rows, f"drift events of this demo ({len(rows)})"))
     if shown is not None:
-        console.print(f"\n[bold]Evidence[/] of {shown.signal} on {shown.canary} @ {shown.target} (the "
-                      "baseline's representative completion against the first changed one):")
+        console.print(f"\n[bold]Evidence[/] of {escape(shown.signal)} on {escape(shown.canary)} @ "
+                      f"{escape(shown.target)} (the baseline's representative completion against the first changed "
+                      "one):")
         console.print(diff_renderer(console)(shown.evidence["diff"][:800]))
     if kept is not None:
         config = shlex.quote(str(kept / "monitor.yaml"))  # pasted into a shell: a folder with a space stays one
         # the diff command shows the latest completions of the pair whose evidence is above
         canary = (shown or events[0]).canary if events else "kill-python-process"
-        console.print(f"\nStore kept in {kept}. Explore it:\n"
+        console.print(f"\nStore kept in {kept}. Explore it:\n"  # a folder named [x] is a path, not markup
                       f"  llm-monitor drift -c {config}\n"
                       f"  llm-monitor diff {canary} -c {config}\n"
-                      f"  llm-monitor export -c {config} > observations.jsonl")
+                      f"  llm-monitor export -c {config} > observations.jsonl", markup=False)
 
 
 def _v(value: Any) -> str:
@@ -182,7 +183,7 @@ def main(port: int, interval: str, duration: str | None, keep: str | None = None
     try:  # a port the user asked for must be free; only the default falls back to any free one
         http_port = free_port(port or 9464, fallback=not port)
     except OSError as e:
-        err_console.print(f"[bold red]error:[/] {e} (choose another with --port, or leave it out)")
+        err_console.print(f"[bold red]error:[/] {escape(str(e))} (choose another with --port, or leave it out)")
         return EXIT_CONFIG
     if keep is None:
         with tempfile.TemporaryDirectory(prefix="llm-monitor-demo-") as tmp:
@@ -190,12 +191,12 @@ def main(port: int, interval: str, duration: str | None, keep: str | None = None
     folder = Path(keep).resolve()
     refused = _keep_refused(folder)
     if refused is not None:
-        err_console.print(f"[bold red]error:[/] --keep {keep}: {refused}")
+        err_console.print("[bold red]error:[/] " + escape(f"--keep {keep}: {refused}"))
         return EXIT_CONFIG
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        err_console.print(f"[bold red]error:[/] --keep {keep}: {e.strerror or e}")
+        err_console.print("[bold red]error:[/] " + escape(f"--keep {keep}: {e.strerror or e}"))
         return EXIT_CONFIG
     return _demo(console, folder, http_port, interval, duration, kept=True)
 
@@ -220,7 +221,7 @@ def _demo(console: Console, folder: Path, http_port: int, interval: str, duratio
 
     with SimServer(builtin_scenario("demo")) as sim:
         config = demo_config(folder, sim.openai_base_url, sim.url, http_port, interval)
-        console.print(f"[bold]llm-monitor demo[/]: simulated upstream at {sim.url}, store {folder}/demo.db")
+        console.print(f"[bold]llm-monitor demo[/]: simulated upstream at {sim.url}, store {escape(str(folder))}/demo.db")
         console.print(f"  metrics:      http://127.0.0.1:{http_port}/metrics")
         console.print(f"  observations: http://127.0.0.1:{http_port}/api/observations")
         console.print(f"  {counted(len(config.canaries), 'canary')} x {counted(len(config.targets), 'target')} "

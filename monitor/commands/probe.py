@@ -46,7 +46,7 @@ def observation_table(observations: list[Observation]) -> Table:
                                    (c.finish_reason.value if c.finish_reason else "?"))
         checks = ", ".join(f"{escape(r.name)}:{'✓' if r.passed else ('✗' if r.passed is False else '?')}" for r in o.checks)
         table.add_row(
-            o.canary, o.target, str(o.sample_index), result, escape(c.response_model or ""),
+            escape(o.canary), escape(o.target), str(o.sample_index), result, escape(c.response_model or ""),
             f"{c.latency_s:.3f}s" if c.latency_s is not None else "",
             f"{c.ttft_s:.3f}s" if c.ttft_s is not None else "",
             f"{_n(c.usage.input_tokens)}/{_n(c.usage.output_tokens)}",
@@ -95,7 +95,7 @@ def main(config_path: str, canary: str | None, target: str | None, as_json: bool
             app = App(config, registry=CollectorRegistry(), serve_http=False, analyse=False)
             await app.start(schedule=False)
         except MonitorError as e:
-            err_console.print(f"[red]cannot start:[/] {e}")
+            err_console.print(f"[red]cannot start:[/] {escape(str(e))}")
             return EXIT_CONFIG
         try:
             results = await asyncio.gather(*(app.runner.run(c, t, trigger="manual") for c, t in pairs))

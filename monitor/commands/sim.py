@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from rich.markup import escape
+
 from monitor.commands.common import EXIT_CONFIG, EXIT_OK, err_console, print_problems
 from monitor.errors import ConfigError
 
@@ -29,7 +31,7 @@ def main(host: str, port: int, scenario_path: str | None) -> int:
     except OSError as e:
         if bound:  # not the bind: a failure while serving is a bug, shown as such
             raise
-        err_console.print(f"[bold red]error:[/] cannot listen on {host}:{port}: {e.strerror or e} "
-                          "(choose another with --port)")
+        err_console.print("[bold red]error:[/] " + escape(f"cannot listen on {host}:{port}: {e.strerror or e} "
+                                                         "(choose another with --port)"))
         return EXIT_CONFIG
     return EXIT_OK

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,79}$")
+_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,79}\Z")
 
 
 class Strict(BaseModel):

@@ -14,8 +14,8 @@ from monitor.keylike import looks_like_a_key
 from monitor.literal_secrets import refused_key
 from monitor.placed import Placed
 
-_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 field name
-_HEADER_VALUE = re.compile(r"^[\x20-\x7e\t]*$")
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")  # RFC 9110 field name
+_HEADER_VALUE = re.compile(r"^[\x20-\x7e\t]*\Z")
 
 
 class RequestParams(Strict):

@@ -95,6 +95,9 @@ def _crontab_steps(name: str, field: str) -> str:
 def cron_trigger(cron: str, jitter: int | None = None) -> BaseTrigger:
     """Return the UTC trigger of a 5-field crontab expression, read as crontab reads it (weekdays from Sunday; `N/S`
     from N to the field's end; a restricted day of the month and weekday: either)."""
+    if not cron.isascii():  # APScheduler's \d and int() take '９' (full-width) as 9: crontab's digits are 0-9
+        odd = next(c for c in cron if not c.isascii())
+        raise ValueError(f"{odd!r} is not crontab's: fields hold digits 0-9, names (mon, jan), '*', ',', '-' and '/'")
     fields = cron.split()
     if len(fields) != 5:
         raise ValueError(f"Wrong number of fields; got {len(fields)}, expected 5")

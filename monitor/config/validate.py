@@ -20,6 +20,13 @@ _URL_PASSWORD = re.compile(r"(://[^/@:\s]*:)[^/@\s]+@")
 _QUERY_PASSWORD = re.compile(r"([?&]password=)[^&#\s]*", re.I)
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _LABELISH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # a mapping key shown when refused (a Prometheus label name)
+# pydantic's tag of a plain union's member in an error's loc (value: str | list[str] -> 'str', 'list[str]')
+_MEMBER = re.compile(r"(?:str|int|float|bool|(?:list|dict|tuple|set)\[.+\])")
+_MEMBER_SAID = {"str": "a string", "list[str]": "a list of strings", "int": "a whole number", "float": "a number",
+                "bool": "true or false"}
+_UNION_MISMATCH = "union_mismatch"  # every member of a plain union refused the value's type: one issue, not one each
+_TYPE_SAID = {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", int: "a number", type(None): "null",
+              float: "a number"}
 
 
 def validate(model: type[M], src: Located, issues: list[ConfigIssue],
@@ -28,7 +35,7 @@ def validate(model: type[M], src: Located, issues: list[ConfigIssue],
     try:
         return model.model_validate(src.data if src.data is not None else {}, context=context)
     except ValidationError as e:
-        for err in e.errors():
+        for err in _plain_unions(e.errors()):
             loc = _strip_union_tags(tuple(err["loc"]))
             if err["type"] == LITERAL_SECRET:  # the model's error, about one of its keys: name that key
                 loc += (err.get("ctx", {}).get("key", ""),)
@@ -54,7 +61,10 @@ def validate(model: type[M], src: Located, issues: list[ConfigIssue],
             if err["type"] == KEYED:  # as written, else the default the check read
                 written = at(src.data, *where)
                 value = written if written is not None else err.get("ctx", {}).get("value")
-            if isinstance(value, dict | list) or not loc:  # the whole file is never quoted: a web config file
+            if err["type"] == _UNION_MISMATCH and loc and not _SECRETISH.search(str(loc[-1])) \
+                    and not str(loc[-1]).endswith("_env"):
+                pass  # a mapping written for a string or a list of strings (contains value): shown, cut short
+            elif isinstance(value, dict | list) or not loc:  # the whole file is never quoted: a web config file
                 # option may name any readable file (a key, a password file), whose first line this would show
                 value = None
             elif loc and loc[0] in getattr(model, "UNECHOED", ()):
@@ -71,6 +81,38 @@ def validate(model: type[M], src: Located, issues: list[ConfigIssue],
                 value = redact_url(value)
             issues.append(ConfigIssue(src.path, dotted(_shown(loc)), reason, src.line_of(where), value))
         return None
+
+
+def _plain_unions(errors: list[Any]) -> list[Any]:
+    """pydantic's errors with a plain union's (value: str | list[str]) told as the document has them: the errors of
+    the member the value's type chose (a list's item value[1]), without the other members' "should be a valid
+    string" at the option; a value no member takes (a mapping) is one error at the option naming what it takes,
+    where each member's was its own, under a path of its tag (value.str, value.list[str])."""
+    sites: dict[tuple[Any, ...], list[tuple[int, Any]]] = {}
+    out: list[Any] = []  # in pydantic's order: a union's errors where its first one was
+    for err in errors:
+        loc = tuple(err["loc"])
+        i = next((i for i, p in enumerate(loc) if isinstance(p, str) and _MEMBER.fullmatch(p)
+                  and (i < len(loc) - 1 or err["type"] not in ("missing", "extra_forbidden"))), None)
+        if i is None:
+            out.append(err)
+        else:
+            if loc[:i] not in sites:
+                out.append(loc[:i])
+            sites.setdefault(loc[:i], []).append((len(loc) - i - 1, err))
+    return [e for item in out for e in (_told(item, sites[item]) if isinstance(item, tuple) else [item])]
+
+
+def _told(site: tuple[Any, ...], members: list[tuple[int, Any]]) -> list[Any]:
+    """The errors of one plain union at `site` (loc up to its member tag), each with its depth past the tag."""
+    deeper = [err for depth, err in members if depth]
+    if deeper or len(members) == 1:
+        return deeper or [members[0][1]]
+    tags = [str(err["loc"][len(site)]) for _, err in members]
+    value = members[0][1].get("input")
+    said = " or ".join(_MEMBER_SAID.get(t, t) for t in tags)
+    got = _TYPE_SAID.get(type(value), type(value).__name__)
+    return [{"type": _UNION_MISMATCH, "loc": site, "msg": f"expected {said}, got {got}", "input": value}]
 
 
 def _shown(loc: tuple[Any, ...]) -> tuple[Any, ...]:

@@ -39,6 +39,7 @@ _OPTIONAL: dict[str, tuple[type, ...]] = {
     "latency_s": (int, float),
     "ttft_s": (int, float),
     "error_type": (str,),
+    "refusal_text": (str,),  # OpenAI's `refusal` field, Anthropic's refusal stop: `refusal --jsonl` reads it
 }
 
 
@@ -132,6 +133,7 @@ def row_to_observation(row: Mapping[str, Any], source: str = "row", line: int = 
         latency_s=row.get("latency_s"),
         ttft_s=row.get("ttft_s"),
         error_type=ErrorType(err) if err else None,
+        refusal_text=row.get("refusal_text"),
     )
     checks = [CheckResult(encodable(name), "replay", passed) for name, passed in (row.get("checks") or {}).items()]
     obs = Observation(

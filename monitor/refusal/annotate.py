@@ -12,6 +12,9 @@ from monitor.jsonl import objects
 from monitor.refusal.detector import RefusalDetector
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# the daemon's own error types of a call that answered nothing to label (an outage); any other `error_type` a line
+# holds (another tool's, a typo) says nothing the daemon knows of, and its text is judged
+_NOT_ANSWERED = frozenset(e.value for e in ErrorType) - {ErrorType.CONTENT_FILTER.value}
 
 
 class AnnotateError(ValueError):
@@ -23,7 +26,9 @@ def annotate_jsonl(in_path: str | Path, out_stream: TextIO, detector: RefusalDet
     """Copy each JSON line of ``in_path`` to ``out_stream`` with ``refusal`` and ``refusal_score``; return the count.
 
     Lines need a string ``completion``, or ``text`` when ``completion`` is absent (the field `export` writes, so
-    `export | refusal --jsonl -` composes); ``prompt`` (string or null) is optional but sharpens the verdict.
+    `export | refusal --jsonl -` composes); ``prompt`` (string or null) is optional but sharpens the verdict, and
+    ``refusal_text`` (string or null: the provider's refusal, OpenAI's ``refusal`` field, which `export` writes) is a
+    refusal when not blank.
     Blank lines are skipped; other fields are copied as they are (a line with NaN or Infinity, which is not JSON,
     is refused: `jsonl.objects`). The first bad line raises ``AnnotateError`` naming file (``name`` if given, e.g.
     ``<stdin>``), line and field.
@@ -37,16 +42,17 @@ def annotate_jsonl(in_path: str | Path, out_stream: TextIO, detector: RefusalDet
         if not isinstance(completion, str):
             what = "missing (nor 'text')" if field not in row else f"not a string ({type(completion).__name__})"
             raise AnnotateError(f"{where}: field '{field}' {what}")
-        prompt = row.get("prompt")
-        if prompt is not None and not isinstance(prompt, str):
-            raise AnnotateError(f"{where}: field 'prompt' not a string ({type(prompt).__name__})")
+        prompt, refusal_text = row.get("prompt"), row.get("refusal_text")
+        for key, value in (("prompt", prompt), ("refusal_text", refusal_text)):
+            if value is not None and not isinstance(value, str):
+                raise AnnotateError(f"{where}: field '{key}' not a string ({type(value).__name__})")
         # what the provider said, where the line has it (`export` writes both): a content filter is a refusal, and a
         # call that failed otherwise (an outage) answered nothing to label, as the daemon has it
         error, finish = (row[k] if isinstance(row.get(k), str) else None for k in ("error_type", "finish_reason"))
-        if error is not None and error != ErrorType.CONTENT_FILTER.value:
+        if error in _NOT_ANSWERED:
             row["refusal"], row["refusal_score"] = None, None
         else:
-            v = det.detect(completion, prompt=prompt, finish_reason=finish, error_type=error)
+            v = det.detect(completion, prompt=prompt, finish_reason=finish, refusal_text=refusal_text, error_type=error)
             row["refusal"], row["refusal_score"] = v.label, v.score
         # allow_nan=False: the reader refuses NaN and Infinity, so one here would be a bug, not a line to write
         line = json.dumps(row, ensure_ascii=False, allow_nan=False)

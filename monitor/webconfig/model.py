@@ -19,7 +19,7 @@ CLIENT_AUTH_TYPES = ("NoClientCert", "VerifyClientCertIfGiven", "RequireAndVerif
 # exporter-toolkit's two that accept a client certificate without verifying it: Python's ssl cannot do that
 _UNVERIFIED = ("RequestClientCert", "RequireAnyClientCert")
 TlsVersion = Literal["TLS10", "TLS11", "TLS12", "TLS13"]
-_BCRYPT = re.compile(r"^\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}$")
+_BCRYPT = re.compile(r"^\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}\Z")
 
 
 class _Strict(BaseModel):
