@@ -139,6 +139,16 @@ def test_a_number_under_a_secret_sounding_key_is_shown(tmp_path: Path) -> None:
     assert "params.max_token: unknown key (value: 5)" in msg
 
 
+def test_a_token_count_written_as_text_is_shown(tmp_path: Path) -> None:
+    # max_tokens is a count, not a secret: its refused value was shown as <redacted>, the error saying nothing
+    path = setup(tmp_path, probes=BASIC + "    params: {max_tokens: lots}\n")
+    (msg,) = issues(path)
+    assert "params.max_tokens:" in msg and "(value: 'lots')" in msg and "<redacted>" not in msg, msg
+    path = setup(tmp_path, probes=BASIC + "    params: {api_token: sk-abcdefghijklmnop}\n")
+    (msg,) = issues(path)
+    assert "sk-abcdefghijklmnop" not in msg, msg
+
+
 @pytest.mark.parametrize("url", ["postgresql+psycopg://postgres:hunter2SECRET@127.0.0.1:5432/qa_llm",
                                  "postgresql://postgres@127.0.0.1:5432/qa_llm?sslmode=require&password=hunter2SECRET"])
 def test_storage_url_with_password_refused_and_not_echoed(tmp_path: Path, url: str) -> None:

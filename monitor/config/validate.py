@@ -15,7 +15,8 @@ from monitor.keylike import shown_name
 from monitor.literal_secrets import LITERAL_SECRET
 
 M = TypeVar("M", bound=BaseModel)
-_SECRETISH = re.compile(r"key|secret|token|password", re.I)
+# "token" but not "tokens": max_tokens, min_tokens are counts, and a string refused there (max_tokens: lots) is shown
+_SECRETISH = re.compile(r"key|secret|token(?!s)|password", re.I)
 _URL_PASSWORD = re.compile(r"(://[^/@:\s]*:)[^/@\s]+@")
 _QUERY_PASSWORD = re.compile(r"([?&]password=)[^&#\s]*", re.I)
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
