@@ -95,8 +95,8 @@ def parser() -> argparse.ArgumentParser:
     _web_config_arg(p)
     p = sub.add_parser("probe", help="run canaries once now and print the observations",
                        description="Run canaries once now (real calls, stored and counted in the day's spend like the "
-                                   "daemon's) and print the observations. Exit 0 all calls succeeded, 1 a call failed "
-                                   "or nothing ran, 2 bad config or arguments.")
+                                   "daemon's) and print the observations. Exit 0 all calls succeeded and passed their "
+                                   "checks, 1 a call or a check failed or nothing ran, 2 bad config or arguments.")
     _config_arg(p)
     p.add_argument("--canary", help="only this canary")
     p.add_argument("--target", help="only this target")

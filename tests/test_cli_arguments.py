@@ -117,7 +117,8 @@ def test_the_commands_a_newcomer_runs_first_explain_themselves_in_their_help(cap
             parser().parse_args([*command, "--help"])
         return " ".join(capsys.readouterr().out.split())
 
-    assert "Exit 0 all calls succeeded, 1 a call failed or nothing ran, 2 bad config or arguments" in help_of("probe")
+    assert ("Exit 0 all calls succeeded and passed their checks, 1 a call or a check failed or nothing ran, 2 bad "
+            "config or arguments") in help_of("probe")
     assert "SIGTERM/SIGINT drain and exit 0, SIGHUP reloads" in help_of("run")
     assert "Unset API key variables and alert sink secrets are only warned of (exit 0)" in help_of("check-config")
     text = help_of("baseline")
