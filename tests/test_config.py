@@ -459,6 +459,15 @@ def test_an_item_of_a_str_or_list_option_is_named_at_its_own_line_without_pydant
                             f"{probe}:11: canaries[0].checks[0].value[1]: Input should be a valid string (value: 3)"]
 
 
+def test_an_unknown_key_named_as_its_type_holding_a_mapping_is_not_doubled_in_the_path(tmp_path: Path) -> None:
+    # Found by review: `slack: {slack: 1}` in a Slack sink was alerts.sinks[0].slack.slack (the union's tag kept,
+    # as the mapping holds a key named as the one after it), where `slack: 1` was alerts.sinks[0].slack
+    path = setup(tmp_path, GOOD + "alerts:\n  sinks:\n    - {name: chat, type: slack, url_env: S, slack: {slack: 1}}\n",
+                 BASIC + "    checks: [{type: contains, value: x, contains: {contains: 1}}]\n")
+    assert issues(path) == [f"{path}:18: alerts.sinks[0].slack: unknown key",
+                            f"{tmp_path / 'probes' / 'basic.yaml'}:7: canaries[0].checks[0].contains: unknown key"]
+
+
 def test_an_option_written_under_both_its_names_names_the_file_canary_and_both(tmp_path: Path) -> None:
     # Found by review: json_schema's `schema` written beside `json_schema` (its field's name, also taken) was
     # "canaries[0].checks[0].json_schema: unknown key", which json_schema alone is not; likewise llm_judge's `pass`
