@@ -69,6 +69,7 @@ def _int_type(noun: str, lo: int, hi: int | None = None) -> Callable[[str], int]
 
 
 _count = _int_type("whole number", 1)
+PENDING_LIMIT = 1000  # rows `alerts pending` shows at most: as `drift list`, and a page of GET /api/drift
 _port = _int_type("port number", 0, 65535)  # 0: any free port
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -192,7 +193,8 @@ def parser() -> argparse.ArgumentParser:
     _config_arg(a)
     a.add_argument("--all", action="store_true", help="also delivered and dead notifications, with why they died")
     a.add_argument("--json", action="store_true", help="one JSON object per notification, one per line")
-    a.add_argument("-n", "--limit", type=_count, default=100, help="show at most N (default: %(default)s)")
+    a.add_argument("-n", "--limit", type=_int_type("whole number", 1, PENDING_LIMIT), default=100,
+                   help=f"show at most N, up to {PENDING_LIMIT} (default: %(default)s)")
     p = sub.add_parser("store", help="copy the store into another database (SQLite <-> PostgreSQL)",
                        description="Work on the store as a whole.")
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")

@@ -171,6 +171,20 @@ def test_alerts_pending_all_and_json_show_dead_rows(tmp_path: Path) -> None:
     assert set(records[0]) >= {"message_id", "sink", "kind", "signal", "attempts", "next_attempt_at", "created_at"}
 
 
+def test_alerts_pending_json_says_on_stderr_when_it_shows_fewer_than_the_outbox_holds(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # the table's title says "(showing 1)"; JSON lines ended silently at --limit, as if nothing more waited
+    config = _outbox(tmp_path, "hook", "webhook", *(AlertEvent(kind="canary.down", canary=f"c{i}", target="t1",
+                                                               signal="health") for i in range(3)))
+    capsys.readouterr()
+    assert alerts_pending(config, limit=1, as_json=True) == 0
+    out, err = capsys.readouterr()
+    assert len(out.splitlines()) == 1
+    assert "note: showing 1 of 3 notifications (-n/--limit)" in " ".join(err.split()), err
+    assert alerts_pending(config, limit=3, as_json=True) == 0
+    assert capsys.readouterr().err == ""
+
+
 def test_alerts_pending_all_shows_when_rows_were_delivered_and_no_next_attempt_for_finished_ones(tmp_path: Path) -> None:
     config = _outbox(tmp_path, "hook", "webhook",
                      AlertEvent(kind="drift.opened", canary="c1", target="t1", signal="refusal_rate", event_id="e1"),

@@ -123,13 +123,16 @@ def alerts_pending(config: Any, *, limit: int = 100, every: bool = False, as_jso
     finally:
         if own:
             st.close()
+    waiting = sum(counts.get(s, 0) for s in WAITING)
+    total = sum(counts.values()) if every else waiting + counts.get(HELD, 0)
     if as_json:
         write = (stdout or sys.stdout).write
         for n in rows:
             write(json.dumps(_record(n, behind.get(n.id)), ensure_ascii=False) + "\n")
+        if total > len(rows):  # the table's title says so; JSON lines end without a word
+            err_console.print(f"note: showing {len(rows)} of {total} notifications (-n/--limit)",
+                              highlight=False)
         return EXIT_OK
-    waiting = sum(counts.get(s, 0) for s in WAITING)
-    total = sum(counts.values()) if every else waiting + counts.get(HELD, 0)
     title = f"outbox: {waiting} pending" + (f", {counts[HELD]} held" if counts.get(HELD) else "")
     if every:
         title += f", {counts.get(DEAD, 0)} dead, {counts.get(DELIVERED, 0)} delivered"
