@@ -90,8 +90,8 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run the daemon in the foreground",
                        description="Run the daemon in the foreground: probe on schedule, analyse, alert, serve /metrics "
-                                   "and the JSON API. SIGTERM/SIGINT drain and exit 0, SIGHUP reloads; exit 2 on a "
-                                   "bad config at start.")
+                                   "and the JSON API. SIGTERM/SIGINT drain and exit 0, SIGHUP reloads; exit 1 when the "
+                                   "stop gave up on writes the store did not take, 2 on a bad config at start.")
     _config_arg(p)
     _web_config_arg(p)
     p = sub.add_parser("probe", help="run canaries once now and print the observations",
