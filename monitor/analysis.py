@@ -222,9 +222,10 @@ class Analysis(DriftWrites):
         """Observations handed over but not analysed: their pair removed by a reload, or stored after `close`."""
         return self.unconfigured + self.late
 
-    def close(self) -> None:
+    def close(self) -> int:
         """Finish the analyses queued, give the updates the store did not take a last try, store what the
-        references learned; observations handed over after this are not analysed (`on_observation`)."""
+        references learned; observations handed over after this are not analysed (`on_observation`). Return how
+        many writes the store still did not take (event updates, observations' signals): given up on."""
         self._pool.submit(self.retry_unwritten)  # a last try, after the analyses still queued
         self._pool.submit(self.save_learned)
         self._pool.shutdown(wait=True)
@@ -234,3 +235,4 @@ class Analysis(DriftWrites):
         if self.signal_writes.waiting:
             log.error("stopping with the signals of %d observations the store did not take: not stored (the "
                       "observations are)", len(self.signal_writes.waiting))
+        return len(self._unwritten) + len(self.signal_writes.waiting)

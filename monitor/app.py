@@ -115,6 +115,7 @@ class App:
                                      connect_timeout_s=self.store.timeouts.connect_s)
         self.leading = False
         self.leadership_lost = asyncio.Event()  # the daemon exits 1 on it (its supervisor restarts it, as standby)
+        self._lost_at_stop = 0  # writes the analysis and alerting gave up on as they stopped (`writes_lost`)
         self.leader_poll_s = leader_poll_s
         self.leader_check_s = leader_check_s
         self.interrupted_after_s = interrupted_after_s  # None: as long as an old leader may still finish its runs
@@ -285,6 +286,12 @@ class App:
         async with self.reload_lock:
             return await reload_config(self)
 
+    @property
+    def writes_lost(self) -> int:
+        """Writes the stop gave up on, the store not taking them (observations, run records, drift event updates,
+        signals, alert messages; each kind logged as it is): `run` then exits 1."""
+        return self.runner.unsaved.lost_at_stop + self._lost_at_stop
+
     async def stop(self, asked: asyncio.Event | None = None) -> tuple[int, int]:
         """Stop scheduling, give in-flight probes the grace period, then close everything. `asked` is set by a
         SIGTERM or SIGINT: it cuts a leader's long wait for a store away to UNSAVED_GRACE_S."""
@@ -305,7 +312,8 @@ class App:
         until = loop.time() + unsaved_s
         await self.runner.unsaved.close(unsaved_s, hurry=asked, hurried_s=UNSAVED_GRACE_S)
         if self.analysis is not None:
-            await asyncio.to_thread(self.analysis.close)  # finish analyses of the calls that completed
+            # finish analyses of the calls that completed
+            self._lost_at_stop += await asyncio.to_thread(self.analysis.close)
         await self.own_calls.settled()  # the judges' and embeddings calls those made
         def left() -> float:  # of the held writes' one try, cut by a SIGTERM as `close` cut it (`hurried_until`)
             cut = self.runner.unsaved.hurried_until
@@ -315,7 +323,7 @@ class App:
         await self.runner.unsaved.close(left(), hurry=asked, hurried_s=UNSAVED_GRACE_S, final=True)
         if self.alerting is not None:
             # the alert messages held: what is left of the same try, not 10 s more (nor past a SIGTERM's cut)
-            await self.alerting.stop(left())
+            self._lost_at_stop += await self.alerting.stop(left())
         await self.succession.release()  # a standby takes over at its next try
         if self._server is not None:
             self._server.should_exit = True
@@ -328,6 +336,6 @@ class App:
             self.tracer_provider.shutdown()
         await asyncio.to_thread(self.store.close)
         log.info("stopped", extra={"in_flight_finished": finished, "in_flight_cancelled": cancelled,
-                                  "calls_not_sent": self.runner.not_sent,
+                                  "calls_not_sent": self.runner.not_sent, "writes_lost": self.writes_lost,
                                   "observations_not_analysed": self.analysis.not_analysed if self.analysis else 0})
         return finished, cancelled

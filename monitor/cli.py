@@ -72,6 +72,7 @@ def _int_type(noun: str, lo: int, hi: int | None = None) -> Callable[[str], int]
 
 
 _count = _int_type("whole number", 1)
+PENDING_LIMIT = 1000  # rows `alerts pending` shows at most: as `drift list`, and a page of GET /api/drift
 _port = _int_type("port number", 0, 65535)  # 0: any free port
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -92,14 +93,14 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run the daemon in the foreground",
                        description="Run the daemon in the foreground: probe on schedule, analyse, alert, serve /metrics "
-                                   "and the JSON API. SIGTERM/SIGINT drain and exit 0, SIGHUP reloads; exit 2 on a "
-                                   "bad config at start.")
+                                   "and the JSON API. SIGTERM/SIGINT drain and exit 0, SIGHUP reloads; exit 1 when the "
+                                   "stop gave up on writes the store did not take, 2 on a bad config at start.")
     _config_arg(p)
     _web_config_arg(p)
     p = sub.add_parser("probe", help="run canaries once now and print the observations",
                        description="Run canaries once now (real calls, stored and counted in the day's spend like the "
-                                   "daemon's) and print the observations. Exit 0 all calls succeeded, 1 a call failed "
-                                   "or nothing ran, 2 bad config or arguments.")
+                                   "daemon's) and print the observations. Exit 0 all calls succeeded and passed their "
+                                   "checks, 1 a call or a check failed or nothing ran, 2 bad config or arguments.")
     _config_arg(p)
     p.add_argument("--canary", help="only this canary")
     p.add_argument("--target", help="only this target")
@@ -195,7 +196,8 @@ def parser() -> argparse.ArgumentParser:
     _config_arg(a)
     a.add_argument("--all", action="store_true", help="also delivered and dead notifications, with why they died")
     a.add_argument("--json", action="store_true", help="one JSON object per notification, one per line")
-    a.add_argument("-n", "--limit", type=_count, default=100, help="show at most N (default: %(default)s)")
+    a.add_argument("-n", "--limit", type=_int_type("whole number", 1, PENDING_LIMIT), default=100,
+                   help=f"show at most N, up to {PENDING_LIMIT} (default: %(default)s)")
     p = sub.add_parser("store", help="copy the store into another database (SQLite <-> PostgreSQL)",
                        description="Work on the store as a whole.")
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")

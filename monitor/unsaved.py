@@ -64,6 +64,7 @@ class Unsaved:
         self._since: float | None = None  # monotonic start of the current outage
         self.hurried_until: float | None = None  # the loop time `close` was cut to by its `hurry` (a SIGTERM)
         self.closed = False  # the final `close` has run: later writes are given up on, counted and logged
+        self.lost_at_stop = 0  # writes given up on by a `close` or after the final one (`run` then exits 1)
 
     def __len__(self) -> int:
         return len(self._queue)
@@ -145,6 +146,7 @@ class Unsaved:
         event loop cancels (not stored, not counted, not logged, the pending gauge left up). `failed`: why the store
         did not take it at once."""
         self.metrics.store_dropped.inc()
+        self.lost_at_stop += 1
         log.error("%s %s not stored: it came after the store's last write at shutdown%s", _what(item), item.id,
                   f" and the store failed it ({failed})" if failed else "",
                   extra={"canary": item.canary, "target": item.target})
@@ -224,6 +226,7 @@ class Unsaved:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         lost = len(self._queue)
+        self.lost_at_stop += lost
         if lost:
             observations = sum(isinstance(i, Observation) for i in self._queue)
             self.metrics.store_dropped.inc(lost)

@@ -37,7 +37,7 @@ def test_alerts_test_sends_a_signed_message_now() -> None:
         rx.fail(503)
         con, buf = console()
         assert alerts_test(cfg, "hook", environ={"HOOK_SECRET": SECRET}, console=con) == 1
-        assert "failed to deliver to hook (webhook): HTTP 503" in buf.getvalue()
+        assert f"failed to deliver to hook (webhook, {rx.url}): HTTP 503" in buf.getvalue()
         rx.fail(410)
         con, buf = console()
         assert alerts_test(cfg, "hook", environ={"HOOK_SECRET": SECRET}, console=con) == 1
@@ -94,7 +94,7 @@ def test_alerts_test_piped_prints_its_outcome_on_one_line(capsys: pytest.Capture
         cfg = AlertsConfig.model_validate({"sinks": [{"name": name, "type": "alertmanager", "url": rx.url}]})
         assert alerts_test(cfg, name, environ={}) == 0
     out = capsys.readouterr().out
-    assert len(out.splitlines()) == 1 and f"to {name} (alertmanager): HTTP 200 in" in out, out
+    assert len(out.splitlines()) == 1 and f"to {name} (alertmanager, {rx.url}): HTTP 200 in" in out, out
 
 
 def test_alerts_test_failures_go_to_stderr_as_written(capsys: pytest.CaptureFixture[str]) -> None:
@@ -107,7 +107,7 @@ def test_alerts_test_failures_go_to_stderr_as_written(capsys: pytest.CaptureFixt
         assert alerts_test(cfg, "chat", environ={}) == 2
     out, err = capsys.readouterr()
     assert out == ""
-    assert 'failed to deliver to am (alertmanager): HTTP 503: {"error": "[bold]quota[/bold] exceeded"}' in err, err
+    assert f'failed to deliver to am (alertmanager, {url}): HTTP 503: {{"error": "[bold]quota[/bold] exceeded"}}' in err, err
     assert "environment variable SLACK_URL (named by url_env) is not set" in err, err
 
 
@@ -169,6 +169,20 @@ def test_alerts_pending_all_and_json_show_dead_rows(tmp_path: Path) -> None:
     assert {(r["group"], r["status"], r["last_error"]) for r in records} == {
         ("c1/t1", "dead", "HTTP 410: gone"), ("c2/t1", "pending", None)}
     assert set(records[0]) >= {"message_id", "sink", "kind", "signal", "attempts", "next_attempt_at", "created_at"}
+
+
+def test_alerts_pending_json_says_on_stderr_when_it_shows_fewer_than_the_outbox_holds(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # the table's title says "(showing 1)"; JSON lines ended silently at --limit, as if nothing more waited
+    config = _outbox(tmp_path, "hook", "webhook", *(AlertEvent(kind="canary.down", canary=f"c{i}", target="t1",
+                                                               signal="health") for i in range(3)))
+    capsys.readouterr()
+    assert alerts_pending(config, limit=1, as_json=True) == 0
+    out, err = capsys.readouterr()
+    assert len(out.splitlines()) == 1
+    assert "note: showing 1 of 3 notifications (-n/--limit)" in " ".join(err.split()), err
+    assert alerts_pending(config, limit=3, as_json=True) == 0
+    assert capsys.readouterr().err == ""
 
 
 def test_alerts_pending_all_shows_when_rows_were_delivered_and_no_next_attempt_for_finished_ones(tmp_path: Path) -> None:
@@ -249,3 +263,23 @@ def test_alerts_test_leaves_no_active_alert_in_a_real_alertmanager(tmp_path: Pat
         six_minutes_ago = datetime.now(UTC) - timedelta(minutes=6)  # the test alert's 5 minutes are over
         assert alerts_test(cfg, "am", environ={}, now=lambda: six_minutes_ago, console=console()[0]) == 0
         assert active_alerts(am.url) == []
+
+
+def test_alerts_test_names_the_sink_and_its_url_without_its_secrets(capsys: pytest.CaptureFixture[str]) -> None:
+    """Which endpoint refused is what an operator needs first; the URL is shown without a password, the values of its
+    query, or (a URL from a variable or file, Slack's: its token is the path) its path."""
+    with json_server(lambda body, headers: (503, {"error": "busy"})) as url:
+        base = url.removeprefix("http://")
+        cfg = AlertsConfig.model_validate({"sinks": [
+            {"name": "am", "type": "alertmanager", "url": f"http://ops:hunter2pass@{base}/hook?token=tok3nSecret&x=1"},
+            {"name": "chat", "type": "slack", "url_env": "SLACK_URL"}]})
+        assert alerts_test(cfg, "am", environ={}) == 1
+        assert alerts_test(cfg, "chat", environ={"SLACK_URL": f"{url}/services/T0AAAA/B0BBBB/xYz123SecretPart"}) == 1
+    out, err = capsys.readouterr()
+    err = " ".join(err.split())
+    assert out == ""
+    assert f"failed to deliver to am (alertmanager, http://<redacted>@{base}/hook?token=<redacted>&x=<redacted>): " \
+        "HTTP 503" in err, err
+    assert f"failed to deliver to chat (slack, http://{base}/<redacted>, url_env SLACK_URL): HTTP 503" in err, err
+    for secret in ("hunter2pass", "tok3nSecret", "xYz123SecretPart", "T0AAAA", "ops:"):
+        assert secret not in err, (secret, err)

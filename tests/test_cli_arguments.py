@@ -29,6 +29,9 @@ from tests.support.daemon import cli
     (["demo", "--port", "70000"], "argument --port: must be 0 to 65535 (got 70000)"),
     (["sim", "--port", "http"], "argument --port: not a port number: 'http'"),
     (["diff", "some-canary", "-n", "-5"], "argument -n/--count: must be at least 1 (got -5)"),
+    # as drift list shows at most 1,000 events and GET /api/drift a page of 1,000: `-n 100000000` read the whole
+    # outbox into memory, and asked the store which earlier message each row waits behind
+    (["alerts", "pending", "-n", "1001"], "argument -n/--limit: must be 1 to 1000 (got 1001)"),
 ])
 def test_bad_arguments_are_argument_errors(args: list[str], expected: str) -> None:
     out = cli(*args, timeout=30)
@@ -117,7 +120,8 @@ def test_the_commands_a_newcomer_runs_first_explain_themselves_in_their_help(cap
             parser().parse_args([*command, "--help"])
         return " ".join(capsys.readouterr().out.split())
 
-    assert "Exit 0 all calls succeeded, 1 a call failed or nothing ran, 2 bad config or arguments" in help_of("probe")
+    assert ("Exit 0 all calls succeeded and passed their checks, 1 a call or a check failed or nothing ran, 2 bad "
+            "config or arguments") in help_of("probe")
     assert "SIGTERM/SIGINT drain and exit 0, SIGHUP reloads" in help_of("run")
     assert "Unset API key variables and alert sink secrets are only warned of (exit 0)" in help_of("check-config")
     text = help_of("baseline")

@@ -113,3 +113,16 @@ def test_the_table_shows_why_a_call_failed_short_and_without_the_key(tmp_path: P
     assert "Authentication Error, Received API Key = <redacted> [/bold] xxx" in table
     assert key not in out.stdout and "abcdefghijklmnop" not in out.stdout
     assert "x" * 120 not in table.replace(" ", "") and "…" in table  # cut short: --json has it (300 characters)
+
+
+def test_probe_exits_1_when_a_check_failed_and_0_when_all_passed(tmp_path: Path, steady_sim: SimServer) -> None:
+    """Like a test runner: an answered call whose check failed is a failure of the probe, not only a failed call."""
+    tgt = f"  - {{id: gpt, provider: openai, base_url: '{steady_sim.openai_base_url}', model: sim-gpt, api_key_env: K}}"
+    failing = ONE + "    checks: [{type: contains, value: 'no answer holds this 7f3a9c', name: kw}]\n"
+    out = cli("probe", "-c", str(write_config(tmp_path, tgt, failing)), "--json", env={"K": "k"})
+    rows = [json.loads(x) for x in out.stdout.splitlines()]
+    assert rows and all(r["error_type"] is None for r in rows), out.stderr  # every call answered
+    assert out.returncode == 1, out.stderr
+    passing = ONE + "    checks: [{type: not_contains, value: 'no answer holds this 7f3a9c', name: kw}]\n"
+    out = cli("probe", "-c", str(write_config(tmp_path, tgt, passing)), "--json", env={"K": "k"})
+    assert out.returncode == 0, out.stderr

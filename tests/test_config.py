@@ -484,6 +484,33 @@ def test_a_value_no_member_of_a_str_or_list_option_takes_is_one_issue_naming_the
         "(value: {'x': 'y'})"]
 
 
+def test_an_unknown_key_named_as_its_type_holding_a_mapping_is_not_doubled_in_the_path(tmp_path: Path) -> None:
+    # Found by review: `slack: {slack: 1}` in a Slack sink was alerts.sinks[0].slack.slack (the union's tag kept,
+    # as the mapping holds a key named as the one after it), where `slack: 1` was alerts.sinks[0].slack
+    path = setup(tmp_path, GOOD + "alerts:\n  sinks:\n    - {name: chat, type: slack, url_env: S, slack: {slack: 1}}\n",
+                 BASIC + "    checks: [{type: contains, value: x, contains: {contains: 1}}]\n")
+    assert issues(path) == [f"{path}:18: alerts.sinks[0].slack: unknown key",
+                            f"{tmp_path / 'probes' / 'basic.yaml'}:7: canaries[0].checks[0].contains: unknown key"]
+
+
+def test_an_option_written_under_both_its_names_names_the_file_canary_and_both(tmp_path: Path) -> None:
+    # Found by review: json_schema's `schema` written beside `json_schema` (its field's name, also taken) was
+    # "canaries[0].checks[0].json_schema: unknown key", which json_schema alone is not; likewise llm_judge's `pass`
+    path = setup(tmp_path, probes=BASIC + "    checks:\n      - type: json_schema\n        schema: {type: object}\n"
+                                          "        json_schema: {type: array}\n"
+                                          "      - {type: contains, value: x}\n      - {type: contains}\n"
+                                          "      - type: llm_judge\n        judge_target: claude\n        rubric: r\n"
+                                          "        calibration:\n"
+                                          "          - {answer: a, pass: true, passes: false}\n")
+    probe = tmp_path / "probes" / "basic.yaml"
+    assert issues(path) == [
+        f"{probe}:10: canaries[0].checks[0].json_schema: canary kill-python-process: schema and json_schema are one "
+        "option written twice (json_schema: its name in code); keep one",
+        f"{probe}:12: canaries[0].checks[2].value: Field required",  # the other checks are still checked
+        f"{probe}:17: canaries[0].checks[3].calibration[0].passes: canary kill-python-process: pass and passes are "
+        "one option written twice (passes: its name in code); keep one (value: False)"]
+
+
 def test_a_key_named_as_its_check_type_is_not_doubled_in_the_path(tmp_path: Path) -> None:
     # json_schema's schema may be written `json_schema:` (its field's name): pydantic's loc then holds the union tag
     # and the key, both `json_schema`, and the tag was kept because the document has such a key

@@ -21,6 +21,7 @@ class _Starting:
             enabled=False, embeddings=None), service_pairs=set)
         self.runner = SimpleNamespace(in_flight=set())
         self.stopped = False
+        self.writes_lost = 0
 
     async def start(self) -> None:
         await self.started.wait()

@@ -23,9 +23,11 @@ from monitor.alerts.outbox import Outbox
 from monitor.alerts.policy import plan
 from monitor.alerts.sender import Sender
 from monitor.alerts.sinks import build_sink
+from monitor.alerts.sinks.base import shown_url
 from monitor.commands.common import err_console, table_console
 from monitor.domain import utcnow
 from monitor.errors import MonitorError
+from monitor.keylike import shown_path
 
 EXIT_OK, EXIT_FAIL, EXIT_CONFIG = 0, 1, 2
 
@@ -72,15 +74,23 @@ def alerts_test(config: Any, sink_name: str, *, environ: Mapping[str, str] | Non
             await sender.stop()
 
     result = asyncio.run(_send())
-    kind = sinks[sink_name].type
+    sink = f"{sink_name} ({escape(_where(spec, sinks[sink_name].url))})"
     if result.ok:
-        out.print(f"[green]delivered[/] test message {notification.message_id} to {sink_name} ({kind}): "
+        out.print(f"[green]delivered[/] test message {notification.message_id} to {sink}: "
                   f"HTTP {result.status} in {result.elapsed_s:.2f}s")
         return EXIT_OK
     gone = " (410 Gone: the daemon disables a sink that answers so, until the config is reloaded)" \
         if result.status == 410 else ""
-    err.print(f"[red]failed[/] to deliver to {sink_name} ({kind}): {escape(str(result.error))}{gone}")
+    err.print(f"[red]failed[/] to deliver to {sink}: {escape(str(result.error))}{gone}")
     return EXIT_FAIL
+
+
+def _where(spec: Any, url: str) -> str:
+    """`slack, https://hooks.slack.com/<redacted>, url_env SLACK_URL`: a sink's type and URL without its secrets, and
+    the variable or file a secret URL was read from."""
+    source = f"url_env {spec.url_env}" if getattr(spec, "url_env", None) else \
+        f"url_file {shown_path(spec.url_file)}" if getattr(spec, "url_file", None) else ""
+    return ", ".join(x for x in (spec.type, shown_url(url, secret=bool(source) or spec.type == "slack"), source) if x)
 
 
 def _record(n: Notification, behind: str | None = None) -> dict[str, Any]:
@@ -114,13 +124,16 @@ def alerts_pending(config: Any, *, limit: int = 100, every: bool = False, as_jso
     finally:
         if own:
             st.close()
+    waiting = sum(counts.get(s, 0) for s in WAITING)
+    total = sum(counts.values()) if every else waiting + counts.get(HELD, 0)
     if as_json:
         write = (stdout or sys.stdout).write
         for n in rows:
             write(json.dumps(_record(n, behind.get(n.id)), ensure_ascii=False) + "\n")
+        if total > len(rows):  # the table's title says so; JSON lines end without a word
+            err_console.print(f"note: showing {len(rows)} of {total} notifications (-n/--limit)",
+                              highlight=False)
         return EXIT_OK
-    waiting = sum(counts.get(s, 0) for s in WAITING)
-    total = sum(counts.values()) if every else waiting + counts.get(HELD, 0)
     title = f"outbox: {waiting} pending" + (f", {counts[HELD]} held" if counts.get(HELD) else "")
     if every:
         title += f", {counts.get(DEAD, 0)} dead, {counts.get(DELIVERED, 0)} delivered"

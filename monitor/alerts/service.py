@@ -261,11 +261,13 @@ class Alerting(Reconciling):
             await self.retire(pairs)
         self.sender.start()
 
-    async def stop(self, last_try_s: float = CLOSE_GRACE_S) -> None:
+    async def stop(self, last_try_s: float = CLOSE_GRACE_S) -> int:
         """Give the writes still waiting for the store a last try of `last_try_s` (what is left is logged as not
-        sent), then stop the sender task; undelivered rows stay in the outbox for the next start."""
-        await self.pending.close(last_try_s)
+        sent), then stop the sender task; undelivered rows stay in the outbox for the next start. Return how many
+        writes were given up on."""
+        lost = await self.pending.close(last_try_s)
         await self.sender.stop()
+        return lost
 
     def reload(self, cfg: AlertsConfig, environ: Mapping[str, str] | None = None) -> None:
         """Apply a new alerts config (raises SecretError before changing anything if a secret is missing)."""

@@ -3,13 +3,33 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from monitor.keyed_error import keyed_error
+
 Judge = Callable[[str], str]
 Verdict = tuple[bool | None, str]  # (passed, detail); passed is None when the check cannot be applied
+
+
+# The id of the canary whose checks are being validated (set by the config's Canary), for an error to name it
+VALIDATING_CANARY: ContextVar[str | None] = ContextVar("validating_canary", default=None)
+
+
+def one_name_each(model: type[BaseModel], data: Any) -> None:
+    """Raise an error about the field of `model` that `data` holds under both its names (json_schema's `schema`
+    and `json_schema`), naming both and the canary being validated: pydantic takes one and calls the other an
+    unknown key, though either alone is accepted."""
+    if not isinstance(data, Mapping):
+        return
+    for name, f in model.model_fields.items():
+        if f.alias and f.alias != name and f.alias in data and name in data:
+            canary = VALIDATING_CANARY.get()
+            raise keyed_error(name, f"{f'canary {canary}: ' if canary else ''}{f.alias} and {name} are one option "
+                                    f"written twice ({name}: its name in code); keep one", None)
 
 
 class BaseCheck(BaseModel):
@@ -22,6 +42,12 @@ class BaseCheck(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     name: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_name_each(cls, data: Any) -> Any:
+        one_name_each(cls, data)
+        return data
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from monitor.checks.base import BaseCheck, Context, Judge, Verdict, clip
+from monitor.checks.base import BaseCheck, Context, Judge, Verdict, clip, one_name_each
 from monitor.domain import Observation
 
 PROMPT_VERSION = "1"
@@ -47,6 +47,12 @@ class JudgeExample(BaseModel):
 
     answer: str = Field(min_length=1)
     passes: bool = Field(alias="pass")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_name_each(cls, data: Any) -> Any:
+        one_name_each(cls, data)
+        return data
 
 
 class LlmJudgeCheck(BaseCheck):

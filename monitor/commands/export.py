@@ -1,8 +1,8 @@
 """`llm-monitor export`: stored observations as replay dump lines (JSONL), for `replay` or other tools.
 
 Lines are oldest first and hold what `replay` reads (`drift.dump`): canary, target, text, started_at and the
-facts that were recorded (finish reason, served model, fingerprint, checks, refusal, output tokens, latency,
-TTFT, error type). Rows are read in batches, so a large store exports in bounded memory. Completions are
+facts that were recorded (finish reason, served model, fingerprint, checks, refusal, the provider's refusal
+text, output tokens, latency, TTFT, error type). Rows are read in batches, so a large store exports in bounded memory. Completions are
 stored already scrubbed of API keys; nothing else secret is in an observation.
 """
 

@@ -1,4 +1,4 @@
-"""`llm-monitor probe`: run canaries once now, print a table or JSON lines, exit 1 if any call failed."""
+"""`llm-monitor probe`: run canaries once now, print a table or JSON lines, exit 1 if any call or check failed."""
 
 from __future__ import annotations
 
@@ -107,6 +107,8 @@ def main(config_path: str, canary: str | None, target: str | None, as_json: bool
                 sys.stdout.write(json.dumps(o.as_json(), ensure_ascii=False) + "\n")
         else:
             table_console().print(observation_table(observations))
-        return EXIT_FAIL if any(not o.ok for o in observations) or not observations else EXIT_OK
+        # as a test runner: an answered call whose check failed fails the probe too (a check not judged, None, not)
+        failed = any(not o.ok or any(r.passed is False for r in o.checks) for o in observations)
+        return EXIT_FAIL if failed or not observations else EXIT_OK
 
     return asyncio.run(_main())

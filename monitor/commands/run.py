@@ -75,6 +75,10 @@ async def serve(app: App, stop: asyncio.Event,
     if on_stopping is not None:
         on_stopping(bound)
     await app.stop(asked=stop)  # a SIGTERM while it waits for a store away cuts that wait short
+    if app.writes_lost:  # not a clean stop: systemd and Kubernetes see it, as a restart loop's count does
+        log.error("exiting with status 1: the stop gave up on %d writes the store did not take (each kind logged "
+                  "above)", app.writes_lost)
+        return EXIT_FAIL
     # A replica that lost the leader lock exits 1: its supervisor restarts it, and it comes back as a standby.
     return EXIT_FAIL if app.leadership_lost.is_set() else EXIT_OK
 

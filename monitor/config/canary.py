@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ModelWrapValidatorHandler, ValidationInfo, field_validator, model_validator
 
 from monitor.checks import CheckSpec, check_names
-from monitor.config.strict import Id, Strict
+from monitor.checks.base import VALIDATING_CANARY
+from monitor.config.strict import Id, Strict, check_id
 from monitor.config.target import RequestParams
 from monitor.config.timing import cron_trigger, never_fires, shortest_gap_s
 from monitor.drift.names import declarable
 from monitor.durations import format_duration, parse_duration
+from monitor.errors import named
 from monitor.placed import Placed
 
 
@@ -130,6 +132,21 @@ class Canary(Strict, Placed):
     # mismatch or failed check opens a drift event at once, outside the statistical false-alarm budget.
     zero_tolerance: list[str] = []
     source: str = Field(default="", exclude=True)  # the probe file it came from
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _naming_its_checks(cls, data: Any, handler: ModelWrapValidatorHandler[Canary]) -> Canary:
+        """Validate with this canary's id (when it is a valid one) known to its checks' errors."""
+        cid = data.get("id") if isinstance(data, dict) else None
+        try:
+            cid = check_id(cid) if isinstance(cid, str) else None
+        except ValueError:
+            cid = None
+        token = VALIDATING_CANARY.set(named(cid) if cid else None)
+        try:
+            return handler(data)
+        finally:
+            VALIDATING_CANARY.reset(token)
 
     @field_validator("messages")
     @classmethod

@@ -142,21 +142,20 @@ def _in_document(data: Any, loc: tuple[Any, ...]) -> tuple[Any, ...]:
     """Return an error's path in the document: its loc without the tags of tagged unions (the sink or check `type`
     pydantic chose, e.g. alerts.sinks[0].slack.url_env -> alerts.sinks[0].url_env)."""
     out: list[Any] = []
-    for i, part in enumerate(loc):
-        if isinstance(data, dict) and data.get("type") == part and (part not in data or _key_after_tag(data, loc[i:])):
+    entered = True  # no part of the path read at `data` yet
+    for part in loc:
+        if entered and isinstance(data, dict) and data.get("type") == part:
+            # the tag pydantic puts first in the path of a tagged union's member, before any key of it: a key named
+            # as the type (json_schema's schema written json_schema:, an unknown slack: in a Slack sink, whatever
+            # it holds) comes after it
+            entered = False
             continue
         if isinstance(part, str) and part != "[key]" and data is not None and not isinstance(data, dict):
             continue  # a member's tag of a plain union (value: str | list[str] -> 'str', 'list[str]'): no key
         out.append(part)
         data = at(data, part)
+        entered = True
     return tuple(out)
-
-
-def _key_after_tag(data: dict[Any, Any], loc: tuple[Any, ...]) -> bool:
-    """Tell whether `loc[0]`, a key of `data` and its `type`, is the union's tag before a key of `data` (json_schema's
-    schema written `json_schema:`), not a key to go into."""
-    inner = data[loc[0]]
-    return len(loc) > 1 and loc[1] in data and not (isinstance(inner, dict) and loc[1] in inner)
 
 
 def redact_url(text: str) -> str:

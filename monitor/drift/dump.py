@@ -35,11 +35,12 @@ _OPTIONAL: dict[str, tuple[type, ...]] = {
     "system_fingerprint": (str,),
     "checks": (dict,),
     "refusal": (str,),
+    "refusal_text": (str,),  # the provider's own refusal (OpenAI's `refusal`): replay's and `refusal --jsonl`'s
+    # detector reads it as the daemon does
     "output_tokens": (int,),
     "latency_s": (int, float),
     "ttft_s": (int, float),
     "error_type": (str,),
-    "refusal_text": (str,),  # OpenAI's `refusal` field, Anthropic's refusal stop: `refusal --jsonl` reads it
 }
 
 
@@ -122,8 +123,8 @@ def row_to_observation(row: Mapping[str, Any], source: str = "row", line: int = 
     err = row.get("error_type")
     # A JSON escape of half a UTF-16 pair ("\ud800") decodes to text no output can encode as UTF-8: U+FFFD, as
     # the daemon keeps such an answer (`domain.encodable`).
-    text = {k: encodable(v) for k in ("canary", "target", "text", "response_model", "system_fingerprint", "id")
-            if isinstance(v := row.get(k), str)}
+    text = {k: encodable(v) for k in ("canary", "target", "text", "response_model", "system_fingerprint", "id",
+                                      "refusal_text") if isinstance(v := row.get(k), str)}
     call = CallResult(
         text=text["text"],
         finish_reason=FinishReason(fr) if fr else None,
@@ -133,7 +134,7 @@ def row_to_observation(row: Mapping[str, Any], source: str = "row", line: int = 
         latency_s=row.get("latency_s"),
         ttft_s=row.get("ttft_s"),
         error_type=ErrorType(err) if err else None,
-        refusal_text=row.get("refusal_text"),
+        refusal_text=text.get("refusal_text"),
     )
     checks = [CheckResult(encodable(name), "replay", passed) for name, passed in (row.get("checks") or {}).items()]
     obs = Observation(

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 from monitor.alerts import redact
 from monitor.alerts.config import http_url
@@ -80,6 +81,22 @@ def read_url(sink: str, env_name: str | None, file: str | None, environ: Mapping
         raise SecretError(f"alert sink {sink}: {source}: {e} (the value read is not shown: a URL from a variable "
                           "or file is kept secret)") from None
     return url
+
+
+def shown_url(url: str, *, secret: bool) -> str:
+    """`url` as a message may show it: its user and password (`<redacted>@`) and each query value (`?token=<redacted>`)
+    hidden; with `secret` (a URL read from a variable or file, Slack's: its token is the path) only its scheme, host
+    and port, the rest `/<redacted>`."""
+    try:
+        parts = urlsplit(url)
+        host = parts.netloc.rpartition("@")[2]
+    except ValueError:  # not a URL urlsplit reads: nothing of it is shown
+        return "<redacted>"
+    shown = f"{parts.scheme}://{'<redacted>@' if '@' in parts.netloc else ''}{host}"
+    if secret:
+        return shown + ("/<redacted>" if parts.path.strip("/") or parts.query or parts.fragment else "")
+    query = "&".join(f"{pair.partition('=')[0]}=<redacted>" for pair in parts.query.split("&") if pair)
+    return shown + parts.path + (f"?{query}" if query else "") + ("#<redacted>" if parts.fragment else "")
 
 
 class Sink(ABC):
