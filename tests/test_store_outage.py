@@ -373,4 +373,7 @@ async def test_a_sigterm_cuts_a_leader_s_wait_for_the_store_to_the_grace_across_
     asked.set()
     sigterm = time.monotonic()
     await stopping
-    assert len(ended) == 2 and ended[-1] - sigterm < 1.0 + 0.4
+    # With the store away each try waits out its whole bound: a second try given a fresh grace ends 2 s or more
+    # after the SIGTERM (the bug), the two within one grace end about 1 s after it. The bound between the two is
+    # the widest that tells them apart (1.4 s failed once under a loaded machine).
+    assert len(ended) == 2 and ended[-1] - sigterm < 2 * 1.0, ended[-1] - sigterm
