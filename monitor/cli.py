@@ -72,7 +72,7 @@ def _int_type(noun: str, lo: int, hi: int | None = None) -> Callable[[str], int]
 
 
 _count = _int_type("whole number", 1)
-PENDING_LIMIT = 1000  # rows `alerts pending` shows at most: as `drift list`, and a page of GET /api/drift
+PENDING_LIMIT = 1000  # rows `alerts pending` (and completions `diff`) shows at most: as `drift list`, a page of GET /api/drift
 _port = _int_type("port number", 0, 65535)  # 0: any free port
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -140,7 +140,8 @@ def parser() -> argparse.ArgumentParser:
     _config_arg(p)
     p.add_argument("canary")
     p.add_argument("--target", help="only this target (default: every target of the canary)")
-    p.add_argument("-n", "--count", type=_count, default=3, help="latest completions to show (default: %(default)s)")
+    p.add_argument("-n", "--count", type=_int_type("whole number", 1, PENDING_LIMIT), default=3,
+                   help=f"latest completions to show, up to {PENDING_LIMIT} (default: %(default)s)")
     p = sub.add_parser("baseline", help="show, accept, reset or pin (to a time range) a canary's baseline",
                        description="show: the canary's baselines per target. accept: make the latest successful "
                                    "observations since the open events' change the baseline (open events: accepted). "

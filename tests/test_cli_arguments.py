@@ -28,10 +28,11 @@ from tests.support.daemon import cli
     (["demo", "--duration", "-5"], "argument --duration: not a duration: '-5'"),
     (["demo", "--port", "70000"], "argument --port: must be 0 to 65535 (got 70000)"),
     (["sim", "--port", "http"], "argument --port: not a port number: 'http'"),
-    (["diff", "some-canary", "-n", "-5"], "argument -n/--count: must be at least 1 (got -5)"),
+    (["diff", "some-canary", "-n", "-5"], "argument -n/--count: must be 1 to 1000 (got -5)"),
     # as drift list shows at most 1,000 events and GET /api/drift a page of 1,000: `-n 100000000` read the whole
     # outbox into memory, and asked the store which earlier message each row waits behind
     (["alerts", "pending", "-n", "1001"], "argument -n/--limit: must be 1 to 1000 (got 1001)"),
+    (["diff", "some-canary", "-n", "1001"], "argument -n/--count: must be 1 to 1000 (got 1001)"),
 ])
 def test_bad_arguments_are_argument_errors(args: list[str], expected: str) -> None:
     out = cli(*args, timeout=30)
@@ -190,7 +191,7 @@ def test_an_unknown_argument_shows_its_commands_usage_not_the_top_level_one(
     (["store", "copy", "--to", "sqlite:///x.db", "--batch", "٣"], "argument --batch: not a whole number: '٣'"),
     (["sim", "--port", "８９００"], "argument --port: not a port number: '８９００'"),
     (["diff", "c", "-n", "1_0"], "argument -n/--count: not a whole number: '1_0'"),
-    (["diff", "c", "-n", "9" * 5000], "argument -n/--count: must be at least 1 (got a number of 5,000 digits)"),
+    (["diff", "c", "-n", "9" * 5000], "argument -n/--count: must be 1 to 1000 (got a number of 5,000 digits)"),
     (["diff", "c", "-n", "x" * 5000], "argument -n/--count: not a whole number: 'xxx"),
 ])
 def test_whole_number_flags_take_ascii_digits_and_a_long_value_is_not_echoed_whole(
