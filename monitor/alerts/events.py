@@ -23,6 +23,9 @@ WAITING: tuple[str, ...] = (PENDING, FAILED)  # not yet delivered, still to be t
 # paged as canary.down (monitor.alerts.inhibit); `last_error` says why. Released to PENDING or ended as DEAD.
 HELD = "held"
 RELEASED_NOTE = "held while"  # how a released row's last_error begins: kept when it is delivered (why it came late)
+# in the last_error of an error_type opening held after its pair recovered, on a failure type of the outage's
+# canary.down with the change seen first during the outage: the outage's mix of failures, paged already
+OUTAGE_MIX = "(outage mix)"
 NOT_SENT = "not sent:"  # how the last_error of a held row ended unsent begins (never told: no repeat to drop)
 GAVE_UP_NOTE = "gave up after"  # how the last_error of a row given up on past retry.give_up_after begins
 # how the last_error of an end given up on and tried once more (its push receiver took a message again) begins

@@ -3,6 +3,7 @@ whether a drift opening's end is written, and the guarded write back of a row re
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select as sa_select
@@ -10,7 +11,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 
-from monitor.alerts.events import DEAD, GAVE_UP_NOTE, HELD, Notification
+from monitor.alerts.events import DEAD, GAVE_UP_NOTE, HELD, OUTAGE_MIX, Notification
 from monitor.store.convert import aware
 from monitor.store.outbox_table import NotificationRow
 
@@ -73,6 +74,50 @@ def recovered_after(latest: NotificationRow | None, row: NotificationRow) -> boo
     health row of the pair (`latest_health`), is a canary.recovered newer than the row."""
     return latest is not None and latest.kind == "canary.recovered" and \
         (aware(latest.created_at) or latest.created_at) >= (aware(row.created_at) or row.created_at)
+
+
+def _when(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return aware(value)
+    try:
+        return aware(datetime.fromisoformat(str(value))) if value else None
+    except ValueError:
+        return None
+
+
+def outage_mix(session: Any, n: Notification) -> str | None:
+    """Why an ``error_type`` opening is the outage's mix of failures, or None: its sink's latest health row of the
+    pair is a canary.recovered, the failure type the event shows (its ``current_value``) is one the outage's
+    canary.down named (its ``error_types``), and the change was first seen (``first_obs_at``) before the recovery.
+    The drift engine saw the outage's failures in its window (or learnt them), and the receiver was paged for them
+    as canary.down already."""
+    if n.signal != "error_type":
+        return None
+    latest = latest_health(session, n.sink, n.group_key)
+    if latest is None or latest.kind != "canary.recovered":
+        return None
+    down = session.exec(
+        select(NotificationRow)
+        .where(NotificationRow.sink == n.sink, NotificationRow.group_key == n.group_key,
+               NotificationRow.kind == "canary.down", col(NotificationRow.status) != DEAD,
+               col(NotificationRow.created_at) <= latest.created_at)
+        .order_by(col(NotificationRow.created_at).desc(), col(NotificationRow.id).desc()).limit(1)).first()
+    if down is None:
+        return None
+    types = [str(t) for t in ((down.payload or {}).get("evidence") or {}).get("error_types") or []]
+    ev = (n.payload or {}).get("evidence") or {}
+    value, first = ev.get("current_value"), _when(ev.get("first_obs_at"))
+    recovered = _when((latest.payload or {}).get("resolved_at")) or _when(latest.created_at)
+    if value is None or str(value) not in types or first is None or recovered is None or first >= recovered:
+        return None
+    canary, target = pair_of(n)
+    return (f"{canary}@{target} recovered; its error_type event, first seen during the outage, shows {value}, a "
+            f"failure of its canary.down {OUTAGE_MIX}: ended unsent with the event")
+
+
+def is_outage_mix(row: NotificationRow | Notification) -> bool:
+    """Whether a held row waits as an outage's mix of failures (`outage_mix`)."""
+    return OUTAGE_MIX in (row.last_error or "")
 
 
 def opening(session: Any, n: Notification) -> NotificationRow | None:

@@ -17,7 +17,9 @@ shipped Alertmanager inhibit rule does; this is the same rule for every sink, de
   a canary), so an event still open at the recovery is the detector's lag, not news. The row is sent once the pair
   has answered that many calls since the recovery and the event is still open (the error rate change outlived the
   outage).
-  An ``error_type`` event (the mix of failures) sees no answers at all: it stays held until it ends.
+  An ``error_type`` event (the mix of failures) sees no answers at all: it stays held until it ends. One opening
+  after the recovery on a failure type the outage's ``canary.down`` named, first seen before the recovery, is that
+  outage's mix (``held_rows.outage_mix``, ``OUTAGE_MIX`` in its reason): held until its event ends, ended unsent.
 - A ``canary.down`` given up on (dead) stands for nothing at its sink: what it held there is sent, the sink's only
   word of the outage (unless a ``canary.recovered`` was written there after it, whose rule then holds; at the next
   start or take-over if the process stopped between the two), and an error drift opening there later in the outage
@@ -49,6 +51,7 @@ from monitor.alerts.events import (
     DEAD,
     HELD,
     NOT_SENT,
+    OUTAGE_MIX,
     PENDING,
     RELEASED_NOTE,
     WAITING,
@@ -161,6 +164,8 @@ class Inhibitor:
                 elif (canary, target) in self.failing and n.sink in self._down_sinks(n) \
                         and not held_rows.given_up_at(session, n.sink, n.group_key, re_sent=self._re_sent(n.sink)):
                     why = f"every call of {canary}@{target} fails so far (sent at its next answer)"
+                elif mix := held_rows.outage_mix(session, n):
+                    why = mix
                 else:
                     continue
                 n.status, n.last_error = HELD, f"held: {why}; one page per outage"
@@ -173,7 +178,8 @@ class Inhibitor:
                 opened = held_rows.opening(session, n)
             if opened is not None and opened.status == HELD:
                 why = (f"{NOT_SENT} the {n.signal} event ended ({n.kind}) while its opening was held "
-                       f"({canary}@{target} failing every call)")
+                       + (f"as {canary}@{target}'s outage mix of failures, paged as its canary.down {OUTAGE_MIX}"
+                          if held_rows.is_outage_mix(opened) else f"({canary}@{target} failing every call)"))
                 if isinstance(opened, Notification):
                     opened.status, opened.last_error = DEAD, why
                     ended = True
@@ -255,13 +261,18 @@ class Inhibitor:
             for r in rows:
                 if r.signal not in settled:  # its event is no longer open, and its end did not end this row (an
                     # older release wrote it, or it was not routed here): sent now, it would open what has ended
+                    how = (f"as {canary}@{target}'s outage mix of failures, paged as its canary.down {OUTAGE_MIX}"
+                           if held_rows.is_outage_mix(r) else f"({canary}@{target} failing every call)")
                     if held_rows.still_held(s, r, status=DEAD,
                                    last_error=f"{NOT_SENT} its {r.signal} event ended while its opening was held "
-                                              f"({canary}@{target} failing every call)"):
+                                              f"{how}"):
                         ended[r.sink] = ended.get(r.sink, 0) + 1
                     continue
                 if held_rows.is_down(latest[r.sink]):
                     told_down = True
+                    continue
+                if held_rows.is_outage_mix(r):  # the outage's failures: it waits for its event to end
+                    waiting.append(None)
                     continue
                 need = settled.get(r.signal, 0)
                 health = latest[r.sink]

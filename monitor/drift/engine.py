@@ -228,6 +228,7 @@ class DriftEngine:
         # reference (an accept would learn the old behaviour back, a reset the history it drops), and the window
         # tests would compare them with it. The new baseline's window starts empty.
         st.entries.clear()
+        st._gone_run = 0
         st._starts.clear()
         st.baseline = b
         st.cusums.clear()

@@ -16,6 +16,7 @@ from monitor.drift import rankcusum as rk
 from monitor.drift.baseline import Baseline
 from monitor.drift.events import BEHAVIOUR, MODEL, OPEN, RESOLVED, DriftEvent, EventUpdate, evidence
 from monitor.drift.names import RATE, signal_type
+from monitor.drift.outages import outage_failure
 from monitor.drift.rates import RateCharts
 from monitor.drift.settings import DriftSettings
 from monitor.drift.signals import SignalValue, finite
@@ -70,6 +71,7 @@ class Stream(RateCharts, WindowTests, ZeroTolerance):
     n_ok: int = 0
     n_all: int = 0
     zero: frozenset[str] = frozenset()  # signals declared zero-tolerance by the canary (monitor.drift.zero)
+    _gone_run: int = 0  # outage failures in a row among the observations that last left the entries (_outage)
 
     # -- entry point --------------------------------------------------------------------------------------
     def observe(self, obs_id: str, at: str, ok: bool, text: str, sig: dict[str, SignalValue]) -> list[EventUpdate]:
@@ -112,7 +114,8 @@ class Stream(RateCharts, WindowTests, ZeroTolerance):
             old.text = None
         if len(self.entries) > max(s.reference_lag, w):
             gone = self.entries.popleft()
-            if s.grow_reference and not any(o.event.kind == MODEL for o in self.open.values()):
+            outage = self._outage(gone)
+            if s.grow_reference and not outage and not any(o.event.kind == MODEL for o in self.open.values()):
                 skip = set(self.open) | {COMPLETION}
                 # A signal learns only while every CUSUM on it is low (below ``absorb_below`` of its
                 # threshold): an excursion may be the start of a change, and post-change data absorbed into
@@ -133,7 +136,39 @@ class Stream(RateCharts, WindowTests, ZeroTolerance):
                          if v > s.sentinel_gate + self._steps.get(k, (0.0, 0.0))[0]}
                 skip |= {name for name, rc in self.ranks.items()
                          if rc.level() > gate(len(b.values.get(name, ()))) * self._rank_h(name)}
+                if "error" in skip:  # why calls failed is learnt only while how often they fail is
+                    skip.add("error_type")
                 self.baseline.absorb(gone.signals, s, skip)
+
+    def _outage(self, gone: Entry) -> bool:
+        """Tell whether an observation leaving the entries is part of an outage: a run of at least
+        ``baseline_outage_run`` failed calls in a row (``outage_failure``), counting those that left just before it
+        and those still at the head of the entries after it. Its failures are not the provider's error mix: learnt,
+        the reference's error types held the outage's, and an ``error_type`` event could open after the recovery,
+        the outage paged again (the forming baseline leaves them out alike, ``OutageRuns``). The later
+        failures of a run are still in the entries when its first leaves (``reference_lag`` of them follow it), so
+        a run is known before any of it is learnt; one that fills the entries to their end is taken as an outage (a
+        ``baseline_outage_run`` above ``reference_lag`` is not waited for).
+        A content-policy error (an answer) ends a run, a failure of llm-monitor's own neither extends nor ends one."""
+        failure = False if gone.ok else outage_failure(gone.signals)
+        if failure is None:
+            return False
+        if not failure:
+            self._gone_run = 0
+            return False
+        self._gone_run += 1
+        need = self.settings.baseline_outage_run
+        run = self._gone_run
+        for e in self.entries:
+            if run >= need:
+                break
+            later = None if e.ok else outage_failure(e.signals)
+            if e.ok or later is False:
+                return False
+            run += bool(later)
+        if run < need:  # the entries end in the run: the rest of it, leaving later, is an outage too
+            self._gone_run = need
+        return True
 
     def _window(self, pred: Any = None, ok_only: bool = True) -> list[Entry]:
         out: list[Entry] = []
