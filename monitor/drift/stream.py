@@ -136,8 +136,6 @@ class Stream(RateCharts, WindowTests, ZeroTolerance):
                          if v > s.sentinel_gate + self._steps.get(k, (0.0, 0.0))[0]}
                 skip |= {name for name, rc in self.ranks.items()
                          if rc.level() > gate(len(b.values.get(name, ()))) * self._rank_h(name)}
-                if "error" in skip:  # why calls failed is learnt only while how often they fail is
-                    skip.add("error_type")
                 self.baseline.absorb(gone.signals, s, skip)
 
     def _outage(self, gone: Entry) -> bool:
