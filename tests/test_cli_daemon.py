@@ -126,7 +126,7 @@ def test_reload_by_sighup_and_http(tmp_path: Path, steady_sim: SimServer) -> Non
         assert "+00:00" in newest["started_at"]
         raw = d.get(f"/api/observations?canary=kill-python-process&limit=1&until={newest['started_at']}")
         assert raw.status_code == 200 and [o["id"] for o in raw.json()] == [older["id"]], raw.text
-        for query, error in (("/api/observations?limit=abc", "limit: not a whole number: 'abc'"),
+        for query, error in (("/api/observations?limit=abc", "limit: not a whole number (digits 0-9): 'abc'"),
                              ("/api/observations?since=yesterday",
                               "since: not an RFC 3339 time: 'yesterday' (e.g. 2026-11-30T07:50:00Z)"),
                              ("/api/observations?limit=0", "limit: must be at least 1 (got 0)"),
