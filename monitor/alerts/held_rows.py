@@ -120,6 +120,13 @@ def is_outage_mix(row: NotificationRow | Notification) -> bool:
     return OUTAGE_MIX in (row.last_error or "")
 
 
+def why_held(row: NotificationRow | Notification, canary: str, target: str) -> str:
+    """Why a held opening was held, as the reason its end gives when it is ended unsent."""
+    if is_outage_mix(row):
+        return f"as {canary}@{target}'s outage mix of failures, paged as its canary.down {OUTAGE_MIX}"
+    return f"({canary}@{target} failing every call)"
+
+
 def opening(session: Any, n: Notification) -> NotificationRow | None:
     """The latest stored drift.opened of an end's sink x group x signal (the one it ends)."""
     return session.exec(

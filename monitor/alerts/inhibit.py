@@ -51,7 +51,6 @@ from monitor.alerts.events import (
     DEAD,
     HELD,
     NOT_SENT,
-    OUTAGE_MIX,
     PENDING,
     RELEASED_NOTE,
     WAITING,
@@ -178,8 +177,7 @@ class Inhibitor:
                 opened = held_rows.opening(session, n)
             if opened is not None and opened.status == HELD:
                 why = (f"{NOT_SENT} the {n.signal} event ended ({n.kind}) while its opening was held "
-                       + (f"as {canary}@{target}'s outage mix of failures, paged as its canary.down {OUTAGE_MIX}"
-                          if held_rows.is_outage_mix(opened) else f"({canary}@{target} failing every call)"))
+                       f"{held_rows.why_held(opened, canary, target)}")
                 if isinstance(opened, Notification):
                     opened.status, opened.last_error = DEAD, why
                     ended = True
@@ -261,11 +259,9 @@ class Inhibitor:
             for r in rows:
                 if r.signal not in settled:  # its event is no longer open, and its end did not end this row (an
                     # older release wrote it, or it was not routed here): sent now, it would open what has ended
-                    how = (f"as {canary}@{target}'s outage mix of failures, paged as its canary.down {OUTAGE_MIX}"
-                           if held_rows.is_outage_mix(r) else f"({canary}@{target} failing every call)")
                     if held_rows.still_held(s, r, status=DEAD,
                                    last_error=f"{NOT_SENT} its {r.signal} event ended while its opening was held "
-                                              f"{how}"):
+                                              f"{held_rows.why_held(r, canary, target)}"):
                         ended[r.sink] = ended.get(r.sink, 0) + 1
                     continue
                 if held_rows.is_down(latest[r.sink]):

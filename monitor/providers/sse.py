@@ -48,10 +48,10 @@ def broken() -> tuple[type[Exception], ...]:
 STRAY_MAX = 65_536  # characters kept of a body with no event, to say what it was
 # Seconds the end of a body is waited for after [DONE] (it comes with it, or just after, from a server that ends it)
 DRAIN_S = 1.0
-_FIELDS = ("event:", "id:", "retry:", ":")
+_FIELDS = ("event:", "id:", "retry:", ":")  # the other lines of an event stream (":" starts a comment)
 # What ends the events after an answer ended (`ending`): the time left run out, a connection broken or stalled (as
 # `sse_json` raises them), a tail that does not decode or goes past the reply's cap
-_AFTER_END: tuple[type[Exception], ...] = (TimeoutError, openai.APIConnectionError, ReplyTooLarge, *UNDECODABLE)  # the other lines of an event stream (":" starts a comment)
+_AFTER_END: tuple[type[Exception], ...] = (TimeoutError, openai.APIConnectionError, ReplyTooLarge, *UNDECODABLE)
 
 
 async def sse_json(response: Any, done_at: Callable[[], None] = lambda: None) -> AsyncIterator[Any]:
