@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -32,6 +33,9 @@ class HealthWatch:
     _failed_runs: dict[tuple[str, str], int] = field(default_factory=dict)
     _good_runs: dict[tuple[str, str], int] = field(default_factory=dict)
     _down: set[tuple[str, str]] = field(default_factory=set)
+    # The failure types of each pair's failed calls in its runs that failed every call, since its last answered run
+    # (before it is down) or since it went down (until it recovers): seen by this process, not read back at a start
+    _errors: dict[tuple[str, str], Counter[str]] = field(default_factory=dict)
     _paused: set[str] = field(default_factory=set)
 
     def seed_down(self, pairs: Iterable[tuple[str, str]]) -> None:
@@ -59,7 +63,15 @@ class HealthWatch:
         that were never told (`Alerting.ensure_firing`)."""
         return [AlertEvent(kind="canary.down", canary=c, target=t, signal=HEALTH_SIGNAL, severity="critical",
                            tags=tags(c), opened_at=self.now(), summary=f"{c}@{t}: every call fails",
-                           evidence={"signal": HEALTH_SIGNAL}) for c, t in sorted(self._down)]
+                           evidence=self._evidence((c, t))) for c, t in sorted(self._down)]
+
+    def _evidence(self, key: tuple[str, str]) -> dict[str, object]:
+        """The health evidence of a pair: its signal and, where this process saw its failed runs, the failure types
+        of its outage (sorted) and how many failed calls each had."""
+        seen = self._errors.get(key)
+        if not seen:
+            return {"signal": HEALTH_SIGNAL}
+        return {"signal": HEALTH_SIGNAL, "error_types": sorted(seen), "error_counts": dict(sorted(seen.items()))}
 
     def forget(self, keep: set[tuple[str, str]]) -> None:
         """Forget pairs no longer configured (their down alerts were resolved when they went): if one comes
@@ -67,6 +79,7 @@ class HealthWatch:
         self._down &= keep
         self._failed_runs = {k: n for k, n in self._failed_runs.items() if k in keep}
         self._good_runs = {k: n for k, n in self._good_runs.items() if k in keep}
+        self._errors = {k: n for k, n in self._errors.items() if k in keep}
 
     def run_finished(self, canary: str, target: str, observations: list[Observation],
                      tags: tuple[str, ...] = ()) -> list[AlertEvent]:
@@ -77,28 +90,34 @@ class HealthWatch:
         if all(not o.ok for o in observations):
             self._good_runs[key] = 0
             self._failed_runs[key] = self._failed_runs.get(key, 0) + 1
+            self._errors.setdefault(key, Counter()).update(
+                o.call.error_type.value for o in observations if o.call.error_type)
             if self._failed_runs[key] >= self.down_after and key not in self._down:
                 self._down.add(key)
-                errors = sorted({o.call.error_type.value for o in observations if o.call.error_type})
+                evidence = self._evidence(key)
                 return [AlertEvent(kind="canary.down", canary=canary, target=target, signal=HEALTH_SIGNAL,
                                    severity="critical", tags=tags, opened_at=self.now(),
                                    summary=f"{canary}@{target}: every call failed in {self._failed_runs[key]} "
-                                           f"consecutive runs ({', '.join(errors)})",
-                                   evidence={"signal": HEALTH_SIGNAL, "error_types": errors,
-                                             "consecutive_failed_runs": self._failed_runs[key],
+                                           f"consecutive runs ({_mix(evidence)})",
+                                   evidence={**evidence, "consecutive_failed_runs": self._failed_runs[key],
                                              "last_error": observations[-1].call.error_message})]
             return []
         self._failed_runs[key] = 0
         if key not in self._down:
+            self._errors.pop(key, None)
             return []
         self._good_runs[key] = good = self._good_runs.get(key, 0) + 1
         if good < self.up_after:
             return []
         self._down.discard(key)
         del self._good_runs[key]
+        evidence = self._evidence(key)
+        self._errors.pop(key, None)
+        outage = f"; the outage's failures: {_mix(evidence)}" if "error_types" in evidence else ""
         return [AlertEvent(kind="canary.recovered", canary=canary, target=target, signal=HEALTH_SIGNAL,
                            severity="critical", tags=tags, resolved_at=self.now(),
-                           summary=f"{canary}@{target}: calls succeed again ({good} runs in a row)")]
+                           summary=f"{canary}@{target}: calls succeed again ({good} runs in a row){outage}",
+                           evidence=evidence)]
 
     def paused(self, target: str, is_paused: bool, spent: float, cap: float | None) -> list[AlertEvent]:
         """Return a budget.exceeded event when a target newly hits its daily spend cap."""
@@ -112,3 +131,10 @@ class HealthWatch:
         if not is_paused:
             self._paused.discard(target)
         return []
+
+
+def _mix(evidence: Mapping[str, object]) -> str:
+    """The failure types of a health evidence with their failed calls, as a summary says them ("timeout x4,
+    server_error x2")."""
+    counts = evidence.get("error_counts")
+    return ", ".join(f"{t} x{n}" for t, n in counts.items()) if isinstance(counts, dict) else ""

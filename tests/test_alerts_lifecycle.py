@@ -105,7 +105,7 @@ async def test_a_canary_going_down_and_recovering_is_one_log_line_each_without_a
              for r in caplog.records if r.getMessage() in ("canary down", "canary recovered")]
     assert lines == [("WARNING", "canary down", "hello", "gpt"), ("INFO", "canary recovered", "hello", "gpt")]
     down = next(r for r in caplog.records if r.getMessage() == "canary down")
-    assert "every call failed in 3 consecutive runs (connect)" in down.summary
+    assert "every call failed in 3 consecutive runs (connect x6)" in down.summary
 
 
 async def test_removing_a_canary_by_reload_resolves_its_alerts(steady_sim: SimServer, tmp_path: Path) -> None:

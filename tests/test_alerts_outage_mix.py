@@ -4,6 +4,7 @@ ended unsent with it (`held_rows.outage_mix`, monitor.alerts.inhibit)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -45,7 +46,7 @@ async def test_the_outage_s_mix_opening_after_the_recovery_is_held_until_its_eve
     assert set(statuses(al, "error_type").values()) == {HELD}
     why = {n.last_error for n in al.outbox.query(limit=100) if n.signal == "error_type"}
     assert why == {"held: c1@t recovered; its error_type event, first seen during the outage, shows server_error, a "
-                   f"failure of its canary.down {OUTAGE_MIX}: ended unsent with the event; one page per outage"}
+                   f"failure of its outage {OUTAGE_MIX}: ended unsent with the event; one page per outage"}
     for i in range(5):  # the pair answers: an error_type event sees no answers, it waits for its end
         answer(store, NOW + timedelta(minutes=10 + i))
         if al.inhibitor.saw("c1", "t", answered=True):
@@ -82,3 +83,17 @@ async def test_without_a_recovery_or_an_outage_the_rule_holds_nothing(store: Sto
     al = alerting(store)
     write(al, mix())
     assert set(statuses(al, "error_type").values()) == {PENDING}
+
+
+async def test_a_failure_type_named_only_by_the_canary_recovered_is_the_outage_s_mix(store: Store) -> None:
+    """A type that began after the page: the canary.down never named it, the canary.recovered (the whole
+    outage's failures) does; it was sent as news."""
+    al = alerting(store)
+    await al.publish([down()])
+    al.inhibitor.saw("c1", "t", answered=False)
+    recovered = replace(down("canary.recovered"), evidence={"signal": "health",
+                                                           "error_types": ["rate_limited", "server_error"]})
+    await al.publish([recovered])
+    al.inhibitor.saw("c1", "t", answered=True)
+    write(al, mix(value="rate_limited"))
+    assert set(statuses(al, "error_type").values()) == {HELD}

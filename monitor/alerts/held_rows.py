@@ -88,7 +88,7 @@ def _when(value: Any) -> datetime | None:
 def outage_mix(session: Any, n: Notification) -> str | None:
     """Why an ``error_type`` opening is the outage's mix of failures, or None: its sink's latest health row of the
     pair is a canary.recovered, the failure type the event shows (its ``current_value``) is one the outage's
-    canary.down named (its ``error_types``), and the change was first seen (``first_obs_at``) before the recovery.
+    canary.down or canary.recovered named (their ``error_types``), and the change was first seen (``first_obs_at``) before the recovery.
     The drift engine saw the outage's failures in its window (or learnt them), and the receiver was paged for them
     as canary.down already."""
     if n.signal != "error_type":
@@ -104,7 +104,10 @@ def outage_mix(session: Any, n: Notification) -> str | None:
         .order_by(col(NotificationRow.created_at).desc(), col(NotificationRow.id).desc()).limit(1)).first()
     if down is None:
         return None
-    types = [str(t) for t in ((down.payload or {}).get("evidence") or {}).get("error_types") or []]
+    # The canary.down names the failures up to the page; the canary.recovered those of the whole outage the
+    # daemon that sent it saw (a type that began after the page is named there only)
+    types = {str(t) for row in (down, latest) for t in ((row.payload or {}).get("evidence") or {}).get("error_types")
+             or []}
     ev = (n.payload or {}).get("evidence") or {}
     value, first = ev.get("current_value"), _when(ev.get("first_obs_at"))
     recovered = _when((latest.payload or {}).get("resolved_at")) or _when(latest.created_at)
@@ -112,7 +115,7 @@ def outage_mix(session: Any, n: Notification) -> str | None:
         return None
     canary, target = pair_of(n)
     return (f"{canary}@{target} recovered; its error_type event, first seen during the outage, shows {value}, a "
-            f"failure of its canary.down {OUTAGE_MIX}: ended unsent with the event")
+            f"failure of its outage {OUTAGE_MIX}: ended unsent with the event")
 
 
 def is_outage_mix(row: NotificationRow | Notification) -> bool:
