@@ -124,3 +124,17 @@ def test_baseline_show_gives_a_pinned_baselines_range_and_the_others_time_made(
         ["c1", "t", "2026-11-10T09:00:00+00:00", "first_n"],  # not pinned: when it was made, as before
         ["c1", "t", "pinned range 2026-11-01T12:00:00+00:00 .. 2026-11-07T15:00:00+00:00", "pinned"],
         ["c1", "u", "pinned range (pruned) .. 2026-11-07T15:00:00+00:00", "pinned"]], out
+
+
+def test_an_open_event_of_a_pair_no_longer_configured_says_so(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A removed canary's events stay open (nothing watches them; they resume if it comes back): they read as
+    watched ones did."""
+    cli = Cli(capsys)
+    code, out, _ = cli("drift", "-c", str(config), "--open", "--json")
+    assert code == 0
+    assert {(e["canary"], e["target"]): e["configured"] for e in map(json.loads, out.splitlines())} == {
+        ("c1", "t"): True, ("c1", "u"): True, ("c2", "t"): True, ("gone", "t"): False}
+    code, out, _ = cli("drift", "-c", str(config), "--open")
+    rows = [line for line in out.splitlines() if "output_chars" in line or "refused" in line]
+    assert [("gone" in r, "open (not configured)" in r) for r in rows].count((True, True)) == 1
+    assert all("not configured" not in r for r in rows if "gone" not in r)

@@ -47,13 +47,22 @@ def decision(e: dict[str, Any]) -> str:
     return test
 
 
-def events_table(events: list[dict[str, Any]], title: str) -> Table:
+NOT_CONFIGURED = "open (not configured)"  # the table's state of an open event whose pair the config no longer has
+
+
+def events_table(events: list[dict[str, Any]], title: str,
+                 configured: set[tuple[str, str]] | None = None) -> Table:
+    """The events as a table; given the `configured` pairs, an open event of another pair (a canary or target
+    since removed: nothing watches it, it resumes if the pair comes back) shows state `NOT_CONFIGURED`."""
     table = Table(title=title, header_style="bold")
     for col in ("opened", "canary", "target", "signal", "kind", "state", "baseline", "current", "test", "n"):
         table.add_column(col, no_wrap=col in {"canary", "signal"})
     for e in events:  # Text cells: canary ids, check names and served models are data, never console markup
+        state = e["state"]
+        if state == "open" and configured is not None and (e["canary"], e["target"]) not in configured:
+            state = NOT_CONFIGURED
         table.add_row(*map(Text, (utc_time(e.get("opened_at")), e["canary"], e["target"], e["signal"], e["kind"],
-                                  e["state"], _fmt(e.get("baseline_value")), _fmt(e.get("current_value")),
+                                  state, _fmt(e.get("baseline_value")), _fmt(e.get("current_value")),
                                   decision(e), f"{e.get('baseline_n', '')}/{e.get('current_n', '')}")))
     return table
 
@@ -112,11 +121,14 @@ def drift_list(config_path: str, open_only: bool, as_json: bool, canaries: list[
     if len(events) == LIST_LIMIT:
         err_console.print(f"[yellow]note:[/] showing the newest {LIST_LIMIT} events; older ones are in the store "
                           "(GET /api/drift, or export the store)")
+    configured = {(c.id, t.id) for c, t in config.pairs()}
     if as_json:
         for e in events:
-            sys.stdout.write(json.dumps({k: e.get(k) for k in JSON_KEYS}, ensure_ascii=False) + "\n")
+            line = {k: e.get(k) for k in JSON_KEYS} | {"configured": (e["canary"], e["target"]) in configured}
+            sys.stdout.write(json.dumps(line, ensure_ascii=False) + "\n")
     else:
-        table_console().print(events_table(events, "open drift events" if open_only else "drift events"))
+        table_console().print(events_table(events, "open drift events" if open_only else "drift events",
+                                           configured))
     return EXIT_OK
 
 
