@@ -121,14 +121,14 @@ def drift_list(config_path: str, open_only: bool, as_json: bool, canaries: list[
     if len(events) == LIST_LIMIT:
         err_console.print(f"[yellow]note:[/] showing the newest {LIST_LIMIT} events; older ones are in the store "
                           "(GET /api/drift, or export the store)")
-    configured = {(c.id, t.id) for c, t in config.pairs()}
+    watched = {(c.id, t.id) for c, t in config.pairs()}
     if as_json:
         for e in events:
-            line = {k: e.get(k) for k in JSON_KEYS} | {"configured": (e["canary"], e["target"]) in configured}
+            line = {k: e.get(k) for k in JSON_KEYS} | {"configured": (e["canary"], e["target"]) in watched}
             sys.stdout.write(json.dumps(line, ensure_ascii=False) + "\n")
     else:
         table_console().print(events_table(events, "open drift events" if open_only else "drift events",
-                                           configured))
+                                           watched))
     return EXIT_OK
 
 
