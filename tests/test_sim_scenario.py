@@ -86,6 +86,9 @@ def test_phases_inherit_from_defaults_and_previous_phase() -> None:
          "models.m.phases[0].answers[0]: choice probabilities add up to more than 1"),
         ("models: {m: {phases: [{name: a, faults: {rate_limit: 0.6, reset: 0.6}}]}}",
          "models.m.phases[0].faults: fault probabilities add up to more than 1"),
+        ("models: {m: {phases: [{name: a, faults: {stream_cut: {p: 1, tail: 1}}}]}}",
+         "models.m.phases[0].faults.stream_cut: tail 1 needs at: 1 (the closing events follow the whole answer; at "
+         "is 0.5)"),
         ("models: {m: {phases: [{name: a, faults: {meteor: 0.1}}]}}",
          "models.m.phases[0].faults.meteor: Extra inputs are not permitted (value: 0.1)"),
         ("models: {m: {phases: [{name: a, voice: pirate}]}}",

@@ -278,8 +278,10 @@ class OpenAIProvider:
             limit.reschedule(None)
 
         # the answer ends at choice 0's finish reason and the usage asked for: only [DONE] is to come after them
+        # and it was delivered at choice 0's finish reason: a break before the usage leaves its tokens unknown (as
+        # a server's that sends none), it does not undo the answer
         answered = ending(sse_json(response, done_at), lambda: saw_finish and (standard or not self._stream_usage),
-                          lambda: limit.reschedule(None))
+                          lambda: limit.reschedule(None), lambda: saw_finish)
         try:
             async for chunk in answered:
                 result.response_model = chunk.get("model") or result.response_model
