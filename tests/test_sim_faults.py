@@ -104,6 +104,15 @@ def test_connection_reset(client: openai.OpenAI, model: str, stream: bool) -> No
     assert "ConnectionResetError" in _chain(info.value)
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_redirect_answers_its_status_and_location(server: SimServer, stream: bool) -> None:
+    headers = {"anthropic-version": "2023-06-01"}
+    for url, body in [(server.openai_base_url + "/chat/completions", {"messages": MESSAGES}),
+                      (server.url + "/v1/messages", {"max_tokens": 50, "messages": MESSAGES})]:
+        moved = httpx.post(url, headers=headers, json={**body, "model": "fault-redirect", "stream": stream})
+        assert (moved.status_code, moved.headers["location"]) == (307, "http://127.0.0.1:9/v1/moved")
+
+
 def test_content_policy_error(client: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as info:
         client.chat.completions.create(model="fault-content-policy", messages=MESSAGES)

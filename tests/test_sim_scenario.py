@@ -41,7 +41,9 @@ def test_builtin_scenarios_load() -> None:
     faults = builtin_scenario("faults.yaml")
     kinds = {name for spec in faults.models.values() for p in spec.phases for name in p.faults.names()}
     assert kinds == {"rate_limit", "server_error", "unavailable", "overloaded", "timeout", "malformed",
-                     "stream_cut", "stall", "reset"}
+                     "stream_cut", "stall", "reset", "redirect"}
+    moved = faults.models["fault-redirect"].phases[0].faults.redirect
+    assert moved is not None and (moved.p, moved.status) == (1, 307)
 
 
 def test_unknown_builtin_names_the_known_ones() -> None:
