@@ -277,9 +277,9 @@ class OpenAIProvider:
             done.append(received(arrival_of(response), origin, self._clock()))
             limit.reschedule(None)
 
-        # the answer ends at choice 0's finish reason and the usage asked for: only [DONE] is to come after them
-        # and it was delivered at choice 0's finish reason: a break before the usage leaves its tokens unknown (as
-        # a server's that sends none), it does not undo the answer
+        # the answer ends at choice 0's finish reason and the usage asked for: only [DONE] is to come after them;
+        # it stands from that finish reason on: a break before the usage leaves its tokens unknown (as from a
+        # server that sends none), it does not undo the answer
         answered = ending(sse_json(response, done_at), lambda: saw_finish and (standard or not self._stream_usage),
                           lambda: limit.reschedule(None), lambda: saw_finish)
         try:

@@ -119,8 +119,9 @@ async def ending(events: AsyncIterator[Any], ended: Callable[[], bool], on_end: 
     called then. What follows ([DONE] and the body's end) is read as after [DONE] (`drain`): for `DRAIN_S` at most,
     and a connection that breaks or stalls there ends the events instead of failing an answer that was whole (a
     gateway that closes the stream without [DONE], or holds it open). `stands()` says the answer was delivered
-    though not ended (its finish reason came, the usage asked for not yet): a break there ends the events too, what
-    had yet to come (the usage) unknown; the usage is still waited for as long as the call's time allows."""
+    though not ended (its finish reason came, the usage asked for not yet): a break there (or a tail that does not
+    decode or goes past the reply's cap) ends the events too, what had yet to come (the usage) unknown; the usage is
+    still waited for as long as the call's time allows."""
     deadline: float | None = None
     while True:
         if deadline is None and ended():
