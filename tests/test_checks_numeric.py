@@ -36,6 +36,34 @@ def test_extract_number(text: str, how: str, expected: float | None) -> None:
 
 
 @pytest.mark.parametrize(
+    ("text", "how", "expected"),
+    [
+        # any script's decimal digits are the same number (deliberate: a multilingual answer is not a wrong one)
+        ("４２", "only", 42),
+        ("The answer is ٤٢.", "answer", 42),
+        ("उत्तर ४२ है", "last", 42),
+        # their own separators and signs: these were read as 234, 14, 42 (the sign lost) and 5
+        ("١٬٢٣٤", "only", 1234),
+        ("π ≈ ٣٫١٤", "answer", 3.14),
+        ("－４２", "only", -42),
+        ("合計は１，２３４．５円", "answer", 1234.5),
+        ("６×７＝４２", "answer", 42),
+        ("４２。", "only", 42),
+        # a number touching the letters of scripts written without spaces: there was none
+        ("答えは４２です", "answer", 42),
+        ("6乘以7等于42。", "answer", 42),
+        ("6乘以7等于42。", "first", 6),
+        ("정답은 42입니다", "last", 42),
+        # touching other letters, it is part of a word still
+        ("x42 and 42abc", "last", None),
+        ("答えはx42です", "last", None),
+    ],
+)
+def test_extract_number_of_any_script(text: str, how: str, expected: float | None) -> None:
+    assert extract_number(text, how) == expected
+
+
+@pytest.mark.parametrize(
     ("spec", "text", "expected"),
     [
         ({"type": "number", "value": 10063}, "Step by step... so the result is 10,063.", True),
@@ -45,6 +73,9 @@ def test_extract_number(text: str, how: str, expected: float | None) -> None:
         ({"type": "number", "value": 1000, "rel_tolerance": 0.01}, "roughly 1,011", False),
         ({"type": "number", "value": 5}, "I'd rather not say.", False),
         ({"type": "number", "value": 5}, "", False),
+        ({"type": "number", "value": 42}, "６かける７は４２です。", True),
+        ({"type": "number", "value": 42, "extract": "only"}, "٤٢", True),
+        ({"type": "number", "value": 1234}, "١٬٢٣٤", True),
     ],
 )
 def test_number(spec: dict, text: str, expected: bool) -> None:

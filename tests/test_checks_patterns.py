@@ -58,6 +58,18 @@ def test_json_schema_and_tool_call_patterns_are_matched_under_the_same_limit() -
     assert evaluate(parse_check({"type": "json_schema", "schema": fine}), obs('{"a": "B"}')).passed is False
 
 
+@pytest.mark.parametrize(("pattern", "passed"), [(r"\d+", True), (r"[0-9]+", False), (r"(?a)\d+", False)])
+def test_backslash_d_matches_any_scripts_digits_as_documented(pattern: str, passed: bool) -> None:
+    r"""probes/README.md's regex reference: `\d` is Unicode-aware, `[0-9]` or `(?a)` keep to ASCII; so is a
+    schema's pattern."""
+    for text in ("４２", "٤٢"):
+        spec = {"type": "regex", "pattern": pattern, "mode": "fullmatch"}
+        assert evaluate(parse_check(spec), obs(text)).passed is passed, (pattern, text)
+        flag, rest = ("(?a)", pattern[4:]) if pattern.startswith("(?a)") else ("", pattern)  # flags come first
+        schema = {"type": "json_schema", "schema": {"type": "string", "pattern": f"{flag}^{rest}$"}}
+        assert evaluate(parse_check(schema), obs(json.dumps(text))).passed is passed, (pattern, text)
+
+
 def test_the_daemon_keeps_serving_while_a_canarys_regex_backtracks(tmp_path: Path, steady_sim: SimServer) -> None:
     target = f"  - {{id: gpt, provider: openai, base_url: '{steady_sim.openai_base_url}', model: sim-gpt}}"
     probes = f"""\

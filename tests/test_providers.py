@@ -143,6 +143,7 @@ FAULTS = [
     ("fault-reset", ErrorType.BAD_RESPONSE),
     ("fault-reset-early", ErrorType.SERVER_ERROR),  # the request was taken, then the connection reset
     ("fault-content-policy", ErrorType.CONTENT_FILTER),
+    ("fault-redirect", ErrorType.BAD_REQUEST),  # targets follow no redirect: a failed call naming the Location
 ]
 
 
@@ -169,6 +170,8 @@ async def test_faults_are_typed_observations(faults_sim: SimServer, kind: str, s
         assert r.retry_after_s == 7 and r.http_status == 429
     if model == "fault-unavailable":
         assert r.retry_after_s == 30
+    if model == "fault-redirect":
+        assert r.http_status == 307 and "redirected to http://127.0.0.1:9/v1/moved" in (r.error_message or "")
 
 
 async def test_anthropic_body_translation() -> None:

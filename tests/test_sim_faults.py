@@ -104,6 +104,15 @@ def test_connection_reset(client: openai.OpenAI, model: str, stream: bool) -> No
     assert "ConnectionResetError" in _chain(info.value)
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_redirect_answers_its_status_and_location(server: SimServer, stream: bool) -> None:
+    headers = {"anthropic-version": "2023-06-01"}
+    for url, body in [(server.openai_base_url + "/chat/completions", {"messages": MESSAGES}),
+                      (server.url + "/v1/messages", {"max_tokens": 50, "messages": MESSAGES})]:
+        moved = httpx.post(url, headers=headers, json={**body, "model": "fault-redirect", "stream": stream})
+        assert (moved.status_code, moved.headers["location"]) == (307, "http://127.0.0.1:9/v1/moved")
+
+
 def test_content_policy_error(client: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as info:
         client.chat.completions.create(model="fault-content-policy", messages=MESSAGES)
@@ -154,3 +163,22 @@ def test_flaky_model_mixes_faults_and_successes(client: openai.OpenAI, server: S
         except (openai.APIError, ValueError):
             pass
     assert ok >= 6
+
+
+@pytest.mark.parametrize("tail", [0, 1, 2, 3])
+def test_a_stream_cut_with_a_tail_sends_that_many_closing_events(tail: int) -> None:
+    """stream_cut's `tail` (with at: 1): the whole answer, then the first `tail` of the closing events, then the cut.
+    OpenAI: finish chunk, usage chunk, [DONE]; Anthropic: content_block_stop, message_delta, message_stop."""
+    scenario = scenario_from_dict({"models": {"m": {"phases": [{
+        "name": "p", "ttft": 5, "output_tps": 1000, "length": 8,
+        "faults": {"stream_cut": {"p": 1, "at": 1, "tail": tail}}}]}}})
+    openai_closing = ['"finish_reason": "stop"', '"usage": {"prompt_tokens"', "data: [DONE]"]
+    anthropic_closing = ["event: content_block_stop", "event: message_delta", "event: message_stop"]
+    with SimServer(scenario) as srv:
+        chat = httpx.post(srv.openai_base_url + "/chat/completions", json={
+            "model": "m", "messages": MESSAGES, "stream": True, "stream_options": {"include_usage": True}})
+        messages = httpx.post(srv.url + "/v1/messages", headers={"anthropic-version": "2023-06-01"},
+                              json={"model": "m", "max_tokens": 50, "messages": MESSAGES, "stream": True})
+    assert [m in chat.text for m in openai_closing] == [i < tail for i in range(3)]
+    assert [m in messages.text for m in anthropic_closing] == [i < tail for i in range(3)]
+    assert chat.text.count('"content": "') > 1 and "text_delta" in messages.text  # the answer came whole first

@@ -41,7 +41,9 @@ def test_builtin_scenarios_load() -> None:
     faults = builtin_scenario("faults.yaml")
     kinds = {name for spec in faults.models.values() for p in spec.phases for name in p.faults.names()}
     assert kinds == {"rate_limit", "server_error", "unavailable", "overloaded", "timeout", "malformed",
-                     "stream_cut", "stall", "reset"}
+                     "stream_cut", "stall", "reset", "redirect"}
+    moved = faults.models["fault-redirect"].phases[0].faults.redirect
+    assert moved is not None and (moved.p, moved.status) == (1, 307)
 
 
 def test_unknown_builtin_names_the_known_ones() -> None:
@@ -86,6 +88,9 @@ def test_phases_inherit_from_defaults_and_previous_phase() -> None:
          "models.m.phases[0].answers[0]: choice probabilities add up to more than 1"),
         ("models: {m: {phases: [{name: a, faults: {rate_limit: 0.6, reset: 0.6}}]}}",
          "models.m.phases[0].faults: fault probabilities add up to more than 1"),
+        ("models: {m: {phases: [{name: a, faults: {stream_cut: {p: 1, tail: 1}}}]}}",
+         "models.m.phases[0].faults.stream_cut: tail 1 needs at: 1 (the closing events follow the whole answer; at "
+         "is 0.5)"),
         ("models: {m: {phases: [{name: a, faults: {meteor: 0.1}}]}}",
          "models.m.phases[0].faults.meteor: Extra inputs are not permitted (value: 0.1)"),
         ("models: {m: {phases: [{name: a, voice: pirate}]}}",

@@ -16,7 +16,10 @@ from monitor.domain import Observation
 
 
 class JsonSchemaCheck(BaseCheck):
-    """Pass when the completion parses as JSON and validates against ``schema`` (checked on load)."""
+    """Pass when the completion parses as JSON and validates against ``schema`` (checked on load).
+
+    ``schema`` may be written ``json_schema`` (its name in the code) instead, not both.
+    """
 
     type: Literal["json_schema"]
     json_schema: dict[str, Any] = Field(alias="schema")

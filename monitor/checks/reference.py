@@ -25,13 +25,21 @@ README = Path(__file__).resolve().parents[2] / "probes" / "README.md"
 _NAMES = {str: "text", bool: "true or false", int: "integer", float: "number", dict: "mapping"}
 
 
+def _named(name: str, field: FieldInfo) -> str:
+    """An option's name as users write it: its alias, and its name in code, which the spec takes too
+    (`populate_by_name`; both at once are refused)."""
+    if field.alias and field.alias != name:
+        return f"`{field.alias}` (or `{name}`)"
+    return f"`{name}`"
+
+
 def _kind(annotation: Any) -> str:
     """Say what values an option takes, in words."""
     if typing.get_origin(annotation) is typing.Literal:
         values = typing.get_args(annotation)
         return (f"`{values[0]}`" if len(values) == 1 else "one of " + ", ".join(f"`{v}`" for v in values))
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return "mapping of " + ", ".join(f"`{f.alias or n}` ({_kind(f.annotation)})"
+        return "mapping of " + ", ".join(f"{_named(n, f)} ({_kind(f.annotation)})"
                                          for n, f in annotation.model_fields.items())
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
         kinds = [_kind(a) for a in typing.get_args(annotation) if a is not type(None)]
@@ -100,7 +108,7 @@ def markdown() -> str:
                 values = _kind(field.annotation)
                 if bounds := _bounds(field):
                     values += f" ({bounds})"
-                parts.append(f"| `{field.alias or name}` | {values} | {_default(field)} |")
+                parts.append(f"| {_named(name, field)} | {values} | {_default(field)} |")
             parts.append("")
     return "\n".join([*parts, END])
 

@@ -15,10 +15,12 @@ if TYPE_CHECKING:
 
 
 class RegexCheck(BaseCheck):
-    """Pass when ``pattern`` is found (``mode: search``) or matches the whole stripped text (``fullmatch``).
+    r"""Pass when ``pattern`` is found (``mode: search``) or matches the whole stripped text (``fullmatch``).
 
     ``min_count`` requires that many non-overlapping matches (e.g. bullet lines); ``negate`` inverts the result.
-    A match that runs past 1 s (``patterns.TIMEOUT_S``: catastrophic backtracking) gives no verdict.
+    A match that runs past 1 s (``patterns.TIMEOUT_S``: catastrophic backtracking) gives no verdict. Patterns are
+    Python's, Unicode-aware: ``\d`` matches any script's decimal digits (``４２``, ``٤٢``) and ``\w`` any script's
+    letters; write ``[0-9]`` (or start the pattern with ``(?a)``) where only ASCII digits will do.
     """
 
     type: Literal["regex"]

@@ -38,7 +38,7 @@ from monitor.providers.capped import ReplyTooLarge
 from monitor.providers.connecting import never_connected, watch_connecting, watching
 from monitor.providers.doubt import ANTHROPIC_NAMES, REFUSED, doubt, prompted
 from monitor.providers.shape import get, obj
-from monitor.providers.sse import broken, drain
+from monitor.providers.sse import broken, drain, ending
 from monitor.providers.vet import vet
 from monitor.tls import default_context
 
@@ -176,7 +176,9 @@ class AnthropicProvider:
                       result: CallResult, start: float, limit: asyncio.Timeout) -> float | None:
         """Read the events; return when the last bytes arrived (None when the connection does not say), or
         message_stop did: what follows it is read for the connection's reuse only, as after OpenAI's [DONE]
-        (`sse.drain`), whatever is left of the call's `limit`."""
+        (`sse.drain`), whatever is left of the call's `limit`. So is what follows message_delta's stop reason (with
+        the output usage, all that message_stop closes), as after OpenAI's finish reason and usage (`sse.ending`): a
+        gateway that closes the stream without message_stop, or holds it open, has answered too."""
         async with aconnect_sse(self._client, "POST", self._url, json=self.body(req), headers=headers,
                                 timeout=timeout) as source:
             resp = source.response
@@ -193,12 +195,13 @@ class AnthropicProvider:
             parts: list[str] = []
             tools: dict[int, dict[str, str]] = {}
             usage: dict[str, Any] = {}
-            stopped = heard = False
+            stopped = heard = finished = False  # finished: message_delta gave the stop reason
             done: float | None = None  # when message_stop came
             events = source.aiter_sse()
             unread: ValueError | None = None  # a usage that cannot be read: raised unless another error is on its way
+            answered = ending(events, lambda: finished, lambda: limit.reschedule(None))
             try:
-                async for sse in events:
+                async for sse in answered:
                     heard = True
                     if sse.event == "ping" or not sse.data:
                         continue
@@ -243,12 +246,14 @@ class AnthropicProvider:
                         # cumulative counts: a 0 after message_start's count is a server's "said already" (SGLang)
                         usage.update({k: v for k, v in counts(data.get("usage")).items()
                                       if not (is_count(v) and v == 0 and is_count(usage.get(k)))})
+                        finished = finished or bool(stop)  # only message_stop is to come
                     elif kind == "message_stop":  # the answer's end: what follows is only read to the body's end (drain)
                         stopped = True
                         done = received(arrival_of(resp), origin, self._clock())
                         limit.reschedule(None)
                         break
             finally:
+                await answered.aclose()  # left at message_stop: what follows is drained below
                 result.text = "".join(parts)
                 result.tool_calls = [tools[i] for i in sorted(tools)]
                 try:
@@ -261,8 +266,10 @@ class AnthropicProvider:
                 raise unread
             if not heard:  # a whole body that holds none, not one broken off: nothing began to be stopped
                 raise ValueError("the event stream held no events (no message_start, no message_stop)")
-            if not stopped:
+            if not stopped and not finished:  # broken off before the stop reason: the answer may be cut short
                 raise httpx.RemoteProtocolError("stream ended without message_stop")
+            if not stopped:  # ended, or held open, after message_delta (`sse.ending`): its last bytes ended it
+                return arrival_of(resp)
             await drain(events)
             return done
 

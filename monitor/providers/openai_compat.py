@@ -277,9 +277,11 @@ class OpenAIProvider:
             done.append(received(arrival_of(response), origin, self._clock()))
             limit.reschedule(None)
 
-        # the answer ends at choice 0's finish reason and the usage asked for: only [DONE] is to come after them
+        # the answer ends at choice 0's finish reason and the usage asked for: only [DONE] is to come after them;
+        # it stands from that finish reason on: a break before the usage leaves its tokens unknown (as from a
+        # server that sends none), it does not undo the answer
         answered = ending(sse_json(response, done_at), lambda: saw_finish and (standard or not self._stream_usage),
-                          lambda: limit.reschedule(None))
+                          lambda: limit.reschedule(None), lambda: saw_finish)
         try:
             async for chunk in answered:
                 result.response_model = chunk.get("model") or result.response_model

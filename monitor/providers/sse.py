@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import json
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any, NoReturn
 
 import httpx
@@ -113,11 +113,15 @@ async def drain(lines: AsyncIterator[Any]) -> None:
                 pass
 
 
-async def ending(events: AsyncIterator[Any], ended: Callable[[], bool], on_end: Callable[[], None]) -> AsyncIterator[Any]:
+async def ending(events: AsyncIterator[Any], ended: Callable[[], bool], on_end: Callable[[], None],
+                 stands: Callable[[], bool] = lambda: False) -> AsyncGenerator[Any]:
     """`events` until `ended()` says the answer has (its finish reason came, and the usage asked for); `on_end()` is
     called then. What follows ([DONE] and the body's end) is read as after [DONE] (`drain`): for `DRAIN_S` at most,
     and a connection that breaks or stalls there ends the events instead of failing an answer that was whole (a
-    gateway that closes the stream without [DONE], or holds it open)."""
+    gateway that closes the stream without [DONE], or holds it open). `stands()` says the answer was delivered
+    though not ended (its finish reason came, the usage asked for not yet): a break there (or a tail that does not
+    decode or goes past the reply's cap) ends the events too, what had yet to come (the usage) unknown; the usage is
+    still waited for as long as the call's time allows."""
     deadline: float | None = None
     while True:
         if deadline is None and ended():
@@ -131,8 +135,8 @@ async def ending(events: AsyncIterator[Any], ended: Callable[[], bool], on_end: 
                     event = await anext(events)
         except StopAsyncIteration:
             return
-        except _AFTER_END:
-            if deadline is None:
+        except (*_AFTER_END, *broken()):
+            if deadline is None and not stands():
                 raise
             return
         yield event

@@ -86,6 +86,11 @@ def stream_script(plan: Plan, headers: dict[str, str], stream: Stream) -> Script
         if fault == "reset":
             return script.reset()
         if fault == "stream_cut":
+            kept = stream.tail[:spec.tail] if isinstance(spec, CutFault) else []
+            if kept:  # some of the closing events first (CutFault.tail): the cut falls inside the stream's end
+                script.at(stream.end_s + shift)
+                for event in kept:
+                    script.send(event)
             return _cut(script, spec)
         if fault == "overloaded":
             return script.at(stream.end_s + shift).send(stream.error_event).end()

@@ -187,9 +187,24 @@ class MidFault(FaultSpec):
 
 
 class CutFault(MidFault):
-    """End the stream early: ``abrupt: false`` ends the HTTP body cleanly without ``[DONE]``/``message_stop``."""
+    """End the stream early: ``abrupt: false`` ends the HTTP body cleanly without ``[DONE]``/``message_stop``,
+    ``abrupt: true`` closes the connection mid-body.
+
+    ``tail`` (streams only, with ``at: 1``): how many of the stream's closing events go out before the cut. OpenAI:
+    the chunk with the finish reason, the usage chunk (when ``include_usage`` was asked for), ``[DONE]``;
+    Anthropic: ``content_block_stop``, ``message_delta`` (stop reason and output usage), ``message_stop``. ``tail:
+    1`` on OpenAI cuts after the finish reason, before the usage; ``tail: 2`` on Anthropic after ``message_delta``.
+    """
 
     abrupt: bool = False
+    tail: int = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _whole_answer_first(self) -> CutFault:
+        if self.tail and self.at < 1:
+            raise ValueError(f"tail {self.tail} needs at: 1 (the closing events follow the whole answer; at is "
+                             f"{self.at})")
+        return self
 
 
 class StallFault(MidFault):
