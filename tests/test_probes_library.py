@@ -148,3 +148,27 @@ def test_readme_covers_every_group() -> None:
     readme = (PROBES / "README.md").read_text(encoding="utf-8")
     for name in GROUPS:
         assert f"{name}.yaml" in readme
+
+
+def _checked(canary_id: str, text: str = "", tool_calls: list[dict] | None = None) -> dict[str, bool | None]:
+    canary = BY_ID[canary_id]
+    obs = Observation(canary.id, "t", "sim", "m", datetime(2025, 1, 1, tzinfo=UTC),
+                      CallResult(text=text, tool_calls=tool_calls or []))
+    return {spec.name or spec.type: evaluate(spec, obs, canary=canary).passed for spec in specs(canary)}
+
+
+def test_format_canaries_ask_for_ascii_digits_not_any_scripts() -> None:
+    """`\\d` is Unicode-aware in Python patterns: a full-width date ('２０２４-０２-２９'), which a parser downstream
+    would refuse, passed the ISO-format check and the calendar tool's date and time patterns (equals, which
+    normalises it with NFKC, still passes it: the format check is the one to fail)."""
+    assert _checked("format-iso-date", "2024-02-29") == {"iso-format": True, "equals": True}
+    assert _checked("format-iso-date", "２０２４-０２-２９")["iso-format"] is False
+    args = {"title": "Budget review", "date": "2025-03-14", "start_time": "15:30", "duration_minutes": 45}
+    assert set(_checked("tool-create-calendar-event", tool_calls=[{"name": "create_event", "arguments": args}]
+                        ).values()) == {True}
+    wide = {**args, "date": "２０２５-０３-１４", "start_time": "１５:３０"}
+    canary = BY_ID["tool-create-calendar-event"]
+    obs = Observation(canary.id, "t", "sim", "m", datetime(2025, 1, 1, tzinfo=UTC),
+                      CallResult(tool_calls=[{"name": "create_event", "arguments": wide}]))
+    [result] = [evaluate(spec, obs, canary=canary) for spec in specs(canary)]
+    assert result.passed is False and "violate the tool schema" in str(result.detail)  # not only the values
