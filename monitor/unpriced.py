@@ -47,8 +47,9 @@ class UnpricedWarnings:
                f"model {model} answered without token counts" + (" that can be believed (placeholder zeros)"
                                                                   if obs.call.usage_doubts else "")
                + ("" if prices is not None else ", and has no price")
-               + (" (a server that ignores stream_options.include_usage sends none while streaming: try stream: "
-                  "false)" if obs.call.stream else ""))
+               + (" (a server that ignores stream_options.include_usage sends none while streaming: if every "
+                  "call lacks them, try stream: false; a stream that broke off after the answer loses them too)"
+                  if obs.call.stream else ""))
         cap = "" if target.daily_spend_cap_usd is None else \
             f"; its daily spend cap (${target.daily_spend_cap_usd:g}) does not count them either"
         log.warning("target %s: %s: the cost of these calls is unknown; they are counted in "

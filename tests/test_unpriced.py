@@ -86,7 +86,8 @@ async def test_unpriced_calls_are_counted_apart_and_warned_of_once(tmp_path: Pat
     calls = [m for m in lines if "the cost of these calls is unknown" in m]
     assert calls == [  # once per target, model and reason, however many calls
         "target local: model sim-local answered without token counts, and has no price (a server that ignores "
-        "stream_options.include_usage sends none while streaming: try stream: false): the cost of these calls is "
+        "stream_options.include_usage sends none while streaming: if every call lacks them, try stream: false; a "
+        "stream that broke off after the answer loses them too): the cost of these calls is "
         "unknown; they are counted in llm_monitor_unpriced_calls_total (reason no_usage), not in the target's "
         "spend; its daily spend cap ($0.0001) does not count them either",
         "target ollama: model llama3.2:3b has no price (the shipped price table does not list it and no prices are "
