@@ -23,6 +23,7 @@ from monitor.config.models import Prices
 from monitor.domain import ErrorType
 from monitor.pricing import cost_usd
 from monitor.providers import ChatRequest
+from monitor.providers import sse as sse_module
 from monitor.sim import SimServer, scenario_from_dict
 from tests.conftest import write_config
 from tests.support.jsonserver import wire_server
@@ -45,6 +46,10 @@ def _cut(tail: int, abrupt: bool, at: float = 1.0) -> dict[str, Any]:
 # cut-<closing events sent>-<how>: abrupt closes the connection mid-body, clean ends the body without its last events
 MODELS = {f"cut-{tail}-{how}": _cut(tail, how == "abrupt") for tail in (0, 1, 2) for how in ("abrupt", "clean")}
 MODELS["cut-half"] = _cut(0, True, at=0.5)
+# stall-<closing events sent>: the stream stops sending for 30 s there, then carries on
+MODELS |= {f"stall-{tail}": {"phases": [{"name": "stall", "answers": [{"pattern": ".", "choices": [{"text": TEXT, "p": 1}]}],
+                                         "faults": {"stall": {"p": 1, "at": 1.0, "tail": tail, "stall_s": 30}}}]}
+           for tail in (0, 1)}
 
 
 @pytest.fixture(scope="module")
@@ -55,10 +60,10 @@ def sim() -> Iterator[SimServer]:
         yield server
 
 
-async def _call(sim: SimServer, kind: str, transport: str, model: str) -> Any:
+async def _call(sim: SimServer, kind: str, transport: str, model: str, timeout_s: float = 10) -> Any:
     provider = make(kind, sim, transport)
     try:
-        return await provider.complete(ChatRequest(model=model, messages=MSG, stream=True, timeout_s=10))
+        return await provider.complete(ChatRequest(model=model, messages=MSG, stream=True, timeout_s=timeout_s))
     finally:
         await provider.aclose()
 
@@ -75,6 +80,25 @@ async def test_an_openai_stream_cut_after_its_finish_reason_is_an_answer_of_unkn
     assert (r.usage.input_tokens, r.usage.output_tokens, r.usage.cached_input_tokens, r.usage.reasoning_tokens) \
         == (None, None, None, None)  # unknown: not 0, not counted from the text
     assert cost_usd(r.usage, Prices(input=1.0, output=2.0)) is None
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("timeout_s", [10, 2], ids=["usage waited for", "the call's limit first"])
+async def test_an_openai_stream_stalled_after_its_finish_reason_is_an_answer_of_unknown_tokens(
+        sim: SimServer, timeout_s: float, transport: str) -> None:
+    """The finish chunk came, then nothing (a proxy holding the stream open): the call timed out at its limit, its
+    whole answer lost. The usage is waited for `sse.USAGE_WAIT_S` at most, never past the call's limit, and the
+    answer's latency is its own, not that wait's."""
+    r = await _call(sim, "openai", transport, "stall-1", timeout_s)
+    assert r.ok, (r.error_type, r.error_message)
+    assert (r.text, r.raw_finish_reason, r.usage.output_tokens) == (TEXT, "stop", None)
+    assert r.latency_s is not None and r.latency_s < min(timeout_s, sse_module.USAGE_WAIT_S)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_an_openai_stream_stalled_before_its_finish_reason_times_out(sim: SimServer, transport: str) -> None:
+    r = await _call(sim, "openai", transport, "stall-0", timeout_s=2)
+    assert r.error_type == ErrorType.TIMEOUT, (r.error_type, r.error_message)
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)

@@ -48,6 +48,10 @@ def broken() -> tuple[type[Exception], ...]:
 STRAY_MAX = 65_536  # characters kept of a body with no event, to say what it was
 # Seconds the end of a body is waited for after [DONE] (it comes with it, or just after, from a server that ends it)
 DRAIN_S = 1.0
+# How long the usage asked for is waited for once the answer stands (its finish reason came): a server sends it
+# right after, so a stream that stalls there instead (a proxy holding the connection open) ends as an answer of
+# unknown token counts, not as the call's timeout with its answer lost
+USAGE_WAIT_S = 5.0
 _FIELDS = ("event:", "id:", "retry:", ":")  # the other lines of an event stream (":" starts a comment)
 # What ends the events after an answer ended (`ending`): the time left run out, a connection broken or stalled (as
 # `sse_json` raises them), a tail that does not decode or goes past the reply's cap
@@ -114,24 +118,33 @@ async def drain(lines: AsyncIterator[Any]) -> None:
 
 
 async def ending(events: AsyncIterator[Any], ended: Callable[[], bool], on_end: Callable[[], None],
-                 stands: Callable[[], bool] = lambda: False) -> AsyncGenerator[Any]:
+                 stands: Callable[[], bool] = lambda: False,
+                 call_deadline: Callable[[], float | None] = lambda: None) -> AsyncGenerator[Any]:
     """`events` until `ended()` says the answer has (its finish reason came, and the usage asked for); `on_end()` is
     called then. What follows ([DONE] and the body's end) is read as after [DONE] (`drain`): for `DRAIN_S` at most,
     and a connection that breaks or stalls there ends the events instead of failing an answer that was whole (a
     gateway that closes the stream without [DONE], or holds it open). `stands()` says the answer was delivered
     though not ended (its finish reason came, the usage asked for not yet): a break there (or a tail that does not
-    decode or goes past the reply's cap) ends the events too, what had yet to come (the usage) unknown; the usage is
-    still waited for as long as the call's time allows."""
+    decode or goes past the reply's cap) ends the events too, what had yet to come (the usage) unknown; and so does
+    a stall: the usage is waited for `USAGE_WAIT_S` at most, never past the call's own limit (`call_deadline()`,
+    the loop time it ends at, which `on_end()` then lifts: a stall there was the call's timeout, its answer lost)."""
     deadline: float | None = None
+    usage_by: float | None = None  # the answer stands: the usage asked for is waited for until then
+    loop = asyncio.get_running_loop()
     while True:
         if deadline is None and ended():
             on_end()
-            deadline = asyncio.get_running_loop().time() + DRAIN_S
+            deadline = loop.time() + DRAIN_S
+        elif deadline is None and usage_by is None and stands():
+            limit = call_deadline()
+            usage_by = loop.time() + USAGE_WAIT_S if limit is None else min(loop.time() + USAGE_WAIT_S, limit)
+            on_end()  # the call's limit lifted: this wait, within it, ends the stream as an answer instead
+        until = deadline if deadline is not None else usage_by
         try:
-            if deadline is None:
+            if until is None:
                 event = await anext(events)
             else:
-                async with asyncio.timeout_at(deadline):
+                async with asyncio.timeout_at(until):
                     event = await anext(events)
         except StopAsyncIteration:
             return

@@ -95,7 +95,16 @@ def stream_script(plan: Plan, headers: dict[str, str], stream: Stream) -> Script
         if fault == "overloaded":
             return script.at(stream.end_s + shift).send(stream.error_event).end()
         if fault == "stall" and isinstance(spec, StallFault):
+            kept = stream.tail[:spec.tail]
+            if kept:  # some of the closing events first (StallFault.tail): the stall falls inside the stream's end
+                script.at(stream.end_s + shift)
+                for event in kept:
+                    script.send(event)
             shift += spec.stall_s
+            script.at(stream.end_s + shift)
+            for event in stream.tail[len(kept):]:
+                script.send(event)
+            return script.end()
     script.at(stream.end_s + shift)
     for event in stream.tail:
         script.send(event)

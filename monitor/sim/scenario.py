@@ -186,29 +186,35 @@ class MidFault(FaultSpec):
     at: float = Field(default=0.5, ge=0, le=1)
 
 
-class CutFault(MidFault):
-    """End the stream early: ``abrupt: false`` ends the HTTP body cleanly without ``[DONE]``/``message_stop``,
-    ``abrupt: true`` closes the connection mid-body.
+class TailFault(MidFault):
+    """A fault that may strike inside the stream's closing events.
 
-    ``tail`` (streams only, with ``at: 1``): how many of the stream's closing events go out before the cut. OpenAI:
+    ``tail`` (streams only, with ``at: 1``): how many of the stream's closing events go out before the fault. OpenAI:
     the chunk with the finish reason, the usage chunk (when ``include_usage`` was asked for), ``[DONE]``;
     Anthropic: ``content_block_stop``, ``message_delta`` (stop reason and output usage), ``message_stop``. ``tail:
-    1`` on OpenAI cuts after the finish reason, before the usage; ``tail: 2`` on Anthropic after ``message_delta``.
+    1`` on OpenAI strikes after the finish reason, before the usage; ``tail: 2`` on Anthropic after
+    ``message_delta``.
     """
 
-    abrupt: bool = False
     tail: int = Field(default=0, ge=0)
 
     @model_validator(mode="after")
-    def _whole_answer_first(self) -> CutFault:
+    def _whole_answer_first(self) -> TailFault:
         if self.tail and self.at < 1:
             raise ValueError(f"tail {self.tail} needs at: 1 (the closing events follow the whole answer; at is "
                              f"{self.at})")
         return self
 
 
-class StallFault(MidFault):
-    """Stop sending for ``stall_s`` seconds, then carry on."""
+class CutFault(TailFault):
+    """End the stream early: ``abrupt: false`` ends the HTTP body cleanly without ``[DONE]``/``message_stop``,
+    ``abrupt: true`` closes the connection mid-body (``tail``: see `TailFault`)."""
+
+    abrupt: bool = False
+
+
+class StallFault(TailFault):
+    """Stop sending for ``stall_s`` seconds, then carry on (``tail``: see `TailFault`)."""
 
     stall_s: Annotated[float, Field(ge=0)] = 10.0
 
