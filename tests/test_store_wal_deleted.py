@@ -12,13 +12,17 @@ last connection that holds the deleted log closes (its checkpoint reads it throu
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import sqlite3
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
+from sqlalchemy import event
 from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.app import App
@@ -102,6 +106,99 @@ def test_a_new_connection_is_not_opened_on_a_fresh_log_while_one_holds_the_delet
                 store.save_observation(_obs(i))
         assert not Path(f"{db}-wal").exists()
     store.save_observation(_obs(2))  # the holder handed back, closed at its checkout: a new log
+    assert {o.id for o in store.observations(limit=10)} == {"o1", "o2"}
+    store.close()
+    assert _count(db) == 2
+
+
+HANG_S = 60.0  # a bound on the waits below, against a hang: each is met at once unless something is broken
+
+
+def test_no_connection_opens_on_a_fresh_log_until_the_holder_of_the_deleted_one_has_closed(tmp_path: Path) -> None:
+    """Found under load (four test workers on two cores): the pool fires its "close" event before it closes, and the
+    deleted log's holder was forgotten there. A connection opened meanwhile, on a fresh log, was still open when the
+    holder closed: not the last close, so the deleted log went unwritten, the schema with it (the daemon holds a
+    connection while a child process migrates: nothing is checkpointed), and every write after it failed, "no such
+    table: observations", the daemon's held writes never stored. The holder's close is held here, in its thread,
+    while another thread writes; a connection that opened meanwhile and closes lets the holder close first."""
+    db = tmp_path / "m.db"
+    store = Store(f"sqlite:///{db}")
+    armed, closing, go, closed = threading.Event(), threading.Event(), threading.Event(), threading.Event()
+
+    class Held(sqlite3.Connection):
+        def close(self) -> None:
+            if armed.is_set() and not closing.is_set():  # the holder of the deleted log
+                closing.set()
+                go.wait(HANG_S)
+                super().close()
+                closed.set()
+                return
+            if closing.is_set() and not closed.is_set():  # opened beside the holder: its close comes after the holder's
+                go.set()
+                closed.wait(HANG_S)
+            super().close()
+
+    @event.listens_for(store.engine, "do_connect")
+    def _held(_dialect: Any, _record: Any, _args: Any, params: dict[str, Any]) -> None:
+        params["factory"] = Held
+
+    store.migrate(in_child=True)  # as the daemon does: the schema is in the log only
+    store.save_observation(_obs(1))
+    assert store.engine.pool.checkedin() == 1  # type: ignore[attr-defined]
+    Path(f"{db}-wal").unlink()
+    armed.set()
+    holder = threading.Thread(target=lambda: store.save_observation(_obs(2)))  # closes the holder, then writes o2
+    holder.start()
+    assert closing.wait(HANG_S)
+    with pytest.raises(SQLAlchemyError, match="write-ahead log"):  # no connection beside the holder still open
+        store.save_observation(_obs(3))
+    assert not Path(f"{db}-wal").exists()
+    go.set()
+    holder.join()
+    assert _crashed(db, tmp_path) == 1  # the deleted log is in the store file
+    store.save_observation(_obs(3))  # the held write, retried
+    assert {o.id for o in store.observations(limit=10)} == {"o1", "o2", "o3"}
+    store.close()
+    assert _count(db) == 3
+
+
+def test_a_log_deleted_as_a_connection_opens_it_leaves_no_connection_unwatched_on_it(tmp_path: Path) -> None:
+    """The log deleted after a new connection opened it, before the watcher learnt which log that was: the
+    connection holds the deleted log unknown to the watcher (it saw none at the path), is never closed for it, and
+    the other holders' close is then not the last. It is closed at once, its write held."""
+    db = tmp_path / "m.db"
+    store = Store(f"sqlite:///{db}")
+    armed = threading.Event()
+
+    class Deleting(sqlite3.Cursor):
+        def execute(self, sql: str, *args: Any) -> Any:
+            done = super().execute(sql, *args)
+            if armed.is_set() and sql.startswith("PRAGMA cache_size"):  # the last of make_engine's connect pragmas
+                armed.clear()
+                Path(f"{db}-wal").unlink()
+            return done
+
+    class Opening(sqlite3.Connection):
+        def cursor(self, factory: Any = Deleting) -> Any:
+            return super().cursor(factory)
+
+    @event.listens_for(store.engine, "do_connect")
+    def _opening(_dialect: Any, _record: Any, _args: Any, params: dict[str, Any]) -> None:
+        params["factory"] = Opening
+
+    store.migrate(in_child=True)  # the schema in the log only, as in the daemon
+    store.save_observation(_obs(1))
+    with contextlib.ExitStack() as stack:
+        for _ in range(store.engine.pool.size()):  # type: ignore[attr-defined]  # every pooled one out: a new one next
+            stack.enter_context(store.engine.connect()).exec_driver_sql("SELECT 1")
+        armed.set()
+        with pytest.raises(SQLAlchemyError, match="write-ahead log"):
+            store.save_observation(_obs(2))
+        assert not armed.is_set()
+    with pytest.raises(SQLAlchemyError, match="write-ahead log"):  # one holder closed, the other still in the pool
+        store.save_observation(_obs(2))
+    store.save_observation(_obs(2))  # the last holder closed (it wrote the deleted log in), then a new log
+    assert _crashed(db, tmp_path) >= 1
     assert {o.id for o in store.observations(limit=10)} == {"o1", "o2"}
     store.close()
     assert _count(db) == 2

@@ -16,7 +16,10 @@ does a stop whose last connection to close is one on the new log. So each connec
 log is gone is closed at its checkout (the write fails as for a store away, held and retried), and no new connection
 is opened while one still holds the deleted log. The last of them to close checkpoints the deleted log into the store
 file through its descriptor, as SQLite does at every last close, and the next connection starts a new log: the held
-writes go in, nothing lost (unless another process, a CLI command, keeps a connection open meanwhile).
+writes go in, nothing lost (unless another process, a CLI command, keeps a connection open meanwhile). A holder counts
+as one until its close has returned (the pool's "close" event comes before its close: one opened in between, on a
+fresh log, made that close not the last, and the deleted log, the schema too where a migration's log was never
+checkpointed, was lost: "no such table"), and one that opened its log just as it was deleted is closed at once.
 """
 
 from __future__ import annotations
@@ -65,15 +68,20 @@ def watch_file(engine: Engine, database: str) -> None:
     logs: dict[int, Identity] = {}  # id of each open connection -> the log it opened
     lock = threading.Lock()
 
+    def _deleted_log_held() -> None:
+        """Refuse a connection while another holds a log that is no longer the one at the path: it would make (or
+        use) an empty log beside the deleted one, and the holder's close would then not be the last."""
+        now_log = _identity(wal)
+        with lock:
+            if any(held != now_log for held in logs.values()):
+                raise sqlite3.OperationalError(_log_gone(wal))
+
     @event.listens_for(engine, "do_connect")
     def _no_new_file(*_args: Any) -> None:
         now = _identity(path)
         if opened and isinstance(now, OSError):  # sqlite3.connect would create an empty file there
             raise sqlite3.OperationalError(_gone(path, now))
-        now_log = _identity(wal)
-        with lock:
-            if any(held != now_log for held in logs.values()):  # it would make an empty log beside the deleted one
-                raise sqlite3.OperationalError(_log_gone(wal))
+        _deleted_log_held()
 
     @event.listens_for(engine, "connect")
     def _remember(dbapi_conn: Any, record: Any) -> None:
@@ -81,7 +89,10 @@ def watch_file(engine: Engine, database: str) -> None:
         now = _identity(path)
         record.info["sqlite_file"] = None if isinstance(now, OSError) else now
         record.info["sqlite_wal"] = None
-        _learn_log(dbapi_conn, record)  # after the WAL pragma (a listener before this one) opened the log
+        # Again now that it is open (the WAL pragma, a listener before this one, opened the log): a log deleted
+        # since `_no_new_file` looked leaves this one on a fresh log (the pool closes it: the raise fails the connect)
+        _deleted_log_held()
+        _learn_log(dbapi_conn, record)
         opened = True
 
     @event.listens_for(engine, "checkin")
@@ -98,8 +109,16 @@ def watch_file(engine: Engine, database: str) -> None:
 
     @event.listens_for(engine, "close")
     def _forget(dbapi_conn: Any, _record: Any) -> None:
-        with lock:
-            logs.pop(id(dbapi_conn), None)
+        """Close the connection, then forget its log: the pool fires this before its own close (a no-op after
+        this one), and a connection forgotten before its close returned let another open on a fresh log meanwhile."""
+        try:
+            if dbapi_conn is not None:
+                dbapi_conn.close()  # the last holder of a deleted log writes it into the store file here
+        except sqlite3.Error:
+            pass  # the pool's own close, next, tries again and logs why
+        finally:
+            with lock:
+                logs.pop(id(dbapi_conn), None)
 
     @event.listens_for(engine, "checkout")
     def _same_file(_dbapi_conn: Any, record: Any, _proxy: Any) -> None:
