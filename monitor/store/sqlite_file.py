@@ -90,8 +90,14 @@ def watch_file(engine: Engine, database: str) -> None:
         record.info["sqlite_file"] = None if isinstance(now, OSError) else now
         record.info["sqlite_wal"] = None
         # Again now that it is open (the WAL pragma, a listener before this one, opened the log): a log deleted
-        # since `_no_new_file` looked leaves this one on a fresh log (the pool closes it: the raise fails the connect)
-        _deleted_log_held()
+        # since `_no_new_file` looked leaves this one on a fresh log. Closed here, not left to the pool: SQLAlchemy
+        # closes a connection whose connect event raised only since its fix of sqlalchemy#13548 (2.0 before it kept
+        # it open, held by the error, until collected), and open it makes the holders' close not the last
+        try:
+            _deleted_log_held()
+        except sqlite3.OperationalError:
+            dbapi_conn.close()
+            raise
         _learn_log(dbapi_conn, record)
         opened = True
 
