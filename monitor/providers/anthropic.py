@@ -197,7 +197,7 @@ class AnthropicProvider:
             usage: dict[str, Any] = {}
             stopped = heard = finished = False  # finished: message_delta gave the stop reason
             done: float | None = None  # when message_stop came
-            delta: float | None = None  # when message_delta gave the stop reason: the answer's end without message_stop
+            stop_at: float | None = None  # when message_delta gave the stop reason: the end without message_stop
             events = source.aiter_sse()
             unread: ValueError | None = None  # a usage that cannot be read: raised unless another error is on its way
             answered = ending(events, lambda: finished, lambda: limit.reschedule(None))
@@ -249,7 +249,7 @@ class AnthropicProvider:
                                       if not (is_count(v) and v == 0 and is_count(usage.get(k)))})
                         finished = finished or bool(stop)  # only message_stop is to come
                         if finished:
-                            delta = received(arrival_of(resp), origin, self._clock())
+                            stop_at = received(arrival_of(resp), origin, self._clock())
                     elif kind == "message_stop":  # the answer's end: what follows is only read to the body's end (drain)
                         stopped = True
                         done = received(arrival_of(resp), origin, self._clock())
@@ -272,7 +272,7 @@ class AnthropicProvider:
             if not stopped and not finished:  # broken off before the stop reason: the answer may be cut short
                 raise httpx.RemoteProtocolError("stream ended without message_stop")
             if not stopped:  # ended, or held open, after message_delta (`sse.ending`): the answer ended there, not
-                return delta  # at the last bytes (a keep-alive while the rest was waited for)
+                return stop_at  # at the last bytes (a keep-alive while the rest was waited for)
             await drain(events)
             return done
 
