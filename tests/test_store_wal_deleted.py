@@ -252,6 +252,42 @@ def test_sqlite_deleting_its_own_log_at_the_last_close_is_no_alarm(tmp_path: Pat
     store.close()
 
 
+def test_a_connection_opening_as_the_last_one_closes_and_deletes_its_own_log_is_no_alarm(tmp_path: Path) -> None:
+    """The last connection's close deletes the log (SQLite does at every last close), and it counted as a holder
+    until that close returned (for a log deleted under it, see above): a connection opened in between saw its log
+    gone from the path and was refused as if the log had been deleted under the daemon, its write failed."""
+    db = tmp_path / "m.db"
+    store = Store(f"sqlite:///{db}")
+    unlinked, go = threading.Event(), threading.Event()
+
+    class Slow(sqlite3.Connection):
+        def close(self) -> None:
+            super().close()
+            if not unlinked.is_set():  # the first close, the last connection's: its log is gone, it has not returned
+                unlinked.set()
+                go.wait(HANG_S)
+
+    @event.listens_for(store.engine, "do_connect")
+    def _slow(_dialect: Any, _record: Any, _args: Any, params: dict[str, Any]) -> None:
+        params["factory"] = Slow
+
+    store.migrate()
+    store.save_observation(_obs(1))
+    assert store.engine.pool.checkedin() == 1  # type: ignore[attr-defined]
+    closing = threading.Thread(target=store.close)
+    closing.start()
+    try:
+        assert unlinked.wait(HANG_S)
+        assert not Path(f"{db}-wal").exists()
+        store.save_observation(_obs(2))  # a new connection, a new log
+    finally:
+        go.set()
+        closing.join()
+    assert {o.id for o in store.observations(limit=10)} == {"o1", "o2"}
+    store.close()
+    assert _count(db) == 2
+
+
 async def test_a_daemon_whose_log_is_deleted_loses_nothing(steady_sim: SimServer, tmp_path: Path) -> None:
     target = f"  - {{id: gpt, provider: openai, base_url: '{steady_sim.openai_base_url}', model: sim-gpt}}"
     config = load_config(write_config(tmp_path, target, PROBES), environ={})
