@@ -178,7 +178,8 @@ class AnthropicProvider:
         message_stop did: what follows it is read for the connection's reuse only, as after OpenAI's [DONE]
         (`sse.drain`), whatever is left of the call's `limit`. So is what follows message_delta's stop reason (with
         the output usage, all that message_stop closes), as after OpenAI's finish reason and usage (`sse.ending`): a
-        gateway that closes the stream without message_stop, or holds it open, has answered too."""
+        gateway that closes the stream without message_stop, or holds it open, has answered too, its end at
+        message_delta."""
         async with aconnect_sse(self._client, "POST", self._url, json=self.body(req), headers=headers,
                                 timeout=timeout) as source:
             resp = source.response
