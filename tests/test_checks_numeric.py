@@ -27,6 +27,9 @@ def obs(text: str = "", **call: object) -> Observation:
         ("There are 3 apples and 4 pears, 7 fruits", "first", 3),
         ("  42.\n", "only", 42),
         ("It is 42", "only", None),
+        (".5", "only", 0.5),  # its point is not a full stop to strip (it was read as 5)
+        ("**-.25.**", "only", -0.25),
+        ("．５", "only", 0.5),
         ("no digits here", "answer", None),
         ("1.5e3", "last", 1500),
     ],

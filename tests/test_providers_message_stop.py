@@ -79,6 +79,35 @@ async def test_what_follows_message_stop_is_not_part_of_the_answers_latency(path
     assert sent["request"] + r.send_wait_s + r.latency_s < sent["tail"]
 
 
+@pytest.mark.parametrize("end", ["ends", "held open"])
+async def test_what_follows_message_delta_is_not_part_of_the_answers_latency(end: str,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """No message_stop: the answer ended at message_delta's stop reason (`sse.ending`), as an OpenAI one at its
+    finish reason. A keep-alive then (the body ended later, or never) was part of the latency: it ended at the last
+    bytes."""
+    sent: dict[str, float] = {}
+    finished = threading.Event()
+    unstopped = ANSWER[:ANSWER.index(b"event: message_stop")]
+
+    def answer(request: dict[str, Any], send: Any) -> None:
+        sent["request"] = time.monotonic()  # the providers' clock; the call began before this
+        send(HEAD + b"\r\n" + piece(unstopped))
+        time.sleep(DRAIN_S / 4)
+        sent["tail"] = time.monotonic()
+        send(piece(b": keep-alive\n\n") + (b"0\r\n\r\n" if end == "ends" else b""))
+        if end == "held open":
+            finished.wait(30)
+
+    try:
+        with wire_server(answer) as url:
+            r = await call(build("anthropic", url, "daemon", monkeypatch), True)
+    finally:
+        finished.set()
+    assert r.ok and r.send_wait_s is not None and r.latency_s is not None, (r.error_type, r.error_message)
+    assert (r.text, r.raw_finish_reason) == ("hi", "end_turn")
+    assert sent["request"] + r.send_wait_s + r.latency_s < sent["tail"]
+
+
 async def test_an_answer_stopped_late_in_its_time_stands_while_the_rest_is_read(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The call's deadline struck while the rest of a body held open was read: a complete answer was a timeout."""

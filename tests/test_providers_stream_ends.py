@@ -10,6 +10,7 @@ answer may be cut short): a bad_response.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -188,3 +189,30 @@ async def test_a_run_whose_streams_lost_their_usage_counts_no_tokens_and_no_cost
     assert sum(sample(reg, "gen_ai_client_token_usage_count", **pair, gen_ai_token_type=kind)
                for kind in ("input", "output")) == 0
     assert sample(reg, "llm_monitor_output_tokens_per_second_count", **pair) == 0
+
+
+def _chunk(**fields: Any) -> bytes:
+    return b"data: " + json.dumps({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
+                                   **fields}).encode() + b"\n\n"
+
+
+@pytest.mark.parametrize("finished", [True, False], ids=["after its finish reason", "before it"])
+async def test_an_openai_stream_whose_body_ends_inside_an_event_stands_after_its_finish_reason(
+        finished: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A proxy that ends the body cleanly in the middle of the usage chunk: the last event, without its blank line,
+    does not parse. After the finish reason it is the tail cut, as a connection broken there (it was a bad_response,
+    "not JSON", the answer lost); before it the answer may be cut short, and it stays one."""
+    closing = [_chunk(choices=[{"index": 0, "delta": {}, "finish_reason": "stop"}])] if finished else []
+    events = [_chunk(choices=[{"index": 0, "delta": {"content": "hi"}}]), *closing,
+              _chunk(choices=[], usage={"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4})[:40]]
+
+    def answer(request: dict[str, Any], send: Any) -> None:
+        send(HEAD + b"\r\n" + b"".join(piece(e) for e in events) + b"0\r\n\r\n")
+
+    with wire_server(answer) as url:
+        r = await call(build("openai", url, "daemon", monkeypatch), True)
+    if finished:
+        assert r.ok, (r.error_type, r.error_message)
+        assert (r.text, r.raw_finish_reason, r.usage.output_tokens) == ("hi", "stop", None)
+    else:
+        assert r.error_type == ErrorType.BAD_RESPONSE and "not JSON" in (r.error_message or ""), r.error_message

@@ -18,6 +18,7 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -204,6 +205,41 @@ def test_a_log_deleted_as_a_connection_opens_it_leaves_no_connection_unwatched_o
     assert _count(db) == 2
 
 
+def test_a_connection_refused_as_it_opens_a_fresh_log_is_closed_by_the_watcher_itself(tmp_path: Path) -> None:
+    """The refusal above relied on the pool closing a connection whose connect event raised, which SQLAlchemy does
+    only since its fix of sqlalchemy#13548 (`sqlalchemy>=2.0` allows the releases before it, which kept it open, held
+    by the error): open on the fresh log, it made the deleted log's holders' close not the last. The engine's
+    connect listeners are run here on a connection of our own, as the pool runs them (the log deleted after the
+    pragmas, as above), to see the watcher close it whatever the pool does."""
+    db = tmp_path / "m.db"
+    store = Store(f"sqlite:///{db}")
+
+    class Deleting(sqlite3.Cursor):
+        def execute(self, sql: str, *args: Any) -> Any:
+            done = super().execute(sql, *args)
+            if sql.startswith("PRAGMA cache_size"):  # the last of make_engine's connect pragmas
+                Path(f"{db}-wal").unlink()
+            return done
+
+    store.migrate(in_child=True)
+    store.save_observation(_obs(1))
+    assert store.engine.pool.checkedin() == 1  # type: ignore[attr-defined]  # it holds the log
+    class Opening(sqlite3.Connection):
+        def cursor(self, factory: Any = Deleting) -> Any:
+            return super().cursor(factory)
+
+    fresh = sqlite3.connect(db, factory=Opening, check_same_thread=False)
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="write-ahead log"):
+            store.engine.pool.dispatch.connect(fresh, SimpleNamespace(info={}))
+        with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+            fresh.execute("SELECT 1")
+    finally:
+        fresh.close()
+    store.close()  # the holder closes last: the deleted log is in the store file
+    assert _count(db) == 1
+
+
 def test_sqlite_deleting_its_own_log_at_the_last_close_is_no_alarm(tmp_path: Path) -> None:
     db = tmp_path / "m.db"
     store = Store(f"sqlite:///{db}")
@@ -214,6 +250,42 @@ def test_sqlite_deleting_its_own_log_at_the_last_close_is_no_alarm(tmp_path: Pat
     store.save_observation(_obs(2))
     assert {o.id for o in store.observations(limit=10)} == {"o1", "o2"}
     store.close()
+
+
+def test_a_connection_opening_as_the_last_one_closes_and_deletes_its_own_log_is_no_alarm(tmp_path: Path) -> None:
+    """The last connection's close deletes the log (SQLite does at every last close), and it counted as a holder
+    until that close returned (for a log deleted under it, see above): a connection opened in between saw its log
+    gone from the path and was refused as if the log had been deleted under the daemon, its write failed."""
+    db = tmp_path / "m.db"
+    store = Store(f"sqlite:///{db}")
+    unlinked, go = threading.Event(), threading.Event()
+
+    class Slow(sqlite3.Connection):
+        def close(self) -> None:
+            super().close()
+            if not unlinked.is_set():  # the first close, the last connection's: its log is gone, it has not returned
+                unlinked.set()
+                go.wait(HANG_S)
+
+    @event.listens_for(store.engine, "do_connect")
+    def _slow(_dialect: Any, _record: Any, _args: Any, params: dict[str, Any]) -> None:
+        params["factory"] = Slow
+
+    store.migrate()
+    store.save_observation(_obs(1))
+    assert store.engine.pool.checkedin() == 1  # type: ignore[attr-defined]
+    closing = threading.Thread(target=store.close)
+    closing.start()
+    try:
+        assert unlinked.wait(HANG_S)
+        assert not Path(f"{db}-wal").exists()
+        store.save_observation(_obs(2))  # a new connection, a new log
+    finally:
+        go.set()
+        closing.join()
+    assert {o.id for o in store.observations(limit=10)} == {"o1", "o2"}
+    store.close()
+    assert _count(db) == 2
 
 
 async def test_a_daemon_whose_log_is_deleted_loses_nothing(steady_sim: SimServer, tmp_path: Path) -> None:

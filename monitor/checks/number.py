@@ -69,7 +69,8 @@ def to_float(token: str) -> float:
 def extract_number(text: str, how: str) -> float | None:
     """Return the answer number per the extraction strategy, or None."""
     if how == "only":
-        stripped = text.strip().strip("*`$ .\u3002\uff0e")  # 。 and ． end a sentence of full-width text
+        # a full stop ends the answer (。 and ． end a sentence of full-width text); one before it is its point (.5)
+        stripped = text.strip().lstrip("*`$ ").rstrip("*`$ .\u3002\uff0e")
         return to_float(stripped) if re.fullmatch(_NUM, stripped) else None
     if how == "answer":
         for marker in _MARKERS:

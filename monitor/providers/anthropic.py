@@ -178,7 +178,8 @@ class AnthropicProvider:
         message_stop did: what follows it is read for the connection's reuse only, as after OpenAI's [DONE]
         (`sse.drain`), whatever is left of the call's `limit`. So is what follows message_delta's stop reason (with
         the output usage, all that message_stop closes), as after OpenAI's finish reason and usage (`sse.ending`): a
-        gateway that closes the stream without message_stop, or holds it open, has answered too."""
+        gateway that closes the stream without message_stop, or holds it open, has answered too, its end at
+        message_delta."""
         async with aconnect_sse(self._client, "POST", self._url, json=self.body(req), headers=headers,
                                 timeout=timeout) as source:
             resp = source.response
@@ -197,6 +198,7 @@ class AnthropicProvider:
             usage: dict[str, Any] = {}
             stopped = heard = finished = False  # finished: message_delta gave the stop reason
             done: float | None = None  # when message_stop came
+            stop_at: float | None = None  # when message_delta gave the stop reason: the end without message_stop
             events = source.aiter_sse()
             unread: ValueError | None = None  # a usage that cannot be read: raised unless another error is on its way
             answered = ending(events, lambda: finished, lambda: limit.reschedule(None))
@@ -247,6 +249,8 @@ class AnthropicProvider:
                         usage.update({k: v for k, v in counts(data.get("usage")).items()
                                       if not (is_count(v) and v == 0 and is_count(usage.get(k)))})
                         finished = finished or bool(stop)  # only message_stop is to come
+                        if finished:
+                            stop_at = received(arrival_of(resp), origin, self._clock())
                     elif kind == "message_stop":  # the answer's end: what follows is only read to the body's end (drain)
                         stopped = True
                         done = received(arrival_of(resp), origin, self._clock())
@@ -268,8 +272,8 @@ class AnthropicProvider:
                 raise ValueError("the event stream held no events (no message_start, no message_stop)")
             if not stopped and not finished:  # broken off before the stop reason: the answer may be cut short
                 raise httpx.RemoteProtocolError("stream ended without message_stop")
-            if not stopped:  # ended, or held open, after message_delta (`sse.ending`): its last bytes ended it
-                return arrival_of(resp)
+            if not stopped:  # ended, or held open, after message_delta (`sse.ending`): the answer ended there, not
+                return stop_at  # at the last bytes (a keep-alive while the rest was waited for)
             await drain(events)
             return done
 

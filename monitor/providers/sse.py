@@ -53,9 +53,18 @@ DRAIN_S = 1.0
 # unknown token counts, not as the call's timeout with its answer lost
 USAGE_WAIT_S = 5.0
 _FIELDS = ("event:", "id:", "retry:", ":")  # the other lines of an event stream (":" starts a comment)
+
+
+class CutEvent(json.JSONDecodeError):
+    """The body ended inside its last event (no blank line after it), whose data does not parse: a stream cut in
+    the middle of an event, by a proxy that then ended the body cleanly. Before an answer stood it is as malformed
+    as any data that does not parse; after it (`ending`), the cut of a tail, as a connection broken there."""
+
+
 # What ends the events after an answer ended (`ending`): the time left run out, a connection broken or stalled (as
-# `sse_json` raises them), a tail that does not decode or goes past the reply's cap
-_AFTER_END: tuple[type[Exception], ...] = (TimeoutError, openai.APIConnectionError, ReplyTooLarge, *UNDECODABLE)
+# `sse_json` raises them), a tail that does not decode or goes past the reply's cap, or is cut inside an event
+_AFTER_END: tuple[type[Exception], ...] = (TimeoutError, openai.APIConnectionError, ReplyTooLarge, *UNDECODABLE,
+                                           CutEvent)
 
 
 async def sse_json(response: Any, done_at: Callable[[], None] = lambda: None) -> AsyncIterator[Any]:
@@ -92,7 +101,11 @@ async def sse_json(response: Any, done_at: Callable[[], None] = lambda: None) ->
             payload = "\n".join(data)
             if payload.strip() and not payload.startswith("[DONE]"):
                 events = True
-                yield _checked(json.loads(payload), response)
+                try:
+                    last = json.loads(payload)
+                except json.JSONDecodeError as e:
+                    raise CutEvent(e.msg, e.doc, e.pos) from None
+                yield _checked(last, response)
         if done:
             done_at()
             await drain(lines)

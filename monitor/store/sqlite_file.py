@@ -16,8 +16,8 @@ does a stop whose last connection to close is one on the new log. So each connec
 log is gone is closed at its checkout (the write fails as for a store away, held and retried), and no new connection
 is opened while one still holds the deleted log. The last of them to close checkpoints the deleted log into the store
 file through its descriptor, as SQLite does at every last close, and the next connection starts a new log: the held
-writes go in, nothing lost (unless another process, a CLI command, keeps a connection open meanwhile). A holder counts
-as one until its close has returned (the pool's "close" event comes before its close: one opened in between, on a
+writes go in, nothing lost (unless another process, a CLI command, keeps a connection open meanwhile). A holder of
+the deleted log counts as one until its close has returned (the pool's "close" event comes before its close: one opened in between, on a
 fresh log, made that close not the last, and the deleted log, the schema too where a migration's log was never
 checkpointed, was lost: "no such table"), and one that opened its log just as it was deleted is closed at once.
 """
@@ -90,8 +90,14 @@ def watch_file(engine: Engine, database: str) -> None:
         record.info["sqlite_file"] = None if isinstance(now, OSError) else now
         record.info["sqlite_wal"] = None
         # Again now that it is open (the WAL pragma, a listener before this one, opened the log): a log deleted
-        # since `_no_new_file` looked leaves this one on a fresh log (the pool closes it: the raise fails the connect)
-        _deleted_log_held()
+        # since `_no_new_file` looked leaves this one on a fresh log. Closed here, not left to the pool: SQLAlchemy
+        # closes a connection whose connect event raised only since its fix of sqlalchemy#13548 (2.0 before it kept
+        # it open, held by the error, until collected), and open it makes the holders' close not the last
+        try:
+            _deleted_log_held()
+        except sqlite3.OperationalError:
+            dbapi_conn.close()
+            raise
         _learn_log(dbapi_conn, record)
         opened = True
 
@@ -109,8 +115,17 @@ def watch_file(engine: Engine, database: str) -> None:
 
     @event.listens_for(engine, "close")
     def _forget(dbapi_conn: Any, _record: Any) -> None:
-        """Close the connection, then forget its log: the pool fires this before its own close (a no-op after
-        this one), and a connection forgotten before its close returned let another open on a fresh log meanwhile."""
+        """Forget the connection's log; a holder of a deleted log is closed first: the pool fires this before its
+        own close (a no-op after this one), and a connection forgotten before its close returned let another open on
+        a fresh log meanwhile. One whose log is the one at the path is forgotten at once, as its close may delete
+        that log (SQLite does at every last close): counted until then, a connection opening meanwhile was refused
+        as if the log had been deleted under the daemon."""
+        with lock:
+            held = logs.get(id(dbapi_conn))
+        if held is None or held == _identity(wal):
+            with lock:
+                logs.pop(id(dbapi_conn), None)
+            return
         try:
             if dbapi_conn is not None:
                 dbapi_conn.close()  # the last holder of a deleted log writes it into the store file here
