@@ -27,6 +27,25 @@ def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> 
                           env={**os.environ, **(env or {})})
 
 
+def clis(*commands: tuple[str, ...], env: dict[str, str] | None = None,
+         timeout: float = 120) -> list[subprocess.CompletedProcess[str]]:
+    """Run several `llm-monitor` commands at once (each as `cli` runs it); return them finished, in order. For
+    commands that only read: each waits seconds on its imports, which the others can use."""
+    procs = [subprocess.Popen([*EXE, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, **(env or {})}) for args in commands]
+    done = []
+    try:
+        for args, proc in zip(commands, procs, strict=True):
+            out, err = proc.communicate(timeout=timeout)
+            done.append(subprocess.CompletedProcess([*EXE, *args], proc.returncode, out, err))
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    return done
+
+
 class Daemon:
     """`llm-monitor run -c CONFIG` in the background, with its log captured to a file.
 
