@@ -51,15 +51,16 @@ class Daemon:
 
     `args` go after `run` (and before `-c`'s value: `--web.config.file`, `--log-level` is global); `scheme` and
     `client` (httpx arguments: verify, cert, auth) are how `wait_ready` and `get` reach a TLS or basic-auth
-    listener."""
+    listener; `exe` is the command that takes `run` (default: `python -m monitor.cli`)."""
 
     def __init__(self, config: Path, port: int, env: dict[str, str] | None = None, *, args: tuple[str, ...] = (),
-                 scheme: str = "http", client: dict[str, Any] | None = None, log_level: str | None = None):
+                 scheme: str = "http", client: dict[str, Any] | None = None, log_level: str | None = None,
+                 exe: list[str] = EXE):
         self.port = port
         self.log_path = config.parent / f"daemon-{port}.log"
         self._log = open(self.log_path, "w")  # noqa: SIM115
         level = ["--log-level", log_level] if log_level else []
-        self.proc = subprocess.Popen([*EXE, *level, "run", *args, "-c", str(config)], stdout=self._log,
+        self.proc = subprocess.Popen([*exe, *level, "run", *args, "-c", str(config)], stdout=self._log,
                                      stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
         self.url = f"{scheme}://127.0.0.1:{port}"
         self.client = client or {}
