@@ -202,11 +202,12 @@ BLACKHOLE = "route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n"  
 def active_alerts(url: str, until: Callable[[list[dict]], bool] = lambda _: True, timeout: float = 15) -> list[dict]:
     """Return Alertmanager's active alerts once `until` holds of them (or when `timeout` runs out)."""
     deadline = time.monotonic() + timeout
-    while True:
-        active = httpx.get(url + "/api/v2/alerts", params={"active": "true"}, timeout=5).json()
-        if until(active) or time.monotonic() > deadline:
-            return active
-        time.sleep(0.1)
+    with httpx.Client(timeout=5) as polls:  # one client: httpx.get costs 40 ms of CPU a call, 10 calls a second
+        while True:
+            active = polls.get(url + "/api/v2/alerts", params={"active": "true"}).json()
+            if until(active) or time.monotonic() > deadline:
+                return active
+            time.sleep(0.1)
 
 
 @contextlib.contextmanager
