@@ -127,3 +127,29 @@ def test_only_the_daemons_own_error_types_leave_a_line_unlabelled(tmp_path: Path
     out = io.StringIO()
     assert annotate_jsonl(src, out) == 5
     assert [json.loads(line)["refusal"] for line in out.getvalue().splitlines()] == ["full", "full", "full", None, None]
+
+
+def test_a_standard_output_that_fails_is_not_blamed_on_the_input(tmp_path: Path) -> None:
+    # Found by a newcomer: `refusal --jsonl all.jsonl | head -c 10` said "error: cannot read all.jsonl: Broken pipe"
+    # (exit 2), and a full disk "cannot read all.jsonl: No space left on device": the input was read fine
+    import os
+    import subprocess
+
+    from tests.support.daemon import EXE
+
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps({"completion": f"Answer {i}."}) + "\n" for i in range(3)), encoding="utf-8")
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([*EXE, "refusal", "--jsonl", str(src)], stdout=full, stderr=subprocess.PIPE, text=True,
+                              timeout=60)
+    assert done.returncode == 1, done.stderr
+    assert "error: standard output: cannot write: No space left on device" in done.stderr
+    assert "cannot read" not in done.stderr
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the first line: as `| head` that has read enough
+    try:
+        done = subprocess.run([*EXE, "refusal", "--jsonl", str(src)], stdout=write, stderr=subprocess.PIPE,
+                              text=True, timeout=60)
+    finally:
+        os.close(write)
+    assert done.returncode == 0 and done.stderr == ""

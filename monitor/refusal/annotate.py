@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import TextIO
+from typing import Protocol
 
 from monitor.domain import ErrorType
 from monitor.jsonl import objects
@@ -17,11 +17,15 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 _NOT_ANSWERED = frozenset(e.value for e in ErrorType) - {ErrorType.CONTENT_FILTER.value}
 
 
+class Writer(Protocol):
+    def write(self, text: str, /) -> object: ...
+
+
 class AnnotateError(ValueError):
     """A line of the input file cannot be annotated; the message names file, line and field."""
 
 
-def annotate_jsonl(in_path: str | Path, out_stream: TextIO, detector: RefusalDetector | None = None,
+def annotate_jsonl(in_path: str | Path, out_stream: Writer, detector: RefusalDetector | None = None,
                    name: str | None = None) -> int:
     """Copy each JSON line of ``in_path`` to ``out_stream`` with ``refusal`` and ``refusal_score``; return the count.
 
