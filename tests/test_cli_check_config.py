@@ -151,3 +151,16 @@ def test_check_config_orders_its_warnings_by_file_and_line(
     lines = cfg.read_text().splitlines()
     hook, chat = (next(n for n, text in enumerate(lines, 1) if name in text) for name in ("name: hook", "name: chat"))
     assert warned == [f"{cfg}:{hook}", f"{cfg}:{chat}", f"{tmp_path / 'probes' / 'p.yaml'}:7"], out.stdout
+
+
+@pytest.mark.parametrize("command", ["check-config", "drift"])
+def test_no_config_file_says_how_to_name_one(tmp_path: Path, cli: CliRun, command: str) -> None:
+    """The first run in a folder without monitor.yaml said only "cannot read: No such file or directory"."""
+    missing = tmp_path / "nowhere.yaml"
+    out = cli(command, "-c", str(missing))
+    assert out.returncode == 2
+    assert f"no config file at {missing}: pass -c FILE or set $LLM_MONITOR_CONFIG" in out.stderr
+    cfg = tmp_path / "monitor.yaml"
+    cfg.write_text("targets: [}\n")  # there, but not YAML: no such hint
+    out = cli(command, "-c", str(cfg))
+    assert out.returncode == 2 and "no config file" not in out.stderr

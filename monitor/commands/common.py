@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -38,6 +39,9 @@ def load_or_exit(path: str, web_config_file: str | None = None, *, listener: boo
         return load_config(path, web_config_file=web_config_file, listener=listener)
     except ConfigError as e:
         print_problems("invalid configuration", e.issues)
+        if not os.path.lexists(path):  # the first run in a folder without one: say how to name it
+            print(f"no config file at {path}: pass -c FILE or set $LLM_MONITOR_CONFIG (`llm-monitor demo` needs none; "
+                  "README: Running it for real)", file=sys.stderr)
         raise SystemExit(EXIT_CONFIG) from None
 
 
