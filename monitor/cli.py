@@ -118,8 +118,9 @@ def parser() -> argparse.ArgumentParser:
                    help="port to listen on (0: any free one, printed at start; default: %(default)s)")
     p.add_argument("--scenario", help="scenario YAML (default: the built-in demo scenario)")
     p = sub.add_parser("demo", help="zero set-up: simulator + daemon + SQLite in a temp folder")
-    p.add_argument("--port", type=_port, default=0,
-                   help="port for /metrics (default: 9464 if free, else a free one; a port given must be free)")
+    p.add_argument("--port", type=_port, default=None,
+                   help="port for /metrics (0: any free one; default: 9464 if free, else a free one; a port given "
+                        "must be free)")
     p.add_argument("--interval", type=_interval, default="5s",
                    help="how often each demo canary runs: a duration or a number of seconds (default: %(default)s)")
     p.add_argument("--duration", type=_duration, default=None,

@@ -205,3 +205,21 @@ def test_whole_number_flags_take_ascii_digits_and_a_long_value_is_not_echoed_who
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and expected in err and len(err) < 600, err
     assert parser().parse_args(["diff", "c", "-n", " 12"]).count == 12  # ASCII digits as before
+
+
+def test_demo_port_0_is_any_free_port_and_the_default_9464_when_free() -> None:
+    """`demo --port 0` took 9464, as the default does: 0 is any free port, as for `sim --port 0`."""
+    import socket
+
+    from monitor.commands.demo import DEFAULT_PORT, metrics_port
+
+    with socket.socket() as held:
+        try:
+            held.bind(("127.0.0.1", DEFAULT_PORT))  # so that neither may take it
+        except OSError:
+            pytest.skip("port 9464 is in use on this machine")
+        assert metrics_port(0) not in (0, DEFAULT_PORT)
+        assert metrics_port(None) not in (0, DEFAULT_PORT)  # the default falls back to a free one
+        with pytest.raises(OSError, match=f"port {DEFAULT_PORT} on 127.0.0.1 is in use"):
+            metrics_port(DEFAULT_PORT)
+    assert metrics_port(0) != DEFAULT_PORT

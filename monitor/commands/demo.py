@@ -63,6 +63,9 @@ def installed_data(folder: str) -> list[Path]:
     return []
 
 
+DEFAULT_PORT = 9464  # /metrics of the demo's daemon, when free (the daemon's own default listen port)
+
+
 def free_port(preferred: int, *, fallback: bool = True) -> int:
     """Return `preferred` if it is free on 127.0.0.1, else (with `fallback`) any free port; OSError otherwise."""
     for port in (preferred, 0) if fallback else (preferred,):
@@ -73,6 +76,12 @@ def free_port(preferred: int, *, fallback: bool = True) -> int:
             except OSError:
                 continue
     raise OSError(f"port {preferred} on 127.0.0.1 is in use" if not fallback else "no free port")
+
+
+def metrics_port(port: int | None) -> int:
+    """The demo daemon's /metrics port: `port` if free (0: any free one; OSError if taken), by default 9464 if free,
+    else any free one."""
+    return free_port(DEFAULT_PORT if port is None else port, fallback=port is None)
 
 
 def demo_config(folder: Path, openai_url: str, anthropic_url: str, port: int, interval: str) -> Config:
@@ -175,13 +184,13 @@ def _v(value: Any) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
-def main(port: int, interval: str, duration: str | None, keep: str | None = None) -> int:
+def main(port: int | None, interval: str, duration: str | None, keep: str | None = None) -> int:
     console = Console(highlight=False, soft_wrap=True)  # piped: whole lines, not cut at 80 columns
     # The demo prints drift events itself (drift_printer): the analysis's "drift opened/resolved" log lines would
     # say the same again on stderr.
     logging.getLogger("monitor.analysis").setLevel(logging.ERROR)
-    try:  # a port the user asked for must be free; only the default falls back to any free one
-        http_port = free_port(port or 9464, fallback=not port)
+    try:
+        http_port = metrics_port(port)
     except OSError as e:
         err_console.print(f"[bold red]error:[/] {escape(str(e))} (choose another with --port, or leave it out)")
         return EXIT_CONFIG
