@@ -62,6 +62,7 @@ class Unsaved:
         self._untold: set[str] = set()  # ids of the observations waiting that the listeners are not to get
         self._task: asyncio.Task[None] | None = None
         self._since: float | None = None  # monotonic start of the current outage
+        self._dropped = 0  # writes given up on past the limit since the store last took one (logged once)
         self.hurried_until: float | None = None  # the loop time `close` was cut to by its `hurry` (a SIGTERM)
         self.closed = False  # the final `close` has run: later writes are given up on, counted and logged
         self.lost_at_stop = 0  # writes given up on by a `close` or after the final one (`run` then exits 1)
@@ -125,7 +126,11 @@ class Unsaved:
         while len(self._queue) > self.limit:
             self._pop()
             self.metrics.store_dropped.inc()
-            log.error("store unavailable and %d writes already wait: the oldest is given up on", self.limit)
+            self._dropped += 1
+            if self._dropped == 1:  # once an outage (each was a line: 20 a second at 20 calls a second)
+                log.error("store unavailable and %d writes already wait: the oldest is given up on, and so is the "
+                          "oldest at every new write until it answers (counted in "
+                          "llm_monitor_store_dropped_writes_total; the count when it answers)", self.limit)
         self.metrics.store_pending.set(len(self._queue))
         if self._task is None or self._task.done():
             with contextlib.suppress(RuntimeError):  # no running loop: a shutdown path; close() counts it
@@ -194,9 +199,12 @@ class Unsaved:
                 except Exception:
                     log.exception("observation listener failed")
         if self._since is not None:
-            log.warning("store writes resumed: %d held writes stored after %.0f s", stored,
-                        time.monotonic() - self._since)
+            log.warning("store writes resumed: %d held writes stored after %.0f s%s", stored,
+                        time.monotonic() - self._since,
+                        f"; {self._dropped} oldest given up on meanwhile (more than {self.limit} waited)"
+                        if self._dropped else "")
         self._since = None
+        self._dropped = 0
 
     async def close(self, timeout_s: float, hurry: asyncio.Event | None = None, hurried_s: float = 0.0, *,
                     final: bool = False) -> int:

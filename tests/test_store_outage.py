@@ -237,6 +237,41 @@ async def test_the_oldest_writes_beyond_the_limit_and_those_left_at_shutdown_are
     assert value(registry, "llm_monitor_store_pending_writes") == 0 and store.saved[-1] == "o3"
 
 
+async def test_writes_given_up_on_past_the_limit_are_one_error_an_outage_and_counted_when_it_answers(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Each write given up on was an error line of its own: a long outage at 20 calls a second logged 20 a
+    second. One line when they start, their count when the store answers; the next outage says so again."""
+    registry = CollectorRegistry()
+    store = FlakyStore()
+
+    async def on_stored(obs: Observation) -> None:
+        pass
+
+    unsaved = Unsaved(store.save_observation, store.save_run, on_stored, Metrics(registry), limit=3,
+                      max_delay_s=0.05)
+    caplog.set_level(logging.WARNING, logger="monitor.unsaved")
+
+    async def outage(first: int) -> None:
+        store.down = True
+        for i in range(first, first + 10):
+            await unsaved.put(_obs(i))
+        store.down = False
+        deadline = time.monotonic() + 10
+        while len(unsaved) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        assert not len(unsaved)
+
+    for first in (0, 100):
+        caplog.clear()
+        await outage(first)
+        given_up = [r for r in caplog.records if "the oldest is given up on" in r.getMessage()]
+        resumed = [r.getMessage() for r in caplog.records if r.getMessage().startswith("store writes resumed")]
+        assert len(given_up) == 1 and given_up[0].levelno == logging.ERROR
+        assert len(resumed) == 1 and resumed[0].endswith("; 7 oldest given up on meanwhile (more than 3 waited)")
+    assert value(registry, "llm_monitor_store_dropped_writes_total") == 14
+    await unsaved.close(timeout_s=0.2)
+
+
 @pytest.mark.postgres
 async def test_a_write_the_store_refuses_for_its_data_is_given_up_on_and_does_not_hold_up_the_rest(
         pg_url: str, caplog: pytest.LogCaptureFixture) -> None:
