@@ -212,7 +212,8 @@ class App:
             self.tls = ListenerTls(served, on_serve=self._serving_certificate) if served is not None else None
             sock = listen_socket(self.config.http.host, self.config.http.port)
             self.port = sock.getsockname()[1]
-            routes = [*self._extra_routes, *(drift_routes(self.analysis) if self.analysis else drift_disabled_routes())]
+            routes = [*self._extra_routes, *(drift_routes(self.analysis, self._configured_pairs) if self.analysis
+                                             else drift_disabled_routes())]
             app = build_http_app(self, environ=self.environ, extra_routes=routes)
             self._server = Server.for_app(app, self.tls.context if self.tls is not None else None)
             self._warn_plain_passwords()
@@ -280,6 +281,10 @@ class App:
         await self.quality.calibrate_judge(config)
         self.declare()  # on the leader: the series of the pairs, checks and targets it removed go, for good
         self._tags = {c.id: tuple(c.tags) for c in config.canaries}
+
+    def _configured_pairs(self) -> set[tuple[str, str]]:
+        """The canary x target pairs of the config in force (the drift API marks the events of the others)."""
+        return {(c.id, t.id) for c, t in self.config.pairs()}
 
     async def reload(self) -> tuple[bool, str]:
         """Load the config file again; on any error keep the running config and say why (see reload.py)."""

@@ -213,8 +213,16 @@ def _check_dict(check: Any) -> Any:
     return check.model_dump(exclude_none=True) if hasattr(check, "model_dump") else check
 
 
-def drift_routes(analysis: Any) -> list[Route]:
-    """Read-only views of drift events: /api/drift?canary=&target=&state= and /api/drift/{id}."""
+def drift_routes(analysis: Any, configured: Callable[[], set[tuple[str, str]]] | None = None) -> list[Route]:
+    """Read-only views of drift events: /api/drift?canary=&target=&state= and /api/drift/{id}. With `configured`
+    (the canary x target pairs the config in force has), each event says whether its pair is one (`configured`:
+    an open event of a pair since removed stays open, nothing watching it), as `llm-monitor drift --json` does."""
+
+    def marked(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if configured is None:
+            return rows
+        pairs = configured()
+        return [{**r, "configured": (r["canary"], r["target"]) in pairs} for r in rows]
 
     async def events(request: Request) -> Response:
         q = request.query_params
@@ -225,13 +233,13 @@ def drift_routes(analysis: Any) -> list[Route]:
         rows = await asyncio.to_thread(analysis.repo.events, canary=q.get("canary") or None,
                                        target=q.get("target") or None, state=state, limit=limit + 1, after=after)
         headers = _next_page(request, rows, limit, EventKey.of)
-        return JSONResponse(rows[:limit], headers=headers)
+        return JSONResponse(marked(rows[:limit]), headers=headers)
 
     async def event(request: Request) -> Response:
         row = await asyncio.to_thread(analysis.repo.event, request.path_params["event_id"])
         if row is None:
             return JSONResponse({"error": "no such drift event"}, status_code=404)
-        return JSONResponse(row)
+        return JSONResponse(marked([row])[0])
 
     async def baselines(request: Request) -> Response:
         q = request.query_params

@@ -97,6 +97,7 @@ def test_drift_fires_a_signed_webhook_then_resolves_on_accept(tmp_path: Path, ch
                           90, "a refusal drift event", d)
             event = opened[0]
             assert event["kind"] == "behaviour" and event["current_value"] > event["baseline_value"]
+            assert event["configured"] is True  # its pair is in the config in force
             assert event["evidence"]["diff"]
             assert 'llm_monitor_drift_active{canary="kill-python-process",signal="refused",target="gpt"} 1.0' \
                 in d.get("/metrics").text

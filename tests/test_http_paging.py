@@ -140,3 +140,18 @@ def test_drift_events_page_by_next_links_too_and_take_no_observation_cursor(drif
     ours = drift_api.get("/api/drift", params={"limit": 1}).headers["x-next-cursor"]
     assert drift_api.get("/api/drift", params={"cursor": theirs}).status_code == 400
     assert drift_api.get("/api/observations", params={"cursor": ours}).status_code == 400
+
+
+def test_drift_events_say_whether_their_pair_is_configured(store: Store) -> None:
+    """As `drift --json` does: an open event of a pair the config in force no longer has stays open, nothing
+    watching it; the API said nothing of it. The pairs are read at each request (a reload changes them)."""
+    DriftRepository(store.engine).save_events([event("refused", id="ev-kept"),
+                                               event("refused", id="ev-gone", canary="removed")])
+    pairs = {("c", "t")}
+    routes = drift_routes(SimpleNamespace(repo=DriftRepository(store.engine)), lambda: pairs)
+    with app(store, extra_routes=routes) as api:
+        assert {e["id"]: e["configured"] for e in api.get("/api/drift").json()} == {"ev-kept": True,
+                                                                                  "ev-gone": False}
+        assert api.get("/api/drift/ev-gone").json()["configured"] is False
+        pairs.add(("removed", "t"))  # a reload brought it back
+        assert api.get("/api/drift/ev-gone").json()["configured"] is True
