@@ -274,7 +274,7 @@ class OpenAIProvider:
         done: list[float] = []  # when [DONE] came
         # when the answer's last event came (choice 0's finish reason, then the usage): its end where no [DONE]
         # follows (a stream broken off or stalled after it ends later, when that is given up on)
-        last: list[float] = []
+        last: float | None = None
 
         def done_at() -> None:
             done.append(received(arrival_of(response), origin, self._clock()))
@@ -295,7 +295,7 @@ class OpenAIProvider:
                     result.usage = usage_of(usage)
                     standard = True
                     if saw_finish:
-                        last.append(received(arrival_of(response), origin, self._clock()))
+                        last = received(arrival_of(response), origin, self._clock())
                 elif not standard and _field(chunk.get("x_groq"), "usage") is not None:
                     # Groq: usage in the finish chunk's x_groq even without include_usage (stream_usage: false)
                     result.usage = usage_of(get(chunk["x_groq"], "usage", dict, "x_groq."))
@@ -343,7 +343,7 @@ class OpenAIProvider:
                     mark_output(result, answer=got, reasoning=thought, at=at)
                     if choice.get("finish_reason"):
                         saw_finish = True
-                        last.append(received(arrival_of(response), origin, self._clock()))
+                        last = received(arrival_of(response), origin, self._clock())
                         result.raw_finish_reason = choice["finish_reason"]
                         result.finish_reason = normalise_finish(choice["finish_reason"])
         finally:
@@ -362,7 +362,7 @@ class OpenAIProvider:
         if result.raw_finish_reason in _FAILED:
             raise openai.APIError(message=f"the stream ended with finish_reason {result.raw_finish_reason}",
                                   request=response.request, body=None)
-        return done[0] if done else last[-1] if last else arrival_of(response)
+        return done[0] if done else last if last is not None else arrival_of(response)
 
     @staticmethod
     def _headers(raw: Any, result: CallResult) -> None:

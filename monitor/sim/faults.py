@@ -86,29 +86,29 @@ def stream_script(plan: Plan, headers: dict[str, str], stream: Stream) -> Script
         if fault == "reset":
             return script.reset()
         if fault == "stream_cut":
-            kept = stream.tail[:spec.tail] if isinstance(spec, CutFault) else []
-            if kept:  # some of the closing events first (CutFault.tail): the cut falls inside the stream's end
-                script.at(stream.end_s + shift)
-                for event in kept:
-                    script.send(event)
+            if isinstance(spec, CutFault):
+                _closing(script, stream.end_s + shift, stream.tail[:spec.tail])
             return _cut(script, spec)
         if fault == "overloaded":
             return script.at(stream.end_s + shift).send(stream.error_event).end()
         if fault == "stall" and isinstance(spec, StallFault):
-            kept = stream.tail[:spec.tail]
-            if kept:  # some of the closing events first (StallFault.tail): the stall falls inside the stream's end
-                script.at(stream.end_s + shift)
-                for event in kept:
-                    script.send(event)
+            _closing(script, stream.end_s + shift, stream.tail[:spec.tail])
             shift += spec.stall_s
-            script.at(stream.end_s + shift)
-            for event in stream.tail[len(kept):]:
-                script.send(event)
+            _closing(script, stream.end_s + shift, stream.tail[spec.tail:])
             return script.end()
     script.at(stream.end_s + shift)
     for event in stream.tail:
         script.send(event)
     return script.end()
+
+
+def _closing(script: Script, at: float, events: list[bytes]) -> None:
+    """Send some of the stream's closing events at `at` (`TailFault.tail`: the fault falls inside the stream's
+    end), if any."""
+    if events:
+        script.at(at)
+        for event in events:
+            script.send(event)
 
 
 def _cut(script: Script, spec: object) -> Script:

@@ -122,12 +122,8 @@ def watch_file(engine: Engine, database: str) -> None:
         as if the log had been deleted under the daemon."""
         with lock:
             held = logs.get(id(dbapi_conn))
-        if held is None or held == _identity(wal):
-            with lock:
-                logs.pop(id(dbapi_conn), None)
-            return
         try:
-            if dbapi_conn is not None:
+            if held is not None and held != _identity(wal) and dbapi_conn is not None:
                 dbapi_conn.close()  # the last holder of a deleted log writes it into the store file here
         except sqlite3.Error:
             pass  # the pool's own close, next, tries again and logs why
