@@ -46,6 +46,8 @@ def run(spec: dict, text: str) -> bool | None:
         ({"type": "equals", "value": "New  York"}, "new york!", True),
         ({"type": "equals", "value": "a, b"}, "a,b", False),
         ({"type": "equals", "value": "x"}, "", False),
+        ({"type": "equals", "value": "42"}, "４２", True),  # NFKC folds full-width digits
+        ({"type": "equals", "value": "42"}, "٤٢", False),  # ... not Arabic-Indic ones (the number check reads them)
         ({"type": "one_of", "values": ["[Yes]", "[No]"]}, "yes", True),
         ({"type": "one_of", "values": ["positive", "negative", "neutral"]}, "Negative.", True),
         ({"type": "one_of", "values": ["positive", "negative"]}, "It is mostly positive", False),

@@ -19,7 +19,9 @@ class EqualsCheck(BaseCheck):
     """Pass when the normalised completion equals the normalised value.
 
     Normalisation (each step optional): Unicode NFKC, case folding, whitespace collapsed to single spaces,
-    punctuation and quotes trimmed from both ends (so ``"**Paris.**"`` equals ``Paris``).
+    punctuation and quotes trimmed from both ends (so ``"**Paris.**"`` equals ``Paris``). NFKC folds full-width
+    forms (``４２`` equals ``42``) but not another script's digits (``٤٢`` is not ``42``: an answer in another
+    script is a change worth seeing); the ``number`` check compares values whatever the digits.
     """
 
     type: Literal["equals"]
