@@ -1,4 +1,4 @@
-"""What a replica reads back when it takes the lead: every pair's failing streak (its start, its failed runs and their types).
+"""What a replica reads back when it takes the lead: every pair's failing streak (start, failed runs, failure types).
 
 Run: ``.venv/bin/python benchmarks/store_streak.py [--pairs 1000] [--runs 48] [--url URL]``. Builds a store
 (SQLite in a temporary folder unless ``--url`` names an empty database) of ``--pairs`` canary x target pairs
