@@ -3,9 +3,9 @@ of that streak started, how many failed runs it has and how many failed calls of
 `Store.failing_streaks`); and each pair's newest success (see `Store.last_success`).
 
 A replica reads them for every pair when it takes the lead, and the streaks for the pairs a reload adds. One
-statement for all pairs each (and one more for the failure types of the pairs with a streak): per pair, one index range scan on ix_obs_pair_time back from the newest row to the
-last success, and for a streak one forward from there over its calls, so the cost is the pairs' streaks, not their
-history.
+statement for all pairs each (and one more for the failure types of the pairs with a streak): per pair, one index
+range scan on ix_obs_pair_time back from the newest row to the last success, and for a streak one forward from
+there over its calls, so the cost is the pairs' streaks, not their history.
 """
 
 from __future__ import annotations
@@ -91,8 +91,8 @@ def _values(dialect: str, pairs: list[tuple[str, str]]) -> dict[str, Any]:
 @functools.cache
 def _statement(dialect: str, mix: bool) -> Any:
     """The statement, built once per dialect: of each pair's streak, its start and failed runs; or (`mix`) of
-    each pair's streak and failure type, its failed calls. The pairs are bound as one value whatever their number (PostgreSQL:
-    two arrays; SQLite: a JSON list), so the statement is the same at every start and SQLAlchemy compiles it once
+    each pair's streak and failure type, its failed calls. The pairs are bound as one value whatever their number
+    (PostgreSQL: two arrays; SQLite: a JSON list), so the statement is the same at every start and SQLAlchemy compiles it once
     (a VALUES list of 1,000 pairs took 120 ms to compile, at every call: SQLAlchemy does not cache those).
 
     PostgreSQL gets each pair's two scans as LATERAL subqueries, which it runs once a pair: as joins, its planner
