@@ -92,8 +92,9 @@ def _values(dialect: str, pairs: list[tuple[str, str]]) -> dict[str, Any]:
 def _statement(dialect: str, mix: bool) -> Any:
     """The statement, built once per dialect: of each pair's streak, its start and failed runs; or (`mix`) of
     each pair's streak and failure type, its failed calls. The pairs are bound as one value whatever their number
-    (PostgreSQL: two arrays; SQLite: a JSON list), so the statement is the same at every start and SQLAlchemy compiles it once
-    (a VALUES list of 1,000 pairs took 120 ms to compile, at every call: SQLAlchemy does not cache those).
+    (PostgreSQL: two arrays; SQLite: a JSON list), so the statement is the same at every start and SQLAlchemy
+    compiles it once (a VALUES list of 1,000 pairs took 120 ms to compile, at every call: SQLAlchemy does not cache
+    those).
 
     PostgreSQL gets each pair's two scans as LATERAL subqueries, which it runs once a pair: as joins, its planner
     chose to scan and hash the whole table, and as a folded subquery it looked the last success up again for every
