@@ -1,4 +1,4 @@
-"""What a replica reads back when it takes the lead: every pair's failing streak (its start and its failed runs).
+"""What a replica reads back when it takes the lead: every pair's failing streak (start, failed runs, failure types).
 
 Run: ``.venv/bin/python benchmarks/store_streak.py [--pairs 1000] [--runs 48] [--url URL]``. Builds a store
 (SQLite in a temporary folder unless ``--url`` names an empty database) of ``--pairs`` canary x target pairs
@@ -103,7 +103,7 @@ def main() -> None:
         print(f"{rows:,} observations written in {time.perf_counter() - t0:.0f} s ({store.dialect})")
         reads: dict[str, Callable[[], dict[tuple[str, str], Any]]] = {
             "one statement a pair (before)": lambda: per_pair(store, pairs),
-            "Store.failing_streaks (one statement)": lambda: store.failing_streaks(pairs),
+            "Store.failing_streaks (+ failure types)": lambda: store.failing_streaks(pairs),
             "last success: every success grouped (before)": lambda: grouped_last_success(store),
             "Store.last_success (one statement)": lambda: store.last_success(pairs)}
         found = {name: read() for name, read in reads.items()}  # and warm up
@@ -123,7 +123,7 @@ def main() -> None:
         table.add_row(name, f"{statistics.median(times[name]) * 1000:.1f} ms", f"{min(times[name]) * 1000:.1f} ms",
                       f"{len(found[name]):,}")
     Console(width=120).print(table)
-    streaks = found["Store.failing_streaks (one statement)"]
+    streaks = found["Store.failing_streaks (+ failure types)"]
     assert {p: s.since for p, s in streaks.items()} == found["one statement a pair (before)"]
     print(f"failed runs in those streaks: {sum(s.runs for s in streaks.values()):,}")
     # the store has no manual success, so the two last-success reads must agree

@@ -6,9 +6,13 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from monitor.alerts import AlertEvent
 from monitor.domain import Observation, utcnow
+
+if TYPE_CHECKING:
+    from monitor.store import FailingStreak
 
 DOWN_AFTER_RUNS = 3  # consecutive runs in which every call failed
 # consecutive runs with an answer before a down canary is recovered: with one, a canary failing most (not all) of
@@ -34,7 +38,7 @@ class HealthWatch:
     _good_runs: dict[tuple[str, str], int] = field(default_factory=dict)
     _down: set[tuple[str, str]] = field(default_factory=set)
     # The failure types of each pair's failed calls in its runs that failed every call, since its last answered run
-    # (before it is down) or since it went down (until it recovers): seen by this process, not read back at a start
+    # (before it is down) or since it went down (until it recovers); at a start, those of the streak in the store
     _errors: dict[tuple[str, str], Counter[str]] = field(default_factory=dict)
     _paused: set[str] = field(default_factory=set)
 
@@ -45,14 +49,16 @@ class HealthWatch:
         """
         self._down.update(pairs)
 
-    def seed_failed_runs(self, counts: Mapping[tuple[str, str], int]) -> None:
-        """Take the failed runs each pair's current streak has (read from the store at start-up, take-over, and for
-        the pairs a reload adds).
+    def seed_streaks(self, streaks: Mapping[tuple[str, str], FailingStreak]) -> None:
+        """Take the failed runs and failure types each pair's current streak has (read from the store at start-up,
+        take-over, and for the pairs a reload adds).
 
         Without this a restart starts them at zero: a canary down across it paged `down_after` runs later, or never
-        if restarts came more often than that.
+        if restarts came more often than that, and its page named only the failures since the restart.
         """
-        self._failed_runs.update(counts)
+        for key, streak in streaks.items():
+            self._failed_runs[key] = streak.runs
+            self._errors[key] = Counter(streak.errors)
 
     def is_down(self, canary: str, target: str) -> bool:
         """Whether the pair is reported down (its canary.down sent, its canary.recovered not yet)."""
@@ -66,8 +72,8 @@ class HealthWatch:
                            evidence=self._evidence((c, t))) for c, t in sorted(self._down)]
 
     def _evidence(self, key: tuple[str, str]) -> dict[str, object]:
-        """The health evidence of a pair: its signal and, where this process saw its failed runs, the failure types
-        of its outage (sorted) and how many failed calls each had."""
+        """The health evidence of a pair: its signal and, where this process saw or read back its failed runs, the
+        failure types of its outage (sorted) and how many failed calls each had."""
         seen = self._errors.get(key)
         if not seen:
             return {"signal": HEALTH_SIGNAL}

@@ -115,7 +115,7 @@ class Succession:
         # paused first: the streak and last-success gauges restored next are read by rules gated on it
         await asyncio.to_thread(app.runner.spend.read_today, list(app.config.targets))
         streaks = await asyncio.to_thread(restore_pair_gauges, app.store, app.metrics, app.config)
-        app.health.seed_failed_runs({pair: streak.runs for pair, streak in streaks.items()})
+        app.health.seed_streaks(streaks)
         await app.quality.calibrate_judge(app.config)
         # writes of what analysis and alerting find go only on a lock confirmed within 1.5 checks: a new leader loads
         # the open events (and alerts) two checks after it took the lock, so a write that began in time has half a

@@ -92,7 +92,7 @@ async def reload_config(app: App) -> tuple[bool, str]:
     app.health.forget(pairs)
     if app.leading and added:  # their failing streaks from the store, as at start, before their first run
         show_streaks(app.metrics, streaks)
-        app.health.seed_failed_runs({pair: streak.runs for pair, streak in streaks.items()})
+        app.health.seed_streaks(streaks)
         if app.alerting is not None:  # their open events fired again below are held while they fail
             app.alerting.inhibitor.seed_failing(added, streaks)
     if app.analysis is not None and app.leading:

@@ -5,7 +5,7 @@ taking over), so the alerts built on it survive a restart; and the failing strea
 and `llm_monitor_failing_runs` LLMMonitorCanaryFailing (started empty, a restart during an outage would resolve that
 page and raise it again only once a new streak had lasted its 15 minutes and 2 runs); the same failed-run counts
 seed the health watch's canary.down (started at zero, a canary down across a restart would page `down_after` runs
-later, or never if restarts came more often).
+later, or never if restarts came more often), and the streak's failure types the failures it names.
 """
 
 from __future__ import annotations

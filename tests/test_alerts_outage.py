@@ -37,7 +37,8 @@ def sim() -> Iterator[SimServer]:
         "length": {"dist": "normal", "mean": 30, "sd": 5}},
         "models": {"m": {"phases": [{"name": "up"},
                                     {"name": "down", "after_requests": 10**9, "faults": {"server_error": 1}},
-                                    {"name": "flaky", "after_requests": 10**9, "faults": {"server_error": 0.8}}]}}})
+                                    {"name": "flaky", "after_requests": 10**9, "faults": {"server_error": 0.8}},
+                                    {"name": "malformed", "after_requests": 10**9, "faults": {"malformed": 1}}]}}})
     with SimServer(scenario) as s:
         yield s
 
@@ -244,6 +245,42 @@ async def test_a_hold_outlives_a_restart(sim: SimServer, store_url: str, tmp_pat
         finally:
             await app.stop()
         assert told(rx) == [("canary.down", "health"), ("canary.recovered", "health"), ("drift.opened", "error")]
+
+
+def health_evidence(rx: Receiver, kind: str) -> dict:  # type: ignore[type-arg]
+    [data] = [m.json["data"] for m in rx.delivered if m.json["type"] == kind]
+    return data["evidence"]  # type: ignore[no-any-return]
+
+
+async def test_a_page_after_a_restart_names_the_failures_of_the_streak_stored_before_it(
+        sim: SimServer, store_url: str, tmp_path: Path) -> None:
+    """A restart mid-streak restored its failed runs, not its failures: the canary.down it then sent named only
+    the run after the restart, `(server_error x10)`, for a streak whose store held 20 bad responses before it; and
+    the canary.recovered after another restart named only the failures since that one (none: no key at all)."""
+    with Receiver() as rx:
+        cfg = config_path(tmp_path, sim, store_url, rx)
+        app = await started(cfg)
+        try:
+            phase(sim, "malformed")
+            await runs(app, 2)
+        finally:
+            await app.stop()
+        app = await started(cfg)
+        try:
+            phase(sim, "down")
+            await runs(app, 1)  # the third failed run pages
+        finally:
+            await app.stop()
+        streak = {"bad_response": 20, "server_error": 10}
+        assert health_evidence(rx, "canary.down")["error_counts"] == streak
+        app = await started(cfg)
+        try:
+            phase(sim, "up")
+            await runs(app, 3)
+        finally:
+            await app.stop()
+        assert health_evidence(rx, "canary.recovered")["error_counts"] == streak
+        assert told(rx) == [("canary.down", "health"), ("canary.recovered", "health")]
 
 
 def answered_since_recovery(app: App) -> int:

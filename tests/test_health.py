@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from monitor.domain import CallResult, ErrorType, Observation, utcnow
 from monitor.health import HealthWatch
+from monitor.store import FailingStreak
 
 PAIR = ("hello", "gpt")
 
@@ -55,10 +56,11 @@ def test_forget_keeps_pairs_still_configured() -> None:
 def test_failed_runs_read_back_at_a_restart_count_towards_down() -> None:
     """A canary that failed 2 runs before a restart is down at its next failed run, not 3 runs later."""
     watch = HealthWatch()
-    watch.seed_failed_runs({PAIR: 2, ("other", "gpt"): 5})
-    assert kinds(watch, False) == ["canary.down"]
+    watch.seed_streaks({PAIR: FailingStreak(utcnow(), 2, {"timeout": 3}), ("other", "gpt"): FailingStreak(utcnow(), 5)})
+    [down] = watch.run_finished(*PAIR, run(False))
+    assert down.evidence["error_counts"] == {"connect": 1, "timeout": 3}  # the streak's failures read back too
     fresh = HealthWatch()
-    fresh.seed_failed_runs({PAIR: 2})
+    fresh.seed_streaks({PAIR: FailingStreak(utcnow(), 2)})
     assert [kinds(fresh, ok) for ok in (True, False, False)] == [[], [], []]  # a success ends the streak read back
 
 

@@ -67,16 +67,18 @@ def test_a_streak_starts_at_the_first_call_of_the_failed_runs_since_the_last_suc
     call(2, "operator", "m2", None)  # `llm-monitor probe` with an operator's good key: the daemon's streak goes on
     call(3, "operator", "e2")
     pairs = [(c, "t") for c in ("c", "never", "ok", "cut", "_judge", "unknown", "probed", "operator")]
-    assert store.failing_streaks(pairs) == {("c", "t"): FailingStreak(T0 + timedelta(minutes=5), 2),
-                                            ("never", "t"): FailingStreak(T0, 2),
-                                            ("_judge", "t"): FailingStreak(T0 + timedelta(minutes=2), 2),
-                                            ("operator", "t"): FailingStreak(T0, 3)}
+    assert store.failing_streaks(pairs) == {
+        ("c", "t"): FailingStreak(T0 + timedelta(minutes=5), 2, {"timeout": 3}),
+        ("never", "t"): FailingStreak(T0, 2, {"server_error": 1, "timeout": 1}),
+        ("_judge", "t"): FailingStreak(T0 + timedelta(minutes=2), 2, {"auth": 2}),
+        ("operator", "t"): FailingStreak(T0, 3, {"timeout": 3})}
     assert store.failing_streaks([]) == {}
 
 
 def test_the_streaks_of_many_pairs_are_one_statement(store: Store) -> None:
     """At a start or take-over every pair is asked about: one statement a pair cost 28 ms on SQLite and 197 ms on
-    PostgreSQL for 1,000 pairs; now one statement for all of them (benchmarks/store_streak.py)."""
+    PostgreSQL for 1,000 pairs; now one statement for all of them (benchmarks/store_streak.py), and one more for the
+    failure types of those with a streak."""
     for p in range(40):
         for r in range(p % 4):  # 0 to 3 failed runs of 2 samples after a success
             save(store, 10 * r, f"c{p}", f"r{p}-{r}", target=f"t{p % 2}")
@@ -85,8 +87,10 @@ def test_the_streaks_of_many_pairs_are_one_statement(store: Store) -> None:
     pairs = [(f"c{p}", f"t{p % 2}") for p in range(40)] + [("unknown", "t0")]
     with executed(store) as statements:
         found = store.failing_streaks(pairs)
-    assert len(statements) <= 2  # the statement, and on PostgreSQL a SET LOCAL before it
-    assert found == {(f"c{p}", f"t{p % 2}"): FailingStreak(T0, p % 4) for p in range(40) if p % 4}
+    # the streaks, their failure types, and on PostgreSQL a SET LOCAL before them
+    assert len(statements) <= 3
+    assert found == {(f"c{p}", f"t{p % 2}"): FailingStreak(T0, p % 4, {"timeout": 2 * (p % 4)})
+                     for p in range(40) if p % 4}
 
 
 

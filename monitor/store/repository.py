@@ -301,14 +301,15 @@ class Store:
 
     @retry_disconnect  # a read: a reload's, right after `reach`, may take a pooled connection the server ended
     def failing_streaks(self, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], FailingStreak]:
-        """Return, for each of `pairs` whose latest runs all failed, that streak: when its first call started and
-        how many failed runs it has.
+        """Return, for each of `pairs` whose latest runs all failed, that streak: when its first call started, how
+        many failed runs it has and how many failed calls of each type.
 
         A failed run is one none of whose calls succeeded, as `Metrics.run_summary` counts it; a call without a run
         (a judge's, an embeddings call) is a run of its own. So the streak is the failed calls after the pair's
         last success, leaving out the calls of that success's own run; cancelled calls (cut by a shutdown) say
         nothing about the upstream and are left out too, and so are the calls of `llm-monitor probe` (a manual run:
-        an operator's key, not the daemon's schedule). One statement for all pairs (see monitor/store/streaks.py).
+        an operator's key, not the daemon's schedule). One statement for all pairs, and one for the failure types of
+        those with a streak (see monitor/store/streaks.py).
         """
         wanted = list(dict.fromkeys(pairs))
         if not wanted:
