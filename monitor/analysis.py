@@ -48,6 +48,7 @@ class Analysis(DriftWrites):
                  tags: Callable[[str], tuple[str, ...]] = lambda canary: (),
                  listeners: list[Callable[[EventUpdate], None]] | None = None,
                  configured: Callable[[str, str], bool] = lambda canary, target: True,
+                 routed: Callable[[str, str], bool] = lambda canary, target: True,
                  now: Callable[[], datetime] = utcnow, monotonic: Callable[[], float] = time.monotonic):
         self.store = store
         self.now = now
@@ -58,6 +59,7 @@ class Analysis(DriftWrites):
         self.tags = tags
         self.listeners = listeners or []
         self.configured = configured  # whether (canary, target) is configured now (read on the analysis thread)
+        self.routed = routed  # the CLI's: whether its config has the pair (an end of a removed one: `told_only`)
         self.unconfigured = 0  # observations not analysed: a reload removed their pair while they waited
         self.late = 0  # observations stored after `close` (the store came back as the daemon stopped): not analysed
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="drift")

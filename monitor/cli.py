@@ -149,11 +149,13 @@ def parser() -> argparse.ArgumentParser:
                                    "reset: drop it; the next drift.baseline_size observations form a new one (open "
                                    "events: resolved). pin: build it from the observations between --since and "
                                    "--until (open events it shows: accepted; the others stay open against it). A running daemon applies "
-                                   "a change within 30 s.")
+                                   "a change within 30 s. A pair no longer configured but in the store (drift: open "
+                                   "(not configured)) is reached too.")
     p.add_argument("action", choices=["show", "accept", "reset", "pin"])
     p.add_argument("canary", nargs="?", help="required, except by show (without one: every canary's baselines)")
     _config_arg(p)
-    p.add_argument("--target", help="only this target (default: every target of the canary)")
+    p.add_argument("--target", help="only this target, configured or in the store (default: every configured target "
+                                    "of the canary; for a canary no longer configured, every target in the store)")
     p.add_argument("--note", default="", help="why (recorded with the baseline)")
     p.add_argument("--json", action="store_true", help="show: one JSON object per baseline")
     p.add_argument("--since", help="pin: start of the time range (an RFC 3339 time, 2026-11-30T07:50:00Z, or a "

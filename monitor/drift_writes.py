@@ -71,6 +71,7 @@ class DriftWrites(StoreFollowing):
     metrics: Metrics
     alerting: Alerting | None
     tags: Callable[[str], tuple[str, ...]]
+    routed: Callable[[str, str], bool]  # whether the config routes the pair's notifications (see `Alerting.enqueue`)
     listeners: list[Callable[[EventUpdate], None]]
     confirmed: Callable[[], bool]  # the leader lock confirmed recently: writes may go
     fenced: bool  # the leader lock is lost: nothing more is written (set once, from the event loop)
@@ -129,11 +130,15 @@ class DriftWrites(StoreFollowing):
         undo: dict[Any, Any] = {}
         if self.alerting is not None:
             alerting = self.alerting
-            tags = self.tags
+            tags, routed = self.tags, self.routed
 
             def hook(session: Any, written: set[str]) -> None:
-                alerting.enqueue(session, [alert_event(u, tags(u.event.canary)) for u in pending
-                                           if u.action != "updated" and u.event.id in written], undo)
+                told = [u for u in pending if u.action != "updated" and u.event.id in written]
+                for told_only in (False, True):
+                    events = [alert_event(u, tags(u.event.canary)) for u in told
+                              if routed(u.event.canary, u.event.target) != told_only]
+                    if events:
+                        alerting.enqueue(session, events, undo, told_only=told_only)
 
         latest = {u.event.id: u.event for u in pending}  # an event's data as it is now, once
         try:

@@ -257,12 +257,16 @@ class Policy:
 
     def notifications(self, event: AlertEvent, now: datetime,
                       undo: dict[CooldownKey, CooldownEntry | None] | None = None,
-                      also: Iterable[str] = ()) -> list[Notification]:
+                      also: Iterable[str] = (), only: Iterable[str] | None = None) -> list[Notification]:
         """Return the notifications for an event and remember what was sent; `undo` collects what the memory held
         before, for :meth:`restore` when the notifications are not stored after all. `also`: sinks it goes to
-        besides those its routes name (an end, to the sinks told its alert fires)."""
+        besides those its routes name (an end, to the sinks told its alert fires); `only`: the sinks it goes to,
+        its routes aside."""
         sinks = None
-        if also:
+        if only is not None:
+            chosen = set(only)
+            sinks = [s.name for s in self.cfg.sinks if s.name in chosen]
+        elif also:
             wanted = {*route(event, self.cfg), *also}
             sinks = [s.name for s in self.cfg.sinks if s.name in wanted]
         p = plan(event, self.cfg, now, self.memory, sinks)

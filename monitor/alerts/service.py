@@ -88,13 +88,25 @@ class Alerting(Reconciling):
         with Session(self.outbox.engine) as s:
             return [self._paged(s, e) for e in events]
 
+    def _told(self, session: Any, event: AlertEvent) -> list[str]:
+        """The sinks told that an end's alert fires (none for an event that does not end one)."""
+        if event.kind not in RESOLVING:
+            return []
+        return [s.name for s in self.cfg.sinks if told_firing(session, s.name, event.group_key, event.signal)]
+
     def enqueue(self, session: Any, events: Iterable[AlertEvent],
-                undo: dict[CooldownKey, CooldownEntry | None] | None = None) -> list[Notification]:
+                undo: dict[CooldownKey, CooldownEntry | None] | None = None,
+                told_only: bool = False) -> list[Notification]:
         """Add the notifications for `events` to the caller's open session (committed with it). A caller whose
         transaction may fail passes `undo` and, if it does, :meth:`forget` s it: else the cooldown would drop
-        the same notifications when the events are written again."""
+        the same notifications when the events are written again. `told_only`: events of a pair the config no
+        longer routes (an operator ending a removed pair's event): only an end, and only to the sinks still told
+        its alert fires (the removal resolved it at the others; the routes, its canary's tags gone, no longer say
+        where it went)."""
         now = self.now()
-        out = [n for e in events for n in self.policy.notifications(e, now, undo, self._paged(session, e))]
+        out = [n for e in events for n in (
+            self.policy.notifications(e, now, undo, only=self._told(session, e)) if told_only
+            else self.policy.notifications(e, now, undo, self._paged(session, e)))]
         self.inhibitor.apply(session, out, now)
         enqueue(session, out)
         return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import sys
 from datetime import UTC, datetime
@@ -16,12 +17,14 @@ from monitor.commands.common import (
     EXIT_OK,
     check_range,
     err_console,
+    known_names,
     table_console,
     utc_time,
     when,
 )
-from monitor.commands.drift import analysis_on, open_stored, pair_targets
+from monitor.commands.drift import analysis_on, open_stored
 from monitor.domain import Observation
+from monitor.errors import shown
 from monitor.timeinput import parse_time
 
 
@@ -72,10 +75,37 @@ def as_json(row: dict[str, Any], firsts: dict[str, datetime]) -> dict[str, Any]:
             "outage_runs": int(out.get("outages") or 0), "identity": d.get("identity") or {}}
 
 
+def reached_targets(config: Any, repo: Any, canary: str, target: str | None) -> tuple[list[str], set[str]]:
+    """The targets a `baseline` command on `canary` reaches (only `target`, if given), and those of them the
+    configuration no longer has: the canary's configured targets, or, for a canary the configuration no longer has,
+    the targets of its stored drift events and baselines; `--target` also names a removed target of a configured
+    canary. So an event left open by a removal can be ended without adding the pair back. ValueError names the
+    known ones."""
+    configured = [t.id for c, t in config.pairs() if c.id == canary]
+    stored = sorted(t for _, t in repo.pairs(canary) if t not in configured)
+    if not configured and not stored:
+        canaries = [c.id for c in config.canaries]
+        if canary in canaries:
+            raise ValueError(f"canary {shown(canary)} runs against no configured target (and has no stored drift "
+                             "event or baseline)")
+        known = [*canaries, *sorted({c for c, _ in repo.pairs()} - set(canaries))]
+        near = difflib.get_close_matches(canary, known, n=3)  # first: a typo's name may be past the list's cut
+        known = [*near, *(c for c in known if c not in near)]
+        raise ValueError(f"no canary {shown(canary)} in the configuration or in any stored drift event or baseline "
+                         f"(known: {known_names(known)})")
+    if target is None:
+        return (configured, set()) if configured else (stored, set(stored))
+    if target not in configured and target not in stored:
+        raise ValueError(f"no target {shown(target)} for canary {shown(canary)} in the configuration or in its "
+                         f"stored drift events and baselines (known: {known_names([*configured, *stored])})")
+    return [target], set() if target in configured else {target}
+
+
 def baseline(config_path: str, action: str, canary: str | None, target: str | None, note: str,
              since: str | None = None, until: str | None = None, json_out: bool = False) -> int:
     from monitor import operator_baselines as operator
     from monitor.operator_baselines import MIN_BASELINE_OBSERVATIONS
+    from monitor.store.drift_repo import DriftRepository
 
     if canary is None and action != "show":
         err_console.print(f"[red]error:[/] baseline {action} needs a canary (`baseline show` without one lists every "
@@ -89,6 +119,7 @@ def baseline(config_path: str, action: str, canary: str | None, target: str | No
         err_console.print(f"[red]error:[/] --json is for `baseline show`; `baseline {action}` prints what it did")
         return EXIT_CONFIG
     config, store = open_stored(config_path)
+    removed: set[str] = set()  # targets of the canary's pairs the configuration no longer has
     try:
         if canary is None:  # show: every configured pair (only `target`'s, if given)
             known = [t.id for t in config.targets]
@@ -96,7 +127,8 @@ def baseline(config_path: str, action: str, canary: str | None, target: str | No
                 raise ValueError(f"no target {target!r} in the configuration (known: {', '.join(known) or 'none'})")
             pairs = [(c.id, t.id) for c, t in config.pairs() if target in (None, t.id)]
         else:
-            pairs = [(canary, t) for t in pair_targets(config, canary, target)]
+            targets, removed = reached_targets(config, DriftRepository(store.engine), canary, target)
+            pairs = [(canary, t) for t in targets]
     except ValueError as e:
         err_console.print(f"[red]error:[/] {escape(str(e))}")
         return EXIT_CONFIG
@@ -163,9 +195,11 @@ def baseline(config_path: str, action: str, canary: str | None, target: str | No
                 change = _change_point(analysis.repo.events(canary=canary, target=tid, state="open", limit=None))
                 recent = analysis.store.observations(canary=canary, target=tid, limit=size * 2, since=change)
                 rows = _latest_answers(list(reversed(recent)), size)
+                wait = "no more come for a pair not configured: reset it" if tid in removed else \
+                    "wait for more runs"
                 where = f"among the latest {len(recent)} calls" if change is None else \
-                    f"since the change at {utc_time(change)} (the open events' first observation; wait " \
-                    "for more runs, or choose a range with baseline pin --since)"
+                    f"since the change at {utc_time(change)} (the open events' first observation; {wait}, or " \
+                    "choose a range with baseline pin --since)"
             answers = sum(1 for o in rows if o.ok)
             if answers < MIN_BASELINE_OBSERVATIONS:
                 err_console.print("[red]error:[/] " + escape(f"{canary} @ {tid}: only {answers} successful "
@@ -173,6 +207,10 @@ def baseline(config_path: str, action: str, canary: str | None, target: str | No
                                   "(nothing changed)"))
                 return EXIT_CONFIG
             chosen[tid] = rows
+    for tid in sorted(removed):
+        console.print(f"note: {escape(canary)} @ {escape(tid)} is not in the configuration (nothing watches it): its "
+                      "stored baseline and events change; a receiver hears of an end only where its alert still "
+                      "fires", highlight=False)
     analysis.restore([(canary, t) for t in targets])
     for tid in targets:
         if action == "pin":
@@ -187,7 +225,8 @@ def baseline(config_path: str, action: str, canary: str | None, target: str | No
                           f"({_counted(chosen[tid])}); {len(updates)} open event(s) marked accepted")
         else:
             updates = operator.reset(analysis, canary, tid, note)
-            console.print(f"{canary} @ {tid}: baseline reset; the next {config.drift.baseline_size} successful "
+            forms = "if the pair is configured again, its next" if tid in removed else "the next"
+            console.print(f"{canary} @ {tid}: baseline reset; {forms} {config.drift.baseline_size} successful "
                           f"observations form a new one; {len(updates)} open event(s) resolved")
     console.print("A running daemon applies this within 30 s (or at once on SIGHUP / POST /-/reload).")
     return EXIT_OK

@@ -130,6 +130,16 @@ class DriftRepository:
             return (set(s.exec(select(DriftEventRow.canary).distinct()).all()),
                     set(s.exec(select(DriftEventRow.target).distinct()).all()))
 
+    def pairs(self, canary: str | None = None) -> set[tuple[str, str]]:
+        """The canary x target pairs (only `canary`'s, if given) of the stored events and baselines, whatever their
+        state: what the `baseline` commands reach of a pair the configuration no longer has."""
+        with Session(self.engine) as s:
+            found: set[tuple[str, str]] = set()
+            for table in (DriftEventRow, BaselineRow):
+                q = select(table.canary, table.target).distinct()
+                found.update(s.exec(q if canary is None else q.where(table.canary == canary)).all())
+            return found
+
     def event(self, event_id: str) -> dict[str, Any] | None:
         with Session(self.engine) as s:
             row = s.get(DriftEventRow, event_id)
