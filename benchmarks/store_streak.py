@@ -6,8 +6,9 @@ Run: ``.venv/bin/python benchmarks/store_streak.py [--pairs 1000] [--runs 48] [-
 the pairs, 40% answer in their last run, 30% have failed their last 5 runs, 20% their last 40 and 10% never
 answered; one in ten of the failing pairs had a manual run (``llm-monitor probe``) fail in its streak. Times the
 read of every pair's streak (``Store.failing_streaks``, as the daemon does at start, take-over and a reload that
-adds pairs) and, taking turns with it, the baseline: one statement a pair (as llm-monitor read only each streak's
-start before 2026-11-30); and every pair's last success (``Store.last_success``) against the GROUP BY over every
+adds pairs) and, taking turns with it, two baselines: the same read without the failure types (its first
+statement alone, as before 2026-12-02) and one statement a pair (as llm-monitor read only each streak's start
+before 2026-11-30); and every pair's last success (``Store.last_success``) against the GROUP BY over every
 success it replaced. Prints a table: median and fastest of ``--repeat`` reads each, and the pairs found.
 """
 
@@ -19,6 +20,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,7 +34,7 @@ from sqlmodel import col, select
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from monitor.domain import CallResult, ErrorType, FinishReason, Observation, Usage  # noqa: E402
-from monitor.store import Run, Store  # noqa: E402
+from monitor.store import Run, Store, streaks  # noqa: E402
 from monitor.store.convert import aware, to_values  # noqa: E402
 from monitor.store.tables import ObservationRow, RunRow  # noqa: E402
 
@@ -40,6 +42,7 @@ NOW = datetime(2026, 11, 30, tzinfo=UTC)
 OK = CallResult(text="The answer is 42.", finish_reason=FinishReason.STOP, response_model="m-1",
                 usage=Usage(input_tokens=20, output_tokens=12), latency_s=1.2, ttft_s=0.3)
 FAILED = CallResult(error_type=ErrorType.SERVER_ERROR, error_message="500", http_status=500)
+TIMED_OUT = CallResult(error_type=ErrorType.TIMEOUT, error_message="timed out")
 
 
 def failed_runs(pair: int, runs: int) -> int:
@@ -60,7 +63,7 @@ def fill(store: Store, pairs: int, runs: int) -> list[tuple[str, str]]:
             failing = failed_runs(p, runs)
             for r in range(runs):
                 started = NOW - timedelta(minutes=30 * (runs - r))
-                call = FAILED if r >= runs - failing else OK
+                call = (FAILED if r % 3 else TIMED_OUT) if r >= runs - failing else OK
                 run_id = f"run-{p}-{r}"
                 runs_made.append({"id": run_id, "canary": canary, "target": target, "trigger": "schedule",
                                   "replica": "", "started_at": started, "finished_at": started, "samples": 3,
@@ -103,6 +106,7 @@ def main() -> None:
         print(f"{rows:,} observations written in {time.perf_counter() - t0:.0f} s ({store.dialect})")
         reads: dict[str, Callable[[], dict[tuple[str, str], Any]]] = {
             "one statement a pair (before)": lambda: per_pair(store, pairs),
+            "streaks without failure types (before)": lambda: untyped(store, pairs),
             "Store.failing_streaks (+ failure types)": lambda: store.failing_streaks(pairs),
             "last success: every success grouped (before)": lambda: grouped_last_success(store),
             "Store.last_success (one statement)": lambda: store.last_success(pairs)}
@@ -125,9 +129,19 @@ def main() -> None:
     Console(width=120).print(table)
     streaks = found["Store.failing_streaks (+ failure types)"]
     assert {p: s.since for p, s in streaks.items()} == found["one statement a pair (before)"]
-    print(f"failed runs in those streaks: {sum(s.runs for s in streaks.values()):,}")
+    assert {p: (s.since, s.runs) for p, s in streaks.items()} == found["streaks without failure types (before)"]
+    print(f"failed runs in those streaks: {sum(s.runs for s in streaks.values()):,}; failed calls by type: "
+          f"{dict(sum((Counter(s.errors) for s in streaks.values()), Counter()))}")
     # the store has no manual success, so the two last-success reads must agree
     assert found["Store.last_success (one statement)"] == found["last success: every success grouped (before)"]
+
+
+def untyped(store: Store, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], tuple[datetime, int]]:
+    """The streaks baseline: their start and failed runs without the failure types (`read_streaks`' first
+    statement alone, what it ran before 2026-12-02)."""
+    with store.engine.connect() as conn:
+        return {(c, t): (aware(since) or since, int(runs)) for c, t, since, runs in
+                conn.execute(streaks._statement(conn.dialect.name, False), streaks._bound(conn, pairs))}
 
 
 def grouped_last_success(store: Store) -> dict[tuple[str, str], datetime]:
