@@ -228,8 +228,22 @@ def baseline(config_path: str, action: str, canary: str | None, target: str | No
             forms = "if the pair is configured again, its next" if tid in removed else "the next"
             console.print(f"{canary} @ {tid}: baseline reset; {forms} {config.drift.baseline_size} successful "
                           f"observations form a new one; {len(updates)} open event(s) resolved")
+    if action in ("reset", "accept") and target is None and not removed:
+        _hint_stray(console, analysis.repo, canary, action, targets)
     console.print("A running daemon applies this within 30 s (or at once on SIGHUP / POST /-/reload).")
     return EXIT_OK
+
+
+def _hint_stray(console: Any, repo: Any, canary: str, action: str, configured: list[str]) -> None:
+    """Say which targets the configuration no longer has still hold open events of a configured `canary`: a run
+    without --target leaves them open (it reaches the configured targets only), and `drift` shows them `open (not
+    configured)`."""
+    stray = sorted({e["target"] for e in repo.events(canary=canary, state="open", limit=None)} - set(configured))
+    if stray:
+        each = " (a target a run)" if len(stray) > 1 else ""
+        console.print(f"hint: {escape(canary)} also has open drift events on {escape(known_names(stray))} (no longer "
+                      f"configured; left open): `baseline {action} {escape(canary)} --target {escape(stray[0])}` "
+                      f"ends them{each}", highlight=False)
 
 
 def _too_many(store: Any, canary: str, target: str, start: datetime | None, end: datetime | None,
