@@ -160,3 +160,24 @@ def test_reset_and_accept_of_a_configured_canary_name_the_targets_no_longer_conf
     assert code == 0, err
     assert ("hint: c1 also has open drift events on v (no longer configured; left open): `baseline accept c1 "
             "--target v` ends them A running daemon") in " ".join(out.split()), out
+
+
+def test_a_configured_canary_left_without_a_configured_target_reaches_a_stored_one_only_when_named(
+        tmp_path: Path, store: Store, store_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """A canary still configured but whose targets all left the file: `baseline reset c1` reset every target of
+    its stored events and baselines, though a configured canary's run reaches its configured targets only (a removed
+    canary's, every stored one); it now refuses, naming them and --target, and changes nothing."""
+    listed = TARGET.replace("model: m}", "model: m, canaries: listed}")
+    cfg = write_config(tmp_path, listed, canaries("c1"), extra=ALERTS)
+    cfg.write_text(cfg.read_text().replace(f"sqlite:///{tmp_path / 'm.db'}", store_url))
+    assert load_config(cfg, environ={}).pairs() == []
+    DriftRepository(store.engine).save_events([event("c1", "t", "output_chars").to_json()])
+    cli = Cli(capsys)
+    code, out, err = cli("baseline", "reset", "c1", "-c", str(cfg))
+    assert code == 2, out + err
+    assert " ".join(err.split()) == ("error: canary 'c1' runs against no configured target; its stored drift events "
+                                     "and baselines are of t (no longer configured): name one with --target"), err
+    assert states(store) == {("c1", "t", "output_chars"): "open"}
+    code, out, err = cli("baseline", "reset", "c1", "--target", "t", "-c", str(cfg))
+    assert code == 0 and "c1 @ t is not in the configuration" in out, out + err
+    assert states(store) == {("c1", "t", "output_chars"): "resolved"}
