@@ -79,8 +79,10 @@ def _one_snapshot(conn: Connection) -> None:
     COMMITTED; SQLite's driver opens no transaction for a SELECT), so a run stored between the streaks and their
     failure types (the daemon's own at a reload, an old leader's finishing as a new one takes over) was counted in
     the types and not in the runs, and an answer stored between them left a streak of failed runs without a type."""
+    # Statements of their transaction, not the connection's settings (`execution_options`): a connection the server
+    # ended fails here as a statement does (a disconnect `retry_disconnect` takes again), and nothing is left to reset
     if conn.dialect.name == "postgresql":
-        conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+        conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
     else:
         conn.exec_driver_sql("BEGIN")  # deferred: its first SELECT takes the snapshot; ended by the close's rollback
 
