@@ -134,3 +134,50 @@ async def test_a_running_daemon_lets_go_of_the_events_ended_and_does_not_page_th
         assert DriftRepository(store.engine).events(canary="gone", state="open", limit=None) == []
     finally:
         await app.stop()
+
+
+def test_reset_and_accept_of_a_configured_canary_name_the_targets_no_longer_configured_its_open_events_are_on(
+        tmp_path: Path, store: Store, store_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """`baseline reset c1` reaches c1's configured targets only: its events still open on a target since removed
+    stayed open, with nothing said; a hint now names those targets and --target (and changes nothing)."""
+    cfg = write_config(tmp_path, TARGET, canaries("c1"), extra=ALERTS)
+    cfg.write_text(cfg.read_text().replace(f"sqlite:///{tmp_path / 'm.db'}", store_url))
+    stored(store, load_config(cfg, environ={}))
+    DriftRepository(store.engine).save_events([event("c1", "v", "latency_s").to_json()])
+    for i in range(8):
+        store.save_observation(obs(i, canary="c1", target="t"))
+    cli = Cli(capsys)
+    hint = ("hint: c1 also has open drift events on u, v (no longer configured; left open): `baseline reset c1 "
+            "--target u` ends them (a target a run)")
+    code, out, err = cli("baseline", "reset", "c1", "-c", str(cfg))
+    assert code == 0, err
+    assert hint in " ".join(out.split()), out
+    assert "c1 @ u" not in out and states(store)[("c1", "u", "output_chars")] == "open"  # what it does: unchanged
+    for args in (["--target", "t"], ["--target", "u"]):  # a target named: no hint
+        code, out, err = cli("baseline", "reset", "c1", *args, "-c", str(cfg))
+        assert code == 0 and "hint:" not in out, out + err
+    code, out, err = cli("baseline", "accept", "c1", "-c", str(cfg))
+    assert code == 0, err
+    assert ("hint: c1 also has open drift events on v (no longer configured; left open): `baseline accept c1 "
+            "--target v` ends them A running daemon") in " ".join(out.split()), out
+
+
+def test_a_configured_canary_left_without_a_configured_target_reaches_a_stored_one_only_when_named(
+        tmp_path: Path, store: Store, store_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """A canary still configured but whose targets all left the file: `baseline reset c1` reset every target of
+    its stored events and baselines, though a configured canary's run reaches its configured targets only (a removed
+    canary's, every stored one); it now refuses, naming them and --target, and changes nothing."""
+    listed = TARGET.replace("model: m}", "model: m, canaries: listed}")
+    cfg = write_config(tmp_path, listed, canaries("c1"), extra=ALERTS)
+    cfg.write_text(cfg.read_text().replace(f"sqlite:///{tmp_path / 'm.db'}", store_url))
+    assert load_config(cfg, environ={}).pairs() == []
+    DriftRepository(store.engine).save_events([event("c1", "t", "output_chars").to_json()])
+    cli = Cli(capsys)
+    code, out, err = cli("baseline", "reset", "c1", "-c", str(cfg))
+    assert code == 2, out + err
+    assert " ".join(err.split()) == ("error: canary 'c1' runs against no configured target; its stored drift events "
+                                     "and baselines are of t (no longer configured): name one with --target"), err
+    assert states(store) == {("c1", "t", "output_chars"): "open"}
+    code, out, err = cli("baseline", "reset", "c1", "--target", "t", "-c", str(cfg))
+    assert code == 0 and "c1 @ t is not in the configuration" in out, out + err
+    assert states(store) == {("c1", "t", "output_chars"): "resolved"}

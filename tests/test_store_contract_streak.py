@@ -87,8 +87,8 @@ def test_the_streaks_of_many_pairs_are_one_statement(store: Store) -> None:
     pairs = [(f"c{p}", f"t{p % 2}") for p in range(40)] + [("unknown", "t0")]
     with executed(store) as statements:
         found = store.failing_streaks(pairs)
-    # the streaks, their failure types, and on PostgreSQL a SET LOCAL before them
-    assert len(statements) <= 3
+    # the streaks and their failure types, on one snapshot (a BEGIN; PostgreSQL: SET TRANSACTION, and a SET LOCAL)
+    assert len(statements) <= 4
     assert found == {(f"c{p}", f"t{p % 2}"): FailingStreak(T0, p % 4, {"timeout": 2 * (p % 4)})
                      for p in range(40) if p % 4}
 
@@ -139,3 +139,31 @@ def test_the_last_success_of_many_pairs_is_one_statement_reading_back_from_the_n
         # a search of the pair's rows newest first that stops at the first success: no scan, no sort
         assert reads == ["SEARCH newest USING INDEX ix_obs_pair_time (canary=? AND target=?)"], plan
         assert not [step for step in plan if "TEMP B-TREE" in step], plan
+
+
+def test_a_streaks_failure_types_are_those_of_its_runs_whatever_is_written_meanwhile(store: Store) -> None:
+    """The failure types are a second statement: a run the daemon (or an old leader finishing its runs as a new one
+    takes over) stored between the two was counted in the types and not in the runs, and an answer stored between
+    them left a streak of failed runs with no failure type at all. Both statements read one snapshot of the store."""
+    save(store, 0, "c", "r0", None)
+    save(store, 1, "c", "r1")
+    save(store, 2, "c", "r2", ErrorType.SERVER_ERROR)
+    save(store, 1, "d", "d1")
+    written: list[str] = []
+
+    def meanwhile(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith(("SELECT", "WITH")) and not written:
+            written.append(statement)  # the first read: the next one is the failure types'
+        elif len(written) == 1 and "error_type" in statement and not statement.lstrip().upper().startswith("INSERT"):
+            written.append(statement)
+            save(store, 3, "c", "r3", ErrorType.TIMEOUT)  # one more failed run of c
+            save(store, 3, "d", "d2", None)  # d answers again
+
+    event.listen(store.engine, "before_cursor_execute", meanwhile)
+    try:
+        found = store.failing_streaks([("c", "t"), ("d", "t")])
+    finally:
+        event.remove(store.engine, "before_cursor_execute", meanwhile)
+    assert len(written) == 2, written
+    assert found == {("c", "t"): FailingStreak(T0 + timedelta(minutes=1), 2, {"server_error": 1, "timeout": 1}),
+                     ("d", "t"): FailingStreak(T0 + timedelta(minutes=1), 1, {"timeout": 1})}

@@ -79,8 +79,8 @@ def reached_targets(config: Any, repo: Any, canary: str, target: str | None) -> 
     """The targets a `baseline` command on `canary` reaches (only `target`, if given), and those of them the
     configuration no longer has: the canary's configured targets, or, for a canary the configuration no longer has,
     the targets of its stored drift events and baselines; `--target` also names a removed target of a configured
-    canary. So an event left open by a removal can be ended without adding the pair back. ValueError names the
-    known ones."""
+    canary (one left with no configured target needs it). So an event left open by a removal can be ended without
+    adding the pair back. ValueError names the known ones."""
     configured = [t.id for c, t in config.pairs() if c.id == canary]
     stored = sorted(t for _, t in repo.pairs(canary) if t not in configured)
     if not configured and not stored:
@@ -94,6 +94,10 @@ def reached_targets(config: Any, repo: Any, canary: str, target: str | None) -> 
         raise ValueError(f"no canary {shown(canary)} in the configuration or in any stored drift event or baseline "
                          f"(known: {known_names(known)})")
     if target is None:
+        if not configured and canary in [c.id for c in config.canaries]:
+            # a configured canary's run reaches its configured targets only: none is not "every stored one"
+            raise ValueError(f"canary {shown(canary)} runs against no configured target; its stored drift events and "
+                             f"baselines are of {known_names(stored)} (no longer configured): name one with --target")
         return (configured, set()) if configured else (stored, set(stored))
     if target not in configured and target not in stored:
         raise ValueError(f"no target {shown(target)} for canary {shown(canary)} in the configuration or in its "
@@ -228,8 +232,22 @@ def baseline(config_path: str, action: str, canary: str | None, target: str | No
             forms = "if the pair is configured again, its next" if tid in removed else "the next"
             console.print(f"{canary} @ {tid}: baseline reset; {forms} {config.drift.baseline_size} successful "
                           f"observations form a new one; {len(updates)} open event(s) resolved")
+    if action in ("reset", "accept") and target is None and not removed:
+        _hint_stray(console, analysis.repo, canary, action, targets)
     console.print("A running daemon applies this within 30 s (or at once on SIGHUP / POST /-/reload).")
     return EXIT_OK
+
+
+def _hint_stray(console: Any, repo: Any, canary: str, action: str, configured: list[str]) -> None:
+    """Say which targets the configuration no longer has still hold open events of a configured `canary`: a run
+    without --target leaves them open (it reaches the configured targets only), and `drift` shows them `open (not
+    configured)`."""
+    stray = sorted({e["target"] for e in repo.events(canary=canary, state="open", limit=None)} - set(configured))
+    if stray:
+        each = " (a target a run)" if len(stray) > 1 else ""
+        console.print(f"hint: {escape(canary)} also has open drift events on {escape(known_names(stray))} (no longer "
+                      f"configured; left open): `baseline {action} {escape(canary)} --target {escape(stray[0])}` "
+                      f"ends them{each}", highlight=False)
 
 
 def _too_many(store: Any, canary: str, target: str, start: datetime | None, end: datetime | None,

@@ -52,8 +52,10 @@ class FailingStreak(NamedTuple):
 
 def read_streaks(conn: Connection, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], FailingStreak]:
     """Return the failing streaks of `pairs` (distinct) that have one, with their failure types: a second
-    statement, asking only about the pairs with a streak."""
+    statement, asking only about the pairs with a streak, on the first one's snapshot of the store (`conn`: one
+    not yet used)."""
     dialect = conn.dialect.name
+    _one_snapshot(conn)
     found = {(canary, target): (aware(since) or since, int(runs))
              for canary, target, since, runs in conn.execute(_statement(dialect, False), _bound(conn, pairs))}
     errors: dict[tuple[str, str], dict[str, int]] = {}
@@ -70,6 +72,19 @@ def read_last_success(conn: Connection, pairs: list[tuple[str, str]]) -> dict[tu
     return {(canary, target): aware(at) or at
             for canary, target, at in conn.execute(_last_success(conn.dialect.name), _bound(conn, pairs))
             if at is not None}
+
+
+def _one_snapshot(conn: Connection) -> None:
+    """Make the statements `conn` runs next read one snapshot of the store. Each read its own (PostgreSQL's READ
+    COMMITTED; SQLite's driver opens no transaction for a SELECT), so a run stored between the streaks and their
+    failure types (the daemon's own at a reload, an old leader's finishing as a new one takes over) was counted in
+    the types and not in the runs, and an answer stored between them left a streak of failed runs without a type."""
+    # Statements of their transaction, not the connection's settings (`execution_options`): a connection the server
+    # ended fails here as a statement does (a disconnect `retry_disconnect` takes again), and nothing is left to reset
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+    else:
+        conn.exec_driver_sql("BEGIN")  # deferred: its first SELECT takes the snapshot; ended by the close's rollback
 
 
 def _bound(conn: Connection, pairs: list[tuple[str, str]]) -> dict[str, Any]:
