@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import re
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
+import httpx
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -46,9 +48,26 @@ def _env_name(v: str | None) -> str | None:
 def http_url(v: str | None) -> str | None:
     """Return `v` without a trailing slash; ValueError unless it is an http:// or https:// URL (the check of a sink's
     `url` written in the config, and of one read from its `url_env` or `url_file` when the sink is built)."""
-    if v is not None and not re.match(r"^https?://[^/\s]+", v):
+    if v is None:
+        return v
+    if not re.match(r"^https?://[^/\s]+", v):
         raise ValueError("must be an http:// or https:// URL")
-    return v.rstrip("/") if v else v
+    # what httpx cannot send failed every delivery instead (a traceback a try, the outbox showing no attempt), never
+    # delivered: a line break read with the URL, a port that is no number, an IPv6 host without its ']'
+    bad = next((n for n, ch in enumerate(v, 1) if ch < " " or ch == "\x7f"), None)
+    if bad is not None:
+        raise ValueError(f"must be an http:// or https:// URL on one line: it holds a control character (character "
+                         f"{bad} of {len(v)})")
+    try:
+        urlsplit(v).port  # noqa: B018  # raises for a port that is not a number from 0 to 65535
+    except ValueError as e:
+        raise ValueError("the port must be a number from 0 to 65535" if "port" in str(e).lower()
+                         else "must be an http:// or https:// URL: its host cannot be read") from None
+    try:
+        httpx.URL(v)
+    except httpx.InvalidURL:
+        raise ValueError("must be an http:// or https:// URL: its host or port cannot be read") from None
+    return v.rstrip("/")
 
 
 class _Strict(BaseModel):
