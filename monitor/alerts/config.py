@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import re
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
-import httpx
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -24,6 +22,7 @@ from pydantic import (
 
 from monitor.alerts.events import KINDS, SEVERITIES
 from monitor.durations import Seconds, format_duration
+from monitor.http_urls import url_problem
 from monitor.keyed_error import keyed_error
 from monitor.keylike import looks_like_a_key, shown_name
 from monitor.literal_secrets import refused_key
@@ -50,23 +49,9 @@ def http_url(v: str | None) -> str | None:
     `url` written in the config, and of one read from its `url_env` or `url_file` when the sink is built)."""
     if v is None:
         return v
-    if not re.match(r"^https?://[^/\s]+", v):
-        raise ValueError("must be an http:// or https:// URL")
-    # what httpx cannot send failed every delivery instead (a traceback a try, the outbox showing no attempt), never
-    # delivered: a line break read with the URL, a port that is no number, an IPv6 host without its ']'
-    bad = next((n for n, ch in enumerate(v, 1) if ch < " " or ch == "\x7f"), None)
-    if bad is not None:
-        raise ValueError(f"must be an http:// or https:// URL on one line: it holds a control character (character "
-                         f"{bad} of {len(v)})")
-    try:
-        urlsplit(v).port  # noqa: B018  # raises for a port that is not a number from 0 to 65535
-    except ValueError as e:
-        raise ValueError("the port must be a number from 0 to 65535" if "port" in str(e).lower()
-                         else "must be an http:// or https:// URL: its host cannot be read") from None
-    try:
-        httpx.URL(v)
-    except httpx.InvalidURL:
-        raise ValueError("must be an http:// or https:// URL: its host or port cannot be read") from None
+    problem = url_problem(v)
+    if problem:
+        raise ValueError(problem)
     return v.rstrip("/")
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import re
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 
 from monitor.config.strict import Id, Strict
 from monitor.durations import Seconds
+from monitor.http_urls import url_problem
 from monitor.keylike import looks_like_a_key
 from monitor.literal_secrets import refused_key
 from monitor.placed import Placed
@@ -81,12 +81,9 @@ class Target(Strict, Placed):
     @field_validator("base_url")
     @classmethod
     def _url(cls, v: str) -> str:
-        if not re.match(r"^https?://[^/\s]+", v):
-            raise ValueError("must be an http:// or https:// URL")
-        try:
-            urlsplit(v).port  # noqa: B018  # raises for a port that is not a number from 0 to 65535
-        except ValueError:
-            raise ValueError("the port must be a number from 0 to 65535") from None
+        problem = url_problem(v)
+        if problem:
+            raise ValueError(problem)
         return v.rstrip("/")
 
     @field_validator("reasoning_tags", mode="before")
