@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import signal
 import sys
 from collections.abc import Callable
 
@@ -312,6 +313,9 @@ def entry() -> None:
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         code = 0
+    except KeyboardInterrupt:  # Ctrl-C: one line, not a traceback (probe has stored its calls in flight as cancelled)
+        print("interrupted", file=sys.stderr)
+        code = 128 + signal.SIGINT
     except Exception as e:
         code = _store_failed(e)
     sys.exit(code)
