@@ -84,6 +84,10 @@ class Target(Strict, Placed):
         problem = url_problem(v)
         if problem:
             raise ValueError(problem)
+        if "?" in v or "#" in v:  # the SDKs append each call's path to the whole URL: every call was a 404
+            raise ValueError("must hold no query (?...) or fragment (#...): each call's path is appended to it, so "
+                             "no call would reach the API (a key goes in api_key_env or api_key_file, other values "
+                             "in headers)")
         return v.rstrip("/")
 
     @field_validator("reasoning_tags", mode="before")
