@@ -40,6 +40,8 @@ class Http(Strict):
         host, _, port = v.rpartition(":")
         if not host or not (port.isascii() and port.isdigit()):
             raise ValueError("must be HOST:PORT, e.g. 127.0.0.1:9464 or 0.0.0.0:9464")
+        if re.search(r"[/\s]", host):  # a URL (http://127.0.0.1:9464) passed, and `run` could not resolve its host
+            raise ValueError("must be HOST:PORT, not a URL: no scheme, path or spaces (e.g. 127.0.0.1:9464)")
         if len(port.lstrip("0")) > 5 or int(port) > 65535:
             raise ValueError("the port is out of range: must be HOST:PORT with a port from 0 to 65535")
         return v
