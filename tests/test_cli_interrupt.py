@@ -1,8 +1,9 @@
-"""Ctrl-C during a CLI command ends it with one line and exit 130, not a traceback.
+"""Ctrl-C or SIGTERM during a CLI command ends it with one line and exit 130 or 143, not a traceback, and `probe`
+stores its calls in flight as cancelled.
 
 Found by walkthrough: Ctrl-C while `probe` waited for an answer printed KeyboardInterrupt's traceback through
-asyncio's runner (the calls in flight were stored as cancelled all the same; `store copy` already said what became of
-its destination instead).
+asyncio's runner; SIGTERM (`timeout 60 llm-monitor probe`, a CI job cancelled) killed it outright, its runs left
+`running` in the store and the calls in flight not stored at all.
 """
 
 from __future__ import annotations
@@ -10,8 +11,11 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 from pathlib import Path
+
+import pytest
 
 from tests.conftest import write_config
 from tests.support.daemon import EXE
@@ -19,7 +23,9 @@ from tests.support.daemon import EXE
 PROBES = "canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n"
 
 
-def test_ctrl_c_while_probe_waits_for_an_answer(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("sig", "code", "said"), [(signal.SIGINT, 130, "interrupted"),
+                                                   (signal.SIGTERM, 143, "terminated")])
+def test_a_signal_while_probe_waits_for_an_answer(tmp_path: Path, sig: int, code: int, said: str) -> None:
     with socket.socket() as server:  # takes the call and never answers it
         server.bind(("127.0.0.1", 0))
         server.listen()
@@ -31,12 +37,15 @@ def test_ctrl_c_while_probe_waits_for_an_answer(tmp_path: Path) -> None:
                                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         try:
             conn, _ = server.accept()  # the call is in flight
-            proc.send_signal(signal.SIGINT)
+            proc.send_signal(sig)
             out, err = proc.communicate(timeout=120)
             conn.close()
         finally:
             if proc.poll() is None:
                 proc.kill()
                 proc.communicate()
-    assert proc.returncode == 130, (out, err)
-    assert err.strip() == "interrupted" and "Traceback" not in err, err
+    assert proc.returncode == code, (out, err)
+    assert err.strip() == said and "Traceback" not in err, err
+    with sqlite3.connect(tmp_path / "m.db") as db:
+        assert db.execute("SELECT status FROM runs").fetchall() == [("cancelled",)]
+        assert db.execute("SELECT error_type FROM observations").fetchall() == [("cancelled",)]
