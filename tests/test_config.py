@@ -181,6 +181,9 @@ def test_storage_url_with_password_refused_and_not_echoed(tmp_path: Path, url: s
                                           "from 0 to 65535 (value: '127.0.0.1:99999')"),
     ("127.0.0.1:9464", "127.0.0.1:９４６４", "15: http.listen: must be HOST:PORT, e.g. 127.0.0.1:9464 or 0.0.0.0:9464 "
                                         "(value: '127.0.0.1:９４６４')"),
+    # found by walkthrough: a model ending in a line break (a ${MODEL} from a ConfigMap) passed; every call was a 404
+    ("model: gpt-4o-mini", 'model: "gpt-4o-mini\\n"', "5: targets[0].model: must be on one line: it holds a control "
+     "character (character 12 of 12), which no model name has (value: 'gpt-4o-mini\\n')"),
     # found by walkthrough: a URL passed, and `run` failed to resolve `http://127.0.0.1` ("Name or service not known")
     ("127.0.0.1:9464", "http://127.0.0.1:9464", "15: http.listen: must be HOST:PORT, not a URL: no scheme, path or "
                                                 "spaces (e.g. 127.0.0.1:9464) (value: 'http://127.0.0.1:9464')"),

@@ -90,6 +90,17 @@ class Target(Strict, Placed):
                              "in headers)")
         return v.rstrip("/")
 
+    @field_validator("model")
+    @classmethod
+    def _model(cls, v: str) -> str:
+        # a ${MODEL} whose value ends in a line break (a Kubernetes ConfigMap's) was sent as it came: every call a 404
+        # naming `sim-gpt ` (the line break shown as a space), with check-config's OK
+        bad = next((n for n, ch in enumerate(v, 1) if ch < " " or ch == "\x7f"), None)
+        if bad is not None:
+            raise ValueError(f"must be on one line: it holds a control character (character {bad} of {len(v)}), "
+                             "which no model name has")
+        return v
+
     @field_validator("reasoning_tags", mode="before")
     @classmethod
     def _tags_switch(cls, v: Any) -> Any:
