@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import signal
 import sys
 from collections.abc import Callable
 
@@ -307,13 +308,37 @@ def main(argv: list[str] | None = None) -> int:
     raise AssertionError(args.command)
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (`timeout`, a CI job cancelled), ending a command as Ctrl-C does."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    # As Ctrl-C: asyncio's runner (probe) then cancels the command's task, whose calls in flight are stored as
+    # cancelled; killed outright, their runs stayed `running` and their answers were lost. `run`, `demo` and `sim`
+    # put their own handlers in place of this one.
+    global _terminated
+    _terminated = True
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # started in the background by a shell: no Ctrl-C
+        raise _Terminated
+    signal.raise_signal(signal.SIGINT)
+
+
+_terminated = False
+
+
 def entry() -> None:
     """Console-script entry: exit with main()'s code; a closed stdout pipe (| head) is not an error."""
+    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         code = main()
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         code = 0
+    except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM: one line, not a traceback (probe has stored its calls in
+        # flight as cancelled)
+        terminated = _terminated or isinstance(e, _Terminated)
+        print("terminated" if terminated else "interrupted", file=sys.stderr)
+        code = 128 + (signal.SIGTERM if terminated else signal.SIGINT)
     except Exception as e:
         code = _store_failed(e)
     sys.exit(code)

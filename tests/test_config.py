@@ -181,8 +181,23 @@ def test_storage_url_with_password_refused_and_not_echoed(tmp_path: Path, url: s
                                           "from 0 to 65535 (value: '127.0.0.1:99999')"),
     ("127.0.0.1:9464", "127.0.0.1:９４６４", "15: http.listen: must be HOST:PORT, e.g. 127.0.0.1:9464 or 0.0.0.0:9464 "
                                         "(value: '127.0.0.1:９４６４')"),
+    # found by walkthrough: a model ending in a line break (a ${MODEL} from a ConfigMap) passed; every call was a 404
+    ("model: gpt-4o-mini", 'model: "gpt-4o-mini\\n"', "5: targets[0].model: must be on one line: it holds a control "
+     "character (character 12 of 12), which no model name has (value: 'gpt-4o-mini\\n')"),
+    # found by walkthrough: a URL passed, and `run` failed to resolve `http://127.0.0.1` ("Name or service not known")
+    ("127.0.0.1:9464", "http://127.0.0.1:9464", "15: http.listen: must be HOST:PORT, not a URL: no scheme, path or "
+                                                "spaces (e.g. 127.0.0.1:9464) (value: 'http://127.0.0.1:9464')"),
     ("sqlite:///llm-monitor.db", "mysql://x/y", "14: storage.url: must start with sqlite:// or "
                                                "postgresql+psycopg:// (value: 'mysql://x/y')"),
+    # found by walkthrough: both passed check-config; run and every command then failed opening the store (SQLAlchemy's
+    # "Invalid SQLite URL" for the first, a TypeError traceback for the second)
+    ("sqlite:///llm-monitor.db", "sqlite://llm-monitor.db", "14: storage.url: a SQLite URL is sqlite:/// then the "
+     "file's path: sqlite:///llm-monitor.db (relative to the working directory) or "
+     "sqlite:////var/lib/llm-monitor/llm-monitor.db (absolute) (value: 'sqlite://llm-monitor.db')"),
+    ("sqlite:///llm-monitor.db", "sqlite://", "14: storage.url: an in-memory SQLite database lives only in the "
+     "process that opens it: give a file (sqlite:///path/to/llm-monitor.db) (value: 'sqlite://')"),
+    ("sqlite:///llm-monitor.db", "sqlite:///:memory:", "14: storage.url: an in-memory SQLite database lives only in "
+     "the process that opens it: give a file (sqlite:///path/to/llm-monitor.db) (value: 'sqlite:///:memory:')"),
     ('"127.0.0.1:9464"}\n', '"127.0.0.1:9464"}\ndrift: {disabled_signals: [latency_s, latency]}\n',
      "16: drift.disabled_signals: unknown signal 'latency'; expected one of refused, exact_match, error, "
      "output_tokens, output_chars, similarity, latency_s, ttft_s, semantic_similarity, finish_reason, error_type, "

@@ -31,7 +31,7 @@ def test_secret_files_that_are_not_utf8_are_named_without_their_bytes(tmp_path: 
                              f"secret_file: '{key}'}}\n")
     run = cli("check-config", "-c", str(cfg))
     assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr
-    assert f"{cfg}:2: target t: api_key_file {key} is not UTF-8 text" in run.stdout.replace("\n", "")
+    assert f"{cfg}:2: target t: api_key_file {key} is not UTF-8 text" in run.stderr.replace("\n", "")
     assert f"alert sink h: secret_file {key} is not UTF-8 text" in run.stderr
     assert "secret-bytes" not in run.stdout + run.stderr
     start = cli("run", "-c", str(cfg))

@@ -108,3 +108,28 @@ def test_a_sink_made_in_code_names_no_location() -> None:
     alerts = AlertsConfig.model_validate({"sinks": [{"name": "chat", "type": "slack", "url_env": "SLACK_URL"}]})
     [problem] = sink_problems(alerts, {"SLACK_URL": "ftp://x/y"})
     assert str(problem) == f"alert sink chat: url_env SLACK_URL: {REFUSED}"
+
+
+@pytest.mark.parametrize(("url", "problem"), [
+    ("http://127.0.0.1:9999x/hook", "the port must be a number from 0 to 65535"),
+    ("http://[::1/hook", "must be an http:// or https:// URL: its host cannot be read"),
+    ("http://127.0.0.1:9/hook\\nmore", "must be an http:// or https:// URL on one line: it holds a control character "
+                                       "(character 24 of 28)")])
+def test_a_url_httpx_cannot_send_to_is_refused_where_it_is_written(tmp_path: Path, url: str, problem: str) -> None:
+    """Found by walkthrough: a webhook or Alertmanager URL with a port that is no number (`:9999x`), an IPv6 host
+    without its `]` or a line break passed `check-config` (`configuration OK`) and `run` started; then every delivery
+    raised httpx's InvalidURL, logged as a traceback, and the outbox said nothing (0 attempts, no error) for good."""
+    cfg = write_config(tmp_path, TARGET, PROBES,
+                       extra=f'alerts:\n  sinks:\n    - {{name: hook, type: webhook, url: "{url}"}}\n')
+    bad = cli("check-config", "-c", str(cfg))
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr, bad.stdout + bad.stderr
+    assert f"{at(cfg, 'name: hook')}: alerts.sinks[0].url: {problem}" in bad.stderr
+
+
+def test_a_url_from_the_environment_with_a_line_break_is_refused_and_not_shown(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, TARGET, PROBES, extra="alerts:\n  sinks:\n    - {name: s, type: slack, url_env: U}\n")
+    bad = cli("check-config", "-c", str(cfg), env={"U": f"https://{PASTED}\nsecond-line"})
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr, bad.stdout + bad.stderr
+    assert (f"{at(cfg, 'name: s')}: alert sink s: url_env U: must be an http:// or https:// URL on one line: it holds "
+            "a control character (character 64 of 75)") in " ".join(bad.stderr.split())
+    assert "SecretPart" not in bad.stdout + bad.stderr

@@ -22,6 +22,7 @@ from pydantic import (
 
 from monitor.alerts.events import KINDS, SEVERITIES
 from monitor.durations import Seconds, format_duration
+from monitor.http_urls import url_problem
 from monitor.keyed_error import keyed_error
 from monitor.keylike import looks_like_a_key, shown_name
 from monitor.literal_secrets import refused_key
@@ -46,9 +47,12 @@ def _env_name(v: str | None) -> str | None:
 def http_url(v: str | None) -> str | None:
     """Return `v` without a trailing slash; ValueError unless it is an http:// or https:// URL (the check of a sink's
     `url` written in the config, and of one read from its `url_env` or `url_file` when the sink is built)."""
-    if v is not None and not re.match(r"^https?://[^/\s]+", v):
-        raise ValueError("must be an http:// or https:// URL")
-    return v.rstrip("/") if v else v
+    if v is None:
+        return v
+    problem = url_problem(v)
+    if problem:
+        raise ValueError(problem)
+    return v.rstrip("/")
 
 
 class _Strict(BaseModel):

@@ -35,12 +35,16 @@ def main(config_path: str, web_config_file: str | None = None) -> int:
     for col in ("id", "provider", "model", "base_url", "stream", "key"):
         targets.add_column(col)
     warnings: list[str] = []
+    key_errors: list[str] = []
     for t in config.targets:
         try:
             key = "set" if resolve_api_key(t) else "none needed"
-        except SecretError as e:
+        except SecretMissing as e:
             key = "[yellow]missing[/]"
             warnings.append(str(e))
+        except SecretError as e:  # there, but no call could send it: an error, as an unusable sink secret is
+            key = "[red]unusable[/]"
+            key_errors.append(str(e))
         targets.add_row(*map(escape, (t.id, t.provider, t.model, redact_url(t.base_url), str(t.stream))), key)
     out.print(targets)
     per_file = Counter(c.source for c in config.canaries)
@@ -75,7 +79,7 @@ def main(config_path: str, web_config_file: str | None = None) -> int:
     said += config.empty_probe_folders
     for w in _in_order(said, [config.path, *([config.web_file] if config.web_file else []), *config.probe_files]):
         _warn(out, w)
-    errors = [str(p) for p in problems if not isinstance(p, SecretMissing)]
+    errors = key_errors + [str(p) for p in problems if not isinstance(p, SecretMissing)]
     if errors:
         print_problems("invalid configuration", errors)
         return EXIT_CONFIG

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from monitor.config.models import Target
-from monitor.errors import SecretError
+from monitor.errors import SecretError, SecretMissing
 from monitor.keylike import shown_path
 
 
@@ -35,22 +35,38 @@ def _read_key(target: Target, env: Mapping[str, str]) -> str | None:
     if target.api_key_env:
         value = env.get(target.api_key_env, "").strip()
         if not value:
-            raise SecretError(f"target {target.id}: environment variable {target.api_key_env} "
-                              "(named by api_key_env) is not set or empty")
-        return value
+            raise SecretMissing(f"target {target.id}: environment variable {target.api_key_env} "
+                                "(named by api_key_env) is not set or empty")
+        return _sendable(value, f"target {target.id}: environment variable {target.api_key_env} (named by api_key_env)")
     if target.api_key_file:
         try:
             value = Path(target.api_key_file).read_text(encoding="utf-8").strip()
         except OSError as e:
             # a key given for the file's name (api_key_file: ${OPENAI_API_KEY}, meant for api_key_env) is not shown
-            raise SecretError(f"target {target.id}: cannot read api_key_file {shown_path(target.api_key_file)}: "
-                              f"{e.strerror or e}") from None
+            raise SecretMissing(f"target {target.id}: cannot read api_key_file {shown_path(target.api_key_file)}: "
+                                f"{e.strerror or e}") from None
         except UnicodeDecodeError:  # the bytes are not echoed: they are the key
             raise SecretError(f"target {target.id}: api_key_file {target.api_key_file} is not UTF-8 text") from None
         except ValueError:  # open() refuses a NUL in a path
-            raise SecretError(f"target {target.id}: cannot read api_key_file {target.api_key_file!r}: the path holds "
-                              "a NUL character") from None
+            raise SecretMissing(f"target {target.id}: cannot read api_key_file {target.api_key_file!r}: the path "
+                                "holds a NUL character") from None
         if not value:
-            raise SecretError(f"target {target.id}: api_key_file {target.api_key_file} is empty")
-        return value
+            raise SecretMissing(f"target {target.id}: api_key_file {target.api_key_file} is empty")
+        return _sendable(value, f"target {target.id}: api_key_file {target.api_key_file}")
     return None
+
+
+def _sendable(key: str, source: str) -> str:
+    """`key`, if an HTTP header can carry it; else a SecretError naming `source` and what is wrong, never the key.
+
+    A key with a line break (two lines pasted, a CR from a Windows file) or a non-ASCII character (a typographic
+    quote) failed every call instead, its message (`Illegal header value b'Bearer sk-...'`) holding the key in a
+    form the redaction did not match, so it was stored, served and alerted in the clear."""
+    for n, ch in enumerate(key, 1):
+        if ch == "\t" or " " <= ch <= "~":
+            continue
+        what = ("a line break" if ch in "\r\n" else "a control character" if ch < " " or ch == "\x7f"
+                else "a non-ASCII character")
+        raise SecretError(f"{source}: the key holds {what} (character {n} of {len(key)}), which an HTTP header "
+                          "cannot carry; the key is not shown")
+    return key

@@ -23,6 +23,15 @@ class Storage(Strict):
     def _url(cls, v: str) -> str:
         if not re.match(r"^(sqlite|postgresql(\+psycopg)?)://", v):
             raise ValueError("must start with sqlite:// or postgresql+psycopg://")
+        # `run` and every command found these only when opening the store: sqlite://llm-monitor.db as SQLAlchemy's
+        # "Invalid SQLite URL", sqlite:// (in memory) as a TypeError traceback
+        if v.startswith("sqlite:"):
+            if v.partition("?")[0] in ("sqlite://", "sqlite:///", "sqlite:///:memory:"):
+                raise ValueError("an in-memory SQLite database lives only in the process that opens it: give a file "
+                                 "(sqlite:///path/to/llm-monitor.db)")
+            if not v.startswith("sqlite:///"):
+                raise ValueError("a SQLite URL is sqlite:/// then the file's path: sqlite:///llm-monitor.db (relative "
+                                 "to the working directory) or sqlite:////var/lib/llm-monitor/llm-monitor.db (absolute)")
         # ${ENV} is interpolated before this check, so the password has to reach libpq another way
         if re.match(r"^postgresql(\+psycopg)?://[^/@]*:[^/@]+@", v) or re.search(r"[?&]password=", v):
             raise ValueError("must not contain a password: use PGPASSWORD, PGPASSFILE or a .pgpass file")
@@ -40,6 +49,8 @@ class Http(Strict):
         host, _, port = v.rpartition(":")
         if not host or not (port.isascii() and port.isdigit()):
             raise ValueError("must be HOST:PORT, e.g. 127.0.0.1:9464 or 0.0.0.0:9464")
+        if re.search(r"[/\s]", host):  # a URL (http://127.0.0.1:9464) passed, and `run` could not resolve its host
+            raise ValueError("must be HOST:PORT, not a URL: no scheme, path or spaces (e.g. 127.0.0.1:9464)")
         if len(port.lstrip("0")) > 5 or int(port) > 65535:
             raise ValueError("the port is out of range: must be HOST:PORT with a port from 0 to 65535")
         return v

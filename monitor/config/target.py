@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import re
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 
 from monitor.config.strict import Id, Strict
 from monitor.durations import Seconds
+from monitor.http_urls import url_problem
 from monitor.keylike import looks_like_a_key
 from monitor.literal_secrets import refused_key
 from monitor.placed import Placed
@@ -81,13 +81,25 @@ class Target(Strict, Placed):
     @field_validator("base_url")
     @classmethod
     def _url(cls, v: str) -> str:
-        if not re.match(r"^https?://[^/\s]+", v):
-            raise ValueError("must be an http:// or https:// URL")
-        try:
-            urlsplit(v).port  # noqa: B018  # raises for a port that is not a number from 0 to 65535
-        except ValueError:
-            raise ValueError("the port must be a number from 0 to 65535") from None
+        problem = url_problem(v)
+        if problem:
+            raise ValueError(problem)
+        if "?" in v or "#" in v:  # the SDKs append each call's path to the whole URL: every call was a 404
+            raise ValueError("must hold no query (?...) or fragment (#...): each call's path is appended to it, so "
+                             "no call would reach the API (a key goes in api_key_env or api_key_file, other values "
+                             "in headers)")
         return v.rstrip("/")
+
+    @field_validator("model")
+    @classmethod
+    def _model(cls, v: str) -> str:
+        # a ${MODEL} whose value ends in a line break (a Kubernetes ConfigMap's) was sent as it came: every call a 404
+        # naming `sim-gpt ` (the line break shown as a space), with check-config's OK
+        bad = next((n for n, ch in enumerate(v, 1) if ch < " " or ch == "\x7f"), None)
+        if bad is not None:
+            raise ValueError(f"must be on one line: it holds a control character (character {bad} of {len(v)}), "
+                             "which no model name has")
+        return v
 
     @field_validator("reasoning_tags", mode="before")
     @classmethod

@@ -19,6 +19,7 @@ M = TypeVar("M", bound=BaseModel)
 _SECRETISH = re.compile(r"key|secret|token(?!s)|password", re.I)
 _URL_PASSWORD = re.compile(r"(://[^/@:\s]*:)[^/@\s]+@")
 _QUERY_PASSWORD = re.compile(r"([?&]password=)[^&#\s]*", re.I)
+_QUERY_VALUE = re.compile(r"([?&][^=&#\s]*=)[^&#\s]*")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _LABELISH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # a mapping key shown when refused (a Prometheus label name)
 # pydantic's tag of a plain union's member in an error's loc (value: str | list[str] -> 'str', 'list[str]')
@@ -80,6 +81,8 @@ def validate(model: type[M], src: Located, issues: list[ConfigIssue],
                 value = "<redacted>"
             elif isinstance(value, str):
                 value = redact_url(value)
+                if loc[-1] == "base_url":  # a query refused there may hold a key (an Azure-style ?api-key=)
+                    value = _QUERY_VALUE.sub(r"\1<redacted>", value)
             issues.append(ConfigIssue(src.path, dotted(_shown(loc)), reason, src.line_of(where), value))
         return None
 

@@ -1,0 +1,56 @@
+"""Ctrl-C or SIGTERM during a CLI command ends it with one line and exit 130 or 143, not a traceback, and `probe`
+stores its calls in flight as cancelled.
+
+Found by walkthrough: Ctrl-C while `probe` waited for an answer printed KeyboardInterrupt's traceback through
+asyncio's runner; SIGTERM (`timeout 60 llm-monitor probe`, a CI job cancelled) killed it outright, its runs left
+`running` in the store and the calls in flight not stored at all.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import write_config
+from tests.support.daemon import EXE
+
+PROBES = "canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n"
+
+
+@pytest.mark.parametrize(("sig", "code", "said", "sigint"), [
+    (signal.SIGINT, 130, "interrupted", signal.SIG_DFL),
+    (signal.SIGTERM, 143, "terminated", signal.SIG_DFL),
+    (signal.SIGTERM, 143, "terminated", signal.SIG_IGN),  # started in the background by a shell: Ctrl-C ignored
+])
+def test_a_signal_while_probe_waits_for_an_answer(tmp_path: Path, sig: int, code: int, said: str,
+                                                  sigint: signal.Handlers) -> None:
+    with socket.socket() as server:  # takes the call and never answers it
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        server.settimeout(120)
+        url = f"http://127.0.0.1:{server.getsockname()[1]}/v1"
+        cfg = write_config(tmp_path, f"  - {{id: t, provider: openai, base_url: '{url}', model: m}}", PROBES)
+        proc = subprocess.Popen([*EXE, "probe", "-c", str(cfg)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, env=os.environ.copy(),
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, sigint))
+        try:
+            conn, _ = server.accept()  # the call is in flight
+            proc.send_signal(sig)
+            out, err = proc.communicate(timeout=120)
+            conn.close()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    assert proc.returncode == code, (out, err)
+    assert err.strip() == said and "Traceback" not in err, err
+    with sqlite3.connect(tmp_path / "m.db") as db:
+        assert db.execute("SELECT status FROM runs").fetchall() == [("cancelled",)]  # not left `running`
+        if sigint is signal.SIG_DFL:  # asyncio's runner cancels the command's task: the call is stored as cancelled
+            assert db.execute("SELECT error_type FROM observations").fetchall() == [("cancelled",)]
