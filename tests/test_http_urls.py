@@ -39,5 +39,7 @@ def test_a_base_url_with_a_query_or_fragment_is_refused_without_showing_it(tmp_p
     assert checked.returncode == 2 and "Traceback" not in checked.stderr, checked.stdout + checked.stderr
     assert f"{cfg}:2: targets[0].base_url: must hold no query (?...) or fragment (#...): each call's path is " \
            "appended to it" in " ".join(checked.stderr.split())
+    assert "Azure OpenAI: its v1 API, https://RESOURCE.openai.azure.com/openai/v1, takes no api-version" \
+        in " ".join(checked.stderr.split())
     assert "literal-0123456789abcdef" not in checked.stdout + checked.stderr
     assert cli("probe", "-c", str(cfg), env=env).returncode == 2

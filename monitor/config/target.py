@@ -87,7 +87,8 @@ class Target(Strict, Placed):
         if "?" in v or "#" in v:  # the SDKs append each call's path to the whole URL: every call was a 404
             raise ValueError("must hold no query (?...) or fragment (#...): each call's path is appended to it, so "
                              "no call would reach the API (a key goes in api_key_env or api_key_file, other values "
-                             "in headers)")
+                             "in headers; Azure OpenAI: its v1 API, https://RESOURCE.openai.azure.com/openai/v1, "
+                             "takes no api-version)")
         return v.rstrip("/")
 
     @field_validator("model")
