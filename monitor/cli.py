@@ -130,7 +130,11 @@ def parser() -> argparse.ArgumentParser:
                    help="keep the store and monitor.yaml in DIR (a new folder, or one without demo.db and "
                         "monitor.yaml) instead of a temp folder, to explore them afterwards with drift, diff and "
                         "export")
-    p = sub.add_parser("drift", help="list drift events")
+    p = sub.add_parser("drift", help="list drift events",
+                       description="List drift events, newest first. The table's test column is the deciding test's "
+                                   "p-value, or a chart's level/threshold; its n column, e.g. 41/30, is how many "
+                                   "observations the baseline value and the current value stand on (the baseline's, "
+                                   "then the current window's or the chart's run since the change began).")
     _config_arg(p)
     p.add_argument("--canary", action="append", metavar="NAME",
                    help="only this canary's events; repeatable (any of them)")

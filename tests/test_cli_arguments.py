@@ -127,6 +127,9 @@ def test_the_commands_a_newcomer_runs_first_explain_themselves_in_their_help(cap
     assert "Unset API key variables and alert sink secrets are only warned of (exit 0)" in help_of("check-config")
     text = help_of("baseline")
     assert all(f"{action}:" in text for action in ("show", "accept", "reset", "pin")), text
+    # Found by QA: the drift table's n column (41/30) was explained nowhere
+    assert ("its n column, e.g. 41/30, is how many observations the baseline value and the current value stand on"
+            in help_of("drift"))
 
 
 def test_the_time_flags_help_names_the_form_they_read(capsys: pytest.CaptureFixture[str]) -> None:
