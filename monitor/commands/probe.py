@@ -18,6 +18,7 @@ from monitor.commands.common import (
     EXIT_FAIL,
     EXIT_OK,
     err_console,
+    known_names,
     load_or_exit,
     table_console,
     utc_time,
@@ -102,9 +103,10 @@ def main(config_path: str, canary: str | None, target: str | None, as_json: bool
              if (canary is None or c.id == canary) and (target is None or t.id == target)]
     if not pairs:
         asked = " ".join(f"--{flag} {value}" for flag, value in (("canary", canary), ("target", target)) if value)
-        err_console.print(f"[red]error:[/] no canary x target pair matches {escape(asked)} (canaries: "
-                          f"{', '.join(c.id for c in config.canaries) or 'none'}; targets: "
-                          f"{', '.join(t.id for t in config.targets)})")
+        canaries, targets = known_names([c.id for c in config.canaries], canary), \
+            known_names([t.id for t in config.targets], target)
+        err_console.print("[red]error:[/] " + escape(f"no canary x target pair matches {asked} (canaries: {canaries}; "
+                                                     f"targets: {targets})"))
         return EXIT_CONFIG
     config = narrowed(config, pairs)
 
