@@ -26,6 +26,9 @@ from tests.support.daemon import cli
     (["demo", "--interval", "0.5"], "argument --interval: must be at least 1s (a canary's schedule.every; e.g. 5s)"),
     (["demo", "--duration", "0"], "argument --duration: must be more than 0 (e.g. 5s)"),
     (["demo", "--duration", "-5"], "argument --duration: not a duration: '-5'"),
+    # argparse took '-5s' for an option and said "argument --duration: expected one argument"
+    (["demo", "--duration", "-5s"], "argument --duration: not a duration: '-5s' (use e.g. 30s, 5m, 1h30m)"),
+    (["demo", "--interval", "-1.5m", "--duration", "1m"], "argument --interval: not a duration: '-1.5m'"),
     (["demo", "--port", "70000"], "argument --port: must be 0 to 65535 (got 70000)"),
     (["sim", "--port", "http"], "argument --port: not a port number: 'http'"),
     (["diff", "some-canary", "-n", "-5"], "argument -n/--count: must be 1 to 1000 (got -5)"),
