@@ -130,7 +130,11 @@ def parser() -> argparse.ArgumentParser:
                    help="keep the store and monitor.yaml in DIR (a new folder, or one without demo.db and "
                         "monitor.yaml) instead of a temp folder, to explore them afterwards with drift, diff and "
                         "export")
-    p = sub.add_parser("drift", help="list drift events")
+    p = sub.add_parser("drift", help="list drift events",
+                       description="List drift events, newest first. The table's test column is the deciding test's "
+                                   "p-value, or a chart's level/threshold; its n column, e.g. 41/30, is how many "
+                                   "observations the baseline value and the current value stand on (the baseline's, "
+                                   "then the current window's or the chart's run since the change began).")
     _config_arg(p)
     p.add_argument("--canary", action="append", metavar="NAME",
                    help="only this canary's events; repeatable (any of them)")
@@ -240,9 +244,24 @@ def _innermost(ap: argparse.ArgumentParser, args: argparse.Namespace) -> argpars
     return ap
 
 
+DURATION_FLAGS = ("--duration", "--interval")  # the flags whose type is _duration
+
+
+def _negative_durations_glued(argv: list[str]) -> list[str]:
+    """`--duration -5s` as `--duration=-5s`, so its type says it is no duration: argparse took '-5s' for an option
+    (a negative number it knows only as digits) and said `expected one argument`."""
+    out: list[str] = []
+    for arg in argv:
+        if out and out[-1] in DURATION_FLAGS and re.match(r"-[0-9.]", arg):
+            out[-1] = f"{out[-1]}={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = parser()
-    args, unknown = ap.parse_known_args(argv)
+    args, unknown = ap.parse_known_args(_negative_durations_glued(sys.argv[1:] if argv is None else argv))
     if unknown:  # said by the command's own parser: its usage is what the user needs, not the top level's
         _innermost(ap, args).error(f"unrecognized arguments: {' '.join(unknown)}")
     for dest, (variable, choices) in _LOG_ENV.items():

@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import text
 
 from monitor.alerts import AlertsConfig, build_alerting
-from monitor.alerts.events import DELIVERED, PENDING
+from monitor.alerts.events import DEAD, DELIVERED, FAILED, PENDING
 from monitor.store import Store
 from monitor.telemetry.metrics import Metrics
 from tests.support.delivery import SECRET, Clock, build, config, event
@@ -192,3 +192,39 @@ async def test_a_stopping_sender_starts_no_delivery_and_gives_its_claimed_rows_b
     assert {n.status for n in al.outbox.query()} == {DELIVERED, PENDING}
     # the two not sent are due now, for the next leader, not at the end of the lease
     assert len(al.outbox.claim(clock(), 10, lease=35.0)[0]) == 2
+
+
+@pytest.mark.parametrize(("url", "error"), [
+    ("http://256.1.1.1/hook/T0KEN-s3cr3t", "InvalidURL: Invalid IPv4 address: '256.1.1.1'"),
+    ("http://xn--a.example/hook/T0KEN-s3cr3t", "InvalidCodepoint: Codepoint U+0080 at position 1 of"),
+])
+async def test_a_url_httpx_refuses_as_it_sends_is_a_failed_attempt_retried_then_given_up_on(
+        sqlite_store: Store, clock: Clock, rx: Receiver, caplog: pytest.LogCaptureFixture, url: str,
+        error: str) -> None:
+    # Found by QA: URLs that pass the config check but that httpx refuses as it sends raise no HTTPError (an InvalidURL,
+    # an idna error): every try was a logged traceback, the batch behind the row stuck, and `alerts pending` showed
+    # 0 attempts and no error.
+    caplog.set_level(logging.INFO, logger="monitor.alerts")
+    cfg = AlertsConfig.model_validate({
+        "group_wait": "0s", "retry": {"initial": "10s", "max": "10m", "give_up_after": "1h"},
+        "sinks": [{"name": "bad", "type": "webhook", "url_env": "BAD_URL"},
+                  {"name": "hook", "type": "webhook", "url": rx.url + "/hook", "secret_env": "HOOK_SECRET"}]})
+    al = build(sqlite_store, cfg, clock, env={"HOOK_SECRET": SECRET, "BAD_URL": url})
+    await al.publish([event(i) for i in range(3)])
+    res = await al.sender.flush()
+    assert (res.delivered, res.retried, res.dead) == (3, 3, 0)  # each of the bad sink's rows tried, none stuck
+    assert len(rx.delivered) == 3
+    bad = al.outbox.query(sink="bad")
+    assert [(n.status, n.attempts) for n in bad] == [(FAILED, 1)] * 3
+    for n in bad:
+        assert (n.last_error or "").startswith(error) and "T0KEN" not in (n.last_error or "")
+    for _ in range(10):  # retried on the schedule of any failure, then given up on
+        clock.advance(600)
+        await al.sender.flush()
+    assert {(n.status, n.last_error.startswith("gave up after")) for n in al.outbox.query(sink="bad")} == {
+        (DEAD, True)}
+    records = [r for r in caplog.records if r.name.startswith("monitor.alerts")]
+    assert all(r.exc_info is None for r in records)  # no traceback
+    assert [r.getMessage() for r in records if r.levelno == logging.WARNING] == [
+        "notification delivery failed, will retry (logged once until the sink delivers again)"]
+    await al.stop()

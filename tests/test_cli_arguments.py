@@ -26,6 +26,9 @@ from tests.support.daemon import cli
     (["demo", "--interval", "0.5"], "argument --interval: must be at least 1s (a canary's schedule.every; e.g. 5s)"),
     (["demo", "--duration", "0"], "argument --duration: must be more than 0 (e.g. 5s)"),
     (["demo", "--duration", "-5"], "argument --duration: not a duration: '-5'"),
+    # argparse took '-5s' for an option and said "argument --duration: expected one argument"
+    (["demo", "--duration", "-5s"], "argument --duration: not a duration: '-5s' (use e.g. 30s, 5m, 1h30m)"),
+    (["demo", "--interval", "-1.5m", "--duration", "1m"], "argument --interval: not a duration: '-1.5m'"),
     (["demo", "--port", "70000"], "argument --port: must be 0 to 65535 (got 70000)"),
     (["sim", "--port", "http"], "argument --port: not a port number: 'http'"),
     (["diff", "some-canary", "-n", "-5"], "argument -n/--count: must be 1 to 1000 (got -5)"),
@@ -127,6 +130,9 @@ def test_the_commands_a_newcomer_runs_first_explain_themselves_in_their_help(cap
     assert "Unset API key variables and alert sink secrets are only warned of (exit 0)" in help_of("check-config")
     text = help_of("baseline")
     assert all(f"{action}:" in text for action in ("show", "accept", "reset", "pin")), text
+    # Found by QA: the drift table's n column (41/30) was explained nowhere
+    assert ("its n column, e.g. 41/30, is how many observations the baseline value and the current value stand on"
+            in help_of("drift"))
 
 
 def test_the_time_flags_help_names_the_form_they_read(capsys: pytest.CaptureFixture[str]) -> None:

@@ -4,6 +4,7 @@ answer."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from monitor.sim import SimServer
@@ -126,3 +127,20 @@ def test_probe_exits_1_when_a_check_failed_and_0_when_all_passed(tmp_path: Path,
     passing = ONE + "    checks: [{type: not_contains, value: 'no answer holds this 7f3a9c', name: kw}]\n"
     out = cli("probe", "-c", str(write_config(tmp_path, tgt, passing)), "--json", env={"K": "k"})
     assert out.returncode == 0, out.stderr
+
+
+def test_probe_of_a_target_its_spend_cap_pauses_says_so_and_exits_1(tmp_path: Path, steady_sim: SimServer) -> None:
+    # Found by QA: it printed an empty table and exited 1, explained only by a log warning
+    capped = two_targets(steady_sim).replace("api_key_env: K}", "api_key_env: K, daily_spend_cap_usd: 0.000001, "
+                                             "prices: {input: 1000, output: 1000}}", 1)
+    cfg = str(write_config(tmp_path, capped, ONE))
+    first = cli("probe", "-c", cfg, "--target", "gpt", env={"K": "k"})  # its first run reaches the cap
+    assert first.returncode == 0, first.stderr
+    again = cli("probe", "-c", cfg, "--target", "gpt", env={"K": "k"})
+    assert again.returncode == 1 and "canary" not in again.stdout  # no empty table
+    [line] = [x for x in again.stderr.splitlines() if x.startswith("nothing ran")]
+    assert re.fullmatch(r"nothing ran: target gpt is paused by its daily spend cap \(\$1e-06\) until "
+                        r"\d{4}-\d\d-\d\dT00:00:00\+00:00", line), line
+    both = cli("probe", "-c", cfg, "--json", env={"K": "k"})  # claude runs; gpt does not, and that is said
+    assert both.returncode == 0 and {json.loads(x)["target"] for x in both.stdout.splitlines()} == {"claude"}
+    assert "not run: target gpt is paused by its daily spend cap" in both.stderr

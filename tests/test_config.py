@@ -174,12 +174,13 @@ def test_storage_url_with_password_refused_and_not_echoed(tmp_path: Path, url: s
     ("stream: false", "stream: false\n    reasoning_tags: strip",
      "13: targets[1].reasoning_tags: Input should be 'auto', 'always' or 'off' (value: 'strip')"),
     ("[./probes]", "[./missing]", "13: probes[0]: no such probe file or folder (value: './missing')"),
-    ("127.0.0.1:9464", "localhost", "15: http.listen: must be HOST:PORT, e.g. 127.0.0.1:9464 or 0.0.0.0:9464 "
-                                    "(value: 'localhost')"),
+    ("127.0.0.1:9464", "localhost", "15: http.listen: must be HOST:PORT, e.g. 127.0.0.1:9464, or "
+                                    "0.0.0.0:9464 (also written :9464) for every interface (value: 'localhost')"),
     # a port past 65535 is said to be one, not that the value is not HOST:PORT
     ("127.0.0.1:9464", "127.0.0.1:99999", "15: http.listen: the port is out of range: must be HOST:PORT with a port "
                                           "from 0 to 65535 (value: '127.0.0.1:99999')"),
-    ("127.0.0.1:9464", "127.0.0.1:９４６４", "15: http.listen: must be HOST:PORT, e.g. 127.0.0.1:9464 or 0.0.0.0:9464 "
+    ("127.0.0.1:9464", "127.0.0.1:９４６４", "15: http.listen: must be HOST:PORT, e.g. 127.0.0.1:9464, "
+                                        "or 0.0.0.0:9464 (also written :9464) for every interface "
                                         "(value: '127.0.0.1:９４６４')"),
     # found by walkthrough: a model ending in a line break (a ${MODEL} from a ConfigMap) passed; every call was a 404
     ("model: gpt-4o-mini", 'model: "gpt-4o-mini\\n"', "5: targets[0].model: must be on one line: it holds a control "

@@ -75,7 +75,8 @@ def test_check_config_and_run_list_monitor_yaml_and_every_probe_file_in_one_run(
     cfg = write(tmp_path, MONITOR % (tmp_path / "m.db", "localhost"), a=A, b=B)
     a, b = tmp_path / "probes" / "a.yaml", tmp_path / "probes" / "b.yaml"
     expected = [
-        f"{cfg}:6: http.listen: must be HOST:PORT, e.g. 127.0.0.1:9464 or 0.0.0.0:9464 (value: 'localhost')",
+        f"{cfg}:6: http.listen: must be HOST:PORT, e.g. 127.0.0.1:9464, or 0.0.0.0:9464 (also written :9464) for every "
+        "interface (value: 'localhost')",
         f"{a}:4: canaries[0].samples: Input should be greater than or equal to 1 (value: 0)",
         f"{a}:7: canary strays: targets[1]: unknown target (known: gpt, claude) (value: 'gpt-max')",
         f"{b}:3: canaries[0].messages[0].role: Input should be 'system', 'user' or 'assistant' (value: 'robot')",

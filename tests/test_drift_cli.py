@@ -81,8 +81,8 @@ def test_replay_zero_tolerance_flag(tmp_path: Path, cli: CliRun) -> None:
     out = cli("replay", "--baseline", str(base), "--current", str(blocked), "--json", "--zero-tolerance", "refused")
     assert [json.loads(line)["signal"] for line in out.stdout.splitlines()] == ["refused"], out.stdout + out.stderr
     bad = cli(*args, "--zero-tolerance", "check:cdm")
-    assert bad.returncode == 2 and "unknown signal 'check:cdm'; expected one of refused, error, exact_match, " \
-                                   "check:cmd" in bad.stderr
+    assert bad.returncode == 2 and "unknown signal 'check:cdm'; expected one of check:cmd, refused, error, " \
+                                   "exact_match" in bad.stderr  # the nearest first
 
 
 async def test_drift_diff_and_baseline_commands(tmp_path: Path, cli: CliRun) -> None:

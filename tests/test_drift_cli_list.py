@@ -4,6 +4,7 @@ pinned range, on a store written directly (no daemon)."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -138,3 +139,23 @@ def test_an_open_event_of_a_pair_no_longer_configured_says_so(config: Path, caps
     rows = [line for line in out.splitlines() if "output_chars" in line or "refused" in line]
     assert [("gone" in r, "open (not configured)" in r) for r in rows].count((True, True)) == 1
     assert all("not configured" not in r for r in rows if "gone" not in r)
+
+
+def test_every_unknown_name_error_lists_as_drift_does_nearest_first_then_twenty_and_how_many_more(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Found by QA: `probe --canary`, `export --canary`, `diff`, `baseline show --target` and check-config's routes
+    # listed every one of ~60 canaries (or cut at 20 with "...", nearest not first), where `drift` stops at 20
+    cli = Cli(capsys)
+    ids = [f"k{i:02d}" for i in range(30)] + ["kill-python-process"]
+    cfg = write_config(tmp_path, TARGETS, canaries(*ids))
+    store = Store(f"sqlite:///{tmp_path / 'm.db'}")
+    store.migrate()
+    store.close()
+    for args in (["probe", "--canary", "kill-pyhton-process"], ["export", "--canary", "kill-pyhton-process"],
+                 ["diff", "kill-pyhton-process"], ["baseline", "reset", "kill-pyhton-process"],
+                 ["drift", "--canary", "kill-pyhton-process"]):
+        _, _, err = cli(*args, "-c", str(cfg))
+        [known] = re.findall(r"\((?:known|canaries): ([^;)]*)", err) or [err]
+        assert known == "kill-python-process, " + ", ".join(ids[:19]) + " and 11 more", (args, err)
+    _, _, err = cli("baseline", "show", "--target", "uu", "-c", str(cfg))
+    assert "no target 'uu' in the configuration (known: u, t)" in err, err

@@ -245,6 +245,32 @@ async def test_the_started_line_gives_an_ipv6_listen_address_in_brackets(steady_
     assert started.listen == f"[::1]:{app.port}"  # type: ignore[attr-defined]
 
 
+@pytest.mark.parametrize(("listen", "bound", "connect"), [(":0", "0.0.0.0", "127.0.0.1"), ("[::]:0", "[::]", "::1")])
+async def test_a_listen_address_without_a_host_is_every_interface_as_prometheus_reads_it(
+        steady_sim: SimServer, tmp_path: Path, caplog: pytest.LogCaptureFixture, listen: str, bound: str,
+        connect: str) -> None:
+    # `:9464`, Prometheus's own form for every interface, was refused ("must be HOST:PORT"): it is 0.0.0.0:9464.
+    if ":" in connect:
+        try:
+            socket.create_server(("::1", 0), family=socket.AF_INET6).close()
+        except OSError:
+            pytest.skip("no IPv6 loopback here")
+    path = write_config(tmp_path, targets(steady_sim), PROBES)
+    path.write_text(path.read_text().replace('listen: "127.0.0.1:0"', f'listen: "{listen}"'))
+    cfg = load_config(path, environ={"K": "k"})
+    app = App(cfg, environ={"K": "k"}, analyse=False)
+    with caplog.at_level("INFO", logger="monitor.app"):
+        await app.start()
+    try:
+        host = f"[{connect}]" if ":" in connect else connect
+        async with httpx.AsyncClient() as client:
+            assert (await client.get(f"http://{host}:{app.port}/-/healthy")).status_code == 200
+    finally:
+        await app.stop()
+    [started] = [r for r in caplog.records if r.getMessage() == "started"]
+    assert started.listen == f"{bound}:{app.port}"  # type: ignore[attr-defined]
+
+
 async def test_a_run_whose_target_a_reload_removed_is_cancelled_not_crashed(steady_sim: SimServer, tmp_path: Path,
                                                                            caplog: pytest.LogCaptureFixture) -> None:
     environ = {"K": "secret-key-value"}

@@ -36,7 +36,7 @@ class Attempt:
 
 
 async def attempt(client: httpx.AsyncClient, sink: Sink, req: Rendered, now: Callable[[], datetime]) -> Attempt:
-    """POST one rendered request; return what happened (never raises for receiver failures).
+    """POST one rendered request; return what happened (never raises: a failure to send is an outcome too).
 
     The status says what the receiver did: a 2xx whose body then breaks off or trickles past the timeout was
     accepted (as Alertmanager counts it), and retrying it would page twice.
@@ -49,11 +49,15 @@ async def attempt(client: httpx.AsyncClient, sink: Sink, req: Rendered, now: Cal
         # the sink's loop for good), and only the start of the reply read (a huge error page is not kept).
         async with asyncio.timeout(sink.timeout):
             await _post(client, req, sink.timeout, reply, head)
-    except (httpx.HTTPError, TimeoutError) as e:
+    except Exception as e:  # failures as data: whatever the send raised is this attempt's error
+        # Not only httpx's HTTPError and timeouts: a URL that passed the config check but httpx refuses as it sends
+        # (an IPv4 address out of range is an InvalidURL, an "xn--" label that is no IDNA an idna error, neither an
+        # HTTPError) or a local OSError raised past every except, a traceback at each try while the outbox showed
+        # no attempt. Once the reply's status is in, the receiver answered: what broke its body off does not matter.
         if not reply:
             if isinstance(e, TimeoutError):
                 e = httpx.ReadTimeout(f"no complete reply within {sink.timeout:g} s")
-            err = sink.redact(f"{e.__class__.__name__}: {e}" if str(e) else e.__class__.__name__)
+            err = sink.redact(" ".join(f"{e.__class__.__name__}: {e}".split()) if str(e) else e.__class__.__name__)
             return Attempt(False, None, err, None, asyncio.get_running_loop().time() - started)
     elapsed = asyncio.get_running_loop().time() - started
     resp = reply[0]

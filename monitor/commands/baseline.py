@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import json
 import sys
 from datetime import UTC, datetime
@@ -89,10 +88,8 @@ def reached_targets(config: Any, repo: Any, canary: str, target: str | None) -> 
             raise ValueError(f"canary {shown(canary)} runs against no configured target (and has no stored drift "
                              "event or baseline)")
         known = [*canaries, *sorted({c for c, _ in repo.pairs()} - set(canaries))]
-        near = difflib.get_close_matches(canary, known, n=3)  # first: a typo's name may be past the list's cut
-        known = [*near, *(c for c in known if c not in near)]
         raise ValueError(f"no canary {shown(canary)} in the configuration or in any stored drift event or baseline "
-                         f"(known: {known_names(known)})")
+                         f"(known: {known_names(known, canary)})")
     if target is None:
         if not configured and canary in [c.id for c in config.canaries]:
             # a configured canary's run reaches its configured targets only: none is not "every stored one"
@@ -101,7 +98,7 @@ def reached_targets(config: Any, repo: Any, canary: str, target: str | None) -> 
         return (configured, set()) if configured else (stored, set(stored))
     if target not in configured and target not in stored:
         raise ValueError(f"no target {shown(target)} for canary {shown(canary)} in the configuration or in its "
-                         f"stored drift events and baselines (known: {known_names([*configured, *stored])})")
+                         f"stored drift events and baselines (known: {known_names([*configured, *stored], target)})")
     return [target], set() if target in configured else {target}
 
 
@@ -128,7 +125,7 @@ def baseline(config_path: str, action: str, canary: str | None, target: str | No
         if canary is None:  # show: every configured pair (only `target`'s, if given)
             known = [t.id for t in config.targets]
             if target is not None and target not in known:
-                raise ValueError(f"no target {target!r} in the configuration (known: {', '.join(known) or 'none'})")
+                raise ValueError(f"no target {shown(target)} in the configuration (known: {known_names(known, target)})")
             pairs = [(c.id, t.id) for c, t in config.pairs() if target in (None, t.id)]
         else:
             targets, removed = reached_targets(config, DriftRepository(store.engine), canary, target)

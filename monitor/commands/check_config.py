@@ -14,7 +14,7 @@ from monitor.alerts.sinks import sink_problems
 from monitor.commands.common import (
     EXIT_CONFIG,
     EXIT_OK,
-    KNOWN_SHOWN,
+    known_names,
     load_or_exit,
     print_problems,
     table_console,
@@ -144,7 +144,7 @@ def _unmatched_routes(config: Config) -> list[str]:
         for key, ids in known.items():
             for value in getattr(route.match, key) or []:
                 if not any(fnmatch.fnmatchcase(x, value) for x in ids + (own if key == "canary" else [])):
-                    shown = ", ".join(ids[:KNOWN_SHOWN]) + (", ..." if len(ids) > KNOWN_SHOWN else "")
+                    shown = known_names(ids, value)
                     out.append(f"{config.alerts.where_of(f'routes[{i}].match.{key}') or config.path}: "
                                f"alerts.routes[{i}].match.{key}: {value!r} matches no configured {key} (known: "
                                f"{shown}): the route sends nothing for it")

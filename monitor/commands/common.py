@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import sys
 from collections.abc import Sequence
@@ -115,9 +116,13 @@ def utc_time(at: datetime | str | None) -> str:
     return (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(UTC).isoformat(timespec="seconds")
 
 
-def known_names(names: Sequence[str]) -> str:
+def known_names(names: Sequence[str], near: str | None = None) -> str:
     """Names for an error's list of the known ones: the first KNOWN_SHOWN, each cut at 60 characters, and how many
-    more (a store or a dump may hold thousands, or a megabyte-long name)."""
+    more (a store or a dump may hold thousands, or a megabyte-long name). Given the name asked for (`near`), the
+    known ones closest to it come first: a typo's name may be past the list's cut."""
+    if near is not None:
+        close = difflib.get_close_matches(near, names, n=3)
+        names = [*close, *(n for n in names if n not in close)]
     shown_names = [n if len(n) <= 60 else f"{n[:60]}..." for n in names[:KNOWN_SHOWN]]
     more = f" and {len(names) - KNOWN_SHOWN:,} more" if len(names) > KNOWN_SHOWN else ""
     return (", ".join(shown_names) or "none") + more

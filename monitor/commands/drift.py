@@ -116,7 +116,7 @@ def drift_list(config_path: str, open_only: bool, as_json: bool, canaries: list[
             if unknown:
                 err_console.print("[red]error:[/] " + escape(
                     f"--{what}: no {what} {shown(unknown[0])} in the configuration or in any stored drift event "
-                    f"(known: {known_names(known)})"))
+                    f"(known: {known_names(known, unknown[0])})"))
                 return EXIT_CONFIG
     events = repo.events(canary=canaries, target=targets, state="open" if open_only else None, limit=LIST_LIMIT)
     if len(events) == LIST_LIMIT:
@@ -193,13 +193,13 @@ def pair_targets(config: Any, canary: str, target: str | None) -> list[str]:
     """Return the configured targets of `canary` (only `target` if given); ValueError names the known ones."""
     canaries = [c.id for c in config.canaries]
     if canary not in canaries:
-        raise ValueError(f"no canary {canary!r} in the configuration (known: {', '.join(canaries) or 'none'})")
+        raise ValueError(f"no canary {shown(canary)} in the configuration (known: {known_names(canaries, canary)})")
     targets = [t.id for c, t in config.pairs() if c.id == canary]
     if not targets:
         raise ValueError(f"canary {canary!r} runs against no configured target")
     if target is not None and target not in targets:
-        raise ValueError(f"no target {target!r} for canary {canary!r} in the configuration "
-                         f"(known: {', '.join(targets)})")
+        raise ValueError(f"no target {shown(target)} for canary {shown(canary)} in the configuration "
+                         f"(known: {known_names(targets, target)})")
     return [target] if target is not None else targets
 
 
@@ -231,7 +231,7 @@ def replay(baseline_path: str, current_path: str, as_json: bool, zero_tolerance:
     unknown = [name for name in zero_tolerance or [] if name not in known]
     if unknown:  # bounded: a dump may hold thousands of check names, or one of a megabyte
         err_console.print("[red]error:[/] " + escape(f"--zero-tolerance: unknown signal {shown(unknown[0])}; expected "
-                                                    f"one of {known_names(known)}"))
+                                                    f"one of {known_names(known, unknown[0])}"))
         return EXIT_CONFIG
 
     # Replay compares the streams (canary x target) the two dumps share: one only one holds is not compared, and

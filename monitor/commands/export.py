@@ -24,6 +24,7 @@ from monitor.commands.common import (
     EXIT_OK,
     check_range,
     err_console,
+    known_names,
     load_or_exit,
     open_store_or_exit,
     when,
@@ -49,7 +50,7 @@ def main(config_path: str, canary: str | None, target: str | None, since: str | 
                                ("--target", target, [t.id for t in config.targets])):
         if value is not None and value not in known:  # stored data of a removed one is still exported, with a note
             err_console.print("[yellow]note:[/] " + escape(f"{flag} {value!r} is not in the configuration "
-                                                         f"(known: {', '.join(known)}); exporting what the store "
+                                                         f"(known: {known_names(known, value)}); exporting what the store "
                                                          "holds for it"))
     store = open_store_or_exit(config, create=False)
     try:

@@ -6,17 +6,28 @@ import asyncio
 import dataclasses
 import json
 import sys
+from datetime import timedelta
 
 from prometheus_client import CollectorRegistry
 from rich.markup import escape
 from rich.table import Table
 
 from monitor.app import App
-from monitor.commands.common import EXIT_CONFIG, EXIT_FAIL, EXIT_OK, err_console, load_or_exit, table_console
+from monitor.commands.common import (
+    EXIT_CONFIG,
+    EXIT_FAIL,
+    EXIT_OK,
+    err_console,
+    known_names,
+    load_or_exit,
+    table_console,
+    utc_time,
+)
 from monitor.config.loader import Config
 from monitor.config.models import Canary, Target
 from monitor.domain import Observation
 from monitor.errors import MonitorError
+from monitor.spend import midnight
 
 MESSAGE_SHOWN = 100  # characters of a failed call's message the table shows (--json has it whole, up to 300)
 
@@ -78,15 +89,24 @@ def narrowed(config: Config, pairs: list[tuple[Canary, Target]]) -> Config:
                                canaries=tuple(c for c in config.canaries if c.id in run))
 
 
+def paused_lines(app: App, idle: list[Target]) -> list[str]:
+    """Why each of the `idle` targets (whose runs made no call) ran nothing, if its daily spend cap pauses it:
+    `target gpt is paused by its daily spend cap ($5) until 2026-12-03T00:00:00+00:00`."""
+    resumes = utc_time(midnight(app.runner.spend.now()) + timedelta(days=1))
+    return [f"target {t.id} is paused by its daily spend cap (${t.daily_spend_cap_usd:g}) until {resumes}"
+            for t in {t.id: t for t in idle}.values() if app.runner.spend.over_cap_now(t)]
+
+
 def main(config_path: str, canary: str | None, target: str | None, as_json: bool) -> int:
     config = load_or_exit(config_path)
     pairs = [(c, t) for c, t in config.pairs()
              if (canary is None or c.id == canary) and (target is None or t.id == target)]
     if not pairs:
         asked = " ".join(f"--{flag} {value}" for flag, value in (("canary", canary), ("target", target)) if value)
-        err_console.print(f"[red]error:[/] no canary x target pair matches {escape(asked)} (canaries: "
-                          f"{', '.join(c.id for c in config.canaries) or 'none'}; targets: "
-                          f"{', '.join(t.id for t in config.targets)})")
+        canaries, targets = known_names([c.id for c in config.canaries], canary), \
+            known_names([t.id for t in config.targets], target)
+        err_console.print("[red]error:[/] " + escape(f"no canary x target pair matches {asked} (canaries: {canaries}; "
+                                                     f"targets: {targets})"))
         return EXIT_CONFIG
     config = narrowed(config, pairs)
 
@@ -99,14 +119,17 @@ def main(config_path: str, canary: str | None, target: str | None, as_json: bool
             return EXIT_CONFIG
         try:
             results = await asyncio.gather(*(app.runner.run(c, t, trigger="manual") for c, t in pairs))
+            paused = paused_lines(app, [t for (_, t), batch in zip(pairs, results, strict=True) if not batch])
         finally:
             await app.stop()
         observations = [o for batch in results for o in batch]
         if as_json:
             for o in observations:
                 sys.stdout.write(json.dumps(o.as_json(), ensure_ascii=False) + "\n")
-        else:
+        elif observations or not paused:
             table_console().print(observation_table(observations))
+        for line in paused:  # what ran nothing, said on standard error (the log's warning alone explained it)
+            err_console.print(("nothing ran" if not observations else "not run") + f": {escape(line)}")
         # as a test runner: an answered call whose check failed fails the probe too (a check not judged, None, not)
         failed = any(not o.ok or any(r.passed is False for r in o.checks) for o in observations)
         return EXIT_FAIL if failed or not observations else EXIT_OK

@@ -46,9 +46,11 @@ class Http(Strict):
     @field_validator("listen")
     @classmethod
     def _listen(cls, v: str) -> str:
-        host, _, port = v.rpartition(":")
-        if not host or not (port.isascii() and port.isdigit()):
-            raise ValueError("must be HOST:PORT, e.g. 127.0.0.1:9464 or 0.0.0.0:9464")
+        host, colon, port = v.rpartition(":")
+        # ":9464" (no host) is every interface, as Prometheus and Go read it: 0.0.0.0:9464
+        if not colon or not (port.isascii() and port.isdigit()):
+            raise ValueError("must be HOST:PORT, e.g. 127.0.0.1:9464, or 0.0.0.0:9464 (also written :9464) for "
+                             "every interface")
         if re.search(r"[/\s]", host):  # a URL (http://127.0.0.1:9464) passed, and `run` could not resolve its host
             raise ValueError("must be HOST:PORT, not a URL: no scheme, path or spaces (e.g. 127.0.0.1:9464)")
         if len(port.lstrip("0")) > 5 or int(port) > 65535:
@@ -68,7 +70,8 @@ class Http(Strict):
 
     @property
     def host(self) -> str:
-        return self.listen.rpartition(":")[0].strip("[]")
+        """The address to bind: `:9464` is 0.0.0.0 (every IPv4 interface), `[::]:9464` is :: (every interface)."""
+        return self.listen.rpartition(":")[0].strip("[]") or "0.0.0.0"
 
     @property
     def port(self) -> int:
