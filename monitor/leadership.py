@@ -12,12 +12,14 @@ import asyncio
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.alerts import build_alerting
 from monitor.config.digest import config_digest
+from monitor.config.timing import every_s
 from monitor.errors import MonitorError, StoreError
 from monitor.interrupted import close_interrupted
 from monitor.restore import restore_pair_gauges
@@ -154,7 +156,7 @@ class Succession:
             app.metrics.leader.set(0)
             return
         if schedule:
-            app.scheduler.apply(app.config)
+            app.scheduler.apply(app.config, last_runs=await self._last_runs())
             app.scheduler.start()
             self._housekeeping = asyncio.create_task(prune_past_retention(
                 app.store, app.alerting, lambda: app.config.storage.retention_days, app.now))
@@ -163,6 +165,20 @@ class Succession:
             if self.lock_in_use:
                 self.interrupted_task = asyncio.create_task(close_interrupted(
                     app.store, taken, self.interrupted_after(), self.still_leading, app.runner.replica))
+
+    async def _last_runs(self) -> dict[tuple[str, str], datetime]:
+        """The last scheduled run of each `every` pair within its interval, so the schedule goes on where the
+        process before left it (a store that fails the read: every pair starts afresh, as it did)."""
+        app = self.app
+        longest = max((every_s(c.schedule) for c in app.config.canaries if c.schedule.cron is None), default=0.0)
+        if longest <= 0:
+            return {}
+        try:
+            return await asyncio.to_thread(app.store.last_scheduled_runs, app.now() - timedelta(seconds=longest))
+        except (StoreError, SQLAlchemyError) as e:
+            why = driver_message(e) if isinstance(e, SQLAlchemyError) else str(e)
+            log.warning("cannot read the last scheduled runs back: every canary starts its schedule afresh (%s)", why)
+            return {}
 
     async def _check_clock(self) -> None:
         """Warn when this host's clock is off the store's (PostgreSQL's): replicas' claims and times assume one."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import zlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 
 from apscheduler.events import (
@@ -118,7 +118,8 @@ class Scheduler:
     def start(self) -> None:
         self._sched.start()
 
-    def apply(self, config: Config, *, run_now: bool = True) -> int:
+    def apply(self, config: Config, *, run_now: bool = True,
+              last_runs: Mapping[tuple[str, str], datetime] | None = None) -> int:
         """Make the jobs those of `config`; return the number of jobs.
 
         A new pair's first run is spread over min(interval, `daemon.max_start_delay`) so a start is not a burst. A
@@ -126,7 +127,9 @@ class Scheduler:
         paid for) again at every restart, rolling update or failover. On a reload
         (`run_now` false) a pair whose schedule did not change keeps its next run and only takes the new canary and
         target: restarting every job from the reload's instant would line all their runs up on it (every pair
-        with the same interval in one burst, for good) and would park cron jobs.
+        with the same interval in one burst, for good) and would park cron jobs. An `every` pair whose last
+        scheduled run (`last_runs`, read back from the store at a start or take-over) is less than its interval
+        ago keeps its next run one interval after it, so a restart or take-over does not run it once more.
         """
         now = self._now()
         wanted = {job_id(c.id, t.id): (c, t) for c, t in config.pairs()}
@@ -145,6 +148,11 @@ class Scheduler:
                 continue
             interval = period_s(canary.schedule, now)  # a cron's: the gap it is in now
             start = now + timedelta(seconds=first_delay(jid, interval, config.daemon.max_start_delay))
+            last = (last_runs or {}).get((canary.id, target.id)) if canary.schedule.cron is None else None
+            # its next run, as the process that ran it had it (a run stamped ahead of this clock, by a host whose
+            # clock runs ahead, holds nothing back: at most one interval from now)
+            if last is not None and last <= now and last + timedelta(seconds=interval) > start:
+                start = last + timedelta(seconds=interval)
             trigger = make_trigger(canary, start)
             # a cron job: its first fire time from `now` too, as its missed runs count (APScheduler's own, taken
             # later as the job is added or the scheduler started, would leave a cron time in between unrun, missed)

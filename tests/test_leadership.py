@@ -82,12 +82,13 @@ def test_a_standby_tries_through_one_engine(pg_url: str) -> None:
         assert standby.try_acquire() and standby._lock_engine is first
 
 
-def _app(tmp_path: Path, url: str, sim: SimServer, name: str, model: str = "m") -> tuple[App, CollectorRegistry]:
+def _app(tmp_path: Path, url: str, sim: SimServer, name: str, model: str = "m",
+         more: str = "") -> tuple[App, CollectorRegistry]:
     folder = tmp_path / name
     folder.mkdir()
     cfg = write_config(folder, f"  - {{id: t, provider: openai, base_url: '{sim.openai_base_url}', model: {model}}}",
                        "canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n    samples: 1\n"
-                       "    schedule: {every: 1s}\n", extra="daemon: {max_start_delay: 0}\n")
+                       "    schedule: {every: 1s}\n" + more, extra="daemon: {max_start_delay: 0}\n")
     cfg.write_text(cfg.read_text().replace(f"sqlite:///{folder / 'm.db'}", url))
     registry = CollectorRegistry()
     app = App(load_config(cfg, environ={}), registry=registry, environ={}, serve_http=False, leader_poll_s=0.1,
@@ -120,6 +121,33 @@ async def test_two_daemons_on_one_store_probe_once_and_the_standby_takes_over(
         await a.stop()
         await _until(lambda: b.leading and _attempts(reg_b) >= 2)
         assert b.scheduler.running and reg_b.get_sample_value("llm_monitor_leader") == 1
+    finally:
+        await b.stop()
+        if a.scheduler.running:
+            await a.stop()
+
+
+async def test_a_standby_that_takes_over_keeps_the_schedule_of_a_canary_the_old_leader_just_ran(
+        tmp_path: Path, url: str, steady_sim: SimServer) -> None:
+    """Found by review: the replica that took the lead started every `every` schedule afresh, its first run within
+    `daemon.max_start_delay` (30 s): a canary run every 30m or hourly that the old leader had just run ran again at
+    each take-over (twice in a rolling update; a 60 s canary 20 s after its last run, measured), and at each restart.
+    Its next run now comes one interval after the last stored one."""
+    hourly = "  - id: hourly\n    messages: [{role: user, content: hi}]\n    samples: 1\n    schedule: {every: 1h}\n"
+    (a, reg_a), (b, reg_b) = (_app(tmp_path, url, steady_sim, name, more=hourly) for name in "ab")
+
+    def hourly_attempts(registry: CollectorRegistry) -> float:
+        return registry.get_sample_value("llm_monitor_probe_attempts_total", {"canary": "hourly", "target": "t"}) or 0
+
+    await a.start()
+    await b.start()
+    try:
+        await _until(lambda: hourly_attempts(reg_a) == 1 and _attempts(reg_a) >= 2)
+        await a.stop()
+        # b leads, and its schedule has run the 1 s canary twice since: the hourly one, run 1 s or so ago, waits
+        await _until(lambda: b.leading and _attempts(reg_b) >= 2)
+        assert hourly_attempts(reg_b) == 0
+        assert len(b.store.runs(canary="hourly")) == 1
     finally:
         await b.stop()
         if a.scheduler.running:

@@ -11,8 +11,10 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from monitor.store import Store
 from monitor.store.leader import Leadership
@@ -21,8 +23,10 @@ PGBOUNCER = shutil.which("pgbouncer") or ("/usr/sbin/pgbouncer" if os.path.exist
 
 
 @pytest.fixture
-def pooled_url(tmp_path: Path, pg_url: str) -> Iterator[str]:
-    """`pg_url`'s database through PgBouncer in transaction mode, with one server session (apt: pgbouncer)."""
+def pooled_url(request: pytest.FixtureRequest, tmp_path: Path, pg_url: str) -> Iterator[str]:
+    """`pg_url`'s database through PgBouncer in transaction mode, with one server session (apt: pgbouncer), or as
+    many as the test's `indirect` parameter says."""
+    sessions = getattr(request, "param", 1)
     if PGBOUNCER is None:
         if os.environ.get("CI"):
             pytest.fail("CI must test the leader lock behind PgBouncer (apt-get install pgbouncer)")
@@ -37,7 +41,7 @@ def pooled_url(tmp_path: Path, pg_url: str) -> Iterator[str]:
     ini = tmp_path / "pgbouncer.ini"
     ini.write_text(f"[databases]\n{name} = host={host} port={pg_port} dbname={name} user={user}\n"
                    f"[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\nauth_type = any\n"
-                   "pool_mode = transaction\ndefault_pool_size = 1\nunix_socket_dir =\n"
+                   f"pool_mode = transaction\ndefault_pool_size = {sessions}\nunix_socket_dir =\n"
                    "ignore_startup_parameters = extra_float_digits,options\n")
     os.chmod(tmp_path, 0o755)
     os.chmod(ini, 0o644)
@@ -78,3 +82,40 @@ def test_two_replicas_behind_a_transaction_pooler_do_not_both_lead(
         second.release()
         for s in stores:
             s.close()
+
+
+@pytest.mark.parametrize("pooled_url", [2], indirect=True)
+def test_a_leader_whose_check_a_transaction_pooler_moves_to_another_session_says_why_it_lost_the_lock(
+        pooled_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    """Found by review: behind PgBouncer's pool_mode=transaction with two server sessions, a lone replica took the
+    lock on one; once another client's transaction held that session, its next check ran on the other, the lock
+    was lost, and it logged only "lost the leader lock (the store connection broke)" and exited 1, the lock left
+    with a session no replica can release (none led again, the standbys saying "another replica holds the leader
+    lock"). The check now names the pooler and the session that keeps the lock."""
+    store, other = Store(pooled_url), Store(pooled_url)
+    leader = Leadership(store.engine)
+    busy: list[Any] = []
+    try:
+        assert leader.try_acquire()
+        held_by = leader._pid
+        # occupy the lock's server session with an open transaction, so the leader's next check runs on the other
+        busy += [other.engine.connect() for _ in range(2)]
+        pids = []
+        for conn in busy:
+            conn.begin()
+            pids.append(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
+            if pids[-1] == held_by:
+                break
+        assert pids[-1] == held_by
+        if len(pids) == 2:
+            busy[0].rollback()  # free the other session for the leader's check
+        with caplog.at_level(logging.ERROR, logger="monitor.leader"):
+            assert not leader.still_held()
+        [line] = [r.getMessage() for r in caplog.records if r.name == "monitor.leader"]
+        assert "pool_mode=transaction" in line and f"session {held_by} keeps the lock" in line
+    finally:
+        for conn in busy:
+            conn.close()
+        leader.release()
+        store.close()
+        other.close()

@@ -60,11 +60,17 @@ TRY_LOCK = text(
 # Whether the lock is still held by the session that took it: not only that a connection answers (behind a pooler
 # the server session holding it may be gone, or another than the one answering)
 HOLDS_LOCK = text(
-    "SELECT pg_backend_pid() = :pid AND EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = 0 "
+    "SELECT pg_backend_pid(), EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = 0 "
     "AND objid = :k AND objsubid = 1 AND pid = :pid AND granted)")
 SHARED_SESSION = ("the leader lock's database session is not this replica's own: a pooler in transaction mode "
                   "(PgBouncer's pool_mode=transaction) shares its server sessions between the replicas, and each "
                   "would lead; connect the daemons to PostgreSQL directly or through a pool in session mode")
+# A leader's check answered by another server session than the one that took the lock: only a pooler in transaction
+# mode moves a connection between sessions. The lock stays with that session, which no replica can release.
+SESSION_MOVED = ("the leader lock's check was answered by database session %s, not by session %s that took the lock: a "
+                 "pooler in transaction mode (PgBouncer's pool_mode=transaction) moves connections between server "
+                 "sessions; session %s keeps the lock until the pooler closes it, and no replica leads meanwhile; "
+                 "connect the daemons to PostgreSQL directly or through a pool in session mode")
 
 
 # The session holding the leader lock when it is a daemon's: its state and how long it has been in it (both NULL
@@ -125,10 +131,13 @@ class Leadership:
         if self._conn is None:
             return self._file_still_ours()  # a file lock lasts as long as the process, on the file it locked
         try:
-            ours = bool(self._conn.execute(HOLDS_LOCK, {"k": LEADER_LOCK_ID, "pid": self._pid}).scalar_one())
+            pid, held = self._conn.execute(HOLDS_LOCK, {"k": LEADER_LOCK_ID, "pid": self._pid}).one()
         except Exception:
-            ours = False
+            pid, held = None, False
+        ours = pid == self._pid and bool(held)
         if not ours:
+            if pid is not None and pid != self._pid:  # the connection answers, from another session: a pooler's
+                log.error(SESSION_MOVED, pid, self._pid, self._pid)
             self.held = False
             self._close()
             return False

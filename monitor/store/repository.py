@@ -286,6 +286,15 @@ class Store:
                 ObservationRow.target == target, ObservationRow.started_at >= since)
             return float(s.exec(q).one() or 0.0)
 
+    def last_scheduled_runs(self, since: datetime) -> dict[tuple[str, str], datetime]:
+        """Return, per canary x target with one started at or after `since`, when its newest scheduled run started
+        (any replica's: a standby taking over keeps the schedule the old leader had)."""
+        with Session(self.engine) as s:
+            q = (select(RunRow.canary, RunRow.target, func.max(RunRow.started_at))
+                 .where(RunRow.trigger == "schedule", col(RunRow.started_at) >= since)
+                 .group_by(RunRow.canary, RunRow.target))
+            return {(c, t): m.replace(tzinfo=m.tzinfo or UTC) for c, t, m in s.exec(q) if m is not None}
+
     def last_success(self, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], datetime]:
         """Return, for each of `pairs` with one, when its newest successful call of the daemon's runs started.
 
