@@ -134,3 +134,22 @@ def test_notifications_whose_transaction_rolled_back_are_forgotten_by_the_cooldo
     p.restore(undo)  # the drift event and these notifications were not stored: written again later
     assert [n.sink for n in p.notifications(ev(), T0 + timedelta(seconds=1))] == ["hook", "chat", "am"]
     assert [n.sink for n in p.notifications(ev(signal="other", event_id="e0"), T0)] == ["am"]
+
+
+def test_merged_resolves_of_a_baseline_reset_say_an_operator_closed_them() -> None:
+    # `baseline reset --note` ends every open event of a pair: one message. Each end says "closed by an operator:
+    # NOTE"; the merged one said "2 signals resolved: NOTE", which reads as the provider back at baseline.
+    from monitor.alerts.policy import merge_drift, payload
+
+    c = cfg()
+    ends = [payload(ev("drift.resolved", signal=s, event_id=f"e-{s}", resolved_at=T0, note="latency known",
+                       summary=f"kill-python @ gpt-mini: {s} resolved, closed by an operator: latency known"), c, T0)
+            for s in ("ttft_s", "latency_s")]
+    assert merge_drift(ends)["summary"] == ("kill-python @ gpt-mini: 2 signals resolved, closed by an operator: "
+                                            "latency known (ttft_s, latency_s)")
+    back = payload(ev("drift.resolved", signal="similarity", event_id="e-sim", resolved_at=T0), c, T0)
+    assert merge_drift([back, *ends])["summary"] == (
+        "kill-python @ gpt-mini: 3 signals resolved, closed by an operator: latency known (ttft_s, latency_s); "
+        "back at baseline (similarity)")
+    assert merge_drift([back, back | {"signal": "x"}])["summary"] == \
+        "kill-python @ gpt-mini: 2 signals resolved (similarity, x)"

@@ -160,3 +160,67 @@ def test_the_engine_lets_go_of_events_once_they_are_resolved_or_accepted() -> No
     assert model in eng.events()
     accepted = {u.event.id for u in eng.accept("c", "t", note="planned upgrade")}
     assert model.id in accepted and eng.events() == []
+
+
+def test_a_value_event_s_evidence_shows_a_completion_that_changed_not_the_window_s_typical_one() -> None:
+    # A known answer that turns wrong 4 times in 10: most answers are still the old one, so the window's most
+    # typical completion is `[Yes]`, and the length and similarity events showed `[Yes]` against `[Yes]`.
+    from datetime import UTC, datetime, timedelta
+
+    import numpy as np
+
+    from monitor.domain import CallResult, FinishReason, Observation, Usage
+
+    rng = np.random.default_rng(3)
+    eng, t = DriftEngine(), [0]
+
+    def feed(n: int, wrong: float) -> list:
+        out = []
+        for _ in range(n):
+            t[0] += 1
+            text = "[No]" if rng.random() < wrong else "[Yes]"
+            call = CallResult(text=text, finish_reason=FinishReason.STOP, response_model="m", system_fingerprint="fp",
+                              usage=Usage(output_tokens=2), latency_s=float(rng.lognormal(0, 0.3)),
+                              ttft_s=float(rng.lognormal(-1, 0.3)))
+            at = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=t[0])
+            out += eng.observe(Observation("c", "t", "sim", "m", at, call, refusal="none", id=f"o-{t[0]}"))
+        return out
+
+    assert not [u for u in feed(200, 0.0) if u.action == "opened"]
+    opened = [u.event for u in feed(200, 0.4) if u.action == "opened"]
+    values = [e for e in opened if e.signal in ("output_chars", "similarity")]
+    assert {e.signal for e in values} == {"output_chars", "similarity"}, [e.signal for e in opened]
+    for e in values:
+        assert e.evidence["current_completion"] == "[No]", (e.signal, e.test, e.evidence)
+        assert e.evidence["diff"] == "[-[Yes]-] {+[No]+}"
+
+
+def test_a_change_s_observations_never_join_the_reference_after_its_event_resolved() -> None:
+    # Latency triples, its event opens, the provider goes back and the event resolves. The observations of the
+    # change still among the latest 50 then aged out into the reference (the signal had no open event any more): a
+    # voice swap's low similarity joined it so, and the return to the old voice opened a second event (seen live).
+    from datetime import UTC, datetime, timedelta
+
+    import numpy as np
+
+    from monitor.domain import CallResult, FinishReason, Observation, Usage
+
+    rng = np.random.default_rng(0)
+    eng, t, log = DriftEngine(), [0], []
+
+    def feed(n: int, low: float) -> None:
+        for _ in range(n):
+            t[0] += 1
+            call = CallResult(text="Send SIGTERM, then SIGKILL.", finish_reason=FinishReason.STOP, response_model="m",
+                              system_fingerprint="fp", usage=Usage(output_tokens=5),
+                              latency_s=float(rng.uniform(low, low + 1)))
+            at = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=t[0])
+            log.extend((u.action, u.event.signal) for u in eng.observe(
+                Observation("c", "t", "sim", "m", at, call, refusal="none", id=f"o-{t[0]}")))
+
+    feed(50, 0.5)  # the baseline, and some history
+    feed(150, 3.0)  # latency in [3, 4): a change
+    feed(300, 0.5)  # back
+    assert [x for x in log if x[1] == "latency_s" and x[0] != "updated"] == [("opened", "latency_s"), ("resolved", "latency_s")]
+    reference = eng.baseline("c", "t").values["latency_s"]
+    assert len(reference) > 200 and max(reference) < 3, sorted(reference)[-25:]

@@ -231,8 +231,18 @@ def merge_drift(payloads: list[dict[str, Any]]) -> dict[str, Any]:
             if all((p.get("evidence") or {}).get("reason") == RETIRED for p in payloads):
                 how = "no longer monitored (removed from the configuration)"  # as each end says (a reload retired them)
             notes = sorted({str(p.get("note")) for p in payloads if p.get("note")})
-            merged["summary"] = (f"{where}: {len(signals)} signals {how}" + (f": {'; '.join(notes)}" if notes else "")
-                                 + f" ({', '.join(str(s) for s in signals)})")
+            names = ", ".join(str(s) for s in signals)
+            if kind == "drift.resolved" and notes and how == "resolved":
+                # as each end says: a resolve with a note is an operator's (`baseline reset`), not the provider back
+                # at baseline; "N signals resolved: NOTE" read as the latter
+                back = [str(p.get("signal")) for p in payloads if not p.get("note")]
+                closed = [str(p.get("signal")) for p in payloads if p.get("note")]
+                merged["summary"] = (f"{where}: {len(signals)} signals resolved, closed by an operator: "
+                                     f"{'; '.join(notes)} ({', '.join(closed)})"
+                                     + (f"; back at baseline ({', '.join(back)})" if back else ""))
+            else:
+                merged["summary"] = (f"{where}: {len(signals)} signals {how}"
+                                     + (f": {'; '.join(notes)}" if notes else "") + f" ({names})")
         ranks = {"critical": 0, "warning": 1, "info": 2}
         merged["severity"] = min((str(p.get("severity") or "warning") for p in payloads),
                                  key=lambda s: ranks.get(s, 1))

@@ -229,6 +229,7 @@ class DriftEngine:
         # tests would compare them with it. The new baseline's window starts empty.
         st.entries.clear()
         st._gone_run = 0
+        st._resolved_at.clear()
         st._starts.clear()
         st.baseline = b
         st.cusums.clear()

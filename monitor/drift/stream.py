@@ -72,6 +72,9 @@ class Stream(RateCharts, WindowTests, ZeroTolerance):
     n_all: int = 0
     zero: frozenset[str] = frozenset()  # signals declared zero-tolerance by the canary (monitor.drift.zero)
     _gone_run: int = 0  # outage failures in a row among the observations that last left the entries (_outage)
+    # per signal, when its last event resolved: the observations up to then that are still in the entries showed
+    # the change (or may have), and never join the reference as they age out (_push)
+    _resolved_at: dict[str, str] = field(default_factory=dict)
 
     # -- entry point --------------------------------------------------------------------------------------
     def observe(self, obs_id: str, at: str, ok: bool, text: str, sig: dict[str, SignalValue]) -> list[EventUpdate]:
@@ -115,8 +118,13 @@ class Stream(RateCharts, WindowTests, ZeroTolerance):
         if len(self.entries) > max(s.reference_lag, w):
             gone = self.entries.popleft()
             outage = self._outage(gone)
+            for name in [n for n, at in self._resolved_at.items() if gone.at > at]:
+                del self._resolved_at[name]
             if s.grow_reference and not outage and not any(o.event.kind == MODEL for o in self.open.values()):
-                skip = set(self.open) | {COMPLETION}
+                # An event's signal learns nothing while it is open, nor, once it resolved, from the observations
+                # seen before that: they are the change's (a voice swap's lower similarity), and learnt after the
+                # provider went back they moved the reference, and the return itself opened an event.
+                skip = set(self.open) | set(self._resolved_at) | {COMPLETION}
                 # A signal learns only while every CUSUM on it is low (below ``absorb_below`` of its
                 # threshold): an excursion may be the start of a change, and post-change data absorbed into
                 # the reference would mask it. The decision depends on recent data only, not on the leaving
@@ -190,6 +198,16 @@ class Stream(RateCharts, WindowTests, ZeroTolerance):
             opened_at=now,
             **kw,
         )
+
+    def _moved(self, name: str, up: bool) -> Any:
+        """Which observations show a value's change: those on its side of the reference's median. The evidence of
+        a value's event shows one of them: the window's most typical completion is still the old behaviour while
+        only part of the answers changed (a known answer wrong 4 times in 10: `[Yes]` against `[Yes]`)."""
+        ref = self.baseline.values.get(name) or []
+        if not ref:
+            return None
+        mid = float(np.median(ref))
+        return lambda e: (v := finite(e.signals.get(name))) is not None and (v > mid if up else v < mid)
 
     def _evidence(self, pick: Any = None) -> dict[str, Any]:
         texts = [e.text for e in self._window() if e.text is not None and (pick is None or pick(e))]
@@ -315,7 +333,7 @@ class Stream(RateCharts, WindowTests, ZeroTolerance):
             name, BEHAVIOUR, "rank_cusum", first, entry.at,
             baseline_value=float(np.mean(ref)), current_value=float(np.mean(vals)) if vals else None,
             effect_size=total / max(run, 1), statistic=rc.level(), p_value=None, threshold=h,
-            baseline_n=len(ref), current_n=run, evidence=self._evidence(),
+            baseline_n=len(ref), current_n=run, evidence=self._evidence(self._moved(name, up)),
             detail={"direction": "up" if up else "down", "k": self.settings.rank_k,
                     "baseline_median": float(np.median(ref)),
                     "current_median": float(np.median(vals)) if vals else None},
@@ -331,6 +349,7 @@ class Stream(RateCharts, WindowTests, ZeroTolerance):
         op = self.open.pop(name)
         op.event.state = RESOLVED
         op.event.resolved_at = now
+        self._resolved_at[name] = max(now, self.entries[-1].at) if self.entries else now
         for cusums in (self.cusums, self.large_cusums):
             for key in [k for k in cusums if k[0] == name]:
                 cusums[key].reset()

@@ -33,6 +33,7 @@ class WindowTests:
     _window: Any  # Stream's: the window's values of one signal
     _event: Any  # Stream's: builds an event of this stream
     _evidence: Any  # Stream's: representative completions and their diff
+    _moved: Any  # Stream's: which observations show a value's change
     _resolve: Any  # Stream's: closes an open event
 
     # -- window tests --------------------------------------------------------------------------------------
@@ -111,12 +112,15 @@ class WindowTests:
 
     def _open_window(self, name: str, res: TestResult, now: str) -> EventUpdate:
         win = self._window()
+        # a value's change is shown by a completion that moved its way (Cliff's delta: the window's side)
+        pick = (self._moved(name, res.effect > 0)
+                if name != COMPLETION and signal_type(name) == CONTINUOUS and res.effect else None)
         ev = self._event(
             name, BEHAVIOUR, res.test, win[0] if win else None, now,
             baseline_value=res.baseline_value, current_value=res.current_value, effect_size=res.effect,
             statistic=res.statistic, p_value=res.p_value, threshold=None,
             baseline_n=self.baseline.count if name == COMPLETION else self._ref_n(name), current_n=len(win),
-            evidence=self._evidence(), detail=dict(res.detail),
+            evidence=self._evidence(pick), detail=dict(res.detail),
         )
         sample: Any
         if name == COMPLETION:
