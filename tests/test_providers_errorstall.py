@@ -70,7 +70,9 @@ async def test_an_error_reply_whose_body_stalls_is_a_timeout_that_keeps_its_stat
     assert r.retry_after_s == 7.0 and r.request_id == "req_1"
     assert r.ratelimit["x-ratelimit-remaining-requests"] == "0"
     assert r.send_wait_s is not None  # the request start was noted as for an error status read whole
-    assert r.latency_s is not None and TIMEOUT_S * 0.9 <= r.latency_s < 5
+    # the deadline counts from the call's start, the latency from the request's send (after send_wait_s, longer
+    # on a loaded machine): together they cover the whole wait
+    assert r.latency_s is not None and r.latency_s + r.send_wait_s >= TIMEOUT_S * 0.9 and r.latency_s < 5
 
 
 @pytest.mark.parametrize("kind", KINDS)
