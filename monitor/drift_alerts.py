@@ -6,6 +6,7 @@ from datetime import datetime
 
 from monitor.alerts import AlertEvent
 from monitor.alerts.events import RESOLVING
+from monitor.decision import BACK, WINDOW
 from monitor.drift import DriftEvent, EventUpdate
 
 
@@ -58,6 +59,8 @@ def alert_event(update: EventUpdate, tags: tuple[str, ...] = ()) -> AlertEvent:
                 "current_value": e.current_value, "effect_size": e.effect_size, "p_value": e.p_value,
                 "statistic": e.statistic, "threshold": e.threshold, "baseline_n": e.baseline_n,
                 "current_n": e.current_n, "first_obs_at": e.first_obs_at, "diff": _excerpt(ev.get("diff") or "")}
+    # a chart's event: the latest window test beside it, under its own name; a resolved rate: what showed it back
+    evidence |= {k: e.detail[k] for k in (WINDOW, BACK) if e.detail.get(k)}
     return AlertEvent(kind=kind, canary=e.canary, target=e.target, signal=e.signal,
                       severity="warning", tags=tags, event_id=e.id,
                       opened_at=_dt(e.opened_at), resolved_at=_dt(e.resolved_at or e.accepted_at),

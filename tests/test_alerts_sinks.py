@@ -9,7 +9,7 @@ import pytest
 
 from monitor.alerts.config import AlertsConfig
 from monitor.alerts.events import AlertEvent
-from monitor.alerts.policy import plan
+from monitor.alerts.policy import merge_drift, plan
 from monitor.alerts.signing import sign
 from monitor.alerts.sinks import build_sinks
 from monitor.errors import SecretError
@@ -139,3 +139,35 @@ def test_slack_message_keeps_to_slacks_field_limits_whatever_the_external_labels
     fields = [f["text"] for f in json.loads(build_sinks(few, ENV)["chat"].render(notes()["chat"], T0).body)
               ["blocks"][1]["fields"]]
     assert fields[0] == "*env*\nprod" and len(fields[1]) <= 2000 and len(fields) == 6
+
+
+def test_slack_shows_the_deciding_test_and_its_figures_for_every_kind_of_drift_event() -> None:
+    """A chart's event (a rate chart, a rank CUSUM) showed no test nor figure in Slack, a window test's its p-value
+    unnamed: each now shows `test:` with a p-value or the chart's level/threshold, a rank CUSUM's later window test
+    under that test's name, a resolved rate what showed it back; a message of several events names each one's."""
+    from monitor.alerts.sinks.slack import slack_message
+    from monitor.drift import DriftEvent, EventUpdate
+    from monitor.drift_alerts import alert_event
+
+    def message(action: str, *events: DriftEvent) -> str:
+        payloads = [plan(alert_event(EventUpdate(action, e)), CFG, T0, {}).notifications for e in events]
+        chat = [n for ns in payloads for n in ns if n.sink == "chat"]
+        p = chat[0].payload if len(chat) == 1 else merge_drift([n.payload for n in chat])
+        return "\n".join(b["text"]["text"] for b in slack_message(p)["blocks"] if "text" in b)
+
+    base = dict(canary="c1", target="t1", kind="behaviour", baseline_n=300, first_obs_id=None, first_obs_at=None,
+                opened_at=T0.isoformat())
+    rate = DriftEvent(signal="refused", test="bernoulli_cusum", baseline_value=0.0, current_value=0.6,
+                      effect_size=1.8, statistic=17.94, p_value=None, threshold=14.2, current_n=147,
+                      detail={"back": {"n": 370, "hits": 2, "rate": 2 / 370}}, **base)
+    rank = DriftEvent(signal="output_chars", test="rank_cusum", baseline_value=225.0, current_value=349.0,
+                      effect_size=1.2, statistic=13.1, p_value=None, threshold=13.0, current_n=30,
+                      detail={"window": {"test": "mann_whitney+ks", "p_value": 4.1e-8}}, **base)
+    window = DriftEvent(signal="latency_s", test="mann_whitney+ks", baseline_value=1.0, current_value=2.0,
+                        effect_size=0.9, statistic=0.8, p_value=3.2e-6, threshold=None, current_n=30, **base)
+    assert "test: bernoulli_cusum 17.9/14.2" in message("opened", rate)
+    assert "back: 0.00541 over the last 370" in message("resolved", rate)
+    assert "test: rank_cusum 13.1/13; mann_whitney+ks p=4.1e-08" in message("opened", rank)
+    assert "test: mann_whitney+ks p=3.2e-06" in message("opened", window)
+    both = message("opened", rate, window)
+    assert "refused: 0 -> 0.6 (bernoulli_cusum 17.9/14.2)" in both and "(mann_whitney+ks p=3.2e-06)" in both

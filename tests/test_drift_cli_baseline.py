@@ -75,6 +75,15 @@ def test_the_events_table_says_which_test_decided_and_does_not_mix_p_values_with
     assert decision({"test": "bernoulli_cusum", "p_value": None, "statistic": 7.14, "threshold": 5.2}) == \
         "bernoulli_cusum 7.14/5.2"
     assert decision({"test": "first_seen", "p_value": None, "statistic": None, "threshold": None}) == "first_seen"
+    # a chart's event whose signal a window test went on testing: that p-value under that test's name, never the
+    # chart's (`rank_cusum p=4.1e-08` read as the rank CUSUM's); one stored before that was kept apart: `window`
+    assert decision({"test": "rank_cusum", "p_value": None, "statistic": 13.1, "threshold": 13.0,
+                     "detail": {"window": {"test": "mann_whitney+ks", "p_value": 4.1e-8}}}) == \
+        "rank_cusum 13.1/13; mann_whitney+ks p=4.1e-08"
+    assert decision({"test": "rank_cusum", "p_value": 4.1e-8, "statistic": 13.1, "threshold": 13.0}) == \
+        "rank_cusum 13.1/13; window p=4.1e-08"
+    # a replayed window test keeps its level (alpha) as its threshold: still its p-value
+    assert decision({"test": "chi_square", "p_value": 1e-4, "statistic": 31.0, "threshold": 0.01}) == "chi_square p=0.0001"
 
 
 def test_baseline_show_counts_what_the_reference_learned_beside_what_it_was_built_from() -> None:

@@ -178,3 +178,43 @@ def test_event_opened_by_a_chart_resolves_through_windows_without_crashing() -> 
         updates += engine.observe(obs)
     opened = [u for u in updates if u.action == "opened" and u.event.signal == "output_chars"]
     assert opened
+
+
+def test_a_chart_event_keeps_its_own_figures_and_a_later_window_test_is_labelled_with_its_own_name() -> None:
+    """A rank-CUSUM event took each later window test's p-value as its own: `drift` read `rank_cusum p=4.1e-08`,
+    a p-value no rank CUSUM gave. The chart's level/threshold stay the event's; the window's p-value is kept in the
+    detail under its test's name."""
+    from monitor.decision import decision
+
+    eng, sim = DriftEngine(), Sim(4)
+    _feed(eng, sim, 300)
+    sim.mean_len *= 1.6
+    ups = [u for u in _feed(eng, sim, 150) if u.event.signal == "output_chars"]
+    assert ups[0].action == "opened" and ups[0].event.test == "rank_cusum"
+    assert any(u.action == "updated" for u in ups)
+    ev = ups[-1].event
+    assert ev.p_value is None and ev.statistic is not None and ev.threshold is not None
+    assert ev.detail["window"]["test"] == "mann_whitney+ks" and ev.detail["window"]["p_value"] < 0.01
+    assert decision(ev.to_json()) == (f"rank_cusum {ev.statistic:.3g}/{ev.threshold:.3g}; "
+                                      f"mann_whitney+ks p={ev.detail['window']['p_value']:.2g}")
+
+
+def test_a_resolved_rate_event_shows_the_rate_while_the_change_lasted_and_what_showed_it_back() -> None:
+    """A refusal rate at 60% for 150 observations: resolved, the event read `0 -> 0.17` (the rate since the change
+    began, the 370 passes that showed it back counted in). It shows the rate up to the return, 0.6, and keeps the
+    return's own observations in `detail.back`; the two add up to the since-start figures."""
+    eng, sim = DriftEngine(), Sim(0, refusal=0.0)
+    _feed(eng, sim, 300)
+    sim.refusal = 0.6
+    _feed(eng, sim, 150)
+    ev = eng.stream("c", "t").open["refused"].event
+    total_n, total_hits = ev.current_n, ev.detail["hits"]
+    sim.refusal = 0.0
+    later = _feed(eng, sim, 1500)
+    [done] = [u.event for u in later if u.action == "resolved" and u.event.signal == "refused"]
+    back = done.detail["back"]
+    assert abs(done.current_value - 0.6) < 0.1, (done.current_value, done.current_n, back)
+    assert done.detail["hits"] == round(done.current_value * done.current_n)
+    assert back["rate"] == back["hits"] / back["n"] < 0.05
+    assert done.current_n + back["n"] >= total_n and done.detail["hits"] + back["hits"] >= total_hits
+    assert done.effect_size is not None and done.effect_size > 1.0

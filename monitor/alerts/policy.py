@@ -27,6 +27,7 @@ from monitor.alerts.events import (
     condition_of,
     status_of,
 )
+from monitor.decision import decision
 
 STATEFUL_SINKS = frozenset({"alertmanager", "pagerduty"})  # they de-duplicate and group themselves
 MODEL_GROUP = "model"  # the signal of webhook/Slack model-change notifications, grouped per target
@@ -216,7 +217,8 @@ def merge_drift(payloads: list[dict[str, Any]]) -> dict[str, Any]:
         ev = p.get("evidence") or {}
         events.append({"signal": p.get("signal"), "event_id": p.get("event_id"), "kind": p.get("condition"),
                        "baseline_value": ev.get("baseline_value"), "current_value": ev.get("current_value"),
-                       "p_value": ev.get("p_value"), "link": p.get("link")})
+                       "p_value": ev.get("p_value"), "decision": decision(ev) if ev.get("test") else None,
+                       "link": p.get("link")})
         if p.get("signal") not in signals:
             signals.append(p.get("signal"))
     merged = {**first, "signals": signals, "events": events}

@@ -22,6 +22,7 @@ from monitor.commands.common import (
     table_console,
     utc_time,
 )
+from monitor.decision import decision
 from monitor.domain import Observation
 from monitor.errors import shown
 
@@ -35,16 +36,6 @@ def _fmt(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.3g}"
     return "" if v is None else str(v)
-
-
-def decision(e: dict[str, Any]) -> str:
-    """The test that decided and its figure: a p-value for window tests, level against threshold for charts."""
-    test, p, stat, limit = e.get("test") or "", e.get("p_value"), e.get("statistic"), e.get("threshold")
-    if p is not None:
-        return f"{test} p={p:.2g}"
-    if stat is not None and limit is not None:
-        return f"{test} {stat:.3g}/{limit:.3g}"
-    return test
 
 
 NOT_CONFIGURED = "open (not configured)"  # the table's state of an open event whose pair the config no longer has

@@ -21,7 +21,8 @@ class DriftEvent:
 
     ``kind`` is "behaviour" for completions and rates, "model" for a change of served model or fingerprint.
     ``statistic`` is the test statistic (for sequential tests the CUSUM level, with ``threshold`` beside);
-    ``p_value`` is set for window tests. ``first_obs_id``/``first_obs_at`` name the first observation after
+    ``p_value`` is set for window tests, only the one that opened the event (a chart's event keeps the latest window
+    test of its signal in ``detail["window"]``, ``monitor.decision``). ``first_obs_id``/``first_obs_at`` name the first observation after
     the estimated change point. There is at most one open event per canary x target x signal; its ``id`` is
     derived from those and the first observation, so rebuilding the engine from stored observations yields
     the same ids.

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from monitor.decision import BACK
 from monitor.drift import budget
 from monitor.drift import cusum as cs
 from monitor.drift import ratechart as rc
@@ -99,6 +100,7 @@ class RateCharts:
                 if reverse is not None and chart is not None and op.flip == up:
                     out.append(_seen(op.event, bool(value)))
                     if reverse.step(not x, chart.r, chart.m) >= chart.h:
+                        _ended(op.event, reverse, up)
                         out.append(self._resolve(name, entry.at))
                 continue
             inc = self._steps.get((name, up), (0.0, 0.0))
@@ -163,3 +165,23 @@ def _seen(ev: DriftEvent, hit: bool) -> EventUpdate:
     if isinstance(ev.baseline_value, float | int):
         ev.effect_size = 2 * math.asin(math.sqrt(ev.current_value)) - 2 * math.asin(math.sqrt(ev.baseline_value))
     return EventUpdate("updated", ev)
+
+
+def _ended(ev: DriftEvent, reverse: cs.BernoulliCusum, up: bool) -> None:
+    """A rate event resolving: its current value becomes the rate while the change lasted, from its start to where
+    the return began (where the reverse chart's run began, as the opening chart's run dates the start), not the
+    rate since the start, which the return's own observations pull back towards the baseline (refused 0 -> 0.48 for
+    a change at 0.6). The return's observations, count, hits and rate, go to ``detail["back"]``: nothing is lost
+    (the since-start figures are the two added up)."""
+    back = reverse.run
+    trues = back - reverse.run_events if up else reverse.run_events  # the reverse chart counts the other outcome
+    rate = ev.current_value if isinstance(ev.current_value, float | int) else 0.0
+    hits = int(ev.detail.get("hits", round(rate * ev.current_n)))
+    if back < 1 or ev.current_n - back < 1:
+        return
+    ev.detail[BACK] = {"n": back, "hits": trues, "rate": trues / back}
+    ev.detail["hits"] = hits - trues
+    ev.current_n -= back
+    ev.current_value = (hits - trues) / ev.current_n
+    if isinstance(ev.baseline_value, float | int):
+        ev.effect_size = 2 * math.asin(math.sqrt(ev.current_value)) - 2 * math.asin(math.sqrt(ev.baseline_value))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from monitor.decision import WINDOW
 from monitor.drift import budget
 from monitor.drift.events import BEHAVIOUR, MODEL, DriftEvent, EventUpdate
 from monitor.drift.mmd import TextFeature, features, mmd_test
@@ -195,12 +196,19 @@ class WindowTests:
 
 
 def _update(event: DriftEvent, res: TestResult) -> None:
-    """Give an open event the latest window test's current value and p-value. A category test's two values name
-    the category that moved most, which may change while the event is open: both sides then follow it, so an
-    event never reads "refusal 0%" -> "stop 17%"."""
+    """Give an open event the latest window test's values and p-value. A category test's two values name the
+    category that moved most, which may change while the event is open: both sides then follow it, so an event
+    never reads "refusal 0%" -> "stop 17%".
+    The p-value is the event's own only when a window test opened it: a chart's event (``threshold`` set: its
+    level against it decided) keeps its test's figures, and the window's p-value goes to ``detail["window"]``
+    under that test's name, so it is never read as the chart's (``monitor.decision``)."""
     if isinstance(res.baseline_value, str):  # "stop 97%": a category test's
         event.baseline_value = res.baseline_value
-    event.current_value, event.p_value = res.current_value, res.p_value
+    event.current_value = res.current_value
+    if event.threshold is None:
+        event.p_value = res.p_value
+    else:
+        event.detail[WINDOW] = {"test": res.test, "p_value": res.p_value}
 
 
 def _differs(name: str, sample: Any, current: Any) -> bool:

@@ -9,6 +9,7 @@ from typing import Any
 from monitor.alerts.config import AlertsConfig, SlackSink
 from monitor.alerts.events import Notification
 from monitor.alerts.sinks.base import USER_AGENT, Rendered, Sink, read_url, to_json
+from monitor.decision import BACK, decision
 
 _ICON = {"firing": ":rotating_light:", "resolved": ":white_check_mark:", "info": ":information_source:"}
 _SECTION_MAX = 2900  # Slack caps a section's text at 3000 characters
@@ -62,8 +63,15 @@ def slack_message(p: dict[str, Any], external_labels: Mapping[str, str] | None =
     if fields:
         blocks.append({"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields]})
     ev = p.get("evidence") or {}
-    facts = [f"{k}: {_esc(_num(ev[k]))}" for k in ("baseline_value", "current_value", "p_value", "baseline_n",
-                                                    "current_n") if ev.get(k) is not None]
+    facts = [f"{k}: {_esc(_num(ev[k]))}" for k in ("baseline_value", "current_value") if ev.get(k) is not None]
+    if ev.get("test"):  # the test and its figure, for every kind of event: a p-value, or a chart's level/threshold
+        facts.append(f"test: {_esc(decision(ev))}")
+    elif ev.get("p_value") is not None:
+        facts.append(f"p_value: {_esc(_num(ev['p_value']))}")
+    facts += [f"{k}: {_esc(_num(ev[k]))}" for k in ("baseline_n", "current_n") if ev.get(k) is not None]
+    back = ev.get(BACK)
+    if isinstance(back, dict) and back.get("n"):  # a rate event's end: the rate of the observations that showed it
+        facts.append(f"back: {_esc(_num(back.get('rate')))} over the last {_esc(back['n'])}")
     if ev.get("first_obs_at"):  # since when: the first observation the change was seen in
         facts.append(f"since: {_esc(_when(ev['first_obs_at']))}")
     if p.get("note"):
@@ -75,7 +83,7 @@ def slack_message(p: dict[str, Any], external_labels: Mapping[str, str] | None =
     events = p.get("events") or []
     if len(events) > 1:  # several signals of one canary x target in one message
         changes += [f"{_esc(e.get('signal'))}: {_esc(_num(e.get('baseline_value')))} -> "
-                    f"{_esc(_num(e.get('current_value')))}"
+                    f"{_esc(_num(e.get('current_value')))}" + (f" ({_esc(e['decision'])})" if e.get("decision") else "")
                     + (f" (<{e['link']}|event>)" if e.get("link") else "") for e in events]
     if changes:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(changes)[:_SECTION_MAX]}})
