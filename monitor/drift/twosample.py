@@ -70,7 +70,7 @@ def category_test(ref: dict[str, int], cur: dict[str, int]) -> TestResult | None
     first_seen = [c for c in cats if ref.get(c, 0) == 0 and cur.get(c, 0) > 0]
     # the two summaries: the share of the category that moved most ("length 3%" -> "length 40%"); the modes
     # alone would read "stop -> stop" for a stop share falling from 97% to 60%
-    moved = max(cats, key=lambda c: (abs(cur.get(c, 0) / n1 - ref.get(c, 0) / n0), c))
+    moved = moved_category(ref, cur)
     mode0, mode1 = f"{moved} {ref.get(moved, 0) / n0:.0%}", f"{moved} {cur.get(moved, 0) / n1:.0%}"
     detail: dict[str, Any] = {"first_seen": first_seen, "baseline": dict(ref), "current": dict(cur)}
     if len(cats) < 2:
@@ -88,6 +88,12 @@ def category_test(ref: dict[str, int], cur: dict[str, int]) -> TestResult | None
         ps.append(pvalues.fisher_exact([[k1, n1 - k1], [k0, n0 - k0]]))
     p = min(1.0, min(ps) * len(cats))
     return TestResult(p, chi2, v, mode0, mode1, "fisher_exact_per_category", detail)
+
+
+def moved_category(ref: dict[str, int], cur: dict[str, int]) -> str:
+    """The category whose share moved most between two samples' counts (both non-empty)."""
+    n0, n1 = sum(ref.values()), sum(cur.values())
+    return max(sorted(set(ref) | set(cur)), key=lambda c: (abs(cur.get(c, 0) / n1 - ref.get(c, 0) / n0), c))
 
 
 def benjamini_hochberg(p_values: Sequence[float], q: float) -> list[bool]:

@@ -6,12 +6,13 @@ from typing import Any
 
 from monitor.decision import WINDOW
 from monitor.drift import budget
+from monitor.drift.changepoint import shift_start, witness
 from monitor.drift.events import BEHAVIOUR, MODEL, DriftEvent, EventUpdate
-from monitor.drift.mmd import TextFeature, features, mmd_test
+from monitor.drift.mmd import TextFeature, features, gram, mmd_test
 from monitor.drift.names import CATEGORY, CONTINUOUS, signal_type
 from monitor.drift.signals import finite, normalise
-from monitor.drift.state import _Open
-from monitor.drift.twosample import TestResult, category_test, continuous_test
+from monitor.drift.state import Entry, _Open
+from monitor.drift.twosample import TestResult, category_test, continuous_test, moved_category
 
 COMPLETION = budget.COMPLETION  # the pseudo-signal of the whole-completion MMD test
 BACK_P = 0.1  # a window test's p-value above which an open event's signal is back at the reference
@@ -117,7 +118,7 @@ class WindowTests:
         pick = (self._moved(name, res.effect > 0)
                 if name != COMPLETION and signal_type(name) == CONTINUOUS and res.effect else None)
         ev = self._event(
-            name, BEHAVIOUR, res.test, win[0] if win else None, now,
+            name, BEHAVIOUR, res.test, self._change_start(name, res, win), now,
             baseline_value=res.baseline_value, current_value=res.current_value, effect_size=res.effect,
             statistic=res.statistic, p_value=res.p_value, threshold=None,
             baseline_n=self.baseline.count if name == COMPLETION else self._ref_n(name), current_n=len(win),
@@ -132,6 +133,38 @@ class WindowTests:
             sample = res.detail.get("current")
         self.open[name] = _Open(ev, self.n_ok, sample=sample, sample_p=res.p_value)
         return EventUpdate("opened", ev)
+
+    def _change_start(self, name: str, res: TestResult, win: list[Entry]) -> Entry | None:
+        """The first observation of the change a window test found: the split of the observations held (the window,
+        and for a value or a category the older ones still kept, up to ``reference_lag``) that best separates the
+        reference and what came before from what came after (``changepoint``). The window's first observation, which
+        an event took before, lay up to a window's length before or after the change: `baseline accept`, which keeps
+        only what follows it, took in the old behaviour. The window's first observation still when nothing splits."""
+        held: list[Entry]
+        if name == COMPLETION:  # texts are kept for the window only; scored by the MMD's witness (low: changed)
+            held = [e for e in win if e.text is not None]
+            ref = [features(t, self.settings.mmd_ngram) for t in self.baseline.normalised_texts()]
+            cur = [features(normalise(e.text or ""), self.settings.mmd_ngram) for e in held]
+            scores = witness(gram(ref + cur, self.settings.mmd_kernel), len(ref)).tolist() if ref and cur else []
+            at = shift_start(scores[:len(ref)], scores[len(ref):], up=False)
+        elif signal_type(name) == CONTINUOUS:
+            pairs = [(e, v) for e in self.entries if e.ok and (v := finite(e.signals.get(name))) is not None]
+            held = [e for e, _ in pairs]
+            at = shift_start(self.baseline.values[name], [v for _, v in pairs],
+                             up=res.effect > 0 if res.effect else None)
+        else:  # a category: the share of the one that moved most
+            cur_counts, ref_counts = res.detail.get("current") or {}, self.baseline.categories.get(name) or {}
+            if not cur_counts or not ref_counts:
+                return win[0] if win else None
+            moved = moved_category(ref_counts, cur_counts)
+            k0, n0 = ref_counts.get(moved, 0), sum(ref_counts.values())
+            err = name == "error_type"
+            held = [e for e in self.entries if (e.ok or err) and e.signals.get(name) is not None]
+            at = shift_start([1.0] * k0 + [0.0] * (n0 - k0), [float(str(e.signals[name]) == moved) for e in held],
+                             up=cur_counts.get(moved, 0) / sum(cur_counts.values()) > k0 / n0)
+        if at is None:
+            return win[0] if win else None
+        return held[at]
 
     def _ref_n(self, name: str) -> int:
         if name in self.baseline.values:
