@@ -26,7 +26,7 @@ from typing import Any
 from monitor.alerts import AlertEvent, Alerting
 from monitor.alerts.inhibit import HELD_SIGNALS
 from monitor.domain import Observation, utcnow
-from monitor.drift import DriftEngine, DriftEvent, DriftSettings, EventUpdate
+from monitor.drift import DriftEngine, DriftEvent, DriftSettings, EventUpdate, budget
 from monitor.drift_alerts import alert_event, notifies
 from monitor.drift_writes import CONFIRM_WAIT_S, DriftWrites, failed
 from monitor.signal_writes import SignalWrites
@@ -55,6 +55,8 @@ class Analysis(DriftWrites):
         self.repo = DriftRepository(store.engine)
         self.metrics = metrics
         self.engine = DriftEngine(settings, clock=now)
+        if (why := budget.mmd_out_of_reach(settings)) is not None:  # settings change only with a restart: said once
+            log.warning(why)
         self.alerting = alerting
         self.tags = tags
         self.listeners = listeners or []

@@ -118,6 +118,18 @@ def test_check_config_warns_of_an_uncalibrated_judge_and_an_unsigned_webhook(
     assert "drift false-alarm budget: 0.086 events/day over 1,728 observations/day (0.5 per 10,000 per stream" in text
 
 
+def test_check_config_warns_when_the_fleet_puts_the_whole_completion_test_out_of_reach(
+        tmp_path: Path, steady_sim: SimServer, cli: CliRun) -> None:
+    """Two targets x 60 samples a second: 10 million observations a day under one false alarm a day put the
+    whole-completion test's level (4.3e-7) below the 5e-7 its exact test can reach: said, as it was not."""
+    big = ONE.replace("samples: 3", "samples: 60").replace("every: 5m", "every: 1s")
+    out = cli("check-config", "-c", str(write_config(tmp_path, two_targets(steady_sim), big)), env={"K": "k"})
+    assert out.returncode == 0, out.stderr
+    assert "never open a 'completion' event" in " ".join(out.stdout.split())
+    fine = cli("check-config", "-c", str(write_config(tmp_path, two_targets(steady_sim), ONE)), env={"K": "k"})
+    assert "'completion'" not in fine.stdout
+
+
 def test_check_config_loads_none_of_the_daemons_heavy_modules(tmp_path: Path) -> None:
     """Reading and checking monitor.yaml (as `check-config`, CI and pre-commit hooks do) does not load SciPy,
     NumPy, SQLAlchemy or the provider SDKs: they took most of its second of start-up."""

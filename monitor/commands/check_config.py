@@ -24,6 +24,7 @@ from monitor.config.secrets import resolve_api_key
 from monitor.config.validate import redact_url
 from monitor.counted import counted
 from monitor.domain import EMBEDDINGS_CANARY, JUDGE_CANARY, utcnow
+from monitor.drift import budget
 from monitor.errors import SecretError, SecretMissing
 from monitor.pricing import uncounted_caps
 
@@ -77,6 +78,8 @@ def main(config_path: str, web_config_file: str | None = None) -> int:
     said += [f"{f}: no canaries (an empty file, or one whose canaries list is empty)"
              for f in config.probe_files if not per_file.get(f)]
     said += config.empty_probe_folders
+    if config.drift.enabled and config.pairs() and (why := budget.mmd_out_of_reach(config.drift_settings())):
+        said.append(why)  # a fleet so large its budget's share puts the whole-completion test out of reach
     for w in _in_order(said, [config.path, *([config.web_file] if config.web_file else []), *config.probe_files]):
         _warn(out, w)
     errors = key_errors + [str(p) for p in problems if not isinstance(p, SecretMissing)]

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 
+from monitor.drift import relabellings
 from monitor.drift.settings import DriftSettings
 
 COMPLETION = "completion"
@@ -54,6 +55,20 @@ def mmd_alpha(s: DriftSettings) -> float:
     """Return the level of one whole-completion MMD test (it runs every ``mmd_every`` observations)."""
     share = (1 - s.sequential_share) * _mmd_fraction(s) * s.false_alarms_per_10k
     return share * max(s.mmd_every, s.eval_every) / 10_000.0
+
+
+def mmd_out_of_reach(s: DriftSettings) -> str | None:
+    """Say why the whole-completion test can never fire, if its level is below the smallest p-value its exact
+    permutation test can reach (a large fleet under ``drift.false_alarms_per_day``); None when it can."""
+    alpha = mmd_alpha(s)
+    if not s.enabled(COMPLETION) or alpha <= 0 or relabellings.reachable(alpha):
+        return None
+    floor = relabellings.floor()
+    most = relabellings.MAX_RELABELLINGS
+    return (f"drift: the whole-completion test's level per run ({alpha:.2g}) is below the smallest p-value its exact "
+            f"permutation test can reach ({floor:.2g}, {most:,} relabellings): it will never open a "
+            f"'completion' event; a false-alarm budget (drift.false_alarms_per_day, or drift.false_alarms_per_10k "
+            f"without a fleet cap) at least {math.ceil(floor / alpha * 10) / 10:g}x larger brings it back in reach")
 
 
 def per_10k(s: DriftSettings, directions: int, window_tests: int) -> dict[str, float]:

@@ -4,12 +4,13 @@ Follows Gao, Liang & Guestrin (ICLR 2025, "Model Equality Testing"): compare two
 the maximum mean discrepancy under a string kernel, calibrated by permuting the pooled sample. Kernels: a
 character n-gram spectrum kernel (cosine-normalised hashed counts) and the paper's Hamming kernel over token
 positions. A few hundred permutations and a moment-matched Gamma tail screen; decisions at a small level are
-confirmed by a permutation test large enough for that level (the Gamma tail alone was anti-conservative).
+confirmed by a permutation test large enough for that level (the Gamma tail alone was anti-conservative), which
+stops early once it can no longer reject (Besag & Clifford 1991, "Sequential Monte Carlo p-values"): the usual
+outcome without a change, so a large test costs little on average.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,11 +19,13 @@ import numpy as np
 
 from monitor.drift import pvalues
 from monitor.drift._lean_scipy import sparse
+from monitor.drift.relabellings import exact_relabellings, reachable
 
 DIM = 4096
 HAMMING_LEN = 64
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 _MIX = np.uint64(0x9E3779B97F4A7C15)
+BATCH = 4096  # relabellings drawn at a time
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,16 +91,37 @@ class MmdResult:
     p_permutation: float
     n0: int
     n1: int
+    relabellings: int = 0  # drawn in all: the screening ones and the exact test's (which may stop early)
 
 
 def _null(k: np.ndarray, w: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
     """Return MMD^2 of ``count`` random relabellings of the pooled sample (vectorised)."""
     out = []
-    for start in range(0, count, 4096):
-        b = min(4096, count - start)
+    for start in range(0, count, BATCH):
+        b = min(BATCH, count - start)
         a = w[rng.random((b, len(w))).argsort(axis=1)]
         out.append(((a @ k) * a).sum(axis=1))
     return np.concatenate(out) if out else np.zeros(0)
+
+
+def _exact(k: np.ndarray, w: np.ndarray, observed: float, alpha: float, rng: np.random.Generator) -> tuple[float, int]:
+    """Permutation p-value of ``observed`` for a decision at ``alpha``, and the relabellings it drew.
+
+    Up to B = ``exact_relabellings(alpha)`` relabellings, p = (1 + E) / (1 + B) with E those at least as extreme.
+    It stops as soon as E is so large that p cannot fall to ``alpha`` any more: the decision is the full test's
+    (only an acceptance comes early), so the level holds exactly. The p-value then is Besag-Clifford's E / L, L the
+    relabellings drawn, raised to (1 + E) / (1 + B) if below it: valid, and above ``alpha`` as the decision is.
+    """
+    total, exceed, seen = exact_relabellings(alpha), 0, 0
+    while seen < total:
+        b = min(BATCH, total - seen)
+        for i in np.flatnonzero(_null(k, w, b, rng) >= observed - 1e-12):
+            exceed += 1
+            if (1.0 + exceed) / (total + 1.0) > alpha:
+                drawn = seen + int(i) + 1
+                return max(exceed / drawn, (1.0 + exceed) / (total + 1.0)), drawn
+        seen += b
+    return (1.0 + exceed) / (total + 1.0), total
 
 
 def mmd_test(
@@ -114,8 +138,11 @@ def mmd_test(
     ``permutations`` relabellings give a screening p-value; below 0.05 a moment-matched Gamma tail estimates
     it. The Gamma tail is an approximation that can be anti-conservative far out, so when it says the result
     is near or below ``alpha`` (within 20x) the decision is made by a plain permutation test with enough
-    relabellings (2/alpha, at least 1,000) to reach that level: the p-value returned is then exact (valid at
-    any level) and the approximation only decides when to spend the extra work.
+    relabellings to reach that level (``_exact``: 2/alpha, at least 1,000, at most
+    ``relabellings.MAX_RELABELLINGS``; it stops early once it cannot reject): the p-value returned is then exact
+    (valid at any level) and the approximation only decides when to spend the extra work. At a level out of the
+    exact test's reach (``reachable``) the screening's permutation p-value is returned: the test cannot reject
+    there (the daemon and ``check-config`` say so).
     """
     n0, n1 = len(ref), len(cur)
     if n0 < 5 or n1 < 5:
@@ -127,13 +154,15 @@ def mmd_test(
     null = _null(k, w, permutations, rng)
     p_perm = (1.0 + float((null >= observed - 1e-12).sum())) / (permutations + 1.0)
     p = p_perm
+    drawn = permutations
     mean, var = float(null.mean()), float(null.var())
     if p_perm < 0.05 and mean > 0 and var > 0:
         shape, scale = mean * mean / var, var / mean
         p = pvalues.gamma_sf(observed, shape, scale)
     if alpha is not None and p < 20 * alpha and p_perm < 0.05:
-        more = int(min(max(1000, math.ceil(2.0 / alpha)), 200_000))
-        null = _null(k, w, more, rng)
-        p_perm = (1.0 + float((null >= observed - 1e-12).sum())) / (more + 1.0)
-        p = p_perm
-    return MmdResult(observed, p, p_perm, n0, n1)
+        if reachable(alpha):
+            p_perm, more = _exact(k, w, observed, alpha, rng)
+            p, drawn = p_perm, drawn + more
+        else:  # no exact test can reject at alpha: the screening's permutation p-value (valid, above it) stands
+            p = p_perm
+    return MmdResult(observed, p, p_perm, n0, n1, drawn)

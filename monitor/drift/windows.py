@@ -74,8 +74,9 @@ class WindowTests:
 
     def _window_test(self, name: str) -> Any:
         if name == COMPLETION:
-            # The exact permutation test that certifies a p-value near the test's level takes up to 200,000
-            # relabellings (seconds on the one analysis thread): it decides whether an event opens. While one is
+            # The exact permutation test that certifies a p-value near the test's level takes up to 2/level
+            # relabellings (seconds on the one analysis thread when a change is there: it stops early when it
+            # cannot reject): it decides whether an event opens. While one is
             # open the round only shows the latest p-value and asks whether it is back above 0.1, which the
             # screening relabellings and their tail estimate answer (the exact test never runs above 20x the level).
             alpha = None if name in self.open else budget.mmd_alpha(self.settings)
