@@ -257,28 +257,22 @@ async def test_a_page_after_a_restart_names_the_failures_of_the_streak_stored_be
     """A restart mid-streak restored its failed runs, not its failures: the canary.down it then sent named only
     the run after the restart, `(server_error x10)`, for a streak whose store held 20 bad responses before it; and
     the canary.recovered after another restart named only the failures since that one (none: no key at all)."""
+    async def lifetime(cfg: Path, upstream: str, n: int) -> None:
+        """One daemon, from its start to its stop, through `n` runs against the sim in phase `upstream`."""
+        app = await started(cfg)
+        try:
+            phase(sim, upstream)
+            await runs(app, n)
+        finally:
+            await app.stop()
+
     with Receiver() as rx:
         cfg = config_path(tmp_path, sim, store_url, rx)
-        app = await started(cfg)
-        try:
-            phase(sim, "malformed")
-            await runs(app, 2)
-        finally:
-            await app.stop()
-        app = await started(cfg)
-        try:
-            phase(sim, "down")
-            await runs(app, 1)  # the third failed run pages
-        finally:
-            await app.stop()
+        await lifetime(cfg, "malformed", 2)
+        await lifetime(cfg, "down", 1)  # the third failed run pages
         streak = {"bad_response": 20, "server_error": 10}
         assert health_evidence(rx, "canary.down")["error_counts"] == streak
-        app = await started(cfg)
-        try:
-            phase(sim, "up")
-            await runs(app, 3)
-        finally:
-            await app.stop()
+        await lifetime(cfg, "up", 3)
         assert health_evidence(rx, "canary.recovered")["error_counts"] == streak
         assert told(rx) == [("canary.down", "health"), ("canary.recovered", "health")]
 
