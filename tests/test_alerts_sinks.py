@@ -169,5 +169,9 @@ def test_slack_shows_the_deciding_test_and_its_figures_for_every_kind_of_drift_e
     assert "back: 0.00541 over the last 370" in message("resolved", rate)
     assert "test: rank_cusum 13.1/13; mann_whitney+ks p=4.1e-08" in message("opened", rank)
     assert "test: mann_whitney+ks p=3.2e-06" in message("opened", window)
+    zero = DriftEvent(signal="refused", test="zero_tolerance", baseline_value=0.0, current_value=3 / 40,
+                      effect_size=None, statistic=1.0, p_value=None, threshold=1.0, current_n=40,
+                      detail={"declared": "zero", "violations": 3, "observations": 40}, **base)
+    assert "test: zero_tolerance 3 of 40" in message("opened", zero)  # not its level/threshold, always 1/1
     both = message("opened", rate, window)
     assert "refused: 0 -> 0.6 (bernoulli_cusum 17.9/14.2)" in both and "(mann_whitney+ks p=3.2e-06)" in both

@@ -199,6 +199,31 @@ def test_a_chart_event_keeps_its_own_figures_and_a_later_window_test_is_labelled
                                       f"mann_whitney+ks p={ev.detail['window']['p_value']:.2g}")
 
 
+def test_a_rank_cusum_event_s_median_follows_the_window_its_current_value_describes() -> None:
+    """A rank-CUSUM event's `detail.current_median` stayed the opening run's while its current value followed each
+    later window's mean (a median of 300 chars beside a mean of 420): both now describe the latest window."""
+    from monitor.drift.signals import finite
+
+    eng, sim = DriftEngine(), Sim(4)
+    _feed(eng, sim, 300)
+    sim.mean_len *= 1.6
+    stream, checked, opening = eng.stream("c", "t"), 0, None
+    for _ in range(150):
+        for u in eng.observe(sim.next()):
+            if u.event.signal != "output_chars":
+                continue
+            if u.action == "opened":
+                assert u.event.test == "rank_cusum"
+                opening = u.event.detail["current_median"]
+            elif u.action == "updated":
+                vals = [v for e in stream._window() if (v := finite(e.signals.get("output_chars"))) is not None]
+                assert u.event.current_value == pytest.approx(float(np.mean(vals)))
+                assert u.event.detail["current_median"] == pytest.approx(float(np.median(vals)))
+                checked, last = checked + 1, u.event.detail["current_median"]
+    assert opening is not None and checked
+    assert last != opening  # the opening run's median was the one shown before
+
+
 def test_a_resolved_rate_event_shows_the_rate_while_the_change_lasted_and_what_showed_it_back() -> None:
     """A refusal rate at 60% for 150 observations: resolved, the event read `0 -> 0.17` (the rate since the change
     began, the 370 passes that showed it back counted in). It shows the rate up to the return, 0.6, and keeps the

@@ -39,6 +39,36 @@ def test_first_refusal_opens_an_event_and_a_long_clean_run_resolves_it() -> None
     assert not [u for ups in steps for u in ups if u.action == "opened"]
 
 
+def test_the_drift_table_and_alerts_show_violations_of_observations_not_one_of_one() -> None:
+    """A zero-tolerance event's test read `zero_tolerance 1/1` (its level and threshold, always 1): the table and
+    the alert now both read its violations of the observations since it opened; the stored figures stay."""
+    from rich.console import Console
+
+    from monitor.alerts.policy import merge_drift
+    from monitor.commands.drift import events_table
+    from monitor.decision import decision
+    from monitor.drift import EventUpdate
+    from monitor.drift_alerts import alert_event
+
+    eng = DriftEngine(zero_tolerance={"c": ["refused"]})
+    sim = Sim(3, refusal=0.0)
+    _feed(eng, sim, 200)
+    sim.refusal = 1.0
+    (ev,) = _opened(eng.observe(sim.next()) + eng.observe(sim.next()))
+    sim.refusal = 0.0
+    _feed(eng, sim, 20)
+    k, n = ev.detail["violations"], ev.detail["observations"]
+    assert k == 2 and n > 15 and (ev.statistic, ev.threshold) == (1.0, 1.0)
+    stored = DriftEvent.from_json(ev.to_json()).to_json()
+    assert decision(stored) == f"zero_tolerance 2 of {n}"
+    console = Console(width=250, record=True)
+    console.print(events_table([stored], "drift"))
+    assert f"zero_tolerance 2 of {n}" in console.export_text() and "1/1" not in console.export_text()
+    evidence = alert_event(EventUpdate("updated", ev)).evidence
+    assert decision(evidence) == decision(stored)
+    assert merge_drift([{"evidence": evidence}])["events"][0]["decision"] == f"zero_tolerance 2 of {n}"
+
+
 def test_without_the_declaration_one_refusal_is_not_an_event() -> None:
     eng = DriftEngine()
     sim = Sim(3, refusal=0.0)

@@ -235,10 +235,15 @@ def _update(event: DriftEvent, res: TestResult) -> None:
     never reads "refusal 0%" -> "stop 17%".
     The p-value is the event's own only when a window test opened it: a chart's event (``threshold`` set: its
     level against it decided) keeps its test's figures, and the window's p-value goes to ``detail["window"]``
-    under that test's name, so it is never read as the chart's (``monitor.decision``)."""
+    under that test's name, so it is never read as the chart's (``monitor.decision``).
+    A value's event (a rank CUSUM's or a window test's) keeps ``detail["current_median"]`` beside its current value:
+    both follow the latest window, so the median is never the opening run's next to a later window's mean (a window
+    of one value throughout has no median in its test's detail: its current value, then the median, stands in)."""
     if isinstance(res.baseline_value, str):  # "stop 97%": a category test's
         event.baseline_value = res.baseline_value
     event.current_value = res.current_value
+    if "current_median" in event.detail and isinstance(res.current_value, float):
+        event.detail["current_median"] = res.detail.get("current_median", res.current_value)
     if event.threshold is None:
         event.p_value = res.p_value
     else:
