@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -137,4 +138,34 @@ async def test_a_retired_alert_whose_resolve_was_given_up_on_fires_again_when_it
         sent = len(rx.requests)
         await al.sender.refresh()
         assert [a["labels"]["signal"] for r in rx.requests[sent:] for a in r.json] == ["length"]
+        await al.stop()
+
+
+async def test_firing_alerts_that_cannot_be_rendered_are_one_log_line_per_outage_not_a_traceback(
+        sqlite_store: Store, caplog: pytest.LogCaptureFixture) -> None:
+    """A re-send whose render raises (a row this build cannot render) logs one warning naming the sink, with the
+    secret URL redacted, until it renders again; the loop goes on."""
+    t0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+    with Receiver() as rx:
+        url = f"{rx.url}/tok3nSecretPath"
+        al = build_alerting(cfg(url), sqlite_store, environ={}, now=lambda: t0)
+        await al.publish([drift("drift.opened", "refusal_rate", t0)])
+        await al.sender.flush()
+        sink = al.sender.sinks["am"]
+        good = sink.refresh
+
+        def broken(firing: list, now: datetime) -> None:  # type: ignore[type-arg]
+            raise ValueError(f"bad opened_at in a row for {url}")
+
+        sink.refresh = broken  # type: ignore[method-assign]
+        caplog.set_level(logging.INFO, "monitor.alerts")
+        caplog.clear()
+        assert await al.sender.refresh_sink("am") == 0
+        assert await al.sender.refresh_sink("am") == 0
+        [line] = [r for r in caplog.records if r.name == "monitor.alerts"]
+        assert line.levelname == "WARNING" and line.sink == "am" and "ValueError" in line.error  # type: ignore[attr-defined]
+        assert "tok3nSecretPath" not in str(line.__dict__) and not line.exc_info
+        sink.refresh = good  # type: ignore[method-assign]
+        assert await al.sender.refresh_sink("am") == 1
+        assert "render again" in caplog.records[-1].getMessage()
         await al.stop()

@@ -283,3 +283,25 @@ def test_alerts_test_names_the_sink_and_its_url_without_its_secrets(capsys: pyte
     assert f"failed to deliver to chat (slack, http://{base}/<redacted>, url_env SLACK_URL): HTTP 503" in err, err
     for secret in ("hunter2pass", "tok3nSecret", "xYz123SecretPart", "T0AAAA", "ops:"):
         assert secret not in err, (secret, err)
+
+
+def test_alerts_test_names_the_sink_when_its_message_cannot_be_rendered(monkeypatch: pytest.MonkeyPatch,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """A render that raises (a build whose renderer breaks on the message) is a failed test with one line naming the
+    sink, exit 1, never a traceback; the secret URL the error quotes is redacted."""
+    from monitor.alerts.sinks.slack import Slack
+
+    url = "https://hooks.slack.example/services/T0AAAA/B0BBBB/xYz123SecretPart"
+
+    def broken(self: Slack, n: object, now: object) -> None:
+        raise ValueError(f"cannot lay out the blocks for {url}")
+
+    monkeypatch.setattr(Slack, "render", broken)
+    cfg = AlertsConfig.model_validate({"sinks": [{"name": "chat", "type": "slack", "url_env": "SLACK_URL"}]})
+    assert alerts_test(cfg, "chat", environ={"SLACK_URL": url}) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.count("\n") == 1, err
+    assert "failed to deliver to chat (slack, https://hooks.slack.example/<redacted>, url_env SLACK_URL): cannot " \
+        "render the message: ValueError: cannot lay out the blocks for <redacted>" in err, err
+    assert "xYz123SecretPart" not in err and "Traceback" not in err

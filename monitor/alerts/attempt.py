@@ -51,8 +51,8 @@ async def attempt(client: httpx.AsyncClient, sink: Sink, req: Rendered, now: Cal
             await _post(client, req, sink.timeout, reply, head)
     except Exception as e:  # failures as data: whatever the send raised is this attempt's error
         # Not only httpx's HTTPError and timeouts: a URL that passed the config check but httpx refuses as it sends
-        # (an IPv4 address out of range is an InvalidURL, an "xn--" label that is no IDNA an idna error, neither an
-        # HTTPError) or a local OSError raised past every except, a traceback at each try while the outbox showed
+        # (an emoji name, "xn--ls8h", is an idna error, no HTTPError: the config check, looser than IDNA 2008, lets
+        # it pass) or a local OSError raised past every except, a traceback at each try while the outbox showed
         # no attempt. Once the reply's status is in, the receiver answered: what broke its body off does not matter.
         if not reply:
             if isinstance(e, TimeoutError):

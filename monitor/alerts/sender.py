@@ -54,6 +54,11 @@ IDLE_POLLS = 8
 HOUSEKEEPING_POLLS = 15
 
 
+def _said(e: Exception) -> str:
+    """An exception on one line: its class and message."""
+    return " ".join(f"{e.__class__.__name__}: {e}".split()) if str(e) else e.__class__.__name__
+
+
 class Sender(Delivering):
     """Sends due outbox rows to their sinks; run it as background tasks with :meth:`start`/:meth:`stop`."""
 
@@ -76,6 +81,7 @@ class Sender(Delivering):
         self._wakes: dict[str, asyncio.Event] = {}
         self._store_failing: set[str] = set()  # rounds whose store error was logged (once per outage)
         self._sink_failing: set[str] = set()  # sinks whose failing deliveries were logged (once per outage)
+        self._refresh_failing: set[str] = set()  # sinks whose firing alerts could not be rendered (logged once)
         self._ends_given_up: set[str] = set()  # see Delivering
         self._firing_given_up: set[str] = set()  # see Delivering
         self._sink_took: set[str] = set()  # see Delivering
@@ -116,7 +122,11 @@ class Sender(Delivering):
     async def send_now(self, sink_name: str, n: Notification) -> Attempt:
         """Send one notification through a sink right away, bypassing the outbox (alerts test)."""
         sink = self.sinks[sink_name]
-        return await attempt(self._client, sink, sink.render(n, self.now()), self.now)
+        try:
+            req = sink.render(n, self.now())
+        except Exception as e:  # failures as data: `alerts test` names the sink and exits 1, no traceback
+            return Attempt(False, None, sink.redact(f"cannot render the message: {_said(e)}"))
+        return await attempt(self._client, sink, req, self.now)
 
     async def flush_sink(self, name: str, res: FlushResult | None = None, max_rounds: int = 100) -> FlushResult:
         """Deliver one sink's rows due now, in order (retries that fall due later stay for later)."""
@@ -184,7 +194,17 @@ class Sender(Delivering):
                 await self._resend_firing(name)
             return 0
         firing = await asyncio.to_thread(self.outbox.firing, name)
-        req = sink.refresh(firing, self.now())
+        try:
+            req = sink.refresh(firing, self.now())
+        except Exception as e:  # a row this build cannot render: one line per outage, not a traceback every loop
+            if name not in self._refresh_failing:
+                self._refresh_failing.add(name)
+                log.warning("cannot render the firing alerts to re-send; retrying at each re-send",
+                            extra={"sink": name, "alerts": len(firing), "error": sink.redact(_said(e))})
+            return 0
+        if name in self._refresh_failing:
+            self._refresh_failing.discard(name)
+            log.info("alert sink %s: the firing alerts render again", name, extra={"sink": name})
         if req is None:
             return 0
         a = await attempt(self._client, sink, req, self.now)
