@@ -35,6 +35,11 @@ class Attempt:
         return self.status == 410
 
 
+def said(e: BaseException) -> str:
+    """An exception on one line: its class and message (an attempt's error, before the sink's redaction)."""
+    return " ".join(f"{e.__class__.__name__}: {e}".split()) if str(e) else e.__class__.__name__
+
+
 async def attempt(client: httpx.AsyncClient, sink: Sink, req: Rendered, now: Callable[[], datetime]) -> Attempt:
     """POST one rendered request; return what happened (never raises: a failure to send is an outcome too).
 
@@ -57,7 +62,7 @@ async def attempt(client: httpx.AsyncClient, sink: Sink, req: Rendered, now: Cal
         if not reply:
             if isinstance(e, TimeoutError):
                 e = httpx.ReadTimeout(f"no complete reply within {sink.timeout:g} s")
-            err = sink.redact(" ".join(f"{e.__class__.__name__}: {e}".split()) if str(e) else e.__class__.__name__)
+            err = sink.redact(said(e))
             return Attempt(False, None, err, None, asyncio.get_running_loop().time() - started)
     elapsed = asyncio.get_running_loop().time() - started
     resp = reply[0]

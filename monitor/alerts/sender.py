@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 from sqlalchemy.exc import SQLAlchemyError
 
-from monitor.alerts.attempt import Attempt, attempt
+from monitor.alerts.attempt import Attempt, attempt, said
 from monitor.alerts.config import AlertsConfig
 from monitor.alerts.delivery import (  # noqa: F401 (FlushResult, refreshes and the reasons are imported from here)
     DROP_REASONS,
@@ -52,11 +52,6 @@ IDLE_POLLS = 8
 # The supervisor's housekeeping (rows of sinks no longer configured, the pending gauge) runs every this many poll
 # intervals (30 s by default), and whenever rows are added or sinks change.
 HOUSEKEEPING_POLLS = 15
-
-
-def _said(e: Exception) -> str:
-    """An exception on one line: its class and message."""
-    return " ".join(f"{e.__class__.__name__}: {e}".split()) if str(e) else e.__class__.__name__
 
 
 class Sender(Delivering):
@@ -125,7 +120,7 @@ class Sender(Delivering):
         try:
             req = sink.render(n, self.now())
         except Exception as e:  # failures as data: `alerts test` names the sink and exits 1, no traceback
-            return Attempt(False, None, sink.redact(f"cannot render the message: {_said(e)}"))
+            return Attempt(False, None, sink.redact(f"cannot render the message: {said(e)}"))
         return await attempt(self._client, sink, req, self.now)
 
     async def flush_sink(self, name: str, res: FlushResult | None = None, max_rounds: int = 100) -> FlushResult:
@@ -200,7 +195,7 @@ class Sender(Delivering):
             if name not in self._refresh_failing:
                 self._refresh_failing.add(name)
                 log.warning("cannot render the firing alerts to re-send; retrying at each re-send",
-                            extra={"sink": name, "alerts": len(firing), "error": sink.redact(_said(e))})
+                            extra={"sink": name, "alerts": len(firing), "error": sink.redact(said(e))})
             return 0
         if name in self._refresh_failing:
             self._refresh_failing.discard(name)

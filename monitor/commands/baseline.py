@@ -80,10 +80,10 @@ def reached_targets(config: Any, repo: Any, canary: str, target: str | None) -> 
     the targets of its stored drift events and baselines; `--target` also names a removed target of a configured
     canary (one left with no configured target needs it). So an event left open by a removal can be ended without
     adding the pair back. ValueError names the known ones."""
+    canaries = [c.id for c in config.canaries]
     configured = [t.id for c, t in config.pairs() if c.id == canary]
     stored = sorted(t for _, t in repo.pairs(canary) if t not in configured)
     if not configured and not stored:
-        canaries = [c.id for c in config.canaries]
         if canary in canaries:
             raise ValueError(f"canary {shown(canary)} runs against no configured target (and has no stored drift "
                              "event or baseline)")
@@ -91,7 +91,7 @@ def reached_targets(config: Any, repo: Any, canary: str, target: str | None) -> 
         raise ValueError(f"no canary {shown(canary)} in the configuration or in any stored drift event or baseline "
                          f"(known: {known_names(known, canary)})")
     if target is None:
-        if not configured and canary in [c.id for c in config.canaries]:
+        if not configured and canary in canaries:
             # a configured canary's run reaches its configured targets only: none is not "every stored one"
             raise ValueError(f"canary {shown(canary)} runs against no configured target; its stored drift events and "
                              f"baselines are of {known_names(stored)} (no longer configured): name one with --target")

@@ -101,12 +101,16 @@ class WindowTests:
         n = self.settings.mmd_ngram
         return [features(normalise(e.text), n) for e in self._window() if e.text is not None]
 
+    def _ref_texts(self) -> list[TextFeature]:
+        """The features of the baseline's completions (built when asked, as the window's are)."""
+        return [features(t, self.settings.mmd_ngram) for t in self.baseline.normalised_texts()]
+
     def _mmd(
         self, cur: list[TextFeature], ref: list[TextFeature] | None = None, alpha: float | None = None
     ) -> TestResult | None:
         s = self.settings
         if ref is None:
-            ref = [features(t, s.mmd_ngram) for t in self.baseline.normalised_texts()]
+            ref = self._ref_texts()
         r = mmd_test(ref, cur, kernel=s.mmd_kernel, permutations=s.mmd_permutations, seed=s.seed + self.n_ok,
                      alpha=alpha)
         if r is None:
@@ -144,8 +148,7 @@ class WindowTests:
         held: list[Entry]
         if name == COMPLETION:  # texts are kept for the window only; scored by the MMD's witness (low: changed)
             held = [e for e in win if e.text is not None]
-            ref = [features(t, self.settings.mmd_ngram) for t in self.baseline.normalised_texts()]
-            cur = [features(normalise(e.text or ""), self.settings.mmd_ngram) for e in held]
+            ref, cur = self._ref_texts(), self._texts()  # `win` is the window `_texts` reads
             scores = witness(gram(ref + cur, self.settings.mmd_kernel), len(ref)).tolist() if ref and cur else []
             at = shift_start(scores[:len(ref)], scores[len(ref):], up=False)
         elif signal_type(name) == CONTINUOUS:

@@ -293,7 +293,7 @@ class Store:
             q = (select(RunRow.canary, RunRow.target, func.max(RunRow.started_at))
                  .where(RunRow.trigger == "schedule", col(RunRow.started_at) >= since)
                  .group_by(RunRow.canary, RunRow.target))
-            return {(c, t): m.replace(tzinfo=m.tzinfo or UTC) for c, t, m in s.exec(q) if m is not None}
+            return {(c, t): aware(m) or m for c, t, m in s.exec(q) if m is not None}
 
     def last_success(self, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], datetime]:
         """Return, for each of `pairs` with one, when its newest successful call of the daemon's runs started.
