@@ -98,6 +98,53 @@ def test_restored_rate_event_resolves_with_its_stored_chart() -> None:
     assert [u for u in _feed(again, sim, 600) if u.action == "resolved" and u.event.id == ev.id]
 
 
+def test_a_rate_event_restored_halfway_back_resumes_its_return_where_it_was() -> None:
+    """A restart (or a standby taking over) while a rate event is on its way back at baseline: the stored event
+    carries its reverse chart, so the restored event resolves on the same observation as the uninterrupted one,
+    with the same return in `detail.back`; stored without it, the return was counted afresh (its first passes
+    counted as part of the change)."""
+    eng, sim = DriftEngine(), Sim(6, refusal=0.05)
+    _feed(eng, sim, 300)
+    sim.refusal = 0.6
+    ev = next(u.event for u in _feed(eng, sim, 100) if u.action == "opened" and u.event.signal == "refused")
+    sim.refusal = 0.0
+    for _ in range(2):  # part of the way back: the reverse chart climbs by its step on each pass
+        [u] = [u for u in eng.observe(sim.next()) if u.event.id == ev.id]
+        assert u.action == "updated"
+    stored = ev.to_json()
+    assert stored["detail"]["resolving"]["run"] == 2 and stored["detail"]["resolving"]["level"] > 0
+
+    def resolved(engine: DriftEngine, obs: object) -> DriftEvent | None:
+        return next((u.event for u in engine.observe(obs) if u.action == "resolved"  # type: ignore[arg-type]
+                     and u.event.id == ev.id), None)
+
+    def restored(detail_kept: bool) -> DriftEngine:
+        again = DriftEngine()
+        again.set_baseline(Baseline.from_json(eng.baseline("c", "t").to_json()))
+        data = {**stored, "detail": dict(stored["detail"])}
+        if not detail_kept:  # as stored before the reverse chart was kept
+            del data["detail"]["resolving"]
+        again.restore_events([DriftEvent.from_json(data)])
+        return again
+
+    kept, afresh = restored(True), restored(False)
+    ends: dict[str, tuple[int, DriftEvent]] = {}
+    for i in range(200):
+        obs = sim.next()
+        for name, engine in (("running", eng), ("kept", kept), ("afresh", afresh)):
+            if name not in ends and (done := resolved(engine, obs)) is not None:
+                ends[name] = i, done
+        if len(ends) == 3:
+            break
+    assert set(ends) == {"running", "kept", "afresh"}
+    (at, done), (kept_at, kept_done) = ends["running"], ends["kept"]
+    assert kept_at == at and kept_done.detail["back"] == done.detail["back"]
+    assert kept_done.current_n == done.current_n and kept_done.current_value == done.current_value
+    assert "resolving" not in kept_done.detail
+    assert ends["afresh"][0] == at + 2  # the two passes before the restart counted again
+    assert ends["afresh"][1].current_n == done.current_n + 2  # and counted in the change, not its return
+
+
 def test_a_fresh_stream_alarms_on_a_complete_breakage_within_a_few_observations() -> None:
     """A canary that starts failing every time: the large-shift chart beside the moderate one alarms within 7
     observations of a fresh 30-observation baseline (the moderate chart alone took 12); the event it opened

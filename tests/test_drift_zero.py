@@ -116,6 +116,35 @@ def test_declaration_changes_apply_to_running_streams_and_stored_events_resume()
     assert not _opened(_feed(again, sim, 1))
 
 
+def test_a_zero_tolerance_event_restored_mid_clean_run_resolves_when_the_running_one_does() -> None:
+    """Every observation of an open zero-tolerance event is written (its counts and its clean run), so a restart
+    in the middle of the clean run that resolves it resumes the run: the restored event resolves on the same
+    observation, with the same counts; before, clean observations were not written and the run began again."""
+    eng = DriftEngine(zero_tolerance={"c": ["refused"]})
+    sim = Sim(5, refusal=0.0)
+    _feed(eng, sim, 100)
+    sim.refusal = 1.0
+    ev = _opened(eng.observe(sim.next()))[0]
+    sim.refusal = 0.0
+    for _ in range(20):
+        assert [u.action for u in eng.observe(sim.next()) if u.event.id == ev.id] == ["updated"]
+    stored = ev.to_json()
+    assert (stored["detail"]["clean"], stored["detail"]["observations"]) == (20, 21)
+    again = DriftEngine(zero_tolerance={"c": ["refused"]})
+    again.set_baseline(Baseline.from_json(eng.baseline("c", "t").to_json()))
+    again.restore_events([DriftEvent.from_json(stored)])
+    ends = {}
+    for i in range(1000):
+        obs = sim.next()
+        for name, engine in (("running", eng), ("restored", again)):
+            done = [u.event for u in engine.observe(obs) if u.action == "resolved" and u.event.id == ev.id]
+            if done and name not in ends:
+                ends[name] = i, done[0].detail["observations"], done[0].current_n
+        if len(ends) == 2:
+            break
+    assert ends["restored"] == ends["running"]
+
+
 def _rows(n: int, failed: set[int] = frozenset()) -> list[dict]:
     return [{"canary": "fmt", "target": "t", "text": f'{{"id": {i}, "name": "item"}}',
              "checks": {"json": i not in failed}} for i in range(n)]

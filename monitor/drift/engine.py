@@ -21,8 +21,10 @@ from monitor.drift.signals import (
     embed_texts,
     usable_embeddings,
 )
+from monitor.drift.state import CLEAN, RESOLVING, kept_clean, kept_reverse
 from monitor.drift.stream import Stream, _Open
 from monitor.drift.twosample import category_test
+from monitor.drift.zero import ZERO_TOLERANCE
 
 
 class DriftEngine:
@@ -188,6 +190,8 @@ class DriftEngine:
                 out.append(EventUpdate("accepted", ev))
             else:
                 ev.baseline_value, ev.baseline_n = pinned.reference(b, ev, res)
+                for key in (RESOLVING, CLEAN):  # its return is measured against the pinned range from here
+                    ev.detail.pop(key, None)
                 self.restore_events([ev])  # measured against the pinned range from now on, as after a restart
                 out.append(EventUpdate("updated", ev))
         self._keep(out)
@@ -213,7 +217,9 @@ class DriftEngine:
                     chart = cs.Chart(p0, p1, int(d["m"]), int(d["r"]), int(d["h"]), (ev.threshold or 0.0) / int(d["h"]))
                 else:  # stored before the integer charts: rebuild from the LLR threshold
                     chart = cs.chart_from(p0, p1, float(ev.threshold or 0.0))
-                op = _Open(ev, st.n_ok, cs.BernoulliCusum(), chart, up)
+                op = _Open(ev, st.n_ok, kept_reverse(ev.detail, chart), chart, up)
+            elif ev.test == ZERO_TOLERANCE:
+                op = _Open(ev, st.n_ok, clean=kept_clean(ev.detail))
             elif signal_type_safe(ev.signal) == CATEGORY and isinstance(counts := ev.detail.get("current"), dict):
                 # a category event stores its opening window's counts: its return is judged against them, as
                 # before the restart (a continuous or whole-completion event takes the first window after it)

@@ -17,7 +17,7 @@ from monitor.drift import budget
 from monitor.drift import cusum as cs
 from monitor.drift import ratechart as rc
 from monitor.drift.events import BEHAVIOUR, DriftEvent, EventUpdate
-from monitor.drift.state import Entry, _Open
+from monitor.drift.state import RESOLVING, Entry, _Open
 
 
 class RateCharts:
@@ -98,10 +98,15 @@ class RateCharts:
                 # the opening chart run backwards (+r on a 0, -m on a 1, same threshold) resolves it
                 reverse, chart = op.reverse, op.chart
                 if reverse is not None and chart is not None and op.flip == up:
-                    out.append(_seen(op.event, bool(value)))
+                    seen = _seen(op.event, bool(value))
                     if reverse.step(not x, chart.r, chart.m) >= chart.h:
+                        op.event.detail.pop(RESOLVING, None)
                         _ended(op.event, reverse, up)
-                        out.append(self._resolve(name, entry.at))
+                        out += [seen, self._resolve(name, entry.at)]
+                    else:  # written with the update, for a restart or a take-over to resume
+                        op.event.detail[RESOLVING] = {"level": reverse.level, "run": reverse.run,
+                                                      "run_events": reverse.run_events}
+                        out.append(seen)
                 continue
             inc = self._steps.get((name, up), (0.0, 0.0))
             self.sentinels[(name, up)] = max(0.0, self.sentinels.get((name, up), 0.0) + (inc[0] if x else inc[1]))

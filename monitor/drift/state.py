@@ -59,6 +59,33 @@ class Entry:
     text: str | None
 
 
+# The detail keys that carry an open event's progress towards resolving, so a restart or a standby taking over
+# resumes it where the process before left it (without them the return was counted afresh: an event halfway back
+# at baseline needed its whole run again, and `detail.back` named only the observations since the restart).
+RESOLVING = "resolving"  # a rate event's reverse chart: {level, run, run_events} (integer units of its chart)
+CLEAN = "clean"  # a zero-tolerance event's observations in a row without a violation
+
+
+def kept_reverse(detail: Mapping[str, Any], chart: cs.Chart) -> cs.BernoulliCusum:
+    """The reverse chart a rate event's stored detail kept; a fresh one where it kept none (stored before, or
+    pinned to a new baseline) or where what it kept does not fit `chart` (a level short of its threshold, no more
+    events than observations)."""
+    d = detail.get(RESOLVING)
+    if isinstance(d, Mapping):
+        level, run, events = (d.get(k) for k in ("level", "run", "run_events"))
+        if type(level) is int and type(run) is int and type(events) is int \
+                and 0 < level < chart.h and 0 <= events <= run and run >= 1:
+            return cs.BernoulliCusum(level, run, events)
+    return cs.BernoulliCusum()
+
+
+def kept_clean(detail: Mapping[str, Any]) -> int:
+    """The clean run a zero-tolerance event's stored detail kept (0 where none, or where it is not a count that
+    fits the observations it saw)."""
+    clean, seen = detail.get(CLEAN), detail.get("observations")
+    return clean if type(clean) is int and type(seen) is int and 0 <= clean < seen else 0
+
+
 @dataclass(slots=True)
 class _Open:
     """Engine-side state of an open event: what it needs to decide the signal is back at baseline."""

@@ -18,7 +18,7 @@ from monitor.drift._lean_scipy import betaln
 from monitor.drift.events import BEHAVIOUR, EventUpdate, evidence
 from monitor.drift.names import TRUE_IS_BAD
 from monitor.drift.signals import SignalValue
-from monitor.drift.state import Entry, Signals, _Open
+from monitor.drift.state import CLEAN, Entry, Signals, _Open
 
 ZERO_TOLERANCE = "zero_tolerance"
 
@@ -66,13 +66,13 @@ class ZeroTolerance:
             d["observations"] = seen = d.get("observations", 1) + 1
             violations = d["violations"] = d.get("violations", 1) + bad
             op.event.current_value, op.event.current_n = violations / seen, seen
-            if bad:
-                op.clean = 0
+            op.clean = 0 if bad else op.clean + 1
+            if not bad and self._back_at_zero(op.clean, violations, seen - op.clean):
+                d.pop(CLEAN, None)
+                out.append(self._resolve(name, at))
+            else:  # the counts and the clean run written with the update, for a restart or a take-over to resume
+                d[CLEAN] = op.clean
                 out.append(EventUpdate("updated", op.event))
-            else:
-                op.clean += 1
-                if self._back_at_zero(op.clean, violations, seen - op.clean):
-                    out.append(self._resolve(name, at))
         return out
 
     def _back_at_zero(self, clean: int, violations: int, before: int) -> bool:
