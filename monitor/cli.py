@@ -332,9 +332,9 @@ class _Terminated(KeyboardInterrupt):
 
 
 def _on_sigterm(signum: int, frame: object) -> None:
-    # As Ctrl-C: asyncio's runner (probe) then cancels the command's task, whose calls in flight are stored as
-    # cancelled; killed outright, their runs stayed `running` and their answers were lost. `run`, `demo` and `sim`
-    # put their own handlers in place of this one.
+    # As Ctrl-C: killed outright, probe's runs stayed `running` and its calls in flight were lost. Probe's event
+    # loop first cancels the command's task (commands.common.run_terminable: its calls in flight are stored as
+    # cancelled), then hands the signal here; `run`, `demo` and `sim` put their own handlers in place of this one.
     global _terminated
     _terminated = True
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # started in the background by a shell: no Ctrl-C
