@@ -1,16 +1,21 @@
-"""The `llm-monitor` command line: parses arguments and dispatches to monitor.commands."""
+"""The `llm-monitor` command line: parses arguments and dispatches to monitor.commands.
+
+Loading this module imports nothing but os, sys, __future__ and its package, which the interpreter has loaded
+already: every other import, the standard library's included, is made inside entry()'s handler for Ctrl-C, which
+says `interrupted` in one line where a Ctrl-C in the first 60 ms of a command (argparse, the logging and errors
+modules loading) printed a traceback."""
 
 from __future__ import annotations
 
-import argparse
 import os
-import re
-import signal
 import sys
-from collections.abc import Callable
 
 from monitor import __version__
-from monitor.logs import setup_logging
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Callable
 
 # Empty is unset, as for the logging variables: `LLM_MONITOR_CONFIG=` (an env file's blank line, compose's
 # ${LLM_MONITOR_CONFIG:-}) must not make the working directory the config file
@@ -31,6 +36,9 @@ def _web_config_arg(p: argparse.ArgumentParser) -> None:
 def _duration(text: str) -> str:
     """An argparse type: a positive duration (30s, 5m, 1h30m) or, as monitor.yaml takes, a number of seconds (10);
     kept as written, a number with its unit (10s)."""
+    import argparse
+    import re
+
     from monitor.durations import parse_duration
 
     seconds_only = re.fullmatch(r"[0-9]+(?:\.[0-9]+)?", text.strip()) is not None  # ASCII, as durations
@@ -45,6 +53,8 @@ def _duration(text: str) -> str:
 
 def _interval(text: str) -> str:
     """An argparse type: how often a demo canary runs, at least 1s as a schedule's `every` (kept as written)."""
+    import argparse
+
     from monitor.durations import parse_duration
 
     written = _duration(text)
@@ -55,9 +65,12 @@ def _interval(text: str) -> str:
 
 def _int_type(noun: str, lo: int, hi: int | None = None) -> Callable[[str], int]:
     """An argparse type: a whole number from `lo` (to `hi`), in ASCII digits (int() also takes '１２' and '1_0')."""
-    from monitor.errors import shown
-
     def parse(text: str) -> int:
+        import argparse
+        import re
+
+        from monitor.errors import shown
+
         if not re.fullmatch(r"[+-]?[0-9]+", text.strip(), flags=re.ASCII):
             raise argparse.ArgumentTypeError(f"not a {noun}: {shown(text)} (digits 0-9)")
         bounds = f"{lo} to {hi}" if hi is not None else f"at least {lo}"
@@ -84,6 +97,8 @@ _LOG_ENV = {"log_level": ("LLM_MONITOR_LOG_LEVEL", LOG_LEVELS), "log_format": ("
 
 
 def parser() -> argparse.ArgumentParser:
+    import argparse
+
     ap = argparse.ArgumentParser(prog="llm-monitor", description="Watch the LLM APIs you depend on.")
     ap.add_argument("--version", action="version", version=f"llm-monitor {__version__}")
     ap.add_argument("--log-level", default=(os.environ.get("LLM_MONITOR_LOG_LEVEL") or "info").strip().lower(),
@@ -235,6 +250,8 @@ def parser() -> argparse.ArgumentParser:
 
 def _innermost(ap: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
     """The parser of the (sub)command `args` chose: `baseline show`'s, not `llm-monitor`'s."""
+    import argparse
+
     for dest in ("command", "action"):
         subs = [a for a in ap._actions if isinstance(a, argparse._SubParsersAction) and a.dest == dest]
         chosen = getattr(args, dest, None)
@@ -250,6 +267,8 @@ DURATION_FLAGS = ("--duration", "--interval")  # the flags whose type is _durati
 def _negative_durations_glued(argv: list[str]) -> list[str]:
     """`--duration -5s` as `--duration=-5s`, so its type says it is no duration: argparse took '-5s' for an option
     (a negative number it knows only as digits) and said `expected one argument`."""
+    import re
+
     out: list[str] = []
     for arg in argv:
         if out and out[-1] in DURATION_FLAGS and re.match(r"-[0-9.]", arg):
@@ -268,6 +287,8 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, dest) not in choices:  # only a default can be: argparse checked a value given
             ap.error(f"{variable}={os.environ.get(variable, '')!r} is not one of {', '.join(choices)} (it sets the "
                      f"default of --{dest.replace('_', '-')})")
+    from monitor.logs import setup_logging
+
     quiet = args.command not in {"run", "sim"}
     setup_logging("warning" if quiet and args.log_level == "info" else args.log_level,
                   "text" if quiet else args.log_format)
@@ -332,9 +353,11 @@ class _Terminated(KeyboardInterrupt):
 
 
 def _on_sigterm(signum: int, frame: object) -> None:
-    # As Ctrl-C: asyncio's runner (probe) then cancels the command's task, whose calls in flight are stored as
-    # cancelled; killed outright, their runs stayed `running` and their answers were lost. `run`, `demo` and `sim`
-    # put their own handlers in place of this one.
+    # As Ctrl-C: killed outright, probe's runs stayed `running` and its calls in flight were lost. Probe's event
+    # loop first cancels the command's task (commands.common.run_terminable: its calls in flight are stored as
+    # cancelled), then hands the signal here; `run`, `demo` and `sim` put their own handlers in place of this one.
+    import signal
+
     global _terminated
     _terminated = True
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # started in the background by a shell: no Ctrl-C
@@ -343,12 +366,15 @@ def _on_sigterm(signum: int, frame: object) -> None:
 
 
 _terminated = False
+SIGINT, SIGTERM = 2, 15  # their numbers on every platform Python runs on (signal may be the import Ctrl-C cut)
 
 
 def entry() -> None:
     """Console-script entry: exit with main()'s code; a closed stdout pipe (| head) is not an error."""
-    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
+        import signal  # here, as every import: a Ctrl-C while the command loads is one line too
+
+        signal.signal(signal.SIGTERM, _on_sigterm)
         code = main()
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -357,7 +383,7 @@ def entry() -> None:
         # flight as cancelled)
         terminated = _terminated or isinstance(e, _Terminated)
         print("terminated" if terminated else "interrupted", file=sys.stderr)
-        code = 128 + (signal.SIGTERM if terminated else signal.SIGINT)
+        code = 128 + (SIGTERM if terminated else SIGINT)
     except Exception as e:
         code = _store_failed(e)
     sys.exit(code)

@@ -4,18 +4,18 @@ sink's URL, written in the config or read from a variable or file.
 What httpx cannot send failed later, and badly: a line break read with a URL (a Kubernetes Secret or ConfigMap value
 ending in a newline, interpolated as `${VAR}`), a port that is no number or an IPv6 host without its `]` passed
 `check-config`, then every call raised httpx's InvalidURL (a traceback from `probe`, a delivery loop that logged one
-per try while the outbox showed no attempt). Checked with the standard library only: `check-config` loads no HTTP
-client."""
+per try while the outbox showed no attempt). Checked with the standard library, and the `idna` package httpx checks
+a host with (imported only for a host that needs it): `check-config` loads no HTTP client."""
 
 from __future__ import annotations
 
 import ipaddress
 import re
-import unicodedata
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 _START = re.compile(r"^https?://[^/\s]+")
 _IPV4_STYLE = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$")  # what httpx takes for an IPv4 address
+_HTTPX_HOST_SAFE = "!$&'()*+,;=" + '"`{}%|\\'  # what httpx leaves unquoted in an ASCII host (sub-delims, WHATWG's)
 
 
 def url_problem(url: str) -> str | None:
@@ -37,25 +37,32 @@ def url_problem(url: str) -> str | None:
 
 
 def _host_problem(host: str) -> str | None:
-    """Why httpx refuses `host` as it sends (None: it does not): four dotted numbers that are no IPv4 address, or an
-    `xn--` label that is no IDNA A-label (an IDN name written as itself, `bücher.example`, is encoded by httpx)."""
+    """Why httpx refuses `host` (as urlsplit reads it: lower case) as it sends (None: it does not), checked as httpx
+    checks it: four dotted numbers must be an IPv4 address; a name in Unicode (`bücher.example`) must be one IDNA
+    encodes; and a name that then starts with `xn--` must be one IDNA decodes, every label of it (httpx decodes the
+    whole host then, and only then: `api.xn--ls8h.example` is sent, `xn--ls8h.example`, the emoji name of IDNA 2003
+    that IDNA 2008 refuses, is not)."""
     if _IPV4_STYLE.match(host):
         try:
             ipaddress.IPv4Address(host)
         except ValueError:
             return "its host is no IPv4 address: four numbers from 0 to 255, without leading zeros"
         return None
-    if any(label.startswith("xn--") and not _a_label(label) for label in host.lower().split(".")):
-        return "its host has an xn-- label that is no valid IDNA (punycode) name"
-    return None
+    if host.isascii():
+        name = quote(host, safe=_HTTPX_HOST_SAFE)  # as httpx writes an ASCII host
+    else:
+        import idna  # httpx's IDNA 2008 check; the standard library's `idna` codec is IDNA 2003
 
+        try:
+            name = idna.encode(host).decode("ascii")
+        except (UnicodeError, ValueError):  # idna.IDNAError is a UnicodeError
+            return "its host is no name IDNA can encode (IDNA 2008)"
+    if not name.startswith("xn--"):
+        return None
+    import idna
 
-def _a_label(label: str) -> bool:
-    """Whether an `xn--` label decodes to a name httpx's IDNA check could accept: punycode that decodes, to something
-    not plain ASCII, without control characters. Looser than IDNA 2008 (what httpx checks), never stricter: the
-    standard library's `idna` codec is IDNA 2003, which refuses names 2008 allows (`straße`, xn--strae-oqa)."""
     try:
-        name = label[4:].encode("ascii").decode("punycode")
+        idna.decode(name)
     except (UnicodeError, ValueError):
-        return False
-    return bool(name) and not name.isascii() and not any(unicodedata.category(ch) in ("Cc", "Cs") for ch in name)
+        return "its host starts with an xn-- label, and is then no valid IDNA (punycode) name"
+    return None

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import http.server
+import socketserver
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,7 +23,9 @@ PROBES = "canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n"
                                 "(character 22 of 22)"),
     ("http://[::1/v1", "must be an http:// or https:// URL: its host cannot be read"),
     ("http://256.1.1.1/v1", "its host is no IPv4 address: four numbers from 0 to 255, without leading zeros"),
-    ("https://api.xn--a.example/v1", "its host has an xn-- label that is no valid IDNA (punycode) name")])
+    ("https://xn--a.example/v1", "its host starts with an xn-- label, and is then no valid IDNA (punycode) name"),
+    ("https://xn--ls8h.example/v1", "its host starts with an xn-- label, and is then no valid IDNA (punycode) name"),
+    ("https://💩.example/v1", "its host is no name IDNA can encode (IDNA 2008)")])
 def test_a_base_url_httpx_cannot_send_to_is_refused(tmp_path: Path, base_url: str, problem: str) -> None:
     """Found by walkthrough: `base_url: ${BASE}` from a variable ending in a line break (a Kubernetes Secret's value
     written with one) passed `check-config`, and `probe` then died with httpx's InvalidURL traceback; an IPv6 host
@@ -48,25 +54,51 @@ def test_a_base_url_with_a_query_or_fragment_is_refused_without_showing_it(tmp_p
     assert cli("probe", "-c", str(cfg), env=env).returncode == 2
 
 
+@pytest.fixture(scope="module")
+def proxy() -> Iterator[str]:
+    """An HTTP proxy that answers every request 200 (and a CONNECT, then closes): httpx sends to any host through it,
+    no name looked up."""
+
+    class Answer(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_CONNECT = do_GET
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    with socketserver.ThreadingTCPServer(("127.0.0.1", 0), Answer) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+        server.shutdown()
+
+
 @pytest.mark.parametrize("url", [
     "http://256.1.1.1/", "http://01.2.3.4/", "http://1.2.3.4444/", "http://xn--a.example/", "http://XN--A.example/",
     "http://xn--.example/", "http://xn--abc-.example/", "http://xn--zz.example/", "http://xn--ls8h.example/",
+    "http://XN--LS8H.example/", "http://api.xn--ls8h.example/", "http://api.xn--a.example/",
+    "http://xn--bcher-kva.a_b.example/", "http://a_b.xn--bcher-kva.example/", "http://xn--bcher-kva..example/",
+    "http://xn--bcher-kva.example./", "http://xn--bcher-kva.example%41/", "http://💩.example/", "http://ü_.example/",
     "http://1.2.3.4/", "http://[::1]:8080/", "http://[2001:db8::1]/", "http://bücher.example/", "http://localhost/",
     "http://host.docker.internal:9093/", "http://xn--bcher-kva.example/", "http://xn--strae-oqa.example/",
     "http://1.2.3/", "http://a_b.example/", "https://hooks.slack.com/services/T0/B0/x"])
-def test_a_url_is_refused_only_where_httpx_refuses_its_host(url: str) -> None:
-    """What httpx refuses as it sends (an IPv4 address out of range, an `xn--` label that is no IDNA) is refused by
-    the config check; what it sends to (IPv6, an IDN name, `localhost`, IDNA 2008's `straße`) is not. The emoji name
-    (xn--ls8h) is IDNA 2003 but not 2008: httpx refuses it, and the check, looser, lets it through to fail as a
-    recorded attempt."""
+def test_a_url_is_refused_only_where_httpx_refuses_its_host(url: str, proxy: str) -> None:
+    """What httpx refuses as it sends (an IPv4 address out of range, a host starting with an `xn--` label that is no
+    IDNA, such as the emoji name xn--ls8h, IDNA 2003 but not 2008) is refused by the config check; what it sends to
+    (IPv6, an IDN name, `localhost`, IDNA 2008's `straße`, an `xn--` label not first: httpx decodes only a host that
+    starts with one) is not. Found by walkthrough: `xn--ls8h.example` passed `check-config`, then every call failed
+    with idna's InvalidCodepoint."""
     import httpx
 
-    try:
-        httpx.URL(url).host  # noqa: B018  # where httpx refuses a host: parsing it, then decoding an xn-- one
-        httpx_refuses = False
-    except Exception:
-        httpx_refuses = True
-    if "xn--ls8h" in url:
-        assert httpx_refuses and url_problem(url) is None
-    else:
-        assert (url_problem(url) is not None) == httpx_refuses, (url, url_problem(url))
+    with httpx.Client(proxy=proxy, trust_env=False) as client:
+        try:
+            client.get(url)
+            httpx_refuses = False
+        except httpx.TransportError:  # the proxy's answer to a CONNECT (https): sent, no TLS behind it
+            httpx_refuses = False
+        except Exception:  # InvalidURL, idna's IDNAError: refused before a byte went out
+            httpx_refuses = True
+    assert (url_problem(url) is not None) == httpx_refuses, (url, url_problem(url))

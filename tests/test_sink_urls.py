@@ -116,7 +116,8 @@ def test_a_sink_made_in_code_names_no_location() -> None:
     ("http://127.0.0.1:9/hook\\nmore", "must be an http:// or https:// URL on one line: it holds a control character "
                                        "(character 24 of 28)"),
     ("http://256.1.1.1/hook", "its host is no IPv4 address: four numbers from 0 to 255, without leading zeros"),
-    ("http://xn--a.example/hook", "its host has an xn-- label that is no valid IDNA (punycode) name")])
+    ("http://xn--a.example/hook", "its host starts with an xn-- label, and is then no valid IDNA (punycode) name"),
+    ("http://xn--ls8h.example/hook", "its host starts with an xn-- label, and is then no valid IDNA (punycode) name")])
 def test_a_url_httpx_cannot_send_to_is_refused_where_it_is_written(tmp_path: Path, url: str, problem: str) -> None:
     """Found by walkthrough: a webhook or Alertmanager URL with a port that is no number (`:9999x`), an IPv6 host
     without its `]` or a line break passed `check-config` (`configuration OK`) and `run` started; then every delivery

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import difflib
 import os
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Coroutine, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from types import FrameType
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from rich.console import Console
 from rich.markup import escape
@@ -20,6 +24,7 @@ from monitor.timeinput import EXAMPLE, NOT_A_TIME, TimeInputError, parse_time
 if TYPE_CHECKING:
     from monitor.store import Store
 
+T = TypeVar("T")
 EXIT_OK, EXIT_FAIL, EXIT_CONFIG = 0, 1, 2
 KNOWN_SHOWN = 20  # names an error lists
 
@@ -126,3 +131,48 @@ def known_names(names: Sequence[str], near: str | None = None) -> str:
     shown_names = [n if len(n) <= 60 else f"{n[:60]}..." for n in names[:KNOWN_SHOWN]]
     more = f" and {len(names) - KNOWN_SHOWN:,} more" if len(names) > KNOWN_SHOWN else ""
     return (", ".join(shown_names) or "none") + more
+
+
+def run_terminable(main: Coroutine[Any, Any, T]) -> T:
+    """asyncio.run(main), a SIGTERM first cancelling `main` as asyncio's runner does on Ctrl-C, then taking its
+    usual course (the CLI's handler: `terminated`, exit 143) once `main` has ended.
+
+    The CLI's handler turns SIGTERM into Ctrl-C, which asyncio's runner answers by cancelling the command's task
+    (probe then stores its calls in flight as cancelled); but a process started in the background by a shell
+    ignores Ctrl-C, the runner then takes no part, and the handler raised wherever the program was, inside asyncio
+    or not, so a call in flight was never stored."""
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous in (signal.SIG_IGN, None) or threading.current_thread() is not threading.main_thread():
+        return asyncio.run(main)  # SIGTERM ignored, or handled by no Python code of ours, or not ours to handle
+    task: asyncio.Task[T] | None = None
+    terminated = False
+
+    async def main_task() -> T:
+        nonlocal task
+        task = asyncio.current_task()  # type: ignore[assignment]
+        return await main
+
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        nonlocal terminated
+        if task is None or task.done() or terminated:  # not started yet, ended, or a second SIGTERM: at once
+            signal.signal(signal.SIGTERM, previous)
+            signal.raise_signal(signal.SIGTERM)
+            return
+        terminated = True
+        task.cancel()
+        loop.call_soon_threadsafe(lambda: None)  # wakes the loop if it waits for I/O (as asyncio's runner does)
+
+    with asyncio.Runner() as runner:
+        loop = runner.get_loop()
+        signal.signal(signal.SIGTERM, on_sigterm)
+        try:
+            result = runner.run(main_task())
+        except asyncio.CancelledError:
+            if not terminated:
+                raise
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+    if terminated:
+        signal.raise_signal(signal.SIGTERM)
+        raise asyncio.CancelledError  # the usual course did not end the program (a handler that does not raise)
+    return result

@@ -20,6 +20,7 @@ from monitor.commands.common import (
     err_console,
     known_names,
     load_or_exit,
+    run_terminable,
     table_console,
     utc_time,
 )
@@ -134,4 +135,4 @@ def main(config_path: str, canary: str | None, target: str | None, as_json: bool
         failed = any(not o.ok or any(r.passed is False for r in o.checks) for o in observations)
         return EXIT_FAIL if failed or not observations else EXIT_OK
 
-    return asyncio.run(_main())
+    return run_terminable(_main())
