@@ -222,7 +222,8 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--json", action="store_true", help="one JSON object per notification, one per line")
     a.add_argument("-n", "--limit", type=_int_type("whole number", 1, PENDING_LIMIT), default=100,
                    help=f"show at most N, up to {PENDING_LIMIT} (default: %(default)s)")
-    p = sub.add_parser("store", help="copy the store into another database (SQLite <-> PostgreSQL)",
+    p = sub.add_parser("store", help="copy the store into another database (SQLite <-> PostgreSQL), or scrub secrets "
+                                     "from it",
                        description="Work on the store as a whole.")
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     a = actions.add_parser("copy", help="copy every table into a new, empty store (SQLite <-> PostgreSQL)",
@@ -240,6 +241,16 @@ def parser() -> argparse.ArgumentParser:
                    help="the new store: sqlite:///path.db, or postgresql+psycopg://user@host/db (a password: give it "
                         "to libpq with PGPASSWORD or ~/.pgpass)")
     a.add_argument("--batch", type=_count, default=1000, help="rows per insert and transaction (default: %(default)s)")
+    a = actions.add_parser("scrub", help="replace every secret the config names wherever the store holds it",
+                           description="Replace each secret the config names (the targets' API keys, the alert sinks' "
+                                       "URLs and secrets, the reload token), and the start of one a cut-short message "
+                                       "kept, by <redacted> in every stored row (observations, drift events, "
+                                       "baselines, the alert outbox): rows a release before the providers' scrubbing "
+                                       "stored. Only rows holding a secret's start are read; each batch is its own "
+                                       "transaction, so it is safe beside a running daemon and a rerun rewrites "
+                                       "nothing more. Exit 0 done, 1 the store failed, 2 bad config or store.")
+    _config_arg(a)
+    a.add_argument("--batch", type=_count, default=500, help="rows per read and transaction (default: %(default)s)")
     p = sub.add_parser("refusal", help="label completions in a JSONL file as refusals (none|partial|full)")
     p.add_argument("--jsonl", required=True,
                    help="lines with `completion` (or `text`, which `export` writes), optionally `prompt` and "
@@ -338,6 +349,10 @@ def main(argv: list[str] | None = None) -> int:
             return alerts_pending(config, limit=args.limit, every=args.all, as_json=args.json)
         return alerts_test(config, args.sink)
     if args.command == "store":
+        if args.action == "scrub":
+            from monitor.commands import scrub
+
+            return scrub.scrub(args.config, args.batch)
         from monitor.commands import store
 
         return store.copy(args.config, args.source, args.destination, args.batch)

@@ -115,6 +115,12 @@ class Sink(ABC):
         self._secrets = tuple(s for s in (url, *secrets) if s and len(s) >= 6 and s not in {"http://", "https://"})
         redact.register(*self._secrets)
 
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """What this sink redacts: its URL and the secrets it was built with (`store scrub` takes them out of the
+        store too)."""
+        return self._secrets
+
     @classmethod
     def problems(cls, cfg: Any, alerts: Any, environ: Mapping[str, str] | None) -> list[SecretError]:
         """What `build` (each sink's classmethod) would refuse for `cfg`: its first problem; a sink with more than one

@@ -1,0 +1,95 @@
+"""`llm-monitor store scrub`: replace every secret the config names wherever the store holds it.
+
+The secrets are the daemon's own: each target's API key (its variable or file, as the providers read it), each
+alert sink's URL and secrets (what the sink redacts), and the HTTP reload token. Each is replaced by `<redacted>`
+with the providers' `scrub_text`, so the start of one that a cut-short message kept goes too. The store side is
+monitor.store.scrub. A secret that cannot be read is named (never its value) and left out; with none at all nothing
+is done. Exit codes: 0 done (or nothing to do), 1 the store failed meanwhile, 2 bad config or store.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from rich.markup import escape
+from sqlalchemy.exc import SQLAlchemyError
+
+from monitor.commands.common import EXIT_FAIL, EXIT_OK, err_console, load_or_exit, open_store_or_exit
+from monitor.config.loader import Config
+from monitor.config.secrets import resolve_api_key
+from monitor.config.validate import redact_url
+from monitor.counted import counted
+from monitor.errors import SecretError
+from monitor.providers.scrub import MIN_CUT, MIN_SECRET, scrub_text
+from monitor.store.repository import driver_message
+from monitor.store.scrub import BATCH, Scrubbed, scrub_tables
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A secret's value and what it is, by name (`target t's API key`): only the name is ever shown."""
+
+    name: str
+    value: str
+
+
+def scrub(config_path: str, batch: int = BATCH, environ: Mapping[str, str] | None = None) -> int:
+    """Scrub every secret `config_path` names from its store; print a line per table."""
+    config = load_or_exit(config_path)
+    secrets, notes = configured_secrets(config, os.environ if environ is None else environ)
+    for note in notes:
+        err_console.print(f"[yellow]note:[/] {escape(note)}")
+    if not secrets:
+        print("no secret found in the config (no target's API key, sink secret or reload token could be read): "
+              "nothing to scrub, the store is unchanged")
+        return EXIT_OK
+    values = tuple(sorted({s.value for s in secrets}, key=len, reverse=True))  # a secret inside another: the longer first
+    store = open_store_or_exit(config, create=False)
+    try:
+        print(f"scrubbing {counted(len(secrets), 'secret')} ({', '.join(s.name for s in secrets)}) from "
+              f"{redact_url(store.safe_url)}")
+        scrub_tables(store.engine, sorted({v[:MIN_CUT] for v in values}), lambda text: scrub_text(text, values),
+                     batch=batch, done=_print)
+    except SQLAlchemyError as e:  # one line, as `_store_failed`; a driver's message quoting a value is scrubbed too
+        err_console.print(f"[bold red]error:[/] the store failed: {escape(scrub_text(driver_message(e), values))} "
+                          "(the tables above are done; run it again to go on)", highlight=False)
+        return EXIT_FAIL
+    finally:
+        store.close()
+    return EXIT_OK
+
+
+def configured_secrets(config: Config, environ: Mapping[str, str]) -> tuple[list[Secret], list[str]]:
+    """The secrets `config` names that can be read from `environ` and its files, and a note for each that cannot."""
+    from monitor.alerts.sinks import build_sink
+
+    found, notes = [], []
+    for target in config.targets:
+        try:
+            key = resolve_api_key(target, environ)
+        except SecretError as e:
+            notes.append(f"{e}: this key is not scrubbed")
+            continue
+        if key is not None and len(key) >= MIN_SECRET:  # as the providers: a shorter one would mangle every text
+            found.append(Secret(f"target {target.id}'s API key", key))
+        elif key is not None:
+            notes.append(f"target {target.id}: its key is shorter than {MIN_SECRET} characters: not scrubbed (as "
+                         "in what its calls return)")
+    for spec in config.alerts.sinks:
+        try:
+            sink = build_sink(spec, config.alerts, environ)
+        except SecretError as e:
+            notes.append(f"{e}: this sink's secrets are not scrubbed")
+            continue
+        found += [Secret(f"sink {spec.name}'s {'URL' if v == sink.url else 'secret'}", v) for v in sink.secrets]
+    token = environ.get(config.http.reload_token_env, "").strip()
+    if len(token) >= MIN_SECRET:
+        found.append(Secret(f"the reload token ({config.http.reload_token_env})", token))
+    return found, notes
+
+
+def _print(s: Scrubbed) -> None:
+    busy = f" ({counted(s.busy, 'row')} changed meanwhile, left as written: run it again)" if s.busy else ""
+    print(f"{s.table}: {counted(s.rows, 'row')} rewritten{busy}", flush=True)
