@@ -247,8 +247,9 @@ def parser() -> argparse.ArgumentParser:
                                        "kept, by <redacted> in every stored row (observations, drift events, "
                                        "baselines, the alert outbox): rows a release before the providers' scrubbing "
                                        "stored. Only rows holding a secret's start are read; each batch is its own "
-                                       "transaction, so it is safe beside a running daemon and a rerun rewrites "
-                                       "nothing more. Exit 0 done, 1 the store failed, 2 bad config or store.")
+                                       "transaction, and a rerun rewrites nothing more. Stop the daemons first: "
+                                       "one running writes its open events and baselines back from memory. Exit 0 "
+                                       "done, 1 the store failed, 2 bad config or store.")
     _config_arg(a)
     a.add_argument("--batch", type=_count, default=500, help="rows per read and transaction (default: %(default)s)")
     p = sub.add_parser("refusal", help="label completions in a JSONL file as refusals (none|partial|full)")
