@@ -171,8 +171,9 @@ def _load_probes(paths: list[Path], environ: Mapping[str, str] | None, issues: l
         pf = validate(ProbeFile, src, issues)
         canaries = list(pf.canaries) if pf is not None else validate_each(Canary, at(src.data, "canaries"))
         out.append(_ProbeFile(src, [c.model_copy(update={"source": str(path)}).located(
-            _place(src, "canaries", i), {f"checks[{j}]": _place(src, "canaries", i, "checks", j)
-                                         for j in range(len(c.checks))}) if c else None
+            _place(src, "canaries", i), {**{f"checks[{j}]": _place(src, "canaries", i, "checks", j)
+                                            for j in range(len(c.checks))},
+                                         "targets": _place(src, "canaries", i, "targets")}) if c else None
                                     for i, c in enumerate(canaries)]))
     return out
 
