@@ -222,6 +222,11 @@ def test_config_rejections(tmp_path: Path, old: str, new: str, expected: str) ->
     ("{every: 5m}", "{every: 4 seconds}", "6: canaries[0].schedule.every: not a duration: '4 seconds' (use e.g. 30s, "
                                           "5m, 1h30m) (value: '4 seconds')"),
     ("{every: 5m}", "{every: 0.5s}", "6: canaries[0].schedule.every: must be at least 1s (value: '0.5s')"),
+    # found by walkthrough: a bare number (monitor.yaml's durations take seconds) was "Input should be a valid string"
+    ("{every: 5m}", "{every: 300}", "6: canaries[0].schedule.every: a schedule's durations need their unit: 300s for "
+                                    "seconds or 300m for minutes (value: 300)"),
+    ("{every: 5m}", "{every: 5m, jitter: 7.5}", "6: canaries[0].schedule.jitter: a schedule's durations need their "
+                                                "unit: 7.5s for seconds or 7.5m for minutes (value: 7.5)"),
     ("{every: 5m}", "{every: 5m, jitter: soon}", "6: canaries[0].schedule.jitter: not a duration: 'soon' (use e.g. "
                                                  "30s, 5m, 1h30m) (value: 'soon')"),
     ("{every: 5m}", "{cron: '61 * * * *'}", "6: canaries[0].schedule.cron: invalid cron expression: "),

@@ -35,6 +35,16 @@ class Schedule(Strict):
 
     # Each field is checked on its own, so an error names it (`schedule.every`) and shows its value, as every other
     # field error does; only "which of them" is the schedule's own check.
+    @field_validator("every", "jitter", mode="before")
+    @classmethod
+    def _unit(cls, v: Any) -> Any:
+        # monitor.yaml's durations take bare seconds; a schedule's do not (is `every: 5` seconds or minutes?):
+        # say so, rather than pydantic's "Input should be a valid string"
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            n = format(v, "g")
+            raise ValueError(f"a schedule's durations need their unit: {n}s for seconds or {n}m for minutes")
+        return v
+
     @field_validator("every")
     @classmethod
     def _every(cls, v: str | None) -> str | None:
