@@ -335,6 +335,18 @@ def test_probe_globs_relative_and_absolute(tmp_path: Path) -> None:
     assert msg.endswith(f"probes[0]: no such probe file or folder (value: '{tmp_path / 'none' / '*.yaml'}')")
 
 
+def test_a_probe_file_reached_twice_is_read_once(tmp_path: Path) -> None:
+    """Found by walkthrough: `probes: [./probes, ./probes/more.yaml]` (a folder and a file in it, or overlapping
+    globs) read the file twice: "duplicate canary id (also defined in probes/more.yaml:2)", naming its own line."""
+    path = setup(tmp_path)
+    (tmp_path / "probes" / "more.yaml").write_text(BASIC.replace("kill-python-process", "another"))
+    path.write_text(GOOD.replace("probes: [./probes]", "probes: [./probes, ./probes/more.yaml, 'probes/*.yaml', "
+                                                      "./probes/../probes]"))
+    config = load_config(path, environ={})
+    assert sorted(c.id for c in config.canaries) == ["another", "kill-python-process"]
+    assert [Path(f).name for f in config.probe_files] == ["basic.yaml", "more.yaml"]
+
+
 def test_yaml_syntax_error_has_line(tmp_path: Path) -> None:
     path = setup(tmp_path, GOOD + "oops: [unclosed\n")
     (msg,) = issues(path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -129,7 +130,12 @@ def probe_paths(entries: list[str], base: Path) -> tuple[list[Path], list[str]]:
             files.append(p)
         else:
             missing.append(entry)
-    return files, missing
+    # a file reached twice (a folder and a glob or a file in it) is read once: else each of its canaries was a
+    # "duplicate canary id (also defined in" the same file and line
+    unique: dict[str, Path] = {}
+    for f in files:
+        unique.setdefault(os.path.realpath(f), f)
+    return list(unique.values()), missing
 
 
 def _exists(path: Path) -> bool:
