@@ -499,7 +499,8 @@ def test_an_item_of_a_str_or_list_option_is_named_at_its_own_line_without_pydant
                                           "          - 3\n")
     probe = tmp_path / "probes" / "basic.yaml"
     # the list's item only: the string member's "should be a valid string" at the option is not what was meant
-    assert issues(path) == [f"{probe}:11: canaries[0].checks[0].value[1]: Input should be a valid string (value: 3)"]
+    assert issues(path) == [f"{probe}:11: canaries[0].checks[0].value[1]: Input should be a valid string: YAML reads 3 "
+                            "as a number; quote it ('3') (value: '3')"]
 
 
 @pytest.mark.parametrize(("written", "got"), [("{a: 1}", "a mapping (value: {'a': 1})"), ("5", "a number (value: 5)"),

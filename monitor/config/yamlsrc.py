@@ -53,6 +53,8 @@ class Located:
     from_env: dict[str, str] = field(default_factory=dict)
     # Plain scalars YAML 1.1 reads as booleans (on, off, yes, no, true...), as written: a text field given one says so
     booleans: dict[tuple[Any, ...], str] = field(default_factory=dict)
+    # ... and those it reads as numbers (content: 1984, value: 3.10), as written
+    numbers: dict[tuple[Any, ...], str] = field(default_factory=dict)
 
     def line_of(self, loc: tuple[Any, ...]) -> int | None:
         """Return the line of the deepest known prefix of `loc`."""
@@ -279,6 +281,8 @@ class _Builder:
             value = self.scalars.construct_object(node, deep=True)
             if isinstance(value, int) and value.bit_length() > _MAX_INT_BITS:  # 0x... converts past int()'s limit
                 raise ValueError("integer string conversion")
+            if type(value) in (int, float) and isinstance(node, yaml.ScalarNode) and not node.style:
+                self.out.numbers[loc] = node.value
             if type(value) is int and isinstance(node.value, str) and node.value != str(value):
                 return WrittenInt.of(value, node.value)  # 010 read as 8: a text field shows what was written
             if type(value) is bool and isinstance(node, yaml.ScalarNode) and not node.style:  # plain, not quoted
