@@ -347,6 +347,14 @@ def test_a_probe_file_reached_twice_is_read_once(tmp_path: Path) -> None:
     assert [Path(f).name for f in config.probe_files] == ["basic.yaml", "more.yaml"]
 
 
+def test_an_unknown_target_among_none_says_none(tmp_path: Path) -> None:
+    """`targets: []` with a canary naming one was "unknown target (known: )"."""
+    path = setup(tmp_path, GOOD.split("targets:")[0] + "targets: []\nprobes: [./probes]\n",
+                 BASIC.replace("samples: 3", "samples: 3\n    targets: [gpt]"))
+    assert issues(path)[-1].endswith("canary kill-python-process: targets[0]: unknown target (known: none) "
+                                     "(value: 'gpt')")
+
+
 def test_yaml_syntax_error_has_line(tmp_path: Path) -> None:
     path = setup(tmp_path, GOOD + "oops: [unclosed\n")
     (msg,) = issues(path)
