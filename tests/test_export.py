@@ -159,6 +159,23 @@ async def test_baseline_show_says_why_a_target_has_no_baseline(tmp_path: Path,
     assert "c1 @ t: no baseline yet (it forms from the first 10 successful observations)" in " ".join(out.split())
 
 
+async def test_with_drift_off_baseline_show_diff_and_drift_say_so(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """Found by walkthrough: with drift.enabled false, `baseline show` and `diff` said a baseline "forms from the
+    first 10 successful observations" (none ever does), and `drift` showed an empty table as if nothing changed."""
+    cli = Cli(capsys)
+    cfg = await one_run_stored(tmp_path)
+    cfg.write_text(cfg.read_text().replace("baseline_size: 10", "baseline_size: 10, enabled: false"))
+    off = "c1 @ t: no baseline yet (drift analysis is off, drift.enabled: false: the daemon forms no baseline and " \
+          "opens no event)"
+    for command in (("baseline", "show", "c1"), ("diff", "c1")):
+        code, out, err = cli(*command, "-c", str(cfg))
+        assert code == 0 and off in " ".join(out.split()), (out, err)
+    code, _, err = cli("drift", "-c", str(cfg))
+    assert code == 0 and "note: drift analysis is off (drift.enabled: false): the daemon opens no events; only " \
+        "stored ones are listed" in " ".join(err.split()), err
+
+
 async def test_a_range_that_ends_before_it_starts_is_refused_by_export_and_pin(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # Found by QA: `export --since 04:05 --until 04:00` wrote nothing and said "exported 0 observations", and
