@@ -151,6 +151,17 @@ def test_lists_and_mappings_nested_hundreds_deep_are_an_error_not_a_recursion_er
         issue.endswith("...: nested more than 64 levels deep (no setting needs that many)"), issue
 
 
+def test_an_unknown_key_with_a_block_value_is_named_at_the_keys_line(tmp_path: Path) -> None:
+    """Found by walkthrough: a misspelt key whose value is a block (`headerz:` then its entries below, `canary:`
+    for `canaries:`) was named at the line of its value's first entry, below the key, or past a blank line."""
+    target = "  - id: t\n    provider: openai\n    base_url: 'http://127.0.0.1:9/v1'\n    model: m\n    headerz:\n\n      X-A: b"
+    cfg = write_config(tmp_path, target, "canary:\n  - id: c1\n",
+                       extra="storgae:\n  url: x\n")
+    assert problems(cfg) == [f"{tmp_path / 'monitor.yaml'}:6: targets[0].headerz: unknown key",
+                             f"{tmp_path / 'monitor.yaml'}:12: storgae: unknown key",
+                             f"{tmp_path / 'probes' / 'p.yaml'}:1: canary: unknown key"]
+
+
 def test_a_text_field_yaml_reads_as_a_number_says_so_and_to_quote_it(tmp_path: Path) -> None:
     """Found by walkthrough: `content: 1984` or `value: 3.10` was "Input should be a valid string (value: 3.1)":
     not what to do, and not the text written."""

@@ -87,7 +87,8 @@ def validate(model: type[M], src: Located, issues: list[ConfigIssue],
                     and "${" not in src.numbers[where]:  # shown as it is (no secret's place): as written
                 value = src.numbers[where]  # `content: 1984`: YAML read the text as a number
                 reason = f"{reason}: YAML reads {value} as a number; quote it ('{value}')"
-            issues.append(ConfigIssue(src.path, dotted(_shown(loc)), reason, src.line_of(where), value))
+            line = src.key_lines.get(where) if err["type"] == "extra_forbidden" else None  # the key, not its value
+            issues.append(ConfigIssue(src.path, dotted(_shown(loc)), reason, line or src.line_of(where), value))
         return None
 
 

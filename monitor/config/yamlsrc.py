@@ -55,6 +55,8 @@ class Located:
     booleans: dict[tuple[Any, ...], str] = field(default_factory=dict)
     # ... and those it reads as numbers (content: 1984, value: 3.10), as written
     numbers: dict[tuple[Any, ...], str] = field(default_factory=dict)
+    # The line of each mapping key written: `lines` has its value's, which for a block value is the line below
+    key_lines: dict[tuple[Any, ...], int] = field(default_factory=dict)
 
     def line_of(self, loc: tuple[Any, ...]) -> int | None:
         """Return the line of the deepest known prefix of `loc`."""
@@ -235,6 +237,7 @@ class _Builder:
                                                key_node.start_mark.line + 1))
             written.add(key)
             result[key] = (key_node, value_node)
+            self.out.key_lines[loc + (key,)] = key_node.start_mark.line + 1
         return {key: self.build(value_node, loc + (key,)) for key, (_, value_node) in result.items()}
 
     def _merged(self, value: yaml.Node, loc: tuple[Any, ...]) -> list[tuple[yaml.Node, yaml.Node]]:
