@@ -190,6 +190,8 @@ def test_no_config_file_says_how_to_name_one(tmp_path: Path, cli: CliRun, comman
     out = cli(command, "-c", str(missing))
     assert out.returncode == 2
     assert f"no config file at {missing}: pass -c FILE or set $LLM_MONITOR_CONFIG" in out.stderr
+    out = cli(command, "-c", str(missing), env={"LLM_MONITOR_CONFIG": f" {missing}"})  # the default it sets
+    assert f"no config file at {missing} ($LLM_MONITOR_CONFIG names it): pass -c FILE" in out.stderr, out.stderr
     cfg = tmp_path / "monitor.yaml"
     cfg.write_text("targets: [}\n")  # there, but not YAML: no such hint
     out = cli(command, "-c", str(cfg))
