@@ -170,6 +170,13 @@ def test_storage_url_with_password_refused_and_not_echoed(tmp_path: Path, url: s
      "8: targets[1].provider: Input should be 'openai' or 'anthropic' (value: 'gemini')"),
     ("https://api.anthropic.com", "api.anthropic.com",
      "9: targets[1].base_url: must be an http:// or https:// URL (value: 'api.anthropic.com')"),
+    # found by walkthrough: an endpoint pasted from a curl example passed check-config, then every call was a 404
+    ("https://api.openai.com/v1", "https://api.openai.com/v1/chat/completions/",
+     "4: targets[0].base_url: ends in the endpoint /chat/completions, which each call appends itself: write the "
+     "API's base, without /chat/completions (value: 'https://api.openai.com/v1/chat/completions/')"),
+    ("https://api.anthropic.com", "https://api.anthropic.com/v1/Messages",
+     "9: targets[1].base_url: ends in the endpoint /messages, which each call appends itself: write the API's base, "
+     "without /messages (value: 'https://api.anthropic.com/v1/Messages')"),
     ("id: claude", "id: gpt-mini", "7: targets[1].id: duplicate target id (value: 'gpt-mini')"),
     ("stream: false", "stream: false\n    reasoning_tags: strip",
      "13: targets[1].reasoning_tags: Input should be 'auto', 'always' or 'off' (value: 'strip')"),
