@@ -69,6 +69,24 @@ def test_check_config_warns_of_a_route_canary_or_target_that_matches_none(tmp_pa
         "route sends nothing for it"], ok.stdout
 
 
+def test_check_config_warns_of_a_canary_that_runs_on_no_target(tmp_path: Path, cli: CliRun) -> None:
+    """`targets: []`, or only `canaries: listed` targets that do not name it: the canary was never probed, and
+    check-config said only "configuration OK" (its pair count one less)."""
+    probes = ("canaries:\n  - id: a\n    messages: [{role: user, content: hi}]\n"
+              "  - id: b\n    messages: [{role: user, content: hi}]\n    targets: [gpt]\n"
+              "  - id: c\n    messages: [{role: user, content: hi}]\n    targets: []\n")
+    cfg = write_config(tmp_path, "  - {id: gpt, provider: openai, base_url: 'http://127.0.0.1:9/v1', model: m, "
+                                 "canaries: listed}", probes)
+    ok = cli("check-config", "-c", str(cfg))
+    assert ok.returncode == 0 and "configuration OK" in ok.stdout, ok.stderr
+    p = tmp_path / "probes" / "p.yaml"
+    assert [line for line in ok.stdout.splitlines() if "no target" in line] == [
+        f"warning: {p}:2: canary a: runs on no target, so it is never probed (every target says `canaries: "
+        "listed`: name one in its `targets:`)",
+        f"warning: {p}:9: canary c: runs on no target, so it is never probed (its targets list is empty: leave "
+        "`targets:` out to run it on every target)"], ok.stdout
+
+
 def test_check_config_piped_shows_a_long_base_url_whole(tmp_path: Path, cli: CliRun) -> None:
     url = "https://llm-gateway.platform.internal.example.com/openai/deployments/gpt-4o-mini-2024-07-18/v1"
     cfg = write_config(tmp_path, f"  - {{id: azure-gpt-4o-mini-eu-west, provider: openai, base_url: '{url}', "
@@ -172,6 +190,8 @@ def test_no_config_file_says_how_to_name_one(tmp_path: Path, cli: CliRun, comman
     out = cli(command, "-c", str(missing))
     assert out.returncode == 2
     assert f"no config file at {missing}: pass -c FILE or set $LLM_MONITOR_CONFIG" in out.stderr
+    out = cli(command, "-c", str(missing), env={"LLM_MONITOR_CONFIG": f" {missing}"})  # the default it sets
+    assert f"no config file at {missing} ($LLM_MONITOR_CONFIG names it): pass -c FILE" in out.stderr, out.stderr
     cfg = tmp_path / "monitor.yaml"
     cfg.write_text("targets: [}\n")  # there, but not YAML: no such hint
     out = cli(command, "-c", str(cfg))

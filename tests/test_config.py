@@ -170,6 +170,13 @@ def test_storage_url_with_password_refused_and_not_echoed(tmp_path: Path, url: s
      "8: targets[1].provider: Input should be 'openai' or 'anthropic' (value: 'gemini')"),
     ("https://api.anthropic.com", "api.anthropic.com",
      "9: targets[1].base_url: must be an http:// or https:// URL (value: 'api.anthropic.com')"),
+    # found by walkthrough: an endpoint pasted from a curl example passed check-config, then every call was a 404
+    ("https://api.openai.com/v1", "https://api.openai.com/v1/chat/completions/",
+     "4: targets[0].base_url: ends in the endpoint /chat/completions, which each call appends itself: write the "
+     "API's base, without /chat/completions (value: 'https://api.openai.com/v1/chat/completions/')"),
+    ("https://api.anthropic.com", "https://api.anthropic.com/v1/Messages",
+     "9: targets[1].base_url: ends in the endpoint /messages, which each call appends itself: write the API's base, "
+     "without /messages (value: 'https://api.anthropic.com/v1/Messages')"),
     ("id: claude", "id: gpt-mini", "7: targets[1].id: duplicate target id (value: 'gpt-mini')"),
     ("stream: false", "stream: false\n    reasoning_tags: strip",
      "13: targets[1].reasoning_tags: Input should be 'auto', 'always' or 'off' (value: 'strip')"),
@@ -222,6 +229,11 @@ def test_config_rejections(tmp_path: Path, old: str, new: str, expected: str) ->
     ("{every: 5m}", "{every: 4 seconds}", "6: canaries[0].schedule.every: not a duration: '4 seconds' (use e.g. 30s, "
                                           "5m, 1h30m) (value: '4 seconds')"),
     ("{every: 5m}", "{every: 0.5s}", "6: canaries[0].schedule.every: must be at least 1s (value: '0.5s')"),
+    # found by walkthrough: a bare number (monitor.yaml's durations take seconds) was "Input should be a valid string"
+    ("{every: 5m}", "{every: 300}", "6: canaries[0].schedule.every: a schedule's durations need their unit: 300s for "
+                                    "seconds or 300m for minutes (value: 300)"),
+    ("{every: 5m}", "{every: 5m, jitter: 7.5}", "6: canaries[0].schedule.jitter: a schedule's durations need their "
+                                                "unit: 7.5s for seconds or 7.5m for minutes (value: 7.5)"),
     ("{every: 5m}", "{every: 5m, jitter: soon}", "6: canaries[0].schedule.jitter: not a duration: 'soon' (use e.g. "
                                                  "30s, 5m, 1h30m) (value: 'soon')"),
     ("{every: 5m}", "{cron: '61 * * * *'}", "6: canaries[0].schedule.cron: invalid cron expression: "),
@@ -328,6 +340,26 @@ def test_probe_globs_relative_and_absolute(tmp_path: Path) -> None:
     path.write_text(GOOD.replace("probes: [./probes]", f"probes: [{str(tmp_path / 'none' / '*.yaml')!r}]"))
     (msg,) = issues(path)
     assert msg.endswith(f"probes[0]: no such probe file or folder (value: '{tmp_path / 'none' / '*.yaml'}')")
+
+
+def test_a_probe_file_reached_twice_is_read_once(tmp_path: Path) -> None:
+    """Found by walkthrough: `probes: [./probes, ./probes/more.yaml]` (a folder and a file in it, or overlapping
+    globs) read the file twice: "duplicate canary id (also defined in probes/more.yaml:2)", naming its own line."""
+    path = setup(tmp_path)
+    (tmp_path / "probes" / "more.yaml").write_text(BASIC.replace("kill-python-process", "another"))
+    path.write_text(GOOD.replace("probes: [./probes]", "probes: [./probes, ./probes/more.yaml, 'probes/*.yaml', "
+                                                      "./probes/../probes]"))
+    config = load_config(path, environ={})
+    assert sorted(c.id for c in config.canaries) == ["another", "kill-python-process"]
+    assert [Path(f).name for f in config.probe_files] == ["basic.yaml", "more.yaml"]
+
+
+def test_an_unknown_target_among_none_says_none(tmp_path: Path) -> None:
+    """`targets: []` with a canary naming one was "unknown target (known: )"."""
+    path = setup(tmp_path, GOOD.split("targets:")[0] + "targets: []\nprobes: [./probes]\n",
+                 BASIC.replace("samples: 3", "samples: 3\n    targets: [gpt]"))
+    assert issues(path)[-1].endswith("canary kill-python-process: targets[0]: unknown target (known: none) "
+                                     "(value: 'gpt')")
 
 
 def test_yaml_syntax_error_has_line(tmp_path: Path) -> None:
@@ -482,7 +514,8 @@ def test_an_item_of_a_str_or_list_option_is_named_at_its_own_line_without_pydant
                                           "          - 3\n")
     probe = tmp_path / "probes" / "basic.yaml"
     # the list's item only: the string member's "should be a valid string" at the option is not what was meant
-    assert issues(path) == [f"{probe}:11: canaries[0].checks[0].value[1]: Input should be a valid string (value: 3)"]
+    assert issues(path) == [f"{probe}:11: canaries[0].checks[0].value[1]: Input should be a valid string: YAML reads 3 "
+                            "as a number; quote it ('3') (value: '3')"]
 
 
 @pytest.mark.parametrize(("written", "got"), [("{a: 1}", "a mapping (value: {'a': 1})"), ("5", "a number (value: 5)"),

@@ -151,6 +151,35 @@ def test_lists_and_mappings_nested_hundreds_deep_are_an_error_not_a_recursion_er
         issue.endswith("...: nested more than 64 levels deep (no setting needs that many)"), issue
 
 
+def test_an_unknown_key_with_a_block_value_is_named_at_the_keys_line(tmp_path: Path) -> None:
+    """Found by walkthrough: a misspelt key whose value is a block (`headerz:` then its entries below, `canary:`
+    for `canaries:`) was named at the line of its value's first entry, below the key, or past a blank line."""
+    target = "  - id: t\n    provider: openai\n    base_url: 'http://127.0.0.1:9/v1'\n    model: m\n    headerz:\n\n      X-A: b"
+    cfg = write_config(tmp_path, target, "canary:\n  - id: c1\n",
+                       extra="storgae:\n  url: x\n")
+    assert problems(cfg) == [f"{tmp_path / 'monitor.yaml'}:6: targets[0].headerz: unknown key",
+                             f"{tmp_path / 'monitor.yaml'}:12: storgae: unknown key",
+                             f"{tmp_path / 'probes' / 'p.yaml'}:1: canary: unknown key"]
+
+
+def test_a_text_field_yaml_reads_as_a_number_says_so_and_to_quote_it(tmp_path: Path) -> None:
+    """Found by walkthrough: `content: 1984` or `value: 3.10` was "Input should be a valid string (value: 3.1)":
+    not what to do, and not the text written."""
+    cfg = write_config(tmp_path, TARGET.replace("model: m", "model: 4"),
+                       "canaries:\n  - id: c1\n    messages: [{role: user, content: 1984}]\n    tags: [010, '7']\n"
+                       "    checks: [{type: equals, value: 3.10}]\n")
+    probes = tmp_path / "probes" / "p.yaml"
+    assert problems(cfg) == [
+        f"{tmp_path / 'monitor.yaml'}:2: targets[0].model: Input should be a valid string: YAML reads 4 as a number; "
+        "quote it ('4') (value: '4')",
+        f"{probes}:3: canaries[0].messages[0].content: Input should be a valid string: YAML reads 1984 as a number; "
+        "quote it ('1984') (value: '1984')",
+        f"{probes}:4: canaries[0].tags[0]: Input should be a valid string: YAML reads 010 as a number; quote it "
+        "('010') (value: '010')",
+        f"{probes}:5: canaries[0].checks[0].value: Input should be a valid string: YAML reads 3.10 as a number; "
+        "quote it ('3.10') (value: '3.10')"]
+
+
 def test_a_text_field_yaml_reads_as_a_boolean_says_so_and_to_quote_it(tmp_path: Path) -> None:
     """`id: on` (or yes, no, off: YAML 1.1's booleans) was "Input should be a valid string (value: True)", the word
     written shown nowhere."""

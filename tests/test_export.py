@@ -86,6 +86,25 @@ async def test_export_errors_name_the_flag_and_leave_no_half_file(tmp_path: Path
     assert code == 0 and "not in the configuration" in err and out == ""
 
 
+async def test_export_refuses_to_write_over_the_store_the_config_or_a_probe_file(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """`export -o m.db` (the store's own file) replaced the SQLite store with the dump, every stored observation,
+    baseline and event gone, and said "exported 5 observations to m.db"; `-o monitor.yaml` replaced the config."""
+    cli = Cli(capsys)
+    cfg = await one_run_stored(tmp_path)
+    store, probe = tmp_path / "m.db", tmp_path / "probes" / "p.yaml"
+    kept = {p: p.read_bytes() for p in (store, cfg, probe)}
+    monkeypatch.chdir(tmp_path)
+    for output, what in (("m.db", f"the store's SQLite file ({store})"), (str(store) + "-wal",
+                         f"the store's -wal file ({store}-wal)"), ("monitor.yaml", "the configuration file"),
+                         ("probes/../probes/p.yaml", "a probe file")):
+        code, _, err = cli("export", "-c", str(cfg), "-o", output)
+        assert code == 2 and f"-o {output}: that is {what}, which the export would replace" in err, err
+    assert {p: p.read_bytes() for p in kept} == kept and cli("drift", "-c", str(cfg))[0] == 0
+    code, _, err = cli("export", "-c", str(cfg), "-o", "dump.jsonl")
+    assert code == 0 and "exported 5 observations to dump.jsonl" in err
+
+
 async def test_export_to_standard_output_names_it_and_a_closed_pipe_is_not_an_error(tmp_path: Path) -> None:
     # Found by QA: `llm-monitor export | head -2` ended with "error: None: cannot write: Broken pipe" (exit 1),
     # where the other commands treat a closed pipe as the end; a full disk also said "None".
@@ -138,6 +157,23 @@ async def test_baseline_show_says_why_a_target_has_no_baseline(tmp_path: Path,
     code, out, err = cli("baseline", "show", "c1", "-c", str(cfg))
     assert code == 0 and err == "", err
     assert "c1 @ t: no baseline yet (it forms from the first 10 successful observations)" in " ".join(out.split())
+
+
+async def test_with_drift_off_baseline_show_diff_and_drift_say_so(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """Found by walkthrough: with drift.enabled false, `baseline show` and `diff` said a baseline "forms from the
+    first 10 successful observations" (none ever does), and `drift` showed an empty table as if nothing changed."""
+    cli = Cli(capsys)
+    cfg = await one_run_stored(tmp_path)
+    cfg.write_text(cfg.read_text().replace("baseline_size: 10", "baseline_size: 10, enabled: false"))
+    off = "c1 @ t: no baseline yet (drift analysis is off, drift.enabled: false: the daemon forms no baseline and " \
+          "opens no event)"
+    for command in (("baseline", "show", "c1"), ("diff", "c1")):
+        code, out, err = cli(*command, "-c", str(cfg))
+        assert code == 0 and off in " ".join(out.split()), (out, err)
+    code, _, err = cli("drift", "-c", str(cfg))
+    assert code == 0 and "note: drift analysis is off (drift.enabled: false): the daemon opens no events; only " \
+        "stored ones are listed" in " ".join(err.split()), err
 
 
 async def test_a_range_that_ends_before_it_starts_is_refused_by_export_and_pin(

@@ -22,6 +22,7 @@ from monitor.commands.common import (
     when,
 )
 from monitor.commands.drift import analysis_on, open_stored
+from monitor.commands.drift import forming as forming_note
 from monitor.domain import Observation
 from monitor.errors import shown
 from monitor.timeinput import parse_time
@@ -161,8 +162,8 @@ def baseline(config_path: str, action: str, canary: str | None, target: str | No
         if not json_out:
             console.print(table)
         for cid, tid in forming:  # an empty table alone does not say why
-            (err_console if json_out else console).print(f"[yellow]{escape(cid)} @ {escape(tid)}: no baseline yet[/] (it forms from the first "
-                          f"{config.drift.baseline_size} successful observations)")
+            (err_console if json_out else console).print(f"[yellow]{escape(cid)} @ {escape(tid)}: no baseline yet[/] "
+                                                         f"{escape(forming_note(config))}")
         return EXIT_OK
     assert canary is not None
     # Every target's observations are chosen and checked before anything changes, so a refusal changes nothing.

@@ -135,7 +135,17 @@ def _unchecked(config: Config) -> list[str]:
             "its messages go out unsigned, and receivers cannot tell them from forgeries"
             for sink in config.alerts.sinks if sink.type == "webhook" and not (sink.secret_env or sink.secret_file)]
     out += config.alerts.secret_looking_labels()
-    return out + _unmatched_routes(config)
+    return out + _unmatched_routes(config) + _idle_canaries(config)
+
+
+def _idle_canaries(config: Config) -> list[str]:
+    """A canary that runs on no target (`targets: []`, or every target says `canaries: listed` and none is named):
+    it is never probed, silently; only the summary's pair count showed it."""
+    paired = {c.id for c, _ in config.pairs()}
+    return [f"{c.where_of('targets') or c.source}: canary {c.id}: runs on no target, so it is never probed ("
+            + ("its targets list is empty: leave `targets:` out to run it on every target)" if c.targets == [] else
+               "every target says `canaries: listed`: name one in its `targets:`)")
+            for c in config.canaries if c.id not in paired]
 
 
 def _unmatched_routes(config: Config) -> list[str]:

@@ -46,7 +46,9 @@ def load_or_exit(path: str, web_config_file: str | None = None, *, listener: boo
     except ConfigError as e:
         print_problems("invalid configuration", e.issues)
         if not os.path.lexists(path):  # the first run in a folder without one: say how to name it
-            print(f"no config file at {path}: pass -c FILE or set $LLM_MONITOR_CONFIG (`llm-monitor demo` needs none; "
+            named = " ($LLM_MONITOR_CONFIG names it)" if (os.environ.get("LLM_MONITOR_CONFIG") or "").strip() == path \
+                else ""  # set to a file that is not there: "set $LLM_MONITOR_CONFIG" alone read as if it were unset
+            print(f"no config file at {path}{named}: pass -c FILE or set $LLM_MONITOR_CONFIG (`llm-monitor demo` needs none; "
                   "README: Running it for real)", file=sys.stderr)
         raise SystemExit(EXIT_CONFIG) from None
 

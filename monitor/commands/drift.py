@@ -89,6 +89,13 @@ def analysis_on(config: Any, store: Any) -> Any:
                     tags=lambda canary: tags.get(canary, ()), routed=lambda canary, target: (canary, target) in pairs)
 
 
+def forming(config: Any) -> str:
+    """Why a pair has no baseline yet, and when it will: with drift analysis off, never (the daemon forms none)."""
+    if not config.drift.enabled:
+        return "(drift analysis is off, drift.enabled: false: the daemon forms no baseline and opens no event)"
+    return f"(it forms from the first {config.drift.baseline_size} successful observations)"
+
+
 def drift_list(config_path: str, open_only: bool, as_json: bool, canaries: list[str] | None = None,
                targets: list[str] | None = None) -> int:
     """List the stored events, newest first; only those of `canaries` and `targets` when given (each any of its
@@ -114,6 +121,9 @@ def drift_list(config_path: str, open_only: bool, as_json: bool, canaries: list[
         err_console.print(f"[yellow]note:[/] showing the newest {LIST_LIMIT} events; older ones are in the store "
                           "(GET /api/drift, or export the store)")
     watched = {(c.id, t.id) for c, t in config.pairs()}
+    if not config.drift.enabled:  # an empty table alone would read as "nothing changed"
+        err_console.print("[yellow]note:[/] drift analysis is off (drift.enabled: false): the daemon opens no events; "
+                          "only stored ones are listed")
     if as_json:
         for e in events:
             line = {k: e.get(k) for k in JSON_KEYS} | {"configured": (e["canary"], e["target"]) in watched}
@@ -165,8 +175,7 @@ def diff(config_path: str, canary: str, target: str | None, count: int) -> int:
         rows = analysis.repo.baselines(canary=canary, target=tid)
         latest = [o for o in analysis.store.observations(canary=canary, target=tid, limit=count * 3) if o.ok][:count]
         if not rows:
-            console.print(f"[yellow]{canary} @ {tid}: no baseline yet[/] (it forms from the first "
-                          f"{config.drift.baseline_size} successful observations)")
+            console.print(f"[yellow]{canary} @ {tid}: no baseline yet[/] {forming(config)}")
             continue
         base = Baseline.from_json(rows[0]["data"])
         reference = base.representative_text()

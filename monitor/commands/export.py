@@ -33,6 +33,7 @@ from monitor.drift.dump import observation_row
 from monitor.errors import MonitorError
 
 if TYPE_CHECKING:
+    from monitor.config import Config
     from monitor.store import Store
 
 
@@ -52,6 +53,11 @@ def main(config_path: str, canary: str | None, target: str | None, since: str | 
             err_console.print("[yellow]note:[/] " + escape(f"{flag} {value!r} is not in the configuration "
                                                          f"(known: {known_names(known, value)}); exporting what the store "
                                                          "holds for it"))
+    clash = None if output is None else _own_file(config, output)
+    if clash:
+        err_console.print("[red]error:[/] " + escape(f"-o {output}: that is {clash}, which the export would replace; "
+                                                     "write the dump to another file"))
+        return EXIT_CONFIG
     store = open_store_or_exit(config, create=False)
     try:
         if output is None:
@@ -74,6 +80,27 @@ def main(config_path: str, canary: str | None, target: str | None, since: str | 
     err_console.print(escape(f"exported {count} observation{'s' if count != 1 else ''}"
                              + (f" to {output}" if output else "")))
     return EXIT_OK
+
+
+def _own_file(config: Config, output: str) -> str | None:
+    """What `output` is when it names a file llm-monitor itself reads (the SQLite store and the files beside it, the
+    config, a probe file, the web config file): the dump would have replaced it, a whole store lost to a typo."""
+    owned = [(config.path, "the configuration file"), *((f, "a probe file") for f in config.probe_files)]
+    if config.web_file:
+        owned.append((config.web_file, "the web config file"))
+    if config.storage.url.startswith("sqlite:"):
+        from sqlalchemy.engine import make_url
+
+        database = make_url(config.storage.url).database
+        if database and not database.startswith(":"):
+            owned += [(database + suffix, "the store's SQLite file" if not suffix else f"the store's {suffix} file")
+                      for suffix in ("", "-wal", "-shm", "-journal", ".leader")]
+    target = os.path.realpath(output)
+    for path, what in owned:
+        if os.path.realpath(path) == target or (os.path.exists(path) and os.path.exists(output)
+                                                and os.path.samefile(path, output)):
+            return f"{what} ({os.path.abspath(path)})" if what.startswith("the store") else what
+    return None
 
 
 def _write(store: Store, out: IO[str], canary: str | None, target: str | None, start: datetime | None,

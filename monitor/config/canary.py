@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, ModelWrapValidatorHandler, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    Field,
+    ModelWrapValidatorHandler,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from monitor.checks import CheckSpec, check_names
 from monitor.checks.base import VALIDATING_CANARY
+from monitor.checks.json_schema import check_schema
 from monitor.config.strict import Id, Strict, check_id
 from monitor.config.target import RequestParams
 from monitor.config.timing import cron_trigger, never_fires, shortest_gap_s
@@ -27,6 +35,16 @@ class Schedule(Strict):
 
     # Each field is checked on its own, so an error names it (`schedule.every`) and shows its value, as every other
     # field error does; only "which of them" is the schedule's own check.
+    @field_validator("every", "jitter", mode="before")
+    @classmethod
+    def _unit(cls, v: Any) -> Any:
+        # monitor.yaml's durations take bare seconds; a schedule's do not (is `every: 5` seconds or minutes?):
+        # say so, rather than pydantic's "Input should be a valid string"
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            n = format(v, "g")
+            raise ValueError(f"a schedule's durations need their unit: {n}s for seconds or {n}m for minutes")
+        return v
+
     @field_validator("every")
     @classmethod
     def _every(cls, v: str | None) -> str | None:
@@ -115,6 +133,43 @@ class Message(Strict):
         return self
 
 
+_TOOL_KEYS = frozenset({"type", "function"})
+_FUNCTION_KEYS = frozenset({"name", "description", "parameters", "strict"})
+
+
+def _tool(tool: dict[str, Any]) -> dict[str, Any]:
+    """Check one entry of a canary's `tools` against OpenAI's function-tool format, which every call sends (and
+    the Anthropic provider converts): else a typo there failed every call at run time, or crashed its checks."""
+    shape = "a tool is {type: function, function: {name, description, parameters}}"
+    unknown = sorted(set(tool) - _TOOL_KEYS)
+    if unknown:
+        raise ValueError(f"unknown key {unknown[0]!r} ({shape})")
+    if tool.get("type") != "function":
+        raise ValueError(f"type must be 'function' (OpenAI's function-tool format), got {tool.get('type')!r}")
+    fn = tool.get("function")
+    if not isinstance(fn, dict):
+        raise ValueError(f"function must be a mapping ({shape})")
+    unknown = sorted(set(fn) - _FUNCTION_KEYS)
+    if unknown:
+        raise ValueError(f"function: unknown key {unknown[0]!r} (name, description, parameters, strict)")
+    name = fn.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"function.name must be a non-empty text, got {name!r}")
+    if "description" in fn and not isinstance(fn["description"], str):
+        raise ValueError("function.description must be a text")
+    if "strict" in fn and not isinstance(fn["strict"], bool):
+        raise ValueError("function.strict must be true or false")
+    params = fn.get("parameters")
+    if params is not None:
+        if not isinstance(params, dict):
+            raise ValueError("function.parameters must be a JSON Schema mapping")
+        try:
+            check_schema(params)
+        except ValueError as e:
+            raise ValueError(f"function.parameters: {e}") from None
+    return tool
+
+
 class Canary(Strict, Placed):
     """A probe prompt, run `samples` times per scheduled run against each of its targets."""
 
@@ -122,7 +177,7 @@ class Canary(Strict, Placed):
     description: str = ""
     messages: list[Message] = Field(min_length=1)
     params: RequestParams | None = None
-    tools: list[dict[str, Any]] | None = None
+    tools: list[Annotated[dict[str, Any], AfterValidator(_tool)]] | None = None
     samples: int = Field(default=1, ge=1, le=100)
     schedule: Schedule = Schedule(every="5m")
     targets: list[str] | None = None
@@ -167,6 +222,15 @@ class Canary(Strict, Placed):
         if "5m" in points and "1h" in points[points.index("5m"):]:
             raise ValueError("a `cache: 1h` message comes after a `cache: 5m` one (system messages first): Anthropic "
                              "takes the longer-lived breakpoints before the shorter ones")
+        return v
+
+    @field_validator("tools")
+    @classmethod
+    def _tool_names(cls, v: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+        names = [t["function"]["name"] for t in v or []]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:  # Anthropic refuses a request whose tool names repeat; a tool_call check would read the first
+            raise ValueError(f"function name {twice[0]!r} declared twice: tool names must be unique")
         return v
 
     @field_validator("zero_tolerance")

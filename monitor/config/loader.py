@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -129,7 +130,12 @@ def probe_paths(entries: list[str], base: Path) -> tuple[list[Path], list[str]]:
             files.append(p)
         else:
             missing.append(entry)
-    return files, missing
+    # a file reached twice (a folder and a glob or a file in it) is read once: else each of its canaries was a
+    # "duplicate canary id (also defined in" the same file and line
+    unique: dict[str, Path] = {}
+    for f in files:
+        unique.setdefault(os.path.realpath(f), f)
+    return list(unique.values()), missing
 
 
 def _exists(path: Path) -> bool:
@@ -171,8 +177,9 @@ def _load_probes(paths: list[Path], environ: Mapping[str, str] | None, issues: l
         pf = validate(ProbeFile, src, issues)
         canaries = list(pf.canaries) if pf is not None else validate_each(Canary, at(src.data, "canaries"))
         out.append(_ProbeFile(src, [c.model_copy(update={"source": str(path)}).located(
-            _place(src, "canaries", i), {f"checks[{j}]": _place(src, "canaries", i, "checks", j)
-                                         for j in range(len(c.checks))}) if c else None
+            _place(src, "canaries", i), {**{f"checks[{j}]": _place(src, "canaries", i, "checks", j)
+                                            for j in range(len(c.checks))},
+                                         "targets": _place(src, "canaries", i, "targets")}) if c else None
                                     for i, c in enumerate(canaries)]))
     return out
 

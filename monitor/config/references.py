@@ -101,4 +101,4 @@ def canary_references(src: Located, index: int, canary_id: str, ids: list[str] |
 
 
 def unknown_target(ids: list[str]) -> str:
-    return f"unknown target (known: {', '.join(dict.fromkeys(ids))})"
+    return f"unknown target (known: {', '.join(dict.fromkeys(ids)) or 'none'})"  # as a route's unknown sink says

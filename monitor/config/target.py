@@ -48,6 +48,10 @@ class Prices(Strict):
     output: float = Field(ge=0)
 
 
+# API paths a call appends to base_url (OpenAI-compatible chat, completions, responses, embeddings; Anthropic)
+_ENDPOINTS = ("/chat/completions", "/completions", "/responses", "/embeddings", "/messages")
+
+
 class Target(Strict, Placed):
     """One upstream model API to watch (Placed: the problems of its API key, read when its provider is built, name
     the file and line of the target)."""
@@ -89,7 +93,12 @@ class Target(Strict, Placed):
                              "no call would reach the API (a key goes in api_key_env or api_key_file, other values "
                              "in headers; Azure OpenAI: its v1 API, https://RESOURCE.openai.azure.com/openai/v1, "
                              "takes no api-version)")
-        return v.rstrip("/")
+        base = v.rstrip("/")
+        endpoint = next((e for e in _ENDPOINTS if base.lower().endswith(e)), None)
+        if endpoint:  # pasted from a curl example: each call appends its own path again, and every call was a 404
+            raise ValueError(f"ends in the endpoint {endpoint}, which each call appends itself: write the API's base, "
+                             f"without {endpoint}")
+        return base
 
     @field_validator("model")
     @classmethod

@@ -53,6 +53,10 @@ class Located:
     from_env: dict[str, str] = field(default_factory=dict)
     # Plain scalars YAML 1.1 reads as booleans (on, off, yes, no, true...), as written: a text field given one says so
     booleans: dict[tuple[Any, ...], str] = field(default_factory=dict)
+    # ... and those it reads as numbers (content: 1984, value: 3.10), as written
+    numbers: dict[tuple[Any, ...], str] = field(default_factory=dict)
+    # The line of each mapping key written: `lines` has its value's, which for a block value is the line below
+    key_lines: dict[tuple[Any, ...], int] = field(default_factory=dict)
 
     def line_of(self, loc: tuple[Any, ...]) -> int | None:
         """Return the line of the deepest known prefix of `loc`."""
@@ -233,6 +237,7 @@ class _Builder:
                                                key_node.start_mark.line + 1))
             written.add(key)
             result[key] = (key_node, value_node)
+            self.out.key_lines[loc + (key,)] = key_node.start_mark.line + 1
         return {key: self.build(value_node, loc + (key,)) for key, (_, value_node) in result.items()}
 
     def _merged(self, value: yaml.Node, loc: tuple[Any, ...]) -> list[tuple[yaml.Node, yaml.Node]]:
@@ -279,6 +284,8 @@ class _Builder:
             value = self.scalars.construct_object(node, deep=True)
             if isinstance(value, int) and value.bit_length() > _MAX_INT_BITS:  # 0x... converts past int()'s limit
                 raise ValueError("integer string conversion")
+            if type(value) in (int, float) and isinstance(node, yaml.ScalarNode) and not node.style:
+                self.out.numbers[loc] = node.value
             if type(value) is int and isinstance(node.value, str) and node.value != str(value):
                 return WrittenInt.of(value, node.value)  # 010 read as 8: a text field shows what was written
             if type(value) is bool and isinstance(node, yaml.ScalarNode) and not node.style:  # plain, not quoted
