@@ -72,3 +72,21 @@ def test_specs_are_immutable() -> None:
     spec = parse_check({"type": "contains", "value": "a"})
     with pytest.raises(ValidationError):
         spec.value = "b"  # type: ignore[misc]
+
+
+def test_an_invalid_schema_names_every_problem_in_one_run() -> None:
+    """check-config names every problem of a config in one run: an invalid JSON Schema names each of its own
+    (jsonschema's check_schema names one: the user fixed it and met the next on the following run)."""
+    from monitor.checks.json_schema import check_schema
+
+    bad = {"type": "objekt", "properties": {"a": {"minLength": -1}, "b": {"pattern": "("}}, "required": "a"}
+    with pytest.raises(ValueError) as e:
+        check_schema(bad)
+    text = str(e.value)
+    for where in ("at type:", "at properties/a/minLength:", "at properties/b/pattern:", "at required:"):
+        assert where in text
+    assert text.startswith("invalid JSON Schema at ")
+    with pytest.raises(ValueError, match=r"; and 2 more$"):
+        check_schema({"properties": {f"p{i}": {"minLength": -1} for i in range(12)}})
+    assert check_schema({"type": "object", "properties": {"a": {"type": "string"}}}) == {
+        "type": "object", "properties": {"a": {"type": "string"}}}

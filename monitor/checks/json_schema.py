@@ -31,16 +31,21 @@ class JsonSchemaCheck(BaseCheck):
         return check_schema(v)
 
 
-def check_schema(schema: dict[str, Any]) -> dict[str, Any]:
-    """Raise ValueError naming the problem when ``schema`` is not a valid JSON Schema."""
-    import jsonschema
-    from jsonschema.exceptions import SchemaError
+SHOWN_ERRORS = 10  # a schema's problems an error names at most
 
-    try:
-        jsonschema.validators.validator_for(schema).check_schema(schema)
-    except SchemaError as e:
-        where = "/".join(str(p) for p in e.path) or "(root)"
-        raise ValueError(f"invalid JSON Schema at {where}: {e.message}") from None
+
+def check_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """Raise ValueError naming every problem (up to ``SHOWN_ERRORS``) when ``schema`` is not a valid JSON Schema,
+    as `check-config` names every other problem in one run (the validator's own check_schema names one)."""
+    import jsonschema
+
+    cls = jsonschema.validators.validator_for(schema)
+    meta = cls(cls.META_SCHEMA, format_checker=cls.FORMAT_CHECKER)  # as check_schema: `pattern` must be a regex
+    problems = list(dict.fromkeys(f"at {'/'.join(str(p) for p in e.path) or '(root)'}: {e.message}"
+                                  for e in meta.iter_errors(schema)))
+    if problems:
+        more = f"; and {len(problems) - SHOWN_ERRORS} more" if len(problems) > SHOWN_ERRORS else ""
+        raise ValueError(f"invalid JSON Schema {'; '.join(problems[:SHOWN_ERRORS])}{more}")
     _check_refs(schema)
     return schema
 
