@@ -336,3 +336,18 @@ def test_a_scrubbed_name_stays_within_its_column() -> None:
     scrubbed = scrub_call(CallResult(response_model="m" * 191 + key, system_fingerprint=key), (key,))
     assert scrubbed.response_model == ("m" * 191 + "<redacted>")[:200]
     assert scrubbed.system_fingerprint == "<redacted>"
+
+
+@pytest.mark.parametrize("stream", [True, False])
+async def test_a_request_the_anthropic_provider_cannot_build_is_its_own_error_not_the_upstream_s(
+        steady_sim: SimServer, stream: bool) -> None:
+    """A tool without its `function` (a request this code cannot build) raises, for the runner to store as
+    `internal` with its traceback logged (tests/test_runner.py), where it was stored as the upstream's
+    `bad_response` ("malformed response: 'function'"), blaming the provider for llm-monitor's own bug."""
+    provider = make("anthropic", steady_sim)
+    try:
+        with pytest.raises(KeyError, match="function"):
+            await provider.complete(ChatRequest(model="sim-gpt", messages=MSG, stream=stream, max_tokens=20,
+                                                timeout_s=10, tools=[{"type": "function", "name": "f"}]))
+    finally:
+        await provider.aclose()

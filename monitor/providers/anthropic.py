@@ -122,13 +122,16 @@ class AnthropicProvider:
         last_byte: float | None = None
         headers = {**self._headers, **request.extra_headers}
         timeout = httpx.Timeout(request.timeout_s)
+        # Built before the call: a request this code cannot build is its own bug (the runner's `internal`, with
+        # its traceback logged), not the upstream's answer, which the errors caught below type as `bad_response`.
+        body = self.body(request)
         try:
             with watching() as connecting:
                 async with asyncio.timeout(request.timeout_s) as limit:
                     if request.stream:
-                        last_byte = await self._stream(request, headers, timeout, result, start, limit)
+                        last_byte = await self._stream(body, headers, timeout, result, start, limit)
                     else:
-                        last_byte = await self._once(request, headers, timeout, result, start)
+                        last_byte = await self._once(body, headers, timeout, result, start)
         except TimeoutError:
             result.error_type, result.error_message = ErrorType.TIMEOUT, timed_out(result, request.timeout_s)
             if result.http_status is None and (unmade := never_connected(connecting, request.timeout_s)):
@@ -155,13 +158,13 @@ class AnthropicProvider:
         result.latency_s = received(last_byte, origin, self._clock()) - origin
         return doubt(vet(result), ANTHROPIC_NAMES, prompt=prompted(request))
 
-    async def _once(self, req: ChatRequest, headers: dict[str, str], timeout: httpx.Timeout, result: CallResult,
+    async def _once(self, body: dict[str, Any], headers: dict[str, str], timeout: httpx.Timeout, result: CallResult,
                     start: float) -> float | None:
         """Read a whole answer; return when its last bytes arrived (None when the connection does not say).
 
         The body is read after the headers (as a stream is): a body that breaks off is an answer broken off.
         """
-        async with self._client.stream("POST", self._url, json=self.body(req), headers=headers,
+        async with self._client.stream("POST", self._url, json=body, headers=headers,
                                        timeout=timeout) as resp:
             mark_sent(result, sent_of(resp), start, self._clock())
             self._meta(resp, result)
@@ -172,7 +175,7 @@ class AnthropicProvider:
         self._message(_json(resp), result)
         return arrival_of(resp)
 
-    async def _stream(self, req: ChatRequest, headers: dict[str, str], timeout: httpx.Timeout,
+    async def _stream(self, body: dict[str, Any], headers: dict[str, str], timeout: httpx.Timeout,
                       result: CallResult, start: float, limit: asyncio.Timeout) -> float | None:
         """Read the events; return when the last bytes arrived (None when the connection does not say), or
         message_stop did: what follows it is read for the connection's reuse only, as after OpenAI's [DONE]
@@ -180,7 +183,7 @@ class AnthropicProvider:
         the output usage, all that message_stop closes), as after OpenAI's finish reason and usage (`sse.ending`): a
         gateway that closes the stream without message_stop, or holds it open, has answered too, its end at
         message_delta."""
-        async with aconnect_sse(self._client, "POST", self._url, json=self.body(req), headers=headers,
+        async with aconnect_sse(self._client, "POST", self._url, json=body, headers=headers,
                                 timeout=timeout) as source:
             resp = source.response
             origin = mark_sent(result, sent_of(resp), start, self._clock())
