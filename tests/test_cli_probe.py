@@ -144,3 +144,10 @@ def test_probe_of_a_target_its_spend_cap_pauses_says_so_and_exits_1(tmp_path: Pa
     both = cli("probe", "-c", cfg, "--json", env={"K": "k"})  # claude runs; gpt does not, and that is said
     assert both.returncode == 0 and {json.loads(x)["target"] for x in both.stdout.splitlines()} == {"claude"}
     assert "not run: target gpt is paused by its daily spend cap" in both.stderr
+
+
+def test_an_empty_canary_name_that_matches_nothing_is_shown_as_typed(tmp_path: Path, steady_sim: SimServer) -> None:
+    """`probe --canary ''` said "no canary x target pair matches  (canaries: ...)": the empty name, as typed."""
+    out = cli("probe", "-c", str(write_config(tmp_path, two_targets(steady_sim), ONE)), "--canary", "")
+    assert out.returncode == 2
+    assert out.stderr.startswith("error: no canary x target pair matches --canary '' (canaries: kill-python-process;")

@@ -205,3 +205,17 @@ def test_http_reload_token_env_default_and_a_plain_name_load(tmp_path: Path) -> 
     cfg.write_text(cfg.read_text().replace('http: {listen: "127.0.0.1:0"}',
                                            'http: {listen: "127.0.0.1:0", reload_token_env: MONITOR_RELOAD_2}'))
     assert load_config(cfg, environ={}).http.reload_token_env == "MONITOR_RELOAD_2"
+
+
+def test_a_list_or_mapping_where_a_value_belongs_says_which_it_got_without_showing_it(tmp_path: Path) -> None:
+    """`max_concurrency: [3]` said only "Input should be a valid integer": a list or mapping is not shown (it may
+    hold a secret), but the reason says which of the two was written."""
+    cfg = tmp_path / "monitor.yaml"
+    cfg.write_text('targets:\n  - {id: t, provider: openai, base_url: "http://127.0.0.1:9/v1", model: {name: m},\n'
+                   '     max_concurrency: [3]}\nprobes: []\n')
+    with pytest.raises(ConfigError) as e:
+        load_config(cfg, environ={})
+    text = str(e.value)
+    assert "targets[0].max_concurrency: Input should be a valid integer, got a list" in text
+    assert "targets[0].model: Input should be a valid string, got a mapping" in text
+    assert "(value:" not in text

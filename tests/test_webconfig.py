@@ -97,7 +97,7 @@ REJECTED = [
     ("basic_auth_users:\n  alice: \"" + HASH + "\\n\"\n",
      ["web.yml:2: basic_auth_users.alice: not a bcrypt hash ($2a$, $2b$ or $2y$, cost 04 to 31, 60 characters); "
       "make one with `htpasswd -nBC 10 USER` (the part after the colon) (value: '<redacted>')"]),
-    ("basic_auth_users: [alice]\n", ["web.yml:1: basic_auth_users: Input should be a valid dictionary"]),
+    ("basic_auth_users: [alice]\n", ["web.yml:1: basic_auth_users: Input should be a valid dictionary, got a list"]),
     ("- tls_server_config\n", ["web.yml:1: (top level): expected a mapping at the top level (keys "
                                "tls_server_config:, basic_auth_users:), got a list"]),
     # a file that is not a web config (a password file, /etc/shadow) is parsed but never quoted

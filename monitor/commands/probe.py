@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import shlex
 import sys
 from datetime import timedelta
 
@@ -103,7 +104,8 @@ def main(config_path: str, canary: str | None, target: str | None, as_json: bool
     pairs = [(c, t) for c, t in config.pairs()
              if (canary is None or c.id == canary) and (target is None or t.id == target)]
     if not pairs:
-        asked = " ".join(f"--{flag} {value}" for flag, value in (("canary", canary), ("target", target)) if value)
+        asked = " ".join(f"--{flag} {shlex.quote(value)}" for flag, value in (("canary", canary), ("target", target))
+                         if value is not None)  # as typed: an empty name shows as ''
         canaries, targets = known_names([c.id for c in config.canaries], canary), \
             known_names([t.id for t in config.targets], target)
         err_console.print("[red]error:[/] " + escape(f"no canary x target pair matches {asked} (canaries: {canaries}; "

@@ -68,6 +68,8 @@ def validate(model: type[M], src: Located, issues: list[ConfigIssue],
                 pass  # a mapping written for a string or a list of strings (contains value): shown, cut short
             elif isinstance(value, dict | list) or not loc:  # the whole file is never quoted: a web config file
                 # option may name any readable file (a key, a password file), whose first line this would show
+                if loc and err["type"].endswith(("_type", "_parsing")):  # what was written instead, by its kind
+                    reason = f"{reason}, got a {'list' if isinstance(value, list) else 'mapping'}"
                 value = None
             elif loc and loc[0] in getattr(model, "UNECHOED", ()):
                 value = value if loc[-1] == "[key]" else "<redacted>"  # a user name is no secret; its hash may be
