@@ -177,6 +177,10 @@ def test_a_call_whose_checks_failed_is_not_marked_as_all_well() -> None:
     lines = console.export_text().splitlines()
     assert lines[0].startswith("10:47:09 ✓ good @ t") and "failed" not in lines[0], lines
     assert lines[1].startswith("10:47:09 ! bad @ t") and "failed 1/3 checks: fmt" in lines[1], lines
+    assert "  " not in lines[0]  # no model or fingerprint served: no gap where they would be
+    served = Observation("s", "t", "sim", "m", at, CallResult(text="ok", response_model="m-2", system_fingerprint="fp"))
+    show(served)
+    assert console.export_text().splitlines()[-1].startswith("10:47:09 ✓ s @ t m-2 fp 0.00s")
     console = Console(record=True, width=300, color_system=None)
     console.print(observation_table([good, bad]))
     rows = {line.split("│")[1].strip(): line.split("│")[4].strip() for line in console.export_text().splitlines()

@@ -125,8 +125,9 @@ def printer(console: Console, clock: Callable[[], datetime] = lambda: datetime.n
         failed = checks_failed(obs)
         checks = f" [red]{failed}[/]" if failed else ""
         text = " ".join(c.text.split())[:60]
-        console.print(f"{when} {mark(obs)} {escape(obs.canary)} @ {escape(obs.target)} [dim]{escape(c.response_model or '')} "
-                      f"{escape(c.system_fingerprint or '')}[/] {c.latency_s or 0:.2f}s{ttft} "
+        served = "".join(f" {escape(v)}" for v in (c.response_model, c.system_fingerprint) if v)  # either unsaid
+        console.print(f"{when} {mark(obs)} {escape(obs.canary)} @ {escape(obs.target)}[dim]{served}[/] "
+                      f"{c.latency_s or 0:.2f}s{ttft} "
                       f"{c.usage.output_tokens or '?'} tok{refusal}{checks} [dim]{escape(repr(text))}[/]", markup=True,
                       highlight=False)
     return show
