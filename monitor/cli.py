@@ -242,8 +242,8 @@ def parser() -> argparse.ArgumentParser:
                         "to libpq with PGPASSWORD or ~/.pgpass)")
     a.add_argument("--batch", type=_count, default=1000, help="rows per insert and transaction (default: %(default)s)")
     a = actions.add_parser("scrub", help="replace every secret the config names wherever the store holds it",
-                           description="Replace each secret the config names (the targets' API keys, the alert sinks' "
-                                       "URLs and secrets, the reload token), and the start of one a cut-short message "
+                           description="Replace each secret the config names (the targets' API keys and credential "
+                                       "headers' values, the alert sinks' URLs and secrets, the reload token), and the start of one a cut-short message "
                                        "kept, by <redacted> in every stored row (observations, drift events, "
                                        "baselines, the alert outbox): rows a release before the providers' scrubbing "
                                        "stored. Only rows holding a secret's start are read; each batch is its own "
