@@ -69,6 +69,32 @@ def test_bad_logging_variables_are_argument_errors(tmp_path: Path, steady_sim: S
         assert fine.returncode == 0 and "configuration OK" in fine.stdout, fine.stderr
 
 
+@pytest.mark.parametrize("argv,expected", [
+    (["probe", "-c", "x.yaml", "--log-level", "debug"], ("debug", "json")),
+    (["--log-level", "warning", "probe", "-c", "x.yaml"], ("warning", "json")),
+    (["--log-level", "warning", "store", "scrub", "--log-format", "text", "--log-level", "error"], ("error", "text")),
+    (["baseline", "show", "c", "--log-format", "text"], ("info", "text")),
+])
+def test_the_logging_flags_go_before_or_after_the_command(argv: list[str], expected: tuple[str, str],
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    # `llm-monitor probe -c x.yaml --log-level debug` was "unrecognized arguments: --log-level debug", no hint given
+    from monitor.cli import parser
+
+    monkeypatch.delenv("LLM_MONITOR_LOG_LEVEL", raising=False)
+    monkeypatch.delenv("LLM_MONITOR_LOG_FORMAT", raising=False)
+    args = parser().parse_args(argv)
+    assert (args.log_level, args.log_format) == expected
+
+
+def test_a_logging_flag_after_the_command_overrides_the_variable(tmp_path: Path, steady_sim: SimServer) -> None:
+    cfg = write_config(tmp_path, two_targets(steady_sim), ONE)
+    given = cli("check-config", "-c", str(cfg), "--log-level", "debug", "--log-format", "text",
+                env={"K": "k", "LLM_MONITOR_LOG_LEVEL": "verbose", "LLM_MONITOR_LOG_FORMAT": "xml"}, timeout=30)
+    assert given.returncode == 0 and "configuration OK" in given.stdout, given.stderr
+    bad = cli("probe", "-c", str(cfg), "--log-level", "loud", timeout=30)
+    assert bad.returncode == 2 and "argument --log-level: invalid choice: 'loud'" in bad.stderr
+
+
 @pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
 def test_sim_prints_the_address_it_serves_on(host: str) -> None:
     """`sim --port 0` (the port type takes 0: any free port) used to print http://127.0.0.1:0, and an IPv6 host
