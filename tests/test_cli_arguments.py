@@ -140,6 +140,21 @@ def test_busy_ports_are_clean_errors() -> None:
         assert f"port {port} on 127.0.0.1 is in use" in demo.stderr and demo.stdout == ""
 
 
+def test_run_on_a_busy_port_leaves_no_new_store_file(tmp_path: Path, steady_sim: SimServer) -> None:
+    # `run` created (and migrated) an empty SQLite store before it found http.listen in use
+    import socket
+
+    cfg = write_config(tmp_path, two_targets(steady_sim), ONE)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        cfg.write_text(cfg.read_text().replace("127.0.0.1:0", f"127.0.0.1:{port}"))
+        out = cli("run", "-c", str(cfg), env={"K": "k"}, timeout=60)
+    assert out.returncode == 2 and f"cannot listen on 127.0.0.1:{port}" in out.stderr, out.stderr
+    assert list(tmp_path.glob("m.db*")) == []
+
+
 def test_the_commands_a_newcomer_runs_first_explain_themselves_in_their_help(capsys: pytest.CaptureFixture[str]) -> None:
     # Found by QA: `probe --help` did not give its exit codes and `baseline --help` listed show, accept, reset and pin
     # without saying what each does
