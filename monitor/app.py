@@ -197,20 +197,15 @@ class App:
         """
         self.quality.bind(asyncio.get_running_loop())
         self.own_calls.bind(asyncio.get_running_loop())
-        revision = await asyncio.to_thread(self.store.migrate, in_child=True)
-        await asyncio.to_thread(self.quality.warm_up)
-        self.check_secrets(self.config)  # a standby's sinks too, though it builds its alerting only when it leads
-        self.runner.set_providers(build_providers(self.config, self.environ), list(self.config.targets))
-        self.declare()
-        self.runner.unpriced.config(self.config)  # spend caps that cannot count, as check-config warns
-        for warning in self.config.alerts.secret_looking_labels():  # as check-config warns; the value is not shown
-            log.warning(warning)
-        if self._serve_http:
-            tls = self.config.web.tls_server_config
-            # the context loading the config built; a Config made without loading it builds one (TlsFilesError)
-            served = self.config.listener_tls or (build_server_tls(tls) if tls is not None else None)
-            self.tls = ListenerTls(served, on_serve=self._serving_certificate) if served is not None else None
-            sock = listen_socket(self.config.http.host, self.config.http.port)
+        # bound before the store is opened: a busy http.listen leaves no empty SQLite file behind
+        sock = listen_socket(self.config.http.host, self.config.http.port) if self._serve_http else None
+        try:
+            revision = await self._prepare()
+        except BaseException:
+            if sock is not None:
+                sock.close()
+            raise
+        if sock is not None:
             self.port = sock.getsockname()[1]
             routes = [*self._extra_routes, *(drift_routes(self.analysis, self._configured_pairs) if self.analysis
                                              else drift_disabled_routes())]
@@ -235,6 +230,23 @@ class App:
                                        "leader": self.leading, "config_digest": config_digest(self.config),
                                        "drift_false_alarms_per_day": round(self.config.false_alarms_per_day(), 4)
                                        if self.analysis is not None else None})
+
+    async def _prepare(self) -> str:
+        """Migrate the store, check the secrets, build the providers and the listener's TLS; return the schema."""
+        revision = await asyncio.to_thread(self.store.migrate, in_child=True)
+        await asyncio.to_thread(self.quality.warm_up)
+        self.check_secrets(self.config)  # a standby's sinks too, though it builds its alerting only when it leads
+        self.runner.set_providers(build_providers(self.config, self.environ), list(self.config.targets))
+        self.declare()
+        self.runner.unpriced.config(self.config)  # spend caps that cannot count, as check-config warns
+        for warning in self.config.alerts.secret_looking_labels():  # as check-config warns; the value is not shown
+            log.warning(warning)
+        if self._serve_http:
+            tls = self.config.web.tls_server_config
+            # the context loading the config built; a Config made without loading it builds one (TlsFilesError)
+            served = self.config.listener_tls or (build_server_tls(tls) if tls is not None else None)
+            self.tls = ListenerTls(served, on_serve=self._serving_certificate) if served is not None else None
+        return revision
 
     def check_secrets(self, config: Config) -> None:
         """Raise one SecretError naming every secret `config` lacks, each by its entry's file and line and its

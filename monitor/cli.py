@@ -101,10 +101,8 @@ def parser() -> argparse.ArgumentParser:
 
     ap = argparse.ArgumentParser(prog="llm-monitor", description="Watch the LLM APIs you depend on.")
     ap.add_argument("--version", action="version", version=f"llm-monitor {__version__}")
-    ap.add_argument("--log-level", default=(os.environ.get("LLM_MONITOR_LOG_LEVEL") or "info").strip().lower(),
-                    choices=LOG_LEVELS, help="default: $LLM_MONITOR_LOG_LEVEL, else info")
-    ap.add_argument("--log-format", default=(os.environ.get("LLM_MONITOR_LOG_FORMAT") or "json").strip().lower(),
-                    choices=LOG_FORMATS, help="default: $LLM_MONITOR_LOG_FORMAT, else json")
+    _logging_flags(ap, (os.environ.get("LLM_MONITOR_LOG_LEVEL") or "info").strip().lower(),
+                   (os.environ.get("LLM_MONITOR_LOG_FORMAT") or "json").strip().lower())
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("run", help="run the daemon in the foreground",
@@ -242,8 +240,8 @@ def parser() -> argparse.ArgumentParser:
                         "to libpq with PGPASSWORD or ~/.pgpass)")
     a.add_argument("--batch", type=_count, default=1000, help="rows per insert and transaction (default: %(default)s)")
     a = actions.add_parser("scrub", help="replace every secret the config names wherever the store holds it",
-                           description="Replace each secret the config names (the targets' API keys, the alert sinks' "
-                                       "URLs and secrets, the reload token), and the start of one a cut-short message "
+                           description="Replace each secret the config names (the targets' API keys and credential "
+                                       "headers' values, the alert sinks' URLs and secrets, the reload token), and the start of one a cut-short message "
                                        "kept, by <redacted> in every stored row (observations, drift events, "
                                        "baselines, the alert outbox): rows a release before the providers' scrubbing "
                                        "stored. Only rows holding a secret's start are read; each batch is its own "
@@ -257,7 +255,28 @@ def parser() -> argparse.ArgumentParser:
                    help="lines with `completion` (or `text`, which `export` writes), optionally `prompt` and "
                         "`refusal_text` (the provider's refusal, which `export` writes too); '-' for "
                         "stdin; each line is written back with `refusal` and `refusal_score` added")
+    for command in _commands(ap):
+        _logging_flags(command, argparse.SUPPRESS, argparse.SUPPRESS)
     return ap
+
+
+def _logging_flags(p: argparse.ArgumentParser, level: str, form: str) -> None:
+    """Add --log-level and --log-format to `p`: before the command they set the defaults, after it (default
+    SUPPRESS: only when given) they replace them, so `llm-monitor probe ... --log-level debug` works too."""
+    p.add_argument("--log-level", default=level, choices=LOG_LEVELS, help="default: $LLM_MONITOR_LOG_LEVEL, else info")
+    p.add_argument("--log-format", default=form, choices=LOG_FORMATS, help="default: $LLM_MONITOR_LOG_FORMAT, else json")
+
+
+def _commands(ap: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """Every (sub)command's parser under `ap`: `probe`'s, `store`'s and `store scrub`'s."""
+    import argparse
+
+    found = []
+    for action in ap._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for p in dict.fromkeys(action.choices.values()):  # an alias names a parser again
+                found += [p, *_commands(p)]
+    return found
 
 
 def _innermost(ap: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:

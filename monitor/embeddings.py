@@ -12,6 +12,7 @@ import numpy as np
 import openai
 
 from monitor.domain import CallResult, ErrorType, Usage, utcnow
+from monitor.literal_secrets import header_secrets
 from monitor.providers import sdk_http
 from monitor.providers.base import broken_connection, short, too_large, undecodable
 from monitor.providers.capped import MIB, ReplyTooLarge, reply_cap_sync
@@ -62,7 +63,7 @@ class Embedder:
                                      timeout=timeout, default_headers=dict(headers or {}), http_client=http)
         self._dim: int | None = None
         self._warned: dict[str, float] = {}
-        self._secrets = tuple(k for k in (api_key,) if k and len(k) >= MIN_SECRET)
+        self._secrets = tuple(k for k in (api_key, *header_secrets(headers or {})) if k and len(k) >= MIN_SECRET)
         self._pause_s = pause_s
         self._clock = clock
         self._paused_until = float("-inf")

@@ -7,6 +7,8 @@ not permitted" would echo the value).
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import model_validator
@@ -15,6 +17,28 @@ from pydantic_core import PydanticCustomError
 # The error type of a refused key: config loading names the key itself (its line, `targets[0].api_key`), where the
 # model validator's error is the model's, and never shows its value
 LITERAL_SECRET = "literal_secret"
+
+# A request header whose name says it carries a credential: its name holds auth, secret, token (not tokens: a count),
+# password or cookie, or ends in key (Proxy-Authorization, Cookie, X-Goog-Api-Key, Ocp-Apim-Subscription-Key,
+# X-Portkey-Api-Key, Helicone-Auth, X-Auth-Token, ...). Its value comes from the environment (a ${VAR} in the
+# config), never the config text, and is scrubbed from what the upstream returns, as the API key is.
+_CREDENTIAL_HEADER = re.compile(r"auth|secret|token(?!s)|passw|cookie|key$", re.I)
+
+
+def credential_header(name: str) -> bool:
+    """Tell whether a request header's name says it carries a credential (`_CREDENTIAL_HEADER`)."""
+    return bool(_CREDENTIAL_HEADER.search(name))
+
+
+def header_secrets(headers: Mapping[str, str]) -> tuple[str, ...]:
+    """The values of the credential headers among `headers`, and the credential after an auth scheme
+    (`Basic dXNlcjpwYXNz` -> `dXNlcjpwYXNz`, which an upstream may echo alone): secrets no result may carry."""
+    out: list[str] = []
+    for name, value in headers.items():
+        if credential_header(name) and value.strip():
+            scheme, _, credential = value.strip().partition(" ")
+            out += [value, *([credential.strip()] if credential.strip() and scheme.isalpha() else [])]
+    return tuple(dict.fromkeys(out))
 
 
 def refused_key(key: str, message: str) -> Any:

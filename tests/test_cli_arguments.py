@@ -69,6 +69,32 @@ def test_bad_logging_variables_are_argument_errors(tmp_path: Path, steady_sim: S
         assert fine.returncode == 0 and "configuration OK" in fine.stdout, fine.stderr
 
 
+@pytest.mark.parametrize("argv,expected", [
+    (["probe", "-c", "x.yaml", "--log-level", "debug"], ("debug", "json")),
+    (["--log-level", "warning", "probe", "-c", "x.yaml"], ("warning", "json")),
+    (["--log-level", "warning", "store", "scrub", "--log-format", "text", "--log-level", "error"], ("error", "text")),
+    (["baseline", "show", "c", "--log-format", "text"], ("info", "text")),
+])
+def test_the_logging_flags_go_before_or_after_the_command(argv: list[str], expected: tuple[str, str],
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    # `llm-monitor probe -c x.yaml --log-level debug` was "unrecognized arguments: --log-level debug", no hint given
+    from monitor.cli import parser
+
+    monkeypatch.delenv("LLM_MONITOR_LOG_LEVEL", raising=False)
+    monkeypatch.delenv("LLM_MONITOR_LOG_FORMAT", raising=False)
+    args = parser().parse_args(argv)
+    assert (args.log_level, args.log_format) == expected
+
+
+def test_a_logging_flag_after_the_command_overrides_the_variable(tmp_path: Path, steady_sim: SimServer) -> None:
+    cfg = write_config(tmp_path, two_targets(steady_sim), ONE)
+    given = cli("check-config", "-c", str(cfg), "--log-level", "debug", "--log-format", "text",
+                env={"K": "k", "LLM_MONITOR_LOG_LEVEL": "verbose", "LLM_MONITOR_LOG_FORMAT": "xml"}, timeout=30)
+    assert given.returncode == 0 and "configuration OK" in given.stdout, given.stderr
+    bad = cli("probe", "-c", str(cfg), "--log-level", "loud", timeout=30)
+    assert bad.returncode == 2 and "argument --log-level: invalid choice: 'loud'" in bad.stderr
+
+
 @pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
 def test_sim_prints_the_address_it_serves_on(host: str) -> None:
     """`sim --port 0` (the port type takes 0: any free port) used to print http://127.0.0.1:0, and an IPv6 host
@@ -112,6 +138,21 @@ def test_busy_ports_are_clean_errors() -> None:
         demo = cli("demo", "--port", str(port), "--duration", "1s", timeout=60)
         assert demo.returncode == 2 and "Traceback" not in demo.stderr
         assert f"port {port} on 127.0.0.1 is in use" in demo.stderr and demo.stdout == ""
+
+
+def test_run_on_a_busy_port_leaves_no_new_store_file(tmp_path: Path, steady_sim: SimServer) -> None:
+    # `run` created (and migrated) an empty SQLite store before it found http.listen in use
+    import socket
+
+    cfg = write_config(tmp_path, two_targets(steady_sim), ONE)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        cfg.write_text(cfg.read_text().replace("127.0.0.1:0", f"127.0.0.1:{port}"))
+        out = cli("run", "-c", str(cfg), env={"K": "k"}, timeout=60)
+    assert out.returncode == 2 and f"cannot listen on 127.0.0.1:{port}" in out.stderr, out.stderr
+    assert list(tmp_path.glob("m.db*")) == []
 
 
 def test_the_commands_a_newcomer_runs_first_explain_themselves_in_their_help(capsys: pytest.CaptureFixture[str]) -> None:

@@ -147,6 +147,9 @@ def test_every_command_and_option_is_documented_where_the_command_is() -> None:
 
     units = _units((ROOT / "README.md").read_text(encoding="utf-8"))
     missing = []
+    # the options every command repeats (--log-level, --log-format, taken before or after it): documented once,
+    # with the options before any command
+    everywhere = {o for a in parser()._actions if a.option_strings for o in a.option_strings}
 
     def walk(p: argparse.ArgumentParser, path: tuple[str, ...]) -> None:
         section = "\n".join(u for u in units if _documents(u, path))
@@ -157,6 +160,7 @@ def test_every_command_and_option_is_documented_where_the_command_is() -> None:
                 for name, sub in action.choices.items():
                     walk(sub, (*path, name))
             elif action.option_strings and "--help" not in action.option_strings \
+                    and not (path and set(action.option_strings) <= everywhere) \
                     and not any(re.search(rf"{re.escape(o)}(?![\w-])", section) for o in action.option_strings):
                 missing.append(" ".join((*path, action.option_strings[-1])))
 

@@ -1,6 +1,7 @@
 """`llm-monitor store scrub`: replace every secret the config names wherever the store holds it.
 
-The secrets are the daemon's own: each target's API key (its variable or file, as the providers read it), each
+The secrets are the daemon's own: each target's API key (its variable or file, as the providers read it) and the
+values of its credential headers (`literal_secrets.header_secrets`, taken from the environment), each
 alert sink's URL and secrets (what the sink redacts), and the HTTP reload token. Each is replaced by `<redacted>`
 with the providers' `scrub_text`, so the start of one that a cut-short message kept goes too. The store side is
 monitor.store.scrub. A secret that cannot be read is named (never its value) and left out; with none at all nothing
@@ -22,6 +23,7 @@ from monitor.config.secrets import resolve_api_key
 from monitor.config.validate import redact_url
 from monitor.counted import counted
 from monitor.errors import SecretError
+from monitor.literal_secrets import header_secrets
 from monitor.providers.scrub import MIN_CUT, MIN_SECRET, scrub_text
 from monitor.store.repository import driver_message
 from monitor.store.scrub import BATCH, Scrubbed, scrub_tables
@@ -67,6 +69,8 @@ def configured_secrets(config: Config, environ: Mapping[str, str]) -> tuple[list
 
     found, notes = [], []
     for target in config.targets:
+        found += [Secret(f"target {target.id}'s header {name}", value) for name in target.headers
+                  for value in header_secrets({name: target.headers[name]}) if len(value) >= MIN_SECRET]
         try:
             key = resolve_api_key(target, environ)
         except SecretError as e:

@@ -24,6 +24,7 @@ from monitor.config.models import (
     Target,
 )
 from monitor.config.references import canary_references, monitor_references, written_ids
+from monitor.config.secrets import literal_header_issues
 from monitor.config.timing import runs_per_day
 from monitor.config.validate import validate, validate_each
 from monitor.config.yamlsrc import Located, at, load_yaml
@@ -264,6 +265,7 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None, *,
         if t is not None:
             valid.setdefault(t.id, t)
     issues += monitor_references(src, valid)
+    issues += literal_header_issues(src)
     listed = _probe_entries(src)
     files, missing = probe_paths([e for e in listed if e is not None], path.parent)
     for m in missing:

@@ -7,8 +7,10 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from monitor.config.models import Target
-from monitor.errors import SecretError, SecretMissing
+from monitor.config.yamlsrc import Located, dotted
+from monitor.errors import ConfigIssue, SecretError, SecretMissing
 from monitor.keylike import shown_path
+from monitor.literal_secrets import credential_header
 
 
 def resolve_api_key(target: Target, environ: Mapping[str, str] | None = None) -> str | None:
@@ -29,6 +31,24 @@ def key_problems(targets: Iterable[Target], environ: Mapping[str, str] | None = 
         except SecretError as e:
             problems.append(e)
     return problems
+
+
+def literal_header_issues(src: Located) -> list[ConfigIssue]:
+    """An issue for each credential header (`literal_secrets.credential_header`) of a target whose value is written
+    in the config text rather than taken from the environment by a ${VAR}; the value is never shown."""
+    issues = []
+    targets = src.written("targets")
+    for i in range(len(targets) if isinstance(targets, list) else 0):
+        headers = src.written("targets", i, "headers")
+        for name, value in headers.items() if isinstance(headers, dict) else ():
+            loc = ("targets", i, "headers", name)
+            if isinstance(name, str) and credential_header(name) and isinstance(value, str) and value.strip() \
+                    and loc not in src.referenced and loc not in src.stand_ins:
+                issues.append(ConfigIssue(src.path, dotted(loc[:-1]), f"header {name!r} carries a credential, "
+                                          "which is never read from the config text: put it in an environment "
+                                          f"variable and write its value as ${{VAR}} (e.g. {name}: \"${{MY_VAR}}\")",
+                                          src.line_of(loc)))
+    return issues
 
 
 def _read_key(target: Target, env: Mapping[str, str]) -> str | None:

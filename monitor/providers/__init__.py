@@ -13,6 +13,7 @@ import httpx
 
 from monitor.config.models import Target
 from monitor.config.secrets import resolve_api_key
+from monitor.literal_secrets import header_secrets
 from monitor.providers.anthropic import AnthropicProvider
 from monitor.providers.arrival import arrival_transport
 from monitor.providers.base import ChatRequest, Provider, monotonic
@@ -51,7 +52,8 @@ def sdk_http() -> tuple[ModuleType, ModuleType]:
 def build_provider(target: Target, api_key: str | None, *, transport: httpx.AsyncBaseTransport | None = None) -> Provider:
     """Build the provider for a target; `transport` lets tests inject an httpx transport.
 
-    The provider's results never carry its API key (`providers.scrub`): some upstreams echo it in errors.
+    The provider's results never carry its API key nor the values of its credential headers (`providers.scrub`):
+    some upstreams echo them in errors.
 
     By default connections note when bytes arrive (`providers.arrival`), so TTFT and latency are read off the
     wire rather than when the event loop got round to parsing. Behind a proxy from the environment the HTTP
@@ -87,7 +89,8 @@ def build_provider(target: Target, api_key: str | None, *, transport: httpx.Asyn
         kwargs["http_client"] = httpx.AsyncClient(transport=chosen, limits=limits, verify=default_context(),
                                                   timeout=httpx.Timeout(target.timeout),
                                                   event_hooks={"response": [reply_cap(httpx, target.max_reply_bytes)]})
-    return Scrubbing(PROVIDERS[target.provider](target.base_url, api_key, **kwargs), [api_key])
+    return Scrubbing(PROVIDERS[target.provider](target.base_url, api_key, **kwargs),
+                     [api_key, *header_secrets(target.headers)])
 
 
 def build_providers(config: Config, environ: Mapping[str, str]) -> dict[str, Provider]:

@@ -6,6 +6,7 @@ import asyncio
 import functools
 import json
 import logging
+import re
 from typing import Any, Literal
 from urllib.parse import urlparse
 
@@ -83,7 +84,29 @@ def status_failure(e: openai.APIStatusError) -> tuple[ErrorType, str]:
         detail = e.body if isinstance(e.body, str) else json.dumps(e.body, ensure_ascii=False)
         if detail.strip():
             message = f"{message} - {detail}"
-    return status_error_type(e.status_code, body), short(f"HTTP {e.status_code}: {message}")
+    said = f"HTTP {e.status_code}: {message}"
+    if e.status_code == 404:  # most often a base_url missing its /v1 (Ollama's http://localhost:11434): say what
+        called = _called(e.response.request)  # was called, that the URL can be compared with the API's
+        return status_error_type(e.status_code, body), short(said, 300 - len(called) - 1) + " " + called
+    return status_error_type(e.status_code, body), short(said)
+
+
+_ENDPOINTS = ("/chat/completions", "/completions", "/responses", "/embeddings")
+_VERSION = re.compile(r"^v\d", re.I)  # a path segment naming an API version: v1, v1beta, v4
+
+
+def _called(request: Any) -> str:
+    """`(POST http://host:port/path)`: the method and URL a request called, without its user info (a password)
+    and query (a key, for some gateways); with a hint when the base_url before the endpoint names no API version."""
+    url = request.url
+    host = f"[{url.host}]" if ":" in url.host else url.host
+    path = url.path
+    shown = f"{url.scheme}://{host}{f':{url.port}' if url.port else ''}{path}"
+    endpoint = next((e for e in _ENDPOINTS if path.endswith(e)), None)
+    base = path[:-len(endpoint)] if endpoint else None
+    hint = ": is base_url missing /v1?" if base is not None and not any(
+        _VERSION.match(part) for part in base.split("/")) else ""
+    return f"({request.method} {short(shown, 200)}{hint})"
 
 
 def note_status(result: CallResult, response: Any) -> None:
