@@ -93,3 +93,18 @@ def test_alerts_external_labels_are_in_the_digest_when_set(tmp_path: Path) -> No
         exclude_defaults=True)
     labelled = dataclasses.replace(config, alerts=config.alerts.model_copy(update={"external_labels": {"env": "prod"}}))
     assert config_digest(labelled) != config_digest(config)
+
+
+def test_a_credential_headers_value_is_not_in_the_digest_its_name_is(tmp_path: Path) -> None:
+    # Found by review: the digest (a metric label, a log field) hashed the value a `${VAR}` gave a credential header,
+    # so a short or guessable token could be tried against it offline; the API key's value never was in it
+    cfg = _replica(tmp_path, "a", "sqlite:////var/lib/one.db", "127.0.0.1:9581")
+    cfg.write_text(cfg.read_text().replace("daily_spend_cap_usd: 5", "daily_spend_cap_usd: 5, headers: "
+                                           "{Helicone-Auth: 'Bearer ${HELICONE}', X-Title: mon}"))
+    one, other = (config_digest(load_config(cfg, environ={"HELICONE": v})) for v in ("pw123456", "other-token-9"))
+    assert one == other
+    assert config_digest(load_config(cfg, environ={"HELICONE": "pw123456"})) != config_digest(
+        load_config(_replica(tmp_path, "b", "sqlite:////var/lib/one.db", "127.0.0.1:9581"), environ={}))
+    retitled = cfg.read_text().replace("X-Title: mon", "X-Title: other")
+    cfg.write_text(retitled)
+    assert config_digest(load_config(cfg, environ={"HELICONE": "pw123456"})) != one  # other headers count as before

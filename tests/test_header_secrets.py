@@ -134,3 +134,23 @@ def test_an_echoed_header_value_never_leaves_the_embedder(caplog: pytest.LogCapt
     [call] = calls
     assert "bad key <redacted>" in (call.error_message or "")
     assert SECRET not in repr(call) + caplog.text
+
+
+async def test_a_header_value_holding_another_secret_is_redacted_whole() -> None:
+    # Found by review: the secrets were replaced in the order given, so a key also sent inside a Cookie (beside a
+    # session) was replaced within the echoed cookie first, which then no longer matched: the session stayed
+    session = "sess-PRIVATE-9f8e7d6c5b4a"
+
+    def echo(body: dict, headers: dict) -> tuple[int, dict]:
+        return 401, {"error": {"message": f"bad cookie {headers.get('cookie')}", "type": "invalid_request_error"}}
+
+    with json_server(echo) as url:
+        t = Target(id="t", provider="openai", base_url=url + "/v1", model="m",
+                   headers={"X-Goog-Api-Key": SECRET, "Cookie": f"key={SECRET}; sid={session}"})
+        provider = build_provider(t, None)
+        try:
+            r = await provider.complete(ChatRequest(model="m", messages=MSG, timeout_s=5))
+        finally:
+            await provider.aclose()
+    assert "bad cookie <redacted>" in (r.error_message or ""), r.error_message
+    assert session not in repr(r) and SECRET not in repr(r)

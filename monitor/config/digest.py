@@ -12,8 +12,10 @@ config's digest with it: replicas of two versions mid-upgrade, on one config fil
 not there); it leaves out what may differ from one
 replica to another without changing what the leader does: the HTTP listener and its web config (two replicas on
 one host listen on two ports), the store's URL (the replicas share the store: the leader lock proves it), and
-the paths of the files read. Secrets are not in the config (only the names of the variables and files holding
-them), and the digest is a hash: nothing written in the config can be read back from it.
+the paths of the files read. Secrets are not in it: the config names the variables and files holding keys and sink
+secrets, and a credential header's value, read from the environment, is left out as the key is (a short or guessable
+one could be tried against the digest, a metric label and a log field; a rotated one is no other config). The digest
+is a hash: nothing written in the config can be read back from it.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from __future__ import annotations
 import hashlib
 import json
 from typing import TYPE_CHECKING, Any
+
+from monitor.literal_secrets import credential_header
 
 if TYPE_CHECKING:
     from monitor.config.loader import Config
@@ -33,8 +37,14 @@ def config_digest(config: Config) -> str:
     def dump(model: Any) -> Any:
         return model.model_dump(mode="json", exclude_defaults=True)
 
+    def target(t: Any) -> Any:
+        out = dump(t)
+        if "headers" in out:  # a credential header's name and presence count, never its value
+            out["headers"] = {k: "<credential>" if credential_header(k) else v for k, v in out["headers"].items()}
+        return out
+
     acted_on = {
-        "targets": [dump(t) for t in config.targets],
+        "targets": [target(t) for t in config.targets],
         "canaries": [dump(c) for c in config.canaries],
         "daemon": dump(config.daemon),
         "drift": dump(config.drift),

@@ -25,8 +25,11 @@ MIN_CUT = 4
 
 
 def scrub_text(text: str, secrets: Iterable[str]) -> str:
-    """Replace every occurrence of each secret in `text`, and the start of one where the text was cut short."""
-    for secret in secrets:
+    """Replace every occurrence of each secret in `text`, and the start of one where the text was cut short.
+
+    The longest first: a secret inside another (a key also sent in a Cookie beside a session) would otherwise be
+    replaced within the longer one, which then no longer matches, and the rest of it stayed."""
+    for secret in sorted(secrets, key=len, reverse=True):
         if secret in text:
             text = text.replace(secret, REDACTED)
         if CUT in text:
