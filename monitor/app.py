@@ -201,16 +201,17 @@ class App:
         sock = listen_socket(self.config.http.host, self.config.http.port) if self._serve_http else None
         try:
             revision = await self._prepare()
-        except BaseException:
+            if sock is not None:
+                self.port = sock.getsockname()[1]
+                routes = [*self._extra_routes, *(drift_routes(self.analysis, self._configured_pairs) if self.analysis
+                                                 else drift_disabled_routes())]
+                app = build_http_app(self, environ=self.environ, extra_routes=routes)
+                self._server = Server.for_app(app, self.tls.context if self.tls is not None else None)
+        except BaseException:  # the socket too: a start that failed holds the port no longer
             if sock is not None:
                 sock.close()
             raise
-        if sock is not None:
-            self.port = sock.getsockname()[1]
-            routes = [*self._extra_routes, *(drift_routes(self.analysis, self._configured_pairs) if self.analysis
-                                             else drift_disabled_routes())]
-            app = build_http_app(self, environ=self.environ, extra_routes=routes)
-            self._server = Server.for_app(app, self.tls.context if self.tls is not None else None)
+        if sock is not None and self._server is not None:
             self._warn_plain_passwords()
             self._server_task = asyncio.create_task(self._server.serve(sockets=[sock]))
         await self.succession.start(schedule=schedule)

@@ -270,3 +270,32 @@ def test_demo_port_0_is_any_free_port_and_the_default_9464_when_free() -> None:
         with pytest.raises(OSError, match=f"port {DEFAULT_PORT} on 127.0.0.1 is in use"):
             metrics_port(DEFAULT_PORT)
     assert metrics_port(0) != DEFAULT_PORT
+
+
+async def test_a_start_that_fails_after_binding_lets_the_port_go(tmp_path: Path, steady_sim: SimServer,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """http.listen is bound before the store opens; a start that failed after that (here the HTTP app cannot be
+    built) kept the port bound until the process ended: an in-process retry, or a test's next daemon, found it
+    busy."""
+    import socket
+
+    import monitor.app as app_module
+    from monitor.app import App
+    from monitor.config import load_config
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    cfg = write_config(tmp_path, two_targets(steady_sim), ONE)
+    cfg.write_text(cfg.read_text().replace('listen: "127.0.0.1:0"', f'listen: "127.0.0.1:{port}"'))
+
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("no app")
+
+    monkeypatch.setattr(app_module, "build_http_app", broken)
+    app = App(load_config(cfg, environ={"K": "k"}), environ={"K": "k"})
+    with pytest.raises(RuntimeError, match="no app") as failed:
+        await app.start(schedule=False)
+    assert failed.traceback  # held, as a caller that logs or retries holds it
+    with socket.socket() as again:
+        again.bind(("127.0.0.1", port))  # free again
