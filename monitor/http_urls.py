@@ -13,6 +13,9 @@ import ipaddress
 import re
 from urllib.parse import quote, urlsplit
 
+# The paths a provider appends to a target's base_url (OpenAI-compatible, and Anthropic's /messages): a base_url
+# ending in one was pasted from a request (config check), a 404's URL ending in one names the base it went to.
+API_ENDPOINTS = ("/chat/completions", "/completions", "/responses", "/embeddings", "/messages")
 _START = re.compile(r"^https?://[^/\s]+")
 _IPV4_STYLE = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$")  # what httpx takes for an IPv4 address
 _HTTPX_HOST_SAFE = "!$&'()*+,;=" + '"`{}%|\\'  # what httpx leaves unquoted in an ASCII host (sub-delims, WHATWG's)

@@ -9,7 +9,7 @@ from pydantic import Field, field_validator
 
 from monitor.config.strict import Id, Strict
 from monitor.durations import Seconds
-from monitor.http_urls import url_problem
+from monitor.http_urls import API_ENDPOINTS, url_problem
 from monitor.keylike import looks_like_a_key
 from monitor.literal_secrets import refused_key
 from monitor.placed import Placed
@@ -46,10 +46,6 @@ class Prices(Strict):
     cache_write_input: float | None = Field(default=None, ge=0)
     cache_write_1h_input: float | None = Field(default=None, ge=0)
     output: float = Field(ge=0)
-
-
-# API paths a call appends to base_url (OpenAI-compatible chat, completions, responses, embeddings; Anthropic)
-_ENDPOINTS = ("/chat/completions", "/completions", "/responses", "/embeddings", "/messages")
 
 
 class Target(Strict, Placed):
@@ -94,7 +90,7 @@ class Target(Strict, Placed):
                              "in headers; Azure OpenAI: its v1 API, https://RESOURCE.openai.azure.com/openai/v1, "
                              "takes no api-version)")
         base = v.rstrip("/")
-        endpoint = next((e for e in _ENDPOINTS if base.lower().endswith(e)), None)
+        endpoint = next((e for e in API_ENDPOINTS if base.lower().endswith(e)), None)
         if endpoint:  # pasted from a curl example: each call appends its own path again, and every call was a 404
             raise ValueError(f"ends in the endpoint {endpoint}, which each call appends itself: write the API's base, "
                              f"without {endpoint}")

@@ -15,6 +15,7 @@ import openai
 from openai.types.chat import ChatCompletion
 
 from monitor.domain import CallResult, ErrorType, FinishReason
+from monitor.http_urls import API_ENDPOINTS
 from monitor.providers.arrival import arrival_of, sent_of
 from monitor.providers.base import (
     TOO_DEEP,
@@ -91,7 +92,6 @@ def status_failure(e: openai.APIStatusError) -> tuple[ErrorType, str]:
     return status_error_type(e.status_code, body), short(said)
 
 
-_ENDPOINTS = ("/chat/completions", "/completions", "/responses", "/embeddings")
 _VERSION = re.compile(r"^v\d", re.I)  # a path segment naming an API version: v1, v1beta, v4
 
 
@@ -102,7 +102,7 @@ def _called(request: Any) -> str:
     host = f"[{url.host}]" if ":" in url.host else url.host
     path = url.path
     shown = f"{url.scheme}://{host}{f':{url.port}' if url.port else ''}{path}"
-    endpoint = next((e for e in _ENDPOINTS if path.endswith(e)), None)
+    endpoint = next((e for e in API_ENDPOINTS if path.endswith(e)), None)
     base = path[:-len(endpoint)] if endpoint else None
     hint = ": is base_url missing /v1?" if base is not None and not any(
         _VERSION.match(part) for part in base.split("/")) else ""
