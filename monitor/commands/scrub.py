@@ -47,7 +47,7 @@ def scrub(config_path: str, batch: int = BATCH, environ: Mapping[str, str] | Non
         print("no secret found in the config (no target's API key, sink secret or reload token could be read): "
               "nothing to scrub, the store is unchanged")
         return EXIT_OK
-    values = tuple(sorted({s.value for s in secrets}, key=len, reverse=True))  # a secret inside another: the longer first
+    values = tuple(dict.fromkeys(s.value for s in secrets))  # scrub_text takes the longer first
     store = open_store_or_exit(config, create=False)
     try:
         print(f"scrubbing {counted(len(secrets), 'secret')} ({', '.join(s.name for s in secrets)}) from "

@@ -85,8 +85,8 @@ def validate(model: type[M], src: Located, issues: list[ConfigIssue],
                 value = redact_url(value)
                 if loc[-1] == "base_url":  # a query refused there may hold a key (an Azure-style ?api-key=)
                     value = _QUERY_VALUE.sub(r"\1<redacted>", value)
-            if err["type"] == "string_type" and where in src.numbers and value == err.get("input") \
-                    and "${" not in src.numbers[where]:  # shown as it is (no secret's place): as written
+            if err["type"] == "string_type" and where in src.numbers and value == err.get("input"):
+                # as written: a ${VAR} is interpolated into a text, never read as a number, so no secret is here
                 value = src.numbers[where]  # `content: 1984`: YAML read the text as a number
                 reason = f"{reason}: YAML reads {value} as a number; quote it ('{value}')"
             line = src.key_lines.get(where) if err["type"] == "extra_forbidden" else None  # the key, not its value
