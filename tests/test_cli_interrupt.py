@@ -97,3 +97,34 @@ def test_ctrl_c_while_the_cli_loads_its_modules(tmp_path: Path, how: str, n: int
     done = subprocess.run([sys.executable, "-c", CTRL_C_WHILE_LOADING, str(n), how, "check-config", "-c", str(cfg)],
                           capture_output=True, text=True, timeout=120, env=os.environ.copy())
     assert (done.returncode, done.stderr.strip()) == (130, "interrupted"), done.stdout + done.stderr
+
+
+SIGTERM_BEFORE_THE_COMMAND_STARTS = """
+import asyncio, signal, sys
+from monitor.commands.common import run_terminable
+
+def as_the_cli(signum, frame):
+    raise KeyboardInterrupt
+signal.signal(signal.SIGTERM, as_the_cli)
+run = asyncio.Runner.run
+def landing_first(self, coro, **kw):  # the SIGTERM lands in the runner, before the command's task has begun
+    signal.raise_signal(signal.SIGTERM)
+    return run(self, coro, **kw)
+asyncio.Runner.run = landing_first
+
+async def command():
+    print("ran")
+try:
+    run_terminable(command())
+except KeyboardInterrupt:
+    print("terminated")
+"""
+
+
+def test_sigterm_before_the_probe_command_begins() -> None:
+    """Found by walkthrough: a SIGTERM in the instant between `probe` setting up its loop and its task taking its first
+    step ended it as it should (exit 143), but Python then printed two "coroutine ... was never awaited"
+    RuntimeWarnings: the command's coroutine, made and never run, was left to the collector."""
+    done = subprocess.run([sys.executable, "-W", "default", "-c", SIGTERM_BEFORE_THE_COMMAND_STARTS],
+                          capture_output=True, text=True, timeout=120, env=os.environ.copy())
+    assert (done.returncode, done.stdout.strip(), done.stderr.strip()) == (0, "terminated", ""), done.stderr

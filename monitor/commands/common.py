@@ -164,16 +164,22 @@ def run_terminable(main: Coroutine[Any, Any, T]) -> T:
         task.cancel()
         loop.call_soon_threadsafe(lambda: None)  # wakes the loop if it waits for I/O (as asyncio's runner does)
 
-    with asyncio.Runner() as runner:
-        loop = runner.get_loop()
-        signal.signal(signal.SIGTERM, on_sigterm)
-        try:
-            result = runner.run(main_task())
-        except asyncio.CancelledError:
-            if not terminated:
-                raise
-        finally:
-            signal.signal(signal.SIGTERM, previous)
+    started = main_task()
+    try:
+        with asyncio.Runner() as runner:
+            loop = runner.get_loop()
+            signal.signal(signal.SIGTERM, on_sigterm)
+            try:
+                result = runner.run(started)
+            except asyncio.CancelledError:
+                if not terminated:
+                    raise
+            finally:
+                signal.signal(signal.SIGTERM, previous)
+    finally:
+        if task is None:  # a SIGTERM before the command began: it never ran (no "never awaited" warnings)
+            started.close()
+            main.close()
     if terminated:
         signal.raise_signal(signal.SIGTERM)
         raise asyncio.CancelledError  # the usual course did not end the program (a handler that does not raise)
