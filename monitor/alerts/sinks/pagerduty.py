@@ -19,7 +19,7 @@ class PagerDuty(Sink):
 
     def __init__(self, name: str, url: str, timeout: float, routing_key: str,
                  external_labels: Mapping[str, str] | None = None):
-        super().__init__(name, url, timeout, (routing_key,))
+        super().__init__(name, url, timeout, (routing_key,), url_secret=False)  # its url is written in the config
         self._key = routing_key
         self.external_labels = dict(external_labels or {})
 
