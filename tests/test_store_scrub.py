@@ -324,3 +324,25 @@ def test_a_sink_secret_shorter_than_min_secret_stays_as_the_daemon_leaves_it(sto
     assert out.returncode == 0, out.stderr
     assert "sink pd: 1 secret shorter than 8 characters: not scrubbed" in " ".join(out.stderr.split()), out.stderr
     assert dump(store)["observations"]["o"]["text"] == f"rk {short_key} {REDACTED}"
+
+
+def test_a_sink_url_written_with_a_variable_is_a_secret(store: Store, tmp_path: Path, run: CliRun) -> None:
+    """Found in review: a webhook's `url: ${HOOK_URL}` (its token in the path, taken from the environment as url_env
+    would) counted as written in the config once plain URLs stopped being secrets: the running sink left it in its
+    errors and the scrub in the store. A ${VAR} in `url` makes it the sink's secret again, as url_env does."""
+    from monitor.alerts.sinks import build_sink
+    from monitor.config.loader import load_config
+
+    hook = "https://hooks.example.com/in/T0AAAA/zz9SecretPath"
+    with store.engine.begin() as conn:
+        conn.execute(insert(ObservationRow.__table__).values(**observation("o", text=f"sent to {hook} and {AM_URL}")))
+    cfg = sinks_config(tmp_path, store.url)
+    cfg.write_text(cfg.read_text() + "    - {name: hook, type: webhook, url: '${HOOK_URL}'}\n")
+    env = {"SLACK_URL": SLACK_URL, "PD_KEY": "R0UTINGKEY0", "HOOK_URL": hook}
+    alerts = load_config(cfg, environ=env).alerts
+    assert build_sink(alerts.sink("hook"), alerts, env).redact(f"HTTP 404 from {hook}") == "HTTP 404 from <redacted>"
+    assert build_sink(alerts.sink("am"), alerts, env).redact(f"HTTP 404 from {AM_URL}") == f"HTTP 404 from {AM_URL}"
+    out = run("store", "scrub", "-c", str(cfg), env=env)
+    assert out.returncode == 0, out.stderr
+    assert "sink hook's URL" in out.stdout, out.stdout
+    assert dump(store)["observations"]["o"]["text"] == f"sent to {REDACTED} and {AM_URL}"

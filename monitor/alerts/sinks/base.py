@@ -2,8 +2,8 @@
 
 A sink holds its secrets (resolved from the environment or a file when the sink is built) and uses them only
 while rendering a request; :meth:`Sink.redact` scrubs them from any text that may reach a log or the store. Its
-URL is one of them when it was read from `url_env` or `url_file` (Slack's always: its token is the path); a `url`
-written in the config is not (`http://alertmanager:9093`, PagerDuty's Events API), only the credentials it carries.
+URL is one of them when it was read from `url_env`, `url_file` or a ${VAR} in `url` (Slack's always: its token is
+the path); a `url` written out in the config is not (`http://alertmanager:9093`, PagerDuty's Events API), only the credentials it carries.
 """
 
 from __future__ import annotations
@@ -129,7 +129,7 @@ class Sink(ABC):
         self.name = name
         self.url = url
         self.timeout = timeout
-        self.url_secret = url_secret  # read from url_env or url_file, not written in the config
+        self.url_secret = url_secret  # read from url_env, url_file or a ${VAR}, not written in the config text
         own = (url,) if url_secret else url_credentials(url)
         # From MIN_SECRET characters on, as a target's key: the rule `store scrub` applies to the same values
         self._secrets = tuple(dict.fromkeys(s for s in (*own, *secrets) if len(s) >= MIN_SECRET))
