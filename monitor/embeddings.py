@@ -13,6 +13,7 @@ import openai
 
 from monitor.domain import CallResult, ErrorType, Usage, utcnow
 from monitor.literal_secrets import header_secrets
+from monitor.min_secret import MIN_SECRET
 from monitor.providers import sdk_http
 from monitor.providers.base import broken_connection, short, too_large, undecodable
 from monitor.providers.capped import MIB, ReplyTooLarge, reply_cap_sync
@@ -21,7 +22,7 @@ from monitor.providers.deadline import deadline_hook, within
 from monitor.providers.doubt import OPENAI_NAMES, doubt
 from monitor.providers.errorbody import hearing, keep_status_sync
 from monitor.providers.openai_compat import note_status, status_failure
-from monitor.providers.scrub import MIN_SECRET, scrub_call, scrub_text
+from monitor.providers.scrub import scrub_call, scrub_text
 from monitor.providers.sse import UNDECODABLE, broken
 from monitor.providers.vet import vet
 from monitor.tls import default_context

@@ -144,11 +144,13 @@ async def test_a_retired_alert_whose_resolve_was_given_up_on_fires_again_when_it
 async def test_firing_alerts_that_cannot_be_rendered_are_one_log_line_per_outage_not_a_traceback(
         sqlite_store: Store, caplog: pytest.LogCaptureFixture) -> None:
     """A re-send whose render raises (a row this build cannot render) logs one warning naming the sink, with the
-    secret URL redacted, until it renders again; the loop goes on."""
+    secret URL (read from url_env) redacted, until it renders again; the loop goes on."""
     t0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
     with Receiver() as rx:
         url = f"{rx.url}/tok3nSecretPath"
-        al = build_alerting(cfg(url), sqlite_store, environ={}, now=lambda: t0)
+        secret_url = AlertsConfig.model_validate({"resend_interval": "1m", "sinks": [
+            {"name": "am", "type": "alertmanager", "url_env": "AM_URL"}]})
+        al = build_alerting(secret_url, sqlite_store, environ={"AM_URL": url}, now=lambda: t0)
         await al.publish([drift("drift.opened", "refusal_rate", t0)])
         await al.sender.flush()
         sink = al.sender.sinks["am"]

@@ -157,8 +157,8 @@ async def test_a_reply_echoing_the_sinks_url_across_the_cut_leaves_no_part_of_it
         for pad in range(120, 200, 7):  # the cut falls inside the URL for some of these
             config = AlertsConfig.model_validate({
                 "group_wait": "0s", "retry": {"initial": "10s", "max": "10m", "give_up_after": "1h"},
-                "sinks": [{"name": f"hook{pad}", "type": "webhook", "url": rx.url + token, "timeout": "1s"}]})
-            al = build_alerting(config, sqlite_store, environ={})
+                "sinks": [{"name": f"hook{pad}", "type": "webhook", "url_env": "HOOK_URL", "timeout": "1s"}]})
+            al = build_alerting(config, sqlite_store, environ={"HOOK_URL": rx.url + token})  # a URL kept secret
             try:
                 [n] = await al.publish([AlertEvent(kind="drift.opened", canary="c", target="t", signal="refused",
                                                    event_id=f"e{pad}")])

@@ -101,6 +101,25 @@ def test_sinks_do_not_show_secrets() -> None:
         "POST <redacted> failed"
 
 
+def test_a_url_written_in_the_config_is_no_secret_only_the_credentials_it_carries_are() -> None:
+    """A sink redacts its URL when it was read from url_env or url_file (its token may be anywhere in it); a `url:`
+    written in the config stays in its errors, but for the password and the credential-named query values it
+    carries. As the running sink redacts, `store scrub` scrubs (its `secrets`)."""
+    plain = "http://ops:hunter2pass@alertmanager:9093/am?token=tok3nSecretValue&x=1&view=list-everything"
+    cfg = AlertsConfig.model_validate({"sinks": [
+        {"name": "am", "type": "alertmanager", "url": "http://alertmanager:9093"},
+        {"name": "creds", "type": "alertmanager", "url": plain},
+        {"name": "env", "type": "alertmanager", "url_env": "AM_URL"},
+        {"name": "pd", "type": "pagerduty", "routing_key_env": "PD_KEY"}]})
+    sinks = build_sinks(cfg, {"AM_URL": "http://alertmanager:9093", "PD_KEY": "R0UTINGKEY0"})
+    said = "ConnectError: http://alertmanager:9093/api/v2/alerts and https://events.pagerduty.com/v2/enqueue"
+    assert sinks["am"].redact(said) == said and sinks["am"].secrets == ()
+    assert sinks["pd"].redact(said) == said and sinks["pd"].secrets == ("R0UTINGKEY0",)
+    assert sinks["env"].redact(said) == said.replace("http://alertmanager:9093", "<redacted>")
+    assert sinks["creds"].redact(plain) == \
+        "http://ops:<redacted>@alertmanager:9093/am?token=<redacted>&x=1&view=list-everything"
+
+
 def test_external_labels_go_on_every_pushed_alert_and_into_every_payload() -> None:
     # Found by a newcomer walk-through: two deployments (prod and staging) pushing to one Alertmanager with the same
     # canary and target ids merged into one alert, and their inhibits crossed; Prometheus' answer is

@@ -1,17 +1,20 @@
 """`llm-monitor store scrub`: a target's key and a sink's secrets, stored by a release before the providers scrubbed
 them (whole, or the start a cut-short message kept), are taken out of every table and column they reach, on SQLite
-and PostgreSQL, through the real command; nothing else changes, JSON stays JSON, and a rerun rewrites nothing."""
+and PostgreSQL, through the real command; nothing else changes, JSON stays JSON, and a rerun rewrites nothing. A
+sink's URL is a secret only when read from url_env or url_file, and is found by its host, never its scheme."""
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import JSON, MetaData, Text, cast, insert, null, select, text
+from sqlalchemy import JSON, MetaData, Text, cast, event, insert, null, select, text
 
 from monitor.domain import new_id
 from monitor.providers.base import CUT, short
@@ -235,3 +238,111 @@ def test_a_row_written_meanwhile_keeps_that_write_and_is_left_for_a_rerun(store:
     (second,) = only_outbox(store.engine, sorted({s[:MIN_CUT] for s in SECRETS}), clean)
     assert (second.rows, second.busy) == (1, 0)
     assert [w for w in leaks(dump(store)) if w.startswith("notifications.")] == []
+
+
+SLACK_URL = "https://hooks.slack.com/services/T0AAAA/B0BBBB/xYz123SecretPart"
+AM_URL = "http://alertmanager:9093"  # written in the config: no secret
+PD_URL = "https://events.pagerduty.com/v2/enqueue"  # PagerDuty's default, in the config too
+
+
+def sinks_config(folder: Path, url: str) -> Path:
+    """A config whose only secrets are a Slack URL (from url_env) and a PagerDuty routing key; its Alertmanager URL
+    and PagerDuty's are written in the config."""
+    cfg = config(folder, url)
+    cfg.write_text(cfg.read_text().replace("api_key_env: TARGET_KEY", "api_key_env: UNSET_KEY").split("alerts:")[0]
+                   + "alerts:\n  sinks:\n"
+                   f"    - {{name: am, type: alertmanager, url: '{AM_URL}'}}\n"
+                   "    - {name: chat, type: slack, url_env: SLACK_URL}\n"
+                   "    - {name: pd, type: pagerduty, routing_key_env: PD_KEY}\n")
+    return cfg
+
+
+@contextmanager
+def selects(engine: Any, table: str) -> Iterator[list[str]]:
+    """The SELECTs of `table`'s rows by a LIKE (the scrub's reads) run meanwhile by any engine of `engine`'s kind (the
+    command opens its own)."""
+    seen: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and f"FROM {table}" in statement and "LIKE" in statement:
+            seen.append(statement)
+
+    event.listen(type(engine), "before_cursor_execute", count)
+    try:
+        yield seen
+    finally:
+        event.remove(type(engine), "before_cursor_execute", count)
+
+
+def test_a_sink_url_is_a_secret_only_when_read_from_a_variable_or_file(store: Store, tmp_path: Path,
+                                                                       run: CliRun) -> None:
+    """A plain `url:` (an Alertmanager's, PagerDuty's) stays in the completions that name it; a Slack URL from
+    url_env goes, whole or cut past its host; and only the rows holding the Slack URL's host are read: the others,
+    full of ordinary `https://` links, are neither read nor rewritten."""
+    texts = {
+        "plain": f"push to {AM_URL}/api/v2/alerts, page via {PD_URL}",
+        "links": "see https://docs.example.com/a and http://127.0.0.1:9/v1, https://hooks.example.org/x",
+        "host-cut": f"a link {SLACK_URL[:12]}{CUT}",  # cut inside the host: no part of the secret path
+        "whole": f"posted to {SLACK_URL}, not to {SLACK_URL[:16]}{CUT}",  # a read row: its host's start stays
+        "past-host": f"posted to {SLACK_URL[:40]}{CUT}",
+    }
+    with store.engine.begin() as conn:
+        for id, body in texts.items():
+            conn.execute(insert(ObservationRow.__table__).values(**observation(id, text=body)))
+    before = dump(store)
+    with selects(store.engine, "observations") as reads:
+        out = run("store", "scrub", "-c", str(sinks_config(tmp_path, store.url)), "--batch", "1",
+                  env={"SLACK_URL": SLACK_URL, "PD_KEY": "R0UTINGKEY0"})
+    assert out.returncode == 0, out.stderr
+    assert "sink chat's URL" in out.stdout and "sink am" not in out.stdout and "sink pd's URL" not in out.stdout
+    assert "observations: 2 rows rewritten" in out.stdout, out.stdout
+    after = {id: row["text"] for id, row in dump(store)["observations"].items()}
+    assert after == {**texts, "whole": f"posted to {REDACTED}, not to {SLACK_URL[:16]}{CUT}",
+                     "past-host": f"posted to {REDACTED}{CUT}"}
+    assert {t: rows for t, rows in dump(store).items() if t != "observations"} == \
+        {t: rows for t, rows in before.items() if t != "observations"}
+    # a batch is a row: one SELECT per row read, and one finding no more; the 3 rows without it are not read
+    assert len(reads) == 3, reads
+
+
+def test_a_sink_secret_shorter_than_min_secret_stays_as_the_daemon_leaves_it(store: Store, tmp_path: Path,
+                                                                             run: CliRun) -> None:
+    """One rule for every secret, a sink's as a target's key: from MIN_SECRET (8) characters on. The running sink
+    leaves a 7-character routing key in its errors, and the scrub leaves it in the store, saying so."""
+    from monitor.alerts.sinks import build_sink
+    from monitor.config.loader import load_config
+
+    short_key = "rk-1234"
+    env = {"SLACK_URL": SLACK_URL, "PD_KEY": short_key}
+    with store.engine.begin() as conn:
+        conn.execute(insert(ObservationRow.__table__).values(**observation("o", text=f"rk {short_key} {SLACK_URL}")))
+    cfg = sinks_config(tmp_path, store.url)
+    alerts = load_config(cfg).alerts
+    assert build_sink(alerts.sink("pd"), alerts, env).redact(f"HTTP 400: bad key {short_key}") == \
+        f"HTTP 400: bad key {short_key}"
+    out = run("store", "scrub", "-c", str(cfg), env=env)
+    assert out.returncode == 0, out.stderr
+    assert "sink pd: 1 secret shorter than 8 characters: not scrubbed" in " ".join(out.stderr.split()), out.stderr
+    assert dump(store)["observations"]["o"]["text"] == f"rk {short_key} {REDACTED}"
+
+
+def test_a_sink_url_written_with_a_variable_is_a_secret(store: Store, tmp_path: Path, run: CliRun) -> None:
+    """Found in review: a webhook's `url: ${HOOK_URL}` (its token in the path, taken from the environment as url_env
+    would) counted as written in the config once plain URLs stopped being secrets: the running sink left it in its
+    errors and the scrub in the store. A ${VAR} in `url` makes it the sink's secret again, as url_env does."""
+    from monitor.alerts.sinks import build_sink
+    from monitor.config.loader import load_config
+
+    hook = "https://hooks.example.com/in/T0AAAA/zz9SecretPath"
+    with store.engine.begin() as conn:
+        conn.execute(insert(ObservationRow.__table__).values(**observation("o", text=f"sent to {hook} and {AM_URL}")))
+    cfg = sinks_config(tmp_path, store.url)
+    cfg.write_text(cfg.read_text() + "    - {name: hook, type: webhook, url: '${HOOK_URL}'}\n")
+    env = {"SLACK_URL": SLACK_URL, "PD_KEY": "R0UTINGKEY0", "HOOK_URL": hook}
+    alerts = load_config(cfg, environ=env).alerts
+    assert build_sink(alerts.sink("hook"), alerts, env).redact(f"HTTP 404 from {hook}") == "HTTP 404 from <redacted>"
+    assert build_sink(alerts.sink("am"), alerts, env).redact(f"HTTP 404 from {AM_URL}") == f"HTTP 404 from {AM_URL}"
+    out = run("store", "scrub", "-c", str(cfg), env=env)
+    assert out.returncode == 0, out.stderr
+    assert "sink hook's URL" in out.stdout, out.stdout
+    assert dump(store)["observations"]["o"]["text"] == f"sent to {REDACTED} and {AM_URL}"

@@ -7,7 +7,7 @@ text: a sink names the environment variable (`*_env`) or file (`*_file`) that ho
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     AfterValidator,
@@ -15,6 +15,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -70,6 +71,21 @@ class _SinkBase(_Strict, Placed):
         if not _NAME.match(v):
             raise ValueError("must be lowercase letters, digits, '.', '_' or '-', starting with a letter or digit")
         return v
+
+    # Whether its `url` was written with a ${VAR}: taken from the environment, it is a secret as url_env's is (a
+    # webhook's token may be in its path). Set by loading (`url_written_as`), as the place is; False in code.
+    _url_from_env: bool = PrivateAttr(default=False)
+
+    @property
+    def url_from_env(self) -> bool:
+        """Whether the `url` written in the config came from the environment (a ${VAR} in it)."""
+        return self._url_from_env
+
+    def url_written_as(self, from_env: bool) -> Self:
+        """Return this entry, knowing whether its `url` was written with a ${VAR} (loading calls it)."""
+        copy = self.model_copy()  # with its place
+        copy._url_from_env = from_env
+        return copy
 
     @field_validator("url_env", "secret_env", "routing_key_env", mode="after", check_fields=False)
     @classmethod

@@ -2,15 +2,18 @@
 
 The secrets are the daemon's own: each target's API key (its variable or file, as the providers read it) and the
 values of its credential headers (`literal_secrets.header_secrets`, taken from the environment), each
-alert sink's URL and secrets (what the sink redacts), and the HTTP reload token. Each is replaced by `<redacted>`
-with the providers' `scrub_text`, so the start of one that a cut-short message kept goes too. The store side is
-monitor.store.scrub. A secret that cannot be read is named (never its value) and left out; with none at all nothing
-is done. Exit codes: 0 done (or nothing to do), 1 the store failed meanwhile, 2 bad config or store.
+alert sink's secrets (what the sink redacts: its URL only when read from url_env or url_file), and the HTTP reload
+token, each from MIN_SECRET characters on. Each is replaced by `<redacted>` with the providers' `scrub_text`, so the
+start of one that a cut-short message kept goes too. The store side is monitor.store.scrub, which reads only the
+rows holding a secret's needle (`Secret.needle`). A secret that cannot be read is named (never its value) and left
+out; with none at all nothing is done. Exit codes: 0 done (or nothing to do), 1 the store failed meanwhile, 2 bad
+config or store.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -24,7 +27,8 @@ from monitor.config.validate import redact_url
 from monitor.counted import counted
 from monitor.errors import SecretError
 from monitor.literal_secrets import header_secrets
-from monitor.providers.scrub import MIN_CUT, MIN_SECRET, scrub_text
+from monitor.min_secret import MIN_SECRET
+from monitor.providers.scrub import MIN_CUT, scrub_text
 from monitor.store.repository import driver_message
 from monitor.store.scrub import BATCH, Scrubbed, scrub_tables
 
@@ -35,6 +39,24 @@ class Secret:
 
     name: str
     value: str
+    url: bool = False  # a sink's URL (read from url_env or url_file)
+
+    @property
+    def needle(self) -> str:
+        """What a stored text holding this secret holds, whole or cut as far as `shortest`: the scrub reads only the
+        rows holding a needle. A key's first MIN_CUT characters. A URL's host and port (its user and password too
+        when it has them), or at least MIN_SECRET characters from there: never its scheme (`http`, `https://` begin
+        most URLs a store holds, and the scrub would read most of it), nor a host of a letter or two."""
+        if not self.url:
+            return self.value[:MIN_CUT]
+        rest = self.value.partition("://")[2]
+        return rest[:max(len(re.split(r"[/?#]", rest, maxsplit=1)[0]), MIN_SECRET)]
+
+    @property
+    def shortest(self) -> int:
+        """The shortest start of it scrubbed where a message was cut short: the start that holds its needle (a cut
+        inside a URL's scheme or host shows nothing of its secret part)."""
+        return self.value.index(self.needle) + len(self.needle)
 
 
 def scrub(config_path: str, batch: int = BATCH, environ: Mapping[str, str] | None = None) -> int:
@@ -48,15 +70,19 @@ def scrub(config_path: str, batch: int = BATCH, environ: Mapping[str, str] | Non
               "nothing to scrub, the store is unchanged")
         return EXIT_OK
     values = tuple(dict.fromkeys(s.value for s in secrets))  # scrub_text takes the longer first
+    shortest: dict[str, int] = {}
+    for s in secrets:
+        shortest[s.value] = min(s.shortest, shortest.get(s.value, s.shortest))
     store = open_store_or_exit(config, create=False)
     try:
         print(f"scrubbing {counted(len(secrets), 'secret')} ({', '.join(s.name for s in secrets)}) from "
               f"{redact_url(store.safe_url)}")
-        scrub_tables(store.engine, sorted({v[:MIN_CUT] for v in values}), lambda text: scrub_text(text, values),
-                     batch=batch, done=_print)
+        scrub_tables(store.engine, sorted({s.needle for s in secrets}),
+                     lambda text: scrub_text(text, values, shortest), batch=batch, done=_print)
     except SQLAlchemyError as e:  # one line, as `_store_failed`; a driver's message quoting a value is scrubbed too
-        err_console.print(f"[bold red]error:[/] the store failed: {escape(scrub_text(driver_message(e), values))} "
-                          "(the tables above are done; run it again to go on)", highlight=False)
+        said = scrub_text(driver_message(e), values, shortest)
+        err_console.print(f"[bold red]error:[/] the store failed: {escape(said)} (the tables above are done; run it "
+                          "again to go on)", highlight=False)
         return EXIT_FAIL
     finally:
         store.close()
@@ -87,7 +113,11 @@ def configured_secrets(config: Config, environ: Mapping[str, str]) -> tuple[list
         except SecretError as e:
             notes.append(f"{e}: this sink's secrets are not scrubbed")
             continue
-        found += [Secret(f"sink {spec.name}'s {'URL' if v == sink.url else 'secret'}", v) for v in sink.secrets]
+        found += [Secret(f"sink {spec.name}'s URL", v, url=True) if sink.url_secret and v == sink.url
+                  else Secret(f"sink {spec.name}'s secret", v) for v in sink.secrets]
+        if sink.too_short:
+            notes.append(f"sink {spec.name}: {counted(sink.too_short, 'secret')} shorter than {MIN_SECRET} "
+                         "characters: not scrubbed (as in what the sink redacts)")
     token = environ.get(config.http.reload_token_env, "").strip()
     if len(token) >= MIN_SECRET:
         found.append(Secret(f"the reload token ({config.http.reload_token_env})", token))

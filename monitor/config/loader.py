@@ -384,7 +384,9 @@ def _locate(mf: MonitorFile, src: Located) -> MonitorFile:
     names (read when it is built: check-config, run, a reload, probe), and drift.embeddings its own, for
     check-config's warning about its price."""
     targets = [t.located(_place(src, "targets", i)) for i, t in enumerate(mf.targets)]
-    sinks = [s.located(_place(src, "alerts", "sinks", i)) for i, s in enumerate(mf.alerts.sinks)]
+    sinks = [s.located(_place(src, "alerts", "sinks", i)).url_written_as(("alerts", "sinks", i, "url") in
+                                                                       src.interpolated)
+             for i, s in enumerate(mf.alerts.sinks)]
     emb = mf.drift.embeddings
     drift = mf.drift.model_copy(update={"embeddings": emb.located(_place(src, "drift", "embeddings"))}) if emb \
         else mf.drift

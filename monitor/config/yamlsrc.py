@@ -54,6 +54,8 @@ class Located:
     # The values written with a ${NAME} that names no default (or an empty one): a credential header's value must
     # be one of them (its secret comes from the environment, not the config text)
     referenced: set[tuple[Any, ...]] = field(default_factory=set)
+    # The values written with any ${NAME} (a default or not): an alert sink's `url: ${HOOK_URL}` is a secret URL
+    interpolated: set[tuple[Any, ...]] = field(default_factory=set)
     # Plain scalars YAML 1.1 reads as booleans (on, off, yes, no, true...), as written: a text field given one says so
     booleans: dict[tuple[Any, ...], str] = field(default_factory=dict)
     # ... and those it reads as numbers (content: 1984, value: 3.10), as written
@@ -212,6 +214,7 @@ class _Builder:
                 self._open.discard(id(node))
         value = self._scalar(node, loc)
         if self.interpolate and isinstance(value, str) and "${" in value:
+            self.out.interpolated.add(loc)
             if any(not m.group(2) for m in _ENV.finditer(value)):
                 self.out.referenced.add(loc)
             value = _ENV.sub(lambda m: self._lookup(m, loc, line), value)

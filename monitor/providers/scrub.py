@@ -4,28 +4,30 @@ Some upstreams echo the key they were sent: LiteLLM-style proxies answer 401 wit
 and a misbehaving server may put it anywhere in a body. What a provider returns is stored, served by the JSON
 API and sent in alert payloads, so the key is replaced by ``<redacted>`` in every text field of the result
 before anyone sees it, and so is the start of a key where a message was cut short (an error message is cut at 300
-characters, the values it shows at 40). Keys shorter than ``MIN_SECRET`` characters are not scrubbed (replacing a
-one-letter placeholder key would mangle every completion); real keys are far longer.
+characters, the values it shows at 40). Keys shorter than ``MIN_SECRET`` characters (monitor.min_secret) are not
+scrubbed (replacing a one-letter placeholder key would mangle every completion); real keys are far longer.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from monitor.domain import CallResult
+from monitor.min_secret import MIN_SECRET
 from monitor.providers.base import CUT, ChatRequest, Provider
 from monitor.providers.vet import NAMES
 
-MIN_SECRET = 8
 REDACTED = "<redacted>"
 # A secret a cut (`providers.base.short`, the values messages show: both end the cut with CUT) went through is
 # there only as its start, which is replaced too from this many characters on.
 MIN_CUT = 4
 
 
-def scrub_text(text: str, secrets: Iterable[str]) -> str:
-    """Replace every occurrence of each secret in `text`, and the start of one where the text was cut short.
+def scrub_text(text: str, secrets: Iterable[str], shortest: Mapping[str, int] | None = None) -> str:
+    """Replace every occurrence of each secret in `text`, and the start of one where the text was cut short: from
+    MIN_CUT characters on, or from `shortest[secret]` for a secret named there (a webhook URL's start up to its host
+    is no secret: `store scrub` replaces it only once it holds more).
 
     The longest first: a secret inside another (a key also sent in a Cookie beside a session) would otherwise be
     replaced within the longer one, which then no longer matches, and the rest of it stayed."""
@@ -33,14 +35,14 @@ def scrub_text(text: str, secrets: Iterable[str]) -> str:
         if secret in text:
             text = text.replace(secret, REDACTED)
         if CUT in text:
-            text = _scrub_cut(text, secret)
+            text = _scrub_cut(text, secret, max(MIN_CUT, (shortest or {}).get(secret, MIN_CUT)))
     return text
 
 
-def _scrub_cut(text: str, secret: str) -> str:
+def _scrub_cut(text: str, secret: str, least: int) -> str:
     parts = text.split(CUT)
     for i, part in enumerate(parts[:-1]):
-        for n in range(len(secret) - 1, MIN_CUT - 1, -1):
+        for n in range(len(secret) - 1, least - 1, -1):
             if part.endswith(secret[:n]):
                 parts[i] = part[:-n] + REDACTED
                 break

@@ -58,8 +58,8 @@ class Alertmanager(Sink):
     type = "alertmanager"
 
     def __init__(self, name: str, url: str, timeout: float, resend_interval: float,
-                 external_labels: Mapping[str, str] | None = None):
-        super().__init__(name, url, timeout)
+                 external_labels: Mapping[str, str] | None = None, *, url_secret: bool = True):
+        super().__init__(name, url, timeout, url_secret=url_secret)
         self.valid_for = timedelta(seconds=4 * resend_interval)
         self.external_labels = dict(external_labels or {})
 
@@ -68,7 +68,8 @@ class Alertmanager(Sink):
               environ: Mapping[str, str] | None) -> Alertmanager:
         url = cfg.url or read_url(cfg.name, cfg.url_env, cfg.url_file, environ)
         assert url is not None
-        return cls(cfg.name, url.rstrip("/"), cfg.timeout, alerts.resend_interval, alerts.external_labels)
+        return cls(cfg.name, url.rstrip("/"), cfg.timeout, alerts.resend_interval, alerts.external_labels,
+                   url_secret=cfg.url is None or cfg.url_from_env)
 
     def _post(self, alerts: list[dict[str, Any]]) -> Rendered:
         return Rendered(f"{self.url}/api/v2/alerts", to_json(alerts),

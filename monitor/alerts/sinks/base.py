@@ -1,7 +1,9 @@
 """What every sink is: turn a stored notification into one HTTP request at send time.
 
 A sink holds its secrets (resolved from the environment or a file when the sink is built) and uses them only
-while rendering a request; :meth:`Sink.redact` scrubs them from any text that may reach a log or the store.
+while rendering a request; :meth:`Sink.redact` scrubs them from any text that may reach a log or the store. Its
+URL is one of them when it was read from `url_env`, `url_file` or a ${VAR} in `url` (Slack's always: its token is
+the path); a `url` written out in the config is not (`http://alertmanager:9093`, PagerDuty's Events API), only the credentials it carries.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from monitor.alerts.config import http_url
 from monitor.alerts.events import Notification
 from monitor.errors import SecretError, SecretMissing
 from monitor.keylike import shown_path
+from monitor.literal_secrets import credential_header
+from monitor.min_secret import MIN_SECRET
 
 USER_AGENT = "llm-monitor-alerts"
 
@@ -99,6 +103,18 @@ def shown_url(url: str, *, secret: bool) -> str:
     return shown + parts.path + (f"?{query}" if query else "") + ("#<redacted>" if parts.fragment else "")
 
 
+def url_credentials(url: str) -> tuple[str, ...]:
+    """The credentials a URL written in the config carries: the password of its `user:password@`, and the value of
+    each query parameter whose name says it holds one (`?token=...`; the credential headers' rule, by the name)."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:  # not a URL urlsplit reads (the config check refuses one): nothing of it is known
+        return ()
+    pairs = (pair.partition("=") for pair in parts.query.split("&"))
+    return tuple(s for s in (password, *(value for name, _, value in pairs if credential_header(name))) if s)
+
+
 class Sink(ABC):
     """A destination for notifications (one module per type, listed in :data:`monitor.alerts.sinks.SINKS`).
 
@@ -108,17 +124,22 @@ class Sink(ABC):
 
     type: ClassVar[str]
 
-    def __init__(self, name: str, url: str, timeout: float, secrets: tuple[str, ...] = ()):
+    def __init__(self, name: str, url: str, timeout: float, secrets: tuple[str, ...] = (), *,
+                 url_secret: bool = True):
         self.name = name
         self.url = url
         self.timeout = timeout
-        self._secrets = tuple(s for s in (url, *secrets) if s and len(s) >= 6 and s not in {"http://", "https://"})
+        self.url_secret = url_secret  # read from url_env, url_file or a ${VAR}, not written in the config text
+        own = (url,) if url_secret else url_credentials(url)
+        # From MIN_SECRET characters on, as a target's key: the rule `store scrub` applies to the same values
+        self._secrets = tuple(dict.fromkeys(s for s in (*own, *secrets) if len(s) >= MIN_SECRET))
+        self.too_short = len({s for s in (*own, *secrets) if 0 < len(s) < MIN_SECRET})  # left as they are
         redact.register(*self._secrets)
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        """What this sink redacts: its URL and the secrets it was built with (`store scrub` takes them out of the
-        store too)."""
+        """What this sink redacts: its URL when that was read from a variable or file (else the credentials the URL
+        carries), and the secrets it was built with; `store scrub` takes the same out of the store."""
         return self._secrets
 
     @classmethod
@@ -140,7 +161,7 @@ class Sink(ABC):
         return None
 
     def redact(self, text: str) -> str:
-        """Replace this sink's secrets (URL included) in `text`."""
+        """Replace this sink's secrets (`secrets`: its URL when that is one) in `text`."""
         for s in self._secrets:
             text = text.replace(s, "<redacted>")
         return text

@@ -18,8 +18,9 @@ class PagerDuty(Sink):
     type = "pagerduty"
 
     def __init__(self, name: str, url: str, timeout: float, routing_key: str,
-                 external_labels: Mapping[str, str] | None = None):
-        super().__init__(name, url, timeout, (routing_key,))
+                 external_labels: Mapping[str, str] | None = None, *, url_secret: bool = False):
+        # its url is written in the config (the Events API's by default): a secret only when a ${VAR} gave it
+        super().__init__(name, url, timeout, (routing_key,), url_secret=url_secret)
         self._key = routing_key
         self.external_labels = dict(external_labels or {})
 
@@ -27,7 +28,7 @@ class PagerDuty(Sink):
     def build(cls, cfg: PagerDutySink, alerts: AlertsConfig, environ: Mapping[str, str] | None) -> PagerDuty:
         key = read_secret(cfg.name, "routing_key", cfg.routing_key_env, cfg.routing_key_file, environ)
         assert key is not None
-        return cls(cfg.name, cfg.url, cfg.timeout, key, alerts.external_labels)
+        return cls(cfg.name, cfg.url, cfg.timeout, key, alerts.external_labels, url_secret=cfg.url_from_env)
 
     def render(self, n: Notification, now: datetime) -> Rendered:
         p = n.payload

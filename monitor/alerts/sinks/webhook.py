@@ -18,8 +18,8 @@ class Webhook(Sink):
     type = "webhook"
 
     def __init__(self, name: str, url: str, timeout: float, secret: str | None,
-                 external_labels: Mapping[str, str] | None = None):
-        super().__init__(name, url, timeout, (secret,) if secret else ())
+                 external_labels: Mapping[str, str] | None = None, *, url_secret: bool = True):
+        super().__init__(name, url, timeout, (secret,) if secret else (), url_secret=url_secret)
         self._secret = secret
         self.external_labels = dict(external_labels or {})
 
@@ -28,7 +28,8 @@ class Webhook(Sink):
         url = _url(cfg, environ)
         secret = _signing_secret(cfg, environ)
         assert url is not None
-        return cls(cfg.name, url, cfg.timeout, secret, alerts.external_labels)
+        return cls(cfg.name, url, cfg.timeout, secret, alerts.external_labels,
+                   url_secret=cfg.url is None or cfg.url_from_env)
 
     @classmethod
     def problems(cls, cfg: WebhookSink, alerts: AlertsConfig, environ: Mapping[str, str] | None) -> list[SecretError]:
