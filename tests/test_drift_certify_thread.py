@@ -186,3 +186,15 @@ def test_the_engine_defers_only_when_asked_and_then_decides_as_inline() -> None:
             ups += deferred.certified(c)
         got += [u.event.to_json() for u in ups if u.event.signal == "completion"]
     assert handed >= 1 and any(e["state"] == "open" for e in want) and got == want
+
+
+async def test_a_certification_of_a_pair_a_reload_removed_meanwhile_opens_no_event(
+        analysis: Analysis, sqlite_store: Store) -> None:
+    gate = Gate()
+    analysis.certify = gate
+    await until_handed_over(analysis, sqlite_store, swapped("a"), 1)
+    analysis.configured = lambda canary, target: canary != "a"  # a reload removes the pair while the test runs
+    gate.go.set()
+    await analysis.drain()
+    assert gate.calls == [("a", "drift-certify_0", True)]
+    assert completion_events(analysis) == [] and analysis.engine.stream("a", "t").certifying is None
