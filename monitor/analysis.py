@@ -1,7 +1,10 @@
 """Drift analysis inside the daemon: signals, drift events, baselines and their notifications.
 
 Analysis runs on one dedicated worker thread, in the order observations finish, so it never delays the event
-loop (and so never skews the latency of calls in flight).
+loop (and so never skews the latency of calls in flight). The exact permutation test that certifies an opening of
+the whole-completion test (seconds of CPU when a change is there) runs on a second one, `drift-certify`
+(monitor.drift.certification): a provider-wide model swap queues hundreds of them, and every other stream's analysis
+waited behind them on the first. Its decision is applied back on the analysis thread, through the same writes.
 
 Only the pairs configured now are analysed (`configured`): an observation of a pair a reload removed while it
 waited is stored, but opens no event and sends no notification for a pair no one watches any longer.
@@ -15,11 +18,13 @@ monitor.stored_baselines.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
@@ -27,6 +32,8 @@ from monitor.alerts import AlertEvent, Alerting
 from monitor.alerts.inhibit import HELD_SIGNALS
 from monitor.domain import Observation, utcnow
 from monitor.drift import DriftEngine, DriftEvent, DriftSettings, EventUpdate, budget
+from monitor.drift.certification import Certification
+from monitor.drift.mmd import Stopped
 from monitor.drift_alerts import alert_event, notifies
 from monitor.drift_writes import CONFIRM_WAIT_S, DriftWrites, failed
 from monitor.signal_writes import SignalWrites
@@ -54,7 +61,7 @@ class Analysis(DriftWrites):
         self.now = now
         self.repo = DriftRepository(store.engine)
         self.metrics = metrics
-        self.engine = DriftEngine(settings, clock=now)
+        self.engine = DriftEngine(settings, clock=now, defer_certification=True)
         if (why := budget.mmd_out_of_reach(settings)) is not None:  # settings change only with a restart: said once
             log.warning(why)
         self.alerting = alerting
@@ -65,6 +72,14 @@ class Analysis(DriftWrites):
         self.unconfigured = 0  # observations not analysed: a reload removed their pair while they waited
         self.late = 0  # observations stored after `close` (the store came back as the daemon stopped): not analysed
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="drift")
+        # the whole-completion openings' exact tests (`_certify`); one thread: their NumPy work releases the GIL, so
+        # the analysis thread goes on, and a second would only compete with it for the cores
+        self._certifier = ThreadPoolExecutor(max_workers=1, thread_name_prefix="drift-certify")
+        self._certifying: dict[Certification, Future[None]] = {}  # handed over, not applied yet: done once applied
+        self._certifying_lock = threading.Lock()
+        self._stopping = threading.Event()  # `close` began: certifications not run yet never will be
+        self.certify: Callable[[Certification, Callable[[], bool]], None] = Certification.run  # (tests hold it)
+        self._loop: asyncio.AbstractEventLoop | None = None  # the event loop observations come from (for `_wake`)
         self.baselines = StoredBaselines(self.engine, self.repo)
         self._unwritten: list[EventUpdate] = []  # event updates the store did not take yet, oldest first
         self.signal_writes = SignalWrites(store.save_signals)  # and signals, written before the next ones
@@ -76,6 +91,7 @@ class Analysis(DriftWrites):
         self.confirm_wait_s = CONFIRM_WAIT_S
         self._ended_seen: set[str] = set()  # open events here the store had ended at the latest `close_ended`
         metrics.analysis_delay.set_function(self.delay)
+        metrics.drift_certifications.set_function(lambda: len(self._certifying))
 
     # -- start-up ----------------------------------------------------------------------------------------
     def restore(self, pairs: list[tuple[str, str]]) -> int:
@@ -100,6 +116,7 @@ class Analysis(DriftWrites):
                 if self.engine.baseline(canary, target).ready:
                     self.baselines.progress(canary, target)
                     break
+        self._hand_over()  # (a forming baseline runs no window test: none, as a rule)
         self.show_open(None)
         return fed
 
@@ -132,8 +149,9 @@ class Analysis(DriftWrites):
         bounds how late a change is seen, the memory the queue takes and how long a shutdown spends on it.
         Once analysis has closed (an observation held while the store was away, stored late in the shutdown), it is
         left in the store unanalysed, said in one line."""
+        self._loop = loop = asyncio.get_running_loop()
         try:
-            future = asyncio.get_running_loop().run_in_executor(self._pool, self._analyse, obs)
+            future = loop.run_in_executor(self._pool, self._analyse, obs)
         except RuntimeError:  # the analysis thread has ended: `close` ran
             self.late += 1
             if self.late == 1:
@@ -162,8 +180,20 @@ class Analysis(DriftWrites):
             return 0.0
 
     async def drain(self) -> None:
-        """Wait until the observations queued so far are analysed (the thread takes them in order)."""
-        await self.in_worker(lambda: None)
+        """Wait until the observations queued so far are analysed (the thread takes them in order), and the
+        certifications they handed over are run and applied (and those their analyses handed over meanwhile)."""
+        while True:
+            await self.in_worker(lambda: None)
+            with self._certifying_lock:
+                waiting = list(self._certifying.values())
+            if not waiting:
+                return
+            await asyncio.gather(*(asyncio.wrap_future(f) for f in waiting))
+
+    @property
+    def certifications(self) -> int:
+        """Certifications handed over and not applied yet (waiting, running, or their decision queued)."""
+        return len(self._certifying)
 
     def _analyse(self, obs: Observation) -> list[EventUpdate]:
         if not self.configured(obs.canary, obs.target):  # not even its signals: an embeddings call costs
@@ -177,6 +207,8 @@ class Analysis(DriftWrites):
         except Exception:
             log.exception("drift analysis failed for %s@%s", obs.canary, obs.target)
             return []
+        finally:
+            self._hand_over()
         # Each write below is tried on its own: a failed one must not cost the others (the updates above are
         # already the engine's state; dropped here they would never be stored or told).
         self.signal_writes.write(obs.id, signals)
@@ -205,6 +237,71 @@ class Analysis(DriftWrites):
                     obs.target)
         return updates
 
+    # -- certifications (off the analysis thread) ----------------------------------------------------------------
+    def _hand_over(self) -> None:
+        """Give the certifications the engine's rounds left to the certifying thread (on the analysis thread)."""
+        for c in self.engine.take_certifications():
+            with self._certifying_lock:
+                self._certifying[c] = Future()
+            if self._stopping.is_set():
+                continue  # `close` counts it as not run
+            with contextlib.suppress(RuntimeError):  # `close` shut the thread down meanwhile: counted there
+                self._certifier.submit(self._certify, c)
+
+    def _certify(self, c: Certification) -> None:
+        """Run one certification (on the certifying thread), then queue its decision onto the analysis thread."""
+        if self._stopping.is_set():
+            return
+        try:
+            self.certify(c, self._stopping.is_set)
+        except Stopped:  # `close`: not applied, counted there
+            return
+        except Exception:  # applied as not rejecting: its stream tests again at its next round
+            log.exception("certifying the whole-completion test of %s@%s failed", c.canary, c.target)
+        with contextlib.suppress(RuntimeError):  # `close` ended the analysis thread meanwhile: counted there
+            self._pool.submit(self._apply, c)
+
+    def _apply(self, c: Certification) -> None:
+        """Apply a certification's decision (on the analysis thread): an event it opens is written and told as an
+        observation's updates are (`persist`: fencing, the updates the store did not take, the alert outbox)."""
+        try:
+            if not self.configured(c.canary, c.target):  # a reload removed the pair while it ran: no event
+                self.engine.forget_certification(c)
+                return
+            updates = self.engine.certified(c)
+            if self.fenced:
+                self._drop(updates)
+                return
+            try:
+                updates = self.persist(updates)
+            except Exception as e:
+                failed(e, "storing drift events failed; %d updates wait in memory and are written with the next "
+                        "analysis", len(self._unwritten))
+                return
+            if self.alerting is not None and notifies(updates):
+                self._wake()
+        except Exception:
+            log.exception("applying the whole-completion certification of %s@%s failed", c.canary, c.target)
+        finally:
+            self._settle(c)
+
+    def _settle(self, c: Certification) -> None:
+        with self._certifying_lock:
+            done = self._certifying.pop(c, None)
+        if done is not None:
+            done.set_result(None)
+
+    def _wake(self) -> None:
+        """Wake the alert sender (its events belong to the event loop) from the analysis thread."""
+        loop, alerting = self._loop, self.alerting
+        if alerting is None:
+            return
+        if loop is None:  # analyses run without an event loop (a test): no sender waits on one
+            alerting.sender.wake()
+            return
+        with contextlib.suppress(RuntimeError):  # the loop has closed: no sender to wake
+            loop.call_soon_threadsafe(alerting.sender.wake)
+
     def retry_unwritten(self) -> bool:
         """Write what the store did not take: event updates (see `DriftWrites`) and signals; return whether that
         wrote notifications (the caller wakes the sender). Run on the analysis thread, by the 30-second upkeep."""
@@ -229,10 +326,24 @@ class Analysis(DriftWrites):
     def close(self) -> int:
         """Finish the analyses queued, give the updates the store did not take a last try, store what the
         references learned; observations handed over after this are not analysed (`on_observation`). Return how
-        many writes the store still did not take (event updates, observations' signals): given up on."""
+        many writes the store still did not take (event updates, observations' signals): given up on.
+        Certifications are not waited for (each may take seconds, and a model swap queues hundreds): those not
+        started are cancelled, the running one stops at its next batch of relabellings, and the decisions already
+        made are applied. Nothing is lost for good: windows start afresh after a restart, and a change still there
+        opens its event at the stream's first whole-completion round then."""
+        self._stopping.set()
+        self._certifier.shutdown(wait=False, cancel_futures=True)
         self._pool.submit(self.retry_unwritten)  # a last try, after the analyses still queued
         self._pool.submit(self.save_learned)
         self._pool.shutdown(wait=True)
+        with self._certifying_lock:
+            dropped, self._certifying = list(self._certifying.values()), {}
+        for done in dropped:
+            done.set_result(None)  # a `drain` waiting for them returns
+        if dropped:
+            log.warning("stopping with %d whole-completion tests not certified: their events are not opened (a "
+                        "change still there opens its event at the stream's first whole-completion round after a "
+                        "restart)", len(dropped))
         if self._unwritten:
             log.error("stopping with %d drift event updates the store did not take: not stored",
                       len(self._unwritten))

@@ -33,9 +33,9 @@ def test_an_open_completion_event_is_not_certified_again_every_round(monkeypatch
     certified: list[float] = []
     exact = mmd._exact
 
-    def counted(k, w, observed, alpha, rng):  # noqa: ANN001, ANN202
+    def counted(k, w, observed, alpha, rng, stop=None):  # noqa: ANN001, ANN202
         certified.append(alpha)
-        return exact(k, w, observed, alpha, rng)
+        return exact(k, w, observed, alpha, rng, stop)
 
     monkeypatch.setattr(mmd, "_exact", counted)
     eng = DriftEngine()

@@ -10,6 +10,7 @@ from monitor.domain import Observation, utcnow
 from monitor.drift import cusum as cs
 from monitor.drift import pinned
 from monitor.drift.baseline import Baseline
+from monitor.drift.certification import Certification
 from monitor.drift.events import ACCEPTED, OPEN, RESOLVED, DriftEvent, EventUpdate
 from monitor.drift.names import CATEGORY, RATE, signal_type
 from monitor.drift.settings import DriftSettings
@@ -22,7 +23,7 @@ from monitor.drift.signals import (
     usable_embeddings,
 )
 from monitor.drift.state import CLEAN, RESOLVING, kept_clean, kept_reverse
-from monitor.drift.stream import Stream, _Open
+from monitor.drift.stream import COMPLETION, Stream, _Open
 from monitor.drift.twosample import category_test
 from monitor.drift.zero import ZERO_TOLERANCE
 
@@ -38,6 +39,11 @@ class DriftEngine:
     derived from canary, target, signal, first observation and opening time, so a rebuild yields the same
     ids. ``refusal`` labels an observation refused (default: ``obs.refusal`` in partial/full); ``embed``
     (texts -> vectors) adds an optional semantic-similarity signal.
+
+    With ``defer_certification`` the exact permutation test that decides an opening of the whole-completion test
+    (seconds when a change is there) is not run inside ``observe``: the round leaves a ``Certification`` (take them
+    with ``take_certifications``, ``run`` each anywhere, apply with ``certified``), which decides as the inline test
+    would. Meanwhile the stream starts no other such test. Without it (replay, benchmarks) all runs inline.
     """
 
     def __init__(
@@ -48,6 +54,7 @@ class DriftEngine:
         refusal: RefusalFn | None = None,
         embed: EmbedFn | None = None,
         zero_tolerance: Mapping[str, Iterable[str]] | None = None,
+        defer_certification: bool = False,
     ) -> None:
         self.settings = settings or DriftSettings()
         self.clock = clock
@@ -55,6 +62,8 @@ class DriftEngine:
         self.embed = embed
         self._streams: dict[tuple[str, str], Stream] = {}
         self._events: dict[str, DriftEvent] = {}
+        self.defer_certification = defer_certification
+        self._certifications: list[Certification] = []  # left by rounds since the last `take_certifications`
         self.zero_tolerance: dict[str, frozenset[str]] = {}
         self.set_zero_tolerance(zero_tolerance or {})
 
@@ -65,7 +74,7 @@ class DriftEngine:
         st = self._streams.get(key)
         if st is None:
             b = Baseline.new(canary, target, self.settings, created_at=self.clock())
-            st = self._streams[key] = Stream(canary, target, self.settings, b)
+            st = self._streams[key] = Stream(canary, target, self.settings, b, defer=self.defer_certification)
             st.zero = self.zero_tolerance.get(canary, frozenset())
         return st
 
@@ -85,13 +94,48 @@ class DriftEngine:
         """Analyse one observation (signals computed here unless given) and return event updates."""
         st = self.stream(obs.canary, obs.target)
         sig = signals if signals is not None else self.compute_signals(obs)
-        updates = st.observe(obs.id, obs.started_at.isoformat(), obs.ok, obs.text, sig)
+        before = st.certifying
+        try:
+            updates = st.observe(obs.id, obs.started_at.isoformat(), obs.ok, obs.text, sig)
+        finally:  # handed out even if the round failed after it: the stream waits for it before testing again
+            if st.certifying is not None and st.certifying is not before:
+                self._certifications.append(st.certifying)
         b = st.baseline
         # embedded once ready, and again on later observations while the endpoint was down when it tried
         if b.ready and self.embed is not None and b.texts and not usable_embeddings(b.embeddings):
             b.embeddings = embed_texts(self.embed, b.texts)
         self._keep(updates)
         return updates
+
+    def take_certifications(self) -> list[Certification]:
+        """Return (and forget) the certifications rounds left since the last call (``defer_certification``). Each
+        must come back through ``certified`` (or ``forget_certification``): its stream tests again only then."""
+        out, self._certifications = self._certifications, []
+        return out
+
+    def certified(self, c: Certification) -> list[EventUpdate]:
+        """Apply a certification once ``run``: its event opens if the exact test rejected, with the exact p-value,
+        as the inline test opens it. One its stream no longer waits for is ignored: a new baseline since (reset,
+        accept, pin, one another process stored) or an open event of the signal restored meanwhile (a takeover)."""
+        st = self._streams.get((c.canary, c.target))
+        if st is None or st.certifying is not c:
+            return []
+        st.certifying = None
+        if not c.rejects or c.result is None or COMPLETION in st.open:
+            return []
+        op = c.opening
+        op.event.p_value = op.sample_p = c.result.p_value
+        op.event.detail["p_permutation"] = c.result.p_permutation
+        st.open[COMPLETION] = op
+        out = [EventUpdate("opened", op.event)]
+        self._keep(out)
+        return out
+
+    def forget_certification(self, c: Certification) -> None:
+        """Let go of a certification not run (its pair no longer configured): its stream tests again."""
+        st = self._streams.get((c.canary, c.target))
+        if st is not None and st.certifying is c:
+            st.certifying = None
 
     def _keep(self, updates: list[EventUpdate]) -> None:
         """Hold the events still open; let go of those just resolved or accepted (the caller stores them: a daemon
@@ -205,6 +249,8 @@ class DriftEngine:
                 continue
             self._events[ev.id] = ev
             st = self.stream(ev.canary, ev.target)
+            if ev.signal == COMPLETION:
+                st.certifying = None  # the key is open: an opening still being certified would be a second event
             op = _Open(ev, st.n_ok)
             if signal_type_safe(ev.signal) == RATE and "p0" in ev.detail:
                 up = ev.detail.get("direction", "up") == "up"
@@ -248,6 +294,7 @@ class DriftEngine:
         st._steps.clear()
         st._sorted.clear()
         st._merged.clear()
+        st.certifying = None  # a test of the old baseline's reference (`certified` ignores it when it comes back)
         st.n_ok = st.n_all = 0
 
     def drop_event(self, event_id: str) -> None:

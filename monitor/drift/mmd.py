@@ -6,13 +6,15 @@ character n-gram spectrum kernel (cosine-normalised hashed counts) and the paper
 positions. A few hundred permutations and a moment-matched Gamma tail screen; decisions at a small level are
 confirmed by a permutation test large enough for that level (the Gamma tail alone was anti-conservative), which
 stops early once it can no longer reject (Besag & Clifford 1991, "Sequential Monte Carlo p-values"): the usual
-outcome without a change, so a large test costs little on average.
+outcome without a change, so a large test costs little on average. With a change it draws them all (seconds):
+``mmd_screen`` leaves that test as an ``Exact`` that ``certify`` runs later, on another thread if need be, with the
+same generator, so it decides as ``mmd_test`` inline (the daemon does, ``monitor.drift.certification``).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -104,16 +106,25 @@ def _null(k: np.ndarray, w: np.ndarray, count: int, rng: np.random.Generator) ->
     return np.concatenate(out) if out else np.zeros(0)
 
 
-def _exact(k: np.ndarray, w: np.ndarray, observed: float, alpha: float, rng: np.random.Generator) -> tuple[float, int]:
+class Stopped(Exception):
+    """An exact test given up on before its decision (``stop`` said so: the daemon is shutting down)."""
+
+
+def _exact(k: np.ndarray, w: np.ndarray, observed: float, alpha: float, rng: np.random.Generator,
+           stop: Callable[[], bool] | None = None) -> tuple[float, int]:
     """Permutation p-value of ``observed`` for a decision at ``alpha``, and the relabellings it drew.
 
     Up to B = ``exact_relabellings(alpha)`` relabellings, p = (1 + E) / (1 + B) with E those at least as extreme.
     It stops as soon as E is so large that p cannot fall to ``alpha`` any more: the decision is the full test's
     (only an acceptance comes early), so the level holds exactly. The p-value then is Besag-Clifford's E / L, L the
     relabellings drawn, raised to (1 + E) / (1 + B) if below it: valid, and above ``alpha`` as the decision is.
+    ``stop``, asked before each batch, gives the test up (raises ``Stopped``); it draws nothing, so a test it never
+    stops decides as one without it.
     """
     total, exceed, seen = exact_relabellings(alpha), 0, 0
     while seen < total:
+        if stop is not None and stop():
+            raise Stopped
         b = min(BATCH, total - seen)
         for i in np.flatnonzero(_null(k, w, b, rng) >= observed - 1e-12):
             exceed += 1
@@ -122,6 +133,29 @@ def _exact(k: np.ndarray, w: np.ndarray, observed: float, alpha: float, rng: np.
                 return max(exceed / drawn, (1.0 + exceed) / (total + 1.0)), drawn
         seen += b
     return (1.0 + exceed) / (total + 1.0), total
+
+
+@dataclass(eq=False, slots=True)
+class Exact:
+    """A screened test whose decision waits for its exact permutation test: everything ``certify`` needs (the
+    pooled sample's kernel matrix, its weights, the statistic, the level and the generator where the screening left
+    it), nothing of the stream it came from, so it can run later and on another thread and decide as inline."""
+
+    k: np.ndarray
+    w: np.ndarray
+    observed: float
+    alpha: float
+    rng: np.random.Generator
+    n0: int
+    n1: int
+    screened: MmdResult  # the screening's figures (its p-value is the Gamma tail's estimate)
+
+
+def certify(test: Exact, stop: Callable[[], bool] | None = None) -> MmdResult:
+    """Run the exact permutation test a screening left (``mmd_screen``): the result ``mmd_test`` returns inline.
+    Raises ``Stopped`` if ``stop`` gives it up."""
+    p, more = _exact(test.k, test.w, test.observed, test.alpha, test.rng, stop)
+    return MmdResult(test.observed, p, p, test.n0, test.n1, test.screened.relabellings + more)
 
 
 def mmd_test(
@@ -144,6 +178,21 @@ def mmd_test(
     exact test's reach (``reachable``) the screening's permutation p-value is returned: the test cannot reject
     there (the daemon and ``check-config`` say so).
     """
+    r = mmd_screen(ref, cur, kernel=kernel, permutations=permutations, seed=seed, alpha=alpha)
+    return certify(r) if isinstance(r, Exact) else r
+
+
+def mmd_screen(
+    ref: Sequence[TextFeature],
+    cur: Sequence[TextFeature],
+    *,
+    kernel: str = "spectrum",
+    permutations: int = 200,
+    seed: int = 0,
+    alpha: float | None = None,
+) -> MmdResult | Exact | None:
+    """``mmd_test``'s screening: its result, or, where the exact permutation test decides, that test still to run
+    (``certify``), which costs up to seconds when a change is there (the daemon runs it on a thread of its own)."""
     n0, n1 = len(ref), len(cur)
     if n0 < 5 or n1 < 5:
         return None
@@ -154,15 +203,14 @@ def mmd_test(
     null = _null(k, w, permutations, rng)
     p_perm = (1.0 + float((null >= observed - 1e-12).sum())) / (permutations + 1.0)
     p = p_perm
-    drawn = permutations
     mean, var = float(null.mean()), float(null.var())
     if p_perm < 0.05 and mean > 0 and var > 0:
         shape, scale = mean * mean / var, var / mean
         p = pvalues.gamma_sf(observed, shape, scale)
+    screened = MmdResult(observed, p, p_perm, n0, n1, permutations)
     if alpha is not None and p < 20 * alpha and p_perm < 0.05:
         if reachable(alpha):
-            p_perm, more = _exact(k, w, observed, alpha, rng)
-            p, drawn = p_perm, drawn + more
-        else:  # no exact test can reject at alpha: the screening's permutation p-value (valid, above it) stands
-            p = p_perm
-    return MmdResult(observed, p, p_perm, n0, n1, drawn)
+            return Exact(k, w, observed, alpha, rng, n0, n1, screened)
+        # no exact test can reject at alpha: the screening's permutation p-value (valid, above it) stands
+        return MmdResult(observed, p_perm, p_perm, n0, n1, permutations)
+    return screened

@@ -14,6 +14,7 @@ from monitor.drift import budget
 from monitor.drift import cusum as cs
 from monitor.drift import rankcusum as rk
 from monitor.drift.baseline import Baseline
+from monitor.drift.certification import Certification
 from monitor.drift.events import BEHAVIOUR, MODEL, OPEN, RESOLVED, DriftEvent, EventUpdate, evidence
 from monitor.drift.names import RATE, signal_type
 from monitor.drift.outages import outage_failure
@@ -75,6 +76,10 @@ class Stream(RateCharts, WindowTests, ZeroTolerance):
     # per signal, when its last event resolved: the observations up to then that are still in the entries showed
     # the change (or may have), and never join the reference as they age out (_push)
     _resolved_at: dict[str, str] = field(default_factory=dict)
+    # whether an opening's exact permutation test is left to run later (`DriftEngine(defer_certification=True)`), and
+    # the one left, until the engine applies it (`DriftEngine.certified`) or a new baseline makes it stale
+    defer: bool = False
+    certifying: Certification | None = None
 
     # -- entry point --------------------------------------------------------------------------------------
     def observe(self, obs_id: str, at: str, ok: bool, text: str, sig: dict[str, SignalValue]) -> list[EventUpdate]:
@@ -343,6 +348,9 @@ class Stream(RateCharts, WindowTests, ZeroTolerance):
         at_open = continuous_test(ref, win)
         self.open[name] = _Open(ev, self.n_ok, sample=win, sample_p=at_open.p_value if at_open is not None else 1.0)
         return EventUpdate("opened", ev)
+
+    def _certify_later(self, c: Certification) -> None:
+        self.certifying = c
 
     # -- closing ------------------------------------------------------------------------------------------
     def _resolve(self, name: str, now: str) -> EventUpdate:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from monitor.decision import WINDOW
 from monitor.drift import budget
+from monitor.drift.certification import Certification
 from monitor.drift.changepoint import shift_start, witness
 from monitor.drift.events import BEHAVIOUR, MODEL, DriftEvent, EventUpdate
-from monitor.drift.mmd import TextFeature, features, gram, mmd_test
+from monitor.drift.mmd import Exact, MmdResult, TextFeature, certify, features, gram, mmd_screen
 from monitor.drift.names import CATEGORY, CONTINUOUS, signal_type
 from monitor.drift.signals import finite, normalise
 from monitor.drift.state import Entry, _Open
@@ -16,6 +18,14 @@ from monitor.drift.twosample import TestResult, category_test, continuous_test, 
 
 COMPLETION = budget.COMPLETION  # the pseudo-signal of the whole-completion MMD test
 BACK_P = 0.1  # a window test's p-value above which an open event's signal is back at the reference
+
+
+@dataclass(slots=True)
+class Uncertified:
+    """A whole-completion round whose screening asks for the exact test, left to run later (``Certification``)."""
+
+    screened: TestResult  # the screening's figures: an event built from them takes the exact p-value when decided
+    test: Exact
 
 
 class WindowTests:
@@ -26,6 +36,8 @@ class WindowTests:
     """
 
     __slots__ = ()
+    canary: str
+    target: str
     settings: Any
     baseline: Any
     open: Any
@@ -37,10 +49,13 @@ class WindowTests:
     _evidence: Any  # Stream's: representative completions and their diff
     _moved: Any  # Stream's: which observations show a value's change
     _resolve: Any  # Stream's: closes an open event
+    defer: bool  # Stream's: an opening's exact test is left to run later (``Certification``), not run inline
+    certifying: Certification | None  # Stream's: the one left at its last whole-completion round, not applied yet
+    _certify_later: Any  # Stream's: leaves one
 
     # -- window tests --------------------------------------------------------------------------------------
     def _window_round(self) -> list[EventUpdate]:
-        tests: dict[str, TestResult] = {}
+        tests: dict[str, TestResult | Uncertified] = {}
         for name in self._window_signals():
             res = self._window_test(name)
             if res is not None:
@@ -49,11 +64,16 @@ class WindowTests:
         out: list[EventUpdate] = []
         now = self.entries[-1].at
         for name, res in fresh.items():
-            if res.p_value <= self._alpha(name):
+            if isinstance(res, Uncertified):  # the exact test decides later: the event it would open, as of now
+                self._certify_later(Certification(self.canary, self.target, res.test,
+                                                  self._opening(name, res.screened, now)))
+            elif res.p_value <= self._alpha(name):
                 out.append(self._open_window(name, res, now))
         for name, res in tests.items():
             op = self.open.get(name)
-            if op is None or op.reverse is not None or op.event.kind == MODEL or name in fresh:
+            if op is None or op.reverse is not None or op.event.kind == MODEL or isinstance(res, Uncertified):
+                continue  # (a test left uncertified is an opening's: never an open event's)
+            if name in fresh:
                 continue
             out += self._maybe_resolve_window(name, op, res, now)
         return out
@@ -75,12 +95,19 @@ class WindowTests:
     def _window_test(self, name: str) -> Any:
         if name == COMPLETION:
             # The exact permutation test that certifies a p-value near the test's level takes up to 2/level
-            # relabellings (seconds on the one analysis thread when a change is there: it stops early when it
-            # cannot reject): it decides whether an event opens. While one is
+            # relabellings (seconds when a change is there: it stops early when it cannot reject; the daemon runs
+            # it on a thread of its own, ``Certification``): it decides whether an event opens. While one is
             # open the round only shows the latest p-value and asks whether it is back above 0.1, which the
             # screening relabellings and their tail estimate answer (the exact test never runs above 20x the level).
-            alpha = None if name in self.open else budget.mmd_alpha(self.settings)
-            return self._mmd(self._texts(), alpha=alpha)
+            if name in self.open:
+                return self._mmd(self._texts())
+            if self.certifying is not None:
+                # The exact test of an earlier round still runs (on the daemon's certifying thread): it decides
+                # whether this change opens an event. Another would pay its seconds again for the same change in a
+                # window a few observations on, and could open nothing the first does not (one open event per
+                # signal); a round after it is applied tests afresh (opened: whether it is back; not: again).
+                return None
+            return self._mmd_opening(budget.mmd_alpha(self.settings))
         kind = signal_type(name)
         if kind == CONTINUOUS:
             vals = [v for e in self._window() if (v := finite(e.signals.get(name))) is not None]
@@ -108,16 +135,34 @@ class WindowTests:
     def _mmd(
         self, cur: list[TextFeature], ref: list[TextFeature] | None = None, alpha: float | None = None
     ) -> TestResult | None:
+        """The whole-completion test (``mmd_test``), decided now (its exact permutation test run here if it asks)."""
+        r = self._mmd_screen(cur, ref, alpha)
+        if isinstance(r, Exact):
+            r = certify(r)
+        return None if r is None else _mmd_result(r, self.settings.mmd_kernel)
+
+    def _mmd_opening(self, alpha: float) -> TestResult | Uncertified | None:
+        """The whole-completion test of a round that may open an event: where its exact permutation test decides, an
+        ``Uncertified`` when the stream defers it (run later with the same generator: the same decision)."""
+        if not self.defer:
+            return self._mmd(self._texts(), alpha=alpha)
+        r = self._mmd_screen(self._texts(), None, alpha)
+        if isinstance(r, Exact):
+            return Uncertified(_mmd_result(r.screened, self.settings.mmd_kernel), r)
+        return None if r is None else _mmd_result(r, self.settings.mmd_kernel)
+
+    def _mmd_screen(self, cur: list[TextFeature], ref: list[TextFeature] | None, alpha: float | None) -> Any:
         s = self.settings
-        if ref is None:
-            ref = self._ref_texts()
-        r = mmd_test(ref, cur, kernel=s.mmd_kernel, permutations=s.mmd_permutations, seed=s.seed + self.n_ok,
-                     alpha=alpha)
-        if r is None:
-            return None
-        return TestResult(r.p_value, r.mmd2, r.mmd2, None, None, f"mmd_{s.mmd_kernel}", {"p_permutation": r.p_permutation})
+        return mmd_screen(self._ref_texts() if ref is None else ref, cur, kernel=s.mmd_kernel,
+                          permutations=s.mmd_permutations, seed=s.seed + self.n_ok, alpha=alpha)
 
     def _open_window(self, name: str, res: TestResult, now: str) -> EventUpdate:
+        op = self._opening(name, res, now)
+        self.open[name] = op
+        return EventUpdate("opened", op.event)
+
+    def _opening(self, name: str, res: TestResult, now: str) -> _Open:
+        """The event a window test opens now (with what resolving it needs), from the window as it is."""
         win = self._window()
         # a value's change is shown by a completion that moved its way (Cliff's delta: the window's side)
         pick = (self._moved(name, res.effect > 0)
@@ -136,8 +181,7 @@ class WindowTests:
             sample = [v for e in win if (v := finite(e.signals.get(name))) is not None]
         else:
             sample = res.detail.get("current")
-        self.open[name] = _Open(ev, self.n_ok, sample=sample, sample_p=res.p_value)
-        return EventUpdate("opened", ev)
+        return _Open(ev, self.n_ok, sample=sample, sample_p=res.p_value)
 
     def _change_start(self, name: str, res: TestResult, win: list[Entry]) -> Entry | None:
         """The first observation of the change a window test found: the split of the observations held (the window,
@@ -230,6 +274,10 @@ class WindowTests:
         if back is not None and back.p_value < self.settings.resolve_alpha and res.p_value > BACK_P:
             return [self._resolve(name, now)]
         return self._update_current(name, op, res)
+
+
+def _mmd_result(r: MmdResult, kernel: str) -> TestResult:
+    return TestResult(r.p_value, r.mmd2, r.mmd2, None, None, f"mmd_{kernel}", {"p_permutation": r.p_permutation})
 
 
 def _update(event: DriftEvent, res: TestResult) -> None:

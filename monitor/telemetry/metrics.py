@@ -200,6 +200,9 @@ class Metrics:
         self.analysis_delay = Gauge("llm_monitor_drift_analysis_delay_seconds",
                                     "How long the oldest stored observation waiting for drift analysis has waited "
                                     "(0: none waits).", registry=r)
+        self.drift_certifications = Gauge("llm_monitor_drift_certifications_waiting",
+                                          "Openings of the whole-completion test whose exact permutation test waits, "
+                                          "runs or has its decision waiting on its own thread.", registry=r)
         self.in_flight = InFlight("llm_monitor_probes_in_flight", "Probe calls in flight.", registry=r, scope=sc)
         self.tls_expiry = UnsetGauge("llm_monitor_web_tls_certificate_expiry_timestamp_seconds",
                                      "Unix time the listener's TLS certificate expires: the earliest notAfter of the "

@@ -1,0 +1,200 @@
+"""The exact permutation test that certifies a whole-completion opening (seconds when a change is there) runs on a
+thread of its own, `drift-certify`: a provider-wide model swap queued hundreds of them on the one analysis thread,
+and every other stream's analysis waited behind them. Its decision is the inline test's, applied back on the
+analysis thread through the same writes; a shutdown does not wait for the ones queued; a stale one opens nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable, Iterator
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from monitor.analysis import Analysis
+from monitor.domain import Observation
+from monitor.drift import DriftEngine, DriftSettings, budget
+from monitor.drift.certification import Certification
+from monitor.operator_baselines import reset
+from monitor.store import Store
+from monitor.telemetry.metrics import Metrics
+from tests.support.metric import sample
+from tests.support.streams import Sim
+
+SETTINGS = DriftSettings()
+WAITING = "llm_monitor_drift_certifications_waiting"
+
+
+def swapped(canary: str, seed: int = 5) -> Iterator[Observation]:
+    """A stream whose completions change after 40 observations (another model's vocabulary)."""
+    sim = Sim(seed, refusal=0.0)
+    for _ in range(40):
+        yield sim.next(canary)
+    sim.probs = Sim(seed, shift=7).probs
+    while True:
+        yield sim.next(canary)
+
+
+class Gate:
+    """Holds the certifying thread: each certification waits until `go` is set (`started` once one waits)."""
+
+    def __init__(self) -> None:
+        self.go, self.started = threading.Event(), threading.Event()
+        self.calls: list[tuple[str, str, bool]] = []  # canary, thread, whether its test rejected
+
+    def __call__(self, c: Certification, stop: Callable[[], bool]) -> None:
+        self.started.set()
+        assert self.go.wait(60), "the test never released the gate"
+        try:
+            c.run(stop)
+        finally:
+            self.calls.append((c.canary, threading.current_thread().name, c.rejects))
+
+
+def completion_events(analysis: Analysis, canary: str | None = None) -> list[dict]:
+    return [e for e in analysis.repo.events(canary=canary, limit=None) if e["signal"] == "completion"]
+
+
+async def analysed(analysis: Analysis, store: Store, obs: Observation) -> None:
+    """Store an observation, queue it and wait for its analysis (not for any certification it hands over)."""
+    store.save_observation(obs)
+    await analysis.on_observation(obs)
+    await analysis.in_worker(lambda: None)
+
+
+async def until_handed_over(analysis: Analysis, store: Store, stream: Iterator[Observation], count: int) -> None:
+    """Feed a stream until `count` certifications are handed over in all (the change's first certified round)."""
+    for _ in range(400):
+        await analysed(analysis, store, next(stream))
+        if analysis.certifications >= count:
+            return
+    raise AssertionError("no whole-completion certification was handed over")
+
+
+@pytest.fixture
+def analysis(sqlite_store: Store) -> Iterator[Analysis]:
+    a = Analysis(sqlite_store, Metrics(CollectorRegistry()), SETTINGS)
+    yield a
+    a.close()
+
+
+async def test_the_deferred_certification_opens_the_event_the_inline_test_opens(
+        analysis: Analysis, sqlite_store: Store) -> None:
+    inline = DriftEngine(SETTINGS)  # the engine's default: the exact test inside `observe`
+    threads: list[str] = []
+    told: list[tuple[str, str, str]] = []  # what the listeners heard, and on which thread
+    analysis.listeners.append(lambda u: told.append((u.action, u.event.signal, threading.current_thread().name)))
+
+    def run(c: Certification, stop: Callable[[], bool]) -> None:
+        threads.append(threading.current_thread().name)
+        c.run(stop)
+
+    analysis.certify = run
+    expected = None
+    stream = swapped("a")
+    for _ in range(400):
+        obs = next(stream)
+        opened = [u.event for u in inline.observe(obs) if u.action == "opened" and u.event.signal == "completion"]
+        sqlite_store.save_observation(obs)
+        await analysis.on_observation(obs)
+        await analysis.drain()  # its certification too: the next round is the inline engine's next round
+        if opened:
+            expected = opened[0].to_json()
+            break
+    assert expected is not None and expected["p_value"] <= budget.mmd_alpha(SETTINGS)
+    [stored] = completion_events(analysis)
+    for key in ("id", "p_value", "statistic", "first_obs_id", "first_obs_at", "opened_at", "evidence", "detail",
+                "current_n", "baseline_n"):
+        assert stored[key] == expected[key], key
+    assert threads and set(threads) == {"drift-certify_0"}  # off the analysis thread
+    # applied on the analysis thread, through the writes and listeners an observation's updates go through
+    assert [t for t in told if t[1] == "completion"] == [("opened", "completion", "drift_0")]
+
+
+async def test_other_streams_are_analysed_while_a_certification_runs(
+        analysis: Analysis, sqlite_store: Store) -> None:
+    gate = Gate()
+    analysis.certify = gate
+    other = Sim(9, refusal=0.0)
+    for _ in range(40):  # another pair's baseline forms
+        await analysed(analysis, sqlite_store, other.next("b"))
+    a = swapped("a")
+    await until_handed_over(analysis, sqlite_store, a, 1)
+    assert await asyncio.to_thread(gate.started.wait, 60)  # the certifying thread holds it
+    for _ in range(40):  # the stream goes on; its later rounds start no second certification meanwhile
+        await analysed(analysis, sqlite_store, next(a))
+    assert analysis.certifications == 1 and sample(analysis.metrics.registry, WAITING) == 1
+    other.model = "m-2"  # the other pair's provider swaps its model: analysed while the certification is held
+    await analysed(analysis, sqlite_store, other.next("b"))
+    assert [e["signal"] for e in analysis.repo.events(canary="b") if e["kind"] == "model"] == ["response_model"]
+    assert completion_events(analysis, "a") == []  # not decided yet
+    gate.go.set()
+    await analysis.drain()
+    [opened] = completion_events(analysis, "a")
+    assert opened["state"] == "open" and opened["p_value"] <= budget.mmd_alpha(SETTINGS)
+    assert gate.calls == [("a", "drift-certify_0", True)]
+    assert analysis.certifications == 0 and sample(analysis.metrics.registry, WAITING) == 0
+
+
+async def test_a_shutdown_drops_the_queued_certifications_without_running_them(
+        sqlite_store: Store, caplog: pytest.LogCaptureFixture) -> None:
+    analysis = Analysis(sqlite_store, Metrics(CollectorRegistry()), SETTINGS)
+    gate = Gate()
+    analysis.certify = gate
+    for i, canary in enumerate(("a1", "a2", "a3")):  # a model swap over three canaries
+        await until_handed_over(analysis, sqlite_store, swapped(canary, seed=5 + i), i + 1)
+    assert await asyncio.to_thread(gate.started.wait, 60)  # the first runs (held), two wait
+    with caplog.at_level(logging.WARNING, logger="monitor.analysis"):
+        analysis.close()  # returns with the gate still shut: it waits for none of them
+    assert [r.getMessage() for r in caplog.records if "not certified" in r.getMessage()] == [
+        "stopping with 3 whole-completion tests not certified: their events are not opened (a change still there "
+        "opens its event at the stream's first whole-completion round after a restart)"]
+    gate.go.set()
+    analysis._certifier.shutdown(wait=True)  # the held one sees the shutdown at its first batch
+    assert [canary for canary, _, _ in gate.calls] == ["a1"]  # the two queued never ran
+    assert completion_events(analysis) == []
+
+
+async def test_a_certification_a_baseline_reset_made_stale_opens_no_event(
+        analysis: Analysis, sqlite_store: Store) -> None:
+    gate = Gate()
+    analysis.certify = gate
+    await until_handed_over(analysis, sqlite_store, swapped("a"), 1)
+    assert await asyncio.to_thread(gate.started.wait, 60)
+    await analysis.in_worker(reset, analysis, "a", "t", "new model, new baseline")  # as `baseline reset` does
+    gate.go.set()
+    await analysis.drain()
+    assert gate.calls == [("a", "drift-certify_0", True)]  # it rejected: against the reference dropped
+    assert completion_events(analysis) == [] and analysis.certifications == 0
+
+
+def test_the_engine_defers_only_when_asked_and_then_decides_as_inline() -> None:
+    """Engine level, the same seeded stream: inline (the default: replay, benchmarks) no certification is handed
+    out; deferred, each one run and applied before the next observation gives the inline engine's events."""
+    inline, deferred = DriftEngine(SETTINGS), DriftEngine(SETTINGS, defer_certification=True)
+    streams = swapped("a"), swapped("a")
+    want, got, handed = [], [], 0
+    for _ in range(200):
+        want += [u.event.to_json() for u in inline.observe(next(streams[0])) if u.event.signal == "completion"]
+        assert inline.take_certifications() == []
+        ups = deferred.observe(next(streams[1]))
+        for c in deferred.take_certifications():
+            handed += 1
+            c.run()
+            ups += deferred.certified(c)
+        got += [u.event.to_json() for u in ups if u.event.signal == "completion"]
+    assert handed >= 1 and any(e["state"] == "open" for e in want) and got == want
+
+
+async def test_a_certification_of_a_pair_a_reload_removed_meanwhile_opens_no_event(
+        analysis: Analysis, sqlite_store: Store) -> None:
+    gate = Gate()
+    analysis.certify = gate
+    await until_handed_over(analysis, sqlite_store, swapped("a"), 1)
+    analysis.configured = lambda canary, target: canary != "a"  # a reload removes the pair while the test runs
+    gate.go.set()
+    await analysis.drain()
+    assert gate.calls == [("a", "drift-certify_0", True)]
+    assert completion_events(analysis) == [] and analysis.engine.stream("a", "t").certifying is None
