@@ -30,6 +30,7 @@ from typing import Any
 
 from monitor.alerts import AlertEvent, Alerting
 from monitor.alerts.inhibit import HELD_SIGNALS
+from monitor.cpu_share import lower_this_thread, one_blas_thread
 from monitor.domain import Observation, utcnow
 from monitor.drift import DriftEngine, DriftEvent, DriftSettings, EventUpdate, budget
 from monitor.drift.certification import Certification
@@ -62,6 +63,7 @@ class Analysis(DriftWrites):
         self.repo = DriftRepository(store.engine)
         self.metrics = metrics
         self.engine = DriftEngine(settings, clock=now, defer_certification=True)
+        one_blas_thread()  # the engine's matrix products must not take the event loop's core (monitor.cpu_share)
         if (why := budget.mmd_out_of_reach(settings)) is not None:  # settings change only with a restart: said once
             log.warning(why)
         self.alerting = alerting
@@ -74,7 +76,8 @@ class Analysis(DriftWrites):
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="drift")
         # the whole-completion openings' exact tests (`_certify`); one thread: their NumPy work releases the GIL, so
         # the analysis thread goes on, and a second would only compete with it for the cores
-        self._certifier = ThreadPoolExecutor(max_workers=1, thread_name_prefix="drift-certify")
+        self._certifier = ThreadPoolExecutor(max_workers=1, thread_name_prefix="drift-certify",
+                                             initializer=lower_this_thread)  # gives way to the event loop
         self._certifying: dict[Certification, Future[None]] = {}  # handed over, not applied yet: done once applied
         self._certifying_lock = threading.Lock()
         self._stopping = threading.Event()  # `close` began: certifications not run yet never will be
