@@ -255,10 +255,16 @@ class Analysis(DriftWrites):
         """Run one certification (on the certifying thread), then queue its decision onto the analysis thread."""
         if self._stopping.is_set():
             return
+
+        def stop() -> bool:  # `close`, or its stream no longer waits for it (a new baseline): seconds for nothing
+            return self._stopping.is_set() or not self.engine.awaits(c)
+
         try:
-            self.certify(c, self._stopping.is_set)
-        except Stopped:  # `close`: not applied, counted there
-            return
+            if self.engine.awaits(c):  # one made stale while it waited is not run (`_apply` lets it go)
+                self.certify(c, stop)
+        except Stopped:
+            if self._stopping.is_set():  # `close`: not applied, counted there
+                return
         except Exception:  # applied as not rejecting: its stream tests again at its next round
             log.exception("certifying the whole-completion test of %s@%s failed", c.canary, c.target)
         with contextlib.suppress(RuntimeError):  # `close` ended the analysis thread meanwhile: counted there
@@ -286,6 +292,7 @@ class Analysis(DriftWrites):
         except Exception:
             log.exception("applying the whole-completion certification of %s@%s failed", c.canary, c.target)
         finally:
+            self.engine.forget_certification(c)  # (once applied: nothing) failed before: its stream tests again
             self._settle(c)
 
     def _settle(self, c: Certification) -> None:

@@ -43,10 +43,12 @@ class Gate:
     def __init__(self) -> None:
         self.go, self.started = threading.Event(), threading.Event()
         self.calls: list[tuple[str, str, bool]] = []  # canary, thread, whether its test rejected
+        self.cert: Certification | None = None  # the last one it let through
 
     def __call__(self, c: Certification, stop: Callable[[], bool]) -> None:
         self.started.set()
         assert self.go.wait(60), "the test never released the gate"
+        self.cert = c
         try:
             c.run(stop)
         finally:
@@ -166,8 +168,44 @@ async def test_a_certification_a_baseline_reset_made_stale_opens_no_event(
     await analysis.in_worker(reset, analysis, "a", "t", "new model, new baseline")  # as `baseline reset` does
     gate.go.set()
     await analysis.drain()
-    assert gate.calls == [("a", "drift-certify_0", True)]  # it rejected: against the reference dropped
+    # given up at its first batch (it would have rejected, against the reference dropped: seconds for nothing)
+    assert gate.calls == [("a", "drift-certify_0", False)] and gate.cert is not None and gate.cert.result is None
     assert completion_events(analysis) == [] and analysis.certifications == 0
+    assert analysis.engine.stream("a", "t").certifying is None
+
+
+async def test_a_certification_made_stale_while_it_waited_is_never_run(
+        analysis: Analysis, sqlite_store: Store) -> None:
+    """A fleet's baselines reset after a model swap: the tests still queued for the old references are not run
+    (each would take seconds of the one certifying thread, and the new references' tests would wait behind them)."""
+    gate = Gate()
+    analysis.certify = gate
+    await until_handed_over(analysis, sqlite_store, swapped("a1"), 1)
+    assert await asyncio.to_thread(gate.started.wait, 60)  # a1's runs (held)
+    await until_handed_over(analysis, sqlite_store, swapped("a2", seed=6), 2)  # a2's waits behind it
+    await analysis.in_worker(reset, analysis, "a2", "t", "new model, new baseline")
+    gate.go.set()
+    await analysis.drain()
+    assert [canary for canary, _, _ in gate.calls] == ["a1"]
+    assert [e["canary"] for e in completion_events(analysis)] == ["a1"] and analysis.certifications == 0
+
+
+async def test_a_certification_whose_apply_failed_leaves_its_stream_testing_again(
+        analysis: Analysis, sqlite_store: Store, caplog: pytest.LogCaptureFixture) -> None:
+    gate = Gate()
+    analysis.certify = gate
+    await until_handed_over(analysis, sqlite_store, swapped("a"), 1)
+
+    def broken(canary: str, target: str) -> bool:
+        raise RuntimeError("the config read failed")
+
+    analysis.configured = broken
+    gate.go.set()
+    with caplog.at_level(logging.ERROR, logger="monitor.analysis"):
+        await analysis.drain()
+    assert any("applying the whole-completion certification of a@t failed" in r.getMessage() for r in caplog.records)
+    assert analysis.certifications == 0
+    assert analysis.engine.stream("a", "t").certifying is None  # not waiting for ever for a decision already lost
 
 
 def test_the_engine_defers_only_when_asked_and_then_decides_as_inline() -> None:
