@@ -277,6 +277,7 @@ class Analysis(DriftWrites):
             if not self.configured(c.canary, c.target):  # a reload removed the pair while it ran: no event
                 self.engine.forget_certification(c)
                 return
+            self._install_newer(c)
             updates = self.engine.certified(c)
             if self.fenced:
                 self._drop(updates)
@@ -294,6 +295,21 @@ class Analysis(DriftWrites):
         finally:
             self.engine.forget_certification(c)  # (once applied: nothing) failed before: its stream tests again
             self._settle(c)
+
+    def _install_newer(self, c: Certification) -> None:
+        """Before an opening is applied, install a baseline another process stored for its pair meanwhile (`baseline
+        accept`, `reset`, `pin` from the CLI), which voids it: its test was of the reference the operator replaced,
+        and decided seconds to minutes after its round (a model swap queues hundreds), it would open and page the
+        change just accepted; the 30-second poll (`refresh_baselines`) installs the baseline too late for it. One
+        read of an id, and only for a test that rejected."""
+        if not (c.rejects and self.engine.awaits(c)):
+            return
+        try:
+            if self.baselines.superseded(c.canary, c.target):
+                self.refresh_baselines()
+        except Exception as e:
+            failed(e, "reading the stored baseline of %s@%s failed; its whole-completion opening is applied as "
+                    "decided", c.canary, c.target)
 
     def _settle(self, c: Certification) -> None:
         with self._certifying_lock:

@@ -19,6 +19,7 @@ from monitor.drift import DriftEngine, DriftSettings, budget
 from monitor.drift.certification import Certification
 from monitor.operator_baselines import reset
 from monitor.store import Store
+from monitor.store.drift_repo import DriftRepository
 from monitor.telemetry.metrics import Metrics
 from tests.support.metric import sample
 from tests.support.streams import Sim
@@ -171,6 +172,25 @@ async def test_a_certification_a_baseline_reset_made_stale_opens_no_event(
     # given up at its first batch (it would have rejected, against the reference dropped: seconds for nothing)
     assert gate.calls == [("a", "drift-certify_0", False)] and gate.cert is not None and gate.cert.result is None
     assert completion_events(analysis) == [] and analysis.certifications == 0
+    assert analysis.engine.stream("a", "t").certifying is None
+
+
+async def test_a_certification_decided_after_a_baseline_accepted_from_the_cli_opens_no_event(
+        analysis: Analysis, sqlite_store: Store) -> None:
+    """`baseline accept` from the CLI (another process) stores the new baseline while the test runs: the daemon's
+    30-second poll has not installed it yet when the test rejects, and the event would page for the change the
+    operator just accepted (inline, it opened before the accept, which accepted it)."""
+    gate = Gate()
+    analysis.certify = gate
+    await until_handed_over(analysis, sqlite_store, swapped("a"), 1)
+    assert await asyncio.to_thread(gate.started.wait, 60)
+    accepted = analysis.engine.baseline("a", "t").to_json()  # (its data does not matter here: a new row)
+    bid = DriftRepository(sqlite_store.engine).save_baseline("a", "t", accepted, source="accepted", note="intended")
+    gate.go.set()
+    await analysis.drain()
+    assert gate.calls == [("a", "drift-certify_0", True)]
+    assert completion_events(analysis) == [] and analysis.certifications == 0
+    assert analysis.baselines._installed[("a", "t")] == bid  # installed then, not at the next poll
     assert analysis.engine.stream("a", "t").certifying is None
 
 
