@@ -191,7 +191,9 @@ class Analysis(DriftWrites):
                 waiting = list(self._certifying.values())
             if not waiting:
                 return
-            await asyncio.gather(*(asyncio.wrap_future(f) for f in waiting))
+            # shielded: a drain cancelled (a caller's timeout) must not cancel them, else settling one raised
+            # InvalidStateError (`close` then stopped there, its count of what it gave up on lost)
+            await asyncio.gather(*(asyncio.shield(asyncio.wrap_future(f)) for f in waiting))
 
     @property
     def certifications(self) -> int:

@@ -256,3 +256,27 @@ async def test_a_certification_of_a_pair_a_reload_removed_meanwhile_opens_no_eve
     await analysis.drain()
     assert gate.calls == [("a", "drift-certify_0", True)]
     assert completion_events(analysis) == [] and analysis.engine.stream("a", "t").certifying is None
+
+
+async def test_a_drain_cancelled_while_a_certification_runs_leaves_it_to_settle(
+        sqlite_store: Store, caplog: pytest.LogCaptureFixture) -> None:
+    analysis = Analysis(sqlite_store, Metrics(CollectorRegistry()), SETTINGS)
+    gate = Gate()
+    analysis.certify = gate
+    await until_handed_over(analysis, sqlite_store, swapped("a"), 1)
+    [waiting] = analysis._certifying.values()
+    try:
+        drain = asyncio.create_task(analysis.drain())
+        while not waiting._done_callbacks:  # type: ignore[attr-defined]  # the drain waits for it
+            await asyncio.sleep(0.01)
+        drain.cancel()  # as a caller's timeout does
+        with pytest.raises(asyncio.CancelledError):
+            await drain
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert not waiting.cancelled()
+        with caplog.at_level(logging.WARNING, logger="monitor.analysis"):
+            analysis.close()  # settles it, as given up on: no InvalidStateError
+        assert any("stopping with 1 whole-completion tests not certified" in r.getMessage() for r in caplog.records)
+    finally:
+        gate.go.set()
