@@ -191,7 +191,9 @@ class Analysis(DriftWrites):
                 waiting = list(self._certifying.values())
             if not waiting:
                 return
-            await asyncio.gather(*(asyncio.wrap_future(f) for f in waiting))
+            # shielded: a drain cancelled (a caller's timeout) must not cancel them, else settling one raised
+            # InvalidStateError (`close` then stopped there, its count of what it gave up on lost)
+            await asyncio.gather(*(asyncio.shield(asyncio.wrap_future(f)) for f in waiting))
 
     @property
     def certifications(self) -> int:
@@ -255,10 +257,16 @@ class Analysis(DriftWrites):
         """Run one certification (on the certifying thread), then queue its decision onto the analysis thread."""
         if self._stopping.is_set():
             return
+
+        def stop() -> bool:  # `close`, or its stream no longer waits for it (a new baseline): seconds for nothing
+            return self._stopping.is_set() or not self.engine.awaits(c)
+
         try:
-            self.certify(c, self._stopping.is_set)
-        except Stopped:  # `close`: not applied, counted there
-            return
+            if self.engine.awaits(c):  # one made stale while it waited is not run (`_apply` lets it go)
+                self.certify(c, stop)
+        except Stopped:
+            if self._stopping.is_set():  # `close`: not applied, counted there
+                return
         except Exception:  # applied as not rejecting: its stream tests again at its next round
             log.exception("certifying the whole-completion test of %s@%s failed", c.canary, c.target)
         with contextlib.suppress(RuntimeError):  # `close` ended the analysis thread meanwhile: counted there
@@ -271,6 +279,7 @@ class Analysis(DriftWrites):
             if not self.configured(c.canary, c.target):  # a reload removed the pair while it ran: no event
                 self.engine.forget_certification(c)
                 return
+            self._install_newer(c)
             updates = self.engine.certified(c)
             if self.fenced:
                 self._drop(updates)
@@ -286,7 +295,23 @@ class Analysis(DriftWrites):
         except Exception:
             log.exception("applying the whole-completion certification of %s@%s failed", c.canary, c.target)
         finally:
+            self.engine.forget_certification(c)  # (once applied: nothing) failed before: its stream tests again
             self._settle(c)
+
+    def _install_newer(self, c: Certification) -> None:
+        """Before an opening is applied, install a baseline another process stored for its pair meanwhile (`baseline
+        accept`, `reset`, `pin` from the CLI), which voids it: its test was of the reference the operator replaced,
+        and decided seconds to minutes after its round (a model swap queues hundreds), it would open and page the
+        change just accepted; the 30-second poll (`refresh_baselines`) installs the baseline too late for it. One
+        read of an id, and only for a test that rejected."""
+        if not (c.rejects and self.engine.awaits(c)):
+            return
+        try:
+            if self.baselines.superseded(c.canary, c.target):
+                self.refresh_baselines()
+        except Exception as e:
+            failed(e, "reading the stored baseline of %s@%s failed; its whole-completion opening is applied as "
+                    "decided", c.canary, c.target)
 
     def _settle(self, c: Certification) -> None:
         with self._certifying_lock:

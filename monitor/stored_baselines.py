@@ -68,6 +68,11 @@ class StoredBaselines:
                 self.ready.discard(key)
             yield key
 
+    def superseded(self, canary: str, target: str) -> bool:
+        """Whether another process stored a baseline for the pair since the one installed (`newer` installs it)."""
+        stored = self.repo.active_baseline_id(canary, target)
+        return stored is not None and stored != self._installed.get((canary, target))
+
     def save(self, canary: str, target: str, b: Baseline, source: str, note: str) -> None:
         """Store `b` as the baseline in force."""
         self._installed[(canary, target)] = self.repo.save_baseline(canary, target, b.to_json(), source=source,

@@ -19,6 +19,7 @@ from monitor.drift import DriftEngine, DriftSettings, budget
 from monitor.drift.certification import Certification
 from monitor.operator_baselines import reset
 from monitor.store import Store
+from monitor.store.drift_repo import DriftRepository
 from monitor.telemetry.metrics import Metrics
 from tests.support.metric import sample
 from tests.support.streams import Sim
@@ -43,10 +44,12 @@ class Gate:
     def __init__(self) -> None:
         self.go, self.started = threading.Event(), threading.Event()
         self.calls: list[tuple[str, str, bool]] = []  # canary, thread, whether its test rejected
+        self.cert: Certification | None = None  # the last one it let through
 
     def __call__(self, c: Certification, stop: Callable[[], bool]) -> None:
         self.started.set()
         assert self.go.wait(60), "the test never released the gate"
+        self.cert = c
         try:
             c.run(stop)
         finally:
@@ -166,8 +169,63 @@ async def test_a_certification_a_baseline_reset_made_stale_opens_no_event(
     await analysis.in_worker(reset, analysis, "a", "t", "new model, new baseline")  # as `baseline reset` does
     gate.go.set()
     await analysis.drain()
-    assert gate.calls == [("a", "drift-certify_0", True)]  # it rejected: against the reference dropped
+    # given up at its first batch (it would have rejected, against the reference dropped: seconds for nothing)
+    assert gate.calls == [("a", "drift-certify_0", False)] and gate.cert is not None and gate.cert.result is None
     assert completion_events(analysis) == [] and analysis.certifications == 0
+    assert analysis.engine.stream("a", "t").certifying is None
+
+
+async def test_a_certification_decided_after_a_baseline_accepted_from_the_cli_opens_no_event(
+        analysis: Analysis, sqlite_store: Store) -> None:
+    """`baseline accept` from the CLI (another process) stores the new baseline while the test runs: the daemon's
+    30-second poll has not installed it yet when the test rejects, and the event would page for the change the
+    operator just accepted (inline, it opened before the accept, which accepted it)."""
+    gate = Gate()
+    analysis.certify = gate
+    await until_handed_over(analysis, sqlite_store, swapped("a"), 1)
+    assert await asyncio.to_thread(gate.started.wait, 60)
+    accepted = analysis.engine.baseline("a", "t").to_json()  # (its data does not matter here: a new row)
+    bid = DriftRepository(sqlite_store.engine).save_baseline("a", "t", accepted, source="accepted", note="intended")
+    gate.go.set()
+    await analysis.drain()
+    assert gate.calls == [("a", "drift-certify_0", True)]
+    assert completion_events(analysis) == [] and analysis.certifications == 0
+    assert analysis.baselines._installed[("a", "t")] == bid  # installed then, not at the next poll
+    assert analysis.engine.stream("a", "t").certifying is None
+
+
+async def test_a_certification_made_stale_while_it_waited_is_never_run(
+        analysis: Analysis, sqlite_store: Store) -> None:
+    """A fleet's baselines reset after a model swap: the tests still queued for the old references are not run
+    (each would take seconds of the one certifying thread, and the new references' tests would wait behind them)."""
+    gate = Gate()
+    analysis.certify = gate
+    await until_handed_over(analysis, sqlite_store, swapped("a1"), 1)
+    assert await asyncio.to_thread(gate.started.wait, 60)  # a1's runs (held)
+    await until_handed_over(analysis, sqlite_store, swapped("a2", seed=6), 2)  # a2's waits behind it
+    await analysis.in_worker(reset, analysis, "a2", "t", "new model, new baseline")
+    gate.go.set()
+    await analysis.drain()
+    assert [canary for canary, _, _ in gate.calls] == ["a1"]
+    assert [e["canary"] for e in completion_events(analysis)] == ["a1"] and analysis.certifications == 0
+
+
+async def test_a_certification_whose_apply_failed_leaves_its_stream_testing_again(
+        analysis: Analysis, sqlite_store: Store, caplog: pytest.LogCaptureFixture) -> None:
+    gate = Gate()
+    analysis.certify = gate
+    await until_handed_over(analysis, sqlite_store, swapped("a"), 1)
+
+    def broken(canary: str, target: str) -> bool:
+        raise RuntimeError("the config read failed")
+
+    analysis.configured = broken
+    gate.go.set()
+    with caplog.at_level(logging.ERROR, logger="monitor.analysis"):
+        await analysis.drain()
+    assert any("applying the whole-completion certification of a@t failed" in r.getMessage() for r in caplog.records)
+    assert analysis.certifications == 0
+    assert analysis.engine.stream("a", "t").certifying is None  # not waiting for ever for a decision already lost
 
 
 def test_the_engine_defers_only_when_asked_and_then_decides_as_inline() -> None:
@@ -198,3 +256,27 @@ async def test_a_certification_of_a_pair_a_reload_removed_meanwhile_opens_no_eve
     await analysis.drain()
     assert gate.calls == [("a", "drift-certify_0", True)]
     assert completion_events(analysis) == [] and analysis.engine.stream("a", "t").certifying is None
+
+
+async def test_a_drain_cancelled_while_a_certification_runs_leaves_it_to_settle(
+        sqlite_store: Store, caplog: pytest.LogCaptureFixture) -> None:
+    analysis = Analysis(sqlite_store, Metrics(CollectorRegistry()), SETTINGS)
+    gate = Gate()
+    analysis.certify = gate
+    await until_handed_over(analysis, sqlite_store, swapped("a"), 1)
+    [waiting] = analysis._certifying.values()
+    try:
+        drain = asyncio.create_task(analysis.drain())
+        while not waiting._done_callbacks:  # type: ignore[attr-defined]  # the drain waits for it
+            await asyncio.sleep(0.01)
+        drain.cancel()  # as a caller's timeout does
+        with pytest.raises(asyncio.CancelledError):
+            await drain
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert not waiting.cancelled()
+        with caplog.at_level(logging.WARNING, logger="monitor.analysis"):
+            analysis.close()  # settles it, as given up on: no InvalidStateError
+        assert any("stopping with 1 whole-completion tests not certified" in r.getMessage() for r in caplog.records)
+    finally:
+        gate.go.set()

@@ -131,8 +131,16 @@ class DriftEngine:
         self._keep(out)
         return out
 
+    def awaits(self, c: Certification) -> bool:
+        """Whether `c`'s stream still waits for it: false once a new baseline, a restored event of its key or
+        ``forget_certification`` made it stale (``certified`` would ignore it). Read from the certifying thread too
+        (one attribute read: a stale answer only runs a test whose decision is then ignored)."""
+        st = self._streams.get((c.canary, c.target))
+        return st is not None and st.certifying is c
+
     def forget_certification(self, c: Certification) -> None:
-        """Let go of a certification not run (its pair no longer configured): its stream tests again."""
+        """Let go of a certification not applied (its pair no longer configured, or applying it failed): its stream
+        tests again."""
         st = self._streams.get((c.canary, c.target))
         if st is not None and st.certifying is c:
             st.certifying = None

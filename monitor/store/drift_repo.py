@@ -167,6 +167,13 @@ class DriftRepository:
             s.commit()
             return bool(n)
 
+    def active_baseline_id(self, canary: str, target: str) -> str | None:
+        """The id of the pair's baseline in force (its data not read: a cheap look for one another process stored)."""
+        with Session(self.engine) as s:
+            q = select(BaselineRow.id).where(col(BaselineRow.canary) == canary, col(BaselineRow.target) == target,
+                                             col(BaselineRow.active).is_(True))
+            return s.exec(q.order_by(col(BaselineRow.created_at).desc()).limit(1)).first()
+
     def baselines(self, *, canary: str | None = None, target: str | None = None,
                   active_only: bool = True) -> list[dict[str, Any]]:
         """Return baselines with their metadata: {canary, target, created_at, source, note, active, data}."""
