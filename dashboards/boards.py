@@ -129,6 +129,13 @@ def overview() -> dict[str, Any]:
               "How long the oldest stored observation waiting for drift analysis has waited: near 0 on a healthy "
               "daemon; past 5 s runs wait for their analysis (and may overrun their interval).", "s",
               [query(f"max by (instance) (llm_monitor_drift_analysis_delay_seconds{{{JOB}}})", "{{instance}}")]),
+        Panel("timeseries", "Whole-completion certifications waiting",
+              "Whole-completion drift tests waiting for, or running, the exact permutation test that decides "
+              "whether their event opens (llm_monitor_drift_certifications_waiting), on a thread of their own: 0 "
+              "as a rule; hundreds after a provider-wide model swap, drained one test (seconds) at a time, their "
+              "events opening as they drain. The rest of the analysis does not wait for them.", "short",
+              [query(f"max by (instance) (llm_monitor_drift_certifications_waiting{{{JOB}}})", "{{instance}}")],
+              width=8),
         Panel("timeseries", "Daemon memory",
               "Resident memory of each daemon (process_resident_memory_bytes). Flat once every canary has run and "
               "the baselines are full; a steady climb is a leak worth reporting.", "bytes",
