@@ -258,11 +258,15 @@ class Analysis(DriftWrites):
         if self._stopping.is_set():
             return
 
-        def stop() -> bool:  # `close`, or its stream no longer waits for it (a new baseline): seconds for nothing
-            return self._stopping.is_set() or not self.engine.awaits(c)
+        def stale() -> bool:  # its stream no longer waits for it (a new baseline), or a reload removed its pair
+            # (`configured` reads the config in force, swapped whole by a reload: safe from this thread)
+            return not self.engine.awaits(c) or not self.configured(c.canary, c.target)
+
+        def stop() -> bool:  # `close`, or stale: seconds for nothing
+            return self._stopping.is_set() or stale()
 
         try:
-            if self.engine.awaits(c):  # one made stale while it waited is not run (`_apply` lets it go)
+            if not stale():  # one made stale while it waited is not run (`_apply` lets it go)
                 self.certify(c, stop)
         except Stopped:
             if self._stopping.is_set():  # `close`: not applied, counted there

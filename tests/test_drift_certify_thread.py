@@ -254,8 +254,23 @@ async def test_a_certification_of_a_pair_a_reload_removed_meanwhile_opens_no_eve
     analysis.configured = lambda canary, target: canary != "a"  # a reload removes the pair while the test runs
     gate.go.set()
     await analysis.drain()
-    assert gate.calls == [("a", "drift-certify_0", True)]
+    # it stopped at its first batch (seconds for a pair no one watches any longer) and opened nothing
+    assert gate.calls == [("a", "drift-certify_0", False)]
     assert completion_events(analysis) == [] and analysis.engine.stream("a", "t").certifying is None
+
+
+async def test_a_queued_certification_of_a_pair_a_reload_removed_is_never_run(
+        analysis: Analysis, sqlite_store: Store) -> None:
+    """Found in review: the apply skipped it, but the test itself still ran, seconds ahead of the others queued."""
+    gate = Gate()
+    analysis.certify = gate
+    await until_handed_over(analysis, sqlite_store, swapped("a"), 1)
+    await until_handed_over(analysis, sqlite_store, swapped("b", seed=6), 2)  # queued behind a's
+    analysis.configured = lambda canary, target: canary != "b"
+    gate.go.set()
+    await analysis.drain()
+    assert [call[0] for call in gate.calls] == ["a"]  # b's never started
+    assert analysis.engine.stream("b", "t").certifying is None
 
 
 async def test_a_drain_cancelled_while_a_certification_runs_leaves_it_to_settle(
