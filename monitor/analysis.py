@@ -281,7 +281,6 @@ class Analysis(DriftWrites):
         observation's updates are (`persist`: fencing, the updates the store did not take, the alert outbox)."""
         try:
             if not self.configured(c.canary, c.target):  # a reload removed the pair while it ran: no event
-                self.engine.forget_certification(c)
                 return
             self._install_newer(c)
             updates = self.engine.certified(c)
@@ -299,7 +298,8 @@ class Analysis(DriftWrites):
         except Exception:
             log.exception("applying the whole-completion certification of %s@%s failed", c.canary, c.target)
         finally:
-            self.engine.forget_certification(c)  # (once applied: nothing) failed before: its stream tests again
+            # not applied (its pair removed, or a failure before `certified`): its stream tests again (applied: nothing)
+            self.engine.forget_certification(c)
             self._settle(c)
 
     def _install_newer(self, c: Certification) -> None:

@@ -241,10 +241,11 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--batch", type=_count, default=1000, help="rows per insert and transaction (default: %(default)s)")
     a = actions.add_parser("scrub", help="replace every secret the config names wherever the store holds it",
                            description="Replace each secret the config names (the targets' API keys and credential "
-                                       "headers' values, the alert sinks' URLs and secrets, the reload token), and the start of one a cut-short message "
-                                       "kept, by <redacted> in every stored row (observations, drift events, "
-                                       "baselines, the alert outbox): rows a release before the providers' scrubbing "
-                                       "stored. Only rows holding a secret's start are read; each batch is its own "
+                                       "headers' values, the alert sinks' secrets and secret URLs, the reload token), "
+                                       "and the start of one a cut-short message kept, by <redacted> in every stored "
+                                       "row (observations, drift events, baselines, the alert outbox): rows a release "
+                                       "before the providers' scrubbing stored. Only rows holding a secret's start "
+                                       "(a URL's host) are read; each batch is its own "
                                        "transaction, and a rerun rewrites nothing more. Stop the daemons first: "
                                        "one running writes its open events and baselines back from memory. Exit 0 "
                                        "done, 1 the store failed, 2 bad config or store.")

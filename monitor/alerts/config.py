@@ -77,9 +77,10 @@ class _SinkBase(_Strict, Placed):
     _url_from_env: bool = PrivateAttr(default=False)
 
     @property
-    def url_from_env(self) -> bool:
-        """Whether the `url` written in the config came from the environment (a ${VAR} in it)."""
-        return self._url_from_env
+    def url_secret(self) -> bool:
+        """Whether the sink's URL is a secret: read from url_env or url_file (no `url`: Slack's always), or a `url`
+        the environment gave (a ${VAR} in it); a `url` written out in the config is not."""
+        return getattr(self, "url", None) is None or self._url_from_env
 
     def url_written_as(self, from_env: bool) -> Self:
         """Return this entry, knowing whether its `url` was written with a ${VAR} (loading calls it)."""

@@ -2,7 +2,7 @@
 
 The secrets are the daemon's own: each target's API key (its variable or file, as the providers read it) and the
 values of its credential headers (`literal_secrets.header_secrets`, taken from the environment), each
-alert sink's secrets (what the sink redacts: its URL only when read from url_env or url_file), and the HTTP reload
+alert sink's secrets (what the sink redacts: its URL only from url_env, url_file or a ${VAR}), and the HTTP reload
 token, each from MIN_SECRET characters on. Each is replaced by `<redacted>` with the providers' `scrub_text`, so the
 start of one that a cut-short message kept goes too. The store side is monitor.store.scrub, which reads only the
 rows holding a secret's needle (`Secret.needle`). A secret that cannot be read is named (never its value) and left
@@ -39,7 +39,7 @@ class Secret:
 
     name: str
     value: str
-    url: bool = False  # a sink's URL (read from url_env or url_file)
+    url: bool = False  # a sink's URL that is a secret (`Sink.url_secret`)
 
     @property
     def needle(self) -> str:

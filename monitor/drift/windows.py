@@ -51,7 +51,7 @@ class WindowTests:
     _resolve: Any  # Stream's: closes an open event
     defer: bool  # Stream's: an opening's exact test is left to run later (``Certification``), not run inline
     certifying: Certification | None  # Stream's: the one left at its last whole-completion round, not applied yet
-    _certify_later: Any  # Stream's: leaves one
+    _certify_later: Any  # Stream's: leaves one (a mixin with no slots of its own cannot assign it)
 
     # -- window tests --------------------------------------------------------------------------------------
     def _window_round(self) -> list[EventUpdate]:
@@ -151,7 +151,8 @@ class WindowTests:
             return Uncertified(_mmd_result(r.screened, self.settings.mmd_kernel), r)
         return None if r is None else _mmd_result(r, self.settings.mmd_kernel)
 
-    def _mmd_screen(self, cur: list[TextFeature], ref: list[TextFeature] | None, alpha: float | None) -> Any:
+    def _mmd_screen(self, cur: list[TextFeature], ref: list[TextFeature] | None,
+                    alpha: float | None) -> MmdResult | Exact | None:
         s = self.settings
         return mmd_screen(self._ref_texts() if ref is None else ref, cur, kernel=s.mmd_kernel,
                           permutations=s.mmd_permutations, seed=s.seed + self.n_ok, alpha=alpha)

@@ -4,10 +4,10 @@ A key an upstream echoed (a LiteLLM-style proxy's 401 "Received API Key = sk-...
 stored since providers.scrub; a store written before that, or a secret that leaked some other way, still holds it in
 the free text and JSON columns listed in `COLUMNS`. Rows that may hold one are found in SQL by a LIKE on each of
 the caller's `needles` (what every text holding a secret holds: a key's start, which a message cut short keeps, or
-a URL's host, never its scheme), so the rest of the store is neither read nor written. They are read by primary key order, `batch` at a time, and each batch is rewritten in a
-transaction of its own: a crash loses nothing and a rerun finds nothing more to do. A JSON column is parsed and the
-strings inside it scrubbed (dictionary keys too), then stored as JSON again, so it stays valid whatever the secret
-holds. Every UPDATE sets a column only where it still holds what was read (a compare-and-set): a daemon that wrote
+a URL's host, never its scheme), so the rest of the store is neither read nor written. They are read by primary key
+order, `batch` at a time, and each batch is rewritten in a transaction of its own: a crash loses nothing and a rerun
+finds nothing more to do. A JSON column is parsed and the strings inside it scrubbed (dictionary keys too), then
+stored as JSON again, so it stays valid whatever the secret holds. Every UPDATE sets a column only where it still holds what was read (a compare-and-set): a daemon that wrote
 the row meanwhile keeps its write, and the row is counted as `busy` for a rerun to take.
 """
 

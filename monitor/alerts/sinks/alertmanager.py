@@ -69,7 +69,7 @@ class Alertmanager(Sink):
         url = cfg.url or read_url(cfg.name, cfg.url_env, cfg.url_file, environ)
         assert url is not None
         return cls(cfg.name, url.rstrip("/"), cfg.timeout, alerts.resend_interval, alerts.external_labels,
-                   url_secret=cfg.url is None or cfg.url_from_env)
+                   url_secret=cfg.url_secret)
 
     def _post(self, alerts: list[dict[str, Any]]) -> Rendered:
         return Rendered(f"{self.url}/api/v2/alerts", to_json(alerts),

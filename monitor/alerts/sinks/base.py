@@ -3,7 +3,8 @@
 A sink holds its secrets (resolved from the environment or a file when the sink is built) and uses them only
 while rendering a request; :meth:`Sink.redact` scrubs them from any text that may reach a log or the store. Its
 URL is one of them when it was read from `url_env`, `url_file` or a ${VAR} in `url` (Slack's always: its token is
-the path); a `url` written out in the config is not (`http://alertmanager:9093`, PagerDuty's Events API), only the credentials it carries.
+the path); a `url` written out in the config is not (`http://alertmanager:9093`, PagerDuty's Events API), only the
+credentials it carries.
 """
 
 from __future__ import annotations

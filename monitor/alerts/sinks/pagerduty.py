@@ -28,7 +28,7 @@ class PagerDuty(Sink):
     def build(cls, cfg: PagerDutySink, alerts: AlertsConfig, environ: Mapping[str, str] | None) -> PagerDuty:
         key = read_secret(cfg.name, "routing_key", cfg.routing_key_env, cfg.routing_key_file, environ)
         assert key is not None
-        return cls(cfg.name, cfg.url, cfg.timeout, key, alerts.external_labels, url_secret=cfg.url_from_env)
+        return cls(cfg.name, cfg.url, cfg.timeout, key, alerts.external_labels, url_secret=cfg.url_secret)
 
     def render(self, n: Notification, now: datetime) -> Rendered:
         p = n.payload

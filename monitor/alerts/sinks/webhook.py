@@ -28,8 +28,7 @@ class Webhook(Sink):
         url = _url(cfg, environ)
         secret = _signing_secret(cfg, environ)
         assert url is not None
-        return cls(cfg.name, url, cfg.timeout, secret, alerts.external_labels,
-                   url_secret=cfg.url is None or cfg.url_from_env)
+        return cls(cfg.name, url, cfg.timeout, secret, alerts.external_labels, url_secret=cfg.url_secret)
 
     @classmethod
     def problems(cls, cfg: WebhookSink, alerts: AlertsConfig, environ: Mapping[str, str] | None) -> list[SecretError]:
