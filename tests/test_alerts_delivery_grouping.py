@@ -122,3 +122,33 @@ async def test_a_signal_that_reopened_behind_its_resolve_is_not_merged_ahead_of_
     assert got == [("drift.opened", ["e1", "e3"]), ("drift.resolved", ["e1"]), ("drift.opened", ["e2"])]
     assert al.outbox.counts() == {"delivered": 4}
     await al.stop()
+
+
+async def test_the_rows_a_failed_group_message_merged_wait_for_its_retry_and_go_with_it(
+        sqlite_store: Store, clock: Clock, rx: Receiver) -> None:
+    # Found by QA: a grouped message that failed was retried after its backoff, but the rows merged into it were
+    # left as they were: not claimed with it (a batch of 1) they were due at once and went out on their own, ahead
+    # of the backoff; claimed with it, they went out on their own when their lease ended before the retry.
+    cfg = config(rx.url, group_wait="30s")
+    al = build_alerting(cfg, sqlite_store, environ={"HOOK_SECRET": SECRET}, now=clock, rand=lambda: 1.0, batch=1)
+
+    def opened(signal: str) -> AlertEvent:
+        return AlertEvent(kind="drift.opened", canary="c", target="t", signal=signal, event_id=f"c-{signal}",
+                          evidence={"baseline_value": 0.0, "current_value": 1.0})
+
+    await al.publish([opened("refused"), opened("check:refusal"), opened("similarity")])
+    clock.advance(30)
+    rx.fail(503, times=1)
+    res = await al.sender.flush()
+    assert (res.retried, res.delivered, len(rx.requests)) == (1, 0, 1)  # the group's one attempt, nothing alone
+    rows = al.outbox.query()
+    assert {r.status for r in rows} == {"failed"}  # every row of the message waits for its retry
+    assert len({r.next_attempt_at for r in rows}) == 1 and {r.attempts for r in rows} == {1}
+    clock.advance(5)  # before the backoff (10 s) ends nothing goes out
+    assert (await al.sender.flush()).delivered == 0 and len(rx.requests) == 1
+    clock.advance(5)
+    assert (await al.sender.flush()).delivered == 1
+    assert [r.status for r in rx.requests] == [503, 200]
+    assert sorted(rx.requests[1].json["data"]["signals"]) == ["check:refusal", "refused", "similarity"]
+    assert al.outbox.counts() == {"delivered": 3}
+    await al.stop()

@@ -273,7 +273,10 @@ class Delivering:
             self._sink_failing.add(n.sink)
             log.warning("notification delivery failed, will retry (logged once until the sink delivers again)",
                         extra=extra)
-        await asyncio.to_thread(self.outbox.mark_retry, n.id, next_at, a.error)
+        # The rows it merged were in this message: they wait for its retry and go with it (left as they were, they
+        # went out on their own, due at once or when their lease ended, ahead of the backoff).
+        for m in (n, *merged):
+            await asyncio.to_thread(self.outbox.mark_retry, m.id, next_at, a.error)
         res.retried += 1
         return merged_ids
 
