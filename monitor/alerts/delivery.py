@@ -32,7 +32,14 @@ from monitor.alerts.events import (
 )
 from monitor.alerts.outbox import Outbox
 from monitor.alerts.outbox_resend import refusals, resending
-from monitor.alerts.policy import DRIFT_GROUPED, MODEL_GROUP, STATEFUL_SINKS, merge_drift, merge_model_changes
+from monitor.alerts.policy import (
+    DRIFT_GROUPED,
+    MODEL_GROUP,
+    STATEFUL_SINKS,
+    group_message_id,
+    merge_drift,
+    merge_model_changes,
+)
 from monitor.alerts.sinks import Sink
 from monitor.store.repository import driver_message
 
@@ -192,6 +199,9 @@ class Delivering:
             merged = await asyncio.to_thread(self.outbox.siblings, n, any_signal=True)
             n = replace(n, payload=merge_drift([n.payload, *(m.payload for m in merged)]))
         merged_ids = {m.id for m in merged}
+        if merged:  # its id is its rows': stable across retries, whichever row leads it (`group_message_id`)
+            n = replace(n, message_id=group_message_id([n.id, *merged_ids]))
+            extra["message_id"] = n.message_id
         if not refreshes(sink):
             n = await self._with_context(n)
         now = self.now()
