@@ -369,3 +369,20 @@ def test_the_pieces_of_a_secret_url_a_receiver_echoed_go_too(store: Store, tmp_p
     after = {id: row["text"] for id, row in dump(store)["observations"].items()}
     assert after == {**texts, "path": f"HTTP 404: no_team for /{REDACTED}",
                      "segment": f"HTTP 403: invalid_token {REDACTED}", "query": f"HTTP 403: bad sig {REDACTED}"}
+
+
+def test_a_basic_auth_credential_a_receiver_echoed_goes_too(store: Store, tmp_path: Path, run: CliRun) -> None:
+    """The running sink keeps the `Authorization: Basic` value its URL's `user:password@` sends out of what it
+    stores (a receiver's 401 may echo it); the scrub takes the same out of rows stored before."""
+    import base64
+
+    token = base64.b64encode(b"ops:hunter2pass").decode()
+    echoed = f'HTTP 401: {{"authorization": "Basic {token}"}}'
+    with store.engine.begin() as conn:
+        conn.execute(insert(ObservationRow.__table__).values(**observation("o", text=echoed)))
+    cfg = sinks_config(tmp_path, store.url)
+    cfg.write_text(cfg.read_text().replace(AM_URL, "http://ops:hunter2pass@alertmanager:9093"))
+    out = run("store", "scrub", "-c", str(cfg), env={"SLACK_URL": SLACK_URL, "PD_KEY": "R0UTINGKEY0"})
+    assert out.returncode == 0, out.stderr
+    assert token not in out.stdout + out.stderr and "hunter2pass" not in out.stdout + out.stderr
+    assert dump(store)["observations"]["o"]["text"] == f'HTTP 401: {{"authorization": "Basic {REDACTED}"}}'
