@@ -178,6 +178,12 @@ class Delivering:
         if self.metrics is not None:
             self.metrics.sink_disabled.labels(name).set(1)
 
+    def _gone(self, name: str, error: str, extra: dict[str, Any]) -> None:
+        """The endpoint answered 410 Gone (to a message or to a re-send of the firing alerts): disable the sink until
+        the config is reloaded (Standard Webhooks: a 410 disables the endpoint)."""
+        self._disable(name, f"sink disabled: the endpoint answered 410 Gone ({error})")
+        log.error("alert sink %s answered 410 Gone: disabled until the config is reloaded", name, extra=extra)
+
     async def _deliver(self, n: Notification, res: FlushResult) -> set[str]:
         """Attempt one notification, merged with the rows of its group still waiting; return the ids of the rows
         it merged (they were in this message, whether or not it was delivered)."""
@@ -231,9 +237,7 @@ class Delivering:
             self.metrics.send_failures.labels(n.sink).inc()
         extra["error"] = a.error
         if a.gone:
-            self._disable(n.sink, f"sink disabled: the endpoint answered 410 Gone ({a.error})")
-            log.error("alert sink %s answered 410 Gone: disabled until the config is reloaded", n.sink,
-                      extra=extra)
+            self._gone(n.sink, a.error, extra)
             await self._drop(n, GONE, a.error, res)
             return merged_ids
         if resending(n):
