@@ -171,3 +171,33 @@ async def test_firing_alerts_that_cannot_be_rendered_are_one_log_line_per_outage
         assert await al.sender.refresh_sink("am") == 1
         assert "render again" in caplog.records[-1].getMessage()
         await al.stop()
+
+
+async def test_a_410_to_the_periodic_re_send_disables_the_sink_as_one_to_a_first_send_does(
+        sqlite_store: Store, caplog: pytest.LogCaptureFixture) -> None:
+    # Found by QA: a 410 Gone to Alertmanager's re-send of the firing alerts was a warning, and the re-send went on
+    # every resend_interval for good; a 410 to a first send disables the sink until the config is reloaded.
+    from prometheus_client import CollectorRegistry
+
+    from monitor.telemetry.metrics import Metrics
+
+    t0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+    now = [t0]
+    registry = CollectorRegistry()
+    with Receiver() as rx:
+        al = build_alerting(cfg(rx.url), sqlite_store, environ={}, now=lambda: now[0], metrics=Metrics(registry))
+        await al.publish([drift("drift.opened", "refusal_rate", t0)])
+        assert (await al.sender.flush()).delivered == 1
+        rx.fail(410)
+        now[0] = t0 + timedelta(minutes=1)
+        assert await al.sender.refresh() == 1
+        assert "am" in al.sender.disabled and "410 Gone" in caplog.text
+        assert registry.get_sample_value("llm_monitor_notification_sink_disabled", {"sink": "am"}) == 1
+        now[0] = t0 + timedelta(minutes=2)
+        assert await al.sender.refresh() == 0  # no more re-sends to the gone endpoint
+        await al.publish([drift("drift.opened", "length", now[0])])
+        assert (await al.sender.flush()).dead == 1  # nor first sends: dropped, as after a 410 to one
+        assert len(rx.requests) == 2
+        al.sender.set_sinks(al.sender.sinks)  # a reload re-enables it
+        assert "am" not in al.sender.disabled
+        await al.stop()

@@ -271,14 +271,14 @@ def test_alerts_test_names_the_sink_and_its_url_without_its_secrets(capsys: pyte
     with json_server(lambda body, headers: (503, {"error": "busy"})) as url:
         base = url.removeprefix("http://")
         cfg = AlertsConfig.model_validate({"sinks": [
-            {"name": "am", "type": "alertmanager", "url": f"http://ops:hunter2pass@{base}/hook?token=tok3nSecret&x=1"},
+            {"name": "am", "type": "webhook", "url": f"http://ops:hunter2pass@{base}/hook?token=tok3nSecret&x=1"},
             {"name": "chat", "type": "slack", "url_env": "SLACK_URL"}]})
         assert alerts_test(cfg, "am", environ={}) == 1
         assert alerts_test(cfg, "chat", environ={"SLACK_URL": f"{url}/services/T0AAAA/B0BBBB/xYz123SecretPart"}) == 1
     out, err = capsys.readouterr()
     err = " ".join(err.split())
     assert out == ""
-    assert f"failed to deliver to am (alertmanager, http://<redacted>@{base}/hook?token=<redacted>&x=<redacted>): " \
+    assert f"failed to deliver to am (webhook, http://<redacted>@{base}/hook?token=<redacted>&x=<redacted>): " \
         "HTTP 503" in err, err
     assert f"failed to deliver to chat (slack, http://{base}/<redacted>, url_env SLACK_URL): HTTP 503" in err, err
     for secret in ("hunter2pass", "tok3nSecret", "xYz123SecretPart", "T0AAAA", "ops:"):

@@ -175,3 +175,41 @@ def test_a_duration_too_large_for_a_float_is_too_long() -> None:
     with pytest.raises(ValidationError, match=r"alerts|cooldown") as e:
         AlertsConfig.model_validate({"cooldown": 10**4000})
     assert "duration too long: 1000000000" in str(e.value) and "(at most 100 years)" in str(e.value)
+
+
+@pytest.mark.parametrize(("url", "problem"), [
+    ("http://am:9093/api/v2/alerts", "/api/v2/alerts"), ("http://am:9093/api/v2", "/api/v2"),
+    ("http://am:9093/api/v1/alerts/", "/api/v1/alerts"), ("http://am:9093/prefix/api/v1", "/api/v1"),
+    ("http://am:9093/?x=1", "a query string"), ("http://am:9093/am#top", "a fragment"),
+    ("http://am:9093?", "a query string")])
+def test_an_alertmanager_url_with_the_api_path_a_query_or_a_fragment_is_refused_where_written(
+        tmp_path: Path, url: str, problem: str) -> None:
+    """Found by QA: the sink appends /api/v2/alerts itself, so `url: http://am:9093/api/v2/alerts` posted to
+    .../api/v2/alerts/api/v2/alerts (a 404 at every send), and a query or fragment went in the middle of the path.
+    Refused at load, naming the file, line, field and value; the base URL (with a route prefix) still loads."""
+    cfg = write_config(tmp_path, "  - {id: t, provider: openai, base_url: 'http://127.0.0.1:9/v1', model: m}",
+                       "canaries: []\n", extra=f"alerts:\n  sinks:\n    - name: am\n      type: alertmanager\n"
+                                             f"      url: '{url}'\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(cfg, environ={})
+    [issue] = e.value.issues
+    line = next(n for n, text in enumerate(cfg.read_text().splitlines(), 1) if text.strip().startswith("url:"))
+    assert (issue.field, issue.line, issue.value) == ("alerts.sinks[0].url", line, url), issue
+    assert str(issue).startswith(f"{cfg}:{line}: alerts.sinks[0].url: "), issue
+    assert problem in str(issue) and "appends /api/v2/alerts" in str(issue), issue
+    for fine in ("http://am:9093", "http://am:9093/", "https://am.example/alertmanager", "http://am:9093/apis/v2"):
+        cfg.write_text(cfg.read_text().replace(f"'{url}'", f"'{fine}'"))
+        assert load_config(cfg, environ={}).alerts.sinks[0].url == fine.rstrip("/")  # type: ignore[union-attr]
+        url = fine
+
+
+def test_an_alertmanager_url_from_the_environment_with_the_api_path_is_refused_naming_the_variable() -> None:
+    from monitor.alerts.sinks import build_sinks
+    from monitor.errors import SecretError
+
+    cfg = AlertsConfig.model_validate({"sinks": [{"name": "am", "type": "alertmanager", "url_env": "AM_URL"}]})
+    with pytest.raises(SecretError) as e:
+        build_sinks(cfg, {"AM_URL": "http://am:9093/s3cretpath/api/v2/alerts"})
+    assert "url_env AM_URL" in str(e.value) and "/api/v2/alerts" in str(e.value), e.value
+    assert "s3cretpath" not in str(e.value)
+    assert build_sinks(cfg, {"AM_URL": "http://am:9093/s3cretpath"})["am"].url == "http://am:9093/s3cretpath"

@@ -4,6 +4,8 @@ behind its resolve is not merged ahead of it."""
 
 from __future__ import annotations
 
+import hashlib
+
 from monitor.alerts import AlertEvent, build_alerting
 from monitor.store import Store
 from tests.support.delivery import SECRET, Clock, build, config, event
@@ -121,4 +123,65 @@ async def test_a_signal_that_reopened_behind_its_resolve_is_not_merged_ahead_of_
            for r in rx.requests]
     assert got == [("drift.opened", ["e1", "e3"]), ("drift.resolved", ["e1"]), ("drift.opened", ["e2"])]
     assert al.outbox.counts() == {"delivered": 4}
+    await al.stop()
+
+
+async def test_the_rows_a_failed_group_message_merged_wait_for_its_retry_and_go_with_it(
+        sqlite_store: Store, clock: Clock, rx: Receiver) -> None:
+    # Found by QA: a grouped message that failed was retried after its backoff, but the rows merged into it were
+    # left as they were: not claimed with it (a batch of 1) they were due at once and went out on their own, ahead
+    # of the backoff; claimed with it, they went out on their own when their lease ended before the retry.
+    cfg = config(rx.url, group_wait="30s")
+    al = build_alerting(cfg, sqlite_store, environ={"HOOK_SECRET": SECRET}, now=clock, rand=lambda: 1.0, batch=1)
+
+    def opened(signal: str) -> AlertEvent:
+        return AlertEvent(kind="drift.opened", canary="c", target="t", signal=signal, event_id=f"c-{signal}",
+                          evidence={"baseline_value": 0.0, "current_value": 1.0})
+
+    await al.publish([opened("refused"), opened("check:refusal"), opened("similarity")])
+    clock.advance(30)
+    rx.fail(503, times=1)
+    res = await al.sender.flush()
+    assert (res.retried, res.delivered, len(rx.requests)) == (1, 0, 1)  # the group's one attempt, nothing alone
+    rows = al.outbox.query()
+    assert {r.status for r in rows} == {"failed"}  # every row of the message waits for its retry
+    assert len({r.next_attempt_at for r in rows}) == 1 and {r.attempts for r in rows} == {1}
+    clock.advance(5)  # before the backoff (10 s) ends nothing goes out
+    assert (await al.sender.flush()).delivered == 0 and len(rx.requests) == 1
+    clock.advance(5)
+    assert (await al.sender.flush()).delivered == 1
+    assert [r.status for r in rx.requests] == [503, 200]
+    assert sorted(rx.requests[1].json["data"]["signals"]) == ["check:refusal", "refused", "similarity"]
+    assert al.outbox.counts() == {"delivered": 3}
+    await al.stop()
+
+
+async def test_a_grouped_message_s_webhook_id_is_derived_from_its_rows_and_stable_across_retries(
+        sqlite_store: Store, clock: Clock, rx: Receiver) -> None:
+    # Found by QA: a grouped message carried its first row's message id, one that says nothing of the rows in it
+    # (the same id for other contents). It is `msg_` + the first 32 hex digits of SHA-256 over its sorted row ids
+    # joined with newlines (README), the same at each retry.
+    al = build(sqlite_store, config(rx.url, group_wait="30s"), clock)
+
+    def opened(signal: str) -> AlertEvent:
+        return AlertEvent(kind="drift.opened", canary="c", target="t", signal=signal, event_id=f"c-{signal}",
+                          evidence={"baseline_value": 0.0, "current_value": 1.0})
+
+    await al.publish([opened("refused"), opened("check:refusal"), opened("similarity")])
+    rows = al.outbox.query()
+    expected = "msg_" + hashlib.sha256("\n".join(sorted(r.id for r in rows)).encode()).hexdigest()[:32]
+    clock.advance(30)
+    rx.fail(503, times=2)
+    assert (await al.sender.flush()).retried == 1
+    clock.advance(10)
+    assert (await al.sender.flush()).retried == 1
+    clock.advance(20)
+    assert (await al.sender.flush()).delivered == 1
+    assert [r.status for r in rx.requests] == [503, 503, 200]
+    assert [r.message_id for r in rx.requests] == [expected] * 3  # verified signatures: the receiver checks them
+    assert expected not in {r.message_id for r in rows}
+    await al.publish([AlertEvent(kind="drift.opened", canary="d", target="t", signal="refused", event_id="d")])
+    clock.advance(30)  # a message of one row keeps that row's message id
+    assert (await al.sender.flush()).delivered == 1
+    assert rx.requests[-1].message_id == next(r.message_id for r in al.outbox.query() if r.payload["canary"] == "d")
     await al.stop()

@@ -140,4 +140,4 @@ async def test_what_slack_is_told_reads_as_a_change(sqlite_store: Store) -> None
         texts = sorted(r.json["text"] for r in rx.requests)
         await al.stop()
     assert texts == [":rotating_light: [warning] hello @ gpt: completion changed (mmd_spectrum, p=0.00022)",
-                     ":rotating_light: [warning] other @ gpt: check:refusal 1 -> 0.176"]
+                     ":rotating_light: [warning] other @ gpt: check:refusal 1 -&gt; 0.176"]  # Slack shows ->

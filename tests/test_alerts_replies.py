@@ -182,3 +182,74 @@ async def test_a_redirect_is_a_failure_that_says_where_the_receiver_moved(delive
         status, error = await delivered(rx.url)
     assert status == FAILED  # not followed: a redirect could send the signed alert anywhere
     assert error.startswith("HTTP 308 (redirected to https://hooks.example.com/v2/hook;")
+
+
+async def test_a_reply_echoing_pieces_of_a_secret_url_keeps_none_of_them(sqlite_store: Store) -> None:
+    # Found by QA: only the whole secret URL was redacted; a receiver that echoes its path ("no route for /hook/..."),
+    # one of its id segments ("team T0123ABCD"), or a query value ("token qv-77f0c2a9e1") had those stored in the
+    # row's error and logged.
+    path = "/hook/T0123ABCD/B0456EFGH/xYz123SecretPart"
+    query = "token=qv-77f0c2a9e1&team=acme"
+
+    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        page = (f"no route for {path}; team T0123ABCD has no hook B0456EFGH (xYz123SecretPart); "
+                "token qv-77f0c2a9e1 unknown; path hook/T0123ABCD/B0456EFGH/xYz123SecretPart").encode()
+        writer.write(b"HTTP/1.1 404 Not Found\r\ncontent-length: %d\r\n\r\n%s" % (len(page), page))
+        await writer.drain()
+
+    async with Raw(echo) as rx:
+        config = AlertsConfig.model_validate({
+            "group_wait": "0s", "retry": {"initial": "10s", "max": "10m", "give_up_after": "1h"},
+            "sinks": [{"name": "hook", "type": "webhook", "url_env": "HOOK_URL", "timeout": "1s"}]})
+        al = build_alerting(config, sqlite_store, environ={"HOOK_URL": f"{rx.url}{path}?{query}"})
+        try:
+            [n] = await al.publish([AlertEvent(kind="drift.opened", canary="c", target="t", signal="refused",
+                                               event_id="e")])
+            await asyncio.wait_for(al.sender.flush(), 60)  # a hang guard, not a measurement
+            row = al.outbox.get(n.id)
+        finally:
+            await al.stop()
+    assert row is not None and row.last_error is not None
+    error = row.last_error
+    assert error.startswith("HTTP 404: no route for /<redacted>; team <redacted> has no hook <redacted>"), error
+    assert [s for s in ("T0123ABCD", "B0456EFGH", "xYz123SecretPart", "qv-77f0c2a9e1", "hook/") if s in error] == []
+
+
+@pytest.mark.parametrize("from_env", [False, True])
+async def test_a_url_with_a_user_and_password_sends_basic_auth_whose_value_is_never_stored_or_logged(
+        sqlite_store: Store, from_env: bool, caplog: pytest.LogCaptureFixture) -> None:
+    # Found by QA: a sink URL's `user:password@` goes out as an `Authorization: Basic <base64>` header, and a
+    # receiver refusing it may echo that header back: the base64 credential (the password in other letters) went
+    # into the stored error and the log, where only the password as written was redacted.
+    import base64
+    import logging
+
+    from tests.support.jsonserver import json_server
+
+    seen: list[str] = []
+
+    def refuse(body: dict, headers: dict[str, str]) -> tuple[int, dict]:
+        seen.append(headers.get("authorization", ""))
+        return 401, {"error": "bad credentials", "authorization": headers.get("authorization")}
+
+    token = base64.b64encode(b"ops:hunter2pass").decode()
+    with json_server(refuse) as base, caplog.at_level(logging.DEBUG):
+        url = base.replace("http://", "http://ops:hunter2pass@") + "/hook"
+        sink = {"name": "hook", "type": "webhook", "timeout": "2s", **({"url_env": "HOOK_URL"} if from_env
+                                                                        else {"url": url})}
+        config = AlertsConfig.model_validate({"group_wait": "0s", "retry": {"initial": "10s", "max": "10m",
+                                                                            "give_up_after": "1h"}, "sinks": [sink]})
+        al = build_alerting(config, sqlite_store, environ={"HOOK_URL": url})
+        try:
+            [n] = await al.publish([AlertEvent(kind="drift.opened", canary="c", target="t", signal="refused",
+                                               event_id="e")])
+            await asyncio.wait_for(al.sender.flush(), 60)  # a hang guard, not a measurement
+            row = al.outbox.get(n.id)
+        finally:
+            await al.stop()
+    assert seen == [f"Basic {token}"]  # the credential is sent
+    assert row is not None and (row.last_error or "").startswith("HTTP 401: "), row
+    assert "<redacted>" in (row.last_error or "")
+    for secret in (token, "hunter2pass"):
+        assert secret not in (row.last_error or "")
+        assert secret not in caplog.text

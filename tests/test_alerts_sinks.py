@@ -108,7 +108,7 @@ def test_a_url_written_in_the_config_is_no_secret_only_the_credentials_it_carrie
     plain = "http://ops:hunter2pass@alertmanager:9093/am?token=tok3nSecretValue&x=1&view=list-everything"
     cfg = AlertsConfig.model_validate({"sinks": [
         {"name": "am", "type": "alertmanager", "url": "http://alertmanager:9093"},
-        {"name": "creds", "type": "alertmanager", "url": plain},
+        {"name": "creds", "type": "webhook", "url": plain},  # an Alertmanager URL takes no query
         {"name": "env", "type": "alertmanager", "url_env": "AM_URL"},
         {"name": "pd", "type": "pagerduty", "routing_key_env": "PD_KEY"}]})
     sinks = build_sinks(cfg, {"AM_URL": "http://alertmanager:9093", "PD_KEY": "R0UTINGKEY0"})
@@ -193,4 +193,53 @@ def test_slack_shows_the_deciding_test_and_its_figures_for_every_kind_of_drift_e
                       detail={"declared": "zero", "violations": 3, "observations": 40}, **base)
     assert "test: zero_tolerance 3 of 40" in message("opened", zero)  # not its level/threshold, always 1/1
     both = message("opened", rate, window)
-    assert "refused: 0 -> 0.6 (bernoulli_cusum 17.9/14.2)" in both and "(mann_whitney+ks p=3.2e-06)" in both
+    assert "refused: 0 -&gt; 0.6 (bernoulli_cusum 17.9/14.2)" in both and "(mann_whitney+ks p=3.2e-06)" in both
+
+
+def _slack_texts(body: dict) -> list[str]:
+    """Every mrkdwn text of a Slack message: the fallback text, each section's text and fields, the context."""
+    out = [body["text"]]
+    for b in body["blocks"]:
+        out += [b["text"]["text"]] if "text" in b else []
+        out += [f["text"] for f in b.get("fields", [])] + [e["text"] for e in b.get("elements", [])]
+    return out
+
+
+def _badly_escaped(text: str) -> list[str]:
+    """What in escaped mrkdwn is not as Slack's rules want it: an `&` that starts no escape (a cut `&am`), or a `<`
+    or `>` outside a whole `<url|label>` link."""
+    import re
+
+    rest = re.sub(r"<[^<>|]+\|[^<>]*>", "", text)  # the links
+    return re.findall(r"&(?!(?:amp|lt|gt);)[^&]{0,4}|[<>]", rest)
+
+
+def test_slack_escapes_every_text_once_cuts_none_inside_an_escape_and_escapes_its_links() -> None:
+    # Found by QA: the fallback `text` went out unescaped; our own `->` between from and to in a section was a raw
+    # `>`; a cut to Slack's limits after escaping could end inside `&amp;` (`&am`) or an arrow's `-&gt;` (`-&g`);
+    # and a link's URL went into `<url|label>` as it was (a `>` or `|` in it ends the link early).
+    from monitor.alerts.sinks.slack import slack_message
+
+    link = "https://grafana.example/d/x?var-a=1&var-b=<2>|3"
+    p = {"status": "firing", "severity": "warning", "canary": "c&1", "target": "t<1>", "signal": "s",
+         "summary": "c&1@t<1>: 0.1 -> 0.5 & more", "link": link, "event_id": "e&1",
+         "evidence": {"baseline_value": "a&b", "current_value": "<c>", "diff": "- x & y\n+ <z>"},
+         "changes": [{"canary": "c&1", "signal": "m", "from": "gpt<4>", "to": "gpt&5"}],
+         "events": [{"signal": "s", "baseline_value": 1, "current_value": 2, "link": link},
+                    {"signal": "r&", "baseline_value": 3, "current_value": 4}]}
+    body = slack_message(p)
+    assert body["text"] == ":rotating_light: [warning] c&amp;1@t&lt;1&gt;: 0.1 -&gt; 0.5 &amp; more"
+    assert body["blocks"][0]["text"]["text"] == body["text"]
+    changes = body["blocks"][3]["text"]["text"]
+    assert "c&amp;1 m: gpt&lt;4&gt; -&gt; gpt&amp;5" in changes and "s: 1 -&gt; 2" in changes
+    escaped_link = "https://grafana.example/d/x?var-a=1&amp;var-b=&lt;2&gt;%7C3"
+    assert f"(<{escaped_link}|event>)" in changes
+    assert body["blocks"][-1]["elements"][0]["text"] == f"<{escaped_link}|event e&amp;1>"
+    assert [(t, bad) for t in _slack_texts(body) if (bad := _badly_escaped(t))] == []
+    # each cut to a limit ends before an escape or an arrow it would split, whatever falls at the limit
+    for pad in range(2890, 2905):
+        long = {**p, "summary": "x" * pad + " & -> <" * 40, "evidence": {"diff": "y" * pad + "& -> <" * 40},
+                "changes": [], "events": []}
+        body = slack_message(long)
+        assert [(pad, t[-12:], bad) for t in _slack_texts(body) if (bad := _badly_escaped(t))] == []
+        assert len(body["text"]) <= 3000 and all(len(t) <= 3000 for t in _slack_texts(body))

@@ -346,3 +346,43 @@ def test_a_sink_url_written_with_a_variable_is_a_secret(store: Store, tmp_path: 
     assert out.returncode == 0, out.stderr
     assert "sink hook's URL" in out.stdout, out.stdout
     assert dump(store)["observations"]["o"]["text"] == f"sent to {REDACTED} and {AM_URL}"
+
+
+def test_the_pieces_of_a_secret_url_a_receiver_echoed_go_too(store: Store, tmp_path: Path, run: CliRun) -> None:
+    """Found by QA: the running sink now keeps its secret URL's path, the segments of it holding a digit and its
+    query values out of what it stores (a receiver's error page echoes them alone); the scrub takes the same out of
+    rows stored before, whole (a cut start of a path is ordinary text: `serv…`), and names them, never the values."""
+    piece_url = "https://hooks.slack.com/services/T0AAAA/B0BBBB/xYz123SecretPart?sig=q9Zk2mW4pL8xv"
+    texts = {
+        "path": "HTTP 404: no_team for /services/T0AAAA/B0BBBB/xYz123SecretPart",
+        "segment": "HTTP 403: invalid_token xYz123SecretPart",
+        "query": "HTTP 403: bad sig q9Zk2mW4pL8xv",
+        "words": f"the services of T0AAAA are fine, the serv{CUT}",  # words and short ids: no secret alone
+    }
+    with store.engine.begin() as conn:
+        for id, body in texts.items():
+            conn.execute(insert(ObservationRow.__table__).values(**observation(id, text=body)))
+    out = run("store", "scrub", "-c", str(sinks_config(tmp_path, store.url)),
+              env={"SLACK_URL": piece_url, "PD_KEY": "R0UTINGKEY0"})
+    assert out.returncode == 0, out.stderr
+    assert "sink chat's URL path" in out.stdout and "xYz123" not in out.stdout and "q9Zk" not in out.stdout
+    after = {id: row["text"] for id, row in dump(store)["observations"].items()}
+    assert after == {**texts, "path": f"HTTP 404: no_team for /{REDACTED}",
+                     "segment": f"HTTP 403: invalid_token {REDACTED}", "query": f"HTTP 403: bad sig {REDACTED}"}
+
+
+def test_a_basic_auth_credential_a_receiver_echoed_goes_too(store: Store, tmp_path: Path, run: CliRun) -> None:
+    """The running sink keeps the `Authorization: Basic` value its URL's `user:password@` sends out of what it
+    stores (a receiver's 401 may echo it); the scrub takes the same out of rows stored before."""
+    import base64
+
+    token = base64.b64encode(b"ops:hunter2pass").decode()
+    echoed = f'HTTP 401: {{"authorization": "Basic {token}"}}'
+    with store.engine.begin() as conn:
+        conn.execute(insert(ObservationRow.__table__).values(**observation("o", text=echoed)))
+    cfg = sinks_config(tmp_path, store.url)
+    cfg.write_text(cfg.read_text().replace(AM_URL, "http://ops:hunter2pass@alertmanager:9093"))
+    out = run("store", "scrub", "-c", str(cfg), env={"SLACK_URL": SLACK_URL, "PD_KEY": "R0UTINGKEY0"})
+    assert out.returncode == 0, out.stderr
+    assert token not in out.stdout + out.stderr and "hunter2pass" not in out.stdout + out.stderr
+    assert dump(store)["observations"]["o"]["text"] == f'HTTP 401: {{"authorization": "Basic {REDACTED}"}}'

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from typing import Annotated, Any, Literal, Self
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -140,6 +141,27 @@ class SlackSink(_SinkBase):
         return self
 
 
+_AM_API = re.compile(r"/api/v[12](?:/alerts)?(?=/|$)")
+
+
+def alertmanager_url_problem(url: str) -> str | None:
+    """Why `url` is no Alertmanager base URL the sink can append `/api/v2/alerts` to (None: it is one): it holds the
+    API's path already (`/api/v2/alerts`, `/api/v1`), a query string or a fragment. Names the API path found, never
+    the rest of the URL (one read from url_env or url_file is a secret)."""
+    try:
+        found = _AM_API.search(urlsplit(url).path)
+    except ValueError:  # no URL urlsplit reads: the URL check (`http_url`) says why
+        return None
+    if found:
+        return (f"holds the API path {found.group()}: the sink appends /api/v2/alerts itself; give Alertmanager's "
+                "address (http://alertmanager:9093, with its --web.route-prefix if it has one)")
+    for mark, what in (("?", "a query string"), ("#", "a fragment")):
+        if mark in url:
+            return (f"has {what} ({mark}...): the sink appends /api/v2/alerts itself, after the path; give "
+                    "Alertmanager's address alone (http://alertmanager:9093)")
+    return None
+
+
 class AlertmanagerSink(_SinkBase):
     """Alertmanager's v2 API: alerts are pushed, re-sent while firing and resolved with `endsAt`."""
 
@@ -147,6 +169,14 @@ class AlertmanagerSink(_SinkBase):
     url: str | None = None
     url_env: str | None = None
     url_file: str | None = None
+
+    @field_validator("url", mode="after")
+    @classmethod
+    def _api_url(cls, v: str | None) -> str | None:
+        problem = alertmanager_url_problem(v) if v is not None else None
+        if problem:
+            raise ValueError(problem)
+        return v
 
     @model_validator(mode="after")
     def _check(self) -> AlertmanagerSink:

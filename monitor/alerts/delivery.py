@@ -32,7 +32,14 @@ from monitor.alerts.events import (
 )
 from monitor.alerts.outbox import Outbox
 from monitor.alerts.outbox_resend import refusals, resending
-from monitor.alerts.policy import DRIFT_GROUPED, MODEL_GROUP, STATEFUL_SINKS, merge_drift, merge_model_changes
+from monitor.alerts.policy import (
+    DRIFT_GROUPED,
+    MODEL_GROUP,
+    STATEFUL_SINKS,
+    group_message_id,
+    merge_drift,
+    merge_model_changes,
+)
 from monitor.alerts.sinks import Sink
 from monitor.store.repository import driver_message
 
@@ -171,6 +178,12 @@ class Delivering:
         if self.metrics is not None:
             self.metrics.sink_disabled.labels(name).set(1)
 
+    def _gone(self, name: str, error: str, extra: dict[str, Any]) -> None:
+        """The endpoint answered 410 Gone (to a message or to a re-send of the firing alerts): disable the sink until
+        the config is reloaded (Standard Webhooks: a 410 disables the endpoint)."""
+        self._disable(name, f"sink disabled: the endpoint answered 410 Gone ({error})")
+        log.error("alert sink %s answered 410 Gone: disabled until the config is reloaded", name, extra=extra)
+
     async def _deliver(self, n: Notification, res: FlushResult) -> set[str]:
         """Attempt one notification, merged with the rows of its group still waiting; return the ids of the rows
         it merged (they were in this message, whether or not it was delivered)."""
@@ -192,6 +205,9 @@ class Delivering:
             merged = await asyncio.to_thread(self.outbox.siblings, n, any_signal=True)
             n = replace(n, payload=merge_drift([n.payload, *(m.payload for m in merged)]))
         merged_ids = {m.id for m in merged}
+        if merged:  # its id is its rows': stable across retries, whichever row leads it (`group_message_id`)
+            n = replace(n, message_id=group_message_id([n.id, *merged_ids]))
+            extra["message_id"] = n.message_id
         if not refreshes(sink):
             n = await self._with_context(n)
         now = self.now()
@@ -221,9 +237,7 @@ class Delivering:
             self.metrics.send_failures.labels(n.sink).inc()
         extra["error"] = a.error
         if a.gone:
-            self._disable(n.sink, f"sink disabled: the endpoint answered 410 Gone ({a.error})")
-            log.error("alert sink %s answered 410 Gone: disabled until the config is reloaded", n.sink,
-                      extra=extra)
+            self._gone(n.sink, a.error, extra)
             await self._drop(n, GONE, a.error, res)
             return merged_ids
         if resending(n):
@@ -273,7 +287,10 @@ class Delivering:
             self._sink_failing.add(n.sink)
             log.warning("notification delivery failed, will retry (logged once until the sink delivers again)",
                         extra=extra)
-        await asyncio.to_thread(self.outbox.mark_retry, n.id, next_at, a.error)
+        # The rows it merged were in this message: they wait for its retry and go with it (left as they were, they
+        # went out on their own, due at once or when their lease ended, ahead of the backoff).
+        for m in (n, *merged):
+            await asyncio.to_thread(self.outbox.mark_retry, m.id, next_at, a.error)
         res.retried += 1
         return merged_ids
 

@@ -139,6 +139,13 @@ def message_id(sink: str, event: AlertEvent, round_: str = "") -> str:
     return "msg_" + hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
+def group_message_id(row_ids: Iterable[str]) -> str:
+    """Return the message id of a message that merged several rows: `msg_` + the first 32 hex digits of SHA-256 over
+    its row ids, sorted and joined with newlines (README). The same rows give the same id at every retry, whichever
+    of them leads it; other rows, another id (a receiver deduplicating on it keeps a message with other contents)."""
+    return "msg_" + hashlib.sha256("\n".join(sorted(row_ids)).encode()).hexdigest()[:32]
+
+
 def _grouped_key(sink: str, event: AlertEvent) -> CooldownKey:
     return (sink, f"*/{event.target}", MODEL_GROUP)
 

@@ -18,7 +18,7 @@ class RedactSecrets(logging.Filter):
             return True
         msg = record.getMessage()
         clean = msg
-        for s in tuple(_secrets):
+        for s in sorted(_secrets, key=len, reverse=True):  # a secret URL before its pieces (`Sink.secrets`)
             clean = clean.replace(s, "<redacted>")
         if clean != msg:
             record.msg, record.args = clean, ()

@@ -206,8 +206,11 @@ class Sender(Delivering):
         if not a.ok:
             if self.metrics is not None:
                 self.metrics.send_failures.labels(name).inc()
-            log.warning("re-sending firing alerts failed", extra={"sink": name, "alerts": len(firing),
-                                                                 "error": a.error})
+            if a.gone:  # as a 410 to a first send: re-sent every resend_interval for good, it was only a warning
+                self._gone(name, a.error, {"sink": name, "alerts": len(firing), "error": a.error})
+            else:
+                log.warning("re-sending firing alerts failed", extra={"sink": name, "alerts": len(firing),
+                                                                     "error": a.error})
         return 1
 
     async def refresh(self) -> int:

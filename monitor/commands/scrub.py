@@ -2,7 +2,8 @@
 
 The secrets are the daemon's own: each target's API key (its variable or file, as the providers read it) and the
 values of its credential headers (`literal_secrets.header_secrets`, taken from the environment), each
-alert sink's secrets (what the sink redacts: its URL only from url_env, url_file or a ${VAR}), and the HTTP reload
+alert sink's secrets (what the sink redacts: its URL, and the pieces of it a receiver may echo alone, its path, the
+path's segments holding a digit and its query values, only from url_env, url_file or a ${VAR}), and the HTTP reload
 token, each from MIN_SECRET characters on. Each is replaced by `<redacted>` with the providers' `scrub_text`, so the
 start of one that a cut-short message kept goes too. The store side is monitor.store.scrub, which reads only the
 rows holding a secret's needle (`Secret.needle`). A secret that cannot be read is named (never its value) and left
@@ -40,13 +41,17 @@ class Secret:
     name: str
     value: str
     url: bool = False  # a sink's URL that is a secret (`Sink.url_secret`)
+    whole: bool = False  # a piece of such a URL (`url_pieces`): its start cut short is ordinary text (`serv…`)
 
     @property
     def needle(self) -> str:
         """What a stored text holding this secret holds, whole or cut as far as `shortest`: the scrub reads only the
         rows holding a needle. A key's first MIN_CUT characters. A URL's host and port (its user and password too
         when it has them), or at least MIN_SECRET characters from there: never its scheme (`http`, `https://` begin
-        most URLs a store holds, and the scrub would read most of it), nor a host of a letter or two."""
+        most URLs a store holds, and the scrub would read most of it), nor a host of a letter or two. A piece of a
+        secret URL whole."""
+        if self.whole:
+            return self.value
         if not self.url:
             return self.value[:MIN_CUT]
         rest = self.value.partition("://")[2]
@@ -55,7 +60,7 @@ class Secret:
     @property
     def shortest(self) -> int:
         """The shortest start of it scrubbed where a message was cut short: the start that holds its needle (a cut
-        inside a URL's scheme or host shows nothing of its secret part)."""
+        inside a URL's scheme or host shows nothing of its secret part); a piece of a secret URL only whole."""
         return self.value.index(self.needle) + len(self.needle)
 
 
@@ -92,6 +97,7 @@ def scrub(config_path: str, batch: int = BATCH, environ: Mapping[str, str] | Non
 def configured_secrets(config: Config, environ: Mapping[str, str]) -> tuple[list[Secret], list[str]]:
     """The secrets `config` names that can be read from `environ` and its files, and a note for each that cannot."""
     from monitor.alerts.sinks import build_sink
+    from monitor.alerts.sinks.base import url_pieces
 
     found, notes = [], []
     for target in config.targets:
@@ -113,7 +119,9 @@ def configured_secrets(config: Config, environ: Mapping[str, str]) -> tuple[list
         except SecretError as e:
             notes.append(f"{e}: this sink's secrets are not scrubbed")
             continue
+        pieces = dict((v, what) for what, v in reversed(url_pieces(sink.url))) if sink.url_secret else {}
         found += [Secret(f"sink {spec.name}'s URL", v, url=True) if sink.url_secret and v == sink.url
+                  else Secret(f"sink {spec.name}'s {pieces[v]}", v, whole=True) if v in pieces
                   else Secret(f"sink {spec.name}'s secret", v) for v in sink.secrets]
         if sink.too_short:
             notes.append(f"sink {spec.name}: {counted(sink.too_short, 'secret')} shorter than {MIN_SECRET} "

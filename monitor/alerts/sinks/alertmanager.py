@@ -6,9 +6,11 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from monitor.alerts.config import AlertmanagerSink, AlertsConfig
+from monitor.alerts.config import AlertmanagerSink, AlertsConfig, alertmanager_url_problem
 from monitor.alerts.events import FIRING, RESOLVING, Notification
 from monitor.alerts.sinks.base import USER_AGENT, Rendered, Sink, read_url, to_json
+from monitor.errors import SecretError
+from monitor.keylike import shown_path
 
 ALERTNAMES = {"drift": "LLMMonitorDrift", "canary": "LLMMonitorCanaryDown", "model": "LLMMonitorModelChanged",
               "budget": "LLMMonitorBudgetExceeded", "test": "LLMMonitorTest"}
@@ -68,6 +70,11 @@ class Alertmanager(Sink):
               environ: Mapping[str, str] | None) -> Alertmanager:
         url = cfg.url or read_url(cfg.name, cfg.url_env, cfg.url_file, environ)
         assert url is not None
+        problem = alertmanager_url_problem(url.rstrip("/"))  # a `url` in the config was refused as it loaded
+        if problem:
+            source = f"url_env {cfg.url_env}" if cfg.url_env else f"url_file {shown_path(cfg.url_file or '')}"
+            raise SecretError(f"alert sink {cfg.name}: {source}: the URL read {problem} (the rest of it is not shown: "
+                              "a URL from a variable or file is kept secret)")
         return cls(cfg.name, url.rstrip("/"), cfg.timeout, alerts.resend_interval, alerts.external_labels,
                    url_secret=cfg.url_secret)
 

@@ -9,6 +9,7 @@ credentials it carries.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 from abc import ABC, abstractmethod
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
+from urllib.parse import unquote, unquote_plus, urlsplit
 
 from monitor.alerts import redact
 from monitor.alerts.config import http_url
@@ -105,15 +106,40 @@ def shown_url(url: str, *, secret: bool) -> str:
 
 
 def url_credentials(url: str) -> tuple[str, ...]:
-    """The credentials a URL written in the config carries: the password of its `user:password@`, and the value of
-    each query parameter whose name says it holds one (`?token=...`; the credential headers' rule, by the name)."""
+    """The credentials a URL carries: the password of its `user:password@` (as written and decoded), the Basic-auth
+    credential the HTTP client sends for it (`Authorization: Basic <base64 of user:password>`, which a receiver may
+    echo), and the value of each query parameter whose name says it holds one (`?token=...`; the credential headers'
+    rule, by the name)."""
     try:
         parts = urlsplit(url)
-        password = parts.password
+        user, password = parts.username, parts.password
     except ValueError:  # not a URL urlsplit reads (the config check refuses one): nothing of it is known
         return ()
+    basic: tuple[str, ...] = ()
+    if user or password:  # as httpx builds the header: the decoded user and password, UTF-8
+        decoded = f"{unquote(user or '')}:{unquote(password or '')}"
+        basic = (unquote(password or ""), base64.b64encode(decoded.encode()).decode())
     pairs = (pair.partition("=") for pair in parts.query.split("&"))
-    return tuple(s for s in (password, *(value for name, _, value in pairs if credential_header(name))) if s)
+    return tuple(dict.fromkeys(s for s in (password, *basic, *(value for name, _, value in pairs
+                                                              if credential_header(name))) if s))
+
+
+def url_pieces(url: str) -> tuple[tuple[str, str], ...]:
+    """The pieces of a secret URL a receiver may echo on their own, each as (what it is, value): its path (without
+    its slashes at either end), each path segment holding a digit (an id or token: `T0123ABCD`, not `services`),
+    and each query value (as written, and decoded when that differs). The caller keeps those of MIN_SECRET
+    characters or more, as every secret."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # not a URL urlsplit reads: the whole of it is the secret
+        return ()
+    path = parts.path.strip("/")
+    out = [("URL path", path)] if path else []
+    out += [("URL path segment", seg) for seg in path.split("/") if any(c.isdigit() for c in seg)]
+    for pair in parts.query.split("&"):
+        value = pair.partition("=")[2]
+        out += [("URL query value", v) for v in dict.fromkeys((value, unquote_plus(value))) if v]
+    return tuple(out)
 
 
 class Sink(ABC):
@@ -131,16 +157,20 @@ class Sink(ABC):
         self.url = url
         self.timeout = timeout
         self.url_secret = url_secret  # read from url_env, url_file or a ${VAR}, not written in the config text
-        own = (url,) if url_secret else url_credentials(url)
+        # a secret URL's pieces too: a receiver's error page may echo its path, an id in it or a query value alone
+        # and the credentials it carries either way (a Basic-auth header's value is no piece of the URL's text)
+        own = (url, *(v for _, v in url_pieces(url)), *url_credentials(url)) if url_secret else url_credentials(url)
         # From MIN_SECRET characters on, as a target's key: the rule `store scrub` applies to the same values
-        self._secrets = tuple(dict.fromkeys(s for s in (*own, *secrets) if len(s) >= MIN_SECRET))
+        self._secrets = tuple(sorted(dict.fromkeys(s for s in (*own, *secrets) if len(s) >= MIN_SECRET), key=len,
+                                     reverse=True))
         self.too_short = len({s for s in (*own, *secrets) if 0 < len(s) < MIN_SECRET})  # left as they are
         redact.register(*self._secrets)
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        """What this sink redacts: its URL when that was read from a variable or file (else the credentials the URL
-        carries), and the secrets it was built with; `store scrub` takes the same out of the store."""
+        """What this sink redacts, the longest first: its URL and its pieces (`url_pieces`) when that was read from a
+        variable or file (else the credentials the URL carries), and the secrets it was built with; `store scrub`
+        takes the same out of the store."""
         return self._secrets
 
     @classmethod
@@ -163,7 +193,7 @@ class Sink(ABC):
 
     def redact(self, text: str) -> str:
         """Replace this sink's secrets (`secrets`: its URL when that is one) in `text`."""
-        for s in self._secrets:
+        for s in self._secrets:  # the longest first (`_secrets` is sorted so): a piece would cut a longer one short
             text = text.replace(s, "<redacted>")
         return text
 

@@ -15,10 +15,35 @@ _ICON = {"firing": ":rotating_light:", "resolved": ":white_check_mark:", "info":
 _SECTION_MAX = 2900  # Slack caps a section's text at 3000 characters
 _FIELDS_MAX = 10  # Slack refuses (400 invalid_blocks) a section of more than 10 fields, or a field over 2000 characters
 _FIELD_MAX = 1990
+_TEXT_MAX = 3000  # the fallback `text` (notifications, clients without blocks), cut as a section is
 
 
 def _esc(text: Any) -> str:
+    """`text` as Slack's mrkdwn takes it: `&`, `<` and `>` escaped (`&amp;`, `&lt;`, `&gt;`), once."""
     return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+ARROW = _esc("->")  # `from -> to` in escaped text: `-&gt;`, shown as `->`
+
+
+def _link(url: Any, label: Any) -> str:
+    """A mrkdwn link `<url|label>`: both escaped, a `|` in the URL percent-encoded (it would end the URL early)."""
+    return f"<{_esc(url).replace('|', '%7C')}|{_esc(label)}>"
+
+
+def _cut(text: str, limit: int) -> str:
+    """Escaped mrkdwn cut to `limit` characters, never inside an escape (`&am` of `&amp;`, `-&g` of an arrow) or a
+    link (`<http://...` unclosed): the cut goes back to before it. Escaped, `&` only starts an escape and `<` a link."""
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    amp = cut.rfind("&")
+    if amp >= 0 and ";" not in cut[amp:]:
+        cut = cut[:amp]
+    lt = cut.rfind("<")
+    if lt >= 0 and ">" not in cut[lt:]:
+        cut = cut[:lt]
+    return cut
 
 
 def _num(v: Any) -> Any:
@@ -56,9 +81,9 @@ def slack_message(p: dict[str, Any], external_labels: Mapping[str, str] | None =
         fields = [f"*{_esc(k)}*\n{_esc(v)}" for k, v in labels.items()] + own
     else:  # more labels than Slack's 10 fields hold: one field of them all, or every message would be refused
         fields = ["*labels*\n" + _esc(", ".join(f"{k}={v}" for k, v in labels.items()))] + own
-    fields = [f[:_FIELD_MAX] for f in fields]
+    fields = [_cut(f, _FIELD_MAX) for f in fields]
     blocks: list[dict[str, Any]] = [
-        {"type": "section", "text": {"type": "mrkdwn", "text": _esc(text)[:_SECTION_MAX]}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": _cut(_esc(text), _SECTION_MAX)}},
     ]
     if fields:
         blocks.append({"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields]})
@@ -77,23 +102,24 @@ def slack_message(p: dict[str, Any], external_labels: Mapping[str, str] | None =
     if p.get("note"):
         facts.append(f"note: {_esc(p['note'])}")
     if facts:
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(facts)[:_SECTION_MAX]}})
-    changes = [f"{_esc(c.get('canary'))} {_esc(c.get('signal'))}: {_esc(c.get('from'))} -> {_esc(c.get('to'))}"
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _cut("\n".join(facts), _SECTION_MAX)}})
+    changes = [f"{_esc(c.get('canary'))} {_esc(c.get('signal'))}: {_esc(c.get('from'))} {ARROW} {_esc(c.get('to'))}"
                for c in p.get("changes") or []]
     events = p.get("events") or []
     if len(events) > 1:  # several signals of one canary x target in one message
-        changes += [f"{_esc(e.get('signal'))}: {_esc(_num(e.get('baseline_value')))} -> "
+        changes += [f"{_esc(e.get('signal'))}: {_esc(_num(e.get('baseline_value')))} {ARROW} "
                     f"{_esc(_num(e.get('current_value')))}" + (f" ({_esc(e['decision'])})" if e.get("decision") else "")
-                    + (f" (<{e['link']}|event>)" if e.get("link") else "") for e in events]
+                    + (f" ({_link(e['link'], 'event')})" if e.get("link") else "") for e in events]
     if changes:
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(changes)[:_SECTION_MAX]}})
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _cut("\n".join(changes), _SECTION_MAX)}})
     if ev.get("diff"):
         blocks.append({"type": "section", "text": {"type": "mrkdwn",
-                                                   "text": "```" + _esc(ev["diff"])[:_SECTION_MAX - 6] + "```"}})
+                                                   "text": "```" + _cut(_esc(ev["diff"]), _SECTION_MAX - 6) + "```"}})
     if p.get("link"):
         blocks.append({"type": "context", "elements": [
-            {"type": "mrkdwn", "text": f"<{p['link']}|event {_esc(p.get('event_id') or '')}>"}]})
-    return {"text": text, "blocks": blocks}
+            {"type": "mrkdwn", "text": _link(p["link"], f"event {p.get('event_id') or ''}")}]})
+    # the fallback text is mrkdwn too (notifications, clients without blocks): escaped and cut alike
+    return {"text": _cut(_esc(text), _TEXT_MAX), "blocks": blocks}
 
 
 class Slack(Sink):
