@@ -43,6 +43,7 @@ from monitor.checks import parse_check, parse_checks
         ({"type": "llm_judge", "rubric": "be nice"}, ("llm_judge", "judge_target"), "Field required"),
         ({"type": "refusal", "expect": "maybe"}, ("refusal", "expect"), "'refused' or 'answered'"),
         ({"type": "telepathy"}, (), "does not match any of the expected tags"),
+        ({"type": "contains", "value": "x", "name": "n" * 75}, ("contains", "name"), "at most 74 characters"),
     ],
 )
 def test_malformed_spec_is_rejected(spec: dict, loc: tuple, message: str) -> None:
@@ -60,6 +61,11 @@ def test_local_refs_that_resolve_are_accepted() -> None:
                                               "properties": {"a": {"$ref": "#/$defs/name"}, "b": {"$ref": "#"}},
                                               "default": {"$ref": "data, not a reference"}}}
     assert parse_check(spec).type == "json_schema"
+
+
+def test_a_check_name_of_74_characters_is_accepted() -> None:
+    """74 is the longest: `check:NAME` (a drift signal, a metric label, a webhook field) is then 80 characters."""
+    assert parse_check({"type": "contains", "value": "x", "name": "n" * 74}).name == "n" * 74
 
 
 def test_list_errors_carry_the_index() -> None:

@@ -46,6 +46,13 @@ PROBES = "canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n%s"
     (", headers: {X-Team: \"a\\r\\nX-Injected: 1\"}", "", "",
      "targets[0].headers: header 'X-Team': its value must be printable ASCII on one line"),
     (", headers: {X-Team: café}", "", "", "targets[0].headers: header 'X-Team': its value must be printable ASCII"),
+    ("", "    checks: [{type: contains, value: a, name: " + "n" * 75 + "}]\n", "",
+     "canaries[0].checks[0].name: at most 74 characters (75 given): a check's name is a metric label and a "
+     "webhook field, `check:NAME` a drift signal (value: '" + "n" * 75 + "')"),
+    ("", "    checks: [{type: contains, value: a, name: " + "n" * 74 + "}, {type: equals, value: a, name: "
+     + "n" * 74 + "}]\n", "",
+     "canaries[0].checks: checks[1] is named '" + "n" * 74 + "#2' as a repeat (76 characters): a check's result "
+     "name is at most 74; give it a shorter `name`"),
     ("", "", "refusal: {band: [0.8, 0.2]}\n",
      "refusal.band: must be [low, high] with 0 <= low <= high <= 1, got [0.8, 0.2]"),
     ("", "", "", None),
