@@ -6,6 +6,7 @@ import re
 
 from pydantic import Field, field_validator
 
+from monitor.config.store_url import port_problem
 from monitor.config.strict import Strict
 from monitor.durations import Seconds
 from monitor.keylike import looks_like_a_key
@@ -35,6 +36,9 @@ class Storage(Strict):
         # ${ENV} is interpolated before this check, so the password has to reach libpq another way
         if re.match(r"^postgresql(\+psycopg)?://[^/@]*:[^/@]+@", v) or re.search(r"[?&]password=", v):
             raise ValueError("must not contain a password: use PGPASSWORD, PGPASSFILE or a .pgpass file")
+        problem = port_problem(v)
+        if problem:
+            raise ValueError(problem)
         return v
 
 
