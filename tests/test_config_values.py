@@ -22,12 +22,12 @@ PROBES = "canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n%s"
     ("", "", "storage: {retention_days: .inf}\n",
      "storage.retention_days: Input should be a finite number (value: inf)"),
     ("", "", "storage: {retention_days: 1000000}\n", "storage.retention_days: Input should be less than or equal to"),
-    ("", "", "storage: {retention_days: 90, url: 'postgresql+psycopg://u@db.example:abc/m'}\n",
+    ("", "", "storage: {url: 'postgresql+psycopg://u@db.example:abc/m'}\n",
      "storage.url: the port must be a number from 1 to 65535, not 'abc' (value: 'postgresql+psycopg://u@db.example:abc/m')"),
-    ("", "", "storage: {retention_days: 90, url: 'postgresql+psycopg://u@[::1]:70000/m'}\n",
+    ("", "", "storage: {url: 'postgresql+psycopg://u@[::1]:70000/m'}\n",
      "storage.url: the port must be a number from 1 to 65535, not '70000'"),
-    ("", "", "storage: {retention_days: 90, url: 'postgresql://u@h:0/m'}\n", "storage.url: the port must be a number from 1 to 65535, not '0'"),
-    ("", "", "storage: {retention_days: 90, url: 'postgresql://u@h1:5432,h2:5433/m'}\n",
+    ("", "", "storage: {url: 'postgresql://u@h:0/m'}\n", "storage.url: the port must be a number from 1 to 65535, not '0'"),
+    ("", "", "storage: {url: 'postgresql://u@h1:5432,h2:5433/m'}\n",
      "storage.url: the port must be a number from 1 to 65535, not '5432,h2:5433'"),
     ("", "", "daemon: {max_start_delay: .inf}\n", "daemon.max_start_delay: duration too long: inf (at most 100 years)"),
     ("", "", "daemon: {grace_period: .inf}\n", "daemon.grace_period: duration too long: inf (at most 100 years)"),
@@ -60,6 +60,21 @@ PROBES = "canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n%s"
      + "n" * 74 + "}]\n", "",
      "canaries[0].checks: checks[1] is named '" + "n" * 74 + "#2' as a repeat (76 characters): a check's result "
      "name is at most 74; give it a shorter `name`"),
+    ("", "", "drift: {embeddings: {target: t, model: \"emb\\x00ed\"}}\n",
+     "drift.embeddings.model: must be on one line: it holds a control character (character 4 of 6), which no model "
+     "name has (value: 'emb\\x00ed')"),
+    ("", "", "drift: {embeddings: {target: t, model: \"emb\\n\"}}\n", "drift.embeddings.model: must be on one line: it "
+     "holds a control character (character 4 of 4)"),
+    ("", "", "drift: {embeddings: {target: t, model: \"emb\\x9bed\"}}\n", "drift.embeddings.model: must be on one line: "
+     "it holds a control character (character 4 of 6)"),
+    (", model: \"m\\x85\"", "", "", "targets[0].model: must be on one line: it holds a control character (character 2 of "
+     "2)"),
+    ("", "", "http: {listen: \"127.0.0.1\\x00:9464\"}\n", "http.listen: must be HOST:PORT on one line: it holds a "
+     "control character (character 10 of 15) (value: '127.0.0.1\\x00:9464')"),
+    ("", "", "http: {listen: \"local\\x85host:9464\"}\n", "http.listen: must be HOST:PORT on one line: it holds a "
+     "control character (character 6 of 15)"),
+    ("", "", "http: {listen: \"localhost:9464\\n\"}\n", "http.listen: must be HOST:PORT on one line: it holds a "
+     "control character (character 15 of 15)"),
     ("", "", "refusal: {band: [0.8, 0.2]}\n",
      "refusal.band: must be [low, high] with 0 <= low <= high <= 1, got [0.8, 0.2]"),
     ("", "", "", None),
@@ -67,9 +82,10 @@ PROBES = "canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n%s"
 def test_values_the_daemon_cannot_use_are_refused_on_load(tmp_path: Path, target: str, probe: str, extra: str,
                                                           expected: str | None) -> None:
     cfg = write_config(tmp_path, TARGET % target, PROBES % probe, extra=extra)
-    if extra.startswith("storage:"):  # in place of the one written
+    if extra.startswith(("storage:", "http:")):  # in place of the one written
+        written = extra.split(":")[0] + ": {" + ("url" if extra.startswith("storage:") else "listen")
         cfg.write_text("".join(line for line in cfg.read_text().splitlines(keepends=True)
-                               if not line.startswith("storage: {url")))
+                               if not line.startswith(written) or line == extra))
     if expected is None:
         load_config(cfg, environ={})  # the fixture itself is fine
         return

@@ -7,7 +7,7 @@ import re
 from pydantic import Field, field_validator
 
 from monitor.config.store_url import port_problem
-from monitor.config.strict import Strict
+from monitor.config.strict import Strict, one_line
 from monitor.durations import Seconds
 from monitor.keylike import looks_like_a_key
 
@@ -50,6 +50,8 @@ class Http(Strict):
     @field_validator("listen")
     @classmethod
     def _listen(cls, v: str) -> str:
+        # a NUL or a C1 character (U+0085, a next line) passed as part of the host; a line break is said so too
+        one_line(v, "must be HOST:PORT on one line")
         host, colon, port = v.rpartition(":")
         # ":9464" (no host) is every interface, as Prometheus and Go read it: 0.0.0.0:9464
         if not colon or not (port.isascii() and port.isdigit()):

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 
-from monitor.config.strict import Id, Strict
+from monitor.config.strict import Id, Strict, one_line
 from monitor.durations import Seconds
 from monitor.http_urls import API_ENDPOINTS, url_problem
 from monitor.keylike import looks_like_a_key
@@ -101,11 +101,7 @@ class Target(Strict, Placed):
     def _model(cls, v: str) -> str:
         # a ${MODEL} whose value ends in a line break (a Kubernetes ConfigMap's) was sent as it came: every call a 404
         # naming `sim-gpt ` (the line break shown as a space), with check-config's OK
-        bad = next((n for n, ch in enumerate(v, 1) if ch < " " or ch == "\x7f"), None)
-        if bad is not None:
-            raise ValueError(f"must be on one line: it holds a control character (character {bad} of {len(v)}), "
-                             "which no model name has")
-        return v
+        return one_line(v, after=", which no model name has")
 
     @field_validator("reasoning_tags", mode="before")
     @classmethod
