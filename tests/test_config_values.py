@@ -75,6 +75,11 @@ PROBES = "canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n%s"
      "control character (character 6 of 15)"),
     ("", "", "http: {listen: \"localhost:9464\\n\"}\n", "http.listen: must be HOST:PORT on one line: it holds a "
      "control character (character 15 of 15)"),
+    ("", "    checks: [{type: json_schema, schema: {allOf: [{$ref: '#'}]}}]\n", "",
+     "canaries[0].checks[0].schema: invalid JSON Schema at allOf/0: $ref '#' comes back to where it started "
+     "(# -> #/allOf/0 -> #) without reading deeper into the answer: validating it would never end"),
+    ("", "    tools: [{type: function, function: {name: f, parameters: {$defs: {p: {$ref: '#/$defs/p'}}}}}]\n", "",
+     "canaries[0].tools[0]: function.parameters: invalid JSON Schema at $defs/p: $ref '#/$defs/p' comes back"),
     ("", "", "refusal: {band: [0.8, 0.2]}\n",
      "refusal.band: must be [low, high] with 0 <= low <= high <= 1, got [0.8, 0.2]"),
     ("", "", "", None),
