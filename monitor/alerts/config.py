@@ -28,6 +28,7 @@ from monitor.http_urls import url_problem
 from monitor.keyed_error import keyed_error
 from monitor.keylike import looks_like_a_key, shown_name
 from monitor.literal_secrets import refused_key
+from monitor.not_bool import refuse_bools
 from monitor.placed import Placed
 from monitor.written_int import WrittenInt
 
@@ -59,6 +60,11 @@ def http_url(v: str | None) -> str | None:
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bool_for_number(cls, data: Any) -> Any:
+        return refuse_bools(cls, data)
 
 
 class _SinkBase(_Strict, Placed):

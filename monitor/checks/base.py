@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from monitor.keyed_error import keyed_error
+from monitor.not_bool import refuse_bools
 
 Judge = Callable[[str], str]
 Verdict = tuple[bool | None, str]  # (passed, detail); passed is None when the check cannot be applied
@@ -49,6 +50,11 @@ class BaseCheck(BaseModel):
     def _one_name_each(cls, data: Any) -> Any:
         one_name_each(cls, data)
         return data
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bool_for_number(cls, data: Any) -> Any:
+        return refuse_bools(cls, data)
 
     @field_validator("name")
     @classmethod

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field, field_validator
 
 from monitor.config.strict import Strict, one_line
+from monitor.config.target import MAX_PRICE
 from monitor.drift.names import disableable
 from monitor.drift.settings import DriftSettings
 from monitor.placed import Placed
@@ -13,7 +14,7 @@ from monitor.placed import Placed
 class InputPrices(Strict):
     """USD per million input tokens (an embeddings model bills no output tokens)."""
 
-    input: float = Field(ge=0)
+    input: float = Field(ge=0, le=MAX_PRICE)
 
 
 class EmbeddingsConfig(Strict, Placed):

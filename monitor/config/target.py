@@ -16,13 +16,17 @@ from monitor.placed import Placed
 
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")  # RFC 9110 field name
 _HEADER_VALUE = re.compile(r"^[\x20-\x7e\t]*\Z")
+# The largest max_tokens taken: models write at most a few hundred thousand tokens in one answer today
+MAX_TOKENS = 1_000_000
+# USD per million tokens at most: the dearest models bill a few hundred (a price of 1e300 made every cost infinite)
+MAX_PRICE = 10_000
 
 
 class RequestParams(Strict):
     """Sampling parameters sent with every call; canary params override the target's."""
 
     temperature: float | None = Field(default=None, ge=0, le=2)
-    max_tokens: int | None = Field(default=None, ge=1)
+    max_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS)
     top_p: float | None = Field(default=None, gt=0, le=1)
     seed: int | None = None
 
@@ -41,11 +45,11 @@ class Prices(Strict):
     `cache_write_1h_input` (2 times, for a 1-hour TTL); any of the three left unset prices its tokens as `input`
     (OpenAI-compatible servers bill no cache writes)."""
 
-    input: float = Field(ge=0)
-    cached_input: float | None = Field(default=None, ge=0)
-    cache_write_input: float | None = Field(default=None, ge=0)
-    cache_write_1h_input: float | None = Field(default=None, ge=0)
-    output: float = Field(ge=0)
+    input: float = Field(ge=0, le=MAX_PRICE)
+    cached_input: float | None = Field(default=None, ge=0, le=MAX_PRICE)
+    cache_write_input: float | None = Field(default=None, ge=0, le=MAX_PRICE)
+    cache_write_1h_input: float | None = Field(default=None, ge=0, le=MAX_PRICE)
+    output: float = Field(ge=0, le=MAX_PRICE)
 
 
 class Target(Strict, Placed):
