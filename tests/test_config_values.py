@@ -100,6 +100,15 @@ PROBES = "canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n%s"
     ("", "", "drift: {window: true}\n", "drift.window: a number, not a boolean"),
     ("", "", "refusal: {band: [true, 0.5]}\n", "refusal.band[0]: a number, not a boolean"),
     ("", "", "alerts: {retry: {max_retry_after: 1h}, external_labels: {n: 1}, cooldown: 1m}\n", None),
+    # a label value goes into Alertmanager's labels, the webhook body, Slack's fields and PagerDuty's details
+    ("", "", "alerts: {external_labels: {env: \"prod\\x00\"}}\n", "alerts.external_labels.env: a label value on one "
+     "line: it holds a control character (character 5 of 5) (value: 'prod\\x00')"),
+    ("", "", "alerts: {external_labels: {env: \"prod\\n\"}}\n", "alerts.external_labels.env: a label value on one "
+     "line: it holds a control character (character 5 of 5)"),
+    ("", "", "alerts: {external_labels: {env: \"pr\\x85od\"}}\n", "alerts.external_labels.env: a label value on one "
+     "line: it holds a control character (character 3 of 5)"),
+    ("", "", "alerts: {external_labels: {\"e\\nv\": prod}}\n", "alerts.external_labels.[key]: not a classic "
+     "Prometheus label name"),
     ("", "", "refusal: {band: [0.8, 0.2]}\n",
      "refusal.band: must be [low, high] with 0 <= low <= high <= 1, got [0.8, 0.2]"),
     ("", "", "", None),

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
-from monitor.config.strict import Strict, one_line
+from monitor.config.strict import Strict
 from monitor.config.target import MAX_PRICE
 from monitor.drift.names import disableable
 from monitor.drift.settings import DriftSettings
+from monitor.one_line import one_line
 from monitor.placed import Placed
 
 

@@ -7,9 +7,10 @@ import re
 from pydantic import Field, field_validator
 
 from monitor.config.store_url import port_problem
-from monitor.config.strict import Strict, one_line
+from monitor.config.strict import Strict
 from monitor.durations import Seconds
 from monitor.keylike import looks_like_a_key
+from monitor.one_line import one_line
 
 
 class Storage(Strict):

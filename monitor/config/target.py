@@ -7,11 +7,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 
-from monitor.config.strict import Id, Strict, one_line
+from monitor.config.strict import Id, Strict
 from monitor.durations import Seconds
 from monitor.http_urls import API_ENDPOINTS, url_problem
 from monitor.keylike import looks_like_a_key
 from monitor.literal_secrets import refused_key
+from monitor.one_line import one_line
 from monitor.placed import Placed
 
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")  # RFC 9110 field name
