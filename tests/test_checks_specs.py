@@ -43,6 +43,17 @@ from monitor.checks import parse_check, parse_checks
         ({"type": "llm_judge", "rubric": "be nice"}, ("llm_judge", "judge_target"), "Field required"),
         ({"type": "refusal", "expect": "maybe"}, ("refusal", "expect"), "'refused' or 'answered'"),
         ({"type": "telepathy"}, (), "does not match any of the expected tags"),
+        # a $ref cycle that reads no deeper into the answer: validating raised RecursionError on every observation
+        ({"type": "json_schema", "schema": {"$defs": {"a": {"$ref": "#/$defs/b"}, "b": {"$ref": "#/$defs/a"}},
+                                            "$ref": "#/$defs/a"}},
+         ("json_schema", "schema"), "invalid JSON Schema at $defs/a: $ref '#/$defs/b' comes back to where it started "
+                                    "(#/$defs/a -> #/$defs/b -> #/$defs/a) without reading deeper into the answer"),
+        ({"type": "json_schema", "schema": {"allOf": [{"$ref": "#"}]}}, ("json_schema", "schema"),
+         "invalid JSON Schema at allOf/0: $ref '#' comes back to where it started (# -> #/allOf/0 -> #)"),
+        ({"type": "json_schema", "schema": {"$defs": {"a": {"anyOf": [{"type": "string"}, {"not": {"$ref": "#/$defs/a"}}]}},
+                                            "properties": {"x": {"$ref": "#/$defs/a"}}}}, ("json_schema", "schema"),
+         "invalid JSON Schema at $defs/a/anyOf/1/not: $ref '#/$defs/a' comes back to where it started"),
+        ({"type": "contains", "value": "x", "name": "n" * 75}, ("contains", "name"), "at most 74 characters"),
     ],
 )
 def test_malformed_spec_is_rejected(spec: dict, loc: tuple, message: str) -> None:
@@ -60,6 +71,23 @@ def test_local_refs_that_resolve_are_accepted() -> None:
                                               "properties": {"a": {"$ref": "#/$defs/name"}, "b": {"$ref": "#"}},
                                               "default": {"$ref": "data, not a reference"}}}
     assert parse_check(spec).type == "json_schema"
+
+
+def test_a_check_name_of_74_characters_is_accepted() -> None:
+    """74 is the longest: `check:NAME` (a drift signal, a metric label, a webhook field) is then 80 characters."""
+    assert parse_check({"type": "contains", "value": "x", "name": "n" * 74}).name == "n" * 74
+
+
+def test_a_recursive_schema_that_reads_deeper_each_time_is_accepted_and_runs() -> None:
+    """A linked list (each `next` a node again): its $ref comes back, one level deeper into the answer each time."""
+    from monitor.checks.json_schema import schema_errors
+
+    schema = {"$defs": {"node": {"type": "object", "properties": {"next": {"$ref": "#/$defs/node"}},
+                                 "allOf": [{"$ref": "#/$defs/named"}]},
+                        "named": {"required": ["name"]}}, "$ref": "#/$defs/node"}
+    assert parse_check({"type": "json_schema", "schema": schema}).type == "json_schema"
+    assert schema_errors({"name": "a", "next": {"name": "b", "next": {"name": "c"}}}, schema) is None
+    assert schema_errors({"name": "a", "next": {"next": {}}}, schema) == "at next: 'name' is a required property"
 
 
 def test_list_errors_carry_the_index() -> None:

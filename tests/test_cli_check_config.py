@@ -196,3 +196,21 @@ def test_no_config_file_says_how_to_name_one(tmp_path: Path, cli: CliRun, comman
     cfg.write_text("targets: [}\n")  # there, but not YAML: no such hint
     out = cli(command, "-c", str(cfg))
     assert out.returncode == 2 and "no config file" not in out.stderr
+
+
+@pytest.mark.parametrize("kind", ["missing", "loop"])
+def test_a_broken_symlink_in_a_probe_folder_is_an_error_naming_it(tmp_path: Path, cli: CliRun, kind: str) -> None:
+    """A probe file linked from elsewhere (a ConfigMap's, a checkout's) whose target went was skipped without a
+    word: its canaries stopped running, and check-config said "configuration OK"."""
+    cfg = write_config(tmp_path, "  - {id: gpt, provider: openai, base_url: 'http://127.0.0.1:9/v1', model: m}", ONE)
+    link = tmp_path / "probes" / "gone.yaml"
+    link.symlink_to(tmp_path / "elsewhere" / "gone.yaml" if kind == "missing" else link)
+    bad = cli("check-config", "-c", str(cfg))
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr, bad.stdout
+    target = tmp_path / "elsewhere" / "gone.yaml" if kind == "missing" else link
+    said = "does not exist" if kind == "missing" else "is a loop of links"
+    assert f"{link}: (file): cannot read: a symbolic link to {target}, which {said}" in bad.stderr, bad.stderr
+    link.unlink()
+    (tmp_path / "probes" / "notes.txt").symlink_to(tmp_path / "nowhere")  # no probe file's name: not read
+    ok = cli("check-config", "-c", str(cfg))
+    assert ok.returncode == 0, ok.stderr

@@ -256,6 +256,22 @@ def test_config_rejections(tmp_path: Path, old: str, new: str, expected: str) ->
     ("{every: 5m}", "{cron: '30 */24 * * 1-5'}", "6: canaries[0].schedule.cron: invalid cron expression: Error "
      "validating expression '*/24': the step value (24) is higher than the total range of the expression (23); "
      "`*/24` in the hours is once a day: write `30 0 * * 1-5`"),
+    # ... also a range's or a start's step (APScheduler checks `*/S` only): `5/75` ran once an hour, at 5 past
+    ("{every: 5m}", "{cron: '5/75 * * * *'}", "6: canaries[0].schedule.cron: invalid cron expression: the step value "
+     "(75) of '5/75' is higher than the total range of the minutes (59): a cron step starts again at each hour "
+     "(value: '5/75 * * * *')"),
+    ("{every: 5m}", "{cron: '0-59/75 * * * *'}", "the step value (75) of '0-59/75' is higher than the total range of "
+     "the minutes (59)"),
+    ("{every: 5m}", "{cron: '0 0-23/30 * * *'}", "the step value (30) of '0-23/30' is higher than the total range of "
+     "the hours (23): a cron step starts again at each day"),
+    ("{every: 5m}", "{cron: '0 0 1-31/45 * *'}", "the step value (45) of '1-31/45' is higher than the total range of "
+     "the days of the month (30)"),
+    ("{every: 5m}", "{cron: '0 0 1 2/13 *'}", "the step value (13) of '2/13' is higher than the total range of the "
+     "months (11)"),
+    ("{every: 5m}", "{cron: '0 0 * * */8'}", "the step value (8) of '*/8' is higher than the total range of the days "
+     "of the week (7)"),
+    ("{every: 5m}", "{cron: '0 0 * * 1-5/9'}", "the step value (9) of '1-5/9' is higher than the total range of the "
+     "days of the week (7)"),
     # a cron no date matches: APScheduler would keep its job with no next run, a canary that never runs
     ("{every: 5m}", "{cron: '0 0 30 2 *'}", "6: canaries[0].schedule.cron: never fires: no date matches its day, "
                                              "month and weekday fields (value: '0 0 30 2 *')"),
@@ -289,6 +305,12 @@ def test_probe_rejections(tmp_path: Path, old: str, new: str, expected: str) -> 
     (msg,) = issues(path)
     assert str(tmp_path / "probes" / "basic.yaml") in msg
     assert expected in msg
+
+
+@pytest.mark.parametrize("cron", ["10/59 * * * *", "0 22/3 * * *", "0 0 * * */7", "0 0 * * 1-5/7", "0 0 1 1/11 *"])
+def test_a_cron_step_within_its_field_loads(tmp_path: Path, cron: str) -> None:
+    config = load_config(setup(tmp_path, probes=BASIC.replace("{every: 5m}", f"{{cron: '{cron}'}}")), environ={})
+    assert config.canaries[0].schedule.cron == cron
 
 
 @pytest.mark.parametrize("schedule", ["{cron: '0 9 * * 1-5', jitter: 23h59m}", "{cron: '0 1,23 * * *', jitter: 1h59m}",

@@ -22,6 +22,13 @@ PROBES = "canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n%s"
     ("", "", "storage: {retention_days: .inf}\n",
      "storage.retention_days: Input should be a finite number (value: inf)"),
     ("", "", "storage: {retention_days: 1000000}\n", "storage.retention_days: Input should be less than or equal to"),
+    ("", "", "storage: {url: 'postgresql+psycopg://u@db.example:abc/m'}\n",
+     "storage.url: the port must be a number from 1 to 65535, not 'abc' (value: 'postgresql+psycopg://u@db.example:abc/m')"),
+    ("", "", "storage: {url: 'postgresql+psycopg://u@[::1]:70000/m'}\n",
+     "storage.url: the port must be a number from 1 to 65535, not '70000'"),
+    ("", "", "storage: {url: 'postgresql://u@h:0/m'}\n", "storage.url: the port must be a number from 1 to 65535, not '0'"),
+    ("", "", "storage: {url: 'postgresql://u@h1:5432,h2:5433/m'}\n",
+     "storage.url: the port must be a number from 1 to 65535, not '5432,h2:5433'"),
     ("", "", "daemon: {max_start_delay: .inf}\n", "daemon.max_start_delay: duration too long: inf (at most 100 years)"),
     ("", "", "daemon: {grace_period: .inf}\n", "daemon.grace_period: duration too long: inf (at most 100 years)"),
     ("", "", "alerts: {cooldown: .inf}\n", "alerts.cooldown: duration too long: inf (at most 100 years)"),
@@ -46,6 +53,62 @@ PROBES = "canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n%s"
     (", headers: {X-Team: \"a\\r\\nX-Injected: 1\"}", "", "",
      "targets[0].headers: header 'X-Team': its value must be printable ASCII on one line"),
     (", headers: {X-Team: café}", "", "", "targets[0].headers: header 'X-Team': its value must be printable ASCII"),
+    ("", "    checks: [{type: contains, value: a, name: " + "n" * 75 + "}]\n", "",
+     "canaries[0].checks[0].name: at most 74 characters (75 given): a check's name is a metric label and a "
+     "webhook field, `check:NAME` a drift signal (value: '" + "n" * 75 + "')"),
+    ("", "    checks: [{type: contains, value: a, name: " + "n" * 74 + "}, {type: equals, value: a, name: "
+     + "n" * 74 + "}]\n", "",
+     "canaries[0].checks: checks[1] is named '" + "n" * 74 + "#2' as a repeat (76 characters): a check's result "
+     "name is at most 74; give it a shorter `name`"),
+    ("", "", "drift: {embeddings: {target: t, model: \"emb\\x00ed\"}}\n",
+     "drift.embeddings.model: must be on one line: it holds a control character (character 4 of 6), which no model "
+     "name has (value: 'emb\\x00ed')"),
+    ("", "", "drift: {embeddings: {target: t, model: \"emb\\n\"}}\n", "drift.embeddings.model: must be on one line: it "
+     "holds a control character (character 4 of 4)"),
+    ("", "", "drift: {embeddings: {target: t, model: \"emb\\x9bed\"}}\n", "drift.embeddings.model: must be on one line: "
+     "it holds a control character (character 4 of 6)"),
+    (", model: \"m\\x85\"", "", "", "targets[0].model: must be on one line: it holds a control character (character 2 of "
+     "2)"),
+    ("", "", "http: {listen: \"127.0.0.1\\x00:9464\"}\n", "http.listen: must be HOST:PORT on one line: it holds a "
+     "control character (character 10 of 15) (value: '127.0.0.1\\x00:9464')"),
+    ("", "", "http: {listen: \"local\\x85host:9464\"}\n", "http.listen: must be HOST:PORT on one line: it holds a "
+     "control character (character 6 of 15)"),
+    ("", "", "http: {listen: \"localhost:9464\\n\"}\n", "http.listen: must be HOST:PORT on one line: it holds a "
+     "control character (character 15 of 15)"),
+    ("", "    checks: [{type: json_schema, schema: {allOf: [{$ref: '#'}]}}]\n", "",
+     "canaries[0].checks[0].schema: invalid JSON Schema at allOf/0: $ref '#' comes back to where it started "
+     "(# -> #/allOf/0 -> #) without reading deeper into the answer: validating it would never end"),
+    ("", "    tools: [{type: function, function: {name: f, parameters: {$defs: {p: {$ref: '#/$defs/p'}}}}}]\n", "",
+     "canaries[0].tools[0]: function.parameters: invalid JSON Schema at $defs/p: $ref '#/$defs/p' comes back"),
+    (", params: {max_tokens: 100000000000000}", "", "",
+     "targets[0].params.max_tokens: Input should be less than or equal to 1000000 (value: 100000000000000)"),
+    (", params: {max_tokens: 0}", "", "", "targets[0].params.max_tokens: Input should be greater than or equal to 1"),
+    (", prices: {input: 1e300, output: 1}", "", "",
+     "targets[0].prices.input: Input should be less than or equal to 10000 (value: '1e300')"),
+    (", prices: {input: 3, output: 15, cached_input: 20000}", "", "",
+     "targets[0].prices.cached_input: Input should be less than or equal to 10000 (value: 20000)"),
+    ("", "", "drift: {embeddings: {target: t, model: e, prices: {input: 1e9}}}\n",
+     "drift.embeddings.prices.input: Input should be less than or equal to 10000"),
+    # YAML 1.1 reads true, yes, on (false, no, off) as booleans, and pydantic took them as 1 and 0
+    (", params: {max_tokens: true}", "", "", "targets[0].params.max_tokens: a number, not a boolean: YAML reads "
+     "true, false, yes, no, on and off as booleans (value: 'true')"),
+    (", prices: {input: yes, output: 1}", "", "", "targets[0].prices.input: a number, not a boolean: YAML reads "
+     "true, false, yes, no, on and off as booleans (value: 'yes')"),
+    ("", "    samples: on\n", "", "canaries[0].samples: a number, not a boolean"),
+    ("", "    params: {temperature: off}\n", "", "canaries[0].params.temperature: a number, not a boolean"),
+    ("", "    checks: [{type: length, max: true}]\n", "", "canaries[0].checks[0].max: a number, not a boolean"),
+    ("", "", "drift: {window: true}\n", "drift.window: a number, not a boolean"),
+    ("", "", "refusal: {band: [true, 0.5]}\n", "refusal.band[0]: a number, not a boolean"),
+    ("", "", "alerts: {retry: {max_retry_after: 1h}, external_labels: {n: 1}, cooldown: 1m}\n", None),
+    # a label value goes into Alertmanager's labels, the webhook body, Slack's fields and PagerDuty's details
+    ("", "", "alerts: {external_labels: {env: \"prod\\x00\"}}\n", "alerts.external_labels.env: a label value on one "
+     "line: it holds a control character (character 5 of 5) (value: 'prod\\x00')"),
+    ("", "", "alerts: {external_labels: {env: \"prod\\n\"}}\n", "alerts.external_labels.env: a label value on one "
+     "line: it holds a control character (character 5 of 5)"),
+    ("", "", "alerts: {external_labels: {env: \"pr\\x85od\"}}\n", "alerts.external_labels.env: a label value on one "
+     "line: it holds a control character (character 3 of 5)"),
+    ("", "", "alerts: {external_labels: {\"e\\nv\": prod}}\n", "alerts.external_labels.[key]: not a classic "
+     "Prometheus label name"),
     ("", "", "refusal: {band: [0.8, 0.2]}\n",
      "refusal.band: must be [low, high] with 0 <= low <= high <= 1, got [0.8, 0.2]"),
     ("", "", "", None),
@@ -53,9 +116,10 @@ PROBES = "canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n%s"
 def test_values_the_daemon_cannot_use_are_refused_on_load(tmp_path: Path, target: str, probe: str, extra: str,
                                                           expected: str | None) -> None:
     cfg = write_config(tmp_path, TARGET % target, PROBES % probe, extra=extra)
-    if extra.startswith("storage:"):  # in place of the one written
+    if extra.startswith(("storage:", "http:")):  # in place of the one written
+        written = extra.split(":")[0] + ": {" + ("url" if extra.startswith("storage:") else "listen")
         cfg.write_text("".join(line for line in cfg.read_text().splitlines(keepends=True)
-                               if not line.startswith("storage: {url")))
+                               if not line.startswith(written) or line == extra))
     if expected is None:
         load_config(cfg, environ={})  # the fixture itself is fine
         return

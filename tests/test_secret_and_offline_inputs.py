@@ -3,7 +3,10 @@ errors naming file, line and field, never a traceback and never the secret."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+import pytest
 
 from tests.conftest import write_config
 from tests.support.daemon import cli
@@ -45,3 +48,37 @@ def test_refusal_jsonl_that_is_not_utf8_names_the_line_and_a_byte_order_mark_is_
     assert run.returncode == 2 and "Traceback" not in run.stderr
     assert f"{src}:2: not UTF-8 text (byte 0xe9 at column 20)" in run.stderr
     assert run.stdout.count("refusal_score") == 1  # the first line, BOM and all
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo", "device", "large"])
+def test_an_api_key_file_that_is_no_small_regular_file_is_refused_without_reading_it(tmp_path: Path,
+                                                                                      kind: str) -> None:
+    """A folder, a named pipe (FIFO: reading it waited for a writer for good, check-config and `run` hung), a device
+    (/dev/zero: read until memory ran out) or a file past 64 KiB (a log, a dump: it was read whole and sent as the
+    key) is refused, naming the file and what it is; what it holds is never shown."""
+    key = tmp_path / "key"
+    if kind == "folder":
+        key.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(key)
+    elif kind == "large":
+        key.write_text("sk-secret-line\n" * 5000)  # 75,000 bytes
+    else:
+        key = Path("/dev/zero")
+    cfg = write_config(tmp_path, TARGET % f", api_key_file: '{key}'", PROBES)
+    run = cli("check-config", "-c", str(cfg), timeout=60)
+    said = {"folder": "is a folder, not a file", "fifo": "is a named pipe (FIFO), not a file",
+            "device": "is a device, not a file", "large": "is larger than 64 KiB (75,000 bytes): a key file holds "
+                                                            "one key (what it holds is not shown)"}[kind]
+    assert run.returncode == 2 and "Traceback" not in run.stderr, run.stdout + run.stderr
+    assert f"{cfg}:2: target t: api_key_file {key} {said}" in run.stderr.replace("\n", ""), run.stderr
+    assert "sk-secret" not in run.stdout + run.stderr
+
+
+def test_a_sink_secret_file_that_is_no_small_regular_file_is_refused_too(tmp_path: Path) -> None:
+    fifo = tmp_path / "hook"
+    os.mkfifo(fifo)
+    cfg = write_config(tmp_path, TARGET % "", PROBES, extra=f"alerts:\n  sinks:\n    - {{name: h, type: webhook, url: "
+                                                            f"'http://127.0.0.1:9/h', secret_file: '{fifo}'}}\n")
+    run = cli("check-config", "-c", str(cfg), timeout=60)
+    assert run.returncode == 2 and f"alert sink h: secret_file {fifo} is a named pipe (FIFO), not a file" in run.stderr

@@ -238,6 +238,11 @@ def test_a_password_in_a_url_is_never_printed(source: Path, pg_url: str, capsys:
     ("mysql://u@h/db", "sqlite:///m.db", "--from: mysql is not a store llm-monitor supports (sqlite or postgresql)"),
     ("sqlite:///m.db", "m.db", "--to: not a database URL: 'm.db' (e.g. sqlite:///llm-monitor.db or "
                                "postgresql+psycopg://user@host/db)"),
+    # SQLAlchemy's int() raised out of the command (a traceback); libpq failed the connection past 65535
+    ("sqlite:///m.db", "postgresql+psycopg://u@h:abc/db",
+     "--to: the port must be a number from 1 to 65535, not 'abc' ('postgresql+psycopg://u@h:abc/db')"),
+    ("postgresql+psycopg://u:pw@h:99999/db", "sqlite:///m.db",
+     "--from: the port must be a number from 1 to 65535, not '99999' ('postgresql+psycopg://u:<redacted>@h:99999/db')"),
 ])
 def test_urls_that_cannot_be_a_copy_are_refused_before_anything_is_opened(source: str, destination: str, error: str,
                                                                           tmp_path: Path,

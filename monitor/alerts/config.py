@@ -28,6 +28,8 @@ from monitor.http_urls import url_problem
 from monitor.keyed_error import keyed_error
 from monitor.keylike import looks_like_a_key, shown_name
 from monitor.literal_secrets import refused_key
+from monitor.not_bool import refuse_bools
+from monitor.one_line import one_line
 from monitor.placed import Placed
 from monitor.written_int import WrittenInt
 
@@ -59,6 +61,11 @@ def http_url(v: str | None) -> str | None:
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bool_for_number(cls, data: Any) -> Any:
+        return refuse_bools(cls, data)
 
 
 class _SinkBase(_Strict, Placed):
@@ -292,7 +299,8 @@ def _label_name(v: str) -> str:
 def _label_value(v: str) -> str:
     if not v:
         raise ValueError("an empty label value is no label in Alertmanager: leave the label out")
-    return v
+    # a NUL or a line break went into every alert's labels, the webhook body, Slack's fields and PagerDuty's details
+    return one_line(v, "a label value on one line")
 
 
 def _label_text(v: Any) -> Any:

@@ -10,9 +10,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from monitor.keyed_error import keyed_error
+from monitor.not_bool import refuse_bools
 
 Judge = Callable[[str], str]
 Verdict = tuple[bool | None, str]  # (passed, detail); passed is None when the check cannot be applied
+MAX_NAME = 74  # characters of a check's name: `check:NAME`, its drift signal, is then at most 80, as an id
 
 
 # The id of the canary whose checks are being validated (set by the config's Canary), for an error to name it
@@ -48,6 +50,21 @@ class BaseCheck(BaseModel):
     def _one_name_each(cls, data: Any) -> Any:
         one_name_each(cls, data)
         return data
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bool_for_number(cls, data: Any) -> Any:
+        return refuse_bools(cls, data)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str | None) -> str | None:
+        # the name is a metric label and a webhook field, and `check:NAME` a drift signal (80 characters at most,
+        # as an id): a longer one was kept, and made every series and payload that carries it that long
+        if v is not None and len(v) > MAX_NAME:
+            raise ValueError(f"at most {MAX_NAME} characters ({len(v):,} given): a check's name is a metric label "
+                             "and a webhook field, `check:NAME` a drift signal")
+        return v
 
 
 @dataclass(frozen=True, slots=True)

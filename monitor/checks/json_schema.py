@@ -83,6 +83,82 @@ def _check_refs(schema: dict[str, Any]) -> None:
                 walk(value, [*path, key])
 
     walk(schema, [])
+    _check_cycles(schema, resolver)
+
+
+# Keywords whose subschemas apply to the very value their schema does (not to a part of it): a $ref that comes back
+# through these alone never ends (jsonschema recursed until RecursionError, on every observation)
+_IN_PLACE = frozenset({"allOf", "anyOf", "oneOf", "not", "if", "then", "else", "dependentSchemas", "dependencies"})
+
+
+def _check_cycles(schema: dict[str, Any], resolver: Any) -> None:
+    """Raise ValueError for a `$ref` that comes back to a schema it started from without reading deeper into the
+    value (`a: {$ref: b}`, `b: {$ref: a}`; `allOf: [{$ref: '#'}]`); one through `properties`, `items` and the like
+    is a recursive schema (a tree, a linked list), which ends with the value."""
+    from referencing.exceptions import Unresolvable
+
+    where: dict[int, list[str]] = {}  # each subschema's path, by identity
+    nodes: list[dict[str, Any]] = []
+
+    def index(node: Any, path: list[str]) -> None:
+        if isinstance(node, list):
+            for i, item in enumerate(node):
+                index(item, [*path, str(i)])
+        elif isinstance(node, dict) and not (path and "$id" in node):  # a nested $id: not checked (as refs)
+            where.setdefault(id(node), path)
+            nodes.append(node)
+            for key, value in node.items():
+                if key not in _DATA_KEYWORDS:
+                    index(value, [*path, key])
+
+    def same_value(node: dict[str, Any]) -> list[tuple[dict[str, Any], str | None]]:
+        """The subschemas `node` applies to its own value, each with the $ref that leads there (None: a keyword)."""
+        out: list[tuple[dict[str, Any], str | None]] = []
+        for key in _IN_PLACE & node.keys():
+            value = node[key]
+            items = value if isinstance(value, list) else list(value.values()) \
+                if key in ("dependentSchemas", "dependencies") and isinstance(value, dict) else [value]
+            out += [(v, None) for v in items if isinstance(v, dict) and id(v) in where]
+        ref = node.get("$ref")
+        if isinstance(ref, str):
+            try:
+                target = resolver.lookup(ref).contents
+            except Unresolvable:
+                target = None
+            if isinstance(target, dict) and id(target) in where:
+                out.append((target, ref))
+        return out
+
+    def pointer(node: dict[str, Any]) -> str:
+        return "#" + "".join("/" + p.replace("~", "~0").replace("/", "~1") for p in where[id(node)])
+
+    index(schema, [])
+    done: set[int] = set()
+    for start in nodes:
+        if id(start) in done:
+            continue
+        stack: list[tuple[dict[str, Any], str | None]] = [(start, None)]  # the path followed, each with its way in
+        todo = [iter(same_value(start))]
+        on_path = {id(start)}
+        while todo:
+            nxt = next(todo[-1], None)
+            if nxt is None:
+                todo.pop()
+                node, _ = stack.pop()
+                on_path.discard(id(node))
+                done.add(id(node))
+            elif id(nxt[0]) in on_path:
+                first = next(i for i, (n, _) in enumerate(stack) if n is nxt[0])
+                loop = [*stack[first:], nxt]
+                i, (_, ref) = next((i, step) for i, step in enumerate(loop) if i and step[1] is not None)
+                trail = " -> ".join(pointer(n) for n, _ in loop)
+                raise ValueError(f"invalid JSON Schema at {'/'.join(where[id(loop[i - 1][0])]) or '(root)'}: $ref "
+                                 f"{ref!r} comes back to where it started ({trail}) without reading deeper into the "
+                                 "answer: validating it would never end")
+            elif id(nxt[0]) not in done:
+                stack.append(nxt)
+                on_path.add(id(nxt[0]))
+                todo.append(iter(same_value(nxt[0])))
 
 
 def schema_errors(instance: Any, schema: dict[str, Any]) -> str | None:

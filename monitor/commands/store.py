@@ -22,6 +22,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from monitor.commands.common import EXIT_CONFIG, EXIT_FAIL, EXIT_OK, err_console, load_or_exit, table_console
+from monitor.config.store_url import port_problem
 from monitor.config.validate import redact_url
 from monitor.errors import MonitorError, StoreError
 from monitor.store import Store
@@ -77,6 +78,9 @@ def check_urls(source: str, destination: str) -> None:
     """Raise ValueError unless both are file or PostgreSQL stores, and two different ones."""
     keys = []
     for flag, text in (("--from", source), ("--to", destination)):
+        problem = port_problem(text)
+        if problem:  # SQLAlchemy's int() raised a ValueError of its own, or libpq failed each connection
+            raise ValueError(f"{flag}: {problem} ({text!r})")
         try:
             url = make_url(text)
         except ArgumentError:

@@ -14,7 +14,7 @@ from pydantic import (
 )
 
 from monitor.checks import CheckSpec, check_names
-from monitor.checks.base import VALIDATING_CANARY
+from monitor.checks.base import MAX_NAME, VALIDATING_CANARY
 from monitor.checks.json_schema import check_schema
 from monitor.config.strict import Id, Strict, check_id
 from monitor.config.target import RequestParams
@@ -222,6 +222,16 @@ class Canary(Strict, Placed):
         if "5m" in points and "1h" in points[points.index("5m"):]:
             raise ValueError("a `cache: 1h` message comes after a `cache: 5m` one (system messages first): Anthropic "
                              "takes the longer-lived breakpoints before the shorter ones")
+        return v
+
+    @field_validator("checks")
+    @classmethod
+    def _result_names(cls, v: list[Any]) -> list[Any]:
+        # a name that comes again is suffixed #2, #3...: `check:NAME#2` must fit a signal too (the store's column)
+        long = next(((i, n) for i, n in enumerate(check_names(v)) if len(n) > MAX_NAME), None)
+        if long is not None:
+            raise ValueError(f"checks[{long[0]}] is named {long[1]!r} as a repeat ({len(long[1])} characters): a "
+                             f"check's result name is at most {MAX_NAME}; give it a shorter `name`")
         return v
 
     @field_validator("tools")

@@ -5,15 +5,17 @@ from __future__ import annotations
 from pydantic import Field, field_validator
 
 from monitor.config.strict import Strict
+from monitor.config.target import MAX_PRICE
 from monitor.drift.names import disableable
 from monitor.drift.settings import DriftSettings
+from monitor.one_line import one_line
 from monitor.placed import Placed
 
 
 class InputPrices(Strict):
     """USD per million input tokens (an embeddings model bills no output tokens)."""
 
-    input: float = Field(ge=0)
+    input: float = Field(ge=0, le=MAX_PRICE)
 
 
 class EmbeddingsConfig(Strict, Placed):
@@ -26,6 +28,12 @@ class EmbeddingsConfig(Strict, Placed):
     target: str  # a configured target (its base_url and key are used)
     model: str = Field(min_length=1, max_length=200)  # e.g. text-embedding-3-small, nomic-embed-text
     prices: InputPrices | None = None
+
+    @field_validator("model")
+    @classmethod
+    def _model(cls, v: str) -> str:
+        # sent in each call's JSON body: a ${VAR} ending in a line break failed every call with a 404 naming it
+        return one_line(v, after=", which no model name has")
 
 
 class DriftConfig(Strict):

@@ -126,7 +126,10 @@ def probe_paths(entries: list[str], base: Path) -> tuple[list[Path], list[str]]:
         elif not _exists(p):  # also a name the system refuses to look up (longer than it takes)
             missing.append(entry)
         elif p.is_dir():
-            files += sorted(q for q in p.iterdir() if q.suffix in {".yaml", ".yml"} and q.is_file())
+            # a link leading nowhere (its target gone, a loop) is read, and fails naming it: skipped, its canaries
+            # stopped running without a word
+            files += sorted(q for q in p.iterdir() if q.suffix in {".yaml", ".yml"}
+                            and (q.is_file() or (q.is_symlink() and not _exists(q))))
         elif p.is_file():
             files.append(p)
         else:

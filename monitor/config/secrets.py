@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 
 from monitor.config.models import Target
 from monitor.config.yamlsrc import Located, dotted
 from monitor.errors import ConfigIssue, SecretError, SecretMissing
 from monitor.keylike import shown_path
 from monitor.literal_secrets import credential_header
+from monitor.secret_file import NotASecretFile, read_secret_file
 
 
 def resolve_api_key(target: Target, environ: Mapping[str, str] | None = None) -> str | None:
@@ -60,7 +60,9 @@ def _read_key(target: Target, env: Mapping[str, str]) -> str | None:
         return _sendable(value, f"target {target.id}: environment variable {target.api_key_env} (named by api_key_env)")
     if target.api_key_file:
         try:
-            value = Path(target.api_key_file).read_text(encoding="utf-8").strip()
+            value = read_secret_file(target.api_key_file).strip()
+        except NotASecretFile as e:
+            raise SecretError(f"target {target.id}: api_key_file {shown_path(target.api_key_file)} {e}") from None
         except OSError as e:
             # a key given for the file's name (api_key_file: ${OPENAI_API_KEY}, meant for api_key_env) is not shown
             raise SecretMissing(f"target {target.id}: cannot read api_key_file {shown_path(target.api_key_file)}: "

@@ -6,9 +6,11 @@ import re
 
 from pydantic import Field, field_validator
 
+from monitor.config.store_url import port_problem
 from monitor.config.strict import Strict
 from monitor.durations import Seconds
 from monitor.keylike import looks_like_a_key
+from monitor.one_line import one_line
 
 
 class Storage(Strict):
@@ -35,6 +37,9 @@ class Storage(Strict):
         # ${ENV} is interpolated before this check, so the password has to reach libpq another way
         if re.match(r"^postgresql(\+psycopg)?://[^/@]*:[^/@]+@", v) or re.search(r"[?&]password=", v):
             raise ValueError("must not contain a password: use PGPASSWORD, PGPASSFILE or a .pgpass file")
+        problem = port_problem(v)
+        if problem:
+            raise ValueError(problem)
         return v
 
 
@@ -46,6 +51,8 @@ class Http(Strict):
     @field_validator("listen")
     @classmethod
     def _listen(cls, v: str) -> str:
+        # a NUL or a C1 character (U+0085, a next line) passed as part of the host; a line break is said so too
+        one_line(v, "must be HOST:PORT on one line")
         host, colon, port = v.rpartition(":")
         # ":9464" (no host) is every interface, as Prometheus and Go read it: 0.0.0.0:9464
         if not colon or not (port.isascii() and port.isdigit()):

@@ -1,11 +1,14 @@
-"""What every config model shares: strict (unknown keys rejected, frozen, no inf or NaN) and the id rule."""
+"""What every config model shares: strict (unknown keys rejected, frozen, no inf or NaN, no boolean for a number)
+and the id rule."""
 
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from monitor.not_bool import refuse_bools
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,79}\Z")
 
@@ -14,6 +17,11 @@ class Strict(BaseModel):
     """Base of every config model: unknown keys rejected, immutable, no infinite or NaN number."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bool_for_number(cls, data: Any) -> Any:
+        return refuse_bools(cls, data)
 
 
 def check_id(v: str) -> str:
@@ -25,3 +33,4 @@ def check_id(v: str) -> str:
 
 # A target's or canary's id: not empty (pydantic's own message), then the id rule
 Id = Annotated[str, Field(min_length=1), AfterValidator(check_id)]
+

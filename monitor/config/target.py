@@ -12,17 +12,22 @@ from monitor.durations import Seconds
 from monitor.http_urls import API_ENDPOINTS, url_problem
 from monitor.keylike import looks_like_a_key
 from monitor.literal_secrets import refused_key
+from monitor.one_line import one_line
 from monitor.placed import Placed
 
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")  # RFC 9110 field name
 _HEADER_VALUE = re.compile(r"^[\x20-\x7e\t]*\Z")
+# The largest max_tokens taken: models write at most a few hundred thousand tokens in one answer today
+MAX_TOKENS = 1_000_000
+# USD per million tokens at most: the dearest models bill a few hundred (a price of 1e300 made every cost infinite)
+MAX_PRICE = 10_000
 
 
 class RequestParams(Strict):
     """Sampling parameters sent with every call; canary params override the target's."""
 
     temperature: float | None = Field(default=None, ge=0, le=2)
-    max_tokens: int | None = Field(default=None, ge=1)
+    max_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS)
     top_p: float | None = Field(default=None, gt=0, le=1)
     seed: int | None = None
 
@@ -41,11 +46,11 @@ class Prices(Strict):
     `cache_write_1h_input` (2 times, for a 1-hour TTL); any of the three left unset prices its tokens as `input`
     (OpenAI-compatible servers bill no cache writes)."""
 
-    input: float = Field(ge=0)
-    cached_input: float | None = Field(default=None, ge=0)
-    cache_write_input: float | None = Field(default=None, ge=0)
-    cache_write_1h_input: float | None = Field(default=None, ge=0)
-    output: float = Field(ge=0)
+    input: float = Field(ge=0, le=MAX_PRICE)
+    cached_input: float | None = Field(default=None, ge=0, le=MAX_PRICE)
+    cache_write_input: float | None = Field(default=None, ge=0, le=MAX_PRICE)
+    cache_write_1h_input: float | None = Field(default=None, ge=0, le=MAX_PRICE)
+    output: float = Field(ge=0, le=MAX_PRICE)
 
 
 class Target(Strict, Placed):
@@ -101,11 +106,7 @@ class Target(Strict, Placed):
     def _model(cls, v: str) -> str:
         # a ${MODEL} whose value ends in a line break (a Kubernetes ConfigMap's) was sent as it came: every call a 404
         # naming `sim-gpt ` (the line break shown as a space), with check-config's OK
-        bad = next((n for n, ch in enumerate(v, 1) if ch < " " or ch == "\x7f"), None)
-        if bad is not None:
-            raise ValueError(f"must be on one line: it holds a control character (character {bad} of {len(v)}), "
-                             "which no model name has")
-        return v
+        return one_line(v, after=", which no model name has")
 
     @field_validator("reasoning_tags", mode="before")
     @classmethod

@@ -67,12 +67,24 @@ def _crontab_weekdays(field: str) -> str:
             raise ValueError(f"day of week {item!r}: numbers run 0-7 (0 and 7: Sunday), a range low to high")
         if step is not None and int(step) == 0:
             raise ValueError(f"day of week {item!r}: a step of 1 or more")
+        if step is not None and int(step) > 7:
+            raise _step_too_long(int(step), item, "days of the week", 7, "week")
         days.update(d % 7 for d in range(lo, hi + 1, int(step or 1)))
     return ",".join(_DAY_NAMES[d] for d in sorted(days))
 
 
 # The numbers of the fields other than the weekday, as crontab has them (APScheduler 3's are the same)
 _BOUNDS = {"minute": (0, 59), "hour": (0, 23), "day": (1, 31), "month": (1, 12)}
+# Each field as an error names it, and the span its steps start again at
+_SAID = {"minute": ("minutes", "hour"), "hour": ("hours", "day"), "day": ("days of the month", "month"),
+         "month": ("months", "year")}
+
+
+def _step_too_long(step: int, item: str, field: str, span: int, again: str) -> ValueError:
+    """A step longer than its whole field (`5/75` minutes): it fires at its first number alone, once each `again`,
+    where it reads as a period no cron has (APScheduler refuses `*/75` only)."""
+    return ValueError(f"the step value ({step}) of {item!r} is higher than the total range of the {field} ({span}): "
+                      f"a cron step starts again at each {again}")
 
 
 def _crontab_steps(name: str, field: str) -> str:
@@ -86,6 +98,8 @@ def _crontab_steps(name: str, field: str) -> str:
         m = re.fullmatch(r"(\d+)(?:-(\d+))?/(\d+)", item)
         if m is not None:
             first, last, step = int(m[1]), int(m[2]) if m[2] else hi, int(m[3])
+            if step > hi - lo:
+                raise _step_too_long(step, item, _SAID[name][0], hi - lo, _SAID[name][1])
             if lo <= first <= last <= hi and step > 0:
                 item = str(first) if step > last - first else f"{first}-{last}/{step}"
         items.append(item)

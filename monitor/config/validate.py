@@ -13,6 +13,7 @@ from monitor.errors import ConfigIssue
 from monitor.keyed_error import KEYED
 from monitor.keylike import shown_name
 from monitor.literal_secrets import LITERAL_SECRET
+from monitor.not_bool import NOT_BOOL
 
 M = TypeVar("M", bound=BaseModel)
 # "token" but not "tokens": max_tokens, min_tokens are counts, and a string refused there (max_tokens: lots) is shown
@@ -57,6 +58,8 @@ def validate(model: type[M], src: Located, issues: list[ConfigIssue],
                 reason = f"expected a mapping at the top level (keys {_keys(model)}), got a " \
                          f"{type(err.get('input')).__name__}"
             value = err.get("input") if err["type"] not in ("missing", LITERAL_SECRET) else None
+            if err["type"] == NOT_BOOL and where in src.booleans:
+                value = src.booleans[where]  # the word written (yes, on), not the boolean YAML made of it
             if err["type"] == "string_type" and type(value) is bool and where in src.booleans:
                 value = src.booleans[where]  # `id: on`: YAML 1.1 read the text as a boolean
                 reason = f"{reason}: YAML reads {value} as the boolean {str(err['input']).lower()}; quote it ('{value}')"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import sys
@@ -136,7 +137,7 @@ def load_yaml(path: Path, *, environ: dict[str, str] | None = None, interpolate:
     try:
         raw = path.read_bytes()
     except OSError as e:
-        raise ConfigError([ConfigIssue(str(path), "(file)", f"cannot read: {e.strerror or e}")]) from e
+        raise ConfigError([ConfigIssue(str(path), "(file)", f"cannot read: {_unreadable(path, e)}")]) from e
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -172,6 +173,21 @@ def load_yaml(path: Path, *, environ: dict[str, str] | None = None, interpolate:
         raise ConfigError(issues)
     located.problems = issues
     return located
+
+
+def _unreadable(path: Path, e: OSError) -> str:
+    """Why `path` cannot be read: a symbolic link that leads nowhere says where it leads (errno's "No such file or
+    directory" named a file that is there, as a link)."""
+    try:
+        if path.is_symlink():
+            target = os.readlink(path)
+            if e.errno == errno.ELOOP:
+                return f"a symbolic link to {target}, which is a loop of links"
+            if e.errno == errno.ENOENT:
+                return f"a symbolic link to {target}, which does not exist"
+    except (OSError, ValueError):
+        pass
+    return e.strerror or str(e)
 
 
 class _Builder:

@@ -16,7 +16,6 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import unquote, unquote_plus, urlsplit
 
@@ -27,6 +26,7 @@ from monitor.errors import SecretError, SecretMissing
 from monitor.keylike import shown_path
 from monitor.literal_secrets import credential_header
 from monitor.min_secret import MIN_SECRET
+from monitor.secret_file import NotASecretFile, read_secret_file
 
 USER_AGENT = "llm-monitor-alerts"
 
@@ -57,7 +57,9 @@ def read_secret(sink: str, what: str, env_name: str | None, file: str | None,
         return value
     if file:
         try:
-            value = Path(file).read_text(encoding="utf-8").strip()
+            value = read_secret_file(file).strip()
+        except NotASecretFile as e:
+            raise SecretError(f"alert sink {sink}: {what}_file {shown_path(file)} {e}") from None
         except OSError as e:
             # a secret given for the file's name (url_file: ${SLACK_WEBHOOK_URL}, meant for url_env) is not shown
             raise SecretMissing(f"alert sink {sink}: cannot read {what}_file {shown_path(file)}: "
