@@ -22,6 +22,7 @@ from monitor.domain import RUN_SPEND_CAP, CallResult, ErrorType, Observation, ne
 from monitor.doubts import DoubtWarnings
 from monitor.pricing import cost_usd, default_prices, prices_for
 from monitor.providers.base import ChatRequest, Provider, short
+from monitor.providers.partial import interrupted, watching_partial
 from monitor.providers.scrub import scrub_text
 from monitor.spend import Spend
 from monitor.store import Run, Store
@@ -181,10 +182,11 @@ class Runner:
             span = start_call_span(self.tracer, provider.name, provider.server_address, request, canary.id,
                                    target.id)
             try:
-                call = await provider.complete(request)
+                with watching_partial() as partial:
+                    call = await provider.complete(request)
             except asyncio.CancelledError:
-                call = CallResult(error_type=ErrorType.CANCELLED, error_message="shut down before the answer came",
-                                  stream=request.stream)
+                # the grace period ran out: stored as cancelled, with what a streamed answer had said so far
+                call = interrupted(partial, request.stream, provider.secrets)
                 obs = self._observation(canary.id, target, run.id, index, started, call, provider.name,
                                         chat_prices(target)(call))
                 end_call_span(span, call)
