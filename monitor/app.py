@@ -109,6 +109,7 @@ class App:
         self.follow_ups = FollowUps()  # a reload's store-side steps, while the store is away
         self._background: set[asyncio.Task[Any]] = set()
         self.reload_lock = asyncio.Lock()
+        self.started = asyncio.Event()  # the start is done: a reload asked before waits for it
         self.port: int | None = None
         self.now = now
         self.leadership = Leadership(self.store.engine, lease_s=leader_lease_s,
@@ -215,6 +216,7 @@ class App:
             self._warn_plain_passwords()
             self._server_task = asyncio.create_task(self._server.serve(sockets=[sock]))
         await self.succession.start(schedule=schedule)
+        self.started.set()  # a reload asked meanwhile applies now, to the app as started
         # Everything built so far (modules, the refusal model, config) lives as long as the process: move it out
         # of the collector's way so a full collection never stalls the event loop (and skews TTFT) for long.
         gc.collect()
@@ -300,7 +302,12 @@ class App:
         return {(c.id, t.id) for c, t in self.config.pairs()}
 
     async def reload(self) -> tuple[bool, str]:
-        """Load the config file again; on any error keep the running config and say why (see reload.py)."""
+        """Load the config file again; on any error keep the running config and say why (see reload.py). Asked while
+        the app is still starting (a SIGHUP during a long migration), it waits for the start to be done: applied
+        beside it, the reload's config and providers were overwritten by the start's, or half of it ran on each."""
+        if not self.started.is_set():
+            log.info("reload asked while starting: applied once the start is done")
+            await self.started.wait()
         async with self.reload_lock:
             return await reload_config(self)
 
