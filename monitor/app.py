@@ -110,6 +110,7 @@ class App:
         self._background: set[asyncio.Task[Any]] = set()
         self.reload_lock = asyncio.Lock()
         self.started = asyncio.Event()  # the start is done: a reload asked before waits for it
+        self.draining = False  # the stop has begun: not ready (/readyz 503), so load balancers send nothing more
         self.port: int | None = None
         self.now = now
         self.leadership = Leadership(self.store.engine, lease_s=leader_lease_s,
@@ -263,11 +264,13 @@ class App:
             raise SecretError.of(problems)
 
     def ready(self) -> tuple[bool, dict[str, bool]]:
-        """Ready: the store answers and, on the leader, the scheduler runs (a standby is ready to take over)."""
+        """Ready: the store answers and, on the leader, the scheduler runs (a standby is ready to take over); and
+        not draining: from the moment a stop begins (a scheduler paused for the grace period still counts as
+        running), so a load balancer stops sending traffic while the daemon drains."""
         parts = {"store": self.store.ping(),
                  "scheduler": self.scheduler.running if self.leading else self.succession.standing_by,
-                 "leader": self.leading}
-        return parts["store"] and parts["scheduler"], parts
+                 "leader": self.leading, "draining": self.draining}
+        return parts["store"] and parts["scheduler"] and not self.draining, parts
 
     def _serving_certificate(self, served: ServerTls) -> None:
         # at start, on every reload and on a renewal from the files: the expiry gauge, and a warning when near
@@ -320,6 +323,7 @@ class App:
     async def stop(self, asked: asyncio.Event | None = None) -> tuple[int, int]:
         """Stop scheduling, give in-flight probes the grace period, then close everything. `asked` is set by a
         SIGTERM or SIGINT: it cuts a leader's long wait for a store away to UNSAVED_GRACE_S."""
+        self.draining = True
         self.scheduler.pause()
         if self.follow_ups.close():
             log.info("stopping before the store answered a reload's paging and resolving: the next start does them")
