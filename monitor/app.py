@@ -109,6 +109,8 @@ class App:
         self.follow_ups = FollowUps()  # a reload's store-side steps, while the store is away
         self._background: set[asyncio.Task[Any]] = set()
         self.reload_lock = asyncio.Lock()
+        self.started = asyncio.Event()  # the start is done: a reload asked before waits for it
+        self.draining = False  # the stop has begun: not ready (/readyz 503), so load balancers send nothing more
         self.port: int | None = None
         self.now = now
         self.leadership = Leadership(self.store.engine, lease_s=leader_lease_s,
@@ -215,6 +217,7 @@ class App:
             self._warn_plain_passwords()
             self._server_task = asyncio.create_task(self._server.serve(sockets=[sock]))
         await self.succession.start(schedule=schedule)
+        self.started.set()  # a reload asked meanwhile applies now, to the app as started
         # Everything built so far (modules, the refusal model, config) lives as long as the process: move it out
         # of the collector's way so a full collection never stalls the event loop (and skews TTFT) for long.
         gc.collect()
@@ -261,11 +264,13 @@ class App:
             raise SecretError.of(problems)
 
     def ready(self) -> tuple[bool, dict[str, bool]]:
-        """Ready: the store answers and, on the leader, the scheduler runs (a standby is ready to take over)."""
+        """Ready: the store answers and, on the leader, the scheduler runs (a standby is ready to take over); and
+        not draining: from the moment a stop begins (a scheduler paused for the grace period still counts as
+        running), so a load balancer stops sending traffic while the daemon drains."""
         parts = {"store": self.store.ping(),
                  "scheduler": self.scheduler.running if self.leading else self.succession.standing_by,
-                 "leader": self.leading}
-        return parts["store"] and parts["scheduler"], parts
+                 "leader": self.leading, "draining": self.draining}
+        return parts["store"] and parts["scheduler"] and not self.draining, parts
 
     def _serving_certificate(self, served: ServerTls) -> None:
         # at start, on every reload and on a renewal from the files: the expiry gauge, and a warning when near
@@ -300,7 +305,12 @@ class App:
         return {(c.id, t.id) for c, t in self.config.pairs()}
 
     async def reload(self) -> tuple[bool, str]:
-        """Load the config file again; on any error keep the running config and say why (see reload.py)."""
+        """Load the config file again; on any error keep the running config and say why (see reload.py). Asked while
+        the app is still starting (a SIGHUP during a long migration), it waits for the start to be done: applied
+        beside it, the reload's config and providers were overwritten by the start's, or half of it ran on each."""
+        if not self.started.is_set():
+            log.info("reload asked while starting: applied once the start is done")
+            await self.started.wait()
         async with self.reload_lock:
             return await reload_config(self)
 
@@ -313,6 +323,7 @@ class App:
     async def stop(self, asked: asyncio.Event | None = None) -> tuple[int, int]:
         """Stop scheduling, give in-flight probes the grace period, then close everything. `asked` is set by a
         SIGTERM or SIGINT: it cuts a leader's long wait for a store away to UNSAVED_GRACE_S."""
+        self.draining = True
         self.scheduler.pause()
         if self.follow_ups.close():
             log.info("stopping before the store answered a reload's paging and resolving: the next start does them")

@@ -15,6 +15,7 @@ from monitor.domain import CallResult, ErrorType, Usage, utcnow
 from monitor.literal_secrets import header_secrets
 from monitor.min_secret import MIN_SECRET
 from monitor.providers import sdk_http
+from monitor.providers.arrival import KEEPALIVE_EXPIRY_S
 from monitor.providers.base import broken_connection, short, too_large, undecodable
 from monitor.providers.capped import MIB, ReplyTooLarge, reply_cap_sync
 from monitor.providers.connecting import Connecting, never_connected, watch_connecting_sync, watching
@@ -58,6 +59,8 @@ class Embedder:
         # is followed (the SDK's client does): the target's headers stay with it (providers.base.redirect_note)
         http = watch_connecting_sync(keep_status_sync(openai.DefaultHttpxClient(
             timeout=timeout, verify=default_context(sdk_httpx), follow_redirects=False,
+            # its calls are made one at a time (the analysis thread); idle ones closed as the providers' are
+            limits=sdk_httpx.Limits(max_connections=10, max_keepalive_connections=2, keepalive_expiry=KEEPALIVE_EXPIRY_S),
             event_hooks={"response": [reply_cap_sync(sdk_httpx, max_reply_bytes), deadline_hook(sdk_httpx)]})))
         self._timeout = timeout
         self._client = openai.OpenAI(base_url=base_url, api_key=api_key or "not-needed", max_retries=0,

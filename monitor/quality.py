@@ -10,6 +10,7 @@ from datetime import datetime
 
 from monitor.checks import evaluate_all
 from monitor.checks.llm_judge import JudgeGates
+from monitor.concurrency import Limit
 from monitor.config.loader import Config
 from monitor.config.models import Canary, RefusalConfig
 from monitor.domain import CallResult, Observation, utcnow
@@ -32,7 +33,7 @@ class Quality:
                  loop: asyncio.AbstractEventLoop | None = None, *,
                  record: Callable[[str, Provider, CallResult, datetime], None] | None = None,
                  over_cap: Callable[[str], bool] = lambda target: False,
-                 limit: Callable[[str], asyncio.Semaphore] | None = None,
+                 limit: Callable[[str], Limit] | None = None,
                  now: Callable[[], datetime] = utcnow):
         self._providers = providers
         self._now = now

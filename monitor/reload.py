@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.config.digest import config_digest
-from monitor.config.loader import load_config, restart_only
+from monitor.config.loader import Config, load_config, restart_only
 from monitor.counted import counted
 from monitor.errors import MonitorError, StoreError
 from monitor.providers import build_providers
@@ -44,6 +44,8 @@ async def reload_config(app: App) -> tuple[bool, str]:
         config = await asyncio.to_thread(load_config, app.config.path, app.environ,
                                          web_config_file=app.config.web_flag)
         config, needs_restart = restart_only(app.config, config)
+        if app.config.canaries and not config.canaries:
+            raise MonitorError(no_canaries(config))
         # For the connections to come: the certificate and key as loading read them again (renewed in place, or
         # new files), in the context it built; built anew only when settings that wait for a restart changed (the
         # loaded files under the running settings: restart_only dropped the loaded context).
@@ -131,6 +133,15 @@ async def reload_config(app: App) -> tuple[bool, str]:
             log.warning("config reloaded: the drift false-alarm budget's split over the canaries now "
                         "configured takes effect at the next restart (the split at start-up stays in force)")
     return True, message + late
+
+
+def no_canaries(config: Config) -> str:
+    """Why a reload that would take every canary away is refused: a probe folder emptied by mistake (files moved
+    away, a volume not mounted) would stop all monitoring with no error; on purpose, it takes a restart."""
+    where = "; ".join(config.empty_probe_folders) or \
+        f"{config.path}: probes: the probe files {', '.join(config.probe_files) or '(none)'} hold no canary"
+    return (f"the reloaded config has no canary, which would stop all monitoring: {where}; "
+            f"to stop monitoring on purpose, restart with it; the running config is unchanged")
 
 
 def _read_store(app: App, added: set[Pair]) -> dict[Pair, FailingStreak]:

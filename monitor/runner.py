@@ -17,11 +17,13 @@ from datetime import datetime
 
 from opentelemetry.trace import Tracer
 
+from monitor.concurrency import Limit
 from monitor.config.models import Canary, Prices, Target
 from monitor.domain import RUN_SPEND_CAP, CallResult, ErrorType, Observation, new_id, utcnow
 from monitor.doubts import DoubtWarnings
 from monitor.pricing import cost_usd, default_prices, prices_for
 from monitor.providers.base import ChatRequest, Provider, short
+from monitor.providers.partial import interrupted, watching_partial
 from monitor.providers.scrub import scrub_text
 from monitor.spend import Spend
 from monitor.store import Run, Store
@@ -89,7 +91,7 @@ class Runner:
     annotate: Annotator | None = None
     listeners: list[Listener] = field(default_factory=list)
     replica: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
-    _limits: dict[str, asyncio.Semaphore] = field(default_factory=dict)
+    _limits: dict[str, Limit] = field(default_factory=dict)
     _tasks: set[asyncio.Task[object]] = field(default_factory=set)
     stopping: bool = False  # set by shutdown: calls not sent yet are not sent (those on the wire get the grace)
     not_sent: int = 0  # samples a shutdown kept from being sent
@@ -103,13 +105,18 @@ class Runner:
         self.unsaved = Unsaved(self.spend.save, self.store.save_run, self._notify, self.metrics)
 
     def set_providers(self, providers: dict[str, Provider], targets: list[Target]) -> None:
-        """Swap in the providers of a (re)loaded config; limits follow each target's max_concurrency."""
+        """Swap in the providers of a (re)loaded config; limits follow each target's max_concurrency. A target's
+        limit is kept and resized, not built afresh: the calls in flight at a reload still hold their slots."""
         self.providers = providers
-        self._limits = {t.id: asyncio.Semaphore(t.max_concurrency) for t in targets}
+        for t in targets:
+            if t.id in self._limits:
+                self._limits[t.id].resize(t.max_concurrency)
+            else:
+                self._limits[t.id] = Limit(t.max_concurrency)
 
-    def limit(self, target_id: str) -> asyncio.Semaphore:
+    def limit(self, target_id: str) -> Limit:
         """The target's concurrency limit (max_concurrency), shared by its probe calls and its judge calls."""
-        return self._limits.setdefault(target_id, asyncio.Semaphore(1))
+        return self._limits.setdefault(target_id, Limit(1))
 
     @property
     def in_flight(self) -> set[asyncio.Task[object]]:
@@ -166,7 +173,7 @@ class Runner:
             run.status = "cancelled"
             return None
         request = build_request(canary, target)
-        async with self._limits.setdefault(target.id, asyncio.Semaphore(target.max_concurrency)):
+        async with self._limits.setdefault(target.id, Limit(target.max_concurrency)):
             if target.id not in self.providers:  # removed by a reload while this one waited its turn: not sent
                 run.status = "cancelled"
                 return None
@@ -181,10 +188,11 @@ class Runner:
             span = start_call_span(self.tracer, provider.name, provider.server_address, request, canary.id,
                                    target.id)
             try:
-                call = await provider.complete(request)
+                with watching_partial() as partial:
+                    call = await provider.complete(request)
             except asyncio.CancelledError:
-                call = CallResult(error_type=ErrorType.CANCELLED, error_message="shut down before the answer came",
-                                  stream=request.stream)
+                # the grace period ran out: stored as cancelled, with what a streamed answer had said so far
+                call = interrupted(partial, request.stream, provider.secrets)
                 obs = self._observation(canary.id, target, run.id, index, started, call, provider.name,
                                         chat_prices(target)(call))
                 end_call_span(span, call)

@@ -169,3 +169,25 @@ async def test_a_reload_that_turns_on_basic_auth_without_tls_warns_as_a_start_do
         assert ok and not [r for r in caplog.records if "in the clear" in r.getMessage()]
     finally:
         await app.stop()
+
+
+async def test_a_reload_whose_probe_folder_emptied_is_refused_keeping_the_canaries(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # Found by QA: every probe file moved away by mistake (a bad deploy, a volume not mounted): the reload took a
+    # config of no canary and all monitoring stopped without an error
+    cfg = write_config(tmp_path, TARGET, PROBES)
+    app = App(load_config(cfg, environ={}), registry=CollectorRegistry(), environ={}, serve_http=False)
+    await app.start(schedule=False)
+    try:
+        (tmp_path / "probes" / "p.yaml").unlink()
+        caplog.set_level(logging.ERROR, logger="monitor.app")
+        ok, message = await app.reload()
+        assert not ok
+        assert "no canary" in message and "probes[0]" in message and "./probes" in message, message
+        assert message.endswith("the running config is unchanged")
+        assert [c.id for c in app.config.canaries] == ["c1"]
+        assert [r.getMessage() for r in caplog.records if "reload failed" in r.getMessage()]
+        (tmp_path / "probes" / "p.yaml").write_text(PROBES)
+        assert (await app.reload())[0]
+    finally:
+        await app.stop()

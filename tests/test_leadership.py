@@ -115,7 +115,7 @@ async def test_two_daemons_on_one_store_probe_once_and_the_standby_takes_over(
     try:
         assert (a.leading, b.leading) == (True, False)
         assert (reg_a.get_sample_value("llm_monitor_leader"), reg_b.get_sample_value("llm_monitor_leader")) == (1, 0)
-        assert b.ready() == (True, {"store": True, "scheduler": True, "leader": False})  # a standby is ready
+        assert b.ready() == (True, {"store": True, "scheduler": True, "leader": False, "draining": False})  # a standby is ready
         await _until(lambda: _attempts(reg_a) >= 3)
         assert _attempts(reg_b) == 0 and not b.scheduler.running
         await a.stop()

@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from monitor.app import App
 from monitor.config import load_config
 from monitor.sim import SimServer
@@ -127,3 +129,78 @@ async def test_shutdown_does_not_send_the_calls_still_waiting_for_a_slot(tmp_pat
     assert obs.ok and obs.call.text == "ok"
     [run] = app.store.runs()
     assert run.status == "cancelled" and run.samples == 3
+
+
+ONE_SAMPLE = """\
+canaries:
+  - id: long-answer
+    messages: [{role: user, content: "Tell me a long story."}]
+    samples: 1
+"""
+
+
+def _stalling_stream(said: Any, release: Any, provider: str) -> Any:
+    """A wire_server answer: a 200 event stream that says "Once upon a time" in two chunks, then waits for `release`
+    (a threading.Event) without ending; `said` (another) is set once both chunks are written."""
+    import json
+
+    def event(kind: str | None, data: dict) -> bytes:
+        return ((f"event: {kind}\n" if kind else "") + f"data: {json.dumps(data)}\n\n").encode()
+
+    def answer(body: dict, send: Any) -> None:
+        send(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n")
+        if provider == "openai":
+            chunks = [event(None, {"id": "chatcmpl-x", "object": "chat.completion.chunk", "created": 0, "model": "m",
+                                   "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]})
+                      for text in ("Once upon", " a time")]
+        else:
+            chunks = [event("message_start", {"type": "message_start", "message": {
+                "id": "msg_x", "type": "message", "role": "assistant", "model": "m", "content": [],
+                "usage": {"input_tokens": 5, "output_tokens": 1}}}),
+                event("content_block_start", {"type": "content_block_start", "index": 0,
+                                              "content_block": {"type": "text", "text": ""}}),
+                *(event("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                                "delta": {"type": "text_delta", "text": text}})
+                  for text in ("Once upon", " a time"))]
+        for chunk in chunks:
+            send(chunk)
+        said.set()
+        release.wait(10)
+
+    return answer
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+async def test_a_streamed_answer_cut_by_the_shutdown_grace_keeps_what_it_had_said(
+        tmp_path: Path, provider: str) -> None:
+    # Found by QA: a SIGTERM while a streamed answer was still coming, its grace period running out, stored the call
+    # as `cancelled` without a word of it: what the stream had said (and the provider billed) was dropped.
+    import asyncio
+    import threading
+
+    from tests.support.jsonserver import wire_server
+
+    said, release = threading.Event(), threading.Event()
+    with wire_server(_stalling_stream(said, release, provider)) as url:
+        base = f"{url}/v1" if provider == "openai" else url
+        cfg = load_config(write_config(tmp_path, f"  - {{id: slow, provider: {provider}, base_url: '{base}', "
+                                                 "model: m, stream: true}", ONE_SAMPLE,
+                                       extra="daemon: {grace_period: 0.5}\n"), environ={})
+        app = App(cfg, environ={}, serve_http=False, analyse=False)
+        await app.start(schedule=False)
+        try:
+            canary, target = cfg.pairs()[0]
+            job = asyncio.create_task(app._run_job(canary, target))  # as the scheduler runs it
+            while not said.is_set():
+                await asyncio.sleep(0.01)
+            finished, cancelled = await app.stop()  # the grace period runs out while the stream waits
+            await asyncio.wait([job])
+        finally:
+            release.set()
+    assert (finished, cancelled) == (0, 1)
+    [obs] = app.store.observations(limit=10)
+    assert obs.call.error_type == "cancelled"
+    assert obs.call.text == "Once upon a time"
+    assert "shut down before the answer ended" in (obs.call.error_message or "")
+    [run] = app.store.runs()
+    assert run.status == "cancelled"

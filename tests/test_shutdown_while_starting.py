@@ -18,7 +18,7 @@ class _Starting:
         self.started = asyncio.Event()
         self.leadership_lost = asyncio.Event()
         self.config: Any = SimpleNamespace(daemon=SimpleNamespace(grace_period=1.0), drift=SimpleNamespace(
-            enabled=False, embeddings=None), service_pairs=set)
+            enabled=False, embeddings=None), service_pairs=set, empty_probe_folders=())
         self.runner = SimpleNamespace(in_flight=set())
         self.stopped = False
         self.writes_lost = 0

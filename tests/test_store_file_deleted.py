@@ -105,7 +105,8 @@ async def test_a_daemon_whose_store_file_is_deleted_holds_its_writes_and_is_not_
         _delete(db)
         made = await app.runner.run(canary, tgt)
         assert value(registry, "llm_monitor_store_pending_writes") == 3  # 2 observations, 1 run record
-        assert await asyncio.to_thread(app.ready) == (False, {"store": False, "scheduler": False, "leader": True})
+        assert await asyncio.to_thread(app.ready) == (False, {"store": False, "scheduler": False, "leader": True,
+                                                            "draining": False})
         backup.rename(db)
         deadline = time.monotonic() + 30
         while value(registry, "llm_monitor_store_pending_writes") and time.monotonic() < deadline:

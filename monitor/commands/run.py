@@ -45,6 +45,8 @@ async def serve(app: App, stop: asyncio.Event,
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, lambda: app.spawn(app.reload()))
+    for empty in app.config.empty_probe_folders:  # as check-config warns: a daemon running no canary says why
+        log.warning("empty probe folder: %s", empty)
     starting, asked = asyncio.ensure_future(app.start()), asyncio.ensure_future(stop.wait())
     early = None  # a start blocked on a store that stopped answering waits for good: a SIGTERM then begins the watch
     try:

@@ -15,7 +15,7 @@ from monitor.config.models import Target
 from monitor.config.secrets import resolve_api_key
 from monitor.literal_secrets import header_secrets
 from monitor.providers.anthropic import AnthropicProvider
-from monitor.providers.arrival import arrival_transport
+from monitor.providers.arrival import KEEPALIVE_EXPIRY_S, arrival_transport
 from monitor.providers.base import ChatRequest, Provider, monotonic
 from monitor.providers.capped import reply_cap
 from monitor.providers.openai_compat import OpenAIProvider
@@ -78,14 +78,16 @@ def build_provider(target: Target, api_key: str | None, *, transport: httpx.Asyn
         # follow_redirects=False: the SDK's client follows them, taking the target's headers along (`redirect_note`)
         kwargs["http_client"] = openai.DefaultAsyncHttpxClient(timeout=target.timeout, transport=chosen,
                                                                event_hooks=hooks, follow_redirects=False) \
-            if chosen is not None else openai.DefaultAsyncHttpxClient(timeout=target.timeout, event_hooks=hooks,
-                                                                     verify=default_context(sdk_httpx),
-                                                                     follow_redirects=False)
+            if chosen is not None else openai.DefaultAsyncHttpxClient(
+                timeout=target.timeout, event_hooks=hooks, verify=default_context(sdk_httpx), follow_redirects=False,
+                limits=sdk_httpx.Limits(max_connections=max_connections, max_keepalive_connections=target.max_concurrency,
+                                        keepalive_expiry=KEEPALIVE_EXPIRY_S))
     else:
         if own:
             chosen = arrival_transport(httpx, importlib.import_module("httpcore"), monotonic,
                                        max_connections=max_connections, max_keepalive=target.max_concurrency)
-        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=target.max_concurrency)
+        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=target.max_concurrency,
+                              keepalive_expiry=KEEPALIVE_EXPIRY_S)
         kwargs["http_client"] = httpx.AsyncClient(transport=chosen, limits=limits, verify=default_context(),
                                                   timeout=httpx.Timeout(target.timeout),
                                                   event_hooks={"response": [reply_cap(httpx, target.max_reply_bytes)]})

@@ -37,6 +37,7 @@ from monitor.providers.base import (
 from monitor.providers.capped import ReplyTooLarge
 from monitor.providers.connecting import never_connected, watch_connecting, watching
 from monitor.providers.doubt import ANTHROPIC_NAMES, REFUSED, doubt, prompted
+from monitor.providers.partial import note_partial
 from monitor.providers.shape import get, obj
 from monitor.providers.sse import broken, drain, ending
 from monitor.providers.vet import vet
@@ -118,6 +119,7 @@ class AnthropicProvider:
 
     async def complete(self, request: ChatRequest) -> CallResult:
         result = CallResult(stream=request.stream)
+        note_partial(result)  # what a stream has said, if a shutdown cancels the call
         start = self._clock()
         last_byte: float | None = None
         headers = {**self._headers, **request.extra_headers}

@@ -338,8 +338,14 @@ class ArrivalBackend:
         await asyncio.sleep(seconds)
 
 
+# How long a pooled connection may sit idle before we close it: under the 5 s after which many servers and load
+# balancers close an idle keep-alive connection (Node's http server, uvicorn, several cloud balancers); at httpx's
+# own 5 s a call could be sent on a connection just as the server closed it, and fail as a broken connection
+KEEPALIVE_EXPIRY_S = 4.0
+
+
 def arrival_transport(httpx_mod: ModuleType, httpcore_mod: ModuleType, clock: Callable[[], float], *,
-                      max_connections: int, max_keepalive: int, keepalive_expiry: float = 5.0) -> Any:
+                      max_connections: int, max_keepalive: int, keepalive_expiry: float = KEEPALIVE_EXPIRY_S) -> Any:
     """An ``AsyncHTTPTransport`` of `httpx_mod` whose connections are `ArrivalStream`s.
 
     httpx has no public hook for the network backend, so the transport's connection pool is replaced by one

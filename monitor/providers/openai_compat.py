@@ -44,6 +44,7 @@ from monitor.providers.connecting import never_connected, watch_connecting, watc
 from monitor.providers.doubt import OPENAI_NAMES, doubt, prompted
 from monitor.providers.errorbody import UnreadStatus, hearing, keep_status
 from monitor.providers.openai_fields import content_parts, usage_of
+from monitor.providers.partial import note_partial
 from monitor.providers.shape import get, obj, shown
 from monitor.providers.sse import TIMEOUTS, UNDECODABLE, broken, ending, sse_json
 from monitor.providers.thinktags import ThinkTags, answer_of
@@ -162,6 +163,7 @@ class OpenAIProvider:
 
     async def complete(self, request: ChatRequest) -> CallResult:
         result = CallResult(stream=request.stream)
+        note_partial(result)  # what a stream has said, if a shutdown cancels the call
         start = self._clock()
         last_byte: float | None = None
         try:

@@ -4,7 +4,7 @@ Several replicas on one PostgreSQL store give a standby that takes over, not twi
 and pages. The leader is the replica holding a lock the store itself keeps, so a leader that dies (process,
 host or connection) frees it without anyone's clock deciding:
 
-- PostgreSQL: a session advisory lock on a dedicated connection. The server's TCP keepalives on that session
+- PostgreSQL: a session advisory lock on a dedicated connection, one per schema (see LEADER_LOCK_ID). The server's TCP keepalives on that session
   are set short, so a vanished host's lock is released in about half a minute, not hours.
 - SQLite: an exclusive ``flock`` on ``<database>.leader`` beside the database file (one host by nature).
 - In-memory SQLite: always the leader (nothing can share it).
@@ -33,6 +33,7 @@ import fcntl
 import logging
 import os
 import time
+import zlib
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, text
@@ -45,23 +46,49 @@ from monitor.store.repository import driver_message
 
 log = logging.getLogger("monitor.leader")
 LEADER_LOCK_ID = 7_166_002  # pg_advisory_lock key (7_166_001 serialises migrations)
+# The lock is pg_advisory_lock(LEADER_LOCK_ID, <a key of the schema's name>): deployments in one database but different
+# schemas (search_path) each have a leader. Versions before took pg_advisory_lock(LEADER_LOCK_ID) alone, one lock for
+# the whole database (the "old key"); during a rolling update an old replica leads on it alone. So a leader also takes
+# the old key when it is free, and leads without it only when another schema's leader of this version holds it (a
+# session holding an old key and no schema key is an old version's, perhaps of this very schema: it does not lead
+# beside one). A leader without the old key takes it at its next check once it frees, and stops if an old replica got
+# there first.
 # The server's side of the keepalives; libpq's side is `keepalive` (the main pool's too): the leader's own check of
 # its connection fails within ~25 s of a partition too
 KEEPALIVE = ("SET tcp_keepalives_idle = 10", "SET tcp_keepalives_interval = 5", "SET tcp_keepalives_count = 3")
+# The schema lock in pg_locks (the two-key form shows its keys as classid, objid, with objsubid 2); `:k2` is
+# `schema_key`'s, never negative, so it compares with the oid column as it is
+_SCHEMA_LOCK = "locktype = 'advisory' AND classid = :k AND objid = :k2 AND objsubid = 2"
+_OLD_LOCK = "locktype = 'advisory' AND classid = 0 AND objid = :k AND objsubid = 1"
+
+
+def schema_key(schema: str) -> int:
+    """The second key of a schema's leader lock: a stable 31-bit hash of its name (not PostgreSQL's hashtext, whose
+    values a major version may change)."""
+    return zlib.crc32(schema.encode()) & 0x7FFF_FFFF
 
 
 # Take the lock unless this very session holds it already (NULL then): a pooler in transaction mode (PgBouncer's
 # pool_mode=transaction) hands every replica's statements to the same server sessions, where the lock is re-entrant,
 # so each replica would be told it took it. With the session's pid, which every check compares.
 TRY_LOCK = text(
-    "SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = 0 AND objid = :k "
-    "AND objsubid = 1 AND pid = pg_backend_pid() AND granted) THEN NULL ELSE pg_try_advisory_lock(:k) END, "
-    "pg_backend_pid()")
+    f"SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_locks WHERE {_SCHEMA_LOCK} AND pid = pg_backend_pid() AND granted) "
+    "THEN NULL ELSE pg_try_advisory_lock(CAST(:k AS integer), CAST(:k2 AS integer)) END, pg_backend_pid()")
+# The old key, taken by this session (true), or held by another session: one of this version (a leader of another
+# schema, which holds a schema lock too: false) or of a version before (NULL)
+TRY_OLD_LOCK = text(
+    f"SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_locks WHERE {_OLD_LOCK} AND pid = pg_backend_pid() AND granted) "
+    "THEN true WHEN pg_try_advisory_lock(:k) THEN true WHEN EXISTS (SELECT 1 FROM pg_locks o JOIN pg_locks n ON n.pid = o.pid "
+    "WHERE o.locktype = 'advisory' AND o.classid = 0 AND o.objid = :k AND o.objsubid = 1 AND o.granted "
+    "AND o.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+    "AND n.locktype = 'advisory' AND n.classid = :k AND n.objsubid = 2 AND n.granted) THEN false END")
 # Whether the lock is still held by the session that took it: not only that a connection answers (behind a pooler
 # the server session holding it may be gone, or another than the one answering)
 HOLDS_LOCK = text(
-    "SELECT pg_backend_pid(), EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = 0 "
-    "AND objid = :k AND objsubid = 1 AND pid = :pid AND granted)")
+    f"SELECT pg_backend_pid(), EXISTS (SELECT 1 FROM pg_locks WHERE {_SCHEMA_LOCK} AND pid = :pid AND granted)")
+OLD_VERSION_LEADS = ("a replica of an older llm-monitor version holds the database-wide leader lock those versions "
+                     "took (%s): this replica does not lead beside it; once every replica runs this version, each "
+                     "schema has a leader of its own")
 SHARED_SESSION = ("the leader lock's database session is not this replica's own: a pooler in transaction mode "
                   "(PgBouncer's pool_mode=transaction) shares its server sessions between the replicas, and each "
                   "would lead; connect the daemons to PostgreSQL directly or through a pool in session mode")
@@ -77,8 +104,8 @@ SESSION_MOVED = ("the leader lock's check was answered by database session %s, n
 # to a role that may not see another role's sessions: neither a member of the holder's role nor of pg_read_all_stats)
 LOCK_HOLDER = text(
     "SELECT a.pid, a.application_name, a.state, EXTRACT(EPOCH FROM clock_timestamp() - a.state_change) "
-    "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.classid = 0 "
-    "AND l.objid = :k AND l.objsubid = 1 AND l.granted AND l.database = (SELECT oid FROM pg_database WHERE "
+    "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.classid = :k "
+    "AND l.objid = :k2 AND l.objsubid = 2 AND l.granted AND l.database = (SELECT oid FROM pg_database WHERE "
     "datname = current_database()) AND a.application_name LIKE :name")
 
 
@@ -100,6 +127,9 @@ class Leadership:
         self._confirmed = (0.0, 0.0)  # (monotonic, wall) time the store last confirmed the lock is ours
         self._cannot_end: str | None = None  # why this standby could not end a holder's session (warned once)
         self._pid: int | None = None  # the server session (pg_backend_pid) that took the lock
+        self._keys: dict[str, int] = {}  # the lock's keys, `k` and the schema's `k2` (PostgreSQL)
+        self._old_version_warned = False
+        self._old_key = False  # holding the old versions' database-wide key too (see OLD_VERSION_LEADS)
         self._shared_warned = False
 
     def try_acquire(self) -> bool:
@@ -131,10 +161,11 @@ class Leadership:
         if self._conn is None:
             return self._file_still_ours()  # a file lock lasts as long as the process, on the file it locked
         try:
-            pid, held = self._conn.execute(HOLDS_LOCK, {"k": LEADER_LOCK_ID, "pid": self._pid}).one()
+            pid, held = self._conn.execute(HOLDS_LOCK, {**self._keys, "pid": self._pid}).one()
+            old_version = held and not self._old_key and not self._take_old_key()
         except Exception:
-            pid, held = None, False
-        ours = pid == self._pid and bool(held)
+            pid, held, old_version = None, False, False
+        ours = pid == self._pid and bool(held) and not old_version
         if not ours:
             if pid is not None and pid != self._pid:  # the connection answers, from another session: a pooler's
                 log.error(SESSION_MOVED, pid, self._pid, self._pid)
@@ -166,7 +197,10 @@ class Leadership:
         """Give the lock up (at shutdown, so a standby takes over at once)."""
         if self.held and self._conn is not None:
             with contextlib.suppress(Exception):
-                self._conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": LEADER_LOCK_ID})
+                self._conn.execute(text("SELECT pg_advisory_unlock(CAST(:k AS integer), CAST(:k2 AS integer))"),
+                                   self._keys)
+                if self._old_key:
+                    self._conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": LEADER_LOCK_ID})
         self.held = False
         self._close()
 
@@ -180,16 +214,33 @@ class Leadership:
             self._conn = self._lock_engine.connect().execution_options(isolation_level="AUTOCOMMIT")
             for statement in KEEPALIVE:
                 self._conn.execute(text(statement))
-        taken, self._pid = self._conn.execute(TRY_LOCK, {"k": LEADER_LOCK_ID}).one()
+            schema = self._conn.execute(text("SELECT current_schema()")).scalar_one_or_none() or ""
+            self._keys = {"k": LEADER_LOCK_ID, "k2": schema_key(schema)}
+        taken, self._pid = self._conn.execute(TRY_LOCK, self._keys).one()
         if taken is None and not self._shared_warned:
             log.error(SHARED_SESSION)
             self._shared_warned = True
         got = bool(taken)
+        if got and not self._take_old_key():  # an old version's replica may lead in this schema
+            self._conn.execute(text("SELECT pg_advisory_unlock(CAST(:k AS integer), CAST(:k2 AS integer))"),
+                               self._keys)
+            got = False
         if not got:
             if self.lease_s is not None:
                 self._end_stalled_holder(self._conn, self.lease_s)
             self._close()  # a standby holds no connection while it waits
         return got
+
+    def _take_old_key(self) -> bool:
+        """Take the old versions' database-wide key too when it is free; tell whether this replica may lead: it
+        holds that key, or a leader of this version (another schema's) does. A session of an older version holding it
+        may be of this schema, and leading: not beside it."""
+        got = self._conn.execute(TRY_OLD_LOCK, {"k": LEADER_LOCK_ID}).scalar_one()
+        self._old_key = got is True
+        if got is None and not self._old_version_warned:  # once while it holds it, not at every try
+            log.error(OLD_VERSION_LEADS, f"pg_advisory_lock({LEADER_LOCK_ID})")
+        self._old_version_warned = got is None
+        return got is not None
 
     def _end_stalled_holder(self, conn: Any, lease_s: float) -> None:
         """End the session of a daemon's leader lock that answered no check for `lease_s` (a frozen or stalled
@@ -198,7 +249,7 @@ class Leadership:
         and stops. A lock `store copy` holds (another role) or one whose session a URL named is never ended."""
         if "application_name" in self.url.query:
             return  # every session has the URL's name: a daemon's lock cannot be told from `store copy`'s
-        row = conn.execute(LOCK_HOLDER, {"k": LEADER_LOCK_ID, "name": "llm-monitor leader lock %"}).first()
+        row = conn.execute(LOCK_HOLDER, {**self._keys, "name": "llm-monitor leader lock %"}).first()
         if row is None:
             return
         pid, name, state, idle = row
@@ -276,6 +327,7 @@ class Leadership:
         return False
 
     def _close(self) -> None:
+        self._old_key = False  # session locks go with their session
         if self._conn is not None:
             with contextlib.suppress(Exception):
                 self._conn.close()
