@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 
+from prometheus_client import CollectorRegistry
+
 from monitor.alerts import AlertEvent, build_alerting
 from monitor.store import Store
 from tests.support.delivery import SECRET, Clock, build, config, event
@@ -184,4 +186,37 @@ async def test_a_grouped_message_s_webhook_id_is_derived_from_its_rows_and_stabl
     clock.advance(30)  # a message of one row keeps that row's message id
     assert (await al.sender.flush()).delivered == 1
     assert rx.requests[-1].message_id == next(r.message_id for r in al.outbox.query() if r.payload["canary"] == "d")
+    await al.stop()
+
+
+async def test_the_rows_a_grouped_message_given_up_on_merged_are_given_up_on_with_it(
+        sqlite_store: Store, clock: Clock, rx: Receiver) -> None:
+    # Found by QA: a grouped message given up on (past retry.give_up_after) was marked dead alone: the rows it
+    # merged were left waiting, and went out on their own right after it, as a second message of the same drift
+    # (the receiver told of it after it was given up on), neither counted nor listed as given up on.
+    registry = CollectorRegistry()
+    al = build(sqlite_store, config(rx.url, group_wait="30s"), clock, registry=registry)
+
+    def opened(signal: str) -> AlertEvent:
+        return AlertEvent(kind="drift.opened", canary="c", target="t", signal=signal, event_id=f"c-{signal}",
+                          evidence={"baseline_value": 0.0, "current_value": 1.0})
+
+    await al.publish([opened("refused"), opened("check:refusal"), opened("similarity")])
+    clock.advance(30)
+    rx.fail(503, times=1)
+    assert (await al.sender.flush()).retried == 1
+    clock.advance(al.cfg.retry.give_up_after)  # its retry falls due past give_up_after
+    rx.fail(503, times=1)  # the retry fails: given up on; the receiver takes messages again at once
+    res = await al.sender.flush()
+    assert (res.delivered, res.dead) == (0, 3)  # each row of the message given up on, nothing sent alone
+    assert [r.status for r in rx.requests] == [503, 503]
+    rows = al.outbox.query()
+    assert {r.status for r in rows} == {"dead"} and {r.attempts for r in rows} == {2}
+    [error] = {r.last_error for r in rows}  # the message's error, on each of its rows
+    assert error is not None and error.startswith("gave up after 2 attempts: HTTP 503")
+    assert registry.get_sample_value("llm_monitor_notifications_dropped_total",
+                                     {"sink": "hook", "reason": "gave_up"}) == 3
+    assert registry.get_sample_value("llm_monitor_notifications_pending", {"sink": "hook"}) == 0
+    clock.advance(60)
+    assert (await al.sender.flush()).delivered == 0 and len(rx.requests) == 2
     await al.stop()

@@ -154,15 +154,18 @@ class Delivering:
         return backoff
 
     async def _drop(self, n: Notification, reason: str, error: str, res: FlushResult, *,
-                    attempted: bool = True) -> None:
-        await asyncio.to_thread(self.outbox.mark_dead, n.id, error, attempted=attempted)
-        res.dead += 1
+                    attempted: bool = True, merged: tuple[Notification, ...] = ()) -> None:
+        """Give up on `n` and the rows its message `merged` (they were in it: they share its fate and its error, each
+        counted; left waiting, they went out on their own after it was given up on)."""
+        for m in (n, *merged):
+            await asyncio.to_thread(self.outbox.mark_dead, m.id, error, attempted=attempted)
+        res.dead += 1 + len(merged)
         if reason == GAVE_UP and n.kind in RESOLVING and not _retried(n):
             self._ends_given_up.add(n.sink)
         if reason == GAVE_UP and n.kind in FIRING:
             self._firing_given_up.add(n.sink)
         if self.metrics is not None:
-            self.metrics.dropped.labels(n.sink, reason).inc()
+            self.metrics.dropped.labels(n.sink, reason).inc(1 + len(merged))
         if self.on_dead is not None:
             try:
                 released = await asyncio.to_thread(self.on_dead, n)
@@ -238,7 +241,7 @@ class Delivering:
         extra["error"] = a.error
         if a.gone:
             self._gone(n.sink, a.error, extra)
-            await self._drop(n, GONE, a.error, res)
+            await self._drop(n, GONE, a.error, res, merged=tuple(merged))
             return merged_ids
         if resending(n):
             # Its re-send failed: given up on again (counted as dropped once, when first given up on). While the sink
@@ -276,7 +279,7 @@ class Delivering:
         if next_at > n.created_at + timedelta(seconds=self.cfg.retry.give_up_after):
             log.error("gave up delivering a notification", extra=extra)
             note = "gave up again after" if _retried(n) else GAVE_UP_NOTE  # not tried once more again
-            await self._drop(n, GAVE_UP, f"{note} {n.attempts + 1} attempts: {a.error}", res)
+            await self._drop(n, GAVE_UP, f"{note} {n.attempts + 1} attempts: {a.error}", res, merged=tuple(merged))
             return merged_ids
         # One warning per sink and outage: each waiting notification's every attempt would be a line (a 90 s
         # receiver outage in a soak logged 533); llm_monitor_notification_failures_total counts them all.
