@@ -220,3 +220,43 @@ async def test_the_rows_a_grouped_message_given_up_on_merged_are_given_up_on_wit
     clock.advance(60)
     assert (await al.sender.flush()).delivered == 0 and len(rx.requests) == 2
     await al.stop()
+
+
+async def test_a_grouped_message_given_up_on_is_re_sent_with_its_rows_and_a_failed_re_send_takes_them_back(
+        sqlite_store: Store, clock: Clock, rx: Receiver) -> None:
+    # Found by QA: the re-send of a grouped firing message given up on (the receiver back, at the sink's look) that
+    # failed gave up on its lead row again alone: the rows it merged were left waiting and went out on their own when
+    # their lease ended, ahead of the message's next re-send, which then carried its lead alone under another id.
+    al = build(sqlite_store, config(rx.url, group_wait="30s"), clock)
+
+    def opened(signal: str) -> AlertEvent:
+        return AlertEvent(kind="drift.opened", canary="c", target="t", signal=signal, event_id=f"c-{signal}",
+                          evidence={"baseline_value": 0.0, "current_value": 1.0})
+
+    await al.publish([opened("refused"), opened("check:refusal"), opened("similarity")])
+    clock.advance(30)
+    rx.fail(503)
+    await al.sender.flush()
+    clock.advance(al.cfg.retry.give_up_after)
+    await al.sender.flush()  # given up on, its rows with it
+    first = rx.requests[0].message_id
+    assert {r.status for r in al.outbox.query()} == {"dead"} and len(rx.requests) == 2
+    await al.sender.refresh()  # the sink's look: re-sent, and refused again (the receiver still down)
+    assert (await al.sender.flush()).delivered == 0 and len(rx.requests) == 3
+    assert rx.requests[2].message_id == first  # the same message, its rows together
+    assert sorted(rx.requests[2].json["data"]["signals"]) == ["check:refusal", "refused", "similarity"]
+    rows = al.outbox.query()
+    assert {r.status for r in rows} == {"dead"}  # given up on again, every row of it
+    assert len({r.last_error for r in rows}) == 1 and {r.attempts for r in rows} == {3}
+    rx.heal()
+    clock.advance(60)  # the merged rows' lease ended: nothing goes out alone
+    assert (await al.sender.flush()).delivered == 0 and len(rx.requests) == 3
+    await al.sender.refresh()  # the next look re-sends the message, once, with its rows
+    assert (await al.sender.flush()).delivered == 1
+    again = rx.requests[3]
+    assert again.status == 200 and again.message_id == first and again.json["data"]["resent"] is True
+    assert sorted(again.json["data"]["signals"]) == ["check:refusal", "refused", "similarity"]
+    assert al.outbox.counts() == {"delivered": 3}
+    await al.sender.refresh()
+    assert (await al.sender.flush()).delivered == 0 and len(rx.requests) == 4
+    await al.stop()

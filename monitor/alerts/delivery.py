@@ -267,8 +267,11 @@ class Delivering:
             why = "(re-sent once the receiver takes messages again)" if down else \
                 RESEND_REFUSED_NOTE.format(refused, RESEND_REFUSALS) if again else RESENT_REFUSED
             not_before = None if down else now + timedelta(seconds=self.cfg.resend_interval)
-            await asyncio.to_thread(self.outbox.mark_dead, n.id, f"{GAVE_UP_NOTE} {n.attempts + 1} attempts {why}: "
-                                    f"{a.error}", not_before=not_before)
+            # The rows it merged (re-sent with it, as they were first sent) share its fate: left waiting, they went
+            # out on their own when their lease ended, and its next re-send carried it alone, under another id.
+            error = f"{GAVE_UP_NOTE} {n.attempts + 1} attempts {why}: {a.error}"
+            for m in (n, *merged):
+                await asyncio.to_thread(self.outbox.mark_dead, m.id, error, not_before=not_before)
             if again:
                 self._firing_given_up.add(n.sink)
             res.retried += 1
