@@ -260,3 +260,34 @@ async def test_a_grouped_message_given_up_on_is_re_sent_with_its_rows_and_a_fail
     await al.sender.refresh()
     assert (await al.sender.flush()).delivered == 0 and len(rx.requests) == 4
     await al.stop()
+
+
+async def test_a_row_arriving_while_its_group_waits_for_a_retry_waits_with_it_and_goes_in_its_message(
+        store: Store, clock: Clock, rx: Receiver) -> None:
+    # Found by QA: a failed group's rows wait for its retry (10 s); a drift of another signal of the same canary x
+    # target opened 2 s later was due at once, and its message merged the waiting rows: sent ahead of their backoff
+    # (to a receiver that had just failed). The new row now waits for the group's retry and goes in its message.
+    al = build(store, config(rx.url), clock)  # group_wait 0: a drift opening is due at once
+
+    def opened(signal: str) -> AlertEvent:
+        return AlertEvent(kind="drift.opened", canary="c", target="t", signal=signal, event_id=f"c-{signal}",
+                          evidence={"baseline_value": 0.0, "current_value": 1.0})
+
+    await al.publish([opened("refused"), opened("check:refusal")])
+    rx.fail(503, times=1)
+    assert (await al.sender.flush()).retried == 1
+    [retry_at] = {r.next_attempt_at for r in al.outbox.query()}
+    clock.advance(2)
+    await al.publish([opened("similarity")])
+    assert (await al.sender.flush()).delivered == 0 and len(rx.requests) == 1  # nothing ahead of the backoff
+    rows = {r.signal: r for r in al.outbox.query()}
+    assert rows["similarity"].next_attempt_at == retry_at and rows["similarity"].attempts == 0  # waits with it
+    assert {r.status for r in rows.values()} == {"failed", "pending"}
+    clock.advance(7)
+    assert (await al.sender.flush()).delivered == 0 and len(rx.requests) == 1
+    clock.advance(1)  # the retry: one message, the new row in it
+    assert (await al.sender.flush()).delivered == 1
+    assert [r.status for r in rx.requests] == [503, 200]
+    assert rx.requests[1].json["data"]["signals"] == ["refused", "check:refusal", "similarity"]
+    assert al.outbox.counts() == {"delivered": 3}
+    await al.stop()

@@ -21,6 +21,7 @@ from monitor.alerts.attempt import Attempt, attempt
 from monitor.alerts.backoff import full_jitter
 from monitor.alerts.config import AlertsConfig
 from monitor.alerts.events import (
+    FAILED,
     FIRING,
     GAVE_UP_NOTE,
     RESEND_REFUSALS,
@@ -187,6 +188,30 @@ class Delivering:
         self._disable(name, f"sink disabled: the endpoint answered 410 Gone ({error})")
         log.error("alert sink %s answered 410 Gone: disabled until the config is reloaded", name, extra=extra)
 
+    async def _join_retry(self, n: Notification, merged: list[Notification]) -> set[str]:
+        """When rows of `n`'s group wait for the retry of their failed message (`merged` holds them: failed, not due),
+        make `n` and the other rows due now (or claimed with it) wait for that retry, and return their ids (nothing
+        is sent now); else return an empty set. (A model change needs none: its rows share one signal, and a claim
+        hands out only the oldest, the failed one.)
+
+        Merged now, the rows in backoff went out ahead of it, to a receiver that had just failed (each new row of the
+        group pulled them in early); left out, the receiver got the group as two messages, the new row's now and the
+        failed one's at its retry. Joining the retry keeps the backoff and one message: the receiver gets the group
+        once, at the retry, the new row delayed by at most that backoff (and sharing its fate: a retry given up on
+        takes it too). A failed row claimed with `n` (its retry due: its next attempt `n`'s lease's end) is no
+        backoff: it goes in this message."""
+        now = self.now()
+        backoff = [m.next_attempt_at for m in merged
+                   if m.status == FAILED and m.next_attempt_at > now and m.next_attempt_at != n.next_attempt_at]
+        if not backoff:
+            return set()
+        until = max(backoff)
+        rows = [n, *(m for m in merged if m.next_attempt_at <= now or m.next_attempt_at == n.next_attempt_at)]
+        await asyncio.to_thread(self.outbox.defer, rows, until)
+        log.debug("notification joins its group's retry", extra={"sink": n.sink, "message_id": n.message_id,
+                                                                 "retry_at": until.isoformat(), "rows": len(rows)})
+        return {m.id for m in rows}
+
     async def _deliver(self, n: Notification, res: FlushResult) -> set[str]:
         """Attempt one notification, merged with the rows of its group still waiting; return the ids of the rows
         it merged (they were in this message, whether or not it was delivered)."""
@@ -206,6 +231,8 @@ class Delivering:
             n = replace(n, payload=merge_model_changes([n.payload, *(m.payload for m in merged)]))
         elif n.kind in DRIFT_GROUPED and sink.type not in STATEFUL_SINKS:  # one message per canary x target
             merged = await asyncio.to_thread(self.outbox.siblings, n, any_signal=True)
+            if deferred := await self._join_retry(n, merged):
+                return deferred
             n = replace(n, payload=merge_drift([n.payload, *(m.payload for m in merged)]))
         merged_ids = {m.id for m in merged}
         if merged:  # its id is its rows': stable across retries, whichever row leads it (`group_message_id`)
