@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 
+from prometheus_client import CollectorRegistry
+
 from monitor.alerts import AlertEvent, build_alerting
 from monitor.store import Store
 from tests.support.delivery import SECRET, Clock, build, config, event
@@ -184,4 +186,108 @@ async def test_a_grouped_message_s_webhook_id_is_derived_from_its_rows_and_stabl
     clock.advance(30)  # a message of one row keeps that row's message id
     assert (await al.sender.flush()).delivered == 1
     assert rx.requests[-1].message_id == next(r.message_id for r in al.outbox.query() if r.payload["canary"] == "d")
+    await al.stop()
+
+
+async def test_the_rows_a_grouped_message_given_up_on_merged_are_given_up_on_with_it(
+        sqlite_store: Store, clock: Clock, rx: Receiver) -> None:
+    # Found by QA: a grouped message given up on (past retry.give_up_after) was marked dead alone: the rows it
+    # merged were left waiting, and went out on their own right after it, as a second message of the same drift
+    # (the receiver told of it after it was given up on), neither counted nor listed as given up on.
+    registry = CollectorRegistry()
+    al = build(sqlite_store, config(rx.url, group_wait="30s"), clock, registry=registry)
+
+    def opened(signal: str) -> AlertEvent:
+        return AlertEvent(kind="drift.opened", canary="c", target="t", signal=signal, event_id=f"c-{signal}",
+                          evidence={"baseline_value": 0.0, "current_value": 1.0})
+
+    await al.publish([opened("refused"), opened("check:refusal"), opened("similarity")])
+    clock.advance(30)
+    rx.fail(503, times=1)
+    assert (await al.sender.flush()).retried == 1
+    clock.advance(al.cfg.retry.give_up_after)  # its retry falls due past give_up_after
+    rx.fail(503, times=1)  # the retry fails: given up on; the receiver takes messages again at once
+    res = await al.sender.flush()
+    assert (res.delivered, res.dead) == (0, 3)  # each row of the message given up on, nothing sent alone
+    assert [r.status for r in rx.requests] == [503, 503]
+    rows = al.outbox.query()
+    assert {r.status for r in rows} == {"dead"} and {r.attempts for r in rows} == {2}
+    [error] = {r.last_error for r in rows}  # the message's error, on each of its rows
+    assert error is not None and error.startswith("gave up after 2 attempts: HTTP 503")
+    assert registry.get_sample_value("llm_monitor_notifications_dropped_total",
+                                     {"sink": "hook", "reason": "gave_up"}) == 3
+    assert registry.get_sample_value("llm_monitor_notifications_pending", {"sink": "hook"}) == 0
+    clock.advance(60)
+    assert (await al.sender.flush()).delivered == 0 and len(rx.requests) == 2
+    await al.stop()
+
+
+async def test_a_grouped_message_given_up_on_is_re_sent_with_its_rows_and_a_failed_re_send_takes_them_back(
+        sqlite_store: Store, clock: Clock, rx: Receiver) -> None:
+    # Found by QA: the re-send of a grouped firing message given up on (the receiver back, at the sink's look) that
+    # failed gave up on its lead row again alone: the rows it merged were left waiting and went out on their own when
+    # their lease ended, ahead of the message's next re-send, which then carried its lead alone under another id.
+    al = build(sqlite_store, config(rx.url, group_wait="30s"), clock)
+
+    def opened(signal: str) -> AlertEvent:
+        return AlertEvent(kind="drift.opened", canary="c", target="t", signal=signal, event_id=f"c-{signal}",
+                          evidence={"baseline_value": 0.0, "current_value": 1.0})
+
+    await al.publish([opened("refused"), opened("check:refusal"), opened("similarity")])
+    clock.advance(30)
+    rx.fail(503)
+    await al.sender.flush()
+    clock.advance(al.cfg.retry.give_up_after)
+    await al.sender.flush()  # given up on, its rows with it
+    first = rx.requests[0].message_id
+    assert {r.status for r in al.outbox.query()} == {"dead"} and len(rx.requests) == 2
+    await al.sender.refresh()  # the sink's look: re-sent, and refused again (the receiver still down)
+    assert (await al.sender.flush()).delivered == 0 and len(rx.requests) == 3
+    assert rx.requests[2].message_id == first  # the same message, its rows together
+    assert sorted(rx.requests[2].json["data"]["signals"]) == ["check:refusal", "refused", "similarity"]
+    rows = al.outbox.query()
+    assert {r.status for r in rows} == {"dead"}  # given up on again, every row of it
+    assert len({r.last_error for r in rows}) == 1 and {r.attempts for r in rows} == {3}
+    rx.heal()
+    clock.advance(60)  # the merged rows' lease ended: nothing goes out alone
+    assert (await al.sender.flush()).delivered == 0 and len(rx.requests) == 3
+    await al.sender.refresh()  # the next look re-sends the message, once, with its rows
+    assert (await al.sender.flush()).delivered == 1
+    again = rx.requests[3]
+    assert again.status == 200 and again.message_id == first and again.json["data"]["resent"] is True
+    assert sorted(again.json["data"]["signals"]) == ["check:refusal", "refused", "similarity"]
+    assert al.outbox.counts() == {"delivered": 3}
+    await al.sender.refresh()
+    assert (await al.sender.flush()).delivered == 0 and len(rx.requests) == 4
+    await al.stop()
+
+
+async def test_a_row_arriving_while_its_group_waits_for_a_retry_waits_with_it_and_goes_in_its_message(
+        store: Store, clock: Clock, rx: Receiver) -> None:
+    # Found by QA: a failed group's rows wait for its retry (10 s); a drift of another signal of the same canary x
+    # target opened 2 s later was due at once, and its message merged the waiting rows: sent ahead of their backoff
+    # (to a receiver that had just failed). The new row now waits for the group's retry and goes in its message.
+    al = build(store, config(rx.url), clock)  # group_wait 0: a drift opening is due at once
+
+    def opened(signal: str) -> AlertEvent:
+        return AlertEvent(kind="drift.opened", canary="c", target="t", signal=signal, event_id=f"c-{signal}",
+                          evidence={"baseline_value": 0.0, "current_value": 1.0})
+
+    await al.publish([opened("refused"), opened("check:refusal")])
+    rx.fail(503, times=1)
+    assert (await al.sender.flush()).retried == 1
+    [retry_at] = {r.next_attempt_at for r in al.outbox.query()}
+    clock.advance(2)
+    await al.publish([opened("similarity")])
+    assert (await al.sender.flush()).delivered == 0 and len(rx.requests) == 1  # nothing ahead of the backoff
+    rows = {r.signal: r for r in al.outbox.query()}
+    assert rows["similarity"].next_attempt_at == retry_at and rows["similarity"].attempts == 0  # waits with it
+    assert {r.status for r in rows.values()} == {"failed", "pending"}
+    clock.advance(7)
+    assert (await al.sender.flush()).delivered == 0 and len(rx.requests) == 1
+    clock.advance(1)  # the retry: one message, the new row in it
+    assert (await al.sender.flush()).delivered == 1
+    assert [r.status for r in rx.requests] == [503, 200]
+    assert rx.requests[1].json["data"]["signals"] == ["refused", "check:refusal", "similarity"]
+    assert al.outbox.counts() == {"delivered": 3}
     await al.stop()

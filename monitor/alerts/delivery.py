@@ -21,6 +21,7 @@ from monitor.alerts.attempt import Attempt, attempt
 from monitor.alerts.backoff import full_jitter
 from monitor.alerts.config import AlertsConfig
 from monitor.alerts.events import (
+    FAILED,
     FIRING,
     GAVE_UP_NOTE,
     RESEND_REFUSALS,
@@ -154,15 +155,18 @@ class Delivering:
         return backoff
 
     async def _drop(self, n: Notification, reason: str, error: str, res: FlushResult, *,
-                    attempted: bool = True) -> None:
-        await asyncio.to_thread(self.outbox.mark_dead, n.id, error, attempted=attempted)
-        res.dead += 1
+                    attempted: bool = True, merged: tuple[Notification, ...] = ()) -> None:
+        """Give up on `n` and the rows its message `merged` (they were in it: they share its fate and its error, each
+        counted; left waiting, they went out on their own after it was given up on)."""
+        for m in (n, *merged):
+            await asyncio.to_thread(self.outbox.mark_dead, m.id, error, attempted=attempted)
+        res.dead += 1 + len(merged)
         if reason == GAVE_UP and n.kind in RESOLVING and not _retried(n):
             self._ends_given_up.add(n.sink)
         if reason == GAVE_UP and n.kind in FIRING:
             self._firing_given_up.add(n.sink)
         if self.metrics is not None:
-            self.metrics.dropped.labels(n.sink, reason).inc()
+            self.metrics.dropped.labels(n.sink, reason).inc(1 + len(merged))
         if self.on_dead is not None:
             try:
                 released = await asyncio.to_thread(self.on_dead, n)
@@ -184,6 +188,30 @@ class Delivering:
         self._disable(name, f"sink disabled: the endpoint answered 410 Gone ({error})")
         log.error("alert sink %s answered 410 Gone: disabled until the config is reloaded", name, extra=extra)
 
+    async def _join_retry(self, n: Notification, merged: list[Notification]) -> set[str]:
+        """When rows of `n`'s group wait for the retry of their failed message (`merged` holds them: failed, not due),
+        make `n` and the other rows due now (or claimed with it) wait for that retry, and return their ids (nothing
+        is sent now); else return an empty set. (A model change needs none: its rows share one signal, and a claim
+        hands out only the oldest, the failed one.)
+
+        Merged now, the rows in backoff went out ahead of it, to a receiver that had just failed (each new row of the
+        group pulled them in early); left out, the receiver got the group as two messages, the new row's now and the
+        failed one's at its retry. Joining the retry keeps the backoff and one message: the receiver gets the group
+        once, at the retry, the new row delayed by at most that backoff (and sharing its fate: a retry given up on
+        takes it too). A failed row claimed with `n` (its retry due: its next attempt `n`'s lease's end) is no
+        backoff: it goes in this message."""
+        now = self.now()
+        backoff = [m.next_attempt_at for m in merged
+                   if m.status == FAILED and m.next_attempt_at > now and m.next_attempt_at != n.next_attempt_at]
+        if not backoff:
+            return set()
+        until = max(backoff)
+        rows = [n, *(m for m in merged if m.next_attempt_at <= now or m.next_attempt_at == n.next_attempt_at)]
+        await asyncio.to_thread(self.outbox.defer, rows, until)
+        log.debug("notification joins its group's retry", extra={"sink": n.sink, "message_id": n.message_id,
+                                                                 "retry_at": until.isoformat(), "rows": len(rows)})
+        return {m.id for m in rows}
+
     async def _deliver(self, n: Notification, res: FlushResult) -> set[str]:
         """Attempt one notification, merged with the rows of its group still waiting; return the ids of the rows
         it merged (they were in this message, whether or not it was delivered)."""
@@ -203,6 +231,8 @@ class Delivering:
             n = replace(n, payload=merge_model_changes([n.payload, *(m.payload for m in merged)]))
         elif n.kind in DRIFT_GROUPED and sink.type not in STATEFUL_SINKS:  # one message per canary x target
             merged = await asyncio.to_thread(self.outbox.siblings, n, any_signal=True)
+            if deferred := await self._join_retry(n, merged):
+                return deferred
             n = replace(n, payload=merge_drift([n.payload, *(m.payload for m in merged)]))
         merged_ids = {m.id for m in merged}
         if merged:  # its id is its rows': stable across retries, whichever row leads it (`group_message_id`)
@@ -238,7 +268,7 @@ class Delivering:
         extra["error"] = a.error
         if a.gone:
             self._gone(n.sink, a.error, extra)
-            await self._drop(n, GONE, a.error, res)
+            await self._drop(n, GONE, a.error, res, merged=tuple(merged))
             return merged_ids
         if resending(n):
             # Its re-send failed: given up on again (counted as dropped once, when first given up on). While the sink
@@ -264,8 +294,11 @@ class Delivering:
             why = "(re-sent once the receiver takes messages again)" if down else \
                 RESEND_REFUSED_NOTE.format(refused, RESEND_REFUSALS) if again else RESENT_REFUSED
             not_before = None if down else now + timedelta(seconds=self.cfg.resend_interval)
-            await asyncio.to_thread(self.outbox.mark_dead, n.id, f"{GAVE_UP_NOTE} {n.attempts + 1} attempts {why}: "
-                                    f"{a.error}", not_before=not_before)
+            # The rows it merged (re-sent with it, as they were first sent) share its fate: left waiting, they went
+            # out on their own when their lease ended, and its next re-send carried it alone, under another id.
+            error = f"{GAVE_UP_NOTE} {n.attempts + 1} attempts {why}: {a.error}"
+            for m in (n, *merged):
+                await asyncio.to_thread(self.outbox.mark_dead, m.id, error, not_before=not_before)
             if again:
                 self._firing_given_up.add(n.sink)
             res.retried += 1
@@ -276,7 +309,7 @@ class Delivering:
         if next_at > n.created_at + timedelta(seconds=self.cfg.retry.give_up_after):
             log.error("gave up delivering a notification", extra=extra)
             note = "gave up again after" if _retried(n) else GAVE_UP_NOTE  # not tried once more again
-            await self._drop(n, GAVE_UP, f"{note} {n.attempts + 1} attempts: {a.error}", res)
+            await self._drop(n, GAVE_UP, f"{note} {n.attempts + 1} attempts: {a.error}", res, merged=tuple(merged))
             return merged_ids
         # One warning per sink and outage: each waiting notification's every attempt would be a line (a 90 s
         # receiver outage in a soak logged 533); llm_monitor_notification_failures_total counts them all.

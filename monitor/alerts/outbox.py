@@ -223,6 +223,18 @@ class Outbox(Upkeep, Resending):
             return [_from_row(r) for r in s.exec(q).all()]
 
     @retry_disconnect
+    def defer(self, rows: Iterable[Notification], until: datetime) -> None:
+        """Make `rows` wait until `until`, no attempt counted (rows that join their group's retry,
+        monitor.alerts.delivery), each only if still waiting with the next attempt it was read with (a claim or an
+        attempt since changed it: left alone)."""
+        with Session(self.engine) as s:
+            for n in rows:
+                s.exec(update(NotificationRow).where(  # type: ignore[call-overload]
+                    col(NotificationRow.id) == n.id, _waiting(NotificationRow),
+                    col(NotificationRow.next_attempt_at) == n.next_attempt_at).values(next_attempt_at=until))
+            s.commit()
+
+    @retry_disconnect
     def _set(self, nid: str, *, attempted: bool = True, **values: Any) -> None:
         if attempted:
             values["attempts"] = NotificationRow.attempts + 1
