@@ -412,6 +412,8 @@ def entry() -> None:
 
         signal.signal(signal.SIGTERM, _on_sigterm)
         code = main()
+        sys.stdout.flush()  # in the try: a reader gone by the interpreter's own flush made it exit 120, with a
+        # traceback-like `Exception ignored` on stderr
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         code = 0

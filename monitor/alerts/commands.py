@@ -12,7 +12,6 @@ from typing import Any, TextIO
 
 import httpx
 from pydantic import ValidationError
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
@@ -25,6 +24,7 @@ from monitor.alerts.sender import Sender
 from monitor.alerts.sinks import build_sink
 from monitor.alerts.sinks.base import shown_url
 from monitor.commands.common import err_console, table_console
+from monitor.console import Console
 from monitor.domain import utcnow
 from monitor.errors import MonitorError
 from monitor.keylike import shown_path

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from rich.console import Console
 from rich.markup import escape
 
 from monitor.app import App
@@ -24,6 +23,7 @@ from monitor.commands.probe import checks_failed, mark
 from monitor.commands.run import serve
 from monitor.config.loader import Config, load_config
 from monitor.config.models import Schedule
+from monitor.console import Console
 from monitor.counted import counted
 from monitor.domain import Observation
 from monitor.durations import parse_duration

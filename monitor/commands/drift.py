@@ -7,7 +7,6 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
@@ -22,6 +21,7 @@ from monitor.commands.common import (
     table_console,
     utc_time,
 )
+from monitor.console import Console
 from monitor.decision import decision
 from monitor.domain import Observation
 from monitor.errors import shown
