@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -16,6 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from monitor import jsonl
 from monitor.alerts.config import AlertsConfig
 from monitor.alerts.events import DEAD, DELIVERED, HELD, WAITING, AlertEvent, Notification
 from monitor.alerts.outbox import Outbox
@@ -129,7 +129,7 @@ def alerts_pending(config: Any, *, limit: int = 100, every: bool = False, as_jso
     if as_json:
         write = (stdout or sys.stdout).write
         for n in rows:
-            write(json.dumps(_record(n, behind.get(n.id)), ensure_ascii=False) + "\n")
+            write(jsonl.line(_record(n, behind.get(n.id))) + "\n")
         if total > len(rows):  # the table's title says so; JSON lines end without a word
             err_console.print(f"note: showing {len(rows)} of {total} notifications (-n/--limit)",
                               highlight=False)

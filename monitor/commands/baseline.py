@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from datetime import UTC, datetime
 from typing import Any
@@ -11,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from monitor import jsonl
 from monitor.commands.common import (
     EXIT_CONFIG,
     EXIT_OK,
@@ -151,7 +151,7 @@ def baseline(config_path: str, action: str, canary: str | None, target: str | No
                 forming.append((cid, tid))
             for row in rows:
                 if json_out:
-                    sys.stdout.write(json.dumps(as_json(row, firsts), ensure_ascii=False) + "\n")
+                    sys.stdout.write(jsonl.line(as_json(row, firsts)) + "\n")
                     continue
                 d = row["data"]
                 ident = ", ".join(v for vals in (d.get("identity") or {}).values() for v in vals)

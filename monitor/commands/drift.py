@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -11,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from monitor import jsonl
 from monitor.commands.common import (
     EXIT_CONFIG,
     EXIT_OK,
@@ -127,7 +127,7 @@ def drift_list(config_path: str, open_only: bool, as_json: bool, canaries: list[
     if as_json:
         for e in events:
             line = {k: e.get(k) for k in JSON_KEYS} | {"configured": (e["canary"], e["target"]) in watched}
-            sys.stdout.write(json.dumps(line, ensure_ascii=False) + "\n")
+            sys.stdout.write(jsonl.line(line) + "\n")
     else:
         table_console().print(events_table(events, "open drift events" if open_only else "drift events",
                                            watched))
@@ -260,7 +260,7 @@ def replay(baseline_path: str, current_path: str, as_json: bool, zero_tolerance:
     if as_json:
         for event in events:
             d = event.to_json()
-            sys.stdout.write(json.dumps({k: d.get(k) for k in JSON_KEYS}, ensure_ascii=False) + "\n")
+            sys.stdout.write(jsonl.line({k: d.get(k) for k in JSON_KEYS}) + "\n")
     else:
         table_console().print(events_table([event.to_json() for event in events],
                                       f"replay: {len(base)} baseline vs {len(cur)} current rows"))

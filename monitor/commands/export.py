@@ -8,7 +8,6 @@ stored already scrubbed of API keys; nothing else secret is in an observation.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import tempfile
@@ -18,6 +17,7 @@ from typing import IO, TYPE_CHECKING
 
 from rich.markup import escape
 
+from monitor import jsonl
 from monitor.commands.common import (
     EXIT_CONFIG,
     EXIT_FAIL,
@@ -107,7 +107,7 @@ def _write(store: Store, out: IO[str], canary: str | None, target: str | None, s
            end: datetime | None) -> int:
     count = 0
     for obs in store.iter_observations(canary=canary, target=target, since=start, before=end):
-        out.write(json.dumps(observation_row(obs), ensure_ascii=False) + "\n")
+        out.write(jsonl.line(observation_row(obs)) + "\n")
         count += 1
     return count
 
