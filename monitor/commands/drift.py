@@ -166,7 +166,7 @@ def diff(config_path: str, canary: str, target: str | None, count: int) -> int:
         err_console.print(f"[red]error:[/] {escape(str(e))}")
         return EXIT_CONFIG
     from monitor.drift.baseline import Baseline
-    from monitor.drift.events import word_diff
+    from monitor.drift.events import cut, word_diff
 
     analysis = analysis_on(config, store)
     console = table_console()
@@ -181,7 +181,7 @@ def diff(config_path: str, canary: str, target: str | None, count: int) -> int:
         reference = base.representative_text()
         console.rule(f"{canary} @ {tid}: baseline ({rows[0]['source']}, {utc_time(rows[0]['created_at'])}) "
                      f"vs latest {len(latest)}")
-        console.print(Text.assemble(("baseline: ", "bold"), reference[:1500]))
+        console.print(Text.assemble(("baseline: ", "bold"), cut(reference)))
         for obs in latest:
             console.print(Text.assemble((f"\n{utc_time(obs.started_at)} #{obs.sample_index} "
                                          f"{obs.call.response_model or ''}: ", "bold"),

@@ -75,10 +75,18 @@ class EventUpdate:
     event: DriftEvent
 
 
+def cut(text: str, limit: int = _EVIDENCE_CHARS) -> str:
+    """`text`, or its first `limit` characters saying so: `… (cut: 2,000 of 5,312 characters shown)`."""
+    return text if len(text) <= limit else f"{text[:limit]}… (cut: {limit:,} of {len(text):,} characters shown)"
+
+
 def word_diff(before: str, after: str) -> str:
-    """Word-level diff: unchanged words as is, removals as [-...-], insertions as {+...+}."""
+    """Word-level diff: unchanged words as is, removals as [-...-], insertions as {+...+}; of texts longer than
+    2,000 characters their first 2,000, saying so at the end (a change further on is not in it)."""
     a = _WORDS.findall(before[:_EVIDENCE_CHARS])
     b = _WORDS.findall(after[:_EVIDENCE_CHARS])
+    notes = [f"{_EVIDENCE_CHARS:,} of {len(text):,} {which} characters"
+             for which, text in (("baseline", before), ("current", after)) if len(text) > _EVIDENCE_CHARS]
     out: list[str] = []
     for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
         if op == "equal":
@@ -88,13 +96,15 @@ def word_diff(before: str, after: str) -> str:
             out.append("[-" + "".join(a[i1:i2]).rstrip() + "-] ")
         if op in ("replace", "insert"):
             out.append("{+" + "".join(b[j1:j2]).rstrip() + "+} ")
-    return "".join(out).rstrip()
+    said = "".join(out).rstrip()
+    return f"{said}… (cut: {' and '.join(notes)} compared)" if notes else said
 
 
 def evidence(baseline_text: str, current_text: str) -> dict[str, Any]:
-    """Build the evidence block: representative completions and their word-level diff."""
+    """Build the evidence block: representative completions and their word-level diff, each text cut at 2,000
+    characters saying so (`cut`)."""
     return {
-        "baseline_completion": baseline_text[:_EVIDENCE_CHARS],
-        "current_completion": current_text[:_EVIDENCE_CHARS],
+        "baseline_completion": cut(baseline_text),
+        "current_completion": cut(current_text),
         "diff": word_diff(baseline_text, current_text),
     }
