@@ -168,7 +168,7 @@ def parser() -> argparse.ArgumentParser:
                                    "events: resolved). pin: build it from the observations between --since and "
                                    "--until (open events it shows: accepted; the others stay open against it). A running daemon applies "
                                    "a change within 30 s. A pair no longer configured but in the store (drift: open "
-                                   "(not configured)) is reached too.")
+                                   "(not configured)) is reached too, and `show` lists its baselines, the target marked (removed).")
     p.add_argument("action", choices=["show", "accept", "reset", "pin"])
     p.add_argument("canary", nargs="?", help="required, except by show (without one: every canary's baselines)")
     _config_arg(p)
