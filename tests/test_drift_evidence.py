@@ -45,3 +45,14 @@ async def long_latest(tmp_path: Path) -> Path:
 def test_the_diff_command_says_when_it_cut_a_completion(long_latest: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = Cli(capsys)("diff", "c1", "-n", "1", "-c", str(long_latest))
     assert code == 0 and "(cut: 2,000 of 5,000 current characters compared)" in out, out[-400:] + err
+
+
+def test_a_text_without_spaces_is_compared_per_character() -> None:
+    # Found by QA: Chinese and Japanese answers (no spaces) were one word each: one character changed showed the
+    # whole sentence removed and another added, in `diff` and in the stored evidence
+    assert word_diff("今天天气很好，我们去公园吧。", "今天天气不好，我们去公园吧。") == "今天天气[-很-] {+不+}好，我们去公园吧。"
+    assert word_diff("東京は晴れです", "東京は雨です") == "東京は[-晴れ-] {+雨+}です"
+    assert evidence("答案是42。", "答案是43。")["diff"] == "答案是[-42-] {+43+}。"  # a number is a word still
+    # spaced text as before, mixed text word by word around each character
+    assert word_diff("Use kill -9 PID.", "I can't help with that.") == "[-Use kill -9 PID.-] {+I can't help with that.+}"
+    assert word_diff("Run 命令 now", "Run 指令 now") == "Run [-命-] {+指+}令 now"
