@@ -58,6 +58,10 @@ def main(config_path: str, canary: str | None, target: str | None, since: str | 
         err_console.print("[red]error:[/] " + escape(f"-o {output}: that is {clash}, which the export would replace; "
                                                      "write the dump to another file"))
         return EXIT_CONFIG
+    unusable = None if output is None else _unusable(Path(output))
+    if unusable:  # a bad argument (exit 2), said before the store is read, not a write failing at the end (exit 1)
+        err_console.print("[red]error:[/] " + escape(f"-o {output}: {unusable}"))
+        return EXIT_CONFIG
     store = open_store_or_exit(config, create=False)
     try:
         if output is None:
@@ -80,6 +84,14 @@ def main(config_path: str, canary: str | None, target: str | None, since: str | 
     err_console.print(escape(f"exported {count} observation{'s' if count != 1 else ''}"
                              + (f" to {output}" if output else "")))
     return EXIT_OK
+
+
+def _unusable(path: Path) -> str | None:
+    """Why `path` cannot be the dump's file: a folder, or in a folder that is not there."""
+    if path.is_dir():
+        return "that is a folder: name a file"
+    folder = path.absolute().parent
+    return None if folder.is_dir() else f"no folder {folder} to write it in"
 
 
 def _own_file(config: Config, output: str) -> str | None:
