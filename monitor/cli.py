@@ -431,7 +431,7 @@ def entry() -> None:
 
         signal.signal(signal.SIGTERM, _on_sigterm)
         code = main()
-        sys.stdout.flush()  # in the try: a reader gone by the interpreter's own flush made it exit 120, with a
+        _flush_stdout()  # in the try: a reader gone by the interpreter's own flush made it exit 120, with a
         # traceback-like `Exception ignored` on stderr
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -442,8 +442,43 @@ def entry() -> None:
         print("terminated" if terminated else "interrupted", file=sys.stderr)
         code = 128 + (SIGTERM if terminated else SIGINT)
     except Exception as e:
-        code = _store_failed(e)
+        failed = _output_failed(e)
+        code = _store_failed(e) if failed is None else failed
     sys.exit(code)
+
+
+class _StdoutFailed(OSError):
+    """A write to standard output failed (not a closed pipe: that ends the command quietly)."""
+
+
+def _flush_stdout() -> None:
+    """Flush standard output, a failure (a full disk) raised as _StdoutFailed."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as e:
+        raise _StdoutFailed(e.errno, e.strerror) from e
+
+
+def _output_failed(e: Exception) -> int | None:
+    """An output that could not be written (a full disk, an I/O error: the console's or write_line's OutputFailed,
+    the final flush's _StdoutFailed) told in one line on standard error, if that can be written: 1; None for any
+    other exception."""
+    import contextlib
+
+    from monitor.console import OutputFailed
+
+    if isinstance(e, OutputFailed):
+        said = str(e)
+    elif isinstance(e, _StdoutFailed):
+        said = f"standard output: cannot write: {e.strerror or e}"
+    else:
+        return None
+    with contextlib.suppress(OSError):
+        print(f"error: {said}", file=sys.stderr, flush=True)
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the interpreter's own flush at exit: no retry
+    return 1
 
 
 def _store_failed(e: Exception) -> int:

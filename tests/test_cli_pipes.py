@@ -43,3 +43,18 @@ def test_a_closed_pipe_ends_every_read_command_quietly_with_exit_0(stored: Path)
         ["alerts", "pending", "-c", cfg, "--all"])}
     assert {name: (done.returncode, done.stderr) for name, done in runs.items() if (done.returncode, done.stderr)
             != (0, "")} == {}
+
+
+def test_an_output_that_cannot_be_written_is_one_line_and_exit_1(stored: Path) -> None:
+    # Found by QA: `diff`, `drift`, `baseline show` and `alerts pending` into a full disk ended with a traceback,
+    # where `export` says `error: standard output: cannot write: No space left on device` (a runtime error, exit 1)
+    cfg = str(stored)
+    runs = {}
+    for args in (["diff", "c1"], ["baseline", "show"], ["baseline", "show", "--json"], ["drift"],
+                 ["alerts", "pending", "--all"]):
+        with open("/dev/full", "w") as full:
+            runs[" ".join(args)] = subprocess.run([*EXE, *args, "-c", cfg], stdout=full, stderr=subprocess.PIPE,
+                                                  text=True, timeout=60)
+    said = "error: standard output: cannot write: No space left on device\n"
+    assert {name: (done.returncode, done.stderr[-300:]) for name, done in runs.items()
+            if (done.returncode, done.stderr) != (1, said)} == {}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,6 +22,7 @@ from monitor.commands.common import (
 )
 from monitor.commands.drift import analysis_on, open_stored
 from monitor.commands.drift import forming as forming_note
+from monitor.console import write_line
 from monitor.domain import Observation
 from monitor.errors import shown
 from monitor.timeinput import parse_time
@@ -159,8 +159,7 @@ def baseline(config_path: str, action: str, canary: str | None, target: str | No
                 forming.append((cid, tid))
             for row in rows:
                 if json_out:
-                    sys.stdout.write(jsonl.line(as_json(row, firsts) | {"configured": (cid, tid) in configured})
-                                     + "\n")
+                    write_line(jsonl.line(as_json(row, firsts) | {"configured": (cid, tid) in configured}))
                     continue
                 d = row["data"]
                 ident = ", ".join(v for vals in (d.get("identity") or {}).values() for v in vals)

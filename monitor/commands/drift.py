@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -21,7 +20,7 @@ from monitor.commands.common import (
     table_console,
     utc_time,
 )
-from monitor.console import Console
+from monitor.console import Console, write_line
 from monitor.decision import decision
 from monitor.domain import Observation
 from monitor.errors import shown
@@ -127,7 +126,7 @@ def drift_list(config_path: str, open_only: bool, as_json: bool, canaries: list[
     if as_json:
         for e in events:
             line = {k: e.get(k) for k in JSON_KEYS} | {"configured": (e["canary"], e["target"]) in watched}
-            sys.stdout.write(jsonl.line(line) + "\n")
+            write_line(jsonl.line(line))
     else:
         table_console().print(events_table(events, "open drift events" if open_only else "drift events",
                                            watched))
@@ -260,7 +259,7 @@ def replay(baseline_path: str, current_path: str, as_json: bool, zero_tolerance:
     if as_json:
         for event in events:
             d = event.to_json()
-            sys.stdout.write(jsonl.line({k: d.get(k) for k in JSON_KEYS}) + "\n")
+            write_line(jsonl.line({k: d.get(k) for k in JSON_KEYS}))
     else:
         table_console().print(events_table([event.to_json() for event in events],
                                       f"replay: {len(base)} baseline vs {len(cur)} current rows"))
