@@ -34,11 +34,13 @@ class OutputFailed(Exception):
     """Standard output or error could not be written (a full disk, an I/O error): the command's end, exit 1."""
 
 
-def write_line(line: str, out: TextIO | None = None) -> None:
+def write_line(line: str, out: TextIO | None = None, *, flush: bool = False) -> None:
     """Write `line` and a newline to `out` (standard output), a failed write (a full disk; not a closed pipe: that
     ends the command quietly) raised as OutputFailed."""
     try:
         (out or sys.stdout).write(line + "\n")
+        if flush:
+            (out or sys.stdout).flush()
     except BrokenPipeError:
         raise
     except OSError as e:

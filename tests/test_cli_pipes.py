@@ -51,7 +51,7 @@ def test_an_output_that_cannot_be_written_is_one_line_and_exit_1(stored: Path) -
     cfg = str(stored)
     runs = {}
     for args in (["diff", "c1"], ["baseline", "show"], ["baseline", "show", "--json"], ["drift"],
-                 ["alerts", "pending", "--all"]):
+                 ["alerts", "pending", "--all"], ["store", "scrub"]):
         with open("/dev/full", "w") as full:
             runs[" ".join(args)] = subprocess.run([*EXE, *args, "-c", cfg], stdout=full, stderr=subprocess.PIPE,
                                                   text=True, timeout=60)
