@@ -22,13 +22,31 @@ if TYPE_CHECKING:
 DEFAULT_CONFIG = (os.environ.get("LLM_MONITOR_CONFIG") or "").strip() or "monitor.yaml"
 
 
+def _path(hint: str = "") -> Callable[[str], str]:
+    """An argparse type: a file or folder name, not empty or blank (kept as written). `-o ""` wrote the export to
+    ".", `--scenario ""` ran the built-in scenario, `demo --keep ""` kept its files in the working directory."""
+    def parse(text: str) -> str:
+        import argparse
+
+        if not text.strip():
+            raise argparse.ArgumentTypeError(f"an empty path{f' ({hint})' if hint else ''}")
+        return text
+
+    return parse
+
+
+def _absolute_path(text: str) -> str:
+    """An argparse type: `_path`, made absolute."""
+    return os.path.abspath(_path()(text))
+
+
 def _config_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-c", "--config", default=DEFAULT_CONFIG,
+    p.add_argument("-c", "--config", default=DEFAULT_CONFIG, type=_path(),
                    help="monitor.yaml (default: %(default)s; $LLM_MONITOR_CONFIG sets it)")
 
 
 def _web_config_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--web.config.file", dest="web_config_file", type=os.path.abspath, metavar="FILE",
+    p.add_argument("--web.config.file", dest="web_config_file", type=_absolute_path, metavar="FILE",
                    help="TLS and basic auth for the HTTP listener (exporter-toolkit's web config format); "
                         "replaces http.web_config_file")
 
@@ -130,7 +148,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     p.add_argument("--port", type=_port, default=8900,
                    help="port to listen on (0: any free one, printed at start; default: %(default)s)")
-    p.add_argument("--scenario", help="scenario YAML (default: the built-in demo scenario)")
+    p.add_argument("--scenario", type=_path(), help="scenario YAML (default: the built-in demo scenario)")
     p = sub.add_parser("demo", help="zero set-up: simulator + daemon + SQLite in a temp folder")
     p.add_argument("--port", type=_port, default=None,
                    help="port for /metrics (0: any free one; default: 9464 if free, else a free one; a port given "
@@ -139,7 +157,7 @@ def parser() -> argparse.ArgumentParser:
                    help="how often each demo canary runs: a duration or a number of seconds (default: %(default)s)")
     p.add_argument("--duration", type=_duration, default=None,
                    help="stop after this long (e.g. 3m, or 90: seconds); default: until Ctrl-C")
-    p.add_argument("--keep", metavar="DIR", default=None,
+    p.add_argument("--keep", metavar="DIR", default=None, type=_path(),
                    help="keep the store and monitor.yaml in DIR (a new folder, or one without demo.db and "
                         "monitor.yaml) instead of a temp folder, to explore them afterwards with drift, diff and "
                         "export")
@@ -168,7 +186,7 @@ def parser() -> argparse.ArgumentParser:
                                    "events: resolved). pin: build it from the observations between --since and "
                                    "--until (open events it shows: accepted; the others stay open against it). A running daemon applies "
                                    "a change within 30 s. A pair no longer configured but in the store (drift: open "
-                                   "(not configured)) is reached too.")
+                                   "(not configured)) is reached too, and `show` lists its baselines, the target marked (removed).")
     p.add_argument("action", choices=["show", "accept", "reset", "pin"])
     p.add_argument("canary", nargs="?", help="required, except by show (without one: every canary's baselines)")
     _config_arg(p)
@@ -181,8 +199,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--until", help="pin: end of the time range (an RFC 3339 time or a duration ago, 2d or '2d ago'; "
                                    "default: now)")
     p = sub.add_parser("replay", help="run two JSONL dumps through the drift engine and print the events")
-    p.add_argument("--baseline", required=True, help="JSONL dump the baseline forms from (see README: Drift)")
-    p.add_argument("--current", required=True, help="JSONL dump tested against it")
+    p.add_argument("--baseline", required=True, type=_path(),
+                   help="JSONL dump the baseline forms from (see README: Drift)")
+    p.add_argument("--current", required=True, type=_path(), help="JSONL dump tested against it")
     p.add_argument("--json", action="store_true", help="one JSON object per event")
     p.add_argument("--zero-tolerance", action="append", default=[], metavar="SIGNAL",
                    help="a rate signal declared zero in every stream (refused, error, exact_match, check:NAME): "
@@ -198,7 +217,7 @@ def parser() -> argparse.ArgumentParser:
                                    "meaning that long ago (7d or '7d ago', 24h)")
     p.add_argument("--until", help="before this time: an RFC 3339 time, or a duration meaning that long ago (2d or "
                                    "'2d ago')")
-    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE (replaced only once complete); "
+    p.add_argument("-o", "--output", metavar="FILE", type=_path("leave -o out to write to standard output"), help="write to FILE (replaced only once complete); "
                                                          "default: standard output")
     p = sub.add_parser("alerts", help="alert outbox: send a test message, list pending notifications",
                        description="Send a test notification through a sink, or list the alert outbox.")
@@ -231,7 +250,7 @@ def parser() -> argparse.ArgumentParser:
                                        "a running one makes the copy refuse. Exit 0 copied, 1 the copy failed or the "
                                        "row counts differ, 2 bad arguments, config or stores.")
     source = a.add_mutually_exclusive_group()
-    source.add_argument("-c", "--config", default=DEFAULT_CONFIG,
+    source.add_argument("-c", "--config", default=DEFAULT_CONFIG, type=_path(),
                         help="copy the store of this config's storage.url (default: %(default)s; "
                              "$LLM_MONITOR_CONFIG sets it)")
     source.add_argument("--from", dest="source", metavar="URL", help="copy the store at this URL instead")
@@ -252,7 +271,7 @@ def parser() -> argparse.ArgumentParser:
     _config_arg(a)
     a.add_argument("--batch", type=_count, default=500, help="rows per read and transaction (default: %(default)s)")
     p = sub.add_parser("refusal", help="label completions in a JSONL file as refusals (none|partial|full)")
-    p.add_argument("--jsonl", required=True,
+    p.add_argument("--jsonl", required=True, type=_path(),
                    help="lines with `completion` (or `text`, which `export` writes), optionally `prompt` and "
                         "`refusal_text` (the provider's refusal, which `export` writes too); '-' for "
                         "stdin; each line is written back with `refusal` and `refusal_score` added")
@@ -412,6 +431,8 @@ def entry() -> None:
 
         signal.signal(signal.SIGTERM, _on_sigterm)
         code = main()
+        _flush_stdout()  # in the try: a reader gone by the interpreter's own flush made it exit 120, with a
+        # traceback-like `Exception ignored` on stderr
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         code = 0
@@ -421,8 +442,43 @@ def entry() -> None:
         print("terminated" if terminated else "interrupted", file=sys.stderr)
         code = 128 + (SIGTERM if terminated else SIGINT)
     except Exception as e:
-        code = _store_failed(e)
+        failed = _output_failed(e)
+        code = _store_failed(e) if failed is None else failed
     sys.exit(code)
+
+
+class _StdoutFailed(OSError):
+    """A write to standard output failed (not a closed pipe: that ends the command quietly)."""
+
+
+def _flush_stdout() -> None:
+    """Flush standard output, a failure (a full disk) raised as _StdoutFailed."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as e:
+        raise _StdoutFailed(e.errno, e.strerror) from e
+
+
+def _output_failed(e: Exception) -> int | None:
+    """An output that could not be written (a full disk, an I/O error: the console's or write_line's OutputFailed,
+    the final flush's _StdoutFailed) told in one line on standard error, if that can be written: 1; None for any
+    other exception."""
+    import contextlib
+
+    from monitor.console import OutputFailed
+
+    if isinstance(e, OutputFailed):
+        said = str(e)
+    elif isinstance(e, _StdoutFailed):
+        said = f"standard output: cannot write: {e.strerror or e}"
+    else:
+        return None
+    with contextlib.suppress(OSError):
+        print(f"error: {said}", file=sys.stderr, flush=True)
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the interpreter's own flush at exit: no retry
+    return 1
 
 
 def _store_failed(e: Exception) -> int:

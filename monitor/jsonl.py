@@ -1,4 +1,5 @@
-"""JSON-lines input files (replay dumps, `refusal --jsonl`): one object a line, errors naming file and line.
+"""JSON-lines input files (replay dumps, `refusal --jsonl`): one object a line, errors naming file and line; and
+the lines the commands write (`line`).
 
 Lines are read as RFC 8259 JSON, not as Python's `json` reads it: the literals `NaN`, `Infinity` and `-Infinity`
 (which Python writes and reads, but no JSON parser elsewhere does: jq, JavaScript's JSON.parse, Go, serde) and
@@ -10,12 +11,22 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from monitor.errors import shown
+
+_C1 = re.compile(r"[\x7f-\x9f]")  # DEL and C1: outside a string json.dumps writes only ASCII that prints
+
+
+def line(value: Any, *, allow_nan: bool = True) -> str:
+    """`value` as one JSON line (without its newline), non-ASCII as written but DEL and the C1 controls escaped
+    (`\\u009b`), which json.dumps leaves raw (it escapes C0 only): a terminal showing the line reads U+009B as CSI."""
+    return _C1.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(value, ensure_ascii=False, allow_nan=allow_nan))
+
 
 _SHOWN = 60  # characters of a field's name an error shows: a key may be a megabyte long
 

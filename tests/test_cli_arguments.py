@@ -14,7 +14,7 @@ import pytest
 from monitor.sim import SimServer
 from tests.conftest import write_config
 from tests.support.cli_config import ONE, two_targets
-from tests.support.daemon import cli
+from tests.support.daemon import EXE, cli
 
 
 @pytest.mark.parametrize("args,expected", [
@@ -41,6 +41,27 @@ def test_bad_arguments_are_argument_errors(args: list[str], expected: str) -> No
     out = cli(*args, timeout=30)
     assert out.returncode == 2 and expected in out.stderr and "Traceback" not in out.stderr
     assert out.stdout == ""  # refused before anything started
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["export", "-o", ""], "argument -o/--output: an empty path (leave -o out to write to standard output)"),
+    (["export", "-o", "  "], "argument -o/--output: an empty path"),
+    (["drift", "-c", ""], "argument -c/--config: an empty path"),
+    (["check-config", "--web.config.file", ""], "argument --web.config.file: an empty path"),
+    (["sim", "--scenario", ""], "argument --scenario: an empty path"),
+    (["demo", "--keep", ""], "argument --keep: an empty path"),
+    (["replay", "--baseline", "", "--current", "b.jsonl"], "argument --baseline: an empty path"),
+    (["refusal", "--jsonl", ""], "argument --jsonl: an empty path"),
+    (["store", "copy", "--to", "sqlite:///x.db", "-c", ""], "argument -c/--config: an empty path"),
+])
+def test_an_empty_path_is_an_argument_error(args: list[str], expected: str, tmp_path: Path) -> None:
+    # Found by QA: `export -o ""` failed writing "." (exit 1, "cannot write: Device or resource busy"), `-o " "`
+    # wrote a file named " ", `sim --scenario ""` ran the built-in scenario, `demo --keep ""` kept its files in the
+    # working directory and `-c ""` read "." as the config
+    (tmp_path / "monitor.yaml").write_text("targets: []\n")  # in the working directory: -o "" is not reached by chance
+    out = subprocess.run([*EXE, *args], capture_output=True, text=True, timeout=30, cwd=tmp_path)
+    assert (out.returncode, out.stdout) == (2, "") and expected in out.stderr, out.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["monitor.yaml"]  # refused before anything was written
 
 
 @pytest.mark.parametrize("given,kept", [("10", "10s"), ("2.5", "2.5s"), ("1m30s", "1m30s")])

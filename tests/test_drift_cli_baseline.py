@@ -154,7 +154,7 @@ async def test_baseline_show_without_a_canary_lists_every_canarys_baselines(
     assert "c1 " in show.stdout and "first_n" in show.stdout
     assert "c2 @ t: no baseline yet" in show.stdout
     bad = cli("baseline", "show", "-c", str(cfg_path), "--target", "tt")
-    assert bad.returncode == 2 and "no target 'tt' in the configuration (known: t)" in bad.stderr
+    assert bad.returncode == 2 and "no target 'tt' in the configuration or in any stored drift event or baseline (known: t)" in bad.stderr
     need = cli("baseline", "accept", "-c", str(cfg_path))
     assert need.returncode == 2 and "baseline accept needs a canary" in need.stderr
 
@@ -209,7 +209,7 @@ async def test_baseline_show_json_writes_one_object_per_baseline(tmp_path: Path,
     assert row == {"id": stored["id"], "canary": "c1", "target": "t", "created_at": stored["created_at"].isoformat(),
                    "source": "first_n", "note": "", "active": True, "since": stored["created_at"].isoformat(),
                    "until": None, "ready": True, "built_from": 5, "reference": 5, "outages_left_out": 0,
-                   "outage_runs": 0, "identity": stored["data"]["identity"]}
+                   "outage_runs": 0, "identity": stored["data"]["identity"], "configured": True}
     assert "fp_a" in row["identity"]["system_fingerprint"]
     assert "c2 @ t: no baseline yet" in show.stderr  # stdout stays JSON lines
     bad = cli("baseline", "reset", "c1", "-c", str(cfg_path), "--json")

@@ -158,4 +158,31 @@ def test_every_unknown_name_error_lists_as_drift_does_nearest_first_then_twenty_
         [known] = re.findall(r"\((?:known|canaries): ([^;)]*)", err) or [err]
         assert known == "kill-python-process, " + ", ".join(ids[:19]) + " and 11 more", (args, err)
     _, _, err = cli("baseline", "show", "--target", "uu", "-c", str(cfg))
-    assert "no target 'uu' in the configuration (known: u, t)" in err, err
+    assert "no target 'uu' in the configuration or in any stored drift event or baseline (known: u, t)" in err, err
+
+
+def test_baseline_show_lists_the_baselines_of_removed_pairs_marked_so(tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    # Found by QA: `baseline show` listed the configured pairs only: a removed canary's or target's baselines, which
+    # `baseline reset` reaches and a re-added pair resumes from, were out of sight
+    cfg = write_config(tmp_path, "  - {id: t, provider: openai, base_url: 'http://127.0.0.1:9/v1', model: m}",
+                       canaries("c1"))
+    store = Store(f"sqlite:///{tmp_path / 'm.db'}")
+    store.migrate()
+    repo = DriftRepository(store.engine)
+    for canary, target in (("c1", "t"), ("c1", "gone-target"), ("gone-canary", "t")):
+        repo.save_baseline(canary, target, {"version": 1, "count": 30, "ready": True}, source="first_n", now=T0)
+    DriftRepository(store.engine).save_events([event("events-only", "t", "output_chars")])  # no baseline: not listed
+    store.close()
+    cli = Cli(capsys)
+    for args in ([], ["c1"], ["--target", "gone-target"]):
+        code, out, err = cli("baseline", "show", *args, "-c", str(cfg), "--json")
+        assert code == 0, err
+        assert {(b["canary"], b["target"]): b["configured"] for b in map(json.loads, out.splitlines())} == {
+            ("c1", "t"): True, ("c1", "gone-target"): False, ("gone-canary", "t"): False,
+        } if not args else ({("c1", "t"): True, ("c1", "gone-target"): False} if args == ["c1"]
+                            else {("c1", "gone-target"): False}), (args, out)
+    code, out, _ = cli("baseline", "show", "-c", str(cfg))
+    rows = {tuple(cell.strip() for cell in line.split("│")[1:3]) for line in out.splitlines() if line.startswith("│")}
+    assert code == 0 and rows == {("c1", "t"), ("c1", "gone-target (removed)"), ("gone-canary", "t (removed)")}, out
+    assert "events-only" not in out and "no baseline yet" not in out

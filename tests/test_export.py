@@ -78,7 +78,7 @@ async def test_export_errors_name_the_flag_and_leave_no_half_file(tmp_path: Path
     assert code == 2 and "--since: not an RFC 3339 time or a duration: 'last tuesday'" in err
     missing = tmp_path / "no-such-dir" / "x.jsonl"
     code, _, err = cli("export", "-c", str(cfg), "-o", str(missing))
-    assert code == 1 and "cannot write" in err and not missing.parent.exists()
+    assert code == 2 and "no folder" in err and not missing.parent.exists()  # an argument error, as --keep's
     code, out, _ = cli("export", "-c", str(cfg), "--since", "1h", "--target", "t")
     assert code == 0 and len(out.splitlines()) == 5
     assert cli("export", "-c", str(cfg), "--since", "0s")[1] == ""  # from now on: nothing yet
@@ -266,3 +266,22 @@ async def test_export_writes_the_providers_refusal_and_refusal_jsonl_reads_it(tm
     labelled = io.StringIO()
     assert annotate_jsonl(out, labelled) == 5
     assert [json.loads(line)["refusal"] for line in labelled.getvalue().splitlines()] == ["full"] * 5
+
+
+def test_an_output_path_that_cannot_be_a_file_is_an_argument_error(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    # Found by QA: `-o missing-folder/x.jsonl` was exit 1 (a failure), where every other path argument that cannot
+    # be used is exit 2 (`--keep`, `--jsonl`, `--baseline`); `-o some-folder` read the whole store, then failed
+    from monitor.store import Store
+    from tests.conftest import write_config
+
+    cfg = write_config(tmp_path, "  - {id: t, provider: openai, base_url: 'http://127.0.0.1:9/v1', model: m}",
+                       "canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n")
+    store = Store(f"sqlite:///{tmp_path / 'm.db'}")
+    store.migrate()
+    store.close()
+    cli = Cli(capsys)
+    for output, said in ((tmp_path / "missing" / "x.jsonl", f"no folder {tmp_path / 'missing'} to write it in"),
+                         (tmp_path / "probes", "that is a folder: name a file")):
+        code, out, err = cli("export", "-c", str(cfg), "-o", str(output))
+        assert (code, out) == (2, "") and f"-o {output}: {said}" in err, err

@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import sys
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, TextIO
 
 import httpx
 from pydantic import ValidationError
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from monitor import jsonl
 from monitor.alerts.config import AlertsConfig
 from monitor.alerts.events import DEAD, DELIVERED, HELD, WAITING, AlertEvent, Notification
 from monitor.alerts.outbox import Outbox
@@ -25,6 +23,7 @@ from monitor.alerts.sender import Sender
 from monitor.alerts.sinks import build_sink
 from monitor.alerts.sinks.base import shown_url
 from monitor.commands.common import err_console, table_console
+from monitor.console import Console, write_line
 from monitor.domain import utcnow
 from monitor.errors import MonitorError
 from monitor.keylike import shown_path
@@ -127,9 +126,8 @@ def alerts_pending(config: Any, *, limit: int = 100, every: bool = False, as_jso
     waiting = sum(counts.get(s, 0) for s in WAITING)
     total = sum(counts.values()) if every else waiting + counts.get(HELD, 0)
     if as_json:
-        write = (stdout or sys.stdout).write
         for n in rows:
-            write(json.dumps(_record(n, behind.get(n.id)), ensure_ascii=False) + "\n")
+            write_line(jsonl.line(_record(n, behind.get(n.id))), stdout)
         if total > len(rows):  # the table's title says so; JSON lines end without a word
             err_console.print(f"note: showing {len(rows)} of {total} notifications (-n/--limit)",
                               highlight=False)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,6 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from monitor import jsonl
 from monitor.commands.common import (
     EXIT_CONFIG,
     EXIT_OK,
@@ -23,6 +22,7 @@ from monitor.commands.common import (
 )
 from monitor.commands.drift import analysis_on, open_stored
 from monitor.commands.drift import forming as forming_note
+from monitor.console import write_line
 from monitor.domain import Observation
 from monitor.errors import shown
 from monitor.timeinput import parse_time
@@ -48,6 +48,7 @@ def left_out(data: dict[str, Any]) -> str:
 # every refresh. A larger range is refused rather than pinned from its first part.
 PIN_MAX_OBSERVATIONS = 100_000
 OPERATOR_CHOSEN = ("pinned", "accepted")  # baselines built from a range of stored answers an operator chose
+REMOVED = "(removed)"  # `baseline show`'s mark, after the target, of a pair the configuration no longer has
 
 
 def _since(row: dict[str, Any], firsts: dict[str, datetime]) -> str:
@@ -121,15 +122,18 @@ def baseline(config_path: str, action: str, canary: str | None, target: str | No
         err_console.print(f"[red]error:[/] --json is for `baseline show`; `baseline {action}` prints what it did")
         return EXIT_CONFIG
     config, store = open_stored(config_path)
+    repo = DriftRepository(store.engine)
     removed: set[str] = set()  # targets of the canary's pairs the configuration no longer has
+    configured = {(c.id, t.id) for c, t in config.pairs()}
     try:
-        if canary is None:  # show: every configured pair (only `target`'s, if given)
-            known = [t.id for t in config.targets]
+        if canary is None:  # show: every configured pair and every stored one (only `target`'s, if given)
+            known = [*(t.id for t in config.targets), *sorted({t for _, t in repo.pairs()} - {t.id for t in config.targets})]
             if target is not None and target not in known:
-                raise ValueError(f"no target {shown(target)} in the configuration (known: {known_names(known, target)})")
+                raise ValueError(f"no target {shown(target)} in the configuration or in any stored drift event or "
+                                 f"baseline (known: {known_names(known, target)})")
             pairs = [(c.id, t.id) for c, t in config.pairs() if target in (None, t.id)]
         else:
-            targets, removed = reached_targets(config, DriftRepository(store.engine), canary, target)
+            targets, removed = reached_targets(config, repo, canary, target)
             pairs = [(canary, t) for t in targets]
     except ValueError as e:
         err_console.print(f"[red]error:[/] {escape(str(e))}")
@@ -138,6 +142,10 @@ def baseline(config_path: str, action: str, canary: str | None, target: str | No
     targets = [t for _, t in pairs]
     console = table_console()
     if action == "show":
+        # a pair the configuration no longer has is shown too, marked removed: `reset` reaches its baselines, and
+        # the pair resumes from them if it comes back
+        pairs += sorted(p for p in repo.pairs(canary) if p not in configured and p not in pairs
+                        and target in (None, p[1]))
         table = Table(title=f"baselines of {escape(canary)}" if canary else "baselines", header_style="bold")
         for col in ("canary", "target", "since", "source", "note", "ready", "built from", "reference",
                     "outages left out", "model / fingerprint", "active"):
@@ -147,16 +155,17 @@ def baseline(config_path: str, action: str, canary: str | None, target: str | No
         firsts = analysis.store.started_at(row["data"].get("first_obs_id") or "" for rows in stored.values()
                                            for row in rows if row["source"] in OPERATOR_CHOSEN)
         for (cid, tid), rows in stored.items():
-            if not rows:
+            if not rows and (cid, tid) in configured:  # a removed pair's events alone: no baseline to show
                 forming.append((cid, tid))
             for row in rows:
                 if json_out:
-                    sys.stdout.write(json.dumps(as_json(row, firsts), ensure_ascii=False) + "\n")
+                    write_line(jsonl.line(as_json(row, firsts) | {"configured": (cid, tid) in configured}))
                     continue
                 d = row["data"]
                 ident = ", ".join(v for vals in (d.get("identity") or {}).values() for v in vals)
                 # Text cells: a note, a served model or a fingerprint is data, never console markup
-                table.add_row(*map(Text, (cid, tid, _since(row, firsts), row["source"], row["note"] or "",
+                shown_target = tid if (cid, tid) in configured else f"{tid} {REMOVED}"
+                table.add_row(*map(Text, (cid, shown_target, _since(row, firsts), row["source"], row["note"] or "",
                                           str(d.get("ready")), str(d.get("count")), str(reference_n(d)), left_out(d),
                                           ident, "yes" if row["active"] else "")))
         if not json_out:

@@ -13,10 +13,10 @@ from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from rich.console import Console
 from rich.markup import escape
 
 from monitor.config.loader import Config, load_config
+from monitor.console import Console
 from monitor.durations import parse_duration
 from monitor.errors import ConfigError, MonitorError, shown
 from monitor.timeinput import EXAMPLE, NOT_A_TIME, TimeInputError, parse_time

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from rich.console import Console
 from rich.markup import escape
 
 from monitor.app import App
@@ -24,6 +23,7 @@ from monitor.commands.probe import checks_failed, mark
 from monitor.commands.run import serve
 from monitor.config.loader import Config, load_config
 from monitor.config.models import Schedule
+from monitor.console import Console
 from monitor.counted import counted
 from monitor.domain import Observation
 from monitor.durations import parse_duration
@@ -157,6 +157,7 @@ def summary(events: list[Any], kept: Path | None) -> None:
     """At the end: every event of the run in one table, the evidence of its first behaviour change, and (with
     --keep) the commands that explore the kept store."""
     from monitor.commands.drift import diff_renderer, events_table
+    from monitor.drift.events import cut
 
     console = table_console()
     console.print()
@@ -170,7 +171,7 @@ def summary(events: list[Any], kept: Path | None) -> None:
         console.print(f"\n[bold]Evidence[/] of {escape(shown.signal)} on {escape(shown.canary)} @ "
                       f"{escape(shown.target)} (the baseline's representative completion against the first changed "
                       "one):")
-        console.print(diff_renderer(console)(shown.evidence["diff"][:800]))
+        console.print(diff_renderer(console)(cut(shown.evidence["diff"], 800)))
     if kept is not None:
         config = shlex.quote(str(kept / "monitor.yaml"))  # pasted into a shell: a folder with a space stays one
         # the diff command shows the latest completions of the pair whose evidence is above

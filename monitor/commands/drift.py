@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from collections.abc import Callable
 from typing import Any
 
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from monitor import jsonl
 from monitor.commands.common import (
     EXIT_CONFIG,
     EXIT_OK,
@@ -22,6 +20,7 @@ from monitor.commands.common import (
     table_console,
     utc_time,
 )
+from monitor.console import Console, write_line
 from monitor.decision import decision
 from monitor.domain import Observation
 from monitor.errors import shown
@@ -127,7 +126,7 @@ def drift_list(config_path: str, open_only: bool, as_json: bool, canaries: list[
     if as_json:
         for e in events:
             line = {k: e.get(k) for k in JSON_KEYS} | {"configured": (e["canary"], e["target"]) in watched}
-            sys.stdout.write(json.dumps(line, ensure_ascii=False) + "\n")
+            write_line(jsonl.line(line))
     else:
         table_console().print(events_table(events, "open drift events" if open_only else "drift events",
                                            watched))
@@ -166,7 +165,7 @@ def diff(config_path: str, canary: str, target: str | None, count: int) -> int:
         err_console.print(f"[red]error:[/] {escape(str(e))}")
         return EXIT_CONFIG
     from monitor.drift.baseline import Baseline
-    from monitor.drift.events import word_diff
+    from monitor.drift.events import cut, word_diff
 
     analysis = analysis_on(config, store)
     console = table_console()
@@ -181,7 +180,7 @@ def diff(config_path: str, canary: str, target: str | None, count: int) -> int:
         reference = base.representative_text()
         console.rule(f"{canary} @ {tid}: baseline ({rows[0]['source']}, {utc_time(rows[0]['created_at'])}) "
                      f"vs latest {len(latest)}")
-        console.print(Text.assemble(("baseline: ", "bold"), reference[:1500]))
+        console.print(Text.assemble(("baseline: ", "bold"), cut(reference)))
         for obs in latest:
             console.print(Text.assemble((f"\n{utc_time(obs.started_at)} #{obs.sample_index} "
                                          f"{obs.call.response_model or ''}: ", "bold"),
@@ -260,7 +259,7 @@ def replay(baseline_path: str, current_path: str, as_json: bool, zero_tolerance:
     if as_json:
         for event in events:
             d = event.to_json()
-            sys.stdout.write(json.dumps({k: d.get(k) for k in JSON_KEYS}, ensure_ascii=False) + "\n")
+            write_line(jsonl.line({k: d.get(k) for k in JSON_KEYS}))
     else:
         table_console().print(events_table([event.to_json() for event in events],
                                       f"replay: {len(base)} baseline vs {len(cur)} current rows"))

@@ -8,7 +8,6 @@ stored already scrubbed of API keys; nothing else secret is in an observation.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import tempfile
@@ -18,6 +17,7 @@ from typing import IO, TYPE_CHECKING
 
 from rich.markup import escape
 
+from monitor import jsonl
 from monitor.commands.common import (
     EXIT_CONFIG,
     EXIT_FAIL,
@@ -58,6 +58,10 @@ def main(config_path: str, canary: str | None, target: str | None, since: str | 
         err_console.print("[red]error:[/] " + escape(f"-o {output}: that is {clash}, which the export would replace; "
                                                      "write the dump to another file"))
         return EXIT_CONFIG
+    unusable = None if output is None else _unusable(Path(output))
+    if unusable:  # a bad argument (exit 2), said before the store is read, not a write failing at the end (exit 1)
+        err_console.print("[red]error:[/] " + escape(f"-o {output}: {unusable}"))
+        return EXIT_CONFIG
     store = open_store_or_exit(config, create=False)
     try:
         if output is None:
@@ -80,6 +84,14 @@ def main(config_path: str, canary: str | None, target: str | None, since: str | 
     err_console.print(escape(f"exported {count} observation{'s' if count != 1 else ''}"
                              + (f" to {output}" if output else "")))
     return EXIT_OK
+
+
+def _unusable(path: Path) -> str | None:
+    """Why `path` cannot be the dump's file: a folder, or in a folder that is not there."""
+    if path.is_dir():
+        return "that is a folder: name a file"
+    folder = path.absolute().parent
+    return None if folder.is_dir() else f"no folder {folder} to write it in"
 
 
 def _own_file(config: Config, output: str) -> str | None:
@@ -107,7 +119,7 @@ def _write(store: Store, out: IO[str], canary: str | None, target: str | None, s
            end: datetime | None) -> int:
     count = 0
     for obs in store.iter_observations(canary=canary, target=target, since=start, before=end):
-        out.write(json.dumps(observation_row(obs), ensure_ascii=False) + "\n")
+        out.write(jsonl.line(observation_row(obs)) + "\n")
         count += 1
     return count
 

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import shlex
-import sys
 from datetime import timedelta
 
 from prometheus_client import CollectorRegistry
 from rich.markup import escape
 from rich.table import Table
 
+from monitor import jsonl
 from monitor.app import App
 from monitor.commands.common import (
     EXIT_CONFIG,
@@ -27,6 +26,7 @@ from monitor.commands.common import (
 )
 from monitor.config.loader import Config
 from monitor.config.models import Canary, Target
+from monitor.console import write_line
 from monitor.domain import Observation
 from monitor.errors import MonitorError
 from monitor.spend import midnight
@@ -128,7 +128,7 @@ def main(config_path: str, canary: str | None, target: str | None, as_json: bool
         observations = [o for batch in results for o in batch]
         if as_json:
             for o in observations:
-                sys.stdout.write(json.dumps(o.as_json(), ensure_ascii=False) + "\n")
+                write_line(jsonl.line(o.as_json()))
         elif observations or not paused:
             table_console().print(observation_table(observations))
         for line in paused:  # what ran nothing, said on standard error (the log's warning alone explained it)

@@ -25,6 +25,7 @@ from monitor.commands.common import EXIT_FAIL, EXIT_OK, err_console, load_or_exi
 from monitor.config.loader import Config
 from monitor.config.secrets import resolve_api_key
 from monitor.config.validate import redact_url
+from monitor.console import write_line
 from monitor.counted import counted
 from monitor.errors import SecretError
 from monitor.literal_secrets import header_secrets
@@ -71,8 +72,8 @@ def scrub(config_path: str, batch: int = BATCH, environ: Mapping[str, str] | Non
     for note in notes:
         err_console.print(f"[yellow]note:[/] {escape(note)}")
     if not secrets:
-        print("no secret found in the config (no target's API key, sink secret or reload token could be read): "
-              "nothing to scrub, the store is unchanged")
+        write_line("no secret found in the config (no target's API key, sink secret or reload token could be read): "
+                   "nothing to scrub, the store is unchanged")
         return EXIT_OK
     values = tuple(dict.fromkeys(s.value for s in secrets))  # scrub_text takes the longer first
     shortest: dict[str, int] = {}
@@ -80,8 +81,8 @@ def scrub(config_path: str, batch: int = BATCH, environ: Mapping[str, str] | Non
         shortest[s.value] = min(s.shortest, shortest.get(s.value, s.shortest))
     store = open_store_or_exit(config, create=False)
     try:
-        print(f"scrubbing {counted(len(secrets), 'secret')} ({', '.join(s.name for s in secrets)}) from "
-              f"{redact_url(store.safe_url)}")
+        write_line(f"scrubbing {counted(len(secrets), 'secret')} ({', '.join(s.name for s in secrets)}) from "
+                   f"{redact_url(store.safe_url)}")
         scrub_tables(store.engine, sorted({s.needle for s in secrets}),
                      lambda text: scrub_text(text, values, shortest), batch=batch, done=_print)
     except SQLAlchemyError as e:  # one line, as `_store_failed`; a driver's message quoting a value is scrubbed too
@@ -134,4 +135,4 @@ def configured_secrets(config: Config, environ: Mapping[str, str]) -> tuple[list
 
 def _print(s: Scrubbed) -> None:
     busy = f" ({counted(s.busy, 'row')} changed meanwhile, left as written: run it again)" if s.busy else ""
-    print(f"{s.table}: {counted(s.rows, 'row')} rewritten{busy}", flush=True)
+    write_line(f"{s.table}: {counted(s.rows, 'row')} rewritten{busy}", flush=True)

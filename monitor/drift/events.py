@@ -11,7 +11,12 @@ from typing import Any
 BEHAVIOUR = "behaviour"
 MODEL = "model"
 OPEN, RESOLVED, ACCEPTED = "open", "resolved", "accepted"
-_WORDS = re.compile(r"\S+\s*")
+# Scripts written without spaces between words (Chinese, Japanese kana, Korean syllables, Thai; CJK punctuation and
+# fullwidth forms): each character is a word of the diff, or a sentence was one word and a changed character showed
+# it all replaced. Other text splits at whitespace, each word keeping the whitespace after it.
+_UNSPACED = ("\u0e00-\u0e7f\u3000-\u303f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
+             "\uff00-\uffef\U00020000-\U0003134f")
+_WORDS = re.compile(f"[{_UNSPACED}]\\s*|[^\\s{_UNSPACED}]+\\s*")
 _EVIDENCE_CHARS = 2000
 
 
@@ -75,26 +80,42 @@ class EventUpdate:
     event: DriftEvent
 
 
+def cut(text: str, limit: int = _EVIDENCE_CHARS) -> str:
+    """`text`, or its first `limit` characters saying so: `… (cut: 2,000 of 5,312 characters shown)`."""
+    return text if len(text) <= limit else f"{text[:limit]}… (cut: {limit:,} of {len(text):,} characters shown)"
+
+
 def word_diff(before: str, after: str) -> str:
-    """Word-level diff: unchanged words as is, removals as [-...-], insertions as {+...+}."""
+    """Word-level diff: unchanged words as is, removals as [-...-], insertions as {+...+}; of texts longer than
+    2,000 characters their first 2,000, saying so at the end (a change further on is not in it)."""
     a = _WORDS.findall(before[:_EVIDENCE_CHARS])
     b = _WORDS.findall(after[:_EVIDENCE_CHARS])
+    notes = [f"{_EVIDENCE_CHARS:,} of {len(text):,} {which} characters"
+             for which, text in (("baseline", before), ("current", after)) if len(text) > _EVIDENCE_CHARS]
     out: list[str] = []
     for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
         if op == "equal":
             out.append("".join(a[i1:i2]))
             continue
         if op in ("replace", "delete"):
-            out.append("[-" + "".join(a[i1:i2]).rstrip() + "-] ")
+            out.append("[-" + "".join(a[i1:i2]).rstrip() + "-]" + _after(a[i2 - 1] if op == "delete" else " "))
         if op in ("replace", "insert"):
-            out.append("{+" + "".join(b[j1:j2]).rstrip() + "+} ")
-    return "".join(out).rstrip()
+            out.append("{+" + "".join(b[j1:j2]).rstrip() + "+}" + _after(b[j2 - 1]))
+    said = "".join(out).rstrip()
+    return f"{said}… (cut: {' and '.join(notes)} compared)" if notes else said
+
+
+def _after(last: str) -> str:
+    """What follows a change's closing marker, by the change's last word: a space where whitespace followed it, and
+    nothing where none did (in text without spaces: `今天天气[-很-] {+不+}好`)."""
+    return " " if last != last.rstrip() else ""
 
 
 def evidence(baseline_text: str, current_text: str) -> dict[str, Any]:
-    """Build the evidence block: representative completions and their word-level diff."""
+    """Build the evidence block: representative completions and their word-level diff, each text cut at 2,000
+    characters saying so (`cut`)."""
     return {
-        "baseline_completion": baseline_text[:_EVIDENCE_CHARS],
-        "current_completion": current_text[:_EVIDENCE_CHARS],
+        "baseline_completion": cut(baseline_text),
+        "current_completion": cut(current_text),
         "diff": word_diff(baseline_text, current_text),
     }

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 from typing import Protocol
 
+from monitor import jsonl
 from monitor.domain import ErrorType
 from monitor.jsonl import objects
 from monitor.refusal.detector import RefusalDetector
@@ -59,7 +60,7 @@ def annotate_jsonl(in_path: str | Path, out_stream: Writer, detector: RefusalDet
             v = det.detect(completion, prompt=prompt, finish_reason=finish, refusal_text=refusal_text, error_type=error)
             row["refusal"], row["refusal_score"] = v.label, v.score
         # allow_nan=False: the reader refuses NaN and Infinity, so one here would be a bug, not a line to write
-        line = json.dumps(row, ensure_ascii=False, allow_nan=False)
+        line = jsonl.line(row, allow_nan=False)
         if _SURROGATE.search(line):  # half a UTF-16 pair ("\ud800" in the input) only an escape can write as it was
             line = json.dumps(row, allow_nan=False)
         out_stream.write(line + "\n")

@@ -10,10 +10,12 @@ from monitor.store.tables import ObservationRow
 
 
 def aware(ts: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; everything stored is UTC."""
+    """A stored time as UTC: SQLite hands back naive datetimes (everything stored is UTC), PostgreSQL ones in the
+    session's TimeZone (a server, database or role default of 'America/New_York' gave -05:00 times, which `export`
+    and the JSON outputs then wrote)."""
     if ts is None:
         return None
-    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+    return ts.astimezone(UTC) if ts.tzinfo else ts.replace(tzinfo=UTC)
 
 
 def upsert(dialect: str, table: Any) -> Any:

@@ -1,0 +1,78 @@
+"""Stored text (completions, notes, receivers' errors) holding control characters reaches neither a terminal raw nor
+a JSON line as a raw C1 character: an ESC or CSI in a completion must not recolour, clear or retitle the terminal."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from monitor.alerts.commands import alerts_pending
+from monitor.alerts.events import AlertEvent
+from monitor.domain import utcnow
+from monitor.drift.events import DriftEvent
+from monitor.sim import scenario_from_dict
+from monitor.store import Store
+from monitor.store.drift_repo import DriftRepository
+from tests.support.drift_app import stored_runs
+from tests.support.inprocess import Cli
+from tests.test_alerts_commands import _outbox
+from tests.test_store_contract import obs
+
+HOSTILE = "a\x1b[2J\x1b]0;owned\x07b\rc\x9b31md\x85e\x7ff"  # ESC CSI, OSC title + BEL, CR, C1 CSI, NEL, DEL
+RAW = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # what must not be written: controls but newline and tab
+SCENARIO = scenario_from_dict({"name": "ctl", "seed": 4, "defaults": {"ttft": 5, "output_tps": 5000},
+                               "models": {"m": {"phases": [{"name": "a"}]}}})
+
+
+def test_printable_escapes_controls_as_python_does_and_keeps_newlines_tabs_and_letters() -> None:
+    from monitor.console import printable
+    from monitor.jsonl import line as json_line
+
+    assert printable("x\x1b[31m\ty\n\r\x07\x9b\x7fé漢") == "x\\x1b[31m\ty\n\\r\\x07\\x9b\\x7fé漢"
+    line = json_line({"text": HOSTILE, "é": "\x80\x9f\xa0"})
+    assert not RAW.search(line) and "\\u009b" in line and "\\u0085" in line and "\xa0" in line
+    assert json.loads(line) == {"text": HOSTILE, "é": "\x80\x9f\xa0"}
+
+
+@pytest.fixture
+async def stored(tmp_path: Path) -> Path:
+    """A store with a baseline for c1 x t, its latest completion and an event's note holding HOSTILE."""
+    cfg, observed = await stored_runs(tmp_path, SCENARIO, 5, "{baseline_size: 5}", 2)
+    store = Store(f"sqlite:///{tmp_path / 'm.db'}")
+    last = observed[-1]
+    store.save_observation(dataclasses.replace(obs(0, canary="c1"), started_at=utcnow(),
+                                               call=dataclasses.replace(last.call, text=HOSTILE)))
+    DriftRepository(store.engine).save_events([DriftEvent(
+        canary="c1", target="t", signal="output_chars", kind="behaviour", test="mann_whitney", baseline_value=1.0,
+        current_value=2.0, effect_size=None, statistic=None, p_value=1e-6, threshold=None, baseline_n=5,
+        current_n=5, first_obs_id=None, first_obs_at=None, opened_at=utcnow().isoformat(), note=HOSTILE,
+        evidence={"current_completion": HOSTILE}).to_json()])
+    store.close()
+    return cfg
+
+
+def test_diff_export_and_drift_json_write_no_raw_control_character(stored: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    cli = Cli(capsys)
+    code, out, err = cli("diff", "c1", "-c", str(stored))
+    assert code == 0 and "\\x1b[2J" in out and "\\x9b31md" in out, out + err
+    assert not RAW.search(out), [m.group() for m in RAW.finditer(out)]
+    for args in (["drift", "--json"], ["export"], ["baseline", "show", "--json"]):
+        code, out, _ = cli(*args, "-c", str(stored))
+        assert code == 0 and not RAW.search(out), (args, [m.group() for m in RAW.finditer(out)])
+    code, out, _ = cli("drift", "--json", "-c", str(stored))
+    assert json.loads(out.splitlines()[0])["note"] == HOSTILE  # escaped, not lost
+
+
+def test_alerts_pending_escapes_a_receivers_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = _outbox(tmp_path, "hook", "webhook", AlertEvent(kind="canary.down", canary="c2", target="t1",
+                                                             signal="health"), dead=f"HTTP 400: {HOSTILE}")
+    capsys.readouterr()
+    for as_json in (False, True):
+        assert alerts_pending(config, every=True, as_json=as_json) == 0
+        out = capsys.readouterr().out
+        assert "HTTP 400: a" in out and not RAW.search(out), [m.group() for m in RAW.finditer(out)]
