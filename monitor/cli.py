@@ -447,36 +447,30 @@ def entry() -> None:
     sys.exit(code)
 
 
-class _StdoutFailed(OSError):
-    """A write to standard output failed (not a closed pipe: that ends the command quietly)."""
-
-
 def _flush_stdout() -> None:
-    """Flush standard output, a failure (a full disk) raised as _StdoutFailed."""
+    """Flush standard output, a failure (a full disk) raised as the console's OutputFailed (imported only then)."""
     try:
         sys.stdout.flush()
     except BrokenPipeError:
         raise
     except OSError as e:
-        raise _StdoutFailed(e.errno, e.strerror) from e
+        from monitor.console import OutputFailed
+
+        raise OutputFailed(f"standard output: cannot write: {e.strerror or e}") from e
 
 
 def _output_failed(e: Exception) -> int | None:
-    """An output that could not be written (a full disk, an I/O error: the console's or write_line's OutputFailed,
-    the final flush's _StdoutFailed) told in one line on standard error, if that can be written: 1; None for any
-    other exception."""
+    """An output that could not be written (a full disk, an I/O error: the console's, write_line's or the final
+    flush's OutputFailed) told in one line on standard error, if that can be written: 1; None for any other
+    exception."""
     import contextlib
 
     from monitor.console import OutputFailed
 
-    if isinstance(e, OutputFailed):
-        said = str(e)
-    elif isinstance(e, _StdoutFailed):
-        said = f"standard output: cannot write: {e.strerror or e}"
-    else:
+    if not isinstance(e, OutputFailed):
         return None
     with contextlib.suppress(OSError):
-        print(f"error: {said}", file=sys.stderr, flush=True)
+        print(f"error: {e}", file=sys.stderr, flush=True)
     os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the interpreter's own flush at exit: no retry
     return 1
 

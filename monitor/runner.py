@@ -108,11 +108,11 @@ class Runner:
         """Swap in the providers of a (re)loaded config; limits follow each target's max_concurrency. A target's
         limit is kept and resized, not built afresh: the calls in flight at a reload still hold their slots."""
         self.providers = providers
+        kept = self._limits  # a removed target's limit goes (a call of it still in flight releases its own)
         for t in targets:
-            if t.id in self._limits:
-                self._limits[t.id].resize(t.max_concurrency)
-            else:
-                self._limits[t.id] = Limit(t.max_concurrency)
+            if t.id in kept:
+                kept[t.id].resize(t.max_concurrency)
+        self._limits = {t.id: kept.get(t.id) or Limit(t.max_concurrency) for t in targets}
 
     def limit(self, target_id: str) -> Limit:
         """The target's concurrency limit (max_concurrency), shared by its probe calls and its judge calls."""

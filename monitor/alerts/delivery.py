@@ -158,8 +158,7 @@ class Delivering:
                     attempted: bool = True, merged: tuple[Notification, ...] = ()) -> None:
         """Give up on `n` and the rows its message `merged` (they were in it: they share its fate and its error, each
         counted; left waiting, they went out on their own after it was given up on)."""
-        for m in (n, *merged):
-            await asyncio.to_thread(self.outbox.mark_dead, m.id, error, attempted=attempted)
+        await asyncio.to_thread(self.outbox.mark_dead, [n.id, *(m.id for m in merged)], error, attempted=attempted)
         res.dead += 1 + len(merged)
         if reason == GAVE_UP and n.kind in RESOLVING and not _retried(n):
             self._ends_given_up.add(n.sink)
@@ -297,8 +296,8 @@ class Delivering:
             # The rows it merged (re-sent with it, as they were first sent) share its fate: left waiting, they went
             # out on their own when their lease ended, and its next re-send carried it alone, under another id.
             error = f"{GAVE_UP_NOTE} {n.attempts + 1} attempts {why}: {a.error}"
-            for m in (n, *merged):
-                await asyncio.to_thread(self.outbox.mark_dead, m.id, error, not_before=not_before)
+            await asyncio.to_thread(self.outbox.mark_dead, [n.id, *(m.id for m in merged)], error,
+                                    not_before=not_before)
             if again:
                 self._firing_given_up.add(n.sink)
             res.retried += 1
@@ -322,8 +321,7 @@ class Delivering:
                         extra=extra)
         # The rows it merged were in this message: they wait for its retry and go with it (left as they were, they
         # went out on their own, due at once or when their lease ended, ahead of the backoff).
-        for m in (n, *merged):
-            await asyncio.to_thread(self.outbox.mark_retry, m.id, next_at, a.error)
+        await asyncio.to_thread(self.outbox.mark_retry, [n.id, *(m.id for m in merged)], next_at, a.error)
         res.retried += 1
         return merged_ids
 

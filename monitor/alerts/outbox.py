@@ -8,7 +8,7 @@ so several replicas never send the same row at the same time, and a crash only d
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -235,11 +235,13 @@ class Outbox(Upkeep, Resending):
             s.commit()
 
     @retry_disconnect
-    def _set(self, nid: str, *, attempted: bool = True, **values: Any) -> None:
+    def _set(self, nid: str | Sequence[str], *, attempted: bool = True, **values: Any) -> None:
+        """Set `values` on the row `nid`, or on each of several in one statement (a grouped message's rows)."""
         if attempted:
             values["attempts"] = NotificationRow.attempts + 1
+        ids = (nid,) if isinstance(nid, str) else tuple(nid)
         with Session(self.engine) as s:
-            s.exec(update(NotificationRow).where(col(NotificationRow.id) == nid)  # type: ignore[call-overload]
+            s.exec(update(NotificationRow).where(col(NotificationRow.id).in_(ids))  # type: ignore[call-overload]
                    .values(**values))
             s.commit()
 
@@ -249,15 +251,16 @@ class Outbox(Upkeep, Resending):
         self._set(nid, status=DELIVERED, delivered_at=now,
                   last_error=case((note.startswith(RELEASED_NOTE), note), else_=None))
 
-    def mark_retry(self, nid: str, next_at: datetime, error: str) -> None:
-        """Record a failed attempt and when to try again; a row an outage held while the attempt was on the wire
+    def mark_retry(self, nid: str | Sequence[str], next_at: datetime, error: str) -> None:
+        """Record a failed attempt (of one row, or of a grouped message's rows) and when to try again; a row an outage held while the attempt was on the wire
         stays held (with why), else the retry would send it while the outage is paged as canary.down."""
         held = col(NotificationRow.status) == HELD
         self._set(nid, status=case((held, HELD), else_=FAILED), next_attempt_at=next_at,
                   last_error=case((held, col(NotificationRow.last_error)), else_=error[:2000]))
 
-    def mark_dead(self, nid: str, error: str, *, attempted: bool = True, not_before: datetime | None = None) -> None:
-        """Give up on a notification (endpoint gone, too old, sink no longer configured); `not_before`: a firing
+    def mark_dead(self, nid: str | Sequence[str], error: str, *, attempted: bool = True,
+                  not_before: datetime | None = None) -> None:
+        """Give up on a notification, or a grouped message's rows (endpoint gone, too old, sink no longer configured); `not_before`: a firing
         message given up on is not re-sent before then."""
         values = {} if not_before is None else {"next_attempt_at": not_before}
         self._set(nid, attempted=attempted, status=DEAD, last_error=error[:2000], **values)

@@ -82,6 +82,7 @@ TRY_OLD_LOCK = text(
     "WHERE o.locktype = 'advisory' AND o.classid = 0 AND o.objid = :k AND o.objsubid = 1 AND o.granted "
     "AND o.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
     "AND n.locktype = 'advisory' AND n.classid = :k AND n.objsubid = 2 AND n.granted) THEN false END")
+UNLOCK = text("SELECT pg_advisory_unlock(CAST(:k AS integer), CAST(:k2 AS integer))")  # the schema lock
 # Whether the lock is still held by the session that took it: not only that a connection answers (behind a pooler
 # the server session holding it may be gone, or another than the one answering)
 HOLDS_LOCK = text(
@@ -197,8 +198,7 @@ class Leadership:
         """Give the lock up (at shutdown, so a standby takes over at once)."""
         if self.held and self._conn is not None:
             with contextlib.suppress(Exception):
-                self._conn.execute(text("SELECT pg_advisory_unlock(CAST(:k AS integer), CAST(:k2 AS integer))"),
-                                   self._keys)
+                self._conn.execute(UNLOCK, self._keys)
                 if self._old_key:
                     self._conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": LEADER_LOCK_ID})
         self.held = False
@@ -222,8 +222,7 @@ class Leadership:
             self._shared_warned = True
         got = bool(taken)
         if got and not self._take_old_key():  # an old version's replica may lead in this schema
-            self._conn.execute(text("SELECT pg_advisory_unlock(CAST(:k AS integer), CAST(:k2 AS integer))"),
-                               self._keys)
+            self._conn.execute(UNLOCK, self._keys)
             got = False
         if not got:
             if self.lease_s is not None:
