@@ -219,8 +219,10 @@ def parser() -> argparse.ArgumentParser:
                                    "'2d ago')")
     p.add_argument("-o", "--output", metavar="FILE", type=_path("leave -o out to write to standard output"), help="write to FILE (replaced only once complete); "
                                                          "default: standard output")
-    p = sub.add_parser("alerts", help="alert outbox: send a test message, list pending notifications",
-                       description="Send a test notification through a sink, or list the alert outbox.")
+    p = sub.add_parser("alerts", help="alert outbox: send a test message, list pending notifications, send again what "
+                                      "was given up on",
+                       description="Send a test notification through a sink, list the alert outbox, or send again "
+                                   "the notifications given up on.")
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     a = actions.add_parser("test", help="send a test notification through one sink now",
                            description="Send a test notification through one sink now, bypassing the outbox, and "
@@ -235,10 +237,28 @@ def parser() -> argparse.ArgumentParser:
                                        "not tried (attempts 0) waits behind an earlier one still failing, named "
                                        "below the table (--json: waits_behind).")
     _config_arg(a)
-    a.add_argument("--all", action="store_true", help="also delivered and dead notifications, with why they died")
+    shown = a.add_mutually_exclusive_group()
+    shown.add_argument("--all", action="store_true", help="also delivered and dead notifications, with why they died")
+    shown.add_argument("--dead", action="store_true",
+                       help="only the dead ones (given up on), with why they died: what `alerts resend` sends again")
     a.add_argument("--json", action="store_true", help="one JSON object per notification, one per line")
     a.add_argument("-n", "--limit", type=_int_type("whole number", 1, PENDING_LIMIT), default=100,
                    help=f"show at most N, up to {PENDING_LIMIT} (default: %(default)s)")
+    a = actions.add_parser("resend", help="send again notifications given up on (dead)",
+                           description="Make notifications given up on (dead: retries past retry.give_up_after, a "
+                                       "410, a sink disabled) wait for delivery again, due now: the running daemon "
+                                       "sends them at its next look at the outbox, a stopped one when it starts, "
+                                       "with their message ids as first sent (a receiver that had one drops it). "
+                                       "Name them by message id (`alerts pending --dead` lists them), or give --sink "
+                                       "for every one given up on there. Not re-sent (each named on standard error "
+                                       "with why): a row not dead, a held row ended unsent on purpose, a row of a "
+                                       "sink not configured, and a firing or resolving message a later message of "
+                                       "its alert followed. Exit 0 done, 1 a named one not found or not re-sent, 2 "
+                                       "bad arguments, config or store.")
+    _config_arg(a)
+    a.add_argument("ids", nargs="*", metavar="ID", help="a message id (or row id) to send again")
+    a.add_argument("--sink", metavar="NAME", help="only notifications of this sink; without IDs, every one given up "
+                                                  "on there")
     p = sub.add_parser("store", help="copy the store into another database (SQLite <-> PostgreSQL), or scrub secrets "
                                      "from it",
                        description="Work on the store as a whole.")
@@ -381,12 +401,17 @@ def main(argv: list[str] | None = None) -> int:
 
         return export.main(args.config, args.canary, args.target, args.since, args.until, args.output)
     if args.command == "alerts":
-        from monitor.alerts.commands import alerts_pending, alerts_test
+        from monitor.alerts.commands import alerts_pending, alerts_resend, alerts_test
         from monitor.commands.common import load_or_exit
 
+        if args.action == "resend" and not args.ids and args.sink is None:
+            _innermost(ap, args).error("name the notifications to send again (their message ids, as `alerts pending "
+                                       "--dead` lists them), or --sink NAME for every one given up on at a sink")
         config = load_or_exit(args.config)
         if args.action == "pending":
-            return alerts_pending(config, limit=args.limit, every=args.all, as_json=args.json)
+            return alerts_pending(config, limit=args.limit, every=args.all, dead=args.dead, as_json=args.json)
+        if args.action == "resend":
+            return alerts_resend(config, args.ids, args.sink)
         return alerts_test(config, args.sink)
     if args.command == "store":
         if args.action == "scrub":

@@ -1,10 +1,11 @@
-"""CLI commands for alerts: send a test message through a sink, list the outbox (table or JSON lines)."""
+"""CLI commands for alerts: send a test message through a sink, list the outbox (table or JSON lines), send again
+what was given up on."""
 
 from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TextIO
 
@@ -102,10 +103,10 @@ def _record(n: Notification, behind: str | None = None) -> dict[str, Any]:
             "waits_behind": behind}
 
 
-def alerts_pending(config: Any, *, limit: int = 100, every: bool = False, as_json: bool = False,
+def alerts_pending(config: Any, *, limit: int = 100, every: bool = False, dead: bool = False, as_json: bool = False,
                    console: Console | None = None, stdout: TextIO | None = None, store: Any = None) -> int:
-    """Print the waiting and held notifications (`every`: delivered and dead ones too) as a table or JSON lines;
-    a held one says why in its last error."""
+    """Print the waiting and held notifications (`every`: delivered and dead ones too; `dead`: only the dead ones,
+    which `alerts resend` sends again) as a table or JSON lines; a held one says why in its last error."""
     from monitor.store import Store
 
     out = console or table_console()
@@ -114,7 +115,7 @@ def alerts_pending(config: Any, *, limit: int = 100, every: bool = False, as_jso
     try:
         st.migrate(create=False)  # listing never starts a store (a mistyped path is an error, not a new file)
         outbox = Outbox(st.engine)
-        rows = outbox.query(statuses=None if every else (*WAITING, HELD), limit=limit)
+        rows = outbox.query(statuses=(DEAD,) if dead else None if every else (*WAITING, HELD), limit=limit)
         behind = outbox.waits_behind(rows)
         counts = outbox.counts()
     except MonitorError as e:
@@ -124,7 +125,7 @@ def alerts_pending(config: Any, *, limit: int = 100, every: bool = False, as_jso
         if own:
             st.close()
     waiting = sum(counts.get(s, 0) for s in WAITING)
-    total = sum(counts.values()) if every else waiting + counts.get(HELD, 0)
+    total = counts.get(DEAD, 0) if dead else sum(counts.values()) if every else waiting + counts.get(HELD, 0)
     if as_json:
         for n in rows:
             write_line(jsonl.line(_record(n, behind.get(n.id))), stdout)
@@ -133,11 +134,11 @@ def alerts_pending(config: Any, *, limit: int = 100, every: bool = False, as_jso
                               highlight=False)
         return EXIT_OK
     title = f"outbox: {waiting} pending" + (f", {counts[HELD]} held" if counts.get(HELD) else "")
-    if every:
+    if every or dead:
         title += f", {counts.get(DEAD, 0)} dead, {counts.get(DELIVERED, 0)} delivered"
     table = Table(title=title + (f" (showing {len(rows)})" if total > len(rows) else ""))
     for col in ("message id", "sink", "kind", "group", "signal", "status", "attempts", "next attempt",
-                "created", *(("delivered",) if every else ()), "last error"):
+                "created", *(("delivered",) if every and not dead else ()), "last error"):
         table.add_column(col, overflow="fold")
     for n in rows:  # a next attempt only for what still waits for one
         # Text cells: a receiver's error, a group's labels and a check's signal are data, never console markup
@@ -145,7 +146,7 @@ def alerts_pending(config: Any, *, limit: int = 100, every: bool = False, as_jso
                                   n.next_attempt_at.isoformat(timespec="seconds") if n.status in WAITING else "",
                                   n.created_at.isoformat(timespec="seconds"),
                                   *((n.delivered_at.isoformat(timespec="seconds") if n.delivered_at else "",)
-                                    if every else ()),
+                                    if every and not dead else ()),
                                   (n.last_error or "")[:120])))
     out.print(table)
     held_back: dict[str, list[str]] = {}  # below the table: a column of ids folded the others' ids and times
@@ -157,3 +158,57 @@ def alerts_pending(config: Any, *, limit: int = 100, every: bool = False, as_jso
                   "per sink, group and signal, go out in order: sent, however due, once that one is delivered or "
                   "given up on)", soft_wrap=True, markup=False)
     return EXIT_OK
+
+
+def alerts_resend(config: Any, ids: Sequence[str], sink: str | None = None, *, now: Callable[[], datetime] = utcnow,
+                  stdout: TextIO | None = None, store: Any = None) -> int:
+    """Make the notifications given up on (dead) that `ids` name (message ids or row ids), or every one of `sink`,
+    due again for the daemon to send; print each re-sent on standard output, each not re-sent (and why) on standard
+    error. Exit 0 done, 1 a named one not found or not re-sent, 2 a usage or store problem."""
+    from monitor.store import Store
+
+    if not ids and sink is None:
+        err_console.print("[bold red]error:[/] name the notifications to send again (their message ids, as `alerts "
+                          "pending --dead` lists them), or --sink NAME for every one given up on at a sink")
+        return EXIT_CONFIG
+    try:
+        cfg = alerts_config(config)
+    except ValidationError as e:
+        err_console.print(f"[bold red]error:[/] invalid alerts configuration: {escape(str(e))}")
+        return EXIT_CONFIG
+    names = [s.name for s in cfg.sinks]
+    if sink is not None and sink not in names:
+        err_console.print(f"[bold red]error:[/] no sink named {escape(repr(sink))} "
+                          f"(configured: {', '.join(names) or 'none'})")
+        return EXIT_CONFIG
+    own = store is None
+    st = store or Store(config.storage.url)
+    try:
+        st.migrate(create=False)  # never starts a store (a mistyped path is an error, not a new file)
+        asked = Outbox(st.engine).resend_dead(now(), ids=list(dict.fromkeys(ids)) or None, sink=sink,
+                                              configured=names)
+    except MonitorError as e:
+        err_console.print(f"[bold red]error:[/] {escape(str(e))}")
+        return EXIT_CONFIG
+    finally:
+        if own:
+            st.close()
+    found = {x for a in asked for x in (a.notification.id, a.notification.message_id)}
+    missing = [i for i in dict.fromkeys(ids) if i not in found]
+    for a in asked:
+        n = a.notification
+        what = f"{n.message_id} ({n.sink}, {n.kind}, {n.group_key}{' ' + n.signal if n.signal else ''})"
+        if a.skipped is None:
+            write_line(f"re-sent {what}: waits for delivery again", stdout)
+        else:
+            err_console.print(f"not re-sent {what}: {a.skipped}", markup=False)
+    for i in missing:
+        err_console.print(f"no notification {i} in the outbox", markup=False)
+    done = sum(a.skipped is None for a in asked)
+    if done:
+        write_line(f"{done} notification{' given up on waits' if done == 1 else 's given up on wait'} for delivery "
+                   "again: the running daemon's leader sends them at its next look at the outbox (within 16 s by "
+                   "default), a stopped one when it starts", stdout)
+    elif not ids:
+        write_line(f"nothing given up on at sink {sink}", stdout)
+    return EXIT_FAIL if ids and (missing or done < len(asked)) else EXIT_OK

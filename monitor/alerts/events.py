@@ -40,6 +40,9 @@ RESEND_REFUSALS = 3
 RESEND_REFUSED_NOTE = "(its re-send refused while the receiver took other messages, {} of {}: tried again a " \
                       "resend_interval later)"
 RESENT_REFUSED = "(its re-send refused while the receiver took other messages: not sent again)"
+# how the last_error of a row given up on (dead) that an operator made due again (`llm-monitor alerts resend`,
+# monitor.alerts.outbox_asked) begins, its old error after it in brackets
+ASKED_NOTE = "sent again on request:"
 
 
 def status_of(kind: str) -> str:

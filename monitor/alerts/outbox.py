@@ -30,6 +30,7 @@ from monitor.alerts.events import (
     WAITING,
     Notification,
 )
+from monitor.alerts.outbox_asked import Asking
 from monitor.alerts.outbox_resend import Resending, given_up, given_up_firing
 from monitor.alerts.outbox_upkeep import Upkeep
 from monitor.store.convert import aware, storable
@@ -100,7 +101,7 @@ def alert_key(r: Any) -> Key:
     return (r.sink, r.group_key, r.signal)
 
 
-class Outbox(Upkeep, Resending):
+class Outbox(Upkeep, Resending, Asking):
     """Repository over the notifications table (SQLite or PostgreSQL); every method is one short transaction."""
 
     def __init__(self, engine: Engine):

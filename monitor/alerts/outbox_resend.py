@@ -139,7 +139,7 @@ def _recovered_since(s: Session, down: NotificationRow) -> bool:
     return len(runs) == UP_AFTER_RUNS and all(a == 1 for (a,) in runs)
 
 
-def _written_after(r: NotificationRow) -> Any:
+def written_after(r: NotificationRow) -> Any:
     """A clause: a firing or resolving row of `r`'s alert was written after `r` (an end, or a page anew). Asked in the
     compare-and-set itself: an end written (and delivered) between the look's read and its update, by another replica,
     would otherwise have the page sent after it, the receiver's incident open for good."""
@@ -182,7 +182,7 @@ class Resending:
             for r in rows:
                 res = s.exec(update(NotificationRow).where(  # type: ignore[call-overload]
                     and_(col(NotificationRow.id) == r.id, col(NotificationRow.status) == DEAD,
-                         col(NotificationRow.last_error) == r.last_error, ~_written_after(r)))
+                         col(NotificationRow.last_error) == r.last_error, ~written_after(r)))
                     .values(status=PENDING, next_attempt_at=now, payload=storable({**(r.payload or {}), "resent": True}),
                             last_error=f"{RESENT_NOTE} its alert still fires ({r.last_error})"[:2000]))
                 if res.rowcount == 1:

@@ -1,0 +1,86 @@
+"""Contract tests for an operator's re-send of notifications given up on (`llm-monitor alerts resend`), run against
+SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from monitor.alerts.events import ASKED_NOTE, DEAD, DELIVERED, PENDING
+from monitor.alerts.outbox import Outbox
+from monitor.store import Store
+from tests.test_alerts_outbox import T0, note
+
+LATER = T0 + timedelta(hours=3)
+
+
+def test_named_rows_given_up_on_wait_again_and_go_out(store: Store) -> None:
+    ob = Outbox(store.engine)
+    a, b = note(kind="model.changed", group="g/a"), note(kind="budget.exceeded", group="g/b")
+    ob.add([a, b])
+    ob.mark_dead([a.id, b.id], "gave up after 9 attempts: HTTP 503")
+    out = ob.resend_dead(LATER, ids=[a.message_id, b.id])  # a message id, or a row id
+    assert {(r.notification.id, r.skipped) for r in out} == {(a.id, None), (b.id, None)}
+    got = ob.get(a.id)
+    assert got is not None and got.status == PENDING and got.next_attempt_at == LATER
+    assert got.last_error == f"{ASKED_NOTE} (gave up after 9 attempts: HTTP 503)"
+    assert got.attempts == 1 and got.payload == a.payload and got.created_at == T0  # history and order kept
+    assert {n.id for n in ob.claim(LATER)[0]} == {a.id, b.id}
+
+
+def test_a_sink_s_dead_rows_only_and_only_once(store: Store) -> None:
+    ob = Outbox(store.engine)
+    dead, other_sink, waiting, delivered = (note(kind="model.changed", group="g/a"),
+                                            note(kind="model.changed", group="g/b", sink="chat"),
+                                            note(kind="model.changed", group="g/c"),
+                                            note(kind="model.changed", group="g/d"))
+    ob.add([dead, other_sink, waiting, delivered])
+    ob.mark_dead([dead.id, other_sink.id], "HTTP 410: gone")
+    ob.mark_delivered(delivered.id, T0)
+    assert [r.notification.id for r in ob.resend_dead(LATER, sink="hook")] == [dead.id]
+    assert ob.resend_dead(LATER, sink="hook") == []  # pending now: nothing more to re-send
+    assert ob.get(other_sink.id).status == DEAD  # type: ignore[union-attr]
+    out = {r.notification.id: r.skipped for r in ob.resend_dead(LATER, ids=[waiting.id, delivered.message_id])}
+    assert out == {waiting.id: "not given up on (pending)", delivered.id: "not given up on (delivered)"}
+    assert ob.get(delivered.id).status == DELIVERED  # type: ignore[union-attr]
+
+
+def test_a_firing_message_an_end_followed_is_not_sent_after_it(store: Store) -> None:
+    # Sent after its end, a page would reopen the receiver's incident for good.
+    ob = Outbox(store.engine)
+    down = note(kind="canary.down", signal="health")
+    up = note(kind="canary.recovered", signal="health", at=T0 + timedelta(minutes=5))
+    alone = note(kind="canary.down", signal="health", group="c/u")
+    ob.add([down, up, alone])
+    ob.mark_dead([down.id, alone.id], "gave up after 9 attempts: HTTP 503")
+    ob.mark_delivered(up.id, T0 + timedelta(minutes=6))
+    out = {r.notification.id: r.skipped for r in ob.resend_dead(LATER, sink="hook")}
+    assert out == {down.id: "a later message of its alert was written (sent now, it would tell the receiver an "
+                            "outdated state)", alone.id: None}
+    assert ob.get(down.id).status == DEAD  # type: ignore[union-attr]
+
+
+def test_a_held_row_ended_unsent_is_not_sent(store: Store) -> None:
+    # never meant to reach the receiver: its outage was paged as canary.down (one page per outage)
+    ob = Outbox(store.engine)
+    held = note(signal="error_type")
+    ob.add([held])
+    ob.mark_dead(held.id, "not sent: held while c/t was down", attempted=False)
+    [r] = ob.resend_dead(LATER, ids=[held.message_id])
+    assert r.skipped == "never sent on purpose (not sent: held while c/t was down)"
+    assert ob.get(held.id).status == DEAD  # type: ignore[union-attr]
+
+
+def test_a_row_changed_since_it_was_read_is_left_alone(store: Store) -> None:
+    # Two operators (or a daemon's own re-send) at once: the row goes from dead to pending once.
+    ob = Outbox(store.engine)
+    n = note(kind="model.changed")
+    ob.add([n])
+    ob.mark_dead(n.id, "HTTP 410: gone")
+    first = ob.resend_dead(LATER, ids=[n.id])
+    second = ob.resend_dead(LATER, ids=[n.id])
+    assert first[0].skipped is None and second[0].skipped == "not given up on (pending)"
+    ob.mark_dead(n.id, "HTTP 410: gone")
+    rows = ob._asked_rows([n.id], None)
+    ob.mark_dead(n.id, "HTTP 410: gone again")  # changed between the read and the update
+    assert ob._resend_rows(rows, LATER)[0].skipped == "changed while being re-sent (look again)"
+    assert ob.get(n.id).last_error == "HTTP 410: gone again"  # type: ignore[union-attr]

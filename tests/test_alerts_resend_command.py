@@ -1,0 +1,142 @@
+"""`llm-monitor alerts resend` and `alerts pending --dead`: an operator sends again what was given up on."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from monitor.alerts import AlertEvent, AlertsConfig, Outbox, Policy, Sender, build_sinks
+from monitor.alerts.commands import alerts_pending, alerts_resend
+from monitor.alerts.events import DEAD, DELIVERED, PENDING
+from monitor.cli import main
+from monitor.config.loader import load_config
+from monitor.store import Store
+from tests.conftest import write_config
+from tests.support.receiver import Receiver
+
+T0 = datetime(2025, 3, 1, tzinfo=UTC)
+NOW = datetime(2025, 3, 2, tzinfo=UTC)
+SINKS = [{"name": "hook", "type": "webhook", "url": "http://x"}, {"name": "chat", "type": "webhook", "url": "http://y"}]
+
+
+def _store(tmp_path: Path, *events: tuple[str, AlertEvent]) -> tuple[SimpleNamespace, list[str]]:
+    """One notification per (sink, event), each given up on; return a config naming the store and the ids."""
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    store = Store(url)
+    store.migrate()
+    cfg = AlertsConfig.model_validate({"sinks": SINKS})
+    rows = [n for sink, e in events for n in Policy(cfg).notifications(e, T0) if n.sink == sink]
+    ob = Outbox(store.engine)
+    ob.add(rows)
+    ob.mark_dead([n.id for n in rows], "gave up after 9 attempts: HTTP 503")
+    store.close()
+    return SimpleNamespace(storage=SimpleNamespace(url=url), alerts=cfg), [n.message_id for n in rows]
+
+
+def _changed(c: str) -> AlertEvent:
+    return AlertEvent(kind="budget.exceeded", canary=c, target="t1", signal="spend")
+
+
+def _statuses(config: Any) -> dict[str, str]:
+    store = Store(config.storage.url)
+    try:
+        return {n.message_id: n.status for n in Outbox(store.engine).query()}
+    finally:
+        store.close()
+
+
+def test_named_messages_given_up_on_wait_again_and_it_says_so(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    config, (a, b) = _store(tmp_path, ("hook", _changed("c1")), ("hook", _changed("c2")))
+    assert alerts_resend(config, [a], now=lambda: NOW) == 0
+    out = capsys.readouterr().out
+    assert f"re-sent {a} (hook, budget.exceeded, c1/t1 spend): waits for delivery again" in out, out
+    assert "1 notification given up on waits for delivery again" in " ".join(out.split()), out
+    assert _statuses(config) == {a: PENDING, b: DEAD}
+
+
+def test_a_sink_s_messages_given_up_on_all_at_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config, (a, b, c) = _store(tmp_path, ("hook", _changed("c1")), ("hook", _changed("c2")),
+                               ("chat", _changed("c3")))
+    assert alerts_resend(config, [], sink="hook", now=lambda: NOW) == 0
+    assert _statuses(config) == {a: PENDING, b: PENDING, c: DEAD}
+    capsys.readouterr()
+    assert alerts_resend(config, [], sink="hook", now=lambda: NOW) == 0
+    assert "nothing given up on at sink hook" in capsys.readouterr().out
+
+
+def test_usage_errors_exit_2_and_change_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config, (a,) = _store(tmp_path, ("hook", _changed("c1")))
+    assert alerts_resend(config, [], now=lambda: NOW) == 2
+    assert "name the notifications to send again" in capsys.readouterr().err
+    assert alerts_resend(config, [a], sink="nope", now=lambda: NOW) == 2
+    assert "no sink named 'nope' (configured: hook, chat)" in capsys.readouterr().err
+    assert _statuses(config) == {a: DEAD}
+
+
+def test_an_id_not_found_or_not_re_sent_exits_1_naming_why(tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    config, (a, b) = _store(tmp_path, ("hook", _changed("c1")), ("hook", _changed("c2")))
+    assert alerts_resend(config, [a], now=lambda: NOW) == 0
+    capsys.readouterr()
+    assert alerts_resend(config, [a, "msg_nope", b], now=lambda: NOW) == 1
+    out, err = capsys.readouterr()
+    assert f"not re-sent {a} (hook, budget.exceeded, c1/t1 spend): not given up on (pending)" in err, err
+    assert "no notification msg_nope in the outbox" in err, err
+    assert f"re-sent {b}" in out
+    assert _statuses(config) == {a: PENDING, b: PENDING}
+
+
+def test_a_row_of_a_sink_no_longer_configured_is_not_re_sent(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    config, (a,) = _store(tmp_path, ("chat", _changed("c1")))
+    config.alerts = AlertsConfig.model_validate({"sinks": SINKS[:1]})
+    assert alerts_resend(config, [a], now=lambda: NOW) == 1
+    assert "its sink 'chat' is not configured" in capsys.readouterr().err
+    assert _statuses(config) == {a: DEAD}
+
+
+def test_pending_dead_lists_only_the_rows_given_up_on(tmp_path: Path) -> None:
+    config, (a, b) = _store(tmp_path, ("hook", _changed("c1")), ("hook", _changed("c2")))
+    assert alerts_resend(config, [a], now=lambda: NOW) == 0
+    lines = io.StringIO()
+    assert alerts_pending(config, dead=True, as_json=True, stdout=lines) == 0
+    assert [json.loads(line)["message_id"] for line in lines.getvalue().splitlines()] == [b]
+
+
+def test_the_cli_re_sends_and_the_sender_delivers_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with Receiver() as rx:
+        cfg_file = write_config(tmp_path, "  - {id: t1, provider: openai, base_url: 'http://127.0.0.1:9/v1', model: m}",
+                                "canaries: [{id: c1, messages: [{role: user, content: hi}]}]\n",
+                                extra=f"alerts: {{sinks: [{{name: hook, type: webhook, url: '{rx.url}'}}]}}\n")
+        config = load_config(str(cfg_file))
+        store = Store(config.storage.url)
+        store.migrate()
+        [n] = Policy(config.alerts).notifications(_changed("c1"), T0)
+        Outbox(store.engine).add([n])
+        Outbox(store.engine).mark_dead(n.id, "gave up after 9 attempts: HTTP 503")
+        with pytest.raises(SystemExit) as usage:  # neither ids nor --sink
+            main(["alerts", "resend", "-c", str(cfg_file)])
+        assert usage.value.code == 2 and "name the notifications to send again" in capsys.readouterr().err
+        assert main(["alerts", "pending", "-c", str(cfg_file), "--dead", "--json"]) == 0
+        assert json.loads(capsys.readouterr().out.splitlines()[0])["message_id"] == n.message_id
+        assert main(["alerts", "resend", "-c", str(cfg_file), n.message_id]) == 0
+
+        async def deliver() -> int:
+            sender = Sender(Outbox(store.engine), build_sinks(config.alerts), config.alerts)
+            try:
+                return (await sender.flush()).delivered
+            finally:
+                await sender.stop()
+
+        assert asyncio.run(deliver()) == 1
+        store.close()
+    assert [r.message_id for r in rx.requests] == [n.message_id]  # the receiver's idempotency key, as first sent
+    assert _statuses(config) == {n.message_id: DELIVERED}
