@@ -291,3 +291,39 @@ async def test_a_row_arriving_while_its_group_waits_for_a_retry_waits_with_it_an
     assert rx.requests[1].json["data"]["signals"] == ["refused", "check:refusal", "similarity"]
     assert al.outbox.counts() == {"delivered": 3}
     await al.stop()
+
+
+async def test_the_rows_a_grouped_message_that_cannot_be_rendered_merged_are_given_up_on_with_it(
+        sqlite_store: Store, clock: Clock, rx: Receiver) -> None:
+    # Found by QA: a grouped message whose render raised gave up on its lead row alone: the rows it merged were left
+    # waiting, neither counted nor listed as given up on, and went out on their own at their lease's end (a second
+    # message of the same drift, after the first was given up on), as a message given up on past give_up_after did.
+    registry = CollectorRegistry()
+    al = build(sqlite_store, config(rx.url, group_wait="30s"), clock, registry=registry)
+
+    def opened(signal: str) -> AlertEvent:
+        return AlertEvent(kind="drift.opened", canary="c", target="t", signal=signal, event_id=f"c-{signal}",
+                          evidence={"baseline_value": 0.0, "current_value": 1.0})
+
+    await al.publish([opened("refused"), opened("check:refusal"), opened("similarity")])
+    clock.advance(30)
+    sink = al.sender.sinks["hook"]
+    good = sink.render
+
+    def render(n, now):  # type: ignore[no-untyped-def]
+        if len(n.payload.get("events") or []) > 1:  # a row this build cannot render, merged
+            raise ValueError("bad evidence in a merged row")
+        return good(n, now)
+
+    sink.render = render  # type: ignore[method-assign]
+    res = await al.sender.flush()
+    assert (res.delivered, res.dead) == (0, 3)  # each row of the message given up on
+    rows = al.outbox.query()
+    assert {r.status for r in rows} == {"dead"}
+    [error] = {r.last_error for r in rows}  # the message's error, on each of its rows
+    assert error is not None and error.startswith("cannot render: ValueError")
+    assert registry.get_sample_value("llm_monitor_notifications_dropped_total",
+                                     {"sink": "hook", "reason": "unrenderable"}) == 3
+    clock.advance(300)  # past the merged rows' lease: nothing goes out alone
+    assert (await al.sender.flush()).delivered == 0 and rx.requests == []
+    await al.stop()

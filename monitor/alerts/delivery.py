@@ -244,7 +244,10 @@ class Delivering:
             req = sink.render(n, now)
         except Exception as e:  # a row this build cannot render would otherwise block its sink forever
             log.exception("cannot render a notification", extra=extra)
-            await self._drop(n, UNRENDERABLE, sink.redact(f"cannot render: {e!r}"), res, attempted=False)
+            # the rows it merged share its fate, as a message given up on (left waiting, they went out on their own
+            # at their lease's end: a second message of the group, neither counted nor listed as given up on)
+            await self._drop(n, UNRENDERABLE, sink.redact(f"cannot render: {e!r}"), res, attempted=False,
+                             merged=tuple(merged))
             return merged_ids
         a = await attempt(self._client, sink, req, self.now)
         if a.ok:
