@@ -243,3 +243,28 @@ def test_slack_escapes_every_text_once_cuts_none_inside_an_escape_and_escapes_it
         body = slack_message(long)
         assert [(pad, t[-12:], bad) for t in _slack_texts(body) if (bad := _badly_escaped(t))] == []
         assert len(body["text"]) <= 3000 and all(len(t) <= 3000 for t in _slack_texts(body))
+
+
+def test_slack_says_when_it_cuts_a_text_and_how_much_it_left_out() -> None:
+    # Found by QA: a long evidence diff (or summary) was cut to Slack's limits with nothing saying so: the on-call
+    # read a diff that ended mid-line as if it were whole.
+    import re
+
+    from monitor.alerts.sinks.slack import slack_message
+
+    diff = "- old & line <a>\n+ new -> line\n" * 200  # 6,200 characters, each `&`, `<`, `>` escaped in the message
+    p = {"status": "firing", "severity": "warning", "summary": "s" * 3500 + " & <x>", "evidence": {"diff": diff}}
+    body = slack_message(p)
+    block = next(t for t in _slack_texts(body) if t.startswith("```"))
+    shown, _, note = block[3:].partition("```")
+    m = re.fullmatch(r" … \(cut, ([\d,]+) more characters\)", note)
+    assert m, block[-80:]
+    unescaped = shown.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    assert diff.startswith(unescaped) and int(m.group(1).replace(",", "")) == len(diff) - len(unescaped)
+    assert len(block) <= 3000
+    head = body["blocks"][0]["text"]["text"]
+    assert re.search(r" … \(cut, [\d,]+ more characters\)$", head) and len(head) <= 3000
+    assert re.search(r" … \(cut, [\d,]+ more characters\)$", body["text"]) and len(body["text"]) <= 3000
+    assert [(t[-40:], bad) for t in _slack_texts(body) if (bad := _badly_escaped(t))] == []
+    short = slack_message({**p, "summary": "s", "evidence": {"diff": "- a\n+ b"}})
+    assert "cut" not in json.dumps(short)  # nothing cut, nothing said

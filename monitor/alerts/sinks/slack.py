@@ -31,19 +31,31 @@ def _link(url: Any, label: Any) -> str:
     return f"<{_esc(url).replace('|', '%7C')}|{_esc(label)}>"
 
 
-def _cut(text: str, limit: int) -> str:
-    """Escaped mrkdwn cut to `limit` characters, never inside an escape (`&am` of `&amp;`, `-&g` of an arrow) or a
-    link (`<http://...` unclosed): the cut goes back to before it. Escaped, `&` only starts an escape and `<` a link."""
-    if len(text) <= limit:
-        return text
-    cut = text[:limit]
+def _unescaped_len(text: str) -> int:
+    """How many characters escaped mrkdwn stands for (`&amp;` is one)."""
+    return len(text.replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">"))
+
+
+def _cut_note(left_out: int) -> str:
+    """What a cut text ends with: how many characters of it were left out."""
+    return f" … (cut, {left_out:,} more characters)"
+
+
+def _cut(text: str, limit: int, fence: str = "") -> str:
+    """Escaped mrkdwn, inside `fence` (a code block's ```), in at most `limit` characters; cut, never inside an escape
+    (`&am` of `&amp;`, `-&g` of an arrow) or a link (`<http://...` unclosed): the cut goes back to before it, and the
+    text then ends (after its fence) with `… (cut, N more characters)`, N counted as the reader would (`&amp;` one):
+    a diff cut mid-line reads as whole otherwise. Escaped, `&` only starts an escape and `<` a link."""
+    if len(text) + 2 * len(fence) <= limit:
+        return f"{fence}{text}{fence}"
+    cut = text[:max(limit - 2 * len(fence) - len(_cut_note(_unescaped_len(text))), 0)]
     amp = cut.rfind("&")
     if amp >= 0 and ";" not in cut[amp:]:
         cut = cut[:amp]
     lt = cut.rfind("<")
     if lt >= 0 and ">" not in cut[lt:]:
         cut = cut[:lt]
-    return cut
+    return f"{fence}{cut}{fence}{_cut_note(_unescaped_len(text[len(cut):]))}"
 
 
 def _num(v: Any) -> Any:
@@ -113,8 +125,7 @@ def slack_message(p: dict[str, Any], external_labels: Mapping[str, str] | None =
     if changes:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _cut("\n".join(changes), _SECTION_MAX)}})
     if ev.get("diff"):
-        blocks.append({"type": "section", "text": {"type": "mrkdwn",
-                                                   "text": "```" + _cut(_esc(ev["diff"]), _SECTION_MAX - 6) + "```"}})
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _cut(_esc(ev["diff"]), _SECTION_MAX, "```")}})
     if p.get("link"):
         blocks.append({"type": "context", "elements": [
             {"type": "mrkdwn", "text": _link(p["link"], f"event {p.get('event_id') or ''}")}]})
