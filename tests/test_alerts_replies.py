@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
@@ -253,3 +254,38 @@ async def test_a_url_with_a_user_and_password_sends_basic_auth_whose_value_is_ne
     for secret in (token, "hunter2pass"):
         assert secret not in (row.last_error or "")
         assert secret not in caplog.text
+
+
+async def test_a_reply_echoing_pieces_of_a_secret_url_percent_decoded_or_encoded_keeps_none_of_them(
+        sqlite_store: Store, caplog: pytest.LogCaptureFixture) -> None:
+    # Found by QA: the pieces of a secret URL were redacted only as written in the URL; a receiver echoing its path
+    # decoded ("no route for /hook/T0+123ABCD/zz9 Secret/part"), an id segment or a query value percent-encoded
+    # (`xYz%3ASecret%40part`, `a%2Fb%3Dsig-77f0c2`), had them stored in the row's error and logged.
+    path = "/hook/T0%2B123ABCD/zz9%20Secret%2Fpart/xYz:Secret@part9"
+    query = "token=a/b=sig-77f0c2&team=acme"
+    echoes = ("hook/T0+123ABCD/zz9 Secret/part/xYz:Secret@part9", "T0+123ABCD", "zz9 Secret/part",
+              "xYz%3ASecret%40part9",
+              "hook%2FT0%252B123ABCD%2Fzz9%2520Secret%252Fpart%2FxYz%3ASecret%40part9", "a%2Fb%3Dsig-77f0c2")
+
+    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        page = "; ".join(f"echo {e}" for e in echoes).encode()
+        writer.write(b"HTTP/1.1 404 Not Found\r\ncontent-length: %d\r\n\r\n%s" % (len(page), page))
+        await writer.drain()
+
+    caplog.set_level(logging.DEBUG)
+    async with Raw(echo) as rx:
+        config = AlertsConfig.model_validate({
+            "group_wait": "0s", "retry": {"initial": "10s", "max": "10m", "give_up_after": "1h"},
+            "sinks": [{"name": "hook", "type": "webhook", "url_env": "HOOK_URL", "timeout": "1s"}]})
+        al = build_alerting(config, sqlite_store, environ={"HOOK_URL": f"{rx.url}{path}?{query}"})
+        try:
+            [n] = await al.publish([AlertEvent(kind="drift.opened", canary="c", target="t", signal="refused",
+                                               event_id="e")])
+            await asyncio.wait_for(al.sender.flush(), 60)  # a hang guard, not a measurement
+            row = al.outbox.get(n.id)
+        finally:
+            await al.stop()
+    assert row is not None and row.last_error is not None
+    assert row.last_error.count("echo <redacted>") == len(echoes), row.last_error
+    logged = " ".join(str(r.__dict__) for r in caplog.records)
+    assert [e for e in (*echoes, "123ABCD", "Secret") if e in row.last_error or e in logged] == []

@@ -386,3 +386,27 @@ def test_a_basic_auth_credential_a_receiver_echoed_goes_too(store: Store, tmp_pa
     assert out.returncode == 0, out.stderr
     assert token not in out.stdout + out.stderr and "hunter2pass" not in out.stdout + out.stderr
     assert dump(store)["observations"]["o"]["text"] == f'HTTP 401: {{"authorization": "Basic {REDACTED}"}}'
+
+
+def test_the_pieces_of_a_secret_url_echoed_percent_decoded_or_encoded_go_too(store: Store, tmp_path: Path,
+                                                                             run: CliRun) -> None:
+    """Found by QA: a receiver's error page echoing a secret URL's path decoded (`zz9 Secret/part`), or a segment or
+    query value percent-encoded (`xYz%3ASecret%40part9`), kept it in rows stored before the sink redacted those
+    spellings; the scrub takes them out as the running sink does."""
+    piece_url = "https://hooks.slack.com/services/T0%2B12AAAA/xYz:Secret@part9?sig=a/b=q9Zk2mW4"
+    texts = {
+        "decoded": "HTTP 404: no_team for services/T0+12AAAA/xYz:Secret@part9",
+        "segment": "HTTP 403: invalid_token T0+12AAAA",
+        "encoded": "HTTP 403: invalid_token xYz%3ASecret%40part9",
+        "query": "HTTP 403: bad sig a%2Fb%3Dq9Zk2mW4",
+    }
+    with store.engine.begin() as conn:
+        for id, body in texts.items():
+            conn.execute(insert(ObservationRow.__table__).values(**observation(id, text=body)))
+    out = run("store", "scrub", "-c", str(sinks_config(tmp_path, store.url)),
+              env={"SLACK_URL": piece_url, "PD_KEY": "R0UTINGKEY0"})
+    assert out.returncode == 0, out.stderr
+    assert "12AAAA" not in out.stdout and "Secret" not in out.stdout and "q9Zk" not in out.stdout
+    after = {id: row["text"] for id, row in dump(store)["observations"].items()}
+    assert after == {"decoded": f"HTTP 404: no_team for {REDACTED}", "segment": f"HTTP 403: invalid_token {REDACTED}",
+                     "encoded": f"HTTP 403: invalid_token {REDACTED}", "query": f"HTTP 403: bad sig {REDACTED}"}
