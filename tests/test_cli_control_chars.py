@@ -29,7 +29,7 @@ SCENARIO = scenario_from_dict({"name": "ctl", "seed": 4, "defaults": {"ttft": 5,
 
 
 def test_printable_escapes_controls_as_python_does_and_keeps_newlines_tabs_and_letters() -> None:
-    from monitor.console import printable
+    from monitor.escapes import printable
     from monitor.jsonl import line as json_line
 
     assert printable("x\x1b[31m\ty\n\r\x07\x9b\x7fé漢") == "x\\x1b[31m\ty\n\\r\\x07\\x9b\\x7fé漢"
