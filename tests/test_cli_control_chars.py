@@ -76,3 +76,31 @@ def test_alerts_pending_escapes_a_receivers_error(tmp_path: Path, capsys: pytest
         assert alerts_pending(config, every=True, as_json=as_json) == 0
         out = capsys.readouterr().out
         assert "HTTP 400: a" in out and not RAW.search(out), [m.group() for m in RAW.finditer(out)]
+
+
+def test_config_problems_reach_the_terminal_escaped(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The config's problems (their `file:line`) and the missing file's hint were written with print(): a file
+    name holding an ESC or a C1 CSI reached the terminal raw."""
+    cli = Cli(capsys)
+    bad = tmp_path / "c\x1b[2J\x9b31m.yaml"
+    bad.write_text("targets: []\nnope: 1\n")
+    for path in (bad, tmp_path / "gone\x1b]0;owned\x07.yaml"):
+        for command in ("check-config", "run", "drift"):
+            code, out, err = cli(command, "-c", str(path))
+            assert code == 2 and "invalid configuration" in err, (command, err)
+            assert not RAW.search(out + err), (command, [m.group() for m in RAW.finditer(out + err)])
+            assert "\\x1b" in err, err
+    code, _, err = cli("check-config", "-c", str(tmp_path / "gone\x1b]0;owned\x07.yaml"))
+    assert "no config file at " in err and "gone\\x1b]0;owned\\x07.yaml" in err, err
+
+
+def test_text_logs_write_control_characters_escaped() -> None:
+    """`run --log-format text` wrote a start-up error's message and its fields raw (the JSON format escapes them)."""
+    import logging
+
+    from monitor.logs import TextFormatter
+
+    record = logging.LogRecord("monitor.run", logging.ERROR, __file__, 1, "cannot start: %s", (HOSTILE,), None)
+    record.value = HOSTILE
+    text = TextFormatter().format(record)
+    assert not RAW.search(text) and "cannot start: a\\x1b[2J" in text and "\\x9b31md" in text, text
