@@ -3,8 +3,9 @@ that stops early (`| head -1`) ends the command quietly.
 
 Completions, receivers' error messages and notes are text others wrote: an ESC or a C1 CSI (U+009B) in one
 recoloured, cleared or retitled the terminal of whoever ran `diff` or `alerts pending`. rich drops CR, BEL and
-backspace itself but passes ESC, DEL and C1 through; this console writes every control character but newline and
-tab as Python writes it in a repr (`\\x1b`, `\\x9b`), its own styling codes untouched.
+backspace itself but passes ESC, DEL and C1 through; this console writes the characters of monitor.escapes' rule
+(every control character but newline and tab) as Python writes them in a repr (`\\x1b`, `\\x9b`), its own styling
+codes untouched.
 
 rich's own Console answers a broken pipe by pointing stdout at /dev/null and raising SystemExit(1): `diff | head -1`
 exited 1, where `drift --json` (plain writes) and Unix tools end with 0. This one raises BrokenPipeError instead, for
@@ -21,13 +22,7 @@ from typing import TextIO
 from rich.console import Console as RichConsole
 from rich.segment import Segment
 
-# C0 but newline and tab, DEL, C1: each as its repr escape ('\r', '\x1b', '\x9b')
-_ESCAPES = {c: repr(chr(c))[1:-1] for c in (*range(0x20), *range(0x7F, 0xA0)) if chr(c) not in "\n\t"}
-
-
-def printable(text: str) -> str:
-    """`text` with its control characters (but newline and tab) escaped as a Python repr writes them."""
-    return text.translate(_ESCAPES)
+from monitor.escapes import printable
 
 
 class OutputFailed(Exception):

@@ -23,7 +23,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse as StarletteJSON
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from monitor.config.loader import Config
@@ -32,6 +33,7 @@ from monitor.config.validate import redact_url
 from monitor.domain import utcnow
 from monitor.drift.events import ACCEPTED, OPEN, RESOLVED
 from monitor.errors import MonitorError, shown
+from monitor.escapes import json_text
 from monitor.landing import landing_route
 from monitor.paging import decode as decode_cursor
 from monitor.paging import decode_event as decode_event_cursor
@@ -56,6 +58,15 @@ class Daemon(Protocol):
 
 EVENT_STATES = (OPEN, RESOLVED, ACCEPTED)
 RELOAD_PATH = "/-/reload"
+
+
+class JSONResponse(StarletteJSON):
+    """starlette's JSONResponse with the characters of monitor.escapes' rule escaped (`\\u009b`), as the commands'
+    JSON lines write them: starlette writes non-ASCII as it is, a C1 CSI in a stored completion included, and
+    `curl .../api/observations` showed it to a terminal as a control sequence."""
+
+    def render(self, content: Any) -> bytes:
+        return json_text(super().render(content).decode("utf-8")).encode("utf-8")
 
 
 class BadQuery(Exception):

@@ -11,21 +11,19 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from monitor.errors import shown
-
-_C1 = re.compile(r"[\x7f-\x9f]")  # DEL and C1: outside a string json.dumps writes only ASCII that prints
+from monitor.escapes import json_text
 
 
 def line(value: Any, *, allow_nan: bool = True) -> str:
-    """`value` as one JSON line (without its newline), non-ASCII as written but DEL and the C1 controls escaped
-    (`\\u009b`), which json.dumps leaves raw (it escapes C0 only): a terminal showing the line reads U+009B as CSI."""
-    return _C1.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(value, ensure_ascii=False, allow_nan=allow_nan))
+    """`value` as one JSON line (without its newline), non-ASCII as written but the characters of monitor.escapes'
+    rule escaped (`\\u009b`), which json.dumps leaves raw: a terminal showing the line reads U+009B as CSI."""
+    return json_text(json.dumps(value, ensure_ascii=False, allow_nan=allow_nan))
 
 
 _SHOWN = 60  # characters of a field's name an error shows: a key may be a megabyte long

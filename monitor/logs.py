@@ -7,6 +7,8 @@ import logging
 import sys
 from datetime import UTC, datetime
 
+from monitor.escapes import printable
+
 # uvicorn adds `color_message` (its message with ANSI colours) to its records: the plain message is already there
 _STD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName", "color_message"}
 
@@ -28,14 +30,15 @@ class JsonFormatter(logging.Formatter):
 
 
 class TextFormatter(logging.Formatter):
-    """Format records for people: time, level, logger, message, then `extra=` fields as key=value (logfmt)."""
+    """Format records for people: time, level, logger, message, then `extra=` fields as key=value (logfmt); their
+    control characters escaped as the console writes them (`\\x1b`), as the JSON format's are."""
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
 
     def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name); a traceback follows
         extras = [f" {k}={_logfmt(v)}" for k, v in vars(record).items() if k not in _STD]
-        return super().formatMessage(record) + "".join(extras)
+        return printable(super().formatMessage(record) + "".join(extras))
 
 
 def _logfmt(value: object) -> str:

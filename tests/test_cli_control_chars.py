@@ -4,6 +4,7 @@ a JSON line as a raw C1 character: an ESC or CSI in a completion must not recolo
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import re
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 
 from monitor.alerts.commands import alerts_pending
 from monitor.alerts.events import AlertEvent
+from monitor.console import Console
 from monitor.domain import utcnow
 from monitor.drift.events import DriftEvent
 from monitor.sim import scenario_from_dict
@@ -20,6 +22,7 @@ from monitor.store.drift_repo import DriftRepository
 from tests.support.drift_app import stored_runs
 from tests.support.inprocess import Cli
 from tests.test_alerts_commands import _outbox
+from tests.test_http_paging import app as api_app
 from tests.test_store_contract import obs
 
 HOSTILE = "a\x1b[2J\x1b]0;owned\x07b\rc\x9b31md\x85e\x7ff"  # ESC CSI, OSC title + BEL, CR, C1 CSI, NEL, DEL
@@ -29,7 +32,7 @@ SCENARIO = scenario_from_dict({"name": "ctl", "seed": 4, "defaults": {"ttft": 5,
 
 
 def test_printable_escapes_controls_as_python_does_and_keeps_newlines_tabs_and_letters() -> None:
-    from monitor.console import printable
+    from monitor.escapes import printable
     from monitor.jsonl import line as json_line
 
     assert printable("x\x1b[31m\ty\n\r\x07\x9b\x7fé漢") == "x\\x1b[31m\ty\n\\r\\x07\\x9b\\x7fé漢"
@@ -76,3 +79,60 @@ def test_alerts_pending_escapes_a_receivers_error(tmp_path: Path, capsys: pytest
         assert alerts_pending(config, every=True, as_json=as_json) == 0
         out = capsys.readouterr().out
         assert "HTTP 400: a" in out and not RAW.search(out), [m.group() for m in RAW.finditer(out)]
+
+
+def test_config_problems_reach_the_terminal_escaped(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The config's problems (their `file:line`) and the missing file's hint were written with print(): a file
+    name holding an ESC or a C1 CSI reached the terminal raw."""
+    cli = Cli(capsys)
+    bad = tmp_path / "c\x1b[2J\x9b31m.yaml"
+    bad.write_text("targets: []\nnope: 1\n")
+    for path in (bad, tmp_path / "gone\x1b]0;owned\x07.yaml"):
+        for command in ("check-config", "run", "drift"):
+            code, out, err = cli(command, "-c", str(path))
+            assert code == 2 and "invalid configuration" in err, (command, err)
+            assert not RAW.search(out + err), (command, [m.group() for m in RAW.finditer(out + err)])
+            assert "\\x1b" in err, err
+    code, _, err = cli("check-config", "-c", str(tmp_path / "gone\x1b]0;owned\x07.yaml"))
+    assert "no config file at " in err and "gone\\x1b]0;owned\\x07.yaml" in err, err
+
+
+def test_text_logs_write_control_characters_escaped() -> None:
+    """`run --log-format text` wrote a start-up error's message and its fields raw (the JSON format escapes them)."""
+    import logging
+
+    from monitor.logs import TextFormatter
+
+    record = logging.LogRecord("monitor.run", logging.ERROR, __file__, 1, "cannot start: %s", (HOSTILE,), None)
+    record.value = HOSTILE
+    text = TextFormatter().format(record)
+    assert not RAW.search(text) and "cannot start: a\\x1b[2J" in text and "\\x9b31md" in text, text
+
+
+
+# bidi embeddings, overrides and isolates (Trojan Source), marks, zero-width and invisible characters, a tag ("ASCII
+# smuggling": text a terminal does not show)
+DISGUISED = "pay\u202eusd\u202c\u2066x\u2069\u200e\u200f\u061c\u200b\u2060\ufeff\u00ad\u180e\U000e0041d"
+JOINED = "👩\u200d💻 \u0645\u06cc\u200c\u0634\u0648\u062f"  # ZWJ (an emoji sequence), ZWNJ (Persian): text, kept
+FORMAT = re.compile("[\u00ad\u061c\u180e\u200b\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff"
+                    "\U000e0001\U000e0020-\U000e007f]")
+
+
+def test_bidi_and_invisible_format_characters_are_escaped_everywhere_text_is_shown(sqlite_store: Store) -> None:
+    """A completion's U+202E (right-to-left override) reordered what a terminal showed after it, and zero-width or
+    tag characters hid text: the terminal, the JSON lines and the HTTP API escape them as they escape controls."""
+    from monitor.escapes import printable
+    from monitor.jsonl import line as json_line
+
+    assert printable(DISGUISED + JOINED) == (
+        "pay\\u202eusd\\u202c\\u2066x\\u2069\\u200e\\u200f\\u061c\\u200b\\u2060\\ufeff\\xad\\u180e\\U000e0041d" + JOINED)
+    console = Console(file=io.StringIO(), highlight=False, soft_wrap=True)
+    console.print(DISGUISED, markup=False)
+    assert console.file.getvalue() == printable(DISGUISED) + "\n"  # type: ignore[attr-defined]
+    o = obs(0)
+    sqlite_store.save_observation(dataclasses.replace(o, call=dataclasses.replace(o.call, text=DISGUISED + JOINED)))
+    with api_app(sqlite_store) as client:
+        answer = client.get("/api/observations").text
+    for text in (json_line({"text": DISGUISED + JOINED}), answer):
+        assert not FORMAT.search(text) and JOINED in text and "\\u202e" in text and "\\udb40\\udc41" in text, text
+        assert DISGUISED + JOINED in json.dumps(json.loads(text), ensure_ascii=False)  # escaped, not lost

@@ -19,6 +19,7 @@ from monitor.config.loader import Config, load_config
 from monitor.console import Console
 from monitor.durations import parse_duration
 from monitor.errors import ConfigError, MonitorError, shown
+from monitor.escapes import printable
 from monitor.timeinput import EXAMPLE, NOT_A_TIME, TimeInputError, parse_time
 
 if TYPE_CHECKING:
@@ -48,16 +49,17 @@ def load_or_exit(path: str, web_config_file: str | None = None, *, listener: boo
         if not os.path.lexists(path):  # the first run in a folder without one: say how to name it
             named = " ($LLM_MONITOR_CONFIG names it)" if (os.environ.get("LLM_MONITOR_CONFIG") or "").strip() == path \
                 else ""  # set to a file that is not there: "set $LLM_MONITOR_CONFIG" alone read as if it were unset
-            print(f"no config file at {path}{named}: pass -c FILE or set $LLM_MONITOR_CONFIG (`llm-monitor demo` needs none; "
-                  "README: Running it for real)", file=sys.stderr)
+            print(printable(f"no config file at {path}{named}: pass -c FILE or set $LLM_MONITOR_CONFIG (`llm-monitor "
+                            "demo` needs none; README: Running it for real)"), file=sys.stderr)
         raise SystemExit(EXIT_CONFIG) from None
 
 
 def print_problems(title: str, problems: Sequence[object]) -> None:
-    """Print a counted title and one indented line per problem to stderr (problems as plain text, unwrapped)."""
+    """Print a counted title and one indented line per problem to stderr (problems as plain text, unwrapped, with
+    their control characters escaped as the console writes them: a file's name may hold an ESC)."""
     err_console.print(f"[bold red]{title}[/] ({len(problems)} problem{'s' if len(problems) != 1 else ''}):")
     for problem in problems:
-        print(f"  {problem}", file=sys.stderr)
+        print(printable(f"  {problem}"), file=sys.stderr)
 
 
 def open_store_or_exit(config: Config, *, create: bool = True) -> Store:
