@@ -53,6 +53,24 @@ from monitor.checks import parse_check, parse_checks
         ({"type": "json_schema", "schema": {"$defs": {"a": {"anyOf": [{"type": "string"}, {"not": {"$ref": "#/$defs/a"}}]}},
                                             "properties": {"x": {"$ref": "#/$defs/a"}}}}, ("json_schema", "schema"),
          "invalid JSON Schema at $defs/a/anyOf/1/not: $ref '#/$defs/a' comes back to where it started"),
+        # $dynamicRef (2020-12) and $recursiveRef (2019-09) come back as $ref does: RecursionError on every observation
+        ({"type": "json_schema", "schema": {"$dynamicAnchor": "a", "allOf": [{"$dynamicRef": "#a"}]}},
+         ("json_schema", "schema"), "invalid JSON Schema at allOf/0: $dynamicRef '#a' comes back to where it started "
+                                    "(# -> #/allOf/0 -> #) without reading deeper into the answer"),
+        ({"type": "json_schema", "schema": {"$defs": {"a": {"$dynamicRef": "#/$defs/b"}, "b": {"$ref": "#/$defs/a"}},
+                                            "properties": {"x": {"$ref": "#/$defs/a"}}}}, ("json_schema", "schema"),
+         "invalid JSON Schema at $defs/a: $dynamicRef '#/$defs/b' comes back to where it started "
+         "(#/$defs/a -> #/$defs/b -> #/$defs/a)"),
+        ({"type": "json_schema", "schema": {"$schema": "https://json-schema.org/draft/2019-09/schema",
+                                            "$recursiveAnchor": True, "anyOf": [{"$recursiveRef": "#"}]}},
+         ("json_schema", "schema"), "invalid JSON Schema at anyOf/0: $recursiveRef '#' comes back to where it started"),
+        # jsonschema reads every $recursiveRef as '#', whatever it says
+        ({"type": "json_schema", "schema": {"$schema": "https://json-schema.org/draft/2019-09/schema",
+                                            "not": {"$recursiveRef": "#/nope"}}},
+         ("json_schema", "schema"), "invalid JSON Schema at not: $recursiveRef '#/nope' comes back to where it started"),
+        # a $dynamicRef that resolves nowhere crashed every observation's check, as a $ref did
+        ({"type": "json_schema", "schema": {"properties": {"a": {"$dynamicRef": "#nope"}}}}, ("json_schema", "schema"),
+         "invalid JSON Schema at properties/a: $dynamicRef '#nope' does not resolve within the schema"),
         ({"type": "contains", "value": "x", "name": "n" * 75}, ("contains", "name"), "at most 74 characters"),
     ],
 )
@@ -88,6 +106,30 @@ def test_a_recursive_schema_that_reads_deeper_each_time_is_accepted_and_runs() -
     assert parse_check({"type": "json_schema", "schema": schema}).type == "json_schema"
     assert schema_errors({"name": "a", "next": {"name": "b", "next": {"name": "c"}}}, schema) is None
     assert schema_errors({"name": "a", "next": {"next": {}}}, schema) == "at next: 'name' is a required property"
+
+
+TREE = "at children/0: 'name' is a required property"
+
+
+@pytest.mark.parametrize(("schema", "deep_error"), [
+    # the extensible tree of the 2020-12 specification: $dynamicRef reads one level deeper each time
+    ({"$dynamicAnchor": "node", "type": "object", "required": ["name"],
+      "properties": {"children": {"type": "array", "items": {"$dynamicRef": "#node"}}}}, TREE),
+    ({"$schema": "https://json-schema.org/draft/2019-09/schema", "$recursiveAnchor": True, "type": "object",
+      "required": ["name"], "properties": {"children": {"type": "array", "items": {"$recursiveRef": "#"}}}}, TREE),
+    # no keyword before 2020-12 (and $recursiveRef none after 2019-09): the validator ignores it, so no loop
+    ({"$schema": "http://json-schema.org/draft-07/schema#", "required": ["name"], "allOf": [{"$dynamicRef": "#"}]},
+     None),
+    ({"required": ["name"], "allOf": [{"$recursiveRef": "#"}]}, None),
+])
+def test_a_dynamic_reference_that_ends_is_accepted_and_runs(schema: dict, deep_error: str | None) -> None:
+    """What load accepts, validation finishes (a loop raised RecursionError, quickly: no hang to guard against)."""
+    from monitor.checks.json_schema import schema_errors
+
+    assert parse_check({"type": "json_schema", "schema": schema}).type == "json_schema"
+    assert schema_errors({"name": "a", "children": [{"name": "b", "children": [{"name": "c"}]}]}, schema) is None
+    assert schema_errors({"name": "a", "children": [{"children": []}]}, schema) == deep_error
+    assert schema_errors({}, schema) == "at (root): 'name' is a required property"
 
 
 def test_list_errors_carry_the_index() -> None:

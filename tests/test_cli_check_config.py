@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from monitor.config import load_config
+from monitor.errors import ConfigError
 from monitor.sim import SimServer
 from tests.conftest import write_config
 from tests.support import daemon
@@ -214,3 +216,35 @@ def test_a_broken_symlink_in_a_probe_folder_is_an_error_naming_it(tmp_path: Path
     (tmp_path / "probes" / "notes.txt").symlink_to(tmp_path / "nowhere")  # no probe file's name: not read
     ok = cli("check-config", "-c", str(cfg))
     assert ok.returncode == 0, ok.stderr
+
+
+@pytest.mark.parametrize(("kind", "entry"), [("missing", "gone.yaml"), ("loop", "gone.yaml"),
+                                             ("missing", "linked"), ("missing", "linked/p.yaml")])
+def test_a_probe_entry_that_is_a_broken_symlink_names_the_link_and_its_target(tmp_path: Path, cli: CliRun, kind: str,
+                                                                               entry: str) -> None:
+    """`probes: [./gone.yaml]` naming a link whose target went (a file, a folder, a folder on the way to the file)
+    said "no such probe file or folder" of a file that is there, as a link."""
+    cfg = write_config(tmp_path, "  - {id: gpt, provider: openai, base_url: 'http://127.0.0.1:9/v1', model: m}", ONE)
+    link = tmp_path / entry.split("/")[0]
+    target = tmp_path / "elsewhere" / "gone" if kind == "missing" else link
+    link.symlink_to(target)
+    cfg.write_text(cfg.read_text().replace("probes: [./probes]", f"probes: [./probes, ./{entry}]"))
+    bad = cli("check-config", "-c", str(cfg))
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr, bad.stdout
+    said = "does not exist" if kind == "missing" else "is a loop of links"
+    assert f"{cfg}:3: probes[1]: {link} is a symbolic link to {target}, which {said} (value: './{entry}')" \
+        in bad.stderr, bad.stderr
+    with pytest.raises(ConfigError) as e:  # the daemon's start and reload say the same
+        load_config(cfg, environ={})
+    assert [str(i.reason) for i in e.value.issues] == [f"{link} is a symbolic link to {target}, which {said}"]
+
+
+def test_a_web_config_file_that_is_a_broken_symlink_names_the_link_and_its_target(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, "  - {id: gpt, provider: openai, base_url: 'http://127.0.0.1:9/v1', model: m}", ONE)
+    cfg.write_text(cfg.read_text().replace('http: {listen: "127.0.0.1:0"}',
+                                           'http: {listen: "127.0.0.1:0", web_config_file: ./web.yml}'))
+    (tmp_path / "web.yml").symlink_to(tmp_path / "secrets" / "web.yml")
+    with pytest.raises(ConfigError) as e:
+        load_config(cfg, environ={})
+    assert [str(i.reason) for i in e.value.issues] == [
+        f"{tmp_path / 'web.yml'} is a symbolic link to {tmp_path / 'secrets' / 'web.yml'}, which does not exist"]

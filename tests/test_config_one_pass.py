@@ -175,3 +175,34 @@ alerts:
         f"{cfg}:11: alerts.sinks[2].name: duplicate sink name (value: 'am')",
         f"{cfg}:13: alerts.routes[0].sinks[1]: unknown sink (defined: hook, am) (value: 'pager')",
     ]
+
+
+@pytest.mark.parametrize(("target", "probe", "extra", "expected"), [
+    # a boolean beside other errors of the same mapping: every one is told in this run, not the boolean alone
+    (", params: {max_tokens: true, temperature: 9}", "", "",
+     ["targets[0].params.max_tokens: a number, not a boolean", "targets[0].params.temperature: Input should be less"]),
+    (", max_concurrency: yes, timeout: -1, colour: red", "", "",
+     ["targets[0].max_concurrency: a number, not a boolean", "targets[0].timeout:", "targets[0].colour: unknown key"]),
+    ("", "    samples: on\n    mesages: []\n", "",
+     ["canaries[0].samples: a number, not a boolean", "canaries[0].mesages: unknown key"]),
+    ("", "    checks: [{type: length, max: true, min: -1, colour: red}]\n", "",
+     ["canaries[0].checks[0].max: a number, not a boolean", "canaries[0].checks[0].colour: unknown key"]),
+    ("", "", "refusal: {band: [true, 0.5], colour: red}\n",
+     ["refusal.band[0]: a number, not a boolean", "refusal.colour: unknown key"]),
+    ("", "", "drift: {window: true, colour: red}\n",
+     ["drift.window: a number, not a boolean", "drift.colour: unknown key"]),
+])
+def test_a_boolean_for_a_number_hides_no_other_error_of_its_mapping(tmp_path: Path, target: str, probe: str,
+                                                                   extra: str, expected: list[str]) -> None:
+    (tmp_path / "probes").mkdir()
+    (tmp_path / "probes" / "p.yaml").write_text(ONE + probe)
+    cfg = tmp_path / "monitor.yaml"
+    cfg.write_text(MONITOR.replace("model: m}", f"model: m{target}}}", 1) % (tmp_path / "m.db", "127.0.0.1:0")
+                   + extra)
+    with pytest.raises(ConfigError) as e:
+        load_config(cfg, environ={})
+    said = [str(i) for i in e.value.issues]
+    for one in expected:
+        assert any(one in s for s in said), (one, said)
+    # the boolean's value is the word as written, with its line
+    assert any("a number, not a boolean" in s and ":" in s.split(" ")[0] for s in said), said

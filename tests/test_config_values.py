@@ -96,6 +96,16 @@ PROBES = "canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n%s"
      "true, false, yes, no, on and off as booleans (value: 'yes')"),
     ("", "    samples: on\n", "", "canaries[0].samples: a number, not a boolean"),
     ("", "    params: {temperature: off}\n", "", "canaries[0].params.temperature: a number, not a boolean"),
+    # the seed is a signed 64-bit integer at the OpenAI API (and as the gen_ai.request.seed span attribute): a larger
+    # one was sent with every call
+    (", params: {seed: 9223372036854775808}", "", "", "targets[0].params.seed: Input should be less than or equal to "
+     "9223372036854775807 (value: 9223372036854775808)"),
+    ("", "    params: {seed: -9223372036854775809}\n", "", "canaries[0].params.seed: Input should be greater than or "
+     "equal to -9223372036854775808 (value: -9223372036854775809)"),
+    ("", "    params: {seed: 1e30}\n", "", "canaries[0].params.seed: Input should be a valid integer"),
+    (", params: {seed: yes}", "", "", "targets[0].params.seed: a number, not a boolean: YAML reads true, false, yes, no, "
+     "on and off as booleans (value: 'yes')"),
+    (", params: {seed: 9223372036854775807}", "    params: {seed: -9223372036854775808}\n", "", None),
     ("", "    checks: [{type: length, max: true}]\n", "", "canaries[0].checks[0].max: a number, not a boolean"),
     ("", "", "drift: {window: true}\n", "drift.window: a number, not a boolean"),
     ("", "", "refusal: {band: [true, 0.5]}\n", "refusal.band[0]: a number, not a boolean"),

@@ -16,6 +16,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ModelWrapValidatorHandler,
     PrivateAttr,
     ValidationInfo,
     field_validator,
@@ -62,10 +63,10 @@ def http_url(v: str | None) -> str | None:
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    @model_validator(mode="before")
+    @model_validator(mode="wrap")
     @classmethod
-    def _no_bool_for_number(cls, data: Any) -> Any:
-        return refuse_bools(cls, data)
+    def _no_bool_for_number(cls, data: Any, handler: ModelWrapValidatorHandler[Any]) -> Any:
+        return refuse_bools(cls, data, handler)
 
 
 class _SinkBase(_Strict, Placed):

@@ -7,7 +7,15 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from monitor.keyed_error import keyed_error
 from monitor.not_bool import refuse_bools
@@ -51,10 +59,10 @@ class BaseCheck(BaseModel):
         one_name_each(cls, data)
         return data
 
-    @model_validator(mode="before")
+    @model_validator(mode="wrap")
     @classmethod
-    def _no_bool_for_number(cls, data: Any) -> Any:
-        return refuse_bools(cls, data)
+    def _no_bool_for_number(cls, data: Any, handler: ModelWrapValidatorHandler[Any]) -> Any:
+        return refuse_bools(cls, data, handler)
 
     @field_validator("name")
     @classmethod

@@ -16,7 +16,9 @@ from monitor.domain import Observation
 
 
 class JsonSchemaCheck(BaseCheck):
-    """Pass when the completion parses as JSON and validates against ``schema`` (checked on load).
+    """Pass when the completion parses as JSON and validates against ``schema`` (checked on load: every ``$ref``,
+    and the ``$dynamicRef`` of 2020-12 or ``$recursiveRef`` of 2019-09, resolves within it and never comes back to
+    where it started without reading deeper into the answer).
 
     ``schema`` may be written ``json_schema`` (its name in the code) instead, not both.
     """
@@ -46,16 +48,26 @@ def check_schema(schema: dict[str, Any]) -> dict[str, Any]:
     if problems:
         more = f"; and {len(problems) - SHOWN_ERRORS} more" if len(problems) > SHOWN_ERRORS else ""
         raise ValueError(f"invalid JSON Schema {'; '.join(problems[:SHOWN_ERRORS])}{more}")
-    _check_refs(schema)
+    _check_refs(schema, ("$ref", *_DIALECT_REFS.get(str(cls.META_SCHEMA.get("$id", "")).rstrip("#"), ())))
     return schema
 
 
 _DATA_KEYWORDS = frozenset({"const", "enum", "default", "examples"})  # hold instances, not subschemas
+# The references of a dialect beside $ref: validators of other dialects ignore them as unknown keywords
+_DIALECT_REFS = {"https://json-schema.org/draft/2020-12/schema": ("$dynamicRef",),
+                 "https://json-schema.org/draft/2019-09/schema": ("$recursiveRef",)}
 
 
-def _check_refs(schema: dict[str, Any]) -> None:
-    """Raise ValueError for a `$ref` that does not resolve within the schema (there is no network to fetch
-    one from); else it would fail every observation's check with a crash instead of naming the schema."""
+def _target(keyword: str, ref: str) -> str:
+    """Where a reference is looked up: jsonschema reads every $recursiveRef as '#' (the only one 2019-09 allows),
+    and looks a $dynamicRef up as a $ref (the outermost dynamic anchor of one resource is its own)."""
+    return "#" if keyword == "$recursiveRef" else ref
+
+
+def _check_refs(schema: dict[str, Any], keywords: tuple[str, ...]) -> None:
+    """Raise ValueError for a reference (`$ref`, or the dialect's $dynamicRef or $recursiveRef: `keywords`) that
+    does not resolve within the schema (there is no network to fetch one from); else it would fail every
+    observation's check with a crash instead of naming the schema."""
     import referencing
     import referencing.jsonschema
     from referencing.exceptions import Unresolvable
@@ -70,20 +82,21 @@ def _check_refs(schema: dict[str, Any]) -> None:
             return
         if not isinstance(node, dict) or (path and "$id" in node):  # a nested $id moves the base: not checked
             return
-        ref = node.get("$ref")
-        if isinstance(ref, str):
-            try:
-                resolver.lookup(ref)
-            except Unresolvable:
-                where = "/".join(path) or "(root)"
-                raise ValueError(f"invalid JSON Schema at {where}: $ref {ref!r} does not resolve within the "
-                                 "schema") from None
+        for keyword in keywords:
+            ref = node.get(keyword)
+            if isinstance(ref, str):
+                try:
+                    resolver.lookup(_target(keyword, ref))
+                except Unresolvable:
+                    where = "/".join(path) or "(root)"
+                    raise ValueError(f"invalid JSON Schema at {where}: {keyword} {ref!r} does not resolve within the "
+                                     "schema") from None
         for key, value in node.items():
             if key not in _DATA_KEYWORDS:
                 walk(value, [*path, key])
 
     walk(schema, [])
-    _check_cycles(schema, resolver)
+    _check_cycles(schema, resolver, keywords)
 
 
 # Keywords whose subschemas apply to the very value their schema does (not to a part of it): a $ref that comes back
@@ -91,8 +104,8 @@ def _check_refs(schema: dict[str, Any]) -> None:
 _IN_PLACE = frozenset({"allOf", "anyOf", "oneOf", "not", "if", "then", "else", "dependentSchemas", "dependencies"})
 
 
-def _check_cycles(schema: dict[str, Any], resolver: Any) -> None:
-    """Raise ValueError for a `$ref` that comes back to a schema it started from without reading deeper into the
+def _check_cycles(schema: dict[str, Any], resolver: Any, keywords: tuple[str, ...]) -> None:
+    """Raise ValueError for a reference (`$ref`, or one of `keywords`) that comes back to a schema it started from without reading deeper into the
     value (`a: {$ref: b}`, `b: {$ref: a}`; `allOf: [{$ref: '#'}]`); one through `properties`, `items` and the like
     is a recursive schema (a tree, a linked list), which ends with the value."""
     from referencing.exceptions import Unresolvable
@@ -112,21 +125,23 @@ def _check_cycles(schema: dict[str, Any], resolver: Any) -> None:
                     index(value, [*path, key])
 
     def same_value(node: dict[str, Any]) -> list[tuple[dict[str, Any], str | None]]:
-        """The subschemas `node` applies to its own value, each with the $ref that leads there (None: a keyword)."""
+        """The subschemas `node` applies to its own value, each with the reference that leads there, as shown
+        (None: an in-place keyword)."""
         out: list[tuple[dict[str, Any], str | None]] = []
         for key in _IN_PLACE & node.keys():
             value = node[key]
             items = value if isinstance(value, list) else list(value.values()) \
                 if key in ("dependentSchemas", "dependencies") and isinstance(value, dict) else [value]
             out += [(v, None) for v in items if isinstance(v, dict) and id(v) in where]
-        ref = node.get("$ref")
-        if isinstance(ref, str):
-            try:
-                target = resolver.lookup(ref).contents
-            except Unresolvable:
-                target = None
-            if isinstance(target, dict) and id(target) in where:
-                out.append((target, ref))
+        for keyword in keywords:
+            ref = node.get(keyword)
+            if isinstance(ref, str):
+                try:
+                    target = resolver.lookup(_target(keyword, ref)).contents
+                except Unresolvable:
+                    target = None
+                if isinstance(target, dict) and id(target) in where:
+                    out.append((target, f"{keyword} {ref!r}"))
         return out
 
     def pointer(node: dict[str, Any]) -> str:
@@ -152,8 +167,8 @@ def _check_cycles(schema: dict[str, Any], resolver: Any) -> None:
                 loop = [*stack[first:], nxt]
                 i, (_, ref) = next((i, step) for i, step in enumerate(loop) if i and step[1] is not None)
                 trail = " -> ".join(pointer(n) for n, _ in loop)
-                raise ValueError(f"invalid JSON Schema at {'/'.join(where[id(loop[i - 1][0])]) or '(root)'}: $ref "
-                                 f"{ref!r} comes back to where it started ({trail}) without reading deeper into the "
+                raise ValueError(f"invalid JSON Schema at {'/'.join(where[id(loop[i - 1][0])]) or '(root)'}: "
+                                 f"{ref} comes back to where it started ({trail}) without reading deeper into the "
                                  "answer: validating it would never end")
             elif id(nxt[0]) not in done:
                 stack.append(nxt)

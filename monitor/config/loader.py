@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from monitor.alerts.config import REFERENCES_CHECKED, AlertsConfig
 from monitor.checks import canary_issues
+from monitor.config.links import broken_link
 from monitor.config.models import (
     Canary,
     Daemon,
@@ -273,8 +274,8 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None, *,
     files, missing = probe_paths([e for e in listed if e is not None], path.parent)
     for m in missing:
         j = listed.index(m)
-        issues.append(ConfigIssue(str(path), f"probes[{j}]", "no such probe file or folder",
-                                  src.line_of(("probes", j)), m))
+        said = broken_link(path.parent / m) or "no such probe file or folder"  # an absolute `m` replaces the base
+        issues.append(ConfigIssue(str(path), f"probes[{j}]", said, src.line_of(("probes", j)), m))
     empty = [str(ConfigIssue(str(path), f"probes[{j}]", "a folder holding no probe files (*.yaml, *.yml): no "
                              "canary is read from it", src.line_of(("probes", j)), e))
              for j, e in enumerate(listed) if e is not None and e not in missing and _empty_folder(e, path.parent)]
@@ -320,7 +321,8 @@ def _load_web(path: Path, src: Located, flag: bool,
     if not _exists(path) or not path.is_file():
         where, line = ("(command line)", None) if flag else (src.path, src.line_of(("http", "web_config_file")))
         issues.append(ConfigIssue(where, "--web.config.file" if flag else "http.web_config_file",
-                                  "a folder, not a web config file" if _exists(path) and path.is_dir() else "no such web config file",
+                                  "a folder, not a web config file" if _exists(path) and path.is_dir()
+                                  else broken_link(path) or "no such web config file",
                                   line, str(path)))
         return None, None
     try:

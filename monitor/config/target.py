@@ -21,6 +21,8 @@ _HEADER_VALUE = re.compile(r"^[\x20-\x7e\t]*\Z")
 MAX_TOKENS = 1_000_000
 # USD per million tokens at most: the dearest models bill a few hundred (a price of 1e300 made every cost infinite)
 MAX_PRICE = 10_000
+# The seed as the OpenAI API and OpenTelemetry's int attributes take it: a signed 64-bit integer
+SEED_RANGE = (-(2**63), 2**63 - 1)
 
 
 class RequestParams(Strict):
@@ -29,7 +31,7 @@ class RequestParams(Strict):
     temperature: float | None = Field(default=None, ge=0, le=2)
     max_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS)
     top_p: float | None = Field(default=None, gt=0, le=1)
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=SEED_RANGE[0], le=SEED_RANGE[1])
 
     def merged(self, override: RequestParams | None) -> RequestParams:
         """Return these params with every field set in `override` replacing ours."""

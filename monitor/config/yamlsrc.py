@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import os
 import re
 import sys
@@ -12,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from monitor.config.links import link_said
 from monitor.errors import ConfigError, ConfigIssue
 from monitor.keylike import shown_name
 from monitor.written_int import WrittenInt
@@ -176,18 +176,8 @@ def load_yaml(path: Path, *, environ: dict[str, str] | None = None, interpolate:
 
 
 def _unreadable(path: Path, e: OSError) -> str:
-    """Why `path` cannot be read: a symbolic link that leads nowhere says where it leads (errno's "No such file or
-    directory" named a file that is there, as a link)."""
-    try:
-        if path.is_symlink():
-            target = os.readlink(path)
-            if e.errno == errno.ELOOP:
-                return f"a symbolic link to {target}, which is a loop of links"
-            if e.errno == errno.ENOENT:
-                return f"a symbolic link to {target}, which does not exist"
-    except (OSError, ValueError):
-        pass
-    return e.strerror or str(e)
+    """Why `path` cannot be read: a symbolic link that leads nowhere says where it leads (monitor.config.links)."""
+    return link_said(path, e.errno) or e.strerror or str(e)
 
 
 class _Builder:
