@@ -33,7 +33,6 @@ import fcntl
 import logging
 import os
 import time
-import zlib
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, text
@@ -42,10 +41,11 @@ from sqlalchemy.pool import NullPool
 
 from monitor.config.validate import redact_url
 from monitor.store.engine import CONNECT_TIMEOUT_S, DEAD_PEER_S, connect_timeout, keepalive, named
+from monitor.store.lock_keys import LEADER_LOCK_ID, schema_key
 from monitor.store.repository import driver_message
 
 log = logging.getLogger("monitor.leader")
-LEADER_LOCK_ID = 7_166_002  # pg_advisory_lock key (7_166_001 serialises migrations)
+__all__ = ["LEADER_LOCK_ID", "Leadership", "schema_key"]
 # The lock is pg_advisory_lock(LEADER_LOCK_ID, <a key of the schema's name>): deployments in one database but different
 # schemas (search_path) each have a leader. Versions before took pg_advisory_lock(LEADER_LOCK_ID) alone, one lock for
 # the whole database (the "old key"); during a rolling update an old replica leads on it alone. So a leader also takes
@@ -60,12 +60,6 @@ KEEPALIVE = ("SET tcp_keepalives_idle = 10", "SET tcp_keepalives_interval = 5", 
 # `schema_key`'s, never negative, so it compares with the oid column as it is
 _SCHEMA_LOCK = "locktype = 'advisory' AND classid = :k AND objid = :k2 AND objsubid = 2"
 _OLD_LOCK = "locktype = 'advisory' AND classid = 0 AND objid = :k AND objsubid = 1"
-
-
-def schema_key(schema: str) -> int:
-    """The second key of a schema's leader lock: a stable 31-bit hash of its name (not PostgreSQL's hashtext, whose
-    values a major version may change)."""
-    return zlib.crc32(schema.encode()) & 0x7FFF_FFFF
 
 
 # Take the lock unless this very session holds it already (NULL then): a pooler in transaction mode (PgBouncer's
