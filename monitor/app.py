@@ -11,6 +11,7 @@ import contextlib
 import gc
 import logging
 import os
+import socket
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -202,20 +203,16 @@ class App:
         # bound before the store is opened: a busy http.listen leaves no empty SQLite file behind
         sock = listen_socket(self.config.http.host, self.config.http.port) if self._serve_http else None
         try:
-            revision = await self._prepare()
+            # served from the first moment: a liveness probe is answered through a long migration (or the wait for
+            # another replica's), /readyz says 503 "starting" and the API, its store not ready, says so too
             if sock is not None:
-                self.port = sock.getsockname()[1]
-                routes = [*self._extra_routes, *(drift_routes(self.analysis, self._configured_pairs) if self.analysis
-                                                 else drift_disabled_routes())]
-                app = build_http_app(self, environ=self.environ, extra_routes=routes)
-                self._server = Server.for_app(app, self.tls.context if self.tls is not None else None)
+                self._serve(sock)
+            revision = await self._prepare()
         except BaseException:  # the socket too: a start that failed holds the port no longer
+            await self._stop_serving()
             if sock is not None:
                 sock.close()
             raise
-        if sock is not None and self._server is not None:
-            self._warn_plain_passwords()
-            self._server_task = asyncio.create_task(self._server.serve(sockets=[sock]))
         await self.succession.start(schedule=schedule)
         self.started.set()  # a reload asked meanwhile applies now, to the app as started
         # Everything built so far (modules, the refusal model, config) lives as long as the process: move it out
@@ -235,6 +232,28 @@ class App:
                                        "drift_false_alarms_per_day": round(self.config.false_alarms_per_day(), 4)
                                        if self.analysis is not None else None})
 
+    def _serve(self, sock: socket.socket) -> None:
+        """Start the HTTP server on `sock`, with the listener's TLS."""
+        self.port = sock.getsockname()[1]
+        if self._serve_http:
+            tls = self.config.web.tls_server_config
+            # the context loading the config built; a Config made without loading it builds one (TlsFilesError)
+            served = self.config.listener_tls or (build_server_tls(tls) if tls is not None else None)
+            self.tls = ListenerTls(served, on_serve=self._serving_certificate) if served is not None else None
+        routes = [*self._extra_routes, *(drift_routes(self.analysis, self._configured_pairs) if self.analysis
+                                         else drift_disabled_routes())]
+        app = build_http_app(self, environ=self.environ, extra_routes=routes,
+                             starting=lambda: not self.started.is_set())
+        self._server = Server.for_app(app, self.tls.context if self.tls is not None else None)
+        self._warn_plain_passwords()
+        self._server_task = asyncio.create_task(self._server.serve(sockets=[sock]))
+
+    async def _stop_serving(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+            if self._server_task:
+                await asyncio.wait([self._server_task], timeout=5)
+
     async def _prepare(self) -> str:
         """Migrate the store, check the secrets, build the providers and the listener's TLS; return the schema."""
         revision = await asyncio.to_thread(self.store.migrate, in_child=True)
@@ -245,11 +264,6 @@ class App:
         self.runner.unpriced.config(self.config)  # spend caps that cannot count, as check-config warns
         for warning in self.config.alerts.secret_looking_labels():  # as check-config warns; the value is not shown
             log.warning(warning)
-        if self._serve_http:
-            tls = self.config.web.tls_server_config
-            # the context loading the config built; a Config made without loading it builds one (TlsFilesError)
-            served = self.config.listener_tls or (build_server_tls(tls) if tls is not None else None)
-            self.tls = ListenerTls(served, on_serve=self._serving_certificate) if served is not None else None
         return revision
 
     def check_secrets(self, config: Config) -> None:
@@ -264,9 +278,11 @@ class App:
             raise SecretError.of(problems)
 
     def ready(self) -> tuple[bool, dict[str, bool]]:
-        """Ready: the store answers and, on the leader, the scheduler runs (a standby is ready to take over); and
+        """Ready: started, the store answers and, on the leader, the scheduler runs (a standby is ready to take over); and
         not draining: from the moment a stop begins (a scheduler paused for the grace period still counts as
         running), so a load balancer stops sending traffic while the daemon drains."""
+        if not self.started.is_set():  # migrating, building, taking the lead: its store may not be ready to ping
+            return False, {"starting": True, "draining": self.draining}
         parts = {"store": self.store.ping(),
                  "scheduler": self.scheduler.running if self.leading else self.succession.standing_by,
                  "leader": self.leading, "draining": self.draining}
@@ -354,10 +370,7 @@ class App:
             # the alert messages held: what is left of the same try, not 10 s more (nor past a SIGTERM's cut)
             self._lost_at_stop += await self.alerting.stop(left())
         await self.succession.release()  # a standby takes over at its next try
-        if self._server is not None:
-            self._server.should_exit = True
-            if self._server_task:
-                await asyncio.wait([self._server_task], timeout=5)
+        await self._stop_serving()
         for p in [*self.runner.providers.values(), *self.replaced.take()]:
             with contextlib.suppress(Exception):
                 await p.aclose()

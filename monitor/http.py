@@ -152,10 +152,23 @@ async def _bad_query(_: Request, exc: Exception) -> Response:
     return JSONResponse({"error": str(exc)}, status_code=400)
 
 
+STARTING = ("the daemon is starting (migrating the store, building its providers, taking the lead or standing by): "
+            "the API answers once it has started; /healthz, /readyz and /metrics answer meanwhile")
+
+
 def build_http_app(daemon: Daemon, *, environ: Mapping[str, str] | None = None,
-                   extra_routes: list[Route] | None = None) -> Starlette:
-    """Build the ASGI app; `extra_routes` lets later features (drift, alerts) add their read-only views."""
+                   extra_routes: list[Route] | None = None, starting: Callable[[], bool] = lambda: False) -> Starlette:
+    """Build the ASGI app; `extra_routes` lets later features (drift, alerts) add their read-only views. While
+    `starting()` the API's views (/api/..., whose store may not be migrated yet) answer 503 with a JSON error."""
     env = os.environ if environ is None else environ
+
+    def until_started(view: Callable[[Request], Any]) -> Callable[[Request], Any]:
+        async def guarded(request: Request) -> Response:
+            if starting():
+                return JSONResponse({"error": STARTING}, status_code=503, headers={"retry-after": "5"})
+            return await view(request)  # type: ignore[no-any-return]
+
+        return guarded
 
     async def metrics(request: Request) -> Response:
         compress = _accepts_gzip(request.headers.get("accept-encoding", ""))
@@ -208,13 +221,13 @@ def build_http_app(daemon: Daemon, *, environ: Mapping[str, str] | None = None,
         ok, message = await daemon.reload()
         return JSONResponse({"reloaded": ok, "message": message}, status_code=200 if ok else 400)
 
+    api = [Route("/api/canaries", canaries), Route("/api/targets", targets), Route("/api/observations", observations),
+           *(extra_routes or [])]
     routes = [
         landing_route(daemon), Route("/metrics", metrics), Route("/healthz", healthz), Route("/readyz", readyz),
         # Prometheus's and Alertmanager's names for the same probes, so their users' checks work unchanged
-        Route("/-/healthy", healthz), Route("/-/ready", readyz),
-        Route("/api/canaries", canaries), Route("/api/targets", targets),
-        Route("/api/observations", observations), Route(RELOAD_PATH, reload, methods=["POST"]),
-        *(extra_routes or []),
+        Route("/-/healthy", healthz), Route("/-/ready", readyz), Route(RELOAD_PATH, reload, methods=["POST"]),
+        *(Route(r.path, until_started(r.endpoint), methods=list(r.methods or ()) or None) for r in api),
     ]
     auth = Middleware(BasicAuth, users=lambda: daemon.config.web.basic_auth_users, exempt={RELOAD_PATH})
     return Starlette(routes=routes, exception_handlers={BadQuery: _bad_query}, middleware=[auth])

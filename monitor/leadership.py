@@ -73,6 +73,8 @@ class Succession:
     async def start(self, *, schedule: bool) -> None:
         """Lead (on the lock when `schedule`, without one for `probe` and tests) or start standing by."""
         app = self.app
+        if schedule:  # a pooler in transaction mode: the lock could not be kept (StoreError: `cannot start: ...`)
+            await self._on_lock_thread(app.leadership.refuse_shared_sessions)
         if not schedule:
             await self._lead_at_start(schedule=False)
         elif await self._on_lock_thread(app.leadership.try_acquire):

@@ -14,10 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
 from sqlalchemy import text
 
+from monitor.app import App
+from monitor.config import load_config
+from monitor.errors import StoreError
+from monitor.sim import SimServer
 from monitor.store import Store
 from monitor.store.leader import Leadership
+from tests.conftest import write_config
 
 PGBOUNCER = shutil.which("pgbouncer") or ("/usr/sbin/pgbouncer" if os.path.exists("/usr/sbin/pgbouncer") else None)
 
@@ -25,8 +31,9 @@ PGBOUNCER = shutil.which("pgbouncer") or ("/usr/sbin/pgbouncer" if os.path.exist
 @pytest.fixture
 def pooled_url(request: pytest.FixtureRequest, tmp_path: Path, pg_url: str) -> Iterator[str]:
     """`pg_url`'s database through PgBouncer in transaction mode, with one server session (apt: pgbouncer), or as
-    many as the test's `indirect` parameter says."""
-    sessions = getattr(request, "param", 1)
+    many as the test's `indirect` parameter says (or sessions and pool mode, as a tuple)."""
+    param = getattr(request, "param", 1)
+    sessions, mode = param if isinstance(param, tuple) else (param, "transaction")
     if PGBOUNCER is None:
         if os.environ.get("CI"):
             pytest.fail("CI must test the leader lock behind PgBouncer (apt-get install pgbouncer)")
@@ -41,7 +48,7 @@ def pooled_url(request: pytest.FixtureRequest, tmp_path: Path, pg_url: str) -> I
     ini = tmp_path / "pgbouncer.ini"
     ini.write_text(f"[databases]\n{name} = host={host} port={pg_port} dbname={name} user={user}\n"
                    f"[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\nauth_type = any\n"
-                   f"pool_mode = transaction\ndefault_pool_size = {sessions}\nunix_socket_dir =\n"
+                   f"pool_mode = {mode}\ndefault_pool_size = {sessions}\nunix_socket_dir =\n"
                    "ignore_startup_parameters = extra_float_digits,options\n")
     os.chmod(tmp_path, 0o755)
     os.chmod(ini, 0o644)
@@ -119,3 +126,34 @@ def test_a_leader_whose_check_a_transaction_pooler_moves_to_another_session_says
         leader.release()
         store.close()
         other.close()
+
+
+def _daemon(tmp_path: Path, url: str, sim: SimServer) -> App:
+    cfg = write_config(tmp_path, f"  - {{id: t, provider: openai, base_url: '{sim.openai_base_url}', model: m}}",
+                       "canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n    schedule: {every: 1h}\n")
+    cfg.write_text(cfg.read_text().replace(f"sqlite:///{tmp_path / 'm.db'}", url))
+    return App(load_config(cfg, environ={}), registry=CollectorRegistry(), environ={}, serve_http=False)
+
+
+@pytest.mark.parametrize("pooled_url", [1, 3], indirect=True)
+async def test_a_daemon_behind_a_transaction_pooler_refuses_to_start(
+        pooled_url: str, tmp_path: Path, steady_sim: SimServer) -> None:
+    """Found by review: a lone replica behind PgBouncer's pool_mode=transaction took the leader lock and led, until
+    another client's transaction took its server session: the lock was then lost and orphaned on that session, no
+    replica leading until the pooler closed it. The start now sees that its sessions are shared and says what to do."""
+    app = _daemon(tmp_path, pooled_url, steady_sim)
+    with pytest.raises(StoreError, match="pool_mode=transaction") as refused:
+        await app.start()
+    assert "pool_mode=session" in str(refused.value) and not app.leading
+    await app.stop()
+
+
+@pytest.mark.parametrize("pooled_url", [(3, "session")], indirect=True)
+async def test_a_daemon_behind_a_session_pooler_starts_and_leads(
+        pooled_url: str, tmp_path: Path, steady_sim: SimServer) -> None:
+    app = _daemon(tmp_path, pooled_url, steady_sim)
+    await app.start()
+    try:
+        assert app.leading
+    finally:
+        await app.stop()

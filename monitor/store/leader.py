@@ -9,6 +9,10 @@ host or connection) frees it without anyone's clock deciding:
 - SQLite: an exclusive ``flock`` on ``<database>.leader`` beside the database file (one host by nature).
 - In-memory SQLite: always the leader (nothing can share it).
 
+Behind a pooler in transaction mode (PgBouncer's pool_mode=transaction) a session lock cannot be kept: the server
+session holding it is lent to other clients. The daemon refuses to start there (:meth:`Leadership.refuse_shared_sessions`);
+the lock's own checks (TRY_LOCK, HOLDS_LOCK) are the backstop for a pooler that escapes that test.
+
 A replica that loses the lock (its PostgreSQL connection broke) must stop acting at once: the daemon then
 shuts down and exits 1 for its supervisor to restart it, as a standby (the way Kubernetes controllers treat a
 lost lease). In a network partition both sides time the connection out with the same keepalives (libpq's
@@ -33,7 +37,6 @@ import fcntl
 import logging
 import os
 import time
-import zlib
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, text
@@ -41,11 +44,13 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from monitor.config.validate import redact_url
+from monitor.errors import StoreError
 from monitor.store.engine import CONNECT_TIMEOUT_S, DEAD_PEER_S, connect_timeout, keepalive, named
+from monitor.store.lock_keys import LEADER_LOCK_ID, schema_key
 from monitor.store.repository import driver_message
 
 log = logging.getLogger("monitor.leader")
-LEADER_LOCK_ID = 7_166_002  # pg_advisory_lock key (7_166_001 serialises migrations)
+__all__ = ["LEADER_LOCK_ID", "Leadership", "schema_key"]
 # The lock is pg_advisory_lock(LEADER_LOCK_ID, <a key of the schema's name>): deployments in one database but different
 # schemas (search_path) each have a leader. Versions before took pg_advisory_lock(LEADER_LOCK_ID) alone, one lock for
 # the whole database (the "old key"); during a rolling update an old replica leads on it alone. So a leader also takes
@@ -60,12 +65,6 @@ KEEPALIVE = ("SET tcp_keepalives_idle = 10", "SET tcp_keepalives_interval = 5", 
 # `schema_key`'s, never negative, so it compares with the oid column as it is
 _SCHEMA_LOCK = "locktype = 'advisory' AND classid = :k AND objid = :k2 AND objsubid = 2"
 _OLD_LOCK = "locktype = 'advisory' AND classid = 0 AND objid = :k AND objsubid = 1"
-
-
-def schema_key(schema: str) -> int:
-    """The second key of a schema's leader lock: a stable 31-bit hash of its name (not PostgreSQL's hashtext, whose
-    values a major version may change)."""
-    return zlib.crc32(schema.encode()) & 0x7FFF_FFFF
 
 
 # Take the lock unless this very session holds it already (NULL then): a pooler in transaction mode (PgBouncer's
@@ -99,6 +98,13 @@ SESSION_MOVED = ("the leader lock's check was answered by database session %s, n
                  "pooler in transaction mode (PgBouncer's pool_mode=transaction) moves connections between server "
                  "sessions; session %s keeps the lock until the pooler closes it, and no replica leads meanwhile; "
                  "connect the daemons to PostgreSQL directly or through a pool in session mode")
+
+
+TRANSACTION_POOLER = ("the store's connections share their database sessions ({shared}): a pooler in transaction "
+                      "mode (PgBouncer's pool_mode=transaction) or statement mode lends each transaction whichever "
+                      "session is free, and the leader lock, a session advisory lock, would stay with a session no "
+                      "replica controls (lost, and held by none that leads); connect the daemons to PostgreSQL "
+                      "directly or through a pool in session mode (PgBouncer's pool_mode=session)")
 
 
 # The session holding the leader lock when it is a daemon's: its state and how long it has been in it (both NULL
@@ -176,6 +182,21 @@ class Leadership:
         self._confirmed = (time.monotonic(), time.time())
         return True
 
+    def refuse_shared_sessions(self) -> None:
+        """Raise a StoreError when the store's connections share their server sessions (PostgreSQL behind a pooler in
+        transaction or statement mode), where a session advisory lock cannot be kept: the lock stays with the server
+        session that took it, which the pooler hands to other clients, and is lost and orphaned there (see
+        SESSION_MOVED). Asked at start, before the first try for the lock. A store that does not answer is not
+        refused here: the try for the lock says so, and is tried again."""
+        if self.dialect != "postgresql":
+            return
+        try:
+            shared = _sessions_shared(self._engine())
+        except SQLAlchemyError:
+            return
+        if shared is not None:
+            raise StoreError(TRANSACTION_POOLER.format(shared=shared))
+
     @property
     def session_bound(self) -> bool:
         """Whether the lock lives in a database session the server can end while its holder runs on (PostgreSQL),
@@ -205,13 +226,16 @@ class Leadership:
         self._close()
 
     # -- backends --------------------------------------------------------------------------------------------
+    def _engine(self) -> Engine:
+        if self._lock_engine is None:
+            args = {**keepalive(self.url, DEAD_PEER_S), **named(self.url, self.role),
+                    **connect_timeout(self.url, self.connect_timeout_s)}
+            self._lock_engine = create_engine(self.url, poolclass=NullPool, connect_args=args)
+        return self._lock_engine
+
     def _try_pg(self) -> bool:
         if self._conn is None:
-            if self._lock_engine is None:
-                args = {**keepalive(self.url, DEAD_PEER_S), **named(self.url, self.role),
-                        **connect_timeout(self.url, self.connect_timeout_s)}
-                self._lock_engine = create_engine(self.url, poolclass=NullPool, connect_args=args)
-            self._conn = self._lock_engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            self._conn = self._engine().connect().execution_options(isolation_level="AUTOCOMMIT")
             for statement in KEEPALIVE:
                 self._conn.execute(text(statement))
             schema = self._conn.execute(text("SELECT current_schema()")).scalar_one_or_none() or ""
@@ -336,6 +360,26 @@ class Leadership:
                 fcntl.flock(self._file, fcntl.LOCK_UN)
                 os.close(self._file)
             self._file = None
+
+
+def _sessions_shared(engine: Engine) -> str | None:
+    """How the server sessions of two connections of `engine` were seen shared, or None if they were not. Over a
+    direct connection or a pool in session mode, a connected client keeps its server session: another connection
+    never runs on it, and its own statements always do. A pooler in transaction mode lends a session per transaction:
+    the next one to ask gets the session just released (PgBouncer's default is last in, first out), and a client
+    whose session another holds runs its next statement on another."""
+    backend = text("SELECT pg_backend_pid()")
+    with engine.connect() as first, engine.connect() as second:
+        first = first.execution_options(isolation_level="AUTOCOMMIT")
+        pid = first.execute(backend).scalar_one()
+        with second.begin():  # held open: a pooler cannot lend its session to `first` meanwhile
+            other = second.execute(backend).scalar_one()
+            if other == pid:
+                return f"database session {pid} answered two connections of this replica's at once"
+            again = first.execute(backend).scalar_one()
+        if again != pid:
+            return f"one connection was answered by database session {pid}, then by session {again}"
+    return None
 
 
 def _identity(st: os.stat_result) -> tuple[int, int]:

@@ -17,13 +17,13 @@ from sqlalchemy import Connection, Engine, inspect, text
 
 from monitor.errors import StoreError
 from monitor.store.engine import unbounded
+from monitor.store.lock_keys import MIGRATION_LOCK_ID, schema_key
 
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
     from alembic.script import ScriptDirectory
 
 HEAD = "0010"  # the newest file in migrations/versions; a test checks it against Alembic's own head
-_LOCK_ID = 7_166_001  # pg_advisory_lock key: replicas starting together migrate one at a time
 VERSION_TABLE = "alembic_version"
 log = logging.getLogger(__name__)
 
@@ -82,8 +82,7 @@ def migrate(engine: Engine) -> str:
             # every later start failed on them; IMMEDIATE also keeps another process's migration waiting its turn
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         unbounded(conn)  # a migration may rightly take long, and waits for another replica's
-        if conn.dialect.name == "postgresql":
-            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_ID})
+        migration_lock(conn)
         current = _stamped(conn)
         if current is not None and not _known(script, current):
             raise StoreError(f"the database schema is at revision {current}, newer than this llm-monitor "
@@ -91,6 +90,25 @@ def migrate(engine: Engine) -> str:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
     return head_revision()
+
+
+# The schema's own lock, pg_advisory_xact_lock(MIGRATION_LOCK_ID, <its schema key>), as the leader lock is one per
+# schema: deployments in one database but different schemas migrate side by side. Versions before locked the whole
+# database, pg_advisory_xact_lock(MIGRATION_LOCK_ID) (the "old key"); during a rolling update one may be migrating any
+# schema, this one perhaps. So a migration takes the old key too, shared: migrations of this version share it, and
+# one of an older version, which takes it exclusively, waits for them and they for it. Shared key first, then the
+# schema's, always in that order: no two migrations wait for each other.
+OLD_KEY_SHARED = text("SELECT pg_advisory_xact_lock_shared(CAST(:k AS bigint))")
+SCHEMA_KEY = text("SELECT pg_advisory_xact_lock(CAST(:k AS integer), CAST(:k2 AS integer))")
+
+
+def migration_lock(conn: Connection) -> None:
+    """Wait for the schema's migration lock, held until `conn`'s transaction ends (PostgreSQL; SQLite's BEGIN
+    IMMEDIATE is its own): replicas of one deployment starting together migrate one at a time."""
+    if conn.dialect.name == "postgresql":
+        schema = conn.execute(text("SELECT current_schema()")).scalar_one_or_none() or ""
+        conn.execute(OLD_KEY_SHARED, {"k": MIGRATION_LOCK_ID})
+        conn.execute(SCHEMA_KEY, {"k": MIGRATION_LOCK_ID, "k2": schema_key(schema)})
 
 
 def require_head(engine: Engine) -> str:
