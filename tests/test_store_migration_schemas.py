@@ -30,14 +30,24 @@ def _waits_or_ends(engine: Engine, admin: psycopg.Connection) -> bool:
     """Migrate through `engine` on a thread; return True once it is done, False once it waits for an advisory lock
     (the test holds one, so it would wait for as long as the test holds it)."""
     done = threading.Event()
-    worker = threading.Thread(target=lambda: (migrate(engine), done.set()), daemon=True)
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            migrate(engine)
+        except BaseException as exc:  # noqa: BLE001 - reported by the asserting thread
+            failed.append(exc)
+            raise
+        done.set()
+
+    worker = threading.Thread(target=run, daemon=True)
     worker.start()
     while not done.wait(0.05):
         waiting = admin.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
                                 "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())")
         if waiting.fetchone() != (0,):
             return False
-        assert worker.is_alive(), "the migration failed"
+        assert not failed, f"the migration failed: {failed[0]!r}"
     return True
 
 
