@@ -211,7 +211,23 @@ class Sender(Delivering):
             else:
                 log.warning("re-sending firing alerts failed", extra={"sink": name, "alerts": len(firing),
                                                                      "error": a.error})
+            if a.retry_after_s is not None:
+                # a 429's or 503's Retry-After, as a first send's retry takes it: a floor (never sooner than the
+                # resend_interval), capped at retry.max_retry_after
+                wait = max(self.cfg.resend_interval, min(a.retry_after_s, self.cfg.retry.max_retry_after))
+                self._next_refresh[name] = max(self._next_refresh.get(name, self.now()),
+                                               self.now() + timedelta(seconds=wait))
         return 1
+
+    async def refresh_due(self, name: str) -> int:
+        """Re-send the firing alerts of one sink (`refresh_sink`) if due: at its first look, then a `resend_interval`
+        after the last; return requests made."""
+        now = self.now()
+        due = self._next_refresh.get(name)
+        if due is not None and now < due:
+            return 0
+        self._next_refresh[name] = now + timedelta(seconds=self.cfg.resend_interval)
+        return await self.refresh_sink(name)
 
     async def refresh(self) -> int:
         """Re-send every alert still firing to sinks that need it (Alertmanager); return requests made."""
@@ -247,11 +263,8 @@ class Sender(Delivering):
             res = FlushResult()
             try:
                 await self.flush_sink(name, res)
-                now = self.now()
-                due = self._next_refresh.get(name)
-                if not self._stopping and (due is None or now >= due):
-                    self._next_refresh[name] = now + timedelta(seconds=self.cfg.resend_interval)
-                    await self.refresh_sink(name)
+                if not self._stopping:
+                    await self.refresh_due(name)
             except Exception as e:  # the store may be briefly unreachable: log, keep going, rows stay put
                 self._failed(f"alert delivery to {name}", e, {"sink": name})
             else:
