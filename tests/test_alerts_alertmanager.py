@@ -248,3 +248,34 @@ async def test_a_re_send_s_retry_after_is_capped_and_never_shortens_the_resend_i
         now[0] = t0 + timedelta(minutes=6)
         assert await al.sender.refresh_due("am") == 1
         await al.stop()
+
+
+async def test_failing_re_sends_are_logged_once_per_outage(sqlite_store: Store,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    # Found by QA: each failed periodic re-send of the firing alerts was a warning, one a resend_interval (60 an hour
+    # while Alertmanager was down), where a failing delivery is logged once per sink and outage.
+    t0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+    now = [t0]
+    with Receiver() as rx:
+        al = build_alerting(cfg(rx.url), sqlite_store, environ={}, now=lambda: now[0])
+        await al.publish([drift("drift.opened", "refusal_rate", t0)])
+        await al.sender.flush()
+        caplog.set_level(logging.DEBUG, "monitor.alerts")
+        caplog.clear()
+
+        def said() -> list[tuple[str, str]]:
+            return [(r.levelname, r.getMessage()) for r in caplog.records
+                    if r.name == "monitor.alerts" and r.levelno >= logging.INFO]
+
+        rx.fail(503, times=3)
+        for _ in range(3):
+            assert await al.sender.refresh_sink("am") == 1
+        assert said() == [("WARNING", "re-sending firing alerts failed (logged once until the sink delivers again)")]
+        caplog.clear()
+        assert await al.sender.refresh_sink("am") == 1
+        assert said() == [("INFO", "alert sink am delivers again")]
+        caplog.clear()
+        rx.fail(503, times=1)  # the next outage is logged again
+        assert await al.sender.refresh_sink("am") == 1
+        assert [level for level, _ in said()] == ["WARNING"]
+        await al.stop()

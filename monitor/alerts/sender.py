@@ -208,15 +208,22 @@ class Sender(Delivering):
                 self.metrics.send_failures.labels(name).inc()
             if a.gone:  # as a 410 to a first send: re-sent every resend_interval for good, it was only a warning
                 self._gone(name, a.error, {"sink": name, "alerts": len(firing), "error": a.error})
+            elif name in self._sink_failing:  # one warning per sink and outage, as a failing delivery's
+                log.debug("re-sending firing alerts failed", extra={"sink": name, "alerts": len(firing),
+                                                                   "error": a.error})
             else:
-                log.warning("re-sending firing alerts failed", extra={"sink": name, "alerts": len(firing),
-                                                                     "error": a.error})
+                self._sink_failing.add(name)
+                log.warning("re-sending firing alerts failed (logged once until the sink delivers again)",
+                            extra={"sink": name, "alerts": len(firing), "error": a.error})
             if a.retry_after_s is not None:
                 # a 429's or 503's Retry-After, as a first send's retry takes it: a floor (never sooner than the
                 # resend_interval), capped at retry.max_retry_after
                 wait = max(self.cfg.resend_interval, min(a.retry_after_s, self.cfg.retry.max_retry_after))
                 self._next_refresh[name] = max(self._next_refresh.get(name, self.now()),
                                                self.now() + timedelta(seconds=wait))
+        elif name in self._sink_failing:
+            self._sink_failing.discard(name)
+            log.info("alert sink %s delivers again", name, extra={"sink": name})
         return 1
 
     async def refresh_due(self, name: str) -> int:
