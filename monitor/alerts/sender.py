@@ -38,6 +38,7 @@ from monitor.alerts.delivery import (  # noqa: F401 (FlushResult, refreshes and 
 from monitor.alerts.events import Notification
 from monitor.alerts.outbox import Outbox
 from monitor.alerts.sinks import Sink
+from monitor.alerts.sinks.alertmanager import VALID_FOR_RESENDS
 from monitor.domain import utcnow
 from monitor.store.repository import driver_message
 from monitor.tls import default_context
@@ -217,8 +218,11 @@ class Sender(Delivering):
                             extra={"sink": name, "alerts": len(firing), "error": a.error})
             if a.retry_after_s is not None:
                 # a 429's or 503's Retry-After, as a first send's retry takes it: a floor (never sooner than the
-                # resend_interval), capped at retry.max_retry_after
-                wait = max(self.cfg.resend_interval, min(a.retry_after_s, self.cfg.retry.max_retry_after))
+                # resend_interval), capped at retry.max_retry_after and at one resend_interval short of the endsAt the
+                # last re-send gave the alerts: waited out longer, Alertmanager would resolve them meanwhile
+                resend = self.cfg.resend_interval
+                wait = max(resend, min(a.retry_after_s, self.cfg.retry.max_retry_after,
+                                       (VALID_FOR_RESENDS - 1) * resend))
                 self._next_refresh[name] = max(self._next_refresh.get(name, self.now()),
                                                self.now() + timedelta(seconds=wait))
         elif name in self._sink_failing:
