@@ -201,3 +201,83 @@ async def test_a_410_to_the_periodic_re_send_disables_the_sink_as_one_to_a_first
         al.sender.set_sinks(al.sender.sinks)  # a reload re-enables it
         assert "am" not in al.sender.disabled
         await al.stop()
+
+
+async def test_a_re_send_answered_429_or_503_waits_for_the_retry_after_the_receiver_asked(sqlite_store: Store) -> None:
+    # Found by QA: a periodic re-send of the firing alerts that Alertmanager (or the proxy before it) answered 503 with
+    # Retry-After: 150 was made again at the next resend_interval (1 m), sooner than asked; a first send's retry
+    # honours it (CONVENTIONS: honour Retry-After on 429/503), the re-sends did not.
+    t0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+    now = [t0]
+    with Receiver() as rx:
+        al = build_alerting(cfg(rx.url), sqlite_store, environ={}, now=lambda: now[0])
+        await al.publish([drift("drift.opened", "refusal_rate", t0)])
+        await al.sender.flush()
+        assert await al.sender.refresh_due("am") == 1  # the first look: due
+        rx.fail(503, times=1, retry_after="150")
+        now[0] = t0 + timedelta(minutes=1)
+        assert await al.sender.refresh_due("am") == 1  # refused: try again in 150 s, not 60
+        for seconds in (120, 180, 209):
+            now[0] = t0 + timedelta(seconds=seconds)
+            assert await al.sender.refresh_due("am") == 0, seconds
+        now[0] = t0 + timedelta(seconds=210)
+        assert await al.sender.refresh_due("am") == 1
+        now[0] = t0 + timedelta(seconds=270)  # delivered: every resend_interval again
+        assert await al.sender.refresh_due("am") == 1
+        assert [r.status for r in rx.requests] == [200, 200, 503, 200, 200]
+        await al.stop()
+
+
+async def test_a_re_send_s_retry_after_never_lets_the_alerts_expire_nor_shortens_the_resend_interval(
+        sqlite_store: Store) -> None:
+    # A pushed alert is valid 4 resend_intervals on (its endsAt): waited out longer than 3, Alertmanager would resolve
+    # it meanwhile; a Retry-After of 0 is no licence to re-send sooner than resend_interval.
+    t0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+    now = [t0]
+    with Receiver() as rx:
+        al = build_alerting(cfg(rx.url), sqlite_store, environ={}, now=lambda: now[0])
+        await al.publish([drift("drift.opened", "refusal_rate", t0)])
+        await al.sender.flush()
+        rx.fail(429, times=1, retry_after="0")
+        assert await al.sender.refresh_due("am") == 1
+        now[0] = t0 + timedelta(seconds=30)
+        assert await al.sender.refresh_due("am") == 0
+        rx.fail(503, times=1, retry_after="86400")  # a day: capped at 3 resend_intervals
+        now[0] = t0 + timedelta(minutes=1)
+        assert await al.sender.refresh_due("am") == 1
+        now[0] = t0 + timedelta(minutes=3, seconds=59)
+        assert await al.sender.refresh_due("am") == 0
+        now[0] = t0 + timedelta(minutes=4)
+        assert await al.sender.refresh_due("am") == 1
+        await al.stop()
+
+
+async def test_failing_re_sends_are_logged_once_per_outage(sqlite_store: Store,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    # Found by QA: each failed periodic re-send of the firing alerts was a warning, one a resend_interval (60 an hour
+    # while Alertmanager was down), where a failing delivery is logged once per sink and outage.
+    t0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+    now = [t0]
+    with Receiver() as rx:
+        al = build_alerting(cfg(rx.url), sqlite_store, environ={}, now=lambda: now[0])
+        await al.publish([drift("drift.opened", "refusal_rate", t0)])
+        await al.sender.flush()
+        caplog.set_level(logging.DEBUG, "monitor.alerts")
+        caplog.clear()
+
+        def said() -> list[tuple[str, str]]:
+            return [(r.levelname, r.getMessage()) for r in caplog.records
+                    if r.name == "monitor.alerts" and r.levelno >= logging.INFO]
+
+        rx.fail(503, times=3)
+        for _ in range(3):
+            assert await al.sender.refresh_sink("am") == 1
+        assert said() == [("WARNING", "re-sending firing alerts failed (logged once until the sink delivers again)")]
+        caplog.clear()
+        assert await al.sender.refresh_sink("am") == 1
+        assert said() == [("INFO", "alert sink am delivers again")]
+        caplog.clear()
+        rx.fail(503, times=1)  # the next outage is logged again
+        assert await al.sender.refresh_sink("am") == 1
+        assert [level for level, _ in said()] == ["WARNING"]
+        await al.stop()

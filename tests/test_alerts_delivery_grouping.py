@@ -327,3 +327,38 @@ async def test_the_rows_a_grouped_message_that_cannot_be_rendered_merged_are_giv
     clock.advance(300)  # past the merged rows' lease: nothing goes out alone
     assert (await al.sender.flush()).delivered == 0 and rx.requests == []
     await al.stop()
+
+
+async def test_a_grouped_message_delivered_is_marked_delivered_as_one_or_not_at_all(
+        sqlite_store: Store, clock: Clock, rx: Receiver) -> None:
+    # Found by QA: a grouped message's rows were marked delivered one transaction each; a store that failed after
+    # the first (a full disk, a failover) left the rows it merged waiting, sent again later on their own as a second
+    # message under another webhook-id (the receiver could not tell it was the same one) while their lead was done.
+    # Marked in one statement, the group stays waiting whole and goes again as the same message (same webhook-id).
+    import pytest
+    from sqlalchemy import text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    al = build(sqlite_store, config(rx.url, group_wait="30s"), clock)
+
+    def opened(signal: str) -> AlertEvent:
+        return AlertEvent(kind="drift.opened", canary="c", target="t", signal=signal, event_id=f"c-{signal}",
+                          evidence={"baseline_value": 0.0, "current_value": 1.0})
+
+    await al.publish([opened("refused"), opened("check:refusal"), opened("similarity")])
+    clock.advance(30)
+    with sqlite_store.engine.begin() as conn:  # the store refuses any write past the first row marked delivered
+        conn.execute(text("CREATE TRIGGER one_only BEFORE UPDATE ON notifications WHEN NEW.status = 'delivered' AND "
+                          "(SELECT count(*) FROM notifications WHERE status = 'delivered') >= 1 "
+                          "BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END"))
+    with pytest.raises(SQLAlchemyError):
+        await al.sender.flush()
+    with sqlite_store.engine.begin() as conn:
+        conn.execute(text("DROP TRIGGER one_only"))
+    clock.advance(al.sender.lease)  # the lease of the rows claimed ends: due again
+    await al.sender.flush()
+    assert {r.status for r in al.outbox.query()} == {"delivered"}
+    ids = [r.message_id for r in rx.requests]
+    assert len(ids) == 2 and ids[0] == ids[1], ids  # the same message again, which the receiver drops
+    assert len(rx.requests[1].json["data"]["events"]) == 3
+    await al.stop()

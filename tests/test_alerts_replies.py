@@ -289,3 +289,34 @@ async def test_a_reply_echoing_pieces_of_a_secret_url_percent_decoded_or_encoded
     assert row.last_error.count("echo <redacted>") == len(echoes), row.last_error
     logged = " ".join(str(r.__dict__) for r in caplog.records)
     assert [e for e in (*echoes, "123ABCD", "Secret") if e in row.last_error or e in logged] == []
+
+
+async def test_a_json_reply_echoing_a_secret_url_with_its_slashes_escaped_keeps_none_of_it(
+        sqlite_store: Store) -> None:
+    # Found by QA: a receiver answering JSON with `/` escaped as `\/` (PHP's json_encode does by default) echoed the
+    # secret URL and its path in a spelling nothing redacted: only the segments holding a digit went, the token
+    # segment without one (`abcdefSECRETtoken`) stayed in the stored error.
+    import json as json_
+
+    path = "/hooks/T0123ABCD/abcdefSECRETtoken"
+
+    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        page = json_.dumps({"error": f"no route for {url}", "path": path.strip("/")}).replace("/", "\\/").encode()
+        writer.write(b"HTTP/1.1 404 Not Found\r\ncontent-length: %d\r\n\r\n%s" % (len(page), page))
+        await writer.drain()
+
+    async with Raw(echo) as rx:
+        url = f"{rx.url}{path}"
+        config = AlertsConfig.model_validate({
+            "group_wait": "0s", "retry": {"initial": "10s", "max": "10m", "give_up_after": "1h"},
+            "sinks": [{"name": "hook", "type": "webhook", "url_env": "HOOK_URL", "timeout": "1s"}]})
+        al = build_alerting(config, sqlite_store, environ={"HOOK_URL": url})
+        try:
+            [n] = await al.publish([AlertEvent(kind="drift.opened", canary="c", target="t", signal="refused",
+                                               event_id="e")])
+            await asyncio.wait_for(al.sender.flush(), 60)  # a hang guard, not a measurement
+            row = al.outbox.get(n.id)
+        finally:
+            await al.stop()
+    assert row is not None and row.last_error is not None
+    assert "SECRETtoken" not in row.last_error and row.last_error.count("<redacted>") == 2, row.last_error

@@ -399,6 +399,7 @@ def test_the_pieces_of_a_secret_url_echoed_percent_decoded_or_encoded_go_too(sto
         "segment": "HTTP 403: invalid_token T0+12AAAA",
         "encoded": "HTTP 403: invalid_token xYz%3ASecret%40part9",
         "query": "HTTP 403: bad sig a%2Fb%3Dq9Zk2mW4",
+        "json": '{"url": "' + piece_url.replace("/", "\\/") + '"}',  # a JSON reply's `\/` (PHP's json_encode)
     }
     with store.engine.begin() as conn:
         for id, body in texts.items():
@@ -409,4 +410,5 @@ def test_the_pieces_of_a_secret_url_echoed_percent_decoded_or_encoded_go_too(sto
     assert "12AAAA" not in out.stdout and "Secret" not in out.stdout and "q9Zk" not in out.stdout
     after = {id: row["text"] for id, row in dump(store)["observations"].items()}
     assert after == {"decoded": f"HTTP 404: no_team for {REDACTED}", "segment": f"HTTP 403: invalid_token {REDACTED}",
-                     "encoded": f"HTTP 403: invalid_token {REDACTED}", "query": f"HTTP 403: bad sig {REDACTED}"}
+                     "encoded": f"HTTP 403: invalid_token {REDACTED}", "query": f"HTTP 403: bad sig {REDACTED}",
+                     "json": f'{{"url": "{REDACTED}"}}'}

@@ -251,8 +251,7 @@ class Delivering:
             return merged_ids
         a = await attempt(self._client, sink, req, self.now)
         if a.ok:
-            for m in (n, *merged):
-                await asyncio.to_thread(self.outbox.mark_delivered, m.id, self.now())
+            await asyncio.to_thread(self.outbox.mark_delivered, [n.id, *(m.id for m in merged)], self.now())
             res.delivered += 1
             self._sink_took.add(n.sink)
             if n.sink in self._ends_given_up and not refreshes(sink):

@@ -246,8 +246,10 @@ class Outbox(Upkeep, Resending, Asking):
                    .values(**values))
             s.commit()
 
-    def mark_delivered(self, nid: str, now: datetime) -> None:
-        """Record a successful delivery (a failed attempt's error goes; a released row's note on its hold stays)."""
+    def mark_delivered(self, nid: str | Sequence[str], now: datetime) -> None:
+        """Record a successful delivery of one row, or of a grouped message's rows in one statement (marked one by one,
+        a store failing between them left the rest waiting, sent again alone under another message id); a failed
+        attempt's error goes, a released row's note on its hold stays."""
         note = col(NotificationRow.last_error)
         self._set(nid, status=DELIVERED, delivered_at=now,
                   last_error=case((note.startswith(RELEASED_NOTE), note), else_=None))

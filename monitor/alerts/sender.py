@@ -38,6 +38,7 @@ from monitor.alerts.delivery import (  # noqa: F401 (FlushResult, refreshes and 
 from monitor.alerts.events import Notification
 from monitor.alerts.outbox import Outbox
 from monitor.alerts.sinks import Sink
+from monitor.alerts.sinks.alertmanager import VALID_FOR_RESENDS
 from monitor.domain import utcnow
 from monitor.store.repository import driver_message
 from monitor.tls import default_context
@@ -208,10 +209,36 @@ class Sender(Delivering):
                 self.metrics.send_failures.labels(name).inc()
             if a.gone:  # as a 410 to a first send: re-sent every resend_interval for good, it was only a warning
                 self._gone(name, a.error, {"sink": name, "alerts": len(firing), "error": a.error})
+            elif name in self._sink_failing:  # one warning per sink and outage, as a failing delivery's
+                log.debug("re-sending firing alerts failed", extra={"sink": name, "alerts": len(firing),
+                                                                   "error": a.error})
             else:
-                log.warning("re-sending firing alerts failed", extra={"sink": name, "alerts": len(firing),
-                                                                     "error": a.error})
+                self._sink_failing.add(name)
+                log.warning("re-sending firing alerts failed (logged once until the sink delivers again)",
+                            extra={"sink": name, "alerts": len(firing), "error": a.error})
+            if a.retry_after_s is not None:
+                # a 429's or 503's Retry-After, as a first send's retry takes it: a floor (never sooner than the
+                # resend_interval), capped at retry.max_retry_after and at one resend_interval short of the endsAt the
+                # last re-send gave the alerts: waited out longer, Alertmanager would resolve them meanwhile
+                resend = self.cfg.resend_interval
+                wait = max(resend, min(a.retry_after_s, self.cfg.retry.max_retry_after,
+                                       (VALID_FOR_RESENDS - 1) * resend))
+                self._next_refresh[name] = max(self._next_refresh.get(name, self.now()),
+                                               self.now() + timedelta(seconds=wait))
+        elif name in self._sink_failing:
+            self._sink_failing.discard(name)
+            log.info("alert sink %s delivers again", name, extra={"sink": name})
         return 1
+
+    async def refresh_due(self, name: str) -> int:
+        """Re-send the firing alerts of one sink (`refresh_sink`) if due: at its first look, then a `resend_interval`
+        after the last; return requests made."""
+        now = self.now()
+        due = self._next_refresh.get(name)
+        if due is not None and now < due:
+            return 0
+        self._next_refresh[name] = now + timedelta(seconds=self.cfg.resend_interval)
+        return await self.refresh_sink(name)
 
     async def refresh(self) -> int:
         """Re-send every alert still firing to sinks that need it (Alertmanager); return requests made."""
@@ -247,11 +274,8 @@ class Sender(Delivering):
             res = FlushResult()
             try:
                 await self.flush_sink(name, res)
-                now = self.now()
-                due = self._next_refresh.get(name)
-                if not self._stopping and (due is None or now >= due):
-                    self._next_refresh[name] = now + timedelta(seconds=self.cfg.resend_interval)
-                    await self.refresh_sink(name)
+                if not self._stopping:
+                    await self.refresh_due(name)
             except Exception as e:  # the store may be briefly unreachable: log, keep going, rows stay put
                 self._failed(f"alert delivery to {name}", e, {"sink": name})
             else:

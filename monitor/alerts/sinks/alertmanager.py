@@ -15,6 +15,9 @@ from monitor.keylike import shown_path
 ALERTNAMES = {"drift": "LLMMonitorDrift", "canary": "LLMMonitorCanaryDown", "model": "LLMMonitorModelChanged",
               "budget": "LLMMonitorBudgetExceeded", "test": "LLMMonitorTest"}
 ONE_SHOT_TTL = timedelta(hours=1)  # how long a one-off notice (model changed, budget) stays visible
+# A firing alert pushed is valid (its endsAt) this many re-send intervals on: Alertmanager resolves it by itself if the
+# re-sends stop (the daemon gone) and keeps it through a few failed ones.
+VALID_FOR_RESENDS = 4
 TEST_TTL = timedelta(minutes=5)  # `alerts test`: long enough to be routed and notified, then it resolves itself
 
 
@@ -62,7 +65,7 @@ class Alertmanager(Sink):
     def __init__(self, name: str, url: str, timeout: float, resend_interval: float,
                  external_labels: Mapping[str, str] | None = None, *, url_secret: bool = True):
         super().__init__(name, url, timeout, url_secret=url_secret)
-        self.valid_for = timedelta(seconds=4 * resend_interval)
+        self.valid_for = timedelta(seconds=VALID_FOR_RESENDS * resend_interval)
         self.external_labels = dict(external_labels or {})
 
     @classmethod

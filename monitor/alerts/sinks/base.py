@@ -130,24 +130,32 @@ def _spellings(value: str, *, plus: bool = False) -> tuple[str, ...]:
     """`value` (a piece of a URL as written) and the other ways a receiver may echo it: percent-decoded (a `+` a space
     too, with `plus`: a query value), and that percent-encoded, each character but letters, digits and `_.-~` (a path
     echoed as one parameter: `hook%2FT0...`) and but `/` (as a path goes out), and as written percent-encoded once more
-    (`%2B` as `%252B`); the different ones."""
+    (`%2B` as `%252B`); each also with its `/` escaped as a JSON reply may (`_json_slashes`); the different ones."""
     decoded = unquote_plus(value) if plus else unquote(value)
-    return tuple(dict.fromkeys((value, decoded, quote(decoded, safe=""), quote(decoded, safe="/"),
-                                quote(value, safe=""), quote(value, safe="/"))))
+    spelt = (value, decoded, quote(decoded, safe=""), quote(decoded, safe="/"), quote(value, safe=""),
+             quote(value, safe="/"))
+    return tuple(dict.fromkeys((*spelt, *map(_json_slashes, spelt))))
+
+
+def _json_slashes(text: str) -> str:
+    """`text` with each `/` as `\\/`, as a JSON reply may spell it (PHP's json_encode does by default)."""
+    return text.replace("/", "\\/")
 
 
 def url_pieces(url: str) -> tuple[tuple[str, str], ...]:
     """The pieces of a secret URL a receiver may echo on their own, each as (what it is, value): its path (without
     its slashes at either end), each path segment holding a digit (an id or token: `T0123ABCD`, not `services`),
     and each query value; each as written, and percent-decoded and percent-encoded where those differ
-    (`_spellings`: a receiver may echo a path decoded, or a value encoded). The caller keeps those of MIN_SECRET
-    characters or more, as every secret."""
+    (`_spellings`: a receiver may echo a path decoded, or a value encoded), with each `/` escaped as a JSON reply
+    may (`\\/`); and the whole URL so escaped. The caller keeps those of MIN_SECRET characters or more, as every
+    secret."""
     try:
         parts = urlsplit(url)
     except ValueError:  # not a URL urlsplit reads: the whole of it is the secret
         return ()
     path = parts.path.strip("/")
-    out = [("URL path", v) for v in _spellings(path)] if path else []
+    out = [("URL, JSON-escaped", _json_slashes(url))]
+    out += [("URL path", v) for v in _spellings(path)] if path else []
     out += [("URL path segment", v) for seg in path.split("/") if any(c.isdigit() for c in seg)
             for v in _spellings(seg)]
     for pair in parts.query.split("&"):
