@@ -29,7 +29,7 @@ from monitor.config.digest import config_digest
 from monitor.config.loader import Config
 from monitor.config.secrets import key_problems
 from monitor.domain import utcnow
-from monitor.errors import SecretError
+from monitor.errors import NoSchema, SecretError, StoreError
 from monitor.health import HealthWatch
 from monitor.http import Server, build_http_app, drift_disabled_routes, drift_routes, listen_socket
 from monitor.leadership import LEADER_CHECK_S, LEADER_LEASE_S, LEADER_POLL_S, Succession
@@ -256,7 +256,10 @@ class App:
 
     async def _prepare(self) -> str:
         """Migrate the store, check the secrets, build the providers and the listener's TLS; return the schema."""
-        revision = await asyncio.to_thread(self.store.migrate, in_child=True)
+        try:
+            revision = await asyncio.to_thread(self.store.migrate, in_child=True)
+        except NoSchema as e:  # the config's field named, as a check of it would
+            raise StoreError(f"{self.config.path}: storage.url: {e.reason}") from None
         await asyncio.to_thread(self.quality.warm_up)
         self.check_secrets(self.config)  # a standby's sinks too, though it builds its alerting only when it leads
         self.runner.set_providers(build_providers(self.config, self.environ), list(self.config.targets))

@@ -117,7 +117,9 @@ _LOG_ENV = {"log_level": ("LLM_MONITOR_LOG_LEVEL", LOG_LEVELS), "log_format": ("
 def parser() -> argparse.ArgumentParser:
     import argparse
 
-    ap = argparse.ArgumentParser(prog="llm-monitor", description="Watch the LLM APIs you depend on.")
+    from monitor.argparser import ArgumentParser
+
+    ap = ArgumentParser(prog="llm-monitor", description="Watch the LLM APIs you depend on.")
     ap.add_argument("--version", action="version", version=f"llm-monitor {__version__}")
     _logging_flags(ap, (os.environ.get("LLM_MONITOR_LOG_LEVEL") or "info").strip().lower(),
                    (os.environ.get("LLM_MONITOR_LOG_FORMAT") or "json").strip().lower())
@@ -455,9 +457,12 @@ def entry() -> None:
         import signal  # here, as every import: a Ctrl-C while the command loads is one line too
 
         signal.signal(signal.SIGTERM, _on_sigterm)
-        code = main()
+        try:
+            code: str | int | None = main()
+        except SystemExit as e:  # argparse's --help, --version and usage errors, a config's exit 2: flushed too
+            code = e.code
         _flush_stdout()  # in the try: a reader gone by the interpreter's own flush made it exit 120, with a
-        # traceback-like `Exception ignored` on stderr
+        # traceback-like `Exception ignored` on stderr; a full disk there (`--version > /dev/full`) exited 0
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         code = 0

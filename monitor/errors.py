@@ -91,5 +91,14 @@ class StoreError(MonitorError):
     """The store cannot be reached or has a schema this build does not know."""
 
 
+class NoSchema(StoreError):
+    """A PostgreSQL store's search_path names no schema that exists: `reason` says which, without the URL, for an
+    error that names the config's field instead."""
+
+    def __init__(self, shown_url: str, reason: str):
+        super().__init__(f"cannot prepare the store at {shown_url}: {reason}")
+        self.reason = reason
+
+
 class ReplayError(MonitorError):
     """A replay dump is malformed; the message names the file, line and field."""

@@ -58,3 +58,26 @@ def test_an_output_that_cannot_be_written_is_one_line_and_exit_1(stored: Path) -
     said = "error: standard output: cannot write: No space left on device\n"
     assert {name: (done.returncode, done.stderr[-300:]) for name, done in runs.items()
             if (done.returncode, done.stderr) != (1, said)} == {}
+
+
+
+@pytest.mark.parametrize("unbuffered", ["", "1"])
+def test_version_and_help_into_a_full_disk_are_one_line_and_exit_1(unbuffered: str) -> None:
+    # Found by QA: `--version > /dev/full` and `--help > /dev/full` exited 0 with nothing said. Unbuffered
+    # (PYTHONUNBUFFERED=1, as container images set it) argparse's write failed and argparse ignores a failed write;
+    # buffered, argparse ended the program (SystemExit) before the entry's final flush
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"} | ({"PYTHONUNBUFFERED": "1"} if unbuffered
+                                                                             else {})
+    runs = {}
+    for args in (["--version"], ["--help"], ["diff", "--help"]):
+        with open("/dev/full", "w") as full:
+            runs[" ".join(args)] = subprocess.run([*EXE, *args], stdout=full, stderr=subprocess.PIPE, text=True,
+                                                  timeout=60, env=env)
+    said = "error: standard output: cannot write: No space left on device\n"
+    assert {name: (done.returncode, done.stderr[-300:]) for name, done in runs.items()
+            if (done.returncode, done.stderr) != (1, said)} == {}
+    # into a closed pipe they end quietly, as the commands do; a usage error is still exit 2 on stderr
+    assert [(d.returncode, d.stderr) for d in (closed_pipe_run("--version"), closed_pipe_run("--help"))] == [(0, "")] * 2
+    with open("/dev/full", "w") as full:
+        usage = subprocess.run([*EXE, "diff"], stdout=full, stderr=subprocess.PIPE, text=True, timeout=60, env=env)
+    assert usage.returncode == 2 and "the following arguments are required" in usage.stderr, usage.stderr

@@ -18,7 +18,7 @@ from rich.markup import escape
 from monitor.config.loader import Config, load_config
 from monitor.console import Console
 from monitor.durations import parse_duration
-from monitor.errors import ConfigError, MonitorError, shown
+from monitor.errors import ConfigError, MonitorError, NoSchema, shown
 from monitor.escapes import printable
 from monitor.timeinput import EXAMPLE, NOT_A_TIME, TimeInputError, parse_time
 
@@ -75,7 +75,8 @@ def open_store_or_exit(config: Config, *, create: bool = True) -> Store:
         store.migrate(create=create)
     except MonitorError as e:
         store.close()
-        err_console.print(f"[bold red]error:[/] {escape(str(e))}")
+        said = f"{config.path}: storage.url: {e.reason}" if isinstance(e, NoSchema) else str(e)
+        err_console.print(f"[bold red]error:[/] {escape(said)}")
         raise SystemExit(EXIT_CONFIG) from None
     return store
 

@@ -158,15 +158,22 @@ def diff_renderer(console: Console) -> Callable[[str], Text]:
 
 
 def diff(config_path: str, canary: str, target: str | None, count: int) -> int:
+    from monitor.store.drift_repo import DriftRepository
+
     config, store = open_stored(config_path)
     try:
-        targets = pair_targets(config, canary, target)
+        targets, unconfigured = pair_targets(config, canary, target, DriftRepository(store.engine), store)
     except ValueError as e:
         err_console.print(f"[red]error:[/] {escape(str(e))}")
         return EXIT_CONFIG
     from monitor.drift.baseline import Baseline
     from monitor.drift.events import cut, word_diff
 
+    if unconfigured:  # a canary removed or renamed, a target dropped: what the store holds, told as such
+        told = canary if canary not in {c.id for c in config.canaries} else \
+            ", ".join(f"{canary} @ {t}" for t in unconfigured)
+        err_console.print(f"[yellow]note:[/] {escape(told)} is not in the configuration: showing what the store "
+                          "holds", highlight=False)
     analysis = analysis_on(config, store)
     console = table_console()
     render = diff_renderer(console)
@@ -174,7 +181,8 @@ def diff(config_path: str, canary: str, target: str | None, count: int) -> int:
         rows = analysis.repo.baselines(canary=canary, target=tid)
         latest = [o for o in analysis.store.observations(canary=canary, target=tid, limit=count * 3) if o.ok][:count]
         if not rows:
-            console.print(f"[yellow]{canary} @ {tid}: no baseline yet[/] {forming(config)}")
+            console.print(f"[yellow]{escape(canary)} @ {escape(tid)}: no baseline yet[/] "
+                          + ("(none stored)" if tid in unconfigured else forming(config)))
             continue
         base = Baseline.from_json(rows[0]["data"])
         reference = base.representative_text()
@@ -188,18 +196,31 @@ def diff(config_path: str, canary: str, target: str | None, count: int) -> int:
     return EXIT_OK
 
 
-def pair_targets(config: Any, canary: str, target: str | None) -> list[str]:
-    """Return the configured targets of `canary` (only `target` if given); ValueError names the known ones."""
-    canaries = [c.id for c in config.canaries]
-    if canary not in canaries:
-        raise ValueError(f"no canary {shown(canary)} in the configuration (known: {known_names(canaries, canary)})")
-    targets = [t.id for c, t in config.pairs() if c.id == canary]
-    if not targets:
-        raise ValueError(f"canary {canary!r} runs against no configured target")
-    if target is not None and target not in targets:
-        raise ValueError(f"no target {shown(target)} for canary {shown(canary)} in the configuration "
-                         f"(known: {known_names(targets, target)})")
-    return [target] if target is not None else targets
+STORED_SCAN = 1000  # latest observations a canary's stored targets are read from, beside its baselines and events
+
+
+def pair_targets(config: Any, canary: str, target: str | None, repo: Any, store: Any) -> tuple[list[str], set[str]]:
+    """The targets of `canary` to show (only `target` if given) and which of them the configuration does not have:
+    the configured ones, then the ones the store holds baselines, events or observations of (a canary removed from
+    the configuration still has them). ValueError names the known ones."""
+    configured = [t.id for c, t in config.pairs() if c.id == canary]
+    stored = {t for _, t in repo.pairs(canary)}
+    stored |= {o.target for o in store.observations(canary=canary, limit=STORED_SCAN)}
+    if target is not None and target not in stored and store.observations(canary=canary, target=target, limit=1):
+        stored.add(target)  # older than the scan
+    known = configured + sorted(stored - set(configured))
+    if canary not in {c.id for c in config.canaries} and not known:
+        canaries = [c.id for c in config.canaries]
+        canaries += sorted({c for c, _ in repo.pairs()} - set(canaries))
+        raise ValueError(f"no canary {shown(canary)} in the configuration or the store (known: "
+                         f"{known_names(canaries, canary)})")
+    if not known:
+        raise ValueError(f"canary {canary!r} runs against no configured target, and the store holds nothing of it")
+    if target is not None and target not in known:
+        raise ValueError(f"no target {shown(target)} for canary {shown(canary)} in the configuration or the store "
+                         f"(known: {known_names(known, target)})")
+    shown_targets = [target] if target is not None else known
+    return shown_targets, set(shown_targets) - set(configured)
 
 
 PAIRS_SHOWN = 3  # canary x target pairs an error or note lists

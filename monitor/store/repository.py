@@ -28,10 +28,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
 from monitor.domain import Observation
-from monitor.errors import StoreError
+from monitor.errors import NoSchema, StoreError
 from monitor.store.convert import aware, from_row, storable, to_values, upsert, where_equal
 from monitor.store.engine import DEFAULT_TIMEOUTS, Timeouts, make_engine, retry_disconnect, unbounded
 from monitor.store.schema import in_memory, migrate, migrate_in_child, require_head
+from monitor.store.search_path import missing_schema
 from monitor.store.streaks import FailingStreak, read_last_success, read_streaks
 from monitor.store.tables import ObservationRow, RunRow
 
@@ -110,6 +111,11 @@ class Store:
             raise StoreError(f"no store at {os.path.abspath(path or '')} ({relative}llm-monitor run or probe creates "
                              "it)")
         try:
+            if self.dialect == "postgresql":  # before Alembic, whose first statement fails with a message of its own
+                with self.engine.connect() as conn:
+                    reason = missing_schema(conn)
+                if reason is not None:
+                    raise NoSchema(self.shown, reason)
             if not create and not in_memory(self.engine):
                 return require_head(self.engine)
             return migrate_in_child(self.engine) if in_child else migrate(self.engine)
