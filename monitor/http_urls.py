@@ -13,6 +13,8 @@ import ipaddress
 import re
 from urllib.parse import quote, urlsplit
 
+from monitor.one_line import control_character
+
 # The paths a provider appends to a target's base_url (OpenAI-compatible, and Anthropic's /messages): a base_url
 # ending in one was pasted from a request (config check), a 404's URL ending in one names the base it went to.
 API_ENDPOINTS = ("/chat/completions", "/completions", "/responses", "/embeddings", "/messages")
@@ -26,7 +28,7 @@ def url_problem(url: str) -> str | None:
     from a variable or file is a secret."""
     if not _START.match(url):
         return "must be an http:// or https:// URL"
-    bad = next((n for n, ch in enumerate(url, 1) if ch < " " or ch == "\x7f"), None)
+    bad = control_character(url)  # C1 too: no URL code point (WHATWG's start at U+00A0), httpx sent it %-encoded
     if bad is not None:
         return f"must be an http:// or https:// URL on one line: it holds a control character (character {bad} of " \
                f"{len(url)})"

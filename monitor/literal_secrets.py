@@ -18,11 +18,14 @@ from pydantic_core import PydanticCustomError
 # model validator's error is the model's, and never shows its value
 LITERAL_SECRET = "literal_secret"
 
-# A request header whose name says it carries a credential: its name holds auth, secret, token (not tokens: a count),
-# password or cookie, or ends in key (Proxy-Authorization, Cookie, X-Goog-Api-Key, Ocp-Apim-Subscription-Key,
-# X-Portkey-Api-Key, Helicone-Auth, X-Auth-Token, ...). Its value comes from the environment (a ${VAR} in the
-# config), never the config text, and is scrubbed from what the upstream returns, as the API key is.
-_CREDENTIAL_HEADER = re.compile(r"auth|secret|token(?!s)|passw|cookie|key$", re.I)
+# A request header whose name says it carries a credential: its name holds auth, secret, password, passphrase,
+# cookie, credential, jwt, api key (apikey, api_key), or token (not a count of them: tokens, token-count, -limit,
+# -budget, tokenizer), or ends in key or keys (Proxy-Authorization, Cookie, X-Goog-Api-Key, Ocp-Apim-Subscription-Key,
+# X-Portkey-Api-Key, Helicone-Auth, X-Auth-Token, Cf-Access-Jwt-Assertion, ...), IETF's Idempotency-Key (one request's
+# name) aside. Its value comes from the environment (a ${VAR} in the config), never the config text, and is scrubbed
+# from what the upstream returns, as the API key is.
+_CREDENTIAL_HEADER = re.compile(r"auth|secret|passw|passphrase|cookie|credential|jwt|api[-_]?key"
+                                r"|token(?!s|iz|[-_]?(?:count|limit|budget))|(?<!idempotency[-_])keys?$", re.I)
 
 
 def credential_header(name: str) -> bool:

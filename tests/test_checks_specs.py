@@ -71,6 +71,11 @@ from monitor.checks import parse_check, parse_checks
         # a $dynamicRef that resolves nowhere crashed every observation's check, as a $ref did
         ({"type": "json_schema", "schema": {"properties": {"a": {"$dynamicRef": "#nope"}}}}, ("json_schema", "schema"),
          "invalid JSON Schema at properties/a: $dynamicRef '#nope' does not resolve within the schema"),
+        # a $schema that is no string: jsonschema's validator_for raised AttributeError or TypeError, a traceback
+        ({"type": "json_schema", "schema": {"$schema": 5}}, ("json_schema", "schema"),
+         "invalid JSON Schema at $schema: 5 is not of type 'string'"),
+        ({"type": "json_schema", "schema": {"$schema": ["a"], "type": "objekt"}}, ("json_schema", "schema"),
+         "invalid JSON Schema at $schema: ['a'] is not of type 'string'"),
         ({"type": "contains", "value": "x", "name": "n" * 75}, ("contains", "name"), "at most 74 characters"),
     ],
 )

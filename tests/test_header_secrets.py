@@ -68,6 +68,29 @@ def test_the_rule_names() -> None:
                                            "anthropic-beta"]))
 
 
+@pytest.mark.parametrize("name", [
+    "X-Title", "HTTP-Referer", "Accept", "User-Agent", "X-Request-Id", "OpenAI-Organization", "OpenAI-Project",
+    "OpenAI-Beta", "anthropic-version", "anthropic-beta", "X-Max-Tokens", "Keep-Alive", "X-Stainless-Retry-Count",
+    "Helicone-Session-Id", "X-Session-Id", "api-version",
+    # a count or limit of tokens is no token (a header's value a number), an idempotency key no credential (IETF's
+    # Idempotency-Key names one request, a fixed one in the config would be a mistake, not a secret)
+    "X-Trace-Token-Count", "X-Token-Limit", "X-Token-Budget", "X-Tokenizer", "Idempotency-Key"])
+def test_a_harmless_header_is_no_credential(name: str) -> None:
+    assert not credential_header(name)
+
+
+@pytest.mark.parametrize("name", [
+    "X-Api-Key", "Api-Key", "api_key", "apikey", "X-API-KEY", "Ocp-Apim-Subscription-Key", "X-Auth-Token",
+    "Authorization", "Proxy-Authorization", "Cookie", "X-Goog-Api-Key", "X-Portkey-Virtual-Key", "Helicone-Auth",
+    "X-Amz-Security-Token", "CF-Access-Client-Secret", "Private-Token", "X-Vault-Token", "X-Csrf-Token", "X-Token",
+    "cf-aig-authorization", "X-Password",
+    # missed before: a plural, a key not last, a credential, a JWT, a passphrase
+    "X-Api-Keys", "X-ApiKey-Value", "X-Api-Key-V2", "X-Credential", "X-Credentials", "Cf-Access-Jwt-Assertion",
+    "X-Passphrase"])
+def test_a_credential_header_is_one(name: str) -> None:
+    assert credential_header(name)
+
+
 @pytest.mark.parametrize("kind", ["openai", "anthropic"])
 async def test_an_echoed_header_value_never_leaves_the_provider(kind: str) -> None:
     def echo(body: dict, headers: dict) -> tuple[int, dict]:  # through the real SDK (openai) and httpx (anthropic)

@@ -21,6 +21,12 @@ PROBES = "canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n"
 @pytest.mark.parametrize(("base_url", "problem"), [
     ("http://127.0.0.1:9/v1\n", "must be an http:// or https:// URL on one line: it holds a control character "
                                 "(character 22 of 22)"),
+    # C1 (U+0080 to U+009F, NEL a line break among them): no URL code point (WHATWG's start at U+00A0); httpx sent
+    # it percent-encoded, to a path no server has
+    ("http://127.0.0.1:9/v1\x85", "must be an http:// or https:// URL on one line: it holds a control character "
+                                  "(character 22 of 22)"),
+    ("http://127.0.0.1:9/v\x9b1", "must be an http:// or https:// URL on one line: it holds a control character "
+                                  "(character 21 of 22)"),
     ("http://[::1/v1", "must be an http:// or https:// URL: its host cannot be read"),
     ("http://256.1.1.1/v1", "its host is no IPv4 address: four numbers from 0 to 255, without leading zeros"),
     ("https://xn--a.example/v1", "its host starts with an xn-- label, and is then no valid IDNA (punycode) name"),

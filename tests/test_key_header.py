@@ -27,6 +27,8 @@ BROKEN = f"{FIRST}\n{SECOND}"
 @pytest.mark.parametrize(("key", "what"), [(BROKEN, "a line break (character 20 of 38)"),
                                            (f"{FIRST}\r{SECOND}", "a line break (character 20 of 38)"),
                                            (f"{FIRST}\x00{SECOND}", "a control character (character 20 of 38)"),
+                                           (f"{FIRST}\x85{SECOND}", "a control character (character 20 of 38)"),
+                                           (f"{FIRST}\x7f{SECOND}", "a control character (character 20 of 38)"),
                                            ("sk-\u201csecret\u201d-0123", "a non-ASCII character (character 4 of 16)")])
 def test_a_key_no_header_can_carry_is_refused_naming_its_variable(key: str, what: str) -> None:
     target = Target(id="t", provider="openai", base_url="http://x/v1", model="m", api_key_env="K")

@@ -41,7 +41,9 @@ def check_schema(schema: dict[str, Any]) -> dict[str, Any]:
     as `check-config` names every other problem in one run (the validator's own check_schema names one)."""
     import jsonschema
 
-    cls = jsonschema.validators.validator_for(schema)
+    # a $schema that is no string is read by the latest dialect's meta-schema, which names it (jsonschema's own
+    # lookup of it raised AttributeError or TypeError)
+    cls = jsonschema.validators.validator_for(schema if isinstance(schema.get("$schema", ""), str) else {})
     meta = cls(cls.META_SCHEMA, format_checker=cls.FORMAT_CHECKER)  # as check_schema: `pattern` must be a regex
     problems = list(dict.fromkeys(f"at {'/'.join(str(p) for p in e.path) or '(root)'}: {e.message}"
                                   for e in meta.iter_errors(schema)))

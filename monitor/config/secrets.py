@@ -10,6 +10,7 @@ from monitor.config.yamlsrc import Located, dotted
 from monitor.errors import ConfigIssue, SecretError, SecretMissing
 from monitor.keylike import shown_path
 from monitor.literal_secrets import credential_header
+from monitor.one_line import control_character
 from monitor.secret_file import NotASecretFile, read_secret_file
 
 
@@ -87,7 +88,7 @@ def _sendable(key: str, source: str) -> str:
     for n, ch in enumerate(key, 1):
         if ch == "\t" or " " <= ch <= "~":
             continue
-        what = ("a line break" if ch in "\r\n" else "a control character" if ch < " " or ch == "\x7f"
+        what = ("a line break" if ch in "\r\n" else "a control character" if control_character(ch)
                 else "a non-ASCII character")
         raise SecretError(f"{source}: the key holds {what} (character {n} of {len(key)}), which an HTTP header "
                           "cannot carry; the key is not shown")
