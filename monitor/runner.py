@@ -224,7 +224,11 @@ class Runner:
                 raise
             except Exception:
                 log.exception("quality checks failed on %s@%s", canary.id, target.id)
-        stored = await self.unsaved.put(obs)  # or held until the store answers, then passed to the listeners
+        try:
+            stored = await self.unsaved.put(obs)  # or held until the store answers, then passed to the listeners
+        except asyncio.CancelledError:  # the grace ran out as it was written: the write goes on (see `put`)
+            self.metrics.observe(obs, provider.name, provider.server_address)
+            raise
         self.metrics.observe(obs, provider.name, provider.server_address)
         self.spend.check_now(target, obs)  # paused (and alerted) now, not at the next run
         if stored:

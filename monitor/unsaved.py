@@ -66,6 +66,7 @@ class Unsaved:
         self.hurried_until: float | None = None  # the loop time `close` was cut to by its `hurry` (a SIGTERM)
         self.closed = False  # the final `close` has run: later writes are given up on, counted and logged
         self.lost_at_stop = 0  # writes given up on by a `close` or after the final one (`run` then exits 1)
+        self._cut: set[asyncio.Future[bool]] = set()  # writes going on in their threads whose `put` was cancelled
 
     def __len__(self) -> int:
         return len(self._queue)
@@ -91,8 +92,15 @@ class Unsaved:
         store refuses its data (False). After the final close, stored only if nothing waits and the store takes it at
         once: there is no retry left to hand it to (`hold` gives it up)."""
         if not self._queue:
+            writing = asyncio.ensure_future(asyncio.to_thread(self._save, item))
             try:
-                return await asyncio.to_thread(self._save, item)
+                return await asyncio.shield(writing)
+            except asyncio.CancelledError:
+                # a shutdown past its grace cancels the task while the write goes on in its thread: one that then
+                # fails is held as `put_now` holds (not lost with no one to hand it to); `close` waits for it
+                self._cut.add(writing)
+                writing.add_done_callback(lambda done: self._cut_write_done(item, done))
+                raise
             except SQLAlchemyError as e:
                 if self.closed:  # no retry left: not "holding ... and retrying", but given up on, with why
                     self.metrics.store_write_failures.inc()
@@ -101,6 +109,15 @@ class Unsaved:
                 self._failed(e)
         self.hold(item)
         return False
+
+    def _cut_write_done(self, item: Item, done: asyncio.Future[bool]) -> None:
+        self._cut.discard(done)
+        if done.cancelled() or isinstance(done.exception(), SQLAlchemyError):
+            if not done.cancelled():
+                self._failed(done.exception())  # type: ignore[arg-type]
+            self.hold(item, tell=False)
+        elif done.exception() is not None:
+            log.error("storing %s failed", item.id, exc_info=done.exception())
 
     def put_now(self, item: Item) -> None:
         """`put` without awaiting, for a task being cancelled (a shutdown past its grace period): queued for the
@@ -213,8 +230,12 @@ class Unsaved:
         (counted and logged); a later close keeps to the time a `hurry` cut an earlier one to (`hurried_until`).
         After the `final` one, writes handed over are given up on at once (`_too_late`). Return how many writes
         were given up on."""
+        loop = asyncio.get_running_loop()
+        if self._cut:  # what they do not store they hold, for the retry task below
+            began = loop.time()
+            await asyncio.wait(set(self._cut), timeout=timeout_s)
+            timeout_s = max(0.0, timeout_s - (loop.time() - began))
         if self._task is not None and not self._task.done():
-            loop = asyncio.get_running_loop()
             deadline = loop.time() + timeout_s
             hurried = asyncio.ensure_future(hurry.wait()) if hurry is not None else None
             try:

@@ -295,3 +295,25 @@ async def test_a_drain_cancelled_while_a_certification_runs_leaves_it_to_settle(
         assert any("stopping with 1 whole-completion tests not certified" in r.getMessage() for r in caplog.records)
     finally:
         gate.go.set()
+
+
+async def test_certifications_waiting_their_turn_hold_no_kernel_matrix(
+        analysis: Analysis, sqlite_store: Store) -> None:
+    """Found by review: each certification waiting for the certifying thread held its pooled sample's kernel matrix
+    (~135 KB at 130 completions), so a model swap over a large fleet queued one per canary and memory grew with the
+    fleet. Waiting ones now hold references to the pooled sample's texts (the baseline's and the window's own) and
+    the matrix is built when a certification's turn comes: at most the running one holds one. None is lost: each
+    decides as the inline test would and opens its event."""
+    gate = Gate()
+    analysis.certify = gate
+    canaries = ("a1", "a2", "a3", "a4")
+    for i, canary in enumerate(canaries):  # a model swap over four canaries
+        await until_handed_over(analysis, sqlite_store, swapped(canary, seed=5 + i), i + 1)
+    assert await asyncio.to_thread(gate.started.wait, 60)  # the first runs (held), three wait
+    held = [c for c in list(analysis._certifying) if c.test.k is not None]
+    assert len(analysis._certifying) == 4 and len(held) <= 1
+    gate.go.set()
+    await analysis.drain()
+    assert sorted(canary for canary, _, rejected in gate.calls if rejected) == list(canaries)
+    assert sorted(e["canary"] for e in completion_events(analysis)) == list(canaries)
+    assert gate.cert is not None and gate.cert.test.k is None  # let go once decided, too

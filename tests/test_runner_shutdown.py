@@ -204,3 +204,87 @@ async def test_a_streamed_answer_cut_by_the_shutdown_grace_keeps_what_it_had_sai
     assert "shut down before the answer ended" in (obs.call.error_message or "")
     [run] = app.store.runs()
     assert run.status == "cancelled"
+
+
+async def test_non_streamed_calls_cut_by_the_shutdown_grace_are_each_stored_as_cancelled(tmp_path: Path) -> None:
+    """Every call sent ends as a stored observation: non-streamed calls still waiting for their answer when the grace
+    period runs out are stored as `cancelled`, without text, each with its run cancelled (nothing lost)."""
+    import asyncio
+    import threading
+
+    from prometheus_client import CollectorRegistry
+
+    release, sent = threading.Event(), []
+    with json_server(held_answer(release, sent)) as url:
+        cfg = load_config(write_config(tmp_path, f"  - {{id: slow, provider: openai, base_url: '{url}/v1', model: m, "
+                                                 "stream: false, max_concurrency: 3}", PROBES,
+                                       extra="daemon: {grace_period: 0.3}\n"), environ={})
+        registry = CollectorRegistry()
+        app = App(cfg, registry=registry, environ={}, serve_http=False, analyse=False)
+        await app.start(schedule=False)
+        try:
+            canary, target = cfg.pairs()[0]
+            job = asyncio.create_task(app._run_job(canary, target))  # as the scheduler runs it: 3 samples at once
+            while len(sent) < 3:
+                await asyncio.sleep(0.01)
+            finished, cancelled = await app.stop()  # the grace period runs out while all three wait
+            await asyncio.wait([job])
+        finally:
+            release.set()
+    assert (finished, cancelled) == (0, 1) and app.runner.not_sent == 0
+    observations = app.store.observations(limit=10)
+    assert sorted(o.sample_index for o in observations) == [0, 1, 2]
+    assert {(o.call.error_type, o.call.text, o.call.stream) for o in observations} == {("cancelled", "", False)}
+    [run] = app.store.runs()
+    assert run.status == "cancelled" and {o.run_id for o in observations} == {run.id}
+    assert sample(registry, "llm_monitor_probe_attempts_total", canary=canary.id, target="slow") == 3
+
+
+async def test_a_call_whose_store_write_the_shutdown_grace_cuts_is_stored_all_the_same(
+        tmp_path: Path, pg_url: str) -> None:
+    """Found by review: a call answered just before the grace ran out, its observation's write waiting on the store
+    (a table lock) when the run was cancelled, was neither stored nor held: the write went on in its thread, failed
+    on the lock's timeout with no one to hand it to, and the observation was lost, uncounted too. It is now held
+    and retried as a write the store turned away is."""
+    import asyncio
+    import threading
+
+    import psycopg
+    from prometheus_client import CollectorRegistry
+
+    from monitor.store import Store
+
+    Store(pg_url).migrate()
+    release = threading.Event()
+    release.set()  # the answer comes at once
+    with json_server(held_answer(release)) as url:
+        cfg = write_config(tmp_path, f"  - {{id: slow, provider: openai, base_url: '{url}/v1', model: m, "
+                                     "stream: false}", ONE_SAMPLE,
+                           extra="daemon: {grace_period: 0.3}\n")
+        cfg.write_text(cfg.read_text().replace(f"sqlite:///{tmp_path / 'm.db'}", pg_url)
+                       .replace("storage: {", "storage: {lock_timeout: 1, "))
+        config = load_config(cfg, environ={})
+        registry = CollectorRegistry()
+        app = App(config, registry=registry, environ={}, serve_http=False, analyse=False)
+        await app.start(schedule=False)
+        dsn = pg_url.replace("postgresql+psycopg://", "postgresql://")
+        locker, admin = psycopg.connect(dsn), psycopg.connect(dsn, autocommit=True)
+        waiting = ("SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'observations'::regclass")
+        try:
+            locker.execute("LOCK TABLE observations IN ACCESS EXCLUSIVE MODE")
+            canary, target = config.pairs()[0]
+            job = asyncio.create_task(app._run_job(canary, target))  # as the scheduler runs it
+            while admin.execute(waiting).fetchone() != (1,):  # answered: its write waits for the table
+                await asyncio.sleep(0.01)
+            stopping = asyncio.create_task(app.stop())  # the grace runs out while the write waits
+            await asyncio.wait([job])
+            while admin.execute(waiting).fetchone() != (0,):  # the write's lock_timeout ended it
+                await asyncio.sleep(0.01)
+            locker.rollback()  # the store takes writes again
+            await stopping
+        finally:
+            locker.close()
+            admin.close()
+    [obs] = Store(pg_url).observations(limit=10)
+    assert obs.call.text == "ok" and obs.ok
+    assert sample(registry, "llm_monitor_probe_attempts_total", canary=canary.id, target="slow") == 1

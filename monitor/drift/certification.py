@@ -30,10 +30,18 @@ class Certification:
     opening: _Open  # the event the round would open, and its sample (p-value still the screening's)
     result: mmd.MmdResult | None = None  # once `run`: the exact test's; None if never run or it failed
 
+    def __post_init__(self) -> None:
+        # waiting (a model swap over a fleet queues one per canary), it holds no kernel matrix: built when it runs
+        self.test.shed()
+
     def run(self, stop: Callable[[], bool] | None = None) -> None:
-        """Draw the exact test's relabellings (seconds when a change is there; NumPy releases the GIL in them).
-        Touches no engine state, so it may run on any thread; `stop` gives it up (raises `mmd.Stopped`)."""
-        self.result = mmd.certify(self.test, stop)
+        """Draw the exact test's relabellings (seconds when a change is there; NumPy releases the GIL in them), on
+        the kernel matrix built now and let go after. Touches no engine state, so it may run on any thread; `stop`
+        gives it up (raises `mmd.Stopped`)."""
+        try:
+            self.result = mmd.certify(self.test, stop)
+        finally:
+            self.test.shed()
 
     @property
     def rejects(self) -> bool:

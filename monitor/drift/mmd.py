@@ -139,9 +139,13 @@ def _exact(k: np.ndarray, w: np.ndarray, observed: float, alpha: float, rng: np.
 class Exact:
     """A screened test whose decision waits for its exact permutation test: everything ``certify`` needs (the
     pooled sample's kernel matrix, its weights, the statistic, the level and the generator where the screening left
-    it), nothing of the stream it came from, so it can run later and on another thread and decide as inline."""
+    it), nothing of the stream it came from, so it can run later and on another thread and decide as inline.
 
-    k: np.ndarray
+    The matrix (n x n floats: ~135 KB at 130 completions) can be let go while the test waits (``shed``) when the
+    test knows how to build it again (``rebuild``: from the texts, the same features and code, so the same matrix
+    and the same decision): many tests waiting (a model swap over a fleet) then hold no matrix each."""
+
+    k: np.ndarray | None  # None: shed, built again by `matrix`
     w: np.ndarray
     observed: float
     alpha: float
@@ -149,12 +153,25 @@ class Exact:
     n0: int
     n1: int
     screened: MmdResult  # the screening's figures (its p-value is the Gamma tail's estimate)
+    rebuild: Callable[[], np.ndarray] | None = None  # builds `k` again (None: it is kept)
+
+    def shed(self) -> None:
+        """Let the kernel matrix go until the test runs, if `rebuild` can build it again."""
+        if self.rebuild is not None:
+            self.k = None
+
+    def matrix(self) -> np.ndarray:
+        """The pooled sample's kernel matrix: kept, or built again."""
+        if self.k is not None:
+            return self.k
+        assert self.rebuild is not None, "a shed matrix is built again by `rebuild`"
+        return self.rebuild()
 
 
 def certify(test: Exact, stop: Callable[[], bool] | None = None) -> MmdResult:
     """Run the exact permutation test a screening left (``mmd_screen``): the result ``mmd_test`` returns inline.
     Raises ``Stopped`` if ``stop`` gives it up."""
-    p, more = _exact(test.k, test.w, test.observed, test.alpha, test.rng, stop)
+    p, more = _exact(test.matrix(), test.w, test.observed, test.alpha, test.rng, stop)
     return MmdResult(test.observed, p, p, test.n0, test.n1, test.screened.relabellings + more)
 
 

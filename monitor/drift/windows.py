@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from monitor.decision import WINDOW
 from monitor.drift import budget
@@ -148,8 +151,18 @@ class WindowTests:
             return self._mmd(self._texts(), alpha=alpha)
         r = self._mmd_screen(self._texts(), None, alpha)
         if isinstance(r, Exact):
+            r.rebuild = self._pooled_matrix()
             return Uncertified(_mmd_result(r.screened, self.settings.mmd_kernel), r)
         return None if r is None else _mmd_result(r, self.settings.mmd_kernel)
+
+    def _pooled_matrix(self) -> Callable[[], np.ndarray]:
+        """Build the kernel matrix of this round's pooled sample again (`_ref_texts` then `_texts`, as the screening
+        pooled them): from the texts the baseline and the window hold, so a certification waiting its turn holds a
+        list of references, not its matrix (~135 KB) nor its features (built, as here, only when the test runs)."""
+        ref, cur = list(self.baseline.texts), [e.text for e in self._window() if e.text is not None]
+        n, kernel = self.settings.mmd_ngram, self.settings.mmd_kernel
+        return lambda: gram([*(features(normalise(t), n) for t in ref), *(features(normalise(t), n) for t in cur)],
+                            kernel)
 
     def _mmd_screen(self, cur: list[TextFeature], ref: list[TextFeature] | None,
                     alpha: float | None) -> MmdResult | Exact | None:
