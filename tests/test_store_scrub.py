@@ -408,6 +408,10 @@ def test_the_pieces_of_a_secret_url_echoed_percent_decoded_or_encoded_go_too(sto
               env={"SLACK_URL": piece_url, "PD_KEY": "R0UTINGKEY0"})
     assert out.returncode == 0, out.stderr
     assert "12AAAA" not in out.stdout and "Secret" not in out.stdout and "q9Zk" not in out.stdout
+    # each named once, however many spellings of it are scrubbed
+    assert [out.stdout.count(f"sink chat's {what}") for what in ("URL path (", "URL path segment (",
+                                                                 "URL query value (", "JSON-escaped URL")] \
+        == [1, 1, 1, 1], out.stdout
     after = {id: row["text"] for id, row in dump(store)["observations"].items()}
     assert after == {"decoded": f"HTTP 404: no_team for {REDACTED}", "segment": f"HTTP 403: invalid_token {REDACTED}",
                      "encoded": f"HTTP 403: invalid_token {REDACTED}", "query": f"HTTP 403: bad sig {REDACTED}",

@@ -81,7 +81,7 @@ def scrub(config_path: str, batch: int = BATCH, environ: Mapping[str, str] | Non
         shortest[s.value] = min(s.shortest, shortest.get(s.value, s.shortest))
     store = open_store_or_exit(config, create=False)
     try:
-        write_line(f"scrubbing {counted(len(secrets), 'secret')} ({', '.join(s.name for s in secrets)}) from "
+        write_line(f"scrubbing {counted(len(secrets), 'secret')} ({_names(secrets)}) from "
                    f"{redact_url(store.safe_url)}")
         scrub_tables(store.engine, sorted({s.needle for s in secrets}),
                      lambda text: scrub_text(text, values, shortest), batch=batch, done=_print)
@@ -131,6 +131,14 @@ def configured_secrets(config: Config, environ: Mapping[str, str]) -> tuple[list
     if len(token) >= MIN_SECRET:
         found.append(Secret(f"the reload token ({config.http.reload_token_env})", token))
     return found, notes
+
+
+def _names(secrets: list[Secret]) -> str:
+    """What is scrubbed, each name once (a URL piece's spellings, decoded and encoded, counted after it)."""
+    spellings: dict[str, int] = {}
+    for s in secrets:
+        spellings[s.name] = spellings.get(s.name, 0) + 1
+    return ", ".join(name if n == 1 else f"{name} ({n} spellings)" for name, n in spellings.items())
 
 
 def _print(s: Scrubbed) -> None:

@@ -154,7 +154,7 @@ def url_pieces(url: str) -> tuple[tuple[str, str], ...]:
     except ValueError:  # not a URL urlsplit reads: the whole of it is the secret
         return ()
     path = parts.path.strip("/")
-    out = [("URL, JSON-escaped", _json_slashes(url))]
+    out = [("JSON-escaped URL", _json_slashes(url))]
     out += [("URL path", v) for v in _spellings(path)] if path else []
     out += [("URL path segment", v) for seg in path.split("/") if any(c.isdigit() for c in seg)
             for v in _spellings(seg)]
