@@ -236,7 +236,7 @@ async def test_a_url_with_a_user_and_password_sends_basic_auth_whose_value_is_ne
     token = base64.b64encode(b"ops:hunter2pass").decode()
     with json_server(refuse) as base, caplog.at_level(logging.DEBUG):
         url = base.replace("http://", "http://ops:hunter2pass@") + "/hook"
-        sink = {"name": "hook", "type": "webhook", "timeout": "2s", **({"url_env": "HOOK_URL"} if from_env
+        sink = {"name": "hook", "type": "webhook", "timeout": "10s", **({"url_env": "HOOK_URL"} if from_env
                                                                         else {"url": url})}
         config = AlertsConfig.model_validate({"group_wait": "0s", "retry": {"initial": "10s", "max": "10m",
                                                                             "give_up_after": "1h"}, "sinks": [sink]})
@@ -248,7 +248,8 @@ async def test_a_url_with_a_user_and_password_sends_basic_auth_whose_value_is_ne
             row = al.outbox.get(n.id)
         finally:
             await al.stop()
-    assert seen == [f"Basic {token}"]  # the credential is sent
+    # the credential is sent (a loaded machine may see a second attempt: it carries the same header)
+    assert seen and set(seen) == {f"Basic {token}"}, seen
     assert row is not None and (row.last_error or "").startswith("HTTP 401: "), row
     assert "<redacted>" in (row.last_error or "")
     for secret in (token, "hunter2pass"):
