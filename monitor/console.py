@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable
-from typing import TextIO
+from typing import Any, TextIO
 
 from rich.console import Console as RichConsole
 from rich.segment import Segment
@@ -43,8 +43,12 @@ def write_line(line: str, out: TextIO | None = None, *, flush: bool = False) -> 
 
 
 class Console(RichConsole):
-    """rich.console.Console writing control characters escaped, and a closed output pipe raised as BrokenPipeError
-    (the command's end, exit 0)."""
+    """rich.console.Console writing control characters escaped, text's emoji codes as written (rich's default
+    turned `:fire:` in a printed string, a value an error names or a receiver's error, into 🔥), and a closed
+    output pipe raised as BrokenPipeError (the command's end, exit 0)."""
+
+    def __init__(self, *args: Any, emoji: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, emoji=emoji, **kwargs)
 
     def _render_buffer(self, buffer: Iterable[Segment]) -> str:
         # a segment's text is what was printed; a control segment is rich's own (cursor moves), kept as it is

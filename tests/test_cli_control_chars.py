@@ -136,3 +136,13 @@ def test_bidi_and_invisible_format_characters_are_escaped_everywhere_text_is_sho
     for text in (json_line({"text": DISGUISED + JOINED}), answer):
         assert not FORMAT.search(text) and JOINED in text and "\\u202e" in text and "\\udb40\\udc41" in text, text
         assert DISGUISED + JOINED in json.dumps(json.loads(text), ensure_ascii=False)  # escaped, not lost
+
+
+def test_emoji_codes_are_shown_as_written(stored: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """rich replaced `:fire:` in a string it printed with 🔥: an error naming a value, a note, a warning showed
+    other text than was written."""
+    code, _, err = Cli(capsys)("diff", ":fire:", "-c", str(stored))
+    assert code == 2 and "no canary ':fire:'" in err and "🔥" not in err, err
+    console = Console(file=io.StringIO(), highlight=False)
+    console.print("note :thumbs_up:", markup=False)
+    assert console.file.getvalue() == "note :thumbs_up:\n"  # type: ignore[attr-defined]

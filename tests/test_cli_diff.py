@@ -36,3 +36,26 @@ def test_diff_of_a_canary_removed_from_the_config_reads_the_store(stored: Path,
     assert code == 2 and "no target 't2' for canary 'c1'" in err and "known: t" in err, err
     code, _, err = cli("diff", "c9", "-c", str(stored))
     assert code == 2 and "no canary 'c9' in the configuration or the store" in err and "c1" in err, err
+
+
+def test_diff_after_an_outage_shows_the_latest_completions_and_counts_the_failed_calls_left_out(
+        stored: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Found by QA: `diff -n 3` read the latest 9 observations and showed the completions among them: after an
+    outage of 12 failed calls it showed none ("vs latest 0"), and after fewer, fewer than asked, without a word."""
+    import dataclasses
+    from datetime import timedelta
+
+    from monitor.domain import ErrorType, utcnow
+    from monitor.store import Store
+    from tests.test_store_contract import obs
+
+    store = Store(f"sqlite:///{stored.parent / 'm.db'}")
+    now = utcnow()
+    for i in range(12):
+        o = obs(i, canary="c1", error=ErrorType.SERVER_ERROR)
+        store.save_observation(dataclasses.replace(o, started_at=now + timedelta(seconds=i)))
+    store.close()
+    code, out, err = Cli(capsys)("diff", "c1", "-n", "3", "-c", str(stored))
+    assert code == 0, err
+    assert "vs latest 3 completions; 12 failed calls since left out" in out, out
+    assert out.count("\n20") == 3, out  # three completions, each under its time

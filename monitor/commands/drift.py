@@ -21,6 +21,7 @@ from monitor.commands.common import (
     utc_time,
 )
 from monitor.console import Console, write_line
+from monitor.counted import counted
 from monitor.decision import decision
 from monitor.domain import Observation
 from monitor.errors import shown
@@ -179,15 +180,19 @@ def diff(config_path: str, canary: str, target: str | None, count: int) -> int:
     render = diff_renderer(console)
     for tid in targets:
         rows = analysis.repo.baselines(canary=canary, target=tid)
-        latest = [o for o in analysis.store.observations(canary=canary, target=tid, limit=count * 3) if o.ok][:count]
+        # the latest completions however many calls failed since (an outage): those are counted, not compared
+        latest = analysis.store.observations(canary=canary, target=tid, limit=count, ok_only=True)
+        failed = analysis.store.count_observations(canary=canary, target=tid, failed_only=True,
+                                                   since=latest[-1].started_at if latest else None)
         if not rows:
             console.print(f"[yellow]{escape(canary)} @ {escape(tid)}: no baseline yet[/] "
                           + ("(none stored)" if tid in unconfigured else forming(config)))
             continue
         base = Baseline.from_json(rows[0]["data"])
         reference = base.representative_text()
+        left_out = f"; {counted(failed, 'failed call')}{' since' if latest else ''} left out" if failed else ""
         console.rule(f"{canary} @ {tid}: baseline ({rows[0]['source']}, {utc_time(rows[0]['created_at'])}) "
-                     f"vs latest {len(latest)}")
+                     f"vs latest {counted(len(latest), 'completion')}{left_out}")
         console.print(Text.assemble(("baseline: ", "bold"), cut(reference)))
         for obs in latest:
             console.print(Text.assemble((f"\n{utc_time(obs.started_at)} #{obs.sample_index} "

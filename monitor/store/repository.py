@@ -279,10 +279,14 @@ class Store:
             return {i: aware(at) or at for i, at in s.exec(q).all()}
 
     def count_observations(self, canary: str | None = None, target: str | None = None,
-                           since: datetime | None = None, before: datetime | None = None) -> int:
-        """Return how many observations `observations` would read without a limit."""
+                           since: datetime | None = None, before: datetime | None = None,
+                           failed_only: bool = False) -> int:
+        """Return how many observations `observations` would read without a limit (only failed calls', with
+        `failed_only`)."""
         with Session(self.engine) as s:
             q = self._observations_query(canary, target, since, before)
+            if failed_only:
+                q = q.where(col(ObservationRow.error_type).is_not(None))
             return int(s.exec(select(func.count()).select_from(q.subquery())).one())
 
     def spend_since(self, target: str, since: datetime) -> float:
