@@ -251,7 +251,8 @@ async def test_a_certification_of_a_pair_a_reload_removed_meanwhile_opens_no_eve
     gate = Gate()
     analysis.certify = gate
     await until_handed_over(analysis, sqlite_store, swapped("a"), 1)
-    analysis.configured = lambda canary, target: canary != "a"  # a reload removes the pair while the test runs
+    assert await asyncio.to_thread(gate.started.wait, 60)  # the test runs (held at the gate) ...
+    analysis.configured = lambda canary, target: canary != "a"  # ... when a reload removes the pair
     gate.go.set()
     await analysis.drain()
     # it stopped at its first batch (seconds for a pair no one watches any longer) and opened nothing
