@@ -164,3 +164,11 @@ def test_emoji_codes_are_shown_as_written(stored: Path, capsys: pytest.CaptureFi
     console = Console(file=io.StringIO(), highlight=False)
     console.print("note :thumbs_up:", markup=False)
     assert console.file.getvalue() == "note :thumbs_up:\n"  # type: ignore[attr-defined]
+
+
+def test_a_usage_error_echoing_an_argument_escapes_its_control_characters(capsys: pytest.CaptureFixture[str]) -> None:
+    """argparse's `unrecognized arguments:` (and any usage error naming what was typed) wrote the argument raw: one
+    a script took from a file or another tool's output recoloured the terminal."""
+    code, out, err = Cli(capsys)("drift", HOSTILE, "x\u202ey")
+    assert code == 2 and not out, (out, err)
+    assert not RAW.search(err) and not FORMAT.search(err) and "a\\x1b[2J" in err and "x\\u202ey" in err, err
