@@ -507,14 +507,18 @@ def _output_failed(e: Exception) -> int | None:
 
 def _store_failed(e: Exception) -> int:
     """A store that fails in the middle of a command (a lock past its timeout, a full disk, a dropped
-    connection, a deadlock) is the store's error, told in one line with exit 1; anything else is a bug: raise."""
+    connection, a deadlock) is the store's error, told in one line with exit 1; anything else is a bug: raise.
+    The driver's message is the store's text (a trigger's, a PostgreSQL error echoing a schema or database name):
+    escaped for the terminal, and a URL's password in it redacted."""
     from sqlalchemy.exc import SQLAlchemyError
 
     if not isinstance(e, SQLAlchemyError):
         raise e
+    from monitor.config.validate import redact_url
+    from monitor.escapes import printable
     from monitor.store.repository import driver_message
 
-    print(f"error: the store failed: {driver_message(e)}", file=sys.stderr)
+    print(f"error: the store failed: {printable(redact_url(driver_message(e)))}", file=sys.stderr)
     return 1
 
 

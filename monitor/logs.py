@@ -6,6 +6,7 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
+from typing import Any
 
 from monitor.escapes import printable
 
@@ -30,8 +31,9 @@ class JsonFormatter(logging.Formatter):
 
 
 class TextFormatter(logging.Formatter):
-    """Format records for people: time, level, logger, message, then `extra=` fields as key=value (logfmt); their
-    control characters escaped as the console writes them (`\\x1b`), as the JSON format's are."""
+    """Format records for people: time, level, logger, message, then `extra=` fields as key=value (logfmt), then
+    a traceback or stack; their control characters escaped as the console writes them (`\\x1b`), as the JSON
+    format's are."""
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
@@ -39,6 +41,12 @@ class TextFormatter(logging.Formatter):
     def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name); a traceback follows
         extras = [f" {k}={_logfmt(v)}" for k, v in vars(record).items() if k not in _STD]
         return printable(super().formatMessage(record) + "".join(extras))
+
+    def formatException(self, ei: Any) -> str:  # noqa: N802 (logging's name); the exception's text is others'
+        return printable(super().formatException(ei))
+
+    def formatStack(self, stack_info: str) -> str:  # noqa: N802 (logging's name)
+        return printable(super().formatStack(stack_info))
 
 
 def _logfmt(value: object) -> str:

@@ -140,3 +140,18 @@ def test_the_cli_re_sends_and_the_sender_delivers_it(tmp_path: Path, capsys: pyt
         store.close()
     assert [r.message_id for r in rx.requests] == [n.message_id]  # the receiver's idempotency key, as first sent
     assert _statuses(config) == {n.message_id: DELIVERED}
+
+
+def test_a_group_with_control_characters_is_written_escaped(tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """A stored notification's group key and signal were written raw to stdout by `alerts resend`: an ESC in one
+    recoloured or cleared the terminal, a U+202E reordered the line."""
+    config, (a,) = _store(tmp_path, ("hook", _changed("c1")))
+    store = Store(config.storage.url)
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE notifications SET group_key = 'g\u202ek', signal = 's\x1b[2J'")
+    store.close()
+    assert alerts_resend(config, [a], now=lambda: NOW) == 0
+    out = capsys.readouterr().out
+    assert f"re-sent {a} (hook, budget.exceeded, g\\u202ek s\\x1b[2J)" in out, out
+    assert "\x1b" not in out and "\u202e" not in out, out

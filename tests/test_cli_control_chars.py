@@ -109,6 +109,24 @@ def test_text_logs_write_control_characters_escaped() -> None:
     assert not RAW.search(text) and "cannot start: a\\x1b[2J" in text and "\\x9b31md" in text, text
 
 
+def test_text_logs_escape_a_traceback_and_stack_holding_control_characters() -> None:
+    """`log.exception` with `--log-format text` escaped the message but wrote the traceback after it raw: an upstream
+    error's text in the exception (or a stack) recoloured the terminal."""
+    import logging
+    import sys
+
+    from monitor.logs import TextFormatter
+
+    try:
+        raise RuntimeError(HOSTILE)
+    except RuntimeError:
+        exc_info = sys.exc_info()
+    record = logging.LogRecord("monitor.run", logging.ERROR, __file__, 1, "failed", (), exc_info)
+    record.stack_info = f"Stack (most recent call last):\n  {HOSTILE}"
+    text = TextFormatter().format(record)
+    assert not RAW.search(text) and "RuntimeError: a\\x1b[2J" in text and text.count("\\x9b31md") == 2, text
+
+
 
 # bidi embeddings, overrides and isolates (Trojan Source), marks, zero-width and invisible characters, a tag ("ASCII
 # smuggling": text a terminal does not show)
@@ -146,3 +164,11 @@ def test_emoji_codes_are_shown_as_written(stored: Path, capsys: pytest.CaptureFi
     console = Console(file=io.StringIO(), highlight=False)
     console.print("note :thumbs_up:", markup=False)
     assert console.file.getvalue() == "note :thumbs_up:\n"  # type: ignore[attr-defined]
+
+
+def test_a_usage_error_echoing_an_argument_escapes_its_control_characters(capsys: pytest.CaptureFixture[str]) -> None:
+    """argparse's `unrecognized arguments:` (and any usage error naming what was typed) wrote the argument raw: one
+    a script took from a file or another tool's output recoloured the terminal."""
+    code, out, err = Cli(capsys)("drift", HOSTILE, "x\u202ey")
+    assert code == 2 and not out, (out, err)
+    assert not RAW.search(err) and not FORMAT.search(err) and "a\\x1b[2J" in err and "x\\u202ey" in err, err

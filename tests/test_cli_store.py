@@ -55,3 +55,25 @@ def test_a_store_that_fails_during_a_command_is_a_one_line_error(tmp_path: Path)
     out = cli("baseline", "accept", "c1", "-c", str(cfg))
     assert out.returncode == 1, (out.stdout, out.stderr)
     assert out.stderr.strip() == "error: the store failed: IntegrityError: database or disk is full", out.stderr
+
+
+def test_a_store_error_holding_control_characters_is_told_escaped(tmp_path: Path) -> None:
+    # The driver's message is text the store wrote: a trigger's (or a PostgreSQL error echoing a schema or database
+    # name) holding an ESC or a bidi override must not recolour or reorder the terminal that shows it.
+    cfg = write_config(tmp_path, TARGET, PROBES)
+    store = Store(f"sqlite:///{tmp_path / 'm.db'}")
+    assert store.migrate() == HEAD
+    start = utcnow() - timedelta(minutes=10)
+    for i in range(6):
+        store.save_observation(Observation(
+            canary="c1", target="t", provider="openai", request_model="m", started_at=start + timedelta(seconds=i),
+            call=CallResult(text=f"hello {i}", finish_reason=FinishReason.STOP, usage=Usage(3, None, 2, None, False)),
+            run_id=f"r{i}"))
+    with store.engine.begin() as conn:
+        conn.execute(text("CREATE TRIGGER full BEFORE INSERT ON baselines BEGIN SELECT RAISE(ABORT, "
+                          "'disk \x1b[2J\x1b]0;owned\x07 \u202efull\x9b at postgresql://u:s3cret@h/db'); END"))
+    store.close()
+    out = cli("baseline", "accept", "c1", "-c", str(cfg))
+    assert out.returncode == 1, (out.stdout, out.stderr)
+    assert out.stderr.strip() == ("error: the store failed: IntegrityError: disk \\x1b[2J\\x1b]0;owned\\x07 "
+                                  "\\u202efull\\x9b at postgresql://u:<redacted>@h/db"), out.stderr

@@ -27,6 +27,7 @@ from monitor.commands.common import err_console, table_console
 from monitor.console import Console, write_line
 from monitor.domain import utcnow
 from monitor.errors import MonitorError
+from monitor.escapes import printable
 from monitor.keylike import shown_path
 
 EXIT_OK, EXIT_FAIL, EXIT_CONFIG = 0, 1, 2
@@ -199,7 +200,7 @@ def alerts_resend(config: Any, ids: Sequence[str], sink: str | None = None, *, n
         n = a.notification
         what = f"{n.message_id} ({n.sink}, {n.kind}, {n.group_key}{' ' + n.signal if n.signal else ''})"
         if a.skipped is None:
-            write_line(f"re-sent {what}: waits for delivery again", stdout)
+            write_line(printable(f"re-sent {what}: waits for delivery again"), stdout)  # the store's text
         else:
             err_console.print(f"not re-sent {what}: {a.skipped}", markup=False)
     for i in missing:
