@@ -213,3 +213,18 @@ def test_an_alertmanager_url_from_the_environment_with_the_api_path_is_refused_n
     assert "url_env AM_URL" in str(e.value) and "/api/v2/alerts" in str(e.value), e.value
     assert "s3cretpath" not in str(e.value)
     assert build_sinks(cfg, {"AM_URL": "http://am:9093/s3cretpath"})["am"].url == "http://am:9093/s3cretpath"
+
+
+@pytest.mark.parametrize("key", ["kind", "severity", "target", "canary", "tags"])
+def test_a_route_match_glob_longer_than_any_name_is_refused(key: str) -> None:
+    """A glob of 1M characters took fnmatch a minute to compile on load, and would again for each event (found by
+    fuzzing); no id, kind, severity or tag is that long."""
+    from pydantic import ValidationError
+
+    from monitor.alerts.config import MAX_GLOB, Match
+
+    Match.model_validate({key: ["*" * MAX_GLOB]})  # as long as one may be: taken (it matches what it matches)
+    with pytest.raises(ValidationError) as e:
+        Match.model_validate({key: ["*" * (MAX_GLOB + 1)]})
+    (error,) = e.value.errors()
+    assert error["loc"] == (key, 0) and f"at most {MAX_GLOB} characters" in error["msg"]

@@ -76,6 +76,12 @@ from monitor.checks import parse_check, parse_checks
          "invalid JSON Schema at $schema: 5 is not of type 'string'"),
         ({"type": "json_schema", "schema": {"$schema": ["a"], "type": "objekt"}}, ("json_schema", "schema"),
          "invalid JSON Schema at $schema: ['a'] is not of type 'string'"),
+        # a pattern of 1M characters took a minute to compile on load (found by fuzzing)
+        ({"type": "regex", "pattern": "x" * 10_001}, ("regex", "pattern"), "at most 10000 characters"),
+        ({"type": "json_schema", "schema": {"properties": {"a": {"pattern": "x" * 10_001}}}}, ("json_schema", "schema"),
+         "invalid JSON Schema at properties/a/pattern: a pattern of at most 10,000 characters (10,001 given)"),
+        ({"type": "json_schema", "schema": {"patternProperties": {"x" * 10_001: {}}}}, ("json_schema", "schema"),
+         "invalid JSON Schema at patternProperties: a pattern of at most 10,000 characters (10,001 given)"),
         ({"type": "contains", "value": "x", "name": "n" * 75}, ("contains", "name"), "at most 74 characters"),
     ],
 )

@@ -206,3 +206,26 @@ def test_a_boolean_for_a_number_hides_no_other_error_of_its_mapping(tmp_path: Pa
         assert any(one in s for s in said), (one, said)
     # the boolean's value is the word as written, with its line
     assert any("a number, not a boolean" in s and ":" in s.split(" ")[0] for s in said), said
+
+
+@pytest.mark.parametrize(("entries", "expected"), [
+    # monitor.yaml's own folder (or a glob over it) read monitor.yaml as a probe file: "targets: unknown key",
+    # "storage: unknown key", ... of the config the user did not mean as one
+    ("[.]", None), ("['./*.yaml']", None), ("[./probes, ./]", None),
+    # an empty entry named monitor.yaml's folder
+    ("['']", "probes[0]: String should have at least 1 character"),
+    ("[./probes, '']", "probes[1]: String should have at least 1 character"),
+])
+def test_monitor_yaml_is_never_read_as_a_probe_file(tmp_path: Path, entries: str, expected: str | None) -> None:
+    (tmp_path / "probes").mkdir()
+    (tmp_path / "probes" / "p.yaml").write_text(ONE)
+    (tmp_path / "c.yaml").write_text(ONE.replace("c1", "c2"))
+    cfg = tmp_path / "monitor.yaml"
+    cfg.write_text(MONITOR.replace("probes: [./probes]", f"probes: {entries}") % (tmp_path / "m.db", "127.0.0.1:0"))
+    if expected is None:
+        config = load_config(cfg, environ={})
+        assert str(cfg) not in config.probe_files and config.canaries
+        return
+    with pytest.raises(ConfigError) as e:
+        load_config(cfg, environ={})
+    assert [str(i) for i in e.value.issues] == [f"{cfg}:4: {expected} (value: '')"]

@@ -217,7 +217,9 @@ def _listify(v: Any) -> Any:
     return [v] if isinstance(v, str) else v
 
 
-StrList = Annotated[list[str] | None, BeforeValidator(_listify)]
+# A route's match glob at most: longer than any id, kind, severity or tag (fnmatch took a minute over 1M characters)
+MAX_GLOB = 200
+StrList = Annotated[list[Annotated[str, Field(max_length=MAX_GLOB)]] | None, BeforeValidator(_listify)]
 
 
 class Match(_Strict):

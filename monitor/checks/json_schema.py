@@ -44,6 +44,7 @@ def check_schema(schema: dict[str, Any]) -> dict[str, Any]:
     # a $schema that is no string is read by the latest dialect's meta-schema, which names it (jsonschema's own
     # lookup of it raised AttributeError or TypeError)
     cls = jsonschema.validators.validator_for(schema if isinstance(schema.get("$schema", ""), str) else {})
+    _check_pattern_lengths(schema, [])  # before the meta-schema compiles them
     meta = cls(cls.META_SCHEMA, format_checker=cls.FORMAT_CHECKER)  # as check_schema: `pattern` must be a regex
     problems = list(dict.fromkeys(f"at {'/'.join(str(p) for p in e.path) or '(root)'}: {e.message}"
                                   for e in meta.iter_errors(schema)))
@@ -64,6 +65,26 @@ def _target(keyword: str, ref: str) -> str:
     """Where a reference is looked up: jsonschema reads every $recursiveRef as '#' (the only one 2019-09 allows),
     and looks a $dynamicRef up as a $ref (the outermost dynamic anchor of one resource is its own)."""
     return "#" if keyword == "$recursiveRef" else ref
+
+
+def _check_pattern_lengths(node: Any, path: list[str]) -> None:
+    """Raise ValueError for a `pattern` or `patternProperties` key longer than patterns.MAX_PATTERN: compiling one of
+    1M characters took about a minute, on load and at every observation."""
+    if isinstance(node, list):
+        for i, item in enumerate(node):
+            _check_pattern_lengths(item, [*path, str(i)])
+        return
+    if not isinstance(node, dict):
+        return
+    props = node.get("patternProperties")
+    for where, text in [("pattern", node.get("pattern")), *(("patternProperties", k) for k in
+                                                            (props if isinstance(props, dict) else ()))]:
+        if isinstance(text, str) and len(text) > patterns.MAX_PATTERN:
+            raise ValueError(f"invalid JSON Schema at {'/'.join([*path, where])}: a pattern of at most "
+                             f"{patterns.MAX_PATTERN:,} characters ({len(text):,} given)")
+    for key, value in node.items():
+        if key not in _DATA_KEYWORDS:
+            _check_pattern_lengths(value, [*path, key])
 
 
 def _check_refs(schema: dict[str, Any], keywords: tuple[str, ...]) -> None:

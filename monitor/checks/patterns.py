@@ -33,6 +33,10 @@ def flags(letters: Iterable[str]) -> int:
     return value
 
 
+# A pattern's length at most (a regex check's, a JSON Schema's): one of 1M characters took about a minute to compile
+MAX_PATTERN = 10_000
+
+
 class PatternTimeout(Exception):
     """A pattern did not finish matching a completion within TIMEOUT_S."""
 

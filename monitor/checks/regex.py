@@ -24,7 +24,7 @@ class RegexCheck(BaseCheck):
     """
 
     type: Literal["regex"]
-    pattern: str = Field(min_length=1)
+    pattern: str = Field(min_length=1, max_length=patterns.MAX_PATTERN)
     flags: list[Literal["i", "m", "s", "x"]] = []
     mode: Literal["search", "fullmatch"] = "search"
     min_count: int | None = Field(default=None, ge=1)

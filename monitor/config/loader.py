@@ -108,8 +108,10 @@ class Config:
         return pairs
 
 
-def probe_paths(entries: list[str], base: Path) -> tuple[list[Path], list[str]]:
-    """Expand probe entries (files, folders, globs) relative to `base`; return files and missing entries."""
+def probe_paths(entries: list[str], base: Path, config: Path | None = None) -> tuple[list[Path], list[str]]:
+    """Expand probe entries (files, folders, globs) relative to `base`; return files and missing entries. The
+    `config` file (monitor.yaml) is never one of them: its own folder listed (`probes: [.]`) read it as a probe file,
+    each of its keys "unknown"."""
     files: list[Path] = []
     missing: list[str] = []
     for entry in entries:
@@ -140,6 +142,8 @@ def probe_paths(entries: list[str], base: Path) -> tuple[list[Path], list[str]]:
     unique: dict[str, Path] = {}
     for f in files:
         unique.setdefault(os.path.realpath(f), f)
+    if config is not None:
+        unique.pop(os.path.realpath(config), None)
     return list(unique.values()), missing
 
 
@@ -271,14 +275,14 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None, *,
     issues += monitor_references(src, valid)
     issues += literal_header_issues(src)
     listed = _probe_entries(src)
-    files, missing = probe_paths([e for e in listed if e is not None], path.parent)
+    files, missing = probe_paths([e for e in listed if e is not None], path.parent, path)
     for m in missing:
         j = listed.index(m)
         said = broken_link(path.parent / m) or "no such probe file or folder"  # an absolute `m` replaces the base
         issues.append(ConfigIssue(str(path), f"probes[{j}]", said, src.line_of(("probes", j)), m))
     empty = [str(ConfigIssue(str(path), f"probes[{j}]", "a folder holding no probe files (*.yaml, *.yml): no "
                              "canary is read from it", src.line_of(("probes", j)), e))
-             for j, e in enumerate(listed) if e is not None and e not in missing and _empty_folder(e, path.parent)]
+             for j, e in enumerate(listed) if e is not None and e not in missing and _empty_folder(e, path)]
     probe_srcs = _load_probes(files, environ, issues)
     canaries = _canaries(probe_srcs, issues, written_ids(src, ("targets",), "id"), references=True)
     # Commands that serve no listener (drift, export, probe, ...) neither read nor need the web config file: an
@@ -299,12 +303,12 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None, *,
     )
 
 
-def _empty_folder(entry: str, base: Path) -> bool:
+def _empty_folder(entry: str, config: Path) -> bool:
     """Tell whether a probe entry names a folder that holds no probe file (a typo'd folder, files named .json)."""
     if any(ch in entry for ch in "*?["):
         return False  # a glob matching nothing is an error of its own
-    p = (base / entry) if not Path(entry).is_absolute() else Path(entry)
-    return _exists(p) and p.is_dir() and not probe_paths([entry], base)[0]
+    p = (config.parent / entry) if not Path(entry).is_absolute() else Path(entry)
+    return _exists(p) and p.is_dir() and not probe_paths([entry], config.parent, config)[0]
 
 
 def _web_config_file(src: Located, base: Path) -> str | None:
@@ -411,8 +415,8 @@ def _place(src: Located, *loc: str | int) -> str:
 
 
 def _probe_entries(src: Located) -> list[str | None]:
-    """The probe entries monitor.yaml writes, or the default; None for one that is not a string or stands in for
-    a value the YAML could not give (an unset ${VAR} must not turn into monitor.yaml's own folder)."""
+    """The probe entries monitor.yaml writes, or the default; None for one that is not a string, is empty, or stands
+    in for a value the YAML could not give (an unset ${VAR} or "" must not turn into monitor.yaml's own folder)."""
     if not isinstance(src.data, dict):
         return []
     if "probes" not in src.data:
@@ -420,4 +424,4 @@ def _probe_entries(src: Located) -> list[str | None]:
     entries = src.written("probes")
     if not isinstance(entries, list):
         return []
-    return [e if isinstance(e, str) else None for e in (src.written("probes", j) for j in range(len(entries)))]
+    return [e if isinstance(e, str) and e else None for e in (src.written("probes", j) for j in range(len(entries)))]

@@ -8,6 +8,8 @@ them, so `from monitor.config.models import Target` keeps working.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import Field
 
 from monitor.alerts.config import AlertsConfig
@@ -22,7 +24,7 @@ class MonitorFile(Strict):
     """The top-level monitor.yaml as written by the user."""
 
     targets: list[Target] = Field(min_length=1)
-    probes: list[str] = ["./probes"]
+    probes: list[Annotated[str, Field(min_length=1)]] = ["./probes"]  # "" named monitor.yaml's own folder
     storage: Storage = Storage()
     http: Http = Http()
     daemon: Daemon = Daemon()
