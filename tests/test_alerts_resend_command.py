@@ -140,3 +140,34 @@ def test_the_cli_re_sends_and_the_sender_delivers_it(tmp_path: Path, capsys: pyt
         store.close()
     assert [r.message_id for r in rx.requests] == [n.message_id]  # the receiver's idempotency key, as first sent
     assert _statuses(config) == {n.message_id: DELIVERED}
+
+
+def test_a_re_sent_message_that_fails_again_is_retried_within_a_fresh_give_up_after(tmp_path: Path) -> None:
+    # Written a day before the re-send, past `retry.give_up_after` (1h): its window counts from the re-send, so one
+    # more failure is retried, not given up on at once; its created time is kept for the record.
+    with Receiver() as rx:
+        rx.fail(503)
+        url = f"sqlite:///{tmp_path / 'p.db'}"
+        cfg = AlertsConfig.model_validate({"sinks": [{"name": "hook", "type": "webhook", "url": rx.url}],
+                                           "retry": {"give_up_after": "1h"}})
+        config = SimpleNamespace(storage=SimpleNamespace(url=url), alerts=cfg)
+        store = Store(url)
+        store.migrate()
+        [n] = Policy(cfg).notifications(_changed("c1"), T0)
+        Outbox(store.engine).add([n])
+        Outbox(store.engine).mark_dead(n.id, "gave up after 9 attempts: HTTP 503")
+        assert alerts_resend(config, [n.message_id], now=lambda: NOW, store=store) == 0
+
+        async def attempt() -> None:
+            sender = Sender(Outbox(store.engine), build_sinks(cfg), cfg, now=lambda: NOW)
+            try:
+                await sender.flush()
+            finally:
+                await sender.stop()
+
+        asyncio.run(attempt())
+        got = Outbox(store.engine).get(n.id)
+        store.close()
+    assert len(rx.requests) == 1
+    assert got is not None and got.status == "failed", got
+    assert got.created_at == T0 and got.next_attempt_at > NOW

@@ -307,7 +307,8 @@ class Delivering:
         self._sink_took.discard(n.sink)  # another message failed there since it last took one: the receiver is down
         delay = self._delay(n, a)
         next_at = now + timedelta(seconds=delay)
-        if next_at > n.created_at + timedelta(seconds=self.cfg.retry.give_up_after):
+        # from when it was written, or when an operator last asked to send it again (`alerts resend`)
+        if next_at > max(n.created_at, n.asked_at or n.created_at) + timedelta(seconds=self.cfg.retry.give_up_after):
             log.error("gave up delivering a notification", extra=extra)
             note = "gave up again after" if _retried(n) else GAVE_UP_NOTE  # not tried once more again
             await self._drop(n, GAVE_UP, f"{note} {n.attempts + 1} attempts: {a.error}", res, merged=tuple(merged))

@@ -116,3 +116,4 @@ class Notification:
     attempts: int = 0
     last_error: str | None = None
     delivered_at: datetime | None = None
+    asked_at: datetime | None = None  # when an operator last asked to send it again: its give_up_after counts from then

@@ -60,7 +60,8 @@ def _to_row(n: Notification) -> NotificationRow:
     return NotificationRow(
         id=n.id, message_id=n.message_id, sink=n.sink, kind=n.kind, group_key=n.group_key, signal=n.signal,
         payload=storable(n.payload), status=n.status, attempts=n.attempts, next_attempt_at=n.next_attempt_at,
-        last_error=n.last_error, created_at=n.created_at, delivered_at=n.delivered_at)
+        last_error=n.last_error, created_at=n.created_at, delivered_at=n.delivered_at,
+        asked_at=n.asked_at)
 
 
 def _from_row(r: NotificationRow) -> Notification:
@@ -68,7 +69,8 @@ def _from_row(r: NotificationRow) -> Notification:
         id=r.id, message_id=r.message_id, sink=r.sink, kind=r.kind, group_key=r.group_key, signal=r.signal,
         payload=dict(r.payload or {}), created_at=aware(r.created_at) or r.created_at,
         next_attempt_at=aware(r.next_attempt_at) or r.next_attempt_at, status=r.status, attempts=r.attempts,
-        last_error=r.last_error, delivered_at=aware(r.delivered_at))
+        last_error=r.last_error, delivered_at=aware(r.delivered_at),
+        asked_at=aware(r.asked_at))
 
 
 def enqueue(session: Any, notifications: Iterable[Notification]) -> list[str]:

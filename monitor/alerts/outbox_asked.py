@@ -3,8 +3,9 @@
 A receiver down past `retry.give_up_after`, or a sink disabled by a 410 whose URL was then fixed, leaves rows dead
 that the daemon sends again only in a few cases (monitor.alerts.outbox_resend). Here an operator names rows (by
 message id or row id) or a sink, and each dead one goes back to pending, due now, its history kept (attempts,
-created time, so its place in its alert's order) and its old error noted after `ASKED_NOTE`: the running daemon's
-sender claims it at its next poll, a stopped one at its start. Nothing is deleted, and each row goes from dead to
+created time, so its place in its alert's order), its `retry.give_up_after` counted from the request (`asked_at`:
+counted from its created time, a re-send that failed once more was given up on at once) and its old error noted after
+`ASKED_NOTE`: the running daemon's sender claims it at its next poll, a stopped one at its start. Nothing is deleted, and each row goes from dead to
 pending in one compare-and-set (its status and error as read, and for a firing or resolving row no later message of
 its alert): two operators, or the daemon's own re-send, make it due once. Not re-sent: a row not dead, a held row
 ended unsent on purpose (`NOT_SENT`: its outage was paged as canary.down), and a firing or resolving message that a
@@ -81,8 +82,10 @@ class Asking:
                             col(r.last_error).is_not_distinct_from(row.last_error)]
                     if row.kind in _STATE_KINDS:
                         same.append(~written_after(row))
+                    # its give_up_after counts from now (asked_at), its created time kept: its alert's order
                     res = s.exec(update(r).where(and_(*same)).values(  # type: ignore[call-overload]
-                        status=PENDING, next_attempt_at=now, last_error=f"{ASKED_NOTE} ({row.last_error})"[:2000]))
+                        status=PENDING, next_attempt_at=now, asked_at=now,
+                        last_error=f"{ASKED_NOTE} ({row.last_error})"[:2000]))
                     why = None if res.rowcount == 1 else CHANGED
                 out.append(Asked(_from_row(row), why))
             s.commit()
