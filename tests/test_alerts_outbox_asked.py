@@ -105,3 +105,22 @@ def test_a_row_given_up_on_before_the_upgrade_is_re_sent_with_its_request_time(s
         assert got is not None and got.asked_at == LATER and got.created_at == T0
     finally:
         store.close()
+
+
+def test_a_row_of_a_grouped_message_brings_the_rest_of_it(store: Store) -> None:
+    # Rows given up on in one grouped message (`sent_as`, its id) go back together, named by any of them or by that id;
+    # a row of the group given up on alone, or in another message, stays.
+    ob = Outbox(store.engine)
+    a, b, c = (note(signal=s) for s in ("refused", "output_chars", "similarity"))
+    alone, other = note(signal="length"), note(signal="refused", group="c/u")
+    ob.add([a, b, c, alone, other])
+    ob.mark_dead([a.id, b.id, c.id], "gave up after 9 attempts: HTTP 503", sent_as="msg_g")
+    ob.mark_dead(alone.id, "gave up after 9 attempts: HTTP 503")
+    ob.mark_dead(other.id, "gave up after 9 attempts: HTTP 503", sent_as="msg_h")
+    assert ob.get(a.id).sent_as == "msg_g"  # type: ignore[union-attr]
+    out = ob.resend_dead(LATER, ids=[b.message_id])
+    assert {(r.notification.id, r.skipped) for r in out} == {(a.id, None), (b.id, None), (c.id, None)}
+    got = ob.get(c.id)
+    assert got is not None and got.status == PENDING and got.sent_as is None  # sent again: in whatever message
+    assert {ob.get(n.id).status for n in (alone, other)} == {DEAD}  # type: ignore[union-attr]
+    assert [r.notification.id for r in ob.resend_dead(LATER, ids=["msg_h"])] == [other.id]  # the message's own id
