@@ -195,13 +195,13 @@ def test_the_upgrade_moves_health_alerts_written_before_it(tmp_path: Path) -> No
     # A canary down before the upgrade (its row under signal "error") is still ended by its recovery after it.
     from monitor.store.engine import make_engine
     from monitor.store.schema import HEAD
-    from tests.support.schema import upgrade_to
+    from tests.support.schema import add_notifications, upgrade_to
 
     engine = make_engine(f"sqlite:///{tmp_path / 'm.db'}")
     upgrade_to(engine, "0004")
     ob = Outbox(engine)
     rows = [note(sink="am", kind="canary.down", signal="error"), note(sink="am", kind="drift.opened", signal="error")]
-    ob.add(rows)
+    add_notifications(engine, rows)  # as a build at 0004 wrote them
     for n in rows:
         ob.mark_delivered(n.id, T0)
     upgrade_to(engine, HEAD)

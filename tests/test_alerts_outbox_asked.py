@@ -3,11 +3,14 @@ SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 from monitor.alerts.events import ASKED_NOTE, DEAD, DELIVERED, PENDING
 from monitor.alerts.outbox import Outbox
 from monitor.store import Store
+from monitor.store.schema import HEAD
+from tests.support.schema import add_notifications, upgrade_to
 from tests.test_alerts_outbox import T0, note
 
 LATER = T0 + timedelta(hours=3)
@@ -24,6 +27,7 @@ def test_named_rows_given_up_on_wait_again_and_go_out(store: Store) -> None:
     assert got is not None and got.status == PENDING and got.next_attempt_at == LATER
     assert got.last_error == f"{ASKED_NOTE} (gave up after 9 attempts: HTTP 503)"
     assert got.attempts == 1 and got.payload == a.payload and got.created_at == T0  # history and order kept
+    assert got.asked_at == LATER  # its retry.give_up_after counts from the request
     assert {n.id for n in ob.claim(LATER)[0]} == {a.id, b.id}
 
 
@@ -84,3 +88,39 @@ def test_a_row_changed_since_it_was_read_is_left_alone(store: Store) -> None:
     ob.mark_dead(n.id, "HTTP 410: gone again")  # changed between the read and the update
     assert ob._resend_rows(rows, LATER)[0].skipped == "changed while being re-sent (look again)"
     assert ob.get(n.id).last_error == "HTTP 410: gone again"  # type: ignore[union-attr]
+
+
+def test_a_row_given_up_on_before_the_upgrade_is_re_sent_with_its_request_time(store_url: str) -> None:
+    # 0011 adds asked_at: a row stored before has none (its window counts from its created time) until re-sent.
+    store = Store(store_url)
+    try:
+        upgrade_to(store.engine, "0010")
+        n = replace(note(kind="model.changed"), status=DEAD, attempts=9, last_error="gave up after 9 attempts: 503")
+        add_notifications(store.engine, [n])  # as a build at 0010 wrote it
+        assert store.migrate() == HEAD
+        ob = Outbox(store.engine)
+        assert ob.get(n.id).asked_at is None  # type: ignore[union-attr]
+        assert ob.resend_dead(LATER, ids=[n.message_id])[0].skipped is None
+        got = ob.get(n.id)
+        assert got is not None and got.asked_at == LATER and got.created_at == T0
+    finally:
+        store.close()
+
+
+def test_a_row_of_a_grouped_message_brings_the_rest_of_it(store: Store) -> None:
+    # Rows given up on in one grouped message (`sent_as`, its id) go back together, named by any of them or by that id;
+    # a row of the group given up on alone, or in another message, stays.
+    ob = Outbox(store.engine)
+    a, b, c = (note(signal=s) for s in ("refused", "output_chars", "similarity"))
+    alone, other = note(signal="length"), note(signal="refused", group="c/u")
+    ob.add([a, b, c, alone, other])
+    ob.mark_dead([a.id, b.id, c.id], "gave up after 9 attempts: HTTP 503", sent_as="msg_g")
+    ob.mark_dead(alone.id, "gave up after 9 attempts: HTTP 503")
+    ob.mark_dead(other.id, "gave up after 9 attempts: HTTP 503", sent_as="msg_h")
+    assert ob.get(a.id).sent_as == "msg_g"  # type: ignore[union-attr]
+    out = ob.resend_dead(LATER, ids=[b.message_id])
+    assert {(r.notification.id, r.skipped) for r in out} == {(a.id, None), (b.id, None), (c.id, None)}
+    got = ob.get(c.id)
+    assert got is not None and got.status == PENDING and got.sent_as is None  # sent again: in whatever message
+    assert {ob.get(n.id).status for n in (alone, other)} == {DEAD}  # type: ignore[union-attr]
+    assert [r.notification.id for r in ob.resend_dead(LATER, ids=["msg_h"])] == [other.id]  # the message's own id

@@ -155,3 +155,77 @@ def test_a_group_with_control_characters_is_written_escaped(tmp_path: Path,
     out = capsys.readouterr().out
     assert f"re-sent {a} (hook, budget.exceeded, g\\u202ek s\\x1b[2J)" in out, out
     assert "\x1b" not in out and "\u202e" not in out, out
+
+
+def test_a_re_sent_message_that_fails_again_is_retried_within_a_fresh_give_up_after(tmp_path: Path) -> None:
+    # Written a day before the re-send, past `retry.give_up_after` (1h): its window counts from the re-send, so one
+    # more failure is retried, not given up on at once; its created time is kept for the record.
+    with Receiver() as rx:
+        rx.fail(503)
+        url = f"sqlite:///{tmp_path / 'p.db'}"
+        cfg = AlertsConfig.model_validate({"sinks": [{"name": "hook", "type": "webhook", "url": rx.url}],
+                                           "retry": {"give_up_after": "1h"}})
+        config = SimpleNamespace(storage=SimpleNamespace(url=url), alerts=cfg)
+        store = Store(url)
+        store.migrate()
+        [n] = Policy(cfg).notifications(_changed("c1"), T0)
+        Outbox(store.engine).add([n])
+        Outbox(store.engine).mark_dead(n.id, "gave up after 9 attempts: HTTP 503")
+        assert alerts_resend(config, [n.message_id], now=lambda: NOW, store=store) == 0
+
+        async def attempt() -> None:
+            sender = Sender(Outbox(store.engine), build_sinks(cfg), cfg, now=lambda: NOW)
+            try:
+                await sender.flush()
+            finally:
+                await sender.stop()
+
+        asyncio.run(attempt())
+        got = Outbox(store.engine).get(n.id)
+        store.close()
+    assert len(rx.requests) == 1
+    assert got is not None and got.status == "failed", got
+    assert got.created_at == T0 and got.next_attempt_at > NOW
+
+
+
+@pytest.mark.parametrize("named", ["message id", "row id", "webhook-id"])
+def test_one_id_of_a_grouped_message_re_sends_the_whole_message_under_its_webhook_id(
+        named: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Three drift rows of one canary and target went out as one message (webhook-id over their row ids) and were given
+    # up on together: naming one of them (its message id or row id), or the message's webhook-id, re-sends the whole
+    # message under that webhook-id, not one row alone under another.
+    def opened(signal: str) -> AlertEvent:
+        return AlertEvent(kind="drift.opened", canary="c1", target="t1", signal=signal, event_id=f"c1-{signal}")
+
+    with Receiver() as rx:
+        rx.fail(503, times=1)
+        url = f"sqlite:///{tmp_path / 'p.db'}"
+        cfg = AlertsConfig.model_validate({"sinks": [{"name": "hook", "type": "webhook", "url": rx.url}],
+                                           "retry": {"give_up_after": "1h"}})
+        config = SimpleNamespace(storage=SimpleNamespace(url=url), alerts=cfg)
+        store = Store(url)
+        store.migrate()
+        rows = [n for s in ("refused", "output_chars", "similarity") for n in Policy(cfg).notifications(opened(s), T0)]
+        Outbox(store.engine).add(rows)
+
+        async def flush() -> None:
+            sender = Sender(Outbox(store.engine), build_sinks(cfg), cfg, now=lambda: NOW)
+            try:
+                await sender.flush()
+            finally:
+                await sender.stop()
+
+        asyncio.run(flush())  # a day late: the one message fails and is given up on at once
+        assert {n.status for n in Outbox(store.engine).query()} == {DEAD}
+        first = rx.requests[0].message_id
+        assert first is not None and first not in {n.message_id for n in rows}  # a grouped message's own id
+        name = {"message id": rows[1].message_id, "row id": rows[2].id, "webhook-id": first}[named]
+        assert alerts_resend(config, [name], now=lambda: NOW, store=store) == 0
+        out = capsys.readouterr().out
+        assert "3 notifications given up on wait for delivery again" in " ".join(out.split()), out
+        asyncio.run(flush())
+        store.close()
+    assert [(r.status, r.message_id) for r in rx.requests] == [(503, first), (200, first)]
+    assert len(rx.requests[1].json["data"]["events"]) == 3
+    assert _statuses(config) == {n.message_id: DELIVERED for n in rows}

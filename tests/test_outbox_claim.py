@@ -23,7 +23,7 @@ from monitor.alerts.outbox import Outbox
 from monitor.store import Store
 from monitor.store.outbox_table import WAITING_WHERE, NotificationRow
 from monitor.store.schema import HEAD
-from tests.support.schema import upgrade_to
+from tests.support.schema import add_notifications, upgrade_to
 from tests.support.vmsteps import vm_steps
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -185,7 +185,7 @@ def test_the_upgrade_adds_the_waiting_index_and_keeps_the_rows(store_url: str) -
     store = Store(store_url)
     try:
         upgrade_to(store.engine, "0008")
-        Outbox(store.engine).add(history(3, 4, T0) + waiting(3, 2, T0 + timedelta(days=1)))
+        add_notifications(store.engine, history(3, 4, T0) + waiting(3, 2, T0 + timedelta(days=1)))
         assert store.migrate() == HEAD
         index = {i["name"]: i for i in inspect(store.engine).get_indexes("notifications")}
         assert index["ix_notifications_waiting"]["column_names"] == ["sink", "group_key", "signal", "created_at",
@@ -203,7 +203,7 @@ def test_an_upgrade_cut_short_after_it_built_the_waiting_index_is_done_at_the_ne
     try:
         upgrade_to(store.engine, "0008", then="CREATE INDEX ix_notifications_waiting ON notifications "
                                               f"(sink, group_key, signal, created_at, id) WHERE {WAITING_WHERE}")
-        Outbox(store.engine).add(waiting(2, 2, T0))
+        add_notifications(store.engine, waiting(2, 2, T0))
         assert store.migrate() == HEAD
         assert "ix_notifications_waiting" in {i["name"] for i in inspect(store.engine).get_indexes("notifications")}
         assert len(Outbox(store.engine).claim(T0 + timedelta(days=1))[0]) == 2

@@ -26,7 +26,7 @@ from monitor.alerts.outbox import Outbox, alert_key
 from monitor.store import Store
 from monitor.store.outbox_table import NotificationRow
 from monitor.store.schema import HEAD
-from tests.support.schema import upgrade_to
+from tests.support.schema import add_notifications, upgrade_to
 from tests.support.vmsteps import vm_steps
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -125,7 +125,7 @@ def test_the_upgrade_orders_the_alert_index_by_time_then_id_and_keeps_the_rows(s
     store = Store(store_url)
     try:
         upgrade_to(store.engine, "0007")
-        Outbox(store.engine).add(history(3, 4, T0))
+        add_notifications(store.engine, history(3, 4, T0))
         assert store.migrate() == HEAD
         index = {i["name"]: i["column_names"] for i in inspect(store.engine).get_indexes("notifications")}
         assert index["ix_notifications_alert"] == ["sink", "group_key", "signal", "created_at", "id"]
@@ -146,7 +146,7 @@ def test_an_upgrade_cut_short_while_it_rebuilds_the_alert_index_is_done_at_the_n
     store = Store(store_url)
     try:
         upgrade_to(store.engine, "0007")
-        Outbox(store.engine).add(history(3, 4, T0))
+        add_notifications(store.engine, history(3, 4, T0))
         create = op.create_index
 
         def killed(name: str, *args: object, **kwargs: object) -> None:

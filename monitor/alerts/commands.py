@@ -194,7 +194,7 @@ def alerts_resend(config: Any, ids: Sequence[str], sink: str | None = None, *, n
     finally:
         if own:
             st.close()
-    found = {x for a in asked for x in (a.notification.id, a.notification.message_id)}
+    found = {x for a in asked for x in (a.notification.id, a.notification.message_id, a.notification.sent_as)}
     missing = [i for i in dict.fromkeys(ids) if i not in found]
     for a in asked:
         n = a.notification

@@ -158,7 +158,8 @@ class Delivering:
                     attempted: bool = True, merged: tuple[Notification, ...] = ()) -> None:
         """Give up on `n` and the rows its message `merged` (they were in it: they share its fate and its error, each
         counted; left waiting, they went out on their own after it was given up on)."""
-        await asyncio.to_thread(self.outbox.mark_dead, [n.id, *(m.id for m in merged)], error, attempted=attempted)
+        await asyncio.to_thread(self.outbox.mark_dead, [n.id, *(m.id for m in merged)], error, attempted=attempted,
+                                sent_as=n.message_id if merged else None)  # `alerts resend` sends them again together
         res.dead += 1 + len(merged)
         if reason == GAVE_UP and n.kind in RESOLVING and not _retried(n):
             self._ends_given_up.add(n.sink)
@@ -299,7 +300,7 @@ class Delivering:
             # out on their own when their lease ended, and its next re-send carried it alone, under another id.
             error = f"{GAVE_UP_NOTE} {n.attempts + 1} attempts {why}: {a.error}"
             await asyncio.to_thread(self.outbox.mark_dead, [n.id, *(m.id for m in merged)], error,
-                                    not_before=not_before)
+                                    not_before=not_before, sent_as=n.message_id if merged else None)
             if again:
                 self._firing_given_up.add(n.sink)
             res.retried += 1
@@ -307,7 +308,8 @@ class Delivering:
         self._sink_took.discard(n.sink)  # another message failed there since it last took one: the receiver is down
         delay = self._delay(n, a)
         next_at = now + timedelta(seconds=delay)
-        if next_at > n.created_at + timedelta(seconds=self.cfg.retry.give_up_after):
+        # from when it was written, or when an operator last asked to send it again (`alerts resend`)
+        if next_at > max(n.created_at, n.asked_at or n.created_at) + timedelta(seconds=self.cfg.retry.give_up_after):
             log.error("gave up delivering a notification", extra=extra)
             note = "gave up again after" if _retried(n) else GAVE_UP_NOTE  # not tried once more again
             await self._drop(n, GAVE_UP, f"{note} {n.attempts + 1} attempts: {a.error}", res, merged=tuple(merged))

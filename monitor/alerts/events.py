@@ -116,3 +116,5 @@ class Notification:
     attempts: int = 0
     last_error: str | None = None
     delivered_at: datetime | None = None
+    asked_at: datetime | None = None  # when an operator last asked to send it again: its give_up_after counts from then
+    sent_as: str | None = None  # the id of the grouped message it was given up on in (None: alone)

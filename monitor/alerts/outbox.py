@@ -60,7 +60,8 @@ def _to_row(n: Notification) -> NotificationRow:
     return NotificationRow(
         id=n.id, message_id=n.message_id, sink=n.sink, kind=n.kind, group_key=n.group_key, signal=n.signal,
         payload=storable(n.payload), status=n.status, attempts=n.attempts, next_attempt_at=n.next_attempt_at,
-        last_error=n.last_error, created_at=n.created_at, delivered_at=n.delivered_at)
+        last_error=n.last_error, created_at=n.created_at, delivered_at=n.delivered_at,
+        asked_at=n.asked_at, sent_as=n.sent_as)
 
 
 def _from_row(r: NotificationRow) -> Notification:
@@ -68,7 +69,8 @@ def _from_row(r: NotificationRow) -> Notification:
         id=r.id, message_id=r.message_id, sink=r.sink, kind=r.kind, group_key=r.group_key, signal=r.signal,
         payload=dict(r.payload or {}), created_at=aware(r.created_at) or r.created_at,
         next_attempt_at=aware(r.next_attempt_at) or r.next_attempt_at, status=r.status, attempts=r.attempts,
-        last_error=r.last_error, delivered_at=aware(r.delivered_at))
+        last_error=r.last_error, delivered_at=aware(r.delivered_at),
+        asked_at=aware(r.asked_at), sent_as=r.sent_as)
 
 
 def enqueue(session: Any, notifications: Iterable[Notification]) -> list[str]:
@@ -262,11 +264,12 @@ class Outbox(Upkeep, Resending, Asking):
                   last_error=case((held, col(NotificationRow.last_error)), else_=error[:2000]))
 
     def mark_dead(self, nid: str | Sequence[str], error: str, *, attempted: bool = True,
-                  not_before: datetime | None = None) -> None:
+                  not_before: datetime | None = None, sent_as: str | None = None) -> None:
         """Give up on a notification, or a grouped message's rows (endpoint gone, too old, sink no longer configured); `not_before`: a firing
-        message given up on is not re-sent before then."""
+        message given up on is not re-sent before then; `sent_as`: the grouped message's id (`alerts resend` sends its
+        rows again together, under it), None for a row given up on alone."""
         values = {} if not_before is None else {"next_attempt_at": not_before}
-        self._set(nid, attempted=attempted, status=DEAD, last_error=error[:2000], **values)
+        self._set(nid, attempted=attempted, status=DEAD, last_error=error[:2000], sent_as=sent_as, **values)
 
     def drop_unconfigured(self, configured: Iterable[str], error: str, created_before: datetime) -> dict[str, int]:
         """Mark waiting rows of sinks not in `configured` made before `created_before` dead; return how many per

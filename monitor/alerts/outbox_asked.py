@@ -2,8 +2,10 @@
 
 A receiver down past `retry.give_up_after`, or a sink disabled by a 410 whose URL was then fixed, leaves rows dead
 that the daemon sends again only in a few cases (monitor.alerts.outbox_resend). Here an operator names rows (by
-message id or row id) or a sink, and each dead one goes back to pending, due now, its history kept (attempts,
-created time, so its place in its alert's order) and its old error noted after `ASKED_NOTE`: the running daemon's
+message id or row id, a row of a grouped message bringing the others given up on with it: `sent_as`) or a sink, and
+each dead one goes back to pending, due now, its history kept (attempts, created time, so its place in its alert's
+order), its `retry.give_up_after` counted from the request (`asked_at`: counted from its created time, a re-send
+that failed once more was given up on at once) and its old error noted after `ASKED_NOTE`: the running daemon's
 sender claims it at its next poll, a stopped one at its start. Nothing is deleted, and each row goes from dead to
 pending in one compare-and-set (its status and error as read, and for a firing or resolving row no later message of
 its alert): two operators, or the daemon's own re-send, make it due once. Not re-sent: a row not dead, a held row
@@ -49,18 +51,25 @@ class Asking:
 
     @retry_disconnect
     def _asked_rows(self, ids: Sequence[str] | None, sink: str | None) -> list[NotificationRow]:
-        """The rows of `ids` (message ids or row ids), any status; without ids, the dead rows; of `sink` if given;
-        oldest first."""
+        """The rows of `ids` (message ids or row ids, or a grouped message's id), any status, and the other dead rows
+        of the grouped messages they were given up on in (`sent_as`: that message goes out again whole, under its id,
+        not one row alone under another); without ids, the dead rows; of `sink` if given; oldest first."""
         r = NotificationRow
         with Session(self.engine) as s:
             q = select(r)
             if ids:
-                q = q.where(or_(col(r.id).in_(tuple(ids)), col(r.message_id).in_(tuple(ids))))
+                named = tuple(ids)
+                q = q.where(or_(col(r.id).in_(named), col(r.message_id).in_(named), col(r.sent_as).in_(named)))
             else:
                 q = q.where(col(r.status) == DEAD)
             if sink is not None:
                 q = q.where(col(r.sink) == sink)
             rows = list(s.exec(q.order_by(col(r.created_at), col(r.id))).all())
+            if groups := {row.sent_as for row in rows if row.sent_as and row.status == DEAD}:
+                seen = {row.id for row in rows}
+                more = s.exec(select(r).where(col(r.sent_as).in_(tuple(groups)), col(r.status) == DEAD))
+                rows += [row for row in more.all() if row.id not in seen]
+                rows.sort(key=lambda row: (row.created_at, row.id))  # one store: all naive or all aware
             s.expunge_all()
             return rows
 
@@ -81,8 +90,10 @@ class Asking:
                             col(r.last_error).is_not_distinct_from(row.last_error)]
                     if row.kind in _STATE_KINDS:
                         same.append(~written_after(row))
+                    # its give_up_after counts from now (asked_at), its created time kept: its alert's order
                     res = s.exec(update(r).where(and_(*same)).values(  # type: ignore[call-overload]
-                        status=PENDING, next_attempt_at=now, last_error=f"{ASKED_NOTE} ({row.last_error})"[:2000]))
+                        status=PENDING, next_attempt_at=now, asked_at=now, sent_as=None,
+                        last_error=f"{ASKED_NOTE} ({row.last_error})"[:2000]))
                     why = None if res.rowcount == 1 else CHANGED
                 out.append(Asked(_from_row(row), why))
             s.commit()
@@ -103,7 +114,7 @@ class Asking:
 
     def resend_dead(self, now: datetime, *, ids: Sequence[str] | None = None, sink: str | None = None,
                     configured: Collection[str] | None = None) -> list[Asked]:
-        """Make the rows given up on that `ids` (message ids or row ids) name, or every one of `sink`, due again at
-        `now` (only those of a sink in `configured`, if given); return each row looked at, with why it was not re-sent
+        """Make the rows given up on that `ids` (message ids or row ids, each with the rest of the grouped message it
+        was given up on in; or a grouped message's id) name, or every one of `sink`, due again at `now` (only those of a sink in `configured`, if given); return each row looked at, with why it was not re-sent
         if it was not (oldest first)."""
         return self._resend_rows(self._asked_rows(ids, sink), now, configured)
