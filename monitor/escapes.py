@@ -31,6 +31,16 @@ def printable(text: str) -> str:
     return _HIDDEN.sub(lambda m: repr(m.group())[1:-1], text)
 
 
+_BREAKS = str.maketrans({"\n": "\\n", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
+def single_line(text: str) -> str:
+    """`text` as `printable` writes it, its newlines and Unicode line and paragraph separators escaped too (`\\n`,
+    `\\u2028`): on one line whichever characters a reader breaks lines at (the rest of `str.splitlines`' are
+    control characters, which `printable` escapes already)."""
+    return printable(text).translate(_BREAKS)
+
+
 def json_text(dumped: str) -> str:
     """JSON text (json.dumps' output) with every character of the rule escaped as JSON writes it (`\\u009b`, a tag
     as its UTF-16 pair `\\udb40\\udc41`); the value it reads back as is unchanged."""

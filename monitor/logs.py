@@ -6,9 +6,8 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
-from typing import Any
 
-from monitor.escapes import printable
+from monitor.escapes import single_line
 
 # uvicorn adds `color_message` (its message with ANSI colours) to its records: the plain message is already there
 _STD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName", "color_message"}
@@ -32,21 +31,37 @@ class JsonFormatter(logging.Formatter):
 
 class TextFormatter(logging.Formatter):
     """Format records for people: time, level, logger, message, then `extra=` fields as key=value (logfmt), then
-    a traceback or stack; their control characters escaped as the console writes them (`\\x1b`), as the JSON
-    format's are."""
+    a traceback or stack. A record's first line is all of it but the traceback: line breaks in its message or fields
+    (a completion's, a receiver's error) are escaped (`\\n`), as their control characters are (`\\x1b`, as the
+    console writes them), so text others wrote can not forge a record of its own; each line of a traceback or stack
+    begins with `  | `, marking it as the record's."""
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
 
-    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name); a traceback follows
+    def format(self, record: logging.LogRecord) -> str:
+        # not logging's: it caches a traceback's text on the record, where another handler's formatter may have put
+        # it unmarked
+        record.message = record.getMessage()
+        record.asctime = self.formatTime(record, self.datefmt)
+        lines = [self.formatMessage(record)]
+        if record.exc_info:
+            lines += _continued(self.formatException(record.exc_info))
+        if record.stack_info:
+            lines += _continued(self.formatStack(record.stack_info))
+        return "\n".join(lines)
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
         extras = [f" {k}={_logfmt(v)}" for k, v in vars(record).items() if k not in _STD]
-        return printable(super().formatMessage(record) + "".join(extras))
+        return single_line(super().formatMessage(record) + "".join(extras))
 
-    def formatException(self, ei: Any) -> str:  # noqa: N802 (logging's name); the exception's text is others'
-        return printable(super().formatException(ei))
 
-    def formatStack(self, stack_info: str) -> str:  # noqa: N802 (logging's name)
-        return printable(super().formatStack(stack_info))
+def _continued(text: str) -> list[str]:
+    """A traceback's or stack's lines, each marked as a record's continuation; breaks within a line escaped."""
+    return [_CONTINUED + single_line(line) for line in text.rstrip("\n").split("\n")]
+
+
+_CONTINUED = "  | "
 
 
 def _logfmt(value: object) -> str:

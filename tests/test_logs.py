@@ -39,7 +39,7 @@ def test_text_lines_carry_the_extra_fields_as_logfmt() -> None:
 def test_text_traceback_follows_the_fields() -> None:
     first, *rest = TextFormatter().format(_record(exc=True)).splitlines()
     assert first.endswith("probe c1 failed canary=c1 target=\"gpt mini\" attempt=2 detail=\"{\\\"code\\\": 429}\"")
-    assert rest[0] == "Traceback (most recent call last):" and rest[-1] == "RuntimeError: boom"
+    assert rest[0] == "  | Traceback (most recent call last):" and rest[-1] == "  | RuntimeError: boom"
 
 
 def _lines_after_uvicorn_config(capsys: pytest.CaptureFixture[str], make_config: Callable[[], object],
@@ -90,3 +90,56 @@ def test_the_simulators_server_logs_through_the_chosen_format_and_level(capsys: 
     assert [json.loads(line)["msg"] for line in lines] == [
         "Invalid HTTP request received.", "Started server process [1]", '127.0.0.1:1 - "GET / HTTP/1.1" 200']
     assert "color_message" not in lines[1]  # uvicorn's ANSI-coloured copy of the message is not a field
+
+
+# every character a line-based reader (Python's splitlines, a log shipper, an editor) may break a line at
+_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+
+
+def _injected(exc: BaseException | None = None) -> logging.LogRecord:
+    """A record whose message and fields hold a second, forged record, as a completion or a receiver's error may."""
+    forged = "2026-12-03 12:00:00,000 ERROR   monitor.alerts: forged"
+    exc_info = (type(exc), exc, exc.__traceback__) if exc else None
+    return logging.getLogger("monitor.test").makeRecord(
+        "monitor.test", logging.WARNING, __file__, 1, "receiver said %s", (f"no{_BREAKS}{forged}",), exc_info,
+        extra={"reply": f"a{_BREAKS}{forged}", "short": "x\ny\u2028z"})
+
+
+def test_a_text_record_is_one_line_whatever_its_message_and_fields_hold() -> None:
+    line = TextFormatter().format(_injected())
+    assert len(line.splitlines()) == 1
+    assert "receiver said no\\n\\r\\x0b\\x0c\\x1c\\x1d\\x1e\\x85\\u2028\\u2029" in line
+    assert ' short="x\\ny\\u2028z"' in line and ' reply="a\\n\\r' in line
+
+
+def test_a_text_tracebacks_continuation_lines_are_marked() -> None:
+    """A traceback stays readable on several lines, each marked as the record's: a forged record in the
+    exception's message can not start a line of its own."""
+    try:
+        raise RuntimeError(f"boom{_BREAKS}2026-12-03 12:00:00,000 ERROR   monitor.alerts: forged")
+    except RuntimeError as e:
+        record = _injected(e)
+    first, *rest = TextFormatter().format(record).split("\n")
+    assert len(first.splitlines()) == 1 and rest
+    assert all(line.startswith("  | ") and len(line.splitlines()) == 1 for line in rest)
+    assert rest[0] == "  | Traceback (most recent call last):"
+    assert rest[-2:] == ["  | RuntimeError: boom",  # the message's newline ends a line, its other breaks are escaped
+                         "  | \\r\\x0b\\x0c\\x1c\\x1d\\x1e\\x85\\u2028\\u20292026-12-03 12:00:00,000 ERROR   monitor.alerts: forged"]
+
+
+def test_a_text_stack_is_marked_as_the_record_s() -> None:
+    record = _injected()
+    record.stack_info = "Stack (most recent call last):\n  File \"x.py\", line 1, in <module>\n"
+    _, *rest = TextFormatter().format(record).split("\n")
+    assert rest and all(line.startswith("  | ") for line in rest)
+
+
+def test_a_json_record_is_one_line_whatever_it_holds() -> None:
+    try:
+        raise RuntimeError(f"boom{_BREAKS}forged")
+    except RuntimeError as e:
+        record = _injected(e)
+    line = JsonFormatter().format(record)
+    assert len(line.splitlines()) == 1
+    out = json.loads(line)
+    assert out["reply"].startswith(f"a{_BREAKS}") and out["exc"].endswith(f"RuntimeError: boom{_BREAKS}forged")
