@@ -111,6 +111,24 @@ def test_pending_dead_lists_only_the_rows_given_up_on(tmp_path: Path) -> None:
     assert [json.loads(line)["message_id"] for line in lines.getvalue().splitlines()] == [b]
 
 
+def test_pending_json_shows_when_a_row_was_re_sent_and_the_message_it_went_out_in(tmp_path: Path) -> None:
+    """`asked_at` (schema 0011) and `sent_as` (schema 0012) were in the store but not in `alerts pending --json`:
+    an operator could not see that a row was already re-sent, or which grouped message (`webhook-id`) it was in."""
+    config, (a, b, c) = _store(tmp_path, ("hook", _changed("c1")), ("hook", _changed("c2")), ("hook", _changed("c3")))
+    store = Store(config.storage.url)
+    try:
+        ob = Outbox(store.engine)
+        ids = {n.message_id: n.id for n in ob.query()}
+        ob.mark_dead([ids[b], ids[c]], "gave up after 9 attempts: HTTP 503", sent_as=b)  # b and c went out as one
+    finally:
+        store.close()
+    assert alerts_resend(config, [a], now=lambda: NOW) == 0
+    lines = io.StringIO()
+    assert alerts_pending(config, every=True, as_json=True, stdout=lines) == 0
+    got = {r["message_id"]: (r["asked_at"], r["sent_as"]) for r in map(json.loads, lines.getvalue().splitlines())}
+    assert got == {a: (NOW.isoformat(), None), b: (None, b), c: (None, b)}
+
+
 def test_the_cli_re_sends_and_the_sender_delivers_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with Receiver() as rx:
         cfg_file = write_config(tmp_path, "  - {id: t1, provider: openai, base_url: 'http://127.0.0.1:9/v1', model: m}",

@@ -101,7 +101,7 @@ def _record(n: Notification, behind: str | None = None) -> dict[str, Any]:
     return {"message_id": n.message_id, "sink": n.sink, "kind": n.kind, "group": n.group_key, "signal": n.signal,
             "status": n.status, "attempts": n.attempts, "next_attempt_at": iso(n.next_attempt_at),
             "created_at": iso(n.created_at), "delivered_at": iso(n.delivered_at), "last_error": n.last_error,
-            "waits_behind": behind}
+            "waits_behind": behind, "asked_at": iso(n.asked_at), "sent_as": n.sent_as}
 
 
 def alerts_pending(config: Any, *, limit: int = 100, every: bool = False, dead: bool = False, as_json: bool = False,
