@@ -92,6 +92,12 @@ from monitor.checks import parse_check, parse_checks
          "invalid JSON Schema at $schema: 5 is not of type 'string'"),
         ({"type": "json_schema", "schema": {"$schema": ["a"], "type": "objekt"}}, ("json_schema", "schema"),
          "invalid JSON Schema at $schema: ['a'] is not of type 'string'"),
+        # an unknown $schema loaded and was validated as the latest draft, silently
+        ({"type": "json_schema", "schema": {"$schema": "https://example.com/my-dialect", "type": "object"}},
+         ("json_schema", "schema"), "invalid JSON Schema at $schema: 'https://example.com/my-dialect' is no dialect "
+         "jsonschema knows (known: 'http://json-schema.org/draft-03/schema#', 'http://json-schema.org/draft-04/schema#'"),
+        ({"type": "json_schema", "schema": {"$schema": "http://json-schema.org/draft-07/schema/"}},
+         ("json_schema", "schema"), "'https://json-schema.org/draft/2020-12/schema')"),
         # a pattern of 1M characters took a minute to compile on load (found by fuzzing)
         ({"type": "regex", "pattern": "x" * 10_001}, ("regex", "pattern"), "at most 10000 characters"),
         ({"type": "json_schema", "schema": {"properties": {"a": {"pattern": "x" * 10_001}}}}, ("json_schema", "schema"),
@@ -176,6 +182,12 @@ def test_references_under_an_id_are_accepted_and_run(schema: dict) -> None:
     assert parse_check({"type": "json_schema", "schema": schema}).type == "json_schema"
     assert schema_errors({"name": "a", "p": {"name": "b"}}, schema) is None
     assert schema_errors({"name": "a", "p": {}}, schema) == "at p: 'name' is a required property"
+
+
+@pytest.mark.parametrize("dialect", ["http://json-schema.org/draft-07/schema#", "http://json-schema.org/draft-07/schema",
+                                     "https://json-schema.org/draft/2020-12/schema", "http://json-schema.org/draft-04/schema#"])
+def test_a_known_schema_dialect_is_accepted(dialect: str) -> None:
+    assert parse_check({"type": "json_schema", "schema": {"$schema": dialect, "type": "object"}}).type == "json_schema"
 
 
 def test_list_errors_carry_the_index() -> None:

@@ -13,12 +13,16 @@ from monitor.checks import patterns
 from monitor.checks.base import BaseCheck, Context, Verdict
 from monitor.checks.json_valid import parse_json
 from monitor.domain import Observation
+from monitor.errors import shown
 
 
 class JsonSchemaCheck(BaseCheck):
     """Pass when the completion parses as JSON and validates against ``schema`` (checked on load: every ``$ref``,
     and the ``$dynamicRef`` of 2020-12 or ``$recursiveRef`` of 2019-09, resolves within it and never comes back to
     where it started without reading deeper into the answer).
+
+    A ``$schema`` must name a dialect jsonschema knows (drafts 3, 4, 6, 7, 2019-09 and 2020-12); without one,
+    the schema is read as 2020-12.
 
     ``schema`` may be written ``json_schema`` (its name in the code) instead, not both.
     """
@@ -41,6 +45,11 @@ def check_schema(schema: dict[str, Any]) -> dict[str, Any]:
     as `check-config` names every other problem in one run (the validator's own check_schema names one)."""
     import jsonschema
 
+    if isinstance(schema.get("$schema"), str) and jsonschema.validators.validator_for(schema, default=None) is None:
+        # jsonschema would validate it as the latest draft, silently
+        known = ", ".join(repr(uri) for uri in known_dialects())
+        raise ValueError(f"invalid JSON Schema at $schema: {shown(schema['$schema'])} is no dialect jsonschema knows "
+                         f"(known: {known})")
     # a $schema that is no string is read by the latest dialect's meta-schema, which names it (jsonschema's own
     # lookup of it raised AttributeError or TypeError)
     cls = jsonschema.validators.validator_for(schema if isinstance(schema.get("$schema", ""), str) else {})
@@ -54,6 +63,14 @@ def check_schema(schema: dict[str, Any]) -> dict[str, Any]:
     _check_refs(schema, ("$ref", *_DIALECT_REFS.get(str(cls.META_SCHEMA.get("$id", "")).rstrip("#"), ())),
                 _Scopes(schema, cls))
     return schema
+
+
+def known_dialects() -> list[str]:
+    """The `$schema` URIs of the dialects the installed jsonschema validates, oldest first."""
+    import jsonschema
+
+    validators = [v for name, v in vars(jsonschema).items() if name.startswith("Draft") and name.endswith("Validator")]
+    return [str(v.ID_OF(v.META_SCHEMA)) for v in validators]
 
 
 _DATA_KEYWORDS = frozenset({"const", "enum", "default", "examples"})  # hold instances, not subschemas
