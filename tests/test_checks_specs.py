@@ -29,6 +29,10 @@ from monitor.checks import parse_check, parse_checks
         ({"type": "length", "min": 10, "max": 5}, ("length", "max"), "min (10) must be <= max (5)"),
         ({"type": "length", "min": -1}, ("length", "min"), "greater than or equal to 0"),
         ({"type": "length", "unit": "chars"}, ("length",), "set min, max or both"),
+        # no upper bound: any integer loaded (a completion is a few million characters at most)
+        ({"type": "length", "max": 10_000_001}, ("length", "max"), "less than or equal to 10000000"),
+        ({"type": "length", "min": 10_000_001, "unit": "words"}, ("length", "min"), "less than or equal to 10000000"),
+        ({"type": "length", "max": True}, ("length", "max"), "a number, not a boolean"),
         ({"type": "tokens", "min": 500, "max": 100}, ("tokens", "max"), "min (500) must be <= max (100)"),
         ({"type": "number", "value": 3, "tolerance": -1}, ("number", "tolerance"), "greater than or equal to 0"),
         ({"type": "number", "value": "nan"}, ("number", "value"), "finite"),
