@@ -25,7 +25,7 @@ def test_the_reference_lists_every_check_type_and_option_with_its_default() -> N
             if name not in ("type", "name"):
                 assert f"| `{field.alias or name}`" in text, (kind, name)
     assert "| `extract` | one of `answer`, `last`, `first`, `only` | `answer` |" in text
-    assert "| `memory_mb` | integer (>= 64, <= 8192) | `256` |" in text
+    assert "| `memory_mb` | integer (>= 64, <= 8,192) | `256` |" in text
     # the alias users write first; the field's name, which the spec takes as well (populate_by_name), beside it
     assert "| `schema` (or `json_schema`) | mapping | required |" in text
     assert "each a mapping of `answer` (text), `pass` (or `passes`) (true or false)" in text

@@ -29,6 +29,10 @@ from monitor.checks import parse_check, parse_checks
         ({"type": "length", "min": 10, "max": 5}, ("length", "max"), "min (10) must be <= max (5)"),
         ({"type": "length", "min": -1}, ("length", "min"), "greater than or equal to 0"),
         ({"type": "length", "unit": "chars"}, ("length",), "set min, max or both"),
+        # no upper bound: any integer loaded (a completion is a few million characters at most)
+        ({"type": "length", "max": 10_000_001}, ("length", "max"), "less than or equal to 10000000"),
+        ({"type": "length", "min": 10_000_001, "unit": "words"}, ("length", "min"), "less than or equal to 10000000"),
+        ({"type": "length", "max": True}, ("length", "max"), "a number, not a boolean"),
         ({"type": "tokens", "min": 500, "max": 100}, ("tokens", "max"), "min (500) must be <= max (100)"),
         ({"type": "number", "value": 3, "tolerance": -1}, ("number", "tolerance"), "greater than or equal to 0"),
         ({"type": "number", "value": "nan"}, ("number", "value"), "finite"),
@@ -71,11 +75,33 @@ from monitor.checks import parse_check, parse_checks
         # a $dynamicRef that resolves nowhere crashed every observation's check, as a $ref did
         ({"type": "json_schema", "schema": {"properties": {"a": {"$dynamicRef": "#nope"}}}}, ("json_schema", "schema"),
          "invalid JSON Schema at properties/a: $dynamicRef '#nope' does not resolve within the schema"),
+        # a loop through a nested $id (a new base URI) went unseen, and validating raised RecursionError every time
+        ({"type": "json_schema", "schema": {"$defs": {"a": {"$id": "y", "allOf": [{"$ref": "y"}]}}, "$ref": "#/$defs/a"}},
+         ("json_schema", "schema"), "invalid JSON Schema at $defs/a/allOf/0: $ref 'y' comes back to where it started "
+                                    "(#/$defs/a -> #/$defs/a/allOf/0 -> #/$defs/a) without reading deeper"),
+        ({"type": "json_schema", "schema": {"$defs": {"a": {"$id": "y", "$ref": "z"}, "b": {"$id": "z", "$ref": "y"}},
+                                            "$ref": "y"}}, ("json_schema", "schema"),
+         "invalid JSON Schema at $defs/a: $ref 'z' comes back to where it started (#/$defs/a -> #/$defs/b -> "
+         "#/$defs/a)"),
+        ({"type": "json_schema", "schema": {"$defs": {"a": {"$id": "http://x/y.json", "not": {"$ref": "#"}}},
+                                            "properties": {"p": {"$ref": "http://x/y.json"}}}}, ("json_schema", "schema"),
+         "invalid JSON Schema at $defs/a/not: $ref '#' comes back to where it started "
+         "(#/$defs/a -> #/$defs/a/not -> #/$defs/a)"),
+        # and a reference under a nested $id that resolves nowhere crashed every observation's check
+        ({"type": "json_schema", "schema": {"$defs": {"a": {"$id": "y", "properties": {"p": {"$ref": "nope"}}}},
+                                            "$ref": "y"}}, ("json_schema", "schema"),
+         "invalid JSON Schema at $defs/a/properties/p: $ref 'nope' does not resolve within the schema"),
         # a $schema that is no string: jsonschema's validator_for raised AttributeError or TypeError, a traceback
         ({"type": "json_schema", "schema": {"$schema": 5}}, ("json_schema", "schema"),
          "invalid JSON Schema at $schema: 5 is not of type 'string'"),
         ({"type": "json_schema", "schema": {"$schema": ["a"], "type": "objekt"}}, ("json_schema", "schema"),
          "invalid JSON Schema at $schema: ['a'] is not of type 'string'"),
+        # an unknown $schema loaded and was validated as the latest draft, silently
+        ({"type": "json_schema", "schema": {"$schema": "https://example.com/my-dialect", "type": "object"}},
+         ("json_schema", "schema"), "invalid JSON Schema at $schema: 'https://example.com/my-dialect' is no dialect "
+         "jsonschema knows (known: 'http://json-schema.org/draft-03/schema#', 'http://json-schema.org/draft-04/schema#'"),
+        ({"type": "json_schema", "schema": {"$schema": "http://json-schema.org/draft-07/schema/"}},
+         ("json_schema", "schema"), "'https://json-schema.org/draft/2020-12/schema')"),
         # a pattern of 1M characters took a minute to compile on load (found by fuzzing)
         ({"type": "regex", "pattern": "x" * 10_001}, ("regex", "pattern"), "at most 10000 characters"),
         ({"type": "json_schema", "schema": {"properties": {"a": {"pattern": "x" * 10_001}}}}, ("json_schema", "schema"),
@@ -141,6 +167,31 @@ def test_a_dynamic_reference_that_ends_is_accepted_and_runs(schema: dict, deep_e
     assert schema_errors({"name": "a", "children": [{"name": "b", "children": [{"name": "c"}]}]}, schema) is None
     assert schema_errors({"name": "a", "children": [{"children": []}]}, schema) == deep_error
     assert schema_errors({}, schema) == "at (root): 'name' is a required property"
+
+
+@pytest.mark.parametrize("schema", [
+    # a recursive schema under a nested $id reads deeper each time: no loop
+    {"$defs": {"a": {"$id": "y", "required": ["name"], "properties": {"p": {"$ref": "y"}}}}, "$ref": "y"},
+    # references resolve against the base URI of the resource they are in (load refused these, validation ran them)
+    {"$id": "http://x/root.json", "$defs": {"a": {"$id": "a.json", "required": ["name"]}},
+     "properties": {"p": {"$ref": "a.json"}}, "required": ["name"]},
+    {"$id": "http://x/root.json", "$defs": {"a": {"required": ["name"]}},
+     "properties": {"p": {"$ref": "root.json#/$defs/a"}}, "required": ["name"]},
+    {"$schema": "http://json-schema.org/draft-07/schema#", "definitions": {"a": {"$id": "#named", "required": ["name"]}},
+     "properties": {"p": {"$ref": "#named"}}, "required": ["name"]},
+])
+def test_references_under_an_id_are_accepted_and_run(schema: dict) -> None:
+    from monitor.checks.json_schema import schema_errors
+
+    assert parse_check({"type": "json_schema", "schema": schema}).type == "json_schema"
+    assert schema_errors({"name": "a", "p": {"name": "b"}}, schema) is None
+    assert schema_errors({"name": "a", "p": {}}, schema) == "at p: 'name' is a required property"
+
+
+@pytest.mark.parametrize("dialect", ["http://json-schema.org/draft-07/schema#", "http://json-schema.org/draft-07/schema",
+                                     "https://json-schema.org/draft/2020-12/schema", "http://json-schema.org/draft-04/schema#"])
+def test_a_known_schema_dialect_is_accepted(dialect: str) -> None:
+    assert parse_check({"type": "json_schema", "schema": {"$schema": dialect, "type": "object"}}).type == "json_schema"
 
 
 def test_list_errors_carry_the_index() -> None:

@@ -60,6 +60,12 @@ PROBES = "canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n%s"
      + "n" * 74 + "}]\n", "",
      "canaries[0].checks: checks[1] is named '" + "n" * 74 + "#2' as a repeat (76 characters): a check's result "
      "name is at most 74; give it a shorter `name`"),
+    # a test that runs less than once in 10,000 observations (the longest window) never runs: no upper bound before
+    ("", "", "drift: {eval_every: 10001}\n", "drift.eval_every: Input should be less than or equal to 10000 "
+     "(value: 10001)"),
+    ("", "", "drift: {mmd_every: 1000000000}\n", "drift.mmd_every: Input should be less than or equal to 10000"),
+    ("", "", "drift: {eval_every: 10000, mmd_every: 10000}\n", None),
+    ("", "", "drift: {mmd_every: yes}\n", "drift.mmd_every: a number, not a boolean"),
     ("", "", "drift: {embeddings: {target: t, model: \"emb\\x00ed\"}}\n",
      "drift.embeddings.model: must be on one line: it holds a control character (character 4 of 6), which no model "
      "name has (value: 'emb\\x00ed')"),
@@ -78,6 +84,9 @@ PROBES = "canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n%s"
     ("", "    checks: [{type: json_schema, schema: {allOf: [{$ref: '#'}]}}]\n", "",
      "canaries[0].checks[0].schema: invalid JSON Schema at allOf/0: $ref '#' comes back to where it started "
      "(# -> #/allOf/0 -> #) without reading deeper into the answer: validating it would never end"),
+    ("", "    checks: [{type: json_schema, schema: {$defs: {a: {$id: y, allOf: [{$ref: y}]}}, $ref: '#/$defs/a'}}]\n", "",
+     "canaries[0].checks[0].schema: invalid JSON Schema at $defs/a/allOf/0: $ref 'y' comes back to where it started "
+     "(#/$defs/a -> #/$defs/a/allOf/0 -> #/$defs/a)"),
     ("", "    tools: [{type: function, function: {name: f, parameters: {$defs: {p: {$ref: '#/$defs/p'}}}}}]\n", "",
      "canaries[0].tools[0]: function.parameters: invalid JSON Schema at $defs/p: $ref '#/$defs/p' comes back"),
     (", params: {max_tokens: 100000000000000}", "", "",

@@ -13,12 +13,16 @@ from monitor.checks import patterns
 from monitor.checks.base import BaseCheck, Context, Verdict
 from monitor.checks.json_valid import parse_json
 from monitor.domain import Observation
+from monitor.errors import shown
 
 
 class JsonSchemaCheck(BaseCheck):
     """Pass when the completion parses as JSON and validates against ``schema`` (checked on load: every ``$ref``,
     and the ``$dynamicRef`` of 2020-12 or ``$recursiveRef`` of 2019-09, resolves within it and never comes back to
     where it started without reading deeper into the answer).
+
+    A ``$schema`` must name a dialect jsonschema knows (drafts 3, 4, 6, 7, 2019-09 and 2020-12); without one,
+    the schema is read as 2020-12.
 
     ``schema`` may be written ``json_schema`` (its name in the code) instead, not both.
     """
@@ -41,6 +45,11 @@ def check_schema(schema: dict[str, Any]) -> dict[str, Any]:
     as `check-config` names every other problem in one run (the validator's own check_schema names one)."""
     import jsonschema
 
+    if isinstance(schema.get("$schema"), str) and jsonschema.validators.validator_for(schema, default=None) is None:
+        # jsonschema would validate it as the latest draft, silently
+        known = ", ".join(repr(uri) for uri in known_dialects())
+        raise ValueError(f"invalid JSON Schema at $schema: {shown(schema['$schema'])} is no dialect jsonschema knows "
+                         f"(known: {known})")
     # a $schema that is no string is read by the latest dialect's meta-schema, which names it (jsonschema's own
     # lookup of it raised AttributeError or TypeError)
     cls = jsonschema.validators.validator_for(schema if isinstance(schema.get("$schema", ""), str) else {})
@@ -51,8 +60,17 @@ def check_schema(schema: dict[str, Any]) -> dict[str, Any]:
     if problems:
         more = f"; and {len(problems) - SHOWN_ERRORS} more" if len(problems) > SHOWN_ERRORS else ""
         raise ValueError(f"invalid JSON Schema {'; '.join(problems[:SHOWN_ERRORS])}{more}")
-    _check_refs(schema, ("$ref", *_DIALECT_REFS.get(str(cls.META_SCHEMA.get("$id", "")).rstrip("#"), ())))
+    _check_refs(schema, ("$ref", *_DIALECT_REFS.get(str(cls.META_SCHEMA.get("$id", "")).rstrip("#"), ())),
+                _Scopes(schema, cls))
     return schema
+
+
+def known_dialects() -> list[str]:
+    """The `$schema` URIs of the dialects the installed jsonschema validates, oldest first."""
+    import jsonschema
+
+    validators = [v for name, v in vars(jsonschema).items() if name.startswith("Draft") and name.endswith("Validator")]
+    return [str(v.ID_OF(v.META_SCHEMA)) for v in validators]
 
 
 _DATA_KEYWORDS = frozenset({"const", "enum", "default", "examples"})  # hold instances, not subschemas
@@ -87,24 +105,41 @@ def _check_pattern_lengths(node: Any, path: list[str]) -> None:
             _check_pattern_lengths(value, [*path, key])
 
 
-def _check_refs(schema: dict[str, Any], keywords: tuple[str, ...]) -> None:
+class _Scopes:
+    """References read as the validator class `cls` reads them: by its dialect's `$id` (or `id`), against the base
+    URI of the resource they are in (the root's `$id`, moved by each nested one), every resource of the schema known
+    by its own."""
+
+    def __init__(self, schema: dict[str, Any], cls: Any) -> None:
+        import referencing
+        import referencing.jsonschema
+
+        self.spec = referencing.jsonschema.specification_with(str(cls.ID_OF(cls.META_SCHEMA) or ""),
+                                                              default=referencing.jsonschema.DRAFT202012)
+        resource = self.spec.create_resource(schema)
+        uri = resource.id() or ""
+        self.root = referencing.Registry().with_resource(uri, resource).crawl().resolver(uri)
+
+    def within(self, resolver: Any, node: dict[str, Any]) -> Any:
+        """The resolver for the references of `node`, reached with `resolver` (the one of its parent)."""
+        return resolver.in_subresource(self.spec.create_resource(node)) \
+            if isinstance(self.spec.id_of(node), str) else resolver
+
+
+def _check_refs(schema: dict[str, Any], keywords: tuple[str, ...], scopes: _Scopes) -> None:
     """Raise ValueError for a reference (`$ref`, or the dialect's $dynamicRef or $recursiveRef: `keywords`) that
     does not resolve within the schema (there is no network to fetch one from); else it would fail every
     observation's check with a crash instead of naming the schema."""
-    import referencing
-    import referencing.jsonschema
     from referencing.exceptions import Unresolvable
 
-    resource = referencing.jsonschema.DRAFT202012.create_resource(schema)
-    resolver = referencing.Registry().with_resource("", resource).resolver("")
-
-    def walk(node: Any, path: list[str]) -> None:
+    def walk(node: Any, path: list[str], resolver: Any) -> None:
         if isinstance(node, list):
             for i, item in enumerate(node):
-                walk(item, [*path, str(i)])
+                walk(item, [*path, str(i)], resolver)
             return
-        if not isinstance(node, dict) or (path and "$id" in node):  # a nested $id moves the base: not checked
+        if not isinstance(node, dict):
             return
+        resolver = scopes.within(resolver, node)
         for keyword in keywords:
             ref = node.get(keyword)
             if isinstance(ref, str):
@@ -116,10 +151,10 @@ def _check_refs(schema: dict[str, Any], keywords: tuple[str, ...]) -> None:
                                      "schema") from None
         for key, value in node.items():
             if key not in _DATA_KEYWORDS:
-                walk(value, [*path, key])
+                walk(value, [*path, key], resolver)
 
-    walk(schema, [])
-    _check_cycles(schema, resolver, keywords)
+    walk(schema, [], scopes.root)
+    _check_cycles(schema, scopes, keywords)
 
 
 # Keywords whose subschemas apply to the very value their schema does (not to a part of it): a $ref that comes back
@@ -127,25 +162,28 @@ def _check_refs(schema: dict[str, Any], keywords: tuple[str, ...]) -> None:
 _IN_PLACE = frozenset({"allOf", "anyOf", "oneOf", "not", "if", "then", "else", "dependentSchemas", "dependencies"})
 
 
-def _check_cycles(schema: dict[str, Any], resolver: Any, keywords: tuple[str, ...]) -> None:
+def _check_cycles(schema: dict[str, Any], scopes: _Scopes, keywords: tuple[str, ...]) -> None:
     """Raise ValueError for a reference (`$ref`, or one of `keywords`) that comes back to a schema it started from without reading deeper into the
     value (`a: {$ref: b}`, `b: {$ref: a}`; `allOf: [{$ref: '#'}]`); one through `properties`, `items` and the like
     is a recursive schema (a tree, a linked list), which ends with the value."""
     from referencing.exceptions import Unresolvable
 
     where: dict[int, list[str]] = {}  # each subschema's path, by identity
+    resolvers: dict[int, Any] = {}  # and the resolver of its references
     nodes: list[dict[str, Any]] = []
 
-    def index(node: Any, path: list[str]) -> None:
+    def index(node: Any, path: list[str], resolver: Any) -> None:
         if isinstance(node, list):
             for i, item in enumerate(node):
-                index(item, [*path, str(i)])
-        elif isinstance(node, dict) and not (path and "$id" in node):  # a nested $id: not checked (as refs)
+                index(item, [*path, str(i)], resolver)
+        elif isinstance(node, dict):
+            resolver = scopes.within(resolver, node)
             where.setdefault(id(node), path)
+            resolvers.setdefault(id(node), resolver)
             nodes.append(node)
             for key, value in node.items():
                 if key not in _DATA_KEYWORDS:
-                    index(value, [*path, key])
+                    index(value, [*path, key], resolver)
 
     def same_value(node: dict[str, Any]) -> list[tuple[dict[str, Any], str | None]]:
         """The subschemas `node` applies to its own value, each with the reference that leads there, as shown
@@ -160,7 +198,7 @@ def _check_cycles(schema: dict[str, Any], resolver: Any, keywords: tuple[str, ..
             ref = node.get(keyword)
             if isinstance(ref, str):
                 try:
-                    target = resolver.lookup(_target(keyword, ref)).contents
+                    target = resolvers[id(node)].lookup(_target(keyword, ref)).contents
                 except Unresolvable:
                     target = None
                 if isinstance(target, dict) and id(target) in where:
@@ -170,7 +208,7 @@ def _check_cycles(schema: dict[str, Any], resolver: Any, keywords: tuple[str, ..
     def pointer(node: dict[str, Any]) -> str:
         return "#" + "".join("/" + p.replace("~", "~0").replace("/", "~1") for p in where[id(node)])
 
-    index(schema, [])
+    index(schema, [], scopes.root)
     done: set[int] = set()
     for start in nodes:
         if id(start) in done:

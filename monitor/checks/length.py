@@ -4,14 +4,21 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import Field
+
 from monitor.checks.base import Context, CountBounds, Verdict, within
 from monitor.domain import Observation
+
+MAX_LENGTH = 10_000_000  # characters or words of a length bound
 
 
 class LengthCheck(CountBounds):
     """Pass when the stripped completion has between ``min`` and ``max`` characters or words (inclusive)."""
 
     type: Literal["length"]
+    # a completion of the largest max_tokens (1,000,000) runs to a few million characters: a bound past this is a typo
+    min: int | None = Field(default=None, ge=0, le=MAX_LENGTH)
+    max: int | None = Field(default=None, ge=0, le=MAX_LENGTH)
     unit: Literal["chars", "words"] = "chars"
 
 

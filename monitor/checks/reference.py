@@ -59,15 +59,20 @@ def _kind(annotation: Any) -> str:
     return _NAMES.get(annotation, getattr(annotation, "__name__", str(annotation)))
 
 
+def _number(v: object) -> str:
+    """A bound as written: an integer whole (10,000,000, not 1e+07)."""
+    return f"{v:,}" if isinstance(v, int) else f"{v:g}"
+
+
 def _bounds(field: FieldInfo) -> str:
     out = []
     for m in field.metadata:
         if isinstance(m, Ge):
-            out.append(f">= {m.ge:g}")
+            out.append(f">= {_number(m.ge)}")
         elif isinstance(m, Gt):
-            out.append(f"> {m.gt:g}")
+            out.append(f"> {_number(m.gt)}")
         elif isinstance(m, Le):
-            out.append(f"<= {m.le:g}")
+            out.append(f"<= {_number(m.le)}")
         elif isinstance(m, MinLen) and m.min_length == 1:
             out.append("not empty")
     return ", ".join(out)

@@ -45,14 +45,14 @@ class DriftConfig(Strict):
     # while a baseline forms, this many failed calls in a row or more are an outage and left out of its error rate
     baseline_outage_run: int = Field(default=3, ge=2, le=10_000)
     window: int = Field(default=30, ge=5, le=10_000)
-    eval_every: int = Field(default=10, ge=1)
+    eval_every: int = Field(default=10, ge=1, le=10_000)  # past the longest window a test would never run
     false_alarms_per_10k: float = Field(default=0.5, gt=0, le=100)  # per stream, per 10,000 observations
     # ... and at most this many expected false events per day across every canary x target stream together:
     # once the streams' observations add up to more, each stream's budget shrinks to share it, so adding canaries
     # does not add false alarms. null: no fleet cap.
     false_alarms_per_day: float | None = Field(default=1.0, gt=0)
     mmd_permutations: int = Field(default=200, ge=20, le=10_000)
-    mmd_every: int = Field(default=30, ge=1)
+    mmd_every: int = Field(default=30, ge=1, le=10_000)  # past the longest window a test would never run
     disabled_signals: list[str] = []
 
     @field_validator("disabled_signals")

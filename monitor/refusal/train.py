@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from scipy import optimize, sparse
 
+from monitor.escapes import printable
 from monitor.jsonl import objects
 from monitor.refusal import features
 from monitor.refusal.model import CLASSES, MODEL_PATH, LocalModel, Probabilities
@@ -181,7 +182,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = ap.parse_args(argv)
     model = train_shipped(args.xstest)
     model.save(args.out)
-    print(f"wrote {args.out} params={model.meta['params']}")
+    report_written(args.out, model.meta["params"])
+
+
+def report_written(out: Path, params: dict[str, float]) -> None:
+    """Print where the model went and with which parameters, the path escaped (`escapes.printable`): the shell
+    handed it over, and an ESC or a right-to-left override in it would act on the terminal."""
+    print(printable(f"wrote {out} params={params}"))
 
 
 if __name__ == "__main__":
