@@ -19,3 +19,19 @@ def test_importing_the_daemon_loads_no_dialect_or_proxy_library_it_may_not_use()
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def _loaded(imports: str, names: list[str]) -> list[str]:
+    code = f"import sys; import {imports}; print([m for m in {names!r} if sys.modules.get(m) is not None])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return eval(out.stdout.strip().splitlines()[-1])  # noqa: S307 - our own subprocess prints a list of names
+
+
+def test_importing_httpx_does_not_load_its_command_line_client() -> None:
+    """httpx's `__init__` imports `httpx._main`, its command-line client, which loads rich's console, pygments'
+    lexers and click: 3 MB resident in every daemon process, which never runs that client. The daemon's start path
+    (the run command) loads rich for its own console, but neither path loads the client or pygments."""
+    assert _loaded("monitor.app, monitor.config", ["httpx._main", "pygments", "rich"]) == []
+    assert _loaded("monitor.app, monitor.config, monitor.commands.run, monitor.cli", ["httpx._main", "pygments"]) == []
+    assert _loaded("monitor, httpx", ["httpx"]) == ["httpx"]  # httpx itself still imports, its `main` a stub
