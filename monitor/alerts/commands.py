@@ -39,6 +39,21 @@ def alerts_config(config: Any) -> AlertsConfig:
     return raw if isinstance(raw, AlertsConfig) else AlertsConfig.model_validate(dict(raw or {}))
 
 
+def _sinks_of(config: Any, sink: str | None, err: Console) -> tuple[AlertsConfig, list[str]] | None:
+    """The alerts configuration and its sink names, or None with why said on `err`: the configuration is invalid,
+    or `sink` (when given) is not one of its sinks."""
+    try:
+        cfg = alerts_config(config)
+    except ValidationError as e:
+        err.print(f"[bold red]error:[/] invalid alerts configuration: {escape(str(e))}")
+        return None
+    names = [s.name for s in cfg.sinks]
+    if sink is not None and sink not in names:
+        err.print(f"[bold red]error:[/] no sink named {escape(repr(sink))} (configured: {', '.join(names) or 'none'})")
+        return None
+    return cfg, names
+
+
 def alerts_test(config: Any, sink_name: str, *, environ: Mapping[str, str] | None = None,
                 transport: httpx.AsyncBaseTransport | None = None, now: Callable[[], datetime] = utcnow,
                 console: Console | None = None) -> int:
@@ -46,16 +61,10 @@ def alerts_test(config: Any, sink_name: str, *, environ: Mapping[str, str] | Non
     goes to standard output, every failure to standard error (`console` takes both when given)."""
     out = console or Console(highlight=False, soft_wrap=True)  # piped: one line each, not cut at 80 columns
     err = console or Console(stderr=True, highlight=False, soft_wrap=True)
-    try:
-        cfg = alerts_config(config)
-    except ValidationError as e:
-        err.print(f"[bold red]error:[/] invalid alerts configuration: {escape(str(e))}")
+    known = _sinks_of(config, sink_name, err)
+    if known is None:
         return EXIT_CONFIG
-    names = [s.name for s in cfg.sinks]
-    if sink_name not in names:
-        err.print(f"[bold red]error:[/] no sink named {escape(repr(sink_name))} "
-                  f"(configured: {', '.join(names) or 'none'})")
-        return EXIT_CONFIG
+    cfg = known[0]
     try:  # only the sink under test: another sink's unset secret is check-config's to report, not this test's
         spec = next(s for s in cfg.sinks if s.name == sink_name)
         sinks = {sink_name: build_sink(spec, cfg, os.environ if environ is None else environ)}
@@ -172,16 +181,10 @@ def alerts_resend(config: Any, ids: Sequence[str], sink: str | None = None, *, n
         err_console.print("[bold red]error:[/] name the notifications to send again (their message ids, as `alerts "
                           "pending --dead` lists them), or --sink NAME for every one given up on at a sink")
         return EXIT_CONFIG
-    try:
-        cfg = alerts_config(config)
-    except ValidationError as e:
-        err_console.print(f"[bold red]error:[/] invalid alerts configuration: {escape(str(e))}")
+    known = _sinks_of(config, sink, err_console)
+    if known is None:
         return EXIT_CONFIG
-    names = [s.name for s in cfg.sinks]
-    if sink is not None and sink not in names:
-        err_console.print(f"[bold red]error:[/] no sink named {escape(repr(sink))} "
-                          f"(configured: {', '.join(names) or 'none'})")
-        return EXIT_CONFIG
+    names = known[1]
     own = store is None
     st = store or Store(config.storage.url)
     try:
