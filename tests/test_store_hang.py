@@ -30,7 +30,7 @@ from monitor.domain import CallResult, Observation, utcnow
 from monitor.store import Store
 from monitor.store.engine import Timeouts
 from monitor.store.leader import Leadership
-from monitor.store.schema import _LOCK_ID as MIGRATION_LOCK
+from monitor.store.lock_keys import MIGRATION_LOCK_ID as MIGRATION_LOCK
 from monitor.store.schema import HEAD
 from monitor.upkeep import prune_past_retention
 from tests.support.frozen import FrozenRelay
