@@ -34,6 +34,13 @@ from monitor.checks import parse_check, parse_checks
         ({"type": "length", "min": 10_000_001, "unit": "words"}, ("length", "min"), "less than or equal to 10000000"),
         ({"type": "length", "max": True}, ("length", "max"), "a number, not a boolean"),
         ({"type": "tokens", "min": 500, "max": 100}, ("tokens", "max"), "min (500) must be <= max (100)"),
+        # no upper bound before: a bound past the largest max_tokens (1,000,000) is a typo that passes or fails every
+        # answer
+        ({"type": "tokens", "max": 1_000_001}, ("tokens", "max"), "less than or equal to 1000000"),
+        ({"type": "tokens", "min": 10**30}, ("tokens", "min"), "less than or equal to 1000000"),
+        ({"type": "tokens", "min": -1}, ("tokens", "min"), "greater than or equal to 0"),
+        ({"type": "tokens", "max": True}, ("tokens", "max"), "a number, not a boolean"),
+        ({"type": "tokens", "allow_estimated": True}, ("tokens",), "set min, max or both"),
         ({"type": "number", "value": 3, "tolerance": -1}, ("number", "tolerance"), "greater than or equal to 0"),
         ({"type": "number", "value": "nan"}, ("number", "value"), "finite"),
         ({"type": "number"}, ("number", "value"), "Field required"),
