@@ -109,6 +109,23 @@ from monitor.checks import parse_check, parse_checks
          "jsonschema knows (known: 'http://json-schema.org/draft-03/schema#', 'http://json-schema.org/draft-04/schema#'"),
         ({"type": "json_schema", "schema": {"$schema": "http://json-schema.org/draft-07/schema/"}},
          ("json_schema", "schema"), "'https://json-schema.org/draft/2020-12/schema')"),
+        # a nested $schema (an embedded resource's) that names no dialect was validated as its parent's, silently
+        ({"type": "json_schema", "schema": {"$defs": {"a": {"$id": "https://x.example/a", "$schema": "https://example.com/d",
+                                                            "type": "string"}}, "$ref": "https://x.example/a"}},
+         ("json_schema", "schema"), "invalid JSON Schema at $defs/a/$schema: 'https://example.com/d' is no dialect "
+         "jsonschema knows (known: 'http://json-schema.org/draft-03/schema#'"),
+        ({"type": "json_schema", "schema": {"properties": {"p": {"items": [{"$schema": "draft-07"}]}}}},
+         ("json_schema", "schema"), "invalid JSON Schema at properties/p/items/0/$schema: 'draft-07' is no dialect"),
+        # an embedded resource is checked against its own dialect's meta-schema: a draft-04 document's 2020-12
+        # resource with a `prefixItems` that is no list crashed the load with a TypeError (a traceback)
+        ({"type": "json_schema", "schema": {"$schema": "http://json-schema.org/draft-04/schema#", "properties": {
+            "p": {"id": "http://x.example/p", "$schema": "https://json-schema.org/draft/2020-12/schema",
+                  "prefixItems": 5}}}},
+         ("json_schema", "schema"), "invalid JSON Schema at properties/p/prefixItems: 5 is not of type 'array'"),
+        ({"type": "json_schema", "schema": {"$defs": {"a": {"$id": "http://x.example/a",
+                                                            "$schema": "http://json-schema.org/draft-07/schema#",
+                                                            "definitions": {"b": {"minLength": -1}}}}}},
+         ("json_schema", "schema"), "invalid JSON Schema at $defs/a/definitions/b/minLength: -1 is less than the minimum"),
         # a pattern of 1M characters took a minute to compile on load (found by fuzzing)
         ({"type": "regex", "pattern": "x" * 10_001}, ("regex", "pattern"), "at most 10000 characters"),
         ({"type": "json_schema", "schema": {"properties": {"a": {"pattern": "x" * 10_001}}}}, ("json_schema", "schema"),
@@ -199,6 +216,27 @@ def test_references_under_an_id_are_accepted_and_run(schema: dict) -> None:
                                      "https://json-schema.org/draft/2020-12/schema", "http://json-schema.org/draft-04/schema#"])
 def test_a_known_schema_dialect_is_accepted(dialect: str) -> None:
     assert parse_check({"type": "json_schema", "schema": {"$schema": dialect, "type": "object"}}).type == "json_schema"
+
+
+@pytest.mark.parametrize(("schema", "instance", "error"), [
+    # a 2020-12 bundle of a draft-07 resource (2019-09 on allow `$schema` beside an embedded resource's `$id`): its
+    # array `items` and `additionalItems` are draft 7's, which the 2020-12 meta-schema refused
+    ({"$defs": {"pair": {"$id": "https://x.example/pair", "$schema": "http://json-schema.org/draft-07/schema#",
+                         "items": [{"type": "string"}, {"type": "integer"}], "additionalItems": False}},
+      "properties": {"p": {"$ref": "https://x.example/pair"}}}, {"p": ["a", 1, 2]},
+     "at p: Additional items are not allowed (2 was unexpected)"),
+    # a draft-04 resource's boolean exclusiveMinimum, a number in 2020-12
+    ({"properties": {"n": {"$id": "https://x.example/n", "$schema": "http://json-schema.org/draft-04/schema#",
+                           "minimum": 3, "exclusiveMinimum": True}}}, {"n": 3},
+     "at n: 3 is less than or equal to the minimum of 3"),
+])
+def test_an_embedded_resource_of_another_known_dialect_is_accepted_and_run_by_it(schema: dict, instance: dict,
+                                                                                 error: str) -> None:
+    from monitor.checks.json_schema import schema_errors
+
+    assert parse_check({"type": "json_schema", "schema": schema}).type == "json_schema"
+    assert schema_errors(instance, schema) == error
+    assert schema_errors({}, schema) is None
 
 
 def test_list_errors_carry_the_index() -> None:

@@ -87,6 +87,9 @@ PROBES = "canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n%s"
     ("", "    checks: [{type: json_schema, schema: {$defs: {a: {$id: y, allOf: [{$ref: y}]}}, $ref: '#/$defs/a'}}]\n", "",
      "canaries[0].checks[0].schema: invalid JSON Schema at $defs/a/allOf/0: $ref 'y' comes back to where it started "
      "(#/$defs/a -> #/$defs/a/allOf/0 -> #/$defs/a)"),
+    ("", "    checks: [{type: json_schema, schema: {$defs: {a: {$id: 'https://x.example/a', $schema: 'https://x.example/d'}}}}]\n",
+     "", "canaries[0].checks[0].schema: invalid JSON Schema at $defs/a/$schema: 'https://x.example/d' is no dialect "
+     "jsonschema knows"),
     ("", "    tools: [{type: function, function: {name: f, parameters: {$defs: {p: {$ref: '#/$defs/p'}}}}}]\n", "",
      "canaries[0].tools[0]: function.parameters: invalid JSON Schema at $defs/p: $ref '#/$defs/p' comes back"),
     (", params: {max_tokens: 100000000000000}", "", "",
