@@ -239,6 +239,43 @@ def test_an_embedded_resource_of_another_known_dialect_is_accepted_and_run_by_it
     assert schema_errors({}, schema) is None
 
 
+@pytest.mark.parametrize(("schema", "bad", "error"), [
+    # the meta-schemas jsonschema ships (jsonschema-specifications) validate a schema the answer holds; a $ref to one
+    # was refused as not resolving within the schema
+    ({"$ref": "https://json-schema.org/draft/2020-12/schema"}, {"type": "objekt"}, "at type: 'objekt' is not valid"),
+    ({"properties": {"s": {"$ref": "http://json-schema.org/draft-07/schema#"}}}, {"s": {"minLength": -1}},
+     "at s/minLength: -1 is less than the minimum of 0"),
+    ({"properties": {"n": {"$ref": "http://json-schema.org/draft-07/schema#/definitions/nonNegativeInteger"}}},
+     {"n": -1}, "at n: -1 is less than the minimum of 0"),
+    ({"$ref": "https://json-schema.org/draft/2020-12/meta/validation"}, {"minLength": "x"}, "at minLength: 'x' is not"),
+    ({"$ref": "http://json-schema.org/draft-04/schema#"}, {"type": "objekt"}, "at type: 'objekt' is not valid"),
+])
+def test_a_reference_to_a_bundled_meta_schema_is_accepted_and_runs_offline(
+        schema: dict, bad: dict, error: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    from monitor.checks.json_schema import schema_errors
+
+    def no_network(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"network access: {args}")
+
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(socket, "getaddrinfo", no_network)
+    assert parse_check({"type": "json_schema", "schema": schema}).type == "json_schema"
+    assert (schema_errors(bad, schema) or "").startswith(error)
+    assert schema_errors({}, schema) is None
+
+
+@pytest.mark.parametrize("ref", ["https://example.com/schema.json", "https://json-schema.org/draft/2020-12/nope",
+                                 "https://json-schema.org/draft/2020-12/schema#/$defs/nope"])
+def test_a_remote_reference_that_is_no_bundled_meta_schema_is_refused(ref: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        parse_check({"type": "json_schema", "schema": {"properties": {"a": {"$ref": ref}}}})
+    assert (f"invalid JSON Schema at properties/a: $ref {ref!r} does not resolve within the schema nor to a meta-schema "
+            "jsonschema ships (nothing is fetched over the network)") in info.value.errors()[0]["msg"]
+
+
 def test_list_errors_carry_the_index() -> None:
     with pytest.raises(ValidationError) as info:
         parse_checks([{"type": "contains", "value": "a"}, {"type": "regex", "pattern": "["}])

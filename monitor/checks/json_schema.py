@@ -18,8 +18,10 @@ from monitor.errors import shown
 
 class JsonSchemaCheck(BaseCheck):
     """Pass when the completion parses as JSON and validates against ``schema`` (checked on load: every ``$ref``,
-    and the ``$dynamicRef`` of 2020-12 or ``$recursiveRef`` of 2019-09, resolves within it and never comes back to
-    where it started without reading deeper into the answer).
+    and the ``$dynamicRef`` of 2020-12 or ``$recursiveRef`` of 2019-09, resolves within it, or to a meta-schema
+    jsonschema ships (drafts 3 to 2020-12: ``$ref: https://json-schema.org/draft/2020-12/schema`` for an answer that
+    is a schema; nothing is fetched over the network), and never comes back to where it started without reading
+    deeper into the answer).
 
     A ``$schema`` must name a dialect jsonschema knows (drafts 3, 4, 6, 7, 2019-09 and 2020-12); without one,
     the schema is read as 2020-12. One beside an embedded resource's ``$id`` (a bundle) must too: that resource is
@@ -152,17 +154,18 @@ def _check_pattern_lengths(node: Any, path: list[str]) -> None:
 class _Scopes:
     """References read as the validator class `cls` reads them: by its dialect's `$id` (or `id`), against the base
     URI of the resource they are in (the root's `$id`, moved by each nested one), every resource of the schema known
-    by its own."""
+    by its own, and the meta-schemas jsonschema ships (its validators look them up offline: nothing else is fetched,
+    as nothing is at load, with `Registry`'s default of retrieving nothing)."""
 
     def __init__(self, schema: dict[str, Any], cls: Any) -> None:
-        import referencing
         import referencing.jsonschema
+        from jsonschema_specifications import REGISTRY as SHIPPED
 
         self.spec = referencing.jsonschema.specification_with(str(cls.ID_OF(cls.META_SCHEMA) or ""),
                                                               default=referencing.jsonschema.DRAFT202012)
         resource = self.spec.create_resource(schema)
         uri = resource.id() or ""
-        self.root = referencing.Registry().with_resource(uri, resource).crawl().resolver(uri)
+        self.root = SHIPPED.with_resource(uri, resource).crawl().resolver(uri)
 
     def within(self, resolver: Any, node: dict[str, Any]) -> Any:
         """The resolver for the references of `node`, reached with `resolver` (the one of its parent)."""
@@ -192,7 +195,8 @@ def _check_refs(schema: dict[str, Any], keywords: tuple[str, ...], scopes: _Scop
                 except Unresolvable:
                     where = "/".join(path) or "(root)"
                     raise ValueError(f"invalid JSON Schema at {where}: {keyword} {ref!r} does not resolve within the "
-                                     "schema") from None
+                                     "schema nor to a meta-schema jsonschema ships (nothing is fetched over the "
+                                     "network)") from None
         for key, value in node.items():
             if key not in _DATA_KEYWORDS:
                 walk(value, [*path, key], resolver)
