@@ -23,6 +23,9 @@ RUN_OVERRUN, RUN_MISSED, RUN_SPEND_CAP = "overrun", "missed", "spend_cap"
 # Why a billed call has no cost: the model that answered has no price, or the server reported no token counts.
 UNPRICED_NO_PRICE, UNPRICED_NO_USAGE = "no_price", "no_usage"
 MAX_TOKENS = 100_000_000  # per call: more than any model reads or writes, and within a 32-bit integer column
+# The largest max_tokens taken (a request parameter), and so the most output tokens a tokens check can bound: models
+# write at most a few hundred thousand tokens in one answer today
+MAX_ANSWER_TOKENS = 1_000_000
 SURROGATE = re.compile("[\ud800-\udfff]")
 
 

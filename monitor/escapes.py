@@ -41,6 +41,13 @@ def single_line(text: str) -> str:
     return printable(text).translate(_BREAKS)
 
 
+def logged(text: str) -> str:
+    """`text` as `single_line` writes it, each backslash first written `\\\\`: a text log's record, whose escapes a
+    reader must tell from what was logged (a Windows path, a regex, an upstream's JSON error: the two characters
+    `\\n` are not a line break)."""
+    return single_line(text.replace("\\", "\\\\"))
+
+
 def json_text(dumped: str) -> str:
     """JSON text (json.dumps' output) with every character of the rule escaped as JSON writes it (`\\u009b`, a tag
     as its UTF-16 pair `\\udb40\\udc41`); the value it reads back as is unchanged."""

@@ -34,6 +34,13 @@ from monitor.checks import parse_check, parse_checks
         ({"type": "length", "min": 10_000_001, "unit": "words"}, ("length", "min"), "less than or equal to 10000000"),
         ({"type": "length", "max": True}, ("length", "max"), "a number, not a boolean"),
         ({"type": "tokens", "min": 500, "max": 100}, ("tokens", "max"), "min (500) must be <= max (100)"),
+        # no upper bound before: a bound past the largest max_tokens (1,000,000) is a typo that passes or fails every
+        # answer
+        ({"type": "tokens", "max": 1_000_001}, ("tokens", "max"), "less than or equal to 1000000"),
+        ({"type": "tokens", "min": 10**30}, ("tokens", "min"), "less than or equal to 1000000"),
+        ({"type": "tokens", "min": -1}, ("tokens", "min"), "greater than or equal to 0"),
+        ({"type": "tokens", "max": True}, ("tokens", "max"), "a number, not a boolean"),
+        ({"type": "tokens", "allow_estimated": True}, ("tokens",), "set min, max or both"),
         ({"type": "number", "value": 3, "tolerance": -1}, ("number", "tolerance"), "greater than or equal to 0"),
         ({"type": "number", "value": "nan"}, ("number", "value"), "finite"),
         ({"type": "number"}, ("number", "value"), "Field required"),
@@ -102,6 +109,23 @@ from monitor.checks import parse_check, parse_checks
          "jsonschema knows (known: 'http://json-schema.org/draft-03/schema#', 'http://json-schema.org/draft-04/schema#'"),
         ({"type": "json_schema", "schema": {"$schema": "http://json-schema.org/draft-07/schema/"}},
          ("json_schema", "schema"), "'https://json-schema.org/draft/2020-12/schema')"),
+        # a nested $schema (an embedded resource's) that names no dialect was validated as its parent's, silently
+        ({"type": "json_schema", "schema": {"$defs": {"a": {"$id": "https://x.example/a", "$schema": "https://example.com/d",
+                                                            "type": "string"}}, "$ref": "https://x.example/a"}},
+         ("json_schema", "schema"), "invalid JSON Schema at $defs/a/$schema: 'https://example.com/d' is no dialect "
+         "jsonschema knows (known: 'http://json-schema.org/draft-03/schema#'"),
+        ({"type": "json_schema", "schema": {"properties": {"p": {"items": [{"$schema": "draft-07"}]}}}},
+         ("json_schema", "schema"), "invalid JSON Schema at properties/p/items/0/$schema: 'draft-07' is no dialect"),
+        # an embedded resource is checked against its own dialect's meta-schema: a draft-04 document's 2020-12
+        # resource with a `prefixItems` that is no list crashed the load with a TypeError (a traceback)
+        ({"type": "json_schema", "schema": {"$schema": "http://json-schema.org/draft-04/schema#", "properties": {
+            "p": {"id": "http://x.example/p", "$schema": "https://json-schema.org/draft/2020-12/schema",
+                  "prefixItems": 5}}}},
+         ("json_schema", "schema"), "invalid JSON Schema at properties/p/prefixItems: 5 is not of type 'array'"),
+        ({"type": "json_schema", "schema": {"$defs": {"a": {"$id": "http://x.example/a",
+                                                            "$schema": "http://json-schema.org/draft-07/schema#",
+                                                            "definitions": {"b": {"minLength": -1}}}}}},
+         ("json_schema", "schema"), "invalid JSON Schema at $defs/a/definitions/b/minLength: -1 is less than the minimum"),
         # a pattern of 1M characters took a minute to compile on load (found by fuzzing)
         ({"type": "regex", "pattern": "x" * 10_001}, ("regex", "pattern"), "at most 10000 characters"),
         ({"type": "json_schema", "schema": {"properties": {"a": {"pattern": "x" * 10_001}}}}, ("json_schema", "schema"),
@@ -192,6 +216,64 @@ def test_references_under_an_id_are_accepted_and_run(schema: dict) -> None:
                                      "https://json-schema.org/draft/2020-12/schema", "http://json-schema.org/draft-04/schema#"])
 def test_a_known_schema_dialect_is_accepted(dialect: str) -> None:
     assert parse_check({"type": "json_schema", "schema": {"$schema": dialect, "type": "object"}}).type == "json_schema"
+
+
+@pytest.mark.parametrize(("schema", "instance", "error"), [
+    # a 2020-12 bundle of a draft-07 resource (2019-09 on allow `$schema` beside an embedded resource's `$id`): its
+    # array `items` and `additionalItems` are draft 7's, which the 2020-12 meta-schema refused
+    ({"$defs": {"pair": {"$id": "https://x.example/pair", "$schema": "http://json-schema.org/draft-07/schema#",
+                         "items": [{"type": "string"}, {"type": "integer"}], "additionalItems": False}},
+      "properties": {"p": {"$ref": "https://x.example/pair"}}}, {"p": ["a", 1, 2]},
+     "at p: Additional items are not allowed (2 was unexpected)"),
+    # a draft-04 resource's boolean exclusiveMinimum, a number in 2020-12
+    ({"properties": {"n": {"$id": "https://x.example/n", "$schema": "http://json-schema.org/draft-04/schema#",
+                           "minimum": 3, "exclusiveMinimum": True}}}, {"n": 3},
+     "at n: 3 is less than or equal to the minimum of 3"),
+])
+def test_an_embedded_resource_of_another_known_dialect_is_accepted_and_run_by_it(schema: dict, instance: dict,
+                                                                                 error: str) -> None:
+    from monitor.checks.json_schema import schema_errors
+
+    assert parse_check({"type": "json_schema", "schema": schema}).type == "json_schema"
+    assert schema_errors(instance, schema) == error
+    assert schema_errors({}, schema) is None
+
+
+@pytest.mark.parametrize(("schema", "bad", "error"), [
+    # the meta-schemas jsonschema ships (jsonschema-specifications) validate a schema the answer holds; a $ref to one
+    # was refused as not resolving within the schema
+    ({"$ref": "https://json-schema.org/draft/2020-12/schema"}, {"type": "objekt"}, "at type: 'objekt' is not valid"),
+    ({"properties": {"s": {"$ref": "http://json-schema.org/draft-07/schema#"}}}, {"s": {"minLength": -1}},
+     "at s/minLength: -1 is less than the minimum of 0"),
+    ({"properties": {"n": {"$ref": "http://json-schema.org/draft-07/schema#/definitions/nonNegativeInteger"}}},
+     {"n": -1}, "at n: -1 is less than the minimum of 0"),
+    ({"$ref": "https://json-schema.org/draft/2020-12/meta/validation"}, {"minLength": "x"}, "at minLength: 'x' is not"),
+    ({"$ref": "http://json-schema.org/draft-04/schema#"}, {"type": "objekt"}, "at type: 'objekt' is not valid"),
+])
+def test_a_reference_to_a_bundled_meta_schema_is_accepted_and_runs_offline(
+        schema: dict, bad: dict, error: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    from monitor.checks.json_schema import schema_errors
+
+    def no_network(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"network access: {args}")
+
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(socket, "getaddrinfo", no_network)
+    assert parse_check({"type": "json_schema", "schema": schema}).type == "json_schema"
+    assert (schema_errors(bad, schema) or "").startswith(error)
+    assert schema_errors({}, schema) is None
+
+
+@pytest.mark.parametrize("ref", ["https://example.com/schema.json", "https://json-schema.org/draft/2020-12/nope",
+                                 "https://json-schema.org/draft/2020-12/schema#/$defs/nope"])
+def test_a_remote_reference_that_is_no_bundled_meta_schema_is_refused(ref: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        parse_check({"type": "json_schema", "schema": {"properties": {"a": {"$ref": ref}}}})
+    assert (f"invalid JSON Schema at properties/a: $ref {ref!r} does not resolve within the schema nor to a meta-schema "
+            "jsonschema ships (nothing is fetched over the network)") in info.value.errors()[0]["msg"]
 
 
 def test_list_errors_carry_the_index() -> None:

@@ -87,6 +87,9 @@ PROBES = "canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n%s"
     ("", "    checks: [{type: json_schema, schema: {$defs: {a: {$id: y, allOf: [{$ref: y}]}}, $ref: '#/$defs/a'}}]\n", "",
      "canaries[0].checks[0].schema: invalid JSON Schema at $defs/a/allOf/0: $ref 'y' comes back to where it started "
      "(#/$defs/a -> #/$defs/a/allOf/0 -> #/$defs/a)"),
+    ("", "    checks: [{type: json_schema, schema: {$defs: {a: {$id: 'https://x.example/a', $schema: 'https://x.example/d'}}}}]\n",
+     "", "canaries[0].checks[0].schema: invalid JSON Schema at $defs/a/$schema: 'https://x.example/d' is no dialect "
+     "jsonschema knows"),
     ("", "    tools: [{type: function, function: {name: f, parameters: {$defs: {p: {$ref: '#/$defs/p'}}}}}]\n", "",
      "canaries[0].tools[0]: function.parameters: invalid JSON Schema at $defs/p: $ref '#/$defs/p' comes back"),
     (", params: {max_tokens: 100000000000000}", "", "",
@@ -116,6 +119,16 @@ PROBES = "canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n%s"
      "on and off as booleans (value: 'yes')"),
     (", params: {seed: 9223372036854775807}", "    params: {seed: -9223372036854775808}\n", "", None),
     ("", "    checks: [{type: length, max: true}]\n", "", "canaries[0].checks[0].max: a number, not a boolean"),
+    # a tokens bound past the largest max_tokens: any integer loaded before, and failed (min) every answer
+    ("", "    checks: [{type: tokens, min: 5000000}]\n", "",
+     "canaries[0].checks[0].min: Input should be less than or equal to 1000000 (value: 5000000)"),
+    ("", "    checks: [{type: tokens, max: 99999999999999999999}]\n", "",
+     "canaries[0].checks[0].max: Input should be less than or equal to 1000000 (value: 99999999999999999999)"),
+    ("", "    checks: [{type: tokens, min: 500, max: 100}]\n", "",
+     "canaries[0].checks[0].max: min (500) must be <= max (100)"),
+    ("", "    checks: [{type: length, min: 500, max: 100}]\n", "",
+     "canaries[0].checks[0].max: min (500) must be <= max (100)"),
+    ("", "    checks: [{type: tokens, min: 0, max: 1000000}, {type: length, min: 0, max: 10000000}]\n", "", None),
     ("", "", "drift: {window: true}\n", "drift.window: a number, not a boolean"),
     ("", "", "refusal: {band: [true, 0.5]}\n", "refusal.band[0]: a number, not a boolean"),
     ("", "", "alerts: {retry: {max_retry_after: 1h}, external_labels: {n: 1}, cooldown: 1m}\n", None),

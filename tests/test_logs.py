@@ -143,3 +143,58 @@ def test_a_json_record_is_one_line_whatever_it_holds() -> None:
     assert len(line.splitlines()) == 1
     out = json.loads(line)
     assert out["reply"].startswith(f"a{_BREAKS}") and out["exc"].endswith(f"RuntimeError: boom{_BREAKS}forged")
+
+
+def _decoded(escaped: str) -> str:
+    """What a reader gets back from a text record's escapes (Python's: `\\\\`, `\\n`, `\\x1b`, `\\u202e`)."""
+    return escaped.encode("latin-1", "backslashreplace").decode("unicode_escape")
+
+
+# a value and another value its escaped form was written the same as: a literal backslash before `n`, `x1b`, `u2028`
+_LOOKALIKES = [("a\\nb", "a\nb"), ("a\\x1bb", "a\x1bb"), ("a\\u2028b", "a\u2028b"), ("C:\\new\\x85", "C:\new\x85"),
+               ("tail\\", "tail\\\\"), ("é\\r", "é\r")]
+
+
+@pytest.mark.parametrize(("literal", "control"), _LOOKALIKES)
+def test_a_text_record_tells_a_logged_backslash_from_an_escape(literal: str, control: str) -> None:
+    """The text format escapes line breaks and control characters as `\\n`, `\\x1b`: a message or field holding a
+    backslash before `n` (a Windows path, a regex, an upstream's JSON error) was written the same as one holding a line
+    break, so no reader could tell which was logged. A backslash is written `\\\\` where escaping applies."""
+    lines = {}
+    for text in (literal, control):
+        record = logging.getLogger("monitor.test").makeRecord("monitor.test", logging.WARNING, __file__, 1, "said %s",
+                                                              (text,), None, extra={"reply": text, "path": f"{text}x"})
+        line = TextFormatter().format(record)
+        assert len(line.splitlines()) == 1
+        message = line.split("monitor.test: said ", 1)[1].split(" reply=", 1)[0]
+        assert _decoded(message) == text  # the message decodes back to what was logged
+        fields = line.split(" reply=", 1)[1]
+        reply, path = fields.split(" path=")
+        # a field value needing any escape is quoted as logfmt tools read it: a JSON string
+        assert json.loads(reply) == text and json.loads(path) == f"{text}x"
+        lines[text] = line.split(" WARNING ", 1)[1]
+    assert lines[literal] != lines[control]
+
+
+def test_a_text_traceback_tells_a_backslash_from_an_escape() -> None:
+    records = []
+    for text in _LOOKALIKES[0]:
+        try:
+            raise RuntimeError(text)
+        except RuntimeError as e:
+            records.append(logging.getLogger("monitor.test").makeRecord(
+                "monitor.test", logging.ERROR, __file__, 1, "failed", (), (type(e), e, e.__traceback__)))
+    assert TextFormatter().format(records[0]).split("\n")[-1] == "  | RuntimeError: a\\\\nb"
+    assert TextFormatter().format(records[1]).split("\n")[-2:] == ["  | RuntimeError: a", "  | b"]
+
+
+def test_a_plain_field_value_stays_unquoted_and_json_lines_are_unchanged() -> None:
+    record = logging.getLogger("monitor.test").makeRecord("monitor.test", logging.INFO, __file__, 1, "m", (), None,
+                                                          extra={"target": "gpt-mini", "model": "café", "n": 3})
+    assert TextFormatter().format(record).endswith(" target=gpt-mini model=café n=3")
+    for literal, control in _LOOKALIKES:
+        for text in (literal, control):
+            record = logging.getLogger("monitor.test").makeRecord("monitor.test", logging.INFO, __file__, 1, "%s",
+                                                                  (text,), None, extra={"reply": text})
+            out = json.loads(JsonFormatter().format(record))
+            assert (out["msg"], out["reply"]) == (text, text)

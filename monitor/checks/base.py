@@ -117,8 +117,15 @@ def clip(text: str, limit: int = 80) -> str:
     return one if len(one) <= limit else one[: limit - 1] + "…"
 
 
+def count_bound(limit: int) -> Any:
+    """A `CountBounds` check's ``min`` or ``max``: unset, or a whole number from 0 to `limit`, past which a bound is
+    a typo that passes or fails every answer (each subclass bounds both by what it measures)."""
+    return Field(default=None, ge=0, le=limit)
+
+
 class CountBounds(BaseCheck):
-    """A check with inclusive integer bounds ``min``/``max``: at least one set, and min <= max."""
+    """A check with inclusive integer bounds ``min``/``max``: at least one set, and min <= max. Subclasses declare
+    both again with `count_bound`, giving the largest value they can measure."""
 
     min: int | None = Field(default=None, ge=0)
     max: int | None = Field(default=None, ge=0)

@@ -18,11 +18,14 @@ from monitor.errors import shown
 
 class JsonSchemaCheck(BaseCheck):
     """Pass when the completion parses as JSON and validates against ``schema`` (checked on load: every ``$ref``,
-    and the ``$dynamicRef`` of 2020-12 or ``$recursiveRef`` of 2019-09, resolves within it and never comes back to
-    where it started without reading deeper into the answer).
+    and the ``$dynamicRef`` of 2020-12 or ``$recursiveRef`` of 2019-09, resolves within it, or to a meta-schema
+    jsonschema ships (drafts 3 to 2020-12: ``$ref: https://json-schema.org/draft/2020-12/schema`` for an answer that
+    is a schema; nothing is fetched over the network), and never comes back to where it started without reading
+    deeper into the answer).
 
     A ``$schema`` must name a dialect jsonschema knows (drafts 3, 4, 6, 7, 2019-09 and 2020-12); without one,
-    the schema is read as 2020-12.
+    the schema is read as 2020-12. One beside an embedded resource's ``$id`` (a bundle) must too: that resource is
+    read, and checked on load, by its own dialect.
 
     ``schema`` may be written ``json_schema`` (its name in the code) instead, not both.
     """
@@ -43,26 +46,69 @@ SHOWN_ERRORS = 10  # a schema's problems an error names at most
 def check_schema(schema: dict[str, Any]) -> dict[str, Any]:
     """Raise ValueError naming every problem (up to ``SHOWN_ERRORS``) when ``schema`` is not a valid JSON Schema,
     as `check-config` names every other problem in one run (the validator's own check_schema names one)."""
-    import jsonschema
-
-    if isinstance(schema.get("$schema"), str) and jsonschema.validators.validator_for(schema, default=None) is None:
-        # jsonschema would validate it as the latest draft, silently
-        known = ", ".join(repr(uri) for uri in known_dialects())
-        raise ValueError(f"invalid JSON Schema at $schema: {shown(schema['$schema'])} is no dialect jsonschema knows "
-                         f"(known: {known})")
-    # a $schema that is no string is read by the latest dialect's meta-schema, which names it (jsonschema's own
-    # lookup of it raised AttributeError or TypeError)
-    cls = jsonschema.validators.validator_for(schema if isinstance(schema.get("$schema", ""), str) else {})
-    _check_pattern_lengths(schema, [])  # before the meta-schema compiles them
-    meta = cls(cls.META_SCHEMA, format_checker=cls.FORMAT_CHECKER)  # as check_schema: `pattern` must be a regex
-    problems = list(dict.fromkeys(f"at {'/'.join(str(p) for p in e.path) or '(root)'}: {e.message}"
-                                  for e in meta.iter_errors(schema)))
+    _check_pattern_lengths(schema, [])  # before the meta-schemas compile them
+    regions = _dialects(schema)
+    cls = regions[0][2]
+    problems = list(dict.fromkeys(problem for region in regions for problem in _meta_problems(region, regions)))
     if problems:
         more = f"; and {len(problems) - SHOWN_ERRORS} more" if len(problems) > SHOWN_ERRORS else ""
         raise ValueError(f"invalid JSON Schema {'; '.join(problems[:SHOWN_ERRORS])}{more}")
     _check_refs(schema, ("$ref", *_DIALECT_REFS.get(str(cls.META_SCHEMA.get("$id", "")).rstrip("#"), ())),
                 _Scopes(schema, cls))
     return schema
+
+
+_Region = tuple[tuple[str, ...], dict[str, Any], Any]  # where a dialect's part of a schema starts, it, its validator
+
+
+def _dialects(schema: dict[str, Any]) -> list[_Region]:
+    """The parts of `schema` each dialect reads, the whole first: a subschema with a `$schema` (an embedded
+    resource's, beside its `$id`, as 2019-09 on allow) is validated by that dialect down to the next `$schema`
+    (jsonschema switches validators there), and so checked against its meta-schema. Raise ValueError for a `$schema`
+    naming no dialect jsonschema knows, at any depth: jsonschema would validate by the latest draft (at the root) or
+    the parent's (below it), silently."""
+    import jsonschema
+
+    regions: list[_Region] = []
+
+    def walk(node: Any, path: tuple[str, ...]) -> None:
+        if isinstance(node, list):
+            for i, item in enumerate(node):
+                walk(item, (*path, str(i)))
+            return
+        if not isinstance(node, dict):
+            return
+        uri = node.get("$schema")
+        if isinstance(uri, str):
+            cls = jsonschema.validators.validator_for(node, default=None)
+            if cls is None:
+                known = ", ".join(repr(uri) for uri in known_dialects())
+                raise ValueError(f"invalid JSON Schema at {'/'.join((*path, '$schema'))}: {shown(uri)} is no dialect "
+                                 f"jsonschema knows (known: {known})")
+            regions.append((path, node, cls))
+        elif not path:
+            # a $schema that is no string is read by the latest dialect's meta-schema, which names it (jsonschema's
+            # own lookup of it raised AttributeError or TypeError)
+            regions.append((path, node, jsonschema.validators.validator_for({})))
+        for key, value in node.items():
+            if key not in _DATA_KEYWORDS:
+                walk(value, (*path, key))
+
+    walk(schema, ())
+    return regions
+
+
+def _meta_problems(region: _Region, regions: list[_Region]) -> list[str]:
+    """The problems its dialect's meta-schema finds in `region`, but in the regions of others within it."""
+    path, node, cls = region
+    inner = [p for p, _, _ in regions if len(p) > len(path) and p[:len(path)] == path]
+    meta = cls(cls.META_SCHEMA, format_checker=cls.FORMAT_CHECKER)  # as check_schema: `pattern` must be a regex
+    out = []
+    for e in meta.iter_errors(node):
+        where = (*path, *(str(p) for p in e.path))
+        if not any(where[:len(p)] == p for p in inner):
+            out.append(f"at {'/'.join(where) or '(root)'}: {e.message}")
+    return out
 
 
 def known_dialects() -> list[str]:
@@ -108,17 +154,18 @@ def _check_pattern_lengths(node: Any, path: list[str]) -> None:
 class _Scopes:
     """References read as the validator class `cls` reads them: by its dialect's `$id` (or `id`), against the base
     URI of the resource they are in (the root's `$id`, moved by each nested one), every resource of the schema known
-    by its own."""
+    by its own, and the meta-schemas jsonschema ships (its validators look them up offline: nothing else is fetched,
+    as nothing is at load, with `Registry`'s default of retrieving nothing)."""
 
     def __init__(self, schema: dict[str, Any], cls: Any) -> None:
-        import referencing
         import referencing.jsonschema
+        from jsonschema_specifications import REGISTRY as SHIPPED
 
         self.spec = referencing.jsonschema.specification_with(str(cls.ID_OF(cls.META_SCHEMA) or ""),
                                                               default=referencing.jsonschema.DRAFT202012)
         resource = self.spec.create_resource(schema)
         uri = resource.id() or ""
-        self.root = referencing.Registry().with_resource(uri, resource).crawl().resolver(uri)
+        self.root = SHIPPED.with_resource(uri, resource).crawl().resolver(uri)
 
     def within(self, resolver: Any, node: dict[str, Any]) -> Any:
         """The resolver for the references of `node`, reached with `resolver` (the one of its parent)."""
@@ -148,7 +195,8 @@ def _check_refs(schema: dict[str, Any], keywords: tuple[str, ...], scopes: _Scop
                 except Unresolvable:
                     where = "/".join(path) or "(root)"
                     raise ValueError(f"invalid JSON Schema at {where}: {keyword} {ref!r} does not resolve within the "
-                                     "schema") from None
+                                     "schema nor to a meta-schema jsonschema ships (nothing is fetched over the "
+                                     "network)") from None
         for key, value in node.items():
             if key not in _DATA_KEYWORDS:
                 walk(value, [*path, key], resolver)

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
-
-from monitor.checks.base import Context, CountBounds, Verdict, within
+from monitor.checks.base import Context, CountBounds, Verdict, count_bound, within
 from monitor.domain import Observation
 
 MAX_LENGTH = 10_000_000  # characters or words of a length bound
@@ -17,8 +15,8 @@ class LengthCheck(CountBounds):
 
     type: Literal["length"]
     # a completion of the largest max_tokens (1,000,000) runs to a few million characters: a bound past this is a typo
-    min: int | None = Field(default=None, ge=0, le=MAX_LENGTH)
-    max: int | None = Field(default=None, ge=0, le=MAX_LENGTH)
+    min: int | None = count_bound(MAX_LENGTH)
+    max: int | None = count_bound(MAX_LENGTH)
     unit: Literal["chars", "words"] = "chars"
 
 

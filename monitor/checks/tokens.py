@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-from monitor.checks.base import Context, CountBounds, Verdict, within
-from monitor.domain import Observation
+from monitor.checks.base import Context, CountBounds, Verdict, count_bound, within
+from monitor.domain import MAX_ANSWER_TOKENS, Observation
 
 
 class TokensCheck(CountBounds):
@@ -16,6 +16,9 @@ class TokensCheck(CountBounds):
     """
 
     type: Literal["tokens"]
+    # no answer is longer than the largest max_tokens a canary may ask for
+    min: int | None = count_bound(MAX_ANSWER_TOKENS)
+    max: int | None = count_bound(MAX_ANSWER_TOKENS)
     allow_estimated: bool = False
 
 

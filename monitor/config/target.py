@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator
 
 from monitor.config.strict import Id, Strict
+from monitor.domain import MAX_ANSWER_TOKENS
 from monitor.durations import Seconds
 from monitor.http_urls import API_ENDPOINTS, url_problem
 from monitor.keylike import looks_like_a_key
@@ -17,8 +18,6 @@ from monitor.placed import Placed
 
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")  # RFC 9110 field name
 _HEADER_VALUE = re.compile(r"^[\x20-\x7e\t]*\Z")
-# The largest max_tokens taken: models write at most a few hundred thousand tokens in one answer today
-MAX_TOKENS = 1_000_000
 # USD per million tokens at most: the dearest models bill a few hundred (a price of 1e300 made every cost infinite)
 MAX_PRICE = 10_000
 # The seed as the OpenAI API and OpenTelemetry's int attributes take it: a signed 64-bit integer
@@ -29,7 +28,7 @@ class RequestParams(Strict):
     """Sampling parameters sent with every call; canary params override the target's."""
 
     temperature: float | None = Field(default=None, ge=0, le=2)
-    max_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS)
+    max_tokens: int | None = Field(default=None, ge=1, le=MAX_ANSWER_TOKENS)
     top_p: float | None = Field(default=None, gt=0, le=1)
     seed: int | None = Field(default=None, ge=SEED_RANGE[0], le=SEED_RANGE[1])
 
