@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import event, inspect
 
 from monitor.alerts.events import ASKED_NOTE, DEAD, DELIVERED, PENDING
 from monitor.alerts.outbox import Outbox
@@ -124,3 +127,37 @@ def test_a_row_of_a_grouped_message_brings_the_rest_of_it(store: Store) -> None:
     assert got is not None and got.status == PENDING and got.sent_as is None  # sent again: in whatever message
     assert {ob.get(n.id).status for n in (alone, other)} == {DEAD}  # type: ignore[union-attr]
     assert [r.notification.id for r in ob.resend_dead(LATER, ids=["msg_h"])] == [other.id]  # the message's own id
+
+
+def test_the_lookup_by_grouped_message_reads_an_index_and_the_upgrade_keeps_every_row(store_url: str) -> None:
+    # `alerts resend` finds a grouped message's rows by `sent_as` (0012), which no index held: every re-send by a
+    # message id read the whole outbox, 90 days of it by default. 0013 indexes the rows that have one.
+    store = Store(store_url)
+    try:
+        upgrade_to(store.engine, "0012")
+        rows = [replace(note(signal=s), status=DEAD, attempts=9, last_error="gave up after 9 attempts: HTTP 503",
+                        sent_as="msg_g") for s in ("refused", "output_chars")]
+        rows += [note(group=f"c/{i}") for i in range(5)]
+        add_notifications(store.engine, rows)  # as a build at 0012 wrote them
+        assert store.migrate() == HEAD
+        index = {i["name"]: i["column_names"] for i in inspect(store.engine).get_indexes("notifications")}
+        assert index.get("ix_notifications_sent_as") == ["sent_as"]
+        ob = Outbox(store.engine)
+        assert sorted(n.id for n in ob.query(limit=100)) == sorted(n.id for n in rows)  # every row kept
+        assert {ob.get(n.id).sent_as for n in rows} == {"msg_g", None}  # type: ignore[union-attr]
+        if store.engine.dialect.name == "sqlite":  # the query `alerts resend` asks, as SQLite plans it
+            seen: list[tuple[str, Any]] = []
+
+            def keep(conn: Any, cur: Any, stmt: str, params: Any, ctx: Any, many: bool) -> None:
+                seen.append((stmt, params))
+
+            event.listen(store.engine, "before_cursor_execute", keep)
+            ob._asked_rows(["msg_g"], None)
+            event.remove(store.engine, "before_cursor_execute", keep)
+            stmt, params = seen[0]
+            with store.engine.connect() as conn:
+                plan = " | ".join(str(r[-1]) for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {stmt}", params))
+            assert "ix_notifications_sent_as" in plan and "SCAN notifications" not in plan, plan
+        assert {r.notification.id for r in ob.resend_dead(LATER, ids=["msg_g"])} == {rows[0].id, rows[1].id}
+    finally:
+        store.close()
