@@ -62,6 +62,26 @@ def test_named_messages_given_up_on_wait_again_and_it_says_so(tmp_path: Path,
     assert _statuses(config) == {a: PENDING, b: DEAD}
 
 
+def test_messages_a_410_gave_up_on_are_said_to_wait_for_the_daemons_reload(tmp_path: Path,
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    # A running daemon disables a sink that answered 410 until its configuration is reloaded: what is re-sent to it
+    # meanwhile waits (pending) for that reload, which the operator is told to do, not only that it waits for delivery.
+    config, (a, b, c) = _store(tmp_path, ("hook", _changed("c1")), ("hook", _changed("c2")), ("chat", _changed("c3")))
+    store = Store(config.storage.url)
+    ob = Outbox(store.engine)
+    rows = {n.message_id: n.id for n in ob.query()}
+    ob.mark_dead(rows[a], "HTTP 410: endpoint deleted")
+    ob.mark_dead(rows[b], "sink disabled: the endpoint answered 410 Gone (HTTP 410: endpoint deleted)")
+    store.close()
+    assert alerts_resend(config, [], sink="hook", now=lambda: NOW) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert ("note: sink hook answered 410 Gone: a running daemon disables it until its configuration is reloaded, and "
+            "keeps the 2 notifications re-sent there waiting (pending, `alerts pending` says why) until then: reload it "
+            "(SIGHUP or POST /-/reload) once its URL is fixed") in out, out
+    assert alerts_resend(config, [c], now=lambda: NOW) == 0  # given up on for another reason: no such note
+    assert "410" not in capsys.readouterr().out
+
+
 def test_a_sink_s_messages_given_up_on_all_at_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config, (a, b, c) = _store(tmp_path, ("hook", _changed("c1")), ("hook", _changed("c2")),
                                ("chat", _changed("c3")))
