@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from sqlalchemy import text
 
 from monitor.alerts import AlertsConfig
-from monitor.alerts.events import DEAD, DELIVERED, FAILED
+from monitor.alerts.events import DEAD, DELIVERED, FAILED, PENDING
 from monitor.store import Store
 from tests.support.delivery import SECRET, Clock, build, config, event
 from tests.support.receiver import Receiver
@@ -229,4 +229,40 @@ async def test_secrets_never_reach_the_store_logs_or_metrics(
     exposed = dump + caplog.text + generate_latest(registry).decode()
     for secret in (SECRET, SECRET.removeprefix("whsec_"), "XXsekretXXtokenXX", "PDKEYsekret0123"):
         assert secret not in exposed
+    await al.stop()
+
+
+async def test_a_row_re_sent_on_request_while_the_daemon_has_its_sink_disabled_waits_for_the_reload(
+        store: Store, clock: Clock, rx: Receiver, caplog: pytest.LogCaptureFixture) -> None:
+    # Found by review: the endpoint answered 410, so the running daemon disabled the sink until a reload; the operator
+    # fixed the URL, sent the rows given up on again (`alerts resend`), and the daemon, not yet reloaded, gave them up
+    # at once, the command having said they wait for delivery. An operator's re-send now waits, pending and saying
+    # why in `alerts pending`, and goes out after the reload (a message the daemon writes meanwhile is still dropped).
+    al = build(store, config(rx.url), clock)
+    await al.publish([event(1)])
+    rx.fail(410, times=1)
+    await al.sender.flush()  # the sink is disabled until the reload
+    [second] = await al.publish([event(2)])
+    assert (await al.sender.flush()).dead == 1
+    [asked] = al.outbox.resend_dead(clock(), ids=[second.message_id])
+    assert asked.skipped is None
+    for _ in range(3):  # at each look until the reload: still waiting, said once
+        res = await al.sender.flush()
+        assert (res.dead, res.delivered) == (0, 0)
+        row = al.outbox.get(second.id)
+        assert row is not None and row.status == PENDING and row.attempts == 0  # never tried: none counted
+        assert row.last_error is not None and row.last_error.startswith(
+            "waits for a reload: sink 'hook' is disabled in the running daemon (sink disabled: the endpoint answered "
+            "410 Gone (HTTP 410")
+        assert row.last_error.count("waits for a reload") == 1
+        assert second.id in {n.id for n in al.outbox.list_pending()}  # as `alerts pending` lists it
+        clock.advance(20)
+    assert caplog.text.count("re-sent on request wait: their sink is disabled") == 1  # once, not at every look
+    await al.publish([event(3)])
+    assert (await al.sender.flush()).dead == 1  # written meanwhile: dropped, as before
+    assert len(rx.requests) == 1
+    al.reload(al.cfg, environ={"HOOK_SECRET": SECRET})
+    clock.advance(20)
+    assert (await al.sender.flush()).delivered == 1
+    assert rx.requests[-1].message_id == second.message_id and al.outbox.get(second.id).status == DELIVERED  # type: ignore[union-attr]
     await al.stop()

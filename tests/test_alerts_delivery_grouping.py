@@ -362,3 +362,40 @@ async def test_a_grouped_message_delivered_is_marked_delivered_as_one_or_not_at_
     assert len(ids) == 2 and ids[0] == ids[1], ids  # the same message again, which the receiver drops
     assert len(rx.requests[1].json["data"]["events"]) == 3
     await al.stop()
+
+
+async def test_a_grouped_re_send_without_a_row_that_ended_goes_under_its_rows_id_and_leaves_no_stale_sent_as(
+        sqlite_store: Store, clock: Clock, rx: Receiver) -> None:
+    # The daemon re-sends a grouped firing message given up on once the receiver takes messages again; a row of it
+    # whose event ended meanwhile is not re-sent (its end was), so the message carries the others, under the id
+    # those rows make (other contents, another webhook-id: a receiver that had the first drops nothing it lacks).
+    # Its rows then said they were given up on in the first message (`sent_as`), which the receiver got under no id.
+    from monitor.alerts.policy import group_message_id
+
+    al = build(sqlite_store, config(rx.url, group_wait="30s"), clock)
+
+    def drift(kind: str, signal: str) -> AlertEvent:
+        return AlertEvent(kind=kind, canary="c", target="t", signal=signal, event_id=f"c-{signal}",
+                          evidence={"baseline_value": 0.0, "current_value": 1.0})
+
+    await al.publish([drift("drift.opened", s) for s in ("refused", "check:refusal", "similarity")])
+    clock.advance(30)
+    rx.fail(503)
+    await al.sender.flush()
+    clock.advance(al.cfg.retry.give_up_after)
+    await al.sender.flush()  # given up on, its rows with it
+    rows = {r.signal: r for r in al.outbox.query()}
+    first = group_message_id([r.id for r in rows.values()])
+    assert {r.sent_as for r in rows.values()} == {first}
+    rx.heal()
+    await al.publish([drift("drift.resolved", "similarity")])
+    clock.advance(30)
+    await al.sender.flush()  # the end goes; the receiver takes messages: the rest of the page is re-sent
+    resent = rx.requests[-1]
+    assert resent.json["data"]["resent"] is True and sorted(resent.json["data"]["signals"]) == ["check:refusal",
+                                                                                                 "refused"]
+    assert resent.message_id == group_message_id([rows["refused"].id, rows["check:refusal"].id]) != first
+    got = {r.signal: r for r in al.outbox.query() if r.kind == "drift.opened"}
+    assert {s: (r.status, r.sent_as) for s, r in got.items()} == {
+        "refused": ("delivered", None), "check:refusal": ("delivered", None), "similarity": ("dead", first)}
+    await al.stop()

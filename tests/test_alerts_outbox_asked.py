@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import event, inspect
 
 from monitor.alerts.events import ASKED_NOTE, DEAD, DELIVERED, PENDING
 from monitor.alerts.outbox import Outbox
@@ -124,3 +127,72 @@ def test_a_row_of_a_grouped_message_brings_the_rest_of_it(store: Store) -> None:
     assert got is not None and got.status == PENDING and got.sent_as is None  # sent again: in whatever message
     assert {ob.get(n.id).status for n in (alone, other)} == {DEAD}  # type: ignore[union-attr]
     assert [r.notification.id for r in ob.resend_dead(LATER, ids=["msg_h"])] == [other.id]  # the message's own id
+
+
+def test_the_lookup_by_grouped_message_reads_an_index_and_the_upgrade_keeps_every_row(store_url: str) -> None:
+    # `alerts resend` finds a grouped message's rows by `sent_as` (0012), which no index held: every re-send by a
+    # message id read the whole outbox, 90 days of it by default. 0013 indexes the rows that have one.
+    store = Store(store_url)
+    try:
+        upgrade_to(store.engine, "0012")
+        rows = [replace(note(signal=s), status=DEAD, attempts=9, last_error="gave up after 9 attempts: HTTP 503",
+                        sent_as="msg_g") for s in ("refused", "output_chars")]
+        rows += [note(group=f"c/{i}") for i in range(5)]
+        add_notifications(store.engine, rows)  # as a build at 0012 wrote them
+        assert store.migrate() == HEAD
+        index = {i["name"]: i["column_names"] for i in inspect(store.engine).get_indexes("notifications")}
+        assert index.get("ix_notifications_sent_as") == ["sent_as"]
+        ob = Outbox(store.engine)
+        assert sorted(n.id for n in ob.query(limit=100)) == sorted(n.id for n in rows)  # every row kept
+        assert {ob.get(n.id).sent_as for n in rows} == {"msg_g", None}  # type: ignore[union-attr]
+        if store.engine.dialect.name == "sqlite":  # the query `alerts resend` asks, as SQLite plans it
+            seen: list[tuple[str, Any]] = []
+
+            def keep(conn: Any, cur: Any, stmt: str, params: Any, ctx: Any, many: bool) -> None:
+                seen.append((stmt, params))
+
+            event.listen(store.engine, "before_cursor_execute", keep)
+            ob._asked_rows(["msg_g"], None)
+            event.remove(store.engine, "before_cursor_execute", keep)
+            stmt, params = seen[0]
+            with store.engine.connect() as conn:
+                plan = " | ".join(str(r[-1]) for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {stmt}", params))
+            assert "ix_notifications_sent_as" in plan and "SCAN notifications" not in plan, plan
+        assert {r.notification.id for r in ob.resend_dead(LATER, ids=["msg_g"])} == {rows[0].id, rows[1].id}
+    finally:
+        store.close()
+
+
+def test_the_daemons_own_re_send_clears_sent_as_as_an_operators_does(store: Store) -> None:
+    # `sent_as` is the message a row was given up on in. The daemon's own re-sends (a firing message once more while
+    # it fires, an end tried once more) left it on the row they made due, and on the row once delivered, though the
+    # re-send went out under whatever id its rows then made: `alerts pending --json` named a message the receiver
+    # never got for a row it had, and `alerts resend` that id listed the delivered rows as not re-sent (exit 1).
+    ob = Outbox(store.engine)
+    opened = [note(signal=s) for s in ("refused", "output_chars")]
+    ends = [note(kind="drift.resolved", group="c/u", signal=s, at=T0 + timedelta(minutes=1)) for s in ("a", "b")]
+    ob.add([*opened, *ends])
+    ob.mark_dead([n.id for n in opened], "gave up after 9 attempts: HTTP 503", sent_as="msg_g")
+    ob.mark_dead([n.id for n in ends], "gave up after 9 attempts: HTTP 503", sent_as="msg_h")
+    assert sorted(ob.resend_given_up_firing("hook", LATER)[0]) == sorted(n.id for n in opened)
+    assert sorted(ob.retry_given_up_ends("hook", LATER)) == sorted(n.id for n in ends)
+    assert {(n.status, n.sent_as) for n in ob.query(limit=10)} == {(PENDING, None)}
+    ob.mark_delivered([n.id for n in opened], LATER)
+    assert ob.resend_dead(LATER, ids=["msg_g"]) == []  # nothing was given up on in it any more
+
+
+def test_the_upgrade_clears_sent_as_left_on_rows_not_given_up_on(store_url: str) -> None:
+    # Rows the daemon of 0012 re-sent itself kept the id of the message they were given up on in, once delivered too.
+    store = Store(store_url)
+    try:
+        upgrade_to(store.engine, "0012")
+        dead, delivered, pending = (replace(note(signal=s), status=status, attempts=9, sent_as="msg_g",
+                                            last_error="gave up after 9 attempts: HTTP 503")
+                                    for s, status in (("a", DEAD), ("b", DELIVERED), ("c", PENDING)))
+        add_notifications(store.engine, [dead, delivered, pending])
+        assert store.migrate() == HEAD
+        ob = Outbox(store.engine)
+        assert [ob.get(n.id).sent_as for n in (dead, delivered, pending)] == ["msg_g", None, None]  # type: ignore[union-attr]
+        assert [r.notification.id for r in ob.resend_dead(LATER, ids=["msg_g"])] == [dead.id]
+    finally:
+        store.close()

@@ -17,6 +17,7 @@ from rich.text import Text
 
 from monitor import jsonl
 from monitor.alerts.config import AlertsConfig
+from monitor.alerts.delivery import DISABLED_NOTE
 from monitor.alerts.events import DEAD, DELIVERED, HELD, WAITING, AlertEvent, Notification
 from monitor.alerts.outbox import Outbox
 from monitor.alerts.policy import plan
@@ -170,6 +171,21 @@ def alerts_pending(config: Any, *, limit: int = 100, every: bool = False, dead: 
     return EXIT_OK
 
 
+def _say_gone(asked: Sequence[Any], stdout: TextIO | None) -> None:
+    """Tell of each sink whose re-sent rows were given up on for a 410 that the running daemon keeps them waiting for
+    its reload (it disables such a sink until then: monitor.alerts.delivery), and to reload it once the URL is fixed."""
+    gone: dict[str, int] = {}
+    for a in asked:
+        n = a.notification
+        if a.skipped is None and (n.last_error or "").startswith(("HTTP 410", DISABLED_NOTE)):
+            gone[n.sink] = gone.get(n.sink, 0) + 1
+    for sink, count in gone.items():
+        what = "the notification" if count == 1 else f"the {count} notifications"
+        write_line(f"note: sink {sink} answered 410 Gone: a running daemon disables it until its configuration is "
+                   f"reloaded, and keeps {what} re-sent there waiting (pending, `alerts pending` says why) until then: "
+                   "reload it (SIGHUP or POST /-/reload) once its URL is fixed", stdout)
+
+
 def alerts_resend(config: Any, ids: Sequence[str], sink: str | None = None, *, now: Callable[[], datetime] = utcnow,
                   stdout: TextIO | None = None, store: Any = None) -> int:
     """Make the notifications given up on (dead) that `ids` name (message ids or row ids), or every one of `sink`,
@@ -215,4 +231,5 @@ def alerts_resend(config: Any, ids: Sequence[str], sink: str | None = None, *, n
                    "default), a stopped one when it starts", stdout)
     elif not ids:
         write_line(f"nothing given up on at sink {sink}", stdout)
+    _say_gone(asked, stdout)
     return EXIT_FAIL if ids and (missing or done < len(asked)) else EXIT_OK

@@ -24,6 +24,7 @@ from monitor.alerts.events import (
     FAILED,
     FIRING,
     GAVE_UP_NOTE,
+    RELOAD_WAIT_NOTE,
     RESEND_REFUSALS,
     RESEND_REFUSED_NOTE,
     RESENT_REFUSED,
@@ -62,6 +63,13 @@ class FlushResult:
 UNCONFIGURED_GRACE = timedelta(hours=1)
 GONE, DISABLED, GAVE_UP, UNCONFIGURED, UNRENDERABLE = "gone", "disabled", "gave_up", "unconfigured", "unrenderable"
 DROP_REASONS: tuple[str, ...] = (GONE, DISABLED, GAVE_UP, UNCONFIGURED, UNRENDERABLE)
+# why a disabled sink's messages are given up on (their last_error begins so; a 410's own message "HTTP 410")
+DISABLED_NOTE = "sink disabled: the endpoint answered 410 Gone"
+# A sink's loop with nothing to send asks the store again after `poll_interval`, then twice as long each time, up to
+# this many poll intervals (16 s by default), or sooner when a waiting row falls due (the claim says when) or a row
+# is added here (`wake`). Only rows another process adds (`baseline accept` from the CLI) wait for the next look. A row
+# re-sent on request while its sink is disabled is looked at again as often, so it goes out so soon after the reload.
+IDLE_POLLS = 8
 
 
 def refreshes(sink: Sink) -> bool:
@@ -83,6 +91,7 @@ class Delivering:
     metrics: Any
     now: Callable[[], datetime]
     rand: Callable[[], float]
+    poll_interval: float
     disabled: dict[str, str]
     on_dead: Callable[[Notification], int] | None
     _client: httpx.AsyncClient
@@ -97,6 +106,8 @@ class Delivering:
     # Sinks that delivered a message since this start: a re-send failing at one not in `_sink_failing` was refused
     # while the receiver took other messages; at one that delivered nothing yet, the receiver may be down.
     _sink_took: set[str]
+    # Disabled sinks that have a row re-sent on request waiting for the reload (logged once per sink until the reload)
+    _reload_logged: set[str]
 
     if TYPE_CHECKING:  # Sender's own, named here for the type checker
         def wake(self) -> None: ...
@@ -185,8 +196,25 @@ class Delivering:
     def _gone(self, name: str, error: str, extra: dict[str, Any]) -> None:
         """The endpoint answered 410 Gone (to a message or to a re-send of the firing alerts): disable the sink until
         the config is reloaded (Standard Webhooks: a 410 disables the endpoint)."""
-        self._disable(name, f"sink disabled: the endpoint answered 410 Gone ({error})")
+        self._disable(name, f"{DISABLED_NOTE} ({error})")
         log.error("alert sink %s answered 410 Gone: disabled until the config is reloaded", name, extra=extra)
+
+    async def _wait_for_reload(self, n: Notification, extra: dict[str, Any]) -> None:
+        """Keep `n`, a row an operator asked to send again (`alerts resend`: `asked_at`), waiting while its sink is
+        disabled (a 410, until the reload): given up on at once, it was lost to a command that said it waits for
+        delivery, typically run after fixing the URL and before the reload. It stays pending, its last error saying
+        why (`alerts pending`), no attempt counted, looked at again every `IDLE_POLLS` poll intervals, and goes out
+        after the reload. A message written while the sink is disabled is still given up on (`DISABLED`)."""
+        note = None
+        if n.sink not in self._reload_logged:
+            self._reload_logged.add(n.sink)
+            log.warning("notifications re-sent on request wait: their sink is disabled until the config is reloaded "
+                        "(logged once until then)", extra=extra)
+        if not (n.last_error or "").startswith(RELOAD_WAIT_NOTE):
+            note = (f"{RELOAD_WAIT_NOTE} sink {n.sink!r} is disabled in the running daemon ({self.disabled[n.sink]}); "
+                    f"it goes out once the configuration is reloaded ({n.last_error})")
+        until = self.now() + timedelta(seconds=self.poll_interval * IDLE_POLLS)
+        await asyncio.to_thread(self.outbox.defer, [n], until, note)
 
     async def _join_retry(self, n: Notification, merged: list[Notification]) -> set[str]:
         """When rows of `n`'s group wait for the retry of their failed message (`merged` holds them: failed, not due),
@@ -220,6 +248,9 @@ class Delivering:
         if sink is None:
             log.warning("notification dropped: its sink is no longer configured", extra=extra)
             await self._drop(n, UNCONFIGURED, f"sink {n.sink!r} is no longer configured", res, attempted=False)
+            return set()
+        if n.sink in self.disabled and n.asked_at is not None:
+            await self._wait_for_reload(n, extra)
             return set()
         if n.sink in self.disabled:
             log.warning("notification dropped: its sink is disabled", extra=extra)

@@ -43,6 +43,9 @@ RESENT_REFUSED = "(its re-send refused while the receiver took other messages: n
 # how the last_error of a row given up on (dead) that an operator made due again (`llm-monitor alerts resend`,
 # monitor.alerts.outbox_asked) begins, its old error after it in brackets
 ASKED_NOTE = "sent again on request:"
+# how the last_error of a row an operator asked to send again begins while its sink is disabled in the running daemon
+# (a 410, until the reload): it waits, pending, for that reload instead of being given up on (monitor.alerts.delivery)
+RELOAD_WAIT_NOTE = "waits for a reload:"
 
 
 def status_of(kind: str) -> str:

@@ -226,15 +226,18 @@ class Outbox(Upkeep, Resending, Asking):
             return [_from_row(r) for r in s.exec(q).all()]
 
     @retry_disconnect
-    def defer(self, rows: Iterable[Notification], until: datetime) -> None:
-        """Make `rows` wait until `until`, no attempt counted (rows that join their group's retry,
-        monitor.alerts.delivery), each only if still waiting with the next attempt it was read with (a claim or an
-        attempt since changed it: left alone)."""
+    def defer(self, rows: Iterable[Notification], until: datetime, note: str | None = None) -> None:
+        """Make `rows` wait until `until`, no attempt counted (rows that join their group's retry, or re-sent on request
+        while their sink is disabled: monitor.alerts.delivery), their last error `note` if given, each only if still
+        waiting with the next attempt it was read with (a claim or an attempt since changed it: left alone)."""
+        values: dict[str, Any] = {"next_attempt_at": until}
+        if note is not None:
+            values["last_error"] = note[:2000]
         with Session(self.engine) as s:
             for n in rows:
                 s.exec(update(NotificationRow).where(  # type: ignore[call-overload]
                     col(NotificationRow.id) == n.id, _waiting(NotificationRow),
-                    col(NotificationRow.next_attempt_at) == n.next_attempt_at).values(next_attempt_at=until))
+                    col(NotificationRow.next_attempt_at) == n.next_attempt_at).values(**values))
             s.commit()
 
     @retry_disconnect
@@ -394,7 +397,7 @@ class Outbox(Upkeep, Resending, Asking):
             for r in rows:
                 res = s.exec(update(NotificationRow).where(  # type: ignore[call-overload]
                     and_(col(NotificationRow.id) == r.id, col(NotificationRow.status) == DEAD))
-                    .values(status=PENDING, next_attempt_at=now,
+                    .values(status=PENDING, next_attempt_at=now, sent_as=None,  # as `resend_given_up_firing`
                             last_error=f"{RETRIED_END_NOTE} the sink takes messages again ({r.last_error})"[:2000]))
                 if res.rowcount == 1:
                     ids.append(r.id)

@@ -183,8 +183,10 @@ class Resending:
                 res = s.exec(update(NotificationRow).where(  # type: ignore[call-overload]
                     and_(col(NotificationRow.id) == r.id, col(NotificationRow.status) == DEAD,
                          col(NotificationRow.last_error) == r.last_error, ~written_after(r)))
+                    # due again, it goes out in whatever message its group's waiting rows then make (`sent_as` cleared, as
+                    # `alerts resend` does: set again only if this re-send is given up on, to the id it went out under)
                     .values(status=PENDING, next_attempt_at=now, payload=storable({**(r.payload or {}), "resent": True}),
-                            last_error=f"{RESENT_NOTE} its alert still fires ({r.last_error})"[:2000]))
+                            sent_as=None, last_error=f"{RESENT_NOTE} its alert still fires ({r.last_error})"[:2000]))
                 if res.rowcount == 1:
                     ids.append(r.id)
             s.commit()

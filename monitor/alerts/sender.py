@@ -29,6 +29,7 @@ from monitor.alerts.delivery import (  # noqa: F401 (FlushResult, refreshes and 
     DROP_REASONS,
     GAVE_UP,
     GONE,
+    IDLE_POLLS,
     UNCONFIGURED,
     UNCONFIGURED_GRACE,
     Delivering,
@@ -46,10 +47,6 @@ from monitor.tls import default_context
 log = logging.getLogger("monitor.alerts")
 
 
-# A sink's loop with nothing to send asks the store again after `poll_interval`, then twice as long each time, up to
-# this many poll intervals (16 s by default), or sooner when a waiting row falls due (the claim says when) or a row
-# is added here (`wake`). Only rows another process adds (`baseline accept` from the CLI) wait for the next look.
-IDLE_POLLS = 8
 # The supervisor's housekeeping (rows of sinks no longer configured, the pending gauge) runs every this many poll
 # intervals (30 s by default), and whenever rows are added or sinks change.
 HOUSEKEEPING_POLLS = 15
@@ -81,6 +78,7 @@ class Sender(Delivering):
         self._ends_given_up: set[str] = set()  # see Delivering
         self._firing_given_up: set[str] = set()  # see Delivering
         self._sink_took: set[str] = set()  # see Delivering
+        self._reload_logged: set[str] = set()  # see Delivering
         self._task: asyncio.Task[None] | None = None  # the supervisor
         self._loops: dict[str, asyncio.Task[None]] = {}  # one per sink
         self._stopping = False
@@ -100,6 +98,7 @@ class Sender(Delivering):
         self.sinks = dict(sinks)
         self.cfg = cfg or self.cfg
         self.disabled = {}
+        self._reload_logged.clear()
         if self.metrics is not None:
             for name in self.sinks:
                 self.metrics.sent.labels(name)

@@ -27,7 +27,8 @@ class NotificationRow(SQLModel, table=True):
     # Also `ix_notifications_waiting` (sink, group_key, signal, created_at, id) WHERE `WAITING_WHERE`, a partial
     # index migration 0009 builds. Not declared here: a dialect's `where` argument loads that dialect as this module
     # is imported (PostgreSQL's and SQLite's: 3.3 MB in every process, the daemon's memory budget is 150 MB), and
-    # the tables are built by the migrations alone.
+    # the tables are built by the migrations alone. Likewise `ix_notifications_sent_as` (sent_as) WHERE sent_as IS
+    # NOT NULL (0013): `alerts resend` finds a grouped message's rows by it.
     __table_args__ = (Index("ix_notifications_due", "status", "next_attempt_at"),
                       Index("ix_notifications_alert", "sink", "group_key", "signal", "created_at", "id"),
                       Index("ix_notifications_created", "created_at", "id"))  # 0010
