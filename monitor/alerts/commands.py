@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, TextIO
 
@@ -114,27 +115,35 @@ def _record(n: Notification, behind: str | None = None) -> dict[str, Any]:
             "waits_behind": behind, "asked_at": iso(n.asked_at), "sent_as": n.sent_as}
 
 
+@contextmanager
+def _stored(config: Any, store: Any | None) -> Iterator[Any]:
+    """The given store, or the configured one opened and closed after: migrated to this version's schema only if it
+    exists (the outbox commands never start a store: a mistyped path is an error, not a new file)."""
+    from monitor.store import Store  # the store's modules only when a command reads it
+
+    st = store or Store(config.storage.url)
+    try:
+        st.migrate(create=False)
+        yield st
+    finally:
+        if store is None:
+            st.close()
+
+
 def alerts_pending(config: Any, *, limit: int = 100, every: bool = False, dead: bool = False, as_json: bool = False,
                    console: Console | None = None, stdout: TextIO | None = None, store: Any = None) -> int:
     """Print the waiting and held notifications (`every`: delivered and dead ones too; `dead`: only the dead ones,
     which `alerts resend` sends again) as a table or JSON lines; a held one says why in its last error."""
-    from monitor.store import Store
-
     out = console or table_console()
-    own = store is None
-    st = store or Store(config.storage.url)
     try:
-        st.migrate(create=False)  # listing never starts a store (a mistyped path is an error, not a new file)
-        outbox = Outbox(st.engine)
-        rows = outbox.query(statuses=(DEAD,) if dead else None if every else (*WAITING, HELD), limit=limit)
-        behind = outbox.waits_behind(rows)
-        counts = outbox.counts()
+        with _stored(config, store) as st:
+            outbox = Outbox(st.engine)
+            rows = outbox.query(statuses=(DEAD,) if dead else None if every else (*WAITING, HELD), limit=limit)
+            behind = outbox.waits_behind(rows)
+            counts = outbox.counts()
     except MonitorError as e:
         err_console.print(f"[bold red]error:[/] {escape(str(e))}")
         return EXIT_CONFIG
-    finally:
-        if own:
-            st.close()
     waiting = sum(counts.get(s, 0) for s in WAITING)
     total = counts.get(DEAD, 0) if dead else sum(counts.values()) if every else waiting + counts.get(HELD, 0)
     if as_json:
@@ -191,8 +200,6 @@ def alerts_resend(config: Any, ids: Sequence[str], sink: str | None = None, *, n
     """Make the notifications given up on (dead) that `ids` name (message ids or row ids), or every one of `sink`,
     due again for the daemon to send; print each re-sent on standard output, each not re-sent (and why) on standard
     error. Exit 0 done, 1 a named one not found or not re-sent, 2 a usage or store problem."""
-    from monitor.store import Store
-
     if not ids and sink is None:
         err_console.print("[bold red]error:[/] name the notifications to send again (their message ids, as `alerts "
                           "pending --dead` lists them), or --sink NAME for every one given up on at a sink")
@@ -201,18 +208,13 @@ def alerts_resend(config: Any, ids: Sequence[str], sink: str | None = None, *, n
     if known is None:
         return EXIT_CONFIG
     names = known[1]
-    own = store is None
-    st = store or Store(config.storage.url)
     try:
-        st.migrate(create=False)  # never starts a store (a mistyped path is an error, not a new file)
-        asked = Outbox(st.engine).resend_dead(now(), ids=list(dict.fromkeys(ids)) or None, sink=sink,
-                                              configured=names)
+        with _stored(config, store) as st:
+            asked = Outbox(st.engine).resend_dead(now(), ids=list(dict.fromkeys(ids)) or None, sink=sink,
+                                                  configured=names)
     except MonitorError as e:
         err_console.print(f"[bold red]error:[/] {escape(str(e))}")
         return EXIT_CONFIG
-    finally:
-        if own:
-            st.close()
     found = {x for a in asked for x in (a.notification.id, a.notification.message_id, a.notification.sent_as)}
     missing = [i for i in dict.fromkeys(ids) if i not in found]
     for a in asked:
