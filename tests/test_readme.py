@@ -8,6 +8,7 @@
 - every command of `llm-monitor` is run or named in it, and every option of a command is named where the command
   is (a command line of a code block and its comments, or a paragraph naming the command; an option by its long or
   its short form); and every command named in backticks in it (or in the other READMEs) is one it has;
+- its reload paragraph names every setting only a restart applies (the store's, the listener's, the drift engine's);
 - its Alerts section names every alertname the daemon pushes to Alertmanager, which routes and silences match on;
 - its Architecture names modules where they are, and every module and package of monitor/ (a module moved or
   split off, leadership.py from app.py, kept its old place there).
@@ -209,3 +210,15 @@ def test_every_command_the_readmes_name_exists() -> None:
                     wrong.append(f"{readme}: `{span}`: {' '.join(path)} takes no {word!r}")
                 break
     assert wrong == [], "commands the READMEs name that llm-monitor does not have"
+
+
+def test_the_reload_paragraph_names_every_setting_only_a_restart_applies() -> None:
+    """Found by a newcomer's walk-through: the store's session timeouts wait for a restart (a reload says so), which
+    the reload paragraph's list of such settings left out."""
+    from monitor.config.loader import STORE_SESSION
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    paragraph = next(p for p in re.split(r"\n\s*\n", text) if p.startswith("A reload (SIGHUP or `POST /-/reload`)"))
+    restart = paragraph.split("change at once;", 1)[1].split("only at the next restart", 1)[0]
+    assert [name for name in ("storage.url", "http.listen", "drift", *STORE_SESSION) if f"`{name}`" not in restart] \
+        == []
