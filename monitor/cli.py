@@ -104,7 +104,7 @@ def _int_type(noun: str, lo: int, hi: int | None = None) -> Callable[[str], int]
 
 
 _count = _int_type("whole number", 1)
-PENDING_LIMIT = 1000  # rows `alerts pending` (and completions `diff`) shows at most: as `drift list`, a page of GET /api/drift
+PENDING_LIMIT = 1000  # rows `alerts pending` (and completions `diff`) shows at most: as `drift` lists, a page of GET /api/drift
 _port = _int_type("port number", 0, 65535)  # 0: any free port
 
 LOG_LEVELS = ("debug", "info", "warning", "error")

@@ -81,6 +81,15 @@ PROBES = "canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n%s"
      "control character (character 6 of 15)"),
     ("", "", "http: {listen: \"localhost:9464\\n\"}\n", "http.listen: must be HOST:PORT on one line: it holds a "
      "control character (character 15 of 15)"),
+    # Found by a newcomer's walk-through: `127.0.0.1::9464` (a colon too many) passed check-config, and `run` then
+    # failed to resolve host `127.0.0.1:`; a host holding a colon is an IPv6 address, or nothing can bind it
+    ("", "", "http: {listen: \"127.0.0.1::9464\"}\n", "http.listen: its host 127.0.0.1: is no IPv6 address, the only "
+     "host with a colon in it: write HOST:PORT (127.0.0.1:9464), an IPv6 address in brackets ([::1]:9464) "
+     "(value: '127.0.0.1::9464')"),
+    ("", "", "http: {listen: \"[::1:9464\"}\n", "http.listen: its host [::1 is no IPv6 address"),
+    ("", "", "http: {listen: \"[localhost]:9464\"}\n", "http.listen: its host [localhost] is no IPv6 address"),
+    ("", "", "http: {listen: \"::1:9464\"}\n", None),
+    ("", "", "http: {listen: \"[::1]:9464\"}\n", None),
     ("", "    checks: [{type: json_schema, schema: {allOf: [{$ref: '#'}]}}]\n", "",
      "canaries[0].checks[0].schema: invalid JSON Schema at allOf/0: $ref '#' comes back to where it started "
      "(# -> #/allOf/0 -> #) without reading deeper into the answer: validating it would never end"),

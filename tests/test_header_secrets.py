@@ -49,6 +49,15 @@ def test_a_literal_credential_header_is_refused_at_its_line_without_its_value(tm
         f"text: put it in an environment variable and write its value as ${{VAR}} (e.g. {name}: \"${{MY_VAR}}\")"]
 
 
+@pytest.mark.parametrize("name", ["Authorization", "X-Api-Key", "api-key"])
+def test_the_key_headers_are_refused_once_pointing_at_the_key_settings(tmp_path: Path, name: str) -> None:
+    # Found by a newcomer's walk-through: `X-Api-Key: abc` got two errors, "use api_key_env or api_key_file instead"
+    # and "write its value as ${VAR}", and the ${VAR} the second asked for was refused by the first
+    cfg = write_config(tmp_path, target(f"      {name}: {SECRET}"), PROBES)
+    assert problems(cfg) == [
+        f"{cfg}:7: targets[0].headers: header {name!r} carries a secret: use api_key_env or api_key_file instead"]
+
+
 def test_a_default_after_the_variable_is_config_text_too(tmp_path: Path) -> None:
     cfg = write_config(tmp_path, target(f'      Cookie: "${{C:-{SECRET}}}"'), PROBES)
     (issue,) = problems(cfg)

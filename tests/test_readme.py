@@ -7,7 +7,8 @@
   be refused on the first `check-config`;
 - every command of `llm-monitor` is run or named in it, and every option of a command is named where the command
   is (a command line of a code block and its comments, or a paragraph naming the command; an option by its long or
-  its short form);
+  its short form); and every command named in backticks in it (or in the other READMEs) is one it has;
+- its reload paragraph names every setting only a restart applies (the store's, the listener's, the drift engine's);
 - its Alerts section names every alertname the daemon pushes to Alertmanager, which routes and silences match on;
 - its Architecture names modules where they are, and every module and package of monitor/ (a module moved or
   split off, leadership.py from app.py, kept its old place there).
@@ -166,3 +167,58 @@ def test_every_command_and_option_is_documented_where_the_command_is() -> None:
 
     walk(parser(), ())
     assert missing == [], "commands and options README.md does not name where it documents the command"
+
+
+def test_every_command_the_readmes_name_exists() -> None:
+    """A command named in backticks (`drift`, `baseline show`, `alerts test|pending|resend`, `llm-monitor probe
+    --canary`) is one `llm-monitor` has: a subcommand where its command has some, and no bare word after a command
+    that takes no argument. Found by a newcomer's walk-through: README called `drift` "`drift list`", which argparse
+    refuses (`unrecognized arguments: list`)."""
+    import argparse
+
+    from monitor.cli import parser
+
+    def subcommands(p: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+        return next((dict(a.choices) for a in p._actions if isinstance(a, argparse._SubParsersAction)), {})
+
+    def takes_words(p: argparse.ArgumentParser) -> bool:
+        return any(not a.option_strings and not isinstance(a, argparse._SubParsersAction) for a in p._actions)
+
+    top = subcommands(parser())
+    wrong = []
+    for readme in ("README.md", "deploy/README.md", "probes/README.md", "benchmarks/README.md"):
+        text = re.sub(r"```.*?```", "", (ROOT / readme).read_text(encoding="utf-8"), flags=re.S)
+        for span in text.split("`")[1::2]:
+            words = span.removeprefix("llm-monitor ").split()
+            if not words or words[0] not in top:
+                continue
+            p, path = top[words[0]], [words[0]]
+            for i, word in enumerate(words[1:], 2):
+                if not re.fullmatch(r"[a-z][a-z|-]*", word):
+                    break  # an option, a placeholder (`...`, `ID`) or a value
+                if i < len(words) and re.fullmatch(r"[a-z]+", words[i]) and word not in subcommands(p):
+                    break  # a phrase, a log line's message (`drift event not stored`), not a command
+                subs = subcommands(p)
+                if subs:
+                    missing = [w for w in word.split("|") if w not in subs]
+                    if missing:
+                        wrong.append(f"{readme}: `{span}`: {' '.join(path)} has no {'|'.join(missing)}")
+                        break
+                    p, path = subs[word.split("|")[0]], [*path, word]
+                    continue
+                if not takes_words(p):
+                    wrong.append(f"{readme}: `{span}`: {' '.join(path)} takes no {word!r}")
+                break
+    assert wrong == [], "commands the READMEs name that llm-monitor does not have"
+
+
+def test_the_reload_paragraph_names_every_setting_only_a_restart_applies() -> None:
+    """Found by a newcomer's walk-through: the store's session timeouts wait for a restart (a reload says so), which
+    the reload paragraph's list of such settings left out."""
+    from monitor.config.loader import STORE_SESSION
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    paragraph = next(p for p in re.split(r"\n\s*\n", text) if p.startswith("A reload (SIGHUP or `POST /-/reload`)"))
+    restart = paragraph.split("change at once;", 1)[1].split("only at the next restart", 1)[0]
+    assert [name for name in ("storage.url", "http.listen", "drift", *STORE_SESSION) if f"`{name}`" not in restart] \
+        == []

@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterable, Mapping
 
 from monitor.config.models import Target
+from monitor.config.target import KEY_HEADERS
 from monitor.config.yamlsrc import Located, dotted
 from monitor.errors import ConfigIssue, SecretError, SecretMissing
 from monitor.keylike import shown_path
@@ -36,14 +37,16 @@ def key_problems(targets: Iterable[Target], environ: Mapping[str, str] | None = 
 
 def literal_header_issues(src: Located) -> list[ConfigIssue]:
     """An issue for each credential header (`literal_secrets.credential_header`) of a target whose value is written
-    in the config text rather than taken from the environment by a ${VAR}; the value is never shown."""
+    in the config text rather than taken from the environment by a ${VAR}; the value is never shown. The key headers
+    (`KEY_HEADERS`) are not: they are refused whatever their value, naming the key settings."""
     issues = []
     targets = src.written("targets")
     for i in range(len(targets) if isinstance(targets, list) else 0):
         headers = src.written("targets", i, "headers")
         for name, value in headers.items() if isinstance(headers, dict) else ():
             loc = ("targets", i, "headers", name)
-            if isinstance(name, str) and credential_header(name) and isinstance(value, str) and value.strip() \
+            if isinstance(name, str) and credential_header(name) and name.lower() not in KEY_HEADERS \
+                    and isinstance(value, str) and value.strip() \
                     and loc not in src.referenced and loc not in src.stand_ins:
                 issues.append(ConfigIssue(src.path, dotted(loc[:-1]), f"header {name!r} carries a credential, "
                                           "which is never read from the config text: put it in an environment "

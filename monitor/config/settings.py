@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 
 from pydantic import Field, field_validator
@@ -62,6 +63,13 @@ class Http(Strict):
             raise ValueError("must be HOST:PORT, not a URL: no scheme, path or spaces (e.g. 127.0.0.1:9464)")
         if len(port.lstrip("0")) > 5 or int(port) > 65535:
             raise ValueError("the port is out of range: must be HOST:PORT with a port from 0 to 65535")
+        bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+        if bare != host or ":" in bare:  # `127.0.0.1::9464` bound host `127.0.0.1:`, which no resolver knows
+            try:
+                ipaddress.IPv6Address(bare)
+            except ValueError:
+                raise ValueError(f"its host {host} is no IPv6 address, the only host with a colon in it: write "
+                                 "HOST:PORT (127.0.0.1:9464), an IPv6 address in brackets ([::1]:9464)") from None
         return v
 
     @field_validator("reload_token_env")

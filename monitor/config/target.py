@@ -16,6 +16,8 @@ from monitor.literal_secrets import refused_key
 from monitor.one_line import one_line
 from monitor.placed import Placed
 
+# The headers the provider clients send the API key in: refused, the key settings say where the key comes from
+KEY_HEADERS = frozenset({"authorization", "x-api-key", "api-key"})
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")  # RFC 9110 field name
 _HEADER_VALUE = re.compile(r"^[\x20-\x7e\t]*\Z")
 # USD per million tokens at most: the dearest models bill a few hundred (a price of 1e300 made every cost infinite)
@@ -128,7 +130,7 @@ class Target(Strict, Placed):
     @classmethod
     def _headers(cls, v: dict[str, str]) -> dict[str, str]:
         for name, value in v.items():
-            if name.lower() in {"authorization", "x-api-key", "api-key"}:
+            if name.lower() in KEY_HEADERS:
                 raise ValueError(f"header {name!r} carries a secret: use api_key_env or api_key_file instead")
             if not _TOKEN.match(name):
                 raise ValueError(f"header name {name!r} is not a valid HTTP header name (letters, digits and "
