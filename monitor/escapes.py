@@ -11,13 +11,32 @@ characters). json.dumps escapes C0 itself but, writing non-ASCII as it is, leave
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterator
 
 from monitor.chars import HIDDEN as _HIDDEN
 
 
+def _escape(found: re.Match[str]) -> str:
+    return repr(found.group())[1:-1]
+
+
 def printable(text: str) -> str:
     """`text` with every character of the rule escaped as a Python repr writes it (`\\x1b`, `\\x9b`, `\\u202e`)."""
-    return _HIDDEN.sub(lambda m: repr(m.group())[1:-1], text)
+    return _HIDDEN.sub(_escape, text)
+
+
+def printable_parts(text: str) -> Iterator[tuple[str, bool]]:
+    """`printable(text)` in parts, each with whether it is an escape: for a terminal to show the escapes apart from
+    the same characters written (a backslash is written as it is: a regex or a path reads as written)."""
+    at = 0
+    for found in _HIDDEN.finditer(text):
+        if found.start() > at:
+            yield text[at:found.start()], False
+        yield _escape(found), True
+        at = found.end()
+    if at < len(text):
+        yield text[at:], False
 
 
 _BREAKS = str.maketrans({"\n": "\\n", "\u2028": "\\u2028", "\u2029": "\\u2029"})
