@@ -5,7 +5,10 @@ Completions, receivers' error messages and notes are text others wrote: an ESC o
 recoloured, cleared or retitled the terminal of whoever ran `diff` or `alerts pending`. rich drops CR, BEL and
 backspace itself but passes ESC, DEL and C1 through; this console writes the characters of monitor.escapes' rule
 (every control character but newline and tab) as Python writes them in a repr (`\\x1b`, `\\x9b`), its own styling
-codes untouched.
+codes untouched. A backslash is written as it is (a regex, a Windows path or code in a completion, or a `diff` of
+two, reads as written, where doubling every one, as the text logs do, would turn `\\d+` into `\\\\d+`): on a terminal, the
+escapes are in reverse video instead, told apart from the same characters written (`\\x1b` typed in a completion);
+a pipe or file gets the escaped text without styles, as `--json` is there for what must be read back exactly.
 
 rich's own Console answers a broken pipe by pointing stdout at /dev/null and raising SystemExit(1): `diff | head -1`
 exited 1, where `drift --json` (plain writes) and Unix tools end with 0. This one raises BrokenPipeError instead, for
@@ -16,13 +19,16 @@ traceback ended `diff > file` on a full disk."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any, TextIO
 
 from rich.console import Console as RichConsole
 from rich.segment import Segment
+from rich.style import Style
 
-from monitor.escapes import printable
+from monitor.escapes import printable_parts
+
+_ESCAPE = Style(reverse=True)  # an escape the console wrote, on a terminal
 
 
 class OutputFailed(Exception):
@@ -42,6 +48,17 @@ def write_line(line: str, out: TextIO | None = None, *, flush: bool = False) -> 
         raise OutputFailed(f"standard output: cannot write: {e.strerror or e}") from e
 
 
+def _escaped(buffer: Iterable[Segment]) -> Iterator[Segment]:
+    """`buffer` with printable's escapes, each in reverse video (rich drops the style where it writes none: a pipe, a
+    file); a control segment is rich's own (cursor moves), kept as it is."""
+    for segment in buffer:
+        if segment.control:
+            yield segment
+            continue
+        for part, escape in printable_parts(segment.text):
+            yield Segment(part, (segment.style or Style.null()) + _ESCAPE if escape else segment.style)
+
+
 class Console(RichConsole):
     """rich.console.Console writing control characters escaped, text's emoji codes as written (rich's default
     turned `:fire:` in a printed string, a value an error names or a receiver's error, into 🔥), and a closed
@@ -51,9 +68,7 @@ class Console(RichConsole):
         super().__init__(*args, emoji=emoji, **kwargs)
 
     def _render_buffer(self, buffer: Iterable[Segment]) -> str:
-        # a segment's text is what was printed; a control segment is rich's own (cursor moves), kept as it is
-        return super()._render_buffer(
-            segment if segment.control else Segment(printable(segment.text), segment.style) for segment in buffer)
+        return super()._render_buffer(_escaped(buffer))
 
     def _check_buffer(self) -> None:
         try:

@@ -4,31 +4,39 @@ rule for the terminal (`printable`), the commands' JSON lines and the HTTP JSON 
 Completions, upstream and receivers' error messages and notes are text others wrote: an ESC or a C1 CSI (U+009B) in
 one recolours, clears or retitles the terminal that shows it, a right-to-left override (U+202E) reorders what follows
 it on the line ("Trojan Source"), and zero-width, invisible and tag characters (U+E0041, "ASCII smuggling") hide
-text from whoever reads it. The rule:
-
-- every control character but newline and tab: C0, DEL, C1;
-- the bidi embeddings, overrides and isolates (U+202A to U+202E, U+2066 to U+2069) and marks (U+200E, U+200F,
-  U+061C);
-- the invisible format characters: soft hyphen, U+180E, zero-width space (U+200B), word joiner and invisible
-  operators (U+2060 to U+2064), the deprecated format characters (U+206A to U+206F), U+FEFF, the interlinear
-  annotation characters (U+FFF9 to U+FFFB), the tags (U+E0001, U+E0020 to U+E007F).
-
-Zero-width joiner and non-joiner (U+200D, U+200C) stay: emoji sequences and Persian or Indic words are written with
-them. json.dumps escapes C0 itself but, writing non-ASCII as it is, leaves the rest raw."""
+text from whoever reads it. The rule (monitor.chars' `HIDDEN`): every control character but newline and tab
+(C0, DEL, C1) and every unseen one (bidi overrides, isolates and marks, zero-width and other invisible format
+characters). json.dumps escapes C0 itself but, writing non-ASCII as it is, leaves the rest raw."""
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 
-_HIDDEN = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f"  # C0 but newline and tab, DEL, C1
-                     r"\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c"  # bidi
-                     r"\u00ad\u180e\u200b\u2060-\u2064\u206a-\u206f\ufeff\ufff9-\ufffb\U000e0001\U000e0020-\U000e007f]")
+from monitor.chars import HIDDEN as _HIDDEN
+
+
+def _escape(found: re.Match[str]) -> str:
+    return repr(found.group())[1:-1]
 
 
 def printable(text: str) -> str:
     """`text` with every character of the rule escaped as a Python repr writes it (`\\x1b`, `\\x9b`, `\\u202e`)."""
-    return _HIDDEN.sub(lambda m: repr(m.group())[1:-1], text)
+    return _HIDDEN.sub(_escape, text)
+
+
+def printable_parts(text: str) -> Iterator[tuple[str, bool]]:
+    """`printable(text)` in parts, each with whether it is an escape: for a terminal to show the escapes apart from
+    the same characters written (a backslash is written as it is: a regex or a path reads as written)."""
+    at = 0
+    for found in _HIDDEN.finditer(text):
+        if found.start() > at:
+            yield text[at:found.start()], False
+        yield _escape(found), True
+        at = found.end()
+    if at < len(text):
+        yield text[at:], False
 
 
 _BREAKS = str.maketrans({"\n": "\\n", "\u2028": "\\u2028", "\u2029": "\\u2029"})

@@ -13,7 +13,7 @@ import ipaddress
 import re
 from urllib.parse import quote, urlsplit
 
-from monitor.one_line import control_character
+from monitor.one_line import one_line_problem
 
 # The paths a provider appends to a target's base_url (OpenAI-compatible, and Anthropic's /messages): a base_url
 # ending in one was pasted from a request (config check), a 404's URL ending in one names the base it went to.
@@ -28,10 +28,11 @@ def url_problem(url: str) -> str | None:
     from a variable or file is a secret."""
     if not _START.match(url):
         return "must be an http:// or https:// URL"
-    bad = control_character(url)  # C1 too: no URL code point (WHATWG's start at U+00A0), httpx sent it %-encoded
-    if bad is not None:
-        return f"must be an http:// or https:// URL on one line: it holds a control character (character {bad} of " \
-               f"{len(url)})"
+    # C1 too: no URL code point (WHATWG's start at U+00A0); a bidi override or zero-width space is one, but httpx sent
+    # either percent-encoded: the URL read was not the URL called
+    problem = one_line_problem(url, "must be an http:// or https:// URL on one line")
+    if problem is not None:
+        return problem
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018  # raises for a port that is not a number from 0 to 65535

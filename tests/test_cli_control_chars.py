@@ -41,6 +41,26 @@ def test_printable_escapes_controls_as_python_does_and_keeps_newlines_tabs_and_l
     assert json.loads(line) == {"text": HOSTILE, "é": "\x80\x9f\xa0"}
 
 
+@pytest.mark.parametrize("no_color", [False, True])
+def test_on_a_terminal_an_escape_is_shown_apart_from_the_same_characters_written(no_color: bool) -> None:
+    """Found by review: the terminal form writes a backslash as it is (a regex, a Windows path, code read as
+    written), so a completion holding the four characters `\\x1b` read the same as one holding an ESC. On a terminal
+    (colours or not: NO_COLOR keeps reverse video) the escapes the console writes are in reverse video; the text
+    written around them, backslashes included, is unchanged, and so is what a pipe gets."""
+
+    def shown(text: str, terminal: bool) -> str:
+        buf = io.StringIO()
+        con = Console(file=buf, width=80, highlight=False, force_terminal=terminal, no_color=no_color,
+                      color_system="standard" if terminal else None)
+        con.print(text)
+        return buf.getvalue()
+
+    escaped, written = shown("re \\d+ a\x1bb", True), shown("re \\d+ a\\x1bb", True)
+    assert escaped != written
+    assert "\x1b[7m\\x1b" in escaped and "\x1b[7m" not in written and "re \\d+ a\\x1bb" in written
+    assert shown("re \\d+ a\x1bb", False) == shown("re \\d+ a\\x1bb", False) == "re \\d+ a\\x1bb\n"
+
+
 @pytest.fixture
 async def stored(tmp_path: Path) -> Path:
     """A store with a baseline for c1 x t, its latest completion and an event's note holding HOSTILE."""

@@ -148,6 +148,17 @@ PROBES = "canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n%s"
      "line: it holds a control character (character 5 of 5)"),
     ("", "", "alerts: {external_labels: {env: \"pr\\x85od\"}}\n", "alerts.external_labels.env: a label value on one "
      "line: it holds a control character (character 3 of 5)"),
+    # what is seen is not what is used: a bidi override reorders an alert's labels on screen, a BOM or a zero-width
+    # space (a value read from a file Notepad wrote, a copy from a web page) made every call a 404 naming the model
+    ("", "", "alerts: {external_labels: {env: \"prod\\u202e\"}}\n", "alerts.external_labels.env: a label value on "
+     "one line, every character visible: it holds an invisible or text-direction character (character 5 of 5)"),
+    ("", "", "drift: {embeddings: {target: t, model: \"emb\\u200bed\"}}\n", "drift.embeddings.model: must be on one "
+     "line, every character visible: it holds an invisible or text-direction character (character 4 of 6), which no "
+     "model name has"),
+    ("", "", "http: {listen: \"\\ufefflocalhost:9464\"}\n", "http.listen: must be HOST:PORT on one line, every "
+     "character visible: it holds an invisible or text-direction character (character 1 of 15)"),
+    # zero-width joiner and non-joiner stay: emoji sequences and Persian or Indic words are written with them
+    ("", "", "alerts: {external_labels: {team: \"\U0001f469\\u200d\U0001f4bb\"}}\n", None),
     ("", "", "alerts: {external_labels: {\"e\\nv\": prod}}\n", "alerts.external_labels.[key]: not a classic "
      "Prometheus label name"),
     ("", "", "refusal: {band: [0.8, 0.2]}\n",

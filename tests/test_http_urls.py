@@ -43,6 +43,24 @@ def test_a_base_url_httpx_cannot_send_to_is_refused(tmp_path: Path, base_url: st
         assert f"{cfg}:2: targets[0].base_url: {problem} (value: '${{BASE}}')" in bad.stderr, bad.stderr
 
 
+@pytest.mark.parametrize(("url", "at"), [("https://api.example/v1\u202e", 23), ("https://api.example/\u200bv1", 21),
+                                        ("\ufeffhttps://api.example/v1", None), ("https://api\u2066.example/v1", 12)])
+def test_a_url_holding_an_invisible_or_text_direction_character_is_refused(url: str, at: int | None) -> None:
+    """Found by review: a bidi override (U+202E) or a zero-width space passed the URL check, which refused control
+    characters only, and httpx sent it percent-encoded: the URL the operator read was not the one called."""
+    problem = url_problem(url)
+    if at is None:  # a BOM before the scheme: no http:// URL at all
+        assert problem == "must be an http:// or https:// URL"
+        return
+    assert problem == ("must be an http:// or https:// URL on one line, every character visible: it holds an "
+                       f"invisible or text-direction character (character {at} of {len(url)})")
+
+
+def test_a_url_with_a_zero_width_joiner_in_its_path_is_taken() -> None:
+    """A zero-width joiner is part of an emoji sequence or a Persian word, not a hidden character."""
+    assert url_problem("https://api.example/\U0001f469\u200d\U0001f4bb/v1") is None
+
+
 @pytest.mark.parametrize("base_url", ["${BASE}/v1?api-key=literal-0123456789abcdef", "${BASE}/v1#frag"])
 def test_a_base_url_with_a_query_or_fragment_is_refused_without_showing_it(tmp_path: Path, base_url: str,
                                                                            steady_sim: SimServer) -> None:

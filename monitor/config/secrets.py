@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping
 
+from monitor.chars import CONTROL, NOT_IN_HEADER
 from monitor.config.models import Target
 from monitor.config.target import KEY_HEADERS
 from monitor.config.yamlsrc import Located, dotted
 from monitor.errors import ConfigIssue, SecretError, SecretMissing
 from monitor.keylike import shown_path
 from monitor.literal_secrets import credential_header
-from monitor.one_line import control_character
 from monitor.secret_file import NotASecretFile, read_secret_file
 
 
@@ -88,11 +88,10 @@ def _sendable(key: str, source: str) -> str:
     A key with a line break (two lines pasted, a CR from a Windows file) or a non-ASCII character (a typographic
     quote) failed every call instead, its message (`Illegal header value b'Bearer sk-...'`) holding the key in a
     form the redaction did not match, so it was stored, served and alerted in the clear."""
-    for n, ch in enumerate(key, 1):
-        if ch == "\t" or " " <= ch <= "~":
-            continue
-        what = ("a line break" if ch in "\r\n" else "a control character" if control_character(ch)
-                else "a non-ASCII character")
-        raise SecretError(f"{source}: the key holds {what} (character {n} of {len(key)}), which an HTTP header "
-                          "cannot carry; the key is not shown")
-    return key
+    found = NOT_IN_HEADER.search(key)
+    if found is None:
+        return key
+    ch = found.group()
+    what = "a line break" if ch in "\r\n" else "a control character" if CONTROL.match(ch) else "a non-ASCII character"
+    raise SecretError(f"{source}: the key holds {what} (character {found.start() + 1} of {len(key)}), which an HTTP "
+                      "header cannot carry; the key is not shown")

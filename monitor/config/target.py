@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 
+from monitor.chars import NOT_IN_HEADER
 from monitor.config.strict import Id, Strict
 from monitor.domain import MAX_ANSWER_TOKENS
 from monitor.durations import Seconds
@@ -19,7 +20,6 @@ from monitor.placed import Placed
 # The headers the provider clients send the API key in: refused, the key settings say where the key comes from
 KEY_HEADERS = frozenset({"authorization", "x-api-key", "api-key"})
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")  # RFC 9110 field name
-_HEADER_VALUE = re.compile(r"^[\x20-\x7e\t]*\Z")
 # USD per million tokens at most: the dearest models bill a few hundred (a price of 1e300 made every cost infinite)
 MAX_PRICE = 10_000
 # The seed as the OpenAI API and OpenTelemetry's int attributes take it: a signed 64-bit integer
@@ -135,7 +135,7 @@ class Target(Strict, Placed):
             if not _TOKEN.match(name):
                 raise ValueError(f"header name {name!r} is not a valid HTTP header name (letters, digits and "
                                  "!#$%&'*+-.^_`|~, no spaces)")
-            if not _HEADER_VALUE.match(value):
+            if NOT_IN_HEADER.search(value):
                 raise ValueError(f"header {name!r}: its value must be printable ASCII on one line (no line breaks, "
                                  "no other control or non-ASCII characters)")
         return v

@@ -175,6 +175,17 @@ def certify(test: Exact, stop: Callable[[], bool] | None = None) -> MmdResult:
     return MmdResult(test.observed, p, p, test.n0, test.n1, test.screened.relabellings + more)
 
 
+@dataclass(frozen=True, slots=True)
+class MmdOptions:
+    """How one whole-completion test runs: its kernel (``spectrum`` or ``hamming``), the screening's relabellings,
+    the generator's seed and the level its exact permutation test must reach (None: the screening decides)."""
+
+    kernel: str
+    permutations: int
+    seed: int
+    alpha: float | None
+
+
 def mmd_test(
     ref: Sequence[TextFeature],
     cur: Sequence[TextFeature],
@@ -195,39 +206,32 @@ def mmd_test(
     exact test's reach (``reachable``) the screening's permutation p-value is returned: the test cannot reject
     there (the daemon and ``check-config`` say so).
     """
-    r = mmd_screen(ref, cur, kernel=kernel, permutations=permutations, seed=seed, alpha=alpha)
+    r = mmd_screen(ref, cur, MmdOptions(kernel, permutations, seed, alpha))
     return certify(r) if isinstance(r, Exact) else r
 
 
-def mmd_screen(
-    ref: Sequence[TextFeature],
-    cur: Sequence[TextFeature],
-    *,
-    kernel: str = "spectrum",
-    permutations: int = 200,
-    seed: int = 0,
-    alpha: float | None = None,
-) -> MmdResult | Exact | None:
+def mmd_screen(ref: Sequence[TextFeature], cur: Sequence[TextFeature], options: MmdOptions) -> MmdResult | Exact | None:
     """``mmd_test``'s screening: its result, or, where the exact permutation test decides, that test still to run
     (``certify``), which costs up to seconds when a change is there (the daemon runs it on a thread of its own)."""
     n0, n1 = len(ref), len(cur)
     if n0 < 5 or n1 < 5:
         return None
-    k = gram(list(ref) + list(cur), kernel)
+    k = gram(list(ref) + list(cur), options.kernel)
     w = np.concatenate([np.full(n0, 1.0 / n0), np.full(n1, -1.0 / n1)])
     observed = float(w @ k @ w)
-    rng = np.random.default_rng(seed)
-    null = _null(k, w, permutations, rng)
-    p_perm = (1.0 + float((null >= observed - 1e-12).sum())) / (permutations + 1.0)
+    rng = np.random.default_rng(options.seed)
+    null = _null(k, w, options.permutations, rng)
+    p_perm = (1.0 + float((null >= observed - 1e-12).sum())) / (options.permutations + 1.0)
     p = p_perm
     mean, var = float(null.mean()), float(null.var())
     if p_perm < 0.05 and mean > 0 and var > 0:
         shape, scale = mean * mean / var, var / mean
         p = pvalues.gamma_sf(observed, shape, scale)
-    screened = MmdResult(observed, p, p_perm, n0, n1, permutations)
+    screened = MmdResult(observed, p, p_perm, n0, n1, options.permutations)
+    alpha = options.alpha
     if alpha is not None and p < 20 * alpha and p_perm < 0.05:
         if reachable(alpha):
             return Exact(k, w, observed, alpha, rng, n0, n1, screened)
         # no exact test can reject at alpha: the screening's permutation p-value (valid, above it) stands
-        return MmdResult(observed, p_perm, p_perm, n0, n1, permutations)
+        return MmdResult(observed, p_perm, p_perm, n0, n1, options.permutations)
     return screened

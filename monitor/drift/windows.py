@@ -13,7 +13,7 @@ from monitor.drift import budget
 from monitor.drift.certification import Certification
 from monitor.drift.changepoint import shift_start, witness
 from monitor.drift.events import BEHAVIOUR, MODEL, DriftEvent, EventUpdate
-from monitor.drift.mmd import Exact, MmdResult, TextFeature, certify, features, gram, mmd_screen
+from monitor.drift.mmd import Exact, MmdOptions, MmdResult, TextFeature, certify, features, gram, mmd_screen
 from monitor.drift.names import CATEGORY, CONTINUOUS, signal_type
 from monitor.drift.signals import finite, normalise
 from monitor.drift.state import Entry, _Open
@@ -167,8 +167,8 @@ class WindowTests:
     def _mmd_screen(self, cur: list[TextFeature], ref: list[TextFeature] | None,
                     alpha: float | None) -> MmdResult | Exact | None:
         s = self.settings
-        return mmd_screen(self._ref_texts() if ref is None else ref, cur, kernel=s.mmd_kernel,
-                          permutations=s.mmd_permutations, seed=s.seed + self.n_ok, alpha=alpha)
+        return mmd_screen(self._ref_texts() if ref is None else ref, cur,
+                          MmdOptions(s.mmd_kernel, s.mmd_permutations, s.seed + self.n_ok, alpha))
 
     def _open_window(self, name: str, res: TestResult, now: str) -> EventUpdate:
         op = self._opening(name, res, now)
