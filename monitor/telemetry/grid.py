@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 from array import array
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Literal
 
 from prometheus_client import CollectorRegistry
@@ -63,6 +63,11 @@ class PairGrid(Collector):
             now = self.scope.now
             self._pairs = {p: None for p in self._pairs if now.pair(*p)}
             self._values = {k: v for k, v in self._values.items() if self._held(now, k)}
+
+    def retain(self, keep: Callable[[Key], bool]) -> None:
+        """Drop the label sets set or incremented so far that `keep` refuses (declared ones go back to zero)."""
+        with self._lock:
+            self._values = {k: v for k, v in self._values.items() if keep(k)}
 
     def _held(self, now: Declared, key: Key) -> bool:
         return now.check(*key[:3]) if self.per_check else now.pair(*key[:2])
