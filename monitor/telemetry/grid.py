@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 from array import array
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Literal
 
 from prometheus_client import CollectorRegistry
@@ -37,15 +37,16 @@ Key = tuple[str, ...]
 class PairGrid(Collector):
     """A counter or gauge labelled (canary, target, *extra): every declared pair x every declared extra tuple is
     exported (zero until set), plus any other label set that was ever set or incremented; all of them only while
-    the scope holds their pair (`per_check`: their canary, target and check, the first extra label)."""
+    the scope holds their pair (`per_check`: their canary, target and check, the first extra label;
+    `check_signals`: a drift signal `check:NAME`, the first extra label, while the scope holds that check)."""
 
     def __init__(self, name: str, documentation: str, kind: Literal["counter", "gauge"], extra_labels: Sequence[str],
                  extras: Iterable[Key] = ((),), *, registry: CollectorRegistry, scope: Scope,
-                 per_check: bool = False) -> None:
+                 per_check: bool = False, check_signals: bool = False) -> None:
         self.name, self.documentation, self.kind = name, documentation, kind
         self.labelnames = ("canary", "target", *extra_labels)
         self.extras: tuple[Key, ...] = tuple(extras)
-        self.scope, self.per_check = scope, per_check
+        self.scope, self.per_check, self.check_signals = scope, per_check, check_signals
         self._pairs: dict[tuple[str, str], None] = {}  # insertion-ordered set
         self._values: dict[Key, float] = {}
         self._lock = threading.Lock()
@@ -64,13 +65,12 @@ class PairGrid(Collector):
             self._pairs = {p: None for p in self._pairs if now.pair(*p)}
             self._values = {k: v for k, v in self._values.items() if self._held(now, k)}
 
-    def retain(self, keep: Callable[[Key], bool]) -> None:
-        """Drop the label sets set or incremented so far that `keep` refuses (declared ones go back to zero)."""
-        with self._lock:
-            self._values = {k: v for k, v in self._values.items() if keep(k)}
-
     def _held(self, now: Declared, key: Key) -> bool:
-        return now.check(*key[:3]) if self.per_check else now.pair(*key[:2])
+        if self.per_check:
+            return now.check(*key[:3])
+        if self.check_signals and key[2].startswith("check:"):
+            return now.check(key[0], key[1], key[2].removeprefix("check:"))
+        return now.pair(*key[:2])
 
     def inc(self, *labels: str, amount: float = 1.0) -> None:
         """Add `amount` to a series (nothing if the scope does not hold it)."""

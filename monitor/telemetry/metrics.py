@@ -163,10 +163,11 @@ class Metrics:
         self.check_ratio = PairGrid("llm_monitor_check_pass_ratio", "Share of the last run's samples passing a check.",
                                     "gauge", ("check",), (), registry=r, scope=sc, per_check=True)
         self.drift_active = PairGrid("llm_monitor_drift_active", "1 while a drift event is open.", "gauge",
-                                     ("signal",), [(s,) for s in WATCHED_SIGNALS], registry=r, scope=sc)
+                                     ("signal",), [(s,) for s in WATCHED_SIGNALS], registry=r, scope=sc,
+                                     check_signals=True)
         self.drift_events = PairGrid("llm_monitor_drift_events", "Drift events opened.", "counter",
                                      ("signal", "kind"), [(s, signal_kind(s)) for s in EVENT_SIGNALS], registry=r,
-                                     scope=sc)
+                                     scope=sc, check_signals=True)
         self.pending = Gauge("llm_monitor_notifications_pending", "Notifications waiting in the outbox, per sink.",
                              ("sink",), registry=r)
         self.sent = Counter("llm_monitor_notifications_sent", "Notifications delivered.", ("sink",), registry=r)
@@ -248,9 +249,8 @@ class Metrics:
         pairs = list(pairs)
         self.drift_active.declare(pairs)
         self.drift_events.declare(pairs)
-        declared, checks = set(pairs), self.scope.now.checks
-        self.drift_events.retain(lambda key: not key[2].startswith("check:") or (*key[:2], key[2][6:]) in checks)
-        for canary, target, check in sorted(checks):
+        declared = set(pairs)
+        for canary, target, check in sorted(self.scope.now.checks):
             if (canary, target) in declared:
                 self.drift_events.inc(canary, target, f"check:{check}", signal_kind(f"check:{check}"), amount=0.0)
 
