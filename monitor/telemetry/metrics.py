@@ -167,7 +167,8 @@ class Metrics:
                                      check_signals=True)
         self.drift_events = PairGrid("llm_monitor_drift_events", "Drift events opened.", "counter",
                                      ("signal", "kind"), [(s, signal_kind(s)) for s in EVENT_SIGNALS], registry=r,
-                                     scope=sc, check_signals=True)
+                                     scope=sc, check_signals=True,
+                                     check_extras=lambda check: (f"check:{check}", signal_kind(f"check:{check}")))
         self.pending = Gauge("llm_monitor_notifications_pending", "Notifications waiting in the outbox, per sink.",
                              ("sink",), registry=r)
         self.sent = Counter("llm_monitor_notifications_sent", "Notifications delivered.", ("sink",), registry=r)
@@ -249,10 +250,6 @@ class Metrics:
         pairs = list(pairs)
         self.drift_active.declare(pairs)
         self.drift_events.declare(pairs)
-        declared = set(pairs)
-        for canary, target, check in sorted(self.scope.now.checks):
-            if (canary, target) in declared:
-                self.drift_events.inc(canary, target, f"check:{check}", signal_kind(f"check:{check}"), amount=0.0)
 
     def observe(self, obs: Observation, provider: str, server: str, operation: str = "chat") -> None:
         """Record one finished call (`operation`: the GenAI operation name, `chat` or `embeddings`)."""
