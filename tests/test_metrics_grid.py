@@ -241,3 +241,33 @@ def test_a_content_policy_error_counts_as_a_refusal_and_an_outage_changes_no_rat
     assert value("llm_monitor_refusal_ratio", pair) == 1.0  # no verdict: the last one stands
     assert value("llm_monitor_check_pass_ratio", {**pair, "check": "refusal"}) == 0.0
     assert value("llm_monitor_check_results_total", {**pair, "check": "refusal", "result": "error"}) == 0  # declared
+
+
+def test_every_drift_signal_of_a_pair_has_its_event_counter_before_its_first_event() -> None:
+    """`increase(llm_monitor_drift_events_total[...])` (the dashboards' drift annotation and panel) sees an event only
+    if the series existed at 0 before it: a counter born at 1 has no increase. Every signal the engine can open an
+    event on is pre-initialised, each check's `check:NAME` too, and a check a reload removes takes its drift series
+    along (an event still open on it no longer shows in llm_monitor_drift_active, so LLMMonitorDriftActive resolves)."""
+    from monitor.drift.names import disableable
+    from monitor.telemetry.names import signal_kind
+
+    reg = CollectorRegistry()
+    m = Metrics(reg)
+    m.declare([("a", "x", Schedule(every="1m"))], {"x": None}, checks=[("a", "x", "bare-json")])
+    m.declare_drift([("a", "x")])
+
+    def exported() -> set[str]:
+        return {s.labels["signal"] for f in reg.collect() if f.name == "llm_monitor_drift_events"
+                for s in f.samples if s.labels["canary"] == "a" and s.labels["target"] == "x" and s.value == 0}
+
+    signals = [s for s in disableable() if s not in ("check", "check:NAME")]
+    assert exported() == {*signals, "check:bare-json"}
+    assert reg.get_sample_value("llm_monitor_drift_events_total", {
+        "canary": "a", "target": "x", "signal": "latency_s", "kind": signal_kind("latency_s")}) == 0
+    m.drift_active.set("a", "x", "check:bare-json", value=1)  # an event open on the check
+    m.declare([("a", "x", Schedule(every="1m"))], {"x": None}, checks=[("a", "x", "exact")])
+    m.declare_drift([("a", "x")])
+    assert "check:bare-json" not in exported() and "check:exact" in exported()
+    m.drift_active.set("a", "x", "check:bare-json", value=1)  # the analysis showing its still open event again
+    text = generate_latest(reg).decode()
+    assert "check:bare-json" not in text  # README: a check a reload removes takes every series labelled with it

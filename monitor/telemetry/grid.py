@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 from array import array
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Literal
 
 from prometheus_client import CollectorRegistry
@@ -37,15 +37,20 @@ Key = tuple[str, ...]
 class PairGrid(Collector):
     """A counter or gauge labelled (canary, target, *extra): every declared pair x every declared extra tuple is
     exported (zero until set), plus any other label set that was ever set or incremented; all of them only while
-    the scope holds their pair (`per_check`: their canary, target and check, the first extra label)."""
+    the scope holds their pair (`per_check`: their canary, target and check, the first extra label;
+    `check_signals`: a drift signal `check:NAME`, the first extra label, while the scope holds that check).
+    `check_extras` declares zeros per check as well: each check the scope holds for a declared pair exports
+    (canary, target, *check_extras(check)), computed at each scrape rather than stored."""
 
     def __init__(self, name: str, documentation: str, kind: Literal["counter", "gauge"], extra_labels: Sequence[str],
                  extras: Iterable[Key] = ((),), *, registry: CollectorRegistry, scope: Scope,
-                 per_check: bool = False) -> None:
+                 per_check: bool = False, check_signals: bool = False,
+                 check_extras: Callable[[str], Key] | None = None) -> None:
         self.name, self.documentation, self.kind = name, documentation, kind
         self.labelnames = ("canary", "target", *extra_labels)
         self.extras: tuple[Key, ...] = tuple(extras)
-        self.scope, self.per_check = scope, per_check
+        self.scope, self.per_check, self.check_signals = scope, per_check, check_signals
+        self.check_extras = check_extras
         self._pairs: dict[tuple[str, str], None] = {}  # insertion-ordered set
         self._values: dict[Key, float] = {}
         self._lock = threading.Lock()
@@ -65,7 +70,11 @@ class PairGrid(Collector):
             self._values = {k: v for k, v in self._values.items() if self._held(now, k)}
 
     def _held(self, now: Declared, key: Key) -> bool:
-        return now.check(*key[:3]) if self.per_check else now.pair(*key[:2])
+        if self.per_check:
+            return now.check(*key[:3])
+        if self.check_signals and key[2].startswith("check:"):
+            return now.check(key[0], key[1], key[2].removeprefix("check:"))
+        return now.pair(*key[:2])
 
     def inc(self, *labels: str, amount: float = 1.0) -> None:
         """Add `amount` to a series (nothing if the scope does not hold it)."""
@@ -110,8 +119,13 @@ class PairGrid(Collector):
         with self._lock:
             pairs, values, now = list(self._pairs), dict(self._values), self.scope.now
         family = self._family()
+        checks: dict[tuple[str, str], list[Key]] = {}
+        if (per_check_extras := self.check_extras) is not None:
+            for canary, target, check in sorted(now.checks):
+                checks.setdefault((canary, target), []).append(per_check_extras(check))
         for pair in pairs:
-            for extra in self.extras:
+            extras = [*self.extras, *checks.get(pair, ())] if checks else self.extras
+            for extra in extras:
                 key = (*pair, *extra)
                 value = values.pop(key, 0.0)
                 if self._held(now, key):

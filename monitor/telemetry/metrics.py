@@ -42,7 +42,7 @@ from monitor.telemetry import names as n
 from monitor.telemetry.bounded import BoundedLabel
 from monitor.telemetry.grid import PairGrid, PairHistogram
 from monitor.telemetry.keyed import InFlight, KeyedGauge
-from monitor.telemetry.names import WATCHED_SIGNALS, signal_kind
+from monitor.telemetry.names import EVENT_SIGNALS, WATCHED_SIGNALS, signal_kind
 from monitor.telemetry.schedules import ScheduleGauges
 from monitor.telemetry.scope import Scope
 
@@ -163,10 +163,12 @@ class Metrics:
         self.check_ratio = PairGrid("llm_monitor_check_pass_ratio", "Share of the last run's samples passing a check.",
                                     "gauge", ("check",), (), registry=r, scope=sc, per_check=True)
         self.drift_active = PairGrid("llm_monitor_drift_active", "1 while a drift event is open.", "gauge",
-                                     ("signal",), [(s,) for s in WATCHED_SIGNALS], registry=r, scope=sc)
+                                     ("signal",), [(s,) for s in WATCHED_SIGNALS], registry=r, scope=sc,
+                                     check_signals=True)
         self.drift_events = PairGrid("llm_monitor_drift_events", "Drift events opened.", "counter",
-                                     ("signal", "kind"), [(s, signal_kind(s)) for s in WATCHED_SIGNALS], registry=r,
-                                     scope=sc)
+                                     ("signal", "kind"), [(s, signal_kind(s)) for s in EVENT_SIGNALS], registry=r,
+                                     scope=sc, check_signals=True,
+                                     check_extras=lambda check: (f"check:{check}", signal_kind(f"check:{check}")))
         self.pending = Gauge("llm_monitor_notifications_pending", "Notifications waiting in the outbox, per sink.",
                              ("sink",), registry=r)
         self.sent = Counter("llm_monitor_notifications_sent", "Notifications delivered.", ("sink",), registry=r)
@@ -242,7 +244,9 @@ class Metrics:
                 self.paused.remove(target)
 
     def declare_drift(self, pairs: Iterable[tuple[str, str]]) -> None:
-        """Pre-initialise the drift series of the watched signals, so dashboards show zeros, not "no data"."""
+        """Pre-initialise the drift series, so dashboards show zeros, not "no data", and `increase()` sees each first
+        event: the watched signals' open-event gauges, and the event counters of every signal the engine tests,
+        each configured check's `check:NAME` included (a check the config no longer has takes its counter along)."""
         pairs = list(pairs)
         self.drift_active.declare(pairs)
         self.drift_events.declare(pairs)

@@ -36,8 +36,15 @@ ATTR_SERVER_ADDRESS = "server.address"
 ATTR_CANARY = "llm_monitor.canary"
 ATTR_TARGET = "llm_monitor.target"
 
-# Drift signals whose series exist for every pair from start-up (any other signal appears with its first event).
+# Drift signals whose `llm_monitor_drift_active` series exist for every pair from start-up (any other signal's
+# appears with its first event: a gauge born at 1 reads the same).
 WATCHED_SIGNALS = ("refused", "error", "output_chars", "completion", "response_model", "system_fingerprint")
+# Every signal the drift engine can open an event on, besides each check's `check:NAME` (monitor.drift.names): their
+# `llm_monitor_drift_events_total` series exist for every pair from start-up, as a counter born at 1 shows no
+# increase() for its first event (the dashboards' drift annotation and panel would miss it).
+EVENT_SIGNALS = ("refused", "error", "exact_match", "output_tokens", "output_chars", "similarity", "latency_s",
+                 "ttft_s", "semantic_similarity", "finish_reason", "error_type", "response_model",
+                 "system_fingerprint", "completion")
 MODEL_SIGNALS = ("response_model", "system_fingerprint")
 
 
