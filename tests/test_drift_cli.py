@@ -230,7 +230,9 @@ async def test_accept_refuses_a_window_without_enough_successes_and_unknown_targ
     assert out.returncode == 2 and "no canary 'c9'" in out.stderr and "known: c1" in out.stderr
     for action in ("accept", "reset", "show"):  # a range only means something to pin: never silently ignored
         out = cli("baseline", action, "c1", "--since", "2026-01-01", "-c", str(cfg_path))
-        assert out.returncode == 2 and "--since and --until choose the observations of `baseline pin`" in out.stderr
+        assert out.returncode == 2 and f"usage: llm-monitor baseline {action} " in out.stderr
+        assert ("unrecognized arguments: --since 2026-01-01 (--since is an option of `baseline pin`)"
+                in out.stderr), out.stderr
     assert cli("baseline", "show", "c1", "-c", str(cfg_path)).stdout == before.stdout  # nothing changed
 
 
