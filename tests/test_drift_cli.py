@@ -81,7 +81,7 @@ def test_replay_zero_tolerance_flag(tmp_path: Path, cli: CliRun) -> None:
     out = cli("replay", "--baseline", str(base), "--current", str(blocked), "--json", "--zero-tolerance", "refused")
     assert [json.loads(line)["signal"] for line in out.stdout.splitlines()] == ["refused"], out.stdout + out.stderr
     bad = cli(*args, "--zero-tolerance", "check:cdm")
-    assert bad.returncode == 2 and "unknown signal 'check:cdm'; expected one of check:cmd, refused, error, " \
+    assert bad.returncode == 2 and "unknown signal 'check:cdm' (known: check:cmd, refused, error, " \
                                    "exact_match" in bad.stderr  # the nearest first
 
 
