@@ -185,20 +185,38 @@ def parser() -> argparse.ArgumentParser:
                        description="show: the canary's baselines per target. accept: make the latest successful "
                                    "observations since the open events' change the baseline (open events: accepted). "
                                    "reset: drop it; the next drift.baseline_size observations form a new one (open "
-                                   "events: resolved). pin: build it from the observations between --since and "
-                                   "--until (open events it shows: accepted; the others stay open against it). A running daemon applies "
-                                   "a change within 30 s. A pair no longer configured but in the store (drift: open "
-                                   "(not configured)) is reached too, and `show` lists its baselines, the target marked (removed).")
-    p.add_argument("action", choices=["show", "accept", "reset", "pin"])
-    p.add_argument("canary", nargs="?", help="required, except by show (without one: every canary's baselines)")
-    _config_arg(p)
-    p.add_argument("--target", help="only this target, configured or in the store (default: every configured target "
-                                    "of the canary; for a canary no longer configured, every target in the store)")
-    p.add_argument("--note", default="", help="why (recorded with the baseline)")
-    p.add_argument("--json", action="store_true", help="show: one JSON object per baseline")
-    p.add_argument("--since", help="pin: start of the time range (an RFC 3339 time, 2026-11-30T07:50:00Z, or a "
-                                   "duration ago: 7d or '7d ago', 24h); required")
-    p.add_argument("--until", help="pin: end of the time range (an RFC 3339 time or a duration ago, 2d or '2d ago'; "
+                                   "events: resolved). pin: build it from the observations of a time range (open "
+                                   "events it shows: accepted; the others stay open against it). A running daemon "
+                                   "applies a change within 30 s. A pair no longer configured but in the store (drift: "
+                                   "open (not configured)) is reached too, and `show` lists its baselines, the target "
+                                   "marked (removed). `llm-monitor baseline ACTION --help`: the options of each.")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    a = actions.add_parser("show", help="list the canary's baselines per target (every canary's without one)",
+                           description="List the stored baselines per canary x target: when each was made (a pinned "
+                                       "or accepted one's range), its source and note, how many observations it "
+                                       "stands on, the outages it left out, and which is active.")
+    a.add_argument("canary", nargs="?", help="only this canary (default: every canary's baselines)")
+    _config_arg(a)
+    _baseline_target_arg(a)
+    a.add_argument("--json", action="store_true", help="one JSON object per baseline")
+    a = actions.add_parser("accept", help="make current behaviour the baseline (open events: accepted)",
+                           description="Make the latest successful observations since the open events' change the "
+                                       "baseline (drift.baseline_size of them; open events: accepted). A running "
+                                       "daemon applies it within 30 s.")
+    _baseline_change_args(a)
+    a = actions.add_parser("reset", help="drop the baseline: the next observations form a new one (open events: "
+                                         "resolved)",
+                           description="Drop the baseline; the next drift.baseline_size successful observations form "
+                                       "a new one (open events: resolved). A running daemon applies it within 30 s.")
+    _baseline_change_args(a)
+    a = actions.add_parser("pin", help="build the baseline from a time range's observations",
+                           description="Build the baseline from the observations between --since and --until, failed "
+                                       "calls included (open events the range shows: accepted; the others stay open "
+                                       "against it). A running daemon applies it within 30 s.")
+    _baseline_change_args(a)
+    a.add_argument("--since", help="start of the time range (an RFC 3339 time, 2026-11-30T07:50:00Z, or a duration "
+                                   "ago: 7d or '7d ago', 24h); required")
+    a.add_argument("--until", help="end of the time range (an RFC 3339 time or a duration ago, 2d or '2d ago'; "
                                    "default: now)")
     p = sub.add_parser("replay", help="run two JSONL dumps through the drift engine and print the events")
     p.add_argument("--baseline", required=True, type=_path(),
@@ -302,6 +320,19 @@ def parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _baseline_target_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--target", help="only this target, configured or in the store (default: every configured target "
+                                    "of the canary; for a canary no longer configured, every target in the store)")
+
+
+def _baseline_change_args(p: argparse.ArgumentParser) -> None:
+    """The arguments every `baseline` action that changes a baseline takes: the canary, -c, --target and --note."""
+    p.add_argument("canary")
+    _config_arg(p)
+    _baseline_target_arg(p)
+    p.add_argument("--note", default="", help="why (recorded with the baseline)")
+
+
 def _logging_flags(p: argparse.ArgumentParser, level: str, form: str) -> None:
     """Add --log-level and --log-format to `p`: before the command they set the defaults, after it (default
     SUPPRESS: only when given) they replace them, so `llm-monitor probe ... --log-level debug` works too."""
@@ -334,6 +365,28 @@ def _innermost(ap: argparse.ArgumentParser, args: argparse.Namespace) -> argpars
     return ap
 
 
+def _taken_by_others(ap: argparse.ArgumentParser, args: argparse.Namespace, unknown: list[str]) -> str:
+    """For an option the chosen action does not take but another action of its command does (`baseline show --note`,
+    `alerts test --dead`), which ones take it: ` (--note is an option of `baseline accept`, `baseline pin` and
+    `baseline reset`)`; else ''."""
+    import argparse
+
+    chosen = getattr(args, "action", None)
+    command = _innermost(ap, argparse.Namespace(command=args.command))
+    subs = [a for a in command._actions if isinstance(a, argparse._SubParsersAction) and a.dest == "action"]
+    if chosen is None or not subs:
+        return ""
+    notes = []
+    for option in dict.fromkeys(u.split("=", 1)[0] for u in unknown if u.startswith("-")):
+        takers = sorted(name for name, p in subs[0].choices.items() if name != chosen
+                        and option in p._option_string_actions and option not in ("-h", "--help"))
+        if takers:
+            named = [f"`{args.command} {t}`" for t in takers]
+            listed = named[0] if len(named) == 1 else f"{', '.join(named[:-1])} and {named[-1]}"
+            notes.append(f"{option} is an option of {listed}")
+    return f" ({'; '.join(notes)})" if notes else ""
+
+
 DURATION_FLAGS = ("--duration", "--interval")  # the flags whose type is _duration
 
 
@@ -355,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = parser()
     args, unknown = ap.parse_known_args(_negative_durations_glued(sys.argv[1:] if argv is None else argv))
     if unknown:  # said by the command's own parser: its usage is what the user needs, not the top level's
-        _innermost(ap, args).error(f"unrecognized arguments: {' '.join(unknown)}")
+        _innermost(ap, args).error(f"unrecognized arguments: {' '.join(unknown)}{_taken_by_others(ap, args, unknown)}")
     for dest, (variable, choices) in _LOG_ENV.items():
         if getattr(args, dest) not in choices:  # only a default can be: argparse checked a value given
             ap.error(f"{variable}={os.environ.get(variable, '')!r} is not one of {', '.join(choices)} (it sets the "
@@ -395,8 +448,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "baseline":
             from monitor.commands import baseline
 
-            return baseline.baseline(args.config, args.action, args.canary, args.target, args.note, args.since,
-                                     args.until, args.json)
+            return baseline.baseline(args.config, args.action, args.canary, args.target, getattr(args, "note", ""),
+                                     getattr(args, "since", None), getattr(args, "until", None),
+                                     getattr(args, "json", False))
         return drift.replay(args.baseline, args.current, args.json, args.zero_tolerance)
     if args.command == "export":
         from monitor.commands import export

@@ -159,6 +159,51 @@ async def test_410_disables_the_endpoint(sqlite_store: Store, clock: Clock, rx: 
     await al.stop()
 
 
+async def test_a_row_that_waited_for_the_reload_counts_its_give_up_window_from_its_first_attempt(
+        store: Store, clock: Clock, rx: Receiver) -> None:
+    # Found by review: a row re-sent on request to a sink the running daemon had disabled (a 410) waited for the
+    # reload, but its retry.give_up_after (1h here) still counted from the request (asked_at): reloaded more than that
+    # later, its first failed attempt gave it up at once, never retried. The window counts from its first attempt
+    # (after the reload, or at a restart), asked_at still the time of the request; a restart keeps that window.
+    al = build(store, config(rx.url), clock)
+    await al.publish([event(1)])
+    rx.fail(410, times=1)
+    await al.sender.flush()  # the sink is disabled until the reload
+    [second] = await al.publish([event(2)])
+    assert (await al.sender.flush()).dead == 1
+    asked_at = clock()
+    [asked] = al.outbox.resend_dead(asked_at, ids=[second.message_id])
+    assert asked.skipped is None
+    for _ in range(3):  # the reload comes two hours later: it waits meanwhile
+        assert (await al.sender.flush()).dead == 0
+        clock.advance(3600)
+    rx.fail(503)  # the receiver, once reloaded, is down for a while
+    al.reload(al.cfg, environ={"HOOK_SECRET": SECRET})
+    first = clock()
+    res = await al.sender.flush()
+    assert (res.retried, res.dead) == (1, 0)  # retried with backoff, as a new message is: not given up on at once
+    row = al.outbox.get(second.id)
+    assert row is not None and row.status == FAILED and row.attempts == 1 and row.last_error is not None
+    assert row.asked_at == asked_at  # still the time of the request
+    assert f"first tried at {first.isoformat()}" in row.last_error and "HTTP 503" in row.last_error, row.last_error
+    await al.stop()
+    al = build(store, config(rx.url), clock)  # a restart: the window is the store's, not the daemon's memory
+    while row.next_attempt_at < first + timedelta(minutes=45):  # retried with backoff (10s doubling to 10m)
+        clock.t = row.next_attempt_at
+        assert (await al.sender.flush()).dead == 0, clock() - first
+        row = al.outbox.get(second.id)
+        assert row is not None and row.status == FAILED and f"first tried at {first.isoformat()}" in row.last_error
+    while row.status != DEAD and clock() < first + timedelta(hours=2):
+        clock.t = max(clock(), row.next_attempt_at)
+        await al.sender.flush()
+        row = al.outbox.get(second.id)  # type: ignore[assignment]
+        assert row is not None
+    # given up on past the hour from its first attempt (its next retry, up to retry.max later, beyond it)
+    assert row.status == DEAD and row.last_error.startswith("gave up after"), row.last_error  # type: ignore[union-attr]
+    assert first + timedelta(minutes=50) <= clock() <= first + timedelta(hours=1), clock() - first
+    await al.stop()
+
+
 async def test_gives_up_after_the_configured_age(sqlite_store: Store, clock: Clock, rx: Receiver) -> None:
     al = build(sqlite_store, config(rx.url), clock)
     [n] = await al.publish([event()])

@@ -320,3 +320,44 @@ async def test_a_start_that_fails_after_binding_lets_the_port_go(tmp_path: Path,
     assert failed.traceback  # held, as a caller that logs or retries holds it
     with socket.socket() as again:
         again.bind(("127.0.0.1", port))  # free again
+
+
+# Each `baseline` action takes only its own options: one parser for the four listed --since, --until and --note in
+# `baseline show --help` and took `baseline show c1 --note x` without a word (the note went nowhere).
+BASELINE_OPTIONS = {"show": {"--target", "--json"}, "accept": {"--target", "--note"},
+                    "reset": {"--target", "--note"}, "pin": {"--target", "--note", "--since", "--until"}}
+
+
+@pytest.mark.parametrize("action", sorted(BASELINE_OPTIONS))
+def test_each_baseline_action_lists_only_the_options_it_takes(action: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from monitor.cli import parser
+
+    with pytest.raises(SystemExit):
+        parser().parse_args(["baseline", action, "--help"])
+    text = capsys.readouterr().out
+    every = set().union(*BASELINE_OPTIONS.values())
+    listed = {o for o in every if o in text}
+    assert listed == BASELINE_OPTIONS[action], text
+
+
+@pytest.mark.parametrize("args,unknown,takes", [
+    (["baseline", "show", "c1", "--note", "why"], "--note why", "accept, pin, reset"),
+    (["baseline", "show", "c1", "--until", "1d"], "--until 1d", "pin"),
+    (["baseline", "accept", "c1", "--since", "2026-01-01"], "--since 2026-01-01", "pin"),
+    (["baseline", "reset", "c1", "--json"], "--json", "show"),
+    (["baseline", "pin", "c1", "--since", "1d", "--json"], "--json", "show"),
+    (["alerts", "test", "--sink", "hook", "--dead"], "--dead", "pending"),
+    (["store", "scrub", "--to", "sqlite:///x.db"], "--to sqlite:///x.db", "copy"),
+])
+def test_an_option_of_another_action_is_a_usage_error_naming_it(
+        args: list[str], unknown: str, takes: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from monitor.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    err = capsys.readouterr().err
+    usage = f"usage: llm-monitor {args[0]} {args[1]} "
+    assert e.value.code == 2 and usage in err and f"unrecognized arguments: {unknown}" in err, err
+    named = [f"`{args[0]} {t}`" for t in takes.split(", ")]
+    listed = named[0] if len(named) == 1 else f"{', '.join(named[:-1])} and {named[-1]}"
+    assert f"({unknown.split()[0]} is an option of {listed})\n" in err, err

@@ -207,9 +207,9 @@ def test_storage_url_with_password_refused_and_not_echoed(tmp_path: Path, url: s
     ("sqlite:///llm-monitor.db", "sqlite:///:memory:", "14: storage.url: an in-memory SQLite database lives only in "
      "the process that opens it: give a file (sqlite:///path/to/llm-monitor.db) (value: 'sqlite:///:memory:')"),
     ('"127.0.0.1:9464"}\n', '"127.0.0.1:9464"}\ndrift: {disabled_signals: [latency_s, latency]}\n',
-     "16: drift.disabled_signals: unknown signal 'latency'; expected one of refused, exact_match, error, "
-     "output_tokens, output_chars, similarity, latency_s, ttft_s, semantic_similarity, finish_reason, error_type, "
-     "response_model, system_fingerprint, completion, check, check:NAME"),
+     "16: drift.disabled_signals: unknown signal 'latency' (known: latency_s, refused, exact_match, error, "
+     "output_tokens, output_chars, similarity, ttft_s, semantic_similarity, finish_reason, error_type, "
+     "response_model, system_fingerprint, completion, check, check:NAME)"),
     ('"127.0.0.1:9464"}\n', '"127.0.0.1:9464"}\ndrift: {baseline_outage_run: 1}\n',
      "16: drift.baseline_outage_run: Input should be greater than or equal to 2 (value: 1)"),
     ('"127.0.0.1:9464"}\n', '"127.0.0.1:9464"}\ndrift: {baseline_outage_run: 2.5}\n',
@@ -295,8 +295,11 @@ def test_config_rejections(tmp_path: Path, old: str, new: str, expected: str) ->
                                       "turn (roles given: assistant)"),
     ("samples: 3", "samples: 3\n    targets: [claude, gpt-max]",
      "6: canary kill-python-process: targets[1]: unknown target (known: gpt-mini, claude) (value: 'gpt-max')"),
+    # the nearest known name first, as the commands list them (a typo's name may be past the list's cut)
+    ("samples: 3", "samples: 3\n    targets: [cloude]",
+     "6: canary kill-python-process: targets[0]: unknown target (known: claude, gpt-mini) (value: 'cloude')"),
     ("samples: 3", "samples: 3\n    zero_tolerance: [refusd, error, errr]",
-     "6: canaries[0].zero_tolerance: unknown signals 'refusd', 'errr'; expected one of refused, error, "
+     "6: canaries[0].zero_tolerance: unknown signals 'refusd', 'errr' (known: refused, error, "
      "exact_match"),
     ("canaries:\n", "", "1: (top level): expected a mapping at the top level (keys canaries:), got a list"),
 ])

@@ -173,7 +173,7 @@ alerts:
     assert problems(cfg) == [
         f"{cfg}:9: alerts.sinks[0]: webhook sink 'hook': set exactly one of url, url_env or url_file",
         f"{cfg}:11: alerts.sinks[2].name: duplicate sink name (value: 'am')",
-        f"{cfg}:13: alerts.routes[0].sinks[1]: unknown sink (defined: hook, am) (value: 'pager')",
+        f"{cfg}:13: alerts.routes[0].sinks[1]: unknown sink (known: hook, am) (value: 'pager')",
     ]
 
 

@@ -156,7 +156,7 @@ async def test_baseline_show_without_a_canary_lists_every_canarys_baselines(
     bad = cli("baseline", "show", "-c", str(cfg_path), "--target", "tt")
     assert bad.returncode == 2 and "no target 'tt' in the configuration or in any stored drift event or baseline (known: t)" in bad.stderr
     need = cli("baseline", "accept", "-c", str(cfg_path))
-    assert need.returncode == 2 and "baseline accept needs a canary" in need.stderr
+    assert need.returncode == 2 and "the following arguments are required: canary" in need.stderr
 
 
 async def test_pin_refuses_a_range_holding_more_than_it_reads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -213,4 +213,4 @@ async def test_baseline_show_json_writes_one_object_per_baseline(tmp_path: Path,
     assert "fp_a" in row["identity"]["system_fingerprint"]
     assert "c2 @ t: no baseline yet" in show.stderr  # stdout stays JSON lines
     bad = cli("baseline", "reset", "c1", "-c", str(cfg_path), "--json")
-    assert bad.returncode == 2 and "--json is for `baseline show`" in bad.stderr
+    assert bad.returncode == 2 and "unrecognized arguments: --json (--json is an option of `baseline show`)" in bad.stderr

@@ -176,7 +176,7 @@ def test_an_unknown_zero_tolerance_signal_is_told_in_bounded_words(tmp_path: Pat
                  {**ROW, "checks": {"c" * 5000: False}})
     code, _, err = replay(cli, dump, dump, "--zero-tolerance", "check:" + "x" * 5000)
     assert code == 2 and "--zero-tolerance: unknown signal 'check:xxx" in err, err[:300]
-    assert "(5,006 characters); expected one of refused, error, exact_match, check:" in err, err[:500]
+    assert "(5,006 characters) (known: refused, error, exact_match, check:" in err, err[:500]
     assert "and 4,984 more" in err and len(err) < 1000, err[:2000]
 
 

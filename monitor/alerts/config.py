@@ -28,6 +28,7 @@ from monitor.durations import Seconds, format_duration
 from monitor.http_urls import url_problem
 from monitor.keyed_error import keyed_error
 from monitor.keylike import looks_like_a_key, shown_name
+from monitor.known_names import known as known_list
 from monitor.literal_secrets import refused_key
 from monitor.not_bool import refuse_bools
 from monitor.one_line import one_line
@@ -386,8 +387,7 @@ class AlertsConfig(_Strict, Placed):
         for i, route in enumerate(self.routes):
             unknown = [n for n in route.sinks if n not in names]
             if unknown:
-                raise ValueError(f"routes[{i}] names unknown sinks: {', '.join(unknown)} "
-                                 f"(defined: {', '.join(names) or 'none'})")
+                raise ValueError(f"routes[{i}] names unknown sinks: {', '.join(unknown)} {known_list(names, unknown[0])}")
         return self
 
     def secret_looking_labels(self, besides: dict[str, str] | None = None) -> list[str]:

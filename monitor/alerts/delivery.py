@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from sqlalchemy.exc import SQLAlchemyError
 
+from monitor.alerts.asked_window import first_tried, noted, window_start
 from monitor.alerts.attempt import Attempt, attempt
 from monitor.alerts.backoff import full_jitter
 from monitor.alerts.config import AlertsConfig
@@ -272,6 +273,7 @@ class Delivering:
         if not refreshes(sink):
             n = await self._with_context(n)
         now = self.now()
+        first = first_tried(n, now)  # a row re-sent on request: its first attempt since, if this is not it
         try:
             req = sink.render(n, now)
         except Exception as e:  # a row this build cannot render would otherwise block its sink forever
@@ -339,8 +341,9 @@ class Delivering:
         self._sink_took.discard(n.sink)  # another message failed there since it last took one: the receiver is down
         delay = self._delay(n, a)
         next_at = now + timedelta(seconds=delay)
-        # from when it was written, or when an operator last asked to send it again (`alerts resend`)
-        if next_at > max(n.created_at, n.asked_at or n.created_at) + timedelta(seconds=self.cfg.retry.give_up_after):
+        # from when it was written, or when an operator last asked to send it again (`alerts resend`): from its first
+        # attempt since (a reload the row waited for, or a start, may come more than the window after the request)
+        if next_at > window_start(n, first) + timedelta(seconds=self.cfg.retry.give_up_after):
             log.error("gave up delivering a notification", extra=extra)
             note = "gave up again after" if _retried(n) else GAVE_UP_NOTE  # not tried once more again
             await self._drop(n, GAVE_UP, f"{note} {n.attempts + 1} attempts: {a.error}", res, merged=tuple(merged))
@@ -356,7 +359,8 @@ class Delivering:
                         extra=extra)
         # The rows it merged were in this message: they wait for its retry and go with it (left as they were, they
         # went out on their own, due at once or when their lease ended, ahead of the backoff).
-        await asyncio.to_thread(self.outbox.mark_retry, [n.id, *(m.id for m in merged)], next_at, a.error)
+        await asyncio.to_thread(self.outbox.mark_retry, [n.id, *(m.id for m in merged)], next_at,
+                                noted(a.error, first))
         res.retried += 1
         return merged_ids
 

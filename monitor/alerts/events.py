@@ -119,5 +119,6 @@ class Notification:
     attempts: int = 0
     last_error: str | None = None
     delivered_at: datetime | None = None
-    asked_at: datetime | None = None  # when an operator last asked to send it again: its give_up_after counts from then
+    # when an operator last asked to send it again: its give_up_after counts from its first attempt since
+    asked_at: datetime | None = None
     sent_as: str | None = None  # the id of the grouped message it was given up on in (None: alone)

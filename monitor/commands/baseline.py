@@ -110,17 +110,9 @@ def baseline(config_path: str, action: str, canary: str | None, target: str | No
     from monitor.operator_baselines import MIN_BASELINE_OBSERVATIONS
     from monitor.store.drift_repo import DriftRepository
 
-    if canary is None and action != "show":
-        err_console.print(f"[red]error:[/] baseline {action} needs a canary (`baseline show` without one lists every "
-                          "canary's)")
-        return EXIT_CONFIG
-    if action != "pin" and (since is not None or until is not None):
-        err_console.print(f"[red]error:[/] --since and --until choose the observations of `baseline pin`; `baseline "
-                          f"{action}` takes none (accept: current behaviour, from the open events' change on)")
-        return EXIT_CONFIG
-    if json_out and action != "show":
-        err_console.print(f"[red]error:[/] --json is for `baseline show`; `baseline {action}` prints what it did")
-        return EXIT_CONFIG
+    # The command line gives each action only its own options (`baseline show --note` is a usage error), and a
+    # canary to every action but show
+    assert canary is not None or action == "show"
     config, store = open_stored(config_path)
     repo = DriftRepository(store.engine)
     removed: set[str] = set()  # targets of the canary's pairs the configuration no longer has

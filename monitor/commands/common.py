@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import difflib
 import os
 import signal
 import sys
@@ -20,6 +19,7 @@ from monitor.console import Console
 from monitor.durations import parse_duration
 from monitor.errors import ConfigError, MonitorError, NoSchema, shown
 from monitor.escapes import printable
+from monitor.known_names import known_names  # noqa: F401  (the commands import it from here)
 from monitor.timeinput import EXAMPLE, NOT_A_TIME, TimeInputError, parse_time
 
 if TYPE_CHECKING:
@@ -27,7 +27,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 EXIT_OK, EXIT_FAIL, EXIT_CONFIG = 0, 1, 2
-KNOWN_SHOWN = 20  # names an error lists
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -124,18 +123,6 @@ def utc_time(at: datetime | str | None) -> str:
     if at is None:
         return ""
     return (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(UTC).isoformat(timespec="seconds")
-
-
-def known_names(names: Sequence[str], near: str | None = None) -> str:
-    """Names for an error's list of the known ones: the first KNOWN_SHOWN, each cut at 60 characters, and how many
-    more (a store or a dump may hold thousands, or a megabyte-long name). Given the name asked for (`near`), the
-    known ones closest to it come first: a typo's name may be past the list's cut."""
-    if near is not None:
-        close = difflib.get_close_matches(near, names, n=3)
-        names = [*close, *(n for n in names if n not in close)]
-    shown_names = [n if len(n) <= 60 else f"{n[:60]}..." for n in names[:KNOWN_SHOWN]]
-    more = f" and {len(names) - KNOWN_SHOWN:,} more" if len(names) > KNOWN_SHOWN else ""
-    return (", ".join(shown_names) or "none") + more
 
 
 def run_terminable(main: Coroutine[Any, Any, T]) -> T:

@@ -255,8 +255,8 @@ def replay(baseline_path: str, current_path: str, as_json: bool, zero_tolerance:
     known = declarable(sorted({c.name for o in (*base, *cur) for c in o.checks}))
     unknown = [name for name in zero_tolerance or [] if name not in known]
     if unknown:  # bounded: a dump may hold thousands of check names, or one of a megabyte
-        err_console.print("[red]error:[/] " + escape(f"--zero-tolerance: unknown signal {shown(unknown[0])}; expected "
-                                                    f"one of {known_names(known, unknown[0])}"))
+        err_console.print("[red]error:[/] " + escape(f"--zero-tolerance: unknown signal {shown(unknown[0])} "
+                                                    f"(known: {known_names(known, unknown[0])})"))
         return EXIT_CONFIG
 
     # Replay compares the streams (canary x target) the two dumps share: one only one holds is not compared, and

@@ -22,6 +22,7 @@ from monitor.config.timing import cron_trigger, never_fires, shortest_gap_s
 from monitor.drift.names import declarable
 from monitor.durations import format_duration, parse_duration
 from monitor.errors import named
+from monitor.known_names import known as known_list
 from monitor.placed import Placed
 
 
@@ -252,8 +253,7 @@ class Canary(Strict, Placed):
         unknown = [name for name in v if name not in known and (checks is not None or not name.startswith("check:"))]
         if unknown:
             names = ", ".join(repr(n) for n in unknown)
-            raise ValueError(f"unknown signal{'s' if len(unknown) > 1 else ''} {names}; expected one of "
-                             f"{', '.join(known)}")
+            raise ValueError(f"unknown signal{'s' if len(unknown) > 1 else ''} {names} {known_list(known, unknown[0])}")
         return v
 
 

@@ -8,6 +8,7 @@ from monitor.config.strict import Strict
 from monitor.config.target import MAX_PRICE
 from monitor.drift.names import disableable
 from monitor.drift.settings import DriftSettings
+from monitor.known_names import known as known_list
 from monitor.one_line import one_line
 from monitor.placed import Placed
 
@@ -61,7 +62,7 @@ class DriftConfig(Strict):
         known = disableable()
         for name in v:
             if name not in known and not (name.startswith("check:") and len(name) > len("check:")):
-                raise ValueError(f"unknown signal {name!r}; expected one of {', '.join(known)}")
+                raise ValueError(f"unknown signal {name!r} {known_list(known, name)}")
         return v
 
     def settings(self, observations_per_day: float = 0.0) -> DriftSettings:

@@ -15,6 +15,7 @@ from typing import Any
 from monitor.config.models import Target
 from monitor.config.yamlsrc import Located, at, dotted
 from monitor.errors import ConfigIssue, named
+from monitor.known_names import known
 
 
 def written_ids(src: Located, loc: tuple[Any, ...], key: str) -> list[str] | None:
@@ -55,26 +56,25 @@ def monitor_references(src: Located, valid: dict[str, Target]) -> list[ConfigIss
     emb = src.written("drift", "embeddings", "target")
     if ids is not None and isinstance(emb, str):
         if emb not in ids:
-            issue(("drift", "embeddings", "target"), unknown_target(ids), emb)
+            issue(("drift", "embeddings", "target"), unknown_target(ids, emb), emb)
         elif emb in valid and valid[emb].provider != "openai":
             issue(("drift", "embeddings", "target"), "embeddings need an OpenAI-compatible target (provider: openai)",
                   emb)
     judge = src.written("refusal", "judge_target")
     if ids is not None and isinstance(judge, str) and judge not in ids:
-        issue(("refusal", "judge_target"), unknown_target(ids), judge)
+        issue(("refusal", "judge_target"), unknown_target(ids, judge), judge)
     for i, name in duplicates(src, ("alerts", "sinks"), "name"):
         issue(("alerts", "sinks", i, "name"), "duplicate sink name", name)
     no_sinks = at(src.data, "alerts", "sinks") is None and ("alerts", "sinks") not in src.stand_ins
     names = [] if no_sinks else written_ids(src, ("alerts", "sinks"), "name")
     routes = src.written("alerts", "routes")
     if names is not None and isinstance(routes, list):
-        defined = ", ".join(dict.fromkeys(names)) or "none"
         for i in range(len(routes)):
             wanted = src.written("alerts", "routes", i, "sinks")
             for j in range(len(wanted) if isinstance(wanted, list) else 0):
                 name = src.written("alerts", "routes", i, "sinks", j)
                 if isinstance(name, str) and name not in names:
-                    issue(("alerts", "routes", i, "sinks", j), f"unknown sink (defined: {defined})", name)
+                    issue(("alerts", "routes", i, "sinks", j), f"unknown sink {known(names, name)}", name)
     return issues
 
 
@@ -89,16 +89,17 @@ def canary_references(src: Located, index: int, canary_id: str, ids: list[str] |
     for j in range(len(targets) if isinstance(targets, list) else 0):
         name = src.written(*here, "targets", j)
         if isinstance(name, str) and name not in ids:
-            issues.append(ConfigIssue(src.path, f"canary {named(canary_id)}: targets[{j}]", unknown_target(ids),
+            issues.append(ConfigIssue(src.path, f"canary {named(canary_id)}: targets[{j}]", unknown_target(ids, name),
                                       src.line_of((*here, "targets", j)), name))
     checks = src.written(*here, "checks")
     for i in range(len(checks) if isinstance(checks, list) else 0):
         judge = src.written(*here, "checks", i, "judge_target")
         if src.written(*here, "checks", i, "type") == "llm_judge" and isinstance(judge, str) and judge not in ids:
-            issues.append(ConfigIssue(src.path, f"canary {named(canary_id)}: checks[{i}].judge_target", unknown_target(ids),
-                                      src.line_of((*here, "checks", i, "judge_target")), judge))
+            issues.append(ConfigIssue(src.path, f"canary {named(canary_id)}: checks[{i}].judge_target",
+                                      unknown_target(ids, judge), src.line_of((*here, "checks", i, "judge_target")),
+                                      judge))
     return issues
 
 
-def unknown_target(ids: list[str]) -> str:
-    return f"unknown target (known: {', '.join(dict.fromkeys(ids)) or 'none'})"  # as a route's unknown sink says
+def unknown_target(ids: list[str], name: str) -> str:
+    return f"unknown target {known(ids, name)}"  # as a route's unknown sink says

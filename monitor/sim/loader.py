@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from monitor.config.yamlsrc import load_yaml
 from monitor.errors import ConfigError, ConfigIssue
+from monitor.known_names import known as known_list
 from monitor.sim.scenario import Phase, Scenario
 
 
@@ -105,7 +106,7 @@ def _voice_issues(file: str, scenario: Scenario) -> list[ConfigIssue]:
 
     known = set(BUILTIN_VOICES) | set(scenario.voices)
     return [
-        ConfigIssue(file, f"models.{m}.phases[{i}].voice", f"unknown voice; known: {', '.join(sorted(known))}",
+        ConfigIssue(file, f"models.{m}.phases[{i}].voice", f"unknown voice {known_list(sorted(known), p.voice)}",
                     value=p.voice)
         for m, spec in scenario.models.items()
         for i, p in enumerate(spec.phases)
@@ -129,7 +130,7 @@ def builtin_scenario(name: str) -> Scenario:
     if not ref.is_file():
         names = sorted(p.name.removesuffix(".yaml") for p in (resources.files("monitor.sim") / "scenarios").iterdir()
                        if p.name.endswith(".yaml"))
-        raise ConfigError([ConfigIssue("<builtin>", "name", f"no such scenario; known: {', '.join(names)}",
+        raise ConfigError([ConfigIssue("<builtin>", "name", f"no such scenario {known_list(names, name)}",
                                        value=name)])
     with resources.as_file(ref) as path:
         return load_scenario(path)

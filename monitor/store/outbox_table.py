@@ -46,7 +46,7 @@ class NotificationRow(SQLModel, table=True):
     created_at: datetime = _ts()
     delivered_at: datetime | None = _ts(nullable=True)
     # when an operator last asked to send it again (`alerts resend`; migration 0011): its `retry.give_up_after` counts
-    # from then, `created_at` kept for the record and its alert's order
+    # from its first attempt since (monitor.alerts.asked_window), `created_at` kept for the record and its alert's order
     asked_at: datetime | None = _ts(nullable=True)
     # the message id of the grouped message it was given up on in (its rows' `group_message_id`; NULL: alone, or
     # stored before migration 0012): `alerts resend` sends those rows again together, under that id
