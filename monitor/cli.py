@@ -40,9 +40,13 @@ def _absolute_path(text: str) -> str:
     return os.path.abspath(_path()(text))
 
 
-def _config_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-c", "--config", default=DEFAULT_CONFIG, type=_path(),
-                   help="monitor.yaml (default: %(default)s; $LLM_MONITOR_CONFIG sets it)")
+def _config_arg(p: argparse.ArgumentParser, *, action: bool = False) -> None:
+    """-c; an `action`'s has no default, its command's parser holds it (an action's default would replace a value
+    given before the action: `baseline -c m.yaml accept c1`)."""
+    import argparse
+
+    p.add_argument("-c", "--config", default=argparse.SUPPRESS if action else DEFAULT_CONFIG, type=_path(),
+                   help=f"monitor.yaml (default: {DEFAULT_CONFIG}; $LLM_MONITOR_CONFIG sets it)")
 
 
 def _web_config_arg(p: argparse.ArgumentParser) -> None:
@@ -190,13 +194,15 @@ def parser() -> argparse.ArgumentParser:
                                    "applies a change within 30 s. A pair no longer configured but in the store (drift: "
                                    "open (not configured)) is reached too, and `show` lists its baselines, the target "
                                    "marked (removed). `llm-monitor baseline ACTION --help`: the options of each.")
+    _config_arg(p)  # before the action too, as before the actions had parsers of their own (scripts say so)
+    _baseline_target_arg(p, action=False)
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     a = actions.add_parser("show", help="list the canary's baselines per target (every canary's without one)",
                            description="List the stored baselines per canary x target: when each was made (a pinned "
                                        "or accepted one's range), its source and note, how many observations it "
                                        "stands on, the outages it left out, and which is active.")
     a.add_argument("canary", nargs="?", help="only this canary (default: every canary's baselines)")
-    _config_arg(a)
+    _config_arg(a, action=True)
     _baseline_target_arg(a)
     a.add_argument("--json", action="store_true", help="one JSON object per baseline")
     a = actions.add_parser("accept", help="make current behaviour the baseline (open events: accepted)",
@@ -320,15 +326,18 @@ def parser() -> argparse.ArgumentParser:
     return ap
 
 
-def _baseline_target_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--target", help="only this target, configured or in the store (default: every configured target "
+def _baseline_target_arg(p: argparse.ArgumentParser, *, action: bool = True) -> None:
+    """--target of `baseline` (default None) and of each of its actions (no default: `baseline`'s holds it)."""
+    import argparse
+
+    p.add_argument("--target", default=argparse.SUPPRESS if action else None, help="only this target, configured or in the store (default: every configured target "
                                     "of the canary; for a canary no longer configured, every target in the store)")
 
 
 def _baseline_change_args(p: argparse.ArgumentParser) -> None:
     """The arguments every `baseline` action that changes a baseline takes: the canary, -c, --target and --note."""
     p.add_argument("canary")
-    _config_arg(p)
+    _config_arg(p, action=True)
     _baseline_target_arg(p)
     p.add_argument("--note", default="", help="why (recorded with the baseline)")
 

@@ -361,3 +361,20 @@ def test_an_option_of_another_action_is_a_usage_error_naming_it(
     named = [f"`{args[0]} {t}`" for t in takes.split(", ")]
     listed = named[0] if len(named) == 1 else f"{', '.join(named[:-1])} and {named[-1]}"
     assert f"({unknown.split()[0]} is an option of {listed})\n" in err, err
+
+
+@pytest.mark.parametrize("args,config,target", [
+    # before the actions had parsers of their own, -c and --target were taken anywhere after `baseline`: a script
+    # written `baseline -c /etc/m.yaml accept c1` was "invalid choice: '/etc/m.yaml'" after the split
+    (["baseline", "-c", "m.yaml", "--target", "t1", "accept", "c1"], "m.yaml", "t1"),
+    (["baseline", "-c", "m.yaml", "show"], "m.yaml", None),
+    (["baseline", "accept", "c1", "-c", "m.yaml", "--target", "t1"], "m.yaml", "t1"),
+    (["baseline", "-c", "a.yaml", "pin", "c1", "--since", "1d", "-c", "b.yaml"], "b.yaml", None),  # the later one
+    (["baseline", "reset", "c1"], None, None),  # None: the default
+])
+def test_baseline_takes_config_and_target_before_its_action_too(args: list[str], config: str | None,
+                                                                 target: str | None) -> None:
+    from monitor.cli import DEFAULT_CONFIG, parser
+
+    parsed = parser().parse_args(args)
+    assert (parsed.config, parsed.target) == (config or DEFAULT_CONFIG, target)
