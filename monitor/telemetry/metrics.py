@@ -156,11 +156,12 @@ class Metrics:
         self.refusals = PairGrid("llm_monitor_refusals", "Completions judged refusals.", "counter", ("refusal",),
                                  (("partial",), ("full",)), registry=r, scope=sc)
         self.refusal_ratio = PairGrid("llm_monitor_refusal_ratio",
-                                      "Share of the last run's answered samples that were refusals (partial or full).",
+                                      "Share of the last run's judged samples (answers, and calls refused by a "
+                                      "content-policy error) that were refusals (partial or full).",
                                       "gauge", (), (), registry=r, scope=sc)
         self.checks = PairGrid("llm_monitor_check_results", "Check outcomes.", "counter", ("check", "result"), (),
                                registry=r, scope=sc, per_check=True)
-        self.check_ratio = PairGrid("llm_monitor_check_pass_ratio", "Share of the last run's samples passing a check.",
+        self.check_ratio = PairGrid("llm_monitor_check_pass_ratio", "Share of the last run's samples a check gave a verdict on that passed it.",
                                     "gauge", ("check",), (), registry=r, scope=sc, per_check=True)
         self.drift_active = PairGrid("llm_monitor_drift_active", "1 while a drift event is open.", "gauge",
                                      ("signal",), [(s,) for s in WATCHED_SIGNALS], registry=r, scope=sc,
