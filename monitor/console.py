@@ -9,6 +9,9 @@ codes untouched. A backslash is written as it is (a regex, a Windows path or cod
 two, reads as written, where doubling every one, as the text logs do, would turn `\\d+` into `\\\\d+`): on a terminal, the
 escapes are in reverse video instead, told apart from the same characters written (`\\x1b` typed in a completion);
 a pipe or file gets the escaped text without styles, as `--json` is there for what must be read back exactly.
+A str printed or put in a table is escaped as rich renders it, and the commands' data cells are made escaped
+(`cell`), so a table sizes its columns by what it shows (escaped as the table went out, an ESC, taking no cell,
+overran its column by the escape's length); a data cell shows CR, BEL and backspace escaped too.
 
 rich's own Console answers a broken pipe by pointing stdout at /dev/null and raising SystemExit(1): `diff | head -1`
 exited 1, where `drift --json` (plain writes) and Unix tools end with 0. This one raises BrokenPipeError instead, for
@@ -25,8 +28,10 @@ from typing import Any, TextIO
 from rich.console import Console as RichConsole
 from rich.segment import Segment
 from rich.style import Style
+from rich.text import Text
 
-from monitor.escapes import printable_parts
+from monitor.chars import HIDDEN
+from monitor.escapes import printable, printable_parts
 
 _ESCAPE = Style(reverse=True)  # an escape the console wrote, on a terminal
 
@@ -59,6 +64,33 @@ def _escaped(buffer: Iterable[Segment]) -> Iterator[Segment]:
             yield Segment(part, (segment.style or Style.null()) + _ESCAPE if escape else segment.style)
 
 
+def escaped_text(text: Text) -> Text:
+    """`text` with printable's escapes written in, each in reverse video, its styles kept: what a table measures is
+    what it shows (escaped as it went out, a cell holding an ESC, which takes no cell, overran its column by the
+    escape's length)."""
+    found = list(HIDDEN.finditer(text.plain))
+    if not found:
+        return text
+    out, at = text.blank_copy(), 0
+    for match in found:
+        if match.start() > at:
+            out.append_text(text[at:match.start()])
+        out.append(printable(match.group()), _ESCAPE)
+        at = match.end()
+    if at < len(text.plain):
+        out.append_text(text[at:])
+    return out
+
+
+def cell(text: str) -> Text:
+    """A table cell of data (a completion, a note, a receiver's error: never console markup), escaped as shown: the
+    CR, BEL and backspace that rich's Text drops written as escapes too."""
+    out = Text()
+    for part, escape in printable_parts(text):
+        out.append(part, _ESCAPE if escape else None)
+    return out
+
+
 class Console(RichConsole):
     """rich.console.Console writing control characters escaped, text's emoji codes as written (rich's default
     turned `:fire:` in a printed string, a value an error names or a receiver's error, into 🔥), and a closed
@@ -66,6 +98,9 @@ class Console(RichConsole):
 
     def __init__(self, *args: Any, emoji: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, emoji=emoji, **kwargs)
+
+    def render_str(self, text: str, **kwargs: Any) -> Text:  # a str printed or in a table, its markup read
+        return escaped_text(super().render_str(text, **kwargs))
 
     def _render_buffer(self, buffer: Iterable[Segment]) -> str:
         return super()._render_buffer(_escaped(buffer))

@@ -61,6 +61,30 @@ def test_on_a_terminal_an_escape_is_shown_apart_from_the_same_characters_written
     assert shown("re \\d+ a\x1bb", False) == shown("re \\d+ a\\x1bb", False) == "re \\d+ a\\x1bb\n"
 
 
+@pytest.mark.parametrize("cell", ["str", "Text"])
+def test_a_table_is_sized_by_its_cells_as_shown(cell: str) -> None:
+    """Found by review: the escapes were written as the table went out, after rich had sized its columns by the raw
+    characters (an ESC takes no cell, a right-to-left override none), so a cell holding one overran its column by
+    the escape's length and the table's lines no longer lined up. A str cell (console markup) and a Text cell (data,
+    as the commands' tables of stored text make them) are both sized as shown, styles around the escape kept."""
+    from rich.table import Table
+
+    from monitor.console import cell
+
+    buf = io.StringIO()
+    con = Console(file=buf, width=80, highlight=False)
+    table = Table("a", "b")
+    for text in ("x\x1by\u202ez", "plain"):
+        table.add_row(text if cell == "str" else cell(text), "z")
+    if cell == "str":
+        table.add_row("[bold]q\x9b[/]", "z")
+    con.print(table)
+    lines = buf.getvalue().splitlines()
+    assert len({len(line) for line in lines}) == 1, lines  # every line as wide: the borders line up
+    assert any("x\\x1by\\u202ez" in line for line in lines), lines
+    assert not RAW.search(buf.getvalue())
+
+
 @pytest.fixture
 async def stored(tmp_path: Path) -> Path:
     """A store with a baseline for c1 x t, its latest completion and an event's note holding HOSTILE."""
@@ -98,7 +122,8 @@ def test_alerts_pending_escapes_a_receivers_error(tmp_path: Path, capsys: pytest
     for as_json in (False, True):
         assert alerts_pending(config, every=True, as_json=as_json) == 0
         out = capsys.readouterr().out
-        assert "HTTP 400: a" in out and not RAW.search(out), [m.group() for m in RAW.finditer(out)]
+        assert "HTTP 400:" in out and not RAW.search(out), [m.group() for m in RAW.finditer(out)]
+        assert as_json or "a\\x1b[2J\\x1b]0;owned\\x07b\\rc\\x9b31md" in out  # CR and BEL too, not dropped (the cell folds after)
 
 
 def test_config_problems_reach_the_terminal_escaped(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

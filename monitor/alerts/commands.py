@@ -14,7 +14,6 @@ import httpx
 from pydantic import ValidationError
 from rich.markup import escape
 from rich.table import Table
-from rich.text import Text
 
 from monitor import jsonl
 from monitor.alerts.config import AlertsConfig
@@ -26,7 +25,7 @@ from monitor.alerts.sender import Sender
 from monitor.alerts.sinks import build_sink
 from monitor.alerts.sinks.base import shown_url
 from monitor.commands.common import err_console, table_console
-from monitor.console import Console, write_line
+from monitor.console import Console, cell, write_line
 from monitor.domain import utcnow
 from monitor.errors import MonitorError
 from monitor.escapes import printable
@@ -162,7 +161,7 @@ def alerts_pending(config: Any, *, limit: int = 100, every: bool = False, dead: 
         table.add_column(col, overflow="fold")
     for n in rows:  # a next attempt only for what still waits for one
         # Text cells: a receiver's error, a group's labels and a check's signal are data, never console markup
-        table.add_row(*map(Text, (n.message_id, n.sink, n.kind, n.group_key, n.signal, n.status, str(n.attempts),
+        table.add_row(*map(cell, (n.message_id, n.sink, n.kind, n.group_key, n.signal, n.status, str(n.attempts),
                                   n.next_attempt_at.isoformat(timespec="seconds") if n.status in WAITING else "",
                                   n.created_at.isoformat(timespec="seconds"),
                                   *((n.delivered_at.isoformat(timespec="seconds") if n.delivered_at else "",)

@@ -7,7 +7,6 @@ from typing import Any
 
 from rich.markup import escape
 from rich.table import Table
-from rich.text import Text
 
 from monitor import jsonl
 from monitor.commands.common import (
@@ -22,7 +21,7 @@ from monitor.commands.common import (
 )
 from monitor.commands.drift import analysis_on, open_stored
 from monitor.commands.drift import forming as forming_note
-from monitor.console import write_line
+from monitor.console import cell, write_line
 from monitor.domain import Observation
 from monitor.errors import shown
 from monitor.timeinput import parse_time
@@ -157,7 +156,7 @@ def baseline(config_path: str, action: str, canary: str | None, target: str | No
                 ident = ", ".join(v for vals in (d.get("identity") or {}).values() for v in vals)
                 # Text cells: a note, a served model or a fingerprint is data, never console markup
                 shown_target = tid if (cid, tid) in configured else f"{tid} {REMOVED}"
-                table.add_row(*map(Text, (cid, shown_target, _since(row, firsts), row["source"], row["note"] or "",
+                table.add_row(*map(cell, (cid, shown_target, _since(row, firsts), row["source"], row["note"] or "",
                                           str(d.get("ready")), str(d.get("count")), str(reference_n(d)), left_out(d),
                                           ident, "yes" if row["active"] else "")))
         if not json_out:

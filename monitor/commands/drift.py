@@ -20,7 +20,7 @@ from monitor.commands.common import (
     table_console,
     utc_time,
 )
-from monitor.console import Console, write_line
+from monitor.console import Console, cell, write_line
 from monitor.counted import counted
 from monitor.decision import decision
 from monitor.domain import Observation
@@ -52,7 +52,7 @@ def events_table(events: list[dict[str, Any]], title: str,
         state = e["state"]
         if state == "open" and configured is not None and (e["canary"], e["target"]) not in configured:
             state = NOT_CONFIGURED
-        table.add_row(*map(Text, (utc_time(e.get("opened_at")), e["canary"], e["target"], e["signal"], e["kind"],
+        table.add_row(*map(cell, (utc_time(e.get("opened_at")), e["canary"], e["target"], e["signal"], e["kind"],
                                   state, _fmt(e.get("baseline_value")), _fmt(e.get("current_value")),
                                   decision(e), f"{e.get('baseline_n', '')}/{e.get('current_n', '')}")))
     return table
