@@ -94,6 +94,8 @@ class App:
         self.analysis = Analysis(self.store, self.metrics, config.drift_settings(),
                                  tags=lambda canary: self._tags.get(canary, ()),
                                  configured=lambda canary, target: self.metrics.scope.now.pair(canary, target),
+                                 checked=lambda canary, target, check: self.metrics.scope.now.check(canary, target,
+                                                                                                   check),
                                  now=now) \
             if analyse and config.drift.enabled else None
         self.alerting: Alerting | None = None
@@ -318,6 +320,11 @@ class App:
         await self.quality.calibrate_judge(config)
         self.declare()  # on the leader: the series of the pairs, checks and targets it removed go, for good
         self._tags = {c.id: tuple(c.tags) for c in config.canaries}
+
+    def configured_checks(self) -> set[tuple[str, str, str]]:
+        """The checks of the config in force, per pair: (canary, target, result name), whose drift signal is
+        `check:NAME` (a reload or restart that removes one retires its drift alerts: `Alerting.retire`)."""
+        return {(c.id, t.id, name) for c, t in self.config.pairs() for name in check_names(c.checks)}
 
     def _configured_pairs(self) -> set[tuple[str, str]]:
         """The canary x target pairs of the config in force (the drift API marks the events of the others)."""

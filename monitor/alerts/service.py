@@ -256,8 +256,10 @@ class Alerting(Reconciling):
             self._downs_waiting.update(w.downs)
         return (w.out or []) if await self.pending.put(w) else []
 
-    async def start(self, pairs: Iterable[tuple[str, str]] | None = None) -> None:
-        """Seed the cooldown memory from the outbox, resolve alerts of pairs not in `pairs`, start delivering."""
+    async def start(self, pairs: Iterable[tuple[str, str]] | None = None,
+                    checks: Iterable[tuple[str, str, str]] | None = None) -> None:
+        """Seed the cooldown memory from the outbox, resolve alerts of pairs not in `pairs` (and the drift alerts
+        of checks not in `checks`: see `retire`), start delivering."""
         try:
             moved = await asyncio.to_thread(self.outbox.adopt_legacy_health)
         except SQLAlchemyError as e:  # a store not writable yet must not keep the daemon from starting
@@ -270,7 +272,7 @@ class Alerting(Reconciling):
         self.policy.seed(await asyncio.to_thread(self.outbox.last_firing, since))
         await asyncio.to_thread(self.inhibitor.seed, self.outbox.engine, self.now())
         if pairs is not None:
-            await self.retire(pairs)
+            await self.retire(pairs, checks)
         self.sender.start()
 
     async def stop(self, last_try_s: float = CLOSE_GRACE_S) -> int:
