@@ -28,6 +28,7 @@ from monitor.checks import check_names
 from monitor.config.digest import config_digest
 from monitor.config.loader import Config
 from monitor.config.secrets import key_problems
+from monitor.configured import Configured
 from monitor.domain import utcnow
 from monitor.errors import NoSchema, SecretError, StoreError
 from monitor.health import HealthWatch
@@ -242,7 +243,7 @@ class App:
             # the context loading the config built; a Config made without loading it builds one (TlsFilesError)
             served = self.config.listener_tls or (build_server_tls(tls) if tls is not None else None)
             self.tls = ListenerTls(served, on_serve=self._serving_certificate) if served is not None else None
-        routes = [*self._extra_routes, *(drift_routes(self.analysis, self._configured_pairs) if self.analysis
+        routes = [*self._extra_routes, *(drift_routes(self.analysis, self._configured) if self.analysis
                                          else drift_disabled_routes())]
         app = build_http_app(self, environ=self.environ, extra_routes=routes,
                              starting=lambda: not self.started.is_set())
@@ -324,11 +325,12 @@ class App:
     def configured_checks(self) -> set[tuple[str, str, str]]:
         """The checks of the config in force, per pair: (canary, target, result name), whose drift signal is
         `check:NAME` (a reload or restart that removes one retires its drift alerts: `Alerting.retire`)."""
-        return {(c.id, t.id, name) for c, t in self.config.pairs() for name in check_names(c.checks)}
+        return set(self._configured().checks)
 
-    def _configured_pairs(self) -> set[tuple[str, str]]:
-        """The canary x target pairs of the config in force (the drift API marks the events of the others)."""
-        return {(c.id, t.id) for c, t in self.config.pairs()}
+    def _configured(self) -> Configured:
+        """The canary x target pairs of the config in force and their checks (the drift API marks the events of the
+        others)."""
+        return Configured.of(self.config.pairs())
 
     async def reload(self) -> tuple[bool, str]:
         """Load the config file again; on any error keep the running config and say why (see reload.py). Asked while

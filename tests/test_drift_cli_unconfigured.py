@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -181,3 +182,24 @@ def test_a_configured_canary_left_without_a_configured_target_reaches_a_stored_o
     code, out, err = cli("baseline", "reset", "c1", "--target", "t", "-c", str(cfg))
     assert code == 0 and "c1 @ t is not in the configuration" in out, out + err
     assert states(store) == {("c1", "t", "output_chars"): "resolved"}
+
+
+def test_drift_shows_an_open_event_of_a_check_its_canary_no_longer_has_as_not_configured(
+        tmp_path: Path, store: Store, store_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """A check removed from a canary still configured leaves its drift event open (as a removed pair does): `drift`
+    showed it `open` and `--json` `configured: true`, as if something still watched it."""
+    probes = canaries("c1") + "    checks: [{type: contains, value: hi, name: kept}]\n"
+    cfg = write_config(tmp_path, TARGET, probes)
+    cfg.write_text(cfg.read_text().replace(f"sqlite:///{tmp_path / 'm.db'}", store_url))
+    events = [event("c1", "t", "check:kept"), event("c1", "t", "check:gone"), event("c1", "t", "output_chars")]
+    DriftRepository(store.engine).save_events([e.to_json() for e in events])
+    cli = Cli(capsys)
+    code, out, err = cli("drift", "--json", "-c", str(cfg))
+    assert code == 0, err
+    assert {json.loads(line)["signal"]: json.loads(line)["configured"] for line in out.splitlines()} == \
+        {"check:kept": True, "check:gone": False, "output_chars": True}
+    code, out, err = cli("drift", "-c", str(cfg))
+    assert code == 0, err
+    [row] = [line for line in out.splitlines() if "check:gone" in line]
+    assert "open (not configured)" in row
+    assert all("not configured" not in line for line in out.splitlines() if "check:kept" in line)
