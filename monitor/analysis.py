@@ -58,7 +58,7 @@ class Analysis(DriftWrites):
                  listeners: list[Callable[[EventUpdate], None]] | None = None,
                  configured: Callable[[str, str], bool] = lambda canary, target: True,
                  checked: Callable[[str, str, str], bool] = lambda canary, target, check: True,
-                 routed: Callable[[str, str], bool] = lambda canary, target: True,
+                 routed: Callable[[str, str, str], bool] = lambda canary, target, signal: True,
                  now: Callable[[], datetime] = utcnow, monotonic: Callable[[], float] = time.monotonic):
         self.store = store
         self.now = now
@@ -75,7 +75,8 @@ class Analysis(DriftWrites):
         # whether the pair is configured with a check (by its result name): the drift signal `check:NAME` of one a
         # reload removed is not analysed, nor its open event fired again (read on the analysis thread)
         self.checked = checked
-        self.routed = routed  # the CLI's: whether its config has the pair (an end of a removed one: `told_only`)
+        self.routed = routed  # the CLI's: whether its config has the pair and the signal's check (an end of a
+        # removed one: `told_only`)
         self.unconfigured = 0  # observations not analysed: a reload removed their pair while they waited
         self.late = 0  # observations stored after `close` (the store came back as the daemon stopped): not analysed
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="drift")

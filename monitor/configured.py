@@ -29,6 +29,9 @@ class Configured:
     def event(self, row: Mapping[str, Any]) -> bool:
         """Whether a stored event (its canary, target, signal) is of a configured pair and, on a check's signal, of
         a check the pair still has."""
-        canary, target = row["canary"], row["target"]
-        check = check_of(str(row.get("signal") or ""))
+        return self.signal(row["canary"], row["target"], str(row.get("signal") or ""))
+
+    def signal(self, canary: str, target: str, signal: str) -> bool:
+        """Whether the pair is configured and, for a check's signal `check:NAME`, still has that check."""
+        check = check_of(signal)
         return (canary, target) in self.pairs and (check is None or (canary, target, check) in self.checks)

@@ -203,3 +203,27 @@ def test_drift_shows_an_open_event_of_a_check_its_canary_no_longer_has_as_not_co
     [row] = [line for line in out.splitlines() if "check:gone" in line]
     assert "open (not configured)" in row
     assert all("not configured" not in line for line in out.splitlines() if "check:kept" in line)
+
+
+def test_baseline_reset_ends_a_removed_checks_event_only_where_its_alert_still_fires(
+        tmp_path: Path, store: Store, store_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """The reload that removed a check ended its drift alert at the sinks ("no longer monitored"); `baseline reset`
+    of its canary then sent that end again, routed as any event of a configured pair, where a removed pair's end goes
+    only to the sinks still told its alert fires (a daemon not reloaded since the check left the file)."""
+    cfg = write_config(tmp_path, TARGET, canaries("c1"), extra=ALERTS)
+    cfg.write_text(cfg.read_text().replace(f"sqlite:///{tmp_path / 'm.db'}", store_url))
+    config = load_config(cfg, environ={})
+    retired, firing = event("c1", "t", "check:retired"), event("c1", "t", "check:firing")
+    DriftRepository(store.engine).save_events([retired.to_json(), firing.to_json()])
+    rows = [n for e in (retired, firing) for n in plan(alert_event(EventUpdate("opened", e), ()), config.alerts, T0,
+                                                       {}).notifications]
+    ended = alert_event(EventUpdate("resolved", retired), ())  # as the reload's retire ended it
+    rows += plan(ended, config.alerts, T0 + timedelta(minutes=1), {}).notifications
+    with Session(store.engine) as s:
+        enqueue(s, rows)
+        s.commit()
+    code, out, err = Cli(capsys)("baseline", "reset", "c1", "-c", str(cfg))
+    assert code == 0, err
+    assert states(store) == {("c1", "t", "check:retired"): "resolved", ("c1", "t", "check:firing"): "resolved"}
+    ends = sorted(n.signal for n in Outbox(store.engine).query() if n.kind == "drift.resolved")
+    assert ends == ["check:firing", "check:retired"]  # one end each: the retired one's was there already

@@ -100,9 +100,9 @@ class Alerting(Reconciling):
         """Add the notifications for `events` to the caller's open session (committed with it). A caller whose
         transaction may fail passes `undo` and, if it does, :meth:`forget` s it: else the cooldown would drop
         the same notifications when the events are written again. `told_only`: events of a pair the config no
-        longer routes (an operator ending a removed pair's event): only an end, and only to the sinks still told
-        its alert fires (the removal resolved it at the others; the routes, its canary's tags gone, no longer say
-        where it went)."""
+        longer routes (an operator ending a removed pair's event, or one of a check its pair no longer has): only an
+        end, and only to the sinks still told its alert fires (the removal resolved it at the others; the routes, its
+        canary's tags gone, no longer say where it went)."""
         now = self.now()
         out = [n for e in events for n in (
             self.policy.notifications(e, now, undo, only=self._told(session, e)) if told_only

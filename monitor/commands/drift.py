@@ -85,9 +85,10 @@ def analysis_on(config: Any, store: Any) -> Any:
     # Notifications are only enqueued here (in the event's transaction); the running daemon delivers them.
     alerting = Alerting(config.alerts, Outbox(store.engine), None, utcnow)  # type: ignore[arg-type]
     tags = {c.id: tuple(c.tags) for c in config.canaries}
-    pairs = {(c.id, t.id) for c, t in config.pairs()}  # another's events (ended by `baseline`): see told_only
+    watched = Configured.of(config.pairs())  # another's events (ended by `baseline`): see told_only
     return Analysis(store, Metrics(CollectorRegistry()), config.drift_settings(), alerting=alerting,
-                    tags=lambda canary: tags.get(canary, ()), routed=lambda canary, target: (canary, target) in pairs)
+                    tags=lambda canary: tags.get(canary, ()),
+                    routed=watched.signal)
 
 
 def forming(config: Any) -> str:
