@@ -35,6 +35,7 @@ from monitor.domain import Observation, utcnow
 from monitor.drift import DriftEngine, DriftEvent, DriftSettings, EventUpdate, budget
 from monitor.drift.certification import Certification
 from monitor.drift.mmd import Stopped
+from monitor.drift.names import check_of
 from monitor.drift_alerts import alert_event, notifies
 from monitor.drift_writes import CONFIRM_WAIT_S, DriftWrites, failed
 from monitor.signal_writes import SignalWrites
@@ -56,7 +57,8 @@ class Analysis(DriftWrites):
                  tags: Callable[[str], tuple[str, ...]] = lambda canary: (),
                  listeners: list[Callable[[EventUpdate], None]] | None = None,
                  configured: Callable[[str, str], bool] = lambda canary, target: True,
-                 routed: Callable[[str, str], bool] = lambda canary, target: True,
+                 checked: Callable[[str, str, str], bool] = lambda canary, target, check: True,
+                 routed: Callable[[str, str, str], bool] = lambda canary, target, signal: True,
                  now: Callable[[], datetime] = utcnow, monotonic: Callable[[], float] = time.monotonic):
         self.store = store
         self.now = now
@@ -70,7 +72,11 @@ class Analysis(DriftWrites):
         self.tags = tags
         self.listeners = listeners or []
         self.configured = configured  # whether (canary, target) is configured now (read on the analysis thread)
-        self.routed = routed  # the CLI's: whether its config has the pair (an end of a removed one: `told_only`)
+        # whether the pair is configured with a check (by its result name): the drift signal `check:NAME` of one a
+        # reload removed is not analysed, nor its open event fired again (read on the analysis thread)
+        self.checked = checked
+        self.routed = routed  # the CLI's: whether its config has the pair and the signal's check (an end of a
+        # removed one: `told_only`)
         self.unconfigured = 0  # observations not analysed: a reload removed their pair while they waited
         self.late = 0  # observations stored after `close` (the store came back as the daemon stopped): not analysed
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="drift")
@@ -127,18 +133,27 @@ class Analysis(DriftWrites):
         """Pre-initialise drift series for the commonly watched signals so dashboards have data."""
         self.metrics.declare_drift(pairs)
 
-    def show_open(self, pairs: set[tuple[str, str]] | None) -> None:
+    def show_open(self, pairs: set[tuple[str, str]] | None,
+                  checks: set[tuple[str, str, str]] | None = None) -> None:
         """Set the gauge of the open events of `pairs` (all with None: at start-up; after a reload, the pairs back
-        in the configuration, whose series the removal dropped). Run on the analysis thread."""
+        in the configuration, whose series the removal dropped) and of the signals `check:NAME` of `checks` (canary,
+        target, NAME: the checks a reload added back). Run on the analysis thread."""
+        checks = checks or set()
         for e in self.engine.events(state="open"):
-            if pairs is None or (e.canary, e.target) in pairs:
+            if pairs is None or (e.canary, e.target) in pairs or (e.canary, e.target, check_of(e.signal)) in checks:
                 self.metrics.drift_active.set(e.canary, e.target, e.signal, value=1)
+
+    def watched(self, canary: str, target: str, signal: str) -> bool:
+        """Whether a drift signal of a configured pair is still computed: not `check:NAME` of a check removed."""
+        check = check_of(signal)
+        return check is None or self.checked(canary, target, check)
 
     def open_alert_events(self, pairs: set[tuple[str, str]]) -> list[AlertEvent]:
         """Return the alert events of the open behaviour events of `pairs` (a model change is told once, never
-        resolved, so it is left out), for `Alerting.ensure_firing`. Run on the analysis thread."""
+        resolved, so it is left out; an event of a check the pair no longer has stays open, not fired: its alerts
+        were retired), for `Alerting.ensure_firing`. Run on the analysis thread."""
         return [alert_event(EventUpdate("opened", e), self.tags(e.canary)) for e in self.engine.events(state="open")
-                if (e.canary, e.target) in pairs and e.kind != "model"]
+                if (e.canary, e.target) in pairs and e.kind != "model" and self.watched(e.canary, e.target, e.signal)]
 
     # -- the hot path (off the event loop) --------------------------------------------------------------
     async def in_worker(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -208,7 +223,10 @@ class Analysis(DriftWrites):
             return []
         try:
             signals = self.engine.compute_signals(obs)
-            updates = self.engine.observe(obs, signals)
+            # a check's result in a call made before the reload that removed it: stored, not analysed (no event
+            # opens, updates or ends on a signal no longer monitored: its alerts were retired)
+            analysed = {k: v for k, v in signals.items() if self.watched(obs.canary, obs.target, k)}
+            updates = self.engine.observe(obs, analysed)
         except Exception:
             log.exception("drift analysis failed for %s@%s", obs.canary, obs.target)
             return []

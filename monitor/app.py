@@ -28,6 +28,7 @@ from monitor.checks import check_names
 from monitor.config.digest import config_digest
 from monitor.config.loader import Config
 from monitor.config.secrets import key_problems
+from monitor.configured import Configured
 from monitor.domain import utcnow
 from monitor.errors import NoSchema, SecretError, StoreError
 from monitor.health import HealthWatch
@@ -94,6 +95,8 @@ class App:
         self.analysis = Analysis(self.store, self.metrics, config.drift_settings(),
                                  tags=lambda canary: self._tags.get(canary, ()),
                                  configured=lambda canary, target: self.metrics.scope.now.pair(canary, target),
+                                 checked=lambda canary, target, check: self.metrics.scope.now.check(canary, target,
+                                                                                                   check),
                                  now=now) \
             if analyse and config.drift.enabled else None
         self.alerting: Alerting | None = None
@@ -240,7 +243,7 @@ class App:
             # the context loading the config built; a Config made without loading it builds one (TlsFilesError)
             served = self.config.listener_tls or (build_server_tls(tls) if tls is not None else None)
             self.tls = ListenerTls(served, on_serve=self._serving_certificate) if served is not None else None
-        routes = [*self._extra_routes, *(drift_routes(self.analysis, self._configured_pairs) if self.analysis
+        routes = [*self._extra_routes, *(drift_routes(self.analysis, self._configured) if self.analysis
                                          else drift_disabled_routes())]
         app = build_http_app(self, environ=self.environ, extra_routes=routes,
                              starting=lambda: not self.started.is_set())
@@ -319,9 +322,15 @@ class App:
         self.declare()  # on the leader: the series of the pairs, checks and targets it removed go, for good
         self._tags = {c.id: tuple(c.tags) for c in config.canaries}
 
-    def _configured_pairs(self) -> set[tuple[str, str]]:
-        """The canary x target pairs of the config in force (the drift API marks the events of the others)."""
-        return {(c.id, t.id) for c, t in self.config.pairs()}
+    def configured_checks(self) -> set[tuple[str, str, str]]:
+        """The checks of the config in force, per pair: (canary, target, result name), whose drift signal is
+        `check:NAME` (a reload or restart that removes one retires its drift alerts: `Alerting.retire`)."""
+        return set(self._configured().checks)
+
+    def _configured(self) -> Configured:
+        """The canary x target pairs of the config in force and their checks (the drift API marks the events of the
+        others)."""
+        return Configured.of(self.config.pairs())
 
     async def reload(self) -> tuple[bool, str]:
         """Load the config file again; on any error keep the running config and say why (see reload.py). Asked while

@@ -71,7 +71,9 @@ class DriftWrites(StoreFollowing):
     metrics: Metrics
     alerting: Alerting | None
     tags: Callable[[str], tuple[str, ...]]
-    routed: Callable[[str, str], bool]  # whether the config routes the pair's notifications (see `Alerting.enqueue`)
+    # whether the config routes the notifications of a pair's signal: not those of a pair, or a check (`check:NAME`),
+    # it no longer has (see `Alerting.enqueue`'s `told_only`)
+    routed: Callable[[str, str, str], bool]
     listeners: list[Callable[[EventUpdate], None]]
     confirmed: Callable[[], bool]  # the leader lock confirmed recently: writes may go
     fenced: bool  # the leader lock is lost: nothing more is written (set once, from the event loop)
@@ -136,7 +138,7 @@ class DriftWrites(StoreFollowing):
                 told = [u for u in pending if u.action != "updated" and u.event.id in written]
                 for told_only in (False, True):
                     events = [alert_event(u, tags(u.event.canary)) for u in told
-                              if routed(u.event.canary, u.event.target) != told_only]
+                              if routed(u.event.canary, u.event.target, u.event.signal) != told_only]
                     if events:
                         alerting.enqueue(session, events, undo, told_only=told_only)
 

@@ -30,6 +30,7 @@ from starlette.routing import Route
 from monitor.config.loader import Config
 from monitor.config.timing import period_s
 from monitor.config.validate import redact_url
+from monitor.configured import Configured
 from monitor.domain import utcnow
 from monitor.drift.events import ACCEPTED, OPEN, RESOLVED
 from monitor.errors import MonitorError, shown
@@ -237,16 +238,17 @@ def _check_dict(check: Any) -> Any:
     return check.model_dump(exclude_none=True) if hasattr(check, "model_dump") else check
 
 
-def drift_routes(analysis: Any, configured: Callable[[], set[tuple[str, str]]] | None = None) -> list[Route]:
+def drift_routes(analysis: Any, configured: Callable[[], Configured] | None = None) -> list[Route]:
     """Read-only views of drift events: /api/drift?canary=&target=&state= and /api/drift/{id}. With `configured`
-    (the canary x target pairs the config in force has), each event says whether its pair is one (`configured`:
-    an open event of a pair since removed stays open, nothing watching it), as `llm-monitor drift --json` does."""
+    (the canary x target pairs the config in force has, and their checks), each event says whether its pair is one
+    and, on a check's signal, still has that check (`configured`: an open event of a pair or check since removed
+    stays open, nothing watching it), as `llm-monitor drift --json` does."""
 
     def marked(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if configured is None:
             return rows
-        pairs = configured()
-        return [{**r, "configured": (r["canary"], r["target"]) in pairs} for r in rows]
+        now = configured()
+        return [{**r, "configured": now.event(r)} for r in rows]
 
     async def events(request: Request) -> Response:
         q = request.query_params

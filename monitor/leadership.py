@@ -138,7 +138,7 @@ class Succession:
                 app.alerting.pending.fence()
                 app.alerting.sender.fence()
             app.alerting.inhibitor.seed_failing(streaks, streaks)  # before the events fired again below
-            await app.alerting.start([(c.id, t.id) for c, t in app.config.pairs()])
+            await app.alerting.start([(c.id, t.id) for c, t in app.config.pairs()], app.configured_checks())
             app.health.seed_down(await asyncio.to_thread(app.alerting.open_pairs, "canary.down"))
             await app.page_down_pairs()  # a sink configured or routed to a pair since it went down is told it is
         if app.analysis is not None:

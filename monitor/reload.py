@@ -86,6 +86,7 @@ async def reload_config(app: App) -> tuple[bool, str]:
     split_pending = app.analysis is not None and "drift" not in needs_restart \
         and settings != app.analysis.engine.settings
     split_new = split_pending and settings != app.config.drift_settings()
+    checks_before = app.configured_checks()
     replaced = list(app.runner.providers.values())
     app.replaced.retire(replaced)
     app.spawn(app.replaced.close_when_done(replaced, app.runner.in_flight))
@@ -101,7 +102,7 @@ async def reload_config(app: App) -> tuple[bool, str]:
         app.analysis.declare(sorted(pairs))
         await app.analysis.in_worker(app.analysis.engine.set_zero_tolerance,
                                      {c.id: c.zero_tolerance for c in config.canaries})
-        await app.analysis.in_worker(app.analysis.show_open, pairs - before)
+        await app.analysis.in_worker(app.analysis.show_open, pairs - before, app.configured_checks() - checks_before)
     late = ""
     try:
         await store_steps(app, pairs)
@@ -168,7 +169,7 @@ async def store_steps(app: App, pairs: set[Pair]) -> None:
         # After the analysis thread's calls above, which waited for the analyses queued before them: those of a
         # removed pair are dropped now, but one that began before the declaration may have opened an event
         # (drift on, leading): its notifications are written by now, and this ends them.
-        await app.alerting.retire(pairs)
+        await app.alerting.retire(pairs, app.configured_checks())  # and the drift alerts of the checks it removed
 
 
 class FollowUps:

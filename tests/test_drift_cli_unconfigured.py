@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -181,3 +182,48 @@ def test_a_configured_canary_left_without_a_configured_target_reaches_a_stored_o
     code, out, err = cli("baseline", "reset", "c1", "--target", "t", "-c", str(cfg))
     assert code == 0 and "c1 @ t is not in the configuration" in out, out + err
     assert states(store) == {("c1", "t", "output_chars"): "resolved"}
+
+
+def test_drift_shows_an_open_event_of_a_check_its_canary_no_longer_has_as_not_configured(
+        tmp_path: Path, store: Store, store_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """A check removed from a canary still configured leaves its drift event open (as a removed pair does): `drift`
+    showed it `open` and `--json` `configured: true`, as if something still watched it."""
+    probes = canaries("c1") + "    checks: [{type: contains, value: hi, name: kept}]\n"
+    cfg = write_config(tmp_path, TARGET, probes)
+    cfg.write_text(cfg.read_text().replace(f"sqlite:///{tmp_path / 'm.db'}", store_url))
+    events = [event("c1", "t", "check:kept"), event("c1", "t", "check:gone"), event("c1", "t", "output_chars")]
+    DriftRepository(store.engine).save_events([e.to_json() for e in events])
+    cli = Cli(capsys)
+    code, out, err = cli("drift", "--json", "-c", str(cfg))
+    assert code == 0, err
+    assert {json.loads(line)["signal"]: json.loads(line)["configured"] for line in out.splitlines()} == \
+        {"check:kept": True, "check:gone": False, "output_chars": True}
+    code, out, err = cli("drift", "-c", str(cfg))
+    assert code == 0, err
+    [row] = [line for line in out.splitlines() if "check:gone" in line]
+    assert "open (not configured)" in row
+    assert all("not configured" not in line for line in out.splitlines() if "check:kept" in line)
+
+
+def test_baseline_reset_ends_a_removed_checks_event_only_where_its_alert_still_fires(
+        tmp_path: Path, store: Store, store_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """The reload that removed a check ended its drift alert at the sinks ("no longer monitored"); `baseline reset`
+    of its canary then sent that end again, routed as any event of a configured pair, where a removed pair's end goes
+    only to the sinks still told its alert fires (a daemon not reloaded since the check left the file)."""
+    cfg = write_config(tmp_path, TARGET, canaries("c1"), extra=ALERTS)
+    cfg.write_text(cfg.read_text().replace(f"sqlite:///{tmp_path / 'm.db'}", store_url))
+    config = load_config(cfg, environ={})
+    retired, firing = event("c1", "t", "check:retired"), event("c1", "t", "check:firing")
+    DriftRepository(store.engine).save_events([retired.to_json(), firing.to_json()])
+    rows = [n for e in (retired, firing) for n in plan(alert_event(EventUpdate("opened", e), ()), config.alerts, T0,
+                                                       {}).notifications]
+    ended = alert_event(EventUpdate("resolved", retired), ())  # as the reload's retire ended it
+    rows += plan(ended, config.alerts, T0 + timedelta(minutes=1), {}).notifications
+    with Session(store.engine) as s:
+        enqueue(s, rows)
+        s.commit()
+    code, out, err = Cli(capsys)("baseline", "reset", "c1", "-c", str(cfg))
+    assert code == 0, err
+    assert states(store) == {("c1", "t", "check:retired"): "resolved", ("c1", "t", "check:firing"): "resolved"}
+    ends = sorted(n.signal for n in Outbox(store.engine).query() if n.kind == "drift.resolved")
+    assert ends == ["check:firing", "check:retired"]  # one end each: the retired one's was there already

@@ -17,6 +17,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 from starlette.testclient import TestClient
 
+from monitor.configured import Configured
 from monitor.errors import shown
 from monitor.http import build_http_app, drift_routes
 from monitor.store import Store
@@ -144,14 +145,18 @@ def test_drift_events_page_by_next_links_too_and_take_no_observation_cursor(drif
 
 def test_drift_events_say_whether_their_pair_is_configured(store: Store) -> None:
     """As `drift --json` does: an open event of a pair the config in force no longer has stays open, nothing
-    watching it; the API said nothing of it. The pairs are read at each request (a reload changes them)."""
+    watching it; the API said nothing of it. So does one on the signal of a check its pair no longer has (it said
+    `configured: true`). The pairs and checks are read at each request (a reload changes them)."""
     DriftRepository(store.engine).save_events([event("refused", id="ev-kept"),
-                                               event("refused", id="ev-gone", canary="removed")])
-    pairs = {("c", "t")}
-    routes = drift_routes(SimpleNamespace(repo=DriftRepository(store.engine)), lambda: pairs)
+                                               event("refused", id="ev-gone", canary="removed"),
+                                               event("check:kw", id="ev-check")])
+    now = [Configured(frozenset({("c", "t")}))]
+    routes = drift_routes(SimpleNamespace(repo=DriftRepository(store.engine)), lambda: now[0])
     with app(store, extra_routes=routes) as api:
         assert {e["id"]: e["configured"] for e in api.get("/api/drift").json()} == {"ev-kept": True,
-                                                                                  "ev-gone": False}
+                                                                                  "ev-gone": False,
+                                                                                  "ev-check": False}
         assert api.get("/api/drift/ev-gone").json()["configured"] is False
-        pairs.add(("removed", "t"))  # a reload brought it back
-        assert api.get("/api/drift/ev-gone").json()["configured"] is True
+        now[0] = Configured(frozenset({("c", "t"), ("removed", "t")}), frozenset({("c", "t", "kw")}))  # a reload
+        assert api.get("/api/drift/ev-gone").json()["configured"] is True  # brought them back
+        assert api.get("/api/drift/ev-check").json()["configured"] is True

@@ -24,6 +24,7 @@ from monitor.alerts.outbox import Outbox, alert_key, given_up_firing
 from monitor.alerts.pending import Pending, Write
 from monitor.alerts.policy import RETIRED, CooldownEntry, CooldownKey, Policy, plan, route
 from monitor.alerts.sender import Sender, refreshes
+from monitor.drift.names import check_of
 from monitor.store.drift_repo import DriftRepository
 
 
@@ -64,17 +65,22 @@ class Reconciling:
                 latest[(n.payload.get("canary", ""), n.payload.get("target", ""))] = n.kind
         return {pair for pair, k in latest.items() if k == kind}
 
-    async def retire(self, pairs: Iterable[tuple[str, str]]) -> list[Notification]:
-        """Resolve the firing alerts of canary x target pairs no longer configured; return the notifications.
+    async def retire(self, pairs: Iterable[tuple[str, str]],
+                     checks: Iterable[tuple[str, str, str]] | None = None) -> list[Notification]:
+        """Resolve the firing alerts of canary x target pairs no longer configured, and with `checks` (canary,
+        target, result name: those configured) the drift alerts on a signal `check:NAME` of a check a kept pair no
+        longer has; return the notifications.
 
-        Nothing else would ever end them (no more runs, no drift analysis), so Alertmanager would get them
-        re-sent forever and push receivers would keep them open. Sinks no longer configured are left out. From
-        now on a health message of a pair not in `pairs` is not written (see `_store`).
+        Nothing else would ever end them (no more runs, no drift analysis; a removed check's signal is no longer
+        computed), so Alertmanager would get them re-sent forever and push receivers would keep them open. Sinks no
+        longer configured are left out. From now on a health message of a pair not in `pairs` is not written (see
+        `_store`).
         """
         keep = set(pairs)
         self.monitored = keep
         now = self.now()
-        out, unheld, resolved = await asyncio.to_thread(self._retire, keep, now)
+        out, unheld, resolved = await asyncio.to_thread(self._retire, keep, now,
+                                                        None if checks is None else set(checks))
         with self._memory_lock:
             for key in unheld:  # never sent: ended unsent, no resolve follows it (nor is a later opening a repeat)
                 self.policy.memory.pop(key, None)
@@ -86,7 +92,8 @@ class Reconciling:
             self.sender.wake()
         return out
 
-    def _retire(self, keep: set[tuple[str, str]], now: datetime) -> tuple[list[Notification], list[Any], list[Any]]:
+    def _retire(self, keep: set[tuple[str, str]], now: datetime, checks: set[tuple[str, str, str]] | None = None
+                ) -> tuple[list[Notification], list[Any], list[Any]]:
         """`retire` in the store: the open alerts are read and their ends written under the inhibitor's lock, in
         turn with `_write` (a canary.down a run's job writes meanwhile is read here and resolved, or written after
         and left out); return the notifications, and the cooldown keys of the held rows ended unsent and of the
@@ -104,8 +111,14 @@ class Reconciling:
             for n in candidates.values():
                 p = n.payload
                 canary, target = p.get("canary", ""), p.get("target", "")
-                if (canary, target) in keep or n.sink not in sinks or n.kind not in _ENDS:
+                if n.sink not in sinks or n.kind not in _ENDS:
                     continue
+                check = check_of(n.signal)
+                if (canary, target) in keep:
+                    if check is None or checks is None or (canary, target, check) in checks:
+                        continue
+                    if n.status == HELD:  # never: behaviour drift (checks among it) is not held under an outage
+                        continue
                 key = alert_key(n)
                 if n.status == HELD:
                     held.add((canary, target))
@@ -116,7 +129,9 @@ class Reconciling:
                     severity=p.get("severity") or "warning", tags=tuple(p.get("tags") or ()),
                     event_id=p.get("event_id") or "", resolved_at=now,
                     opened_at=datetime.fromisoformat(p["opened_at"]) if p.get("opened_at") else None,
-                    summary=f"{canary}@{target}: no longer monitored (removed from the configuration)",
+                    summary=f"{canary}@{target}: no longer monitored (removed from the configuration)"
+                    if (canary, target) not in keep else
+                    f"{canary}@{target}: {n.signal} no longer monitored (the check was removed from the configuration)",
                     evidence={"signal": n.signal, "reason": RETIRED})
                 # The receiver was told "firing" (the row is there): tell it "resolved", cooldown or not.
                 out += plan(event, self.cfg, now, {}, sinks=[n.sink], round_=now.isoformat()).notifications

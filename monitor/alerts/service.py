@@ -100,9 +100,9 @@ class Alerting(Reconciling):
         """Add the notifications for `events` to the caller's open session (committed with it). A caller whose
         transaction may fail passes `undo` and, if it does, :meth:`forget` s it: else the cooldown would drop
         the same notifications when the events are written again. `told_only`: events of a pair the config no
-        longer routes (an operator ending a removed pair's event): only an end, and only to the sinks still told
-        its alert fires (the removal resolved it at the others; the routes, its canary's tags gone, no longer say
-        where it went)."""
+        longer routes (an operator ending a removed pair's event, or one of a check its pair no longer has): only an
+        end, and only to the sinks still told its alert fires (the removal resolved it at the others; the routes, its
+        canary's tags gone, no longer say where it went)."""
         now = self.now()
         out = [n for e in events for n in (
             self.policy.notifications(e, now, undo, only=self._told(session, e)) if told_only
@@ -256,8 +256,10 @@ class Alerting(Reconciling):
             self._downs_waiting.update(w.downs)
         return (w.out or []) if await self.pending.put(w) else []
 
-    async def start(self, pairs: Iterable[tuple[str, str]] | None = None) -> None:
-        """Seed the cooldown memory from the outbox, resolve alerts of pairs not in `pairs`, start delivering."""
+    async def start(self, pairs: Iterable[tuple[str, str]] | None = None,
+                    checks: Iterable[tuple[str, str, str]] | None = None) -> None:
+        """Seed the cooldown memory from the outbox, resolve alerts of pairs not in `pairs` (and the drift alerts
+        of checks not in `checks`: see `retire`), start delivering."""
         try:
             moved = await asyncio.to_thread(self.outbox.adopt_legacy_health)
         except SQLAlchemyError as e:  # a store not writable yet must not keep the daemon from starting
@@ -270,7 +272,7 @@ class Alerting(Reconciling):
         self.policy.seed(await asyncio.to_thread(self.outbox.last_firing, since))
         await asyncio.to_thread(self.inhibitor.seed, self.outbox.engine, self.now())
         if pairs is not None:
-            await self.retire(pairs)
+            await self.retire(pairs, checks)
         self.sender.start()
 
     async def stop(self, last_try_s: float = CLOSE_GRACE_S) -> int:

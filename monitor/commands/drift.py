@@ -20,6 +20,7 @@ from monitor.commands.common import (
     table_console,
     utc_time,
 )
+from monitor.configured import Configured
 from monitor.console import Console, cell, write_line
 from monitor.counted import counted
 from monitor.decision import decision
@@ -38,19 +39,19 @@ def _fmt(v: Any) -> str:
     return "" if v is None else str(v)
 
 
-NOT_CONFIGURED = "open (not configured)"  # the table's state of an open event whose pair the config no longer has
+NOT_CONFIGURED = "open (not configured)"  # an open event whose pair (or check) the config no longer has
 
 
-def events_table(events: list[dict[str, Any]], title: str,
-                 configured: set[tuple[str, str]] | None = None) -> Table:
-    """The events as a table; given the `configured` pairs, an open event of another pair (a canary or target
-    since removed: nothing watches it, it resumes if the pair comes back) shows state `NOT_CONFIGURED`."""
+def events_table(events: list[dict[str, Any]], title: str, configured: Configured | None = None) -> Table:
+    """The events as a table; given what is `configured`, an open event of another pair, or of a check its pair
+    no longer has (a canary, target or check since removed: nothing watches it, it resumes if it comes back), shows
+    state `NOT_CONFIGURED`."""
     table = Table(title=title, header_style="bold")
     for col in ("opened", "canary", "target", "signal", "kind", "state", "baseline", "current", "test", "n"):
         table.add_column(col, no_wrap=col in {"canary", "signal"})
     for e in events:  # Text cells: canary ids, check names and served models are data, never console markup
         state = e["state"]
-        if state == "open" and configured is not None and (e["canary"], e["target"]) not in configured:
+        if state == "open" and configured is not None and not configured.event(e):
             state = NOT_CONFIGURED
         table.add_row(*map(cell, (utc_time(e.get("opened_at")), e["canary"], e["target"], e["signal"], e["kind"],
                                   state, _fmt(e.get("baseline_value")), _fmt(e.get("current_value")),
@@ -84,9 +85,10 @@ def analysis_on(config: Any, store: Any) -> Any:
     # Notifications are only enqueued here (in the event's transaction); the running daemon delivers them.
     alerting = Alerting(config.alerts, Outbox(store.engine), None, utcnow)  # type: ignore[arg-type]
     tags = {c.id: tuple(c.tags) for c in config.canaries}
-    pairs = {(c.id, t.id) for c, t in config.pairs()}  # another's events (ended by `baseline`): see told_only
+    watched = Configured.of(config.pairs())  # another's events (ended by `baseline`): see told_only
     return Analysis(store, Metrics(CollectorRegistry()), config.drift_settings(), alerting=alerting,
-                    tags=lambda canary: tags.get(canary, ()), routed=lambda canary, target: (canary, target) in pairs)
+                    tags=lambda canary: tags.get(canary, ()),
+                    routed=watched.signal)
 
 
 def forming(config: Any) -> str:
@@ -120,13 +122,13 @@ def drift_list(config_path: str, open_only: bool, as_json: bool, canaries: list[
     if len(events) == LIST_LIMIT:
         err_console.print(f"[yellow]note:[/] showing the newest {LIST_LIMIT} events; older ones are in the store "
                           "(GET /api/drift, or export the store)")
-    watched = {(c.id, t.id) for c, t in config.pairs()}
+    watched = Configured.of(config.pairs())
     if not config.drift.enabled:  # an empty table alone would read as "nothing changed"
         err_console.print("[yellow]note:[/] drift analysis is off (drift.enabled: false): the daemon opens no events; "
                           "only stored ones are listed")
     if as_json:
         for e in events:
-            line = {k: e.get(k) for k in JSON_KEYS} | {"configured": (e["canary"], e["target"]) in watched}
+            line = {k: e.get(k) for k in JSON_KEYS} | {"configured": watched.event(e)}
             write_line(jsonl.line(line))
     else:
         table_console().print(events_table(events, "open drift events" if open_only else "drift events",

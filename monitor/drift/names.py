@@ -20,6 +20,11 @@ _RATE = ("refused", "exact_match", "error")
 TRUE_IS_BAD = frozenset({"refused", "error"})  # for checks and exact_match, False is the violation
 
 
+def check_of(signal: str) -> str | None:
+    """Return the check (its result name) whose drift signal `signal` is (`check:NAME`), or None for another."""
+    return signal.removeprefix("check:") if signal.startswith("check:") else None
+
+
 def signal_type(name: str) -> str:
     """Return the test family of a signal name (rate, continuous, category, identity)."""
     if name.startswith("check:") or name in _RATE:
