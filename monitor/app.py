@@ -25,6 +25,7 @@ from monitor.alerts import AlertEvent, Alerting
 from monitor.alerts.sinks import sink_problems
 from monitor.analysis import Analysis
 from monitor.checks import check_names
+from monitor.config.check_order import order_named
 from monitor.config.digest import config_digest
 from monitor.config.loader import Config
 from monitor.config.secrets import key_problems
@@ -270,6 +271,8 @@ class App:
         self.runner.unpriced.config(self.config)  # spend caps that cannot count, as check-config warns
         for warning in self.config.alerts.secret_looking_labels():  # as check-config warns; the value is not shown
             log.warning(warning)
+        for warning in order_named(self.config.canaries):  # as check-config warns
+            log.warning(warning)
         return revision
 
     def check_secrets(self, config: Config) -> None:
@@ -310,6 +313,8 @@ class App:
         changed = {t.id for t in self.config.targets if t not in config.targets}
         # the labels this reload set whose value or name looks like a secret, as the start warns (the value not shown)
         for warning in config.alerts.secret_looking_labels(besides=self.config.alerts.external_labels):
+            log.warning(warning)
+        for warning in order_named(config.canaries, running=self.config.canaries):  # checks this reload so named
             log.warning(warning)
         self.config = config
         if self._server is not None and not had_users:

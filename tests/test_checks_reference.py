@@ -33,6 +33,17 @@ def test_the_reference_lists_every_check_type_and_option_with_its_default() -> N
     assert "two `contains` checks are `contains` and `contains#2`; `check:NAME` means the first" in text
 
 
+def test_the_reference_says_a_name_is_the_checks_identity_and_to_name_checks_of_one_type() -> None:
+    """Two unnamed `contains` checks are `contains` and `contains#2` by their order: removing the first handed its
+    history and drift events to the second, and nothing said that a check's name is what they belong to."""
+    text = " ".join(markdown().split())
+    assert "A check's name is its identity: its results in the store, its series on `/metrics` (the `check` label) " \
+        "and its drift signal `check:NAME`, with its baseline and drift events, belong to the name" in text
+    assert "removing the first `contains` makes the second `contains`, and hands it the first one's history, " \
+        "baseline and open drift event" in text
+    assert "When a canary has several checks of one type, name each" in text
+
+
 def test_a_stale_reference_is_replaced_and_the_rest_of_the_readme_kept() -> None:
     readme = README.read_text(encoding="utf-8")
     head, tail = readme.split("<!-- check reference", 1)

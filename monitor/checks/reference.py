@@ -105,7 +105,16 @@ def markdown() -> str:
              "without one, a type) that comes again is suffixed `#2`, `#3`, ... in order (two `contains` checks are "
              "`contains` and `contains#2`; `check:NAME` means the first). A name, suffix included, is at most "
              f"{MAX_NAME} characters (`check:NAME` is then 80, as an id: it is a metric label, a webhook field and a "
-             "stored signal); a longer one is refused on load.", ""]
+             "stored signal); a longer one is refused on load.", "",
+             "A check's name is its identity: its results in the store, its series on `/metrics` (the `check` label) "
+             "and its drift signal `check:NAME`, with its baseline and drift events, belong to the name, not to the "
+             "check's place or options. A suffixed name comes from the checks' order: of two unnamed `contains` "
+             "checks, removing the first `contains` makes the second `contains`, and hands it the first one's "
+             "history, baseline and open drift event (reordering them swaps them). When a canary has several checks "
+             "of one type, name each (`name: mentions-pkill`); `check-config`, the daemon's start and a reload warn "
+             "of a canary that does not. Renaming a check is removing one and adding another: the new name starts "
+             "afresh (a baseline of its own), and the old one's results stay stored, its open drift event retired as "
+             "a removed check's.", ""]
     for cls in typing.get_args(typing.get_args(CheckSpec)[0]):
         kind = typing.get_args(cls.model_fields["type"].annotation)[0]
         parts += [f"#### `{kind}`", "", _prose(cls.__doc__), ""]

@@ -19,6 +19,7 @@ from monitor.commands.common import (
     print_problems,
     table_console,
 )
+from monitor.config.check_order import order_named
 from monitor.config.loader import Config
 from monitor.config.secrets import resolve_api_key
 from monitor.config.validate import redact_url
@@ -116,7 +117,8 @@ def _warn(out: Console, message: str) -> None:
 
 def _unchecked(config: Config) -> list[str]:
     """What runs but cannot be trusted as configured: uncalibrated judges, spend caps on models without a price,
-    unsigned webhooks, a listener certificate that has expired or expires within 14 days."""
+    unsigned webhooks, a listener certificate that has expired or expires within 14 days, checks named by their
+    order."""
     out = [f"{c.where_of(f'checks[{i}]') or c.source}: canary {c.id}: checks[{i}] (llm_judge, judge target "
            f"{check.judge_target}) has no calibration: its verdicts count unchecked, so a judge its provider changes "
            "can open drift events on its own (add `calibration:` answers with known verdicts)"
@@ -135,6 +137,7 @@ def _unchecked(config: Config) -> list[str]:
             "its messages go out unsigned, and receivers cannot tell them from forgeries"
             for sink in config.alerts.sinks if sink.type == "webhook" and not (sink.secret_env or sink.secret_file)]
     out += config.alerts.secret_looking_labels()
+    out += order_named(config.canaries)  # checks told apart by their order: an edit to one renames another
     return out + _unmatched_routes(config) + _idle_canaries(config)
 
 
