@@ -25,7 +25,7 @@ from monitor.alerts import AlertEvent, Alerting
 from monitor.alerts.sinks import sink_problems
 from monitor.analysis import Analysis
 from monitor.checks import check_names
-from monitor.config.check_order import order_named
+from monitor.config.check_order import order_named, renamed_by_order
 from monitor.config.digest import config_digest
 from monitor.config.loader import Config
 from monitor.config.secrets import key_problems
@@ -315,6 +315,8 @@ class App:
         for warning in config.alerts.secret_looking_labels(besides=self.config.alerts.external_labels):
             log.warning(warning)
         for warning in order_named(config.canaries, running=self.config.canaries):  # checks this reload so named
+            log.warning(warning)
+        for warning in renamed_by_order(config.canaries, self.config.canaries):  # and checks it so renamed
             log.warning(warning)
         self.config = config
         if self._server is not None and not had_users:

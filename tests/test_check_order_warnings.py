@@ -106,3 +106,40 @@ async def test_a_reload_that_makes_such_checks_warns_of_them_once(tmp_path: Path
 
 def test_the_shipped_canaries_name_their_checks_apart() -> None:
     assert order_named(load_probe_files(sorted(PROBES.glob("*.yaml")))) == []
+
+
+def test_a_check_renamed_by_its_neighbours_edit_is_warned_of() -> None:
+    """The moment of harm: the edit that renames a check named by its order (the first of two unnamed `contains`
+    removed: the second, `contains#2`, becomes `contains`) hands it another check's history and open events.
+    The group is gone then, so the group's warning says nothing; this one names what moved where."""
+    a, b = {"type": "contains", "value": ["a"]}, {"type": "contains", "value": ["b"]}
+    length = {"type": "length", "max": 9}
+    from monitor.config.check_order import renamed_by_order
+
+    [warning] = renamed_by_order([canary(length, b)], [canary(a, length, b)])
+    assert warning == ("canary c1: checks[1] (contains) is now called contains, where it was contains#2 (a check "
+                       "before it was removed or moved): its results now meet the stored history, baseline and drift "
+                       "events of check:contains, another check's until now; name checks that share a type "
+                       "(`name: ...`)"), warning
+    [swapped, _] = renamed_by_order([canary(b, a)], [canary(a, b)])
+    assert swapped.startswith("canary c1: checks[0] (contains) is now called contains, where it was contains#2 ")
+    assert renamed_by_order([canary(a, b)], [canary(a, length, b)]) == []  # the names stay
+    assert renamed_by_order([canary(b)], [canary(a, {**b, "name": "has-b"})]) == []  # named: renamed by hand
+    [gone] = renamed_by_order([canary(length, b)], [canary(a, b)])  # `contains` was another check's, too
+    assert gone.startswith("canary c1: checks[1] (contains) is now called contains, where it was contains#2 "), gone
+
+
+async def test_a_reload_that_renames_a_check_says_so(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    probes = tmp_path / "probes" / "p.yaml"
+    cfg = write_config(tmp_path, TARGET, TWO)
+    app = App(load_config(cfg, environ={}), registry=CollectorRegistry(), environ={})
+    await app.start(schedule=False)
+    try:
+        caplog.set_level(logging.WARNING, logger="monitor.app")
+        probes.write_text(TWO.replace("      - {type: contains, value: [a]}\n", ""))
+        ok, message = await app.reload()
+        assert ok, message
+        assert [r.getMessage().split(" (a check")[0] for r in caplog.records if "is now called" in r.getMessage()] \
+            == [f"{probes}:6: canary c1: checks[1] (contains) is now called contains, where it was contains#2"]
+    finally:
+        await app.stop()

@@ -5,7 +5,8 @@ A check's result name is its identity in the store, in the `check` metric label 
 (`check:NAME`). Two unnamed `contains` checks get `contains` and `contains#2` from where they stand: removing the
 first renames the second `contains`, and the history and any open event on `check:contains` silently become
 another check's. Not refused (the names work until a neighbour is edited): warned of by check-config, at the
-daemon's start and by a reload that makes or changes such a group.
+daemon's start and by a reload that makes or changes such a group; and a reload that renames a check so, whose
+group may be gone by then, says which check now goes by which name.
 """
 
 from __future__ import annotations
@@ -55,3 +56,32 @@ def _warning(c: Canary, base: str, where: list[int], names: list[str]) -> str:
     place = c.where_of(f"checks[{where[0]}]") or c.source
     return (f"{place + ': ' if place else ''}canary {c.id}: {', '.join(shown[:-1])} and {shown[-1]} ({what}) are named "
             f"by their order ({', '.join(names[i] for i in where)}): {fix} (`name: ...`): {WHY}")
+
+
+def renamed_by_order(canaries: Sequence[Canary], running: Sequence[Canary]) -> list[str]:
+    """Warnings for each check a reload renamed without its own edit (a check before it removed or moved): the same
+    check (equal as written) in the `running` config's canary under another result name."""
+    before = {c.id: c for c in running}
+    out = []
+    for c in canaries:
+        old = before.get(c.id)
+        if old is None:
+            continue
+        old_names, names = check_names(old.checks), check_names(c.checks)
+        matched: set[int] = set()
+        for i, spec in enumerate(c.checks):
+            j = next((k for k, o in enumerate(old.checks) if k not in matched and o == spec), None)
+            if j is None:
+                continue
+            matched.add(j)
+            if old_names[j] != names[i]:
+                out.append(_renamed(c, i, old_names[j], names[i], names[i] in old_names))
+    return out
+
+
+def _renamed(c: Canary, i: int, was: str, now: str, taken: bool) -> str:
+    place = c.where_of(f"checks[{i}]") or c.source
+    whose = f"check:{now}, another check's until now" if taken else f"check:{now}"
+    return (f"{place + ': ' if place else ''}canary {c.id}: checks[{i}] ({c.checks[i].type}) is now called {now}, "
+            f"where it was {was} (a check before it was removed or moved): its results now meet the stored history, "
+            f"baseline and drift events of {whose}; name checks that share a type (`name: ...`)")
