@@ -126,6 +126,14 @@ from monitor.checks import parse_check, parse_checks
                                                             "$schema": "http://json-schema.org/draft-07/schema#",
                                                             "definitions": {"b": {"minLength": -1}}}}}},
          ("json_schema", "schema"), "invalid JSON Schema at $defs/a/definitions/b/minLength: -1 is less than the minimum"),
+        # a property (or $defs entry) named $schema whose value is a dialect's URI, no schema: the map holding it was
+        # read as a subschema of that dialect, the meta-schema's error left out, and the load crashed (AttributeError)
+        ({"type": "json_schema", "schema": {"properties": {"$schema": "http://json-schema.org/draft-07/schema#"}}},
+         ("json_schema", "schema"), "invalid JSON Schema at properties/$schema: 'http://json-schema.org/draft-07/schema#' "
+         "is not of type 'object', 'boolean'"),
+        ({"type": "json_schema", "schema": {"$defs": {"$schema": "https://json-schema.org/draft/2020-12/schema"}}},
+         ("json_schema", "schema"), "invalid JSON Schema at $defs/$schema: 'https://json-schema.org/draft/2020-12/schema' "
+         "is not of type 'object', 'boolean'"),
         # a pattern of 1M characters took a minute to compile on load (found by fuzzing)
         ({"type": "regex", "pattern": "x" * 10_001}, ("regex", "pattern"), "at most 10000 characters"),
         ({"type": "json_schema", "schema": {"properties": {"a": {"pattern": "x" * 10_001}}}}, ("json_schema", "schema"),

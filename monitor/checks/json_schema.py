@@ -71,12 +71,16 @@ def _dialects(schema: dict[str, Any]) -> list[_Region]:
 
     regions: list[_Region] = []
 
-    def walk(node: Any, path: tuple[str, ...]) -> None:
+    def walk(node: Any, path: tuple[str, ...], schema: bool = True) -> None:
         if isinstance(node, list):
             for i, item in enumerate(node):
                 walk(item, (*path, str(i)))
             return
         if not isinstance(node, dict):
+            return
+        if not schema:  # a map of subschemas by name (`properties`, `$defs`): its `$schema` is a name, not a dialect
+            for key, value in node.items():
+                walk(value, (*path, key))
             return
         uri = node.get("$schema")
         if isinstance(uri, str):
@@ -92,7 +96,7 @@ def _dialects(schema: dict[str, Any]) -> list[_Region]:
             regions.append((path, node, jsonschema.validators.validator_for({})))
         for key, value in node.items():
             if key not in _DATA_KEYWORDS:
-                walk(value, (*path, key))
+                walk(value, (*path, key), key not in _SCHEMA_MAPS)
 
     walk(schema, ())
     return regions
@@ -120,6 +124,9 @@ def known_dialects() -> list[str]:
 
 
 _DATA_KEYWORDS = frozenset({"const", "enum", "default", "examples"})  # hold instances, not subschemas
+# hold subschemas by name (a property may be called `$schema`); `dependencies` (draft 7) also lists of names
+_SCHEMA_MAPS = frozenset({"properties", "patternProperties", "$defs", "definitions", "dependentSchemas",
+                          "dependencies"})
 # The references of a dialect beside $ref: validators of other dialects ignore them as unknown keywords
 _DIALECT_REFS = {"https://json-schema.org/draft/2020-12/schema": ("$dynamicRef",),
                  "https://json-schema.org/draft/2019-09/schema": ("$recursiveRef",)}
