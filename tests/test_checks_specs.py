@@ -134,6 +134,14 @@ from monitor.checks import parse_check, parse_checks
         ({"type": "json_schema", "schema": {"$defs": {"$schema": "https://json-schema.org/draft/2020-12/schema"}}},
          ("json_schema", "schema"), "invalid JSON Schema at $defs/$schema: 'https://json-schema.org/draft/2020-12/schema' "
          "is not of type 'object', 'boolean'"),
+        # a property named as a keyword that holds an instance (enum, const, default, examples) is a subschema all the
+        # same: its reference, loop or pattern went unchecked on load, and failed or crashed every observation's check
+        ({"type": "json_schema", "schema": {"properties": {"enum": {"$ref": "#/nope"}}}}, ("json_schema", "schema"),
+         "invalid JSON Schema at properties/enum: $ref '#/nope' does not resolve within the schema"),
+        ({"type": "json_schema", "schema": {"$defs": {"default": {"allOf": [{"$ref": "#/$defs/default"}]}}}},
+         ("json_schema", "schema"), "invalid JSON Schema at $defs/default/allOf/0: $ref '#/$defs/default' comes back"),
+        ({"type": "json_schema", "schema": {"properties": {"examples": {"pattern": "x" * 10_001}}}},
+         ("json_schema", "schema"), "invalid JSON Schema at properties/examples/pattern: a pattern of at most"),
         # a pattern of 1M characters took a minute to compile on load (found by fuzzing)
         ({"type": "regex", "pattern": "x" * 10_001}, ("regex", "pattern"), "at most 10000 characters"),
         ({"type": "json_schema", "schema": {"properties": {"a": {"pattern": "x" * 10_001}}}}, ("json_schema", "schema"),
