@@ -14,7 +14,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from sqlalchemy import text
 
-from monitor.alerts import AlertsConfig
+from monitor.alerts import AlertEvent, AlertsConfig
 from monitor.alerts.events import DEAD, DELIVERED, FAILED, PENDING
 from monitor.store import Store
 from tests.support.delivery import SECRET, Clock, build, config, event
@@ -201,6 +201,40 @@ async def test_a_row_that_waited_for_the_reload_counts_its_give_up_window_from_i
     # given up on past the hour from its first attempt (its next retry, up to retry.max later, beyond it)
     assert row.status == DEAD and row.last_error.startswith("gave up after"), row.last_error  # type: ignore[union-attr]
     assert first + timedelta(minutes=50) <= clock() <= first + timedelta(hours=1), clock() - first
+    await al.stop()
+
+
+async def test_a_re_sent_row_merged_into_another_rows_message_keeps_its_own_first_attempt(
+        store: Store, clock: Clock, rx: Receiver) -> None:
+    # Found by review: a row re-sent on request that waited for the reload went out merged into the message of a
+    # newer row of its group (another drift signal of its canary x target) that led it. The failed attempt's error
+    # was written to both rows with the leader's note only: the re-sent row lost its first-attempt time and, leading
+    # the retry (the older row), counted its retry.give_up_after from the request, two hours before: given up on at
+    # its second attempt, never retried, the defect the first-attempt window was there to fix.
+    al = build(store, config(rx.url), clock)
+    await al.publish([event(1)])
+    rx.fail(410, times=1)
+    await al.sender.flush()  # the sink is disabled until the reload
+    [asked] = await al.publish([event(2)])
+    assert (await al.sender.flush()).dead == 1
+    assert al.outbox.resend_dead(clock(), ids=[asked.message_id])[0].skipped is None
+    for _ in range(2):  # the reload comes two hours later: it waits meanwhile
+        clock.advance(3600)
+        assert (await al.sender.flush()).dead == 0
+    clock.advance(5)  # reloaded before the re-sent row's next look
+    rx.fail(503)
+    al.reload(al.cfg, environ={"HOOK_SECRET": SECRET})
+    [new] = await al.publish([AlertEvent(kind="drift.opened", canary="c2", target="t", signal="output_chars",
+                                         event_id="e2b", evidence={"baseline_value": 1.0, "current_value": 2.0})])
+    first = clock()
+    res = await al.sender.flush()  # the new row leads, the re-sent one is merged into its message
+    assert (res.retried, res.dead) == (1, 0)
+    row = al.outbox.get(asked.id)
+    assert row is not None and row.status == FAILED and row.attempts == 1, row
+    assert f"first tried at {first.isoformat()}" in (row.last_error or ""), row.last_error
+    clock.t = row.next_attempt_at
+    res = await al.sender.flush()  # the re-sent row, the older, leads the retry
+    assert (res.retried, res.dead) == (1, 0), al.outbox.get(asked.id)
     await al.stop()
 
 

@@ -126,6 +126,22 @@ from monitor.checks import parse_check, parse_checks
                                                             "$schema": "http://json-schema.org/draft-07/schema#",
                                                             "definitions": {"b": {"minLength": -1}}}}}},
          ("json_schema", "schema"), "invalid JSON Schema at $defs/a/definitions/b/minLength: -1 is less than the minimum"),
+        # a property (or $defs entry) named $schema whose value is a dialect's URI, no schema: the map holding it was
+        # read as a subschema of that dialect, the meta-schema's error left out, and the load crashed (AttributeError)
+        ({"type": "json_schema", "schema": {"properties": {"$schema": "http://json-schema.org/draft-07/schema#"}}},
+         ("json_schema", "schema"), "invalid JSON Schema at properties/$schema: 'http://json-schema.org/draft-07/schema#' "
+         "is not of type 'object', 'boolean'"),
+        ({"type": "json_schema", "schema": {"$defs": {"$schema": "https://json-schema.org/draft/2020-12/schema"}}},
+         ("json_schema", "schema"), "invalid JSON Schema at $defs/$schema: 'https://json-schema.org/draft/2020-12/schema' "
+         "is not of type 'object', 'boolean'"),
+        # a property named as a keyword that holds an instance (enum, const, default, examples) is a subschema all the
+        # same: its reference, loop or pattern went unchecked on load, and failed or crashed every observation's check
+        ({"type": "json_schema", "schema": {"properties": {"enum": {"$ref": "#/nope"}}}}, ("json_schema", "schema"),
+         "invalid JSON Schema at properties/enum: $ref '#/nope' does not resolve within the schema"),
+        ({"type": "json_schema", "schema": {"$defs": {"default": {"allOf": [{"$ref": "#/$defs/default"}]}}}},
+         ("json_schema", "schema"), "invalid JSON Schema at $defs/default/allOf/0: $ref '#/$defs/default' comes back"),
+        ({"type": "json_schema", "schema": {"properties": {"examples": {"pattern": "x" * 10_001}}}},
+         ("json_schema", "schema"), "invalid JSON Schema at properties/examples/pattern: a pattern of at most"),
         # a pattern of 1M characters took a minute to compile on load (found by fuzzing)
         ({"type": "regex", "pattern": "x" * 10_001}, ("regex", "pattern"), "at most 10000 characters"),
         ({"type": "json_schema", "schema": {"properties": {"a": {"pattern": "x" * 10_001}}}}, ("json_schema", "schema"),

@@ -359,8 +359,11 @@ class Delivering:
                         extra=extra)
         # The rows it merged were in this message: they wait for its retry and go with it (left as they were, they
         # went out on their own, due at once or when their lease ended, ahead of the backoff).
+        # each row re-sent on request keeps its own first attempt since (a merged one's may be this one): the leader's
+        # alone written on all, a merged row that leads the retry counted its window from the request
         await asyncio.to_thread(self.outbox.mark_retry, [n.id, *(m.id for m in merged)], next_at,
-                                noted(a.error, first))
+                                {n.id: noted(a.error, first),
+                                 **{m.id: noted(a.error, first_tried(m, now)) for m in merged}})
         res.retried += 1
         return merged_ids
 

@@ -8,7 +8,7 @@ so several replicas never send the same row at the same time, and a crash only d
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -259,12 +259,15 @@ class Outbox(Upkeep, Resending, Asking):
         self._set(nid, status=DELIVERED, delivered_at=now,
                   last_error=case((note.startswith(RELEASED_NOTE), note), else_=None))
 
-    def mark_retry(self, nid: str | Sequence[str], next_at: datetime, error: str) -> None:
+    def mark_retry(self, nid: str | Sequence[str], next_at: datetime, error: str | Mapping[str, str]) -> None:
         """Record a failed attempt (of one row, or of a grouped message's rows) and when to try again; a row an outage held while the attempt was on the wire
-        stays held (with why), else the retry would send it while the outage is paged as canary.down."""
+        stays held (with why), else the retry would send it while the outage is paged as canary.down. `error`: the
+        rows', or each row's by id (a row re-sent on request keeps its own first attempt's time: asked_window)."""
         held = col(NotificationRow.status) == HELD
+        written: Any = error[:2000] if isinstance(error, str) else \
+            case({i: e[:2000] for i, e in error.items()}, value=col(NotificationRow.id))
         self._set(nid, status=case((held, HELD), else_=FAILED), next_attempt_at=next_at,
-                  last_error=case((held, col(NotificationRow.last_error)), else_=error[:2000]))
+                  last_error=case((held, col(NotificationRow.last_error)), else_=written))
 
     def mark_dead(self, nid: str | Sequence[str], error: str, *, attempted: bool = True,
                   not_before: datetime | None = None, sent_as: str | None = None) -> None:

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any, Literal
 
 from pydantic import Field, field_validator
@@ -71,14 +72,14 @@ def _dialects(schema: dict[str, Any]) -> list[_Region]:
 
     regions: list[_Region] = []
 
-    def walk(node: Any, path: tuple[str, ...]) -> None:
+    def walk(node: Any, path: tuple[str, ...], schema: bool = True) -> None:
         if isinstance(node, list):
             for i, item in enumerate(node):
                 walk(item, (*path, str(i)))
             return
         if not isinstance(node, dict):
             return
-        uri = node.get("$schema")
+        uri = node.get("$schema") if schema else None  # a map's `$schema` (`properties`, `$defs`) is a name
         if isinstance(uri, str):
             cls = jsonschema.validators.validator_for(node, default=None)
             if cls is None:
@@ -90,9 +91,8 @@ def _dialects(schema: dict[str, Any]) -> list[_Region]:
             # a $schema that is no string is read by the latest dialect's meta-schema, which names it (jsonschema's
             # own lookup of it raised AttributeError or TypeError)
             regions.append((path, node, jsonschema.validators.validator_for({})))
-        for key, value in node.items():
-            if key not in _DATA_KEYWORDS:
-                walk(value, (*path, key))
+        for key, value, subschema in _under(node, schema):
+            walk(value, (*path, key), subschema)
 
     walk(schema, ())
     return regions
@@ -120,6 +120,20 @@ def known_dialects() -> list[str]:
 
 
 _DATA_KEYWORDS = frozenset({"const", "enum", "default", "examples"})  # hold instances, not subschemas
+# hold subschemas by name (a property may be called `$schema`); `dependencies` (draft 7) also lists of names
+_SCHEMA_MAPS = frozenset({"properties", "patternProperties", "$defs", "definitions", "dependentSchemas",
+                          "dependencies"})
+
+
+def _under(node: dict[str, Any], schema: bool) -> Iterator[tuple[str, Any, bool]]:
+    """What to walk under `node` for subschemas: each key, value and whether the value is a schema (else a map of
+    them by name). A schema's keywords holding instances are left out; a map's entries are all schemas, whatever
+    their names (a property may be called `enum` or `default`)."""
+    for key, value in node.items():
+        if not schema:
+            yield key, value, True
+        elif key not in _DATA_KEYWORDS:
+            yield key, value, key not in _SCHEMA_MAPS
 # The references of a dialect beside $ref: validators of other dialects ignore them as unknown keywords
 _DIALECT_REFS = {"https://json-schema.org/draft/2020-12/schema": ("$dynamicRef",),
                  "https://json-schema.org/draft/2019-09/schema": ("$recursiveRef",)}
@@ -131,7 +145,7 @@ def _target(keyword: str, ref: str) -> str:
     return "#" if keyword == "$recursiveRef" else ref
 
 
-def _check_pattern_lengths(node: Any, path: list[str]) -> None:
+def _check_pattern_lengths(node: Any, path: list[str], schema: bool = True) -> None:
     """Raise ValueError for a `pattern` or `patternProperties` key longer than patterns.MAX_PATTERN: compiling one of
     1M characters took about a minute, on load and at every observation."""
     if isinstance(node, list):
@@ -140,15 +154,14 @@ def _check_pattern_lengths(node: Any, path: list[str]) -> None:
         return
     if not isinstance(node, dict):
         return
-    props = node.get("patternProperties")
-    for where, text in [("pattern", node.get("pattern")), *(("patternProperties", k) for k in
+    props = node.get("patternProperties") if schema else None
+    for where, text in [("pattern", node.get("pattern") if schema else None), *(("patternProperties", k) for k in
                                                             (props if isinstance(props, dict) else ()))]:
         if isinstance(text, str) and len(text) > patterns.MAX_PATTERN:
             raise ValueError(f"invalid JSON Schema at {'/'.join([*path, where])}: a pattern of at most "
                              f"{patterns.MAX_PATTERN:,} characters ({len(text):,} given)")
-    for key, value in node.items():
-        if key not in _DATA_KEYWORDS:
-            _check_pattern_lengths(value, [*path, key])
+    for key, value, subschema in _under(node, schema):
+        _check_pattern_lengths(value, [*path, key], subschema)
 
 
 class _Scopes:
@@ -179,15 +192,15 @@ def _check_refs(schema: dict[str, Any], keywords: tuple[str, ...], scopes: _Scop
     observation's check with a crash instead of naming the schema."""
     from referencing.exceptions import Unresolvable
 
-    def walk(node: Any, path: list[str], resolver: Any) -> None:
+    def walk(node: Any, path: list[str], resolver: Any, schema: bool = True) -> None:
         if isinstance(node, list):
             for i, item in enumerate(node):
                 walk(item, [*path, str(i)], resolver)
             return
         if not isinstance(node, dict):
             return
-        resolver = scopes.within(resolver, node)
-        for keyword in keywords:
+        resolver = scopes.within(resolver, node) if schema else resolver
+        for keyword in keywords if schema else ():
             ref = node.get(keyword)
             if isinstance(ref, str):
                 try:
@@ -197,9 +210,8 @@ def _check_refs(schema: dict[str, Any], keywords: tuple[str, ...], scopes: _Scop
                     raise ValueError(f"invalid JSON Schema at {where}: {keyword} {ref!r} does not resolve within the "
                                      "schema nor to a meta-schema jsonschema ships (nothing is fetched over the "
                                      "network)") from None
-        for key, value in node.items():
-            if key not in _DATA_KEYWORDS:
-                walk(value, [*path, key], resolver)
+        for key, value, subschema in _under(node, schema):
+            walk(value, [*path, key], resolver, subschema)
 
     walk(schema, [], scopes.root)
     _check_cycles(schema, scopes, keywords)
@@ -220,18 +232,17 @@ def _check_cycles(schema: dict[str, Any], scopes: _Scopes, keywords: tuple[str, 
     resolvers: dict[int, Any] = {}  # and the resolver of its references
     nodes: list[dict[str, Any]] = []
 
-    def index(node: Any, path: list[str], resolver: Any) -> None:
+    def index(node: Any, path: list[str], resolver: Any, schema: bool = True) -> None:
         if isinstance(node, list):
             for i, item in enumerate(node):
                 index(item, [*path, str(i)], resolver)
         elif isinstance(node, dict):
-            resolver = scopes.within(resolver, node)
+            resolver = scopes.within(resolver, node) if schema else resolver
             where.setdefault(id(node), path)
             resolvers.setdefault(id(node), resolver)
             nodes.append(node)
-            for key, value in node.items():
-                if key not in _DATA_KEYWORDS:
-                    index(value, [*path, key], resolver)
+            for key, value, subschema in _under(node, schema):
+                index(value, [*path, key], resolver, subschema)
 
     def same_value(node: dict[str, Any]) -> list[tuple[dict[str, Any], str | None]]:
         """The subschemas `node` applies to its own value, each with the reference that leads there, as shown
