@@ -227,8 +227,8 @@ class Delivering:
         group pulled them in early); left out, the receiver got the group as two messages, the new row's now and the
         failed one's at its retry. Joining the retry keeps the backoff and one message: the receiver gets the group
         once, at the retry, the new row delayed by at most that backoff (and sharing its fate: a retry given up on
-        takes it too). A failed row claimed with `n` (its retry due: its next attempt `n`'s lease's end) is no
-        backoff: it goes in this message."""
+        takes it too, but for a row re-sent on request whose own window still runs: retried on, alone). A failed row
+        claimed with `n` (its retry due: its next attempt `n`'s lease's end) is no backoff: it goes in this message."""
         now = self.now()
         backoff = [m.next_attempt_at for m in merged
                    if m.status == FAILED and m.next_attempt_at > now and m.next_attempt_at != n.next_attempt_at]
