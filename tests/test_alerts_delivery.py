@@ -345,3 +345,31 @@ async def test_a_row_re_sent_on_request_while_the_daemon_has_its_sink_disabled_w
     assert (await al.sender.flush()).delivered == 1
     assert rx.requests[-1].message_id == second.message_id and al.outbox.get(second.id).status == DELIVERED  # type: ignore[union-attr]
     await al.stop()
+
+
+async def test_a_re_sent_row_joining_an_older_rows_retry_keeps_its_own_window(
+        store: Store, clock: Clock, rx: Receiver) -> None:
+    # Found by review: a row re-sent on request that joined the retry of an older failing row of its group (another
+    # drift signal of its canary x target) was given up on with that row when the older row's window ended, after a
+    # single attempt of its own: the operator's request undone. Each row keeps its own window: the older row is given
+    # up on alone, the re-sent one retried until its own window (from its first attempt) ends.
+    al = build(store, config(rx.url), clock)
+    rx.fail(503)
+    [older] = await al.publish([event(1)])
+    assert (await al.sender.flush()).retried == 1
+    clock.advance(50 * 60)
+    [asked] = await al.publish([AlertEvent(kind="drift.opened", canary="c1", target="t", signal="output_chars",
+                                           event_id="e1b", evidence={"baseline_value": 1.0, "current_value": 2.0})])
+    al.outbox.mark_dead([asked.id], "gave up after 9 attempts: HTTP 503")  # given up on before (an earlier outage)
+    assert al.outbox.resend_dead(clock(), ids=[asked.message_id])[0].skipped is None
+    await al.sender.flush()  # it joins the older row's retry
+    while (row := al.outbox.get(older.id)) is not None and row.status != DEAD:
+        clock.t = max(clock(), row.next_attempt_at)
+        await al.sender.flush()
+    mine = al.outbox.get(asked.id)
+    assert mine is not None and mine.status == FAILED, mine  # its own window (1h from its first attempt) runs
+    first = mine.last_error
+    assert first is not None and "first tried at" in first, first
+    clock.t = mine.next_attempt_at
+    assert (await al.sender.flush()).retried == 1  # retried alone
+    await al.stop()

@@ -196,3 +196,22 @@ def test_the_upgrade_clears_sent_as_left_on_rows_not_given_up_on(store_url: str)
         assert [r.notification.id for r in ob.resend_dead(LATER, ids=["msg_g"])] == [dead.id]
     finally:
         store.close()
+
+
+def test_the_daemons_own_re_send_clears_an_old_request(store: Store) -> None:
+    # Found by review: asked_at was never cleared, so a row re-sent once on request, given up on again, and later
+    # re-sent by the daemon itself (a firing message whose alert still fires, an end tried once more) was still taken
+    # as asked: waiting for a reload if its sink was disabled then, its window counted from the old request. The
+    # daemon's own re-send is not the operator's: it clears asked_at.
+    ob = Outbox(store.engine)
+    down = note(kind="canary.down", signal="health")
+    end = note(kind="drift.resolved", group="c/e")
+    ob.add([down, end])
+    ob.mark_dead([down.id, end.id], "gave up after 9 attempts: HTTP 503")
+    assert all(r.skipped is None for r in ob.resend_dead(T0 + timedelta(hours=1), ids=[down.id, end.id]))
+    ob.mark_dead([down.id, end.id], "gave up after 3 attempts: HTTP 503")  # given up on again
+    assert ob.get(down.id).asked_at is not None  # type: ignore[union-attr]
+    assert ob.resend_given_up_firing("hook", LATER)[0] == [down.id]
+    assert ob.retry_given_up_ends("hook", LATER) == [end.id]
+    for row in (ob.get(down.id), ob.get(end.id)):
+        assert row is not None and row.status == PENDING and row.asked_at is None, row

@@ -227,8 +227,8 @@ class Delivering:
         group pulled them in early); left out, the receiver got the group as two messages, the new row's now and the
         failed one's at its retry. Joining the retry keeps the backoff and one message: the receiver gets the group
         once, at the retry, the new row delayed by at most that backoff (and sharing its fate: a retry given up on
-        takes it too). A failed row claimed with `n` (its retry due: its next attempt `n`'s lease's end) is no
-        backoff: it goes in this message."""
+        takes it too, but for a row re-sent on request whose own window still runs: retried on, alone). A failed row
+        claimed with `n` (its retry due: its next attempt `n`'s lease's end) is no backoff: it goes in this message."""
         now = self.now()
         backoff = [m.next_attempt_at for m in merged
                    if m.status == FAILED and m.next_attempt_at > now and m.next_attempt_at != n.next_attempt_at]
@@ -343,10 +343,20 @@ class Delivering:
         next_at = now + timedelta(seconds=delay)
         # from when it was written, or when an operator last asked to send it again (`alerts resend`): from its first
         # attempt since (a reload the row waited for, or a start, may come more than the window after the request)
-        if next_at > window_start(n, first) + timedelta(seconds=self.cfg.retry.give_up_after):
+        give_up = timedelta(seconds=self.cfg.retry.give_up_after)
+        if next_at > window_start(n, first) + give_up:
+            # A merged row re-sent on request whose own window still runs (it joined this row's retry) is not given
+            # up on with it: the operator's request would be undone after a single attempt of its own. It is
+            # retried, alone from then on; the rows whose window ended are given up on as this message.
+            keep = [m for m in merged
+                    if m.asked_at is not None and next_at <= window_start(m, first_tried(m, now)) + give_up]
             log.error("gave up delivering a notification", extra=extra)
             note = "gave up again after" if _retried(n) else GAVE_UP_NOTE  # not tried once more again
-            await self._drop(n, GAVE_UP, f"{note} {n.attempts + 1} attempts: {a.error}", res, merged=tuple(merged))
+            if keep:
+                await asyncio.to_thread(self.outbox.mark_retry, [m.id for m in keep], next_at,
+                                        {m.id: noted(a.error, first_tried(m, now)) for m in keep})
+            await self._drop(n, GAVE_UP, f"{note} {n.attempts + 1} attempts: {a.error}", res,
+                             merged=tuple(m for m in merged if m not in keep))
             return merged_ids
         # One warning per sink and outage: each waiting notification's every attempt would be a line (a 90 s
         # receiver outage in a soak logged 533); llm_monitor_notification_failures_total counts them all.

@@ -400,7 +400,8 @@ class Outbox(Upkeep, Resending, Asking):
             for r in rows:
                 res = s.exec(update(NotificationRow).where(  # type: ignore[call-overload]
                     and_(col(NotificationRow.id) == r.id, col(NotificationRow.status) == DEAD))
-                    .values(status=PENDING, next_attempt_at=now, sent_as=None,  # as `resend_given_up_firing`
+                    # as `resend_given_up_firing`: the daemon's own re-send, not an operator's (asked_at cleared)
+                    .values(status=PENDING, next_attempt_at=now, sent_as=None, asked_at=None,
                             last_error=f"{RETRIED_END_NOTE} the sink takes messages again ({r.last_error})"[:2000]))
                 if res.rowcount == 1:
                     ids.append(r.id)

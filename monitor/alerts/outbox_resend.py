@@ -184,9 +184,11 @@ class Resending:
                     and_(col(NotificationRow.id) == r.id, col(NotificationRow.status) == DEAD,
                          col(NotificationRow.last_error) == r.last_error, ~written_after(r)))
                     # due again, it goes out in whatever message its group's waiting rows then make (`sent_as` cleared, as
-                    # `alerts resend` does: set again only if this re-send is given up on, to the id it went out under)
+                    # `alerts resend` does: set again only if this re-send is given up on, to the id it went out under;
+                    # `asked_at` cleared: the daemon's own re-send, an old request's no more (no reload wait, no window
+                    # counted from that request)
                     .values(status=PENDING, next_attempt_at=now, payload=storable({**(r.payload or {}), "resent": True}),
-                            sent_as=None, last_error=f"{RESENT_NOTE} its alert still fires ({r.last_error})"[:2000]))
+                            sent_as=None, asked_at=None, last_error=f"{RESENT_NOTE} its alert still fires ({r.last_error})"[:2000]))
                 if res.rowcount == 1:
                     ids.append(r.id)
             s.commit()
