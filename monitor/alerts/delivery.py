@@ -344,17 +344,18 @@ class Delivering:
         # from when it was written, or when an operator last asked to send it again (`alerts resend`): from its first
         # attempt since (a reload the row waited for, or a start, may come more than the window after the request)
         give_up = timedelta(seconds=self.cfg.retry.give_up_after)
+        firsts = {m.id: first_tried(m, now) for m in merged}  # each merged row's own first attempt since a request
         if next_at > window_start(n, first) + give_up:
             # A merged row re-sent on request whose own window still runs (it joined this row's retry) is not given
             # up on with it: the operator's request would be undone after a single attempt of its own. It is
             # retried, alone from then on; the rows whose window ended are given up on as this message.
             keep = [m for m in merged
-                    if m.asked_at is not None and next_at <= window_start(m, first_tried(m, now)) + give_up]
+                    if m.asked_at is not None and next_at <= window_start(m, firsts[m.id]) + give_up]
             log.error("gave up delivering a notification", extra=extra)
             note = "gave up again after" if _retried(n) else GAVE_UP_NOTE  # not tried once more again
             if keep:
                 await asyncio.to_thread(self.outbox.mark_retry, [m.id for m in keep], next_at,
-                                        {m.id: noted(a.error, first_tried(m, now)) for m in keep})
+                                        {m.id: noted(a.error, firsts[m.id]) for m in keep})
             await self._drop(n, GAVE_UP, f"{note} {n.attempts + 1} attempts: {a.error}", res,
                              merged=tuple(m for m in merged if m not in keep))
             return merged_ids
@@ -373,7 +374,7 @@ class Delivering:
         # alone written on all, a merged row that leads the retry counted its window from the request
         await asyncio.to_thread(self.outbox.mark_retry, [n.id, *(m.id for m in merged)], next_at,
                                 {n.id: noted(a.error, first),
-                                 **{m.id: noted(a.error, first_tried(m, now)) for m in merged}})
+                                 **{m.id: noted(a.error, firsts[m.id]) for m in merged}})
         res.retried += 1
         return merged_ids
 
