@@ -67,14 +67,34 @@ drift: {{baseline_size: 10}}
     return cfg
 
 
-def wait(predicate, timeout: float, what: str, daemon: Daemon):  # type: ignore[no-untyped-def]
+def wait(predicate, timeout: float, what: str, daemon: Daemon, also=None):  # type: ignore[no-untyped-def]
+    """Wait for `predicate`; on a timeout say what the daemon had: its drift events, the end of its log, and what
+    `also` (a callable returning text: e.g. Prometheus's view) adds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}\n--- daemon log ---\n{daemon.log[-6000:]}")
+    raise AssertionError(f"timed out waiting for {what}\n{diagnosis(daemon, also)}")
+
+
+def diagnosis(daemon: Daemon, also=None) -> str:  # type: ignore[no-untyped-def]
+    parts = []
+    for name, get in (("drift events", lambda: [
+            {k: e.get(k) for k in ("signal", "state", "opened_at", "resolved_at", "baseline_value", "current_value")}
+            for e in daemon.get("/api/drift").json()]), ("also", also)):
+        if get is None:
+            continue
+        try:
+            parts.append(f"--- {name} ---\n{get()}")
+        except Exception as e:  # noqa: BLE001 - a diagnosis must not hide the timeout it explains
+            parts.append(f"--- {name}: unavailable ({e!r}) ---")
+    lines = daemon.log.splitlines()
+    drift = [x for x in lines if "drift" in x.lower()][-40:]
+    parts.append("--- daemon log lines naming drift ---\n" + "\n".join(drift))
+    parts.append(f"--- daemon log ---\n{daemon.log[-6000:]}")
+    return "\n".join(parts)
 
 
 def test_drift_fires_a_signed_webhook_then_resolves_on_accept(tmp_path: Path, changing_sim: SimServer) -> None:
@@ -172,9 +192,15 @@ receivers:
                 wait(lambda: d.get("/api/baselines").json(), 60, "a ready baseline", d)
                 prom.wait_for('llm_monitor_drift_active{signal="refused"} == 0', timeout_s=30)
                 set_phase(changing_sim, "stricter")
+
+                def seen() -> str:  # what Prometheus scraped and evaluated, for a timeout to explain itself
+                    return "\n".join(f"{q}: {prom.query(q)}" for q in (
+                        "up", "scrape_duration_seconds", 'llm_monitor_drift_active{signal="refused"}',
+                        "ALERTS")) + f"\nalerts delivered: {[m.json.get('status') for m in receiver.delivered]}"
+
                 wait(lambda: [m for m in receiver.delivered if m.json.get("status") == "firing" and any(
                     a["labels"].get("alertname") == "LLMMonitorDriftActive" and a["labels"].get("signal") == "refused"
-                    for a in m.json["alerts"])], 120, "LLMMonitorDriftActive from Alertmanager", d)
+                    for a in m.json["alerts"])], 120, "LLMMonitorDriftActive from Alertmanager", d, seen)
                 msg = next(m for m in receiver.delivered if m.json.get("status") == "firing")
                 assert msg.json["version"] == "4"
                 out = cli("baseline", "accept", "kill-python-process", "-c", str(cfg), env={"K": "k"})
