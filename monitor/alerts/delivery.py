@@ -168,10 +168,16 @@ class Delivering:
 
     async def _drop(self, n: Notification, reason: str, error: str, res: FlushResult, *,
                     attempted: bool = True, merged: tuple[Notification, ...] = ()) -> None:
-        """Give up on `n` and the rows its message `merged` (they were in it: they share its fate and its error, each
-        counted; left waiting, they went out on their own after it was given up on)."""
-        await asyncio.to_thread(self.outbox.mark_dead, [n.id, *(m.id for m in merged)], error, attempted=attempted,
-                                sent_as=n.message_id if merged else None)  # `alerts resend` sends them again together
+        """Give up on `n` and the rows its message `merged` that are given up on with it (they were in it: they share
+        its fate and its error, each counted; left waiting, they went out on their own after it was given up on).
+
+        They record the id they make together (`sent_as`: `alerts resend` sends them again together, under it): the
+        message's own when every row of it is given up on; when its retry is split (rows re-sent on request retried
+        on), the id of the rows given up on, which their re-send carries without the others (a webhook-id stands for
+        its rows: named by the whole message's, a receiver that had that one would drop it)."""
+        ids = [n.id, *(m.id for m in merged)]
+        await asyncio.to_thread(self.outbox.mark_dead, ids, error, attempted=attempted,
+                                sent_as=group_message_id(ids) if merged else None)
         res.dead += 1 + len(merged)
         if reason == GAVE_UP and n.kind in RESOLVING and not _retried(n):
             self._ends_given_up.add(n.sink)
@@ -245,6 +251,7 @@ class Delivering:
         """Attempt one notification, merged with the rows of its group still waiting; return the ids of the rows
         it merged (they were in this message, whether or not it was delivered)."""
         sink = self.sinks.get(n.sink)
+        own_id = n.message_id  # the row's own, before a merge gives the message its rows' id
         extra = {"sink": n.sink, "message_id": n.message_id, "kind": n.kind, "attempt": n.attempts + 1}
         if sink is None:
             log.warning("notification dropped: its sink is no longer configured", extra=extra)
@@ -351,6 +358,10 @@ class Delivering:
             # retried, alone from then on; the rows whose window ended are given up on as this message.
             keep = [m for m in merged
                     if m.asked_at is not None and next_at <= window_start(m, firsts[m.id]) + give_up]
+            if keep:  # the rows given up on go by another id than the message's (`_drop`): `alerts resend` takes it
+                gone = [n.id, *(m.id for m in merged if m not in keep)]
+                extra["given_up_as"] = group_message_id(gone) if len(gone) > 1 else own_id
+                extra["retried_on"] = len(keep)
             log.error("gave up delivering a notification", extra=extra)
             note = "gave up again after" if _retried(n) else GAVE_UP_NOTE  # not tried once more again
             if keep:
