@@ -4,6 +4,8 @@ they were given up on in (`sent_as`), and what `alerts resend` then sends of the
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from monitor.alerts import AlertEvent
@@ -87,4 +89,36 @@ async def test_rows_given_up_on_in_a_split_message_re_sent_while_the_rest_waits_
     assert again.status == 200 and again.message_id == whole.message_id
     assert sorted(again.json["data"]["signals"]) == sorted(whole.json["data"]["signals"])
     assert {r.status for r in al.outbox.query()} == {"delivered"}
+    await al.stop()
+
+
+async def test_rows_merged_into_a_retry_a_re_sent_row_leads_are_given_up_on_when_their_windows_end(
+        sqlite_store: Store, clock: Clock, rx: Receiver) -> None:
+    # Found by review: a row re-sent on request that led a retry (the older row of the message) kept the rows merged
+    # into it retried past their own retry.give_up_after, for as long as its own window (from its first attempt since
+    # the request) ran: an hour more, each attempt a message to a receiver that had been failing past the window.
+    # Each merged row is given up on when its window ends, as when no re-sent row leads; the re-sent row is retried on.
+    al = build(sqlite_store, config(rx.url), clock)
+    [asked] = await al.publish([opened("refused")])
+    al.outbox.mark_dead([asked.id], "gave up after 9 attempts: HTTP 503")  # given up on in an earlier outage
+    clock.advance(60)
+    rx.fail(503)
+    [newer] = await al.publish([opened("similarity")])
+    assert (await al.sender.flush()).retried == 1
+    clock.advance(50 * 60)
+    assert al.outbox.resend_dead(clock(), ids=[asked.message_id])[0].skipped is None
+    await al.sender.flush()  # it joins the newer row's retry, and leads it (the older row)
+    window_end = newer.created_at + timedelta(seconds=al.cfg.retry.give_up_after)
+    while (row := al.outbox.get(newer.id)) is not None and row.status != DEAD and clock() < window_end:
+        clock.t = row.next_attempt_at
+        await al.sender.flush()
+    assert rx.requests[-1].json["data"]["signals"] == ["refused", "similarity"]  # the re-sent row led
+    assert row is not None and row.status == DEAD, row  # given up on when its window ended
+    assert row.last_error is not None and row.last_error.startswith("gave up after"), row.last_error
+    mine = al.outbox.get(asked.id)
+    assert mine is not None and mine.status == FAILED  # its own window runs: retried on, alone
+    clock.t = mine.next_attempt_at
+    assert (await al.sender.flush()).retried == 1
+    assert rx.requests[-1].json["data"]["signals"] == ["refused"]
+    assert rx.requests[-1].message_id == asked.message_id
     await al.stop()
