@@ -153,3 +153,26 @@ def test_merged_resolves_of_a_baseline_reset_say_an_operator_closed_them() -> No
         "back at baseline (similarity)")
     assert merge_drift([back, back | {"signal": "x"}])["summary"] == \
         "kill-python @ gpt-mini: 2 signals resolved (similarity, x)"
+
+
+def test_a_merged_end_says_which_checks_a_reload_removed_beside_the_signals_that_resolved() -> None:
+    # Found by review: a check's end a reload wrote (the check removed, the canary kept) merged with another signal's
+    # resolve within group_wait said "2 signals resolved": the receiver read the check as back at baseline, where its
+    # own end says it is no longer monitored, the check removed. Each part says how its events ended.
+    from monitor.alerts.policy import merge_drift, payload
+
+    c = cfg()
+
+    def retired(signal: str) -> dict:  # as the reload writes it (monitor.alerts.reconcile)
+        return payload(ev("drift.resolved", signal=signal, event_id=f"e-{signal}", resolved_at=T0,
+                          summary=f"kill-python@gpt-mini: {signal} no longer monitored (the check was removed from "
+                                  "the configuration)",
+                          evidence={"signal": signal, "reason": "no longer configured", "removed": "check"}), c, T0)
+
+    back = payload(ev("drift.resolved", signal="similarity", event_id="e-sim", resolved_at=T0), c, T0)
+    assert merge_drift([back, retired("check:cites")])["summary"] == (
+        "kill-python @ gpt-mini: 1 signal resolved (similarity); check:cites no longer monitored (the check was "
+        "removed from the configuration)")
+    assert merge_drift([retired("check:cites"), retired("check:json")])["summary"] == (
+        "kill-python @ gpt-mini: check:cites, check:json no longer monitored (the checks were removed from the "
+        "configuration)")

@@ -157,3 +157,36 @@ async def test_a_removed_checks_results_in_calls_made_before_the_reload_are_not_
         assert len(stored) == 2 and all(o.checks and o.checks[0].name == "say-hi" for o in stored)
     finally:
         await app.stop()
+
+
+async def test_the_merged_end_of_checks_a_reload_removed_says_the_checks_were_removed(
+        steady_sim: SimServer, tmp_path: Path) -> None:
+    """Found by review: a webhook gets the ends of one canary x target as one message. Those a reload writes for the
+    checks it removed (the canary stays) said "2 signals no longer monitored (removed from the configuration)", as a
+    removed canary's do, where each end names its check and says the check was removed. The merged end says so."""
+    checks = "    checks: [{type: contains, value: hello, name: say-hi}, {type: contains, value: bye, name: say-bye}]\n"
+    env = {"K": "k"}
+    with Receiver() as rx:
+        hook = f"alerts:\n  group_wait: 0s\n  sinks:\n    - {{name: hook, type: webhook, url: \"{rx.url}/hook\"}}\n"
+        path = write_config(tmp_path, target(steady_sim.openai_base_url), BASE + checks, extra=hook)
+        store = Store(load_config(path, environ=env).storage.url)
+        store.migrate()
+        DriftRepository(store.engine).save_events([
+            model_event(signal=s, kind=BEHAVIOUR, test="bernoulli_cusum", baseline_value=0.0, current_value=0.4,
+                        id=f"ev-{s}").to_json() for s in ("check:say-hi", "check:say-bye")])
+        store.close()
+        app = App(load_config(path, environ=env), environ=env, serve_http=False)
+        await app.start(schedule=False)
+        try:
+            assert app.alerting is not None
+            await asyncio.to_thread(rx.wait_for, 1)  # both events fire at start: one message
+            (tmp_path / "probes" / "p.yaml").write_text(BASE)  # both checks removed, the canary stays
+            ok, why = await app.reload()
+            assert ok, why
+            _, ended = await asyncio.to_thread(rx.wait_for, 2)
+            data = ended.json["data"]
+            assert ended.json["type"] == "drift.resolved" and len(data["events"]) == 2
+            assert data["summary"] == ("hello @ gpt: check:say-hi, check:say-bye no longer monitored (the checks were "
+                                       "removed from the configuration)")
+        finally:
+            await app.stop()

@@ -13,7 +13,8 @@ take-over by another replica, without a column.
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 
 from monitor.alerts.events import ASKED_NOTE, RELOAD_WAIT_NOTE, Notification
 
@@ -43,6 +44,21 @@ def window_start(n: Notification, first: datetime | None) -> datetime:
     """Where `n`'s `retry.give_up_after` counts from: its creation, or when an operator last asked to send it again
     (`asked_at`), or the first attempt since that request (`first`, from `first_tried`), whichever is latest."""
     return max(n.created_at, n.asked_at or n.created_at, first or n.created_at)
+
+
+def given_up_with(n: Notification, first: datetime | None, merged: Sequence[Notification],
+                  firsts: Mapping[str, datetime | None], at: datetime, give_up: timedelta,
+                  ) -> tuple[bool, list[Notification]]:
+    """Which rows of a failed message, led by `n`, are given up on if retried at `at`: whether `n` is (its window,
+    from `window_start`, ends by then), and which rows it `merged` (`firsts`: each one's `first_tried`). A merged row
+    whose own window ends is, whichever row leads (a row re-sent on request leading the retry does not keep the others
+    past theirs); given `n` up on, so is every merged row not re-sent on request (it shares the message's fate), but a
+    re-sent one whose own window still runs is retried on."""
+    def ends(m: Notification, f: datetime | None) -> bool:
+        return at > window_start(m, f) + give_up
+
+    lead = ends(n, first)
+    return lead, [m for m in merged if ends(m, firsts[m.id]) or (lead and m.asked_at is None)]
 
 
 def noted(error: str, first: datetime | None) -> str:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from sqlalchemy.exc import SQLAlchemyError
 
-from monitor.alerts.asked_window import first_tried, noted, window_start
+from monitor.alerts.asked_window import first_tried, given_up_with, noted
 from monitor.alerts.attempt import Attempt, attempt
 from monitor.alerts.backoff import full_jitter
 from monitor.alerts.config import AlertsConfig
@@ -168,10 +168,14 @@ class Delivering:
 
     async def _drop(self, n: Notification, reason: str, error: str, res: FlushResult, *,
                     attempted: bool = True, merged: tuple[Notification, ...] = ()) -> None:
-        """Give up on `n` and the rows its message `merged` (they were in it: they share its fate and its error, each
-        counted; left waiting, they went out on their own after it was given up on)."""
-        await asyncio.to_thread(self.outbox.mark_dead, [n.id, *(m.id for m in merged)], error, attempted=attempted,
-                                sent_as=n.message_id if merged else None)  # `alerts resend` sends them again together
+        """Give up on `n` and the rows its message `merged` that are given up on with it (they were in it: they share
+        its fate and its error, each counted; left waiting, they went out on their own after it was given up on).
+
+        They record the id they make together (`sent_as`: `alerts resend` sends them again together, under it), the
+        message's own unless its retry is split (rows re-sent on request retried on): a webhook-id stands for its rows."""
+        ids = [n.id, *(m.id for m in merged)]
+        await asyncio.to_thread(self.outbox.mark_dead, ids, error, attempted=attempted,
+                                sent_as=group_message_id(ids) if merged else None)
         res.dead += 1 + len(merged)
         if reason == GAVE_UP and n.kind in RESOLVING and not _retried(n):
             self._ends_given_up.add(n.sink)
@@ -188,6 +192,17 @@ class Delivering:
                 return
             if released:
                 self.wake()
+
+    async def _give_up_merged(self, ended: list[Notification], error: str, res: FlushResult,
+                              extra: dict[str, Any]) -> None:
+        """Give up on the rows a failed message merged whose own `retry.give_up_after` ended while its lead's runs (a
+        row re-sent on request): as a message of their own, under the id they make together; the lead retries on."""
+        head, *rest = ended
+        log.error("gave up delivering the notifications merged into a retry: their retry.give_up_after ended",
+                  extra={**extra, "given_up_as": group_message_id([m.id for m in ended]) if rest else head.message_id,
+                         "count": len(ended)})
+        note = "gave up again after" if _retried(head) else GAVE_UP_NOTE
+        await self._drop(head, GAVE_UP, f"{note} {head.attempts + 1} attempts: {error}", res, merged=tuple(rest))
 
     def _disable(self, name: str, why: str) -> None:
         self.disabled[name] = why
@@ -245,6 +260,7 @@ class Delivering:
         """Attempt one notification, merged with the rows of its group still waiting; return the ids of the rows
         it merged (they were in this message, whether or not it was delivered)."""
         sink = self.sinks.get(n.sink)
+        own_id = n.message_id  # the row's own, before a merge gives the message its rows' id
         extra = {"sink": n.sink, "message_id": n.message_id, "kind": n.kind, "attempt": n.attempts + 1}
         if sink is None:
             log.warning("notification dropped: its sink is no longer configured", extra=extra)
@@ -343,22 +359,28 @@ class Delivering:
         next_at = now + timedelta(seconds=delay)
         # from when it was written, or when an operator last asked to send it again (`alerts resend`): from its first
         # attempt since (a reload the row waited for, or a start, may come more than the window after the request)
-        give_up = timedelta(seconds=self.cfg.retry.give_up_after)
         firsts = {m.id: first_tried(m, now) for m in merged}  # each merged row's own first attempt since a request
-        if next_at > window_start(n, first) + give_up:
+        lead_ends, ended = given_up_with(n, first, merged, firsts, next_at,
+                                         timedelta(seconds=self.cfg.retry.give_up_after))
+        if lead_ends:
             # A merged row re-sent on request whose own window still runs (it joined this row's retry) is not given
             # up on with it: the operator's request would be undone after a single attempt of its own. It is
             # retried, alone from then on; the rows whose window ended are given up on as this message.
-            keep = [m for m in merged
-                    if m.asked_at is not None and next_at <= window_start(m, firsts[m.id]) + give_up]
+            gone = {m.id for m in ended}
+            keep = [m for m in merged if m.id not in gone]
+            if keep:  # the rows given up on go by another id than the message's (`_drop`): `alerts resend` takes it
+                extra["given_up_as"] = group_message_id([n.id, *gone]) if gone else own_id
+                extra["retried_on"] = len(keep)
             log.error("gave up delivering a notification", extra=extra)
             note = "gave up again after" if _retried(n) else GAVE_UP_NOTE  # not tried once more again
             if keep:
                 await asyncio.to_thread(self.outbox.mark_retry, [m.id for m in keep], next_at,
                                         {m.id: noted(a.error, firsts[m.id]) for m in keep})
-            await self._drop(n, GAVE_UP, f"{note} {n.attempts + 1} attempts: {a.error}", res,
-                             merged=tuple(m for m in merged if m not in keep))
+            await self._drop(n, GAVE_UP, f"{note} {n.attempts + 1} attempts: {a.error}", res, merged=tuple(ended))
             return merged_ids
+        if ended:  # merged into the retry of a row whose window runs (one re-sent on request, leading it)
+            await self._give_up_merged(ended, a.error, res, extra)
+            merged = [m for m in merged if m.id not in {e.id for e in ended}]
         # One warning per sink and outage: each waiting notification's every attempt would be a line (a 90 s
         # receiver outage in a soak logged 533); llm_monitor_notification_failures_total counts them all.
         extra["retry_in_s"] = round(delay, 3)

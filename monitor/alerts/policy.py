@@ -32,9 +32,13 @@ from monitor.decision import decision
 STATEFUL_SINKS = frozenset({"alertmanager", "pagerduty"})  # they de-duplicate and group themselves
 MODEL_GROUP = "model"  # the signal of webhook/Slack model-change notifications, grouped per target
 DRIFT_OPENED = "drift.opened"
+RETIRED = "no longer configured"  # the evidence reason of the ends a reload writes for a removed pair or check
+# what the reload removed (their evidence's `removed`): the canary or target, or the check of the signal check:NAME
+REMOVED_PAIR, REMOVED_CHECK = "pair", "check"
+RETIRED_NOTE = "no longer monitored (removed from the configuration)"  # how those ends say it, after C@T[: SIGNAL]
+CHECK_RETIRED_NOTE = "no longer monitored (the check was removed from the configuration)"
 # Kinds whose rows of one canary x target waiting together go to webhook and Slack as one message: the openings
 # group_wait collects, and the ends an operator's accept, reset or pin writes at once (one per signal).
-RETIRED = "no longer configured"  # the evidence reason of the ends a reload writes for a removed pair
 DRIFT_GROUPED = frozenset({DRIFT_OPENED, "drift.resolved", "drift.accepted"})
 
 # Cooldown memory: (sink, group_key, signal) -> (time of the last firing message sent, whether the receiver
@@ -235,27 +239,53 @@ def merge_drift(payloads: list[dict[str, Any]]) -> dict[str, Any]:
         if kind == DRIFT_OPENED:
             what = "; ".join(str(p.get("summary") or "").removeprefix(f"{where}: ") for p in payloads)
             merged["summary"] = f"{where}: {len(signals)} signals changed: {what}"
-        else:  # ends: each summary says how it ended; the note is the operator's, once
-            how = "accepted as the new baseline" if kind == "drift.accepted" else "resolved"
-            if all((p.get("evidence") or {}).get("reason") == RETIRED for p in payloads):
-                how = "no longer monitored (removed from the configuration)"  # as each end says (a reload retired them)
-            notes = sorted({str(p.get("note")) for p in payloads if p.get("note")})
-            names = ", ".join(str(s) for s in signals)
-            if kind == "drift.resolved" and notes and how == "resolved":
-                # as each end says: a resolve with a note is an operator's (`baseline reset`), not the provider back
-                # at baseline; "N signals resolved: NOTE" read as the latter
-                back = [str(p.get("signal")) for p in payloads if not p.get("note")]
-                closed = [str(p.get("signal")) for p in payloads if p.get("note")]
-                merged["summary"] = (f"{where}: {len(signals)} signals resolved, closed by an operator: "
-                                     f"{'; '.join(notes)} ({', '.join(closed)})"
-                                     + (f"; back at baseline ({', '.join(back)})" if back else ""))
-            else:
-                merged["summary"] = (f"{where}: {len(signals)} signals {how}"
-                                     + (f": {'; '.join(notes)}" if notes else "") + f" ({names})")
+        else:  # ends: each summary says how it ended
+            merged["summary"] = f"{where}: {_ends_summary(payloads, str(kind))}"
         ranks = {"critical": 0, "warning": 1, "info": 2}
         merged["severity"] = min((str(p.get("severity") or "warning") for p in payloads),
                                  key=lambda s: ranks.get(s, 1))
     return merged
+
+
+def _names(payloads: list[dict[str, Any]]) -> list[str]:
+    return list(dict.fromkeys(str(p.get("signal")) for p in payloads))
+
+
+def _ends_summary(payloads: list[dict[str, Any]], kind: str) -> str:
+    """What a merged end says after its canary x target: how its events ended, in parts. The ends a reload wrote
+    for checks it removed name them (the canary stays, as each such end says), those of a removed canary or target
+    say so, the others how they ended (the note is the operator's, once)."""
+    def removed(p: dict[str, Any]) -> str | None:  # None: not retired; a pair's before `removed` was written
+        ev = p.get("evidence") or {}
+        return None if ev.get("reason") != RETIRED else REMOVED_CHECK if ev.get("removed") == REMOVED_CHECK \
+            else REMOVED_PAIR
+
+    def count(names: list[str]) -> str:
+        return f"{len(names)} signal{'s' if len(names) > 1 else ''}"
+
+    ended = [p for p in payloads if removed(p) is None]
+    pairs = _names([p for p in payloads if removed(p) == REMOVED_PAIR])
+    checks = _names([p for p in payloads if removed(p) == REMOVED_CHECK])
+    parts = []
+    if ended:
+        how = "accepted as the new baseline" if kind == "drift.accepted" else "resolved"
+        notes, names = sorted({str(p.get("note")) for p in ended if p.get("note")}), _names(ended)
+        if kind == "drift.resolved" and notes:
+            # as each end says: a resolve with a note is an operator's (`baseline reset`), not the provider back
+            # at baseline; "N signals resolved: NOTE" read as the latter
+            back = _names([p for p in ended if not p.get("note")])
+            closed = _names([p for p in ended if p.get("note")])
+            parts.append(f"{count(names)} {how}, closed by an operator: {'; '.join(notes)} ({', '.join(closed)})"
+                         + (f"; back at baseline ({', '.join(back)})" if back else ""))
+        else:
+            parts.append(f"{count(names)} {how}" + (f": {'; '.join(notes)}" if notes else "") + f" ({', '.join(names)})")
+    if pairs:
+        parts.append(f"{count(pairs)} {RETIRED_NOTE} ({', '.join(pairs)})")
+    if checks:
+        note = CHECK_RETIRED_NOTE if len(checks) == 1 else \
+            CHECK_RETIRED_NOTE.replace("the check was", "the checks were")
+        parts.append(f"{', '.join(checks)} {note}")
+    return "; ".join(parts)
 
 
 class Policy:

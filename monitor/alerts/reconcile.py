@@ -22,7 +22,18 @@ from monitor.alerts.events import HELD, RESOLVING, AlertEvent, Notification
 from monitor.alerts.inhibit import Inhibitor
 from monitor.alerts.outbox import Outbox, alert_key, given_up_firing
 from monitor.alerts.pending import Pending, Write
-from monitor.alerts.policy import RETIRED, CooldownEntry, CooldownKey, Policy, plan, route
+from monitor.alerts.policy import (
+    CHECK_RETIRED_NOTE,
+    REMOVED_CHECK,
+    REMOVED_PAIR,
+    RETIRED,
+    RETIRED_NOTE,
+    CooldownEntry,
+    CooldownKey,
+    Policy,
+    plan,
+    route,
+)
 from monitor.alerts.sender import Sender, refreshes
 from monitor.drift.names import check_of
 from monitor.store.drift_repo import DriftRepository
@@ -129,10 +140,10 @@ class Reconciling:
                     severity=p.get("severity") or "warning", tags=tuple(p.get("tags") or ()),
                     event_id=p.get("event_id") or "", resolved_at=now,
                     opened_at=datetime.fromisoformat(p["opened_at"]) if p.get("opened_at") else None,
-                    summary=f"{canary}@{target}: no longer monitored (removed from the configuration)"
-                    if (canary, target) not in keep else
-                    f"{canary}@{target}: {n.signal} no longer monitored (the check was removed from the configuration)",
-                    evidence={"signal": n.signal, "reason": RETIRED})
+                    summary=f"{canary}@{target}: {RETIRED_NOTE}" if (canary, target) not in keep else
+                    f"{canary}@{target}: {n.signal} {CHECK_RETIRED_NOTE}",
+                    evidence={"signal": n.signal, "reason": RETIRED,
+                              "removed": REMOVED_PAIR if (canary, target) not in keep else REMOVED_CHECK})
                 # The receiver was told "firing" (the row is there): tell it "resolved", cooldown or not.
                 out += plan(event, self.cfg, now, {}, sinks=[n.sink], round_=now.isoformat()).notifications
                 resolved.append(key)
