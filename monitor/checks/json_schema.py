@@ -26,7 +26,8 @@ class JsonSchemaCheck(BaseCheck):
 
     A ``$schema`` must name a dialect jsonschema knows (drafts 3, 4, 6, 7, 2019-09 and 2020-12); without one,
     the schema is read as 2020-12. One beside an embedded resource's ``$id`` (a bundle) must too: that resource is
-    read, and checked on load, by its own dialect.
+    read, and checked on load, by its own dialect, its references too (a ``$recursiveRef`` in a 2019-09 resource of a
+    2020-12 schema is followed, a ``$dynamicRef`` there ignored, as jsonschema does).
 
     ``schema`` may be written ``json_schema`` (its name in the code) instead, not both.
     """
@@ -54,8 +55,7 @@ def check_schema(schema: dict[str, Any]) -> dict[str, Any]:
     if problems:
         more = f"; and {len(problems) - SHOWN_ERRORS} more" if len(problems) > SHOWN_ERRORS else ""
         raise ValueError(f"invalid JSON Schema {'; '.join(problems[:SHOWN_ERRORS])}{more}")
-    _check_refs(schema, ("$ref", *_DIALECT_REFS.get(str(cls.META_SCHEMA.get("$id", "")).rstrip("#"), ())),
-                _Scopes(schema, cls))
+    _check_refs(schema, _Scopes(schema, cls))
     return schema
 
 
@@ -139,6 +139,11 @@ _DIALECT_REFS = {"https://json-schema.org/draft/2020-12/schema": ("$dynamicRef",
                  "https://json-schema.org/draft/2019-09/schema": ("$recursiveRef",)}
 
 
+def _references(cls: Any) -> tuple[str, ...]:
+    """The reference keywords the validator class `cls` follows: `$ref`, and its dialect's own."""
+    return ("$ref", *_DIALECT_REFS.get(str(cls.META_SCHEMA.get("$id", "")).rstrip("#"), ()))
+
+
 def _target(keyword: str, ref: str) -> str:
     """Where a reference is looked up: jsonschema reads every $recursiveRef as '#' (the only one 2019-09 allows),
     and looks a $dynamicRef up as a $ref (the outermost dynamic anchor of one resource is its own)."""
@@ -165,42 +170,58 @@ def _check_pattern_lengths(node: Any, path: list[str], schema: bool = True) -> N
 
 
 class _Scopes:
-    """References read as the validator class `cls` reads them: by its dialect's `$id` (or `id`), against the base
-    URI of the resource they are in (the root's `$id`, moved by each nested one), every resource of the schema known
-    by its own, and the meta-schemas jsonschema ships (its validators look them up offline: nothing else is fetched,
-    as nothing is at load, with `Registry`'s default of retrieving nothing)."""
+    """References read as jsonschema's validators read them, the root's class being `cls`: each subschema by the
+    dialect of the nearest `$schema` over it (a validator switches there, at an embedded resource's `$id` or not:
+    2019-09's `$recursiveRef` is followed in a 2019-09 part of a 2020-12 document, ignored in a 2020-12 part of a
+    2019-09 one), against the base URI of the resource it is in (the root's `$id`, moved by each nested one as the
+    dialect of its parent reads ids: `$id` or `id`), every resource of the schema known by its own, and the
+    meta-schemas jsonschema ships (its validators look them up offline: nothing else is fetched, as nothing is at
+    load, with `Registry`'s default of retrieving nothing)."""
 
     def __init__(self, schema: dict[str, Any], cls: Any) -> None:
-        import referencing.jsonschema
         from jsonschema_specifications import REGISTRY as SHIPPED
 
-        self.spec = referencing.jsonschema.specification_with(str(cls.ID_OF(cls.META_SCHEMA) or ""),
-                                                              default=referencing.jsonschema.DRAFT202012)
-        resource = self.spec.create_resource(schema)
+        self.cls = cls
+        resource = self._spec(cls).create_resource(schema)
         uri = resource.id() or ""
         self.root = SHIPPED.with_resource(uri, resource).crawl().resolver(uri)
 
-    def within(self, resolver: Any, node: dict[str, Any]) -> Any:
-        """The resolver for the references of `node`, reached with `resolver` (the one of its parent)."""
-        return resolver.in_subresource(self.spec.create_resource(node)) \
-            if isinstance(self.spec.id_of(node), str) else resolver
+    @staticmethod
+    def _spec(cls: Any) -> Any:
+        import referencing.jsonschema
+
+        return referencing.jsonschema.specification_with(str(cls.ID_OF(cls.META_SCHEMA) or ""),
+                                                         default=referencing.jsonschema.DRAFT202012)
+
+    def within(self, resolver: Any, cls: Any, node: dict[str, Any]) -> tuple[Any, Any]:
+        """The resolver for the references of `node` and the validator class reading it, reached with `resolver`
+        and `cls` (its parent's): the parent's dialect reads its id, as jsonschema's descend does, then a
+        `$schema` switches the class."""
+        spec = self._spec(cls)
+        if isinstance(spec.id_of(node), str):
+            resolver = resolver.in_subresource(spec.create_resource(node))
+        if isinstance(node.get("$schema"), str):  # _dialects refused one naming no dialect jsonschema knows
+            import jsonschema
+
+            cls = jsonschema.validators.validator_for(node, default=cls)
+        return resolver, cls
 
 
-def _check_refs(schema: dict[str, Any], keywords: tuple[str, ...], scopes: _Scopes) -> None:
-    """Raise ValueError for a reference (`$ref`, or the dialect's $dynamicRef or $recursiveRef: `keywords`) that
+def _check_refs(schema: dict[str, Any], scopes: _Scopes) -> None:
+    """Raise ValueError for a reference (`$ref`, or its part's dialect's $dynamicRef or $recursiveRef) that
     does not resolve within the schema (there is no network to fetch one from); else it would fail every
     observation's check with a crash instead of naming the schema."""
     from referencing.exceptions import Unresolvable
 
-    def walk(node: Any, path: list[str], resolver: Any, schema: bool = True) -> None:
+    def walk(node: Any, path: list[str], resolver: Any, cls: Any, schema: bool = True) -> None:
         if isinstance(node, list):
             for i, item in enumerate(node):
-                walk(item, [*path, str(i)], resolver)
+                walk(item, [*path, str(i)], resolver, cls)
             return
         if not isinstance(node, dict):
             return
-        resolver = scopes.within(resolver, node) if schema else resolver
-        for keyword in keywords if schema else ():
+        resolver, cls = scopes.within(resolver, cls, node) if schema else (resolver, cls)
+        for keyword in _references(cls) if schema else ():
             ref = node.get(keyword)
             if isinstance(ref, str):
                 try:
@@ -211,10 +232,10 @@ def _check_refs(schema: dict[str, Any], keywords: tuple[str, ...], scopes: _Scop
                                      "schema nor to a meta-schema jsonschema ships (nothing is fetched over the "
                                      "network)") from None
         for key, value, subschema in _under(node, schema):
-            walk(value, [*path, key], resolver, subschema)
+            walk(value, [*path, key], resolver, cls, subschema)
 
-    walk(schema, [], scopes.root)
-    _check_cycles(schema, scopes, keywords)
+    walk(schema, [], scopes.root, scopes.cls)
+    _check_cycles(schema, scopes)
 
 
 # Keywords whose subschemas apply to the very value their schema does (not to a part of it): a $ref that comes back
@@ -222,27 +243,29 @@ def _check_refs(schema: dict[str, Any], keywords: tuple[str, ...], scopes: _Scop
 _IN_PLACE = frozenset({"allOf", "anyOf", "oneOf", "not", "if", "then", "else", "dependentSchemas", "dependencies"})
 
 
-def _check_cycles(schema: dict[str, Any], scopes: _Scopes, keywords: tuple[str, ...]) -> None:
-    """Raise ValueError for a reference (`$ref`, or one of `keywords`) that comes back to a schema it started from without reading deeper into the
-    value (`a: {$ref: b}`, `b: {$ref: a}`; `allOf: [{$ref: '#'}]`); one through `properties`, `items` and the like
+def _check_cycles(schema: dict[str, Any], scopes: _Scopes) -> None:
+    """Raise ValueError for a reference (`$ref`, or its part's dialect's $dynamicRef or $recursiveRef) that comes
+    back to a schema it started from without reading deeper into the value (`a: {$ref: b}`, `b: {$ref: a}`; `allOf: [{$ref: '#'}]`); one through `properties`, `items` and the like
     is a recursive schema (a tree, a linked list), which ends with the value."""
     from referencing.exceptions import Unresolvable
 
     where: dict[int, list[str]] = {}  # each subschema's path, by identity
     resolvers: dict[int, Any] = {}  # and the resolver of its references
+    references: dict[int, tuple[str, ...]] = {}  # and the reference keywords its dialect follows
     nodes: list[dict[str, Any]] = []
 
-    def index(node: Any, path: list[str], resolver: Any, schema: bool = True) -> None:
+    def index(node: Any, path: list[str], resolver: Any, cls: Any, schema: bool = True) -> None:
         if isinstance(node, list):
             for i, item in enumerate(node):
-                index(item, [*path, str(i)], resolver)
+                index(item, [*path, str(i)], resolver, cls)
         elif isinstance(node, dict):
-            resolver = scopes.within(resolver, node) if schema else resolver
+            resolver, cls = scopes.within(resolver, cls, node) if schema else (resolver, cls)
             where.setdefault(id(node), path)
             resolvers.setdefault(id(node), resolver)
+            references.setdefault(id(node), _references(cls) if schema else ())
             nodes.append(node)
             for key, value, subschema in _under(node, schema):
-                index(value, [*path, key], resolver, subschema)
+                index(value, [*path, key], resolver, cls, subschema)
 
     def same_value(node: dict[str, Any]) -> list[tuple[dict[str, Any], str | None]]:
         """The subschemas `node` applies to its own value, each with the reference that leads there, as shown
@@ -253,7 +276,7 @@ def _check_cycles(schema: dict[str, Any], scopes: _Scopes, keywords: tuple[str, 
             items = value if isinstance(value, list) else list(value.values()) \
                 if key in ("dependentSchemas", "dependencies") and isinstance(value, dict) else [value]
             out += [(v, None) for v in items if isinstance(v, dict) and id(v) in where]
-        for keyword in keywords:
+        for keyword in references[id(node)]:
             ref = node.get(keyword)
             if isinstance(ref, str):
                 try:
@@ -267,7 +290,7 @@ def _check_cycles(schema: dict[str, Any], scopes: _Scopes, keywords: tuple[str, 
     def pointer(node: dict[str, Any]) -> str:
         return "#" + "".join("/" + p.replace("~", "~0").replace("/", "~1") for p in where[id(node)])
 
-    index(schema, [], scopes.root)
+    index(schema, [], scopes.root, scopes.cls)
     done: set[int] = set()
     for start in nodes:
         if id(start) in done:
