@@ -11,7 +11,9 @@ escapes are in reverse video instead, told apart from the same characters writte
 a pipe or file gets the escaped text without styles, as `--json` is there for what must be read back exactly.
 A str printed or put in a table is escaped as rich renders it, and the commands' data cells are made escaped
 (`cell`), so a table sizes its columns by what it shows (escaped as the table went out, an ESC, taking no cell,
-overran its column by the escape's length); a data cell shows CR, BEL and backspace escaped too.
+overran its column by the escape's length). rich's Text drops CR, BEL, backspace, vertical tab and form feed as it is
+made: a str keeps them through rich's rendering (markup and all) and data made a Text goes through `cell`, so they are
+shown escaped as the others are (a completion's `b\\rc` read `bc`).
 
 rich's own Console answers a broken pipe by pointing stdout at /dev/null and raising SystemExit(1): `diff | head -1`
 exited 1, where `drift --json` (plain writes) and Unix tools end with 0. This one raises BrokenPipeError instead, for
@@ -21,11 +23,14 @@ traceback ended `diff > file` on a full disk."""
 
 from __future__ import annotations
 
+import itertools
+import re
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, TextIO
 
 from rich.console import Console as RichConsole
+from rich.control import STRIP_CONTROL_CODES
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
@@ -34,6 +39,7 @@ from monitor.chars import HIDDEN
 from monitor.escapes import printable, printable_parts
 
 _ESCAPE = Style(reverse=True)  # an escape the console wrote, on a terminal
+_DROPPED = re.compile(f"[{re.escape(''.join(map(chr, STRIP_CONTROL_CODES)))}]")  # what rich's Text drops: CR, BEL, ...
 
 
 class OutputFailed(Exception):
@@ -64,28 +70,34 @@ def _escaped(buffer: Iterable[Segment]) -> Iterator[Segment]:
             yield Segment(part, (segment.style or Style.null()) + _ESCAPE if escape else segment.style)
 
 
-def escaped_text(text: Text) -> Text:
+def escaped_text(text: Text, mark: str = "", dropped: Sequence[str] = ()) -> Text:
     """`text` with printable's escapes written in, each in reverse video, its styles kept: what a table measures is
     what it shows (escaped as it went out, a cell holding an ESC, which takes no cell, overran its column by the
-    escape's length)."""
-    found = list(HIDDEN.finditer(text.plain))
+    escape's length). Each `mark` in it stands for the next of `dropped`, a character rich's Text would drop."""
+    found = list((re.compile(f"{HIDDEN.pattern}|{re.escape(mark)}") if mark else HIDDEN).finditer(text.plain))
     if not found:
         return text
-    out, at = text.blank_copy(), 0
+    out, at, marked = text.blank_copy(), 0, iter(dropped)
     for match in found:
         if match.start() > at:
             out.append_text(text[at:match.start()])
-        out.append(printable(match.group()), _ESCAPE)
+        out.append(printable(next(marked) if match.group() == mark else match.group()), _ESCAPE)
         at = match.end()
     if at < len(text.plain):
         out.append_text(text[at:])
     return out
 
 
-def cell(text: str) -> Text:
-    """A table cell of data (a completion, a note, a receiver's error: never console markup), escaped as shown: the
-    CR, BEL and backspace that rich's Text drops written as escapes too."""
-    out = Text()
+def _free_mark(text: str) -> str:
+    """A private-use character `text` does not hold."""
+    return next(c for c in map(chr, itertools.chain(range(0xE000, 0xF900), range(0xF0000, 0x10FFFE))) if c not in text)
+
+
+def cell(text: str, style: str | Style = "") -> Text:
+    """Data made a Text (a completion, a note, a receiver's error: never console markup; a table cell), in `style`,
+    escaped as shown: the CR, BEL, backspace, vertical tab and form feed that rich's Text drops written as escapes
+    too."""
+    out = Text(style=style)
     for part, escape in printable_parts(text):
         out.append(part, _ESCAPE if escape else None)
     return out
@@ -100,6 +112,12 @@ class Console(RichConsole):
         super().__init__(*args, emoji=emoji, **kwargs)
 
     def render_str(self, text: str, **kwargs: Any) -> Text:  # a str printed or in a table, its markup read
+        dropped = _DROPPED.findall(text)
+        if dropped:  # each through rich's markup as a character it keeps, then escaped
+            mark = _free_mark(text)
+            rendered = super().render_str(_DROPPED.sub(mark, text), **kwargs)
+            if rendered.plain.count(mark) == len(dropped):  # else one was in a markup tag, which rich read
+                return escaped_text(rendered, mark, dropped)
         return escaped_text(super().render_str(text, **kwargs))
 
     def _render_buffer(self, buffer: Iterable[Segment]) -> str:

@@ -255,6 +255,96 @@ def test_an_embedded_resource_of_another_known_dialect_is_accepted_and_run_by_it
     assert schema_errors({}, schema) is None
 
 
+D07 = "http://json-schema.org/draft-07/schema#"
+D2019 = "https://json-schema.org/draft/2019-09/schema"
+D2020 = "https://json-schema.org/draft/2020-12/schema"
+
+
+@pytest.mark.parametrize(("schema", "message"), [
+    # a $recursiveRef loop inside an embedded 2019-09 resource of a 2020-12 document: the load read references by the
+    # root's dialect (no $recursiveRef), and validation raised RecursionError at every observation
+    ({"$schema": D2020, "properties": {"a": {"$id": "urn:x:a", "$schema": D2019, "allOf": [{"$recursiveRef": "#"}]}}},
+     "invalid JSON Schema at properties/a/allOf/0: $recursiveRef '#' comes back to where it started "
+     "(#/properties/a -> #/properties/a/allOf/0 -> #/properties/a)"),
+    # and the reverse: a $dynamicRef loop inside an embedded 2020-12 resource of a 2019-09 document
+    ({"$schema": D2019, "properties": {"a": {"$id": "urn:x:a", "$schema": D2020, "$dynamicAnchor": "n",
+                                             "anyOf": [{"$dynamicRef": "#n"}]}}},
+     "invalid JSON Schema at properties/a/anyOf/0: $dynamicRef '#n' comes back to where it started"),
+    # a $schema without an $id switches jsonschema's validator as well (its keywords, not the base URI)
+    ({"$schema": D2020, "$defs": {"x": {"$schema": D2019, "allOf": [{"$recursiveRef": "#"}]}},
+      "allOf": [{"$ref": "#/$defs/x"}]},
+     "invalid JSON Schema at allOf/0: $ref '#/$defs/x' comes back to where it started "
+     "(# -> #/allOf/0 -> #/$defs/x -> #/$defs/x/allOf/0 -> #)"),
+])
+def test_a_reference_loop_in_a_part_of_another_dialect_is_refused(schema: dict, message: str) -> None:
+    """What validation never ends on, load refuses: each part's references are read by the dialect jsonschema
+    validates it with."""
+    from monitor.checks.json_schema import schema_errors
+
+    with pytest.raises(RecursionError):
+        schema_errors({"a": {}}, schema)
+    with pytest.raises(ValidationError) as info:
+        parse_check({"type": "json_schema", "schema": schema})
+    assert message in info.value.errors()[0]["msg"]
+
+
+@pytest.mark.parametrize("schema", [
+    # the keyword another dialect has is ignored by this part's: no loop, no unresolvable reference (load refused them)
+    {"$schema": D2020, "properties": {"a": {"$id": "urn:x:a", "$schema": D07, "allOf": [{"$dynamicRef": "#"}]}}},
+    {"$schema": D2019, "properties": {"a": {"$id": "urn:x:a", "$schema": D2020, "allOf": [{"$recursiveRef": "#"}]}}},
+    {"$schema": D2020, "properties": {"a": {"$id": "urn:x:a", "$schema": D2019, "allOf": [{"$dynamicRef": "#nowhere"}]}}},
+    {"$schema": D2019, "properties": {"a": {"$schema": D2020, "allOf": [{"$recursiveRef": "#"}]}}, "$ref": "#/properties/a"},
+])
+def test_a_reference_keyword_of_another_dialect_is_ignored_on_load_as_in_validation(schema: dict) -> None:
+    from monitor.checks.json_schema import schema_errors
+
+    assert parse_check({"type": "json_schema", "schema": schema}).type == "json_schema"
+    assert schema_errors({"a": {}}, schema) is None
+    assert schema_errors({"a": 1}, schema) is None
+
+
+@pytest.mark.parametrize(("schema", "instance", "message"), [
+    # a pointer into a bundled draft-07 resource: jsonschema validated the subschema it reached by the 2020-12
+    # dialect of the reference (a subschema switches dialect at its own $schema only): its tuple `items` crashed every
+    # observation's check with an AttributeError...
+    ({"$defs": {"pair": {"$id": "https://x.example/pair", "$schema": D07,
+                         "definitions": {"tuple": {"items": [{"type": "string"}]}}}},
+      "properties": {"p": {"$ref": "https://x.example/pair#/definitions/tuple"}}}, {"p": [1]},
+     "invalid JSON Schema at properties/p: $ref 'https://x.example/pair#/definitions/tuple' leads into a subschema "
+     "(#/$defs/pair/definitions/tuple) of the http://json-schema.org/draft-07/schema# part at $defs/pair without a "
+     "$schema of its own: jsonschema validates it by the dialect of the reference, "
+     "https://json-schema.org/draft/2020-12/schema; refer to that part's root, or give the subschema its own "
+     "$schema (beside an $id, below the root)"),
+    # ... and its `dependencies` were ignored, silently (draft 7 requires y beside x)
+    ({"$defs": {"legacy": {"$id": "urn:legacy", "$schema": D07, "definitions": {"a": {"dependencies": {"x": ["y"]}}}}},
+      "properties": {"p": {"$ref": "urn:legacy#/definitions/a"}}}, {"p": {"x": 1}},
+     "at properties/p: $ref 'urn:legacy#/definitions/a' leads into a subschema (#/$defs/legacy/definitions/a) of the "
+     "http://json-schema.org/draft-07/schema# part at $defs/legacy"),
+    # a 2019-09 part's $recursiveRef to a root without $schema: the root was validated as 2019-09
+    # a 2019-09 part's $recursiveRef to a root without $schema: the root was validated as 2019-09, its 2020-12
+    # prefixItems ignored
+    ({"$defs": {"x": {"$schema": D2019, "anyOf": [{"$recursiveRef": "#"}]}}, "prefixItems": [{"type": "string"}],
+      "properties": {"p": {"$ref": "#/$defs/x"}}}, {"p": [1]},
+     "at $defs/x/anyOf/0: $recursiveRef '#' leads into a subschema (#) of the "
+     "https://json-schema.org/draft/2020-12/schema part at (root)"),
+])
+def test_a_reference_into_another_dialects_part_below_its_schema_is_refused(schema: dict, instance: dict,
+                                                                           message: str) -> None:
+    """jsonschema switches dialect at a subschema's own `$schema`: a reference reaching a subschema without one
+    validates it by the dialect the reference is in, not by the dialect of the part the subschema is written in
+    (each `instance` fails by the dialect it is written in: a crash, or passes)."""
+    from monitor.checks.json_schema import schema_errors
+
+    try:
+        outcome: object = schema_errors(instance, schema)
+    except AttributeError:
+        outcome = AttributeError
+    assert outcome in (None, AttributeError)
+    with pytest.raises(ValidationError) as info:
+        parse_check({"type": "json_schema", "schema": schema})
+    assert message in info.value.errors()[0]["msg"]
+
+
 @pytest.mark.parametrize(("schema", "bad", "error"), [
     # the meta-schemas jsonschema ships (jsonschema-specifications) validate a schema the answer holds; a $ref to one
     # was refused as not resolving within the schema

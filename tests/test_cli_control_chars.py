@@ -25,7 +25,7 @@ from tests.test_alerts_commands import _outbox
 from tests.test_http_paging import app as api_app
 from tests.test_store_contract import obs
 
-HOSTILE = "a\x1b[2J\x1b]0;owned\x07b\rc\x9b31md\x85e\x7ff"  # ESC CSI, OSC title + BEL, CR, C1 CSI, NEL, DEL
+HOSTILE = "a\x1b[2J\x1b]0;owned\x07b\rc\x9b31md\x85e\x7ff\x08g"  # ESC CSI, OSC title + BEL, CR, C1 CSI, NEL, DEL, BS
 RAW = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # what must not be written: controls but newline and tab
 SCENARIO = scenario_from_dict({"name": "ctl", "seed": 4, "defaults": {"ttft": 5, "output_tps": 5000},
                                "models": {"m": {"phases": [{"name": "a"}]}}})
@@ -113,6 +113,37 @@ def test_diff_export_and_drift_json_write_no_raw_control_character(stored: Path,
         assert code == 0 and not RAW.search(out), (args, [m.group() for m in RAW.finditer(out)])
     code, out, _ = cli("drift", "--json", "-c", str(stored))
     assert json.loads(out.splitlines()[0])["note"] == HOSTILE  # escaped, not lost
+
+
+def test_diff_shows_the_cr_bel_and_backspace_of_a_completion_escaped(stored: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """rich's Text drops CR, BEL, backspace, vertical tab and form feed: `diff` showed a completion's `b\\rc` as `bc`,
+    the escape rule's other characters escaped beside them."""
+    code, out, err = Cli(capsys)("diff", "c1", "-c", str(stored))
+    assert code == 0 and "owned\\x07b\\rc\\x9b31md\\x85e\\x7ff\\x08g" in out, out + err
+
+
+@pytest.mark.parametrize("terminal", [False, True])
+def test_text_rich_drops_is_shown_escaped_in_markup_plain_text_rules_and_diffs(terminal: bool) -> None:
+    """What a command prints as console markup (an error naming a value), as plain text (markup=False), as a rule's
+    title or as a coloured word diff showed CR, BEL, BS, VT and FF as nothing: each is escaped, in reverse video on a
+    terminal, the markup around it still read."""
+    from monitor.commands.drift import colour_diff
+
+    buf = io.StringIO()
+    con = Console(file=buf, width=200, highlight=False, force_terminal=terminal,
+                  color_system="standard" if terminal else None)
+    con.print("[bold]error:[/] a\rb\x07c\x08d\x0be\x0cf \\[x] [red]g\rh[/]")
+    con.print("plain a\rb [x]", markup=False)
+    con.rule("title a\rb")
+    con.print(colour_diff("w\rx [-y\x07z-] {+u\x08v+}"))
+    out = buf.getvalue()
+    assert not RAW.search(out.replace("\x1b[", "")), [m.group() for m in RAW.finditer(out)]
+    plain = re.sub("\x1b\\[[0-9;]*m", "", out)
+    for shown in ("error: a\\rb\\x07c\\x08d\\x0be\\x0cf [x] g\\rh", "plain a\\rb [x]", "title a\\rb",
+                  "w\\rx y\\x07z u\\x08v"):
+        assert shown in plain, (shown, plain)
+    assert not terminal or "\x1b[7m\\r" in out
 
 
 def test_alerts_pending_escapes_a_receivers_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

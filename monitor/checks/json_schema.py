@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any, Literal
 
 from pydantic import Field, field_validator
@@ -13,6 +12,8 @@ from pydantic import Field, field_validator
 from monitor.checks import patterns
 from monitor.checks.base import BaseCheck, Context, Verdict
 from monitor.checks.json_valid import parse_json
+from monitor.checks.schema_refs import check_refs
+from monitor.checks.schema_walk import under
 from monitor.domain import Observation
 from monitor.errors import shown
 
@@ -26,7 +27,11 @@ class JsonSchemaCheck(BaseCheck):
 
     A ``$schema`` must name a dialect jsonschema knows (drafts 3, 4, 6, 7, 2019-09 and 2020-12); without one,
     the schema is read as 2020-12. One beside an embedded resource's ``$id`` (a bundle) must too: that resource is
-    read, and checked on load, by its own dialect.
+    read, and checked on load, by its own dialect, its references too (a ``$recursiveRef`` in a 2019-09 resource of a
+    2020-12 schema is followed, a ``$dynamicRef`` there ignored, as jsonschema does). jsonschema switches dialect at a
+    subschema's own ``$schema`` only: a reference into such a resource must reach its root (or another subschema
+    with its own ``$schema``), as one reaching a subschema below it would have it validated by the dialect of the
+    reference (draft 7's tuple ``items`` crashed under 2020-12, its ``dependencies`` were ignored).
 
     ``schema`` may be written ``json_schema`` (its name in the code) instead, not both.
     """
@@ -54,8 +59,7 @@ def check_schema(schema: dict[str, Any]) -> dict[str, Any]:
     if problems:
         more = f"; and {len(problems) - SHOWN_ERRORS} more" if len(problems) > SHOWN_ERRORS else ""
         raise ValueError(f"invalid JSON Schema {'; '.join(problems[:SHOWN_ERRORS])}{more}")
-    _check_refs(schema, ("$ref", *_DIALECT_REFS.get(str(cls.META_SCHEMA.get("$id", "")).rstrip("#"), ())),
-                _Scopes(schema, cls))
+    check_refs(schema, cls)
     return schema
 
 
@@ -91,7 +95,7 @@ def _dialects(schema: dict[str, Any]) -> list[_Region]:
             # a $schema that is no string is read by the latest dialect's meta-schema, which names it (jsonschema's
             # own lookup of it raised AttributeError or TypeError)
             regions.append((path, node, jsonschema.validators.validator_for({})))
-        for key, value, subschema in _under(node, schema):
+        for key, value, subschema in under(node, schema):
             walk(value, (*path, key), subschema)
 
     walk(schema, ())
@@ -119,32 +123,6 @@ def known_dialects() -> list[str]:
     return [str(v.ID_OF(v.META_SCHEMA)) for v in validators]
 
 
-_DATA_KEYWORDS = frozenset({"const", "enum", "default", "examples"})  # hold instances, not subschemas
-# hold subschemas by name (a property may be called `$schema`); `dependencies` (draft 7) also lists of names
-_SCHEMA_MAPS = frozenset({"properties", "patternProperties", "$defs", "definitions", "dependentSchemas",
-                          "dependencies"})
-
-
-def _under(node: dict[str, Any], schema: bool) -> Iterator[tuple[str, Any, bool]]:
-    """What to walk under `node` for subschemas: each key, value and whether the value is a schema (else a map of
-    them by name). A schema's keywords holding instances are left out; a map's entries are all schemas, whatever
-    their names (a property may be called `enum` or `default`)."""
-    for key, value in node.items():
-        if not schema:
-            yield key, value, True
-        elif key not in _DATA_KEYWORDS:
-            yield key, value, key not in _SCHEMA_MAPS
-# The references of a dialect beside $ref: validators of other dialects ignore them as unknown keywords
-_DIALECT_REFS = {"https://json-schema.org/draft/2020-12/schema": ("$dynamicRef",),
-                 "https://json-schema.org/draft/2019-09/schema": ("$recursiveRef",)}
-
-
-def _target(keyword: str, ref: str) -> str:
-    """Where a reference is looked up: jsonschema reads every $recursiveRef as '#' (the only one 2019-09 allows),
-    and looks a $dynamicRef up as a $ref (the outermost dynamic anchor of one resource is its own)."""
-    return "#" if keyword == "$recursiveRef" else ref
-
-
 def _check_pattern_lengths(node: Any, path: list[str], schema: bool = True) -> None:
     """Raise ValueError for a `pattern` or `patternProperties` key longer than patterns.MAX_PATTERN: compiling one of
     1M characters took about a minute, on load and at every observation."""
@@ -160,140 +138,8 @@ def _check_pattern_lengths(node: Any, path: list[str], schema: bool = True) -> N
         if isinstance(text, str) and len(text) > patterns.MAX_PATTERN:
             raise ValueError(f"invalid JSON Schema at {'/'.join([*path, where])}: a pattern of at most "
                              f"{patterns.MAX_PATTERN:,} characters ({len(text):,} given)")
-    for key, value, subschema in _under(node, schema):
+    for key, value, subschema in under(node, schema):
         _check_pattern_lengths(value, [*path, key], subschema)
-
-
-class _Scopes:
-    """References read as the validator class `cls` reads them: by its dialect's `$id` (or `id`), against the base
-    URI of the resource they are in (the root's `$id`, moved by each nested one), every resource of the schema known
-    by its own, and the meta-schemas jsonschema ships (its validators look them up offline: nothing else is fetched,
-    as nothing is at load, with `Registry`'s default of retrieving nothing)."""
-
-    def __init__(self, schema: dict[str, Any], cls: Any) -> None:
-        import referencing.jsonschema
-        from jsonschema_specifications import REGISTRY as SHIPPED
-
-        self.spec = referencing.jsonschema.specification_with(str(cls.ID_OF(cls.META_SCHEMA) or ""),
-                                                              default=referencing.jsonschema.DRAFT202012)
-        resource = self.spec.create_resource(schema)
-        uri = resource.id() or ""
-        self.root = SHIPPED.with_resource(uri, resource).crawl().resolver(uri)
-
-    def within(self, resolver: Any, node: dict[str, Any]) -> Any:
-        """The resolver for the references of `node`, reached with `resolver` (the one of its parent)."""
-        return resolver.in_subresource(self.spec.create_resource(node)) \
-            if isinstance(self.spec.id_of(node), str) else resolver
-
-
-def _check_refs(schema: dict[str, Any], keywords: tuple[str, ...], scopes: _Scopes) -> None:
-    """Raise ValueError for a reference (`$ref`, or the dialect's $dynamicRef or $recursiveRef: `keywords`) that
-    does not resolve within the schema (there is no network to fetch one from); else it would fail every
-    observation's check with a crash instead of naming the schema."""
-    from referencing.exceptions import Unresolvable
-
-    def walk(node: Any, path: list[str], resolver: Any, schema: bool = True) -> None:
-        if isinstance(node, list):
-            for i, item in enumerate(node):
-                walk(item, [*path, str(i)], resolver)
-            return
-        if not isinstance(node, dict):
-            return
-        resolver = scopes.within(resolver, node) if schema else resolver
-        for keyword in keywords if schema else ():
-            ref = node.get(keyword)
-            if isinstance(ref, str):
-                try:
-                    resolver.lookup(_target(keyword, ref))
-                except Unresolvable:
-                    where = "/".join(path) or "(root)"
-                    raise ValueError(f"invalid JSON Schema at {where}: {keyword} {ref!r} does not resolve within the "
-                                     "schema nor to a meta-schema jsonschema ships (nothing is fetched over the "
-                                     "network)") from None
-        for key, value, subschema in _under(node, schema):
-            walk(value, [*path, key], resolver, subschema)
-
-    walk(schema, [], scopes.root)
-    _check_cycles(schema, scopes, keywords)
-
-
-# Keywords whose subschemas apply to the very value their schema does (not to a part of it): a $ref that comes back
-# through these alone never ends (jsonschema recursed until RecursionError, on every observation)
-_IN_PLACE = frozenset({"allOf", "anyOf", "oneOf", "not", "if", "then", "else", "dependentSchemas", "dependencies"})
-
-
-def _check_cycles(schema: dict[str, Any], scopes: _Scopes, keywords: tuple[str, ...]) -> None:
-    """Raise ValueError for a reference (`$ref`, or one of `keywords`) that comes back to a schema it started from without reading deeper into the
-    value (`a: {$ref: b}`, `b: {$ref: a}`; `allOf: [{$ref: '#'}]`); one through `properties`, `items` and the like
-    is a recursive schema (a tree, a linked list), which ends with the value."""
-    from referencing.exceptions import Unresolvable
-
-    where: dict[int, list[str]] = {}  # each subschema's path, by identity
-    resolvers: dict[int, Any] = {}  # and the resolver of its references
-    nodes: list[dict[str, Any]] = []
-
-    def index(node: Any, path: list[str], resolver: Any, schema: bool = True) -> None:
-        if isinstance(node, list):
-            for i, item in enumerate(node):
-                index(item, [*path, str(i)], resolver)
-        elif isinstance(node, dict):
-            resolver = scopes.within(resolver, node) if schema else resolver
-            where.setdefault(id(node), path)
-            resolvers.setdefault(id(node), resolver)
-            nodes.append(node)
-            for key, value, subschema in _under(node, schema):
-                index(value, [*path, key], resolver, subschema)
-
-    def same_value(node: dict[str, Any]) -> list[tuple[dict[str, Any], str | None]]:
-        """The subschemas `node` applies to its own value, each with the reference that leads there, as shown
-        (None: an in-place keyword)."""
-        out: list[tuple[dict[str, Any], str | None]] = []
-        for key in _IN_PLACE & node.keys():
-            value = node[key]
-            items = value if isinstance(value, list) else list(value.values()) \
-                if key in ("dependentSchemas", "dependencies") and isinstance(value, dict) else [value]
-            out += [(v, None) for v in items if isinstance(v, dict) and id(v) in where]
-        for keyword in keywords:
-            ref = node.get(keyword)
-            if isinstance(ref, str):
-                try:
-                    target = resolvers[id(node)].lookup(_target(keyword, ref)).contents
-                except Unresolvable:
-                    target = None
-                if isinstance(target, dict) and id(target) in where:
-                    out.append((target, f"{keyword} {ref!r}"))
-        return out
-
-    def pointer(node: dict[str, Any]) -> str:
-        return "#" + "".join("/" + p.replace("~", "~0").replace("/", "~1") for p in where[id(node)])
-
-    index(schema, [], scopes.root)
-    done: set[int] = set()
-    for start in nodes:
-        if id(start) in done:
-            continue
-        stack: list[tuple[dict[str, Any], str | None]] = [(start, None)]  # the path followed, each with its way in
-        todo = [iter(same_value(start))]
-        on_path = {id(start)}
-        while todo:
-            nxt = next(todo[-1], None)
-            if nxt is None:
-                todo.pop()
-                node, _ = stack.pop()
-                on_path.discard(id(node))
-                done.add(id(node))
-            elif id(nxt[0]) in on_path:
-                first = next(i for i, (n, _) in enumerate(stack) if n is nxt[0])
-                loop = [*stack[first:], nxt]
-                i, (_, ref) = next((i, step) for i, step in enumerate(loop) if i and step[1] is not None)
-                trail = " -> ".join(pointer(n) for n, _ in loop)
-                raise ValueError(f"invalid JSON Schema at {'/'.join(where[id(loop[i - 1][0])]) or '(root)'}: "
-                                 f"{ref} comes back to where it started ({trail}) without reading deeper into the "
-                                 "answer: validating it would never end")
-            elif id(nxt[0]) not in done:
-                stack.append(nxt)
-                on_path.add(id(nxt[0]))
-                todo.append(iter(same_value(nxt[0])))
 
 
 def schema_errors(instance: Any, schema: dict[str, Any]) -> str | None:

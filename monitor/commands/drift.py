@@ -137,27 +137,28 @@ def drift_list(config_path: str, open_only: bool, as_json: bool, canaries: list[
 
 
 def colour_diff(diff: str) -> Text:
-    """Render a word diff ([-removed-] {+added+}) in colour."""
+    """Render a word diff ([-removed-] {+added+}) in colour, its text escaped as shown (console.cell)."""
     out = Text()
-    i = 0
+    i = same = 0  # the unchanged text from `same` on is not written yet
     while i < len(diff):
         for opener, closer, style in (("[-", "-]", "red strike"), ("{+", "+}", "green")):
             if diff.startswith(opener, i):
                 j = diff.find(closer, i + 2)
                 if j != -1:
-                    out.append(diff[i + 2:j], style=style)
-                    i = j + 2
+                    out.append_text(cell(diff[same:i]))
+                    out.append_text(cell(diff[i + 2:j], style))
+                    i = same = j + 2
                     break
         else:
-            out.append(diff[i])
             i += 1
+    out.append_text(cell(diff[same:]))
     return out
 
 
 def diff_renderer(console: Console) -> Callable[[str], Text]:
     """How to print a word diff on `console`: in colour, or, where the styles would be dropped (a pipe, a file,
     NO_COLOR), as the diff's own [-removed-] {+added+} markers."""
-    return colour_diff if console.color_system is not None and not console.no_color else Text
+    return colour_diff if console.color_system is not None and not console.no_color else cell
 
 
 def diff(config_path: str, canary: str, target: str | None, count: int) -> int:
@@ -195,10 +196,10 @@ def diff(config_path: str, canary: str, target: str | None, count: int) -> int:
         left_out = f"; {counted(failed, 'failed call')}{' since' if latest else ''} left out" if failed else ""
         console.rule(f"{canary} @ {tid}: baseline ({rows[0]['source']}, {utc_time(rows[0]['created_at'])}) "
                      f"vs latest {counted(len(latest), 'completion')}{left_out}")
-        console.print(Text.assemble(("baseline: ", "bold"), cut(reference)))
+        console.print(Text.assemble(("baseline: ", "bold"), cell(cut(reference))))
         for obs in latest:
-            console.print(Text.assemble((f"\n{utc_time(obs.started_at)} #{obs.sample_index} "
-                                         f"{obs.call.response_model or ''}: ", "bold"),
+            console.print(Text.assemble(cell(f"\n{utc_time(obs.started_at)} #{obs.sample_index} "
+                                             f"{obs.call.response_model or ''}: ", "bold"),
                                         render(word_diff(reference, obs.text))))
     return EXIT_OK
 
