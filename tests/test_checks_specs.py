@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from pydantic import ValidationError
 
@@ -410,3 +412,58 @@ def test_an_invalid_schema_names_every_problem_in_one_run() -> None:
         check_schema({"properties": {f"p{i}": {"minLength": -1} for i in range(12)}})
     assert check_schema({"type": "object", "properties": {"a": {"type": "string"}}}) == {
         "type": "object", "properties": {"a": {"type": "string"}}}
+
+
+D03 = "http://json-schema.org/draft-03/schema#"
+
+
+def _never_ends(validate: Callable[[], object]) -> bool:
+    """Whether validating recursed without end: RecursionError, or the panic of rpds (under referencing) that it
+    raised as such inside a comparison."""
+    try:
+        validate()
+    except BaseException as e:  # noqa: BLE001 - PanicException derives from BaseException only
+        return isinstance(e, RecursionError) or type(e).__name__ == "PanicException"
+    return False
+
+
+@pytest.mark.parametrize("schema", [
+    # a keyword the part's dialect does not have is ignored by its validator: the load refused these as loops...
+    {"$schema": D2019, "dependencies": {"x": {"$ref": "#"}}},
+    {"$schema": D2020, "properties": {"a": {"$schema": D2019, "dependencies": {"x": {"$ref": "#/properties/a"}}}}},
+    {"$schema": D07, "dependentSchemas": {"x": {"$ref": "#"}}},
+    # ... `then` and `else` without an `if` too (jsonschema's `if` applies them) ...
+    {"$schema": D07, "then": {"$ref": "#"}},
+    {"else": {"allOf": [{"$ref": "#"}]}},
+    # ... and as references that resolve nowhere
+    {"$schema": D07, "prefixItems": [{"$ref": "#/nope"}]},
+    {"$schema": D2019, "notAKeyword": {"x": {"$ref": "#/nope"}}},
+])
+def test_a_subschema_under_a_keyword_its_dialect_does_not_apply_is_not_followed_on_load(schema: dict) -> None:
+    from monitor.checks.json_schema import schema_errors
+
+    assert parse_check({"type": "json_schema", "schema": schema}).type == "json_schema"
+    assert schema_errors({"x": 1, "a": {"x": 1}}, schema) is None
+
+
+@pytest.mark.parametrize(("schema", "message"), [
+    # draft 3 applies `type` and `disallow` schemas to the value itself: a loop through them raised RecursionError at
+    # every observation, accepted on load
+    ({"$schema": D03, "type": [{"$ref": "#"}]},
+     "invalid JSON Schema at type/0: $ref '#' comes back to where it started (# -> #/type/0 -> #)"),
+    ({"$schema": D03, "disallow": [{"$ref": "#"}]},
+     "invalid JSON Schema at disallow/0: $ref '#' comes back to where it started (# -> #/disallow/0 -> #)"),
+    # a subschema under a keyword no dialect applies, reached by a reference, is validated all the same
+    ({"$schema": D07, "$ref": "#/prefixItems/0", "prefixItems": [{"not": {"$ref": "#/prefixItems/0"}}]},
+     "invalid JSON Schema at prefixItems/0/not: $ref '#/prefixItems/0' comes back to where it started"),
+    ({"$schema": D07, "properties": {"p": {"$ref": "#/extra"}}, "extra": {"$ref": "#/nope"}},
+     "invalid JSON Schema at extra: $ref '#/nope' does not resolve within the schema"),
+])
+def test_a_loop_through_what_the_dialect_applies_is_refused(schema: dict, message: str) -> None:
+    from monitor.checks.json_schema import schema_errors
+
+    if "does not resolve" not in message:
+        assert _never_ends(lambda: schema_errors({"p": 1}, schema))
+    with pytest.raises(ValidationError) as info:
+        parse_check({"type": "json_schema", "schema": schema})
+    assert message in info.value.errors()[0]["msg"]

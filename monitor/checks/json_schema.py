@@ -23,7 +23,10 @@ class JsonSchemaCheck(BaseCheck):
     and the ``$dynamicRef`` of 2020-12 or ``$recursiveRef`` of 2019-09, resolves within it, or to a meta-schema
     jsonschema ships (drafts 3 to 2020-12: ``$ref: https://json-schema.org/draft/2020-12/schema`` for an answer that
     is a schema; nothing is fetched over the network), and never comes back to where it started without reading
-    deeper into the answer).
+    deeper into the answer). Only what validation can follow is read: the subschemas each part's dialect applies from
+    the root or from a ``$defs`` or ``definitions`` entry, and what references reach; one under a keyword that dialect
+    ignores (``dependentSchemas`` in draft 7, ``dependencies`` in 2019-09, ``then`` without ``if``) is read only when a
+    reference reaches it.
 
     A ``$schema`` must name a dialect jsonschema knows (drafts 3, 4, 6, 7, 2019-09 and 2020-12); without one,
     the schema is read as 2020-12. One beside an embedded resource's ``$id`` (a bundle) must too: that resource is

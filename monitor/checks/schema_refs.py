@@ -7,16 +7,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from monitor.checks.schema_apply import IN_PLACE, REFERENCES, applied, subschemas
 from monitor.checks.schema_walk import under
-
-# The references of a dialect beside $ref: validators of other dialects ignore them as unknown keywords
-_DIALECT_REFS = {"https://json-schema.org/draft/2020-12/schema": ("$dynamicRef",),
-                 "https://json-schema.org/draft/2019-09/schema": ("$recursiveRef",)}
-
-
-def _references(cls: Any) -> tuple[str, ...]:
-    """The reference keywords the validator class `cls` follows: `$ref`, and its dialect's own."""
-    return ("$ref", *_DIALECT_REFS.get(str(cls.META_SCHEMA.get("$id", "")).rstrip("#"), ()))
 
 
 def _target(keyword: str, ref: str) -> str:
@@ -65,8 +57,8 @@ class _Scopes:
 
 class _Index:
     """Every subschema of a schema, and map of them (`properties`), in document order, each by identity with its path,
-    the resolver of its references, the validator class reading it, the path of the `$schema` that chose that class
-    (the root's, stated or not) and the reference keywords the class follows (none for a map)."""
+    the resolver of its references, the validator class reading it and the path of the `$schema` that chose that class
+    (the root's, stated or not); and the entries of every `$defs` and `definitions` map."""
 
     def __init__(self, schema: dict[str, Any], cls: Any) -> None:
         scopes = _Scopes(schema, cls)
@@ -74,10 +66,11 @@ class _Index:
         self.resolvers: dict[int, Any] = {}
         self.classes: dict[int, Any] = {}
         self.parts: dict[int, list[str]] = {}
-        self.references: dict[int, tuple[str, ...]] = {}
         self.nodes: list[dict[str, Any]] = []
+        self.definitions: list[dict[str, Any]] = []
 
-        def index(node: Any, path: list[str], resolver: Any, cls: Any, part: list[str], schema: bool = True) -> None:
+        def index(node: Any, path: list[str], resolver: Any, cls: Any, part: list[str], schema: bool = True,
+                  defs: bool = False) -> None:
             if isinstance(node, list):
                 for i, item in enumerate(node):
                     index(item, [*path, str(i)], resolver, cls, part)
@@ -89,18 +82,25 @@ class _Index:
                 self.resolvers.setdefault(id(node), resolver)
                 self.classes.setdefault(id(node), cls)
                 self.parts.setdefault(id(node), part)
-                self.references.setdefault(id(node), _references(cls) if schema else ())
                 self.nodes.append(node)
                 for key, value, subschema in under(node, schema):
-                    index(value, [*path, key], resolver, cls, part, subschema)
+                    if defs and isinstance(value, dict):
+                        self.definitions.append(value)
+                    index(value, [*path, key], resolver, cls, part, subschema,
+                          schema and key in ("$defs", "definitions"))
 
         index(schema, [], scopes.root, cls, [])
 
+    def applied(self, node: dict[str, Any]) -> list[str]:
+        """The keywords of `node` its validator runs."""
+        return applied(node, self.classes[id(node)])
+
     def lookups(self, node: dict[str, Any]) -> Iterator[tuple[str, str, Any]]:
-        """Each reference of `node`: its keyword, its value and what it reaches (`_NOWHERE` when nothing)."""
+        """Each reference of `node` its validator follows: its keyword, its value and what it reaches (`_NOWHERE`
+        when nothing)."""
         from referencing.exceptions import Unresolvable
 
-        for keyword in self.references[id(node)]:
+        for keyword in (key for key in self.applied(node) if key in REFERENCES):
             ref = node.get(keyword)
             if isinstance(ref, str):
                 try:
@@ -128,9 +128,13 @@ def check_refs(schema: dict[str, Any], cls: Any) -> None:
     from: it would fail every observation's check with a crash instead of naming the schema), that reaches a
     subschema of a part of another dialect without a `$schema` of its own (jsonschema switches dialect at a
     subschema's own `$schema` only, so it would validate that subschema by the reference's: draft 7's tuple `items`
-    crashed 2020-12's, its `dependencies` were ignored), or that loops."""
+    crashed 2020-12's, its `dependencies` were ignored), or that loops. Only the references validation can follow are
+    read: those of the subschemas its validators apply from the root or from a `$defs` or `definitions` entry (each
+    meant to be referred to), and from what references reach; a subschema under a keyword its dialect does not run
+    (`dependentSchemas` in draft 7, `dependencies` in 2019-09, `then` without `if`) is read only when one reaches it."""
     index = _Index(schema, cls)
-    for node in index.nodes:
+    live = _live(index)
+    for node in live:
         for keyword, ref, target in index.lookups(node):
             if target is _NOWHERE:
                 raise ValueError(f"invalid JSON Schema at {index.path(node)}: {keyword} {ref!r} does not resolve within "
@@ -144,39 +148,45 @@ def check_refs(schema: dict[str, Any], cls: Any) -> None:
                     f"{'/'.join(index.parts[id(target)]) or '(root)'} without a $schema of its own: jsonschema "
                     f"validates it by the dialect of the reference, {_dialect(index.classes[id(node)])}; refer to that "
                     "part's root, or give the subschema its own $schema (beside an $id, below the root)")
-    _check_cycles(index)
+    _check_cycles(index, live)
 
 
-# Keywords whose subschemas apply to the very value their schema does (not to a part of it): a $ref that comes back
-# through these alone never ends (jsonschema recursed until RecursionError, on every observation)
-_IN_PLACE = frozenset({"allOf", "anyOf", "oneOf", "not", "if", "then", "else", "dependentSchemas", "dependencies"})
+def _steps(index: _Index, node: dict[str, Any], in_place: bool) -> Iterator[tuple[dict[str, Any], str | None]]:
+    """The subschemas validation goes to from `node` (only those applied to its own value when `in_place`), each with
+    the reference that leads there, as shown (None: a keyword holding it)."""
+    for key in index.applied(node):
+        if key not in REFERENCES and (key in IN_PLACE or not in_place):
+            yield from ((v, None) for v in subschemas(key, node[key]) if id(v) in index.where)
+    for keyword, ref, target in index.lookups(node):
+        if isinstance(target, dict) and id(target) in index.where:
+            yield target, f"{keyword} {ref!r}"
 
 
-def _check_cycles(index: _Index) -> None:
+def _live(index: _Index) -> list[dict[str, Any]]:
+    """The subschemas validation may apply, in document order: from the root and each `$defs` or `definitions` entry,
+    what their validators apply, and what references reach (a reference's own dialect aside: check_refs refuses one
+    into a part of another below its `$schema`)."""
+    seen = {id(node) for node in [index.nodes[0], *index.definitions]}
+    todo = [index.nodes[0], *index.definitions]
+    while todo:
+        for nxt, _ in _steps(index, todo.pop(), in_place=False):
+            if id(nxt) not in seen:
+                seen.add(id(nxt))
+                todo.append(nxt)
+    return [node for node in index.nodes if id(node) in seen]
+
+
+def _check_cycles(index: _Index, live: list[dict[str, Any]]) -> None:
     """Raise ValueError for a reference that comes back to a schema it started from without reading deeper into the
-    value (`a: {$ref: b}`, `b: {$ref: a}`; `allOf: [{$ref: '#'}]`); one through `properties`, `items` and the like is
-    a recursive schema (a tree, a linked list), which ends with the value."""
-    where = index.where
-
-    def same_value(node: dict[str, Any]) -> list[tuple[dict[str, Any], str | None]]:
-        """The subschemas `node` applies to its own value, each with the reference that leads there, as shown
-        (None: an in-place keyword)."""
-        out: list[tuple[dict[str, Any], str | None]] = []
-        for key in _IN_PLACE & node.keys():
-            value = node[key]
-            items = value if isinstance(value, list) else list(value.values()) \
-                if key in ("dependentSchemas", "dependencies") and isinstance(value, dict) else [value]
-            out += [(v, None) for v in items if isinstance(v, dict) and id(v) in where]
-        out += [(target, f"{keyword} {ref!r}") for keyword, ref, target in index.lookups(node)
-                if isinstance(target, dict) and id(target) in where]
-        return out
-
+    value (`a: {$ref: b}`, `b: {$ref: a}`; `allOf: [{$ref: '#'}]`), through what the validators apply in place (`allOf`,
+    `not`, `if`; draft 3's `type` and `extends`); one through `properties`, `items` and the like is a recursive schema
+    (a tree, a linked list), which ends with the value."""
     done: set[int] = set()
-    for start in index.nodes:
+    for start in live:
         if id(start) in done:
             continue
         stack: list[tuple[dict[str, Any], str | None]] = [(start, None)]  # the path followed, each with its way in
-        todo = [iter(same_value(start))]
+        todo = [_steps(index, start, in_place=True)]
         on_path = {id(start)}
         while todo:
             nxt = next(todo[-1], None)
@@ -196,7 +206,7 @@ def _check_cycles(index: _Index) -> None:
             elif id(nxt[0]) not in done:
                 stack.append(nxt)
                 on_path.add(id(nxt[0]))
-                todo.append(iter(same_value(nxt[0])))
+                todo.append(_steps(index, nxt[0], in_place=True))
 
 
 __all__ = ["check_refs"]

@@ -7,7 +7,7 @@ from typing import Any
 
 _DATA_KEYWORDS = frozenset({"const", "enum", "default", "examples"})  # hold instances, not subschemas
 # hold subschemas by name (a property may be called `$schema`); `dependencies` (draft 7) also lists of names
-_SCHEMA_MAPS = frozenset({"properties", "patternProperties", "$defs", "definitions", "dependentSchemas",
+SCHEMA_MAPS = frozenset({"properties", "patternProperties", "$defs", "definitions", "dependentSchemas",
                           "dependencies"})
 
 
@@ -19,7 +19,7 @@ def under(node: dict[str, Any], schema: bool) -> Iterator[tuple[str, Any, bool]]
         if not schema:
             yield key, value, True
         elif key not in _DATA_KEYWORDS:
-            yield key, value, key not in _SCHEMA_MAPS
+            yield key, value, key not in SCHEMA_MAPS
 
 
-__all__ = ["under"]
+__all__ = ["SCHEMA_MAPS", "under"]
