@@ -467,3 +467,47 @@ def test_a_loop_through_what_the_dialect_applies_is_refused(schema: dict, messag
     with pytest.raises(ValidationError) as info:
         parse_check({"type": "json_schema", "schema": schema})
     assert message in info.value.errors()[0]["msg"]
+
+
+@pytest.mark.parametrize("schema", [
+    # drafts 3 to 7 ignore the keywords beside a $ref: the load refused these as a loop...
+    {"$schema": D07, "$ref": "#/definitions/a", "allOf": [{"$ref": "#"}], "definitions": {"a": {"type": "object"}}},
+    {"$schema": D03, "$ref": "#/properties/p", "extends": [{"$ref": "#"}], "properties": {"p": {"type": "object"}}},
+    # ... and as a reference that resolves nowhere
+    {"$schema": D07, "$ref": "#/definitions/a", "properties": {"x": {"$ref": "#/nope"}},
+     "definitions": {"a": {"type": "object"}}},
+    # a draft-07 part's sibling comes back through a draft-07 $ref, which ignores it the second time
+    {"$schema": D2020, "properties": {"a": {"$schema": D07, "$ref": "#/properties/a/definitions/x",
+                                            "allOf": [{"$ref": "#/properties/a"}], "definitions": {"x": {}}}}},
+])
+def test_the_keywords_beside_a_ref_that_validation_ignores_are_not_followed_on_load(schema: dict) -> None:
+    from monitor.checks.json_schema import schema_errors
+
+    assert parse_check({"type": "json_schema", "schema": schema}).type == "json_schema"
+    assert schema_errors({"x": 1, "a": {"x": 1}}, schema) is None
+    assert schema_errors(1, schema) == "at (root): 1 is not of type 'object'" or "properties" in schema
+
+
+@pytest.mark.parametrize(("schema", "message"), [
+    # `definitions` beside a $ref are not applied, but a pointer reaches them
+    ({"$schema": D07, "$ref": "#/definitions/a",
+      "definitions": {"a": {"$ref": "#/definitions/b"}, "b": {"$ref": "#/definitions/a"}}},
+     "invalid JSON Schema at definitions/a: $ref '#/definitions/b' comes back to where it started"),
+    # so does any ignored sibling
+    ({"$schema": D07, "$ref": "#/allOf/0", "allOf": [{"not": {"$ref": "#"}}]},
+     "invalid JSON Schema at (root): $ref '#/allOf/0' comes back to where it started (# -> #/allOf/0 -> #/allOf/0/not -> #)"),
+    # a validator of a later dialect, descending into a draft-07 subschema with its own $schema, runs the keywords
+    # beside its $ref (jsonschema's descend lists the keywords by the parent's class, runs them by the child's)
+    ({"$schema": D2020, "allOf": [{"$ref": "#/properties/a"}],
+      "properties": {"a": {"$schema": D07, "$ref": "#/properties/a/definitions/x", "allOf": [{"$ref": "#"}],
+                           "definitions": {"x": {}}}}},
+     "invalid JSON Schema at allOf/0: $ref '#/properties/a' comes back to where it started "
+     "(# -> #/allOf/0 -> #/properties/a -> #/properties/a/allOf/0 -> #)"),
+])
+def test_a_loop_through_what_validation_applies_beside_a_ref_is_refused(schema: dict, message: str) -> None:
+    from monitor.checks.json_schema import schema_errors
+
+    assert _never_ends(lambda: schema_errors({"a": 1}, schema))
+    with pytest.raises(ValidationError) as info:
+        parse_check({"type": "json_schema", "schema": schema})
+    assert message in info.value.errors()[0]["msg"]

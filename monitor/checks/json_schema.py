@@ -25,8 +25,8 @@ class JsonSchemaCheck(BaseCheck):
     is a schema; nothing is fetched over the network), and never comes back to where it started without reading
     deeper into the answer). Only what validation can follow is read: the subschemas each part's dialect applies from
     the root or from a ``$defs`` or ``definitions`` entry, and what references reach; one under a keyword that dialect
-    ignores (``dependentSchemas`` in draft 7, ``dependencies`` in 2019-09, ``then`` without ``if``) is read only when a
-    reference reaches it.
+    ignores (``dependentSchemas`` in draft 7, ``dependencies`` in 2019-09, ``then`` without ``if``, any beside a
+    ``$ref`` in drafts 3 to 7) is read only when a reference reaches it.
 
     A ``$schema`` must name a dialect jsonschema knows (drafts 3, 4, 6, 7, 2019-09 and 2020-12); without one,
     the schema is read as 2020-12. One beside an embedded resource's ``$id`` (a bundle) must too: that resource is

@@ -16,13 +16,24 @@ IN_PLACE = frozenset({"allOf", "anyOf", "oneOf", "not", "if", "then", "else", "d
 _DATA_KEYWORDS = frozenset({"const", "enum", "default", "examples"})  # hold instances, not subschemas
 
 
-def applied(node: dict[str, Any], cls: Any) -> list[str]:
-    """The keywords of `node` that the validator class `cls` runs, in order: those in its VALIDATORS, and `then` and
-    `else` beside an `if` it runs (jsonschema's `if` applies them; alone they are ignored)."""
-    keys = [key for key in node if key in cls.VALIDATORS]
+def applied(node: dict[str, Any], cls: Any, entry: Any) -> list[str]:
+    """The keywords of `node` that its validator class `cls` runs, in order, when entered by a validator of the class
+    `entry` (see `entered_by`): those `entry` lists (drafts 3 to 7 list only a `$ref`, when there is one: the keywords
+    beside it are ignored) that are in the VALIDATORS of `cls`, and `then` and `else` beside an `if` it runs
+    (jsonschema's `if` applies them; alone they are ignored)."""
+    keys = [key for key, _ in entry._APPLICABLE_VALIDATORS(node) if key in cls.VALIDATORS]
     if "if" in keys:
         keys += [key for key in ("then", "else") if key in node]
     return keys
+
+
+def entered_by(key: str, parent: Any, child: Any) -> Any:
+    """The validator class that lists the keywords (see `applied`) of a subschema reached from one of the class `parent`
+    through `key` (a keyword, or a reference), the subschema's own class being `child`: jsonschema's `if` evolves a
+    validator to the subschema and runs it, which lists them by the child's class; every other keyword, and a
+    reference, descends into it, which lists them by the parent's (a draft-07 subschema with its own `$schema` has the
+    keywords beside its `$ref` run when a 2020-12 validator descends into it)."""
+    return child if key == "if" else parent
 
 
 def subschemas(key: str, value: Any) -> Iterator[dict[str, Any]]:
@@ -36,4 +47,4 @@ def subschemas(key: str, value: Any) -> Iterator[dict[str, Any]]:
     yield from (v for v in values if isinstance(v, dict))
 
 
-__all__ = ["IN_PLACE", "REFERENCES", "applied", "subschemas"]
+__all__ = ["IN_PLACE", "REFERENCES", "applied", "entered_by", "subschemas"]

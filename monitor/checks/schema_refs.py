@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from monitor.checks.schema_apply import IN_PLACE, REFERENCES, applied, subschemas
+from monitor.checks.schema_apply import IN_PLACE, REFERENCES, applied, entered_by, subschemas
 from monitor.checks.schema_walk import under
 
 
@@ -55,6 +55,9 @@ class _Scopes:
         return resolver, cls
 
 
+_Step = tuple[dict[str, Any], Any]  # a subschema, and the validator class that entered it (see schema_apply.entered_by)
+
+
 class _Index:
     """Every subschema of a schema, and map of them (`properties`), in document order, each by identity with its path,
     the resolver of its references, the validator class reading it and the path of the `$schema` that chose that class
@@ -91,16 +94,18 @@ class _Index:
 
         index(schema, [], scopes.root, cls, [])
 
-    def applied(self, node: dict[str, Any]) -> list[str]:
-        """The keywords of `node` its validator runs."""
-        return applied(node, self.classes[id(node)])
+    def applied(self, step: _Step) -> list[str]:
+        """The keywords its validator runs in a subschema entered so (see schema_apply.applied)."""
+        node, entry = step
+        return applied(node, self.classes[id(node)], entry)
 
-    def lookups(self, node: dict[str, Any]) -> Iterator[tuple[str, str, Any]]:
-        """Each reference of `node` its validator follows: its keyword, its value and what it reaches (`_NOWHERE`
-        when nothing)."""
+    def lookups(self, step: _Step) -> Iterator[tuple[str, str, Any]]:
+        """Each reference its validator follows in a subschema entered so: its keyword, its value and what it reaches
+        (`_NOWHERE` when nothing)."""
         from referencing.exceptions import Unresolvable
 
-        for keyword in (key for key in self.applied(node) if key in REFERENCES):
+        node = step[0]
+        for keyword in (key for key in self.applied(step) if key in REFERENCES):
             ref = node.get(keyword)
             if isinstance(ref, str):
                 try:
@@ -131,11 +136,13 @@ def check_refs(schema: dict[str, Any], cls: Any) -> None:
     crashed 2020-12's, its `dependencies` were ignored), or that loops. Only the references validation can follow are
     read: those of the subschemas its validators apply from the root or from a `$defs` or `definitions` entry (each
     meant to be referred to), and from what references reach; a subschema under a keyword its dialect does not run
-    (`dependentSchemas` in draft 7, `dependencies` in 2019-09, `then` without `if`) is read only when one reaches it."""
+    (`dependentSchemas` in draft 7, `dependencies` in 2019-09, `then` without `if`, any beside a `$ref` in drafts 3 to
+    7) is read only when one reaches it."""
     index = _Index(schema, cls)
     live = _live(index)
-    for node in live:
-        for keyword, ref, target in index.lookups(node):
+    for step in live:
+        node = step[0]
+        for keyword, ref, target in index.lookups(step):
             if target is _NOWHERE:
                 raise ValueError(f"invalid JSON Schema at {index.path(node)}: {keyword} {ref!r} does not resolve within "
                                  "the schema nor to a meta-schema jsonschema ships (nothing is fetched over the "
@@ -151,61 +158,74 @@ def check_refs(schema: dict[str, Any], cls: Any) -> None:
     _check_cycles(index, live)
 
 
-def _steps(index: _Index, node: dict[str, Any], in_place: bool) -> Iterator[tuple[dict[str, Any], str | None]]:
-    """The subschemas validation goes to from `node` (only those applied to its own value when `in_place`), each with
-    the reference that leads there, as shown (None: a keyword holding it)."""
-    for key in index.applied(node):
+def _steps(index: _Index, step: _Step, in_place: bool) -> Iterator[tuple[_Step, str | None]]:
+    """Where validation goes from a subschema entered so (only to subschemas applied to its own value when
+    `in_place`), each with the reference that leads there, as shown (None: a keyword holding it)."""
+    node = step[0]
+    cls = index.classes[id(node)]
+    for key in index.applied(step):
         if key not in REFERENCES and (key in IN_PLACE or not in_place):
-            yield from ((v, None) for v in subschemas(key, node[key]) if id(v) in index.where)
-    for keyword, ref, target in index.lookups(node):
+            yield from (((v, entered_by(key, cls, index.classes[id(v)])), None) for v in subschemas(key, node[key])
+                        if id(v) in index.where)
+    for keyword, ref, target in index.lookups(step):
         if isinstance(target, dict) and id(target) in index.where:
-            yield target, f"{keyword} {ref!r}"
+            yield (target, entered_by(keyword, cls, index.classes[id(target)])), f"{keyword} {ref!r}"
 
 
-def _live(index: _Index) -> list[dict[str, Any]]:
-    """The subschemas validation may apply, in document order: from the root and each `$defs` or `definitions` entry,
-    what their validators apply, and what references reach (a reference's own dialect aside: check_refs refuses one
-    into a part of another below its `$schema`)."""
-    seen = {id(node) for node in [index.nodes[0], *index.definitions]}
-    todo = [index.nodes[0], *index.definitions]
+def _key(index: _Index, step: _Step) -> tuple[int, tuple[str, ...]]:
+    """A step's identity: its subschema and the keywords its validator runs there (entered by classes that list the
+    same, it goes on the same ways)."""
+    return id(step[0]), tuple(index.applied(step))
+
+
+def _live(index: _Index) -> list[_Step]:
+    """The subschemas validation may apply, each with the classes that may enter it, in document order: from the root
+    and each `$defs` or `definitions` entry (entered by their own class), what their validators apply, and what
+    references reach (a reference's own dialect aside: check_refs refuses one into a part of another below its
+    `$schema`)."""
+    roots = [(node, index.classes[id(node)]) for node in [index.nodes[0], *index.definitions]]
+    seen = {_key(index, step): step for step in roots}
+    todo = list(roots)
     while todo:
         for nxt, _ in _steps(index, todo.pop(), in_place=False):
-            if id(nxt) not in seen:
-                seen.add(id(nxt))
+            if _key(index, nxt) not in seen:
+                seen[_key(index, nxt)] = nxt
                 todo.append(nxt)
-    return [node for node in index.nodes if id(node) in seen]
+    order = {id(node): i for i, node in reversed(list(enumerate(index.nodes)))}
+    return sorted(seen.values(), key=lambda step: order[id(step[0])])
 
 
-def _check_cycles(index: _Index, live: list[dict[str, Any]]) -> None:
+def _check_cycles(index: _Index, live: list[_Step]) -> None:
     """Raise ValueError for a reference that comes back to a schema it started from without reading deeper into the
     value (`a: {$ref: b}`, `b: {$ref: a}`; `allOf: [{$ref: '#'}]`), through what the validators apply in place (`allOf`,
     `not`, `if`; draft 3's `type` and `extends`); one through `properties`, `items` and the like is a recursive schema
-    (a tree, a linked list), which ends with the value."""
-    done: set[int] = set()
+    (a tree, a linked list), which ends with the value. A subschema is followed as the class entering it lists its
+    keywords: a draft-07 one's beside its `$ref` only when a later dialect's validator descends into it."""
+    done: set[tuple[int, tuple[str, ...]]] = set()
     for start in live:
-        if id(start) in done:
+        if _key(index, start) in done:
             continue
-        stack: list[tuple[dict[str, Any], str | None]] = [(start, None)]  # the path followed, each with its way in
+        stack: list[tuple[_Step, str | None]] = [(start, None)]  # the path followed, each with its way in
         todo = [_steps(index, start, in_place=True)]
-        on_path = {id(start)}
+        on_path = {_key(index, start)}
         while todo:
             nxt = next(todo[-1], None)
             if nxt is None:
                 todo.pop()
-                node, _ = stack.pop()
-                on_path.discard(id(node))
-                done.add(id(node))
-            elif id(nxt[0]) in on_path:
-                first = next(i for i, (n, _) in enumerate(stack) if n is nxt[0])
+                step, _ = stack.pop()
+                on_path.discard(_key(index, step))
+                done.add(_key(index, step))
+            elif _key(index, nxt[0]) in on_path:
+                first = next(i for i, (s, _) in enumerate(stack) if _key(index, s) == _key(index, nxt[0]))
                 loop = [*stack[first:], nxt]
                 i, (_, ref) = next((i, step) for i, step in enumerate(loop) if i and step[1] is not None)
-                trail = " -> ".join(index.pointer(n) for n, _ in loop)
-                raise ValueError(f"invalid JSON Schema at {index.path(loop[i - 1][0])}: {ref} comes back to where it "
-                                 f"started ({trail}) without reading deeper into the answer: validating it would never "
-                                 "end")
-            elif id(nxt[0]) not in done:
+                trail = " -> ".join(index.pointer(s[0]) for s, _ in loop)
+                raise ValueError(f"invalid JSON Schema at {index.path(loop[i - 1][0][0])}: {ref} comes back to where "
+                                 f"it started ({trail}) without reading deeper into the answer: validating it would "
+                                 "never end")
+            elif _key(index, nxt[0]) not in done:
                 stack.append(nxt)
-                on_path.add(id(nxt[0]))
+                on_path.add(_key(index, nxt[0]))
                 todo.append(_steps(index, nxt[0], in_place=True))
 
 
