@@ -511,3 +511,64 @@ def test_a_loop_through_what_validation_applies_beside_a_ref_is_refused(schema: 
     with pytest.raises(ValidationError) as info:
         parse_check({"type": "json_schema", "schema": schema})
     assert message in info.value.errors()[0]["msg"]
+
+
+D04 = "http://json-schema.org/draft-04/schema#"
+LEGACY = {"$id": "urn:legacy", "$schema": D07, "definitions": {
+    "addr": {"type": "object", "required": ["city"], "properties": {"city": {"type": "string"}, "at": {"$ref": "#/definitions/geo"}}},
+    "geo": {"type": "array", "minItems": 2, "maxItems": 2},
+    "tuple": {"properties": {"pair": {"items": [{"type": "string"}]}}},
+    "beside": {"$ref": "#/definitions/geo", "minItems": 3},
+    "outer": {"properties": {"q": {"$ref": "#/definitions/inner"}}},
+    "inner": {"$schema": D07, "$ref": "#/definitions/geo", "minItems": 3},
+    "named": {"properties": {"q": {"$id": "urn:q", "type": "string"}}}}}
+
+
+@pytest.mark.parametrize(("schema", "instance", "error"), [
+    # a reference below the root of a part of another dialect reaches keywords that mean the same in both (the
+    # validators' functions and type checkers are the same): jsonschema validates them by the reference's as written
+    ({"$defs": {"legacy": LEGACY}, "properties": {"p": {"$ref": "urn:legacy#/definitions/addr"}}},
+     {"p": {"city": "x", "at": [1]}}, "at p/at: [1] is too short"),
+    ({"$schema": D2019, "$defs": {"n": {"$id": "urn:n", "$schema": D2020, "$defs": {"s": {"minLength": 2}}}},
+      "properties": {"p": {"$ref": "urn:n#/$defs/s"}}}, {"p": "x"}, "at p: 'x' is too short"),
+])
+def test_a_reference_into_another_dialects_part_that_means_the_same_in_both_is_accepted_and_runs(
+        schema: dict, instance: dict, error: str) -> None:
+    from monitor.checks.json_schema import schema_errors
+
+    assert parse_check({"type": "json_schema", "schema": schema}).type == "json_schema"
+    assert schema_errors(instance, schema) == error
+    assert schema_errors({}, schema) is None
+
+
+@pytest.mark.parametrize(("schema", "message"), [
+    # draft 7's tuple `items` below what the reference reaches (crashed 2020-12's validation)
+    ({"$defs": {"legacy": LEGACY}, "properties": {"p": {"$ref": "urn:legacy#/definitions/tuple"}}},
+     "$ref 'urn:legacy#/definitions/tuple' leads into a subschema (#/$defs/legacy/definitions/tuple) of the "
+     "http://json-schema.org/draft-07/schema# part at $defs/legacy without a $schema of its own"),
+    ({"$defs": {"legacy": LEGACY}, "properties": {"p": {"$ref": "urn:legacy#/definitions/tuple"}}},
+     "(beside an $id, below the root); there items at #/$defs/legacy/definitions/tuple/properties/pair means otherwise"),
+    # a keyword beside a $ref: run by 2020-12, ignored by draft 7
+    ({"$defs": {"legacy": LEGACY}, "properties": {"p": {"$ref": "urn:legacy#/definitions/beside"}}},
+     "$ref 'urn:legacy#/definitions/beside' leads into a subschema (#/$defs/legacy/definitions/beside)"),
+    ({"$defs": {"legacy": LEGACY}, "properties": {"p": {"$ref": "urn:legacy#/definitions/beside"}}},
+     "there #/$defs/legacy/definitions/beside runs $ref, minItems, in its own dialect $ref"),
+    # one with its own $schema (run by draft 7) is entered by 2020-12's descend, which runs the keywords beside its
+    # $ref (the [1, 2] it reaches is too short there, valid in draft 7)
+    ({"$defs": {"legacy": LEGACY}, "properties": {"p": {"$ref": "urn:legacy#/definitions/outer"}}},
+     "there what runs beside the $ref at #/$defs/legacy/definitions/inner depends on the dialect entering it"),
+    # an id below what the reference reaches could move the base URI otherwise
+    ({"$defs": {"legacy": LEGACY}, "properties": {"p": {"$ref": "urn:legacy#/definitions/named"}}},
+     "there the id at #/$defs/legacy/definitions/named/properties/q could be read otherwise"),
+    # draft 4 tells integers from numbers otherwise (1.0 is no integer there)
+    ({"$defs": {"old": {"id": "urn:old", "$schema": D04, "definitions": {"n": {"type": "integer"}}}},
+      "properties": {"p": {"$ref": "urn:old#/definitions/n"}}},
+     "$ref 'urn:old#/definitions/n' leads into a subschema (#/$defs/old/definitions/n)"),
+    ({"$defs": {"old": {"id": "urn:old", "$schema": D04, "definitions": {"n": {"type": "integer"}}}},
+      "properties": {"p": {"$ref": "urn:old#/definitions/n"}}},
+     "there the types at #/$defs/old/definitions/n are told apart otherwise"),
+])
+def test_a_reference_into_another_dialects_part_that_means_otherwise_is_refused(schema: dict, message: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        parse_check({"type": "json_schema", "schema": schema})
+    assert message in info.value.errors()[0]["msg"]

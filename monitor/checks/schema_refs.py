@@ -1,6 +1,6 @@
 """The json_schema check's load-time checks of a schema's references, read as jsonschema's validators read them:
-each resolves (nothing is fetched), reaches a subschema of its own dialect (or one with its own `$schema`), and none
-comes back to where it started without reading deeper into the answer."""
+each resolves (nothing is fetched), reaches a subschema of its own dialect (or one with its own `$schema`, or one
+that means the same in both), and none comes back to where it started without reading deeper into the answer."""
 
 from __future__ import annotations
 
@@ -55,7 +55,9 @@ class _Scopes:
         return resolver, cls
 
 
-_Step = tuple[dict[str, Any], Any]  # a subschema, and the validator class that entered it (see schema_apply.entered_by)
+# a subschema, the validator class running it (its part's, or the reference's that reached it below its part's
+# `$schema`) and the one that entered it (see schema_apply.entered_by)
+_Step = tuple[dict[str, Any], Any, Any]
 
 
 class _Index:
@@ -68,6 +70,7 @@ class _Index:
         self.where: dict[int, list[str]] = {}
         self.resolvers: dict[int, Any] = {}
         self.classes: dict[int, Any] = {}
+        self.entries: dict[int, Any] = {}  # the class of the parent, which enters it
         self.parts: dict[int, list[str]] = {}
         self.nodes: list[dict[str, Any]] = []
         self.definitions: list[dict[str, Any]] = []
@@ -78,6 +81,7 @@ class _Index:
                 for i, item in enumerate(node):
                     index(item, [*path, str(i)], resolver, cls, part)
             elif isinstance(node, dict):
+                self.entries.setdefault(id(node), cls)
                 if schema:
                     resolver, cls = scopes.within(resolver, cls, node)
                     part = path if isinstance(node.get("$schema"), str) else part
@@ -96,8 +100,8 @@ class _Index:
 
     def applied(self, step: _Step) -> list[str]:
         """The keywords its validator runs in a subschema entered so (see schema_apply.applied)."""
-        node, entry = step
-        return applied(node, self.classes[id(node)], entry)
+        node, cls, entry = step
+        return applied(node, cls, entry)
 
     def lookups(self, step: _Step) -> Iterator[tuple[str, str, Any]]:
         """Each reference its validator follows in a subschema entered so: its keyword, its value and what it reaches
@@ -131,59 +135,98 @@ def check_refs(schema: dict[str, Any], cls: Any) -> None:
     """Raise ValueError for a reference (`$ref`, or its part's dialect's $dynamicRef or $recursiveRef) of `schema`
     (read by the validator class `cls`) that does not resolve within the schema (there is no network to fetch one
     from: it would fail every observation's check with a crash instead of naming the schema), that reaches a
-    subschema of a part of another dialect without a `$schema` of its own (jsonschema switches dialect at a
-    subschema's own `$schema` only, so it would validate that subschema by the reference's: draft 7's tuple `items`
-    crashed 2020-12's, its `dependencies` were ignored), or that loops. Only the references validation can follow are
-    read: those of the subschemas its validators apply from the root or from a `$defs` or `definitions` entry (each
-    meant to be referred to), and from what references reach; a subschema under a keyword its dialect does not run
-    (`dependentSchemas` in draft 7, `dependencies` in 2019-09, `then` without `if`, any beside a `$ref` in drafts 3 to
-    7) is read only when one reaches it."""
+    subschema of a part of another dialect without a `$schema` of its own where that subschema, or one validation goes
+    on to from it, means otherwise in the reference's dialect (jsonschema switches dialect at a subschema's own
+    `$schema` only, so it validates that subschema by the reference's: draft 7's tuple `items` crashed 2020-12's, its
+    `dependencies` were ignored), or that loops. Only the references validation can follow are read: those of the
+    subschemas its validators apply from the root or from a `$defs` or `definitions` entry (each meant to be referred
+    to), and from what references reach, each by the dialect validating it there; a subschema under a keyword its
+    dialect does not run (`dependentSchemas` in draft 7, `dependencies` in 2019-09, `then` without `if`, any beside a
+    `$ref` in drafts 3 to 7) is read only when one reaches it."""
     index = _Index(schema, cls)
     live = _live(index)
     for step in live:
-        node = step[0]
+        node, run = step[0], step[1]
         for keyword, ref, target in index.lookups(step):
             if target is _NOWHERE:
                 raise ValueError(f"invalid JSON Schema at {index.path(node)}: {keyword} {ref!r} does not resolve within "
                                  "the schema nor to a meta-schema jsonschema ships (nothing is fetched over the "
                                  "network)")
             if isinstance(target, dict) and id(target) in index.classes and not isinstance(target.get("$schema"), str) \
-                    and index.classes[id(target)] is not index.classes[id(node)]:
+                    and index.classes[id(target)] is not run and (otherwise := _otherwise(index, target, run)):
                 raise ValueError(
                     f"invalid JSON Schema at {index.path(node)}: {keyword} {ref!r} leads into a subschema "
                     f"({index.pointer(target)}) of the {_dialect(index.classes[id(target)])} part at "
                     f"{'/'.join(index.parts[id(target)]) or '(root)'} without a $schema of its own: jsonschema "
-                    f"validates it by the dialect of the reference, {_dialect(index.classes[id(node)])}; refer to that "
-                    "part's root, or give the subschema its own $schema (beside an $id, below the root)")
+                    f"validates it by the dialect of the reference, {_dialect(run)}; refer to that part's root, or "
+                    f"give the subschema its own $schema (beside an $id, below the root); {otherwise}")
     _check_cycles(index, live)
 
 
+def _otherwise(index: _Index, target: dict[str, Any], cls: Any) -> str | None:
+    """What, validated by the class `cls` from `target` on (a subschema of a part of another dialect, reached by a
+    reference of `cls`'s), means otherwise than in the dialect it is written in, as shown; None when nothing does, so
+    that validation goes as written: each subschema it goes on to without a `$schema` of its own runs the keywords it
+    would in its own dialect (beside a `$ref` too), each by the same function of jsonschema's, with the same type
+    checker; one with its own `$schema` (run by its dialect) runs the same keywords however entered; and none below
+    `target` has an id, which another dialect could read otherwise (`$id` or `id`), moving the base URI."""
+    todo: list[_Step] = [(target, cls, cls)]
+    seen = {id(target)}
+    while todo:
+        step = todo.pop()
+        node, run, entry = step
+        written = index.classes[id(node)]
+        if node is not target and any(isinstance(node.get(key), str) for key in ("$id", "id")):
+            return f"there the id at {index.pointer(node)} could be read otherwise"
+        keys = applied(node, run, entry)
+        if isinstance(node.get("$schema"), str):
+            if any(applied(node, run, other) != keys for other in (run, index.entries[id(node)])):
+                return f"there what runs beside the $ref at {index.pointer(node)} depends on the dialect entering it"
+            continue  # its own dialect runs it, and what it goes on to, as written
+        if keys != applied(node, written, written):
+            return (f"there {index.pointer(node)} runs {', '.join(keys)}, in its own dialect "
+                    f"{', '.join(applied(node, written, written))}")
+        differ = [key for key in node if run.VALIDATORS.get(key) is not written.VALIDATORS.get(key)]
+        if differ:
+            return f"there {', '.join(differ)} at {index.pointer(node)} means otherwise"
+        if written.TYPE_CHECKER != run.TYPE_CHECKER:
+            return f"there the types at {index.pointer(node)} are told apart otherwise"
+        for nxt, _ in _steps(index, step, in_place=False):
+            if id(nxt[0]) not in seen:
+                seen.add(id(nxt[0]))
+                todo.append(nxt)
+    return None
+
+
 def _steps(index: _Index, step: _Step, in_place: bool) -> Iterator[tuple[_Step, str | None]]:
-    """Where validation goes from a subschema entered so (only to subschemas applied to its own value when
-    `in_place`), each with the reference that leads there, as shown (None: a keyword holding it)."""
-    node = step[0]
-    cls = index.classes[id(node)]
+    """Where validation goes from a subschema run and entered so (only to subschemas applied to its own value when
+    `in_place`), each with the reference that leads there, as shown (None: a keyword holding it). A subschema is run
+    by its own class where it has a `$schema`, else by the one running the subschema it is reached from."""
+    node, cls, _ = step
+
+    def run(child: dict[str, Any]) -> Any:
+        return index.classes[id(child)] if isinstance(child.get("$schema"), str) else cls
+
     for key in index.applied(step):
         if key not in REFERENCES and (key in IN_PLACE or not in_place):
-            yield from (((v, entered_by(key, cls, index.classes[id(v)])), None) for v in subschemas(key, node[key])
+            yield from (((v, run(v), entered_by(key, cls, run(v))), None) for v in subschemas(key, node[key])
                         if id(v) in index.where)
     for keyword, ref, target in index.lookups(step):
         if isinstance(target, dict) and id(target) in index.where:
-            yield (target, entered_by(keyword, cls, index.classes[id(target)])), f"{keyword} {ref!r}"
+            yield (target, run(target), entered_by(keyword, cls, run(target))), f"{keyword} {ref!r}"
 
 
-def _key(index: _Index, step: _Step) -> tuple[int, tuple[str, ...]]:
-    """A step's identity: its subschema and the keywords its validator runs there (entered by classes that list the
-    same, it goes on the same ways)."""
-    return id(step[0]), tuple(index.applied(step))
+def _key(index: _Index, step: _Step) -> tuple[int, int, tuple[str, ...]]:
+    """A step's identity: its subschema, the class running it and the keywords it runs there (entered by classes that
+    list the same, it goes on the same ways)."""
+    return id(step[0]), id(step[1]), tuple(index.applied(step))
 
 
 def _live(index: _Index) -> list[_Step]:
-    """The subschemas validation may apply, each with the classes that may enter it, in document order: from the root
-    and each `$defs` or `definitions` entry (entered by their own class), what their validators apply, and what
-    references reach (a reference's own dialect aside: check_refs refuses one into a part of another below its
-    `$schema`)."""
-    roots = [(node, index.classes[id(node)]) for node in [index.nodes[0], *index.definitions]]
+    """The subschemas validation may apply, each with the classes that may run and enter it, in document order: from
+    the root and each `$defs` or `definitions` entry (run and entered by their own class), what their validators apply,
+    and what references reach."""
+    roots = [(node, index.classes[id(node)], index.classes[id(node)]) for node in [index.nodes[0], *index.definitions]]
     seen = {_key(index, step): step for step in roots}
     todo = list(roots)
     while todo:
@@ -201,7 +244,7 @@ def _check_cycles(index: _Index, live: list[_Step]) -> None:
     `not`, `if`; draft 3's `type` and `extends`); one through `properties`, `items` and the like is a recursive schema
     (a tree, a linked list), which ends with the value. A subschema is followed as the class entering it lists its
     keywords: a draft-07 one's beside its `$ref` only when a later dialect's validator descends into it."""
-    done: set[tuple[int, tuple[str, ...]]] = set()
+    done: set[tuple[int, int, tuple[str, ...]]] = set()
     for start in live:
         if _key(index, start) in done:
             continue
