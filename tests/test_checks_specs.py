@@ -531,6 +531,9 @@ LEGACY = {"$id": "urn:legacy", "$schema": D07, "definitions": {
      {"p": {"city": "x", "at": [1]}}, "at p/at: [1] is too short"),
     ({"$schema": D2019, "$defs": {"n": {"$id": "urn:n", "$schema": D2020, "$defs": {"s": {"minLength": 2}}}},
       "properties": {"p": {"$ref": "urn:n#/$defs/s"}}}, {"p": "x"}, "at p: 'x' is too short"),
+    # draft 4 tells integers apart otherwise, which only its `type` reads
+    ({"$defs": {"old": {"id": "urn:old", "$schema": D04, "definitions": {"s": {"properties": {"q": {"minLength": 2}}}}}},
+      "properties": {"p": {"$ref": "urn:old#/definitions/s"}}}, {"p": {"q": "x"}}, "at p/q: 'x' is too short"),
 ])
 def test_a_reference_into_another_dialects_part_that_means_the_same_in_both_is_accepted_and_runs(
         schema: dict, instance: dict, error: str) -> None:

@@ -35,9 +35,9 @@ class JsonSchemaCheck(BaseCheck):
     subschema's own ``$schema`` only: a reference into such a resource must reach its root (or another subschema
     with its own ``$schema``), as one reaching a subschema below it has it validated by the dialect of the reference
     (draft 7's tuple ``items`` crashed under 2020-12, its ``dependencies`` were ignored), unless what it reaches means
-    the same in both (every keyword validation goes on to is run by the same jsonschema function, with the same types,
-    beside a ``$ref`` too, and no ``$id`` below it: a draft-07 ``definitions`` entry of ``type``, ``properties`` and
-    ``required`` from a 2020-12 schema).
+    the same in both (every keyword validation goes on to is run by the same jsonschema function, beside a ``$ref``
+    too, ``type`` telling integers apart the same way, and no ``$id`` below it: a draft-07 ``definitions`` entry of
+    ``type``, ``properties`` and ``required`` from a 2020-12 schema).
 
     ``schema`` may be written ``json_schema`` (its name in the code) instead, not both.
     """

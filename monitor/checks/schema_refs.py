@@ -167,8 +167,8 @@ def _otherwise(index: _Index, target: dict[str, Any], cls: Any) -> str | None:
     """What, validated by the class `cls` from `target` on (a subschema of a part of another dialect, reached by a
     reference of `cls`'s), means otherwise than in the dialect it is written in, as shown; None when nothing does, so
     that validation goes as written: each subschema it goes on to without a `$schema` of its own runs the keywords it
-    would in its own dialect (beside a `$ref` too), each by the same function of jsonschema's, with the same type
-    checker; one with its own `$schema` (run by its dialect) runs the same keywords however entered; and none below
+    would in its own dialect (beside a `$ref` too), each by the same function of jsonschema's, and `type` with the same
+    type checker (the dialects' checkers differ in `integer`, and draft 3's `any`, which no other keyword asks); one with its own `$schema` (run by its dialect) runs the same keywords however entered; and none below
     `target` has an id, which another dialect could read otherwise (`$id` or `id`), moving the base URI."""
     todo: list[_Step] = [(target, cls, cls)]
     seen = {id(target)}
@@ -189,7 +189,7 @@ def _otherwise(index: _Index, target: dict[str, Any], cls: Any) -> str | None:
         differ = [key for key in node if run.VALIDATORS.get(key) is not written.VALIDATORS.get(key)]
         if differ:
             return f"there {', '.join(differ)} at {index.pointer(node)} means otherwise"
-        if written.TYPE_CHECKER != run.TYPE_CHECKER:
+        if "type" in keys and written.TYPE_CHECKER != run.TYPE_CHECKER:
             return f"there the types at {index.pointer(node)} are told apart otherwise"
         for nxt, _ in _steps(index, step, in_place=False):
             if id(nxt[0]) not in seen:
