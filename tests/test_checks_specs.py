@@ -575,3 +575,29 @@ def test_a_reference_into_another_dialects_part_that_means_otherwise_is_refused(
     with pytest.raises(ValidationError) as info:
         parse_check({"type": "json_schema", "schema": schema})
     assert message in info.value.errors()[0]["msg"]
+
+
+def test_a_draft_3_extends_of_one_schema_loads_and_runs() -> None:
+    """referencing reads draft 3's `extends` as a list of schemas only: crawling one of a single schema raised
+    AttributeError (the load crashed with a traceback); jsonschema crawls only for a lookup that needs it."""
+    from monitor.checks.json_schema import schema_errors
+
+    schema = {"$schema": D03, "extends": {"type": "object"}, "properties": {"a": {"$ref": "#/definitions/x"}},
+              "definitions": {"x": {"type": "string"}}}
+    assert parse_check({"type": "json_schema", "schema": schema}).type == "json_schema"
+    assert schema_errors({"a": 1}, schema) == "at a: 1 is not of type 'string'"
+    assert schema_errors(1, schema) == "at (root): 1 is not of type 'object'"
+
+
+def test_a_reference_that_makes_jsonschema_crawl_a_draft_3_extends_of_one_schema_is_refused() -> None:
+    from monitor.checks.json_schema import schema_errors
+
+    schema = {"$schema": D03, "extends": {"type": "object"}, "properties": {"a": {"$ref": "urn:x"}},
+              "definitions": {"x": {"id": "urn:x", "type": "string"}}}
+    with pytest.raises(AttributeError):
+        schema_errors({"a": 1}, schema)
+    with pytest.raises(ValidationError) as info:
+        parse_check({"type": "json_schema", "schema": schema})
+    assert ("invalid JSON Schema at properties/a: $ref 'urn:x' makes jsonschema's lookup crash (AttributeError), as "
+            "it reads draft 3's `extends` of one schema as a list: write it `extends: [...]`") \
+        in info.value.errors()[0]["msg"]

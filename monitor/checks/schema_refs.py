@@ -4,6 +4,7 @@ that means the same in both), and none comes back to where it started without re
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -32,7 +33,12 @@ class _Scopes:
         self.cls = cls
         resource = self._spec(cls).create_resource(schema)
         uri = resource.id() or ""
-        self.root = SHIPPED.with_resource(uri, resource).crawl().resolver(uri)
+        registry = SHIPPED.with_resource(uri, resource)
+        # referencing reads draft 3's `extends` as a list of schemas only, and crashes on one of a single schema;
+        # jsonschema crawls only when a lookup needs it, which then crashes as its validation does (_Index.lookups)
+        with contextlib.suppress(AttributeError, TypeError):
+            registry = registry.crawl()
+        self.root = registry.resolver(uri)
 
     @staticmethod
     def _spec(cls: Any) -> Any:
@@ -105,7 +111,7 @@ class _Index:
 
     def lookups(self, step: _Step) -> Iterator[tuple[str, str, Any]]:
         """Each reference its validator follows in a subschema entered so: its keyword, its value and what it reaches
-        (`_NOWHERE` when nothing)."""
+        (`_NOWHERE` when nothing, `_CRASHES` when the lookup crashes: referencing crawls the schema for it)."""
         from referencing.exceptions import Unresolvable
 
         node = step[0]
@@ -116,6 +122,8 @@ class _Index:
                     yield keyword, ref, self.resolvers[id(node)].lookup(_target(keyword, ref)).contents
                 except Unresolvable:
                     yield keyword, ref, _NOWHERE
+                except (AttributeError, TypeError):
+                    yield keyword, ref, _CRASHES
 
     def path(self, node: dict[str, Any]) -> str:
         return "/".join(self.where[id(node)]) or "(root)"
@@ -125,6 +133,7 @@ class _Index:
 
 
 _NOWHERE = object()
+_CRASHES = object()
 
 
 def _dialect(cls: Any) -> str:
@@ -152,6 +161,10 @@ def check_refs(schema: dict[str, Any], cls: Any) -> None:
                 raise ValueError(f"invalid JSON Schema at {index.path(node)}: {keyword} {ref!r} does not resolve within "
                                  "the schema nor to a meta-schema jsonschema ships (nothing is fetched over the "
                                  "network)")
+            if target is _CRASHES:
+                raise ValueError(f"invalid JSON Schema at {index.path(node)}: {keyword} {ref!r} makes jsonschema's lookup "
+                                 "crash (AttributeError), as it reads draft 3's `extends` of one schema as a list: write "
+                                 "it `extends: [...]`")
             if isinstance(target, dict) and id(target) in index.classes and not isinstance(target.get("$schema"), str) \
                     and index.classes[id(target)] is not run and (otherwise := _otherwise(index, target, run)):
                 raise ValueError(
