@@ -31,7 +31,7 @@ from monitor.config.loader import Config
 from monitor.config.secrets import key_problems
 from monitor.configured import Configured
 from monitor.domain import utcnow
-from monitor.errors import NoSchema, SecretError, StoreError
+from monitor.errors import MonitorError, NoSchema, SecretError, StoreError
 from monitor.health import HealthWatch
 from monitor.http import Server, build_http_app, drift_disabled_routes, drift_routes, listen_socket
 from monitor.leadership import LEADER_CHECK_S, LEADER_LEASE_S, LEADER_POLL_S, Succession
@@ -205,7 +205,10 @@ class App:
         self.quality.bind(asyncio.get_running_loop())
         self.own_calls.bind(asyncio.get_running_loop())
         # bound before the store is opened: a busy http.listen leaves no empty SQLite file behind
-        sock = listen_socket(self.config.http.host, self.config.http.port) if self._serve_http else None
+        try:
+            sock = listen_socket(self.config.http.host, self.config.http.port) if self._serve_http else None
+        except MonitorError as e:  # named as every config error is: which file and key gave the address
+            raise MonitorError(f"{self.config.path}: http.listen: {e}") from e
         try:
             # served from the first moment: a liveness probe is answered through a long migration (or the wait for
             # another replica's), /readyz says 503 "starting" and the API, its store not ready, says so too

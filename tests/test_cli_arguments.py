@@ -174,6 +174,8 @@ def test_run_on_a_busy_port_leaves_no_new_store_file(tmp_path: Path, steady_sim:
         out = cli("run", "-c", str(cfg), env={"K": "k"}, timeout=60)
     assert out.returncode == 2 and f"cannot listen on 127.0.0.1:{port}" in out.stderr, out.stderr
     assert list(tmp_path.glob("m.db*")) == []
+    # Found by QA: the error named the address but not where it came from, as every other config error does
+    assert f"{cfg}: http.listen: cannot listen on 127.0.0.1:{port}: Address already in use" in out.stderr, out.stderr
 
 
 def test_the_commands_a_newcomer_runs_first_explain_themselves_in_their_help(capsys: pytest.CaptureFixture[str]) -> None:
