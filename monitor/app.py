@@ -262,13 +262,14 @@ class App:
                 await asyncio.wait([self._server_task], timeout=5)
 
     async def _prepare(self) -> str:
-        """Migrate the store, check the secrets, build the providers and the listener's TLS; return the schema."""
+        """Check the secrets, migrate the store, build the providers and the listener's TLS; return the schema."""
+        # before the store is opened: a key's variable unset leaves no empty SQLite file behind
+        self.check_secrets(self.config)  # a standby's sinks too, though it builds its alerting only when it leads
         try:
             revision = await asyncio.to_thread(self.store.migrate, in_child=True)
         except NoSchema as e:  # the config's field named, as a check of it would
             raise StoreError(f"{self.config.path}: storage.url: {e.reason}") from None
         await asyncio.to_thread(self.quality.warm_up)
-        self.check_secrets(self.config)  # a standby's sinks too, though it builds its alerting only when it leads
         self.runner.set_providers(build_providers(self.config, self.environ), list(self.config.targets))
         self.declare()
         self.runner.unpriced.config(self.config)  # spend caps that cannot count, as check-config warns
