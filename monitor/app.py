@@ -31,7 +31,7 @@ from monitor.config.loader import Config
 from monitor.config.secrets import key_problems
 from monitor.configured import Configured
 from monitor.domain import utcnow
-from monitor.errors import NoSchema, SecretError, StoreError
+from monitor.errors import MonitorError, NoSchema, SecretError, StoreError
 from monitor.health import HealthWatch
 from monitor.http import Server, build_http_app, drift_disabled_routes, drift_routes, listen_socket
 from monitor.leadership import LEADER_CHECK_S, LEADER_LEASE_S, LEADER_POLL_S, Succession
@@ -205,7 +205,10 @@ class App:
         self.quality.bind(asyncio.get_running_loop())
         self.own_calls.bind(asyncio.get_running_loop())
         # bound before the store is opened: a busy http.listen leaves no empty SQLite file behind
-        sock = listen_socket(self.config.http.host, self.config.http.port) if self._serve_http else None
+        try:
+            sock = listen_socket(self.config.http.host, self.config.http.port) if self._serve_http else None
+        except MonitorError as e:  # named as every config error is: which file and key gave the address
+            raise MonitorError(f"{self.config.path}: http.listen: {e}") from e
         try:
             # served from the first moment: a liveness probe is answered through a long migration (or the wait for
             # another replica's), /readyz says 503 "starting" and the API, its store not ready, says so too
@@ -259,13 +262,14 @@ class App:
                 await asyncio.wait([self._server_task], timeout=5)
 
     async def _prepare(self) -> str:
-        """Migrate the store, check the secrets, build the providers and the listener's TLS; return the schema."""
+        """Check the secrets, migrate the store, build the providers and the listener's TLS; return the schema."""
+        # before the store is opened: a key's variable unset leaves no empty SQLite file behind
+        self.check_secrets(self.config)  # a standby's sinks too, though it builds its alerting only when it leads
         try:
             revision = await asyncio.to_thread(self.store.migrate, in_child=True)
         except NoSchema as e:  # the config's field named, as a check of it would
             raise StoreError(f"{self.config.path}: storage.url: {e.reason}") from None
         await asyncio.to_thread(self.quality.warm_up)
-        self.check_secrets(self.config)  # a standby's sinks too, though it builds its alerting only when it leads
         self.runner.set_providers(build_providers(self.config, self.environ), list(self.config.targets))
         self.declare()
         self.runner.unpriced.config(self.config)  # spend caps that cannot count, as check-config warns

@@ -160,9 +160,11 @@ class DriftWrites(StoreFollowing):
             if u.action == "opened":
                 self.metrics.drift_active.set(e.canary, e.target, e.signal, value=1)
                 self.metrics.drift_events.inc(e.canary, e.target, e.signal, e.kind)
+                # since: the change's estimated start, which a log search dates it by (not when it was detected)
                 log.warning("drift opened", extra={"canary": e.canary, "target": e.target, "signal": e.signal,
                                                    "kind": e.kind, "baseline": e.baseline_value,
-                                                   "current": e.current_value, "p_value": e.p_value})
+                                                   "current": e.current_value, "p_value": e.p_value,
+                                                   "since": e.first_obs_at, "event_id": e.id})
             elif u.action in ("resolved", "accepted"):
                 self.metrics.drift_active.set(e.canary, e.target, e.signal, value=0)
                 log.info("drift %s", u.action, extra={"canary": e.canary, "target": e.target, "signal": e.signal})

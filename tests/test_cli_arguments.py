@@ -174,7 +174,17 @@ def test_run_on_a_busy_port_leaves_no_new_store_file(tmp_path: Path, steady_sim:
         out = cli("run", "-c", str(cfg), env={"K": "k"}, timeout=60)
     assert out.returncode == 2 and f"cannot listen on 127.0.0.1:{port}" in out.stderr, out.stderr
     assert list(tmp_path.glob("m.db*")) == []
+    # Found by QA: the error named the address but not where it came from, as every other config error does
+    assert f"{cfg}: http.listen: cannot listen on 127.0.0.1:{port}: Address already in use" in out.stderr, out.stderr
 
+
+def test_run_without_a_targets_key_leaves_no_new_store_file(tmp_path: Path, steady_sim: SimServer) -> None:
+    # Found by QA: `run` with the key's variable unset created (and migrated) an empty SQLite store, then refused
+    # to start, as a busy http.listen once did
+    cfg = write_config(tmp_path, two_targets(steady_sim), ONE)
+    out = cli("run", "-c", str(cfg), env={}, timeout=60)
+    assert out.returncode == 2 and "environment variable K (named by api_key_env) is not set" in out.stderr, out.stderr
+    assert list(tmp_path.glob("m.db*")) == []
 
 def test_the_commands_a_newcomer_runs_first_explain_themselves_in_their_help(capsys: pytest.CaptureFixture[str]) -> None:
     # Found by QA: `probe --help` did not give its exit codes and `baseline --help` listed show, accept, reset and pin

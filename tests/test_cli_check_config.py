@@ -40,6 +40,23 @@ def test_check_config_ok_and_bad(tmp_path: Path, steady_sim: SimServer, cli: Cli
     assert f"{tmp_path / 'probes' / 'p.yaml'}:4: canaries[0].samples: Input should be a valid integer" in bad.stderr
 
 
+def test_an_unknown_key_that_is_a_typo_names_the_key_meant(tmp_path: Path, cli: CliRun) -> None:
+    # Found by QA (an SRE's first day): `tag:` for `tags:`, `api_key_evn:`, `patern:` were each "unknown key", the
+    # key meant left to find in the README; a key one edit away from a known one at that place is named now
+    target = "  - {id: t, provider: openai, base_url: 'http://127.0.0.1:9/v1', model: m, api_key_evn: K}"
+    canary = ("canaries:\n  - id: c1\n    messages: [{role: user, content: hi}]\n    tag: [x]\n"
+              "    checks:\n      - {type: regex, patern: 'a'}\n")
+    cfg = write_config(tmp_path, target, canary, extra="drift: {windw: 40}\nrefusal: {colour: x}\n")
+    bad = cli("check-config", "-c", str(cfg))
+    probes = tmp_path / "probes" / "p.yaml"
+    assert bad.returncode == 2
+    for line in (f"{cfg}:2: targets[0].api_key_evn: unknown key; did you mean api_key_env? (value: '<redacted>')",
+                 f"{cfg}:6: drift.windw: unknown key; did you mean window? (value: 40)",
+                 f"{cfg}:7: refusal.colour: unknown key (value: 'x')",  # no key is one edit away: none named
+                 f"{probes}:4: canaries[0].tag: unknown key; did you mean tags?",
+                 f"{probes}:6: canaries[0].checks[0].patern: unknown key; did you mean pattern? (value: 'a')"):
+        assert line in bad.stderr, bad.stderr
+
 def test_check_config_warns_of_a_probe_folder_holding_no_probe_file(tmp_path: Path, cli: CliRun) -> None:
     cfg = write_config(tmp_path, "  - {id: gpt, provider: openai, base_url: 'http://127.0.0.1:9/v1', model: m}", ONE)
     (tmp_path / "more").mkdir()

@@ -136,7 +136,7 @@ def test_a_sinks_literal_secret_is_named_at_its_line_and_not_echoed(tmp_path: Pa
 def test_a_number_under_a_secret_sounding_key_is_shown(tmp_path: Path) -> None:
     path = setup(tmp_path, probes=BASIC + "    params: {max_token: 5}\n")
     (msg,) = issues(path)
-    assert "params.max_token: unknown key (value: 5)" in msg
+    assert "params.max_token: unknown key; did you mean max_tokens? (value: 5)" in msg
 
 
 def test_a_token_count_written_as_text_is_shown(tmp_path: Path) -> None:

@@ -157,8 +157,8 @@ def test_an_unknown_key_with_a_block_value_is_named_at_the_keys_line(tmp_path: P
     target = "  - id: t\n    provider: openai\n    base_url: 'http://127.0.0.1:9/v1'\n    model: m\n    headerz:\n\n      X-A: b"
     cfg = write_config(tmp_path, target, "canary:\n  - id: c1\n",
                        extra="storgae:\n  url: x\n")
-    assert problems(cfg) == [f"{tmp_path / 'monitor.yaml'}:6: targets[0].headerz: unknown key",
-                             f"{tmp_path / 'monitor.yaml'}:12: storgae: unknown key",
+    assert problems(cfg) == [f"{tmp_path / 'monitor.yaml'}:6: targets[0].headerz: unknown key; did you mean headers?",
+                             f"{tmp_path / 'monitor.yaml'}:12: storgae: unknown key; did you mean storage?",
                              f"{tmp_path / 'probes' / 'p.yaml'}:1: canary: unknown key"]
 
 

@@ -101,6 +101,25 @@ def test_the_drift_table_prints_times_in_utc_with_their_offset_and_json_as_store
         "2026-11-30T09:45:12.123456+00:00", "2026-11-30T08:30:00+01:00"]  # as stored: ISO 8601 with its offset
 
 
+def test_the_drift_table_says_since_when_beside_when_the_event_opened(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Found by QA (an SRE's first day): the table showed only when an event was detected (`opened`), not the
+    # estimated start of the change (first_obs_at), which the webhook, Slack and --json all give as "since"; and
+    # long ids and values squeezed the time to `2026-12-03T19:20:32+00:…`
+    canary = "c1-" + "long-canary-id-" * 4
+    cfg = write_config(tmp_path, TARGETS, canaries(canary))
+    store = Store(f"sqlite:///{tmp_path / 'm.db'}")
+    store.migrate()
+    long = {**event(canary, "t", "check:" + "mentions-a-command-" * 3, opened_at="2026-11-30T09:07:30+00:00"),
+            "baseline_value": "sim-gpt-2025-01-15-" + "x" * 50, "current_value": "sim-gpt-2025-03-01-" + "y" * 50}
+    DriftRepository(store.engine).save_events([long])
+    store.close()
+    code, out, _ = Cli(capsys)("drift", "-c", str(cfg))
+    header = [w for w in next(line for line in out.splitlines() if "opened" in line).split() if w != "┃"]
+    row = [w for w in next(line for line in out.splitlines() if "c1-" in line).split() if w != "│"]
+    assert code == 0 and header[:2] == ["opened", "since"], out
+    assert row[:2] == ["2026-11-30T09:07:30+00:00", "2026-11-30T09:00:00+00:00"], out
+
 def test_baseline_show_gives_a_pinned_baselines_range_and_the_others_time_made(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     cfg = write_config(tmp_path, TARGETS, canaries("c1"))

@@ -177,3 +177,24 @@ async def test_replay_shows_a_rising_refusal_rate_with_a_refusal_as_the_daemon_d
     assert sum(r["refusal"] in ("partial", "full") for r in rows[60:]) < 50  # most answers are still answers
     current = refused["evidence"]["current_completion"]
     assert any(r["text"] == current and r["refusal"] in ("partial", "full") for r in rows[60:]), current
+
+
+async def test_the_drift_opened_log_line_says_since_when(
+        tmp_path: Path, cli: CliRun, caplog: pytest.LogCaptureFixture) -> None:
+    # Found by QA (an SRE's first day): the `drift opened` line said what changed but not since when (the event's
+    # first_obs_at, which the webhook, Slack and `drift` give), so a log search could not date the change
+    import logging
+
+    with SimServer(two_phases("since", 8, response_model="m-2025-03-01")) as sim:
+        app, cfg_path, canary, target = await started_app(tmp_path, sim, PROBES_C1, "{baseline_size: 10}")
+        try:
+            with caplog.at_level(logging.WARNING, logger="monitor"):
+                await through_change(app, sim, canary, target, before=3, after=1)
+        finally:
+            await app.stop()
+    event = next(e for e in map(json.loads, cli("drift", "-c", str(cfg_path), "--json").stdout.splitlines())
+                 if e["signal"] == "response_model")
+    opened = [r for r in caplog.records if r.getMessage() == "drift opened" and r.signal == "response_model"]
+    # the estimate at the opening: a run's samples finish out of order, and a later one may move it earlier
+    assert [r.event_id for r in opened] == [event["id"]]
+    assert event["first_obs_at"] <= opened[0].since <= event["opened_at"], (opened[0].since, event)

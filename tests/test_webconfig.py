@@ -105,7 +105,7 @@ REJECTED = [
                                   "tls_server_config:, basic_auth_users:), got a str"]),
     ("root:$6$secret-hash:19000:0:99999:7:::\n", ["web.yml:1: (top level): unknown key, not a name (not shown); "
                                                    "expected tls_server_config:, basic_auth_users:"]),
-    ("tls_server_confg: {}\n", ["web.yml:1: tls_server_confg: unknown key"]),
+    ("tls_server_confg: {}\n", ["web.yml:1: tls_server_confg: unknown key; did you mean tls_server_config?"]),
 ]
 
 

@@ -43,17 +43,19 @@ NOT_CONFIGURED = "open (not configured)"  # an open event whose pair (or check) 
 
 
 def events_table(events: list[dict[str, Any]], title: str, configured: Configured | None = None) -> Table:
-    """The events as a table; given what is `configured`, an open event of another pair, or of a check its pair
+    """The events as a table, each with when it opened and since when (its change's estimated start); given what is `configured`, an open event of another pair, or of a check its pair
     no longer has (a canary, target or check since removed: nothing watches it, it resumes if it comes back), shows
     state `NOT_CONFIGURED`."""
     table = Table(title=title, header_style="bold")
-    for col in ("opened", "canary", "target", "signal", "kind", "state", "baseline", "current", "test", "n"):
-        table.add_column(col, no_wrap=col in {"canary", "signal"})
+    for col in ("opened", "since", "canary", "target", "signal", "kind", "state", "baseline", "current", "test", "n"):
+        # a time is never cut (2026-12-03T19:20:32+00:…) to make room for long values: the other columns fold
+        table.add_column(col, no_wrap=col in {"canary", "signal", "opened", "since"},
+                         min_width=25 if col in {"opened", "since"} else None)
     for e in events:  # Text cells: canary ids, check names and served models are data, never console markup
         state = e["state"]
         if state == "open" and configured is not None and not configured.event(e):
             state = NOT_CONFIGURED
-        table.add_row(*map(cell, (utc_time(e.get("opened_at")), e["canary"], e["target"], e["signal"], e["kind"],
+        table.add_row(*map(cell, (utc_time(e.get("opened_at")), utc_time(e.get("first_obs_at")), e["canary"], e["target"], e["signal"], e["kind"],
                                   state, _fmt(e.get("baseline_value")), _fmt(e.get("current_value")),
                                   decision(e), f"{e.get('baseline_n', '')}/{e.get('current_n', '')}")))
     return table

@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from monitor.config.nearest_key import nearest_key
 from monitor.config.yamlsrc import Located, at, dotted
 from monitor.errors import ConfigIssue
 from monitor.keyed_error import KEYED
@@ -49,7 +50,8 @@ def validate(model: type[M], src: Located, issues: list[ConfigIssue],
                 continue  # e.g. "" given for an unset ${VAR}: the variable is the problem, already reported
             reason = err["msg"].removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":
-                reason = "unknown key"
+                near = nearest_key(model, tuple(err["loc"]))  # a typo's key named: tag -> tags
+                reason = "unknown key" + (f"; did you mean {near}?" if near else "")
                 if len(loc) == 1 and hasattr(model, "UNECHOED") and not _NAME.fullmatch(str(loc[0])):
                     # a file named as this one may be any readable file: a line of a password file ending in
                     # ':' parses as a key, and is not shown
