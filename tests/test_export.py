@@ -157,6 +157,7 @@ async def test_baseline_show_says_why_a_target_has_no_baseline(tmp_path: Path,
     code, out, err = cli("baseline", "show", "c1", "-c", str(cfg))
     assert code == 0 and err == "", err
     assert "c1 @ t: no baseline yet (it forms from the first 10 successful observations)" in " ".join(out.split())
+    assert "baselines of c1" not in out and "canary" not in out  # and no empty table above the line (operator review)
 
 
 async def test_with_drift_off_baseline_show_diff_and_drift_say_so(tmp_path: Path,

@@ -159,7 +159,7 @@ def baseline(config_path: str, action: str, canary: str | None, target: str | No
                 table.add_row(*map(cell, (cid, shown_target, _since(row, firsts), row["source"], row["note"] or "",
                                           str(d.get("ready")), str(d.get("count")), str(reference_n(d)), left_out(d),
                                           ident, "yes" if row["active"] else "")))
-        if not json_out:
+        if not json_out and table.row_count:  # no rows: the lines below say why, an empty table would not
             console.print(table)
         for cid, tid in forming:  # an empty table alone does not say why
             (err_console if json_out else console).print(f"[yellow]{escape(cid)} @ {escape(tid)}: no baseline yet[/] "
