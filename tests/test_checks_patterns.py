@@ -8,6 +8,7 @@ import signal
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -111,3 +112,67 @@ def test_the_pattern_engine_loads_only_when_a_pattern_is_used() -> None:
             "print('regex' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "True"]
+
+
+# A pattern that backtracks for ever on a long run of `a`s that ends otherwise; the text is kept short here, and
+# `patterns.search` (spied on) gives up on it as the time limit would: the count of its calls, not the clock, tells.
+CATASTROPHIC = "^(a+)+$"
+LONG = "a" * 16 + "b"
+DRAFT3, DRAFT4, DRAFT6 = (f"http://json-schema.org/draft-0{n}/schema#" for n in (3, 4, 6))
+DRAFT7 = "http://json-schema.org/draft-07/schema#"
+DRAFT2019, DRAFT2020 = "https://json-schema.org/draft/2019-09/schema", "https://json-schema.org/draft/2020-12/schema"
+
+
+@pytest.fixture
+def matched(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The patterns matched under the time limit; CATASTROPHIC gives up, as it would on a long text."""
+    from monitor.checks import patterns
+
+    seen: list[str] = []
+    real = patterns.search
+
+    def search(rx: Any, text: str) -> Any:
+        seen.append(rx.pattern)
+        if rx.pattern == CATASTROPHIC:
+            raise patterns.PatternTimeout(rx.pattern, len(text))
+        return real(rx, text)
+
+    monkeypatch.setattr(patterns, "search", search)
+    return seen
+
+
+@pytest.mark.parametrize(("schema", "answer"), [
+    # a subschema of another dialect, by its own $schema (jsonschema switches to that dialect's validator there)
+    ({"properties": {"a": {"$schema": DRAFT7, "type": "string", "pattern": CATASTROPHIC}}}, {"a": LONG}),
+    ({"properties": {"a": {"$schema": DRAFT3, "pattern": CATASTROPHIC}}}, {"a": LONG}),
+    ({"$schema": DRAFT7, "properties": {"a": {"$schema": DRAFT2019, "pattern": CATASTROPHIC}}}, {"a": LONG}),
+    # the same dialect named again
+    ({"properties": {"a": {"$schema": DRAFT2020, "pattern": CATASTROPHIC}}}, {"a": LONG}),
+    ({"items": {"$schema": DRAFT4, "patternProperties": {CATASTROPHIC: {}}}}, [{LONG: 1}]),
+    ({"properties": {"a": {"$schema": DRAFT6, "propertyNames": {"pattern": CATASTROPHIC}}}}, {"a": {LONG: 1}}),
+    ({"allOf": [{"$schema": DRAFT7, "if": {"pattern": CATASTROPHIC}, "then": {}}]}, LONG),
+    # a reference into an embedded resource of another dialect
+    ({"$ref": "urn:x", "$defs": {"x": {"$id": "urn:x", "$schema": DRAFT7, "pattern": CATASTROPHIC}}}, LONG),
+    ({"$schema": DRAFT7, "definitions": {"x": {"$id": "urn:x", "$schema": DRAFT2020,
+                                               "patternProperties": {CATASTROPHIC: {}}}},
+      "properties": {"a": {"$ref": "urn:x"}}}, {"a": {LONG: 1}}),
+])
+def test_a_pattern_of_a_part_of_another_dialect_is_matched_under_the_same_limit(
+        matched: list[str], schema: dict, answer: object) -> None:
+    result = evaluate(parse_check({"type": "json_schema", "schema": schema}), obs(json.dumps(answer)))
+    assert CATASTROPHIC in matched
+    assert result.passed is None and "catastrophic backtracking" in result.detail
+    tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object",
+                                                                          "properties": {"x": schema}}}}]
+    result = evaluate(parse_check({"type": "tool_call", "function": "f"}), obs("", json.dumps({"x": answer})),
+                      canary={"tools": tools})
+    assert result.passed is None and "catastrophic backtracking" in result.detail
+
+
+def test_a_meta_schemas_patterns_are_matched_under_the_same_limit(matched: list[str]) -> None:
+    """A reference to a meta-schema jsonschema ships (an answer that is a schema) is validated by that dialect's
+    validator, which matches its `$anchor` pattern under the limit too."""
+    schema = {"$ref": DRAFT2020}
+    assert evaluate(parse_check({"type": "json_schema", "schema": schema}), obs('{"$anchor": "x"}')).passed is True
+    assert evaluate(parse_check({"type": "json_schema", "schema": schema}), obs('{"$anchor": "1"}')).passed is False
+    assert "^[A-Za-z_][-A-Za-z0-9._]*$" in matched
