@@ -11,10 +11,11 @@ _TIMED: dict[type, type] = {}  # each stock class's timed one, and each timed on
 
 
 def timed(cls: Any) -> Any:
-    """The validator class `cls` with `pattern` and `patternProperties` matched under a time limit (see patterns),
-    switching to the timed class of a dialect wherever validation does: a subschema's own `$schema` (a part of
-    another dialect, an embedded resource, a meta-schema reached by a `$ref`) makes jsonschema's `evolve` pick that
-    dialect's stock class, which matches with `re` and no limit."""
+    """The validator class `cls` with the keywords that match a pattern against the answer (`pattern`,
+    `patternProperties`, and the `additionalProperties` and `unevaluatedProperties` leaving out the keys it matches)
+    matching it under a time limit (see patterns), switching to the timed class of a dialect wherever validation
+    does: a subschema's own `$schema` (a part of another dialect, an embedded resource, a meta-schema reached by a
+    `$ref`) makes jsonschema's `evolve` pick that dialect's stock class, which matches with `re` and no limit."""
     if cls not in _TIMED:
         import attrs
         import jsonschema
@@ -28,10 +29,25 @@ def timed(cls: Any) -> Any:
                     changes[field.alias] = getattr(self, field.name)
             return new(**changes)
 
-        made = jsonschema.validators.extend(cls, {"pattern": _pattern, "patternProperties": _pattern_properties})
+        made = jsonschema.validators.extend(cls, _limited(cls))
         made.evolve = evolve
         _TIMED[cls] = _TIMED[made] = made
     return _TIMED[cls]
+
+
+def _limited(cls: Any) -> dict[str, Any]:
+    """The time-limited functions of the keywords of `cls` that match a pattern against the answer."""
+    import jsonschema
+
+    from monitor.checks import schema_unevaluated as unevaluated
+
+    legacy = cls.VALIDATORS.get("unevaluatedProperties") is jsonschema.Draft201909Validator.VALIDATORS[
+        "unevaluatedProperties"]
+    limited = {"pattern": _pattern, "patternProperties": _pattern_properties,
+               "additionalProperties": unevaluated.additional_properties,
+               "unevaluatedProperties": unevaluated.unevaluated_properties_2019 if legacy
+               else unevaluated.unevaluated_properties}
+    return {key: fn for key, fn in limited.items() if key in cls.VALIDATORS}
 
 
 def _pattern(validator: Any, patrn: str, instance: Any, schema: Any) -> Any:
