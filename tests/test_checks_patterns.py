@@ -256,3 +256,17 @@ def test_additional_and_unevaluated_properties_decide_as_jsonschema_does(schema:
     error = jsonschema.exceptions.best_match(jsonschema.validators.validator_for(schema)(schema).iter_errors(answer))
     stock = None if error is None else f"at {'/'.join(map(str, error.absolute_path)) or '(root)'}: {error.message}"
     assert schema_errors(answer, schema) == stock
+
+
+@pytest.mark.parametrize("schema", [
+    {"format": "regex"},
+    {"properties": {"a": {"$schema": DRAFT7, "format": "regex"}}},
+    {"$ref": "urn:x", "$defs": {"x": {"$id": "urn:x", "$schema": DRAFT2019, "propertyNames": {"format": "regex"}}}},
+])
+def test_a_format_regex_is_not_asserted_so_no_answer_is_compiled_in_any_dialect(matched: Matched,
+                                                                                 schema: dict) -> None:
+    """jsonschema asserts `format` only with a format checker, which validation is not given (nor one of another
+    dialect's validators, evolving from it): an answer is never compiled as a pattern, however long."""
+    answer = {"a": "(" * 3, "(": 1} if "$ref" in schema or "properties" in schema else "("
+    assert matched.evaluate(schema, answer).passed is True
+    assert not matched.timed and not matched.untimed
