@@ -6,8 +6,11 @@ from __future__ import annotations
 import json
 import signal
 import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -111,3 +114,159 @@ def test_the_pattern_engine_loads_only_when_a_pattern_is_used() -> None:
             "print('regex' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "True"]
+
+
+# A pattern that backtracks for ever on a long run of `a`s that ends otherwise; the text is kept short here, and
+# `patterns.search` (spied on) gives up on it as the time limit would: the count of its calls, not the clock, tells.
+CATASTROPHIC = "^(a+)+$"
+LONG = "a" * 16 + "b"
+DRAFT3, DRAFT4, DRAFT6 = (f"http://json-schema.org/draft-0{n}/schema#" for n in (3, 4, 6))
+DRAFT7 = "http://json-schema.org/draft-07/schema#"
+DRAFT2019, DRAFT2020 = "https://json-schema.org/draft/2019-09/schema", "https://json-schema.org/draft/2020-12/schema"
+
+
+@dataclass
+class Matched:
+    timed: list[str] = field(default_factory=list)  # patterns matched under the time limit
+    untimed: list[str] = field(default_factory=list)  # by jsonschema's own keywords, with `re` and no limit
+
+    def evaluate(self, schema: dict, answer: object) -> Any:
+        """The json_schema check's result, what it matched recorded from its load on (the meta-schemas' own patterns,
+        matched against the schema there, are left out)."""
+        check = parse_check({"type": "json_schema", "schema": schema})
+        self.timed.clear()
+        self.untimed.clear()
+        return evaluate(check, obs(json.dumps(answer)))
+
+
+@pytest.fixture
+def matched(monkeypatch: pytest.MonkeyPatch) -> Matched:
+    """The patterns matched with and without the time limit; CATASTROPHIC gives up under it, as on a long text."""
+    import re
+
+    import jsonschema._keywords
+    import jsonschema._legacy_keywords
+    import jsonschema._utils
+
+    from monitor.checks import patterns
+
+    seen = Matched()
+    real = patterns.search
+
+    def search(rx: Any, text: str) -> Any:
+        seen.timed.append(rx.pattern)
+        if rx.pattern == CATASTROPHIC:
+            raise patterns.PatternTimeout(rx.pattern, len(text))
+        return real(rx, text)
+
+    def untimed(pattern: str, text: str, *args: Any) -> Any:
+        seen.untimed.append(pattern)
+        return re.search(pattern, text, *args)
+
+    monkeypatch.setattr(patterns, "search", search)
+    for module in (jsonschema._keywords, jsonschema._legacy_keywords, jsonschema._utils):
+        monkeypatch.setattr(module, "re", SimpleNamespace(search=untimed))
+    return seen
+
+
+@pytest.mark.parametrize(("schema", "answer"), [
+    # a subschema of another dialect, by its own $schema (jsonschema switches to that dialect's validator there)
+    ({"properties": {"a": {"$schema": DRAFT7, "type": "string", "pattern": CATASTROPHIC}}}, {"a": LONG}),
+    ({"properties": {"a": {"$schema": DRAFT3, "pattern": CATASTROPHIC}}}, {"a": LONG}),
+    ({"$schema": DRAFT7, "properties": {"a": {"$schema": DRAFT2019, "pattern": CATASTROPHIC}}}, {"a": LONG}),
+    # the same dialect named again
+    ({"properties": {"a": {"$schema": DRAFT2020, "pattern": CATASTROPHIC}}}, {"a": LONG}),
+    ({"items": {"$schema": DRAFT4, "patternProperties": {CATASTROPHIC: {}}}}, [{LONG: 1}]),
+    ({"properties": {"a": {"$schema": DRAFT6, "propertyNames": {"pattern": CATASTROPHIC}}}}, {"a": {LONG: 1}}),
+    ({"allOf": [{"$schema": DRAFT7, "if": {"pattern": CATASTROPHIC}, "then": {}}]}, LONG),
+    # a reference into an embedded resource of another dialect
+    ({"$ref": "urn:x", "$defs": {"x": {"$id": "urn:x", "$schema": DRAFT7, "pattern": CATASTROPHIC}}}, LONG),
+    ({"$schema": DRAFT7, "definitions": {"x": {"$id": "urn:x", "$schema": DRAFT2020,
+                                               "patternProperties": {CATASTROPHIC: {}}}},
+      "properties": {"a": {"$ref": "urn:x"}}}, {"a": {LONG: 1}}),
+])
+def test_a_pattern_of_a_part_of_another_dialect_is_matched_under_the_same_limit(
+        matched: Matched, schema: dict, answer: object) -> None:
+    result = matched.evaluate(schema, answer)
+    assert CATASTROPHIC in matched.timed and not matched.untimed
+    assert result.passed is None and "catastrophic backtracking" in result.detail
+    tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object",
+                                                                          "properties": {"x": schema}}}}]
+    result = evaluate(parse_check({"type": "tool_call", "function": "f"}), obs("", json.dumps({"x": answer})),
+                      canary={"tools": tools})
+    assert result.passed is None and "catastrophic backtracking" in result.detail
+
+
+def test_a_meta_schemas_patterns_are_matched_under_the_same_limit(matched: Matched) -> None:
+    """A reference to a meta-schema jsonschema ships (an answer that is a schema) is validated by that dialect's
+    validator, which matches its `$anchor` pattern under the limit too."""
+    schema = {"$ref": DRAFT2020}
+    assert matched.evaluate(schema, {"$anchor": "1"}).passed is False
+    assert "^[A-Za-z_][-A-Za-z0-9._]*$" in matched.timed and not matched.untimed
+    assert matched.evaluate(schema, {"$anchor": "x"}).passed is True
+    assert "^[A-Za-z_][-A-Za-z0-9._]*$" in matched.timed and not matched.untimed
+
+
+@pytest.mark.parametrize(("schema", "answer"), [
+    # keywords that match `patternProperties` against the answer's keys themselves, to leave the ones matched out
+    ({"additionalProperties": False, "patternProperties": {CATASTROPHIC: {}}}, {LONG: 1}),
+    ({"additionalProperties": {"type": "string"}, "patternProperties": {CATASTROPHIC: {}}}, {LONG: 1}),
+    ({"$schema": DRAFT4, "additionalProperties": False, "patternProperties": {CATASTROPHIC: {}}}, {LONG: 1}),
+    ({"unevaluatedProperties": False, "patternProperties": {CATASTROPHIC: {}}}, {LONG: 1}),
+    ({"unevaluatedProperties": False, "$ref": "#/$defs/p", "$defs": {"p": {"patternProperties": {CATASTROPHIC: {}}}}},
+     {LONG: 1}),
+    ({"unevaluatedProperties": False, "dependentSchemas": {LONG: {"patternProperties": {CATASTROPHIC: {}}}}},
+     {LONG: 1}),
+    ({"$schema": DRAFT2019, "unevaluatedProperties": False, "patternProperties": {CATASTROPHIC: {}}}, {LONG: 1}),
+    ({"$schema": DRAFT2019, "unevaluatedProperties": False, "$ref": "#/$defs/p",
+      "$defs": {"p": {"patternProperties": {CATASTROPHIC: {}}}}}, {LONG: 1}),
+])
+def test_a_pattern_leaving_keys_out_of_additional_or_unevaluated_properties_is_matched_under_the_same_limit(
+        matched: Matched, schema: dict, answer: object) -> None:
+    result = matched.evaluate(schema, answer)
+    assert CATASTROPHIC in matched.timed and not matched.untimed
+    assert result.passed is None and "catastrophic backtracking" in result.detail
+
+
+@pytest.mark.parametrize("schema", [
+    {"additionalProperties": False, "properties": {"a": {}}, "patternProperties": {"^x": {}, "^y": {}}},
+    {"additionalProperties": False, "properties": {"a": {}}},
+    {"additionalProperties": {"type": "integer"}, "patternProperties": {"^x": {"type": "string"}}},
+    {"$schema": DRAFT3, "additionalProperties": False, "patternProperties": {"^x": {}}},
+    {"unevaluatedProperties": False, "patternProperties": {"^x": {}}, "properties": {"a": {}}},
+    {"unevaluatedProperties": {"type": "integer"}, "allOf": [{"patternProperties": {"^x": {}}}]},
+    {"unevaluatedProperties": False, "$ref": "#/$defs/p", "$defs": {"p": {"patternProperties": {"^x": {}}}}},
+    {"unevaluatedProperties": False, "if": {"required": ["a"]}, "then": {"patternProperties": {"^x": {}}},
+     "else": {"properties": {"b": {}}}},
+    {"unevaluatedProperties": False, "dependentSchemas": {"a": {"patternProperties": {"^x": {}}}},
+     "additionalProperties": {"type": "integer"}},
+    {"$schema": DRAFT2019, "unevaluatedProperties": False, "patternProperties": {"^x": {}},
+     "additionalProperties": {"type": "string"}},
+    {"$schema": DRAFT2019, "$recursiveAnchor": True, "unevaluatedProperties": False,
+     "properties": {"n": {"$recursiveRef": "#"}}, "anyOf": [{"patternProperties": {"^x": {}}}, {"required": ["z"]}]},
+])
+@pytest.mark.parametrize("answer", [{}, {"a": 1, "xy": "s"}, {"a": 1, "b": 2, "xy": 3}, {"b": "s", "yz": 1},
+                                    {"n": {"q": 1, "x": 2}, "xa": 1}, {"type": 1, "a": "s"}, []])
+def test_additional_and_unevaluated_properties_decide_as_jsonschema_does(schema: dict, answer: object) -> None:
+    """The time-limited keywords leave out the keys jsonschema's own do, and say so in the same words."""
+    import jsonschema
+
+    from monitor.checks.json_schema import schema_errors
+
+    error = jsonschema.exceptions.best_match(jsonschema.validators.validator_for(schema)(schema).iter_errors(answer))
+    stock = None if error is None else f"at {'/'.join(map(str, error.absolute_path)) or '(root)'}: {error.message}"
+    assert schema_errors(answer, schema) == stock
+
+
+@pytest.mark.parametrize("schema", [
+    {"format": "regex"},
+    {"properties": {"a": {"$schema": DRAFT7, "format": "regex"}}},
+    {"$ref": "urn:x", "$defs": {"x": {"$id": "urn:x", "$schema": DRAFT2019, "propertyNames": {"format": "regex"}}}},
+])
+def test_a_format_regex_is_not_asserted_so_no_answer_is_compiled_in_any_dialect(matched: Matched,
+                                                                                 schema: dict) -> None:
+    """jsonschema asserts `format` only with a format checker, which validation is not given (nor one of another
+    dialect's validators, evolving from it): an answer is never compiled as a pattern, however long."""
+    answer = {"a": "(" * 3, "(": 1} if "$ref" in schema or "properties" in schema else "("
+    assert matched.evaluate(schema, answer).passed is True
+    assert not matched.timed and not matched.untimed

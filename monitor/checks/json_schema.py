@@ -13,6 +13,7 @@ from monitor.checks import patterns
 from monitor.checks.base import BaseCheck, Context, Verdict
 from monitor.checks.json_valid import parse_json
 from monitor.checks.schema_refs import check_refs
+from monitor.checks.schema_timed import timed
 from monitor.checks.schema_walk import under
 from monitor.domain import Observation
 from monitor.errors import shown
@@ -153,38 +154,12 @@ def schema_errors(instance: Any, schema: dict[str, Any]) -> str | None:
     :class:`patterns.PatternTimeout` when a ``pattern`` of the schema backtracks past its time limit."""
     import jsonschema
 
-    validator = _timed(jsonschema.validators.validator_for(schema))(schema)
+    validator = timed(jsonschema.validators.validator_for(schema))(schema)
     error = jsonschema.exceptions.best_match(validator.iter_errors(instance))
     if error is None:
         return None
     where = "/".join(str(p) for p in error.absolute_path) or "(root)"
     return f"at {where}: {error.message}"
-
-
-_TIMED: dict[type, type] = {}
-
-
-def _timed(cls: Any) -> Any:
-    """The validator class with `pattern` and `patternProperties` matched under a time limit (see patterns)."""
-    if cls not in _TIMED:
-        import jsonschema
-        from jsonschema.exceptions import ValidationError
-
-        def pattern(validator: Any, patrn: str, instance: Any, schema: Any) -> Any:
-            if validator.is_type(instance, "string") and not patterns.search(patterns.compile_pattern(patrn), instance):
-                yield ValidationError(f"{instance!r} does not match {patrn!r}")
-
-        def pattern_properties(validator: Any, properties: dict[str, Any], instance: Any, schema: Any) -> Any:
-            if not validator.is_type(instance, "object"):
-                return
-            for patrn, subschema in properties.items():
-                rx = patterns.compile_pattern(patrn)
-                for k, v in instance.items():
-                    if patterns.search(rx, k):
-                        yield from validator.descend(v, subschema, path=k, schema_path=patrn)
-
-        _TIMED[cls] = jsonschema.validators.extend(cls, {"pattern": pattern, "patternProperties": pattern_properties})
-    return _TIMED[cls]
 
 
 def json_schema(spec: JsonSchemaCheck, obs: Observation, ctx: Context) -> Verdict:
