@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +55,8 @@ def _dgbsv() -> Any:
         import scipy
 
         folder = Path(scipy.__file__).parent / "linalg"
-        files = sorted(folder.glob("_flapack.*.so")) + sorted(folder.glob("_flapack.*.pyd"))
+        # the file the import system would pick: the first of this interpreter's extension suffixes present
+        files = [folder / f"_flapack{suffix}" for suffix in EXTENSION_SUFFIXES if (folder / f"_flapack{suffix}").is_file()]
         spec = importlib.util.spec_from_file_location(name, files[0]) if files else None
         if spec is not None and spec.loader is not None:
             loaded = importlib.util.module_from_spec(spec)
