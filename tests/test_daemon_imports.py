@@ -35,3 +35,18 @@ def test_importing_httpx_does_not_load_its_command_line_client() -> None:
     assert _loaded("monitor.app, monitor.config", ["httpx._main", "pygments", "rich"]) == []
     assert _loaded("monitor.app, monitor.config, monitor.commands.run, monitor.cli", ["httpx._main", "pygments"]) == []
     assert _loaded("monitor, httpx", ["httpx"]) == ["httpx"]  # httpx itself still imports, its `main` a stub
+
+
+def test_importing_uvicorn_does_not_load_its_command_line_entry_point() -> None:
+    """uvicorn's `__init__` imports `uvicorn.main`, its command line (click, the reloader and worker supervisors):
+    1.4 MB resident in every daemon process, which serves with `uvicorn.Server` only. `uvicorn.run` and
+    `uvicorn.main` still work, loading the real module when called (or when another of its names is asked for)."""
+    unused = ["uvicorn.supervisors", "click"]
+    assert _loaded("monitor.app, monitor.config, monitor.commands.run, monitor.cli, monitor.sim.server", unused) == []
+    code = ("import sys, monitor, uvicorn, uvicorn.server; from monitor.http import Server; "
+            "print(uvicorn.Server is uvicorn.server.Server, issubclass(Server, uvicorn.Server), 'click' in sys.modules); "
+            "from uvicorn.main import STARTUP_FAILURE; import uvicorn.main; "
+            "print(STARTUP_FAILURE, 'click' in sys.modules, callable(uvicorn.main), callable(uvicorn.run))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[-2:] == ["True True False", "3 True True True"]

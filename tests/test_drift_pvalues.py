@@ -71,13 +71,24 @@ def test_the_daemon_does_not_import_scipy_stats() -> None:
 def test_the_daemon_imports_nothing_it_does_not_use_by_default() -> None:
     """What the default daemon never uses stays unloaded (memory), and NumPy's namespace is whole afterwards."""
     unused = ["numpy.f2py", "numpy.testing", "numpy.ma", "numpy.polynomial", "jsonschema", "opentelemetry.sdk",
-              "sqlalchemy.dialects.postgresql", "alembic"]
+              "sqlalchemy.dialects.postgresql", "alembic", "scipy.linalg"]
     code = ("import sys, monitor.app, monitor.cli; from monitor.drift import DriftEngine, replay; import numpy; "
             "assert 'scipy.special' in sys.modules; "
             f"print([m for m in {unused!r} if m in sys.modules]); "
             "print(all(n in dir(numpy) for n in ('ma', 'testing', 'polynomial'))); print(numpy.ma.masked_array([1]).sum())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split("\n")[:3] == ["[]", "True", "1"]
+
+
+def test_the_banded_solver_loaded_without_scipy_linalg_is_lapacks_and_scipy_linalg_still_imports() -> None:
+    """`dgbsv` comes from LAPACK's extension module, loaded without running `scipy.linalg`'s `__init__` (5 MB resident
+    the daemon does not use); importing `scipy.linalg` afterwards works and gives the same solver."""
+    code = ("import sys; from monitor.drift.cusum import arl_int; a = arl_int(0.07, 5, 2, 40); "
+            "print('scipy.linalg' in sys.modules); import scipy.linalg, scipy.linalg.lapack; "
+            "from monitor.drift._lean_scipy import dgbsv; "
+            "print(arl_int(0.07, 5, 2, 40) == a, dgbsv.__doc__ == scipy.linalg.lapack.dgbsv.__doc__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split("\n")[:2] == ["False", "True True"]
 
 
 def test_a_lazy_export_named_like_its_module_is_itself_whichever_name_is_asked_for_first() -> None:
