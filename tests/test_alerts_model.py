@@ -141,3 +141,33 @@ async def test_what_slack_is_told_reads_as_a_change(sqlite_store: Store) -> None
         await al.stop()
     assert texts == [":rotating_light: [warning] hello @ gpt: completion changed (mmd_spectrum, p=0.00022)",
                      ":rotating_light: [warning] other @ gpt: check:refusal 1 -&gt; 0.176"]  # Slack shows ->
+
+
+async def test_a_change_back_within_the_cooldown_reaches_a_webhook_also_after_a_restart(
+        sqlite_store: Store) -> None:
+    # Found by an operator review: fp_a -> fp_b was sent, one canary's change accepted, then fp_b -> fp_a within the
+    # cooldown opened an event but wrote no model.changed row: the receiver kept believing fp_b was served.
+    t0 = utcnow().replace(microsecond=0)
+    now = [t0]
+    with Receiver() as hook:
+        cfg = AlertsConfig.model_validate({"group_wait": "0s", "cooldown": "30m",
+                                           "sinks": [{"name": "hook", "type": "webhook", "url": hook.url}]})
+        al = build_alerting(cfg, sqlite_store, environ={}, now=lambda: now[0])
+        there = model_event("system_fingerprint", baseline_value="fp_a", current_value="fp_b", id="e1")
+        assert len(await al.publish([alert_event(EventUpdate("opened", there))])) == 1
+        await al.sender.flush()
+        there.state, there.accepted_at = "accepted", t0.isoformat()
+        assert await al.publish([alert_event(EventUpdate("accepted", there))]) == []  # a notice: no end to send
+        await al.stop()
+        now[0] = t0 + timedelta(minutes=10)
+        al = build_alerting(cfg, sqlite_store, environ={}, now=lambda: now[0])  # a restart: memory from the outbox
+        al.resync()
+        back = model_event("system_fingerprint", baseline_value="fp_b", current_value="fp_a", id="e2")
+        [row] = await al.publish([alert_event(EventUpdate("opened", back))])
+        assert row.payload["evidence"]["current_value"] == "fp_a"
+        now[0] = t0 + timedelta(minutes=15)  # flapping: fp_b again within the cooldown is a repeat
+        again = model_event("system_fingerprint", baseline_value="fp_a", current_value="fp_b", id="e3")
+        assert await al.publish([alert_event(EventUpdate("opened", again))]) == []
+        await al.sender.flush()
+        assert [r.json["data"]["changes"][0]["to"] for r in hook.delivered] == ["fp_b", "fp_a"]
+        await al.stop()

@@ -157,10 +157,10 @@ class Alerting(Reconciling):
         since = self.now() - timedelta(seconds=max(self.cfg.cooldown, 1.0))
         with self._memory_lock:
             read_at = self._changes
-        fresh = self.outbox.last_firing(since)
+        fresh, announced = self.outbox.last_firing(since), self.outbox.model_announced(since)
         with self._memory_lock:
             self.policy.seed({k: v for k, v in fresh.items()
-                              if not self._writing[k] and self._changed.get(k, 0) <= read_at})
+                              if not self._writing[k] and self._changed.get(k, 0) <= read_at}, announced)
 
     def _touch(self, keys: Iterable[CooldownKey], writing: int) -> None:
         """Note that the memory of `keys` changed (holding `_memory_lock`); `writing`: +1 as their rows are
@@ -269,7 +269,8 @@ class Alerting(Reconciling):
         if moved:
             log.info("canary health alerts an older release wrote moved to signal health", extra={"rows": moved})
         since = self.now() - timedelta(seconds=max(self.cfg.cooldown, 1.0))
-        self.policy.seed(await asyncio.to_thread(self.outbox.last_firing, since))
+        self.policy.seed(await asyncio.to_thread(self.outbox.last_firing, since),
+                         await asyncio.to_thread(self.outbox.model_announced, since))
         await asyncio.to_thread(self.inhibitor.seed, self.outbox.engine, self.now())
         if pairs is not None:
             await self.retire(pairs, checks)
