@@ -225,3 +225,25 @@ def test_the_announced_model_values_survive_a_restart() -> None:
         == {"chat", "am"}
     assert {n.sink for n in pol.notifications(model("fp_a", "fp_b"), T0 + timedelta(minutes=6))} \
         == {"hook", "chat", "am"}
+
+
+def test_what_the_cooldown_drops_is_reported_with_until_when() -> None:
+    pol = Policy(cfg())
+    pol.notifications(model("fp_b", "fp_a"), T0)
+    dropped: list = []
+    assert {n.sink for n in pol.notifications(model("fp_b", "fp_a", canary="c2"), T0 + timedelta(minutes=5),
+                                              suppressed=dropped)} == {"am"}
+    assert [(s.sink, s.event.canary, s.until) for s in dropped] == [("hook", "c2", T0 + timedelta(minutes=30)),
+                                                                     ("chat", "c2", T0 + timedelta(minutes=30))]
+    # a repeated drift.opened of the same canary x target x signal, its first one never resolved there
+    pol.notifications(ev(), T0 + timedelta(minutes=1))
+    dropped = []
+    assert {n.sink for n in pol.notifications(ev(event_id="e2"), T0 + timedelta(minutes=11), suppressed=dropped)} \
+        == {"am"}
+    assert [(s.sink, s.event.event_id, s.until) for s in dropped] == [("hook", "e2", T0 + timedelta(minutes=31)),
+                                                                      ("chat", "e2", T0 + timedelta(minutes=31))]
+    # the end of a model change is not sent to them by design (a notice, not an alert): no suppression
+    dropped = []
+    end = ev("drift.accepted", signal="system_fingerprint", event_id="c1-fp_b", evidence={"test": "first_seen"})
+    assert {n.sink for n in pol.notifications(end, T0 + timedelta(minutes=13), suppressed=dropped)} == {"am"}
+    assert dropped == []

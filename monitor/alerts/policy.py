@@ -66,13 +66,23 @@ def _announced(last: CooldownEntry, now: datetime, cooldown: float) -> dict[Chan
     return {c: t for c, t in last.announced.items() if (now - t).total_seconds() < cooldown}
 
 
+@dataclass(frozen=True)
+class Suppressed:
+    """A message the cooldown kept from a sink: the event, the sink, and until when the cooldown runs (for a model
+    change, that of the change as it was told; else that of the alert's last firing message)."""
+
+    sink: str
+    event: AlertEvent
+    until: datetime
+
+
 @dataclass
 class Plan:
     """What one event produces: the notifications to enqueue and the cooldown entries to remember."""
 
     notifications: list[Notification] = field(default_factory=list)
     remember: dict[CooldownKey, CooldownEntry] = field(default_factory=dict)
-    suppressed: list[str] = field(default_factory=list)  # sinks skipped by cooldown
+    suppressed: list[Suppressed] = field(default_factory=list)  # kept from a sink by the cooldown
 
 
 _last_ns = 0
@@ -191,7 +201,8 @@ def plan(event: AlertEvent, cfg: AlertsConfig, now: datetime, memory: Mapping[Co
                 told = _announced(last, now, cfg.cooldown) if grouped else {}
                 collecting = grouped and age < cfg.group_wait
                 if not collecting and (not grouped or _change(event) in told):
-                    out.suppressed.append(sink)
+                    since = told[_change(event)] if grouped else last.fired_at
+                    out.suppressed.append(Suppressed(sink, event, since + timedelta(seconds=cfg.cooldown)))
                     if event.kind in FIRING:
                         out.remember[key] = CooldownEntry(last.fired_at, open=last.open)
                     continue
@@ -205,8 +216,7 @@ def plan(event: AlertEvent, cfg: AlertsConfig, now: datetime, memory: Mapping[Co
         elif event.kind in RESOLVING:
             if cooled and (condition_of(event.kind, event.evidence) == "model"
                            or (last is not None and not last.open)):
-                out.suppressed.append(sink)  # its firing message was suppressed: nothing to resolve there
-                continue
+                continue  # a model change's end (a notice, not an alert), or its firing message was not sent there
             if last is not None:
                 out.remember[key] = CooldownEntry(last.fired_at, open=False, resolved=True)
         # A change seldom moves one signal: webhook and Slack get the drift of one canary x target seen within
@@ -328,11 +338,12 @@ class Policy:
 
     def notifications(self, event: AlertEvent, now: datetime,
                       undo: dict[CooldownKey, CooldownEntry | None] | None = None,
-                      also: Iterable[str] = (), only: Iterable[str] | None = None) -> list[Notification]:
+                      also: Iterable[str] = (), only: Iterable[str] | None = None,
+                      suppressed: list[Suppressed] | None = None) -> list[Notification]:
         """Return the notifications for an event and remember what was sent; `undo` collects what the memory held
         before, for :meth:`restore` when the notifications are not stored after all. `also`: sinks it goes to
         besides those its routes name (an end, to the sinks told its alert fires); `only`: the sinks it goes to,
-        its routes aside."""
+        its routes aside; `suppressed` collects what the cooldown kept from a sink."""
         sinks = None
         if only is not None:
             chosen = set(only)
@@ -345,6 +356,8 @@ class Policy:
             for key in p.remember:
                 undo.setdefault(key, self.memory.get(key))
         self.memory.update(p.remember)
+        if suppressed is not None:
+            suppressed += p.suppressed
         return p.notifications
 
     def restore(self, undo: Mapping[CooldownKey, CooldownEntry | None]) -> None:
