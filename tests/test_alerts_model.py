@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import yaml
+from prometheus_client import CollectorRegistry
 
 from monitor.alerts import AlertsConfig, build_alerting
 from monitor.alerts.policy import plan
@@ -15,6 +18,7 @@ from monitor.domain import utcnow
 from monitor.drift.events import MODEL, DriftEvent, EventUpdate
 from monitor.drift_alerts import alert_event
 from monitor.store import Store
+from monitor.telemetry.metrics import Metrics
 from tests.support.prom import BLACKHOLE, active_alerts, start_alertmanager
 from tests.support.receiver import Receiver
 
@@ -141,3 +145,68 @@ async def test_what_slack_is_told_reads_as_a_change(sqlite_store: Store) -> None
         await al.stop()
     assert texts == [":rotating_light: [warning] hello @ gpt: completion changed (mmd_spectrum, p=0.00022)",
                      ":rotating_light: [warning] other @ gpt: check:refusal 1 -&gt; 0.176"]  # Slack shows ->
+
+
+async def test_a_change_back_within_the_cooldown_reaches_a_webhook_also_after_a_restart(
+        sqlite_store: Store) -> None:
+    # Found by an operator review: fp_a -> fp_b was sent, one canary's change accepted, then fp_b -> fp_a within the
+    # cooldown opened an event but wrote no model.changed row: the receiver kept believing fp_b was served.
+    t0 = utcnow().replace(microsecond=0)
+    now = [t0]
+    with Receiver() as hook:
+        cfg = AlertsConfig.model_validate({"group_wait": "0s", "cooldown": "30m",
+                                           "sinks": [{"name": "hook", "type": "webhook", "url": hook.url}]})
+        al = build_alerting(cfg, sqlite_store, environ={}, now=lambda: now[0])
+        there = model_event("system_fingerprint", baseline_value="fp_a", current_value="fp_b", id="e1")
+        assert len(await al.publish([alert_event(EventUpdate("opened", there))])) == 1
+        await al.sender.flush()
+        there.state, there.accepted_at = "accepted", t0.isoformat()
+        assert await al.publish([alert_event(EventUpdate("accepted", there))]) == []  # a notice: no end to send
+        await al.stop()
+        now[0] = t0 + timedelta(minutes=10)
+        al = build_alerting(cfg, sqlite_store, environ={}, now=lambda: now[0])  # a restart: memory from the outbox
+        al.resync()
+        back = model_event("system_fingerprint", baseline_value="fp_b", current_value="fp_a", id="e2")
+        [row] = await al.publish([alert_event(EventUpdate("opened", back))])
+        assert row.payload["evidence"]["current_value"] == "fp_a"
+        now[0] = t0 + timedelta(minutes=15)  # flapping: fp_b again within the cooldown is a repeat
+        again = model_event("system_fingerprint", baseline_value="fp_a", current_value="fp_b", id="e3")
+        assert await al.publish([alert_event(EventUpdate("opened", again))]) == []
+        await al.sender.flush()
+        assert [r.json["data"]["changes"][0]["to"] for r in hook.delivered] == ["fp_b", "fp_a"]
+        await al.stop()
+
+
+async def test_a_repeat_the_cooldown_drops_is_logged_and_counted(sqlite_store: Store,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    registry = CollectorRegistry()
+    t0 = utcnow().replace(microsecond=0)
+    now = [t0]
+    cfg = AlertsConfig.model_validate({"group_wait": "0s", "cooldown": "30m", "sinks": [
+        {"name": "hook", "type": "webhook", "url": "http://127.0.0.1:1/h"},
+        {"name": "am", "type": "alertmanager", "url": "http://127.0.0.1:2"}]})
+    al = build_alerting(cfg, sqlite_store, environ={}, metrics=Metrics(registry), now=lambda: now[0])
+
+    def suppressed(sink: str) -> float | None:
+        return registry.get_sample_value("llm_monitor_notifications_suppressed_total",
+                                         {"sink": sink, "reason": "cooldown"})
+
+    assert (suppressed("hook"), suppressed("am")) == (0, 0)  # pre-initialised per sink
+    await al.publish([alert_event(EventUpdate("opened", model_event(id="e1")))])
+    now[0] = t0 + timedelta(minutes=5)
+    with caplog.at_level(logging.INFO, logger="monitor.alerts"):
+        written = await al.publish([alert_event(EventUpdate("opened", model_event(canary="bye", id="e2")))])
+    assert [n.sink for n in written] == ["am"]
+    assert (suppressed("hook"), suppressed("am")) == (1, 0)
+    [line] = [r for r in caplog.records if "cooldown" in r.getMessage()]
+    text = line.getMessage()
+    assert line.levelno == logging.INFO and line.sink == "hook"  # type: ignore[attr-defined]
+    assert "model.changed" in text and "gpt" in text and "response_model" in text and "gpt-4o-2024-11-20" in text
+    assert (t0 + timedelta(minutes=30)).isoformat() in text
+    # a repeated drift.opened of the same canary x target x signal (its first never resolved there) likewise
+    drift = model_event(signal="refusal_rate", kind="behaviour", test="cusum", baseline_value=0.02, current_value=0.4)
+    await al.publish([alert_event(EventUpdate("opened", drift))])
+    now[0] = t0 + timedelta(minutes=6)
+    await al.publish([alert_event(EventUpdate("opened", replace(drift, id="e9")))])
+    assert suppressed("hook") == 2
+    await al.stop()

@@ -128,6 +128,25 @@ def test_firing_state_per_sink(store: Store) -> None:
     assert last[("am", "c/t", "length")] == (T0, True, False)
 
 
+def test_the_model_values_announced_in_the_cooldown_are_read_back(store: Store) -> None:
+    ob = Outbox(store.engine)
+
+    def change(value: str, at: datetime, sink: str = "hook", signal: str = "system_fingerprint") -> Notification:
+        n = note(sink=sink, kind="model.changed", group="*/t", signal="model", at=at, evidence={"current_value": value})
+        n.payload["signal"] = signal  # the change's own; the row's is the group of a target's changes
+        return n
+
+    rows = [change("fp_old", T0 - timedelta(hours=2)), change("fp_b", T0), change("fp_a", T0 + timedelta(minutes=1)),
+            change("fp_b", T0 + timedelta(minutes=2)), change("gpt-b", T0, signal="response_model"),
+            change("fp_b", T0, sink="chat"), note(at=T0)]
+    ob.add(rows)
+    assert ob.model_announced(T0 - timedelta(hours=1)) == {
+        ("hook", "*/t", "model"): {("system_fingerprint", "fp_b"): T0 + timedelta(minutes=2),
+                                   ("system_fingerprint", "fp_a"): T0 + timedelta(minutes=1),
+                                   ("response_model", "gpt-b"): T0},
+        ("chat", "*/t", "model"): {("system_fingerprint", "fp_b"): T0}}
+
+
 def test_prune_keeps_the_latest_state_of_each_alert(store: Store) -> None:
     ob = Outbox(store.engine)
     old_open = note(sink="am", signal="refusal", at=T0)

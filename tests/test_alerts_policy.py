@@ -176,3 +176,74 @@ def test_a_merged_end_says_which_checks_a_reload_removed_beside_the_signals_that
     assert merge_drift([retired("check:cites"), retired("check:json")])["summary"] == (
         "kill-python @ gpt-mini: check:cites, check:json no longer monitored (the checks were removed from the "
         "configuration)")
+
+
+def model(value: str, baseline: str, canary: str = "c1", signal: str = "system_fingerprint",
+          event_id: str = "") -> AlertEvent:
+    return ev("model.changed", canary=canary, signal=signal, event_id=event_id or f"{canary}-{value}", tags=(),
+              evidence={"baseline_value": baseline, "current_value": value})
+
+
+def test_a_model_change_back_within_the_cooldown_is_sent() -> None:
+    # Found by an operator review: A -> B was sent, then B -> A within the cooldown was dropped, the receiver left
+    # believing B was still served.
+    pol = Policy(cfg())
+    assert {n.sink for n in pol.notifications(model("fp_b", "fp_a"), T0)} == {"hook", "chat", "am"}
+    back = pol.notifications(model("fp_a", "fp_b"), T0 + timedelta(minutes=10))
+    assert {n.sink for n in back} == {"hook", "chat", "am"}
+    assert back[0].payload["evidence"]["current_value"] == "fp_a"
+
+
+def test_a_flapping_model_sends_one_message_per_new_value_per_cooldown() -> None:
+    pol = Policy(cfg())
+    sent = []
+    for minute, (new, old) in enumerate([("fp_b", "fp_a"), ("fp_a", "fp_b")] * 4):
+        out = pol.notifications(model(new, old), T0 + timedelta(minutes=5 * minute))
+        sent += [(5 * minute, new) for n in out if n.sink == "hook"]
+    # fp_b announced at 0 and again once its cooldown ran out (30), fp_a at 5 and at 35
+    assert sent == [(0, "fp_b"), (5, "fp_a"), (30, "fp_b"), (35, "fp_a")]
+
+
+def test_a_repeated_model_change_of_another_canary_within_the_cooldown_is_dropped() -> None:
+    pol = Policy(cfg())
+    pol.notifications(model("fp_b", "fp_a", canary="c1"), T0)
+    # within group_wait it joins the message still collecting, past it the same change is a repeat
+    assert {n.sink for n in pol.notifications(model("fp_b", "fp_a", canary="c2"), T0 + timedelta(seconds=10))} \
+        == {"hook", "chat", "am"}
+    assert {n.sink for n in pol.notifications(model("fp_b", "fp_a", canary="c3"), T0 + timedelta(minutes=5))} \
+        == {"am"}
+    # another signal's new value is news
+    assert {n.sink for n in pol.notifications(model("gpt-b", "gpt-a", canary="c3", signal="response_model"),
+                                              T0 + timedelta(minutes=6))} == {"hook", "chat", "am"}
+
+
+def test_the_announced_model_values_survive_a_restart() -> None:
+    pol = Policy(cfg())
+    pol.seed({("hook", "*/gpt-mini", "model"): (T0, False, False)},
+             announced={("hook", "*/gpt-mini", "model"): {("system_fingerprint", "fp_b"): T0}})
+    assert {n.sink for n in pol.notifications(model("fp_b", "fp_a"), T0 + timedelta(minutes=5))} \
+        == {"chat", "am"}
+    assert {n.sink for n in pol.notifications(model("fp_a", "fp_b"), T0 + timedelta(minutes=6))} \
+        == {"hook", "chat", "am"}
+
+
+def test_what_the_cooldown_drops_is_reported_with_until_when() -> None:
+    pol = Policy(cfg())
+    pol.notifications(model("fp_b", "fp_a"), T0)
+    dropped: list = []
+    assert {n.sink for n in pol.notifications(model("fp_b", "fp_a", canary="c2"), T0 + timedelta(minutes=5),
+                                              suppressed=dropped)} == {"am"}
+    assert [(s.sink, s.event.canary, s.until) for s in dropped] == [("hook", "c2", T0 + timedelta(minutes=30)),
+                                                                     ("chat", "c2", T0 + timedelta(minutes=30))]
+    # a repeated drift.opened of the same canary x target x signal, its first one never resolved there
+    pol.notifications(ev(), T0 + timedelta(minutes=1))
+    dropped = []
+    assert {n.sink for n in pol.notifications(ev(event_id="e2"), T0 + timedelta(minutes=11), suppressed=dropped)} \
+        == {"am"}
+    assert [(s.sink, s.event.event_id, s.until) for s in dropped] == [("hook", "e2", T0 + timedelta(minutes=31)),
+                                                                      ("chat", "e2", T0 + timedelta(minutes=31))]
+    # the end of a model change is not sent to them by design (a notice, not an alert): no suppression
+    dropped = []
+    end = ev("drift.accepted", signal="system_fingerprint", event_id="c1-fp_b", evidence={"test": "first_seen"})
+    assert {n.sink for n in pol.notifications(end, T0 + timedelta(minutes=13), suppressed=dropped)} == {"am"}
+    assert dropped == []

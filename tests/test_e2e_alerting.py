@@ -318,3 +318,48 @@ def test_an_outage_pages_a_webhook_once(tmp_path: Path) -> None:
         finally:
             d.stop()
         assert told() == ["canary.down", "canary.recovered"]
+
+
+def test_a_model_switched_back_within_the_cooldown_reaches_the_webhook(tmp_path: Path) -> None:
+    """Found by an operator review: fp_a -> fp_b sent a model.changed; with the change accepted, the switch back
+    within the 30m cooldown opened an event but sent nothing, the receiver left believing fp_b was served."""
+    scenario = scenario_from_dict({"name": "swap", "seed": 5, "defaults": {
+        "ttft": {"dist": "constant", "mean_ms": 20}, "output_tps": 2000},
+        "models": {"sim-gpt": {"phases": [
+            {"name": "baseline", "system_fingerprint": "fp_a"},
+            {"name": "swapped", "after_requests": 1_000_000, "system_fingerprint": "fp_b"}]}}})
+    port = free_port()
+    with SimServer(scenario) as sim, Receiver(secret=SECRET) as receiver:
+        alerts = f"""alerts:
+  cooldown: 30m
+  group_wait: 1s
+  sinks: [{{name: hook, type: webhook, url: "{receiver.url}/hook", secret_env: WHSEC}}]"""
+        cfg = write(tmp_path, sim, port, alerts)
+        env = {"K": "k", "WHSEC": SECRET}
+        d = Daemon(cfg, port, env=env)
+
+        def told() -> list[str]:
+            return [c["to"] for m in receiver.delivered if m.json["type"] == "model.changed"
+                    for c in m.json["data"]["changes"] if c["signal"] == "system_fingerprint"]
+
+        def fingerprint(state: str) -> list[dict]:  # type: ignore[type-arg]
+            return [e for e in d.get(f"/api/drift?state={state}").json() if e["signal"] == "system_fingerprint"]
+
+        try:
+            d.wait_ready()
+            wait(lambda: d.get("/api/baselines").json(), 60, "a ready baseline", d)
+            set_phase(sim, "swapped")
+            wait(lambda: told() == ["fp_b"], 60, "the model.changed of fp_b", d)
+            out = cli("baseline", "accept", "kill-python-process", "--target", "gpt", "-c", str(cfg), env=env)
+            assert out.returncode == 0, out.stdout + out.stderr
+            # the daemon reads the accept back at its next baseline poll (BASELINE_POLL_S)
+            wait(lambda: fingerprint("accepted"), BASELINE_POLL_S + 60, "the change accepted", d)
+            set_phase(sim, None)
+            wait(lambda: [e for e in fingerprint("open") if e["current_value"] == "fp_a"], 60, "fp_b -> fp_a opened", d)
+            wait(lambda: told() == ["fp_b", "fp_a"], 60, "the model.changed of fp_a, within the cooldown", d)
+            # nothing was a repeat (one canary); the counter of what the cooldown keeps from a sink is there at 0
+            series = [x for x in d.get("/metrics").text.splitlines() if x.startswith("llm_monitor_notifications_supp")]
+            assert series == ['llm_monitor_notifications_suppressed_total{reason="cooldown",sink="hook"} 0.0'], \
+                (series, [x for x in d.log.splitlines() if "cooldown" in x])
+        finally:
+            d.stop()

@@ -333,7 +333,8 @@ class AlertsConfig(_Strict, Placed):
 
     With no routes, every event goes to every sink. A firing message for the same canary x target x signal
     is not repeated within `cooldown` (webhook and Slack sinks; Alertmanager and PagerDuty de-duplicate
-    themselves and get every state change); a firing message after a resolve is always sent. Model changes
+    themselves and get every state change); a firing message after a resolve is always sent, and a target's model
+    change only repeats if its signal's new value was told within it (a change back is news). Model changes
     of one target, and the drift of one canary x target, seen within `group_wait` go to webhook and Slack sinks
     as one message each. Firing alerts are re-sent to Alertmanager every `resend_interval`.
     """

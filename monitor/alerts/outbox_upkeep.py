@@ -90,6 +90,22 @@ class Upkeep:
                     out[key] = (aware(ts) or ts, kind in FIRING, False)
         return out
 
+    def model_announced(self, since: datetime) -> dict[Key, dict[tuple[str, str], datetime]]:
+        """Return (sink, group, signal) -> {(signal, new value): when last written} of the model-change rows since
+        `since`: the changes a webhook or Slack sink was told of within the cooldown (`last_firing` has when, not
+        which). Reads the model.changed rows of that window alone."""
+        out: dict[Key, dict[tuple[str, str], datetime]] = {}
+        with Session(self.engine) as s:
+            q = (sa_select(col(NotificationRow.sink), col(NotificationRow.group_key), col(NotificationRow.signal),
+                           col(NotificationRow.created_at), col(NotificationRow.payload))
+                 .where(col(NotificationRow.created_at) >= since, col(NotificationRow.kind) == "model.changed")
+                 .order_by(col(NotificationRow.created_at), col(NotificationRow.id)))
+            for sink, group, signal, ts, payload in s.execute(q).all():
+                payload = payload or {}
+                value = (str(payload.get("signal") or ""), str((payload.get("evidence") or {}).get("current_value")))
+                out.setdefault((sink, group, signal), {})[value] = aware(ts) or ts
+        return out
+
     def prune(self, before: datetime) -> int:
         """Delete delivered and dead rows older than `before`, keeping each alert's latest state row. Reads the rows
         older than `before` alone, by creation time (0010), and whether each is its alert's newest state row by a

@@ -42,9 +42,11 @@ CHECK_RETIRED_NOTE = "no longer monitored (the check was removed from the config
 DRIFT_GROUPED = frozenset({DRIFT_OPENED, "drift.resolved", "drift.accepted"})
 
 # Cooldown memory: (sink, group_key, signal) -> (time of the last firing message sent, whether the receiver
-# was told it is firing, whether it was then told it is resolved). Resolved messages go only where the firing
-# one went; a firing message after a resolve is always sent (cooldown only de-duplicates repeated firings).
+# was told it is firing, whether it was then told it is resolved, and for a target's model changes which ones it
+# was told of, when). Resolved messages go only where the firing one went; a firing message after a resolve is
+# always sent (cooldown only de-duplicates repeated firings).
 CooldownKey = tuple[str, str, str]
+Change = tuple[str, str]  # a model change as webhook and Slack are told it: (signal, new value)
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,26 @@ class CooldownEntry:
     fired_at: datetime
     open: bool
     resolved: bool = False
+    announced: Mapping[Change, datetime] = field(default_factory=dict)  # model changes: (signal, value) -> sent
+
+
+def _change(event: AlertEvent) -> Change:
+    return event.signal, str(event.evidence.get("current_value"))
+
+
+def _announced(last: CooldownEntry, now: datetime, cooldown: float) -> dict[Change, datetime]:
+    """The model changes a receiver was told of within the cooldown before `now`."""
+    return {c: t for c, t in last.announced.items() if (now - t).total_seconds() < cooldown}
+
+
+@dataclass(frozen=True)
+class Suppressed:
+    """A message the cooldown kept from a sink: the event, the sink, and until when the cooldown runs (for a model
+    change, that of the change as it was told; else that of the alert's last firing message)."""
+
+    sink: str
+    event: AlertEvent
+    until: datetime
 
 
 @dataclass
@@ -60,7 +82,7 @@ class Plan:
 
     notifications: list[Notification] = field(default_factory=list)
     remember: dict[CooldownKey, CooldownEntry] = field(default_factory=dict)
-    suppressed: list[str] = field(default_factory=list)  # sinks skipped by cooldown
+    suppressed: list[Suppressed] = field(default_factory=list)  # kept from a sink by the cooldown
 
 
 _last_ns = 0
@@ -160,8 +182,10 @@ def plan(event: AlertEvent, cfg: AlertsConfig, now: datetime, memory: Mapping[Co
 
     Webhook and Slack get one model-change notification per target: the first change of a target waits
     `group_wait`, changes of other canaries and signals of that target arriving meanwhile join it (the sender
-    merges them into one message), later ones within the cooldown are dropped. The end of a model change is
-    not sent to them (they got a one-off notice, not an alert); Alertmanager and PagerDuty get every change.
+    merges them into one message). Later ones within the cooldown are sent only if they are news: a (signal, new
+    value) not told for that target within the cooldown (a change back, A -> B then B -> A, is sent; a flapping
+    model gets one message per new value per cooldown); a repeat is dropped. The end of a model change is not sent
+    to them (they got a one-off notice, not an alert); Alertmanager and PagerDuty get every change.
     """
     out = Plan()
     types = {s.name: s.type for s in cfg.sinks}
@@ -174,19 +198,25 @@ def plan(event: AlertEvent, cfg: AlertsConfig, now: datetime, memory: Mapping[Co
         if event.kind in FIRING or event.kind in ONE_SHOT:
             age = (now - last.fired_at).total_seconds() if last is not None else None
             if cooled and last is not None and age is not None and not last.resolved and age < cfg.cooldown:
-                if not (grouped and age < cfg.group_wait):
-                    out.suppressed.append(sink)
+                told = _announced(last, now, cfg.cooldown) if grouped else {}
+                collecting = grouped and age < cfg.group_wait
+                if not collecting and (not grouped or _change(event) in told):
+                    since = told[_change(event)] if grouped else last.fired_at
+                    out.suppressed.append(Suppressed(sink, event, since + timedelta(seconds=cfg.cooldown)))
                     if event.kind in FIRING:
                         out.remember[key] = CooldownEntry(last.fired_at, open=last.open)
                     continue
-                # else: joins the model-change notification of this target still collecting
+                # joins the model-change notification of this target still collecting, or a change not told yet
+                # within the cooldown (a change back): a message of its own, which the next ones may join
+                out.remember[key] = CooldownEntry(last.fired_at if collecting else now, open=False,
+                                                  announced={**told, _change(event): told.get(_change(event), now)})
             elif event.kind != "test":
-                out.remember[key] = CooldownEntry(now, open=event.kind in FIRING)
+                out.remember[key] = CooldownEntry(now, open=event.kind in FIRING,
+                                                  announced={_change(event): now} if grouped else {})
         elif event.kind in RESOLVING:
             if cooled and (condition_of(event.kind, event.evidence) == "model"
                            or (last is not None and not last.open)):
-                out.suppressed.append(sink)  # its firing message was suppressed: nothing to resolve there
-                continue
+                continue  # a model change's end (a notice, not an alert), or its firing message was not sent there
             if last is not None:
                 out.remember[key] = CooldownEntry(last.fired_at, open=False, resolved=True)
         # A change seldom moves one signal: webhook and Slack get the drift of one canary x target seen within
@@ -299,18 +329,21 @@ class Policy:
         self.cfg = cfg
         self.memory: dict[CooldownKey, CooldownEntry] = {}
 
-    def seed(self, last_firing: Mapping[CooldownKey, tuple[Any, ...]]) -> None:
-        """Load (sink, group, signal) -> (last firing time, still open[, resolve sent]) from the outbox."""
+    def seed(self, last_firing: Mapping[CooldownKey, tuple[Any, ...]],
+             announced: Mapping[CooldownKey, Mapping[Change, datetime]] | None = None) -> None:
+        """Load (sink, group, signal) -> (last firing time, still open[, resolve sent]) from the outbox, and
+        `announced`: the model changes each was told of (`Outbox.model_announced`)."""
         for key, (ts, is_open, *rest) in last_firing.items():
-            self.memory[key] = CooldownEntry(ts, is_open, bool(rest and rest[0]))
+            self.memory[key] = CooldownEntry(ts, is_open, bool(rest and rest[0]), dict((announced or {}).get(key, {})))
 
     def notifications(self, event: AlertEvent, now: datetime,
                       undo: dict[CooldownKey, CooldownEntry | None] | None = None,
-                      also: Iterable[str] = (), only: Iterable[str] | None = None) -> list[Notification]:
+                      also: Iterable[str] = (), only: Iterable[str] | None = None,
+                      suppressed: list[Suppressed] | None = None) -> list[Notification]:
         """Return the notifications for an event and remember what was sent; `undo` collects what the memory held
         before, for :meth:`restore` when the notifications are not stored after all. `also`: sinks it goes to
         besides those its routes name (an end, to the sinks told its alert fires); `only`: the sinks it goes to,
-        its routes aside."""
+        its routes aside; `suppressed` collects what the cooldown kept from a sink."""
         sinks = None
         if only is not None:
             chosen = set(only)
@@ -323,6 +356,8 @@ class Policy:
             for key in p.remember:
                 undo.setdefault(key, self.memory.get(key))
         self.memory.update(p.remember)
+        if suppressed is not None:
+            suppressed += p.suppressed
         return p.notifications
 
     def restore(self, undo: Mapping[CooldownKey, CooldownEntry | None]) -> None:

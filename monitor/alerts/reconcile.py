@@ -35,6 +35,7 @@ from monitor.alerts.policy import (
     route,
 )
 from monitor.alerts.sender import Sender, refreshes
+from monitor.alerts.suppressed import report
 from monitor.drift.names import check_of
 from monitor.store.drift_repo import DriftRepository
 
@@ -49,6 +50,7 @@ class Reconciling:
     inhibitor: Inhibitor
     pending: Pending
     now: Callable[[], datetime]
+    metrics: Any
     monitored: set[tuple[str, str]] | None
     _memory_lock: threading.Lock
     _writing: Counter[CooldownKey]
@@ -213,6 +215,7 @@ class Reconciling:
                         w.undo.setdefault(key, self.policy.memory.get(key))
                     self.policy.memory.update(p.remember)
                     out += p.notifications
+                    report(p.suppressed, self.metrics)
             self._staged(w)
             w.downs = {(n.payload.get("canary", ""), n.payload.get("target", ""))
                        for n in out if n.kind == "canary.down"}

@@ -40,6 +40,7 @@ from monitor.alerts.events import Notification
 from monitor.alerts.outbox import Outbox
 from monitor.alerts.sinks import Sink
 from monitor.alerts.sinks.alertmanager import VALID_FOR_RESENDS
+from monitor.alerts.suppressed import SUPPRESS_REASONS
 from monitor.domain import utcnow
 from monitor.store.repository import driver_message
 from monitor.tls import default_context
@@ -107,6 +108,8 @@ class Sender(Delivering):
                 self.metrics.inhibited.labels(name)
                 for reason in DROP_REASONS:
                     self.metrics.dropped.labels(name, reason)
+                for reason in SUPPRESS_REASONS:
+                    self.metrics.suppressed.labels(name, reason)
                 self.metrics.sink_disabled.labels(name).set(0)
             for name in removed:
                 for gauge in (self.metrics.sink_disabled, self.metrics.pending):

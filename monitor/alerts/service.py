@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
+from sqlalchemy import event as sa_event
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session
 
@@ -20,10 +21,11 @@ from monitor.alerts.held_rows import HEALTH_KINDS
 from monitor.alerts.inhibit import Inhibitor
 from monitor.alerts.outbox import Outbox, alert_key, enqueue, told_firing
 from monitor.alerts.pending import CLOSE_GRACE_S, Pending, Write
-from monitor.alerts.policy import CooldownEntry, CooldownKey, Policy, route
+from monitor.alerts.policy import CooldownEntry, CooldownKey, Policy, Suppressed, route
 from monitor.alerts.reconcile import Reconciling
 from monitor.alerts.sender import Sender
 from monitor.alerts.sinks import build_sinks
+from monitor.alerts.suppressed import report
 from monitor.domain import utcnow
 from monitor.store.drift_repo import DriftRepository
 from monitor.store.repository import driver_message
@@ -47,6 +49,7 @@ class Alerting(Reconciling):
         self.policy = Policy(cfg)
         self.inhibitor = Inhibitor(cfg, metrics)  # one page per outage: error drift held while a canary is down
         self.now = now
+        self.metrics = metrics
         # the canary x target pairs configured, as the latest `retire` was told (None: not told, all are): a health
         # message of another is not written (the job of a run in flight as a reload removed its pair)
         self.monitored: set[tuple[str, str]] | None = None
@@ -70,8 +73,11 @@ class Alerting(Reconciling):
     def notifications(self, event: AlertEvent, also: Iterable[str] = (),
                       undo: dict[CooldownKey, CooldownEntry | None] | None = None) -> list[Notification]:
         """Return the notifications an event produces now (routing and cooldown applied; `also`: see `_paged`;
-        `undo`: see `Policy.notifications`)."""
-        return self.policy.notifications(event, self.now(), undo, also)
+        `undo`: see `Policy.notifications`); what the cooldown kept from a sink is logged and counted."""
+        suppressed: list[Suppressed] = []
+        out = self.policy.notifications(event, self.now(), undo, also, suppressed=suppressed)
+        report(suppressed, self.metrics)
+        return out
 
     def _paged(self, session: Any, event: AlertEvent) -> list[str]:
         """The sinks an end goes to though its routes no longer name them: those told its alert fires (a reload
@@ -104,9 +110,12 @@ class Alerting(Reconciling):
         end, and only to the sinks still told its alert fires (the removal resolved it at the others; the routes, its
         canary's tags gone, no longer say where it went)."""
         now = self.now()
+        suppressed: list[Suppressed] = []
         out = [n for e in events for n in (
-            self.policy.notifications(e, now, undo, only=self._told(session, e)) if told_only
-            else self.policy.notifications(e, now, undo, self._paged(session, e)))]
+            self.policy.notifications(e, now, undo, only=self._told(session, e), suppressed=suppressed) if told_only
+            else self.policy.notifications(e, now, undo, self._paged(session, e), suppressed=suppressed))]
+        if suppressed:  # said once the transaction commits: one rolled back is planned again when written again
+            sa_event.listen(session, "after_commit", lambda _: report(suppressed, self.metrics), once=True)
         self.inhibitor.apply(session, out, now)
         enqueue(session, out)
         return out
@@ -157,10 +166,10 @@ class Alerting(Reconciling):
         since = self.now() - timedelta(seconds=max(self.cfg.cooldown, 1.0))
         with self._memory_lock:
             read_at = self._changes
-        fresh = self.outbox.last_firing(since)
+        fresh, announced = self.outbox.last_firing(since), self.outbox.model_announced(since)
         with self._memory_lock:
             self.policy.seed({k: v for k, v in fresh.items()
-                              if not self._writing[k] and self._changed.get(k, 0) <= read_at})
+                              if not self._writing[k] and self._changed.get(k, 0) <= read_at}, announced)
 
     def _touch(self, keys: Iterable[CooldownKey], writing: int) -> None:
         """Note that the memory of `keys` changed (holding `_memory_lock`); `writing`: +1 as their rows are
@@ -269,7 +278,8 @@ class Alerting(Reconciling):
         if moved:
             log.info("canary health alerts an older release wrote moved to signal health", extra={"rows": moved})
         since = self.now() - timedelta(seconds=max(self.cfg.cooldown, 1.0))
-        self.policy.seed(await asyncio.to_thread(self.outbox.last_firing, since))
+        self.policy.seed(await asyncio.to_thread(self.outbox.last_firing, since),
+                         await asyncio.to_thread(self.outbox.model_announced, since))
         await asyncio.to_thread(self.inhibitor.seed, self.outbox.engine, self.now())
         if pairs is not None:
             await self.retire(pairs, checks)

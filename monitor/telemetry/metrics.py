@@ -178,6 +178,10 @@ class Metrics:
         self.dropped = Counter("llm_monitor_notifications_dropped",
                                "Notifications given up on (dead in the outbox), by reason.", ("sink", "reason"),
                                registry=r)
+        self.suppressed = Counter("llm_monitor_notifications_suppressed",
+                                  "Notifications not written for a sink because its cooldown was running (a repeated "
+                                  "firing message, a model change already told), by reason.", ("sink", "reason"),
+                                  registry=r)
         self.held = Counter("llm_monitor_notifications_held",
                             "Drift notifications on a canary's error signals held while it fails every call (sent "
                             "at its next answer or recovery, or never: see ..._inhibited_total).", ("sink",),
