@@ -601,3 +601,13 @@ def test_a_reference_that_makes_jsonschema_crawl_a_draft_3_extends_of_one_schema
     assert ("invalid JSON Schema at properties/a: $ref 'urn:x' makes jsonschema's lookup crash (AttributeError), as "
             "it reads draft 3's `extends` of one schema as a list: write it `extends: [...]`") \
         in info.value.errors()[0]["msg"]
+
+
+@pytest.mark.parametrize("dialect", [D03, D04])
+def test_a_pattern_property_that_is_no_regular_expression_is_refused_in_drafts_3_and_4(dialect: str) -> None:
+    """Drafts 3 and 4's meta-schemas do not ask a `patternProperties` key to be a regex (6 on do): it loaded, and
+    every observation's check crashed compiling it (ValueError)."""
+    schema = {"$schema": dialect, "patternProperties": {"(": {}}}
+    with pytest.raises(ValidationError) as info:
+        parse_check({"type": "json_schema", "schema": schema})
+    assert "invalid JSON Schema at patternProperties: '(' is not a 'regex'" in info.value.errors()[0]["msg"]

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any, Literal
 
 from pydantic import Field, field_validator
@@ -59,10 +60,11 @@ SHOWN_ERRORS = 10  # a schema's problems an error names at most
 def check_schema(schema: dict[str, Any]) -> dict[str, Any]:
     """Raise ValueError naming every problem (up to ``SHOWN_ERRORS``) when ``schema`` is not a valid JSON Schema,
     as `check-config` names every other problem in one run (the validator's own check_schema names one)."""
-    _check_pattern_lengths(schema, [])  # before the meta-schemas compile them
+    _check_pattern_lengths(schema)  # before the meta-schemas compile them
     regions = _dialects(schema)
     cls = regions[0][2]
-    problems = list(dict.fromkeys(problem for region in regions for problem in _meta_problems(region, regions)))
+    problems = [problem for region in regions for problem in _meta_problems(region, regions)]
+    problems = list(dict.fromkeys([*problems, *_pattern_problems(schema)]))
     if problems:
         more = f"; and {len(problems) - SHOWN_ERRORS} more" if len(problems) > SHOWN_ERRORS else ""
         raise ValueError(f"invalid JSON Schema {'; '.join(problems[:SHOWN_ERRORS])}{more}")
@@ -130,23 +132,42 @@ def known_dialects() -> list[str]:
     return [str(v.ID_OF(v.META_SCHEMA)) for v in validators]
 
 
-def _check_pattern_lengths(node: Any, path: list[str], schema: bool = True) -> None:
-    """Raise ValueError for a `pattern` or `patternProperties` key longer than patterns.MAX_PATTERN: compiling one of
-    1M characters took about a minute, on load and at every observation."""
+def _patterns(node: Any, path: list[str], schema: bool = True) -> Iterator[tuple[str, str]]:
+    """Each `pattern` and `patternProperties` key of `node`: where it is (as shown) and its text."""
     if isinstance(node, list):
         for i, item in enumerate(node):
-            _check_pattern_lengths(item, [*path, str(i)])
+            yield from _patterns(item, [*path, str(i)])
         return
     if not isinstance(node, dict):
         return
     props = node.get("patternProperties") if schema else None
     for where, text in [("pattern", node.get("pattern") if schema else None), *(("patternProperties", k) for k in
                                                             (props if isinstance(props, dict) else ()))]:
-        if isinstance(text, str) and len(text) > patterns.MAX_PATTERN:
-            raise ValueError(f"invalid JSON Schema at {'/'.join([*path, where])}: a pattern of at most "
-                             f"{patterns.MAX_PATTERN:,} characters ({len(text):,} given)")
+        if isinstance(text, str):
+            yield "/".join([*path, where]), text
     for key, value, subschema in under(node, schema):
-        _check_pattern_lengths(value, [*path, key], subschema)
+        yield from _patterns(value, [*path, key], subschema)
+
+
+def _check_pattern_lengths(schema: dict[str, Any]) -> None:
+    """Raise ValueError for a `pattern` or `patternProperties` key longer than patterns.MAX_PATTERN: compiling one of
+    1M characters took about a minute, on load and at every observation."""
+    for where, text in _patterns(schema, []):
+        if len(text) > patterns.MAX_PATTERN:
+            raise ValueError(f"invalid JSON Schema at {where}: a pattern of at most "
+                             f"{patterns.MAX_PATTERN:,} characters ({len(text):,} given)")
+
+
+def _pattern_problems(schema: dict[str, Any]) -> list[str]:
+    """A problem (as the meta-schemas word it) for each pattern validation would fail to compile: drafts 3 and 4's
+    meta-schemas do not check `patternProperties` keys, and validation compiles with `regex`, not `re`."""
+    out = []
+    for where, text in _patterns(schema, []):
+        try:
+            patterns.compile_pattern(text)
+        except ValueError:
+            out.append(f"at {where}: {text!r} is not a 'regex'")
+    return out
 
 
 def schema_errors(instance: Any, schema: dict[str, Any]) -> str | None:
