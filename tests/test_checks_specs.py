@@ -611,3 +611,23 @@ def test_a_pattern_property_that_is_no_regular_expression_is_refused_in_drafts_3
     with pytest.raises(ValidationError) as info:
         parse_check({"type": "json_schema", "schema": schema})
     assert "invalid JSON Schema at patternProperties: '(' is not a 'regex'" in info.value.errors()[0]["msg"]
+
+
+@pytest.mark.parametrize(("schema", "message"), [
+    # an object where a list of schemas goes: jsonschema's allOf read its keys as schemas, and every observation's
+    # check crashed (AttributeError: 'str' object has no attribute 'get')
+    ({"allOf": {"$schema": D07, "not": {"type": "string"}}}, "at allOf: a subschema with its own $schema is not of type 'array'"),
+    ({"$schema": D07, "type": {"$schema": D04}}, "at type: a subschema with its own $schema is not valid"),  # UnknownType on every observation
+])
+def test_a_schema_with_its_own_dialect_where_no_schema_goes_is_refused(schema: dict, message: str) -> None:
+    """A `$schema` made a part of its own dialect wherever it was: its parent's meta-schema's error about the very
+    place it is (no schema goes there) was left out with those about the part's keywords."""
+    with pytest.raises(ValidationError) as info:
+        parse_check({"type": "json_schema", "schema": schema})
+    assert message in info.value.errors()[0]["msg"]
+
+
+def test_an_empty_object_written_where_no_schema_goes_is_named_as_written() -> None:
+    with pytest.raises(ValidationError) as info:
+        parse_check({"type": "json_schema", "schema": {"allOf": {}, "properties": {"a": {"$schema": D07}}}})
+    assert "at allOf: {} is not of type 'array'" in info.value.errors()[0]["msg"]

@@ -112,16 +112,32 @@ def _dialects(schema: dict[str, Any]) -> list[_Region]:
 
 
 def _meta_problems(region: _Region, regions: list[_Region]) -> list[str]:
-    """The problems its dialect's meta-schema finds in `region`, but in the regions of others within it."""
+    """The problems its dialect's meta-schema finds in `region`, but in the regions of others within it: each is read
+    as an empty schema, so that one where no schema goes (`allOf: {$schema: ...}`) is still named."""
     path, node, cls = region
-    inner = [p for p, _, _ in regions if len(p) > len(path) and p[:len(path)] == path]
+    for inner in sorted(p[len(path):] for p, _, _ in regions if len(p) > len(path) and p[:len(path)] == path):
+        node = _blanked(node, inner)
     meta = cls(cls.META_SCHEMA, format_checker=cls.FORMAT_CHECKER)  # as check_schema: `pattern` must be a regex
-    out = []
-    for e in meta.iter_errors(node):
-        where = (*path, *(str(p) for p in e.path))
-        if not any(where[:len(p)] == p for p in inner):
-            out.append(f"at {'/'.join(where) or '(root)'}: {e.message}")
-    return out
+    return [f"at {'/'.join((*path, *(str(p) for p in e.path))) or '(root)'}: "
+            f"{_BLANK.join(e.message.split(repr({}), 1)) if e.instance is _EMPTY else e.message}"
+            for e in meta.iter_errors(node)]
+
+
+_BLANK = "a subschema with its own $schema"  # how one read as an empty schema is named, where no schema goes
+_EMPTY: dict[str, Any] = {}  # the empty schema each is read as (never changed), told apart from one written `{}`
+
+
+def _blanked(node: Any, path: tuple[str, ...]) -> Any:
+    """`node` with the value at `path` an empty schema (copied along the path only; as it was if a part of the path
+    is gone, blanked with an outer one)."""
+    if not path:
+        return _EMPTY
+    if isinstance(node, dict) and path[0] in node:
+        return {**node, path[0]: _blanked(node[path[0]], path[1:])}
+    if isinstance(node, list) and path[0].isdigit() and int(path[0]) < len(node):
+        i = int(path[0])
+        return [*node[:i], _blanked(node[i], path[1:]), *node[i + 1:]]
+    return node
 
 
 def known_dialects() -> list[str]:
