@@ -631,3 +631,18 @@ def test_an_empty_object_written_where_no_schema_goes_is_named_as_written() -> N
     with pytest.raises(ValidationError) as info:
         parse_check({"type": "json_schema", "schema": {"allOf": {}, "properties": {"a": {"$schema": D07}}}})
     assert "at allOf: {} is not of type 'array'" in info.value.errors()[0]["msg"]
+
+
+@pytest.mark.parametrize(("schema", "where", "key"), [
+    # YAML reads `1:`, `yes:` and `~:` as a number, a boolean and null: a JSON answer's keys are strings
+    ({"properties": {1: {"pattern": "a"}}}, "properties", "1"),  # crashed the load (TypeError)
+    ({"properties": {None: {"type": "string"}}}, "properties", "None"),
+    ({"patternProperties": {1: {}}}, "patternProperties", "1"),  # loaded; every observation's check crashed
+    ({"properties": {"a": {"$ref": "#/$defs/x"}}, "$defs": {"x": {"properties": {True: {}}}}},
+     "$defs/x/properties", "True"),  # loaded; never matched any answer's key
+    ({"enum": [{"a": {2: 1}}]}, "enum/0/a", "2"),
+])
+def test_a_key_that_is_no_string_is_refused(schema: dict, where: str, key: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        parse_check({"type": "json_schema", "schema": schema})
+    assert f"invalid JSON Schema at {where}: the key {key} is no string" in info.value.errors()[0]["msg"]

@@ -41,6 +41,9 @@ class JsonSchemaCheck(BaseCheck):
     too, ``type`` telling integers apart the same way, and no ``$id`` below it: a draft-07 ``definitions`` entry of
     ``type``, ``properties`` and ``required`` from a 2020-12 schema).
 
+    Every key in it must be a string, as every key is in JSON: YAML reads ``1:``, ``yes:`` and ``~:`` as a number, a
+    boolean and null, which no answer's key equals; quote them (``'1':``).
+
     ``schema`` may be written ``json_schema`` (its name in the code) instead, not both.
     """
 
@@ -60,6 +63,7 @@ SHOWN_ERRORS = 10  # a schema's problems an error names at most
 def check_schema(schema: dict[str, Any]) -> dict[str, Any]:
     """Raise ValueError naming every problem (up to ``SHOWN_ERRORS``) when ``schema`` is not a valid JSON Schema,
     as `check-config` names every other problem in one run (the validator's own check_schema names one)."""
+    _check_keys(schema, [])
     _check_pattern_lengths(schema)  # before the meta-schemas compile them
     regions = _dialects(schema)
     cls = regions[0][2]
@@ -146,6 +150,21 @@ def known_dialects() -> list[str]:
 
     validators = [v for name, v in vars(jsonschema).items() if name.startswith("Draft") and name.endswith("Validator")]
     return [str(v.ID_OF(v.META_SCHEMA)) for v in validators]
+
+
+def _check_keys(node: Any, path: list[str]) -> None:
+    """Raise ValueError for a key that is no string, anywhere in `node`: YAML reads `1:`, `yes:` and `~:` as a number,
+    a boolean and null, where an answer's keys are JSON's strings (a property never matched; a pattern crashed)."""
+    if isinstance(node, list):
+        for i, item in enumerate(node):
+            _check_keys(item, [*path, str(i)])
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            if not isinstance(key, str):
+                raise ValueError(f"invalid JSON Schema at {'/'.join(path) or '(root)'}: the key {key!r} is no string, "
+                                 f"as every key is in JSON (YAML reads 1, yes or ~ as a number, a boolean or null: "
+                                 f"quote it)")
+            _check_keys(value, [*path, key])
 
 
 def _patterns(node: Any, path: list[str], schema: bool = True) -> Iterator[tuple[str, str]]:
