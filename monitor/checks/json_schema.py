@@ -41,7 +41,9 @@ class JsonSchemaCheck(BaseCheck):
     too, ``type`` telling integers apart the same way, and no ``$id`` below it: a draft-07 ``definitions`` entry of
     ``type``, ``properties`` and ``required`` from a 2020-12 schema).
 
-    Every key in it must be a string, as every key is in JSON: YAML reads ``1:``, ``yes:`` and ``~:`` as a number, a
+    Every pattern in it (``pattern``, a ``patternProperties`` key) must be a regular expression the ``regex`` module
+    compiles, in drafts 3 and 4 too, whose meta-schemas do not ask it of a ``patternProperties`` key. Every key in it
+    must be a string, as every key is in JSON: YAML reads ``1:``, ``yes:`` and ``~:`` as a number, a
     boolean and null, which no answer's key equals; quote them (``'1':``).
 
     ``schema`` may be written ``json_schema`` (its name in the code) instead, not both.
