@@ -601,3 +601,48 @@ def test_a_reference_that_makes_jsonschema_crawl_a_draft_3_extends_of_one_schema
     assert ("invalid JSON Schema at properties/a: $ref 'urn:x' makes jsonschema's lookup crash (AttributeError), as "
             "it reads draft 3's `extends` of one schema as a list: write it `extends: [...]`") \
         in info.value.errors()[0]["msg"]
+
+
+@pytest.mark.parametrize("dialect", [D03, D04])
+def test_a_pattern_property_that_is_no_regular_expression_is_refused_in_drafts_3_and_4(dialect: str) -> None:
+    """Drafts 3 and 4's meta-schemas do not ask a `patternProperties` key to be a regex (6 on do): it loaded, and
+    every observation's check crashed compiling it (ValueError)."""
+    schema = {"$schema": dialect, "patternProperties": {"(": {}}}
+    with pytest.raises(ValidationError) as info:
+        parse_check({"type": "json_schema", "schema": schema})
+    assert "invalid JSON Schema at patternProperties: '(' is not a 'regex'" in info.value.errors()[0]["msg"]
+
+
+@pytest.mark.parametrize(("schema", "message"), [
+    # an object where a list of schemas goes: jsonschema's allOf read its keys as schemas, and every observation's
+    # check crashed (AttributeError: 'str' object has no attribute 'get')
+    ({"allOf": {"$schema": D07, "not": {"type": "string"}}}, "at allOf: a subschema with its own $schema is not of type 'array'"),
+    ({"$schema": D07, "type": {"$schema": D04}}, "at type: a subschema with its own $schema is not valid"),  # UnknownType on every observation
+])
+def test_a_schema_with_its_own_dialect_where_no_schema_goes_is_refused(schema: dict, message: str) -> None:
+    """A `$schema` made a part of its own dialect wherever it was: its parent's meta-schema's error about the very
+    place it is (no schema goes there) was left out with those about the part's keywords."""
+    with pytest.raises(ValidationError) as info:
+        parse_check({"type": "json_schema", "schema": schema})
+    assert message in info.value.errors()[0]["msg"]
+
+
+def test_an_empty_object_written_where_no_schema_goes_is_named_as_written() -> None:
+    with pytest.raises(ValidationError) as info:
+        parse_check({"type": "json_schema", "schema": {"allOf": {}, "properties": {"a": {"$schema": D07}}}})
+    assert "at allOf: {} is not of type 'array'" in info.value.errors()[0]["msg"]
+
+
+@pytest.mark.parametrize(("schema", "where", "key"), [
+    # YAML reads `1:`, `yes:` and `~:` as a number, a boolean and null: a JSON answer's keys are strings
+    ({"properties": {1: {"pattern": "a"}}}, "properties", "1"),  # crashed the load (TypeError)
+    ({"properties": {None: {"type": "string"}}}, "properties", "None"),
+    ({"patternProperties": {1: {}}}, "patternProperties", "1"),  # loaded; every observation's check crashed
+    ({"properties": {"a": {"$ref": "#/$defs/x"}}, "$defs": {"x": {"properties": {True: {}}}}},
+     "$defs/x/properties", "True"),  # loaded; never matched any answer's key
+    ({"enum": [{"a": {2: 1}}]}, "enum/0/a", "2"),
+])
+def test_a_key_that_is_no_string_is_refused(schema: dict, where: str, key: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        parse_check({"type": "json_schema", "schema": schema})
+    assert f"invalid JSON Schema at {where}: the key {key} is no string" in info.value.errors()[0]["msg"]

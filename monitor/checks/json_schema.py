@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any, Literal
 
 from pydantic import Field, field_validator
@@ -40,6 +41,11 @@ class JsonSchemaCheck(BaseCheck):
     too, ``type`` telling integers apart the same way, and no ``$id`` below it: a draft-07 ``definitions`` entry of
     ``type``, ``properties`` and ``required`` from a 2020-12 schema).
 
+    Every pattern in it (``pattern``, a ``patternProperties`` key) must be a regular expression the ``regex`` module
+    compiles, in drafts 3 and 4 too, whose meta-schemas do not ask it of a ``patternProperties`` key. Every key in it
+    must be a string, as every key is in JSON: YAML reads ``1:``, ``yes:`` and ``~:`` as a number, a
+    boolean and null, which no answer's key equals; quote them (``'1':``).
+
     ``schema`` may be written ``json_schema`` (its name in the code) instead, not both.
     """
 
@@ -59,10 +65,12 @@ SHOWN_ERRORS = 10  # a schema's problems an error names at most
 def check_schema(schema: dict[str, Any]) -> dict[str, Any]:
     """Raise ValueError naming every problem (up to ``SHOWN_ERRORS``) when ``schema`` is not a valid JSON Schema,
     as `check-config` names every other problem in one run (the validator's own check_schema names one)."""
-    _check_pattern_lengths(schema, [])  # before the meta-schemas compile them
+    _check_keys(schema, [])
+    _check_pattern_lengths(schema)  # before the meta-schemas compile them
     regions = _dialects(schema)
     cls = regions[0][2]
-    problems = list(dict.fromkeys(problem for region in regions for problem in _meta_problems(region, regions)))
+    problems = [problem for region in regions for problem in _meta_problems(region, regions)]
+    problems = list(dict.fromkeys([*problems, *_pattern_problems(schema)]))
     if problems:
         more = f"; and {len(problems) - SHOWN_ERRORS} more" if len(problems) > SHOWN_ERRORS else ""
         raise ValueError(f"invalid JSON Schema {'; '.join(problems[:SHOWN_ERRORS])}{more}")
@@ -110,16 +118,32 @@ def _dialects(schema: dict[str, Any]) -> list[_Region]:
 
 
 def _meta_problems(region: _Region, regions: list[_Region]) -> list[str]:
-    """The problems its dialect's meta-schema finds in `region`, but in the regions of others within it."""
+    """The problems its dialect's meta-schema finds in `region`, but in the regions of others within it: each is read
+    as an empty schema, so that one where no schema goes (`allOf: {$schema: ...}`) is still named."""
     path, node, cls = region
-    inner = [p for p, _, _ in regions if len(p) > len(path) and p[:len(path)] == path]
+    for inner in sorted(p[len(path):] for p, _, _ in regions if len(p) > len(path) and p[:len(path)] == path):
+        node = _blanked(node, inner)
     meta = cls(cls.META_SCHEMA, format_checker=cls.FORMAT_CHECKER)  # as check_schema: `pattern` must be a regex
-    out = []
-    for e in meta.iter_errors(node):
-        where = (*path, *(str(p) for p in e.path))
-        if not any(where[:len(p)] == p for p in inner):
-            out.append(f"at {'/'.join(where) or '(root)'}: {e.message}")
-    return out
+    return [f"at {'/'.join((*path, *(str(p) for p in e.path))) or '(root)'}: "
+            f"{_BLANK.join(e.message.split(repr({}), 1)) if e.instance is _EMPTY else e.message}"
+            for e in meta.iter_errors(node)]
+
+
+_BLANK = "a subschema with its own $schema"  # how one read as an empty schema is named, where no schema goes
+_EMPTY: dict[str, Any] = {}  # the empty schema each is read as (never changed), told apart from one written `{}`
+
+
+def _blanked(node: Any, path: tuple[str, ...]) -> Any:
+    """`node` with the value at `path` an empty schema (copied along the path only; as it was if a part of the path
+    is gone, blanked with an outer one)."""
+    if not path:
+        return _EMPTY
+    if isinstance(node, dict) and path[0] in node:
+        return {**node, path[0]: _blanked(node[path[0]], path[1:])}
+    if isinstance(node, list) and path[0].isdigit() and int(path[0]) < len(node):
+        i = int(path[0])
+        return [*node[:i], _blanked(node[i], path[1:]), *node[i + 1:]]
+    return node
 
 
 def known_dialects() -> list[str]:
@@ -130,23 +154,57 @@ def known_dialects() -> list[str]:
     return [str(v.ID_OF(v.META_SCHEMA)) for v in validators]
 
 
-def _check_pattern_lengths(node: Any, path: list[str], schema: bool = True) -> None:
-    """Raise ValueError for a `pattern` or `patternProperties` key longer than patterns.MAX_PATTERN: compiling one of
-    1M characters took about a minute, on load and at every observation."""
+def _check_keys(node: Any, path: list[str]) -> None:
+    """Raise ValueError for a key that is no string, anywhere in `node`: YAML reads `1:`, `yes:` and `~:` as a number,
+    a boolean and null, where an answer's keys are JSON's strings (a property never matched; a pattern crashed)."""
     if isinstance(node, list):
         for i, item in enumerate(node):
-            _check_pattern_lengths(item, [*path, str(i)])
+            _check_keys(item, [*path, str(i)])
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            if not isinstance(key, str):
+                raise ValueError(f"invalid JSON Schema at {'/'.join(path) or '(root)'}: the key {key!r} is no string, "
+                                 f"as every key is in JSON (YAML reads 1, yes or ~ as a number, a boolean or null: "
+                                 f"quote it)")
+            _check_keys(value, [*path, key])
+
+
+def _patterns(node: Any, path: list[str], schema: bool = True) -> Iterator[tuple[str, str]]:
+    """Each `pattern` and `patternProperties` key of `node`: where it is (as shown) and its text."""
+    if isinstance(node, list):
+        for i, item in enumerate(node):
+            yield from _patterns(item, [*path, str(i)])
         return
     if not isinstance(node, dict):
         return
     props = node.get("patternProperties") if schema else None
     for where, text in [("pattern", node.get("pattern") if schema else None), *(("patternProperties", k) for k in
                                                             (props if isinstance(props, dict) else ()))]:
-        if isinstance(text, str) and len(text) > patterns.MAX_PATTERN:
-            raise ValueError(f"invalid JSON Schema at {'/'.join([*path, where])}: a pattern of at most "
-                             f"{patterns.MAX_PATTERN:,} characters ({len(text):,} given)")
+        if isinstance(text, str):
+            yield "/".join([*path, where]), text
     for key, value, subschema in under(node, schema):
-        _check_pattern_lengths(value, [*path, key], subschema)
+        yield from _patterns(value, [*path, key], subschema)
+
+
+def _check_pattern_lengths(schema: dict[str, Any]) -> None:
+    """Raise ValueError for a `pattern` or `patternProperties` key longer than patterns.MAX_PATTERN: compiling one of
+    1M characters took about a minute, on load and at every observation."""
+    for where, text in _patterns(schema, []):
+        if len(text) > patterns.MAX_PATTERN:
+            raise ValueError(f"invalid JSON Schema at {where}: a pattern of at most "
+                             f"{patterns.MAX_PATTERN:,} characters ({len(text):,} given)")
+
+
+def _pattern_problems(schema: dict[str, Any]) -> list[str]:
+    """A problem (as the meta-schemas word it) for each pattern validation would fail to compile: drafts 3 and 4's
+    meta-schemas do not check `patternProperties` keys, and validation compiles with `regex`, not `re`."""
+    out = []
+    for where, text in _patterns(schema, []):
+        try:
+            patterns.compile_pattern(text)
+        except ValueError:
+            out.append(f"at {where}: {text!r} is not a 'regex'")
+    return out
 
 
 def schema_errors(instance: Any, schema: dict[str, Any]) -> str | None:
