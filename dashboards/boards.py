@@ -99,21 +99,25 @@ def overview() -> dict[str, Any]:
               [query(f"time() - max by (target, canary) (llm_monitor_last_success_timestamp_seconds{{{CANARY}}})",
                      instant=True)]),
         Panel("timeseries", "Notification failures",
-              "Failed deliveries, deliveries and dropped (dead) notifications to alert sinks per rate interval, "
-              "how many sinks a 410 Gone disabled, and drift notifications on a failing canary's error signals "
-              "held during its outage (one page per outage) and those never sent because their event ended held.",
+              "Failed deliveries, deliveries and dropped (dead) notifications to alert sinks per rate interval; "
+              "notifications a webhook or Slack sink's alert cooldown kept back (a repeated drift.opened or "
+              "canary.down, a model change already told; not failures, nothing is lost); how many sinks a 410 Gone "
+              "disabled; and drift notifications on a failing canary's error signals held during its outage (one "
+              "page per outage) and those never sent because their event ended held.",
               "short", [query(f"sum(increase(llm_monitor_notification_failures_total{{{JOB}}}[{RATE}]))"
                               f" or vector(0)", "failures"),
                         query(f"sum(increase(llm_monitor_notifications_sent_total{{{JOB}}}[{RATE}]))"
                               f" or vector(0)", "sent", "B"),
                         query(f"sum(increase(llm_monitor_notifications_dropped_total{{{JOB}}}[{RATE}]))"
                               f" or vector(0)", "dropped", "C"),
+                        query(f"sum(increase(llm_monitor_notifications_suppressed_total{{{JOB}}}[{RATE}]))"
+                              f" or vector(0)", "suppressed (cooldown)", "D"),
                         query(f"sum(llm_monitor_notification_sink_disabled{{{JOB}}}) or vector(0)",
-                              "disabled sinks", "D"),
+                              "disabled sinks", "E"),
                         query(f"sum(increase(llm_monitor_notifications_held_total{{{JOB}}}[{RATE}]))"
-                              f" or vector(0)", "held (outage)", "E"),
+                              f" or vector(0)", "held (outage)", "F"),
                         query(f"sum(increase(llm_monitor_notifications_inhibited_total{{{JOB}}}[{RATE}]))"
-                              f" or vector(0)", "never sent (ended held)", "F")]),
+                              f" or vector(0)", "never sent (ended held)", "G")]),
         Panel("timeseries", "Store writes waiting",
               "Observations and run records waiting in memory because the store did not answer, failed write "
               "attempts and writes given up on per rate interval, and alert events waiting for the store let go as "

@@ -145,6 +145,21 @@ def test_every_contract_metric_is_on_some_dashboard() -> None:
     assert known - used == set()
 
 
+def test_every_notification_counter_is_on_the_overview_notifications_panel() -> None:
+    """Sent, failed, dropped, suppressed, held and never-sent notifications sit on one panel, each its own series."""
+    exported = {n for n in contract_metrics() if n.startswith("llm_monitor_notification") and n.endswith("_total")}
+    assert "llm_monitor_notifications_suppressed_total" in exported, "could not read the exported counters"
+    board = DASHBOARDS["llm-monitor-overview.json"]
+    (panel,) = [p for p in board["panels"] if p["title"] == "Notification failures"]
+    assert panel["fieldConfig"]["defaults"]["unit"] == "short"
+    for name in sorted(exported):
+        (target,) = [t for t in panel["targets"] if name in metric_names(t["expr"])]
+        assert f"increase({name}{{" in target["expr"] and "[$__rate_interval]" in target["expr"], target["expr"]
+        assert target["legendFormat"] not in ("", "__auto"), name
+    legends = [t["legendFormat"] for t in panel["targets"]]
+    assert len(legends) == len(set(legends))
+
+
 def test_metric_name_parser() -> None:
     expr = ('histogram_quantile(0.95, sum by (target, le) (rate(x_seconds_bucket{job=~"$job", a="b"}'
             '[$__rate_interval]))) / on (job) group_left () time() - y_total')
