@@ -6,14 +6,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from monitor.checks.schema_walk import SCHEMA_MAPS
+from monitor.checks.schema_walk import DATA_KEYWORDS, SCHEMA_MAPS
 
 REFERENCES = ("$ref", "$dynamicRef", "$recursiveRef")  # each followed where its dialect's validator has it
 # Keywords whose subschemas jsonschema applies to the value their schema does, not to a part of it (draft 3's `type`
 # and `disallow` hold schemas beside type names, its `extends` one or a list of them)
 IN_PLACE = frozenset({"allOf", "anyOf", "oneOf", "not", "if", "then", "else", "dependentSchemas", "dependencies",
                       "extends", "type", "disallow"})
-_DATA_KEYWORDS = frozenset({"const", "enum", "default", "examples"})  # hold instances, not subschemas
 
 
 def applied(node: dict[str, Any], cls: Any, entry: Any) -> list[str]:
@@ -38,7 +37,7 @@ def entered_by(key: str, parent: Any, child: Any) -> Any:
 
 def subschemas(key: str, value: Any) -> Iterator[dict[str, Any]]:
     """The subschemas that the keyword `key` holds in `value` (a map's entries; a list's schemas; the value itself)."""
-    if key in _DATA_KEYWORDS:
+    if key in DATA_KEYWORDS:
         return
     if key in SCHEMA_MAPS:
         values = list(value.values()) if isinstance(value, dict) else []

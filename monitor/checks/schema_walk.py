@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-_DATA_KEYWORDS = frozenset({"const", "enum", "default", "examples"})  # hold instances, not subschemas
+DATA_KEYWORDS = frozenset({"const", "enum", "default", "examples"})  # hold instances, not subschemas
 # hold subschemas by name (a property may be called `$schema`); `dependencies` (draft 7) also lists of names
 SCHEMA_MAPS = frozenset({"properties", "patternProperties", "$defs", "definitions", "dependentSchemas",
                           "dependencies"})
@@ -18,8 +18,8 @@ def under(node: dict[str, Any], schema: bool) -> Iterator[tuple[str, Any, bool]]
     for key, value in node.items():
         if not schema:
             yield key, value, True
-        elif key not in _DATA_KEYWORDS:
+        elif key not in DATA_KEYWORDS:
             yield key, value, key not in SCHEMA_MAPS
 
 
-__all__ = ["SCHEMA_MAPS", "under"]
+__all__ = ["DATA_KEYWORDS", "SCHEMA_MAPS", "under"]
