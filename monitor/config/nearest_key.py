@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel
+from rapidfuzz.distance import OSA
 
 
 def nearest_key(model: type[BaseModel], loc: Sequence[Any]) -> str | None:
@@ -30,16 +31,9 @@ MAX_EDITS = 1  # edits between an unknown key and a known one that make it a typ
 
 
 def _edits(a: str, b: str) -> int:
-    """Insertions, deletions, substitutions and swaps of neighbours turning `a` into `b` (optimal string alignment)."""
-    if abs(len(a) - len(b)) > MAX_EDITS:
-        return MAX_EDITS + 1
-    d = [[i + j if not i * j else 0 for j in range(len(b) + 1)] for i in range(len(a) + 1)]
-    for i in range(1, len(a) + 1):
-        for j in range(1, len(b) + 1):
-            d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] != b[j - 1]))
-            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
-                d[i][j] = min(d[i][j], d[i - 2][j - 2] + 1)
-    return d[len(a)][len(b)]
+    """Insertions, deletions, substitutions and swaps of neighbours turning `a` into `b` (optimal string alignment),
+    MAX_EDITS + 1 for any more."""
+    return OSA.distance(a, b, score_cutoff=MAX_EDITS)
 
 
 def _is_model(tp: Any) -> bool:
