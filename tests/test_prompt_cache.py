@@ -199,6 +199,38 @@ async def test_samples_sent_before_the_first_has_read_its_prompt_each_write_it()
     assert [sent_at(0.8), sent_at(5.0)] == [(0, prefix)] * 2
 
 
+async def test_the_cache_entry_is_due_when_the_first_token_is_however_long_planning_takes(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Found by a flaky run under load: the entry was readable ttft after the cache was *consulted*, which is after the
+    # answer's text was generated; a process kept off the CPU in between (3 test workers on 2 cores) had the first
+    # token sent on time and the next call, sent after the whole answer, still miss and write the prefix again.
+    from monitor.sim.anthropic_api import parse
+    from monitor.sim.engine import Engine
+
+    now = [0.0]
+    engine = Engine(scenario_from_dict({"defaults": {**FAST, "ttft": 800}, "models": {"*": {"phases": [{"name": "p"}]}}}),
+                    clock=lambda: now[0])
+    content, slow = engine._content, [0.5]
+
+    def slow_content(*args: Any) -> Any:  # the first text takes half a second to write (or the process waits)
+        now[0] += slow.pop() if slow else 0.0
+        return content(*args)
+
+    monkeypatch.setattr(engine, "_content", slow_content)
+    target = Target(id="t", provider="anthropic", base_url="http://127.0.0.1:9", model="claude-x")
+    provider = AnthropicProvider(target.base_url, "k")
+    req = parse(provider.body(build_request(canary("5m"), target)))
+    await provider.aclose()
+    assert not isinstance(req, str)
+    prefix = len(LONG.split())
+    first = engine.plan(req)  # arrived (and planning began) at 0.0: its first token is due at 0.8
+    now[0] = 0.85  # the next call, planned after that first token
+    second = engine.plan(req)
+    assert first is not None and second is not None
+    assert (first.cache_write_tokens, first.cached_tokens) == (prefix, 0)
+    assert (second.cache_write_tokens, second.cached_tokens) == (0, prefix)
+
+
 async def test_an_empty_system_message_beside_a_marked_one_sends_no_empty_block() -> None:
     """Anthropic refuses an empty text block (400): joined into one string it added nothing, as blocks it is left
     out."""

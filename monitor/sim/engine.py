@@ -203,6 +203,7 @@ class Engine:
 
     def plan(self, req: SimRequest) -> Plan | None:
         """Plan the response to ``req`` and count it; None if no model spec serves it."""
+        arrived = self.clock() - req.waited_s  # read first: writing the text may take a while (or wait for the CPU)
         st = self._state(req.model)
         if st is None:
             return None
@@ -232,8 +233,7 @@ class Engine:
         split = min(split, len(toks))
         if req.cache_points and _answered(fault, req.stream):  # breakpoints marked: the cache answers, not the
             # phase's fractions; a call refused with an error status (a 429, a 5xx) reads and writes nothing
-            cached, write_5m, write_1h = self.prompt_cache.use(req.model, req.cache_points,
-                                                                    ready_in=max(ttft - req.waited_s, 0.0))
+            cached, write_5m, write_1h = self.prompt_cache.use(req.model, req.cache_points, ready_at=arrived + ttft)
         elif req.cache_points:
             cached, write_5m, write_1h = 0, 0, 0
         else:

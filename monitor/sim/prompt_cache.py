@@ -88,10 +88,11 @@ class PromptCache:
     _until: dict[tuple[str, bytes], float] = field(default_factory=dict)
     _ready: dict[tuple[str, bytes], float] = field(default_factory=dict)  # when a written entry can be read
 
-    def use(self, model: str, points: list[Breakpoint], ready_in: float = 0.0) -> tuple[int, int, int]:
+    def use(self, model: str, points: list[Breakpoint], ready_at: float | None = None) -> tuple[int, int, int]:
         """Serve one request's breakpoints: (tokens read, written for 5 minutes, written for an hour); what it writes
-        can be read `ready_in` seconds from now (when its first token comes)."""
+        can be read from `ready_at` on (when its first token is due; now if None or past)."""
         now = self.clock()
+        ready_at = now if ready_at is None else max(ready_at, now)
         self._until = {k: t for k, t in self._until.items() if t > now}
         self._ready = {k: t for k, t in self._ready.items() if k in self._until}
         hit = max((i for i, p in enumerate(points) if (model, p.key) in self._until
@@ -107,7 +108,7 @@ class PromptCache:
                 written[p.ttl] += p.tokens - done
                 done = p.tokens
                 self._until[(model, p.key)] = now + TTL_S[p.ttl]
-                self._ready.setdefault((model, p.key), now + ready_in)  # an earlier write's, if one is under way
+                self._ready.setdefault((model, p.key), ready_at)  # an earlier write's, if one is under way
         return read, written["5m"], written["1h"]
 
     def clear(self) -> None:
