@@ -98,7 +98,7 @@ def overview() -> dict[str, Any]:
               "Seconds since each canary last succeeded on each target; compare with its interval.", "s",
               [query(f"time() - max by (target, canary) (llm_monitor_last_success_timestamp_seconds{{{CANARY}}})",
                      instant=True)]),
-        Panel("timeseries", "Notification failures",
+        Panel("timeseries", "Notification delivery",
               "Failed deliveries, deliveries and dropped (dead) notifications to alert sinks per rate interval; "
               "notifications a webhook or Slack sink's alert cooldown kept back (a repeated drift.opened or "
               "canary.down, a model change already told; not failures, nothing is lost); how many sinks a 410 Gone "

@@ -150,7 +150,7 @@ def test_every_notification_counter_is_on_the_overview_notifications_panel() -> 
     exported = {n for n in contract_metrics() if n.startswith("llm_monitor_notification") and n.endswith("_total")}
     assert "llm_monitor_notifications_suppressed_total" in exported, "could not read the exported counters"
     board = DASHBOARDS["llm-monitor-overview.json"]
-    (panel,) = [p for p in board["panels"] if p["title"] == "Notification failures"]
+    (panel,) = [p for p in board["panels"] if p["title"] == "Notification delivery"]
     assert panel["fieldConfig"]["defaults"]["unit"] == "short"
     for name in sorted(exported):
         (target,) = [t for t in panel["targets"] if name in metric_names(t["expr"])]
