@@ -19,6 +19,8 @@ from monitor.pricing import cost_usd
 from monitor.providers import AnthropicProvider, build_provider
 from monitor.runner import build_request
 from monitor.sim import SimServer, scenario_from_dict
+from monitor.sim.anthropic_api import parse
+from monitor.sim.engine import Engine, SimRequest
 from monitor.sim.prompt_cache import MIN_TOKENS
 from tests.conftest import write_config
 
@@ -47,6 +49,16 @@ async def calls(sim: SimServer, c: Canary, n: int, provider: str = "anthropic", 
         return [await p.complete(build_request(c, target)) for _ in range(n)]
     finally:
         await p.aclose()
+
+
+async def sim_request(c: Canary) -> SimRequest:
+    """What the simulator's Anthropic face reads of `c`'s request, as the provider sends it."""
+    target = Target(id="t", provider="anthropic", base_url="http://127.0.0.1:9", model="claude-x")
+    provider = AnthropicProvider(target.base_url, "k")
+    req = parse(provider.body(build_request(c, target)))
+    await provider.aclose()
+    assert not isinstance(req, str), req
+    return req
 
 
 async def test_a_breakpoint_writes_the_prompt_to_the_cache_once_and_reads_it_after(sim: SimServer) -> None:
@@ -176,17 +188,10 @@ async def test_samples_sent_before_the_first_has_read_its_prompt_each_write_it()
     # Found by review: the simulator's cache entry was there the moment a request was planned, so a canary's samples
     # sent at once read what the first had not even begun to write. Anthropic's is there once the first response
     # begins (its prompt read): until then each concurrent call writes, and pays for, the prefix itself.
-    from monitor.sim.anthropic_api import parse
-    from monitor.sim.engine import Engine
-
     now = [0.0]
     engine = Engine(scenario_from_dict({"defaults": {**FAST, "ttft": 800}, "models": {"*": {"phases": [{"name": "p"}]}}}),
                     clock=lambda: now[0])
-    target = Target(id="t", provider="anthropic", base_url="http://127.0.0.1:9", model="claude-x")
-    provider = AnthropicProvider(target.base_url, "k")
-    req = parse(provider.body(build_request(canary("5m"), target)))
-    await provider.aclose()
-    assert not isinstance(req, str)
+    req = await sim_request(canary("5m"))
     prefix = len(LONG.split())
 
     def sent_at(t: float) -> tuple[int, int]:
@@ -204,9 +209,6 @@ async def test_the_cache_entry_is_due_when_the_first_token_is_however_long_plann
     # Found by a flaky run under load: the entry was readable ttft after the cache was *consulted*, which is after the
     # answer's text was generated; a process kept off the CPU in between (3 test workers on 2 cores) had the first
     # token sent on time and the next call, sent after the whole answer, still miss and write the prefix again.
-    from monitor.sim.anthropic_api import parse
-    from monitor.sim.engine import Engine
-
     now = [0.0]
     engine = Engine(scenario_from_dict({"defaults": {**FAST, "ttft": 800}, "models": {"*": {"phases": [{"name": "p"}]}}}),
                     clock=lambda: now[0])
@@ -217,11 +219,7 @@ async def test_the_cache_entry_is_due_when_the_first_token_is_however_long_plann
         return content(*args)
 
     monkeypatch.setattr(engine, "_content", slow_content)
-    target = Target(id="t", provider="anthropic", base_url="http://127.0.0.1:9", model="claude-x")
-    provider = AnthropicProvider(target.base_url, "k")
-    req = parse(provider.body(build_request(canary("5m"), target)))
-    await provider.aclose()
-    assert not isinstance(req, str)
+    req = await sim_request(canary("5m"))
     prefix = len(LONG.split())
     first = engine.plan(req)  # arrived (and planning began) at 0.0: its first token is due at 0.8
     now[0] = 0.85  # the next call, planned after that first token
